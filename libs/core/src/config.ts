@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Parses environment variables once, at start-up, against a zod object schema whose keys are
+ * the variable names. The first problem is thrown as a ConfigError naming the variable; pair it
+ * with `rejectUnknownEnv` so a misspelt variable cannot silently fall back to a default.
+ */
+export function parseEnv<S extends z.ZodRawShape>(
+  shape: S,
+  env: Env = process.env,
+): z.infer<z.ZodObject<S>> {
+  const known = new Set(Object.keys(shape));
+  const picked: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    if (known.has(key)) picked[key] = value;
+  }
+  const result = z.object(shape).safeParse(picked);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const field = issue?.path.map(String).join('.') || '(environment)';
+    const got = picked[field];
+    throw new ConfigError(field, `${issue?.message ?? 'invalid'}${got === undefined ? '' : ` (got ${JSON.stringify(got)})`}`);
+  }
+  return result.data;
+}
+
+/** Rejects variables with the prefix that no schema declares (e.g. a typo). */
+export function rejectUnknownEnv(prefix: string, knownNames: Iterable<string>, env: Env = process.env): void {
+  const known = new Set(knownNames);
+  for (const key of Object.keys(env)) {
+    if (key.startsWith(prefix) && !known.has(key)) {
+      throw new ConfigError(key, `unknown variable (known: ${[...known].sort().join(', ')})`);
+    }
+  }
+}
+
+/** Reusable field parsers for env values. */
+export const envField = {
+  string: () => z.string().min(1),
+  int: (min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) =>
+    z
+      .string()
+      .regex(/^-?\d+$/, 'must be an integer')
+      .transform(Number)
+      .pipe(z.number().int().min(min).max(max)),
+  bool: () =>
+    z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+      .transform((v) => v === 'true' || v === '1' || v === 'yes'),
+  list: () =>
+    z
+      .string()
+      .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+      .pipe(z.array(z.string()).min(1, 'must list at least one value')),
+  url: () => z.string().url('must be a URL'),
+};

@@ -8,10 +8,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
  * the variable names. The first problem is thrown as a ConfigError naming the variable; pair it
  * with `rejectUnknownEnv` so a misspelt variable cannot silently fall back to a default.
  */
-export function parseEnv<S extends z.ZodRawShape>(
-  shape: S,
-  env: Env = process.env,
-): z.infer<z.ZodObject<S>> {
+export function parseEnv<S extends z.ZodRawShape>(shape: S, env: Env = process.env): z.infer<z.ZodObject<S>> {
   const known = new Set(Object.keys(shape));
   const picked: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) {
@@ -23,7 +20,10 @@ export function parseEnv<S extends z.ZodRawShape>(
     const issue = result.error.issues[0];
     const field = issue?.path.map(String).join('.') || '(environment)';
     const got = picked[field];
-    throw new ConfigError(field, `${issue?.message ?? 'invalid'}${got === undefined ? '' : ` (got ${JSON.stringify(got)})`}`);
+    throw new ConfigError(
+      field,
+      `${issue?.message ?? 'invalid'}${got === undefined ? '' : ` (got ${JSON.stringify(got)})`}`,
+    );
   }
   return result.data;
 }
@@ -54,7 +54,12 @@ export const envField = {
   list: () =>
     z
       .string()
-      .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+      .transform((v) =>
+        v
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0),
+      )
       .pipe(z.array(z.string()).min(1, 'must list at least one value')),
   url: () => z.string().url('must be a URL'),
 };

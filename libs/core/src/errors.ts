@@ -82,7 +82,9 @@ export function toDriftlineError(value: unknown): DriftlineError {
     const code = (value as { code?: unknown }).code;
     const flagged = (value as { retriable?: unknown }).retriable === true;
     const networkish = typeof code === 'string' && RETRIABLE_NODE_CODES.has(code);
-    const connectionClosed = /connection is closed|Connection is closed|socket hang up|ECONNREFUSED/i.test(value.message);
+    const connectionClosed = /connection is closed|Connection is closed|socket hang up|ECONNREFUSED/i.test(
+      value.message,
+    );
     return new DriftlineError('INTERNAL', value.message, {
       cause: value,
       retriable: flagged || networkish || connectionClosed,

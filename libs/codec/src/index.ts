@@ -1,0 +1,1 @@
+export { type RegistryConfig, SchemaRegistryCodec, type TopicCodec } from './codec.js';

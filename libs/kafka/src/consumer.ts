@@ -1,0 +1,237 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Logger, toDriftlineError } from '@driftline/core';
+import { counter, gauge, histogram, type Registry } from '@driftline/observability';
+import type { Batch, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
+import { deliverWithBisect } from './bisect.js';
+import type { EventProducer } from './producer.js';
+import { type DeadLetter, type DecodedRecord, deadLetterMessage, type InboundRecord } from './records.js';
+
+/** What a service plugs into the loop: how to read a record, and how to hand a batch to its sink. */
+export interface BatchProcessor<T> {
+  /** Throws PoisonRecordError for a record that can never be processed (it goes to the DLQ). */
+  decode(record: InboundRecord): Promise<T> | T;
+  /**
+   * Writes the batch to the sink; resolves only once the sink has durably accepted it.
+   * Throw a retriable error when the sink is unavailable (the loop backs off and retries),
+   * a non-retriable one when a record is unacceptable (the loop isolates it into the DLQ).
+   */
+  process(items: ReadonlyArray<DecodedRecord<T>>, context: BatchContext): Promise<void>;
+}
+
+export interface BatchContext {
+  readonly topic: string;
+  readonly partition: number;
+  readonly highWatermark: string;
+}
+
+export interface ConsumerOptions<T> {
+  readonly kafka: Kafka;
+  readonly groupId: string;
+  readonly topics: readonly string[];
+  readonly processor: BatchProcessor<T>;
+  /** Producer used for dead letters (`<topic>.dlq`). */
+  readonly producer: EventProducer;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly fromBeginning?: boolean;
+  readonly backoff?: BackoffPolicy;
+  readonly sessionTimeoutMs?: number;
+  /** Partitions processed concurrently by this instance (each still strictly in order). */
+  readonly partitionsConsumedConcurrently?: number;
+  readonly maxBytesPerPartition?: number;
+}
+
+export interface ConsumerHandle {
+  /** Finishes the batch in hand (or abandons a retry without committing), commits, leaves the group. */
+  stop(): Promise<void>;
+  /** True while joined to the group and not backing off on a failing sink. */
+  ready(): boolean;
+}
+
+function toInbound(batch: Batch, message: Batch['messages'][number]): InboundRecord {
+  const headers: Record<string, Buffer | undefined> = {};
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    headers[name] = value === undefined ? undefined : Buffer.isBuffer(value) ? value : Buffer.from(String(value));
+  }
+  return {
+    topic: batch.topic,
+    partition: batch.partition,
+    offset: message.offset,
+    key: message.key,
+    value: message.value,
+    headers,
+    timestamp: Number(message.timestamp),
+  };
+}
+
+/**
+ * The at-least-once batch loop every driftline consumer runs on:
+ * decode → sink → dead letters → commit, in that order, per partition batch.
+ * Nothing is committed before the sink and the DLQ have acknowledged; while a sink fails the
+ * partition stops advancing and the batch is retried with backoff (heartbeats keep the membership).
+ */
+export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<ConsumerHandle> {
+  const { kafka, groupId, processor, producer, registry } = options;
+  const logger = options.logger.child({ component: 'consumer', group: groupId });
+  const policy = options.backoff ?? defaultBackoff;
+  const metrics = {
+    in: counter(registry, 'driftline_records_in_total', 'Records received from Kafka', ['topic']),
+    out: counter(registry, 'driftline_records_out_total', 'Records accepted by the sink and committed', ['topic']),
+    failed: counter(
+      registry,
+      'driftline_records_failed_total',
+      'Records in batch attempts that failed and were retried',
+      ['topic'],
+    ),
+    dlq: counter(registry, 'driftline_records_dlq_total', 'Records sent to the dead-letter topic', ['topic', 'code']),
+    lag: gauge(registry, 'driftline_consumer_lag', 'High watermark minus next offset to process', [
+      'topic',
+      'partition',
+    ]),
+    backingOff: gauge(registry, 'driftline_consumer_backing_off', '1 while a partition waits on a failing sink', [
+      'topic',
+      'partition',
+    ]),
+    batchSeconds: histogram(registry, 'driftline_batch_duration_seconds', 'Time to decode, sink and commit one batch', [
+      'topic',
+    ]),
+    latency: histogram(
+      registry,
+      'driftline_record_latency_seconds',
+      'Kafka arrival to committed',
+      ['topic'],
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    ),
+  };
+
+  const consumer: Consumer = kafka.consumer({
+    groupId,
+    sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+    heartbeatInterval: 3_000,
+    maxBytesPerPartition: options.maxBytesPerPartition ?? 1_048_576,
+    allowAutoTopicCreation: false,
+  });
+  let joined = false;
+  let stopping = false;
+  const backingOff = new Set<string>();
+  const abort = new AbortController();
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    joined = true;
+  });
+  consumer.on(consumer.events.CRASH, (event) => {
+    joined = false;
+    logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
+  });
+
+  async function attemptBatch(batch: Batch): Promise<void> {
+    const decoded: Array<DecodedRecord<T>> = [];
+    const dead: DeadLetter[] = [];
+    for (const message of batch.messages) {
+      const record = toInbound(batch, message);
+      try {
+        decoded.push({ record, value: await processor.decode(record) });
+      } catch (thrown) {
+        const error = toDriftlineError(thrown);
+        if (error.retriable) throw error; // e.g. the registry is down: retry the whole batch later
+        dead.push({ record, code: error.code, reason: error.message });
+      }
+    }
+    const context: BatchContext = {
+      topic: batch.topic,
+      partition: batch.partition,
+      highWatermark: batch.highWatermark,
+    };
+    dead.push(...(await deliverWithBisect(decoded, (items) => processor.process(items, context))));
+    if (dead.length > 0) {
+      const now = Date.now();
+      await producer.send(
+        `${batch.topic}.dlq`,
+        dead.map((d) => deadLetterMessage(d, groupId, now)),
+      );
+      for (const d of dead) {
+        metrics.dlq.inc({ topic: batch.topic, code: d.code });
+        logger.warn(
+          { topic: batch.topic, partition: batch.partition, offset: d.record.offset, code: d.code, reason: d.reason },
+          `record sent to ${batch.topic}.dlq`,
+        );
+      }
+    }
+  }
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    if (batch.messages.length === 0) return;
+    const started = process.hrtime.bigint();
+    const key = `${batch.topic}/${batch.partition}`;
+    const labels = { topic: batch.topic, partition: String(batch.partition) };
+    metrics.in.inc({ topic: batch.topic }, batch.messages.length);
+    for (let attempt = 0; ; attempt++) {
+      if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
+      try {
+        await attemptBatch(batch);
+        break;
+      } catch (thrown) {
+        const error = toDriftlineError(thrown);
+        metrics.failed.inc({ topic: batch.topic }, batch.messages.length);
+        backingOff.add(key);
+        metrics.backingOff.set(labels, 1);
+        const delay = backoffDelay(policy, attempt);
+        logger.warn(
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            attempt,
+            delayMs: delay,
+            code: error.code,
+            err: error.message,
+          },
+          'batch failed; pausing the partition and retrying',
+        );
+        try {
+          await sleep(delay, undefined, { signal: abort.signal });
+          await payload.heartbeat();
+        } catch {
+          return; // stopping, or the group is rebalancing: leave the batch uncommitted
+        }
+      }
+    }
+    if (backingOff.delete(key)) {
+      metrics.backingOff.set(labels, 0);
+      logger.info({ topic: batch.topic, partition: batch.partition }, 'sink recovered; partition resumed');
+    }
+    const last = batch.lastOffset();
+    payload.resolveOffset(last);
+    // Commit only now that the sink and the DLQ hold everything up to `last`.
+    await consumer.commitOffsets([
+      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+    ]);
+    const now = Date.now();
+    metrics.out.inc({ topic: batch.topic }, batch.messages.length);
+    metrics.lag.set(labels, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n)));
+    metrics.batchSeconds.observe({ topic: batch.topic }, Number(process.hrtime.bigint() - started) / 1e9);
+    for (const message of batch.messages)
+      metrics.latency.observe({ topic: batch.topic }, Math.max(0, now - Number(message.timestamp)) / 1000);
+  }
+
+  await consumer.connect();
+  for (const topic of options.topics) await consumer.subscribe({ topic, fromBeginning: options.fromBeginning ?? true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+    eachBatch,
+  });
+
+  return {
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      abort.abort();
+      // kafkajs waits for the batch in hand to finish before leaving the group.
+      await consumer.disconnect();
+      joined = false;
+    },
+    ready: () => joined && !stopping && backingOff.size === 0,
+  };
+}

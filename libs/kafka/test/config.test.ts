@@ -1,0 +1,29 @@
+import { ConfigError, parseEnv, rejectUnknownEnv } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { kafkaEnvShape, toKafkaConfig } from '../src/config.js';
+
+describe('kafka config', () => {
+  it('parses brokers and defaults', () => {
+    const env = parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'a:9092, b:9092' });
+    expect(toKafkaConfig(env)).toEqual({ brokers: ['a:9092', 'b:9092'], clientId: 'driftline', ssl: false });
+  });
+
+  it('names the variable that is wrong', () => {
+    expect(() => parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'a:1', DRIFTLINE_KAFKA_SSL: 'maybe' })).toThrow(
+      /^DRIFTLINE_KAFKA_SSL: must be true or false \(got "maybe"\)$/,
+    );
+    expect(() => parseEnv(kafkaEnvShape, {})).toThrow(/^DRIFTLINE_KAFKA_BROKERS: /);
+  });
+
+  it('requires SASL credentials when a mechanism is set', () => {
+    const env = parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'a:1', DRIFTLINE_KAFKA_SASL_MECHANISM: 'plain' });
+    expect(() => toKafkaConfig(env)).toThrow(ConfigError);
+    expect(() => toKafkaConfig(env)).toThrow(/DRIFTLINE_KAFKA_SASL_USERNAME/);
+  });
+
+  it('rejects unknown variables with the prefix', () => {
+    expect(() => rejectUnknownEnv('DRIFTLINE_', Object.keys(kafkaEnvShape), { DRIFTLINE_KAFKA_BROKER: 'x' })).toThrow(
+      /^DRIFTLINE_KAFKA_BROKER: unknown variable/,
+    );
+  });
+});

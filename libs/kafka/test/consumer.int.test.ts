@@ -1,0 +1,241 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DriftlineError, PoisonRecordError, silentLogger } from '@driftline/core';
+import { createMetricsRegistry } from '@driftline/observability';
+import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import {
+  type ConsumerHandle,
+  committedOffsets,
+  createProducer,
+  DLQ_HEADERS,
+  type EventProducer,
+  ensureTopics,
+  startConsumer,
+} from '../src/index.js';
+
+const stack = inject('stack');
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+
+async function produceNumbered(topic: string, count: number, partitions: number): Promise<void> {
+  const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
+  const messages = Array.from({ length: count }, (_, i) => ({
+    key: `k${i}`,
+    value: Buffer.from(`v${i}`),
+    partition: i % partitions,
+  }));
+  for (let i = 0; i < messages.length; i += 500) await producer.send(topic, messages.slice(i, i + 500));
+  await producer.disconnect();
+}
+
+describe('consumer loop against real Kafka', () => {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
+  });
+
+  async function consumer<T>(
+    options: Omit<Parameters<typeof startConsumer<T>>[0], 'kafka' | 'producer' | 'logger' | 'registry'> & {
+      producer?: EventProducer;
+    },
+  ) {
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const producer = options.producer ?? (await createProducer(kafka));
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const handle: ConsumerHandle = await startConsumer<T>({
+      ...options,
+      kafka,
+      producer,
+      logger: silentLogger,
+      registry,
+    });
+    cleanup.push(async () => {
+      await handle.stop();
+      await producer.disconnect();
+    });
+    return { handle, registry, kafka };
+  }
+
+  it('sends a poison record to <topic>.dlq with its original bytes and the reason, and goes on', async () => {
+    const topic = uniqueName('poison');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    const producer = await createProducer(kafka);
+    await producer.send(topic, [
+      { key: 'a', value: Buffer.from('1') },
+      { key: 'b', value: Buffer.from('not a number'), headers: { trace: 'xyz' } },
+      { key: 'c', value: Buffer.from('3') },
+      { key: 'd', value: Buffer.from('-4') },
+    ]);
+    await producer.disconnect();
+    const sunk: number[] = [];
+    const group = uniqueName('group');
+    const { registry } = await consumer<number>({
+      groupId: group,
+      topics: [topic],
+      processor: {
+        decode(record) {
+          const n = Number(record.value?.toString());
+          if (Number.isNaN(n)) throw new PoisonRecordError('DECODE_FAILED', 'value is not a number');
+          return n;
+        },
+        async process(items) {
+          // The sink refuses negative numbers: a non-retriable, per-record failure.
+          if (items.some((i) => i.value < 0))
+            throw new PoisonRecordError('VALIDATION_FAILED', 'negative value refused by sink');
+          sunk.push(...items.map((i) => i.value));
+        },
+      },
+    });
+    const dead = await readTopic(kafka, `${topic}.dlq`, 2);
+    const byKey = new Map(dead.map((d) => [d.message.key?.toString(), d.message]));
+    expect(byKey.get('b')?.value?.toString()).toBe('not a number');
+    expect(byKey.get('b')?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('value is not a number');
+    expect(byKey.get('b')?.headers?.[DLQ_HEADERS.code]?.toString()).toBe('DECODE_FAILED');
+    expect(byKey.get('b')?.headers?.trace?.toString()).toBe('xyz');
+    expect(byKey.get('b')?.headers?.[DLQ_HEADERS.offset]?.toString()).toBe('1');
+    expect(byKey.get('d')?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('negative value refused by sink');
+    await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 4n ? true : undefined));
+    expect(sunk.sort()).toEqual([1, 3]);
+    const dlqMetric = await registry.getSingleMetricAsString('driftline_records_dlq_total');
+    expect(dlqMetric).toMatch(/driftline_records_dlq_total\{[^}]*code="DECODE_FAILED"[^}]*\} 1$/m);
+    expect(dlqMetric).toMatch(/driftline_records_dlq_total\{[^}]*code="VALIDATION_FAILED"[^}]*\} 1$/m);
+  });
+
+  it('backs off while the sink fails, commits nothing ahead of it, and loses nothing', async () => {
+    const topic = uniqueName('flaky');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 2 }]);
+    await produceNumbered(topic, 200, 2);
+    const group = uniqueName('group');
+    let sinkUp = false;
+    let failures = 0;
+    const sunk = new Set<string>();
+    const { handle } = await consumer<string>({
+      groupId: group,
+      topics: [topic],
+      backoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items) {
+          if (!sinkUp) {
+            failures++;
+            throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
+          }
+          for (const i of items) sunk.add(i.value);
+        },
+      },
+    });
+    await eventually(async () => (failures >= 5 ? true : undefined));
+    expect(handle.ready()).toBe(false);
+    const whileDown = await committedOffsets(kafka, group, topic);
+    expect([...whileDown.values()].every((o) => o === -1n)).toBe(true);
+    sinkUp = true;
+    await eventually(async () => (sunk.size === 200 ? true : undefined));
+    await eventually(async () => {
+      const offsets = await committedOffsets(kafka, group, topic);
+      return offsets.get(0) === 100n && offsets.get(1) === 100n ? true : undefined;
+    });
+    await eventually(async () => (handle.ready() ? true : undefined));
+  });
+
+  function spawnConsumer(env: Record<string, string>): {
+    child: ChildProcess;
+    ready: Promise<void>;
+    exit: Promise<number | null>;
+  } {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=source', 'libs/kafka/test/fixtures/redis-sink-consumer.ts'],
+      { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const ready = new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+      child.once('exit', (code) => reject(new Error(`consumer exited early (${code})`)));
+    });
+    const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    return { child, ready, exit };
+  }
+
+  it('a consumer killed mid-batch and restarted processes every record at least once and commits nothing it did not finish', async () => {
+    const topic = uniqueName('crash');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const partitions = 3;
+    const total = 3_000;
+    await ensureTopics(kafka, [{ topic, partitions }]);
+    await produceNumbered(topic, total, partitions);
+    const redis = new Redis(stack.redisUrl);
+    cleanup.push(async () => redis.disconnect());
+    const key = uniqueName('crash');
+    const group = uniqueName('group');
+    const env = {
+      BROKERS: stack.kafkaBrokers.join(','),
+      REDIS_URL: stack.redisUrl,
+      TOPIC: topic,
+      GROUP: group,
+      KEY: key,
+      BATCH_DELAY_MS: '30',
+    };
+
+    const assertNothingCommittedAhead = async () => {
+      const offsets = await committedOffsets(kafka, group, topic);
+      for (let p = 0; p < partitions; p++) {
+        const committed = Number(offsets.get(p) ?? -1n);
+        if (committed <= 0) continue;
+        const done = new Set(await redis.smembers(`${key}:${p}`));
+        for (let o = 0; o < committed; o++)
+          expect(done.has(String(o)), `partition ${p} offset ${o} committed but not processed`).toBe(true);
+      }
+      return offsets;
+    };
+
+    let kills = 0;
+    for (let round = 0; round < 4; round++) {
+      const run = spawnConsumer(env);
+      await run.ready;
+      // Let it get into the stream, then kill it while a batch is in flight.
+      await eventually(
+        async () => {
+          const started = Number(await redis.get(`${key}:batches-started`));
+          const done = Number(await redis.get(`${key}:batches-done`));
+          return started > done && started > round * 3 ? true : undefined;
+        },
+        30_000,
+        5,
+      );
+      run.child.kill('SIGKILL');
+      await run.exit;
+      kills++;
+      await assertNothingCommittedAhead();
+    }
+    expect(kills).toBe(4);
+
+    // Final run: let it finish, then stop it gracefully with SIGTERM.
+    const last = spawnConsumer(env);
+    await last.ready;
+    await eventually(
+      async () => {
+        const offsets = await committedOffsets(kafka, group, topic);
+        const sum = [...offsets.values()].reduce((a, b) => a + (b > 0n ? b : 0n), 0n);
+        return sum === BigInt(total) ? true : undefined;
+      },
+      90_000,
+      200,
+    );
+    last.child.kill('SIGTERM');
+    expect(await last.exit).toBe(0);
+
+    const offsets = await assertNothingCommittedAhead();
+    for (let p = 0; p < partitions; p++) {
+      expect(offsets.get(p)).toBe(BigInt(total / partitions));
+      expect(await redis.scard(`${key}:${p}`)).toBe(total / partitions);
+    }
+    // SIGTERM left the group: no member remains.
+    const admin = kafka.admin();
+    await admin.connect();
+    const { groups } = await admin.describeGroups([group]);
+    await admin.disconnect();
+    expect(groups[0]?.members).toHaveLength(0);
+  });
+});

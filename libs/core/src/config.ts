@@ -29,9 +29,15 @@ export function parseEnv<S extends z.ZodRawShape>(shape: S, env: Env = process.e
 }
 
 /** Rejects variables with the prefix that no schema declares (e.g. a typo). */
-export function rejectUnknownEnv(prefix: string, knownNames: Iterable<string>, env: Env = process.env): void {
+export function rejectUnknownEnv(
+  prefix: string,
+  knownNames: Iterable<string>,
+  env: Env = process.env,
+  ignorePrefixes: readonly string[] = [],
+): void {
   const known = new Set(knownNames);
   for (const key of Object.keys(env)) {
+    if (ignorePrefixes.some((p) => key.startsWith(p))) continue;
     if (key.startsWith(prefix) && !known.has(key)) {
       throw new ConfigError(key, `unknown variable (known: ${[...known].sort().join(', ')})`);
     }

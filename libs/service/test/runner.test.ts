@@ -1,0 +1,29 @@
+import { ConfigError } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { selectServices, startRunner } from '../src/index.js';
+
+describe('runner configuration', () => {
+  it('fails fast, before connecting, naming a wrong variable', async () => {
+    await expect(
+      startRunner({
+        services: [],
+        env: { DRIFTLINE_KAFKA_BROKERS: '127.0.0.1:1', DRIFTLINE_SCHEMA_REGISTRY_URL: 'not a url' },
+      }),
+    ).rejects.toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: must be a URL/);
+  });
+
+  it('rejects a misspelt variable instead of using a default', async () => {
+    await expect(
+      startRunner({ services: [], env: { DRIFTLINE_KAFKA_BROKERS: 'a:1', DRIFTLINE_TOPIC_PREFX: 'x' } }),
+    ).rejects.toThrow(/^DRIFTLINE_TOPIC_PREFX: unknown variable/);
+  });
+
+  it('selects services by name and refuses unknown ones', () => {
+    const all = [{ name: 'a' }, { name: 'b' }];
+    expect(selectServices(all, undefined)).toEqual(all);
+    expect(selectServices(all, 'all')).toEqual(all);
+    expect(selectServices(all, 'b')).toEqual([{ name: 'b' }]);
+    expect(() => selectServices(all, 'b,c')).toThrow(ConfigError);
+    expect(() => selectServices(all, 'c')).toThrow(/^DRIFTLINE_SERVICES: unknown service c/);
+  });
+});

@@ -1,0 +1,2 @@
+export { allMigrations } from './migrations.js';
+export { allServices } from './services.js';

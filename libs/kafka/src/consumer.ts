@@ -16,7 +16,18 @@ export interface BatchProcessor<T> {
    * Throw a retriable error when the sink is unavailable (the loop backs off and retries),
    * a non-retriable one when a record is unacceptable (the loop isolates it into the DLQ).
    */
-  process(items: ReadonlyArray<DecodedRecord<T>>, context: BatchContext): Promise<void>;
+  process(items: ReadonlyArray<DecodedRecord<T>>, context: BatchContext): Promise<void | ProcessResult>;
+  /** Called when partitions are no longer owned (rebalance or stop): drop their in-memory state. */
+  revoked?(partitions: ReadonlyArray<{ topic: string; partition: number }>): void;
+}
+
+/**
+ * A stateful processor (windows) may hold records in memory that its sink has not seen yet. It
+ * returns the offset it is safe to commit — the first offset whose effects are not yet durable —
+ * and the loop commits no further, so a restart replays exactly what was only in memory.
+ */
+export interface ProcessResult {
+  readonly commitOffset?: string;
 }
 
 export interface BatchContext {
@@ -115,16 +126,29 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   let joined = false;
   let stopping = false;
   const backingOff = new Set<string>();
+  const lastCommitted = new Map<string, bigint>();
   const abort = new AbortController();
-  consumer.on(consumer.events.GROUP_JOIN, () => {
+  let owned = new Set<string>();
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
     joined = true;
+    // Tell a stateful processor which partitions it lost in this rebalance.
+    const now = new Set<string>();
+    for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
+      for (const p of partitions) now.add(`${topic}\u0000${p}`);
+    }
+    const lost = [...owned].filter((k) => !now.has(k));
+    owned = now;
+    lastCommitted.clear(); // another member may have committed meanwhile
+    if (lost.length > 0 && processor.revoked !== undefined) {
+      processor.revoked(lost.map((k) => ({ topic: k.split('\u0000')[0]!, partition: Number(k.split('\u0000')[1]) })));
+    }
   });
   consumer.on(consumer.events.CRASH, (event) => {
     joined = false;
     logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
   });
 
-  async function attemptBatch(batch: Batch): Promise<void> {
+  async function attemptBatch(batch: Batch): Promise<string | undefined> {
     const decoded: Array<DecodedRecord<T>> = [];
     const dead: DeadLetter[] = [];
     for (const message of batch.messages) {
@@ -142,7 +166,16 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       partition: batch.partition,
       highWatermark: batch.highWatermark,
     };
-    dead.push(...(await deliverWithBisect(decoded, (items) => processor.process(items, context))));
+    let commitOffset: string | undefined;
+    dead.push(
+      ...(await deliverWithBisect(decoded, async (items) => {
+        const result = await processor.process(items, context);
+        const offered = result?.commitOffset;
+        if (offered !== undefined && (commitOffset === undefined || BigInt(offered) < BigInt(commitOffset))) {
+          commitOffset = offered;
+        }
+      })),
+    );
     if (dead.length > 0) {
       const now = Date.now();
       await producer.send(
@@ -157,6 +190,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         );
       }
     }
+    return commitOffset;
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -166,10 +200,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const key = `${batch.topic}/${batch.partition}`;
     const labels = { topic: batch.topic, partition: String(batch.partition) };
     metrics.in.inc({ topic: batch.topic }, batch.messages.length);
+    let commitOffset: string | undefined;
     for (let attempt = 0; ; attempt++) {
       if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
       try {
-        await attemptBatch(batch);
+        commitOffset = await attemptBatch(batch);
         break;
       } catch (thrown) {
         const error = toDriftlineError(thrown);
@@ -202,10 +237,14 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     }
     const last = batch.lastOffset();
     payload.resolveOffset(last);
-    // Commit only now that the sink and the DLQ hold everything up to `last`.
-    await consumer.commitOffsets([
-      { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-    ]);
+    // Commit only now that the sink and the DLQ hold everything up to `last` — or less, when a
+    // stateful processor still holds part of it in memory only. Never move a commit backwards.
+    const next = BigInt(last) + 1n;
+    const safe = commitOffset !== undefined && BigInt(commitOffset) < next ? BigInt(commitOffset) : next;
+    if (safe > (lastCommitted.get(key) ?? -1n)) {
+      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: safe.toString() }]);
+      lastCommitted.set(key, safe);
+    }
     const now = Date.now();
     metrics.out.inc({ topic: batch.topic }, batch.messages.length);
     metrics.lag.set(labels, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n)));

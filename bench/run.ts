@@ -1,0 +1,59 @@
+// `make bench`: runs every benchmark against the local stack (started when none runs), prints
+// progress on stderr and ONE JSON object as the last line of stdout, also written to
+// bench/results/latest.json. Figures are medians of repeated runs: these machines are shared.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { endpointsFromEnv, stackDown, stackUp, type StackEndpoints } from '@driftline/stack';
+
+type Bench = (endpoints: StackEndpoints) => Promise<Record<string, number | string>>;
+
+interface BenchEntry {
+  readonly name: string;
+  readonly load: () => Promise<Bench>;
+}
+
+/** Every benchmark, in run order. Each contributes its own keys to the summary. */
+const benches: BenchEntry[] = [];
+
+const only = process.argv.slice(2);
+const here = dirname(fileURLToPath(import.meta.url));
+
+async function main(): Promise<void> {
+  const external = endpointsFromEnv();
+  const started = external === undefined ? await stackUp({ log: (l) => process.stderr.write(`${l}\n`) }) : undefined;
+  const endpoints = external ?? started!.endpoints;
+  const summary: Record<string, number | string> = {
+    'machine.cpus': cpus().length,
+    'machine.memory_gib': Math.round(totalmem() / 2 ** 30),
+    'node.version': process.version,
+  };
+  const failures: string[] = [];
+  try {
+    for (const entry of benches) {
+      if (only.length > 0 && !only.includes(entry.name)) continue;
+      process.stderr.write(`bench ${entry.name}: running\n`);
+      const t0 = Date.now();
+      try {
+        const result = await (await entry.load())(endpoints);
+        Object.assign(summary, result);
+        process.stderr.write(`bench ${entry.name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      } catch (error) {
+        failures.push(entry.name);
+        process.stderr.write(`bench ${entry.name}: FAILED: ${error instanceof Error ? error.stack : String(error)}\n`);
+      }
+    }
+  } finally {
+    if (started?.startedNow === true) await stackDown();
+  }
+  if (failures.length > 0) summary['bench.failed'] = failures.join(',');
+  const out = join(here, 'results');
+  mkdirSync(out, { recursive: true });
+  const line = JSON.stringify(summary);
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  process.stdout.write(`${line}\n`);
+  process.exitCode = failures.length > 0 ? 1 : 0;
+}
+
+await main();

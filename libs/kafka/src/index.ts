@@ -8,6 +8,7 @@ export {
   type BatchProcessor,
   type ConsumerHandle,
   type ConsumerOptions,
+  type ProcessResult,
   startConsumer,
 } from './consumer.js';
 export { createProducer, type EventProducer } from './producer.js';

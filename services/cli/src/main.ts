@@ -1,17 +1,20 @@
 #!/usr/bin/env node
 import { ConfigError, DriftlineError } from '@driftline/core';
+import { driftCommand } from './commands/drift.js';
 import { runCommand } from './commands/run.js';
 
 const USAGE = `usage: driftline <command> [options]
 
 commands:
   run [service,...]   start services in this process (default: all; or DRIFTLINE_SERVICES)
+  drift               offline drift of a current table against a reference (driftline drift --help)
 `;
 
 type Command = (args: readonly string[]) => Promise<number>;
 
 const commands: Record<string, Command> = {
   run: runCommand,
+  drift: driftCommand,
 };
 
 async function main(argv: readonly string[]): Promise<number> {

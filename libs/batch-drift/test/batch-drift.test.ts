@@ -1,0 +1,65 @@
+import { ks2samp, psiNumeric } from '@driftline/stats';
+import { describe, expect, it } from 'vitest';
+import { columnDrift, tableDrift, typeColumns } from '../src/index.js';
+
+describe('typeColumns', () => {
+  it('types numeric and categorical columns and reads NA spellings as missing', () => {
+    const cols = typeColumns(
+      ['x', 'c', 'mixed'],
+      [
+        ['1.5', 'a', '1'],
+        ['', 'NA', 'b'],
+        ['NaN', 'b', '2'],
+      ],
+    );
+    expect(cols[0]?.kind).toBe('numeric');
+    expect(Array.from(cols[0]!.values as Float64Array)).toEqual([1.5, Number.NaN, Number.NaN]);
+    expect(cols[1]).toEqual({ name: 'c', kind: 'categorical', values: ['a', null, 'b'] });
+    expect(cols[2]?.kind).toBe('categorical');
+  });
+});
+
+describe('columnDrift', () => {
+  const ref = {
+    name: 'x',
+    kind: 'numeric' as const,
+    values: Float64Array.from({ length: 400 }, (_, i) => (i % 40) / 4),
+  };
+  const same = {
+    name: 'x',
+    kind: 'numeric' as const,
+    values: Float64Array.from({ length: 300 }, (_, i) => (i % 40) / 4),
+  };
+  const shifted = {
+    name: 'x',
+    kind: 'numeric' as const,
+    values: Float64Array.from({ length: 300 }, (_, i) => (i % 40) / 4 + 5),
+  };
+
+  it('reports the statistics of libs/stats for a numeric column and no drift for the same distribution', () => {
+    const r = columnDrift(ref, same);
+    expect(r.psi).toBeCloseTo(psiNumeric(ref.values, same.values).value, 12);
+    expect(r.ks_statistic).toBe(ks2samp(ref.values, same.values).statistic);
+    expect(r.drifted).toBe(false);
+    expect(r.out_of_range_share).toBe(0);
+  });
+
+  it('calls drift on a shifted column, by PSI and KS, with the out-of-range share', () => {
+    const r = columnDrift(ref, shifted);
+    expect(r.drifted_by).toEqual(['psi', 'ks']);
+    expect(r.out_of_range_share).toBeCloseTo(140 / 300, 12); // i % 40 >= 20 in 7 full cycles of 40;
+  });
+
+  it('compares categories with PSI and chi-square, counting new categories as other', () => {
+    const a = { name: 'c', kind: 'categorical' as const, values: [...'aabbccaabbcc'] };
+    const b = { name: 'c', kind: 'categorical' as const, values: [...'ddddddddaabb'] };
+    const r = columnDrift(a, b);
+    expect(r.kind).toBe('categorical');
+    expect(r.drifted_by).toContain('psi');
+    expect(r.chi2_p_value).toBeLessThan(0.05);
+  });
+
+  it('refuses tables with no shared column', () => {
+    expect(() => tableDrift([ref], [{ ...same, name: 'y' }])).toThrow(/share no column/);
+  });
+});

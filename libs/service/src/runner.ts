@@ -12,6 +12,8 @@ export interface RunnerOptions {
   readonly env?: Env;
   readonly migrations?: readonly Migration[];
   readonly logger?: Logger;
+  /** Every service of the binary: their variables are known even when they are not started. */
+  readonly knownServices?: ReadonlyArray<ServiceDefinition<never, unknown>>;
 }
 
 export interface Runner {
@@ -29,7 +31,12 @@ export interface Runner {
 export async function startRunner(options: RunnerOptions): Promise<Runner> {
   const env = options.env ?? process.env;
   const shapes = options.services.map((s) => s.envShape as Record<string, never>);
-  const known = [...Object.keys(commonEnvShape), ...shapes.flatMap((s) => Object.keys(s)), 'DRIFTLINE_SERVICES'];
+  const knownShapes = (options.knownServices ?? options.services).map((s) => s.envShape as Record<string, never>);
+  const known = [
+    ...Object.keys(commonEnvShape),
+    ...[...shapes, ...knownShapes].flatMap((s) => Object.keys(s)),
+    'DRIFTLINE_SERVICES',
+  ];
   // The stack tool, the demo and the benchmarks have variables of their own.
   rejectUnknownEnv('DRIFTLINE_', known, env, ['DRIFTLINE_STACK_', 'DRIFTLINE_DEMO_', 'DRIFTLINE_BENCH_']);
   const common = toCommonConfig(parseEnv(commonEnvShape, env));

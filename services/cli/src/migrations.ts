@@ -1,4 +1,7 @@
 import type { Migration } from '@driftline/clickhouse';
+import { labelJoinerMigrations } from '@driftline/label-joiner';
 
 /** ClickHouse DDL of every service, applied once per database by the runner. */
-export const allMigrations: readonly Migration[] = [];
+export const allMigrations: readonly Migration[] = [
+  ...labelJoinerMigrations, // 0200_labeled_predictions
+];

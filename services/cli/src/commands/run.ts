@@ -6,7 +6,7 @@ import { allServices } from '../services.js';
 export async function runCommand(args: readonly string[]): Promise<number> {
   const names = args[0] ?? process.env.DRIFTLINE_SERVICES;
   const services = selectServices(allServices, names);
-  const runner = await startRunner({ services, migrations: allMigrations });
+  const runner = await startRunner({ services, knownServices: allServices, migrations: allMigrations });
   const log = runner.context.logger;
   log.info({ services: services.map((s) => s.name), httpPort: runner.httpPort }, 'driftline running');
   await new Promise<void>((resolve) => {

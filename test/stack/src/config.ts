@@ -1,0 +1,140 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Where everything lives and which versions/binaries to use; read from the environment once per call. */
+export interface StackConfig {
+  repoRoot: string;
+  /** Runtime state: state.json, data dirs, logs (default `<repo>/.stack`). */
+  stateDir: string;
+  /** Downloads: Kafka libs, the Maven repo, Apicurio (default `<repo>/.cache/stack`). */
+  cacheDir: string;
+  java: string;
+  /** True when DRIFTLINE_STACK_JAVA was given: never try to install Java then. */
+  javaExplicit: boolean;
+  mvn: string;
+  redisServer: string;
+  kafkaVersion: string;
+  apicurioVersion: string;
+  /** Maven repository base URL used for the Apicurio download (mvn uses its own settings). */
+  mavenRepo: string;
+  ports: {
+    kafka?: number | undefined;
+    kafkaController?: number | undefined;
+    registry?: number | undefined;
+    redis?: number | undefined;
+  };
+  /** Default readiness timeout per service, from DRIFTLINE_STACK_TIMEOUT_MS (default 120 s). */
+  timeoutMs: number;
+}
+
+export const DEFAULT_KAFKA_VERSION = '4.3.1';
+export const DEFAULT_APICURIO_VERSION = '3.0.9';
+export const DEFAULT_TIMEOUT_MS = 120_000;
+
+/** Every variable this package reads (documented in the README). */
+export const STACK_ENV_VARS = [
+  'DRIFTLINE_STACK_DIR',
+  'DRIFTLINE_STACK_CACHE_DIR',
+  'DRIFTLINE_STACK_JAVA',
+  'DRIFTLINE_STACK_MVN',
+  'DRIFTLINE_STACK_REDIS_SERVER',
+  'DRIFTLINE_STACK_KAFKA_VERSION',
+  'DRIFTLINE_STACK_APICURIO_VERSION',
+  'DRIFTLINE_STACK_MAVEN_REPO',
+  'DRIFTLINE_STACK_KAFKA_PORT',
+  'DRIFTLINE_STACK_KAFKA_CONTROLLER_PORT',
+  'DRIFTLINE_STACK_REGISTRY_PORT',
+  'DRIFTLINE_STACK_REDIS_PORT',
+  'DRIFTLINE_STACK_TIMEOUT_MS',
+  'DRIFTLINE_STACK_KEEP',
+] as const;
+
+/** test/stack/src (or dist) -> repo root. */
+export function defaultRepoRoot(): string {
+  return path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..');
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed === undefined || trimmed === '' ? undefined : trimmed;
+}
+
+export function parsePort(name: string, value: string | undefined): number | undefined {
+  const v = nonEmpty(value);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new Error(`${name} must be a TCP port number (got ${JSON.stringify(value)})`);
+  const port = Number(v);
+  if (port < 1 || port > 65535) throw new Error(`${name} must be between 1 and 65535 (got ${port})`);
+  return port;
+}
+
+function parseVersion(name: string, value: string | undefined, fallback: string): string {
+  const v = nonEmpty(value) ?? fallback;
+  if (!/^\d+\.\d+\.\d+([.-][A-Za-z0-9.]+)?$/.test(v)) {
+    throw new Error(`${name} must look like 1.2.3 (got ${JSON.stringify(v)})`);
+  }
+  return v;
+}
+
+export interface ConfigOverrides {
+  stateDir?: string | undefined;
+  cacheDir?: string | undefined;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): StackConfig {
+  const repoRoot = defaultRepoRoot();
+  const stateDir = path.resolve(
+    overrides.stateDir ?? nonEmpty(env.DRIFTLINE_STACK_DIR) ?? path.join(repoRoot, '.stack'),
+  );
+  const cacheDir = path.resolve(
+    overrides.cacheDir ?? nonEmpty(env.DRIFTLINE_STACK_CACHE_DIR) ?? path.join(repoRoot, '.cache', 'stack'),
+  );
+  const explicitJava = nonEmpty(env.DRIFTLINE_STACK_JAVA);
+  const timeoutRaw = nonEmpty(env.DRIFTLINE_STACK_TIMEOUT_MS);
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  if (timeoutRaw !== undefined) {
+    if (!/^\d+$/.test(timeoutRaw) || Number(timeoutRaw) <= 0) {
+      throw new Error(`DRIFTLINE_STACK_TIMEOUT_MS must be a positive integer (got ${JSON.stringify(timeoutRaw)})`);
+    }
+    timeoutMs = Number(timeoutRaw);
+  }
+  return {
+    repoRoot,
+    stateDir,
+    cacheDir,
+    java: explicitJava ?? 'java',
+    javaExplicit: explicitJava !== undefined,
+    mvn: nonEmpty(env.DRIFTLINE_STACK_MVN) ?? 'mvn',
+    redisServer: nonEmpty(env.DRIFTLINE_STACK_REDIS_SERVER) ?? 'redis-server',
+    kafkaVersion: parseVersion(
+      'DRIFTLINE_STACK_KAFKA_VERSION',
+      env.DRIFTLINE_STACK_KAFKA_VERSION,
+      DEFAULT_KAFKA_VERSION,
+    ),
+    apicurioVersion: parseVersion(
+      'DRIFTLINE_STACK_APICURIO_VERSION',
+      env.DRIFTLINE_STACK_APICURIO_VERSION,
+      DEFAULT_APICURIO_VERSION,
+    ),
+    mavenRepo: (nonEmpty(env.DRIFTLINE_STACK_MAVEN_REPO) ?? 'https://repo1.maven.org/maven2').replace(/\/+$/, ''),
+    ports: {
+      kafka: parsePort('DRIFTLINE_STACK_KAFKA_PORT', env.DRIFTLINE_STACK_KAFKA_PORT),
+      kafkaController: parsePort('DRIFTLINE_STACK_KAFKA_CONTROLLER_PORT', env.DRIFTLINE_STACK_KAFKA_CONTROLLER_PORT),
+      registry: parsePort('DRIFTLINE_STACK_REGISTRY_PORT', env.DRIFTLINE_STACK_REGISTRY_PORT),
+      redis: parsePort('DRIFTLINE_STACK_REDIS_PORT', env.DRIFTLINE_STACK_REDIS_PORT),
+    },
+    timeoutMs,
+  };
+}
+
+/** Paths inside the state dir. */
+export function statePaths(stateDir: string) {
+  return {
+    stateFile: path.join(stateDir, 'state.json'),
+    lockDir: path.join(stateDir, '.lock'),
+    logsDir: path.join(stateDir, 'logs'),
+    kafkaDir: path.join(stateDir, 'kafka'),
+    registryDir: path.join(stateDir, 'schema-registry'),
+    redisDir: path.join(stateDir, 'redis'),
+  };
+}

@@ -1,0 +1,84 @@
+import net from 'node:net';
+
+function listen(port: number, host: string): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ port, host, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+function close(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * Finds `count` distinct free TCP ports on `host` by binding port 0 (the kernel picks) and keeping
+ * all sockets open until every port is known, so the same port is never handed out twice.
+ */
+export async function pickFreePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) servers.push(await listen(0, host));
+    return servers.map((s) => {
+      const address = s.address();
+      if (address === null || typeof address === 'string') throw new Error('could not read the bound port');
+      return address.port;
+    });
+  } finally {
+    await Promise.all(servers.map(close));
+  }
+}
+
+export async function pickFreePort(host = '127.0.0.1'): Promise<number> {
+  const [port] = await pickFreePorts(1, host);
+  if (port === undefined) throw new Error('no port picked');
+  return port;
+}
+
+/** True when `port` can be bound on `host` right now. */
+export async function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  try {
+    await close(await listen(port, host));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface PortRequest {
+  name: string;
+  /** A fixed port (from the environment); picked freely when undefined. */
+  fixed?: number | undefined;
+}
+
+/**
+ * Resolves fixed ports (checking they are free, with a clear error naming the variable's service)
+ * and picks free ones for the rest, all distinct.
+ */
+export async function assignPorts(requests: PortRequest[], host = '127.0.0.1'): Promise<Map<string, number>> {
+  const result = new Map<string, number>();
+  const fixed = new Set<number>();
+  for (const r of requests) {
+    if (r.fixed === undefined) continue;
+    if (fixed.has(r.fixed)) throw new Error(`port ${r.fixed} is requested twice (${r.name})`);
+    if (!(await isPortFree(r.fixed, host))) {
+      throw new Error(`port ${r.fixed} for ${r.name} is already in use on ${host}`);
+    }
+    fixed.add(r.fixed);
+    result.set(r.name, r.fixed);
+  }
+  const free = requests.filter((r) => r.fixed === undefined);
+  // Pick a few spare ports so a picked port that collides with a fixed one can be skipped.
+  const picked = (await pickFreePorts(free.length + fixed.size, host)).filter((p) => !fixed.has(p));
+  free.forEach((r, i) => {
+    const port = picked[i];
+    if (port === undefined) throw new Error(`could not pick a port for ${r.name}`);
+    result.set(r.name, port);
+  });
+  return result;
+}

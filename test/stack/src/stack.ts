@@ -1,0 +1,612 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { type ConfigOverrides, loadConfig, type StackConfig, statePaths } from './config.js';
+import {
+  ensureKafkaDist,
+  generateClusterId,
+  isKafkaCached,
+  kafkaReady,
+  renderLog4j2Xml,
+  renderServerProperties,
+} from './kafka.js';
+import { acquireLock } from './lock.js';
+import { assignPorts } from './ports.js';
+import { checkOwnership, readProcInfo, type SpawnedProcess, spawnDetached, stopProcesses } from './proc.js';
+import { redisArgs, redisPing } from './redis.js';
+import {
+  CCOMPAT_PATH,
+  ensureApicurioDist,
+  registryReady,
+  registrySystemProperties,
+  setGlobalCompatibility,
+} from './registry.js';
+import {
+  type ProcessRecord,
+  readState,
+  removeState,
+  SERVICE_NAMES,
+  type ServiceName,
+  type StackState,
+  writeState,
+} from './state.js';
+import { ensureCommands, javaMajorVersion, type Requirement } from './system.js';
+import { errorMessage, formatMs, runChecked, sleep, tailFile, which } from './util.js';
+
+export interface StackEndpoints {
+  kafkaBrokers: string[];
+  /** Full Confluent-compatible base URL, e.g. http://127.0.0.1:8081/apis/ccompat/v7 */
+  schemaRegistryUrl: string;
+  redisUrl: string;
+}
+
+export interface StackUpOptions extends ConfigOverrides {
+  log?: (line: string) => void;
+  /** Readiness timeout per service, counted from its start (default 120 s or DRIFTLINE_STACK_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /**
+   * Set by a test run's global setup: records this process as a user of the stack (a lease, dropped
+   * with `stackRelease`), and marks a stack it starts as started by tests.
+   */
+  testRun?: boolean;
+}
+
+export interface StackUpResult {
+  endpoints: StackEndpoints;
+  /** False when a running stack from state.json was reused. */
+  startedNow: boolean;
+  startupMs: number;
+}
+
+export interface StackDownOptions extends ConfigOverrides {
+  log?: (line: string) => void;
+  /** How long to wait after SIGTERM before SIGKILL (default 15 s). */
+  graceMs?: number;
+}
+
+export interface StackStatus {
+  running: boolean;
+  endpoints?: StackEndpoints;
+  processes: Array<{ name: string; pid: number; alive: boolean }>;
+}
+
+const BIND_ERROR = /Address already in use|BindException|seems to be in use/i;
+
+/** How long `up`/`down` wait for another `up`/`down` on the same state dir (covers a cold download). */
+const LOCK_TIMEOUT_MS = 20 * 60_000;
+
+export function endpointsForPorts(ports: { kafka: number; registry: number; redis: number }): StackEndpoints {
+  return {
+    kafkaBrokers: [`127.0.0.1:${ports.kafka}`],
+    schemaRegistryUrl: `http://127.0.0.1:${ports.registry}${CCOMPAT_PATH}`,
+    redisUrl: `redis://127.0.0.1:${ports.redis}`,
+  };
+}
+
+function completeEndpoints(partial: StackState['endpoints']): StackEndpoints | undefined {
+  const { kafkaBrokers, schemaRegistryUrl, redisUrl } = partial;
+  if (kafkaBrokers === undefined || schemaRegistryUrl === undefined || redisUrl === undefined) return undefined;
+  return { kafkaBrokers, schemaRegistryUrl, redisUrl };
+}
+
+/** Endpoints of an external stack when DRIFTLINE_KAFKA_BROKERS, _SCHEMA_REGISTRY_URL and _REDIS_URL are all set. */
+export function endpointsFromEnv(env: NodeJS.ProcessEnv = process.env): StackEndpoints | undefined {
+  const brokers = (env.DRIFTLINE_KAFKA_BROKERS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  const schemaRegistryUrl = env.DRIFTLINE_SCHEMA_REGISTRY_URL?.trim();
+  const redisUrl = env.DRIFTLINE_REDIS_URL?.trim();
+  if (brokers.length === 0 || !schemaRegistryUrl || !redisUrl) return undefined;
+  return { kafkaBrokers: brokers, schemaRegistryUrl: schemaRegistryUrl.replace(/\/+$/, ''), redisUrl };
+}
+
+/** `export NAME=value` lines for a shell. */
+export function envLines(endpoints: StackEndpoints): string[] {
+  const quote = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  return [
+    `export DRIFTLINE_KAFKA_BROKERS=${quote(endpoints.kafkaBrokers.join(','))}`,
+    `export DRIFTLINE_SCHEMA_REGISTRY_URL=${quote(endpoints.schemaRegistryUrl)}`,
+    `export DRIFTLINE_REDIS_URL=${quote(endpoints.redisUrl)}`,
+  ];
+}
+
+function portOf(url: string): number {
+  return Number(new URL(url).port);
+}
+
+/** One readiness probe per service, against the recorded endpoints. */
+function probe(name: ServiceName, endpoints: StackEndpoints): Promise<void> {
+  switch (name) {
+    case 'kafka':
+      return kafkaReady(endpoints.kafkaBrokers);
+    case 'schema-registry':
+      return registryReady(endpoints.schemaRegistryUrl);
+    case 'redis':
+      return redisPing(portOf(endpoints.redisUrl));
+  }
+}
+
+function serviceError(name: string, problem: string, logFile: string): Error {
+  const tail = tailFile(logFile, 40);
+  let hint = '';
+  if (/UnsupportedClassVersionError/.test(tail)) {
+    hint = '\nhint: this needs a newer Java; point DRIFTLINE_STACK_JAVA at a Java 21+ binary or use an older version.';
+  } else if (BIND_ERROR.test(tail)) {
+    hint = '\nhint: its port was taken by another process; run `pnpm -s stack up` again (or pick another port).';
+  }
+  return new Error(
+    `${name} ${problem}.\nlog: ${logFile}\n--- last lines of ${path.basename(logFile)} ---\n${tail || '(empty)'}${hint}`,
+  );
+}
+
+async function waitReady(
+  name: ServiceName,
+  check: () => Promise<void>,
+  spawned: SpawnedProcess,
+  logFile: string,
+  timeoutMs: number,
+): Promise<void> {
+  let exitMessage: string | undefined;
+  void spawned.exited.then((m) => {
+    exitMessage = m;
+  });
+  const deadline = Date.now() + timeoutMs;
+  let lastError = 'no check yet';
+  for (;;) {
+    if (exitMessage !== undefined) throw serviceError(name, `${exitMessage} before becoming ready`, logFile);
+    try {
+      await check();
+      return;
+    } catch (err) {
+      lastError = errorMessage(err);
+    }
+    if (exitMessage !== undefined) throw serviceError(name, `${exitMessage} before becoming ready`, logFile);
+    if (Date.now() >= deadline) {
+      throw serviceError(name, `was not ready within ${formatMs(timeoutMs)} (last check: ${lastError})`, logFile);
+    }
+    await sleep(250);
+  }
+}
+
+/** Reuses a running stack when every process is ours, alive and answers its probe. */
+async function tryReuse(state: StackState, log: (line: string) => void): Promise<StackEndpoints | undefined> {
+  const endpoints = completeEndpoints(state.endpoints);
+  if (endpoints === undefined || state.readyAt === undefined) return undefined;
+  for (const name of SERVICE_NAMES) {
+    const record = state.processes.find((p) => p.name === name);
+    if (record === undefined || checkOwnership(record) !== 'owned') return undefined;
+  }
+  const deadline = Date.now() + 15_000;
+  for (const name of SERVICE_NAMES) {
+    for (;;) {
+      try {
+        await probe(name, endpoints);
+        break;
+      } catch (err) {
+        if (Date.now() >= deadline) {
+          log(`${name}: running but not answering (${errorMessage(err)})`);
+          return undefined;
+        }
+        await sleep(250);
+      }
+    }
+  }
+  return endpoints;
+}
+
+function readStateOrWarn(file: string, log: (line: string) => void): StackState | undefined {
+  try {
+    return readState(file);
+  } catch (err) {
+    log(`ignoring unreadable ${file}: ${errorMessage(err)}`);
+    return undefined;
+  }
+}
+
+function removeRuntimeDirs(cfg: StackConfig): void {
+  const p = statePaths(cfg.stateDir);
+  for (const dir of [p.kafkaDir, p.registryDir, p.redisDir]) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+interface StartContext {
+  cfg: StackConfig;
+  stackId: string;
+  java: string;
+  ports: { kafka: number; kafkaController: number; registry: number; redis: number };
+  endpoints: StackEndpoints;
+  timeoutMs: number;
+  log: (line: string) => void;
+  /** Records a spawned process in state.json right away (so a failed `up` can still clean up). */
+  record: (rec: ProcessRecord) => void;
+}
+
+function logFileFor(cfg: StackConfig, name: ServiceName): string {
+  return path.join(statePaths(cfg.stateDir).logsDir, `${name}.log`);
+}
+
+async function spawnService(
+  ctx: StartContext,
+  name: ServiceName,
+  command: string,
+  args: string[],
+  cwd: string,
+  port: number,
+  markers: string[],
+): Promise<SpawnedProcess> {
+  const logFile = logFileFor(ctx.cfg, name);
+  const spawned = await spawnDetached({ command, args, cwd, logFile });
+  ctx.record({
+    name,
+    pid: spawned.pid,
+    startTime: spawned.startTime,
+    markers,
+    port,
+    command: [command, ...args],
+    cwd,
+    logFile,
+    startedAt: new Date().toISOString(),
+  });
+  ctx.log(`${name}: started pid ${spawned.pid} on 127.0.0.1:${port}`);
+  return spawned;
+}
+
+async function startKafka(ctx: StartContext): Promise<void> {
+  const { cfg } = ctx;
+  const dist = await ensureKafkaDist(cfg.cacheDir, cfg.kafkaVersion, cfg.mvn, ctx.log);
+  const dir = statePaths(cfg.stateDir).kafkaDir;
+  const dataDir = path.join(dir, 'data');
+  const propsFile = path.join(dir, 'server.properties');
+  const log4jFile = path.join(dir, 'log4j2.xml');
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  fs.writeFileSync(
+    propsFile,
+    renderServerProperties({ port: ctx.ports.kafka, controllerPort: ctx.ports.kafkaController, logDir: dataDir }),
+  );
+  fs.writeFileSync(log4jFile, renderLog4j2Xml());
+  const marker = `-Ddriftline.stack=${ctx.stackId}`;
+  const jvm = [
+    marker,
+    `-Dlog4j2.configurationFile=${log4jFile}`,
+    `-Djava.io.tmpdir=${path.join(dir, 'tmp')}`,
+    '-Djava.awt.headless=true',
+    '-cp',
+    dist.classpath,
+  ];
+  const logFile = logFileFor(cfg, 'kafka');
+  await runChecked(
+    ctx.java,
+    // A short-lived tool: C1 only and the serial GC start fastest.
+    [
+      '-Xmx256m',
+      '-XX:TieredStopAtLevel=1',
+      '-XX:+UseSerialGC',
+      ...jvm,
+      'kafka.tools.StorageTool',
+      'format',
+      '-t',
+      generateClusterId(),
+      '-c',
+      propsFile,
+    ],
+    { cwd: dir, logFile, timeoutMs: 120_000, what: 'kafka storage format' },
+  );
+  const spawned = await spawnService(
+    ctx,
+    'kafka',
+    ctx.java,
+    ['-Xmx512m', '-XX:+ExitOnOutOfMemoryError', ...jvm, 'kafka.Kafka', propsFile],
+    dir,
+    ctx.ports.kafka,
+    [marker, 'kafka.Kafka'],
+  );
+  await waitReady('kafka', () => kafkaReady(ctx.endpoints.kafkaBrokers), spawned, logFile, ctx.timeoutMs);
+}
+
+async function startRegistry(ctx: StartContext): Promise<void> {
+  const { cfg } = ctx;
+  const dist = await ensureApicurioDist(cfg.cacheDir, cfg.apicurioVersion, cfg.mavenRepo, ctx.log);
+  const dir = statePaths(cfg.stateDir).registryDir;
+  fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  const marker = `-Ddriftline.stack=${ctx.stackId}`;
+  const spawned = await spawnService(
+    ctx,
+    'schema-registry',
+    ctx.java,
+    [
+      '-Xmx512m',
+      '-XX:+ExitOnOutOfMemoryError',
+      // The registry serves few, cached lookups: C1 only halves its start-up on a busy 2-CPU machine.
+      '-XX:TieredStopAtLevel=1',
+      marker,
+      `-Djava.io.tmpdir=${path.join(dir, 'tmp')}`,
+      ...registrySystemProperties(ctx.ports.registry),
+      '-jar',
+      dist.jar,
+    ],
+    dir,
+    ctx.ports.registry,
+    [marker, dist.jar],
+  );
+  const logFile = logFileFor(cfg, 'schema-registry');
+  await waitReady(
+    'schema-registry',
+    () => registryReady(ctx.endpoints.schemaRegistryUrl),
+    spawned,
+    logFile,
+    ctx.timeoutMs,
+  );
+  await setGlobalCompatibility(ctx.endpoints.schemaRegistryUrl, 'BACKWARD');
+}
+
+async function startRedis(ctx: StartContext, redisServer: string): Promise<void> {
+  const dir = statePaths(ctx.cfg.stateDir).redisDir;
+  fs.mkdirSync(dir, { recursive: true });
+  const spawned = await spawnService(
+    ctx,
+    'redis',
+    redisServer,
+    redisArgs(ctx.ports.redis, dir),
+    dir,
+    ctx.ports.redis,
+    // redis rewrites its process title ("redis-server 127.0.0.1:<port>"), so only its name is a
+    // stable marker; the recorded start time is what makes the identity unique.
+    [path.basename(redisServer)],
+  );
+  await waitReady('redis', () => redisPing(ctx.ports.redis), spawned, logFileFor(ctx.cfg, 'redis'), ctx.timeoutMs);
+}
+
+async function startFresh(
+  cfg: StackConfig,
+  timeoutMs: number,
+  log: (line: string) => void,
+): Promise<{ endpoints: StackEndpoints; state: StackState }> {
+  const paths = statePaths(cfg.stateDir);
+  fs.mkdirSync(paths.logsDir, { recursive: true });
+
+  // System binaries first, serially: apt-get must not run twice at once.
+  const requirements: Requirement[] = [
+    { what: 'Java 17+', command: cfg.java, aptPackage: 'openjdk-17-jre-headless', explicit: cfg.javaExplicit },
+    {
+      what: 'redis-server',
+      command: cfg.redisServer,
+      aptPackage: 'redis-server',
+      explicit: cfg.redisServer !== 'redis-server',
+    },
+  ];
+  if (!isKafkaCached(cfg.cacheDir, cfg.kafkaVersion)) {
+    requirements.push({ what: 'Maven', command: cfg.mvn, aptPackage: 'maven', explicit: cfg.mvn !== 'mvn' });
+  }
+  await ensureCommands(requirements, { logFile: path.join(paths.logsDir, 'apt.log'), log });
+  const java = which(cfg.java) ?? cfg.java;
+  const redisServer = which(cfg.redisServer) ?? cfg.redisServer;
+  const javaMajor = await javaMajorVersion(java);
+  if (javaMajor !== undefined && javaMajor < 17) {
+    throw new Error(
+      `${java} is Java ${javaMajor}; Kafka ${cfg.kafkaVersion} and Apicurio need Java 17+ (set DRIFTLINE_STACK_JAVA)`,
+    );
+  }
+
+  const assigned = await assignPorts([
+    { name: 'kafka', fixed: cfg.ports.kafka },
+    { name: 'kafkaController', fixed: cfg.ports.kafkaController },
+    { name: 'registry', fixed: cfg.ports.registry },
+    { name: 'redis', fixed: cfg.ports.redis },
+  ]);
+  const port = (name: string) => {
+    const p = assigned.get(name);
+    if (p === undefined) throw new Error(`no port assigned for ${name}`);
+    return p;
+  };
+  const ports = {
+    kafka: port('kafka'),
+    kafkaController: port('kafkaController'),
+    registry: port('registry'),
+    redis: port('redis'),
+  };
+  const endpoints = endpointsForPorts(ports);
+
+  removeRuntimeDirs(cfg);
+  for (const name of SERVICE_NAMES) fs.writeFileSync(logFileFor(cfg, name), '');
+
+  const state: StackState = {
+    version: 1,
+    stackId: crypto.randomBytes(6).toString('hex'),
+    createdAt: new Date().toISOString(),
+    endpoints,
+    processes: [],
+  };
+  writeState(paths.stateFile, state);
+  const ctx: StartContext = {
+    cfg,
+    stackId: state.stackId,
+    java,
+    ports,
+    endpoints,
+    timeoutMs,
+    log,
+    record: (rec) => {
+      state.processes.push(rec);
+      writeState(paths.stateFile, state);
+    },
+  };
+
+  const timed = async (name: ServiceName, start: () => Promise<void>) => {
+    const t = performance.now();
+    await start();
+    log(`${name}: ready (${formatMs(performance.now() - t)})`);
+  };
+  const results = await Promise.allSettled([
+    timed('kafka', () => startKafka(ctx)),
+    timed('schema-registry', () => startRegistry(ctx)),
+    timed('redis', () => startRedis(ctx, redisServer)),
+  ]);
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
+  if (failures.length > 0) {
+    log('start-up failed; stopping what was started');
+    const failed = new Error(`stack up failed:\n${failures.join('\n\n')}`);
+    try {
+      await stopProcesses(state.processes, { log, graceMs: 5_000 });
+    } catch (err) {
+      // Keep state.json so `stack down` can retry.
+      throw new Error(`${failed.message}\n\nand cleaning up failed too: ${errorMessage(err)}`);
+    }
+    removeState(paths.stateFile);
+    removeRuntimeDirs(cfg);
+    throw failed;
+  }
+  return { endpoints, state };
+}
+
+/**
+ * Starts Kafka (KRaft), the Apicurio schema registry and redis-server as detached processes (or reuses
+ * a running stack recorded in state.json) and waits until each answers.
+ */
+export async function stackUp(options: StackUpOptions = {}): Promise<StackUpResult> {
+  const t0 = performance.now();
+  const log = options.log ?? (() => {});
+  const cfg = loadConfig(process.env, options);
+  const timeoutMs = options.timeoutMs ?? cfg.timeoutMs;
+  const paths = statePaths(cfg.stateDir);
+  fs.mkdirSync(cfg.stateDir, { recursive: true });
+  const release = await acquireLock(paths.lockDir, { timeoutMs: LOCK_TIMEOUT_MS, log });
+  try {
+    const existing = readStateOrWarn(paths.stateFile, log);
+    if (existing !== undefined) {
+      const endpoints = await tryReuse(existing, log);
+      if (endpoints !== undefined) {
+        log(`reusing the running stack (state: ${paths.stateFile})`);
+        if (options.testRun) writeState(paths.stateFile, withLease(existing));
+        // An explicit `stack up` adopts a stack a test run started: test runs then leave it running.
+        else if (existing.startedBy === 'test') writeState(paths.stateFile, { ...existing, startedBy: 'cli' });
+        return { endpoints, startedNow: false, startupMs: Math.round(performance.now() - t0) };
+      }
+      log('a previous stack is recorded but not fully running; stopping what is left of it');
+      await stopProcesses(existing.processes, { log });
+      removeState(paths.stateFile);
+    }
+    let started: { endpoints: StackEndpoints; state: StackState };
+    try {
+      started = await startFresh(cfg, timeoutMs, log);
+    } catch (err) {
+      // A freely picked port can be taken between picking and binding: retry once with new ports.
+      const fixedPorts = Object.values(cfg.ports).some((p) => p !== undefined);
+      if (fixedPorts || !BIND_ERROR.test(errorMessage(err))) throw err;
+      log('a port was taken while starting; retrying once with new ports');
+      started = await startFresh(cfg, timeoutMs, log);
+    }
+    const { endpoints, state } = started;
+    const startupMs = Math.round(performance.now() - t0);
+    const ready: StackState = {
+      ...state,
+      readyAt: new Date().toISOString(),
+      startupMs,
+      startedBy: options.testRun ? 'test' : 'cli',
+    };
+    writeState(paths.stateFile, options.testRun ? withLease(ready) : ready);
+    return { endpoints, startedNow: true, startupMs };
+  } finally {
+    release();
+  }
+}
+
+type Lease = NonNullable<StackState['leases']>[number];
+
+function myLease(): Lease {
+  return { pid: process.pid, startTime: readProcInfo(process.pid)?.startTime ?? 'unknown' };
+}
+
+function leaseAlive(lease: Lease): boolean {
+  const info = readProcInfo(lease.pid);
+  return info !== undefined && !info.zombie && info.startTime === lease.startTime;
+}
+
+/** The state with this process's lease added and leases of dead processes dropped. */
+function withLease(state: StackState): StackState {
+  const me = myLease();
+  const others = (state.leases ?? []).filter((l) => l.pid !== me.pid && leaseAlive(l));
+  return { ...state, leases: [...others, me] };
+}
+
+/**
+ * Ends a test run's use of the stack (the counterpart of `stackUp({ testRun: true })`): drops this
+ * process's lease and, when the stack was started by a test run and no other live test run still
+ * uses it, stops it (unless `keep`). A stack started with `stack up` is never stopped here.
+ */
+export async function stackRelease(options: StackDownOptions & { keep?: boolean } = {}): Promise<{ stopped: number }> {
+  const log = options.log ?? (() => {});
+  const cfg = loadConfig(process.env, options);
+  const paths = statePaths(cfg.stateDir);
+  if (!fs.existsSync(cfg.stateDir)) return { stopped: 0 };
+  const release = await acquireLock(paths.lockDir, { timeoutMs: LOCK_TIMEOUT_MS, log });
+  try {
+    const state = readStateOrWarn(paths.stateFile, log);
+    if (state === undefined) return { stopped: 0 };
+    const me = process.pid;
+    const others = (state.leases ?? []).filter((l) => l.pid !== me && leaseAlive(l));
+    if (state.startedBy !== 'test' || others.length > 0 || options.keep) {
+      writeState(paths.stateFile, { ...state, leases: others });
+      if (state.startedBy === 'test' && others.length > 0) {
+        log(
+          `leaving the stack running for ${others.length} other test run(s) (pid ${others.map((l) => l.pid).join(', ')})`,
+        );
+      }
+      return { stopped: 0 };
+    }
+    return await stopRecorded(state, cfg, options, log);
+  } finally {
+    release();
+  }
+}
+
+async function stopRecorded(
+  state: StackState,
+  cfg: StackConfig,
+  options: StackDownOptions,
+  log: (line: string) => void,
+): Promise<{ stopped: number }> {
+  const stopped = await stopProcesses(
+    state.processes,
+    options.graceMs === undefined ? { log } : { log, graceMs: options.graceMs },
+  );
+  removeState(statePaths(cfg.stateDir).stateFile);
+  removeRuntimeDirs(cfg);
+  return { stopped };
+}
+
+/** Stops exactly the processes recorded in state.json (if they are still ours) and removes the state. */
+export async function stackDown(options: StackDownOptions = {}): Promise<{ stopped: number }> {
+  const log = options.log ?? (() => {});
+  const cfg = loadConfig(process.env, options);
+  const paths = statePaths(cfg.stateDir);
+  if (!fs.existsSync(cfg.stateDir)) return { stopped: 0 };
+  const release = await acquireLock(paths.lockDir, { timeoutMs: LOCK_TIMEOUT_MS, log });
+  try {
+    const state = readStateOrWarn(paths.stateFile, log);
+    if (state === undefined) {
+      log(`no stack recorded in ${paths.stateFile}`);
+      return { stopped: 0 };
+    }
+    const live = (state.leases ?? []).filter((l) => l.pid !== process.pid && leaseAlive(l));
+    if (live.length > 0) log(`note: test run(s) still using the stack: pid ${live.map((l) => l.pid).join(', ')}`);
+    return await stopRecorded(state, cfg, options, log);
+  } finally {
+    release();
+  }
+}
+
+/** What state.json says and whether each recorded process is still alive (no network probes). */
+export async function stackStatus(options: ConfigOverrides = {}): Promise<StackStatus> {
+  const cfg = loadConfig(process.env, options);
+  const state = readState(statePaths(cfg.stateDir).stateFile);
+  if (state === undefined) return { running: false, processes: [] };
+  const processes = state.processes.map((p) => ({ name: p.name, pid: p.pid, alive: checkOwnership(p) === 'owned' }));
+  const endpoints = completeEndpoints(state.endpoints);
+  const running =
+    state.readyAt !== undefined &&
+    endpoints !== undefined &&
+    SERVICE_NAMES.every((name) => processes.some((p) => p.name === name && p.alive));
+  return endpoints === undefined ? { running, processes } : { running, endpoints, processes };
+}

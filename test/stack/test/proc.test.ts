@@ -1,0 +1,211 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { acquireLock } from '../src/lock.js';
+import { checkOwnership, readProcInfo, type SpawnedProcess, spawnDetached, stopProcesses } from '../src/proc.js';
+import { stackDown, stackRelease, stackStatus } from '../src/stack.js';
+import { type ProcessRecord, readState, writeState } from '../src/state.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'driftline-stack-proc-'));
+const spawned: SpawnedProcess[] = [];
+
+/** A throwaway long-running process whose command line carries `marker`. */
+async function sleeper(marker: string): Promise<SpawnedProcess> {
+  const p = await spawnDetached({
+    command: process.execPath,
+    args: ['-e', 'setInterval(() => {}, 1 << 30)', marker],
+    cwd: root,
+    logFile: path.join(root, `${marker}.log`),
+  });
+  spawned.push(p);
+  return p;
+}
+
+function record(name: ProcessRecord['name'], p: { pid: number; startTime: string }, marker: string): ProcessRecord {
+  return {
+    name,
+    pid: p.pid,
+    startTime: p.startTime,
+    markers: [marker],
+    port: 1,
+    command: ['node', marker],
+    cwd: root,
+    logFile: path.join(root, `${marker}.log`),
+    startedAt: new Date().toISOString(),
+  };
+}
+
+afterAll(() => {
+  for (const p of spawned) {
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+describe('process identity', () => {
+  it('reads start time and command line of a live process', async () => {
+    const p = await sleeper('driftline-test-identity');
+    const info = readProcInfo(p.pid);
+    expect(info?.startTime).toBe(p.startTime);
+    expect(info?.cmdline).toContain('driftline-test-identity');
+    expect(info?.zombie).toBe(false);
+  });
+
+  it('recognises our process and rejects a recycled pid', async () => {
+    const p = await sleeper('driftline-test-owner');
+    const base = { name: 'x', pid: p.pid, startTime: p.startTime, markers: ['driftline-test-owner'] };
+    expect(checkOwnership(base)).toBe('owned');
+    expect(checkOwnership({ ...base, startTime: '1' })).toBe('foreign'); // same pid, started at another time
+    expect(checkOwnership({ ...base, markers: ['some-other-marker'] })).toBe('foreign');
+    expect(checkOwnership({ ...base, pid: 2 ** 22 + 7 })).toBe('gone');
+  });
+
+  it('never signals a pid that is not ours', async () => {
+    const p = await sleeper('driftline-test-foreign');
+    const stopped = await stopProcesses([
+      { name: 'x', pid: p.pid, startTime: '1', markers: ['driftline-test-foreign'] },
+    ]);
+    expect(stopped).toBe(0);
+    expect(checkOwnership({ name: 'x', pid: p.pid, startTime: p.startTime, markers: [] })).toBe('owned');
+  });
+
+  it('stops a process that ignores SIGTERM with SIGKILL after the grace period', async () => {
+    const p = await spawnDetached({
+      command: process.execPath,
+      args: [
+        '-e',
+        "process.on('SIGTERM', () => {}); console.log('armed'); setInterval(() => {}, 1 << 30)",
+        'driftline-test-stubborn',
+      ],
+      cwd: root,
+      logFile: path.join(root, 'stubborn.log'),
+    });
+    spawned.push(p);
+    // Wait until it has installed its SIGTERM handler.
+    const deadline = Date.now() + 10_000;
+    while (!fs.readFileSync(path.join(root, 'stubborn.log'), 'utf8').includes('armed')) {
+      if (Date.now() > deadline) throw new Error('stubborn child did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const lines: string[] = [];
+    const stopped = await stopProcesses(
+      [{ name: 'stubborn', pid: p.pid, startTime: p.startTime, markers: ['driftline-test-stubborn'] }],
+      { graceMs: 500, log: (l) => lines.push(l) },
+    );
+    expect(stopped).toBe(1);
+    expect(lines.join('\n')).toMatch(/SIGKILL/);
+    expect(checkOwnership({ name: 'x', pid: p.pid, startTime: p.startTime, markers: [] })).toBe('gone');
+  });
+});
+
+describe('stackDown', () => {
+  it('kills exactly the processes recorded in state.json and removes the state', async () => {
+    const stateDir = path.join(root, 'stack');
+    const ours = await sleeper('driftline-test-ours');
+    const bystander = await sleeper('driftline-test-bystander');
+    const stateFile = path.join(stateDir, 'state.json');
+    writeState(stateFile, {
+      version: 1,
+      stackId: 'test',
+      createdAt: new Date().toISOString(),
+      readyAt: new Date().toISOString(),
+      endpoints: {},
+      processes: [
+        record('kafka', ours, 'driftline-test-ours'),
+        // The bystander's pid with another start time: what a recycled pid looks like.
+        record('redis', { pid: bystander.pid, startTime: '1' }, 'driftline-test-bystander'),
+      ],
+    });
+    const status = await stackStatus({ stateDir });
+    expect(status.processes).toEqual([
+      { name: 'kafka', pid: ours.pid, alive: true },
+      { name: 'redis', pid: bystander.pid, alive: false },
+    ]);
+    expect(status.running).toBe(false);
+
+    const result = await stackDown({ stateDir, graceMs: 5_000 });
+    expect(result.stopped).toBe(1);
+    expect(checkOwnership({ name: 'x', pid: ours.pid, startTime: ours.startTime, markers: [] })).toBe('gone');
+    expect(checkOwnership({ name: 'x', pid: bystander.pid, startTime: bystander.startTime, markers: [] })).toBe(
+      'owned',
+    );
+    expect(readState(stateFile)).toBeUndefined();
+    expect(await stackDown({ stateDir })).toEqual({ stopped: 0 });
+  });
+});
+
+describe('stackRelease (test-run leases)', () => {
+  it('stops a test-started stack only when the last live test run releases it', async () => {
+    const stateDir = path.join(root, 'lease');
+    const stateFile = path.join(stateDir, 'state.json');
+    const service = await sleeper('driftline-test-leased');
+    const otherRun = await sleeper('driftline-test-other-run');
+    const me = readProcInfo(process.pid);
+    if (me === undefined) throw new Error('cannot read own process info');
+    writeState(stateFile, {
+      version: 1,
+      stackId: 'lease',
+      createdAt: new Date().toISOString(),
+      readyAt: new Date().toISOString(),
+      startedBy: 'test',
+      endpoints: {},
+      processes: [record('redis', service, 'driftline-test-leased')],
+      leases: [
+        { pid: process.pid, startTime: me.startTime },
+        { pid: otherRun.pid, startTime: otherRun.startTime },
+        { pid: 2 ** 22 + 7, startTime: '1' }, // a test run that died
+      ],
+    });
+    // Another run still holds a lease: only our lease (and the dead one) go away.
+    expect(await stackRelease({ stateDir })).toEqual({ stopped: 0 });
+    expect(readState(stateFile)?.leases).toEqual([{ pid: otherRun.pid, startTime: otherRun.startTime }]);
+    expect(checkOwnership({ name: 'x', pid: service.pid, startTime: service.startTime, markers: [] })).toBe('owned');
+
+    // The other run is gone: the last release stops the stack.
+    await stopProcesses([{ name: 'run', pid: otherRun.pid, startTime: otherRun.startTime, markers: [] }]);
+    expect(await stackRelease({ stateDir, graceMs: 5_000 })).toEqual({ stopped: 1 });
+    expect(checkOwnership({ name: 'x', pid: service.pid, startTime: service.startTime, markers: [] })).toBe('gone');
+    expect(readState(stateFile)).toBeUndefined();
+  });
+
+  it('never stops a stack started with `stack up`', async () => {
+    const stateDir = path.join(root, 'lease-cli');
+    const stateFile = path.join(stateDir, 'state.json');
+    const service = await sleeper('driftline-test-cli-started');
+    writeState(stateFile, {
+      version: 1,
+      stackId: 'cli',
+      createdAt: new Date().toISOString(),
+      readyAt: new Date().toISOString(),
+      startedBy: 'cli',
+      endpoints: {},
+      processes: [record('redis', service, 'driftline-test-cli-started')],
+    });
+    expect(await stackRelease({ stateDir })).toEqual({ stopped: 0 });
+    expect(checkOwnership({ name: 'x', pid: service.pid, startTime: service.startTime, markers: [] })).toBe('owned');
+    expect(await stackDown({ stateDir, graceMs: 5_000 })).toEqual({ stopped: 1 });
+  });
+});
+
+describe('lock', () => {
+  it('serialises holders and takes over a lock whose owner died', async () => {
+    const lockDir = path.join(root, 'lock-test', '.lock');
+    const release = await acquireLock(lockDir, { timeoutMs: 1_000 });
+    await expect(acquireLock(lockDir, { timeoutMs: 300 })).rejects.toThrow(/timed out/);
+    release();
+    const again = await acquireLock(lockDir, { timeoutMs: 1_000 });
+    again();
+
+    // A lock left behind by a process that no longer exists.
+    fs.mkdirSync(lockDir, { recursive: true });
+    fs.writeFileSync(path.join(lockDir, 'owner.json'), JSON.stringify({ pid: 2 ** 22 + 7, startTime: '1' }));
+    const taken = await acquireLock(lockDir, { timeoutMs: 1_000 });
+    taken();
+    expect(fs.existsSync(lockDir)).toBe(false);
+  });
+});

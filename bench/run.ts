@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { endpointsFromEnv, stackDown, stackUp, type StackEndpoints } from '@driftline/stack';
+import { endpointsFromEnv, type StackEndpoints, stackRelease, stackUp } from '@driftline/stack';
 
 type Bench = (endpoints: StackEndpoints) => Promise<Record<string, number | string>>;
 
@@ -15,14 +15,24 @@ interface BenchEntry {
 }
 
 /** Every benchmark, in run order. Each contributes its own keys to the summary. */
-const benches: BenchEntry[] = [];
+const benches: BenchEntry[] = [
+  {
+    name: 'drift-cli',
+    load: async () => {
+      const { benchDriftCli } = await import('./drift-cli/index.js');
+      return () => benchDriftCli();
+    },
+  },
+];
 
 const only = process.argv.slice(2);
 const here = dirname(fileURLToPath(import.meta.url));
 
 async function main(): Promise<void> {
   const external = endpointsFromEnv();
-  const started = external === undefined ? await stackUp({ log: (l) => process.stderr.write(`${l}\n`) }) : undefined;
+  // A lease like a test run's: a stack this run starts is stopped at the end, one it finds is kept.
+  const started =
+    external === undefined ? await stackUp({ testRun: true, log: (l) => process.stderr.write(`${l}\n`) }) : undefined;
   const endpoints = external ?? started!.endpoints;
   const summary: Record<string, number | string> = {
     'machine.cpus': cpus().length,
@@ -45,7 +55,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    if (started?.startedNow === true) await stackDown();
+    if (started !== undefined) await stackRelease({ log: (l) => process.stderr.write(`${l}\n`) });
   }
   if (failures.length > 0) summary['bench.failed'] = failures.join(',');
   const out = join(here, 'results');

@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 import { ConfigError, DriftlineError } from '@driftline/core';
-import { driftCommand } from './commands/drift.js';
-import { runCommand } from './commands/run.js';
 
 const USAGE = `usage: driftline <command> [options]
 
 commands:
   run [service,...]   start services in this process (default: all; or DRIFTLINE_SERVICES)
   drift               offline drift of a current table against a reference (driftline drift --help)
+  report              one self-contained HTML drift report of a model (driftline report --help)
+  reference           build and store a model version's reference profile from a CSV (driftline reference --help)
 `;
 
 type Command = (args: readonly string[]) => Promise<number>;
 
-const commands: Record<string, Command> = {
-  run: runCommand,
-  drift: driftCommand,
+// Loaded on demand: `run` pulls in every service, the offline commands need none of them.
+const commands: Record<string, () => Promise<Command>> = {
+  run: async () => (await import('./commands/run.js')).runCommand,
+  drift: async () => (await import('./commands/drift.js')).driftCommand,
+  report: async () => (await import('./commands/report.js')).reportCommand,
+  reference: async () => (await import('./commands/reference.js')).referenceCommand,
 };
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -23,12 +26,12 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return name === undefined ? 2 : 0;
   }
-  const command = commands[name];
-  if (command === undefined) {
+  const load = commands[name];
+  if (load === undefined) {
     process.stderr.write(`driftline: unknown command ${JSON.stringify(name)}\n${USAGE}`);
     return 2;
   }
-  return command(rest);
+  return (await load())(rest);
 }
 
 main(process.argv.slice(2)).then(

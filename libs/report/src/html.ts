@@ -1,0 +1,329 @@
+import { barChart, escapeHtml, lineChart, type Series, type VerticalMarker } from './svg.js';
+import type { DriftPoint, PerformancePoint, ReportData, RetrainEvent } from './types.js';
+
+const CLASSIFICATION_METRICS = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc'] as const;
+const REGRESSION_METRICS = ['mae', 'rmse'] as const;
+
+/** Features under which drift-monitor profiles the prediction itself (`__prediction__`, …). */
+export function isPredictionFeature(feature: string): boolean {
+  return feature.startsWith('__') && feature.endsWith('__');
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
+
+const STYLE = `
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2330; background: #f5f6f8; }
+header { background: #1d2330; color: #fff; padding: 18px 28px; }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header p { margin: 0; opacity: .8; }
+main { padding: 8px 28px 40px; max-width: 1560px; }
+section { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 14px 18px; margin: 16px 0; }
+section h2 { margin: 0 0 10px; font-size: 17px; }
+.cards { display: flex; gap: 12px; flex-wrap: wrap; }
+.card { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 10px 16px; min-width: 150px; }
+.card b { display: block; font-size: 20px; }
+.card.alert b { color: #c62828; }
+.grid-2 { display: grid; grid-template-columns: repeat(auto-fill, minmax(640px, 1fr)); gap: 8px 18px; }
+.grid-dist { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 8px 14px; }
+figure.chart { margin: 0; }
+figure.chart figcaption { font-weight: 600; margin: 4px 0; }
+figure.chart svg { max-width: 100%; height: auto; display: block; }
+svg .grid { stroke: #e6e9ee; stroke-width: 1; }
+svg .axis { stroke: #8a93a3; stroke-width: 1; }
+svg .tick, svg .axis-label { fill: #5b6475; font-size: 11px; }
+svg .series { fill: none; stroke-width: 2; }
+svg .threshold { stroke-width: 1.5; stroke-dasharray: 5 4; }
+svg .marker { stroke-width: 1.5; stroke-dasharray: 2 3; }
+.legend { list-style: none; padding: 0; margin: 4px 0 0 56px; display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; }
+.swatch { display: inline-block; width: 14px; height: 0; border-top: 3px solid; margin-right: 5px; vertical-align: middle; }
+.swatch.dashed { border-top-style: dashed; }
+.no-data { color: #7a8394; font-style: italic; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eceff3; }
+th { background: #f7f8fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.tag { display: inline-block; padding: 0 6px; border-radius: 3px; font-size: 12px; background: #eceff3; }
+.tag.drift, .tag.retrain, .tag.REJECTED { background: #fde2e1; color: #9b1c1c; }
+.tag.PROMOTED { background: #dcf3e1; color: #1b5e20; }
+.tag.TRAINED { background: #e1ecfb; color: #0d47a1; }
+.notes { color: #8a5a00; background: #fff6e0; border: 1px solid #f3dca4; border-radius: 6px; padding: 8px 14px; margin: 16px 0 0; }
+`;
+
+function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list === undefined) out.set(k, [item]);
+    else list.push(item);
+  }
+  return out;
+}
+
+function driftSeries(rows: readonly DriftPoint[], value: (r: DriftPoint) => number | null): Series[] {
+  const versions = new Set(rows.map((r) => r.version));
+  const label = (r: DriftPoint) => (versions.size > 1 ? `${r.feature} (${r.version})` : r.feature);
+  return [...groupBy(rows, label).entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, list]) => ({
+      name,
+      points: list.flatMap((r) => {
+        const y = value(r);
+        return y === null || !Number.isFinite(y) ? [] : [{ x: r.windowStart, y }];
+      }),
+    }));
+}
+
+function thresholdOf(rows: readonly DriftPoint[]): number | undefined {
+  const values = rows.map((r) => r.threshold).filter(Number.isFinite);
+  return values.length === 0 ? undefined : Math.max(...values);
+}
+
+function retrainMarkers(events: readonly RetrainEvent[]): VerticalMarker[] {
+  return events.map((e) => ({
+    x: e.time,
+    label: `${e.kind} ${e.version} ${iso(e.time)}${e.detail === '' ? '' : `: ${e.detail}`}`,
+    color: e.kind === 'PROMOTED' ? '#2e7d32' : e.source === 'decision' ? '#c62828' : '#1565c0',
+  }));
+}
+
+function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string {
+  const domain: [number, number] = [d.from, d.to];
+  const inputs = d.drift.filter((r) => !isPredictionFeature(r.feature));
+  const psi = inputs.filter((r) => r.method === 'psi');
+  const ks = inputs.filter((r) => r.method === 'ks');
+  const psiThreshold = thresholdOf(psi);
+  const ksAlpha = thresholdOf(ks);
+  const charts = [
+    lineChart({
+      id: 'drift-psi',
+      title: 'PSI per feature',
+      series: driftSeries(psi, (r) => r.statistic),
+      yLabel: 'PSI',
+      xDomain: domain,
+      markers,
+      ...(psiThreshold === undefined
+        ? {}
+        : { thresholds: [{ value: psiThreshold, label: `PSI threshold ${psiThreshold}` }] }),
+    }),
+    lineChart({
+      id: 'drift-ks',
+      title: 'KS p-value per feature (log scale; below alpha = drift)',
+      series: driftSeries(ks, (r) => r.pValue),
+      yLabel: 'p-value',
+      yLog: true,
+      xDomain: domain,
+      markers,
+      ...(ksAlpha === undefined ? {} : { thresholds: [{ value: ksAlpha, label: `alpha ${ksAlpha}` }] }),
+    }),
+    lineChart({
+      id: 'drift-ks-statistic',
+      title: 'KS statistic D per feature',
+      series: driftSeries(ks, (r) => r.statistic),
+      yLabel: 'D',
+      yMin: 0,
+      xDomain: domain,
+      markers,
+    }),
+    lineChart({
+      id: 'drift-prediction',
+      title: 'Prediction drift (PSI of the prediction)',
+      series: driftSeries(
+        d.drift.filter((r) => isPredictionFeature(r.feature) && r.method === 'psi'),
+        (r) => r.statistic,
+      ),
+      yLabel: 'PSI',
+      xDomain: domain,
+      markers,
+      ...(psiThreshold === undefined
+        ? {}
+        : { thresholds: [{ value: psiThreshold, label: `PSI threshold ${psiThreshold}` }] }),
+    }),
+  ];
+  return `<section id="drift"><h2>Drift over time</h2><div class="grid-2">${charts.join('')}</div>${latestDriftTable(d.drift)}</section>`;
+}
+
+function latestDriftTable(rows: readonly DriftPoint[]): string {
+  const primary = rows.filter((r) => r.method === 'psi' || r.method === 'ks' || r.method === 'chi2');
+  if (primary.length === 0) return '';
+  const latest = Math.max(...primary.map((r) => r.windowStart));
+  const last = primary
+    .filter((r) => r.windowStart === latest)
+    .sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : a.method < b.method ? -1 : 1));
+  const body = last
+    .map(
+      (r) =>
+        `<tr><td>${escapeHtml(r.feature)}</td><td>${escapeHtml(r.method)}</td><td>${escapeHtml(r.version)}</td><td class="num">${r.statistic.toFixed(4)}</td><td class="num">${r.pValue === null ? '' : r.pValue.toExponential(2)}</td><td class="num">${r.threshold}</td><td>${r.drifted ? '<span class="tag drift">drift</span>' : 'ok'}</td></tr>`,
+    )
+    .join('');
+  return `<h3>Latest window (${escapeHtml(iso(latest))})</h3><table class="latest"><thead><tr><th>feature</th><th>method</th><th>version</th><th>statistic</th><th>p-value</th><th>threshold</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
+}
+
+function distributionSection(d: ReportData): string {
+  const charts = [...d.distributions]
+    .sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0))
+    .map((f) =>
+      barChart({
+        id: `dist-${f.feature}`,
+        title: `${f.feature} (${f.kind}, ${f.version}; current n=${f.currentCount})`,
+        seriesNames: ['reference', 'current'],
+        colors: ['#90a4ae', '#ef6c00'],
+        groups: f.bins.map((b) => ({ label: b.label, values: [b.reference, b.current] })),
+        yLabel: 'share',
+      }),
+    );
+  const body = charts.length === 0 ? '<p class="no-data">no reference profiles for this model</p>' : charts.join('');
+  return `<section id="distributions"><h2>Feature distributions: reference vs current</h2><div class="grid-dist">${body}</div></section>`;
+}
+
+function performanceSeries(rows: readonly PerformancePoint[], metric: string): Series[] {
+  return [...groupBy(rows, (r) => r.version).entries()].map(([version, list]) => ({
+    name: `${metric} ${version}`,
+    points: list.flatMap((r) => {
+      const y = r.metrics[metric];
+      return y === null || y === undefined || !Number.isFinite(y) ? [] : [{ x: r.windowStart, y }];
+    }),
+  }));
+}
+
+function performanceSection(d: ReportData, markers: readonly VerticalMarker[]): string {
+  const domain: [number, number] = [d.from, d.to];
+  const present = (m: string) => d.performance.some((r) => typeof r.metrics[m] === 'number');
+  const cls = CLASSIFICATION_METRICS.filter(present);
+  const reg = REGRESSION_METRICS.filter(present);
+  const charts: string[] = [];
+  const main = cls.includes('roc_auc') ? ['accuracy', 'f1', 'roc_auc'].filter((m) => cls.includes(m as never)) : cls;
+  if (main.length > 0 || reg.length === 0) {
+    charts.push(
+      lineChart({
+        id: 'performance',
+        title: 'Classification metrics per version',
+        series: main.flatMap((m) => performanceSeries(d.performance, m)),
+        yLabel: 'score',
+        xDomain: domain,
+        markers,
+      }),
+    );
+  }
+  if (reg.length > 0) {
+    charts.push(
+      lineChart({
+        id: 'performance-regression',
+        title: 'Regression error per version',
+        series: reg.flatMap((m) => performanceSeries(d.performance, m)),
+        yLabel: 'error',
+        xDomain: domain,
+        markers,
+      }),
+    );
+  }
+  charts.push(
+    lineChart({
+      id: 'label-coverage',
+      title: 'Label coverage per version',
+      series: [...groupBy(d.performance, (r) => r.version).entries()].map(([version, list]) => ({
+        name: `coverage ${version}`,
+        points: list.flatMap((r) => (r.labelCoverage === null ? [] : [{ x: r.windowStart, y: r.labelCoverage }])),
+      })),
+      yLabel: 'labeled share',
+      yMin: 0,
+      yMax: 1,
+      xDomain: domain,
+      markers,
+    }),
+  );
+  return `<section id="performance"><h2>Model performance</h2><div class="grid-2">${charts.join('')}</div></section>`;
+}
+
+function retrainSection(d: ReportData, markers: readonly VerticalMarker[]): string {
+  const events = [...d.retrain].sort((a, b) => a.time - b.time);
+  // One step series per source: each event is a point, so the timeline shows when things happened.
+  const bySource = groupBy(events, (e) => (e.source === 'decision' ? 'retrain decisions' : `model ${e.kind}`));
+  const levels = ['retrain decisions', 'model TRAINED', 'model PROMOTED', 'model REJECTED'];
+  const series = [...bySource.entries()].map(([name, list]) => {
+    const idx = levels.indexOf(name);
+    const y = idx === -1 ? levels.length + 1 : idx + 1;
+    return { name, points: list.map((e) => ({ x: e.time, y })) };
+  });
+  const chart = lineChart({
+    id: 'retrain-history',
+    title: 'Retrain history (decisions and model versions)',
+    series,
+    yMin: 0,
+    yMax: Math.max(levels.length, ...series.map((s) => s.points[0]?.y ?? 0)) + 1,
+    xDomain: [d.from, d.to],
+    markers,
+    height: 180,
+  });
+  const rows = events
+    .map(
+      (e) =>
+        `<tr><td>${escapeHtml(iso(e.time))}</td><td>${escapeHtml(e.source)}</td><td><span class="tag ${escapeHtml(e.kind)}">${escapeHtml(e.kind)}</span></td><td>${escapeHtml(e.version)}</td><td>${escapeHtml(e.detail)}</td></tr>`,
+    )
+    .join('');
+  const table =
+    events.length === 0
+      ? '<p class="no-data">no retrain decisions or model versions in the selected range</p>'
+      : `<table class="retrain"><thead><tr><th>time</th><th>source</th><th>event</th><th>version</th><th>detail</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return `<section id="retrain"><h2>Retrain history</h2>${chart}${table}</section>`;
+}
+
+function summary(d: ReportData): string {
+  const primary = d.drift.filter((r) => r.method === 'psi' && !isPredictionFeature(r.feature));
+  const latest = primary.length === 0 ? undefined : Math.max(...primary.map((r) => r.windowStart));
+  const drifted = latest === undefined ? 0 : primary.filter((r) => r.windowStart === latest && r.drifted).length;
+  const features = new Set(primary.map((r) => r.feature)).size;
+  const windows = new Set(d.drift.map((r) => r.windowStart)).size;
+  const lastPerf = [...d.performance].sort((a, b) => a.windowStart - b.windowStart).at(-1);
+  const perfMetric =
+    lastPerf === undefined
+      ? undefined
+      : (['roc_auc', 'accuracy', 'rmse', 'mae'] as const).find((m) => typeof lastPerf.metrics[m] === 'number');
+  const promoted = [...d.retrain]
+    .filter((e) => e.kind === 'PROMOTED')
+    .sort((a, b) => a.time - b.time)
+    .at(-1);
+  const cards = [
+    `<div class="card"><span>drift windows</span><b>${windows}</b></div>`,
+    `<div class="card${drifted > 0 ? ' alert' : ''}"><span>features drifted (latest, PSI)</span><b>${drifted} / ${features}</b></div>`,
+    lastPerf !== undefined && perfMetric !== undefined
+      ? `<div class="card"><span>${perfMetric} (latest, ${escapeHtml(lastPerf.version)})</span><b>${lastPerf.metrics[perfMetric]!.toFixed(3)}</b></div>`
+      : '',
+    `<div class="card"><span>retrain decisions</span><b>${d.retrain.filter((e) => e.source === 'decision').length}</b></div>`,
+    `<div class="card"><span>promoted version</span><b>${promoted === undefined ? '–' : escapeHtml(promoted.version)}</b></div>`,
+  ];
+  return `<div class="cards">${cards.join('')}</div>`;
+}
+
+/** Renders the whole report: one HTML document, inline CSS and SVG, no script and no external resource. */
+export function renderReport(d: ReportData): string {
+  const markers = retrainMarkers(d.retrain);
+  const notes =
+    d.notes === undefined || d.notes.length === 0
+      ? ''
+      : `<div class="notes">${d.notes.map((n) => `<p>${escapeHtml(n)}</p>`).join('')}</div>`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>driftline report · ${escapeHtml(d.model)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<header><h1>Drift report · ${escapeHtml(d.model)}</h1><p>${escapeHtml(iso(d.from))} → ${escapeHtml(iso(d.to))} · generated ${escapeHtml(iso(d.generatedAt))}</p></header>
+<main>
+${notes}
+${summary(d)}
+${driftSection(d, markers)}
+${distributionSection(d)}
+${performanceSection(d, markers)}
+${retrainSection(d, markers)}
+</main>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,272 @@
+/**
+ * Minimal chart rendering to inline SVG strings: no DOM, no fonts to fetch, no script. Every chart is
+ * a `<figure class="chart" data-chart="…">` whose series are `path.series`, whose points are
+ * `circle.point` and whose bars are `rect.bar`, so a browser test can count what was drawn.
+ */
+
+export const PALETTE = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+] as const;
+
+export function color(i: number): string {
+  return PALETTE[i % PALETTE.length]!;
+}
+
+export function escapeHtml(text: string): string {
+  return text
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;');
+}
+
+export interface Point {
+  readonly x: number;
+  readonly y: number;
+}
+
+export interface Series {
+  readonly name: string;
+  readonly points: readonly Point[];
+  readonly color?: string;
+  readonly dashed?: boolean;
+}
+
+export interface HorizontalLine {
+  readonly value: number;
+  readonly label: string;
+  readonly color?: string;
+}
+
+export interface VerticalMarker {
+  readonly x: number;
+  readonly label: string;
+  readonly color?: string;
+}
+
+export interface LineChartOptions {
+  readonly id: string;
+  readonly title: string;
+  readonly series: readonly Series[];
+  readonly yLabel?: string;
+  /** Log10 y axis (p-values); values ≤ 0 are clamped to the smallest positive value shown. */
+  readonly yLog?: boolean;
+  readonly yMin?: number;
+  readonly yMax?: number;
+  readonly thresholds?: readonly HorizontalLine[];
+  readonly markers?: readonly VerticalMarker[];
+  /** x domain (epoch ms); defaults to the data's extent. */
+  readonly xDomain?: readonly [number, number];
+  readonly width?: number;
+  readonly height?: number;
+}
+
+const MARGIN = { top: 12, right: 16, bottom: 34, left: 56 };
+
+const fmt = (n: number): string => {
+  if (n === 0) return '0';
+  const a = Math.abs(n);
+  if (a >= 1e4 || a < 1e-3) return n.toExponential(1);
+  return Number(n.toPrecision(3)).toString();
+};
+
+const px = (n: number): string => (Math.round(n * 10) / 10).toString();
+
+/** "Nice" linear ticks covering [min, max]. */
+export function niceTicks(min: number, max: number, count = 5): number[] {
+  if (!(max > min)) return [min];
+  const raw = (max - min) / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) ?? raw;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}
+
+function timeLabel(ms: number, span: number): string {
+  const iso = new Date(ms).toISOString();
+  if (span <= 2 * 86_400_000) return iso.slice(11, 16);
+  if (span <= 60 * 86_400_000) return `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
+  return iso.slice(0, 10);
+}
+
+function empty(id: string, title: string, message: string): string {
+  return `<figure class="chart empty" data-chart="${escapeHtml(id)}"><figcaption>${escapeHtml(title)}</figcaption><p class="no-data">${escapeHtml(message)}</p></figure>`;
+}
+
+function legend(items: readonly { name: string; color: string; dashed?: boolean }[]): string {
+  return `<ul class="legend">${items
+    .map(
+      (i) =>
+        `<li><span class="swatch${i.dashed ? ' dashed' : ''}" style="border-color:${i.color};background:${i.dashed ? 'transparent' : i.color}"></span>${escapeHtml(i.name)}</li>`,
+    )
+    .join('')}</ul>`;
+}
+
+/** A time-series line chart (x: epoch ms). */
+export function lineChart(o: LineChartOptions): string {
+  const width = o.width ?? 720;
+  const height = o.height ?? 260;
+  const series = o.series.filter((s) => s.points.some((p) => Number.isFinite(p.y)));
+  if (series.length === 0) return empty(o.id, o.title, 'no data in the selected range');
+
+  const xs = series.flatMap((s) => s.points.map((p) => p.x));
+  let [x0, x1] = o.xDomain ?? [Math.min(...xs), Math.max(...xs)];
+  if (x1 <= x0) {
+    x0 -= 60_000;
+    x1 += 60_000;
+  }
+  const finiteYs = series.flatMap((s) => s.points.map((p) => p.y)).filter(Number.isFinite);
+  const lineValues = (o.thresholds ?? []).map((t) => t.value);
+  let ys = [...finiteYs, ...lineValues];
+  if (o.yLog) ys = ys.filter((y) => y > 0);
+  const floor = o.yLog ? Math.max(Math.min(...(ys.length > 0 ? ys : [1e-6])), 1e-12) : 0;
+  let y0 = o.yMin ?? (o.yLog ? floor : Math.min(0, ...ys));
+  let y1 = o.yMax ?? Math.max(...ys, o.yLog ? 1 : 0);
+  if (y1 <= y0) y1 = y0 + (o.yLog ? 1 : 1);
+  if (!o.yLog && o.yMax === undefined) y1 += (y1 - y0) * 0.05;
+  if (o.yLog) {
+    y0 = 10 ** Math.floor(Math.log10(y0));
+    y1 = 10 ** Math.ceil(Math.log10(y1));
+  }
+
+  const iw = width - MARGIN.left - MARGIN.right;
+  const ih = height - MARGIN.top - MARGIN.bottom;
+  const sx = (x: number) => MARGIN.left + ((x - x0) / (x1 - x0)) * iw;
+  const ty = (y: number) => (o.yLog ? Math.log10(Math.max(y, y0)) : y);
+  const sy = (y: number) => MARGIN.top + ih - ((ty(y) - ty(y0)) / (ty(y1) - ty(y0))) * ih;
+
+  const parts: string[] = [];
+  const yTicks = o.yLog
+    ? Array.from({ length: Math.round(Math.log10(y1 / y0)) + 1 }, (_, k) => y0 * 10 ** k)
+    : niceTicks(y0, y1);
+  for (const t of yTicks) {
+    parts.push(
+      `<line class="grid" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${px(sy(t))}" y2="${px(sy(t))}"/>`,
+      `<text class="tick" x="${MARGIN.left - 6}" y="${px(sy(t) + 4)}" text-anchor="end">${fmt(t)}</text>`,
+    );
+  }
+  const span = x1 - x0;
+  for (let k = 0; k <= 4; k++) {
+    const t = x0 + (span * k) / 4;
+    parts.push(
+      `<text class="tick" x="${px(sx(t))}" y="${height - MARGIN.bottom + 16}" text-anchor="middle">${escapeHtml(timeLabel(t, span))}</text>`,
+    );
+  }
+  parts.push(
+    `<line class="axis" x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + ih}"/>`,
+    `<line class="axis" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${MARGIN.top + ih}" y2="${MARGIN.top + ih}"/>`,
+  );
+  if (o.yLabel !== undefined) {
+    parts.push(
+      `<text class="axis-label" transform="translate(12 ${px(MARGIN.top + ih / 2)}) rotate(-90)" text-anchor="middle">${escapeHtml(o.yLabel)}</text>`,
+    );
+  }
+  for (const m of o.markers ?? []) {
+    if (m.x < x0 || m.x > x1) continue;
+    parts.push(
+      `<line class="marker" x1="${px(sx(m.x))}" x2="${px(sx(m.x))}" y1="${MARGIN.top}" y2="${MARGIN.top + ih}" stroke="${m.color ?? '#555'}"><title>${escapeHtml(m.label)}</title></line>`,
+    );
+  }
+  for (const t of o.thresholds ?? []) {
+    if (o.yLog && t.value <= 0) continue;
+    parts.push(
+      `<line class="threshold" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${px(sy(t.value))}" y2="${px(sy(t.value))}" stroke="${t.color ?? '#d62728'}"><title>${escapeHtml(t.label)}</title></line>`,
+    );
+  }
+  series.forEach((s, i) => {
+    const c = s.color ?? color(i);
+    const pts = [...s.points].filter((p) => Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
+    const d = pts.map((p, k) => `${k === 0 ? 'M' : 'L'}${px(sx(p.x))} ${px(sy(p.y))}`).join(' ');
+    parts.push(
+      `<path class="series" data-series="${escapeHtml(s.name)}" d="${d}" stroke="${c}"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
+    );
+    for (const p of pts) {
+      parts.push(
+        `<circle class="point" cx="${px(sx(p.x))}" cy="${px(sy(p.y))}" r="2.5" fill="${c}"><title>${escapeHtml(`${s.name} ${new Date(p.x).toISOString()}: ${fmt(p.y)}`)}</title></circle>`,
+      );
+    }
+  });
+
+  const items = [
+    ...series.map((s, i) => ({ name: s.name, color: s.color ?? color(i), dashed: s.dashed ?? false })),
+    ...(o.thresholds ?? []).map((t) => ({ name: t.label, color: t.color ?? '#d62728', dashed: true })),
+  ];
+  return `<figure class="chart" data-chart="${escapeHtml(o.id)}"><figcaption>${escapeHtml(o.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(o.title)}">${parts.join('')}</svg>${legend(items)}</figure>`;
+}
+
+export interface BarGroup {
+  readonly label: string;
+  readonly values: readonly number[];
+}
+
+export interface BarChartOptions {
+  readonly id: string;
+  readonly title: string;
+  /** Names of the bars inside each group (e.g. reference, current). */
+  readonly seriesNames: readonly string[];
+  readonly colors?: readonly string[];
+  readonly groups: readonly BarGroup[];
+  readonly yLabel?: string;
+  readonly width?: number;
+  readonly height?: number;
+}
+
+/** Grouped bar chart over categorical x labels. */
+export function barChart(o: BarChartOptions): string {
+  const width = o.width ?? 360;
+  const height = o.height ?? 220;
+  if (o.groups.length === 0) return empty(o.id, o.title, 'no bins');
+  const values = o.groups.flatMap((g) => g.values).filter(Number.isFinite);
+  const yMax = Math.max(...values, 1e-9) * 1.08;
+  const iw = width - MARGIN.left - MARGIN.right;
+  const ih = height - MARGIN.top - MARGIN.bottom - 14;
+  const sy = (y: number) => MARGIN.top + ih - (y / yMax) * ih;
+  const band = iw / o.groups.length;
+  const inner = (band * 0.8) / Math.max(o.seriesNames.length, 1);
+  const parts: string[] = [];
+  for (const t of niceTicks(0, yMax, 4)) {
+    parts.push(
+      `<line class="grid" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${px(sy(t))}" y2="${px(sy(t))}"/>`,
+      `<text class="tick" x="${MARGIN.left - 6}" y="${px(sy(t) + 4)}" text-anchor="end">${fmt(t)}</text>`,
+    );
+  }
+  const labelEvery = Math.ceil(o.groups.length / 12);
+  o.groups.forEach((g, gi) => {
+    const gx = MARGIN.left + gi * band + band * 0.1;
+    g.values.forEach((v, si) => {
+      const c = o.colors?.[si] ?? color(si);
+      const h = Number.isFinite(v) ? Math.max(0, (v / yMax) * ih) : 0;
+      parts.push(
+        `<rect class="bar" data-series="${escapeHtml(o.seriesNames[si] ?? String(si))}" x="${px(gx + si * inner)}" y="${px(MARGIN.top + ih - h)}" width="${px(Math.max(inner - 1, 1))}" height="${px(h)}" fill="${c}"><title>${escapeHtml(`${g.label} · ${o.seriesNames[si] ?? si}: ${fmt(v)}`)}</title></rect>`,
+      );
+    });
+    if (gi % labelEvery === 0) {
+      const cx = MARGIN.left + gi * band + band / 2;
+      const text = g.label.length > 12 ? `${g.label.slice(0, 11)}…` : g.label;
+      parts.push(
+        `<text class="tick" x="${px(cx)}" y="${MARGIN.top + ih + 14}" text-anchor="end" transform="rotate(-30 ${px(cx)} ${MARGIN.top + ih + 14})">${escapeHtml(text)}</text>`,
+      );
+    }
+  });
+  parts.push(
+    `<line class="axis" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${MARGIN.top + ih}" y2="${MARGIN.top + ih}"/>`,
+  );
+  if (o.yLabel !== undefined) {
+    parts.push(
+      `<text class="axis-label" transform="translate(12 ${px(MARGIN.top + ih / 2)}) rotate(-90)" text-anchor="middle">${escapeHtml(o.yLabel)}</text>`,
+    );
+  }
+  const items = o.seriesNames.map((name, i) => ({ name, color: o.colors?.[i] ?? color(i) }));
+  return `<figure class="chart" data-chart="${escapeHtml(o.id)}"><figcaption>${escapeHtml(o.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(o.title)}">${parts.join('')}</svg>${legend(items)}</figure>`;
+}

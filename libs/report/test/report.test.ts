@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { featureDistribution, numericBinLabels, numericBinOf, type ReportData, renderReport } from '../src/index.js';
+
+const H = 3_600_000;
+const t0 = Date.UTC(2025, 0, 1);
+
+function sample(): ReportData {
+  const drift = [0, 1, 2, 3].flatMap((k) => [
+    {
+      feature: 'amount',
+      method: 'psi',
+      version: 'v1',
+      windowStart: t0 + k * H,
+      statistic: k > 1 ? 0.4 : 0.05,
+      pValue: null,
+      threshold: 0.2,
+      drifted: k > 1,
+    },
+    {
+      feature: 'amount',
+      method: 'ks',
+      version: 'v1',
+      windowStart: t0 + k * H,
+      statistic: 0.1,
+      pValue: k > 1 ? 1e-6 : 0.5,
+      threshold: 0.05,
+      drifted: k > 1,
+    },
+    {
+      feature: '<b>x</b>',
+      method: 'psi',
+      version: 'v1',
+      windowStart: t0 + k * H,
+      statistic: 0.01,
+      pValue: null,
+      threshold: 0.2,
+      drifted: false,
+    },
+  ]);
+  return {
+    model: 'm<script>',
+    from: t0,
+    to: t0 + 4 * H,
+    generatedAt: t0 + 5 * H,
+    drift,
+    distributions: [
+      featureDistribution(
+        'amount',
+        'v1',
+        { kind: 'numeric', n: 10, coarseEdges: [1, 2], referenceShares: [0.3, 0.4, 0.3] },
+        new Map([
+          [0, 1],
+          [2, 3],
+        ]),
+      ),
+    ],
+    performance: [0, 1, 2].map((k) => ({
+      version: 'v1',
+      windowStart: t0 + k * H,
+      task: 'binary',
+      predictions: 10,
+      labeled: 8,
+      labelCoverage: 0.8,
+      metrics: { accuracy: 0.9, f1: 0.8, roc_auc: 0.95, mae: null },
+    })),
+    retrain: [{ time: t0 + 2.5 * H, source: 'decision', kind: 'retrain', version: 'v1', detail: 'amount drifted' }],
+  };
+}
+
+const count = (html: string, re: RegExp) => (html.match(re) ?? []).length;
+
+describe('renderReport', () => {
+  it('renders every chart as inline SVG with one path per series and one point per value', () => {
+    const html = renderReport(sample());
+    const psi = html.slice(html.indexOf('data-chart="drift-psi"'), html.indexOf('data-chart="drift-ks"'));
+    expect(count(psi, /<path class="series"/g)).toBe(2);
+    expect(count(psi, /<circle class="point"/g)).toBe(8);
+    expect(count(psi, /<line class="threshold"/g)).toBe(1);
+    expect(count(psi, /<line class="marker"/g)).toBe(1);
+    expect(count(html, /<rect class="bar"/g)).toBe(6);
+    expect(html).toContain('data-chart="performance"');
+    expect(html).toContain('data-chart="label-coverage"');
+    expect(html).toContain('data-chart="retrain-history"');
+    expect(html).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3\.org)/);
+  });
+
+  it('escapes every name that comes from data', () => {
+    const html = renderReport(sample());
+    expect(html).toContain('m&lt;script&gt;');
+    expect(html).toContain('&lt;b&gt;x&lt;/b&gt;');
+    expect(html).not.toContain('<b>x</b>');
+  });
+
+  it('shows empty charts with a message instead of failing', () => {
+    const html = renderReport({
+      ...sample(),
+      drift: [],
+      performance: [],
+      retrain: [],
+      distributions: [],
+      notes: ['table x missing'],
+    });
+    expect(html).toContain('class="chart empty" data-chart="drift-psi"');
+    expect(html).toContain('table x missing');
+  });
+});
+
+describe('distributions', () => {
+  it('uses right-closed bins on the reference edges', () => {
+    expect(numericBinLabels([1, 2])).toEqual(['≤ 1', '(1, 2]', '> 2']);
+    expect([0.5, 1, 1.5, 2, 3].map((x) => numericBinOf([1, 2], x))).toEqual([0, 0, 1, 1, 2]);
+  });
+
+  it('puts unknown categories into "other" and turns counts into shares', () => {
+    const d = featureDistribution(
+      'c',
+      'v1',
+      { kind: 'categorical', n: 4, categories: ['a', 'b'], shares: [0.5, 0.5, 0] },
+      new Map([
+        ['a', 1],
+        ['z', 3],
+      ]),
+    );
+    expect(d.bins).toEqual([
+      { label: 'a', reference: 0.5, current: 0.25 },
+      { label: 'b', reference: 0.5, current: 0 },
+      { label: 'other', reference: 0, current: 0.75 },
+    ]);
+    expect(d.currentCount).toBe(4);
+  });
+});

@@ -1,0 +1,144 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createClickHouse } from '@driftline/clickhouse';
+import { migrateForDashboards, REPO_ROOT, type Scenario, seedScenario } from '@driftline/dashboard-tests';
+import { type BrowserContext, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reportCommand } from '../src/commands/report.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = resolve(REPO_ROOT, 'test-artifacts');
+
+/** The Debian package, installed on a fresh machine (CI runs as root) when it is missing. */
+function ensureChromium(): void {
+  if (existsSync(CHROMIUM)) return;
+  if (process.getuid?.() !== 0) throw new Error(`${CHROMIUM} is missing; install the Debian package chromium`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env, timeout: 300_000 });
+  execFileSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env, timeout: 600_000 });
+}
+
+const work = mkdtempSync(join(tmpdir(), 'driftline-report-'));
+const database = `report_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+let scenario: Scenario;
+let browser: BrowserContext | undefined;
+const out = join(work, 'report.html');
+
+beforeAll(async () => {
+  ensureChromium();
+  process.env.DRIFTLINE_CLICKHOUSE_PATH = join(work, 'chdb');
+  process.env.DRIFTLINE_CLICKHOUSE_DATABASE = database;
+  delete process.env.DRIFTLINE_CLICKHOUSE_URL;
+  const ch = await createClickHouse({ mode: 'embedded', path: join(work, 'chdb'), database });
+  const { missing } = await migrateForDashboards(ch);
+  expect(missing).toEqual([]);
+  scenario = await seedScenario(ch);
+  // A fresh profile per run (Playwright passes it as --user-data-dir).
+  browser = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    viewport: { width: 1500, height: 1000 },
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}, 600_000);
+
+afterAll(async () => {
+  await browser?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('driftline report', () => {
+  it('writes one self-contained page whose charts render in headless Chromium', async () => {
+    const code = await reportCommand([
+      '--model',
+      scenario.model,
+      '--from',
+      new Date(scenario.from).toISOString(),
+      '--to',
+      String(scenario.to),
+      '--out',
+      out,
+    ]);
+    expect(code).toBe(0);
+    const html = readFileSync(out, 'utf8');
+    // Self-contained: no script, no external reference of any kind.
+    expect(html).not.toMatch(/<script|<link|\bsrc=|url\(|@import/i);
+    expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+
+    const page = await browser!.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    page.on('request', (r) => {
+      if (!r.url().startsWith('file:')) problems.push(`request: ${r.url()}`);
+    });
+    await page.goto(`file://${out}`);
+    const charts = await page.$$eval('figure.chart', (figures) =>
+      figures.map((f) => {
+        const svg = f.querySelector('svg');
+        const box = svg?.getBoundingClientRect();
+        return {
+          id: f.getAttribute('data-chart') ?? '',
+          empty: f.classList.contains('empty'),
+          paths: f.querySelectorAll('path.series').length,
+          points: f.querySelectorAll('circle.point').length,
+          bars: [...f.querySelectorAll('rect.bar')].filter((r) => Number(r.getAttribute('height')) > 0).length,
+          thresholds: f.querySelectorAll('line.threshold').length,
+          markers: f.querySelectorAll('line.marker').length,
+          width: box?.width ?? 0,
+          height: box?.height ?? 0,
+        };
+      }),
+    );
+    const chart = (id: string) => {
+      const c = charts.find((x) => x.id === id);
+      if (c === undefined) throw new Error(`no chart ${id}: ${charts.map((x) => x.id).join(', ')}`);
+      expect(c.empty, id).toBe(false);
+      expect(c.width, id).toBeGreaterThan(200);
+      expect(c.height, id).toBeGreaterThan(100);
+      return c;
+    };
+    const windows = scenario.windows.length;
+    // Drift over time: one line per (input feature, version) — v1 then v2 after the promotion — a
+    // point per window, the threshold, and the retrain markers (decision, rejected, promoted).
+    expect(chart('drift-psi')).toMatchObject({ paths: 4, points: 2 * windows, thresholds: 1, markers: 3 });
+    expect(chart('drift-ks')).toMatchObject({ paths: 2, points: windows, thresholds: 1 });
+    expect(chart('drift-prediction')).toMatchObject({ paths: 2, points: windows });
+    // Distributions of the promoted version's reference: reference and current bars per bin.
+    const amount = chart('dist-amount');
+    expect(amount.bars).toBeGreaterThan(10);
+    expect(chart('dist-country').bars).toBeGreaterThanOrEqual(5);
+    expect(chart('dist-__prediction__').bars).toBeGreaterThan(5);
+    // Performance per version (accuracy, f1, roc_auc × v1, v2) and label coverage per version.
+    expect(chart('performance')).toMatchObject({ paths: 6, points: 3 * windows });
+    expect(chart('label-coverage')).toMatchObject({ paths: 2, points: windows });
+    // Retrain history: the fired decision, the rejected and the promoted version.
+    expect(chart('retrain-history').points).toBe(3);
+    expect(await page.locator('table.retrain tbody tr').count()).toBe(3);
+    expect(await page.locator('.notes').count()).toBe(0);
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'report.png'), fullPage: true });
+    await page.close();
+    expect(problems).toEqual([]);
+  });
+
+  it('names the missing option', async () => {
+    await expect(reportCommand(['--out', out])).rejects.toThrow(/--model/);
+    await expect(reportCommand(['--model', 'm', '--from', 'yesterday-ish'])).rejects.toThrow(/--from/);
+  });
+});

@@ -1,0 +1,1 @@
+export { drawFeatures, eventsOfSecond, Random, truthOf } from './traffic.js';

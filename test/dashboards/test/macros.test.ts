@@ -1,0 +1,45 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Grafana template variables, not JavaScript templates
+import { describe, expect, it } from 'vitest';
+import { expandGrafanaSql, expandMacros, type GrafanaQueryContext, interpolateVariables } from '../src/index.js';
+
+const ctx: GrafanaQueryContext = {
+  from: 1_735_689_600_500,
+  to: 1_735_732_800_999,
+  intervalMs: 30_000,
+  variables: { model: "it's", version: ['v1', 'v2'], feature: 'amount', database: 'driftline' },
+};
+
+describe('Grafana macro expansion (grafana-clickhouse-datasource semantics)', () => {
+  it('expands the time macros as the plugin does (seconds, floored; ms via fromUnixTimestamp64Milli)', () => {
+    expect(expandMacros('$__timeFilter(t)', ctx)).toBe('t >= toDateTime(1735689600) AND t <= toDateTime(1735732800)');
+    expect(expandMacros('$__timeFilter_ms( t )', ctx)).toBe(
+      't >= fromUnixTimestamp64Milli(1735689600500) AND t <= fromUnixTimestamp64Milli(1735732800999)',
+    );
+    expect(expandMacros('$__fromTime AND $__toTime', ctx)).toBe('toDateTime(1735689600) AND toDateTime(1735732800)');
+    expect(expandMacros('$__dateFilter(d)', ctx)).toBe("d >= toDate('2025-01-01') AND d <= toDate('2025-01-01')");
+    expect(expandMacros('$__timeInterval(t)', ctx)).toBe('toStartOfInterval(toDateTime(t), INTERVAL 30 second)');
+    expect(expandMacros('$__interval_s', { ...ctx, intervalMs: 200 })).toBe('1');
+  });
+
+  it('interpolates variables with the plugin formatter and explicit formats', () => {
+    expect(interpolateVariables('${version}', ctx)).toBe("'v1','v2'");
+    expect(interpolateVariables('$feature [[feature]] ${feature:raw}', ctx)).toBe('amount amount amount');
+    expect(interpolateVariables('${model:sqlstring}', ctx)).toBe("'it''s'");
+    expect(interpolateVariables('${model:singlequote}', ctx)).toBe("'it\\'s'");
+    expect(interpolateVariables('${version:sqlstring}', ctx)).toBe("'v1','v2'");
+    expect(interpolateVariables('$__from $__to $__interval', ctx)).toBe('1735689600500 1735732800999 30s');
+  });
+
+  it('applies $__conditionalAll before the variables', () => {
+    const sql = 'WHERE $__conditionalAll(feature IN (${feature:sqlstring}), $feature)';
+    expect(expandGrafanaSql(sql, ctx)).toBe("WHERE feature IN ('amount')");
+    expect(expandGrafanaSql(sql, { ...ctx, variables: { ...ctx.variables, feature: '$__all' } })).toBe('WHERE 1=1');
+  });
+
+  it('refuses what would not reach ClickHouse as meant', () => {
+    expect(() => expandGrafanaSql('$__timeFilterr(t)', ctx)).toThrow(/unknown macro/);
+    expect(() => expandGrafanaSql('${nope}', ctx)).toThrow(/unknown template variable/);
+    expect(() => expandGrafanaSql('$__timeFilter(toDateTime(t))', ctx)).toThrow(/nested parentheses/);
+    expect(() => expandGrafanaSql('$__timeFilter(a, b)', ctx)).toThrow(/expected 1 argument/);
+  });
+});

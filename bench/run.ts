@@ -17,6 +17,13 @@ interface BenchEntry {
 /** Every benchmark, in run order. Each contributes its own keys to the summary. */
 const benches: BenchEntry[] = [
   {
+    name: 'stats',
+    load: async () => {
+      const { benchStats } = await import('@driftline/stats/bench');
+      return () => benchStats();
+    },
+  },
+  {
     name: 'drift-cli',
     load: async () => {
       const { benchDriftCli } = await import('./drift-cli/index.js');

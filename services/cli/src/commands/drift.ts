@@ -10,6 +10,9 @@ Compares every column the two tables share (CSV with a header row, or Arrow IPC)
 PSI, KS (statistic, p-value), Wasserstein, Jensen-Shannon, missing rate, out-of-range share.
 Categorical columns: PSI, chi-square, Jensen-Shannon, missing rate. --json prints one JSON object
 per column (one per line). Exit code 0 whether or not drift is found.
+--binning evidently reproduces Evidently's PSI exactly and, like Evidently, ignores --bins
+(numeric: Sturges equal-width bins over both samples; few distinct values and strings: one bin
+per value).
 `;
 
 function number(name: string, value: string | undefined, fallback: number | undefined): number | undefined {

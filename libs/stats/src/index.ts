@@ -1,0 +1,15 @@
+export * from './chi2.js';
+export type { CountEncoding } from './codec.js';
+export * from './distance.js';
+export * from './exact-sum.js';
+export { chi2Sf, logGamma, regularizedGammaQ } from './gamma.js';
+export { kstwoSf } from './kolmogorov.js';
+export * from './ks.js';
+export { type MaybeNumber, sortedFinite } from './numeric.js';
+export * from './profile.js';
+export * from './psi.js';
+export * from './quality.js';
+export * from './quantile.js';
+export * from './summary.js';
+export * from './summary-drift.js';
+export * from './summary-quantile.js';

@@ -1,0 +1,170 @@
+import { type ChiSquareResult, chiSquareHomogeneity } from './chi2.js';
+import { jensenShannon } from './distance.js';
+import { kstwoSf } from './kolmogorov.js';
+import { roundHalfEven } from './numeric.js';
+import { type CategoricalReferenceProfile, coarseCounts, type NumericReferenceProfile } from './profile.js';
+import { DEFAULT_PSI_EPSILON, OTHER_CATEGORY, type PsiResult, psiFromCounts } from './psi.js';
+import type { CategoricalSummary, NumericSummary } from './summary.js';
+
+/** KS from a merged summary: the grid statistic and an interval that provably holds the exact D. */
+export interface SummaryKsResult {
+  /** D evaluated at every cut point and just below it: a lower bound of the exact D. */
+  readonly statistic: number;
+  /** Exact D on the raw data lies in [statistic, statistic + errorBound]. */
+  readonly errorBound: number;
+  readonly upperBound: number;
+  /** scipy's asymptotic p-value, kstwo.sf(statistic, round(n1·n2/(n1+n2))). */
+  readonly pValue: number;
+  /**
+   * p-values at the two ends of the D interval, [p(upperBound), p(statistic)]; only when asked
+   * for (each p-value can cost O(n) in scipy's upper-tail algorithm).
+   */
+  readonly pValueRange?: readonly [number, number];
+  readonly method: 'asymp';
+  readonly n1: number;
+  readonly n2: number;
+}
+
+function asymptoticP(d: number, n1: number, n2: number): number {
+  const m = Math.max(n1, n2);
+  const n = Math.min(n1, n2);
+  return kstwoSf(d, roundHalfEven((m * n) / (m + n)));
+}
+
+/**
+ * KS between the reference (exact counts on the profile grid) and a merged current summary.
+ *
+ * Bound. Let R, C be the reference and current ECDFs and a < b adjacent cut points. Both are
+ * known exactly at a, and just below b (the point slot {b} is counted separately). For x in (a, b):
+ * R(x) ∈ [R(a), R(b−)] and C(x) ∈ [C(a), C(b−)], so
+ *   C(x) − R(x) ≤ C(b−) − R(a)   and   R(x) − C(x) ≤ R(b−) − C(a).
+ * The exact D is therefore at most the largest of these over all open slots and the grid
+ * values, and at least the largest grid value (every grid value is attained by the ECDFs).
+ * Writing C(b−) − R(a) = (C(b−) − R(b−)) + ΔR = (C(a) − R(a)) + ΔC shows
+ *   errorBound ≤ max over open slots of min(ΔR, ΔC) ≤ profile.ksBound,
+ * with ΔR, ΔC the reference and current mass strictly inside the slot: ≈ 1/fineBins for a
+ * continuous reference, 0 for discrete data whose values are all cut points.
+ */
+export function ksFromSummary(
+  profile: NumericReferenceProfile,
+  summary: NumericSummary,
+  options: { pValueRange?: boolean } = {},
+): SummaryKsResult {
+  const n1 = profile.n;
+  const n2 = summary.count;
+  if (n2 === 0) {
+    return {
+      statistic: Number.NaN,
+      errorBound: Number.NaN,
+      upperBound: Number.NaN,
+      pValue: Number.NaN,
+      ...(options.pValueRange ? { pValueRange: [Number.NaN, Number.NaN] as const } : {}),
+      method: 'asymp',
+      n1,
+      n2,
+    };
+  }
+  const R = profile.slotCounts;
+  const C = summary.counts;
+  let cumR = 0;
+  let cumC = 0;
+  let grid = 0;
+  let upper = 0;
+  for (let s = 0; s < C.length; s++) {
+    const startR = cumR / n1;
+    const startC = cumC / n2;
+    cumR += R[s]!;
+    cumC += C[s]!;
+    const fr = cumR / n1;
+    const fc = cumC / n2;
+    // Same float form as scipy's cdf1 − cdf2, so the grid value is bit-identical there.
+    const d = Math.abs(fc - fr);
+    if (d > grid) grid = d;
+    if (s % 2 === 0) {
+      const u = Math.max(fc - startR, fr - startC);
+      if (u > upper) upper = u;
+    }
+  }
+  if (upper < grid) upper = grid;
+  const pValue = asymptoticP(grid, n1, n2);
+  return {
+    statistic: grid,
+    errorBound: upper - grid,
+    upperBound: upper,
+    pValue,
+    ...(options.pValueRange ? { pValueRange: [asymptoticP(upper, n1, n2), pValue] as const } : {}),
+    method: 'asymp',
+    n1,
+    n2,
+  };
+}
+
+/** PSI on the profile's coarse bins; equal to psiNumeric(quantile) on the raw data. */
+export function psiFromSummary(
+  profile: NumericReferenceProfile,
+  summary: NumericSummary,
+  epsilon = DEFAULT_PSI_EPSILON,
+): PsiResult {
+  const ref = coarseCounts(profile.slotCounts, profile.coarseCutIndex);
+  const cur = coarseCounts(summary.counts, profile.coarseCutIndex);
+  const r = psiFromCounts(ref, cur, epsilon);
+  return {
+    ...r,
+    binning: 'quantile',
+    edges: [...profile.coarseEdges],
+    referenceSize: profile.n,
+    currentSize: summary.count,
+  };
+}
+
+/** Jensen–Shannon distance on the profile's coarse bins (as jensenShannonNumeric on raw data). */
+export function jensenShannonFromSummary(profile: NumericReferenceProfile, summary: NumericSummary): number {
+  if (summary.count === 0) return Number.NaN;
+  return jensenShannon(
+    coarseCounts(profile.slotCounts, profile.coarseCutIndex),
+    coarseCounts(summary.counts, profile.coarseCutIndex),
+  );
+}
+
+/** Share of events with a missing value (null/NaN) among all events of the window. */
+export function missingRateFromSummary(summary: NumericSummary | CategoricalSummary): number {
+  const total = summary.count + summary.missing + (summary.kind === 'numeric' ? summary.infinite : 0);
+  return total === 0 ? Number.NaN : summary.missing / total;
+}
+
+/** Share of present values outside [reference min, reference max] (infinities included). */
+export function outOfRangeShareFromSummary(summary: NumericSummary): number {
+  const present = summary.count + summary.infinite;
+  return present === 0 ? Number.NaN : (summary.belowMin + summary.aboveMax + summary.infinite) / present;
+}
+
+/** Categorical PSI over the profile's categories plus "other". */
+export function psiFromCategoricalSummary(
+  profile: CategoricalReferenceProfile,
+  summary: CategoricalSummary,
+  epsilon = DEFAULT_PSI_EPSILON,
+): PsiResult {
+  const r = psiFromCounts(profile.counts, summary.counts, epsilon);
+  return {
+    ...r,
+    binning: 'quantile',
+    labels: [...profile.categories, OTHER_CATEGORY],
+    referenceSize: profile.n,
+    currentSize: summary.count,
+  };
+}
+
+export function chiSquareFromSummary(
+  profile: CategoricalReferenceProfile,
+  summary: CategoricalSummary,
+): ChiSquareResult {
+  return chiSquareHomogeneity(profile.counts, summary.counts);
+}
+
+export function jensenShannonFromCategoricalSummary(
+  profile: CategoricalReferenceProfile,
+  summary: CategoricalSummary,
+): number {
+  if (summary.count === 0) return Number.NaN;
+  return jensenShannon(profile.counts, summary.counts);
+}

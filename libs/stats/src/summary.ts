@@ -1,0 +1,252 @@
+import { DriftlineError, PoisonRecordError } from '@driftline/core';
+import { type CountEncoding, chooseEncoding, pack, unpack } from './codec.js';
+import { EXACT_SUM_LIMBS, ExactSum } from './exact-sum.js';
+import { GridIndex } from './grid-index.js';
+import type { MaybeNumber } from './numeric.js';
+import type { CategoricalReferenceProfile, NumericReferenceProfile, ReferenceProfile } from './profile.js';
+import type { MaybeCategory } from './psi.js';
+
+/**
+ * Mergeable partial summaries of one (model, version, feature, window) against a reference
+ * profile. Numeric: counts on the profile's slot grid plus count, missing, infinite, below/above
+ * the reference range, min, max and an exact sum. Categorical: counts per reference category plus
+ * "other", and count/missing. merge() only adds counts, takes min/max and adds exact sums, so it is
+ * associative and commutative bit for bit, and a summary's size depends on the grid, not on the
+ * number of events.
+ */
+
+export const SUMMARY_FORMAT = 'driftline.summary/1' as const;
+
+export interface SummaryJson {
+  readonly format: typeof SUMMARY_FORMAT;
+  readonly kind: 'numeric' | 'categorical';
+  readonly profileId: string;
+  readonly encoding: CountEncoding;
+  /** base64 of the fixed binary layout (see codec.ts). */
+  readonly data: string;
+}
+
+const gridCache = new WeakMap<NumericReferenceProfile, GridIndex>();
+const categoryCache = new WeakMap<CategoricalReferenceProfile, Map<string, number>>();
+
+function gridOf(profile: NumericReferenceProfile): GridIndex {
+  let grid = gridCache.get(profile);
+  if (!grid) {
+    grid = new GridIndex(Float64Array.from(profile.cuts));
+    gridCache.set(profile, grid);
+  }
+  return grid;
+}
+
+function categoryIndexOf(profile: CategoricalReferenceProfile): Map<string, number> {
+  let index = categoryCache.get(profile);
+  if (!index) {
+    index = new Map(profile.categories.map((c, i) => [c, i] as const));
+    categoryCache.set(profile, index);
+  }
+  return index;
+}
+
+const NUMERIC_SCALARS = 7;
+
+export class NumericSummary {
+  readonly kind = 'numeric' as const;
+  readonly profileId: string;
+  /** Counts per slot of the profile grid. */
+  readonly counts: Float64Array;
+  /** Finite values counted in `counts`. */
+  count = 0;
+  /** null, undefined or NaN. */
+  missing = 0;
+  /** ±Infinity: kept out of the histogram, counted as out of range. */
+  infinite = 0;
+  belowMin = 0;
+  aboveMax = 0;
+  min = Number.POSITIVE_INFINITY;
+  max = Number.NEGATIVE_INFINITY;
+  readonly sum: ExactSum;
+  private readonly grid: GridIndex;
+  private readonly refMin: number;
+  private readonly refMax: number;
+
+  constructor(profile: NumericReferenceProfile, counts?: Float64Array, sum?: ExactSum) {
+    this.profileId = profile.id;
+    this.grid = gridOf(profile);
+    this.refMin = profile.min;
+    this.refMax = profile.max;
+    this.counts = counts ?? new Float64Array(2 * this.grid.cuts.length + 1);
+    this.sum = sum ?? new ExactSum();
+  }
+
+  add(x: MaybeNumber): void {
+    if (x === null || x === undefined || Number.isNaN(x)) {
+      this.missing++;
+      return;
+    }
+    if (x === Number.POSITIVE_INFINITY || x === Number.NEGATIVE_INFINITY) {
+      this.infinite++;
+      return;
+    }
+    const slot = this.grid.slot(x);
+    this.counts[slot]! += 1;
+    this.count++;
+    if (x < this.min) this.min = x;
+    if (x > this.max) this.max = x;
+    if (x < this.refMin) this.belowMin++;
+    else if (x > this.refMax) this.aboveMax++;
+    this.sum.add(x);
+  }
+
+  addAll(values: ArrayLike<MaybeNumber>): this {
+    for (let i = 0; i < values.length; i++) this.add(values[i]);
+    return this;
+  }
+
+  /** Mean of the finite values (exact sum, rounded once); NaN when empty. */
+  mean(): number {
+    return this.count === 0 ? Number.NaN : this.sum.value() / this.count;
+  }
+
+  toJSON(): SummaryJson {
+    this.sum.normalise();
+    const scalars = [this.count, this.missing, this.infinite, this.belowMin, this.aboveMax, this.min, this.max];
+    const encoding = chooseEncoding(this.counts);
+    // Limbs ride with the scalars (always float64); counts use the compact encoding.
+    const data = pack([...scalars, ...this.sum.limbs], this.counts, encoding);
+    return { format: SUMMARY_FORMAT, kind: 'numeric', profileId: this.profileId, encoding, data };
+  }
+}
+
+const CATEGORICAL_SCALARS = 2;
+
+export class CategoricalSummary {
+  readonly kind = 'categorical' as const;
+  readonly profileId: string;
+  /** Counts per reference category, then "other" (categories the profile does not list). */
+  readonly counts: Float64Array;
+  count = 0;
+  missing = 0;
+  private readonly index: Map<string, number>;
+
+  constructor(profile: CategoricalReferenceProfile, counts?: Float64Array) {
+    this.profileId = profile.id;
+    this.index = categoryIndexOf(profile);
+    this.counts = counts ?? new Float64Array(profile.categories.length + 1);
+  }
+
+  add(value: MaybeCategory): void {
+    if (typeof value !== 'string') {
+      this.missing++;
+      return;
+    }
+    const i = this.index.get(value) ?? this.counts.length - 1;
+    this.counts[i]! += 1;
+    this.count++;
+  }
+
+  addAll(values: ArrayLike<MaybeCategory>): this {
+    for (let i = 0; i < values.length; i++) this.add(values[i]);
+    return this;
+  }
+
+  toJSON(): SummaryJson {
+    const encoding = chooseEncoding(this.counts);
+    const data = pack([this.count, this.missing], this.counts, encoding);
+    return { format: SUMMARY_FORMAT, kind: 'categorical', profileId: this.profileId, encoding, data };
+  }
+}
+
+export type Summary = NumericSummary | CategoricalSummary;
+
+export function createSummary(profile: NumericReferenceProfile): NumericSummary;
+export function createSummary(profile: CategoricalReferenceProfile): CategoricalSummary;
+export function createSummary(profile: ReferenceProfile): Summary;
+export function createSummary(profile: ReferenceProfile): Summary {
+  return profile.kind === 'numeric' ? new NumericSummary(profile) : new CategoricalSummary(profile);
+}
+
+function mismatch(message: string, details: Record<string, unknown>): DriftlineError {
+  return new DriftlineError('VALIDATION_FAILED', `summary merge: ${message}`, { details });
+}
+
+/**
+ * Merges two summaries built against the same profile into a new one (inputs keep their values).
+ * Associative and commutative exactly: counts add (exact integers in float64 up to 2^53),
+ * min/max are order-free, sums are exact.
+ */
+export function mergeSummaries<S extends Summary>(a: S, b: S, profile: ReferenceProfile): S {
+  if (a.kind !== b.kind || a.kind !== profile.kind) {
+    throw mismatch('kinds differ', { a: a.kind, b: b.kind, profile: profile.kind });
+  }
+  if (a.profileId !== profile.id || b.profileId !== profile.id) {
+    throw mismatch('summaries were built against different profiles', {
+      a: a.profileId,
+      b: b.profileId,
+      profile: profile.id,
+    });
+  }
+  if (a.counts.length !== b.counts.length) throw mismatch('grid sizes differ', {});
+  const counts = Float64Array.from(a.counts);
+  for (let i = 0; i < counts.length; i++) counts[i]! += b.counts[i]!;
+  if (a instanceof NumericSummary && b instanceof NumericSummary && profile.kind === 'numeric') {
+    const sum = a.sum.clone();
+    sum.addSum(b.sum);
+    const out = new NumericSummary(profile, counts, sum);
+    out.count = a.count + b.count;
+    out.missing = a.missing + b.missing;
+    out.infinite = a.infinite + b.infinite;
+    out.belowMin = a.belowMin + b.belowMin;
+    out.aboveMax = a.aboveMax + b.aboveMax;
+    out.min = Math.min(a.min, b.min);
+    out.max = Math.max(a.max, b.max);
+    return out as S;
+  }
+  if (a instanceof CategoricalSummary && b instanceof CategoricalSummary && profile.kind === 'categorical') {
+    const out = new CategoricalSummary(profile, counts);
+    out.count = a.count + b.count;
+    out.missing = a.missing + b.missing;
+    return out as S;
+  }
+  throw mismatch('unsupported summary', {});
+}
+
+/** Merges any number of summaries (e.g. one per partition); undefined when the list is empty. */
+export function mergeAll<S extends Summary>(summaries: readonly S[], profile: ReferenceProfile): S | undefined {
+  let acc: S | undefined;
+  for (const s of summaries) acc = acc === undefined ? s : mergeSummaries(acc, s, profile);
+  return acc;
+}
+
+function bad(message: string): PoisonRecordError {
+  return new PoisonRecordError('DECODE_FAILED', `summary: ${message}`);
+}
+
+/**
+ * Rebuilds a summary from its JSON form against the profile it was built with. A malformed or
+ * foreign summary is a poison record (it will never decode), not a retriable failure.
+ */
+export function summaryFromJSON(json: unknown, profile: ReferenceProfile): Summary {
+  if (typeof json !== 'object' || json === null) throw bad('expected an object');
+  const o = json as Record<string, unknown>;
+  if (o.format !== SUMMARY_FORMAT) throw bad(`format must be "${SUMMARY_FORMAT}"`);
+  if (o.kind !== profile.kind) throw bad(`kind "${String(o.kind)}" does not match the profile`);
+  if (o.profileId !== profile.id) throw bad(`profileId ${String(o.profileId)} does not match profile ${profile.id}`);
+  if (o.encoding !== 'u32' && o.encoding !== 'f64') throw bad('encoding must be "u32" or "f64"');
+  if (typeof o.data !== 'string') throw bad('data must be a base64 string');
+  if (profile.kind === 'numeric') {
+    const unpacked = unpack(o.data, NUMERIC_SCALARS + EXACT_SUM_LIMBS, o.encoding);
+    if (!unpacked || unpacked.counts.length !== 2 * profile.cuts.length + 1) throw bad('data has the wrong length');
+    const { scalars, counts } = unpacked;
+    const sum = new ExactSum(Float64Array.from(scalars.subarray(NUMERIC_SCALARS)));
+    const s = new NumericSummary(profile, counts, sum);
+    [s.count, s.missing, s.infinite, s.belowMin, s.aboveMax, s.min, s.max] = Array.from(
+      scalars.subarray(0, NUMERIC_SCALARS),
+    ) as [number, number, number, number, number, number, number];
+    return s;
+  }
+  const unpacked = unpack(o.data, CATEGORICAL_SCALARS, o.encoding);
+  if (!unpacked || unpacked.counts.length !== profile.categories.length + 1) throw bad('data has the wrong length');
+  const s = new CategoricalSummary(profile, unpacked.counts);
+  [s.count, s.missing] = [unpacked.scalars[0]!, unpacked.scalars[1]!];
+  return s;
+}

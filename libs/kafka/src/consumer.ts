@@ -34,6 +34,8 @@ export interface BatchContext {
   readonly topic: string;
   readonly partition: number;
   readonly highWatermark: string;
+  /** Keeps the group membership alive during long processing (e.g. training); may throw on rebalance. */
+  heartbeat?(): Promise<void>;
 }
 
 export interface ConsumerOptions<T> {
@@ -148,7 +150,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
   });
 
-  async function attemptBatch(batch: Batch): Promise<string | undefined> {
+  async function attemptBatch(batch: Batch, heartbeat: () => Promise<void>): Promise<string | undefined> {
     const decoded: Array<DecodedRecord<T>> = [];
     const dead: DeadLetter[] = [];
     for (const message of batch.messages) {
@@ -165,6 +167,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       topic: batch.topic,
       partition: batch.partition,
       highWatermark: batch.highWatermark,
+      heartbeat,
     };
     let commitOffset: string | undefined;
     dead.push(
@@ -204,7 +207,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     for (let attempt = 0; ; attempt++) {
       if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
       try {
-        commitOffset = await attemptBatch(batch);
+        commitOffset = await attemptBatch(batch, () => payload.heartbeat());
         break;
       } catch (thrown) {
         const error = toDriftlineError(thrown);

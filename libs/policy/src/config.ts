@@ -1,0 +1,172 @@
+import { ConfigError } from '@driftline/core';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: `500ms`, `30s`, `5m`, `6h`, `7d`, or a number of milliseconds. */
+const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+)\s*(ms|s|m|h|d)?\s*$/.exec(v);
+  if (m === null) {
+    ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30s, 5m, 6h or 7d' });
+    return z.NEVER;
+  }
+  return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
+});
+
+const metricName = z.string().regex(/^[a-z][a-z0-9_]*$/, 'must be a metric name such as roc_auc or log_loss');
+
+/**
+ * A performance signal on PERFORMANCE alerts of the overall slice. Exactly one comparison:
+ * `below`/`above` an absolute bound, or `below_baseline_by`/`above_baseline_by` a margin relative
+ * to the serving version's own metric at evaluation time (the "last model's" value).
+ */
+const performanceRule = z
+  .strictObject({
+    metric: metricName,
+    below: z.number().optional(),
+    above: z.number().optional(),
+    below_baseline_by: z.number().nonnegative().optional(),
+    above_baseline_by: z.number().nonnegative().optional(),
+  })
+  .refine(
+    (r) => [r.below, r.above, r.below_baseline_by, r.above_baseline_by].filter((v) => v !== undefined).length === 1,
+    { message: 'needs exactly one of below, above, below_baseline_by, above_baseline_by' },
+  );
+
+const signalsShape = z.strictObject({
+  /** FEATURE_DRIFT alerts whose share of drifted features is at least this. */
+  share_drifted: z.number().min(0).max(1).optional(),
+  /** FEATURE_DRIFT alerts in which any of these features drifted. */
+  key_features: z.array(z.string().min(1)).min(1).optional(),
+  /** PREDICTION_DRIFT alerts count. */
+  prediction_drift: z.boolean().optional(),
+  performance: z.array(performanceRule).min(1).optional(),
+  /** PERFORMANCE alerts of segments (not only the overall slice) count too. */
+  include_segments: z.boolean().optional(),
+});
+
+const modelShape = z.strictObject({
+  signals: signalsShape.optional(),
+  /** Consecutive windows (event time, tumbling) that must each carry a signal. */
+  sustain: z.number().int().min(1).max(1_000).optional(),
+  /** After a retrain request, no new one until the deciding window ends this much later. */
+  cooldown: duration.optional(),
+  /** The requested training data: this much event time up to the deciding window's end. */
+  training_window: duration.optional(),
+  /** Alerts for windows ending this much before the newest window seen are ignored (and state is pruned). */
+  late_horizon: duration.optional(),
+});
+
+const documentShape = z.strictObject({
+  version: z.literal(1).optional(),
+  defaults: modelShape.optional(),
+  models: z.record(z.string().min(1), modelShape),
+});
+
+export interface PerformanceRule {
+  readonly metric: string;
+  readonly below?: number;
+  readonly above?: number;
+  readonly below_baseline_by?: number;
+  readonly above_baseline_by?: number;
+}
+
+export interface SignalConfig {
+  readonly shareDrifted?: number;
+  readonly keyFeatures: readonly string[];
+  readonly predictionDrift: boolean;
+  readonly performance: readonly PerformanceRule[];
+  readonly includeSegments: boolean;
+}
+
+export interface ModelPolicy {
+  readonly signals: SignalConfig;
+  readonly sustain: number;
+  readonly cooldownMs: number;
+  readonly trainingWindowMs: number;
+  readonly lateHorizonMs: number;
+}
+
+/** A validated policy: per model, with `*` as the fallback for models not listed. */
+export interface Policy {
+  readonly models: Readonly<Record<string, ModelPolicy>>;
+}
+
+export const POLICY_DEFAULTS = {
+  sustain: 3,
+  cooldownMs: 24 * 3_600_000,
+  trainingWindowMs: 7 * 86_400_000,
+  lateHorizonMs: 86_400_000,
+} as const;
+
+/** Used when no policy file is configured: any model, half the features or the prediction drifted, 3 windows, 24 h cooldown. */
+export const DEFAULT_POLICY_DOCUMENT = {
+  version: 1,
+  models: { '*': { signals: { share_drifted: 0.5, prediction_drift: true } } },
+} as const;
+
+/** The policy of a model (exact name first, then `*`), or undefined when none applies. */
+export function policyFor(policy: Policy, model: string): ModelPolicy | undefined {
+  return policy.models[model] ?? policy.models['*'];
+}
+
+/**
+ * Validates a parsed policy document. Problems throw a ConfigError whose field is the path in the
+ * document prefixed by `source`, e.g. `policy.models.fraud.cooldown`.
+ */
+export function parsePolicy(document: unknown, source = 'policy'): Policy {
+  const result = documentShape.safeParse(document);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const path = issue?.path.map(String).join('.') ?? '';
+    throw new ConfigError(path === '' ? source : `${source}.${path}`, issue?.message ?? 'invalid');
+  }
+  const doc = result.data;
+  const d = doc.defaults ?? {};
+  const models: Record<string, ModelPolicy> = {};
+  for (const [name, m] of Object.entries(doc.models)) {
+    const s = m.signals ?? d.signals ?? {};
+    const signals: SignalConfig = {
+      ...(s.share_drifted === undefined ? {} : { shareDrifted: s.share_drifted }),
+      keyFeatures: s.key_features ?? [],
+      predictionDrift: s.prediction_drift ?? false,
+      performance: s.performance ?? [],
+      includeSegments: s.include_segments ?? false,
+    };
+    if (
+      signals.shareDrifted === undefined &&
+      signals.keyFeatures.length === 0 &&
+      !signals.predictionDrift &&
+      signals.performance.length === 0
+    ) {
+      throw new ConfigError(
+        `${source}.models.${name}.signals`,
+        'no signal configured (share_drifted, key_features, prediction_drift or performance)',
+      );
+    }
+    models[name] = {
+      signals,
+      sustain: m.sustain ?? d.sustain ?? POLICY_DEFAULTS.sustain,
+      cooldownMs: m.cooldown ?? d.cooldown ?? POLICY_DEFAULTS.cooldownMs,
+      trainingWindowMs: m.training_window ?? d.training_window ?? POLICY_DEFAULTS.trainingWindowMs,
+      lateHorizonMs: m.late_horizon ?? d.late_horizon ?? POLICY_DEFAULTS.lateHorizonMs,
+    };
+    if (models[name].trainingWindowMs <= 0) {
+      throw new ConfigError(`${source}.models.${name}.training_window`, 'must be positive');
+    }
+  }
+  return { models };
+}
+
+/** Parses policy text (YAML, of which JSON is a subset) and validates it; `source` prefixes field names. */
+export function parsePolicyText(text: string, source = 'policy'): Policy {
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(source, `not valid YAML/JSON: ${(error as Error).message}`, { cause: error });
+  }
+  return parsePolicy(document, source);
+}

@@ -1,0 +1,223 @@
+import { createHash } from 'node:crypto';
+import type { DriftAlert } from '@driftline/schemas';
+import { type ModelPolicy, type Policy, policyFor } from './config.js';
+import { type Baseline, signalsOf } from './signals.js';
+
+/** One event-time window the policy has seen alerts for. */
+export interface WindowEntry {
+  readonly start: number;
+  readonly end: number;
+  /** Signals carried by the window's alerts (sorted, unique); empty = the window does not count. */
+  readonly signals: readonly string[];
+  /** Alert ids seen for this window (duplicates are recognised by these). */
+  readonly alertIds: readonly string[];
+}
+
+export interface FiredWindow {
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly requestId: string;
+}
+
+/** What the policy remembers about one model: plain JSON, bounded by `late_horizon`, persisted as is. */
+export interface ModelState {
+  /** Decisions taken (duplicates excluded): orders the persisted snapshots. */
+  readonly seq: number;
+  readonly maxWindowEnd: number;
+  /** Sorted by start. */
+  readonly windows: readonly WindowEntry[];
+  readonly lastFire: FiredWindow | null;
+}
+
+export const emptyModelState: ModelState = { seq: 0, maxWindowEnd: 0, windows: [], lastFire: null };
+
+export type HoldReason =
+  | 'unknown_model'
+  | 'duplicate'
+  | 'too_late'
+  | 'before_last_retrain'
+  | 'no_signal'
+  | 'sustaining'
+  | 'cooldown';
+
+/** What a fired decision asks for; the service turns it into a RetrainRequest. */
+export interface RetrainPlan {
+  /** Idempotency key: derived from the model and the deciding window only. */
+  readonly requestId: string;
+  readonly model: string;
+  readonly modelVersion: string;
+  readonly reason: string;
+  readonly evidence: {
+    readonly windows: readonly WindowEntry[];
+    readonly sustain: number;
+    readonly cooldown_ms: number;
+    readonly deciding_alert: string;
+  };
+  readonly dataFrom: number;
+  readonly dataTo: number;
+  /** The deciding window's end: event time, so a replay produces the identical request. */
+  readonly eventTime: number;
+}
+
+export type Decision =
+  | { readonly kind: 'fire'; readonly plan: RetrainPlan; readonly signals: readonly string[]; readonly streak: number }
+  | {
+      readonly kind: 'hold';
+      readonly reason: HoldReason;
+      readonly detail: string;
+      readonly signals: readonly string[];
+      readonly streak: number;
+    };
+
+export interface DecideResult {
+  /** The model's state after the alert (the input state when nothing changed). */
+  readonly state: ModelState;
+  readonly decision: Decision;
+}
+
+/** At most this many windows are remembered per model, whatever the horizon. */
+export const MAX_WINDOWS = 512;
+
+/** Deterministic idempotency key of a decision: model + deciding window. */
+export function retrainRequestId(model: string, windowStart: number, windowEnd: number): string {
+  return createHash('sha256')
+    .update(JSON.stringify(['retrain', model, windowStart, windowEnd]))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+const hold = (
+  state: ModelState,
+  reason: HoldReason,
+  detail: string,
+  signals: readonly string[] = [],
+  streak = 0,
+): DecideResult => ({ state, decision: { kind: 'hold', reason, detail, signals, streak } });
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function mergeWindow(windows: readonly WindowEntry[], alert: DriftAlert, signals: readonly string[]): WindowEntry[] {
+  const out = windows.filter((w) => !(w.start === alert.window_start && w.end === alert.window_end));
+  const prior = windows.find((w) => w.start === alert.window_start && w.end === alert.window_end);
+  out.push({
+    start: alert.window_start,
+    end: alert.window_end,
+    signals: [...new Set([...(prior?.signals ?? []), ...signals])].sort(),
+    alertIds: [...(prior?.alertIds ?? []), alert.alert_id],
+  });
+  return out.sort((a, b) => a.start - b.start || a.end - b.end);
+}
+
+/** The run of consecutive (end = next start) counting windows through `at`, oldest first. */
+function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore: number): WindowEntry[] {
+  const counting = new Map<number, WindowEntry>();
+  const byEnd = new Map<number, WindowEntry>();
+  for (const w of windows) {
+    if (w.signals.length === 0 || w.start < notBefore) continue;
+    counting.set(w.start, w);
+    byEnd.set(w.end, w);
+  }
+  const run = [at];
+  for (let w = byEnd.get(at.start); w !== undefined; w = byEnd.get(w.start)) run.unshift(w);
+  for (let w = counting.get(at.end); w !== undefined; w = counting.get(w.end)) run.push(w);
+  return run;
+}
+
+/**
+ * The retrain policy for one alert of one model. Pure: the same state and alert always give the
+ * same result, whatever the wall clock; times are the alerts' event-time windows.
+ *
+ * - duplicate alert ids are held (`duplicate`) without changing the state;
+ * - alerts for windows that ended `late_horizon` before the newest one are held (`too_late`);
+ * - alerts for windows before the last retrain's deciding window are held (`before_last_retrain`):
+ *   that retrain already covers them;
+ * - a window counts when its alerts carry at least one configured signal; windows before the last
+ *   retrain's deciding window never count again (a new streak starts after it);
+ * - while the run's last window ends less than `cooldown` after the last fired window's end, a
+ *   signalled alert holds (`cooldown`); exactly `cooldown` later is allowed;
+ * - otherwise `sustain` consecutive counting windows (each window's end = the next one's start;
+ *   order of arrival does not matter) fire, deciding on the run's last window; fewer hold (`sustaining`).
+ */
+export function decideForModel(
+  policy: ModelPolicy,
+  state: ModelState,
+  alert: DriftAlert,
+  baseline?: Baseline,
+): DecideResult {
+  if (state.windows.some((w) => w.alertIds.includes(alert.alert_id))) {
+    return hold(state, 'duplicate', `alert ${alert.alert_id} already decided`);
+  }
+  if (alert.window_end <= state.maxWindowEnd - policy.lateHorizonMs) {
+    return hold(
+      state,
+      'too_late',
+      `window ends ${iso(alert.window_end)}, more than late_horizon before ${iso(state.maxWindowEnd)}`,
+    );
+  }
+  const last = state.lastFire;
+  const signals = signalsOf(policy.signals, alert, baseline);
+  const maxWindowEnd = Math.max(state.maxWindowEnd, alert.window_end);
+  const horizon = maxWindowEnd - policy.lateHorizonMs;
+  const windows = mergeWindow(state.windows, alert, signals).filter((w) => w.end > horizon);
+  const next: ModelState = {
+    seq: state.seq + 1,
+    maxWindowEnd,
+    windows: windows.slice(Math.max(0, windows.length - MAX_WINDOWS)),
+    lastFire: last,
+  };
+  if (last !== null && alert.window_start < last.windowEnd) {
+    return hold(
+      next,
+      'before_last_retrain',
+      `window starts before the last retrain's deciding window ended (${iso(last.windowEnd)})`,
+      signals,
+    );
+  }
+  if (signals.length === 0)
+    return hold(next, 'no_signal', `${alert.kind} ${alert.method}=${alert.statistic} carries no configured signal`);
+  const entry = next.windows.find((w) => w.start === alert.window_start && w.end === alert.window_end)!;
+  const run = runThrough(next.windows, entry, last?.windowEnd ?? Number.NEGATIVE_INFINITY);
+  const deciding = run[run.length - 1]!;
+  // Cooldown first: while it lasts, operators want to read "cooldown", whatever the streak.
+  if (last !== null && deciding.end - last.windowEnd < policy.cooldownMs) {
+    return hold(
+      next,
+      'cooldown',
+      `cooling down until ${iso(last.windowEnd + policy.cooldownMs)} (last retrain at window ending ${iso(last.windowEnd)}); streak ${run.length}/${policy.sustain}`,
+      signals,
+      run.length,
+    );
+  }
+  if (run.length < policy.sustain) {
+    return hold(next, 'sustaining', `${run.length}/${policy.sustain} consecutive windows`, signals, run.length);
+  }
+  const requestId = retrainRequestId(alert.model, deciding.start, deciding.end);
+  const all = [...new Set(run.flatMap((w) => w.signals))].sort();
+  const plan: RetrainPlan = {
+    requestId,
+    model: alert.model,
+    modelVersion: alert.model_version,
+    reason: `${run.length} consecutive windows with ${all.join(', ')} from ${iso(run[0]!.start)} to ${iso(deciding.end)}`,
+    evidence: { windows: run, sustain: policy.sustain, cooldown_ms: policy.cooldownMs, deciding_alert: alert.alert_id },
+    dataFrom: deciding.end - policy.trainingWindowMs,
+    dataTo: deciding.end,
+    eventTime: deciding.end,
+  };
+  return {
+    state: { ...next, lastFire: { windowStart: deciding.start, windowEnd: deciding.end, requestId } },
+    decision: { kind: 'fire', plan, signals, streak: run.length },
+  };
+}
+
+/** `decideForModel` with the model's policy looked up (`unknown_model` when no policy applies). */
+export function decide(
+  policy: Policy,
+  state: ModelState | undefined,
+  alert: DriftAlert,
+  baseline?: Baseline,
+): DecideResult {
+  const current = state ?? emptyModelState;
+  const modelPolicy = policyFor(policy, alert.model);
+  if (modelPolicy === undefined) return hold(current, 'unknown_model', `no policy for model ${alert.model}`);
+  return decideForModel(modelPolicy, current, alert, baseline);
+}

@@ -1,0 +1,250 @@
+import { ConfigError } from '@driftline/core';
+import type { AlertKind, DriftAlert } from '@driftline/schemas';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_POLICY_DOCUMENT,
+  type DecideResult,
+  decide,
+  driftedFeatures,
+  type ModelState,
+  type Policy,
+  parsePolicy,
+  parsePolicyText,
+  retrainRequestId,
+  signalsOf,
+} from '../src/index.js';
+
+const T0 = Date.UTC(2024, 0, 1);
+const W = 600_000; // 10-minute windows
+
+function alert(window: number, over: Partial<DriftAlert> = {}, kind: AlertKind = 'FEATURE_DRIFT'): DriftAlert {
+  return {
+    alert_id: `${kind}-${window}`,
+    kind,
+    model: 'fraud',
+    model_version: 'v1',
+    feature: null,
+    window_start: T0 + window * W,
+    window_end: T0 + (window + 1) * W,
+    event_time: T0 + (window + 1) * W,
+    method: 'psi',
+    statistic: 0.4,
+    p_value: null,
+    threshold: 0.2,
+    share_drifted: 0.5,
+    evidence: JSON.stringify({ drifted: [{ feature: 'amount' }, { feature: 'age' }] }),
+    ...over,
+  };
+}
+
+const policy: Policy = parsePolicyText(`
+defaults:
+  sustain: 3
+  cooldown: 1h
+  training_window: 1d
+models:
+  fraud:
+    signals:
+      share_drifted: 0.3
+      prediction_drift: true
+      key_features: [country]
+      performance:
+        - { metric: roc_auc, below: 0.7 }
+        - { metric: roc_auc, below_baseline_by: 0.05 }
+        - { metric: log_loss, above: 0.9 }
+`);
+
+/** Feeds alerts in order; returns every result. */
+function run(alerts: readonly DriftAlert[], start?: ModelState): DecideResult[] {
+  let state = start;
+  const out: DecideResult[] = [];
+  for (const a of alerts) {
+    const r = decide(policy, state, a);
+    state = r.state;
+    out.push(r);
+  }
+  return out;
+}
+
+const kinds = (rs: readonly DecideResult[]) => rs.map((r) => (r.decision.kind === 'fire' ? 'fire' : r.decision.reason));
+
+describe('policy config', () => {
+  it('applies defaults and parses durations', () => {
+    const p = policy.models.fraud!;
+    expect(p.sustain).toBe(3);
+    expect(p.cooldownMs).toBe(3_600_000);
+    expect(p.trainingWindowMs).toBe(86_400_000);
+    expect(p.signals.keyFeatures).toEqual(['country']);
+  });
+
+  it('names the bad field', () => {
+    expect(() => parsePolicy({ models: { fraud: { signals: { share_drifted: 0.3 }, cooldown: 'soon' } } })).toThrow(
+      /policy\.models\.fraud\.cooldown/,
+    );
+    expect(() => parsePolicy({ models: { fraud: { sustain: 3 } } })).toThrow(/policy\.models\.fraud\.signals/);
+    expect(() => parsePolicy({ models: { fraud: { signals: { share_drifted: 2 } } } })).toThrow(
+      /models\.fraud\.signals\.share_drifted/,
+    );
+    expect(() => parsePolicy({ models: { fraud: { signals: { prediction_drift: true }, cooldwn: '1h' } } })).toThrow(
+      /models\.fraud/,
+    );
+    expect(() =>
+      parsePolicy({ models: { m: { signals: { performance: [{ metric: 'roc_auc', below: 0.7, above: 0.9 }] } } } }),
+    ).toThrow(/models\.m\.signals\.performance\.0/);
+    try {
+      parsePolicy({ models: { fraud: { signals: { prediction_drift: true }, sustain: 0 } } }, 'file.yaml');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).field).toBe('file.yaml.models.fraud.sustain');
+    }
+    expect(() => parsePolicyText('models: [')).toThrow(ConfigError);
+  });
+
+  it('accepts JSON and has a usable default', () => {
+    const p = parsePolicyText(JSON.stringify(DEFAULT_POLICY_DOCUMENT));
+    expect(decide(p, undefined, alert(0, { model: 'anything' })).decision).toMatchObject({ reason: 'sustaining' });
+  });
+});
+
+describe('signals', () => {
+  const s = policy.models.fraud!.signals;
+  it('reads share, key features, prediction drift and performance bounds', () => {
+    expect(signalsOf(s, alert(0))).toEqual(['share_drifted>=0.3']);
+    expect(signalsOf(s, alert(0, { share_drifted: 0.1 }))).toEqual([]);
+    expect(
+      signalsOf(s, alert(0, { share_drifted: 0.1, evidence: JSON.stringify({ drifted: [{ feature: 'country' }] }) })),
+    ).toEqual(['key_feature:country']);
+    expect(signalsOf(s, alert(0, { share_drifted: null, feature: 'country', evidence: 'not json' }))).toEqual([
+      'key_feature:country',
+    ]);
+    expect(signalsOf(s, alert(0, {}, 'PREDICTION_DRIFT'))).toEqual(['prediction_drift']);
+    const perf = (metric: string, value: number, feature: string | null = null) =>
+      alert(0, { method: metric, statistic: value, feature, share_drifted: null, evidence: '{}' }, 'PERFORMANCE');
+    expect(signalsOf(s, perf('roc_auc', 0.65))).toEqual(['performance:roc_auc<0.7']);
+    expect(signalsOf(s, perf('roc_auc', 0.75))).toEqual([]);
+    expect(signalsOf(s, perf('roc_auc', 0.75), { roc_auc: 0.85 })).toEqual(['performance:roc_auc<baseline-0.05']);
+    expect(signalsOf(s, perf('roc_auc', 0.81), { roc_auc: 0.85 })).toEqual([]);
+    expect(signalsOf(s, perf('log_loss', 1.2))).toEqual(['performance:log_loss>0.9']);
+    expect(signalsOf(s, perf('roc_auc', 0.5, 'country'))).toEqual([]); // a segment, not the overall slice
+  });
+
+  it('lists drifted features from the evidence', () => {
+    expect(driftedFeatures(alert(0))).toEqual(['age', 'amount']);
+  });
+});
+
+describe('decide', () => {
+  it('fires once after `sustain` consecutive windows, then cools down', () => {
+    const rs = run([0, 1, 2, 3, 4, 5, 6, 7].map((w) => alert(w)));
+    expect(kinds(rs)).toEqual([
+      'sustaining',
+      'sustaining',
+      'fire',
+      'cooldown',
+      'cooldown',
+      'cooldown',
+      'cooldown',
+      'cooldown',
+    ]);
+    const fire = rs[2]!.decision;
+    if (fire.kind !== 'fire') throw new Error('expected a fire');
+    expect(fire.plan.requestId).toBe(retrainRequestId('fraud', T0 + 2 * W, T0 + 3 * W));
+    expect(fire.plan.dataTo).toBe(T0 + 3 * W);
+    expect(fire.plan.dataFrom).toBe(T0 + 3 * W - 86_400_000);
+    expect(fire.plan.eventTime).toBe(T0 + 3 * W);
+    expect(fire.plan.evidence.windows.map((w) => w.start)).toEqual([0, 1, 2].map((w) => T0 + w * W));
+    expect(fire.plan.reason).toMatch(/3 consecutive windows with share_drifted>=0.3/);
+  });
+
+  it('cooldown edge: exactly `cooldown` after the last deciding window fires, one window earlier does not', () => {
+    // Fired at window 2 (ends T0+3W). Cooldown 1h = 6 windows: a deciding window ending at T0+9W is the boundary.
+    const rs = run([0, 1, 2, 3, 4, 5, 6, 7, 8].map((w) => alert(w)));
+    expect(kinds(rs).slice(2)).toEqual(['fire', 'cooldown', 'cooldown', 'cooldown', 'cooldown', 'cooldown', 'fire']);
+    const second = rs[8]!.decision;
+    if (second.kind !== 'fire') throw new Error('expected a fire');
+    expect(second.plan.dataTo - (T0 + 3 * W)).toBe(3_600_000);
+    expect(second.plan.requestId).not.toBe((rs[2]!.decision as { plan: { requestId: string } }).plan.requestId);
+    // One millisecond short of the boundary holds.
+    const short = run([...[0, 1, 2].map((w) => alert(w)), ...[6, 7].map((w) => alert(w))]);
+    const almost = decide(policy, short.at(-1)!.state, alert(8, { window_end: T0 + 9 * W - 1 }));
+    expect(almost.decision).toMatchObject({ kind: 'hold', reason: 'cooldown' });
+  });
+
+  it('a gap breaks the streak', () => {
+    expect(kinds(run([0, 1, 3, 4].map((w) => alert(w))))).toEqual([
+      'sustaining',
+      'sustaining',
+      'sustaining',
+      'sustaining',
+    ]);
+    expect(run([0, 1, 3, 4].map((w) => alert(w))).at(-1)!.decision.streak).toBe(2);
+  });
+
+  it('windows whose alerts carry no configured signal do not count', () => {
+    const rs = run([alert(0), alert(1, { share_drifted: 0.1 }), alert(2), alert(3)]);
+    expect(kinds(rs)).toEqual(['sustaining', 'no_signal', 'sustaining', 'sustaining']);
+  });
+
+  it('different signals in consecutive windows make one streak', () => {
+    const rs = run([alert(0), alert(1, {}, 'PREDICTION_DRIFT'), alert(2, { share_drifted: 0.1, feature: 'country' })]);
+    expect(kinds(rs)).toEqual(['sustaining', 'sustaining', 'fire']);
+  });
+
+  it('duplicates change nothing and never fire twice', () => {
+    const a = [0, 1, 2].map((w) => alert(w));
+    const rs = run([a[0]!, a[0]!, a[1]!, a[2]!, a[2]!, a[1]!]);
+    expect(kinds(rs)).toEqual(['sustaining', 'duplicate', 'sustaining', 'fire', 'duplicate', 'duplicate']);
+    expect(rs[1]!.state).toBe(rs[0]!.state);
+    expect(rs.filter((r) => r.decision.kind === 'fire')).toHaveLength(1);
+  });
+
+  it('is independent of arrival order within the horizon', () => {
+    const rs = run([alert(2), alert(0), alert(1)]);
+    expect(kinds(rs)).toEqual(['sustaining', 'sustaining', 'fire']);
+    const fire = rs[2]!.decision;
+    if (fire.kind !== 'fire') throw new Error('expected a fire');
+    // The deciding window is the run's last window, not the alert that completed it.
+    expect(fire.plan.requestId).toBe(retrainRequestId('fraud', T0 + 2 * W, T0 + 3 * W));
+    const inOrder = run([0, 1, 2].map((w) => alert(w)))[2]!.decision as { plan: { requestId: string } };
+    expect(fire.plan.requestId).toBe(inOrder.plan.requestId);
+  });
+
+  it('late alerts for windows before the last retrain, or past the horizon, are held', () => {
+    const rs = run([alert(1), alert(2), alert(3), alert(0), alert(0, {}, 'PREDICTION_DRIFT')]);
+    expect(kinds(rs)).toEqual(['sustaining', 'sustaining', 'fire', 'before_last_retrain', 'before_last_retrain']);
+    const far = run([alert(1000), alert(1)]);
+    expect(kinds(far)).toEqual(['sustaining', 'too_late']);
+  });
+
+  it('state is bounded by the horizon', () => {
+    const rs = run(Array.from({ length: 400 }, (_, w) => alert(w * 2))); // gaps: never fires
+    const st = rs.at(-1)!.state;
+    expect(st.windows.length).toBeLessThanOrEqual(1 + 86_400_000 / (2 * W));
+    expect(st.windows.every((w) => w.end > st.maxWindowEnd - 86_400_000)).toBe(true);
+  });
+
+  it('state survives a JSON round trip (persisted snapshots)', () => {
+    const rs = run([0, 1].map((w) => alert(w)));
+    const restored = JSON.parse(JSON.stringify(rs[1]!.state)) as ModelState;
+    expect(decide(policy, restored, alert(2)).decision.kind).toBe('fire');
+    expect(decide(policy, restored, alert(1)).decision).toMatchObject({ reason: 'duplicate' });
+  });
+
+  it('unknown models are held', () => {
+    expect(decide(policy, undefined, alert(0, { model: 'other' })).decision).toMatchObject({ reason: 'unknown_model' });
+  });
+
+  it('performance against the baseline needs the baseline', () => {
+    const perf = (w: number) =>
+      alert(w, { method: 'roc_auc', statistic: 0.78, share_drifted: null, evidence: '{}' }, 'PERFORMANCE');
+    let state: ModelState | undefined;
+    const out: string[] = [];
+    for (const w of [0, 1, 2]) {
+      const r = decide(policy, state, perf(w), { roc_auc: 0.9 });
+      state = r.state;
+      out.push(r.decision.kind === 'fire' ? 'fire' : r.decision.reason);
+    }
+    expect(out).toEqual(['sustaining', 'sustaining', 'fire']);
+    expect(decide(policy, undefined, perf(0)).decision).toMatchObject({ reason: 'no_signal' });
+  });
+});

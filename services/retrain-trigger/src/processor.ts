@@ -1,0 +1,152 @@
+import type { Logger } from '@driftline/core';
+import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/kafka';
+import { counter, type Registry } from '@driftline/observability';
+import {
+  type Baseline,
+  type DecideResult,
+  decide,
+  type ModelState,
+  type Policy,
+  policyFor,
+  type RetrainPlan,
+} from '@driftline/policy';
+import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
+import type { DecisionStore } from './store.js';
+
+/** A row of `retrain_decisions`. */
+export interface DecisionRow {
+  readonly model: string;
+  readonly alert_id: string;
+  readonly alert_kind: string;
+  readonly model_version: string;
+  readonly window_start: string;
+  readonly window_end: string;
+  readonly alert_time: string;
+  readonly decision: 'fire' | 'hold';
+  readonly fired: 0 | 1;
+  readonly reason: string;
+  readonly detail: string;
+  readonly signals: readonly string[];
+  readonly streak: number;
+  readonly request_id: string | null;
+  readonly data_from: string | null;
+  readonly data_to: string | null;
+  readonly seq: number;
+  readonly first: 0 | 1;
+  readonly state: string;
+  readonly decided_at: string;
+}
+
+const chTime = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+
+export function decisionRow(alert: DriftAlert, result: DecideResult, now: number): DecisionRow {
+  const d = result.decision;
+  const plan = d.kind === 'fire' ? d.plan : undefined;
+  return {
+    model: alert.model,
+    alert_id: alert.alert_id,
+    alert_kind: alert.kind,
+    model_version: alert.model_version,
+    window_start: chTime(alert.window_start),
+    window_end: chTime(alert.window_end),
+    alert_time: chTime(alert.event_time),
+    decision: d.kind,
+    fired: d.kind === 'fire' ? 1 : 0,
+    reason: d.kind === 'fire' ? 'fire' : d.reason,
+    detail: d.kind === 'fire' ? d.plan.reason : d.detail,
+    signals: d.signals,
+    streak: d.streak,
+    request_id: plan?.requestId ?? null,
+    data_from: plan === undefined ? null : chTime(plan.dataFrom),
+    data_to: plan === undefined ? null : chTime(plan.dataTo),
+    seq: result.state.seq,
+    first: d.kind === 'hold' && d.reason === 'duplicate' ? 0 : 1,
+    state: JSON.stringify(result.state),
+    decided_at: chTime(now),
+  };
+}
+
+export function retrainRequestOf(plan: RetrainPlan): RetrainRequest {
+  return {
+    request_id: plan.requestId,
+    model: plan.model,
+    model_version: plan.modelVersion,
+    reason: plan.reason,
+    evidence: JSON.stringify(plan.evidence),
+    data_from: plan.dataFrom,
+    data_to: plan.dataTo,
+    event_time: plan.eventTime,
+  };
+}
+
+const needsBaseline = (policy: Policy, model: string): boolean =>
+  policyFor(policy, model)?.signals.performance.some(
+    (r) => r.below_baseline_by !== undefined || r.above_baseline_by !== undefined,
+  ) ?? false;
+
+export interface TriggerDeps {
+  readonly policy: Policy;
+  readonly store: DecisionStore;
+  readonly decode: (record: InboundRecord) => Promise<DriftAlert> | DriftAlert;
+  /** Publishes the requests; resolves once Kafka has them (acks=all). */
+  readonly send: (requests: readonly RetrainRequest[]) => Promise<void>;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly now?: () => number;
+}
+
+/**
+ * The trigger's batch processor. Per batch: load the state of models not in memory (from the last
+ * persisted decision), decide each alert in order, publish the fired requests, then record every
+ * decision (with the state after it), and only then adopt the new state and let the loop commit.
+ *
+ * Publishing before recording is deliberate: a crash in between replays the alerts against the old
+ * state, fires again with the same request_id (the trainer trains once per request_id); recording
+ * first could lose a request (the replay would see the alert as a duplicate and hold).
+ */
+export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> {
+  const states = new Map<string, ModelState>();
+  const now = deps.now ?? Date.now;
+  const decisions = counter(deps.registry, 'driftline_retrain_decisions_total', 'Retrain policy decisions', [
+    'model',
+    'decision',
+    'reason',
+  ]);
+  return {
+    decode: deps.decode,
+    async process(items: ReadonlyArray<DecodedRecord<DriftAlert>>) {
+      const missing = [...new Set(items.map((i) => i.value.model))].filter((m) => !states.has(m));
+      const loaded = await deps.store.loadStates(missing);
+      const work = new Map<string, ModelState | undefined>();
+      for (const m of missing) work.set(m, loaded.get(m));
+      const rows: DecisionRow[] = [];
+      const requests: RetrainRequest[] = [];
+      const at = now();
+      for (const { value: alert } of items) {
+        const current = work.has(alert.model) ? work.get(alert.model) : states.get(alert.model);
+        let baseline: Baseline | undefined;
+        if (alert.kind === 'PERFORMANCE' && needsBaseline(deps.policy, alert.model)) {
+          baseline = await deps.store.baseline(alert.model, alert.model_version);
+        }
+        const result = decide(deps.policy, current, alert, baseline);
+        work.set(alert.model, result.state);
+        rows.push(decisionRow(alert, result, at));
+        if (result.decision.kind === 'fire') requests.push(retrainRequestOf(result.decision.plan));
+      }
+      await deps.send(requests);
+      await deps.store.write(rows);
+      for (const [m, s] of work) if (s !== undefined) states.set(m, s);
+      for (const r of rows) decisions.inc({ model: r.model, decision: r.decision, reason: r.reason });
+      for (const r of requests) {
+        deps.logger.info(
+          { model: r.model, requestId: r.request_id, dataFrom: r.data_from, dataTo: r.data_to, reason: r.reason },
+          'retrain requested',
+        );
+      }
+    },
+    revoked() {
+      // Another instance may own these models now: reload their state from the store when they come back.
+      states.clear();
+    },
+  };
+}

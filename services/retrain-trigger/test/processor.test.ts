@@ -1,0 +1,132 @@
+import { silentLogger } from '@driftline/core';
+import type { DecodedRecord } from '@driftline/kafka';
+import { createMetricsRegistry } from '@driftline/observability';
+import { type ModelState, parsePolicyText } from '@driftline/policy';
+import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
+import { describe, expect, it } from 'vitest';
+import { type DecisionRow, type DecisionStore, loadPolicy, triggerProcessor } from '../src/index.js';
+
+const T0 = Date.UTC(2024, 0, 1);
+const W = 60_000;
+const policy = parsePolicyText(`
+models:
+  fraud:
+    signals: { share_drifted: 0.3 }
+    sustain: 2
+    cooldown: 1h
+    training_window: 1h
+`);
+
+const alert = (w: number): DriftAlert => ({
+  alert_id: `a${w}`,
+  kind: 'FEATURE_DRIFT',
+  model: 'fraud',
+  model_version: 'v1',
+  feature: null,
+  window_start: T0 + w * W,
+  window_end: T0 + (w + 1) * W,
+  event_time: T0 + (w + 1) * W,
+  method: 'psi',
+  statistic: 0.5,
+  p_value: null,
+  threshold: 0.2,
+  share_drifted: 0.5,
+  evidence: '{}',
+});
+
+const items = (ws: number[]): Array<DecodedRecord<DriftAlert>> =>
+  ws.map((w, i) => ({
+    record: { topic: 't', partition: 0, offset: String(i), key: null, value: null, headers: {}, timestamp: 0 },
+    value: alert(w),
+  }));
+
+/** Keeps rows like retrain_decisions FINAL would: per (model, alert_id) the max `first`, then the last. */
+class MemoryStore implements DecisionStore {
+  readonly rows: DecisionRow[] = [];
+  failWrites = 0;
+  async loadStates(models: readonly string[]) {
+    const out = new Map<string, ModelState>();
+    for (const m of models) {
+      const last = this.rows
+        .filter((r) => r.model === m && r.first === 1)
+        .sort((a, b) => a.seq - b.seq)
+        .at(-1);
+      if (last !== undefined) out.set(m, JSON.parse(last.state) as ModelState);
+    }
+    return out;
+  }
+  async baseline() {
+    return undefined;
+  }
+  async write(rows: readonly DecisionRow[]) {
+    if (this.failWrites > 0) {
+      this.failWrites--;
+      throw new Error('ClickHouse down');
+    }
+    this.rows.push(...rows);
+  }
+}
+
+function processor(store: DecisionStore, sent: RetrainRequest[]) {
+  return triggerProcessor({
+    policy,
+    store,
+    decode: () => alert(0),
+    send: async (r) => {
+      sent.push(...r);
+    },
+    logger: silentLogger,
+    registry: createMetricsRegistry({ service: 'test' }),
+    now: () => 0,
+  });
+}
+
+const ctx = { topic: 't', partition: 0, highWatermark: '0' };
+
+describe('trigger processor', () => {
+  it('records every decision with the state after it and publishes fired requests', async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    await processor(store, sent).process(items([0, 1, 2, 1]), ctx);
+    expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'fire', 'cooldown', 'duplicate']);
+    expect(store.rows.map((r) => r.first)).toEqual([1, 1, 1, 0]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ model: 'fraud', model_version: 'v1', data_to: T0 + 2 * W, event_time: T0 + 2 * W });
+    expect(store.rows[1]!.request_id).toBe(sent[0]!.request_id);
+  });
+
+  it('a new instance rebuilds the state from the recorded decisions', async () => {
+    const store = new MemoryStore();
+    await processor(store, []).process(items([0, 1]), ctx);
+    const sent: RetrainRequest[] = [];
+    await processor(store, sent).process(items([2, 3, 1]), ctx);
+    expect(store.rows.slice(2).map((r) => r.reason)).toEqual(['cooldown', 'cooldown', 'duplicate']);
+    expect(sent).toHaveLength(0);
+  });
+
+  it('a failed record after publishing replays to the same request id, and the state is not adopted', async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = processor(store, sent);
+    store.failWrites = 1;
+    await expect(p.process(items([0, 1]), ctx)).rejects.toThrow(/ClickHouse down/);
+    await p.process(items([0, 1]), ctx); // the loop retries the batch
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.request_id).toBe(sent[0]!.request_id); // the trainer trains once per request_id
+    expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'fire']);
+  });
+
+  it('forgets states on revocation and reloads them', async () => {
+    const store = new MemoryStore();
+    const p = processor(store, []);
+    await p.process(items([0]), ctx);
+    p.revoked?.([{ topic: 't', partition: 0 }]);
+    await p.process(items([0]), ctx);
+    expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'duplicate']);
+  });
+
+  it('names the variable when the policy file is missing, the field when it is wrong', () => {
+    expect(() => loadPolicy('/nonexistent/policy.yaml')).toThrow(/DRIFTLINE_RETRAIN_POLICY_FILE/);
+    expect(Object.keys(loadPolicy(undefined).models)).toEqual(['*']);
+  });
+});

@@ -1,0 +1,73 @@
+import { resolve } from 'node:path';
+import { envField } from '@driftline/core';
+import { z } from 'zod';
+import type { PromotionMetric, PromotionRule } from './promotion.js';
+import type { Device } from './worker.js';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+const duration = () =>
+  z
+    .string()
+    .regex(/^\d+(ms|s|m|h)?$/, 'must be a duration such as 90s, 10m or 1h')
+    .transform((v) => {
+      const m = /^(\d+)(ms|s|m|h)?$/.exec(v)!;
+      return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
+    });
+
+export const trainerEnvShape = {
+  DRIFTLINE_TRAINER_GROUP: envField.string().default('driftline-trainer'),
+  /** Where model artifacts (and the training set they came from) are kept: <dir>/<model>/<version>/. */
+  DRIFTLINE_TRAINER_ARTIFACT_DIR: envField.string().default('.driftline/models'),
+  /** Python interpreter of the worker; by default the venv worker/setup-venv.sh creates (once). */
+  DRIFTLINE_TRAINER_PYTHON: envField.string().optional(),
+  /** auto: CUDA when nvidia-smi lists a GPU and xgboost has CUDA, else CPU. */
+  DRIFTLINE_TRAINER_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+  DRIFTLINE_TRAINER_PROMOTION_METRIC: z.enum(['roc_auc', 'log_loss', 'accuracy']).default('roc_auc'),
+  /** The candidate must beat the serving model by this much on the held-out slice. */
+  DRIFTLINE_TRAINER_PROMOTION_MARGIN: z.coerce.number().min(0).max(1).default(0.01),
+  /** Newest share of the training window held out for evaluation. */
+  DRIFTLINE_TRAINER_HOLDOUT_FRACTION: z.coerce.number().gt(0).lt(1).default(0.2),
+  /** Fewer labeled rows than this in the window: the request is refused (dead-lettered with the reason). */
+  DRIFTLINE_TRAINER_MIN_ROWS: envField.int(10).default(200),
+  DRIFTLINE_TRAINER_ROUNDS: envField.int(1, 100_000).default(200),
+  DRIFTLINE_TRAINER_MAX_DEPTH: envField.int(1, 32).default(4),
+  DRIFTLINE_TRAINER_TIMEOUT: duration().default(20 * 60_000),
+  /**
+   * Kafka session timeout of the trainer's group. The loop does not heartbeat while a batch is in
+   * hand, so this must exceed the longest training (the broker's group.max.session.timeout.ms caps it).
+   */
+  DRIFTLINE_TRAINER_SESSION_TIMEOUT: duration().default(25 * 60_000),
+};
+
+export type TrainerEnv = z.infer<z.ZodObject<typeof trainerEnvShape>>;
+
+export interface TrainerConfig {
+  readonly group: string;
+  readonly artifactDir: string;
+  readonly python?: string;
+  readonly device: Device;
+  readonly promotion: PromotionRule;
+  readonly holdoutFraction: number;
+  readonly minRows: number;
+  readonly params: Readonly<Record<string, number>>;
+  readonly timeoutMs: number;
+  readonly sessionTimeoutMs: number;
+}
+
+export function toTrainerConfig(env: TrainerEnv): TrainerConfig {
+  return {
+    group: env.DRIFTLINE_TRAINER_GROUP,
+    artifactDir: resolve(env.DRIFTLINE_TRAINER_ARTIFACT_DIR),
+    ...(env.DRIFTLINE_TRAINER_PYTHON === undefined ? {} : { python: env.DRIFTLINE_TRAINER_PYTHON }),
+    device: env.DRIFTLINE_TRAINER_DEVICE,
+    promotion: {
+      metric: env.DRIFTLINE_TRAINER_PROMOTION_METRIC as PromotionMetric,
+      margin: env.DRIFTLINE_TRAINER_PROMOTION_MARGIN,
+    },
+    holdoutFraction: env.DRIFTLINE_TRAINER_HOLDOUT_FRACTION,
+    minRows: env.DRIFTLINE_TRAINER_MIN_ROWS,
+    params: { rounds: env.DRIFTLINE_TRAINER_ROUNDS, max_depth: env.DRIFTLINE_TRAINER_MAX_DEPTH, seed: 7 },
+    timeoutMs: env.DRIFTLINE_TRAINER_TIMEOUT,
+    sessionTimeoutMs: env.DRIFTLINE_TRAINER_SESSION_TIMEOUT,
+  };
+}

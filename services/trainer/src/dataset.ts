@@ -1,0 +1,140 @@
+import { DriftlineError } from '@driftline/core';
+import {
+  type DataType,
+  Float64,
+  makeVector,
+  Table,
+  tableToIPC,
+  Utf8,
+  type Vector,
+  vectorFromArray,
+} from 'apache-arrow';
+
+export type FeatureValue = null | number | string | boolean;
+
+/** One row of `labeled_predictions` as the trainer reads it. */
+export interface LabeledRow {
+  readonly predictionId: string;
+  /** Prediction event time, epoch ms. */
+  readonly time: number;
+  /** The features as they were at prediction time (the JSON stored with the prediction). */
+  readonly features: Readonly<Record<string, FeatureValue>>;
+  /** The serving model's score for this row (evaluates the current model on the same slice). */
+  readonly prediction: number;
+  readonly label: number;
+}
+
+export interface FeatureColumn {
+  readonly name: string;
+  readonly kind: 'numeric' | 'categorical';
+  /** Numbers (NaN = missing) for numeric columns, strings (null = missing) for categorical ones. */
+  readonly values: Float64Array | ReadonlyArray<string | null>;
+}
+
+/** The training set in columns, ordered by time; the last `holdout` share is held out for evaluation. */
+export interface Dataset {
+  readonly rows: number;
+  readonly time: Float64Array;
+  readonly label: Float64Array;
+  readonly currentScore: Float64Array;
+  readonly holdout: Uint8Array;
+  readonly features: readonly FeatureColumn[];
+  readonly trainRows: number;
+  readonly holdoutRows: number;
+}
+
+/** Reserved column names in the Arrow file; features with these names are refused. */
+export const COLUMNS = {
+  label: '__label__',
+  currentScore: '__current_score__',
+  holdout: '__holdout__',
+  time: '__time__',
+} as const;
+
+/**
+ * Builds the training set. Rows are sorted by (time, id) so the split is by time: the newest
+ * `holdoutFraction` of the rows is the held-out slice, the model never trains on rows later than
+ * the ones it is evaluated on. A feature whose present values are all numbers (or booleans, as
+ * 0/1) is numeric; any other is categorical (numbers become text).
+ */
+export function buildDataset(input: readonly LabeledRow[], holdoutFraction: number): Dataset {
+  const rows = [...input].sort((a, b) => a.time - b.time || (a.predictionId < b.predictionId ? -1 : 1));
+  const n = rows.length;
+  const names = [...new Set(rows.flatMap((r) => Object.keys(r.features)))].sort();
+  const reserved = new Set<string>(Object.values(COLUMNS));
+  const clash = names.find((name) => reserved.has(name));
+  if (clash !== undefined) throw new DriftlineError('VALIDATION_FAILED', `feature name ${clash} is reserved`);
+  const features: FeatureColumn[] = names.map((name) => {
+    const numeric = rows.every((r) => {
+      const v = r.features[name];
+      return v === null || v === undefined || typeof v === 'number' || typeof v === 'boolean';
+    });
+    if (numeric) {
+      const values = new Float64Array(n);
+      rows.forEach((r, i) => {
+        const v = r.features[name];
+        values[i] = typeof v === 'number' ? v : typeof v === 'boolean' ? (v ? 1 : 0) : Number.NaN;
+      });
+      return { name, kind: 'numeric', values };
+    }
+    return {
+      name,
+      kind: 'categorical',
+      values: rows.map((r) => {
+        const v = r.features[name];
+        return v === null || v === undefined ? null : String(v);
+      }),
+    };
+  });
+  const holdoutRows = n === 0 ? 0 : Math.min(n - 1, Math.max(1, Math.round(n * holdoutFraction)));
+  const holdout = new Uint8Array(n);
+  for (let i = n - holdoutRows; i < n; i++) holdout[i] = 1;
+  return {
+    rows: n,
+    time: Float64Array.from(rows, (r) => r.time),
+    label: Float64Array.from(rows, (r) => r.label),
+    currentScore: Float64Array.from(rows, (r) => r.prediction),
+    holdout,
+    features,
+    trainRows: n - holdoutRows,
+    holdoutRows,
+  };
+}
+
+/** The dataset as an Arrow IPC file (what the Python worker reads with pyarrow). */
+export function datasetToArrow(ds: Dataset): Uint8Array {
+  const columns: Record<string, Vector<DataType>> = {
+    [COLUMNS.time]: makeVector(ds.time),
+    [COLUMNS.label]: makeVector(ds.label),
+    [COLUMNS.currentScore]: makeVector(ds.currentScore),
+    [COLUMNS.holdout]: makeVector(ds.holdout),
+  };
+  for (const f of ds.features) {
+    columns[f.name] =
+      f.kind === 'numeric'
+        ? vectorFromArray(
+            Array.from(f.values as Float64Array, (v) => (Number.isNaN(v) ? null : v)),
+            new Float64(),
+          )
+        : vectorFromArray(f.values as ReadonlyArray<string | null>, new Utf8());
+  }
+  return tableToIPC(new Table(columns), 'file');
+}
+
+/** Parses the `features` JSON of a labeled_predictions row; anything but an object is a validation error. */
+export function parseFeatures(text: string, predictionId: string): Record<string, FeatureValue> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new DriftlineError('VALIDATION_FAILED', `labeled_predictions ${predictionId}: features is not a JSON object`);
+  }
+  const out: Record<string, FeatureValue> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' ? v : null;
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { DriftlineError, type Logger } from '@driftline/core';
+import type { ReferenceSet } from '@driftline/drift';
+import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
+import { tableFromIPC } from 'apache-arrow';
+import type { TrainerConfig } from './config.js';
+import { buildDataset, type Dataset, datasetToArrow } from './dataset.js';
+import { decidePromotion, versionFor } from './promotion.js';
+import { referenceFromDataset } from './reference.js';
+import { chTime, type ModelRegistry, type ModelVersionRow, type TrainingSource } from './stores.js';
+import { readWorkerResult, runWorker, type WorkerResult } from './worker.js';
+
+export interface TrainerDeps {
+  readonly config: TrainerConfig;
+  readonly python: string;
+  readonly source: TrainingSource;
+  readonly registry: ModelRegistry;
+  /** Stores a reference set where drift-monitor reads it (reference_profiles); returns its URI. */
+  readonly saveReference: (set: ReferenceSet) => Promise<string>;
+  /** Publishes model events in order; resolves once Kafka has them. */
+  readonly publish: (events: readonly ModelEvent[]) => Promise<void>;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+export type Outcome = 'already_done' | 'republished' | 'promoted' | 'rejected';
+
+function safeSegment(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+function readScores(file: string, rows: number): Float64Array {
+  const table = tableFromIPC(readFileSync(file));
+  const column = table.getChild('score');
+  if (column === null || column.length !== rows) {
+    throw new DriftlineError('INTERNAL', `${file}: expected ${rows} scores`, { retriable: true });
+  }
+  return Float64Array.from(column.toArray() as ArrayLike<number>);
+}
+
+/** The model events of a registered version: TRAINED, then PROMOTED or REJECTED. */
+export function modelEvents(row: ModelVersionRow, eventTime: number): ModelEvent[] {
+  const base = {
+    model: row.model,
+    version: row.version,
+    event_time: eventTime,
+    request_id: row.request_id,
+    metrics: { ...row.metrics },
+    artifact_uri: row.artifact_uri,
+    reference_uri: row.reference_uri,
+  };
+  return [
+    { ...base, kind: 'TRAINED' },
+    { ...base, kind: row.status === 'PROMOTED' ? 'PROMOTED' : 'REJECTED' },
+  ];
+}
+
+/**
+ * Handles one retrain request, idempotently:
+ *
+ * 1. a published model_versions row for the request_id → nothing to do (the same request twice
+ *    trains once); a registered but unpublished one (crash after registering) → publish its events;
+ * 2. a completed worker run in the version's artifact directory (crash after training, before
+ *    registering) → reuse it instead of training again;
+ * 3. else read the window from labeled_predictions, write it as Arrow IPC, run the worker.
+ *
+ * Then evaluate against the serving model on the held-out slice, store the reference profile (on
+ * promotion, before the PROMOTED event so drift-monitor finds it), register, publish, mark published.
+ * Requests of one model arrive on one partition, so Kafka's partition ownership serialises them.
+ */
+export async function handleRequest(deps: TrainerDeps, request: RetrainRequest): Promise<Outcome> {
+  const { config, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const log = logger.child({ model: request.model, requestId: request.request_id });
+  const existing = await deps.registry.byRequest(request.request_id);
+  if (existing?.published === 1) {
+    log.info({ version: existing.version }, 'retrain request already handled; skipped');
+    return 'already_done';
+  }
+  if (existing !== undefined) {
+    await deps.publish(modelEvents(existing, now()));
+    await deps.registry.save({ ...existing, published: 1, updated_at: chTime(now()) });
+    log.info({ version: existing.version }, 'registered version published after a restart');
+    return 'republished';
+  }
+
+  const version = versionFor(request);
+  const dir = join(config.artifactDir, safeSegment(request.model), version);
+  mkdirSync(dir, { recursive: true });
+  const rows = await deps.source.read(request.model, request.data_from, request.data_to);
+  if (rows.length < config.minRows) {
+    throw new DriftlineError(
+      'VALIDATION_FAILED',
+      `retrain ${request.request_id}: ${rows.length} labeled rows of ${request.model} in [${new Date(request.data_from).toISOString()}, ${new Date(request.data_to).toISOString()}) — at least ${config.minRows} needed`,
+    );
+  }
+  const ds: Dataset = buildDataset(rows, config.holdoutFraction);
+  let result: WorkerResult | undefined = readWorkerResult(dir);
+  if (result === undefined) {
+    const data = join(dir, 'train.arrow');
+    writeFileSync(`${data}.tmp`, datasetToArrow(ds));
+    renameSync(`${data}.tmp`, data);
+    const started = Date.now();
+    result = await runWorker({
+      python: deps.python,
+      data,
+      outDir: dir,
+      device: config.device,
+      params: config.params,
+      timeoutMs: config.timeoutMs,
+      logger: log,
+    });
+    log.info(
+      { version, device: result.device, deviceReason: result.device_reason, ms: Date.now() - started, rows: ds.rows },
+      'model trained',
+    );
+  } else {
+    log.info({ version }, 'completed training found in the artifact directory; reused');
+  }
+
+  const verdict = decidePromotion(result.metrics, config.promotion);
+  let referenceId: string | null = null;
+  let referenceUri: string | null = null;
+  if (verdict.promote) {
+    const set = referenceFromDataset(request.model, version, ds, readScores(join(dir, 'scores.arrow'), ds.rows));
+    referenceUri = await deps.saveReference(set);
+    referenceId = set.referenceId;
+  }
+  const registeredAt = now();
+  const row: ModelVersionRow = {
+    model: request.model,
+    version,
+    request_id: request.request_id,
+    base_version: request.model_version,
+    status: verdict.promote ? 'PROMOTED' : 'REJECTED',
+    promotion_reason: verdict.reason,
+    data_from: chTime(request.data_from),
+    data_to: chTime(request.data_to),
+    rows_train: result.rows_train,
+    rows_holdout: result.rows_holdout,
+    metrics: {
+      ...result.metrics,
+      rows_train: result.rows_train,
+      rows_holdout: result.rows_holdout,
+      device_cuda: result.device === 'cuda' ? 1 : 0,
+      training_seconds: result.seconds,
+    },
+    params: JSON.stringify({ ...config.params, xgboost: result.xgboost }),
+    artifact_uri: pathToFileURL(join(dir, 'model.json')).href,
+    reference_id: referenceId,
+    reference_uri: referenceUri,
+    device: result.device,
+    device_reason: result.device_reason,
+    published: 0,
+    registered_at: chTime(registeredAt),
+    updated_at: chTime(registeredAt),
+  };
+  await deps.registry.save(row);
+  await deps.publish(modelEvents(row, registeredAt));
+  await deps.registry.save({ ...row, published: 1, updated_at: chTime(Math.max(registeredAt + 1, now())) });
+  log.info({ version, status: row.status, reason: verdict.reason, referenceId }, 'model version registered');
+  return verdict.promote ? 'promoted' : 'rejected';
+}

@@ -1,0 +1,130 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { ConfigError, DriftlineError, type Logger } from '@driftline/core';
+import { z } from 'zod';
+
+const execFileAsync = promisify(execFile);
+
+/** services/trainer/worker (train.py, setup-venv.sh). */
+export const WORKER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'worker');
+
+export type Device = 'auto' | 'cpu' | 'cuda';
+
+/**
+ * The worker's interpreter: `explicit` when given, else the venv that worker/setup-venv.sh creates
+ * under .cache/pyenv-trainer (once; reused while its pinned stamp matches — a few ms).
+ */
+export async function ensureWorkerPython(logger: Logger, explicit?: string): Promise<string> {
+  if (explicit !== undefined) {
+    if (!existsSync(explicit)) throw new ConfigError('DRIFTLINE_TRAINER_PYTHON', `${explicit} does not exist`);
+    return explicit;
+  }
+  const started = Date.now();
+  try {
+    const { stdout, stderr } = await execFileAsync('bash', [join(WORKER_DIR, 'setup-venv.sh')], {
+      timeout: 15 * 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const python = stdout.trim().split('\n').at(-1) ?? '';
+    if (stderr.trim() !== '')
+      logger.info({ ms: Date.now() - started, output: stderr.trim().slice(-2000) }, 'trainer venv set up');
+    if (!existsSync(python)) throw new Error(`setup printed ${JSON.stringify(python)}`);
+    return python;
+  } catch (error) {
+    throw new DriftlineError('CONFIG_INVALID', `trainer worker environment: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+const resultShape = z.object({
+  metrics: z.record(z.string(), z.number()),
+  device: z.string(),
+  device_reason: z.string(),
+  rows_train: z.number().int(),
+  rows_holdout: z.number().int(),
+  seconds: z.number(),
+  xgboost: z.string(),
+});
+
+export type WorkerResult = z.infer<typeof resultShape>;
+
+/** The completed run in `outDir`, if its result.json (written last, atomically) is there. */
+export function readWorkerResult(outDir: string): WorkerResult | undefined {
+  const file = join(outDir, 'result.json');
+  if (!existsSync(file)) return undefined;
+  const parsed = resultShape.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  if (!parsed.success) {
+    throw new DriftlineError('VALIDATION_FAILED', `${file}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+export interface WorkerRun {
+  readonly python: string;
+  readonly data: string;
+  readonly outDir: string;
+  readonly device: Device;
+  readonly params: Readonly<Record<string, number>>;
+  readonly timeoutMs: number;
+  readonly logger: Logger;
+}
+
+/**
+ * Runs train.py as a child process. A non-zero exit, a timeout or a missing result is a retriable
+ * error (the request is retried with backoff, never committed past); the worker's stderr tail is in
+ * the message.
+ */
+export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
+  const args = [
+    join(WORKER_DIR, 'train.py'),
+    '--data',
+    run.data,
+    '--out',
+    run.outDir,
+    '--device',
+    run.device,
+    '--params',
+    JSON.stringify(run.params),
+  ];
+  const child = spawn(run.python, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PYTHONWARNINGS: 'ignore', PYTHONUNBUFFERED: '1' },
+  });
+  let stderr = '';
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout = (stdout + d.toString()).slice(-8_000);
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-8_000);
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), run.timeoutMs);
+  const code = await new Promise<number | null>((done, fail) => {
+    child.once('error', fail);
+    child.once('close', (c) => done(c));
+  }).finally(() => clearTimeout(timer));
+  if (code === 3) {
+    // The data cannot train this model (e.g. labels that are not 0/1): retrying will not help.
+    throw new DriftlineError('VALIDATION_FAILED', `trainer worker refused the data: ${stderr.trim().slice(-1500)}`);
+  }
+  if (code !== 0) {
+    throw new DriftlineError(
+      'INTERNAL',
+      `trainer worker exited with ${code ?? 'a signal (timeout?)'}: ${stderr.trim().slice(-1500)}`,
+      {
+        retriable: true,
+      },
+    );
+  }
+  const result = readWorkerResult(run.outDir);
+  if (result === undefined) {
+    throw new DriftlineError('INTERNAL', `trainer worker wrote no result.json (stdout: ${stdout.slice(-500)})`, {
+      retriable: true,
+    });
+  }
+  return result;
+}

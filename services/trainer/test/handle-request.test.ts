@@ -1,0 +1,161 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@driftline/core';
+import type { ReferenceSet } from '@driftline/drift';
+import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
+import { makeVector, Table, tableToIPC } from 'apache-arrow';
+import { describe, expect, it } from 'vitest';
+import {
+  handleRequest,
+  type LabeledRow,
+  type ModelRegistry,
+  type ModelVersionRow,
+  type TrainerDeps,
+  toTrainerConfig,
+  versionFor,
+} from '../src/index.js';
+
+const request: RetrainRequest = {
+  request_id: 'req-1',
+  model: 'fraud',
+  model_version: 'v1',
+  reason: 'test',
+  evidence: '{}',
+  data_from: 0,
+  data_to: 100_000,
+  event_time: 100_000,
+};
+
+const rows: LabeledRow[] = Array.from({ length: 50 }, (_, i) => ({
+  predictionId: `p${i}`,
+  time: i * 1_000,
+  features: { x: i, color: i % 2 === 0 ? 'a' : 'b' },
+  prediction: 0.5,
+  label: i % 2,
+}));
+
+class MemoryRegistry implements ModelRegistry {
+  readonly rows: ModelVersionRow[] = [];
+  async byRequest(id: string) {
+    return this.rows.filter((r) => r.request_id === id).at(-1);
+  }
+  async save(row: ModelVersionRow) {
+    this.rows.push(row);
+  }
+}
+
+function setup(over: Partial<TrainerDeps> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'trainer-unit-'));
+  const config = {
+    ...toTrainerConfig({
+      DRIFTLINE_TRAINER_GROUP: 'g',
+      DRIFTLINE_TRAINER_ARTIFACT_DIR: dir,
+      DRIFTLINE_TRAINER_DEVICE: 'cpu',
+      DRIFTLINE_TRAINER_PROMOTION_METRIC: 'roc_auc',
+      DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
+      DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
+      DRIFTLINE_TRAINER_MIN_ROWS: 20,
+      DRIFTLINE_TRAINER_ROUNDS: 5,
+      DRIFTLINE_TRAINER_MAX_DEPTH: 2,
+      DRIFTLINE_TRAINER_TIMEOUT: 10_000,
+      DRIFTLINE_TRAINER_SESSION_TIMEOUT: 60_000,
+    }),
+  };
+  const registry = new MemoryRegistry();
+  const published: ModelEvent[] = [];
+  const references: ReferenceSet[] = [];
+  const deps: TrainerDeps = {
+    config,
+    // Any attempt to run the worker fails loudly: these tests must never train.
+    python: '/nonexistent/python',
+    source: { read: async () => rows },
+    registry,
+    saveReference: async (set) => {
+      references.push(set);
+      return `mem://${set.referenceId}`;
+    },
+    publish: async (events) => {
+      published.push(...events);
+    },
+    logger: silentLogger,
+    now: () => 1_000_000,
+    ...over,
+  };
+  return { dir, deps, registry, published, references };
+}
+
+/** What a worker run leaves behind: the state right after a crash between training and registering. */
+function completedRun(dir: string, auc: number) {
+  const out = join(dir, 'fraud', versionFor(request));
+  mkdirSync(out, { recursive: true });
+  writeFileSync(
+    join(out, 'scores.arrow'),
+    tableToIPC(new Table({ score: makeVector(Float64Array.from(rows, (_, i) => i / 50)) }), 'file'),
+  );
+  writeFileSync(
+    join(out, 'result.json'),
+    JSON.stringify({
+      metrics: { roc_auc: auc, current_roc_auc: 0.5 },
+      device: 'cpu',
+      device_reason: 'requested cpu',
+      rows_train: 40,
+      rows_holdout: 10,
+      seconds: 1,
+      xgboost: '3.2.0',
+    }),
+  );
+}
+
+describe('handleRequest (idempotency)', () => {
+  it('reuses a completed training after a crash before registering; promotes and stores the reference first', async () => {
+    const { dir, deps, registry, published, references } = setup();
+    completedRun(dir, 0.9);
+    expect(await handleRequest(deps, request)).toBe('promoted');
+    expect(references).toHaveLength(1);
+    expect(references[0]!.features).toEqual(['__prediction__', 'color', 'x']);
+    expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'PROMOTED']);
+    expect(published[1]!.reference_uri).toBe(`mem://${references[0]!.referenceId}`);
+    expect(registry.rows.map((r) => r.published)).toEqual([0, 1]);
+    expect(registry.rows[0]!.version).toBe(versionFor(request));
+    // Delivered again: nothing happens.
+    expect(await handleRequest(deps, request)).toBe('already_done');
+    expect(published).toHaveLength(2);
+  });
+
+  it('rejects a candidate that does not beat the serving model by the margin (no reference)', async () => {
+    const { dir, deps, published, references } = setup();
+    completedRun(dir, 0.505);
+    expect(await handleRequest(deps, request)).toBe('rejected');
+    expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'REJECTED']);
+    expect(references).toHaveLength(0);
+  });
+
+  it('publishes a registered but unpublished version after a crash, without training', async () => {
+    const { deps, registry, published } = setup();
+    const row = {
+      model: 'fraud',
+      version: 'vX',
+      request_id: request.request_id,
+      status: 'PROMOTED',
+      metrics: { roc_auc: 0.9 },
+      artifact_uri: 'file:///m.json',
+      reference_uri: 'mem://r',
+      published: 0,
+    } as unknown as ModelVersionRow;
+    await registry.save(row);
+    expect(await handleRequest(deps, request)).toBe('republished');
+    expect(published.map((e) => `${e.kind}:${e.version}`)).toEqual(['TRAINED:vX', 'PROMOTED:vX']);
+    expect(registry.rows.at(-1)!.published).toBe(1);
+  });
+
+  it('refuses a window with too few labeled rows (non-retriable: dead-lettered with the reason)', async () => {
+    const { deps } = setup({ source: { read: async () => rows.slice(0, 5) } });
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+  });
+
+  it('a failing worker is retriable', async () => {
+    const { deps } = setup({ python: process.execPath }); // node cannot run train.py: exits non-zero
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+  });
+});

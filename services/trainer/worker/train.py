@@ -1,0 +1,210 @@
+"""driftline trainer worker: trains one XGBoost binary classifier from an Arrow IPC training set.
+
+Usage: train.py --data train.arrow --out DIR [--device auto|cpu|cuda] [--params JSON]
+
+Input columns (written by services/trainer/src/dataset.ts):
+  __time__ (float64, epoch ms), __label__ (float64, 0/1), __current_score__ (float64: the serving
+  model's logged score), __holdout__ (uint8: 1 = held-out slice, the newest rows), then features:
+  float64 (null = missing) or utf8 (categorical; coded from the training split's sorted values).
+
+Output in DIR, result.json last (atomically: its presence means the run completed):
+  model.json   XGBoost model (Booster.save_model)
+  meta.json    feature names, kinds, category codes, parameters, versions
+  scores.arrow one float64 column `score`: the new model's score of every input row
+  result.json  {"metrics": {...}, "device": "cpu"|"cuda", "device_reason": str, ...}
+
+Device: `auto` uses CUDA when `nvidia-smi -L` lists a GPU and this xgboost build has CUDA
+(xgboost.build_info()["USE_CUDA"]); otherwise the CPU. The device actually used is read back from
+the trained booster's configuration, so a silent fallback is reported as what it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import xgboost as xgb
+
+RESERVED = ("__time__", "__label__", "__current_score__", "__holdout__")
+
+
+def gpu_present() -> tuple[bool, str]:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return False, "nvidia-smi not found"
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=20)
+    except Exception as exc:  # noqa: BLE001 - any failure means no usable GPU
+        return False, f"nvidia-smi failed: {exc}"
+    if out.returncode != 0 or "GPU" not in out.stdout:
+        return False, f"nvidia-smi lists no GPU (exit {out.returncode})"
+    return True, out.stdout.strip().splitlines()[0]
+
+
+def choose_device(requested: str) -> tuple[str, str]:
+    if requested == "cpu":
+        return "cpu", "requested cpu"
+    cuda_build = bool(xgb.build_info().get("USE_CUDA", False))
+    has_gpu, gpu_info = gpu_present()
+    if requested == "cuda":
+        return "cuda", f"requested cuda ({gpu_info}; xgboost USE_CUDA={cuda_build})"
+    if has_gpu and cuda_build:
+        return "cuda", f"auto: {gpu_info}"
+    if has_gpu:
+        return "cpu", "auto: GPU present but this xgboost build has no CUDA (install the gpu flavour)"
+    return "cpu", f"auto: {gpu_info}"
+
+
+def roc_auc(y: np.ndarray, s: np.ndarray) -> float:
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average ranks of ties
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def accuracy(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean((p >= 0.5) == (y == 1)))
+
+
+def metrics(prefix: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return {
+        f"{prefix}roc_auc": roc_auc(y, p),
+        f"{prefix}log_loss": log_loss(y, p),
+        f"{prefix}accuracy": accuracy(y, p),
+    }
+
+
+def matrix(table: pa.Table, features: list[str], categories: dict[str, list[str]]) -> np.ndarray:
+    cols = []
+    for name in features:
+        col = table.column(name)
+        if name in categories:
+            codes = {c: float(i) for i, c in enumerate(categories[name])}
+            cols.append(np.array([codes.get(v, np.nan) if v is not None else np.nan for v in col.to_pylist()]))
+        else:
+            cols.append(col.to_numpy(zero_copy_only=False).astype(np.float64))
+    return np.column_stack(cols) if cols else np.zeros((table.num_rows, 0))
+
+
+def write_json(path: str, value: object) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, allow_nan=False, default=str)
+    os.replace(tmp, path)
+
+
+def finite(d: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in d.items() if np.isfinite(v)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--params", default="{}")
+    args = ap.parse_args()
+    params_in = json.loads(args.params)
+    started = time.time()
+
+    with pa.memory_map(args.data, "r") as source:
+        table = ipc.open_file(source).read_all()
+    features = [n for n in table.column_names if n not in RESERVED]
+    y = table.column("__label__").to_numpy().astype(np.float64)
+    holdout = table.column("__holdout__").to_numpy().astype(bool)
+    current = table.column("__current_score__").to_numpy().astype(np.float64)
+    if not np.all((y == 0) | (y == 1)):
+        print("labels must be 0 or 1 (binary classification)", file=sys.stderr)
+        return 3
+    train = ~holdout
+    categories: dict[str, list[str]] = {}
+    for name in features:
+        if pa.types.is_string(table.schema.field(name).type) or pa.types.is_large_string(table.schema.field(name).type):
+            values = table.column(name).to_pylist()
+            categories[name] = sorted({v for v, t in zip(values, train) if t and v is not None})
+    X = matrix(table, features, categories)
+
+    device, reason = choose_device(args.device)
+    params = {
+        "objective": "binary:logistic",
+        "eval_metric": ["auc", "logloss"],
+        "tree_method": "hist",
+        "device": device,
+        "max_depth": int(params_in.get("max_depth", 4)),
+        "eta": float(params_in.get("eta", 0.1)),
+        "seed": int(params_in.get("seed", 7)),
+        "subsample": float(params_in.get("subsample", 1.0)),
+    }
+    rounds = int(params_in.get("rounds", 100))
+    dtrain = xgb.DMatrix(X[train], label=y[train], feature_names=features or None)
+    dall = xgb.DMatrix(X, feature_names=features or None)
+    booster = xgb.train(params, dtrain, num_boost_round=rounds)
+    used = json.loads(booster.save_config())["learner"]["generic_param"].get("device", device)
+    if used != device:
+        reason += f"; xgboost fell back to {used}"
+    scores = booster.predict(dall).astype(np.float64)
+
+    os.makedirs(args.out, exist_ok=True)
+    booster.save_model(os.path.join(args.out, "model.json"))
+    with pa.OSFile(os.path.join(args.out, "scores.arrow"), "wb") as sink:
+        score_table = pa.table({"score": pa.array(scores, type=pa.float64())})
+        with ipc.new_file(sink, score_table.schema) as writer:
+            writer.write_table(score_table)
+    write_json(
+        os.path.join(args.out, "meta.json"),
+        {
+            "features": features,
+            "categories": categories,
+            "params": params,
+            "rounds": rounds,
+            "xgboost": xgb.__version__,
+            "python": platform.python_version(),
+        },
+    )
+    m = {}
+    m.update(metrics("", y[holdout], scores[holdout]))
+    m.update(metrics("current_", y[holdout], current[holdout]))
+    m.update(metrics("train_", y[train], scores[train]))
+    write_json(
+        os.path.join(args.out, "result.json"),
+        {
+            "metrics": finite(m),
+            "device": used,
+            "device_reason": reason,
+            "rows_train": int(train.sum()),
+            "rows_holdout": int(holdout.sum()),
+            "seconds": time.time() - started,
+            "xgboost": xgb.__version__,
+        },
+    )
+    print(json.dumps({"device": used, "reason": reason, "metrics": finite(m)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,13 @@ const benches: BenchEntry[] = [
     },
   },
   {
+    name: 'drift',
+    load: async () => {
+      const { benchDrift } = await import('@driftline/bench-drift');
+      return () => benchDrift();
+    },
+  },
+  {
     name: 'drift-cli',
     load: async () => {
       const { benchDriftCli } = await import('./drift-cli/index.js');

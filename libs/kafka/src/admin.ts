@@ -7,8 +7,29 @@ export interface TopicSpec {
   readonly config?: Readonly<Record<string, string>>;
 }
 
-/** Creates the topics that do not exist yet (and never alters existing ones). */
+/**
+ * Creates the topics that do not exist yet (and never alters existing ones). A freshly created
+ * topic's metadata can lag on the broker ("does not host this topic-partition"), so creation is
+ * retried a few times before giving up.
+ */
 export async function ensureTopics(kafka: Kafka, topics: readonly TopicSpec[]): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await createMissingTopics(kafka, topics);
+      return;
+    } catch (error) {
+      const type = (error as { type?: unknown }).type;
+      const transient =
+        type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
+        type === 'LEADER_NOT_AVAILABLE' ||
+        /does not host this topic-partition/.test(String(error));
+      if (!transient || attempt >= 5) throw error;
+      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+    }
+  }
+}
+
+async function createMissingTopics(kafka: Kafka, topics: readonly TopicSpec[]): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {

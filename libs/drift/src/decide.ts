@@ -1,0 +1,205 @@
+import {
+  type CategoricalReferenceProfile,
+  type CategoricalSummary,
+  chiSquareFromSummary,
+  jensenShannonFromCategoricalSummary,
+  jensenShannonFromSummary,
+  ksFromSummary,
+  missingRateFromSummary,
+  type NumericReferenceProfile,
+  type NumericSummary,
+  outOfRangeShareFromSummary,
+  psiFromCategoricalSummary,
+  psiFromSummary,
+  type ReferenceProfile,
+  type Summary,
+} from '@driftline/stats';
+import { isPredictionFeature } from './reference.js';
+
+export type DriftMethod = 'psi' | 'ks' | 'jensen_shannon' | 'chi2' | 'missing_rate' | 'out_of_range';
+/** The method that decides whether a feature drifted (categoricals: psi→psi, ks→chi2, js→js). */
+export type PrimaryMethod = 'psi' | 'ks' | 'jensen_shannon';
+
+export interface DriftThresholds {
+  /** PSI at or above this drifts (default 0.2). */
+  readonly psi: number;
+  /** KS p-value below this drifts (default 0.05). */
+  readonly ksAlpha: number;
+  /** Jensen–Shannon distance at or above this drifts (default 0.1, as Evidently). */
+  readonly jensenShannon: number;
+  /** Chi-square p-value below this drifts (default 0.05). */
+  readonly chi2Alpha: number;
+  /** Missing rate above the reference's rate plus this drifts (default 0.1). */
+  readonly missingRateIncrease: number;
+  /** Share of values outside the reference [min, max] above this drifts (default 0.1). */
+  readonly outOfRange: number;
+}
+
+export const DEFAULT_THRESHOLDS: DriftThresholds = {
+  psi: 0.2,
+  ksAlpha: 0.05,
+  jensenShannon: 0.1,
+  chi2Alpha: 0.05,
+  missingRateIncrease: 0.1,
+  outOfRange: 0.1,
+};
+
+/** One row of `drift_windows`: one feature measured one way in one window. */
+export interface MethodResult {
+  readonly feature: string;
+  readonly method: DriftMethod;
+  readonly statistic: number;
+  readonly pValue: number | null;
+  readonly threshold: number;
+  readonly drifted: boolean;
+  readonly referenceSize: number;
+  readonly currentSize: number;
+  /** KS from a merged summary: the exact D lies in [statistic, statistic + errorBound]. */
+  readonly errorBound: number | null;
+}
+
+function row(
+  feature: string,
+  method: DriftMethod,
+  statistic: number,
+  threshold: number,
+  drifted: boolean,
+  sizes: [number, number],
+  pValue: number | null = null,
+  errorBound: number | null = null,
+): MethodResult {
+  return {
+    feature,
+    method,
+    statistic,
+    pValue,
+    threshold,
+    drifted,
+    referenceSize: sizes[0],
+    currentSize: sizes[1],
+    errorBound,
+  };
+}
+
+function numericResults(
+  feature: string,
+  profile: NumericReferenceProfile,
+  s: NumericSummary,
+  t: DriftThresholds,
+): MethodResult[] {
+  const out: MethodResult[] = [];
+  const sizes: [number, number] = [profile.n, s.count];
+  if (s.count > 0) {
+    const psi = psiFromSummary(profile, s).value;
+    out.push(row(feature, 'psi', psi, t.psi, psi >= t.psi, sizes));
+    const ks = ksFromSummary(profile, s);
+    // The grid statistic is a lower bound of the exact D, so its p-value is an upper bound of the
+    // exact p-value: "p < alpha" here is a conservative drift call.
+    const p = ks.pValue;
+    out.push(row(feature, 'ks', ks.statistic, t.ksAlpha, p < t.ksAlpha, sizes, p, ks.errorBound));
+    const js = jensenShannonFromSummary(profile, s);
+    out.push(row(feature, 'jensen_shannon', js, t.jensenShannon, js >= t.jensenShannon, sizes));
+  }
+  const refTotal = profile.n + profile.missing + profile.infinite;
+  pushQuality(out, feature, s, profile.missing / refTotal, t, [refTotal, s.count + s.missing + s.infinite]);
+  const oor = outOfRangeShareFromSummary(s);
+  if (!Number.isNaN(oor))
+    out.push(row(feature, 'out_of_range', oor, t.outOfRange, oor > t.outOfRange, [profile.n, s.count + s.infinite]));
+  return out;
+}
+
+function categoricalResults(
+  feature: string,
+  profile: CategoricalReferenceProfile,
+  s: CategoricalSummary,
+  t: DriftThresholds,
+): MethodResult[] {
+  const out: MethodResult[] = [];
+  const sizes: [number, number] = [profile.n, s.count];
+  if (s.count > 0) {
+    const psi = psiFromCategoricalSummary(profile, s).value;
+    out.push(row(feature, 'psi', psi, t.psi, psi >= t.psi, sizes));
+    const chi = chiSquareFromSummary(profile, s);
+    if (!Number.isNaN(chi.statistic)) {
+      out.push(row(feature, 'chi2', chi.statistic, t.chi2Alpha, chi.pValue < t.chi2Alpha, sizes, chi.pValue));
+    }
+    const js = jensenShannonFromCategoricalSummary(profile, s);
+    out.push(row(feature, 'jensen_shannon', js, t.jensenShannon, js >= t.jensenShannon, sizes));
+  }
+  const refTotal = profile.n + profile.missing;
+  pushQuality(out, feature, s, profile.missing / refTotal, t, [refTotal, s.count + s.missing]);
+  return out;
+}
+
+function pushQuality(
+  out: MethodResult[],
+  feature: string,
+  s: Summary,
+  referenceRate: number,
+  t: DriftThresholds,
+  sizes: [number, number],
+): void {
+  const rate = missingRateFromSummary(s);
+  if (Number.isNaN(rate)) return;
+  const limit = referenceRate + t.missingRateIncrease;
+  out.push(row(feature, 'missing_rate', rate, limit, rate > limit, sizes));
+}
+
+/** Every method libs/stats computes cheaply from a merged summary; NaN statistics are left out. */
+export function featureResults(
+  feature: string,
+  profile: ReferenceProfile,
+  summary: Summary,
+  t: DriftThresholds,
+): MethodResult[] {
+  const rows =
+    profile.kind === 'numeric' && summary.kind === 'numeric'
+      ? numericResults(feature, profile, summary, t)
+      : profile.kind === 'categorical' && summary.kind === 'categorical'
+        ? categoricalResults(feature, profile, summary, t)
+        : [];
+  return rows.filter((r) => !Number.isNaN(r.statistic));
+}
+
+export function primaryMethodFor(kind: 'numeric' | 'categorical', primary: PrimaryMethod): DriftMethod {
+  if (kind === 'numeric') return primary;
+  return primary === 'ks' ? 'chi2' : primary;
+}
+
+export interface WindowVerdict {
+  /** Input features measured (prediction features excluded). */
+  readonly features: number;
+  /** Their primary-method rows that drifted, sorted by feature. */
+  readonly drifted: readonly MethodResult[];
+  readonly shareDrifted: number;
+  /** True when at least one input feature drifted and the share reached `alertShare`. */
+  readonly featureDrift: boolean;
+  /** Drifted primary-method rows of the prediction features. */
+  readonly predictionDrift: readonly MethodResult[];
+}
+
+/**
+ * Window-level verdict from the per-feature rows: a feature drifted when its primary method did;
+ * the window has feature drift when at least one input feature and at least `alertShare` of them
+ * drifted (0 = any), and prediction drift when `__prediction__`/`__predicted_class__` drifted.
+ */
+export function windowVerdict(
+  rows: readonly MethodResult[],
+  kinds: ReadonlyMap<string, 'numeric' | 'categorical'>,
+  primary: PrimaryMethod,
+  alertShare: number,
+): WindowVerdict {
+  const primaryRows = rows
+    .filter((r) => r.method === primaryMethodFor(kinds.get(r.feature) ?? 'numeric', primary))
+    .sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0));
+  const inputs = primaryRows.filter((r) => !isPredictionFeature(r.feature));
+  const drifted = inputs.filter((r) => r.drifted);
+  const shareDrifted = inputs.length === 0 ? 0 : drifted.length / inputs.length;
+  return {
+    features: inputs.length,
+    drifted,
+    shareDrifted,
+    featureDrift: drifted.length > 0 && shareDrifted >= alertShare,
+    predictionDrift: primaryRows.filter((r) => isPredictionFeature(r.feature) && r.drifted),
+  };
+}

@@ -1,0 +1,243 @@
+import { DriftlineError } from '@driftline/core';
+import { mergeAll, type Summary, summaryFromJSON } from '@driftline/stats';
+import type { ClosedMessage, PartialMessage, PartialsMessage } from './messages.js';
+import type { ReferenceSet } from './reference.js';
+
+export interface MergeConfig {
+  /**
+   * A source partition that has sent nothing for this long (processing time) while others
+   * reported a window is treated as idle for that window, so it cannot block it forever.
+   */
+  readonly idleTimeoutMs: number;
+}
+
+/** The partials of one (model, version, reference) of a completed window, one per source. */
+export interface MergeGroup {
+  readonly model: string;
+  readonly version: string;
+  readonly referenceId: string;
+  readonly partials: readonly PartialMessage[];
+  readonly events: number;
+  readonly late: number;
+}
+
+export interface CompletedWindow {
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly sourcePartitions: number;
+  /** Source partitions that reported the window (their marker, or a frontier past it). */
+  readonly reported: readonly number[];
+  /** Source partitions that did not, and were excluded as idle. */
+  readonly idle: readonly number[];
+  readonly groups: readonly MergeGroup[];
+  /** Processing time at which the first message of the window arrived (merge latency). */
+  readonly firstSeenAt: number;
+}
+
+export type AddResult = 'accepted' | 'duplicate' | 'after_completion';
+
+interface PendingWindow {
+  readonly start: number;
+  readonly end: number;
+  firstOffset: number;
+  readonly firstSeenAt: number;
+  partitions: number;
+  readonly markers: Map<number, ClosedMessage>;
+  readonly partials: Map<string, PartialMessage>;
+}
+
+const SEP = '\u0000';
+const RECENT_LIMIT = 256;
+
+/**
+ * Merge-stage state of ONE partition of the partials topic. Collects, per window, the `closed`
+ * marker of every source partition and the partials each marker lists; a window is complete when
+ * every source reported it (or is idle) and every listed partial arrived. Duplicates (a source
+ * replaying after a crash or a rebalance re-emits the same window) are dropped by
+ * (source, model, version, window) and (source, window): first wins, and the first is the
+ * original because one producer writes a source's messages in order.
+ *
+ * Windows complete in event-time order (every source closes its windows in order), so one number,
+ * `completedUpTo`, is enough to drop anything older; an incomplete window older than a complete
+ * one can only be a fragment of a window completed before a restart of this stage: dropped.
+ */
+export class MergeState {
+  private readonly pending = new Map<number, PendingWindow>();
+  private readonly lastHeard = new Map<number, number>();
+  /** Per source: every window ending at or before this was closed there (from its markers). */
+  private readonly frontier = new Map<number, number>();
+  private readonly recent = new Map<number, ReadonlySet<number>>();
+  private completedUpTo: number;
+
+  /**
+   * `completedUpTo`: the last window start this partition completed durably before (restored
+   * from the store after a restart or a rebalance), so a replay cannot complete it again from
+   * a fragment.
+   */
+  constructor(
+    private readonly config: MergeConfig,
+    private readonly startedAt: number,
+    completedUpTo = Number.NEGATIVE_INFINITY,
+  ) {
+    this.completedUpTo = completedUpTo;
+  }
+
+  /** Last completed window start (-Infinity when none). */
+  completedThrough(): number {
+    return this.completedUpTo;
+  }
+
+  pendingWindows(): number {
+    return this.pending.size;
+  }
+
+  add(message: PartialsMessage, offset: number, now: number): AddResult {
+    const source = message.source.partition;
+    const heard = this.lastHeard.get(source);
+    if (heard === undefined || now > heard) this.lastHeard.set(source, now);
+    if (message.type === 'closed' && (this.frontier.get(source) ?? Number.NEGATIVE_INFINITY) < message.closedUntil) {
+      this.frontier.set(source, message.closedUntil);
+    }
+    if (message.windowStart <= this.completedUpTo) {
+      return this.recent.get(message.windowStart)?.has(source) === true ? 'duplicate' : 'after_completion';
+    }
+    let w = this.pending.get(message.windowStart);
+    if (w === undefined) {
+      w = {
+        start: message.windowStart,
+        end: message.windowEnd,
+        firstOffset: offset,
+        firstSeenAt: now,
+        partitions: message.source.partitions,
+        markers: new Map(),
+        partials: new Map(),
+      };
+      this.pending.set(message.windowStart, w);
+    } else {
+      if (offset < w.firstOffset) w.firstOffset = offset;
+      if (message.source.partitions > w.partitions) w.partitions = message.source.partitions;
+    }
+    if (message.type === 'closed') {
+      if (w.markers.has(source)) return 'duplicate';
+      w.markers.set(source, message);
+      return 'accepted';
+    }
+    const key = source + SEP + message.model + SEP + message.version;
+    if (w.partials.has(key)) return 'duplicate';
+    w.partials.set(key, message);
+    return 'accepted';
+  }
+
+  /**
+   * Windows that can be completed now, oldest first, and the starts of stale fragments (older
+   * incomplete windows that will never complete). Nothing is removed: call `markDone` once the
+   * results are durably written.
+   */
+  ready(now: number): { complete: CompletedWindow[]; stale: number[] } {
+    const starts = [...this.pending.keys()].sort((a, b) => a - b);
+    const complete: CompletedWindow[] = [];
+    const incomplete: number[] = [];
+    let lastComplete = Number.NEGATIVE_INFINITY;
+    for (const start of starts) {
+      const done = this.tryComplete(this.pending.get(start)!, now);
+      if (done === undefined) incomplete.push(start);
+      else {
+        complete.push(done);
+        lastComplete = start;
+      }
+    }
+    return { complete, stale: incomplete.filter((s) => s < lastComplete) };
+  }
+
+  private tryComplete(w: PendingWindow, now: number): CompletedWindow | undefined {
+    if (w.markers.size === 0) return undefined;
+    const idle: number[] = [];
+    for (let s = 0; s < w.partitions; s++) {
+      // Reported: its marker for this window, or a later marker saying it closed past this window.
+      if (w.markers.has(s) || (this.frontier.get(s) ?? Number.NEGATIVE_INFINITY) >= w.end) continue;
+      const heard = this.lastHeard.get(s) ?? this.startedAt;
+      if (now - heard < this.config.idleTimeoutMs) return undefined;
+      idle.push(s);
+    }
+    const groups = new Map<string, PartialMessage[]>();
+    const reported: number[] = [];
+    for (let s = 0; s < w.partitions; s++) if (!idle.includes(s)) reported.push(s);
+    for (const s of [...w.markers.keys()].sort((a, b) => a - b)) {
+      for (const mv of w.markers.get(s)!.models) {
+        const partial = w.partials.get(s + SEP + mv.model + SEP + mv.version);
+        if (partial === undefined) return undefined;
+        const key = partial.model + SEP + partial.version + SEP + partial.referenceId;
+        const list = groups.get(key);
+        if (list === undefined) groups.set(key, [partial]);
+        else list.push(partial);
+      }
+    }
+    const merged: MergeGroup[] = [...groups.keys()].sort().map((key) => {
+      const partials = groups.get(key)!;
+      const first = partials[0]!;
+      let events = 0;
+      let late = 0;
+      for (const p of partials) {
+        events += p.events;
+        late += p.late;
+      }
+      return { model: first.model, version: first.version, referenceId: first.referenceId, partials, events, late };
+    });
+    return {
+      windowStart: w.start,
+      windowEnd: w.end,
+      sourcePartitions: w.partitions,
+      reported,
+      idle,
+      groups: merged,
+      firstSeenAt: w.firstSeenAt,
+    };
+  }
+
+  /** Forgets completed windows (after their results were written) and remembers who reported them. */
+  markDone(windows: readonly CompletedWindow[]): void {
+    for (const w of windows) {
+      this.pending.delete(w.windowStart);
+      if (w.windowStart > this.completedUpTo) this.completedUpTo = w.windowStart;
+      this.recent.set(w.windowStart, new Set(w.reported));
+    }
+    while (this.recent.size > RECENT_LIMIT) this.recent.delete(this.recent.keys().next().value!);
+  }
+
+  dropStale(starts: readonly number[]): void {
+    for (const s of starts) this.pending.delete(s);
+  }
+
+  /** First offset still needed by an incomplete window, or `nextOffset` when none is pending. */
+  commitOffset(nextOffset: number): number {
+    let min = nextOffset;
+    for (const w of this.pending.values()) if (w.firstOffset < min) min = w.firstOffset;
+    return min;
+  }
+}
+
+/**
+ * Merges a group's partials feature by feature against the reference they were built with.
+ * Summaries are merged in source order; merging is exact, so the order does not matter anyway.
+ */
+export function mergeGroup(group: MergeGroup, ref: ReferenceSet): Map<string, Summary> {
+  if (group.referenceId !== ref.referenceId) {
+    throw new DriftlineError(
+      'VALIDATION_FAILED',
+      `merge: group built against ${group.referenceId}, got ${ref.referenceId}`,
+    );
+  }
+  const out = new Map<string, Summary>();
+  for (let i = 0; i < ref.features.length; i++) {
+    const feature = ref.features[i]!;
+    const profile = ref.profiles[i]!;
+    const summaries: Summary[] = [];
+    for (const p of group.partials) {
+      const json = p.summaries[feature];
+      if (json !== undefined) summaries.push(summaryFromJSON(json, profile));
+    }
+    const merged = mergeAll(summaries, profile);
+    if (merged !== undefined) out.set(feature, merged);
+  }
+  return out;
+}

@@ -1,0 +1,250 @@
+import {
+  type CategoricalSummary,
+  createSummary,
+  type NumericSummary,
+  type Summary,
+  type SummaryJson,
+} from '@driftline/stats';
+import {
+  categoricalValue,
+  type FeatureValue,
+  numericValue,
+  PREDICTED_CLASS_FEATURE,
+  PREDICTION_FEATURE,
+  type ReferenceSet,
+} from './reference.js';
+import { nextOpenWindowStart, type WindowSpec, windowStartOf } from './window.js';
+
+/** What stage 1 needs of a prediction event. */
+export interface WindowedEvent {
+  readonly model: string;
+  readonly model_version: string;
+  readonly event_time: number;
+  readonly features: Readonly<Record<string, FeatureValue>>;
+  readonly prediction: number;
+  readonly predicted_class: string | null;
+}
+
+/** Finds the reference to measure (model, version) against in the window starting at `windowStart`. */
+export type ReferenceResolver = (model: string, version: string, windowStart: number) => ReferenceSet | undefined;
+
+/** One (model, version) of one closed window of one partition: what stage 1 emits. */
+export interface ClosedPartial {
+  readonly model: string;
+  readonly version: string;
+  readonly referenceId: string;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  /** Events added to the summaries. */
+  readonly events: number;
+  /** Events of this (model, version) that arrived after their own window had closed. */
+  readonly late: number;
+  readonly summaries: Readonly<Record<string, SummaryJson>>;
+}
+
+export interface ClosedWindow {
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly partials: readonly ClosedPartial[];
+}
+
+/** What one flush closed: the windows, and the frontier below which every window is now closed. */
+export interface CloseResult {
+  readonly windows: readonly ClosedWindow[];
+  /** Every window with end <= closedUntil is closed on this partition (aligned watermark). */
+  readonly closedUntil: number;
+  /** True when closedUntil moved since the last flush: the merge stage must hear about it. */
+  readonly advanced: boolean;
+}
+
+export type AddOutcome = 'added' | 'late' | 'unreferenced' | 'replayed';
+
+/**
+ * What a previous owner of the partition made durable: every window ending at or before
+ * `closedUntil` was emitted, by records before `offset`. Restoring it means a replay neither
+ * re-emits those windows nor rebuilds fragments of them.
+ */
+export interface RestoredProgress {
+  readonly closedUntil: number;
+  readonly offset: number;
+}
+
+interface ModelWindow {
+  readonly model: string;
+  readonly version: string;
+  readonly ref: ReferenceSet;
+  readonly summaries: Summary[];
+  readonly numeric: boolean[];
+  events: number;
+  late: number;
+}
+
+interface OpenWindow {
+  readonly start: number;
+  /** Smallest offset whose effect lives in this window (events and late counts). */
+  firstOffset: number;
+  readonly models: Map<string, ModelWindow>;
+}
+
+const SEP = '\u0000';
+
+/**
+ * Window state of ONE source partition (stage 1). Tumbling windows on event time; the partition's
+ * watermark is the largest event time seen minus the allowed lateness. An event whose window has
+ * already closed (end <= watermark) is late: not added to any summary, but counted in the late
+ * count of the next window to close for its (model, version), so the count reaches ClickHouse.
+ *
+ * Durability without snapshots: `commitOffset()` is the smallest offset that still has an effect
+ * only in memory (the first offset of every open window), so replaying from there rebuilds the
+ * open windows exactly. Pure: no I/O, no clock.
+ */
+export class PartitionWindows {
+  private maxEventTime = Number.NEGATIVE_INFINITY;
+  private readonly open = new Map<number, OpenWindow>();
+  /** Smallest open window start (Infinity when none): the next to close. */
+  private earliest = Number.POSITIVE_INFINITY;
+  private announced = Number.NEGATIVE_INFINITY;
+  valuesAdded = 0;
+  lateEvents = 0;
+  unreferencedEvents = 0;
+
+  replayedEvents = 0;
+  private readonly restored: RestoredProgress | undefined;
+
+  constructor(
+    readonly spec: WindowSpec,
+    private readonly resolve: ReferenceResolver,
+    restored?: RestoredProgress,
+  ) {
+    this.restored = restored;
+    if (restored !== undefined) {
+      this.maxEventTime = restored.closedUntil + spec.latenessMs;
+      this.announced = restored.closedUntil;
+    }
+  }
+
+  /** Largest event time seen minus the allowed lateness (-Infinity before any event). */
+  watermark(): number {
+    return this.maxEventTime - this.spec.latenessMs;
+  }
+
+  openWindows(): number {
+    return this.open.size;
+  }
+
+  add(event: WindowedEvent, offset: number): AddOutcome {
+    const size = this.spec.sizeMs;
+    const t = event.event_time;
+    if (t > this.maxEventTime) this.maxEventTime = t;
+    const wm = this.maxEventTime - this.spec.latenessMs;
+    let start = windowStartOf(t, size);
+    const late = start + size <= wm;
+    const r = this.restored;
+    if (late && r !== undefined && offset < r.offset && start + size <= r.closedUntil) {
+      // Already emitted by the previous owner (or late back then): not counted twice.
+      this.replayedEvents++;
+      return 'replayed';
+    }
+    if (late) start = nextOpenWindowStart(wm, size);
+    const ref = this.resolve(event.model, event.model_version, start);
+    if (ref === undefined) {
+      this.unreferencedEvents++;
+      return 'unreferenced';
+    }
+    const state = this.modelWindow(start, event.model, event.model_version, ref, offset);
+    if (late) {
+      state.late++;
+      this.lateEvents++;
+      return 'late';
+    }
+    state.events++;
+    const { features } = ref;
+    const values = event.features;
+    for (let i = 0; i < features.length; i++) {
+      const f = features[i]!;
+      const raw: FeatureValue =
+        f === PREDICTION_FEATURE ? event.prediction : f === PREDICTED_CLASS_FEATURE ? event.predicted_class : values[f];
+      if (state.numeric[i]) (state.summaries[i] as NumericSummary).add(numericValue(raw));
+      else (state.summaries[i] as CategoricalSummary).add(categoricalValue(raw));
+    }
+    this.valuesAdded += features.length;
+    return 'added';
+  }
+
+  private modelWindow(start: number, model: string, version: string, ref: ReferenceSet, offset: number): ModelWindow {
+    let window = this.open.get(start);
+    if (window === undefined) {
+      window = { start, firstOffset: offset, models: new Map() };
+      this.open.set(start, window);
+      if (start < this.earliest) this.earliest = start;
+    } else if (offset < window.firstOffset) window.firstOffset = offset;
+    const key = model + SEP + version;
+    let state = window.models.get(key);
+    if (state === undefined) {
+      state = {
+        model,
+        version,
+        ref,
+        summaries: ref.profiles.map((p) => createSummary(p)),
+        numeric: ref.profiles.map((p) => p.kind === 'numeric'),
+        events: 0,
+        late: 0,
+      };
+      window.models.set(key, state);
+    }
+    return state;
+  }
+
+  /**
+   * Removes and returns, oldest first, every window the watermark has passed, with the aligned
+   * frontier. Call it after each batch.
+   */
+  closeReady(): CloseResult {
+    const wm = this.watermark();
+    const size = this.spec.sizeMs;
+    const closedUntil = wm === Number.NEGATIVE_INFINITY ? wm : nextOpenWindowStart(wm, size);
+    const advanced = closedUntil > this.announced;
+    this.announced = Math.max(this.announced, closedUntil);
+    if (!(this.earliest + size <= wm)) return { windows: [], closedUntil, advanced };
+    const ready = [...this.open.keys()].filter((s) => s + size <= wm).sort((a, b) => a - b);
+    const out: ClosedWindow[] = [];
+    for (const start of ready) {
+      const window = this.open.get(start)!;
+      this.open.delete(start);
+      out.push({
+        windowStart: start,
+        windowEnd: start + size,
+        partials: [...window.models.values()].map((m) => closePartial(m, start, size)),
+      });
+    }
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const s of this.open.keys()) if (s < earliest) earliest = s;
+    this.earliest = earliest;
+    return { windows: out, closedUntil, advanced };
+  }
+
+  /**
+   * The offset to commit: the first offset of the oldest effect still only in memory, or
+   * `nextOffset` (one past the last processed record) when no window is open.
+   */
+  commitOffset(nextOffset: number): number {
+    let min = nextOffset;
+    for (const w of this.open.values()) if (w.firstOffset < min) min = w.firstOffset;
+    return min;
+  }
+}
+
+function closePartial(m: ModelWindow, start: number, size: number): ClosedPartial {
+  const summaries: Record<string, SummaryJson> = {};
+  for (let i = 0; i < m.ref.features.length; i++) summaries[m.ref.features[i]!] = m.summaries[i]!.toJSON();
+  return {
+    model: m.model,
+    version: m.version,
+    referenceId: m.ref.referenceId,
+    windowStart: start,
+    windowEnd: start + size,
+    events: m.events,
+    late: m.late,
+    summaries,
+  };
+}

@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import type { ReferenceProfile } from '@driftline/stats';
+
+/** Feature name under which the prediction itself is profiled (prediction drift). */
+export const PREDICTION_FEATURE = '__prediction__';
+/** Feature name under which the predicted class is profiled (categorical prediction drift). */
+export const PREDICTED_CLASS_FEATURE = '__predicted_class__';
+
+export function isPredictionFeature(feature: string): boolean {
+  return feature === PREDICTION_FEATURE || feature === PREDICTED_CLASS_FEATURE;
+}
+
+/** Every feature profile of one model version, as one unit with one id. */
+export interface ReferenceSet {
+  readonly model: string;
+  readonly version: string;
+  /** Fingerprint of (model, version, every feature's profile id): equal data, equal id. */
+  readonly referenceId: string;
+  /** Feature names, sorted; `profiles[i]` belongs to `features[i]`. */
+  readonly features: readonly string[];
+  readonly profiles: readonly ReferenceProfile[];
+}
+
+/** Builds a ReferenceSet (features sorted, id derived from the content). */
+export function referenceSet(
+  model: string,
+  version: string,
+  byFeature: ReadonlyMap<string, ReferenceProfile>,
+): ReferenceSet {
+  const features = [...byFeature.keys()].sort();
+  const profiles = features.map((f) => byFeature.get(f)!);
+  const referenceId = createHash('sha256')
+    .update(JSON.stringify([model, version, features, profiles.map((p) => p.id)]))
+    .digest('hex')
+    .slice(0, 24);
+  return { model, version, referenceId, features, profiles };
+}
+
+export type FeatureValue = null | number | string | boolean | undefined;
+
+/** A value for a numeric profile: numbers as they are, booleans as 0/1, anything else missing. */
+export function numericValue(v: FeatureValue): number | null {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  return null;
+}
+
+/** A value for a categorical profile: strings as they are, numbers/booleans as text, else missing. */
+export function categoricalValue(v: FeatureValue): string | null {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return null;
+}

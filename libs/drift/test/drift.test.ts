@@ -1,0 +1,413 @@
+import { ConfigError, PoisonRecordError } from '@driftline/core';
+import {
+  buildCategoricalProfile,
+  buildNumericProfile,
+  type NumericSummary,
+  type ReferenceProfile,
+} from '@driftline/stats';
+import { describe, expect, it } from 'vitest';
+import {
+  alertId,
+  buildAlerts,
+  type ClosedWindow,
+  DEFAULT_THRESHOLDS,
+  decodePartials,
+  featureResults,
+  flushMessages,
+  isClosed,
+  MergeState,
+  mergeGroup,
+  nextOpenWindowStart,
+  type PartialsMessage,
+  PartitionWindows,
+  PREDICTION_FEATURE,
+  parseDuration,
+  referenceSet,
+  routeModel,
+  type WindowedEvent,
+  windowStartOf,
+  windowVerdict,
+} from '../src/index.js';
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+function normals(n: number, mean: number, seed: number): number[] {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => mean + Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()));
+}
+
+const x = buildNumericProfile(normals(2000, 0, 1), { fineBins: 100 });
+const color = buildCategoricalProfile(Array.from({ length: 300 }, (_, i) => ['red', 'green', 'blue'][i % 3]!));
+const pred = buildNumericProfile(normals(2000, 0.5, 2), { fineBins: 100 });
+const ref = referenceSet(
+  'm',
+  'v1',
+  new Map<string, ReferenceProfile>([
+    ['x', x],
+    ['color', color],
+    [PREDICTION_FEATURE, pred],
+  ]),
+);
+const resolve = (model: string, version: string) => (model === 'm' && version === 'v1' ? ref : undefined);
+
+function event(t: number, xv: number | null = 0, over: Partial<WindowedEvent> = {}): WindowedEvent {
+  return {
+    model: 'm',
+    model_version: 'v1',
+    event_time: t,
+    features: { x: xv, color: 'red' },
+    prediction: 0.5,
+    predicted_class: null,
+    ...over,
+  };
+}
+
+describe('durations and windows', () => {
+  it('parses durations and names the field on error', () => {
+    expect(parseDuration('30s', 'F')).toBe(30_000);
+    expect(parseDuration('5m', 'F')).toBe(300_000);
+    expect(parseDuration('1h', 'F')).toBe(3_600_000);
+    expect(parseDuration('1d', 'F')).toBe(86_400_000);
+    expect(parseDuration('250', 'F')).toBe(250);
+    expect(parseDuration('1.5s', 'F')).toBe(1500);
+    expect(() => parseDuration('5 minutes', 'DRIFTLINE_DRIFT_WINDOW')).toThrow(ConfigError);
+    expect(() => parseDuration('x', 'DRIFTLINE_DRIFT_WINDOW')).toThrow(/DRIFTLINE_DRIFT_WINDOW/);
+  });
+
+  it('assigns windows by floor, start inclusive, end exclusive, negative times too', () => {
+    expect(windowStartOf(0, 1000)).toBe(0);
+    expect(windowStartOf(999, 1000)).toBe(0);
+    expect(windowStartOf(1000, 1000)).toBe(1000);
+    expect(windowStartOf(-1, 1000)).toBe(-1000);
+    expect(isClosed(0, 1000, 999)).toBe(false);
+    expect(isClosed(0, 1000, 1000)).toBe(true);
+    expect(nextOpenWindowStart(1000, 1000)).toBe(1000);
+    expect(nextOpenWindowStart(1999, 1000)).toBe(1000);
+  });
+});
+
+describe('PartitionWindows (stage 1)', () => {
+  it('closes a window only once the watermark (max event time - lateness) passes its end', () => {
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 200 }, resolve);
+    expect(p.add(event(100), 0)).toBe('added');
+    expect(p.add(event(1100), 1)).toBe('added');
+    expect(p.closeReady().windows).toEqual([]); // watermark 900 < 1000
+    p.add(event(1199), 2);
+    expect(p.closeReady().windows).toEqual([]); // watermark 999
+    p.add(event(1200), 3);
+    const closed = p.closeReady().windows; // watermark 1000
+    expect(closed.map((w) => w.windowStart)).toEqual([0]);
+    expect(closed[0]!.partials[0]!.events).toBe(1);
+    expect(Object.keys(closed[0]!.partials[0]!.summaries).sort()).toEqual([PREDICTION_FEATURE, 'color', 'x']);
+    expect(p.openWindows()).toBe(1);
+  });
+
+  it('counts an event of a closed window as late, in the next window to close, never in a summary', () => {
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve);
+    p.add(event(500), 0);
+    p.add(event(2500), 1); // watermark 2500: windows 0 and 1000 closed
+    expect(p.add(event(999), 2)).toBe('late');
+    expect(p.add(event(1500), 3)).toBe('late');
+    expect(p.add(event(2000), 4)).toBe('added');
+    const closedEarly = p.closeReady().windows;
+    expect(closedEarly.map((w) => w.windowStart)).toEqual([0]);
+    p.add(event(3000), 5);
+    const [w2] = p.closeReady().windows;
+    expect(w2!.windowStart).toBe(2000);
+    expect(w2!.partials[0]!.events).toBe(2);
+    expect(w2!.partials[0]!.late).toBe(2);
+    expect(p.lateEvents).toBe(2);
+  });
+
+  it('late events exactly at the lateness bound are on time', () => {
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 500 }, resolve);
+    p.add(event(1499), 0); // watermark 999: window 0 still open
+    expect(p.add(event(0), 1)).toBe('added');
+    p.add(event(1500), 2); // watermark 1000: window 0 closed
+    expect(p.add(event(999), 3)).toBe('late');
+  });
+
+  it('commits no further than the first offset of the oldest open window', () => {
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve);
+    expect(p.commitOffset(0)).toBe(0);
+    p.add(event(1500), 10);
+    p.add(event(500), 11);
+    expect(p.commitOffset(12)).toBe(10);
+    p.add(event(2100), 12); // closes 0 and 1000
+    p.closeReady();
+    expect(p.commitOffset(13)).toBe(12);
+  });
+
+  it('skips events without a reference and counts missing features as missing', () => {
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve);
+    expect(p.add(event(1, 0, { model_version: 'v9' }), 0)).toBe('unreferenced');
+    p.add(event(2, null, { features: {} }), 1);
+    p.add(event(2000), 2);
+    const [w] = p.closeReady().windows;
+    expect(w!.partials[0]!.events).toBe(1);
+    expect(p.unreferencedEvents).toBe(1);
+  });
+
+  it('replaying from commitOffset rebuilds identical partials', () => {
+    const events = Array.from({ length: 400 }, (_, i) => event(i * 10 + ((i * 7919) % 300), Math.sin(i)));
+    const run = (from: number) => {
+      const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 100 }, resolve);
+      const out: ClosedWindow[] = [];
+      let commit = 0;
+      for (let i = from; i < events.length; i++) {
+        p.add(events[i]!, i);
+        out.push(...p.closeReady().windows);
+        if (i === 250) commit = p.commitOffset(i + 1);
+      }
+      return { out, commit };
+    };
+    const full = run(0);
+    const replay = run(full.commit);
+    // Every window the replay closes after the crash point is byte-identical to the original.
+    const byStart = new Map(full.out.map((w) => [w.windowStart, JSON.stringify(w)]));
+    const after = replay.out.filter((w) => w.windowStart >= 2000);
+    expect(after.length).toBeGreaterThan(0);
+    for (const w of after) expect(JSON.stringify(w)).toBe(byStart.get(w.windowStart));
+  });
+});
+
+function messagesFor(p: PartitionWindows, source: number, partitions: number): PartialsMessage[] {
+  return flushMessages({ topic: 't', partition: source, partitions }, p.closeReady(), 1000, 1).map((m) =>
+    decodePartials(m.value),
+  );
+}
+
+describe('MergeState (stage 2)', () => {
+  function closedFrom(source: number, partitions: number, times: number[]): PartialsMessage[] {
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve);
+    for (const [i, t] of times.entries()) p.add(event(t, t / 1000), i);
+    p.add(event(10_000), times.length);
+    return messagesFor(p, source, partitions);
+  }
+
+  it('completes a window only when every source partition reported it and merges exactly', () => {
+    const m = new MergeState({ idleTimeoutMs: 60_000 }, 0);
+    const a = closedFrom(0, 2, [100, 200, 1100]);
+    const b = closedFrom(1, 2, [300]);
+    let offset = 0;
+    for (const msg of a) m.add(msg, offset++, 1);
+    expect(m.ready(1).complete).toEqual([]);
+    expect(m.commitOffset(offset)).toBe(0);
+    for (const msg of b) m.add(msg, offset++, 2);
+    const { complete } = m.ready(2);
+    // 9000: the empty marker announcing both frontiers (no data: nothing to write).
+    expect(complete.map((w) => w.windowStart)).toEqual([0, 1000, 9000]);
+    expect(complete[2]!.groups).toEqual([]);
+    const [w0] = complete;
+    expect(w0!.reported).toEqual([0, 1]);
+    expect(w0!.groups[0]!.events).toBe(3);
+    const merged = mergeGroup(w0!.groups[0]!, ref);
+    expect((merged.get('x') as NumericSummary).count).toBe(3);
+    m.markDone(complete);
+    expect(m.commitOffset(offset)).toBe(offset);
+  });
+
+  it('drops re-emitted partials and markers (first wins), before and after completion', () => {
+    const m = new MergeState({ idleTimeoutMs: 60_000 }, 0);
+    const a = closedFrom(0, 1, [100]);
+    for (const msg of a) expect(m.add(msg, 0, 0)).toBe('accepted');
+    for (const msg of a) expect(m.add(msg, 1, 0)).toBe('duplicate');
+    const { complete } = m.ready(0);
+    m.markDone(complete);
+    for (const msg of a) expect(m.add(msg, 2, 0)).toBe('duplicate');
+    expect(m.pendingWindows()).toBe(0);
+  });
+
+  it('waits for a partial a marker lists', () => {
+    const m = new MergeState({ idleTimeoutMs: 60_000 }, 0);
+    const [partial, marker] = closedFrom(0, 1, [100]);
+    expect(partial!.type).toBe('partial');
+    m.add(marker!, 0, 0);
+    expect(m.ready(0).complete).toEqual([]);
+    m.add(partial!, 1, 0);
+    expect(m.ready(0).complete).toHaveLength(1);
+  });
+
+  it('excludes a source partition that stayed silent for the idle timeout', () => {
+    const m = new MergeState({ idleTimeoutMs: 5000 }, 0);
+    for (const msg of closedFrom(0, 2, [100])) m.add(msg, 0, 1000);
+    expect(m.ready(4999).complete).toEqual([]);
+    const { complete } = m.ready(5000);
+    expect(complete[0]!.idle).toEqual([1]);
+    m.markDone(complete);
+    // The idle source wakes up with data for the completed window: counted, not merged.
+    expect(m.add(closedFrom(1, 2, [200])[0]!, 5, 6000)).toBe('after_completion');
+  });
+
+  it('does not treat a recently heard source as idle', () => {
+    const m = new MergeState({ idleTimeoutMs: 5000 }, 0);
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve);
+    p.add(event(100), 0);
+    for (const msg of messagesFor(p, 1, 2)) m.add(msg, 0, 9000); // source 1 heard at 9000, window 0 open there
+    for (const msg of closedFrom(0, 2, [100])) m.add(msg, 1, 9000);
+    expect(m.ready(10_000).complete.map((w) => w.windowStart)).not.toContain(0);
+  });
+
+  it('counts a source whose frontier passed a window as having reported it (no data there)', () => {
+    const m = new MergeState({ idleTimeoutMs: 60_000 }, 0);
+    for (const msg of closedFrom(0, 2, [100, 1100, 2100])) m.add(msg, 0, 0);
+    expect(m.ready(0).complete).toEqual([]);
+    // Source 1 only has data in window 2000; closing it says windows 0 and 1000 are closed too.
+    for (const msg of closedFrom(1, 2, [2500])) m.add(msg, 1, 0);
+    const { complete } = m.ready(0);
+    expect(complete.map((w) => w.windowStart)).toEqual([0, 1000, 2000, 9000]);
+    expect(complete[0]!.reported).toEqual([0, 1]);
+    expect(complete[2]!.groups[0]!.partials).toHaveLength(2);
+  });
+
+  it('announces a frontier move with an empty marker, and never lets closedUntil outrun later partials', () => {
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve);
+    p.add(event(100), 0);
+    p.add(event(2100), 1);
+    p.add(event(5500), 2);
+    const msgs = messagesFor(p, 0, 1);
+    const markers = msgs.filter((m) => m.type === 'closed');
+    expect(markers.map((m) => [m.windowStart, m.type === 'closed' ? m.closedUntil : 0])).toEqual([
+      [0, 2000],
+      [2000, 4000],
+      [4000, 5000],
+    ]);
+    expect(messagesFor(p, 0, 1)).toEqual([]); // nothing moved
+  });
+
+  it('restored progress: a replay re-emits nothing the previous owner emitted, and later stragglers are late', () => {
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve, { closedUntil: 2000, offset: 10 });
+    expect(p.add(event(1500), 5)).toBe('replayed');
+    expect(p.add(event(2500), 6)).toBe('added');
+    expect(p.add(event(1600), 11)).toBe('late');
+    expect(p.closeReady().windows).toEqual([]);
+  });
+
+  it('a restored merge never completes a window it completed before', () => {
+    const m = new MergeState({ idleTimeoutMs: 60_000 }, 0, 0);
+    const a = closedFrom(0, 1, [100, 1100]);
+    expect(a.filter((x) => x.windowStart === 0).map((x) => m.add(x, 0, 0))).toEqual([
+      'after_completion',
+      'after_completion',
+    ]);
+    for (const msg of a.filter((x) => x.windowStart === 1000)) m.add(msg, 1, 0);
+    expect(m.ready(0).complete.map((w) => w.windowStart)).toEqual([1000]);
+  });
+
+  it('drops stale fragments older than a completed window', () => {
+    const m = new MergeState({ idleTimeoutMs: 60_000 }, 0);
+    const a = closedFrom(0, 1, [100, 1100]);
+    // A restart replays from the middle: window 0's marker arrives without its partial.
+    const marker0 = a[1]!;
+    expect(marker0.type === 'closed' && marker0.windowStart === 0).toBe(true);
+    m.add({ ...marker0, closedUntil: 1000 } as PartialsMessage, 0, 0);
+    m.add(a[2]!, 1, 0);
+    m.add(a[3]!, 2, 0);
+    const { complete, stale } = m.ready(0);
+    expect(complete.map((w) => w.windowStart)).toEqual([1000]);
+    expect(stale).toEqual([0]);
+  });
+
+  it('rejects malformed partial messages as poison', () => {
+    expect(() => decodePartials(Buffer.from('{'))).toThrow(PoisonRecordError);
+    expect(() => decodePartials(Buffer.from('{"format":"nope"}'))).toThrow(/format/);
+  });
+
+  it('routes a model to one merge partition, deterministically', () => {
+    expect(routeModel('fraud', 6)).toBe(routeModel('fraud', 6));
+    expect(routeModel('fraud', 1)).toBe(0);
+  });
+});
+
+describe('decisions and alerts', () => {
+  function summaryOf(values: number[]) {
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve);
+    for (const [i, v] of values.entries()) p.add(event(i % 1000, v), i);
+    p.add(event(5000), values.length);
+    const m = new MergeState({ idleTimeoutMs: 1 }, 0);
+    for (const [i, msg] of messagesFor(p, 0, 1).entries()) m.add(msg, i, 0);
+    return mergeGroup(m.ready(0).complete[0]!.groups[0]!, ref);
+  }
+
+  it('flags a shifted feature by PSI and KS and leaves a stable one alone', () => {
+    const stable = summaryOf(normals(1000, 0, 7)).get('x')!;
+    const shifted = summaryOf(normals(1000, 1, 8)).get('x')!;
+    const s = featureResults('x', x, stable, DEFAULT_THRESHOLDS);
+    const d = featureResults('x', x, shifted, DEFAULT_THRESHOLDS);
+    const psi = (rows: typeof s) => rows.find((r) => r.method === 'psi')!;
+    expect(psi(s).drifted).toBe(false);
+    expect(psi(d).drifted).toBe(true);
+    expect(psi(d).statistic).toBeGreaterThan(0.2);
+    const ks = d.find((r) => r.method === 'ks')!;
+    expect(ks.drifted).toBe(true);
+    expect(ks.errorBound).toBeGreaterThanOrEqual(0);
+    expect(ks.errorBound).toBeLessThanOrEqual(x.ksBound + 1e-12);
+    // A threshold exactly at the statistic drifts (>=), just above it does not.
+    const at = featureResults('x', x, shifted, { ...DEFAULT_THRESHOLDS, psi: psi(d).statistic });
+    expect(psi(at).drifted).toBe(true);
+    const above = featureResults('x', x, shifted, { ...DEFAULT_THRESHOLDS, psi: psi(d).statistic + 1e-9 });
+    expect(psi(above).drifted).toBe(false);
+  });
+
+  it('computes categorical rows and window verdicts with the share threshold', () => {
+    const color = summaryOf([1]).get('color')!;
+    const rows = featureResults('color', ref.profiles[ref.features.indexOf('color')]!, color, DEFAULT_THRESHOLDS);
+    expect(rows.map((r) => r.method).sort()).toEqual(['chi2', 'jensen_shannon', 'missing_rate', 'psi']);
+    const kinds = new Map<string, 'numeric' | 'categorical'>([
+      ['color', 'categorical'],
+      ['x', 'numeric'],
+    ]);
+    const fake = (feature: string, drifted: boolean) => ({
+      feature,
+      method: 'psi' as const,
+      statistic: drifted ? 1 : 0,
+      pValue: null,
+      threshold: 0.2,
+      drifted,
+      referenceSize: 1,
+      currentSize: 1,
+      errorBound: null,
+    });
+    const v = windowVerdict([fake('x', true), fake('color', false), fake(PREDICTION_FEATURE, true)], kinds, 'psi', 0);
+    expect(v.shareDrifted).toBe(0.5);
+    expect(v.featureDrift).toBe(true);
+    expect(v.predictionDrift).toHaveLength(1);
+    expect(windowVerdict([fake('x', true), fake('color', false)], kinds, 'psi', 0.6).featureDrift).toBe(false);
+  });
+
+  it('alert ids are deterministic per (model, version, window, kind)', () => {
+    expect(alertId('m', 'v1', 1000, 'FEATURE_DRIFT')).toBe(alertId('m', 'v1', 1000, 'FEATURE_DRIFT'));
+    expect(alertId('m', 'v1', 1000, 'FEATURE_DRIFT')).not.toBe(alertId('m', 'v1', 2000, 'FEATURE_DRIFT'));
+    expect(alertId('m', 'v1', 1000, 'FEATURE_DRIFT')).not.toBe(alertId('m', 'v1', 1000, 'PREDICTION_DRIFT'));
+    const row = {
+      feature: 'x',
+      method: 'psi' as const,
+      statistic: 1,
+      pValue: null,
+      threshold: 0.2,
+      drifted: true,
+      referenceSize: 1,
+      currentSize: 1,
+      errorBound: null,
+    };
+    const verdict = { features: 1, drifted: [row], shareDrifted: 1, featureDrift: true, predictionDrift: [] };
+    const ctx = {
+      model: 'm',
+      version: 'v1',
+      referenceId: 'r',
+      windowStart: 0,
+      windowEnd: 1000,
+      events: 5,
+      lateEvents: 0,
+    };
+    const [a] = buildAlerts(ctx, verdict);
+    expect(a!.alert_id).toBe(alertId('m', 'v1', 0, 'FEATURE_DRIFT'));
+    expect(a!.event_time).toBe(1000);
+    expect(JSON.stringify(buildAlerts(ctx, verdict))).toBe(JSON.stringify(buildAlerts(ctx, verdict)));
+  });
+});

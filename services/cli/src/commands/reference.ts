@@ -1,0 +1,70 @@
+import { clickhouseEnvShape, createClickHouse, migrate, toClickHouseConfig } from '@driftline/clickhouse';
+import { ConfigError, parseEnv } from '@driftline/core';
+import { buildAndStoreReference } from '@driftline/drift-monitor';
+import { allMigrations } from '../migrations.js';
+
+const USAGE = `usage: driftline reference --model NAME --version V --file training.csv
+                  [--prediction-column prediction] [--exclude col1,col2]
+
+Builds a reference profile per column of a training table (numeric: quantile grid, coarse bins,
+KS grid; text: category counts) and stores them in ClickHouse (reference_profiles) as the
+reference of (model, version). The column --prediction-column (default "prediction") is profiled
+as __prediction__ and "predicted_class" as __predicted_class__, for prediction drift.
+ClickHouse comes from DRIFTLINE_CLICKHOUSE_* (embedded engine by default).
+`;
+
+function options(args: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--help' || a === '-h') out.set('help', '1');
+    else if (a.startsWith('--')) {
+      const value = args[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new ConfigError(a, 'needs a value');
+      out.set(a.slice(2), value);
+      i++;
+    } else throw new ConfigError(a, 'unexpected argument');
+  }
+  return out;
+}
+
+/** `driftline reference ...`: build and store the reference profiles of a model version. */
+export async function referenceCommand(args: readonly string[]): Promise<number> {
+  const o = options(args);
+  if (o.has('help')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const model = o.get('model');
+  const version = o.get('version');
+  const file = o.get('file');
+  if (model === undefined) throw new ConfigError('--model', 'is required');
+  if (version === undefined) throw new ConfigError('--version', 'is required');
+  if (file === undefined) throw new ConfigError('--file', 'is required');
+  const ch = await createClickHouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
+  try {
+    await migrate(ch, allMigrations);
+    const exclude = o
+      .get('exclude')
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const predictionColumn = o.get('prediction-column');
+    const set = await buildAndStoreReference({
+      ch,
+      model,
+      version,
+      file,
+      columns: {
+        ...(exclude === undefined ? {} : { exclude }),
+        ...(predictionColumn === undefined ? {} : { predictionColumn }),
+      },
+    });
+    process.stdout.write(
+      `${JSON.stringify({ model, version, reference_id: set.referenceId, features: set.features })}\n`,
+    );
+    return 0;
+  } finally {
+    await ch.close();
+  }
+}

@@ -1,0 +1,77 @@
+import { ConfigError, envField } from '@driftline/core';
+import { DEFAULT_THRESHOLDS, type DriftThresholds, type PrimaryMethod, parseDuration } from '@driftline/drift';
+import { z } from 'zod';
+
+const duration = (fallback: string) => z.string().min(1).default(fallback);
+const share = (fallback: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'must be a number')
+    .transform(Number)
+    .pipe(z.number().min(0).max(1))
+    .default(fallback);
+const positive = (fallback: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'must be a number')
+    .transform(Number)
+    .pipe(z.number().positive())
+    .default(fallback);
+
+export const driftEnvShape = {
+  /** Tumbling event-time window size (30s, 5m, 1h, 1d). */
+  DRIFTLINE_DRIFT_WINDOW: duration('5m'),
+  /** How far behind the largest event time the watermark trails. */
+  DRIFTLINE_DRIFT_ALLOWED_LATENESS: duration('1m'),
+  /** Processing time after which a silent source partition no longer blocks the merge. */
+  DRIFTLINE_DRIFT_IDLE_TIMEOUT: duration('10m'),
+  DRIFTLINE_DRIFT_PSI_THRESHOLD: positive(DEFAULT_THRESHOLDS.psi),
+  DRIFTLINE_DRIFT_KS_ALPHA: share(DEFAULT_THRESHOLDS.ksAlpha),
+  DRIFTLINE_DRIFT_JS_THRESHOLD: share(DEFAULT_THRESHOLDS.jensenShannon),
+  DRIFTLINE_DRIFT_CHI2_ALPHA: share(DEFAULT_THRESHOLDS.chi2Alpha),
+  DRIFTLINE_DRIFT_MISSING_RATE_INCREASE: share(DEFAULT_THRESHOLDS.missingRateIncrease),
+  DRIFTLINE_DRIFT_OUT_OF_RANGE: share(DEFAULT_THRESHOLDS.outOfRange),
+  /** Method deciding whether a feature drifted: psi, ks or jensen_shannon. */
+  DRIFTLINE_DRIFT_METHOD: z.enum(['psi', 'ks', 'jensen_shannon']).default('psi'),
+  /** A window raises FEATURE_DRIFT when at least one feature and this share of features drifted. */
+  DRIFTLINE_DRIFT_ALERT_SHARE: share(0),
+  /** Partitions of the internal partials topic (default: DRIFTLINE_TOPIC_PARTITIONS). */
+  DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: envField.int(1, 10_000).optional(),
+  /** Consumer group of stage 1 (the merge stage uses `<group>-merge`), prefixed by the topic prefix. */
+  DRIFTLINE_DRIFT_GROUP: envField.string().default('drift-monitor'),
+};
+
+export interface DriftConfig {
+  readonly windowMs: number;
+  readonly latenessMs: number;
+  readonly idleTimeoutMs: number;
+  readonly thresholds: DriftThresholds;
+  readonly primary: PrimaryMethod;
+  readonly alertShare: number;
+  readonly partialsPartitions: number | undefined;
+  readonly group: string;
+}
+
+export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): DriftConfig {
+  const windowMs = parseDuration(env.DRIFTLINE_DRIFT_WINDOW, 'DRIFTLINE_DRIFT_WINDOW');
+  if (windowMs <= 0) throw new ConfigError('DRIFTLINE_DRIFT_WINDOW', 'must be positive');
+  const idleTimeoutMs = parseDuration(env.DRIFTLINE_DRIFT_IDLE_TIMEOUT, 'DRIFTLINE_DRIFT_IDLE_TIMEOUT');
+  if (idleTimeoutMs <= 0) throw new ConfigError('DRIFTLINE_DRIFT_IDLE_TIMEOUT', 'must be positive');
+  return {
+    windowMs,
+    latenessMs: parseDuration(env.DRIFTLINE_DRIFT_ALLOWED_LATENESS, 'DRIFTLINE_DRIFT_ALLOWED_LATENESS'),
+    idleTimeoutMs,
+    thresholds: {
+      psi: env.DRIFTLINE_DRIFT_PSI_THRESHOLD,
+      ksAlpha: env.DRIFTLINE_DRIFT_KS_ALPHA,
+      jensenShannon: env.DRIFTLINE_DRIFT_JS_THRESHOLD,
+      chi2Alpha: env.DRIFTLINE_DRIFT_CHI2_ALPHA,
+      missingRateIncrease: env.DRIFTLINE_DRIFT_MISSING_RATE_INCREASE,
+      outOfRange: env.DRIFTLINE_DRIFT_OUT_OF_RANGE,
+    },
+    primary: env.DRIFTLINE_DRIFT_METHOD,
+    alertShare: env.DRIFTLINE_DRIFT_ALERT_SHARE,
+    partialsPartitions: env.DRIFTLINE_DRIFT_PARTIALS_PARTITIONS,
+    group: env.DRIFTLINE_DRIFT_GROUP,
+  };
+}

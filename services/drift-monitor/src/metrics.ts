@@ -1,0 +1,61 @@
+import { counter, gauge, histogram, type Registry } from '@driftline/observability';
+import type { Counter, Gauge, Histogram } from 'prom-client';
+
+export interface DriftMetrics {
+  readonly values: Counter<never>;
+  readonly events: Counter<'outcome'>;
+  readonly windowsOpen: Gauge<never>;
+  readonly windowsClosed: Counter<never>;
+  readonly windowsMerged: Counter<never>;
+  readonly partialsDropped: Counter<'reason'>;
+  readonly mergeLatency: Histogram<never>;
+  readonly statistic: Gauge<'model' | 'feature'>;
+  readonly drifted: Gauge<'model' | 'feature'>;
+}
+
+export function driftMetrics(registry: Registry): DriftMetrics {
+  return {
+    values: counter(registry, 'driftline_drift_values_total', 'Feature values added to window summaries', []),
+    events: counter(
+      registry,
+      'driftline_drift_events_total',
+      'Prediction events by outcome (added, late, unreferenced, replayed)',
+      ['outcome'],
+    ),
+    windowsOpen: gauge(registry, 'driftline_drift_windows_open', 'Open (partition, window) states of stage 1', []),
+    windowsClosed: counter(
+      registry,
+      'driftline_drift_windows_closed_total',
+      'Windows closed by stage 1 (per source partition)',
+      [],
+    ),
+    windowsMerged: counter(
+      registry,
+      'driftline_drift_windows_merged_total',
+      'Windows completed by the merge stage',
+      [],
+    ),
+    partialsDropped: counter(
+      registry,
+      'driftline_drift_partials_dropped_total',
+      'Partials messages dropped by the merge stage',
+      ['reason'],
+    ),
+    mergeLatency: histogram(
+      registry,
+      'driftline_drift_merge_latency_seconds',
+      'First partial of a window arriving to its results written',
+      [],
+      [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+    ),
+    // Label cardinality is bounded by the reference profiles: (model, feature) pairs that exist.
+    statistic: gauge(registry, 'driftline_drift_statistic', 'Latest primary-method drift statistic per feature', [
+      'model',
+      'feature',
+    ]),
+    drifted: gauge(registry, 'driftline_drift_feature_drifted', '1 when the latest window of the feature drifted', [
+      'model',
+      'feature',
+    ]),
+  };
+}

@@ -1,0 +1,123 @@
+import { flushMessages, type OutboundPartials, PartitionWindows, type WindowSpec } from '@driftline/drift';
+import type { BatchProcessor, DecodedRecord } from '@driftline/kafka';
+import type { PredictionEvent } from '@driftline/schemas';
+import type { DriftMetrics } from './metrics.js';
+import type { ProgressStore } from './progress-store.js';
+import type { ReferenceCache } from './reference-cache.js';
+
+export interface StageOneDeps {
+  readonly spec: WindowSpec;
+  readonly references: ReferenceCache;
+  readonly progress: ProgressStore;
+  readonly group: string;
+  readonly sourceTopic: string;
+  readonly sourcePartitions: number;
+  readonly mergePartitions: number;
+  /** Sends the partials of a flush; resolves once Kafka has them (acks=all). */
+  readonly emit: (messages: readonly OutboundPartials[]) => Promise<void>;
+  readonly decode: (value: Buffer | null) => Promise<PredictionEvent>;
+  readonly metrics?: DriftMetrics;
+}
+
+/**
+ * Stage 1: per owned partition, tumbling event-time windows of mergeable summaries. After each
+ * batch the windows the watermark passed are emitted to the partials topic, the frontier is
+ * recorded, and the commit is held back to the first offset of the oldest open window.
+ */
+interface PartitionEntry {
+  readonly windows: PartitionWindows;
+  /** Last offset applied: a retried (or bisected) batch must not add its events twice. */
+  lastOffset: number;
+  /** Closed windows whose messages are not yet acknowledged (a failed send): sent first on retry. */
+  unsent: OutboundPartials[];
+  unsentProgress: { position: number; offset: number } | undefined;
+}
+
+export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<PredictionEvent> & { openWindows(): number } {
+  const states = new Map<number, PartitionEntry>();
+  const resolve = (m: string, v: string, w: number) => deps.references.resolve(m, v, w);
+  const openWindows = () => {
+    let n = 0;
+    for (const s of states.values()) n += s.windows.openWindows();
+    return n;
+  };
+  async function send(entry: PartitionEntry, topic: string, partition: number): Promise<void> {
+    if (entry.unsent.length > 0) await deps.emit(entry.unsent);
+    if (entry.unsentProgress !== undefined)
+      await deps.progress.save('stage1', deps.group, topic, partition, entry.unsentProgress);
+    entry.unsent = [];
+    entry.unsentProgress = undefined;
+  }
+  return {
+    openWindows,
+    decode: (record) => deps.decode(record.value),
+    async process(items: ReadonlyArray<DecodedRecord<PredictionEvent>>, ctx) {
+      const last = items[items.length - 1];
+      if (last === undefined) return;
+      let entry = states.get(ctx.partition);
+      if (entry === undefined) {
+        const restored = await deps.progress.load('stage1', deps.group, ctx.topic, ctx.partition);
+        const windows = new PartitionWindows(
+          deps.spec,
+          resolve,
+          restored === undefined ? undefined : { closedUntil: restored.position, offset: restored.offset },
+        );
+        entry = { windows, lastOffset: -1, unsent: [], unsentProgress: undefined };
+        states.set(ctx.partition, entry);
+      }
+      await send(entry, ctx.topic, ctx.partition); // what a failed attempt closed but could not send
+      const pairs = new Map<string, readonly [string, string]>();
+      for (const item of items) {
+        pairs.set(`${item.value.model}\u0000${item.value.model_version}`, [item.value.model, item.value.model_version]);
+      }
+      await deps.references.ensure(pairs.values());
+
+      const state = entry.windows;
+      const before = {
+        values: state.valuesAdded,
+        late: state.lateEvents,
+        unref: state.unreferencedEvents,
+        replayed: state.replayedEvents,
+      };
+      let added = 0;
+      for (const item of items) {
+        const offset = Number(item.record.offset);
+        if (offset <= entry.lastOffset) continue;
+        state.add(item.value, offset);
+        entry.lastOffset = offset;
+        added++;
+      }
+      const next = Number(last.record.offset) + 1;
+      const flush = state.closeReady();
+      const messages = flushMessages(
+        { topic: ctx.topic, partition: ctx.partition, partitions: deps.sourcePartitions },
+        flush,
+        deps.spec.sizeMs,
+        deps.mergePartitions,
+      );
+      if (messages.length > 0) {
+        entry.unsent = messages;
+        entry.unsentProgress = { position: flush.closedUntil, offset: next };
+        await send(entry, ctx.topic, ctx.partition);
+      }
+      const m = deps.metrics;
+      if (m !== undefined) {
+        const late = state.lateEvents - before.late;
+        const unref = state.unreferencedEvents - before.unref;
+        const replayed = state.replayedEvents - before.replayed;
+        m.values.inc(state.valuesAdded - before.values);
+        m.events.inc({ outcome: 'added' }, added - late - unref - replayed);
+        if (late > 0) m.events.inc({ outcome: 'late' }, late);
+        if (unref > 0) m.events.inc({ outcome: 'unreferenced' }, unref);
+        if (replayed > 0) m.events.inc({ outcome: 'replayed' }, replayed);
+        if (flush.windows.length > 0) m.windowsClosed.inc(flush.windows.length);
+        m.windowsOpen.set(openWindows());
+      }
+      return { commitOffset: String(state.commitOffset(next)) };
+    },
+    revoked(partitions) {
+      for (const p of partitions) if (p.topic === deps.sourceTopic) states.delete(p.partition);
+      deps.metrics?.windowsOpen.set(openWindows());
+    },
+  };
+}

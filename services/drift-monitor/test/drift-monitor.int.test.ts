@@ -1,0 +1,256 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ClickHouse, createClickHouse, migrate } from '@driftline/clickhouse';
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { createProducer } from '@driftline/kafka';
+import { contracts, type DriftAlert, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
+import { type Runner, startRunner } from '@driftline/service';
+import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildAndStoreReference, driftMigrations, driftMonitorService } from '../src/index.js';
+
+const stack = inject('stack');
+const chPath = mkdtempSync(join(tmpdir(), 'drift-ch-'));
+const T0 = 1_700_000_000_000;
+const WINDOWS = 6;
+const SHIFT_FROM = 3;
+const PER_WINDOW = 400;
+const PARTITIONS = 2;
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+const r = rng(42);
+const normal = () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
+const colors = ['a', 'b', 'c'];
+
+// The reference (training data) and the stream are generated once: every scenario replays the same events.
+const referenceCsv = [
+  'x,y,color,prediction',
+  ...Array.from({ length: 4000 }, () => `${normal()},${normal()},${colors[Math.floor(r() * 3)]},${r()}`),
+].join('\n');
+const stream: PredictionEvent[] = [];
+for (let w = 0; w < WINDOWS; w++) {
+  for (let j = 0; j < PER_WINDOW; j++) {
+    stream.push({
+      prediction_id: `p-${w}-${j}`,
+      model: 'fraud',
+      model_version: 'v1',
+      entity_id: `e${j}`,
+      event_time: T0 + w * 1000 + Math.floor((j * 1000) / PER_WINDOW),
+      features: { x: normal() + (w >= SHIFT_FROM ? 1.5 : 0), y: normal(), color: colors[Math.floor(r() * 3)]! },
+      prediction: r(),
+      predicted_class: null,
+    });
+  }
+}
+const flush = (p: number): PredictionEvent => ({ ...stream[0]!, prediction_id: `flush-${p}`, event_time: T0 + 60_000 });
+const ROWS_PER_WINDOW = 5 + 5 + 4 + 5; // x, y, __prediction__: psi ks js missing out_of_range; color: psi chi2 js missing
+
+function env(prefix: string, database: string): Record<string, string> {
+  return {
+    DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+    DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+    DRIFTLINE_TOPIC_PREFIX: prefix,
+    DRIFTLINE_TOPIC_PARTITIONS: String(PARTITIONS),
+    DRIFTLINE_HTTP_PORT: '0',
+    DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'error',
+    DRIFTLINE_CLICKHOUSE_DATABASE: database,
+    DRIFTLINE_CLICKHOUSE_PATH: chPath,
+    DRIFTLINE_DRIFT_WINDOW: '1s',
+    DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
+    DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
+    DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2',
+  };
+}
+
+async function prepareDatabase(database: string): Promise<ClickHouse> {
+  const ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
+  await migrate(ch, driftMigrations);
+  const file = join(chPath, `${database}.csv`);
+  writeFileSync(file, referenceCsv);
+  await buildAndStoreReference({ ch, model: 'fraud', version: 'v1', file });
+  return ch;
+}
+
+async function produce(prefix: string, events: readonly PredictionEvent[]): Promise<void> {
+  const topic = `${prefix}predictions.v1`;
+  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
+  const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
+  const messages = [];
+  for (const e of events) {
+    // Explicit partitions: every scenario puts the same events on the same partitions.
+    const partition = e.prediction_id.startsWith('flush-')
+      ? Number(e.prediction_id.slice(6))
+      : Number(e.entity_id.slice(1)) % PARTITIONS;
+    messages.push({ key: e.prediction_id, value: await codec.encode(e), partition });
+  }
+  for (let i = 0; i < messages.length; i += 500) await producer.send(topic, messages.slice(i, i + 500));
+  await producer.disconnect();
+}
+
+interface Row {
+  feature: string;
+  ws: number;
+  method: string;
+  statistic: number;
+  p_value: number | null;
+  drifted: number;
+  current_size: number;
+  events: number;
+  late_events: number;
+  reference_id: string;
+}
+
+async function rows(ch: ClickHouse): Promise<Row[]> {
+  const result = await ch.client.query({
+    query: `SELECT feature, toUnixTimestamp64Milli(window_start) AS ws, method, statistic, p_value, drifted,
+              current_size, events, late_events, reference_id, version, threshold, error_bound, reference_size
+            FROM ${ch.table('drift_windows')} FINAL ORDER BY ws, feature, method`,
+    format: 'JSONEachRow',
+  });
+  return (await result.json<Row>()).map((row) => ({ ...row, ws: Number(row.ws) }));
+}
+
+async function allWindows(ch: ClickHouse): Promise<Row[]> {
+  return eventually(
+    async () => {
+      const got = await rows(ch);
+      return got.length >= WINDOWS * ROWS_PER_WINDOW ? got : undefined;
+    },
+    45_000,
+    250,
+  );
+}
+
+describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', () => {
+  const runners: Runner[] = [];
+  const start = async (e: Record<string, string>) => {
+    const runner = await startRunner({ services: [driftMonitorService as never], env: e, migrations: driftMigrations });
+    runners.push(runner);
+    return runner;
+  };
+  afterEach(async () => {
+    for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
+  });
+  let baseline: Row[] = [];
+  beforeAll(() => {
+    expect(stream).toHaveLength(WINDOWS * PER_WINDOW);
+  });
+  afterAll(() => {});
+
+  it('finds the shift: windows before are not drifted, after are, one alert per drifted window', async () => {
+    const prefix = `${uniqueName('drift1')}.`;
+    const ch = await prepareDatabase(uniqueName('d1').replace('-', '_'));
+    await start(env(prefix, ch.database));
+    await produce(prefix, [...stream, ...Array.from({ length: PARTITIONS }, (_, p) => flush(p))]);
+    baseline = await allWindows(ch);
+    expect(baseline).toHaveLength(WINDOWS * ROWS_PER_WINDOW);
+    const psiX = baseline.filter((row) => row.feature === 'x' && row.method === 'psi');
+    expect(psiX.map((row) => row.ws - T0)).toEqual([0, 1000, 2000, 3000, 4000, 5000]);
+    expect(psiX.map((row) => row.drifted)).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(
+      psiX.every((row) => row.events === PER_WINDOW && row.current_size === PER_WINDOW && row.late_events === 0),
+    ).toBe(true);
+    const stable = baseline.filter((row) => row.feature !== 'x' && row.method === 'psi');
+    expect(stable.every((row) => row.drifted === 0)).toBe(true);
+
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const alertCodec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(
+      contracts.alert,
+      `${prefix}alerts.v1`,
+    );
+    const messages = await readTopic(kafka, `${prefix}alerts.v1`, 3, 20_000);
+    const alerts: DriftAlert[] = await Promise.all(messages.map((m) => alertCodec.decode(m.message.value)));
+    expect(alerts.map((a) => [a.kind, a.window_start - T0, a.feature]).sort()).toEqual([
+      ['FEATURE_DRIFT', 3000, 'x'],
+      ['FEATURE_DRIFT', 4000, 'x'],
+      ['FEATURE_DRIFT', 5000, 'x'],
+    ]);
+    expect(new Set(alerts.map((a) => a.alert_id)).size).toBe(3);
+    expect(JSON.parse(alerts[0]!.evidence).drifted[0].feature).toBe('x');
+    // Once: nothing more arrives.
+    await expect(readTopic(kafka, `${prefix}alerts.v1`, 4, 1500)).rejects.toThrow(/read 3\/4/);
+  });
+
+  it('two instances in one group write the same drift_windows rows as one instance', async () => {
+    expect(baseline.length).toBeGreaterThan(0);
+    const prefix = `${uniqueName('drift2')}.`;
+    const ch = await prepareDatabase(uniqueName('d2').replace('-', '_'));
+    await start(env(prefix, ch.database));
+    await start(env(prefix, ch.database));
+    await produce(prefix, [...stream, ...Array.from({ length: PARTITIONS }, (_, p) => flush(p))]);
+    expect(await allWindows(ch)).toEqual(baseline);
+  });
+
+  it('loses no window when an instance stops mid-stream and another takes over', async () => {
+    expect(baseline.length).toBeGreaterThan(0);
+    const prefix = `${uniqueName('drift3')}.`;
+    const ch = await prepareDatabase(uniqueName('d3').replace('-', '_'));
+    const first = await start(env(prefix, ch.database));
+    const half = stream.filter((e) => e.event_time < T0 + 2500);
+    await produce(prefix, half);
+    // Windows 0 and 1 are written; window 2 is open, in memory only.
+    await eventually(async () => ((await rows(ch)).length >= 2 * ROWS_PER_WINDOW ? true : undefined), 30_000, 250);
+    await first.stop();
+    await start(env(prefix, ch.database));
+    await produce(prefix, [
+      ...stream.filter((e) => e.event_time >= T0 + 2500),
+      ...Array.from({ length: PARTITIONS }, (_, p) => flush(p)),
+    ]);
+    expect(await allWindows(ch)).toEqual(baseline);
+  });
+
+  it('swaps the reference when a new version is promoted', async () => {
+    const prefix = `${uniqueName('drift4')}.`;
+    const ch = await prepareDatabase(uniqueName('d4').replace('-', '_'));
+    // v2 was trained on the shifted data: measured against it, the shifted stream is not drifted.
+    const shifted = [
+      'x,y,color,prediction',
+      ...Array.from({ length: 4000 }, () => `${normal() + 1.5},${normal()},${colors[Math.floor(r() * 3)]},${r()}`),
+    ].join('\n');
+    const file = join(chPath, `${ch.database}-v2.csv`);
+    writeFileSync(file, shifted);
+    const v2 = await buildAndStoreReference({ ch, model: 'fraud', version: 'v2', file });
+    await start(env(prefix, ch.database));
+    const promoted: ModelEvent = {
+      model: 'fraud',
+      version: 'v2',
+      kind: 'PROMOTED',
+      event_time: T0 + 3000,
+      request_id: null,
+      metrics: {},
+      artifact_uri: 'file:///models/fraud/v2',
+      reference_uri: null,
+    };
+    const modelCodec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(
+      contracts.model,
+      `${prefix}models.v1`,
+    );
+    const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
+    await producer.send(`${prefix}models.v1`, [{ key: 'fraud', value: await modelCodec.encode(promoted) }]);
+    await producer.disconnect();
+    // Versions without their own profile use the promoted one; here v2 predictions carry their version.
+    const v2stream = stream.filter((e) => e.event_time >= T0 + 3000).map((e) => ({ ...e, model_version: 'v2' }));
+    await produce(prefix, [...v2stream, ...Array.from({ length: PARTITIONS }, (_, p) => flush(p))]);
+    const got = await eventually(
+      async () => {
+        const all = await rows(ch);
+        return all.length >= 3 * ROWS_PER_WINDOW ? all : undefined;
+      },
+      30_000,
+      250,
+    );
+    const psiX = got.filter((row) => row.feature === 'x' && row.method === 'psi');
+    expect(psiX.map((row) => [row.ws - T0, row.drifted, row.reference_id])).toEqual([
+      [3000, 0, v2.referenceId],
+      [4000, 0, v2.referenceId],
+      [5000, 0, v2.referenceId],
+    ]);
+  });
+});

@@ -42,7 +42,9 @@ function generate(path: string, rows: number, columns: number, shifted: number, 
   writeFileSync(path, `${lines.join('\n')}\n`);
 }
 
-export async function benchDriftCli(options: { rows?: number; repeats?: number } = {}): Promise<Record<string, number | string>> {
+export async function benchDriftCli(
+  options: { rows?: number; repeats?: number } = {},
+): Promise<Record<string, number | string>> {
   const rows = options.rows ?? 200_000;
   const repeats = options.repeats ?? 3;
   const dir = join(root, '.cache', 'bench-drift-cli');
@@ -58,21 +60,45 @@ export async function benchDriftCli(options: { rows?: number; repeats?: number }
     const t0 = performance.now();
     const { stdout } = await run(
       process.execPath,
-      ['--import', 'tsx', '--conditions=source', 'services/cli/src/main.ts', 'drift', '--reference', ref, '--current', cur, '--json'],
+      [
+        '--import',
+        'tsx',
+        '--conditions=source',
+        'services/cli/src/main.ts',
+        'drift',
+        '--reference',
+        ref,
+        '--current',
+        cur,
+        '--json',
+      ],
       { cwd: root, maxBuffer: 64 * 1024 * 1024 },
     );
     ours.push((performance.now() - t0) / 1000);
-    drifted = stdout.trim().split('\n').filter((l) => (JSON.parse(l) as { drifted: boolean }).drifted).length;
+    drifted = stdout
+      .trim()
+      .split('\n')
+      .filter((l) => (JSON.parse(l) as { drifted: boolean }).drifted).length;
   }
 
-  const { stdout: python } = await run('bash', [join(here, 'setup-venv.sh')], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout: python } = await run('bash', [join(here, 'setup-venv.sh')], {
+    cwd: root,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   const interpreter = python.trim().split('\n').pop()!;
   const theirs: number[] = [];
   let evidentlyDrifted = -1;
   let evidentlyVersion = '';
   for (let i = 0; i < repeats; i++) {
-    const { stdout } = await run(interpreter, [join(here, 'evidently_drift.py'), ref, cur], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
-    const r = JSON.parse(stdout.trim().split('\n').pop()!) as { seconds: number; drifted_columns: number; evidently: string };
+    const { stdout } = await run(interpreter, [join(here, 'evidently_drift.py'), ref, cur], {
+      cwd: root,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const r = JSON.parse(stdout.trim().split('\n').pop()!) as {
+      seconds: number;
+      drifted_columns: number;
+      evidently: string;
+    };
     theirs.push(r.seconds);
     evidentlyDrifted = r.drifted_columns;
     evidentlyVersion = r.evidently;

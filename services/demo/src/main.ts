@@ -7,9 +7,11 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { allMigrations, allServices } from '@driftline/cli';
+import { loadReportData } from '@driftline/cli/report';
 import type { ClickHouse } from '@driftline/clickhouse';
 import { buildAndStoreReference } from '@driftline/drift-monitor';
 import { createLogger } from '@driftline/observability';
+import { renderReport } from '@driftline/report';
 import { createDriftlineProducer } from '@driftline/sdk';
 import { startRunner } from '@driftline/service';
 import { stackRelease, stackUp } from '@driftline/stack';
@@ -99,13 +101,13 @@ async function main(): Promise<void> {
     DRIFTLINE_LOG_LEVEL: process.env.DRIFTLINE_LOG_LEVEL ?? 'warn',
     DRIFTLINE_FEATURE_VIEWS: join(dir, 'views.yaml'),
     DRIFTLINE_FEATURE_API_PORT: '0',
-    DRIFTLINE_FEATURE_KEY_PREFIX: `${runId}:`,
+    DRIFTLINE_FEATURE_KEY_PREFIX: runId,
     DRIFTLINE_JOINER_KEY_PREFIX: `${runId}:joiner:`,
     DRIFTLINE_JOINER_WINDOW: `${WINDOW_MS}`,
     DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: '2000',
     DRIFTLINE_DRIFT_WINDOW: '1m',
     DRIFTLINE_DRIFT_ALLOWED_LATENESS: '5s',
-    DRIFTLINE_DRIFT_IDLE_TIMEOUT: '3s',
+    DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
     DRIFTLINE_DRIFT_ALERT_SHARE: '0.4',
     DRIFTLINE_RETRAIN_POLICY_FILE: join(dir, 'policy.yaml'),
     DRIFTLINE_TRAINER_ARTIFACT_DIR: join(dir, 'models'),
@@ -156,6 +158,7 @@ async function main(): Promise<void> {
   let servingVersion = FIRST_VERSION;
   let promotedAtWindow: number | undefined;
   let lastReport = 0;
+  const announced = new Set<string>();
   const wallStart = Date.now();
   for (let second = 0; second < MAX_WINDOWS * 60; second++) {
     // Pace event time against the wall clock.
@@ -216,6 +219,20 @@ async function main(): Promise<void> {
       say(
         `event time +${window}m${String(second % 60).padStart(2, '0')}s | predictions ${produced.predictions} labels ${produced.labels} | drift windows ${windows} (drifted ${drifted}) | retrain requests ${requests} | promoted ${promoted}`,
       );
+      const versions = await ch.client.query({
+        query: `SELECT version, status, promotion_reason, device FROM ${q('model_versions')} FINAL ORDER BY registered_at`,
+        format: 'JSONEachRow',
+      });
+      for (const v of await versions.json<{
+        version: string;
+        status: string;
+        promotion_reason: string;
+        device: string;
+      }>()) {
+        if (announced.has(v.version)) continue;
+        announced.add(v.version);
+        say(`trainer: ${MODEL} ${v.version} trained on ${v.device}, ${v.status} (${v.promotion_reason})`);
+      }
       if (promoted > 0 && promotedAtWindow === undefined) {
         promotedAtWindow = window;
         const result = await ch.client.query({
@@ -230,6 +247,11 @@ async function main(): Promise<void> {
   }
   await producer.flush();
   await sleep(3_000);
+  const reportPath = join(dir, 'report.html');
+  const simEnd = start + MAX_WINDOWS * WINDOW_MS;
+  const data = await loadReportData(ch, { model: MODEL, from: start - WINDOW_MS, to: simEnd + WINDOW_MS });
+  writeFileSync(reportPath, renderReport(data));
+  say(`report written: ${reportPath}`);
 
   const summary = {
     events: { 'predictions.v1': produced.predictions, 'features.v1': produced.features, 'labels.v1': produced.labels },
@@ -242,7 +264,7 @@ async function main(): Promise<void> {
     retrain_requests: await count(ch, `SELECT count() AS n FROM ${q('retrain_decisions')} FINAL WHERE fired`),
     model_versions: await count(ch, `SELECT count() AS n FROM ${q('model_versions')} FINAL`),
     serving_version: servingVersion,
-    report: join(dir, 'report.html'),
+    report: reportPath,
     seconds: Math.round((Date.now() - started) / 1000),
   };
   await producer.close();

@@ -70,15 +70,15 @@ export function drawFeatures(random: Random, drifted: boolean): DemoEvent['featu
   return { amount, age, tenure_days, country, device };
 }
 
-/** The world's true fraud probability: after the drift, new countries behave differently. */
+/**
+ * The world's true fraud probability. After the drift the relationship changes too (concept
+ * drift): large amounts stop being suspicious, new-market traffic (nl) and android are.
+ */
 export function truthOf(f: DemoEvent['features'], drifted: boolean): number {
-  const z =
-    -3 +
-    0.9 * Math.log(f.amount / 40) -
-    0.02 * (f.age - 40) -
-    0.001 * f.tenure_days +
-    (f.device === 'web' ? 0.6 : 0) +
-    (drifted && f.country === 'nl' ? 1.2 : 0);
+  const amount = Math.log(f.amount / 40);
+  const z = drifted
+    ? -2.5 - 0.6 * amount - 0.02 * (f.age - 40) + (f.country === 'nl' ? 1.8 : 0) + (f.device === 'android' ? 1.0 : 0)
+    : -3 + 0.9 * amount - 0.02 * (f.age - 40) - 0.001 * f.tenure_days + (f.device === 'web' ? 0.6 : 0);
   return 1 / (1 + Math.exp(-z));
 }
 

@@ -306,7 +306,7 @@ export async function seedScenario(
     device: 'cpu',
     device_reason: 'no GPU',
     published: 1,
-    trained_at: chTime(trainedAt),
+    registered_at: chTime(trainedAt),
     updated_at: chTime(trainedAt + 60_000),
   });
   await insert(ch, 'model_versions', [

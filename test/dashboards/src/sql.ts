@@ -203,11 +203,11 @@ ORDER BY time`;
 
 /** One per trained version: PROMOTED or REJECTED, at its training time. */
 export const modelVersionAnnotationSql = `SELECT
-  trained_at AS time,
+  registered_at AS time,
   concat(status, ' ', model, ' ', version, if(promotion_reason = '', '', concat(': ', promotion_reason))) AS text,
   concat('model,', lower(status)) AS tags
 FROM ${T('model_versions')} FINAL
-WHERE $__timeFilter(trained_at)
+WHERE $__timeFilter(registered_at)
   AND model = \${model:sqlstring}
 ORDER BY time`;
 

@@ -272,9 +272,9 @@ async function loadRetrain(ch: ClickHouse, r: Range, tables: ReadonlySet<Table>)
     // One row per trained version (trainer): PROMOTED or REJECTED, at its training time.
     const list = await rows<{ t: number; version: string; status: string; reason: string }>(
       ch,
-      `SELECT toUnixTimestamp64Milli(trained_at) AS t, version, status, promotion_reason AS reason
+      `SELECT toUnixTimestamp64Milli(registered_at) AS t, version, status, promotion_reason AS reason
        FROM ${ch.table('model_versions')} FINAL
-       WHERE model = {model:String} AND ${IN_RANGE('trained_at')} ORDER BY trained_at`,
+       WHERE model = {model:String} AND ${IN_RANGE('registered_at')} ORDER BY registered_at`,
       RANGE_PARAMS(r),
     );
     for (const x of list) {

@@ -1,0 +1,236 @@
+/**
+ * The join of delayed labels with predictions, as pure state transitions over one prediction id.
+ *
+ * States (the Redis adapter stores the tag as the first byte of the value):
+ * - absent
+ * - `P` pending: the prediction waits for its label until `deadline` = prediction time + max delay
+ * - `L` waiting label: the label came first and waits for its prediction
+ * - `K` joined, not yet acknowledged: the joined row is kept until the sink has it (crash safety:
+ *   a replayed record finds `K` and emits the same row again; the sink deduplicates)
+ * - `J` joined tombstone (short-lived): replays and duplicate labels are recognised
+ * - `E` expired, not yet acknowledged: the unlabeled prediction is kept until the sink has it
+ * - `X` expired tombstone
+ *
+ * A label joins when its event time is at most `deadline`; later labels are `late` and never join,
+ * whatever the arrival order, so the result does not depend on processing speed. A pending prediction
+ * (or waiting label) is expired by the scanner once the expiry clock passes its score plus the grace.
+ */
+export interface JoinConfig {
+  /** Maximum label delay: a label joins when label time <= prediction time + maxDelayMs. */
+  readonly maxDelayMs: number;
+  /** Allowance for pipeline lag before a due entry is expired. */
+  readonly graceMs: number;
+  /** How long J/X tombstones stay (replays within it are recognised without touching the sink). */
+  readonly tombstoneMs: number;
+}
+
+export interface PredictionInput<P> {
+  readonly id: string;
+  readonly eventTime: number;
+  /** Performance window the prediction counts in (pending counts per window). */
+  readonly windowKey: string;
+  readonly payload: P;
+}
+
+export interface LabelInput<L> {
+  readonly id: string;
+  readonly eventTime: number;
+  readonly payload: L;
+}
+
+export type JoinState<P, L> =
+  | { readonly tag: 'P'; readonly deadline: number; readonly windowKey: string; readonly prediction: P }
+  | { readonly tag: 'L'; readonly eventTime: number; readonly label: L }
+  | {
+      readonly tag: 'K';
+      readonly joinedAt: number;
+      readonly windowKey: string;
+      readonly prediction: P;
+      readonly label: L;
+    }
+  | { readonly tag: 'J' }
+  | { readonly tag: 'E'; readonly expiredAt: number; readonly windowKey: string; readonly prediction: P }
+  | { readonly tag: 'X' };
+
+export type PredictionOutcome = 'pending' | 'pending-late-label' | 'joined' | 'replayed' | 'duplicate';
+export type LabelOutcome = 'waiting' | 'waiting-duplicate' | 'joined' | 'replayed' | 'duplicate' | 'late';
+export type ExpireOutcome = 'expiring' | 'orphan-label' | 'stale' | 'not-due';
+
+export interface Joined<P, L> {
+  readonly id: string;
+  readonly prediction: P;
+  readonly label: L;
+  readonly joinedAt: number;
+}
+
+/** What a transition does besides replacing the state; adapters apply these atomically. */
+export interface Transition<P, L, O> {
+  readonly outcome: O;
+  /** New state; `null` deletes it; `undefined` leaves it unchanged. */
+  readonly state?: JoinState<P, L> | null;
+  /**
+   * Time-to-live of the new state (ms from now). None for `P` and `L`: they are in the expiry
+   * schedule, which is the one mechanism that ends them (and counts them).
+   */
+  readonly ttlMs?: number;
+  /** Expiry schedule: a score (event-time ms) to (re)schedule at, or 'remove'. */
+  readonly schedule?: number | 'remove';
+  readonly pendingDelta?: { readonly windowKey: string; readonly delta: 1 | -1 };
+  /** Window whose performance must be recomputed. */
+  readonly dirty?: string;
+  /** A joined row for the sink. */
+  readonly emit?: Joined<P, L>;
+}
+
+/**
+ * TTL of the unacknowledged states `K` and `E` (not in the schedule): they resolve as soon as the
+ * sink accepts their row, so this is only a backstop against leaks (an instance that died and never
+ * came back, a record that is never redelivered). Twice the maximum delay, on wall time.
+ */
+export const backstopTtl = (c: JoinConfig): number => 2 * c.maxDelayMs + c.graceMs + c.tombstoneMs;
+
+/**
+ * How long (on the expiry clock) a label waits for a prediction that has not arrived yet: as long
+ * as a prediction waits for its label. The prediction topic may lag the label topic by hours (a
+ * stalled partition backs off while the other topic flows), so a short wait would lose joins.
+ */
+export const labelWaitUntil = (labelTime: number, c: JoinConfig): number => labelTime + c.maxDelayMs;
+
+export function onPrediction<P, L>(
+  state: JoinState<P, L> | undefined,
+  input: PredictionInput<P>,
+  now: number,
+  config: JoinConfig,
+): Transition<P, L, PredictionOutcome> {
+  const deadline = input.eventTime + config.maxDelayMs;
+  const pending = (outcome: PredictionOutcome): Transition<P, L, PredictionOutcome> => ({
+    outcome,
+    state: { tag: 'P', deadline, windowKey: input.windowKey, prediction: input.payload },
+    schedule: deadline,
+    pendingDelta: { windowKey: input.windowKey, delta: 1 },
+    dirty: input.windowKey,
+  });
+  if (state === undefined) return pending('pending');
+  switch (state.tag) {
+    case 'L': {
+      if (state.eventTime > deadline) return pending('pending-late-label');
+      const joined = {
+        tag: 'K',
+        joinedAt: now,
+        windowKey: input.windowKey,
+        prediction: input.payload,
+        label: state.label,
+      } as const;
+      return {
+        outcome: 'joined',
+        state: joined,
+        ttlMs: backstopTtl(config),
+        schedule: 'remove',
+        emit: { id: input.id, prediction: input.payload, label: state.label, joinedAt: now },
+      };
+    }
+    case 'K':
+      return {
+        outcome: 'replayed',
+        emit: { id: input.id, prediction: state.prediction, label: state.label, joinedAt: state.joinedAt },
+      };
+    default:
+      return { outcome: 'duplicate' };
+  }
+}
+
+export function onLabel<P, L>(
+  state: JoinState<P, L> | undefined,
+  input: LabelInput<L>,
+  now: number,
+  config: JoinConfig,
+): Transition<P, L, LabelOutcome> {
+  if (state === undefined) {
+    return {
+      outcome: 'waiting',
+      state: { tag: 'L', eventTime: input.eventTime, label: input.payload },
+      schedule: labelWaitUntil(input.eventTime, config),
+    };
+  }
+  switch (state.tag) {
+    case 'P':
+      if (input.eventTime > state.deadline) return { outcome: 'late' };
+      return {
+        outcome: 'joined',
+        state: {
+          tag: 'K',
+          joinedAt: now,
+          windowKey: state.windowKey,
+          prediction: state.prediction,
+          label: input.payload,
+        },
+        ttlMs: backstopTtl(config),
+        schedule: 'remove',
+        pendingDelta: { windowKey: state.windowKey, delta: -1 },
+        emit: { id: input.id, prediction: state.prediction, label: input.payload, joinedAt: now },
+      };
+    case 'L':
+      // Two labels before the prediction: the earliest observation wins (ties keep the first seen).
+      if (input.eventTime < state.eventTime) {
+        return {
+          outcome: 'waiting-duplicate',
+          state: { tag: 'L', eventTime: input.eventTime, label: input.payload },
+          schedule: labelWaitUntil(input.eventTime, config),
+        };
+      }
+      return { outcome: 'waiting-duplicate' };
+    case 'K':
+      return {
+        outcome: 'replayed',
+        emit: { id: input.id, prediction: state.prediction, label: state.label, joinedAt: state.joinedAt },
+      };
+    case 'J':
+      return { outcome: 'duplicate' };
+    case 'E':
+    case 'X':
+      return { outcome: 'late' };
+  }
+}
+
+/**
+ * The scanner's transition for an id scheduled at `score` once the expiry clock minus grace passed
+ * it (`cutoff`): a pending prediction becomes `E` (its unlabeled row goes to the sink), a waiting
+ * label is dropped as an orphan.
+ */
+export function onExpire<P, L>(
+  state: JoinState<P, L> | undefined,
+  score: number | undefined,
+  cutoff: number,
+  now: number,
+  config: JoinConfig,
+): Transition<P, L, ExpireOutcome> {
+  if (score === undefined || score > cutoff) return { outcome: 'not-due' };
+  if (state?.tag === 'P') {
+    return {
+      outcome: 'expiring',
+      state: { tag: 'E', expiredAt: now, windowKey: state.windowKey, prediction: state.prediction },
+      ttlMs: backstopTtl(config),
+      schedule: 'remove',
+      pendingDelta: { windowKey: state.windowKey, delta: -1 },
+    };
+  }
+  if (state?.tag === 'L') return { outcome: 'orphan-label', state: null, schedule: 'remove' };
+  return { outcome: 'stale', schedule: 'remove' };
+}
+
+/** After the sink holds a joined or expired row: K → J, E → X, and the window becomes dirty. */
+export function onAck<P, L>(
+  state: JoinState<P, L> | undefined,
+  config: JoinConfig,
+): Transition<P, L, 'acked' | 'noop'> {
+  if (state?.tag === 'K')
+    return { outcome: 'acked', state: { tag: 'J' }, ttlMs: config.tombstoneMs, dirty: state.windowKey };
+  if (state?.tag === 'E')
+    return { outcome: 'acked', state: { tag: 'X' }, ttlMs: config.tombstoneMs, dirty: state.windowKey };
+  return { outcome: 'noop' };
+}
+
+/** The expiry clock: wall time, held back by the event-time watermark during a backfill. */
+export function expiryCutoff(now: number, watermark: number | undefined, graceMs: number): number {
+  return Math.min(now, watermark ?? now) - graceMs;
+}

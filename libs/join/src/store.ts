@@ -1,0 +1,181 @@
+import {
+  type ExpireOutcome,
+  expiryCutoff,
+  type JoinConfig,
+  type Joined,
+  type JoinState,
+  type LabelInput,
+  type LabelOutcome,
+  onAck,
+  onExpire,
+  onLabel,
+  onPrediction,
+  type PredictionInput,
+  type PredictionOutcome,
+  type Transition,
+} from './state.js';
+
+export interface Applied<P, L, O> {
+  readonly outcome: O;
+  readonly emit?: Joined<P, L>;
+}
+
+export interface ExpiredRow<P> {
+  readonly id: string;
+  readonly prediction: P;
+  readonly expiredAt: number;
+}
+
+export interface ExpireSummary {
+  readonly cutoff: number;
+  readonly counts: Readonly<Record<ExpireOutcome, number>>;
+}
+
+/**
+ * The port the label-joiner needs from its state store. Every method is idempotent under replay:
+ * applying the same records again returns `duplicate`/`replayed` (re-emitting unacknowledged rows),
+ * never a second join. Adapters: in memory (tests, the reference model) and Redis (Lua scripts).
+ */
+export interface JoinStore<P, L> {
+  applyPredictions(
+    inputs: readonly PredictionInput<P>[],
+    now: number,
+  ): Promise<Array<Applied<P, L, PredictionOutcome>>>;
+  applyLabels(inputs: readonly LabelInput<L>[], now: number): Promise<Array<Applied<P, L, LabelOutcome>>>;
+  /** The sink holds these joined rows: K → J. */
+  ackJoined(ids: readonly string[], now: number): Promise<void>;
+  /** Expires due entries (pending predictions → E, waiting labels dropped), at most `limit`. */
+  expireDue(now: number, limit: number): Promise<ExpireSummary>;
+  /** Expired predictions whose unlabeled row the sink may not have yet. */
+  unackedExpired(limit: number): Promise<Array<ExpiredRow<P>>>;
+  ackExpired(ids: readonly string[], now: number): Promise<void>;
+  pendingCount(windowKey: string): Promise<number>;
+  /** Windows to recompute, oldest first, with the version (time) they were marked at. */
+  dirtyWindows(limit: number): Promise<Array<{ key: string; markedAt: number }>>;
+  /** Unmarks a window if nothing marked it again since `markedAt`. */
+  clearDirty(key: string, markedAt: number): Promise<boolean>;
+  /** Predictions pending plus labels waiting. */
+  scheduledCount(): Promise<number>;
+}
+
+/** A single-process JoinStore on Maps: the executable model the Redis adapter is tested against. */
+export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
+  readonly states = new Map<string, { state: JoinState<P, L>; expiresAt: number }>();
+  readonly schedule = new Map<string, number>();
+  readonly outbox = new Map<string, number>();
+  readonly pending = new Map<string, number>();
+  readonly dirty = new Map<string, number>();
+  watermark: number | undefined;
+
+  constructor(readonly config: JoinConfig) {}
+
+  private get(id: string, now: number): JoinState<P, L> | undefined {
+    const entry = this.states.get(id);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= now) {
+      this.states.delete(id);
+      return undefined;
+    }
+    return entry.state;
+  }
+
+  private apply<O>(id: string, t: Transition<P, L, O>, now: number): Applied<P, L, O> {
+    if (t.state === null) this.states.delete(id);
+    else if (t.state !== undefined) {
+      this.states.set(id, {
+        state: t.state,
+        expiresAt: t.ttlMs === undefined ? Number.POSITIVE_INFINITY : now + t.ttlMs,
+      });
+    }
+    if (t.schedule === 'remove') this.schedule.delete(id);
+    else if (t.schedule !== undefined) this.schedule.set(id, t.schedule);
+    if (t.pendingDelta !== undefined) {
+      const n = (this.pending.get(t.pendingDelta.windowKey) ?? 0) + t.pendingDelta.delta;
+      if (n <= 0) this.pending.delete(t.pendingDelta.windowKey);
+      else this.pending.set(t.pendingDelta.windowKey, n);
+    }
+    if (t.dirty !== undefined) this.dirty.set(t.dirty, now);
+    return t.emit === undefined ? { outcome: t.outcome } : { outcome: t.outcome, emit: t.emit };
+  }
+
+  private advance(eventTime: number): void {
+    if (this.watermark === undefined || eventTime > this.watermark) this.watermark = eventTime;
+  }
+
+  async applyPredictions(inputs: readonly PredictionInput<P>[], now: number) {
+    return inputs.map((input) => {
+      this.advance(input.eventTime);
+      return this.apply(input.id, onPrediction(this.get(input.id, now), input, now, this.config), now);
+    });
+  }
+
+  async applyLabels(inputs: readonly LabelInput<L>[], now: number) {
+    return inputs.map((input) => {
+      this.advance(input.eventTime);
+      return this.apply(input.id, onLabel(this.get(input.id, now), input, now, this.config), now);
+    });
+  }
+
+  async ackJoined(ids: readonly string[], now: number) {
+    for (const id of ids) {
+      const state = this.get(id, now);
+      if (state?.tag === 'K') this.apply(id, onAck(state, this.config), now);
+    }
+  }
+
+  async expireDue(now: number, limit: number): Promise<ExpireSummary> {
+    const cutoff = expiryCutoff(now, this.watermark, this.config.graceMs);
+    const counts: Record<ExpireOutcome, number> = { expiring: 0, 'orphan-label': 0, stale: 0, 'not-due': 0 };
+    const due = [...this.schedule.entries()]
+      .filter(([, score]) => score <= cutoff)
+      .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, limit);
+    for (const [id, score] of due) {
+      const t = onExpire(this.get(id, now), score, cutoff, now, this.config);
+      this.apply(id, t, now);
+      if (t.outcome === 'expiring') this.outbox.set(id, now);
+      counts[t.outcome]++;
+    }
+    return { cutoff, counts };
+  }
+
+  async unackedExpired(limit: number) {
+    const out: Array<ExpiredRow<P>> = [];
+    for (const id of this.outbox.keys()) {
+      const entry = this.states.get(id);
+      if (entry?.state.tag === 'E')
+        out.push({ id, prediction: entry.state.prediction, expiredAt: entry.state.expiredAt });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async ackExpired(ids: readonly string[], now: number) {
+    for (const id of ids) {
+      const state = this.get(id, now);
+      if (state?.tag === 'E') this.apply(id, onAck(state, this.config), now);
+      this.outbox.delete(id);
+    }
+  }
+
+  async pendingCount(windowKey: string) {
+    return this.pending.get(windowKey) ?? 0;
+  }
+
+  async dirtyWindows(limit: number) {
+    return [...this.dirty.entries()]
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, limit)
+      .map(([key, markedAt]) => ({ key, markedAt }));
+  }
+
+  async clearDirty(key: string, markedAt: number) {
+    if (this.dirty.get(key) !== markedAt) return false;
+    this.dirty.delete(key);
+    return true;
+  }
+
+  async scheduledCount() {
+    return this.schedule.size;
+  }
+}

@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import {
+  expiryCutoff,
+  InMemoryJoinStore,
+  type JoinConfig,
+  type LogEvent,
+  offlineJoin,
+  onAck,
+  onExpire,
+  onLabel,
+  onPrediction,
+} from '../src/index.js';
+
+const config: JoinConfig = { maxDelayMs: 1_000, graceMs: 100, tombstoneMs: 500 };
+const pred = (id: string, eventTime: number) => ({ id, eventTime, windowKey: 'w', payload: `p:${id}` });
+const label = (id: string, eventTime: number, value = 'l') => ({ id, eventTime, payload: `${value}:${id}` });
+
+describe('join transitions', () => {
+  it('prediction first, then label: pending → joined (K) → acked (J) → duplicates', () => {
+    const t1 = onPrediction<string, string>(undefined, pred('a', 0), 10, config);
+    expect(t1).toMatchObject({ outcome: 'pending', schedule: 1_000, pendingDelta: { windowKey: 'w', delta: 1 } });
+    const t2 = onLabel(t1.state ?? undefined, label('a', 900), 20, config);
+    expect(t2).toMatchObject({
+      outcome: 'joined',
+      schedule: 'remove',
+      pendingDelta: { delta: -1 },
+      emit: { id: 'a', prediction: 'p:a', label: 'l:a', joinedAt: 20 },
+    });
+    // Replayed before the ack: the same row again (the sink deduplicates).
+    expect(onLabel(t2.state ?? undefined, label('a', 900), 30, config)).toMatchObject({
+      outcome: 'replayed',
+      emit: { joinedAt: 20 },
+    });
+    expect(onPrediction(t2.state ?? undefined, pred('a', 0), 30, config)).toMatchObject({ outcome: 'replayed' });
+    const t3 = onAck(t2.state ?? undefined, config);
+    expect(t3).toMatchObject({ outcome: 'acked', state: { tag: 'J' }, ttlMs: 500, dirty: 'w' });
+    expect(onLabel(t3.state ?? undefined, label('a', 900), 40, config).outcome).toBe('duplicate');
+    expect(onPrediction(t3.state ?? undefined, pred('a', 0), 40, config).outcome).toBe('duplicate');
+  });
+
+  it('label first waits; the earliest of two waiting labels wins; then the prediction joins', () => {
+    const t1 = onLabel<string, string>(undefined, label('a', 500, 'second'), 0, config);
+    expect(t1).toMatchObject({ outcome: 'waiting', schedule: 1_500 });
+    const t2 = onLabel(t1.state ?? undefined, label('a', 400, 'first'), 0, config);
+    expect(t2).toMatchObject({ outcome: 'waiting-duplicate', state: { tag: 'L', eventTime: 400 } });
+    expect(onLabel(t2.state ?? undefined, label('a', 450), 0, config)).toEqual({ outcome: 'waiting-duplicate' });
+    const t3 = onPrediction(t2.state ?? undefined, pred('a', 0), 5, config);
+    expect(t3).toMatchObject({ outcome: 'joined', emit: { label: 'first:a' }, schedule: 'remove' });
+    expect(t3.pendingDelta).toBeUndefined();
+  });
+
+  it('labels later than the maximum delay never join, whatever the order', () => {
+    const p = onPrediction<string, string>(undefined, pred('a', 0), 0, config);
+    expect(onLabel(p.state ?? undefined, label('a', 1_001), 0, config).outcome).toBe('late');
+    const l = onLabel<string, string>(undefined, label('a', 1_001), 0, config);
+    expect(onPrediction(l.state ?? undefined, pred('a', 0), 0, config)).toMatchObject({
+      outcome: 'pending-late-label',
+      state: { tag: 'P' },
+      schedule: 1_000,
+    });
+  });
+
+  it('expiry: due pending → E (then X on ack), waiting label dropped, others only unscheduled', () => {
+    const p = onPrediction<string, string>(undefined, pred('a', 0), 0, config).state ?? undefined;
+    expect(onExpire(p, 1_000, 999, 5, config).outcome).toBe('not-due');
+    const e = onExpire(p, 1_000, 1_000, 5, config);
+    expect(e).toMatchObject({ outcome: 'expiring', state: { tag: 'E', expiredAt: 5 }, pendingDelta: { delta: -1 } });
+    expect(onLabel(e.state ?? undefined, label('a', 10), 6, config).outcome).toBe('late');
+    expect(onAck(e.state ?? undefined, config)).toMatchObject({ state: { tag: 'X' } });
+    const l = onLabel<string, string>(undefined, label('b', 0), 0, config).state ?? undefined;
+    expect(onExpire(l, 1_000, 1_000, 1, config)).toMatchObject({ outcome: 'orphan-label', state: null });
+    expect(onExpire(undefined, 0, 0, 1, config).outcome).toBe('stale');
+  });
+
+  it('the expiry clock is wall time held back by the watermark, minus grace', () => {
+    expect(expiryCutoff(10_000, undefined, 100)).toBe(9_900);
+    expect(expiryCutoff(10_000, 5_000, 100)).toBe(4_900);
+    expect(expiryCutoff(10_000, 50_000, 100)).toBe(9_900);
+  });
+});
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
+    return s / 4_294_967_296;
+  };
+}
+
+describe('in-memory store over random interleavings equals the offline join', () => {
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    it(`seed ${seed}`, async () => {
+      const r = rng(seed);
+      const log: LogEvent[] = [];
+      for (let i = 0; i < 200; i++) {
+        const id = `p${i}`;
+        const t = Math.floor(r() * 10_000);
+        log.push({ type: 'prediction', id, eventTime: t });
+        if (r() < 0.2) log.push({ type: 'prediction', id, eventTime: t });
+        const kind = r();
+        if (kind < 0.6) {
+          const l = { type: 'label' as const, id, eventTime: t + Math.floor(r() * 1_000), label: i % 2 };
+          log.push(l);
+          if (r() < 0.3) log.push(l);
+        } else if (kind < 0.75) {
+          log.push({ type: 'label', id, eventTime: t + 1_001 + Math.floor(r() * 1_000), label: 1 });
+        }
+      }
+      for (let i = log.length - 1; i > 0; i--) {
+        const j = Math.floor(r() * (i + 1));
+        [log[i], log[j]] = [log[j]!, log[i]!];
+      }
+      const store = new InMemoryJoinStore<number, number>({ maxDelayMs: 1_000, graceMs: 0, tombstoneMs: 1e12 });
+      const now = 0; // no wall-clock expiry while the log is applied
+      const rows = new Map<string, number>();
+      for (const e of log) {
+        const [applied] =
+          e.type === 'prediction'
+            ? await store.applyPredictions(
+                [{ id: e.id, eventTime: e.eventTime, windowKey: 'w', payload: e.eventTime }],
+                now,
+              )
+            : await store.applyLabels([{ id: e.id, eventTime: e.eventTime, payload: e.label }], now);
+        if (applied?.emit !== undefined) {
+          rows.set(applied.emit.id, applied.emit.label);
+          if (r() < 0.7) await store.ackJoined([applied.emit.id], now);
+        }
+      }
+      const expected = offlineJoin(log, 1_000);
+      expect(new Map([...rows].sort())).toEqual(
+        new Map([...expected.joined].map(([id, j]): [string, number] => [id, j.label]).sort()),
+      );
+      expect(await store.pendingCount('w')).toBe(expected.unlabeled.size);
+      // Expire everything (newer events moved the watermark on): the unlabeled predictions go out, once.
+      store.watermark = 1e9;
+      const summary = await store.expireDue(1e9, 10_000);
+      expect(summary.counts.expiring).toBe(expected.unlabeled.size);
+      const out = await store.unackedExpired(10_000);
+      expect(new Set(out.map((o) => o.id))).toEqual(new Set(expected.unlabeled.keys()));
+      await store.ackExpired(
+        out.map((o) => o.id),
+        1e9,
+      );
+      expect(await store.unackedExpired(10_000)).toEqual([]);
+      expect(await store.pendingCount('w')).toBe(0);
+      expect((await store.expireDue(1e9, 10_000)).counts.expiring).toBe(0);
+    });
+  }
+});

@@ -1,0 +1,219 @@
+import { DriftlineError } from '@driftline/core';
+import { CompensatedSum } from './sum.js';
+
+/** Numeric machine epsilon of float64, the clipping bound scikit-learn uses for log loss and MAPE. */
+export const FLOAT64_EPS = 2.220446049250313e-16;
+
+function checkLengths(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
+  if (a.length !== b.length) {
+    throw new DriftlineError('VALIDATION_FAILED', `${what}: ${a.length} labels but ${b.length} predictions`);
+  }
+}
+
+function checkBinary(labels: ArrayLike<number>, what: string): void {
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i];
+    if (y !== 0 && y !== 1) {
+      throw new DriftlineError('VALIDATION_FAILED', `${what}: label ${String(y)} at ${i} is not 0 or 1`);
+    }
+  }
+}
+
+/** Confusion counts of binary labels against binary predicted classes (positive class = 1). */
+export interface Confusion {
+  readonly tp: number;
+  readonly fp: number;
+  readonly tn: number;
+  readonly fn: number;
+}
+
+export function confusion(labels: ArrayLike<number>, predicted: ArrayLike<number>): Confusion {
+  checkLengths(labels, predicted, 'confusion');
+  checkBinary(labels, 'confusion');
+  checkBinary(predicted, 'confusion (predicted)');
+  let tp = 0;
+  let fp = 0;
+  let tn = 0;
+  let fn = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i];
+    const p = predicted[i];
+    if (p === 1) {
+      if (y === 1) tp++;
+      else fp++;
+    } else if (y === 1) fn++;
+    else tn++;
+  }
+  return { tp, fp, tn, fn };
+}
+
+/** Predicted classes from scores: 1 when score >= threshold. */
+export function classesFromScores(scores: ArrayLike<number>, threshold = 0.5): number[] {
+  const out = new Array<number>(scores.length);
+  for (let i = 0; i < scores.length; i++) out[i] = (scores[i] as number) >= threshold ? 1 : 0;
+  return out;
+}
+
+// Ratios follow scikit-learn's defaults: an undefined precision/recall/F1 (0/0) is 0
+// (`zero_division=0`, what sklearn returns after its warning); an empty sample gives null.
+const ratio = (num: number, den: number): number => (den === 0 ? 0 : num / den);
+
+export function accuracyOf(c: Confusion): number | null {
+  const n = c.tp + c.fp + c.tn + c.fn;
+  return n === 0 ? null : (c.tp + c.tn) / n;
+}
+
+export function precisionOf(c: Confusion): number | null {
+  return c.tp + c.fp + c.tn + c.fn === 0 ? null : ratio(c.tp, c.tp + c.fp);
+}
+
+export function recallOf(c: Confusion): number | null {
+  return c.tp + c.fp + c.tn + c.fn === 0 ? null : ratio(c.tp, c.tp + c.fn);
+}
+
+/** F1 = 2TP / (2TP + FP + FN), sklearn's formula (0 when there is no positive at all). */
+export function f1Of(c: Confusion): number | null {
+  return c.tp + c.fp + c.tn + c.fn === 0 ? null : ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn);
+}
+
+/**
+ * ROC AUC as the Mann-Whitney statistic with tied scores counted one half (equal to sklearn's
+ * trapezoidal area under the ROC curve). Null when either class is absent (sklearn raises).
+ * Ranks are exact integers or halves, so the sum is exact up to 2^53.
+ */
+export function rocAuc(labels: ArrayLike<number>, scores: ArrayLike<number>): number | null {
+  checkLengths(labels, scores, 'roc_auc');
+  checkBinary(labels, 'roc_auc');
+  const n = labels.length;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (scores[a] as number) - (scores[b] as number));
+  let positives = 0;
+  let rankSumPositives = 0;
+  for (let i = 0; i < n; ) {
+    let j = i;
+    const s = scores[order[i] as number] as number;
+    while (j + 1 < n && scores[order[j + 1] as number] === s) j++;
+    const averageRank = (i + j + 2) / 2; // ranks are 1-based: (i+1 + j+1) / 2
+    for (let k = i; k <= j; k++) {
+      if (labels[order[k] as number] === 1) {
+        positives++;
+        rankSumPositives += averageRank;
+      }
+    }
+    i = j + 1;
+  }
+  const negatives = n - positives;
+  if (positives === 0 || negatives === 0) return null;
+  return (rankSumPositives - (positives * (positives + 1)) / 2) / (positives * negatives);
+}
+
+/** Binary cross-entropy; probabilities clipped to [eps, 1 - eps] as sklearn does. */
+export function logLoss(labels: ArrayLike<number>, probabilities: ArrayLike<number>): number | null {
+  checkLengths(labels, probabilities, 'log_loss');
+  checkBinary(labels, 'log_loss');
+  if (labels.length === 0) return null;
+  const sum = new CompensatedSum();
+  const hi = 1 - FLOAT64_EPS;
+  for (let i = 0; i < labels.length; i++) {
+    const p = probabilities[i] as number;
+    // sklearn forms [1 - p, p] first and clips both columns afterwards.
+    const q = labels[i] === 1 ? p : 1 - p;
+    sum.add(-Math.log(Math.min(Math.max(q, FLOAT64_EPS), hi)));
+  }
+  return sum.value() / labels.length;
+}
+
+/** Mean squared difference between the probability of the positive class and the outcome. */
+export function brierScore(labels: ArrayLike<number>, probabilities: ArrayLike<number>): number | null {
+  checkLengths(labels, probabilities, 'brier');
+  checkBinary(labels, 'brier');
+  if (labels.length === 0) return null;
+  const sum = new CompensatedSum();
+  for (let i = 0; i < labels.length; i++) {
+    const d = (probabilities[i] as number) - (labels[i] as number);
+    sum.add(d * d);
+  }
+  return sum.value() / labels.length;
+}
+
+export function meanAbsoluteError(labels: ArrayLike<number>, predictions: ArrayLike<number>): number | null {
+  checkLengths(labels, predictions, 'mae');
+  if (labels.length === 0) return null;
+  const sum = new CompensatedSum();
+  for (let i = 0; i < labels.length; i++) sum.add(Math.abs((labels[i] as number) - (predictions[i] as number)));
+  return sum.value() / labels.length;
+}
+
+export function rootMeanSquaredError(labels: ArrayLike<number>, predictions: ArrayLike<number>): number | null {
+  checkLengths(labels, predictions, 'rmse');
+  if (labels.length === 0) return null;
+  const sum = new CompensatedSum();
+  for (let i = 0; i < labels.length; i++) {
+    const d = (labels[i] as number) - (predictions[i] as number);
+    sum.add(d * d);
+  }
+  return Math.sqrt(sum.value() / labels.length);
+}
+
+/** sklearn's MAPE: mean(|y - ŷ| / max(|y|, eps)), a fraction (not percent); huge when y ≈ 0. */
+export function meanAbsolutePercentageError(labels: ArrayLike<number>, predictions: ArrayLike<number>): number | null {
+  checkLengths(labels, predictions, 'mape');
+  if (labels.length === 0) return null;
+  const sum = new CompensatedSum();
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i] as number;
+    sum.add(Math.abs(y - (predictions[i] as number)) / Math.max(Math.abs(y), FLOAT64_EPS));
+  }
+  return sum.value() / labels.length;
+}
+
+export const CLASSIFICATION_METRICS = [
+  'accuracy',
+  'precision',
+  'recall',
+  'f1',
+  'roc_auc',
+  'log_loss',
+  'brier',
+] as const;
+export const REGRESSION_METRICS = ['mae', 'rmse', 'mape'] as const;
+export const METRIC_NAMES = [...CLASSIFICATION_METRICS, ...REGRESSION_METRICS] as const;
+export type MetricName = (typeof METRIC_NAMES)[number];
+export type Metrics = Record<MetricName, number | null>;
+export type Task = 'classification' | 'regression';
+
+export const emptyMetrics = (): Metrics => ({
+  accuracy: null,
+  precision: null,
+  recall: null,
+  f1: null,
+  roc_auc: null,
+  log_loss: null,
+  brier: null,
+  mae: null,
+  rmse: null,
+  mape: null,
+});
+
+/** Every classification metric of binary labels and positive-class scores (class = score >= threshold). */
+export function classificationMetrics(labels: ArrayLike<number>, scores: ArrayLike<number>, threshold = 0.5): Metrics {
+  const c = confusion(labels, classesFromScores(scores, threshold));
+  return {
+    ...emptyMetrics(),
+    accuracy: accuracyOf(c),
+    precision: precisionOf(c),
+    recall: recallOf(c),
+    f1: f1Of(c),
+    roc_auc: rocAuc(labels, scores),
+    log_loss: logLoss(labels, scores),
+    brier: brierScore(labels, scores),
+  };
+}
+
+export function regressionMetrics(labels: ArrayLike<number>, predictions: ArrayLike<number>): Metrics {
+  return {
+    ...emptyMetrics(),
+    mae: meanAbsoluteError(labels, predictions),
+    rmse: rootMeanSquaredError(labels, predictions),
+    mape: meanAbsolutePercentageError(labels, predictions),
+  };
+}

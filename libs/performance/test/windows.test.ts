@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ALL_SEGMENT,
+  boundSegments,
+  computeWindow,
+  evaluateBounds,
+  OTHER_SEGMENT,
+  parseBounds,
+  parseWindowKey,
+  performanceAlertId,
+  windowKey,
+  windowStart,
+} from '../src/index.js';
+
+describe('windows', () => {
+  it('assigns tumbling windows on event time, also before the epoch', () => {
+    expect(windowStart(3_600_000 + 5, 3_600_000)).toBe(3_600_000);
+    expect(windowStart(3_600_000, 3_600_000)).toBe(3_600_000);
+    expect(windowStart(-1, 1000)).toBe(-1000);
+    expect(() => windowStart(5, 0)).toThrow(/positive integer/);
+  });
+
+  it('round-trips window keys with any model name', () => {
+    const ref = { model: 'a|b"c', modelVersion: 'v:1', windowStart: 42 };
+    expect(parseWindowKey(windowKey(ref))).toEqual(ref);
+    expect(() => parseWindowKey('[1,2]')).toThrow(/not a window key/);
+  });
+
+  it('bounds segments to maxSegments with an __other__ bucket', () => {
+    const counts = new Map([
+      ['US', 10],
+      ['FR', 5],
+      ['DE', 5],
+      ['IT', 1],
+    ]);
+    expect(boundSegments(counts, 4)('IT')).toBe('IT');
+    const bucket = boundSegments(counts, 3);
+    expect(['US', 'DE', 'FR', 'IT'].map(bucket)).toEqual(['US', 'DE', OTHER_SEGMENT, OTHER_SEGMENT]);
+  });
+
+  it('computes whole-window and per-segment rows with coverage', () => {
+    const labeled = [
+      { prediction: 0.9, label: 1, segments: ['US'] },
+      { prediction: 0.2, label: 0, segments: ['US'] },
+      { prediction: 0.7, label: 0, segments: ['FR'] },
+      { prediction: 0.6, label: 1, segments: ['DE'] },
+      { prediction: 0.6, label: 7, segments: ['DE'] },
+    ];
+    const rows = computeWindow({
+      task: 'classification',
+      threshold: 0.5,
+      segmentFeatures: ['country'],
+      maxSegments: 2,
+      labeled,
+      expired: [{ segments: ['US'] }, { segments: ['IT'] }],
+      pending: 3,
+    });
+    const all = rows.find((r) => r.segment === ALL_SEGMENT);
+    expect(all).toMatchObject({ predictions: 10, labeled: 5, expired: 2, pending: 3, labelCoverage: 0.5 });
+    expect(all?.invalidLabels).toBe(1);
+    expect(all?.metrics.accuracy).toBe(0.75);
+    expect(rows.map((r) => `${r.segmentFeature}:${r.segment}`)).toEqual([
+      ':__all__',
+      'country:US',
+      'country:__other__',
+    ]);
+    const us = rows.find((r) => r.segment === 'US');
+    expect(us).toMatchObject({ labeled: 2, expired: 1, predictions: 3 });
+    expect(us?.metrics.accuracy).toBe(1);
+  });
+
+  it('regression windows fill regression metrics only', () => {
+    const [all] = computeWindow({
+      task: 'regression',
+      threshold: 0.5,
+      segmentFeatures: [],
+      maxSegments: 10,
+      labeled: [
+        { prediction: 1, label: 2, segments: [] },
+        { prediction: 3, label: 2, segments: [] },
+      ],
+      expired: [],
+      pending: 0,
+    });
+    expect(all?.metrics.mae).toBe(1);
+    expect(all?.metrics.rmse).toBe(1);
+    expect(all?.metrics.accuracy).toBeNull();
+  });
+});
+
+describe('performance alert rules', () => {
+  it('parses bounds and names the variable on error', () => {
+    expect(parseBounds('accuracy<0.8, rmse>=12.5', 'X')).toEqual([
+      { metric: 'accuracy', op: '<', value: 0.8 },
+      { metric: 'rmse', op: '>=', value: 12.5 },
+    ]);
+    expect(parseBounds('', 'X')).toEqual([]);
+    expect(() => parseBounds('acc<0.8', 'DRIFTLINE_JOINER_ALERT_BOUNDS')).toThrow(
+      /DRIFTLINE_JOINER_ALERT_BOUNDS: unknown metric/,
+    );
+    expect(() => parseBounds('accuracy=0.8', 'X')).toThrow(/X: bound/);
+  });
+
+  it('evaluates bounds with a minimum sample size and deterministic ids', () => {
+    const rows = computeWindow({
+      task: 'classification',
+      threshold: 0.5,
+      segmentFeatures: ['c'],
+      maxSegments: 5,
+      labeled: Array.from({ length: 10 }, (_, i) => ({ prediction: 0.9, label: i % 2, segments: ['x'] })),
+      expired: [],
+      pending: 0,
+    });
+    const bounds = parseBounds('accuracy<0.8', 'X');
+    expect(evaluateBounds(rows, bounds, { minSamples: 11, includeSegments: false })).toHaveLength(0);
+    expect(evaluateBounds(rows, bounds, { minSamples: 10, includeSegments: false })).toHaveLength(1);
+    expect(evaluateBounds(rows, bounds, { minSamples: 10, includeSegments: true })).toHaveLength(2);
+    const parts = {
+      model: 'm',
+      modelVersion: '1',
+      windowStart: 0,
+      windowEnd: 10,
+      segmentFeature: '',
+      segment: ALL_SEGMENT,
+      bound: bounds[0]!,
+    };
+    expect(performanceAlertId(parts)).toBe(performanceAlertId({ ...parts }));
+    expect(performanceAlertId(parts)).not.toBe(performanceAlertId({ ...parts, windowStart: 1 }));
+    expect(performanceAlertId(parts)).toMatch(/^[0-9a-f]{32}$/);
+  });
+});

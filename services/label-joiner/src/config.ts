@@ -1,0 +1,132 @@
+import { ConfigError, envField } from '@driftline/core';
+import type { JoinConfig } from '@driftline/join';
+import { type MetricBound, parseBounds, type Task } from '@driftline/performance';
+import { z } from 'zod';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: an integer with a unit (ms, s, m, h, d); a bare integer is milliseconds. */
+export const duration = (min = 1) =>
+  z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d)?$/, 'must be a duration such as 500ms, 30s, 5m, 1h or 7d')
+    .transform((v) => {
+      const m = /^(\d+)(ms|s|m|h|d)?$/.exec(v)!;
+      return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
+    })
+    .pipe(z.number().int().min(min, `must be at least ${min} ms`).max(Number.MAX_SAFE_INTEGER));
+
+export const labelJoinerEnvShape = {
+  /** redis:// or rediss:// URL of the join state store (same variables as the online store). */
+  DRIFTLINE_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+  DRIFTLINE_REDIS_PASSWORD: z.string().optional(),
+  DRIFTLINE_REDIS_TLS: envField.bool().default(false),
+  /** First part of every Redis key of the joiner. */
+  DRIFTLINE_JOINER_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'letters, digits, dot, colon, dash, underscore only (1..64)')
+    .default('dl:joiner:'),
+  DRIFTLINE_JOINER_GROUP: envField.string().default('driftline-label-joiner'),
+  /** Labels later than this after their prediction (event time) never join; pending predictions then expire. */
+  DRIFTLINE_JOINER_MAX_LABEL_DELAY: duration().default(7 * 86_400_000),
+  /** Allowance for pipeline lag before a due prediction is declared unlabeled. */
+  DRIFTLINE_JOINER_EXPIRY_GRACE: duration(0).default(5 * 60_000),
+  /** How long joined/expired tombstones recognise replays. */
+  DRIFTLINE_JOINER_TOMBSTONE_TTL: duration().default(3_600_000),
+  DRIFTLINE_JOINER_EXPIRY_INTERVAL: duration(10).default(5_000),
+  /** Tumbling window size of performance windows (on prediction time). */
+  DRIFTLINE_JOINER_WINDOW: duration(1_000).default(3_600_000),
+  DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: duration(10).default(10_000),
+  DRIFTLINE_JOINER_TASK: z.enum(['classification', 'regression']).default('classification'),
+  /** Per-model task overrides: `model:regression,other:classification`. */
+  DRIFTLINE_JOINER_MODEL_TASKS: z.string().default(''),
+  /** Score threshold of the positive class. */
+  DRIFTLINE_JOINER_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
+  /** Features to slice performance by (e.g. `country,device`). */
+  DRIFTLINE_JOINER_SEGMENT_FEATURES: z.string().default(''),
+  DRIFTLINE_JOINER_MAX_SEGMENTS: envField.int(1, 1_000).default(20),
+  /** Alert bounds, e.g. `accuracy<0.8,roc_auc<0.7,rmse>12`. */
+  DRIFTLINE_JOINER_ALERT_BOUNDS: z.string().default(''),
+  DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: envField.int(1).default(100),
+  DRIFTLINE_JOINER_ALERT_SEGMENTS: envField.bool().default(false),
+  /** Partitions processed concurrently by one instance (each still strictly in order). */
+  DRIFTLINE_JOINER_CONCURRENCY: envField.int(1, 64).default(3),
+  /** Kafka session timeout: how long a dead instance keeps its partitions. */
+  DRIFTLINE_JOINER_SESSION_TIMEOUT: duration(6_000).default(30_000),
+  DRIFTLINE_JOINER_MAX_BATCH_BYTES: envField.int(1_024).default(1_048_576),
+};
+
+export type LabelJoinerEnv = z.infer<z.ZodObject<typeof labelJoinerEnvShape>>;
+
+export interface LabelJoinerConfig {
+  readonly redis: { readonly url: string; readonly password?: string; readonly tls: boolean };
+  readonly keyPrefix: string;
+  readonly groupId: string;
+  readonly join: JoinConfig;
+  readonly expiryIntervalMs: number;
+  readonly windowMs: number;
+  readonly recomputeIntervalMs: number;
+  readonly defaultTask: Task;
+  readonly modelTasks: ReadonlyMap<string, Task>;
+  readonly threshold: number;
+  readonly segmentFeatures: readonly string[];
+  readonly maxSegments: number;
+  readonly bounds: readonly MetricBound[];
+  readonly alertMinSamples: number;
+  readonly alertSegments: boolean;
+  readonly concurrency: number;
+  readonly sessionTimeoutMs: number;
+  readonly maxBatchBytes: number;
+}
+
+function parseModelTasks(text: string): Map<string, Task> {
+  const out = new Map<string, Task>();
+  for (const part of text.split(',').map((s) => s.trim())) {
+    if (part === '') continue;
+    const at = part.lastIndexOf(':');
+    const model = part.slice(0, at);
+    const task = part.slice(at + 1);
+    if (at <= 0 || (task !== 'classification' && task !== 'regression')) {
+      throw new ConfigError(
+        'DRIFTLINE_JOINER_MODEL_TASKS',
+        `${JSON.stringify(part)} is not model:classification|regression`,
+      );
+    }
+    out.set(model, task);
+  }
+  return out;
+}
+
+export function toLabelJoinerConfig(env: LabelJoinerEnv): LabelJoinerConfig {
+  const segmentFeatures = env.DRIFTLINE_JOINER_SEGMENT_FEATURES.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  return {
+    redis: {
+      url: env.DRIFTLINE_REDIS_URL,
+      tls: env.DRIFTLINE_REDIS_TLS,
+      ...(env.DRIFTLINE_REDIS_PASSWORD === undefined ? {} : { password: env.DRIFTLINE_REDIS_PASSWORD }),
+    },
+    keyPrefix: env.DRIFTLINE_JOINER_KEY_PREFIX,
+    groupId: env.DRIFTLINE_JOINER_GROUP,
+    join: {
+      maxDelayMs: env.DRIFTLINE_JOINER_MAX_LABEL_DELAY,
+      graceMs: env.DRIFTLINE_JOINER_EXPIRY_GRACE,
+      tombstoneMs: env.DRIFTLINE_JOINER_TOMBSTONE_TTL,
+    },
+    expiryIntervalMs: env.DRIFTLINE_JOINER_EXPIRY_INTERVAL,
+    windowMs: env.DRIFTLINE_JOINER_WINDOW,
+    recomputeIntervalMs: env.DRIFTLINE_JOINER_RECOMPUTE_INTERVAL,
+    defaultTask: env.DRIFTLINE_JOINER_TASK,
+    modelTasks: parseModelTasks(env.DRIFTLINE_JOINER_MODEL_TASKS),
+    threshold: env.DRIFTLINE_JOINER_THRESHOLD,
+    segmentFeatures,
+    maxSegments: env.DRIFTLINE_JOINER_MAX_SEGMENTS,
+    bounds: parseBounds(env.DRIFTLINE_JOINER_ALERT_BOUNDS, 'DRIFTLINE_JOINER_ALERT_BOUNDS'),
+    alertMinSamples: env.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES,
+    alertSegments: env.DRIFTLINE_JOINER_ALERT_SEGMENTS,
+    concurrency: env.DRIFTLINE_JOINER_CONCURRENCY,
+    sessionTimeoutMs: env.DRIFTLINE_JOINER_SESSION_TIMEOUT,
+    maxBatchBytes: env.DRIFTLINE_JOINER_MAX_BATCH_BYTES,
+  };
+}

@@ -1,0 +1,159 @@
+import { DriftlineError, PoisonRecordError } from '@driftline/core';
+import type { Joined, JoinStore, LabelInput, PredictionInput } from '@driftline/join';
+import { counter, histogram, type Registry } from '@driftline/observability';
+import { windowKey, windowStart } from '@driftline/performance';
+import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
+import type { ExpiredPredictionRow, JoinedRow } from './sink.js';
+
+/** A decoded record with its original bytes (what the join state stores). */
+export type JoinerRecord =
+  | { readonly kind: 'prediction'; readonly event: PredictionEvent; readonly raw: Buffer }
+  | { readonly kind: 'label'; readonly event: LabelEvent; readonly raw: Buffer };
+
+export interface PayloadDecoder {
+  prediction(bytes: Buffer): Promise<PredictionEvent> | PredictionEvent;
+  label(bytes: Buffer): Promise<LabelEvent> | LabelEvent;
+}
+
+export interface JoinedSink {
+  insertJoined(rows: readonly JoinedRow[]): Promise<void>;
+  insertExpired(rows: readonly ExpiredPredictionRow[]): Promise<void>;
+}
+
+const MAX_ID_LENGTH = 512;
+
+/** Rejects events the join cannot use (they go to the DLQ with this reason). */
+export function validatePrediction(e: PredictionEvent): void {
+  const bad = (why: string) =>
+    new PoisonRecordError('VALIDATION_FAILED', `prediction ${JSON.stringify(e.prediction_id)}: ${why}`);
+  if (e.prediction_id.length === 0 || e.prediction_id.length > MAX_ID_LENGTH)
+    throw bad('prediction_id must be 1..512 characters');
+  if (e.model.length === 0) throw bad('model is empty');
+  if (!Number.isSafeInteger(e.event_time)) throw bad('event_time is not an epoch-ms integer');
+  if (!Number.isFinite(e.prediction)) throw bad('prediction is not a finite number');
+}
+
+export function validateLabel(e: LabelEvent): void {
+  const bad = (why: string) =>
+    new PoisonRecordError('VALIDATION_FAILED', `label of ${JSON.stringify(e.prediction_id)}: ${why}`);
+  if (e.prediction_id.length === 0 || e.prediction_id.length > MAX_ID_LENGTH)
+    throw bad('prediction_id must be 1..512 characters');
+  if (!Number.isSafeInteger(e.event_time)) throw bad('event_time is not an epoch-ms integer');
+  if (!Number.isFinite(e.label)) throw bad('label is not a finite number');
+}
+
+export interface EngineStats {
+  joined: number;
+  outcomes: Record<string, number>;
+}
+
+/**
+ * The join hot path for one batch: atomic transitions in the store (pipelined), joined rows to the
+ * sink, then the acknowledgement (K → J). A crash anywhere leaves either nothing done, or `K`
+ * states that the redelivered records re-emit; the sink deduplicates rows by prediction.
+ */
+export class JoinEngine {
+  private readonly metrics;
+
+  constructor(
+    private readonly store: JoinStore<Buffer, Buffer>,
+    private readonly decoder: PayloadDecoder,
+    private readonly sink: JoinedSink,
+    private readonly windowMs: number,
+    registry?: Registry,
+  ) {
+    this.metrics =
+      registry === undefined
+        ? undefined
+        : {
+            outcomes: counter(registry, 'driftline_joiner_events_total', 'Join events by kind and outcome', [
+              'kind',
+              'outcome',
+            ]),
+            joined: counter(
+              registry,
+              'driftline_joiner_joined_total',
+              'Rows written to labeled_predictions (re-emits included)',
+              [],
+            ),
+            delay: histogram(
+              registry,
+              'driftline_joiner_label_delay_seconds',
+              'Label event time minus prediction event time of joined rows',
+              [],
+              [1, 60, 600, 3_600, 21_600, 86_400, 259_200, 604_800, 2_592_000],
+            ),
+          };
+  }
+
+  async process(records: readonly JoinerRecord[], now: number): Promise<EngineStats> {
+    const predictions: PredictionInput<Buffer>[] = [];
+    const labels: LabelInput<Buffer>[] = [];
+    for (const r of records) {
+      if (r.kind === 'prediction') {
+        const e = r.event;
+        predictions.push({
+          id: e.prediction_id,
+          eventTime: e.event_time,
+          windowKey: windowKey({
+            model: e.model,
+            modelVersion: e.model_version,
+            windowStart: windowStart(e.event_time, this.windowMs),
+          }),
+          payload: r.raw,
+        });
+      } else {
+        labels.push({ id: r.event.prediction_id, eventTime: r.event.event_time, payload: r.raw });
+      }
+    }
+    const outcomes: Record<string, number> = {};
+    // A fresh join pairs the incoming record with the stored other side: only that side needs decoding.
+    const emits: Array<{ emit: Joined<Buffer, Buffer>; prediction?: PredictionEvent; label?: LabelEvent }> = [];
+    const predictionRecords = records.filter((r) => r.kind === 'prediction');
+    const labelRecords = records.filter((r) => r.kind === 'label');
+    const count = (kind: string, outcome: string) => {
+      const key = `${kind}:${outcome}`;
+      outcomes[key] = (outcomes[key] ?? 0) + 1;
+      this.metrics?.outcomes.inc({ kind, outcome });
+    };
+    (await this.store.applyPredictions(predictions, now)).forEach((a, n) => {
+      count('prediction', a.outcome);
+      if (a.emit === undefined) return;
+      const r = predictionRecords[n];
+      emits.push(
+        a.outcome === 'joined' && r?.kind === 'prediction' ? { emit: a.emit, prediction: r.event } : { emit: a.emit },
+      );
+    });
+    (await this.store.applyLabels(labels, now)).forEach((a, n) => {
+      count('label', a.outcome);
+      if (a.emit === undefined) return;
+      const r = labelRecords[n];
+      emits.push(a.outcome === 'joined' && r?.kind === 'label' ? { emit: a.emit, label: r.event } : { emit: a.emit });
+    });
+    if (emits.length === 0) return { joined: 0, outcomes };
+    // The same prediction can be emitted twice in one batch (a replayed duplicate); one row is enough.
+    const unique = new Map(emits.map((e) => [e.emit.id, e]));
+    const rows: JoinedRow[] = [];
+    for (const { emit: e, ...known } of unique.values()) {
+      let prediction: PredictionEvent;
+      let label: LabelEvent;
+      try {
+        prediction = known.prediction ?? (await this.decoder.prediction(e.prediction));
+        label = known.label ?? (await this.decoder.label(e.label));
+      } catch (error) {
+        // The bytes were decodable when stored; failing now means the registry is unreachable.
+        if (error instanceof DriftlineError && error.retriable) throw error;
+        throw new DriftlineError('INTERNAL', `stored payload of ${e.id} does not decode`, {
+          cause: error,
+          retriable: true,
+        });
+      }
+      rows.push({ prediction, label, joinedAt: e.joinedAt });
+      this.metrics?.delay.observe(Math.max(0, (label.event_time - prediction.event_time) / 1000));
+    }
+    await this.sink.insertJoined(rows);
+    await this.store.ackJoined([...unique.keys()], now);
+    this.metrics?.joined.inc(rows.length);
+    return { joined: rows.length, outcomes };
+  }
+}

@@ -1,0 +1,235 @@
+import { type Logger, toDriftlineError } from '@driftline/core';
+import type { JoinStore } from '@driftline/join';
+import { counter, gauge, type Registry } from '@driftline/observability';
+import {
+  computeWindow,
+  evaluateBounds,
+  type MetricBound,
+  type PerformanceRow,
+  parseWindowKey,
+  performanceAlertId,
+  type Task,
+  type WindowRef,
+  windowKey,
+} from '@driftline/performance';
+import type { DriftAlert } from '@driftline/schemas';
+import type { JoinedSink, PayloadDecoder } from './engine.js';
+import type { JoinerSink } from './sink.js';
+
+/** Runs `tick` every `intervalMs` (never overlapping) until stopped; failures are logged and retried. */
+export function every(
+  intervalMs: number,
+  tick: () => Promise<void>,
+  logger: Logger,
+  what: string,
+): { stop(): Promise<void>; runNow(): Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const run = (): Promise<void> => {
+    running = running.then(async () => {
+      if (stopped) return;
+      try {
+        await tick();
+      } catch (error) {
+        const e = toDriftlineError(error);
+        logger.warn({ code: e.code, err: e.message, retriable: e.retriable }, `${what} failed; retrying next tick`);
+      }
+    });
+    return running;
+  };
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => void run().then(schedule), intervalMs);
+  };
+  schedule();
+  return {
+    async stop() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      await running;
+    },
+    runNow: run,
+  };
+}
+
+/**
+ * The expiry pass: due pending predictions become `E` (counted unlabeled), their rows go to
+ * `unlabeled_predictions`, then they are acknowledged (`X`). The outbox makes the pass crash-safe:
+ * rows of a pass that died before its acknowledgement are sent again by the next pass.
+ */
+export class ExpiryScanner {
+  private readonly metrics;
+
+  constructor(
+    private readonly store: JoinStore<Buffer, Buffer>,
+    private readonly decoder: PayloadDecoder,
+    private readonly sink: JoinedSink,
+    private readonly maxDelayMs: number,
+    registry: Registry,
+    private readonly batch = 1_000,
+  ) {
+    this.metrics = {
+      expired: counter(registry, 'driftline_joiner_expired_total', 'Predictions expired without a label', []),
+      orphans: counter(registry, 'driftline_joiner_orphan_labels_total', 'Labels whose prediction never came', []),
+      scheduled: gauge(
+        registry,
+        'driftline_joiner_scheduled',
+        'Pending predictions plus labels waiting for theirs',
+        [],
+      ),
+    };
+  }
+
+  async pass(now = Date.now()): Promise<number> {
+    let expired = 0;
+    for (;;) {
+      const summary = await this.store.expireDue(now, this.batch);
+      this.metrics.orphans.inc(summary.counts['orphan-label']);
+      const handled = summary.counts.expiring + summary.counts['orphan-label'] + summary.counts.stale;
+      const rows = await this.store.unackedExpired(this.batch);
+      if (rows.length > 0) {
+        const out = [];
+        for (const r of rows) {
+          const prediction = await this.decoder.prediction(r.prediction);
+          out.push({ prediction, deadline: prediction.event_time + this.maxDelayMs, expiredAt: r.expiredAt });
+        }
+        await this.sink.insertExpired(out);
+        await this.store.ackExpired(
+          rows.map((r) => r.id),
+          now,
+        );
+        this.metrics.expired.inc(rows.length);
+        expired += rows.length;
+      }
+      if (handled < this.batch && rows.length < this.batch) break;
+    }
+    this.metrics.scheduled.set(await this.store.scheduledCount());
+    return expired;
+  }
+}
+
+export interface RecomputeOptions {
+  readonly windowMs: number;
+  readonly taskOf: (model: string) => Task;
+  readonly threshold: number;
+  readonly segmentFeatures: readonly string[];
+  readonly maxSegments: number;
+  readonly bounds: readonly MetricBound[];
+  readonly alertMinSamples: number;
+  readonly alertSegments: boolean;
+  readonly batch?: number;
+}
+
+/** Sends an alert once per id (best effort: a crash between send and mark re-sends the same id). */
+export interface AlertPublisher {
+  publish(alert: DriftAlert): Promise<void>;
+}
+
+/**
+ * Recomputes dirty windows from ClickHouse: a window's metrics are a function of the deduplicated
+ * joined rows, so a recompute is replay-safe and late labels simply make the window dirty again.
+ * Rows carry `version` = the time the input was read; the newest version wins.
+ */
+export class WindowRecomputer {
+  private readonly metrics;
+
+  constructor(
+    private readonly store: JoinStore<Buffer, Buffer>,
+    private readonly sink: JoinerSink,
+    private readonly options: RecomputeOptions,
+    private readonly alerts: AlertPublisher,
+    private readonly alreadyAlerted: (id: string) => Promise<boolean>,
+    private readonly markAlerted: (id: string) => Promise<void>,
+    registry: Registry,
+  ) {
+    this.metrics = {
+      recomputed: counter(registry, 'driftline_joiner_windows_recomputed_total', 'Performance windows recomputed', []),
+      alerts: counter(registry, 'driftline_joiner_alerts_total', 'Performance alerts sent', ['metric']),
+      coverage: gauge(registry, 'driftline_joiner_label_coverage', 'Label coverage of the last recomputed window', [
+        'model',
+        'model_version',
+      ]),
+    };
+  }
+
+  async pass(): Promise<number> {
+    const dirty = await this.store.dirtyWindows(this.options.batch ?? 200);
+    for (const { key, markedAt } of dirty) {
+      const ref = parseWindowKey(key);
+      await this.recompute(ref);
+      await this.store.clearDirty(key, markedAt);
+    }
+    return dirty.length;
+  }
+
+  async recompute(ref: WindowRef): Promise<PerformanceRow[]> {
+    const o = this.options;
+    const readAt = Date.now();
+    // Pending first: a prediction moving from pending to labeled in between is then counted twice at
+    // worst (never lost), and the move marks the window dirty again anyway.
+    const pending = await this.store.pendingCount(windowKey(ref));
+    const data = await this.sink.readWindow(ref, o.windowMs, o.segmentFeatures);
+    const task = o.taskOf(ref.model);
+    const rows = computeWindow({
+      task,
+      threshold: o.threshold,
+      segmentFeatures: o.segmentFeatures,
+      maxSegments: o.maxSegments,
+      labeled: data.labeled,
+      expired: data.expired,
+      pending,
+    });
+    await this.sink.insertPerformance(ref, o.windowMs, task, o.threshold, rows, readAt, Date.now());
+    this.metrics.recomputed.inc();
+    const all = rows[0];
+    if (all?.labelCoverage !== null && all !== undefined) {
+      this.metrics.coverage.set({ model: ref.model, model_version: ref.modelVersion }, all.labelCoverage);
+    }
+    for (const breach of evaluateBounds(rows, o.bounds, {
+      minSamples: o.alertMinSamples,
+      includeSegments: o.alertSegments,
+    })) {
+      const windowEnd = ref.windowStart + o.windowMs;
+      const id = performanceAlertId({
+        model: ref.model,
+        modelVersion: ref.modelVersion,
+        windowStart: ref.windowStart,
+        windowEnd,
+        segmentFeature: breach.row.segmentFeature,
+        segment: breach.row.segment,
+        bound: breach.bound,
+      });
+      if (await this.alreadyAlerted(id)) continue;
+      await this.alerts.publish({
+        alert_id: id,
+        kind: 'PERFORMANCE',
+        model: ref.model,
+        model_version: ref.modelVersion,
+        feature: breach.row.segmentFeature === '' ? null : breach.row.segmentFeature,
+        window_start: ref.windowStart,
+        window_end: windowEnd,
+        event_time: Date.now(),
+        method: breach.bound.metric,
+        statistic: breach.value,
+        p_value: null,
+        threshold: breach.bound.value,
+        share_drifted: null,
+        evidence: JSON.stringify({
+          bound: `${breach.bound.metric}${breach.bound.op}${breach.bound.value}`,
+          segment_feature: breach.row.segmentFeature,
+          segment: breach.row.segment,
+          labeled: breach.row.labeled,
+          predictions: breach.row.predictions,
+          expired: breach.row.expired,
+          pending: breach.row.pending,
+          label_coverage: breach.row.labelCoverage,
+          metrics: breach.row.metrics,
+        }),
+      });
+      await this.markAlerted(id);
+      this.metrics.alerts.inc({ metric: breach.bound.metric });
+    }
+    return rows;
+  }
+}

@@ -1,0 +1,214 @@
+// Lua scripts of the Redis join store. They mirror the pure transitions of @driftline/join
+// (onPrediction, onLabel, onExpire, onAck) step for step; a contract test runs random sequences
+// against both. Each script call is one atomic step, so a crash can only happen between steps,
+// and every step is idempotent under replay.
+//
+// State value (binary-safe string), first byte = tag:
+//   P<deadline>\n<windowKey>\n<prediction bytes>
+//   L<label time>\n<label bytes>
+//   K<joinedAt>\n<windowKey>\n<prediction length>\n<prediction bytes><label bytes>
+//   E<expiredAt>\n<windowKey>\n<prediction bytes>
+//   J | X  (tombstones)
+// P and L carry no TTL: the schedule (sorted set) is what ends them, so every one is counted.
+// K, E (backstop) and J, X (tombstones) do. Window keys are JSON and never contain a raw newline. Numbers travel as decimal strings from
+// TypeScript (no float formatting in Lua).
+
+// Batch scripts: one EVALSHA per batch (not per record) keeps both Redis and the client's
+// per-command overhead off the hot path; the whole batch is one atomic step, applied in record
+// order exactly as the per-record transitions would be. Pending counts and dirty marks are
+// aggregated per window and written once per batch. State keys are built in the script from
+// their prefix (`<prefix>s:<id>`) instead of being passed as KEYS: half the arguments to send,
+// which is most of the client's cost. This, like the multi-key batches, assumes one Redis
+// (or a primary with replicas), not Redis Cluster.
+
+const PARSE_K = `
+local function parse_k(v)
+  local a = string.find(v, '\\n', 2, true)
+  local b = string.find(v, '\\n', a + 1, true)
+  local c = string.find(v, '\\n', b + 1, true)
+  local plen = tonumber(string.sub(v, b + 1, c - 1))
+  return string.sub(v, 2, a - 1), string.sub(v, a + 1, b - 1), string.sub(v, c + 1, c + plen), string.sub(v, c + plen + 1)
+end
+`;
+
+/** Applies the per-window pending deltas and the watermark collected by a batch. */
+const FLUSH = `
+local function flush(deltas, dirty, max_et)
+  for wk, d in pairs(deltas) do
+    if d ~= 0 and redis.call('HINCRBY', KEYS[2], wk, d) <= 0 then redis.call('HDEL', KEYS[2], wk) end
+  end
+  for wk, _ in pairs(dirty) do redis.call('ZADD', KEYS[3], now, wk) end
+  local wm = redis.call('GET', KEYS[4])
+  if (not wm) or tonumber(wm) < tonumber(max_et) then redis.call('SET', KEYS[4], max_et) end
+end
+`;
+
+/**
+ * KEYS: schedule, pending counts, dirty windows, watermark.
+ * ARGV: now, backstop ttl, max event time, state key prefix, then per record: id, deadline,
+ * window key, prediction bytes.
+ * Returns per record {outcome} or {outcome, prediction, label, joinedAt}.
+ */
+export const PREDICTION_SCRIPT = `${PARSE_K}
+local now, backstop, max_et, state_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+${FLUSH}
+local deltas, dirty, out = {}, {}, {}
+for i = 1, (#ARGV - 4) / 4 do
+  local j = 4 * i + 1
+  local id, deadline, wk, payload = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+  local key = state_prefix .. id
+  local pending_value = 'P' .. deadline .. '\\n' .. wk .. '\\n' .. payload
+  -- The common case in one command: create the pending state unless a state exists (then read it).
+  local v = redis.call('SET', key, pending_value, 'NX', 'GET')
+  local tag = v and string.sub(v, 1, 1)
+  local outcome = nil
+  if not v then
+    outcome = 'pending'
+  elseif tag == 'L' then
+    local nl = string.find(v, '\\n', 2, true)
+    if tonumber(string.sub(v, 2, nl - 1)) > tonumber(deadline) then
+      redis.call('SET', key, pending_value)
+      outcome = 'pending-late-label'
+    else
+      local label = string.sub(v, nl + 1)
+      redis.call('SET', key, 'K' .. now .. '\\n' .. wk .. '\\n' .. #payload .. '\\n' .. payload .. label, 'PX', backstop)
+      redis.call('ZREM', KEYS[1], id)
+      out[i] = {'joined', '', label, now} -- the prediction is the caller's own record
+    end
+  elseif tag == 'K' then
+    local joined_at, _, p, l = parse_k(v)
+    out[i] = {'replayed', p, l, joined_at}
+  else
+    out[i] = {'duplicate'}
+  end
+  if outcome then
+    redis.call('ZADD', KEYS[1], deadline, id)
+    deltas[wk] = (deltas[wk] or 0) + 1
+    dirty[wk] = true
+    out[i] = {outcome}
+  end
+end
+flush(deltas, dirty, max_et)
+return out
+`;
+
+/**
+ * KEYS: schedule, pending counts, dirty windows, watermark.
+ * ARGV: now, backstop ttl, max event time, state key prefix, then per record: id, label time,
+ * wait-until score, label bytes.
+ */
+export const LABEL_SCRIPT = `${PARSE_K}
+local now, backstop, max_et, state_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+${FLUSH}
+local deltas, out = {}, {}
+for i = 1, (#ARGV - 4) / 4 do
+  local j = 4 * i + 1
+  local id, et, wait_until, payload = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+  local key = state_prefix .. id
+  local v = redis.call('GET', key)
+  local tag = v and string.sub(v, 1, 1)
+  if not v then
+    redis.call('SET', key, 'L' .. et .. '\\n' .. payload)
+    redis.call('ZADD', KEYS[1], wait_until, id)
+    out[i] = {'waiting'}
+  elseif tag == 'P' then
+    local a = string.find(v, '\\n', 2, true)
+    local b = string.find(v, '\\n', a + 1, true)
+    if tonumber(et) > tonumber(string.sub(v, 2, a - 1)) then
+      out[i] = {'late'}
+    else
+      local wk = string.sub(v, a + 1, b - 1)
+      local p = string.sub(v, b + 1)
+      redis.call('SET', key, 'K' .. now .. '\\n' .. wk .. '\\n' .. #p .. '\\n' .. p .. payload, 'PX', backstop)
+      redis.call('ZREM', KEYS[1], id)
+      deltas[wk] = (deltas[wk] or 0) - 1
+      out[i] = {'joined', p, '', now} -- the label is the caller's own record
+    end
+  elseif tag == 'L' then
+    local nl = string.find(v, '\\n', 2, true)
+    if tonumber(et) < tonumber(string.sub(v, 2, nl - 1)) then
+      redis.call('SET', key, 'L' .. et .. '\\n' .. payload)
+      redis.call('ZADD', KEYS[1], wait_until, id)
+    end
+    out[i] = {'waiting-duplicate'}
+  elseif tag == 'K' then
+    local joined_at, _, p, l = parse_k(v)
+    out[i] = {'replayed', p, l, joined_at}
+  elseif tag == 'J' then
+    out[i] = {'duplicate'}
+  else
+    out[i] = {'late'}
+  end
+end
+flush(deltas, {}, max_et)
+return out
+`;
+
+const DECREMENT = `
+local function decrement(wk)
+  if redis.call('HINCRBY', KEYS[3], wk, -1) <= 0 then redis.call('HDEL', KEYS[3], wk) end
+end
+`;
+
+/**
+ * KEYS: state, schedule, pending counts, outbox.
+ * ARGV: id, cutoff, now, backstop ttl.
+ */
+export const EXPIRE_SCRIPT = `${DECREMENT}
+local id, cutoff, now, backstop = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local score = redis.call('ZSCORE', KEYS[2], id)
+if (not score) or tonumber(score) > tonumber(cutoff) then return 'not-due' end
+redis.call('ZREM', KEYS[2], id)
+local v = redis.call('GET', KEYS[1])
+if not v then return 'stale' end
+local tag = string.sub(v, 1, 1)
+if tag == 'P' then
+  local a = string.find(v, '\\n', 2, true)
+  local b = string.find(v, '\\n', a + 1, true)
+  local wk = string.sub(v, a + 1, b - 1)
+  redis.call('SET', KEYS[1], 'E' .. now .. '\\n' .. wk .. '\\n' .. string.sub(v, b + 1), 'PX', backstop)
+  redis.call('ZADD', KEYS[4], now, id)
+  decrement(wk)
+  return 'expiring'
+end
+if tag == 'L' then
+  redis.call('DEL', KEYS[1])
+  return 'orphan-label'
+end
+return 'stale'
+`;
+
+/**
+ * K → J (expected tag K) or E → X (expected tag E) once the sink holds the rows; marks their
+ * windows dirty. Acknowledging an expired id always takes it out of the outbox.
+ * KEYS: dirty windows, outbox. ARGV: now, tombstone ttl, expected tag, state key prefix, ids.
+ */
+export const ACK_SCRIPT = `
+local now, tomb, expected, state_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local dirty, acked = {}, 0
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local key = state_prefix .. id
+  local v = redis.call('GET', key)
+  if expected == 'E' then redis.call('ZREM', KEYS[2], id) end
+  if v and string.sub(v, 1, 1) == expected then
+    local a = string.find(v, '\\n', 2, true)
+    local b = string.find(v, '\\n', a + 1, true)
+    redis.call('SET', key, expected == 'K' and 'J' or 'X', 'PX', tomb)
+    dirty[string.sub(v, a + 1, b - 1)] = true
+    acked = acked + 1
+  end
+end
+for wk, _ in pairs(dirty) do redis.call('ZADD', KEYS[1], now, wk) end
+return acked
+`;
+
+/** Unmarks a dirty window only if nobody marked it again. KEYS: dirty. ARGV: window key, marked at. */
+export const CLEAR_DIRTY_SCRIPT = `
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+`;

@@ -1,0 +1,135 @@
+import { startConsumer } from '@driftline/kafka';
+import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
+import { defineService } from '@driftline/service';
+import { labelJoinerEnvShape, toLabelJoinerConfig } from './config.js';
+import { JoinEngine, type JoinerRecord, type PayloadDecoder, validateLabel, validatePrediction } from './engine.js';
+import { ExpiryScanner, every, WindowRecomputer } from './loops.js';
+import { createJoinerRedis } from './redis-client.js';
+import { RedisJoinStore } from './redis-store.js';
+import { JoinerSink } from './sink.js';
+
+/**
+ * label-joiner: joins delayed labels to their predictions (state in Redis), writes each joined row
+ * once to ClickHouse `labeled_predictions`, counts predictions that expire unlabeled, and keeps
+ * `performance_windows` (per model, version, window and segment) current as labels arrive.
+ */
+export const labelJoinerService = defineService({
+  name: 'label-joiner',
+  description: 'Joins delayed labels to predictions and measures live model performance',
+  envShape: labelJoinerEnvShape,
+  configure: toLabelJoinerConfig,
+  async start(ctx, config) {
+    const logger = ctx.logger;
+    const predictionTopic = ctx.topic('prediction');
+    const labelTopic = ctx.topic('label');
+    const predictions = ctx.codec.forTopic(contracts.prediction, predictionTopic);
+    const labels = ctx.codec.forTopic(contracts.label, labelTopic);
+    const alertCodec = ctx.codec.forTopic(contracts.alert, ctx.topic('alert'));
+    const redis = createJoinerRedis(config.redis);
+    const store = new RedisJoinStore(redis, config.keyPrefix, config.join);
+    const sink = new JoinerSink(await ctx.clickhouse());
+    const decoder: PayloadDecoder = {
+      prediction: (bytes) => predictions.decode(bytes),
+      label: (bytes) => labels.decode(bytes),
+    };
+    const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry);
+    const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry);
+    const recomputer = new WindowRecomputer(
+      store,
+      sink,
+      {
+        windowMs: config.windowMs,
+        taskOf: (model) => config.modelTasks.get(model) ?? config.defaultTask,
+        threshold: config.threshold,
+        segmentFeatures: config.segmentFeatures,
+        maxSegments: config.maxSegments,
+        bounds: config.bounds,
+        alertMinSamples: config.alertMinSamples,
+        alertSegments: config.alertSegments,
+      },
+      {
+        async publish(alert: DriftAlert) {
+          await ctx.producer.send(alertCodec.topic, [
+            { key: contracts.alert.key(alert), value: await alertCodec.encode(alert) },
+          ]);
+        },
+      },
+      async (id) => (await redis.exists(store.keys.alerted(id))) === 1,
+      async (id) => {
+        // Remembered for as long as labels can still change the window.
+        await redis.set(
+          store.keys.alerted(id),
+          '1',
+          'PX',
+          config.windowMs + config.join.maxDelayMs + config.join.graceMs,
+        );
+      },
+      ctx.registry,
+    );
+
+    const consumer = await startConsumer<JoinerRecord>({
+      kafka: ctx.kafka,
+      groupId: config.groupId,
+      topics: [predictionTopic, labelTopic],
+      producer: ctx.producer,
+      logger,
+      registry: ctx.registry,
+      partitionsConsumedConcurrently: config.concurrency,
+      sessionTimeoutMs: config.sessionTimeoutMs,
+      maxBytesPerPartition: config.maxBatchBytes,
+      processor: {
+        async decode(record) {
+          if (record.topic === predictionTopic) {
+            const event: PredictionEvent = await predictions.decode(record.value);
+            validatePrediction(event);
+            return { kind: 'prediction', event, raw: record.value! };
+          }
+          const event: LabelEvent = await labels.decode(record.value);
+          validateLabel(event);
+          return { kind: 'label', event, raw: record.value! };
+        },
+        async process(items) {
+          await engine.process(
+            items.map((i) => i.value),
+            Date.now(),
+          );
+        },
+      },
+    });
+    const expiry = every(config.expiryIntervalMs, async () => void (await scanner.pass()), logger, 'expiry pass');
+    const windows = every(
+      config.recomputeIntervalMs,
+      async () => void (await recomputer.pass()),
+      logger,
+      'window recompute',
+    );
+    logger.info(
+      {
+        group: config.groupId,
+        maxDelayMs: config.join.maxDelayMs,
+        windowMs: config.windowMs,
+        segments: config.segmentFeatures,
+      },
+      'label-joiner consuming',
+    );
+    return {
+      ready: () => consumer.ready() && redis.status === 'ready',
+      async stop() {
+        await consumer.stop();
+        await expiry.stop();
+        await windows.stop();
+        // Leave nothing half-done that a pass could finish now: expiries and dirty windows.
+        try {
+          await scanner.pass();
+          await recomputer.pass();
+        } catch (error) {
+          logger.warn(
+            { err: (error as Error).message },
+            'final expiry/recompute pass failed; the next start resumes it',
+          );
+        }
+        redis.disconnect();
+      },
+    };
+  },
+});

@@ -1,0 +1,148 @@
+import { parseEnv, SinkUnavailableError } from '@driftline/core';
+import { InMemoryJoinStore } from '@driftline/join';
+import { createMetricsRegistry } from '@driftline/observability';
+import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
+import { describe, expect, it } from 'vitest';
+import {
+  chTime,
+  ExpiryScanner,
+  JoinEngine,
+  type JoinerRecord,
+  labelJoinerEnvShape,
+  segmentValue,
+  toLabelJoinerConfig,
+  validatePrediction,
+} from '../src/index.js';
+import type { ExpiredPredictionRow, JoinedRow } from '../src/sink.js';
+
+const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+const decoder = {
+  prediction: (b: Buffer) => JSON.parse(b.toString()) as PredictionEvent,
+  label: (b: Buffer) => JSON.parse(b.toString()) as LabelEvent,
+};
+
+function prediction(id: string, eventTime = 1_000): JoinerRecord {
+  const event: PredictionEvent = {
+    prediction_id: id,
+    model: 'm',
+    model_version: 'v1',
+    entity_id: 'e',
+    event_time: eventTime,
+    features: { country: 'FR' },
+    prediction: 0.7,
+    predicted_class: null,
+  };
+  return { kind: 'prediction', event, raw: json(event) };
+}
+
+function label(id: string, eventTime = 2_000, value = 1): JoinerRecord {
+  const event: LabelEvent = { prediction_id: id, model: 'm', event_time: eventTime, label: value };
+  return { kind: 'label', event, raw: json(event) };
+}
+
+class FlakySink {
+  joined: JoinedRow[] = [];
+  expired: ExpiredPredictionRow[] = [];
+  failNext = 0;
+  async insertJoined(rows: readonly JoinedRow[]) {
+    if (this.failNext-- > 0) throw new SinkUnavailableError('down');
+    this.joined.push(...rows);
+  }
+  async insertExpired(rows: readonly ExpiredPredictionRow[]) {
+    if (this.failNext-- > 0) throw new SinkUnavailableError('down');
+    this.expired.push(...rows);
+  }
+}
+
+const config = { maxDelayMs: 10_000, graceMs: 0, tombstoneMs: 60_000 };
+
+describe('JoinEngine', () => {
+  it('joins once whatever the order, and a failed sink write is re-emitted on retry, never lost', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    await engine.process([label('a'), prediction('b')], 5);
+    sink.failNext = 1;
+    await expect(engine.process([prediction('a')], 6)).rejects.toThrow(/down/);
+    expect(sink.joined).toHaveLength(0);
+    // The consumer loop retries the same batch: the K state re-emits the same row.
+    const stats = await engine.process([prediction('a')], 7);
+    expect(stats.outcomes).toEqual({ 'prediction:replayed': 1 });
+    expect(sink.joined.map((r) => [r.prediction.prediction_id, r.label.label, r.joinedAt])).toEqual([['a', 1, 6]]);
+    // After the ack, replays are duplicates: no second row.
+    expect((await engine.process([prediction('a'), label('a')], 8)).outcomes).toEqual({
+      'prediction:duplicate': 1,
+      'label:duplicate': 1,
+    });
+    expect(sink.joined).toHaveLength(1);
+    // A duplicate inside one batch yields one row.
+    await engine.process([label('b'), label('b')], 9);
+    expect(sink.joined.map((r) => r.prediction.prediction_id)).toEqual(['a', 'b']);
+    expect(await store.pendingCount('["m","v1",0]')).toBe(0);
+  });
+
+  it('the expiry scanner counts an unlabeled prediction once, even when the sink failed the first time', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    await engine.process([prediction('a', 1_000), prediction('b', 1_000), label('c', 50_000)], 0);
+    const scanner = new ExpiryScanner(
+      store,
+      decoder,
+      sink,
+      config.maxDelayMs,
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
+    );
+    sink.failNext = 1;
+    await expect(scanner.pass(20_000)).rejects.toThrow(/down/);
+    expect(await scanner.pass(20_000)).toBe(2);
+    expect(await scanner.pass(20_000)).toBe(0);
+    expect(sink.expired.map((r) => [r.prediction.prediction_id, r.deadline]).sort()).toEqual([
+      ['a', 11_000],
+      ['b', 11_000],
+    ]);
+    // A label arriving after its prediction expired is late: no join.
+    expect((await engine.process([label('a', 1_500)], 20_001)).outcomes).toEqual({ 'label:late': 1 });
+  });
+
+  it('rejects unusable predictions as poison records', () => {
+    const bad = prediction('');
+    expect(() => validatePrediction(bad.event as PredictionEvent)).toThrow(/prediction_id must be/);
+  });
+});
+
+describe('configuration and helpers', () => {
+  it('parses durations, bounds and per-model tasks, naming the variable on error', () => {
+    const env = {
+      DRIFTLINE_REDIS_URL: 'redis://localhost:6379',
+      DRIFTLINE_JOINER_MAX_LABEL_DELAY: '7d',
+      DRIFTLINE_JOINER_WINDOW: '15m',
+      DRIFTLINE_JOINER_ALERT_BOUNDS: 'accuracy<0.8,rmse>3',
+      DRIFTLINE_JOINER_MODEL_TASKS: 'price:regression',
+      DRIFTLINE_JOINER_SEGMENT_FEATURES: 'country, device',
+    };
+    const c = toLabelJoinerConfig(parseEnv(labelJoinerEnvShape, env));
+    expect(c.join.maxDelayMs).toBe(604_800_000);
+    expect(c.windowMs).toBe(900_000);
+    expect(c.bounds).toHaveLength(2);
+    expect(c.modelTasks.get('price')).toBe('regression');
+    expect(c.segmentFeatures).toEqual(['country', 'device']);
+    expect(() => parseEnv(labelJoinerEnvShape, { ...env, DRIFTLINE_JOINER_WINDOW: '15 minutes' })).toThrow(
+      /^DRIFTLINE_JOINER_WINDOW: must be a duration/,
+    );
+    expect(() =>
+      toLabelJoinerConfig(parseEnv(labelJoinerEnvShape, { ...env, DRIFTLINE_JOINER_ALERT_BOUNDS: 'auc<1' })),
+    ).toThrow(/^DRIFTLINE_JOINER_ALERT_BOUNDS: unknown metric/);
+    expect(() =>
+      toLabelJoinerConfig(parseEnv(labelJoinerEnvShape, { ...env, DRIFTLINE_JOINER_MODEL_TASKS: 'price:ranking' })),
+    ).toThrow(/^DRIFTLINE_JOINER_MODEL_TASKS:/);
+  });
+
+  it('formats ClickHouse times and segment values', () => {
+    expect(chTime(1_700_000_000_123)).toBe('2023-11-14 22:13:20.123');
+    expect(segmentValue('"US"')).toBe('US');
+    expect(segmentValue('3')).toBe('3');
+    expect(segmentValue('')).toBe('__missing__');
+    expect(segmentValue('null')).toBe('__missing__');
+  });
+});

@@ -31,6 +31,20 @@ const benches: BenchEntry[] = [
     },
   },
   {
+    name: 'features',
+    load: async () => {
+      const { benchFeatures } = await import('./features/index.js');
+      return (endpoints) => benchFeatures(endpoints);
+    },
+  },
+  {
+    name: 'joiner',
+    load: async () => {
+      const { benchJoiner } = await import('./joiner/index.js');
+      return (endpoints) => benchJoiner(endpoints);
+    },
+  },
+  {
     name: 'drift-cli',
     load: async () => {
       const { benchDriftCli } = await import('./drift-cli/index.js');

@@ -1,6 +1,6 @@
 import { DriftlineError } from '@driftline/core';
 import { counter, type Registry } from '@driftline/observability';
-import { CompressionTypes, type Kafka, type Producer } from 'kafkajs';
+import { CompressionTypes, type Kafka, Partitioners, type Producer } from 'kafkajs';
 import type { OutboundMessage } from './records.js';
 
 export interface EventProducer {
@@ -17,10 +17,13 @@ export async function createProducer(
   kafka: Kafka,
   options: { registry?: Registry; compression?: 'none' | 'gzip' } = {},
 ): Promise<EventProducer> {
+  // The default partitioner hashes keys with murmur2 like the Java client, so keys land on the same
+  // partitions whoever produces them (co-partitioning of predictions and labels depends on it).
   const producer: Producer = kafka.producer({
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
   });
   await producer.connect();
   const produced =

@@ -1,0 +1,128 @@
+import { PoisonRecordError } from '@driftline/core';
+import type { FeatureEvent } from '@driftline/schemas';
+import { MAX_ENTITY_LENGTH } from './keys.js';
+import type { FeatureType, FeatureView, FeatureViews } from './views.js';
+
+/** A feature event checked against its view, with values already encoded for the store. */
+export interface ValidatedEvent {
+  readonly view: FeatureView;
+  readonly entity: string;
+  readonly eventTime: number;
+  readonly eventId: string;
+  /** Encoded value per declared feature (same order as `view.features`); undefined = absent or null. */
+  readonly values: ReadonlyArray<string | undefined>;
+}
+
+export type FeatureValue = number | string | boolean | null;
+
+export const MAX_EVENT_ID_LENGTH = 256;
+
+function invalid(message: string): never {
+  throw new PoisonRecordError('VALIDATION_FAILED', message);
+}
+
+/** Store encoding of one value: doubles as shortest round-trip decimal, booleans as true/false. */
+export function encodeValue(type: FeatureType, value: unknown): string | undefined {
+  switch (type) {
+    case 'double':
+      if (typeof value !== 'number' || !Number.isFinite(value)) return undefined;
+      return String(value);
+    case 'string':
+      return typeof value === 'string' ? value : undefined;
+    case 'boolean':
+      return typeof value === 'boolean' ? (value ? 'true' : 'false') : undefined;
+  }
+}
+
+export function decodeValue(type: FeatureType, stored: string | undefined | null): FeatureValue {
+  if (stored === undefined || stored === null) return null;
+  switch (type) {
+    case 'double':
+      return Number(stored);
+    case 'string':
+      return stored;
+    case 'boolean':
+      return stored === 'true';
+  }
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** False for strings with a lone surrogate (they have no UTF-8 encoding). */
+export function isWellFormed(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  return typeof value;
+}
+
+/**
+ * Checks an event against the views: known view (fed by this topic), non-empty entity and event id,
+ * a valid event time, only declared features, each of its declared type. Anything else is a
+ * PoisonRecordError (VALIDATION_FAILED) whose message is the DLQ reason.
+ */
+export function validateFeatureEvent(views: FeatureViews, event: FeatureEvent, sourceTopic?: string): ValidatedEvent {
+  const view = views.get(event.view);
+  if (view === undefined) invalid(`unknown feature view "${event.view}"`);
+  if (sourceTopic !== undefined && sourceTopic !== view.source) {
+    invalid(`feature view "${view.name}" is fed by topic ${view.source}, not ${sourceTopic}`);
+  }
+  if (typeof event.entity_id !== 'string' || event.entity_id.length === 0) {
+    invalid(`missing entity_id (${view.entity}) for view "${view.name}"`);
+  }
+  if (event.entity_id.length > MAX_ENTITY_LENGTH) invalid(`entity_id longer than ${MAX_ENTITY_LENGTH} characters`);
+  if (!isWellFormed(event.entity_id)) invalid('entity_id is not well-formed Unicode');
+  if (typeof event.event_id !== 'string' || event.event_id.length === 0) invalid('missing event_id');
+  if (event.event_id.length > MAX_EVENT_ID_LENGTH || event.event_id.includes('\0')) {
+    invalid(`event_id must be 1..${MAX_EVENT_ID_LENGTH} characters without NUL`);
+  }
+  const t = event.event_time;
+  if (!Number.isSafeInteger(t) || t < 0) invalid(`event_time ${String(t)} is not a non-negative epoch-ms integer`);
+  const values: Array<string | undefined> = new Array(view.features.length).fill(undefined);
+  for (const name in event.features) {
+    const value = event.features[name];
+    const index = view.featureIndex.get(name);
+    if (index === undefined) invalid(`unknown feature "${name}" for view "${view.name}"`);
+    if (value === null || value === undefined) continue;
+    const spec = view.features[index]!;
+    const encoded = encodeValue(spec.type, value);
+    if (encoded === undefined) {
+      invalid(`feature "${name}" of view "${view.name}" must be ${spec.type}, got ${describe(value)}`);
+    }
+    values[index] = encoded;
+  }
+  return { view, entity: event.entity_id, eventTime: t, eventId: event.event_id, values };
+}
+
+/** Compares strings by Unicode code point, which is UTF-8 byte order: the order Redis (memcmp) uses. */
+export function compareCodePoints(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogates (0xD800–0xDFFF) encode code points above 0xFFFF: they sort after every BMP unit.
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs !== ys) return xs ? 1 : -1;
+    return x < y ? -1 : 1;
+  }
+  return a.length - b.length;
+}
+
+export interface EventOrderKey {
+  readonly eventTime: number;
+  readonly eventId: string;
+}
+
+/**
+ * The total order of last-write-wins: event time, then event id (UTF-8 bytes) to break ties, so
+ * any delivery order of the same events picks the same winner. Equal keys are the same event.
+ */
+export function compareEventOrder(a: EventOrderKey, b: EventOrderKey): number {
+  if (a.eventTime !== b.eventTime) return a.eventTime < b.eventTime ? -1 : 1;
+  return compareCodePoints(a.eventId, b.eventId);
+}

@@ -1,0 +1,189 @@
+import { ConfigError } from '@driftline/core';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { formatDuration, parseDuration } from './duration.js';
+
+export type FeatureType = 'double' | 'string' | 'boolean';
+export type AggregateFunction = 'count' | 'sum' | 'mean' | 'min' | 'max';
+
+export interface FeatureSpec {
+  readonly name: string;
+  readonly type: FeatureType;
+  readonly description?: string;
+}
+
+/** A sliding event-time window aggregate over one numeric feature of the view. */
+export interface AggregateSpec {
+  readonly name: string;
+  readonly feature: string;
+  readonly function: AggregateFunction;
+  readonly windowMs: number;
+}
+
+export interface FeatureView {
+  readonly name: string;
+  /** Name of the entity key (documentation and API output; events carry it as `entity_id`). */
+  readonly entity: string;
+  /** Source topic without the deployment's topic prefix. */
+  readonly source: string;
+  /** Redis expiry after the last change, in ms; 0 = never expires. */
+  readonly ttlMs: number;
+  readonly features: readonly FeatureSpec[];
+  readonly featureIndex: ReadonlyMap<string, number>;
+  readonly aggregates: readonly AggregateSpec[];
+  /** The longest aggregate window (events older than latest − horizon can never count again). */
+  readonly horizonMs: number;
+  /** Numeric features some aggregate reads, in slot order (how the window store packs values). */
+  readonly aggregatedFeatures: readonly string[];
+}
+
+export interface FeatureViews {
+  readonly views: readonly FeatureView[];
+  get(name: string): FeatureView | undefined;
+  /** Distinct source topics (unprefixed). */
+  readonly sources: readonly string[];
+}
+
+export const DEFAULT_SOURCE_TOPIC = 'features.v1';
+export const MAX_FEATURES_PER_VIEW = 500;
+export const MAX_WINDOW_MS = 90 * 86_400_000;
+
+/** Feature, aggregate and view names: safe as Redis hash fields and key parts, never starting with `_`. */
+const NAME = /^[A-Za-z][A-Za-z0-9_]{0,127}$/;
+const TOPIC = /^[A-Za-z0-9._-]{1,200}$/;
+
+const name = (what: string) => z.string().regex(NAME, `${what} must match ${NAME.source}`);
+const duration = (what: string) =>
+  z.union([
+    z
+      .string()
+      .refine((s) => parseDuration(s) !== undefined, `${what} must be a duration like 500ms, 30s, 10m, 1h, 1d or 2w`),
+    z.number().int().nonnegative(),
+  ]);
+
+const featureSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? { type: v } : v),
+  z.strictObject({
+    type: z.enum(['double', 'string', 'boolean'], { message: 'must be one of double, string, boolean' }),
+    description: z.string().optional(),
+  }),
+);
+
+const aggregateSchema = z.strictObject({
+  name: name('aggregate name').optional(),
+  feature: name('feature'),
+  function: z.enum(['count', 'sum', 'mean', 'min', 'max'], { message: 'must be one of count, sum, mean, min, max' }),
+  window: duration('window'),
+});
+
+const viewSchema = z.strictObject({
+  name: name('view name'),
+  entity: name('entity key'),
+  source: z.string().regex(TOPIC, 'must be a topic name').default(DEFAULT_SOURCE_TOPIC),
+  ttl: z.union([z.literal('none'), duration('ttl')]).default('none'),
+  description: z.string().optional(),
+  features: z.record(z.string(), featureSchema),
+  aggregates: z.array(aggregateSchema).default([]),
+});
+
+const fileSchema = z.strictObject({ views: z.array(viewSchema).min(1, 'must declare at least one view') });
+
+function toMs(value: string | number): number {
+  return typeof value === 'number' ? value : (parseDuration(value) ?? Number.NaN);
+}
+
+/** `['views', 1, 'features', 'age', 'type']` → `views[1].features.age.type`. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out || '(root)';
+}
+
+function fail(path: ReadonlyArray<PropertyKey>, message: string): never {
+  throw new ConfigError(formatPath(path), message);
+}
+
+/**
+ * Validates a parsed feature view document (the object form of the YAML/JSON file). Throws a
+ * ConfigError whose field is the path of the first problem, e.g. `views[1].features.age.type`.
+ */
+export function parseFeatureViews(document: unknown): FeatureViews {
+  const result = fileSchema.safeParse(document);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    fail(issue?.path ?? [], issue?.message ?? 'invalid');
+  }
+  const views: FeatureView[] = [];
+  const byName = new Map<string, FeatureView>();
+  for (const [i, raw] of result.data.views.entries()) {
+    const at = (...rest: PropertyKey[]) => ['views', i, ...rest];
+    if (byName.has(raw.name)) fail(at('name'), `duplicate view name "${raw.name}"`);
+    const features: FeatureSpec[] = [];
+    for (const [featureName, spec] of Object.entries(raw.features)) {
+      if (!NAME.test(featureName)) fail(at('features', featureName), `feature name must match ${NAME.source}`);
+      features.push({
+        name: featureName,
+        type: spec.type,
+        ...(spec.description === undefined ? {} : { description: spec.description }),
+      });
+    }
+    if (features.length === 0) fail(at('features'), 'must declare at least one feature');
+    if (features.length > MAX_FEATURES_PER_VIEW) fail(at('features'), `at most ${MAX_FEATURES_PER_VIEW} features`);
+    const featureIndex = new Map(features.map((f, index) => [f.name, index]));
+    const ttlMs = raw.ttl === 'none' ? 0 : toMs(raw.ttl);
+
+    const aggregates: AggregateSpec[] = [];
+    const taken = new Set(featureIndex.keys());
+    for (const [j, agg] of raw.aggregates.entries()) {
+      const feature = features[featureIndex.get(agg.feature) ?? -1];
+      if (feature === undefined) fail(at('aggregates', j, 'feature'), `unknown feature "${agg.feature}"`);
+      if (feature.type !== 'double') {
+        fail(
+          at('aggregates', j, 'feature'),
+          `window aggregates read double features; "${feature.name}" is ${feature.type}`,
+        );
+      }
+      const windowMs = toMs(agg.window);
+      if (windowMs <= 0 || windowMs > MAX_WINDOW_MS) {
+        fail(at('aggregates', j, 'window'), `must be between 1ms and ${formatDuration(MAX_WINDOW_MS)}`);
+      }
+      const aggName = agg.name ?? `${agg.feature}_${agg.function}_${formatDuration(windowMs)}`;
+      if (taken.has(aggName)) fail(at('aggregates', j, 'name'), `"${aggName}" is already a feature or aggregate name`);
+      taken.add(aggName);
+      aggregates.push({ name: aggName, feature: agg.feature, function: agg.function, windowMs });
+    }
+    const aggregatedFeatures = [...new Set(aggregates.map((a) => a.feature))];
+    const view: FeatureView = {
+      name: raw.name,
+      entity: raw.entity,
+      source: raw.source,
+      ttlMs,
+      features,
+      featureIndex,
+      aggregates,
+      horizonMs: aggregates.reduce((m, a) => Math.max(m, a.windowMs), 0),
+      aggregatedFeatures,
+    };
+    byName.set(view.name, view);
+    views.push(view);
+  }
+  return {
+    views,
+    get: (viewName) => byName.get(viewName),
+    sources: [...new Set(views.map((v) => v.source))],
+  };
+}
+
+/** Parses the text of a feature view file, YAML or JSON (JSON is YAML). */
+export function parseFeatureViewsText(text: string, origin = 'feature views'): FeatureViews {
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(origin, `not valid YAML or JSON: ${(error as Error).message}`, { cause: error });
+  }
+  return parseFeatureViews(document);
+}

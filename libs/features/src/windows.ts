@@ -1,0 +1,83 @@
+import { compareEventOrder, type FeatureValue, type ValidatedEvent } from './events.js';
+import type { AggregateFunction, FeatureView } from './views.js';
+
+/**
+ * Sliding event-time windows, anchored at the entity's latest event time T (the last-write-wins
+ * winner's time): an aggregate with window W covers the events with T − W < event_time ≤ T, each
+ * event id counted once. Values are folded in (event_time, event_id) order so floating-point sums
+ * are the same whatever the delivery order. Count is 0 and sum 0 on an empty window; mean, min and
+ * max are null there.
+ */
+export function aggregate(fn: AggregateFunction, values: readonly number[]): number | null {
+  const n = values.length;
+  if (fn === 'count') return n;
+  let sum = 0;
+  for (const v of values) sum += v;
+  if (fn === 'sum') return sum;
+  if (n === 0) return null;
+  if (fn === 'mean') return sum / n;
+  let best = values[0]!;
+  for (const v of values) if (fn === 'min' ? v < best : v > best) best = v;
+  return best;
+}
+
+/** Brute-force aggregates of a view for an entity's events, as of `anchor` (see {@link aggregate}). */
+export function computeAggregates(
+  view: FeatureView,
+  anchor: number,
+  events: readonly ValidatedEvent[],
+): Record<string, FeatureValue> {
+  const unique = dedupeByEventId(events).sort(compareEventOrder);
+  const out: Record<string, FeatureValue> = {};
+  for (const spec of view.aggregates) {
+    const index = view.featureIndex.get(spec.feature)!;
+    const values: number[] = [];
+    for (const e of unique) {
+      if (e.eventTime <= anchor - spec.windowMs || e.eventTime > anchor) continue;
+      const v = e.values[index];
+      if (v !== undefined) values.push(Number(v));
+    }
+    out[spec.name] = aggregate(spec.function, values);
+  }
+  return out;
+}
+
+/** Keeps the first occurrence of every event id. */
+export function dedupeByEventId<T extends { readonly eventId: string }>(events: readonly T[]): T[] {
+  const seen = new Set<string>();
+  const out: T[] = [];
+  for (const e of events) {
+    if (seen.has(e.eventId)) continue;
+    seen.add(e.eventId);
+    out.push(e);
+  }
+  return out;
+}
+
+/** The last-write-wins winner of a set of events: greatest (event_time, event_id). */
+export function lastWriteWins<T extends ValidatedEvent>(events: readonly T[]): T | undefined {
+  let winner: T | undefined;
+  for (const e of events) if (winner === undefined || compareEventOrder(e, winner) > 0) winner = e;
+  return winner;
+}
+
+/**
+ * The offline reference of the online store: what the row of one (view, entity) must hold after
+ * any delivery (shuffled, duplicated, replayed) of these events. Row-level last-write-wins — the
+ * winning event's features, null where it had none — plus the window aggregates as of its time.
+ */
+export function offlineRow(
+  view: FeatureView,
+  events: readonly ValidatedEvent[],
+): { eventTime: number; eventId: string; features: Record<string, FeatureValue> } | undefined {
+  const winner = lastWriteWins(events);
+  if (winner === undefined) return undefined;
+  const features: Record<string, FeatureValue> = {};
+  for (const [i, f] of view.features.entries()) {
+    const v = winner.values[i];
+    features[f.name] =
+      v === undefined ? null : f.type === 'double' ? Number(v) : f.type === 'boolean' ? v === 'true' : v;
+  }
+  Object.assign(features, computeAggregates(view, winner.eventTime, events));
+  return { eventTime: winner.eventTime, eventId: winner.eventId, features };
+}

@@ -1,0 +1,216 @@
+import { PoisonRecordError } from '@driftline/core';
+import type { FeatureEvent } from '@driftline/schemas';
+import { describe, expect, it } from 'vitest';
+import {
+  aggregate,
+  compareCodePoints,
+  computeAggregates,
+  decodeRow,
+  lastWriteWins,
+  offlineRow,
+  parseFeatureViews,
+  planWrites,
+  type ValidatedEvent,
+  validateFeatureEvent,
+} from '../src/index.js';
+
+const views = parseFeatureViews({
+  views: [
+    { name: 'profile', entity: 'user_id', features: { age: 'double', country: 'string', premium: 'boolean' } },
+    {
+      name: 'spend',
+      entity: 'user_id',
+      features: { amount: 'double', fee: 'double' },
+      aggregates: [
+        { feature: 'amount', function: 'count', window: '10m' },
+        { feature: 'amount', function: 'sum', window: '10m' },
+        { feature: 'amount', function: 'mean', window: '1h' },
+        { feature: 'fee', function: 'min', window: '1h' },
+        { feature: 'fee', function: 'max', window: '1h' },
+      ],
+    },
+  ],
+});
+const spend = views.get('spend')!;
+
+function event(over: Partial<FeatureEvent> = {}): FeatureEvent {
+  return {
+    event_id: 'e1',
+    view: 'profile',
+    entity_id: 'u1',
+    event_time: 1_000,
+    features: { age: 42, country: 'fr', premium: true },
+    ...over,
+  };
+}
+
+function reason(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(PoisonRecordError);
+    expect((error as PoisonRecordError).code).toBe('VALIDATION_FAILED');
+    return (error as Error).message;
+  }
+  throw new Error('expected a PoisonRecordError');
+}
+
+/** A deterministic PRNG so property tests are reproducible. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('event validation', () => {
+  it('encodes a valid event per declared feature, nulls and absent features as undefined', () => {
+    const v = validateFeatureEvent(views, event({ features: { age: 1.5, country: null, premium: false } }));
+    expect(v.values).toEqual(['1.5', undefined, 'false']);
+    expect(v.view.name).toBe('profile');
+  });
+
+  it('refuses unknown views, wrong types, missing entity and friends with a reason', () => {
+    expect(reason(() => validateFeatureEvent(views, event({ view: 'nope' })))).toMatch(/unknown feature view "nope"/);
+    expect(reason(() => validateFeatureEvent(views, event({ entity_id: '' })))).toMatch(
+      /missing entity_id \(user_id\)/,
+    );
+    expect(reason(() => validateFeatureEvent(views, event({ features: { age: 'old' } })))).toMatch(
+      /feature "age" of view "profile" must be double, got string/,
+    );
+    expect(reason(() => validateFeatureEvent(views, event({ features: { premium: 1 } })))).toMatch(/must be boolean/);
+    expect(reason(() => validateFeatureEvent(views, event({ features: { age: Number.NaN } })))).toMatch(/got NaN/);
+    expect(reason(() => validateFeatureEvent(views, event({ features: { height: 2 } })))).toMatch(
+      /unknown feature "height"/,
+    );
+    expect(reason(() => validateFeatureEvent(views, event({ event_time: -5 })))).toMatch(/event_time/);
+    expect(reason(() => validateFeatureEvent(views, event({ event_id: '' })))).toMatch(/event_id/);
+    expect(reason(() => validateFeatureEvent(views, event({ entity_id: 'a\uDC00' })))).toMatch(/well-formed/);
+    expect(reason(() => validateFeatureEvent(views, event(), 'other.v1'))).toMatch(/fed by topic features.v1/);
+  });
+});
+
+describe('last-write-wins order', () => {
+  it('compares ids by UTF-8 bytes, like Redis', () => {
+    const random = rng(7);
+    const alphabet = ['a', 'b', 'Z', '0', 'é', '\uFFFD', '\uE000', '😀', '𝄞', '\u0000'];
+    for (let i = 0; i < 2_000; i++) {
+      const pick = () =>
+        Array.from({ length: Math.floor(random() * 4) }, () => alphabet[Math.floor(random() * alphabet.length)]).join(
+          '',
+        );
+      const a = pick();
+      const b = pick();
+      expect(Math.sign(compareCodePoints(a, b))).toBe(Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    }
+  });
+
+  it('plans one write per (view, entity) whose winner is the LWW of its events, windows deduplicated', () => {
+    const random = rng(3);
+    const events: ValidatedEvent[] = [];
+    for (let i = 0; i < 300; i++) {
+      const view = random() < 0.5 ? 'profile' : 'spend';
+      const features: FeatureEvent['features'] = view === 'profile' ? { age: i } : { amount: i, fee: i / 2 };
+      const e = validateFeatureEvent(
+        views,
+        event({
+          view,
+          event_id: `e${i % 120}`,
+          entity_id: `u${i % 7}`,
+          event_time: Math.floor(random() * 5),
+          features,
+        }),
+      );
+      events.push(e, e);
+    }
+    const writes = planWrites(events);
+    const keys = new Set(events.map((e) => `${e.view.name}/${e.entity}`));
+    expect(writes).toHaveLength(keys.size);
+    for (const w of writes) {
+      const mine = events.filter((e) => e.view === w.view && e.entity === w.entity);
+      expect(w.winner).toBe(lastWriteWins(mine));
+      if (w.view.name === 'spend') expect(w.windowEvents).toHaveLength(new Set(mine.map((e) => e.eventId)).size);
+      else expect(w.windowEvents).toHaveLength(0);
+    }
+  });
+});
+
+describe('window aggregates', () => {
+  it('folds count, sum, mean, min and max; empty windows give 0, 0 and nulls', () => {
+    expect(aggregate('count', [1, 2, 3])).toBe(3);
+    expect(aggregate('sum', [1, 2, 3.5])).toBe(6.5);
+    expect(aggregate('mean', [1, 2, 3])).toBe(2);
+    expect(aggregate('min', [3, -1, 2])).toBe(-1);
+    expect(aggregate('max', [3, -1, 2])).toBe(3);
+    expect([aggregate('count', []), aggregate('sum', []), aggregate('mean', []), aggregate('min', [])]).toEqual([
+      0,
+      0,
+      null,
+      null,
+    ]);
+  });
+
+  it('covers (T − W, T] anchored at the latest event time, each event id once, nulls skipped', () => {
+    const min = 60_000;
+    const T = 100 * min;
+    const mk = (id: string, t: number, amount: number | null, fee: number | null) =>
+      validateFeatureEvent(views, event({ view: 'spend', event_id: id, event_time: t, features: { amount, fee } }));
+    const events = [
+      mk('a', T, 10, 1),
+      mk('b', T - 10 * min, 5, 9), // exactly W before T: outside the 10m window, inside 1h
+      mk('c', T - 10 * min + 1, 7, null),
+      mk('c', T - 10 * min + 1, 7, null), // duplicate delivery
+      mk('d', T - 60 * min, 100, 0), // outside every window
+      mk('e', T - 30 * min, null, 4),
+    ];
+    expect(computeAggregates(spend, T, events)).toEqual({
+      amount_count_10m: 2,
+      amount_sum_10m: 17,
+      amount_mean_1h: (10 + 5 + 7) / 3,
+      fee_min_1h: 1,
+      fee_max_1h: 9,
+    });
+    const row = offlineRow(spend, events)!;
+    expect(row.eventId).toBe('a');
+    expect(row.features).toMatchObject({ amount: 10, fee: 1, amount_count_10m: 2 });
+  });
+
+  it('the offline row does not depend on delivery order or duplicates', () => {
+    const random = rng(11);
+    const events = Array.from({ length: 200 }, (_, i) =>
+      validateFeatureEvent(
+        views,
+        event({
+          view: 'spend',
+          event_id: `id-${i}`,
+          event_time: 1_000_000 + Math.floor(random() * 4_000_000),
+          features: { amount: Math.round(random() * 1000) / 10, fee: random() < 0.2 ? null : random() },
+        }),
+      ),
+    );
+    const reference = offlineRow(spend, events);
+    for (let round = 0; round < 5; round++) {
+      const shuffled = [...events, ...events.slice(0, 50)].sort(() => random() - 0.5);
+      expect(offlineRow(spend, shuffled)).toEqual(reference);
+    }
+  });
+});
+
+describe('row decoding', () => {
+  it('decodes a stored hash with the view types, nulls for missing fields, undefined when absent', () => {
+    const profile = views.get('profile')!;
+    expect(decodeRow(profile, {})).toBeUndefined();
+    expect(decodeRow(profile, { _t: '5', _id: 'e', age: '1.25', premium: 'true' })).toEqual({
+      eventTime: 5,
+      eventId: 'e',
+      features: { age: 1.25, country: null, premium: true },
+    });
+    expect(decodeRow(spend, { _t: '5', _id: 'e', amount_count_10m: '3' }, ['amount_count_10m'])?.features).toEqual({
+      amount_count_10m: 3,
+    });
+  });
+});

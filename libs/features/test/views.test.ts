@@ -1,0 +1,187 @@
+import { ConfigError } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { formatDuration, parseDuration, parseFeatureViews, parseFeatureViewsText } from '../src/index.js';
+
+const yaml = `
+views:
+  - name: user_profile
+    entity: user_id
+    ttl: 7d
+    features:
+      age: double
+      country: { type: string, description: ISO code }
+      premium: boolean
+  - name: user_spend
+    entity: user_id
+    source: spend.v1
+    features:
+      amount: double
+      merchant: string
+    aggregates:
+      - { feature: amount, function: sum, window: 1h }
+      - { name: tx_10m, feature: amount, function: count, window: 10m }
+      - { feature: amount, function: max, window: 1d }
+`;
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('feature view config', () => {
+  it('parses YAML with shorthand and object features, TTLs, sources and aggregates', () => {
+    const views = parseFeatureViewsText(yaml);
+    const profile = views.get('user_profile')!;
+    expect(profile.ttlMs).toBe(7 * 86_400_000);
+    expect(profile.source).toBe('features.v1');
+    expect(profile.features.map((f) => [f.name, f.type])).toEqual([
+      ['age', 'double'],
+      ['country', 'string'],
+      ['premium', 'boolean'],
+    ]);
+    const spend = views.get('user_spend')!;
+    expect(spend.ttlMs).toBe(0);
+    expect(spend.aggregates.map((a) => a.name)).toEqual(['amount_sum_1h', 'tx_10m', 'amount_max_1d']);
+    expect(spend.horizonMs).toBe(86_400_000);
+    expect(spend.aggregatedFeatures).toEqual(['amount']);
+    expect(views.sources).toEqual(['features.v1', 'spend.v1']);
+  });
+
+  it('accepts the same document as JSON', () => {
+    const views = parseFeatureViewsText(
+      JSON.stringify({ views: [{ name: 'v', entity: 'id', features: { x: { type: 'double' } } }] }),
+    );
+    expect(views.get('v')?.features[0]?.type).toBe('double');
+  });
+
+  it.each([
+    [
+      {
+        views: [
+          { name: 'a', entity: 'id', features: { x: 'double' } },
+          { name: 'b', entity: 'id', features: { age: { type: 'int' } } },
+        ],
+      },
+      'views[1].features.age.type',
+      /double, string, boolean/,
+    ],
+    [{ views: [{ name: 'a', entity: 'id', features: { age: 'long' } }] }, 'views[0].features.age.type', /one of/],
+    [{ views: [{ name: 'a', entity: 'id', features: { x: 'double' }, colour: 'red' }] }, 'views[0]', /colour/],
+    [{ views: [{ name: 'a', features: { x: 'double' } }] }, 'views[0].entity', /./],
+    [{ views: [{ name: '9a', entity: 'id', features: { x: 'double' } }] }, 'views[0].name', /must match/],
+    [{ views: [{ name: 'a', entity: 'id', ttl: '7 days', features: { x: 'double' } }] }, 'views[0].ttl', /./],
+    [{ views: [{ name: 'a', entity: 'id', features: {} }] }, 'views[0].features', /at least one/],
+    [
+      { views: [{ name: 'a', entity: 'id', features: { 'bad-name': 'double' } }] },
+      'views[0].features.bad-name',
+      /must match/,
+    ],
+    [
+      {
+        views: [
+          { name: 'a', entity: 'id', features: { x: 'double' } },
+          { name: 'a', entity: 'id', features: { x: 'double' } },
+        ],
+      },
+      'views[1].name',
+      /duplicate/,
+    ],
+    [
+      {
+        views: [
+          {
+            name: 'a',
+            entity: 'id',
+            features: { x: 'double' },
+            aggregates: [{ feature: 'y', function: 'sum', window: '1h' }],
+          },
+        ],
+      },
+      'views[0].aggregates[0].feature',
+      /unknown feature "y"/,
+    ],
+    [
+      {
+        views: [
+          {
+            name: 'a',
+            entity: 'id',
+            features: { s: 'string' },
+            aggregates: [{ feature: 's', function: 'count', window: '1h' }],
+          },
+        ],
+      },
+      'views[0].aggregates[0].feature',
+      /double/,
+    ],
+    [
+      {
+        views: [
+          {
+            name: 'a',
+            entity: 'id',
+            features: { x: 'double' },
+            aggregates: [{ feature: 'x', function: 'median', window: '1h' }],
+          },
+        ],
+      },
+      'views[0].aggregates[0].function',
+      /count, sum/,
+    ],
+    [
+      {
+        views: [
+          {
+            name: 'a',
+            entity: 'id',
+            features: { x: 'double' },
+            aggregates: [{ feature: 'x', function: 'sum', window: '1y' }],
+          },
+        ],
+      },
+      'views[0].aggregates[0].window',
+      /duration/,
+    ],
+    [
+      {
+        views: [
+          {
+            name: 'a',
+            entity: 'id',
+            features: { x: 'double' },
+            aggregates: [{ name: 'x', feature: 'x', function: 'sum', window: '1h' }],
+          },
+        ],
+      },
+      'views[0].aggregates[0].name',
+      /already/,
+    ],
+    [{ views: [] }, 'views', /at least one view/],
+    [{}, 'views', /./],
+  ])('names the field of a bad document (%#)', (document, field, message) => {
+    const error = errorOf(() => parseFeatureViews(document));
+    expect(error.field).toBe(field);
+    expect(error.message).toMatch(message);
+    expect(error.code).toBe('CONFIG_INVALID');
+  });
+
+  it('reports malformed YAML as a config error', () => {
+    expect(errorOf(() => parseFeatureViewsText('views: [', 'x.yaml')).field).toBe('x.yaml');
+  });
+
+  it('parses and formats durations', () => {
+    expect(parseDuration('10m')).toBe(600_000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('1d')).toBe(86_400_000);
+    expect(parseDuration('1.5h')).toBeUndefined();
+    expect(parseDuration('h')).toBeUndefined();
+    expect(formatDuration(3_600_000)).toBe('1h');
+    expect(formatDuration(90_000)).toBe('90s');
+    expect(formatDuration(1_500)).toBe('1500ms');
+  });
+});

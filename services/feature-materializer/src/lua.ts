@@ -1,0 +1,158 @@
+/**
+ * The one write script of the online store: event-time last-write-wins of rows and the exact
+ * sliding-window aggregates of their entities, atomically per entity. One call carries many
+ * entities of one view (the view's field names travel once per call, each entity its values and a
+ * presence mask), which divides Redis' per-call cost and the client's per-command cost. ioredis
+ * sends it with EVALSHA (EVAL once per connection, again after a NOSCRIPT).
+ *
+ * KEYS     per entity: row hash [, window sorted set when the view has aggregates]
+ * ARGV     ttl_ms, nf, field × nf, nagg [, horizon_ms, nslots, (name, fn, window_ms, slot) × nagg],
+ *          n, then per entity: t, id, mask, value × nf [, nev, (t, id, packed) × nev]
+ *          (mask: one '1'/'0' per field, '0' = absent or null, deleted from the row)
+ *
+ * Row: applied only if (t, id) is greater than the stored (_t, _id) — ids compared as bytes, never
+ * with the locale-dependent `<` of Lua strings — so an older, replayed or duplicated event changes
+ * nothing and any delivery order converges to the same row.
+ * Window: members `id \0 packed-values` scored by event time; ZADD NX makes a redelivered event a
+ * no-op; members at or below anchor − horizon are trimmed (they can never count again, since the
+ * anchor only grows); aggregates are recomputed only when the set or the anchor changed, folding
+ * values in (time, id) order so float sums do not depend on arrival order.
+ * Returns { rows applied, entities whose aggregates changed }.
+ *
+ * Keys of different entities may sit in different Redis Cluster slots: on a cluster, call it with
+ * one entity per call (entitiesPerCall = 1); each entity's keys share a hash tag.
+ */
+export const WRITE_SCRIPT = `
+local function gt(a, b)
+  if a == b then return false end
+  local la, lb = #a, #b
+  local n = la < lb and la or lb
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return la > lb
+end
+local function fmt(x) return string.format('%.17g', x) end
+
+local ttl = tonumber(ARGV[1])
+local nf = tonumber(ARGV[2])
+local fields = {}
+for i = 1, nf do fields[i] = ARGV[2 + i] end
+local q = 3 + nf
+local nagg = tonumber(ARGV[q])
+q = q + 1
+local horizon, nslots, aggs = 0, 0, {}
+if nagg > 0 then
+  horizon = tonumber(ARGV[q])
+  nslots = tonumber(ARGV[q + 1])
+  q = q + 2
+  for i = 1, nagg do
+    aggs[i] = { ARGV[q], ARGV[q + 1], tonumber(ARGV[q + 2]), tonumber(ARGV[q + 3]) }
+    q = q + 4
+  end
+end
+local n = tonumber(ARGV[q])
+q = q + 1
+local stride = nagg > 0 and 2 or 1
+local applied, aggregated = 0, 0
+
+for e = 1, n do
+  local row = KEYS[(e - 1) * stride + 1]
+  local ts, id, mask = ARGV[q], ARGV[q + 1], ARGV[q + 2]
+  local t = tonumber(ts)
+  local cur = redis.call('HMGET', row, '_t', '_id')
+  local oldT = tonumber(cur[1])
+  local changed = false
+  if oldT == nil or t > oldT or (t == oldT and gt(id, cur[2])) then
+    local set, dels = { '_t', ts, '_id', id }, {}
+    for i = 1, nf do
+      if string.byte(mask, i) == 49 then
+        set[#set + 1] = fields[i]
+        set[#set + 1] = ARGV[q + 2 + i]
+      else
+        dels[#dels + 1] = fields[i]
+      end
+    end
+    redis.call('HSET', row, unpack(set))
+    if #dels > 0 then redis.call('HDEL', row, unpack(dels)) end
+    applied = applied + 1
+    changed = true
+  end
+  q = q + 3 + nf
+  if nagg > 0 then
+    local zkey = KEYS[(e - 1) * stride + 2]
+    local anchor = t
+    if oldT ~= nil and oldT > t then anchor = oldT end
+    local floor = anchor - horizon
+    local nev = tonumber(ARGV[q])
+    q = q + 1
+    local added = 0
+    for i = 1, nev do
+      if tonumber(ARGV[q]) > floor then
+        added = added + redis.call('ZADD', zkey, 'NX', ARGV[q], ARGV[q + 1] .. '\\0' .. ARGV[q + 2])
+      end
+      q = q + 3
+    end
+    local moved = oldT == nil or anchor > oldT
+    if added > 0 or moved then
+      if moved then redis.call('ZREMRANGEBYSCORE', zkey, '-inf', fmt(floor)) end
+      local all = redis.call('ZRANGE', zkey, 0, -1, 'WITHSCORES')
+      local times, vals, m = {}, {}, 0
+      for i = 1, #all, 2 do
+        m = m + 1
+        times[m] = tonumber(all[i + 1])
+        local member = all[i]
+        local packed = string.sub(member, string.find(member, '\\0', 1, true) + 1)
+        if nslots == 1 then
+          vals[m] = { tonumber(packed) }
+        else
+          local slots, k = {}, 0
+          for v in string.gmatch(packed .. ',', '([^,]*),') do
+            k = k + 1
+            slots[k] = tonumber(v) or false
+          end
+          vals[m] = slots
+        end
+      end
+      local out, dels = {}, {}
+      for _, a in ipairs(aggs) do
+        local name, fn, lo, slot = a[1], a[2], anchor - a[3], a[4]
+        local cnt, sum, mn, mx = 0, 0, nil, nil
+        for i = 1, m do
+          if times[i] > lo then
+            local v = vals[i][slot]
+            if v then
+              cnt = cnt + 1
+              sum = sum + v
+              if mn == nil or v < mn then mn = v end
+              if mx == nil or v > mx then mx = v end
+            end
+          end
+        end
+        if fn == 'count' then
+          out[#out + 1] = name
+          out[#out + 1] = tostring(cnt)
+        elseif fn == 'sum' then
+          out[#out + 1] = name
+          out[#out + 1] = fmt(sum)
+        elseif cnt == 0 then
+          dels[#dels + 1] = name
+        else
+          out[#out + 1] = name
+          if fn == 'mean' then out[#out + 1] = fmt(sum / cnt)
+          elseif fn == 'min' then out[#out + 1] = fmt(mn)
+          else out[#out + 1] = fmt(mx) end
+        end
+      end
+      if #out > 0 then redis.call('HSET', row, unpack(out)) end
+      if #dels > 0 then redis.call('HDEL', row, unpack(dels)) end
+      if ttl > 0 then redis.call('PEXPIRE', zkey, ttl) end
+      aggregated = aggregated + 1
+      changed = true
+    end
+  end
+  if changed and ttl > 0 then redis.call('PEXPIRE', row, ttl) end
+end
+return { applied, aggregated }
+`;

@@ -1,11 +1,17 @@
+import { driftMonitorService } from '@driftline/drift-monitor';
 import { featureApi } from '@driftline/feature-api';
 import { featureMaterializer } from '@driftline/feature-materializer';
 import { labelJoinerService } from '@driftline/label-joiner';
+import { retrainTriggerService } from '@driftline/retrain-trigger';
 import type { ServiceDefinition } from '@driftline/service';
+import { trainerService } from '@driftline/trainer';
 
 /** Every service the runner knows, in start order. Each lives in services/<name>. */
 export const allServices: ReadonlyArray<ServiceDefinition<never, unknown>> = [
   labelJoinerService as unknown as ServiceDefinition<never, unknown>,
   featureMaterializer as unknown as ServiceDefinition<never, unknown>,
   featureApi as unknown as ServiceDefinition<never, unknown>,
+  retrainTriggerService as unknown as ServiceDefinition<never, unknown>,
+  trainerService as unknown as ServiceDefinition<never, unknown>,
+  driftMonitorService as unknown as ServiceDefinition<never, unknown>,
 ];

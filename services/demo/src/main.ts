@@ -38,7 +38,7 @@ models:
       prediction_drift: true
     sustain: 2
     cooldown: 2h
-    training_window: 3m
+    training_window: 2m
 `;
 }
 

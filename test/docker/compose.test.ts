@@ -2,6 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseFeatureViewsText } from '@driftline/features';
+import { parsePolicyText } from '@driftline/policy';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
@@ -82,5 +84,15 @@ describe('docker/compose.yml', () => {
       datasources: Array<{ type: string; uid: string }>;
     };
     expect(ds.datasources.map((d) => d.type).sort()).toEqual(['grafana-clickhouse-datasource', 'prometheus']);
+  });
+
+  it('ships feature views and a retrain policy that the services accept', () => {
+    const views = parseFeatureViewsText(readFileSync(join(docker, 'config/feature-views.yaml'), 'utf8'));
+    expect(views.views.map((v) => v.name)).toContain('user');
+    const policy = parsePolicyText(readFileSync(join(docker, 'config/retrain-policy.yaml'), 'utf8'));
+    expect(Object.keys(policy.models)).toContain('fraud');
+    for (const name of driftlineServices) {
+      expect(compose.services[name]?.environment?.DRIFTLINE_FEATURE_VIEWS).toBe('/etc/driftline/feature-views.yaml');
+    }
   });
 });

@@ -10,28 +10,30 @@ const MISSING = new Set(['', 'NA', 'NaN', 'nan', 'null', 'NULL', 'None']);
  * finite number, categorical otherwise. Empty cells and the usual NA spellings are missing.
  */
 export function typeColumns(header: readonly string[], rows: ReadonlyArray<readonly string[]>): Column[] {
-  return header.map((name, c) => {
-    let numeric = true;
-    for (const row of rows) {
-      const cell = row[c] ?? '';
-      if (MISSING.has(cell)) continue;
-      if (!Number.isFinite(Number(cell))) {
-        numeric = false;
-        break;
-      }
+  return header.map((name, c) => numericColumn(name, rows, c) ?? categoricalColumn(name, rows, c));
+}
+
+// One pass that converts as it types: a column stays numeric until a present cell is not a number.
+function numericColumn(name: string, rows: ReadonlyArray<readonly string[]>, c: number): Column | undefined {
+  const values = new Float64Array(rows.length);
+  for (let r = 0; r < rows.length; r++) {
+    const cell = rows[r]![c] ?? '';
+    if (cell === '') {
+      values[r] = Number.NaN;
+      continue;
     }
-    if (numeric) {
-      const values = new Float64Array(rows.length);
-      rows.forEach((row, r) => {
-        const cell = row[c] ?? '';
-        values[r] = MISSING.has(cell) ? Number.NaN : Number(cell);
-      });
-      return { name, kind: 'numeric', values };
-    }
-    return {
-      name,
-      kind: 'categorical',
-      values: rows.map((row) => (MISSING.has(row[c] ?? '') ? null : (row[c] as string))),
-    };
-  });
+    const n = Number(cell);
+    if (Number.isFinite(n)) values[r] = n;
+    else if (MISSING.has(cell)) values[r] = Number.NaN;
+    else return undefined;
+  }
+  return { name, kind: 'numeric', values };
+}
+
+function categoricalColumn(name: string, rows: ReadonlyArray<readonly string[]>, c: number): Column {
+  return {
+    name,
+    kind: 'categorical',
+    values: rows.map((row) => (MISSING.has(row[c] ?? '') ? null : (row[c] as string))),
+  };
 }

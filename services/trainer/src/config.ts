@@ -36,7 +36,7 @@ export const trainerEnvShape = {
    * Kafka session timeout of the trainer's group. The loop does not heartbeat while a batch is in
    * hand, so this must exceed the longest training (the broker's group.max.session.timeout.ms caps it).
    */
-  DRIFTLINE_TRAINER_SESSION_TIMEOUT: duration().default(25 * 60_000),
+  DRIFTLINE_TRAINER_SESSION_TIMEOUT: duration().default(60_000),
 };
 
 export type TrainerEnv = z.infer<z.ZodObject<typeof trainerEnvShape>>;

@@ -54,10 +54,18 @@ export const trainerService = defineService({
       sessionTimeoutMs: config.sessionTimeoutMs,
       processor: {
         decode: (r) => retrainCodec.decode(r.value),
-        async process(items) {
-          for (const { value } of items) {
-            const outcome = await handleRequest(deps, value);
-            outcomes.inc({ model: value.model, outcome });
+        async process(items, context) {
+          // Training takes minutes: keep the group membership alive while it runs. A failed
+          // heartbeat (rebalance) is ignored here; the commit after the batch then fails and the
+          // request is redelivered, which the trainer recognises by its request id.
+          const beat = setInterval(() => void context.heartbeat?.().catch(() => {}), 3_000);
+          try {
+            for (const { value } of items) {
+              const outcome = await handleRequest(deps, value);
+              outcomes.inc({ model: value.model, outcome });
+            }
+          } finally {
+            clearInterval(beat);
           }
         },
       },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DURATION_HINT, parseDurationMs } from './duration.js';
 import { ConfigError } from './errors.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -68,4 +69,17 @@ export const envField = {
       )
       .pipe(z.array(z.string()).min(1, 'must list at least one value')),
   url: () => z.string().url('must be a URL'),
+  /** A duration (see parseDurationMs) in milliseconds, at least `min`. */
+  duration: (min = 0) =>
+    z
+      .string()
+      .transform((v, ctx) => {
+        const ms = parseDurationMs(v);
+        if (ms === undefined) {
+          ctx.addIssue({ code: 'custom', message: `must be ${DURATION_HINT}` });
+          return z.NEVER;
+        }
+        return ms;
+      })
+      .pipe(z.number().min(min, `must be at least ${min} ms`)),
 };

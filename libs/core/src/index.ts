@@ -1,3 +1,4 @@
 export * from './config.js';
+export * from './duration.js';
 export * from './errors.js';
 export * from './logger.js';

@@ -178,7 +178,10 @@ describe('feature view config', () => {
     expect(parseDuration('10m')).toBe(600_000);
     expect(parseDuration('500ms')).toBe(500);
     expect(parseDuration('1d')).toBe(86_400_000);
-    expect(parseDuration('1.5h')).toBeUndefined();
+    expect(parseDuration('1.5h')).toBe(5_400_000);
+    expect(parseDuration('2w')).toBe(1_209_600_000);
+    expect(parseDuration('250')).toBe(250);
+    expect(parseDuration('1.5ms')).toBeUndefined();
     expect(parseDuration('h')).toBeUndefined();
     expect(formatDuration(3_600_000)).toBe('1h');
     expect(formatDuration(90_000)).toBe('90s');

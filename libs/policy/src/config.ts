@@ -1,18 +1,16 @@
-import { ConfigError } from '@driftline/core';
+import { ConfigError, DURATION_HINT, parseDurationMs } from '@driftline/core';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** A duration: `500ms`, `30s`, `5m`, `6h`, `7d`, or a number of milliseconds. */
+/** A duration: core's grammar (`30s`, `5m`, `6h`, `7d`), or a number of milliseconds. */
 const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
-  const m = /^\s*(\d+)\s*(ms|s|m|h|d)?\s*$/.exec(v);
-  if (m === null) {
-    ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30s, 5m, 6h or 7d' });
+  const ms = parseDurationMs(v);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be ${DURATION_HINT}` });
     return z.NEVER;
   }
-  return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
+  return ms;
 });
 
 const metricName = z.string().regex(/^[a-z][a-z0-9_]*$/, 'must be a metric name such as roc_auc or log_loss');

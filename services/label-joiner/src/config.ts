@@ -3,18 +3,8 @@ import type { JoinConfig } from '@driftline/join';
 import { type MetricBound, parseBounds, type Task } from '@driftline/performance';
 import { z } from 'zod';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** A duration: an integer with a unit (ms, s, m, h, d); a bare integer is milliseconds. */
-export const duration = (min = 1) =>
-  z
-    .string()
-    .regex(/^\d+(ms|s|m|h|d)?$/, 'must be a duration such as 500ms, 30s, 5m, 1h or 7d')
-    .transform((v) => {
-      const m = /^(\d+)(ms|s|m|h|d)?$/.exec(v)!;
-      return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
-    })
-    .pipe(z.number().int().min(min, `must be at least ${min} ms`).max(Number.MAX_SAFE_INTEGER));
+/** A duration in milliseconds (core's grammar), at least `min`. */
+export const duration = (min = 1) => envField.duration(min);
 
 export const labelJoinerEnvShape = {
   /** redis:// or rediss:// URL of the join state store (same variables as the online store). */

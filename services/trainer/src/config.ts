@@ -4,15 +4,7 @@ import { z } from 'zod';
 import type { PromotionMetric, PromotionRule } from './promotion.js';
 import type { Device } from './worker.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
-const duration = () =>
-  z
-    .string()
-    .regex(/^\d+(ms|s|m|h)?$/, 'must be a duration such as 90s, 10m or 1h')
-    .transform((v) => {
-      const m = /^(\d+)(ms|s|m|h)?$/.exec(v)!;
-      return Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
-    });
+const duration = () => envField.duration(1);
 
 export const trainerEnvShape = {
   DRIFTLINE_TRAINER_GROUP: envField.string().default('driftline-trainer'),

@@ -99,7 +99,10 @@ describe('process identity', () => {
     );
     expect(stopped).toBe(1);
     expect(lines.join('\n')).toMatch(/SIGKILL/);
-    expect(checkOwnership({ name: 'x', pid: p.pid, startTime: p.startTime, markers: [] })).toBe('gone');
+    // An exiting process loses its command line before it turns zombie: poll until it is gone.
+    await expect
+      .poll(() => checkOwnership({ name: 'x', pid: p.pid, startTime: p.startTime, markers: [] }), { timeout: 5_000 })
+      .toBe('gone');
   });
 });
 

@@ -2,3 +2,4 @@ export * from './config.js';
 export * from './duration.js';
 export * from './errors.js';
 export * from './logger.js';
+export * from './redis-config.js';

@@ -1,4 +1,4 @@
-import type { ClickHouse } from '@driftline/clickhouse';
+import { type ClickHouse, chTime } from '@driftline/clickhouse';
 import { type Logger, SinkUnavailableError, toDriftlineError } from '@driftline/core';
 import {
   buildAlerts,
@@ -56,7 +56,8 @@ export interface MergeDeps {
   readonly now?: () => number;
 }
 
-export const chTime = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+export { chTime };
+
 const finiteOrNull = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
 
 /** Results of one completed window: drift_windows rows and alerts. Pure given the references. */

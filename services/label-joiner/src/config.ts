@@ -1,4 +1,10 @@
-import { ConfigError, envField } from '@driftline/core';
+import {
+  ConfigError,
+  envField,
+  type RedisConnectionConfig,
+  redisEnvShape,
+  toRedisConnectionConfig,
+} from '@driftline/core';
 import type { JoinConfig } from '@driftline/join';
 import { type MetricBound, parseBounds, type Task } from '@driftline/performance';
 import { z } from 'zod';
@@ -7,10 +13,8 @@ import { z } from 'zod';
 export const duration = (min = 1) => envField.duration(min);
 
 export const labelJoinerEnvShape = {
-  /** redis:// or rediss:// URL of the join state store (same variables as the online store). */
-  DRIFTLINE_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-  DRIFTLINE_REDIS_PASSWORD: z.string().optional(),
-  DRIFTLINE_REDIS_TLS: envField.bool().default(false),
+  /** The join state store (same variables as the online store). */
+  ...redisEnvShape,
   /** First part of every Redis key of the joiner. */
   DRIFTLINE_JOINER_KEY_PREFIX: z
     .string()
@@ -49,7 +53,7 @@ export const labelJoinerEnvShape = {
 export type LabelJoinerEnv = z.infer<z.ZodObject<typeof labelJoinerEnvShape>>;
 
 export interface LabelJoinerConfig {
-  readonly redis: { readonly url: string; readonly password?: string; readonly tls: boolean };
+  readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
   readonly groupId: string;
   readonly join: JoinConfig;
@@ -92,11 +96,7 @@ export function toLabelJoinerConfig(env: LabelJoinerEnv): LabelJoinerConfig {
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   return {
-    redis: {
-      url: env.DRIFTLINE_REDIS_URL,
-      tls: env.DRIFTLINE_REDIS_TLS,
-      ...(env.DRIFTLINE_REDIS_PASSWORD === undefined ? {} : { password: env.DRIFTLINE_REDIS_PASSWORD }),
-    },
+    redis: toRedisConnectionConfig(env),
     keyPrefix: env.DRIFTLINE_JOINER_KEY_PREFIX,
     groupId: env.DRIFTLINE_JOINER_GROUP,
     join: {

@@ -1,12 +1,9 @@
-import type { ClickHouse } from '@driftline/clickhouse';
+import { type ClickHouse, chTime } from '@driftline/clickhouse';
 import { SinkUnavailableError } from '@driftline/core';
 import { MISSING_SEGMENT, type PerformanceRow, type Task, type WindowRef } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 
-/** ClickHouse DateTime64(3) text for an epoch-ms instant (UTC). */
-export function chTime(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
-}
+export { chTime };
 
 export interface JoinedRow {
   readonly prediction: PredictionEvent;

@@ -1,3 +1,4 @@
+import { chTime } from '@driftline/clickhouse';
 import type { Logger } from '@driftline/core';
 import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/kafka';
 import { counter, type Registry } from '@driftline/observability';
@@ -36,8 +37,6 @@ export interface DecisionRow {
   readonly state: string;
   readonly decided_at: string;
 }
-
-const chTime = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
 
 export function decisionRow(alert: DriftAlert, result: DecideResult, now: number): DecisionRow {
   const d = result.decision;

@@ -1,11 +1,11 @@
-import type { ClickHouse } from '@driftline/clickhouse';
+import { type ClickHouse, chTime } from '@driftline/clickhouse';
 import { SinkUnavailableError, toDriftlineError } from '@driftline/core';
 import { type LabeledRow, parseFeatures } from './dataset.js';
 
 const unavailable = (what: string, error: unknown) =>
   new SinkUnavailableError(`${what}: ${toDriftlineError(error).message}`, { cause: error });
 
-export const chTime = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+export { chTime };
 
 /** Where training data comes from: one port, one ClickHouse adapter (label-joiner's labeled_predictions). */
 export interface TrainingSource {

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ClickHouse, Migration } from '@driftline/clickhouse';
-import { migrate } from '@driftline/clickhouse';
+import { chTime, migrate } from '@driftline/clickhouse';
 import { buildCategoricalProfile, buildNumericProfile, type ReferenceProfile } from '@driftline/stats';
 import { REPO_ROOT } from './paths.js';
 
@@ -77,7 +77,6 @@ export interface Scenario {
 }
 
 const HOUR = 3_600_000;
-const chTime = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
 
 /** Deterministic pseudo-random numbers (mulberry32), so the seeded data is the same every run. */
 export function random(seed: number): () => number {

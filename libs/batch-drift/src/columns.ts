@@ -5,9 +5,14 @@ export type Column =
 
 const MISSING = new Set(['', 'NA', 'NaN', 'nan', 'null', 'NULL', 'None']);
 
+/** Empty, blank (Number(' ') is 0, not missing) or one of the usual NA spellings. */
+function isMissing(cell: string): boolean {
+  return MISSING.has(cell) || cell.trim() === '';
+}
+
 /**
  * Types raw text cells column by column: a column is numeric when every present cell parses as a
- * finite number, categorical otherwise. Empty cells and the usual NA spellings are missing.
+ * finite number, categorical otherwise. Empty and blank cells and the usual NA spellings are missing.
  */
 export function typeColumns(header: readonly string[], rows: ReadonlyArray<readonly string[]>): Column[] {
   return header.map((name, c) => numericColumn(name, rows, c) ?? categoricalColumn(name, rows, c));
@@ -23,7 +28,8 @@ function numericColumn(name: string, rows: ReadonlyArray<readonly string[]>, c: 
       continue;
     }
     const n = Number(cell);
-    if (Number.isFinite(n)) values[r] = n;
+    // Only a zero can come from a blank cell; the check stays off the hot path of other numbers.
+    if (Number.isFinite(n)) values[r] = n === 0 && cell.trim() === '' ? Number.NaN : n;
     else if (MISSING.has(cell)) values[r] = Number.NaN;
     else return undefined;
   }
@@ -34,6 +40,6 @@ function categoricalColumn(name: string, rows: ReadonlyArray<readonly string[]>,
   return {
     name,
     kind: 'categorical',
-    values: rows.map((row) => (MISSING.has(row[c] ?? '') ? null : (row[c] as string))),
+    values: rows.map((row) => (isMissing(row[c] ?? '') ? null : (row[c] as string))),
   };
 }

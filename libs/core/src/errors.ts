@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'VALIDATION_FAILED'
   | 'SCHEMA_INCOMPATIBLE'
   | 'SINK_UNAVAILABLE'
+  /** The sink refused a record (e.g. a value its column type rejects): poison, never retried. */
+  | 'SINK_REJECTED'
   | 'SOURCE_UNAVAILABLE'
   | 'TIMEOUT'
   | 'NOT_FOUND'
@@ -82,9 +84,8 @@ export function toDriftlineError(value: unknown): DriftlineError {
     const code = (value as { code?: unknown }).code;
     const flagged = (value as { retriable?: unknown }).retriable === true;
     const networkish = typeof code === 'string' && RETRIABLE_NODE_CODES.has(code);
-    const connectionClosed = /connection is closed|Connection is closed|socket hang up|ECONNREFUSED/i.test(
-      value.message,
-    );
+    // Clients that reject with a bare Error: ioredis ("Connection is closed.", "Command timed out"), node:http.
+    const connectionClosed = /connection is closed|socket hang up|command timed out|ECONNREFUSED/i.test(value.message);
     return new DriftlineError('INTERNAL', value.message, {
       cause: value,
       retriable: flagged || networkish || connectionClosed,

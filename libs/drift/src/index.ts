@@ -1,6 +1,5 @@
 export * from './alert.js';
 export * from './decide.js';
-export * from './duration.js';
 export * from './merge.js';
 export * from './messages.js';
 export * from './partition.js';

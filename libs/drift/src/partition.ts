@@ -1,3 +1,4 @@
+import type { FeatureValue } from '@driftline/schemas';
 import {
   type CategoricalSummary,
   createSummary,
@@ -7,7 +8,6 @@ import {
 } from '@driftline/stats';
 import {
   categoricalValue,
-  type FeatureValue,
   numericValue,
   PREDICTED_CLASS_FEATURE,
   PREDICTION_FEATURE,
@@ -162,7 +162,7 @@ export class PartitionWindows {
     const values = event.features;
     for (let i = 0; i < features.length; i++) {
       const f = features[i]!;
-      const raw: FeatureValue =
+      const raw: FeatureValue | undefined =
         f === PREDICTION_FEATURE ? event.prediction : f === PREDICTED_CLASS_FEATURE ? event.predicted_class : values[f];
       if (state.numeric[i]) (state.summaries[i] as NumericSummary).add(numericValue(raw));
       else (state.summaries[i] as CategoricalSummary).add(categoricalValue(raw));

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { FeatureValue } from '@driftline/schemas';
 import type { ReferenceProfile } from '@driftline/stats';
 
 /** Feature name under which the prediction itself is profiled (prediction drift). */
@@ -6,6 +7,7 @@ export const PREDICTION_FEATURE = '__prediction__';
 /** Feature name under which the predicted class is profiled (categorical prediction drift). */
 export const PREDICTED_CLASS_FEATURE = '__predicted_class__';
 
+/** True for the two profiles of the model's output (prediction drift), false for input features. */
 export function isPredictionFeature(feature: string): boolean {
   return feature === PREDICTION_FEATURE || feature === PREDICTED_CLASS_FEATURE;
 }
@@ -36,17 +38,15 @@ export function referenceSet(
   return { model, version, referenceId, features, profiles };
 }
 
-export type FeatureValue = null | number | string | boolean | undefined;
-
 /** A value for a numeric profile: numbers as they are, booleans as 0/1, anything else missing. */
-export function numericValue(v: FeatureValue): number | null {
+export function numericValue(v: FeatureValue | undefined): number | null {
   if (typeof v === 'number') return v;
   if (typeof v === 'boolean') return v ? 1 : 0;
   return null;
 }
 
 /** A value for a categorical profile: strings as they are, numbers/booleans as text, else missing. */
-export function categoricalValue(v: FeatureValue): string | null {
+export function categoricalValue(v: FeatureValue | undefined): string | null {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return null;

@@ -1,3 +1,4 @@
+import { seededUniform } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
   expiryCutoff,
@@ -79,18 +80,10 @@ describe('join transitions', () => {
   });
 });
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
-    return s / 4_294_967_296;
-  };
-}
-
 describe('in-memory store over random interleavings equals the offline join', () => {
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     it(`seed ${seed}`, async () => {
-      const r = rng(seed);
+      const r = seededUniform(seed);
       const log: LogEvent[] = [];
       for (let i = 0; i < 200; i++) {
         const id = `p${i}`;

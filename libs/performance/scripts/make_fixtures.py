@@ -1,8 +1,8 @@
 """Expected metric values from scikit-learn on deterministic data.
 
-The data generator mirrors libs/performance/src/fixture-data.ts exactly: a 32-bit LCG with
-explicit modular arithmetic and only + - * / and floor on doubles, so Python and TypeScript
-produce bit-identical inputs. Run through make_fixtures.sh (it sets up the venv).
+The data come from a 32-bit LCG with explicit modular arithmetic and are stored in the fixture
+beside the expected values, so the TypeScript tests score exactly the inputs sklearn scored and
+need no generator of their own. Run through make_fixtures.sh (it sets up the venv).
 """
 
 import json

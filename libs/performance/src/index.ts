@@ -1,39 +1,20 @@
 export {
   type BoundOp,
   type Breach,
-  breaches,
   evaluateBounds,
   type MetricBound,
   parseBounds,
   performanceAlertId,
 } from './alerts.js';
 export {
-  accuracyOf,
-  brierScore,
-  CLASSIFICATION_METRICS,
-  type Confusion,
-  classesFromScores,
   classificationMetrics,
-  confusion,
-  emptyMetrics,
-  FLOAT64_EPS,
-  f1Of,
   logLoss,
-  METRIC_NAMES,
   type MetricName,
   type Metrics,
-  meanAbsoluteError,
-  meanAbsolutePercentageError,
-  precisionOf,
-  REGRESSION_METRICS,
-  recallOf,
   regressionMetrics,
   rocAuc,
-  rootMeanSquaredError,
   type Task,
 } from './metrics.js';
-export { Lcg32 } from './prng.js';
-export { CompensatedSum, compensatedSum } from './sum.js';
 export {
   ALL_SEGMENT,
   boundSegments,

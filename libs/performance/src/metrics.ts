@@ -1,5 +1,5 @@
 import { DriftlineError } from '@driftline/core';
-import { CompensatedSum } from './sum.js';
+import { CompensatedSum } from '@driftline/stats';
 
 /** Numeric machine epsilon of float64, the clipping bound scikit-learn uses for log loss and MAPE. */
 export const FLOAT64_EPS = 2.220446049250313e-16;

@@ -71,6 +71,18 @@ export interface PerformanceRule {
   readonly above_baseline_by?: number;
 }
 
+/** The schema's optional bounds, with absent ones left out (not set to undefined). */
+function toPerformanceRule(
+  rule: { metric: string } & Partial<Record<Exclude<keyof PerformanceRule, 'metric'>, number | undefined>>,
+): PerformanceRule {
+  const out: { -readonly [K in keyof PerformanceRule]: PerformanceRule[K] } = { metric: rule.metric };
+  if (rule.below !== undefined) out.below = rule.below;
+  if (rule.above !== undefined) out.above = rule.above;
+  if (rule.below_baseline_by !== undefined) out.below_baseline_by = rule.below_baseline_by;
+  if (rule.above_baseline_by !== undefined) out.above_baseline_by = rule.above_baseline_by;
+  return out;
+}
+
 export interface SignalConfig {
   readonly shareDrifted?: number;
   readonly keyFeatures: readonly string[];
@@ -130,7 +142,7 @@ export function parsePolicy(document: unknown, source = 'policy'): Policy {
       ...(s.share_drifted === undefined ? {} : { shareDrifted: s.share_drifted }),
       keyFeatures: s.key_features ?? [],
       predictionDrift: s.prediction_drift ?? false,
-      performance: s.performance ?? [],
+      performance: (s.performance ?? []).map(toPerformanceRule),
       includeSegments: s.include_segments ?? false,
     };
     if (

@@ -1,13 +1,9 @@
+import { isPredictionFeature } from '@driftline/drift';
 import { barChart, escapeHtml, lineChart, type Series, type VerticalMarker } from './svg.js';
 import type { DriftPoint, PerformancePoint, ReportData, RetrainEvent } from './types.js';
 
 const CLASSIFICATION_METRICS = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc'] as const;
 const REGRESSION_METRICS = ['mae', 'rmse'] as const;
-
-/** Features under which drift-monitor profiles the prediction itself (`__prediction__`, …). */
-export function isPredictionFeature(feature: string): boolean {
-  return feature.startsWith('__') && feature.endsWith('__');
-}
 
 const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
 

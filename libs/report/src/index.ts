@@ -6,16 +6,7 @@ export {
   numericBinOf,
   type ProfileView,
 } from './distribution.js';
-export { isPredictionFeature, renderReport } from './html.js';
-export {
-  type BarChartOptions,
-  barChart,
-  escapeHtml,
-  type LineChartOptions,
-  lineChart,
-  niceTicks,
-  type Series,
-} from './svg.js';
+export { renderReport } from './html.js';
 export type {
   DistributionBin,
   DriftPoint,

@@ -1,3 +1,4 @@
+import { SeededRandom } from '@driftline/test-support/random';
 import {
   buildNumericProfile,
   createSummary,
@@ -25,20 +26,11 @@ export interface StatsBenchOptions {
   readonly closesPerRun?: number;
 }
 
-/** Seeded normals (xorshift32 + Irwin–Hall) so every run sees the same data. */
+/** Seeded normals so every run sees the same data. */
 function normals(n: number, seed: number, mean: number): Float64Array {
-  let s = seed >>> 0 || 1;
+  const rng = new SeededRandom(seed);
   const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let sum = 0;
-    for (let k = 0; k < 12; k++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      sum += (s >>> 0) / 4294967296;
-    }
-    out[i] = mean + sum - 6;
-  }
+  for (let i = 0; i < n; i++) out[i] = mean + rng.normal();
   return out;
 }
 

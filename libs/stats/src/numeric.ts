@@ -48,7 +48,10 @@ export function sortedFinite(values: ArrayLike<MaybeNumber>): Float64Array {
   return ordered ? finite : finite.sort();
 }
 
-/** Neumaier-compensated sum: keeps long sums (10^6 terms) accurate to a few ulps. */
+/**
+ * Neumaier-compensated sum: accurate to about one ulp of the result whatever the magnitude and
+ * order of the terms, so long sums (10^6 terms, window metrics) do not drift (numpy sums pairwise).
+ */
 export class CompensatedSum {
   private sum = 0;
   private comp = 0;
@@ -63,6 +66,12 @@ export class CompensatedSum {
   value(): number {
     return this.sum + this.comp;
   }
+}
+
+export function compensatedSum(values: Iterable<number>): number {
+  const s = new CompensatedSum();
+  for (const v of values) s.add(v);
+  return s.value();
 }
 
 /** Round half to even, as numpy's `np.round` does (scipy uses it for the effective sample size). */

@@ -88,12 +88,6 @@ function positiveInt(value: number, field: string): number {
   return value;
 }
 
-/** Slot of a finite value on a cut grid (see the layout above). */
-export function slotOf(cuts: ArrayLike<number>, x: number): number {
-  const i = lowerBound(cuts, x);
-  return i < cuts.length && cuts[i] === x ? 2 * i + 1 : 2 * i;
-}
-
 /** Counts per slot of sorted values (one merge pass). */
 function slotCountsSorted(sorted: Float64Array, cuts: Float64Array): number[] {
   const counts = new Array<number>(2 * cuts.length + 1).fill(0);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { SeededRandom } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
   buildCategoricalProfile,
@@ -23,7 +24,6 @@ import {
   generateCategorical,
   generateNumeric,
   type NumericSpec,
-  Rng,
   sequentialSum,
 } from './generate.js';
 
@@ -94,7 +94,7 @@ function partitionedSummary(
   parts: number,
   seed: number,
 ): NumericSummary {
-  const rng = new Rng(seed);
+  const rng = new SeededRandom(seed);
   const summaries = Array.from({ length: parts }, () => createSummary(profile));
   for (let i = 0; i < values.length; i++) summaries[rng.nextU32() % parts]!.add(values[i]);
   for (let i = summaries.length - 1; i > 0; i--) {

@@ -1,9 +1,11 @@
+import { SeededRandom } from '@driftline/test-support/random';
+
 /**
  * Deterministic dataset generator shared with scripts/make_fixtures.py, which mirrors it line by
  * line. Only operations that IEEE 754 rounds correctly (+ − × ÷, floor) and exact 32-bit integer
  * arithmetic are used, so JavaScript and Python produce bit-identical samples and the fixtures
  * need no raw data:
- * - a mulberry32-style 32-bit generator with every step masked to uint32;
+ * - the shared mulberry32 generator (`@driftline/test-support/random`), every step exact uint32;
  * - uniforms u32 / 2^32 (exact), normals by Irwin–Hall (Σ 12 uniforms − 6, exact in float64);
  * - heavy tails as a ratio of normals, bimodal by mixing, ties by flooring, categories by index.
  */
@@ -46,41 +48,8 @@ export interface CategoricalSpec {
   readonly weights: readonly number[];
 }
 
-export type DatasetSpec = NumericSpec | CategoricalSpec;
-
-const U32 = 0x1_0000_0000;
-
-export class Rng {
-  private state: number;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  nextU32(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1) >>> 0;
-    const s = (t + (Math.imul(t ^ (t >>> 7), t | 61) >>> 0)) >>> 0;
-    t = (t ^ s) >>> 0;
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  /** Uniform on [0, 1): an exact multiple of 2^-32. */
-  uniform(): number {
-    return this.nextU32() / U32;
-  }
-
-  /** Approximately standard normal: Irwin–Hall sum of 12 uniforms minus 6 (exact arithmetic). */
-  normal(): number {
-    let s = 0;
-    for (let i = 0; i < 12; i++) s += this.uniform();
-    return s - 6;
-  }
-}
-
 export function generateNumeric(spec: NumericSpec): Float64Array {
-  const rng = new Rng(spec.seed);
+  const rng = new SeededRandom(spec.seed);
   const out = new Float64Array(spec.n);
   for (let i = 0; i < spec.n; i++) {
     switch (spec.dist) {
@@ -112,7 +81,7 @@ export function generateNumeric(spec: NumericSpec): Float64Array {
 }
 
 export function generateCategorical(spec: CategoricalSpec): string[] {
-  const rng = new Rng(spec.seed);
+  const rng = new SeededRandom(spec.seed);
   let total = 0;
   for (const w of spec.weights) total += w;
   const out = new Array<string>(spec.n);

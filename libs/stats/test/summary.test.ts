@@ -1,4 +1,5 @@
 import { ConfigError, DriftlineError, PoisonRecordError } from '@driftline/core';
+import { SeededRandom } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
   buildCategoricalProfile,
@@ -28,13 +29,13 @@ import {
   quantileFromSummary,
   summaryFromJSON,
 } from '../src/index.js';
-import { generateNumeric, Rng } from './generate.js';
+import { generateNumeric } from './generate.js';
 
 const ref = generateNumeric({ dist: 'normal', n: 20000, seed: 7, mean: 0, sd: 1 });
 const profile = buildNumericProfile(ref);
 
 function messy(seed: number, n: number): (number | null)[] {
-  const rng = new Rng(seed);
+  const rng = new SeededRandom(seed);
   const out: (number | null)[] = [];
   for (let i = 0; i < n; i++) {
     const u = rng.uniform();

@@ -1,0 +1,34 @@
+import { DriftlineError } from '@driftline/core';
+import { PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
+import { describe, expect, it } from 'vitest';
+import { profilesFromCsv } from '../src/index.js';
+
+describe('reference profiles from CSV', () => {
+  it('types columns (numeric when every present cell is a number), renames the prediction, excludes ids', () => {
+    const csv = ['id,x,color,prediction', '1,0.5,red,0.1', '2,,blue,0.9', '3,2.5,red,0.4'].join('\n');
+    const profiles = profilesFromCsv(csv, { exclude: ['id'] });
+    expect([...profiles.keys()].sort()).toEqual([PREDICTION_FEATURE, 'color', 'x']);
+    expect(profiles.get('x')!.kind).toBe('numeric');
+    expect(profiles.get('x')!.missing).toBe(1);
+    expect(profiles.get('color')!.kind).toBe('categorical');
+  });
+
+  it('renames custom prediction and predicted-class columns', () => {
+    const csv = ['score,label_hat,x', '0.2,a,1', '0.7,b,2'].join('\n');
+    const profiles = profilesFromCsv(csv, { predictionColumn: 'score', predictedClassColumn: 'label_hat' });
+    expect([...profiles.keys()].sort()).toEqual([PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE, 'x']);
+    expect(profiles.get(PREDICTED_CLASS_FEATURE)!.kind).toBe('categorical');
+  });
+
+  it('reads NA spellings as missing, as `driftline drift` does (one CSV reader)', () => {
+    const profiles = profilesFromCsv(['x,color', '1,red', 'NA,null', '2.5,', '3,blue'].join('\n'));
+    expect(profiles.get('x')).toMatchObject({ kind: 'numeric', n: 3, missing: 1 });
+    expect(profiles.get('color')).toMatchObject({ kind: 'categorical', missing: 2 });
+  });
+
+  it('needs a header and a row', () => {
+    expect(() => profilesFromCsv('x,y\n')).toThrow(
+      new DriftlineError('VALIDATION_FAILED', 'reference CSV: expected a header and at least one row'),
+    );
+  });
+});

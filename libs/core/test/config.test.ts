@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import { ConfigError, envField, parseEnv, rejectUnknownEnv } from '../src/index.js';
+
+/** Runs `fn`, expecting a ConfigError, and returns it so the test can check field and message. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseEnv', () => {
+  const shape = {
+    DRIFTLINE_PORT: envField.int(1, 65_535).default(8080),
+    DRIFTLINE_NAME: envField.string(),
+  };
+
+  it('parses the declared variables, applies defaults and ignores the rest', () => {
+    const cfg = parseEnv(shape, { DRIFTLINE_NAME: 'api', PATH: '/bin', DRIFTLINE_PORT: undefined });
+    expect(cfg).toEqual({ DRIFTLINE_PORT: 8080, DRIFTLINE_NAME: 'api' });
+  });
+
+  it('names the bad variable and the value it got', () => {
+    const e = configError(() => parseEnv(shape, { DRIFTLINE_NAME: 'api', DRIFTLINE_PORT: '80a' }));
+    expect(e.field).toBe('DRIFTLINE_PORT');
+    expect(e.message).toBe('DRIFTLINE_PORT: must be an integer (got "80a")');
+  });
+
+  it('names a missing required variable without a value', () => {
+    const e = configError(() => parseEnv(shape, {}));
+    expect(e.field).toBe('DRIFTLINE_NAME');
+    expect(e.message).toMatch(/^DRIFTLINE_NAME: /);
+    expect(e.message).not.toContain('(got');
+  });
+
+  it('reports a range violation with the bound', () => {
+    const e = configError(() => parseEnv(shape, { DRIFTLINE_NAME: 'api', DRIFTLINE_PORT: '70000' }));
+    expect(e.field).toBe('DRIFTLINE_PORT');
+    expect(e.message).toContain('65535');
+    expect(e.message).toContain('(got "70000")');
+  });
+});
+
+describe('rejectUnknownEnv', () => {
+  const known = ['DRIFTLINE_B', 'DRIFTLINE_A'];
+
+  it('names the unknown variable and lists the known ones, sorted', () => {
+    const e = configError(() => rejectUnknownEnv('DRIFTLINE_', known, { DRIFTLINE_A: '1', DRIFTLINE_AA: '2' }));
+    expect(e.field).toBe('DRIFTLINE_AA');
+    expect(e.message).toBe('DRIFTLINE_AA: unknown variable (known: DRIFTLINE_A, DRIFTLINE_B)');
+  });
+
+  it('passes known variables, other prefixes and the ignored prefixes', () => {
+    expect(() =>
+      rejectUnknownEnv(
+        'DRIFTLINE_',
+        known,
+        { DRIFTLINE_A: '1', HOME: '/root', DRIFTLINE_STACK_DIR: '/tmp', DRIFTLINE_DEMO_X: '1' },
+        ['DRIFTLINE_STACK_', 'DRIFTLINE_DEMO_'],
+      ),
+    ).not.toThrow();
+  });
+
+  it('an ignored prefix does not hide an unknown variable of another prefix', () => {
+    const e = configError(() => rejectUnknownEnv('DRIFTLINE_', known, { DRIFTLINE_STACKS: '1' }, ['DRIFTLINE_STACK_']));
+    expect(e.field).toBe('DRIFTLINE_STACKS');
+  });
+});
+
+describe('envField', () => {
+  const parse = <T extends z.ZodType>(field: T, value: string) => field.safeParse(value);
+
+  it('int accepts integers within bounds only', () => {
+    expect(parse(envField.int(0, 10), '7').data).toBe(7);
+    expect(parse(envField.int(0, 10), '-1').success).toBe(false);
+    expect(parse(envField.int(), '1.5').error?.issues[0]?.message).toBe('must be an integer');
+  });
+
+  it('bool accepts the usual spellings and rejects others', () => {
+    for (const v of ['true', '1', 'yes']) expect(parse(envField.bool(), v).data).toBe(true);
+    for (const v of ['false', '0', 'no']) expect(parse(envField.bool(), v).data).toBe(false);
+    expect(parse(envField.bool(), 'TRUE').error?.issues[0]?.message).toBe('must be true or false');
+  });
+
+  it('list splits on commas, trims and drops empties, but needs one value', () => {
+    expect(parse(envField.list(), ' a, b ,,c ').data).toEqual(['a', 'b', 'c']);
+    expect(parse(envField.list(), ' , ').error?.issues[0]?.message).toBe('must list at least one value');
+  });
+
+  it('string rejects the empty string; url needs a URL', () => {
+    expect(parse(envField.string(), '').success).toBe(false);
+    expect(parse(envField.url(), 'http://localhost:8081').success).toBe(true);
+    expect(parse(envField.url(), 'localhost').error?.issues[0]?.message).toBe('must be a URL');
+  });
+
+  it('duration parses the grammar into ms and enforces the minimum', () => {
+    expect(parse(envField.duration(), '1.5h').data).toBe(5_400_000);
+    expect(parse(envField.duration(), '5 minutes').error?.issues[0]?.message).toBe(
+      'must be a duration such as 500ms, 30s, 5m, 1h, 7d or 2w',
+    );
+    expect(parse(envField.duration(1_000), '500ms').error?.issues[0]?.message).toBe('must be at least 1000 ms');
+  });
+
+  it('a duration error through parseEnv names the variable and the value', () => {
+    const e = configError(() => parseEnv({ DRIFTLINE_WINDOW: envField.duration() }, { DRIFTLINE_WINDOW: '5x' }));
+    expect(e.message).toBe('DRIFTLINE_WINDOW: must be a duration such as 500ms, 30s, 5m, 1h, 7d or 2w (got "5x")');
+  });
+});

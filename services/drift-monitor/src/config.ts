@@ -1,8 +1,7 @@
-import { ConfigError, envField } from '@driftline/core';
-import { DEFAULT_THRESHOLDS, type DriftThresholds, type PrimaryMethod, parseDuration } from '@driftline/drift';
+import { envField } from '@driftline/core';
+import { DEFAULT_THRESHOLDS, type DriftThresholds, type PrimaryMethod } from '@driftline/drift';
 import { z } from 'zod';
 
-const duration = (fallback: string) => z.string().min(1).default(fallback);
 const share = (fallback: number) =>
   z
     .string()
@@ -20,11 +19,11 @@ const positive = (fallback: number) =>
 
 export const driftEnvShape = {
   /** Tumbling event-time window size (30s, 5m, 1h, 1d). */
-  DRIFTLINE_DRIFT_WINDOW: duration('5m'),
+  DRIFTLINE_DRIFT_WINDOW: envField.duration(1).default(5 * 60_000),
   /** How far behind the largest event time the watermark trails. */
-  DRIFTLINE_DRIFT_ALLOWED_LATENESS: duration('1m'),
+  DRIFTLINE_DRIFT_ALLOWED_LATENESS: envField.duration().default(60_000),
   /** Processing time after which a silent source partition no longer blocks the merge. */
-  DRIFTLINE_DRIFT_IDLE_TIMEOUT: duration('10m'),
+  DRIFTLINE_DRIFT_IDLE_TIMEOUT: envField.duration(1).default(10 * 60_000),
   DRIFTLINE_DRIFT_PSI_THRESHOLD: positive(DEFAULT_THRESHOLDS.psi),
   DRIFTLINE_DRIFT_KS_ALPHA: share(DEFAULT_THRESHOLDS.ksAlpha),
   DRIFTLINE_DRIFT_JS_THRESHOLD: share(DEFAULT_THRESHOLDS.jensenShannon),
@@ -53,14 +52,10 @@ export interface DriftConfig {
 }
 
 export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): DriftConfig {
-  const windowMs = parseDuration(env.DRIFTLINE_DRIFT_WINDOW, 'DRIFTLINE_DRIFT_WINDOW');
-  if (windowMs <= 0) throw new ConfigError('DRIFTLINE_DRIFT_WINDOW', 'must be positive');
-  const idleTimeoutMs = parseDuration(env.DRIFTLINE_DRIFT_IDLE_TIMEOUT, 'DRIFTLINE_DRIFT_IDLE_TIMEOUT');
-  if (idleTimeoutMs <= 0) throw new ConfigError('DRIFTLINE_DRIFT_IDLE_TIMEOUT', 'must be positive');
   return {
-    windowMs,
-    latenessMs: parseDuration(env.DRIFTLINE_DRIFT_ALLOWED_LATENESS, 'DRIFTLINE_DRIFT_ALLOWED_LATENESS'),
-    idleTimeoutMs,
+    windowMs: env.DRIFTLINE_DRIFT_WINDOW,
+    latenessMs: env.DRIFTLINE_DRIFT_ALLOWED_LATENESS,
+    idleTimeoutMs: env.DRIFTLINE_DRIFT_IDLE_TIMEOUT,
     thresholds: {
       psi: env.DRIFTLINE_DRIFT_PSI_THRESHOLD,
       ksAlpha: env.DRIFTLINE_DRIFT_KS_ALPHA,

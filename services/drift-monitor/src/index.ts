@@ -1,10 +1,2 @@
-export { type DriftConfig, driftEnvShape, toDriftConfig } from './config.js';
-export { chTime, type DriftWindowRow, evaluateWindow, type MergeDeps, mergeProcessor } from './merge-stage.js';
-export { type DriftMetrics, driftMetrics } from './metrics.js';
-export { driftMigrations } from './migrations.js';
-export { ClickHouseProgressStore, type Progress, type ProgressStage, type ProgressStore } from './progress-store.js';
-export { buildAndStoreReference, parseCsv, profilesFromCsv, type ReferenceColumns } from './reference-build.js';
-export { ReferenceCache } from './reference-cache.js';
-export { ClickHouseReferenceStore, type ReferenceStore } from './reference-store.js';
-export { driftMonitorService, PARTIALS_TOPIC } from './service.js';
-export { type StageOneDeps, stageOneProcessor } from './stage-one.js';
+export type { DriftConfig } from './config.js';
+export { driftMonitorService } from './service.js';

@@ -1,5 +1,4 @@
-import { type ClickHouse, chTime } from '@driftline/clickhouse';
-import { type Logger, SinkUnavailableError, toDriftlineError } from '@driftline/core';
+import { type Logger, toDriftlineError } from '@driftline/core';
 import {
   buildAlerts,
   type CompletedWindow,
@@ -15,34 +14,12 @@ import {
 } from '@driftline/drift';
 import type { BatchProcessor } from '@driftline/kafka';
 import type { DriftAlert } from '@driftline/schemas';
+import { chTime, type DriftWindowRow, type DriftWindowStore, type ProgressStore } from '@driftline/warehouse';
 import type { DriftMetrics } from './metrics.js';
-import type { ProgressStore } from './progress-store.js';
 import type { ReferenceCache } from './reference-cache.js';
 
-export interface DriftWindowRow {
-  model: string;
-  version: string;
-  reference_id: string;
-  feature: string;
-  window_start: string;
-  window_end: string;
-  method: string;
-  statistic: number;
-  p_value: number | null;
-  threshold: number;
-  drifted: 0 | 1;
-  reference_size: number;
-  current_size: number;
-  events: number;
-  late_events: number;
-  error_bound: number | null;
-  source_partitions: number;
-  idle_partitions: number;
-  computed_at: string;
-}
-
 export interface MergeDeps {
-  readonly ch: ClickHouse;
+  readonly driftWindows: DriftWindowStore;
   readonly references: ReferenceCache;
   readonly progress: ProgressStore;
   readonly group: string;
@@ -55,8 +32,6 @@ export interface MergeDeps {
   readonly metrics?: DriftMetrics;
   readonly now?: () => number;
 }
-
-export { chTime };
 
 const finiteOrNull = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
 
@@ -168,13 +143,8 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
       rows.push(...out.rows);
       alerts.push(...out.alerts);
     }
-    if (rows.length > 0) {
-      try {
-        await deps.ch.client.insert({ table: deps.ch.table('drift_windows'), format: 'JSONEachRow', values: rows });
-      } catch (error) {
-        throw new SinkUnavailableError(`drift_windows insert: ${toDriftlineError(error).message}`, { cause: error });
-      }
-    }
+    // The warehouse classifies a failure: unavailable → retried, a rejected row → the DLQ.
+    if (rows.length > 0) await deps.driftWindows.insert(rows);
     if (alerts.length > 0) await deps.sendAlerts(alerts);
     const last = complete[complete.length - 1]!;
     await deps.progress.save('merge', deps.group, topic, partition, { position: last.windowStart, offset: 0 });

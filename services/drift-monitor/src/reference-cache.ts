@@ -1,5 +1,5 @@
 import type { ReferenceSet } from '@driftline/drift';
-import type { ReferenceStore } from './reference-store.js';
+import type { ReferenceStore } from '@driftline/warehouse';
 
 const SEP = '\u0000';
 

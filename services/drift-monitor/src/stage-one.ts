@@ -1,8 +1,8 @@
 import { flushMessages, type OutboundPartials, PartitionWindows, type WindowSpec } from '@driftline/drift';
 import type { BatchProcessor, DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
+import type { ProgressStore } from '@driftline/warehouse';
 import type { DriftMetrics } from './metrics.js';
-import type { ProgressStore } from './progress-store.js';
 import type { ReferenceCache } from './reference-cache.js';
 
 export interface StageOneDeps {

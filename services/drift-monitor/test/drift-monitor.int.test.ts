@@ -1,14 +1,17 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ClickHouse, createClickHouse, migrate } from '@driftline/clickhouse';
+import { profilesFromCsv } from '@driftline/batch-drift';
 import { SchemaRegistryCodec } from '@driftline/codec';
+import { type ReferenceSet, referenceSet } from '@driftline/drift';
 import { createProducer } from '@driftline/kafka';
 import { contracts, type DriftAlert, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
 import { type Runner, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { seededUniform } from '@driftline/test-support/random';
+import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildAndStoreReference, driftMigrations, driftMonitorService } from '../src/index.js';
+import { driftMonitorService } from '../src/service.js';
 
 const stack = inject('stack');
 const chPath = mkdtempSync(join(tmpdir(), 'drift-ch-'));
@@ -18,14 +21,7 @@ const SHIFT_FROM = 3;
 const PER_WINDOW = 400;
 const PARTITIONS = 2;
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-const r = rng(42);
+const r = seededUniform(42);
 const normal = () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
 const colors = ['a', 'b', 'c'];
 
@@ -71,11 +67,16 @@ function env(prefix: string, database: string): Record<string, string> {
 
 async function prepareDatabase(database: string): Promise<ClickHouse> {
   const ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
-  await migrate(ch, driftMigrations);
-  const file = join(chPath, `${database}.csv`);
-  writeFileSync(file, referenceCsv);
-  await buildAndStoreReference({ ch, model: 'fraud', version: 'v1', file });
+  await migrate(ch, migrations);
+  await storeReference(ch, 'v1', referenceCsv);
   return ch;
+}
+
+/** What `driftline reference` does, minus the file: profile the training CSV and store it. */
+async function storeReference(ch: ClickHouse, version: string, csv: string): Promise<ReferenceSet> {
+  const set = referenceSet('fraud', version, profilesFromCsv(csv));
+  await warehouseOn(ch).references.save(set);
+  return set;
 }
 
 async function produce(prefix: string, events: readonly PredictionEvent[]): Promise<void> {
@@ -108,13 +109,12 @@ interface Row {
 }
 
 async function rows(ch: ClickHouse): Promise<Row[]> {
-  const result = await ch.client.query({
-    query: `SELECT feature, toUnixTimestamp64Milli(window_start) AS ws, method, statistic, p_value, drifted,
-              current_size, events, late_events, reference_id, version, threshold, error_bound, reference_size
-            FROM ${ch.table('drift_windows')} FINAL ORDER BY ws, feature, method`,
-    format: 'JSONEachRow',
-  });
-  return (await result.json<Row>()).map((row) => ({ ...row, ws: Number(row.ws) }));
+  const result = await ch.select<Row>(
+    `SELECT feature, toUnixTimestamp64Milli(window_start) AS ws, method, statistic, p_value, drifted,
+       current_size, events, late_events, reference_id, version, threshold, error_bound, reference_size
+     FROM ${ch.table('drift_windows')} FINAL ORDER BY ws, feature, method`,
+  );
+  return result.map((row) => ({ ...row, ws: Number(row.ws) }));
 }
 
 async function allWindows(ch: ClickHouse): Promise<Row[]> {
@@ -131,7 +131,7 @@ async function allWindows(ch: ClickHouse): Promise<Row[]> {
 describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', () => {
   const runners: Runner[] = [];
   const start = async (e: Record<string, string>) => {
-    const runner = await startRunner({ services: [driftMonitorService as never], env: e, migrations: driftMigrations });
+    const runner = await startRunner({ services: [driftMonitorService as never], env: e });
     runners.push(runner);
     return runner;
   };
@@ -166,7 +166,7 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
       `${prefix}alerts.v1`,
     );
     const messages = await readTopic(kafka, `${prefix}alerts.v1`, 3, 20_000);
-    const alerts: DriftAlert[] = await Promise.all(messages.map((m) => alertCodec.decode(m.message.value)));
+    const alerts: DriftAlert[] = await Promise.all(messages.map((m) => alertCodec.decode(m.value)));
     expect(alerts.map((a) => [a.kind, a.window_start - T0, a.feature]).sort()).toEqual([
       ['FEATURE_DRIFT', 3000, 'x'],
       ['FEATURE_DRIFT', 4000, 'x'],
@@ -214,9 +214,7 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
       'x,y,color,prediction',
       ...Array.from({ length: 4000 }, () => `${normal() + 1.5},${normal()},${colors[Math.floor(r() * 3)]},${r()}`),
     ].join('\n');
-    const file = join(chPath, `${ch.database}-v2.csv`);
-    writeFileSync(file, shifted);
-    const v2 = await buildAndStoreReference({ ch, model: 'fraud', version: 'v2', file });
+    const v2 = await storeReference(ch, 'v2', shifted);
     await start(env(prefix, ch.database));
     const promoted: ModelEvent = {
       model: 'fraud',

@@ -3,10 +3,9 @@ import { decodePartials, type OutboundPartials, type ReferenceSet, referenceSet 
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
+import type { Progress, ProgressStore, ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
-import type { Progress, ProgressStore } from '../src/progress-store.js';
 import { ReferenceCache } from '../src/reference-cache.js';
-import type { ReferenceStore } from '../src/reference-store.js';
 import { stageOneProcessor } from '../src/stage-one.js';
 
 const ref: ReferenceSet = referenceSet(

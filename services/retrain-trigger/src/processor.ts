@@ -1,4 +1,3 @@
-import { chTime } from '@driftline/clickhouse';
 import type { Logger } from '@driftline/core';
 import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/kafka';
 import { counter, type Registry } from '@driftline/observability';
@@ -12,31 +11,7 @@ import {
   type RetrainPlan,
 } from '@driftline/policy';
 import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
-import type { DecisionStore } from './store.js';
-
-/** A row of `retrain_decisions`. */
-export interface DecisionRow {
-  readonly model: string;
-  readonly alert_id: string;
-  readonly alert_kind: string;
-  readonly model_version: string;
-  readonly window_start: string;
-  readonly window_end: string;
-  readonly alert_time: string;
-  readonly decision: 'fire' | 'hold';
-  readonly fired: 0 | 1;
-  readonly reason: string;
-  readonly detail: string;
-  readonly signals: readonly string[];
-  readonly streak: number;
-  readonly request_id: string | null;
-  readonly data_from: string | null;
-  readonly data_to: string | null;
-  readonly seq: number;
-  readonly first: 0 | 1;
-  readonly state: string;
-  readonly decided_at: string;
-}
+import { chTime, type DecisionRow, type DecisionStore } from '@driftline/warehouse';
 
 export function decisionRow(alert: DriftAlert, result: DecideResult, now: number): DecisionRow {
   const d = result.decision;

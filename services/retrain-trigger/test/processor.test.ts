@@ -3,8 +3,10 @@ import type { DecodedRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import { type ModelState, parsePolicyText } from '@driftline/policy';
 import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
+import type { DecisionRow, DecisionStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
-import { type DecisionRow, type DecisionStore, loadPolicy, triggerProcessor } from '../src/index.js';
+import { loadPolicy } from '../src/config.js';
+import { triggerProcessor } from '../src/processor.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const W = 60_000;

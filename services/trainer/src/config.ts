@@ -25,8 +25,8 @@ export const trainerEnvShape = {
   DRIFTLINE_TRAINER_MAX_DEPTH: envField.int(1, 32).default(4),
   DRIFTLINE_TRAINER_TIMEOUT: duration().default(20 * 60_000),
   /**
-   * Kafka session timeout of the trainer's group. The loop does not heartbeat while a batch is in
-   * hand, so this must exceed the longest training (the broker's group.max.session.timeout.ms caps it).
+   * Kafka session timeout of the trainer's group. The service heartbeats every 3 s while it trains
+   * (service.ts), so this only has to cover a stalled process, not the longest training.
    */
   DRIFTLINE_TRAINER_SESSION_TIMEOUT: duration().default(60_000),
 };

@@ -1,4 +1,5 @@
 import { DriftlineError } from '@driftline/core';
+import type { FeatureValue } from '@driftline/schemas';
 import {
   type DataType,
   Float64,
@@ -9,8 +10,6 @@ import {
   type Vector,
   vectorFromArray,
 } from 'apache-arrow';
-
-export type FeatureValue = null | number | string | boolean;
 
 /** One row of `labeled_predictions` as the trainer reads it. */
 export interface LabeledRow {

@@ -1,28 +1,26 @@
 import type { ReferenceSet } from '@driftline/drift';
-import { ClickHouseReferenceStore } from '@driftline/drift-monitor';
-import { type ConsumerHandle, startConsumer } from '@driftline/kafka';
+import type { ConsumerHandle } from '@driftline/kafka';
 import { counter } from '@driftline/observability';
 import { contracts, type ModelEvent, type RetrainRequest } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { type TrainerConfig, toTrainerConfig, trainerEnvShape } from './config.js';
-import { ClickHouseModelRegistry, LabeledPredictionsSource } from './stores.js';
 import { handleRequest, type TrainerDeps } from './trainer.js';
+import { warehouseTrainingSource } from './training-source.js';
 import { ensureWorkerPython } from './worker.js';
 
 export const trainerService = defineService({
   name: 'trainer',
   description: 'Retrain requests → dataset (Arrow) → XGBoost worker (GPU when present) → evaluate, register, promote',
+  needs: ['kafka', 'registry', 'clickhouse'],
   envShape: trainerEnvShape,
   configure: toTrainerConfig,
   async start(ctx: ServiceContext, config: TrainerConfig) {
     // Set the worker's Python environment up first (once per machine; reused afterwards).
     const python = await ensureWorkerPython(ctx.logger, config.python);
-    const ch = await ctx.clickhouse();
-    const references = new ClickHouseReferenceStore(ch);
-    const retrainCodec = ctx.codec.forTopic(contracts.retrain, ctx.topic('retrain'));
-    const modelTopic = ctx.topic('model');
-    const modelCodec = ctx.codec.forTopic(contracts.model, modelTopic);
-    await modelCodec.register();
+    const warehouse = await ctx.warehouse();
+    const retrainCodec = ctx.codec().forTopic(contracts.retrain, ctx.topic('retrain'));
+    const models = ctx.publisher(contracts.model);
+    await models.prepare(); // an incompatible schema fails start-up, not the first trained model
     const outcomes = counter(ctx.registry, 'driftline_trainer_requests_total', 'Retrain requests handled, by outcome', [
       'model',
       'outcome',
@@ -30,26 +28,18 @@ export const trainerService = defineService({
     const deps: TrainerDeps = {
       config,
       python,
-      source: new LabeledPredictionsSource(ch),
-      registry: new ClickHouseModelRegistry(ch),
+      source: warehouseTrainingSource(warehouse.predictions),
+      registry: warehouse.models,
       logger: ctx.logger,
       async saveReference(set: ReferenceSet) {
-        await references.save(set);
-        return `clickhouse://${ch.database}.reference_profiles?reference_id=${set.referenceId}`;
+        await warehouse.references.save(set);
+        return `clickhouse://${warehouse.database}.reference_profiles?reference_id=${set.referenceId}`;
       },
-      async publish(events: readonly ModelEvent[]) {
-        const messages = [];
-        for (const e of events) messages.push({ key: contracts.model.key(e), value: await modelCodec.encode(e) });
-        await ctx.producer.send(modelTopic, messages);
-      },
+      publish: (events: readonly ModelEvent[]) => models.publish(events),
     };
-    const consumer: ConsumerHandle = await startConsumer<RetrainRequest>({
-      kafka: ctx.kafka,
+    const consumer: ConsumerHandle = await ctx.consume<RetrainRequest>({
       groupId: `${ctx.common.topicPrefix}${config.group}`,
       topics: [ctx.topic('retrain')],
-      producer: ctx.producer,
-      logger: ctx.logger,
-      registry: ctx.registry,
       fromBeginning: true,
       sessionTimeoutMs: config.sessionTimeoutMs,
       processor: {

@@ -4,12 +4,13 @@ import { pathToFileURL } from 'node:url';
 import { DriftlineError, type Logger } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
+import { chTime, type ModelRegistry, type ModelVersionRow } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
 import type { TrainerConfig } from './config.js';
 import { buildDataset, type Dataset, datasetToArrow } from './dataset.js';
 import { decidePromotion, versionFor } from './promotion.js';
 import { referenceFromDataset } from './reference.js';
-import { chTime, type ModelRegistry, type ModelVersionRow, type TrainingSource } from './stores.js';
+import type { TrainingSource } from './training-source.js';
 import { readWorkerResult, runWorker, type WorkerResult } from './worker.js';
 
 export interface TrainerDeps {

@@ -4,17 +4,13 @@ import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
+import type { ModelRegistry, ModelVersionRow } from '@driftline/warehouse';
 import { makeVector, Table, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import {
-  handleRequest,
-  type LabeledRow,
-  type ModelRegistry,
-  type ModelVersionRow,
-  type TrainerDeps,
-  toTrainerConfig,
-  versionFor,
-} from '../src/index.js';
+import { toTrainerConfig } from '../src/config.js';
+import type { LabeledRow } from '../src/dataset.js';
+import { versionFor } from '../src/promotion.js';
+import { handleRequest, type TrainerDeps } from '../src/trainer.js';
 
 const request: RetrainRequest = {
   request_id: 'req-1',

@@ -1,19 +1,12 @@
 import type { RetrainRequest } from '@driftline/schemas';
+import type { ModelVersionRow } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import {
-  buildDataset,
-  COLUMNS,
-  datasetToArrow,
-  decidePromotion,
-  type LabeledRow,
-  type ModelVersionRow,
-  modelEvents,
-  parseFeatures,
-  referenceFromDataset,
-  toTrainerConfig,
-  versionFor,
-} from '../src/index.js';
+import { toTrainerConfig } from '../src/config.js';
+import { buildDataset, COLUMNS, datasetToArrow, type LabeledRow, parseFeatures } from '../src/dataset.js';
+import { decidePromotion, versionFor } from '../src/promotion.js';
+import { referenceFromDataset } from '../src/reference.js';
+import { modelEvents } from '../src/trainer.js';
 
 const rows: LabeledRow[] = Array.from({ length: 10 }, (_, i) => ({
   predictionId: `p${9 - i}`,

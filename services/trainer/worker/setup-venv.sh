@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Creates (once) the trainer worker's Python environment and prints its interpreter path.
 #
-# The venv lives in <repo>/.cache/pyenv-trainer (ignored). It is reused when its stamp matches
+# The venv lives in <repo>/.cache/pyenv-trainer (ignored) when this script runs from a checkout
+# (services/trainer/worker, or services/cli/dist/worker of the build), else in
+# ${XDG_CACHE_HOME:-~/.cache}/driftline (an installed package); DRIFTLINE_TRAINER_VENV overrides
+# both (the Docker image builds it at /opt/driftline/pyenv-trainer). It is reused when its stamp matches
 # the pinned requirements and the machine's flavour (gpu/cpu), so repeated runs cost a few ms.
 # Flavour: with a working `nvidia-smi` we install the full `xgboost` wheel (CUDA build); without
 # one `xgboost-cpu` (same module, no CUDA libraries: a far smaller download). Override with
 # DRIFTLINE_TRAINER_FLAVOUR=cpu|gpu. PYTHON picks the base interpreter (default python3).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../../.." && pwd)"
-venv="${DRIFTLINE_TRAINER_VENV:-$root/.cache/pyenv-trainer}"
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/driftline"
+dir="$here"
+while [[ "$dir" != "/" ]]; do
+  if [[ -f "$dir/pnpm-workspace.yaml" ]]; then cache="$dir/.cache"; break; fi
+  dir="$(dirname "$dir")"
+done
+venv="${DRIFTLINE_TRAINER_VENV:-$cache/pyenv-trainer}"
 
 flavour="${DRIFTLINE_TRAINER_FLAVOUR:-}"
 if [[ -z "$flavour" ]]; then

@@ -1,0 +1,22 @@
+export {
+  CLICKHOUSE,
+  type ClickHouseTarget,
+  type Dashboard,
+  dashboards,
+  PROMETHEUS,
+  serialize,
+} from './dashboards.js';
+export {
+  expandGrafanaSql,
+  expandMacros,
+  type GrafanaQueryContext,
+  interpolateVariables,
+  type VariableValue,
+} from './macros.js';
+export { DASHBOARD_DIR, REPO_ROOT } from './paths.js';
+export {
+  migrateForDashboards,
+  type Scenario,
+  seedScenario,
+} from './seed.js';
+export { type DashboardQuery, dashboardQueries } from './walk.js';

@@ -1,0 +1,49 @@
+import { envField } from '@driftline/core';
+import { z } from 'zod';
+
+/** Default bound on every ClickHouse call (insert, query, DDL); see DRIFTLINE_CLICKHOUSE_TIMEOUT. */
+export const DEFAULT_CLICKHOUSE_TIMEOUT_MS = 30_000;
+
+export const clickhouseEnvShape = {
+  /** A ClickHouse server over HTTP; when absent the embedded engine (chdb) is used. */
+  DRIFTLINE_CLICKHOUSE_URL: envField.url().optional(),
+  DRIFTLINE_CLICKHOUSE_USERNAME: envField.string().optional(),
+  DRIFTLINE_CLICKHOUSE_PASSWORD: z.string().optional(),
+  DRIFTLINE_CLICKHOUSE_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier')
+    .default('driftline'),
+  /** Data directory of the embedded engine (one per process). */
+  DRIFTLINE_CLICKHOUSE_PATH: envField.string().default('.driftline/chdb'),
+  /** Bound on every call; a call that exceeds it fails as retriable (SINK_UNAVAILABLE). */
+  DRIFTLINE_CLICKHOUSE_TIMEOUT: envField.duration(1).default(DEFAULT_CLICKHOUSE_TIMEOUT_MS),
+};
+
+interface CommonConfig {
+  readonly database: string;
+  /** Per-call timeout in ms (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+export type ClickHouseConfig =
+  | (CommonConfig & {
+      readonly mode: 'server';
+      readonly url: string;
+      readonly username?: string;
+      readonly password?: string;
+    })
+  | (CommonConfig & { readonly mode: 'embedded'; readonly path: string });
+
+export function toClickHouseConfig(env: z.infer<z.ZodObject<typeof clickhouseEnvShape>>): ClickHouseConfig {
+  const common = { database: env.DRIFTLINE_CLICKHOUSE_DATABASE, timeoutMs: env.DRIFTLINE_CLICKHOUSE_TIMEOUT };
+  if (env.DRIFTLINE_CLICKHOUSE_URL !== undefined) {
+    return {
+      mode: 'server',
+      url: env.DRIFTLINE_CLICKHOUSE_URL,
+      ...common,
+      ...(env.DRIFTLINE_CLICKHOUSE_USERNAME === undefined ? {} : { username: env.DRIFTLINE_CLICKHOUSE_USERNAME }),
+      ...(env.DRIFTLINE_CLICKHOUSE_PASSWORD === undefined ? {} : { password: env.DRIFTLINE_CLICKHOUSE_PASSWORD }),
+    };
+  }
+  return { mode: 'embedded', path: env.DRIFTLINE_CLICKHOUSE_PATH, ...common };
+}

@@ -1,0 +1,37 @@
+export { type ClickHouse, createClickHouse, type QueryParams, type TypedResult } from './client.js';
+export { type ClickHouseConfig, clickhouseEnvShape, toClickHouseConfig } from './config.js';
+export { ENVIRONMENT_CODES, REJECTED_CODES, UNAVAILABLE_CODES } from './error-codes.js';
+export {
+  type ClickHouseErrorCategory,
+  type ClickHouseErrorInfo,
+  classifyClickHouseError,
+  toWarehouseError,
+} from './errors.js';
+export { type Migration, migrate } from './migrate.js';
+export { migrations } from './migrations.js';
+export type { PipelineCounts, TrainedVersion, WindowVerdicts } from './read-models/pipeline-summary.js';
+export type { ReportRange } from './read-models/report.js';
+export type {
+  Progress,
+  ProgressStage,
+  ProgressStore,
+} from './tables/drift-progress.js';
+export type { DriftWindowRow, DriftWindowStore } from './tables/drift-windows.js';
+export type { ModelRegistry, ModelVersionRow } from './tables/model-versions.js';
+export type {
+  PerformanceStore,
+  PerformanceWindow,
+} from './tables/performance-windows.js';
+export {
+  ClickHousePredictionStore,
+  type ExpiredPredictionRow,
+  type JoinedRow,
+  type PredictionStore,
+  segmentValue,
+  type TrainingRow,
+  type WindowData,
+} from './tables/predictions.js';
+export type { ReferenceStore } from './tables/reference-profiles.js';
+export type { DecisionRow, DecisionStore } from './tables/retrain-decisions.js';
+export { chTime } from './time.js';
+export { openWarehouse, type Warehouse, warehouseOn } from './warehouse.js';

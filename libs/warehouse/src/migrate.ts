@@ -1,0 +1,30 @@
+import type { ClickHouse } from './client.js';
+
+export interface Migration {
+  /** Stable, ordered id, e.g. `0101_drift_windows`. */
+  readonly id: string;
+  /** DDL statements; `{db}` is replaced by the database name. */
+  readonly statements: readonly string[];
+}
+
+/**
+ * Creates the database when missing and applies the migrations not applied yet, in id order, recording each in `schema_migrations`.
+ * Statements must be idempotent (`IF NOT EXISTS`), so two processes migrating at once is harmless.
+ */
+export async function migrate(ch: ClickHouse, migrations: readonly Migration[]): Promise<string[]> {
+  await ch.command(`CREATE DATABASE IF NOT EXISTS ${ch.database}`);
+  await ch.command(
+    `CREATE TABLE IF NOT EXISTS ${ch.table('schema_migrations')}
+      (id String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY id`,
+  );
+  const rows = await ch.select<{ id: string }>(`SELECT id FROM ${ch.table('schema_migrations')} FINAL`);
+  const applied = new Set(rows.map((r) => r.id));
+  const done: string[] = [];
+  for (const migration of [...migrations].sort((a, b) => a.id.localeCompare(b.id))) {
+    if (applied.has(migration.id)) continue;
+    for (const statement of migration.statements) await ch.command(statement.replaceAll('{db}', ch.database));
+    await ch.insert('schema_migrations', [{ id: migration.id }]);
+    done.push(migration.id);
+  }
+  return done;
+}

@@ -1,0 +1,97 @@
+import type { ClickHouse } from '../client.js';
+
+/** How far the loop has come, across every model: what `make demo` prints while it runs. */
+export interface PipelineCounts {
+  /** Rows of drift_windows (one per feature, method and window). */
+  readonly driftRows: number;
+  /** Distinct windows measured, and those where some feature drifted. */
+  readonly windows: number;
+  readonly driftedWindows: number;
+  /** Alerts decided by the retrain-trigger, and those that fired a retrain request. */
+  readonly decisions: number;
+  readonly retrainRequests: number;
+  readonly modelVersions: number;
+  readonly promoted: number;
+}
+
+export interface TrainedVersion {
+  readonly version: string;
+  readonly status: string;
+  readonly promotionReason: string;
+  readonly device: string;
+}
+
+/** One window's PSI verdicts for a model: which features were measured and which drifted. */
+export interface WindowVerdicts {
+  readonly windowStart: number;
+  readonly version: string;
+  readonly drifted: string[];
+  readonly measured: string[];
+}
+
+/** Read model of the whole loop (drift → decisions → versions), for the demo and smoke checks. */
+export class PipelineSummary {
+  constructor(private readonly ch: ClickHouse) {}
+
+  async counts(): Promise<PipelineCounts> {
+    const t = (name: string) => this.ch.table(name);
+    const [row] = await this.ch.select<Record<keyof PipelineCounts, number | string>>(
+      `SELECT
+         (SELECT count() FROM ${t('drift_windows')} FINAL) AS driftRows,
+         (SELECT uniqExact(window_start) FROM ${t('drift_windows')} FINAL) AS windows,
+         (SELECT uniqExact(window_start) FROM ${t('drift_windows')} FINAL WHERE drifted) AS driftedWindows,
+         (SELECT count() FROM ${t('retrain_decisions')} FINAL) AS decisions,
+         (SELECT count() FROM ${t('retrain_decisions')} FINAL WHERE fired) AS retrainRequests,
+         (SELECT count() FROM ${t('model_versions')} FINAL) AS modelVersions,
+         (SELECT count() FROM ${t('model_versions')} FINAL WHERE status = 'PROMOTED') AS promoted`,
+    );
+    const n = (k: keyof PipelineCounts) => Number(row?.[k] ?? 0);
+    return {
+      driftRows: n('driftRows'),
+      windows: n('windows'),
+      driftedWindows: n('driftedWindows'),
+      decisions: n('decisions'),
+      retrainRequests: n('retrainRequests'),
+      modelVersions: n('modelVersions'),
+      promoted: n('promoted'),
+    };
+  }
+
+  /** Every trained version, in training order. */
+  async versions(): Promise<TrainedVersion[]> {
+    const rows = await this.ch.select<{ version: string; status: string; promotion_reason: string; device: string }>(
+      `SELECT version, status, promotion_reason, device FROM ${this.ch.table('model_versions')} FINAL ORDER BY registered_at`,
+    );
+    return rows.map((r) => ({
+      version: r.version,
+      status: r.status,
+      promotionReason: r.promotion_reason,
+      device: r.device,
+    }));
+  }
+
+  /** The most recently promoted version, if any. */
+  async latestPromoted(): Promise<string | undefined> {
+    const [row] = await this.ch.select<{ version: string }>(
+      `SELECT version FROM ${this.ch.table('model_versions')} FINAL WHERE status = 'PROMOTED'
+       ORDER BY registered_at DESC LIMIT 1`,
+    );
+    return row?.version;
+  }
+
+  async psiWindows(model: string): Promise<WindowVerdicts[]> {
+    const rows = await this.ch.select<{ ws: number | string; version: string; drifted: string[]; measured: string[] }>(
+      `SELECT toUnixTimestamp64Milli(window_start) AS ws, version,
+         groupArrayIf(feature, drifted = 1) AS drifted, groupArray(feature) AS measured
+       FROM ${this.ch.table('drift_windows')} FINAL WHERE model = {model:String} AND method = 'psi'
+       GROUP BY ws, version ORDER BY ws, version`,
+      { model },
+    );
+    return rows.map((r) => ({
+      windowStart: Number(r.ws),
+      version: r.version,
+      drifted: r.drifted,
+      measured: r.measured,
+    }));
+  }
+}

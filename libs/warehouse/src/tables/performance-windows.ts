@@ -1,0 +1,88 @@
+import type { PerformanceRow, Task, WindowRef } from '@driftline/performance';
+import type { ClickHouse } from '../client.js';
+import type { Migration } from '../migrate.js';
+import { chTime } from '../time.js';
+
+/**
+ * Rows by window and segment with `version` = when the recompute read its input (newest wins:
+ * query with FINAL or argMax(…, version)). Part of the label-joiner's original migration id.
+ */
+export const performanceWindowsMigration: Migration = {
+  id: '0201_performance_windows',
+  statements: [
+    `CREATE TABLE IF NOT EXISTS {db}.performance_windows (
+      model LowCardinality(String),
+      model_version LowCardinality(String),
+      window_start DateTime64(3, 'UTC'),
+      window_end DateTime64(3, 'UTC'),
+      segment_feature LowCardinality(String),
+      segment String,
+      task LowCardinality(String),
+      predictions UInt64,
+      labeled UInt64,
+      expired UInt64,
+      pending UInt64,
+      label_coverage Nullable(Float64),
+      invalid_labels UInt64,
+      accuracy Nullable(Float64),
+      precision Nullable(Float64),
+      recall Nullable(Float64),
+      f1 Nullable(Float64),
+      roc_auc Nullable(Float64),
+      log_loss Nullable(Float64),
+      brier Nullable(Float64),
+      mae Nullable(Float64),
+      rmse Nullable(Float64),
+      mape Nullable(Float64),
+      threshold Float64,
+      version UInt64,
+      computed_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree(version)
+    ORDER BY (model, model_version, window_start, segment_feature, segment)`,
+  ],
+};
+
+/** One recompute of a window's metrics, every segment. */
+export interface PerformanceWindow {
+  readonly ref: WindowRef;
+  readonly windowMs: number;
+  readonly task: Task;
+  readonly threshold: number;
+  readonly rows: readonly PerformanceRow[];
+  /** When the recompute read its input; the newest version of a key wins. */
+  readonly version: number;
+  readonly computedAt: number;
+}
+
+export interface PerformanceStore {
+  insert(window: PerformanceWindow): Promise<void>;
+}
+
+export class ClickHousePerformanceStore implements PerformanceStore {
+  constructor(private readonly ch: ClickHouse) {}
+
+  insert(w: PerformanceWindow): Promise<void> {
+    return this.ch.insert(
+      'performance_windows',
+      w.rows.map((r) => ({
+        model: w.ref.model,
+        model_version: w.ref.modelVersion,
+        window_start: chTime(w.ref.windowStart),
+        window_end: chTime(w.ref.windowStart + w.windowMs),
+        segment_feature: r.segmentFeature,
+        segment: r.segment,
+        task: w.task,
+        predictions: r.predictions,
+        labeled: r.labeled,
+        expired: r.expired,
+        pending: r.pending,
+        label_coverage: r.labelCoverage,
+        invalid_labels: r.invalidLabels,
+        ...r.metrics,
+        threshold: w.threshold,
+        version: w.version,
+        computed_at: chTime(w.computedAt),
+      })),
+    );
+  }
+}

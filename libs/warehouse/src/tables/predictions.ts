@@ -1,0 +1,197 @@
+import { MISSING_SEGMENT, type WindowRef } from '@driftline/performance';
+import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
+import type { ClickHouse } from '../client.js';
+import type { Migration } from '../migrate.js';
+import { chTime } from '../time.js';
+
+/**
+ * Joined and expired predictions, ReplacingMergeTree keyed by prediction (time + id never change
+ * for a prediction), so a replay writes the same key.
+ */
+export const predictionsMigration: Migration = {
+  id: '0200_labeled_predictions',
+  statements: [
+    `CREATE TABLE IF NOT EXISTS {db}.labeled_predictions (
+      model LowCardinality(String),
+      model_version LowCardinality(String),
+      prediction_id String,
+      entity_id String,
+      prediction_time DateTime64(3, 'UTC'),
+      label_time DateTime64(3, 'UTC'),
+      features String COMMENT 'JSON object: the features as they were at prediction time',
+      prediction Float64,
+      predicted_class Nullable(String),
+      label Float64,
+      joined_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(prediction_time)
+    ORDER BY (model, model_version, prediction_time, prediction_id)`,
+    `CREATE TABLE IF NOT EXISTS {db}.unlabeled_predictions (
+      model LowCardinality(String),
+      model_version LowCardinality(String),
+      prediction_id String,
+      entity_id String,
+      prediction_time DateTime64(3, 'UTC'),
+      deadline DateTime64(3, 'UTC'),
+      expired_at DateTime64(3, 'UTC'),
+      features String,
+      prediction Float64,
+      predicted_class Nullable(String)
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(prediction_time)
+    ORDER BY (model, model_version, prediction_time, prediction_id)`,
+  ],
+};
+
+export interface JoinedRow {
+  readonly prediction: PredictionEvent;
+  readonly label: LabelEvent;
+  readonly joinedAt: number;
+}
+
+export interface ExpiredPredictionRow {
+  readonly prediction: PredictionEvent;
+  readonly deadline: number;
+  readonly expiredAt: number;
+}
+
+/** Everything a performance window needs: labeled rows and the expired ones that never got a label. */
+export interface WindowData {
+  readonly labeled: Array<{ prediction: number; label: number; segments: string[] }>;
+  readonly expired: Array<{ segments: string[] }>;
+}
+
+/** A joined row as training reads it; `features` is the JSON text stored at prediction time. */
+export interface TrainingRow {
+  readonly predictionId: string;
+  readonly time: number;
+  readonly features: string;
+  readonly prediction: number;
+  readonly label: number;
+}
+
+export interface PredictionStore {
+  insertJoined(rows: readonly JoinedRow[]): Promise<void>;
+  insertExpired(rows: readonly ExpiredPredictionRow[]): Promise<void>;
+  readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowData>;
+  /** Joined rows of the model with from ≤ prediction_time < to, in time order. */
+  trainingRows(model: string, from: number, to: number): Promise<TrainingRow[]>;
+}
+
+/** A raw JSON value from JSONExtractRaw as a segment name. */
+export function segmentValue(raw: string): string {
+  if (raw === '' || raw === 'null') return MISSING_SEGMENT;
+  if (raw.startsWith('"')) {
+    try {
+      return String(JSON.parse(raw));
+    } catch {
+      return raw;
+    }
+  }
+  return raw;
+}
+
+export class ClickHousePredictionStore implements PredictionStore {
+  constructor(private readonly ch: ClickHouse) {}
+
+  insertJoined(rows: readonly JoinedRow[]): Promise<void> {
+    return this.ch.insert(
+      'labeled_predictions',
+      rows.map((r) => ({
+        model: r.prediction.model,
+        model_version: r.prediction.model_version,
+        prediction_id: r.prediction.prediction_id,
+        entity_id: r.prediction.entity_id,
+        prediction_time: chTime(r.prediction.event_time),
+        label_time: chTime(r.label.event_time),
+        features: JSON.stringify(r.prediction.features),
+        prediction: r.prediction.prediction,
+        predicted_class: r.prediction.predicted_class,
+        label: r.label.label,
+        joined_at: chTime(r.joinedAt),
+      })),
+    );
+  }
+
+  insertExpired(rows: readonly ExpiredPredictionRow[]): Promise<void> {
+    return this.ch.insert(
+      'unlabeled_predictions',
+      rows.map((r) => ({
+        model: r.prediction.model,
+        model_version: r.prediction.model_version,
+        prediction_id: r.prediction.prediction_id,
+        entity_id: r.prediction.entity_id,
+        prediction_time: chTime(r.prediction.event_time),
+        deadline: chTime(r.deadline),
+        expired_at: chTime(r.expiredAt),
+        features: JSON.stringify(r.prediction.features),
+        prediction: r.prediction.prediction,
+        predicted_class: r.prediction.predicted_class,
+      })),
+    );
+  }
+
+  /**
+   * Reads the deduplicated tables (FINAL): the labeled rows, and the expired ones that never got a
+   * label (a prediction replayed after its tombstone vanished could be in both; the labeled row wins).
+   */
+  async readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowData> {
+    const params: Record<string, unknown> = {
+      model: ref.model,
+      version: ref.modelVersion,
+      start: ref.windowStart,
+      end: ref.windowStart + windowMs,
+    };
+    const segs = segmentFeatures.map((f, i) => {
+      params[`f${i}`] = f;
+      return `JSONExtractRaw(features, {f${i}:String})`;
+    });
+    const segArray = segs.length === 0 ? "CAST([], 'Array(String)')" : `[${segs.join(', ')}]`;
+    const where = `model = {model:String} AND model_version = {version:String}
+      AND prediction_time >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')
+      AND prediction_time < fromUnixTimestamp64Milli({end:Int64}, 'UTC')`;
+    const labeledTable = this.ch.table('labeled_predictions');
+    const labeled = await this.ch.select<{ prediction: number; label: number; segments: string[] }>(
+      `SELECT prediction, label, ${segArray} AS segments FROM ${labeledTable} FINAL WHERE ${where}`,
+      params,
+    );
+    const expired = await this.ch.select<{ segments: string[] }>(
+      `SELECT ${segArray} AS segments FROM ${this.ch.table('unlabeled_predictions')} FINAL
+       WHERE ${where} AND prediction_id NOT IN (SELECT prediction_id FROM ${labeledTable} WHERE ${where})`,
+      params,
+    );
+    return {
+      labeled: labeled.map((r) => ({
+        prediction: Number(r.prediction),
+        label: Number(r.label),
+        segments: r.segments.map(segmentValue),
+      })),
+      expired: expired.map((r) => ({ segments: r.segments.map(segmentValue) })),
+    };
+  }
+
+  async trainingRows(model: string, from: number, to: number): Promise<TrainingRow[]> {
+    const rows = await this.ch.select<{
+      prediction_id: string;
+      t: string | number;
+      features: string;
+      prediction: number;
+      label: number;
+    }>(
+      `SELECT prediction_id, toUnixTimestamp64Milli(prediction_time) AS t, features, prediction, label
+       FROM ${this.ch.table('labeled_predictions')} FINAL
+       WHERE model = {model:String}
+         AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+         AND prediction_time < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
+       ORDER BY prediction_time, prediction_id`,
+      { model, from, to },
+    );
+    return rows.map((r) => ({
+      predictionId: r.prediction_id,
+      time: Number(r.t),
+      features: r.features,
+      prediction: Number(r.prediction),
+      label: Number(r.label),
+    }));
+  }
+}

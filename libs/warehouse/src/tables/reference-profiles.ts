@@ -1,0 +1,126 @@
+import { type ReferenceSet, referenceSet } from '@driftline/drift';
+import { parseReferenceProfile, type ReferenceProfile } from '@driftline/stats';
+import type { ClickHouse } from '../client.js';
+import type { Migration } from '../migrate.js';
+import { chTime } from '../time.js';
+
+export const referenceProfilesMigration: Migration = {
+  id: '0100_reference_profiles',
+  statements: [
+    `CREATE TABLE IF NOT EXISTS {db}.reference_profiles (
+      model String,
+      version String,
+      reference_id String,
+      feature String,
+      kind LowCardinality(String),
+      profile String,
+      created_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree(created_at)
+    ORDER BY (model, version, reference_id, feature)`,
+  ],
+};
+
+/** Where reference profiles live: one port, one ClickHouse adapter. */
+export interface ReferenceStore {
+  save(set: ReferenceSet): Promise<void>;
+  /** The latest reference of (model, version), or undefined. */
+  latest(model: string, version: string): Promise<ReferenceSet | undefined>;
+  byId(referenceId: string): Promise<ReferenceSet | undefined>;
+  /** The latest reference of every (model, version); a malformed profile throws ConfigError naming it. */
+  all(): Promise<ReferenceSet[]>;
+}
+
+interface Row {
+  model: string;
+  version: string;
+  reference_id: string;
+  feature: string;
+  profile: string;
+}
+
+/** A stored profile through the one profile parser (libs/stats); ConfigError names the row. */
+export function parseStoredProfile(text: string, where: string): ReferenceProfile {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return parseReferenceProfile(json, `reference_profiles[${where}].profile`);
+}
+
+function toSets(rows: readonly Row[]): ReferenceSet[] {
+  const groups = new Map<string, Row[]>();
+  for (const r of rows) {
+    const list = groups.get(r.reference_id);
+    if (list === undefined) groups.set(r.reference_id, [r]);
+    else list.push(r);
+  }
+  return [...groups.values()].map((list) => {
+    const first = list[0]!;
+    const profiles = new Map<string, ReferenceProfile>();
+    for (const r of list)
+      profiles.set(r.feature, parseStoredProfile(r.profile, `${r.model}/${r.version}/${r.feature}`));
+    return { ...referenceSet(first.model, first.version, profiles), referenceId: first.reference_id };
+  });
+}
+
+export class ClickHouseReferenceStore implements ReferenceStore {
+  constructor(
+    private readonly ch: ClickHouse,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private get table(): string {
+    return this.ch.table('reference_profiles');
+  }
+
+  async save(set: ReferenceSet): Promise<void> {
+    const createdAt = chTime(this.now());
+    await this.ch.insert(
+      'reference_profiles',
+      set.features.map((feature, i) => ({
+        model: set.model,
+        version: set.version,
+        reference_id: set.referenceId,
+        feature,
+        kind: set.profiles[i]!.kind,
+        profile: JSON.stringify(set.profiles[i]),
+        created_at: createdAt,
+      })),
+    );
+  }
+
+  private rows(where: string, params: Record<string, string>): Promise<Row[]> {
+    return this.ch.select<Row>(
+      `SELECT model, version, reference_id, feature, profile FROM ${this.table} FINAL WHERE ${where}
+       ORDER BY reference_id, feature`,
+      params,
+    );
+  }
+
+  async latest(model: string, version: string): Promise<ReferenceSet | undefined> {
+    const sets = toSets(
+      await this.rows(
+        `reference_id = (SELECT argMax(reference_id, created_at) FROM ${this.table}
+           WHERE model = {model:String} AND version = {version:String})
+         AND model = {model:String} AND version = {version:String}`,
+        { model, version },
+      ),
+    );
+    return sets[0];
+  }
+
+  async byId(referenceId: string): Promise<ReferenceSet | undefined> {
+    return toSets(await this.rows('reference_id = {id:String}', { id: referenceId }))[0];
+  }
+
+  async all(): Promise<ReferenceSet[]> {
+    return toSets(
+      await this.rows(
+        `reference_id IN (SELECT argMax(reference_id, created_at) FROM ${this.table} GROUP BY model, version)`,
+        {},
+      ),
+    );
+  }
+}

@@ -1,0 +1,115 @@
+import type { Baseline, ModelState } from '@driftline/policy';
+import type { ClickHouse } from '../client.js';
+import type { Migration } from '../migrate.js';
+import { ClickHouseModelRegistry } from './model-versions.js';
+
+/**
+ * `retrain_decisions`: one row per (model, alert_id) — every alert's decision, fired or held and
+ * why, with the model's policy state after it (`state`, ordered by `seq`) so a restarted or new
+ * owner rebuilds its state with one query. A replayed alert writes the same key: a first sighting
+ * (`first = 1`) outranks a later duplicate sighting (`first = 0`) in the ReplacingMergeTree.
+ */
+export const retrainDecisionsMigration: Migration = {
+  id: '0300_retrain_decisions',
+  statements: [
+    `CREATE TABLE IF NOT EXISTS {db}.retrain_decisions (
+      model LowCardinality(String),
+      alert_id String,
+      alert_kind LowCardinality(String),
+      model_version LowCardinality(String),
+      window_start DateTime64(3, 'UTC'),
+      window_end DateTime64(3, 'UTC'),
+      alert_time DateTime64(3, 'UTC'),
+      decision LowCardinality(String) COMMENT 'fire or hold',
+      fired UInt8 COMMENT '1 when a retrain request was emitted',
+      reason LowCardinality(String) COMMENT 'fire, or why it held: duplicate, no_signal, sustaining, cooldown, ...',
+      detail String,
+      signals Array(String),
+      streak UInt32,
+      request_id Nullable(String),
+      data_from Nullable(DateTime64(3, 'UTC')),
+      data_to Nullable(DateTime64(3, 'UTC')),
+      seq UInt64,
+      first UInt8,
+      state String COMMENT 'JSON: the model policy state after this decision',
+      decided_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree(first)
+    ORDER BY (model, alert_id)`,
+  ],
+};
+
+/** A row of `retrain_decisions` (times as chTime text). */
+export interface DecisionRow {
+  readonly model: string;
+  readonly alert_id: string;
+  readonly alert_kind: string;
+  readonly model_version: string;
+  readonly window_start: string;
+  readonly window_end: string;
+  readonly alert_time: string;
+  readonly decision: 'fire' | 'hold';
+  readonly fired: 0 | 1;
+  readonly reason: string;
+  readonly detail: string;
+  readonly signals: readonly string[];
+  readonly streak: number;
+  readonly request_id: string | null;
+  readonly data_from: string | null;
+  readonly data_to: string | null;
+  readonly seq: number;
+  readonly first: 0 | 1;
+  readonly state: string;
+  readonly decided_at: string;
+}
+
+/** What the retrain-trigger needs from storage. */
+export interface DecisionStore {
+  /** The latest persisted policy state of each model (absent models have none yet). */
+  loadStates(models: readonly string[]): Promise<Map<string, ModelState>>;
+  /** Metrics the serving version reached at its evaluation (model_versions), if it was registered here. */
+  baseline(model: string, version: string): Promise<Baseline | undefined>;
+  write(rows: readonly DecisionRow[]): Promise<void>;
+}
+
+// An unknown version is looked up again after this long (it may be registered meanwhile).
+const UNKNOWN_BASELINE_TTL_MS = 60_000;
+const MAX_CACHED_BASELINES = 10_000;
+
+export class ClickHouseDecisionStore implements DecisionStore {
+  private readonly baselines = new Map<string, { value: Baseline | undefined; at: number }>();
+  private readonly versions: ClickHouseModelRegistry;
+
+  constructor(
+    private readonly ch: ClickHouse,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.versions = new ClickHouseModelRegistry(ch);
+  }
+
+  async loadStates(models: readonly string[]): Promise<Map<string, ModelState>> {
+    if (models.length === 0) return new Map();
+    const rows = await this.ch.select<{ model: string; state: string }>(
+      `SELECT model, argMax(state, seq) AS state FROM ${this.ch.table('retrain_decisions')}
+       WHERE model IN {models:Array(String)} AND first = 1 GROUP BY model`,
+      { models },
+    );
+    return new Map(rows.map((r) => [r.model, JSON.parse(r.state) as ModelState]));
+  }
+
+  async baseline(model: string, version: string): Promise<Baseline | undefined> {
+    const key = `${model}\u0000${version}`;
+    const cached = this.baselines.get(key);
+    // A registered version's metrics never change; an unknown one is looked up again later.
+    if (cached !== undefined && (cached.value !== undefined || this.now() - cached.at < UNKNOWN_BASELINE_TTL_MS)) {
+      return cached.value;
+    }
+    const value = await this.versions.metrics(model, version);
+    if (this.baselines.size >= MAX_CACHED_BASELINES) this.baselines.clear();
+    this.baselines.set(key, { value, at: this.now() });
+    return value;
+  }
+
+  write(rows: readonly DecisionRow[]): Promise<void> {
+    return this.ch.insert('retrain_decisions', rows);
+  }
+}

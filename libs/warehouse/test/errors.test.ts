@@ -1,0 +1,145 @@
+import { ClickHouseError } from '@clickhouse/client';
+import { DriftlineError, SinkUnavailableError, toDriftlineError } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import {
+  type ClickHouseErrorCategory,
+  chTime,
+  classifyClickHouseError,
+  ENVIRONMENT_CODES,
+  REJECTED_CODES,
+  segmentValue,
+  toWarehouseError,
+  UNAVAILABLE_CODES,
+} from '../src/index.js';
+import captured from './fixtures/clickhouse-errors.json' with { type: 'json' };
+
+interface Shape {
+  name?: string;
+  message: string;
+  code?: unknown;
+  type?: unknown;
+  clickhouseCode?: unknown;
+  cause?: Shape;
+}
+
+// Rebuilds a captured error with the same class (ClickHouseError is the client's own) and the
+// same own properties and cause chain; see fixtures/capture-errors.ts for how they were captured.
+function rebuild(s: Shape): Error {
+  const error =
+    s.name === 'ClickHouseError'
+      ? new ClickHouseError({ message: s.message, code: String(s.code), type: String(s.type) })
+      : Object.assign(new Error(s.message), {
+          ...(s.code === undefined ? {} : { code: s.code }),
+          ...(s.clickhouseCode === undefined ? {} : { clickhouseCode: s.clickhouseCode }),
+        });
+  if (s.cause !== undefined) Object.defineProperty(error, 'cause', { value: rebuild(s.cause) });
+  return error;
+}
+
+const shapes = captured as Record<string, Shape>;
+const errorOf = (label: string): Error => {
+  const s = shapes[label];
+  if (s === undefined) throw new Error(`no captured error ${label}`);
+  return rebuild(s);
+};
+
+describe('classifyClickHouseError over errors captured from chdb and @clickhouse/client', () => {
+  const expected: Array<[string, ClickHouseErrorCategory, number | undefined, string | undefined]> = [
+    ['embedded: string into UInt32', 'rejected', 27, 'CANNOT_PARSE_INPUT_ASSERTION_FAILED'],
+    ['embedded: DateTime64 year 318857', 'rejected', 41, 'CANNOT_PARSE_DATETIME'],
+    ['embedded: negative into UInt32', 'rejected', 72, 'CANNOT_PARSE_NUMBER'],
+    ['embedded: unknown table', 'environment', 60, 'UNKNOWN_TABLE'],
+    ['embedded: syntax error', 'unknown', 62, 'SYNTAX_ERROR'],
+    ['embedded: max_execution_time', 'unavailable', 159, 'TIMEOUT_EXCEEDED'],
+    ['embedded: max_memory_usage', 'unavailable', 241, 'MEMORY_LIMIT_EXCEEDED'],
+    ['embedded: aborted by signal', 'unavailable', undefined, 'CHDB_ABORT'],
+    ['server: connection refused', 'unavailable', undefined, 'ECONNREFUSED'],
+    ['server: request timeout', 'unavailable', undefined, 'TRANSPORT'],
+    ['server: proxy 503 page', 'unavailable', undefined, 'TRANSPORT'],
+    ['server: TOO_MANY_PARTS', 'unavailable', 252, 'TOO_MANY_PARTS'],
+  ];
+
+  it('covers every captured shape', () => {
+    expect(expected.map(([label]) => label).sort()).toEqual(Object.keys(shapes).sort());
+  });
+
+  it.each(expected)('%s → %s (%s %s)', (label, category, code, name) => {
+    const info = classifyClickHouseError(errorOf(label));
+    expect(info.category).toBe(category);
+    expect(info.code).toBe(code);
+    expect(info.name).toBe(name);
+  });
+
+  it('reads the code from a bare chdb error (no ClickHouseError around it) and from message text', () => {
+    const chdb = errorOf('embedded: DateTime64 year 318857').cause as Error;
+    expect(classifyClickHouseError(chdb)).toMatchObject({
+      category: 'rejected',
+      code: 41,
+      name: 'CANNOT_PARSE_DATETIME',
+    });
+    const text = new Error(chdb.message);
+    expect(classifyClickHouseError(text)).toMatchObject({
+      category: 'rejected',
+      code: 41,
+      name: 'CANNOT_PARSE_DATETIME',
+    });
+  });
+
+  it('treats a foreign error without a code or a transport sign as unknown (not retried)', () => {
+    expect(classifyClickHouseError(new TypeError('Do not know how to serialize a BigInt')).category).toBe('unknown');
+    expect(classifyClickHouseError('weird').category).toBe('unknown');
+  });
+});
+
+describe('toWarehouseError', () => {
+  it('a rejected row is SINK_REJECTED, not retriable, code name and number in message and details', () => {
+    const error = toWarehouseError('insert into drift_windows', errorOf('embedded: DateTime64 year 318857'));
+    expect(error).toBeInstanceOf(DriftlineError);
+    expect(error.code).toBe('SINK_REJECTED');
+    expect(error.retriable).toBe(false);
+    expect(error.message).toMatch(
+      /^clickhouse insert into drift_windows: CANNOT_PARSE_DATETIME \(41\): Cannot read DateTime/,
+    );
+    expect(error.details).toEqual({ clickhouse: { category: 'rejected', code: 41, name: 'CANNOT_PARSE_DATETIME' } });
+    expect(toDriftlineError(error)).toBe(error);
+  });
+
+  it('unavailable and environment errors are SinkUnavailableError (retriable)', () => {
+    for (const label of ['server: connection refused', 'server: TOO_MANY_PARTS', 'embedded: unknown table']) {
+      const error = toWarehouseError('query', errorOf(label));
+      expect(error).toBeInstanceOf(SinkUnavailableError);
+      expect(error.retriable).toBe(true);
+    }
+  });
+
+  it('an unknown server error is not retried, so it cannot pause a partition forever', () => {
+    const error = toWarehouseError('query', errorOf('embedded: syntax error'));
+    expect(error.retriable).toBe(false);
+    expect(error.message).toMatch(/SYNTAX_ERROR \(62\)/);
+  });
+
+  it('caps the message (it becomes a Kafka header)', () => {
+    const error = toWarehouseError(
+      'insert',
+      new Error(`Code: 27. DB::Exception: ${'x'.repeat(5_000)} (CANNOT_PARSE_INPUT_ASSERTION_FAILED)`),
+    );
+    expect(error.message.length).toBeLessThan(700);
+  });
+});
+
+describe('code tables', () => {
+  it('give every code one category', () => {
+    const all = [UNAVAILABLE_CODES, ENVIRONMENT_CODES, REJECTED_CODES].flatMap((t) => Object.keys(t));
+    expect(new Set(all).size).toBe(all.length);
+  });
+});
+
+describe('row values', () => {
+  it('formats DateTime64(3) text and segment values', () => {
+    expect(chTime(1_700_000_000_123)).toBe('2023-11-14 22:13:20.123');
+    expect(segmentValue('"US"')).toBe('US');
+    expect(segmentValue('3')).toBe('3');
+    expect(segmentValue('')).toBe('__missing__');
+    expect(segmentValue('null')).toBe('__missing__');
+  });
+});

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createClickHouse, migrate, migrations, warehouseOn } from '../src/index.js';
+
+// The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
+const path = mkdtempSync(join(tmpdir(), 'driftline-ch-'));
+const database = () => `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+
+describe('the warehouse on the embedded engine', () => {
+  it('creates the database, runs migrations once, and takes query parameters', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    const things = [
+      {
+        id: '0001_things',
+        statements: [
+          `CREATE TABLE IF NOT EXISTS {db}.things (id String, at DateTime64(3, 'UTC'), kind LowCardinality(String), v Float64)
+           ENGINE = ReplacingMergeTree ORDER BY id`,
+        ],
+      },
+    ];
+    expect(await migrate(ch, things)).toEqual(['0001_things']);
+    expect(await migrate(ch, things)).toEqual([]);
+    await ch.insert('things', [
+      { id: 'a', at: 1_700_000_000_000, kind: "it's", v: 1.5 },
+      { id: 'a', at: 1_700_000_000_000, kind: "it's", v: 1.5 },
+      { id: 'b', at: 1_700_000_000_001, kind: 'x', v: 2 },
+    ]);
+    const rows = await ch.select(
+      `SELECT id, v, toUnixTimestamp64Milli(at) AS at FROM ${ch.table('things')} FINAL WHERE kind = {kind:String} ORDER BY id`,
+      { kind: "it's" },
+    );
+    expect(rows).toEqual([{ id: 'a', v: 1.5, at: 1_700_000_000_000 }]);
+    expect(() => ch.table('x; DROP TABLE y')).toThrow(/not a table identifier/);
+    await ch.close();
+  });
+
+  it('applies the one migration list: every table of driftline, once', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    expect(await migrate(ch, migrations)).toEqual(migrations.map((m) => m.id).sort());
+    const tables = await ch.select<{ name: string }>('SELECT name FROM system.tables WHERE database = {db:String}', {
+      db: ch.database,
+    });
+    expect(tables.map((t) => t.name).sort()).toEqual([
+      'drift_progress',
+      'drift_windows',
+      'labeled_predictions',
+      'model_versions',
+      'performance_windows',
+      'reference_profiles',
+      'retrain_decisions',
+      'schema_migrations',
+      'unlabeled_predictions',
+    ]);
+    const wh = warehouseOn(ch);
+    await wh.progress.save('merge', 'g', 't', 0, { position: 5, offset: 7 });
+    expect(await wh.progress.load('merge', 'g', 't', 0)).toEqual({ position: 5, offset: 7 });
+    expect(await wh.decisions.baseline('m', 'v-unknown')).toBeUndefined();
+    expect(await wh.summary.counts()).toMatchObject({ driftRows: 0, modelVersions: 0 });
+  });
+
+  it('classifies a rejected row by its ClickHouse code', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const error = await ch
+      .insert('drift_progress', [{ stage: 'merge', group_id: 'g', topic: 't', partition: -1, position: 0, offset: 0 }])
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toMatchObject({ code: 'SINK_REJECTED', retriable: false });
+    expect((error as Error).message).toMatch(/CANNOT_PARSE_NUMBER \(72\)/);
+  });
+
+  it('refuses a second data directory in the same process, naming the variable', async () => {
+    await expect(createClickHouse({ mode: 'embedded', path: `${path}-other`, database: 'd' })).rejects.toThrow(
+      /DRIFTLINE_CLICKHOUSE_PATH/,
+    );
+  });
+});

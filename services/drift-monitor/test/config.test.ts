@@ -1,0 +1,20 @@
+import { ConfigError, parseEnv } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { driftEnvShape, toDriftConfig } from '../src/config.js';
+
+describe('drift-monitor config', () => {
+  it('config errors name the variable', () => {
+    expect(() => toDriftConfig(parseEnv(driftEnvShape, { DRIFTLINE_DRIFT_WINDOW: '5 minutes' }))).toThrow(ConfigError);
+    expect(() => toDriftConfig(parseEnv(driftEnvShape, { DRIFTLINE_DRIFT_WINDOW: '5 minutes' }))).toThrow(
+      /DRIFTLINE_DRIFT_WINDOW/,
+    );
+    expect(() => parseEnv(driftEnvShape, { DRIFTLINE_DRIFT_METHOD: 'wasserstein' })).toThrow(/DRIFTLINE_DRIFT_METHOD/);
+    expect(toDriftConfig(parseEnv(driftEnvShape, {})).windowMs).toBe(300_000);
+    expect(() => parseEnv(driftEnvShape, { DRIFTLINE_DRIFT_WINDOW: '0s' })).toThrow(
+      'DRIFTLINE_DRIFT_WINDOW: must be at least 1 ms (got "0s")',
+    );
+    expect(toDriftConfig(parseEnv(driftEnvShape, { DRIFTLINE_DRIFT_ALLOWED_LATENESS: '1.5m' })).latenessMs).toBe(
+      90_000,
+    );
+  });
+});

@@ -1,6 +1,5 @@
 import { PoisonRecordError } from '@driftline/core';
-import type { FeatureEvent } from '@driftline/schemas';
-import { MAX_ENTITY_LENGTH } from './keys.js';
+import type { FeatureEvent, FeatureValue } from '@driftline/schemas';
 import type { FeatureType, FeatureView, FeatureViews } from './views.js';
 
 /** A feature event checked against its view, with values already encoded for the store. */
@@ -13,9 +12,9 @@ export interface ValidatedEvent {
   readonly values: ReadonlyArray<string | undefined>;
 }
 
-export type FeatureValue = number | string | boolean | null;
-
 export const MAX_EVENT_ID_LENGTH = 256;
+/** Longest entity id (events are dead-lettered past it; the online store refuses it in keys). */
+export const MAX_ENTITY_LENGTH = 1024;
 
 function invalid(message: string): never {
   throw new PoisonRecordError('VALIDATION_FAILED', message);

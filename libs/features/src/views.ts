@@ -1,7 +1,6 @@
-import { ConfigError } from '@driftline/core';
+import { ConfigError, formatDuration, parseDurationMs } from '@driftline/core';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { formatDuration, parseDuration } from './duration.js';
 
 export type FeatureType = 'double' | 'string' | 'boolean';
 export type AggregateFunction = 'count' | 'sum' | 'mean' | 'min' | 'max';
@@ -57,7 +56,7 @@ const duration = (what: string) =>
   z.union([
     z
       .string()
-      .refine((s) => parseDuration(s) !== undefined, `${what} must be a duration like 500ms, 30s, 10m, 1h, 1d or 2w`),
+      .refine((s) => parseDurationMs(s) !== undefined, `${what} must be a duration like 500ms, 30s, 10m, 1h, 1d or 2w`),
     z.number().int().nonnegative(),
   ]);
 
@@ -89,7 +88,7 @@ const viewSchema = z.strictObject({
 const fileSchema = z.strictObject({ views: z.array(viewSchema).min(1, 'must declare at least one view') });
 
 function toMs(value: string | number): number {
-  return typeof value === 'number' ? value : (parseDuration(value) ?? Number.NaN);
+  return typeof value === 'number' ? value : (parseDurationMs(value) ?? Number.NaN);
 }
 
 /** `['views', 1, 'features', 'age', 'type']` → `views[1].features.age.type`. */

@@ -1,4 +1,5 @@
-import { compareEventOrder, type FeatureValue, type ValidatedEvent } from './events.js';
+import type { FeatureValue } from '@driftline/schemas';
+import { compareEventOrder, type ValidatedEvent } from './events.js';
 import type { AggregateFunction, FeatureView } from './views.js';
 
 /**

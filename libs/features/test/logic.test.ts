@@ -1,11 +1,11 @@
 import { PoisonRecordError } from '@driftline/core';
 import type { FeatureEvent } from '@driftline/schemas';
+import { seededUniform } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
   aggregate,
   compareCodePoints,
   computeAggregates,
-  decodeRow,
   lastWriteWins,
   offlineRow,
   parseFeatureViews,
@@ -55,18 +55,6 @@ function reason(fn: () => unknown): string {
   throw new Error('expected a PoisonRecordError');
 }
 
-/** A deterministic PRNG so property tests are reproducible. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('event validation', () => {
   it('encodes a valid event per declared feature, nulls and absent features as undefined', () => {
     const v = validateFeatureEvent(views, event({ features: { age: 1.5, country: null, premium: false } }));
@@ -96,7 +84,7 @@ describe('event validation', () => {
 
 describe('last-write-wins order', () => {
   it('compares ids by UTF-8 bytes, like Redis', () => {
-    const random = rng(7);
+    const random = seededUniform(7);
     const alphabet = ['a', 'b', 'Z', '0', 'é', '\uFFFD', '\uE000', '😀', '𝄞', '\u0000'];
     for (let i = 0; i < 2_000; i++) {
       const pick = () =>
@@ -110,7 +98,7 @@ describe('last-write-wins order', () => {
   });
 
   it('plans one write per (view, entity) whose winner is the LWW of its events, windows deduplicated', () => {
-    const random = rng(3);
+    const random = seededUniform(3);
     const events: ValidatedEvent[] = [];
     for (let i = 0; i < 300; i++) {
       const view = random() < 0.5 ? 'profile' : 'spend';
@@ -180,7 +168,7 @@ describe('window aggregates', () => {
   });
 
   it('the offline row does not depend on delivery order or duplicates', () => {
-    const random = rng(11);
+    const random = seededUniform(11);
     const events = Array.from({ length: 200 }, (_, i) =>
       validateFeatureEvent(
         views,
@@ -197,20 +185,5 @@ describe('window aggregates', () => {
       const shuffled = [...events, ...events.slice(0, 50)].sort(() => random() - 0.5);
       expect(offlineRow(spend, shuffled)).toEqual(reference);
     }
-  });
-});
-
-describe('row decoding', () => {
-  it('decodes a stored hash with the view types, nulls for missing fields, undefined when absent', () => {
-    const profile = views.get('profile')!;
-    expect(decodeRow(profile, {})).toBeUndefined();
-    expect(decodeRow(profile, { _t: '5', _id: 'e', age: '1.25', premium: 'true' })).toEqual({
-      eventTime: 5,
-      eventId: 'e',
-      features: { age: 1.25, country: null, premium: true },
-    });
-    expect(decodeRow(spend, { _t: '5', _id: 'e', amount_count_10m: '3' }, ['amount_count_10m'])?.features).toEqual({
-      amount_count_10m: 3,
-    });
   });
 });

@@ -1,6 +1,6 @@
 import { ConfigError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDuration, parseFeatureViews, parseFeatureViewsText } from '../src/index.js';
+import { parseFeatureViews, parseFeatureViewsText } from '../src/index.js';
 
 const yaml = `
 views:
@@ -174,17 +174,22 @@ describe('feature view config', () => {
     expect(errorOf(() => parseFeatureViewsText('views: [', 'x.yaml')).field).toBe('x.yaml');
   });
 
-  it('parses and formats durations', () => {
-    expect(parseDuration('10m')).toBe(600_000);
-    expect(parseDuration('500ms')).toBe(500);
-    expect(parseDuration('1d')).toBe(86_400_000);
-    expect(parseDuration('1.5h')).toBe(5_400_000);
-    expect(parseDuration('2w')).toBe(1_209_600_000);
-    expect(parseDuration('250')).toBe(250);
-    expect(parseDuration('1.5ms')).toBeUndefined();
-    expect(parseDuration('h')).toBeUndefined();
-    expect(formatDuration(3_600_000)).toBe('1h');
-    expect(formatDuration(90_000)).toBe('90s');
-    expect(formatDuration(1_500)).toBe('1500ms');
+  it('reads windows and TTLs in the duration grammar of libs/core', () => {
+    const parsed = parseFeatureViews({
+      views: [
+        {
+          name: 'v',
+          entity: 'e',
+          ttl: '1.5h',
+          features: { x: 'double' },
+          aggregates: [{ feature: 'x', function: 'sum', window: '90s' }],
+        },
+      ],
+    }).views[0]!;
+    expect(parsed.ttlMs).toBe(5_400_000);
+    expect(parsed.aggregates[0]).toMatchObject({ name: 'x_sum_90s', windowMs: 90_000 });
+    expect(() =>
+      parseFeatureViews({ views: [{ name: 'v', entity: 'e', ttl: '1.5ms', features: { x: 'double' } }] }),
+    ).toThrow(/ttl/);
   });
 });

@@ -1,7 +1,11 @@
-import { envField } from '@driftline/core';
-import { type FeatureViews, loadFeatureViews, onlineStoreEnvShape, toRedisConnectionConfig } from '@driftline/features';
+import { readFileSync } from 'node:fs';
+import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
+import { type FeatureViews, loadFeatureViews } from '@driftline/features';
+import { onlineStoreEnvShape } from '@driftline/online-store';
 import { defineService } from '@driftline/service';
-import { createReaderRedis, startFeatureApi } from './api.js';
+import { z } from 'zod';
+import { startFeatureApi } from './api.js';
+import { startFeatureApiThread } from './thread.js';
 
 export const featureApiEnvShape = {
   ...onlineStoreEnvShape,
@@ -10,11 +14,20 @@ export const featureApiEnvShape = {
   DRIFTLINE_FEATURE_API_HOST: envField.string().default('127.0.0.1'),
   /** Most entities one batch request may ask for, over all its views. */
   DRIFTLINE_FEATURE_API_MAX_BATCH: envField.int(1, 100_000).default(1_000),
+  /**
+   * `worker`: the HTTP server and its Redis reads run on a worker thread (own event loop and heap),
+   * so services co-hosted in the process (the materializer) cannot stall reads; `main`: on the
+   * main thread (one thread less, for a process that runs the feature API alone).
+   */
+  DRIFTLINE_FEATURE_API_THREAD: z.enum(['worker', 'main']).default('worker'),
 };
 
 export interface FeatureApiConfig {
   readonly views: FeatureViews;
-  readonly redis: ReturnType<typeof toRedisConnectionConfig>;
+  /** The view file (the worker thread parses it again). */
+  readonly viewsPath: string;
+  readonly thread: 'worker' | 'main';
+  readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
   readonly port: number;
   readonly host: string;
@@ -25,10 +38,13 @@ export interface FeatureApiConfig {
 export const featureApi = defineService({
   name: 'feature-api',
   description: 'Serves online features from Redis over HTTP (single and batch reads)',
+  needs: ['redis'],
   envShape: featureApiEnvShape,
   configure(env): FeatureApiConfig {
     return {
       views: loadFeatureViews(env.DRIFTLINE_FEATURE_VIEWS),
+      viewsPath: env.DRIFTLINE_FEATURE_VIEWS,
+      thread: env.DRIFTLINE_FEATURE_API_THREAD,
       redis: toRedisConnectionConfig(env),
       keyPrefix: env.DRIFTLINE_FEATURE_KEY_PREFIX,
       port: env.DRIFTLINE_FEATURE_API_PORT,
@@ -37,13 +53,32 @@ export const featureApi = defineService({
     };
   },
   async start(ctx, config) {
-    const redis = createReaderRedis(config.redis);
-    redis.on('error', (error: Error) => ctx.logger.warn({ err: error.message }, 'redis connection error'));
+    if (config.thread === 'worker') {
+      const server = await startFeatureApiThread({
+        redis: config.redis,
+        keyPrefix: config.keyPrefix,
+        viewsText: readFileSync(config.viewsPath, 'utf8'),
+        port: config.port,
+        host: config.host,
+        maxBatchEntities: config.maxBatch,
+        registry: ctx.registry,
+        logger: ctx.logger,
+      });
+      ctx.logger.info({ port: server.port, host: config.host, thread: 'worker' }, 'feature API listening');
+      return { port: server.port, ready: server.ready, stop: () => server.close() };
+    }
+    // Loaded here, not at module load: importing this package (unit tests) never loads ioredis.
+    const { createRedisOnlineStore } = await import('@driftline/online-store/redis');
+    const store = createRedisOnlineStore(config.redis, {
+      use: 'online-read',
+      keyPrefix: config.keyPrefix,
+      name: 'driftline-feature-api',
+      onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
+    });
     try {
       const server = await startFeatureApi({
-        redis,
+        store,
         views: config.views,
-        keyPrefix: config.keyPrefix,
         registry: ctx.registry,
         logger: ctx.logger,
         port: config.port,
@@ -53,14 +88,14 @@ export const featureApi = defineService({
       ctx.logger.info({ port: server.port, host: config.host }, 'feature API listening');
       return {
         port: server.port,
-        ready: () => redis.status === 'ready',
+        ready: () => store.ready(),
         async stop() {
           await server.close();
-          redis.disconnect();
+          await store.close();
         },
       };
     } catch (error) {
-      redis.disconnect();
+      await store.close();
       throw error;
     }
   },

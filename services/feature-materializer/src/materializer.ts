@@ -5,31 +5,30 @@ import {
   type BackoffPolicy,
   type ConsumerHandle,
   type EventProducer,
-  type Kafka,
+  type KafkaClient,
   startConsumer,
 } from '@driftline/kafka';
 import { counter, histogram, type Registry } from '@driftline/observability';
+import type { OnlineStore } from '@driftline/online-store';
 import { contracts } from '@driftline/schemas';
-import type { Redis } from 'ioredis';
-import { RedisFeatureWriter } from './redis-writer.js';
 
 export interface MaterializerOptions {
-  readonly kafka: Kafka;
+  readonly kafka: KafkaClient;
   readonly producer: EventProducer;
   readonly codec: SchemaRegistryCodec;
-  readonly redis: Redis;
+  /** Where rows are written (the Redis online store in the service). */
+  readonly store: OnlineStore;
   readonly views: FeatureViews;
   readonly logger: Logger;
   readonly registry: Registry;
   readonly groupId: string;
-  readonly keyPrefix: string;
   /** Prepended to every view's source topic. */
   readonly topicPrefix?: string;
   readonly partitionsConsumedConcurrently?: number;
   readonly maxBytesPerPartition?: number;
   readonly sessionTimeoutMs?: number;
   readonly backoff?: BackoffPolicy;
-  /** Called after Redis acknowledged a batch (the events are readable from then on); for probes and benchmarks. */
+  /** Called after the store acknowledged a batch (the events are readable from then on); for probes and benchmarks. */
   readonly onWritten?: (events: readonly ValidatedEvent[]) => void;
 }
 
@@ -40,17 +39,16 @@ export interface MaterializerHandle {
 }
 
 /**
- * Feature events → Redis. Per partition batch: decode and validate each event (a bad one is a
- * PoisonRecordError, dead-lettered with its reason), group by (view, entity), one pipelined
- * EVALSHA per entity; the consumer loop commits the offsets only after that pipeline resolved,
- * and backs off without committing while Redis fails.
+ * Feature events → the online store. Per partition batch: decode and validate each event (a bad
+ * one is a PoisonRecordError, dead-lettered with its reason), group by (view, entity), one store
+ * write per batch; the consumer loop commits the offsets only after the write resolved, and backs
+ * off without committing while the store fails (a retriable SinkUnavailableError).
  */
 export async function startFeatureMaterializer(options: MaterializerOptions): Promise<MaterializerHandle> {
   const { views, registry } = options;
   const prefix = options.topicPrefix ?? '';
   const sourceOf = new Map(views.sources.map((s) => [`${prefix}${s}`, s]));
   const topics = [...sourceOf.keys()];
-  const writer = new RedisFeatureWriter(options.redis, options.keyPrefix);
   const codecs = new Map(topics.map((t) => [t, options.codec.forTopic(contracts.feature, t)]));
   const metrics = {
     rows: counter(registry, 'driftline_feature_rows_total', 'Entity writes by outcome (applied or stale)', ['outcome']),
@@ -91,7 +89,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
       async process(items) {
         const events = items.map((i) => i.value);
         const started = performance.now();
-        const stats = await writer.write(planWrites(events));
+        const stats = await options.store.write(planWrites(events));
         metrics.pipeline.observe((performance.now() - started) / 1000);
         metrics.rows.inc({ outcome: 'applied' }, stats.rowsApplied);
         metrics.rows.inc({ outcome: 'stale' }, stats.entities - stats.rowsApplied);
@@ -110,7 +108,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
   });
   return {
     topics,
-    ready: () => consumer.ready() && options.redis.status === 'ready',
+    ready: () => consumer.ready() && options.store.ready(),
     stop: () => consumer.stop(),
   };
 }

@@ -1,11 +1,12 @@
-import { envField } from '@driftline/core';
-import { type FeatureViews, loadFeatureViews, onlineStoreEnvShape, toRedisConnectionConfig } from '@driftline/features';
-import { defaultBackoff, ensureTopics } from '@driftline/kafka';
+import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
+import { type FeatureViews, loadFeatureViews } from '@driftline/features';
+import { defaultBackoff } from '@driftline/kafka';
+import { onlineStoreEnvShape } from '@driftline/online-store';
+import { createRedisOnlineStore } from '@driftline/online-store/redis';
 import { deadLetterTopic } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { z } from 'zod';
 import { startFeatureMaterializer } from './materializer.js';
-import { createWriterRedis } from './redis-writer.js';
 
 export const materializerEnvShape = {
   ...onlineStoreEnvShape,
@@ -22,7 +23,7 @@ export const materializerEnvShape = {
 
 export interface MaterializerConfig {
   readonly views: FeatureViews;
-  readonly redis: ReturnType<typeof toRedisConnectionConfig>;
+  readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
   readonly groupId: string;
   readonly concurrency: number;
@@ -35,6 +36,7 @@ export interface MaterializerConfig {
 export const featureMaterializer = defineService({
   name: 'feature-materializer',
   description: 'Materializes feature events into Redis (event-time last-write-wins, window aggregates)',
+  needs: ['kafka', 'registry', 'redis'],
   envShape: materializerEnvShape,
   configure(env): MaterializerConfig {
     return {
@@ -51,27 +53,29 @@ export const featureMaterializer = defineService({
   },
   async start(ctx, config) {
     const prefix = ctx.common.topicPrefix;
-    // Views may read from other topics than the contract's default one: create those too.
-    await ensureTopics(
-      ctx.kafka,
+    // Views may read from other topics than the contract's default one: create every source (and its DLQ).
+    await ctx.ensureTopics(
       config.views.sources.flatMap((s) => [
         { topic: `${prefix}${s}`, partitions: ctx.common.topicPartitions },
         { topic: deadLetterTopic(`${prefix}${s}`), partitions: 1 },
       ]),
     );
-    const redis = createWriterRedis(config.redis);
-    redis.on('error', (error: Error) => ctx.logger.warn({ err: error.message }, 'redis connection error'));
+    const store = createRedisOnlineStore(config.redis, {
+      use: 'online-write',
+      keyPrefix: config.keyPrefix,
+      name: 'driftline-feature-materializer',
+      onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
+    });
     try {
       const handle = await startFeatureMaterializer({
-        kafka: ctx.kafka,
-        producer: ctx.producer,
-        codec: ctx.codec,
-        redis,
+        kafka: ctx.kafka(),
+        producer: await ctx.producer(),
+        codec: ctx.codec(),
+        store,
         views: config.views,
         logger: ctx.logger,
         registry: ctx.registry,
         groupId: config.groupId,
-        keyPrefix: config.keyPrefix,
         topicPrefix: prefix,
         partitionsConsumedConcurrently: config.concurrency,
         maxBytesPerPartition: config.maxBytesPerPartition,
@@ -86,11 +90,11 @@ export const featureMaterializer = defineService({
         ready: handle.ready,
         async stop() {
           await handle.stop();
-          redis.disconnect();
+          await store.close();
         },
       };
     } catch (error) {
-      redis.disconnect();
+      await store.close();
       throw error;
     }
   },

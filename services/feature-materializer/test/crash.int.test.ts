@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { committedOffsets } from '@driftline/kafka';
+import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { createDriftlineProducer } from '@driftline/sdk';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
-import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
   differences,
@@ -63,8 +63,9 @@ describe('feature-materializer killed at random points', () => {
       DRIFTLINE_MATERIALIZER_MAX_BYTES_PER_PARTITION: '4096',
       DRIFTLINE_MATERIALIZER_SESSION_TIMEOUT_MS: '6000',
     };
-    const redis = new Redis(stack.redisUrl);
-    cleanup.push(async () => redis.disconnect());
+    const store = createRedisOnlineStore({ url: stack.redisUrl, tls: false }, { use: 'online-read', keyPrefix });
+    cleanup.push(() => store.close());
+    await waitReady(store.client);
     const log = eventLog(6_000, 60, 7);
     const expected = offlineState(log);
 
@@ -83,8 +84,8 @@ describe('feature-materializer killed at random points', () => {
       await run.ready;
       const before = await committedTotal();
       const sdk = await createDriftlineProducer({
-        brokers: stack.kafkaBrokers,
-        registryUrl: stack.schemaRegistryUrl,
+        kafka: { brokers: stack.kafkaBrokers, clientId: 'test-sdk', ssl: false },
+        registry: { url: stack.schemaRegistryUrl },
         topicPrefix: prefix,
       });
       await sdk.publishFeatures(delivery.slice(round * chunk, (round + 1) * chunk));
@@ -103,7 +104,7 @@ describe('feature-materializer killed at random points', () => {
     );
     last.child.kill('SIGTERM');
     expect(await last.exit).toBe(0);
-    expect(differences(expected, await onlineState(redis, keyPrefix, expected)).slice(0, 3)).toEqual([]);
+    expect(differences(expected, await onlineState(store, expected)).slice(0, 3)).toEqual([]);
 
     async function committedTotal(): Promise<bigint> {
       const offsets = await committedOffsets(kafka, group, topic).catch(() => new Map<number, bigint>());

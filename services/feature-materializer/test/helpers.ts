@@ -3,17 +3,16 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  decodeRow,
   type FeatureViews,
   offlineRow,
   parseFeatureViewsText,
-  rowKey,
   type ValidatedEvent,
   validateFeatureEvent,
 } from '@driftline/features';
+import type { FeatureRow, OnlineStore } from '@driftline/online-store';
 import type { FeatureEvent } from '@driftline/schemas';
 import { uniqueName } from '@driftline/test-support';
-import type { Redis } from 'ioredis';
+import { seededUniform } from '@driftline/test-support/random';
 
 export const VIEWS_YAML = `
 views:
@@ -48,17 +47,8 @@ export function writeViewsFile(text = VIEWS_YAML): string {
   return path;
 }
 
-/** A deterministic PRNG so failures are reproducible. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG so failures are reproducible (the shared mulberry32). */
+export const rng = seededUniform;
 
 /**
  * An event log over a few entities and both views, spread over 2 hours of event time (so windows
@@ -118,25 +108,19 @@ export function offlineState(log: readonly FeatureEvent[]): Map<string, ReturnTy
   return new Map([...groups].map(([key, events]) => [key, offlineRow(events[0]!.view, events)]));
 }
 
-/** Reads the online rows of every (view, entity) the expected state names. */
+/** Reads the online rows of every (view, entity) the expected state names, in one batch read. */
 export async function onlineState(
-  redis: Redis,
-  prefix: string,
+  store: OnlineStore,
   expected: ReadonlyMap<string, unknown>,
-): Promise<Map<string, ReturnType<typeof decodeRow>>> {
-  const pipeline = redis.pipeline();
+): Promise<Map<string, FeatureRow | undefined>> {
   const keys = [...expected.keys()];
-  for (const key of keys) {
-    const [view, entity] = splitKey(key);
-    pipeline.hgetall(rowKey(prefix, view, entity));
-  }
-  const replies = (await pipeline.exec()) ?? [];
-  return new Map(
-    keys.map((key, i) => {
-      const [view] = splitKey(key);
-      return [key, decodeRow(views.get(view)!, (replies[i]?.[1] ?? {}) as Record<string, string>)];
+  const rows = await store.readBatch(
+    keys.map((key) => {
+      const [view, entity] = splitKey(key);
+      return { view: views.get(view)!, entities: [entity] };
     }),
   );
+  return new Map(keys.map((key, i) => [key, rows[i]![0]]));
 }
 
 function splitKey(key: string): [string, string] {

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
 import { committedOffsets } from '@driftline/kafka';
+import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { createDriftlineProducer } from '@driftline/sdk';
 import { startRunner } from '@driftline/service';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
-import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { featureMaterializer } from '../src/index.js';
 import {
@@ -65,13 +65,16 @@ describe('feature-materializer while Redis is down', () => {
       rmSync(dir, { recursive: true, force: true });
     });
     const url = `redis://127.0.0.1:${port}`;
-    const probe = new Redis(url, { retryStrategy: () => 50, maxRetriesPerRequest: null });
-    probe.on('error', () => {}); // it reconnects by itself across the crash
-    cleanup.push(async () => probe.disconnect());
-    await probe.ping();
+    const keyPrefix = uniqueName('fk');
+    // It reconnects by itself across the crash (every 50 ms).
+    const probe = createRedisOnlineStore(
+      { url, tls: false },
+      { use: 'online-read', keyPrefix, policy: { reconnectMaxDelayMs: 50 } },
+    );
+    cleanup.push(() => probe.close());
+    await waitReady(probe.client);
 
     const prefix = `${uniqueName('outage')}.`;
-    const keyPrefix = uniqueName('fk');
     const group = uniqueName('materializer');
     const runner = await startRunner({
       services: [featureMaterializer as never],
@@ -92,8 +95,8 @@ describe('feature-materializer while Redis is down', () => {
     });
     cleanup.push(() => runner.stop());
     const sdk = await createDriftlineProducer({
-      brokers: stack.kafkaBrokers,
-      registryUrl: stack.schemaRegistryUrl,
+      kafka: { brokers: stack.kafkaBrokers, clientId: 'test-sdk', ssl: false },
+      registry: { url: stack.schemaRegistryUrl },
       topicPrefix: prefix,
     });
     cleanup.push(() => sdk.close());
@@ -126,6 +129,7 @@ describe('feature-materializer while Redis is down', () => {
     await eventually(async () => ((await committed()) === BigInt(delivery.length) ? true : undefined), 40_000, 100);
     await eventually(async () => (runner.ready() ? true : undefined), 10_000, 50);
     const expected = offlineState(log);
-    expect(differences(expected, await onlineState(probe, keyPrefix, expected)).slice(0, 3)).toEqual([]);
+    await waitReady(probe.client);
+    expect(differences(expected, await onlineState(probe, expected)).slice(0, 3)).toEqual([]);
   });
 });

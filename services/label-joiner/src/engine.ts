@@ -3,7 +3,7 @@ import type { Joined, JoinStore, LabelInput, PredictionInput } from '@driftline/
 import { counter, histogram, type Registry } from '@driftline/observability';
 import { windowKey, windowStart } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
-import type { ExpiredPredictionRow, JoinedRow } from './sink.js';
+import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
 
 /** A decoded record with its original bytes (what the join state stores). */
 export type JoinerRecord =

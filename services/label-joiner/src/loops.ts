@@ -13,8 +13,8 @@ import {
   windowKey,
 } from '@driftline/performance';
 import type { DriftAlert } from '@driftline/schemas';
+import type { Warehouse } from '@driftline/warehouse';
 import type { JoinedSink, PayloadDecoder } from './engine.js';
-import type { JoinerSink } from './sink.js';
 
 /** Runs `tick` every `intervalMs` (never overlapping) until stopped; failures are logged and retried. */
 export function every(
@@ -136,7 +136,7 @@ export class WindowRecomputer {
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
-    private readonly sink: JoinerSink,
+    private readonly warehouse: Pick<Warehouse, 'predictions' | 'performance'>,
     private readonly options: RecomputeOptions,
     private readonly alerts: AlertPublisher,
     private readonly alreadyAlerted: (id: string) => Promise<boolean>,
@@ -169,7 +169,7 @@ export class WindowRecomputer {
     // Pending first: a prediction moving from pending to labeled in between is then counted twice at
     // worst (never lost), and the move marks the window dirty again anyway.
     const pending = await this.store.pendingCount(windowKey(ref));
-    const data = await this.sink.readWindow(ref, o.windowMs, o.segmentFeatures);
+    const data = await this.warehouse.predictions.readWindow(ref, o.windowMs, o.segmentFeatures);
     const task = o.taskOf(ref.model);
     const rows = computeWindow({
       task,
@@ -180,7 +180,15 @@ export class WindowRecomputer {
       expired: data.expired,
       pending,
     });
-    await this.sink.insertPerformance(ref, o.windowMs, task, o.threshold, rows, readAt, Date.now());
+    await this.warehouse.performance.insert({
+      ref,
+      windowMs: o.windowMs,
+      task,
+      threshold: o.threshold,
+      rows,
+      version: readAt,
+      computedAt: Date.now(),
+    });
     this.metrics.recomputed.inc();
     const all = rows[0];
     if (all?.labelCoverage !== null && all !== undefined) {

@@ -1,12 +1,9 @@
-import { startConsumer } from '@driftline/kafka';
+import { createRedisJoinStore } from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { labelJoinerEnvShape, toLabelJoinerConfig } from './config.js';
 import { JoinEngine, type JoinerRecord, type PayloadDecoder, validateLabel, validatePrediction } from './engine.js';
 import { ExpiryScanner, every, WindowRecomputer } from './loops.js';
-import { createJoinerRedis } from './redis-client.js';
-import { RedisJoinStore } from './redis-store.js';
-import { JoinerSink } from './sink.js';
 
 /**
  * label-joiner: joins delayed labels to their predictions (state in Redis), writes each joined row
@@ -16,18 +13,23 @@ import { JoinerSink } from './sink.js';
 export const labelJoinerService = defineService({
   name: 'label-joiner',
   description: 'Joins delayed labels to predictions and measures live model performance',
+  needs: ['kafka', 'registry', 'clickhouse', 'redis'],
   envShape: labelJoinerEnvShape,
   configure: toLabelJoinerConfig,
   async start(ctx, config) {
     const logger = ctx.logger;
     const predictionTopic = ctx.topic('prediction');
     const labelTopic = ctx.topic('label');
-    const predictions = ctx.codec.forTopic(contracts.prediction, predictionTopic);
-    const labels = ctx.codec.forTopic(contracts.label, labelTopic);
-    const alertCodec = ctx.codec.forTopic(contracts.alert, ctx.topic('alert'));
-    const redis = createJoinerRedis(config.redis);
-    const store = new RedisJoinStore(redis, config.keyPrefix, config.join);
-    const sink = new JoinerSink(await ctx.clickhouse());
+    const predictions = ctx.codec().forTopic(contracts.prediction, predictionTopic);
+    const labels = ctx.codec().forTopic(contracts.label, labelTopic);
+    const alerts = ctx.publisher(contracts.alert);
+    const store = createRedisJoinStore(config.redis, {
+      prefix: config.keyPrefix,
+      join: config.join,
+      onConnectionError: (error) => logger.warn({ err: error.message }, 'redis connection error'),
+    });
+    const warehouse = await ctx.warehouse();
+    const sink = warehouse.predictions;
     const decoder: PayloadDecoder = {
       prediction: (bytes) => predictions.decode(bytes),
       label: (bytes) => labels.decode(bytes),
@@ -36,7 +38,7 @@ export const labelJoinerService = defineService({
     const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry);
     const recomputer = new WindowRecomputer(
       store,
-      sink,
+      warehouse,
       {
         windowMs: config.windowMs,
         taskOf: (model) => config.modelTasks.get(model) ?? config.defaultTask,
@@ -48,32 +50,17 @@ export const labelJoinerService = defineService({
         alertSegments: config.alertSegments,
       },
       {
-        async publish(alert: DriftAlert) {
-          await ctx.producer.send(alertCodec.topic, [
-            { key: contracts.alert.key(alert), value: await alertCodec.encode(alert) },
-          ]);
-        },
+        publish: (alert: DriftAlert) => alerts.publish([alert]),
       },
-      async (id) => (await redis.exists(store.keys.alerted(id))) === 1,
-      async (id) => {
-        // Remembered for as long as labels can still change the window.
-        await redis.set(
-          store.keys.alerted(id),
-          '1',
-          'PX',
-          config.windowMs + config.join.maxDelayMs + config.join.graceMs,
-        );
-      },
+      (id) => store.wasAlerted(id),
+      // Remembered for as long as labels can still change the window.
+      (id) => store.markAlerted(id, config.windowMs + config.join.maxDelayMs + config.join.graceMs),
       ctx.registry,
     );
 
-    const consumer = await startConsumer<JoinerRecord>({
-      kafka: ctx.kafka,
+    const consumer = await ctx.consume<JoinerRecord>({
       groupId: config.groupId,
       topics: [predictionTopic, labelTopic],
-      producer: ctx.producer,
-      logger,
-      registry: ctx.registry,
       partitionsConsumedConcurrently: config.concurrency,
       sessionTimeoutMs: config.sessionTimeoutMs,
       maxBytesPerPartition: config.maxBatchBytes,
@@ -113,7 +100,7 @@ export const labelJoinerService = defineService({
       'label-joiner consuming',
     );
     return {
-      ready: () => consumer.ready() && redis.status === 'ready',
+      ready: () => consumer.ready() && store.ready(),
       async stop() {
         await consumer.stop();
         await expiry.stop();
@@ -128,7 +115,7 @@ export const labelJoinerService = defineService({
             'final expiry/recompute pass failed; the next start resumes it',
           );
         }
-        redis.disconnect();
+        await store.close();
       },
     };
   },

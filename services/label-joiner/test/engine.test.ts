@@ -2,18 +2,11 @@ import { parseEnv, SinkUnavailableError } from '@driftline/core';
 import { InMemoryJoinStore } from '@driftline/join';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
+import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
-import {
-  chTime,
-  ExpiryScanner,
-  JoinEngine,
-  type JoinerRecord,
-  labelJoinerEnvShape,
-  segmentValue,
-  toLabelJoinerConfig,
-  validatePrediction,
-} from '../src/index.js';
-import type { ExpiredPredictionRow, JoinedRow } from '../src/sink.js';
+import { labelJoinerEnvShape, toLabelJoinerConfig } from '../src/config.js';
+import { JoinEngine, type JoinerRecord, validatePrediction } from '../src/engine.js';
+import { ExpiryScanner } from '../src/loops.js';
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 const decoder = {
@@ -136,13 +129,5 @@ describe('configuration and helpers', () => {
     expect(() =>
       toLabelJoinerConfig(parseEnv(labelJoinerEnvShape, { ...env, DRIFTLINE_JOINER_MODEL_TASKS: 'price:ranking' })),
     ).toThrow(/^DRIFTLINE_JOINER_MODEL_TASKS:/);
-  });
-
-  it('formats ClickHouse times and segment values', () => {
-    expect(chTime(1_700_000_000_123)).toBe('2023-11-14 22:13:20.123');
-    expect(segmentValue('"US"')).toBe('US');
-    expect(segmentValue('3')).toBe('3');
-    expect(segmentValue('')).toBe('__missing__');
-    expect(segmentValue('null')).toBe('__missing__');
   });
 });

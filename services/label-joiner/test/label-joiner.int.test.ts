@@ -6,11 +6,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { type LogEvent, offlineJoin } from '@driftline/join';
-import { committedOffsets, createProducer, ensureTopics, type Kafka } from '@driftline/kafka';
+import { committedOffsets, createProducer, ensureTopics, type KafkaClient, topicOffsets } from '@driftline/kafka';
+import { createRedisClient } from '@driftline/online-store/redis';
 import { classificationMetrics, windowStart } from '@driftline/performance';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
-import { Redis } from 'ioredis';
+import { seededUniform } from '@driftline/test-support/random';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 
 const stack = inject('stack');
@@ -18,14 +19,6 @@ const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const HOUR = 3_600_000;
 const WINDOW = 600_000;
 const COUNTRIES = ['US', 'US', 'US', 'FR', 'FR', 'DE', 'IT', 'ES'];
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
-    return s / 4_294_967_296;
-  };
-}
 
 interface Scenario {
   readonly predictions: PredictionEvent[];
@@ -40,7 +33,7 @@ interface Scenario {
  * so it expires whatever the processing speed.
  */
 function makeScenario(seed: number, now: number): Scenario {
-  const r = rng(seed);
+  const r = seededUniform(seed);
   const predictions: PredictionEvent[] = [];
   const records: Scenario['records'] = [];
   const add = (rec: Scenario['records'][number]) => {
@@ -106,7 +99,7 @@ interface Dump {
 }
 
 describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded ClickHouse)', () => {
-  const redis = new Redis(stack.redisUrl);
+  const redis = createRedisClient({ url: stack.redisUrl, tls: false }, 'tooling', { name: 'label-joiner-test' });
   const children: ChildProcess[] = [];
   const prefixes: string[] = [];
   const dataDirs: string[] = [];
@@ -179,7 +172,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
   }
 
   async function produce(
-    kafka: Kafka,
+    kafka: KafkaClient,
     topics: { prediction: string; label: string },
     records: Scenario['records'],
   ): Promise<void> {
@@ -199,32 +192,26 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     await producer.disconnect();
   }
 
-  async function settled(kafka: Kafka, s: ReturnType<typeof setup>, expectedPending: number): Promise<void> {
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      await eventually(
-        async () => {
-          for (const topic of [s.topics.prediction, s.topics.label]) {
-            const ends = await admin.fetchTopicOffsets(topic);
-            const committed = await committedOffsets(kafka, `${s.prefix}joiner`, topic);
-            for (const e of ends) if ((committed.get(e.partition) ?? -1n) !== BigInt(e.high)) return undefined;
-          }
-          const k = `${s.prefix}:`;
-          const pending = Object.values(await redis.hgetall(`${k}pending`)).reduce((a, b) => a + Number(b), 0);
-          const outbox = await redis.zcard(`${k}outbox`);
-          const scheduled = await redis.zcard(`${k}schedule`);
-          const dirty = await redis.zcard(`${k}dirty`);
-          return pending === expectedPending && scheduled === expectedPending && outbox === 0 && dirty === 0
-            ? true
-            : undefined;
-        },
-        45_000,
-        200,
-      );
-    } finally {
-      await admin.disconnect();
-    }
+  async function settled(kafka: KafkaClient, s: ReturnType<typeof setup>, expectedPending: number): Promise<void> {
+    await eventually(
+      async () => {
+        for (const topic of [s.topics.prediction, s.topics.label]) {
+          const ends = await topicOffsets(kafka, topic);
+          const committed = await committedOffsets(kafka, `${s.prefix}joiner`, topic);
+          for (const e of ends) if ((committed.get(e.partition) ?? -1n) !== e.high) return undefined;
+        }
+        const k = `${s.prefix}:`;
+        const pending = Object.values(await redis.hgetall(`${k}pending`)).reduce((a, b) => a + Number(b), 0);
+        const outbox = await redis.zcard(`${k}outbox`);
+        const scheduled = await redis.zcard(`${k}schedule`);
+        const dirty = await redis.zcard(`${k}dirty`);
+        return pending === expectedPending && scheduled === expectedPending && outbox === 0 && dirty === 0
+          ? true
+          : undefined;
+      },
+      45_000,
+      200,
+    );
   }
 
   /** Joined-but-unacknowledged (K) and expired-but-unacknowledged (E) states a kill left behind. */
@@ -338,7 +325,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });
     const alerts: DriftAlert[] = [];
     for (const m of await readTopic(s.kafka, s.topics.alert, 1, 20_000)) {
-      alerts.push(await codec.forTopic(contracts.alert, s.topics.alert).decode(m.message.value));
+      alerts.push(await codec.forTopic(contracts.alert, s.topics.alert).decode(m.value));
     }
     expect(alerts[0]).toMatchObject({ kind: 'PERFORMANCE', model: 'churn', method: 'accuracy', threshold: 0.99 });
     expect(alerts[0]?.alert_id).toMatch(/^[0-9a-f]{32}$/);
@@ -348,7 +335,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     const s = setup();
     const now = Date.now();
     const seed = (now % 100_000) + 7;
-    const r = rng(seed);
+    const r = seededUniform(seed);
     const scenario = makeScenario(seed, now);
     await ensureTopics(s.kafka, [
       { topic: s.topics.prediction, partitions: 3 },

@@ -1,4 +1,4 @@
-import { DriftlineError, SinkUnavailableError } from '@driftline/core';
+import { DriftlineError, type RedisConnectionConfig } from '@driftline/core';
 import {
   type Applied,
   backstopTtl,
@@ -15,8 +15,10 @@ import {
   type PredictionInput,
   type PredictionOutcome,
 } from '@driftline/join';
-import type { ChainableCommander, Redis } from 'ioredis';
-import { ACK_SCRIPT, CLEAR_DIRTY_SCRIPT, EXPIRE_SCRIPT, LABEL_SCRIPT, PREDICTION_SCRIPT } from './lua.js';
+import type { ChainableCommander } from 'ioredis';
+import { createRedisClient, type RedisClient, type RedisClientPolicy } from './client.js';
+import { classifyRedisError } from './errors.js';
+import { ACK_SCRIPT, CLEAR_DIRTY_SCRIPT, EXPIRE_SCRIPT, LABEL_SCRIPT, PREDICTION_SCRIPT } from './join-scripts.js';
 
 type Arg = string | number | Buffer;
 
@@ -56,13 +58,11 @@ export function redisKeys(prefix: string): RedisKeys {
   };
 }
 
-function unavailable(action: string, error: unknown): SinkUnavailableError {
-  return new SinkUnavailableError(`redis ${action} failed: ${(error as Error)?.message ?? String(error)}`, {
-    cause: error,
-  });
+function unavailable(action: string, error: unknown): DriftlineError {
+  return classifyRedisError(error, action);
 }
 
-/** Runs a pipeline; any command error makes the whole step retriable (every step is idempotent). */
+/** Runs a pipeline; the first failed command fails the whole step (every step is idempotent). */
 async function execAll(pipeline: ChainableCommander, action: string): Promise<unknown[]> {
   let results: Array<[Error | null, unknown]> | null;
   try {
@@ -95,6 +95,29 @@ function joinedOf(
   };
 }
 
+export interface CreateRedisJoinStoreOptions {
+  /** First part of every key of the joiner. */
+  readonly prefix: string;
+  readonly join: JoinConfig;
+  readonly name?: string;
+  readonly policy?: Partial<RedisClientPolicy>;
+  /** Connection errors (the client reconnects by itself); log them. */
+  readonly onConnectionError?: (error: Error) => void;
+}
+
+/** A Redis join store on its own client with the `join-store` policy (fail fast, bounded commands). */
+export function createRedisJoinStore(
+  config: RedisConnectionConfig,
+  options: CreateRedisJoinStoreOptions,
+): RedisJoinStore {
+  const client = createRedisClient(config, 'join-store', {
+    name: options.name ?? 'driftline-label-joiner',
+    ...(options.policy === undefined ? {} : { policy: options.policy }),
+  });
+  client.on('error', options.onConnectionError ?? (() => {}));
+  return new RedisJoinStore(client, options.prefix, options.join, true);
+}
+
 /**
  * The Redis adapter of {@link JoinStore}: one Lua script per transition (atomic), pipelined per
  * batch so a batch costs one round trip per step. Values are the raw Kafka record bytes, so the
@@ -104,9 +127,10 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   readonly keys: RedisKeys;
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     prefix: string,
     readonly config: JoinConfig,
+    private readonly ownsClient = false,
   ) {
     this.keys = redisKeys(prefix);
     // Batch scripts take their number of keys as first argument (one state key per record).
@@ -280,6 +304,32 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     } catch (error) {
       throw unavailable('clear dirty', error);
     }
+  }
+
+  /** Whether a PERFORMANCE alert with this id was already raised (see markAlerted). */
+  async wasAlerted(id: string): Promise<boolean> {
+    try {
+      return (await this.redis.exists(this.keys.alerted(id))) === 1;
+    } catch (error) {
+      throw unavailable('alert mark read', error);
+    }
+  }
+
+  /** Remembers a raised alert for `ttlMs` (as long as labels can still change its window). */
+  async markAlerted(id: string, ttlMs: number): Promise<void> {
+    try {
+      await this.redis.set(this.keys.alerted(id), '1', 'PX', ttlMs);
+    } catch (error) {
+      throw unavailable('alert mark', error);
+    }
+  }
+
+  ready(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsClient) this.redis.disconnect();
   }
 
   async scheduledCount(): Promise<number> {

@@ -1,7 +1,9 @@
 import { DriftlineError } from '@driftline/core';
+import { MAX_ENTITY_LENGTH } from '@driftline/features';
 
 /**
- * Redis key encoding of the online store, versioned so a future layout can coexist and be migrated:
+ * Key layout of the online store, version 1. Versioned as Feast's RedisKeyV2 is, so a future
+ * layout can coexist with this one and be migrated key by key (`parseRowKey` reads v1 keys):
  *
  *   <prefix>:v1:{<view>:<entity%>}      hash: the row (features, aggregates, `_t`, `_id`)
  *   <prefix>:v1:{<view>:<entity%>}:w    sorted set: the entity's events inside the longest window
@@ -12,9 +14,12 @@ import { DriftlineError } from '@driftline/core';
  * can never contain `{`, `}`, `:` or a glob character; view names and the prefix are validated.
  */
 export const KEY_VERSION = 'v1';
-export const MAX_ENTITY_LENGTH = 1024;
+
+/** Suffix of an entity's window sorted set (appended to its row key). */
+export const WINDOW_SUFFIX = ':w';
 
 const PREFIX = /^[A-Za-z0-9_.-]{1,64}$/;
+const ROW_KEY_V1 = /^([A-Za-z0-9_.-]+):v1:\{([A-Za-z][A-Za-z0-9_]*):([A-Za-z0-9%_.~-]+)\}$/;
 
 export function isValidKeyPrefix(prefix: string): boolean {
   return PREFIX.test(prefix);
@@ -40,12 +45,12 @@ export function rowKey(prefix: string, view: string, entity: string): string {
 }
 
 export function windowKey(row: string): string {
-  return `${row}:w`;
+  return `${row}${WINDOW_SUFFIX}`;
 }
 
 /** Inverse of rowKey (for tools and migrations); undefined for a key of another layout. */
 export function parseRowKey(key: string): { prefix: string; view: string; entity: string } | undefined {
-  const match = /^([A-Za-z0-9_.-]+):v1:\{([A-Za-z][A-Za-z0-9_]*):([A-Za-z0-9%_.~-]+)\}$/.exec(key);
+  const match = ROW_KEY_V1.exec(key);
   if (match === null) return undefined;
   try {
     return { prefix: match[1]!, view: match[2]!, entity: decodeURIComponent(match[3]!) };

@@ -1,3 +1,5 @@
+import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
+
 /**
  * The one write script of the online store: event-time last-write-wins of rows and the exact
  * sliding-window aggregates of their entities, atomically per entity. One call carries many
@@ -10,7 +12,7 @@
  *          n, then per entity: t, id, mask, value × nf [, nev, (t, id, packed) × nev]
  *          (mask: one '1'/'0' per field, '0' = absent or null, deleted from the row)
  *
- * Row: applied only if (t, id) is greater than the stored (_t, _id) — ids compared as bytes, never
+ * Row: applied only if (t, id) is greater than the stored (ROW_TIME, ROW_EVENT_ID) — ids compared as bytes, never
  * with the locale-dependent `<` of Lua strings — so an older, replayed or duplicated event changes
  * nothing and any delivery order converges to the same row.
  * Window: members `id \0 packed-values` scored by event time; ZADD NX makes a redelivered event a
@@ -22,7 +24,7 @@
  * Keys of different entities may sit in different Redis Cluster slots: on a cluster, call it with
  * one entity per call (entitiesPerCall = 1); each entity's keys share a hash tag.
  */
-export const WRITE_SCRIPT = `
+export const FEATURE_WRITE_SCRIPT = `
 local function gt(a, b)
   if a == b then return false end
   local la, lb = #a, #b
@@ -61,11 +63,11 @@ for e = 1, n do
   local row = KEYS[(e - 1) * stride + 1]
   local ts, id, mask = ARGV[q], ARGV[q + 1], ARGV[q + 2]
   local t = tonumber(ts)
-  local cur = redis.call('HMGET', row, '_t', '_id')
+  local cur = redis.call('HMGET', row, '${ROW_TIME}', '${ROW_EVENT_ID}')
   local oldT = tonumber(cur[1])
   local changed = false
   if oldT == nil or t > oldT or (t == oldT and gt(id, cur[2])) then
-    local set, dels = { '_t', ts, '_id', id }, {}
+    local set, dels = { '${ROW_TIME}', ts, '${ROW_EVENT_ID}', id }, {}
     for i = 1, nf do
       if string.byte(mask, i) == 49 then
         set[#set + 1] = fields[i]
@@ -155,4 +157,16 @@ for e = 1, n do
   if changed and ttl > 0 then redis.call('PEXPIRE', row, ttl) end
 end
 return { applied, aggregated }
+`;
+
+/**
+ * The batch reader: HMGET of the same fields on every key, in one call. One command instead of one
+ * per entity saves the client most of its per-command cost (a batch of 100 entities was 100
+ * pipelined HMGETs); Redis runs it in ~2 µs per key. KEYS: row hashes; ARGV: fields.
+ * Keys of different entities may sit in different cluster slots: not used with entitiesPerCall = 1.
+ */
+export const FEATURE_READ_SCRIPT = `
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HMGET', KEYS[i], unpack(ARGV)) end
+return out
 `;

@@ -2,8 +2,6 @@ import { envField, redisEnvShape } from '@driftline/core';
 import { z } from 'zod';
 import { isValidKeyPrefix } from './keys.js';
 
-export { type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
-
 /** Variables of the online store, shared by the feature materializer and the feature API. */
 export const onlineStoreEnvShape = {
   /** Path of the feature view file (YAML or JSON). */

@@ -1,16 +1,14 @@
-import { decodeValue, type FeatureValue } from './events.js';
-import type { FeatureView } from './views.js';
+import { DriftlineError } from '@driftline/core';
+import { decodeValue, type FeatureView } from '@driftline/features';
+import type { FeatureValue } from '@driftline/schemas';
+import { type FeatureRow, MAX_READ_BATCH, type RowRequest } from './port.js';
 
-/** Meta fields of a row hash; feature and aggregate names never start with `_`. */
+/**
+ * Meta fields of a row hash (layout v1): the winning event's time and id. Feature and aggregate
+ * names never start with `_` (views refuse them), so these can never collide with a feature.
+ */
 export const ROW_TIME = '_t';
 export const ROW_EVENT_ID = '_id';
-
-/** A row as the API serves it: the winning event's values plus the aggregates as of its event time. */
-export interface FeatureRow {
-  readonly eventTime: number;
-  readonly eventId: string;
-  readonly features: Record<string, FeatureValue>;
-}
 
 /**
  * Decodes a row hash (HGETALL) with the view's types; undefined when the entity is absent.
@@ -77,4 +75,25 @@ export function decodeProjectedRow(
   const { names, types } = projection;
   for (let i = 0; i < names.length; i++) features[names[i]!] = decodeValue(types[i]!, values[i + 2]);
   return { eventTime: Number(t), eventId: values[1] ?? '', features };
+}
+
+/** {@link rowProjection} of a caller's selection: an unknown field is a BAD_REQUEST naming it. */
+export function checkedProjection(view: FeatureView, only?: readonly string[]): RowProjection {
+  if (only !== undefined) {
+    for (const name of only) {
+      if (fieldType(view, name) === undefined) {
+        throw new DriftlineError('BAD_REQUEST', `view "${view.name}" has no feature or aggregate "${name}"`);
+      }
+    }
+  }
+  return rowProjection(view, only);
+}
+
+/** Refuses a batch read larger than {@link MAX_READ_BATCH} entities. */
+export function checkBatchSize(requests: readonly RowRequest[]): void {
+  let total = 0;
+  for (const r of requests) total += r.entities.length;
+  if (total > MAX_READ_BATCH) {
+    throw new DriftlineError('BAD_REQUEST', `at most ${MAX_READ_BATCH} entities per batch read, got ${total}`);
+  }
 }

@@ -1,0 +1,24 @@
+// The port, its in-memory spec and the key layout: importable without loading ioredis (the Redis
+// adapters live behind the `@driftline/online-store/redis` subpath).
+export { onlineStoreEnvShape } from './env.js';
+export {
+  encodeEntity,
+  isValidKeyPrefix,
+  KEY_VERSION,
+  parseRowKey,
+  rowKey,
+  WINDOW_SUFFIX,
+  windowKey,
+} from './keys.js';
+export { InMemoryOnlineStore, type InMemoryOnlineStoreOptions } from './memory-store.js';
+export { type FeatureRow, MAX_READ_BATCH, type OnlineStore, type RowRequest, type WriteStats } from './port.js';
+export {
+  checkedProjection,
+  decodeProjectedRow,
+  decodeRow,
+  fieldType,
+  ROW_EVENT_ID,
+  ROW_TIME,
+  type RowProjection,
+  rowProjection,
+} from './rows.js';

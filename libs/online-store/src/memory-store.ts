@@ -1,0 +1,178 @@
+import { aggregate, compareEventOrder, decodeValue, type EntityWrite, type FeatureView } from '@driftline/features';
+import type { FeatureValue } from '@driftline/schemas';
+import { encodeEntity } from './keys.js';
+import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from './port.js';
+import { checkBatchSize, checkedProjection, type RowProjection } from './rows.js';
+
+interface WindowEvent {
+  readonly eventTime: number;
+  readonly eventId: string;
+  /** Value per aggregated feature slot (`view.aggregatedFeatures` order); undefined = absent. */
+  readonly slots: ReadonlyArray<number | undefined>;
+}
+
+interface Entry {
+  eventTime: number;
+  eventId: string;
+  /** Stored (encoded) feature values of the winning event. */
+  values: Map<string, string>;
+  aggregates: Map<string, number>;
+  /** The entity's events inside the longest window, by event id. */
+  window: Map<string, WindowEvent>;
+  expiresAt: number;
+}
+
+export interface InMemoryOnlineStoreOptions {
+  /** Clock of the TTLs (default Date.now). */
+  readonly now?: () => number;
+}
+
+/**
+ * The executable spec of {@link OnlineStore}, on Maps, for unit tests and the contract suite: the
+ * Redis adapter must answer exactly like it. It follows the Redis write script step by step —
+ * a row is replaced only by a greater (event_time, event_id); the window keeps the distinct events
+ * above `anchor − horizon` (anchor = greatest event time seen); aggregates are recomputed when the
+ * window or the anchor changed, folded in (event_time, event_id) order; a change restarts the TTL.
+ */
+export class InMemoryOnlineStore implements OnlineStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(options: InMemoryOnlineStoreOptions = {}) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Live entries (for tests); expired ones are dropped as they are found. */
+  get size(): number {
+    const at = this.now();
+    for (const [key, entry] of this.entries) if (entry.expiresAt <= at) this.entries.delete(key);
+    return this.entries.size;
+  }
+
+  private live(key: string, at: number): Entry | undefined {
+    const entry = this.entries.get(key);
+    if (entry !== undefined && entry.expiresAt <= at) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  async write(writes: readonly EntityWrite[]): Promise<WriteStats> {
+    this.checkOpen();
+    const at = this.now();
+    let rowsApplied = 0;
+    let aggregatesUpdated = 0;
+    for (const w of writes) {
+      const { view, winner } = w;
+      const key = keyOf(view, w.entity);
+      let entry = this.live(key, at);
+      const oldTime = entry?.eventTime;
+      let changed = false;
+      if (entry === undefined || compareEventOrder(winner, entry) > 0) {
+        const values = new Map<string, string>();
+        for (const [i, f] of view.features.entries()) {
+          const value = winner.values[i];
+          if (value !== undefined) values.set(f.name, value);
+        }
+        entry = {
+          eventTime: winner.eventTime,
+          eventId: winner.eventId,
+          values,
+          aggregates: entry?.aggregates ?? new Map(),
+          window: entry?.window ?? new Map(),
+          expiresAt: entry?.expiresAt ?? Number.POSITIVE_INFINITY,
+        };
+        this.entries.set(key, entry);
+        rowsApplied++;
+        changed = true;
+      }
+      if (view.aggregates.length > 0 && updateWindow(view, entry, oldTime, w)) {
+        aggregatesUpdated++;
+        changed = true;
+      }
+      if (changed && view.ttlMs > 0) entry.expiresAt = at + view.ttlMs;
+    }
+    return { entities: writes.length, rowsApplied, aggregatesUpdated };
+  }
+
+  async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {
+    this.checkOpen();
+    const projection = checkedProjection(view, features);
+    return this.project(projection, this.live(keyOf(view, entity), this.now()));
+  }
+
+  async readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>> {
+    this.checkOpen();
+    checkBatchSize(requests);
+    const at = this.now();
+    const resolved = requests.map((r) => ({
+      projection: checkedProjection(r.view, r.features),
+      keys: r.entities.map((e) => keyOf(r.view, e)),
+    }));
+    return resolved.map((r) => r.keys.map((key) => this.project(r.projection, this.live(key, at))));
+  }
+
+  private project(projection: RowProjection, entry: Entry | undefined): FeatureRow | undefined {
+    if (entry === undefined) return undefined;
+    const features: Record<string, FeatureValue> = {};
+    const { names, types } = projection;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const stored = entry.values.get(name);
+      features[name] = stored !== undefined ? decodeValue(types[i]!, stored) : (entry.aggregates.get(name) ?? null);
+    }
+    return { eventTime: entry.eventTime, eventId: entry.eventId, features };
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error('in-memory online store is closed');
+  }
+
+  ready(): boolean {
+    return !this.closed;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+/** Validates the entity id exactly as the Redis key layout does. */
+function keyOf(view: FeatureView, entity: string): string {
+  return `${view.name}\u0000${encodeEntity(entity)}`;
+}
+
+/** Window step of one entity write; true when the aggregates were recomputed. */
+function updateWindow(view: FeatureView, entry: Entry, oldTime: number | undefined, w: EntityWrite): boolean {
+  const anchor = oldTime === undefined ? w.winner.eventTime : Math.max(oldTime, w.winner.eventTime);
+  const floor = anchor - view.horizonMs;
+  const slotIndexes = view.aggregatedFeatures.map((f) => view.featureIndex.get(f)!);
+  let added = 0;
+  for (const e of w.windowEvents) {
+    if (e.eventTime <= floor || entry.window.has(e.eventId)) continue;
+    const slots = slotIndexes.map((i) => {
+      const v = e.values[i];
+      return v === undefined ? undefined : Number(v);
+    });
+    entry.window.set(e.eventId, { eventTime: e.eventTime, eventId: e.eventId, slots });
+    added++;
+  }
+  const moved = oldTime === undefined || anchor > oldTime;
+  if (added === 0 && !moved) return false;
+  if (moved) for (const [id, e] of entry.window) if (e.eventTime <= floor) entry.window.delete(id);
+  const events = [...entry.window.values()].sort(compareEventOrder);
+  for (const spec of view.aggregates) {
+    const slot = view.aggregatedFeatures.indexOf(spec.feature);
+    const values: number[] = [];
+    for (const e of events) {
+      const v = e.slots[slot];
+      if (e.eventTime > anchor - spec.windowMs && v !== undefined) values.push(v);
+    }
+    const value = aggregate(spec.function, values);
+    if (value === null) entry.aggregates.delete(spec.name);
+    else entry.aggregates.set(spec.name, value);
+  }
+  return true;
+}

@@ -1,0 +1,53 @@
+import type { EntityWrite, FeatureView } from '@driftline/features';
+import type { FeatureValue } from '@driftline/schemas';
+
+/** A row as the store serves it: the winning event's values plus the aggregates as of its event time. */
+export interface FeatureRow {
+  readonly eventTime: number;
+  readonly eventId: string;
+  readonly features: Record<string, FeatureValue>;
+}
+
+export interface WriteStats {
+  readonly entities: number;
+  /** Rows whose last-write-wins winner changed. */
+  readonly rowsApplied: number;
+  /** Entities whose window aggregates changed. */
+  readonly aggregatesUpdated: number;
+}
+
+/** Entities of one view to read, optionally projected to some features or aggregates. */
+export interface RowRequest {
+  readonly view: FeatureView;
+  readonly entities: readonly string[];
+  /** Names of features or aggregates of the view; every one when omitted. */
+  readonly features?: readonly string[];
+}
+
+/** Most entities one `readBatch` may ask for, over all its requests (a bound on one round trip). */
+export const MAX_READ_BATCH = 10_000;
+
+/**
+ * The online store port: what the feature-materializer writes and the feature API reads.
+ *
+ * - `write` applies planned entity writes with event-time last-write-wins on (event_time, event_id)
+ *   and maintains the views' sliding window aggregates, atomically per entity; replays, duplicates
+ *   and older events change nothing, so a retried batch is harmless. A row expires `view.ttlMs`
+ *   after its last change (never when 0). Resolves only once the store holds the batch.
+ * - `read` / `readBatch` return rows projected to the requested fields (every declared feature and
+ *   aggregate by default, null when it has no value); `undefined` for an absent entity.
+ *
+ * Errors: a store that is down or slow is a retriable `SinkUnavailableError`; a bad entity id,
+ * an unknown field or an oversized batch is a `DriftlineError('BAD_REQUEST')`; a write the store
+ * can never accept is a non-retriable error. Adapters: `InMemoryOnlineStore` (the executable
+ * spec) and `RedisOnlineStore` (`@driftline/online-store/redis`); one contract suite runs both.
+ */
+export interface OnlineStore {
+  write(writes: readonly EntityWrite[]): Promise<WriteStats>;
+  read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined>;
+  /** Result `i` holds the rows of request `i`, in the order of its entities. */
+  readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>>;
+  /** True while the store can serve (the connection is up). */
+  ready(): boolean;
+  close(): Promise<void>;
+}

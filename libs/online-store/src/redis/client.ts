@@ -1,0 +1,121 @@
+import type { RedisConnectionConfig } from '@driftline/core';
+import { Redis } from 'ioredis';
+
+/** The one Redis client type of driftline (ioredis' client, named here so nobody else imports ioredis). */
+export type RedisClient = Redis;
+
+/** What a connection is for; each use has one policy in {@link REDIS_POLICIES}. */
+export type RedisUse = 'online-write' | 'online-read' | 'join-store' | 'tooling';
+
+export interface RedisClientPolicy {
+  /** false = a command issued while disconnected fails at once instead of waiting in a queue. */
+  readonly enableOfflineQueue: boolean;
+  /** Reconnections a command survives before it fails. */
+  readonly maxRetriesPerRequest: number;
+  /** Deadline of every command (pipelined commands included), from the moment it is sent. */
+  readonly commandTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  /** Concurrent commands share round trips (for many small independent reads). */
+  readonly autoPipelining: boolean;
+  /** Longest pause between reconnection attempts (linear from 50 ms). */
+  readonly reconnectMaxDelayMs: number;
+}
+
+/**
+ * Policy per use. Every policy fails fast and bounds every command: an outage must surface as a
+ * retriable error to the caller (the consumer loop backs off and retries the whole idempotent
+ * batch; the feature API answers 503), never as a promise that waits for the server to come back.
+ * Commands half-sent when a connection drops are never resent by the client on its own
+ * (`autoResendUnfulfilledCommands: false`): the caller's retry is the only retry.
+ */
+export const REDIS_POLICIES: Readonly<Record<RedisUse, RedisClientPolicy>> = {
+  // The materializer's pipelines: one batch of scripts, up to thousands of entities.
+  'online-write': {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeoutMs: 10_000,
+    connectTimeoutMs: 5_000,
+    autoPipelining: false,
+    reconnectMaxDelayMs: 500,
+  },
+  // The feature API: small HMGETs on the serving path; a slow store is a fast 503. No
+  // auto-pipelining: ioredis defers an auto-pipelined command to setImmediate, one more event-loop
+  // turn per read (a batch request is already one explicit pipeline).
+  'online-read': {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeoutMs: 2_000,
+    connectTimeoutMs: 2_000,
+    autoPipelining: false,
+    reconnectMaxDelayMs: 500,
+  },
+  // The label-joiner's state: batch scripts, like the materializer's writes.
+  'join-store': {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeoutMs: 10_000,
+    connectTimeoutMs: 5_000,
+    autoPipelining: false,
+    reconnectMaxDelayMs: 1_000,
+  },
+  // Tests, benchmarks and tools: commands may be issued before the connection is up (they wait
+  // in the queue at most commandTimeoutMs), so a script needs no ready handshake.
+  tooling: {
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 1,
+    commandTimeoutMs: 10_000,
+    connectTimeoutMs: 5_000,
+    autoPipelining: false,
+    reconnectMaxDelayMs: 500,
+  },
+};
+
+export interface RedisClientOptions {
+  /** CLIENT SETNAME, visible in CLIENT LIST (default `driftline-<use>`). */
+  readonly name?: string;
+  /** Overrides of the use's policy (tests of timeouts, benchmarks). */
+  readonly policy?: Partial<RedisClientPolicy>;
+}
+
+/**
+ * The one Redis client factory: URL, password and TLS from libs/core's RedisConnectionConfig,
+ * everything else from the policy of the use. Connects at once; `status === 'ready'` when usable.
+ */
+export function createRedisClient(
+  config: RedisConnectionConfig,
+  use: RedisUse,
+  options: RedisClientOptions = {},
+): RedisClient {
+  const policy = { ...REDIS_POLICIES[use], ...options.policy };
+  return new Redis(config.url, {
+    ...(config.password === undefined ? {} : { password: config.password }),
+    ...(config.tls ? { tls: {} } : {}),
+    connectionName: options.name ?? `driftline-${use}`,
+    enableOfflineQueue: policy.enableOfflineQueue,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: policy.maxRetriesPerRequest,
+    commandTimeout: policy.commandTimeoutMs,
+    connectTimeout: policy.connectTimeoutMs,
+    enableAutoPipelining: policy.autoPipelining,
+    retryStrategy: (times) => Math.min(50 * times, policy.reconnectMaxDelayMs),
+    // A server-side error reply never warrants a reconnect (READONLY after a failover included:
+    // the command fails, the caller retries).
+    reconnectOnError: () => false,
+  });
+}
+
+/** Resolves once the client is ready; rejects after `timeoutMs` (for tools and tests). */
+export function waitReady(client: RedisClient, timeoutMs = 10_000): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(new Error(`Redis not ready within ${timeoutMs} ms (status ${client.status})`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
+}

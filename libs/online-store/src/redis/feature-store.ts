@@ -1,0 +1,245 @@
+import type { RedisConnectionConfig } from '@driftline/core';
+import type { EntityWrite, FeatureView } from '@driftline/features';
+import { rowKey, windowKey } from '../keys.js';
+import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from '../port.js';
+import { checkBatchSize, checkedProjection, decodeProjectedRow } from '../rows.js';
+import { createRedisClient, type RedisClient, type RedisClientPolicy } from './client.js';
+import { classifyRedisError } from './errors.js';
+import { FEATURE_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
+
+type ScriptArg = string | number;
+type ScriptCall = (...args: ScriptArg[]) => unknown;
+
+/** Per-view constants of the script call, computed once. */
+interface ViewPlan {
+  /** ttl, nf, field names, aggregate header: the head of every call's ARGV. */
+  readonly head: readonly ScriptArg[];
+  readonly slotIndexes: readonly number[];
+  readonly allPresent: string;
+}
+
+const COMMAND = 'driftlineWriteRows';
+const READ_COMMAND = 'driftlineReadRows';
+
+export interface RedisOnlineStoreOptions {
+  /** First part of every key (isolates deployments and tests sharing one Redis). */
+  readonly keyPrefix: string;
+  /**
+   * Entities of one view per script call (default 100). Keys of different entities live in
+   * different cluster slots: use 1 against a Redis Cluster.
+   */
+  readonly entitiesPerCall?: number;
+  /** Disconnect the client on close (true when the store created it). */
+  readonly ownsClient?: boolean;
+}
+
+export interface CreateRedisOnlineStoreOptions extends Omit<RedisOnlineStoreOptions, 'ownsClient'> {
+  /** `online-write` for the materializer, `online-read` for the feature API (see REDIS_POLICIES). */
+  readonly use: 'online-write' | 'online-read';
+  /** Connection name (CLIENT LIST). */
+  readonly name?: string;
+  readonly policy?: Partial<RedisClientPolicy>;
+  /** Connection errors (the client reconnects by itself); log them. */
+  readonly onConnectionError?: (error: Error) => void;
+}
+
+/** A Redis online store on its own client, with the policy of its use. */
+export function createRedisOnlineStore(
+  config: RedisConnectionConfig,
+  options: CreateRedisOnlineStoreOptions,
+): RedisOnlineStore {
+  const client = createRedisClient(config, options.use, {
+    ...(options.name === undefined ? {} : { name: options.name }),
+    ...(options.policy === undefined ? {} : { policy: options.policy }),
+  });
+  client.on('error', options.onConnectionError ?? (() => {}));
+  return new RedisOnlineStore(client, {
+    keyPrefix: options.keyPrefix,
+    ...(options.entitiesPerCall === undefined ? {} : { entitiesPerCall: options.entitiesPerCall }),
+    ownsClient: true,
+  });
+}
+
+/**
+ * The Redis adapter of {@link OnlineStore} (key layout v1, see keys.ts).
+ * Writes: one pipeline per batch, one EVALSHA of {@link FEATURE_WRITE_SCRIPT} per chunk of entities
+ * of a view; resolves only when Redis acknowledged every command.
+ * Reads: HMGET of the projected fields (no reply-to-object conversion, only the selection
+ * travels); a batch is one pipeline of one read script per request (FEATURE_READ_SCRIPT), so one
+ * write and one read on the socket and one command per request instead of one per entity.
+ * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
+ * SinkUnavailableError, WRONGTYPE a poison record, a script error non-retriable.
+ */
+export class RedisOnlineStore implements OnlineStore {
+  private readonly plans = new Map<string, ViewPlan>();
+  private readonly entitiesPerCall: number;
+  private readonly keyPrefix: string;
+
+  constructor(
+    readonly client: RedisClient,
+    private readonly options: RedisOnlineStoreOptions,
+  ) {
+    this.keyPrefix = options.keyPrefix;
+    this.entitiesPerCall = Math.max(1, options.entitiesPerCall ?? 100);
+    client.defineCommand(COMMAND, { lua: FEATURE_WRITE_SCRIPT });
+    client.defineCommand(READ_COMMAND, { lua: FEATURE_READ_SCRIPT });
+  }
+
+  private plan(view: FeatureView): ViewPlan {
+    let plan = this.plans.get(view.name);
+    if (plan === undefined) {
+      const slots = view.aggregatedFeatures;
+      const head: ScriptArg[] = [view.ttlMs, view.features.length, ...view.features.map((f) => f.name)];
+      if (view.aggregates.length === 0) head.push(0);
+      else {
+        head.push(view.aggregates.length, view.horizonMs, slots.length);
+        for (const a of view.aggregates) head.push(a.name, a.function, a.windowMs, slots.indexOf(a.feature) + 1);
+      }
+      plan = {
+        head,
+        slotIndexes: slots.map((f) => view.featureIndex.get(f)!),
+        allPresent: '1'.repeat(view.features.length),
+      };
+      this.plans.set(view.name, plan);
+    }
+    return plan;
+  }
+
+  /** Script arguments (numkeys first) of one call writing entities of one view. */
+  private argsOf(view: FeatureView, writes: readonly EntityWrite[]): ScriptArg[] {
+    const plan = this.plan(view);
+    const windowed = view.aggregates.length > 0;
+    const args: ScriptArg[] = [windowed ? writes.length * 2 : writes.length];
+    for (const w of writes) {
+      const row = rowKey(this.keyPrefix, view.name, w.entity);
+      args.push(row);
+      if (windowed) args.push(windowKey(row));
+    }
+    for (const a of plan.head) args.push(a);
+    args.push(writes.length);
+    const nf = view.features.length;
+    for (const w of writes) {
+      const { winner } = w;
+      args.push(winner.eventTime, winner.eventId, plan.allPresent);
+      const maskAt = args.length - 1;
+      let mask = '';
+      let complete = true;
+      for (let i = 0; i < nf; i++) {
+        const value = winner.values[i];
+        if (value === undefined) {
+          complete = false;
+          mask += '0';
+          args.push('');
+        } else {
+          mask += '1';
+          args.push(value);
+        }
+      }
+      if (!complete) args[maskAt] = mask;
+      if (windowed) {
+        args.push(w.windowEvents.length);
+        for (const e of w.windowEvents) {
+          let packed = '';
+          for (let s = 0; s < plan.slotIndexes.length; s++) {
+            if (s > 0) packed += ',';
+            packed += e.values[plan.slotIndexes[s]!] ?? '';
+          }
+          args.push(e.eventTime, e.eventId, packed);
+        }
+      }
+    }
+    return args;
+  }
+
+  async write(writes: readonly EntityWrite[]): Promise<WriteStats> {
+    if (writes.length === 0) return { entities: 0, rowsApplied: 0, aggregatesUpdated: 0 };
+    const byView = new Map<FeatureView, EntityWrite[]>();
+    for (const w of writes) {
+      const list = byView.get(w.view);
+      if (list === undefined) byView.set(w.view, [w]);
+      else list.push(w);
+    }
+    // Arguments first (a bad entity id throws here, before anything is sent).
+    const calls: ScriptArg[][] = [];
+    for (const [view, list] of byView) {
+      for (let i = 0; i < list.length; i += this.entitiesPerCall) {
+        calls.push(this.argsOf(view, list.slice(i, i + this.entitiesPerCall)));
+      }
+    }
+    const pipeline = this.client.pipeline();
+    const call = (pipeline as unknown as Record<string, ScriptCall>)[COMMAND]!.bind(pipeline);
+    for (const args of calls) call(...args);
+    let rowsApplied = 0;
+    let aggregatesUpdated = 0;
+    for (const value of await execPipeline(pipeline, 'write')) {
+      const [rows, aggregates] = value as [number, number];
+      rowsApplied += rows;
+      aggregatesUpdated += aggregates;
+    }
+    return { entities: writes.length, rowsApplied, aggregatesUpdated };
+  }
+
+  async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {
+    const projection = checkedProjection(view, features);
+    const key = rowKey(this.keyPrefix, view.name, entity);
+    let values: Array<string | null>;
+    try {
+      values = await this.client.hmget(key, ...projection.fields);
+    } catch (error) {
+      throw classifyRedisError(error, 'read');
+    }
+    return decodeProjectedRow(projection, values);
+  }
+
+  async readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>> {
+    checkBatchSize(requests);
+    const resolved = requests.map((r) => ({
+      projection: checkedProjection(r.view, r.features),
+      keys: r.entities.map((e) => rowKey(this.keyPrefix, r.view.name, e)),
+    }));
+    const pipeline = this.client.pipeline();
+    // One read script per request (its keys, its fields); per-key HMGETs on a cluster, where the
+    // keys of one request live in different slots.
+    const perKey = this.entitiesPerCall === 1;
+    if (perKey) {
+      for (const r of resolved) for (const key of r.keys) pipeline.hmget(key, ...r.projection.fields);
+    } else {
+      const read = (pipeline as unknown as Record<string, ScriptCall>)[READ_COMMAND]!.bind(pipeline);
+      for (const r of resolved) read(r.keys.length, ...r.keys, ...r.projection.fields);
+    }
+    const replies = await execPipeline(pipeline, 'batch read');
+    if (perKey) {
+      let k = 0;
+      return resolved.map((r) =>
+        r.keys.map(() => decodeProjectedRow(r.projection, replies[k++] as Array<string | null>)),
+      );
+    }
+    return resolved.map((r, i) => {
+      const rows = replies[i] as Array<Array<string | null>>;
+      return r.keys.map((_, j) => decodeProjectedRow(r.projection, rows[j]!));
+    });
+  }
+
+  ready(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    if (this.options.ownsClient === true) this.client.disconnect();
+  }
+}
+
+/** Runs a pipeline; the first failed command fails the whole step (every step is idempotent). */
+async function execPipeline(pipeline: ReturnType<RedisClient['pipeline']>, action: string): Promise<unknown[]> {
+  let results: Array<[Error | null, unknown]> | null;
+  try {
+    results = await pipeline.exec();
+  } catch (error) {
+    throw classifyRedisError(error, action);
+  }
+  if (results === null) throw classifyRedisError(new Error('pipeline discarded'), action);
+  return results.map(([error, value]) => {
+    if (error !== null) throw classifyRedisError(error, action);
+    return value;
+  });
+}

@@ -1,0 +1,24 @@
+export {
+  createRedisClient,
+  REDIS_POLICIES,
+  type RedisClient,
+  type RedisClientOptions,
+  type RedisClientPolicy,
+  type RedisUse,
+  waitReady,
+} from './client.js';
+export { classifyRedisError } from './errors.js';
+export { FEATURE_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
+export {
+  type CreateRedisOnlineStoreOptions,
+  createRedisOnlineStore,
+  RedisOnlineStore,
+  type RedisOnlineStoreOptions,
+} from './feature-store.js';
+export {
+  type CreateRedisJoinStoreOptions,
+  createRedisJoinStore,
+  RedisJoinStore,
+  type RedisKeys,
+  redisKeys,
+} from './join-store.js';

@@ -1,0 +1,314 @@
+// The OnlineStore contract: one suite, run against every adapter (memory-store.test.ts runs it on
+// the in-memory spec, redis-store.int.test.ts on a real Redis). An adapter passes when it answers
+// exactly like the spec and like the offline reference of libs/features (offlineRow).
+import { DriftlineError } from '@driftline/core';
+import {
+  type FeatureViews,
+  MAX_ENTITY_LENGTH,
+  offlineRow,
+  parseFeatureViews,
+  planWrites,
+  type ValidatedEvent,
+  validateFeatureEvent,
+} from '@driftline/features';
+import type { FeatureEvent } from '@driftline/schemas';
+import { SeededRandom } from '@driftline/test-support/random';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_READ_BATCH, type OnlineStore } from '../src/index.js';
+
+export const contractViews: FeatureViews = parseFeatureViews({
+  views: [
+    {
+      name: 'profile',
+      entity: 'user_id',
+      ttl: '1d',
+      features: { age: 'double', country: 'string', premium: 'boolean', score: 'double' },
+    },
+    {
+      name: 'spend',
+      entity: 'user_id',
+      ttl: '2d',
+      features: { amount: 'double', fee: 'double' },
+      aggregates: [
+        { feature: 'amount', function: 'count', window: '10m' },
+        { feature: 'amount', function: 'sum', window: '10m' },
+        { feature: 'amount', function: 'mean', window: '1h' },
+        { feature: 'fee', function: 'min', window: '1h' },
+        { feature: 'fee', function: 'max', window: '1d' },
+      ],
+    },
+    { name: 'short', entity: 'user_id', ttl: '300ms', features: { x: 'double' } },
+  ],
+});
+
+const profile = contractViews.get('profile')!;
+const spend = contractViews.get('spend')!;
+const short = contractViews.get('short')!;
+
+/** A fresh, empty store (its own key space) and how to release it. */
+export interface ContractSubject {
+  readonly store: OnlineStore;
+  cleanup?(): Promise<void>;
+}
+
+const event = (view: string, entity: string, id: string, t: number, features: FeatureEvent['features']) =>
+  validateFeatureEvent(contractViews, { event_id: id, view, entity_id: entity, event_time: t, features });
+
+/**
+ * An event log over a few entities of both views, spread over 2 hours of event time (windows
+ * slide), with tied event times, nulls, absent features and non-dyadic decimals (float sums
+ * depend on order).
+ */
+function eventLog(count: number, entities: number, seed: number, base: number): FeatureEvent[] {
+  const random = new SeededRandom(seed);
+  const countries = ['fr', 'de', 'it', 'es', 'pl'];
+  return Array.from({ length: count }, (_, i) => {
+    const view = random.uniform() < 0.5 ? 'profile' : 'spend';
+    const maybe = <T>(v: T): T | null => (random.uniform() < 0.1 ? null : v);
+    const features: FeatureEvent['features'] =
+      view === 'profile'
+        ? {
+            age: maybe(random.int(90)),
+            country: maybe(countries[random.int(countries.length)]!),
+            premium: maybe(random.uniform() < 0.5),
+            score: maybe(random.int(1e6) / 1e3),
+          }
+        : { amount: maybe(random.int(100_000) / 100), fee: maybe(random.int(1_000) / 100) };
+    if (random.uniform() < 0.05) delete features[view === 'profile' ? 'score' : 'fee'];
+    return {
+      event_id: `ev-${seed}-${i}`,
+      view,
+      entity_id: `user:${random.int(entities)}{x}`,
+      event_time: base + random.int(480) * 15_000, // 2 h on a 15 s grid: many ties
+      features,
+    };
+  });
+}
+
+function shuffledWithDuplicates<T>(log: readonly T[], seed: number): T[] {
+  const random = new SeededRandom(seed);
+  const out = [...log, ...log.filter(() => random.uniform() < 0.3)];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = random.int(i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Registers the contract cases for one adapter; `create` is called once per case. */
+export function onlineStoreContract(name: string, create: () => Promise<ContractSubject> | ContractSubject): void {
+  describe(`OnlineStore contract: ${name}`, () => {
+    const subjects: ContractSubject[] = [];
+    const open = async (): Promise<OnlineStore> => {
+      const subject = await create();
+      subjects.push(subject);
+      return subject.store;
+    };
+    afterEach(async () => {
+      for (const s of subjects.splice(0)) {
+        await s.cleanup?.();
+        await s.store.close();
+      }
+    });
+
+    it('keeps the greatest (event_time, event_id): newer wins, older and equal-time smaller ids are ignored', async () => {
+      const store = await open();
+      const t = Date.now();
+      const first = await store.write(planWrites([event('profile', 'u', 'b', t, { age: 30, country: 'fr' })]));
+      expect(first).toEqual({ entities: 1, rowsApplied: 1, aggregatesUpdated: 0 });
+      expect((await store.write(planWrites([event('profile', 'u', 'z', t - 1, { age: 1 })]))).rowsApplied).toBe(0);
+      expect((await store.write(planWrites([event('profile', 'u', 'a', t, { age: 2 })]))).rowsApplied).toBe(0);
+      expect(await store.read(profile, 'u')).toEqual({
+        eventTime: t,
+        eventId: 'b',
+        features: { age: 30, country: 'fr', premium: null, score: null },
+      });
+      // Equal time, greater id (compared as UTF-8 bytes): the row is replaced as a whole.
+      expect((await store.write(planWrites([event('profile', 'u', 'c', t, { premium: true })]))).rowsApplied).toBe(1);
+      expect(await store.read(profile, 'u')).toEqual({
+        eventTime: t,
+        eventId: 'c',
+        features: { age: null, country: null, premium: true, score: null },
+      });
+      expect((await store.write(planWrites([event('profile', 'u', 'd', t + 1, { age: 5.5 })]))).rowsApplied).toBe(1);
+      expect((await store.read(profile, 'u'))?.features.age).toBe(5.5);
+    });
+
+    it('a replay of everything changes nothing', async () => {
+      const store = await open();
+      const t = Date.now();
+      const events = [
+        event('spend', 'e', 'b', t, { amount: 1, fee: 1 }),
+        event('spend', 'e', 'a', t, { amount: 2, fee: 0.5 }),
+        event('spend', 'e', 'z', t - 60_000, { amount: 3, fee: 2 }),
+      ];
+      await store.write(planWrites(events));
+      const before = await store.read(spend, 'e');
+      for (const e of events) {
+        expect(await store.write(planWrites([e]))).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 0 });
+      }
+      expect(await store.write(planWrites(events))).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 0 });
+      expect(await store.read(spend, 'e')).toEqual(before);
+      expect(before).toEqual({
+        eventTime: t,
+        eventId: 'b',
+        features: {
+          amount: 1,
+          fee: 1,
+          amount_count_10m: 3,
+          amount_sum_10m: 6,
+          amount_mean_1h: 2,
+          fee_min_1h: 0.5,
+          fee_max_1d: 2,
+        },
+      });
+    });
+
+    it('window aggregates: anchored at the latest event time, late events inside the window count', async () => {
+      const store = await open();
+      const t = Date.now();
+      await store.write(planWrites([event('spend', 'e', 'a', t, { amount: 10, fee: 1 })]));
+      // Older than the row: the row stays, but the event is inside the 10 min window and counts.
+      const late = await store.write(planWrites([event('spend', 'e', 'b', t - 5 * 60_000, { amount: 5 })]));
+      expect(late).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1 });
+      // Outside 10 min, inside 1 h: only the 1 h mean sees it.
+      await store.write(planWrites([event('spend', 'e', 'c', t - 30 * 60_000, { amount: 30, fee: 3 })]));
+      expect((await store.read(spend, 'e'))?.features).toEqual({
+        amount: 10,
+        fee: 1,
+        amount_count_10m: 2,
+        amount_sum_10m: 15,
+        amount_mean_1h: 15,
+        fee_min_1h: 1,
+        fee_max_1d: 3,
+      });
+      // The anchor moves 2 h ahead: the old events leave every window but the day; empty windows
+      // are count 0, sum 0 and null for mean/min/max.
+      await store.write(planWrites([event('spend', 'e', 'd', t + 2 * 3_600_000, { fee: 0.25 })]));
+      expect((await store.read(spend, 'e'))?.features).toEqual({
+        amount: null,
+        fee: 0.25,
+        amount_count_10m: 0,
+        amount_sum_10m: 0,
+        amount_mean_1h: null,
+        fee_min_1h: 0.25,
+        fee_max_1d: 3,
+      });
+      // Late but inside the day of the anchor: only the 1 d max sees it.
+      const late2 = await store.write(planWrites([event('spend', 'e', 'x', t - 3_600_000, { amount: 1, fee: 9 })]));
+      expect(late2).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1 });
+      expect((await store.read(spend, 'e'))?.features).toMatchObject({ amount_count_10m: 0, fee_max_1d: 9 });
+      // At or beyond the longest window of the anchor: never counted again, nothing recomputed.
+      const floor = t + 2 * 3_600_000 - 86_400_000;
+      const gone = await store.write(planWrites([event('spend', 'e', 'y', floor, { amount: 1, fee: 99 })]));
+      expect(gone).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 0 });
+      expect((await store.read(spend, 'e'))?.features.fee_max_1d).toBe(9);
+    });
+
+    it('any shuffled, duplicated, randomly batched delivery ends in the offline state', async () => {
+      const log = eventLog(1_500, 30, 1, Date.now() - 3 * 3_600_000);
+      const groups = new Map<string, ValidatedEvent[]>();
+      for (const e of log) {
+        const v = validateFeatureEvent(contractViews, e);
+        const key = `${v.view.name}/${v.entity}`;
+        groups.set(key, [...(groups.get(key) ?? []), v]);
+      }
+      for (const seed of [2, 3]) {
+        const store = await open();
+        const random = new SeededRandom(seed);
+        const events = shuffledWithDuplicates(log, seed).map((e) => validateFeatureEvent(contractViews, e));
+        for (let i = 0; i < events.length; ) {
+          const size = 1 + random.int(200);
+          await store.write(planWrites(events.slice(i, i + size)));
+          i += size;
+        }
+        const keys = [...groups.keys()];
+        const rows = await store.readBatch(
+          keys.map((k) => {
+            const events = groups.get(k)!;
+            return { view: events[0]!.view, entities: [events[0]!.entity] };
+          }),
+        );
+        const mismatches = keys.filter((k, i) => {
+          const events = groups.get(k)!;
+          return JSON.stringify(rows[i]![0]) !== JSON.stringify(offlineRow(events[0]!.view, events));
+        });
+        expect(mismatches).toEqual([]);
+      }
+    });
+
+    it('reads single and batch rows, projected, with missing entities as undefined', async () => {
+      const store = await open();
+      const t = Date.now();
+      await store.write(
+        planWrites([
+          event('profile', 'a:b{c} é', 'e1', t, { age: 41.5, premium: false }),
+          event('profile', 'two', 'e2', t, { country: 'de' }),
+          event('spend', 'two', 'e3', t, { amount: 2 }),
+        ]),
+      );
+      expect(await store.read(profile, 'a:b{c} é', ['premium', 'age'])).toEqual({
+        eventTime: t,
+        eventId: 'e1',
+        features: { premium: false, age: 41.5 },
+      });
+      expect(await store.read(profile, 'nobody')).toBeUndefined();
+      const batch = await store.readBatch([
+        { view: profile, entities: ['two', 'nobody', 'a:b{c} é'], features: ['country'] },
+        { view: spend, entities: ['nobody', 'two'], features: ['amount_count_10m'] },
+        { view: spend, entities: [] },
+      ]);
+      expect(batch).toEqual([
+        [
+          { eventTime: t, eventId: 'e2', features: { country: 'de' } },
+          undefined,
+          { eventTime: t, eventId: 'e1', features: { country: null } },
+        ],
+        [undefined, { eventTime: t, eventId: 'e3', features: { amount_count_10m: 1 } }],
+        [],
+      ]);
+    });
+
+    it('expires a row its view TTL after the last change', async () => {
+      const store = await open();
+      const t = Date.now();
+      await store.write(planWrites([event('short', 'k', 'a', t, { x: 1 })]));
+      await store.write(planWrites([event('profile', 'k', 'a', t, { age: 1 })]));
+      expect((await store.read(short, 'k'))?.features).toEqual({ x: 1 });
+      await sleep(200);
+      // A change restarts the TTL; a stale write does not.
+      await store.write(planWrites([event('short', 'k', 'b', t + 1, { x: 2 })]));
+      await store.write(planWrites([event('short', 'k', 'a', t, { x: 1 })]));
+      await sleep(200);
+      expect((await store.read(short, 'k'))?.features).toEqual({ x: 2 });
+      await sleep(250);
+      expect(await store.read(short, 'k')).toBeUndefined();
+      expect(await store.read(profile, 'k')).toBeDefined(); // ttl 1d
+    });
+
+    it('refuses bad entity ids, unknown fields and oversized batches with BAD_REQUEST', async () => {
+      const store = await open();
+      const badRequest = async (promise: Promise<unknown>) => {
+        const error = await promise.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(DriftlineError);
+        expect((error as DriftlineError).code).toBe('BAD_REQUEST');
+        expect((error as DriftlineError).retriable).toBe(false);
+      };
+      await badRequest(store.read(profile, ''));
+      await badRequest(store.read(profile, 'x'.repeat(MAX_ENTITY_LENGTH + 1)));
+      await badRequest(store.read(profile, '\uD800'));
+      await badRequest(store.read(profile, 'x', ['nope']));
+      await badRequest(store.readBatch([{ view: profile, entities: ['ok', ''] }]));
+      await badRequest(
+        store.readBatch([{ view: profile, entities: Array.from({ length: MAX_READ_BATCH + 1 }, (_, i) => `e${i}`) }]),
+      );
+      // The longest valid id is fine.
+      expect(await store.read(profile, 'x'.repeat(MAX_ENTITY_LENGTH))).toBeUndefined();
+    });
+  });
+}

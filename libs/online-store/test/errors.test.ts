@@ -1,0 +1,42 @@
+import { PoisonRecordError, SinkUnavailableError } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { classifyRedisError } from '../src/redis/errors.js';
+
+const classify = (message: string) => classifyRedisError(new Error(message), 'write');
+
+describe('classifyRedisError', () => {
+  it('makes outages and transient server states retriable, inside scripts too', () => {
+    for (const message of [
+      'Connection is closed.',
+      'Command timed out',
+      "Stream isn't writeable and enableOfflineQueue options is false",
+      'connect ECONNREFUSED 127.0.0.1:6379',
+      "OOM command not allowed when used memory > 'maxmemory'. script: 0f1e, on @user_script:64.",
+      'BUSY Redis is busy running a script.',
+      'LOADING Redis is loading the dataset in memory',
+      "READONLY You can't write against a read only replica. script: ab12, on @user_script:3.",
+    ]) {
+      const error = classify(message);
+      expect(error, message).toBeInstanceOf(SinkUnavailableError);
+      expect(error.retriable).toBe(true);
+    }
+  });
+
+  it('makes a wrong key type a poison record and a script bug non-retriable', () => {
+    const wrongType = classify(
+      'WRONGTYPE Operation against a key holding the wrong kind of value script: 9a, on @user_script:64.',
+    );
+    expect(wrongType).toBeInstanceOf(PoisonRecordError);
+    expect(wrongType.code).toBe('VALIDATION_FAILED');
+    for (const message of [
+      'ERR user_script:1: attempt to perform arithmetic on a nil value script: d13b, on @user_script:1.',
+      'ERR Unknown Redis command called from script script: bd96, on @user_script:1.',
+      "ERR Error compiling script (new function): user_script:1: '=' expected near 'x'",
+      'ERR Error running script (call to f_0a): @user_script:12: WRONG',
+    ]) {
+      const error = classify(message);
+      expect(error.retriable, message).toBe(false);
+      expect(error.code).toBe('INTERNAL');
+    }
+  });
+});

@@ -1,0 +1,125 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '@driftline/core';
+import type { FeatureViews } from '@driftline/features';
+import { counter, histogram, type Registry } from '@driftline/observability';
+import type { FeatureRow, OnlineStore } from '@driftline/online-store';
+import type { FeatureValue } from '@driftline/schemas';
+import { HttpError, parseBatch, parseSingle, type RequestLimits, readBody, send, toHttpError } from './http.js';
+
+/** One entity in a response: present with its values, or reported absent. */
+export type EntityResult =
+  | {
+      readonly entity: string;
+      readonly found: true;
+      readonly event_time: number;
+      readonly age_ms: number;
+      readonly features: Record<string, FeatureValue>;
+    }
+  | { readonly entity: string; readonly found: false };
+
+export interface FeatureHandlerOptions extends Partial<RequestLimits> {
+  readonly store: OnlineStore;
+  readonly views: FeatureViews;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+export type FeatureHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+/**
+ * The routes of the feature API over an {@link OnlineStore}; parsing, validation and limits are
+ * in http.ts. Absent entities are `found: false`; malformed input 400, unknown view 404, a store
+ * outage 503.
+ */
+export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHandler {
+  const { store, views, registry } = options;
+  const now = options.now ?? Date.now;
+  const limits: RequestLimits = {
+    maxBatchEntities: options.maxBatchEntities ?? 1_000,
+    maxBodyBytes: options.maxBodyBytes ?? 1_048_576,
+  };
+  const logger = options.logger.child({ component: 'feature-api' });
+  const metrics = {
+    latency: histogram(
+      registry,
+      'driftline_feature_api_request_seconds',
+      'Feature API request latency, by route and status',
+      ['route', 'status'],
+      [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    ),
+    rows: counter(registry, 'driftline_feature_api_rows_total', 'Entities looked up, by view and result', [
+      'view',
+      'result',
+    ]),
+  };
+
+  const toResult = (entity: string, row: FeatureRow | undefined, at: number): EntityResult => {
+    if (row === undefined) return { entity, found: false };
+    return { entity, found: true, event_time: row.eventTime, age_ms: at - row.eventTime, features: row.features };
+  };
+
+  async function getOne(path: string, query: string | undefined): Promise<unknown> {
+    const read = parseSingle(views, path, query);
+    const entity = read.entities[0]!;
+    const row = await store.read(read.view, entity, read.features);
+    metrics.rows.inc({ view: read.view.name, result: row === undefined ? 'miss' : 'hit' });
+    return { view: read.view.name, ...toResult(entity, row, now()) };
+  }
+
+  async function getBatch(req: IncomingMessage): Promise<unknown> {
+    const reads = parseBatch(views, await readBody(req, limits.maxBodyBytes), limits);
+    const rows = await store.readBatch(reads);
+    const at = now();
+    return {
+      results: reads.map((r, i) => {
+        let hits = 0;
+        const results = r.entities.map((entity, j) => {
+          const row = rows[i]![j];
+          if (row !== undefined) hits++;
+          return toResult(entity, row, at);
+        });
+        // One counter update per view and outcome, not per entity.
+        if (hits > 0) metrics.rows.inc({ view: r.view.name, result: 'hit' }, hits);
+        if (hits < results.length) metrics.rows.inc({ view: r.view.name, result: 'miss' }, results.length - hits);
+        return { view: r.view.name, rows: results };
+      }),
+    };
+  }
+
+  return async (req, res) => {
+    const started = performance.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = q === -1 ? undefined : url.slice(q + 1);
+    let route = 'other';
+    let status = 200;
+    try {
+      let body: unknown;
+      if (path === '/v1/features:batch' || path === '/v1/features/batch') {
+        route = 'batch';
+        if (req.method !== 'POST') throw new HttpError(405, 'BAD_REQUEST', 'use POST for a batch');
+        body = await getBatch(req);
+      } else if (path.startsWith('/v1/features/')) {
+        route = 'single';
+        if (req.method !== 'GET') throw new HttpError(405, 'BAD_REQUEST', 'use GET for one entity');
+        body = await getOne(path, query);
+      } else if (path === '/healthz') {
+        route = 'health';
+        const ok = store.ready();
+        status = ok ? 200 : 503;
+        body = { status: ok ? 'ok' : 'unavailable' };
+      } else {
+        throw new HttpError(404, 'NOT_FOUND', `no route ${req.method ?? ''} ${path}`);
+      }
+      send(res, status, body);
+    } catch (error) {
+      const e = toHttpError(error);
+      if (e.status === 500) logger.error({ err: error }, 'feature API request failed');
+      status = e.status;
+      send(res, status, { error: { code: e.code, message: e.message } });
+    }
+    metrics.latency.observe({ route, status: String(status) }, (performance.now() - started) / 1000);
+  };
+}

@@ -1,0 +1,34 @@
+import type { RedisConnectionConfig } from '@driftline/core';
+import type { Registry } from '@driftline/observability';
+import type { RedisClientPolicy } from '@driftline/online-store/redis';
+
+/** What the worker thread needs to start the API on its own (structured-cloneable). */
+export interface FeatureApiThreadData {
+  readonly redis: RedisConnectionConfig;
+  readonly keyPrefix: string;
+  /** The feature view file's text (YAML or JSON), parsed again in the thread. */
+  readonly viewsText: string;
+  readonly port: number;
+  readonly host: string;
+  readonly maxBatchEntities?: number;
+  readonly redisPolicy?: Partial<RedisClientPolicy>;
+}
+
+export type ThreadMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** Worker → main. */
+export type FromThread =
+  | { readonly type: 'listening'; readonly port: number }
+  | { readonly type: 'failed'; readonly message: string }
+  | { readonly type: 'ready'; readonly ready: boolean }
+  | { readonly type: 'metrics'; readonly id: number; readonly metrics: ThreadMetrics }
+  | {
+      readonly type: 'log';
+      readonly level: 'debug' | 'info' | 'warn' | 'error';
+      readonly obj: Record<string, unknown>;
+      readonly msg?: string;
+    }
+  | { readonly type: 'closed' };
+
+/** Main → worker. */
+export type ToThread = { readonly type: 'metrics'; readonly id: number } | { readonly type: 'close' };

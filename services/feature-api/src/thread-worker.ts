@@ -1,0 +1,79 @@
+// Entry point of the feature API's worker thread (see thread.ts): its own event loop, heap and
+// Redis connection, so nothing else the process runs (the materializer's batches and GC) can
+// stall a read.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Logger } from '@driftline/core';
+import { parseFeatureViewsText } from '@driftline/features';
+import { createMetricsRegistry } from '@driftline/observability';
+import { createRedisOnlineStore } from '@driftline/online-store/redis';
+import { startFeatureApi } from './api.js';
+import type { FeatureApiThreadData, FromThread, ToThread } from './thread-protocol.js';
+
+const port = parentPort!;
+const data = workerData as FeatureApiThreadData;
+const post = (message: FromThread) => port.postMessage(message);
+
+/** Log records go to the main thread's logger (Errors flattened: they do not survive cloning). */
+function forwardingLogger(bindings: Record<string, unknown>): Logger {
+  const at =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (obj: object, msg?: string): void => {
+      const flat: Record<string, unknown> = { ...bindings };
+      for (const [k, v] of Object.entries(obj)) {
+        flat[k] = v instanceof Error ? { message: v.message, stack: v.stack, name: v.name } : v;
+      }
+      post({ type: 'log', level, obj: flat, ...(msg === undefined ? {} : { msg }) });
+    };
+  return {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (more) => forwardingLogger({ ...bindings, ...more }),
+  };
+}
+
+const logger = forwardingLogger({ thread: 'feature-api' });
+// No default labels: the main thread's registry adds its own when it exposes these metrics.
+const registry = createMetricsRegistry({ service: 'feature-api', defaultMetrics: false });
+registry.setDefaultLabels({});
+
+try {
+  const views = parseFeatureViewsText(data.viewsText);
+  const store = createRedisOnlineStore(data.redis, {
+    use: 'online-read',
+    keyPrefix: data.keyPrefix,
+    name: 'driftline-feature-api',
+    ...(data.redisPolicy === undefined ? {} : { policy: data.redisPolicy }),
+    onConnectionError: (error) => logger.warn({ err: error.message }, 'redis connection error'),
+  });
+  for (const event of ['ready', 'close', 'end'] as const) {
+    store.client.on(event, () => post({ type: 'ready', ready: store.ready() }));
+  }
+  const server = await startFeatureApi({
+    store,
+    views,
+    registry,
+    logger,
+    port: data.port,
+    host: data.host,
+    ...(data.maxBatchEntities === undefined ? {} : { maxBatchEntities: data.maxBatchEntities }),
+  });
+  port.on('message', (message: ToThread) => {
+    if (message.type === 'metrics') {
+      void registry.getMetricsAsJSON().then((metrics) => post({ type: 'metrics', id: message.id, metrics }));
+    } else if (message.type === 'close') {
+      void server
+        .close()
+        .then(() => store.close())
+        .then(() => {
+          post({ type: 'closed' });
+          port.close();
+        });
+    }
+  });
+  post({ type: 'listening', port: server.port });
+  post({ type: 'ready', ready: store.ready() });
+} catch (error) {
+  post({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
+}

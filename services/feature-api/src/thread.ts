@@ -1,0 +1,119 @@
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { DriftlineError, type Logger } from '@driftline/core';
+import type { Registry } from '@driftline/observability';
+import type { FeatureApiServer } from './api.js';
+import type { FeatureApiThreadData, FromThread, ThreadMetrics, ToThread } from './thread-protocol.js';
+
+export type { FeatureApiThreadData } from './thread-protocol.js';
+
+export interface FeatureApiThreadOptions extends FeatureApiThreadData {
+  /** The process' registry: the thread's metrics are exposed through it. */
+  readonly registry: Registry;
+  readonly logger: Logger;
+}
+
+export interface FeatureApiThread extends FeatureApiServer {
+  /** The thread's Redis connection is ready. */
+  ready(): boolean;
+}
+
+/** Names of the metrics the handler creates (handler.ts); proxied into the main registry. */
+const THREAD_METRICS = ['driftline_feature_api_request_seconds', 'driftline_feature_api_rows_total'] as const;
+
+/**
+ * Worker entry point. Under tsx (development, tests) the worker gets the .ts source and must
+ * register tsx itself: workers do not inherit the `--import tsx` hook of the main thread.
+ */
+function spawn(data: FeatureApiThreadData): Worker {
+  const entry = new URL(import.meta.url.endsWith('.ts') ? './thread-worker.ts' : './thread-worker.js', import.meta.url);
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: data });
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: data });
+}
+
+/**
+ * The feature API on a worker thread of its own: HTTP server, request handling and its Redis
+ * read connection run on their own event loop and heap, so a co-hosted materializer's batch work
+ * and garbage collection cannot delay a read (the cause of the tail measured in bench/features).
+ * Logs go to `logger`; the metrics appear in `registry` (fetched from the thread at each scrape).
+ */
+export async function startFeatureApiThread(options: FeatureApiThreadOptions): Promise<FeatureApiThread> {
+  const { registry, logger, ...data } = options;
+  const worker = spawn(data);
+  let ready = false;
+  let nextId = 0;
+  const pending = new Map<number, (metrics: ThreadMetrics) => void>();
+  const send = (message: ToThread) => worker.postMessage(message);
+  worker.on('message', (message: FromThread) => {
+    if (message.type === 'ready') ready = message.ready;
+    else if (message.type === 'log') logger[message.level](message.obj, message.msg);
+    else if (message.type === 'metrics') {
+      pending.get(message.id)?.(message.metrics);
+      pending.delete(message.id);
+    }
+  });
+  worker.on('error', (error) => logger.error({ err: error }, 'feature API thread failed'));
+  worker.on('exit', () => {
+    ready = false;
+    for (const resolve of pending.values()) resolve([]);
+    pending.clear();
+  });
+
+  const started = await new Promise<FromThread>((resolve, reject) => {
+    const onMessage = (message: FromThread) => {
+      if (message.type !== 'listening' && message.type !== 'failed') return;
+      worker.off('message', onMessage);
+      worker.off('error', reject);
+      resolve(message);
+    };
+    worker.on('message', onMessage);
+    worker.once('error', reject);
+  });
+  if (started.type !== 'listening') {
+    await worker.terminate();
+    throw new DriftlineError(
+      'INTERNAL',
+      `feature API thread failed to start: ${started.type === 'failed' ? started.message : started.type}`,
+    );
+  }
+
+  const threadMetrics = () =>
+    new Promise<ThreadMetrics>((resolve) => {
+      const id = nextId++;
+      pending.set(id, resolve);
+      send({ type: 'metrics', id });
+    });
+  for (const name of THREAD_METRICS) registry.registerMetric(proxyMetric(name, threadMetrics) as never);
+
+  let closing: Promise<void> | undefined;
+  return {
+    port: started.port,
+    ready: () => ready,
+    close() {
+      closing ??= (async () => {
+        const exited = once(worker, 'exit');
+        send({ type: 'close' });
+        // The thread closes its server and connection, then its port; terminate if it hangs.
+        const timer = setTimeout(() => void worker.terminate(), 5_000);
+        await exited;
+        clearTimeout(timer);
+        for (const name of THREAD_METRICS) registry.removeSingleMetric(name);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** A registry entry whose values are the thread's metric of that name (prom-client reads name and get()). */
+function proxyMetric(name: string, fetch: () => Promise<ThreadMetrics>) {
+  return {
+    name,
+    async get() {
+      const found = (await fetch()).find((m) => m.name === name);
+      return found ?? { name, help: name, type: 'untyped', values: [], aggregator: 'sum' };
+    },
+    reset() {},
+  };
+}

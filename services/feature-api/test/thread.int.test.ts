@@ -1,0 +1,92 @@
+import { silentLogger } from '@driftline/core';
+import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
+import { createMetricsRegistry } from '@driftline/observability';
+import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
+import { uniqueName } from '@driftline/test-support';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { startFeatureApiThread } from '../src/thread.js';
+
+const stack = inject('stack');
+const viewsText = JSON.stringify({
+  views: [{ name: 'profile', entity: 'user_id', features: { age: 'double', country: 'string' } }],
+});
+
+describe('feature API on its worker thread, against a real Redis', () => {
+  const keyPrefix = uniqueName('api-thread');
+  const redis = { url: stack.redisUrl, tls: false };
+  const writer = createRedisOnlineStore(redis, { use: 'online-write', keyPrefix });
+  afterAll(async () => {
+    const keys = await writer.client.keys(`${keyPrefix}:*`);
+    if (keys.length > 0) await writer.client.unlink(...keys);
+    await writer.close();
+  });
+
+  it('serves rows from its own connection and exposes its metrics in the main registry', async () => {
+    await waitReady(writer.client);
+    const views = parseFeatureViewsText(viewsText);
+    await writer.write(
+      planWrites([
+        validateFeatureEvent(views, {
+          event_id: 'e1',
+          view: 'profile',
+          entity_id: 'u1',
+          event_time: 9_000,
+          features: { age: 41.5, country: 'fr' },
+        }),
+      ]),
+    );
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const api = await startFeatureApiThread({
+      redis,
+      keyPrefix,
+      viewsText,
+      port: 0,
+      host: '127.0.0.1',
+      registry,
+      logger: silentLogger,
+    });
+    try {
+      // Listening comes before the thread's Redis connection is up (readiness says when it is).
+      const deadline = Date.now() + 5_000;
+      while (!api.ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(api.ready()).toBe(true);
+      const base = `http://127.0.0.1:${api.port}`;
+      const res = await fetch(`${base}/v1/features/profile/u1`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ entity: 'u1', found: true, features: { age: 41.5, country: 'fr' } });
+      const batch = await fetch(`${base}/v1/features:batch`, {
+        method: 'POST',
+        body: JSON.stringify({ requests: [{ view: 'profile', entities: ['u1', 'nobody'] }] }),
+      });
+      expect((await batch.json()) as unknown).toMatchObject({
+        results: [{ rows: [{ found: true }, { entity: 'nobody', found: false }] }],
+      });
+      expect(api.ready()).toBe(true);
+      const text = await registry.metrics();
+      expect(text).toMatch(/driftline_feature_api_rows_total\{view="profile",result="hit",service="test"\} 2/);
+      expect(text).toMatch(
+        /driftline_feature_api_request_seconds_count\{route="single",status="200",service="test"\} 1/,
+      );
+    } finally {
+      await api.close();
+    }
+    expect(api.ready()).toBe(false);
+    await expect(fetch(`http://127.0.0.1:${api.port}/healthz`)).rejects.toThrow();
+    expect(await registry.metrics()).not.toMatch(/driftline_feature_api_rows_total/);
+  });
+
+  it('fails to start with the reason when the view file is invalid', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    await expect(
+      startFeatureApiThread({
+        redis,
+        keyPrefix,
+        viewsText: '{"views": 3}',
+        port: 0,
+        host: '127.0.0.1',
+        registry,
+        logger: silentLogger,
+      }),
+    ).rejects.toThrow(/feature API thread failed to start: .*views/);
+  });
+});

@@ -5,13 +5,15 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   resolve: { conditions: ['source'] },
   ssr: { resolve: { conditions: ['source'] } },
+  // The integration global setup (test/stack) runs in vitest's own environment; it imports the Kafka facade too.
+  environments: { __vitest__: { resolve: { conditions: ['source'] } } },
   test: {
     projects: [
       {
         extends: true,
         test: {
           name: 'unit',
-          include: ['{libs,services,schemas,test}/**/*.test.ts'],
+          include: ['{libs,services,schemas,test,docker}/**/*.test.ts'],
           exclude: ['**/*.int.test.ts', '**/node_modules/**'],
         },
       },
@@ -19,7 +21,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
-          include: ['{libs,services,schemas,test}/**/*.int.test.ts'],
+          include: ['{libs,services,schemas,test,docker}/**/*.int.test.ts'],
           exclude: ['**/node_modules/**'],
           globalSetup: ['test/stack/src/global-setup.ts'],
           testTimeout: 120_000,

@@ -1,4 +1,4 @@
-import { ensureTopics } from '@driftline/kafka';
+import { createProducer, ensureTopics } from '@driftline/kafka';
 import { contracts, type FeatureEvent } from '@driftline/schemas';
 import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
@@ -22,19 +22,15 @@ describe('codec against the real Schema Registry and Kafka', () => {
       event_time: 1_700_000_000_000 + i,
       features: { clicks: i, country: i % 2 === 0 ? 'fr' : 'de', active: i % 3 === 0, missing: null },
     }));
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    await producer.send({
+    const producer = await createProducer(kafka);
+    await producer.send(
       topic,
-      acks: -1,
-      messages: await Promise.all(
-        events.map(async (e) => ({ key: contracts.feature.key(e), value: await codec.encode(e) })),
-      ),
-    });
+      await Promise.all(events.map(async (e) => ({ key: contracts.feature.key(e), value: await codec.encode(e) }))),
+    );
     await producer.disconnect();
 
     const read = await readTopic(kafka, topic, events.length);
-    const decoded = await Promise.all(read.map((r) => codec.decode(r.message.value)));
+    const decoded = await Promise.all(read.map((r) => codec.decode(r.value)));
     const byId = new Map(decoded.map((e) => [e.event_id, e]));
     for (const e of events) expect({ ...byId.get(e.event_id) }).toEqual(e);
     // Keyed by entity: every event of one entity sits in one partition.
@@ -45,8 +41,8 @@ describe('codec against the real Schema Registry and Kafka', () => {
     });
     for (const set of partitionsOfEntity.values()) expect(set.size).toBe(1);
     // The wire format is Confluent's: magic byte 0 then the registry id.
-    expect(read[0]!.message.value!.readUInt8(0)).toBe(0);
-    expect(read[0]!.message.value!.readUInt32BE(1)).toBe(id);
+    expect(read[0]!.value!.readUInt8(0)).toBe(0);
+    expect(read[0]!.value!.readUInt32BE(1)).toBe(id);
   });
 
   it('decodes old events with an evolved schema and refuses an incompatible change', async () => {

@@ -1,4 +1,8 @@
-import type { Kafka } from 'kafkajs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DriftlineError } from '@driftline/core';
+import { Kafka, logLevel } from 'kafkajs';
+import { type BackoffPolicy, backoffDelay } from './backoff.js';
+import { type KafkaClient, kafkajsOf } from './client.js';
 
 export interface TopicSpec {
   readonly topic: string;
@@ -7,57 +11,177 @@ export interface TopicSpec {
   readonly config?: Readonly<Record<string, string>>;
 }
 
-/**
- * Creates the topics that do not exist yet (and never alters existing ones). A freshly created
- * topic's metadata can lag on the broker ("does not host this topic-partition"), so creation is
- * retried a few times before giving up.
- */
-export async function ensureTopics(kafka: Kafka, topics: readonly TopicSpec[]): Promise<void> {
+/** Retries of topic admin calls: about 12 s in all, enough for a KRaft controller under load. */
+export const adminBackoff: BackoffPolicy = { initialMs: 200, maxMs: 3_000, multiplier: 2, jitter: 0.2 };
+const ADMIN_ATTEMPTS = 8;
+
+// Broker answers that mean "not yet" rather than "never": a fresh topic whose metadata has not
+// reached every broker, a controller move, or another process creating the same topic meanwhile.
+const TRANSIENT_TYPES = new Set([
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_CONTROLLER',
+  'TOPIC_ALREADY_EXISTS',
+  'REQUEST_TIMED_OUT',
+  'COORDINATOR_NOT_AVAILABLE',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+]);
+
+/** True for broker answers that mean "not yet" (package-internal: the consumer retries on them too). */
+export function isTransient(error: unknown): boolean {
+  if (error === null || typeof error !== 'object') return false;
+  const e = error as { type?: unknown; retriable?: unknown; errors?: unknown; name?: unknown };
+  if (Array.isArray(e.errors) && e.errors.length > 0) return e.errors.every(isTransient);
+  if (typeof e.type === 'string' && TRANSIENT_TYPES.has(e.type)) return true;
+  if (e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSRequestTimeoutError') return true;
+  return e.retriable === true || /does not host this topic-partition|Timed out/i.test(String(error));
+}
+
+/** Runs an admin call with its own connection, retrying transient failures with backoff. */
+async function withAdmin<T>(client: KafkaClient, what: string, call: (admin: AdminApi) => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
+    const admin = kafkajsOf(client).admin();
     try {
-      await createMissingTopics(kafka, topics);
-      return;
+      await admin.connect();
+      return await call(admin);
     } catch (error) {
-      const type = (error as { type?: unknown }).type;
-      const transient =
-        type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
-        type === 'LEADER_NOT_AVAILABLE' ||
-        /does not host this topic-partition/.test(String(error));
-      if (!transient || attempt >= 5) throw error;
-      await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      const transient = isTransient(error);
+      if (!transient || attempt >= ADMIN_ATTEMPTS - 1) {
+        const message = `${what} failed${transient ? ` after ${attempt + 1} attempts` : ''}: ${(error as Error).message}`;
+        throw transient
+          ? new DriftlineError('SOURCE_UNAVAILABLE', message, { cause: error, retriable: true })
+          : new DriftlineError('CONFIG_INVALID', message, { cause: error });
+      }
+      await sleep(backoffDelay(adminBackoff, attempt));
+    } finally {
+      await admin.disconnect().catch(() => {});
     }
   }
 }
 
-async function createMissingTopics(kafka: Kafka, topics: readonly TopicSpec[]): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
+type AdminApi = ReturnType<Kafka['admin']>;
+
+/**
+ * Creates the topics that do not exist yet (never alters existing ones). Idempotent and safe to
+ * race with other processes. Transient broker answers (a fresh topic's lagging metadata, a
+ * controller move, a concurrent creation) are retried here, so callers need no retry loop.
+ */
+export async function ensureTopics(client: KafkaClient, topics: readonly TopicSpec[]): Promise<void> {
+  if (topics.length === 0) return;
+  await withAdmin(client, `creating topics ${topics.map((t) => t.topic).join(', ')}`, async (admin) => {
     const existing = new Set(await admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t.topic));
-    if (missing.length === 0) return;
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((t) => ({
-        topic: t.topic,
-        numPartitions: t.partitions ?? 1,
-        replicationFactor: t.replicationFactor ?? 1,
-        configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
-      })),
+    if (missing.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((t) => ({
+          topic: t.topic,
+          numPartitions: t.partitions ?? 1,
+          replicationFactor: t.replicationFactor ?? 1,
+          configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
+        })),
+      });
+    }
+    // Done only when the metadata shows every topic with its partitions: a consumer subscribing or a
+    // producer sending right after would otherwise meet "does not host this topic-partition".
+    const meta = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) });
+    const unready = topics.filter((t) => (meta.topics.find((m) => m.name === t.topic)?.partitions.length ?? 0) === 0);
+    if (unready.length > 0) {
+      throw Object.assign(new Error(`no partitions in metadata yet for ${unready.map((t) => t.topic).join(', ')}`), {
+        retriable: true,
+      });
+    }
+  });
+}
+
+/**
+ * Partition count of an existing topic. Metadata of a topic created a moment ago may not have
+ * reached every broker yet, so an unknown topic is retried before NOT_FOUND is thrown.
+ */
+export async function partitionCount(client: KafkaClient, topic: string): Promise<number> {
+  try {
+    return await withAdmin(client, `reading the metadata of ${topic}`, async (admin) => {
+      const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+      const n = meta.topics[0]?.partitions.length ?? 0;
+      if (n === 0) throw Object.assign(new Error(`topic ${topic} has no partitions yet`), { retriable: true });
+      return n;
     });
-  } finally {
-    await admin.disconnect();
+  } catch (error) {
+    if (error instanceof DriftlineError && error.retriable) {
+      throw new DriftlineError('NOT_FOUND', `topic ${topic} does not exist or has no partitions`, { cause: error });
+    }
+    throw error;
   }
 }
 
 /** Committed offset per partition of a group (-1 when nothing is committed). */
-export async function committedOffsets(kafka: Kafka, groupId: string, topic: string): Promise<Map<number, bigint>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
+export async function committedOffsets(
+  client: KafkaClient,
+  groupId: string,
+  topic: string,
+): Promise<Map<number, bigint>> {
+  return withAdmin(client, `reading the offsets of ${groupId} on ${topic}`, async (admin) => {
     const [result] = await admin.fetchOffsets({ groupId, topics: [topic] });
     return new Map((result?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+  });
+}
+
+/** State and member count of a consumer group ("Dead" with no members when it does not exist). */
+export async function describeGroup(client: KafkaClient, groupId: string): Promise<{ state: string; members: number }> {
+  return withAdmin(client, `describing group ${groupId}`, async (admin) => {
+    const [group] = (await admin.describeGroups([groupId])).groups;
+    return { state: group?.state ?? 'Dead', members: group?.members.length ?? 0 };
+  });
+}
+
+/** Low and high watermark per partition (high − low = records currently held). */
+export async function topicOffsets(
+  client: KafkaClient,
+  topic: string,
+): Promise<Array<{ partition: number; low: bigint; high: bigint }>> {
+  return withAdmin(client, `reading the offsets of ${topic}`, async (admin) =>
+    (await admin.fetchTopicOffsets(topic)).map((o) => ({
+      partition: o.partition,
+      low: BigInt(o.low),
+      high: BigInt(o.high),
+    })),
+  );
+}
+
+/** Names of every topic of the cluster. */
+export async function listTopics(client: KafkaClient): Promise<string[]> {
+  return withAdmin(client, 'listing topics', (admin) => admin.listTopics());
+}
+
+/** Deletes topics (for cleaning up after benchmarks and tools; services never delete topics). */
+export async function deleteTopics(client: KafkaClient, topics: readonly string[]): Promise<void> {
+  if (topics.length === 0) return;
+  await withAdmin(client, `deleting topics ${topics.join(', ')}`, (admin) =>
+    admin.deleteTopics({ topics: [...topics] }),
+  );
+}
+
+/**
+ * One quick readiness probe (no retries): resolves when the cluster answers metadata with at least
+ * one broker and an active controller. For start-up checks of tools, not for services.
+ */
+export async function probeCluster(brokers: readonly string[], options: { timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const kafka = new Kafka({
+    clientId: 'driftline-probe',
+    brokers: [...brokers],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: Math.min(2_000, timeoutMs),
+    requestTimeout: timeoutMs,
+    retry: { retries: 0 },
+  });
+  const admin = kafka.admin({ retry: { retries: 0 } });
+  try {
+    await admin.connect();
+    const cluster = await admin.describeCluster();
+    if (cluster.brokers.length === 0) throw new Error('no brokers in metadata yet');
+    if (cluster.controller === null || cluster.controller < 0) throw new Error('no active controller yet');
   } finally {
-    await admin.disconnect();
+    await admin.disconnect().catch(() => {});
   }
 }

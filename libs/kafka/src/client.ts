@@ -1,6 +1,18 @@
-import type { Logger } from '@driftline/core';
+import { type Logger, silentLogger } from '@driftline/core';
 import { Kafka, logLevel } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
+
+/**
+ * A handle on a Kafka cluster, created from a KafkaConfig. Opaque on purpose: producers,
+ * consumers and topic admin take it as an argument, so no kafkajs type leaves this package
+ * and moving to another client touches libs/kafka only. Creating one opens no connection.
+ */
+export interface KafkaClient {
+  readonly clientId: string;
+  readonly brokers: readonly string[];
+}
+
+const clients = new WeakMap<KafkaClient, Kafka>();
 
 /** Routes kafkajs' own logs into our structured logger (kafkajs logs error-level noise during rebalances). */
 function logCreatorFor(logger: Logger) {
@@ -8,15 +20,13 @@ function logCreatorFor(logger: Logger) {
   return () =>
     ({ level, log: entry }: { level: logLevel; log: { message: string } & Record<string, unknown> }) => {
       const { message, timestamp: _t, logger: _l, ...rest } = entry;
-      if (level === logLevel.ERROR) log.warn(rest, message);
-      else if (level === logLevel.WARN) log.warn(rest, message);
-      else if (level === logLevel.INFO) log.debug(rest, message);
+      if (level === logLevel.ERROR || level === logLevel.WARN) log.warn(rest, message);
       else log.debug(rest, message);
     };
 }
 
-export function createKafka(config: KafkaConfig, logger: Logger): Kafka {
-  return new Kafka({
+export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLogger): KafkaClient {
+  const kafka = new Kafka({
     clientId: config.clientId,
     brokers: [...config.brokers],
     ssl: config.ssl,
@@ -25,6 +35,14 @@ export function createKafka(config: KafkaConfig, logger: Logger): Kafka {
     logCreator: logCreatorFor(logger),
     retry: { initialRetryTime: 100, retries: 8 },
   });
+  const client: KafkaClient = Object.freeze({ clientId: config.clientId, brokers: [...config.brokers] });
+  clients.set(client, kafka);
+  return client;
 }
 
-export type { Kafka } from 'kafkajs';
+/** The kafkajs client behind a handle (package-internal: not exported from the index). */
+export function kafkajsOf(client: KafkaClient): Kafka {
+  const kafka = clients.get(client);
+  if (kafka === undefined) throw new TypeError('not a KafkaClient from createKafkaClient');
+  return kafka;
+}

@@ -1,11 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
-import type { Batch, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
+import { adminBackoff, isTransient } from './admin.js';
 import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { deliverWithBisect } from './bisect.js';
+import { type KafkaClient, kafkajsOf } from './client.js';
 import type { EventProducer } from './producer.js';
-import { type DeadLetter, type DecodedRecord, deadLetterMessage, type InboundRecord } from './records.js';
+import {
+  type DeadLetter,
+  type DecodedRecord,
+  deadLetterMessage,
+  type InboundRecord,
+  toBufferHeaders,
+} from './records.js';
 
 /** What a service plugs into the loop: how to read a record, and how to hand a batch to its sink. */
 export interface BatchProcessor<T> {
@@ -39,7 +47,7 @@ export interface BatchContext {
 }
 
 export interface ConsumerOptions<T> {
-  readonly kafka: Kafka;
+  readonly kafka: KafkaClient;
   readonly groupId: string;
   readonly topics: readonly string[];
   readonly processor: BatchProcessor<T>;
@@ -63,17 +71,13 @@ export interface ConsumerHandle {
 }
 
 function toInbound(batch: Batch, message: Batch['messages'][number]): InboundRecord {
-  const headers: Record<string, Buffer | undefined> = {};
-  for (const [name, value] of Object.entries(message.headers ?? {})) {
-    headers[name] = value === undefined ? undefined : Buffer.isBuffer(value) ? value : Buffer.from(String(value));
-  }
   return {
     topic: batch.topic,
     partition: batch.partition,
     offset: message.offset,
     key: message.key,
     value: message.value,
-    headers,
+    headers: toBufferHeaders(message.headers),
     timestamp: Number(message.timestamp),
   };
 }
@@ -118,7 +122,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     ),
   };
 
-  const consumer: Consumer = kafka.consumer({
+  const consumer: Consumer = kafkajsOf(kafka).consumer({
     groupId,
     sessionTimeout: options.sessionTimeoutMs ?? 30_000,
     heartbeatInterval: 3_000,
@@ -257,7 +261,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   }
 
   await consumer.connect();
-  for (const topic of options.topics) await consumer.subscribe({ topic, fromBeginning: options.fromBeginning ?? true });
+  for (const topic of options.topics) await subscribe(consumer, topic, options.fromBeginning ?? true);
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
@@ -276,4 +280,17 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     },
     ready: () => joined && !stopping && backingOff.size === 0,
   };
+}
+
+/** Subscribes, retrying while a topic created a moment ago is not yet in the broker's metadata. */
+async function subscribe(consumer: Consumer, topic: string, fromBeginning: boolean): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await consumer.subscribe({ topic, fromBeginning });
+      return;
+    } catch (error) {
+      if (!isTransient(error) || attempt >= 7) throw error;
+      await sleep(backoffDelay(adminBackoff, attempt));
+    }
+  }
 }

@@ -1,7 +1,16 @@
-export { committedOffsets, ensureTopics, type TopicSpec } from './admin.js';
-export { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
-export { deliverWithBisect } from './bisect.js';
-export { createKafka, type Kafka } from './client.js';
+export {
+  committedOffsets,
+  deleteTopics,
+  describeGroup,
+  ensureTopics,
+  listTopics,
+  partitionCount,
+  probeCluster,
+  type TopicSpec,
+  topicOffsets,
+} from './admin.js';
+export { type BackoffPolicy, defaultBackoff } from './backoff.js';
+export { createKafkaClient, type KafkaClient } from './client.js';
 export { type KafkaConfig, kafkaEnvShape, toKafkaConfig } from './config.js';
 export {
   type BatchContext,
@@ -12,11 +21,11 @@ export {
   startConsumer,
 } from './consumer.js';
 export { createProducer, type EventProducer } from './producer.js';
+export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';
 export {
   type DeadLetter,
   type DecodedRecord,
   DLQ_HEADERS,
-  deadLetterMessage,
   type InboundRecord,
   type OutboundMessage,
 } from './records.js';

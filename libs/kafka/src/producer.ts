@@ -1,6 +1,7 @@
 import { DriftlineError } from '@driftline/core';
 import { counter, type Registry } from '@driftline/observability';
-import { CompressionTypes, type Kafka, Partitioners, type Producer } from 'kafkajs';
+import { CompressionTypes, Partitioners, type Producer } from 'kafkajs';
+import { type KafkaClient, kafkajsOf } from './client.js';
 import type { OutboundMessage } from './records.js';
 
 export interface EventProducer {
@@ -14,12 +15,12 @@ export interface EventProducer {
  * off by default: on loopback and small events it costs more CPU than it saves.
  */
 export async function createProducer(
-  kafka: Kafka,
+  client: KafkaClient,
   options: { registry?: Registry; compression?: 'none' | 'gzip' } = {},
 ): Promise<EventProducer> {
   // The default partitioner hashes keys with murmur2 like the Java client, so keys land on the same
   // partitions whoever produces them (co-partitioning of predictions and labels depends on it).
-  const producer: Producer = kafka.producer({
+  const producer: Producer = kafkajsOf(client).producer({
     idempotent: true,
     maxInFlightRequests: 1,
     allowAutoTopicCreation: false,

@@ -12,6 +12,17 @@ export interface InboundRecord {
   readonly timestamp: number;
 }
 
+/** Header values as the client hands them over (string, bytes or repeated), as bytes. */
+export function toBufferHeaders(
+  raw: Readonly<Record<string, unknown>> | undefined,
+): Record<string, Buffer | undefined> {
+  const headers: Record<string, Buffer | undefined> = {};
+  for (const [name, value] of Object.entries(raw ?? {})) {
+    headers[name] = value === undefined ? undefined : Buffer.isBuffer(value) ? value : Buffer.from(String(value));
+  }
+  return headers;
+}
+
 export interface DecodedRecord<T> {
   readonly record: InboundRecord;
   readonly value: T;

@@ -2,14 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DriftlineError, PoisonRecordError, silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
+import { createRedisClient } from '@driftline/online-store/redis';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
-import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
   type ConsumerHandle,
   committedOffsets,
   createProducer,
   DLQ_HEADERS,
+  describeGroup,
   type EventProducer,
   ensureTopics,
   startConsumer,
@@ -89,7 +90,7 @@ describe('consumer loop against real Kafka', () => {
       },
     });
     const dead = await readTopic(kafka, `${topic}.dlq`, 2);
-    const byKey = new Map(dead.map((d) => [d.message.key?.toString(), d.message]));
+    const byKey = new Map(dead.map((d) => [d.key?.toString(), d]));
     expect(byKey.get('b')?.value?.toString()).toBe('not a number');
     expect(byKey.get('b')?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('value is not a number');
     expect(byKey.get('b')?.headers?.[DLQ_HEADERS.code]?.toString()).toBe('DECODE_FAILED');
@@ -165,7 +166,7 @@ describe('consumer loop against real Kafka', () => {
     const total = 3_000;
     await ensureTopics(kafka, [{ topic, partitions }]);
     await produceNumbered(topic, total, partitions);
-    const redis = new Redis(stack.redisUrl);
+    const redis = createRedisClient({ url: stack.redisUrl, tls: false }, 'tooling', { name: 'consumer-test' });
     cleanup.push(async () => redis.disconnect());
     const key = uniqueName('crash');
     const group = uniqueName('group');
@@ -232,10 +233,6 @@ describe('consumer loop against real Kafka', () => {
       expect(await redis.scard(`${key}:${p}`)).toBe(total / partitions);
     }
     // SIGTERM left the group: no member remains.
-    const admin = kafka.admin();
-    await admin.connect();
-    const { groups } = await admin.describeGroups([group]);
-    await admin.disconnect();
-    expect(groups[0]?.members).toHaveLength(0);
+    expect((await describeGroup(kafka, group)).members).toBe(0);
   });
 });

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { type RegistryConfig, SchemaRegistryCodec, type TopicCodec } from '@driftline/codec';
 import { DriftlineError, type Logger, silentLogger } from '@driftline/core';
-import { createKafka, createProducer, type EventProducer, type Kafka, type OutboundMessage } from '@driftline/kafka';
+import {
+  createKafkaClient,
+  createProducer,
+  type EventProducer,
+  type KafkaClient,
+  type KafkaConfig,
+  type OutboundMessage,
+} from '@driftline/kafka';
 import { type Contract, contracts, type FeatureEvent, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 
 /** A feature event as producers write it: the event id and time default to a UUID and now. */
@@ -11,14 +18,17 @@ export type PredictionEventInput = Omit<PredictionEvent, 'event_time' | 'predict
   Partial<Pick<PredictionEvent, 'event_time' | 'predicted_class'>>;
 export type LabelEventInput = Omit<LabelEvent, 'event_time'> & Partial<Pick<LabelEvent, 'event_time'>>;
 
-export interface DriftlineProducerOptions {
-  /** An existing kafkajs client (from @driftline/kafka createKafka), or `brokers` to create one. */
-  readonly kafka?: Kafka;
-  readonly brokers?: readonly string[];
-  readonly clientId?: string;
-  /** Schema Registry (Confluent-compatible API; Apicurio: `.../apis/ccompat/v7`). */
-  readonly registryUrl: string;
-  readonly registryAuth?: { readonly username: string; readonly password: string };
+/**
+ * Where the SDK connects: the same Kafka settings the services read (brokers, client id, TLS, SASL;
+ * see `connectionFromEnv`), or an existing client of @driftline/kafka to share.
+ */
+export type KafkaConnection =
+  | { readonly kafka: KafkaConfig; readonly client?: never }
+  | { readonly client: KafkaClient; readonly kafka?: never };
+
+export type DriftlineProducerOptions = KafkaConnection & {
+  /** Schema Registry (Confluent-compatible API; Apicurio: `.../apis/ccompat/v7`), as the services configure it. */
+  readonly registry: RegistryConfig;
   /** Prepended to the contract topics (`features.v1` → `<prefix>features.v1`). */
   readonly topicPrefix?: string;
   /** Messages per Kafka request (default 1,000). */
@@ -28,7 +38,7 @@ export interface DriftlineProducerOptions {
   /** Messages buffered or in flight before publish calls wait (backpressure; default 20,000). */
   readonly maxBuffered?: number;
   readonly logger?: Logger;
-}
+};
 
 export interface DriftlineProducer {
   /**
@@ -60,26 +70,19 @@ interface Pending {
  */
 export async function createDriftlineProducer(options: DriftlineProducerOptions): Promise<DriftlineProducer> {
   const logger = options.logger ?? silentLogger;
-  let kafka = options.kafka;
-  if (kafka === undefined) {
-    if (options.brokers === undefined || options.brokers.length === 0) {
-      throw new DriftlineError('CONFIG_INVALID', 'createDriftlineProducer needs `kafka` or `brokers`');
-    }
-    kafka = createKafka(
-      { brokers: options.brokers, clientId: options.clientId ?? 'driftline-sdk', ssl: false },
-      logger,
+  const client = options.client ?? (options.kafka === undefined ? undefined : createKafkaClient(options.kafka, logger));
+  if (client === undefined || client.brokers.length === 0) {
+    throw new DriftlineError(
+      'CONFIG_INVALID',
+      'createDriftlineProducer needs `kafka` (a KafkaConfig with brokers) or `client`',
     );
   }
-  const registryConfig: RegistryConfig = {
-    url: options.registryUrl,
-    ...(options.registryAuth === undefined ? {} : options.registryAuth),
-  };
-  const codec = new SchemaRegistryCodec(registryConfig);
+  const codec = new SchemaRegistryCodec(options.registry);
   const prefix = options.topicPrefix ?? '';
   const batchSize = options.batchSize ?? 1_000;
   const lingerMs = options.lingerMs ?? 5;
   const maxBuffered = Math.max(options.maxBuffered ?? 20_000, batchSize);
-  const producer: EventProducer = await createProducer(kafka);
+  const producer: EventProducer = await createProducer(client);
 
   const topicCodecs = new Map<string, TopicCodec<unknown>>();
   const codecFor = <T>(contract: Contract<T>): TopicCodec<T> => {

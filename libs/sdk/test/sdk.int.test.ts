@@ -20,8 +20,8 @@ describe('producer SDK against real Kafka and Schema Registry', () => {
     );
     // maxBuffered 100 with 1,000 events: publish must wait for room (backpressure), never drop.
     const sdk = await createDriftlineProducer({
-      kafka,
-      registryUrl: stack.schemaRegistryUrl,
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
       topicPrefix: prefix,
       batchSize: 50,
       maxBuffered: 100,
@@ -65,9 +65,9 @@ describe('producer SDK against real Kafka and Schema Registry', () => {
     const read = await readTopic(kafka, featureTopic, 1_000);
     const decoded = await Promise.all(
       read.map(async (r) => ({
-        key: r.message.key?.toString(),
+        key: r.key?.toString(),
         partition: r.partition,
-        value: await codec.forTopic<FeatureEvent>(contracts.feature, featureTopic).decode(r.message.value),
+        value: await codec.forTopic<FeatureEvent>(contracts.feature, featureTopic).decode(r.value),
       })),
     );
     expect(decoded).toHaveLength(1_000);
@@ -76,14 +76,14 @@ describe('producer SDK against real Kafka and Schema Registry', () => {
     expect(decoded.every((d) => d.value.event_time > 0)).toBe(true);
     const [prediction] = await readTopic(kafka, `${prefix}predictions.v1`, 1);
     const [label] = await readTopic(kafka, `${prefix}labels.v1`, 1);
-    expect(prediction?.message.key?.toString()).toBe('p1');
-    expect(label?.message.key?.toString()).toBe('p1');
+    expect(prediction?.key?.toString()).toBe('p1');
+    expect(label?.key?.toString()).toBe('p1');
     // Co-partitioned: the label of a prediction lands in the prediction's partition.
     expect(label?.partition).toBe(prediction?.partition);
     const p = await codec
       .forTopic<PredictionEvent>(contracts.prediction, `${prefix}predictions.v1`)
-      .decode(prediction!.message.value);
-    const l = await codec.forTopic<LabelEvent>(contracts.label, `${prefix}labels.v1`).decode(label!.message.value);
+      .decode(prediction!.value);
+    const l = await codec.forTopic<LabelEvent>(contracts.label, `${prefix}labels.v1`).decode(label!.value);
     expect(p).toMatchObject({ model: 'churn', prediction: 0.7, predicted_class: null });
     expect(l).toMatchObject({ model: 'churn', label: 1 });
   });

@@ -1,22 +1,20 @@
-import { type ClickHouse, createClickHouse, type Migration, migrate } from '@driftline/clickhouse';
-import { SchemaRegistryCodec } from '@driftline/codec';
 import { ConfigError, type Env, type Logger, parseEnv, rejectUnknownEnv } from '@driftline/core';
-import { createKafka, createProducer, ensureTopics } from '@driftline/kafka';
 import { createLogger, createMetricsRegistry, startObservabilityServer } from '@driftline/observability';
-import { type ContractName, contracts, deadLetterTopic } from '@driftline/schemas';
-import { commonEnvShape, toCommonConfig } from './common-config.js';
-import type { RunningService, ServiceContext, ServiceDefinition } from './service.js';
+import { baseEnvShape, commonEnvShape, toCommonConfig } from './common-config.js';
+import { createSharedResources } from './context.js';
+import { resolveResourceConfigs } from './resource-config.js';
+import type { RunningService, ServiceContext, ServiceDefinition, ServiceNeed } from './service.js';
 
 export interface RunnerOptions {
   readonly services: ReadonlyArray<ServiceDefinition<never, unknown>>;
   readonly env?: Env;
-  readonly migrations?: readonly Migration[];
   readonly logger?: Logger;
   /** Every service of the binary: their variables are known even when they are not started. */
   readonly knownServices?: ReadonlyArray<ServiceDefinition<never, unknown>>;
 }
 
 export interface Runner {
+  /** A context allowing every resource the started services need (for tools, tests and the demo). */
   readonly context: ServiceContext;
   readonly httpPort: number;
   ready(): boolean;
@@ -25,8 +23,9 @@ export interface Runner {
 
 /**
  * Starts any subset of services in one process, sharing clients. Every variable is parsed once,
- * here, before anything connects: a wrong or unknown DRIFTLINE_* variable fails start-up with
- * its name in the message.
+ * here, before anything connects: a wrong or unknown DRIFTLINE_* variable, or a missing one that a
+ * started service needs (e.g. DRIFTLINE_KAFKA_BROKERS for a Kafka consumer), fails start-up with
+ * its name in the message. Nothing is connected for resources no started service needs.
  */
 export async function startRunner(options: RunnerOptions): Promise<Runner> {
   const env = options.env ?? process.env;
@@ -39,53 +38,33 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   ];
   // The stack tool, the demo and the benchmarks have variables of their own.
   rejectUnknownEnv('DRIFTLINE_', known, env, ['DRIFTLINE_STACK_', 'DRIFTLINE_DEMO_', 'DRIFTLINE_BENCH_']);
-  const common = toCommonConfig(parseEnv(commonEnvShape, env));
-  const configs = options.services.map((s) => s.configure(parseEnv(s.envShape as Record<string, never>, env) as never));
+  const common = toCommonConfig(parseEnv(baseEnvShape, env));
+  const configs = resolveResourceConfigs(env, options.services);
+  const serviceConfigs = options.services.map((s) =>
+    s.configure(parseEnv(s.envShape as Record<string, never>, env) as never),
+  );
 
   const logger = options.logger ?? createLogger({ service: 'driftline', level: common.logLevel });
   const registry = createMetricsRegistry({ service: options.services.map((s) => s.name).join('+') || 'driftline' });
-  const kafka = createKafka(common.kafka, logger);
-  const topic = (name: ContractName) => `${common.topicPrefix}${contracts[name].defaultTopic}`;
-  await ensureTopics(
-    kafka,
-    (Object.keys(contracts) as ContractName[]).flatMap((name) => [
-      { topic: topic(name), partitions: common.topicPartitions },
-      { topic: deadLetterTopic(topic(name)), partitions: 1 },
-    ]),
-  );
-  const producer = await createProducer(kafka, { registry });
-  const codec = new SchemaRegistryCodec(common.registry);
-  let clickhouse: Promise<ClickHouse> | undefined;
-  const context: ServiceContext = {
-    logger,
-    registry,
-    kafka,
-    producer,
-    codec,
-    common,
-    topic,
-    clickhouse() {
-      clickhouse ??= createClickHouse(common.clickhouse).then(async (ch) => {
-        await migrate(ch, options.migrations ?? []);
-        return ch;
-      });
-      return clickhouse;
-    },
-  };
+  const resources = createSharedResources({ common, configs, logger, registry });
+  const allNeeds = new Set<ServiceNeed>(options.services.flatMap((s) => s.needs));
+  const context = resources.context(allNeeds, logger, 'the runner');
 
   const running: Array<{ name: string; service: RunningService }> = [];
   try {
     for (const [i, definition] of options.services.entries()) {
-      const service = await definition.start(
-        { ...context, logger: logger.child({ component: definition.name }) },
-        configs[i],
+      const scoped = resources.context(
+        new Set(definition.needs),
+        logger.child({ component: definition.name }),
+        definition.name,
       );
+      const service = await definition.start(scoped, serviceConfigs[i]);
       running.push({ name: definition.name, service });
       logger.info({ service: definition.name }, 'service started');
     }
   } catch (error) {
     for (const r of running.reverse()) await r.service.stop().catch(() => {});
-    await producer.disconnect().catch(() => {});
+    await resources.close();
     throw error;
   }
   const ready = () => running.every((r) => r.service.ready());
@@ -107,8 +86,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
             .stop()
             .catch((error: unknown) => logger.error({ err: error, service: r.name }, 'stop failed'));
         }
-        await producer.disconnect().catch(() => {});
-        if (clickhouse !== undefined) await (await clickhouse).close();
+        await resources.close();
         await http.close();
       })();
       return stopping;

@@ -1,24 +1,63 @@
-import type { ClickHouse } from '@driftline/clickhouse';
 import type { SchemaRegistryCodec } from '@driftline/codec';
 import type { Logger } from '@driftline/core';
-import type { EventProducer, Kafka } from '@driftline/kafka';
+import type {
+  ConsumerHandle,
+  ConsumerOptions,
+  EventProducer,
+  KafkaClient,
+  Publisher,
+  TopicSpec,
+} from '@driftline/kafka';
 import type { Registry } from '@driftline/observability';
-import type { ContractName } from '@driftline/schemas';
+import type { Contract, ContractName } from '@driftline/schemas';
+import type { Warehouse } from '@driftline/warehouse';
 import type { z } from 'zod';
 import type { CommonConfig } from './common-config.js';
 
-/** What the runner hands every service: shared clients, created once per process. */
+/**
+ * A shared resource a service uses. The runner validates the variables of a resource only when a
+ * started service needs it, and a service's context refuses a resource it did not declare.
+ */
+export type ServiceNeed = 'kafka' | 'registry' | 'clickhouse' | 'redis';
+
+/** What `ctx.consume` needs from a service; the client, DLQ producer, logger and metrics come from the context. */
+export type ConsumeOptions<T> = Omit<ConsumerOptions<T>, 'kafka' | 'producer' | 'logger' | 'registry'> & {
+  readonly logger?: Logger;
+};
+
+/**
+ * What the runner hands every service. Clients are shared by the services of a process and created
+ * on first use, so a service that uses no Kafka, registry or ClickHouse starts without them.
+ */
 export interface ServiceContext {
   readonly logger: Logger;
   readonly registry: Registry;
-  readonly kafka: Kafka;
-  readonly producer: EventProducer;
-  readonly codec: SchemaRegistryCodec;
   readonly common: CommonConfig;
   /** Topic name of a contract, with the configured prefix. */
   topic(contract: ContractName): string;
-  /** The process' ClickHouse (created and migrated on first use). */
-  clickhouse(): Promise<ClickHouse>;
+  /** The process' Kafka client (needs `kafka`). */
+  kafka(): KafkaClient;
+  /** The shared idempotent producer, connected on first use (needs `kafka`). */
+  producer(): Promise<EventProducer>;
+  /** The shared Schema Registry codec (needs `registry`). */
+  codec(): SchemaRegistryCodec;
+  /**
+   * Typed sends to a contract's topic (default: the contract's prefixed topic): Avro-encoded
+   * through the registry, keyed by the contract. The topic is created and the schema registered
+   * before the first send, or at `prepare()` (needs `kafka` and `registry`).
+   */
+  publisher<T>(contract: Contract<T>, topic?: string): Publisher<T>;
+  /**
+   * Starts the at-least-once consumer loop on the shared client, with the shared producer for dead
+   * letters; the topics and their `.dlq` topics are created first when missing (needs `kafka`).
+   */
+  consume<T>(options: ConsumeOptions<T>): Promise<ConsumerHandle>;
+  /** Creates missing topics, once per process; `partitions` defaults to DRIFTLINE_TOPIC_PARTITIONS (needs `kafka`). */
+  ensureTopics(specs: readonly TopicSpec[]): Promise<void>;
+  /** Partition count of a topic, created with the default partitions when missing (needs `kafka`). */
+  partitionCount(topic: string): Promise<number>;
+  /** The process' warehouse (ClickHouse stores and read models), opened and migrated on first use (needs `clickhouse`). */
+  warehouse(): Promise<Warehouse>;
 }
 
 export interface RunningService {
@@ -27,10 +66,12 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** A service: its own variables, how to read them, and start(context). */
+/** A service: what it needs, its own variables, how to read them, and start(context). */
 export interface ServiceDefinition<Shape extends z.ZodRawShape = z.ZodRawShape, Config = unknown> {
   readonly name: string;
   readonly description: string;
+  /** Shared resources it uses; only their variables are required when it runs. */
+  readonly needs: readonly ServiceNeed[];
   readonly envShape: Shape;
   configure(env: z.infer<z.ZodObject<Shape>>): Config;
   start(context: ServiceContext, config: Config): Promise<RunningService>;

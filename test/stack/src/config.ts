@@ -31,24 +31,6 @@ export const DEFAULT_KAFKA_VERSION = '4.3.1';
 export const DEFAULT_APICURIO_VERSION = '3.0.9';
 export const DEFAULT_TIMEOUT_MS = 120_000;
 
-/** Every variable this package reads (documented in the README). */
-export const STACK_ENV_VARS = [
-  'DRIFTLINE_STACK_DIR',
-  'DRIFTLINE_STACK_CACHE_DIR',
-  'DRIFTLINE_STACK_JAVA',
-  'DRIFTLINE_STACK_MVN',
-  'DRIFTLINE_STACK_REDIS_SERVER',
-  'DRIFTLINE_STACK_KAFKA_VERSION',
-  'DRIFTLINE_STACK_APICURIO_VERSION',
-  'DRIFTLINE_STACK_MAVEN_REPO',
-  'DRIFTLINE_STACK_KAFKA_PORT',
-  'DRIFTLINE_STACK_KAFKA_CONTROLLER_PORT',
-  'DRIFTLINE_STACK_REGISTRY_PORT',
-  'DRIFTLINE_STACK_REDIS_PORT',
-  'DRIFTLINE_STACK_TIMEOUT_MS',
-  'DRIFTLINE_STACK_KEEP',
-] as const;
-
 /** test/stack/src (or dist) -> repo root. */
 export function defaultRepoRoot(): string {
   return path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..');

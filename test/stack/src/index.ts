@@ -1,13 +1,5 @@
+export type { StackConfig } from './config.js';
 export {
-  DEFAULT_APICURIO_VERSION,
-  DEFAULT_KAFKA_VERSION,
-  DEFAULT_TIMEOUT_MS,
-  loadConfig,
-  STACK_ENV_VARS,
-  type StackConfig,
-} from './config.js';
-export {
-  endpointsForPorts,
   endpointsFromEnv,
   envLines,
   type StackDownOptions,

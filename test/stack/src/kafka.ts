@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import { probeCluster } from '@driftline/kafka';
 import { runChecked } from './util.js';
 
 export const LOG4J_VERSION = '2.24.3';
@@ -163,23 +163,7 @@ export async function ensureKafkaDist(
   return dist;
 }
 
-/** Broker answers metadata with at least one broker and a controller. */
+/** Broker answers metadata with at least one broker and a controller (one quick probe, no retries). */
 export async function kafkaReady(brokers: string[]): Promise<void> {
-  const kafka = new Kafka({
-    clientId: 'driftline-stack-probe',
-    brokers,
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 2_000,
-    requestTimeout: 5_000,
-    retry: { retries: 0 },
-  });
-  const admin = kafka.admin({ retry: { retries: 0 } });
-  try {
-    await admin.connect();
-    const cluster = await admin.describeCluster();
-    if (cluster.brokers.length === 0) throw new Error('no brokers in metadata yet');
-    if (cluster.controller === null || cluster.controller < 0) throw new Error('no active controller yet');
-  } finally {
-    await admin.disconnect().catch(() => {});
-  }
+  await probeCluster(brokers, { timeoutMs: 5_000 });
 }

@@ -83,10 +83,6 @@ export function checkOwnership(proc: OwnedProcess, info: ProcInfo | undefined = 
   return proc.markers.every((m) => info.cmdline.includes(m)) ? 'owned' : 'foreign';
 }
 
-export function isOwnedAndAlive(proc: OwnedProcess): boolean {
-  return checkOwnership(proc) === 'owned';
-}
-
 export interface SpawnDetachedOptions {
   command: string;
   args: string[];

@@ -55,11 +55,6 @@ function readMarker(marker: string, dir: string): ApicurioDist | undefined {
   return undefined;
 }
 
-export function isApicurioCached(cacheDir: string, version: string): boolean {
-  const p = apicurioCachePaths(cacheDir, version);
-  return readMarker(p.marker, p.dir) !== undefined;
-}
-
 /** Downloads (sha1-checked) and extracts the Apicurio app archive once; reuses it afterwards. */
 export async function ensureApicurioDist(
   cacheDir: string,

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
-import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafkaClient, createProducer, ensureTopics, probeCluster } from '@driftline/kafka';
+import { readTopic } from '@driftline/kafka/testing';
 import { describe, expect, inject, it } from 'vitest';
+import { redisPing } from '../src/redis.js';
 
 const stack = inject('stack');
 const suffix = crypto.randomBytes(4).toString('hex');
@@ -14,38 +15,15 @@ describe('local stack (from the global setup)', () => {
   });
 
   it('Kafka answers admin requests and round-trips a message', async () => {
-    const kafka = new Kafka({ clientId: 'stack-int-test', brokers: stack.kafkaBrokers, logLevel: logLevel.NOTHING });
-    const admin = kafka.admin();
+    await probeCluster(stack.kafkaBrokers);
+    const kafka = createKafkaClient({ clientId: 'stack-int-test', brokers: stack.kafkaBrokers, ssl: false });
     const topic = `stack-int-${suffix}`;
-    await admin.connect();
-    try {
-      expect(Array.isArray(await admin.listTopics())).toBe(true);
-      await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
-      expect(await admin.listTopics()).toContain(topic);
-
-      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      await producer.connect();
-      await producer.send({ topic, messages: [{ key: 'k', value: 'hello' }] });
-      await producer.disconnect();
-
-      const consumer = kafka.consumer({ groupId: `stack-int-${suffix}` });
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
-      const received = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no message within 60 s')), 60_000);
-        void consumer.run({
-          eachMessage: async ({ message }) => {
-            clearTimeout(timer);
-            resolve(message.value?.toString() ?? '');
-          },
-        });
-      });
-      await consumer.disconnect();
-      expect(received).toBe('hello');
-    } finally {
-      await admin.deleteTopics({ topics: [topic] }).catch(() => {});
-      await admin.disconnect();
-    }
+    await ensureTopics(kafka, [{ topic }]);
+    const producer = await createProducer(kafka);
+    await producer.send(topic, [{ key: 'k', value: Buffer.from('hello') }]);
+    await producer.disconnect();
+    const [received] = await readTopic(kafka, topic, 1, 60_000);
+    expect(received?.value?.toString()).toBe('hello');
   });
 
   it('the schema registry lists subjects and registers a schema (BACKWARD by default)', async () => {
@@ -91,12 +69,7 @@ describe('local stack (from the global setup)', () => {
   });
 
   it('redis answers PING', async () => {
-    const redis = new Redis(stack.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await redis.connect();
-      expect(await redis.ping()).toBe('PONG');
-    } finally {
-      redis.disconnect();
-    }
+    const url = new URL(stack.redisUrl);
+    await expect(redisPing(Number(url.port), url.hostname)).resolves.toBeUndefined();
   });
 });

@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { type KafkaClient, kafkajsOf } from './client.js';
+import { type InboundRecord, toBufferHeaders } from './records.js';
+
+/**
+ * Test helper: reads a topic from the beginning, in a fresh consumer group, until `count` records
+ * arrived (rejects when the timeout passes first, naming how many it got).
+ */
+export async function readTopic(
+  client: KafkaClient,
+  topic: string,
+  count: number,
+  timeoutMs = 30_000,
+): Promise<InboundRecord[]> {
+  const consumer = kafkajsOf(client).consumer({
+    groupId: `reader-${randomUUID().slice(0, 8)}`,
+    allowAutoTopicCreation: false,
+  });
+  const out: InboundRecord[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`read ${out.length}/${count} messages of ${topic} in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      void consumer.run({
+        eachMessage: async ({ topic: t, partition, message }) => {
+          out.push({
+            topic: t,
+            partition,
+            offset: message.offset,
+            key: message.key,
+            value: message.value,
+            headers: toBufferHeaders(message.headers),
+            timestamp: Number(message.timestamp),
+          });
+          if (out.length >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+      if (count === 0) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}

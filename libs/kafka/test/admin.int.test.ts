@@ -1,0 +1,70 @@
+import { uniqueName } from '@driftline/test-support';
+import { describe, expect, inject, it } from 'vitest';
+import {
+  committedOffsets,
+  createKafkaClient,
+  createProducer,
+  describeGroup,
+  ensureTopics,
+  listTopics,
+  partitionCount,
+  probeCluster,
+  topicOffsets,
+} from '../src/index.js';
+import { readTopic } from '../src/testing.js';
+
+const stack = inject('stack');
+const client = () => createKafkaClient({ brokers: stack.kafkaBrokers, clientId: uniqueName('admin-test'), ssl: false });
+
+describe('topic admin through the facade, on the real broker', () => {
+  it('ensures topics idempotently, also when two processes race, and never alters an existing one', async () => {
+    const topic = uniqueName('admin');
+    await probeCluster(stack.kafkaBrokers);
+    // Two clients creating the same topics at once: both succeed (a concurrent creation is retried).
+    await Promise.all([
+      ensureTopics(client(), [{ topic, partitions: 3 }, { topic: `${topic}.dlq` }]),
+      ensureTopics(client(), [{ topic, partitions: 3 }, { topic: `${topic}.dlq` }]),
+    ]);
+    await ensureTopics(client(), [{ topic, partitions: 5 }]); // exists: left as it is
+    expect(await partitionCount(client(), topic)).toBe(3);
+    expect(await partitionCount(client(), `${topic}.dlq`)).toBe(1);
+    expect(await listTopics(client())).toEqual(expect.arrayContaining([topic, `${topic}.dlq`]));
+  });
+
+  it('reports offsets, groups and records in driftline types', async () => {
+    const kafka = client();
+    const topic = uniqueName('offsets');
+    await ensureTopics(kafka, [{ topic, partitions: 2 }]);
+    const producer = await createProducer(kafka);
+    await producer.send(topic, [
+      { key: 'a', value: Buffer.from('1'), partition: 0, headers: { trace: 'xyz' } },
+      { key: 'b', value: Buffer.from('2'), partition: 1 },
+      { key: 'c', value: Buffer.from('3'), partition: 1 },
+    ]);
+    await producer.disconnect();
+    const offsets = await topicOffsets(kafka, topic);
+    expect(offsets.sort((x, y) => x.partition - y.partition)).toEqual([
+      { partition: 0, low: 0n, high: 1n },
+      { partition: 1, low: 0n, high: 2n },
+    ]);
+    const read = await readTopic(kafka, topic, 3);
+    const a = read.find((r) => r.key?.toString() === 'a');
+    expect(a).toMatchObject({ topic, partition: 0, offset: '0' });
+    expect(a?.headers.trace?.toString()).toBe('xyz');
+    const group = uniqueName('nobody');
+    expect([...(await committedOffsets(kafka, group, topic)).values()]).toEqual([-1n, -1n]);
+    expect((await describeGroup(kafka, group)).members).toBe(0);
+  });
+
+  it('refuses an impossible topic at once, as a non-retriable configuration error', async () => {
+    const started = Date.now();
+    await expect(
+      ensureTopics(client(), [{ topic: uniqueName('bad'), partitions: 1, replicationFactor: 3 }]),
+    ).rejects.toMatchObject({ code: 'CONFIG_INVALID', retriable: false });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('gives up on a topic that does not exist with NOT_FOUND', async () => {
+    await expect(partitionCount(client(), uniqueName('missing'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});

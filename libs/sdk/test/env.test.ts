@@ -1,0 +1,42 @@
+import { ConfigError } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { connectionFromEnv, createDriftlineProducer } from '../src/index.js';
+
+describe('SDK connection settings', () => {
+  it('reads the same Kafka settings as the services, TLS and SASL included', () => {
+    expect(
+      connectionFromEnv({
+        DRIFTLINE_KAFKA_BROKERS: 'b1:9093,b2:9093',
+        DRIFTLINE_KAFKA_CLIENT_ID: 'shop',
+        DRIFTLINE_KAFKA_SSL: 'true',
+        DRIFTLINE_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+        DRIFTLINE_KAFKA_SASL_USERNAME: 'u',
+        DRIFTLINE_KAFKA_SASL_PASSWORD: 'p',
+        DRIFTLINE_SCHEMA_REGISTRY_URL: 'https://registry.example/apis/ccompat/v7',
+        DRIFTLINE_SCHEMA_REGISTRY_USERNAME: 'r',
+      }),
+    ).toEqual({
+      kafka: {
+        brokers: ['b1:9093', 'b2:9093'],
+        clientId: 'shop',
+        ssl: true,
+        sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'p' },
+      },
+      registry: { url: 'https://registry.example/apis/ccompat/v7', username: 'r' },
+    });
+  });
+
+  it('names a missing variable', () => {
+    expect(() => connectionFromEnv({ DRIFTLINE_SCHEMA_REGISTRY_URL: 'http://r' })).toThrow(ConfigError);
+    expect(() => connectionFromEnv({ DRIFTLINE_SCHEMA_REGISTRY_URL: 'http://r' })).toThrow(
+      /^DRIFTLINE_KAFKA_BROKERS: /,
+    );
+    expect(() => connectionFromEnv({ DRIFTLINE_KAFKA_BROKERS: 'b:1' })).toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: /);
+  });
+
+  it('refuses to start without a Kafka connection', async () => {
+    await expect(
+      createDriftlineProducer({ kafka: { brokers: [], clientId: 'x', ssl: false }, registry: { url: 'http://r' } }),
+    ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+});

@@ -1,0 +1,175 @@
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { DriftlineError, type Logger } from '@driftline/core';
+import {
+  createKafkaClient,
+  createProducer,
+  createPublisher,
+  type EventProducer,
+  ensureTopics,
+  type KafkaClient,
+  partitionCount,
+  startConsumer,
+  type TopicSpec,
+} from '@driftline/kafka';
+import type { Registry } from '@driftline/observability';
+import { type ContractName, contracts, deadLetterTopic } from '@driftline/schemas';
+import { openWarehouse, type Warehouse } from '@driftline/warehouse';
+import type { CommonConfig } from './common-config.js';
+import type { ResourceConfigs } from './resource-config.js';
+import type { ServiceContext, ServiceNeed } from './service.js';
+
+export interface SharedResourcesOptions {
+  readonly common: CommonConfig;
+  readonly configs: ResourceConfigs;
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+export interface SharedResources {
+  /** A context that allows the resources in `needs` only (the runner's own context: every configured one). */
+  context(needs: ReadonlySet<ServiceNeed>, logger: Logger, owner: string): ServiceContext;
+  /** Disconnects what was created (nothing else). */
+  close(): Promise<void>;
+}
+
+/** Memoises an async creation; a failure is forgotten so the next call tries again. */
+function once<T>(create: () => Promise<T>): { get(): Promise<T>; peek(): Promise<T> | undefined } {
+  let value: Promise<T> | undefined;
+  return {
+    get() {
+      value ??= create().catch((error: unknown) => {
+        value = undefined;
+        throw error;
+      });
+      return value;
+    },
+    peek: () => value,
+  };
+}
+
+/**
+ * The clients shared by the services of one process, each created on first use: the Kafka client,
+ * the idempotent producer, the registry codec and ClickHouse. Topics are created as they are used
+ * (consumed, published to, or asked for), once per process.
+ */
+export function createSharedResources(options: SharedResourcesOptions): SharedResources {
+  const { common, configs, logger, registry } = options;
+  let kafka: KafkaClient | undefined;
+  let codec: SchemaRegistryCodec | undefined;
+  const ensured = new Map<string, Promise<void>>();
+
+  const kafkaClient = (): KafkaClient => {
+    if (configs.kafka === undefined) throw new DriftlineError('INTERNAL', 'Kafka is not configured');
+    kafka ??= createKafkaClient(configs.kafka, logger);
+    return kafka;
+  };
+  const producer = once<EventProducer>(() => createProducer(kafkaClient(), { registry }));
+  // The warehouse applies its own (complete, ordered) migrations when it opens.
+  const warehouse = once<Warehouse>(async () => {
+    if (configs.clickhouse === undefined) throw new DriftlineError('INTERNAL', 'ClickHouse is not configured');
+    return openWarehouse(configs.clickhouse);
+  });
+  const registryCodec = (): SchemaRegistryCodec => {
+    if (configs.registry === undefined) throw new DriftlineError('INTERNAL', 'the Schema Registry is not configured');
+    codec ??= new SchemaRegistryCodec(configs.registry);
+    return codec;
+  };
+  const topicOf = (name: ContractName) => `${common.topicPrefix}${contracts[name].defaultTopic}`;
+
+  async function ensure(specs: readonly TopicSpec[]): Promise<void> {
+    const missing = specs.filter((s) => !ensured.has(s.topic));
+    if (missing.length > 0) {
+      const created = ensureTopics(
+        kafkaClient(),
+        missing.map((s) => ({ ...s, partitions: s.partitions ?? common.topicPartitions })),
+      );
+      for (const s of missing) {
+        ensured.set(
+          s.topic,
+          created.catch((error: unknown) => {
+            ensured.delete(s.topic);
+            throw error;
+          }),
+        );
+      }
+    }
+    await Promise.all(specs.map((s) => ensured.get(s.topic)));
+  }
+
+  return {
+    context(needs, serviceLogger, owner) {
+      const need = (resource: ServiceNeed) => {
+        if (!needs.has(resource)) {
+          throw new DriftlineError('INTERNAL', `${owner} uses ${resource} but does not declare it in needs`);
+        }
+      };
+      return {
+        logger: serviceLogger,
+        registry,
+        common,
+        topic: topicOf,
+        kafka() {
+          need('kafka');
+          return kafkaClient();
+        },
+        async producer() {
+          need('kafka');
+          return producer.get();
+        },
+        codec() {
+          need('registry');
+          return registryCodec();
+        },
+        publisher(contract, topic = `${common.topicPrefix}${contract.defaultTopic}`) {
+          need('kafka');
+          need('registry');
+          const topicCodec = registryCodec().forTopic(contract, topic);
+          return createPublisher({
+            topic,
+            producer: () => producer.get(),
+            encode: (value) => topicCodec.encode(value),
+            key: contract.key,
+            async prepare() {
+              await ensure([{ topic }]);
+              await topicCodec.register();
+            },
+          });
+        },
+        async consume(consumeOptions) {
+          need('kafka');
+          await ensure(
+            consumeOptions.topics.flatMap((topic) => [{ topic }, { topic: deadLetterTopic(topic), partitions: 1 }]),
+          );
+          return startConsumer({
+            ...consumeOptions,
+            kafka: kafkaClient(),
+            producer: await producer.get(),
+            logger: consumeOptions.logger ?? serviceLogger,
+            registry,
+          });
+        },
+        async ensureTopics(specs) {
+          need('kafka');
+          await ensure(specs);
+        },
+        async partitionCount(topic) {
+          need('kafka');
+          await ensure([{ topic }]);
+          return partitionCount(kafkaClient(), topic);
+        },
+        async warehouse() {
+          need('clickhouse');
+          return warehouse.get();
+        },
+      };
+    },
+    async close() {
+      await producer
+        .peek()
+        ?.then((p) => p.disconnect())
+        .catch(() => {});
+      const wh = warehouse.peek();
+      if (wh !== undefined) await (await wh.catch(() => undefined))?.close();
+    },
+  };
+}

@@ -6,7 +6,7 @@ export KAFKAJS_NO_PARTITIONER_WARNING := 1
 PNPM_VERSION := 10
 PNPM := pnpm
 
-.PHONY: help bootstrap check test test-unit test-integration demo bench stack-up stack-down stack-status clean
+.PHONY: help bootstrap build check test test-unit test-integration demo bench stack-up stack-down stack-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -16,11 +16,16 @@ bootstrap: ## install pnpm (when missing) and the workspace packages
 	@command -v pnpm >/dev/null 2>&1 || npm install -g --silent pnpm@$(PNPM_VERSION)
 	@$(PNPM) install --frozen-lockfile --prefer-offline --reporter=silent
 
-check: bootstrap ## types, lint and format
+# One esbuild bundle of the CLI (services run through `driftline run`): services/cli/dist.
+build: bootstrap ## compile the driftline command to JavaScript (then: pnpm exec driftline --help)
+	@$(PNPM) -s build
+
+check: bootstrap ## types, lint, format and dead code (knip)
 	@$(PNPM) -s typecheck
 	@$(PNPM) -s lint
+	@$(PNPM) -s knip
 
-test: check ## everything: check, unit tests, integration tests on the real local stack
+test: check build ## everything: check, unit tests, integration tests on the real local stack
 	@mkdir -p test-artifacts
 	@$(PNPM) -s exec vitest run --reporter=default --reporter=json --outputFile.json=test-artifacts/vitest.json; \
 	  status=$$?; node test/scripts/summary.mjs test-artifacts/vitest.json || status=1; exit $$status
@@ -34,7 +39,7 @@ test-integration: bootstrap ## integration tests only (starts the local stack wh
 demo: bootstrap ## the whole pipeline end to end on the local stack
 	@$(PNPM) -s demo
 
-bench: bootstrap ## benchmarks; last line is a JSON summary, also in bench/results/latest.json
+bench: build ## benchmarks; last line is a JSON summary, also in bench/results/latest.json
 	@$(PNPM) -s bench
 
 stack-up: bootstrap ## start Kafka, the Schema Registry and Redis as local processes

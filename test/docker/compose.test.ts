@@ -22,6 +22,27 @@ const compose = parse(readFileSync(join(docker, 'compose.yml'), 'utf8'), { merge
     }
   >;
 };
+type ComposeService = (typeof compose.services)[string] & {
+  deploy?: { resources?: { reservations?: { devices?: Array<{ driver?: string; capabilities?: string[] }> } } };
+  entrypoint?: unknown;
+};
+const gpuOverride = parse(readFileSync(join(docker, 'compose.gpu.yml'), 'utf8')) as {
+  services: Record<string, ComposeService & { build?: { args?: Record<string, string> } }>;
+};
+
+/** The Dockerfile's instructions, continuation lines joined, comments dropped. */
+function dockerfile(): Array<{ op: string; args: string }> {
+  const text = readFileSync(join(docker, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => {
+      const [op = '', ...rest] = line.split(/\s+/);
+      return { op: op.toUpperCase(), args: rest.join(' ') };
+    });
+}
+
 const driftlineServices = [
   'feature-materializer',
   'feature-api',
@@ -94,5 +115,75 @@ describe('docker/compose.yml', () => {
     for (const name of driftlineServices) {
       expect(compose.services[name]?.environment?.DRIFTLINE_FEATURE_VIEWS).toBe('/etc/driftline/feature-views.yaml');
     }
+  });
+
+  it('reserves no GPU in the base file, so it comes up on a machine without one', () => {
+    for (const [name, service] of Object.entries(compose.services) as Array<[string, ComposeService]>) {
+      expect(service.deploy?.resources?.reservations?.devices, name).toBeUndefined();
+    }
+  });
+
+  it('runs every service through the compiled entry point of the image (node, no tsx)', () => {
+    const instructions = dockerfile();
+    const stages = instructions.filter((i) => i.op === 'FROM');
+    expect(stages.length).toBeGreaterThan(1);
+    const runtime = instructions.slice(instructions.lastIndexOf(stages.at(-1)!));
+    const entrypoint = JSON.parse(runtime.find((i) => i.op === 'ENTRYPOINT')!.args) as string[];
+    expect(entrypoint).toEqual(['node', '/app/bin/driftline.js']);
+    expect(instructions.map((i) => i.args).join('\n')).not.toMatch(/tsx|--conditions|\.ts\b/);
+    // /app is the CLI package as deployed from the build stage: its bin is that entry point.
+    const cliPackage = JSON.parse(readFileSync(join(docker, '../services/cli/package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
+    expect(cliPackage.bin.driftline).toBe('./bin/driftline.js');
+    expect(instructions.some((i) => i.op === 'RUN' && /pnpm build/.test(i.args) && /deploy .*\/out/.test(i.args))).toBe(
+      true,
+    );
+    expect(runtime.some((i) => i.op === 'COPY' && i.args === '--from=build /out /app')).toBe(true);
+    for (const name of driftlineServices) {
+      const service = compose.services[name] as ComposeService;
+      expect(service.entrypoint, name).toBeUndefined();
+      expect(service.command, name).toEqual(['run', name]);
+    }
+  });
+
+  it('builds the trainer venv into the image and runs as a user that can write its state', () => {
+    const instructions = dockerfile();
+    const setup = instructions.find((i) => i.op === 'RUN' && i.args.includes('setup-venv.sh'));
+    expect(setup?.args).toContain('DRIFTLINE_TRAINER_VENV=/opt/driftline/pyenv-trainer');
+    const env = instructions
+      .filter((i) => i.op === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
+    expect(env).toContain('DRIFTLINE_TRAINER_PYTHON=/opt/driftline/pyenv-trainer/bin/python');
+    expect(env).toContain('DRIFTLINE_TRAINER_ARTIFACT_DIR=/var/lib/driftline/models');
+    expect(instructions.some((i) => i.op === 'RUN' && i.args.includes('chown -R node:node /var/lib/driftline'))).toBe(
+      true,
+    );
+    expect(instructions.filter((i) => i.op === 'USER').at(-1)?.args).toBe('node');
+    expect(compose.services.trainer?.volumes).toContain('models:/var/lib/driftline/models');
+  });
+
+  it('compose.gpu.yml gives the trainer a CUDA image and reserves the NVIDIA GPU', () => {
+    expect(Object.keys(gpuOverride.services)).toEqual(['trainer']);
+    const trainer = gpuOverride.services.trainer!;
+    expect(trainer.deploy?.resources?.reservations?.devices).toEqual([
+      { driver: 'nvidia', count: 'all', capabilities: ['gpu'] },
+    ]);
+    expect(trainer.build?.args?.TRAINER_FLAVOUR).toBe('gpu');
+    expect(existsSync(resolve(docker, trainer.build!.context, trainer.build!.dockerfile))).toBe(true);
+    expect(trainer.image).not.toBe('driftline:latest');
+  });
+
+  it.runIf(composePlugin)('merges with the GPU override in `docker compose config`', () => {
+    execFileSync('docker', [
+      'compose',
+      '-f',
+      join(docker, 'compose.yml'),
+      '-f',
+      join(docker, 'compose.gpu.yml'),
+      'config',
+      '-q',
+    ]);
   });
 });

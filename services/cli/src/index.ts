@@ -1,2 +1,2 @@
-export { allMigrations } from './migrations.js';
+export { buildAndStoreReference } from './commands/reference.js';
 export { allServices } from './services.js';

@@ -28,7 +28,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const load = commands[name];
   if (load === undefined) {
-    process.stderr.write(`driftline: unknown command ${JSON.stringify(name)}\n${USAGE}`);
+    process.stderr.write(`driftline: unknown command ${JSON.stringify(name)} (driftline --help lists them)\n`);
     return 2;
   }
   return (await load())(rest);

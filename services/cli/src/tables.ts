@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { type Column, typeColumns } from '@driftline/batch-drift';
+import { type Column, csvColumns } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import { tableFromIPC } from 'apache-arrow';
-import Papa from 'papaparse';
 
-/** Reads a CSV (header row) or an Arrow IPC file (.arrow, .feather, .ipc) into typed columns. */
+/**
+ * Reads a CSV (header row; typed by the shared `csvColumns`, as `driftline reference` reads it) or an
+ * Arrow IPC file (.arrow, .feather, .ipc) into typed columns.
+ */
 export function readTable(path: string): Column[] {
   const ext = extname(path).toLowerCase();
   let bytes: Buffer;
@@ -16,18 +18,6 @@ export function readTable(path: string): Column[] {
   }
   if (ext === '.arrow' || ext === '.feather' || ext === '.ipc') return arrowColumns(bytes);
   return csvColumns(bytes.toString('utf8'), path);
-}
-
-function csvColumns(text: string, path: string): Column[] {
-  // fastMode skips quote handling, valid only when the file has no quotes at all.
-  const parsed = Papa.parse<string[]>(text, { skipEmptyLines: true, fastMode: !text.includes('"') });
-  if (parsed.errors.length > 0) {
-    const e = parsed.errors[0]!;
-    throw new DriftlineError('BAD_REQUEST', `${path}: row ${e.row ?? '?'}: ${e.message}`);
-  }
-  const [header, ...rows] = parsed.data;
-  if (header === undefined) throw new DriftlineError('BAD_REQUEST', `${path}: empty file`);
-  return typeColumns(header, rows);
 }
 
 function arrowColumns(bytes: Buffer): Column[] {

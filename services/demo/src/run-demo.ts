@@ -5,10 +5,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { allMigrations, allServices } from '@driftline/cli';
-import { loadReportData } from '@driftline/cli/report';
-import type { ClickHouse } from '@driftline/clickhouse';
-import { buildAndStoreReference } from '@driftline/drift-monitor';
+import { allServices, buildAndStoreReference } from '@driftline/cli';
 import { createLogger } from '@driftline/observability';
 import { renderReport } from '@driftline/report';
 import { createDriftlineProducer } from '@driftline/sdk';
@@ -19,8 +16,6 @@ import { type DemoEvent, drawFeatures, eventsOfSecond, Random, type TrafficOptio
 const MODEL = 'fraud';
 const FIRST_VERSION = 'v1';
 const WINDOW_MS = 60_000;
-/** Event-time seconds produced per wall-clock second: the demo plays ~20 minutes in about one. */
-
 const DRIFT_AFTER_WINDOWS = 6;
 const MAX_WINDOWS = 30;
 const WINDOWS_AFTER_PROMOTION = 3;
@@ -28,9 +23,9 @@ const WINDOWS_AFTER_PROMOTION = 3;
 export interface DemoOptions {
   readonly endpoints: StackEndpoints;
   readonly say: (line: string) => void;
-  /** Event-time seconds per wall-clock second. */
+  /** Event-time seconds per wall-clock second; default 30 (20 minutes of traffic in 40 s). */
   readonly speed?: number;
-  /** Predictions per event-time second. */
+  /** Predictions per event-time second; default 40. */
   readonly rate?: number;
   /** Keep the embedded ClickHouse data under .driftline/ (for a look afterwards). */
   readonly keep?: boolean;
@@ -101,12 +96,6 @@ function referenceCsv(random: Random, rows: number): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function count(ch: ClickHouse, sql: string, params: Record<string, unknown> = {}): Promise<number> {
-  const result = await ch.client.query({ query: sql, query_params: params, format: 'JSONEachRow' });
-  const rows = await result.json<{ n: number | string }>();
-  return Number(rows[0]?.n ?? 0);
-}
-
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { say } = options;
   const SPEED = options.speed ?? 30;
@@ -147,28 +136,26 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     DRIFTLINE_TRAINER_MIN_ROWS: '500',
     DRIFTLINE_TRAINER_PROMOTION_MARGIN: '0.005',
   };
-  const logger = createLogger({ service: 'demo', level: env.DRIFTLINE_LOG_LEVEL });
+  const logger = createLogger({ service: 'demo', level: env.DRIFTLINE_LOG_LEVEL ?? 'info' });
   say('starting every service in this process (embedded ClickHouse)…');
   const runner = await startRunner({
     services: allServices,
     knownServices: allServices,
-    migrations: allMigrations,
     env,
     logger,
   });
-  const ch = await runner.context.clickhouse();
-  const reference = await buildAndStoreReference({
-    ch,
+  const warehouse = await runner.context.warehouse();
+  await buildAndStoreReference({
+    references: warehouse.references,
     model: MODEL,
     version: FIRST_VERSION,
     file: join(dir, 'reference.csv'),
   });
-  void reference;
   say(`reference profile of ${MODEL}/${FIRST_VERSION} stored (5,000 training rows)`);
 
   const producer = await createDriftlineProducer({
-    kafka: runner.context.kafka,
-    registryUrl: stack.endpoints.schemaRegistryUrl,
+    client: runner.context.kafka(),
+    registry: { url: stack.endpoints.schemaRegistryUrl },
     topicPrefix: prefix,
   });
   // Event time starts at the current window and runs SPEED× faster than the wall clock, so the
@@ -187,7 +174,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   );
   const labels: DemoEvent[] = [];
   const produced = { predictions: 0, features: 0, labels: 0 };
-  const q = (table: string) => ch.table(table);
   let servingVersion = FIRST_VERSION;
   let promotedAtWindow: number | undefined;
   let lastReport = 0;
@@ -238,41 +224,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     }
     if (Date.now() - lastReport >= 3_000) {
       lastReport = Date.now();
-      const windows = await count(ch, `SELECT uniqExact(window_start) AS n FROM ${q('drift_windows')} FINAL`);
-      const drifted = await count(
-        ch,
-        `SELECT uniqExact(window_start) AS n FROM ${q('drift_windows')} FINAL WHERE drifted`,
-      );
-      const requests = await count(ch, `SELECT count() AS n FROM ${q('retrain_decisions')} FINAL WHERE fired`);
-      const promoted = await count(
-        ch,
-        `SELECT count() AS n FROM ${q('model_versions')} FINAL WHERE status = 'PROMOTED'`,
-      );
+      const counts = await warehouse.summary.counts();
+      const { windows, driftedWindows: drifted, retrainRequests: requests, promoted } = counts;
       const window = Math.floor(second / 60);
       say(
         `event time +${window}m${String(second % 60).padStart(2, '0')}s | predictions ${produced.predictions} labels ${produced.labels} | drift windows ${windows} (drifted ${drifted}) | retrain requests ${requests} | promoted ${promoted}`,
       );
-      const versions = await ch.client.query({
-        query: `SELECT version, status, promotion_reason, device FROM ${q('model_versions')} FINAL ORDER BY registered_at`,
-        format: 'JSONEachRow',
-      });
-      for (const v of await versions.json<{
-        version: string;
-        status: string;
-        promotion_reason: string;
-        device: string;
-      }>()) {
+      for (const v of await warehouse.summary.versions()) {
         if (announced.has(v.version)) continue;
         announced.add(v.version);
-        say(`trainer: ${MODEL} ${v.version} trained on ${v.device}, ${v.status} (${v.promotion_reason})`);
+        say(`trainer: ${MODEL} ${v.version} trained on ${v.device}, ${v.status} (${v.promotionReason})`);
       }
       if (promoted > 0 && promotedAtWindow === undefined) {
         promotedAtWindow = window;
-        const result = await ch.client.query({
-          query: `SELECT version FROM ${q('model_versions')} FINAL WHERE status = 'PROMOTED' ORDER BY registered_at DESC LIMIT 1`,
-          format: 'JSONEachRow',
-        });
-        servingVersion = (await result.json<{ version: string }>())[0]?.version ?? servingVersion;
+        servingVersion = (await warehouse.summary.latestPromoted()) ?? servingVersion;
         say(`model ${MODEL} ${servingVersion} promoted: serving it from now on`);
       }
       if (promotedAtWindow !== undefined && window >= promotedAtWindow + WINDOWS_AFTER_PROMOTION + 1) break;
@@ -282,40 +247,28 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   await sleep(3_000);
   const reportPath = join(dir, 'report.html');
   const simEnd = start + MAX_WINDOWS * WINDOW_MS;
-  const data = await loadReportData(ch, { model: MODEL, from: start - WINDOW_MS, to: simEnd + WINDOW_MS });
+  const data = await warehouse.report({ model: MODEL, from: start - WINDOW_MS, to: simEnd + WINDOW_MS });
   writeFileSync(reportPath, renderReport(data));
   say(`report written: ${reportPath}`);
 
+  const final = await warehouse.summary.counts();
   const summary = {
     events: { 'predictions.v1': produced.predictions, 'features.v1': produced.features, 'labels.v1': produced.labels },
-    drift_windows: await count(ch, `SELECT count() AS n FROM ${q('drift_windows')} FINAL`),
-    drifted_windows: await count(
-      ch,
-      `SELECT uniqExact(window_start) AS n FROM ${q('drift_windows')} FINAL WHERE drifted`,
-    ),
-    alerts: await count(ch, `SELECT count() AS n FROM ${q('retrain_decisions')} FINAL`),
-    retrain_requests: await count(ch, `SELECT count() AS n FROM ${q('retrain_decisions')} FINAL WHERE fired`),
-    model_versions: await count(ch, `SELECT count() AS n FROM ${q('model_versions')} FINAL`),
+    drift_windows: final.driftRows,
+    drifted_windows: final.driftedWindows,
+    alerts: final.decisions,
+    retrain_requests: final.retrainRequests,
+    model_versions: final.modelVersions,
     serving_version: servingVersion,
     report: reportPath,
     seconds: Math.round((Date.now() - started) / 1000),
   };
-  const windowRows = await ch.client.query({
-    query: `SELECT toUnixTimestamp64Milli(window_start) AS ws, version,
-        groupArrayIf(feature, drifted = 1) AS drifted, groupArray(feature) AS measured
-      FROM ${q('drift_windows')} FINAL WHERE model = {model:String} AND method = 'psi'
-      GROUP BY ws, version ORDER BY ws, version`,
-    query_params: { model: MODEL },
-    format: 'JSONEachRow',
-  });
-  const windows = (await windowRows.json<{ ws: number; version: string; drifted: string[]; measured: string[] }>()).map(
-    (r) => ({
-      windowIndex: Math.round((Number(r.ws) - start) / WINDOW_MS),
-      version: r.version,
-      drifted: r.drifted,
-      measured: r.measured,
-    }),
-  );
+  const windows = (await warehouse.summary.psiWindows(MODEL)).map((r) => ({
+    windowIndex: Math.round((r.windowStart - start) / WINDOW_MS),
+    version: r.version,
+    drifted: r.drifted,
+    measured: r.measured,
+  }));
   await producer.close();
   await runner.stop();
   if (options.keep !== true) rmSync(join(dir, 'chdb'), { recursive: true, force: true });

@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import { type ColumnDrift, tableDrift } from '@driftline/batch-drift';
 import { ConfigError } from '@driftline/core';
-import { readTable } from '../tables.js';
 
 export const driftUsage = `usage: driftline drift --reference REF --current CUR [--bins N] [--binning quantile|evidently]
                       [--psi-threshold X] [--alpha P] [--json]
@@ -76,6 +75,8 @@ export async function driftCommand(args: readonly string[]): Promise<number> {
   const bins = number('bins', values.bins, undefined);
   if (bins !== undefined && (!Number.isInteger(bins) || bins < 1))
     throw new ConfigError('--bins', 'must be a positive integer');
+  // Loaded once the arguments are valid: apache-arrow alone takes longer to load than `--help` runs.
+  const { readTable } = await import('../tables.js');
   const rows = tableDrift(readTable(values.reference), readTable(values.current), {
     binning,
     ...(bins === undefined ? {} : { bins }),

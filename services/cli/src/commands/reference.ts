@@ -1,7 +1,8 @@
-import { clickhouseEnvShape, createClickHouse, migrate, toClickHouseConfig } from '@driftline/clickhouse';
-import { ConfigError, parseEnv } from '@driftline/core';
-import { buildAndStoreReference } from '@driftline/drift-monitor';
-import { allMigrations } from '../migrations.js';
+import { readFile } from 'node:fs/promises';
+import { profilesFromCsv, type ReferenceColumns } from '@driftline/batch-drift';
+import { ConfigError, DriftlineError, parseEnv } from '@driftline/core';
+import { type ReferenceSet, referenceSet } from '@driftline/drift';
+import { clickhouseEnvShape, openWarehouse, type ReferenceStore, toClickHouseConfig } from '@driftline/warehouse';
 
 const USAGE = `usage: driftline reference --model NAME --version V --file training.csv
                   [--prediction-column prediction] [--exclude col1,col2]
@@ -12,6 +13,23 @@ reference of (model, version). The column --prediction-column (default "predicti
 as __prediction__ and "predicted_class" as __predicted_class__, for prediction drift.
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_* (embedded engine by default).
 `;
+
+/** Builds the profiles of a CSV training table and stores them as the reference of (model, version). */
+export async function buildAndStoreReference(options: {
+  references: ReferenceStore;
+  model: string;
+  version: string;
+  file: string;
+  columns?: ReferenceColumns;
+}): Promise<ReferenceSet> {
+  if (!options.file.toLowerCase().endsWith('.csv')) {
+    throw new DriftlineError('BAD_REQUEST', `reference: only CSV files are supported for now (got ${options.file})`);
+  }
+  const text = await readFile(options.file, 'utf8');
+  const set = referenceSet(options.model, options.version, profilesFromCsv(text, options.columns));
+  await options.references.save(set);
+  return set;
+}
 
 function options(args: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
@@ -41,9 +59,8 @@ export async function referenceCommand(args: readonly string[]): Promise<number>
   if (model === undefined) throw new ConfigError('--model', 'is required');
   if (version === undefined) throw new ConfigError('--version', 'is required');
   if (file === undefined) throw new ConfigError('--file', 'is required');
-  const ch = await createClickHouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
+  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {
-    await migrate(ch, allMigrations);
     const exclude = o
       .get('exclude')
       ?.split(',')
@@ -51,7 +68,7 @@ export async function referenceCommand(args: readonly string[]): Promise<number>
       .filter(Boolean);
     const predictionColumn = o.get('prediction-column');
     const set = await buildAndStoreReference({
-      ch,
+      references: warehouse.references,
       model,
       version,
       file,
@@ -65,6 +82,6 @@ export async function referenceCommand(args: readonly string[]): Promise<number>
     );
     return 0;
   } finally {
-    await ch.close();
+    await warehouse.close();
   }
 }

@@ -1,18 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type ClickHouse, clickhouseEnvShape, createClickHouse, toClickHouseConfig } from '@driftline/clickhouse';
-import { ConfigError, parseEnv } from '@driftline/core';
-import {
-  type DriftPoint,
-  type FeatureDistribution,
-  featureDistribution,
-  type PerformancePoint,
-  type ProfileView,
-  type ReportData,
-  type RetrainEvent,
-  renderReport,
-} from '@driftline/report';
+import { ConfigError, DURATION_HINT, parseDurationMs, parseEnv } from '@driftline/core';
+import { renderReport } from '@driftline/report';
+import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 
 export const reportUsage = `usage: driftline report --model M [--from T] [--to T] [--out report.html]
 
@@ -25,296 +16,20 @@ ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTL
 the database is DRIFTLINE_CLICKHOUSE_DATABASE.
 `;
 
-const DURATION = /^(\d+(?:\.\d+)?)(s|m|h|d|w)$/;
-const UNIT_MS: Record<string, number> = { s: 1e3, m: 60e3, h: 3600e3, d: 86_400e3, w: 604_800e3 };
-
-/** Parses --from/--to: ISO time, epoch ms, or a duration before `now`. */
+/** Parses --from/--to: ISO time, epoch ms, or a duration (libs/core's grammar) before `now`. */
 export function parseTime(name: string, value: string, now: number): number {
-  const duration = DURATION.exec(value);
-  if (duration !== null) return now - Number(duration[1]) * UNIT_MS[duration[2]!]!;
   if (/^\d{10,}$/.test(value)) return Number(value);
+  // A duration needs its unit here: bare digits are a year or epoch ms, not config's bare ms.
+  const duration = /^\d+$/.test(value) ? undefined : parseDurationMs(value);
+  if (duration !== undefined) return now - duration;
   const ms = Date.parse(value);
   if (Number.isNaN(ms)) {
     throw new ConfigError(
       `--${name}`,
-      `must be an ISO time, epoch milliseconds or a duration like 7d (got ${JSON.stringify(value)})`,
+      `must be an ISO time, epoch milliseconds or ${DURATION_HINT} (got ${JSON.stringify(value)})`,
     );
   }
   return ms;
-}
-
-// Tables the report reads and the columns it relies on. A missing table leaves its section empty
-// with a note instead of failing the whole report (services migrate their own tables).
-const TABLES = [
-  'drift_windows',
-  'reference_profiles',
-  'labeled_predictions',
-  'unlabeled_predictions',
-  'performance_windows',
-  'retrain_decisions',
-  'model_versions',
-] as const;
-type Table = (typeof TABLES)[number];
-
-interface Range {
-  readonly model: string;
-  readonly from: number;
-  readonly to: number;
-}
-
-async function rows<T>(ch: ClickHouse, query: string, params: Record<string, unknown>): Promise<T[]> {
-  const result = await ch.client.query({ query, query_params: params, format: 'JSONEachRow' });
-  return result.json<T>();
-}
-
-const RANGE_PARAMS = (r: Range) => ({ model: r.model, from: r.from, to: r.to });
-const IN_RANGE = (col: string) =>
-  `${col} >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND ${col} < fromUnixTimestamp64Milli({to:Int64}, 'UTC')`;
-
-async function loadDrift(ch: ClickHouse, r: Range): Promise<DriftPoint[]> {
-  const list = await rows<{
-    feature: string;
-    method: string;
-    version: string;
-    ws: number;
-    statistic: number;
-    p_value: number | null;
-    threshold: number;
-    drifted: number;
-  }>(
-    ch,
-    `SELECT feature, method, version, toUnixTimestamp64Milli(window_start) AS ws, statistic, p_value, threshold, drifted
-     FROM ${ch.table('drift_windows')} FINAL
-     WHERE model = {model:String} AND ${IN_RANGE('window_start')} AND method IN ('psi', 'ks', 'chi2', 'jensen_shannon')
-     ORDER BY window_start, feature, method`,
-    RANGE_PARAMS(r),
-  );
-  return list.map((x) => ({
-    feature: x.feature,
-    method: x.method,
-    version: x.version,
-    windowStart: Number(x.ws),
-    statistic: Number(x.statistic),
-    pValue: x.p_value === null ? null : Number(x.p_value),
-    threshold: Number(x.threshold),
-    drifted: Number(x.drifted) === 1,
-  }));
-}
-
-/** The version whose reference the distributions compare against: the latest one drift was measured for. */
-async function currentVersion(ch: ClickHouse, r: Range, tables: ReadonlySet<Table>): Promise<string | undefined> {
-  if (tables.has('drift_windows')) {
-    const [x] = await rows<{ version: string }>(
-      ch,
-      `SELECT argMax(version, window_start) AS version FROM ${ch.table('drift_windows')}
-       WHERE model = {model:String} AND ${IN_RANGE('window_start')} HAVING count() > 0`,
-      RANGE_PARAMS(r),
-    );
-    if (x !== undefined) return x.version;
-  }
-  const [y] = await rows<{ version: string }>(
-    ch,
-    `SELECT argMax(version, created_at) AS version FROM ${ch.table('reference_profiles')}
-     WHERE model = {model:String} HAVING count() > 0`,
-    { model: r.model },
-  );
-  return y?.version;
-}
-
-function profileView(json: string): ProfileView | undefined {
-  let p: unknown;
-  try {
-    p = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof p !== 'object' || p === null) return undefined;
-  const o = p as Record<string, unknown>;
-  const numbers = (v: unknown): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number');
-  if (o.kind === 'numeric' && numbers(o.coarseEdges) && numbers(o.referenceShares) && typeof o.n === 'number') {
-    return { kind: 'numeric', n: o.n, coarseEdges: o.coarseEdges, referenceShares: o.referenceShares };
-  }
-  if (
-    o.kind === 'categorical' &&
-    Array.isArray(o.categories) &&
-    o.categories.every((c) => typeof c === 'string') &&
-    numbers(o.shares) &&
-    typeof o.n === 'number'
-  ) {
-    return { kind: 'categorical', n: o.n, categories: o.categories as string[], shares: o.shares };
-  }
-  return undefined;
-}
-
-/**
- * Current values of one feature: the predictions of the version in the range that were joined to a
- * label or expired without one (the label-joiner's tables are where prediction features are kept).
- * `__prediction__` / `__predicted_class__` are the prediction columns themselves.
- */
-function currentValueSql(
-  ch: ClickHouse,
-  feature: string,
-  kind: 'numeric' | 'categorical',
-  tables: ReadonlySet<Table>,
-): string | undefined {
-  const sources = (['labeled_predictions', 'unlabeled_predictions'] as const).filter((t) => tables.has(t));
-  if (sources.length === 0) return undefined;
-  let expr: string;
-  if (feature === '__prediction__') expr = kind === 'numeric' ? 'prediction' : 'toString(prediction)';
-  else if (feature === '__predicted_class__')
-    expr = kind === 'numeric' ? 'toFloat64OrNull(predicted_class)' : 'predicted_class';
-  else if (kind === 'numeric') {
-    expr = `multiIf(JSONType(features, {feature:String}) IN ('Int64', 'UInt64', 'Double'), JSONExtractFloat(features, {feature:String}),
-      JSONType(features, {feature:String}) = 'Bool', toFloat64(JSONExtractBool(features, {feature:String})), NULL)`;
-  } else {
-    expr = `multiIf(JSONType(features, {feature:String}) = 'String', JSONExtractString(features, {feature:String}),
-      JSONType(features, {feature:String}) IN ('Int64', 'UInt64', 'Double', 'Bool'), JSONExtractRaw(features, {feature:String}), NULL)`;
-  }
-  return sources
-    .map(
-      (t) => `SELECT ${expr} AS v FROM ${ch.table(t)} FINAL
-       WHERE model = {model:String} AND model_version = {version:String} AND ${IN_RANGE('prediction_time')}`,
-    )
-    .join(' UNION ALL ');
-}
-
-async function loadDistributions(
-  ch: ClickHouse,
-  r: Range,
-  tables: ReadonlySet<Table>,
-  notes: string[],
-): Promise<FeatureDistribution[]> {
-  if (!tables.has('reference_profiles')) return [];
-  const version = await currentVersion(ch, r, tables);
-  if (version === undefined) return [];
-  const profiles = await rows<{ feature: string; profile: string }>(
-    ch,
-    `SELECT feature, profile FROM ${ch.table('reference_profiles')} FINAL
-     WHERE model = {model:String} AND version = {version:String}
-       AND reference_id = (SELECT argMax(reference_id, created_at) FROM ${ch.table('reference_profiles')}
-                           WHERE model = {model:String} AND version = {version:String})
-     ORDER BY feature`,
-    { model: r.model, version },
-  );
-  const out: FeatureDistribution[] = [];
-  for (const p of profiles) {
-    const view = profileView(p.profile);
-    if (view === undefined) {
-      notes.push(`reference profile of ${p.feature} (${version}) is malformed; its distribution is left out`);
-      continue;
-    }
-    const values = currentValueSql(ch, p.feature, view.kind, tables);
-    const params = { ...RANGE_PARAMS(r), version, feature: p.feature };
-    if (values === undefined) {
-      out.push(featureDistribution(p.feature, version, view, new Map<number, number>()));
-    } else if (view.kind === 'numeric') {
-      // Right-closed bins on the reference's coarse edges: bin = number of edges strictly below v.
-      const counts = await rows<{ bin: number; n: number }>(
-        ch,
-        `SELECT arrayCount(e -> e < v, {edges:Array(Float64)}) AS bin, count() AS n
-         FROM (${values}) WHERE v IS NOT NULL AND isFinite(v) GROUP BY bin ORDER BY bin`,
-        { ...params, edges: view.coarseEdges },
-      );
-      out.push(featureDistribution(p.feature, version, view, new Map(counts.map((c) => [Number(c.bin), Number(c.n)]))));
-    } else {
-      const counts = await rows<{ v: string; n: number }>(
-        ch,
-        `SELECT v, count() AS n FROM (${values}) WHERE v IS NOT NULL GROUP BY v`,
-        params,
-      );
-      out.push(featureDistribution(p.feature, version, view, new Map(counts.map((c) => [c.v, Number(c.n)]))));
-    }
-  }
-  return out;
-}
-
-async function loadPerformance(ch: ClickHouse, r: Range): Promise<PerformancePoint[]> {
-  const metrics = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'log_loss', 'mae', 'rmse'] as const;
-  const list = await rows<Record<string, unknown>>(
-    ch,
-    `SELECT model_version, toUnixTimestamp64Milli(window_start) AS ws, task, predictions, labeled, label_coverage, ${metrics.join(', ')}
-     FROM ${ch.table('performance_windows')} FINAL
-     WHERE model = {model:String} AND segment_feature = '' AND ${IN_RANGE('window_start')}
-     ORDER BY window_start, model_version`,
-    RANGE_PARAMS(r),
-  );
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  return list.map((x) => ({
-    version: String(x.model_version),
-    windowStart: Number(x.ws),
-    task: String(x.task),
-    predictions: Number(x.predictions),
-    labeled: Number(x.labeled),
-    labelCoverage: num(x.label_coverage),
-    metrics: Object.fromEntries(metrics.map((m) => [m, num(x[m])])),
-  }));
-}
-
-async function loadRetrain(ch: ClickHouse, r: Range, tables: ReadonlySet<Table>): Promise<RetrainEvent[]> {
-  const out: RetrainEvent[] = [];
-  if (tables.has('retrain_decisions')) {
-    // Fired decisions only: holds (duplicate, sustaining, cooldown…) are the policy working as meant.
-    const list = await rows<{ t: number; version: string; reason: string; detail: string; request_id: string | null }>(
-      ch,
-      `SELECT toUnixTimestamp64Milli(decided_at) AS t, model_version AS version, reason, detail, request_id
-       FROM ${ch.table('retrain_decisions')} FINAL
-       WHERE model = {model:String} AND decision = 'fire' AND ${IN_RANGE('decided_at')} ORDER BY decided_at`,
-      RANGE_PARAMS(r),
-    );
-    for (const x of list) {
-      const detail = [x.reason, x.detail, x.request_id === null ? '' : `request ${x.request_id}`]
-        .filter((s) => s !== '')
-        .join(' · ');
-      out.push({ time: Number(x.t), source: 'decision', kind: 'retrain', version: x.version, detail });
-    }
-  }
-  if (tables.has('model_versions')) {
-    // One row per trained version (trainer): PROMOTED or REJECTED, at its training time.
-    const list = await rows<{ t: number; version: string; status: string; reason: string }>(
-      ch,
-      `SELECT toUnixTimestamp64Milli(registered_at) AS t, version, status, promotion_reason AS reason
-       FROM ${ch.table('model_versions')} FINAL
-       WHERE model = {model:String} AND ${IN_RANGE('registered_at')} ORDER BY registered_at`,
-      RANGE_PARAMS(r),
-    );
-    for (const x of list) {
-      out.push({
-        time: Number(x.t),
-        source: 'model',
-        kind: x.status.toUpperCase(),
-        version: x.version,
-        detail: x.reason,
-      });
-    }
-  }
-  return out.sort((a, b) => a.time - b.time);
-}
-
-/** Reads everything the report shows for one model and time range. */
-export async function loadReportData(ch: ClickHouse, range: Range, now = Date.now()): Promise<ReportData> {
-  const present = await rows<{ name: string }>(ch, 'SELECT name FROM system.tables WHERE database = {db:String}', {
-    db: ch.database,
-  });
-  const names = new Set(present.map((p) => p.name));
-  const tables = new Set(TABLES.filter((t) => names.has(t)));
-  const notes = TABLES.filter((t) => !tables.has(t)).map(
-    (t) => `table ${ch.database}.${t} does not exist (yet): its part of the report is empty`,
-  );
-  const drift = tables.has('drift_windows') ? await loadDrift(ch, range) : [];
-  const distributions = await loadDistributions(ch, range, tables, notes);
-  const performance = tables.has('performance_windows') ? await loadPerformance(ch, range) : [];
-  const retrain = await loadRetrain(ch, range, tables);
-  return {
-    model: range.model,
-    from: range.from,
-    to: range.to,
-    generatedAt: now,
-    drift,
-    distributions,
-    performance,
-    retrain,
-    notes,
-  };
 }
 
 /** `driftline report`: the drift report as one HTML file. */
@@ -337,11 +52,11 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
   if (values.model === undefined || values.model === '') throw new ConfigError('--model', 'is required');
   const now = Date.now();
   const to = values.to === undefined ? now : parseTime('to', values.to, now);
-  const from = values.from === undefined ? to - 7 * UNIT_MS.d! : parseTime('from', values.from, now);
+  const from = values.from === undefined ? to - 7 * 86_400_000 : parseTime('from', values.from, now);
   if (!(from < to)) throw new ConfigError('--from', 'must be before --to');
-  const ch = await createClickHouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
+  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {
-    const data = await loadReportData(ch, { model: values.model, from, to }, now);
+    const data = await warehouse.report({ model: values.model, from, to }, now);
     const out = resolve(values.out ?? 'report.html');
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, renderReport(data));
@@ -350,6 +65,6 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
     );
     return 0;
   } finally {
-    await ch.close();
+    await warehouse.close();
   }
 }

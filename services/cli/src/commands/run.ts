@@ -1,12 +1,11 @@
 import { selectServices, startRunner } from '@driftline/service';
-import { allMigrations } from '../migrations.js';
 import { allServices } from '../services.js';
 
 /** `driftline run [service,...]`: starts the named services (default: all) in this process. */
 export async function runCommand(args: readonly string[]): Promise<number> {
   const names = args[0] ?? process.env.DRIFTLINE_SERVICES;
   const services = selectServices(allServices, names);
-  const runner = await startRunner({ services, knownServices: allServices, migrations: allMigrations });
+  const runner = await startRunner({ services, knownServices: allServices });
   const log = runner.context.logger;
   log.info({ services: services.map((s) => s.name), httpPort: runner.httpPort }, 'driftline running');
   await new Promise<void>((resolve) => {

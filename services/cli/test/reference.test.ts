@@ -1,0 +1,52 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DriftlineError } from '@driftline/core';
+import { PREDICTION_FEATURE, type ReferenceSet } from '@driftline/drift';
+import type { ReferenceStore } from '@driftline/warehouse';
+import { describe, expect, it } from 'vitest';
+import { buildAndStoreReference } from '../src/index.js';
+
+/** The port's smallest honest implementation: keeps what was saved. */
+function memoryReferences(): ReferenceStore & { saved: ReferenceSet[] } {
+  const saved: ReferenceSet[] = [];
+  return {
+    saved,
+    save: async (set) => {
+      saved.push(set);
+    },
+    latest: async (model, version) => saved.filter((s) => s.model === model && s.version === version).at(-1),
+    byId: async (id) => saved.find((s) => s.referenceId === id),
+    all: async () => [...saved],
+  };
+}
+
+describe('buildAndStoreReference (`driftline reference`)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'reference-'));
+
+  it('profiles the CSV file and saves it as the reference of (model, version)', async () => {
+    const file = join(dir, 'train.csv');
+    writeFileSync(file, ['id,x,color,prediction', '1,0.5,red,0.1', '2,1.5,blue,0.9', '3,NA,red,0.4'].join('\n'));
+    const references = memoryReferences();
+    const set = await buildAndStoreReference({
+      references,
+      model: 'm',
+      version: 'v1',
+      file,
+      columns: { exclude: ['id'] },
+    });
+    expect(references.saved).toEqual([set]);
+    expect([set.model, set.version]).toEqual(['m', 'v1']);
+    expect([...set.features].sort()).toEqual([PREDICTION_FEATURE, 'color', 'x']);
+  });
+
+  it('refuses a file that is not CSV before reading it', async () => {
+    const references = memoryReferences();
+    await expect(
+      buildAndStoreReference({ references, model: 'm', version: 'v1', file: join(dir, 'missing.parquet') }),
+    ).rejects.toSatisfy(
+      (e) => e instanceof DriftlineError && e.code === 'BAD_REQUEST' && /only CSV files/.test(e.message),
+    );
+    expect(references.saved).toEqual([]);
+  });
+});

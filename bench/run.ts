@@ -27,7 +27,7 @@ const benches: BenchEntry[] = [
   {
     name: 'drift',
     load: async () => {
-      const { benchDrift } = await import('@driftline/bench-drift');
+      const { benchDrift } = await import('@driftline/drift-monitor/bench');
       return () => benchDrift();
     },
   },
@@ -41,7 +41,7 @@ const benches: BenchEntry[] = [
   {
     name: 'joiner',
     load: async () => {
-      const { benchJoiner } = await import('./joiner/index.js');
+      const { benchJoiner } = await import('@driftline/label-joiner/bench');
       return (endpoints) => benchJoiner(endpoints);
     },
   },

@@ -1,20 +1,29 @@
 // Benchmarks of the online feature path: materializer throughput, produce-to-readable latency at a
 // fixed offered load, and feature API latency (single and batch of 100). bench/ is not a workspace
 // package, so the packages are imported by relative path (their own node_modules resolve).
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
 import { Agent, request } from 'node:http';
-import { SchemaRegistryCodec } from '../../libs/codec/src/index.js';
-import { silentLogger } from '../../libs/core/src/index.js';
-import { parseFeatureViews, planWrites, validateFeatureEvent } from '../../libs/features/src/index.js';
-import { createKafka, createProducer, ensureTopics, type Kafka } from '../../libs/kafka/src/index.js';
-import { counter, createMetricsRegistry } from '../../libs/observability/src/index.js';
-import { createDriftlineProducer } from '../../libs/sdk/src/index.js';
-import { contracts, type FeatureEvent } from '../../schemas/src/index.js';
-import { createReaderRedis, startFeatureApi } from '../../services/feature-api/src/index.js';
+import { fileURLToPath } from 'node:url';
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { silentLogger } from '@driftline/core';
+import { startFeatureApi, startFeatureApiThread } from '@driftline/feature-api/bench';
+import { startFeatureMaterializer } from '@driftline/feature-materializer/bench';
+import { planWrites, validateFeatureEvent } from '@driftline/features';
 import {
-  createWriterRedis,
-  RedisFeatureWriter,
-  startFeatureMaterializer,
-} from '../../services/feature-materializer/src/index.js';
+  createKafkaClient,
+  createProducer,
+  deleteTopics,
+  ensureTopics,
+  type KafkaClient,
+  listTopics,
+} from '@driftline/kafka';
+import { counter, createMetricsRegistry } from '@driftline/observability';
+import { createRedisClient, createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
+import { contracts, type FeatureEvent } from '@driftline/schemas';
+import { createDriftlineProducer } from '@driftline/sdk';
+import { commandStats, commandStatsDelta, watchProcess } from './diagnostics.js';
+import { benchEvent, benchViews, benchViewsDocument } from './views.js';
 
 export interface FeatureBenchEndpoints {
   readonly kafkaBrokers: readonly string[];
@@ -30,20 +39,10 @@ export interface FeatureBenchOptions {
   readonly partitions?: number;
   readonly log?: (line: string) => void;
   /** Which measurements to run (default all); for profiling one of them. */
-  readonly parts?: ReadonlyArray<'throughput' | 'e2e' | 'api'>;
+  readonly parts?: ReadonlyArray<'throughput' | 'e2e' | 'api' | 'under_write'>;
 }
 
-const FEATURES = Array.from({ length: 10 }, (_, i) => `f${i}`);
-const views = parseFeatureViews({
-  views: [
-    {
-      name: 'bench',
-      entity: 'entity_id',
-      ttl: '1h',
-      features: Object.fromEntries(FEATURES.map((f) => [f, 'double'])),
-    },
-  ],
-});
+const views = benchViews;
 
 const createdTopics: string[] = [];
 const createdKeyPrefixes: string[] = [];
@@ -67,13 +66,9 @@ function median(values: readonly number[]): number {
 
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
-function event(i: number, entities: number, time: number): FeatureEvent {
-  const features: Record<string, number> = {};
-  for (const [k, f] of FEATURES.entries()) features[f] = ((i * 7 + k) % 1000) / 8;
-  return { event_id: `e${i}`, view: 'bench', entity_id: `ent-${i % entities}`, event_time: time + i, features };
-}
+const event = benchEvent;
 
-async function produceEncoded(kafka: Kafka, registryUrl: string, topic: string, count: number): Promise<void> {
+async function produceEncoded(kafka: KafkaClient, registryUrl: string, topic: string, count: number): Promise<void> {
   const codec = new SchemaRegistryCodec({ url: registryUrl }).forTopic(contracts.feature, topic);
   const producer = await createProducer(kafka);
   const base = Date.now() - 60_000;
@@ -92,24 +87,27 @@ async function produceEncoded(kafka: Kafka, registryUrl: string, topic: string, 
 /** One throughput run: a fresh group consumes the whole pre-produced topic; events/s from the first commit. */
 async function throughputRun(
   endpoints: FeatureBenchEndpoints,
-  kafka: Kafka,
+  kafka: KafkaClient,
   prefix: string,
   total: number,
   stats: (line: string) => void,
 ): Promise<number> {
   const registry = createMetricsRegistry({ service: 'bench', defaultMetrics: false });
-  const redis = createWriterRedis({ url: endpoints.redisUrl, tls: false });
+  const store = createRedisOnlineStore(
+    { url: endpoints.redisUrl, tls: false },
+    { use: 'online-write', keyPrefix: keyPrefixFor('tp') },
+  );
+  await waitReady(store.client);
   const producer = await createProducer(kafka);
   const handle = await startFeatureMaterializer({
     kafka,
     producer,
     codec: new SchemaRegistryCodec({ url: endpoints.schemaRegistryUrl }),
-    redis,
+    store,
     views,
     logger: silentLogger,
     registry,
     groupId: `bench-${id()}`,
-    keyPrefix: keyPrefixFor('tp'),
     topicPrefix: prefix,
   });
   const out = counter(registry, 'driftline_records_out_total', '', ['topic']);
@@ -143,7 +141,7 @@ async function throughputRun(
   );
   await handle.stop();
   await producer.disconnect();
-  redis.disconnect();
+  await store.close();
   return rate;
 }
 
@@ -153,7 +151,7 @@ async function throughputRun(
  */
 async function latencyRun(
   endpoints: FeatureBenchEndpoints,
-  kafka: Kafka,
+  kafka: KafkaClient,
   rate: number,
   seconds: number,
   partitions: number,
@@ -164,7 +162,8 @@ async function latencyRun(
   await ensureTopics(kafka, [{ topic, partitions }, { topic: `${topic}.dlq` }]);
   const keyPrefix = keyPrefixFor('lat');
   const registry = createMetricsRegistry({ service: 'bench', defaultMetrics: false });
-  const redis = createWriterRedis({ url: endpoints.redisUrl, tls: false });
+  const store = createRedisOnlineStore({ url: endpoints.redisUrl, tls: false }, { use: 'online-write', keyPrefix });
+  await waitReady(store.client);
   const dlqProducer = await createProducer(kafka);
   const sentAt = new Map<string, number>();
   const latencies: number[] = [];
@@ -173,12 +172,11 @@ async function latencyRun(
     kafka,
     producer: dlqProducer,
     codec: new SchemaRegistryCodec({ url: endpoints.schemaRegistryUrl }),
-    redis,
+    store,
     views,
     logger: silentLogger,
     registry,
     groupId: `bench-${id()}`,
-    keyPrefix,
     topicPrefix: prefix,
     onWritten(events) {
       const now = performance.now();
@@ -192,8 +190,8 @@ async function latencyRun(
     },
   });
   const sdk = await createDriftlineProducer({
-    kafka,
-    registryUrl: endpoints.schemaRegistryUrl,
+    client: kafka,
+    registry: { url: endpoints.schemaRegistryUrl },
     topicPrefix: prefix,
     lingerMs: 1,
   });
@@ -241,9 +239,152 @@ async function latencyRun(
   }
   await handle.stop();
   await dlqProducer.disconnect();
-  redis.disconnect();
+  await store.close();
   if (sentAt.size > 0) throw new Error(`${sentAt.size} events never became readable`);
   return latencies.sort((a, b) => a - b);
+}
+
+type Layout = 'same_process' | 'separate_process';
+type ReadKind = 'single' | 'batch';
+const childScript = fileURLToPath(new URL('./child.ts', import.meta.url));
+
+/** A child process of child.ts, with this process' execArgv (tsx, the `source` condition). */
+function forkChild(args: readonly string[]) {
+  return fork(childScript, [...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+async function nextMessage<T>(child: ReturnType<typeof fork>): Promise<T> {
+  const [message] = (await once(child, 'message')) as [T];
+  return message;
+}
+
+interface UnderWriteResult {
+  readonly latencies: number[];
+  readonly eventsPerS: number;
+}
+
+/**
+ * Feature API latency while the materializer ingests a pre-produced topic at full speed: the
+ * materializer always runs in this process; the API server runs here too (`same_process`) or in
+ * a child (`separate_process`); the HTTP client is always a child, so its own work never delays
+ * the server it measures. Reads hit rows the materializer is overwriting. Only requests sent
+ * between the first and the last batch the materializer committed count.
+ */
+async function underWriteRun(
+  endpoints: FeatureBenchEndpoints,
+  kafka: KafkaClient,
+  topicPrefix: string,
+  total: number,
+  layout: Layout,
+  kind: ReadKind,
+  log: (line: string) => void,
+): Promise<UnderWriteResult> {
+  const keyPrefix = keyPrefixFor('uw');
+  const entities = 10_000;
+  const perCall = Number(process.env.DRIFTLINE_BENCH_ENTITIES_PER_CALL ?? 0);
+  const store = createRedisOnlineStore(
+    { url: endpoints.redisUrl, tls: false },
+    { use: 'online-write', keyPrefix, ...(perCall > 0 ? { entitiesPerCall: perCall } : {}) },
+  );
+  await waitReady(store.client);
+  const base = Date.now() - 3_600_000; // older than every event of the topic: the materializer's writes win
+  const rows = Array.from({ length: entities }, (_, i) => validateFeatureEvent(views, event(i, entities, base)));
+  for (let i = 0; i < rows.length; i += 1_000) await store.write(planWrites(rows.slice(i, i + 1_000)));
+
+  let port: number;
+  let closeApi: () => Promise<void>;
+  if (layout === 'same_process' && process.env.DRIFTLINE_BENCH_API_THREAD === 'main') {
+    // The layout before the fix, for comparison: the API on the materializer's own event loop.
+    const reader = createRedisOnlineStore({ url: endpoints.redisUrl, tls: false }, { use: 'online-read', keyPrefix });
+    await waitReady(reader.client);
+    const api = await startFeatureApi({
+      store: reader,
+      views,
+      registry: createMetricsRegistry({ service: 'bench', defaultMetrics: false }),
+      logger: silentLogger,
+    });
+    port = api.port;
+    closeApi = async () => {
+      await api.close();
+      await reader.close();
+    };
+  } else if (layout === 'same_process') {
+    // As the feature-api service runs by default: on a worker thread of the materializer's process.
+    const api = await startFeatureApiThread({
+      redis: { url: endpoints.redisUrl, tls: false },
+      keyPrefix,
+      viewsText: JSON.stringify(benchViewsDocument),
+      port: 0,
+      host: '127.0.0.1',
+      registry: createMetricsRegistry({ service: 'bench', defaultMetrics: false }),
+      logger: silentLogger,
+    });
+    port = api.port;
+    closeApi = () => api.close();
+  } else {
+    const child = forkChild(['api', endpoints.redisUrl, keyPrefix]);
+    port = (await nextMessage<{ port: number }>(child)).port;
+    closeApi = async () => {
+      const exited = once(child, 'exit');
+      child.send('stop');
+      await exited;
+    };
+  }
+  const client = forkChild(['client', String(port), kind, String(entities)]);
+  await nextMessage<string>(client); // warmed up
+
+  const registry = createMetricsRegistry({ service: 'bench', defaultMetrics: false });
+  const producer = await createProducer(kafka);
+  const stats = createRedisClient({ url: endpoints.redisUrl, tls: false }, 'tooling', { name: 'bench-stats' });
+  const handle = await startFeatureMaterializer({
+    kafka,
+    producer,
+    codec: new SchemaRegistryCodec({ url: endpoints.schemaRegistryUrl }),
+    store,
+    views,
+    logger: silentLogger,
+    registry,
+    groupId: `bench-${id()}`,
+    topicPrefix,
+  });
+  const out = counter(registry, 'driftline_records_out_total', '', ['topic']);
+  const done = async () => (await out.get()).values.reduce((a, v) => a + v.value, 0);
+  let t0 = 0;
+  let n0 = 0;
+  let watch: ReturnType<typeof watchProcess> | undefined;
+  let redisBefore: Awaited<ReturnType<typeof commandStats>> | undefined;
+  for (;;) {
+    const n = await done();
+    if (t0 === 0 && n > 0) {
+      t0 = performance.now();
+      n0 = n;
+      client.send('start');
+      watch = watchProcess();
+      redisBefore = await commandStats(stats);
+    }
+    if (n >= total) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const reply = nextMessage<{ latencies: number[] }>(client);
+  client.send('stop');
+  const { latencies } = await reply;
+  const diag = watch!.stop();
+  const redis = commandStatsDelta(redisBefore!, await commandStats(stats), ['evalsha', 'hmget']);
+  const sorted = latencies.sort((a, b) => a - b);
+  const eventsPerS = (total - n0) / seconds;
+  log(
+    `under write, ${layout}, ${kind}: ${sorted.length} requests in ${seconds.toFixed(1)} s at ${Math.round(eventsPerS)} events/s; ` +
+      `p50 ${percentile(sorted, 50).toFixed(3)} p99 ${percentile(sorted, 99).toFixed(3)} p99.9 ${percentile(sorted, 99.9).toFixed(3)} max ${sorted.at(-1)?.toFixed(1)} ms | ` +
+      `bench process: loop delay p99 ${diag.loopP99Ms.toFixed(1)} max ${diag.loopMaxMs.toFixed(1)} ms, ` +
+      `${diag.gcCount} GCs ${diag.gcTotalMs.toFixed(0)} ms (max ${diag.gcMaxMs.toFixed(1)}) | redis: ${redis}`,
+  );
+  await handle.stop();
+  await producer.disconnect();
+  await closeApi();
+  stats.disconnect();
+  await store.close();
+  return { latencies: sorted, eventsPerS };
 }
 
 function httpCall(agent: Agent, port: number, method: string, path: string, body?: string): Promise<number> {
@@ -296,40 +437,41 @@ export async function benchFeatures(
   const total = options.events ?? 200_000;
   const repeats = options.repeats ?? 3;
   const partitions = options.partitions ?? 6;
-  const kafka = createKafka({ brokers: endpoints.kafkaBrokers, clientId: 'bench-features', ssl: false }, silentLogger);
+  const kafka = createKafkaClient(
+    { brokers: endpoints.kafkaBrokers, clientId: 'bench-features', ssl: false },
+    silentLogger,
+  );
 
-  const parts = new Set(options.parts ?? ['throughput', 'e2e', 'api']);
+  const parts = new Set(options.parts ?? ['throughput', 'e2e', 'api', 'under_write']);
   const result: Record<string, number> = {};
   // The API first, while the heap is small: its tail latencies are what a serving process sees.
   // Feature API: rows written by the materializer's own script.
   if (parts.has('api')) {
     const keyPrefix = keyPrefixFor('api');
-    const writerRedis = createWriterRedis({ url: endpoints.redisUrl, tls: false });
-    if (writerRedis.status !== 'ready') await new Promise((r) => writerRedis.once('ready', r));
-    const writer = new RedisFeatureWriter(writerRedis, keyPrefix);
+    const writer = createRedisOnlineStore({ url: endpoints.redisUrl, tls: false }, { use: 'online-write', keyPrefix });
+    await waitReady(writer.client);
     const entities = 10_000;
     const rows = Array.from({ length: entities }, (_, i) =>
       validateFeatureEvent(views, event(i, entities, Date.now())),
     );
     for (let i = 0; i < rows.length; i += 1_000) await writer.write(planWrites(rows.slice(i, i + 1_000)));
-    writerRedis.disconnect();
-    const apiRedis = createReaderRedis({ url: endpoints.redisUrl, tls: false });
-    if (apiRedis.status !== 'ready') await new Promise((r) => apiRedis.once('ready', r));
+    await writer.close();
+    const reader = createRedisOnlineStore({ url: endpoints.redisUrl, tls: false }, { use: 'online-read', keyPrefix });
+    await waitReady(reader.client);
     const api = await startFeatureApi({
-      redis: apiRedis,
+      store: reader,
       views,
-      keyPrefix,
       registry: createMetricsRegistry({ service: 'bench', defaultMetrics: false }),
       logger: silentLogger,
     });
-    const single: Array<[number, number]> = [];
-    const batch: Array<[number, number]> = [];
+    const single: Array<[number, number, number]> = [];
+    const batch: Array<[number, number, number]> = [];
     for (let r = 0; r < repeats; r++) {
       const s = await apiRun(api.port, 5_000, (i) => ({
         method: 'GET',
         path: `/v1/features/bench/ent-${(i * 7919) % entities}`,
       }));
-      single.push([percentile(s, 50), percentile(s, 99)]);
+      single.push([percentile(s, 50), percentile(s, 99), percentile(s, 99.9)]);
       const b = await apiRun(api.port, 1_000, (i) => ({
         method: 'POST',
         path: '/v1/features:batch',
@@ -339,7 +481,7 @@ export async function benchFeatures(
           ],
         }),
       }));
-      batch.push([percentile(b, 50), percentile(b, 99)]);
+      batch.push([percentile(b, 50), percentile(b, 99), percentile(b, 99.9)]);
       log(
         `api run ${r + 1}: single p50 ${single[r]![0].toFixed(3)} p99 ${single[r]![1].toFixed(3)} ms; batch100 p50 ${batch[r]![0].toFixed(3)} p99 ${batch[r]![1].toFixed(3)} ms`,
       );
@@ -349,16 +491,26 @@ export async function benchFeatures(
     result['feature_api.single_ms.p99'] = round(median(single.map((s) => s[1])));
     result['feature_api.batch100_ms.p50'] = round(median(batch.map((s) => s[0])));
     result['feature_api.batch100_ms.p99'] = round(median(batch.map((s) => s[1])));
-    apiRedis.disconnect();
+    result['feature_api.single_ms.p99_9'] = round(median(single.map((s) => s[2])));
+    result['feature_api.batch100_ms.p99_9'] = round(median(batch.map((s) => s[2])));
+    await reader.close();
   }
   // Throughput: one pre-produced topic, consumed from the beginning by a fresh group per run.
-  if (parts.has('throughput')) {
-    const prefix = `bench-tp-${id()}.`;
-    createdTopics.push(prefix);
-    const topic = `${prefix}features.v1`;
+  // One pre-produced topic, consumed from the beginning by a fresh group per run (throughput and
+  // reads under write).
+  let sourcePrefix: string | undefined;
+  const source = async () => {
+    if (sourcePrefix !== undefined) return sourcePrefix;
+    sourcePrefix = `bench-tp-${id()}.`;
+    createdTopics.push(sourcePrefix);
+    const topic = `${sourcePrefix}features.v1`;
     await ensureTopics(kafka, [{ topic, partitions }, { topic: `${topic}.dlq` }]);
     log(`producing ${total} events (10 features each) to ${topic}`);
     await produceEncoded(kafka, endpoints.schemaRegistryUrl, topic, total);
+    return sourcePrefix;
+  };
+  if (parts.has('throughput')) {
+    const prefix = await source();
     const rates: number[] = [];
     for (let r = 0; r < repeats; r++) {
       const rate = await throughputRun(endpoints, kafka, prefix, total, log);
@@ -366,6 +518,29 @@ export async function benchFeatures(
       rates.push(rate);
     }
     result['materializer.events_per_s'] = Math.round(median(rates));
+  }
+  // Reads while the materializer ingests at full speed. The unqualified keys are the same-process
+  // figures (the harder case: the API shares the materializer's event loop, heap and GC).
+  if (parts.has('under_write')) {
+    const prefix = await source();
+    for (const layout of ['same_process', 'separate_process'] as const) {
+      for (const kind of ['single', 'batch'] as const) {
+        const runs: Array<[number, number, number]> = [];
+        const rates: number[] = [];
+        for (let r = 0; r < repeats; r++) {
+          const { latencies, eventsPerS } = await underWriteRun(endpoints, kafka, prefix, total, layout, kind, log);
+          runs.push([percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9)]);
+          rates.push(eventsPerS);
+        }
+        const name = `feature_api.under_write.${layout === 'same_process' ? '' : 'separate_process.'}${kind === 'single' ? 'single_ms' : 'batch100_ms'}`;
+        result[`${name}.p50`] = round(median(runs.map((x) => x[0])));
+        result[`${name}.p99`] = round(median(runs.map((x) => x[1])));
+        result[`${name}.p99_9`] = round(median(runs.map((x) => x[2])));
+        if (layout === 'same_process' && kind === 'single') {
+          result['feature_api.under_write.events_per_s'] = Math.round(median(rates));
+        }
+      }
+    }
   }
 
   // Produce-to-readable at an offered 5,000 events/s.
@@ -385,8 +560,8 @@ export async function benchFeatures(
   }
 
   // Leave the shared stack as we found it: drop our keys (by our own random prefixes) and topics.
-  const cleaner = createReaderRedis({ url: endpoints.redisUrl, tls: false }, 'bench-cleanup');
-  if (cleaner.status !== 'ready') await new Promise((r) => cleaner.once('ready', r));
+  const cleaner = createRedisClient({ url: endpoints.redisUrl, tls: false }, 'tooling', { name: 'bench-cleanup' });
+  await waitReady(cleaner);
   for (const keyPrefix of createdKeyPrefixes) {
     let cursor = '0';
     do {
@@ -396,11 +571,8 @@ export async function benchFeatures(
     } while (cursor !== '0');
   }
   cleaner.disconnect();
-  const admin = kafka.admin();
-  await admin.connect();
-  const benchTopics = (await admin.listTopics()).filter((t) => createdTopics.some((p) => t.startsWith(p)));
-  await admin.deleteTopics({ topics: benchTopics }).catch(() => {});
-  await admin.disconnect();
+  const benchTopics = (await listTopics(kafka)).filter((t) => createdTopics.some((p) => t.startsWith(p)));
+  await deleteTopics(kafka, benchTopics).catch(() => {});
 
   return result;
 }

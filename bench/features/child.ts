@@ -4,11 +4,12 @@
 //   warms up, sends `warm`, measures from `start` to `stop` and sends back the latencies (ms);
 // - `api <redisUrl> <keyPrefix>`: the feature API over Redis in a process of its own; sends
 //   `{ port }`, exits on `stop`.
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { silentLogger } from '@driftline/core';
 import { startFeatureApi } from '@driftline/feature-api/bench';
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
+import { httpCall } from './http.js';
 import { benchViews } from './views.js';
 
 type ParentMessage = 'start' | 'stop';
@@ -16,26 +17,9 @@ type ParentMessage = 'start' | 'stop';
 const send = (message: unknown) => process.send?.(message);
 const onMessage = (handler: (m: ParentMessage) => void) => process.on('message', handler);
 
-function call(agent: Agent, port: number, method: string, path: string, body: string | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path,
-        agent,
-        headers:
-          body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        res.on('data', () => {});
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+async function call(agent: Agent, port: number, method: string, path: string, body: string | undefined): Promise<void> {
+  const status = await httpCall(agent, port, method, path, body);
+  if (status !== 200) throw new Error(`status ${status}`);
 }
 
 async function client(port: number, kind: 'single' | 'batch', entities: number): Promise<void> {

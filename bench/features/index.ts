@@ -3,7 +3,7 @@
 // package, so the packages are imported by relative path (their own node_modules resolve).
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { silentLogger } from '@driftline/core';
@@ -23,6 +23,7 @@ import { createRedisClient, createRedisOnlineStore, waitReady } from '@driftline
 import { contracts, type FeatureEvent } from '@driftline/schemas';
 import { createDriftlineProducer } from '@driftline/sdk';
 import { commandStats, commandStatsDelta, watchProcess } from './diagnostics.js';
+import { httpCall } from './http.js';
 import { benchEvent, benchViews, benchViewsDocument } from './views.js';
 
 export interface FeatureBenchEndpoints {
@@ -385,28 +386,6 @@ async function underWriteRun(
   stats.disconnect();
   await store.close();
   return { latencies: sorted, eventsPerS };
-}
-
-function httpCall(agent: Agent, port: number, method: string, path: string, body?: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path,
-        agent,
-        headers:
-          body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        res.on('data', () => {});
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 /** Sequential requests (one in flight, keep-alive), latency per request in ms, after a warm-up. */

@@ -1,28 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
-import { eventually, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildCli } from '../scripts/build.js';
 
 const stack = inject('stack');
 const VIEWS = 'views:\n  - name: profile\n    entity: user_id\n    features:\n      age: double\n';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // The compiled binary, as users run it: a fresh bundle of the current sources (the feature API's
 // worker thread must be in it too).

@@ -7,18 +7,10 @@ import { committedOffsets } from '@driftline/kafka';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { createDriftlineProducer } from '@driftline/sdk';
 import { startRunner } from '@driftline/service';
-import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, kafkaFor, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { featureMaterializer } from '../src/index.js';
-import {
-  differences,
-  eventLog,
-  freePort,
-  offlineState,
-  onlineState,
-  shuffledWithDuplicates,
-  writeViewsFile,
-} from './helpers.js';
+import { differences, eventLog, offlineState, onlineState, shuffledWithDuplicates, writeViewsFile } from './helpers.js';
 
 const stack = inject('stack');
 

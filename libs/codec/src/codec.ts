@@ -1,17 +1,17 @@
 import { DriftlineError, PoisonRecordError } from '@driftline/core';
 import { type Contract, valueSubject } from '@driftline/schemas';
-import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
+import { type AvroBoundsCheck, AvroBoundsError, compileBoundsCheck } from './bounds.js';
+import { RegistryClient, type RegistryConfig } from './registry.js';
 
 /** Confluent wire format: magic byte 0, a 4-byte big-endian schema id, then the Avro body. */
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
 
-export interface RegistryConfig {
-  /** Base URL of the Confluent-compatible API (for Apicurio: `http://host:port/apis/ccompat/v7`). */
-  readonly url: string;
-  readonly username?: string;
-  readonly password?: string;
+/** A writer schema as the hot path needs it: the avsc type and the bounds check of its bytes. */
+interface Writer {
+  readonly type: avro.Type;
+  readonly check: AvroBoundsCheck;
 }
 
 /** Encodes and decodes one topic's values; encode validates before anything is sent. */
@@ -25,43 +25,17 @@ export interface TopicCodec<T> {
   decode(buffer: Buffer | null): Promise<T>;
 }
 
-function statusOf(error: unknown): number | undefined {
-  const status = (error as { status?: unknown } | null)?.status;
-  return typeof status === 'number' ? status : undefined;
-}
-
-function registryError(action: string, error: unknown): DriftlineError {
-  const status = statusOf(error);
-  const message = error instanceof Error ? error.message : String(error);
-  if (status === 409) {
-    return new DriftlineError('SCHEMA_INCOMPATIBLE', `${action}: schema refused as incompatible: ${message}`, {
-      cause: error,
-    });
-  }
-  const retriable = status === undefined || status >= 500 || status === 429;
-  return new DriftlineError(retriable ? 'SOURCE_UNAVAILABLE' : 'INTERNAL', `${action}: ${message}`, {
-    cause: error,
-    retriable,
-  });
-}
-
 /**
  * Avro codec over a Confluent-compatible Schema Registry. Registration and schema look-ups go
- * through @kafkajs/confluent-schema-registry; compiled avsc types are cached per schema id so
- * the hot path does no I/O.
+ * through RegistryClient (bounded, classified); compiled avsc types and their bounds checks are
+ * cached per schema id so the hot path does no I/O.
  */
 export class SchemaRegistryCodec {
-  readonly registry: SchemaRegistry;
-  private readonly writerTypes = new Map<number, Promise<avro.Type>>();
+  readonly registry: RegistryClient;
+  private readonly writers = new Map<number, Promise<Writer>>();
 
   constructor(config: RegistryConfig) {
-    const auth =
-      config.username === undefined ? undefined : { username: config.username, password: config.password ?? '' };
-    this.registry = new SchemaRegistry({
-      host: config.url,
-      ...(auth === undefined ? {} : { auth }),
-      retry: { retries: 2, initialRetryTimeInSecs: 0.1, maxRetryTimeInSecs: 2 },
-    });
+    this.registry = new RegistryClient(config);
   }
 
   forTopic<T>(contract: Contract<T>, topic: string = contract.defaultTopic): TopicCodec<T> {
@@ -73,31 +47,37 @@ export class SchemaRegistryCodec {
     return new AvroTopicCodec<T>(this, schema, topic);
   }
 
-  writerType(id: number): Promise<avro.Type> {
-    let type = this.writerTypes.get(id);
-    if (type === undefined) {
-      type = this.registry.getSchema(id).then(
-        (schema) => avro.Type.forSchema(JSON.parse(JSON.stringify(schema)) as avro.Schema),
-        (error: unknown) => {
-          this.writerTypes.delete(id);
-          if (statusOf(error) === 404) {
-            throw new PoisonRecordError('DECODE_FAILED', `schema id ${id} is unknown to the registry`, {
+  writer(id: number): Promise<Writer> {
+    let writer = this.writers.get(id);
+    if (writer === undefined) {
+      writer = this.registry.schemaById(id).then(
+        (text) => {
+          try {
+            const type = avro.Type.forSchema(JSON.parse(text) as avro.Schema);
+            return { type, check: compileBoundsCheck(type) };
+          } catch (error) {
+            throw new PoisonRecordError('DECODE_FAILED', `schema id ${id} is not a usable Avro schema`, {
               cause: error,
             });
           }
-          throw registryError(`fetching schema id ${id}`, error);
+        },
+        (error: unknown) => {
+          // Not cached: the next record asks again (a retriable outage, or an id registered since).
+          this.writers.delete(id);
+          throw error;
         },
       );
-      this.writerTypes.set(id, type);
+      this.writers.set(id, writer);
     }
-    return type;
+    return writer;
   }
 }
 
 class AvroTopicCodec<T> implements TopicCodec<T> {
   readonly subject: string;
   private readonly readerType: avro.Type;
-  private readonly resolvers = new Map<number, avro.Resolver | null>();
+  /** Per writer schema id: the bounds check of its bytes and the resolver into the reader (null: same schema). */
+  private readonly readings = new Map<number, { check: AvroBoundsCheck; resolver: avro.Resolver | null }>();
   private schemaId: number | undefined;
 
   constructor(
@@ -110,16 +90,9 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
   }
 
   async register(): Promise<number> {
-    try {
-      const { id } = await this.codec.registry.register(
-        { type: SchemaType.AVRO, schema: JSON.stringify(this.schema) },
-        { subject: this.subject, compatibility: COMPATIBILITY.BACKWARD },
-      );
-      this.schemaId = id;
-      return id;
-    } catch (error) {
-      throw registryError(`registering ${this.subject}`, error);
-    }
+    const id = await this.codec.registry.register(this.subject, JSON.stringify(this.schema), 'BACKWARD');
+    this.schemaId = id;
+    return id;
   }
 
   async encode(value: T): Promise<Buffer> {
@@ -159,11 +132,14 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
       );
     }
     const id = buffer.readUInt32BE(1);
-    let resolver = this.resolvers.get(id);
-    if (resolver === undefined) {
-      const writer = await this.codec.writerType(id);
+    let reading = this.readings.get(id);
+    if (reading === undefined) {
+      const writer = await this.codec.writer(id);
       try {
-        resolver = writer.equals(this.readerType) ? null : this.readerType.createResolver(writer);
+        reading = {
+          check: writer.check,
+          resolver: writer.type.equals(this.readerType) ? null : this.readerType.createResolver(writer.type),
+        };
       } catch (error) {
         throw new PoisonRecordError(
           'DECODE_FAILED',
@@ -173,20 +149,25 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
           },
         );
       }
-      this.resolvers.set(id, resolver);
+      this.readings.set(id, reading);
     }
+    const body = buffer.subarray(HEADER_BYTES);
     try {
+      // Bounds first: avsc trusts block counts and lengths, and loops or allocates on a hostile one.
+      reading.check(body);
       return (
-        resolver === null
-          ? this.readerType.fromBuffer(buffer.subarray(HEADER_BYTES))
-          : this.readerType.fromBuffer(buffer.subarray(HEADER_BYTES), resolver)
+        reading.resolver === null
+          ? this.readerType.fromBuffer(body)
+          : this.readerType.fromBuffer(body, reading.resolver)
       ) as T;
     } catch (error) {
+      const reason = error instanceof AvroBoundsError ? error.describe() : (error as Error).message;
       throw new PoisonRecordError(
         'DECODE_FAILED',
-        `${this.topic}: Avro body does not decode with schema ${id}: ${(error as Error).message}`,
+        `${this.topic}: Avro body does not decode with schema ${id}: ${reason}`,
         {
           cause: error,
+          details: { schemaId: id },
         },
       );
     }

@@ -1,2 +1,3 @@
-export { type RegistryConfig, SchemaRegistryCodec, type TopicCodec } from './codec.js';
+export { SchemaRegistryCodec, type TopicCodec } from './codec.js';
 export { registryEnvShape, toRegistryConfig } from './config.js';
+export type { RegistryConfig } from './registry.js';

@@ -4,6 +4,23 @@ import type { ClosedPartial, CloseResult } from './partition.js';
 
 export const PARTIALS_FORMAT = 'driftline.drift-partials/1' as const;
 
+/**
+ * Bounds of a partials message, checked before and while it is parsed so that a hostile or corrupt
+ * one is poison within milliseconds and never makes the merge allocate or loop on a claimed size.
+ * Each is far above what stage one writes: one model's partial is ~11 KB per numeric feature on the
+ * default 1000-cut grid (~22 KB with float64 counts).
+ */
+/** Largest value parsed (the partials topic's `max.message.bytes`): 16 MiB. */
+export const PARTIALS_MAX_BYTES = 16 * 1024 * 1024;
+/** Most features (summaries) in one partial. */
+export const PARTIALS_MAX_FEATURES = 10_000;
+/** Most (model, version) entries in one `closed` marker. */
+export const PARTIALS_MAX_MODELS = 10_000;
+/** Most partitions a source topic may claim (the merge iterates over them). */
+export const PARTIALS_MAX_SOURCE_PARTITIONS = 10_000;
+/** Most counters (numeric slots 2·cuts+1, or categories + other) one summary may carry. */
+export const PARTIALS_MAX_SUMMARY_COUNTERS = 100_000;
+
 /** Where a partial came from: a partition of the prediction topic, and how many it has. */
 export interface SourceRef {
   readonly topic: string;
@@ -125,45 +142,87 @@ function bad(message: string): PoisonRecordError {
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 const isCount = (v: unknown): v is number => isInt(v) && v >= 0;
-const isString = (v: unknown): v is string => typeof v === 'string';
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function sourceOf(v: unknown): SourceRef {
-  if (typeof v !== 'object' || v === null) throw bad('source must be an object');
-  const s = v as Record<string, unknown>;
-  if (
-    !isString(s.topic) ||
-    !isCount(s.partition) ||
-    !isInt(s.partitions) ||
-    s.partitions < 1 ||
-    s.partition >= s.partitions
-  ) {
-    throw bad('source must be { topic, partition, partitions } with partition < partitions');
-  }
-  return { topic: s.topic, partition: s.partition, partitions: s.partitions };
+/**
+ * Names (topic, model, version, reference id, feature, profile id) are not capped beyond the byte
+ * limit: stage one writes whatever names its events carry, and a marker refused for one long name
+ * would stall every model of its window.
+ */
+function name(v: unknown, field: string): string {
+  if (typeof v !== 'string') throw bad(`${field} must be a string`);
+  return v;
 }
 
-/** Parses and validates one message of the partials topic; a malformed one is a poison record. */
+function sourceOf(v: unknown): SourceRef {
+  if (!isObject(v)) throw bad('source must be an object');
+  const topic = name(v.topic, 'source.topic');
+  const { partition, partitions } = v;
+  if (!isInt(partitions) || partitions < 1 || partitions > PARTIALS_MAX_SOURCE_PARTITIONS) {
+    throw bad(`source.partitions must be an integer from 1, at most ${PARTIALS_MAX_SOURCE_PARTITIONS}`);
+  }
+  if (!isCount(partition) || partition >= partitions) throw bad('source.partition must be an integer < partitions');
+  return { topic, partition, partitions };
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** The float64 scalars ahead of the counters: 7 for a numeric summary, plus its exact-sum limbs (well under 64). */
+const MAX_SCALARS = 64;
+const MAX_DATA_CHARS = Math.ceil(((PARTIALS_MAX_SUMMARY_COUNTERS + MAX_SCALARS) * 8) / 3) * 4;
+
+/** The shape of one summary; its layout is checked against its profile when merged (summaryFromJSON). */
+function summaryOf(v: unknown, field: string): SummaryJson {
+  if (!isObject(v)) throw bad(`${field} must be an object`);
+  name(v.format, `${field}.format`);
+  if (v.kind !== 'numeric' && v.kind !== 'categorical') throw bad(`${field}.kind must be "numeric" or "categorical"`);
+  name(v.profileId, `${field}.profileId`);
+  if (v.encoding !== 'u32' && v.encoding !== 'f64') throw bad(`${field}.encoding must be "u32" or "f64"`);
+  const data = v.data;
+  if (typeof data !== 'string' || data.length % 4 !== 0) throw bad(`${field}.data must be base64`);
+  if (data.length > MAX_DATA_CHARS) {
+    throw bad(`${field}.data holds more than ${PARTIALS_MAX_SUMMARY_COUNTERS} counters`);
+  }
+  if (!BASE64.test(data)) throw bad(`${field}.data must be base64`);
+  return v as unknown as SummaryJson;
+}
+
+function summariesOf(v: unknown): Record<string, SummaryJson> {
+  if (!isObject(v)) throw bad('summaries must be an object');
+  let n = 0;
+  for (const feature in v) {
+    if (++n > PARTIALS_MAX_FEATURES) throw bad(`summaries: more than ${PARTIALS_MAX_FEATURES} features`);
+    summaryOf(v[feature], `summaries.${feature}`);
+  }
+  return v as Record<string, SummaryJson>;
+}
+
+/**
+ * Parses and validates one message of the partials topic; a malformed one is a poison record.
+ * Bounded: the byte size is checked before anything is parsed (PARTIALS_MAX_BYTES), then every
+ * count, length and name (the PARTIALS_MAX_* limits above).
+ */
 export function decodePartials(value: Buffer | null): PartialsMessage {
   if (value === null) throw bad('empty value');
+  if (value.length > PARTIALS_MAX_BYTES) {
+    throw bad(`value of ${value.length} bytes exceeds the limit of ${PARTIALS_MAX_BYTES}`);
+  }
   let json: unknown;
   try {
     json = JSON.parse(value.toString('utf8'));
   } catch {
     throw bad('value is not JSON');
   }
-  if (typeof json !== 'object' || json === null) throw bad('expected an object');
-  const o = json as Record<string, unknown>;
+  if (!isObject(json)) throw bad('expected an object');
+  const o = json;
   if (o.format !== PARTIALS_FORMAT) throw bad(`format must be ${PARTIALS_FORMAT}`);
   const source = sourceOf(o.source);
   if (!isInt(o.windowStart) || !isInt(o.windowEnd) || o.windowEnd <= o.windowStart) throw bad('bad window bounds');
   if (o.type === 'closed') {
     if (!Array.isArray(o.models)) throw bad('models must be an array');
+    if (o.models.length > PARTIALS_MAX_MODELS) throw bad(`models: more than ${PARTIALS_MAX_MODELS} entries`);
     const models = o.models.map((m: unknown) => {
-      const mm = m as Record<string, unknown> | null;
-      if (mm === null || typeof mm !== 'object' || !isString(mm.model) || !isString(mm.version)) {
-        throw bad('models entries must be { model, version }');
-      }
-      return { model: mm.model, version: mm.version };
+      if (!isObject(m)) throw bad('models entries must be { model, version }');
+      return { model: name(m.model, 'models[].model'), version: name(m.version, 'models[].version') };
     });
     if (!isInt(o.closedUntil) || o.closedUntil < o.windowEnd) throw bad('closedUntil must be an integer >= windowEnd');
     return {
@@ -177,22 +236,21 @@ export function decodePartials(value: Buffer | null): PartialsMessage {
     };
   }
   if (o.type !== 'partial') throw bad('type must be "partial" or "closed"');
-  if (!isString(o.model) || !isString(o.version) || !isString(o.referenceId))
-    throw bad('model, version, referenceId must be strings');
+  const model = name(o.model, 'model');
+  const version = name(o.version, 'version');
+  const referenceId = name(o.referenceId, 'referenceId');
   if (!isCount(o.events) || !isCount(o.late)) throw bad('events and late must be counts');
-  if (typeof o.summaries !== 'object' || o.summaries === null) throw bad('summaries must be an object');
   return {
     type: 'partial',
     format: PARTIALS_FORMAT,
     source,
-    model: o.model,
-    version: o.version,
-    referenceId: o.referenceId,
+    model,
+    version,
+    referenceId,
     windowStart: o.windowStart,
     windowEnd: o.windowEnd,
     events: o.events,
     late: o.late,
-    // Each summary is validated against its profile when merged (summaryFromJSON).
-    summaries: o.summaries as Record<string, SummaryJson>,
+    summaries: summariesOf(o.summaries),
   };
 }

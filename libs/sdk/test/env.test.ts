@@ -21,8 +21,9 @@ describe('SDK connection settings', () => {
         clientId: 'shop',
         ssl: true,
         sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'p' },
+        deadLetter: { maxBatchBytes: 524_288, maxBatchRecords: 1_000 },
       },
-      registry: { url: 'https://registry.example/apis/ccompat/v7', username: 'r' },
+      registry: { url: 'https://registry.example/apis/ccompat/v7', username: 'r', timeoutMs: 10_000 },
     });
   });
 

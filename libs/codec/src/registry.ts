@@ -1,0 +1,177 @@
+import { DriftlineError, PoisonRecordError } from '@driftline/core';
+
+/** Default bound on every Schema Registry call; see DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT. */
+export const DEFAULT_REGISTRY_TIMEOUT_MS = 10_000;
+
+export interface RegistryConfig {
+  /** Base URL of the Confluent-compatible API (for Apicurio: `http://host:port/apis/ccompat/v7`). */
+  readonly url: string;
+  readonly username?: string;
+  readonly password?: string;
+  /** Bound on each call in ms (default 10 s): a call that exceeds it fails as retriable `TIMEOUT`. */
+  readonly timeoutMs?: number;
+}
+
+/** Confluent error code of "schema not found" (an unknown schema id). */
+const SCHEMA_NOT_FOUND = 40403;
+/** Confluent error codes of "subject not found" and "subject has no compatibility config". */
+const SUBJECT_NOT_FOUND = new Set([40401, 40408]);
+const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
+
+interface Answer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+function errorCodeOf(body: unknown): number | undefined {
+  const code = (body as { error_code?: unknown } | null)?.error_code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function messageOf(answer: Answer): string {
+  const message = (answer.body as { message?: unknown } | null)?.message;
+  return `HTTP ${answer.status}${typeof message === 'string' ? `: ${message}` : ''}`;
+}
+
+/**
+ * The few calls of the Confluent-compatible API the codec needs, over fetch, each bounded by a
+ * timeout and classified by what went wrong — not by what an HTTP client library makes of it:
+ *
+ * - no answer (refused, reset, DNS, TLS, any transport failure) → retriable `SOURCE_UNAVAILABLE`;
+ * - no answer in time → retriable `TIMEOUT`;
+ * - 5xx, 429, 408 and auth failures (401, 403: the record is not at fault) → retriable;
+ * - 404 with Confluent code 40403 on a schema id → `PoisonRecordError` (`DECODE_FAILED`): the
+ *   record names a schema the registry does not know; a 404 without that code (a wrong base URL)
+ *   is retriable and says so;
+ * - 409 on registration → `SCHEMA_INCOMPATIBLE`; other 4xx on registration → not retriable.
+ */
+export class RegistryClient {
+  private readonly base: string;
+  private readonly authorization: string | undefined;
+  readonly timeoutMs: number;
+
+  constructor(config: RegistryConfig) {
+    this.base = config.url.replace(/\/+$/, '');
+    this.authorization =
+      config.username === undefined
+        ? undefined
+        : `Basic ${Buffer.from(`${config.username}:${config.password ?? ''}`).toString('base64')}`;
+    this.timeoutMs = config.timeoutMs ?? DEFAULT_REGISTRY_TIMEOUT_MS;
+  }
+
+  /** The writer schema (JSON text) of a schema id. */
+  async schemaById(id: number): Promise<string> {
+    const action = `fetching schema id ${id}`;
+    const answer = await this.call(action, 'GET', `/schemas/ids/${id}`);
+    if (answer.status === 200) {
+      const schema = (answer.body as { schema?: unknown } | null)?.schema;
+      if (typeof schema === 'string') return schema;
+      throw unavailable(`${action}: the registry's answer has no schema`);
+    }
+    if (answer.status === 404 && errorCodeOf(answer.body) === SCHEMA_NOT_FOUND) {
+      throw new PoisonRecordError('DECODE_FAILED', `schema id ${id} is unknown to the registry`, {
+        details: { schemaId: id },
+      });
+    }
+    throw failure(action, answer, true);
+  }
+
+  /**
+   * Registers `schema` under `subject` and returns its id. A subject registered for the first time
+   * gets `compatibility`; an existing subject must already have it.
+   */
+  async register(subject: string, schema: string, compatibility: string): Promise<number> {
+    const action = `registering ${subject}`;
+    const path = `/config/${encodeURIComponent(subject)}`;
+    const config = await this.call(action, 'GET', path);
+    let first = false;
+    if (config.status === 200) {
+      const level = (config.body as { compatibilityLevel?: unknown } | null)?.compatibilityLevel;
+      if (typeof level === 'string' && level.toUpperCase() !== compatibility) {
+        throw new DriftlineError(
+          'SCHEMA_INCOMPATIBLE',
+          `${action}: the subject's compatibility is ${level.toUpperCase()}, expected ${compatibility}`,
+        );
+      }
+    } else if (config.status === 404 && SUBJECT_NOT_FOUND.has(errorCodeOf(config.body) ?? 0)) {
+      first = true;
+    } else {
+      throw failure(action, config, false);
+    }
+    const registered = await this.call(action, 'POST', `/subjects/${encodeURIComponent(subject)}/versions`, {
+      schema,
+    });
+    const id = (registered.body as { id?: unknown } | null)?.id;
+    if (registered.status !== 200 || typeof id !== 'number') throw failure(action, registered, false);
+    if (first) {
+      const updated = await this.call(action, 'PUT', path, { compatibility });
+      if (updated.status !== 200) throw failure(action, updated, false);
+    }
+    return id;
+  }
+
+  private async call(action: string, method: string, path: string, body?: object): Promise<Answer> {
+    const headers: Record<string, string> = { accept: CONTENT_TYPE };
+    if (this.authorization !== undefined) headers.authorization = this.authorization;
+    if (body !== undefined) headers['content-type'] = CONTENT_TYPE;
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    try {
+      const response = await fetch(`${this.base}${path}`, {
+        method,
+        headers,
+        signal,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await response.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // Not JSON (a proxy's error page): keep the text; the status decides.
+      }
+      return { status: response.status, body: parsed };
+    } catch (error) {
+      throw transportFailure(action, error, this.timeoutMs);
+    }
+  }
+}
+
+function unavailable(message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  return new DriftlineError('SOURCE_UNAVAILABLE', message, { ...options, retriable: true });
+}
+
+/** fetch threw: the registry gave no answer (timeout, refused, reset, DNS, TLS). Always retriable. */
+function transportFailure(action: string, error: unknown, timeoutMs: number): DriftlineError {
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    return new DriftlineError('TIMEOUT', `${action}: no answer from the Schema Registry within ${timeoutMs} ms`, {
+      cause: error,
+      retriable: true,
+    });
+  }
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  const code = (cause as { code?: unknown } | null)?.code;
+  const reason = cause instanceof Error ? cause.message : error instanceof Error ? error.message : String(error);
+  return unavailable(`${action}: Schema Registry unreachable (${reason})`, {
+    cause: error,
+    ...(typeof code === 'string' ? { details: { cause: code } } : {}),
+  });
+}
+
+/** The registry answered with an error status. */
+function failure(action: string, answer: Answer, lookup: boolean): DriftlineError {
+  const { status } = answer;
+  const message = `${action}: ${messageOf(answer)}`;
+  const details = { status, errorCode: errorCodeOf(answer.body) };
+  if (status === 409) return new DriftlineError('SCHEMA_INCOMPATIBLE', message, { details });
+  if (status >= 500 || status === 429 || status === 408 || status === 401 || status === 403) {
+    return unavailable(message, { details });
+  }
+  if (status === 404 && errorCodeOf(answer.body) === undefined) {
+    return unavailable(`${message} (not a Schema Registry answer: check DRIFTLINE_SCHEMA_REGISTRY_URL)`, {
+      details,
+    });
+  }
+  // A look-up on behalf of a record never blames the record for anything but an unknown id.
+  return new DriftlineError(lookup ? 'SOURCE_UNAVAILABLE' : 'INTERNAL', message, { details, retriable: lookup });
+}

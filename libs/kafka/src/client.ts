@@ -13,6 +13,7 @@ export interface KafkaClient {
 }
 
 const clients = new WeakMap<KafkaClient, Kafka>();
+const deadLetterConfig = new WeakMap<KafkaClient, NonNullable<KafkaConfig['deadLetter']>>();
 
 /** Routes kafkajs' own logs into our structured logger (kafkajs logs error-level noise during rebalances). */
 function logCreatorFor(logger: Logger) {
@@ -37,7 +38,13 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLo
   });
   const client: KafkaClient = Object.freeze({ clientId: config.clientId, brokers: [...config.brokers] });
   clients.set(client, kafka);
+  if (config.deadLetter !== undefined) deadLetterConfig.set(client, config.deadLetter);
   return client;
+}
+
+/** The dead-letter bounds configured on a handle, if any (package-internal). */
+export function deadLetterConfigOf(client: KafkaClient): KafkaConfig['deadLetter'] {
+  return deadLetterConfig.get(client);
 }
 
 /** The kafkajs client behind a handle (package-internal: not exported from the index). */

@@ -9,6 +9,10 @@ export const kafkaEnvShape = {
   DRIFTLINE_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
   DRIFTLINE_KAFKA_SASL_USERNAME: envField.string().optional(),
   DRIFTLINE_KAFKA_SASL_PASSWORD: envField.string().optional(),
+  /** Bytes of one dead-letter produce request, and so the largest dead letter (larger ones are truncated). */
+  DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES: envField.int(16 * 1024, 64 * 1024 * 1024).default(512 * 1024),
+  /** Records of one dead-letter produce request. */
+  DRIFTLINE_KAFKA_DLQ_MAX_BATCH_RECORDS: envField.int(1, 100_000).default(1_000),
 };
 
 export interface KafkaConfig {
@@ -20,17 +24,24 @@ export interface KafkaConfig {
     readonly username: string;
     readonly password: string;
   };
+  /** Bounds of the consumer loop's dead-letter sends; defaults when absent (see dead-letters.ts). */
+  readonly deadLetter?: { readonly maxBatchBytes: number; readonly maxBatchRecords: number };
 }
 
 type KafkaEnv = z.infer<z.ZodObject<typeof kafkaEnvShape>>;
 
 export function toKafkaConfig(env: KafkaEnv): KafkaConfig {
   const mechanism = env.DRIFTLINE_KAFKA_SASL_MECHANISM;
+  const deadLetter = {
+    maxBatchBytes: env.DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES,
+    maxBatchRecords: env.DRIFTLINE_KAFKA_DLQ_MAX_BATCH_RECORDS,
+  };
   if (mechanism === undefined)
     return {
       brokers: env.DRIFTLINE_KAFKA_BROKERS,
       clientId: env.DRIFTLINE_KAFKA_CLIENT_ID,
       ssl: env.DRIFTLINE_KAFKA_SSL,
+      deadLetter,
     };
   if (env.DRIFTLINE_KAFKA_SASL_USERNAME === undefined) {
     throw new ConfigError(
@@ -49,5 +60,6 @@ export function toKafkaConfig(env: KafkaEnv): KafkaConfig {
     clientId: env.DRIFTLINE_KAFKA_CLIENT_ID,
     ssl: env.DRIFTLINE_KAFKA_SSL,
     sasl: { mechanism, username: env.DRIFTLINE_KAFKA_SASL_USERNAME, password: env.DRIFTLINE_KAFKA_SASL_PASSWORD },
+    deadLetter,
   };
 }

@@ -5,9 +5,11 @@ import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
 import { adminBackoff, isTransient } from './admin.js';
 import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { deliverWithBisect } from './bisect.js';
-import { type KafkaClient, kafkajsOf } from './client.js';
+import { deadLetterConfigOf, type KafkaClient, kafkajsOf } from './client.js';
+import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
 import type { EventProducer } from './producer.js';
 import {
+  capText,
   type DeadLetter,
   type DecodedRecord,
   deadLetterMessage,
@@ -60,7 +62,13 @@ export interface ConsumerOptions<T> {
   readonly sessionTimeoutMs?: number;
   /** Partitions processed concurrently by this instance (each still strictly in order). */
   readonly partitionsConsumedConcurrently?: number;
+  /**
+   * Fetch size per partition (default 1 MiB). A soft limit: a record larger than it is still
+   * fetched (the broker always returns at least the first record batch), it is never unfetchable.
+   */
   readonly maxBytesPerPartition?: number;
+  /** Bounds of dead-letter sends; defaults from the client's config, then `defaultDeadLetterLimits`. */
+  readonly deadLetter?: Partial<DeadLetterLimits>;
 }
 
 export interface ConsumerHandle {
@@ -92,6 +100,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   const { kafka, groupId, processor, producer, registry } = options;
   const logger = options.logger.child({ component: 'consumer', group: groupId });
   const policy = options.backoff ?? defaultBackoff;
+  const deadLetterLimits: DeadLetterLimits = {
+    ...defaultDeadLetterLimits,
+    ...deadLetterConfigOf(kafka),
+    ...options.deadLetter,
+  };
   const metrics = {
     in: counter(registry, 'driftline_records_in_total', 'Records received from Kafka', ['topic']),
     out: counter(registry, 'driftline_records_out_total', 'Records accepted by the sink and committed', ['topic']),
@@ -185,14 +198,24 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     );
     if (dead.length > 0) {
       const now = Date.now();
-      await producer.send(
-        `${batch.topic}.dlq`,
-        dead.map((d) => deadLetterMessage(d, groupId, now)),
+      // Bounded produce requests; a record too large for the DLQ lands there truncated (flagged).
+      // A DLQ outage throws a retriable error: the batch is retried and nothing is committed.
+      await sendDeadLetters(
+        dead,
+        (d, bounds) => deadLetterMessage(d, groupId, now, bounds),
+        (messages) => producer.send(`${batch.topic}.dlq`, messages),
+        deadLetterLimits,
       );
       for (const d of dead) {
         metrics.dlq.inc({ topic: batch.topic, code: d.code });
         logger.warn(
-          { topic: batch.topic, partition: batch.partition, offset: d.record.offset, code: d.code, reason: d.reason },
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: d.record.offset,
+            code: d.code,
+            reason: capText(d.reason, deadLetterLimits.maxReasonBytes),
+          },
           `record sent to ${batch.topic}.dlq`,
         );
       }

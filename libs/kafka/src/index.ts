@@ -20,6 +20,7 @@ export {
   type ProcessResult,
   startConsumer,
 } from './consumer.js';
+export type { DeadLetterLimits } from './dead-letters.js';
 export { createProducer, type EventProducer } from './producer.js';
 export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';
 export {

@@ -5,9 +5,36 @@ import { type KafkaClient, kafkajsOf } from './client.js';
 import type { OutboundMessage } from './records.js';
 
 export interface EventProducer {
-  /** Sends and resolves once every replica in sync has the messages (acks=all). */
+  /**
+   * Sends and resolves once every replica in sync has the messages (acks=all). A broker or
+   * network failure is a retriable `SINK_UNAVAILABLE`; messages the broker refuses as too large
+   * (`MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`) are a non-retriable `SINK_REJECTED`.
+   */
   send(topic: string, messages: readonly OutboundMessage[]): Promise<void>;
   disconnect(): Promise<void>;
+}
+
+const TOO_LARGE_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/** The broker's "too large" answer inside a client error (wrapped by the client's retrier), if any. */
+function tooLargeType(error: unknown, depth = 0): string | undefined {
+  if (error === null || typeof error !== 'object' || depth > 4) return undefined;
+  const e = error as { type?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
+  if (typeof e.type === 'string' && TOO_LARGE_TYPES.has(e.type)) return e.type;
+  for (const inner of [e.cause, e.originalError, ...(Array.isArray(e.errors) ? e.errors : [])]) {
+    const found = tooLargeType(inner, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** True when a send failed because the broker refused the messages as too large (not retriable as they are). */
+export function isTooLarge(error: unknown): boolean {
+  return (
+    error instanceof DriftlineError &&
+    !error.retriable &&
+    TOO_LARGE_TYPES.has(String((error.details as { kafkaError?: unknown }).kafkaError))
+  );
 }
 
 /**
@@ -49,6 +76,19 @@ export async function createProducer(
           })),
         });
       } catch (error) {
+        const type = tooLargeType(error);
+        // The broker refuses these messages as they are: retrying them unchanged can never succeed.
+        if (type !== undefined) {
+          throw new DriftlineError(
+            'SINK_REJECTED',
+            `producing to ${topic} refused (${type}): ${(error as Error).message}`,
+            {
+              cause: error,
+              retriable: false,
+              details: { kafkaError: type },
+            },
+          );
+        }
         throw new DriftlineError('SINK_UNAVAILABLE', `producing to ${topic} failed: ${(error as Error).message}`, {
           cause: error,
           retriable: true,

@@ -51,19 +51,125 @@ export const DLQ_HEADERS = {
   offset: 'driftline.dlq.source.offset',
   group: 'driftline.dlq.consumer.group',
   failedAt: 'driftline.dlq.failed.at',
+  /** Present only when the record was too large for the DLQ: the original value's size in bytes. */
+  truncated: 'driftline.dlq.truncated',
+  /** With `truncated`, when the key had to be cut too: the original key's size in bytes. */
+  truncatedKey: 'driftline.dlq.truncated.key',
+  /** With `truncated`, when the original headers had to be dropped: how many there were. */
+  droppedHeaders: 'driftline.dlq.truncated.headers',
 } as const;
 
-/** Builds the dead-letter message for a record: original bytes plus the reason in headers. */
-export function deadLetterMessage(letter: DeadLetter, group: string, now: number): OutboundMessage {
+/** Default cap of the `driftline.dlq.reason` header, in UTF-8 bytes. */
+export const DEFAULT_MAX_REASON_BYTES = 1_024;
+
+// Upper bounds of Kafka's record format v2 framing: a record's varints (length, timestamp and
+// offset deltas, key and value lengths, header count) and each header's two length varints.
+const RECORD_OVERHEAD = 36;
+const HEADER_OVERHEAD = 10;
+/** Size of a record batch header (format v2): 61 bytes, rounded up. */
+export const BATCH_OVERHEAD = 64;
+
+function byteLength(value: Buffer | string | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+function headersSize(headers: Readonly<Record<string, Buffer | string>>): number {
+  let size = 0;
+  for (const [name, value] of Object.entries(headers)) size += HEADER_OVERHEAD + byteLength(name) + byteLength(value);
+  return size;
+}
+
+/** An upper bound of a message's size inside a record batch (uncompressed), in bytes. */
+export function messageSize(message: OutboundMessage): number {
+  return (
+    RECORD_OVERHEAD +
+    byteLength(message.key) +
+    byteLength(message.value) +
+    (message.headers === undefined ? 0 : headersSize(message.headers))
+  );
+}
+
+/** Cuts bytes at a UTF-8 character boundary at or before `maxBytes`. */
+function utf8Prefix(bytes: Buffer, maxBytes: number): string {
+  let end = Math.max(0, Math.min(maxBytes, bytes.length));
+  while (end > 0 && end < bytes.length && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
+}
+
+/**
+ * Caps a text at `maxBytes` UTF-8 bytes (never splitting a character); a capped text ends with
+ * `…(truncated, N bytes)` naming the original size.
+ */
+export function capText(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  const suffix = `…(truncated, ${bytes.length} bytes)`;
+  return utf8Prefix(bytes, maxBytes - Buffer.byteLength(suffix)) + suffix;
+}
+
+export interface DeadLetterBounds {
+  /** Largest dead-letter record, in bytes (framing included); a larger record is truncated. */
+  readonly maxRecordBytes: number;
+  /** Cap of the reason header, in UTF-8 bytes. */
+  readonly maxReasonBytes: number;
+}
+
+const unbounded: DeadLetterBounds = {
+  maxRecordBytes: Number.MAX_SAFE_INTEGER,
+  maxReasonBytes: DEFAULT_MAX_REASON_BYTES,
+};
+
+/**
+ * Builds the dead-letter message for a record: original bytes plus the reason in headers.
+ * A record larger than `maxRecordBytes` is truncated so it still fits in the DLQ: its value is
+ * cut to its first bytes and `driftline.dlq.truncated` holds the original value size; when the
+ * key and headers alone do not fit either, the original headers are dropped and the key is cut
+ * (`driftline.dlq.truncated.headers`, `.key`). The driftline headers are always kept.
+ */
+export function deadLetterMessage(
+  letter: DeadLetter,
+  group: string,
+  now: number,
+  bounds: DeadLetterBounds = unbounded,
+): OutboundMessage {
   const { record } = letter;
-  const headers: Record<string, Buffer | string> = {};
-  for (const [name, value] of Object.entries(record.headers)) if (value !== undefined) headers[name] = value;
-  headers[DLQ_HEADERS.reason] = letter.reason;
-  headers[DLQ_HEADERS.code] = letter.code;
-  headers[DLQ_HEADERS.topic] = record.topic;
-  headers[DLQ_HEADERS.partition] = String(record.partition);
-  headers[DLQ_HEADERS.offset] = record.offset;
-  headers[DLQ_HEADERS.group] = group;
-  headers[DLQ_HEADERS.failedAt] = new Date(now).toISOString();
-  return { key: record.key, value: record.value, headers };
+  const own: Record<string, string> = {
+    [DLQ_HEADERS.reason]: capText(letter.reason, bounds.maxReasonBytes),
+    [DLQ_HEADERS.code]: letter.code,
+    [DLQ_HEADERS.topic]: record.topic,
+    [DLQ_HEADERS.partition]: String(record.partition),
+    [DLQ_HEADERS.offset]: record.offset,
+    [DLQ_HEADERS.group]: group,
+    [DLQ_HEADERS.failedAt]: new Date(now).toISOString(),
+  };
+  const original: Record<string, Buffer | string> = {};
+  for (const [name, value] of Object.entries(record.headers)) if (value !== undefined) original[name] = value;
+  const whole: OutboundMessage = { key: record.key, value: record.value, headers: { ...original, ...own } };
+  if (messageSize(whole) <= bounds.maxRecordBytes) return whole;
+
+  const valueBytes = byteLength(record.value);
+  // Room for the flag headers this truncation adds (names and decimal sizes).
+  const flags = 3 * (HEADER_OVERHEAD + 40);
+  const withoutValue = messageSize({ ...whole, value: null }) + flags;
+  if (withoutValue <= bounds.maxRecordBytes) {
+    return {
+      key: record.key,
+      value: record.value === null ? null : record.value.subarray(0, bounds.maxRecordBytes - withoutValue),
+      headers: { ...original, ...own, [DLQ_HEADERS.truncated]: String(valueBytes) },
+    };
+  }
+  // The key and headers alone are too large: keep only driftline's headers, cut the key, then the value.
+  const headers: Record<string, string> = { ...own, [DLQ_HEADERS.truncated]: String(valueBytes) };
+  const droppedHeaders = Object.keys(original).length;
+  if (droppedHeaders > 0) headers[DLQ_HEADERS.droppedHeaders] = String(droppedHeaders);
+  const keyBytes = byteLength(record.key);
+  let room = Math.max(0, bounds.maxRecordBytes - RECORD_OVERHEAD - headersSize(headers) - flags);
+  let key = record.key;
+  if (key !== null && keyBytes > room) {
+    key = key.subarray(0, room);
+    headers[DLQ_HEADERS.truncatedKey] = String(keyBytes);
+  }
+  room -= byteLength(key);
+  return { key, value: record.value === null ? null : record.value.subarray(0, room), headers };
 }

@@ -5,7 +5,27 @@ import { kafkaEnvShape, toKafkaConfig } from '../src/config.js';
 describe('kafka config', () => {
   it('parses brokers and defaults', () => {
     const env = parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'a:9092, b:9092' });
-    expect(toKafkaConfig(env)).toEqual({ brokers: ['a:9092', 'b:9092'], clientId: 'driftline', ssl: false });
+    expect(toKafkaConfig(env)).toEqual({
+      brokers: ['a:9092', 'b:9092'],
+      clientId: 'driftline',
+      ssl: false,
+      deadLetter: { maxBatchBytes: 524_288, maxBatchRecords: 1_000 },
+    });
+  });
+
+  it('bounds the dead-letter batches and names the variable out of range', () => {
+    const env = parseEnv(kafkaEnvShape, {
+      DRIFTLINE_KAFKA_BROKERS: 'a:1',
+      DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES: '65536',
+      DRIFTLINE_KAFKA_DLQ_MAX_BATCH_RECORDS: '200',
+    });
+    expect(toKafkaConfig(env).deadLetter).toEqual({ maxBatchBytes: 65_536, maxBatchRecords: 200 });
+    expect(() =>
+      parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'a:1', DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES: '100' }),
+    ).toThrow(/^DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES: /);
+    expect(() =>
+      parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'a:1', DRIFTLINE_KAFKA_DLQ_MAX_BATCH_RECORDS: '0' }),
+    ).toThrow(/^DRIFTLINE_KAFKA_DLQ_MAX_BATCH_RECORDS: /);
   });
 
   it('names the variable that is wrong', () => {

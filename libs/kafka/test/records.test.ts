@@ -1,7 +1,14 @@
 import { DriftlineError, PoisonRecordError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import { deliverWithBisect } from '../src/bisect.js';
-import { type DecodedRecord, DLQ_HEADERS, deadLetterMessage, type InboundRecord } from '../src/records.js';
+import {
+  capText,
+  type DecodedRecord,
+  DLQ_HEADERS,
+  deadLetterMessage,
+  type InboundRecord,
+  messageSize,
+} from '../src/records.js';
 
 function record(offset: number): InboundRecord {
   return {
@@ -30,6 +37,93 @@ describe('deadLetterMessage', () => {
       [DLQ_HEADERS.group]: 'g1',
       [DLQ_HEADERS.failedAt]: '1970-01-01T00:00:00.000Z',
     });
+  });
+});
+
+describe('capText', () => {
+  it('leaves a short text alone', () => {
+    expect(capText('short', 1024)).toBe('short');
+  });
+
+  it('caps at the byte bound, never splits a character, and names the original size', () => {
+    const long = `x${'é'.repeat(5_000)}`; // 10,001 bytes
+    const capped = capText(long, 1024);
+    expect(Buffer.byteLength(capped)).toBeLessThanOrEqual(1024);
+    expect(Buffer.byteLength(capped)).toBeGreaterThan(1000);
+    expect(capped).not.toContain('\uFFFD');
+    expect(capped.endsWith('…(truncated, 10001 bytes)')).toBe(true);
+    expect(capped.startsWith('xéé')).toBe(true);
+  });
+});
+
+describe('deadLetterMessage bounds', () => {
+  const bounds = { maxRecordBytes: 4_096, maxReasonBytes: 256 };
+  const big = (value: Buffer, extra: Partial<InboundRecord> = {}): InboundRecord => ({ ...record(1), value, ...extra });
+
+  it('caps the reason header', () => {
+    const msg = deadLetterMessage(
+      { record: record(1), code: 'DECODE_FAILED', reason: 'r'.repeat(10_000) },
+      'g',
+      0,
+      bounds,
+    );
+    const reason = String(msg.headers?.[DLQ_HEADERS.reason]);
+    expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(256);
+    expect(reason).toMatch(/^r+…\(truncated, 10000 bytes\)$/);
+    expect(msg.headers?.[DLQ_HEADERS.truncated]).toBeUndefined();
+  });
+
+  it('keeps a record that fits whole, without the flag', () => {
+    const value = Buffer.alloc(3_000, 1);
+    const msg = deadLetterMessage({ record: big(value), code: 'DECODE_FAILED', reason: 'bad' }, 'g', 0, bounds);
+    expect(msg.value).toEqual(value);
+    expect(msg.headers?.[DLQ_HEADERS.truncated]).toBeUndefined();
+    expect(messageSize(msg)).toBeLessThanOrEqual(bounds.maxRecordBytes);
+  });
+
+  it('truncates a value too large for the DLQ to its first bytes and flags the original size', () => {
+    const value = Buffer.from(Array.from({ length: 2 * 1024 * 1024 }, (_, i) => i % 251));
+    const msg = deadLetterMessage({ record: big(value), code: 'DECODE_FAILED', reason: 'bad' }, 'g', 0, bounds);
+    expect(messageSize(msg)).toBeLessThanOrEqual(bounds.maxRecordBytes);
+    expect(msg.headers?.[DLQ_HEADERS.truncated]).toBe(String(value.length));
+    expect(msg.value!.length).toBeGreaterThan(3_000);
+    expect(msg.value!.equals(value.subarray(0, msg.value!.length))).toBe(true);
+    expect(msg.key).toEqual(Buffer.from('k1'));
+    expect(msg.headers).toMatchObject({ trace: Buffer.from('abc'), [DLQ_HEADERS.offset]: '1' });
+  });
+
+  it('drops the original headers and cuts the key when they alone do not fit', () => {
+    const key = Buffer.alloc(10_000, 'k');
+    const headers = { huge: Buffer.alloc(10_000, 'h'), small: Buffer.from('s') };
+    const value = Buffer.alloc(10_000, 'v');
+    const msg = deadLetterMessage(
+      { record: big(value, { key, headers }), code: 'VALIDATION_FAILED', reason: 'bad' },
+      'g',
+      0,
+      bounds,
+    );
+    expect(messageSize(msg)).toBeLessThanOrEqual(bounds.maxRecordBytes);
+    expect(msg.headers).toMatchObject({
+      [DLQ_HEADERS.truncated]: '10000',
+      [DLQ_HEADERS.truncatedKey]: '10000',
+      [DLQ_HEADERS.droppedHeaders]: '2',
+      [DLQ_HEADERS.reason]: 'bad',
+      [DLQ_HEADERS.code]: 'VALIDATION_FAILED',
+    });
+    expect(msg.headers?.huge).toBeUndefined();
+    expect((msg.key as Buffer).equals(key.subarray(0, (msg.key as Buffer).length))).toBe(true);
+  });
+
+  it('keeps a null value null', () => {
+    const key = Buffer.alloc(10_000, 'k');
+    const msg = deadLetterMessage(
+      { record: big(Buffer.alloc(0), { key, value: null }), code: 'DECODE_FAILED', reason: 'x' },
+      'g',
+      0,
+      bounds,
+    );
+    expect(msg.value).toBeNull();
+    expect(messageSize(msg)).toBeLessThanOrEqual(bounds.maxRecordBytes);
   });
 });
 

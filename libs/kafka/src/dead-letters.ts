@@ -1,0 +1,104 @@
+import { DriftlineError } from '@driftline/core';
+import { isTooLarge } from './producer.js';
+import {
+  BATCH_OVERHEAD,
+  DEFAULT_MAX_REASON_BYTES,
+  type DeadLetter,
+  type DeadLetterBounds,
+  messageSize,
+  type OutboundMessage,
+} from './records.js';
+
+/** Bounds of the dead-letter path (`DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES`, `_MAX_BATCH_RECORDS`). */
+export interface DeadLetterLimits {
+  /**
+   * Bytes of one dead-letter produce request, and so the largest dead letter: a larger record
+   * lands in the DLQ truncated. Well under the broker's default `message.max.bytes` (1 MiB).
+   */
+  readonly maxBatchBytes: number;
+  /** Records of one dead-letter produce request. */
+  readonly maxBatchRecords: number;
+  /** Cap of the `driftline.dlq.reason` header, in UTF-8 bytes. */
+  readonly maxReasonBytes: number;
+}
+
+export const defaultDeadLetterLimits: DeadLetterLimits = {
+  maxBatchBytes: 512 * 1024,
+  maxBatchRecords: 1_000,
+  maxReasonBytes: DEFAULT_MAX_REASON_BYTES,
+};
+
+/** The smallest record budget tried when the DLQ topic refuses even a truncated dead letter. */
+const MIN_RECORD_BYTES = 4 * 1024;
+
+/**
+ * Splits items of the given sizes into consecutive runs of at most `maxCount` items and
+ * `maxBytes` bytes (an item larger than `maxBytes` alone is a run of its own). Returns [start, end).
+ */
+export function boundedRuns(
+  sizes: readonly number[],
+  maxCount: number,
+  maxBytes: number,
+): Array<readonly [number, number]> {
+  const runs: Array<readonly [number, number]> = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    const size = sizes[i]!;
+    if (i > start && (i - start >= maxCount || bytes + size > maxBytes)) {
+      runs.push([start, i]);
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (sizes.length > start) runs.push([start, sizes.length]);
+  return runs;
+}
+
+/**
+ * Sends dead letters in bounded produce requests. A request the broker refuses as too large
+ * (`MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`: never retried as such) is split in halves; a
+ * single dead letter still refused is rebuilt with a smaller budget (truncated further) down to
+ * 4 KiB. Any other failure (the DLQ is unavailable) is rethrown: the caller retries the batch and
+ * commits nothing. Resolves once every dead letter is acknowledged.
+ */
+export async function sendDeadLetters(
+  letters: readonly DeadLetter[],
+  build: (letter: DeadLetter, bounds: DeadLetterBounds) => OutboundMessage,
+  send: (messages: readonly OutboundMessage[]) => Promise<void>,
+  limits: DeadLetterLimits,
+): Promise<void> {
+  const maxRecordBytes = Math.max(MIN_RECORD_BYTES, limits.maxBatchBytes - BATCH_OVERHEAD);
+  const bounds = (maxRecordBytes: number): DeadLetterBounds => ({
+    maxRecordBytes,
+    maxReasonBytes: limits.maxReasonBytes,
+  });
+  const messages = letters.map((letter) => build(letter, bounds(maxRecordBytes)));
+  const runs = boundedRuns(messages.map(messageSize), limits.maxBatchRecords, limits.maxBatchBytes - BATCH_OVERHEAD);
+
+  async function deliver(from: number, to: number, budget: number, batch: readonly OutboundMessage[]): Promise<void> {
+    try {
+      await send(batch);
+    } catch (error) {
+      if (!isTooLarge(error)) throw error;
+      if (to - from > 1) {
+        const middle = from + Math.ceil((to - from) / 2);
+        await deliver(from, middle, budget, batch.slice(0, middle - from));
+        await deliver(middle, to, budget, batch.slice(middle - from));
+        return;
+      }
+      const smaller = Math.floor(Math.min(budget, messageSize(batch[0]!)) / 4);
+      if (smaller < MIN_RECORD_BYTES) {
+        throw new DriftlineError(
+          'SINK_UNAVAILABLE',
+          `the dead-letter topic refuses even a ${budget}-byte record (raise its max.message.bytes): ${(error as Error).message}`,
+          { cause: error, retriable: true },
+        );
+      }
+      await deliver(from, to, smaller, [build(letters[from]!, bounds(smaller))]);
+    }
+  }
+
+  for (const [from, to] of runs) await deliver(from, to, maxRecordBytes, messages.slice(from, to));
+}

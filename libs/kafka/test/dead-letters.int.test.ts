@@ -1,0 +1,198 @@
+import { PoisonRecordError, silentLogger } from '@driftline/core';
+import { createMetricsRegistry } from '@driftline/observability';
+import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import {
+  type ConsumerHandle,
+  committedOffsets,
+  createProducer,
+  DLQ_HEADERS,
+  ensureTopics,
+  startConsumer,
+} from '../src/index.js';
+
+const stack = inject('stack');
+
+/** Every record is poison: the consumer's whole job here is the dead-letter path. */
+const rejectAll = (reason: (value: string) => string) => ({
+  decode(record: { value: Buffer | null }): never {
+    throw new PoisonRecordError('VALIDATION_FAILED', reason(record.value?.toString() ?? ''));
+  },
+  async process() {
+    throw new Error('unreachable: nothing decodes');
+  },
+});
+
+describe('dead letters against real Kafka', () => {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
+  });
+
+  async function start(group: string, topic: string, processor: ReturnType<typeof rejectAll>) {
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const producer = await createProducer(kafka);
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const handle: ConsumerHandle = await startConsumer<never>({
+      kafka,
+      groupId: group,
+      topics: [topic],
+      producer,
+      logger: silentLogger,
+      registry,
+      backoff: { initialMs: 50, maxMs: 500, multiplier: 2, jitter: 0 },
+      processor,
+    });
+    cleanup.push(async () => {
+      await handle.stop();
+      await producer.disconnect();
+    });
+    return { handle, registry };
+  }
+
+  it('a burst of 6,000 poison records in one batch all reach the DLQ and the offsets commit', async () => {
+    const topic = uniqueName('burst');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    // The DLQ at the broker's defaults (message.max.bytes 1 MiB), as the runner creates it.
+    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    const total = 6_000;
+    const producer = await createProducer(kafka);
+    const messages = Array.from({ length: total }, (_, i) => ({
+      key: `entity-${i}`,
+      value: Buffer.from(`{"view":"undeclared_view","entity":"entity-${i}","n":${i}}`),
+    }));
+    // One produce request, so the consumer gets them in one batch (~0.4 MB, under its fetch size).
+    await producer.send(topic, messages);
+    await producer.disconnect();
+
+    const group = uniqueName('group');
+    const { registry } = await start(
+      group,
+      topic,
+      rejectAll(() => 'feature view "undeclared_view" is not declared in DRIFTLINE_FEATURE_VIEWS'),
+    );
+    await eventually(
+      async () => ((await committedOffsets(kafka, group, topic)).get(0) === BigInt(total) ? true : undefined),
+      60_000,
+      200,
+    );
+    const dead = await readTopic(kafka, `${topic}.dlq`, total, 60_000);
+    expect(dead).toHaveLength(total);
+    expect(new Set(dead.map((d) => d.headers[DLQ_HEADERS.offset]?.toString())).size).toBe(total);
+    expect(dead.every((d) => d.headers[DLQ_HEADERS.truncated] === undefined)).toBe(true);
+    // They came as one batch: one batch completed, none failed and retried.
+    expect(await registry.getSingleMetricAsString('driftline_batch_duration_seconds')).toMatch(
+      /driftline_batch_duration_seconds_count\{[^}]*\} 1$/m,
+    );
+    expect(await registry.getSingleMetricAsString('driftline_records_failed_total')).not.toMatch(/\} \d+$/m);
+  });
+
+  it('a DLQ that is unavailable pauses the partition and commits nothing until it is back', async () => {
+    const topic = uniqueName('dlq-down');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    // No DLQ topic (and no auto-creation): every dead-letter send fails like an outage does.
+    await ensureTopics(kafka, [{ topic }]);
+    const producer = await createProducer(kafka);
+    await producer.send(
+      topic,
+      Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, value: Buffer.from(`v${i}`) })),
+    );
+    await producer.disconnect();
+
+    const group = uniqueName('group');
+    const { handle, registry } = await start(
+      group,
+      topic,
+      rejectAll(() => 'refused'),
+    );
+    await eventually(
+      async () =>
+        /\} [1-9]\d*$/m.test(await registry.getSingleMetricAsString('driftline_records_failed_total'))
+          ? true
+          : undefined,
+      90_000,
+      200,
+    );
+    expect(handle.ready()).toBe(false);
+    expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(-1n);
+
+    await ensureTopics(kafka, [{ topic: `${topic}.dlq` }]);
+    await eventually(
+      async () => ((await committedOffsets(kafka, group, topic)).get(0) === 20n ? true : undefined),
+      90_000,
+      200,
+    );
+    expect(await readTopic(kafka, `${topic}.dlq`, 20)).toHaveLength(20);
+  });
+
+  it('a ~2 MiB poison record lands in a default-sized DLQ truncated, with its original size flagged', async () => {
+    const topic = uniqueName('huge');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    // The source topic accepts 4 MiB records; its DLQ stays at the broker default (1 MiB).
+    await ensureTopics(kafka, [
+      { topic, config: { 'max.message.bytes': String(4 * 1024 * 1024) } },
+      { topic: `${topic}.dlq` },
+    ]);
+    const huge = Buffer.alloc(2 * 1024 * 1024, 'x');
+    const producer = await createProducer(kafka);
+    await producer.send(topic, [
+      { key: 'small-before', value: Buffer.from('tiny') },
+      { key: 'huge', value: huge, headers: { trace: 'keep-me' } },
+      { key: 'small-after', value: Buffer.from('tiny') },
+    ]);
+    await producer.disconnect();
+
+    const group = uniqueName('group');
+    // The consumer's own fetch size stays at its default (1 MiB): the 2 MiB record must still be fetched.
+    await start(
+      group,
+      topic,
+      rejectAll((v) => `value of ${v.length} bytes refused`),
+    );
+    await eventually(
+      async () => ((await committedOffsets(kafka, group, topic)).get(0) === 3n ? true : undefined),
+      60_000,
+      200,
+    );
+    const dead = await readTopic(kafka, `${topic}.dlq`, 3, 60_000);
+    const byKey = new Map(dead.map((d) => [d.key?.toString(), d]));
+    const letter = byKey.get('huge');
+    expect(letter).toBeDefined();
+    expect(letter?.headers[DLQ_HEADERS.truncated]?.toString()).toBe(String(huge.length));
+    expect(letter?.headers[DLQ_HEADERS.reason]?.toString()).toBe(`value of ${huge.length} bytes refused`);
+    expect(letter?.headers.trace?.toString()).toBe('keep-me');
+    expect(letter?.value?.length).toBeGreaterThan(0);
+    expect(letter?.value?.length).toBeLessThan(1024 * 1024);
+    expect(letter?.value?.equals(huge.subarray(0, letter.value.length))).toBe(true);
+    expect(byKey.get('small-before')?.headers[DLQ_HEADERS.truncated]).toBeUndefined();
+    expect(byKey.get('small-after')?.value?.toString()).toBe('tiny');
+  });
+
+  it('caps a very long reason', async () => {
+    const topic = uniqueName('reason');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    const producer = await createProducer(kafka);
+    await producer.send(topic, [{ key: 'a', value: Buffer.from('a') }]);
+    await producer.disconnect();
+
+    const group = uniqueName('group');
+    await start(
+      group,
+      topic,
+      rejectAll(() => `bad: ${'é'.repeat(3 * 1024 * 1024)}`),
+    );
+    await eventually(
+      async () => ((await committedOffsets(kafka, group, topic)).get(0) === 1n ? true : undefined),
+      60_000,
+      200,
+    );
+    const [letter] = await readTopic(kafka, `${topic}.dlq`, 1, 60_000);
+    const reason = letter?.headers[DLQ_HEADERS.reason];
+    expect(reason).toBeDefined();
+    expect(reason!.length).toBeLessThanOrEqual(1024);
+    expect(reason!.toString().startsWith('bad: éé')).toBe(true);
+    expect(reason!.toString()).toMatch(/…\(truncated, \d+ bytes\)$/);
+    expect(reason!.toString()).not.toContain('\uFFFD');
+  });
+});

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import { silentLogger } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, silentLogger } from '@driftline/core';
 import { startFeatureApi, startFeatureApiThread } from '@driftline/feature-api/bench';
 import { startFeatureMaterializer } from '@driftline/feature-materializer/bench';
 import { planWrites, validateFeatureEvent } from '@driftline/features';
@@ -106,6 +106,7 @@ async function throughputRun(
     codec: new SchemaRegistryCodec({ url: endpoints.schemaRegistryUrl }),
     store,
     views,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
     logger: silentLogger,
     registry,
     groupId: `bench-${id()}`,
@@ -175,6 +176,7 @@ async function latencyRun(
     codec: new SchemaRegistryCodec({ url: endpoints.schemaRegistryUrl }),
     store,
     views,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
     logger: silentLogger,
     registry,
     groupId: `bench-${id()}`,
@@ -343,6 +345,7 @@ async function underWriteRun(
     codec: new SchemaRegistryCodec({ url: endpoints.schemaRegistryUrl }),
     store,
     views,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
     logger: silentLogger,
     registry,
     groupId: `bench-${id()}`,

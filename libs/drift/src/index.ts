@@ -1,4 +1,5 @@
 export * from './alert.js';
+export * from './bounds.js';
 export * from './decide.js';
 export * from './merge.js';
 export * from './messages.js';

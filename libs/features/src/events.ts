@@ -1,4 +1,4 @@
-import { PoisonRecordError } from '@driftline/core';
+import { checkEventTime, type EventTimeCheck, PoisonRecordError } from '@driftline/core';
 import type { FeatureEvent, FeatureValue } from '@driftline/schemas';
 import type { FeatureType, FeatureView, FeatureViews } from './views.js';
 
@@ -59,10 +59,16 @@ function describe(value: unknown): string {
 
 /**
  * Checks an event against the views: known view (fed by this topic), non-empty entity and event id,
- * a valid event time, only declared features, each of its declared type. Anything else is a
- * PoisonRecordError (VALIDATION_FAILED) whose message is the DLQ reason.
+ * a valid event time (within `time`'s bounds when given: a µs or far-future time would win every
+ * last-write-wins comparison and freeze the row), only declared features, each of its declared
+ * type. Anything else is a PoisonRecordError (VALIDATION_FAILED) whose message is the DLQ reason.
  */
-export function validateFeatureEvent(views: FeatureViews, event: FeatureEvent, sourceTopic?: string): ValidatedEvent {
+export function validateFeatureEvent(
+  views: FeatureViews,
+  event: FeatureEvent,
+  sourceTopic?: string,
+  time?: EventTimeCheck,
+): ValidatedEvent {
   const view = views.get(event.view);
   if (view === undefined) invalid(`unknown feature view "${event.view}"`);
   if (sourceTopic !== undefined && sourceTopic !== view.source) {
@@ -78,7 +84,8 @@ export function validateFeatureEvent(views: FeatureViews, event: FeatureEvent, s
     invalid(`event_id must be 1..${MAX_EVENT_ID_LENGTH} characters without NUL`);
   }
   const t = event.event_time;
-  if (!Number.isSafeInteger(t) || t < 0) invalid(`event_time ${String(t)} is not a non-negative epoch-ms integer`);
+  if (time !== undefined) checkEventTime(t, time.now, time.bounds);
+  else if (!Number.isSafeInteger(t) || t < 0) invalid(`event_time ${String(t)} is not a non-negative epoch-ms integer`);
   const values: Array<string | undefined> = new Array(view.features.length).fill(undefined);
   for (const name in event.features) {
     const value = event.features[name];

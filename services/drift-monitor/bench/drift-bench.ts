@@ -1,3 +1,4 @@
+import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
 import { flushMessages, PartitionWindows, type ReferenceSet, referenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
@@ -95,6 +96,7 @@ async function valuesPerSecond(ref: ReferenceSet): Promise<number> {
       sourceTopic: 'predictions',
       sourcePartitions: 1,
       mergePartitions: 1,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS, // only decode checks it, and decode is excluded
       emit: async (messages) => {
         for (const m of messages) bytes += m.value.length;
       },

@@ -1,7 +1,8 @@
-import { type Logger, toDriftlineError } from '@driftline/core';
+import { type EventTimeBounds, type Logger, toDriftlineError } from '@driftline/core';
 import {
   buildAlerts,
   type CompletedWindow,
+  checkPartialsTime,
   type DriftThresholds,
   decodePartials,
   featureResults,
@@ -10,6 +11,7 @@ import {
   type PartialsMessage,
   type PrimaryMethod,
   primaryMethodFor,
+  restoredFrontierProblem,
   windowVerdict,
 } from '@driftline/drift';
 import type { BatchProcessor } from '@driftline/kafka';
@@ -24,6 +26,10 @@ export interface MergeDeps {
   readonly progress: ProgressStore;
   readonly group: string;
   readonly idleTimeoutMs: number;
+  /** Window size: a restored window start is checked against the event-time bounds widened by it. */
+  readonly windowMs: number;
+  /** Accepted event times: a partials message or a restored window outside them is refused. */
+  readonly eventTime: EventTimeBounds;
   readonly thresholds: DriftThresholds;
   readonly primary: PrimaryMethod;
   readonly alertShare: number;
@@ -155,7 +161,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
   }
 
   return {
-    decode: (record) => decodePartials(record.value),
+    decode: (record) => checkPartialsTime(decodePartials(record.value), now(), deps.eventTime),
     process(items, ctx) {
       const key = keyOf(ctx.topic, ctx.partition);
       return locked(key, async () => {
@@ -164,7 +170,20 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
         let state = states.get(key);
         if (state === undefined) {
           const restored = await deps.progress.load('merge', deps.group, ctx.topic, ctx.partition);
-          state = new MergeState({ idleTimeoutMs: deps.idleTimeoutMs }, now(), restored?.position);
+          let completedUpTo = restored?.position;
+          const problem =
+            completedUpTo === undefined
+              ? undefined
+              : restoredFrontierProblem(completedUpTo, deps.windowMs, now(), deps.eventTime);
+          if (problem !== undefined) {
+            // Written before event times were bounded: every real window would count as completed.
+            deps.logger.error(
+              { topic: ctx.topic, partition: ctx.partition, position: completedUpTo },
+              `restored drift progress refused and not used (merge): ${problem}`,
+            );
+            completedUpTo = undefined;
+          }
+          state = new MergeState({ idleTimeoutMs: deps.idleTimeoutMs }, now(), completedUpTo);
           states.set(key, state);
         }
         const t = now();

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { checkEventTime } from '@driftline/core';
+import { PARTIALS_MAX_BYTES } from '@driftline/drift';
 import type { ConsumerHandle } from '@driftline/kafka';
 import { contracts, type DriftAlert, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
@@ -10,8 +12,8 @@ import { stageOneProcessor } from './stage-one.js';
 
 /** Internal topic between the stages (with the topic prefix). */
 export const PARTIALS_TOPIC = 'drift.partials.v1';
-/** Large enough for one model's partials: ~11 KB per numeric feature on the default 1000-cut grid. */
-const PARTIALS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** Large enough for one model's partials, and what the merge stage parses at most (PARTIALS_MAX_BYTES). */
+const PARTIALS_MAX_MESSAGE_BYTES = PARTIALS_MAX_BYTES;
 
 export const driftMonitorService = defineService({
   name: 'drift-monitor',
@@ -61,7 +63,12 @@ export const driftMonitorService = defineService({
         topics: [ctx.topic('model')],
         fromBeginning: true,
         processor: {
-          decode: (r) => modelCodec.decode(r.value),
+          async decode(r) {
+            const event = await modelCodec.decode(r.value);
+            // A promotion's time decides which windows it applies to: out of bounds, it never would.
+            checkEventTime(event.event_time, Date.now(), ctx.common.eventTime);
+            return event;
+          },
           async process(items) {
             for (const { value: e } of items) {
               if (e.kind !== 'PROMOTED') continue;
@@ -82,6 +89,8 @@ export const driftMonitorService = defineService({
       progress,
       group: mergeGroupId,
       idleTimeoutMs: config.idleTimeoutMs,
+      windowMs: config.windowMs,
+      eventTime: ctx.common.eventTime,
       thresholds: config.thresholds,
       primary: config.primary,
       alertShare: config.alertShare,
@@ -113,6 +122,8 @@ export const driftMonitorService = defineService({
           sourcePartitions,
           mergePartitions,
           metrics,
+          eventTime: ctx.common.eventTime,
+          logger,
           decode: (v) => predictionCodec.decode(v),
           emit: async (messages) =>
             (await ctx.producer()).send(

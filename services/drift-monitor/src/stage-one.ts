@@ -1,4 +1,12 @@
-import { flushMessages, type OutboundPartials, PartitionWindows, type WindowSpec } from '@driftline/drift';
+import { checkEventTime, type EventTimeBounds, type Logger, silentLogger } from '@driftline/core';
+import {
+  flushMessages,
+  type OutboundPartials,
+  PartitionWindows,
+  type RestoredProgress,
+  restoredFrontierProblem,
+  type WindowSpec,
+} from '@driftline/drift';
 import type { BatchProcessor, DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import type { ProgressStore } from '@driftline/warehouse';
@@ -16,6 +24,11 @@ export interface StageOneDeps {
   /** Sends the partials of a flush; resolves once Kafka has them (acks=all). */
   readonly emit: (messages: readonly OutboundPartials[]) => Promise<void>;
   readonly decode: (value: Buffer | null) => Promise<PredictionEvent>;
+  /** Accepted event times: a prediction outside them is poison (DLQ), never window state. */
+  readonly eventTime: EventTimeBounds;
+  /** Wall clock the bounds are relative to (default Date.now). */
+  readonly now?: () => number;
+  readonly logger?: Logger;
   readonly metrics?: DriftMetrics;
 }
 
@@ -35,6 +48,8 @@ interface PartitionEntry {
 
 export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<PredictionEvent> & { openWindows(): number } {
   const states = new Map<number, PartitionEntry>();
+  const now = deps.now ?? Date.now;
+  const logger = deps.logger ?? silentLogger;
   const resolve = (m: string, v: string, w: number) => deps.references.resolve(m, v, w);
   const openWindows = () => {
     let n = 0;
@@ -50,18 +65,30 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
   }
   return {
     openWindows,
-    decode: (record) => deps.decode(record.value),
+    async decode(record) {
+      const event = await deps.decode(record.value);
+      checkEventTime(event.event_time, now(), deps.eventTime);
+      return event;
+    },
     async process(items: ReadonlyArray<DecodedRecord<PredictionEvent>>, ctx) {
       const last = items[items.length - 1];
       if (last === undefined) return;
       let entry = states.get(ctx.partition);
       if (entry === undefined) {
-        const restored = await deps.progress.load('stage1', deps.group, ctx.topic, ctx.partition);
-        const windows = new PartitionWindows(
-          deps.spec,
-          resolve,
-          restored === undefined ? undefined : { closedUntil: restored.position, offset: restored.offset },
-        );
+        const loaded = await deps.progress.load('stage1', deps.group, ctx.topic, ctx.partition);
+        let restored: RestoredProgress | undefined;
+        if (loaded !== undefined) {
+          const problem = restoredFrontierProblem(loaded.position, deps.spec.sizeMs, now(), deps.eventTime);
+          if (problem === undefined) restored = { closedUntil: loaded.position, offset: loaded.offset };
+          else {
+            // Written before event times were bounded: using it would make every event late forever.
+            logger.error(
+              { topic: ctx.topic, partition: ctx.partition, position: loaded.position, offset: loaded.offset },
+              `restored drift progress refused and not used (stage 1): ${problem}`,
+            );
+          }
+        }
+        const windows = new PartitionWindows(deps.spec, resolve, restored);
         entry = { windows, lastOffset: -1, unsent: [], unsentProgress: undefined };
         states.set(ctx.partition, entry);
       }

@@ -1,4 +1,4 @@
-import { SinkUnavailableError } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, type Logger, PoisonRecordError, SinkUnavailableError } from '@driftline/core';
 import { decodePartials, type OutboundPartials, type ReferenceSet, referenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
@@ -36,12 +36,12 @@ function items(times: number[], from = 0): DecodedRecord<PredictionEvent>[] {
   }));
 }
 
-function setup(failures: number) {
+function setup(failures: number, options: { restored?: Progress; now?: number; logger?: Logger } = {}) {
   const sent: OutboundPartials[] = [];
   const saved: Progress[] = [];
   let failing = failures;
   const progress: ProgressStore = {
-    load: async () => undefined,
+    load: async () => options.restored,
     save: async (_s, _g, _t, _p, p) => {
       saved.push(p);
     },
@@ -54,9 +54,11 @@ function setup(failures: number) {
     sourceTopic: 'p',
     sourcePartitions: 1,
     mergePartitions: 1,
-    decode: async () => {
-      throw new Error('unused');
-    },
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+    now: () => options.now ?? Date.now(),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+    // The record's value is the JSON of the event (the registry codec's part is not under test here).
+    decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
     emit: async (messages) => {
       if (failing-- > 0) throw new SinkUnavailableError('kafka down');
       sent.push(...messages);
@@ -88,5 +90,75 @@ describe('stage-1 processor', () => {
     await processor.process(items([100, 200, 1500]), ctx); // the loop retries the same batch
     const partials = sent.map((m) => decodePartials(m.value)).filter((m) => m.type === 'partial');
     expect(partials.map((p) => (p.type === 'partial' ? [p.windowStart, p.events] : []))).toEqual([[0, 2]]);
+  });
+});
+
+/** Wall clock of the event-time tests: windows of 1 s from here on. */
+const NOW = Date.UTC(2024, 11, 2, 12, 0, 0);
+
+/** What the consumer loop does with a batch: decode each record (poison → DLQ), then process the rest. */
+async function consume(processor: ReturnType<typeof setup>['processor'], times: number[], from: number) {
+  const dlq: string[] = [];
+  const decoded: DecodedRecord<PredictionEvent>[] = [];
+  for (const item of items(times, from)) {
+    const record = { ...item.record, value: Buffer.from(JSON.stringify(item.value)) };
+    try {
+      decoded.push({ record, value: await processor.decode(record) });
+    } catch (error) {
+      if (!(error instanceof PoisonRecordError)) throw error;
+      dlq.push(error.message);
+    }
+  }
+  const result = decoded.length === 0 ? undefined : await processor.process(decoded, ctx);
+  return { dlq, result };
+}
+
+describe('stage-1 processor: event-time bounds', () => {
+  it('a µs event goes to the DLQ: later windows close and the commit advances', async () => {
+    const { processor, sent } = setup(0, { now: NOW });
+    const first = await consume(processor, [NOW - 5000, NOW * 1000, NOW - 4900], 0);
+    expect(first.dlq).toEqual([
+      expect.stringMatching(/^event_time \d+ is [\d,]+ years in the future.*microseconds\?$/),
+    ]);
+    const second = await consume(processor, [NOW - 3900, NOW - 2900], 3);
+    // The window of NOW-5000 and NOW-3900's closed; only NOW-2900's window (offset 4) is still open.
+    expect(second.result).toEqual({ commitOffset: '4' });
+    const partials = sent.map((m) => decodePartials(m.value)).filter((m) => m.type === 'partial');
+    expect(partials.map((p) => (p.type === 'partial' ? p.events : 0))).toEqual([2, 1]);
+  });
+
+  it('a pre-2000 and a too-far-future event go to the DLQ with the reason', async () => {
+    const { processor } = setup(0, { now: NOW });
+    const out = await consume(processor, [Date.UTC(1899, 0, 1), NOW + 2 * 86_400_000, NOW], 0);
+    expect(out.dlq).toEqual([
+      expect.stringMatching(/\(1899-01-01T00:00:00.000Z\) is before the minimum 2000-01-01/),
+      expect.stringMatching(/is 2 days in the future/),
+    ]);
+  });
+
+  it('refuses a restored watermark out of bounds (logged) and processes as if none was stored', async () => {
+    const warnings: Array<[object, string | undefined]> = [];
+    const logger: Logger = {
+      debug: () => {},
+      info: () => {},
+      warn: (obj, msg) => warnings.push([obj, msg]),
+      error: (obj, msg) => warnings.push([obj, msg]),
+      child: () => logger,
+    };
+    // What a µs event persisted in drift_progress before the fix: a frontier 54,000 years ahead.
+    const restored = { position: Math.floor((NOW * 1000) / 1000) * 1000, offset: 7 };
+    const { processor, sent } = setup(0, { now: NOW, restored, logger });
+    const out = await consume(processor, [NOW - 5000, NOW - 3900], 0);
+    expect(out.result).toEqual({ commitOffset: '1' });
+    const partials = sent.map((m) => decodePartials(m.value)).filter((m) => m.type === 'partial');
+    expect(partials.map((p) => (p.type === 'partial' ? [p.windowStart, p.events, p.late] : []))).toEqual([
+      [NOW - 5000, 1, 0],
+    ]);
+    expect(warnings).toEqual([
+      [
+        expect.objectContaining({ partition: 0, position: restored.position }),
+        expect.stringMatching(/restored drift progress refused.*years in the future/),
+      ],
+    ]);
   });
 });

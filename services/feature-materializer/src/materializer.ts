@@ -1,5 +1,5 @@
 import type { SchemaRegistryCodec } from '@driftline/codec';
-import type { Logger } from '@driftline/core';
+import type { EventTimeBounds, Logger } from '@driftline/core';
 import { type FeatureViews, planWrites, type ValidatedEvent, validateFeatureEvent } from '@driftline/features';
 import {
   type BackoffPolicy,
@@ -10,7 +10,7 @@ import {
 } from '@driftline/kafka';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
-import { contracts } from '@driftline/schemas';
+import { contracts, type FeatureEvent } from '@driftline/schemas';
 
 export interface MaterializerOptions {
   readonly kafka: KafkaClient;
@@ -19,6 +19,10 @@ export interface MaterializerOptions {
   /** Where rows are written (the Redis online store in the service). */
   readonly store: OnlineStore;
   readonly views: FeatureViews;
+  /** Accepted event times: an event outside them is poison (DLQ), never a row. */
+  readonly eventTime: EventTimeBounds;
+  /** Wall clock the event-time bounds are relative to (default Date.now). */
+  readonly now?: () => number;
   readonly logger: Logger;
   readonly registry: Registry;
   readonly groupId: string;
@@ -39,6 +43,20 @@ export interface MaterializerHandle {
 }
 
 /**
+ * The edge check of a decoded feature event read from `topic` (prefixed): its view, fields and
+ * event time (within `bounds` at `now()`). A PoisonRecordError's message is the DLQ reason.
+ */
+export function featureRecordValidator(
+  views: FeatureViews,
+  prefix: string,
+  bounds: EventTimeBounds,
+  now: () => number = Date.now,
+): (event: FeatureEvent, topic: string) => ValidatedEvent {
+  const sourceOf = new Map(views.sources.map((s) => [`${prefix}${s}`, s]));
+  return (event, topic) => validateFeatureEvent(views, event, sourceOf.get(topic), { bounds, now: now() });
+}
+
+/**
  * Feature events → the online store. Per partition batch: decode and validate each event (a bad
  * one is a PoisonRecordError, dead-lettered with its reason), group by (view, entity), one store
  * write per batch; the consumer loop commits the offsets only after the write resolved, and backs
@@ -50,6 +68,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
   const sourceOf = new Map(views.sources.map((s) => [`${prefix}${s}`, s]));
   const topics = [...sourceOf.keys()];
   const codecs = new Map(topics.map((t) => [t, options.codec.forTopic(contracts.feature, t)]));
+  const validate = featureRecordValidator(views, prefix, options.eventTime, options.now);
   const metrics = {
     rows: counter(registry, 'driftline_feature_rows_total', 'Entity writes by outcome (applied or stale)', ['outcome']),
     aggregates: counter(registry, 'driftline_feature_aggregate_updates_total', 'Entity window aggregates updated', []),
@@ -84,7 +103,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
     processor: {
       async decode(record) {
         const event = await codecs.get(record.topic)!.decode(record.value);
-        return validateFeatureEvent(views, event, sourceOf.get(record.topic));
+        return validate(event, record.topic);
       },
       async process(items) {
         const events = items.map((i) => i.value);

@@ -73,6 +73,7 @@ export const featureMaterializer = defineService({
         codec: ctx.codec(),
         store,
         views: config.views,
+        eventTime: ctx.common.eventTime,
         logger: ctx.logger,
         registry: ctx.registry,
         groupId: config.groupId,

@@ -145,6 +145,32 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
     expect(metrics).toMatch(/driftline_feature_rows_total\{[^}]*outcome="applied"[^}]*\} [1-9]/);
   });
 
+  it('event time out of bounds (µs, pre-2000, far future) goes to the DLQ with the reason and freezes no row', async () => {
+    const { sdk, store, prefix } = await start(); // its own topics: the DLQ holds only this test's records
+    const t = Date.now() - 1_000;
+    // Same entity, same partition, in this order: before the bounds, the µs row won every later write.
+    await sdk.publishFeatures([
+      { view: 'profile', entity_id: 'carol', event_time: t * 1000, features: { age: 99 } },
+      { view: 'profile', entity_id: 'carol', event_time: Date.UTC(1899, 0, 1), features: { age: 98 } },
+      { view: 'profile', entity_id: 'carol', event_time: t + 2 * 86_400_000, features: { age: 97 } },
+    ]);
+    await sdk.flush();
+    await sdk.publishFeatures([{ view: 'profile', entity_id: 'carol', event_time: t, features: { age: 40 } }]);
+    await sdk.flush();
+    const row = await eventually(async () => (await store.read(views.get('profile')!, 'carol')) ?? undefined);
+    expect(row).toMatchObject({ eventTime: t, features: { age: 40 } });
+    const dead = await readTopic(kafkaFor(stack.kafkaBrokers), `${prefix}features.v1.dlq`, 3);
+    const reasons = dead.map((d) => d.headers[DLQ_HEADERS.reason]?.toString());
+    expect(reasons).toEqual([
+      expect.stringMatching(
+        /^event_time \d+ is [\d,]+ years in the future \(at most 1 hour allowed\): microseconds\?$/,
+      ),
+      expect.stringMatching(/^event_time -\d+ \(1899-01-01T00:00:00.000Z\) is before the minimum 2000-01-01/),
+      expect.stringMatching(/^event_time \d+ is 1.9 days in the future/),
+    ]);
+    expect(dead.map((d) => d.headers[DLQ_HEADERS.code]?.toString())).toEqual(Array(3).fill('VALIDATION_FAILED'));
+  });
+
   it('a shuffled, duplicated delivery of an event log ends in the offline last-write-wins state', async () => {
     const { sdk, store } = env;
     const log = eventLog(2_000, 30, 42);

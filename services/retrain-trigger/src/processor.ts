@@ -1,4 +1,11 @@
-import type { Logger } from '@driftline/core';
+import {
+  EVENT_TIME_FLOOR_MS,
+  type EventTimeBounds,
+  type EventTimeCheck,
+  eventTimeProblem,
+  type Logger,
+  PoisonRecordError,
+} from '@driftline/core';
 import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/kafka';
 import { counter, type Registry } from '@driftline/observability';
 import {
@@ -40,6 +47,25 @@ export function decisionRow(alert: DriftAlert, result: DecideResult, now: number
   };
 }
 
+/**
+ * Rejects an alert whose times the decisions table cannot hold or the policy cannot use: event_time
+ * and window_end within the event-time bounds, window_start not before 1900 (ClickHouse DateTime64)
+ * nor after window_end.
+ */
+export function checkAlertTimes(alert: DriftAlert, time: EventTimeCheck): DriftAlert {
+  const problem =
+    eventTimeProblem(alert.event_time, time.now, time.bounds) ??
+    eventTimeProblem(alert.window_end, time.now, time.bounds, 'window_end') ??
+    eventTimeProblem(
+      alert.window_start,
+      time.now,
+      { minMs: EVENT_TIME_FLOOR_MS, maxFutureMs: alert.window_end - time.now },
+      'window_start',
+    );
+  if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${problem}`);
+  return alert;
+}
+
 export function retrainRequestOf(plan: RetrainPlan): RetrainRequest {
   return {
     request_id: plan.requestId,
@@ -62,6 +88,8 @@ export interface TriggerDeps {
   readonly policy: Policy;
   readonly store: DecisionStore;
   readonly decode: (record: InboundRecord) => Promise<DriftAlert> | DriftAlert;
+  /** Accepted event times: an alert outside them is poison (DLQ), never a decision (default clock: `now`). */
+  readonly eventTime: EventTimeBounds;
   /** Publishes the requests; resolves once Kafka has them (acks=all). */
   readonly send: (requests: readonly RetrainRequest[]) => Promise<void>;
   readonly logger: Logger;
@@ -87,7 +115,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     'reason',
   ]);
   return {
-    decode: deps.decode,
+    decode: async (record) => checkAlertTimes(await deps.decode(record), { bounds: deps.eventTime, now: now() }),
     async process(items: ReadonlyArray<DecodedRecord<DriftAlert>>) {
       const missing = [...new Set(items.map((i) => i.value.model))].filter((m) => !states.has(m));
       const loaded = await deps.store.loadStates(missing);

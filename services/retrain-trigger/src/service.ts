@@ -27,6 +27,7 @@ export const retrainTriggerService = defineService({
         policy: config.policy,
         store: warehouse.decisions,
         decode: (r) => alertCodec.decode(r.value),
+        eventTime: ctx.common.eventTime,
         logger: ctx.logger,
         registry: ctx.registry,
         send: (requests) => retrain.publish(requests),

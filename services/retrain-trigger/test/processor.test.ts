@@ -1,4 +1,4 @@
-import { silentLogger } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, PoisonRecordError, silentLogger } from '@driftline/core';
 import type { DecodedRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import { type ModelState, parsePolicyText } from '@driftline/policy';
@@ -74,6 +74,7 @@ function processor(store: DecisionStore, sent: RetrainRequest[]) {
     policy,
     store,
     decode: () => alert(0),
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
     send: async (r) => {
       sent.push(...r);
     },
@@ -125,6 +126,30 @@ describe('trigger processor', () => {
     p.revoked?.([{ topic: 't', partition: 0 }]);
     await p.process(items([0]), ctx);
     expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'duplicate']);
+  });
+
+  it('an alert with a µs or pre-1900 time is poison (DLQ with the reason), never a decision', async () => {
+    const NOW = T0 + 3_600_000;
+    const decodeOf = (a: DriftAlert) =>
+      triggerProcessor({
+        policy,
+        store: new MemoryStore(),
+        decode: () => a,
+        eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+        send: async () => {},
+        logger: silentLogger,
+        registry: createMetricsRegistry({ service: 'test' }),
+        now: () => NOW,
+      }).decode;
+    const record = { topic: 't', partition: 0, offset: '0', key: null, value: null, headers: {}, timestamp: 0 };
+    const us = { ...alert(0), event_time: alert(0).event_time * 1000 };
+    await expect(decodeOf(us)(record)).rejects.toThrow(PoisonRecordError);
+    await expect(decodeOf(us)(record)).rejects.toThrow(
+      /^alert [^:]+: event_time \d+ is [\d,]+ years in the future.*microseconds\?$/,
+    );
+    const old = { ...alert(0), window_start: Date.UTC(1899, 0, 1) };
+    await expect(decodeOf(old)(record)).rejects.toThrow(/window_start .* is before the minimum 1900-01-01/);
+    await expect(decodeOf(alert(0))(record)).resolves.toEqual(alert(0));
   });
 
   it('names the variable when the policy file is missing, the field when it is wrong', () => {

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import {
+  checkEventTime,
+  DEFAULT_EVENT_TIME_BOUNDS,
+  type EventTimeBounds,
+  eventTimeProblem,
+  humanSpan,
+  PoisonRecordError,
+} from '../src/index.js';
+
+const NOW = Date.UTC(2024, 11, 2, 12, 0, 0); // 2024-12-02T12:00:00Z
+const B = DEFAULT_EVENT_TIME_BOUNDS;
+
+describe('event-time bounds', () => {
+  it('defaults: 1 hour into the future, not before 2000-01-01', () => {
+    expect(B).toEqual({ maxFutureMs: 3_600_000, minMs: Date.parse('2000-01-01T00:00:00Z') });
+  });
+
+  it('accepts integer ms from the minimum up to now + max future, inclusive', () => {
+    for (const t of [NOW, NOW - 86_400_000 * 365 * 10, B.minMs, NOW + B.maxFutureMs]) {
+      expect(eventTimeProblem(t, NOW, B)).toBeUndefined();
+      expect(checkEventTime(t, NOW, B)).toBe(t);
+    }
+  });
+
+  it('says microseconds for a µs value, with how far in the future it is', () => {
+    expect(eventTimeProblem(1_733_140_000_000_000, NOW, B)).toBe(
+      'event_time 1733140000000000 is 54,864 years in the future (at most 1 hour allowed): microseconds?',
+    );
+  });
+
+  it('says nanoseconds for a ns value and seconds for a seconds value', () => {
+    expect(eventTimeProblem(NOW * 1_000_000, NOW, B)).toMatch(/years in the future .*: nanoseconds\?$/);
+    expect(eventTimeProblem(NOW / 1000, NOW, B)).toBe(
+      'event_time 1733140800 (1970-01-21T01:25:40.800Z) is before the minimum 2000-01-01T00:00:00.000Z: seconds?',
+    );
+  });
+
+  it('refuses a little too far in the future with the span, and pre-1900 / before-min times with the date', () => {
+    expect(eventTimeProblem(NOW + B.maxFutureMs + 1, NOW, B)).toBe(
+      `event_time ${NOW + B.maxFutureMs + 1} is 1 hour in the future (at most 1 hour allowed)`,
+    );
+    expect(eventTimeProblem(NOW + 3 * 86_400_000, NOW, B)).toMatch(/is 3 days in the future/);
+    expect(eventTimeProblem(Date.UTC(1899, 0, 1), NOW, B)).toBe(
+      `event_time ${Date.UTC(1899, 0, 1)} (1899-01-01T00:00:00.000Z) is before the minimum 2000-01-01T00:00:00.000Z`,
+    );
+    expect(eventTimeProblem(0, NOW, B)).toMatch(/^event_time 0 \(1970-01-01T00:00:00.000Z\) is before the minimum/);
+    expect(eventTimeProblem(-1, NOW, B)).toMatch(/before the minimum/);
+  });
+
+  it('refuses non-integers and names the field', () => {
+    expect(eventTimeProblem(1.5, NOW, B, 'window_start')).toBe(
+      'window_start 1.5 is not an integer of epoch milliseconds',
+    );
+    expect(eventTimeProblem(Number.NaN, NOW, B)).toMatch(/not an integer/);
+    expect(eventTimeProblem(Number.POSITIVE_INFINITY, NOW, B)).toMatch(/not an integer/);
+    expect(eventTimeProblem(2 ** 60, NOW, B)).toMatch(/years in the future/);
+    expect(eventTimeProblem('1733140000000', NOW, B)).toMatch(/not an integer/);
+  });
+
+  it('follows the configured bounds', () => {
+    const wide: EventTimeBounds = { maxFutureMs: 86_400_000, minMs: Date.UTC(1900, 0, 1) };
+    expect(eventTimeProblem(NOW + 23 * 3_600_000, NOW, wide)).toBeUndefined();
+    expect(eventTimeProblem(Date.UTC(1950, 0, 1), NOW, wide)).toBeUndefined();
+    expect(eventTimeProblem(NOW + 25 * 3_600_000, NOW, wide)).toMatch(/1 day in the future \(at most 1 day allowed\)/);
+  });
+
+  it('throws a poison VALIDATION_FAILED error whose message is the reason', () => {
+    try {
+      checkEventTime(NOW * 1000, NOW, B);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(PoisonRecordError);
+      expect((e as PoisonRecordError).code).toBe('VALIDATION_FAILED');
+      expect((e as PoisonRecordError).retriable).toBe(false);
+      expect((e as PoisonRecordError).message).toMatch(/microseconds\?$/);
+    }
+  });
+
+  it('spells spans for humans', () => {
+    expect(humanSpan(500)).toBe('500 ms');
+    expect(humanSpan(61_000)).toBe('1 minute');
+    expect(humanSpan(2 * 3_600_000 + 5)).toBe('2 hours');
+    expect(humanSpan(47 * 3_600_000)).toBe('1.9 days');
+    expect(humanSpan(15 * 86_400_000)).toBe('15 days');
+  });
+});

@@ -5,7 +5,9 @@ export {
   expiryCutoff,
   type JoinConfig,
   type Joined,
+  type JoinRef,
   type JoinState,
+  joinKey,
   type LabelInput,
   type LabelOutcome,
   labelWaitUntil,
@@ -15,6 +17,7 @@ export {
   onPrediction,
   type PredictionInput,
   type PredictionOutcome,
+  parseJoinKey,
   type Transition,
 } from './state.js';
 export { type Applied, type ExpiredRow, type ExpireSummary, InMemoryJoinStore, type JoinStore } from './store.js';

@@ -1,5 +1,7 @@
 /**
- * The join of delayed labels with predictions, as pure state transitions over one prediction id.
+ * The join of delayed labels with predictions, as pure state transitions over one join key: the
+ * pair (model, prediction id). Two models may use the same prediction ids; each model's label joins
+ * only that model's prediction (see {@link joinKey}).
  *
  * States (the Redis adapter stores the tag as the first byte of the value):
  * - absent
@@ -24,16 +26,43 @@ export interface JoinConfig {
   readonly tombstoneMs: number;
 }
 
-export interface PredictionInput<P> {
+/**
+ * What a join state is keyed by: the model and its prediction id. Prediction ids are unique per
+ * model, not across models, so the model is part of the key.
+ */
+export interface JoinRef {
+  readonly model: string;
   readonly id: string;
+}
+
+/**
+ * The one encoding of a {@link JoinRef} as a string (state key suffix, schedule and outbox member):
+ * `JSON.stringify([model, id])`. Injective for any strings (quotes, newlines, colons included), so
+ * no (model, id) pair can collide with another; {@link parseJoinKey} reverses it.
+ */
+export const joinKey = (ref: JoinRef): string => JSON.stringify([ref.model, ref.id]);
+
+/** Reverses {@link joinKey}; undefined for anything it did not produce. */
+export function parseJoinKey(key: string): JoinRef | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(key);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2) return undefined;
+  const [model, id] = parsed as unknown[];
+  return typeof model === 'string' && typeof id === 'string' ? { model, id } : undefined;
+}
+
+export interface PredictionInput<P> extends JoinRef {
   readonly eventTime: number;
   /** Performance window the prediction counts in (pending counts per window). */
   readonly windowKey: string;
   readonly payload: P;
 }
 
-export interface LabelInput<L> {
-  readonly id: string;
+export interface LabelInput<L> extends JoinRef {
   readonly eventTime: number;
   readonly payload: L;
 }
@@ -56,8 +85,7 @@ export type PredictionOutcome = 'pending' | 'pending-late-label' | 'joined' | 'r
 export type LabelOutcome = 'waiting' | 'waiting-duplicate' | 'joined' | 'replayed' | 'duplicate' | 'late';
 export type ExpireOutcome = 'expiring' | 'orphan-label' | 'stale' | 'not-due';
 
-export interface Joined<P, L> {
-  readonly id: string;
+export interface Joined<P, L> extends JoinRef {
   readonly prediction: P;
   readonly label: L;
   readonly joinedAt: number;
@@ -126,13 +154,19 @@ export function onPrediction<P, L>(
         state: joined,
         ttlMs: backstopTtl(config),
         schedule: 'remove',
-        emit: { id: input.id, prediction: input.payload, label: state.label, joinedAt: now },
+        emit: { model: input.model, id: input.id, prediction: input.payload, label: state.label, joinedAt: now },
       };
     }
     case 'K':
       return {
         outcome: 'replayed',
-        emit: { id: input.id, prediction: state.prediction, label: state.label, joinedAt: state.joinedAt },
+        emit: {
+          model: input.model,
+          id: input.id,
+          prediction: state.prediction,
+          label: state.label,
+          joinedAt: state.joinedAt,
+        },
       };
     default:
       return { outcome: 'duplicate' };
@@ -167,7 +201,7 @@ export function onLabel<P, L>(
         ttlMs: backstopTtl(config),
         schedule: 'remove',
         pendingDelta: { windowKey: state.windowKey, delta: -1 },
-        emit: { id: input.id, prediction: state.prediction, label: input.payload, joinedAt: now },
+        emit: { model: input.model, id: input.id, prediction: state.prediction, label: input.payload, joinedAt: now },
       };
     case 'L':
       // Two labels before the prediction: the earliest observation wins (ties keep the first seen).
@@ -182,7 +216,13 @@ export function onLabel<P, L>(
     case 'K':
       return {
         outcome: 'replayed',
-        emit: { id: input.id, prediction: state.prediction, label: state.label, joinedAt: state.joinedAt },
+        emit: {
+          model: input.model,
+          id: input.id,
+          prediction: state.prediction,
+          label: state.label,
+          joinedAt: state.joinedAt,
+        },
       };
     case 'J':
       return { outcome: 'duplicate' };

@@ -3,7 +3,9 @@ import {
   expiryCutoff,
   type JoinConfig,
   type Joined,
+  type JoinRef,
   type JoinState,
+  joinKey,
   type LabelInput,
   type LabelOutcome,
   onAck,
@@ -12,6 +14,7 @@ import {
   onPrediction,
   type PredictionInput,
   type PredictionOutcome,
+  parseJoinKey,
   type Transition,
 } from './state.js';
 
@@ -20,8 +23,7 @@ export interface Applied<P, L, O> {
   readonly emit?: Joined<P, L>;
 }
 
-export interface ExpiredRow<P> {
-  readonly id: string;
+export interface ExpiredRow<P> extends JoinRef {
   readonly prediction: P;
   readonly expiredAt: number;
 }
@@ -32,7 +34,8 @@ export interface ExpireSummary {
 }
 
 /**
- * The port the label-joiner needs from its state store. Every method is idempotent under replay:
+ * The port the label-joiner needs from its state store, keyed by (model, prediction id): records
+ * of different models never share a state, whatever their prediction ids. Every method is idempotent under replay:
  * applying the same records again returns `duplicate`/`replayed` (re-emitting unacknowledged rows),
  * never a second join. Adapters: in memory (tests, the reference model) and Redis (Lua scripts).
  */
@@ -43,12 +46,12 @@ export interface JoinStore<P, L> {
   ): Promise<Array<Applied<P, L, PredictionOutcome>>>;
   applyLabels(inputs: readonly LabelInput<L>[], now: number): Promise<Array<Applied<P, L, LabelOutcome>>>;
   /** The sink holds these joined rows: K → J. */
-  ackJoined(ids: readonly string[], now: number): Promise<void>;
+  ackJoined(refs: readonly JoinRef[], now: number): Promise<void>;
   /** Expires due entries (pending predictions → E, waiting labels dropped), at most `limit`. */
   expireDue(now: number, limit: number): Promise<ExpireSummary>;
   /** Expired predictions whose unlabeled row the sink may not have yet. */
   unackedExpired(limit: number): Promise<Array<ExpiredRow<P>>>;
-  ackExpired(ids: readonly string[], now: number): Promise<void>;
+  ackExpired(refs: readonly JoinRef[], now: number): Promise<void>;
   pendingCount(windowKey: string): Promise<number>;
   /** Windows to recompute, oldest first, with the version (time) they were marked at. */
   dirtyWindows(limit: number): Promise<Array<{ key: string; markedAt: number }>>;
@@ -58,7 +61,10 @@ export interface JoinStore<P, L> {
   scheduledCount(): Promise<number>;
 }
 
-/** A single-process JoinStore on Maps: the executable model the Redis adapter is tested against. */
+/**
+ * A single-process JoinStore on Maps: the executable model the Redis adapter is tested against.
+ * `states`, `schedule` and `outbox` are keyed by {@link joinKey}.
+ */
 export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
   readonly states = new Map<string, { state: JoinState<P, L>; expiresAt: number }>();
   readonly schedule = new Map<string, number>();
@@ -105,21 +111,24 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
   async applyPredictions(inputs: readonly PredictionInput<P>[], now: number) {
     return inputs.map((input) => {
       this.advance(input.eventTime);
-      return this.apply(input.id, onPrediction(this.get(input.id, now), input, now, this.config), now);
+      const key = joinKey(input);
+      return this.apply(key, onPrediction(this.get(key, now), input, now, this.config), now);
     });
   }
 
   async applyLabels(inputs: readonly LabelInput<L>[], now: number) {
     return inputs.map((input) => {
       this.advance(input.eventTime);
-      return this.apply(input.id, onLabel(this.get(input.id, now), input, now, this.config), now);
+      const key = joinKey(input);
+      return this.apply(key, onLabel(this.get(key, now), input, now, this.config), now);
     });
   }
 
-  async ackJoined(ids: readonly string[], now: number) {
-    for (const id of ids) {
-      const state = this.get(id, now);
-      if (state?.tag === 'K') this.apply(id, onAck(state, this.config), now);
+  async ackJoined(refs: readonly JoinRef[], now: number) {
+    for (const ref of refs) {
+      const key = joinKey(ref);
+      const state = this.get(key, now);
+      if (state?.tag === 'K') this.apply(key, onAck(state, this.config), now);
     }
   }
 
@@ -141,20 +150,22 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
 
   async unackedExpired(limit: number) {
     const out: Array<ExpiredRow<P>> = [];
-    for (const id of this.outbox.keys()) {
-      const entry = this.states.get(id);
-      if (entry?.state.tag === 'E')
-        out.push({ id, prediction: entry.state.prediction, expiredAt: entry.state.expiredAt });
+    for (const key of this.outbox.keys()) {
+      const entry = this.states.get(key);
+      const ref = parseJoinKey(key);
+      if (entry?.state.tag === 'E' && ref !== undefined)
+        out.push({ ...ref, prediction: entry.state.prediction, expiredAt: entry.state.expiredAt });
       if (out.length >= limit) break;
     }
     return out;
   }
 
-  async ackExpired(ids: readonly string[], now: number) {
-    for (const id of ids) {
-      const state = this.get(id, now);
-      if (state?.tag === 'E') this.apply(id, onAck(state, this.config), now);
-      this.outbox.delete(id);
+  async ackExpired(refs: readonly JoinRef[], now: number) {
+    for (const ref of refs) {
+      const key = joinKey(ref);
+      const state = this.get(key, now);
+      if (state?.tag === 'E') this.apply(key, onAck(state, this.config), now);
+      this.outbox.delete(key);
     }
   }
 

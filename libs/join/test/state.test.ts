@@ -4,17 +4,24 @@ import {
   expiryCutoff,
   InMemoryJoinStore,
   type JoinConfig,
+  joinKey,
   type LogEvent,
   offlineJoin,
   onAck,
   onExpire,
   onLabel,
   onPrediction,
+  parseJoinKey,
 } from '../src/index.js';
 
 const config: JoinConfig = { maxDelayMs: 1_000, graceMs: 100, tombstoneMs: 500 };
-const pred = (id: string, eventTime: number) => ({ id, eventTime, windowKey: 'w', payload: `p:${id}` });
-const label = (id: string, eventTime: number, value = 'l') => ({ id, eventTime, payload: `${value}:${id}` });
+const pred = (id: string, eventTime: number) => ({ model: 'm', id, eventTime, windowKey: 'w', payload: `p:${id}` });
+const label = (id: string, eventTime: number, value = 'l') => ({
+  model: 'm',
+  id,
+  eventTime,
+  payload: `${value}:${id}`,
+});
 
 describe('join transitions', () => {
   it('prediction first, then label: pending → joined (K) → acked (J) → duplicates', () => {
@@ -25,7 +32,7 @@ describe('join transitions', () => {
       outcome: 'joined',
       schedule: 'remove',
       pendingDelta: { delta: -1 },
-      emit: { id: 'a', prediction: 'p:a', label: 'l:a', joinedAt: 20 },
+      emit: { model: 'm', id: 'a', prediction: 'p:a', label: 'l:a', joinedAt: 20 },
     });
     // Replayed before the ack: the same row again (the sink deduplicates).
     expect(onLabel(t2.state ?? undefined, label('a', 900), 30, config)).toMatchObject({
@@ -110,13 +117,13 @@ describe('in-memory store over random interleavings equals the offline join', ()
         const [applied] =
           e.type === 'prediction'
             ? await store.applyPredictions(
-                [{ id: e.id, eventTime: e.eventTime, windowKey: 'w', payload: e.eventTime }],
+                [{ model: 'm', id: e.id, eventTime: e.eventTime, windowKey: 'w', payload: e.eventTime }],
                 now,
               )
-            : await store.applyLabels([{ id: e.id, eventTime: e.eventTime, payload: e.label }], now);
+            : await store.applyLabels([{ model: 'm', id: e.id, eventTime: e.eventTime, payload: e.label }], now);
         if (applied?.emit !== undefined) {
           rows.set(applied.emit.id, applied.emit.label);
-          if (r() < 0.7) await store.ackJoined([applied.emit.id], now);
+          if (r() < 0.7) await store.ackJoined([applied.emit], now);
         }
       }
       const expected = offlineJoin(log, 1_000);
@@ -131,7 +138,7 @@ describe('in-memory store over random interleavings equals the offline join', ()
       const out = await store.unackedExpired(10_000);
       expect(new Set(out.map((o) => o.id))).toEqual(new Set(expected.unlabeled.keys()));
       await store.ackExpired(
-        out.map((o) => o.id),
+        out.map((o) => ({ model: o.model, id: o.id })),
         1e9,
       );
       expect(await store.unackedExpired(10_000)).toEqual([]);
@@ -139,4 +146,21 @@ describe('in-memory store over random interleavings equals the offline join', ()
       expect((await store.expireDue(1e9, 10_000)).counts.expiring).toBe(0);
     });
   }
+});
+
+describe('join keys', () => {
+  it('joinKey is injective and parseJoinKey reverses it', () => {
+    const refs = [
+      { model: 'a', id: 'b:c' },
+      { model: 'a:b', id: 'c' },
+      { model: 'm"\n', id: '"x"\n' },
+      { model: '', id: '' },
+    ];
+    const keys = refs.map(joinKey);
+    expect(new Set(keys).size).toBe(refs.length);
+    expect(keys.map(parseJoinKey)).toEqual(refs);
+    expect(parseJoinKey('id-1')).toBeUndefined();
+    expect(parseJoinKey('["a"]')).toBeUndefined();
+    expect(parseJoinKey('["a",1]')).toBeUndefined();
+  });
 });

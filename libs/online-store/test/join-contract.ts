@@ -38,40 +38,59 @@ export function joinStoreContract(
         const real = await open();
         const model = new InMemoryJoinStore<Buffer, Buffer>(config);
         const ids = Array.from({ length: 25 }, (_, i) => `id-${i}\n"x"`); // ids with awkward bytes
+        // Two models share every prediction id (and a model name with awkward bytes too).
+        const models = ['m1', 'm"2\n'];
+        const modelOf = () => models[Math.floor(r() * models.length)] as string;
         // Binary payloads with newlines and NULs, to prove the encoding is binary-safe.
-        const payload = (tag: string, i: number) => Buffer.from([0, 10, 255, i % 256, ...Buffer.from(`${tag}\n${i}`)]);
+        const payload = (tag: string, i: number, model: string) =>
+          Buffer.from([0, 10, 255, i % 256, ...Buffer.from(`${tag}\n${i} ${model}`)]);
         let now = 1_000;
         for (let step = 0; step < 300; step++) {
           now += Math.floor(r() * 40);
           const op = r();
           const id = ids[Math.floor(r() * ids.length)] as string;
+          const m = modelOf();
           // Batches of 1..5 records, ids may repeat inside a batch (duplicates in one poll).
           const batch = Array.from({ length: 1 + Math.floor(r() * 5) }, (_, n) => {
             const eventTime = Math.floor(r() * 4_000);
-            return { id: n === 0 ? id : (ids[Math.floor(r() * ids.length)] as string), eventTime };
+            return {
+              model: n === 0 ? m : modelOf(),
+              id: n === 0 ? id : (ids[Math.floor(r() * ids.length)] as string),
+              eventTime,
+            };
           });
           const same = (a: ReadonlyArray<Applied<Buffer, Buffer, string>>, b: typeof a) => {
             expect(
               a.map((x) => x.outcome),
               `step ${step}`,
             ).toEqual(b.map((x) => x.outcome));
-            expect(a.map((x) => [text(x.emit?.prediction), text(x.emit?.label), x.emit?.joinedAt])).toEqual(
-              b.map((x) => [text(x.emit?.prediction), text(x.emit?.label), x.emit?.joinedAt]),
-            );
+            const row = (x: (typeof a)[number]) => [
+              x.emit?.model,
+              x.emit?.id,
+              text(x.emit?.prediction),
+              text(x.emit?.label),
+              x.emit?.joinedAt,
+            ];
+            expect(a.map(row)).toEqual(b.map(row));
+            // A joined row pairs the two sides of one model, never another model's.
+            for (const x of a) {
+              if (x.emit !== undefined) expect(text(x.emit.label)?.endsWith(` ${x.emit.model}`)).toBe(true);
+              if (x.emit !== undefined) expect(text(x.emit.prediction)?.endsWith(` ${x.emit.model}`)).toBe(true);
+            }
           };
           if (op < 0.35) {
             const inputs = batch.map((b, n) => ({
               ...b,
-              windowKey: `["m","v",${b.eventTime - (b.eventTime % 1000)}]`,
-              payload: payload('p', step * 10 + n),
+              windowKey: JSON.stringify([b.model, 'v', b.eventTime - (b.eventTime % 1000)]),
+              payload: payload('p', step * 10 + n, b.model),
             }));
             same(await real.applyPredictions(inputs, now), await model.applyPredictions(inputs, now));
           } else if (op < 0.75) {
-            const inputs = batch.map((b, n) => ({ ...b, payload: payload('l', step * 10 + n) }));
+            const inputs = batch.map((b, n) => ({ ...b, payload: payload('l', step * 10 + n, b.model) }));
             same(await real.applyLabels(inputs, now), await model.applyLabels(inputs, now));
           } else if (op < 0.85) {
-            await real.ackJoined([id], now);
-            await model.ackJoined([id], now);
+            await real.ackJoined([{ model: m, id }], now);
+            await model.ackJoined([{ model: m, id }], now);
           } else if (op < 0.95) {
             const a = await real.expireDue(now, 5);
             const b = await model.expireDue(now, 5);
@@ -80,21 +99,21 @@ export function joinStoreContract(
           } else {
             const a = await real.unackedExpired(100);
             const b = await model.unackedExpired(100);
-            expect(a.map((x) => [x.id, text(x.prediction), x.expiredAt]).sort()).toEqual(
-              b.map((x) => [x.id, text(x.prediction), x.expiredAt]).sort(),
-            );
+            const row = (x: (typeof a)[number]) => JSON.stringify([x.model, x.id, text(x.prediction), x.expiredAt]);
+            expect(a.map(row).sort()).toEqual(b.map(row).sort());
             await real.ackExpired(
-              a.map((x) => x.id),
+              a.map((x) => ({ model: x.model, id: x.id })),
               now,
             );
             await model.ackExpired(
-              b.map((x) => x.id),
+              b.map((x) => ({ model: x.model, id: x.id })),
               now,
             );
           }
         }
         expect(await real.scheduledCount()).toBe(await model.scheduledCount());
-        for (const w of new Set([...model.pending.keys(), '["m","v",0]', '["m","v",1000]'])) {
+        const windows = models.flatMap((m) => [0, 1000, 2000, 3000].map((t) => JSON.stringify([m, 'v', t])));
+        for (const w of new Set([...model.pending.keys(), ...windows])) {
           expect(await real.pendingCount(w)).toBe(await model.pendingCount(w));
         }
         const dirtyA = (await real.dirtyWindows(100)).map((d) => d.key).sort();
@@ -103,12 +122,86 @@ export function joinStoreContract(
       });
     }
 
+    it('keys state by (model, prediction id): two models sharing an id each get their own label', async () => {
+      const store = await open();
+      const prediction = (model: string, eventTime: number) => ({
+        model,
+        id: 'shared',
+        eventTime,
+        windowKey: `w-${model}`,
+        payload: Buffer.from(`prediction of ${model}`),
+      });
+      const label = (model: string, eventTime: number) => ({
+        model,
+        id: 'shared',
+        eventTime,
+        payload: Buffer.from(`label of ${model}`),
+      });
+      const outcomes = (xs: ReadonlyArray<Applied<Buffer, Buffer, string>>) => xs.map((x) => x.outcome);
+      const emitted = (xs: ReadonlyArray<Applied<Buffer, Buffer, string>>) =>
+        xs.map((x) => [x.emit?.model, x.emit?.id, text(x.emit?.prediction), text(x.emit?.label)]);
+      // Prediction first for model a, label first for model b: neither sees the other's state.
+      expect(outcomes(await store.applyPredictions([prediction('a', 0)], 10))).toEqual(['pending']);
+      expect(outcomes(await store.applyLabels([label('b', 100)], 20))).toEqual(['waiting']);
+      const b = await store.applyPredictions([prediction('b', 50)], 30);
+      expect(emitted(b)).toEqual([['b', 'shared', 'prediction of b', 'label of b']]);
+      expect(await store.pendingCount('w-a')).toBe(1);
+      const a = await store.applyLabels([label('a', 200)], 40);
+      expect(emitted(a)).toEqual([['a', 'shared', 'prediction of a', 'label of a']]);
+      expect(await store.pendingCount('w-a')).toBe(0);
+      expect(await store.pendingCount('w-b')).toBe(0);
+      // Each model's join is acknowledged on its own: a's ack leaves b's row unacknowledged (replayed).
+      await store.ackJoined([{ model: 'a', id: 'shared' }], 50);
+      expect(outcomes(await store.applyLabels([label('a', 200), label('b', 100)], 60))).toEqual([
+        'duplicate',
+        'replayed',
+      ]);
+      await store.ackJoined([{ model: 'b', id: 'shared' }], 70);
+      expect(outcomes(await store.applyPredictions([prediction('b', 50)], 80))).toEqual(['duplicate']);
+    });
+
+    it('a label for a model that has no such prediction waits, then expires as an orphan', async () => {
+      const store = await open();
+      await store.applyPredictions(
+        [{ model: 'a', id: 'p1', eventTime: 0, windowKey: 'w-a', payload: Buffer.from('prediction of a') }],
+        10,
+      );
+      const [orphan] = await store.applyLabels(
+        [{ model: 'c', id: 'p1', eventTime: 100, payload: Buffer.from('label of c') }],
+        20,
+      );
+      expect(orphan?.outcome).toBe('waiting');
+      expect(orphan?.emit).toBeUndefined();
+      expect(await store.pendingCount('w-a')).toBe(1);
+      // A later event moves the watermark, so the expiry clock passes both entries.
+      await store.applyPredictions(
+        [{ model: 'z', id: 'clock', eventTime: 5_000, windowKey: 'w-z', payload: Buffer.from('later') }],
+        30,
+      );
+      expect(await store.scheduledCount()).toBe(3);
+      // a's prediction expires unlabeled, c's label is dropped as an orphan: c never joined a's prediction.
+      const summary = await store.expireDue(10_000, 10);
+      expect(summary.counts).toEqual({ expiring: 1, 'orphan-label': 1, stale: 0, 'not-due': 0 });
+      const rows = await store.unackedExpired(10);
+      expect(rows.map((r) => [r.model, r.id, text(r.prediction)])).toEqual([['a', 'p1', 'prediction of a']]);
+      await store.ackExpired([{ model: 'a', id: 'p1' }], 10_001);
+      expect(await store.unackedExpired(10)).toEqual([]);
+      expect(await store.scheduledCount()).toBe(1);
+      expect(await store.pendingCount('w-a')).toBe(0);
+    });
+
     it('clears a dirty window only when nobody marked it again', async () => {
       const store = await open();
-      await store.applyPredictions([{ id: 'a', eventTime: 0, windowKey: 'w', payload: Buffer.from('x') }], 100);
+      await store.applyPredictions(
+        [{ model: 'm', id: 'a', eventTime: 0, windowKey: 'w', payload: Buffer.from('x') }],
+        100,
+      );
       const [d] = await store.dirtyWindows(10);
       expect(d).toEqual({ key: 'w', markedAt: 100 });
-      await store.applyPredictions([{ id: 'b', eventTime: 0, windowKey: 'w', payload: Buffer.from('x') }], 200);
+      await store.applyPredictions(
+        [{ model: 'm', id: 'b', eventTime: 0, windowKey: 'w', payload: Buffer.from('x') }],
+        200,
+      );
       expect(await store.clearDirty('w', 100)).toBe(false);
       expect(await store.clearDirty('w', 200)).toBe(true);
       expect(await store.dirtyWindows(10)).toEqual([]);

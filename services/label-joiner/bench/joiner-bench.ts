@@ -152,7 +152,13 @@ export async function benchJoiner(
         await engine.process(predictions.slice(i, i + batchSize), now);
       const p = redis.pipeline();
       for (const rec of predictions)
-        p.call('MEMORY', 'USAGE', store.keys.state(rec.event.prediction_id), 'SAMPLES', '0');
+        p.call(
+          'MEMORY',
+          'USAGE',
+          store.keys.state({ model: rec.event.model, id: rec.event.prediction_id }),
+          'SAMPLES',
+          '0',
+        );
       const perKey = ((await p.exec()) ?? []).reduce((a, [, v]) => a + Number(v), 0);
       const schedule = Number(await redis.call('MEMORY', 'USAGE', store.keys.schedule, 'SAMPLES', '0'));
       const counts = Number(await redis.call('MEMORY', 'USAGE', store.keys.pending, 'SAMPLES', '0'));

@@ -1,5 +1,5 @@
-import { DriftlineError, PoisonRecordError } from '@driftline/core';
-import type { Joined, JoinStore, LabelInput, PredictionInput } from '@driftline/join';
+import { DriftlineError, type EventTimeCheck, eventTimeProblem, PoisonRecordError } from '@driftline/core';
+import { type Joined, type JoinStore, joinKey, type LabelInput, type PredictionInput } from '@driftline/join';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import { windowKey, windowStart } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
@@ -22,23 +22,30 @@ export interface JoinedSink {
 
 const MAX_ID_LENGTH = 512;
 
-/** Rejects events the join cannot use (they go to the DLQ with this reason). */
-export function validatePrediction(e: PredictionEvent): void {
+/**
+ * Rejects events the join cannot use (they go to the DLQ with this reason). An event time outside
+ * the bounds (µs, far future, pre-1900) would never expire and fail every ClickHouse insert of it.
+ */
+export function validatePrediction(e: PredictionEvent, time: EventTimeCheck): void {
   const bad = (why: string) =>
     new PoisonRecordError('VALIDATION_FAILED', `prediction ${JSON.stringify(e.prediction_id)}: ${why}`);
   if (e.prediction_id.length === 0 || e.prediction_id.length > MAX_ID_LENGTH)
     throw bad('prediction_id must be 1..512 characters');
   if (e.model.length === 0) throw bad('model is empty');
-  if (!Number.isSafeInteger(e.event_time)) throw bad('event_time is not an epoch-ms integer');
+  const problem = eventTimeProblem(e.event_time, time.now, time.bounds);
+  if (problem !== undefined) throw bad(problem);
   if (!Number.isFinite(e.prediction)) throw bad('prediction is not a finite number');
 }
 
-export function validateLabel(e: LabelEvent): void {
+export function validateLabel(e: LabelEvent, time: EventTimeCheck): void {
   const bad = (why: string) =>
     new PoisonRecordError('VALIDATION_FAILED', `label of ${JSON.stringify(e.prediction_id)}: ${why}`);
   if (e.prediction_id.length === 0 || e.prediction_id.length > MAX_ID_LENGTH)
     throw bad('prediction_id must be 1..512 characters');
-  if (!Number.isSafeInteger(e.event_time)) throw bad('event_time is not an epoch-ms integer');
+  // The join is keyed by (model, prediction id): a label without its model could join any model's prediction.
+  if (e.model.length === 0) throw bad('model is empty (a label joins the prediction of its model)');
+  const problem = eventTimeProblem(e.event_time, time.now, time.bounds);
+  if (problem !== undefined) throw bad(problem);
   if (!Number.isFinite(e.label)) throw bad('label is not a finite number');
 }
 
@@ -93,6 +100,7 @@ export class JoinEngine {
       if (r.kind === 'prediction') {
         const e = r.event;
         predictions.push({
+          model: e.model,
           id: e.prediction_id,
           eventTime: e.event_time,
           windowKey: windowKey({
@@ -103,7 +111,12 @@ export class JoinEngine {
           payload: r.raw,
         });
       } else {
-        labels.push({ id: r.event.prediction_id, eventTime: r.event.event_time, payload: r.raw });
+        labels.push({
+          model: r.event.model,
+          id: r.event.prediction_id,
+          eventTime: r.event.event_time,
+          payload: r.raw,
+        });
       }
     }
     const outcomes: Record<string, number> = {};
@@ -132,7 +145,7 @@ export class JoinEngine {
     });
     if (emits.length === 0) return { joined: 0, outcomes };
     // The same prediction can be emitted twice in one batch (a replayed duplicate); one row is enough.
-    const unique = new Map(emits.map((e) => [e.emit.id, e]));
+    const unique = new Map(emits.map((e) => [joinKey(e.emit), e]));
     const rows: JoinedRow[] = [];
     for (const { emit: e, ...known } of unique.values()) {
       let prediction: PredictionEvent;
@@ -143,7 +156,7 @@ export class JoinEngine {
       } catch (error) {
         // The bytes were decodable when stored; failing now means the registry is unreachable.
         if (error instanceof DriftlineError && error.retriable) throw error;
-        throw new DriftlineError('INTERNAL', `stored payload of ${e.id} does not decode`, {
+        throw new DriftlineError('INTERNAL', `stored payload of ${joinKey(e)} does not decode`, {
           cause: error,
           retriable: true,
         });
@@ -152,7 +165,10 @@ export class JoinEngine {
       this.metrics?.delay.observe(Math.max(0, (label.event_time - prediction.event_time) / 1000));
     }
     await this.sink.insertJoined(rows);
-    await this.store.ackJoined([...unique.keys()], now);
+    await this.store.ackJoined(
+      [...unique.values()].map(({ emit }) => emit),
+      now,
+    );
     this.metrics?.joined.inc(rows.length);
     return { joined: rows.length, outcomes };
   }

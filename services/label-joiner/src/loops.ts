@@ -96,7 +96,7 @@ export class ExpiryScanner {
         }
         await this.sink.insertExpired(out);
         await this.store.ackExpired(
-          rows.map((r) => r.id),
+          rows.map((r) => ({ model: r.model, id: r.id })),
           now,
         );
         this.metrics.expired.inc(rows.length);

@@ -1,4 +1,4 @@
-import { createRedisJoinStore } from '@driftline/online-store/redis';
+import { createRedisJoinStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { labelJoinerEnvShape, toLabelJoinerConfig } from './config.js';
@@ -34,6 +34,13 @@ export const labelJoinerService = defineService({
       prediction: (bytes) => predictions.decode(bytes),
       label: (bytes) => labels.decode(bytes),
     };
+    // Key layout v2 keys state by (model, prediction id); states a v1 deployment left move first.
+    await waitReady(store.redis);
+    const migrated = await store.migrateV1(
+      async (side, bytes) =>
+        (side === 'prediction' ? await decoder.prediction(bytes) : await decoder.label(bytes)).model,
+    );
+    if (migrated > 0) logger.info({ migrated }, 'join state moved from key layout v1 to v2');
     const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry);
     const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry);
     const recomputer = new WindowRecomputer(
@@ -68,11 +75,11 @@ export const labelJoinerService = defineService({
         async decode(record) {
           if (record.topic === predictionTopic) {
             const event: PredictionEvent = await predictions.decode(record.value);
-            validatePrediction(event);
+            validatePrediction(event, { bounds: ctx.common.eventTime, now: Date.now() });
             return { kind: 'prediction', event, raw: record.value! };
           }
           const event: LabelEvent = await labels.decode(record.value);
-          validateLabel(event);
+          validateLabel(event, { bounds: ctx.common.eventTime, now: Date.now() });
           return { kind: 'label', event, raw: record.value! };
         },
         async process(items) {

@@ -1,11 +1,11 @@
-import { parseEnv, SinkUnavailableError } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, PoisonRecordError, parseEnv, SinkUnavailableError } from '@driftline/core';
 import { InMemoryJoinStore } from '@driftline/join';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { labelJoinerEnvShape, toLabelJoinerConfig } from '../src/config.js';
-import { JoinEngine, type JoinerRecord, validatePrediction } from '../src/engine.js';
+import { JoinEngine, type JoinerRecord, validateLabel, validatePrediction } from '../src/engine.js';
 import { ExpiryScanner } from '../src/loops.js';
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -48,6 +48,7 @@ class FlakySink {
 }
 
 const config = { maxDelayMs: 10_000, graceMs: 0, tombstoneMs: 60_000 };
+const TIME = { bounds: DEFAULT_EVENT_TIME_BOUNDS, now: Date.UTC(2024, 11, 2, 12, 0, 0) };
 
 describe('JoinEngine', () => {
   it('joins once whatever the order, and a failed sink write is re-emitted on retry, never lost', async () => {
@@ -100,7 +101,37 @@ describe('JoinEngine', () => {
 
   it('rejects unusable predictions as poison records', () => {
     const bad = prediction('');
-    expect(() => validatePrediction(bad.event as PredictionEvent)).toThrow(/prediction_id must be/);
+    expect(() => validatePrediction(bad.event as PredictionEvent, TIME)).toThrow(/prediction_id must be/);
+  });
+
+  it('a µs label or prediction is poison (DLQ with the reason) and never reaches the join state', async () => {
+    const now = TIME.now;
+    const usLabel = label('a', now * 1000);
+    const usPrediction = prediction('b', now * 1000);
+    expect(() => validateLabel(usLabel.event as LabelEvent, TIME)).toThrow(PoisonRecordError);
+    expect(() => validateLabel(usLabel.event as LabelEvent, TIME)).toThrow(
+      /^label of "a": event_time \d+ is [\d,]+ years in the future.*microseconds\?$/,
+    );
+    expect(() => validatePrediction(usPrediction.event as PredictionEvent, TIME)).toThrow(
+      /^prediction "b": event_time \d+ is [\d,]+ years in the future.*microseconds\?$/,
+    );
+    const pre1900 = prediction('c', Date.UTC(1899, 11, 31));
+    expect(() => validatePrediction(pre1900.event as PredictionEvent, TIME)).toThrow(/before the minimum 2000-01-01/);
+    // What the consumer loop does: poison is dead-lettered, the rest joins as usual.
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    const batch = [prediction('a', now - 5_000), usLabel, label('a', now - 1_000)].filter((r) => {
+      try {
+        if (r.kind === 'label') validateLabel(r.event, TIME);
+        else validatePrediction(r.event, TIME);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    await engine.process(batch, now);
+    expect(sink.joined.map((r) => [r.prediction.prediction_id, r.label.event_time])).toEqual([['a', now - 1_000]]);
   });
 });
 
@@ -129,5 +160,29 @@ describe('configuration and helpers', () => {
     expect(() =>
       toLabelJoinerConfig(parseEnv(labelJoinerEnvShape, { ...env, DRIFTLINE_JOINER_MODEL_TASKS: 'price:ranking' })),
     ).toThrow(/^DRIFTLINE_JOINER_MODEL_TASKS:/);
+  });
+});
+
+describe('join keys', () => {
+  it('a label without its model is poison: the join is keyed by (model, prediction id)', () => {
+    const l = label('a', TIME.now - 1_000);
+    expect(() => validateLabel({ ...(l.event as LabelEvent), model: '' }, TIME)).toThrow(PoisonRecordError);
+    expect(() => validateLabel({ ...(l.event as LabelEvent), model: '' }, TIME)).toThrow(/model is empty/);
+  });
+
+  it('two models sharing a prediction id each join their own label', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    const of = (r: JoinerRecord, model: string, value?: number): JoinerRecord => {
+      const event = { ...r.event, model, ...(value === undefined ? {} : { label: value }) };
+      return { ...r, event, raw: json(event) } as JoinerRecord;
+    };
+    await engine.process([of(prediction('x'), 'a'), of(label('x', 2_000, 1), 'b')], 1);
+    await engine.process([of(prediction('x'), 'b'), of(label('x', 2_000, 0), 'a')], 2);
+    expect(sink.joined.map((r) => [r.prediction.model, r.label.model, r.label.label]).sort()).toEqual([
+      ['a', 'a', 0],
+      ['b', 'b', 1],
+    ]);
   });
 });

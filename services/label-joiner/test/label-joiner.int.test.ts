@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { type LogEvent, offlineJoin } from '@driftline/join';
 import { committedOffsets, createProducer, ensureTopics, type KafkaClient, topicOffsets } from '@driftline/kafka';
-import { createRedisClient } from '@driftline/online-store/redis';
+import { createRedisClient, redisKeys } from '@driftline/online-store/redis';
 import { classificationMetrics, windowStart } from '@driftline/performance';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
@@ -192,7 +192,13 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     await producer.disconnect();
   }
 
-  async function settled(kafka: KafkaClient, s: ReturnType<typeof setup>, expectedPending: number): Promise<void> {
+  /** Consumed and committed to the end, with `expectedPending` predictions (plus `waitingLabels`) scheduled. */
+  async function settled(
+    kafka: KafkaClient,
+    s: ReturnType<typeof setup>,
+    expectedPending: number,
+    waitingLabels = 0,
+  ): Promise<void> {
     await eventually(
       async () => {
         for (const topic of [s.topics.prediction, s.topics.label]) {
@@ -200,12 +206,15 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
           const committed = await committedOffsets(kafka, `${s.prefix}joiner`, topic);
           for (const e of ends) if ((committed.get(e.partition) ?? -1n) !== e.high) return undefined;
         }
-        const k = `${s.prefix}:`;
-        const pending = Object.values(await redis.hgetall(`${k}pending`)).reduce((a, b) => a + Number(b), 0);
-        const outbox = await redis.zcard(`${k}outbox`);
-        const scheduled = await redis.zcard(`${k}schedule`);
-        const dirty = await redis.zcard(`${k}dirty`);
-        return pending === expectedPending && scheduled === expectedPending && outbox === 0 && dirty === 0
+        const k = redisKeys(`${s.prefix}:`);
+        const pending = Object.values(await redis.hgetall(k.pending)).reduce((a, b) => a + Number(b), 0);
+        const outbox = await redis.zcard(k.outbox);
+        const scheduled = await redis.zcard(k.schedule);
+        const dirty = await redis.zcard(k.dirty);
+        return pending === expectedPending &&
+          scheduled === expectedPending + waitingLabels &&
+          outbox === 0 &&
+          dirty === 0
           ? true
           : undefined;
       },
@@ -219,7 +228,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     let n = 0;
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}s:*`, 'COUNT', 1_000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisKeys(prefix).statePrefix}*`, 'COUNT', 1_000);
       cursor = next;
       for (const key of keys) if (['K', 'E'].includes(await redis.getrange(key, 0, 0))) n++;
     } while (cursor !== '0');
@@ -343,9 +352,10 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     ]);
     const chunks = [0, 0.4, 0.75, 1].map((f) => Math.floor(f * scenario.records.length));
     const k = `${s.prefix}:`;
+    const keys = redisKeys(k);
     let unacked = 0;
     const progress = async () =>
-      `${await redis.zcard(`${k}schedule`)}/${await redis.zcard(`${k}dirty`)}/${await redis.hlen(`${k}pending`)}`;
+      `${await redis.zcard(keys.schedule)}/${await redis.zcard(keys.dirty)}/${await redis.hlen(keys.pending)}`;
     for (let round = 0; round < 3; round++) {
       await produce(s.kafka, s.topics, scenario.records.slice(chunks[round], chunks[round + 1]));
       const before = await progress();
@@ -373,5 +383,76 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
       `kill test: ${scenario.records.length} records, ${expected.joined.size} joined, ${expired.length} expired, ` +
         `${dump.labeledRaw[0]?.n} physical rows before merge; joins caught unacknowledged by a kill: ${unacked}`,
     );
+  });
+
+  it('two models sharing prediction ids each join their own labels; a label for a model without the prediction waits', async () => {
+    const s = setup();
+    const now = Date.now();
+    await ensureTopics(s.kafka, [
+      { topic: s.topics.prediction, partitions: 3 },
+      { topic: s.topics.label, partitions: 3 },
+    ]);
+    const models = ['churn', 'fraud'] as const;
+    const records: Scenario['records'] = [];
+    const expected = new Map<string, number>(); // `${model}|${id}` → label
+    let pending = 0;
+    let waiting = 0;
+    for (let i = 0; i < 40; i++) {
+      const id = `shared-${i}`;
+      for (const [n, model] of models.entries()) {
+        const eventTime = now - 60_000 + i * 100 + n;
+        records.push({
+          kind: 'prediction',
+          event: {
+            prediction_id: id,
+            model,
+            model_version: 'v1',
+            entity_id: `user-${i}`,
+            event_time: eventTime,
+            features: { country: 'FR' },
+            prediction: n === 0 ? 0.9 : 0.1,
+            predicted_class: null,
+          },
+        });
+        // Every fourth id: only churn gets a label; every fourth + 1: only fraud. The other model waits.
+        if (i % 4 === (n === 0 ? 1 : 0)) {
+          pending++;
+          continue;
+        }
+        const label = n === 0 ? 1 : 0; // each model's own ground truth for the same id
+        records.push({ kind: 'label', event: { prediction_id: id, model, event_time: eventTime + 1_000, label } });
+        expected.set(`${model}|${id}`, label);
+      }
+      // A label of a third model that never predicted this id: it must join nobody.
+      if (i % 5 === 0) {
+        records.push({ kind: 'label', event: { prediction_id: id, model: 'ghost', event_time: now, label: 7 } });
+        waiting++;
+      }
+    }
+    // Labels first, then predictions, then labels again: both arrival orders for both models.
+    await produce(
+      s.kafka,
+      s.topics,
+      records.filter((r) => r.kind === 'label' && r.event.prediction_id.endsWith('0')),
+    );
+    await produce(s.kafka, s.topics, records);
+    const env = { ...s.env, DUMP_FILE: join(s.env.DRIFTLINE_CLICKHOUSE_PATH as string, 'dump.json') };
+    const run = spawnJoiner(env);
+    await run.ready;
+    await settled(s.kafka, s, pending, waiting);
+    const dump = await stopAndDump(run, env);
+    const got = new Map(dump.labeled.map((r) => [`${r.model}|${r.prediction_id}`, r.label]));
+    expect(got).toEqual(expected);
+    for (const row of dump.labeled) {
+      expect(row.prediction, `${row.model} ${row.prediction_id}`).toBe(row.model === 'churn' ? 0.9 : 0.1);
+    }
+    expect(dump.unlabeled).toEqual([]);
+    // Each model's windows count only its own rows: 30 labeled and 10 pending for each.
+    const all = dump.windows.filter((w) => w.segment === '__all__');
+    for (const model of models) {
+      const rows = all.filter((w) => w.model === model);
+      expect(rows.reduce((a, w) => a + Number(w.labeled), 0)).toBe(30);
+      expect(rows.reduce((a, w) => a + Number(w.pending), 0)).toBe(10);
+    }
   });
 });

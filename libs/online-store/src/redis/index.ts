@@ -18,6 +18,7 @@ export {
 export {
   type CreateRedisJoinStoreOptions,
   createRedisJoinStore,
+  JOIN_KEY_VERSION,
   RedisJoinStore,
   type RedisKeys,
   redisKeys,

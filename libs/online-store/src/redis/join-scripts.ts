@@ -3,6 +3,10 @@
 // against both. Each script call is one atomic step, so a crash can only happen between steps,
 // and every step is idempotent under replay.
 //
+// Records are identified by their join key, `joinKey({ model, id })` of @driftline/join (the
+// scripts call it `id`): the state key is `<state prefix><join key>`, and schedule and outbox
+// members are join keys, so two models sharing a prediction id never share a state.
+//
 // State value (binary-safe string), first byte = tag:
 //   P<deadline>\n<windowKey>\n<prediction bytes>
 //   L<label time>\n<label bytes>
@@ -17,7 +21,7 @@
 // per-command overhead off the hot path; the whole batch is one atomic step, applied in record
 // order exactly as the per-record transitions would be. Pending counts and dirty marks are
 // aggregated per window and written once per batch. State keys are built in the script from
-// their prefix (`<prefix>s:<id>`) instead of being passed as KEYS: half the arguments to send,
+// their prefix (`<prefix>v2:s:<join key>`) instead of being passed as KEYS: half the arguments to send,
 // which is most of the client's cost. This, like the multi-key batches, assumes one Redis
 // (or a primary with replicas), not Redis Cluster.
 
@@ -211,4 +215,31 @@ if score and tonumber(score) == tonumber(ARGV[2]) then
   return 1
 end
 return 0
+`;
+
+/**
+ * Moves one v1 state (keyed by prediction id alone) to its v2 key (keyed by model and prediction
+ * id), with its TTL, its schedule score and its outbox entry, in one atomic step. The value format
+ * did not change between the layouts, and pending counts are per window (shared), so nothing else
+ * moves. A v2 state that already exists wins (the v1 one is dropped with its entries).
+ * KEYS: v1 state, v2 state, v1 schedule, v2 schedule, v1 outbox, v2 outbox.
+ * ARGV: v1 member (prediction id), v2 member (join key).
+ * Returns 1 when moved, 0 when there was nothing to move or the v2 state existed.
+ */
+export const MIGRATE_V1_SCRIPT = `
+local v = redis.call('GET', KEYS[1])
+local moved = 0
+if v and redis.call('EXISTS', KEYS[2]) == 0 then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('SET', KEYS[2], v, 'PX', ttl) else redis.call('SET', KEYS[2], v) end
+  local s = redis.call('ZSCORE', KEYS[3], ARGV[1])
+  if s then redis.call('ZADD', KEYS[4], s, ARGV[2]) end
+  local o = redis.call('ZSCORE', KEYS[5], ARGV[1])
+  if o then redis.call('ZADD', KEYS[6], o, ARGV[2]) end
+  moved = 1
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return moved
 `;

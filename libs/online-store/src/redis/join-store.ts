@@ -8,17 +8,27 @@ import {
   expiryCutoff,
   type JoinConfig,
   type Joined,
+  type JoinRef,
   type JoinStore,
+  joinKey,
   type LabelInput,
   type LabelOutcome,
   labelWaitUntil,
   type PredictionInput,
   type PredictionOutcome,
+  parseJoinKey,
 } from '@driftline/join';
 import type { ChainableCommander } from 'ioredis';
 import { createRedisClient, type RedisClient, type RedisClientPolicy } from './client.js';
 import { classifyRedisError } from './errors.js';
-import { ACK_SCRIPT, CLEAR_DIRTY_SCRIPT, EXPIRE_SCRIPT, LABEL_SCRIPT, PREDICTION_SCRIPT } from './join-scripts.js';
+import {
+  ACK_SCRIPT,
+  CLEAR_DIRTY_SCRIPT,
+  EXPIRE_SCRIPT,
+  LABEL_SCRIPT,
+  MIGRATE_V1_SCRIPT,
+  PREDICTION_SCRIPT,
+} from './join-scripts.js';
 
 type Arg = string | number | Buffer;
 
@@ -32,9 +42,17 @@ interface ScriptPipeline {
   djAck: ScriptCommand;
 }
 
+/**
+ * Version of the join store's key layout. v2 keys state by (model, prediction id); v1 (no version
+ * segment, `<prefix>s:<prediction id>`, `<prefix>schedule`, `<prefix>outbox`) keyed it by prediction
+ * id alone, so two models sharing an id stole each other's labels. See the package README for the
+ * migration (`migrateLegacy`).
+ */
+export const JOIN_KEY_VERSION = 'v2';
+
 export interface RedisKeys {
-  state(id: string): string;
-  /** `state(id) === statePrefix + id`. */
+  /** State of one (model, prediction id): `statePrefix + joinKey(ref)`. */
+  state(ref: JoinRef): string;
   readonly statePrefix: string;
   readonly schedule: string;
   readonly pending: string;
@@ -44,18 +62,55 @@ export interface RedisKeys {
   alerted(id: string): string;
 }
 
-/** Every key of the joiner starts with `prefix` (isolates deployments and tests on one Redis). */
+/**
+ * Every key of the joiner starts with `prefix` (isolates deployments and tests on one Redis).
+ * Keys that hold (model, prediction id) pairs carry the layout version; their members are
+ * {@link joinKey} strings. The per-window counts, dirty marks, watermark and alert marks hold
+ * window keys (which include the model) and alert ids, unchanged since v1, so they are shared.
+ *
+ *   <prefix>v2:s:<joinKey>   string: the state (tag byte + fields, see join-scripts.ts)
+ *   <prefix>v2:schedule      sorted set: joinKey → expiry score (pending predictions, waiting labels)
+ *   <prefix>v2:outbox        sorted set: joinKey → expired at (expired rows the sink may not have)
+ *   <prefix>pending          hash: window key → pending predictions
+ *   <prefix>dirty            sorted set: window key → marked at
+ *   <prefix>watermark        string: maximum event time seen
+ *   <prefix>alerted:<id>     string with TTL: a performance alert was raised
+ */
 export function redisKeys(prefix: string): RedisKeys {
+  const v = `${prefix}${JOIN_KEY_VERSION}:`;
   return {
-    state: (id) => `${prefix}s:${id}`,
-    statePrefix: `${prefix}s:`,
-    schedule: `${prefix}schedule`,
+    state: (ref) => `${v}s:${joinKey(ref)}`,
+    statePrefix: `${v}s:`,
+    schedule: `${v}schedule`,
     pending: `${prefix}pending`,
     dirty: `${prefix}dirty`,
     watermark: `${prefix}watermark`,
-    outbox: `${prefix}outbox`,
+    outbox: `${v}outbox`,
     alerted: (id) => `${prefix}alerted:${id}`,
   };
+}
+
+/** The record a v1 state holds, to find its model: the prediction (P, K, E) or the label (L). */
+function legacyPayload(v: Buffer): { side: 'prediction' | 'label'; bytes: Buffer } | undefined {
+  const tag = String.fromCharCode(v[0] ?? 0);
+  const nl = (from: number) => v.indexOf(0x0a, from);
+  if (tag === 'L') return { side: 'label', bytes: v.subarray(nl(1) + 1) };
+  if (tag === 'P' || tag === 'E') return { side: 'prediction', bytes: v.subarray(nl(nl(1) + 1) + 1) };
+  if (tag === 'K') {
+    const a = nl(1);
+    const b = nl(a + 1);
+    const c = nl(b + 1);
+    const length = Number(v.subarray(b + 1, c).toString());
+    return { side: 'prediction', bytes: v.subarray(c + 1, c + 1 + length) };
+  }
+  return undefined;
+}
+
+function refOf(key: string): JoinRef {
+  const ref = parseJoinKey(key);
+  if (ref === undefined)
+    throw new DriftlineError('INTERNAL', `join store member ${JSON.stringify(key)} is not a join key`);
+  return ref;
 }
 
 function unavailable(action: string, error: unknown): DriftlineError {
@@ -79,16 +134,17 @@ async function execAll(pipeline: ChainableCommander, action: string): Promise<un
 
 /** A fresh join's reply leaves out the side the caller sent (`own`), to spare the transfer. */
 function joinedOf(
-  id: string,
+  ref: JoinRef,
   reply: Buffer[],
   own: { side: 'prediction' | 'label'; payload: Buffer } | undefined,
 ): Joined<Buffer, Buffer> {
   const [, prediction, label, joinedAt] = reply;
   if (prediction === undefined || label === undefined || joinedAt === undefined) {
-    throw new DriftlineError('INTERNAL', `join script returned an incomplete row for ${id}`);
+    throw new DriftlineError('INTERNAL', `join script returned an incomplete row for ${joinKey(ref)}`);
   }
   return {
-    id,
+    model: ref.model,
+    id: ref.id,
     prediction: own?.side === 'prediction' ? own.payload : prediction,
     label: own?.side === 'label' ? own.payload : label,
     joinedAt: Number(joinedAt.toString()),
@@ -128,7 +184,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
 
   constructor(
     readonly redis: RedisClient,
-    prefix: string,
+    readonly prefix: string,
     readonly config: JoinConfig,
     private readonly ownsClient = false,
   ) {
@@ -139,6 +195,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     redis.defineCommand('djExpire', { numberOfKeys: 4, lua: EXPIRE_SCRIPT });
     redis.defineCommand('djAck', { lua: ACK_SCRIPT });
     redis.defineCommand('djClearDirty', { numberOfKeys: 1, lua: CLEAR_DIRTY_SCRIPT });
+    redis.defineCommand('djMigrateV1', { numberOfKeys: 6, lua: MIGRATE_V1_SCRIPT });
   }
 
   private pipeline(): ChainableCommander & ScriptPipeline {
@@ -151,7 +208,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   ): Promise<Array<Applied<Buffer, Buffer, PredictionOutcome>>> {
     const ttl = backstopTtl(this.config);
     return this.batched(inputs, 'djPredictionBuffer', 'prediction', 'join (predictions)', now, ttl, (i, args) => {
-      args.push(i.id, i.eventTime + this.config.maxDelayMs, i.windowKey, i.payload);
+      args.push(joinKey(i), i.eventTime + this.config.maxDelayMs, i.windowKey, i.payload);
     });
   }
 
@@ -161,12 +218,12 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   ): Promise<Array<Applied<Buffer, Buffer, LabelOutcome>>> {
     const ttl = backstopTtl(this.config);
     return this.batched(inputs, 'djLabelBuffer', 'label', 'join (labels)', now, ttl, (i, args) => {
-      args.push(i.id, i.eventTime, labelWaitUntil(i.eventTime, this.config), i.payload);
+      args.push(joinKey(i), i.eventTime, labelWaitUntil(i.eventTime, this.config), i.payload);
     });
   }
 
   /** One script call per chunk of records, all chunks in one pipeline (one round trip). */
-  private async batched<I extends { id: string; eventTime: number; payload: Buffer }, O extends string>(
+  private async batched<I extends JoinRef & { eventTime: number; payload: Buffer }, O extends string>(
     inputs: readonly I[],
     command: 'djPredictionBuffer' | 'djLabelBuffer',
     side: 'prediction' | 'label',
@@ -193,28 +250,29 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     return replies.map((reply, n) => {
       const outcome = reply[0]?.toString() as O;
       const input = inputs[n] as I;
-      if (outcome === 'joined') return { outcome, emit: joinedOf(input.id, reply, { side, payload: input.payload }) };
-      if (outcome === 'replayed') return { outcome, emit: joinedOf(input.id, reply, undefined) };
+      if (outcome === 'joined') return { outcome, emit: joinedOf(input, reply, { side, payload: input.payload }) };
+      if (outcome === 'replayed') return { outcome, emit: joinedOf(input, reply, undefined) };
       return { outcome };
     });
   }
 
-  private async ack(ids: readonly string[], now: number, tag: 'K' | 'E'): Promise<void> {
-    if (ids.length === 0) return;
+  /** `keys` are join keys (schedule and outbox members). */
+  private async ack(keys: readonly string[], now: number, tag: 'K' | 'E'): Promise<void> {
+    if (keys.length === 0) return;
     const p = this.pipeline();
-    for (let from = 0; from < ids.length; from += SCRIPT_CHUNK) {
-      const chunk = ids.slice(from, from + SCRIPT_CHUNK);
+    for (let from = 0; from < keys.length; from += SCRIPT_CHUNK) {
+      const chunk = keys.slice(from, from + SCRIPT_CHUNK);
       p.djAck(2, this.keys.dirty, this.keys.outbox, now, this.config.tombstoneMs, tag, this.keys.statePrefix, ...chunk);
     }
     await execAll(p, 'ack');
   }
 
-  ackJoined(ids: readonly string[], now: number): Promise<void> {
-    return this.ack(ids, now, 'K');
+  ackJoined(refs: readonly JoinRef[], now: number): Promise<void> {
+    return this.ack(refs.map(joinKey), now, 'K');
   }
 
-  ackExpired(ids: readonly string[], now: number): Promise<void> {
-    return this.ack(ids, now, 'E');
+  ackExpired(refs: readonly JoinRef[], now: number): Promise<void> {
+    return this.ack(refs.map(joinKey), now, 'E');
   }
 
   async watermark(): Promise<number | undefined> {
@@ -229,44 +287,45 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   async expireDue(now: number, limit: number): Promise<ExpireSummary> {
     const cutoff = expiryCutoff(now, await this.watermark(), this.config.graceMs);
     const counts: Record<ExpireOutcome, number> = { expiring: 0, 'orphan-label': 0, stale: 0, 'not-due': 0 };
-    let ids: string[];
+    let members: string[];
     try {
-      ids = await this.redis.zrangebyscore(this.keys.schedule, '-inf', cutoff, 'LIMIT', 0, limit);
+      members = await this.redis.zrangebyscore(this.keys.schedule, '-inf', cutoff, 'LIMIT', 0, limit);
     } catch (error) {
       throw unavailable('expiry scan', error);
     }
-    if (ids.length === 0) return { cutoff, counts };
+    if (members.length === 0) return { cutoff, counts };
     const p = this.pipeline();
     const ttl = backstopTtl(this.config);
-    for (const id of ids) {
-      p.djExpire(this.keys.state(id), this.keys.schedule, this.keys.pending, this.keys.outbox, id, cutoff, now, ttl);
+    for (const key of members) {
+      const k = this.keys;
+      p.djExpire(k.statePrefix + key, k.schedule, k.pending, k.outbox, key, cutoff, now, ttl);
     }
     for (const outcome of (await execAll(p, 'expire')) as ExpireOutcome[]) counts[outcome]++;
     return { cutoff, counts };
   }
 
   async unackedExpired(limit: number): Promise<Array<ExpiredRow<Buffer>>> {
-    let ids: string[];
+    let members: string[];
     try {
-      ids = await this.redis.zrange(this.keys.outbox, 0, limit - 1);
+      members = await this.redis.zrange(this.keys.outbox, 0, limit - 1);
     } catch (error) {
       throw unavailable('outbox', error);
     }
-    if (ids.length === 0) return [];
+    if (members.length === 0) return [];
     const p = this.redis.pipeline();
-    for (const id of ids) p.getBuffer(this.keys.state(id));
+    for (const key of members) p.getBuffer(this.keys.statePrefix + key);
     const values = (await execAll(p, 'outbox read')) as Array<Buffer | null>;
     const out: Array<ExpiredRow<Buffer>> = [];
     const gone: string[] = [];
     values.forEach((v, n) => {
-      const id = ids[n] as string;
+      const key = members[n] as string;
       if (v === null || v[0] !== 0x45 /* E */) {
-        gone.push(id);
+        gone.push(key);
         return;
       }
       const a = v.indexOf(0x0a, 1);
       const b = v.indexOf(0x0a, a + 1);
-      out.push({ id, expiredAt: Number(v.subarray(1, a).toString()), prediction: v.subarray(b + 1) });
+      out.push({ ...refOf(key), expiredAt: Number(v.subarray(1, a).toString()), prediction: v.subarray(b + 1) });
     });
     // An outbox entry whose state was already acknowledged (or vanished) has nothing left to send.
     if (gone.length > 0) await this.ack(gone, Date.now(), 'E');
@@ -304,6 +363,57 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     } catch (error) {
       throw unavailable('clear dirty', error);
     }
+  }
+
+  /**
+   * Moves the states of the v1 layout (`<prefix>s:<prediction id>`, keyed without the model) to
+   * the v2 layout. The model of a v1 state is read from its payload by `modelOf` (the service
+   * decodes the stored record: the prediction for `P`, `K` and `E`, the label for `L`); `J`/`X`
+   * tombstones carry no payload and are left to expire by their TTL. Idempotent and resumable:
+   * each state moves in one atomic step, so a crash mid-way leaves v1 keys that the next start
+   * moves. Returns how many states moved.
+   */
+  async migrateV1(
+    modelOf: (side: 'prediction' | 'label', payload: Buffer) => Promise<string>,
+    batch = 500,
+  ): Promise<number> {
+    const prefix = this.prefix;
+    const v1 = { statePrefix: `${prefix}s:`, schedule: `${prefix}schedule`, outbox: `${prefix}outbox` };
+    let moved = 0;
+    let cursor = '0';
+    do {
+      let keys: string[];
+      try {
+        [cursor, keys] = await this.redis.scan(cursor, 'MATCH', `${v1.statePrefix}*`, 'COUNT', batch);
+      } catch (error) {
+        throw unavailable('v1 migration scan', error);
+      }
+      if (keys.length === 0) continue;
+      const read = this.redis.pipeline();
+      for (const key of keys) read.getBuffer(key);
+      const values = (await execAll(read, 'v1 migration read')) as Array<Buffer | null>;
+      const move = this.redis.pipeline() as ChainableCommander & { djMigrateV1: ScriptCommand };
+      let n = 0;
+      for (const [i, v] of values.entries()) {
+        const payload = v === null ? undefined : legacyPayload(v);
+        if (payload === undefined) continue;
+        const id = (keys[i] as string).slice(v1.statePrefix.length);
+        const ref = { model: await modelOf(payload.side, payload.bytes), id };
+        move.djMigrateV1(
+          keys[i] as string,
+          this.keys.state(ref),
+          v1.schedule,
+          this.keys.schedule,
+          v1.outbox,
+          this.keys.outbox,
+          id,
+          joinKey(ref),
+        );
+        n++;
+      }
+      if (n > 0) for (const r of (await execAll(move, 'v1 migration')) as number[]) moved += r;
+    } while (cursor !== '0');
+    return moved;
   }
 
   /** Whether a PERFORMANCE alert with this id was already raised (see markAlerted). */

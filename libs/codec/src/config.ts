@@ -12,15 +12,25 @@ export const registryEnvShape = {
   DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: envField.duration(1).default(DEFAULT_REGISTRY_TIMEOUT_MS),
 };
 
+/**
+ * Credentials in the URL (`https://user:pass@host/…`) become basic auth: fetch refuses a URL with
+ * credentials (and its error would print them). Explicit USERNAME/PASSWORD variables win.
+ */
 export function toRegistryConfig(env: z.infer<z.ZodObject<typeof registryEnvShape>>): RegistryConfig {
+  const url = new URL(env.DRIFTLINE_SCHEMA_REGISTRY_URL);
+  const fromUrl = {
+    username: url.username === '' ? undefined : decodeURIComponent(url.username),
+    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+  };
+  url.username = '';
+  url.password = '';
+  const username = env.DRIFTLINE_SCHEMA_REGISTRY_USERNAME ?? fromUrl.username;
+  const password = env.DRIFTLINE_SCHEMA_REGISTRY_PASSWORD ?? fromUrl.password;
   return {
-    url: env.DRIFTLINE_SCHEMA_REGISTRY_URL,
+    url:
+      fromUrl.username === undefined && fromUrl.password === undefined ? env.DRIFTLINE_SCHEMA_REGISTRY_URL : url.href,
     timeoutMs: env.DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT,
-    ...(env.DRIFTLINE_SCHEMA_REGISTRY_USERNAME === undefined
-      ? {}
-      : { username: env.DRIFTLINE_SCHEMA_REGISTRY_USERNAME }),
-    ...(env.DRIFTLINE_SCHEMA_REGISTRY_PASSWORD === undefined
-      ? {}
-      : { password: env.DRIFTLINE_SCHEMA_REGISTRY_PASSWORD }),
+    ...(username === undefined ? {} : { username }),
+    ...(password === undefined ? {} : { password }),
   };
 }

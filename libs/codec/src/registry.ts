@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError, PoisonRecordError } from '@driftline/core';
 
 /** Default bound on every Schema Registry call; see DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT. */
@@ -83,7 +84,13 @@ export class RegistryClient {
   async register(subject: string, schema: string, compatibility: string): Promise<number> {
     const action = `registering ${subject}`;
     const path = `/config/${encodeURIComponent(subject)}`;
-    const config = await this.call(action, 'GET', path);
+    let config = await this.call(action, 'GET', path);
+    // Another client may have registered the subject a moment ago and not yet set its level: give
+    // it a moment (up to about a second) before calling the mismatch real.
+    for (let attempt = 0; attempt < 10 && config.status === 200 && levelOf(config) !== compatibility; attempt++) {
+      await sleep(100);
+      config = await this.call(action, 'GET', path);
+    }
     let first = false;
     if (config.status === 200) {
       const level = (config.body as { compatibilityLevel?: unknown } | null)?.compatibilityLevel;
@@ -105,9 +112,19 @@ export class RegistryClient {
     if (registered.status !== 200 || typeof id !== 'number') throw failure(action, registered, false);
     if (first) {
       const updated = await this.call(action, 'PUT', path, { compatibility });
-      if (updated.status !== 200) throw failure(action, updated, false);
+      // Two clients registering a new subject at once both see 404 and both set the level; the
+      // registry refuses the second (Apicurio: 409, rule already exists). That is success when the
+      // level now in place is the one we wanted.
+      if (updated.status !== 200 && !(await this.hasCompatibility(action, path, compatibility))) {
+        throw failure(action, updated, false);
+      }
     }
     return id;
+  }
+
+  private async hasCompatibility(action: string, path: string, compatibility: string): Promise<boolean> {
+    const config = await this.call(action, 'GET', path);
+    return config.status === 200 && levelOf(config) === compatibility;
   }
 
   private async call(action: string, method: string, path: string, body?: object): Promise<Answer> {
@@ -174,4 +191,9 @@ function failure(action: string, answer: Answer, lookup: boolean): DriftlineErro
   }
   // A look-up on behalf of a record never blames the record for anything but an unknown id.
   return new DriftlineError(lookup ? 'SOURCE_UNAVAILABLE' : 'INTERNAL', message, { details, retriable: lookup });
+}
+
+function levelOf(answer: Answer): string | undefined {
+  const level = (answer.body as { compatibilityLevel?: unknown } | null)?.compatibilityLevel;
+  return typeof level === 'string' ? level.toUpperCase() : undefined;
 }

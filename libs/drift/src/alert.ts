@@ -81,3 +81,47 @@ export function buildAlerts(ctx: AlertContext, verdict: WindowVerdict): DriftAle
   }
   return alerts;
 }
+
+/** Why a window's drift was set aside: the error's code and message (capped). */
+export interface QuarantineCause {
+  readonly code: string;
+  readonly reason: string;
+}
+
+/** Longest reason kept in a quarantine alert's evidence and the drift_quarantine row. */
+export const QUARANTINE_REASON_MAX_CHARS = 2000;
+
+export function capReason(reason: string): string {
+  return reason.length <= QUARANTINE_REASON_MAX_CHARS ? reason : `${reason.slice(0, QUARANTINE_REASON_MAX_CHARS)}…`;
+}
+
+/**
+ * The alert for a (model, version, window) whose drift could not be computed or stored and was
+ * quarantined: deterministic (id from the window, event_time = window end), so a replay that
+ * quarantines it again yields the same alert. It carries no statistic (0, NaN-free); the evidence
+ * holds the code and the reason.
+ */
+export function quarantineAlert(ctx: AlertContext, cause: QuarantineCause): DriftAlert {
+  return {
+    alert_id: alertId(ctx.model, ctx.version, ctx.windowStart, 'DRIFT_WINDOW_QUARANTINED'),
+    kind: 'DRIFT_WINDOW_QUARANTINED',
+    model: ctx.model,
+    model_version: ctx.version,
+    feature: null,
+    window_start: ctx.windowStart,
+    window_end: ctx.windowEnd,
+    event_time: ctx.windowEnd,
+    method: 'quarantine',
+    statistic: 0,
+    p_value: null,
+    threshold: 0,
+    share_drifted: null,
+    evidence: JSON.stringify({
+      reference_id: ctx.referenceId,
+      events: ctx.events,
+      late_events: ctx.lateEvents,
+      code: cause.code,
+      reason: capReason(cause.reason),
+    }),
+  };
+}

@@ -205,6 +205,22 @@ describe('MergeState (stage 2)', () => {
     expect(m.pendingWindows()).toBe(0);
   });
 
+  it('a window set aside without results (quarantined) is done: later windows complete, the commit passes it', () => {
+    const m = new MergeState({ idleTimeoutMs: 60_000 }, 0);
+    const first = closedFrom(0, 1, [100, 1100]);
+    const w0 = first.filter((msg) => msg.windowStart === 0);
+    let offset = 0;
+    for (const msg of w0) m.add(msg, offset++, 0);
+    const poison = m.ready(0).complete;
+    expect(poison.map((w) => w.windowStart)).toEqual([0]);
+    m.markDone(poison); // the merge stage quarantined it: nothing written, still done
+    expect(m.pendingWindows()).toBe(0);
+    expect(m.commitOffset(offset)).toBe(offset);
+    for (const msg of w0) expect(m.add(msg, offset++, 0)).toBe('duplicate'); // a replay cannot revive it
+    for (const msg of first.filter((msg) => msg.windowStart !== 0)) m.add(msg, offset++, 0);
+    expect(m.ready(0).complete.map((w) => w.windowStart)).toEqual([1000, 9000]);
+  });
+
   it('waits for a partial a marker lists', () => {
     const m = new MergeState({ idleTimeoutMs: 60_000 }, 0);
     const [partial, marker] = closedFrom(0, 1, [100]);

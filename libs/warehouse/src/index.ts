@@ -16,6 +16,7 @@ export type {
   ProgressStage,
   ProgressStore,
 } from './tables/drift-progress.js';
+export type { DriftQuarantineRow, DriftQuarantineStore } from './tables/drift-quarantine.js';
 export type { DriftWindowRow, DriftWindowStore } from './tables/drift-windows.js';
 export type { ModelRegistry, ModelVersionRow } from './tables/model-versions.js';
 export type {

@@ -1,5 +1,6 @@
 import type { Migration } from './migrate.js';
 import { driftProgressMigration } from './tables/drift-progress.js';
+import { driftQuarantineMigration } from './tables/drift-quarantine.js';
 import { driftWindowsMigration } from './tables/drift-windows.js';
 import { modelVersionsMigration } from './tables/model-versions.js';
 import { performanceWindowsMigration } from './tables/performance-windows.js';
@@ -12,6 +13,7 @@ export const migrations: readonly Migration[] = [
   referenceProfilesMigration, // 0100
   driftWindowsMigration, // 0101
   driftProgressMigration, // 0102
+  driftQuarantineMigration, // 0103
   predictionsMigration, // 0200 labeled_predictions, unlabeled_predictions
   performanceWindowsMigration, // 0201
   retrainDecisionsMigration, // 0300

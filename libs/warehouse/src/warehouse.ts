@@ -6,6 +6,7 @@ import { migrations } from './migrations.js';
 import { PipelineSummary } from './read-models/pipeline-summary.js';
 import { loadReportData, type ReportRange } from './read-models/report.js';
 import { ClickHouseProgressStore, type ProgressStore } from './tables/drift-progress.js';
+import { ClickHouseDriftQuarantineStore, type DriftQuarantineStore } from './tables/drift-quarantine.js';
 import { ClickHouseDriftWindowStore, type DriftWindowStore } from './tables/drift-windows.js';
 import { ClickHouseModelRegistry, type ModelRegistry } from './tables/model-versions.js';
 import { ClickHousePerformanceStore, type PerformanceStore } from './tables/performance-windows.js';
@@ -17,6 +18,8 @@ import { ClickHouseDecisionStore, type DecisionStore } from './tables/retrain-de
 export interface Warehouse {
   readonly database: string;
   readonly driftWindows: DriftWindowStore;
+  /** Windows whose drift could not be computed or stored (merge stage), set aside. */
+  readonly driftQuarantine: DriftQuarantineStore;
   readonly progress: ProgressStore;
   readonly references: ReferenceStore;
   readonly predictions: PredictionStore;
@@ -33,6 +36,7 @@ export function warehouseOn(ch: ClickHouse): Warehouse {
   return {
     database: ch.database,
     driftWindows: new ClickHouseDriftWindowStore(ch),
+    driftQuarantine: new ClickHouseDriftQuarantineStore(ch),
     progress: new ClickHouseProgressStore(ch),
     references: new ClickHouseReferenceStore(ch),
     predictions: new ClickHousePredictionStore(ch),

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createClickHouse, migrate, migrations, warehouseOn } from '../src/index.js';
+import { chTime, createClickHouse, migrate, migrations, warehouseOn } from '../src/index.js';
 
 // The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
 const path = mkdtempSync(join(tmpdir(), 'driftline-ch-'));
@@ -45,6 +45,7 @@ describe('the warehouse on the embedded engine', () => {
     });
     expect(tables.map((t) => t.name).sort()).toEqual([
       'drift_progress',
+      'drift_quarantine',
       'drift_windows',
       'labeled_predictions',
       'model_versions',
@@ -57,6 +58,28 @@ describe('the warehouse on the embedded engine', () => {
     const wh = warehouseOn(ch);
     await wh.progress.save('merge', 'g', 't', 0, { position: 5, offset: 7 });
     expect(await wh.progress.load('merge', 'g', 't', 0)).toEqual({ position: 5, offset: 7 });
+    const quarantined = {
+      model: 'm',
+      version: 'v1',
+      reference_id: 'r',
+      window_start: chTime(Date.now() - 120_000),
+      window_end: chTime(Date.now() - 60_000),
+      events: 3,
+      late_events: 0,
+      source_partitions: 2,
+      idle_partitions: 0,
+      code: 'SINK_REJECTED',
+      reason: 'refused',
+      topic: 'drift.partials.v1',
+      partition: 1,
+    };
+    // Quarantined twice (a replay): one row under FINAL, the newest. (Recent times: the table's TTL
+    // is 365 days.)
+    await wh.driftQuarantine.insert([{ ...quarantined, quarantined_at: chTime(Date.now() - 1000) }]);
+    await wh.driftQuarantine.insert([{ ...quarantined, reason: 'again', quarantined_at: chTime(Date.now()) }]);
+    expect(await ch.select<{ reason: string }>(`SELECT reason FROM ${ch.table('drift_quarantine')} FINAL`)).toEqual([
+      { reason: 'again' },
+    ]);
     expect(await wh.decisions.baseline('m', 'v-unknown')).toBeUndefined();
     expect(await wh.summary.counts()).toMatchObject({ driftRows: 0, modelVersions: 0 });
   });

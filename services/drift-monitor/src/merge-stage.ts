@@ -1,27 +1,41 @@
-import { type EventTimeBounds, type Logger, toDriftlineError } from '@driftline/core';
+import { DriftlineError, type EventTimeBounds, type Logger, toDriftlineError } from '@driftline/core';
 import {
+  type AlertContext,
   buildAlerts,
   type CompletedWindow,
+  capReason,
   checkPartialsTime,
   type DriftThresholds,
   decodePartials,
   featureResults,
+  type MergeGroup,
   MergeState,
   mergeGroup,
   type PartialsMessage,
   type PrimaryMethod,
   primaryMethodFor,
+  type QuarantineCause,
+  quarantineAlert,
   restoredFrontierProblem,
   windowVerdict,
 } from '@driftline/drift';
 import type { BatchProcessor } from '@driftline/kafka';
 import type { DriftAlert } from '@driftline/schemas';
-import { chTime, type DriftWindowRow, type DriftWindowStore, type ProgressStore } from '@driftline/warehouse';
+import {
+  chTime,
+  type DriftQuarantineRow,
+  type DriftQuarantineStore,
+  type DriftWindowRow,
+  type DriftWindowStore,
+  type ProgressStore,
+} from '@driftline/warehouse';
 import type { DriftMetrics } from './metrics.js';
 import type { ReferenceCache } from './reference-cache.js';
 
 export interface MergeDeps {
   readonly driftWindows: DriftWindowStore;
+  /** Where a (model, version, window) whose drift cannot be computed or stored is recorded. */
+  readonly quarantine: DriftQuarantineStore;
   readonly references: ReferenceCache;
   readonly progress: ProgressStore;
   readonly group: string;
@@ -41,82 +55,124 @@ export interface MergeDeps {
 
 const finiteOrNull = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
 
-/** Results of one completed window: drift_windows rows and alerts. Pure given the references. */
-export async function evaluateWindow(
+type EvaluateDeps = Pick<MergeDeps, 'references' | 'thresholds' | 'primary' | 'alertShare' | 'metrics'>;
+
+/**
+ * Results of one (model, version, reference) group of a completed window: drift_windows rows and
+ * alerts. Pure given the references. Throws when the group cannot be evaluated: a reference that
+ * is gone (NOT_FOUND) or partials that do not fit it (VALIDATION_FAILED) are non-retriable.
+ */
+async function evaluateGroup(
   w: CompletedWindow,
-  deps: Pick<MergeDeps, 'references' | 'thresholds' | 'primary' | 'alertShare' | 'logger' | 'metrics'>,
+  group: MergeGroup,
+  deps: EvaluateDeps,
   computedAt: number,
 ): Promise<{ rows: DriftWindowRow[]; alerts: DriftAlert[] }> {
   const rows: DriftWindowRow[] = [];
-  const alerts: DriftAlert[] = [];
-  for (const group of w.groups) {
-    const ref = await deps.references.byReferenceId(group.referenceId);
-    if (ref === undefined) {
-      deps.logger.error(
-        { referenceId: group.referenceId, model: group.model },
-        'reference of a partial is gone; window skipped',
-      );
-      continue;
-    }
-    const merged = mergeGroup(group, ref);
-    const kinds = new Map<string, 'numeric' | 'categorical'>();
-    const results = [];
-    for (let i = 0; i < ref.features.length; i++) {
-      const feature = ref.features[i]!;
-      const profile = ref.profiles[i]!;
-      kinds.set(feature, profile.kind);
-      const summary = merged.get(feature);
-      if (summary !== undefined) results.push(...featureResults(feature, profile, summary, deps.thresholds));
-    }
-    for (const r of results) {
-      rows.push({
-        model: group.model,
-        version: group.version,
-        reference_id: group.referenceId,
-        feature: r.feature,
-        window_start: chTime(w.windowStart),
-        window_end: chTime(w.windowEnd),
-        method: r.method,
-        statistic: r.statistic,
-        p_value: finiteOrNull(r.pValue),
-        threshold: r.threshold,
-        drifted: r.drifted ? 1 : 0,
-        reference_size: r.referenceSize,
-        current_size: r.currentSize,
-        events: group.events,
-        late_events: group.late,
-        error_bound: finiteOrNull(r.errorBound),
-        source_partitions: w.sourcePartitions,
-        idle_partitions: w.idle.length,
-        computed_at: chTime(computedAt),
-      });
-      if (r.method === primaryMethodFor(kinds.get(r.feature) ?? 'numeric', deps.primary)) {
-        deps.metrics?.statistic.set({ model: group.model, feature: r.feature }, r.statistic);
-        deps.metrics?.drifted.set({ model: group.model, feature: r.feature }, r.drifted ? 1 : 0);
-      }
-    }
-    const verdict = windowVerdict(results, kinds, deps.primary, deps.alertShare);
-    alerts.push(
-      ...buildAlerts(
-        {
-          model: group.model,
-          version: group.version,
-          referenceId: group.referenceId,
-          windowStart: w.windowStart,
-          windowEnd: w.windowEnd,
-          events: group.events,
-          lateEvents: group.late,
-        },
-        verdict,
-      ),
-    );
+  const ref = await deps.references.byReferenceId(group.referenceId);
+  if (ref === undefined) {
+    throw new DriftlineError('NOT_FOUND', `reference ${group.referenceId} of the partials is gone`);
   }
-  return { rows, alerts };
+  const merged = mergeGroup(group, ref);
+  const kinds = new Map<string, 'numeric' | 'categorical'>();
+  const results = [];
+  for (let i = 0; i < ref.features.length; i++) {
+    const feature = ref.features[i]!;
+    const profile = ref.profiles[i]!;
+    kinds.set(feature, profile.kind);
+    const summary = merged.get(feature);
+    if (summary !== undefined) results.push(...featureResults(feature, profile, summary, deps.thresholds));
+  }
+  for (const r of results) {
+    rows.push({
+      model: group.model,
+      version: group.version,
+      reference_id: group.referenceId,
+      feature: r.feature,
+      window_start: chTime(w.windowStart),
+      window_end: chTime(w.windowEnd),
+      method: r.method,
+      statistic: r.statistic,
+      p_value: finiteOrNull(r.pValue),
+      threshold: r.threshold,
+      drifted: r.drifted ? 1 : 0,
+      reference_size: r.referenceSize,
+      current_size: r.currentSize,
+      events: group.events,
+      late_events: group.late,
+      error_bound: finiteOrNull(r.errorBound),
+      source_partitions: w.sourcePartitions,
+      idle_partitions: w.idle.length,
+      computed_at: chTime(computedAt),
+    });
+    if (r.method === primaryMethodFor(kinds.get(r.feature) ?? 'numeric', deps.primary)) {
+      deps.metrics?.statistic.set({ model: group.model, feature: r.feature }, r.statistic);
+      deps.metrics?.drifted.set({ model: group.model, feature: r.feature }, r.drifted ? 1 : 0);
+    }
+  }
+  const verdict = windowVerdict(results, kinds, deps.primary, deps.alertShare);
+  return { rows, alerts: buildAlerts(alertContext(w, group), verdict) };
+}
+
+const alertContext = (w: CompletedWindow, group: MergeGroup): AlertContext => ({
+  model: group.model,
+  version: group.version,
+  referenceId: group.referenceId,
+  windowStart: w.windowStart,
+  windowEnd: w.windowEnd,
+  events: group.events,
+  lateEvents: group.late,
+});
+
+/** One group of a completed window on its way out: its results, or why it is quarantined. */
+interface Outcome {
+  readonly window: CompletedWindow;
+  readonly group: MergeGroup;
+  rows: DriftWindowRow[];
+  alerts: DriftAlert[];
+  failure: QuarantineCause | undefined;
+}
+
+/**
+ * Runs `write` over the outcomes' payloads at once; when the sink rejects it (non-retriable), once
+ * per outcome, so only the groups whose own payload is refused are marked as failed. A retriable
+ * error is rethrown: the batch is retried and nothing is committed.
+ */
+async function isolate<P>(
+  outcomes: readonly Outcome[],
+  payload: (o: Outcome) => readonly P[],
+  write: (items: readonly P[]) => Promise<void>,
+): Promise<void> {
+  const live = outcomes.filter((o) => o.failure === undefined && payload(o).length > 0);
+  if (live.length === 0) return;
+  try {
+    await write(live.flatMap(payload));
+    return;
+  } catch (thrown) {
+    const error = toDriftlineError(thrown);
+    if (error.retriable) throw error;
+    if (live.length === 1) {
+      live[0]!.failure = { code: error.code, reason: error.message };
+      return;
+    }
+  }
+  for (const o of live) {
+    try {
+      await write(payload(o));
+    } catch (thrown) {
+      const error = toDriftlineError(thrown);
+      if (error.retriable) throw error;
+      o.failure = { code: error.code, reason: error.message };
+    }
+  }
 }
 
 /**
  * Stage 2: merges the partials of every source partition per (model, version, window), writes
  * drift_windows and alerts, records the last completed window, then lets the commit pass.
+ * A group that fails non-retriably is quarantined (drift_quarantine, a DRIFT_WINDOW_QUARANTINED
+ * alert, a metric and an error log) and forgotten: it never blames the partials that carried it,
+ * never stays in memory and never blocks later windows of the partition.
  */
 export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage> & { tick(): Promise<void> } {
   const now = deps.now ?? Date.now;
@@ -142,22 +198,96 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
       deps.metrics?.partialsDropped.inc({ reason: 'stale_fragment' }, stale.length);
     }
     if (complete.length === 0) return;
-    const rows: DriftWindowRow[] = [];
-    const alerts: DriftAlert[] = [];
-    for (const w of complete) {
-      const out = await evaluateWindow(w, deps, t);
-      rows.push(...out.rows);
-      alerts.push(...out.alerts);
+    // Per (model, version, window): evaluate, write, alert. A non-retriable failure of one group
+    // quarantines that group only (recorded, alerted, forgotten); an outage (retriable) is thrown,
+    // the batch is retried and nothing is committed. Every step is idempotent on a retry.
+    const outcomes: Outcome[] = [];
+    for (const window of complete) {
+      for (const group of window.groups) {
+        const outcome: Outcome = { window, group, rows: [], alerts: [], failure: undefined };
+        outcomes.push(outcome);
+        try {
+          Object.assign(outcome, await evaluateGroup(window, group, deps, t));
+        } catch (thrown) {
+          const error = toDriftlineError(thrown);
+          if (error.retriable) throw error;
+          outcome.failure = { code: error.code, reason: error.message };
+        }
+      }
     }
-    // The warehouse classifies a failure: unavailable → retried, a rejected row → the DLQ.
-    if (rows.length > 0) await deps.driftWindows.insert(rows);
-    if (alerts.length > 0) await deps.sendAlerts(alerts);
+    await isolate(
+      outcomes,
+      (o) => o.rows,
+      (rows) => deps.driftWindows.insert(rows),
+    );
+    await isolate(
+      outcomes,
+      (o) => o.alerts,
+      (alerts) => deps.sendAlerts(alerts),
+    );
+    await quarantine(
+      outcomes.filter((o) => o.failure !== undefined),
+      topic,
+      partition,
+      t,
+    );
     const last = complete[complete.length - 1]!;
     await deps.progress.save('merge', deps.group, topic, partition, { position: last.windowStart, offset: 0 });
     state.markDone(complete);
     const done = now();
     for (const w of complete) deps.metrics?.mergeLatency.observe(Math.max(0, done - w.firstSeenAt) / 1000);
     deps.metrics?.windowsMerged.inc(complete.length);
+  }
+
+  /** Records the failed groups in drift_quarantine and raises a DRIFT_WINDOW_QUARANTINED alert each. */
+  async function quarantine(failed: readonly Outcome[], topic: string, partition: number, t: number): Promise<void> {
+    if (failed.length === 0) return;
+    const rows: DriftQuarantineRow[] = failed.map(({ window: w, group: g, failure }) => ({
+      model: g.model,
+      version: g.version,
+      reference_id: g.referenceId,
+      window_start: chTime(w.windowStart),
+      window_end: chTime(w.windowEnd),
+      events: g.events,
+      late_events: g.late,
+      source_partitions: w.sourcePartitions,
+      idle_partitions: w.idle.length,
+      code: failure!.code,
+      reason: capReason(failure!.reason),
+      topic,
+      partition,
+      quarantined_at: chTime(t),
+    }));
+    await bestEffort(() => deps.quarantine.insert(rows), 'drift_quarantine refused the record of a quarantined window');
+    const alerts = failed.map((o) => quarantineAlert(alertContext(o.window, o.group), o.failure!));
+    await bestEffort(() => deps.sendAlerts(alerts), 'quarantine alert refused');
+    for (const o of failed) {
+      deps.metrics?.windowsQuarantined.inc({ code: o.failure!.code });
+      deps.logger.error(
+        {
+          model: o.group.model,
+          version: o.group.version,
+          referenceId: o.group.referenceId,
+          windowStart: o.window.windowStart,
+          topic,
+          partition,
+          code: o.failure!.code,
+          reason: capReason(o.failure!.reason),
+        },
+        'drift window quarantined: its drift could not be computed or stored; the stream moves on',
+      );
+    }
+  }
+
+  /** An outage is retried like any other; a refusal of the quarantine's own record is only logged. */
+  async function bestEffort(fn: () => Promise<void>, message: string): Promise<void> {
+    try {
+      await fn();
+    } catch (thrown) {
+      const error = toDriftlineError(thrown);
+      if (error.retriable) throw error;
+      deps.logger.error({ code: error.code, err: error.message }, message);
+    }
   }
 
   return {

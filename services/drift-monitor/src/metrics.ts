@@ -8,6 +8,7 @@ export interface DriftMetrics {
   readonly windowsClosed: Counter<never>;
   readonly windowsMerged: Counter<never>;
   readonly partialsDropped: Counter<'reason'>;
+  readonly windowsQuarantined: Counter<'code'>;
   readonly mergeLatency: Histogram<never>;
   readonly statistic: Gauge<'model' | 'feature'>;
   readonly drifted: Gauge<'model' | 'feature'>;
@@ -40,6 +41,13 @@ export function driftMetrics(registry: Registry): DriftMetrics {
       'driftline_drift_partials_dropped_total',
       'Partials messages dropped by the merge stage',
       ['reason'],
+    ),
+    // Label values: driftline error codes (a closed set).
+    windowsQuarantined: counter(
+      registry,
+      'driftline_drift_windows_quarantined_total',
+      'Windows (model, version, window) whose drift could not be computed or stored, set aside by the merge stage',
+      ['code'],
     ),
     mergeLatency: histogram(
       registry,

@@ -85,6 +85,7 @@ export const driftMonitorService = defineService({
 
     const merge = mergeProcessor({
       driftWindows: warehouse.driftWindows,
+      quarantine: warehouse.driftQuarantine,
       references,
       progress,
       group: mergeGroupId,
@@ -104,6 +105,8 @@ export const driftMonitorService = defineService({
         topics: [partialsTopic],
         processor: merge,
         maxBytesPerPartition: PARTIALS_MAX_MESSAGE_BYTES,
+        // A window's partials are held (commit pinned) until every source partition reported or it idles out.
+        stallTimeoutMs: ctx.common.stallTimeoutMs + config.windowMs + config.idleTimeoutMs,
       }),
     );
     const timer = setInterval(() => void merge.tick(), Math.max(100, Math.min(1000, config.idleTimeoutMs / 4)));
@@ -113,6 +116,8 @@ export const driftMonitorService = defineService({
       await ctx.consume({
         groupId: group,
         topics: [predictionsTopic],
+        // The commit is held at the oldest open window until the watermark closes it.
+        stallTimeoutMs: ctx.common.stallTimeoutMs + config.windowMs + config.latenessMs,
         processor: stageOneProcessor({
           spec: { sizeMs: config.windowMs, latenessMs: config.latenessMs },
           references,

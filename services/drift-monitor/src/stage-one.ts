@@ -43,6 +43,7 @@ interface PartitionEntry {
   lastOffset: number;
   /** Closed windows whose messages are not yet acknowledged (a failed send): sent first on retry. */
   unsent: OutboundPartials[];
+  /** The frontier of windows already sent, not yet recorded in drift_progress: saved first on retry. */
   unsentProgress: { position: number; offset: number } | undefined;
 }
 
@@ -56,12 +57,20 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
     for (const s of states.values()) n += s.windows.openWindows();
     return n;
   };
+  /**
+   * Emits what is closed but unsent, then records the frontier. Each step is forgotten as soon as
+   * it is acknowledged: when ClickHouse (the progress store) is down, a retry of the batch saves
+   * the progress again but never re-sends partials Kafka already has.
+   */
   async function send(entry: PartitionEntry, topic: string, partition: number): Promise<void> {
-    if (entry.unsent.length > 0) await deps.emit(entry.unsent);
-    if (entry.unsentProgress !== undefined)
+    if (entry.unsent.length > 0) {
+      await deps.emit(entry.unsent);
+      entry.unsent = [];
+    }
+    if (entry.unsentProgress !== undefined) {
       await deps.progress.save('stage1', deps.group, topic, partition, entry.unsentProgress);
-    entry.unsent = [];
-    entry.unsentProgress = undefined;
+      entry.unsentProgress = undefined;
+    }
   }
   return {
     openWindows,

@@ -162,3 +162,40 @@ describe('stage-1 processor: event-time bounds', () => {
     ]);
   });
 });
+
+describe('stage-1 processor: a ClickHouse outage while recording progress', () => {
+  it('emits each closed window once however often the batch is retried', async () => {
+    const sent: OutboundPartials[] = [];
+    const saved: Progress[] = [];
+    let outage = 5; // drift_progress (ClickHouse) refuses the first 5 saves
+    const processor = stageOneProcessor({
+      spec: { sizeMs: 1000, latenessMs: 0 },
+      references: new ReferenceCache(store),
+      progress: {
+        load: async () => undefined,
+        save: async (_s, _g, _t, _p, p) => {
+          if (outage-- > 0) throw new SinkUnavailableError('clickhouse down');
+          saved.push(p);
+        },
+      },
+      group: 'g',
+      sourceTopic: 'p',
+      sourcePartitions: 1,
+      mergePartitions: 1,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
+      emit: async (messages) => {
+        sent.push(...messages);
+      },
+    });
+    const batch = items([100, 200, 1100, 2100]);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await expect(processor.process(batch, ctx)).rejects.toThrow(SinkUnavailableError);
+    }
+    expect(await processor.process(batch, ctx)).toEqual({ commitOffset: '3' });
+    // Windows 0 and 1000 closed: one partial and one marker each, emitted once in all.
+    const kinds = sent.map((m) => decodePartials(m.value)).map((m) => `${m.type}@${m.windowStart}`);
+    expect(kinds.sort()).toEqual(['closed@0', 'closed@1000', 'partial@0', 'partial@1000']);
+    expect(saved).toEqual([{ position: 2000, offset: 4 }]);
+  });
+});

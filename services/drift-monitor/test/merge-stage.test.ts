@@ -1,0 +1,226 @@
+import { DEFAULT_EVENT_TIME_BOUNDS, DriftlineError, silentLogger, toDriftlineError } from '@driftline/core';
+import {
+  DEFAULT_THRESHOLDS,
+  decodePartials,
+  type PartialsMessage,
+  type ReferenceSet,
+  referenceSet,
+} from '@driftline/drift';
+import type { DecodedRecord } from '@driftline/kafka';
+import type { DriftAlert, PredictionEvent } from '@driftline/schemas';
+import { buildNumericProfile } from '@driftline/stats';
+import {
+  chTime,
+  type DriftQuarantineRow,
+  type DriftWindowRow,
+  type Progress,
+  type ProgressStore,
+  type ReferenceStore,
+} from '@driftline/warehouse';
+import { describe, expect, it } from 'vitest';
+import { mergeProcessor } from '../src/merge-stage.js';
+import { ReferenceCache } from '../src/reference-cache.js';
+import { stageOneProcessor } from '../src/stage-one.js';
+
+/** Wall clock: windows of 1 s just before it. */
+const NOW = Date.UTC(2024, 11, 2, 12, 0, 0);
+const W0 = NOW - 10_000;
+
+const profile = buildNumericProfile(Array.from({ length: 100 }, (_, i) => i));
+const refs = new Map<string, ReferenceSet>(
+  ['m', 'n'].map((model) => [model, referenceSet(model, 'v1', new Map([['x', profile]]))]),
+);
+const store: ReferenceStore = {
+  save: async () => {},
+  latest: async (model) => refs.get(model),
+  byId: async (id) => [...refs.values()].find((r) => r.referenceId === id),
+  all: async () => [...refs.values()],
+};
+
+function memoryProgress(): ProgressStore {
+  const saved = new Map<string, Progress>();
+  return {
+    load: async (s, g, t, p) => saved.get([s, g, t, p].join('/')),
+    save: async (s, g, t, p, progress) => {
+      saved.set([s, g, t, p].join('/'), progress);
+    },
+  };
+}
+
+/** The partials stage one emits for predictions of models m and n at these times (one source partition). */
+async function partialsFor(times: number[]): Promise<PartialsMessage[]> {
+  const out: PartialsMessage[] = [];
+  const stageOne = stageOneProcessor({
+    spec: { sizeMs: 1000, latenessMs: 0 },
+    references: new ReferenceCache(store),
+    progress: memoryProgress(),
+    group: 'g',
+    sourceTopic: 'p',
+    sourcePartitions: 1,
+    mergePartitions: 1,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+    now: () => NOW,
+    decode: async () => {
+      throw new Error('not used');
+    },
+    emit: async (messages) => {
+      for (const m of messages) out.push(decodePartials(m.value));
+    },
+  });
+  const items: DecodedRecord<PredictionEvent>[] = times.flatMap((t, i) =>
+    ['m', 'n'].map((model, j) => ({
+      record: {
+        topic: 'p',
+        partition: 0,
+        offset: String(2 * i + j),
+        key: null,
+        value: null,
+        headers: {},
+        timestamp: 0,
+      },
+      value: {
+        prediction_id: `${model}${i}`,
+        model,
+        model_version: 'v1',
+        entity_id: 'e',
+        event_time: t,
+        features: { x: (i * 7) % 100 },
+        prediction: 0,
+        predicted_class: null,
+      },
+    })),
+  );
+  await stageOne.process(items, { topic: 'p', partition: 0, highWatermark: '0' });
+  return out;
+}
+
+/** What the consumer loop does with a processed batch: retry nothing, bisect a non-retriable failure into the DLQ. */
+async function deliver(
+  process: (items: DecodedRecord<PartialsMessage>[]) => Promise<unknown>,
+  items: DecodedRecord<PartialsMessage>[],
+): Promise<string[]> {
+  try {
+    await process(items);
+    return [];
+  } catch (thrown) {
+    const error = toDriftlineError(thrown);
+    if (error.retriable) throw error;
+    if (items.length === 1) return [`${items[0]!.record.offset}: ${error.message}`];
+    const middle = Math.ceil(items.length / 2);
+    return [...(await deliver(process, items.slice(0, middle))), ...(await deliver(process, items.slice(middle)))];
+  }
+}
+
+function setup(options: { rejectWindow?: number; rejectModel?: string; badSummary?: boolean } = {}) {
+  const rows: DriftWindowRow[] = [];
+  const quarantined: DriftQuarantineRow[] = [];
+  const alerts: DriftAlert[] = [];
+  const merge = mergeProcessor({
+    driftWindows: {
+      insert: async (batch) => {
+        const poison = batch.find(
+          (r) => r.window_start === chTime(options.rejectWindow ?? -1) && r.model === (options.rejectModel ?? r.model),
+        );
+        // What the warehouse makes of a row ClickHouse refuses (e.g. CANNOT_PARSE_INPUT…): poison.
+        if (poison !== undefined)
+          throw new DriftlineError('SINK_REJECTED', `drift_windows: row refused (${poison.model})`);
+        rows.push(...batch);
+      },
+    },
+    quarantine: {
+      insert: async (batch) => {
+        quarantined.push(...batch);
+      },
+    },
+    references: new ReferenceCache(store),
+    progress: memoryProgress(),
+    group: 'g-merge',
+    idleTimeoutMs: 60_000,
+    windowMs: 1000,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+    thresholds: DEFAULT_THRESHOLDS,
+    primary: 'psi',
+    alertShare: 0.5,
+    logger: silentLogger,
+    now: () => NOW,
+    sendAlerts: async (batch) => {
+      alerts.push(...batch);
+    },
+  });
+  let offset = 0;
+  const ctx = { topic: 'drift.partials.v1', partition: 0, highWatermark: '0' };
+  const batch = (messages: PartialsMessage[]): DecodedRecord<PartialsMessage>[] =>
+    messages.map((value) => ({
+      record: {
+        topic: ctx.topic,
+        partition: 0,
+        offset: String(offset++),
+        key: null,
+        value: null,
+        headers: {},
+        timestamp: 0,
+      },
+      value,
+    }));
+  const commits: string[] = [];
+  const consume = (messages: PartialsMessage[]) =>
+    deliver(async (items) => {
+      const result = await merge.process(items, ctx);
+      if (result?.commitOffset !== undefined) commits.push(result.commitOffset);
+    }, batch(messages));
+  return { consume, rows, quarantined, alerts, commits };
+}
+
+const windowsOf = (rows: readonly DriftWindowRow[]) =>
+  [...new Set(rows.map((r) => `${r.model}@${r.window_start}`))].sort();
+
+describe('merge stage: one poison window does not poison the stream', () => {
+  it('quarantines a window whose drift rows the warehouse rejects; later windows on the partition land', async () => {
+    const first = await partialsFor([W0 + 100, W0 + 200, W0 + 1100, W0 + 1200, W0 + 2100]); // closes W0, W0+1000
+    const second = await partialsFor([W0 + 2100, W0 + 2200, W0 + 3100]); // closes W0+2000
+    const { consume, rows, quarantined, alerts, commits } = setup({ rejectWindow: W0 + 1000, rejectModel: 'm' });
+
+    expect(await consume(first)).toEqual([]); // nothing blamed, nothing in the DLQ
+    expect(await consume(second.filter((m) => m.windowStart === W0 + 2000))).toEqual([]);
+
+    expect(windowsOf(rows)).toEqual([
+      `m@${chTime(W0)}`,
+      `m@${chTime(W0 + 2000)}`,
+      `n@${chTime(W0)}`,
+      `n@${chTime(W0 + 1000)}`, // the other model of the quarantined window still lands
+      `n@${chTime(W0 + 2000)}`,
+    ]);
+    expect(quarantined).toEqual([
+      expect.objectContaining({
+        model: 'm',
+        version: 'v1',
+        window_start: chTime(W0 + 1000),
+        window_end: chTime(W0 + 2000),
+        code: 'SINK_REJECTED',
+        reason: expect.stringContaining('row refused'),
+      }),
+    ]);
+    const q = alerts.filter((a) => a.kind === 'DRIFT_WINDOW_QUARANTINED');
+    expect(q).toEqual([
+      expect.objectContaining({ model: 'm', model_version: 'v1', window_start: W0 + 1000, window_end: W0 + 2000 }),
+    ]);
+    expect(commits.at(-1)).toBe(String(first.length + second.filter((m) => m.windowStart === W0 + 2000).length));
+  });
+
+  it('quarantines a window whose partials cannot be merged (a summary that does not fit the reference)', async () => {
+    const first = await partialsFor([W0 + 100, W0 + 1100]); // closes W0
+    const later = await partialsFor([W0 + 100, W0 + 1100, W0 + 2100]); // closes W0, W0+1000
+    // A corrupt partial of model m for W0: decodes, but its summary names another profile.
+    const corrupt = first.map((msg) =>
+      msg.type === 'partial' && msg.model === 'm'
+        ? { ...msg, summaries: { x: { ...msg.summaries.x!, profileId: 'another-profile' } } }
+        : msg,
+    );
+    const { consume, rows, quarantined, alerts } = setup();
+    expect(await consume(corrupt)).toEqual([]);
+    expect(await consume(later.filter((m) => m.windowStart === W0 + 1000))).toEqual([]);
+    expect(windowsOf(rows)).toEqual([`m@${chTime(W0 + 1000)}`, `n@${chTime(W0)}`, `n@${chTime(W0 + 1000)}`]);
+    expect(quarantined.map((r) => [r.model, r.window_start, r.code])).toEqual([['m', chTime(W0), expect.any(String)]]);
+    expect(alerts.filter((a) => a.kind === 'DRIFT_WINDOW_QUARANTINED')).toHaveLength(1);
+  });
+});

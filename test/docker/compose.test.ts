@@ -19,6 +19,7 @@ const compose = parse(readFileSync(join(docker, 'compose.yml'), 'utf8'), { merge
       volumes?: string[];
       depends_on?: Record<string, unknown> | string[];
       healthcheck?: unknown;
+      ports?: string[];
     }
   >;
 };
@@ -115,6 +116,20 @@ describe('docker/compose.yml', () => {
     for (const name of driftlineServices) {
       expect(compose.services[name]?.environment?.DRIFTLINE_FEATURE_VIEWS).toBe('/etc/driftline/feature-views.yaml');
     }
+  });
+
+  it('publishes the feature API on loopback only unless it requires a bearer token (issue 11, defect 5)', () => {
+    const api = compose.services['feature-api']!;
+    const token = api.environment?.DRIFTLINE_FEATURE_API_TOKEN;
+    for (const port of api.ports ?? []) {
+      // host_ip:host_port:container_port; without a host ip, docker binds 0.0.0.0 (and [::]).
+      const parts = port.split(':');
+      const hostIp = parts.length === 3 ? parts[0] : '0.0.0.0';
+      if (hostIp !== '127.0.0.1' && hostIp !== '[::1]') {
+        expect(token, `feature-api publishes ${port} beyond loopback`).toMatch(/^\$\{[A-Z_]+:\?/);
+      }
+    }
+    expect(api.ports?.length).toBeGreaterThan(0);
   });
 
   it('reserves no GPU in the base file, so it comes up on a machine without one', () => {

@@ -1,3 +1,5 @@
+import { redactCredentials } from './redact.js';
+
 /**
  * One error hierarchy for driftline. Every error has a stable `code` and a `retriable` flag;
  * the consumer loop decides retry, dead-letter or stop from that flag alone.
@@ -14,6 +16,8 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'NOT_FOUND'
   | 'BAD_REQUEST'
+  /** A request without the credentials it needs (the feature API's bearer token). */
+  | 'UNAUTHORIZED'
   | 'STACK_FAILED'
   | 'INTERNAL';
 
@@ -29,7 +33,8 @@ export class DriftlineError extends Error {
   readonly details: Readonly<Record<string, unknown>>;
 
   constructor(code: ErrorCode, message: string, options: DriftlineErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Redacted before the stack is captured: a URL's credentials never reach a message or a log line.
+    super(redactCredentials(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'DriftlineError';
     this.code = code;
     this.retriable = options.retriable ?? false;

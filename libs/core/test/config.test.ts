@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { ConfigError, envField, parseEnv, rejectUnknownEnv } from '../src/index.js';
+import { ConfigError, envField, parseEnv, redactCredentials, rejectUnknownEnv } from '../src/index.js';
 
 /** Runs `fn`, expecting a ConfigError, and returns it so the test can check field and message. */
 function configError(fn: () => unknown): ConfigError {
@@ -108,5 +108,48 @@ describe('envField', () => {
   it('a duration error through parseEnv names the variable and the value', () => {
     const e = configError(() => parseEnv({ DRIFTLINE_WINDOW: envField.duration() }, { DRIFTLINE_WINDOW: '5x' }));
     expect(e.message).toBe('DRIFTLINE_WINDOW: must be a duration such as 500ms, 30s, 5m, 1h, 7d or 2w (got "5x")');
+  });
+});
+
+describe('config errors never print credentials (issue 11, defect 9)', () => {
+  const shape = {
+    DRIFTLINE_REDIS_URL: envField.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+    DRIFTLINE_CLICKHOUSE_URL: envField.url().optional(),
+    DRIFTLINE_KAFKA_SASL_PASSWORD: envField.string().max(4).optional(),
+    DRIFTLINE_FEATURE_API_TOKEN: envField.string().min(16).optional(),
+  };
+
+  it('redacts the password of a URL it echoes, keeps the rest of the value', () => {
+    const e = configError(() => parseEnv(shape, { DRIFTLINE_REDIS_URL: 'http://:s3cret@redis.internal:6379' }));
+    expect(e.field).toBe('DRIFTLINE_REDIS_URL');
+    expect(e.message).not.toContain('s3cret');
+    expect(e.message).toContain('redis.internal:6379');
+    const ch = configError(() =>
+      parseEnv(shape, { DRIFTLINE_REDIS_URL: 'redis://h', DRIFTLINE_CLICKHOUSE_URL: 'http://admin:hunter2@ch:port' }),
+    );
+    expect(ch.message).not.toContain('hunter2');
+    expect(ch.message).not.toContain('admin');
+  });
+
+  it('never echoes the value of a password or token variable', () => {
+    const e = configError(() =>
+      parseEnv(shape, { DRIFTLINE_REDIS_URL: 'redis://h', DRIFTLINE_KAFKA_SASL_PASSWORD: 'hunter2' }),
+    );
+    expect(e.field).toBe('DRIFTLINE_KAFKA_SASL_PASSWORD');
+    expect(e.message).not.toContain('hunter2');
+    const t = configError(() =>
+      parseEnv(shape, { DRIFTLINE_REDIS_URL: 'redis://h', DRIFTLINE_FEATURE_API_TOKEN: 'short-tok' }),
+    );
+    expect(t.message).not.toContain('short-tok');
+  });
+
+  it('redacts credentials in any error message, wherever the value came from', () => {
+    const e = new ConfigError(
+      'DRIFTLINE_X',
+      'cannot reach rediss://default:pa55@r:6380/0 (and http://u:p@h/?token=abc&x=1)',
+    );
+    expect(e.message).toBe('DRIFTLINE_X: cannot reach rediss://***@r:6380/0 (and http://***@h/?token=***&x=1)');
+    expect(e.stack).not.toContain('pa55');
+    expect(redactCredentials('redis://localhost:6379 and a:b@c')).toBe('redis://localhost:6379 and a:b@c');
   });
 });

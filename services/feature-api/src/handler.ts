@@ -4,7 +4,17 @@ import type { FeatureViews } from '@driftline/features';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import type { FeatureRow, OnlineStore } from '@driftline/online-store';
 import type { FeatureValue } from '@driftline/schemas';
-import { HttpError, parseBatch, parseSingle, type RequestLimits, readBody, send, toHttpError } from './http.js';
+import {
+  checkBearer,
+  DEFAULT_LIMITS,
+  HttpError,
+  parseBatch,
+  parseSingle,
+  type RequestLimits,
+  readBody,
+  send,
+  toHttpError,
+} from './http.js';
 
 /** One entity in a response: present with its values, or reported absent. */
 export type EntityResult =
@@ -18,6 +28,8 @@ export type EntityResult =
   | { readonly entity: string; readonly found: false };
 
 export interface FeatureHandlerOptions extends Partial<RequestLimits> {
+  /** When set, every /v1 route needs `Authorization: Bearer <token>` (401 otherwise). */
+  readonly token?: string;
   readonly store: OnlineStore;
   readonly views: FeatureViews;
   readonly registry: Registry;
@@ -29,16 +41,21 @@ export type FeatureHandler = (req: IncomingMessage, res: ServerResponse) => Prom
 
 /**
  * The routes of the feature API over an {@link OnlineStore}; parsing, validation and limits are
- * in http.ts. Absent entities are `found: false`; malformed input 400, unknown view 404, a store
- * outage 503.
+ * in http.ts. Absent entities are `found: false`; malformed input or a limit 400, a missing token
+ * 401, unknown view 404, a store outage 503.
  */
 export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHandler {
   const { store, views, registry } = options;
   const now = options.now ?? Date.now;
   const limits: RequestLimits = {
-    maxBatchEntities: options.maxBatchEntities ?? 1_000,
-    maxBodyBytes: options.maxBodyBytes ?? 1_048_576,
+    maxBatchEntities: options.maxBatchEntities ?? DEFAULT_LIMITS.maxBatchEntities,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes,
+    maxFeatures: options.maxFeatures ?? DEFAULT_LIMITS.maxFeatures,
   };
+  const token = options.token === undefined ? undefined : Buffer.from(options.token, 'utf8');
+  // A store outage answers every request with 503: its cause is logged at most once a second.
+  let lastOutageLog = 0;
+  let outagesSinceLog = 0;
   const logger = options.logger.child({ component: 'feature-api' });
   const metrics = {
     latency: histogram(
@@ -60,7 +77,7 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
   };
 
   async function getOne(path: string, query: string | undefined): Promise<unknown> {
-    const read = parseSingle(views, path, query);
+    const read = parseSingle(views, path, query, limits);
     const entity = read.entities[0]!;
     const row = await store.read(read.view, entity, read.features);
     metrics.rows.inc({ view: read.view.name, result: row === undefined ? 'miss' : 'hit' });
@@ -97,6 +114,8 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
     let status = 200;
     try {
       let body: unknown;
+      // Before anything is read or parsed: an unauthenticated client costs one hash.
+      if (token !== undefined && path.startsWith('/v1/')) checkBearer(req.headers.authorization, token);
       if (path === '/v1/features:batch' || path === '/v1/features/batch') {
         route = 'batch';
         if (req.method !== 'POST') throw new HttpError(405, 'BAD_REQUEST', 'use POST for a batch');
@@ -117,6 +136,14 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
     } catch (error) {
       const e = toHttpError(error);
       if (e.status === 500) logger.error({ err: error }, 'feature API request failed');
+      if (e.status === 503) {
+        outagesSinceLog++;
+        if (Date.now() - lastOutageLog >= 1_000) {
+          logger.warn({ err: error, requests: outagesSinceLog }, 'online store unavailable; answered 503');
+          lastOutageLog = Date.now();
+          outagesSinceLog = 0;
+        }
+      }
       status = e.status;
       send(res, status, { error: { code: e.code, message: e.message } });
     }

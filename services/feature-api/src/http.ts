@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DriftlineError } from '@driftline/core';
 import { type FeatureView, type FeatureViews, formatPath, isWellFormed, MAX_ENTITY_LENGTH } from '@driftline/features';
@@ -8,7 +9,7 @@ import { z } from 'zod';
 export class HttpError extends DriftlineError {
   constructor(
     readonly status: number,
-    code: 'BAD_REQUEST' | 'NOT_FOUND' | 'SINK_UNAVAILABLE' | 'INTERNAL',
+    code: 'BAD_REQUEST' | 'UNAUTHORIZED' | 'NOT_FOUND' | 'SINK_UNAVAILABLE' | 'INTERNAL',
     message: string,
   ) {
     super(code, message);
@@ -27,8 +28,14 @@ export interface ViewRead {
 export interface RequestLimits {
   /** Most entities one batch request may ask for (over all its views). */
   readonly maxBatchEntities: number;
+  /** Largest request body; more is a 413. */
   readonly maxBodyBytes: number;
+  /** Most feature names one read (a single GET, or one entry of a batch) may select. */
+  readonly maxFeatures: number;
 }
+
+/** Defaults of {@link RequestLimits} (and of the DRIFTLINE_FEATURE_API_MAX_* variables). */
+export const DEFAULT_LIMITS: RequestLimits = { maxBatchEntities: 1_000, maxBodyBytes: 1_048_576, maxFeatures: 256 };
 
 const entityId = z
   .string({ message: 'must be a string' })
@@ -65,9 +72,17 @@ function checkEntity(entity: string, where: string): void {
   if (!isWellFormed(entity)) throw badRequest(`${where}: not well-formed Unicode`);
 }
 
-function checkFeatures(view: FeatureView, names: readonly string[] | undefined, where: string): void {
+/**
+ * A selection of feature names: at most `max`, each known, none repeated (a repeated name would
+ * multiply the fields read per entity: 1,000 entities × 60,000 names is 60 million reads).
+ */
+function checkFeatures(view: FeatureView, names: readonly string[] | undefined, where: string, max: number): void {
   if (names === undefined) return;
+  if (names.length > max) throw badRequest(`${where}: at most ${max} feature names per request, got ${names.length}`);
+  const seen = new Set<string>();
   for (const [i, name] of names.entries()) {
+    if (seen.has(name)) throw badRequest(`${where}[${i}]: ${JSON.stringify(name)} is repeated`);
+    seen.add(name);
     if (fieldType(view, name) === undefined) {
       throw badRequest(`${where}[${i}]: view "${view.name}" has no feature or aggregate "${name}"`);
     }
@@ -75,7 +90,12 @@ function checkFeatures(view: FeatureView, names: readonly string[] | undefined, 
 }
 
 /** `GET /v1/features/{view}/{entity}[?features=a,b]` → one validated read of one entity. */
-export function parseSingle(views: FeatureViews, path: string, query: string | undefined): ViewRead {
+export function parseSingle(
+  views: FeatureViews,
+  path: string,
+  query: string | undefined,
+  limits: Pick<RequestLimits, 'maxFeatures'>,
+): ViewRead {
   const parts = path.split('/'); // ['', 'v1', 'features', view, entity]
   if (parts.length !== 5 || parts[4] === '') throw badRequest('expected /v1/features/{view}/{entity}');
   let entity: string;
@@ -94,7 +114,7 @@ export function parseSingle(views: FeatureViews, path: string, query: string | u
     for (const key of params.keys()) if (key !== 'features') throw badRequest(`unknown query parameter "${key}"`);
     const list = params.get('features');
     if (list !== null) features = list.split(',').filter((s) => s.length > 0);
-    checkFeatures(view, features, 'features');
+    checkFeatures(view, features, 'features', limits.maxFeatures);
   }
   return { view, entities: [entity], ...(features === undefined ? {} : { features }) };
 }
@@ -119,7 +139,7 @@ export function parseBatch(views: FeatureViews, text: string, limits: RequestLim
   }
   return requests.map((r, i) => {
     const view = viewOf(views, r.view);
-    checkFeatures(view, r.features, `requests[${i}].features`);
+    checkFeatures(view, r.features, `requests[${i}].features`, limits.maxFeatures);
     for (const [j, e] of r.entities.entries()) checkEntity(e, `requests[${i}].entities[${j}]`);
     return { view, entities: r.entities, ...(r.features === undefined ? {} : { features: r.features }) };
   });
@@ -154,16 +174,34 @@ export function send(res: ServerResponse, status: number, body: unknown): void {
     'content-type': 'application/json',
     'content-length': bytes.length,
     ...(status === 413 ? { connection: 'close' } : {}),
+    ...(status === 401 ? { 'www-authenticate': 'Bearer realm="driftline-feature-api"' } : {}),
   });
   res.end(bytes);
 }
 
-/** Any failure → the HTTP error it is answered with (store outages are 503, store refusals 400). */
+/**
+ * Any failure → the HTTP error it is answered with (store outages are 503, store refusals 400).
+ * A 503 or 500 body never carries the backend's text (addresses, user names, server messages):
+ * that goes to the log only.
+ */
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof DriftlineError) {
     if (error.code === 'BAD_REQUEST') return badRequest(error.message);
-    if (error.retriable) return new HttpError(503, 'SINK_UNAVAILABLE', `online store unavailable: ${error.message}`);
+    if (error.retriable) return new HttpError(503, 'SINK_UNAVAILABLE', 'online store unavailable');
   }
   return new HttpError(500, 'INTERNAL', 'internal error');
+}
+
+/**
+ * `Authorization: Bearer <token>` against the configured token, in constant time (both sides are
+ * hashed first, so neither content nor length leaks through timing). Throws a 401.
+ */
+export function checkBearer(header: string | undefined, expected: Buffer): void {
+  const given = header?.startsWith('Bearer ') === true ? header.slice(7) : '';
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  if (!(timingSafeEqual(a, b) && given !== '')) {
+    throw new HttpError(401, 'UNAUTHORIZED', 'missing or wrong bearer token');
+  }
 }

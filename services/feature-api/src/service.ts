@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
+import { ConfigError, envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import { defineService } from '@driftline/service';
 import { z } from 'zod';
-import { startFeatureApi } from './api.js';
+import { DEFAULT_TIMEOUTS, type ServerTimeouts, startFeatureApi } from './api.js';
+import { DEFAULT_LIMITS, type RequestLimits } from './http.js';
 import { startFeatureApiThread } from './thread.js';
 
 export const featureApiEnvShape = {
@@ -13,7 +14,19 @@ export const featureApiEnvShape = {
   DRIFTLINE_FEATURE_API_PORT: envField.int(0, 65_535).default(8080),
   DRIFTLINE_FEATURE_API_HOST: envField.string().default('127.0.0.1'),
   /** Most entities one batch request may ask for, over all its views. */
-  DRIFTLINE_FEATURE_API_MAX_BATCH: envField.int(1, 100_000).default(1_000),
+  DRIFTLINE_FEATURE_API_MAX_BATCH: envField.int(1, 100_000).default(DEFAULT_LIMITS.maxBatchEntities),
+  /** Largest request body in bytes (413 above). */
+  DRIFTLINE_FEATURE_API_MAX_BODY_BYTES: envField.int(1_024, 64 * 1_048_576).default(DEFAULT_LIMITS.maxBodyBytes),
+  /** Most feature names one read may select (repeats are refused). */
+  DRIFTLINE_FEATURE_API_MAX_FEATURES: envField.int(1, 10_000).default(DEFAULT_LIMITS.maxFeatures),
+  /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
+  DRIFTLINE_FEATURE_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Time a client has to send its request headers. */
+  DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.headersTimeoutMs),
+  /** Time a client has to send its whole request; at least the headers timeout. */
+  DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.requestTimeoutMs),
+  /** Idle time after which a keep-alive connection is closed. */
+  DRIFTLINE_FEATURE_API_KEEP_ALIVE_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
   /**
    * `worker`: the HTTP server and its Redis reads run on a worker thread (own event loop and heap),
    * so services co-hosted in the process (the materializer) cannot stall reads; `main`: on the
@@ -31,8 +44,12 @@ export interface FeatureApiConfig {
   readonly keyPrefix: string;
   readonly port: number;
   readonly host: string;
-  readonly maxBatch: number;
+  readonly limits: RequestLimits;
+  readonly timeouts: ServerTimeouts;
+  readonly token?: string;
 }
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /** The feature-api service: online features from Redis over HTTP, single and batch. */
 export const featureApi = defineService({
@@ -41,6 +58,12 @@ export const featureApi = defineService({
   needs: ['redis'],
   envShape: featureApiEnvShape,
   configure(env): FeatureApiConfig {
+    if (env.DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT > env.DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT) {
+      throw new ConfigError(
+        'DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT',
+        `must not exceed DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT (${env.DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT} ms)`,
+      );
+    }
     return {
       views: loadFeatureViews(env.DRIFTLINE_FEATURE_VIEWS),
       viewsPath: env.DRIFTLINE_FEATURE_VIEWS,
@@ -49,10 +72,31 @@ export const featureApi = defineService({
       keyPrefix: env.DRIFTLINE_FEATURE_KEY_PREFIX,
       port: env.DRIFTLINE_FEATURE_API_PORT,
       host: env.DRIFTLINE_FEATURE_API_HOST,
-      maxBatch: env.DRIFTLINE_FEATURE_API_MAX_BATCH,
+      limits: {
+        maxBatchEntities: env.DRIFTLINE_FEATURE_API_MAX_BATCH,
+        maxBodyBytes: env.DRIFTLINE_FEATURE_API_MAX_BODY_BYTES,
+        maxFeatures: env.DRIFTLINE_FEATURE_API_MAX_FEATURES,
+      },
+      timeouts: {
+        headersTimeoutMs: env.DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT,
+        requestTimeoutMs: env.DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT,
+        keepAliveTimeoutMs: env.DRIFTLINE_FEATURE_API_KEEP_ALIVE_TIMEOUT,
+      },
+      ...(env.DRIFTLINE_FEATURE_API_TOKEN === undefined ? {} : { token: env.DRIFTLINE_FEATURE_API_TOKEN }),
     };
   },
   async start(ctx, config) {
+    if (config.token === undefined && !LOOPBACK.has(config.host)) {
+      ctx.logger.warn(
+        { host: config.host },
+        'feature API listens beyond loopback without DRIFTLINE_FEATURE_API_TOKEN: anyone who reaches it can read every feature',
+      );
+    }
+    const bounds = {
+      ...config.limits,
+      ...config.timeouts,
+      ...(config.token === undefined ? {} : { token: config.token }),
+    };
     if (config.thread === 'worker') {
       const server = await startFeatureApiThread({
         redis: config.redis,
@@ -60,7 +104,7 @@ export const featureApi = defineService({
         viewsText: readFileSync(config.viewsPath, 'utf8'),
         port: config.port,
         host: config.host,
-        maxBatchEntities: config.maxBatch,
+        ...bounds,
         registry: ctx.registry,
         logger: ctx.logger,
       });
@@ -83,7 +127,7 @@ export const featureApi = defineService({
         logger: ctx.logger,
         port: config.port,
         host: config.host,
-        maxBatchEntities: config.maxBatch,
+        ...bounds,
       });
       ctx.logger.info({ port: server.port, host: config.host }, 'feature API listening');
       return {

@@ -11,6 +11,12 @@ export interface FeatureApiThreadData {
   readonly port: number;
   readonly host: string;
   readonly maxBatchEntities?: number;
+  readonly maxBodyBytes?: number;
+  readonly maxFeatures?: number;
+  readonly token?: string;
+  readonly headersTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+  readonly keepAliveTimeoutMs?: number;
   readonly redisPolicy?: Partial<RedisClientPolicy>;
 }
 

@@ -50,15 +50,9 @@ try {
   for (const event of ['ready', 'close', 'end'] as const) {
     store.client.on(event, () => post({ type: 'ready', ready: store.ready() }));
   }
-  const server = await startFeatureApi({
-    store,
-    views,
-    registry,
-    logger,
-    port: data.port,
-    host: data.host,
-    ...(data.maxBatchEntities === undefined ? {} : { maxBatchEntities: data.maxBatchEntities }),
-  });
+  // The bounds (limits, token, timeouts) pass through as they came; absent ones take the defaults.
+  const { redis: _redis, keyPrefix: _prefix, viewsText: _text, redisPolicy: _policy, ...bounds } = data;
+  const server = await startFeatureApi({ ...bounds, store, views, registry, logger });
   port.on('message', (message: ToThread) => {
     if (message.type === 'metrics') {
       void registry.getMetricsAsJSON().then((metrics) => post({ type: 'metrics', id: message.id, metrics }));

@@ -75,6 +75,37 @@ describe('feature API on its worker thread, against a real Redis', () => {
     expect(await registry.metrics()).not.toMatch(/driftline_feature_api_rows_total/);
   });
 
+  it('applies the bounds on its thread: token, feature limit, a 503 without backend text', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const token = 'thread-token-0123456789';
+    const api = await startFeatureApiThread({
+      // A Redis nobody listens on: every read is a 503.
+      redis: { url: 'redis://:hunter2@127.0.0.1:1', tls: false },
+      keyPrefix,
+      viewsText,
+      port: 0,
+      host: '127.0.0.1',
+      token,
+      maxFeatures: 1,
+      registry,
+      logger: silentLogger,
+    });
+    try {
+      const base = `http://127.0.0.1:${api.port}`;
+      expect((await fetch(`${base}/v1/features/profile/u1`)).status).toBe(401);
+      const auth = { authorization: `Bearer ${token}` };
+      const limited = await fetch(`${base}/v1/features/profile/u1?features=age,country`, { headers: auth });
+      expect(await limited.json()).toEqual({
+        error: { code: 'BAD_REQUEST', message: 'features: at most 1 feature names per request, got 2' },
+      });
+      const down = await fetch(`${base}/v1/features/profile/u1`, { headers: auth });
+      expect(down.status).toBe(503);
+      expect(await down.json()).toEqual({ error: { code: 'SINK_UNAVAILABLE', message: 'online store unavailable' } });
+    } finally {
+      await api.close();
+    }
+  });
+
   it('fails to start with the reason when the view file is invalid', async () => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     await expect(

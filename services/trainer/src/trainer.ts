@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DriftlineError, type Logger } from '@driftline/core';
+import { DriftlineError, type Logger, PoisonRecordError } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
 import { chTime, type ModelRegistry, type ModelVersionRow } from '@driftline/warehouse';
@@ -28,8 +28,35 @@ export interface TrainerDeps {
 
 export type Outcome = 'already_done' | 'republished' | 'promoted' | 'rejected';
 
-function safeSegment(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]/g, '_');
+/** A name used as one path segment under the artifact directory: no separators, no `.`/`..`. */
+const PATH_SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * The version's artifact directory, `<artifactDir>/<model>/<version>`. A name that is not a plain
+ * segment (`..`, `a/b`, empty, over 128 characters) can never train: poison, with the reason.
+ * The resolved path is checked to stay inside the artifact directory as well.
+ */
+function artifactDirFor(artifactDir: string, model: string, version: string): string {
+  for (const [field, value] of [
+    ['model', model],
+    ['version', version],
+  ] as const) {
+    if (!PATH_SEGMENT.test(value)) {
+      throw new PoisonRecordError(
+        'VALIDATION_FAILED',
+        `retrain request: ${field} ${JSON.stringify(value.slice(0, 140))} cannot name an artifact directory (1-128 of A-Z a-z 0-9 . _ -, not starting with a dot)`,
+      );
+    }
+  }
+  const root = resolve(artifactDir);
+  const dir = resolve(root, model, version);
+  if (relative(root, dir).startsWith('..') || isAbsolute(relative(root, dir))) {
+    throw new PoisonRecordError(
+      'VALIDATION_FAILED',
+      `retrain request: model ${JSON.stringify(model)} escapes the artifact directory`,
+    );
+  }
+  return dir;
 }
 
 function readScores(file: string, rows: number): Float64Array {
@@ -88,7 +115,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   }
 
   const version = versionFor(request);
-  const dir = join(config.artifactDir, safeSegment(request.model), version);
+  const dir = artifactDirFor(config.artifactDir, request.model, version);
   mkdirSync(dir, { recursive: true });
   const rows = await deps.source.read(request.model, request.data_from, request.data_to);
   if (rows.length < config.minRows) {

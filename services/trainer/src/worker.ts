@@ -63,6 +63,23 @@ export function readWorkerResult(outDir: string): WorkerResult | undefined {
   return parsed.data;
 }
 
+/**
+ * What train.py may see of the service's environment: the process basics (PATH, HOME, locale,
+ * temp dir), the GPU runtime's variables (CUDA, NVIDIA, library path) and the thread-count knobs of
+ * its numeric libraries. Never the service's configuration: Kafka, Redis, ClickHouse and registry
+ * credentials stay in this process.
+ */
+const WORKER_ENV_NAMES =
+  /^(PATH|HOME|USER|LANG|LANGUAGE|TZ|TMPDIR|TEMP|TMP|LD_LIBRARY_PATH|SYSTEMROOT|LC_[A-Z]+|CUDA_[A-Z_]+|NVIDIA_[A-Z_]+|OMP_NUM_THREADS|OPENBLAS_NUM_THREADS|MKL_NUM_THREADS)$/;
+
+function workerEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && WORKER_ENV_NAMES.test(key)) out[key] = value;
+  }
+  return { ...out, PYTHONWARNINGS: 'ignore', PYTHONUNBUFFERED: '1', PYTHONNOUSERSITE: '1' };
+}
+
 export interface WorkerRun {
   readonly python: string;
   readonly data: string;
@@ -92,7 +109,7 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
   ];
   const child = spawn(run.python, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PYTHONWARNINGS: 'ignore', PYTHONUNBUFFERED: '1' },
+    env: workerEnv(),
   });
   let stderr = '';
   let stdout = '';

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
@@ -154,4 +154,22 @@ describe('handleRequest (idempotency)', () => {
     const { deps } = setup({ python: process.execPath }); // node cannot run train.py: exits non-zero
     await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
   });
+});
+
+describe('handleRequest (artifact paths, issue 11 defect 9)', () => {
+  it.each(['..', '.', '../escape', 'a/b', 'a\\b', '', 'x'.repeat(200), 'nul\0'])(
+    'refuses the model name %j as poison before touching the file system',
+    async (model) => {
+      const { dir, deps } = setup();
+      const error = await handleRequest(deps, { ...request, model }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+      expect((error as Error).message).toContain('model');
+      // Nothing was created next to (or above) the artifact directory.
+      expect(existsSync(join(dir, '..', versionFor(request)))).toBe(false);
+      expect(readdirSync(dir)).toEqual([]);
+    },
+  );
 });

@@ -1,0 +1,224 @@
+import { connect } from 'node:net';
+import { SinkUnavailableError, silentLogger } from '@driftline/core';
+import { parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
+import { createMetricsRegistry } from '@driftline/observability';
+import { InMemoryOnlineStore, type RowRequest } from '@driftline/online-store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FeatureApiOptions, type FeatureApiServer, startFeatureApi } from '../src/api.js';
+
+// Bounds of the feature API (issue 11, defects 5 and 9): every limit answers 400 naming itself,
+// the optional bearer token, the header timeout, and 503 bodies without backend text.
+
+const views = parseFeatureViews({
+  views: [{ name: 'profile', entity: 'user_id', features: { age: 'double', country: 'string', premium: 'boolean' } }],
+});
+
+/** The in-memory store, counting the fields it is asked to read. */
+class CountingStore extends InMemoryOnlineStore {
+  fieldReads = 0;
+  override async readBatch(requests: readonly RowRequest[]) {
+    for (const r of requests) this.fieldReads += r.entities.length * (r.features?.length ?? 3);
+    return super.readBatch(requests);
+  }
+}
+
+async function serve(store: InMemoryOnlineStore, over: Partial<FeatureApiOptions> = {}) {
+  const server = await startFeatureApi({
+    store,
+    views,
+    registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+    logger: silentLogger,
+    ...over,
+  });
+  const base = `http://127.0.0.1:${server.port}`;
+  const call = async (path: string, init?: RequestInit) => {
+    const res = await fetch(`${base}${path}`, init);
+    return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
+  };
+  return { server, call };
+}
+
+const post = (body: unknown, headers: Record<string, string> = {}): RequestInit => ({
+  method: 'POST',
+  headers,
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+});
+
+describe('feature API request bounds', () => {
+  const store = new CountingStore();
+  let server: FeatureApiServer;
+  let call: Awaited<ReturnType<typeof serve>>['call'];
+  beforeAll(async () => {
+    await store.write(
+      planWrites([
+        validateFeatureEvent(views, {
+          event_id: 'e1',
+          view: 'profile',
+          entity_id: 'u1',
+          event_time: 1_000,
+          features: { age: 30 },
+        }),
+      ]),
+    );
+    ({ server, call } = await serve(store, { maxFeatures: 2 }));
+  });
+  afterAll(async () => {
+    await server.close();
+    await store.close();
+  });
+
+  it('refuses the amplification request of the issue (1,000 entities × 60,000 repeated names) without reading', async () => {
+    const { server: big, call: bigCall } = await serve(store);
+    try {
+      const body = JSON.stringify({
+        requests: [
+          {
+            view: 'profile',
+            entities: Array.from({ length: 1_000 }, (_, i) => `u${i}`),
+            features: Array.from({ length: 60_000 }, () => 'age'),
+          },
+        ],
+      });
+      expect(body.length).toBeLessThan(1_048_576);
+      const before = store.fieldReads;
+      const started = performance.now();
+      const res = await bigCall('/v1/features:batch', post(body));
+      const ms = performance.now() - started;
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({
+        error: {
+          code: 'BAD_REQUEST',
+          message: 'requests[0].features: at most 256 feature names per request, got 60000',
+        },
+      });
+      expect(store.fieldReads - before).toBe(0);
+      expect(ms).toBeLessThan(1_000);
+    } finally {
+      await big.close();
+    }
+  });
+
+  it('refuses repeated feature names, in a batch and in a single read', async () => {
+    expect(
+      (
+        await call(
+          '/v1/features:batch',
+          post({ requests: [{ view: 'profile', entities: ['u1'], features: ['age', 'age'] }] }),
+        )
+      ).body,
+    ).toEqual({
+      error: { code: 'BAD_REQUEST', message: 'requests[0].features[1]: "age" is repeated' },
+    });
+    expect((await call('/v1/features/profile/u1?features=age,age')).body).toEqual({
+      error: { code: 'BAD_REQUEST', message: 'features[1]: "age" is repeated' },
+    });
+  });
+
+  it('refuses more feature names than the limit, naming it', async () => {
+    expect((await call('/v1/features/profile/u1?features=age,country,premium')).body).toEqual({
+      error: { code: 'BAD_REQUEST', message: 'features: at most 2 feature names per request, got 3' },
+    });
+    expect((await call('/v1/features/profile/u1?features=age,country')).status).toBe(200);
+  });
+
+  it('refuses a body over the limit with 413 naming the limit', async () => {
+    const { server: small, call: smallCall } = await serve(store, { maxBodyBytes: 1_024 });
+    try {
+      const res = await smallCall(
+        '/v1/features:batch',
+        post({ requests: [{ view: 'profile', entities: ['x'.repeat(1_000), 'y'] }] }),
+      );
+      expect(res.status).toBe(413);
+      expect(res.body).toEqual({ error: { code: 'BAD_REQUEST', message: 'request body larger than 1024 bytes' } });
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe('feature API bearer token', () => {
+  const store = new InMemoryOnlineStore();
+  const token = 'a-long-enough-token-0123456789';
+  let server: FeatureApiServer;
+  let call: Awaited<ReturnType<typeof serve>>['call'];
+  beforeAll(async () => {
+    ({ server, call } = await serve(store, { token }));
+  });
+  afterAll(async () => {
+    await server.close();
+    await store.close();
+  });
+
+  it('answers 401 without the token or with a wrong one, on both routes', async () => {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer nope' },
+      { authorization: `Basic ${token}` },
+      { authorization: `Bearer ${token}x` },
+    ]) {
+      const single = await call('/v1/features/profile/u1', { headers });
+      expect(single.status).toBe(401);
+      expect(single.headers.get('www-authenticate')).toBe('Bearer realm="driftline-feature-api"');
+      expect(single.body).toEqual({ error: { code: 'UNAUTHORIZED', message: 'missing or wrong bearer token' } });
+      expect((await call('/v1/features:batch', post({ requests: [] }, headers))).status).toBe(401);
+    }
+  });
+
+  it('serves a request that carries it; /healthz needs none', async () => {
+    const ok = await call('/v1/features/profile/u1', { headers: { authorization: `Bearer ${token}` } });
+    expect(ok).toMatchObject({ status: 200, body: { found: false } });
+    expect((await call('/healthz')).status).toBe(200);
+  });
+});
+
+describe('feature API store outage', () => {
+  it('answers 503 with no backend error text in the body', async () => {
+    class DownStore extends InMemoryOnlineStore {
+      override async read(): Promise<undefined> {
+        throw new SinkUnavailableError('redis 10.1.2.3:6379: NOAUTH Authentication required (user driftline)');
+      }
+    }
+    const store = new DownStore();
+    const { server, call } = await serve(store);
+    try {
+      const res = await call('/v1/features/profile/u1');
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual({ error: { code: 'SINK_UNAVAILABLE', message: 'online store unavailable' } });
+    } finally {
+      await server.close();
+      await store.close();
+    }
+  });
+});
+
+describe('feature API server timeouts', () => {
+  it('disconnects a client that sends its headers too slowly (slow loris)', async () => {
+    const store = new InMemoryOnlineStore();
+    const { server } = await serve(store, { headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    try {
+      const socket = connect(server.port, '127.0.0.1');
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write('GET /v1/features/profile/u1 HTTP/1.1\r\nHost: x\r\n');
+      let answer = '';
+      socket.on('data', (d: Buffer) => {
+        answer += d.toString();
+      });
+      socket.on('error', () => {});
+      // One header byte every 100 ms, never the blank line that ends the headers.
+      const drip = setInterval(() => socket.writable && socket.write('X'), 100);
+      const started = performance.now();
+      const closed = await Promise.race([
+        new Promise<boolean>((resolve) => socket.once('close', () => resolve(true))),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 4_000)),
+      ]);
+      clearInterval(drip);
+      socket.destroy();
+      expect(closed).toBe(true);
+      expect(performance.now() - started).toBeLessThan(3_000);
+      expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    } finally {
+      await server.close();
+      await store.close();
+    }
+  });
+});

@@ -1,14 +1,28 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError } from '@driftline/core';
-import { Kafka, logLevel } from 'kafkajs';
+import { type ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { type BackoffPolicy, backoffDelay } from './backoff.js';
 import { type KafkaClient, kafkajsOf } from './client.js';
 
 export interface TopicSpec {
   readonly topic: string;
   readonly partitions?: number;
+  /** Absent: the cluster's broker count capped at 3 (`autoReplication`). */
   readonly replicationFactor?: number;
+  /** `min.insync.replicas`; absent: 2 when the replication factor is 3 or more, else 1. */
+  readonly minInsyncReplicas?: number;
+  /** Further topic configs (they win over the above). */
   readonly config?: Readonly<Record<string, string>>;
+}
+
+/** Replication defaults when a spec leaves them out: `acks=all` then survives one broker loss. */
+export function autoReplication(
+  brokers: number,
+  spec: Pick<TopicSpec, 'replicationFactor' | 'minInsyncReplicas'> = {},
+): { replicationFactor: number; minInsyncReplicas: number } {
+  const replicationFactor = spec.replicationFactor ?? Math.max(1, Math.min(3, brokers));
+  const minInsyncReplicas = spec.minInsyncReplicas ?? (replicationFactor >= 3 ? 2 : 1);
+  return { replicationFactor, minInsyncReplicas };
 }
 
 /** Retries of topic admin calls: about 12 s in all, enough for a KRaft controller under load. */
@@ -72,22 +86,39 @@ export async function ensureTopics(client: KafkaClient, topics: readonly TopicSp
     const existing = new Set(await admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t.topic));
     if (missing.length > 0) {
+      const brokers = missing.some((t) => t.replicationFactor === undefined)
+        ? (await admin.describeCluster()).brokers.length
+        : 0;
       await admin.createTopics({
         waitForLeaders: true,
-        topics: missing.map((t) => ({
-          topic: t.topic,
-          numPartitions: t.partitions ?? 1,
-          replicationFactor: t.replicationFactor ?? 1,
-          configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
-        })),
+        topics: missing.map((t) => {
+          const { replicationFactor, minInsyncReplicas } = autoReplication(brokers, t);
+          if (minInsyncReplicas > replicationFactor) {
+            throw new DriftlineError(
+              'CONFIG_INVALID',
+              `topic ${t.topic}: min.insync.replicas ${minInsyncReplicas} exceeds the replication factor ${replicationFactor}`,
+            );
+          }
+          const config = { 'min.insync.replicas': String(minInsyncReplicas), ...t.config };
+          return {
+            topic: t.topic,
+            numPartitions: t.partitions ?? 1,
+            replicationFactor,
+            configEntries: Object.entries(config).map(([name, value]) => ({ name, value })),
+          };
+        }),
       });
     }
     // Done only when the metadata shows every topic with its partitions: a consumer subscribing or a
     // producer sending right after would otherwise meet "does not host this topic-partition".
     const meta = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) });
-    const unready = topics.filter((t) => (meta.topics.find((m) => m.name === t.topic)?.partitions.length ?? 0) === 0);
+    // Also one created by another process a moment ago (no waitForLeaders here): every partition needs a leader.
+    const unready = topics.filter((t) => {
+      const partitions = meta.topics.find((m) => m.name === t.topic)?.partitions ?? [];
+      return partitions.length === 0 || partitions.some((p) => p.leader < 0);
+    });
     if (unready.length > 0) {
-      throw Object.assign(new Error(`no partitions in metadata yet for ${unready.map((t) => t.topic).join(', ')}`), {
+      throw Object.assign(new Error(`no leader in metadata yet for ${unready.map((t) => t.topic).join(', ')}`), {
         retriable: true,
       });
     }
@@ -146,6 +177,31 @@ export async function topicOffsets(
       high: BigInt(o.high),
     })),
   );
+}
+
+/**
+ * How a topic is stored: its replication factor (replicas of partition 0) and the configs set on
+ * the topic itself rather than inherited from the broker (e.g. `min.insync.replicas`).
+ */
+export async function describeTopic(
+  client: KafkaClient,
+  topic: string,
+): Promise<{ replicationFactor: number; overrides: Record<string, string> }> {
+  return withAdmin(client, `describing topic ${topic}`, async (admin) => {
+    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+    const replicationFactor = meta.topics[0]?.partitions[0]?.replicas.length ?? 0;
+    const { resources } = await admin.describeConfigs({
+      // kafkajs' CommonJS index hides ConfigResourceTypes from ESM named imports: TOPIC is 2.
+      resources: [{ type: 2 as ConfigResourceTypes, name: topic }],
+      includeSynonyms: false,
+    });
+    const overrides: Record<string, string> = {};
+    for (const entry of resources[0]?.configEntries ?? []) {
+      // configSource 1 = DYNAMIC_TOPIC_CONFIG: set on this topic, not a broker default.
+      if ((entry as { configSource?: number }).configSource === 1) overrides[entry.configName] = entry.configValue;
+    }
+    return { replicationFactor, overrides };
+  });
 }
 
 /** Names of every topic of the cluster. */

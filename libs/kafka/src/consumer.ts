@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Logger, toDriftlineError } from '@driftline/core';
+import { DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
 import { adminBackoff, isTransient } from './admin.js';
@@ -16,6 +16,10 @@ import {
   type InboundRecord,
   toBufferHeaders,
 } from './records.js';
+import { committedLag, ProgressTracker, type Stall } from './stall.js';
+
+/** Default of `stallTimeoutMs` (DRIFTLINE_STALL_TIMEOUT): a partition with lag whose commit has not moved for this long is stalled. */
+export const DEFAULT_STALL_TIMEOUT_MS = 5 * 60_000;
 
 /** What a service plugs into the loop: how to read a record, and how to hand a batch to its sink. */
 export interface BatchProcessor<T> {
@@ -69,13 +73,23 @@ export interface ConsumerOptions<T> {
   readonly maxBytesPerPartition?: number;
   /** Bounds of dead-letter sends; defaults from the client's config, then `defaultDeadLetterLimits`. */
   readonly deadLetter?: Partial<DeadLetterLimits>;
+  /**
+   * A partition with lag on its committed offset whose commit has not moved for this long is
+   * stalled: `healthy()` turns false (default `DEFAULT_STALL_TIMEOUT_MS`). A processor that holds
+   * commits back on purpose (open windows) needs at least its longest hold added.
+   */
+  readonly stallTimeoutMs?: number;
 }
 
 export interface ConsumerHandle {
   /** Finishes the batch in hand (or abandons a retry without committing), commits, leaves the group. */
   stop(): Promise<void>;
-  /** True while joined to the group and not backing off on a failing sink. */
+  /** True while joined to the group, not backing off on a failing sink and not stalled. */
   ready(): boolean;
+  /** False while a partition is stalled: lag on the committed offset and no commit for `stallTimeoutMs`. */
+  healthy(): boolean;
+  /** The stalled partitions now (for the health endpoint's body and logs). */
+  stalls(): Stall[];
 }
 
 function toInbound(batch: Batch, message: Batch['messages'][number]): InboundRecord {
@@ -115,14 +129,23 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       ['topic'],
     ),
     dlq: counter(registry, 'driftline_records_dlq_total', 'Records sent to the dead-letter topic', ['topic', 'code']),
-    lag: gauge(registry, 'driftline_consumer_lag', 'High watermark minus next offset to process', [
-      'topic',
-      'partition',
-    ]),
+    lag: gauge(
+      registry,
+      'driftline_consumer_lag',
+      'High watermark minus committed offset (what a restart would read again)',
+      ['group', 'topic', 'partition'],
+    ),
     backingOff: gauge(registry, 'driftline_consumer_backing_off', '1 while a partition waits on a failing sink', [
+      'group',
       'topic',
       'partition',
     ]),
+    stalled: gauge(
+      registry,
+      'driftline_consumer_stalled',
+      '1 while a partition has lag and its commit has not moved for the stall timeout',
+      ['group', 'topic', 'partition'],
+    ),
     batchSeconds: histogram(registry, 'driftline_batch_duration_seconds', 'Time to decode, sink and commit one batch', [
       'topic',
     ]),
@@ -146,6 +169,18 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   let stopping = false;
   const backingOff = new Set<string>();
   const lastCommitted = new Map<string, bigint>();
+  const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  const progress = new ProgressTracker(stallTimeoutMs);
+  /** Records what is committed and the lag on it, and the time the commit last moved. */
+  const observe = (topic: string, partition: number, committed: bigint, highWatermark: string, caughtUp = false) => {
+    const p = progress.observe(
+      topic,
+      partition,
+      { committed, highWatermark: BigInt(highWatermark), caughtUp },
+      Date.now(),
+    );
+    metrics.lag.set({ group: groupId, topic, partition: String(partition) }, committedLag(p));
+  };
   const abort = new AbortController();
   let owned = new Set<string>();
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
@@ -158,6 +193,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const lost = [...owned].filter((k) => !now.has(k));
     owned = now;
     lastCommitted.clear(); // another member may have committed meanwhile
+    progress.retain((topic, partition) => now.has(`${topic}\u0000${partition}`));
+    for (const k of lost) {
+      const labels = { group: groupId, topic: k.split('\u0000')[0]!, partition: k.split('\u0000')[1]! };
+      metrics.lag.remove(labels);
+      metrics.backingOff.remove(labels);
+      metrics.stalled.remove(labels);
+    }
     if (lost.length > 0 && processor.revoked !== undefined) {
       processor.revoked(lost.map((k) => ({ topic: k.split('\u0000')[0]!, partition: Number(k.split('\u0000')[1]) })));
     }
@@ -228,8 +270,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     if (batch.messages.length === 0) return;
     const started = process.hrtime.bigint();
     const key = `${batch.topic}/${batch.partition}`;
-    const labels = { topic: batch.topic, partition: String(batch.partition) };
+    const labels = { group: groupId, topic: batch.topic, partition: String(batch.partition) };
     metrics.in.inc({ topic: batch.topic }, batch.messages.length);
+    // Before any commit of this process, the fetch started at the committed offset: the first record's.
+    const committedBefore = () =>
+      progress.committed(batch.topic, batch.partition) ?? BigInt(batch.messages[0]?.offset ?? batch.highWatermark);
+    observe(batch.topic, batch.partition, committedBefore(), batch.highWatermark);
     let commitOffset: string | undefined;
     for (let attempt = 0; ; attempt++) {
       if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
@@ -241,6 +287,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         metrics.failed.inc({ topic: batch.topic }, batch.messages.length);
         backingOff.add(key);
         metrics.backingOff.set(labels, 1);
+        observe(batch.topic, batch.partition, committedBefore(), batch.highWatermark);
         const delay = backoffDelay(policy, attempt);
         logger.warn(
           {
@@ -275,12 +322,45 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: safe.toString() }]);
       lastCommitted.set(key, safe);
     }
+    const before = committedBefore();
+    observe(
+      batch.topic,
+      batch.partition,
+      safe > before ? safe : before,
+      batch.highWatermark,
+      next >= BigInt(batch.highWatermark),
+    );
     const now = Date.now();
     metrics.out.inc({ topic: batch.topic }, batch.messages.length);
-    metrics.lag.set(labels, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n)));
     metrics.batchSeconds.observe({ topic: batch.topic }, Number(process.hrtime.bigint() - started) / 1e9);
     for (const message of batch.messages)
       metrics.latency.observe({ topic: batch.topic }, Math.max(0, now - Number(message.timestamp)) / 1000);
+  }
+
+  let reported = new Set<string>();
+  /** The stalled partitions now; keeps the gauge current and logs each stall once when it starts. */
+  function stalls(): Stall[] {
+    if (stopping) return [];
+    const found = progress.stalls(Date.now());
+    const keys = new Set(found.map((s) => `${s.topic}/${s.partition}`));
+    for (const s of found) {
+      const labels = { group: groupId, topic: s.topic, partition: String(s.partition) };
+      metrics.stalled.set(labels, 1);
+      if (!reported.has(`${s.topic}/${s.partition}`)) {
+        logger.error(
+          { topic: s.topic, partition: s.partition, lag: s.lag, stalledForMs: s.stalledForMs, stallTimeoutMs },
+          'partition stalled: lag and no commit for the stall timeout; reporting unhealthy',
+        );
+      }
+    }
+    for (const k of reported) {
+      if (keys.has(k)) continue;
+      const [topic, partition] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
+      metrics.stalled.set({ group: groupId, topic, partition }, 0);
+      logger.info({ topic, partition: Number(partition) }, 'partition no longer stalled');
+    }
+    reported = keys;
+    return found;
   }
 
   await consumer.connect();
@@ -291,28 +371,42 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
     eachBatch,
   });
+  // Evaluated on a timer too, so the gauge and the log line appear without anyone asking /healthz.
+  const watch = setInterval(() => void stalls(), Math.min(5_000, Math.max(100, stallTimeoutMs / 4)));
+  watch.unref();
 
   return {
     async stop() {
       if (stopping) return;
       stopping = true;
+      clearInterval(watch);
       abort.abort();
       // kafkajs waits for the batch in hand to finish before leaving the group.
       await consumer.disconnect();
       joined = false;
     },
-    ready: () => joined && !stopping && backingOff.size === 0,
+    ready: () => joined && !stopping && backingOff.size === 0 && stalls().length === 0,
+    healthy: () => stalls().length === 0,
+    stalls,
   };
 }
 
 /** Subscribes, retrying while a topic created a moment ago is not yet in the broker's metadata. */
-async function subscribe(consumer: Consumer, topic: string, fromBeginning: boolean): Promise<void> {
+export async function subscribe(consumer: Consumer, topic: string, fromBeginning: boolean): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await consumer.subscribe({ topic, fromBeginning });
       return;
     } catch (error) {
-      if (!isTransient(error) || attempt >= 7) throw error;
+      if (!isTransient(error)) throw error;
+      if (attempt >= 7) {
+        // Bounded (about 12 s): a topic that never appears is a typed, retriable error, not a hang.
+        throw new DriftlineError(
+          'SOURCE_UNAVAILABLE',
+          `subscribing to ${topic} failed after ${attempt + 1} attempts: ${(error as Error).message}`,
+          { cause: error, retriable: true },
+        );
+      }
       await sleep(backoffDelay(adminBackoff, attempt));
     }
   }

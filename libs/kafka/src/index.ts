@@ -2,6 +2,7 @@ export {
   committedOffsets,
   deleteTopics,
   describeGroup,
+  describeTopic,
   ensureTopics,
   listTopics,
   partitionCount,
@@ -17,6 +18,7 @@ export {
   type BatchProcessor,
   type ConsumerHandle,
   type ConsumerOptions,
+  DEFAULT_STALL_TIMEOUT_MS,
   type ProcessResult,
   startConsumer,
 } from './consumer.js';
@@ -30,3 +32,4 @@ export {
   type InboundRecord,
   type OutboundMessage,
 } from './records.js';
+export type { Stall } from './stall.js';

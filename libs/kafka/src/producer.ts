@@ -1,6 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError } from '@driftline/core';
 import { counter, type Registry } from '@driftline/observability';
-import { CompressionTypes, Partitioners, type Producer } from 'kafkajs';
+import { CompressionTypes, type Message, Partitioners, type Producer, type RecordMetadata } from 'kafkajs';
+import { adminBackoff, partitionCount } from './admin.js';
+import { backoffDelay } from './backoff.js';
 import { type KafkaClient, kafkajsOf } from './client.js';
 import type { OutboundMessage } from './records.js';
 
@@ -47,12 +50,14 @@ export async function createProducer(
 ): Promise<EventProducer> {
   // The default partitioner hashes keys with murmur2 like the Java client, so keys land on the same
   // partitions whoever produces them (co-partitioning of predictions and labels depends on it).
-  const producer: Producer = kafkajsOf(client).producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
+  const newProducer = (): Producer =>
+    kafkajsOf(client).producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+  const producer = newProducer();
   await producer.connect();
   const produced =
     options.registry === undefined
@@ -62,20 +67,39 @@ export async function createProducer(
   return {
     async send(topic, messages) {
       if (messages.length === 0) return;
+      const outgoing: Message[] = messages.map((m) => ({
+        key: m.key,
+        value: m.value,
+        ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
+        ...(m.timestamp === undefined ? {} : { timestamp: m.timestamp }),
+        ...(m.partition === undefined ? {} : { partition: m.partition }),
+      }));
+      const sendWith = (p: Producer, batch: Message[]) => p.send({ topic, acks: -1, compression, messages: batch });
       try {
-        await producer.send({
-          topic,
-          acks: -1,
-          compression,
-          messages: messages.map((m) => ({
-            key: m.key,
-            value: m.value,
-            ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
-            ...(m.timestamp === undefined ? {} : { timestamp: m.timestamp }),
-            ...(m.partition === undefined ? {} : { partition: m.partition }),
-          })),
-        });
+        let unsent = unanswered(topic, outgoing, await sendWith(producer, outgoing));
+        // kafkajs silently skips messages for an explicit partition its cached metadata does not have
+        // (a topic grown or created a moment ago; the cache lives 5 minutes): send those again through
+        // a producer with fresh metadata, a bounded number of times.
+        for (let attempt = 0; unsent.length > 0 && attempt < STALE_METADATA_ATTEMPTS; attempt++) {
+          if (attempt === 0) await refuseMissingPartitions(client, topic, unsent);
+          else await sleep(backoffDelay(adminBackoff, attempt - 1));
+          const fresh = newProducer();
+          try {
+            await fresh.connect();
+            unsent = unanswered(topic, unsent, await sendWith(fresh, unsent));
+          } finally {
+            await fresh.disconnect().catch(() => {});
+          }
+        }
+        if (unsent.length > 0) {
+          throw new DriftlineError(
+            'SINK_UNAVAILABLE',
+            `producing to ${topic} failed: partition ${partitionsOf(unsent).join(', ')} not yet in the cluster metadata`,
+            { retriable: true, details: { partitions: partitionsOf(unsent) } },
+          );
+        }
       } catch (error) {
+        if (error instanceof DriftlineError) throw error;
         const type = tooLargeType(error);
         // The broker refuses these messages as they are: retrying them unchanged can never succeed.
         if (type !== undefined) {
@@ -98,4 +122,29 @@ export async function createProducer(
     },
     disconnect: () => producer.disconnect(),
   };
+}
+
+const STALE_METADATA_ATTEMPTS = 5;
+
+/** The messages for explicit partitions the broker did not answer for (never sent by the client). */
+function unanswered(topic: string, sent: readonly Message[], answers: readonly RecordMetadata[]): Message[] {
+  const answered = new Set(answers.filter((a) => a.topicName === topic).map((a) => a.partition));
+  return sent.filter((m) => m.partition !== undefined && !answered.has(m.partition));
+}
+
+function partitionsOf(messages: readonly Message[]): number[] {
+  return [...new Set(messages.flatMap((m) => (m.partition === undefined ? [] : [m.partition])))].sort((a, b) => a - b);
+}
+
+/** A partition beyond the topic's partition count can never be written: a non-retriable SINK_REJECTED. */
+async function refuseMissingPartitions(client: KafkaClient, topic: string, unsent: readonly Message[]): Promise<void> {
+  const count = await partitionCount(client, topic).catch(() => undefined);
+  const beyond = partitionsOf(unsent).filter((p) => count !== undefined && p >= count);
+  if (beyond.length > 0) {
+    throw new DriftlineError(
+      'SINK_REJECTED',
+      `producing to ${topic} refused: partition ${beyond.join(', ')} does not exist (the topic has ${count} partitions)`,
+      { retriable: false, details: { partitions: beyond } },
+    );
+  }
 }

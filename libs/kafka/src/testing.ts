@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type KafkaClient, kafkajsOf } from './client.js';
+import { subscribe } from './consumer.js';
 import { type InboundRecord, toBufferHeaders } from './records.js';
 
 /**
@@ -19,7 +20,8 @@ export async function readTopic(
   const out: InboundRecord[] = [];
   await consumer.connect();
   try {
-    await consumer.subscribe({ topic, fromBeginning: true });
+    // A topic created a moment ago (e.g. by a publisher's first send) may not be in the metadata yet.
+    await subscribe(consumer, topic, true);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`read ${out.length}/${count} messages of ${topic} in ${timeoutMs} ms`)),

@@ -5,6 +5,7 @@ import {
   createKafkaClient,
   createProducer,
   describeGroup,
+  describeTopic,
   ensureTopics,
   listTopics,
   partitionCount,
@@ -66,5 +67,24 @@ describe('topic admin through the facade, on the real broker', () => {
 
   it('gives up on a topic that does not exist with NOT_FOUND', async () => {
     await expect(partitionCount(client(), uniqueName('missing'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('durability of created topics', () => {
+  it('sets min.insync.replicas on the topic itself (auto: 1 on the single local broker), explicit values win', async () => {
+    const auto = uniqueName('durable');
+    const explicit = uniqueName('durable');
+    await ensureTopics(client(), [{ topic: auto }, { topic: explicit, replicationFactor: 1, minInsyncReplicas: 1 }]);
+    expect(await describeTopic(client(), auto)).toMatchObject({
+      replicationFactor: 1,
+      overrides: { 'min.insync.replicas': '1' },
+    });
+    expect((await describeTopic(client(), explicit)).overrides['min.insync.replicas']).toBe('1');
+  });
+
+  it('refuses min.insync.replicas above the replication factor (every acks=all write would fail)', async () => {
+    await expect(
+      ensureTopics(client(), [{ topic: uniqueName('durable'), replicationFactor: 1, minInsyncReplicas: 2 }]),
+    ).rejects.toMatchObject({ code: 'CONFIG_INVALID', retriable: false, message: /min.insync.replicas 2 exceeds/ });
   });
 });

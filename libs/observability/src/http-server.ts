@@ -7,6 +7,11 @@ export interface HealthCheck {
   healthy(): boolean;
   /** Ready: connected to its sources and sinks and able to make progress. */
   ready(): boolean;
+  /**
+   * Why it is unhealthy or unready, added to a 503 body (e.g. the stalled partitions). Only
+   * driftline's own facts (names, counts, durations), never a backend's raw error text.
+   */
+  problems?(): Record<string, unknown>;
 }
 
 export interface ObservabilityServer {
@@ -36,9 +41,10 @@ export async function startObservabilityServer(options: {
     }
     if (path === '/healthz' || path === '/readyz') {
       const ok = path === '/healthz' ? options.health.healthy() : options.health.ready();
+      const problems = ok ? {} : (options.health.problems?.() ?? {});
       res
         .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ status: ok ? 'ok' : 'unavailable' }));
+        .end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...problems }));
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));

@@ -1,5 +1,6 @@
 import { registryEnvShape } from '@driftline/codec';
 import {
+  ConfigError,
   DEFAULT_EVENT_TIME_BOUNDS,
   EVENT_TIME_FLOOR_MS,
   EVENT_TIME_MAX_FUTURE_LIMIT_MS,
@@ -7,9 +8,14 @@ import {
   envField,
   formatDuration,
 } from '@driftline/core';
-import { kafkaEnvShape } from '@driftline/kafka';
+import { DEFAULT_STALL_TIMEOUT_MS, kafkaEnvShape } from '@driftline/kafka';
 import { clickhouseEnvShape } from '@driftline/warehouse';
 import { z } from 'zod';
+
+/** `auto` (undefined: decided from the cluster) or an integer in [min, max]. */
+function autoOrInt(min: number, max: number) {
+  return z.union([z.literal('auto').transform(() => undefined), envField.int(min, max)]).optional();
+}
 
 /** Variables every service process reads, whatever it runs; each service adds its own shape. */
 export const baseEnvShape = {
@@ -23,6 +29,18 @@ export const baseEnvShape = {
     .regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, dot, dash, underscore only')
     .default(''),
   DRIFTLINE_TOPIC_PARTITIONS: envField.int(1, 10_000).default(6),
+  /**
+   * Replication factor of the topics driftline creates: a number, or `auto` (default) = the
+   * cluster's broker count capped at 3 (3 on a production cluster, 1 on a single local broker).
+   */
+  DRIFTLINE_TOPIC_REPLICATION_FACTOR: autoOrInt(1, 32),
+  /** `min.insync.replicas` of the topics driftline creates: a number, or `auto` (default) = 2 when the replication factor is 3 or more, else 1. */
+  DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS: autoOrInt(1, 32),
+  /**
+   * A consumed partition with lag on its committed offset whose commit has not moved for this long
+   * is stalled: /healthz (and /readyz) answer 503 until it moves again.
+   */
+  DRIFTLINE_STALL_TIMEOUT: envField.duration(1_000).default(DEFAULT_STALL_TIMEOUT_MS),
   /** Largest accepted skew of event_time into the future of the wall clock (later events go to the DLQ). */
   DRIFTLINE_EVENT_TIME_MAX_FUTURE: envField
     .duration()
@@ -73,16 +91,32 @@ export interface CommonConfig {
   readonly logLevel: string;
   readonly topicPrefix: string;
   readonly topicPartitions: number;
+  /** Replication factor and min.insync.replicas of created topics; undefined = `auto` (see ensureTopics). */
+  readonly topicReplicationFactor: number | undefined;
+  readonly topicMinInsyncReplicas: number | undefined;
+  /** DRIFTLINE_STALL_TIMEOUT in ms: lag and no commit for this long is a stalled partition. */
+  readonly stallTimeoutMs: number;
   /** Accepted event times (DRIFTLINE_EVENT_TIME_MAX_FUTURE, DRIFTLINE_EVENT_TIME_MIN), shared by every processor. */
   readonly eventTime: EventTimeBounds;
 }
 
 export function toCommonConfig(env: z.infer<z.ZodObject<typeof baseEnvShape>>): CommonConfig {
+  const rf = env.DRIFTLINE_TOPIC_REPLICATION_FACTOR;
+  const isr = env.DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS;
+  if (rf !== undefined && isr !== undefined && isr > rf) {
+    throw new ConfigError(
+      'DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS',
+      `must be at most DRIFTLINE_TOPIC_REPLICATION_FACTOR (${rf}), or every acks=all write fails (got ${isr})`,
+    );
+  }
   return {
     http: { port: env.DRIFTLINE_HTTP_PORT, host: env.DRIFTLINE_HTTP_HOST },
     logLevel: env.DRIFTLINE_LOG_LEVEL,
     topicPrefix: env.DRIFTLINE_TOPIC_PREFIX,
     topicPartitions: env.DRIFTLINE_TOPIC_PARTITIONS,
+    topicReplicationFactor: env.DRIFTLINE_TOPIC_REPLICATION_FACTOR,
+    topicMinInsyncReplicas: env.DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS,
+    stallTimeoutMs: env.DRIFTLINE_STALL_TIMEOUT,
     eventTime: { maxFutureMs: env.DRIFTLINE_EVENT_TIME_MAX_FUTURE, minMs: env.DRIFTLINE_EVENT_TIME_MIN },
   };
 }

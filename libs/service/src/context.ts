@@ -1,6 +1,7 @@
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { DriftlineError, type Logger } from '@driftline/core';
 import {
+  type ConsumerHandle,
   createKafkaClient,
   createProducer,
   createPublisher,
@@ -8,6 +9,7 @@ import {
   ensureTopics,
   type KafkaClient,
   partitionCount,
+  type Stall,
   startConsumer,
   type TopicSpec,
 } from '@driftline/kafka';
@@ -30,6 +32,13 @@ export interface SharedResources {
   context(needs: ReadonlySet<ServiceNeed>, logger: Logger, owner: string): ServiceContext;
   /** Disconnects what was created (nothing else). */
   close(): Promise<void>;
+  /** Stalled partitions of every consumer started through a context (lag, no commit for the stall timeout). */
+  stalls(): Stall[];
+}
+
+/** `{ [key]: value }`, or nothing when the value is undefined (exactOptionalPropertyTypes). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 /** Memoises an async creation; a failure is forgotten so the next call tries again. */
@@ -57,6 +66,7 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
   let kafka: KafkaClient | undefined;
   let codec: SchemaRegistryCodec | undefined;
   const ensured = new Map<string, Promise<void>>();
+  const consumers: ConsumerHandle[] = [];
 
   const kafkaClient = (): KafkaClient => {
     if (configs.kafka === undefined) throw new DriftlineError('INTERNAL', 'Kafka is not configured');
@@ -81,7 +91,12 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
     if (missing.length > 0) {
       const created = ensureTopics(
         kafkaClient(),
-        missing.map((s) => ({ ...s, partitions: s.partitions ?? common.topicPartitions })),
+        missing.map((s) => ({
+          ...s,
+          partitions: s.partitions ?? common.topicPartitions,
+          ...optional('replicationFactor', s.replicationFactor ?? common.topicReplicationFactor),
+          ...optional('minInsyncReplicas', s.minInsyncReplicas ?? common.topicMinInsyncReplicas),
+        })),
       );
       for (const s of missing) {
         ensured.set(
@@ -140,13 +155,16 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
           await ensure(
             consumeOptions.topics.flatMap((topic) => [{ topic }, { topic: deadLetterTopic(topic), partitions: 1 }]),
           );
-          return startConsumer({
+          const handle = await startConsumer({
+            stallTimeoutMs: common.stallTimeoutMs,
             ...consumeOptions,
             kafka: kafkaClient(),
             producer: await producer.get(),
             logger: consumeOptions.logger ?? serviceLogger,
             registry,
           });
+          consumers.push(handle);
+          return handle;
         },
         async ensureTopics(specs) {
           need('kafka');
@@ -163,6 +181,7 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
         },
       };
     },
+    stalls: () => consumers.flatMap((c) => c.stalls()),
     async close() {
       await producer
         .peek()

@@ -67,10 +67,24 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     await resources.close();
     throw error;
   }
-  const ready = () => running.every((r) => r.service.ready());
+  // Liveness fails on a stalled partition (lag, and no commit for DRIFTLINE_STALL_TIMEOUT): a restart
+  // hands its partitions to another member and rebuilds what may be wedged here; readiness implies it.
+  const healthy = () => resources.stalls().length === 0;
+  const ready = () => healthy() && running.every((r) => r.service.ready());
   const http = await startObservabilityServer({
     registry,
-    health: { healthy: () => true, ready },
+    health: {
+      healthy,
+      ready,
+      problems: () => {
+        const stalled = resources.stalls();
+        const unready = running.filter((r) => !r.service.ready()).map((r) => r.name);
+        return {
+          ...(stalled.length > 0 ? { stalled } : {}),
+          ...(unready.length > 0 ? { unready } : {}),
+        };
+      },
+    },
     port: common.http.port,
     host: common.http.host,
   });

@@ -1,4 +1,4 @@
-import { createRedisJoinStore, waitReady } from '@driftline/online-store/redis';
+import { checkRedisDurability, createRedisJoinStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { labelJoinerEnvShape, toLabelJoinerConfig } from './config.js';
@@ -36,6 +36,9 @@ export const labelJoinerService = defineService({
     };
     // Key layout v2 keys state by (model, prediction id); states a v1 deployment left move first.
     await waitReady(store.redis);
+    // Offsets are committed once Redis holds the join state: state Redis evicts or loses on a crash
+    // is never replayed. A weaker setting is a warning line (managed Redis may forbid CONFIG).
+    await checkRedisDurability(store.redis, logger, 'the label-joiner join store');
     const migrated = await store.migrateV1(
       async (side, bytes) =>
         (side === 'prediction' ? await decoder.prediction(bytes) : await decoder.label(bytes)).model,

@@ -7,6 +7,7 @@ export {
   type RedisUse,
   waitReady,
 } from './client.js';
+export { checkRedisDurability, type DurabilityReport } from './durability.js';
 export { classifyRedisError } from './errors.js';
 export { FEATURE_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
 export {

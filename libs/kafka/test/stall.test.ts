@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { autoReplication } from '../src/admin.js';
+import { committedLag, isStalled, observeProgress, ProgressTracker } from '../src/stall.js';
+
+describe('stall rule (lag on the committed offset, commit not moving)', () => {
+  const T = 60_000;
+  const at = (committed: bigint, highWatermark: bigint, caughtUp = false) => ({ committed, highWatermark, caughtUp });
+
+  it('is stalled only with lag and no commit movement for the timeout', () => {
+    let p = observeProgress(undefined, at(10n, 20n), 0, T);
+    expect(committedLag(p)).toBe(10);
+    expect(isStalled(p, T - 1, T)).toBe(false);
+    p = observeProgress(p, at(10n, 25n), 30_000, T); // a failing sink: retried, nothing committed
+    expect(isStalled(p, T, T)).toBe(true);
+    p = observeProgress(p, at(11n, 25n), 61_000, T); // the commit moves: the clock starts over
+    expect(isStalled(p, 61_000 + T - 1, T)).toBe(false);
+    expect(isStalled(p, 61_000 + T, T)).toBe(true);
+  });
+
+  it('a commit pinned while records keep flowing through is a stall (a window that never closes)', () => {
+    let p = observeProgress(undefined, at(100n, 110n), 0, T);
+    for (let t = 1_000; t <= 2 * T; t += 1_000) {
+      p = observeProgress(p, at(100n, BigInt(110 + t / 1_000)), t, T); // batch start
+      p = observeProgress(p, at(100n, BigInt(110 + t / 1_000), true), t + 10, T); // processed, commit held
+    }
+    expect(isStalled(p, 2 * T + 20, T)).toBe(true);
+  });
+
+  it('an idle partition (no lag) is never stalled, and lag appearing later starts the clock then', () => {
+    let p = observeProgress(undefined, at(20n, 20n, true), 0, T);
+    expect(isStalled(p, 10 * T, T)).toBe(false);
+    p = observeProgress(p, at(20n, 21n), 10 * T, T); // one record arrives after a long idle time
+    expect(isStalled(p, 10 * T + 1, T)).toBe(false);
+    expect(isStalled(p, 11 * T, T)).toBe(true);
+  });
+
+  it('a quiet partition holding an open window (processed, nothing new) is not stalled, nor when records resume', () => {
+    let p = observeProgress(undefined, at(100n, 150n), 0, T);
+    p = observeProgress(p, at(100n, 150n, true), 10, T); // all processed; the window holds the commit
+    expect(isStalled(p, 5 * T, T)).toBe(false);
+    p = observeProgress(p, at(100n, 160n), 5 * T, T); // traffic resumes: the clock starts now
+    expect(isStalled(p, 5 * T + 1, T)).toBe(false);
+    p = observeProgress(p, at(100n, 160n), 6 * T, T); // ...but this batch keeps failing
+    expect(isStalled(p, 6 * T, T)).toBe(true);
+  });
+
+  it('measures lag on the committed offset, never negative', () => {
+    expect(committedLag({ committed: 5n, highWatermark: 3n })).toBe(0);
+    expect(committedLag({ committed: 3n, highWatermark: 5n })).toBe(2);
+  });
+
+  it('tracks partitions and forgets revoked ones', () => {
+    const t = new ProgressTracker(T);
+    t.observe('a', 0, at(0n, 5n), 0);
+    t.observe('a', 1, at(5n, 5n), 0);
+    t.observe('b', 0, at(0n, 1n), 0);
+    expect(t.stalls(T).map((s) => `${s.topic}/${s.partition}:${s.lag}`)).toEqual(['a/0:5', 'b/0:1']);
+    t.retain((topic) => topic === 'a');
+    expect(t.stalls(T)).toEqual([{ topic: 'a', partition: 0, lag: 5, stalledForMs: T }]);
+    expect(t.committed('a', 1)).toBe(5n);
+    expect(t.committed('b', 0)).toBeUndefined();
+  });
+});
+
+describe('replication defaults of created topics', () => {
+  it('auto: the broker count capped at 3, min.insync.replicas 2 from 3 replicas', () => {
+    expect(autoReplication(1)).toEqual({ replicationFactor: 1, minInsyncReplicas: 1 });
+    expect(autoReplication(2)).toEqual({ replicationFactor: 2, minInsyncReplicas: 1 });
+    expect(autoReplication(5)).toEqual({ replicationFactor: 3, minInsyncReplicas: 2 });
+  });
+
+  it('explicit values win', () => {
+    expect(autoReplication(5, { replicationFactor: 5, minInsyncReplicas: 3 })).toEqual({
+      replicationFactor: 5,
+      minInsyncReplicas: 3,
+    });
+    expect(autoReplication(1, { minInsyncReplicas: 1 })).toEqual({ replicationFactor: 1, minInsyncReplicas: 1 });
+  });
+});

@@ -1,0 +1,94 @@
+import type { Logger } from '@driftline/core';
+import type { RedisClient } from './client.js';
+
+/** A Redis setting that weakens what driftline can promise about the state it keeps there. */
+export interface DurabilityFinding {
+  readonly setting: string;
+  readonly value: string;
+  readonly expected: string;
+  /** What is at risk, in words for the operator. */
+  readonly risk: string;
+}
+
+export interface DurabilityReport {
+  /** False when the server refused CONFIG GET (managed Redis often does): nothing could be checked. */
+  readonly checked: boolean;
+  readonly findings: readonly DurabilityFinding[];
+  /** Why nothing could be checked. */
+  readonly reason?: string;
+}
+
+const SETTINGS = ['maxmemory-policy', 'appendonly', 'appendfsync', 'save'] as const;
+
+/**
+ * What a state store (the label-joiner's join state) needs from Redis, from its CONFIG GET values:
+ * no eviction (an evicted prediction silently never gets its label) and an append-only file synced
+ * at least every second (the consumer commits offsets once Redis has accepted a batch, so what
+ * Redis loses on a crash after that is never replayed from Kafka). Pure.
+ */
+export function durabilityFindings(config: Readonly<Record<string, string>>): DurabilityFinding[] {
+  const findings: DurabilityFinding[] = [];
+  const policy = config['maxmemory-policy'];
+  if (policy !== undefined && policy !== 'noeviction') {
+    findings.push({
+      setting: 'maxmemory-policy',
+      value: policy,
+      expected: 'noeviction',
+      risk: 'under memory pressure Redis deletes join state: predictions lose their labels without an error',
+    });
+  }
+  const aof = config.appendonly;
+  if (aof !== undefined && aof !== 'yes') {
+    const snapshots = (config.save ?? '').trim() !== '';
+    findings.push({
+      setting: 'appendonly',
+      value: aof,
+      expected: 'yes (with appendfsync everysec or always)',
+      risk: snapshots
+        ? 'a Redis crash loses the join state written since the last RDB snapshot; those offsets are already committed'
+        : 'no persistence at all (no AOF, no RDB snapshots): a Redis restart loses all join state',
+    });
+  } else if (aof === 'yes' && config.appendfsync === 'no') {
+    findings.push({
+      setting: 'appendfsync',
+      value: 'no',
+      expected: 'everysec or always',
+      risk: 'the OS decides when the AOF reaches disk: a machine crash can lose about 30 s of join state',
+    });
+  }
+  return findings;
+}
+
+/**
+ * Reads the durability settings of a Redis server (CONFIG GET) and logs one warning line per
+ * finding. A server that refuses CONFIG (managed Redis) is tolerated: one warning that it could
+ * not be checked. Never throws for what it finds: the operator decides.
+ */
+export async function checkRedisDurability(
+  redis: RedisClient,
+  logger: Logger,
+  what = 'the join store',
+): Promise<DurabilityReport> {
+  const config: Record<string, string> = {};
+  try {
+    for (const name of SETTINGS) {
+      const reply = (await redis.config('GET', name)) as string[];
+      for (let i = 0; i + 1 < reply.length; i += 2) config[reply[i]!] = reply[i + 1]!;
+    }
+  } catch (error) {
+    const reason = (error as Error).message.split('\n')[0]!.slice(0, 200);
+    logger.warn(
+      { reason },
+      `could not check the Redis durability of ${what} (CONFIG GET refused, e.g. managed Redis): make sure maxmemory-policy is noeviction and appendonly yes with appendfsync everysec`,
+    );
+    return { checked: false, findings: [], reason };
+  }
+  const findings = durabilityFindings(config);
+  for (const f of findings) {
+    logger.warn(
+      { setting: f.setting, value: f.value, expected: f.expected },
+      `Redis durability of ${what}: ${f.setting} is ${f.value}, expected ${f.expected}: ${f.risk}`,
+    );
+  }
+  return { checked: true, findings };
+}

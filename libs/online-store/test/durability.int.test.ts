@@ -1,0 +1,81 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '@driftline/core';
+import { freePort } from '@driftline/test-support';
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkRedisDurability, createRedisClient, waitReady } from '../src/redis/index.js';
+
+/** A private redis-server (the shared stack's one is used by every other test: never reconfigure it). */
+async function privateRedis(args: string[]): Promise<{ url: string; process: ChildProcess; dir: string }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'durability-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, ...args], {
+    stdio: 'ignore',
+  });
+  return { url: `redis://127.0.0.1:${port}`, process: child, dir };
+}
+
+function recordingLogger(lines: Array<{ obj: object; msg?: string }>): Logger {
+  const logger: Logger = {
+    debug: () => {},
+    info: () => {},
+    warn: (obj, msg) => void lines.push(msg === undefined ? { obj } : { obj, msg }),
+    error: () => {},
+    child: () => logger,
+  };
+  return logger;
+}
+
+describe('Redis durability check at start-up (real redis-server)', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  async function check(args: string[]) {
+    const server = await privateRedis(args);
+    cleanup.push(() => {
+      server.process.kill('SIGKILL');
+      rmSync(server.dir, { recursive: true, force: true });
+    });
+    const redis = createRedisClient({ url: server.url, tls: false }, 'tooling');
+    redis.on('error', () => {}); // refused until the fresh server listens
+    cleanup.push(() => redis.disconnect());
+    await waitReady(redis, 10_000);
+    const lines: Array<{ obj: object; msg?: string }> = [];
+    const report = await checkRedisDurability(redis, recordingLogger(lines));
+    return { report, lines };
+  }
+
+  it('warns, naming the setting, on an evicting policy and no persistence', async () => {
+    const { report, lines } = await check(['--maxmemory-policy', 'allkeys-lru', '--appendonly', 'no', '--save', '']);
+    expect(report.checked).toBe(true);
+    expect(report.findings.map((f) => f.setting)).toEqual(['maxmemory-policy', 'appendonly']);
+    expect(lines.map((l) => l.msg)).toEqual([
+      expect.stringMatching(/maxmemory-policy is allkeys-lru, expected noeviction/),
+      expect.stringMatching(/appendonly is no, expected yes .*no persistence at all/),
+    ]);
+  });
+
+  it('is silent on a durable configuration', async () => {
+    const { report, lines } = await check([
+      '--maxmemory-policy',
+      'noeviction',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+    ]);
+    expect(report).toEqual({ checked: true, findings: [] });
+    expect(lines).toEqual([]);
+  });
+
+  it('tolerates a managed Redis that forbids CONFIG: one warning, no failure', async () => {
+    const { report, lines } = await check(['--rename-command', 'CONFIG', '']);
+    expect(report.checked).toBe(false);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.msg).toMatch(/could not check the Redis durability/);
+  });
+});

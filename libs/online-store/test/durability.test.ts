@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { durabilityFindings } from '../src/redis/durability.js';
+
+describe('Redis durability rules of the join store', () => {
+  it('accepts noeviction with an AOF synced every second (or always)', () => {
+    const ok = { 'maxmemory-policy': 'noeviction', appendonly: 'yes', appendfsync: 'everysec', save: '' };
+    expect(durabilityFindings(ok)).toEqual([]);
+    expect(durabilityFindings({ ...ok, appendfsync: 'always' })).toEqual([]);
+  });
+
+  it('flags an evicting policy, a missing AOF and an AOF left to the OS', () => {
+    expect(
+      durabilityFindings({ 'maxmemory-policy': 'allkeys-lru', appendonly: 'yes', appendfsync: 'everysec' }),
+    ).toEqual([expect.objectContaining({ setting: 'maxmemory-policy', value: 'allkeys-lru', expected: 'noeviction' })]);
+    const none = durabilityFindings({ 'maxmemory-policy': 'noeviction', appendonly: 'no', save: '' });
+    expect(none).toEqual([
+      expect.objectContaining({ setting: 'appendonly', risk: expect.stringMatching(/no persistence at all/) }),
+    ]);
+    const rdb = durabilityFindings({ 'maxmemory-policy': 'noeviction', appendonly: 'no', save: '3600 1' });
+    expect(rdb[0]?.risk).toMatch(/since the last RDB snapshot/);
+    expect(durabilityFindings({ 'maxmemory-policy': 'noeviction', appendonly: 'yes', appendfsync: 'no' })).toEqual([
+      expect.objectContaining({ setting: 'appendfsync', value: 'no' }),
+    ]);
+  });
+});

@@ -1,0 +1,117 @@
+import { SinkUnavailableError, silentLogger } from '@driftline/core';
+import { committedOffsets, createProducer, describeTopic, type KafkaClient, topicOffsets } from '@driftline/kafka';
+import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { defineService, type Runner, type ServiceDefinition, startRunner } from '../src/index.js';
+
+const stack = inject('stack');
+
+/** A service whose sink fails while `failing.on` is set (a retriable outage, like Redis down). */
+function flakySink(topic: string, group: string, failing: { on: boolean }) {
+  const definition = defineService({
+    name: 'flaky',
+    description: 'test service with a sink that can fail',
+    needs: ['kafka'],
+    envShape: {},
+    configure: () => undefined,
+    async start(ctx) {
+      const consumer = await ctx.consume<string>({
+        groupId: group,
+        topics: [topic],
+        backoff: { initialMs: 100, maxMs: 300, multiplier: 2, jitter: 0 },
+        processor: {
+          decode: (r) => r.value?.toString() ?? '',
+          async process() {
+            if (failing.on) throw new SinkUnavailableError('the sink is down');
+          },
+        },
+      });
+      return { ready: () => consumer.ready(), stop: () => consumer.stop() };
+    },
+  });
+  return definition as unknown as ServiceDefinition<never, unknown>;
+}
+
+async function status(runner: Runner, path: '/healthz' | '/readyz') {
+  const res = await fetch(`http://127.0.0.1:${runner.httpPort}${path}`);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function lagMetric(runner: Runner): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${runner.httpPort}/metrics`).then((r) => r.text()))
+    .split('\n')
+    .filter((l) => l.startsWith('driftline_consumer_lag{'))
+    .join('\n');
+}
+
+describe('health tells the truth about a stuck partition', () => {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
+  });
+
+  it('/healthz turns 503 when a sink fails longer than DRIFTLINE_STALL_TIMEOUT, and recovers with it', async () => {
+    const prefix = `${uniqueName('stall')}.`;
+    const topic = `${prefix}events`;
+    const group = `${prefix}group`;
+    const failing = { on: true };
+    const runner = await startRunner({
+      services: [flakySink(topic, group, failing)],
+      env: {
+        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+        DRIFTLINE_TOPIC_PREFIX: prefix,
+        DRIFTLINE_TOPIC_PARTITIONS: '1',
+        DRIFTLINE_HTTP_PORT: '0',
+        DRIFTLINE_STALL_TIMEOUT: '2s',
+      },
+      logger: silentLogger,
+    });
+    cleanup.push(() => runner.stop());
+    const kafka: KafkaClient = kafkaFor(stack.kafkaBrokers);
+    // Created through the context: min.insync.replicas set on the topic (auto = 1 on the local single broker).
+    expect((await describeTopic(kafka, topic)).overrides['min.insync.replicas']).toBe('1');
+    const producer = await createProducer(kafka);
+    await producer.send(
+      topic,
+      Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: Buffer.from(`v${i}`) })),
+    );
+    await producer.disconnect();
+
+    const started = Date.now();
+    const stalled = await eventually(async () => {
+      const h = await status(runner, '/healthz');
+      return h.status === 503 ? h : undefined;
+    }, 20_000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+    expect(stalled.body).toMatchObject({ status: 'unavailable', stalled: [{ topic, partition: 0, lag: 5 }] });
+    expect((await status(runner, '/readyz')).status).toBe(503);
+    // Lag on the committed offset (nothing committed: all 5), labelled with the consumer group.
+    expect(await lagMetric(runner)).toMatch(
+      new RegExp(`driftline_consumer_lag\\{group="${group}",topic="${topic}",partition="0"[^}]*\\} 5`),
+    );
+
+    failing.on = false;
+    await eventually(async () => ((await status(runner, '/healthz')).status === 200 ? true : undefined), 20_000);
+    await eventually(async () => ((await status(runner, '/readyz')).status === 200 ? true : undefined), 20_000);
+    const [high] = await topicOffsets(kafka, topic);
+    expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(high?.high);
+    expect(await lagMetric(runner)).toMatch(/\} 0$/m);
+  });
+
+  it('an idle consumer with nothing to catch up on stays healthy past the stall timeout', async () => {
+    const prefix = `${uniqueName('idle')}.`;
+    const runner = await startRunner({
+      services: [flakySink(`${prefix}events`, `${prefix}group`, { on: true })],
+      env: {
+        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+        DRIFTLINE_TOPIC_PREFIX: prefix,
+        DRIFTLINE_HTTP_PORT: '0',
+        DRIFTLINE_STALL_TIMEOUT: '1s',
+      },
+      logger: silentLogger,
+    });
+    cleanup.push(() => runner.stop());
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect((await status(runner, '/healthz')).status).toBe(200);
+  });
+});

@@ -1,13 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { eventually, freePort, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildCli } from '../scripts/build.js';
+import { freshBundle } from './fresh-bundle.js';
 
 const stack = inject('stack');
 const VIEWS = 'views:\n  - name: profile\n    entity: user_id\n    features:\n      age: double\n';
@@ -18,12 +17,9 @@ describe('driftline run feature-api (compiled)', () => {
   const cleanup: Array<() => Promise<void>> = [];
   let main: string;
   beforeAll(async () => {
-    // Inside services/cli/node_modules, so the bundle resolves its npm packages as the installed CLI does.
-    const cacheDir = fileURLToPath(new URL('../node_modules/.cache/', import.meta.url));
-    mkdirSync(cacheDir, { recursive: true });
-    const dir = mkdtempSync(join(cacheDir, 'run-feature-api-'));
-    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
-    main = (await buildCli(join(dir, 'dist'))).main;
+    const bundle = await freshBundle('run-feature-api');
+    cleanup.push(bundle.remove);
+    main = bundle.main;
   });
   afterAll(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});

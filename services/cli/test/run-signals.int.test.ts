@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +7,7 @@ import { committedOffsets, describeGroup, topicOffsets } from '@driftline/kafka'
 import { createDriftlineProducer } from '@driftline/sdk';
 import { eventually, freePort, kafkaFor, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildCli } from '../scripts/build.js';
+import { freshBundle } from './fresh-bundle.js';
 
 const stack = inject('stack');
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -64,11 +64,9 @@ describe('driftline run: shutdown on signals', () => {
   const cleanup: Array<() => Promise<void>> = [];
   let main: string;
   beforeAll(async () => {
-    const cacheDir = fileURLToPath(new URL('../node_modules/.cache/', import.meta.url));
-    mkdirSync(cacheDir, { recursive: true });
-    const dir = mkdtempSync(join(cacheDir, 'run-signals-'));
-    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
-    main = (await buildCli(join(dir, 'dist'))).main;
+    const bundle = await freshBundle('run-signals');
+    cleanup.push(bundle.remove);
+    main = bundle.main;
   });
   afterAll(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});

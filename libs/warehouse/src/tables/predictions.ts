@@ -91,6 +91,20 @@ export function segmentValue(raw: string): string {
   return raw;
 }
 
+/** The prediction's own columns, shared by labeled_predictions and unlabeled_predictions. */
+function predictionColumns(p: PredictionEvent) {
+  return {
+    model: p.model,
+    model_version: p.model_version,
+    prediction_id: p.prediction_id,
+    entity_id: p.entity_id,
+    prediction_time: chTime(p.event_time),
+    features: JSON.stringify(p.features),
+    prediction: p.prediction,
+    predicted_class: p.predicted_class,
+  };
+}
+
 export class ClickHousePredictionStore implements PredictionStore {
   constructor(private readonly ch: ClickHouse) {}
 
@@ -98,15 +112,8 @@ export class ClickHousePredictionStore implements PredictionStore {
     return this.ch.insert(
       'labeled_predictions',
       rows.map((r) => ({
-        model: r.prediction.model,
-        model_version: r.prediction.model_version,
-        prediction_id: r.prediction.prediction_id,
-        entity_id: r.prediction.entity_id,
-        prediction_time: chTime(r.prediction.event_time),
+        ...predictionColumns(r.prediction),
         label_time: chTime(r.label.event_time),
-        features: JSON.stringify(r.prediction.features),
-        prediction: r.prediction.prediction,
-        predicted_class: r.prediction.predicted_class,
         label: r.label.label,
         joined_at: chTime(r.joinedAt),
       })),
@@ -117,16 +124,9 @@ export class ClickHousePredictionStore implements PredictionStore {
     return this.ch.insert(
       'unlabeled_predictions',
       rows.map((r) => ({
-        model: r.prediction.model,
-        model_version: r.prediction.model_version,
-        prediction_id: r.prediction.prediction_id,
-        entity_id: r.prediction.entity_id,
-        prediction_time: chTime(r.prediction.event_time),
+        ...predictionColumns(r.prediction),
         deadline: chTime(r.deadline),
         expired_at: chTime(r.expiredAt),
-        features: JSON.stringify(r.prediction.features),
-        prediction: r.prediction.prediction,
-        predicted_class: r.prediction.predicted_class,
       })),
     );
   }

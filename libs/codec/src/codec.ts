@@ -26,16 +26,26 @@ export interface TopicCodec<T> {
 }
 
 /**
+ * The registry calls the codec makes: {@link RegistryClient} in production; a fixed set of schemas
+ * where no registry runs (the decode path's property tests). An unknown id must reject with
+ * PoisonRecordError `DECODE_FAILED`, as the client does for the registry's 404.
+ */
+export interface SchemaSource {
+  schemaById(id: number): Promise<string>;
+  register(subject: string, schema: string, compatibility: string): Promise<number>;
+}
+
+/**
  * Avro codec over a Confluent-compatible Schema Registry. Registration and schema look-ups go
  * through RegistryClient (bounded, classified); compiled avsc types and their bounds checks are
  * cached per schema id so the hot path does no I/O.
  */
 export class SchemaRegistryCodec {
-  readonly registry: RegistryClient;
+  readonly registry: SchemaSource;
   private readonly writers = new Map<number, Promise<Writer>>();
 
-  constructor(config: RegistryConfig) {
-    this.registry = new RegistryClient(config);
+  constructor(config: RegistryConfig | SchemaSource) {
+    this.registry = 'schemaById' in config ? config : new RegistryClient(config);
   }
 
   forTopic<T>(contract: Contract<T>, topic: string = contract.defaultTopic): TopicCodec<T> {

@@ -1,3 +1,3 @@
-export { SchemaRegistryCodec, type TopicCodec } from './codec.js';
+export { SchemaRegistryCodec, type SchemaSource, type TopicCodec } from './codec.js';
 export { registryEnvShape, toRegistryConfig } from './config.js';
 export type { RegistryConfig } from './registry.js';

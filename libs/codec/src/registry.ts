@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DriftlineError, PoisonRecordError } from '@driftline/core';
+import { DriftlineError, PoisonRecordError, withDeadline } from '@driftline/core';
 
 /** Default bound on every Schema Registry call; see DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT. */
 export const DEFAULT_REGISTRY_TIMEOUT_MS = 10_000;
@@ -131,8 +131,7 @@ export class RegistryClient {
     const headers: Record<string, string> = { accept: CONTENT_TYPE };
     if (this.authorization !== undefined) headers.authorization = this.authorization;
     if (body !== undefined) headers['content-type'] = CONTENT_TYPE;
-    const signal = AbortSignal.timeout(this.timeoutMs);
-    try {
+    const result = await withDeadline(this.timeoutMs, async (signal) => {
       const response = await fetch(`${this.base}${path}`, {
         method,
         headers,
@@ -147,9 +146,9 @@ export class RegistryClient {
         // Not JSON (a proxy's error page): keep the text; the status decides.
       }
       return { status: response.status, body: parsed };
-    } catch (error) {
-      throw transportFailure(action, error, this.timeoutMs);
-    }
+    });
+    if (!result.ok) throw transportFailure(action, result.error, this.timeoutMs);
+    return result.value;
   }
 }
 

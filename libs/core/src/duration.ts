@@ -7,7 +7,8 @@ const UNIT_MS: Readonly<Record<string, number>> = {
   w: 604_800_000,
 };
 
-const DURATION = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/;
+/** Matched against the trimmed text: `\s*` at both ends backtracked quadratically on a long run of spaces. */
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/;
 
 /** The one duration grammar of driftline's config: `500ms`, `30s`, `5m`, `1.5h`, `7d`, `2w`, or bare milliseconds. */
 export const DURATION_HINT = 'a duration such as 500ms, 30s, 5m, 1h, 7d or 2w';
@@ -17,7 +18,7 @@ export const DURATION_HINT = 'a duration such as 500ms, 30s, 5m, 1h, 7d or 2w';
  * not come to a whole number of milliseconds.
  */
 export function parseDurationMs(text: string): number | undefined {
-  const match = DURATION.exec(text);
+  const match = DURATION.exec(text.trim());
   if (match === null) return undefined;
   const ms = Number(match[1]) * UNIT_MS[match[2] ?? 'ms']!;
   return Number.isSafeInteger(ms) ? ms : undefined;

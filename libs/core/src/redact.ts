@@ -4,14 +4,60 @@
  * - the user-info of a URL (`scheme://user:password@host`, `redis://:password@host`) becomes `***`;
  * - the value of a credential-named query parameter (`?password=…`, `&token=…`) becomes `***`.
  */
-const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'`]+@/gi;
 const SECRET_QUERY =
   /([?&;](?:password|passwd|pwd|pass|token|access_token|api_key|apikey|secret|sig|signature)=)[^&\s#"'`]*/gi;
+
+const isLetter = (c: number) => (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+/** `[a-z0-9+.-]`, case-insensitive: the characters of a URL scheme. */
+const isSchemeChar = (c: number) => isLetter(c) || isDigit(c) || c === 0x2b || c === 0x2e || c === 0x2d;
+/** What a regex `\w` is (ASCII letters, digits, `_`): a scheme starts at a word boundary. */
+const isWordChar = (c: number) => isLetter(c) || isDigit(c) || c === 0x5f;
+/** Characters that end a URL's user-info: whitespace, `/ ? # @`, quotes. */
+const ENDS_USERINFO = /[\s/?#@"'`]/;
+
+/**
+ * `text` with every `scheme://user-info@` turned into `scheme://***@`: what the regex
+ * `\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'`]+@` replaced, in one pass. The regex backtracked from
+ * every word boundary before a "://" (40 KB of `a.` then `a://` took 7.3 s), and messages can quote
+ * hostile input. Each "://" is handled once: back over its scheme (which stops at the previous
+ * "://"), forward over its user-info (which stops at the next "/").
+ */
+function redactUserInfo(text: string): string {
+  let out = '';
+  let copied = 0;
+  let from = 0;
+  for (;;) {
+    const sep = text.indexOf('://', from);
+    if (sep === -1) break;
+    from = sep + 3;
+    let start = sep;
+    while (start > copied && isSchemeChar(text.charCodeAt(start - 1))) start--;
+    // The leftmost letter at a word boundary: the run's first character (when what precedes the
+    // run is no word character), or a letter right after `+ . -`.
+    let scheme = -1;
+    for (let p = start; p < sep; p++) {
+      const before = p === 0 ? -1 : text.charCodeAt(p - 1);
+      if (isLetter(text.charCodeAt(p)) && (before === -1 || !isWordChar(before))) {
+        scheme = p;
+        break;
+      }
+    }
+    if (scheme === -1) continue;
+    let end = from;
+    while (end < text.length && !ENDS_USERINFO.test(text[end]!)) end++;
+    if (end === from || text[end] !== '@') continue;
+    out += `${text.slice(copied, from)}***@`;
+    copied = end + 1;
+    from = copied;
+  }
+  return copied === 0 ? text : out + text.slice(copied);
+}
 
 /** `text` with URL credentials and credential-named query parameters replaced by `***`. */
 export function redactCredentials(text: string): string {
   if (!text.includes('://') && !text.includes('=')) return text;
-  return text.replace(URL_USERINFO, '$1***@').replace(SECRET_QUERY, '$1***');
+  return redactUserInfo(text).replace(SECRET_QUERY, '$1***');
 }
 
 /** Variable names whose value is a secret: never echoed, not even redacted. */

@@ -1,4 +1,4 @@
-import { PoisonRecordError } from '@driftline/core';
+import { jsonDepthWithin, PoisonRecordError } from '@driftline/core';
 import type { SummaryJson } from '@driftline/stats';
 import type { ClosedPartial, CloseResult } from './partition.js';
 
@@ -20,6 +20,12 @@ export const PARTIALS_MAX_MODELS = 10_000;
 export const PARTIALS_MAX_SOURCE_PARTITIONS = 10_000;
 /** Most counters (numeric slots 2·cuts+1, or categories + other) one summary may carry. */
 export const PARTIALS_MAX_SUMMARY_COUNTERS = 100_000;
+/**
+ * Deepest nesting of objects and arrays (stage one writes 3: message → summaries → summary). Checked
+ * before JSON.parse: 16 MiB of `[` cost 3.4 s and ~0.5 GB of heap to parse, against ~0.35 s for
+ * 16 MiB of flat JSON.
+ */
+export const PARTIALS_MAX_DEPTH = 8;
 
 /** Where a partial came from: a partition of the prediction topic, and how many it has. */
 export interface SourceRef {
@@ -198,14 +204,16 @@ function summariesOf(v: unknown): Record<string, SummaryJson> {
 
 /**
  * Parses and validates one message of the partials topic; a malformed one is a poison record.
- * Bounded: the byte size is checked before anything is parsed (PARTIALS_MAX_BYTES), then every
- * count, length and name (the PARTIALS_MAX_* limits above).
+ * Bounded: the byte size and the nesting depth are checked before anything is parsed
+ * (PARTIALS_MAX_BYTES, PARTIALS_MAX_DEPTH), then every count, length and name (the PARTIALS_MAX_*
+ * limits above).
  */
 export function decodePartials(value: Buffer | null): PartialsMessage {
   if (value === null) throw bad('empty value');
   if (value.length > PARTIALS_MAX_BYTES) {
     throw bad(`value of ${value.length} bytes exceeds the limit of ${PARTIALS_MAX_BYTES}`);
   }
+  if (!jsonDepthWithin(value, PARTIALS_MAX_DEPTH)) throw bad(`nesting deeper than ${PARTIALS_MAX_DEPTH} levels`);
   let json: unknown;
   try {
     json = JSON.parse(value.toString('utf8'));

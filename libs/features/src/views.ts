@@ -1,5 +1,4 @@
-import { ConfigError, formatDuration, parseDurationMs } from '@driftline/core';
-import { parse as parseYaml } from 'yaml';
+import { ConfigError, formatDuration, parseConfigText, parseDurationMs } from '@driftline/core';
 import { z } from 'zod';
 
 export type FeatureType = 'double' | 'string' | 'boolean';
@@ -34,6 +33,13 @@ export interface FeatureView {
   readonly horizonMs: number;
   /** Numeric features some aggregate reads, in slot order (how the window store packs values). */
   readonly aggregatedFeatures: readonly string[];
+  /**
+   * Events kept per entity for the window aggregates (`max_events`): the newest by (event_time,
+   * event_id). Beyond it the oldest events of the horizon are dropped, and the aggregates cover the
+   * newest `maxWindowEvents` events of each window — which bounds the memory of a hot entity and
+   * the work of every write to it (one refold of at most this many events).
+   */
+  readonly maxWindowEvents: number;
 }
 
 export interface FeatureViews {
@@ -46,6 +52,9 @@ export interface FeatureViews {
 export const DEFAULT_SOURCE_TOPIC = 'features.v1';
 export const MAX_FEATURES_PER_VIEW = 500;
 export const MAX_WINDOW_MS = 90 * 86_400_000;
+/** Default and ceiling of a view's `max_events` (events kept per entity for its window aggregates). */
+export const DEFAULT_MAX_WINDOW_EVENTS = 1_000;
+export const MAX_WINDOW_EVENTS = 100_000;
 
 /** Feature, aggregate and view names: safe as Redis hash fields and key parts, never starting with `_`. */
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,127}$/;
@@ -83,6 +92,12 @@ const viewSchema = z.strictObject({
   description: z.string().optional(),
   features: z.record(z.string(), featureSchema),
   aggregates: z.array(aggregateSchema).default([]),
+  max_events: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_WINDOW_EVENTS, `must be at most ${MAX_WINDOW_EVENTS}`)
+    .default(DEFAULT_MAX_WINDOW_EVENTS),
 });
 
 const fileSchema = z.strictObject({ views: z.array(viewSchema).min(1, 'must declare at least one view') });
@@ -165,6 +180,7 @@ export function parseFeatureViews(document: unknown): FeatureViews {
       aggregates,
       horizonMs: aggregates.reduce((m, a) => Math.max(m, a.windowMs), 0),
       aggregatedFeatures,
+      maxWindowEvents: raw.max_events,
     };
     byName.set(view.name, view);
     views.push(view);
@@ -178,11 +194,5 @@ export function parseFeatureViews(document: unknown): FeatureViews {
 
 /** Parses the text of a feature view file, YAML or JSON (JSON is YAML). */
 export function parseFeatureViewsText(text: string, origin = 'feature views'): FeatureViews {
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(origin, `not valid YAML or JSON: ${(error as Error).message}`, { cause: error });
-  }
-  return parseFeatureViews(document);
+  return parseFeatureViews(parseConfigText(text, origin));
 }

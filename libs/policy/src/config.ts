@@ -1,5 +1,4 @@
-import { ConfigError, DURATION_HINT, parseDurationMs } from '@driftline/core';
-import { parse as parseYaml } from 'yaml';
+import { ConfigError, DURATION_HINT, parseConfigText, parseDurationMs } from '@driftline/core';
 import { z } from 'zod';
 
 /** A duration: core's grammar (`30s`, `5m`, `6h`, `7d`), or a number of milliseconds. */
@@ -172,11 +171,5 @@ export function parsePolicy(document: unknown, source = 'policy'): Policy {
 
 /** Parses policy text (YAML, of which JSON is a subset) and validates it; `source` prefixes field names. */
 export function parsePolicyText(text: string, source = 'policy'): Policy {
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(source, `not valid YAML/JSON: ${(error as Error).message}`, { cause: error });
-  }
-  return parsePolicy(document, source);
+  return parsePolicy(parseConfigText(text, source), source);
 }

@@ -1,6 +1,13 @@
-export type { CommonConfig } from './common-config.js';
+export { type CommonConfig, commonEnvShape } from './common-config.js';
 export type { ResourceConfigs } from './resource-config.js';
-export { type Runner, type RunnerOptions, selectServices, startRunner } from './runner.js';
+export {
+  parseRunnerEnv,
+  type Runner,
+  type RunnerEnv,
+  type RunnerOptions,
+  selectServices,
+  startRunner,
+} from './runner.js';
 export {
   type ConsumeOptions,
   defineService,

@@ -1,8 +1,8 @@
 import { ConfigError, type Env, type Logger, parseEnv, rejectUnknownEnv } from '@driftline/core';
 import { createLogger, createMetricsRegistry, startObservabilityServer } from '@driftline/observability';
-import { baseEnvShape, commonEnvShape, toCommonConfig } from './common-config.js';
+import { baseEnvShape, type CommonConfig, commonEnvShape, toCommonConfig } from './common-config.js';
 import { createSharedResources } from './context.js';
-import { resolveResourceConfigs } from './resource-config.js';
+import { type ResourceConfigs, resolveResourceConfigs } from './resource-config.js';
 import type { RunningService, ServiceContext, ServiceDefinition, ServiceNeed } from './service.js';
 
 export interface RunnerOptions {
@@ -21,13 +21,20 @@ export interface Runner {
   stop(): Promise<void>;
 }
 
+/** Everything the runner reads from the environment, parsed and checked. */
+export interface RunnerEnv {
+  readonly common: CommonConfig;
+  readonly configs: ResourceConfigs;
+  /** `configure(env)` of each started service, in order. */
+  readonly serviceConfigs: readonly unknown[];
+}
+
 /**
- * Starts any subset of services in one process, sharing clients. Every variable is parsed once,
- * here, before anything connects: a wrong or unknown DRIFTLINE_* variable, or a missing one that a
- * started service needs (e.g. DRIFTLINE_KAFKA_BROKERS for a Kafka consumer), fails start-up with
- * its name in the message. Nothing is connected for resources no started service needs.
+ * The runner's first step, before anything connects: rejects unknown DRIFTLINE_* variables, parses
+ * the common and resource variables and configures each started service. Throws a ConfigError
+ * naming the variable.
  */
-export async function startRunner(options: RunnerOptions): Promise<Runner> {
+export function parseRunnerEnv(options: Omit<RunnerOptions, 'logger'>): RunnerEnv {
   const env = options.env ?? process.env;
   const shapes = options.services.map((s) => s.envShape as Record<string, never>);
   const knownShapes = (options.knownServices ?? options.services).map((s) => s.envShape as Record<string, never>);
@@ -43,6 +50,17 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   const serviceConfigs = options.services.map((s) =>
     s.configure(parseEnv(s.envShape as Record<string, never>, env) as never),
   );
+  return { common, configs, serviceConfigs };
+}
+
+/**
+ * Starts any subset of services in one process, sharing clients. Every variable is parsed once,
+ * here, before anything connects: a wrong or unknown DRIFTLINE_* variable, or a missing one that a
+ * started service needs (e.g. DRIFTLINE_KAFKA_BROKERS for a Kafka consumer), fails start-up with
+ * its name in the message. Nothing is connected for resources no started service needs.
+ */
+export async function startRunner(options: RunnerOptions): Promise<Runner> {
+  const { common, configs, serviceConfigs } = parseRunnerEnv(options);
 
   const logger = options.logger ?? createLogger({ service: 'driftline', level: common.logLevel });
   const registry = createMetricsRegistry({ service: options.services.map((s) => s.name).join('+') || 'driftline' });

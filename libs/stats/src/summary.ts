@@ -237,16 +237,44 @@ export function summaryFromJSON(json: unknown, profile: ReferenceProfile): Summa
     const unpacked = unpack(o.data, NUMERIC_SCALARS + EXACT_SUM_LIMBS, o.encoding);
     if (!unpacked || unpacked.counts.length !== 2 * profile.cuts.length + 1) throw bad('data has the wrong length');
     const { scalars, counts } = unpacked;
-    const sum = new ExactSum(Float64Array.from(scalars.subarray(NUMERIC_SCALARS)));
+    const limbs = scalars.subarray(NUMERIC_SCALARS);
+    for (const limb of limbs) if (!Number.isSafeInteger(limb)) throw bad('sum limbs must be integers');
+    const sum = new ExactSum(Float64Array.from(limbs));
     const s = new NumericSummary(profile, counts, sum);
     [s.count, s.missing, s.infinite, s.belowMin, s.aboveMax, s.min, s.max] = Array.from(
       scalars.subarray(0, NUMERIC_SCALARS),
     ) as [number, number, number, number, number, number, number];
+    checkCounters(
+      { count: s.count, missing: s.missing, infinite: s.infinite, belowMin: s.belowMin, aboveMax: s.aboveMax },
+      counts,
+    );
+    if (Number.isNaN(s.min) || Number.isNaN(s.max)) throw bad('min and max must be numbers');
     return s;
   }
   const unpacked = unpack(o.data, CATEGORICAL_SCALARS, o.encoding);
   if (!unpacked || unpacked.counts.length !== profile.categories.length + 1) throw bad('data has the wrong length');
   const s = new CategoricalSummary(profile, unpacked.counts);
   [s.count, s.missing] = [unpacked.scalars[0]!, unpacked.scalars[1]!];
+  checkCounters({ count: s.count, missing: s.missing }, unpacked.counts);
   return s;
+}
+
+/**
+ * What any summary holds: scalar counters and slot counts that are non-negative integers, the slot
+ * counts adding up to `count`. A corrupt one would otherwise make a feature's statistics NaN (its
+ * rows dropped: the feature silently unmonitored) or absurd (a KS distance above 1).
+ */
+function checkCounters(
+  scalars: Readonly<Record<string, number>> & { readonly count: number },
+  counts: Float64Array,
+): void {
+  for (const [name, v] of Object.entries(scalars)) {
+    if (!Number.isSafeInteger(v) || v < 0) throw bad(`${name} must be a non-negative integer`);
+  }
+  let total = 0;
+  for (const c of counts) {
+    if (!Number.isSafeInteger(c) || c < 0) throw bad('counts must be non-negative integers');
+    total += c;
+  }
+  if (total !== scalars.count) throw bad(`counts add up to ${total}, not the count ${scalars.count}`);
 }

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
-import { DriftlineError, SinkUnavailableError } from '@driftline/core';
+import { DriftlineError, SinkUnavailableError, withDeadline } from '@driftline/core';
 import { createChdbConnection } from 'chdb/connection';
 import { type ClickHouseConfig, DEFAULT_CLICKHOUSE_TIMEOUT_MS } from './config.js';
 import { toWarehouseError } from './errors.js';
@@ -93,18 +93,15 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
   // Every call goes through here: bounded by an abort signal (the chdb connection honours it too,
   // unlike request_timeout) and classified by ClickHouse error code.
   async function call<T>(action: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const signal = AbortSignal.timeout(timeoutMs);
-    try {
-      return await fn(signal);
-    } catch (error) {
-      if (signal.aborted) {
-        throw new SinkUnavailableError(`clickhouse ${action}: timed out after ${timeoutMs} ms`, {
-          cause: error,
-          details: { clickhouse: { category: 'unavailable', name: 'TIMEOUT' } },
-        });
-      }
-      throw toWarehouseError(action, error);
+    const result = await withDeadline(timeoutMs, fn);
+    if (result.ok) return result.value;
+    if (result.timedOut) {
+      throw new SinkUnavailableError(`clickhouse ${action}: timed out after ${timeoutMs} ms`, {
+        cause: result.error,
+        details: { clickhouse: { category: 'unavailable', name: 'TIMEOUT' } },
+      });
     }
+    throw toWarehouseError(action, result.error);
   }
 
   const table = (name: string) => {

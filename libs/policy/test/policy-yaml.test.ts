@@ -1,0 +1,32 @@
+import { ConfigError } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { parsePolicyText } from '../src/index.js';
+
+/** Found by fuzzing the runner's configuration (services/cli/test/config.fuzz.test.ts). */
+describe('policy text: hostile YAML is one clear line, at once', () => {
+  function refusal(text: string): string {
+    try {
+      parsePolicyText(text, 'policy.yaml');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as Error).message;
+    }
+    throw new Error('accepted');
+  }
+
+  it('refuses YAML aliases: a self-referencing anchor made yaml loop (400 aliases, 1.6 KB: 22 s)', () => {
+    expect(refusal(`models: &a [${Array(50).fill('*a').join(', ')}]`)).toBe(
+      'policy.yaml: not valid YAML/JSON: aliases (*name) are not supported',
+    );
+  });
+
+  it('refuses brackets nested deeper than 64 levels before yaml recurses into them', () => {
+    expect(refusal(`${'['.repeat(1_000)}${']'.repeat(1_000)}`)).toBe(
+      'policy.yaml: not valid YAML/JSON: brackets nest deeper than 64 levels',
+    );
+  });
+
+  it('a YAML syntax error is one line with its position, without the code frame', () => {
+    expect(refusal(': :')).toMatch(/^policy\.yaml: not valid YAML\/JSON: [^\n]* at line 1, column \d+:?$/);
+  });
+});

@@ -6,8 +6,9 @@ import type { AggregateFunction, FeatureView } from './views.js';
  * Sliding event-time windows, anchored at the entity's latest event time T (the last-write-wins
  * winner's time): an aggregate with window W covers the events with T − W < event_time ≤ T, each
  * event id counted once. Values are folded in (event_time, event_id) order so floating-point sums
- * are the same whatever the delivery order. Count is 0 and sum 0 on an empty window; mean, min and
- * max are null there.
+ * are the same whatever the delivery order. Only the view's newest `maxWindowEvents` events (by
+ * (event_time, event_id)) count. Count is 0 and sum 0 on an empty window; mean, min and max are null
+ * there.
  */
 export function aggregate(fn: AggregateFunction, values: readonly number[]): number | null {
   const n = values.length;
@@ -28,7 +29,8 @@ export function computeAggregates(
   anchor: number,
   events: readonly ValidatedEvent[],
 ): Record<string, FeatureValue> {
-  const unique = dedupeByEventId(events).sort(compareEventOrder);
+  // The online store keeps the newest maxWindowEvents events of an entity: so does the reference.
+  const unique = dedupeByEventId(events).sort(compareEventOrder).slice(-view.maxWindowEvents);
   const out: Record<string, FeatureValue> = {};
   for (const spec of view.aggregates) {
     const index = view.featureIndex.get(spec.feature)!;

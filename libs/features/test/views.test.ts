@@ -170,6 +170,18 @@ describe('feature view config', () => {
     expect(error.code).toBe('CONFIG_INVALID');
   });
 
+  it('bounds the events kept per entity for window aggregates (max_events), naming the field', () => {
+    const view = (extra: Record<string, unknown>) => ({
+      views: [{ name: 'v', entity: 'e', features: { x: 'double' }, aggregates: [], ...extra }],
+    });
+    expect(parseFeatureViews(view({})).views[0]!.maxWindowEvents).toBe(1_000);
+    expect(parseFeatureViews(view({ max_events: 20 })).views[0]!.maxWindowEvents).toBe(20);
+    expect(errorOf(() => parseFeatureViews(view({ max_events: 100_001 }))).message).toMatch(
+      /views\[0\]\.max_events.*at most 100000/,
+    );
+    expect(errorOf(() => parseFeatureViews(view({ max_events: 0 }))).message).toMatch(/max_events/);
+  });
+
   it('reports malformed YAML as a config error', () => {
     expect(errorOf(() => parseFeatureViewsText('views: [', 'x.yaml')).field).toBe('x.yaml');
   });

@@ -44,11 +44,14 @@ const TRANSIENT_TYPES = new Set([
 /** True for broker answers that mean "not yet" (package-internal: the consumer retries on them too). */
 export function isTransient(error: unknown): boolean {
   if (error === null || typeof error !== 'object') return false;
-  const e = error as { type?: unknown; retriable?: unknown; errors?: unknown; name?: unknown };
+  const e = error as { type?: unknown; retriable?: unknown; errors?: unknown; name?: unknown; cause?: unknown };
   if (Array.isArray(e.errors) && e.errors.length > 0) return e.errors.every(isTransient);
   if (typeof e.type === 'string' && TRANSIENT_TYPES.has(e.type)) return true;
   if (e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSRequestTimeoutError') return true;
-  return e.retriable === true || /does not host this topic-partition|Timed out/i.test(String(error));
+  if (e.retriable === true || /does not host this topic-partition|Timed out/i.test(String(error))) return true;
+  // kafkajs gives up with KafkaJSNumberOfRetriesExceeded (never retriable itself) around the last
+  // error: a broker that refused connections during a restart is an outage, not a bad config.
+  return e.name === 'KafkaJSNumberOfRetriesExceeded' && e.cause !== error && isTransient(e.cause);
 }
 
 /** Runs an admin call with its own connection, retrying transient failures with backoff. */
@@ -155,6 +158,16 @@ export async function committedOffsets(
     const [result] = await admin.fetchOffsets({ groupId, topics: [topic] });
     return new Map((result?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
   });
+}
+
+/** Deletes an empty consumer group and whatever offsets it stored. */
+export async function deleteGroup(client: KafkaClient, groupId: string): Promise<void> {
+  await withAdmin(client, `deleting group ${groupId}`, (admin) => admin.deleteGroups([groupId]));
+}
+
+/** Names of every consumer group of the cluster. */
+export async function listGroups(client: KafkaClient): Promise<string[]> {
+  return withAdmin(client, 'listing groups', async (admin) => (await admin.listGroups()).groups.map((g) => g.groupId));
 }
 
 /** State and member count of a consumer group ("Dead" with no members when it does not exist). */

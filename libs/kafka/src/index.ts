@@ -4,6 +4,7 @@ export {
   describeGroup,
   describeTopic,
   ensureTopics,
+  listGroups,
   listTopics,
   partitionCount,
   probeCluster,

@@ -1,3 +1,12 @@
 export { type HealthCheck, type ObservabilityServer, startObservabilityServer } from './http-server.js';
 export { createLogger } from './logger.js';
-export { counter, createMetricsRegistry, gauge, histogram, type Registry } from './metrics.js';
+export {
+  type BoundedLabels,
+  counter,
+  createMetricsRegistry,
+  gauge,
+  histogram,
+  MAX_LABEL_VALUES,
+  OTHER_LABEL_VALUE,
+  type Registry,
+} from './metrics.js';

@@ -163,6 +163,8 @@ function updateWindow(view: FeatureView, entry: Entry, oldTime: number | undefin
   if (added === 0 && !moved) return false;
   if (moved) for (const [id, e] of entry.window) if (e.eventTime <= floor) entry.window.delete(id);
   const events = [...entry.window.values()].sort(compareEventOrder);
+  // Newest maxWindowEvents kept (as the Redis script's ZREMRANGEBYRANK does).
+  for (const e of events.splice(0, Math.max(0, events.length - view.maxWindowEvents))) entry.window.delete(e.eventId);
   for (const spec of view.aggregates) {
     const slot = view.aggregatedFeatures.indexOf(spec.feature);
     const values: number[] = [];

@@ -38,12 +38,26 @@ export const contractViews: FeatureViews = parseFeatureViews({
       ],
     },
     { name: 'short', entity: 'user_id', ttl: '300ms', features: { x: 'double' } },
+    {
+      // A hot entity's window set is bounded: the newest 5 events count, whatever arrives.
+      name: 'hot',
+      entity: 'user_id',
+      ttl: '1d',
+      max_events: 5,
+      features: { v: 'double' },
+      aggregates: [
+        { feature: 'v', function: 'count', window: '1d' },
+        { feature: 'v', function: 'sum', window: '1d' },
+        { feature: 'v', function: 'min', window: '10m' },
+      ],
+    },
   ],
 });
 
 const profile = contractViews.get('profile')!;
 const spend = contractViews.get('spend')!;
 const short = contractViews.get('short')!;
+const hot = contractViews.get('hot')!;
 
 /** A fresh, empty store (its own key space) and how to release it. */
 export interface ContractSubject {
@@ -237,6 +251,34 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
         });
         expect(mismatches).toEqual([]);
       }
+    });
+
+    it('keeps the newest max_events events of a hot entity, whatever the delivery order, like the offline reference', async () => {
+      const t = Date.now() - 3_600_000;
+      // 300 events of one entity (values 0..299 at increasing times, ties on a 1 s grid), delivered
+      // shuffled, duplicated and in random batches.
+      const log: FeatureEvent[] = Array.from({ length: 300 }, (_, i) => ({
+        event_id: `h${String(i).padStart(3, '0')}`,
+        view: 'hot',
+        entity_id: 'hot-entity',
+        event_time: t + Math.floor(i / 2) * 1_000,
+        features: { v: i },
+      }));
+      const store = await open();
+      const random = new SeededRandom(11);
+      const events = shuffledWithDuplicates(log, 11).map((e) => validateFeatureEvent(contractViews, e));
+      for (let i = 0; i < events.length; ) {
+        const size = 1 + random.int(40);
+        await store.write(planWrites(events.slice(i, i + size)));
+        i += size;
+      }
+      const row = await store.read(hot, 'hot-entity');
+      expect(row?.features).toEqual({ v: 299, v_count_1d: 5, v_sum_1d: 295 + 296 + 297 + 298 + 299, v_min_10m: 295 });
+      const offline = offlineRow(
+        hot,
+        log.map((e) => validateFeatureEvent(contractViews, e)),
+      );
+      expect(JSON.stringify(row)).toBe(JSON.stringify(offline));
     });
 
     it('reads single and batch rows, projected, with missing entities as undefined', async () => {

@@ -46,6 +46,29 @@ const spendEvent = (id: string, t: number, amount: number) =>
   });
 
 describe('Redis adapter specifics', () => {
+  it("bounds a hot entity's window set at the view's max_events (5 here)", async () => {
+    const keyPrefix = uniqueName('os');
+    const store = new RedisOnlineStore(tooling, { keyPrefix });
+    try {
+      const t = Date.now() - 60_000;
+      for (let b = 0; b < 20; b++) {
+        const batch = Array.from({ length: 10 }, (_, i) =>
+          validateFeatureEvent(contractViews, {
+            event_id: `e${b * 10 + i}`,
+            view: 'hot',
+            entity_id: 'e',
+            event_time: t + (b * 10 + i) * 10,
+            features: { v: b * 10 + i },
+          }),
+        );
+        await store.write(planWrites(batch));
+      }
+      expect(await tooling.zcard(windowKey(rowKey(keyPrefix, 'hot', 'e')))).toBe(5);
+    } finally {
+      await dropPrefix(keyPrefix);
+    }
+  });
+
   it('writes key layout v1: a row hash with named meta fields, a window set, both with the view TTL', async () => {
     const keyPrefix = uniqueName('os');
     const store = new RedisOnlineStore(tooling, { keyPrefix });

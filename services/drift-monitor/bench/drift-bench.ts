@@ -78,6 +78,7 @@ async function valuesPerSecond(ref: ReferenceSet): Promise<number> {
     latest: async () => ref,
     byId: async () => ref,
     all: async () => [ref],
+    catalog: async () => [{ model: ref.model, version: ref.version }],
   };
   const progress: ProgressStore = { load: async () => undefined, save: async () => {} };
   const n = 100_000;

@@ -56,14 +56,21 @@ export function driftMetrics(registry: Registry): DriftMetrics {
       [],
       [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
     ),
-    // Label cardinality is bounded by the reference profiles: (model, feature) pairs that exist.
-    statistic: gauge(registry, 'driftline_drift_statistic', 'Latest primary-method drift statistic per feature', [
-      'model',
-      'feature',
-    ]),
-    drifted: gauge(registry, 'driftline_drift_feature_drifted', '1 when the latest window of the feature drifted', [
-      'model',
-      'feature',
-    ]),
+    // (model, feature) pairs come from stored references, which only grow: bounded all the same
+    // (MAX_LABEL_VALUES each, then `__other__`).
+    statistic: gauge(
+      registry,
+      'driftline_drift_statistic',
+      'Latest primary-method drift statistic per feature',
+      ['model', 'feature'],
+      { bounded: ['model', 'feature'] },
+    ),
+    drifted: gauge(
+      registry,
+      'driftline_drift_feature_drifted',
+      '1 when the latest window of the feature drifted',
+      ['model', 'feature'],
+      { bounded: ['model', 'feature'] },
+    ),
   };
 }

@@ -56,12 +56,15 @@ export const driftMonitorService = defineService({
       for (const c of consumers.reverse()) await c.stop().catch(() => {});
     };
 
-    // Promotions: every instance reads all of models.v1 (its own group) to know every swap.
+    // Promotions: every instance reads all of models.v1 on every start to know every swap, through
+    // a group of its own that stores no offsets (deleted on stop; forgotten by the broker once
+    // empty after a crash): restarts leave no groups behind.
     consumers.push(
       await ctx.consume<ModelEvent>({
         groupId: `${group}-models-${randomUUID().slice(0, 8)}`,
         topics: [ctx.topic('model')],
         fromBeginning: true,
+        ephemeral: true,
         processor: {
           async decode(r) {
             const event = await modelCodec.decode(r.value);

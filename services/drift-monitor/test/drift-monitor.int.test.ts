@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { profilesFromCsv } from '@driftline/batch-drift';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
-import { createProducer } from '@driftline/kafka';
+import { createProducer, listGroups } from '@driftline/kafka';
 import { contracts, type DriftAlert, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
 import { type Runner, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
@@ -204,6 +204,49 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
       ...Array.from({ length: PARTITIONS }, (_, p) => flush(p)),
     ]);
     expect(await allWindows(ch)).toEqual(baseline);
+  });
+
+  it('leaves no consumer group behind for its models.v1 follower, however often it restarts', async () => {
+    const prefix = `${uniqueName('drift5')}.`;
+    const ch = await createClickHouse({ mode: 'embedded', path: chPath, database: uniqueName('d5').replace('-', '_') });
+    await migrate(ch, migrations);
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const promoted: ModelEvent = {
+      model: 'fraud',
+      version: 'v1',
+      kind: 'PROMOTED',
+      event_time: T0,
+      request_id: null,
+      metrics: {},
+      artifact_uri: 'file:///models/fraud/v1',
+      reference_uri: null,
+    };
+    for (let i = 0; i < 3; i++) {
+      const runner = await start(env(prefix, ch.database));
+      if (i === 0) {
+        const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(
+          contracts.model,
+          `${prefix}models.v1`,
+        );
+        const producer = await createProducer(kafka);
+        await producer.send(`${prefix}models.v1`, [{ key: 'fraud', value: await codec.encode(promoted) }]);
+        await producer.disconnect();
+      }
+      // Every start reads the promotion again (nothing stored), then stops.
+      const out = new RegExp(`topic="${prefix.replaceAll('.', '\\.')}models\\.v1"[^}]*\\} 1$`, 'm');
+      await eventually(
+        async () =>
+          out.test(await runner.context.registry.getSingleMetricAsString('driftline_records_out_total'))
+            ? true
+            : undefined,
+        20_000,
+        100,
+      );
+      await runner.stop();
+      runners.splice(runners.indexOf(runner), 1);
+    }
+    const left = (await listGroups(kafka)).filter((g) => g.startsWith(`${prefix}drift-monitor-models-`));
+    expect(left).toEqual([]);
   });
 
   it('swaps the reference when a new version is promoted', async () => {

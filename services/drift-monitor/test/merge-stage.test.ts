@@ -35,6 +35,7 @@ const store: ReferenceStore = {
   latest: async (model) => refs.get(model),
   byId: async (id) => [...refs.values()].find((r) => r.referenceId === id),
   all: async () => [...refs.values()],
+  catalog: async () => [...refs.values()].map((r) => ({ model: r.model, version: r.version })),
 };
 
 function memoryProgress(): ProgressStore {

@@ -18,6 +18,7 @@ const store: ReferenceStore = {
   latest: async (model, version) => (model === 'm' && version === 'v1' ? ref : undefined),
   byId: async () => ref,
   all: async () => [ref],
+  catalog: async () => [{ model: 'm', version: 'v1' }],
 };
 
 function items(times: number[], from = 0): DecodedRecord<PredictionEvent>[] {

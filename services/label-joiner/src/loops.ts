@@ -146,10 +146,14 @@ export class WindowRecomputer {
     this.metrics = {
       recomputed: counter(registry, 'driftline_joiner_windows_recomputed_total', 'Performance windows recomputed', []),
       alerts: counter(registry, 'driftline_joiner_alerts_total', 'Performance alerts sent', ['metric']),
-      coverage: gauge(registry, 'driftline_joiner_label_coverage', 'Label coverage of the last recomputed window', [
-        'model',
-        'model_version',
-      ]),
+      // Both labels come from events: bounded (MAX_LABEL_VALUES each, then `__other__`).
+      coverage: gauge(
+        registry,
+        'driftline_joiner_label_coverage',
+        'Label coverage of the last recomputed window',
+        ['model', 'model_version'],
+        { bounded: ['model', 'model_version'] },
+      ),
     };
   }
 

@@ -95,7 +95,12 @@ export interface TriggerDeps {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly now?: () => number;
+  /** Model states kept in memory (least recently used evicted; reloaded from the store). Default 10,000. */
+  readonly maxModelStates?: number;
 }
+
+/** Default of `maxModelStates`: models come from alerts, so the in-memory states are bounded. */
+export const MAX_MODEL_STATES = 10_000;
 
 /**
  * The trigger's batch processor. Per batch: load the state of models not in memory (from the last
@@ -109,11 +114,14 @@ export interface TriggerDeps {
 export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> {
   const states = new Map<string, ModelState>();
   const now = deps.now ?? Date.now;
-  const decisions = counter(deps.registry, 'driftline_retrain_decisions_total', 'Retrain policy decisions', [
-    'model',
-    'decision',
-    'reason',
-  ]);
+  // `model` comes from alerts: bounded (MAX_LABEL_VALUES, then `__other__`).
+  const decisions = counter(
+    deps.registry,
+    'driftline_retrain_decisions_total',
+    'Retrain policy decisions',
+    ['model', 'decision', 'reason'],
+    { bounded: ['model'] },
+  );
   return {
     decode: async (record) => checkAlertTimes(await deps.decode(record), { bounds: deps.eventTime, now: now() }),
     async process(items: ReadonlyArray<DecodedRecord<DriftAlert>>) {
@@ -137,7 +145,17 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
       }
       await deps.send(requests);
       await deps.store.write(rows);
-      for (const [m, s] of work) if (s !== undefined) states.set(m, s);
+      for (const [m, s] of work) {
+        if (s === undefined) continue;
+        states.delete(m); // re-inserted: Map order is least recently used first
+        states.set(m, s);
+      }
+      // Every adopted state is already in retrain_decisions: an evicted model reloads the same state.
+      const max = deps.maxModelStates ?? MAX_MODEL_STATES;
+      for (const m of states.keys()) {
+        if (states.size <= max) break;
+        states.delete(m);
+      }
       for (const r of rows) decisions.inc({ model: r.model, decision: r.decision, reason: r.reason });
       for (const r of requests) {
         deps.logger.info(

@@ -119,6 +119,46 @@ describe('trigger processor', () => {
     expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'fire']);
   });
 
+  it('keeps at most maxModelStates model states; an evicted model reloads the same state', async () => {
+    const wildcard = parsePolicyText(`
+models:
+  '*':
+    signals: { share_drifted: 0.3 }
+    sustain: 2
+    cooldown: 1h
+    training_window: 1h
+`);
+    const store = new MemoryStore();
+    let loads = 0;
+    const loadStates = store.loadStates.bind(store);
+    store.loadStates = async (models) => {
+      loads += models.length;
+      return loadStates(models);
+    };
+    const sent: RetrainRequest[] = [];
+    const p = triggerProcessor({
+      policy: wildcard,
+      store,
+      decode: () => alert(0),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async (r) => {
+        sent.push(...r);
+      },
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test' }),
+      now: () => 0,
+      maxModelStates: 2,
+    });
+    const of = (model: string, w: number) =>
+      items([w]).map((i) => ({ ...i, value: { ...i.value, model, alert_id: `${model}-${w}` } }));
+    await p.process(of('fraud', 0), ctx); // sustaining 1/2
+    for (let m = 0; m < 1_000; m++) await p.process(of(`random-${m}`, 0), ctx); // a flood of model names
+    expect(loads).toBe(1_001);
+    await p.process(of('fraud', 1), ctx); // evicted long ago: reloaded, and the streak goes on
+    expect(loads).toBe(1_002);
+    expect(sent.map((r) => r.model)).toEqual(['fraud']);
+  });
+
   it('forgets states on revocation and reloads them', async () => {
     const store = new MemoryStore();
     const p = processor(store, []);

@@ -21,6 +21,11 @@ export const trainerEnvShape = {
   DRIFTLINE_TRAINER_HOLDOUT_FRACTION: z.coerce.number().gt(0).lt(1).default(0.2),
   /** Fewer labeled rows than this in the window: the request is refused (dead-lettered with the reason). */
   DRIFTLINE_TRAINER_MIN_ROWS: envField.int(10).default(200),
+  /**
+   * Most rows one training reads: a larger window keeps its newest rows (read in pages of 50,000);
+   * what was kept is recorded in model_versions (params.training_window).
+   */
+  DRIFTLINE_TRAINER_MAX_ROWS: envField.int(10, 50_000_000).default(500_000),
   DRIFTLINE_TRAINER_ROUNDS: envField.int(1, 100_000).default(200),
   DRIFTLINE_TRAINER_MAX_DEPTH: envField.int(1, 32).default(4),
   DRIFTLINE_TRAINER_TIMEOUT: duration().default(20 * 60_000),
@@ -41,6 +46,7 @@ export interface TrainerConfig {
   readonly promotion: PromotionRule;
   readonly holdoutFraction: number;
   readonly minRows: number;
+  readonly maxRows: number;
   readonly params: Readonly<Record<string, number>>;
   readonly timeoutMs: number;
   readonly sessionTimeoutMs: number;
@@ -58,6 +64,7 @@ export function toTrainerConfig(env: TrainerEnv): TrainerConfig {
     },
     holdoutFraction: env.DRIFTLINE_TRAINER_HOLDOUT_FRACTION,
     minRows: env.DRIFTLINE_TRAINER_MIN_ROWS,
+    maxRows: env.DRIFTLINE_TRAINER_MAX_ROWS,
     params: { rounds: env.DRIFTLINE_TRAINER_ROUNDS, max_depth: env.DRIFTLINE_TRAINER_MAX_DEPTH, seed: 7 },
     timeoutMs: env.DRIFTLINE_TRAINER_TIMEOUT,
     sessionTimeoutMs: env.DRIFTLINE_TRAINER_SESSION_TIMEOUT,

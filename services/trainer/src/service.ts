@@ -21,10 +21,14 @@ export const trainerService = defineService({
     const retrainCodec = ctx.codec().forTopic(contracts.retrain, ctx.topic('retrain'));
     const models = ctx.publisher(contracts.model);
     await models.prepare(); // an incompatible schema fails start-up, not the first trained model
-    const outcomes = counter(ctx.registry, 'driftline_trainer_requests_total', 'Retrain requests handled, by outcome', [
-      'model',
-      'outcome',
-    ]);
+    // `model` comes from retrain requests: bounded (MAX_LABEL_VALUES, then `__other__`).
+    const outcomes = counter(
+      ctx.registry,
+      'driftline_trainer_requests_total',
+      'Retrain requests handled, by outcome',
+      ['model', 'outcome'],
+      { bounded: ['model'] },
+    );
     const deps: TrainerDeps = {
       config,
       python,

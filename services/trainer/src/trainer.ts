@@ -117,7 +117,14 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   const version = versionFor(request);
   const dir = artifactDirFor(config.artifactDir, request.model, version);
   mkdirSync(dir, { recursive: true });
-  const rows = await deps.source.read(request.model, request.data_from, request.data_to);
+  const window = await deps.source.read(request.model, request.data_from, request.data_to, config.maxRows);
+  const rows = window.rows;
+  if (window.truncated) {
+    log.warn(
+      { rows: rows.length, maxRows: config.maxRows, from: rows[0]?.time },
+      'training window larger than DRIFTLINE_TRAINER_MAX_ROWS: its newest rows are used',
+    );
+  }
   if (rows.length < config.minRows) {
     throw new DriftlineError(
       'VALIDATION_FAILED',
@@ -175,7 +182,18 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
       device_cuda: result.device === 'cuda' ? 1 : 0,
       training_seconds: result.seconds,
     },
-    params: JSON.stringify({ ...config.params, xgboost: result.xgboost }),
+    params: JSON.stringify({
+      ...config.params,
+      xgboost: result.xgboost,
+      // What of the requested window was trained on (DRIFTLINE_TRAINER_MAX_ROWS keeps the newest rows).
+      training_window: {
+        rows: ds.rows,
+        max_rows: config.maxRows,
+        truncated: window.truncated,
+        kept: 'newest',
+        first_time: ds.rows > 0 ? ds.time[0] : null,
+      },
+    }),
     artifact_uri: pathToFileURL(join(dir, 'model.json')).href,
     reference_id: referenceId,
     reference_uri: referenceUri,

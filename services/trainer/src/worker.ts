@@ -91,9 +91,10 @@ export interface WorkerRun {
 }
 
 /**
- * Runs train.py as a child process. A non-zero exit, a timeout or a missing result is a retriable
- * error (the request is retried with backoff, never committed past); the worker's stderr tail is in
- * the message.
+ * Runs train.py as a child process. Exit 3 (the data can never train) is VALIDATION_FAILED, not
+ * retriable: the request goes to the DLQ with the worker's reason. Any other non-zero exit, a
+ * timeout or a missing result is a retriable error (the request is retried with backoff, never
+ * committed past); the worker's stderr tail is in the message.
  */
 export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
   const args = [
@@ -125,7 +126,8 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
     child.once('close', (c) => done(c));
   }).finally(() => clearTimeout(timer));
   if (code === 3) {
-    // The data cannot train this model (e.g. labels that are not 0/1): retrying will not help.
+    // The data cannot train this model (labels that are not 0/1, a feature name XGBoost refuses):
+    // retrying will not help, the request is dead-lettered with the worker's reason.
     throw new DriftlineError('VALIDATION_FAILED', `trainer worker refused the data: ${stderr.trim().slice(-1500)}`);
   }
   if (code !== 0) {

@@ -52,6 +52,7 @@ function setup(over: Partial<TrainerDeps> = {}) {
       DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
       DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
       DRIFTLINE_TRAINER_MIN_ROWS: 20,
+      DRIFTLINE_TRAINER_MAX_ROWS: 1_000,
       DRIFTLINE_TRAINER_ROUNDS: 5,
       DRIFTLINE_TRAINER_MAX_DEPTH: 2,
       DRIFTLINE_TRAINER_TIMEOUT: 10_000,
@@ -65,7 +66,7 @@ function setup(over: Partial<TrainerDeps> = {}) {
     config,
     // Any attempt to run the worker fails loudly: these tests must never train.
     python: '/nonexistent/python',
-    source: { read: async () => rows },
+    source: { read: async () => ({ rows, truncated: false }) },
     registry,
     saveReference: async (set) => {
       references.push(set);
@@ -119,6 +120,28 @@ describe('handleRequest (idempotency)', () => {
     expect(published).toHaveLength(2);
   });
 
+  it('reads at most DRIFTLINE_TRAINER_MAX_ROWS and writes what it kept into the training record', async () => {
+    let asked = 0;
+    const { dir, deps, registry } = setup({
+      source: {
+        read: async (_m, _f, _t, maxRows) => {
+          asked = maxRows;
+          return { rows, truncated: true };
+        },
+      },
+    });
+    completedRun(dir, 0.9);
+    await handleRequest(deps, request);
+    expect(asked).toBe(1_000);
+    expect(JSON.parse(registry.rows[0]!.params).training_window).toEqual({
+      rows: 50,
+      max_rows: 1_000,
+      truncated: true,
+      kept: 'newest',
+      first_time: 0,
+    });
+  });
+
   it('rejects a candidate that does not beat the serving model by the margin (no reference)', async () => {
     const { dir, deps, published, references } = setup();
     completedRun(dir, 0.505);
@@ -146,8 +169,20 @@ describe('handleRequest (idempotency)', () => {
   });
 
   it('refuses a window with too few labeled rows (non-retriable: dead-lettered with the reason)', async () => {
-    const { deps } = setup({ source: { read: async () => rows.slice(0, 5) } });
+    const { deps } = setup({ source: { read: async () => ({ rows: rows.slice(0, 5), truncated: false }) } });
     await expect(handleRequest(deps, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+  });
+
+  it('rejects a window whose feature names XGBoost refuses (non-retriable, the reason names the feature)', async () => {
+    const bad = rows.map((r) => ({ ...r, features: { ...r.features, 'income[eur]': 1 } }));
+    const { dir, deps } = setup({ source: { read: async () => ({ rows: bad, truncated: false }) } });
+    const error = await handleRequest(deps, request).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+    expect((error as Error).message).toContain('"income[eur]"');
+    expect(existsSync(join(dir, 'fraud', versionFor(request), 'train.arrow'))).toBe(false); // never reached the worker
   });
 
   it('a failing worker is retriable', async () => {

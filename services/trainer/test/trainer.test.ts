@@ -67,6 +67,34 @@ describe('dataset', () => {
     expect(table.getChild(COLUMNS.holdout)!.get(9)).toBe(1);
   });
 
+  it('round-trips every value through Arrow: numbers, nulls, text (unicode, empty)', () => {
+    const texts = ['ü', null, '', 'x', '日本', null, 'a,b', 'z', '0', 'é'];
+    const input = rows.map((r, i) => ({ ...r, features: { ...r.features, t: texts[i] ?? null } }));
+    const ds = buildDataset(input, 0.2);
+    const table = tableFromIPC(datasetToArrow(ds));
+    for (const f of ds.features) {
+      const column = table.getChild(f.name)!;
+      const expected = Array.from(f.values as ArrayLike<number | string | null>, (v) =>
+        typeof v === 'number' && Number.isNaN(v) ? null : v,
+      );
+      expect([...column], f.name).toEqual(expected);
+    }
+  });
+
+  it.each(['amount[usd]', 'a]', 'x<0', 'dist<=5'])(
+    'refuses the feature name %j that XGBoost refuses, as a validation error naming it',
+    (name) => {
+      const bad = rows.map((r) => ({ ...r, features: { ...r.features, [name]: 1 } }));
+      expect(() => buildDataset(bad, 0.2)).toThrow(
+        expect.objectContaining({
+          code: 'VALIDATION_FAILED',
+          retriable: false,
+          message: expect.stringContaining(`${JSON.stringify(name)} cannot train: XGBoost refuses`),
+        }),
+      );
+    },
+  );
+
   it('refuses reserved feature names and non-object features', () => {
     expect(() => buildDataset([{ ...rows[0]!, features: { __label__: 1 } }], 0.2)).toThrow(/reserved/);
     expect(() => parseFeatures('[1]', 'p1')).toThrow(/p1/);
@@ -143,6 +171,7 @@ describe('config', () => {
       DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
       DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
       DRIFTLINE_TRAINER_MIN_ROWS: 200,
+      DRIFTLINE_TRAINER_MAX_ROWS: 1_000_000,
       DRIFTLINE_TRAINER_ROUNDS: 10,
       DRIFTLINE_TRAINER_MAX_DEPTH: 3,
       DRIFTLINE_TRAINER_TIMEOUT: 60_000,

@@ -13,6 +13,9 @@ Output in DIR, result.json last (atomically: its presence means the run complete
   scores.arrow one float64 column `score`: the new model's score of every input row
   result.json  {"metrics": {...}, "device": "cpu"|"cuda", "device_reason": str, ...}
 
+Exit codes: 0 trained; 3 the data can never train (labels not 0/1, a feature name XGBoost refuses):
+the request is rejected, not retried; anything else (a crash, a signal) is retriable.
+
 Device: `auto` uses CUDA when `nvidia-smi -L` lists a GPU and this xgboost build has CUDA
 (xgboost.build_info()["USE_CUDA"]); otherwise the CPU. The device actually used is read back from
 the trained booster's configuration, so a silent fallback is reported as what it is.
@@ -161,8 +164,13 @@ def main() -> int:
         "subsample": float(params_in.get("subsample", 1.0)),
     }
     rounds = int(params_in.get("rounds", 100))
-    dtrain = xgb.DMatrix(X[train], label=y[train], feature_names=features or None)
-    dall = xgb.DMatrix(X, feature_names=features or None)
+    try:
+        dtrain = xgb.DMatrix(X[train], label=y[train], feature_names=features or None)
+        dall = xgb.DMatrix(X, feature_names=features or None)
+    except ValueError as exc:
+        # XGBoost refuses the data itself (e.g. a feature name with [, ] or <): no retry can help.
+        print(f"xgboost refused the training set: {exc}", file=sys.stderr)
+        return 3
     booster = xgb.train(params, dtrain, num_boost_round=rounds)
     used = json.loads(booster.save_config())["learner"]["generic_param"].get("device", device)
     if used != device:

@@ -8,7 +8,7 @@ import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * sends it with EVALSHA (EVAL once per connection, again after a NOSCRIPT).
  *
  * KEYS     per entity: row hash [, window sorted set when the view has aggregates]
- * ARGV     ttl_ms, nf, field × nf, nagg [, horizon_ms, nslots, (name, fn, window_ms, slot) × nagg],
+ * ARGV     ttl_ms, nf, field × nf, nagg [, horizon_ms, max_events, nslots, (name, fn, window_ms, slot) × nagg],
  *          n, then per entity: t, id, mask, value × nf [, nev, (t, id, packed) × nev]
  *          (mask: one '1'/'0' per field, '0' = absent or null, deleted from the row)
  *
@@ -17,7 +17,10 @@ import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * nothing and any delivery order converges to the same row.
  * Window: members `id \0 packed-values` scored by event time; ZADD NX makes a redelivered event a
  * no-op; members at or below anchor − horizon are trimmed (they can never count again, since the
- * anchor only grows); aggregates are recomputed only when the set or the anchor changed, folding
+ * anchor only grows), and beyond max_events the lowest-ranked (oldest (time, id)) members are
+ * trimmed too, so a hot entity's set and each write's refold stay within max_events (the newest
+ * max_events of any delivery order: the same set); aggregates are recomputed only when the set or
+ * the anchor changed, folding
  * values in (time, id) order so float sums do not depend on arrival order.
  * Returns { rows applied, entities whose aggregates changed }.
  *
@@ -44,11 +47,12 @@ for i = 1, nf do fields[i] = ARGV[2 + i] end
 local q = 3 + nf
 local nagg = tonumber(ARGV[q])
 q = q + 1
-local horizon, nslots, aggs = 0, 0, {}
+local horizon, maxev, nslots, aggs = 0, 0, 0, {}
 if nagg > 0 then
   horizon = tonumber(ARGV[q])
-  nslots = tonumber(ARGV[q + 1])
-  q = q + 2
+  maxev = tonumber(ARGV[q + 1])
+  nslots = tonumber(ARGV[q + 2])
+  q = q + 3
   for i = 1, nagg do
     aggs[i] = { ARGV[q], ARGV[q + 1], tonumber(ARGV[q + 2]), tonumber(ARGV[q + 3]) }
     q = q + 4
@@ -99,6 +103,7 @@ for e = 1, n do
     local moved = oldT == nil or anchor > oldT
     if added > 0 or moved then
       if moved then redis.call('ZREMRANGEBYSCORE', zkey, '-inf', fmt(floor)) end
+      if added > 0 then redis.call('ZREMRANGEBYRANK', zkey, 0, -(maxev + 1)) end
       local all = redis.call('ZRANGE', zkey, 0, -1, 'WITHSCORES')
       local times, vals, m = {}, {}, 0
       for i = 1, #all, 2 do

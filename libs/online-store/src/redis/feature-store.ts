@@ -92,7 +92,7 @@ export class RedisOnlineStore implements OnlineStore {
       const head: ScriptArg[] = [view.ttlMs, view.features.length, ...view.features.map((f) => f.name)];
       if (view.aggregates.length === 0) head.push(0);
       else {
-        head.push(view.aggregates.length, view.horizonMs, slots.length);
+        head.push(view.aggregates.length, view.horizonMs, view.maxWindowEvents, slots.length);
         for (const a of view.aggregates) head.push(a.name, a.function, a.windowMs, slots.indexOf(a.feature) + 1);
       }
       plan = {

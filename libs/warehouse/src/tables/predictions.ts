@@ -74,8 +74,18 @@ export interface PredictionStore {
   insertJoined(rows: readonly JoinedRow[]): Promise<void>;
   insertExpired(rows: readonly ExpiredPredictionRow[]): Promise<void>;
   readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowData>;
-  /** Joined rows of the model with from ≤ prediction_time < to, in time order. */
-  trainingRows(model: string, from: number, to: number): Promise<TrainingRow[]>;
+  /**
+   * One page of the model's joined rows with from ≤ prediction_time < to, NEWEST first (by
+   * (prediction_time, prediction_id) descending), at most `limit`, strictly older than `before`
+   * when given (keyset paging: each page is one bounded query, whatever the window holds).
+   */
+  trainingPage(
+    model: string,
+    from: number,
+    to: number,
+    limit: number,
+    before?: { readonly time: number; readonly predictionId: string },
+  ): Promise<TrainingRow[]>;
 }
 
 /** A raw JSON value from JSONExtractRaw as a segment name. */
@@ -170,7 +180,13 @@ export class ClickHousePredictionStore implements PredictionStore {
     };
   }
 
-  async trainingRows(model: string, from: number, to: number): Promise<TrainingRow[]> {
+  async trainingPage(
+    model: string,
+    from: number,
+    to: number,
+    limit: number,
+    before?: { readonly time: number; readonly predictionId: string },
+  ): Promise<TrainingRow[]> {
     const rows = await this.ch.select<{
       prediction_id: string;
       t: string | number;
@@ -183,8 +199,16 @@ export class ClickHousePredictionStore implements PredictionStore {
        WHERE model = {model:String}
          AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
          AND prediction_time < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
-       ORDER BY prediction_time, prediction_id`,
-      { model, from, to },
+         ${before === undefined ? '' : "AND (prediction_time, prediction_id) < (fromUnixTimestamp64Milli({bt:Int64}, 'UTC'), {bid:String})"}
+       ORDER BY prediction_time DESC, prediction_id DESC
+       LIMIT {limit:UInt32}`,
+      {
+        model,
+        from,
+        to,
+        limit,
+        ...(before === undefined ? {} : { bt: before.time, bid: before.predictionId }),
+      },
     );
     return rows.map((r) => ({
       predictionId: r.prediction_id,

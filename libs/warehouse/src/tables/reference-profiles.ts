@@ -28,6 +28,8 @@ export interface ReferenceStore {
   byId(referenceId: string): Promise<ReferenceSet | undefined>;
   /** The latest reference of every (model, version); a malformed profile throws ConfigError naming it. */
   all(): Promise<ReferenceSet[]>;
+  /** Every (model, version) that has a reference: one small query, no profiles. */
+  catalog(): Promise<Array<{ model: string; version: string }>>;
 }
 
 interface Row {
@@ -113,6 +115,13 @@ export class ClickHouseReferenceStore implements ReferenceStore {
 
   async byId(referenceId: string): Promise<ReferenceSet | undefined> {
     return toSets(await this.rows('reference_id = {id:String}', { id: referenceId }))[0];
+  }
+
+  catalog(): Promise<Array<{ model: string; version: string }>> {
+    return this.ch.select<{ model: string; version: string }>(
+      `SELECT DISTINCT model, version FROM ${this.table} ORDER BY model, version`,
+      {},
+    );
   }
 
   async all(): Promise<ReferenceSet[]> {

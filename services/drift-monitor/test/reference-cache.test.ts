@@ -1,0 +1,108 @@
+import { type ReferenceSet, referenceSet } from '@driftline/drift';
+import { buildNumericProfile } from '@driftline/stats';
+import type { ReferenceStore } from '@driftline/warehouse';
+import { describe, expect, it } from 'vitest';
+import { ReferenceCache } from '../src/reference-cache.js';
+
+const profile = buildNumericProfile(Array.from({ length: 100 }, (_, i) => i));
+const refOf = (model: string, version: string): ReferenceSet => referenceSet(model, version, new Map([['x', profile]]));
+
+/** A store of the given references that counts every query the cache makes. */
+function countingStore(sets: ReferenceSet[]) {
+  const calls = { latest: 0, catalog: 0, all: 0 };
+  const store: ReferenceStore = {
+    save: async (s) => {
+      sets.push(s);
+    },
+    latest: async (model, version) => {
+      calls.latest++;
+      return sets.filter((s) => s.model === model && s.version === version).at(-1);
+    },
+    byId: async (id) => sets.find((s) => s.referenceId === id),
+    all: async () => {
+      calls.all++;
+      return [...sets];
+    },
+    catalog: async () => {
+      calls.catalog++;
+      return sets.map((s) => ({ model: s.model, version: s.version }));
+    },
+  };
+  return { store, calls };
+}
+
+describe('ReferenceCache bounds', () => {
+  it('a flood of unknown versions costs neither memory nor a query per version', async () => {
+    const { store, calls } = countingStore([refOf('m', 'v1')]);
+    let now = 1_000_000;
+    const cache = new ReferenceCache(store, () => now, { maxEntries: 50, catalogTtlMs: 30_000 });
+    await cache.preload();
+    // 20,000 predictions with random versions of the known model and of random models, in 200 batches.
+    for (let batch = 0; batch < 200; batch++) {
+      const pairs: Array<[string, string]> = [];
+      for (let i = 0; i < 100; i++) pairs.push(i % 2 === 0 ? ['m', `rnd-${batch}-${i}`] : [`model-${batch}-${i}`, 'v']);
+      pairs.push(['m', 'v1']);
+      await cache.ensure(pairs);
+      now += 100; // 20 s in all: within one catalog TTL
+    }
+    expect(calls.latest).toBe(0); // v1 came with the preload; nothing else exists
+    expect(calls.catalog).toBe(0);
+    expect(cache.size).toBe(1);
+    expect(cache.resolve('m', 'v1', 0)?.version).toBe('v1');
+    expect(cache.resolve('m', 'rnd-3-4', 0)).toBeUndefined();
+  });
+
+  it('an unknown pair is re-checked once per catalog TTL, for all pairs at once', async () => {
+    const sets = [refOf('m', 'v1')];
+    const { store, calls } = countingStore(sets);
+    let now = 1_000_000;
+    const cache = new ReferenceCache(store, () => now, { catalogTtlMs: 30_000 });
+    await cache.preload();
+    await cache.ensure([['m', 'v2']]);
+    expect(cache.resolve('m', 'v2', 0)).toBeUndefined();
+    await store.save(refOf('m', 'v2')); // stored after start-up (e.g. `driftline reference`)
+    now += 10_000;
+    await cache.ensure([['m', 'v2']]);
+    expect(cache.resolve('m', 'v2', 0)).toBeUndefined(); // negative answer still fresh
+    now += 20_000;
+    await cache.ensure([
+      ['m', 'v2'],
+      ['m', 'v3'],
+      ['x', 'y'],
+    ]);
+    expect(cache.resolve('m', 'v2', 0)?.version).toBe('v2');
+    expect(calls.catalog).toBe(1);
+    expect(calls.latest).toBe(1);
+  });
+
+  it('holds at most maxEntries reference sets and reloads an evicted one on demand', async () => {
+    const sets = Array.from({ length: 30 }, (_, i) => refOf('m', `v${i}`));
+    const { store, calls } = countingStore(sets);
+    const cache = new ReferenceCache(store, () => 0, { maxEntries: 10 });
+    await cache.preload();
+    expect(cache.size).toBe(10);
+    for (let i = 0; i < 30; i++) {
+      await cache.ensure([['m', `v${i}`]]);
+      expect(cache.resolve('m', `v${i}`, 0)?.version).toBe(`v${i}`);
+      expect(cache.size).toBeLessThanOrEqual(10);
+    }
+    expect(calls.latest).toBe(30); // the 20 not kept at start-up, then the 10 they evicted
+  });
+
+  it('a version without a reference of its own falls back to the promoted one, reloaded when evicted', async () => {
+    const sets = [refOf('m', 'v1'), refOf('other', 'a'), refOf('other', 'b')];
+    const { store } = countingStore(sets);
+    const cache = new ReferenceCache(store, () => 0, { maxEntries: 1, maxPromotionsPerModel: 2 });
+    await cache.promoted('m', 'v1', 100);
+    await cache.ensure([['other', 'a']]);
+    await cache.ensure([['other', 'b']]); // evicts m/v1
+    await cache.ensure([['m', 'canary']]);
+    expect(cache.resolve('m', 'canary', 200)?.version).toBe('v1');
+    expect(cache.resolve('m', 'canary', 50)).toBeUndefined();
+    // Promotions kept per model are bounded: the oldest go first.
+    await cache.promoted('m', 'v1', 300);
+    await cache.promoted('m', 'v1', 400);
+    expect(cache.resolve('m', 'canary', 200)).toBeUndefined();
+    expect(cache.resolve('m', 'canary', 350)?.version).toBe('v1');
+  });
+});

@@ -1,0 +1,56 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@driftline/core';
+import { makeVector, Table, tableToIPC } from 'apache-arrow';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { COLUMNS } from '../src/dataset.js';
+import { ensureWorkerPython, runWorker } from '../src/worker.js';
+
+// The real Python worker (XGBoost, pyarrow), created by worker/setup-venv.sh on first use.
+describe('the Python worker classifies what it cannot train', () => {
+  let python = '';
+  beforeAll(async () => {
+    python = await ensureWorkerPython(silentLogger);
+  }, 900_000);
+
+  function arrowFile(featureName: string): { data: string; outDir: string } {
+    const dir = mkdtempSync(join(tmpdir(), 'trainer-worker-'));
+    const n = 40;
+    const table = new Table({
+      [COLUMNS.time]: makeVector(Float64Array.from({ length: n }, (_, i) => i)),
+      [COLUMNS.label]: makeVector(Float64Array.from({ length: n }, (_, i) => i % 2)),
+      [COLUMNS.currentScore]: makeVector(new Float64Array(n).fill(0.5)),
+      [COLUMNS.holdout]: makeVector(Uint8Array.from({ length: n }, (_, i) => (i >= 30 ? 1 : 0))),
+      [featureName]: makeVector(Float64Array.from({ length: n }, (_, i) => i)),
+    });
+    const data = join(dir, 'train.arrow');
+    writeFileSync(data, tableToIPC(table, 'file'));
+    return { data, outDir: join(dir, 'out') };
+  }
+
+  const run = (featureName: string) =>
+    runWorker({
+      python,
+      ...arrowFile(featureName),
+      device: 'cpu',
+      params: { rounds: 2, max_depth: 2 },
+      timeoutMs: 120_000,
+      logger: silentLogger,
+    });
+
+  it('a feature name XGBoost refuses is a rejected request with the reason, not a retry', async () => {
+    const error = await run('amount<100').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+    expect((error as Error).message).toMatch(/xgboost refused the training set: .*\[, \] or </);
+  });
+
+  it('trains with a plain feature name', async () => {
+    const result = await run('amount');
+    expect(result.rows_train).toBe(30);
+    expect(result.rows_holdout).toBe(10);
+  });
+});

@@ -6,7 +6,7 @@ export KAFKAJS_NO_PARTITIONER_WARNING := 1
 PNPM_VERSION := 10
 PNPM := pnpm
 
-.PHONY: help bootstrap build check test test-unit test-integration demo bench stack-up stack-down stack-status clean
+.PHONY: help bootstrap build check test test-unit test-integration demo bench chaos stack-up stack-down stack-status clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ demo: bootstrap ## the whole pipeline end to end on the local stack
 
 bench: build ## benchmarks; last line is a JSON summary, also in bench/results/latest.json
 	@$(PNPM) -s bench
+
+# CHAOS_DURATION (default 2m; e.g. 10m), CHAOS_RATE, CHAOS_SEED: see test/chaos/README.md.
+chaos: build ## kill, pause and restart everything under hostile traffic; last line is a JSON verdict
+	@$(PNPM) -s chaos
 
 stack-up: bootstrap ## start Kafka, the Schema Registry and Redis as local processes
 	@$(PNPM) -s stack up

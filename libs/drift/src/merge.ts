@@ -64,6 +64,10 @@ const RECENT_LIMIT = 256;
 export class MergeState {
   private readonly pending = new Map<number, PendingWindow>();
   private readonly lastHeard = new Map<number, number>();
+  /** When any source was last heard (the start before any). */
+  private lastAny: number;
+  /** End of the last silence of every source (an outage upstream): no source counts idle before it. */
+  private resumedAt = Number.NEGATIVE_INFINITY;
   /** Per source: every window ending at or before this was closed there (from its markers). */
   private readonly frontier = new Map<number, number>();
   private readonly recent = new Map<number, ReadonlySet<number>>();
@@ -80,6 +84,7 @@ export class MergeState {
     completedUpTo = Number.NEGATIVE_INFINITY,
   ) {
     this.completedUpTo = completedUpTo;
+    this.lastAny = startedAt;
   }
 
   /** Last completed window start (-Infinity when none). */
@@ -93,6 +98,11 @@ export class MergeState {
 
   add(message: PartialsMessage, offset: number, now: number): AddResult {
     const source = message.source.partition;
+    // Every source silent for the idle timeout is an outage (broker, this stage, stage one), not an
+    // idle source: the idle clocks start over, or the first source back would complete the
+    // windows alone and the others' partials, a moment later, would be dropped.
+    if (now - this.lastAny >= this.config.idleTimeoutMs) this.resumedAt = now;
+    if (now > this.lastAny) this.lastAny = now;
     const heard = this.lastHeard.get(source);
     if (heard === undefined || now > heard) this.lastHeard.set(source, now);
     if (message.type === 'closed' && (this.frontier.get(source) ?? Number.NEGATIVE_INFINITY) < message.closedUntil) {
@@ -155,8 +165,10 @@ export class MergeState {
     for (let s = 0; s < w.partitions; s++) {
       // Reported: its marker for this window, or a later marker saying it closed past this window.
       if (w.markers.has(s) || (this.frontier.get(s) ?? Number.NEGATIVE_INFINITY) >= w.end) continue;
-      const heard = this.lastHeard.get(s) ?? this.startedAt;
+      const heard = Math.max(this.lastHeard.get(s) ?? this.startedAt, this.resumedAt);
       if (now - heard < this.config.idleTimeoutMs) return undefined;
+      // Idle means silent while others speak; while every source is silent nothing is idle.
+      if (now - this.lastAny >= this.config.idleTimeoutMs) return undefined;
       idle.push(s);
     }
     const groups = new Map<string, PartialMessage[]>();

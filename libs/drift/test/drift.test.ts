@@ -242,6 +242,27 @@ describe('MergeState (stage 2)', () => {
     expect(m.add(closedFrom(1, 2, [200])[0]!, 5, 6000)).toBe('after_completion');
   });
 
+  it('a silence of every source (a broker outage) makes none of them idle (found by make chaos)', () => {
+    // Before: after an outage longer than the idle timeout, the first source heard again completed
+    // the windows alone and the others' partials, arriving a moment later, were dropped.
+    const m = new MergeState({ idleTimeoutMs: 5000 }, 0);
+    let offset = 0;
+    for (const msg of closedFrom(1, 3, [1100])) m.add(msg, offset++, 20_000);
+    expect(m.ready(20_000).complete).toEqual([]);
+    for (const msg of closedFrom(0, 3, [1200])) m.add(msg, offset++, 20_001);
+    for (const msg of closedFrom(2, 3, [1300])) m.add(msg, offset++, 20_001);
+    const { complete } = m.ready(20_001);
+    const w = complete.find((c) => c.windowStart === 1000);
+    expect(w?.idle).toEqual([]);
+    expect(w?.groups[0]?.events).toBe(3);
+  });
+
+  it('does not declare a source idle while every source is silent (ticks during an outage)', () => {
+    const m = new MergeState({ idleTimeoutMs: 5000 }, 0);
+    for (const msg of closedFrom(0, 2, [100])) m.add(msg, 0, 1000);
+    expect(m.ready(7000).complete).toEqual([]); // nobody heard for 6 s: an outage, not an idle source
+  });
+
   it('does not treat a recently heard source as idle', () => {
     const m = new MergeState({ idleTimeoutMs: 5000 }, 0);
     const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve);

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
-import { adminBackoff, isTransient } from './admin.js';
+import { adminBackoff, deleteGroup, isTransient } from './admin.js';
 import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { deliverWithBisect } from './bisect.js';
 import { deadLetterConfigOf, type KafkaClient, kafkajsOf } from './client.js';
@@ -79,6 +79,13 @@ export interface ConsumerOptions<T> {
    * commits back on purpose (open windows) needs at least its longest hold added.
    */
   readonly stallTimeoutMs?: number;
+  /**
+   * A follower that keeps no position (every instance reads the whole topic on every start, from
+   * `fromBeginning`): it commits no offsets, so its group stores nothing on the broker and is
+   * forgotten as soon as it is empty (even after a SIGKILL), and `stop()` deletes it. Give such a
+   * reader a group id of its own per process.
+   */
+  readonly ephemeral?: boolean;
 }
 
 export interface ConsumerHandle {
@@ -169,6 +176,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   let stopping = false;
   const backingOff = new Set<string>();
   const lastCommitted = new Map<string, bigint>();
+  /**
+   * The commit a stateful processor last held back per partition (below its batch's end): a later
+   * batch that never reaches the processor (every record poison) must not commit past it — the
+   * held records live in the processor's memory only, and a crash would lose them.
+   */
+  const heldBack = new Map<string, bigint>();
   const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const progress = new ProgressTracker(stallTimeoutMs);
   /** Records what is committed and the lag on it, and the time the commit last moved. */
@@ -192,6 +205,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     }
     const lost = [...owned].filter((k) => !now.has(k));
     owned = now;
+    for (const k of lost) heldBack.delete(k.replace('\u0000', '/'));
     lastCommitted.clear(); // another member may have committed meanwhile
     progress.retain((topic, partition) => now.has(`${topic}\u0000${partition}`));
     for (const k of lost) {
@@ -209,7 +223,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
   });
 
-  async function attemptBatch(batch: Batch, heartbeat: () => Promise<void>): Promise<string | undefined> {
+  async function attemptBatch(
+    batch: Batch,
+    heartbeat: () => Promise<void>,
+  ): Promise<{ commitOffset: string | undefined; processed: boolean }> {
     const decoded: Array<DecodedRecord<T>> = [];
     const dead: DeadLetter[] = [];
     for (const message of batch.messages) {
@@ -229,9 +246,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       heartbeat,
     };
     let commitOffset: string | undefined;
+    let processed = false;
     dead.push(
       ...(await deliverWithBisect(decoded, async (items) => {
         const result = await processor.process(items, context);
+        processed = true;
         const offered = result?.commitOffset;
         if (offered !== undefined && (commitOffset === undefined || BigInt(offered) < BigInt(commitOffset))) {
           commitOffset = offered;
@@ -262,7 +281,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         );
       }
     }
-    return commitOffset;
+    return { commitOffset, processed };
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -280,7 +299,17 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     for (let attempt = 0; ; attempt++) {
       if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
       try {
-        commitOffset = await attemptBatch(batch, () => payload.heartbeat());
+        const result = await attemptBatch(batch, () => payload.heartbeat());
+        const offered = result.commitOffset === undefined ? undefined : BigInt(result.commitOffset);
+        if (result.processed) {
+          if (offered !== undefined && offered <= BigInt(batch.lastOffset())) heldBack.set(key, offered);
+          else heldBack.delete(key);
+          commitOffset = result.commitOffset;
+        } else {
+          // Nothing reached the processor: what it held back before is still held.
+          const held = heldBack.get(key);
+          commitOffset = held === undefined ? undefined : held.toString();
+        }
         break;
       } catch (thrown) {
         const error = toDriftlineError(thrown);
@@ -319,7 +348,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const next = BigInt(last) + 1n;
     const safe = commitOffset !== undefined && BigInt(commitOffset) < next ? BigInt(commitOffset) : next;
     if (safe > (lastCommitted.get(key) ?? -1n)) {
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: safe.toString() }]);
+      if (options.ephemeral !== true)
+        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: safe.toString() }]);
       lastCommitted.set(key, safe);
     }
     const before = committedBefore();
@@ -384,6 +414,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       // kafkajs waits for the batch in hand to finish before leaving the group.
       await consumer.disconnect();
       joined = false;
+      if (options.ephemeral === true)
+        await deleteGroup(kafka, groupId).catch((error: unknown) =>
+          logger.warn(
+            { err: error },
+            'could not delete the ephemeral group (it holds no offsets; the broker drops it)',
+          ),
+        );
     },
     ready: () => joined && !stopping && backingOff.size === 0 && stalls().length === 0,
     healthy: () => stalls().length === 0,

@@ -1,7 +1,11 @@
 export type { StackConfig } from './config.js';
 export {
+  type ComponentOptions,
   endpointsFromEnv,
   envLines,
+  pauseComponent,
+  restartComponent,
+  type StackComponent,
   type StackDownOptions,
   type StackEndpoints,
   type StackStatus,

@@ -1,7 +1,14 @@
 import net from 'node:net';
 
-/** redis-server arguments: loopback only, no persistence, foreground (we detach it ourselves). */
-export function redisArgs(port: number, dir: string): string[] {
+/**
+ * redis-server arguments: loopback only, foreground (we detach it ourselves), no persistence — or,
+ * `durable`, the settings the README documents for production (an AOF synced every second, no
+ * eviction), so a restart with the same `dir` gets its data back.
+ */
+export function redisArgs(port: number, dir: string, durable = false): string[] {
+  const persistence = durable
+    ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction']
+    : ['--appendonly', 'no'];
   return [
     '--port',
     String(port),
@@ -9,8 +16,7 @@ export function redisArgs(port: number, dir: string): string[] {
     '127.0.0.1',
     '--save',
     '',
-    '--appendonly',
-    'no',
+    ...persistence,
     '--dir',
     dir,
     '--daemonize',

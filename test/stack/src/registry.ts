@@ -100,10 +100,15 @@ export async function ensureApicurioDist(
 /**
  * JVM system properties for the registry: loopback only, no separate management port, deletes allowed
  * (tests clean up subjects) and BACKWARD as the global compatibility, like Confluent's default.
+ * Storage is Apicurio's default SQL storage on H2, but file-backed under `dataDir` instead of in
+ * memory, so schemas and their ids survive a restart of the registry (the chaos run restarts it).
  */
-export function registrySystemProperties(port: number): string[] {
+export function registrySystemProperties(port: number, dataDir: string): string[] {
   return [
     `-Dquarkus.http.port=${port}`,
+    '-Dapicurio.storage.kind=sql',
+    '-Dapicurio.storage.sql.kind=h2',
+    `-Dapicurio.datasource.url=jdbc:h2:file:${dataDir}/registry;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0`,
     '-Dquarkus.http.host=127.0.0.1',
     '-Dquarkus.management.enabled=false',
     '-Dapicurio.rest.deletion.artifact.enabled=true',

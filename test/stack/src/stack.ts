@@ -50,6 +50,8 @@ export interface StackUpOptions extends ConfigOverrides {
    * with `stackRelease`), and marks a stack it starts as started by tests.
    */
   testRun?: boolean;
+  /** Redis with an AOF synced every second (the README's production settings) instead of no persistence. */
+  durableRedis?: boolean;
 }
 
 export interface StackUpResult {
@@ -217,6 +219,7 @@ interface StartContext {
   ports: { kafka: number; kafkaController: number; registry: number; redis: number };
   endpoints: StackEndpoints;
   timeoutMs: number;
+  durableRedis: boolean;
   log: (line: string) => void;
   /** Records a spawned process in state.json right away (so a failed `up` can still clean up). */
   record: (rec: ProcessRecord) => void;
@@ -310,6 +313,7 @@ async function startRegistry(ctx: StartContext): Promise<void> {
   const dist = await ensureApicurioDist(cfg.cacheDir, cfg.apicurioVersion, cfg.mavenRepo, ctx.log);
   const dir = statePaths(cfg.stateDir).registryDir;
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
   const marker = `-Ddriftline.stack=${ctx.stackId}`;
   const spawned = await spawnService(
     ctx,
@@ -322,7 +326,7 @@ async function startRegistry(ctx: StartContext): Promise<void> {
       '-XX:TieredStopAtLevel=1',
       marker,
       `-Djava.io.tmpdir=${path.join(dir, 'tmp')}`,
-      ...registrySystemProperties(ctx.ports.registry),
+      ...registrySystemProperties(ctx.ports.registry, path.join(dir, 'data')),
       '-jar',
       dist.jar,
     ],
@@ -348,7 +352,7 @@ async function startRedis(ctx: StartContext, redisServer: string): Promise<void>
     ctx,
     'redis',
     redisServer,
-    redisArgs(ctx.ports.redis, dir),
+    redisArgs(ctx.ports.redis, dir, ctx.durableRedis),
     dir,
     ctx.ports.redis,
     // redis rewrites its process title ("redis-server 127.0.0.1:<port>"), so only its name is a
@@ -362,6 +366,7 @@ async function startFresh(
   cfg: StackConfig,
   timeoutMs: number,
   log: (line: string) => void,
+  durableRedis: boolean,
 ): Promise<{ endpoints: StackEndpoints; state: StackState }> {
   const paths = statePaths(cfg.stateDir);
   fs.mkdirSync(paths.logsDir, { recursive: true });
@@ -426,6 +431,7 @@ async function startFresh(
     ports,
     endpoints,
     timeoutMs,
+    durableRedis,
     log,
     record: (rec) => {
       state.processes.push(rec);
@@ -489,13 +495,13 @@ export async function stackUp(options: StackUpOptions = {}): Promise<StackUpResu
     }
     let started: { endpoints: StackEndpoints; state: StackState };
     try {
-      started = await startFresh(cfg, timeoutMs, log);
+      started = await startFresh(cfg, timeoutMs, log, options.durableRedis === true);
     } catch (err) {
       // A freely picked port can be taken between picking and binding: retry once with new ports.
       const fixedPorts = Object.values(cfg.ports).some((p) => p !== undefined);
       if (fixedPorts || !BIND_ERROR.test(errorMessage(err))) throw err;
       log('a port was taken while starting; retrying once with new ports');
-      started = await startFresh(cfg, timeoutMs, log);
+      started = await startFresh(cfg, timeoutMs, log, options.durableRedis === true);
     }
     const { endpoints, state } = started;
     const startupMs = Math.round(performance.now() - t0);
@@ -609,4 +615,65 @@ export async function stackStatus(options: ConfigOverrides = {}): Promise<StackS
     endpoints !== undefined &&
     SERVICE_NAMES.every((name) => processes.some((p) => p.name === name && p.alive));
   return endpoints === undefined ? { running, processes } : { running, endpoints, processes };
+}
+
+export type StackComponent = ServiceName;
+
+export interface ComponentOptions extends ConfigOverrides {
+  log?: (line: string) => void;
+  /** Readiness timeout after the restart (default: the stack's timeout). */
+  timeoutMs?: number;
+}
+
+function ownedRecord(cfg: StackConfig, name: ServiceName): { state: StackState; record: ProcessRecord } {
+  const state = readState(statePaths(cfg.stateDir).stateFile);
+  const record = state?.processes.find((p) => p.name === name);
+  if (state === undefined || record === undefined) throw new Error(`no ${name} recorded in ${cfg.stateDir}`);
+  if (checkOwnership(record) !== 'owned') throw new Error(`${name} (pid ${record.pid}) is not running`);
+  return { state, record };
+}
+
+/**
+ * Kills one component of a running stack (SIGKILL to its process group: a crash, not a clean stop)
+ * and starts it again with the same command line, port and data: Kafka's log dirs, the registry's
+ * H2 file, Redis' AOF (when started `durableRedis`). Resolves once it answers its readiness probe.
+ */
+export async function restartComponent(name: StackComponent, options: ComponentOptions = {}): Promise<void> {
+  const log = options.log ?? (() => {});
+  const cfg = loadConfig(process.env, options);
+  const paths = statePaths(cfg.stateDir);
+  const release = await acquireLock(paths.lockDir, { timeoutMs: LOCK_TIMEOUT_MS, log });
+  let spawned: SpawnedProcess;
+  let endpoints: StackEndpoints | undefined;
+  try {
+    const { state, record } = ownedRecord(cfg, name);
+    endpoints = completeEndpoints(state.endpoints);
+    if (endpoints === undefined) throw new Error(`the stack in ${cfg.stateDir} has no endpoints`);
+    process.kill(-record.pid, 'SIGKILL'); // detached: it leads its own process group
+    const deadline = Date.now() + 10_000;
+    while (checkOwnership(record) === 'owned') {
+      if (Date.now() > deadline) throw new Error(`${name} (pid ${record.pid}) survived SIGKILL for 10 s`);
+      await sleep(50);
+    }
+    const [command, ...args] = record.command;
+    if (command === undefined) throw new Error(`${name} has no recorded command`);
+    spawned = await spawnDetached({ command, args, cwd: record.cwd, logFile: record.logFile });
+    const updated = { ...record, pid: spawned.pid, startTime: spawned.startTime, startedAt: new Date().toISOString() };
+    writeState(paths.stateFile, {
+      ...state,
+      processes: state.processes.map((p) => (p.name === name ? updated : p)),
+    });
+    log(`${name}: restarted as pid ${spawned.pid}`);
+  } finally {
+    release();
+  }
+  const ready = endpoints;
+  await waitReady(name, () => probe(name, ready), spawned, logFileFor(cfg, name), options.timeoutMs ?? cfg.timeoutMs);
+}
+
+/** SIGSTOP (`paused`) or SIGCONT to one component of a running stack: a hung server, not a dead one. */
+export function pauseComponent(name: StackComponent, paused: boolean, options: ConfigOverrides = {}): void {
+  const cfg = loadConfig(process.env, options);
+  const { record } = ownedRecord(cfg, name);
+  process.kill(record.pid, paused ? 'SIGSTOP' : 'SIGCONT');
 }

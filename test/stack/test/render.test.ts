@@ -75,8 +75,12 @@ describe('registry and redis helpers', () => {
   });
 
   it('binds the registry to loopback without a management port', () => {
-    const props = registrySystemProperties(18081);
+    const props = registrySystemProperties(18081, '/tmp/reg');
     expect(props).toContain('-Dquarkus.http.port=18081');
+    // file-backed H2: schemas and their ids survive a restart
+    expect(props).toContain(
+      '-Dapicurio.datasource.url=jdbc:h2:file:/tmp/reg/registry;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0',
+    );
     expect(props).toContain('-Dquarkus.http.host=127.0.0.1');
     expect(props).toContain('-Dquarkus.management.enabled=false');
   });
@@ -105,6 +109,11 @@ describe('registry and redis helpers', () => {
   it('starts redis without persistence on loopback', () => {
     const args = redisArgs(16379, '/tmp/r');
     expect(args.join(' ')).toBe('--port 16379 --bind 127.0.0.1 --save  --appendonly no --dir /tmp/r --daemonize no');
+  });
+
+  it('starts a durable redis with the documented AOF settings', () => {
+    const args = redisArgs(16379, '/tmp/r', true).join(' ');
+    expect(args).toContain('--appendonly yes --appendfsync everysec --maxmemory-policy noeviction');
   });
 
   it('parses java -version output', () => {

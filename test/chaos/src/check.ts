@@ -1,0 +1,382 @@
+// The invariants of the chaos run, against an offline computation of what the topics hold: the
+// same pure rules the services use (last-write-wins, the reference join), applied to the whole log.
+import type { TopicCodec } from '@driftline/codec';
+import { loadFeatureViews, offlineRow, type ValidatedEvent, validateFeatureEvent } from '@driftline/features';
+import { type LogEvent, offlineJoin } from '@driftline/join';
+import {
+  committedOffsets,
+  DLQ_HEADERS,
+  type InboundRecord,
+  type KafkaClient,
+  listTopics,
+  topicOffsets,
+} from '@driftline/kafka';
+import { readTopic } from '@driftline/kafka/testing';
+import {
+  deadLetterTopic,
+  type FeatureEvent,
+  type LabelEvent,
+  type PredictionEvent,
+  type RetrainRequest,
+} from '@driftline/schemas';
+import { createClickHouse } from '@driftline/warehouse';
+import { GHOST_MODEL, HOSTILE_KEY_PREFIX, MODEL, VIEW } from './traffic.js';
+
+export interface Names {
+  readonly prefix: string;
+  readonly features: string;
+  readonly predictions: string;
+  readonly labels: string;
+  readonly retrain: string;
+  readonly partials: string;
+  readonly alerts: string;
+  readonly materializerGroup: string;
+  readonly joinerGroup: string;
+  readonly driftGroup: string;
+  readonly mergeGroup: string;
+  readonly retrainGroup: string;
+}
+
+export interface CheckInput {
+  readonly client: KafkaClient;
+  readonly codecs: {
+    readonly feature: TopicCodec<FeatureEvent>;
+    readonly prediction: TopicCodec<PredictionEvent>;
+    readonly label: TopicCodec<LabelEvent>;
+  };
+  readonly retrainCodec: TopicCodec<RetrainRequest>;
+  readonly names: Names;
+  readonly featureApiUrl: string;
+  readonly viewsFile: string;
+  readonly windowMs: number;
+  readonly latenessMs: number;
+  /** Stops the services (the embedded ClickHouse is theirs until then). */
+  readonly stopServices: () => Promise<void>;
+  readonly chdbPath: string;
+  readonly log: (line: string) => void;
+}
+
+export interface CheckResult {
+  readonly invariants: Record<string, boolean>;
+  readonly counts: Record<string, number>;
+  readonly failures: string[];
+}
+
+interface Positioned<T> {
+  readonly partition: number;
+  readonly offset: bigint;
+  readonly value: T;
+}
+
+async function readAll(client: KafkaClient, topic: string): Promise<InboundRecord[]> {
+  const offsets = await topicOffsets(client, topic);
+  const count = offsets.reduce((n, o) => n + Number(o.high - o.low), 0);
+  return readTopic(client, topic, count, 120_000);
+}
+
+const header = (r: InboundRecord, name: string) => r.headers[name]?.toString('utf8');
+
+export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
+  const { client, names, codecs, log } = input;
+  const failures: string[] = [];
+  const fail = (what: string, detail: string) => failures.push(`${what}: ${detail}`);
+
+  // 1. What the topics hold: good events (decoded) and hostile records (by key).
+  const hostile: Array<{ topic: string; partition: number; offset: bigint; kind: string }> = [];
+  async function split<T>(topic: string, codec: TopicCodec<T>): Promise<Array<Positioned<T>>> {
+    const good: Array<Positioned<T>> = [];
+    for (const r of await readAll(client, topic)) {
+      const key = r.key?.toString('utf8') ?? '';
+      if (key.startsWith(HOSTILE_KEY_PREFIX)) {
+        hostile.push({ topic, partition: r.partition, offset: BigInt(r.offset), kind: key.split(':')[2] ?? '?' });
+      } else {
+        good.push({ partition: r.partition, offset: BigInt(r.offset), value: await codec.decode(r.value) });
+      }
+    }
+    return good;
+  }
+  const features = await split(names.features, codecs.feature);
+  const predictions = await split(names.predictions, codecs.prediction);
+  const labels = await split(names.labels, codecs.label);
+  log(
+    `topics: ${features.length} features, ${predictions.length} predictions, ${labels.length} labels, ${hostile.length} hostile`,
+  );
+  const distinctIds = new Set(predictions.map((p) => p.value.prediction_id));
+  const producerDuplicates = predictions.length - distinctIds.size;
+
+  // 2. Dead letters: exactly the hostile records, once per consuming group, each with a reason.
+  const consumers: Record<string, string[]> = {
+    [names.features]: [names.materializerGroup],
+    [names.predictions]: [names.driftGroup, names.joinerGroup],
+    [names.labels]: [names.joinerGroup],
+  };
+  const expected = new Set<string>();
+  for (const h of hostile) {
+    for (const group of consumers[h.topic] ?? []) expected.add(`${group}|${h.topic}|${h.partition}|${h.offset}`);
+  }
+  const existing = new Set(await listTopics(client));
+  const letters: InboundRecord[] = [];
+  for (const topic of [names.features, names.predictions, names.labels]) {
+    const dlq = deadLetterTopic(topic);
+    if (existing.has(dlq)) letters.push(...(await readAll(client, dlq)));
+  }
+  const actual = new Set<string>();
+  let withoutReason = 0;
+  let truncated = 0;
+  for (const r of letters) {
+    const key = [DLQ_HEADERS.group, DLQ_HEADERS.topic, DLQ_HEADERS.partition, DLQ_HEADERS.offset]
+      .map((h) => header(r, h) ?? '?')
+      .join('|');
+    actual.add(key);
+    if ((header(r, DLQ_HEADERS.reason) ?? '').length === 0) withoutReason++;
+    if (header(r, DLQ_HEADERS.truncated) !== undefined) truncated++;
+  }
+  const missing = [...expected].filter((k) => !actual.has(k));
+  const unexpected = [...actual].filter((k) => !expected.has(k));
+  if (missing.length > 0) {
+    const kinds = missing.map((k) => {
+      const [, topic, p, o] = k.split('|');
+      return hostile.find((h) => h.topic === topic && String(h.partition) === p && String(h.offset) === o)?.kind;
+    });
+    fail(
+      'dlq_exact',
+      `${missing.length} hostile records not dead-lettered (${[...new Set(kinds)].join(', ')}): ${missing.slice(0, 5).join(', ')}`,
+    );
+  }
+  if (unexpected.length > 0)
+    fail('dlq_exact', `${unexpected.length} unexpected dead letters: ${unexpected.slice(0, 5).join(', ')}`);
+  if (withoutReason > 0) fail('dlq_reasons', `${withoutReason} dead letters without a reason`);
+  const oversized = hostile.filter((h) => h.kind === 'oversized').length;
+  if (truncated < oversized)
+    fail('dlq_truncated', `${oversized} oversized records, ${truncated} truncated dead letters`);
+
+  // 3. Online store == offline last-write-wins, read through the feature API process.
+  const views = loadFeatureViews(input.viewsFile);
+  const view = views.get(VIEW);
+  if (view === undefined) throw new Error(`view ${VIEW} missing from ${input.viewsFile}`);
+  const byEntity = new Map<string, ValidatedEvent[]>();
+  for (const f of features) {
+    const v = validateFeatureEvent(views, f.value);
+    const list = byEntity.get(v.entity);
+    if (list === undefined) byEntity.set(v.entity, [v]);
+    else list.push(v);
+  }
+  const entities = [...byEntity.keys()].sort();
+  let onlineMismatches = 0;
+  const mismatchSamples: string[] = [];
+  for (let i = 0; i < entities.length; i += 500) {
+    const chunk = entities.slice(i, i + 500);
+    const res = await fetch(`${input.featureApiUrl}/v1/features:batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ requests: [{ view: VIEW, entities: chunk }] }),
+    });
+    if (!res.ok) throw new Error(`feature API answered ${res.status}: ${await res.text()}`);
+    const body = (await res.json()) as {
+      results: Array<{
+        rows: Array<{ entity: string; found: boolean; event_time?: number; features?: Record<string, unknown> }>;
+      }>;
+    };
+    for (const row of body.results[0]?.rows ?? []) {
+      const want = offlineRow(view, byEntity.get(row.entity) ?? []);
+      const same =
+        want !== undefined &&
+        row.found &&
+        row.event_time === want.eventTime &&
+        Object.entries(want.features).every(([k, v]) => row.features?.[k] === v);
+      if (!same) {
+        onlineMismatches++;
+        if (mismatchSamples.length < 3)
+          mismatchSamples.push(`${row.entity}: got ${JSON.stringify(row)}, want ${JSON.stringify(want)}`);
+      }
+    }
+  }
+  if (onlineMismatches > 0)
+    fail('online_store_equals_offline', `${onlineMismatches} rows differ: ${mismatchSamples.join('; ')}`);
+
+  // 4. No commit pinned: every group at the end offsets; stage one may hold its open windows only.
+  const pinned: string[] = [];
+  const lastTimes = new Map<number, number>();
+  for (const p of predictions)
+    lastTimes.set(p.partition, Math.max(lastTimes.get(p.partition) ?? 0, p.value.event_time));
+  const follow: Array<[string, string]> = [
+    [names.materializerGroup, names.features],
+    [names.joinerGroup, names.predictions],
+    [names.joinerGroup, names.labels],
+    [names.mergeGroup, names.partials],
+    [names.retrainGroup, names.alerts],
+    [names.driftGroup, names.predictions],
+  ];
+  for (const [group, topic] of follow) {
+    const committed = await committedOffsets(client, group, topic);
+    for (const o of await topicOffsets(client, topic)) {
+      const c = committed.get(o.partition) ?? -1n;
+      if (group === names.driftGroup) {
+        // Stage one holds its commit at the first record of the oldest open window: at most the
+        // last two windows plus the lateness of the partition's event time may be behind it.
+        const horizon = (lastTimes.get(o.partition) ?? 0) - 2 * input.windowMs - input.latenessMs;
+        let firstOpen = o.high;
+        for (const p of predictions) {
+          if (p.partition === o.partition && p.value.event_time >= horizon && p.offset < firstOpen)
+            firstOpen = p.offset;
+        }
+        if (c < firstOpen && c < o.high)
+          pinned.push(`${group} ${topic}[${o.partition}] committed ${c}, window bound ${firstOpen}`);
+      } else if (c !== o.high && o.high > 0n) {
+        pinned.push(`${group} ${topic}[${o.partition}] committed ${c} of ${o.high}`);
+      }
+    }
+  }
+  if (pinned.length > 0) fail('no_commit_pinned', pinned.join('; '));
+
+  // 5. Retrain requests on the topic (their request ids).
+  const requests = existing.has(names.retrain) ? await readAll(client, names.retrain) : [];
+  const requestIds: string[] = [];
+  for (const r of requests) requestIds.push((await input.retrainCodec.decode(r.value)).request_id);
+
+  // The ClickHouse side: the services stop (cleanly) and release the embedded engine to us.
+  await input.stopServices();
+  const ch = await createClickHouse({
+    mode: 'embedded',
+    path: input.chdbPath,
+    database: 'driftline',
+    timeoutMs: 60_000,
+  });
+
+  // 6. labeled_predictions (FINAL) == the offline join: no loss, no duplicate, no stolen label.
+  const log_: LogEvent[] = [
+    ...predictions.map((p) => ({
+      type: 'prediction' as const,
+      id: p.value.prediction_id,
+      eventTime: p.value.event_time,
+    })),
+    ...labels
+      .filter((l) => l.value.model === MODEL)
+      .map((l) => ({
+        type: 'label' as const,
+        id: l.value.prediction_id,
+        eventTime: l.value.event_time,
+        label: l.value.label,
+      })),
+  ];
+  const join = offlineJoin(log_, 7 * 86_400_000);
+  const rows = await ch.select<{ model: string; prediction_id: string; label: number; n: number }>(
+    `SELECT model, prediction_id, any(label) AS label, count() AS n FROM ${ch.table('labeled_predictions')} FINAL
+     WHERE model IN ({model:String}, {ghost:String}) GROUP BY model, prediction_id`,
+    { model: MODEL, ghost: GHOST_MODEL },
+  );
+  let duplicated = 0;
+  let wrong = 0;
+  let extra = 0;
+  const seen = new Set<string>();
+  for (const r of rows) {
+    duplicated += Number(r.n) - 1;
+    const want = r.model === MODEL ? join.joined.get(r.prediction_id) : undefined;
+    if (want === undefined) extra++;
+    else if (want.label !== Number(r.label)) wrong++;
+    else seen.add(r.prediction_id);
+  }
+  const lost = [...join.joined.keys()].filter((id) => !seen.has(id)).length;
+  if (lost > 0) fail('labeled_equals_offline_join', `${lost} joined predictions missing from labeled_predictions`);
+  if (duplicated > 0) fail('labeled_no_duplicate', `${duplicated} duplicate rows under FINAL`);
+  if (extra > 0 || wrong > 0)
+    fail(
+      'labeled_equals_offline_join',
+      `${extra} rows not in the offline join (stolen or unknown), ${wrong} with the wrong label`,
+    );
+
+  // 7. drift_windows == the offline windows of the predictions (every window closed on every partition).
+  const perWindow = new Map<number, number>();
+  for (const p of predictions) {
+    const w = Math.floor(p.value.event_time / input.windowMs) * input.windowMs;
+    perWindow.set(w, (perWindow.get(w) ?? 0) + 1);
+  }
+  const closedBefore = Math.min(...[...lastTimes.values()]) - input.latenessMs - 1000;
+  const complete = [...perWindow.keys()].filter((w) => w + input.windowMs <= closedBefore).sort((a, b) => a - b);
+  const windows = await ch.select<{
+    feature: string;
+    method: string;
+    start: number;
+    events: number;
+    late: number;
+    n: number;
+  }>(
+    `SELECT feature, method, toUnixTimestamp64Milli(window_start) AS start, any(events) AS events,
+            any(late_events) AS late, count() AS n
+     FROM ${ch.table('drift_windows')} FINAL WHERE model = {model:String} GROUP BY feature, method, start`,
+    { model: MODEL },
+  );
+  const driftProblems: string[] = [];
+  for (const w of complete) {
+    const got = windows.filter((r) => Number(r.start) === w);
+    for (const feature of ['amount', 'country']) {
+      const rowsOf = got.filter((r) => r.feature === feature);
+      if (rowsOf.length === 0) driftProblems.push(`${new Date(w).toISOString()} ${feature}: no row`);
+      for (const r of rowsOf) {
+        if (Number(r.events) !== perWindow.get(w)) {
+          driftProblems.push(
+            `${new Date(w).toISOString()} ${feature}/${r.method}: ${r.events} events, offline ${perWindow.get(w)}`,
+          );
+        }
+      }
+    }
+  }
+  for (const r of windows) {
+    if (Number(r.n) > 1) driftProblems.push(`${r.feature}/${r.method}@${r.start}: ${r.n} rows under FINAL`);
+    if (Number(r.late) > 0) driftProblems.push(`${r.feature}/${r.method}@${r.start}: ${r.late} late events`);
+  }
+  if (driftProblems.length > 0)
+    fail('drift_windows_equal_offline', `${driftProblems.length} problems: ${driftProblems.slice(0, 5).join('; ')}`);
+  const quarantined = await ch.select<{ n: number }>(`SELECT count() AS n FROM ${ch.table('drift_quarantine')}`);
+  const quarantinedWindows = Number(quarantined[0]?.n ?? 0);
+  if (quarantinedWindows > 0) fail('no_window_quarantined', `${quarantinedWindows} drift windows quarantined`);
+
+  // 8. One retrain request per fired decision.
+  const decisions = await ch.select<{ request_id: string }>(
+    `SELECT request_id FROM ${ch.table('retrain_decisions')} FINAL WHERE model = {model:String} AND fired = 1`,
+    { model: MODEL },
+  );
+  const decided = new Set(decisions.map((d) => d.request_id));
+  const distinctRequests = new Set(requestIds);
+  const retrainOk =
+    decided.size === decisions.length &&
+    decided.size === distinctRequests.size &&
+    [...decided].every((id) => distinctRequests.has(id));
+  if (!retrainOk) {
+    fail(
+      'one_retrain_request_per_decision',
+      `${decisions.length} fired decisions (${decided.size} ids), ${requestIds.length} requests (${distinctRequests.size} distinct)`,
+    );
+  }
+  await ch.close();
+
+  return {
+    invariants: {
+      online_store_equals_offline: onlineMismatches === 0,
+      labeled_equals_offline_join: lost === 0 && extra === 0 && wrong === 0,
+      labeled_no_duplicate: duplicated === 0,
+      drift_windows_equal_offline: driftProblems.length === 0 && complete.length > 0,
+      no_window_quarantined: quarantinedWindows === 0,
+      dlq_exact: missing.length === 0 && unexpected.length === 0,
+      dlq_reasons: withoutReason === 0,
+      dlq_truncated: truncated >= oversized,
+      one_retrain_request_per_decision: retrainOk,
+      no_commit_pinned: pinned.length === 0,
+    },
+    counts: {
+      lost,
+      duplicated,
+      dlq_expected: expected.size,
+      dlq_actual: actual.size,
+      dlq_duplicates: letters.length - actual.size,
+      dlq_truncated: truncated,
+      producer_duplicates: producerDuplicates,
+      online_rows_checked: entities.length,
+      labeled_rows: rows.length,
+      drift_windows_checked: complete.length,
+      retrain_decisions: decisions.length,
+      retrain_requests: requestIds.length,
+    },
+    failures,
+  };
+}

@@ -1,18 +1,21 @@
 import { DriftlineError } from '@driftline/core';
 import {
-  chiSquareCategorical,
-  jensenShannonCategorical,
+  chiSquareHomogeneity,
+  DEFAULT_PSI_EPSILON,
+  jensenShannon,
   jensenShannonNumeric,
   ks2sampSorted,
   missingRate,
   outOfRangeShare,
   type PsiBinning,
   psiCategorical,
+  psiFromCounts,
   psiNumeric,
   sortedFinite,
   wassersteinSorted,
 } from '@driftline/stats';
 import type { Column } from './columns.js';
+import { type EvidentlyDecision, type EvidentlyStattest, evidentlyCategorical, evidentlyNumeric } from './evidently.js';
 
 export interface DriftOptions {
   readonly bins?: number;
@@ -21,6 +24,12 @@ export interface DriftOptions {
   readonly psiThreshold?: number;
   /** KS / chi-square p-value below this is drift (default 0.05). */
   readonly alpha?: number;
+  /**
+   * Who decides `drifted`: driftline's tests (PSI ≥ threshold or a p-value < alpha; the default) or
+   * `evidently`: the test, threshold and binning Evidently's DataDriftPreset picks for the column
+   * (see evidently.ts); the driftline statistics are reported either way.
+   */
+  readonly stattest?: 'driftline' | 'evidently';
 }
 
 export interface ColumnDrift {
@@ -45,60 +54,144 @@ export interface ColumnDrift {
   readonly drifted: boolean;
   /** The tests that called drift. */
   readonly drifted_by: string[];
+  /** `stattest: 'evidently'`: Evidently's test for this column, its score (p-value or distance) and threshold. */
+  readonly stattest?: EvidentlyStattest;
+  readonly drift_score?: number;
+  readonly stattest_threshold?: number;
 }
 
 /** Drift of one column of the current table against the same column of the reference. */
 export function columnDrift(reference: Column, current: Column, options: DriftOptions = {}): ColumnDrift {
-  const psiThreshold = options.psiThreshold ?? 0.2;
-  const alpha = options.alpha ?? 0.05;
-  const psiOptions = {
-    ...(options.bins === undefined ? {} : { bins: options.bins }),
-    binning: options.binning ?? 'quantile',
-  };
   if (reference.kind === 'numeric' && current.kind === 'numeric') {
-    // Sort each column once: every statistic below walks the sorted samples (and re-sorting a
-    // sorted array is nearly free), which is most of the time on large tables.
+    // Sort each column once: every statistic (both modes) walks the sorted samples, and sorting is
+    // most of the time on large tables (re-sorting a sorted array is a linear check).
     const ref = sortedFinite(reference.values);
     const cur = sortedFinite(current.values);
-    const psi = psiNumeric(ref, cur, psiOptions);
-    const ks = ks2sampSorted(ref, cur);
-    const min = ref.length > 0 ? ref[0]! : Number.NaN;
-    const max = ref.length > 0 ? ref[ref.length - 1]! : Number.NaN;
-    const drifted_by = [...(psi.value >= psiThreshold ? ['psi'] : []), ...(ks.pValue < alpha ? ['ks'] : [])];
-    return {
-      column: reference.name,
-      kind: 'numeric',
-      reference_size: psi.referenceSize,
-      current_size: psi.currentSize,
-      psi: psi.value,
-      psi_binning: psi.binning,
-      psi_threshold: psiThreshold,
-      ks_statistic: ks.statistic,
-      ks_p_value: ks.pValue,
-      ks_method: ks.method,
-      wasserstein: wassersteinSorted(ref, cur),
-      jensen_shannon: jensenShannonNumeric(ref, cur, options.bins === undefined ? {} : { bins: options.bins }),
-      missing_rate_reference: missingRate(reference.values),
-      missing_rate_current: missingRate(current.values),
-      out_of_range_share: outOfRangeShare(current.values, min, max),
-      drifted: drifted_by.length > 0,
-      drifted_by,
-    };
+    const drift = numericDrift(reference, current, ref, cur, options);
+    if (options.stattest !== 'evidently') return drift;
+    // numericDrift sets both: the same functions on the same sorted samples as Evidently's tests.
+    const known = { wasserstein: drift.wasserstein!, ksPValue: drift.ks_p_value! };
+    return withEvidently(drift, evidentlyNumeric(ref, cur, current.values, known));
   }
   // A column numeric on one side only is compared as categories (its text form).
-  const ref =
-    reference.kind === 'categorical'
-      ? reference.values
-      : Array.from(reference.values, (v) => (Number.isNaN(v) ? null : String(v)));
-  const cur =
-    current.kind === 'categorical'
-      ? current.values
-      : Array.from(current.values, (v) => (Number.isNaN(v) ? null : String(v)));
-  const psi = psiCategorical(ref, cur, psiOptions);
-  const chi2 = chiSquareCategorical(ref, cur);
-  const drifted_by = [...(psi.value >= psiThreshold ? ['psi'] : []), ...(chi2.pValue < alpha ? ['chi2'] : [])];
+  const ref = categories(reference);
+  const cur = categories(current);
+  const refCounts = valueCounts(ref);
+  const curCounts = valueCounts(cur);
+  const drift = categoricalDrift(reference.name, ref, cur, refCounts, curCounts, options);
+  return options.stattest === 'evidently'
+    ? withEvidently(drift, evidentlyCategorical(refCounts.counts, curCounts.counts))
+    : drift;
+}
+
+function withEvidently(drift: ColumnDrift, e: EvidentlyDecision): ColumnDrift {
+  return {
+    ...drift,
+    drifted: e.drifted,
+    drifted_by: e.drifted ? [e.stattest] : [],
+    stattest: e.stattest,
+    drift_score: e.score,
+    stattest_threshold: e.threshold,
+  };
+}
+
+function thresholds(options: DriftOptions) {
+  return {
+    psiThreshold: options.psiThreshold ?? 0.2,
+    alpha: options.alpha ?? 0.05,
+    psiOptions: {
+      ...(options.bins === undefined ? {} : { bins: options.bins }),
+      binning: options.binning ?? 'quantile',
+    },
+  };
+}
+
+function numericDrift(
+  reference: Column & { kind: 'numeric' },
+  current: Column & { kind: 'numeric' },
+  ref: Float64Array,
+  cur: Float64Array,
+  options: DriftOptions,
+): ColumnDrift {
+  const { psiThreshold, alpha, psiOptions } = thresholds(options);
+  const psi = psiNumeric(ref, cur, psiOptions);
+  const ks = ks2sampSorted(ref, cur);
+  const min = ref.length > 0 ? ref[0]! : Number.NaN;
+  const max = ref.length > 0 ? ref[ref.length - 1]! : Number.NaN;
+  const drifted_by = [...(psi.value >= psiThreshold ? ['psi'] : []), ...(ks.pValue < alpha ? ['ks'] : [])];
   return {
     column: reference.name,
+    kind: 'numeric',
+    reference_size: psi.referenceSize,
+    current_size: psi.currentSize,
+    psi: psi.value,
+    psi_binning: psi.binning,
+    psi_threshold: psiThreshold,
+    ks_statistic: ks.statistic,
+    ks_p_value: ks.pValue,
+    ks_method: ks.method,
+    wasserstein: wassersteinSorted(ref, cur),
+    jensen_shannon: jensenShannonNumeric(ref, cur, options.bins === undefined ? {} : { bins: options.bins }),
+    missing_rate_reference: missingRate(reference.values),
+    missing_rate_current: missingRate(current.values),
+    out_of_range_share: outOfRangeShare(current.values, min, max),
+    drifted: drifted_by.length > 0,
+    drifted_by,
+  };
+}
+
+function categories(column: Column): ReadonlyArray<string | null> {
+  return column.kind === 'categorical'
+    ? column.values
+    : Array.from(column.values, (v) => (Number.isNaN(v) ? null : String(v)));
+}
+
+/** One pass over a categorical column: occurrences of each category, and the missing cells. */
+function valueCounts(values: ReadonlyArray<string | null>): { counts: Map<string, number>; missing: number } {
+  const counts = new Map<string, number>();
+  let missing = 0;
+  for (const v of values) {
+    if (typeof v === 'string') counts.set(v, (counts.get(v) ?? 0) + 1);
+    else missing++;
+  }
+  return { counts, missing };
+}
+
+/**
+ * PSI, chi-square (homogeneity) and Jensen-Shannon from one table of counts: the reference's
+ * categories (sorted) plus "other" for categories only the current sample has — the table
+ * `categoryTable` of @driftline/stats builds, counted once instead of once per statistic.
+ */
+function categoricalDrift(
+  name: string,
+  ref: ReadonlyArray<string | null>,
+  cur: ReadonlyArray<string | null>,
+  refCounts: { counts: Map<string, number>; missing: number },
+  curCounts: { counts: Map<string, number>; missing: number },
+  options: DriftOptions,
+): ColumnDrift {
+  const { psiThreshold, alpha, psiOptions } = thresholds(options);
+  const labels = [...refCounts.counts.keys()].sort();
+  const referenceCounts = labels.map((k) => refCounts.counts.get(k)!);
+  const currentCounts = labels.map((k) => curCounts.counts.get(k) ?? 0);
+  const referenceSize = ref.length - refCounts.missing;
+  const currentSize = cur.length - curCounts.missing;
+  referenceCounts.push(0);
+  currentCounts.push(currentSize - currentCounts.reduce((a, b) => a + b, 0));
+  // The rare cases (an empty side, Evidently's per-value binning) take psiCategorical's own path.
+  const psi =
+    referenceSize === 0 || currentSize === 0 || psiOptions.binning === 'evidently'
+      ? psiCategorical(ref, cur, psiOptions)
+      : {
+          ...psiFromCounts(referenceCounts, currentCounts, DEFAULT_PSI_EPSILON),
+          binning: psiOptions.binning,
+          referenceSize,
+          currentSize,
+        };
+  const chi2 = chiSquareHomogeneity(referenceCounts, currentCounts);
+  const drifted_by = [...(psi.value >= psiThreshold ? ['psi'] : []), ...(chi2.pValue < alpha ? ['chi2'] : [])];
+  return {
+    column: name,
     kind: 'categorical',
     reference_size: psi.referenceSize,
     current_size: psi.currentSize,
@@ -107,9 +200,10 @@ export function columnDrift(reference: Column, current: Column, options: DriftOp
     psi_threshold: psiThreshold,
     chi2_statistic: chi2.statistic,
     chi2_p_value: chi2.pValue,
-    jensen_shannon: jensenShannonCategorical(ref, cur),
-    missing_rate_reference: missingRate(ref.map((v) => v ?? null)),
-    missing_rate_current: missingRate(cur.map((v) => v ?? null)),
+    jensen_shannon:
+      referenceSize === 0 || currentSize === 0 ? Number.NaN : jensenShannon(referenceCounts, currentCounts),
+    missing_rate_reference: ref.length === 0 ? Number.NaN : refCounts.missing / ref.length,
+    missing_rate_current: cur.length === 0 ? Number.NaN : curCounts.missing / cur.length,
     drifted: drifted_by.length > 0,
     drifted_by,
   };

@@ -1,13 +1,213 @@
+import { DriftlineError } from '@driftline/core';
+
 /** A typed column of a table: numbers (NaN = missing) or categories (null = missing). */
 export type Column =
   | { readonly name: string; readonly kind: 'numeric'; readonly values: Float64Array }
   | { readonly name: string; readonly kind: 'categorical'; readonly values: ReadonlyArray<string | null> };
 
+/** Which columns of a table to read, and types forced on some of them (names of the header). */
+export interface TableOptions {
+  /** Only these columns (every name must be in the table). */
+  readonly columns?: readonly string[];
+  /** Leave these columns out (names not in the table are ignored). */
+  readonly ignore?: readonly string[];
+  /** Read these columns as categories even when every value is a number (codes, zip codes). */
+  readonly categorical?: readonly string[];
+  /** These columns must be numbers: a present value that is not one is an error naming its line. */
+  readonly numeric?: readonly string[];
+}
+
 const MISSING = new Set(['', 'NA', 'NaN', 'nan', 'null', 'NULL', 'None']);
 
 /** Empty, blank (Number(' ') is 0, not missing) or one of the usual NA spellings. */
-function isMissing(cell: string): boolean {
+export function isMissingCell(cell: string): boolean {
   return MISSING.has(cell) || cell.trim() === '';
+}
+
+/** A number that is neither finite nor missing: what `parseNumber*` return for a non-number. */
+export const NOT_A_NUMBER = Number.NEGATIVE_INFINITY;
+
+/**
+ * A text cell as a number: finite value, NaN when missing (`isMissingCell`), `NOT_A_NUMBER` when it
+ * is text. A cell is a number when `Number(cell)` is finite (so ` 5 `, `1e3`, `0x1f` are numbers).
+ */
+export function parseNumberText(cell: string): number {
+  const n = Number(cell);
+  if (Number.isFinite(n)) return n === 0 && cell.trim() === '' ? Number.NaN : n;
+  return MISSING.has(cell) ? Number.NaN : NOT_A_NUMBER;
+}
+
+// Exact powers of ten: a decimal with at most 15 significant digits times or over one of these is
+// a single correctly rounded operation (Clinger's fast path), so it equals what Number() returns.
+const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
+
+/**
+ * `parseNumberText` of the UTF-8 cell `bytes[start, end)`, without making a string for plain
+ * decimals (`-12.5`, `3e-4`): the hot path of reading a CSV. Anything else goes through `Number`.
+ */
+export function parseNumberCell(bytes: Uint8Array, start: number, end: number): number {
+  if (start === end) return Number.NaN;
+  let i = start;
+  let c = bytes[i]!;
+  const negative = c === 0x2d;
+  if (negative || c === 0x2b) i++;
+  let mantissa = 0;
+  let significant = 0;
+  let digits = 0;
+  let scale = 0;
+  for (; i < end; i++) {
+    c = bytes[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    if (mantissa !== 0 || c !== 0x30) {
+      mantissa = mantissa * 10 + (c - 0x30);
+      significant++;
+    }
+    digits++;
+  }
+  if (i < end && bytes[i] === 0x2e) {
+    i++;
+    for (; i < end; i++) {
+      c = bytes[i]!;
+      if (c < 0x30 || c > 0x39) break;
+      mantissa = mantissa * 10 + (c - 0x30);
+      if (mantissa !== 0) significant++;
+      scale--;
+      digits++;
+    }
+  }
+  if (i < end && (bytes[i] === 0x65 || bytes[i] === 0x45) && digits > 0) {
+    i++;
+    let expNegative = false;
+    if (bytes[i] === 0x2d || bytes[i] === 0x2b) expNegative = bytes[i++] === 0x2d;
+    let exp = 0;
+    let expDigits = 0;
+    for (; i < end && expDigits < 5; i++) {
+      c = bytes[i]!;
+      if (c < 0x30 || c > 0x39) break;
+      exp = exp * 10 + (c - 0x30);
+      expDigits++;
+    }
+    if (expDigits === 0) i = -1; // `1e`: let Number decide
+    scale += expNegative ? -exp : exp;
+  }
+  if (i === end && digits > 0 && significant <= 15) {
+    if (mantissa === 0) return negative ? -0 : 0;
+    let x: number | undefined;
+    if (scale >= 0 && scale <= 22) x = mantissa * POW10[scale]!;
+    else if (scale < 0 && scale >= -22) x = mantissa / POW10[-scale]!;
+    if (x !== undefined && Number.isFinite(x)) return negative ? -x : x;
+  }
+  return parseNumberText(decodeCell(bytes, start, end));
+}
+
+const utf8 = new TextDecoder('utf-8');
+
+/** The UTF-8 cell `bytes[start, end)` as a string. */
+export function decodeCell(bytes: Uint8Array, start: number, end: number): string {
+  const len = end - start;
+  if (len === 0) return '';
+  // Short ASCII cells (nearly all) are faster through fromCharCode than through TextDecoder.
+  if (len <= 32) {
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if (bytes[i]! > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, bytes.subarray(start, end) as unknown as number[]);
+  }
+  return utf8.decode(bytes.subarray(start, end));
+}
+
+/** Header names must be present and unique; `source` names the file in errors. */
+export function checkHeader(header: readonly string[], source: string, where = ''): void {
+  const seen = new Map<string, number>();
+  header.forEach((name, i) => {
+    if (name.trim() === '') {
+      throw new DriftlineError(
+        'BAD_REQUEST',
+        `${source}${where}: column ${i + 1} of the header has no name — name every column in the header row`,
+      );
+    }
+    const first = seen.get(name);
+    if (first !== undefined) {
+      throw new DriftlineError(
+        'BAD_REQUEST',
+        `${source}${where}: duplicate column name ${JSON.stringify(name)} (columns ${first + 1} and ${i + 1}) — rename one of them`,
+      );
+    }
+    seen.set(name, i);
+  });
+}
+
+function list(names: readonly string[]): string {
+  const shown = names.slice(0, 12).map((n) => JSON.stringify(n));
+  return names.length > 12 ? `${shown.join(', ')} and ${names.length - 12} more` : shown.join(', ');
+}
+
+/**
+ * The positions of the header to read, in header order, after `columns` and `ignore`. A name given
+ * to `columns`, `categorical` or `numeric` that the header lacks is an error naming the file.
+ */
+export function resolveSelection(header: readonly string[], options: TableOptions, source: string): number[] {
+  const names = new Set(header);
+  for (const option of ['columns', 'categorical', 'numeric'] as const) {
+    for (const name of options[option] ?? []) {
+      if (!names.has(name) && !(option !== 'columns' && options.ignore?.includes(name))) {
+        throw new DriftlineError(
+          'BAD_REQUEST',
+          `${source}: no column ${JSON.stringify(name)} (given to --${option}) — the columns are ${list(header)}`,
+        );
+      }
+    }
+  }
+  const both = (options.categorical ?? []).find((n) => options.numeric?.includes(n));
+  if (both !== undefined) {
+    throw new DriftlineError(
+      'BAD_REQUEST',
+      `column ${JSON.stringify(both)} is given to both --categorical and --numeric — give it to one`,
+    );
+  }
+  const only = options.columns === undefined ? undefined : new Set(options.columns);
+  const ignore = new Set(options.ignore ?? []);
+  const out: number[] = [];
+  header.forEach((name, i) => {
+    if ((only === undefined || only.has(name)) && !ignore.has(name)) out.push(i);
+  });
+  return out;
+}
+
+/**
+ * Applies `TableOptions` to columns read by a typed reader (Arrow, Parquet): selection, then the
+ * forced types — numbers become their text, text becomes numbers (a non-number is an error naming
+ * its row, counted from 1).
+ */
+export function applyTableOptions(columns: readonly Column[], options: TableOptions, source: string): Column[] {
+  const header = columns.map((c) => c.name);
+  checkHeader(header, source);
+  return resolveSelection(header, options, source).map((i) => {
+    const column = columns[i]!;
+    if (column.kind === 'numeric' && options.categorical?.includes(column.name)) {
+      const values = Array.from(column.values, (x) => (Number.isNaN(x) ? null : String(x)));
+      return { name: column.name, kind: 'categorical', values };
+    }
+    if (column.kind === 'categorical' && options.numeric?.includes(column.name)) {
+      const values = new Float64Array(column.values.length);
+      column.values.forEach((cell, r) => {
+        const x = cell === null ? Number.NaN : parseNumberText(cell);
+        if (x === NOT_A_NUMBER) {
+          throw new DriftlineError(
+            'BAD_REQUEST',
+            `${source}: row ${r + 1}: column ${JSON.stringify(column.name)} is forced numeric but holds ${JSON.stringify(String(cell).slice(0, 40))} — fix the value or drop the column from --numeric`,
+          );
+        }
+        values[r] = x;
+      });
+      return { name: column.name, kind: 'numeric', values };
+    }
+    return column;
+  });
 }
 
 /**
@@ -22,16 +222,9 @@ export function typeColumns(header: readonly string[], rows: ReadonlyArray<reado
 function numericColumn(name: string, rows: ReadonlyArray<readonly string[]>, c: number): Column | undefined {
   const values = new Float64Array(rows.length);
   for (let r = 0; r < rows.length; r++) {
-    const cell = rows[r]![c] ?? '';
-    if (cell === '') {
-      values[r] = Number.NaN;
-      continue;
-    }
-    const n = Number(cell);
-    // Only a zero can come from a blank cell; the check stays off the hot path of other numbers.
-    if (Number.isFinite(n)) values[r] = n === 0 && cell.trim() === '' ? Number.NaN : n;
-    else if (MISSING.has(cell)) values[r] = Number.NaN;
-    else return undefined;
+    const x = parseNumberText(rows[r]![c] ?? '');
+    if (x === NOT_A_NUMBER) return undefined;
+    values[r] = x;
   }
   return { name, kind: 'numeric', values };
 }
@@ -40,6 +233,6 @@ function categoricalColumn(name: string, rows: ReadonlyArray<readonly string[]>,
   return {
     name,
     kind: 'categorical',
-    values: rows.map((row) => (isMissing(row[c] ?? '') ? null : (row[c] as string))),
+    values: rows.map((row) => (isMissingCell(row[c] ?? '') ? null : (row[c] as string))),
   };
 }

@@ -1,22 +1,430 @@
-import { DriftlineError } from '@driftline/core';
-import Papa from 'papaparse';
-import { type Column, typeColumns } from './columns.js';
+import { ConfigError, DriftlineError } from '@driftline/core';
+import {
+  type Column,
+  checkHeader,
+  decodeCell,
+  isMissingCell,
+  NOT_A_NUMBER,
+  parseNumberCell,
+  resolveSelection,
+  type TableOptions,
+} from './columns.js';
+
+/** How `csvColumns` reads a CSV file. */
+export interface CsvOptions extends TableOptions {
+  /** One ASCII character that separates fields (default `,`); `\t` or `tab` for tab. */
+  readonly delimiter?: string;
+}
+
+// Module-local copies: calls through an import binding cost a getter per cell under some loaders.
+const notANumber = NOT_A_NUMBER;
+const parseNumber = parseNumberCell;
+const decode = decodeCell;
+// Exact powers of ten (see parseNumberCell): a decimal of at most 15 digits over one is exact-rounded.
+const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
+const QUOTE = 0x22;
+const LF = 0x0a;
+const CR = 0x0d;
+const encoder = new TextEncoder();
+
+/** The delimiter option as one byte: a single ASCII character other than a quote or a line break. */
+export function delimiterByte(delimiter: string | undefined): number {
+  if (delimiter === undefined) return 0x2c;
+  const d = delimiter === 'tab' || delimiter === '\\t' ? '\t' : delimiter;
+  const code = d.charCodeAt(0);
+  if (d.length !== 1 || code > 0x7f || code === QUOTE || code === LF || code === CR) {
+    throw new ConfigError(
+      '--delimiter',
+      `must be one ASCII character other than a quote or a line break (got ${JSON.stringify(delimiter)}) — e.g. --delimiter ';' or --delimiter tab`,
+    );
+  }
+  return code;
+}
 
 /**
- * Parses CSV text (header row; RFC 4180 quotes, doubled quotes, CRLF) and types its columns with
- * `typeColumns`. The one CSV reader of driftline: `driftline drift` and `driftline reference` both
- * read files through it, so a file gets the same column types and missing values in both.
- * `source` names the file in errors.
+ * Reads a CSV table (RFC 4180: a header row, fields quoted with `"` may hold the delimiter, line
+ * breaks and doubled quotes; LF, CRLF or CR line ends; a UTF-8 BOM is skipped; blank lines are
+ * skipped) and types its columns as `typeColumns` does: numeric when every present cell is a finite
+ * number, categorical otherwise (see `TableOptions` to select columns and force a type).
+ *
+ * One pass over the bytes that types cells as it goes: numbers go straight into a Float64Array
+ * (a fast exact decimal parser, `Number` for the rest), so a file is never split into millions of
+ * strings. Text is accepted for compatibility; bytes are faster. `source` names the file in errors.
+ * The one CSV reader of driftline: `driftline drift` and `driftline reference` both read through it.
  */
-export function csvColumns(text: string, source: string): Column[] {
-  // A fixed delimiter: auto-detection fails on a one-column file. fastMode skips quote handling,
-  // valid only when the text has no quotes at all.
-  const parsed = Papa.parse<string[]>(text, { delimiter: ',', skipEmptyLines: true, fastMode: !text.includes('"') });
-  if (parsed.errors.length > 0) {
-    const e = parsed.errors[0]!;
-    throw new DriftlineError('BAD_REQUEST', `${source}: row ${e.row ?? '?'}: ${e.message}`);
+export function csvColumns(input: string | Uint8Array, source: string, options: CsvOptions = {}): Column[] {
+  const bytes = typeof input === 'string' ? encoder.encode(input) : input;
+  return new CsvReader(bytes, source, delimiterByte(options.delimiter)).read(options);
+}
+
+/** Distinct short categories kept for reuse; beyond it (ids, free text) cells are decoded one by one. */
+const INTERN_LIMIT = 1 << 15;
+
+class CsvReader {
+  private pos = 0;
+  private line = 1;
+  /** Byte range of the last field read; `escaped` when it held doubled quotes (text is in `text`). */
+  private start = 0;
+  private end = 0;
+  private escaped = false;
+  /** Whether the field `numericField` read ended its record. */
+  private atEnd = false;
+  private text = '';
+  /** Line of the record being read, for errors. */
+  private recordLine = 1;
+  // The interned categories: an open-addressing table (entry + 1, 0 = empty) over byte ranges.
+  private readonly internSlots = new Int32Array(INTERN_LIMIT * 2);
+  private readonly internStarts = new Float64Array(INTERN_LIMIT);
+  private readonly internEnds = new Float64Array(INTERN_LIMIT);
+  private readonly internValues: Array<string | null> = [];
+  private internCount = 0;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly source: string,
+    private readonly delimiter: number,
+  ) {
+    if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) this.pos = 3;
   }
-  const [header, ...rows] = parsed.data;
-  if (header === undefined) throw new DriftlineError('BAD_REQUEST', `${source}: empty file`);
-  return typeColumns(header, rows);
+
+  read(options: TableOptions): Column[] {
+    this.skipBlankLines();
+    if (this.pos >= this.bytes.length) {
+      throw new DriftlineError('BAD_REQUEST', `${this.source}: empty file — expected a header row and data rows`);
+    }
+    const header = this.readHeader();
+    const selection = resolveSelection(header, options, this.source);
+    const width = header.length;
+    // For each field position, its output slot or -1; kept columns in header order.
+    const slotOf = new Int32Array(width).fill(-1);
+    selection.forEach((c, slot) => {
+      slotOf[c] = slot;
+    });
+    let capacity = 1024;
+    // Per output slot, in parallel arrays (monomorphic in the hot loop): numbers while the column
+    // is numeric, text once it is categorical (from the row `flippedAt` on; earlier rows re-read).
+    const numeric = selection.map((c) => !options.categorical?.includes(header[c]!));
+    const forced = selection.map((c) => options.numeric?.includes(header[c]!) ?? false);
+    const numbers = selection.map(() => new Float64Array(capacity));
+    const texts: Array<Array<string | null>> = selection.map(() => []);
+    const flippedAt = selection.map(() => 0);
+    // Where each record starts, to re-read the cells of a column that turns out not to be numeric.
+    let rowStarts = new Float64Array(capacity);
+    let rows = 0;
+    const dataStart = this.pos;
+    const bytes = this.bytes;
+    const n = bytes.length;
+    const delimiter = this.delimiter;
+    for (;;) {
+      this.skipBlankLines();
+      if (this.pos >= n) break;
+      if (rows === capacity) {
+        // Grow to the row count the bytes read so far predict, so a large file grows once or twice.
+        const predicted = Math.ceil(((n - dataStart) / Math.max(1, this.pos - dataStart)) * rows * 1.05) + 16;
+        capacity = Math.max(predicted, capacity + 1024);
+        rowStarts = grow(rowStarts, capacity);
+        for (let k = 0; k < numbers.length; k++) if (numeric[k]) numbers[k] = grow(numbers[k]!, capacity);
+      }
+      rowStarts[rows] = this.pos;
+      this.recordLine = this.line;
+      let field = 0;
+      for (;;) {
+        const slot = field < width ? slotOf[field]! : -1;
+        let atEnd: boolean;
+        if (slot >= 0 && numeric[slot]) {
+          // The hot path: scan and parse a number in one pass over its bytes.
+          let x: number;
+          if (bytes[this.pos] === QUOTE) {
+            atEnd = this.readField();
+            x = this.escaped ? notANumber : parseNumber(bytes, this.start, this.end);
+          } else {
+            x = this.numericField();
+            atEnd = this.atEnd;
+          }
+          if (x === notANumber) {
+            const cell = this.cell();
+            if (forced[slot]) {
+              throw new DriftlineError(
+                'BAD_REQUEST',
+                `${this.source}: line ${this.recordLine}: column ${JSON.stringify(header[selection[slot]!])} is forced numeric but holds ${JSON.stringify(cell.slice(0, 40))} — fix the value or drop the column from --numeric`,
+              );
+            }
+            const values = new Array<string | null>(rows);
+            values[rows] = cell;
+            texts[slot] = values;
+            numeric[slot] = false;
+            flippedAt[slot] = rows;
+          } else numbers[slot]![rows] = x;
+        } else {
+          atEnd = this.readField();
+          if (slot >= 0) texts[slot]!.push(this.escaped ? this.missingOrText(this.text) : this.interned());
+        }
+        field++;
+        if (atEnd) break;
+      }
+      if (field !== width) {
+        throw new DriftlineError(
+          'BAD_REQUEST',
+          `${this.source}: line ${this.recordLine} has ${field} field${field === 1 ? '' : 's'}, the header has ${width} — every row needs one field per column; quote fields that contain ${JSON.stringify(String.fromCharCode(delimiter))} or pass --delimiter`,
+        );
+      }
+      rows++;
+    }
+    return selection.map((c, slot): Column => {
+      const name = header[c]!;
+      if (numeric[slot]) {
+        const all = numbers[slot]!;
+        return { name, kind: 'numeric', values: all.length - rows > 4096 ? all.slice(0, rows) : all.subarray(0, rows) };
+      }
+      if (flippedAt[slot]! > 0) this.reread(texts[slot]!, c, rowStarts, flippedAt[slot]!);
+      return { name, kind: 'categorical', values: texts[slot]! };
+    });
+  }
+
+  /** Fills the first `count` cells of column `c` as text (the column was read as numbers until then). */
+  private reread(out: Array<string | null>, c: number, rowStarts: Float64Array, count: number): void {
+    for (let r = 0; r < count; r++) {
+      this.pos = rowStarts[r]!;
+      for (let f = 0; f < c; f++) this.readField();
+      this.readField();
+      out[r] = this.escaped ? this.missingOrText(this.text) : this.interned();
+    }
+  }
+
+  private missingOrText(cell: string): string | null {
+    return isMissingCell(cell) ? null : cell;
+  }
+
+  /**
+   * The last (unescaped) field as a category: one string per distinct byte sequence, found by a
+   * hash of the bytes, so the usual column of a few categories allocates nothing per cell.
+   */
+  private interned(): string | null {
+    const bytes = this.bytes;
+    const start = this.start;
+    const end = this.end;
+    const len = end - start;
+    if (len > 64 || this.internCount >= INTERN_LIMIT) return this.missingOrText(decode(bytes, start, end));
+    let h = 0x811c9dc5;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+    const mask = this.internSlots.length - 1;
+    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+      const entry = this.internSlots[slot]!;
+      if (entry === 0) break;
+      const e = entry - 1;
+      const s = this.internStarts[e]!;
+      if (this.internEnds[e]! - s !== len) continue;
+      let same = true;
+      for (let i = 0; i < len; i++) {
+        if (bytes[s + i] !== bytes[start + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.internValues[e]!;
+    }
+    const value = this.missingOrText(decode(bytes, start, end));
+    const e = this.internCount++;
+    this.internStarts[e] = start;
+    this.internEnds[e] = end;
+    this.internValues[e] = value;
+    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+      if (this.internSlots[slot] === 0) {
+        this.internSlots[slot] = e + 1;
+        break;
+      }
+    }
+    return value;
+  }
+
+  private readHeader(): string[] {
+    const header: string[] = [];
+    this.recordLine = this.line;
+    for (;;) {
+      const atEnd = this.readField();
+      header.push(this.cell());
+      if (atEnd) break;
+    }
+    checkHeader(header, this.source, `: line ${this.recordLine}`);
+    return header;
+  }
+
+  private skipBlankLines(): void {
+    const bytes = this.bytes;
+    for (;;) {
+      const b = bytes[this.pos];
+      if (b === LF) {
+        this.pos++;
+        this.line++;
+      } else if (b === CR) {
+        this.pos += bytes[this.pos + 1] === LF ? 2 : 1;
+        this.line++;
+      } else return;
+    }
+  }
+
+  /**
+   * Reads one unquoted field from \`pos\` as \`readField\` does and returns it as \`parseNumberCell\`
+   * would, parsing plain decimals while it looks for the field's end (\`atEnd\`: it ended its record).
+   */
+  private numericField(): number {
+    const bytes = this.bytes;
+    const n = bytes.length;
+    const delimiter = this.delimiter;
+    const start = this.pos;
+    let i = start;
+    let c = i < n ? bytes[i]! : -1;
+    const negative = c === 0x2d;
+    if (negative || c === 0x2b) c = ++i < n ? bytes[i]! : -1;
+    let mantissa = 0;
+    let significant = 0;
+    let digits = 0;
+    let scale = 0;
+    while (c >= 0x30 && c <= 0x39) {
+      if (mantissa !== 0 || c !== 0x30) {
+        mantissa = mantissa * 10 + (c - 0x30);
+        significant++;
+      }
+      digits++;
+      c = ++i < n ? bytes[i]! : -1;
+    }
+    if (c === 0x2e) {
+      c = ++i < n ? bytes[i]! : -1;
+      while (c >= 0x30 && c <= 0x39) {
+        mantissa = mantissa * 10 + (c - 0x30);
+        if (mantissa !== 0) significant++;
+        scale--;
+        digits++;
+        c = ++i < n ? bytes[i]! : -1;
+      }
+    }
+    let simple = digits > 0 && significant <= 15 && i > start;
+    if (c !== delimiter && c !== LF && c !== CR && c !== -1) {
+      // An exponent, a space, text: find the end, then parse the cell the general way.
+      simple = false;
+      while (i < n) {
+        const b = bytes[i]!;
+        if (b === delimiter || b === LF || b === CR) break;
+        i++;
+      }
+    }
+    this.start = start;
+    this.end = i;
+    this.escaped = false;
+    if (i < n && bytes[i] === delimiter) {
+      this.pos = i + 1;
+      this.atEnd = false;
+    } else {
+      this.pos = this.lineEnd(i);
+      this.atEnd = true;
+    }
+    if (i === start) return Number.NaN;
+    if (simple && scale >= -22) {
+      if (mantissa === 0) return negative ? -0 : 0;
+      const x = scale === 0 ? mantissa : mantissa / POW10[-scale]!;
+      return negative ? -x : x;
+    }
+    return parseNumber(bytes, start, i);
+  }
+
+  /** The last field as text. */
+  private cell(): string {
+    if (this.escaped) return this.text;
+    return decode(this.bytes, this.start, this.end);
+  }
+
+  /**
+   * Reads one field from `pos`; sets its range (or `text` when it held doubled quotes) and returns
+   * true when it ended its record (line end or end of input).
+   */
+  private readField(): boolean {
+    const bytes = this.bytes;
+    const n = bytes.length;
+    const delimiter = this.delimiter;
+    let i = this.pos;
+    this.escaped = false;
+    if (bytes[i] !== QUOTE) {
+      this.start = i;
+      while (i < n) {
+        const b = bytes[i]!;
+        if (b === delimiter) {
+          this.end = i;
+          this.pos = i + 1;
+          return false;
+        }
+        if (b === LF || b === CR) break;
+        i++;
+      }
+      this.end = i;
+      this.pos = this.lineEnd(i);
+      return true;
+    }
+    // Quoted: up to the closing quote; a doubled quote is one quote character.
+    const openedAt = this.line;
+    this.start = ++i;
+    let parts: string[] | undefined;
+    let from = i;
+    for (;;) {
+      if (i >= n) {
+        throw new DriftlineError(
+          'BAD_REQUEST',
+          `${this.source}: line ${openedAt}: a quoted field is never closed — close it with '"' and write a quote inside a field as '""'`,
+        );
+      }
+      const b = bytes[i]!;
+      if (b === QUOTE) {
+        if (bytes[i + 1] === QUOTE) {
+          if (parts === undefined) parts = [];
+          parts.push(decode(bytes, from, i + 1));
+          i += 2;
+          from = i;
+          continue;
+        }
+        break;
+      }
+      if (b === LF) this.line++;
+      else if (b === CR && bytes[i + 1] !== LF) this.line++;
+      i++;
+    }
+    this.end = i;
+    if (parts !== undefined) {
+      parts.push(decode(bytes, from, i));
+      this.text = parts.join('');
+      this.escaped = true;
+    }
+    i++; // the closing quote
+    const after = bytes[i];
+    if (after === delimiter) {
+      this.pos = i + 1;
+      return false;
+    }
+    if (i >= n || after === LF || after === CR) {
+      this.pos = this.lineEnd(i);
+      return true;
+    }
+    throw new DriftlineError(
+      'BAD_REQUEST',
+      `${this.source}: line ${this.line}: unexpected ${JSON.stringify(String.fromCharCode(after!))} after a closing quote — a quoted field must end at a delimiter or a line end; write a quote inside a field as '""'`,
+    );
+  }
+
+  /** Position after the line end at `i` (LF, CRLF or CR), or `i` at the end of input. */
+  private lineEnd(i: number): number {
+    const b = this.bytes[i];
+    if (b === LF) {
+      this.line++;
+      return i + 1;
+    }
+    if (b === CR) {
+      this.line++;
+      return this.bytes[i + 1] === LF ? i + 2 : i + 1;
+    }
+    return i;
+  }
+}
+
+function grow(a: Float64Array, capacity: number): Float64Array<ArrayBuffer> {
+  const out = new Float64Array(capacity);
+  out.set(a);
+  return out;
 }

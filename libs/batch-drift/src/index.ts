@@ -1,4 +1,6 @@
 export { type ColumnDrift, columnDrift, type DriftOptions, tableDrift } from './column-drift.js';
-export { type Column, typeColumns } from './columns.js';
-export { csvColumns } from './csv.js';
-export { profilesFromCsv, type ReferenceColumns } from './reference-profiles.js';
+export { applyTableOptions, type Column, type TableOptions, typeColumns } from './columns.js';
+export { type CsvOptions, csvColumns } from './csv.js';
+export { type ColumnBin, type ColumnDistribution, columnDistribution } from './distributions.js';
+export { datasetDrift, type EvidentlyStattest } from './evidently.js';
+export { profilesFromColumns, profilesFromCsv, type ReferenceColumns } from './reference-profiles.js';

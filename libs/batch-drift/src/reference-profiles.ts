@@ -1,6 +1,7 @@
 import { DriftlineError } from '@driftline/core';
 import { PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
 import { buildReferenceProfile, type ReferenceProfile } from '@driftline/stats';
+import type { Column } from './columns.js';
 import { csvColumns } from './csv.js';
 
 export interface ReferenceColumns {
@@ -18,9 +19,20 @@ export interface ReferenceColumns {
  * empty and blank cells and the usual NA spellings are missing.
  */
 export function profilesFromCsv(text: string, columns: ReferenceColumns = {}): Map<string, ReferenceProfile> {
-  const table = csvColumns(text, 'reference CSV');
+  return profilesFromColumns(csvColumns(text, 'reference CSV'), columns, 'reference CSV');
+}
+
+/**
+ * Profiles typed columns (any table `driftline drift` reads: CSV, Arrow, Parquet) as `profilesFromCsv`
+ * does; `source` names the table in errors.
+ */
+export function profilesFromColumns(
+  table: readonly Column[],
+  columns: ReferenceColumns = {},
+  source = 'reference table',
+): Map<string, ReferenceProfile> {
   if (table[0] === undefined || table[0].values.length === 0) {
-    throw new DriftlineError('VALIDATION_FAILED', 'reference CSV: expected a header and at least one row');
+    throw new DriftlineError('VALIDATION_FAILED', `${source}: expected a header and at least one row`);
   }
   const exclude = new Set(columns.exclude ?? []);
   const rename = new Map([
@@ -35,7 +47,7 @@ export function profilesFromCsv(text: string, columns: ReferenceColumns = {}): M
     } catch (error) {
       throw new DriftlineError(
         'VALIDATION_FAILED',
-        `reference CSV column ${JSON.stringify(column.name)}: ${(error as Error).message}`,
+        `${source} column ${JSON.stringify(column.name)}: ${(error as Error).message}`,
         { cause: error },
       );
     }

@@ -1,6 +1,16 @@
-import { DriftlineError } from '@driftline/core';
+import { ConfigError, DriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { csvColumns } from '../src/index.js';
+import { applyTableOptions, type Column, csvColumns } from '../src/index.js';
+
+const numbers = (c: Column | undefined) => Array.from(c!.values as Float64Array);
+const error = (fn: () => unknown): DriftlineError => {
+  try {
+    fn();
+  } catch (e) {
+    return e as DriftlineError;
+  }
+  throw new Error('expected an error');
+};
 
 describe('csvColumns', () => {
   it('reads quoted cells, doubled quotes and CRLF', () => {
@@ -11,31 +21,226 @@ describe('csvColumns', () => {
     ]);
   });
 
+  it('reads a one-column file (no delimiter anywhere)', () => {
+    expect(csvColumns('x\n1\n2.5\n-3\n', 'one.csv')).toEqual([
+      { name: 'x', kind: 'numeric', values: Float64Array.from([1, 2.5, -3]) },
+    ]);
+    expect(csvColumns('city\nParis\nRome', 'one.csv')).toEqual([
+      { name: 'city', kind: 'categorical', values: ['Paris', 'Rome'] },
+    ]);
+  });
+
+  it('keeps line breaks and delimiters inside quoted fields, and counts lines across them', () => {
+    const cols = csvColumns('note,n\n"two\nlines",1\n"a,b\r\nc",2\n', 't.csv');
+    expect(cols[0]!.values).toEqual(['two\nlines', 'a,b\r\nc']);
+    expect(numbers(cols[1])).toEqual([1, 2]);
+    // The ragged row is on line 6: the quoted fields above span two lines each.
+    expect(() => csvColumns('note,n\n"two\nlines",1\n"a,b\r\nc",2\n3\n', 't.csv')).toThrow(
+      /^t\.csv: line 6 has 1 field/,
+    );
+  });
+
+  it('skips a UTF-8 BOM and reads UTF-8 text', () => {
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode('name,x\ngrün,1\n東京,2\n')]);
+    const cols = csvColumns(bytes, 'bom.csv');
+    expect(cols.map((c) => c.name)).toEqual(['name', 'x']);
+    expect(cols[0]!.values).toEqual(['grün', '東京']);
+  });
+
+  it('takes a delimiter: tab, semicolon (decimal commas then stay text)', () => {
+    expect(csvColumns('a\tb\n1\t"x\ty"\n', 't.tsv', { delimiter: '\t' })[1]!.values).toEqual(['x\ty']);
+    expect(numbers(csvColumns('a\tb\n1\t2\n', 't.tsv', { delimiter: 'tab' })[1])).toEqual([2]);
+    const cols = csvColumns('a;b\n1,5;x\n2,5;y\n', 't.csv', { delimiter: ';' });
+    expect(cols[0]).toEqual({ name: 'a', kind: 'categorical', values: ['1,5', '2,5'] });
+  });
+
+  it('refuses a delimiter that is not one ASCII character, naming the option', () => {
+    for (const d of ['', ';;', '"', '\n', '→']) {
+      const e = error(() => csvColumns('a\n1\n', 't.csv', { delimiter: d }));
+      expect(e).toBeInstanceOf(ConfigError);
+      expect(e.message).toMatch(/^--delimiter: must be one ASCII character .* — e\.g\. --delimiter ';'/);
+    }
+  });
+
   it('types a column numeric when every present cell is a number; NA spellings and blanks are missing', () => {
     const cols = csvColumns(['x,c,n', '1.5,red,1', 'NA,null,None', ' ,  ,', '-2e3,blue,x'].join('\n'), 't.csv');
     expect(cols.map((c) => c.kind)).toEqual(['numeric', 'categorical', 'categorical']);
-    expect(Array.from(cols[0]!.values as Float64Array)).toEqual([1.5, Number.NaN, Number.NaN, -2000]);
+    expect(numbers(cols[0])).toEqual([1.5, Number.NaN, Number.NaN, -2000]);
     expect(cols[1]!.values).toEqual(['red', null, null, 'blue']);
     expect(cols[2]!.values).toEqual(['1', null, null, 'x']);
   });
 
-  it('a zero is a number, a blank cell is not', () => {
+  it('parses numbers exactly as Number() does (fast path and fallback)', () => {
+    const cells = [
+      '0',
+      '-0',
+      '+7',
+      '.5',
+      '5.',
+      '1e3',
+      '1E-3',
+      '-2.5e+2',
+      '0.1',
+      '123456789012345',
+      '1234567890123456789',
+      '0.30000000000000004',
+      '1e-400',
+      '4.9e-324',
+      '1.7976931348623157e308',
+      ' 42 ',
+      '0x1f',
+      '007',
+      '00.25',
+    ];
+    const [x] = csvColumns(`x\n${cells.join('\n')}\n`, 't.csv');
+    expect(x!.kind).toBe('numeric');
+    expect(numbers(x)).toEqual(cells.map(Number));
+    expect(Object.is(numbers(x)[1], -0)).toBe(true);
+  });
+
+  it('a zero is a number, a blank cell is not; Infinity is text', () => {
     const [x] = csvColumns('x\n0\n \n0.0\n', 't.csv');
-    expect(Array.from(x!.values as Float64Array)).toEqual([0, Number.NaN, 0]);
+    expect(numbers(x)).toEqual([0, Number.NaN, 0]);
+    expect(csvColumns('x\n1\nInfinity\n', 't.csv')[0]!.kind).toBe('categorical');
   });
 
-  it('short rows read as missing cells; empty lines are skipped', () => {
-    const [, b] = csvColumns('a,b\n1,2\n\n3\n', 't.csv');
-    expect(Array.from(b!.values as Float64Array)).toEqual([2, Number.NaN]);
+  it('a column that turns out to be text late keeps every earlier cell as written', () => {
+    const rows = Array.from({ length: 3000 }, (_, i) => `${i % 7 === 0 ? '' : `0${i}.50`},"${i}"`);
+    const cols = csvColumns(`code,q\n${rows.join('\n')}\nA1,"x"\n`, 't.csv');
+    expect(cols[0]!.kind).toBe('categorical');
+    const values = cols[0]!.values as ReadonlyArray<string | null>;
+    expect(values.slice(0, 3)).toEqual([null, '01.50', '02.50']);
+    expect(values.at(-1)).toBe('A1');
+    expect(values).toHaveLength(3001);
+    expect(cols[1]!.kind).toBe('categorical');
+    expect(cols[1]!.values.slice(0, 2)).toEqual(['0', '1']);
   });
 
-  it('an empty file is a BAD_REQUEST naming the source', () => {
-    expect(() => csvColumns('', 'data/empty.csv')).toThrow(
-      new DriftlineError('BAD_REQUEST', 'data/empty.csv: empty file'),
+  it('empty lines are skipped; a quoted empty field is a missing cell', () => {
+    const cols = csvColumns('a,b\n1,2\n\n\r\n3,""\n', 't.csv');
+    expect(numbers(cols[0])).toEqual([1, 3]);
+    expect(numbers(cols[1])).toEqual([2, Number.NaN]);
+  });
+
+  it('old Mac line ends (CR) end rows too', () => {
+    expect(numbers(csvColumns('a,b\r1,2\r3,4\r', 't.csv')[1])).toEqual([2, 4]);
+  });
+
+  it('a header with no data rows gives empty columns', () => {
+    expect(csvColumns('a,b\n', 't.csv')).toEqual([
+      { name: 'a', kind: 'numeric', values: new Float64Array(0) },
+      { name: 'b', kind: 'numeric', values: new Float64Array(0) },
+    ]);
+  });
+
+  describe('errors name the file and the line or the column', () => {
+    it('an empty file', () => {
+      for (const text of ['', '\n\n', '\ufeff']) {
+        expect(() => csvColumns(text, 'data/empty.csv')).toThrow(
+          new DriftlineError('BAD_REQUEST', 'data/empty.csv: empty file — expected a header row and data rows'),
+        );
+      }
+    });
+
+    it('a ragged row, short or long', () => {
+      expect(error(() => csvColumns('a,b\n1,2\n3\n', 'r.csv')).message).toBe(
+        'r.csv: line 3 has 1 field, the header has 2 — every row needs one field per column; quote fields that contain "," or pass --delimiter',
+      );
+      expect(error(() => csvColumns('a,b\n1,2,3\n', 'r.csv')).message).toMatch(
+        /^r\.csv: line 2 has 3 fields, the header has 2 — /,
+      );
+    });
+
+    it('an empty header name', () => {
+      expect(error(() => csvColumns('a,,c\n1,2,3\n', 'h.csv')).message).toBe(
+        'h.csv: line 1: column 2 of the header has no name — name every column in the header row',
+      );
+    });
+
+    it('a duplicate header name', () => {
+      expect(error(() => csvColumns('a,b,a\n1,2,3\n', 'h.csv')).message).toBe(
+        'h.csv: line 1: duplicate column name "a" (columns 1 and 3) — rename one of them',
+      );
+    });
+
+    it('a quoted field never closed', () => {
+      expect(error(() => csvColumns('a,b\n1,2\n"x,1\n', 'q.csv')).message).toBe(
+        `q.csv: line 3: a quoted field is never closed — close it with '"' and write a quote inside a field as '""'`,
+      );
+    });
+
+    it('text after a closing quote', () => {
+      expect(error(() => csvColumns('a\n"x"y\n', 'q.csv')).message).toMatch(
+        /^q\.csv: line 2: unexpected "y" after a closing quote — /,
+      );
+    });
+
+    it('every error is a BAD_REQUEST', () => {
+      expect(error(() => csvColumns('a,b\n1\n', 'r.csv')).code).toBe('BAD_REQUEST');
+    });
+  });
+
+  describe('options', () => {
+    const text = 'id,x,zip,score\n1,0.5,02139,0.9\n2,1.5,10001,NA\n3,2.5,94103,0.1\n';
+
+    it('--columns keeps only the named columns, in file order', () => {
+      expect(csvColumns(text, 't.csv', { columns: ['score', 'x'] }).map((c) => c.name)).toEqual(['x', 'score']);
+    });
+
+    it('--ignore leaves columns out (unknown names are fine: the other table may have them)', () => {
+      expect(csvColumns(text, 't.csv', { ignore: ['id', 'other'] }).map((c) => c.name)).toEqual(['x', 'zip', 'score']);
+    });
+
+    it('--categorical keeps numbers as written', () => {
+      const zip = csvColumns(text, 't.csv', { categorical: ['zip'] })[2]!;
+      expect(zip).toEqual({ name: 'zip', kind: 'categorical', values: ['02139', '10001', '94103'] });
+    });
+
+    it('--numeric: missing spellings are fine; text is an error naming the first bad line', () => {
+      expect(numbers(csvColumns(text, 't.csv', { numeric: ['score'] })[3])).toEqual([0.9, Number.NaN, 0.1]);
+      expect(error(() => csvColumns('a,b\n1,x\n2,oops\n', 'n.csv', { numeric: ['b'] })).message).toBe(
+        'n.csv: line 2: column "b" is forced numeric but holds "x" — fix the value or drop the column from --numeric',
+      );
+    });
+
+    it('a name the file lacks is an error naming the file and the option', () => {
+      expect(error(() => csvColumns(text, 't.csv', { columns: ['x', 'nope'] })).message).toBe(
+        't.csv: no column "nope" (given to --columns) — the columns are "id", "x", "zip", "score"',
+      );
+      expect(error(() => csvColumns(text, 't.csv', { numeric: ['nope'] })).message).toMatch(/given to --numeric/);
+    });
+
+    it('a column both categorical and numeric is an error', () => {
+      expect(error(() => csvColumns(text, 't.csv', { categorical: ['x'], numeric: ['x'] })).message).toMatch(
+        /^column "x" is given to both --categorical and --numeric/,
+      );
+    });
+  });
+});
+
+describe('applyTableOptions (Arrow and Parquet columns)', () => {
+  const columns: Column[] = [
+    { name: 'n', kind: 'numeric', values: Float64Array.from([1, Number.NaN, 3]) },
+    { name: 's', kind: 'categorical', values: ['1.5', null, 'x'] },
+    { name: 't', kind: 'categorical', values: ['2', 'NA', '4'] },
+  ];
+
+  it('selects, and forces types both ways', () => {
+    expect(applyTableOptions(columns, { ignore: ['s'], categorical: ['n'], numeric: ['t'] }, 'f.parquet')).toEqual([
+      { name: 'n', kind: 'categorical', values: ['1', null, '3'] },
+      { name: 't', kind: 'numeric', values: Float64Array.from([2, Number.NaN, 4]) },
+    ]);
+  });
+
+  it('a forced-numeric text value is an error naming its row', () => {
+    expect(error(() => applyTableOptions(columns, { numeric: ['s'] }, 'f.parquet')).message).toBe(
+      'f.parquet: row 3: column "s" is forced numeric but holds "x" — fix the value or drop the column from --numeric',
     );
   });
 
-  it('an unterminated quote is a BAD_REQUEST naming the source and the row', () => {
-    expect(() => csvColumns('a,b\n"x,1\n', 'bad.csv')).toThrow(/^bad\.csv: row \d+: /);
+  it('duplicate names are an error', () => {
+    expect(error(() => applyTableOptions([columns[0]!, columns[0]!], {}, 'f.arrow')).message).toMatch(
+      /^f\.arrow: duplicate column name "n"/,
+    );
   });
 });

@@ -7,7 +7,7 @@ const REGRESSION_METRICS = ['mae', 'rmse'] as const;
 
 const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
 
-const STYLE = `
+export const STYLE = `
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2330; background: #f5f6f8; }

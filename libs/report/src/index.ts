@@ -7,6 +7,12 @@ export {
   type ProfileView,
 } from './distribution.js';
 export { renderReport } from './html.js';
+export {
+  renderTableReport,
+  type TableColumnDistribution,
+  type TableColumnDrift,
+  type TableReportData,
+} from './table-report.js';
 export type {
   DistributionBin,
   DriftPoint,

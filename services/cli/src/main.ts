@@ -1,14 +1,21 @@
 #!/usr/bin/env node
 import { ConfigError, DriftlineError } from '@driftline/core';
 
-const USAGE = `usage: driftline <command> [options]
+const USAGE = `usage: driftline <command> [options] [--debug]
 
 commands:
   run [service,...]   start services in this process (default: all; or DRIFTLINE_SERVICES)
   drift               offline drift of a current table against a reference (driftline drift --help)
   report              one self-contained HTML drift report of a model (driftline report --help)
-  reference           build and store a model version's reference profile from a CSV (driftline reference --help)
+  reference           build and store a model version's reference profile from a table (driftline reference --help)
+
+--debug (any command) prints the stack trace of an error.
+exit codes: 0 done, 1 internal error, 2 usage (a bad or missing option), 3 input data (a file that
+cannot be read or parsed), 78 configuration (an environment variable), 130 forced stop (run).
 `;
+
+/** Exit codes of the command (documented in the CLI README and `driftline --help`). */
+const EXIT = { ok: 0, internal: 1, usage: 2, data: 3, config: 78 } as const;
 
 type Command = (args: readonly string[]) => Promise<number>;
 
@@ -20,29 +27,67 @@ const commands: Record<string, () => Promise<Command>> = {
   reference: async () => (await import('./commands/reference.js')).referenceCommand,
 };
 
+class UsageError extends Error {}
+
 async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
     process.stdout.write(USAGE);
-    return name === undefined ? 2 : 0;
+    return name === undefined ? EXIT.usage : EXIT.ok;
   }
   const load = commands[name];
-  if (load === undefined) {
-    process.stderr.write(`driftline: unknown command ${JSON.stringify(name)} (driftline --help lists them)\n`);
-    return 2;
-  }
+  if (load === undefined) throw new UsageError(`unknown command ${JSON.stringify(name)} — driftline --help lists them`);
   return (await load())(rest);
 }
 
-main(process.argv.slice(2)).then(
+const DATA_CODES = new Set(['BAD_REQUEST', 'VALIDATION_FAILED', 'DECODE_FAILED', 'NOT_FOUND']);
+
+/** One line for a person, and the exit code, for an error a command threw. */
+function describeError(error: unknown, command: string | undefined): { line: string; code: number } {
+  const help =
+    command === undefined || commands[command] === undefined ? 'driftline --help' : `driftline ${command} --help`;
+  if (error instanceof UsageError) return { line: error.message, code: EXIT.usage };
+  // Command-line options (the field is the option) are usage errors; environment variables are configuration.
+  if (error instanceof ConfigError && error.field.startsWith('-')) {
+    return { line: withHint(error.message, `see ${help}`), code: EXIT.usage };
+  }
+  if (error instanceof DriftlineError && error.code === 'CONFIG_INVALID') {
+    return { line: `configuration error: ${error.message}`, code: EXIT.config };
+  }
+  if (error instanceof DriftlineError && DATA_CODES.has(error.code)) {
+    return { line: withHint(error.message, 'check the input file'), code: EXIT.data };
+  }
+  // node:util parseArgs: an unknown option, a missing value, a stray argument.
+  const nodeCode = (error as { code?: unknown } | null)?.code;
+  if (typeof nodeCode === 'string' && nodeCode.startsWith('ERR_PARSE_ARGS_')) {
+    return {
+      line: withHint((error as Error).message.replace(/\. To specify .*$/s, ''), `see ${help}`),
+      code: EXIT.usage,
+    };
+  }
+  if (error instanceof DriftlineError) return { line: error.message, code: EXIT.internal };
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    line: `internal error: ${message} — rerun with --debug for the stack trace and report it`,
+    code: EXIT.internal,
+  };
+}
+
+function withHint(message: string, hint: string): string {
+  return message.includes(' — ') ? message : `${message} — ${hint}`;
+}
+
+const argv = process.argv.slice(2);
+// --debug anywhere: stack traces for errors; the commands never see it.
+const debug = argv.includes('--debug');
+const args = argv.filter((a) => a !== '--debug');
+
+main(args).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    // Config errors name the field; print them plainly and exit non-zero without a stack trace.
-    if (error instanceof ConfigError || (error instanceof DriftlineError && error.code === 'CONFIG_INVALID')) {
-      process.stderr.write(`driftline: configuration error: ${error.message}\n`);
-      process.exit(78);
-    }
-    process.stderr.write(`driftline: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
+    const { line, code } = describeError(error, args[0]);
+    process.stderr.write(`driftline: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
+    if (debug) process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(code);
   },
 );

@@ -47,7 +47,7 @@ describe('the built driftline bin', () => {
     const { stdout, stderr, code } = await driftline('nope');
     expect(code).toBe(2);
     expect(stdout).toBe('');
-    expect(stderr).toBe('driftline: unknown command "nope" (driftline --help lists them)\n');
+    expect(stderr).toBe('driftline: unknown command "nope" — driftline --help lists them\n');
   });
 
   it('runs drift on two CSV files', async () => {

@@ -25,8 +25,8 @@ describe('one CSV reader for `driftline drift` and `driftline reference`', () =>
   const file = join(mkdtempSync(join(tmpdir(), 'driftline-csv-')), 'train.csv');
   writeFileSync(file, csv);
 
-  it('gives the same file the same column types and missing counts in both paths', () => {
-    const drift = readTable(file); // `driftline drift --reference train.csv`
+  it('gives the same file the same column types and missing counts in both paths', async () => {
+    const drift = await readTable(file); // `driftline drift --reference train.csv`
     const reference = profilesFromCsv(readFileSync(file, 'utf8')); // `driftline reference --file train.csv`
     const fromDrift = drift.map((c) => [c.name, c.kind, missingOf(c.values)]);
     const fromReference = [...reference].map(([name, p]) => [name, p.kind, p.missing]);

@@ -43,9 +43,11 @@ describe('driftline drift', () => {
     ]);
   });
 
-  it('names the bad option and exits 78', async () => {
+  it('names the bad option and exits 2 (usage)', async () => {
     const { stderr, code } = await driftline('drift', '--reference', ref, '--current', cur, '--binning', 'equal');
-    expect(code).toBe(78);
-    expect(stderr).toContain('--binning: must be quantile or evidently');
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'driftline: --binning: must be quantile or evidently (got "equal") — see driftline drift --help\n',
+    );
   });
 });

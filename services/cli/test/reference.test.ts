@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DriftlineError } from '@driftline/core';
 import { PREDICTION_FEATURE, type ReferenceSet } from '@driftline/drift';
 import type { ReferenceStore } from '@driftline/warehouse';
@@ -18,6 +19,7 @@ function memoryReferences(): ReferenceStore & { saved: ReferenceSet[] } {
     latest: async (model, version) => saved.filter((s) => s.model === model && s.version === version).at(-1),
     byId: async (id) => saved.find((s) => s.referenceId === id),
     all: async () => [...saved],
+    catalog: async () => saved.map((s) => ({ model: s.model, version: s.version })),
   };
 }
 
@@ -40,12 +42,21 @@ describe('buildAndStoreReference (`driftline reference`)', () => {
     expect([...set.features].sort()).toEqual([PREDICTION_FEATURE, 'color', 'x']);
   });
 
-  it('refuses a file that is not CSV before reading it', async () => {
+  it('reads any table driftline drift reads (here Parquet written by pyarrow)', async () => {
     const references = memoryReferences();
-    await expect(
-      buildAndStoreReference({ references, model: 'm', version: 'v1', file: join(dir, 'missing.parquet') }),
-    ).rejects.toSatisfy(
-      (e) => e instanceof DriftlineError && e.code === 'BAD_REQUEST' && /only CSV files/.test(e.message),
+    const file = fileURLToPath(new URL('./fixtures/table-snappy.parquet', import.meta.url));
+    const set = await buildAndStoreReference({ references, model: 'm', version: 'v1', file });
+    expect([...set.features].sort()).toEqual(['code', 'color', 'flag', 'n', 'small', 'x']);
+  });
+
+  it('a missing file is a BAD_REQUEST naming it, and nothing is saved', async () => {
+    const references = memoryReferences();
+    const file = join(dir, 'missing.parquet');
+    await expect(buildAndStoreReference({ references, model: 'm', version: 'v1', file })).rejects.toSatisfy(
+      (e) =>
+        e instanceof DriftlineError &&
+        e.code === 'BAD_REQUEST' &&
+        e.message === `${file}: no such file — check the path`,
     );
     expect(references.saved).toEqual([]);
   });

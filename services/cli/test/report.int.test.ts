@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { migrateForDashboards, REPO_ROOT, type Scenario, seedScenario } from '@driftline/dashboards';
 import { createClickHouse } from '@driftline/warehouse';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { driftCommand } from '../src/commands/drift.js';
 import { reportCommand } from '../src/commands/report.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -140,5 +141,55 @@ describe('driftline report', () => {
   it('names the missing option', async () => {
     await expect(reportCommand(['--out', out])).rejects.toThrow(/--model/);
     await expect(reportCommand(['--model', 'm', '--from', 'yesterday-ish'])).rejects.toThrow(/--from/);
+  });
+});
+
+describe('driftline drift --html', () => {
+  it('writes one self-contained page of the two tables whose charts render in headless Chromium', async () => {
+    const ref = join(work, 'ref.csv');
+    const cur = join(work, 'cur.csv');
+    const rows = (shift: number) =>
+      Array.from({ length: 2000 }, (_, i) => `${(i % 50) + shift},${['a', 'b', 'c', 'd'][(i + shift) % 4]},${i}`);
+    writeFileSync(ref, `amount,country,id\n${rows(0).join('\n')}\n`);
+    writeFileSync(cur, `amount,country,id\n${rows(20).join('\n')}\n`);
+    const html = join(work, 'drift.html');
+    const write = process.stdout.write;
+    process.stdout.write = () => true; // the table on stdout is not under test here
+    try {
+      expect(await driftCommand(['--reference', ref, '--current', cur, '--ignore', 'id', '--html', html])).toBe(0);
+    } finally {
+      process.stdout.write = write;
+    }
+    const text = readFileSync(html, 'utf8');
+    expect(text).not.toMatch(/<script|<link|\bsrc=|url\(|@import/i);
+    expect(text).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+    const page = await browser!.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    page.on('request', (r) => {
+      if (!r.url().startsWith('file:')) problems.push(`request: ${r.url()}`);
+    });
+    await page.goto(`file://${html}`);
+    const charts = await page.$$eval('figure.chart', (figures) =>
+      figures.map((f) => ({
+        id: f.getAttribute('data-chart') ?? '',
+        bars: [...f.querySelectorAll('rect.bar')].filter((r) => Number(r.getAttribute('height')) > 0).length,
+        width: f.querySelector('svg')?.getBoundingClientRect().width ?? 0,
+      })),
+    );
+    expect(charts.map((c) => c.id).sort()).toEqual(['dist-amount', 'dist-country']);
+    for (const c of charts) {
+      expect(c.bars, c.id).toBeGreaterThanOrEqual(4);
+      expect(c.width, c.id).toBeGreaterThan(200);
+    }
+    expect(await page.locator('table.columns tbody tr').count()).toBe(2);
+    expect(await page.locator('table.columns .tag.drift').count()).toBeGreaterThanOrEqual(1);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'drift-report.png'), fullPage: true });
+    await page.close();
+    expect(problems).toEqual([]);
   });
 });

@@ -1,84 +1,89 @@
-import { readFile } from 'node:fs/promises';
-import { profilesFromCsv, type ReferenceColumns } from '@driftline/batch-drift';
-import { ConfigError, DriftlineError, parseEnv } from '@driftline/core';
+import { parseArgs } from 'node:util';
+import { profilesFromColumns, type ReferenceColumns } from '@driftline/batch-drift';
+import { ConfigError, parseEnv } from '@driftline/core';
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
 import { clickhouseEnvShape, openWarehouse, type ReferenceStore, toClickHouseConfig } from '@driftline/warehouse';
+import { type ReadOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
+import { readTable } from '../tables.js';
 
-const USAGE = `usage: driftline reference --model NAME --version V --file training.csv
-                  [--prediction-column prediction] [--exclude col1,col2]
+export const referenceUsage = `usage: driftline reference --model NAME --version V --file TABLE [options]
 
 Builds a reference profile per column of a training table (numeric: quantile grid, coarse bins,
 KS grid; text: category counts) and stores them in ClickHouse (reference_profiles) as the
-reference of (model, version). The column --prediction-column (default "prediction") is profiled
-as __prediction__ and "predicted_class" as __predicted_class__, for prediction drift.
+reference of (model, version). The table is read exactly as driftline drift reads it, so a file
+gets the same column types in both.
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_* (embedded engine by default).
+
+  --model NAME                the model
+  --version V                 the model version
+  --file TABLE                the training table (--data is the same option)
+  --prediction-column NAME    column profiled as __prediction__ (default "prediction")
+  --exclude c,d               columns to leave out (ids, labels, timestamps; same as --ignore)
+${tableOptionsUsage}
+  --debug                     stack traces for errors
+  --help                      this help
 `;
 
-/** Builds the profiles of a CSV training table and stores them as the reference of (model, version). */
+/** Builds the profiles of a training table file and stores them as the reference of (model, version). */
 export async function buildAndStoreReference(options: {
   references: ReferenceStore;
   model: string;
   version: string;
   file: string;
   columns?: ReferenceColumns;
+  read?: ReadOptions;
 }): Promise<ReferenceSet> {
-  if (!options.file.toLowerCase().endsWith('.csv')) {
-    throw new DriftlineError('BAD_REQUEST', `reference: only CSV files are supported for now (got ${options.file})`);
-  }
-  const text = await readFile(options.file, 'utf8');
-  const set = referenceSet(options.model, options.version, profilesFromCsv(text, options.columns));
+  const table = await readTable(options.file, options.read);
+  const set = referenceSet(options.model, options.version, profilesFromColumns(table, options.columns, options.file));
   await options.references.save(set);
   return set;
 }
 
-function options(args: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--help' || a === '-h') out.set('help', '1');
-    else if (a.startsWith('--')) {
-      const value = args[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new ConfigError(a, 'needs a value');
-      out.set(a.slice(2), value);
-      i++;
-    } else throw new ConfigError(a, 'unexpected argument');
-  }
-  return out;
-}
+/** The command's options (every one is in its usage: test/cli-surface.test.ts). */
+export const referenceOptions = {
+  model: { type: 'string' },
+  version: { type: 'string' },
+  file: { type: 'string' },
+  data: { type: 'string' },
+  'prediction-column': { type: 'string' },
+  exclude: { type: 'string', multiple: true },
+  delimiter: { type: 'string' },
+  columns: { type: 'string', multiple: true },
+  ignore: { type: 'string', multiple: true },
+  categorical: { type: 'string', multiple: true },
+  numeric: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
 
 /** `driftline reference ...`: build and store the reference profiles of a model version. */
 export async function referenceCommand(args: readonly string[]): Promise<number> {
-  const o = options(args);
-  if (o.has('help')) {
-    process.stdout.write(USAGE);
+  const { values } = parseArgs({
+    args: [...args],
+    options: referenceOptions,
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(referenceUsage);
     return 0;
   }
-  const model = o.get('model');
-  const version = o.get('version');
-  const file = o.get('file');
-  if (model === undefined) throw new ConfigError('--model', 'is required');
-  if (version === undefined) throw new ConfigError('--version', 'is required');
-  if (file === undefined) throw new ConfigError('--file', 'is required');
+  if (values.file !== undefined && values.data !== undefined && values.file !== values.data) {
+    throw new ConfigError('--file', 'and --data are the same option: give one');
+  }
+  const file = values.file ?? values.data;
+  if (values.model === undefined || values.model === '') throw new ConfigError('--model', 'is required');
+  if (values.version === undefined || values.version === '') throw new ConfigError('--version', 'is required');
+  if (file === undefined || file === '') throw new ConfigError('--file', 'is required (the training table)');
+  const read = tableOptionsFrom({ ...values, ignore: [...(values.ignore ?? []), ...(values.exclude ?? [])] });
+  const predictionColumn = values['prediction-column'];
+  // Read before opening the warehouse: a bad file fails fast and touches nothing.
+  const table = await readTable(file, read);
+  const profiles = profilesFromColumns(table, predictionColumn === undefined ? {} : { predictionColumn }, file);
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {
-    const exclude = o
-      .get('exclude')
-      ?.split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-    const predictionColumn = o.get('prediction-column');
-    const set = await buildAndStoreReference({
-      references: warehouse.references,
-      model,
-      version,
-      file,
-      columns: {
-        ...(exclude === undefined ? {} : { exclude }),
-        ...(predictionColumn === undefined ? {} : { predictionColumn }),
-      },
-    });
+    const set = referenceSet(values.model, values.version, profiles);
+    await warehouse.references.save(set);
     process.stdout.write(
-      `${JSON.stringify({ model, version, reference_id: set.referenceId, features: set.features })}\n`,
+      `${JSON.stringify({ model: values.model, version: values.version, reference_id: set.referenceId, features: set.features })}\n`,
     );
     return 0;
   } finally {

@@ -14,6 +14,13 @@ T is an ISO-8601 time (2025-01-31, 2025-01-31T12:00:00Z), epoch milliseconds, or
 before now (30m, 6h, 7d). Defaults: --to now, --from 7d before --to, --out report.html.
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTLINE_CLICKHOUSE_PATH;
 the database is DRIFTLINE_CLICKHOUSE_DATABASE.
+
+  --model M      the model (required)
+  --from T       start of the range (default: 7d before --to)
+  --to T         end of the range (default: now)
+  --out FILE     where to write the page (default report.html)
+  --debug        stack traces for errors
+  --help         this help
 `;
 
 /** Parses --from/--to: ISO time, epoch ms, or a duration (libs/core's grammar) before `now`. */
@@ -32,17 +39,20 @@ export function parseTime(name: string, value: string, now: number): number {
   return ms;
 }
 
+/** The command's options (every one is in its usage: test/cli-surface.test.ts). */
+export const reportOptions = {
+  model: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  out: { type: 'string', default: 'report.html' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 /** `driftline report`: the drift report as one HTML file. */
 export async function reportCommand(args: readonly string[]): Promise<number> {
   const { values } = parseArgs({
     args: [...args],
-    options: {
-      model: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      out: { type: 'string', default: 'report.html' },
-      help: { type: 'boolean', default: false },
-    },
+    options: reportOptions,
     strict: true,
   });
   if (values.help) {

@@ -5,6 +5,15 @@ import { allServices } from '../services.js';
 const FORCE_AFTER_MS = 2_000;
 const PARENT_POLL_MS = 500;
 
+export const runUsage = `usage: driftline run [service,...] [--debug]
+
+Starts services in this process: the comma-separated list, or DRIFTLINE_SERVICES, or all of
+${allServices.map((s) => s.name).join(', ')}.
+Configuration comes from DRIFTLINE_* environment variables (README: Configuration); a bad or
+missing one exits with code 78 naming it. One SIGTERM or SIGINT finishes the batches in hand,
+commits and exits 0; a third signal 2 s after the first forces exit code 130.
+`;
+
 /**
  * `driftline run [service,...]`: starts the named services (default: all) in this process.
  *
@@ -18,6 +27,10 @@ const PARENT_POLL_MS = 500;
  * the exit of the parent process is taken as a SIGTERM, so the service never runs on orphaned.
  */
 export async function runCommand(args: readonly string[]): Promise<number> {
+  if (args[0] === '--help' || args[0] === '-h') {
+    process.stdout.write(runUsage);
+    return 0;
+  }
   const names = args[0] ?? process.env.DRIFTLINE_SERVICES;
   const services = selectServices(allServices, names);
 

@@ -1,0 +1,99 @@
+import { STYLE } from './html.js';
+import { barChart, escapeHtml } from './svg.js';
+
+/** One column's verdict in a two-table comparison (the fields of `driftline drift --json` it shows). */
+export interface TableColumnDrift {
+  readonly column: string;
+  readonly kind: 'numeric' | 'categorical';
+  readonly psi: number;
+  readonly ks_p_value?: number;
+  readonly chi2_p_value?: number;
+  readonly wasserstein?: number;
+  readonly jensen_shannon: number;
+  readonly missing_rate_reference: number;
+  readonly missing_rate_current: number;
+  readonly drifted: boolean;
+  readonly drifted_by: readonly string[];
+}
+
+/** A column's shares per bin on both sides (bins of the reference). */
+export interface TableColumnDistribution {
+  readonly column: string;
+  readonly kind: 'numeric' | 'categorical';
+  readonly bins: ReadonlyArray<{ readonly label: string; readonly reference: number; readonly current: number }>;
+  readonly referenceCount: number;
+  readonly currentCount: number;
+}
+
+export interface TableReportData {
+  readonly reference: { readonly name: string; readonly rows: number };
+  readonly current: { readonly name: string; readonly rows: number };
+  readonly generatedAt: number;
+  /** How the verdicts were made, e.g. "PSI ≥ 0.2 or p < 0.05". */
+  readonly rule: string;
+  readonly columns: readonly TableColumnDrift[];
+  readonly distributions: readonly TableColumnDistribution[];
+}
+
+const num = (n: number | undefined, digits = 4) =>
+  n === undefined
+    ? ''
+    : Number.isNaN(n)
+      ? 'nan'
+      : Math.abs(n) > 0 && Math.abs(n) < 1e-4
+        ? n.toExponential(2)
+        : n.toFixed(digits);
+
+/**
+ * The drift of two tables as one self-contained HTML page in the look of `renderReport` (same CSS,
+ * same inline SVG charts, no script, a CSP that forbids any fetch): summary cards, one row per
+ * column with its statistics and verdict (drifted first), and reference vs current distributions.
+ */
+export function renderTableReport(d: TableReportData): string {
+  const drifted = d.columns.filter((c) => c.drifted).length;
+  const cards = [
+    `<div class="card"><span>reference rows</span><b>${d.reference.rows}</b></div>`,
+    `<div class="card"><span>current rows</span><b>${d.current.rows}</b></div>`,
+    `<div class="card${drifted > 0 ? ' alert' : ''}"><span>columns drifted</span><b>${drifted} / ${d.columns.length}</b></div>`,
+  ];
+  const order = [...d.columns].sort((a, b) => Number(b.drifted) - Number(a.drifted));
+  const rows = order
+    .map(
+      (c) =>
+        `<tr><td>${escapeHtml(c.column)}</td><td>${c.kind}</td><td class="num">${num(c.psi)}</td><td class="num">${num(c.ks_p_value)}</td><td class="num">${num(c.chi2_p_value)}</td><td class="num">${num(c.wasserstein)}</td><td class="num">${num(c.jensen_shannon)}</td><td class="num">${num(c.missing_rate_reference, 3)} → ${num(c.missing_rate_current, 3)}</td><td>${c.drifted ? `<span class="tag drift">drift (${escapeHtml(c.drifted_by.join('+'))})</span>` : 'ok'}</td></tr>`,
+    )
+    .join('');
+  const verdict = drifted > 0 ? new Set(order.filter((c) => c.drifted).map((c) => c.column)) : new Set<string>();
+  const charts = [...d.distributions]
+    .sort((a, b) => Number(verdict.has(b.column)) - Number(verdict.has(a.column)))
+    .map((f) =>
+      barChart({
+        id: `dist-${f.column}`,
+        title: `${f.column} (${f.kind}; reference n=${f.referenceCount}, current n=${f.currentCount})${verdict.has(f.column) ? ' · drift' : ''}`,
+        seriesNames: ['reference', 'current'],
+        colors: ['#90a4ae', '#ef6c00'],
+        groups: f.bins.map((b) => ({ label: b.label, values: [b.reference, b.current] })),
+        yLabel: 'share',
+      }),
+    );
+  const title = `${d.reference.name} → ${d.current.name}`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>driftline drift · ${escapeHtml(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<header><h1>Drift · ${escapeHtml(title)}</h1><p>reference ${escapeHtml(d.reference.name)} · current ${escapeHtml(d.current.name)} · ${escapeHtml(d.rule)} · generated ${escapeHtml(new Date(d.generatedAt).toISOString())}</p></header>
+<main>
+<div class="cards">${cards.join('')}</div>
+<section id="columns"><h2>Columns</h2><table class="columns"><thead><tr><th>column</th><th>kind</th><th>PSI</th><th>KS p</th><th>chi² p</th><th>Wasserstein</th><th>Jensen-Shannon</th><th>missing (ref → cur)</th><th></th></tr></thead><tbody>${rows}</tbody></table></section>
+<section id="distributions"><h2>Distributions: reference vs current</h2><div class="grid-dist">${charts.join('')}</div></section>
+</main>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,238 @@
+// The CLI's user surface, through the source entry (as a user runs it): any table, errors as one
+// line with a documented exit code, --help with every option, --html, progress on stderr only.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { driftOptions, driftUsage } from '../src/commands/drift.js';
+import { referenceOptions, referenceUsage } from '../src/commands/reference.js';
+import { reportOptions, reportUsage } from '../src/commands/report.js';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const fixtures = fileURLToPath(new URL('./fixtures', import.meta.url));
+
+async function driftline(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=source', 'services/cli/src/main.ts', ...args],
+      { cwd: root },
+    );
+    return { stdout, stderr, code: 0 };
+  } catch (error) {
+    const e = error as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
+const jsonRows = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { column: string; kind: string; drifted: boolean; reference_size: number });
+
+const dir = mkdtempSync(join(tmpdir(), 'driftline-surface-'));
+const file = (name: string, text: string | Buffer) => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+describe('--help shows every option', () => {
+  it.each([
+    ['drift', driftOptions, driftUsage],
+    ['reference', referenceOptions, referenceUsage],
+    ['report', reportOptions, reportUsage],
+  ] as const)('%s', (_name, options, usage) => {
+    for (const option of Object.keys(options)) expect(usage).toContain(`--${option}`);
+  });
+});
+
+describe('driftline drift on any table', () => {
+  it('reads gzip (by magic bytes, whatever the name), Parquet and Arrow the same way', async () => {
+    const csv = readFileSync(join(fixtures, 'table.csv'));
+    const gz = file('table.csv.gz', gzipSync(csv));
+    const gzNoExt = file('table-gzip-bytes.csv', gzipSync(csv));
+    const parquet = join(fixtures, 'table-zstd.parquet');
+    const arrow = join(fixtures, 'table.arrow');
+    const results = await Promise.all(
+      [
+        [gz, parquet],
+        [gzNoExt, arrow],
+      ].map(([a, b]) => driftline('drift', '--reference', a!, '--current', b!, '--json', '--categorical', 'small')),
+    );
+    for (const { stdout, stderr, code } of results) {
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      const rows = jsonRows(stdout);
+      expect(rows.map((r) => [r.column, r.kind, r.reference_size])).toEqual([
+        ['x', 'numeric', 5],
+        ['n', 'numeric', 5],
+        ['small', 'categorical', 6],
+        ['color', 'categorical', 5],
+        ['flag', 'categorical', 5],
+        ['code', 'categorical', 6],
+      ]);
+      // The same table on both sides: nothing drifted.
+      expect(rows.every((r) => !r.drifted)).toBe(true);
+    }
+  });
+
+  it('one-column files with --delimiter, --columns and --ignore, and an HTML report', async () => {
+    const ref = file(
+      'ref.tsv',
+      `a\tb\tid\n${Array.from({ length: 300 }, (_, i) => `${i % 10}\tx${i % 3}\t${i}`).join('\n')}\n`,
+    );
+    const cur = file(
+      'cur.tsv',
+      `a\tb\tid\n${Array.from({ length: 300 }, (_, i) => `${(i % 10) + 5}\tx${i % 3}\t${i}`).join('\n')}\n`,
+    );
+    const html = join(dir, 'out', 'drift.html');
+    const { stdout, stderr, code } = await driftline(
+      'drift',
+      '--reference',
+      ref,
+      '--current',
+      cur,
+      '--delimiter',
+      'tab',
+      '--ignore',
+      'id',
+      '--html',
+      html,
+      '--json',
+    );
+    expect([code, stderr]).toEqual([0, '']);
+    expect(jsonRows(stdout).map((r) => [r.column, r.drifted])).toEqual([
+      ['a', true],
+      ['b', false],
+    ]);
+    const page = readFileSync(html, 'utf8');
+    expect(page).toMatch(/^<!doctype html>/);
+    expect(page).toContain(`content="default-src 'none'`);
+    expect(page).not.toMatch(/<script|\ssrc=|\shref=|url\(/);
+    expect(page.match(/<figure class="chart"/g)).toHaveLength(2);
+    expect(page).toContain('<b>1 / 2</b>');
+  });
+
+  it('--progress writes phases to stderr, never to stdout', async () => {
+    const one = file('one.csv', 'x\n1\n2\n3\n');
+    const { stdout, stderr, code } = await driftline(
+      'drift',
+      '--reference',
+      one,
+      '--current',
+      one,
+      '--json',
+      '--progress',
+    );
+    expect(code).toBe(0);
+    expect(jsonRows(stdout)).toHaveLength(1);
+    expect(stderr).toMatch(/^driftline: reading .*one\.csv… \(\d+\.\d s\)\n/);
+    expect(stderr).toMatch(/driftline: done \(\d+\.\d s\)\n$/);
+  });
+});
+
+describe('errors: one line on stderr, a documented exit code, a stack trace only with --debug', () => {
+  const ok = file('ok.csv', 'a,b\n1,2\n3,4\n');
+
+  it.each([
+    [
+      'a missing file',
+      ['--reference', join(dir, 'nope.csv'), '--current', ok],
+      3,
+      `${join(dir, 'nope.csv')}: no such file — check the path`,
+    ],
+    [
+      'a ragged row',
+      ['--reference', file('ragged.csv', 'a,b\n1,2\n3\n'), '--current', ok],
+      3,
+      /ragged\.csv: line 3 has 1 field, the header has 2 — /,
+    ],
+    [
+      'a duplicate header',
+      ['--reference', file('dup.csv', 'a,a\n1,2\n'), '--current', ok],
+      3,
+      /dup\.csv: line 1: duplicate column name "a" \(columns 1 and 2\) — rename one of them/,
+    ],
+    [
+      'a column missing from one side',
+      ['--reference', file('abc.csv', 'a,b,c\n1,2,3\n'), '--current', ok],
+      3,
+      `${ok}: no column "c" (it is in ${join(dir, 'abc.csv')}) — add it, or leave it out with --ignore c`,
+    ],
+    [
+      'a forced-numeric column with text',
+      ['--reference', file('txt.csv', 'a,b\n1,2\n3,x\n'), '--current', ok, '--numeric', 'b'],
+      3,
+      /txt\.csv: line 3: column "b" is forced numeric but holds "x" — /,
+    ],
+    [
+      'a table without rows',
+      ['--reference', file('empty.csv', 'a,b\n'), '--current', ok],
+      3,
+      /empty\.csv: no data rows — /,
+    ],
+    [
+      'a file that is not Parquet',
+      ['--reference', file('bad.parquet', 'PAR1 not really'), '--current', ok],
+      3,
+      /bad\.parquet: not a readable Parquet file/,
+    ],
+    [
+      'a missing option',
+      ['--reference', ok],
+      2,
+      '--current: is required (the current table) — see driftline drift --help',
+    ],
+    [
+      'an unknown option',
+      ['--reference', ok, '--current', ok, '--bogus'],
+      2,
+      "Unknown option '--bogus' — see driftline drift --help",
+    ],
+    [
+      'a bad delimiter',
+      ['--reference', ok, '--current', ok, '--delimiter', ';;'],
+      2,
+      /^--delimiter: must be one ASCII character/,
+    ],
+    [
+      'a bad number',
+      ['--reference', ok, '--current', ok, '--alpha', '2'],
+      2,
+      '--alpha: must be between 0 and 1 (got 2) — see driftline drift --help',
+    ],
+  ] as const)('%s', async (_what, args, exit, message) => {
+    const { stdout, stderr, code } = await driftline('drift', ...args);
+    expect(code).toBe(exit);
+    expect(stdout).toBe('');
+    expect(stderr.split('\n')).toHaveLength(2); // one line and its newline
+    const line = stderr.replace(/^driftline: /, '').trimEnd();
+    if (typeof message === 'string') expect(line).toBe(message);
+    else expect(line).toMatch(message);
+  });
+
+  it('--debug adds the stack trace', async () => {
+    const { stderr, code } = await driftline('drift', '--reference', join(dir, 'nope.csv'), '--current', ok, '--debug');
+    expect(code).toBe(3);
+    expect(stderr).toMatch(/^driftline: .*nope\.csv: no such file — check the path\nDriftlineError: .*\n +at /);
+  });
+
+  it('reference: a bad table is exit 3 before any warehouse is opened; --data is --file', async () => {
+    const ragged = file('train.csv', 'x,y\n1\n');
+    const { stderr, code } = await driftline('reference', '--model', 'm', '--version', 'v1', '--data', ragged);
+    expect(code).toBe(3);
+    expect(stderr).toMatch(/train\.csv: line 2 has 1 field, the header has 2 — /);
+    const missing = await driftline('reference', '--model', 'm', '--version', 'v1');
+    expect([missing.code, missing.stderr]).toEqual([
+      2,
+      'driftline: --file: is required (the training table) — see driftline reference --help\n',
+    ]);
+  }, 30_000);
+});

@@ -8,6 +8,7 @@ interface AvroField {
   name: string;
   type: AvroSchema;
   doc?: string;
+  default?: unknown;
 }
 
 function tsType(schema: AvroSchema, named: Map<string, string>): string {
@@ -85,7 +86,10 @@ export function generateModule(files: ReadonlyArray<{ file: string; schema: Avro
     lines.push(`export interface ${name} {`);
     for (const field of schema.fields as AvroField[]) {
       if (field.doc !== undefined) lines.push(`  /** ${field.doc} */`);
-      lines.push(`  ${field.name}: ${tsType(field.type, named)};`);
+      // A field added later with a non-null default is optional to writers (the encoder writes the
+      // default); a null default keeps the field required, as before.
+      const optional = field.default !== undefined && field.default !== null ? '?' : '';
+      lines.push(`  ${field.name}${optional}: ${tsType(field.type, named)};`);
     }
     lines.push('}', '');
     const constName = `${name.charAt(0).toLowerCase()}${name.slice(1)}Schema`;

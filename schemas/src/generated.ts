@@ -88,10 +88,12 @@ export interface PredictionEvent {
   /** Score (probability of the positive class) or regression value. */
   prediction: number;
   predicted_class: null | string;
+  /** The version's role when it scored: production (answered), canary (answered, a share of entities) or shadow (logged, never answered). Records written before the field read as production. */
+  role?: string;
 }
 
 /** Avro schema of PredictionEvent (from schemas/avro/prediction-event.avsc). */
-export const predictionEventSchema = {"type":"record","name":"PredictionEvent","namespace":"io.driftline.v1","doc":"One model prediction with the features it was made from. Key: prediction_id.","fields":[{"name":"prediction_id","type":"string"},{"name":"model","type":"string"},{"name":"model_version","type":"string"},{"name":"entity_id","type":"string"},{"name":"event_time","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"When the prediction was made."},{"name":"features","type":{"type":"map","values":["null","double","string","boolean"]}},{"name":"prediction","type":"double","doc":"Score (probability of the positive class) or regression value."},{"name":"predicted_class","type":["null","string"],"default":null}]} as const;
+export const predictionEventSchema = {"type":"record","name":"PredictionEvent","namespace":"io.driftline.v1","doc":"One model prediction with the features it was made from. Key: prediction_id.","fields":[{"name":"prediction_id","type":"string"},{"name":"model","type":"string"},{"name":"model_version","type":"string"},{"name":"entity_id","type":"string"},{"name":"event_time","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"When the prediction was made."},{"name":"features","type":{"type":"map","values":["null","double","string","boolean"]}},{"name":"prediction","type":"double","doc":"Score (probability of the positive class) or regression value."},{"name":"predicted_class","type":["null","string"],"default":null},{"name":"role","type":"string","default":"production","doc":"The version's role when it scored: production (answered), canary (answered, a share of entities) or shadow (logged, never answered). Records written before the field read as production."}]} as const;
 
 /** A decision to retrain a model. Key: model. */
 export interface RetrainRequest {

@@ -123,6 +123,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     DRIFTLINE_LOG_LEVEL: process.env.DRIFTLINE_LOG_LEVEL ?? 'warn',
     DRIFTLINE_FEATURE_VIEWS: join(dir, 'views.yaml'),
     DRIFTLINE_FEATURE_API_PORT: '0',
+    DRIFTLINE_MODEL_SERVER_PORT: '0',
+    DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: join(dir, 'models'),
     DRIFTLINE_FEATURE_KEY_PREFIX: runId,
     DRIFTLINE_JOINER_KEY_PREFIX: `${runId}:joiner:`,
     DRIFTLINE_JOINER_WINDOW: `${WINDOW_MS}`,

@@ -1,0 +1,122 @@
+// The HTTP pieces the HTTP services share (feature-api, model-server): typed HTTP errors, a bounded
+// body reader, a JSON writer, constant-time bearer tokens and a node:http server with header,
+// request and keep-alive timeouts. Exported as `@driftline/service/http`.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DriftlineError } from '@driftline/core';
+
+/** An error with the HTTP status it is answered with. */
+export class HttpError extends DriftlineError {
+  constructor(
+    readonly status: number,
+    code: 'BAD_REQUEST' | 'UNAUTHORIZED' | 'NOT_FOUND' | 'SINK_UNAVAILABLE' | 'INTERNAL',
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+export const badRequest = (message: string) => new HttpError(400, 'BAD_REQUEST', message);
+
+/** Reads a request body up to `limit` bytes; more is a 413. */
+export function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        // Stop buffering but drain the rest, so the 413 can still be written on this socket.
+        req.off('data', onData);
+        req.resume();
+        reject(new HttpError(413, 'BAD_REQUEST', `request body larger than ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** Writes `body` as JSON; a 413 closes the connection, a 401 names the bearer realm. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, realm: string): void {
+  // Encoded once: byteLength + end(string) would walk the UTF-8 encoding twice.
+  const bytes = Buffer.from(JSON.stringify(body), 'utf8');
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': bytes.length,
+    ...(status === 413 ? { connection: 'close' } : {}),
+    ...(status === 401 ? { 'www-authenticate': `Bearer realm="${realm}"` } : {}),
+  });
+  res.end(bytes);
+}
+
+/**
+ * `Authorization: Bearer <token>` against the configured token, in constant time (both sides are
+ * hashed first, so neither content nor length leaks through timing). Throws a 401.
+ */
+export function checkBearer(header: string | undefined, expected: Buffer): void {
+  const given = header?.startsWith('Bearer ') === true ? header.slice(7) : '';
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  if (!(timingSafeEqual(a, b) && given !== '')) {
+    throw new HttpError(401, 'UNAUTHORIZED', 'missing or wrong bearer token');
+  }
+}
+
+export interface ServerTimeouts {
+  /** Time a client has to send its complete request headers (slow loris); 408 and close after. */
+  readonly headersTimeoutMs: number;
+  /** Time a client has to send its complete request, body included; 408 and close after. */
+  readonly requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open. */
+  readonly keepAliveTimeoutMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: ServerTimeouts = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 65_000,
+};
+
+export interface HttpServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Listens with `handle` on host:port (0: a free port), with the timeouts on every connection. */
+export async function listenHttp(
+  handle: (req: IncomingMessage, res: ServerResponse) => unknown,
+  options: Partial<ServerTimeouts> & { readonly port?: number; readonly host?: string },
+): Promise<HttpServer> {
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_TIMEOUTS.headersTimeoutMs;
+  const requestTimeout = Math.max(headersTimeout, options.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestTimeoutMs);
+  const server: Server = createServer(
+    {
+      headersTimeout,
+      requestTimeout,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? DEFAULT_TIMEOUTS.keepAliveTimeoutMs,
+      // How often node checks the two timeouts above (its default, 30 s, would let a slow client
+      // hold a connection up to that long past them).
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
+    },
+    (req, res) => {
+      void handle(req, res);
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

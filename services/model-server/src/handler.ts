@@ -1,0 +1,132 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DriftlineError, type Logger } from '@driftline/core';
+import { counter, histogram, type Registry } from '@driftline/observability';
+import type { OnlineStore } from '@driftline/online-store';
+import { checkBearer, HttpError, readBody, sendJson } from '@driftline/service/http';
+import type { PredictionLog } from './prediction-log.js';
+import { scoreInstances } from './predictor.js';
+import { DEFAULT_PREDICT_LIMITS, type PredictLimits, parsePredictBody } from './request.js';
+import type { ServingTable } from './serving.js';
+
+export interface ModelHandlerOptions extends Partial<PredictLimits> {
+  readonly table: ServingTable;
+  readonly store: OnlineStore;
+  readonly log: PredictionLog;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  /** When set, /v1 routes need `Authorization: Bearer <token>` (401 otherwise). */
+  readonly token?: string;
+  readonly now?: () => number;
+  /** Readiness beyond the store (the models.v1 follower). */
+  readonly ready?: () => boolean;
+}
+
+const PREFIX = '/v1/models/';
+const SUFFIX = ':predict';
+const REALM = 'driftline-model-server';
+
+function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof DriftlineError) {
+    if (error.code === 'BAD_REQUEST') return new HttpError(400, 'BAD_REQUEST', error.message);
+    if (error.retriable) return new HttpError(503, 'SINK_UNAVAILABLE', 'online store unavailable');
+  }
+  return new HttpError(500, 'INTERNAL', 'internal error');
+}
+
+/**
+ * The model server's routes:
+ * - `POST /v1/models/{model}:predict` — one entity or `{"instances": [...]}`;
+ * - `GET /v1/models` — the served models, their versions and roles;
+ * - `GET /healthz` (never needs the token).
+ */
+export function createModelHandler(options: ModelHandlerOptions) {
+  const { table, store, log, registry } = options;
+  const now = options.now ?? Date.now;
+  const limits: PredictLimits = {
+    maxBatch: options.maxBatch ?? DEFAULT_PREDICT_LIMITS.maxBatch,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_PREDICT_LIMITS.maxBodyBytes,
+    maxFeatures: options.maxFeatures ?? DEFAULT_PREDICT_LIMITS.maxFeatures,
+  };
+  const token = options.token === undefined ? undefined : Buffer.from(options.token, 'utf8');
+  const logger = options.logger.child({ component: 'model-server' });
+  let lastOutageLog = 0;
+  const metrics = {
+    latency: histogram(
+      registry,
+      'driftline_model_server_request_seconds',
+      'Model server request latency, by route and status',
+      ['route', 'status'],
+      [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    ),
+    predictions: counter(registry, 'driftline_model_server_predictions_total', 'Predictions made, by role', ['role']),
+    shadowFailures: counter(
+      registry,
+      'driftline_model_server_shadow_failures_total',
+      'Instances a shadow version could not score (the request is answered all the same)',
+      [],
+    ),
+  };
+
+  async function predict(req: IncomingMessage, model: string): Promise<unknown> {
+    const plan = table.get(model);
+    // Before the body is read: an unknown model costs nothing.
+    if (plan === undefined)
+      throw new HttpError(404, 'NOT_FOUND', `unknown model "${model}" (no promoted version is served)`);
+    const request = parsePredictBody(await readBody(req, limits.maxBodyBytes), limits);
+    const scored = await scoreInstances(plan, request.instances, store, now());
+    log.append(scored.events);
+    for (const p of scored.predictions) metrics.predictions.inc({ role: p.role });
+    if (scored.events.length > scored.predictions.length) {
+      metrics.predictions.inc({ role: 'shadow' }, scored.events.length - scored.predictions.length);
+    }
+    if (scored.shadowFailures > 0) metrics.shadowFailures.inc({}, scored.shadowFailures);
+    if (!request.batch) return { model, ...scored.predictions[0]! };
+    return { model, predictions: scored.predictions };
+  }
+
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = performance.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    let route = 'other';
+    let status = 200;
+    try {
+      let body: unknown;
+      if (token !== undefined && path.startsWith('/v1/')) checkBearer(req.headers.authorization, token);
+      if (path.startsWith(PREFIX) && path.endsWith(SUFFIX)) {
+        route = 'predict';
+        if (req.method !== 'POST') throw new HttpError(405, 'BAD_REQUEST', 'use POST to predict');
+        let model: string;
+        try {
+          model = decodeURIComponent(path.slice(PREFIX.length, -SUFFIX.length));
+        } catch {
+          throw new HttpError(400, 'BAD_REQUEST', 'path: malformed percent-encoding');
+        }
+        body = await predict(req, model);
+      } else if (path === '/v1/models') {
+        route = 'models';
+        body = { models: table.describe() };
+      } else if (path === '/healthz') {
+        route = 'health';
+        const ok = store.ready() && (options.ready?.() ?? true);
+        status = ok ? 200 : 503;
+        body = { status: ok ? 'ok' : 'unavailable' };
+      } else {
+        throw new HttpError(404, 'NOT_FOUND', `no route ${req.method ?? ''} ${path}`);
+      }
+      sendJson(res, status, body, REALM);
+    } catch (error) {
+      const e = toHttpError(error);
+      if (e.status === 500) logger.error({ err: error }, 'model server request failed');
+      if (e.status === 503 && Date.now() - lastOutageLog >= 1_000) {
+        lastOutageLog = Date.now();
+        logger.warn({ err: error }, 'answered 503');
+      }
+      status = e.status;
+      sendJson(res, status, { error: { code: e.code, message: e.message } }, REALM);
+    }
+    metrics.latency.observe({ route, status: String(status) }, (performance.now() - started) / 1000);
+  };
+}

@@ -1,0 +1,1 @@
+export { modelServer } from './service.js';

@@ -1,0 +1,118 @@
+import type { Logger } from '@driftline/core';
+import type { PredictionEvent } from '@driftline/schemas';
+import { HttpError } from '@driftline/service/http';
+
+export interface PredictionLogOptions {
+  /** Sends one batch to predictions.v1 and resolves once Kafka acknowledged it (acks=all). */
+  readonly publish: (events: readonly PredictionEvent[]) => Promise<void>;
+  /** Most records held (buffered and in flight); a request that would exceed it is a 503. */
+  readonly maxBuffered: number;
+  /** Longest time a record waits before its batch is sent. */
+  readonly flushIntervalMs: number;
+  /** Most records per send; a full batch is sent at once, without waiting for the interval. */
+  readonly maxBatch: number;
+  readonly logger: Logger;
+  /** Called with the backlog after every change (a gauge). */
+  readonly onBacklog?: (records: number) => void;
+}
+
+export interface PredictionLog {
+  /** Queues the records of one request, or throws a 503 when the bound would be exceeded. */
+  append(events: readonly PredictionEvent[]): void;
+  /** Records held: queued plus in flight. */
+  backlog(): number;
+  /** Sends everything queued now, retrying until it is sent or `deadlineMs` passed; returns what is left. */
+  drain(deadlineMs: number): Promise<number>;
+  /** Stops the timer after draining (what cannot be sent before the deadline is logged as lost). */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+/**
+ * The prediction log: a bounded in-memory queue sent to predictions.v1 in batches, at least every
+ * `flushIntervalMs` and at once when `maxBatch` records wait. One send at a time; a failed send
+ * keeps its records at the head of the queue and is retried on the next tick (the idempotent
+ * producer makes a resend after an unknown outcome at-least-once, never lost). When the queue is
+ * full, predictions are refused (503) rather than answered unlogged. What a kill loses: the records
+ * queued or in flight at that moment, at most `maxBuffered` and in steady state about
+ * `flushIntervalMs` worth of traffic plus one send's round trip; a graceful stop drains first.
+ */
+export function createPredictionLog(options: PredictionLogOptions): PredictionLog {
+  const { publish, maxBuffered, flushIntervalMs, maxBatch, logger } = options;
+  let queue: PredictionEvent[] = [];
+  let inFlight = 0;
+  let sending: Promise<void> | undefined;
+  let lastFailureLog = 0;
+  const backlog = () => queue.length + inFlight;
+  const report = () => options.onBacklog?.(backlog());
+
+  const sendOnce = async (): Promise<void> => {
+    if (queue.length === 0) return;
+    const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
+    queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
+    inFlight = batch.length;
+    try {
+      await publish(batch);
+    } catch (error) {
+      queue = batch.concat(queue);
+      if (Date.now() - lastFailureLog >= 1_000) {
+        lastFailureLog = Date.now();
+        logger.warn({ err: error, backlog: backlog() }, 'prediction log send failed; retrying');
+      }
+      throw error;
+    } finally {
+      inFlight = 0;
+      report();
+    }
+  };
+  const kick = (): Promise<void> => {
+    sending ??= sendOnce().then(
+      () => {
+        sending = undefined;
+        // A full batch waiting goes now, not at the next tick, but after the requests already
+        // waiting on the event loop: encoding is CPU work on the serving thread.
+        if (queue.length >= maxBatch) setImmediate(() => void kick());
+      },
+      () => {
+        // A failed send waits for the next tick: no busy retry loop against a broker that is down.
+        sending = undefined;
+      },
+    );
+    return sending;
+  };
+  const timer = setInterval(() => void kick(), flushIntervalMs);
+  timer.unref();
+
+  async function drain(deadlineMs: number): Promise<number> {
+    const until = Date.now() + deadlineMs;
+    while (backlog() > 0 && Date.now() < until) {
+      await (sending ?? kick());
+      if (queue.length > 0 && sending === undefined) {
+        // A failed send: wait a little before the next attempt.
+        await new Promise((r) => setTimeout(r, Math.min(100, flushIntervalMs)));
+      }
+    }
+    return backlog();
+  }
+
+  return {
+    append(events) {
+      if (backlog() + events.length > maxBuffered) {
+        throw new HttpError(
+          503,
+          'SINK_UNAVAILABLE',
+          `prediction log backlog full (${maxBuffered} records not yet acknowledged by Kafka); retry later`,
+        );
+      }
+      for (const e of events) queue.push(e);
+      report();
+      if (queue.length >= maxBatch && sending === undefined) setImmediate(() => void kick());
+    },
+    backlog,
+    drain,
+    async close(deadlineMs = 10_000) {
+      const left = await drain(deadlineMs);
+      clearInterval(timer);
+      if (left > 0) logger.error({ lost: left }, 'prediction log closed with records not sent; they are lost');
+    },
+  };
+}

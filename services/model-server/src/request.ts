@@ -1,0 +1,83 @@
+import { jsonDepthWithin } from '@driftline/core';
+import { isWellFormed, MAX_ENTITY_LENGTH } from '@driftline/features';
+import type { FeatureValue } from '@driftline/schemas';
+import { badRequest } from '@driftline/service/http';
+
+/** One entity to score, with feature values that take precedence over the online store's. */
+export interface Instance {
+  readonly entityId: string;
+  readonly features: Readonly<Record<string, FeatureValue>> | undefined;
+}
+
+export interface PredictRequest {
+  /** True for `{"instances": [...]}` (answered as `predictions`), false for one entity. */
+  readonly batch: boolean;
+  readonly instances: readonly Instance[];
+}
+
+export interface PredictLimits {
+  /** Most instances one batch may hold. */
+  readonly maxBatch: number;
+  /** Largest request body in bytes (413 above). */
+  readonly maxBodyBytes: number;
+  /** Most feature values one instance may pass. */
+  readonly maxFeatures: number;
+}
+
+export const DEFAULT_PREDICT_LIMITS: PredictLimits = { maxBatch: 1_000, maxBodyBytes: 1_048_576, maxFeatures: 256 };
+
+/** Deepest nesting of a valid body is 4 (`{"instances":[{"features":{…}}]}`); checked before JSON.parse. */
+const MAX_BODY_DEPTH = 6;
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function instance(json: unknown, where: string, maxFeatures: number): Instance {
+  if (!isObject(json)) throw badRequest(`${where}: expected an object with entity_id`);
+  let features: Record<string, FeatureValue> | undefined;
+  for (const key of Object.keys(json)) {
+    if (key !== 'entity_id' && key !== 'features') throw badRequest(`${where}: unknown field "${key}"`);
+  }
+  const id = json.entity_id;
+  if (typeof id !== 'string' || id.length === 0) throw badRequest(`${where}.entity_id: must be a non-empty string`);
+  if (id.length > MAX_ENTITY_LENGTH) throw badRequest(`${where}.entity_id: at most ${MAX_ENTITY_LENGTH} characters`);
+  if (!isWellFormed(id)) throw badRequest(`${where}.entity_id: not well-formed Unicode`);
+  if (json.features !== undefined) {
+    if (!isObject(json.features)) throw badRequest(`${where}.features: expected an object of feature values`);
+    features = json.features as Record<string, FeatureValue>;
+    let n = 0;
+    for (const name in features) {
+      if (++n > maxFeatures) throw badRequest(`${where}.features: at most ${maxFeatures} feature values`);
+      const v = features[name];
+      if (v !== null && typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
+        throw badRequest(`${where}.features.${name}: expected a number, string, boolean or null`);
+      }
+    }
+  }
+  return { entityId: id, features };
+}
+
+/**
+ * The JSON body of `POST /v1/models/{model}:predict`: `{"entity_id", "features"?}` or
+ * `{"instances": [{"entity_id", "features"?}, ...]}` (1 to maxBatch). Every malformed part is a
+ * 400 that names the field.
+ */
+export function parsePredictBody(text: string, limits: PredictLimits): PredictRequest {
+  if (!jsonDepthWithin(text, MAX_BODY_DEPTH)) throw badRequest(`body: nesting deeper than ${MAX_BODY_DEPTH} levels`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw badRequest(`body is not JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(json)) throw badRequest('body: expected {"entity_id": …} or {"instances": […]}');
+  if (!('instances' in json)) return { batch: false, instances: [instance(json, 'body', limits.maxFeatures)] };
+  for (const key of Object.keys(json)) {
+    if (key !== 'instances') throw badRequest(`body: unknown field "${key}" next to instances`);
+  }
+  const list = json.instances;
+  if (!Array.isArray(list) || list.length === 0) throw badRequest('instances: must be a non-empty array');
+  if (list.length > limits.maxBatch) {
+    throw badRequest(`instances: at most ${limits.maxBatch} per request, got ${list.length}`);
+  }
+  return { batch: true, instances: list.map((x, i) => instance(x, `instances[${i}]`, limits.maxFeatures)) };
+}

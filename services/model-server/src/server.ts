@@ -1,0 +1,80 @@
+import type { Logger } from '@driftline/core';
+import type { FeatureViews } from '@driftline/features';
+import { gauge, type Registry } from '@driftline/observability';
+import type { OnlineStore } from '@driftline/online-store';
+import type { PredictionEvent } from '@driftline/schemas';
+import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
+import { createModelHandler } from './handler.js';
+import { createPredictionLog, type PredictionLog } from './prediction-log.js';
+import type { PredictLimits } from './request.js';
+import { ServingTable, type VersionLoader } from './serving.js';
+import type { CanarySpec } from './specs.js';
+
+export interface PredictionLogBounds {
+  readonly maxBuffered: number;
+  readonly flushIntervalMs: number;
+  readonly maxBatch: number;
+}
+
+export const DEFAULT_LOG_BOUNDS: PredictionLogBounds = { maxBuffered: 50_000, flushIntervalMs: 50, maxBatch: 200 };
+
+export interface ModelServerOptions extends Partial<PredictLimits>, Partial<ServerTimeouts> {
+  readonly store: OnlineStore;
+  readonly views: FeatureViews;
+  readonly load: VersionLoader;
+  readonly publish: (events: readonly PredictionEvent[]) => Promise<void>;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  readonly canaries?: ReadonlyMap<string, CanarySpec>;
+  readonly shadows?: ReadonlyMap<string, readonly string[]>;
+  readonly logBounds?: Partial<PredictionLogBounds>;
+  readonly token?: string;
+  readonly port?: number;
+  readonly host?: string;
+  readonly ready?: () => boolean;
+}
+
+export interface ModelServer extends HttpServer {
+  readonly table: ServingTable;
+  readonly log: PredictionLog;
+}
+
+/**
+ * The model server without its Kafka follower: the HTTP routes over a serving table, an online
+ * store and a prediction log. The service wires models.v1 to `table.promote` and the log to
+ * predictions.v1; tests and the bench drive it directly. `close()` stops listening, then drains
+ * the log.
+ */
+export async function startModelServer(options: ModelServerOptions): Promise<ModelServer> {
+  const backlog = gauge(
+    options.registry,
+    'driftline_model_server_log_backlog',
+    'Prediction records not yet acknowledged by Kafka',
+    [],
+  );
+  const log = createPredictionLog({
+    ...DEFAULT_LOG_BOUNDS,
+    ...options.logBounds,
+    publish: options.publish,
+    logger: options.logger,
+    onBacklog: (n) => backlog.set(n),
+  });
+  const table = new ServingTable({
+    views: options.views,
+    load: options.load,
+    canaries: options.canaries ?? new Map(),
+    shadows: options.shadows ?? new Map(),
+    logger: options.logger,
+  });
+  const handler = createModelHandler({ ...options, table, log });
+  const server = await listenHttp(handler, options);
+  return {
+    port: server.port,
+    table,
+    log,
+    async close() {
+      await server.close();
+      await log.close();
+    },
+  };
+}

@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
+import { ConfigError, envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
+import { type FeatureViews, loadFeatureViews } from '@driftline/features';
+import type { ConsumerHandle } from '@driftline/kafka';
+import { onlineStoreEnvShape } from '@driftline/online-store';
+import { contracts, type ModelEvent } from '@driftline/schemas';
+import { defineService } from '@driftline/service';
+import { DEFAULT_TIMEOUTS, type ServerTimeouts } from '@driftline/service/http';
+import { z } from 'zod';
+import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
+import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer } from './server.js';
+import { artifactLoader } from './serving.js';
+import { type CanarySpec, parseCanaries, parseShadows } from './specs.js';
+
+export const modelServerEnvShape = {
+  ...onlineStoreEnvShape,
+  /** Port of the model server (0 picks a free one). */
+  DRIFTLINE_MODEL_SERVER_PORT: envField.int(0, 65_535).default(8081),
+  DRIFTLINE_MODEL_SERVER_HOST: envField.string().default('127.0.0.1'),
+  /** The trainer's artifact directory: versions are read from <dir>/<model>/<version>/{model,meta}.json. */
+  DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: envField.string().default('.driftline/models'),
+  /** Static canaries: `model=version@share,...` (share in (0, 1], sticky per entity). */
+  DRIFTLINE_MODEL_SERVER_CANARY: envField.string().default(''),
+  /** Static shadows: `model=version,...` (scored and logged on every request, never answered). */
+  DRIFTLINE_MODEL_SERVER_SHADOW: envField.string().default(''),
+  /** Most instances per batch request. */
+  DRIFTLINE_MODEL_SERVER_MAX_BATCH: envField.int(1, 10_000).default(DEFAULT_PREDICT_LIMITS.maxBatch),
+  /** Largest request body in bytes (413 above). */
+  DRIFTLINE_MODEL_SERVER_MAX_BODY_BYTES: envField
+    .int(1_024, 64 * 1_048_576)
+    .default(DEFAULT_PREDICT_LIMITS.maxBodyBytes),
+  /** Most feature values one instance may pass. */
+  DRIFTLINE_MODEL_SERVER_MAX_FEATURES: envField.int(1, 10_000).default(DEFAULT_PREDICT_LIMITS.maxFeatures),
+  /** Most prediction records held before Kafka acknowledged them; beyond, predictions are refused (503). */
+  DRIFTLINE_MODEL_SERVER_LOG_BUFFER: envField.int(100, 10_000_000).default(DEFAULT_LOG_BOUNDS.maxBuffered),
+  /** Longest a prediction record waits before it is sent to predictions.v1. */
+  DRIFTLINE_MODEL_SERVER_LOG_FLUSH: envField.duration(1).default(DEFAULT_LOG_BOUNDS.flushIntervalMs),
+  /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
+  DRIFTLINE_MODEL_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.headersTimeoutMs),
+  DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.requestTimeoutMs),
+  DRIFTLINE_MODEL_SERVER_KEEP_ALIVE_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
+};
+
+export interface ModelServerConfig {
+  readonly views: FeatureViews;
+  readonly redis: RedisConnectionConfig;
+  readonly keyPrefix: string;
+  readonly port: number;
+  readonly host: string;
+  readonly artifactDir: string;
+  readonly canaries: ReadonlyMap<string, CanarySpec>;
+  readonly shadows: ReadonlyMap<string, readonly string[]>;
+  readonly limits: PredictLimits;
+  readonly logBounds: PredictionLogBounds;
+  readonly timeouts: ServerTimeouts;
+  readonly token?: string;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** The model-server service: scores promoted models on online features, logs every prediction. */
+export const modelServer = defineService({
+  name: 'model-server',
+  description: 'Scores the promoted model (plus static canary/shadows) on online features over HTTP; logs predictions',
+  needs: ['kafka', 'registry', 'redis'],
+  envShape: modelServerEnvShape,
+  configure(env): ModelServerConfig {
+    if (env.DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT > env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT) {
+      throw new ConfigError(
+        'DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT',
+        `must not exceed DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT (${env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT} ms)`,
+      );
+    }
+    const canaries = parseCanaries(env.DRIFTLINE_MODEL_SERVER_CANARY);
+    const shadows = parseShadows(env.DRIFTLINE_MODEL_SERVER_SHADOW);
+    for (const [model, c] of canaries) {
+      if (shadows.get(model)?.includes(c.version)) {
+        throw new ConfigError(
+          'DRIFTLINE_MODEL_SERVER_SHADOW',
+          `${model}=${c.version} is the canary of ${model} already`,
+        );
+      }
+    }
+    return {
+      views: loadFeatureViews(env.DRIFTLINE_FEATURE_VIEWS),
+      redis: toRedisConnectionConfig(env),
+      keyPrefix: env.DRIFTLINE_FEATURE_KEY_PREFIX,
+      port: env.DRIFTLINE_MODEL_SERVER_PORT,
+      host: env.DRIFTLINE_MODEL_SERVER_HOST,
+      artifactDir: resolve(env.DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR),
+      canaries,
+      shadows,
+      limits: {
+        maxBatch: env.DRIFTLINE_MODEL_SERVER_MAX_BATCH,
+        maxBodyBytes: env.DRIFTLINE_MODEL_SERVER_MAX_BODY_BYTES,
+        maxFeatures: env.DRIFTLINE_MODEL_SERVER_MAX_FEATURES,
+      },
+      logBounds: {
+        maxBuffered: env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER,
+        flushIntervalMs: env.DRIFTLINE_MODEL_SERVER_LOG_FLUSH,
+        maxBatch: Math.min(DEFAULT_LOG_BOUNDS.maxBatch, env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER),
+      },
+      timeouts: {
+        headersTimeoutMs: env.DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT,
+        requestTimeoutMs: env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT,
+        keepAliveTimeoutMs: env.DRIFTLINE_MODEL_SERVER_KEEP_ALIVE_TIMEOUT,
+      },
+      ...(env.DRIFTLINE_MODEL_SERVER_TOKEN === undefined ? {} : { token: env.DRIFTLINE_MODEL_SERVER_TOKEN }),
+    };
+  },
+  async start(ctx, config) {
+    if (config.token === undefined && !LOOPBACK.has(config.host)) {
+      ctx.logger.warn(
+        { host: config.host },
+        'model server listens beyond loopback without DRIFTLINE_MODEL_SERVER_TOKEN: anyone who reaches it can score',
+      );
+    }
+    const predictions = ctx.publisher(contracts.prediction);
+    // Topic and schema now: a registry refusal fails start-up, not the first prediction.
+    await predictions.prepare();
+    const modelCodec = ctx.codec().forTopic(contracts.model, ctx.topic('model'));
+    // Loaded here, not at module load: importing this package never loads ioredis.
+    const { createRedisOnlineStore } = await import('@driftline/online-store/redis');
+    const store = createRedisOnlineStore(config.redis, {
+      use: 'online-read',
+      keyPrefix: config.keyPrefix,
+      name: 'driftline-model-server',
+      onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
+    });
+    let follower: ConsumerHandle | undefined;
+    let server: Awaited<ReturnType<typeof startModelServer>> | undefined;
+    try {
+      server = await startModelServer({
+        store,
+        views: config.views,
+        load: artifactLoader(config.artifactDir),
+        publish: (events) => predictions.publish(events),
+        registry: ctx.registry,
+        logger: ctx.logger,
+        canaries: config.canaries,
+        shadows: config.shadows,
+        logBounds: config.logBounds,
+        port: config.port,
+        host: config.host,
+        ...config.limits,
+        ...config.timeouts,
+        ...(config.token === undefined ? {} : { token: config.token }),
+        ready: () => follower?.ready() ?? false,
+      });
+      const table = server.table;
+      // Promotions: every instance reads all of models.v1 on every start (the newest PROMOTED per
+      // model wins) through a group of its own that stores no offsets and is deleted on stop
+      // (forgotten by the broker once empty after a crash): restarts leave no groups behind.
+      follower = await ctx.consume<ModelEvent>({
+        groupId: `driftline-model-server-models-${randomUUID().slice(0, 8)}`,
+        topics: [ctx.topic('model')],
+        fromBeginning: true,
+        ephemeral: true,
+        processor: {
+          decode: (r) => modelCodec.decode(r.value),
+          async process(items) {
+            // Within a batch only the last promotion of a model matters (a start replays them all).
+            const last = new Map<string, string>();
+            for (const { value: e } of items) if (e.kind === 'PROMOTED') last.set(e.model, e.version);
+            for (const [model, version] of last) {
+              await table.promote(model, version).catch((error: unknown) => {
+                ctx.logger.error(
+                  { model, version, err: (error as Error).message },
+                  'promoted version could not be loaded; the previous one keeps serving',
+                );
+              });
+            }
+          },
+        },
+      });
+    } catch (error) {
+      await server?.close();
+      await store.close();
+      throw error;
+    }
+    const running = server;
+    const handle = follower;
+    ctx.logger.info({ port: running.port, host: config.host }, 'model server listening');
+    return {
+      port: running.port,
+      ready: () => store.ready() && handle.ready(),
+      async stop() {
+        await handle.stop().catch(() => {});
+        await running.close();
+        await store.close();
+      },
+    };
+  },
+});

@@ -1,0 +1,38 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { syntheticModelJson } from '@driftline/scoring/bench';
+
+/** Four double features f0..f3; f0, f1 in view `user`, f2 in view `account`, f3 only in requests. */
+export const VIEWS_YAML = `views:
+  - name: user
+    entity: user_id
+    ttl: 1d
+    features:
+      f0: double
+      f1: double
+      other: string
+  - name: account
+    entity: user_id
+    ttl: 1d
+    features:
+      f2: double
+`;
+
+export const FEATURES = ['f0', 'f1', 'f2', 'f3'];
+
+/** Writes `<dir>/<model>/<version>/{model,meta}.json` as the trainer's worker does; a seeded synthetic model. */
+export function writeVersion(
+  dir: string,
+  model: string,
+  version: string,
+  seed: number,
+  trees = 20,
+  depth = 4,
+): unknown {
+  const at = join(dir, model, version);
+  mkdirSync(at, { recursive: true });
+  const json = syntheticModelJson(seed, trees, depth, FEATURES.length);
+  writeFileSync(join(at, 'model.json'), JSON.stringify(json));
+  writeFileSync(join(at, 'meta.json'), JSON.stringify({ features: FEATURES, categories: {} }));
+  return json;
+}

@@ -1,0 +1,294 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@driftline/core';
+import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
+import { createMetricsRegistry } from '@driftline/observability';
+import { InMemoryOnlineStore } from '@driftline/online-store';
+import type { PredictionEvent } from '@driftline/schemas';
+import { loadXgboostModel } from '@driftline/scoring';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPredictionLog } from '../src/prediction-log.js';
+import { type ModelServer, startModelServer } from '../src/server.js';
+import { artifactLoader } from '../src/serving.js';
+import { parseCanaries, parseShadows } from '../src/specs.js';
+import { buildVersion, planServing } from '../src/version.js';
+import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
+
+const views = parseFeatureViewsText(VIEWS_YAML);
+const dir = mkdtempSync(join(tmpdir(), 'model-server-'));
+const models = {
+  v1: writeVersion(dir, 'm', 'v1', 1),
+  v2: writeVersion(dir, 'm', 'v2', 2),
+  v3: writeVersion(dir, 'm', 'v3', 3),
+};
+const scorer = (v: keyof typeof models) => loadXgboostModel(models[v]);
+const expected = (v: keyof typeof models, row: Array<number | null>) =>
+  scorer(v).predictOne(Float32Array.from(row.map((x) => (x === null ? Number.NaN : x))));
+
+describe('static specs', () => {
+  it('parses canaries and shadows; errors name the variable and the entry', () => {
+    expect(parseCanaries(' m=v7@0.1, n=a.b@1')).toEqual(
+      new Map([
+        ['m', { version: 'v7', share: 0.1 }],
+        ['n', { version: 'a.b', share: 1 }],
+      ]),
+    );
+    expect(parseShadows('m=v8,m=v9')).toEqual(new Map([['m', ['v8', 'v9']]]));
+    expect(parseCanaries('')).toEqual(new Map());
+    expect(() => parseCanaries('m=v7')).toThrow(/DRIFTLINE_MODEL_SERVER_CANARY.*m: expected version@share/);
+    expect(() => parseCanaries('m=v7@0')).toThrow(/share must be a number in \(0, 1\]/);
+    expect(() => parseCanaries('m=v7@1.5')).toThrow(/share must be a number in \(0, 1\]/);
+    expect(() => parseCanaries('m=v7@0.1,m=v8@0.2')).toThrow(/one canary per model/);
+    expect(() => parseShadows('m=../x')).toThrow(/DRIFTLINE_MODEL_SERVER_SHADOW.*version "..\/x"/);
+    expect(() => parseShadows('m=v1,m=v1')).toThrow(/listed twice/);
+  });
+});
+
+describe('serving plan', () => {
+  it('reads each view once, projected to the features of all versions; request-only features read nothing', () => {
+    const v = buildVersion('m', 'v1', models.v1, { features: FEATURES });
+    const plan = planServing(views, {
+      production: v,
+      shadows: [buildVersion('m', 'v2', models.v2, { features: FEATURES })],
+    });
+    expect(plan.reads.map((r) => [r.view.name, r.features])).toEqual([
+      ['user', ['f0', 'f1']],
+      ['account', ['f2']],
+    ]);
+    expect([...plan.production.sources]).toEqual([0, 0, 1, -1]);
+    expect(plan.shadows[0]!.role).toBe('shadow');
+  });
+
+  it('refuses a feature two views declare', () => {
+    const twice = parseFeatureViewsText(
+      `${VIEWS_YAML}  - name: dup\n    entity: user_id\n    features:\n      f2: double\n`,
+    );
+    const v = buildVersion('m', 'v1', models.v1, { features: FEATURES });
+    expect(() => planServing(twice, { production: v })).toThrow(/feature "f2" is declared by views account and dup/);
+  });
+});
+
+interface Harness {
+  server: ModelServer;
+  base: string;
+  logged: PredictionEvent[];
+  store: InMemoryOnlineStore;
+}
+
+async function harness(options: { canary?: string; shadow?: string; maxBodyBytes?: number } = {}): Promise<Harness> {
+  const store = new InMemoryOnlineStore();
+  const logged: PredictionEvent[] = [];
+  const server = await startModelServer({
+    store,
+    views,
+    load: artifactLoader(dir),
+    publish: async (events) => {
+      logged.push(...events);
+    },
+    registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+    logger: silentLogger,
+    canaries: parseCanaries(options.canary ?? ''),
+    shadows: parseShadows(options.shadow ?? ''),
+    logBounds: { flushIntervalMs: 5 },
+    maxBatch: 100,
+    maxBodyBytes: options.maxBodyBytes ?? 4_096,
+  });
+  const t = Date.now();
+  const event = (view: string, entity: string, features: Record<string, number>, id: string) =>
+    validateFeatureEvent(views, { event_id: id, view, entity_id: entity, event_time: t, features });
+  await store.write(
+    planWrites([
+      event('user', 'u1', { f0: 0.5, f1: -1.25 }, 'e1'),
+      event('account', 'u1', { f2: 2 }, 'e2'),
+      event('user', 'u2', { f0: -0.3 }, 'e3'),
+    ]),
+  );
+  return { server, base: `http://127.0.0.1:${server.port}`, logged, store };
+}
+
+const post = (h: Harness, model: string, body: unknown) =>
+  fetch(`${h.base}/v1/models/${model}:predict`, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+
+describe('model server over the in-memory store', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await harness({ shadow: 'm=v3' });
+    await h.server.table.promote('m', 'v1');
+  });
+  afterAll(() => h.server.close());
+
+  it('scores one entity from its online features, with the request overriding and missing = NaN', async () => {
+    const res = await post(h, 'm', { entity_id: 'u1', features: { f3: 7 } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ model: 'm', entity_id: 'u1', version: 'v1', role: 'production' });
+    expect(body.score).toBe(expected('v1', [0.5, -1.25, 2, 7]));
+    expect(typeof body.prediction_id).toBe('string');
+    // u2 has no account row and no f3: both missing.
+    const u2 = (await (await post(h, 'm', { entity_id: 'u2', features: { f1: 1 } })).json()) as { score: number };
+    expect(u2.score).toBe(expected('v1', [-0.3, 1, null, null]));
+  });
+
+  it('answers a batch in order and logs what each version saw, shadows included but never answered', async () => {
+    await h.server.log.drain(5_000); // the previous test's records first
+    h.logged.length = 0;
+    const res = await post(h, 'm', { instances: [{ entity_id: 'u2' }, { entity_id: 'u1', features: { f0: 1 } }] });
+    const body = (await res.json()) as {
+      predictions: Array<{ entity_id: string; score: number; version: string; prediction_id: string }>;
+    };
+    expect(body.predictions.map((p) => [p.entity_id, p.version])).toEqual([
+      ['u2', 'v1'],
+      ['u1', 'v1'],
+    ]);
+    expect(body.predictions[1]!.score).toBe(expected('v1', [1, -1.25, 2, null]));
+    await h.server.log.drain(5_000);
+    expect(h.logged).toHaveLength(4);
+    const answered = h.logged.filter((e) => e.role === 'production');
+    expect(answered.map((e) => e.prediction_id)).toEqual(body.predictions.map((p) => p.prediction_id));
+    expect(answered[1]!.features).toEqual({ f0: 1, f1: -1.25, f2: 2, f3: null });
+    const shadow = h.logged.filter((e) => e.role === 'shadow');
+    expect(shadow.map((e) => [e.model_version, e.prediction_id])).toEqual(
+      body.predictions.map((p) => ['v3', `${p.prediction_id}.shadow.v3`]),
+    );
+    expect(shadow[1]!.prediction).toBe(expected('v3', [1, -1.25, 2, null]));
+  });
+
+  it('answers unknown models, bad input and entities without features with one-line 4xx', async () => {
+    const cases: Array<[string, unknown, number, RegExp]> = [
+      ['nope', { entity_id: 'u1' }, 404, /unknown model "nope"/],
+      ['m', '{', 400, /body is not JSON/],
+      ['m', { entity: 'u1' }, 400, /body: unknown field "entity"/],
+      ['m', { entity_id: '' }, 400, /body.entity_id: must be a non-empty string/],
+      ['m', { entity_id: 'u1', features: { zz: 1 } }, 400, /body.features.zz: not a feature of model "m"/],
+      ['m', { entity_id: 'u1', features: { f0: 'high' } }, 400, /body.features.f0: expected a number or boolean/],
+      [
+        'm',
+        { entity_id: 'u1', features: { f0: [1] } },
+        400,
+        /body.features.f0: expected a number, string, boolean or null/,
+      ],
+      ['m', { instances: [] }, 400, /instances: must be a non-empty array/],
+      ['m', { instances: Array(101).fill({ entity_id: 'u1' }) }, 400, /at most 100 per request/],
+      [
+        'm',
+        { instances: [{ entity_id: 'u1' }, { entity_id: 'ghost' }] },
+        422,
+        /instances\[1\]: entity "ghost" has no features in views user, account/,
+      ],
+      ['m', { entity_id: 'x'.repeat(5_000) }, 413, /larger than 4096 bytes/],
+    ];
+    for (const [model, body, status, message] of cases) {
+      const res = await post(h, model, body);
+      const json = (await res.json()) as { error: { message: string } };
+      expect([res.status, json.error.message]).toEqual([status, expect.stringMatching(message)]);
+      expect(json.error.message).not.toContain('\n');
+    }
+    expect((await fetch(`${h.base}/v1/models/m:predict`)).status).toBe(405);
+    expect(await (await fetch(`${h.base}/v1/models`)).json()).toEqual({
+      models: [{ model: 'm', production: 'v1', shadows: ['v3'] }],
+    });
+  });
+});
+
+describe('canary', () => {
+  it('answers a sticky share of entities with the canary version, logged with role canary', async () => {
+    const h = await harness({ canary: 'm=v2@0.3', maxBodyBytes: 1_048_576 });
+    try {
+      await h.server.table.promote('m', 'v1');
+      const n = 2_000;
+      const instances = Array.from({ length: n }, (_, i) => ({ entity_id: `e${i}`, features: { f0: i / n } }));
+      const versions: string[] = [];
+      for (let i = 0; i < n; i += 100) {
+        const res = await post(h, 'm', { instances: instances.slice(i, i + 100) });
+        for (const p of ((await res.json()) as { predictions: Array<{ version: string; role: string }> }).predictions) {
+          versions.push(`${p.version}/${p.role}`);
+        }
+      }
+      const share = versions.filter((v) => v === 'v2/canary').length / n;
+      expect(share).toBeGreaterThan(0.27);
+      expect(share).toBeLessThan(0.33);
+      expect(versions.every((v) => v === 'v2/canary' || v === 'v1/production')).toBe(true);
+      await h.server.log.drain(5_000);
+      expect(h.logged.filter((e) => e.role === 'canary').length).toBe(versions.filter((v) => v === 'v2/canary').length);
+      expect(h.logged.filter((e) => e.role === 'canary').every((e) => e.model_version === 'v2')).toBe(true);
+      // Sticky: the same entities again get the same versions.
+      const again = (await (await post(h, 'm', { instances: instances.slice(0, 100) })).json()) as {
+        predictions: Array<{ version: string; role: string }>;
+      };
+      expect(again.predictions.map((p) => `${p.version}/${p.role}`)).toEqual(versions.slice(0, 100));
+      // Promoting the canary makes it production: no canary left.
+      await h.server.table.promote('m', 'v2');
+      expect(h.server.table.describe()).toEqual([{ model: 'm', production: 'v2', shadows: [] }]);
+    } finally {
+      await h.server.close();
+    }
+  });
+});
+
+describe('swaps', () => {
+  it('a swap under load fails no request; a version that cannot load leaves the current one serving', async () => {
+    const h = await harness();
+    try {
+      await h.server.table.promote('m', 'v1');
+      let stop = false;
+      const seen: Record<string, number> = {};
+      let failures = 0;
+      const client = async () => {
+        while (!stop) {
+          const res = await post(h, 'm', { entity_id: 'u1' });
+          if (res.status !== 200) failures++;
+          const v = ((await res.json()) as { version: string }).version;
+          seen[v] = (seen[v] ?? 0) + 1;
+        }
+      };
+      const clients = [client(), client(), client(), client()];
+      for (const v of ['v2', 'v1', 'v2', 'v3', 'v2']) {
+        await new Promise((r) => setTimeout(r, 30));
+        await h.server.table.promote('m', v);
+      }
+      await expect(h.server.table.promote('m', 'v9')).rejects.toThrow(/no artifacts/);
+      await new Promise((r) => setTimeout(r, 30));
+      stop = true;
+      await Promise.all(clients);
+      expect(failures).toBe(0);
+      expect(Object.keys(seen).sort()).toEqual(['v1', 'v2', 'v3']);
+      expect(h.server.table.get('m')!.production.loaded.version).toBe('v2');
+    } finally {
+      await h.server.close();
+    }
+  });
+});
+
+describe('prediction log', () => {
+  const ev = (i: number) => ({ prediction_id: `p${i}` }) as PredictionEvent;
+
+  it('is bounded: refuses (503) beyond maxBuffered; a failed send is kept and retried in order', async () => {
+    let fail = true;
+    const sent: string[] = [];
+    const log = createPredictionLog({
+      publish: async (events) => {
+        if (fail) throw new Error('broker down');
+        sent.push(...events.map((e) => e.prediction_id));
+      },
+      maxBuffered: 5,
+      flushIntervalMs: 5,
+      maxBatch: 2,
+      logger: silentLogger,
+    });
+    log.append([ev(1), ev(2), ev(3)]);
+    log.append([ev(4), ev(5)]);
+    expect(() => log.append([ev(6)])).toThrow(/prediction log backlog full \(5 records/);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(log.backlog()).toBe(5);
+    fail = false;
+    expect(await log.drain(2_000)).toBe(0);
+    expect(sent).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
+    log.append([ev(6)]);
+    await log.close();
+    expect(sent).toHaveLength(6);
+  });
+});

@@ -51,6 +51,7 @@ const driftlineServices = [
   'label-joiner',
   'retrain-trigger',
   'trainer',
+  'alert-router',
 ];
 
 const composePlugin = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0;

@@ -11,6 +11,7 @@ export { type Migration, migrate } from './migrate.js';
 export { migrations } from './migrations.js';
 export type { PipelineCounts, TrainedVersion, WindowVerdicts } from './read-models/pipeline-summary.js';
 export type { ReportRange } from './read-models/report.js';
+export type { AlertDeliveryRow, AlertDeliveryStore } from './tables/alert-deliveries.js';
 export type {
   Progress,
   ProgressStage,
@@ -33,6 +34,7 @@ export {
   type WindowData,
 } from './tables/predictions.js';
 export type { ReferenceStore } from './tables/reference-profiles.js';
+export { RETENTION_DAYS } from './tables/retention.js';
 export type { DecisionRow, DecisionStore } from './tables/retrain-decisions.js';
 export { chTime } from './time.js';
 export { openWarehouse, type Warehouse, warehouseOn } from './warehouse.js';

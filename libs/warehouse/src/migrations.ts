@@ -1,4 +1,5 @@
 import type { Migration } from './migrate.js';
+import { alertDeliveriesMigration } from './tables/alert-deliveries.js';
 import { driftProgressMigration } from './tables/drift-progress.js';
 import { driftQuarantineMigration } from './tables/drift-quarantine.js';
 import { driftWindowsMigration } from './tables/drift-windows.js';
@@ -6,6 +7,7 @@ import { modelVersionsMigration } from './tables/model-versions.js';
 import { performanceWindowsMigration } from './tables/performance-windows.js';
 import { predictionsMigration } from './tables/predictions.js';
 import { referenceProfilesMigration } from './tables/reference-profiles.js';
+import { retentionMigration } from './tables/retention.js';
 import { retrainDecisionsMigration } from './tables/retrain-decisions.js';
 
 /** Every table of driftline, in the order it is created. The only list of ClickHouse DDL. */
@@ -18,4 +20,6 @@ export const migrations: readonly Migration[] = [
   performanceWindowsMigration, // 0201
   retrainDecisionsMigration, // 0300
   modelVersionsMigration, // 0350
+  alertDeliveriesMigration, // 0400
+  retentionMigration, // 0500 TTLs of the tables created without one (RETENTION_DAYS)
 ];

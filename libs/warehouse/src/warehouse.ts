@@ -5,6 +5,7 @@ import { migrate } from './migrate.js';
 import { migrations } from './migrations.js';
 import { PipelineSummary } from './read-models/pipeline-summary.js';
 import { loadReportData, type ReportRange } from './read-models/report.js';
+import { type AlertDeliveryStore, ClickHouseAlertDeliveryStore } from './tables/alert-deliveries.js';
 import { ClickHouseProgressStore, type ProgressStore } from './tables/drift-progress.js';
 import { ClickHouseDriftQuarantineStore, type DriftQuarantineStore } from './tables/drift-quarantine.js';
 import { ClickHouseDriftWindowStore, type DriftWindowStore } from './tables/drift-windows.js';
@@ -26,6 +27,8 @@ export interface Warehouse {
   readonly performance: PerformanceStore;
   readonly decisions: DecisionStore;
   readonly models: ModelRegistry;
+  /** Every alert-router delivery; also its deduplication state. */
+  readonly alertDeliveries: AlertDeliveryStore;
   readonly summary: PipelineSummary;
   report(range: ReportRange, now?: number): Promise<ReportData>;
   close(): Promise<void>;
@@ -43,6 +46,7 @@ export function warehouseOn(ch: ClickHouse): Warehouse {
     performance: new ClickHousePerformanceStore(ch),
     decisions: new ClickHouseDecisionStore(ch),
     models: new ClickHouseModelRegistry(ch),
+    alertDeliveries: new ClickHouseAlertDeliveryStore(ch),
     summary: new PipelineSummary(ch),
     report: (range, now) => loadReportData(ch, range, now),
     close: () => ch.close(),

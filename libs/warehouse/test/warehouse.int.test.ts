@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chTime, createClickHouse, migrate, migrations, warehouseOn } from '../src/index.js';
+import { chTime, createClickHouse, migrate, migrations, RETENTION_DAYS, warehouseOn } from '../src/index.js';
 
 // The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
 const path = mkdtempSync(join(tmpdir(), 'driftline-ch-'));
@@ -44,6 +44,7 @@ describe('the warehouse on the embedded engine', () => {
       db: ch.database,
     });
     expect(tables.map((t) => t.name).sort()).toEqual([
+      'alert_deliveries',
       'drift_progress',
       'drift_quarantine',
       'drift_windows',
@@ -82,6 +83,83 @@ describe('the warehouse on the embedded engine', () => {
     ]);
     expect(await wh.decisions.baseline('m', 'v-unknown')).toBeUndefined();
     expect(await wh.summary.counts()).toMatchObject({ driftRows: 0, modelVersions: 0 });
+  });
+
+  it('gives every table a TTL counted from the write, but the registries (RETENTION_DAYS)', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const tables = await ch.select<{ name: string; q: string }>(
+      'SELECT name, create_table_query AS q FROM system.tables WHERE database = {db:String} ORDER BY name',
+      { db: ch.database },
+    );
+    const ttlOf = (q: string) => /\sTTL\s(.*?)(\sSETTINGS\s|$)/s.exec(q)?.[1]?.trim();
+    expect(tables.filter((t) => ttlOf(t.q) === undefined).map((t) => t.name)).toEqual([
+      'model_versions',
+      'reference_profiles',
+      'schema_migrations',
+    ]);
+    for (const [table, days] of Object.entries(RETENTION_DAYS)) {
+      const q = tables.find((t) => t.name === table)!.q;
+      expect(ttlOf(q), table).toMatch(new RegExp(`^written_at \\+ (toIntervalDay\\(${days}\\)|INTERVAL ${days} DAY)$`));
+    }
+    // The retention clock is the write, not a time in the row: old history written now is kept.
+    await ch.insert('drift_progress', [
+      {
+        stage: 'merge',
+        group_id: 'g',
+        topic: 't',
+        partition: 0,
+        position: 5,
+        offset: 7,
+        updated_at: chTime(Date.UTC(2020, 0, 1)),
+      },
+    ]);
+    await ch.command(`OPTIMIZE TABLE ${ch.table('drift_progress')} FINAL`);
+    expect(await warehouseOn(ch).progress.load('merge', 'g', 't', 0)).toEqual({ position: 5, offset: 7 });
+    // And `written_at` is not part of SELECT *.
+    const [row] = await ch.select<Record<string, unknown>>(`SELECT * FROM ${ch.table('drift_progress')}`);
+    expect(Object.keys(row!)).not.toContain('written_at');
+  });
+
+  it('pages training rows newest first by (time, id), each page one bounded query', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const wh = warehouseOn(ch);
+    const t0 = Date.now() - 3_600_000; // recent: inside the tables' retention
+    const prediction = (i: number) => ({
+      prediction_id: `p${String(i).padStart(3, '0')}`,
+      model: i < 30 ? 'm' : 'other',
+      model_version: 'v1',
+      entity_id: 'e',
+      event_time: t0 + Math.floor(i / 3) * 1000, // three rows per time: ties broken by id
+      features: { x: i },
+      prediction: 0.5,
+      predicted_class: null,
+    });
+    await wh.predictions.insertJoined(
+      Array.from({ length: 40 }, (_, i) => ({
+        prediction: prediction(i),
+        label: {
+          prediction_id: prediction(i).prediction_id,
+          model: prediction(i).model,
+          event_time: t0 + 99_000,
+          label: i % 2,
+        },
+        joinedAt: t0 + 100_000,
+      })),
+    );
+    const seen: string[] = [];
+    let before: { time: number; predictionId: string } | undefined;
+    for (;;) {
+      const page = await wh.predictions.trainingPage('m', t0 + 1000, t0 + 9000, 4, before);
+      expect(page.length).toBeLessThanOrEqual(4);
+      seen.push(...page.map((r) => r.predictionId));
+      const last = page.at(-1);
+      if (page.length < 4 || last === undefined) break;
+      before = { time: last.time, predictionId: last.predictionId };
+    }
+    // Times t0+1s … t0+8s of model m: rows 3..26, newest first.
+    expect(seen).toEqual(Array.from({ length: 24 }, (_, i) => `p${String(26 - i).padStart(3, '0')}`));
   });
 
   it('classifies a rejected row by its ClickHouse code', async () => {

@@ -1,0 +1,20 @@
+export { type AlertMessage, digestOf, groupAlerts, maxSeverity, type RoutedAlert } from './group.js';
+export { fullBucket, planSends, refill, type SendPlan, type TokenBucket } from './rate-limit.js';
+export { MAX_DETAILED_ALERTS, renderBody, renderJson, renderSlack, summaryLine } from './render.js';
+export { type AttemptVerdict, nextRetryDelay, type RetryPolicy, verdictOf } from './retry.js';
+export {
+  globToRegExp,
+  type Matcher,
+  parseRoutes,
+  parseRoutesText,
+  type RateLimit,
+  type Receiver,
+  ROUTE_LIMITS,
+  ROUTING_DEFAULTS,
+  type Route,
+  type RoutingTable,
+  receiversFor,
+  SEVERITIES,
+  type Severity,
+  severityOf,
+} from './routes.js';

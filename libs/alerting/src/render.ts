@@ -1,0 +1,97 @@
+import type { AlertMessage, RoutedAlert } from './group.js';
+
+/** Alerts listed in full in one body; the rest are counted (`omitted`) and, in JSON, still listed by id. */
+export const MAX_DETAILED_ALERTS = { json: 50, slack: 20 } as const;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function evidenceOf(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+function alertJson({ alert: a, severity }: RoutedAlert) {
+  return {
+    alert_id: a.alert_id,
+    kind: a.kind,
+    severity,
+    model: a.model,
+    model_version: a.model_version,
+    feature: a.feature,
+    window_start: iso(a.window_start),
+    window_end: iso(a.window_end),
+    event_time: iso(a.event_time),
+    method: a.method,
+    statistic: a.statistic,
+    p_value: a.p_value,
+    threshold: a.threshold,
+    share_drifted: a.share_drifted,
+    evidence: evidenceOf(a.evidence),
+  };
+}
+
+/** The generic JSON body (`version: 1`): the group, every alert id, and up to 50 alerts in full. */
+export function renderJson(message: AlertMessage, receiver: string) {
+  const shown = message.alerts.slice(0, MAX_DETAILED_ALERTS.json);
+  return {
+    version: 1,
+    receiver,
+    group: message.key,
+    model: message.model ?? null,
+    kind: message.kind ?? null,
+    severity: message.severity,
+    count: message.alerts.length,
+    alert_ids: message.alerts.map((a) => a.alert.alert_id),
+    alerts: shown.map(alertJson),
+    omitted: message.alerts.length - shown.length,
+  };
+}
+
+/** Slack mrkdwn escaping (`&`, `<`, `>`), and a cap on the text length. */
+const esc = (s: string, max = 500) => {
+  const t = s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+};
+
+const fmt = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : String(x));
+
+export function summaryLine(message: AlertMessage): string {
+  const n = message.alerts.length;
+  const what = message.kind ?? 'mixed';
+  const who = message.model ?? 'several models';
+  return `[${message.severity.toUpperCase()}] ${who}: ${n} ${what} alert${n === 1 ? '' : 's'}${message.key === 'digest' ? ' (digest: rate limit reached)' : ''}`;
+}
+
+/** A Slack-compatible body: `text` (notification fallback) and `blocks` (header, one section per alert up to 20, context). */
+export function renderSlack(message: AlertMessage) {
+  const shown = message.alerts.slice(0, MAX_DETAILED_ALERTS.slack);
+  const text = summaryLine(message);
+  const blocks: unknown[] = [{ type: 'header', text: { type: 'plain_text', text: esc(text, 150), emoji: false } }];
+  for (const { alert: a, severity } of shown) {
+    const lines = [
+      `*${esc(a.kind)}* · ${esc(severity)} · model \`${esc(a.model)}\` ${esc(a.model_version)}${a.feature === null ? '' : ` · feature \`${esc(a.feature)}\``}`,
+      `${esc(a.method)} = ${fmt(a.statistic)} (threshold ${fmt(a.threshold)})${a.p_value === null ? '' : `, p = ${fmt(a.p_value)}`}${a.share_drifted === null ? '' : `, ${Math.round(a.share_drifted * 100)}% of features drifted`}`,
+      `window ${iso(a.window_start)} → ${iso(a.window_end)} · id \`${esc(a.alert_id, 200)}\``,
+    ];
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } });
+  }
+  const omitted = message.alerts.length - shown.length;
+  blocks.push({
+    type: 'context',
+    elements: [
+      {
+        type: 'mrkdwn',
+        text: omitted > 0 ? `and ${omitted} more alert${omitted === 1 ? '' : 's'} · driftline` : 'driftline',
+      },
+    ],
+  });
+  return { text, blocks };
+}
+
+/** The request body for a receiver's format, as JSON text. */
+export function renderBody(message: AlertMessage, receiver: { name: string; format: 'json' | 'slack' }): string {
+  return JSON.stringify(receiver.format === 'slack' ? renderSlack(message) : renderJson(message, receiver.name));
+}

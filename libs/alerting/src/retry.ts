@@ -1,0 +1,42 @@
+/** How one receiver's message is retried: bounded in attempts and in total time. */
+export interface RetryPolicy {
+  readonly maxAttempts: number;
+  readonly initialMs: number;
+  readonly maxDelayMs: number;
+  /** Total time from the first attempt after which no new attempt starts. */
+  readonly budgetMs: number;
+  /** 0..1: share of each delay randomised (subtracted), so receivers are not retried in lockstep. */
+  readonly jitter: number;
+}
+
+/** What an attempt's outcome means: done, try again, or give up now. */
+export type AttemptVerdict = 'delivered' | 'retry' | 'failed';
+
+/**
+ * 2xx delivered; 408, 425, 429 and 5xx (and no answer at all: `undefined`) are retried; any
+ * other status (400, 401, 403, 404, 410, 413, …) would fail the same way again: failed at once.
+ */
+export function verdictOf(status: number | undefined): AttemptVerdict {
+  if (status === undefined) return 'retry';
+  if (status >= 200 && status < 300) return 'delivered';
+  if (status === 408 || status === 425 || status === 429 || status >= 500) return 'retry';
+  return 'failed';
+}
+
+/**
+ * The delay before the next attempt after `attempts` attempts (1-based) and `elapsedMs` since the
+ * first one, or undefined when the budget is spent (attempts, or the time the next would start).
+ * Exponential (`initialMs · 2^(attempts−1)`, capped at `maxDelayMs`) minus up to `jitter` of it.
+ */
+export function nextRetryDelay(
+  policy: RetryPolicy,
+  attempts: number,
+  elapsedMs: number,
+  random: () => number = Math.random,
+): number | undefined {
+  if (attempts >= policy.maxAttempts) return undefined;
+  const base = Math.min(policy.maxDelayMs, policy.initialMs * 2 ** Math.max(0, attempts - 1));
+  const delay = Math.max(0, Math.round(base * (1 - policy.jitter * random())));
+  if (elapsedMs + delay > policy.budgetMs) return undefined;
+  return delay;
+}

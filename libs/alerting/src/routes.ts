@@ -1,0 +1,230 @@
+import { ConfigError, DURATION_HINT, parseConfigText, parseDurationMs } from '@driftline/core';
+import type { DriftAlert } from '@driftline/schemas';
+import { z } from 'zod';
+
+export const SEVERITIES = ['info', 'warning', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** Bounds of a routes file (documented in services/alert-router/README.md). */
+export const ROUTE_LIMITS = {
+  receivers: 64,
+  routes: 256,
+  patternsPerField: 64,
+  patternLength: 256,
+  headers: 32,
+  maxGroupWindowMs: 86_400_000,
+} as const;
+
+const duration = (max: number) =>
+  z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+    const ms = typeof v === 'number' ? v : parseDurationMs(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `must be ${DURATION_HINT}` });
+      return z.NEVER;
+    }
+    if (ms > max) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${max} ms` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const pattern = z.string().min(1).max(ROUTE_LIMITS.patternLength);
+const patterns = z.union([pattern, z.array(pattern).min(1).max(ROUTE_LIMITS.patternsPerField)]);
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 of A-Z a-z 0-9 _ . - (not starting with . _ -)');
+
+const receiverShape = z.strictObject({
+  url: z
+    .string()
+    .url('must be an http(s) URL')
+    .refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL'),
+  /** `json`: the generic body; `slack`: a Slack-compatible `{ text, blocks }` body. */
+  format: z.enum(['json', 'slack']).default('json'),
+  headers: z
+    .record(z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name'), z.string().max(4096))
+    .refine((h) => Object.keys(h).length <= ROUTE_LIMITS.headers, `at most ${ROUTE_LIMITS.headers} headers`)
+    .optional(),
+  /** Token bucket: `per_minute` messages on average, bursts of up to `burst`. */
+  rate_limit: z
+    .strictObject({
+      per_minute: z.number().positive().max(60_000),
+      burst: z.number().int().min(1).max(10_000).optional(),
+    })
+    .optional(),
+});
+
+const matchShape = z.strictObject({
+  model: patterns.optional(),
+  kind: patterns.optional(),
+  severity: patterns.optional(),
+});
+
+const routeShape = z.strictObject({
+  match: matchShape.optional(),
+  receivers: z.array(name).min(1),
+  /** Go on to the next routes after this one matched (default: the first matching route wins). */
+  continue: z.boolean().optional(),
+});
+
+const documentShape = z.strictObject({
+  version: z.literal(1).optional(),
+  /** Alerts of the same model and kind whose event times fall in one such bucket go out as one message. */
+  group_window: duration(ROUTE_LIMITS.maxGroupWindowMs).optional(),
+  receivers: z
+    .record(name, receiverShape)
+    .refine((r) => Object.keys(r).length >= 1, 'at least one receiver')
+    .refine((r) => Object.keys(r).length <= ROUTE_LIMITS.receivers, `at most ${ROUTE_LIMITS.receivers} receivers`),
+  routes: z.array(routeShape).max(ROUTE_LIMITS.routes).optional(),
+  /** Receivers of alerts that no route matched; without it such alerts are counted and logged, not sent. */
+  default: z.array(name).min(1).optional(),
+});
+
+export interface RateLimit {
+  /** Tokens added per millisecond. */
+  readonly perMs: number;
+  readonly burst: number;
+}
+
+export interface Receiver {
+  readonly name: string;
+  readonly url: string;
+  readonly format: 'json' | 'slack';
+  readonly headers: Readonly<Record<string, string>>;
+  readonly rateLimit: RateLimit;
+}
+
+export interface Matcher {
+  readonly model: readonly RegExp[] | undefined;
+  readonly kind: readonly RegExp[] | undefined;
+  readonly severity: readonly RegExp[] | undefined;
+}
+
+export interface Route {
+  readonly match: Matcher;
+  readonly receivers: readonly string[];
+  readonly continue: boolean;
+}
+
+export interface RoutingTable {
+  readonly groupWindowMs: number;
+  readonly receivers: ReadonlyMap<string, Receiver>;
+  readonly routes: readonly Route[];
+  readonly defaultReceivers: readonly string[];
+}
+
+export const ROUTING_DEFAULTS = {
+  groupWindowMs: 60_000,
+  /** Default rate limit of a receiver: 30 messages a minute, bursts of 10. */
+  perMinute: 30,
+  burst: 10,
+} as const;
+
+/** `*` any run of characters, `?` one character, everything else literal; anchored, case-sensitive. */
+export function globToRegExp(glob: string): RegExp {
+  let source = '';
+  for (const c of glob) {
+    if (c === '*') source += '.*';
+    else if (c === '?') source += '.';
+    else source += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`, 's');
+}
+
+const compile = (p: string | readonly string[] | undefined) =>
+  p === undefined ? undefined : (typeof p === 'string' ? [p] : p).map(globToRegExp);
+
+/** Validates a routes document; a ConfigError names the field, e.g. `routes.yaml.routes.0.receivers`. */
+export function parseRoutes(document: unknown, source = 'routes'): RoutingTable {
+  const result = documentShape.safeParse(document);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const path = issue?.path.map(String).join('.') ?? '';
+    throw new ConfigError(path === '' ? source : `${source}.${path}`, issue?.message ?? 'invalid');
+  }
+  const doc = result.data;
+  const receivers = new Map<string, Receiver>();
+  for (const [n, r] of Object.entries(doc.receivers)) {
+    const perMinute = r.rate_limit?.per_minute ?? ROUTING_DEFAULTS.perMinute;
+    receivers.set(n, {
+      name: n,
+      url: r.url,
+      format: r.format,
+      headers: r.headers ?? {},
+      rateLimit: { perMs: perMinute / 60_000, burst: r.rate_limit?.burst ?? ROUTING_DEFAULTS.burst },
+    });
+  }
+  const known = (list: readonly string[], field: string) => {
+    list.forEach((n, i) => {
+      if (!receivers.has(n)) throw new ConfigError(`${source}.${field}.${i}`, `unknown receiver "${n}"`);
+    });
+  };
+  const routes = (doc.routes ?? []).map((r, i): Route => {
+    known(r.receivers, `routes.${i}.receivers`);
+    return {
+      match: { model: compile(r.match?.model), kind: compile(r.match?.kind), severity: compile(r.match?.severity) },
+      receivers: r.receivers,
+      continue: r.continue ?? false,
+    };
+  });
+  known(doc.default ?? [], 'default');
+  if (routes.length === 0 && doc.default === undefined) {
+    throw new ConfigError(source, 'no routes and no default: no alert would be sent');
+  }
+  return {
+    groupWindowMs: doc.group_window ?? ROUTING_DEFAULTS.groupWindowMs,
+    receivers,
+    routes,
+    defaultReceivers: doc.default ?? [],
+  };
+}
+
+/** Parses routes text (YAML, of which JSON is a subset) and validates it; `source` prefixes field names. */
+export function parseRoutesText(text: string, source = 'routes'): RoutingTable {
+  return parseRoutes(parseConfigText(text, source), source);
+}
+
+/**
+ * The severity of an alert: `evidence.severity` when the producer set one (info, warning,
+ * critical); otherwise PERFORMANCE and DRIFT_WINDOW_QUARANTINED are critical, a FEATURE_DRIFT
+ * alert with at least half the features drifted is critical, other drift is a warning.
+ */
+export function severityOf(alert: DriftAlert): Severity {
+  try {
+    const evidence = JSON.parse(alert.evidence) as unknown;
+    if (typeof evidence === 'object' && evidence !== null && 'severity' in evidence) {
+      const s = (evidence as { severity: unknown }).severity;
+      if (typeof s === 'string' && (SEVERITIES as readonly string[]).includes(s)) return s as Severity;
+    }
+  } catch {
+    // evidence that is not JSON carries no severity
+  }
+  switch (alert.kind) {
+    case 'PERFORMANCE':
+    case 'DRIFT_WINDOW_QUARANTINED':
+      return 'critical';
+    case 'FEATURE_DRIFT':
+      return (alert.share_drifted ?? 0) >= 0.5 ? 'critical' : 'warning';
+    default:
+      return 'warning';
+  }
+}
+
+const fits = (patterns: readonly RegExp[] | undefined, value: string) =>
+  patterns === undefined || patterns.some((p) => p.test(value));
+
+/** The receivers of an alert: routes in order (first match wins unless `continue`), else the default. No repeats. */
+export function receiversFor(table: RoutingTable, alert: DriftAlert, severity: Severity = severityOf(alert)): string[] {
+  const out = new Set<string>();
+  let matched = false;
+  for (const route of table.routes) {
+    const m = route.match;
+    if (!fits(m.model, alert.model) || !fits(m.kind, alert.kind) || !fits(m.severity, severity)) continue;
+    matched = true;
+    for (const r of route.receivers) out.add(r);
+    if (!route.continue) break;
+  }
+  if (!matched) for (const r of table.defaultReceivers) out.add(r);
+  return [...out];
+}

@@ -1,0 +1,245 @@
+import type { DriftAlert } from '@driftline/schemas';
+import { describe, expect, it } from 'vitest';
+import {
+  type AlertMessage,
+  fullBucket,
+  groupAlerts,
+  nextRetryDelay,
+  parseRoutesText,
+  planSends,
+  type RateLimit,
+  type RetryPolicy,
+  type RoutedAlert,
+  receiversFor,
+  renderJson,
+  renderSlack,
+  severityOf,
+  verdictOf,
+} from '../src/index.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+function alert(over: Partial<DriftAlert> = {}): DriftAlert {
+  return {
+    alert_id: 'a1',
+    kind: 'FEATURE_DRIFT',
+    model: 'fraud',
+    model_version: 'v1',
+    feature: 'amount',
+    window_start: T0,
+    window_end: T0 + 60_000,
+    event_time: T0 + 60_000,
+    method: 'psi',
+    statistic: 0.31,
+    p_value: null,
+    threshold: 0.2,
+    share_drifted: 0.25,
+    evidence: '{}',
+    ...over,
+  };
+}
+const routed = (a: DriftAlert): RoutedAlert => ({ alert: a, severity: severityOf(a) });
+
+const ROUTES = `
+version: 1
+group_window: 5m
+receivers:
+  oncall: { url: "https://hooks.example/oncall", format: slack, rate_limit: { per_minute: 6, burst: 2 } }
+  team: { url: "http://127.0.0.1:9/team" }
+  audit: { url: "http://127.0.0.1:9/audit", headers: { X-Token: abc } }
+routes:
+  - match: { model: "fraud*", severity: critical }
+    receivers: [oncall]
+    continue: true
+  - match: { kind: [FEATURE_DRIFT, PREDICTION_DRIFT] }
+    receivers: [team, oncall]
+  - match: { model: "churn" }
+    receivers: [audit]
+default: [audit]
+`;
+
+describe('routes file', () => {
+  const table = parseRoutesText(ROUTES, 'routes.yaml');
+
+  it('parses receivers, defaults and the group window', () => {
+    expect(table.groupWindowMs).toBe(300_000);
+    expect(table.receivers.get('team')).toMatchObject({ format: 'json', rateLimit: { perMs: 30 / 60_000, burst: 10 } });
+    expect(table.receivers.get('oncall')).toMatchObject({
+      format: 'slack',
+      rateLimit: { perMs: 6 / 60_000, burst: 2 },
+    });
+    expect(table.receivers.get('audit')?.headers).toEqual({ 'X-Token': 'abc' });
+  });
+
+  it('routes by model glob, kind list and severity; first match wins unless continue; default otherwise', () => {
+    // critical fraud drift: route 0 (continue) and route 1; oncall once
+    expect(receiversFor(table, alert({ model: 'fraud-eu', share_drifted: 0.6 }))).toEqual(['oncall', 'team']);
+    // warning fraud drift: only route 1
+    expect(receiversFor(table, alert({ model: 'fraud-eu' }))).toEqual(['team', 'oncall']);
+    // critical fraud performance: route 0 then nothing else matches (kind) → only oncall, not the default
+    expect(receiversFor(table, alert({ kind: 'PERFORMANCE', share_drifted: null }))).toEqual(['oncall']);
+    expect(receiversFor(table, alert({ model: 'churn', kind: 'PERFORMANCE' }))).toEqual(['audit']);
+    // nothing matches: default
+    expect(receiversFor(table, alert({ model: 'other', kind: 'DRIFT_WINDOW_QUARANTINED' }))).toEqual(['audit']);
+    // globs are anchored and literal outside * and ?
+    expect(receiversFor(table, alert({ model: 'xfraud', kind: 'PERFORMANCE' }))).toEqual(['audit']);
+  });
+
+  it('without a default, an unmatched alert has no receiver', () => {
+    const t = parseRoutesText(
+      'receivers: { a: { url: "http://x/" } }\nroutes: [{ match: { model: m }, receivers: [a] }]',
+    );
+    expect(receiversFor(t, alert())).toEqual([]);
+  });
+
+  it.each([
+    [
+      'receivers: { a: { url: "http://x/" } }\nroutes: [{ receivers: [b] }]',
+      'routes.yaml.routes.0.receivers.0: unknown receiver "b"',
+    ],
+    ['receivers: { a: { url: "ftp://x/" } }\ndefault: [a]', 'routes.yaml.receivers.a.url: must be an http(s) URL'],
+    ['receivers: { a: { url: "http://x/", format: teams } }\ndefault: [a]', 'routes.yaml.receivers.a.format'],
+    [
+      'receivers: { a: { url: "http://x/" } }\ndefault: [a]\nroutes: [{ receivers: [a], match: { modle: x } }]',
+      'routes.yaml.routes.0.match',
+    ],
+    ['receivers: { a: { url: "http://x/" } }', 'routes.yaml: no routes and no default'],
+    [
+      'receivers: { a: { url: "http://x/" } }\ndefault: [a]\ngroup_window: 2d',
+      'routes.yaml.group_window: must be at most',
+    ],
+    [
+      'receivers: { a: { url: "http://x/", rate_limit: { per_minute: 0 } } }\ndefault: [a]',
+      'routes.yaml.receivers.a.rate_limit.per_minute',
+    ],
+    ['receivers: [', 'routes.yaml: not valid YAML/JSON'],
+    // Hostile files are refused at once (see @driftline/core parseConfigText): no alias, no deep nesting.
+    ['a: &x [1]\nb: [*x, *x]', 'routes.yaml: not valid YAML/JSON: aliases (*name) are not supported'],
+    ['['.repeat(3_000), 'routes.yaml: not valid YAML/JSON: brackets nest deeper than 64 levels'],
+  ])('refuses a bad file naming the field (%#)', (text, message) => {
+    expect(() => parseRoutesText(text, 'routes.yaml')).toThrow(message);
+  });
+});
+
+describe('severity', () => {
+  it('derives it from the kind and the share drifted, or takes evidence.severity', () => {
+    expect(severityOf(alert())).toBe('warning');
+    expect(severityOf(alert({ share_drifted: 0.5 }))).toBe('critical');
+    expect(severityOf(alert({ kind: 'PREDICTION_DRIFT', share_drifted: null }))).toBe('warning');
+    expect(severityOf(alert({ kind: 'PERFORMANCE' }))).toBe('critical');
+    expect(severityOf(alert({ kind: 'DRIFT_WINDOW_QUARANTINED' }))).toBe('critical');
+    expect(severityOf(alert({ evidence: '{"severity":"info"}', share_drifted: 0.9 }))).toBe('info');
+    expect(severityOf(alert({ evidence: '{"severity":"panic"}' }))).toBe('warning');
+    expect(severityOf(alert({ evidence: 'not json' }))).toBe('warning');
+  });
+});
+
+describe('grouping', () => {
+  it('groups by model, kind and event-time bucket; drops repeated ids; keeps order', () => {
+    const W = 60_000;
+    const alerts = [
+      alert({ alert_id: 'a', event_time: T0 + 1_000 }),
+      alert({ alert_id: 'b', event_time: T0 + 2_000, kind: 'PERFORMANCE' }),
+      alert({ alert_id: 'c', event_time: T0 + 59_000, share_drifted: 0.7 }),
+      alert({ alert_id: 'a', event_time: T0 + 1_000 }),
+      alert({ alert_id: 'd', event_time: T0 + 61_000 }),
+      alert({ alert_id: 'e', event_time: T0 + 3_000, model: 'churn' }),
+    ].map(routed);
+    const groups = groupAlerts(alerts, W);
+    expect(groups.map((g) => g.alerts.map((a) => a.alert.alert_id))).toEqual([['a', 'c'], ['b'], ['d'], ['e']]);
+    expect(groups[0]!.severity).toBe('critical'); // the worst member's
+    expect(groups[2]!.severity).toBe('warning');
+  });
+});
+
+describe('rate limit (token bucket)', () => {
+  const limit: RateLimit = { perMs: 6 / 60_000, burst: 2 }; // one token every 10 s
+  const msg = (id: string): AlertMessage => groupAlerts([routed(alert({ alert_id: id }))], 0)[0]!;
+
+  it('sends up to the tokens, merges the excess into one digest, never drops', () => {
+    const plan = planSends([msg('a'), msg('b'), msg('c'), msg('d')], fullBucket(limit, T0), limit, T0);
+    expect(plan.send.map((m) => m.key)).toEqual(['fraud/FEATURE_DRIFT/a', 'digest']);
+    expect(plan.send[1]!.alerts.map((a) => a.alert.alert_id)).toEqual(['b', 'c', 'd']);
+    expect(plan.bucket.tokens).toBe(0);
+    // no token: wait for one (10 s), then one more message goes out
+    const next = planSends([msg('e')], plan.bucket, limit, T0 + 4_000);
+    expect(next.send).toEqual([]);
+    expect(next.waitMs).toBe(6_000);
+    const later = planSends([msg('e')], next.bucket, limit, T0 + 10_000);
+    expect(later.send.map((m) => m.alerts[0]!.alert.alert_id)).toEqual(['e']);
+  });
+
+  it('refills to the burst, not beyond', () => {
+    const plan = planSends([msg('a')], { tokens: 0, at: T0 }, limit, T0 + 3_600_000);
+    expect(plan.bucket.tokens).toBe(1);
+  });
+});
+
+describe('retry schedule', () => {
+  const policy: RetryPolicy = { maxAttempts: 5, initialMs: 100, maxDelayMs: 1_000, budgetMs: 3_000, jitter: 0.5 };
+
+  it('doubles, caps, jitters downwards, and stops at the attempt or time budget', () => {
+    expect([1, 2, 3, 4].map((n) => nextRetryDelay(policy, n, 0, () => 0))).toEqual([100, 200, 400, 800]);
+    expect(nextRetryDelay({ ...policy, maxAttempts: 10 }, 6, 0, () => 0)).toBe(1_000);
+    expect(nextRetryDelay(policy, 1, 0, () => 1)).toBe(50);
+    expect(nextRetryDelay(policy, 5, 0, () => 0)).toBeUndefined();
+    expect(nextRetryDelay(policy, 3, 2_700, () => 0)).toBeUndefined(); // 2.7 s + 0.4 s > 3 s
+    expect(nextRetryDelay(policy, 3, 2_600, () => 0)).toBe(400);
+  });
+
+  it('retries no answer, 408, 425, 429 and 5xx; fails other statuses at once', () => {
+    expect([200, 204, undefined, 408, 425, 429, 500, 503, 400, 401, 404, 410, 413, 302].map(verdictOf)).toEqual([
+      'delivered',
+      'delivered',
+      'retry',
+      'retry',
+      'retry',
+      'retry',
+      'retry',
+      'retry',
+      'failed',
+      'failed',
+      'failed',
+      'failed',
+      'failed',
+      'failed',
+    ]);
+  });
+});
+
+describe('bodies', () => {
+  const group = groupAlerts(
+    Array.from({ length: 60 }, (_, i) =>
+      routed(alert({ alert_id: `id${i}`, feature: i === 0 ? '<b>&x' : 'amount', evidence: '{"n":5}' })),
+    ),
+    60_000,
+  )[0]!;
+
+  it('generic JSON: every id, 50 alerts in full, the rest counted', () => {
+    const body = renderJson(group, 'team');
+    expect(body).toMatchObject({
+      version: 1,
+      receiver: 'team',
+      model: 'fraud',
+      kind: 'FEATURE_DRIFT',
+      count: 60,
+      omitted: 10,
+    });
+    expect(body.alert_ids).toHaveLength(60);
+    expect(body.alerts).toHaveLength(50);
+    expect(body.alerts[0]).toMatchObject({
+      alert_id: 'id0',
+      severity: 'warning',
+      evidence: { n: 5 },
+      window_start: '2026-01-01T00:00:00.000Z',
+    });
+  });
+
+  it('Slack: text and blocks, escaped, at most 20 alert sections', () => {
+    const body = renderSlack(group);
+    expect(body.text).toBe('[WARNING] fraud: 60 FEATURE_DRIFT alerts');
+    expect(body.blocks).toHaveLength(22); // header, 20 sections, context
+    expect(JSON.stringify(body.blocks[1])).toContain('&lt;b&gt;&amp;x');
+    expect(JSON.stringify(body.blocks[21])).toContain('and 40 more alerts');
+  });
+});

@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+import { parseRoutesText, type RetryPolicy, type RoutingTable } from '@driftline/alerting';
+import { ConfigError, envField } from '@driftline/core';
+import { z } from 'zod';
+
+export const alertRouterEnvShape = {
+  /** YAML or JSON routes file: receivers, routes, default receivers, group window. Without it the router is idle. */
+  DRIFTLINE_ALERT_ROUTES_FILE: envField.string().optional(),
+  DRIFTLINE_ALERT_ROUTER_GROUP: envField.string().default('driftline-alert-router'),
+  /** Bound on one HTTP request to a receiver (connect, send, answer headers). */
+  DRIFTLINE_ALERT_ROUTER_TIMEOUT: envField
+    .duration(100)
+    .pipe(z.number().max(120_000, 'must be at most 2m'))
+    .default(10_000),
+  DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS: envField.int(1, 100).default(8),
+  DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL: envField.duration(10).default(1_000),
+  DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY: envField.duration(10).default(30_000),
+  /** Time from a message's first attempt after which no new attempt starts: it is recorded failed. */
+  DRIFTLINE_ALERT_ROUTER_RETRY_BUDGET: envField.duration(0).default(120_000),
+};
+
+export type AlertRouterEnv = z.infer<z.ZodObject<typeof alertRouterEnvShape>>;
+
+export interface AlertRouterConfig {
+  /** Undefined without a routes file: the service starts idle (one warning), so `run all` needs no routes. */
+  readonly routes: RoutingTable | undefined;
+  readonly routesSource: string;
+  readonly group: string;
+  readonly timeoutMs: number;
+  readonly retry: RetryPolicy;
+}
+
+/** Reads and validates the routes file; errors name the variable or the field inside the file. */
+export function loadRoutes(file: string): RoutingTable {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError('DRIFTLINE_ALERT_ROUTES_FILE', `cannot read ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return parseRoutesText(text, file);
+}
+
+export function toAlertRouterConfig(env: AlertRouterEnv): AlertRouterConfig {
+  return {
+    routes: env.DRIFTLINE_ALERT_ROUTES_FILE === undefined ? undefined : loadRoutes(env.DRIFTLINE_ALERT_ROUTES_FILE),
+    routesSource: env.DRIFTLINE_ALERT_ROUTES_FILE ?? '(none)',
+    group: env.DRIFTLINE_ALERT_ROUTER_GROUP,
+    timeoutMs: env.DRIFTLINE_ALERT_ROUTER_TIMEOUT,
+    retry: {
+      maxAttempts: env.DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS,
+      initialMs: env.DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL,
+      maxDelayMs: env.DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY,
+      budgetMs: env.DRIFTLINE_ALERT_ROUTER_RETRY_BUDGET,
+      jitter: 0.5,
+    },
+  };
+}

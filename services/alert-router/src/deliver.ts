@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type AlertMessage,
+  type AttemptVerdict,
+  nextRetryDelay,
+  type Receiver,
+  type RetryPolicy,
+  renderBody,
+  verdictOf,
+} from '@driftline/alerting';
+import { DriftlineError } from '@driftline/core';
+import { type AlertDeliveryRow, chTime } from '@driftline/warehouse';
+
+/** Bytes of a receiver's error answer kept in the delivery record. */
+const ERROR_BODY_BYTES = 256;
+
+export interface DeliverOptions {
+  readonly retry: RetryPolicy;
+  readonly timeoutMs: number;
+  /** Aborted when the service stops: the delivery gives up without a record (the batch is not committed). */
+  readonly signal: AbortSignal;
+  /** Called after each failed attempt (keeps the consumer's group membership during long retries). */
+  readonly onAttempt?: (verdict: AttemptVerdict, status: number | undefined) => Promise<void> | void;
+  readonly now?: () => number;
+}
+
+export const deliveryId = (receiver: string, alertIds: readonly string[]): string =>
+  createHash('sha256').update(receiver).update('\u0000').update(alertIds.join('\u0000')).digest('hex').slice(0, 32);
+
+/** The first bytes of an answer's body, then the rest discarded (a receiver cannot make us buffer much). */
+async function head(response: Response): Promise<string> {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return '';
+  try {
+    const { value } = await reader.read();
+    return value === undefined ? '' : Buffer.from(value.subarray(0, ERROR_BODY_BYTES)).toString('utf8');
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/** What went wrong with an attempt that got no answer, without the URL (a Slack webhook URL is a secret). */
+function describe(error: unknown, timeoutMs: number): string {
+  if (error instanceof Error && error.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  if (typeof cause?.code === 'string') return `${cause.code}: connection failed`;
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/**
+ * POSTs one message to one receiver until it is delivered, fails permanently (a 4xx other than
+ * 408/425/429), or the retry budget (attempts, total time) is spent — and returns the delivery's
+ * record either way. Throws only when the service stops (retriable: the batch is redelivered).
+ */
+export async function deliver(
+  receiver: Receiver,
+  message: AlertMessage,
+  options: DeliverOptions,
+): Promise<AlertDeliveryRow> {
+  const now = options.now ?? Date.now;
+  const body = renderBody(message, receiver);
+  const alertIds = message.alerts.map((a) => a.alert.alert_id);
+  const started = now();
+  let attempts = 0;
+  let status: number | undefined;
+  let error = '';
+  let verdict: AttemptVerdict;
+  for (;;) {
+    attempts++;
+    // The attempt's own controller, held by its timer: undici keeps only a weak reference to a
+    // request's signal, and an AbortSignal.timeout()/any() that nothing else holds can be
+    // collected before it fires — a receiver that never answers then hangs the delivery forever.
+    const attempt = new AbortController();
+    const timer = setTimeout(
+      () => attempt.abort(new DOMException(`no answer within ${options.timeoutMs} ms`, 'TimeoutError')),
+      options.timeoutMs,
+    );
+    const onStop = () => attempt.abort(options.signal.reason);
+    options.signal.addEventListener('abort', onStop, { once: true });
+    try {
+      const response = await fetch(receiver.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'driftline-alert-router', ...receiver.headers },
+        body,
+        redirect: 'manual',
+        signal: attempt.signal,
+      });
+      status = response.status;
+      verdict = verdictOf(status);
+      if (verdict === 'delivered') await response.body?.cancel().catch(() => {});
+      else error = `HTTP ${status}${await head(response).then((t) => (t === '' ? '' : `: ${t}`))}`;
+    } catch (thrown) {
+      if (options.signal.aborted) {
+        throw new DriftlineError('SINK_UNAVAILABLE', `delivery to ${receiver.name} abandoned: stopping`, {
+          retriable: true,
+        });
+      }
+      status = undefined;
+      verdict = 'retry';
+      error = describe(thrown, options.timeoutMs);
+    } finally {
+      clearTimeout(timer);
+      options.signal.removeEventListener('abort', onStop);
+    }
+    await options.onAttempt?.(verdict, status);
+    if (verdict !== 'retry') break;
+    const delay = nextRetryDelay(options.retry, attempts, now() - started);
+    if (delay === undefined) {
+      verdict = 'failed';
+      error = `${error} (gave up after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${now() - started} ms)`;
+      break;
+    }
+    try {
+      await sleep(delay, undefined, { signal: options.signal });
+    } catch {
+      throw new DriftlineError('SINK_UNAVAILABLE', `delivery to ${receiver.name} abandoned: stopping`, {
+        retriable: true,
+      });
+    }
+  }
+  const finished = now();
+  return {
+    delivery_id: deliveryId(receiver.name, alertIds),
+    receiver: receiver.name,
+    alert_ids: alertIds,
+    group_key: message.key,
+    model: message.model ?? '',
+    kind: message.kind ?? '',
+    severity: message.severity,
+    status: verdict === 'delivered' ? 'delivered' : 'failed',
+    attempts,
+    http_status: status ?? null,
+    latency_ms: Math.max(0, finished - started),
+    error: error.slice(0, 1_024),
+    first_attempt_at: chTime(started),
+    finished_at: chTime(finished),
+  };
+}

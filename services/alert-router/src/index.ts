@@ -1,0 +1,2 @@
+export type { AlertRouterConfig } from './config.js';
+export { alertRouterService } from './service.js';

@@ -1,0 +1,293 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { createProducer, ensureTopics } from '@driftline/kafka';
+import { contracts, type DriftAlert } from '@driftline/schemas';
+import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
+import { eventually, freePort, kafkaFor, uniqueName } from '@driftline/test-support';
+import { type ClickHouse, createClickHouse, migrate, migrations } from '@driftline/warehouse';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { alertRouterService } from '../src/index.js';
+
+const stack = inject('stack');
+const dir = mkdtempSync(join(tmpdir(), 'alert-router-'));
+const prefix = `${uniqueName('router')}.`;
+const database = uniqueName('router').replaceAll('-', '_');
+const HOUR = 3_600_000;
+const BASE = Math.floor((Date.now() - 60_000) / HOUR) * HOUR; // one group bucket (1h) for a1..a3
+
+interface Received {
+  readonly path: string;
+  readonly body: Record<string, unknown>;
+  readonly headers: IncomingHttpHeaders;
+  readonly at: number;
+}
+
+/** A webhook receiver on loopback: records every request; `answer` decides the status per path. */
+class Receiver {
+  readonly received: Received[] = [];
+  private server: Server | undefined;
+  constructor(
+    readonly port: number,
+    private readonly answer: (path: string, n: number) => number = () => 200,
+    private readonly answered: (n: number) => void = () => {},
+  ) {}
+  start(): Promise<void> {
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const path = req.url ?? '';
+        const status = this.answer(path, this.received.filter((r) => r.path === path).length + 1);
+        this.received.push({
+          path,
+          body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+          headers: req.headers,
+          at: Date.now(),
+        });
+        res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : `status ${status}`);
+        this.answered(this.received.length);
+      });
+    });
+    this.server = server;
+    return new Promise((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
+  }
+  stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server === undefined) return Promise.resolve();
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(() => resolve()));
+  }
+  on(path: string): Received[] {
+    return this.received.filter((r) => r.path === path);
+  }
+}
+
+function alert(id: string, over: Partial<DriftAlert> = {}): DriftAlert {
+  return {
+    alert_id: id,
+    kind: 'FEATURE_DRIFT',
+    model: 'fraud',
+    model_version: 'v1',
+    feature: 'amount',
+    window_start: BASE,
+    window_end: BASE + 60_000,
+    event_time: BASE + 60_000,
+    method: 'psi',
+    statistic: 0.4,
+    p_value: null,
+    threshold: 0.2,
+    share_drifted: 0.2,
+    evidence: '{"reference_n":1000,"current_n":800}',
+    ...over,
+  };
+}
+
+const topic = `${prefix}alerts.v1`;
+async function publish(alerts: readonly DriftAlert[]): Promise<void> {
+  const kafka = kafkaFor(stack.kafkaBrokers);
+  await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.alert, topic);
+  const producer = await createProducer(kafka);
+  const messages = [];
+  for (const a of alerts) messages.push({ key: a.model, value: await codec.encode(a) });
+  await producer.send(topic, messages); // one request: the router reads them as one batch
+  await producer.disconnect();
+}
+
+const ids = (r: Received) => r.body.alert_ids as string[];
+
+describe('alert-router on the real stack: routes, bodies, grouping, rate limit, retries, dedupe across restarts', () => {
+  let ch: ClickHouse;
+  let runner: Runner | undefined;
+  let hooks: Receiver; // oncall (Slack), team, limited, gone (404)
+  let flaky: Receiver; // 500, 500, then refused, then 200
+  let flakyBackAt = 0;
+  const routesFile = join(dir, 'routes.yaml');
+
+  const env = (group: string): Record<string, string> => ({
+    DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+    DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+    DRIFTLINE_TOPIC_PREFIX: prefix,
+    DRIFTLINE_TOPIC_PARTITIONS: '1',
+    DRIFTLINE_HTTP_PORT: '0',
+    DRIFTLINE_LOG_LEVEL: 'warn',
+    DRIFTLINE_CLICKHOUSE_DATABASE: database,
+    DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'chdb'),
+    DRIFTLINE_ALERT_ROUTES_FILE: routesFile,
+    DRIFTLINE_ALERT_ROUTER_GROUP: group,
+    DRIFTLINE_ALERT_ROUTER_TIMEOUT: '2s',
+    DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL: '200ms',
+    DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY: '1s',
+    DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS: '40',
+    DRIFTLINE_ALERT_ROUTER_RETRY_BUDGET: '60s',
+  });
+  const start = (group: string) =>
+    startRunner({ services: [alertRouterService as unknown as ServiceDefinition<never, unknown>], env: env(group) });
+
+  const deliveries = () =>
+    ch.select<{
+      receiver: string;
+      alert_ids: string[];
+      status: string;
+      attempts: number;
+      http_status: number | null;
+      error: string;
+      group_key: string;
+    }>(
+      `SELECT receiver, alert_ids, status, attempts, http_status, error, group_key
+       FROM ${ch.table('alert_deliveries')} ORDER BY finished_at, receiver`,
+    );
+
+  beforeAll(async () => {
+    hooks = new Receiver(await freePort(), (path) => (path === '/gone' ? 404 : 200));
+    await hooks.start();
+    // flaky answers 500 twice, then refuses connections for 1.5 s (its server closed), then answers 200.
+    flaky = new Receiver(
+      await freePort(),
+      (_path, n) => (n <= 2 ? 500 : 200),
+      (n) => {
+        if (n !== 2) return;
+        void flaky.stop().then(() =>
+          setTimeout(() => {
+            flakyBackAt = Date.now();
+            void flaky.start();
+          }, 1_500),
+        );
+      },
+    );
+    await flaky.start();
+    const h = `http://127.0.0.1:${hooks.port}`;
+    writeFileSync(
+      routesFile,
+      `version: 1
+group_window: 1h
+receivers:
+  oncall: { url: "${h}/oncall", format: slack, headers: { X-Token: s3cret-token } }
+  team: { url: "${h}/team" }
+  limited: { url: "${h}/limited", rate_limit: { per_minute: 1, burst: 2 } }
+  gone: { url: "${h}/gone" }
+  flaky: { url: "http://127.0.0.1:${flaky.port}/flaky" }
+routes:
+  - match: { model: "fraud*", severity: critical }
+    receivers: [oncall]
+    continue: true
+  - match: { model: [fraud, churn] }
+    receivers: [team]
+    continue: true
+  - match: { model: fraud, kind: FEATURE_DRIFT }
+    receivers: [flaky]
+    continue: true
+  - match: { model: legacy }
+    receivers: [gone]
+    continue: true
+  - receivers: [limited]
+`,
+    );
+    ch = await createClickHouse({ mode: 'embedded', path: join(dir, 'chdb'), database });
+    await migrate(ch, migrations);
+  });
+
+  afterAll(async () => {
+    await runner?.stop();
+    await hooks?.stop();
+    await flaky?.stop();
+  });
+
+  it('delivers routed alerts as JSON and Slack bodies, grouped, rate limited, through a receiver that fails and recovers', async () => {
+    await publish([
+      alert('a1', { share_drifted: 0.6 }), // critical
+      alert('a2', { event_time: BASE + 120_000 }),
+      alert('a3', { event_time: BASE + 180_000, feature: 'country' }),
+      alert('a4', { model: 'churn', kind: 'PERFORMANCE', method: 'accuracy', statistic: 0.7, threshold: 0.8 }),
+      alert('a5', { model: 'legacy', kind: 'PREDICTION_DRIFT', feature: null, share_drifted: null }),
+      alert('a2'), // the same alert twice in one batch
+    ]);
+    const started = Date.now();
+    runner = await start('g1');
+
+    const rows = await eventually(async () => {
+      const r = await deliveries();
+      return r.length >= 7 ? r : undefined;
+    }, 60_000);
+    const took = Date.now() - started;
+
+    // oncall: Slack body, one message with the critical fraud alert, the configured header sent.
+    const oncall = hooks.on('/oncall');
+    expect(oncall).toHaveLength(1);
+    expect(oncall[0]!.body.text).toBe('[CRITICAL] fraud: 1 FEATURE_DRIFT alert');
+    expect((oncall[0]!.body.blocks as unknown[]).length).toBe(3);
+    expect(oncall[0]!.headers['x-token']).toBe('s3cret-token');
+    // team: generic JSON, the three fraud drift alerts of one hour as one message (a2 once), churn apart.
+    const team = hooks.on('/team');
+    expect(team.map(ids)).toEqual([['a1', 'a2', 'a3'], ['a4']]);
+    expect(team[0]!.body).toMatchObject({
+      version: 1,
+      receiver: 'team',
+      model: 'fraud',
+      kind: 'FEATURE_DRIFT',
+      severity: 'critical',
+      count: 3,
+    });
+    expect((team[0]!.body.alerts as Array<{ alert_id: string; evidence: unknown }>)[1]).toMatchObject({
+      alert_id: 'a2',
+      evidence: { reference_n: 1000, current_n: 800 },
+    });
+    // limited (burst 2): three groups → the first as is, the other two merged into one digest; none lost.
+    const limited = hooks.on('/limited');
+    expect(limited.map((r) => [r.body.group, ids(r)])).toEqual([
+      [expect.stringMatching(/^fraud\/FEATURE_DRIFT\//), ['a1', 'a2', 'a3']],
+      ['digest', ['a4', 'a5']],
+    ]);
+    // gone answers 404: recorded failed at once, not retried.
+    expect(hooks.on('/gone')).toHaveLength(1);
+    // flaky: 500, 500, refused for 1.5 s, then delivered — and the others were not held up by it.
+    const flakyOk = flaky.on('/flaky');
+    expect(flakyOk.length).toBe(3);
+    expect(flakyOk.map(ids)).toEqual([
+      ['a1', 'a2', 'a3'],
+      ['a1', 'a2', 'a3'],
+      ['a1', 'a2', 'a3'],
+    ]);
+    expect(flakyBackAt).toBeGreaterThan(0);
+    expect(team[1]!.at).toBeLessThan(flakyBackAt);
+
+    const byReceiver = Object.fromEntries(rows.map((r) => [`${r.receiver}:${r.alert_ids.join(',')}`, r]));
+    expect(byReceiver['flaky:a1,a2,a3']).toMatchObject({ status: 'delivered', http_status: 200 });
+    const flakyRow = byReceiver['flaky:a1,a2,a3']!;
+    expect(flakyRow.attempts).toBeGreaterThan(3); // two 500s, at least one refused connection, then 200
+    expect(flakyRow.error).toMatch(/ECONNREFUSED|HTTP 500/);
+    expect(byReceiver['gone:a5']).toMatchObject({ status: 'failed', attempts: 1, http_status: 404 });
+    expect(byReceiver['gone:a5']!.error).toContain('HTTP 404: status 404');
+    expect(byReceiver['limited:a4,a5']).toMatchObject({ status: 'delivered', group_key: 'digest', attempts: 1 });
+    expect(rows.filter((r) => r.status === 'delivered')).toHaveLength(6);
+    const metrics = await runner.context.registry.getSingleMetricAsString('driftline_alert_deliveries_total');
+    expect(metrics).toMatch(/receiver="gone",status="failed"[^}]*\} 1$/m);
+    console.log('alert-router: first batch delivered in ms', took);
+  });
+
+  it('never sends an alert id twice to a receiver, across a restart that replays everything', async () => {
+    await runner?.stop();
+    runner = undefined;
+    const before = { hooks: hooks.received.length, flaky: flaky.received.length };
+    await publish([alert('a2'), alert('a7', { event_time: BASE + 240_000 })]); // a2 again, a7 new
+    // A new consumer group reads the topic from the beginning: a1..a5 are replayed too.
+    runner = await start('g2');
+    await eventually(async () =>
+      (await deliveries()).some((r) => r.alert_ids.includes('a7') && r.receiver === 'limited') ? true : undefined,
+    );
+    await eventually(async () => (flaky.received.length > before.flaky ? true : undefined));
+    const after = hooks.received.slice(before.hooks);
+    // Only a7 is new for team, limited and flaky; gone never delivered a5, so it tries again (404 again).
+    expect(after.filter((r) => r.path === '/team').map(ids)).toEqual([['a7']]);
+    expect(after.filter((r) => r.path === '/limited').map(ids)).toEqual([['a7']]);
+    expect(after.filter((r) => r.path === '/oncall')).toEqual([]);
+    expect(after.filter((r) => r.path === '/gone').map(ids)).toEqual([['a5']]);
+    expect(flaky.received.slice(before.flaky).map(ids)).toEqual([['a7']]);
+    const metrics = await runner.context.registry.getSingleMetricAsString('driftline_alerts_deduplicated_total');
+    expect(metrics).toMatch(/receiver="team"[^}]*\} [1-9]\d*$/m);
+  });
+});

@@ -1,0 +1,90 @@
+import { createServer, type Server } from 'node:http';
+import { groupAlerts, type Receiver } from '@driftline/alerting';
+import { freePort } from '@driftline/test-support';
+import { afterEach, describe, expect, it } from 'vitest';
+import { deliver } from '../src/deliver.js';
+
+// deliver() against real sockets on loopback (no Kafka needed): timeouts, permanent failures, stop.
+const message = groupAlerts(
+  [
+    {
+      severity: 'warning',
+      alert: {
+        alert_id: 'x1',
+        kind: 'FEATURE_DRIFT',
+        model: 'm',
+        model_version: 'v1',
+        feature: 'f',
+        window_start: 0,
+        window_end: 60_000,
+        event_time: 60_000,
+        method: 'psi',
+        statistic: 0.3,
+        p_value: null,
+        threshold: 0.2,
+        share_drifted: 0.1,
+        evidence: '{}',
+      },
+    },
+  ],
+  60_000,
+)[0]!;
+const retry = { maxAttempts: 3, initialMs: 50, maxDelayMs: 100, budgetMs: 10_000, jitter: 0 };
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r) ?? r(undefined));
+  server = undefined;
+});
+
+async function listen(handler: Parameters<typeof createServer>[1]): Promise<Receiver> {
+  const port = await freePort();
+  server = createServer(handler);
+  await new Promise<void>((r) => server!.listen(port, '127.0.0.1', r));
+  return {
+    name: 'r',
+    url: `http://127.0.0.1:${port}/secret-path`,
+    format: 'json',
+    headers: {},
+    rateLimit: { perMs: 1, burst: 1 },
+  };
+}
+
+describe('deliver', () => {
+  it('cuts a receiver that never answers at the timeout, retries, and records the failure', async () => {
+    let requests = 0;
+    const receiver = await listen(() => {
+      requests++; // never answers
+    });
+    const started = Date.now();
+    const row = await deliver(receiver, message, { retry, timeoutMs: 300, signal: new AbortController().signal });
+    // Under load a cut request may not reach the handler before the client gives up: at most 3 arrive.
+    expect(requests).toBeGreaterThanOrEqual(1);
+    expect(requests).toBeLessThanOrEqual(3);
+    expect(row).toMatchObject({ status: 'failed', attempts: 3, http_status: null, alert_ids: ['x1'] });
+    expect(row.error).toBe(`no answer within 300 ms (gave up after 3 attempts in ${row.latency_ms} ms)`);
+    expect(row.error).not.toContain('secret-path');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900); // three timeouts, never cut early
+  });
+
+  it('keeps a bounded head of an error body', async () => {
+    const receiver = await listen((_req, res) => res.writeHead(400).end('x'.repeat(100_000)));
+    const row = await deliver(receiver, message, { retry, timeoutMs: 2_000, signal: new AbortController().signal });
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, http_status: 400 });
+    expect(row.error.length).toBeLessThanOrEqual('HTTP 400: '.length + 256);
+  });
+
+  it('gives up without a record when the service stops (retriable: the batch is redelivered)', async () => {
+    const receiver = await listen((_req, res) => res.writeHead(503).end());
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 120);
+    await expect(
+      deliver(receiver, message, {
+        retry: { ...retry, maxAttempts: 100, initialMs: 1_000 },
+        timeoutMs: 2_000,
+        signal: stop.signal,
+      }),
+    ).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
+  });
+});

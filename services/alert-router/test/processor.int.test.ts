@@ -1,0 +1,150 @@
+import { mkdtempSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseRoutesText } from '@driftline/alerting';
+import { DEFAULT_EVENT_TIME_BOUNDS, DriftlineError, silentLogger } from '@driftline/core';
+import type { DecodedRecord, InboundRecord } from '@driftline/kafka';
+import { createMetricsRegistry } from '@driftline/observability';
+import type { DriftAlert } from '@driftline/schemas';
+import { freePort, uniqueName } from '@driftline/test-support';
+import {
+  type AlertDeliveryStore,
+  type ClickHouse,
+  createClickHouse,
+  migrate,
+  migrations,
+  warehouseOn,
+} from '@driftline/warehouse';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routerProcessor } from '../src/processor.js';
+
+// The processor on embedded ClickHouse and a loopback receiver, without Kafka: what happens when
+// the record of a delivery cannot be written (the loop retries the batch).
+const NOW = Date.now();
+
+function alert(id: string, over: Partial<DriftAlert> = {}): DriftAlert {
+  return {
+    alert_id: id,
+    kind: 'FEATURE_DRIFT',
+    model: 'fraud',
+    model_version: 'v1',
+    feature: 'amount',
+    window_start: NOW - 120_000,
+    window_end: NOW - 60_000,
+    event_time: NOW - 60_000,
+    method: 'psi',
+    statistic: 0.4,
+    p_value: null,
+    threshold: 0.2,
+    share_drifted: 0.2,
+    evidence: '{}',
+    ...over,
+  };
+}
+
+const record = (a: DriftAlert, offset = 0): InboundRecord => ({
+  topic: 'alerts.v1',
+  partition: 0,
+  offset: String(offset),
+  key: Buffer.from(a.model),
+  value: Buffer.from(JSON.stringify(a)),
+  headers: {},
+  timestamp: NOW,
+});
+const items = (alerts: DriftAlert[]): Array<DecodedRecord<DriftAlert>> =>
+  alerts.map((value, i) => ({ record: record(value, i), value }));
+const context = { topic: 'alerts.v1', partition: 0, highWatermark: '10' };
+
+describe('router processor', () => {
+  let ch: ClickHouse;
+  let server: Server;
+  const bodies: Array<{ alert_ids: string[] }> = [];
+  let port = 0;
+
+  beforeAll(async () => {
+    ch = await createClickHouse({
+      mode: 'embedded',
+      path: mkdtempSync(join(tmpdir(), 'router-proc-')),
+      database: uniqueName('router_proc').replaceAll('-', '_'),
+    });
+    await migrate(ch, migrations);
+    port = await freePort();
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        bodies.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { alert_ids: string[] });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await ch.close();
+  });
+
+  function processor(store: AlertDeliveryStore) {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const routes = parseRoutesText(
+      `receivers: { team: { url: "http://127.0.0.1:${port}/team" } }\nroutes: [{ match: { model: fraud }, receivers: [team] }]`,
+    );
+    return {
+      registry,
+      processor: routerProcessor({
+        routes,
+        store,
+        decode: (r) => JSON.parse(String(r.value)) as DriftAlert,
+        eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+        deliver: {
+          retry: { maxAttempts: 2, initialMs: 10, maxDelayMs: 10, budgetMs: 1_000, jitter: 0 },
+          timeoutMs: 2_000,
+          signal: new AbortController().signal,
+        },
+        logger: silentLogger,
+        registry,
+      }),
+    };
+  }
+
+  it('does not deliver again when the record failed and the batch is retried; records it with the retry', async () => {
+    const real = warehouseOn(ch).alertDeliveries;
+    let writes = 0;
+    const store: AlertDeliveryStore = {
+      delivered: (r, ids) => real.delivered(r, ids),
+      async write(rows) {
+        writes++;
+        if (writes === 1) throw new DriftlineError('SINK_UNAVAILABLE', 'ClickHouse is down', { retriable: true });
+        await real.write(rows);
+      },
+    };
+    const { processor: p, registry } = processor(store);
+    const batch = items([alert('p1'), alert('p2'), alert('x', { model: 'other' })]);
+    await expect(p.process(batch, context)).rejects.toMatchObject({ retriable: true });
+    expect(bodies.map((b) => b.alert_ids)).toEqual([['p1', 'p2']]);
+    await p.process(batch, context); // the loop's retry of the same batch
+    expect(bodies).toHaveLength(1);
+    const rows = await ch.select<{ alert_ids: string[]; status: string }>(
+      `SELECT alert_ids, status FROM ${ch.table('alert_deliveries')}`,
+    );
+    expect(rows).toEqual([{ alert_ids: ['p1', 'p2'], status: 'delivered' }]);
+    expect(await registry.getSingleMetricAsString('driftline_alerts_unrouted_total')).toMatch(
+      /kind="FEATURE_DRIFT"[^}]*\} 2$/m, // the unrouted alert, once per attempt of the batch
+    );
+
+    // A fresh process (no memory) replaying the batch: ClickHouse says p1 and p2 were delivered.
+    const again = processor(real).processor;
+    await again.process(batch, context);
+    expect(bodies).toHaveLength(1);
+  });
+
+  it('sends an alert whose event time is out of bounds to the DLQ (poison)', async () => {
+    const { processor: p } = processor(warehouseOn(ch).alertDeliveries);
+    await expect(p.decode(record(alert('late', { event_time: NOW + 2 * 3_600_000 })))).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+    await expect(p.decode(record(alert('ok')))).resolves.toMatchObject({ alert_id: 'ok' });
+  });
+});

@@ -25,6 +25,13 @@ const benches: BenchEntry[] = [
     },
   },
   {
+    name: 'scoring',
+    load: async () => {
+      const { benchScoring } = await import('@driftline/scoring/bench');
+      return () => benchScoring();
+    },
+  },
+  {
     name: 'drift',
     load: async () => {
       const { benchDrift } = await import('@driftline/drift-monitor/bench');
@@ -39,10 +46,24 @@ const benches: BenchEntry[] = [
     },
   },
   {
+    name: 'model-server',
+    load: async () => {
+      const { benchModelServer } = await import('./model-server/index.js');
+      return (endpoints) => benchModelServer(endpoints, { log: (l) => process.stderr.write(`${l}\n`) });
+    },
+  },
+  {
     name: 'joiner',
     load: async () => {
       const { benchJoiner } = await import('@driftline/label-joiner/bench');
       return (endpoints) => benchJoiner(endpoints);
+    },
+  },
+  {
+    name: 'policy',
+    load: async () => {
+      const { benchPolicy } = await import('@driftline/policy/bench');
+      return () => benchPolicy();
     },
   },
   {

@@ -1,7 +1,9 @@
+import { alertRouterService } from '@driftline/alert-router';
 import { driftMonitorService } from '@driftline/drift-monitor';
 import { featureApi } from '@driftline/feature-api';
 import { featureMaterializer } from '@driftline/feature-materializer';
 import { labelJoinerService } from '@driftline/label-joiner';
+import { modelServer } from '@driftline/model-server';
 import { retrainTriggerService } from '@driftline/retrain-trigger';
 import type { ServiceDefinition } from '@driftline/service';
 import { trainerService } from '@driftline/trainer';
@@ -11,7 +13,9 @@ export const allServices: ReadonlyArray<ServiceDefinition<never, unknown>> = [
   labelJoinerService as unknown as ServiceDefinition<never, unknown>,
   featureMaterializer as unknown as ServiceDefinition<never, unknown>,
   featureApi as unknown as ServiceDefinition<never, unknown>,
+  modelServer as unknown as ServiceDefinition<never, unknown>,
   retrainTriggerService as unknown as ServiceDefinition<never, unknown>,
   trainerService as unknown as ServiceDefinition<never, unknown>,
   driftMonitorService as unknown as ServiceDefinition<never, unknown>,
+  alertRouterService as unknown as ServiceDefinition<never, unknown>,
 ];

@@ -66,6 +66,14 @@ const probes: Probe[] = [
     restricted: false,
   },
   { path: 'libs/stats/src/probe.ts', source: "import { x } from '@driftline/observability';", restricted: true },
+  { path: 'libs/alerting/src/probe.ts', source: "import { request } from 'node:http';", restricted: true },
+  {
+    path: 'services/alert-router/src/probe.ts',
+    source: "import { x } from '@driftline/retrain-trigger';",
+    restricted: true,
+  },
+  { path: 'services/trainer/src/probe.ts', source: "import { x } from '@driftline/alert-router';", restricted: true },
+  { path: 'libs/scoring/src/probe.ts', source: "import { x } from '@driftline/online-store';", restricted: true },
   { path: 'libs/drift/src/probe.ts', source: "import { x } from '@driftline/test-support/random';", restricted: true },
   {
     path: 'libs/drift/test/probe.test.ts',

@@ -1,4 +1,4 @@
-import { ConfigError, DURATION_HINT, parseConfigText, parseDurationMs } from '@driftline/core';
+import { ConfigError, checkConfigDocument, DURATION_HINT, parseConfigText, parseDurationMs } from '@driftline/core';
 import type { DriftAlert } from '@driftline/schemas';
 import { z } from 'zod';
 
@@ -137,13 +137,7 @@ const compile = (p: string | readonly string[] | undefined) =>
 
 /** Validates a routes document; a ConfigError names the field, e.g. `routes.yaml.routes.0.receivers`. */
 export function parseRoutes(document: unknown, source = 'routes'): RoutingTable {
-  const result = documentShape.safeParse(document);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const path = issue?.path.map(String).join('.') ?? '';
-    throw new ConfigError(path === '' ? source : `${source}.${path}`, issue?.message ?? 'invalid');
-  }
-  const doc = result.data;
+  const doc = checkConfigDocument(documentShape, document, source);
   const receivers = new Map<string, Receiver>();
   for (const [n, r] of Object.entries(doc.receivers)) {
     const perMinute = r.rate_limit?.per_minute ?? ROUTING_DEFAULTS.perMinute;

@@ -1,4 +1,5 @@
 import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { jsonDepthWithin } from './json-depth.js';
 
@@ -28,4 +29,16 @@ function yamlProblem(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   if (message === 'Alias resolution is disabled') return 'aliases (*name) are not supported';
   return message.split('\n', 1)[0]!.trim();
+}
+
+/**
+ * A parsed config document checked against its shape: the first problem is a ConfigError whose
+ * field is its path under `source`, e.g. `policy.models.fraud.cooldown`.
+ */
+export function checkConfigDocument<T>(shape: z.ZodType<T>, document: unknown, source: string): T {
+  const result = shape.safeParse(document);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = issue?.path.map(String).join('.') ?? '';
+  throw new ConfigError(path === '' ? source : `${source}.${path}`, issue?.message ?? 'invalid');
 }

@@ -1,4 +1,4 @@
-import { ConfigError, DURATION_HINT, parseConfigText, parseDurationMs } from '@driftline/core';
+import { ConfigError, checkConfigDocument, DURATION_HINT, parseConfigText, parseDurationMs } from '@driftline/core';
 import { z } from 'zod';
 
 /** A duration: core's grammar (`30s`, `5m`, `6h`, `7d`), or a number of milliseconds. */
@@ -126,13 +126,7 @@ export function policyFor(policy: Policy, model: string): ModelPolicy | undefine
  * document prefixed by `source`, e.g. `policy.models.fraud.cooldown`.
  */
 export function parsePolicy(document: unknown, source = 'policy'): Policy {
-  const result = documentShape.safeParse(document);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const path = issue?.path.map(String).join('.') ?? '';
-    throw new ConfigError(path === '' ? source : `${source}.${path}`, issue?.message ?? 'invalid');
-  }
-  const doc = result.data;
+  const doc = checkConfigDocument(documentShape, document, source);
   const d = doc.defaults ?? {};
   const models: Record<string, ModelPolicy> = {};
   for (const [name, m] of Object.entries(doc.models)) {

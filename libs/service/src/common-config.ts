@@ -18,6 +18,9 @@ function autoOrInt(min: number, max: number) {
 }
 
 /** Variables every service process reads, whatever it runs; each service adds its own shape. */
+/** Default of DRIFTLINE_STARTUP_TIMEOUT: longer than a broker or registry restart takes. */
+export const DEFAULT_STARTUP_TIMEOUT_MS = 2 * 60_000;
+
 export const baseEnvShape = {
   /** Port of /metrics, /healthz, /readyz (0 picks a free one). */
   DRIFTLINE_HTTP_PORT: envField.int(0, 65_535).default(9464),
@@ -41,6 +44,11 @@ export const baseEnvShape = {
    * is stalled: /healthz (and /readyz) answer 503 until it moves again.
    */
   DRIFTLINE_STALL_TIMEOUT: envField.duration(1_000).default(DEFAULT_STALL_TIMEOUT_MS),
+  /**
+   * How long start-up keeps retrying while a backend is unreachable (a broker restarting, a
+   * registry not up yet), with backoff; `0` = one attempt. Config errors never retry.
+   */
+  DRIFTLINE_STARTUP_TIMEOUT: envField.duration().default(DEFAULT_STARTUP_TIMEOUT_MS),
   /** Largest accepted skew of event_time into the future of the wall clock (later events go to the DLQ). */
   DRIFTLINE_EVENT_TIME_MAX_FUTURE: envField
     .duration()
@@ -96,6 +104,8 @@ export interface CommonConfig {
   readonly topicMinInsyncReplicas: number | undefined;
   /** DRIFTLINE_STALL_TIMEOUT in ms: lag and no commit for this long is a stalled partition. */
   readonly stallTimeoutMs: number;
+  /** DRIFTLINE_STARTUP_TIMEOUT in ms: retriable start-up failures are retried this long. */
+  readonly startupTimeoutMs: number;
   /** Accepted event times (DRIFTLINE_EVENT_TIME_MAX_FUTURE, DRIFTLINE_EVENT_TIME_MIN), shared by every processor. */
   readonly eventTime: EventTimeBounds;
 }
@@ -117,6 +127,7 @@ export function toCommonConfig(env: z.infer<z.ZodObject<typeof baseEnvShape>>): 
     topicReplicationFactor: env.DRIFTLINE_TOPIC_REPLICATION_FACTOR,
     topicMinInsyncReplicas: env.DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS,
     stallTimeoutMs: env.DRIFTLINE_STALL_TIMEOUT,
+    startupTimeoutMs: env.DRIFTLINE_STARTUP_TIMEOUT,
     eventTime: { maxFutureMs: env.DRIFTLINE_EVENT_TIME_MAX_FUTURE, minMs: env.DRIFTLINE_EVENT_TIME_MIN },
   };
 }

@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, jsonDepthWithin } from '@driftline/core';
 
 /** An error with the HTTP status it is answered with. */
 export class HttpError extends DriftlineError {
@@ -18,6 +18,19 @@ export class HttpError extends DriftlineError {
 }
 
 export const badRequest = (message: string) => new HttpError(400, 'BAD_REQUEST', message);
+
+/**
+ * A request body as JSON, or a 400: nesting deeper than `maxDepth` is refused before JSON.parse,
+ * which parses deep nesting about ten times slower per byte than flat JSON.
+ */
+export function parseJsonBody(text: string, maxDepth: number): unknown {
+  if (!jsonDepthWithin(text, maxDepth)) throw badRequest(`body: nesting deeper than ${maxDepth} levels`);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw badRequest(`body is not JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
 
 /** Reads a request body up to `limit` bytes; more is a 413. */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {

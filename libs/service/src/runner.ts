@@ -1,7 +1,13 @@
-import { ConfigError, type Env, type Logger, parseEnv, rejectUnknownEnv } from '@driftline/core';
-import { createLogger, createMetricsRegistry, startObservabilityServer } from '@driftline/observability';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConfigError, type Env, isRetriable, type Logger, parseEnv, rejectUnknownEnv } from '@driftline/core';
+import {
+  createLogger,
+  createMetricsRegistry,
+  type Registry as MetricsRegistry,
+  startObservabilityServer,
+} from '@driftline/observability';
 import { baseEnvShape, type CommonConfig, commonEnvShape, toCommonConfig } from './common-config.js';
-import { createSharedResources } from './context.js';
+import { createSharedResources, type SharedResources } from './context.js';
 import { type ResourceConfigs, resolveResourceConfigs } from './resource-config.js';
 import type { RunningService, ServiceContext, ServiceDefinition, ServiceNeed } from './service.js';
 
@@ -11,6 +17,8 @@ export interface RunnerOptions {
   readonly logger?: Logger;
   /** Every service of the binary: their variables are known even when they are not started. */
   readonly knownServices?: ReadonlyArray<ServiceDefinition<never, unknown>>;
+  /** Aborting it ends start-up retries at once (a SIGTERM while a backend is still down). */
+  readonly signal?: AbortSignal;
 }
 
 export interface Runner {
@@ -53,21 +61,20 @@ export function parseRunnerEnv(options: Omit<RunnerOptions, 'logger'>): RunnerEn
   return { common, configs, serviceConfigs };
 }
 
-/**
- * Starts any subset of services in one process, sharing clients. Every variable is parsed once,
- * here, before anything connects: a wrong or unknown DRIFTLINE_* variable, or a missing one that a
- * started service needs (e.g. DRIFTLINE_KAFKA_BROKERS for a Kafka consumer), fails start-up with
- * its name in the message. Nothing is connected for resources no started service needs.
- */
-export async function startRunner(options: RunnerOptions): Promise<Runner> {
-  const { common, configs, serviceConfigs } = parseRunnerEnv(options);
+const STARTUP_RETRY_INITIAL_MS = 1_000;
+const aborted = (signal: AbortSignal | undefined) => signal?.aborted === true;
+const STARTUP_RETRY_MAX_MS = 15_000;
 
-  const logger = options.logger ?? createLogger({ service: 'driftline', level: common.logLevel });
-  const registry = createMetricsRegistry({ service: options.services.map((s) => s.name).join('+') || 'driftline' });
+/** One start-up attempt: every service in order; on failure the started ones are stopped again. */
+async function startServices(
+  options: RunnerOptions,
+  common: CommonConfig,
+  configs: ResourceConfigs,
+  serviceConfigs: readonly unknown[],
+  logger: Logger,
+  registry: MetricsRegistry,
+): Promise<{ resources: SharedResources; running: Array<{ name: string; service: RunningService }> }> {
   const resources = createSharedResources({ common, configs, logger, registry });
-  const allNeeds = new Set<ServiceNeed>(options.services.flatMap((s) => s.needs));
-  const context = resources.context(allNeeds, logger, 'the runner');
-
   const running: Array<{ name: string; service: RunningService }> = [];
   try {
     for (const [i, definition] of options.services.entries()) {
@@ -85,6 +92,47 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     await resources.close();
     throw error;
   }
+  return { resources, running };
+}
+
+/**
+ * Starts any subset of services in one process, sharing clients. Every variable is parsed once,
+ * here, before anything connects: a wrong or unknown DRIFTLINE_* variable, or a missing one that a
+ * started service needs (e.g. DRIFTLINE_KAFKA_BROKERS for a Kafka consumer), fails start-up with
+ * its name in the message. Nothing is connected for resources no started service needs.
+ */
+export async function startRunner(options: RunnerOptions): Promise<Runner> {
+  const { common, configs, serviceConfigs } = parseRunnerEnv(options);
+
+  const logger = options.logger ?? createLogger({ service: 'driftline', level: common.logLevel });
+  const registry = createMetricsRegistry({ service: options.services.map((s) => s.name).join('+') || 'driftline' });
+  const started = Date.now();
+  let resources: SharedResources;
+  let running: Array<{ name: string; service: RunningService }>;
+  // A backend that is unreachable at start-up (a broker restarting, a registry not up yet) is
+  // waited for, with backoff, for DRIFTLINE_STARTUP_TIMEOUT: exiting would make a supervisor's
+  // restart loop out of an ordinary outage. A config error, or anything not retriable, exits at once.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      ({ resources, running } = await startServices(options, common, configs, serviceConfigs, logger, registry));
+      break;
+    } catch (error) {
+      const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
+      const left = common.startupTimeoutMs - (Date.now() - started);
+      if (!isRetriable(error) || delay > left || aborted(options.signal)) throw error;
+      logger.warn(
+        { err: error, attempt, retryInMs: delay, giveUpInMs: left },
+        'start-up failed on an unreachable backend: retrying (DRIFTLINE_STARTUP_TIMEOUT)',
+      );
+      await sleep(delay, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(() => {});
+      if (aborted(options.signal)) throw error;
+    }
+  }
+  const context = resources.context(
+    new Set<ServiceNeed>(options.services.flatMap((s) => s.needs)),
+    logger,
+    'the runner',
+  );
   // Liveness fails on a stalled partition (lag, and no commit for DRIFTLINE_STALL_TIMEOUT): a restart
   // hands its partitions to another member and rebuilds what may be wedged here; readiness implies it.
   const healthy = () => resources.stalls().length === 0;

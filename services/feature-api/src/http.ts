@@ -1,8 +1,8 @@
 import type { ServerResponse } from 'node:http';
-import { DriftlineError, jsonDepthWithin } from '@driftline/core';
+import { DriftlineError } from '@driftline/core';
 import { type FeatureView, type FeatureViews, formatPath, isWellFormed, MAX_ENTITY_LENGTH } from '@driftline/features';
 import { fieldType } from '@driftline/online-store';
-import { badRequest, HttpError, sendJson } from '@driftline/service/http';
+import { badRequest, HttpError, parseJsonBody, sendJson } from '@driftline/service/http';
 import { z } from 'zod';
 
 // Shared with the model-server: @driftline/service/http.
@@ -144,13 +144,7 @@ function checkCounts(json: unknown, limits: RequestLimits): void {
 
 /** The JSON body of a batch request → validated reads, within the entity limit. */
 export function parseBatch(views: FeatureViews, text: string, limits: RequestLimits): ViewRead[] {
-  if (!jsonDepthWithin(text, MAX_BODY_DEPTH)) throw badRequest(`body: nesting deeper than ${MAX_BODY_DEPTH} levels`);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw badRequest(`body is not JSON: ${(error as Error).message}`);
-  }
+  const json = parseJsonBody(text, MAX_BODY_DEPTH);
   checkCounts(json, limits);
   const parsed = batchSchema.safeParse(json);
   if (!parsed.success) {

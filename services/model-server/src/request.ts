@@ -1,7 +1,6 @@
-import { jsonDepthWithin } from '@driftline/core';
 import { isWellFormed, MAX_ENTITY_LENGTH } from '@driftline/features';
 import type { FeatureValue } from '@driftline/schemas';
-import { badRequest } from '@driftline/service/http';
+import { badRequest, parseJsonBody } from '@driftline/service/http';
 
 /** One entity to score, with feature values that take precedence over the online store's. */
 export interface Instance {
@@ -62,13 +61,7 @@ function instance(json: unknown, where: string, maxFeatures: number): Instance {
  * 400 that names the field.
  */
 export function parsePredictBody(text: string, limits: PredictLimits): PredictRequest {
-  if (!jsonDepthWithin(text, MAX_BODY_DEPTH)) throw badRequest(`body: nesting deeper than ${MAX_BODY_DEPTH} levels`);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw badRequest(`body is not JSON: ${(error as Error).message}`);
-  }
+  const json = parseJsonBody(text, MAX_BODY_DEPTH);
   if (!isObject(json)) throw badRequest('body: expected {"entity_id": …} or {"instances": […]}');
   if (!('instances' in json)) return { batch: false, instances: [instance(json, 'body', limits.maxFeatures)] };
   for (const key of Object.keys(json)) {

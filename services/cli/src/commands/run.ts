@@ -35,6 +35,7 @@ export async function runCommand(args: readonly string[]): Promise<number> {
   const services = selectServices(allServices, names);
 
   let runner: Runner | undefined;
+  const starting = new AbortController(); // a signal ends start-up retries at once
   let firstSignalAt: number | undefined;
   let signals = 0;
   let requested: string | undefined;
@@ -61,6 +62,7 @@ export async function runCommand(args: readonly string[]): Promise<number> {
     if (firstSignalAt === undefined) {
       firstSignalAt = now;
       requested = signal;
+      starting.abort();
       if (runner !== undefined) stop(runner, signal);
       return;
     }
@@ -83,7 +85,14 @@ export async function runCommand(args: readonly string[]): Promise<number> {
           if (process.ppid !== parent && firstSignalAt === undefined) onSignal('parent exited');
         }, PARENT_POLL_MS).unref();
   try {
-    runner = await startRunner({ services, knownServices: allServices });
+    try {
+      runner = await startRunner({ services, knownServices: allServices, signal: starting.signal });
+    } catch (error) {
+      if (requested === undefined) throw error;
+      // Asked to stop while start-up waited for a backend: nothing runs, nothing to finish.
+      process.stderr.write(`driftline: stopped during start-up (${requested}); nothing was started\n`);
+      return 0;
+    }
     runner.context.logger.info(
       { services: services.map((s) => s.name), httpPort: runner.httpPort },
       'driftline running',

@@ -1,0 +1,66 @@
+import { ConfigError, DriftlineError, silentLogger } from '@driftline/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { defineService, type Runner, type ServiceDefinition, startRunner } from '../src/index.js';
+
+/** A service whose start fails with `failure()` the first `failures` times (a backend still down). */
+function startsAfter(failures: number, failure: () => Error) {
+  const calls = { starts: 0, stops: 0 };
+  const definition = defineService({
+    name: 'late-backend',
+    description: 'test service whose backend comes up late',
+    needs: [],
+    envShape: {},
+    configure: () => undefined,
+    async start() {
+      calls.starts++;
+      if (calls.starts <= failures) throw failure();
+      return { ready: () => true, stop: async () => void calls.stops++ };
+    },
+  });
+  return { definition: definition as unknown as ServiceDefinition<never, unknown>, calls };
+}
+
+const unreachable = () =>
+  new DriftlineError('SOURCE_UNAVAILABLE', 'connect ECONNREFUSED 127.0.0.1:9092', { retriable: true });
+const env = { DRIFTLINE_HTTP_PORT: '0' };
+
+describe('start-up waits for an unreachable backend (DRIFTLINE_STARTUP_TIMEOUT)', () => {
+  const runners: Runner[] = [];
+  afterEach(async () => {
+    for (const r of runners.splice(0)) await r.stop();
+  });
+
+  it('retries a retriable start-up failure with backoff until the backend answers', async () => {
+    const { definition, calls } = startsAfter(2, unreachable);
+    const runner = await startRunner({ services: [definition], env, logger: silentLogger });
+    runners.push(runner);
+    expect(calls.starts).toBe(3);
+    expect(runner.ready()).toBe(true);
+  });
+
+  it('gives up after the timeout with the backend error (0 = one attempt)', async () => {
+    const { definition, calls } = startsAfter(5, unreachable);
+    await expect(
+      startRunner({ services: [definition], env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '0' }, logger: silentLogger }),
+    ).rejects.toThrow(/ECONNREFUSED/);
+    expect(calls.starts).toBe(1);
+  });
+
+  it('never retries a config error', async () => {
+    const { definition, calls } = startsAfter(5, () => new ConfigError('DRIFTLINE_X', 'is wrong'));
+    await expect(startRunner({ services: [definition], env, logger: silentLogger })).rejects.toThrow(/^DRIFTLINE_X/);
+    expect(calls.starts).toBe(1);
+  });
+
+  it('stops waiting at once when asked to stop', async () => {
+    const { definition, calls } = startsAfter(100, unreachable);
+    const stop = new AbortController();
+    const started = Date.now();
+    setTimeout(() => stop.abort(), 300);
+    await expect(
+      startRunner({ services: [definition], env, logger: silentLogger, signal: stop.signal }),
+    ).rejects.toThrow(/ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(900); // the first backoff is 1 s
+    expect(calls.starts).toBe(1);
+  });
+});

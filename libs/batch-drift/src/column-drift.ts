@@ -71,7 +71,7 @@ export function columnDrift(reference: Column, current: Column, options: DriftOp
     if (options.stattest !== 'evidently') return drift;
     // numericDrift sets both: the same functions on the same sorted samples as Evidently's tests.
     const known = { wasserstein: drift.wasserstein!, ksPValue: drift.ks_p_value! };
-    return withEvidently(drift, evidentlyNumeric(ref, cur, current.values, known));
+    return withEvidently(drift, evidentlyNumeric(ref, cur, current.values, known, current.integerText));
   }
   // A column numeric on one side only is compared as categories (its text form).
   const ref = categories(reference);

@@ -2,7 +2,17 @@ import { DriftlineError } from '@driftline/core';
 
 /** A typed column of a table: numbers (NaN = missing) or categories (null = missing). */
 export type Column =
-  | { readonly name: string; readonly kind: 'numeric'; readonly values: Float64Array }
+  | {
+      readonly name: string;
+      readonly kind: 'numeric';
+      readonly values: Float64Array;
+      /**
+       * Every present cell was written as an integer (no decimal point, no exponent) or stored as an
+       * integer type: what makes pandas read int64 rather than float64, and so what Evidently's
+       * column typing sees (`--stattest evidently`). Undefined when the source does not say.
+       */
+      readonly integerText?: boolean;
+    }
   | { readonly name: string; readonly kind: 'categorical'; readonly values: ReadonlyArray<string | null> };
 
 /** Which columns of a table to read, and types forced on some of them (names of the header). */
@@ -221,12 +231,22 @@ export function typeColumns(header: readonly string[], rows: ReadonlyArray<reado
 // One pass that converts as it types: a column stays numeric until a present cell is not a number.
 function numericColumn(name: string, rows: ReadonlyArray<readonly string[]>, c: number): Column | undefined {
   const values = new Float64Array(rows.length);
+  let integerText = true;
   for (let r = 0; r < rows.length; r++) {
-    const x = parseNumberText(rows[r]![c] ?? '');
+    const cell = rows[r]![c] ?? '';
+    const x = parseNumberText(cell);
     if (x === NOT_A_NUMBER) return undefined;
     values[r] = x;
+    if (integerText && !Number.isNaN(x) && !isIntegerText(cell)) integerText = false;
   }
-  return { name, kind: 'numeric', values };
+  return { name, kind: 'numeric', values, integerText };
+}
+
+const INTEGER_TEXT = /^\s*[+-]?\d+\s*$/;
+
+/** A number cell written as an integer, as pandas would read it into an int64 column. */
+export function isIntegerText(cell: string): boolean {
+  return INTEGER_TEXT.test(cell);
 }
 
 function categoricalColumn(name: string, rows: ReadonlyArray<readonly string[]>, c: number): Column {

@@ -74,6 +74,8 @@ class CsvReader {
   private recordLine = 1;
   // The interned categories: an open-addressing table (entry + 1, 0 = empty) over byte ranges.
   private readonly internSlots = new Int32Array(INTERN_LIMIT * 2);
+  /** Whether the last number cell read was written as an integer (see `integralBytes`). */
+  private integral = true;
   private readonly internStarts = new Float64Array(INTERN_LIMIT);
   private readonly internEnds = new Float64Array(INTERN_LIMIT);
   private readonly internValues: Array<string | null> = [];
@@ -108,6 +110,8 @@ class CsvReader {
     const numbers = selection.map(() => new Float64Array(capacity));
     const texts: Array<Array<string | null>> = selection.map(() => []);
     const flippedAt = selection.map(() => 0);
+    // A cell written with a decimal point or an exponent: pandas would read the column as float64.
+    const fractional = selection.map(() => false);
     // Where each record starts, to re-read the cells of a column that turns out not to be numeric.
     let rowStarts = new Float64Array(capacity);
     let rows = 0;
@@ -137,6 +141,7 @@ class CsvReader {
           if (bytes[this.pos] === QUOTE) {
             atEnd = this.readField();
             x = this.escaped ? notANumber : parseNumber(bytes, this.start, this.end);
+            this.integral = integralBytes(bytes, this.start, this.end);
           } else {
             x = this.numericField();
             atEnd = this.atEnd;
@@ -154,7 +159,10 @@ class CsvReader {
             texts[slot] = values;
             numeric[slot] = false;
             flippedAt[slot] = rows;
-          } else numbers[slot]![rows] = x;
+          } else {
+            numbers[slot]![rows] = x;
+            if (!this.integral) fractional[slot] = true;
+          }
         } else {
           atEnd = this.readField();
           if (slot >= 0) texts[slot]!.push(this.escaped ? this.missingOrText(this.text) : this.interned());
@@ -174,7 +182,8 @@ class CsvReader {
       const name = header[c]!;
       if (numeric[slot]) {
         const all = numbers[slot]!;
-        return { name, kind: 'numeric', values: all.length - rows > 4096 ? all.slice(0, rows) : all.subarray(0, rows) };
+        const values = all.length - rows > 4096 ? all.slice(0, rows) : all.subarray(0, rows);
+        return { name, kind: 'numeric', values, integerText: !fractional[slot] };
       }
       if (flippedAt[slot]! > 0) this.reread(texts[slot]!, c, rowStarts, flippedAt[slot]!);
       return { name, kind: 'categorical', values: texts[slot]! };
@@ -288,7 +297,8 @@ class CsvReader {
       digits++;
       c = ++i < n ? bytes[i]! : -1;
     }
-    if (c === 0x2e) {
+    const dot = c === 0x2e;
+    if (dot) {
       c = ++i < n ? bytes[i]! : -1;
       while (c >= 0x30 && c <= 0x39) {
         mantissa = mantissa * 10 + (c - 0x30);
@@ -299,6 +309,7 @@ class CsvReader {
       }
     }
     let simple = digits > 0 && significant <= 15 && i > start;
+    this.integral = !dot;
     if (c !== delimiter && c !== LF && c !== CR && c !== -1) {
       // An exponent, a space, text: find the end, then parse the cell the general way.
       simple = false;
@@ -308,6 +319,7 @@ class CsvReader {
         i++;
       }
     }
+    if (!simple && !dot) this.integral = integralBytes(bytes, start, i);
     this.start = start;
     this.end = i;
     this.escaped = false;
@@ -421,6 +433,20 @@ class CsvReader {
     }
     return i;
   }
+}
+
+/** Bytes of a cell that pandas reads as an integer: optional spaces and sign, then only digits. */
+function integralBytes(bytes: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  while (i < end && bytes[i] === 0x20) i++;
+  if (i < end && (bytes[i] === 0x2b || bytes[i] === 0x2d)) i++;
+  let digits = 0;
+  while (i < end && bytes[i]! >= 0x30 && bytes[i]! <= 0x39) {
+    i++;
+    digits++;
+  }
+  while (i < end && bytes[i] === 0x20) i++;
+  return digits > 0 && i === end;
 }
 
 function grow(a: Float64Array, capacity: number): Float64Array<ArrayBuffer> {

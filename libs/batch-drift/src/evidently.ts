@@ -160,9 +160,13 @@ export function evidentlyNumeric(
   cur: Float64Array,
   currentValues: Float64Array,
   known: { readonly wasserstein?: number; readonly ksPValue?: number } = {},
+  integerText?: boolean,
 ): EvidentlyDecision {
+  // `1.0, 2.0` is a float64 column to pandas although its values are integers.
   const columnType =
-    isIntegerColumn(currentValues) && distinctSorted(cur, INTEGER_CARDINALITY_LIMIT) <= INTEGER_CARDINALITY_LIMIT
+    integerText !== false &&
+    isIntegerColumn(currentValues) &&
+    distinctSorted(cur, INTEGER_CARDINALITY_LIMIT) <= INTEGER_CARDINALITY_LIMIT
       ? 'categorical'
       : 'numerical';
   const distinct = distinctUnion(ref, cur, 5);

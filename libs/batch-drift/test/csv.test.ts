@@ -23,7 +23,7 @@ describe('csvColumns', () => {
 
   it('reads a one-column file (no delimiter anywhere)', () => {
     expect(csvColumns('x\n1\n2.5\n-3\n', 'one.csv')).toEqual([
-      { name: 'x', kind: 'numeric', values: Float64Array.from([1, 2.5, -3]) },
+      { name: 'x', kind: 'numeric', values: Float64Array.from([1, 2.5, -3]), integerText: false },
     ]);
     expect(csvColumns('city\nParis\nRome', 'one.csv')).toEqual([
       { name: 'city', kind: 'categorical', values: ['Paris', 'Rome'] },
@@ -126,10 +126,24 @@ describe('csvColumns', () => {
     expect(numbers(csvColumns('a,b\r1,2\r3,4\r', 't.csv')[1])).toEqual([2, 4]);
   });
 
+  it('says whether every number was written as an integer (what makes pandas read int64)', () => {
+    const [ints, floats, quoted, big, exp] = csvColumns(
+      'i,f,q,b,e\n1,1.0,"2",12345678901234567890,1e3\n-2,2.0,"3",1,2\n+3,3.5," 4 ",2,3\n',
+      't.csv',
+    );
+    expect([ints, floats, quoted, big, exp].map((c) => c?.kind === 'numeric' && c.integerText)).toEqual([
+      true,
+      false,
+      true,
+      true,
+      false,
+    ]);
+  });
+
   it('a header with no data rows gives empty columns', () => {
     expect(csvColumns('a,b\n', 't.csv')).toEqual([
-      { name: 'a', kind: 'numeric', values: new Float64Array(0) },
-      { name: 'b', kind: 'numeric', values: new Float64Array(0) },
+      { name: 'a', kind: 'numeric', values: new Float64Array(0), integerText: true },
+      { name: 'b', kind: 'numeric', values: new Float64Array(0), integerText: true },
     ]);
   });
 

@@ -97,7 +97,7 @@ async function arrowColumns(bytes: Buffer, path: string): Promise<Column[]> {
       const values = vector.toArray() as ArrayLike<unknown>;
       const out = new Float64Array(vector.length);
       for (let r = 0; r < vector.length; r++) out[r] = vector.isValid(r) ? Number(values[r]) : Number.NaN;
-      return { name: field.name, kind: 'numeric' as const, values: out };
+      return { name: field.name, kind: 'numeric' as const, values: out, integerText: /^U?[Ii]nt/.test(typeId) };
     }
     const out: Array<string | null> = [];
     for (let r = 0; r < vector.length; r++) out.push(text(vector.get(r)));
@@ -120,7 +120,9 @@ async function parquetColumns(bytes: Buffer, path: string): Promise<Column[]> {
   try {
     const metadata = parquetMetadata(file);
     const rows = Number(metadata.num_rows);
-    const names = parquetSchema(metadata).children.map((c) => c.element.name);
+    const elements = parquetSchema(metadata).children.map((c) => c.element);
+    const names = elements.map((e) => e.name);
+    const integerTyped = new Set(elements.filter((e) => e.type === 'INT32' || e.type === 'INT64').map((e) => e.name));
     const chunks = new Map<string, Array<{ data: ArrayLike<unknown>; rowStart: number; rowEnd: number }>>();
     await parquetRead({
       file,
@@ -144,7 +146,7 @@ async function parquetColumns(bytes: Buffer, path: string): Promise<Column[]> {
         const values = new Float64Array(rows);
         for (let r = 0; r < rows; r++)
           values[r] = cells[r] === null || cells[r] === undefined ? Number.NaN : Number(cells[r]);
-        return { name, kind: 'numeric' as const, values };
+        return { name, kind: 'numeric' as const, values, integerText: integerTyped.has(name) };
       }
       return { name, kind: 'categorical' as const, values: cells.map(text) };
     });

@@ -40,3 +40,23 @@ describe('classifyRedisError', () => {
     }
   });
 });
+
+describe('waitReady', () => {
+  it('a Redis that does not answer in time is an outage (retriable), not an internal error', async () => {
+    const { createRedisClient, waitReady } = await import('../src/redis/client.js');
+    const { freePort } = await import('@driftline/test-support');
+    const { isRetriable } = await import('@driftline/core');
+    // Nothing listens on the port: the client keeps reconnecting, never ready.
+    const client = createRedisClient({ url: `redis://127.0.0.1:${await freePort()}`, tls: false }, 'tooling');
+    try {
+      const error = await waitReady(client, 200).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(String(error)).toMatch(/Redis not ready within 200 ms/);
+      expect(isRetriable(error)).toBe(true);
+    } finally {
+      client.disconnect();
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import type { RedisConnectionConfig } from '@driftline/core';
+import { DriftlineError, type RedisConnectionConfig } from '@driftline/core';
 import { Redis } from 'ioredis';
 
 /** The one Redis client type of driftline (ioredis' client, named here so nobody else imports ioredis). */
@@ -104,13 +104,20 @@ export function createRedisClient(
   });
 }
 
-/** Resolves once the client is ready; rejects after `timeoutMs` (for tools and tests). */
+/**
+ * Resolves once the client is ready; rejects after `timeoutMs` with a retriable error: Redis not
+ * answering yet is an outage (start-up waits for it, DRIFTLINE_STARTUP_TIMEOUT), not a defect.
+ */
 export function waitReady(client: RedisClient, timeoutMs = 10_000): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       client.off('ready', onReady);
-      reject(new Error(`Redis not ready within ${timeoutMs} ms (status ${client.status})`));
+      reject(
+        new DriftlineError('SOURCE_UNAVAILABLE', `Redis not ready within ${timeoutMs} ms (status ${client.status})`, {
+          retriable: true,
+        }),
+      );
     }, timeoutMs);
     const onReady = () => {
       clearTimeout(timer);

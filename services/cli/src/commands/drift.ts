@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type Column, type ColumnDrift, columnDistribution, datasetDrift, tableDrift } from '@driftline/batch-drift';
+import { type Column, type ColumnDrift, columnDistribution, datasetDrift } from '@driftline/batch-drift';
 import { ConfigError, DriftlineError } from '@driftline/core';
 import { type ReadOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
 
@@ -176,7 +176,8 @@ export async function driftCommand(args: readonly string[]): Promise<number> {
   const current = await readTable(values.current, readOptions);
   checkSides(reference, current, paths);
   progress.phase(`comparing ${reference.length} columns`);
-  const rows = tableDrift(reference, current, {
+  const { tableDriftInParallel } = await import('../parallel-drift.js');
+  const rows = await tableDriftInParallel(reference, current, {
     binning,
     ...(bins === undefined ? {} : { bins }),
     psiThreshold,

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import { Worker } from 'node:worker_threads';
 import { type Column, type ColumnDrift, type DriftOptions, tableDrift } from '@driftline/batch-drift';
 import { DriftlineError, type ErrorCode } from '@driftline/core';
+import { startWorker } from '@driftline/service/worker';
 
 /** Below this many numeric values (both sides) a second thread costs more than it saves. */
 const PARALLEL_MIN_VALUES = 2_000_000;
@@ -27,7 +27,11 @@ export async function tableDriftInParallel(
   const away = new Set(numeric.filter((_, i) => i % 2 === 1).map((c) => c.name));
   const here = reference.filter((c) => !away.has(c.name));
   const there = reference.filter((c) => away.has(c.name));
-  const worker = spawnDriftWorker({ reference: there, current: there.map((c) => byName.get(c.name)!), options });
+  const worker = startWorker(import.meta.url, 'drift-worker', {
+    reference: there,
+    current: there.map((c) => byName.get(c.name)!),
+    options,
+  });
   try {
     const answer = once(worker, 'message') as Promise<[WorkerAnswer]>;
     const mine = tableDrift(here, current, options);
@@ -38,13 +42,4 @@ export async function tableDriftInParallel(
   } finally {
     void worker.terminate();
   }
-}
-
-/** Under tsx (development, tests) the worker gets the .ts source and registers tsx itself. */
-function spawnDriftWorker(workerData: { reference: Column[]; current: Column[]; options: DriftOptions }): Worker {
-  const entry = new URL(import.meta.url.endsWith('.ts') ? './drift-worker.ts' : './drift-worker.js', import.meta.url);
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
-  return new Worker(boot, { eval: true, workerData });
 }

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import { Worker } from 'node:worker_threads';
 import { DriftlineError, type Logger } from '@driftline/core';
 import type { Registry } from '@driftline/observability';
+import { startWorker } from '@driftline/service/worker';
 import type { FeatureApiServer } from './api.js';
 import type { FeatureApiThreadData, FromThread, ThreadMetrics, ToThread } from './thread-protocol.js';
 
@@ -22,18 +22,6 @@ export interface FeatureApiThread extends FeatureApiServer {
 const THREAD_METRICS = ['driftline_feature_api_request_seconds', 'driftline_feature_api_rows_total'] as const;
 
 /**
- * Worker entry point. Under tsx (development, tests) the worker gets the .ts source and must
- * register tsx itself: workers do not inherit the `--import tsx` hook of the main thread.
- */
-function spawn(data: FeatureApiThreadData): Worker {
-  const entry = new URL(import.meta.url.endsWith('.ts') ? './thread-worker.ts' : './thread-worker.js', import.meta.url);
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData: data });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: data });
-}
-
-/**
  * The feature API on a worker thread of its own: HTTP server, request handling and its Redis
  * read connection run on their own event loop and heap, so a co-hosted materializer's batch work
  * and garbage collection cannot delay a read (the cause of the tail measured in bench/features).
@@ -41,7 +29,7 @@ function spawn(data: FeatureApiThreadData): Worker {
  */
 export async function startFeatureApiThread(options: FeatureApiThreadOptions): Promise<FeatureApiThread> {
   const { registry, logger, ...data } = options;
-  const worker = spawn(data);
+  const worker = startWorker(import.meta.url, 'thread-worker', data);
   let ready = false;
   let nextId = 0;
   const pending = new Map<number, (metrics: ThreadMetrics) => void>();

@@ -86,9 +86,9 @@ export function generateModule(files: ReadonlyArray<{ file: string; schema: Avro
     lines.push(`export interface ${name} {`);
     for (const field of schema.fields as AvroField[]) {
       if (field.doc !== undefined) lines.push(`  /** ${field.doc} */`);
-      // A field added later with a non-null default is optional to writers (the encoder writes the
-      // default); a null default keeps the field required, as before.
-      const optional = field.default !== undefined && field.default !== null ? '?' : '';
+      // A field with a default is optional to writers: the encoder writes the default, so fields
+      // added later (schema evolution) never break a producer's code. Decoded records always carry it.
+      const optional = field.default !== undefined ? '?' : '';
       lines.push(`  ${field.name}${optional}: ${tsType(field.type, named)};`);
     }
     lines.push('}', '');

@@ -26,9 +26,9 @@ function alertJson({ alert: a, severity }: RoutedAlert) {
     event_time: iso(a.event_time),
     method: a.method,
     statistic: a.statistic,
-    p_value: a.p_value,
+    p_value: a.p_value ?? null,
     threshold: a.threshold,
-    share_drifted: a.share_drifted,
+    share_drifted: a.share_drifted ?? null,
     evidence: evidenceOf(a.evidence),
   };
 }
@@ -72,8 +72,8 @@ export function renderSlack(message: AlertMessage) {
   const blocks: unknown[] = [{ type: 'header', text: { type: 'plain_text', text: esc(text, 150), emoji: false } }];
   for (const { alert: a, severity } of shown) {
     const lines = [
-      `*${esc(a.kind)}* · ${esc(severity)} · model \`${esc(a.model)}\` ${esc(a.model_version)}${a.feature === null ? '' : ` · feature \`${esc(a.feature)}\``}`,
-      `${esc(a.method)} = ${fmt(a.statistic)} (threshold ${fmt(a.threshold)})${a.p_value === null ? '' : `, p = ${fmt(a.p_value)}`}${a.share_drifted === null ? '' : `, ${Math.round(a.share_drifted * 100)}% of features drifted`}`,
+      `*${esc(a.kind)}* · ${esc(severity)} · model \`${esc(a.model)}\` ${esc(a.model_version)}${a.feature == null ? '' : ` · feature \`${esc(a.feature)}\``}`,
+      `${esc(a.method)} = ${fmt(a.statistic)} (threshold ${fmt(a.threshold)})${a.p_value == null ? '' : `, p = ${fmt(a.p_value)}`}${a.share_drifted == null ? '' : `, ${Math.round(a.share_drifted * 100)}% of features drifted`}`,
       `window ${iso(a.window_start)} → ${iso(a.window_end)} · id \`${esc(a.alert_id, 200)}\``,
     ];
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } });

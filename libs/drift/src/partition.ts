@@ -22,7 +22,7 @@ export interface WindowedEvent {
   readonly event_time: number;
   readonly features: Readonly<Record<string, FeatureValue>>;
   readonly prediction: number;
-  readonly predicted_class: string | null;
+  readonly predicted_class?: string | null;
 }
 
 /** Finds the reference to measure (model, version) against in the window starting at `windowStart`. */
@@ -163,7 +163,11 @@ export class PartitionWindows {
     for (let i = 0; i < features.length; i++) {
       const f = features[i]!;
       const raw: FeatureValue | undefined =
-        f === PREDICTION_FEATURE ? event.prediction : f === PREDICTED_CLASS_FEATURE ? event.predicted_class : values[f];
+        f === PREDICTION_FEATURE
+          ? event.prediction
+          : f === PREDICTED_CLASS_FEATURE
+            ? (event.predicted_class ?? null)
+            : values[f];
       if (state.numeric[i]) (state.summaries[i] as NumericSummary).add(numericValue(raw));
       else (state.summaries[i] as CategoricalSummary).add(categoricalValue(raw));
     }

@@ -18,7 +18,7 @@ function parseEvidence(text: string): Record<string, unknown> {
 /** Features a FEATURE_DRIFT alert names as drifted: `feature` and the `drifted[].feature` of its evidence. */
 export function driftedFeatures(alert: DriftAlert): string[] {
   const out = new Set<string>();
-  if (alert.feature !== null) out.add(alert.feature);
+  if (alert.feature != null) out.add(alert.feature);
   const drifted = parseEvidence(alert.evidence).drifted;
   if (Array.isArray(drifted)) {
     for (const d of drifted) {
@@ -32,7 +32,7 @@ export function driftedFeatures(alert: DriftAlert): string[] {
 function isOverallSlice(alert: DriftAlert): boolean {
   const ev = parseEvidence(alert.evidence);
   const seg = ev.segment_feature;
-  return alert.feature === null && (seg === undefined || seg === '');
+  return alert.feature == null && (seg === undefined || seg === '');
 }
 
 function ruleLabel(r: PerformanceRule): string {
@@ -62,7 +62,7 @@ export function signalsOf(config: SignalConfig, alert: DriftAlert, baseline?: Ba
     case 'FEATURE_DRIFT': {
       if (
         config.shareDrifted !== undefined &&
-        alert.share_drifted !== null &&
+        alert.share_drifted != null &&
         alert.share_drifted >= config.shareDrifted
       ) {
         out.push(`share_drifted>=${config.shareDrifted}`);

@@ -111,7 +111,7 @@ function predictionColumns(p: PredictionEvent) {
     prediction_time: chTime(p.event_time),
     features: JSON.stringify(p.features),
     prediction: p.prediction,
-    predicted_class: p.predicted_class,
+    predicted_class: p.predicted_class ?? null,
   };
 }
 

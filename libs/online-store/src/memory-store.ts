@@ -94,7 +94,8 @@ export class InMemoryOnlineStore implements OnlineStore {
       }
       if (changed && view.ttlMs > 0) entry.expiresAt = at + view.ttlMs;
     }
-    return { entities: writes.length, rowsApplied, aggregatesUpdated };
+    // Rows here were written by this process through the same bounds: none can be frozen.
+    return { entities: writes.length, rowsApplied, aggregatesUpdated, rowsRepaired: 0 };
   }
 
   async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {

@@ -14,6 +14,11 @@ export interface WriteStats {
   readonly rowsApplied: number;
   /** Entities whose window aggregates changed. */
   readonly aggregatesUpdated: number;
+  /**
+   * Rows found with a stored event time no accepted event can have (written before event times were
+   * bounded, e.g. µs read as ms) and replaced by this write instead of winning it forever.
+   */
+  readonly rowsRepaired: number;
 }
 
 /** Entities of one view to read, optionally projected to some features or aggregates. */

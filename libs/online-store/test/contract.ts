@@ -131,7 +131,7 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       const store = await open();
       const t = Date.now();
       const first = await store.write(planWrites([event('profile', 'u', 'b', t, { age: 30, country: 'fr' })]));
-      expect(first).toEqual({ entities: 1, rowsApplied: 1, aggregatesUpdated: 0 });
+      expect(first).toEqual({ entities: 1, rowsApplied: 1, aggregatesUpdated: 0, rowsRepaired: 0 });
       expect((await store.write(planWrites([event('profile', 'u', 'z', t - 1, { age: 1 })]))).rowsApplied).toBe(0);
       expect((await store.write(planWrites([event('profile', 'u', 'a', t, { age: 2 })]))).rowsApplied).toBe(0);
       expect(await store.read(profile, 'u')).toEqual({
@@ -161,9 +161,19 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       await store.write(planWrites(events));
       const before = await store.read(spend, 'e');
       for (const e of events) {
-        expect(await store.write(planWrites([e]))).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 0 });
+        expect(await store.write(planWrites([e]))).toEqual({
+          entities: 1,
+          rowsApplied: 0,
+          aggregatesUpdated: 0,
+          rowsRepaired: 0,
+        });
       }
-      expect(await store.write(planWrites(events))).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 0 });
+      expect(await store.write(planWrites(events))).toEqual({
+        entities: 1,
+        rowsApplied: 0,
+        aggregatesUpdated: 0,
+        rowsRepaired: 0,
+      });
       expect(await store.read(spend, 'e')).toEqual(before);
       expect(before).toEqual({
         eventTime: t,
@@ -186,7 +196,7 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       await store.write(planWrites([event('spend', 'e', 'a', t, { amount: 10, fee: 1 })]));
       // Older than the row: the row stays, but the event is inside the 10 min window and counts.
       const late = await store.write(planWrites([event('spend', 'e', 'b', t - 5 * 60_000, { amount: 5 })]));
-      expect(late).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1 });
+      expect(late).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1, rowsRepaired: 0 });
       // Outside 10 min, inside 1 h: only the 1 h mean sees it.
       await store.write(planWrites([event('spend', 'e', 'c', t - 30 * 60_000, { amount: 30, fee: 3 })]));
       expect((await store.read(spend, 'e'))?.features).toEqual({
@@ -212,12 +222,12 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       });
       // Late but inside the day of the anchor: only the 1 d max sees it.
       const late2 = await store.write(planWrites([event('spend', 'e', 'x', t - 3_600_000, { amount: 1, fee: 9 })]));
-      expect(late2).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1 });
+      expect(late2).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1, rowsRepaired: 0 });
       expect((await store.read(spend, 'e'))?.features).toMatchObject({ amount_count_10m: 0, fee_max_1d: 9 });
       // At or beyond the longest window of the anchor: never counted again, nothing recomputed.
       const floor = t + 2 * 3_600_000 - 86_400_000;
       const gone = await store.write(planWrites([event('spend', 'e', 'y', floor, { amount: 1, fee: 99 })]));
-      expect(gone).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 0 });
+      expect(gone).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 0, rowsRepaired: 0 });
       expect((await store.read(spend, 'e'))?.features.fee_max_1d).toBe(9);
     });
 

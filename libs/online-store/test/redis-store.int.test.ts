@@ -90,6 +90,32 @@ describe('Redis adapter specifics', () => {
     }
   });
 
+  it('repairs a row frozen by a µs event time written before the bounds: the next write wins', async () => {
+    const keyPrefix = uniqueName('os');
+    const store = new RedisOnlineStore(tooling, { keyPrefix });
+    try {
+      const at = Date.now();
+      const key = rowKey(keyPrefix, 'spend', 'e');
+      // What an unbounded writer left behind: event_time in µs (year ~58,000 read as ms), in the row and its window.
+      const micros = at * 1000;
+      await tooling.hset(key, ROW_TIME, String(micros), ROW_EVENT_ID, 'old', 'amount', '999', 'fee', '9');
+      await tooling.zadd(windowKey(key), micros, 'old\u00009999');
+      const stats = await store.write(planWrites([spendEvent('new', at, 5)]));
+      expect(stats).toEqual({ entities: 1, rowsApplied: 1, aggregatesUpdated: 1, rowsRepaired: 1 });
+      const hash = await tooling.hgetall(key);
+      expect(hash).toMatchObject({ [ROW_TIME]: String(at), [ROW_EVENT_ID]: 'new', amount: '5', amount_count_10m: '1' });
+      expect(await tooling.zcard(windowKey(key))).toBe(1);
+      // A repaired row is an ordinary row again: an older event does not win, a newer one does.
+      expect((await store.write(planWrites([spendEvent('older', at - 1, 6)]))).rowsApplied).toBe(0);
+      expect(await store.write(planWrites([spendEvent('newer', at + 1, 7)]))).toMatchObject({
+        rowsApplied: 1,
+        rowsRepaired: 0,
+      });
+    } finally {
+      await dropPrefix(keyPrefix);
+    }
+  });
+
   it('a key of another type at a row name is a poison record, not an outage', async () => {
     const keyPrefix = uniqueName('os');
     const store = new RedisOnlineStore(tooling, { keyPrefix });

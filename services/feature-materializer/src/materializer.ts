@@ -70,7 +70,12 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
   const codecs = new Map(topics.map((t) => [t, options.codec.forTopic(contracts.feature, t)]));
   const validate = featureRecordValidator(views, prefix, options.eventTime, options.now);
   const metrics = {
-    rows: counter(registry, 'driftline_feature_rows_total', 'Entity writes by outcome (applied or stale)', ['outcome']),
+    rows: counter(
+      registry,
+      'driftline_feature_rows_total',
+      'Entity writes by outcome (applied, stale; repaired also counts in applied)',
+      ['outcome'],
+    ),
     aggregates: counter(registry, 'driftline_feature_aggregate_updates_total', 'Entity window aggregates updated', []),
     events: counter(registry, 'driftline_feature_events_total', 'Valid feature events materialized, by view', ['view']),
     pipeline: histogram(
@@ -113,6 +118,13 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
         metrics.rows.inc({ outcome: 'applied' }, stats.rowsApplied);
         metrics.rows.inc({ outcome: 'stale' }, stats.entities - stats.rowsApplied);
         metrics.aggregates.inc(stats.aggregatesUpdated);
+        if (stats.rowsRepaired > 0) {
+          metrics.rows.inc({ outcome: 'repaired' }, stats.rowsRepaired);
+          options.logger.warn(
+            { rowsRepaired: stats.rowsRepaired },
+            `replaced ${stats.rowsRepaired} online row(s) whose stored event time no accepted event can have (written before event times were bounded)`,
+          );
+        }
         let oldest = Number.POSITIVE_INFINITY;
         const perView = new Map<string, number>();
         for (const e of events) {

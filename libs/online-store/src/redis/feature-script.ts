@@ -9,7 +9,7 @@ import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  *
  * KEYS     per entity: row hash [, window sorted set when the view has aggregates]
  * ARGV     ttl_ms, nf, field × nf, nagg [, horizon_ms, max_events, nslots, (name, fn, window_ms, slot) × nagg],
- *          n, then per entity: t, id, mask, value × nf [, nev, (t, id, packed) × nev]
+ *          ceiling_ms, n, then per entity: t, id, mask, value × nf [, nev, (t, id, packed) × nev]
  *          (mask: one '1'/'0' per field, '0' = absent or null, deleted from the row)
  *
  * Row: applied only if (t, id) is greater than the stored (ROW_TIME, ROW_EVENT_ID) — ids compared as bytes, never
@@ -22,7 +22,11 @@ import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * max_events of any delivery order: the same set); aggregates are recomputed only when the set or
  * the anchor changed, folding
  * values in (time, id) order so float sums do not depend on arrival order.
- * Returns { rows applied, entities whose aggregates changed }.
+ * Repair: a stored row time above `ceiling_ms` (the writer's now + the largest future skew any
+ * configuration accepts) cannot come from an accepted event: it was written before event times were
+ * bounded (a µs `event_time` read as ms). Such a row would win every later write forever, so it is
+ * treated as absent (the new event replaces it) and window members above the ceiling are removed.
+ * Returns { rows applied, entities whose aggregates changed, rows repaired }.
  *
  * Keys of different entities may sit in different Redis Cluster slots: on a cluster, call it with
  * one entity per call (entitiesPerCall = 1); each entity's keys share a hash tag.
@@ -58,10 +62,11 @@ if nagg > 0 then
     q = q + 4
   end
 end
-local n = tonumber(ARGV[q])
-q = q + 1
+local ceiling = tonumber(ARGV[q])
+local n = tonumber(ARGV[q + 1])
+q = q + 2
 local stride = nagg > 0 and 2 or 1
-local applied, aggregated = 0, 0
+local applied, aggregated, repaired = 0, 0, 0
 
 for e = 1, n do
   local row = KEYS[(e - 1) * stride + 1]
@@ -69,6 +74,11 @@ for e = 1, n do
   local t = tonumber(ts)
   local cur = redis.call('HMGET', row, '${ROW_TIME}', '${ROW_EVENT_ID}')
   local oldT = tonumber(cur[1])
+  local frozen = oldT ~= nil and oldT > ceiling
+  if frozen then
+    oldT = nil
+    repaired = repaired + 1
+  end
   local changed = false
   if oldT == nil or t > oldT or (t == oldT and gt(id, cur[2])) then
     local set, dels = { '${ROW_TIME}', ts, '${ROW_EVENT_ID}', id }, {}
@@ -88,6 +98,7 @@ for e = 1, n do
   q = q + 3 + nf
   if nagg > 0 then
     local zkey = KEYS[(e - 1) * stride + 2]
+    if frozen then redis.call('ZREMRANGEBYSCORE', zkey, '(' .. fmt(ceiling), '+inf') end
     local anchor = t
     if oldT ~= nil and oldT > t then anchor = oldT end
     local floor = anchor - horizon
@@ -161,7 +172,7 @@ for e = 1, n do
   end
   if changed and ttl > 0 then redis.call('PEXPIRE', row, ttl) end
 end
-return { applied, aggregated }
+return { applied, aggregated, repaired }
 `;
 
 /**

@@ -1,4 +1,4 @@
-import type { RedisConnectionConfig } from '@driftline/core';
+import { EVENT_TIME_MAX_FUTURE_LIMIT_MS, type RedisConnectionConfig } from '@driftline/core';
 import type { EntityWrite, FeatureView } from '@driftline/features';
 import { rowKey, windowKey } from '../keys.js';
 import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from '../port.js';
@@ -116,7 +116,7 @@ export class RedisOnlineStore implements OnlineStore {
       if (windowed) args.push(windowKey(row));
     }
     for (const a of plan.head) args.push(a);
-    args.push(writes.length);
+    args.push(Date.now() + EVENT_TIME_MAX_FUTURE_LIMIT_MS, writes.length);
     const nf = view.features.length;
     for (const w of writes) {
       const { winner } = w;
@@ -152,7 +152,7 @@ export class RedisOnlineStore implements OnlineStore {
   }
 
   async write(writes: readonly EntityWrite[]): Promise<WriteStats> {
-    if (writes.length === 0) return { entities: 0, rowsApplied: 0, aggregatesUpdated: 0 };
+    if (writes.length === 0) return { entities: 0, rowsApplied: 0, aggregatesUpdated: 0, rowsRepaired: 0 };
     const byView = new Map<FeatureView, EntityWrite[]>();
     for (const w of writes) {
       const list = byView.get(w.view);
@@ -171,12 +171,14 @@ export class RedisOnlineStore implements OnlineStore {
     for (const args of calls) call(...args);
     let rowsApplied = 0;
     let aggregatesUpdated = 0;
+    let rowsRepaired = 0;
     for (const value of await execPipeline(pipeline, 'write')) {
-      const [rows, aggregates] = value as [number, number];
+      const [rows, aggregates, repaired] = value as [number, number, number];
       rowsApplied += rows;
       aggregatesUpdated += aggregates;
+      rowsRepaired += repaired;
     }
-    return { entities: writes.length, rowsApplied, aggregatesUpdated };
+    return { entities: writes.length, rowsApplied, aggregatesUpdated, rowsRepaired };
   }
 
   async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {

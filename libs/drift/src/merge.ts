@@ -165,7 +165,10 @@ export class MergeState {
     for (let s = 0; s < w.partitions; s++) {
       // Reported: its marker for this window, or a later marker saying it closed past this window.
       if (w.markers.has(s) || (this.frontier.get(s) ?? Number.NEGATIVE_INFINITY) >= w.end) continue;
-      const heard = Math.max(this.lastHeard.get(s) ?? this.startedAt, this.resumedAt);
+      // Silent since when: never earlier than the window's first report — a source that never spoke
+      // to this merge (another process's partitions, after a restart) is not idle for a window that
+      // appeared a moment ago; its stage one may just be stalled behind an outage.
+      const heard = Math.max(this.lastHeard.get(s) ?? this.startedAt, this.resumedAt, w.firstSeenAt);
       if (now - heard < this.config.idleTimeoutMs) return undefined;
       // Idle means silent while others speak; while every source is silent nothing is idle.
       if (now - this.lastAny >= this.config.idleTimeoutMs) return undefined;

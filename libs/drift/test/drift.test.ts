@@ -231,15 +231,37 @@ describe('MergeState (stage 2)', () => {
     expect(m.ready(0).complete).toHaveLength(1);
   });
 
-  it('excludes a source partition that stayed silent for the idle timeout', () => {
+  it('excludes a source partition that stayed silent for the idle timeout since the window appeared', () => {
     const m = new MergeState({ idleTimeoutMs: 5000 }, 0);
     for (const msg of closedFrom(0, 2, [100])) m.add(msg, 0, 1000);
-    expect(m.ready(4999).complete).toEqual([]);
-    const { complete } = m.ready(5000);
+    // Source 0 keeps reporting (the next window); source 1 never speaks.
+    let offset = 1;
+    for (const msg of closedFrom(0, 2, [1100])) m.add(msg, offset++, 5500);
+    expect(m.ready(5999).complete.filter((c) => c.windowStart === 0)).toEqual([]);
+    const { complete } = m.ready(6000);
+    expect(complete[0]!.windowStart).toBe(0);
     expect(complete[0]!.idle).toEqual([1]);
     m.markDone(complete);
     // The idle source wakes up with data for the completed window: counted, not merged.
-    expect(m.add(closedFrom(1, 2, [200])[0]!, 5, 6000)).toBe('after_completion');
+    expect(m.add(closedFrom(1, 2, [200])[0]!, 50, 6000)).toBe('after_completion');
+  });
+
+  it('a source this merge never heard is not idle for a window that just appeared (found by make chaos)', () => {
+    // Before: silence was counted from the merge's start, so a window first reported long after it
+    // completed at once without the other process's stalled partitions (71 of 210 events merged).
+    const m = new MergeState({ idleTimeoutMs: 5000 }, 0);
+    let offset = 0;
+    // Source 0 has been speaking since the merge started (other windows); source 1 never did.
+    for (let t = 1000; t < 100_000; t += 2000) for (const msg of closedFrom(0, 2, [5_000])) m.add(msg, offset++, t);
+    for (const msg of closedFrom(0, 2, [100])) m.add(msg, offset++, 100_000);
+    expect(m.ready(100_000).complete.filter((c) => c.windowStart === 0)).toEqual([]);
+    for (const msg of closedFrom(0, 2, [1100])) m.add(msg, offset++, 104_000);
+    expect(m.ready(104_499).complete.filter((c) => c.windowStart === 0)).toEqual([]);
+    // Source 1 reports within the timeout: the window merges both.
+    for (const msg of closedFrom(1, 2, [300])) m.add(msg, offset++, 104_500);
+    const w = m.ready(104_500).complete.find((c) => c.windowStart === 0);
+    expect(w?.idle).toEqual([]);
+    expect(w?.groups[0]?.events).toBe(2);
   });
 
   it('a silence of every source (a broker outage) makes none of them idle (found by make chaos)', () => {

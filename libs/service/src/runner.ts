@@ -51,8 +51,14 @@ export function parseRunnerEnv(options: Omit<RunnerOptions, 'logger'>): RunnerEn
     ...[...shapes, ...knownShapes].flatMap((s) => Object.keys(s)),
     'DRIFTLINE_SERVICES',
   ];
-  // The stack tool, the demo and the benchmarks have variables of their own.
-  rejectUnknownEnv('DRIFTLINE_', known, env, ['DRIFTLINE_STACK_', 'DRIFTLINE_DEMO_', 'DRIFTLINE_BENCH_']);
+  // The stack tool, the demo, the benchmarks and `driftline clickhouse serve` have variables of
+  // their own (one env file can serve both `run` and the ClickHouse host).
+  rejectUnknownEnv('DRIFTLINE_', known, env, [
+    'DRIFTLINE_STACK_',
+    'DRIFTLINE_DEMO_',
+    'DRIFTLINE_BENCH_',
+    'DRIFTLINE_CLICKHOUSE_HOST_',
+  ]);
   const common = toCommonConfig(parseEnv(baseEnvShape, env));
   const configs = resolveResourceConfigs(env, options.services);
   const serviceConfigs = options.services.map((s) =>

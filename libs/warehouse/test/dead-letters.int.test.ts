@@ -18,6 +18,7 @@ import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { type ClickHouse, createClickHouse, type JoinedRow, migrate, migrations, warehouseOn } from '../src/index.js';
+import { testClickHouse } from './fixtures/clickhouse.js';
 
 // The "done when" of one ClickHouse owner: the real consumer loop (libs/kafka) on a real topic,
 // writing through a real warehouse store. A row ClickHouse rejects is bisected into <topic>.dlq
@@ -107,11 +108,7 @@ describe('ClickHouse errors through the consumer loop (real Kafka, real ClickHou
   it('dead-letters exactly the row ClickHouse rejects, with its code; the rest land and offsets commit', async () => {
     const topic = uniqueName('wh-reject');
     const group = uniqueName('group');
-    const ch = await createClickHouse({
-      mode: 'embedded',
-      path: chPath,
-      database: `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`,
-    });
+    const ch = await createClickHouse(testClickHouse(chPath, `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`));
     await migrate(ch, migrations);
     const events: Event[] = ['a', 'b', 'c', 'd', 'e'].map((id) => ({
       id,

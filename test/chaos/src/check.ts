@@ -1,6 +1,15 @@
 // The invariants of the chaos run, against an offline computation of what the topics hold: the
 // same pure rules the services use (last-write-wins, the reference join), applied to the whole log.
 import type { TopicCodec } from '@driftline/codec';
+import {
+  categoricalValue,
+  DEFAULT_THRESHOLDS,
+  featureResults,
+  type MethodResult,
+  numericValue,
+  PREDICTED_CLASS_FEATURE,
+  PREDICTION_FEATURE,
+} from '@driftline/drift';
 import { loadFeatureViews, offlineRow, type ValidatedEvent, validateFeatureEvent } from '@driftline/features';
 import { type LogEvent, offlineJoin } from '@driftline/join';
 import {
@@ -19,7 +28,8 @@ import {
   type PredictionEvent,
   type RetrainRequest,
 } from '@driftline/schemas';
-import { createClickHouse } from '@driftline/warehouse';
+import { createSummary } from '@driftline/stats';
+import { createClickHouse, warehouseOn } from '@driftline/warehouse';
 import { GHOST_MODEL, HOSTILE_KEY_PREFIX, MODEL, VIEW } from './traffic.js';
 
 export interface Names {
@@ -50,9 +60,12 @@ export interface CheckInput {
   readonly viewsFile: string;
   readonly windowMs: number;
   readonly latenessMs: number;
-  /** Stops the services (the embedded ClickHouse is theirs until then). */
+  /** Stops the services (nothing writes ClickHouse after it). */
   readonly stopServices: () => Promise<void>;
-  readonly chdbPath: string;
+  /** The ClickHouse host the services wrote through. */
+  readonly clickhouseUrl: string;
+  /** The (model, version) whose reference the drift windows are measured against. */
+  readonly referenceModel: { readonly model: string; readonly version: string };
   readonly log: (line: string) => void;
 }
 
@@ -234,11 +247,11 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
   const requestIds: string[] = [];
   for (const r of requests) requestIds.push((await input.retrainCodec.decode(r.value)).request_id);
 
-  // The ClickHouse side: the services stop (cleanly) and release the embedded engine to us.
+  // The ClickHouse side: the services stop (cleanly), then the host is read like any server.
   await input.stopServices();
   const ch = await createClickHouse({
-    mode: 'embedded',
-    path: input.chdbPath,
+    mode: 'server',
+    url: input.clickhouseUrl,
     database: 'driftline',
     timeoutMs: 60_000,
   });
@@ -327,6 +340,13 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
   }
   if (driftProblems.length > 0)
     fail('drift_windows_equal_offline', `${driftProblems.length} problems: ${driftProblems.slice(0, 5).join('; ')}`);
+  const statistics = await checkDriftStatistics(ch, input, predictions, complete);
+  if (statistics.problems.length > 0) {
+    fail(
+      'drift_statistics_equal_fault_free',
+      `${statistics.problems.length} problems: ${statistics.problems.slice(0, 5).join('; ')}`,
+    );
+  }
   const quarantined = await ch.select<{ n: number }>(`SELECT count() AS n FROM ${ch.table('drift_quarantine')}`);
   const quarantinedWindows = Number(quarantined[0]?.n ?? 0);
   if (quarantinedWindows > 0) fail('no_window_quarantined', `${quarantinedWindows} drift windows quarantined`);
@@ -356,6 +376,7 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
       labeled_equals_offline_join: lost === 0 && extra === 0 && wrong === 0,
       labeled_no_duplicate: duplicated === 0,
       drift_windows_equal_offline: driftProblems.length === 0 && complete.length > 0,
+      drift_statistics_equal_fault_free: statistics.problems.length === 0 && statistics.compared > 0,
       no_window_quarantined: quarantinedWindows === 0,
       dlq_exact: missing.length === 0 && unexpected.length === 0,
       dlq_reasons: withoutReason === 0,
@@ -374,9 +395,97 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
       online_rows_checked: entities.length,
       labeled_rows: rows.length,
       drift_windows_checked: complete.length,
+      drift_statistics_compared: statistics.compared,
+      drift_statistics_max_abs_diff: statistics.maxAbsDiff,
       retrain_decisions: decisions.length,
       retrain_requests: requestIds.length,
     },
     failures,
   };
+}
+
+/** Relative tolerance of a statistic or p-value against the fault-free computation (see README). */
+const STATISTIC_TOLERANCE = 1e-9;
+
+/**
+ * The statistics of every complete window (PSI, KS, chi-square, … per feature, all methods the
+ * merge writes) against a fault-free computation of the same events: one pass of the pure libs
+ * (`createSummary`, `featureResults`) over all predictions of the window, no partitions, no
+ * partials, no merge, no restarts. Summaries merge exactly, so the pipeline — partials from two
+ * instances across kills and rebalances, merged after outages — must match to float rounding.
+ */
+async function checkDriftStatistics(
+  ch: Awaited<ReturnType<typeof createClickHouse>>,
+  input: CheckInput,
+  predictions: ReadonlyArray<Positioned<PredictionEvent>>,
+  complete: readonly number[],
+): Promise<{ compared: number; maxAbsDiff: number; problems: string[] }> {
+  const problems: string[] = [];
+  const { model, version } = input.referenceModel;
+  const ref = await warehouseOn(ch).references.latest(model, version);
+  if (ref === undefined) return { compared: 0, maxAbsDiff: 0, problems: [`no reference of ${model}/${version}`] };
+  const rows = await ch.select<{
+    feature: string;
+    method: string;
+    start: number;
+    statistic: number | null;
+    p_value: number | null;
+    drifted: number;
+  }>(
+    `SELECT feature, method, toUnixTimestamp64Milli(window_start) AS start, statistic, p_value, drifted
+     FROM ${ch.table('drift_windows')} FINAL WHERE model = {model:String} AND version = {version:String}`,
+    { model, version },
+  );
+  const byKey = new Map(rows.map((r) => [`${Number(r.start)}|${r.feature}|${r.method}`, r]));
+  const wanted = new Set(complete);
+  const summaries = new Map<number, ReturnType<typeof createSummary>[]>();
+  for (const { value: e } of predictions) {
+    const w = Math.floor(e.event_time / input.windowMs) * input.windowMs;
+    if (!wanted.has(w) || e.model !== model || e.model_version !== version) continue;
+    let list = summaries.get(w);
+    if (list === undefined) {
+      list = ref.profiles.map((p) => createSummary(p));
+      summaries.set(w, list);
+    }
+    ref.features.forEach((f, i) => {
+      const raw =
+        f === PREDICTION_FEATURE
+          ? e.prediction
+          : f === PREDICTED_CLASS_FEATURE
+            ? (e.predicted_class ?? null)
+            : e.features[f];
+      const summary = list[i]!;
+      if (summary.kind === 'numeric') summary.add(numericValue(raw));
+      else summary.add(categoricalValue(raw));
+    });
+  }
+  let compared = 0;
+  let maxAbsDiff = 0;
+  const close = (got: number | null, want: number | null): boolean => {
+    if (want === null || !Number.isFinite(want)) return got === null;
+    if (got === null) return false;
+    const diff = Math.abs(got - want);
+    maxAbsDiff = Math.max(maxAbsDiff, diff);
+    return diff <= STATISTIC_TOLERANCE * Math.max(1, Math.abs(want));
+  };
+  for (const [w, list] of summaries) {
+    const expected: MethodResult[] = ref.features.flatMap((f, i) =>
+      featureResults(f, ref.profiles[i]!, list[i]!, DEFAULT_THRESHOLDS),
+    );
+    for (const r of expected) {
+      const at = `${new Date(w).toISOString()} ${r.feature}/${r.method}`;
+      const row = byKey.get(`${w}|${r.feature}|${r.method}`);
+      if (row === undefined) {
+        problems.push(`${at}: no row`);
+        continue;
+      }
+      compared++;
+      if (!close(row.statistic, r.statistic))
+        problems.push(`${at}: statistic ${row.statistic}, fault-free ${r.statistic}`);
+      if (!close(row.p_value, r.pValue)) problems.push(`${at}: p-value ${row.p_value}, fault-free ${r.pValue}`);
+      if (Number(row.drifted) !== (r.drifted ? 1 : 0))
+        problems.push(`${at}: drifted ${row.drifted}, fault-free ${r.drifted}`);
+    }
+  }
+  return { compared, maxAbsDiff, problems };
 }

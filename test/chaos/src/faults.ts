@@ -2,9 +2,8 @@
 import { SeededRandom } from '@driftline/test-support/random';
 
 export type FaultKind =
-  | 'kill:feature-materializer'
-  | 'kill:feature-api'
-  | 'kill:warehouse-host'
+  | `kill:${(typeof SERVICE_KINDS)[number]}`
+  | 'kill:clickhouse'
   | 'restart:kafka'
   | 'restart:schema-registry'
   | 'pause:redis'
@@ -20,13 +19,21 @@ export interface Fault {
   readonly instance: number;
 }
 
-export const SERVICE_KINDS = ['feature-materializer', 'feature-api', 'warehouse-host'] as const;
+/** Service kinds of the run (each its own processes); every one is killed `killsPerKind` times. */
+export const SERVICE_KINDS = [
+  'feature-materializer',
+  'feature-api',
+  'label-joiner',
+  'drift-monitor',
+  'retrain-trigger',
+] as const;
 export const REDIS_PAUSE_MS = 15_000;
 
 /**
- * `killsPerKind` SIGKILLs of every service kind at random moments within the first 85% of the
- * traffic, and the four stack faults (broker restart, registry restart, Redis paused 15 s, Redis
- * killed) in separate, shuffled slots of the run so that each has its own recovery to measure.
+ * `killsPerKind` SIGKILLs of every service kind and one of the ClickHouse host at random moments
+ * within the first 85% of the traffic, and the four stack faults (broker restart, registry restart,
+ * Redis paused 15 s, Redis killed) in separate, shuffled slots of the run so that each has its own
+ * recovery to measure (they run one after the other: a slow restart delays the next).
  */
 export function faultSchedule(seed: number, trafficMs: number, killsPerKind = 3): Fault[] {
   const random = new SeededRandom(seed ^ 0xfa17);
@@ -41,6 +48,13 @@ export function faultSchedule(seed: number, trafficMs: number, killsPerKind = 3)
       });
     }
   }
+  // Beside the kills, not in the stack slots: the host restarts in a second or two.
+  faults.push({
+    kind: 'kill:clickhouse',
+    atMs: Math.round(trafficMs * (0.05 + 0.8 * random.uniform())),
+    downMs: 1_000,
+    instance: 0,
+  });
   const stack: FaultKind[] = ['restart:kafka', 'restart:schema-registry', 'pause:redis', 'kill:redis'];
   for (let i = stack.length - 1; i > 0; i--) {
     const j = random.int(i + 1);

@@ -8,7 +8,9 @@ import { stackDown, stackUp } from '@driftline/stack';
 import { runChaos } from './run.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..');
-const say = (line: string) => process.stderr.write(`[chaos] ${line}\n`);
+const began = Date.now();
+// Seconds since the start on every line: where a long run spends its time.
+const say = (line: string) => process.stderr.write(`[chaos +${((Date.now() - began) / 1000).toFixed(0)}s] ${line}\n`);
 
 function numberVar(name: string, fallback: number): number {
   const raw = process.env[name]?.trim();

@@ -1,4 +1,4 @@
-// The services of the run, each an OS process of `driftline run <services>` in its own process group.
+// The processes of the run, each `driftline <args>` (`run <services>`, `clickhouse serve`) in its own process group.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +22,8 @@ export class ServiceProcess {
   constructor(
     readonly kind: string,
     readonly name: string,
-    private readonly services: string,
+    /** The command line after the launcher: `['run', 'label-joiner']`, `['clickhouse', 'serve']`. */
+    private readonly args: readonly string[],
     private readonly launcher: Launcher,
     private readonly env: NodeJS.ProcessEnv,
     private readonly logDir: string,
@@ -36,7 +37,7 @@ export class ServiceProcess {
     if (this.child !== undefined) return;
     const log = openSync(join(this.logDir, `${this.name}.log`), 'a');
     try {
-      const child = spawn(this.launcher.command, [...this.launcher.args, 'run', this.services], {
+      const child = spawn(this.launcher.command, [...this.launcher.args, ...this.args], {
         env: this.env,
         detached: true,
         stdio: ['ignore', log, log],

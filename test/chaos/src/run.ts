@@ -21,7 +21,7 @@ import { contracts } from '@driftline/schemas';
 import { createDriftlineProducer } from '@driftline/sdk';
 import { pauseComponent, restartComponent, type StackEndpoints } from '@driftline/stack';
 import { type CheckResult, checkInvariants, type Names } from './check.js';
-import { type Fault, type FaultKind, faultSchedule } from './faults.js';
+import { type Fault, type FaultKind, faultSchedule, type SERVICE_KINDS } from './faults.js';
 import { hostileBytes } from './hostile.js';
 import { type Launcher, ServiceProcess } from './processes.js';
 import { MODEL, referenceCsv, Traffic, VERSION, VIEW } from './traffic.js';
@@ -142,7 +142,7 @@ async function sample(client: KafkaClient, pairs: ReadonlyArray<readonly [string
 /**
  * Recovery of one fault: from its end (restarted process started, component answering its probe,
  * Redis resumed) until the groups it affects — all of them for a stack fault, the materializer's
- * for a materializer, the joiner's for the warehouse host — have committed up to the end offsets
+ * for a materializer, the joiner's for a joiner or the ClickHouse host — have committed up to the end offsets
  * the topics had when the fault ended: the backlog it built is consumed. (The feature API's is the
  * time until it answers again, measured where it restarts.)
  */
@@ -155,6 +155,30 @@ function recoverySeconds(samples: readonly Sample[], endedAt: number, groups: re
     if (keys.every((k) => (s.committed.get(k) ?? 0n) >= (base.high.get(k) ?? 0n))) {
       return Math.max(0, (s.t - endedAt) / 1000);
     }
+  }
+  return undefined;
+}
+
+/** Seconds until every group is Stable with exactly `members` members (undefined: not within the timeout). */
+async function untilGroupStable(
+  client: KafkaClient,
+  groups: readonly string[],
+  members: number,
+  timeoutMs: number,
+): Promise<number | undefined> {
+  const begin = Date.now();
+  while (Date.now() - begin < timeoutMs) {
+    try {
+      let stable = true;
+      for (const group of groups) {
+        const d = await describeGroup(client, group);
+        if (d.state !== 'Stable' || d.members !== members) stable = false;
+      }
+      if (stable) return (Date.now() - begin) / 1000;
+    } catch {
+      // the broker is restarting
+    }
+    await sleep(500);
   }
   return undefined;
 }
@@ -187,6 +211,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   writeFileSync(join(dir, 'reference.csv'), referenceCsv(options.seed, 3_000));
   const featureApiPort = await freePort();
   const featureApiUrl = `http://127.0.0.1:${featureApiPort}`;
+  // One ClickHouse host process owns the embedded engine's directory; every service reaches it
+  // over HTTP, so the ClickHouse writers run as separate processes (two joiners, two drift-monitors).
+  const clickhousePort = await freePort();
+  const clickhouseUrl = `http://127.0.0.1:${clickhousePort}`;
   const names: Names = {
     prefix,
     features: `${prefix}features.v1`,
@@ -210,7 +238,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     DRIFTLINE_SCHEMA_REGISTRY_URL: options.endpoints.schemaRegistryUrl,
     DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: '5s',
     DRIFTLINE_REDIS_URL: options.endpoints.redisUrl,
-    DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'chdb'),
+    DRIFTLINE_CLICKHOUSE_URL: clickhouseUrl,
     DRIFTLINE_CLICKHOUSE_TIMEOUT: '15s',
     DRIFTLINE_TOPIC_PREFIX: prefix,
     DRIFTLINE_TOPIC_PARTITIONS: '3',
@@ -227,11 +255,25 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     DRIFTLINE_DRIFT_GROUP: 'drift',
     DRIFTLINE_DRIFT_WINDOW: `${WINDOW_MS}ms`,
     DRIFTLINE_DRIFT_ALLOWED_LATENESS: `${LATENESS_MS}ms`,
-    DRIFTLINE_DRIFT_IDLE_TIMEOUT: '20s',
+    // Longer than a stage-one instance's stall through a kill or a ClickHouse restart: a source the
+    // merge has not heard from counts idle from the merge's own start (libs/drift MergeState), so
+    // with 20 s a first window closed late on two partitions was completed without them.
+    DRIFTLINE_DRIFT_IDLE_TIMEOUT: '60s',
     DRIFTLINE_DRIFT_ALERT_SHARE: '0.4',
     DRIFTLINE_RETRAIN_POLICY_FILE: join(dir, 'policy.yaml'),
     DRIFTLINE_RETRAIN_GROUP: 'retrain',
   };
+
+  const make = (kind: string, name: string, args: readonly string[], extraEnv: NodeJS.ProcessEnv = {}) =>
+    new ServiceProcess(kind, name, args, options.launcher, { ...env, ...extraEnv }, logDir);
+  const clickhouseHost = make('clickhouse', 'clickhouse-host', ['clickhouse', 'serve'], {
+    DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'chdb'),
+    DRIFTLINE_CLICKHOUSE_HOST_PORT: String(clickhousePort),
+  });
+  clickhouseHost.start();
+  if ((await untilAnswering(`${clickhouseUrl}/ping`, 60_000)) === undefined) {
+    throw new Error(`the ClickHouse host did not answer within 60 s (log in ${logDir})`);
+  }
 
   log(`run ${runId}: reference profile of ${MODEL}/${VERSION}`);
   await runOnce(
@@ -240,19 +282,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     env,
   );
 
-  const make = (kind: string, name: string, services: string) =>
-    new ServiceProcess(kind, name, services, options.launcher, env, logDir);
-  // The embedded ClickHouse binds one data directory per process: every service that writes
-  // ClickHouse runs in one "warehouse host" process (see README).
-  const warehouseHost = make('warehouse-host', 'warehouse-host', 'drift-monitor,label-joiner,retrain-trigger');
-  const processes = {
-    'warehouse-host': [warehouseHost],
-    'feature-materializer': [
-      make('feature-materializer', 'materializer-1', 'feature-materializer'),
-      make('feature-materializer', 'materializer-2', 'feature-materializer'),
-    ],
-    'feature-api': [make('feature-api', 'feature-api', 'feature-api')],
-  } as const;
+  const service = (kind: (typeof SERVICE_KINDS)[number], instance: number) =>
+    make(kind, `${kind}-${instance}`, ['run', kind]);
+  // Two instances of every consumer-group service (a kill moves its partitions to the other), one
+  // feature API and one retrain-trigger (its decisions are idempotent per request id).
+  const processes: Record<(typeof SERVICE_KINDS)[number], ServiceProcess[]> = {
+    'feature-materializer': [service('feature-materializer', 1), service('feature-materializer', 2)],
+    'feature-api': [service('feature-api', 1)],
+    'label-joiner': [service('label-joiner', 1), service('label-joiner', 2)],
+    'drift-monitor': [service('drift-monitor', 1), service('drift-monitor', 2)],
+    'retrain-trigger': [service('retrain-trigger', 1)],
+  };
   const all = Object.values(processes).flat();
   for (const p of all) p.start();
 
@@ -261,7 +301,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     clientId: `${runId}-driver`,
     ssl: false,
   });
-  const wanted = [names.features, names.predictions, names.labels, names.retrain, names.partials];
+  const wanted = [names.features, names.predictions, names.labels, names.retrain, names.partials, names.alerts];
   await retrying(
     'waiting for the services to create their topics',
     async () => {
@@ -274,13 +314,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   );
   // A new group starts at the end of its topics: produce only once every group has its partitions,
   // or the first records would be skipped by a group still joining (not a fault of the run).
-  const groups = [names.materializerGroup, names.joinerGroup, names.driftGroup, names.mergeGroup, names.retrainGroup];
+  // Every instance: a member joining later could take over a partition its peer read uncommitted.
+  const groups: Array<readonly [string, number]> = [
+    [names.materializerGroup, processes['feature-materializer'].length],
+    [names.joinerGroup, processes['label-joiner'].length],
+    [names.driftGroup, processes['drift-monitor'].length],
+    [names.mergeGroup, processes['drift-monitor'].length],
+    [names.retrainGroup, processes['retrain-trigger'].length],
+  ];
   await retrying(
     'waiting for every consumer group to be stable',
     async () => {
-      for (const group of groups) {
+      for (const [group, expected] of groups) {
         const { state, members } = await describeGroup(client, group);
-        if (state !== 'Stable' || members === 0) throw new Error(`${group} is ${state} with ${members} members`);
+        if (state !== 'Stable' || members !== expected)
+          throw new Error(`${group} is ${state} with ${members} of ${expected} members`);
       }
     },
     log,
@@ -323,16 +371,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const stackOpts = { stateDir: options.stackDir, log: (l: string) => log(`  stack: ${l}`) };
   const runFault = async (fault: Fault) => {
     const at = Date.now();
-    if (fault.kind.startsWith('kill:') && fault.kind !== 'kill:redis') {
-      const kind = fault.kind.slice(5) as keyof typeof processes;
+    const kind = fault.kind.slice(5) as (typeof SERVICE_KINDS)[number];
+    if (fault.kind.startsWith('kill:') && kind in processes) {
       const group = processes[kind];
       const target = group[fault.instance % group.length] as ServiceProcess;
       await target.stop('SIGKILL');
       await sleep(fault.downMs);
       target.start();
       const endedAt = Date.now();
+      // Measured here: the API answering again; the drift groups (whose commits open windows hold,
+      // so offsets say nothing) back to all their members, stable.
       const recovery =
-        kind === 'feature-api' ? await untilAnswering(`${featureApiUrl}/v1/features/${VIEW}/u-0`, 120_000) : undefined;
+        kind === 'feature-api'
+          ? await untilAnswering(`${featureApiUrl}/v1/features/${VIEW}/u-0`, 120_000)
+          : kind === 'drift-monitor'
+            ? await untilGroupStable(client, [names.driftGroup, names.mergeGroup], group.length, 180_000)
+            : undefined;
       faultLog.push({
         kind: fault.kind,
         at,
@@ -341,6 +395,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         ...(recovery === undefined ? {} : { recovery }),
       });
       log(`fault ${fault.kind} ${target.name} (down ${fault.downMs} ms)`);
+      return;
+    }
+    if (fault.kind === 'kill:clickhouse') {
+      // The shared ClickHouse dies mid-write: every writer retries, nothing is committed ahead.
+      await clickhouseHost.stop('SIGKILL');
+      await sleep(fault.downMs);
+      clickhouseHost.start();
+      const endedAt = Date.now();
+      if ((await untilAnswering(`${clickhouseUrl}/ping`, 60_000)) === undefined) {
+        throw new Error('the ClickHouse host did not answer after its restart');
+      }
+      faultLog.push({ kind: fault.kind, at, endedAt, target: 'clickhouse-host' });
+      log(`fault ${fault.kind} (down ${fault.downMs} ms)`);
       return;
     }
     // Stack faults one at a time: each gets a recovery of its own.
@@ -374,6 +441,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     [names.materializerGroup, names.features],
     [names.joinerGroup, names.predictions],
     [names.joinerGroup, names.labels],
+    [names.retrainGroup, names.alerts],
   ];
   const samples: Sample[] = [];
   let sampling = true;
@@ -429,7 +497,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   await hostileChain;
   await retrying('final flush', () => producer.flush(), log);
   await faultsDone;
-  for (const p of all) p.start(); // a fault that failed half-way must not leave a service down
+  // A fault that failed half-way must not leave a service down.
+  clickhouseHost.start();
+  for (const p of all) p.start();
   log(`traffic done (${JSON.stringify(produced)}), faults done: ${faultLog.length}; draining`);
 
   const drained = await drain(client, names, options.drainTimeoutMs ?? 180_000, log);
@@ -446,31 +516,37 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     viewsFile: join(dir, 'views.yaml'),
     windowMs: WINDOW_MS,
     latenessMs: LATENESS_MS,
+    // All at once: each finishes its batch, commits and leaves its groups on its own.
     stopServices: async () => {
-      for (const p of all) await p.stop('SIGTERM');
+      await Promise.all(all.map((p) => p.stop('SIGTERM')));
     },
-    chdbPath: join(dir, 'chdb'),
+    clickhouseUrl,
+    referenceModel: { model: MODEL, version: VERSION },
     log,
   });
+  await clickhouseHost.stop('SIGTERM');
   await producer.close().catch(() => {});
   await raw.disconnect().catch(() => {});
 
   const affected = (kind: FaultKind): string[] =>
     kind === 'kill:feature-materializer'
       ? [names.materializerGroup]
-      : kind === 'kill:warehouse-host'
+      : kind === 'kill:label-joiner' || kind === 'kill:clickhouse'
         ? [names.joinerGroup]
-        : [names.materializerGroup, names.joinerGroup];
+        : kind === 'kill:retrain-trigger'
+          ? [names.retrainGroup]
+          : [names.materializerGroup, names.joinerGroup];
+  const measuredAtFault = new Set<FaultKind>(['kill:feature-api', 'kill:drift-monitor']);
   const recoveries = faultLog.map((f) => ({
     kind: f.kind,
-    seconds: f.kind === 'kill:feature-api' ? f.recovery : recoverySeconds(samples, f.endedAt, affected(f.kind)),
+    seconds: measuredAtFault.has(f.kind) ? f.recovery : recoverySeconds(samples, f.endedAt, affected(f.kind)),
   }));
   const unrecovered = recoveries.filter((r) => r.seconds === undefined);
   const faultsByKind: Record<string, number> = {};
   for (const f of faultLog) faultsByKind[f.kind] = (faultsByKind[f.kind] ?? 0) + 1;
   const killsByServiceKind: Record<string, number> = {};
   for (const f of faultLog) {
-    if (f.kind.startsWith('kill:') && f.kind !== 'kill:redis') {
+    if (f.kind.slice(5) in processes) {
       killsByServiceKind[f.kind.slice(5)] = (killsByServiceKind[f.kind.slice(5)] ?? 0) + 1;
     }
   }

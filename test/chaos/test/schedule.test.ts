@@ -5,9 +5,16 @@ import { POISON_KINDS, Traffic } from '../src/traffic.js';
 
 describe('chaos schedule and stream', () => {
   it('kills every service kind 3 times and injects each stack fault once, within the traffic', () => {
+    expect(SERVICE_KINDS).toEqual([
+      'feature-materializer',
+      'feature-api',
+      'label-joiner',
+      'drift-monitor',
+      'retrain-trigger',
+    ]);
     const faults = faultSchedule(7, 120_000);
     for (const kind of SERVICE_KINDS) expect(faults.filter((f) => f.kind === `kill:${kind}`)).toHaveLength(3);
-    for (const kind of ['restart:kafka', 'restart:schema-registry', 'pause:redis', 'kill:redis']) {
+    for (const kind of ['restart:kafka', 'restart:schema-registry', 'pause:redis', 'kill:redis', 'kill:clickhouse']) {
       expect(faults.filter((f) => f.kind === kind)).toHaveLength(1);
     }
     expect(faults.every((f) => f.atMs >= 0 && f.atMs < 120_000)).toBe(true);

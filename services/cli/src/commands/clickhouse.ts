@@ -1,0 +1,63 @@
+import { type Logger, parseEnv, rejectUnknownEnv } from '@driftline/core';
+import { clickhouseHostEnvShape, startClickHouseHost, toClickHouseHostOptions } from '@driftline/warehouse/http-host';
+
+export const clickhouseUsage = `usage: driftline clickhouse serve
+
+Serves the embedded ClickHouse (chdb) of one data directory over ClickHouse's HTTP interface, so
+several driftline processes on this machine share it: start this once, then give every
+\`driftline run\` DRIFTLINE_CLICKHOUSE_URL=<the printed url>. The engine binds its directory to one
+process; this process is that one. Statements run one at a time.
+
+environment:
+  DRIFTLINE_CLICKHOUSE_PATH                 data directory (default .driftline/chdb)
+  DRIFTLINE_CLICKHOUSE_HOST_BIND            address (default 127.0.0.1; another one needs a password)
+  DRIFTLINE_CLICKHOUSE_HOST_PORT            port (default 8123; 0: a free one)
+  DRIFTLINE_CLICKHOUSE_HOST_USER            user name clients give with the password (default "default")
+  DRIFTLINE_CLICKHOUSE_HOST_PASSWORD        password clients must give (default: none)
+  DRIFTLINE_CLICKHOUSE_HOST_MAX_BODY_BYTES  largest request body (default 67108864)
+  DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT         bound on a request, waiting included (default 60s)
+  DRIFTLINE_CLICKHOUSE_HOST_MAX_QUEUE       requests waiting for the engine at most (default 256)
+
+Prints one JSON line {"url": ..., "path": ...} on stdout once it listens. SIGTERM or SIGINT
+answers the requests in hand, closes the engine and exits 0.
+`;
+
+// JSON lines on stderr: stdout carries the one line a supervisor reads for the URL.
+function stderrLogger(bindings: Record<string, unknown>): Logger {
+  const line = (level: string) => (obj: object, msg?: string) =>
+    process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), ...bindings, ...obj, msg })}\n`);
+  return {
+    debug: () => {},
+    info: line('info'),
+    warn: line('warn'),
+    error: line('error'),
+    child: (more) => stderrLogger({ ...bindings, ...more }),
+  };
+}
+
+/** `driftline clickhouse serve`: the ClickHouse host (libs/warehouse http-host) until a signal. */
+export async function clickhouseCommand(args: readonly string[]): Promise<number> {
+  if (args[0] === undefined || args[0] === '--help' || args[0] === '-h') {
+    process.stdout.write(clickhouseUsage);
+    return args[0] === undefined ? 2 : 0;
+  }
+  if (args[0] !== 'serve' || args.length > 1) {
+    process.stderr.write(
+      `driftline clickhouse: unknown arguments ${JSON.stringify(args.join(' '))} — see driftline clickhouse --help\n`,
+    );
+    return 2;
+  }
+  rejectUnknownEnv('DRIFTLINE_CLICKHOUSE_HOST_', Object.keys(clickhouseHostEnvShape));
+  const options = toClickHouseHostOptions(parseEnv(clickhouseHostEnvShape));
+  const logger = stderrLogger({ service: 'clickhouse-host' });
+  const host = await startClickHouseHost({ ...options, logger });
+  process.stdout.write(`${JSON.stringify({ url: host.url, path: host.path })}\n`);
+  logger.info({ url: host.url, path: host.path }, 'clickhouse host listening');
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  await host.close();
+  logger.info({}, 'clickhouse host stopped');
+  return 0;
+}

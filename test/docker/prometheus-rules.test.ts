@@ -4,8 +4,9 @@ import { parseRoutesText } from '@driftline/alerting';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
-// promtool is not installed on these machines: this checks the rules' shape and, above all, that
-// every metric they use is one the code exports, with the labels they group by.
+// promtool checks the rules' syntax and behaviour (test/monitoring/test/promtool.int.test.ts, with
+// Debian's Prometheus); this fast test checks what promtool cannot: that every metric the rules use
+// is one the code exports, with the labels they group by.
 const root = resolve(import.meta.dirname, '../..');
 const docker = join(root, 'docker');
 

@@ -1,5 +1,17 @@
 export type { StackConfig } from './config.js';
 export {
+  DEFAULT_SERVICE_TARGET,
+  ensureMonitoringDist,
+  type MonitoringDist,
+  type MonitoringEndpoints,
+  type MonitoringUpOptions,
+  monitoringDown,
+  monitoringStatus,
+  monitoringUp,
+  writeScrapeTargets,
+} from './monitoring.js';
+export { pickFreePort } from './ports.js';
+export {
   type ComponentOptions,
   endpointsFromEnv,
   envLines,
@@ -16,3 +28,5 @@ export {
   stackStatus,
   stackUp,
 } from './stack.js';
+/** Runs a command to completion: exit code and stdout+stderr (never rejects on a non-zero exit). */
+export { run } from './util.js';

@@ -12,6 +12,7 @@ import {
   renderServerProperties,
 } from './kafka.js';
 import { acquireLock } from './lock.js';
+import { monitoringDown } from './monitoring.js';
 import { assignPorts } from './ports.js';
 import { checkOwnership, readProcInfo, type SpawnedProcess, spawnDetached, stopProcesses } from './proc.js';
 import { redisArgs, redisPing } from './redis.js';
@@ -582,8 +583,18 @@ async function stopRecorded(
   return { stopped };
 }
 
-/** Stops exactly the processes recorded in state.json (if they are still ours) and removes the state. */
+/**
+ * Stops exactly the processes recorded in state.json (if they are still ours) and removes the state;
+ * also the optional Prometheus and Alertmanager of `stack up --with monitoring` (own state file).
+ */
 export async function stackDown(options: StackDownOptions = {}): Promise<{ stopped: number }> {
+  const stateDir = loadConfig(process.env, options).stateDir;
+  const monitoring = await monitoringDown({ stateDir, ...(options.log ? { log: options.log } : {}) });
+  const { stopped } = await stopStack(options);
+  return { stopped: stopped + monitoring.stopped };
+}
+
+async function stopStack(options: StackDownOptions): Promise<{ stopped: number }> {
   const log = options.log ?? (() => {});
   const cfg = loadConfig(process.env, options);
   const paths = statePaths(cfg.stateDir);

@@ -1,4 +1,5 @@
 const encoder = new TextEncoder();
+let scratch = new Uint8Array(256);
 
 /** MurmurHash3 x86_32 of `bytes` (Appleby's reference; reproducible in any language, e.g. Python's mmh3). */
 export function murmur3(bytes: Uint8Array, seed = 0): number {
@@ -43,7 +44,12 @@ export function murmur3(bytes: Uint8Array, seed = 0): number {
  * canaries do not always land on the same users.
  */
 export function canaryPosition(salt: string, entityId: string): number {
-  return murmur3(encoder.encode(`${salt}\u0000${entityId}`)) / 0x1_0000_0000;
+  const text = `${salt}\u0000${entityId}`;
+  // UTF-8 is at most 3 bytes per UTF-16 unit: encode into a reused buffer (a fresh array per call
+  // was most of the cost of sampling a prediction), growing it for the rare long key.
+  if (scratch.length < text.length * 3) scratch = new Uint8Array(text.length * 3);
+  const { written } = encoder.encodeInto(text, scratch);
+  return murmur3(scratch.subarray(0, written)) / 0x1_0000_0000;
 }
 
 /**

@@ -33,6 +33,7 @@ export const emptyModelState: ModelState = { seq: 0, maxWindowEnd: 0, windows: [
 
 export type HoldReason =
   | 'unknown_model'
+  | 'not_serving'
   | 'duplicate'
   | 'too_late'
   | 'before_last_retrain'
@@ -215,9 +216,15 @@ export function decide(
   state: ModelState | undefined,
   alert: DriftAlert,
   baseline?: Baseline,
+  serving = true,
 ): DecideResult {
   const current = state ?? emptyModelState;
   const modelPolicy = policyFor(policy, alert.model);
   if (modelPolicy === undefined) return hold(current, 'unknown_model', `no policy for model ${alert.model}`);
+  // A shadow's or canary's drift says nothing about the model that serves: only the production
+  // version's windows can ask to retrain it (state unchanged, so they never join a streak).
+  if (!serving) {
+    return hold(current, 'not_serving', `version ${alert.model_version} does not serve production traffic`);
+  }
   return decideForModel(modelPolicy, current, alert, baseline);
 }

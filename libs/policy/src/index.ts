@@ -4,5 +4,6 @@ export * from './comparison-config.js';
 export * from './confidence-sequence.js';
 export * from './config.js';
 export * from './decide.js';
+export * from './rollout.js';
 export * from './signals.js';
 export * from './stages.js';

@@ -1,8 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DriftlineError, type Logger } from '@driftline/core';
+import {
+  DEFAULT_EVENT_TIME_BOUNDS,
+  DriftlineError,
+  type EventTimeBounds,
+  eventTimeProblem,
+  type Logger,
+} from '@driftline/core';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
-import { checkBearer, HttpError, readBody, sendJson } from '@driftline/service/http';
+import { badRequest, checkBearer, HttpError, readBody, sendJson } from '@driftline/service/http';
 import type { PredictionLog } from './prediction-log.js';
 import { scoreInstances } from './predictor.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits, parsePredictBody } from './request.js';
@@ -17,6 +23,8 @@ export interface ModelHandlerOptions extends Partial<PredictLimits> {
   /** When set, /v1 routes need `Authorization: Bearer <token>` (401 otherwise). */
   readonly token?: string;
   readonly now?: () => number;
+  /** Accepted `event_time` of an instance (DRIFTLINE_EVENT_TIME_*); default: libs/core's defaults. */
+  readonly eventTime?: EventTimeBounds;
   /** Readiness beyond the store (the models.v1 follower). */
   readonly ready?: () => boolean;
 }
@@ -43,6 +51,7 @@ function toHttpError(error: unknown): HttpError {
 export function createModelHandler(options: ModelHandlerOptions) {
   const { table, store, log, registry } = options;
   const now = options.now ?? Date.now;
+  const bounds = options.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
   const limits: PredictLimits = {
     maxBatch: options.maxBatch ?? DEFAULT_PREDICT_LIMITS.maxBatch,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_PREDICT_LIMITS.maxBodyBytes,
@@ -74,7 +83,18 @@ export function createModelHandler(options: ModelHandlerOptions) {
     if (plan === undefined)
       throw new HttpError(404, 'NOT_FOUND', `unknown model "${model}" (no promoted version is served)`);
     const request = parsePredictBody(await readBody(req, limits.maxBodyBytes), limits);
-    const scored = await scoreInstances(plan, request.instances, store, now());
+    const at = now();
+    request.instances.forEach((inst, i) => {
+      if (inst.eventTime === undefined) return;
+      const problem = eventTimeProblem(
+        inst.eventTime,
+        at,
+        bounds,
+        request.batch ? `instances[${i}].event_time` : 'event_time',
+      );
+      if (problem !== undefined) throw badRequest(problem);
+    });
+    const scored = await scoreInstances(plan, request.instances, store, at);
     log.append(scored.events);
     for (const p of scored.predictions) metrics.predictions.inc({ role: p.role });
     if (scored.events.length > scored.predictions.length) {

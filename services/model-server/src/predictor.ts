@@ -21,7 +21,7 @@ export interface Scored {
   readonly predictions: Prediction[];
   /** What goes to predictions.v1: the answered predictions and every shadow's. */
   readonly events: PredictionEvent[];
-  /** Shadow versions that could not score an instance (they never fail the request). */
+  /** Versions scored only for comparison (shadows, production on canary instances) that could not score an instance (they never fail the request). */
   readonly shadowFailures: number;
 }
 
@@ -37,7 +37,9 @@ export function answering(plan: ServingPlan, entityId: string): PlannedVersion {
  * neither in the store nor in the request is missing: null in the log, NaN to the model, which
  * takes its trained default direction. An instance with no row in any view and no values of its
  * own is a 422 (nothing to score); a value for a feature no version takes, or one the model cannot
- * encode, is a 400. Shadows score every instance and are logged, never answered.
+ * encode, is a 400. Shadows score every instance and are logged, never answered. The answered
+ * record carries `scores`: every version scored on the instance (production too when the canary
+ * answered), by version.
  */
 export async function scoreInstances(
   plan: ServingPlan,
@@ -113,14 +115,31 @@ export async function scoreInstances(
       version: answer.loaded.version,
       role: answer.role,
     });
-    events.push(event(plan.model, answer, id, inst.entityId, now, a.record, a.score));
-    for (const shadow of plan.shadows) {
+    // Every version scored on this instance, by version: the paired comparison of versions reads
+    // it from the answered record (the labels join that one).
+    const scores: Record<string, number> = { [answer.loaded.version]: a.score };
+    events.push(event(plan.model, answer, id, inst.entityId, inst.eventTime ?? now, a.record, a.score, scores));
+    // A canary-answered instance is scored by production too: the pair (canary, production) on the
+    // same instance. Not logged as a record of its own; a failure never fails the request.
+    const extra = answer === plan.production ? plan.shadows : [plan.production, ...plan.shadows];
+    for (const other of extra) {
       try {
-        const s = score(shadow, i, inst);
-        // The shadow's own id, derived from the answered one: labels join on the answered id, and
-        // the paired comparison finds the shadow's score through it.
+        const s = score(other, i, inst);
+        scores[other.loaded.version] = s.score;
+        if (other.role !== 'shadow') continue;
+        // The shadow's own id, derived from the answered one: drift of the shadow reads these
+        // records; they are never joined with labels (the answered record's scores are).
         events.push(
-          event(plan.model, shadow, `${id}.shadow.${shadow.loaded.version}`, inst.entityId, now, s.record, s.score),
+          event(
+            plan.model,
+            other,
+            `${id}.shadow.${other.loaded.version}`,
+            inst.entityId,
+            inst.eventTime ?? now,
+            s.record,
+            s.score,
+            null,
+          ),
         );
       } catch (error) {
         if (!(error instanceof DriftlineError)) throw error;
@@ -139,6 +158,7 @@ function event(
   now: number,
   features: Record<string, FeatureValue>,
   prediction: number,
+  scores: Record<string, number> | null,
 ): PredictionEvent {
   return {
     prediction_id: id,
@@ -150,5 +170,6 @@ function event(
     prediction,
     predicted_class: null,
     role: v.role,
+    scores,
   };
 }

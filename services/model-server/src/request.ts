@@ -6,6 +6,11 @@ import { badRequest, parseJsonBody } from '@driftline/service/http';
 export interface Instance {
   readonly entityId: string;
   readonly features: Readonly<Record<string, FeatureValue>> | undefined;
+  /**
+   * The time the prediction is for (epoch ms), when the client sets it: replays, backfills, a
+   * simulated clock. Checked against the event-time bounds by the handler; default: now.
+   */
+  readonly eventTime: number | undefined;
 }
 
 export interface PredictRequest {
@@ -34,7 +39,9 @@ function instance(json: unknown, where: string, maxFeatures: number): Instance {
   if (!isObject(json)) throw badRequest(`${where}: expected an object with entity_id`);
   let features: Record<string, FeatureValue> | undefined;
   for (const key of Object.keys(json)) {
-    if (key !== 'entity_id' && key !== 'features') throw badRequest(`${where}: unknown field "${key}"`);
+    if (key !== 'entity_id' && key !== 'features' && key !== 'event_time') {
+      throw badRequest(`${where}: unknown field "${key}"`);
+    }
   }
   const id = json.entity_id;
   if (typeof id !== 'string' || id.length === 0) throw badRequest(`${where}.entity_id: must be a non-empty string`);
@@ -52,13 +59,17 @@ function instance(json: unknown, where: string, maxFeatures: number): Instance {
       }
     }
   }
-  return { entityId: id, features };
+  const t = json.event_time;
+  if (t !== undefined && !Number.isSafeInteger(t)) {
+    throw badRequest(`${where}.event_time: must be an integer of epoch milliseconds`);
+  }
+  return { entityId: id, features, eventTime: t as number | undefined };
 }
 
 /**
- * The JSON body of `POST /v1/models/{model}:predict`: `{"entity_id", "features"?}` or
- * `{"instances": [{"entity_id", "features"?}, ...]}` (1 to maxBatch). Every malformed part is a
- * 400 that names the field.
+ * The JSON body of `POST /v1/models/{model}:predict`: `{"entity_id", "features"?, "event_time"?}`
+ * or `{"instances": [{"entity_id", "features"?, "event_time"?}, ...]}` (1 to maxBatch). Every
+ * malformed part is a 400 that names the field.
  */
 export function parsePredictBody(text: string, limits: PredictLimits): PredictRequest {
   const json = parseJsonBody(text, MAX_BODY_DEPTH);

@@ -1,4 +1,4 @@
-import type { Logger } from '@driftline/core';
+import type { EventTimeBounds, Logger } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
 import { gauge, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
@@ -32,6 +32,8 @@ export interface ModelServerOptions extends Partial<PredictLimits>, Partial<Serv
   readonly port?: number;
   readonly host?: string;
   readonly ready?: () => boolean;
+  /** Accepted `event_time` of a request's instances. */
+  readonly eventTime?: EventTimeBounds;
 }
 
 export interface ModelServer extends HttpServer {

@@ -20,9 +20,9 @@ export const modelServerEnvShape = {
   DRIFTLINE_MODEL_SERVER_HOST: envField.string().default('127.0.0.1'),
   /** The trainer's artifact directory: versions are read from <dir>/<model>/<version>/{model,meta}.json. */
   DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: envField.string().default('.driftline/models'),
-  /** Static canaries: `model=version@share,...` (share in (0, 1], sticky per entity). */
+  /** Operator override of the staged canaries: `model=version@share,...` (share in (0, 1], sticky per entity). */
   DRIFTLINE_MODEL_SERVER_CANARY: envField.string().default(''),
-  /** Static shadows: `model=version,...` (scored and logged on every request, never answered). */
+  /** Operator shadows, added to the staged ones: `model=version,...` (scored and logged on every request, never answered). */
   DRIFTLINE_MODEL_SERVER_SHADOW: envField.string().default(''),
   /** Most instances per batch request. */
   DRIFTLINE_MODEL_SERVER_MAX_BATCH: envField.int(1, 10_000).default(DEFAULT_PREDICT_LIMITS.maxBatch),
@@ -60,10 +60,11 @@ export interface ModelServerConfig {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-/** The model-server service: scores promoted models on online features, logs every prediction. */
+/** The model-server service: scores models as models.v1 stages them, on online features; logs every prediction. */
 export const modelServer = defineService({
   name: 'model-server',
-  description: 'Scores the promoted model (plus static canary/shadows) on online features over HTTP; logs predictions',
+  description:
+    'Scores the models on online features over HTTP as models.v1 stages them (production, canary, shadows); logs predictions',
   needs: ['kafka', 'registry', 'redis'],
   envShape: modelServerEnvShape,
   configure(env): ModelServerConfig {
@@ -148,11 +149,13 @@ export const modelServer = defineService({
         ...config.timeouts,
         ...(config.token === undefined ? {} : { token: config.token }),
         ready: () => follower?.ready() ?? false,
+        eventTime: ctx.common.eventTime,
       });
       const table = server.table;
-      // Promotions: every instance reads all of models.v1 on every start (the newest PROMOTED per
-      // model wins) through a group of its own that stores no offsets and is deleted on stop
-      // (forgotten by the broker once empty after a crash): restarts leave no groups behind.
+      // Stages: every instance reads all of models.v1 on every start (the events of a model, in
+      // order, reduce to what it serves) through a group of its own that stores no offsets and is
+      // deleted on stop (forgotten by the broker once empty after a crash): restarts leave no groups
+      // behind. models.v1 is keyed by model, so a model's events come in order in one partition.
       follower = await ctx.consume<ModelEvent>({
         groupId: `driftline-model-server-models-${randomUUID().slice(0, 8)}`,
         topics: [ctx.topic('model')],
@@ -161,14 +164,18 @@ export const modelServer = defineService({
         processor: {
           decode: (r) => modelCodec.decode(r.value),
           async process(items) {
-            // Within a batch only the last promotion of a model matters (a start replays them all).
-            const last = new Map<string, string>();
-            for (const { value: e } of items) if (e.kind === 'PROMOTED') last.set(e.model, e.version);
-            for (const [model, version] of last) {
-              await table.promote(model, version).catch((error: unknown) => {
+            // A batch (a start replays them all) is reduced per model and swapped once.
+            const byModel = new Map<string, ModelEvent[]>();
+            for (const { value: e } of items) {
+              const list = byModel.get(e.model) ?? [];
+              list.push(e);
+              byModel.set(e.model, list);
+            }
+            for (const [model, events] of byModel) {
+              await table.apply(model, events).catch((error: unknown) => {
                 ctx.logger.error(
-                  { model, version, err: (error as Error).message },
-                  'promoted version could not be loaded; the previous one keeps serving',
+                  { model, err: (error as Error).message },
+                  'production version could not be loaded; the previous one keeps serving',
                 );
               });
             }

@@ -3,6 +3,14 @@ import { join, resolve, sep } from 'node:path';
 import { DriftlineError, type Logger } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
 import type { CanarySpec } from './specs.js';
+import {
+  applyStageEvent,
+  EMPTY_STAGES,
+  type ModelStages,
+  type ServedSet,
+  type StageEvent,
+  servedSet,
+} from './stages.js';
 import { buildVersion, type LoadedVersion, planServing, type ServingPlan } from './version.js';
 
 /** Loads one version's artifacts. */
@@ -53,7 +61,9 @@ export function artifactLoader(dir: string): VersionLoader {
 export interface ServingTableOptions {
   readonly views: FeatureViews;
   readonly load: VersionLoader;
+  /** Operator overrides (DRIFTLINE_MODEL_SERVER_CANARY): replace the canary of models.v1. */
   readonly canaries: ReadonlyMap<string, CanarySpec>;
+  /** Operator overrides (DRIFTLINE_MODEL_SERVER_SHADOW): scored in addition to the staged shadows. */
   readonly shadows: ReadonlyMap<string, readonly string[]>;
   readonly logger: Logger;
   /** Called after each swap (metrics, tests). */
@@ -61,16 +71,21 @@ export interface ServingTableOptions {
 }
 
 /**
- * The models served and how: one immutable {@link ServingPlan} per model, replaced whole when a
- * version is promoted. Loading (file reads, parsing, compiling) happens before the swap, and a
- * request takes the plan once when it starts, so a swap never drops or fails a request: requests
- * already running finish on the old plan, the next ones get the new one. Promotions of one model
- * are applied in order; a version that fails to load leaves the current plan serving.
+ * The models served and how: one immutable {@link ServingPlan} per model, replaced whole when
+ * models.v1 moves a version between stages. The events of a model are reduced to its stages
+ * ({@link applyStageEvent}, pure), the stages and the operator overrides to the versions served
+ * ({@link servedSet}), and those to a plan. Loading (file reads, parsing, compiling) happens before
+ * the swap, and a request takes the plan once when it starts, so a swap never drops or fails a
+ * request: requests already running finish on the old plan, the next ones get the new one. The
+ * events of one model are applied in order. A production version that fails to load leaves the
+ * current production serving (the rest of the change applies); a canary or shadow that fails to
+ * load is served without.
  */
 export class ServingTable {
   private readonly plans = new Map<string, ServingPlan>();
+  private readonly stages = new Map<string, ModelStages>();
   private readonly chains = new Map<string, Promise<void>>();
-  /** Loaded versions by `model/version`, kept while a plan uses them (static canary/shadow reused across swaps). */
+  /** Loaded versions by `model/version`, kept while a plan uses them. */
   private readonly loaded = new Map<string, LoadedVersion>();
 
   constructor(private readonly options: ServingTableOptions) {}
@@ -96,15 +111,24 @@ export class ServingTable {
     }));
   }
 
-  /** Makes `version` the production version of `model` (after the promotions queued before it). */
-  promote(model: string, version: string): Promise<void> {
-    const next = (this.chains.get(model) ?? Promise.resolve()).then(() => this.swap(model, version));
+  /**
+   * Applies models.v1 events of `model`, in order, after the events queued before them, then swaps
+   * the plan once. Rejects when the production version the events ask for could not be loaded
+   * (after the swap of everything else, with the previous production still serving).
+   */
+  apply(model: string, events: readonly StageEvent[]): Promise<void> {
+    const next = (this.chains.get(model) ?? Promise.resolve()).then(() => this.reduce(model, events));
     const settled = next.catch(() => {});
     this.chains.set(model, settled);
     void settled.then(() => {
       if (this.chains.get(model) === settled) this.chains.delete(model);
     });
     return next;
+  }
+
+  /** Makes `version` the production version of `model` (a PROMOTED event). */
+  promote(model: string, version: string): Promise<void> {
+    return this.apply(model, [{ kind: 'PROMOTED', version }]);
   }
 
   private async version(model: string, version: string): Promise<LoadedVersion> {
@@ -122,21 +146,55 @@ export class ServingTable {
     } catch (error) {
       this.options.logger.warn(
         { model, version, role, err: (error as Error).message },
-        'configured version not loaded; served without it',
+        'version not loaded; served without it',
       );
       return undefined;
     }
   }
 
-  private async swap(model: string, version: string): Promise<void> {
+  private async reduce(model: string, events: readonly StageEvent[]): Promise<void> {
+    const { logger } = this.options;
+    let stages = this.stages.get(model) ?? EMPTY_STAGES;
+    let changed = false;
+    for (const e of events) {
+      const step = applyStageEvent(stages, e);
+      if (step.outcome === 'ignored') {
+        logger.warn({ model, version: e.version, kind: e.kind, reason: step.reason }, 'models.v1 event ignored');
+      }
+      changed ||= step.outcome === 'applied';
+      stages = step.stages;
+    }
+    this.stages.set(model, stages);
+    // Replays and TRAINED events change nothing: no reload, no swap.
+    if (!changed && this.plans.has(model)) return;
+    const served = servedSet(stages, {
+      ...(this.options.canaries.has(model) ? { canary: this.options.canaries.get(model)! } : {}),
+      shadows: this.options.shadows.get(model) ?? [],
+    });
+    if (served !== undefined) await this.swap(model, served);
+  }
+
+  private async swap(model: string, served: ServedSet): Promise<void> {
     const { logger, views } = this.options;
-    const production = await this.version(model, version);
-    const spec = this.options.canaries.get(model);
+    const current = this.plans.get(model);
+    let production: LoadedVersion;
+    let failure: unknown;
+    try {
+      production = await this.version(model, served.production);
+    } catch (error) {
+      if (current === undefined) throw error;
+      // The current production keeps serving; the rest of the change still applies.
+      failure = error;
+      production = current.production.loaded;
+    }
+    const spec = served.canary;
     const canary =
-      spec === undefined || spec.version === version ? undefined : await this.optional(model, spec.version, 'canary');
+      spec === undefined || spec.version === production.version
+        ? undefined
+        : await this.optional(model, spec.version, 'canary');
     const shadows: LoadedVersion[] = [];
-    for (const s of this.options.shadows.get(model) ?? []) {
-      if (s === version) continue;
+    for (const s of served.shadows) {
+      if (s === production.version || s === canary?.version) continue;
       const v = await this.optional(model, s, 'shadow');
       if (v !== undefined) shadows.push(v);
     }
@@ -145,7 +203,7 @@ export class ServingTable {
       ...(canary === undefined || spec === undefined ? {} : { canary: { loaded: canary, share: spec.share } }),
       shadows,
     });
-    const previous = this.plans.get(model);
+    // The swap: one assignment.
     this.plans.set(model, plan);
     // Forget versions of this model no plan uses any more.
     const inUse = new Set(
@@ -155,13 +213,14 @@ export class ServingTable {
     logger.info(
       {
         model,
-        version,
-        previous: previous?.production.loaded.version,
-        canary: plan.canary?.planned.loaded.version,
+        production: production.version,
+        previous: current?.production.loaded.version,
+        canary: plan.canary === undefined ? undefined : `${plan.canary.planned.loaded.version}@${plan.canary.share}`,
         shadows: shadows.map((s) => s.version),
       },
       'model swapped',
     );
     this.options.onSwap?.(plan);
+    if (failure !== undefined) throw failure;
   }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
-import { createProducer, ensureTopics } from '@driftline/kafka';
+import { createProducer, ensureTopics, topicOffsets } from '@driftline/kafka';
 import { createRedisOnlineStore, type RedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
 import { loadXgboostModel } from '@driftline/scoring';
@@ -26,7 +26,8 @@ const models = {
 const score = (v: keyof typeof models, row: Array<number | null>) =>
   loadXgboostModel(models[v]).predictOne(Float32Array.from(row.map((x) => (x === null ? Number.NaN : x))));
 
-async function promote(version: string): Promise<void> {
+/** Publishes one models.v1 event of model `fraud`, as the controller (or the trainer) does. */
+async function stage(kind: ModelEvent['kind'], version: string, extra: Partial<ModelEvent> = {}): Promise<void> {
   const kafka = kafkaFor(stack.kafkaBrokers);
   const topic = `${prefix}models.v1`;
   await ensureTopics(kafka, [{ topic, partitions: 1 }]);
@@ -35,15 +36,37 @@ async function promote(version: string): Promise<void> {
   const event: ModelEvent = {
     model: 'fraud',
     version,
-    kind: 'PROMOTED',
+    kind,
     event_time: Date.now(),
     request_id: null,
     metrics: {},
     artifact_uri: `file://${join(dir, 'fraud', version, 'model.json')}`,
     reference_uri: null,
+    decided_by: 'operator:test',
+    ...extra,
   };
   await producer.send(topic, [{ key: 'fraud', value: await codec.encode(event) }]);
   await producer.disconnect();
+}
+
+/** Every record of predictions.v1 so far whose prediction id starts with one of `ids`, once there are `n`. */
+async function logged(ids: readonly string[], n: number): Promise<PredictionEvent[]> {
+  const kafka = kafkaFor(stack.kafkaBrokers);
+  const topic = `${prefix}predictions.v1`;
+  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
+  return eventually(
+    async () => {
+      const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
+      const events: PredictionEvent[] = [];
+      for (const r of await readTopic(kafka, topic, total, 30_000)) {
+        const e = await codec.decode(r.value!);
+        if (ids.some((id) => e.prediction_id.startsWith(id))) events.push(e);
+      }
+      return events.length >= n ? events : undefined;
+    },
+    30_000,
+    200,
+  );
 }
 
 describe('model-server on the real stack (Kafka, registry, Redis)', () => {
@@ -52,6 +75,17 @@ describe('model-server on the real stack (Kafka, registry, Redis)', () => {
   let base: string;
   const post = (body: unknown) =>
     fetch(`${base}/v1/models/fraud:predict`, { method: 'POST', body: JSON.stringify(body) });
+  const served = async () => {
+    const { models } = (await (await fetch(`${base}/v1/models`)).json()) as {
+      models: Array<{
+        model: string;
+        production: string;
+        canary?: { version: string; share: number };
+        shadows: string[];
+      }>;
+    };
+    return models.find((m) => m.model === 'fraud') ?? { model: 'fraud', production: '', shadows: [] };
+  };
 
   beforeAll(async () => {
     writer = createRedisOnlineStore({ url: stack.redisUrl, tls: false }, { use: 'online-write', keyPrefix });
@@ -84,7 +118,7 @@ describe('model-server on the real stack (Kafka, registry, Redis)', () => {
     );
     const viewsFile = join(dir, 'views.yaml');
     writeFileSync(viewsFile, VIEWS_YAML);
-    await promote('v1');
+    await stage('PROMOTED', 'v1');
     const port = await freePort();
     runner = await startRunner({
       services: [modelServer as unknown as ServiceDefinition<never, unknown>],
@@ -136,20 +170,34 @@ describe('model-server on the real stack (Kafka, registry, Redis)', () => {
   it('logs every prediction to predictions.v1 with the feature vector, version and role (shadow never answered)', async () => {
     // 10 records so far: the start-up probe, test 1's single and batch (each with its shadow), this one.
     const res = (await (await post({ entity_id: 'u1', features: { f3: 9 } })).json()) as { prediction_id: string };
-    const records = await readTopic(kafkaFor(stack.kafkaBrokers), `${prefix}predictions.v1`, 10, 30_000);
-    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(
-      contracts.prediction,
-      `${prefix}predictions.v1`,
-    );
-    const events: PredictionEvent[] = [];
-    for (const r of records) events.push(await codec.decode(r.value!));
-    const mine = events.filter((e) => e.prediction_id.startsWith(res.prediction_id));
+    const mine = await logged([res.prediction_id], 2);
     expect(mine.map((e) => [e.prediction_id, e.model_version, e.role])).toEqual([
       [res.prediction_id, 'v1', 'production'],
       [`${res.prediction_id}.shadow.v3`, 'v3', 'shadow'],
     ]);
     expect(mine[0]!.features).toEqual({ f0: 0.25, f1: 3, f2: -1.5, f3: 9 });
     expect(mine[1]!.prediction).toBe(score('v3', [0.25, 3, -1.5, 9]));
+    expect(mine[0]!.scores).toEqual({ v1: score('v1', [0.25, 3, -1.5, 9]), v3: score('v3', [0.25, 3, -1.5, 9]) });
+    expect(mine[1]!.scores).toBeNull();
+  });
+
+  it('a SHADOW event on models.v1: the version is scored and logged on every request, its score in `scores`', async () => {
+    await stage('SHADOW', 'v2', { decided_by: 'trainer:offline_gate' });
+    await eventually(async () => ((await served()).shadows.includes('v2') ? true : undefined), 30_000, 50);
+    const res = (await (await post({ instances: [{ entity_id: 'u1' }, { entity_id: 'u2' }] })).json()) as {
+      predictions: Array<{ prediction_id: string; version: string; score: number }>;
+    };
+    const ids = res.predictions.map((p) => p.prediction_id);
+    const mine = await logged(ids, 6);
+    const rows = { u1: [0.25, 3, -1.5, null], u2: [-2, null, null, null] } as const;
+    for (const [i, p] of res.predictions.entries()) {
+      const row = [...Object.values(rows)[i]!];
+      const answered = mine.find((e) => e.prediction_id === p.prediction_id)!;
+      expect([answered.role, answered.model_version, p.version]).toEqual(['production', 'v1', 'v1']);
+      expect(answered.scores).toEqual({ v1: score('v1', row), v2: score('v2', row), v3: score('v3', row) });
+      const shadow = mine.find((e) => e.prediction_id === `${p.prediction_id}.shadow.v2`)!;
+      expect([shadow.role, shadow.model_version, shadow.prediction]).toEqual(['shadow', 'v2', score('v2', row)]);
+    }
   });
 
   it('follows models.v1 and swaps under load without failing a request', async () => {
@@ -165,7 +213,7 @@ describe('model-server on the real stack (Kafka, registry, Redis)', () => {
     };
     const clients = [client(), client(), client()];
     await new Promise((r) => setTimeout(r, 200));
-    await promote('v2');
+    await stage('PROMOTED', 'v2', { previous_version: 'v1' });
     await eventually(async () => (seen.at(-1) === 'v2' ? true : undefined), 30_000, 20);
     await new Promise((r) => setTimeout(r, 200));
     stop = true;
@@ -176,5 +224,44 @@ describe('model-server on the real stack (Kafka, registry, Redis)', () => {
     // Once swapped, never back.
     expect(seen.slice(seen.indexOf('v2')).every((v) => v === 'v2')).toBe(true);
     console.info(`swap under load: ${seen.length} requests, 0 failed, v1 → v2`);
+  });
+
+  it('a CANARY event: the canary answers its share of ≥ 5,000 distinct entities (±2 points), production scored too', async () => {
+    const share = 0.3;
+    await stage('CANARY', 'v3', { canary_share: share, decided_by: 'policy:promotion' });
+    await eventually(async () => ((await served()).canary?.version === 'v3' ? true : undefined), 30_000, 50);
+    expect(await served()).toEqual({
+      model: 'fraud',
+      production: 'v2',
+      canary: { version: 'v3', share },
+      shadows: ['v1'],
+    });
+    const n = 5_000;
+    const roles: Record<string, number> = {};
+    let sample: { prediction_id: string; entity: number } | undefined;
+    for (let i = 0; i < n; i += 500) {
+      const instances = Array.from({ length: 500 }, (_, k) => ({
+        entity_id: `canary-${i + k}`,
+        features: { f0: (i + k) / n },
+      }));
+      const res = await post({ instances });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as {
+        predictions: Array<{ prediction_id: string; version: string; role: string }>;
+      };
+      for (const [k, p] of body.predictions.entries()) {
+        roles[`${p.version}/${p.role}`] = (roles[`${p.version}/${p.role}`] ?? 0) + 1;
+        if (sample === undefined && p.role === 'canary') sample = { prediction_id: p.prediction_id, entity: i + k };
+      }
+    }
+    expect(Object.keys(roles).sort()).toEqual(['v2/production', 'v3/canary']);
+    const observed = (roles['v3/canary'] ?? 0) / n;
+    console.info(`canary share over ${n} entities: ${observed.toFixed(4)} (configured ${share})`);
+    expect(Math.abs(observed - share)).toBeLessThanOrEqual(0.02);
+    // A canary-answered record is paired: the canary's and production's scores (and the watched v1's).
+    const [answered] = await logged([sample!.prediction_id], 1);
+    const row = [sample!.entity / n, null, null, null];
+    expect(answered).toMatchObject({ role: 'canary', model_version: 'v3' });
+    expect(answered!.scores).toEqual({ v3: score('v3', row), v2: score('v2', row), v1: score('v1', row) });
   });
 });

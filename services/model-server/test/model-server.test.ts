@@ -155,6 +155,24 @@ describe('model server over the in-memory store', () => {
       body.predictions.map((p) => ['v3', `${p.prediction_id}.shadow.v3`]),
     );
     expect(shadow[1]!.prediction).toBe(expected('v3', [1, -1.25, 2, null]));
+    // The answered record carries every version's score on the instance; shadow records carry none.
+    expect(answered[1]!.scores).toEqual({ v1: body.predictions[1]!.score, v3: shadow[1]!.prediction });
+    expect(shadow.every((e) => e.scores === null)).toBe(true);
+  });
+
+  it('stamps a prediction with the event_time the client sent (replays, a simulated clock), else now', async () => {
+    await h.server.log.drain(5_000);
+    h.logged.length = 0;
+    const at = Date.now() - 3_600_000;
+    const before = Date.now();
+    const res = await post(h, 'm', { instances: [{ entity_id: 'u1', event_time: at }, { entity_id: 'u2' }] });
+    expect(res.status).toBe(200);
+    await h.server.log.drain(5_000);
+    const answered = h.logged.filter((e) => e.role === 'production');
+    expect(answered[0]!.event_time).toBe(at);
+    expect(answered[1]!.event_time).toBeGreaterThanOrEqual(before);
+    // The shadow's record of the same instance has the same time (paired by prediction and time).
+    expect(h.logged.filter((e) => e.role === 'shadow')[0]!.event_time).toBe(at);
   });
 
   it('answers unknown models, bad input and entities without features with one-line 4xx', async () => {
@@ -180,6 +198,15 @@ describe('model server over the in-memory store', () => {
         /instances\[1\]: entity "ghost" has no features in views user, account/,
       ],
       ['m', { entity_id: 'x'.repeat(5_000) }, 413, /larger than 4096 bytes/],
+      ['m', { entity_id: 'u1', event_time: 1.5 }, 400, /body.event_time: must be an integer of epoch milliseconds/],
+      // µs where ms are expected: refused with the unit hint, like every other edge.
+      ['m', { entity_id: 'u1', event_time: Date.now() * 1000 }, 400, /event_time .* in the future/],
+      [
+        'm',
+        { instances: [{ entity_id: 'u1', event_time: -1 }] },
+        400,
+        /instances\[0\].event_time .* before the minimum/,
+      ],
     ];
     for (const [model, body, status, message] of cases) {
       const res = await post(h, model, body);
@@ -220,9 +247,54 @@ describe('canary', () => {
         predictions: Array<{ version: string; role: string }>;
       };
       expect(again.predictions.map((p) => `${p.version}/${p.role}`)).toEqual(versions.slice(0, 100));
-      // Promoting the canary makes it production: no canary left.
+      // Every canary-answered record is scored by production too (the pair); production-answered ones by production only.
+      for (const e of h.logged) {
+        if (e.role === 'canary') {
+          expect(Object.keys(e.scores ?? {}).sort()).toEqual(['v1', 'v2']);
+          expect(e.scores?.v2).toBe(e.prediction);
+          expect(e.scores?.v1).toBe(expected('v1', [e.features.f0 as number, null, null, null]));
+        } else expect(e.scores).toEqual({ v1: e.prediction });
+      }
+      // Promoting the canary makes it production: no canary left; the replaced v1 is watched (a shadow).
       await h.server.table.promote('m', 'v2');
-      expect(h.server.table.describe()).toEqual([{ model: 'm', production: 'v2', shadows: [] }]);
+      expect(h.server.table.describe()).toEqual([{ model: 'm', production: 'v2', shadows: ['v1'] }]);
+    } finally {
+      await h.server.close();
+    }
+  });
+});
+
+describe('stage following', () => {
+  it('applies models.v1 events to the plan in order; a production that cannot load leaves the rest applied', async () => {
+    const h = await harness({ shadow: 'm=v3' });
+    const served = () => h.server.table.describe();
+    try {
+      await h.server.table.apply('m', [{ kind: 'SHADOW', version: 'v2' }]);
+      expect(served()).toEqual([]); // no production yet: nothing served
+      await h.server.table.apply('m', [{ kind: 'PROMOTED', version: 'v1' }]);
+      expect(served()).toEqual([{ model: 'm', production: 'v1', shadows: ['v2', 'v3'] }]);
+      await h.server.table.apply('m', [{ kind: 'CANARY', version: 'v2', canary_share: 0.4 }]);
+      expect(served()).toEqual([
+        { model: 'm', production: 'v1', canary: { version: 'v2', share: 0.4 }, shadows: ['v3'] },
+      ]);
+      await h.server.table.apply('m', [
+        { kind: 'PROMOTED', version: 'v2', previous_version: 'v1' },
+        { kind: 'ROLLED_BACK', version: 'v2', previous_version: 'v1' },
+      ]);
+      expect(served()).toEqual([{ model: 'm', production: 'v1', shadows: ['v3'] }]);
+      // A production version without artifacts: v1 keeps serving, the shadow change applies all the same.
+      await expect(
+        h.server.table.apply('m', [
+          { kind: 'SHADOW', version: 'v2' },
+          { kind: 'PROMOTED', version: 'v9' },
+        ]),
+      ).rejects.toThrow(/no artifacts/);
+      expect(served()).toEqual([{ model: 'm', production: 'v1', shadows: ['v2', 'v3'] }]);
+      // A request answered by production is scored by every shadow: all of them in `scores`.
+      const res = (await (await post(h, 'm', { entity_id: 'u1' })).json()) as { prediction_id: string };
+      await h.server.log.drain(5_000);
+      const answered = h.logged.find((e) => e.prediction_id === res.prediction_id);
+      expect(Object.keys(answered?.scores ?? {}).sort()).toEqual(['v1', 'v2', 'v3']);
     } finally {
       await h.server.close();
     }

@@ -95,6 +95,11 @@ export interface TriggerDeps {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly now?: () => number;
+  /**
+   * Whether a version serves production traffic (the model-controller's stages); alerts of shadow,
+   * canary or retired versions are held as `not_serving`. Default: every version serves.
+   */
+  readonly isServing?: (model: string, version: string) => Promise<boolean>;
   /** Model states kept in memory (least recently used evicted; reloaded from the store). Default 10,000. */
   readonly maxModelStates?: number;
 }
@@ -132,13 +137,18 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
       const rows: DecisionRow[] = [];
       const requests: RetrainRequest[] = [];
       const at = now();
+      const serving = new Map<string, boolean>();
       for (const { value: alert } of items) {
+        const key = `${alert.model}\u0000${alert.model_version}`;
+        if (deps.isServing !== undefined && !serving.has(key)) {
+          serving.set(key, await deps.isServing(alert.model, alert.model_version));
+        }
         const current = work.has(alert.model) ? work.get(alert.model) : states.get(alert.model);
         let baseline: Baseline | undefined;
         if (alert.kind === 'PERFORMANCE' && needsBaseline(deps.policy, alert.model)) {
           baseline = await deps.store.baseline(alert.model, alert.model_version);
         }
-        const result = decide(deps.policy, current, alert, baseline);
+        const result = decide(deps.policy, current, alert, baseline, serving.get(key) ?? true);
         work.set(alert.model, result.state);
         rows.push(decisionRow(alert, result, at));
         if (result.decision.kind === 'fire') requests.push(retrainRequestOf(result.decision.plan));

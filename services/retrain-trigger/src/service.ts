@@ -1,4 +1,5 @@
 import type { ConsumerHandle } from '@driftline/kafka';
+import { servesProduction } from '@driftline/policy';
 import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { type RetrainTriggerConfig, retrainTriggerEnvShape, toRetrainTriggerConfig } from './config.js';
@@ -31,6 +32,7 @@ export const retrainTriggerService = defineService({
         logger: ctx.logger,
         registry: ctx.registry,
         send: (requests) => retrain.publish(requests),
+        isServing: async (model, version) => servesProduction(await warehouse.transitions.history(model), version),
       }),
     });
     return { ready: () => consumer.ready(), stop: () => consumer.stop() };

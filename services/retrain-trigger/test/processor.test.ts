@@ -69,8 +69,13 @@ class MemoryStore implements DecisionStore {
   }
 }
 
-function processor(store: DecisionStore, sent: RetrainRequest[]) {
+function processor(
+  store: DecisionStore,
+  sent: RetrainRequest[],
+  isServing?: (model: string, version: string) => Promise<boolean>,
+) {
   return triggerProcessor({
+    ...(isServing === undefined ? {} : { isServing }),
     policy,
     store,
     decode: () => alert(0),
@@ -96,6 +101,24 @@ describe('trigger processor', () => {
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ model: 'fraud', model_version: 'v1', data_to: T0 + 2 * W, event_time: T0 + 2 * W });
     expect(store.rows[1]!.request_id).toBe(sent[0]!.request_id);
+  });
+
+  it("holds a shadow's or canary's alerts as not_serving: only production's windows make a streak", async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const shadow = (w: number): DecodedRecord<DriftAlert> => ({
+      record: { topic: 't', partition: 0, offset: String(100 + w), key: null, value: null, headers: {}, timestamp: 0 },
+      value: { ...alert(w), alert_id: `s${w}`, model_version: 'v2-shadow' },
+    });
+    const p = processor(store, sent, async (_model, version) => version === 'v1');
+    // Two drifted shadow windows would fire (sustain 2) if they counted.
+    await p.process([shadow(0), shadow(1)], ctx);
+    expect(store.rows.map((r) => r.reason)).toEqual(['not_serving', 'not_serving']);
+    expect(sent).toEqual([]);
+    // Production's own windows still fire, the shadow's never joined their streak.
+    await p.process(items([0, 1]), ctx);
+    expect(store.rows.slice(2).map((r) => r.reason)).toEqual(['sustaining', 'fire']);
+    expect(sent).toHaveLength(1);
   });
 
   it('a new instance rebuilds the state from the recorded decisions', async () => {

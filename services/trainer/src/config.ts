@@ -34,6 +34,12 @@ export const trainerEnvShape = {
    * (service.ts), so this only has to cover a stalled process, not the longest training.
    */
   DRIFTLINE_TRAINER_SESSION_TIMEOUT: duration().default(60_000),
+  /**
+   * direct: a version that passes the offline gate is PROMOTED at once. staged: it is published as
+   * SHADOW and recorded in model_transitions (candidate → shadow); the model-controller takes it
+   * further on live evidence.
+   */
+  DRIFTLINE_TRAINER_ROLLOUT: z.enum(['direct', 'staged']).default('direct'),
 };
 
 export type TrainerEnv = z.infer<z.ZodObject<typeof trainerEnvShape>>;
@@ -50,6 +56,7 @@ export interface TrainerConfig {
   readonly params: Readonly<Record<string, number>>;
   readonly timeoutMs: number;
   readonly sessionTimeoutMs: number;
+  readonly rollout: 'direct' | 'staged';
 }
 
 export function toTrainerConfig(env: TrainerEnv): TrainerConfig {
@@ -68,5 +75,6 @@ export function toTrainerConfig(env: TrainerEnv): TrainerConfig {
     params: { rounds: env.DRIFTLINE_TRAINER_ROUNDS, max_depth: env.DRIFTLINE_TRAINER_MAX_DEPTH, seed: 7 },
     timeoutMs: env.DRIFTLINE_TRAINER_TIMEOUT,
     sessionTimeoutMs: env.DRIFTLINE_TRAINER_SESSION_TIMEOUT,
+    rollout: env.DRIFTLINE_TRAINER_ROLLOUT,
   };
 }

@@ -1,4 +1,5 @@
 import { PREDICTION_FEATURE, type ReferenceSet, referenceSet } from '@driftline/drift';
+import { type CalibrationMap, fitIsotonicCalibration } from '@driftline/performance';
 import { buildReferenceProfile, type ReferenceProfile } from '@driftline/stats';
 import type { Dataset } from './dataset.js';
 
@@ -36,4 +37,28 @@ export function referenceFromDataset(model: string, version: string, ds: Dataset
     train.map((i) => scores[i] ?? null),
   );
   return referenceSet(model, version, profiles);
+}
+
+/** Fewer held-out rows than this (or a single class) calibrate nothing: the estimate uses raw scores. */
+export const MIN_CALIBRATION_ROWS = 100;
+
+/**
+ * The CBPE calibration map of a new version: isotonic regression of its labels on its own scores,
+ * fitted on the HELD-OUT slice — rows the model never trained on, so the map corrects the
+ * over-confidence it will show on live data, not the optimism of its training fit. Undefined when
+ * the slice is too small or holds one class only.
+ */
+export function calibrationFromDataset(ds: Dataset, scores: Float64Array): CalibrationMap | undefined {
+  const s: number[] = [];
+  const y: number[] = [];
+  for (let i = 0; i < ds.rows; i++) {
+    const label = ds.label[i];
+    const score = scores[i];
+    if (ds.holdout[i] !== 1 || (label !== 0 && label !== 1) || score === undefined || !Number.isFinite(score)) continue;
+    s.push(score);
+    y.push(label);
+  }
+  const positives = y.reduce((a, b) => a + b, 0);
+  if (s.length < MIN_CALIBRATION_ROWS || positives === 0 || positives === s.length) return undefined;
+  return fitIsotonicCalibration(s, y);
 }

@@ -40,6 +40,9 @@ export const trainerService = defineService({
         return `clickhouse://${warehouse.database}.reference_profiles?reference_id=${set.referenceId}`;
       },
       publish: (events: readonly ModelEvent[]) => models.publish(events),
+      transitions: warehouse.transitions,
+      saveCalibration: (model, version, referenceId, map) =>
+        warehouse.estimates.saveCalibration(model, version, referenceId, map),
     };
     const consumer: ConsumerHandle = await ctx.consume<RetrainRequest>({
       groupId: `${ctx.common.topicPrefix}${config.group}`,
@@ -64,7 +67,10 @@ export const trainerService = defineService({
         },
       },
     });
-    ctx.logger.info({ python, device: config.device, artifactDir: config.artifactDir }, 'trainer ready');
+    ctx.logger.info(
+      { python, device: config.device, artifactDir: config.artifactDir, rollout: config.rollout },
+      'trainer ready',
+    );
     return { ready: () => consumer.ready(), stop: () => consumer.stop() };
   },
 });

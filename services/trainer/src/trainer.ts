@@ -3,13 +3,21 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DriftlineError, type Logger, PoisonRecordError } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
+import type { CalibrationMap } from '@driftline/performance';
+import { transitionEvent } from '@driftline/policy';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
-import { chTime, type ModelRegistry, type ModelVersionRow } from '@driftline/warehouse';
+import {
+  chTime,
+  type ModelRegistry,
+  type ModelTransitionStore,
+  type ModelVersionRow,
+  type TransitionRow,
+} from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
 import type { TrainerConfig } from './config.js';
 import { buildDataset, type Dataset, datasetToArrow } from './dataset.js';
 import { decidePromotion, versionFor } from './promotion.js';
-import { referenceFromDataset } from './reference.js';
+import { calibrationFromDataset, referenceFromDataset } from './reference.js';
 import type { TrainingSource } from './training-source.js';
 import { readWorkerResult, runWorker, type WorkerResult } from './worker.js';
 
@@ -24,9 +32,18 @@ export interface TrainerDeps {
   readonly publish: (events: readonly ModelEvent[]) => Promise<void>;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Where the staged rollout records candidate → shadow|rejected (needed when rollout is staged). */
+  readonly transitions?: Pick<ModelTransitionStore, 'record'>;
+  /** Stores the version's CBPE calibration map under its reference id (the label-joiner reads it). */
+  readonly saveCalibration?: (
+    model: string,
+    version: string,
+    referenceId: string,
+    map: CalibrationMap,
+  ) => Promise<void>;
 }
 
-export type Outcome = 'already_done' | 'republished' | 'promoted' | 'rejected';
+export type Outcome = 'already_done' | 'republished' | 'promoted' | 'shadowed' | 'rejected';
 
 /** A name used as one path segment under the artifact directory: no separators, no `.`/`..`. */
 const PATH_SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
@@ -66,6 +83,52 @@ function readScores(file: string, rows: number): Float64Array {
     throw new DriftlineError('INTERNAL', `${file}: expected ${rows} scores`, { retriable: true });
   }
   return Float64Array.from(column.toArray() as ArrayLike<number>);
+}
+
+/**
+ * The staged rollout's records of a registered version: its registration as a candidate and the
+ * offline gate's verdict, candidate → shadow (gated against `base_version`, kept as
+ * previous_version: the production version the controller compares it with) or → rejected. `at` is
+ * the version's registration time: the model-server stamps predictions with its clock and starts
+ * scoring the shadow after this, so the comparison reads the pairs predicted from then on. (Not
+ * the request's `data_to`: a request decided on old windows would start the shadow's `max_time`
+ * clock in the past.) Same rows on every retry (the key is version + stage, `at` from the row).
+ */
+export function gateTransitions(row: ModelVersionRow, at: number, recordedAt: number): TransitionRow[] {
+  const common = {
+    model: row.model,
+    version: row.version,
+    at,
+    decided_by: 'trainer:offline_gate',
+    evidence: JSON.stringify({ gate: 'offline_holdout', metrics: row.metrics }),
+    canary_share: null,
+    recorded_at: recordedAt,
+  };
+  const gatedAgainst = row.base_version === '' ? null : row.base_version;
+  return [
+    {
+      ...common,
+      from_stage: null,
+      to_stage: 'candidate',
+      reason: 'trained',
+      detail: `request ${row.request_id}`,
+      previous_version: null,
+    },
+    {
+      ...common,
+      from_stage: 'candidate',
+      to_stage: row.status === 'PROMOTED' ? 'shadow' : 'rejected',
+      reason: 'offline_gate',
+      detail: row.promotion_reason,
+      previous_version: gatedAgainst,
+    },
+  ];
+}
+
+/** TRAINED (registered), then the stage event of the gate's transition, as the controller would re-publish it. */
+function stagedEvents(row: ModelVersionRow, eventTime: number, gate: TransitionRow): ModelEvent[] {
+  const [trained] = modelEvents(row, eventTime);
+  return trained === undefined ? [transitionEvent(gate, row)] : [trained, transitionEvent(gate, row)];
 }
 
 /** The model events of a registered version: TRAINED, then PROMOTED or REJECTED. */
@@ -108,7 +171,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     return 'already_done';
   }
   if (existing !== undefined) {
-    await deps.publish(modelEvents(existing, now()));
+    await publishVersion(deps, existing, now());
     await deps.registry.save({ ...existing, published: 1, updated_at: chTime(now()) });
     log.info({ version: existing.version }, 'registered version published after a restart');
     return 'republished';
@@ -159,9 +222,12 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   let referenceId: string | null = null;
   let referenceUri: string | null = null;
   if (verdict.promote) {
-    const set = referenceFromDataset(request.model, version, ds, readScores(join(dir, 'scores.arrow'), ds.rows));
+    const scores = readScores(join(dir, 'scores.arrow'), ds.rows);
+    const set = referenceFromDataset(request.model, version, ds, scores);
     referenceUri = await deps.saveReference(set);
     referenceId = set.referenceId;
+    const calibration = calibrationFromDataset(ds, scores);
+    if (calibration !== undefined) await deps.saveCalibration?.(request.model, version, set.referenceId, calibration);
   }
   const registeredAt = now();
   const row: ModelVersionRow = {
@@ -204,8 +270,30 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     updated_at: chTime(registeredAt),
   };
   await deps.registry.save(row);
-  await deps.publish(modelEvents(row, registeredAt));
+  await publishVersion(deps, row, registeredAt);
   await deps.registry.save({ ...row, published: 1, updated_at: chTime(Math.max(registeredAt + 1, now())) });
-  log.info({ version, status: row.status, reason: verdict.reason, referenceId }, 'model version registered');
-  return verdict.promote ? 'promoted' : 'rejected';
+  log.info(
+    { version, status: row.status, reason: verdict.reason, referenceId, rollout: config.rollout },
+    'model version registered',
+  );
+  return verdict.promote ? (config.rollout === 'staged' ? 'shadowed' : 'promoted') : 'rejected';
+}
+
+/**
+ * Publishes a registered version's events. Staged: the gate's transitions are recorded in
+ * model_transitions FIRST (a crash before the publish leaves a record the model-controller
+ * re-publishes on its next start; the retried request records the same rows again).
+ */
+async function publishVersion(deps: TrainerDeps, row: ModelVersionRow, eventTime: number) {
+  if (deps.config.rollout === 'direct') {
+    await deps.publish(modelEvents(row, eventTime));
+    return;
+  }
+  if (deps.transitions === undefined) {
+    throw new DriftlineError('INTERNAL', 'staged rollout without a model_transitions store');
+  }
+  const registered = Date.parse(`${row.registered_at.replace(' ', 'T')}Z`);
+  const rows = gateTransitions(row, Number.isFinite(registered) ? registered : eventTime, (deps.now ?? Date.now)());
+  await deps.transitions.record(rows);
+  await deps.publish(stagedEvents(row, eventTime, rows[1]!));
 }

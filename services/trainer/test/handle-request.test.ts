@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
-import type { ModelRegistry, ModelVersionRow } from '@driftline/warehouse';
+import type { ModelRegistry, ModelVersionRow, TransitionRow } from '@driftline/warehouse';
 import { makeVector, Table, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { toTrainerConfig } from '../src/config.js';
@@ -57,6 +57,7 @@ function setup(over: Partial<TrainerDeps> = {}) {
       DRIFTLINE_TRAINER_MAX_DEPTH: 2,
       DRIFTLINE_TRAINER_TIMEOUT: 10_000,
       DRIFTLINE_TRAINER_SESSION_TIMEOUT: 60_000,
+      DRIFTLINE_TRAINER_ROLLOUT: 'direct',
     }),
   };
   const registry = new MemoryRegistry();
@@ -165,6 +166,72 @@ describe('handleRequest (idempotency)', () => {
     await registry.save(row);
     expect(await handleRequest(deps, request)).toBe('republished');
     expect(published.map((e) => `${e.kind}:${e.version}`)).toEqual(['TRAINED:vX', 'PROMOTED:vX']);
+    expect(registry.rows.at(-1)!.published).toBe(1);
+  });
+
+  it('staged rollout: records candidate → shadow (gated against the serving version) FIRST, then publishes TRAINED + SHADOW', async () => {
+    const log: string[] = [];
+    const recorded: TransitionRow[] = [];
+    const { dir, deps, published, references } = setup({
+      transitions: {
+        record: async (rows) => {
+          log.push('record');
+          recorded.push(...rows);
+        },
+      },
+      publish: async (events) => {
+        log.push('publish');
+        published.push(...events);
+      },
+    });
+    const staged = { ...deps, config: { ...deps.config, rollout: 'staged' as const } };
+    completedRun(dir, 0.9);
+    expect(await handleRequest(staged, request)).toBe('shadowed');
+    expect(log).toEqual(['record', 'publish']);
+    // `at`: the registration time (now() = 1,000,000 in these tests), the clock predictions are stamped with.
+    expect(recorded.map((r) => [r.from_stage, r.to_stage, r.decided_by, r.at, r.previous_version])).toEqual([
+      [null, 'candidate', 'trainer:offline_gate', 1_000_000, null],
+      ['candidate', 'shadow', 'trainer:offline_gate', 1_000_000, 'v1'],
+    ]);
+    expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'SHADOW']);
+    expect(published[1]).toMatchObject({
+      decided_by: 'trainer:offline_gate',
+      event_time: 1_000_000,
+      previous_version: null,
+      reference_uri: `mem://${references[0]!.referenceId}`,
+    });
+    expect(published[1]!.reason).toMatch(/^offline_gate: roc_auc 0\.9000 vs current 0\.5000/);
+  });
+
+  it('staged rollout: a candidate below the gate is recorded and published as rejected', async () => {
+    const recorded: TransitionRow[] = [];
+    const { dir, deps, published } = setup({ transitions: { record: async (rows) => void recorded.push(...rows) } });
+    completedRun(dir, 0.505);
+    const staged = { ...deps, config: { ...deps.config, rollout: 'staged' as const } };
+    expect(await handleRequest(staged, request)).toBe('rejected');
+    expect(recorded.map((r) => r.to_stage)).toEqual(['candidate', 'rejected']);
+    expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'REJECTED']);
+  });
+
+  it('staged rollout: a record that fails publishes nothing (retriable), the retry records the same rows', async () => {
+    let fail = true;
+    const recorded: TransitionRow[] = [];
+    const { dir, deps, published, registry } = setup({
+      transitions: {
+        record: async (rows) => {
+          if (fail) throw new Error('clickhouse down');
+          recorded.push(...rows);
+        },
+      },
+    });
+    completedRun(dir, 0.9);
+    const staged = { ...deps, config: { ...deps.config, rollout: 'staged' as const } };
+    await expect(handleRequest(staged, request)).rejects.toThrow(/clickhouse down/);
+    expect(published).toHaveLength(0);
+    fail = false;
+    expect(await handleRequest(staged, request)).toBe('republished');
+    expect(recorded.map((r) => r.to_stage)).toEqual(['candidate', 'shadow']);
+    expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'SHADOW']);
     expect(registry.rows.at(-1)!.published).toBe(1);
   });
 

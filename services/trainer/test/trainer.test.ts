@@ -1,8 +1,9 @@
+import { parseEnv } from '@driftline/core';
 import type { RetrainRequest } from '@driftline/schemas';
 import type { ModelVersionRow } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { toTrainerConfig } from '../src/config.js';
+import { toTrainerConfig, trainerEnvShape } from '../src/config.js';
 import { buildDataset, COLUMNS, datasetToArrow, type LabeledRow, parseFeatures } from '../src/dataset.js';
 import { decidePromotion, versionFor } from '../src/promotion.js';
 import { referenceFromDataset } from '../src/reference.js';
@@ -176,8 +177,15 @@ describe('config', () => {
       DRIFTLINE_TRAINER_MAX_DEPTH: 3,
       DRIFTLINE_TRAINER_TIMEOUT: 60_000,
       DRIFTLINE_TRAINER_SESSION_TIMEOUT: 120_000,
+      DRIFTLINE_TRAINER_ROLLOUT: 'direct',
     });
     expect(c.artifactDir.startsWith('/')).toBe(true);
     expect(c.params).toMatchObject({ rounds: 10, max_depth: 3 });
+  });
+
+  it('takes the rollout from DRIFTLINE_TRAINER_ROLLOUT (default direct); a bad value names the variable', () => {
+    expect(parseEnv(trainerEnvShape, {}).DRIFTLINE_TRAINER_ROLLOUT).toBe('direct');
+    expect(toTrainerConfig(parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_ROLLOUT: 'staged' })).rollout).toBe('staged');
+    expect(() => parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_ROLLOUT: 'fast' })).toThrow(/DRIFTLINE_TRAINER_ROLLOUT/);
   });
 });

@@ -1,3 +1,4 @@
+import { DriftlineError } from '@driftline/core';
 import { MISSING_SEGMENT, type WindowRef } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ClickHouse } from '../client.js';
@@ -43,6 +44,57 @@ export const predictionsMigration: Migration = {
   ],
 };
 
+/**
+ * 0520: what a paired comparison of versions needs. `role` (production, canary; rows written
+ * before read as production), `scores` (every version the model server scored the instance with,
+ * by version, the answered one included; empty when the producer sent none) and, on labeled rows,
+ * `label_value` (the label's business value). ADD COLUMN IF NOT EXISTS: existing rows read the
+ * defaults, nothing is rewritten.
+ */
+export const pairedPredictionsMigration: Migration = {
+  id: '0520_labeled_predictions_paired',
+  statements: [
+    ...['labeled_predictions', 'unlabeled_predictions'].flatMap((table) => [
+      `ALTER TABLE {db}.${table} ADD COLUMN IF NOT EXISTS role LowCardinality(String) DEFAULT 'production'
+         COMMENT 'the answering version''s role: production or canary'`,
+      `ALTER TABLE {db}.${table} ADD COLUMN IF NOT EXISTS scores Map(String, Float64)
+         COMMENT 'every version scored on the instance, by version (answered one included)'`,
+    ]),
+    `ALTER TABLE {db}.labeled_predictions ADD COLUMN IF NOT EXISTS label_value Nullable(Float64)
+       COMMENT 'the label''s business value (labels.v1 value), null when unknown'`,
+  ],
+};
+
+/** Most rows one {@link PredictionStore.readPairs} call returns. */
+export const MAX_PAIRS_PER_READ = 1_000_000;
+
+/**
+ * A labeled prediction scored by two versions: the label and both versions' scores on the same
+ * instance (the answered version's score is one of them, or neither when both were shadows).
+ */
+export interface PairedOutcome {
+  readonly predictionId: string;
+  readonly predictionTime: number;
+  readonly labelTime: number;
+  readonly label: number;
+  readonly incumbent: number;
+  readonly challenger: number;
+  /** The version that answered (its row's model_version). */
+  readonly answeredVersion: string;
+  /** The answering version's role: production or canary. */
+  readonly role: string;
+}
+
+export interface PairQuery {
+  readonly model: string;
+  readonly incumbent: string;
+  readonly challenger: string;
+  /** Prediction time (ms), inclusive. */
+  readonly from: number;
+  /** At most this many rows, 1 to {@link MAX_PAIRS_PER_READ}. */
+  readonly limit: number;
+}
+
 export interface JoinedRow {
   readonly prediction: PredictionEvent;
   readonly label: LabelEvent;
@@ -86,6 +138,14 @@ export interface PredictionStore {
     limit: number,
     before?: { readonly time: number; readonly predictionId: string },
   ): Promise<TrainingRow[]>;
+  /**
+   * Labeled rows of `model` whose `scores` hold BOTH versions, with prediction_time >= from,
+   * ordered by (label_time, prediction_id), at most `limit` (deduplicated: FINAL). Shadow rows are
+   * never joined, so each instance is one row, keyed by the answered prediction.
+   */
+  readPairs(q: PairQuery): Promise<PairedOutcome[]>;
+  /** The newest label time of `model`'s labelled predictions (paired or not), or undefined: the controller's event-time clock. */
+  newestLabelTime(model: string): Promise<number | undefined>;
 }
 
 /** A raw JSON value from JSONExtractRaw as a segment name. */
@@ -112,6 +172,8 @@ function predictionColumns(p: PredictionEvent) {
     features: JSON.stringify(p.features),
     prediction: p.prediction,
     predicted_class: p.predicted_class ?? null,
+    role: p.role ?? 'production',
+    scores: p.scores ?? {},
   };
 }
 
@@ -125,6 +187,7 @@ export class ClickHousePredictionStore implements PredictionStore {
         ...predictionColumns(r.prediction),
         label_time: chTime(r.label.event_time),
         label: r.label.label,
+        label_value: r.label.value ?? null,
         joined_at: chTime(r.joinedAt),
       })),
     );
@@ -216,6 +279,54 @@ export class ClickHousePredictionStore implements PredictionStore {
       features: r.features,
       prediction: Number(r.prediction),
       label: Number(r.label),
+    }));
+  }
+
+  async newestLabelTime(model: string): Promise<number | undefined> {
+    const [row] = await this.ch.select<{ t: number | string | null }>(
+      `SELECT if(count() = 0, NULL, toUnixTimestamp64Milli(max(label_time))) AS t
+       FROM ${this.ch.table('labeled_predictions')} WHERE model = {model:String}`,
+      { model },
+    );
+    return row?.t === null || row?.t === undefined ? undefined : Number(row.t);
+  }
+
+  async readPairs(q: PairQuery): Promise<PairedOutcome[]> {
+    if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_PAIRS_PER_READ) {
+      throw new DriftlineError(
+        'BAD_REQUEST',
+        `readPairs limit: an integer in [1, ${MAX_PAIRS_PER_READ}], got ${q.limit}`,
+      );
+    }
+    const rows = await this.ch.select<{
+      prediction_id: string;
+      pt: string | number;
+      lt: string | number;
+      label: number;
+      incumbent: number;
+      challenger: number;
+      model_version: string;
+      role: string;
+    }>(
+      `SELECT prediction_id, toUnixTimestamp64Milli(prediction_time) AS pt, toUnixTimestamp64Milli(label_time) AS lt,
+         label, scores[{incumbent:String}] AS incumbent, scores[{challenger:String}] AS challenger, model_version, role
+       FROM ${this.ch.table('labeled_predictions')} FINAL
+       WHERE model = {model:String}
+         AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+         AND mapContains(scores, {incumbent:String}) AND mapContains(scores, {challenger:String})
+       ORDER BY label_time, prediction_id
+       LIMIT {limit:UInt32}`,
+      { model: q.model, incumbent: q.incumbent, challenger: q.challenger, from: q.from, limit: q.limit },
+    );
+    return rows.map((r) => ({
+      predictionId: r.prediction_id,
+      predictionTime: Number(r.pt),
+      labelTime: Number(r.lt),
+      label: Number(r.label),
+      incumbent: Number(r.incumbent),
+      challenger: Number(r.challenger),
+      answeredVersion: r.model_version,
+      role: r.role,
     }));
   }
 }

@@ -1,0 +1,604 @@
+import { ConfigError, checkConfigDocument, DriftlineError, parseConfigText } from '@driftline/core';
+import type { ModelEvent, ModelEventKind } from '@driftline/schemas';
+import { z } from 'zod';
+import {
+  type ComparisonDecision,
+  type ComparisonEvent,
+  type ComparisonState,
+  decideComparison,
+  startComparison,
+  stepComparison,
+} from './comparison.js';
+import {
+  type ComparisonPolicy,
+  type PromotionPolicy,
+  parsePromotionPolicy,
+  parseRollbackPolicy,
+  type RollbackPolicy,
+} from './comparison-config.js';
+import { canTransition, type Stage, transition } from './stages.js';
+
+/**
+ * The rollout of model versions, decided from recorded transitions and labelled pairs alone:
+ * which comparisons are open, and what transition (if any) the pairs imply. Pure and replayable:
+ * the model-controller keeps no state between ticks, it reads the transitions back and steps the
+ * policy over every pair since the stage began, so a restart (or a second controller) reaches the
+ * same decision at the same event time.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Policy file
+
+/** The guard the controller can feed from pairs: 1 when the newer version predicts positive. */
+export const POSITIVE_RATE_GUARD = 'positive_rate';
+
+export interface RolloutPolicy {
+  readonly promotion: PromotionPolicy;
+  readonly rollback: RollbackPolicy;
+  /** Share of entities a canary answers, in (0, 1]. */
+  readonly canaryShare: number;
+}
+
+/** Per model, with `*` for models not listed. */
+export interface RolloutPolicies {
+  readonly models: Readonly<Record<string, RolloutPolicy>>;
+}
+
+export const DEFAULT_CANARY_SHARE = 0.1;
+
+const section = z.record(z.string(), z.unknown());
+const modelShape = z.strictObject({
+  promotion: section.optional(),
+  rollback: section.optional(),
+  canary_share: z.number().gt(0).max(1).optional(),
+});
+const documentShape = z.strictObject({
+  version: z.literal(1).optional(),
+  defaults: modelShape.optional(),
+  models: z.record(z.string().min(1), modelShape).optional(),
+});
+
+function checkGuards(policy: ComparisonPolicy, source: string): void {
+  policy.guards.forEach((g, i) => {
+    if (g.name !== POSITIVE_RATE_GUARD) {
+      throw new ConfigError(
+        `${source}.guards.${i}.name`,
+        `the model-controller feeds only the ${POSITIVE_RATE_GUARD} guard (from the paired scores)`,
+      );
+    }
+  });
+}
+
+/**
+ * Validates a rollout policy document:
+ * `{ version?: 1, defaults?: { promotion, rollback, canary_share }, models?: { <model>|'*': {...} } }`;
+ * `promotion` / `rollback` are the documents of parsePromotionPolicy / parseRollbackPolicy, merged
+ * key by key over `defaults`. Without models, `*` gets the defaults. Errors name the field, e.g.
+ * `policy.yaml.models.fraud.promotion.min_labels`.
+ */
+export function parseRolloutPolicy(document: unknown, source = 'rollout'): RolloutPolicies {
+  const doc = checkConfigDocument(documentShape, document ?? {}, source);
+  const d = doc.defaults ?? {};
+  const entries = Object.entries(doc.models ?? { '*': {} });
+  const models: Record<string, RolloutPolicy> = {};
+  for (const [name, m] of entries) {
+    const at = `${source}.models.${name}`;
+    const promotion = parsePromotionPolicy({ ...d.promotion, ...m.promotion }, `${at}.promotion`);
+    const rollback = parseRollbackPolicy({ ...d.rollback, ...m.rollback }, `${at}.rollback`);
+    checkGuards(promotion, `${at}.promotion`);
+    checkGuards(rollback, `${at}.rollback`);
+    models[name] = { promotion, rollback, canaryShare: m.canary_share ?? d.canary_share ?? DEFAULT_CANARY_SHARE };
+  }
+  return { models };
+}
+
+/** Parses rollout policy text (YAML or JSON) and validates it. */
+export function parseRolloutPolicyText(text: string, source = 'rollout'): RolloutPolicies {
+  return parseRolloutPolicy(parseConfigText(text, source), source);
+}
+
+/** The rollout policy of a model (exact name first, then `*`), or undefined. */
+export function rolloutPolicyFor(policies: RolloutPolicies, model: string): RolloutPolicy | undefined {
+  return policies.models[model] ?? policies.models['*'];
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the recorded transitions say
+
+/** A recorded transition as the rollout reads it (a subset of the warehouse's TransitionRow). */
+export interface TransitionFact {
+  readonly version: string;
+  readonly from_stage: Stage | null;
+  readonly to_stage: Stage;
+  readonly at: number;
+  readonly previous_version: string | null;
+}
+
+/**
+ * A stage transition as it is recorded (model_transitions) and published (models.v1), without
+ * the model and the recording time: snake_case like the table.
+ */
+export interface TransitionFields {
+  readonly version: string;
+  /** `null` for the first record of a version (its registration as a candidate). */
+  readonly from_stage: Stage | null;
+  readonly to_stage: Stage;
+  /** Event time of the decision. */
+  readonly at: number;
+  /** kind:name, e.g. policy:promotion, trainer:offline_gate, operator:alice. */
+  readonly decided_by: string;
+  readonly reason: string;
+  readonly detail: string;
+  /** JSON text of the decision's evidence, or '' when none. */
+  readonly evidence: string;
+  readonly canary_share: number | null;
+  readonly previous_version: string | null;
+}
+
+/** A transition the rollout decided, ready to record (the service adds model and recorded_at). */
+export interface PlannedTransition extends TransitionFields {
+  readonly from_stage: Stage;
+}
+
+export interface ModelView {
+  /** Every version's current stage and when it began. */
+  readonly versions: ReadonlyMap<string, { readonly stage: Stage; readonly since: number }>;
+  /** The version production traffic goes to, when known. */
+  readonly production?: string;
+  /** After a promotion: the replaced version, shadow-scored, compared with the new production. */
+  readonly watch?: { readonly production: string; readonly previous: string; readonly since: number };
+  /** When the last rollback watch closed, and when the canary slot was last freed (transitions wait for both). */
+  readonly watchClosedAt: number;
+  readonly canaryFreedAt: number;
+}
+
+const RANK: Readonly<Record<Stage, number>> = {
+  candidate: 0,
+  shadow: 1,
+  canary: 2,
+  production: 3,
+  retired: 4,
+  rolled_back: 4,
+  rejected: 4,
+};
+
+const TERMINAL: ReadonlySet<Stage> = new Set(['retired', 'rolled_back', 'rejected']);
+
+/**
+ * Replays a model's transitions (any order; sorted by (at, stage order, version)) into its view.
+ * Production is the last version promoted to it, the version a rollback restored, or — before
+ * any promotion was recorded (e.g. one made by the trainer's `direct` rollout) — the version the
+ * newest shadow was gated against (its `previous_version`).
+ */
+/**
+ * Whether `version` serves production traffic by the recorded transitions: yes with no transition
+ * recorded (direct rollout) or for a version never recorded (registered outside the controller);
+ * otherwise only in production (the implicit production too: the version a shadow was gated against).
+ */
+export function servesProduction(history: readonly TransitionFact[], version: string): boolean {
+  if (history.length === 0) return true;
+  const view = viewOf(history);
+  const recorded = view.versions.get(version);
+  if (recorded === undefined) return true;
+  return recorded.stage === 'production';
+}
+
+export function viewOf(history: readonly TransitionFact[]): ModelView {
+  const sorted = [...history].sort(
+    (a, b) => a.at - b.at || RANK[a.to_stage] - RANK[b.to_stage] || a.version.localeCompare(b.version),
+  );
+  const versions = new Map<string, { stage: Stage; since: number }>();
+  let production: string | undefined;
+  let gatedAgainst: string | undefined;
+  let watch: { production: string; previous: string; since: number } | undefined;
+  let watchClosedAt = 0;
+  let canaryFreedAt = 0;
+  for (const t of sorted) {
+    const before = versions.get(t.version)?.stage;
+    versions.set(t.version, { stage: t.to_stage, since: t.at });
+    if (before === 'canary' && t.to_stage !== 'canary') canaryFreedAt = Math.max(canaryFreedAt, t.at);
+    if (t.to_stage === 'shadow' && t.previous_version !== null) gatedAgainst = t.previous_version;
+    if (t.to_stage === 'production') {
+      const replaced = t.previous_version ?? production;
+      production = t.version;
+      if (watch !== undefined) watchClosedAt = Math.max(watchClosedAt, t.at);
+      watch =
+        replaced !== undefined && replaced !== t.version
+          ? { production: t.version, previous: replaced, since: t.at }
+          : undefined;
+    } else if (t.to_stage === 'rolled_back' && (t.version === production || before === 'production')) {
+      production = t.previous_version ?? watch?.previous;
+      if (watch !== undefined) watchClosedAt = Math.max(watchClosedAt, t.at);
+      watch = undefined;
+    } else if (TERMINAL.has(t.to_stage) && watch?.previous === t.version) {
+      watchClosedAt = Math.max(watchClosedAt, t.at);
+      watch = undefined;
+    }
+  }
+  if (production === undefined && gatedAgainst !== undefined && versions.get(gatedAgainst) === undefined) {
+    production = gatedAgainst;
+  }
+  return {
+    versions,
+    ...(production === undefined ? {} : { production }),
+    ...(watch === undefined ? {} : { watch }),
+    watchClosedAt,
+    canaryFreedAt,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparisons
+
+/** One open comparison of a model: which pairs to read (scored by both versions, since `since`). */
+export interface ComparisonPlan {
+  readonly kind: 'promotion' | 'rollback';
+  /** The version a decision moves: the challenger when promoting, production when rolling back. */
+  readonly subject: string;
+  readonly stage: Stage;
+  readonly incumbent: string;
+  readonly challenger: string;
+  /** Event time the comparison starts: when the subject's stage (or the watch) began. */
+  readonly since: number;
+}
+
+/** A stable key of a plan, for the pairs read for it. */
+export function planKey(plan: ComparisonPlan): string {
+  return `${plan.kind}\u0000${plan.incumbent}\u0000${plan.challenger}\u0000${plan.since}`;
+}
+
+/**
+ * The comparisons open in a view: every shadow and canary version against production, and the
+ * rollback watch (production against the version it replaced). None without a known production.
+ */
+export function comparisonsOf(view: ModelView): ComparisonPlan[] {
+  const production = view.production;
+  if (production === undefined) return [];
+  const plans: ComparisonPlan[] = [];
+  for (const [version, { stage, since }] of view.versions) {
+    if ((stage === 'shadow' || stage === 'canary') && version !== production) {
+      plans.push({ kind: 'promotion', subject: version, stage, incumbent: production, challenger: version, since });
+    }
+  }
+  const w = view.watch;
+  if (
+    w !== undefined &&
+    w.production === production &&
+    !TERMINAL.has(view.versions.get(w.previous)?.stage ?? 'production')
+  ) {
+    plans.push({
+      kind: 'rollback',
+      subject: production,
+      stage: 'production',
+      incumbent: production,
+      challenger: w.previous,
+      since: w.since,
+    });
+  }
+  return plans;
+}
+
+/** A labelled prediction scored by both versions (the warehouse's PairedOutcome has these fields). */
+export interface PairInput {
+  readonly labelTime: number;
+  readonly label: number;
+  readonly incumbent: number;
+  readonly challenger: number;
+}
+
+export interface PlanOutcome {
+  readonly plan: ComparisonPlan;
+  readonly decision: ComparisonDecision;
+  /** Event time of the event that decided (the deciding pair's label time, or the tick). */
+  readonly decidedAt: number;
+  readonly pairs: number;
+  /** Pairs left out: a label other than 0/1 or a score outside [0, 1] (they would be poison). */
+  readonly skipped: number;
+}
+
+const isUnit = (x: number) => Number.isFinite(x) && x >= 0 && x <= 1;
+
+/**
+ * Steps the plan's policy over its pairs (in the order given: label time, then prediction id),
+ * then a `tick` at the newest label time — of the pairs, or `clock` (the model's newest label time,
+ * paired or not) when later — so `max_time` decides on event time, never wall clock, and a
+ * comparison that gets no pairs (a version nobody scores any more) still ends on `max_time`.
+ * The positive_rate guard, when configured, gets the NEWER version's positive prediction (the
+ * challenger when promoting, production when watching) with the other's as baseline.
+ */
+export function runPlan(
+  plan: ComparisonPlan,
+  policy: ComparisonPolicy,
+  pairs: readonly PairInput[],
+  clock?: number,
+): PlanOutcome {
+  const guard = policy.guards.find((g) => g.name === POSITIVE_RATE_GUARD);
+  let state: ComparisonState = startComparison(policy, plan.since);
+  let decision: ComparisonDecision = decideComparison(policy, state);
+  let decided = false;
+  let decidedAt = plan.since;
+  let newest = plan.since;
+  let used = 0;
+  let skipped = 0;
+  const step = (event: ComparisonEvent) => {
+    const r = stepComparison(policy, state, event);
+    state = r.state;
+    if (r.decision.action !== 'continue' && !decided) {
+      decided = true;
+      decidedAt = Math.max(plan.since, event.time_ms);
+    }
+    decision = r.decision;
+  };
+  for (const p of pairs) {
+    if (state.decision !== undefined) break;
+    if (
+      (p.label !== 0 && p.label !== 1) ||
+      !isUnit(p.incumbent) ||
+      !isUnit(p.challenger) ||
+      !Number.isSafeInteger(p.labelTime) ||
+      p.labelTime < 0
+    ) {
+      skipped++;
+      continue;
+    }
+    used++;
+    newest = Math.max(newest, p.labelTime);
+    step({ kind: 'pair', time_ms: p.labelTime, label: p.label, incumbent: p.incumbent, challenger: p.challenger });
+    if (guard !== undefined && state.decision === undefined) {
+      const newer = plan.kind === 'promotion' ? p.challenger : p.incumbent;
+      const older = plan.kind === 'promotion' ? p.incumbent : p.challenger;
+      const positive = (x: number) => (x >= policy.threshold ? 1 : 0);
+      step({
+        kind: 'guard',
+        time_ms: p.labelTime,
+        name: guard.name,
+        value: positive(newer),
+        baseline: positive(older),
+      });
+    }
+  }
+  if (state.decision === undefined) {
+    step({ kind: 'tick', time_ms: clock !== undefined && clock > newest ? clock : newest });
+  }
+  return { plan, decision, decidedAt, pairs: used, skipped };
+}
+
+/** The transition a decided plan implies, or undefined (continue / nothing to move). */
+export function transitionOf(
+  outcome: PlanOutcome,
+  rollout: RolloutPolicy,
+  notBefore: number,
+): PlannedTransition | undefined {
+  const { plan, decision } = outcome;
+  const at = Math.max(outcome.decidedAt, notBefore);
+  const base = {
+    at,
+    decided_by: `policy:${plan.kind}`,
+    reason: decision.reason,
+    detail: decision.detail,
+    evidence: JSON.stringify(decision.evidence),
+  };
+  let move: { version: string; from: Stage; to: Stage; share: number | null; previous: string | null } | undefined;
+  if (plan.kind === 'promotion') {
+    if (decision.action === 'promote') {
+      move =
+        plan.stage === 'shadow'
+          ? {
+              version: plan.subject,
+              from: 'shadow',
+              to: 'canary',
+              share: rollout.canaryShare,
+              previous: plan.incumbent,
+            }
+          : { version: plan.subject, from: 'canary', to: 'production', share: null, previous: plan.incumbent };
+    } else if (decision.action === 'reject') {
+      move = {
+        version: plan.subject,
+        from: plan.stage,
+        to: plan.stage === 'shadow' ? 'rejected' : 'rolled_back',
+        share: null,
+        previous: plan.incumbent,
+      };
+    }
+  } else if (decision.action === 'rollback') {
+    move = { version: plan.incumbent, from: 'production', to: 'rolled_back', share: null, previous: plan.challenger };
+  } else if (decision.action === 'keep') {
+    // The watch ends: the replaced version is retired (it is no longer scored).
+    move = { version: plan.challenger, from: 'production', to: 'retired', share: null, previous: plan.incumbent };
+  }
+  if (move === undefined || !canTransition(move.from, move.to)) return undefined;
+  return {
+    ...base,
+    version: move.version,
+    from_stage: move.from,
+    to_stage: move.to,
+    canary_share: move.share,
+    previous_version: move.previous,
+  };
+}
+
+export interface TickResult {
+  readonly outcomes: readonly PlanOutcome[];
+  /** At most one per tick: the earliest decided that may happen now (see tickModel). */
+  readonly transition?: PlannedTransition;
+  /** Decided comparisons that wait: a second canary, or a promotion during a rollback watch. */
+  readonly waiting: readonly string[];
+}
+
+/**
+ * One tick of one model: runs every open comparison on its pairs (`pairsOf(plan)`, the pairs read
+ * for it) and returns at most ONE transition — the decided one with the earliest decision time.
+ * One per tick keeps the view simple (the next tick sees the new stage) and costs one tick
+ * interval per extra transition. Waits, with the transition's `at` no earlier than what it waited
+ * for (so replay gives the same times): shadow → canary while another version is in canary;
+ * canary → production while a rollback watch is open. `clock`: the model's newest label time
+ * (see {@link runPlan}).
+ */
+export function tickModel(
+  history: readonly TransitionFact[],
+  pairsOf: (plan: ComparisonPlan) => readonly PairInput[],
+  rollout: RolloutPolicy,
+  clock?: number,
+): TickResult {
+  const view = viewOf(history);
+  const outcomes = comparisonsOf(view).map((plan) =>
+    runPlan(plan, plan.kind === 'promotion' ? rollout.promotion : rollout.rollback, pairsOf(plan), clock),
+  );
+  const canaryBusy = [...view.versions.values()].some((v) => v.stage === 'canary');
+  const watching = outcomes.some((o) => o.plan.kind === 'rollback');
+  const waiting: string[] = [];
+  let best: PlannedTransition | undefined;
+  for (const outcome of outcomes) {
+    if (outcome.decision.action === 'continue') continue;
+    const p = outcome.plan;
+    const promotes = outcome.decision.action === 'promote';
+    if (promotes && p.stage === 'shadow' && canaryBusy) {
+      waiting.push(`${p.subject}: promotion to canary waits for the canary in progress`);
+      continue;
+    }
+    if (promotes && p.stage === 'canary' && watching) {
+      waiting.push(`${p.subject}: promotion to production waits for the rollback watch of ${p.incumbent}`);
+      continue;
+    }
+    const notBefore = Math.max(
+      p.since,
+      promotes && p.stage === 'shadow' ? view.canaryFreedAt : 0,
+      promotes && p.stage === 'canary' ? view.watchClosedAt : 0,
+    );
+    const t = transitionOf(outcome, rollout, notBefore);
+    if (t !== undefined && (best === undefined || t.at < best.at || (t.at === best.at && t.version < best.version)))
+      best = t;
+  }
+  return { outcomes, ...(best === undefined ? {} : { transition: best }), waiting };
+}
+
+/** The models.v1 event kind of a stage. */
+export function eventKindOf(stage: Stage): ModelEventKind {
+  switch (stage) {
+    case 'candidate':
+      return 'TRAINED';
+    case 'shadow':
+      return 'SHADOW';
+    case 'canary':
+      return 'CANARY';
+    case 'production':
+      return 'PROMOTED';
+    case 'rejected':
+      return 'REJECTED';
+    case 'rolled_back':
+      return 'ROLLED_BACK';
+    case 'retired':
+      return 'RETIRED';
+  }
+}
+
+/** A recorded transition of a model, as models.v1 publishes it (the warehouse's TransitionRow is one). */
+export type TransitionRecord = Omit<TransitionFields, 'from_stage'> & { readonly model: string };
+
+/** What a model event carries of the trained version (its model_versions row), when it is known. */
+export interface EventArtifacts {
+  readonly request_id: string | null;
+  readonly artifact_uri: string;
+  readonly reference_uri: string | null;
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/**
+ * The models.v1 event of a recorded transition. `event_time` is the transition's `at`, so a
+ * re-published event is identical to the first one (consumers treat it as a no-op).
+ * `previous_version` is sent only where the schema gives it a meaning (PROMOTED: the version
+ * replaced; ROLLED_BACK: the version serving instead), `canary_share` only on CANARY.
+ */
+export function transitionEvent(t: TransitionRecord, artifacts: EventArtifacts | undefined): ModelEvent {
+  const kind = eventKindOf(t.to_stage);
+  return {
+    model: t.model,
+    version: t.version,
+    kind,
+    event_time: t.at,
+    request_id: artifacts?.request_id ?? null,
+    metrics: { ...(artifacts?.metrics ?? {}) },
+    artifact_uri: artifacts?.artifact_uri ?? '',
+    reference_uri: artifacts?.reference_uri ?? null,
+    canary_share: kind === 'CANARY' ? t.canary_share : null,
+    previous_version: kind === 'PROMOTED' || kind === 'ROLLED_BACK' ? t.previous_version : null,
+    decided_by: t.decided_by,
+    reason: t.detail === '' ? t.reason : `${t.reason}: ${t.detail}`,
+    evidence: t.evidence === '' ? null : t.evidence,
+  };
+}
+
+export interface OperatorRequest {
+  readonly version: string;
+  readonly to: Stage;
+  /** Wall-clock time of the command (an operator's decision has no event time); never before the current stage began. */
+  readonly at: number;
+  /** The operator's name: decided_by is `operator:<name>`. */
+  readonly operator: string;
+  readonly reason: string;
+  /** For `canary`: the share of entities, in (0, 1] (default DEFAULT_CANARY_SHARE). */
+  readonly canaryShare?: number;
+}
+
+/**
+ * An operator's move of a version (`driftline model stage`), checked against the stage graph and
+ * the recorded transitions: the rows to record. A version with no record is a candidate (it gets
+ * its `candidate` row first), except the production version known only from the gate. The
+ * previous_version follows the controller's rules (production: the replaced version; rolled back
+ * from production: the version it replaced, which must be known). Errors are BAD_REQUEST naming
+ * the stages.
+ */
+export function operatorTransitions(
+  history: readonly TransitionFact[],
+  model: string,
+  r: OperatorRequest,
+): TransitionFields[] {
+  const view = viewOf(history);
+  const known = view.versions.get(r.version);
+  // Unrecorded: the production (or watched) version known only from the gate, else a candidate.
+  const implicit = view.production === r.version || view.watch?.previous === r.version;
+  const current: Stage = known?.stage ?? (implicit ? 'production' : 'candidate');
+  const since = known?.since ?? 0;
+  const at = Math.max(r.at, since);
+  const decided_by = `operator:${r.operator}`;
+  const base = { decided_by, reason: r.reason, detail: '', evidence: '' };
+  // The graph check and its one-line error are the stage machine's own.
+  transition({ model, version: r.version, stage: current, since_ms: since, history: [] }, r.to, {
+    at_ms: at,
+    decided_by: { kind: 'operator', name: r.operator },
+    reason: r.reason,
+  });
+  let previous: string | null = view.production === r.version ? null : (view.production ?? null);
+  if (r.to === 'rolled_back' && current === 'production') {
+    previous = view.watch?.production === r.version ? view.watch.previous : null;
+    if (previous === null) {
+      throw new DriftlineError('BAD_REQUEST', `${model} ${r.version}: no previous production version to roll back to`);
+    }
+  }
+  const share = r.to === 'canary' ? (r.canaryShare ?? DEFAULT_CANARY_SHARE) : null;
+  if (share !== null && !(share > 0 && share <= 1)) {
+    throw new DriftlineError('BAD_REQUEST', `canary share must be in (0, 1], got ${share}`);
+  }
+  const rows: TransitionFields[] = [];
+  if (known === undefined && current === 'candidate') {
+    rows.push({
+      ...base,
+      version: r.version,
+      from_stage: null,
+      to_stage: 'candidate',
+      at,
+      canary_share: null,
+      previous_version: null,
+    });
+  }
+  rows.push({
+    ...base,
+    version: r.version,
+    from_stage: current,
+    to_stage: r.to,
+    at,
+    canary_share: share,
+    previous_version: previous,
+  });
+  return rows;
+}

@@ -1,0 +1,387 @@
+import { ConfigError } from '@driftline/core';
+import { SeededRandom } from '@driftline/test-support/random';
+import { describe, expect, it } from 'vitest';
+import {
+  type ComparisonPlan,
+  comparisonsOf,
+  eventKindOf,
+  operatorTransitions,
+  type PairInput,
+  type PlannedTransition,
+  parseRolloutPolicy,
+  parseRolloutPolicyText,
+  planKey,
+  type RolloutPolicy,
+  rolloutPolicyFor,
+  type TransitionFact,
+  tickModel,
+  viewOf,
+} from '../src/index.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+const MIN = 60_000;
+
+const policy: RolloutPolicy = rolloutPolicyFor(
+  parseRolloutPolicy({
+    defaults: { promotion: { min_labels: 30, max_time: '1d' }, rollback: { min_labels: 30, max_time: '1d' } },
+    models: { '*': { canary_share: 0.25 } },
+  }),
+  'fraud',
+) as RolloutPolicy;
+
+/**
+ * Seeded labelled pairs from `since`, one a second. Each version's score is the label's evidence
+ * plus its own noise; `quality` 1 is a sharp model, 0 a coin. Deterministic per seed.
+ */
+function pairs(since: number, n: number, incumbentQuality: number, challengerQuality: number, seed = 7): PairInput[] {
+  const r = new SeededRandom(seed);
+  const score = (label: number, q: number) =>
+    Math.min(1, Math.max(0, 0.5 + (label === 1 ? 0.45 : -0.45) * q + (r.uniform() - 0.5) * 0.3));
+  return Array.from({ length: n }, (_, i) => {
+    const label = r.uniform() < 0.4 ? 1 : 0;
+    return {
+      labelTime: since + (i + 1) * 1000,
+      label,
+      incumbent: score(label, incumbentQuality),
+      challenger: score(label, challengerQuality),
+    };
+  });
+}
+
+const fact = (
+  version: string,
+  from: TransitionFact['from_stage'],
+  to: TransitionFact['to_stage'],
+  at: number,
+  previous: string | null = null,
+): TransitionFact => ({
+  version,
+  from_stage: from,
+  to_stage: to,
+  at,
+  previous_version: previous,
+});
+
+/** v2 trained at T0, gated against v1 (promoted by the trainer's direct rollout: no record of its own). */
+const shadowOfV2 = [fact('v2', null, 'candidate', T0), fact('v2', 'candidate', 'shadow', T0, 'v1')];
+
+function apply(history: TransitionFact[], t: PlannedTransition | undefined): TransitionFact[] {
+  if (t === undefined) throw new Error('expected a transition');
+  return [...history, fact(t.version, t.from_stage, t.to_stage, t.at, t.previous_version)];
+}
+
+describe('rollout policy file', () => {
+  it('merges defaults under each model, falls back to *, and validates with the comparison parsers', () => {
+    const p = parseRolloutPolicyText(
+      `defaults:\n  promotion: { alpha: 0.01, min_labels: 200 }\n  canary_share: 0.2\nmodels:\n  fraud:\n    promotion: { min_labels: 50 }\n  "*": {}\n`,
+      'rollout.yaml',
+    );
+    expect(rolloutPolicyFor(p, 'fraud')?.promotion).toMatchObject({ alpha: 0.01, minLabels: 50 });
+    expect(rolloutPolicyFor(p, 'fraud')?.canaryShare).toBe(0.2);
+    expect(rolloutPolicyFor(p, 'other')?.promotion.minLabels).toBe(200);
+    expect(rolloutPolicyFor(parseRolloutPolicy(undefined), 'any')?.canaryShare).toBe(0.1);
+    expect(rolloutPolicyFor(parseRolloutPolicy({ models: { fraud: {} } }), 'other')).toBeUndefined();
+  });
+
+  it.each([
+    [{ models: { fraud: { promotion: { min_labels: 0 } } } }, 'r.models.fraud.promotion.min_labels'],
+    [{ models: { fraud: { rollback: { margin: 2 } } } }, 'r.models.fraud.rollback.margin'],
+    [{ defaults: { canary_share: 0 } }, 'r.defaults.canary_share'],
+    [{ models: { fraud: { canary: 0.1 } } }, 'r.models.fraud'],
+    [
+      { models: { fraud: { promotion: { guards: [{ name: 'latency', max: 0.1 }] } } } },
+      'r.models.fraud.promotion.guards.0.name',
+    ],
+  ])('names the bad field: %j', (doc, field) => {
+    let error: unknown;
+    try {
+      parseRolloutPolicy(doc, 'r');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).field).toBe(field);
+  });
+});
+
+describe('the view of recorded transitions', () => {
+  it('takes production from the gate before any promotion, then from promotions and rollbacks', () => {
+    expect(viewOf(shadowOfV2)).toMatchObject({ production: 'v1' });
+    expect(comparisonsOf(viewOf(shadowOfV2))).toEqual([
+      { kind: 'promotion', subject: 'v2', stage: 'shadow', incumbent: 'v1', challenger: 'v2', since: T0 },
+    ]);
+    const promoted = [
+      ...shadowOfV2,
+      fact('v2', 'shadow', 'canary', T0 + MIN, 'v1'),
+      fact('v2', 'canary', 'production', T0 + 2 * MIN, 'v1'),
+    ];
+    const view = viewOf(promoted);
+    expect(view.production).toBe('v2');
+    expect(view.watch).toEqual({ production: 'v2', previous: 'v1', since: T0 + 2 * MIN });
+    expect(comparisonsOf(view)).toEqual([
+      { kind: 'rollback', subject: 'v2', stage: 'production', incumbent: 'v2', challenger: 'v1', since: T0 + 2 * MIN },
+    ]);
+    const rolledBack = viewOf([...promoted, fact('v2', 'production', 'rolled_back', T0 + 3 * MIN, 'v1')]);
+    expect(rolledBack.production).toBe('v1');
+    expect(rolledBack.watch).toBeUndefined();
+    expect(comparisonsOf(rolledBack)).toEqual([]);
+    const kept = viewOf([...promoted, fact('v1', 'production', 'retired', T0 + 3 * MIN, 'v2')]);
+    expect(kept).toMatchObject({ production: 'v2', watchClosedAt: T0 + 3 * MIN });
+    expect(comparisonsOf(kept)).toEqual([]);
+    // Input order does not matter.
+    expect(viewOf([...promoted].reverse())).toEqual(view);
+  });
+
+  it('opens nothing without a known production version', () => {
+    expect(comparisonsOf(viewOf([fact('v2', null, 'candidate', T0), fact('v2', 'candidate', 'shadow', T0)]))).toEqual(
+      [],
+    );
+  });
+});
+
+describe('tickModel', () => {
+  const only = (data: PairInput[]) => () => data;
+
+  it('promotes a better shadow to canary at the deciding pair, with the canary share; replay gives the same', () => {
+    const data = pairs(T0, 400, 0.2, 0.8);
+    const a = tickModel(shadowOfV2, only(data), policy);
+    expect(a.transition).toMatchObject({
+      version: 'v2',
+      from_stage: 'shadow',
+      to_stage: 'canary',
+      decided_by: 'policy:promotion',
+      reason: 'evidence',
+      canary_share: 0.25,
+      previous_version: 'v1',
+    });
+    const used = a.outcomes[0]!.pairs;
+    expect(used).toBeGreaterThanOrEqual(30);
+    expect(used).toBeLessThan(400);
+    expect(a.transition!.at).toBe(data[used - 1]!.labelTime);
+    expect(JSON.parse(a.transition!.evidence)).toMatchObject({ test: 'prpl_eb_confidence_sequence', n: used });
+    expect(tickModel([...shadowOfV2].reverse(), only(data), policy)).toEqual(a);
+    // More labels after the decision change nothing: the decision and its time are those of the replay.
+    expect(tickModel(shadowOfV2, only(pairs(T0, 800, 0.2, 0.8)), policy).transition).toEqual(a.transition);
+  });
+
+  it('rejects a worse shadow, and waits (continue) with too few labels', () => {
+    expect(tickModel(shadowOfV2, only(pairs(T0, 400, 0.8, 0.2)), policy).transition).toMatchObject({
+      version: 'v2',
+      to_stage: 'rejected',
+      previous_version: 'v1',
+    });
+    const few = tickModel(shadowOfV2, only(pairs(T0, 10, 0.2, 0.8)), policy);
+    expect(few.transition).toBeUndefined();
+    expect(few.outcomes[0]!.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
+  });
+
+  it('lets max_time decide on the newest label time (a tick), never on wall clock', () => {
+    const equal = pairs(T0, 20, 0.5, 0.5); // under min_labels
+    expect(tickModel(shadowOfV2, only(equal), policy).transition).toBeUndefined();
+    const late = [...equal, { labelTime: T0 + 86_400_000, label: 1, incumbent: 0.5, challenger: 0.5 }];
+    expect(tickModel(shadowOfV2, only(late), policy).transition).toMatchObject({
+      to_stage: 'rejected',
+      reason: 'max_time',
+      at: T0 + 86_400_000,
+    });
+  });
+
+  it("ends a comparison that gets no pairs on max_time by the model's own label clock", () => {
+    // A watched or challenged version nobody scores gives no pairs: without the model's clock the
+    // comparison never ended (found by the demo: a rollback watch of a version never served).
+    expect(tickModel(shadowOfV2, only([]), policy).transition).toBeUndefined();
+    expect(tickModel(shadowOfV2, only([]), policy, T0 + 1_000).transition).toBeUndefined();
+    expect(tickModel(shadowOfV2, only([]), policy, T0 + 86_400_000).transition).toMatchObject({
+      to_stage: 'rejected',
+      reason: 'max_time',
+      at: T0 + 86_400_000,
+    });
+    // The clock never moves time back: pairs newer than it decide as before.
+    const equal = pairs(T0, 20, 0.5, 0.5);
+    expect(tickModel(shadowOfV2, only(equal), policy, T0).transition).toBeUndefined();
+  });
+
+  it('skips pairs that would be poison (label not 0/1, score outside [0, 1]) and counts them', () => {
+    const data = [
+      { labelTime: T0 + 1, label: 0.5, incumbent: 0.1, challenger: 0.2 },
+      { labelTime: T0 + 2, label: 1, incumbent: 2, challenger: 0.2 },
+      ...pairs(T0, 5, 0.2, 0.8),
+    ];
+    const r = tickModel(shadowOfV2, only(data), policy);
+    expect(r.outcomes[0]).toMatchObject({ pairs: 5, skipped: 2 });
+  });
+
+  it('takes a better candidate through shadow and canary to production, then keeps it (old version retired)', () => {
+    let history: TransitionFact[] = shadowOfV2;
+    const byPlan = new Map<string, PairInput[]>();
+    const read = (plan: ComparisonPlan) => {
+      const key = planKey(plan);
+      // The candidate is better; during the watch production (v2) is the better one.
+      if (!byPlan.has(key))
+        byPlan.set(
+          key,
+          plan.kind === 'promotion'
+            ? pairs(plan.since, 400, 0.2, 0.8, byPlan.size + 1)
+            : pairs(plan.since, 400, 0.8, 0.2, 99),
+        );
+      return byPlan.get(key)!;
+    };
+    const stages: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t = tickModel(history, read, policy).transition;
+      history = apply(history, t);
+      stages.push(`${t!.version}:${t!.from_stage}>${t!.to_stage}`);
+    }
+    expect(stages).toEqual(['v2:shadow>canary', 'v2:canary>production', 'v1:production>retired']);
+    const final = viewOf(history);
+    expect(final.production).toBe('v2');
+    expect(tickModel(history, read, policy)).toMatchObject({ outcomes: [], waiting: [] });
+    expect(history.map((h) => h.at)).toEqual([...history.map((h) => h.at)].sort((a, b) => a - b));
+  });
+
+  it('rolls a degrading production back to the version it replaced', () => {
+    const history = [
+      ...shadowOfV2,
+      fact('v2', 'shadow', 'canary', T0 + MIN, 'v1'),
+      fact('v2', 'canary', 'production', T0 + 2 * MIN, 'v1'),
+    ];
+    const r = tickModel(history, only(pairs(T0 + 2 * MIN, 400, 0.2, 0.8)), policy);
+    expect(r.transition).toMatchObject({
+      version: 'v2',
+      from_stage: 'production',
+      to_stage: 'rolled_back',
+      decided_by: 'policy:rollback',
+      previous_version: 'v1',
+    });
+    expect(viewOf(apply(history, r.transition)).production).toBe('v1');
+  });
+
+  it('holds a second canary while one runs, and a promotion to production during a rollback watch', () => {
+    const twoShadows = [
+      ...shadowOfV2,
+      fact('v3', null, 'candidate', T0),
+      fact('v3', 'candidate', 'shadow', T0, 'v1'),
+      fact('v2', 'shadow', 'canary', T0 + MIN, 'v1'),
+    ];
+    const hold = tickModel(
+      twoShadows,
+      (p) => (p.challenger === 'v3' ? pairs(T0, 400, 0.2, 0.8) : pairs(T0, 5, 0.5, 0.5)),
+      policy,
+    );
+    expect(hold.transition).toBeUndefined();
+    expect(hold.waiting).toEqual(['v3: promotion to canary waits for the canary in progress']);
+    // v2 rejected from canary at T0 + 10 min: v3 goes to canary then, not at its (earlier) decision time.
+    const freed = [...twoShadows, fact('v2', 'canary', 'rolled_back', T0 + 10 * MIN, 'v1')];
+    expect(tickModel(freed, () => pairs(T0, 400, 0.2, 0.8), policy).transition).toMatchObject({
+      version: 'v3',
+      to_stage: 'canary',
+      at: T0 + 10 * MIN,
+    });
+    const watch = [
+      ...shadowOfV2,
+      fact('v2', 'shadow', 'canary', T0 + MIN, 'v1'),
+      fact('v2', 'canary', 'production', T0 + 2 * MIN, 'v1'),
+      fact('v3', null, 'candidate', T0 + 3 * MIN),
+      fact('v3', 'candidate', 'shadow', T0 + 3 * MIN, 'v2'),
+      fact('v3', 'shadow', 'canary', T0 + 4 * MIN, 'v2'),
+    ];
+    const w = tickModel(
+      watch,
+      (p) => (p.kind === 'rollback' ? pairs(p.since, 5, 0.5, 0.5) : pairs(p.since, 400, 0.2, 0.8)),
+      policy,
+    );
+    expect(w.transition).toBeUndefined();
+    expect(w.waiting).toEqual(['v3: promotion to production waits for the rollback watch of v2']);
+  });
+
+  it('feeds the positive_rate guard from the pairs: the newer version predicting positive far more often is rejected', () => {
+    const guarded = rolloutPolicyFor(
+      parseRolloutPolicy({
+        defaults: {
+          promotion: {
+            min_labels: 10_000,
+            guards: [{ name: 'positive_rate', max_increase: 0.05, min_observations: 30 }],
+          },
+        },
+      }),
+      'fraud',
+    ) as RolloutPolicy;
+    // Production says negative (0.3); the candidate says positive (0.7) on every instance.
+    const data = Array.from({ length: 200 }, (_, i) => ({
+      labelTime: T0 + (i + 1) * 1000,
+      label: i % 2,
+      incumbent: 0.3,
+      challenger: 0.7,
+    }));
+    const r = tickModel(shadowOfV2, () => data, guarded);
+    expect(r.transition).toMatchObject({ to_stage: 'rejected', reason: 'guard' });
+    expect(r.transition!.detail).toMatch(/^guard positive_rate: lower bound/);
+    // Without the guard nothing decides (equal Brier scores, min_labels far away).
+    expect(
+      tickModel(shadowOfV2, () => data, { ...guarded, promotion: { ...guarded.promotion, guards: [] } }).transition,
+    ).toBeUndefined();
+  });
+
+  it('maps stages to models.v1 kinds', () => {
+    expect(
+      ['candidate', 'shadow', 'canary', 'production', 'rejected', 'rolled_back', 'retired'].map((s) =>
+        eventKindOf(s as never),
+      ),
+    ).toEqual(['TRAINED', 'SHADOW', 'CANARY', 'PROMOTED', 'REJECTED', 'ROLLED_BACK', 'RETIRED']);
+  });
+});
+
+describe('operatorTransitions (driftline model stage)', () => {
+  const promoted = [
+    ...shadowOfV2,
+    fact('v2', 'shadow', 'canary', T0 + MIN, 'v1'),
+    fact('v2', 'canary', 'production', T0 + 2 * MIN, 'v1'),
+  ];
+  const ask = (history: TransitionFact[], version: string, to: TransitionFact['to_stage'], at = T0 + 10 * MIN) =>
+    operatorTransitions(history, 'fraud', { version, to, at, operator: 'alice', reason: 'hotfix', canaryShare: 0.3 });
+
+  it("moves along the stage graph with the controller's previous_version rules", () => {
+    expect(ask(shadowOfV2, 'v2', 'canary')).toEqual([
+      {
+        version: 'v2',
+        from_stage: 'shadow',
+        to_stage: 'canary',
+        at: T0 + 10 * MIN,
+        decided_by: 'operator:alice',
+        reason: 'hotfix',
+        detail: '',
+        evidence: '',
+        canary_share: 0.3,
+        previous_version: 'v1',
+      },
+    ]);
+    expect(ask(promoted, 'v2', 'rolled_back')[0]).toMatchObject({ from_stage: 'production', previous_version: 'v1' });
+    // The watched version, known only from the gate, can be retired by hand.
+    expect(ask(promoted, 'v1', 'retired')[0]).toMatchObject({ from_stage: 'production', to_stage: 'retired' });
+    // A version with no record is registered as a candidate first.
+    expect(ask(shadowOfV2, 'v9', 'shadow').map((r) => `${r.from_stage}>${r.to_stage}`)).toEqual([
+      'null>candidate',
+      'candidate>shadow',
+    ]);
+    // Never dated before the current stage began.
+    expect(ask(promoted, 'v2', 'rolled_back', T0)[0]!.at).toBe(T0 + 2 * MIN);
+  });
+
+  it('refuses an edge the graph does not have, and a rollback with nothing to restore', () => {
+    expect(() => ask(shadowOfV2, 'v2', 'production')).toThrow(
+      /no transition shadow → production \(allowed: canary, rejected\)/,
+    );
+    const kept = [...promoted, fact('v1', 'production', 'retired', T0 + 3 * MIN, 'v2')];
+    expect(() => ask(kept, 'v2', 'rolled_back')).toThrow(/no previous production version to roll back to/);
+    expect(() =>
+      operatorTransitions(shadowOfV2, 'fraud', {
+        version: 'v2',
+        to: 'canary',
+        at: T0,
+        operator: 'a',
+        reason: 'r',
+        canaryShare: 0,
+      }),
+    ).toThrow(/canary share/);
+  });
+});

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
+import { describe, expect, it } from 'vitest';
+import { chTime, createClickHouse, migrate, migrations, type PairedOutcome, warehouseOn } from '../src/index.js';
+
+// The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
+const path = mkdtempSync(join(tmpdir(), 'driftline-ch-pairs-'));
+const database = () => `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+
+const prediction = (
+  id: string,
+  t: number,
+  extra: Partial<PredictionEvent> = {},
+): PredictionEvent & { scores: Record<string, number> | null } => ({
+  prediction_id: id,
+  model: 'fraud',
+  model_version: 'v1',
+  entity_id: `e-${id}`,
+  event_time: t,
+  features: { f0: 1 },
+  prediction: 0.5,
+  predicted_class: null,
+  role: 'production',
+  scores: null,
+  ...extra,
+});
+const label = (id: string, t: number, value: number | null = null): LabelEvent => ({
+  prediction_id: id,
+  model: 'fraud',
+  event_time: t,
+  label: Number(id.length % 2),
+  value,
+});
+
+describe('labeled_predictions: role, scores, label_value (0520) and the paired read', () => {
+  it('adds the columns to existing tables: rows written before read as production with no scores', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(
+      ch,
+      migrations.filter((m) => m.id < '0520'),
+    );
+    const t = Date.now() - 60_000;
+    await ch.insert('labeled_predictions', [
+      {
+        model: 'fraud',
+        model_version: 'v1',
+        prediction_id: 'old',
+        entity_id: 'e',
+        prediction_time: chTime(t),
+        label_time: chTime(t + 1),
+        features: '{}',
+        prediction: 0.3,
+        predicted_class: null,
+        label: 1,
+        joined_at: chTime(t + 2),
+      },
+    ]);
+    expect(await migrate(ch, migrations)).toContain('0520_labeled_predictions_paired');
+    expect(
+      await ch.select(
+        `SELECT role, scores, label_value FROM ${ch.table('labeled_predictions')} WHERE prediction_id = 'old'`,
+      ),
+    ).toEqual([{ role: 'production', scores: {}, label_value: null }]);
+    const unlabeled = await ch.select<{ name: string; type: string }>(
+      "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} AND name IN ('role', 'scores')",
+      { db: ch.database, t: 'unlabeled_predictions' },
+    );
+    expect(unlabeled.map((c) => `${c.name} ${c.type}`).sort()).toEqual([
+      'role LowCardinality(String)',
+      'scores Map(String, Float64)',
+    ]);
+    expect(
+      await warehouseOn(ch).predictions.readPairs({
+        model: 'fraud',
+        incumbent: 'v1',
+        challenger: 'v2',
+        from: 0,
+        limit: 10,
+      }),
+    ).toEqual([]);
+    await ch.close();
+  });
+
+  it('readPairs: rows scored by both versions since `from`, by (label_time, prediction_id), deduplicated, limited', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const wh = warehouseOn(ch);
+    const t0 = Date.now() - 3_600_000;
+    const rows = [
+      // [id, prediction time offset, label time offset, version, role, scores, label value]
+      ['p1', 10, 500, 'v1', 'production', { v1: 0.2, v2: 0.9 }, 10],
+      ['p2', 20, 400, 'v2', 'canary', { v2: 0.7, v1: 0.1 }, null],
+      ['p3', 30, 400, 'v1', 'production', { v1: 0.4, v2: 0.3, v3: 0.5 }, 3],
+      ['p4', 40, 300, 'v1', 'production', { v1: 0.6 }, null], // one version only: no pair
+      ['p5', 5, 100, 'v1', 'production', { v1: 0.6, v2: 0.6 }, null], // before `from`
+      ['p6', 50, 600, 'v1', 'production', null, null], // an older producer: no scores
+    ] as const;
+    const joined = rows.map(([id, pt, lt, version, role, scores, value]) => ({
+      prediction: prediction(id, t0 + pt, {
+        model_version: version,
+        role,
+        scores: scores === null ? null : { ...scores },
+        prediction: scores?.[version as 'v1'] ?? 0.5,
+      }),
+      label: label(id, t0 + lt, value),
+      joinedAt: t0 + lt + 1,
+    }));
+    // Another model with the same versions and ids: never read for `fraud`.
+    const other = joined.map((j) => ({ ...j, prediction: { ...j.prediction, model: 'churn' } }));
+    await wh.predictions.insertJoined([...joined, ...other]);
+    await wh.predictions.insertJoined(joined.slice(0, 3)); // a replay: FINAL keeps one row each
+    const from = t0 + 10;
+    // The reference: the same selection done by hand on the rows written.
+    const expected: PairedOutcome[] = joined
+      .filter((j) => j.prediction.event_time >= from && j.prediction.scores?.v1 !== undefined)
+      .filter((j) => j.prediction.scores?.v2 !== undefined)
+      .sort(
+        (a, b) =>
+          a.label.event_time - b.label.event_time ||
+          a.prediction.prediction_id.localeCompare(b.prediction.prediction_id),
+      )
+      .map((j) => ({
+        predictionId: j.prediction.prediction_id,
+        predictionTime: j.prediction.event_time,
+        labelTime: j.label.event_time,
+        label: j.label.label,
+        incumbent: j.prediction.scores!.v1!,
+        challenger: j.prediction.scores!.v2!,
+        answeredVersion: j.prediction.model_version,
+        role: j.prediction.role!,
+      }));
+    expect(expected.map((p) => p.predictionId)).toEqual(['p2', 'p3', 'p1']);
+    const q = { model: 'fraud', incumbent: 'v1', challenger: 'v2', from };
+    expect(await wh.predictions.readPairs({ ...q, limit: 100 })).toEqual(expected);
+    expect(await wh.predictions.readPairs({ ...q, limit: 2 })).toEqual(expected.slice(0, 2));
+    // Swapped roles swap the columns.
+    expect(
+      (await wh.predictions.readPairs({ ...q, incumbent: 'v2', challenger: 'v1', limit: 1 })).map((p) => [
+        p.incumbent,
+        p.challenger,
+      ]),
+    ).toEqual([[0.7, 0.1]]);
+    // The label's business value and the role are stored with the row.
+    expect(
+      await ch.select(
+        `SELECT prediction_id, role, label_value FROM ${ch.table('labeled_predictions')} FINAL
+         WHERE model = 'fraud' AND prediction_id IN ('p1', 'p2') ORDER BY prediction_id`,
+      ),
+    ).toEqual([
+      { prediction_id: 'p1', role: 'production', label_value: 10 },
+      { prediction_id: 'p2', role: 'canary', label_value: null },
+    ]);
+    // Unlabeled rows keep role and scores too.
+    await wh.predictions.insertExpired([
+      { prediction: joined[1]!.prediction, deadline: t0 + 1_000, expiredAt: t0 + 2_000 },
+    ]);
+    expect(await ch.select(`SELECT role, scores FROM ${ch.table('unlabeled_predictions')} FINAL`)).toEqual([
+      { role: 'canary', scores: { v2: 0.7, v1: 0.1 } },
+    ]);
+    await expect(wh.predictions.readPairs({ ...q, limit: 0 })).rejects.toThrow(
+      /readPairs limit: an integer in \[1, 1000000\]/,
+    );
+    await ch.close();
+  });
+});

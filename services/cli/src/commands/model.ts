@@ -1,0 +1,92 @@
+import { userInfo } from 'node:os';
+import { parseArgs } from 'node:util';
+import { ConfigError, DriftlineError, parseEnv } from '@driftline/core';
+import { operatorTransitions, STAGE_TRANSITIONS, type Stage } from '@driftline/policy';
+import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
+
+const STAGES = Object.keys(STAGE_TRANSITIONS) as Stage[];
+
+export const modelUsage = `usage: driftline model stage --model NAME --version V --to STAGE [options]
+
+Moves a model version to another stage by hand (decided_by operator:<name>), checked against the
+stage graph (${STAGES.join(', ')}) and the recorded transitions. The
+transition is recorded in ClickHouse (model_transitions); the running model-controller publishes
+it on models.v1 at its next tick (it re-publishes every recorded transition it has not sent),
+and compares from there (a version moved to production is watched against the one it replaced).
+ClickHouse comes from DRIFTLINE_CLICKHOUSE_* (embedded engine by default).
+
+  --model NAME      the model
+  --version V       the version to move
+  --to STAGE        the stage to move it to
+  --reason TEXT     why (recorded and published; default "operator")
+  --share X         canary share in (0, 1] when --to canary (default 0.1)
+  --by NAME         the operator's name (default: the user running the command)
+  --help            this help
+`;
+
+/** The command's options (every one is in its usage: test/cli-surface.test.ts). */
+export const modelOptions = {
+  model: { type: 'string' },
+  version: { type: 'string' },
+  to: { type: 'string' },
+  reason: { type: 'string' },
+  share: { type: 'string' },
+  by: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** `driftline model stage ...`: an operator's stage transition, recorded for the model-controller to publish. */
+export async function modelCommand(args: readonly string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values } = parseArgs({ args: sub === 'stage' ? rest : [...args], options: modelOptions, strict: true });
+  if (values.help) {
+    process.stdout.write(modelUsage);
+    return 0;
+  }
+  if (sub !== 'stage') {
+    // Shaped like node's parseArgs errors, so the CLI reports it as a usage error (exit 2).
+    throw Object.assign(new Error(`unknown subcommand ${JSON.stringify(sub ?? '')}: the only one is "stage"`), {
+      code: 'ERR_PARSE_ARGS_UNKNOWN_SUBCOMMAND',
+    });
+  }
+  const need = (name: 'model' | 'version' | 'to') => {
+    const v = values[name];
+    if (v === undefined || v === '') throw new ConfigError(`--${name}`, 'is required');
+    return v;
+  };
+  const model = need('model');
+  const version = need('version');
+  const to = need('to');
+  if (!STAGES.includes(to as Stage)) throw new ConfigError('--to', `must be one of ${STAGES.join(', ')}`);
+  const share = values.share === undefined ? undefined : Number(values.share);
+  if (share !== undefined && !(share > 0 && share <= 1)) throw new ConfigError('--share', 'must be a number in (0, 1]');
+  const operator = values.by ?? userInfo().username;
+  if (!/^[A-Za-z0-9._@-]{1,64}$/.test(operator)) throw new ConfigError('--by', 'must be 1-64 of A-Z a-z 0-9 . _ @ -');
+  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
+  try {
+    const now = Date.now();
+    let rows: ReturnType<typeof operatorTransitions>;
+    try {
+      rows = operatorTransitions(await warehouse.transitions.history(model), model, {
+        version,
+        to: to as Stage,
+        at: now,
+        operator,
+        reason: values.reason ?? 'operator',
+        ...(share === undefined ? {} : { canaryShare: share }),
+      });
+    } catch (error) {
+      // A move the stage graph does not allow is a usage error of --to (exit 2), not an internal one.
+      if (error instanceof DriftlineError && error.code === 'BAD_REQUEST') throw new ConfigError('--to', error.message);
+      throw error;
+    }
+    await warehouse.transitions.record(rows.map((r) => ({ ...r, model, recorded_at: now })));
+    const last = rows.at(-1);
+    process.stdout.write(
+      `recorded ${model} ${version}: ${last?.from_stage ?? 'new'} → ${last?.to_stage} (operator:${operator}); the model-controller publishes it on models.v1 at its next tick\n`,
+    );
+    return 0;
+  } finally {
+    await warehouse.close();
+  }
+}

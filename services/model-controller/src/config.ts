@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError, envField } from '@driftline/core';
+import { parseRolloutPolicy, parseRolloutPolicyText, type RolloutPolicies } from '@driftline/policy';
+import type { z } from 'zod';
+
+export const modelControllerEnvShape = {
+  /**
+   * YAML or JSON rollout policy: `defaults` and per-model sections (`*` for the rest) of
+   * `promotion`, `rollback` and `canary_share`. Without it every model gets the defaults.
+   */
+  DRIFTLINE_PROMOTION_POLICY: envField.string().optional(),
+  /** Wall-clock time between two ticks (decisions use event time only). */
+  DRIFTLINE_MODEL_CONTROLLER_INTERVAL: envField.duration(100).default(10_000),
+  /** Most labelled pairs one comparison reads per tick; every policy's max_labels must fit in it. */
+  DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS: envField.int(1, 10_000_000).default(100_000),
+};
+
+export type ModelControllerEnv = z.infer<z.ZodObject<typeof modelControllerEnvShape>>;
+
+export interface ModelControllerConfig {
+  readonly policies: RolloutPolicies;
+  readonly policySource: string;
+  readonly intervalMs: number;
+  readonly maxPairs: number;
+}
+
+/** Reads and validates the policy file; errors name the variable or the field inside the file. */
+export function loadRolloutPolicy(file: string | undefined): RolloutPolicies {
+  if (file === undefined) return parseRolloutPolicy(undefined, 'default rollout policy');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError('DRIFTLINE_PROMOTION_POLICY', `cannot read ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return parseRolloutPolicyText(text, file);
+}
+
+export function toModelControllerConfig(env: ModelControllerEnv): ModelControllerConfig {
+  const source = env.DRIFTLINE_PROMOTION_POLICY ?? 'default rollout policy';
+  const policies = loadRolloutPolicy(env.DRIFTLINE_PROMOTION_POLICY);
+  const maxPairs = env.DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS;
+  // A comparison reads its pairs again on every tick (the controller keeps no state), so one
+  // read must be able to reach max_labels, or a comparison could never end on max_labels.
+  for (const [model, p] of Object.entries(policies.models)) {
+    for (const kind of ['promotion', 'rollback'] as const) {
+      if (p[kind].maxLabels > maxPairs) {
+        throw new ConfigError(
+          `${source}.models.${model}.${kind}.max_labels`,
+          `${p[kind].maxLabels} is above DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS (${maxPairs}); lower it or raise the bound`,
+        );
+      }
+    }
+  }
+  return { policies, policySource: source, intervalMs: env.DRIFTLINE_MODEL_CONTROLLER_INTERVAL, maxPairs };
+}

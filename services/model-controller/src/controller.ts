@@ -1,0 +1,222 @@
+import { type Logger, toDriftlineError } from '@driftline/core';
+import { counter, gauge, type Registry } from '@driftline/observability';
+import {
+  type ComparisonPlan,
+  comparisonsOf,
+  type PairInput,
+  planKey,
+  type RolloutPolicies,
+  rolloutPolicyFor,
+  tickModel,
+  transitionEvent,
+  viewOf,
+} from '@driftline/policy';
+import type { ModelEvent } from '@driftline/schemas';
+import type { ModelTransitionStore, TransitionRow } from '@driftline/warehouse';
+
+/** The paired read of the warehouse (PredictionStore.readPairs): labelled rows scored by both versions. */
+export interface PairReader {
+  readPairs(q: {
+    model: string;
+    incumbent: string;
+    challenger: string;
+    from: number;
+    limit: number;
+  }): Promise<ReadonlyArray<PairInput & { readonly predictionId: string }>>;
+  /** The model's newest label time, paired or not (event time moves on while a comparison gets no pairs). */
+  newestLabelTime(model: string): Promise<number | undefined>;
+}
+
+export interface ControllerDeps {
+  readonly transitions: ModelTransitionStore;
+  readonly pairs: PairReader;
+  /** Publishes model events in order; resolves once Kafka has them. */
+  readonly publish: (events: readonly ModelEvent[]) => Promise<void>;
+  readonly policies: RolloutPolicies;
+  /** Most pairs one comparison reads per tick. */
+  readonly maxPairs: number;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** recorded_at of new rows (wall clock; decisions never read it). */
+  readonly now?: () => number;
+}
+
+export interface TickSummary {
+  readonly models: number;
+  readonly transitions: TransitionRow[];
+  readonly republished: number;
+  /** Models whose tick failed (logged; retried on the next tick). */
+  readonly failed: number;
+}
+
+const versionKey = (model: string, version: string) => `${model}\u0000${version}`;
+const transitionKey = (t: TransitionRow) => `${t.to_stage}\u0000${t.at}`;
+
+/**
+ * The model-controller's work, one tick at a time. State lives in ClickHouse (model_transitions
+ * and the paired labelled rows); the only memory is which transitions this process has seen on
+ * models.v1, so that a start (empty memory) re-publishes the newest transition of every version.
+ */
+export class ModelController {
+  /** model+version → the newest transition of that version this process published. */
+  private readonly published = new Map<string, string>();
+  private readonly metrics;
+
+  constructor(private readonly deps: ControllerDeps) {
+    const r = deps.registry;
+    // Model and version names come from the warehouse, i.e. from events: bounded label values.
+    this.metrics = {
+      ticks: counter(r, 'driftline_model_controller_ticks_total', 'Controller ticks by outcome', ['outcome']),
+      transitions: counter(
+        r,
+        'driftline_model_controller_transitions_total',
+        'Stage transitions decided and recorded',
+        ['model', 'to_stage'],
+        { bounded: ['model'] },
+      ),
+      republished: counter(
+        r,
+        'driftline_model_controller_republished_total',
+        'Transitions re-published on models.v1 (start-up, or a publish that failed)',
+        [],
+      ),
+      skipped: counter(
+        r,
+        'driftline_model_controller_skipped_pairs_total',
+        'Paired rows left out of a comparison (label not 0/1, score outside [0, 1])',
+        [],
+      ),
+      labels: gauge(
+        r,
+        'driftline_model_controller_comparison_labels',
+        'Labelled pairs of an open comparison at the last tick',
+        ['model', 'version', 'kind'],
+        { bounded: ['model', 'version'] },
+      ),
+      estimate: gauge(
+        r,
+        'driftline_model_controller_comparison_estimate',
+        'Open comparison: mean loss(incumbent) - loss(challenger), and its always-valid bounds',
+        ['model', 'version', 'kind', 'bound'],
+        { bounded: ['model', 'version'] },
+      ),
+    };
+  }
+
+  /** One tick over every model with recorded transitions. A failing model does not stop the others. */
+  async tick(): Promise<TickSummary> {
+    const models = await this.deps.transitions.models();
+    const transitions: TransitionRow[] = [];
+    let republished = 0;
+    let failed = 0;
+    for (const model of models) {
+      try {
+        const r = await this.tickModel(model);
+        republished += r.republished;
+        if (r.transition !== undefined) transitions.push(r.transition);
+      } catch (error) {
+        // An outage (ClickHouse, Kafka) is retriable by construction: nothing was decided that is
+        // not recorded, and what was recorded but not published is re-published next tick.
+        failed++;
+        const e = toDriftlineError(error);
+        this.deps.logger.warn({ model, code: e.code, err: e.message }, 'model tick failed; retried next tick');
+      }
+    }
+    this.metrics.ticks.inc({ outcome: failed === 0 ? 'ok' : 'failed' });
+    return { models: models.length, transitions, republished, failed };
+  }
+
+  /**
+   * One model: re-publish what models.v1 may have missed, run the open comparisons, and record
+   * then publish at most one transition. ClickHouse first: a crash between the two leaves a
+   * recorded transition that the next start re-publishes; the reverse order could publish a
+   * transition that no record (hence no later tick) knows about.
+   */
+  async tickModel(model: string): Promise<{ republished: number; transition?: TransitionRow }> {
+    const { deps } = this;
+    const history = await deps.transitions.history(model);
+    const view = viewOf(history);
+    const republished = await this.republish(model, history, view.versions);
+    const policy = rolloutPolicyFor(deps.policies, model);
+    if (policy === undefined) return { republished };
+    const plans = comparisonsOf(view);
+    const read = new Map<string, readonly PairInput[]>();
+    for (const plan of plans) {
+      const maxLabels = plan.kind === 'promotion' ? policy.promotion.maxLabels : policy.rollback.maxLabels;
+      const rows = await deps.pairs.readPairs({
+        model,
+        incumbent: plan.incumbent,
+        challenger: plan.challenger,
+        from: plan.since,
+        limit: Math.min(deps.maxPairs, maxLabels),
+      });
+      read.set(planKey(plan), rows);
+    }
+    const clock = plans.length === 0 ? undefined : await deps.pairs.newestLabelTime(model);
+    const result = tickModel(history, (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [], policy, clock);
+    for (const o of result.outcomes) {
+      const labels = { model, version: o.plan.subject, kind: o.plan.kind };
+      this.metrics.labels.set(labels, o.decision.evidence.n);
+      this.metrics.estimate.set({ ...labels, bound: 'estimate' }, o.decision.evidence.estimate);
+      this.metrics.estimate.set({ ...labels, bound: 'lower' }, o.decision.evidence.lower);
+      this.metrics.estimate.set({ ...labels, bound: 'upper' }, o.decision.evidence.upper);
+      if (o.skipped > 0) this.metrics.skipped.inc(o.skipped);
+      deps.logger.debug(
+        {
+          model,
+          kind: o.plan.kind,
+          incumbent: o.plan.incumbent,
+          challenger: o.plan.challenger,
+          action: o.decision.action,
+          detail: o.decision.detail,
+        },
+        'comparison',
+      );
+    }
+    for (const w of result.waiting) deps.logger.info({ model }, w);
+    if (result.transition === undefined) return { republished };
+    const row: TransitionRow = { ...result.transition, model, recorded_at: (deps.now ?? Date.now)() };
+    await deps.transitions.record([row]);
+    this.metrics.transitions.inc({ model, to_stage: row.to_stage });
+    deps.logger.info(
+      {
+        model,
+        version: row.version,
+        from: row.from_stage,
+        to: row.to_stage,
+        at: row.at,
+        reason: row.reason,
+        detail: row.detail,
+      },
+      'model version transition',
+    );
+    await this.publish([row]);
+    return { republished, transition: row };
+  }
+
+  /** The newest transition of every version of the model that this process has not published yet, oldest first. */
+  private async republish(
+    model: string,
+    history: readonly TransitionRow[],
+    current: ReturnType<typeof viewOf>['versions'],
+  ): Promise<number> {
+    // The row that brought each version to its current stage (history is ordered by `at`).
+    const pending = history.filter(
+      (t) =>
+        current.get(t.version)?.stage === t.to_stage &&
+        this.published.get(versionKey(model, t.version)) !== transitionKey(t),
+    );
+    if (pending.length === 0) return 0;
+    await this.publish(pending);
+    this.metrics.republished.inc(pending.length);
+    return pending.length;
+  }
+
+  private async publish(rows: readonly TransitionRow[]): Promise<void> {
+    const events: ModelEvent[] = [];
+    for (const row of rows)
+      events.push(transitionEvent(row, await this.deps.transitions.artifacts(row.model, row.version)));
+    await this.deps.publish(events);
+    for (const row of rows) this.published.set(versionKey(row.model, row.version), transitionKey(row));
+  }
+}

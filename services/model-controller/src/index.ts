@@ -1,0 +1,2 @@
+export type { ModelControllerConfig } from './config.js';
+export { modelControllerService } from './service.js';

@@ -1,0 +1,234 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, parseEnv, silentLogger } from '@driftline/core';
+import { createMetricsRegistry } from '@driftline/observability';
+import { type PairInput, parseRolloutPolicy } from '@driftline/policy';
+import type { ModelEvent } from '@driftline/schemas';
+import { SeededRandom } from '@driftline/test-support/random';
+import type { ModelTransitionStore, TransitionRow, VersionArtifacts } from '@driftline/warehouse';
+import { describe, expect, it } from 'vitest';
+import { modelControllerEnvShape, toModelControllerConfig } from '../src/config.js';
+import { ModelController, type PairReader } from '../src/controller.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+class MemoryTransitions implements ModelTransitionStore {
+  readonly rows = new Map<string, TransitionRow>();
+  failing = false;
+  constructor(private readonly log: string[]) {}
+  async record(rows: readonly TransitionRow[]) {
+    if (this.failing) throw new Error('clickhouse down');
+    for (const r of rows) this.rows.set(`${r.model}/${r.version}/${r.to_stage}`, r);
+    this.log.push(...rows.map((r) => `record ${r.version}:${r.to_stage}`));
+  }
+  async history(model: string) {
+    if (this.failing) throw new Error('clickhouse down');
+    return [...this.rows.values()].filter((r) => r.model === model).sort((a, b) => a.at - b.at);
+  }
+  async models() {
+    if (this.failing) throw new Error('clickhouse down');
+    return [...new Set([...this.rows.values()].map((r) => r.model))].sort();
+  }
+  async artifacts(_model: string, version: string): Promise<VersionArtifacts | undefined> {
+    return {
+      request_id: `req-${version}`,
+      artifact_uri: `file:///m/${version}/model.json`,
+      reference_uri: null,
+      metrics: { roc_auc: 0.8 },
+    };
+  }
+}
+
+/** Pairs per (incumbent, challenger): `quality` per version; seeded, one label a second from `since`. */
+function pairsFor(quality: Record<string, number>, n = 600): PairReader {
+  return {
+    async newestLabelTime() {
+      return undefined;
+    },
+    async readPairs(q) {
+      const r = new SeededRandom(q.from % 1_000_003);
+      const score = (label: number, v: string) =>
+        Math.min(1, Math.max(0, 0.5 + (label === 1 ? 0.45 : -0.45) * (quality[v] ?? 0.5) + (r.uniform() - 0.5) * 0.3));
+      const out: Array<PairInput & { predictionId: string }> = [];
+      for (let i = 0; i < Math.min(n, q.limit); i++) {
+        const label = r.uniform() < 0.4 ? 1 : 0;
+        out.push({
+          predictionId: `p${i}`,
+          labelTime: q.from + (i + 1) * 1000,
+          label,
+          incumbent: score(label, q.incumbent),
+          challenger: score(label, q.challenger),
+        });
+      }
+      return out;
+    },
+  };
+}
+
+const policies = parseRolloutPolicy({
+  defaults: { promotion: { min_labels: 50 }, rollback: { min_labels: 50 }, canary_share: 0.2 },
+});
+
+function row(
+  version: string,
+  from: TransitionRow['from_stage'],
+  to: TransitionRow['to_stage'],
+  at: number,
+  previous: string | null = null,
+): TransitionRow {
+  return {
+    model: 'fraud',
+    version,
+    from_stage: from,
+    to_stage: to,
+    at,
+    decided_by: 'trainer:offline_gate',
+    reason: 'offline_gate',
+    detail: '',
+    evidence: '',
+    canary_share: null,
+    previous_version: previous,
+    recorded_at: at,
+  };
+}
+
+function setup(quality: Record<string, number>) {
+  const log: string[] = [];
+  const store = new MemoryTransitions(log);
+  store.rows.set('fraud/v2/candidate', row('v2', null, 'candidate', T0));
+  store.rows.set('fraud/v2/shadow', row('v2', 'candidate', 'shadow', T0, 'v1'));
+  const published: ModelEvent[] = [];
+  let failPublish = false;
+  const deps = {
+    transitions: store,
+    pairs: pairsFor(quality),
+    publish: async (events: readonly ModelEvent[]) => {
+      if (failPublish) throw new Error('kafka down');
+      published.push(...events);
+      log.push(...events.map((e) => `publish ${e.version}:${e.kind}`));
+    },
+    policies,
+    maxPairs: 100_000,
+    logger: silentLogger,
+    registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+    now: () => T0 + 86_400_000,
+  };
+  return { log, store, published, deps, setFailPublish: (v: boolean) => (failPublish = v) };
+}
+
+describe('ModelController', () => {
+  it('re-publishes the newest transition of every version on start, records before it publishes, then walks a better candidate to production', async () => {
+    const { log, store, published, deps } = setup({ v1: 0.2, v2: 0.8 });
+    const controller = new ModelController(deps);
+    const first = await controller.tick();
+    expect(first.republished).toBe(1);
+    expect(log.slice(0, 3)).toEqual(['publish v2:SHADOW', 'record v2:canary', 'publish v2:CANARY']);
+    expect(published[1]).toMatchObject({
+      kind: 'CANARY',
+      canary_share: 0.2,
+      previous_version: null,
+      decided_by: 'policy:promotion',
+      artifact_uri: 'file:///m/v2/model.json',
+      request_id: 'req-v2',
+    });
+    expect(JSON.parse(published[1]!.evidence!)).toMatchObject({ test: 'prpl_eb_confidence_sequence' });
+    expect(published[1]!.reason).toMatch(/^evidence: lower bound .* > bar 0 after \d+ labels/);
+    // Production next (v1 replaced), then the watch keeps v2: v1 retired.
+    await controller.tick();
+    await controller.tick();
+    expect(published.slice(2).map((e) => `${e.version}:${e.kind}:${e.previous_version ?? ''}`)).toEqual([
+      'v2:PROMOTED:v1',
+      'v1:RETIRED:',
+    ]);
+    expect(store.rows.get('fraud/v1/retired')).toMatchObject({
+      from_stage: 'production',
+      decided_by: 'policy:rollback',
+      reason: 'evidence',
+    });
+    // Nothing open any more, nothing to re-publish.
+    expect(await controller.tick()).toMatchObject({ transitions: [], republished: 0 });
+    // A new process: re-publishes the newest of each version once, decides nothing new.
+    const again = setup({});
+    for (const [k, v] of store.rows) again.store.rows.set(k, v);
+    const restarted = new ModelController(again.deps);
+    expect((await restarted.tick()).republished).toBe(2);
+    expect(again.published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:PROMOTED', 'v1:RETIRED']);
+    expect((await restarted.tick()).republished).toBe(0);
+  });
+
+  it('rejects a worse shadow', async () => {
+    const { published, deps } = setup({ v1: 0.8, v2: 0.2 });
+    await new ModelController(deps).tick();
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW', 'v2:REJECTED']);
+  });
+
+  it('rolls back a production version worse than the one it replaced', async () => {
+    const { store, published, deps } = setup({ v1: 0.8, v2: 0.2 });
+    store.rows.set('fraud/v2/canary', row('v2', 'shadow', 'canary', T0 + 1000, 'v1'));
+    store.rows.set('fraud/v2/production', row('v2', 'canary', 'production', T0 + 2000, 'v1'));
+    await new ModelController(deps).tick();
+    expect(published.at(-1)).toMatchObject({
+      version: 'v2',
+      kind: 'ROLLED_BACK',
+      previous_version: 'v1',
+      decided_by: 'policy:rollback',
+    });
+    expect(store.rows.get('fraud/v2/rolled_back')?.previous_version).toBe('v1');
+  });
+
+  it('a publish that fails after the record is re-published on the next tick; a ClickHouse outage decides nothing', async () => {
+    const { log, store, published, deps, setFailPublish } = setup({ v1: 0.2, v2: 0.8 });
+    const controller = new ModelController(deps);
+    setFailPublish(true);
+    expect(await controller.tick()).toMatchObject({ failed: 1, transitions: [] });
+    setFailPublish(false);
+    // The start-up re-publish failed too: this tick publishes v2's newest transition (shadow → canary, recorded? no:
+    // the failed tick stopped at its first publish, before deciding).
+    await controller.tick();
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW', 'v2:CANARY']);
+    // Record succeeded, publish failed: the next tick sends the recorded transition and decides nothing twice.
+    setFailPublish(true);
+    await controller.tick(); // records v2 → production, its publish fails
+    expect(log.at(-1)).toBe('record v2:production');
+    setFailPublish(false);
+    await controller.tick();
+    expect(published.slice(2).map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:PROMOTED', 'v1:RETIRED']);
+    store.failing = true;
+    await expect(controller.tick()).rejects.toThrow(/clickhouse down/);
+  });
+});
+
+describe('config', () => {
+  it('reads the policy file; errors name the variable or the field in the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'controller-'));
+    const file = join(dir, 'rollout.yaml');
+    writeFileSync(
+      file,
+      'models:\n  fraud:\n    promotion: { min_labels: 20, max_labels: 200 }\n    canary_share: 0.3\n',
+    );
+    const c = toModelControllerConfig(parseEnv(modelControllerEnvShape, { DRIFTLINE_PROMOTION_POLICY: file }));
+    expect(c).toMatchObject({ intervalMs: 10_000, maxPairs: 100_000 });
+    expect(c.policies.models.fraud).toMatchObject({ canaryShare: 0.3, promotion: { minLabels: 20 } });
+    writeFileSync(file, 'models:\n  fraud:\n    promotion: { min_labels: -1 }\n');
+    expect(() =>
+      toModelControllerConfig(parseEnv(modelControllerEnvShape, { DRIFTLINE_PROMOTION_POLICY: file })),
+    ).toThrow(`${file}.models.fraud.promotion.min_labels`);
+    expect(() =>
+      toModelControllerConfig(
+        parseEnv(modelControllerEnvShape, { DRIFTLINE_PROMOTION_POLICY: join(dir, 'missing.yaml') }),
+      ),
+    ).toThrow(/^DRIFTLINE_PROMOTION_POLICY: cannot read/);
+    expect(() =>
+      toModelControllerConfig(parseEnv(modelControllerEnvShape, { DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS: '1000' })),
+    ).toThrow(
+      new ConfigError(
+        'default rollout policy.models.*.promotion.max_labels',
+        '100000 is above DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS (1000); lower it or raise the bound',
+      ).message,
+    );
+    expect(() => parseEnv(modelControllerEnvShape, { DRIFTLINE_MODEL_CONTROLLER_INTERVAL: 'soon' })).toThrow(
+      /DRIFTLINE_MODEL_CONTROLLER_INTERVAL/,
+    );
+  });
+});

@@ -1,0 +1,155 @@
+import type { ModelEventKind } from '@driftline/schemas';
+import { describe, expect, it } from 'vitest';
+import {
+  applyStageEvent,
+  EMPTY_STAGES,
+  MAX_SHADOWS,
+  type ModelStages,
+  type StageEvent,
+  servedSet,
+} from '../src/stages.js';
+
+const ev = (kind: ModelEventKind, version: string, extra: Partial<StageEvent> = {}): StageEvent => ({
+  kind,
+  version,
+  ...extra,
+});
+
+/** Folds events from the empty state; the outcome of each step in order. */
+function fold(events: readonly StageEvent[], from: ModelStages = EMPTY_STAGES) {
+  let s = from;
+  const outcomes: string[] = [];
+  for (const e of events) {
+    const step = applyStageEvent(s, e);
+    outcomes.push(step.outcome);
+    s = step.stages;
+  }
+  return { stages: s, outcomes, served: servedSet(s) };
+}
+
+describe('stage following: models.v1 events → what a model serves', () => {
+  it('nothing is served before the first promotion; SHADOW and CANARY wait for it', () => {
+    const r = fold([ev('TRAINED', 'v1'), ev('SHADOW', 'v1')]);
+    expect(r.served).toBeUndefined();
+    expect(r.stages.shadows).toEqual(['v1']);
+    expect(fold([ev('PROMOTED', 'v0'), ev('SHADOW', 'v1')]).served).toEqual({ production: 'v0', shadows: ['v1'] });
+  });
+
+  it('the happy path: shadow → canary → production; the replaced production is watched until retired', () => {
+    const steps = [
+      ev('PROMOTED', 'v1'),
+      ev('TRAINED', 'v2'),
+      ev('SHADOW', 'v2'),
+      ev('CANARY', 'v2', { canary_share: 0.1 }),
+      ev('CANARY', 'v2', { canary_share: 0.25 }),
+      ev('PROMOTED', 'v2', { previous_version: 'v1' }),
+      ev('RETIRED', 'v1'),
+    ];
+    const served: unknown[] = [];
+    let s = EMPTY_STAGES;
+    for (const e of steps) {
+      s = applyStageEvent(s, e).stages;
+      served.push(servedSet(s));
+    }
+    expect(served).toEqual([
+      { production: 'v1', shadows: [] },
+      { production: 'v1', shadows: [] },
+      { production: 'v1', shadows: ['v2'] },
+      { production: 'v1', canary: { version: 'v2', share: 0.1 }, shadows: [] },
+      { production: 'v1', canary: { version: 'v2', share: 0.25 }, shadows: [] },
+      { production: 'v2', shadows: ['v1'] },
+      { production: 'v2', shadows: [] },
+    ]);
+  });
+
+  it('ROLLED_BACK of production serves previous_version (or the watched one) again; the bad version stops', () => {
+    const promoted = [ev('PROMOTED', 'v1'), ev('PROMOTED', 'v2', { previous_version: 'v1' })];
+    expect(fold([...promoted, ev('ROLLED_BACK', 'v2', { previous_version: 'v1' })]).served).toEqual({
+      production: 'v1',
+      shadows: [],
+    });
+    // No previous_version: the watched (replaced) version.
+    expect(fold([...promoted, ev('ROLLED_BACK', 'v2')]).served).toEqual({ production: 'v1', shadows: [] });
+    // previous_version not served any more (retired long ago): it is loaded again.
+    expect(
+      fold([...promoted, ev('RETIRED', 'v1'), ev('ROLLED_BACK', 'v2', { previous_version: 'v0' })]).served,
+    ).toEqual({ production: 'v0', shadows: [] });
+    // Nothing to roll back to: ignored, production keeps serving.
+    const r = fold([ev('PROMOTED', 'v1'), ev('ROLLED_BACK', 'v1')]);
+    expect(r.outcomes).toEqual(['applied', 'ignored']);
+    expect(r.served).toEqual({ production: 'v1', shadows: [] });
+  });
+
+  it('ROLLED_BACK or REJECTED of a canary ends it; REJECTED/RETIRED of a shadow stops it', () => {
+    const base = [ev('PROMOTED', 'v1'), ev('SHADOW', 'v3'), ev('CANARY', 'v2', { canary_share: 0.5 })];
+    expect(fold([...base, ev('ROLLED_BACK', 'v2', { previous_version: 'v1' })]).served).toEqual({
+      production: 'v1',
+      shadows: ['v3'],
+    });
+    expect(fold([...base, ev('REJECTED', 'v2')]).served).toEqual({ production: 'v1', shadows: ['v3'] });
+    expect(fold([...base, ev('REJECTED', 'v3')]).served).toEqual({
+      production: 'v1',
+      canary: { version: 'v2', share: 0.5 },
+      shadows: [],
+    });
+  });
+
+  it('ignores what would leave no production or breaks a bound, with the reason', () => {
+    const p = fold([ev('PROMOTED', 'v1')]).stages;
+    for (const e of [
+      ev('RETIRED', 'v1'),
+      ev('REJECTED', 'v1'),
+      ev('SHADOW', 'v1'),
+      ev('CANARY', 'v1', { canary_share: 0.2 }),
+      ev('CANARY', 'v2'),
+      ev('CANARY', 'v2', { canary_share: 0 }),
+      ev('CANARY', 'v2', { canary_share: 1.5 }),
+    ]) {
+      const step = applyStageEvent(p, e);
+      expect([step.outcome, step.stages]).toEqual(['ignored', p]);
+      expect(step.reason).toMatch(/production|canary_share/);
+    }
+    const full = fold(
+      Array.from({ length: MAX_SHADOWS }, (_, i) => ev('SHADOW', `s${i}`)),
+      p,
+    ).stages;
+    expect(applyStageEvent(full, ev('SHADOW', 'one-more')).reason).toMatch(/8 shadows already/);
+    // Re-announcing a shadow it has is no change, not a refusal.
+    expect(applyStageEvent(full, ev('SHADOW', 's0')).outcome).toBe('unchanged');
+  });
+
+  it('a replayed topic gives the same state; duplicates change nothing', () => {
+    const log = [
+      ev('PROMOTED', 'v1'),
+      ev('SHADOW', 'v2'),
+      ev('CANARY', 'v2', { canary_share: 0.2 }),
+      ev('PROMOTED', 'v2'),
+      ev('SHADOW', 'v3'),
+      ev('REJECTED', 'v3'),
+    ];
+    const once = fold(log);
+    expect(fold([...log, ...log]).served).toEqual(once.served);
+    expect(fold(log).stages).toEqual(once.stages);
+    expect(applyStageEvent(once.stages, ev('PROMOTED', 'v2')).outcome).toBe('unchanged');
+  });
+
+  it('watches one replaced version: a third promotion stops the oldest', () => {
+    const r = fold([ev('PROMOTED', 'v1'), ev('PROMOTED', 'v2'), ev('PROMOTED', 'v3')]);
+    expect(r.served).toEqual({ production: 'v3', shadows: ['v2'] });
+  });
+
+  it('operator overrides: a static canary replaces the staged one, static shadows add to the staged ones', () => {
+    const s = fold([ev('PROMOTED', 'v1'), ev('SHADOW', 'v2'), ev('CANARY', 'v3', { canary_share: 0.1 })]).stages;
+    expect(servedSet(s, { canary: { version: 'v4', share: 0.3 }, shadows: ['v5', 'v2', 'v1'] })).toEqual({
+      production: 'v1',
+      canary: { version: 'v4', share: 0.3 },
+      shadows: ['v2', 'v5'],
+    });
+    // The static canary promoted: it is production, the canary ends.
+    const promoted = applyStageEvent(s, ev('PROMOTED', 'v4')).stages;
+    expect(servedSet(promoted, { canary: { version: 'v4', share: 0.3 } })).toEqual({
+      production: 'v4',
+      shadows: ['v2', 'v1'],
+    });
+  });
+});

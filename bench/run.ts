@@ -39,6 +39,13 @@ const benches: BenchEntry[] = [
     },
   },
   {
+    name: 'monitors',
+    load: async () => {
+      const { runMonitorsBench } = await import('./monitors/index.js');
+      return () => runMonitorsBench();
+    },
+  },
+  {
     name: 'features',
     load: async () => {
       const { benchFeatures } = await import('./features/index.js');

@@ -371,6 +371,79 @@ function driftDashboard(): Obj {
     chPanel({ title: 'Retrain decisions', type: 'table', grid: [12, 45, 12, 9], options: { showHeader: true } }, [
       { refId: 'A', rawSql: sql.retrainTableSql, format: 1 },
     ]),
+    row('Training-serving skew (skew-monitor, sampled predictions vs the online store)', 54),
+    chPanel(
+      {
+        title: 'Skew: share mismatched per feature',
+        description:
+          'Of the sampled predictions whose online row was current at the prediction time, the share whose served value differs from the stored one (numbers beyond the tolerance, others unequal, missing on one side). A unit change or a producer computing a feature itself shows here.',
+        grid: [0, 55, 12, 9],
+        unit: 'percentunit',
+        min: 0,
+        max: 1,
+        displayName: byLabel('feature'),
+      },
+      [{ refId: 'A', rawSql: sql.skewShareSql, format: 0 }],
+    ),
+    chPanel(
+      {
+        title: 'Skew: staleness p99 per feature',
+        description:
+          'Prediction time minus the event time of the online row it was compared with (upper bound of the histogram bucket, at most 2.5× the true value).',
+        grid: [12, 55, 12, 9],
+        unit: 'ms',
+        log: true,
+        displayName: byLabel('feature'),
+      },
+      [{ refId: 'A', rawSql: sql.skewStalenessSql, format: 0 }],
+    ),
+    chPanel(
+      {
+        title: 'Skew in the range, per feature',
+        description:
+          'newer_row: the row was rewritten after the prediction (not comparable as of then); missing_in_store: no row, or no value in it.',
+        type: 'table',
+        grid: [0, 64, 24, 8],
+        options: { showHeader: true },
+      },
+      [{ refId: 'A', rawSql: sql.skewTableSql, format: 1 }],
+    ),
+    row('Data quality (expectations declared beside the feature views)', 72),
+    chPanel(
+      {
+        title: 'Data quality: share per expectation',
+        description:
+          'Per window and feature: share of events with a null value (null_rate), of present values of another type (type), outside the allowed range (range), outside the allowed categories (categories). Bounds are in the table beside; failing windows raise DATA_QUALITY alerts.',
+        grid: [0, 73, 12, 9],
+        unit: 'percentunit',
+        min: 0,
+        max: 1,
+        displayName: byLabel('series'),
+      },
+      [{ refId: 'A', rawSql: sql.qualityShareSql, format: 0 }],
+    ),
+    chPanel(
+      {
+        title: 'Data quality: failed expectations',
+        description:
+          'Expectations that failed in at least one window of the range; cardinality is a HyperLogLog estimate (±3.25% standard error).',
+        type: 'table',
+        grid: [12, 73, 12, 9],
+        options: { showHeader: true },
+      },
+      [{ refId: 'A', rawSql: sql.qualityFailedSql, format: 1 }],
+    ),
+    chPanel(
+      {
+        title: 'Feature view freshness: time since the newest event',
+        description:
+          'Measured by the feature-materializer at the end of each window: now minus the newest event time of the view, the largest over its source partitions. Views declare the bound as freshness.max_lag.',
+        grid: [0, 82, 24, 8],
+        unit: 'ms',
+        displayName: byLabel('view'),
+      },
+      [{ refId: 'A', rawSql: sql.freshnessLagSql, format: 0 }],
+    ),
   ];
   return dashboard(
     'driftline-drift',
@@ -460,6 +533,27 @@ function performanceDashboard(): Obj {
     chPanel({ title: 'Versions in the range', type: 'table', grid: [0, 25, 24, 7], options: { showHeader: true } }, [
       { refId: 'A', rawSql: sql.versionSummarySql, format: 1 },
     ]),
+    chPanel(
+      {
+        title: 'Estimated vs realized ROC AUC',
+        description: `CBPE estimate from scores alone (calibrated on the reference), the realized value from joined labels, and the current value: realized once label coverage reaches ${sql.REALIZED_COVERAGE}, the estimate before.`,
+        grid: [0, 32, 12, 9],
+        min: 0,
+        max: 1,
+        displayName: `\${__field.name} ${version}`,
+      },
+      [{ refId: 'A', rawSql: sql.estimatedVsRealizedAucSql, format: 0 }],
+    ),
+    chPanel(
+      {
+        title: 'Business outcome',
+        description:
+          'Per window at the decision threshold: value caught (true positives), value missed (false negatives), cost of false alarms, net = caught − false-alarm cost. From the labels’ value.',
+        grid: [12, 32, 12, 9],
+        displayName: `\${__field.name} ${version}`,
+      },
+      [{ refId: 'A', rawSql: sql.businessOutcomeSql, format: 0 }],
+    ),
   ];
   return dashboard(
     'driftline-performance',

@@ -1,3 +1,4 @@
+import { STALENESS_BOUNDS_MS, STALENESS_BUCKETS } from '@driftline/skew';
 import { buildCategoricalProfile, buildNumericProfile, type ReferenceProfile } from '@driftline/stats';
 import { seededUniform } from '@driftline/test-support/random';
 import { type ClickHouse, chTime, migrate, migrations } from '@driftline/warehouse';
@@ -10,6 +11,8 @@ export const TABLES_READ = [
   'performance_windows',
   'retrain_decisions',
   'model_versions',
+  'skew_windows',
+  'data_quality_windows',
 ] as const;
 
 /** Applies the warehouse's DDL (the one list); returns the tables the dashboards read that it created and those missing. */
@@ -41,6 +44,15 @@ export interface Scenario {
 
 const HOUR = 3_600_000;
 
+interface SeedOptions {
+  /**
+   * The latest N windows still waiting for labels: label coverage 0.2, below the label-joiner's
+   * realized bound (0.5), so the CBPE estimate is the current value there. Default 0: the
+   * dashboards' tests expect full coverage everywhere.
+   */
+  readonly pendingLabelWindows?: number;
+}
+
 function normal(rand: () => number, mean: number, sd: number): number {
   const u = Math.max(rand(), 1e-12);
   return mean + sd * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
@@ -58,6 +70,7 @@ export async function seedScenario(
   ch: ClickHouse,
   model = "credit's-risk",
   start = Date.UTC(2025, 0, 1),
+  options: SeedOptions = {},
 ): Promise<Scenario> {
   const rand = seededUniform(7); // seeded, so the data is the same every run
   const windows = Array.from({ length: 12 }, (_, k) => start + k * HOUR);
@@ -202,12 +215,30 @@ export async function seedScenario(
       mae: null,
       rmse: null,
       mape: null,
+      // CBPE estimate and business outcome (migration 0610): the estimate tracks the drop too.
+      scored: 50,
+      calibration_id: 'ref-1',
+      estimated_accuracy: accuracy + 0.01,
+      estimated_precision: accuracy - 0.01,
+      estimated_recall: accuracy - 0.04,
+      estimated_f1: accuracy - 0.03,
+      estimated_roc_auc: accuracy + 0.04,
+      valued_labels: 30,
+      value_caught: 1000 * accuracy,
+      value_missed: 1000 * (1 - accuracy),
+      false_alarm_cost: 50,
+      business_net: 1000 * accuracy - 50,
       threshold: 0.5,
       version: 1,
       computed_at: chTime(ws + HOUR + 120_000),
     });
     // A segment row that the overall panels must not mix in.
     perf.push({ ...perf.at(-1)!, segment_feature: 'country', segment: 'de', accuracy: 0.1 });
+  }
+  // Labels still arriving: a newer recompute (version 2) of the whole-window row replaces the first.
+  for (const ws of windows.slice(windows.length - (options.pendingLabelWindows ?? 0))) {
+    const row = perf.find((p) => p.window_start === chTime(ws) && p.segment_feature === '')!;
+    perf.push({ ...row, labeled: 10, expired: 0, pending: 40, label_coverage: 0.2, version: 2 });
   }
   await insert(ch, 'performance_windows', perf);
 
@@ -262,6 +293,78 @@ export async function seedScenario(
     version('v2-rc', 'REJECTED', 'roc_auc 0.72 < current 0.74', retrainAt + 5 * 60_000),
     version('v2', 'PROMOTED', 'roc_auc 0.91 > current 0.74', promotedAt),
   ]);
+  // Skew per window, feature and source partition: `amount` arrives in cents from the drift moment on.
+  const skew: Record<string, unknown>[] = [];
+  for (const ws of windows) {
+    for (const feature of ['amount', 'country']) {
+      for (const partition of [0, 1]) {
+        const compared = 40 + partition;
+        const mismatched = feature === 'amount' && ws >= driftAt ? compared : partition;
+        const hist = new Array<number>(STALENESS_BUCKETS).fill(0);
+        hist[STALENESS_BOUNDS_MS.indexOf(1_000)] = compared - 2; // 500 ms to 1 s
+        hist[STALENESS_BOUNDS_MS.indexOf(100_000)] = 2; // 50 s to 100 s
+        skew.push({
+          model,
+          model_version: versionAt(ws),
+          window_start: chTime(ws),
+          window_end: chTime(ws + HOUR),
+          feature,
+          source_topic: 'predictions.v1',
+          source_partition: partition,
+          through_offset: 100,
+          sampled: compared + 3,
+          compared,
+          mismatched,
+          numeric_compared: feature === 'amount' ? compared : 0,
+          abs_diff_sum: feature === 'amount' ? mismatched * 99 * 20 : 0,
+          missing_in_store: 2,
+          missing_in_prediction: 0,
+          newer_row: 1,
+          staleness_hist: hist,
+          updated_at: chTime(ws + HOUR),
+        });
+      }
+    }
+  }
+  await insert(ch, 'skew_windows', skew);
+  // Data quality: `amount` half null from the drift moment on; a country outside the allowed list in one window.
+  const quality: Record<string, unknown>[] = [];
+  const check = (ws: number, feature: string, expectation: string, observed: number, bound: number) => ({
+    model,
+    version: versionAt(ws),
+    feature,
+    expectation,
+    scope: '',
+    window_start: chTime(ws),
+    window_end: chTime(ws + HOUR),
+    observed,
+    bound,
+    passed: observed <= bound ? 1 : 0,
+    count: 100,
+    events: 100,
+    detail: '{}',
+    expectations_id: 'seed',
+    computed_at: chTime(ws + HOUR),
+  });
+  for (const ws of windows) {
+    quality.push(check(ws, 'amount', 'null_rate', ws >= driftAt ? 0.5 : 0.01, 0.05));
+    quality.push(check(ws, 'amount', 'range', 0, 0.01));
+    quality.push(check(ws, 'amount', 'type', 0, 0));
+    quality.push(check(ws, 'country', 'categories', ws === windows[3] ? 0.2 : 0, 0));
+    quality.push(check(ws, 'country', 'cardinality', 4, 250));
+    // Freshness of the `transactions` view on two partitions; partition 1 goes silent at the drift moment.
+    for (const partition of [0, 1]) {
+      const lag = partition === 1 && ws >= driftAt ? ws + HOUR - driftAt : 2_000;
+      quality.push({
+        ...check(ws, 'transactions', 'freshness', lag, 600_000),
+        model: '',
+        version: '',
+        scope: `features.v1/${partition}`,
+        expectations_id: '',
+      });
+    }
+  }
+  await insert(ch, 'data_quality_windows', quality);
   return {
     model,
     from: windows[0]!,

@@ -5,6 +5,8 @@
  * database. Values are inserted with `:sqlstring` (quoted, `'` doubled), never raw.
  */
 
+import { STALENESS_BOUNDS_MS } from '@driftline/skew';
+
 const T = (table: string) => `\${database}.${table}`;
 
 const DRIFT_FILTER = `$__timeFilter(window_start)
@@ -161,6 +163,30 @@ WHERE ${PERF_FILTER}
 ORDER BY time, model_version`;
 }
 
+/**
+ * Label coverage from which a window's realized metric replaces its CBPE estimate (the
+ * label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE default): both are stored, the panel picks.
+ */
+export const REALIZED_COVERAGE = 0.5;
+
+/** CBPE (scores only) beside the realized ROC AUC, and the one to believe: realized once labels cover enough. */
+export const estimatedVsRealizedAucSql = `SELECT window_start AS time, model_version,
+  estimated_roc_auc AS estimated,
+  roc_auc AS realized,
+  if(label_coverage >= ${REALIZED_COVERAGE} AND roc_auc IS NOT NULL, roc_auc, estimated_roc_auc) AS current
+FROM ${T('performance_windows')} FINAL
+WHERE ${PERF_FILTER}
+  AND (estimated_roc_auc IS NOT NULL OR roc_auc IS NOT NULL)
+ORDER BY time, model_version`;
+
+/** Business outcome of the decisions at the threshold, per window and version (labeled rows with a value). */
+export const businessOutcomeSql = `SELECT window_start AS time, model_version,
+  value_caught, value_missed, false_alarm_cost, business_net
+FROM ${T('performance_windows')} FINAL
+WHERE ${PERF_FILTER}
+  AND business_net IS NOT NULL
+ORDER BY time, model_version`;
+
 export const labelCoverageSql = `SELECT window_start AS time, model_version, label_coverage
 FROM ${T('performance_windows')} FINAL
 WHERE ${PERF_FILTER}
@@ -217,3 +243,77 @@ WHERE $__timeFilter(decided_at)
   AND model = \${model:sqlstring}
 ORDER BY decided_at DESC
 LIMIT 200`;
+
+const SKEW_FILTER = `$__timeFilter(window_start)
+  AND model = \${model:sqlstring}
+  AND model_version IN (\${version:sqlstring})`;
+
+/**
+ * A staleness quantile (ms) from the merged histogram `hist` (total `total`): the upper bound of
+ * the bucket holding it (STALENESS_BOUNDS_MS of @driftline/skew; NULL when empty or in the overflow).
+ */
+function stalenessQuantileSql(q: number, alias: string): string {
+  return `if(total = 0, NULL, arrayElement(CAST([${STALENESS_BOUNDS_MS.join(', ')}] AS Array(Nullable(Float64))),
+    arrayFirstIndex(c -> c >= ceil(${q} * total), arrayCumSum(hist)))) AS ${alias}`;
+}
+
+/** Share of sampled feature values that differ from the online store's row as of the prediction, per feature. */
+export const skewShareSql = `SELECT window_start AS time, feature, sum(mismatched) / sum(compared) AS share_mismatched
+FROM ${T('skew_windows')} FINAL
+WHERE ${SKEW_FILTER}
+GROUP BY time, feature
+HAVING sum(compared) > 0
+ORDER BY time, feature`;
+
+/** p99 of prediction time − row time of the compared values, per feature (partitions' histograms summed). */
+export const skewStalenessSql = `SELECT time, feature, ${stalenessQuantileSql(0.99, 'staleness_p99_ms')}
+FROM (
+  SELECT window_start AS time, feature, sumForEach(staleness_hist) AS hist, arraySum(hist) AS total
+  FROM ${T('skew_windows')} FINAL
+  WHERE ${SKEW_FILTER}
+  GROUP BY time, feature
+)
+WHERE total > 0
+ORDER BY time, feature`;
+
+/** Every feature over the range: counts, share mismatched, mean |served − stored|, staleness p50/p99. */
+export const skewTableSql = `SELECT feature, version, sampled, compared,
+  if(compared = 0, NULL, mismatched / compared) AS share_mismatched,
+  if(numeric = 0, NULL, diff / numeric) AS mean_abs_diff,
+  missing_in_store, missing_in_prediction, newer_row,
+  ${stalenessQuantileSql(0.5, 'staleness_p50_ms')},
+  ${stalenessQuantileSql(0.99, 'staleness_p99_ms')}
+FROM (
+  SELECT feature, model_version AS version, sum(sampled) AS sampled, sum(compared) AS compared,
+    sum(mismatched) AS mismatched, sum(numeric_compared) AS numeric, sum(abs_diff_sum) AS diff,
+    sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
+    sum(newer_row) AS newer_row, sumForEach(staleness_hist) AS hist, arraySum(hist) AS total
+  FROM ${T('skew_windows')} FINAL
+  WHERE ${SKEW_FILTER}
+  GROUP BY feature, version
+)
+ORDER BY share_mismatched DESC, feature, version`;
+
+/** Data-quality shares per window (drift-monitor): the worst of the version(s) per feature · expectation. */
+export const qualityShareSql = `SELECT window_start AS time, concat(feature, ' · ', expectation) AS series, max(observed) AS observed
+FROM ${T('data_quality_windows')} FINAL
+WHERE ${DRIFT_FILTER}
+  AND expectation IN ('type', 'null_rate', 'range', 'categories')
+GROUP BY time, series
+ORDER BY time, series`;
+
+/** Every expectation that failed in the range: how often, the worst observed value and its bound. */
+export const qualityFailedSql = `SELECT feature, expectation, version, countIf(passed = 0) AS windows_failed, count() AS windows,
+  max(observed) AS worst_observed, any(bound) AS bound, max(window_start) AS last_window
+FROM ${T('data_quality_windows')} FINAL
+WHERE ${DRIFT_FILTER}
+GROUP BY feature, expectation, version
+HAVING windows_failed > 0
+ORDER BY windows_failed DESC, feature, expectation, version`;
+
+/** Freshness per feature view (feature-materializer): the largest lag over the source partitions. */
+export const freshnessLagSql = `SELECT window_start AS time, feature AS view, max(observed) AS lag_ms
+FROM ${T('data_quality_windows')} FINAL
+WHERE $__timeFilter(window_start) AND model = '' AND expectation = 'freshness'
+GROUP BY time, view
+ORDER BY time, view`;

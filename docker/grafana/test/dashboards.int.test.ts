@@ -179,6 +179,21 @@ describe('every ClickHouse query of the provisioned dashboards, macros expanded,
     expect(Math.min(...data.map((r) => Number(r.accuracy)))).toBeGreaterThan(0.5);
   });
 
+  it('estimated vs realized ROC AUC: the realized value is current once labels cover enough; business net', async () => {
+    const auc = await run(expandGrafanaSql(sqlOf('panel "Estimated vs realized ROC AUC" A'), context(defaults())));
+    expect(auc.data).toHaveLength(scenario.windows.length);
+    for (const r of auc.data) {
+      expect(Number(r.estimated)).toBeGreaterThan(0.5);
+      // Seeded coverage is 0.74..0.8, above the bound: the realized metric replaces the estimate.
+      expect(Number(r.current)).toBe(Number(r.realized));
+    }
+    const business = await run(expandGrafanaSql(sqlOf('panel "Business outcome" A'), context(defaults())));
+    expect(business.data).toHaveLength(scenario.windows.length);
+    for (const r of business.data) {
+      expect(Number(r.business_net)).toBeCloseTo(Number(r.value_caught) - Number(r.false_alarm_cost), 9);
+    }
+  });
+
   it('annotations: the fired decision and both model events, not the hold', async () => {
     const retrain = await run(expandGrafanaSql(sqlOf('annotation "Retrain decisions"'), context(defaults())));
     expect(retrain.data).toHaveLength(1);
@@ -188,6 +203,48 @@ describe('every ClickHouse query of the provisioned dashboards, macros expanded,
       `REJECTED ${scenario.model} v2-rc: roc_auc 0.72 < current 0.74`,
       `PROMOTED ${scenario.model} v2: roc_auc 0.91 > current 0.74`,
     ]);
+  });
+
+  it('skew: partitions summed, the unit change after the drift moment, staleness quantiles from the histogram', async () => {
+    const share = await run(
+      expandGrafanaSql(sqlOf('panel "Skew: share mismatched per feature" A'), context(defaults())),
+    );
+    expect(share.data).toHaveLength(scenario.windows.length * 2);
+    const amount = share.data.filter((r) => r.feature === 'amount').map((r) => Number(r.share_mismatched));
+    expect(amount[0]).toBeCloseTo(1 / 81, 9); // partition 1's single mismatch over 40 + 41 compared
+    expect(amount[6]).toBe(1);
+    const stale = await run(expandGrafanaSql(sqlOf('panel "Skew: staleness p99 per feature" A'), context(defaults())));
+    // 79 of 81 at ≤ 1 s, 2 at ≤ 100 s: p99 (rank 81 of 81) is in the bucket whose bound is 100 s.
+    expect(new Set(stale.data.map((r) => Number(r.staleness_p99_ms)))).toEqual(new Set([100_000]));
+    const table = await run(expandGrafanaSql(sqlOf('panel "Skew in the range, per feature" A'), context(defaults())));
+    const first = table.data[0]!;
+    expect(first.feature).toBe('amount');
+    expect(Number(first.staleness_p50_ms)).toBe(1_000);
+  });
+
+  it('data quality: the null-rate jump, the failed expectations, the freshness lag over partitions', async () => {
+    const share = await run(
+      expandGrafanaSql(sqlOf('panel "Data quality: share per expectation" A'), context(defaults())),
+    );
+    const nulls = share.data.filter((r) => r.series === 'amount · null_rate').map((r) => Number(r.observed));
+    expect(nulls).toHaveLength(scenario.windows.length);
+    expect(nulls[5]).toBe(0.01);
+    expect(nulls[6]).toBe(0.5);
+    const failed = await run(
+      expandGrafanaSql(sqlOf('panel "Data quality: failed expectations" A'), context(defaults())),
+    );
+    // Per version: v1 until the promotion, v2 after it (6 failing windows in all).
+    expect(failed.data.map((r) => [r.feature, r.expectation, r.version, Number(r.windows_failed)])).toEqual([
+      ['amount', 'null_rate', 'v1', 3],
+      ['amount', 'null_rate', 'v2', 3],
+      ['country', 'categories', 'v1', 1],
+    ]);
+    const lag = await run(
+      expandGrafanaSql(sqlOf('panel "Feature view freshness: time since the newest event" A'), context(defaults())),
+    );
+    const lags = lag.data.map((r) => Number(r.lag_ms));
+    expect(lags[0]).toBe(2_000);
+    expect(lags[lags.length - 1]).toBe(6 * 3_600_000); // the silent partition, not the max of the fresh one
   });
 
   it('the time range is applied: a range before the data returns nothing', async () => {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { ExpectationResult } from '@driftline/quality';
 import type { AlertKind, DriftAlert } from '@driftline/schemas';
 import type { MethodResult, WindowVerdict } from './decide.js';
 
@@ -122,6 +123,50 @@ export function quarantineAlert(ctx: AlertContext, cause: QuarantineCause): Drif
       late_events: ctx.lateEvents,
       code: cause.code,
       reason: capReason(cause.reason),
+    }),
+  };
+}
+
+/** Failed expectations listed in one DATA_QUALITY alert's evidence (the rest are counted). */
+export const QUALITY_ALERT_MAX_FAILURES = 100;
+
+/**
+ * One DATA_QUALITY alert per (model, version, window) with at least one failed expectation, or
+ * undefined. Deterministic (id from the window and kind, event_time = window end), so a replay
+ * yields the same alert. `method` and `statistic` are those of the first failure in evaluation
+ * order (features sorted; per feature type, null_rate, range, categories, cardinality); `feature` is set when a single feature failed; the evidence lists every failure.
+ */
+export function dataQualityAlert(ctx: AlertContext, results: readonly ExpectationResult[]): DriftAlert | undefined {
+  const failed = results.filter((r) => !r.passed);
+  const first = failed[0];
+  if (first === undefined) return undefined;
+  const features = new Set(failed.map((r) => r.feature));
+  return {
+    alert_id: alertId(ctx.model, ctx.version, ctx.windowStart, 'DATA_QUALITY'),
+    kind: 'DATA_QUALITY',
+    model: ctx.model,
+    model_version: ctx.version,
+    feature: features.size === 1 ? first.feature : null,
+    window_start: ctx.windowStart,
+    window_end: ctx.windowEnd,
+    event_time: ctx.windowEnd,
+    method: first.expectation,
+    statistic: first.observed,
+    p_value: null,
+    threshold: first.bound,
+    share_drifted: null,
+    evidence: JSON.stringify({
+      events: ctx.events,
+      late_events: ctx.lateEvents,
+      expectations: results.length,
+      failed_count: failed.length,
+      failed: failed.slice(0, QUALITY_ALERT_MAX_FAILURES).map((r) => ({
+        feature: r.feature,
+        expectation: r.expectation,
+        observed: r.observed,
+        bound: r.bound,
+        count: r.count,
+      })),
     }),
   };
 }

@@ -5,4 +5,5 @@ export * from './merge.js';
 export * from './messages.js';
 export * from './partition.js';
 export * from './reference.js';
+export * from './sequential/index.js';
 export * from './window.js';

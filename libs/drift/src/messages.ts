@@ -1,4 +1,5 @@
 import { jsonDepthWithin, PoisonRecordError } from '@driftline/core';
+import type { QualityPartial } from '@driftline/quality';
 import type { SummaryJson } from '@driftline/stats';
 import type { ClosedPartial, CloseResult } from './partition.js';
 
@@ -203,6 +204,23 @@ function summariesOf(v: unknown): Record<string, SummaryJson> {
 }
 
 /**
+ * The shape of a partial's quality section: an expectation-set id and at most PARTIALS_MAX_FEATURES
+ * feature objects. Their counts are checked when merged (`qualityFromJSON`: non-negative integers
+ * that add up, a sketch of exactly its size).
+ */
+function qualityOf(v: unknown): QualityPartial {
+  if (!isObject(v)) throw bad('quality must be an object');
+  name(v.id, 'quality.id');
+  if (!isObject(v.features)) throw bad('quality.features must be an object');
+  let n = 0;
+  for (const feature in v.features) {
+    if (++n > PARTIALS_MAX_FEATURES) throw bad(`quality.features: more than ${PARTIALS_MAX_FEATURES} features`);
+    if (!isObject(v.features[feature])) throw bad(`quality.features.${feature} must be an object`);
+  }
+  return v as unknown as QualityPartial;
+}
+
+/**
  * Parses and validates one message of the partials topic; a malformed one is a poison record.
  * Bounded: the byte size and the nesting depth are checked before anything is parsed
  * (PARTIALS_MAX_BYTES, PARTIALS_MAX_DEPTH), then every count, length and name (the PARTIALS_MAX_*
@@ -260,5 +278,6 @@ export function decodePartials(value: Buffer | null): PartialsMessage {
     events: o.events,
     late: o.late,
     summaries: summariesOf(o.summaries),
+    ...(o.quality === undefined ? {} : { quality: qualityOf(o.quality) }),
   };
 }

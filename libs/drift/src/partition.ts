@@ -1,3 +1,4 @@
+import type { QualityPartial } from '@driftline/quality';
 import type { FeatureValue } from '@driftline/schemas';
 import {
   type CategoricalSummary,
@@ -40,6 +41,8 @@ export interface ClosedPartial {
   /** Events of this (model, version) that arrived after their own window had closed. */
   readonly late: number;
   readonly summaries: Readonly<Record<string, SummaryJson>>;
+  /** Data-quality counts of the same events (`@driftline/quality`), when expectations are configured. */
+  readonly quality?: QualityPartial;
 }
 
 export interface ClosedWindow {
@@ -60,6 +63,31 @@ export interface CloseResult {
 export type AddOutcome = 'added' | 'late' | 'unreferenced' | 'replayed';
 
 /**
+ * What the last `add` that returned 'added' read, so the other monitors of stage one (data
+ * quality, the sequential detector) take each value from here instead of reading and binning it
+ * again. Overwritten by the next `add`; entries past `ref.features.length` are stale.
+ */
+export interface AddedValues {
+  readonly ref: ReferenceSet;
+  /** Per reference feature: its feature name, or undefined for the model's outputs (not in `features`). */
+  readonly inputs: readonly (string | undefined)[];
+  /** Per reference feature: the value read (the prediction and predicted class included). */
+  readonly values: readonly (FeatureValue | undefined)[];
+  /** Per reference feature: the slot its numeric summary counted it in; -1 when categorical, missing or infinite. */
+  readonly slots: Int32Array;
+}
+
+const inputsCache = new WeakMap<ReferenceSet, readonly (string | undefined)[]>();
+function inputsOf(ref: ReferenceSet): readonly (string | undefined)[] {
+  let inputs = inputsCache.get(ref);
+  if (inputs === undefined) {
+    inputs = ref.features.map((f) => (f === PREDICTION_FEATURE || f === PREDICTED_CLASS_FEATURE ? undefined : f));
+    inputsCache.set(ref, inputs);
+  }
+  return inputs;
+}
+
+/**
  * What a previous owner of the partition made durable: every window ending at or before
  * `closedUntil` was emitted, by records before `offset`. Restoring it means a replay neither
  * re-emits those windows nor rebuilds fragments of them.
@@ -77,6 +105,13 @@ interface ModelWindow {
   readonly numeric: boolean[];
   events: number;
   late: number;
+}
+
+interface Scratch {
+  ref: ReferenceSet;
+  inputs: readonly (string | undefined)[];
+  readonly values: (FeatureValue | undefined)[];
+  slots: Int32Array;
 }
 
 interface OpenWindow {
@@ -110,6 +145,7 @@ export class PartitionWindows {
 
   replayedEvents = 0;
   private readonly restored: RestoredProgress | undefined;
+  private scratch: Scratch | undefined;
 
   constructor(
     readonly spec: WindowSpec,
@@ -130,6 +166,11 @@ export class PartitionWindows {
 
   openWindows(): number {
     return this.open.size;
+  }
+
+  /** The values of the last event whose `add` returned 'added' (undefined before the first). */
+  get added(): AddedValues | undefined {
+    return this.scratch;
   }
 
   add(event: WindowedEvent, offset: number): AddOutcome {
@@ -160,6 +201,9 @@ export class PartitionWindows {
     state.events++;
     const { features } = ref;
     const values = event.features;
+    const scratch = this.scratchFor(ref);
+    const read = scratch.values;
+    const slots = scratch.slots;
     for (let i = 0; i < features.length; i++) {
       const f = features[i]!;
       const raw: FeatureValue | undefined =
@@ -168,11 +212,28 @@ export class PartitionWindows {
           : f === PREDICTED_CLASS_FEATURE
             ? (event.predicted_class ?? null)
             : values[f];
-      if (state.numeric[i]) (state.summaries[i] as NumericSummary).add(numericValue(raw));
-      else (state.summaries[i] as CategoricalSummary).add(categoricalValue(raw));
+      read[i] = raw;
+      if (state.numeric[i]) slots[i] = (state.summaries[i] as NumericSummary).add(numericValue(raw));
+      else {
+        (state.summaries[i] as CategoricalSummary).add(categoricalValue(raw));
+        slots[i] = -1;
+      }
     }
     this.valuesAdded += features.length;
     return 'added';
+  }
+
+  private scratchFor(ref: ReferenceSet): Scratch {
+    let s = this.scratch;
+    if (s === undefined) {
+      s = { ref, inputs: inputsOf(ref), values: [], slots: new Int32Array(ref.features.length) };
+      this.scratch = s;
+    } else if (s.ref !== ref) {
+      s.ref = ref;
+      s.inputs = inputsOf(ref);
+      if (s.slots.length < ref.features.length) s.slots = new Int32Array(ref.features.length);
+    }
+    return s;
   }
 
   private modelWindow(start: number, model: string, version: string, ref: ReferenceSet, offset: number): ModelWindow {

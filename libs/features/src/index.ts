@@ -15,11 +15,13 @@ export { type EntityWrite, planWrites } from './plan.js';
 export {
   type AggregateFunction,
   type AggregateSpec,
+  expectationsOf,
   type FeatureSpec,
   type FeatureType,
   type FeatureView,
   type FeatureViews,
   formatPath,
+  freshnessSpecs,
   parseFeatureViews,
   parseFeatureViewsText,
 } from './views.js';

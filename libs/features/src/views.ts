@@ -1,4 +1,12 @@
 import { ConfigError, formatDuration, parseConfigText, parseDurationMs } from '@driftline/core';
+import {
+  type ExpectationSet,
+  expectationSchema,
+  expectationSet,
+  type FeatureExpectations,
+  type FreshnessSpec,
+  toFeatureExpectations,
+} from '@driftline/quality';
 import { z } from 'zod';
 
 export type FeatureType = 'double' | 'string' | 'boolean';
@@ -8,6 +16,8 @@ export interface FeatureSpec {
   readonly name: string;
   readonly type: FeatureType;
   readonly description?: string;
+  /** Data-quality expectations (`expect`), evaluated per window by the drift-monitor. */
+  readonly expect?: FeatureExpectations;
 }
 
 /** A sliding event-time window aggregate over one numeric feature of the view. */
@@ -40,6 +50,8 @@ export interface FeatureView {
    * the work of every write to it (one refold of at most this many events).
    */
   readonly maxWindowEvents: number;
+  /** Freshness expectation (`freshness.max_lag`), measured by the feature-materializer. */
+  readonly freshness?: FreshnessSpec;
 }
 
 export interface FeatureViews {
@@ -74,8 +86,12 @@ const featureSchema = z.preprocess(
   z.strictObject({
     type: z.enum(['double', 'string', 'boolean'], { message: 'must be one of double, string, boolean' }),
     description: z.string().optional(),
+    expect: expectationSchema.optional(),
   }),
 );
+
+/** Longest freshness bound of a view. */
+export const MAX_FRESHNESS_LAG_MS = 90 * 86_400_000;
 
 const aggregateSchema = z.strictObject({
   name: name('aggregate name').optional(),
@@ -98,6 +114,7 @@ const viewSchema = z.strictObject({
     .min(1)
     .max(MAX_WINDOW_EVENTS, `must be at most ${MAX_WINDOW_EVENTS}`)
     .default(DEFAULT_MAX_WINDOW_EVENTS),
+  freshness: z.strictObject({ max_lag: duration('max_lag') }).optional(),
 });
 
 const fileSchema = z.strictObject({ views: z.array(viewSchema).min(1, 'must declare at least one view') });
@@ -138,10 +155,17 @@ export function parseFeatureViews(document: unknown): FeatureViews {
     const features: FeatureSpec[] = [];
     for (const [featureName, spec] of Object.entries(raw.features)) {
       if (!NAME.test(featureName)) fail(at('features', featureName), `feature name must match ${NAME.source}`);
+      let expect: FeatureExpectations | undefined;
+      if (spec.expect !== undefined) {
+        const checked = toFeatureExpectations(featureName, spec.type, spec.expect);
+        if (Array.isArray(checked)) fail(at('features', featureName, 'expect', checked[0]), checked[1]);
+        expect = checked as FeatureExpectations;
+      }
       features.push({
         name: featureName,
         type: spec.type,
         ...(spec.description === undefined ? {} : { description: spec.description }),
+        ...(expect === undefined ? {} : { expect }),
       });
     }
     if (features.length === 0) fail(at('features'), 'must declare at least one feature');
@@ -181,6 +205,7 @@ export function parseFeatureViews(document: unknown): FeatureViews {
       horizonMs: aggregates.reduce((m, a) => Math.max(m, a.windowMs), 0),
       aggregatedFeatures,
       maxWindowEvents: raw.max_events,
+      ...(raw.freshness === undefined ? {} : { freshness: freshnessOf(raw.freshness.max_lag, raw.name, at) }),
     };
     byName.set(view.name, view);
     views.push(view);
@@ -190,6 +215,46 @@ export function parseFeatureViews(document: unknown): FeatureViews {
     get: (viewName) => byName.get(viewName),
     sources: [...new Set(views.map((v) => v.source))],
   };
+}
+
+function freshnessOf(
+  maxLag: string | number,
+  view: string,
+  at: (...rest: PropertyKey[]) => PropertyKey[],
+): FreshnessSpec {
+  const maxLagMs = toMs(maxLag);
+  if (maxLagMs <= 0 || maxLagMs > MAX_FRESHNESS_LAG_MS) {
+    fail(at('freshness', 'max_lag'), `must be between 1ms and ${formatDuration(MAX_FRESHNESS_LAG_MS)}`);
+  }
+  return { view, maxLagMs };
+}
+
+/**
+ * The data-quality expectations of every view's features, for a monitor of the predictions that
+ * carry them by feature name. A feature declared with expectations in two views is refused unless
+ * both say the same (a prediction carries one value per name).
+ */
+export function expectationsOf(views: FeatureViews): ExpectationSet {
+  const byFeature = new Map<string, FeatureExpectations>();
+  for (const [i, view] of views.views.entries()) {
+    for (const f of view.features) {
+      if (f.expect === undefined) continue;
+      const seen = byFeature.get(f.name);
+      if (seen !== undefined && JSON.stringify(seen) !== JSON.stringify(f.expect)) {
+        fail(
+          ['views', i, 'features', f.name, 'expect'],
+          'another view declares different expectations for this feature',
+        );
+      }
+      byFeature.set(f.name, f.expect);
+    }
+  }
+  return expectationSet([...byFeature.values()]);
+}
+
+/** The freshness expectations of the views that declare one. */
+export function freshnessSpecs(views: FeatureViews): FreshnessSpec[] {
+  return views.views.flatMap((v) => (v.freshness === undefined ? [] : [v.freshness]));
 }
 
 /** Parses the text of a feature view file, YAML or JSON (JSON is YAML). */

@@ -1,13 +1,19 @@
 import { createHash } from 'node:crypto';
 import { ConfigError } from '@driftline/core';
+import { BUSINESS_METRICS, type BusinessMetricName } from './business.js';
+import { type CbpeEstimate, ESTIMATED_METRICS, type EstimatedMetricName } from './cbpe.js';
 import { METRIC_NAMES, type MetricName } from './metrics.js';
 import { ALL_SEGMENT, type PerformanceRow } from './windows.js';
+
+/** What a bound can name: a realized metric, or a business metric of the whole window. */
+export type BoundMetric = MetricName | BusinessMetricName;
+const BOUND_METRICS: readonly string[] = [...METRIC_NAMES, ...BUSINESS_METRICS];
 
 export type BoundOp = '<' | '<=' | '>' | '>=';
 
 /** A bound a metric must respect; the alert fires when `metric op value` holds (e.g. accuracy < 0.8). */
 export interface MetricBound {
-  readonly metric: MetricName;
+  readonly metric: BoundMetric;
   readonly op: BoundOp;
   readonly value: number;
 }
@@ -20,9 +26,9 @@ export function parseBounds(text: string, field: string): MetricBound[] {
   return text.split(',').map((part) => {
     const m = BOUND.exec(part);
     if (m === null) throw new ConfigError(field, `bound ${JSON.stringify(part)} is not <metric><op><number>`);
-    const metric = m[1]?.toLowerCase() as MetricName;
-    if (!METRIC_NAMES.includes(metric)) {
-      throw new ConfigError(field, `unknown metric ${JSON.stringify(m[1])} (known: ${METRIC_NAMES.join(', ')})`);
+    const metric = m[1]?.toLowerCase() as BoundMetric;
+    if (!BOUND_METRICS.includes(metric)) {
+      throw new ConfigError(field, `unknown metric ${JSON.stringify(m[1])} (known: ${BOUND_METRICS.join(', ')})`);
     }
     return { metric, op: m[2] as BoundOp, value: Number(m[3]) };
   });
@@ -54,15 +60,58 @@ export interface Breach {
 export function evaluateBounds(
   rows: readonly PerformanceRow[],
   bounds: readonly MetricBound[],
-  options: { minSamples: number; includeSegments: boolean },
+  options: {
+    minSamples: number;
+    includeSegments: boolean;
+    /** Business metrics of the whole window (they have no segment rows). */
+    business?: Readonly<Record<BusinessMetricName, number | null>>;
+  },
 ): Breach[] {
   const out: Breach[] = [];
   for (const row of rows) {
     if (row.labeled < options.minSamples) continue;
     if (!options.includeSegments && row.segment !== ALL_SEGMENT) continue;
+    const whole = row.segment === ALL_SEGMENT && row.segmentFeature === '';
     for (const bound of bounds) {
-      const value = row.metrics[bound.metric];
+      const value = isBusinessMetric(bound.metric)
+        ? whole
+          ? (options.business?.[bound.metric] ?? null)
+          : null
+        : row.metrics[bound.metric];
       if (value !== null && Number.isFinite(value) && breaches(value, bound)) out.push({ bound, value, row });
+    }
+  }
+  return out;
+}
+
+const isBusinessMetric = (m: BoundMetric): m is BusinessMetricName =>
+  (BUSINESS_METRICS as readonly string[]).includes(m);
+
+export interface EstimateBreach {
+  readonly bound: MetricBound & { readonly metric: EstimatedMetricName };
+  readonly value: number;
+}
+
+/**
+ * The bounds a window's CBPE estimate breaks: the same bounds as the realized metrics, on the
+ * metrics CBPE estimates (accuracy, precision, recall, f1, roc_auc), once at least `minSamples`
+ * predictions are scored. Windows whose labels already cover `realizedCoverage` are judged on
+ * their realized metrics instead (the PERFORMANCE alert), so none is judged twice.
+ */
+export function evaluateEstimateBounds(
+  estimate: CbpeEstimate,
+  labelCoverage: number | null,
+  bounds: readonly MetricBound[],
+  options: { minSamples: number; realizedCoverage: number },
+): EstimateBreach[] {
+  if (estimate.n < options.minSamples) return [];
+  if (labelCoverage !== null && labelCoverage >= options.realizedCoverage) return [];
+  const out: EstimateBreach[] = [];
+  for (const bound of bounds) {
+    if (!(ESTIMATED_METRICS as readonly string[]).includes(bound.metric)) continue;
+    const value = estimate[bound.metric as EstimatedMetricName];
+    if (value !== null && Number.isFinite(value) && breaches(value, bound)) {
+      out.push({ bound: bound as EstimateBreach['bound'], value });
     }
   }
   return out;
@@ -80,9 +129,11 @@ export function performanceAlertId(parts: {
   segmentFeature: string;
   segment: string;
   bound: MetricBound;
+  /** PERFORMANCE unless given (ESTIMATED_PERFORMANCE): the kinds never share an id. */
+  kind?: string;
 }): string {
   const text = JSON.stringify([
-    'PERFORMANCE',
+    parts.kind ?? 'PERFORMANCE',
     parts.model,
     parts.modelVersion,
     parts.windowStart,

@@ -3,6 +3,7 @@ export type { CountEncoding } from './codec.js';
 export * from './distance.js';
 export * from './exact-sum.js';
 export { chi2Sf, logGamma } from './gamma.js';
+export { GridIndex } from './grid-index.js';
 export { kstwoSf } from './kolmogorov.js';
 export * from './ks.js';
 export { CompensatedSum, compensatedSum, type MaybeNumber, sortedFinite } from './numeric.js';

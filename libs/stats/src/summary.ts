@@ -78,14 +78,18 @@ export class NumericSummary {
     this.sum = sum ?? new ExactSum();
   }
 
-  add(x: MaybeNumber): void {
+  /**
+   * Counts x; returns its slot on the profile grid (-1 when missing or infinite), so a caller that
+   * also bins the value (the sequential detector) needs no second search.
+   */
+  add(x: MaybeNumber): number {
     if (x === null || x === undefined || Number.isNaN(x)) {
       this.missing++;
-      return;
+      return -1;
     }
     if (x === Number.POSITIVE_INFINITY || x === Number.NEGATIVE_INFINITY) {
       this.infinite++;
-      return;
+      return -1;
     }
     const slot = this.grid.slot(x);
     this.counts[slot]! += 1;
@@ -95,6 +99,7 @@ export class NumericSummary {
     if (x < this.refMin) this.belowMin++;
     else if (x > this.refMax) this.aboveMax++;
     this.sum.add(x);
+    return slot;
   }
 
   addAll(values: ArrayLike<MaybeNumber>): this {

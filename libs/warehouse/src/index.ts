@@ -9,9 +9,10 @@ export {
 } from './errors.js';
 export { type Migration, migrate } from './migrate.js';
 export { migrations } from './migrations.js';
-export type { PipelineCounts, TrainedVersion, WindowVerdicts } from './read-models/pipeline-summary.js';
+export type { LiveOutcome, PipelineCounts, TrainedVersion, WindowVerdicts } from './read-models/pipeline-summary.js';
 export type { ReportRange } from './read-models/report.js';
 export type { AlertDeliveryRow, AlertDeliveryStore } from './tables/alert-deliveries.js';
+export type { DataQualityRow, DataQualityStore } from './tables/data-quality-windows.js';
 export type {
   Progress,
   ProgressStage,
@@ -19,7 +20,13 @@ export type {
 } from './tables/drift-progress.js';
 export type { DriftQuarantineRow, DriftQuarantineStore } from './tables/drift-quarantine.js';
 export type { DriftWindowRow, DriftWindowStore } from './tables/drift-windows.js';
+export type { ModelTransitionStore, TransitionRow, VersionArtifacts } from './tables/model-transitions.js';
 export type { ModelRegistry, ModelVersionRow } from './tables/model-versions.js';
+export type {
+  HistogramFlush,
+  PerformanceEstimateStore,
+  StoredCalibration,
+} from './tables/performance-estimates.js';
 export type {
   PerformanceStore,
   PerformanceWindow,
@@ -28,6 +35,9 @@ export {
   ClickHousePredictionStore,
   type ExpiredPredictionRow,
   type JoinedRow,
+  MAX_PAIRS_PER_READ,
+  type PairedOutcome,
+  type PairQuery,
   type PredictionStore,
   segmentValue,
   type TrainingRow,
@@ -36,5 +46,13 @@ export {
 export type { ReferenceStore } from './tables/reference-profiles.js';
 export { RETENTION_DAYS } from './tables/retention.js';
 export type { DecisionRow, DecisionStore } from './tables/retrain-decisions.js';
+export type { SequentialDetectionRow, SequentialDetectionStore } from './tables/sequential-detections.js';
+export type {
+  SkewCountsRow,
+  SkewPartialRow,
+  SkewTotalsRow,
+  SkewWindowKey,
+  SkewWindowStore,
+} from './tables/skew-windows.js';
 export { chTime } from './time.js';
 export { openWarehouse, type Warehouse, warehouseOn } from './warehouse.js';

@@ -1,14 +1,19 @@
 import type { Migration } from './migrate.js';
 import { alertDeliveriesMigration } from './tables/alert-deliveries.js';
+import { dataQualityWindowsMigration } from './tables/data-quality-windows.js';
 import { driftProgressMigration } from './tables/drift-progress.js';
 import { driftQuarantineMigration } from './tables/drift-quarantine.js';
 import { driftWindowsMigration } from './tables/drift-windows.js';
+import { modelTransitionsMigration } from './tables/model-transitions.js';
 import { modelVersionsMigration } from './tables/model-versions.js';
+import { performanceEstimatesMigration } from './tables/performance-estimates.js';
 import { performanceWindowsMigration } from './tables/performance-windows.js';
-import { predictionsMigration } from './tables/predictions.js';
+import { pairedPredictionsMigration, predictionsMigration } from './tables/predictions.js';
 import { referenceProfilesMigration } from './tables/reference-profiles.js';
 import { retentionMigration } from './tables/retention.js';
 import { retrainDecisionsMigration } from './tables/retrain-decisions.js';
+import { sequentialDetectionsMigration } from './tables/sequential-detections.js';
+import { skewWindowsMigration } from './tables/skew-windows.js';
 
 /** Every table of driftline, in the order it is created. The only list of ClickHouse DDL. */
 export const migrations: readonly Migration[] = [
@@ -22,4 +27,10 @@ export const migrations: readonly Migration[] = [
   modelVersionsMigration, // 0350
   alertDeliveriesMigration, // 0400
   retentionMigration, // 0500 TTLs of the tables created without one (RETENTION_DAYS)
+  modelTransitionsMigration, // 0510 (no TTL: the model-controller's state, see the file)
+  pairedPredictionsMigration, // 0520 role, scores, label_value on labeled/unlabeled_predictions
+  dataQualityWindowsMigration, // 0600 (TTL 400 days, in the table)
+  performanceEstimatesMigration, // 0610 CBPE + business columns, score_histograms (TTL 400 days), calibration_maps
+  skewWindowsMigration, // 0620 (TTL 400 days, in the table)
+  sequentialDetectionsMigration, // 0640 (TTL 400 days, in the table)
 ];

@@ -1,19 +1,25 @@
-import type { ReportData } from '@driftline/report';
+import type { ModelCardData, ReportData } from '@driftline/report';
 import { type ClickHouse, createClickHouse } from './client.js';
 import type { ClickHouseConfig } from './config.js';
 import { migrate } from './migrate.js';
 import { migrations } from './migrations.js';
+import { loadModelCard } from './read-models/model-card.js';
 import { PipelineSummary } from './read-models/pipeline-summary.js';
 import { loadReportData, type ReportRange } from './read-models/report.js';
 import { type AlertDeliveryStore, ClickHouseAlertDeliveryStore } from './tables/alert-deliveries.js';
+import { ClickHouseDataQualityStore, type DataQualityStore } from './tables/data-quality-windows.js';
 import { ClickHouseProgressStore, type ProgressStore } from './tables/drift-progress.js';
 import { ClickHouseDriftQuarantineStore, type DriftQuarantineStore } from './tables/drift-quarantine.js';
 import { ClickHouseDriftWindowStore, type DriftWindowStore } from './tables/drift-windows.js';
+import { ClickHouseModelTransitionStore, type ModelTransitionStore } from './tables/model-transitions.js';
 import { ClickHouseModelRegistry, type ModelRegistry } from './tables/model-versions.js';
+import { ClickHousePerformanceEstimateStore, type PerformanceEstimateStore } from './tables/performance-estimates.js';
 import { ClickHousePerformanceStore, type PerformanceStore } from './tables/performance-windows.js';
 import { ClickHousePredictionStore, type PredictionStore } from './tables/predictions.js';
 import { ClickHouseReferenceStore, type ReferenceStore } from './tables/reference-profiles.js';
 import { ClickHouseDecisionStore, type DecisionStore } from './tables/retrain-decisions.js';
+import { ClickHouseSequentialDetectionStore, type SequentialDetectionStore } from './tables/sequential-detections.js';
+import { ClickHouseSkewWindowStore, type SkewWindowStore } from './tables/skew-windows.js';
 
 /** Every store and read model over one ClickHouse: what services get, instead of a client. */
 export interface Warehouse {
@@ -25,12 +31,24 @@ export interface Warehouse {
   readonly references: ReferenceStore;
   readonly predictions: PredictionStore;
   readonly performance: PerformanceStore;
+  /** CBPE state (score histograms), calibration maps and labeled business values (0610). */
+  readonly estimates: PerformanceEstimateStore;
   readonly decisions: DecisionStore;
   readonly models: ModelRegistry;
+  /** Stage transitions of model versions (the model-controller's state). */
+  readonly transitions: ModelTransitionStore;
   /** Every alert-router delivery; also its deduplication state. */
   readonly alertDeliveries: AlertDeliveryStore;
+  /** Training-serving skew counts per window and source partition (the skew-monitor). */
+  readonly skewWindows: SkewWindowStore;
+  /** Data-quality expectations per window (drift-monitor) and view freshness (feature-materializer). */
+  readonly dataQuality: DataQualityStore;
+  /** Alarms of the drift-monitor's online sequential detector (0640). */
+  readonly sequentialDetections: SequentialDetectionStore;
   readonly summary: PipelineSummary;
   report(range: ReportRange, now?: number): Promise<ReportData>;
+  /** Everything the model card of one version shows (NOT_FOUND when nothing is recorded for it). */
+  modelCard(model: string, version: string, now?: number): Promise<ModelCardData>;
   close(): Promise<void>;
 }
 
@@ -44,11 +62,17 @@ export function warehouseOn(ch: ClickHouse): Warehouse {
     references: new ClickHouseReferenceStore(ch),
     predictions: new ClickHousePredictionStore(ch),
     performance: new ClickHousePerformanceStore(ch),
+    estimates: new ClickHousePerformanceEstimateStore(ch),
     decisions: new ClickHouseDecisionStore(ch),
     models: new ClickHouseModelRegistry(ch),
+    transitions: new ClickHouseModelTransitionStore(ch),
     alertDeliveries: new ClickHouseAlertDeliveryStore(ch),
+    skewWindows: new ClickHouseSkewWindowStore(ch),
+    dataQuality: new ClickHouseDataQualityStore(ch),
+    sequentialDetections: new ClickHouseSequentialDetectionStore(ch),
     summary: new PipelineSummary(ch),
     report: (range, now) => loadReportData(ch, range, now),
+    modelCard: (model, version, now) => loadModelCard(ch, model, version, now),
     close: () => ch.close(),
   };
 }

@@ -20,18 +20,18 @@ import { stageOneProcessor } from '../src/stage-one.js';
  *   1e3 and 1e5 events (constant: fixed-width counts on the reference grid).
  * Figures are medians of repeated runs (shared machines).
  */
-const FEATURES = 20;
-const WINDOW_MS = 60_000;
+export const FEATURES = 20;
+export const WINDOW_MS = 60_000;
 
 const rng = seededUniform;
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function reference(): ReferenceSet {
+export function reference(): ReferenceSet {
   const r = rng(1);
   const profiles = new Map<string, ReferenceProfile>();
   for (let f = 0; f < FEATURES; f++)
@@ -39,11 +39,11 @@ function reference(): ReferenceSet {
   return referenceSet('bench', 'v1', profiles);
 }
 
-function events(n: number, seed: number, spanMs: number): PredictionEvent[] {
+export function events(n: number, seed: number, spanMs: number, shift = 0.5): PredictionEvent[] {
   const r = rng(seed);
   return Array.from({ length: n }, (_, i) => {
     const features: Record<string, number> = {};
-    for (let f = 0; f < FEATURES; f++) features[`f${f}`] = r() * 10 + f + 0.5;
+    for (let f = 0; f < FEATURES; f++) features[`f${f}`] = r() * 10 + f + shift;
     return {
       prediction_id: `p${i}`,
       model: 'bench',
@@ -57,7 +57,7 @@ function events(n: number, seed: number, spanMs: number): PredictionEvent[] {
   });
 }
 
-function records(evts: PredictionEvent[]): DecodedRecord<PredictionEvent>[] {
+export function records(evts: PredictionEvent[]): DecodedRecord<PredictionEvent>[] {
   return evts.map((value, i) => ({
     record: {
       topic: 'predictions',
@@ -72,7 +72,8 @@ function records(evts: PredictionEvent[]): DecodedRecord<PredictionEvent>[] {
   }));
 }
 
-async function valuesPerSecond(ref: ReferenceSet): Promise<number> {
+/** In-memory stores holding one reference and no progress (the benches need no ClickHouse). */
+export function benchStores(ref: ReferenceSet): { store: ReferenceStore; progress: ProgressStore } {
   const store: ReferenceStore = {
     save: async () => {},
     latest: async () => ref,
@@ -80,7 +81,11 @@ async function valuesPerSecond(ref: ReferenceSet): Promise<number> {
     all: async () => [ref],
     catalog: async () => [{ model: ref.model, version: ref.version }],
   };
-  const progress: ProgressStore = { load: async () => undefined, save: async () => {} };
+  return { store, progress: { load: async () => undefined, save: async () => {} } };
+}
+
+async function valuesPerSecond(ref: ReferenceSet): Promise<number> {
+  const { store, progress } = benchStores(ref);
   const n = 100_000;
   // 100k events over 10 windows: the closes and their serialisation are part of the figure.
   const items = records(events(n, 7, 10 * WINDOW_MS));
@@ -143,3 +148,5 @@ export async function benchDrift(): Promise<Record<string, number>> {
     'drift.bytes_per_feature_window_1e5_events': Math.round(large),
   };
 }
+
+export { benchMonitors, type MonitorExtra } from './monitors-bench.js';

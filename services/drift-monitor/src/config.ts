@@ -1,6 +1,9 @@
 import { envField } from '@driftline/core';
-import { DEFAULT_THRESHOLDS, type DriftThresholds, type PrimaryMethod } from '@driftline/drift';
+import { DEFAULT_THRESHOLDS, type DriftThresholds, type PrimaryMethod, type SequentialConfig } from '@driftline/drift';
+import { expectationsOf, loadFeatureViews } from '@driftline/features';
+import { EMPTY_EXPECTATIONS, type ExpectationSet } from '@driftline/quality';
 import { z } from 'zod';
+import { sequentialEnvShape, toSequentialConfig } from './sequential-config.js';
 
 const share = (fallback: number) =>
   z
@@ -38,6 +41,9 @@ export const driftEnvShape = {
   DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: envField.int(1, 10_000).optional(),
   /** Consumer group of stage 1 (the merge stage uses `<group>-merge`), prefixed by the topic prefix. */
   DRIFTLINE_DRIFT_GROUP: envField.string().default('drift-monitor'),
+  ...sequentialEnvShape,
+  /** Feature view file: the `expect` blocks of its features are the data-quality expectations (optional). */
+  DRIFTLINE_FEATURE_VIEWS: envField.string().optional(),
 };
 
 export interface DriftConfig {
@@ -49,6 +55,10 @@ export interface DriftConfig {
   readonly alertShare: number;
   readonly partialsPartitions: number | undefined;
   readonly group: string;
+  /** The online sequential detector (undefined: off). */
+  readonly sequential: SequentialConfig | undefined;
+  /** Data-quality expectations of prediction features (empty: no quality counted). */
+  readonly expectations: ExpectationSet;
 }
 
 export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): DriftConfig {
@@ -68,5 +78,11 @@ export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): 
     alertShare: env.DRIFTLINE_DRIFT_ALERT_SHARE,
     partialsPartitions: env.DRIFTLINE_DRIFT_PARTIALS_PARTITIONS,
     group: env.DRIFTLINE_DRIFT_GROUP,
+    sequential: toSequentialConfig(env),
+    // Loaded and checked at start-up: a bad file fails naming the field (views[0].features.age.expect.…).
+    expectations:
+      env.DRIFTLINE_FEATURE_VIEWS === undefined
+        ? EMPTY_EXPECTATIONS
+        : expectationsOf(loadFeatureViews(env.DRIFTLINE_FEATURE_VIEWS)),
   };
 }

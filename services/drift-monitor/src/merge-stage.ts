@@ -6,6 +6,7 @@ import {
   capReason,
   checkPartialsTime,
   type DriftThresholds,
+  dataQualityAlert,
   decodePartials,
   featureResults,
   type MergeGroup,
@@ -20,9 +21,12 @@ import {
   windowVerdict,
 } from '@driftline/drift';
 import type { BatchProcessor } from '@driftline/kafka';
+import { type ExpectationSet, evaluateWindow, mergeSections } from '@driftline/quality';
 import type { DriftAlert } from '@driftline/schemas';
 import {
   chTime,
+  type DataQualityRow,
+  type DataQualityStore,
   type DriftQuarantineRow,
   type DriftQuarantineStore,
   type DriftWindowRow,
@@ -51,6 +55,8 @@ export interface MergeDeps {
   readonly logger: Logger;
   readonly metrics?: DriftMetrics;
   readonly now?: () => number;
+  /** Data-quality expectations evaluated on the partials' quality sections, and where their rows go. */
+  readonly quality?: { readonly expectations: ExpectationSet; readonly store: DataQualityStore };
 }
 
 const finiteOrNull = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
@@ -114,6 +120,60 @@ async function evaluateGroup(
   return { rows, alerts: buildAlerts(alertContext(w, group), verdict) };
 }
 
+/**
+ * The data-quality rows and alert of one group: its partials' quality sections merged (exact, any
+ * order) and evaluated against the expectations. Sections built against other expectations (a
+ * config change between the stages) are not evaluated: logged, no rows. A malformed section throws
+ * (poison), which quarantines the group like a malformed summary.
+ */
+function evaluateQuality(
+  w: CompletedWindow,
+  group: MergeGroup,
+  deps: Pick<MergeDeps, 'quality' | 'logger'>,
+  computedAt: number,
+): { rows: DataQualityRow[]; alert: DriftAlert | undefined } {
+  const q = deps.quality;
+  if (q === undefined) return { rows: [], alert: undefined };
+  const merged = mergeSections(
+    group.partials.map((p) => p.quality),
+    q.expectations,
+  );
+  if (merged.status === 'mismatch') {
+    deps.logger.warn(
+      {
+        model: group.model,
+        version: group.version,
+        windowStart: w.windowStart,
+        ids: merged.ids,
+        expected: q.expectations.id,
+      },
+      'data-quality counts were built against other expectations: window not evaluated',
+    );
+  }
+  if (merged.status !== 'merged') return { rows: [], alert: undefined };
+  const results = evaluateWindow(q.expectations, merged.states);
+  const rows = results.map(
+    (r): DataQualityRow => ({
+      model: group.model,
+      version: group.version,
+      feature: r.feature,
+      expectation: r.expectation,
+      scope: '',
+      window_start: chTime(w.windowStart),
+      window_end: chTime(w.windowEnd),
+      observed: r.observed,
+      bound: r.bound,
+      passed: r.passed ? 1 : 0,
+      count: r.count,
+      events: group.events,
+      detail: r.detail,
+      expectations_id: q.expectations.id,
+      computed_at: chTime(computedAt),
+    }),
+  );
+  return { rows, alert: dataQualityAlert(alertContext(w, group), results) };
+}
+
 const alertContext = (w: CompletedWindow, group: MergeGroup): AlertContext => ({
   model: group.model,
   version: group.version,
@@ -130,6 +190,7 @@ interface Outcome {
   readonly group: MergeGroup;
   rows: DriftWindowRow[];
   alerts: DriftAlert[];
+  qualityRows: DataQualityRow[];
   failure: QuarantineCause | undefined;
 }
 
@@ -204,10 +265,13 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
     const outcomes: Outcome[] = [];
     for (const window of complete) {
       for (const group of window.groups) {
-        const outcome: Outcome = { window, group, rows: [], alerts: [], failure: undefined };
+        const outcome: Outcome = { window, group, rows: [], alerts: [], qualityRows: [], failure: undefined };
         outcomes.push(outcome);
         try {
           Object.assign(outcome, await evaluateGroup(window, group, deps, t));
+          const quality = evaluateQuality(window, group, deps, t);
+          outcome.qualityRows = quality.rows;
+          if (quality.alert !== undefined) outcome.alerts.push(quality.alert);
         } catch (thrown) {
           const error = toDriftlineError(thrown);
           if (error.retriable) throw error;
@@ -220,6 +284,14 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
       (o) => o.rows,
       (rows) => deps.driftWindows.insert(rows),
     );
+    const qualityStore = deps.quality?.store;
+    if (qualityStore !== undefined) {
+      await isolate(
+        outcomes,
+        (o) => o.qualityRows,
+        (rows) => qualityStore.insert(rows),
+      );
+    }
     await isolate(
       outcomes,
       (o) => o.alerts,

@@ -8,6 +8,7 @@ import { type DriftConfig, driftEnvShape, toDriftConfig } from './config.js';
 import { mergeProcessor } from './merge-stage.js';
 import { driftMetrics } from './metrics.js';
 import { ReferenceCache } from './reference-cache.js';
+import { sequentialMonitor } from './sequential.js';
 import { stageOneProcessor } from './stage-one.js';
 
 /** Internal topic between the stages (with the topic prefix). */
@@ -101,6 +102,7 @@ export const driftMonitorService = defineService({
       logger,
       metrics,
       sendAlerts: (batch: readonly DriftAlert[]) => alerts.publish(batch),
+      quality: { expectations: config.expectations, store: warehouse.dataQuality },
     });
     consumers.push(
       await ctx.consume({
@@ -132,6 +134,20 @@ export const driftMonitorService = defineService({
           metrics,
           eventTime: ctx.common.eventTime,
           logger,
+          expectations: config.expectations,
+          ...(config.sequential === undefined
+            ? {}
+            : {
+                sequential: sequentialMonitor({
+                  config: config.sequential,
+                  windowMs: config.windowMs,
+                  resolve: (m, v, w) => references.resolve(m, v, w),
+                  store: warehouse.sequentialDetections,
+                  sendAlerts: (batch) => alerts.publish(batch),
+                  registry: ctx.registry,
+                  logger,
+                }),
+              }),
           decode: (v) => predictionCodec.decode(v),
           emit: async (messages) =>
             (await ctx.producer()).send(

@@ -1,17 +1,21 @@
 import { checkEventTime, type EventTimeBounds, type Logger, silentLogger } from '@driftline/core';
 import {
+  type CloseResult,
   flushMessages,
   type OutboundPartials,
   PartitionWindows,
   type RestoredProgress,
   restoredFrontierProblem,
   type WindowSpec,
+  windowStartOf,
 } from '@driftline/drift';
 import type { BatchProcessor, DecodedRecord } from '@driftline/kafka';
+import { EMPTY_EXPECTATIONS, type ExpectationSet, QualityWindows } from '@driftline/quality';
 import type { PredictionEvent } from '@driftline/schemas';
 import type { ProgressStore } from '@driftline/warehouse';
 import type { DriftMetrics } from './metrics.js';
 import type { ReferenceCache } from './reference-cache.js';
+import type { SequentialHook } from './sequential.js';
 
 export interface StageOneDeps {
   readonly spec: WindowSpec;
@@ -30,6 +34,10 @@ export interface StageOneDeps {
   readonly now?: () => number;
   readonly logger?: Logger;
   readonly metrics?: DriftMetrics;
+  /** The online sequential detector (off when absent). */
+  readonly sequential?: SequentialHook;
+  /** Data-quality expectations counted beside the summaries and sent in the partials (none by default). */
+  readonly expectations?: ExpectationSet;
 }
 
 /**
@@ -45,6 +53,8 @@ interface PartitionEntry {
   unsent: OutboundPartials[];
   /** The frontier of windows already sent, not yet recorded in drift_progress: saved first on retry. */
   unsentProgress: { position: number; offset: number } | undefined;
+  /** Data-quality counts of the same added events, taken when their window closes. */
+  readonly quality: QualityWindows;
 }
 
 export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<PredictionEvent> & { openWindows(): number } {
@@ -98,7 +108,8 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
           }
         }
         const windows = new PartitionWindows(deps.spec, resolve, restored);
-        entry = { windows, lastOffset: -1, unsent: [], unsentProgress: undefined };
+        const quality = new QualityWindows(deps.expectations ?? EMPTY_EXPECTATIONS);
+        entry = { windows, lastOffset: -1, unsent: [], unsentProgress: undefined, quality };
         states.set(ctx.partition, entry);
       }
       await send(entry, ctx.topic, ctx.partition); // what a failed attempt closed but could not send
@@ -107,6 +118,7 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
         pairs.set(`${item.value.model}\u0000${item.value.model_version}`, [item.value.model, item.value.model_version]);
       }
       await deps.references.ensure(pairs.values());
+      await deps.sequential?.prepare(items.map((i) => i.value));
 
       const state = entry.windows;
       const before = {
@@ -119,12 +131,22 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       for (const item of items) {
         const offset = Number(item.record.offset);
         if (offset <= entry.lastOffset) continue;
-        state.add(item.value, offset);
+        const outcome = state.add(item.value, offset);
+        // One read of each value: quality and the detector take what the summaries read (and the
+        // slot they binned it in) for an added event; other outcomes read the event themselves.
+        const read = outcome === 'added' ? state.added : undefined;
+        // Exactly the events the summaries took (not late, replayed or unreferenced ones), so the
+        // quality counts live, close and replay with the same windows.
+        if (read !== undefined && entry.quality.enabled) {
+          const e = item.value;
+          entry.quality.add(windowStartOf(e.event_time, deps.spec.sizeMs), e.model, e.model_version, e.features, read);
+        }
+        deps.sequential?.observe(ctx.partition, item.value, offset, read);
         entry.lastOffset = offset;
         added++;
       }
       const next = Number(last.record.offset) + 1;
-      const flush = state.closeReady();
+      const flush = withQuality(state.closeReady(), entry.quality);
       const messages = flushMessages(
         { topic: ctx.topic, partition: ctx.partition, partitions: deps.sourcePartitions },
         flush,
@@ -149,11 +171,28 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
         if (flush.windows.length > 0) m.windowsClosed.inc(flush.windows.length);
         m.windowsOpen.set(openWindows());
       }
+      await deps.sequential?.flush(ctx.topic, ctx.partition); // its rows and alerts before any commit
       return { commitOffset: String(state.commitOffset(next)) };
     },
     revoked(partitions) {
       for (const p of partitions) if (p.topic === deps.sourceTopic) states.delete(p.partition);
+      for (const p of partitions) if (p.topic === deps.sourceTopic) deps.sequential?.revoked(p.partition);
       deps.metrics?.windowsOpen.set(openWindows());
     },
+  };
+}
+
+/** Puts each closed partial's quality section (if any) into it, and forgets it. */
+function withQuality(flush: CloseResult, quality: QualityWindows): CloseResult {
+  if (!quality.enabled || flush.windows.length === 0) return flush;
+  return {
+    ...flush,
+    windows: flush.windows.map((w) => ({
+      ...w,
+      partials: w.partials.map((p) => {
+        const section = quality.take(p.windowStart, p.model, p.version);
+        return section === undefined ? p : { ...p, quality: section };
+      }),
+    })),
   };
 }

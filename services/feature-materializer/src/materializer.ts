@@ -8,8 +8,9 @@ import {
   type KafkaClient,
   startConsumer,
 } from '@driftline/kafka';
-import { counter, histogram, type Registry } from '@driftline/observability';
+import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
+import { type FreshnessResult, type FreshnessSpec, FreshnessTracker } from '@driftline/quality';
 import { contracts, type FeatureEvent } from '@driftline/schemas';
 
 export interface MaterializerOptions {
@@ -31,9 +32,20 @@ export interface MaterializerOptions {
   readonly partitionsConsumedConcurrently?: number;
   readonly maxBytesPerPartition?: number;
   readonly sessionTimeoutMs?: number;
+  /** DRIFTLINE_STALL_TIMEOUT: a partition with lag whose commit has not moved for this long is stalled. */
+  readonly stallTimeoutMs?: number;
   readonly backoff?: BackoffPolicy;
   /** Called after the store acknowledged a batch (the events are readable from then on); for probes and benchmarks. */
   readonly onWritten?: (events: readonly ValidatedEvent[]) => void;
+  /**
+   * Freshness of the views that declare it: measured per source partition, reported to `sink` at the
+   * end of every processing-time window of `windowMs` (aligned to the epoch).
+   */
+  readonly freshness?: {
+    readonly specs: readonly FreshnessSpec[];
+    readonly windowMs: number;
+    readonly sink: (results: readonly FreshnessResult[]) => Promise<void>;
+  };
 }
 
 export interface MaterializerHandle {
@@ -94,6 +106,14 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
     ),
   };
 
+  const tracker = new FreshnessTracker(options.freshness?.specs ?? []);
+  const lag = gauge(
+    registry,
+    'driftline_feature_view_lag_seconds',
+    'Processing time minus the newest event time of a view (largest over the partitions this instance owns)',
+    ['view'],
+  );
+
   const consumer: ConsumerHandle = await startConsumer<ValidatedEvent>({
     kafka: options.kafka,
     groupId: options.groupId,
@@ -104,6 +124,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 6,
     ...(options.maxBytesPerPartition === undefined ? {} : { maxBytesPerPartition: options.maxBytesPerPartition }),
     ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
+    ...(options.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: options.stallTimeoutMs }),
     ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
     processor: {
       async decode(record) {
@@ -127,6 +148,15 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
         }
         let oldest = Number.POSITIVE_INFINITY;
         const perView = new Map<string, number>();
+        for (const item of items) {
+          // After the store acknowledged: a view is fresh when its rows are, not when events arrive.
+          if (tracker.enabled)
+            tracker.observe(
+              item.value.view.name,
+              `${item.record.topic}/${item.record.partition}`,
+              item.value.eventTime,
+            );
+        }
         for (const e of events) {
           if (e.eventTime < oldest) oldest = e.eventTime;
           perView.set(e.view.name, (perView.get(e.view.name) ?? 0) + 1);
@@ -135,11 +165,71 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
         metrics.freshness.observe(Math.max(0, Date.now() - oldest) / 1000);
         options.onWritten?.(events);
       },
+      revoked(partitions) {
+        for (const p of partitions) tracker.forget(`${p.topic}/${p.partition}`);
+      },
     },
   });
+  const stopFreshness =
+    tracker.enabled && options.freshness !== undefined
+      ? reportFreshness(tracker, options.freshness, lag, options.logger)
+      : () => {};
   return {
     topics,
     ready: () => consumer.ready() && options.store.ready(),
-    stop: () => consumer.stop(),
+    stop: async () => {
+      stopFreshness();
+      await consumer.stop();
+    },
+  };
+}
+
+/**
+ * Every `windowMs` (at epoch-aligned window ends) evaluates the tracker and hands the rows to the
+ * sink. A failing sink is logged and the window's rows are lost: they are measurements of "now",
+ * and the next window measures again (a ClickHouse outage never holds the materializer's commits).
+ */
+function reportFreshness(
+  tracker: FreshnessTracker,
+  freshness: NonNullable<MaterializerOptions['freshness']>,
+  lag: { set(labels: { view: string }, value: number): void },
+  logger: Logger,
+): () => void {
+  const { windowMs, sink } = freshness;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const schedule = () => {
+    if (stopped) return;
+    const now = Date.now();
+    timer = setTimeout(tick, Math.floor(now / windowMs) * windowMs + windowMs - now + 1);
+    timer.unref();
+  };
+  const tick = () => {
+    const end = Math.floor(Date.now() / windowMs) * windowMs;
+    const results = tracker.evaluate(end - windowMs, end);
+    const worst = new Map<string, number>();
+    for (const r of results) worst.set(r.view, Math.max(worst.get(r.view) ?? Number.NEGATIVE_INFINITY, r.lagMs));
+    for (const [view, ms] of worst) lag.set({ view }, ms / 1000);
+    const failed = results.filter((r) => !r.passed);
+    if (failed.length > 0) {
+      logger.warn(
+        { views: [...new Set(failed.map((r) => r.view))], windowEnd: end },
+        'feature view freshness expectation failed: no recent event',
+      );
+    }
+    if (results.length === 0) return schedule();
+    sink(results)
+      .catch((error: unknown) =>
+        logger.warn(
+          { err: (error as Error).message, windowEnd: end },
+          'freshness rows not written; next window measures again',
+        ),
+      )
+      .finally(schedule);
+  };
+  schedule();
+  return () => {
+    stopped = true;
+    if (timer !== undefined) clearTimeout(timer);
   };
 }

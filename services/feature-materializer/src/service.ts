@@ -1,10 +1,12 @@
 import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
-import { type FeatureViews, loadFeatureViews } from '@driftline/features';
+import { type FeatureViews, freshnessSpecs, loadFeatureViews } from '@driftline/features';
 import { defaultBackoff } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import { createRedisOnlineStore } from '@driftline/online-store/redis';
+import type { FreshnessResult } from '@driftline/quality';
 import { deadLetterTopic } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
+import { chTime, type DataQualityRow } from '@driftline/warehouse';
 import { z } from 'zod';
 import { startFeatureMaterializer } from './materializer.js';
 
@@ -19,6 +21,8 @@ export const materializerEnvShape = {
   DRIFTLINE_MATERIALIZER_SESSION_TIMEOUT_MS: envField.int(6_000, 300_000).default(30_000),
   /** Longest pause between retries of a batch while Redis fails (exponential from 100 ms). */
   DRIFTLINE_MATERIALIZER_BACKOFF_MAX_MS: envField.int(100, 600_000).default(10_000),
+  /** Processing-time window of the views' freshness rows (data_quality_windows), when a view declares `freshness`. */
+  DRIFTLINE_FRESHNESS_WINDOW: envField.duration(1_000).default(60_000),
 };
 
 export interface MaterializerConfig {
@@ -30,13 +34,15 @@ export interface MaterializerConfig {
   readonly maxBytesPerPartition: number;
   readonly sessionTimeoutMs: number;
   readonly backoffMaxMs: number;
+  readonly freshnessWindowMs: number;
 }
 
 /** The feature-materializer service: feature events from Kafka into the Redis online store. */
 export const featureMaterializer = defineService({
   name: 'feature-materializer',
   description: 'Materializes feature events into Redis (event-time last-write-wins, window aggregates)',
-  needs: ['kafka', 'registry', 'redis'],
+  // ClickHouse only for freshness rows: opened (lazily) only when a view declares `freshness`.
+  needs: ['kafka', 'registry', 'redis', 'clickhouse'],
   envShape: materializerEnvShape,
   configure(env): MaterializerConfig {
     return {
@@ -49,6 +55,7 @@ export const featureMaterializer = defineService({
       maxBytesPerPartition: env.DRIFTLINE_MATERIALIZER_MAX_BYTES_PER_PARTITION,
       sessionTimeoutMs: env.DRIFTLINE_MATERIALIZER_SESSION_TIMEOUT_MS,
       backoffMaxMs: env.DRIFTLINE_MATERIALIZER_BACKOFF_MAX_MS,
+      freshnessWindowMs: env.DRIFTLINE_FRESHNESS_WINDOW,
     };
   },
   async start(ctx, config) {
@@ -66,7 +73,9 @@ export const featureMaterializer = defineService({
       name: 'driftline-feature-materializer',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
     });
+    const specs = freshnessSpecs(config.views);
     try {
+      const warehouse = specs.length > 0 ? await ctx.warehouse() : undefined;
       const handle = await startFeatureMaterializer({
         kafka: ctx.kafka(),
         producer: await ctx.producer(),
@@ -81,7 +90,17 @@ export const featureMaterializer = defineService({
         partitionsConsumedConcurrently: config.concurrency,
         maxBytesPerPartition: config.maxBytesPerPartition,
         sessionTimeoutMs: config.sessionTimeoutMs,
+        stallTimeoutMs: ctx.common.stallTimeoutMs,
         backoff: { ...defaultBackoff, maxMs: config.backoffMaxMs },
+        ...(warehouse === undefined
+          ? {}
+          : {
+              freshness: {
+                specs,
+                windowMs: config.freshnessWindowMs,
+                sink: (results) => warehouse.dataQuality.insert(results.map(freshnessRow)),
+              },
+            }),
       });
       ctx.logger.info(
         { topics: handle.topics, views: config.views.views.map((v) => v.name), group: config.groupId },
@@ -100,3 +119,24 @@ export const featureMaterializer = defineService({
     }
   },
 });
+
+/** A freshness result as a data_quality_windows row (model and version empty: views serve every model). */
+function freshnessRow(r: FreshnessResult): DataQualityRow {
+  return {
+    model: '',
+    version: '',
+    feature: r.view,
+    expectation: 'freshness',
+    scope: r.scope,
+    window_start: chTime(r.windowStart),
+    window_end: chTime(r.windowEnd),
+    observed: r.lagMs,
+    bound: r.maxLagMs,
+    passed: r.passed ? 1 : 0,
+    count: r.events,
+    events: r.events,
+    detail: JSON.stringify({ newest_event_time: r.newestEventTime }),
+    expectations_id: '',
+    computed_at: chTime(r.windowEnd),
+  };
+}

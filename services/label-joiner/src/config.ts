@@ -48,6 +48,27 @@ export const labelJoinerEnvShape = {
   /** Kafka session timeout: how long a dead instance keeps its partitions. */
   DRIFTLINE_JOINER_SESSION_TIMEOUT: duration(6_000).default(30_000),
   DRIFTLINE_JOINER_MAX_BATCH_BYTES: envField.int(1_024).default(1_048_576),
+  /** CBPE estimates (score histograms) and the business outcome of classification windows. */
+  DRIFTLINE_JOINER_ESTIMATES: envField.bool().default(true),
+  /** Label coverage from which a window is judged on its realized metrics instead of the estimate. */
+  DRIFTLINE_JOINER_REALIZED_COVERAGE: z.coerce.number().min(0).max(1).default(0.5),
+  /** Score histograms buffered before a flush to ClickHouse; past it consumption pauses. */
+  DRIFTLINE_JOINER_SCORE_WINDOWS: envField.int(1, 100_000).default(1_000),
+  /** Cost of one false alarm in the business outcome; empty: a false alarm costs its label's value. */
+  DRIFTLINE_JOINER_FALSE_ALARM_COST: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      if (v.trim() === '') return undefined;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) {
+        ctx.addIssue({ code: 'custom', message: 'must be a number >= 0 (or empty)' });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  /** How long a version's calibration map is cached before it is read again. */
+  DRIFTLINE_JOINER_CALIBRATION_REFRESH: duration(0).default(300_000),
 };
 
 export type LabelJoinerEnv = z.infer<z.ZodObject<typeof labelJoinerEnvShape>>;
@@ -71,6 +92,11 @@ export interface LabelJoinerConfig {
   readonly concurrency: number;
   readonly sessionTimeoutMs: number;
   readonly maxBatchBytes: number;
+  readonly estimates: boolean;
+  readonly realizedCoverage: number;
+  readonly scoreWindows: number;
+  readonly falseAlarmCost: number | undefined;
+  readonly calibrationRefreshMs: number;
 }
 
 function parseModelTasks(text: string): Map<string, Task> {
@@ -118,5 +144,10 @@ export function toLabelJoinerConfig(env: LabelJoinerEnv): LabelJoinerConfig {
     concurrency: env.DRIFTLINE_JOINER_CONCURRENCY,
     sessionTimeoutMs: env.DRIFTLINE_JOINER_SESSION_TIMEOUT,
     maxBatchBytes: env.DRIFTLINE_JOINER_MAX_BATCH_BYTES,
+    estimates: env.DRIFTLINE_JOINER_ESTIMATES,
+    realizedCoverage: env.DRIFTLINE_JOINER_REALIZED_COVERAGE,
+    scoreWindows: env.DRIFTLINE_JOINER_SCORE_WINDOWS,
+    falseAlarmCost: env.DRIFTLINE_JOINER_FALSE_ALARM_COST,
+    calibrationRefreshMs: env.DRIFTLINE_JOINER_CALIBRATION_REFRESH,
   };
 }

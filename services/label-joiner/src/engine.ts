@@ -96,7 +96,21 @@ export class JoinEngine {
   async process(records: readonly JoinerRecord[], now: number): Promise<EngineStats> {
     const predictions: PredictionInput<Buffer>[] = [];
     const labels: LabelInput<Buffer>[] = [];
-    for (const r of records) {
+    const outcomes: Record<string, number> = {};
+    const count = (kind: string, outcome: string) => {
+      const key = `${kind}:${outcome}`;
+      outcomes[key] = (outcomes[key] ?? 0) + 1;
+      this.metrics?.outcomes.inc({ kind, outcome });
+    };
+    // Shadow records are never joined: no label names their id, and the answered record's `scores`
+    // carries the shadow's score on the same instance (the paired comparison reads it). Counted,
+    // then committed with the batch.
+    const joinable = records.filter((r) => {
+      if (r.kind !== 'prediction' || r.event.role !== 'shadow') return true;
+      count('prediction', 'shadow');
+      return false;
+    });
+    for (const r of joinable) {
       if (r.kind === 'prediction') {
         const e = r.event;
         predictions.push({
@@ -119,16 +133,10 @@ export class JoinEngine {
         });
       }
     }
-    const outcomes: Record<string, number> = {};
     // A fresh join pairs the incoming record with the stored other side: only that side needs decoding.
     const emits: Array<{ emit: Joined<Buffer, Buffer>; prediction?: PredictionEvent; label?: LabelEvent }> = [];
-    const predictionRecords = records.filter((r) => r.kind === 'prediction');
-    const labelRecords = records.filter((r) => r.kind === 'label');
-    const count = (kind: string, outcome: string) => {
-      const key = `${kind}:${outcome}`;
-      outcomes[key] = (outcomes[key] ?? 0) + 1;
-      this.metrics?.outcomes.inc({ kind, outcome });
-    };
+    const predictionRecords = joinable.filter((r) => r.kind === 'prediction');
+    const labelRecords = joinable.filter((r) => r.kind === 'label');
     (await this.store.applyPredictions(predictions, now)).forEach((a, n) => {
       count('prediction', a.outcome);
       if (a.emit === undefined) return;

@@ -2,8 +2,11 @@ import { type Logger, toDriftlineError } from '@driftline/core';
 import type { JoinStore } from '@driftline/join';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import {
+  ALL_SEGMENT,
+  businessMetrics,
   computeWindow,
   evaluateBounds,
+  evaluateEstimateBounds,
   type MetricBound,
   type PerformanceRow,
   parseWindowKey,
@@ -15,6 +18,7 @@ import {
 import type { DriftAlert } from '@driftline/schemas';
 import type { Warehouse } from '@driftline/warehouse';
 import type { JoinedSink, PayloadDecoder } from './engine.js';
+import type { WindowEstimator } from './estimates.js';
 
 /** Runs `tick` every `intervalMs` (never overlapping) until stopped; failures are logged and retried. */
 export function every(
@@ -119,6 +123,10 @@ export interface RecomputeOptions {
   readonly alertMinSamples: number;
   readonly alertSegments: boolean;
   readonly batch?: number;
+  /** CBPE estimates and business outcome of classification windows (absent: neither is written). */
+  readonly estimator?: WindowEstimator;
+  /** Label coverage from which a window is judged on its realized metrics, not its estimate. */
+  readonly realizedCoverage?: number;
 }
 
 /** Sends an alert once per id (best effort: a crash between send and mark re-sends the same id). */
@@ -158,13 +166,19 @@ export class WindowRecomputer {
   }
 
   async pass(): Promise<number> {
+    // Score histograms first: a window whose new scores were just flushed is recomputed with them,
+    // even if another instance already cleared its dirty mark.
+    const flushed = (await this.options.estimator?.flush()) ?? [];
     const dirty = await this.store.dirtyWindows(this.options.batch ?? 200);
+    const dirtyKeys = new Set(dirty.map((d) => d.key));
     for (const { key, markedAt } of dirty) {
       const ref = parseWindowKey(key);
       await this.recompute(ref);
       await this.store.clearDirty(key, markedAt);
     }
-    return dirty.length;
+    const extra = [...new Map(flushed.map((r) => [windowKey(r), r])).entries()].filter(([k]) => !dirtyKeys.has(k));
+    for (const [, ref] of extra) await this.recompute(ref);
+    return dirty.length + extra.length;
   }
 
   async recompute(ref: WindowRef): Promise<PerformanceRow[]> {
@@ -184,6 +198,8 @@ export class WindowRecomputer {
       expired: data.expired,
       pending,
     });
+    const extras =
+      task === 'classification' && o.estimator !== undefined ? await o.estimator.extras(ref, o.windowMs) : undefined;
     await this.warehouse.performance.insert({
       ref,
       windowMs: o.windowMs,
@@ -192,6 +208,8 @@ export class WindowRecomputer {
       rows,
       version: readAt,
       computedAt: Date.now(),
+      ...(extras?.estimate === undefined ? {} : { estimate: extras.estimate }),
+      ...(extras === undefined ? {} : { business: extras.business }),
     });
     this.metrics.recomputed.inc();
     const all = rows[0];
@@ -201,47 +219,83 @@ export class WindowRecomputer {
     for (const breach of evaluateBounds(rows, o.bounds, {
       minSamples: o.alertMinSamples,
       includeSegments: o.alertSegments,
+      ...(extras === undefined ? {} : { business: businessMetrics(extras.business) }),
     })) {
-      const windowEnd = ref.windowStart + o.windowMs;
-      const id = performanceAlertId({
-        model: ref.model,
-        modelVersion: ref.modelVersion,
-        windowStart: ref.windowStart,
-        windowEnd,
-        segmentFeature: breach.row.segmentFeature,
-        segment: breach.row.segment,
-        bound: breach.bound,
+      await this.alertOnce(ref, 'PERFORMANCE', breach, breach.row.segmentFeature, breach.row.segment, {
+        labeled: breach.row.labeled,
+        predictions: breach.row.predictions,
+        expired: breach.row.expired,
+        pending: breach.row.pending,
+        label_coverage: breach.row.labelCoverage,
+        metrics: breach.row.metrics,
       });
-      if (await this.alreadyAlerted(id)) continue;
-      await this.alerts.publish({
-        alert_id: id,
-        kind: 'PERFORMANCE',
-        model: ref.model,
-        model_version: ref.modelVersion,
-        feature: breach.row.segmentFeature === '' ? null : breach.row.segmentFeature,
-        window_start: ref.windowStart,
-        window_end: windowEnd,
-        event_time: Date.now(),
-        method: breach.bound.metric,
-        statistic: breach.value,
-        p_value: null,
-        threshold: breach.bound.value,
-        share_drifted: null,
-        evidence: JSON.stringify({
-          bound: `${breach.bound.metric}${breach.bound.op}${breach.bound.value}`,
-          segment_feature: breach.row.segmentFeature,
-          segment: breach.row.segment,
-          labeled: breach.row.labeled,
-          predictions: breach.row.predictions,
-          expired: breach.row.expired,
-          pending: breach.row.pending,
-          label_coverage: breach.row.labelCoverage,
-          metrics: breach.row.metrics,
-        }),
-      });
-      await this.markAlerted(id);
-      this.metrics.alerts.inc({ metric: breach.bound.metric });
+    }
+    // ESTIMATED_PERFORMANCE: the same bounds on the CBPE estimate, while labels are too few.
+    const estimate = extras?.estimate;
+    if (estimate !== undefined) {
+      const coverage = all?.labelCoverage ?? null;
+      for (const breach of evaluateEstimateBounds(estimate.value, coverage, o.bounds, {
+        minSamples: o.alertMinSamples,
+        realizedCoverage: o.realizedCoverage ?? 0.5,
+      })) {
+        const { n, accuracy, precision, recall, f1, roc_auc } = estimate.value;
+        await this.alertOnce(ref, 'ESTIMATED_PERFORMANCE', breach, '', ALL_SEGMENT, {
+          method: 'cbpe',
+          scored: n,
+          calibration_id: estimate.calibrationId,
+          label_coverage: coverage,
+          estimate: { accuracy, precision, recall, f1, roc_auc },
+        });
+      }
     }
     return rows;
+  }
+
+  /** Publishes a breach once per (kind, window, slice, bound): the id is remembered after the send. */
+  private async alertOnce(
+    ref: WindowRef,
+    kind: 'PERFORMANCE' | 'ESTIMATED_PERFORMANCE',
+    breach: { readonly bound: MetricBound; readonly value: number },
+    segmentFeature: string,
+    segment: string,
+    evidence: Record<string, unknown>,
+  ): Promise<void> {
+    const windowEnd = ref.windowStart + this.options.windowMs;
+    const id = performanceAlertId({
+      kind,
+      model: ref.model,
+      modelVersion: ref.modelVersion,
+      windowStart: ref.windowStart,
+      windowEnd,
+      segmentFeature,
+      segment,
+      bound: breach.bound,
+    });
+    if (await this.alreadyAlerted(id)) return;
+    await this.alerts.publish({
+      alert_id: id,
+      kind,
+      model: ref.model,
+      model_version: ref.modelVersion,
+      feature: segmentFeature === '' ? null : segmentFeature,
+      window_start: ref.windowStart,
+      window_end: windowEnd,
+      event_time: Date.now(),
+      method: breach.bound.metric,
+      statistic: breach.value,
+      p_value: null,
+      threshold: breach.bound.value,
+      share_drifted: null,
+      evidence: JSON.stringify({
+        bound: `${breach.bound.metric}${breach.bound.op}${breach.bound.value}`,
+        segment_feature: segmentFeature,
+        segment,
+        ...evidence,
+      }),
+    });
+    await this.markAlerted(id);
+    this.metrics.alerts.inc({
+      metric: kind === 'PERFORMANCE' ? breach.bound.metric : `estimated_${breach.bound.metric}`,
+    });
   }
 }

@@ -3,6 +3,7 @@ import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } fro
 import { defineService } from '@driftline/service';
 import { labelJoinerEnvShape, toLabelJoinerConfig } from './config.js';
 import { JoinEngine, type JoinerRecord, type PayloadDecoder, validateLabel, validatePrediction } from './engine.js';
+import { ScoreCounter, WindowEstimator } from './estimates.js';
 import { ExpiryScanner, every, WindowRecomputer } from './loops.js';
 
 /**
@@ -44,20 +45,48 @@ export const labelJoinerService = defineService({
         (side === 'prediction' ? await decoder.prediction(bytes) : await decoder.label(bytes)).model,
     );
     if (migrated > 0) logger.info({ migrated }, 'join state moved from key layout v1 to v2');
-    const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry);
+    const taskOf = (model: string) => config.modelTasks.get(model) ?? config.defaultTask;
+    // CBPE: scores counted at the join's first transition of each prediction (see estimates.ts).
+    const scores = config.estimates
+      ? new ScoreCounter(
+          {
+            threshold: config.threshold,
+            maxWindows: config.scoreWindows,
+            counts: (model) => taskOf(model) === 'classification',
+          },
+          ctx.registry,
+        )
+      : undefined;
+    const estimator =
+      scores === undefined
+        ? undefined
+        : new WindowEstimator(warehouse.estimates, scores, {
+            threshold: config.threshold,
+            falseAlarmCost: config.falseAlarmCost,
+            cacheMs: config.calibrationRefreshMs,
+          });
+    const engine = new JoinEngine(
+      scores === undefined ? store : scores.countingStore(store),
+      decoder,
+      sink,
+      config.windowMs,
+      ctx.registry,
+    );
     const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry);
     const recomputer = new WindowRecomputer(
       store,
       warehouse,
       {
         windowMs: config.windowMs,
-        taskOf: (model) => config.modelTasks.get(model) ?? config.defaultTask,
+        taskOf,
         threshold: config.threshold,
         segmentFeatures: config.segmentFeatures,
         maxSegments: config.maxSegments,
         bounds: config.bounds,
         alertMinSamples: config.alertMinSamples,
         alertSegments: config.alertSegments,
+        realizedCoverage: config.realizedCoverage,
+        ...(estimator === undefined ? {} : { estimator }),
       },
       {
         publish: (alert: DriftAlert) => alerts.publish([alert]),
@@ -86,10 +115,9 @@ export const labelJoinerService = defineService({
           return { kind: 'label', event, raw: record.value! };
         },
         async process(items) {
-          await engine.process(
-            items.map((i) => i.value),
-            Date.now(),
-          );
+          const records = items.map((i) => i.value);
+          if (scores === undefined) await engine.process(records, Date.now());
+          else await scores.around(records, () => engine.process(records, Date.now()));
         },
       },
     });

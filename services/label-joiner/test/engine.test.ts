@@ -186,3 +186,43 @@ describe('join keys', () => {
     ]);
   });
 });
+
+describe('JoinEngine: shadow records and paired scores', () => {
+  it('never joins a shadow record (counted, no state); the answered record carries the scores and the label value', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000, registry);
+    const answered = prediction('a');
+    const paired: PredictionEvent = {
+      ...answered.event,
+      role: 'canary',
+      scores: { v1: 0.7, v2: 0.4 },
+    } as PredictionEvent;
+    const shadowEvent: PredictionEvent = {
+      ...paired,
+      prediction_id: 'a.shadow.v2',
+      model_version: 'v2',
+      role: 'shadow',
+      scores: null,
+    };
+    const valued: LabelEvent = { prediction_id: 'a', model: 'm', event_time: 2_000, label: 1, value: 125.5 };
+    const stats = await engine.process(
+      [
+        { kind: 'prediction', event: paired, raw: json(paired) },
+        { kind: 'prediction', event: shadowEvent, raw: json(shadowEvent) },
+        { kind: 'label', event: valued, raw: json(valued) },
+      ],
+      5,
+    );
+    expect(stats.outcomes).toMatchObject({ 'prediction:shadow': 1, 'prediction:pending': 1, 'label:joined': 1 });
+    expect(
+      sink.joined.map((r) => [r.prediction.prediction_id, r.prediction.role, r.prediction.scores, r.label.value]),
+    ).toEqual([['a', 'canary', { v1: 0.7, v2: 0.4 }, 125.5]]);
+    // No state for the shadow id: nothing pending, nothing to expire.
+    expect([...store.states.keys()].some((k) => k.includes('shadow'))).toBe(false);
+    expect(await registry.getSingleMetricAsString('driftline_joiner_events_total')).toMatch(
+      /kind="prediction",outcome="shadow",service="test"} 1/,
+    );
+  });
+});

@@ -12,6 +12,7 @@ import { classificationMetrics, windowStart } from '@driftline/performance';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
+import type { PairedOutcome } from '@driftline/warehouse';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 
 const stack = inject('stack');
@@ -92,7 +93,11 @@ interface Dump {
     features: string;
     prediction: number;
     label: number;
+    role: string;
+    scores: Record<string, number>;
+    label_value: number | null;
   }>;
+  pairs: PairedOutcome[];
   labeledRaw: Array<{ n: number; u: number }>;
   unlabeled: Array<{ prediction_id: string }>;
   windows: Array<Record<string, number | string | null>>;
@@ -454,5 +459,107 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
       expect(rows.reduce((a, w) => a + Number(w.labeled), 0)).toBe(30);
       expect(rows.reduce((a, w) => a + Number(w.pending), 0)).toBe(10);
     }
+  });
+
+  it('skips shadow records, writes role, scores and label_value, and readPairs returns the answered rows scored by both', async () => {
+    const s = setup();
+    const now = Date.now();
+    await ensureTopics(s.kafka, [
+      { topic: s.topics.prediction, partitions: 3 },
+      { topic: s.topics.label, partitions: 3 },
+    ]);
+    // As the model server logs them: the answered record (production v1, or canary v2 for a share
+    // of the entities) with every version's score, and a record per shadow (v3), never labelled.
+    const records: Scenario['records'] = [];
+    const answered: PredictionEvent[] = [];
+    const values = new Map<string, number | null>();
+    for (let i = 0; i < 60; i++) {
+      const canary = i % 3 === 0;
+      const scores = { v1: (i % 10) / 10, v2: ((i * 7) % 10) / 10, v3: 0.5 };
+      const event: PredictionEvent = {
+        prediction_id: `paired-${i}`,
+        model: 'fraud',
+        model_version: canary ? 'v2' : 'v1',
+        entity_id: `user-${i}`,
+        event_time: now - 120_000 + i * 100,
+        features: { country: 'FR' },
+        prediction: canary ? scores.v2 : scores.v1,
+        predicted_class: null,
+        role: canary ? 'canary' : 'production',
+        scores,
+      };
+      answered.push(event);
+      records.push({ kind: 'prediction', event });
+      records.push({
+        kind: 'prediction',
+        event: {
+          ...event,
+          prediction_id: `${event.prediction_id}.shadow.v3`,
+          model_version: 'v3',
+          prediction: 0.5,
+          role: 'shadow',
+          scores: null,
+        },
+      });
+      const value = i % 4 === 0 ? null : i * 1.5;
+      values.set(event.prediction_id, value);
+      records.push({
+        kind: 'label',
+        event: {
+          prediction_id: event.prediction_id,
+          model: 'fraud',
+          event_time: now - 60_000 + ((i * 37) % 60) * 500,
+          label: i % 2,
+          value,
+        },
+      });
+    }
+    await produce(s.kafka, s.topics, records);
+    const env = {
+      ...s.env,
+      DUMP_FILE: join(s.env.DRIFTLINE_CLICKHOUSE_PATH as string, 'dump.json'),
+      PAIRS_QUERY: JSON.stringify({
+        model: 'fraud',
+        incumbent: 'v1',
+        challenger: 'v2',
+        from: now - 120_000,
+        limit: 1_000,
+      }),
+    };
+    const run = spawnJoiner(env);
+    await run.ready;
+    // Nothing pending: a joined shadow record would wait for a label that never comes.
+    await settled(s.kafka, s, 0);
+    const dump = await stopAndDump(run, env);
+    expect(dump.labeled.map((r) => r.prediction_id).sort()).toEqual(answered.map((e) => e.prediction_id).sort());
+    for (const row of dump.labeled) {
+      const e = answered.find((x) => x.prediction_id === row.prediction_id)!;
+      expect([row.model_version, row.role, row.scores, row.label_value]).toEqual([
+        e.model_version,
+        e.role,
+        e.scores,
+        values.get(e.prediction_id),
+      ]);
+    }
+    // Performance windows stay per answered version: none for the shadow.
+    const versions = new Set(dump.windows.filter((w) => w.segment === '__all__').map((w) => w.model_version));
+    expect([...versions].sort()).toEqual(['v1', 'v2']);
+    // The paired read: every labelled answered row, by (label_time, prediction_id), with both scores.
+    const labels = new Map(
+      records.filter((r) => r.kind === 'label').map((r) => [r.event.prediction_id, r.event as LabelEvent]),
+    );
+    const expected = answered
+      .map((e) => ({
+        predictionId: e.prediction_id,
+        predictionTime: e.event_time,
+        labelTime: labels.get(e.prediction_id)!.event_time,
+        label: labels.get(e.prediction_id)!.label,
+        incumbent: e.scores!.v1!,
+        challenger: e.scores!.v2!,
+        answeredVersion: e.model_version,
+        role: e.role!,
+      }))
+      .sort((a, b) => a.labelTime - b.labelTime || (a.predictionId < b.predictionId ? -1 : 1));
+    expect(dump.pairs).toEqual(expected);
   });
 });

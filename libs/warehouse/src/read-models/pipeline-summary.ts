@@ -29,6 +29,15 @@ export interface WindowVerdicts {
   readonly measured: string[];
 }
 
+/** One answered (production or canary) labelled prediction: what live performance is computed from. */
+export interface LiveOutcome {
+  readonly time: number;
+  readonly version: string;
+  readonly role: string;
+  readonly score: number;
+  readonly label: number;
+}
+
 /** Read model of the whole loop (drift → decisions → versions), for the demo and smoke checks. */
 export class PipelineSummary {
   constructor(private readonly ch: ClickHouse) {}
@@ -93,5 +102,32 @@ export class PipelineSummary {
       drifted: r.drifted,
       measured: r.measured,
     }));
+  }
+
+  /** Labelled predictions of one version (answered or not), deduplicated. */
+  async labeledCount(model: string, version: string): Promise<number> {
+    const [row] = await this.ch.select<{ n: number | string }>(
+      `SELECT count() AS n FROM ${this.ch.table('labeled_predictions')} FINAL
+       WHERE model = {model:String} AND model_version = {version:String}`,
+      { model, version },
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /**
+   * Answered labelled predictions (shadow records are never joined) with prediction_time in
+   * [from, to), in time order: live performance per phase of the demo. Bounded by `limit`.
+   */
+  async liveOutcomes(model: string, from: number, to: number, limit = 1_000_000): Promise<LiveOutcome[]> {
+    const rows = await this.ch.select<{ t: number | string; v: string; r: string; p: number; y: number }>(
+      `SELECT toUnixTimestamp64Milli(prediction_time) AS t, model_version AS v, role AS r, prediction AS p, label AS y
+       FROM ${this.ch.table('labeled_predictions')} FINAL
+       WHERE model = {model:String} AND role != 'shadow'
+         AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+         AND prediction_time < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
+       ORDER BY prediction_time, prediction_id LIMIT {limit:UInt32}`,
+      { model, from, to, limit },
+    );
+    return rows.map((r) => ({ time: Number(r.t), version: r.v, role: r.r, score: Number(r.p), label: Number(r.y) }));
   }
 }

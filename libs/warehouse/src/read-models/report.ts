@@ -5,8 +5,10 @@ import {
   featureDistribution,
   type PerformancePoint,
   type ProfileView,
+  type QualityPoint,
   type ReportData,
   type RetrainEvent,
+  type SkewPoint,
 } from '@driftline/report';
 import type { ClickHouse, QueryParams } from '../client.js';
 import { parseStoredProfile } from '../tables/reference-profiles.js';
@@ -21,6 +23,9 @@ const TABLES = [
   'performance_windows',
   'retrain_decisions',
   'model_versions',
+  'model_transitions',
+  'skew_windows',
+  'data_quality_windows',
 ] as const;
 type Table = (typeof TABLES)[number];
 
@@ -173,11 +178,35 @@ async function loadDistributions(
   return out;
 }
 
-async function loadPerformance(ch: ClickHouse, r: ReportRange): Promise<PerformancePoint[]> {
+// CBPE estimates and the business outcome (migration 0610), on the whole-window row.
+const ESTIMATED = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc'] as const;
+const BUSINESS_COLUMNS = ['valued_labels', 'value_caught', 'value_missed', 'false_alarm_cost', 'business_net'] as const;
+
+/** Whether performance_windows has the 0610 columns (a database migrated by an older build has not). */
+async function hasEstimateColumns(ch: ClickHouse): Promise<boolean> {
+  const [x] = await rows<{ n: number | string }>(
+    ch,
+    `SELECT count() AS n FROM system.columns
+     WHERE database = {db:String} AND table = 'performance_windows' AND name IN ('scored', 'estimated_roc_auc', 'business_net')`,
+    { db: ch.database },
+  );
+  return Number(x?.n ?? 0) === 3;
+}
+
+async function loadPerformance(ch: ClickHouse, r: ReportRange, notes: string[]): Promise<PerformancePoint[]> {
   const metrics = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'log_loss', 'mae', 'rmse'] as const;
+  const estimates = await hasEstimateColumns(ch);
+  if (!estimates) {
+    notes.push(
+      `table ${ch.database}.performance_windows has no CBPE/business columns (migration 0610 not applied): those sections are empty`,
+    );
+  }
+  const extra = estimates
+    ? `, scored, ${ESTIMATED.map((m) => `estimated_${m}`).join(', ')}, ${BUSINESS_COLUMNS.join(', ')}`
+    : '';
   const list = await rows<Record<string, unknown>>(
     ch,
-    `SELECT model_version, toUnixTimestamp64Milli(window_start) AS ws, task, predictions, labeled, label_coverage, ${metrics.join(', ')}
+    `SELECT model_version, toUnixTimestamp64Milli(window_start) AS ws, task, predictions, labeled, label_coverage, ${metrics.join(', ')}${extra}
      FROM ${ch.table('performance_windows')} FINAL
      WHERE model = {model:String} AND segment_feature = '' AND ${IN_RANGE('window_start')}
      ORDER BY window_start, model_version`,
@@ -192,7 +221,33 @@ async function loadPerformance(ch: ClickHouse, r: ReportRange): Promise<Performa
     labeled: Number(x.labeled),
     labelCoverage: num(x.label_coverage),
     metrics: Object.fromEntries(metrics.map((m) => [m, num(x[m])])),
+    ...(estimates ? estimateFields(x, num) : {}),
   }));
+}
+
+function estimateFields(
+  x: Record<string, unknown>,
+  num: (v: unknown) => number | null,
+): Pick<PerformancePoint, 'estimated' | 'scored' | 'business'> {
+  const caught = num(x.value_caught);
+  const missed = num(x.value_missed);
+  const cost = num(x.false_alarm_cost);
+  const net = num(x.business_net);
+  return {
+    estimated: Object.fromEntries(ESTIMATED.map((m) => [m, num(x[`estimated_${m}`])])),
+    scored: Number(x.scored),
+    // The label-joiner writes the four together or none (libs/performance businessOutcome).
+    business:
+      caught === null || missed === null || cost === null || net === null
+        ? null
+        : {
+            valuedLabels: Number(x.valued_labels),
+            valueCaught: caught,
+            valueMissed: missed,
+            falseAlarmCost: cost,
+            net,
+          },
+  };
 }
 
 async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<Table>): Promise<RetrainEvent[]> {
@@ -232,10 +287,93 @@ async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<T
       });
     }
   }
+  if (tables.has('model_transitions')) {
+    // The version timeline: every stage a version entered (shadow, canary, production, rolled back…).
+    const list = await rows<{
+      t: number;
+      version: string;
+      to_stage: string;
+      decided_by: string;
+      reason: string;
+      detail: string;
+    }>(
+      ch,
+      `SELECT toUnixTimestamp64Milli(at) AS t, version, to_stage, decided_by, reason, detail
+       FROM ${ch.table('model_transitions')} FINAL
+       WHERE model = {model:String} AND ${IN_RANGE('at')} ORDER BY at`,
+      RANGE_PARAMS(r),
+    );
+    for (const x of list) {
+      out.push({
+        time: Number(x.t),
+        source: 'stage',
+        kind: x.to_stage.toUpperCase(),
+        version: x.version,
+        detail: [x.decided_by, x.reason, x.detail].filter((s) => s !== '').join(' · '),
+      });
+    }
+  }
   return out.sort((a, b) => a.time - b.time);
 }
 
 /** Reads everything the report shows for one model and time range. */
+/** Skew per (window, feature, version), the source partitions summed (skew_windows keeps one row per partition). */
+async function loadSkew(ch: ClickHouse, r: ReportRange): Promise<SkewPoint[]> {
+  const list = await rows<Record<string, number | string>>(
+    ch,
+    `SELECT feature, model_version AS version, toUnixTimestamp64Milli(window_start) AS ws, sum(sampled) AS sampled,
+       sum(compared) AS compared, sum(mismatched) AS mismatched, sum(numeric_compared) AS numeric_compared,
+       sum(abs_diff_sum) AS abs_diff_sum, sum(missing_in_store) AS missing_in_store,
+       sum(missing_in_prediction) AS missing_in_prediction, sum(newer_row) AS newer_row
+     FROM ${ch.table('skew_windows')} FINAL
+     WHERE model = {model:String} AND ${IN_RANGE('window_start')}
+     GROUP BY window_start, feature, model_version
+     ORDER BY window_start, feature, version`,
+    RANGE_PARAMS(r),
+  );
+  return list.map((x) => ({
+    feature: String(x.feature),
+    version: String(x.version),
+    windowStart: Number(x.ws),
+    sampled: Number(x.sampled),
+    compared: Number(x.compared),
+    mismatched: Number(x.mismatched),
+    meanAbsDiff: Number(x.numeric_compared) === 0 ? null : Number(x.abs_diff_sum) / Number(x.numeric_compared),
+    missingInStore: Number(x.missing_in_store),
+    missingInPrediction: Number(x.missing_in_prediction),
+    newerRow: Number(x.newer_row),
+  }));
+}
+
+/** Data-quality expectations of the model's prediction features per window (the drift-monitor's rows). */
+async function loadQuality(ch: ClickHouse, r: ReportRange): Promise<QualityPoint[]> {
+  const list = await rows<{
+    feature: string;
+    expectation: string;
+    version: string;
+    ws: number;
+    observed: number;
+    bound: number;
+    passed: number;
+  }>(
+    ch,
+    `SELECT feature, expectation, version, toUnixTimestamp64Milli(window_start) AS ws, observed, bound, passed
+     FROM ${ch.table('data_quality_windows')} FINAL
+     WHERE model = {model:String} AND ${IN_RANGE('window_start')}
+     ORDER BY window_start, feature, expectation, version`,
+    RANGE_PARAMS(r),
+  );
+  return list.map((x) => ({
+    feature: x.feature,
+    expectation: x.expectation,
+    version: x.version,
+    windowStart: Number(x.ws),
+    observed: Number(x.observed),
+    bound: Number(x.bound),
+    passed: Number(x.passed) === 1,
+  }));
+}
+
 export async function loadReportData(ch: ClickHouse, range: ReportRange, now = Date.now()): Promise<ReportData> {
   const present = await rows<{ name: string }>(ch, 'SELECT name FROM system.tables WHERE database = {db:String}', {
     db: ch.database,
@@ -247,8 +385,10 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
   );
   const drift = tables.has('drift_windows') ? await loadDrift(ch, range) : [];
   const distributions = await loadDistributions(ch, range, tables, notes);
-  const performance = tables.has('performance_windows') ? await loadPerformance(ch, range) : [];
+  const performance = tables.has('performance_windows') ? await loadPerformance(ch, range, notes) : [];
   const retrain = await loadRetrain(ch, range, tables);
+  const skew = tables.has('skew_windows') ? await loadSkew(ch, range) : [];
+  const quality = tables.has('data_quality_windows') ? await loadQuality(ch, range) : [];
   return {
     model: range.model,
     from: range.from,
@@ -258,6 +398,8 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
     distributions,
     performance,
     retrain,
+    skew,
+    quality,
     notes,
   };
 }

@@ -1,4 +1,11 @@
-import type { PerformanceRow, Task, WindowRef } from '@driftline/performance';
+import {
+  ALL_SEGMENT,
+  type BusinessOutcome,
+  type CbpeEstimate,
+  type PerformanceRow,
+  type Task,
+  type WindowRef,
+} from '@driftline/performance';
 import type { ClickHouse } from '../client.js';
 import type { Migration } from '../migrate.js';
 import { chTime } from '../time.js';
@@ -52,6 +59,31 @@ export interface PerformanceWindow {
   /** When the recompute read its input; the newest version of a key wins. */
   readonly version: number;
   readonly computedAt: number;
+  /** CBPE estimate of the whole window (migration 0610), from its score histogram. */
+  readonly estimate?: { readonly value: CbpeEstimate; readonly calibrationId: string };
+  /** Business outcome of the window's labeled rows at the threshold (null: no value known). */
+  readonly business?: BusinessOutcome | null;
+}
+
+/** Columns of 0610 for a row: the whole-window row carries them, segment rows leave them null. */
+function estimateColumns(w: PerformanceWindow, r: PerformanceRow) {
+  const whole = r.segment === ALL_SEGMENT && r.segmentFeature === '';
+  const e = whole ? w.estimate?.value : undefined;
+  const b = whole ? w.business : undefined;
+  return {
+    scored: e?.n ?? 0,
+    calibration_id: e === undefined ? '' : (w.estimate?.calibrationId ?? ''),
+    estimated_accuracy: e?.accuracy ?? null,
+    estimated_precision: e?.precision ?? null,
+    estimated_recall: e?.recall ?? null,
+    estimated_f1: e?.f1 ?? null,
+    estimated_roc_auc: e?.roc_auc ?? null,
+    valued_labels: b?.valued ?? 0,
+    value_caught: b?.valueCaught ?? null,
+    value_missed: b?.valueMissed ?? null,
+    false_alarm_cost: b?.falseAlarmCost ?? null,
+    business_net: b?.net ?? null,
+  };
 }
 
 export interface PerformanceStore {
@@ -79,6 +111,7 @@ export class ClickHousePerformanceStore implements PerformanceStore {
         label_coverage: r.labelCoverage,
         invalid_labels: r.invalidLabels,
         ...r.metrics,
+        ...estimateColumns(w, r),
         threshold: w.threshold,
         version: w.version,
         computed_at: chTime(w.computedAt),

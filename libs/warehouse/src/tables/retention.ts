@@ -9,7 +9,8 @@ import type { Migration } from '../migrate.js';
  * Tables without a TTL, on purpose: `reference_profiles` and `model_versions` (one row per
  * registered reference or trained version — they grow with retrains, not with events, and a
  * serving version needs its rows for as long as it serves), `schema_migrations`. `drift_quarantine`
- * (365 days) and `alert_deliveries` (90 days) carry their TTL since they were created.
+ * (365 days) and `alert_deliveries` (90 days) carry their TTL since they were created, as does
+ * `skew_windows` (400 days, like drift_windows: skew-windows.ts).
  */
 export const RETENTION_DAYS = {
   /** One row per joined prediction: the largest table; training windows read from it. */

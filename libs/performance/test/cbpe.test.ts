@@ -1,0 +1,194 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  CALIBRATION_FORMAT,
+  calibrate,
+  ESTIMATED_METRICS,
+  estimateCbpe,
+  estimateCbpeFromHistogram,
+  fitIsotonicCalibration,
+  identityCalibration,
+  mergeScoreHistograms,
+  parseCalibrationMap,
+  SCORE_BINS,
+  SCORE_SLOTS,
+  scoreHistogram,
+  scoreSlot,
+  slotRange,
+} from '../src/cbpe.js';
+import { classificationMetrics } from '../src/metrics.js';
+
+interface Fixture {
+  threshold: number;
+  chunk_size: number;
+  needs_calibration: boolean;
+  reference: { scores: number[]; labels: string };
+  analysis: { scores: number[]; labels: string };
+  nannyml: Record<(typeof ESTIMATED_METRICS)[number], number[]>;
+  isotonic_probe: { x: number[]; y: number[] };
+}
+
+// Written by scripts/make_cbpe_fixture.sh (NannyML 0.13.1's CBPE on seeded data, two shifted chunks).
+const fixture = JSON.parse(readFileSync(new URL('./fixtures/nannyml-cbpe.json', import.meta.url), 'utf8')) as Fixture;
+const labels = (s: string) => Array.from(s, Number);
+
+/**
+ * Tolerances on the largest per-chunk difference from NannyML. Exact mode: NannyML rounds its
+ * cumulative TP/FP to 5 decimals before the ROC trapezoid, nothing else differs. Histogram mode
+ * adds the grid's error (a score stands for its bin's midpoint; ties inside a bin count one half).
+ */
+const EXACT_TOLERANCE = 1e-6;
+const HISTOGRAM_TOLERANCE = 1e-3;
+
+function chunks() {
+  const ys = labels(fixture.analysis.labels);
+  const out: Array<{ scores: number[]; labels: number[] }> = [];
+  for (let from = 0; from < fixture.analysis.scores.length; from += fixture.chunk_size) {
+    out.push({
+      scores: fixture.analysis.scores.slice(from, from + fixture.chunk_size),
+      labels: ys.slice(from, from + fixture.chunk_size),
+    });
+  }
+  return out;
+}
+
+const map = fixture.needs_calibration
+  ? fitIsotonicCalibration(fixture.reference.scores, labels(fixture.reference.labels))
+  : identityCalibration();
+
+describe('isotonic calibration (scikit-learn IsotonicRegression, out_of_bounds=clip)', () => {
+  it('predicts what sklearn predicts on a probe grid, inside and outside the fitted range', () => {
+    const { x, y } = fixture.isotonic_probe;
+    let worst = 0;
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(calibrate(map, x[i]!) - y[i]!));
+    expect(worst).toBeLessThan(1e-12);
+  });
+
+  it('pools tied scores and keeps the knots where the fit changes', () => {
+    const m = fitIsotonicCalibration([0.1, 0.1, 0.2, 0.3, 0.4, 0.9], [0, 1, 0, 1, 0, 1]);
+    // Pools: {0.1: .5, 0.2: 0} violate → .333 over 3 rows; {0.3: 1, 0.4: 0} → .5; 0.9: 1.
+    expect(m.x).toEqual([0.1, 0.2, 0.3, 0.4, 0.9]);
+    expect(m.y.map((v) => Number(v.toFixed(6)))).toEqual([0.333333, 0.333333, 0.5, 0.5, 1]);
+    expect(calibrate(m, 0.85)).toBeCloseTo(0.5 + (0.5 * 0.45) / 0.5, 12);
+    expect(calibrate(m, -1)).toBeCloseTo(1 / 3, 12);
+    expect(calibrate(m, 2)).toBe(1);
+  });
+
+  it('thins a large map to the point cap, monotone, with its error recorded', () => {
+    const n = 20_000;
+    const s = Array.from({ length: n }, (_, i) => i / n);
+    const y = s.map((v, i) => (((i * 2654435761) % 1000) / 1000 < v ? 1 : 0));
+    const full = fitIsotonicCalibration(s, y, 1_000_000);
+    const thin = fitIsotonicCalibration(s, y, 64);
+    expect(thin.x.length).toBe(64);
+    expect(full.x.length).toBeGreaterThan(64);
+    for (let i = 1; i < thin.y.length; i++) expect(thin.y[i]!).toBeGreaterThanOrEqual(thin.y[i - 1]!);
+    expect(thin.thinningError).toBeGreaterThan(0);
+    expect(thin.thinningError).toBeLessThan(0.2);
+  });
+
+  it('round-trips through JSON and refuses a malformed map, naming the field', () => {
+    expect(parseCalibrationMap(JSON.parse(JSON.stringify(map)), 'f')).toEqual(map);
+    expect(() => parseCalibrationMap({ ...map, y: [...map.y].reverse() }, 'calibration_maps[m/v]')).toThrow(
+      /calibration_maps\[m\/v\].*non-decreasing/,
+    );
+    expect(() => parseCalibrationMap({ format: 'x' }, 'f')).toThrow(new RegExp(CALIBRATION_FORMAT.replace('.', '\\.')));
+    expect(() => fitIsotonicCalibration([0.1], [2])).toThrow(/label 2/);
+  });
+});
+
+describe('CBPE against NannyML on the same data', () => {
+  const all = chunks();
+
+  it('exact mode: every metric within 1e-6 of NannyML, per chunk', () => {
+    const diffs: Record<string, number> = {};
+    all.forEach((c, k) => {
+      const e = estimateCbpe(c.scores, map, fixture.threshold);
+      for (const m of ESTIMATED_METRICS) {
+        const d = Math.abs((e[m] as number) - fixture.nannyml[m][k]!);
+        diffs[m] = Math.max(diffs[m] ?? 0, d);
+      }
+    });
+    console.log(JSON.stringify({ cbpe_vs_nannyml_exact_max_abs_diff: diffs }));
+    for (const m of ESTIMATED_METRICS) expect(diffs[m]!, m).toBeLessThan(EXACT_TOLERANCE);
+  });
+
+  it(`histogram mode (${SCORE_BINS} bins): ROC AUC and accuracy within ${HISTOGRAM_TOLERANCE} of NannyML, per chunk`, () => {
+    const diffs: Record<string, number> = {};
+    all.forEach((c, k) => {
+      const e = estimateCbpeFromHistogram(scoreHistogram(c.scores, fixture.threshold), map, fixture.threshold);
+      for (const m of ESTIMATED_METRICS) {
+        diffs[m] = Math.max(diffs[m] ?? 0, Math.abs((e[m] as number) - fixture.nannyml[m][k]!));
+      }
+    });
+    console.log(JSON.stringify({ cbpe_vs_nannyml_histogram_max_abs_diff: diffs }));
+    expect(diffs.roc_auc!).toBeLessThan(HISTOGRAM_TOLERANCE);
+    expect(diffs.accuracy!).toBeLessThan(HISTOGRAM_TOLERANCE);
+  });
+
+  it('the estimate follows the realized metric on shifted chunks (what CBPE is for)', () => {
+    // The last chunk's covariate shift drops ROC AUC by ~0.08 and recall to ~0.16: the estimate
+    // must see both moves without labels.
+    const last = all[all.length - 1]!;
+    const first = all[0]!;
+    const realized = classificationMetrics(last.labels, last.scores, fixture.threshold);
+    const estimate = estimateCbpe(last.scores, map, fixture.threshold);
+    expect(Math.abs(estimate.roc_auc! - realized.roc_auc!)).toBeLessThan(0.03);
+    expect(Math.abs(estimate.recall! - realized.recall!)).toBeLessThan(0.05);
+    expect(estimateCbpe(first.scores, map, fixture.threshold).roc_auc! - estimate.roc_auc!).toBeGreaterThan(0.05);
+  });
+
+  it('without calibration an over-confident model looks better than it is', () => {
+    const c = all[0]!;
+    const raw = estimateCbpe(c.scores, identityCalibration(), fixture.threshold);
+    const calibrated = estimateCbpe(c.scores, map, fixture.threshold);
+    expect(raw.accuracy! - calibrated.accuracy!).toBeGreaterThan(0.02);
+  });
+});
+
+describe('score histogram', () => {
+  it('splits the bin holding the threshold so every slot is on one side of it', () => {
+    const t = 0.4235;
+    const lowSlot = scoreSlot(t - 1e-9, t);
+    const highSlot = scoreSlot(t + 1e-9, t);
+    expect(highSlot).toBe(SCORE_BINS);
+    expect(lowSlot).toBeLessThan(SCORE_BINS);
+    const low = slotRange(lowSlot, t);
+    const high = slotRange(highSlot, t);
+    expect([low.high, low.positive, high.low, high.positive]).toEqual([t, false, t, true]);
+    expect(low.low).toBeLessThan(t);
+    expect(high.high).toBeGreaterThan(t);
+    expect(scoreSlot(-3, t)).toBe(0);
+    expect(scoreSlot(7, t)).toBe(SCORE_BINS - 1);
+    // Every score lands in a slot whose range holds it (edges included), on the right side.
+    for (const s of [0, 1e-9, 1e-6, 0.01, 0.3, 0.42349, 0.4235, 0.5, 0.77, 0.999999, 1]) {
+      const r = slotRange(scoreSlot(s, t), t);
+      expect(s >= r.low && (s < r.high || s === 1), String(s)).toBe(true);
+      expect(r.positive).toBe(s >= t);
+    }
+    // On a grid edge (0.5 is logit 0, an edge) the lower part is empty: 0.5 lands in the split slot.
+    expect(scoreSlot(0.5, 0.5)).toBe(SCORE_BINS);
+  });
+
+  it('merges by addition: two halves give the estimate of the whole', () => {
+    const c = chunks()[3]!;
+    const a = scoreHistogram(c.scores.slice(0, 700), 0.5);
+    const b = scoreHistogram(c.scores.slice(700), 0.5);
+    const merged = mergeScoreHistograms(a, b);
+    expect(merged.counts).toHaveLength(SCORE_SLOTS);
+    expect(estimateCbpeFromHistogram(merged, map, 0.5)).toEqual(
+      estimateCbpeFromHistogram(scoreHistogram(c.scores, 0.5), map, 0.5),
+    );
+  });
+
+  it('confusion counts are expectations: they sum to n, decisions at the threshold', () => {
+    const e = estimateCbpe([0.9, 0.2, 0.6], identityCalibration(), 0.5);
+    expect(e.tp).toBeCloseTo(1.5, 12);
+    expect(e.fp).toBeCloseTo(0.5, 12);
+    expect(e.fn).toBeCloseTo(0.2, 12);
+    expect(e.tn).toBeCloseTo(0.8, 12);
+    expect(e.accuracy).toBeCloseTo(2.3 / 3, 12);
+    expect(estimateCbpe([], map, 0.5).roc_auc).toBeNull();
+    expect(estimateCbpe([1, 1], identityCalibration(), 0.5).roc_auc).toBeNull();
+  });
+});

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { evaluateBounds, evaluateEstimateBounds, parseBounds, performanceAlertId } from '../src/alerts.js';
+import { estimateCbpe, identityCalibration } from '../src/cbpe.js';
+import { computeWindow } from '../src/windows.js';
+
+const estimate = estimateCbpe(
+  Array.from({ length: 200 }, (_, i) => (i % 100) / 100),
+  identityCalibration(),
+  0.5,
+);
+const bounds = parseBounds('roc_auc<0.99,accuracy<0.2,log_loss>0.1,business_net<0', 'B');
+
+describe('alerts on the CBPE estimate and on business metrics', () => {
+  it('judges the estimable metrics only, with enough scored predictions, while labels are few', () => {
+    const breaches = evaluateEstimateBounds(estimate, 0.1, bounds, { minSamples: 100, realizedCoverage: 0.5 });
+    expect(breaches.map((b) => b.bound.metric)).toEqual(['roc_auc']);
+    expect(breaches[0]?.value).toBe(estimate.roc_auc);
+    expect(evaluateEstimateBounds(estimate, 0.5, bounds, { minSamples: 100, realizedCoverage: 0.5 })).toEqual([]);
+    expect(evaluateEstimateBounds(estimate, null, bounds, { minSamples: 201, realizedCoverage: 0.5 })).toEqual([]);
+  });
+
+  it('a business bound is judged on the whole window with the business metrics given', () => {
+    const rows = computeWindow({
+      task: 'classification',
+      threshold: 0.5,
+      segmentFeatures: ['c'],
+      maxSegments: 5,
+      labeled: [
+        { prediction: 0.9, label: 1, segments: ['a'] },
+        { prediction: 0.1, label: 0, segments: ['a'] },
+      ],
+      expired: [],
+      pending: 0,
+    });
+    const business = { value_caught: 1, value_missed: 0, false_alarm_cost: 3, business_net: -2 };
+    const found = evaluateBounds(rows, bounds, { minSamples: 1, includeSegments: true, business });
+    expect(found.filter((b) => b.bound.metric === 'business_net').map((b) => [b.row.segment, b.value])).toEqual([
+      ['__all__', -2],
+    ]);
+    expect(
+      evaluateBounds(rows, bounds, { minSamples: 1, includeSegments: true }).map((b) => b.bound.metric),
+    ).not.toContain('business_net');
+  });
+
+  it('ESTIMATED_PERFORMANCE and PERFORMANCE ids differ; PERFORMANCE ids are unchanged by the kind field', () => {
+    const parts = {
+      model: 'm',
+      modelVersion: 'v',
+      windowStart: 0,
+      windowEnd: 1,
+      segmentFeature: '',
+      segment: '__all__',
+      bound: bounds[0]!,
+    };
+    expect(performanceAlertId({ ...parts, kind: 'ESTIMATED_PERFORMANCE' })).not.toBe(performanceAlertId(parts));
+    expect(performanceAlertId({ ...parts, kind: 'PERFORMANCE' })).toBe(performanceAlertId(parts));
+  });
+});

@@ -1,0 +1,211 @@
+import { PoisonRecordError } from '@driftline/core';
+import type { FeatureValue } from '@driftline/schemas';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  DistinctSketch,
+  evaluateWindow,
+  expectationSchema,
+  expectationSet,
+  type FeatureExpectations,
+  FreshnessTracker,
+  HLL_RELATIVE_ERROR,
+  mergeSections,
+  type QualityPartial,
+  QualityWindows,
+  qualityFromJSON,
+  toFeatureExpectations,
+} from '../src/index.js';
+
+const age: FeatureExpectations = {
+  feature: 'age',
+  type: 'double',
+  maxTypeMismatch: 0,
+  maxNullRate: 0.1,
+  range: { min: 0, max: 120, maxShareOutside: 0.05 },
+  maxCardinality: 50,
+};
+const country: FeatureExpectations = {
+  feature: 'country',
+  type: 'string',
+  maxTypeMismatch: 0,
+  categories: { allowed: ['DE', 'FR', 'US'], maxShareUnseen: 0 },
+};
+const SET = expectationSet([country, age]);
+
+const value = fc.oneof(
+  fc.constant(null),
+  fc.double({ noNaN: false }),
+  fc.integer({ min: -10, max: 200 }),
+  fc.constantFrom('DE', 'FR', 'US', 'XX', 'yy'),
+  fc.boolean(),
+);
+const event = fc.record({ age: value, country: value });
+
+function section(events: ReadonlyArray<Record<string, FeatureValue>>): QualityPartial | undefined {
+  const w = new QualityWindows(SET);
+  for (const e of events) w.add(0, 'm', 'v1', e);
+  return w.take(0, 'm', 'v1');
+}
+
+function rowsOf(sections: ReadonlyArray<QualityPartial | undefined>) {
+  const merged = mergeSections(sections, SET);
+  if (merged.status !== 'merged') throw new Error(merged.status);
+  return evaluateWindow(SET, merged.states);
+}
+
+describe('quality state', () => {
+  it('merges associatively and in any order: split across partitions = one partition', () => {
+    fc.assert(
+      fc.property(fc.array(event, { minLength: 1, maxLength: 200 }), fc.nat(), fc.nat(), (events, a, b) => {
+        const i = a % (events.length + 1);
+        const j = i + (b % (events.length - i + 1));
+        const parts = [events.slice(0, i), events.slice(i, j), events.slice(j)].map(section);
+        const whole = rowsOf([section(events)]);
+        expect(rowsOf(parts)).toEqual(whole);
+        expect(rowsOf([...parts].reverse())).toEqual(whole);
+        // (a ⊕ b) ⊕ c re-serialised first, then merged again: the same rows.
+        expect(rowsOf([parts[2], parts[0], parts[1]])).toEqual(whole);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('shares equal a brute-force count on the raw values (independent reference)', () => {
+    fc.assert(
+      fc.property(fc.array(event, { minLength: 1, maxLength: 300 }), (events) => {
+        const rows = rowsOf([section(events)]);
+        const ages = events.map((e) => e.age);
+        const isNull = (v: unknown) => v === null || (typeof v === 'number' && Number.isNaN(v));
+        const present = ages.filter((v) => !isNull(v));
+        const numbers = present.filter((v): v is number => typeof v === 'number');
+        const get = (f: string, k: string) => rows.find((r) => r.feature === f && r.expectation === k);
+        expect(get('age', 'null_rate')?.observed).toBe(ages.filter(isNull).length / ages.length);
+        if (present.length > 0)
+          expect(get('age', 'type')?.observed).toBe((present.length - numbers.length) / present.length);
+        if (numbers.length > 0) {
+          const outside = numbers.filter((v) => !(v >= 0 && v <= 120)).length;
+          expect(get('age', 'range')?.observed).toBe(outside / numbers.length);
+          expect(get('age', 'range')?.passed).toBe(outside / numbers.length <= 0.05);
+        } else expect(get('age', 'range')).toBeUndefined();
+        const strings = events.map((e): unknown => e.country).filter((v): v is string => typeof v === 'string');
+        if (strings.length > 0) {
+          const unseen = strings.filter((s) => !['DE', 'FR', 'US'].includes(s)).length;
+          expect(get('country', 'categories')?.observed).toBe(unseen / strings.length);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('a replay (the same events again, or duplicated values) leaves the sketch unchanged', () => {
+    const s = new DistinctSketch();
+    for (let i = 0; i < 500; i++) s.add(`v${i}`);
+    const once = s.toBase64();
+    for (let i = 0; i < 500; i++) s.add(`v${i}`);
+    expect(s.toBase64()).toBe(once);
+    expect(s.merge(s).toBase64()).toBe(once);
+  });
+
+  it('estimates distinct values within the stated error', () => {
+    for (const n of [1, 10, 100, 1_000, 20_000, 200_000]) {
+      const s = new DistinctSketch();
+      for (let i = 0; i < n; i++) s.add(`user-${i}`);
+      const rel = Math.abs(s.estimate() - n) / n;
+      // 4 standard errors: a failure here is a broken sketch, not bad luck (p < 1e-4).
+      expect(rel, `n=${n}`).toBeLessThan(4 * HLL_RELATIVE_ERROR);
+      // Numbers are hashed from their bits: integers, decimals and large magnitudes alike.
+      for (const scale of [1, 0.001, 1e12]) {
+        const d = new DistinctSketch();
+        for (let i = 0; i < n; i++) d.addNumber(i * scale);
+        expect(Math.abs(d.estimate() - n) / n, `n=${n} scale=${scale}`).toBeLessThan(4 * HLL_RELATIVE_ERROR);
+      }
+    }
+    const zero = new DistinctSketch();
+    zero.addNumber(0);
+    zero.addNumber(-0);
+    expect(Math.round(zero.estimate())).toBe(1);
+  });
+
+  it('reports cardinality beyond its bound, and a type or category breach fails', () => {
+    const events = Array.from({ length: 200 }, (_, i) => ({ age: i % 100, country: i % 2 === 0 ? 'DE' : 'ZZ' }));
+    const rows = rowsOf([section(events)]);
+    const card = rows.find((r) => r.expectation === 'cardinality')!;
+    expect(card.observed).toBeGreaterThan(90);
+    expect(card.passed).toBe(false);
+    expect(rows.find((r) => r.expectation === 'categories')).toMatchObject({ observed: 0.5, passed: false });
+    expect(rows.find((r) => r.feature === 'age' && r.expectation === 'type')).toMatchObject({
+      observed: 0,
+      passed: true,
+    });
+  });
+
+  it('does not mix sections built against other expectations', () => {
+    const other = expectationSet([{ ...age, maxNullRate: 0.5 }]);
+    const w = new QualityWindows(other);
+    w.add(0, 'm', 'v1', { age: 1 });
+    expect(mergeSections([section([{ age: 1 }]), w.take(0, 'm', 'v1')], SET).status).toBe('mismatch');
+    expect(mergeSections([undefined], SET).status).toBe('empty');
+  });
+
+  it('refuses corrupt wire state as poison', () => {
+    const ok = { events: 3, nulls: 1, mismatched: 0, numbers: 2, outside: 1, strings: 0, unseen: 0 };
+    expect(qualityFromJSON(ok, 'f').outside).toBe(1);
+    expect(() => qualityFromJSON({ ...ok, outside: 3 }, 'f')).toThrow(PoisonRecordError);
+    expect(() => qualityFromJSON({ ...ok, events: -1 }, 'f')).toThrow(/f.events must be a count/);
+    expect(() => qualityFromJSON({ ...ok, hll: 'AAAA' }, 'f')).toThrow(/f.hll must be/);
+    expect(() => qualityFromJSON({ ...ok, nulls: 2 }, 'f')).toThrow(/do not add up/);
+  });
+});
+
+describe('expectation config', () => {
+  it('refuses unknown keys and bad shares, naming the field', () => {
+    const r = expectationSchema.safeParse({ max_null_rate: 2 });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path).toEqual(['max_null_rate']);
+    expect(expectationSchema.safeParse({ max_nulls: 0.1 }).error?.issues[0]?.code).toBe('unrecognized_keys');
+    expect(expectationSchema.safeParse({ range: { min: 3, max: 1 } }).error?.issues[0]?.message).toBe(
+      'min must not exceed max',
+    );
+  });
+
+  it('ties range to doubles and categories to strings', () => {
+    const raw = expectationSchema.parse({ range: { min: 0 } });
+    expect(toFeatureExpectations('x', 'string', raw)).toEqual([
+      'range',
+      'only double features have a range; this one is string',
+    ]);
+    expect(toFeatureExpectations('x', 'double', raw)).toMatchObject({
+      range: { min: 0, max: Number.POSITIVE_INFINITY },
+    });
+  });
+
+  it('derives the id from the content', () => {
+    expect(expectationSet([age, country]).id).toBe(SET.id);
+    expect(expectationSet([{ ...age, range: { ...age.range!, max: Number.POSITIVE_INFINITY } }]).id).not.toBe(
+      expectationSet([{ ...age, range: { ...age.range!, max: Number.NEGATIVE_INFINITY } }]).id,
+    );
+  });
+});
+
+describe('freshness', () => {
+  it('reports the lag of the newest event per (view, scope) and resets the window counts', () => {
+    const t = new FreshnessTracker([{ view: 'users', maxLagMs: 60_000 }]);
+    t.observe('users', 'f/0', 1_000);
+    t.observe('users', 'f/0', 5_000);
+    t.observe('users', 'f/1', 2_000);
+    t.observe('other', 'f/0', 9_000); // no expectation: not tracked
+    const first = t.evaluate(0, 62_000);
+    expect(first.map((r) => [r.scope, r.lagMs, r.passed, r.events])).toEqual([
+      ['f/0', 57_000, true, 2],
+      ['f/1', 60_000, true, 1],
+    ]);
+    const second = t.evaluate(62_000, 124_000);
+    expect(second.map((r) => [r.scope, r.lagMs, r.passed, r.events])).toEqual([
+      ['f/0', 119_000, false, 0],
+      ['f/1', 122_000, false, 0],
+    ]);
+    t.forget('f/1');
+    expect(t.evaluate(124_000, 125_000).map((r) => r.scope)).toEqual(['f/0']);
+  });
+});

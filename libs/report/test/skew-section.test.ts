@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { type ReportData, renderReport, type SkewPoint } from '../src/index.js';
+
+const H = 3_600_000;
+const t0 = Date.UTC(2025, 0, 1);
+
+function data(skew?: SkewPoint[]): ReportData {
+  return {
+    model: 'm',
+    from: t0,
+    to: t0 + 3 * H,
+    generatedAt: t0 + 4 * H,
+    drift: [],
+    distributions: [],
+    performance: [],
+    retrain: [],
+    ...(skew === undefined ? {} : { skew }),
+  };
+}
+
+const point = (feature: string, k: number, version: string, compared: number, mismatched: number): SkewPoint => ({
+  feature,
+  version,
+  windowStart: t0 + k * H,
+  sampled: compared + 1,
+  compared,
+  mismatched,
+  meanAbsDiff: feature === 'amount' ? mismatched * 10 : null,
+  missingInStore: 1,
+  missingInPrediction: 0,
+  newerRow: 2,
+});
+
+describe('the skew section of the report', () => {
+  it('is absent without skew data', () => {
+    expect(renderReport(data())).not.toContain('id="skew"');
+    expect(renderReport(data([]))).not.toContain('id="skew"');
+  });
+
+  it('charts the share per feature and sums versions and windows in the table, worst first', () => {
+    const html = renderReport(
+      data([
+        point('amount', 0, 'v1', 40, 0),
+        point('amount', 1, 'v1', 30, 30),
+        point('amount', 1, 'v2', 10, 10),
+        point('<age>', 0, 'v1', 50, 1),
+      ]),
+    );
+    expect(html).toContain('<section id="skew"><h2>Training-serving skew</h2>');
+    expect(html).toContain('&lt;age&gt;');
+    expect(html).not.toContain('<age>');
+    const rows = [...html.matchAll(/<table class="skew">.*?<tbody>(.*?)<\/tbody>/gs)][0]![1]!.split('</tr>');
+    // amount: 40 mismatched of 80 compared; mean |diff| weighted by compared: (0·40 + 300·30 + 100·10) / 80.
+    expect(rows[0]).toContain(
+      '<td>amount</td><td class="num">83</td><td class="num">80</td><td class="num">0.5000</td><td class="num">125.0</td>',
+    );
+    expect(rows[1]).toContain(
+      '<td>&lt;age&gt;</td><td class="num">51</td><td class="num">50</td><td class="num">0.0200</td><td class="num"></td>',
+    );
+  });
+});

@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import type { DriftAlert } from '@driftline/schemas';
+import type { SkewGroupKey } from './batch.js';
+import type { Tolerance } from './compare.js';
+import { type SkewCounts, summarize } from './counts.js';
+
+/** When a window's feature raises TRAINING_SERVING_SKEW. */
+export interface SkewAlertRule {
+  /** Share mismatched strictly above this alerts. */
+  readonly maxShareMismatched: number;
+  /** Fewer comparisons than this never alert: sampling error on a handful of values is large. */
+  readonly minCompared: number;
+}
+
+export const DEFAULT_ALERT_RULE: SkewAlertRule = { maxShareMismatched: 0.01, minCompared: 30 };
+
+export function breaches(counts: Readonly<SkewCounts>, rule: SkewAlertRule): boolean {
+  return counts.compared >= rule.minCompared && counts.mismatched / counts.compared > rule.maxShareMismatched;
+}
+
+/** Deterministic: one id per (model, version, feature, window), whatever instance or replay raises it. */
+export function skewAlertId(key: SkewGroupKey, feature: string): string {
+  return createHash('sha256')
+    .update(JSON.stringify([key.model, key.version, key.windowStart, 'TRAINING_SERVING_SKEW', feature]))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+const finite = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
+
+/**
+ * The TRAINING_SERVING_SKEW alert of one feature of one window, from the window's counts over every
+ * partition: statistic = share mismatched, threshold = the rule's bound, event_time = window end
+ * (so the alert depends on the window only), the counts and staleness in `evidence`.
+ */
+export function skewAlert(
+  key: SkewGroupKey,
+  feature: string,
+  windowMs: number,
+  counts: Readonly<SkewCounts>,
+  rule: SkewAlertRule,
+  context: { readonly sampleRate: number; readonly tolerance: Tolerance },
+): DriftAlert {
+  const s = summarize(counts);
+  return {
+    alert_id: skewAlertId(key, feature),
+    kind: 'TRAINING_SERVING_SKEW',
+    model: key.model,
+    model_version: key.version,
+    feature,
+    window_start: key.windowStart,
+    window_end: key.windowStart + windowMs,
+    event_time: key.windowStart + windowMs,
+    method: 'share_mismatched',
+    statistic: s.shareMismatched ?? 0,
+    p_value: null,
+    threshold: rule.maxShareMismatched,
+    share_drifted: null,
+    evidence: JSON.stringify({
+      sampled: counts.sampled,
+      compared: counts.compared,
+      mismatched: counts.mismatched,
+      mean_abs_diff: finite(s.meanAbsDiff),
+      missing_in_store: counts.missingInStore,
+      missing_in_prediction: counts.missingInPrediction,
+      newer_row: counts.newerRow,
+      staleness_p50_ms: finite(s.stalenessP50Ms),
+      staleness_p99_ms: finite(s.stalenessP99Ms),
+      sample_rate: context.sampleRate,
+      min_compared: rule.minCompared,
+      tolerance: context.tolerance,
+    }),
+  };
+}

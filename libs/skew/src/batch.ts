@@ -1,0 +1,141 @@
+import type { FeatureView, FeatureViews } from '@driftline/features';
+import type { FeatureValue } from '@driftline/schemas';
+import { observe, type StoredValue, type Tolerance } from './compare.js';
+import { emptyCounts, type SkewCounts } from './counts.js';
+
+/**
+ * Where each feature name lives in the online store: the one view declaring it as a feature or an
+ * aggregate (the model-server's rule). A name two views declare is left out (`ambiguous`): which
+ * value the model saw would be a guess. Names no view declares are request-only features, never
+ * compared.
+ */
+export interface FeatureSources {
+  get(feature: string): FeatureView | undefined;
+  readonly ambiguous: ReadonlySet<string>;
+}
+
+export function featureSources(views: FeatureViews): FeatureSources {
+  const byName = new Map<string, FeatureView>();
+  const ambiguous = new Set<string>();
+  for (const view of views.views) {
+    const names = [...view.features.map((f) => f.name), ...view.aggregates.map((a) => a.name)];
+    for (const name of names) {
+      if (byName.has(name)) ambiguous.add(name);
+      else byName.set(name, view);
+    }
+  }
+  for (const name of ambiguous) byName.delete(name);
+  return { get: (feature) => byName.get(feature), ambiguous };
+}
+
+/** A sampled prediction, as the comparison needs it. */
+export interface SampledPrediction {
+  readonly model: string;
+  readonly version: string;
+  readonly entity: string;
+  readonly eventTime: number;
+  readonly features: Readonly<Record<string, FeatureValue>>;
+}
+
+/** One view's batch read: the sampled entities, projected to the features they carried. */
+export interface ViewRead {
+  readonly view: FeatureView;
+  readonly entities: string[];
+  readonly features: string[];
+}
+
+/**
+ * The reads of one batch: per view, every distinct entity of the sampled predictions that carried
+ * one of its features, projected to those features. Shaped as `RowRequest`s of the online store, so
+ * a batch costs one `readBatch`.
+ */
+export function planReads(predictions: readonly SampledPrediction[], sources: FeatureSources): ViewRead[] {
+  const reads = new Map<FeatureView, { entities: Set<string>; features: Set<string> }>();
+  for (const p of predictions) {
+    for (const name of Object.keys(p.features)) {
+      const view = sources.get(name);
+      if (view === undefined) continue;
+      let read = reads.get(view);
+      if (read === undefined) {
+        read = { entities: new Set(), features: new Set() };
+        reads.set(view, read);
+      }
+      read.entities.add(p.entity);
+      read.features.add(name);
+    }
+  }
+  return [...reads].map(([view, r]) => ({ view, entities: [...r.entities], features: [...r.features] }));
+}
+
+/** A row as the online store answers it (FeatureRow of @driftline/online-store). */
+export interface StoredRow {
+  readonly eventTime: number;
+  readonly features: Readonly<Record<string, FeatureValue>>;
+}
+
+/** Answers of `planReads`' reads (result `i` for read `i`, rows in the order of its entities) by view and entity. */
+export function indexRows(
+  reads: readonly ViewRead[],
+  results: ReadonlyArray<ReadonlyArray<StoredRow | undefined>>,
+): (view: FeatureView, entity: string) => StoredRow | undefined {
+  const byView = new Map<FeatureView, Map<string, StoredRow | undefined>>();
+  reads.forEach((read, i) => {
+    const rows = results[i] ?? [];
+    byView.set(read.view, new Map(read.entities.map((e, j) => [e, rows[j]])));
+  });
+  return (view, entity) => byView.get(view)?.get(entity);
+}
+
+/** Identity of a window of one model version: the unit the state, the writes and the replay guard share. */
+export interface SkewGroupKey {
+  readonly model: string;
+  readonly version: string;
+  readonly windowStart: number;
+}
+
+/** A stable string for a group key (Map key). */
+export function groupId(k: SkewGroupKey): string {
+  return JSON.stringify([k.model, k.version, k.windowStart]);
+}
+
+/** Start of the tumbling event-time window holding `t`. */
+export function windowStartOf(t: number, windowMs: number): number {
+  return Math.floor(t / windowMs) * windowMs;
+}
+
+/**
+ * Folds sampled predictions into per-(group, feature) counts: each feature a prediction carries
+ * that a view declares is compared with that view's row of the entity (`rowOf`). `countsOf` returns
+ * the (mutable) counts to add to — the caller decides where they live (a copy of the stored state,
+ * so a failed write leaves the state untouched).
+ */
+export function foldPredictions(
+  predictions: readonly SampledPrediction[],
+  sources: FeatureSources,
+  rowOf: (view: FeatureView, entity: string) => StoredRow | undefined,
+  windowMs: number,
+  tolerance: Tolerance,
+  countsOf: (key: SkewGroupKey, feature: string) => SkewCounts,
+): void {
+  for (const p of predictions) {
+    const key = { model: p.model, version: p.version, windowStart: windowStartOf(p.eventTime, windowMs) };
+    for (const [name, served] of Object.entries(p.features)) {
+      const view = sources.get(name);
+      if (view === undefined) continue;
+      const row = rowOf(view, p.entity);
+      const stored: StoredValue | undefined =
+        row === undefined ? undefined : { eventTime: row.eventTime, value: row.features[name] ?? null };
+      observe(countsOf(key, name), served, stored, p.eventTime, tolerance);
+    }
+  }
+}
+
+/** Per-feature counts of one group (convenience for callers keeping plain maps). */
+export function countsIn(map: Map<string, SkewCounts>, feature: string): SkewCounts {
+  let c = map.get(feature);
+  if (c === undefined) {
+    c = emptyCounts();
+    map.set(feature, c);
+  }
+  return c;
+}

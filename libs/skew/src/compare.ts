@@ -1,0 +1,77 @@
+import type { FeatureValue } from '@driftline/schemas';
+import { type SkewCounts, stalenessBucket } from './counts.js';
+
+/**
+ * When two numbers count as equal: |a − b| ≤ max(absolute, relative · max(|a|, |b|)) — the rule of
+ * Python's `math.isclose`. Doubles round-trip exactly through the store, so the defaults are tight;
+ * a producer that rounds (or sends floats) needs a looser `relative`.
+ */
+export interface Tolerance {
+  readonly relative: number;
+  readonly absolute: number;
+}
+
+export const DEFAULT_TOLERANCE: Tolerance = { relative: 1e-9, absolute: 0 };
+
+/** Whether a served and a stored value agree, and their absolute difference when both are numbers. */
+export function sameValue(
+  served: FeatureValue,
+  stored: FeatureValue,
+  tolerance: Tolerance,
+): { readonly equal: boolean; readonly absDiff?: number } {
+  if (typeof served === 'number' && typeof stored === 'number') {
+    const absDiff = Math.abs(served - stored);
+    const bound = Math.max(tolerance.absolute, tolerance.relative * Math.max(Math.abs(served), Math.abs(stored)));
+    return { equal: absDiff <= bound, absDiff };
+  }
+  // Strings and booleans by equality; a type difference (a string served for a double) is a mismatch.
+  return { equal: served === stored };
+}
+
+/** The stored side of one comparison: the row's event time and the feature's value in it. */
+export interface StoredValue {
+  readonly eventTime: number;
+  readonly value: FeatureValue;
+}
+
+/**
+ * Adds one (sampled prediction, feature) to `counts`: what the model saw (`served`, as the
+ * prediction carries it) against the online row of the entity (`stored`, undefined when the store
+ * has no row). A row newer than the prediction is not what the model could have seen: counted as
+ * `newerRow`, not compared. See SkewCounts for every outcome.
+ */
+export function observe(
+  counts: SkewCounts,
+  served: FeatureValue,
+  stored: StoredValue | undefined,
+  predictionTime: number,
+  tolerance: Tolerance,
+): void {
+  counts.sampled++;
+  if (stored === undefined) {
+    counts.missingInStore++;
+    return;
+  }
+  if (stored.eventTime > predictionTime) {
+    counts.newerRow++;
+    return;
+  }
+  counts.compared++;
+  counts.stalenessHist[stalenessBucket(predictionTime - stored.eventTime)]!++;
+  if (served === null || stored.value === null) {
+    if (served === null && stored.value !== null) {
+      counts.missingInPrediction++;
+      counts.mismatched++;
+    } else if (served !== null) {
+      counts.missingInStore++;
+      counts.mismatched++;
+    }
+    return; // both missing: they agree
+  }
+  const { equal, absDiff } = sameValue(served, stored.value, tolerance);
+  if (absDiff !== undefined) {
+    counts.numericCompared++;
+    counts.absDiffSum += absDiff;
+  }
+  if (!equal) counts.mismatched++;
+}

@@ -1,0 +1,29 @@
+export { breaches, DEFAULT_ALERT_RULE, type SkewAlertRule, skewAlert, skewAlertId } from './alert.js';
+export {
+  countsIn,
+  type FeatureSources,
+  featureSources,
+  foldPredictions,
+  groupId,
+  indexRows,
+  planReads,
+  type SampledPrediction,
+  type SkewGroupKey,
+  type StoredRow,
+  type ViewRead,
+  windowStartOf,
+} from './batch.js';
+export { DEFAULT_TOLERANCE, observe, type StoredValue, sameValue, type Tolerance } from './compare.js';
+export {
+  copyCounts,
+  emptyCounts,
+  mergeInto,
+  type SkewCounts,
+  type SkewSummary,
+  STALENESS_BOUNDS_MS,
+  STALENESS_BUCKETS,
+  stalenessBucket,
+  stalenessQuantile,
+  summarize,
+} from './counts.js';
+export { isSampled } from './sample.js';

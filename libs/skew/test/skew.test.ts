@@ -1,0 +1,298 @@
+import { parseFeatureViewsText } from '@driftline/features';
+import { seededUniform } from '@driftline/test-support/random';
+import { describe, expect, it } from 'vitest';
+import {
+  breaches,
+  DEFAULT_TOLERANCE,
+  emptyCounts,
+  featureSources,
+  foldPredictions,
+  groupId,
+  indexRows,
+  isSampled,
+  mergeInto,
+  observe,
+  planReads,
+  type SampledPrediction,
+  type SkewCounts,
+  STALENESS_BOUNDS_MS,
+  STALENESS_BUCKETS,
+  type StoredRow,
+  sameValue,
+  skewAlert,
+  skewAlertId,
+  stalenessBucket,
+  stalenessQuantile,
+  summarize,
+} from '../src/index.js';
+
+const views = parseFeatureViewsText(`
+views:
+  - name: profile
+    entity: user_id
+    features: { age: double, country: string, premium: boolean }
+  - name: spend
+    entity: user_id
+    features: { amount: double }
+    aggregates:
+      - { feature: amount, function: sum, window: 1h }
+  - name: other
+    entity: user_id
+    features: { premium: boolean, tenure: double }
+`);
+
+describe('staleness histogram', () => {
+  it('puts a value in the first bucket whose bound is at least it, overflow above the last', () => {
+    expect(stalenessBucket(0)).toBe(0);
+    expect(stalenessBucket(10)).toBe(0);
+    expect(stalenessBucket(11)).toBe(1);
+    expect(stalenessBucket(1000)).toBe(STALENESS_BOUNDS_MS.indexOf(1000));
+    expect(stalenessBucket(1001)).toBe(STALENESS_BOUNDS_MS.indexOf(2000));
+    expect(stalenessBucket(1e12)).toBe(STALENESS_BUCKETS - 1);
+    // Against a linear scan (the binary search is the thing under test).
+    const r = seededUniform(3);
+    for (let i = 0; i < 2000; i++) {
+      const v = Math.floor(10 ** (r() * 11));
+      const linear = STALENESS_BOUNDS_MS.findIndex((b) => b >= v);
+      expect(stalenessBucket(v)).toBe(linear === -1 ? STALENESS_BUCKETS - 1 : linear);
+    }
+  });
+
+  it('reads a quantile as the upper bound of the bucket holding the exact quantile', () => {
+    const r = seededUniform(7);
+    const values = Array.from({ length: 5000 }, () => Math.floor(10 ** (r() * 8)));
+    const hist = new Array<number>(STALENESS_BUCKETS).fill(0);
+    for (const v of values) hist[stalenessBucket(v)]!++;
+    const sorted = [...values].sort((a, b) => a - b);
+    for (const q of [0.5, 0.9, 0.99]) {
+      const exact = sorted[Math.ceil(q * sorted.length) - 1]!; // nearest-rank quantile
+      expect(stalenessQuantile(hist, q)).toBe(STALENESS_BOUNDS_MS[stalenessBucket(exact)]);
+      expect(stalenessQuantile(hist, q)!).toBeGreaterThanOrEqual(exact);
+      expect(stalenessQuantile(hist, q)!).toBeLessThanOrEqual(exact * 2.5 + 10);
+    }
+    expect(stalenessQuantile(new Array<number>(STALENESS_BUCKETS).fill(0), 0.5)).toBeNull();
+  });
+});
+
+describe('comparison of one value', () => {
+  const at = (eventTime: number, value: number | string | boolean | null) => ({ eventTime, value });
+
+  it('counts every outcome apart', () => {
+    const c = emptyCounts();
+    observe(c, 1.5, at(900, 1.5), 1000, DEFAULT_TOLERANCE); // equal
+    observe(c, 150, at(900, 1.5), 1000, DEFAULT_TOLERANCE); // unit change
+    observe(c, 'fr', at(900, 'de'), 1000, DEFAULT_TOLERANCE); // string differs
+    observe(c, true, at(900, true), 1000, DEFAULT_TOLERANCE); // bool equal
+    observe(c, null, at(900, 2), 1000, DEFAULT_TOLERANCE); // missing in prediction
+    observe(c, 3, at(900, null), 1000, DEFAULT_TOLERANCE); // missing in the row
+    observe(c, null, at(900, null), 1000, DEFAULT_TOLERANCE); // both missing: agree
+    observe(c, 4, undefined, 1000, DEFAULT_TOLERANCE); // no row at all
+    observe(c, 4, at(1001, 5), 1000, DEFAULT_TOLERANCE); // row newer than the prediction
+    expect(c).toMatchObject({
+      sampled: 9,
+      compared: 7,
+      mismatched: 4,
+      numericCompared: 2,
+      absDiffSum: 148.5,
+      missingInStore: 2,
+      missingInPrediction: 1,
+      newerRow: 1,
+    });
+    expect(c.stalenessHist[stalenessBucket(100)]).toBe(7);
+    expect(summarize(c)).toMatchObject({ shareMismatched: 4 / 7, meanAbsDiff: 148.5 / 2, stalenessP50Ms: 100 });
+  });
+
+  it('applies the tolerance as math.isclose does', () => {
+    const tol = { relative: 1e-6, absolute: 1e-3 };
+    expect(sameValue(1_000_000, 1_000_000.5, tol).equal).toBe(true); // relative
+    expect(sameValue(0, 0.0009, tol).equal).toBe(true); // absolute
+    expect(sameValue(0, 0.0011, tol).equal).toBe(false);
+    expect(sameValue(1, 1 + 1e-12, DEFAULT_TOLERANCE).equal).toBe(true);
+    expect(sameValue(0.1 + 0.2, 0.3, { relative: 0, absolute: 0 }).equal).toBe(false);
+    expect(sameValue(1, '1', DEFAULT_TOLERANCE).equal).toBe(false); // a type change is a mismatch
+  });
+});
+
+describe('sampling', () => {
+  it('is a function of the id, close to the rate, and monotone in the rate', () => {
+    const ids = Array.from({ length: 50_000 }, (_, i) => `pred-${i}`);
+    const at10 = ids.filter((id) => isSampled(id, 0.1));
+    expect(at10.length / ids.length).toBeGreaterThan(0.095);
+    expect(at10.length / ids.length).toBeLessThan(0.105);
+    expect(ids.filter((id) => isSampled(id, 0.1))).toEqual(at10);
+    for (const id of at10) expect(isSampled(id, 0.3)).toBe(true);
+    expect(ids.every((id) => isSampled(id, 1))).toBe(true);
+    expect(ids.some((id) => isSampled(id, 0))).toBe(false);
+  });
+});
+
+describe('a batch', () => {
+  const sources = featureSources(views);
+
+  it('maps features and aggregates to their one view, leaving ambiguous names out', () => {
+    expect(sources.get('age')?.name).toBe('profile');
+    expect(sources.get('amount_sum_1h')?.name).toBe('spend');
+    expect(sources.get('premium')).toBeUndefined();
+    expect([...sources.ambiguous]).toEqual(['premium']);
+    expect(sources.get('request_only')).toBeUndefined();
+  });
+
+  it('plans one read per view, projected to the carried features, each entity once', () => {
+    const preds: SampledPrediction[] = [
+      { model: 'm', version: 'v', entity: 'u1', eventTime: 1, features: { age: 1, amount: 2, x: 3 } },
+      { model: 'm', version: 'v', entity: 'u1', eventTime: 2, features: { age: 1 } },
+      { model: 'm', version: 'v', entity: 'u2', eventTime: 3, features: { country: 'fr', premium: true } },
+    ];
+    const reads = planReads(preds, sources);
+    expect(reads.map((r) => [r.view.name, r.entities, r.features])).toEqual([
+      ['profile', ['u1', 'u2'], ['age', 'country']],
+      ['spend', ['u1'], ['amount']],
+    ]);
+  });
+
+  /** The reference: every (prediction, feature) counted directly, without the library's fold. */
+  function reference(preds: readonly SampledPrediction[], rows: Map<string, StoredRow>, windowMs: number) {
+    const out = new Map<string, Record<string, number>>();
+    for (const p of preds) {
+      for (const [name, served] of Object.entries(p.features)) {
+        const view = sources.get(name);
+        if (view === undefined) continue;
+        const key = `${groupId({ model: p.model, version: p.version, windowStart: Math.floor(p.eventTime / windowMs) * windowMs })}/${name}`;
+        const c = out.get(key) ?? { sampled: 0, compared: 0, mismatched: 0, newer: 0, absent: 0, diff: 0 };
+        out.set(key, c);
+        c.sampled!++;
+        const row = rows.get(`${view.name}/${p.entity}`);
+        if (row === undefined) c.absent!++;
+        else if (row.eventTime > p.eventTime) c.newer!++;
+        else {
+          c.compared!++;
+          const stored = row.features[name] ?? null;
+          if (served !== stored) c.mismatched!++;
+          if (typeof served === 'number' && typeof stored === 'number') c.diff! += Math.abs(served - stored);
+        }
+      }
+    }
+    return out;
+  }
+
+  it('folds predictions into per-window counts that merge exactly across partitions', () => {
+    const r = seededUniform(11);
+    const rows = new Map<string, StoredRow>();
+    for (let e = 0; e < 40; e++) {
+      if (r() < 0.1) continue; // some entities have no row
+      rows.set(`profile/u${e}`, {
+        eventTime: Math.floor(r() * 20_000),
+        features: { age: Math.floor(r() * 80), country: r() < 0.5 ? 'fr' : 'de' },
+      });
+      rows.set(`spend/u${e}`, {
+        eventTime: Math.floor(r() * 20_000),
+        features: { amount: Math.round(r() * 1e4) / 100 },
+      });
+    }
+    const preds: SampledPrediction[] = Array.from({ length: 600 }, () => {
+      const e = Math.floor(r() * 40);
+      const profile = rows.get(`profile/u${e}`);
+      const spend = rows.get(`spend/u${e}`);
+      const amount = (spend?.features.amount as number | undefined) ?? 1;
+      return {
+        model: r() < 0.5 ? 'a' : 'b',
+        version: 'v1',
+        entity: `u${e}`,
+        eventTime: Math.floor(r() * 30_000),
+        features: {
+          age: r() < 0.9 ? ((profile?.features.age as number | undefined) ?? 0) : 999,
+          country: (profile?.features.country as string | undefined) ?? 'fr',
+          amount: r() < 0.3 ? amount * 100 : amount, // a unit change on 30 %
+          request_only: 1,
+        },
+      };
+    });
+    const windowMs = 10_000;
+    const rowOf = (view: { name: string }, entity: string) => rows.get(`${view.name}/${entity}`);
+    const fold = (part: readonly SampledPrediction[]) => {
+      const out = new Map<string, SkewCounts>();
+      foldPredictions(part, sources, rowOf, windowMs, { relative: 0, absolute: 0 }, (key, feature) => {
+        const id = `${groupId(key)}/${feature}`;
+        let c = out.get(id);
+        if (c === undefined) {
+          c = emptyCounts();
+          out.set(id, c);
+        }
+        return c;
+      });
+      return out;
+    };
+    const all = fold(preds);
+    const expected = reference(preds, rows, windowMs);
+    expect([...all.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const [id, c] of all) {
+      const e = expected.get(id)!;
+      expect([c.sampled, c.compared, c.mismatched, c.newerRow, c.absDiffSum]).toEqual([
+        e.sampled,
+        e.compared,
+        e.mismatched,
+        e.newer,
+        e.diff,
+      ]);
+    }
+    // Three "partitions" merged = everything at once.
+    const parts = [0, 1, 2].map((k) => fold(preds.filter((_, i) => i % 3 === k)));
+    const merged = new Map<string, SkewCounts>();
+    for (const part of parts) {
+      for (const [id, c] of part) merged.set(id, mergeInto(merged.get(id) ?? emptyCounts(), c));
+    }
+    for (const [id, c] of all) {
+      const m = merged.get(id)!;
+      expect({ ...m, absDiffSum: 0 }).toEqual({ ...c, absDiffSum: 0 });
+      expect(m.absDiffSum).toBeCloseTo(c.absDiffSum, 6);
+    }
+  });
+
+  it('indexes batch answers by view and entity', () => {
+    const reads = planReads(
+      [{ model: 'm', version: 'v', entity: 'u1', eventTime: 1, features: { age: 1 } }],
+      featureSources(views),
+    );
+    const rowOf = indexRows(reads, [[{ eventTime: 0, features: { age: 2 } }]]);
+    expect(rowOf(reads[0]!.view, 'u1')?.features.age).toBe(2);
+    expect(rowOf(reads[0]!.view, 'u2')).toBeUndefined();
+  });
+});
+
+describe('the alert', () => {
+  const rule = { maxShareMismatched: 0.1, minCompared: 10 };
+  const key = { model: 'fraud', version: 'v3', windowStart: 60_000 };
+  const counts = (compared: number, mismatched: number): SkewCounts => ({
+    ...emptyCounts(),
+    sampled: compared,
+    compared,
+    mismatched,
+  });
+
+  it('fires strictly above the bound and only with enough comparisons', () => {
+    expect(breaches(counts(100, 10), rule)).toBe(false);
+    expect(breaches(counts(100, 11), rule)).toBe(true);
+    expect(breaches(counts(9, 9), rule)).toBe(false);
+    expect(breaches(counts(0, 0), rule)).toBe(false);
+  });
+
+  it('is deterministic per (model, version, feature, window) and carries the evidence', () => {
+    const a = skewAlert(key, 'amount', 60_000, counts(50, 40), rule, { sampleRate: 0.1, tolerance: DEFAULT_TOLERANCE });
+    expect(a).toMatchObject({
+      alert_id: skewAlertId(key, 'amount'),
+      kind: 'TRAINING_SERVING_SKEW',
+      model: 'fraud',
+      model_version: 'v3',
+      feature: 'amount',
+      window_start: 60_000,
+      window_end: 120_000,
+      event_time: 120_000,
+      method: 'share_mismatched',
+      statistic: 0.8,
+      threshold: 0.1,
+    });
+    expect(JSON.parse(a.evidence)).toMatchObject({ compared: 50, mismatched: 40, sample_rate: 0.1 });
+    expect(skewAlertId(key, 'amount')).not.toBe(skewAlertId(key, 'age'));
+    expect(skewAlertId(key, 'amount')).not.toBe(skewAlertId({ ...key, windowStart: 0 }, 'amount'));
+  });
+});

@@ -1,0 +1,243 @@
+import { DriftlineError } from '@driftline/core';
+import type {
+  ModelCardData,
+  ModelCardDecision,
+  ModelCardDrift,
+  ModelCardLive,
+  ModelCardTraining,
+  ModelCardTransition,
+} from '@driftline/report';
+import type { ClickHouse } from '../client.js';
+
+// Tables a card reads; a missing one leaves its part empty with a note (an older database).
+const TABLES = [
+  'model_versions',
+  'retrain_decisions',
+  'reference_profiles',
+  'model_transitions',
+  'performance_windows',
+  'drift_windows',
+] as const;
+type Table = (typeof TABLES)[number];
+
+const LIVE_METRICS = ['roc_auc', 'accuracy', 'f1', 'log_loss', 'brier', 'mae', 'rmse'] as const;
+/** Segments shown per card: enough for a page, bounded whatever the segment features' cardinality. */
+const MAX_SEGMENTS = 200;
+
+const ms = (v: unknown) => Number(v);
+
+async function loadTraining(ch: ClickHouse, model: string, version: string): Promise<ModelCardTraining | undefined> {
+  const [x] = await ch.select<{
+    request_id: string;
+    base_version: string;
+    status: string;
+    promotion_reason: string;
+    df: number;
+    dt: number;
+    rows_train: number;
+    rows_holdout: number;
+    device: string;
+    device_reason: string;
+    metrics: Record<string, number>;
+    params: string;
+    artifact_uri: string;
+    reference_id: string | null;
+    reference_uri: string | null;
+    ra: number;
+  }>(
+    `SELECT request_id, base_version, status, promotion_reason, toUnixTimestamp64Milli(data_from) AS df,
+       toUnixTimestamp64Milli(data_to) AS dt, rows_train, rows_holdout, device, device_reason, metrics, params,
+       artifact_uri, reference_id, reference_uri, toUnixTimestamp64Milli(registered_at) AS ra
+     FROM ${ch.table('model_versions')} FINAL
+     WHERE model = {model:String} AND version = {version:String}
+     ORDER BY updated_at DESC LIMIT 1`,
+    { model, version },
+  );
+  if (x === undefined) return undefined;
+  return {
+    requestId: x.request_id,
+    challenged: x.base_version,
+    status: x.status,
+    reason: x.promotion_reason,
+    dataFrom: ms(x.df),
+    dataTo: ms(x.dt),
+    rowsTrain: Number(x.rows_train),
+    rowsHoldout: Number(x.rows_holdout),
+    device: x.device,
+    deviceReason: x.device_reason,
+    metrics: Object.fromEntries(Object.entries(x.metrics).map(([k, v]) => [k, Number(v)])),
+    params: x.params,
+    artifactUri: x.artifact_uri,
+    referenceId: x.reference_id,
+    referenceUri: x.reference_uri,
+    registeredAt: ms(x.ra),
+  };
+}
+
+async function loadDecision(ch: ClickHouse, model: string, requestId: string): Promise<ModelCardDecision | undefined> {
+  const [x] = await ch.select<{ t: number; reason: string; detail: string; signals: string[]; alert_kind: string }>(
+    `SELECT toUnixTimestamp64Milli(decided_at) AS t, reason, detail, signals, alert_kind
+     FROM ${ch.table('retrain_decisions')} FINAL
+     WHERE model = {model:String} AND request_id = {id:String} AND fired = 1
+     ORDER BY decided_at LIMIT 1`,
+    { model, id: requestId },
+  );
+  return x === undefined
+    ? undefined
+    : { decidedAt: ms(x.t), reason: x.reason, detail: x.detail, signals: x.signals, alertKind: x.alert_kind };
+}
+
+async function loadReference(
+  ch: ClickHouse,
+  model: string,
+  version: string,
+  referenceId: string | null,
+): Promise<{ id: string; createdAt: number; features: string[] } | undefined> {
+  const list = await ch.select<{ reference_id: string; t: number; features: string[] }>(
+    `SELECT reference_id, toUnixTimestamp64Milli(max(created_at)) AS t, groupUniqArray(feature) AS features
+     FROM ${ch.table('reference_profiles')} FINAL
+     WHERE model = {model:String} AND version = {version:String}
+       AND ({id:String} = '' OR reference_id = {id:String})
+     GROUP BY reference_id ORDER BY t DESC LIMIT 1`,
+    { model, version, id: referenceId ?? '' },
+  );
+  const x = list[0];
+  if (x === undefined) return undefined;
+  // Prediction pseudo-features (__prediction__, __predicted_class__) are outputs, not inputs.
+  return { id: x.reference_id, createdAt: ms(x.t), features: x.features.filter((f) => !f.startsWith('__')).sort() };
+}
+
+async function loadTransitions(ch: ClickHouse, model: string, version: string): Promise<ModelCardTransition[]> {
+  const list = await ch.select<{
+    t: number;
+    from_stage: string;
+    to_stage: string;
+    decided_by: string;
+    reason: string;
+    detail: string;
+    evidence: string;
+  }>(
+    `SELECT toUnixTimestamp64Milli(at) AS t, from_stage, to_stage, decided_by, reason, detail, evidence
+     FROM ${ch.table('model_transitions')} FINAL
+     WHERE model = {model:String} AND version = {version:String}
+     ORDER BY at, to_stage`,
+    { model, version },
+  );
+  return list.map((x) => ({
+    at: ms(x.t),
+    from: x.from_stage,
+    to: x.to_stage,
+    decidedBy: x.decided_by,
+    reason: x.reason,
+    detail: x.detail,
+    evidence: x.evidence,
+  }));
+}
+
+async function loadLive(ch: ClickHouse, model: string, version: string): Promise<ModelCardLive[]> {
+  // Each metric: the labelled-count-weighted mean over the windows that have it (a window with
+  // 10 labels counts a tenth of one with 100).
+  const weighted = LIVE_METRICS.map(
+    (m) =>
+      `if(sumIf(labeled, ${m} IS NOT NULL) = 0, NULL, sumIf(${m} * labeled, ${m} IS NOT NULL) / sumIf(labeled, ${m} IS NOT NULL)) AS ${m}`,
+  );
+  const list = await ch.select<Record<string, unknown>>(
+    `SELECT segment_feature, segment, count() AS windows, sum(predictions) AS n_predictions, sum(labeled) AS n_labeled,
+       ${weighted.join(',\n       ')}
+     FROM ${ch.table('performance_windows')} FINAL
+     WHERE model = {model:String} AND model_version = {version:String}
+     GROUP BY segment_feature, segment
+     ORDER BY segment_feature, segment
+     LIMIT ${MAX_SEGMENTS}`,
+    { model, version },
+  );
+  return list.map((x) => ({
+    segmentFeature: String(x.segment_feature),
+    segment: String(x.segment),
+    windows: Number(x.windows),
+    predictions: Number(x.n_predictions),
+    labeled: Number(x.n_labeled),
+    metrics: Object.fromEntries(LIVE_METRICS.map((m) => [m, x[m] === null ? null : Number(x[m])])),
+  }));
+}
+
+async function loadTrainingDrift(ch: ClickHouse, model: string, t: ModelCardTraining): Promise<ModelCardDrift[]> {
+  const list = await ch.select<{ feature: string; method: string; windows: number; n_drifted: number; top: number }>(
+    `SELECT feature, method, count() AS windows, sum(drifted) AS n_drifted, max(statistic) AS top
+     FROM ${ch.table('drift_windows')} FINAL
+     WHERE model = {model:String} AND version = {version:String} AND method IN ('psi', 'ks', 'chi2')
+       AND window_start >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+       AND window_start < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
+     GROUP BY feature, method ORDER BY n_drifted DESC, feature, method`,
+    { model, version: t.challenged, from: t.dataFrom, to: t.dataTo },
+  );
+  return list.map((x) => ({
+    feature: x.feature,
+    method: x.method,
+    windows: Number(x.windows),
+    drifted: Number(x.n_drifted),
+    maxStatistic: Number(x.top),
+  }));
+}
+
+/** The stage a version is in: its last transition's target, else what the trainer's gate said. */
+function currentStage(transitions: readonly ModelCardTransition[], training: ModelCardTraining | undefined): string {
+  const last = transitions.at(-1);
+  if (last !== undefined) return last.to;
+  if (training?.status === 'PROMOTED') return 'production';
+  if (training?.status === 'REJECTED') return 'rejected';
+  return training === undefined ? 'unknown' : 'candidate';
+}
+
+/**
+ * Everything the model card of (model, version) shows. NOT_FOUND when nothing at all is recorded
+ * for the version (a typo in the name, most likely).
+ */
+export async function loadModelCard(
+  ch: ClickHouse,
+  model: string,
+  version: string,
+  now = Date.now(),
+): Promise<ModelCardData> {
+  const present = await ch.select<{ name: string }>('SELECT name FROM system.tables WHERE database = {db:String}', {
+    db: ch.database,
+  });
+  const names = new Set(present.map((p) => p.name));
+  const has = (t: Table) => names.has(t);
+  const notes = TABLES.filter((t) => !has(t)).map(
+    (t) => `table ${ch.database}.${t} does not exist (yet): its part of the card is empty`,
+  );
+  const training = has('model_versions') ? await loadTraining(ch, model, version) : undefined;
+  const decision =
+    training !== undefined && has('retrain_decisions') ? await loadDecision(ch, model, training.requestId) : undefined;
+  const reference = has('reference_profiles')
+    ? await loadReference(ch, model, version, training?.referenceId ?? null)
+    : undefined;
+  const transitions = has('model_transitions') ? await loadTransitions(ch, model, version) : [];
+  const live = has('performance_windows') ? await loadLive(ch, model, version) : [];
+  const trainingDrift =
+    training !== undefined && has('drift_windows') ? await loadTrainingDrift(ch, model, training) : [];
+  if (training === undefined && reference === undefined && transitions.length === 0 && live.length === 0) {
+    throw new DriftlineError(
+      'NOT_FOUND',
+      `model ${model} version ${version}: nothing recorded (no trained version, reference profile, stage or live metrics)`,
+    );
+  }
+  return {
+    model,
+    version,
+    generatedAt: now,
+    training,
+    features: reference?.features ?? [],
+    decision,
+    reference:
+      reference === undefined
+        ? undefined
+        : { id: reference.id, createdAt: reference.createdAt, features: reference.features.length },
+    transitions,
+    live,
+    trainingDrift,
+    stage: currentStage(transitions, training),
+    notes,
+  };
+}

@@ -1,0 +1,236 @@
+import type { ClickHouse } from '../client.js';
+import type { Migration } from '../migrate.js';
+import { chTime } from '../time.js';
+
+/**
+ * `skew_windows` (training-serving skew, the skew-monitor): one row per (model, version, window,
+ * feature, source topic, source partition) holding that partition's counts of the window SO FAR,
+ * with `through_offset` = the last source offset they include. ReplacingMergeTree(through_offset):
+ * a partition's newer row replaces its older one, a replayed batch writes the same row again, and
+ * rows of different partitions never replace each other — a window's value is the SUM over
+ * partitions of the FINAL rows (`totals`, the dashboards). The row is also the partition's state:
+ * a new owner (restart, rebalance) reads it back and skips every offset ≤ `through_offset`, so a
+ * replay never counts a prediction twice.
+ *
+ * Why not the drift-monitor's two-stage merge: skew counts are sums, which merge exactly at read
+ * time, so a per-partition cumulative row needs no second stage, no watermark and no held commits
+ * (a late prediction simply updates its window's row). Kept 400 days from the write, as drift_windows.
+ */
+export const skewWindowsMigration: Migration = {
+  id: '0620_skew_windows',
+  statements: [
+    `CREATE TABLE IF NOT EXISTS {db}.skew_windows (
+      model LowCardinality(String),
+      model_version LowCardinality(String),
+      window_start DateTime64(3, 'UTC'),
+      window_end DateTime64(3, 'UTC'),
+      feature LowCardinality(String),
+      source_topic LowCardinality(String),
+      source_partition UInt32,
+      through_offset UInt64 COMMENT 'last source offset counted: the replacing version and the replay guard',
+      sampled UInt64 COMMENT 'sampled predictions carrying the feature',
+      compared UInt64 COMMENT 'of those, with a store row current at the prediction time',
+      mismatched UInt64,
+      numeric_compared UInt64,
+      abs_diff_sum Float64 COMMENT 'sum of |served - stored| over numeric_compared',
+      missing_in_store UInt64,
+      missing_in_prediction UInt64,
+      newer_row UInt64 COMMENT 'row written after the prediction: not comparable as of then',
+      staleness_hist Array(UInt64) COMMENT 'prediction time - row time of the compared, buckets of STALENESS_BOUNDS_MS (@driftline/skew) plus overflow',
+      updated_at DateTime64(3, 'UTC'),
+      written_at DateTime MATERIALIZED now() COMMENT 'when the row was written (retention clock)'
+    ) ENGINE = ReplacingMergeTree(through_offset)
+    ORDER BY (model, model_version, window_start, feature, source_topic, source_partition)
+    TTL written_at + INTERVAL 400 DAY`,
+  ],
+};
+
+/** Mergeable counts (the `SkewCounts` of @driftline/skew). */
+export interface SkewCountsRow {
+  readonly sampled: number;
+  readonly compared: number;
+  readonly mismatched: number;
+  readonly numericCompared: number;
+  readonly absDiffSum: number;
+  readonly missingInStore: number;
+  readonly missingInPrediction: number;
+  readonly newerRow: number;
+  readonly stalenessHist: readonly number[];
+}
+
+/** A (model, version, window) — what a partition's state and a totals query are keyed by. */
+export interface SkewWindowKey {
+  readonly model: string;
+  readonly version: string;
+  readonly windowStart: number;
+}
+
+/** One partition's counts of one feature of one window, through a source offset. */
+export interface SkewPartialRow extends SkewWindowKey {
+  readonly windowEnd: number;
+  readonly feature: string;
+  readonly topic: string;
+  readonly partition: number;
+  readonly throughOffset: number;
+  readonly counts: SkewCountsRow;
+  readonly updatedAt: number;
+}
+
+/** The counts of one feature of one window over every source partition. */
+export interface SkewTotalsRow extends SkewWindowKey {
+  readonly feature: string;
+  readonly counts: SkewCountsRow;
+}
+
+export interface SkewWindowStore {
+  write(rows: readonly SkewPartialRow[]): Promise<void>;
+  /** The current rows of one source partition for these windows (its state after a restart or rebalance). */
+  partials(topic: string, partition: number, keys: readonly SkewWindowKey[]): Promise<SkewPartialRow[]>;
+  /** Window counts summed over every partition of `topic`, for these windows and features. */
+  totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]>;
+}
+
+/** Windows per query: the key tuples travel as query parameters (bounded text). */
+const KEYS_PER_QUERY = 500;
+
+interface RawCounts {
+  sampled: number | string;
+  compared: number | string;
+  mismatched: number | string;
+  numeric_compared: number | string;
+  abs_diff_sum: number;
+  missing_in_store: number | string;
+  missing_in_prediction: number | string;
+  newer_row: number | string;
+  staleness_hist: Array<number | string>;
+}
+
+const COUNT_COLUMNS = `sampled, compared, mismatched, numeric_compared, abs_diff_sum, missing_in_store,
+  missing_in_prediction, newer_row, staleness_hist`;
+const SUM_COLUMNS = `sum(sampled) AS sampled, sum(compared) AS compared, sum(mismatched) AS mismatched,
+  sum(numeric_compared) AS numeric_compared, sum(abs_diff_sum) AS abs_diff_sum,
+  sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
+  sum(newer_row) AS newer_row, sumForEach(staleness_hist) AS staleness_hist`;
+
+/** Window keys as three parallel arrays (zipped in SQL: tuples are no query parameter type of the client). */
+function keyParams(keys: readonly SkewWindowKey[]) {
+  return {
+    models: keys.map((k) => k.model),
+    versions: keys.map((k) => k.version),
+    starts: keys.map((k) => k.windowStart),
+  };
+}
+
+function countsOf(r: RawCounts): SkewCountsRow {
+  return {
+    sampled: Number(r.sampled),
+    compared: Number(r.compared),
+    mismatched: Number(r.mismatched),
+    numericCompared: Number(r.numeric_compared),
+    absDiffSum: Number(r.abs_diff_sum),
+    missingInStore: Number(r.missing_in_store),
+    missingInPrediction: Number(r.missing_in_prediction),
+    newerRow: Number(r.newer_row),
+    stalenessHist: r.staleness_hist.map(Number),
+  };
+}
+
+export class ClickHouseSkewWindowStore implements SkewWindowStore {
+  constructor(private readonly ch: ClickHouse) {}
+
+  write(rows: readonly SkewPartialRow[]): Promise<void> {
+    return this.ch.insert(
+      'skew_windows',
+      rows.map((r) => ({
+        model: r.model,
+        model_version: r.version,
+        window_start: chTime(r.windowStart),
+        window_end: chTime(r.windowEnd),
+        feature: r.feature,
+        source_topic: r.topic,
+        source_partition: r.partition,
+        through_offset: r.throughOffset,
+        sampled: r.counts.sampled,
+        compared: r.counts.compared,
+        mismatched: r.counts.mismatched,
+        numeric_compared: r.counts.numericCompared,
+        abs_diff_sum: r.counts.absDiffSum,
+        missing_in_store: r.counts.missingInStore,
+        missing_in_prediction: r.counts.missingInPrediction,
+        newer_row: r.counts.newerRow,
+        staleness_hist: r.counts.stalenessHist,
+        updated_at: chTime(r.updatedAt),
+      })),
+    );
+  }
+
+  async partials(topic: string, partition: number, keys: readonly SkewWindowKey[]): Promise<SkewPartialRow[]> {
+    const out: SkewPartialRow[] = [];
+    for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
+      const rows = await this.ch.select<
+        RawCounts & {
+          model: string;
+          model_version: string;
+          ws: number | string;
+          we: number | string;
+          feature: string;
+          through_offset: number | string;
+          ua: number | string;
+        }
+      >(
+        `SELECT model, model_version, toUnixTimestamp64Milli(window_start) AS ws,
+           toUnixTimestamp64Milli(window_end) AS we, feature, through_offset,
+           toUnixTimestamp64Milli(updated_at) AS ua, ${COUNT_COLUMNS}
+         FROM ${this.ch.table('skew_windows')} FINAL
+         WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32}
+           AND model IN {models:Array(String)}
+           AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
+                   (model, model_version, toUnixTimestamp64Milli(window_start)))`,
+        { topic, partition, ...keyParams(keys.slice(i, i + KEYS_PER_QUERY)) },
+      );
+      for (const r of rows) {
+        out.push({
+          model: r.model,
+          version: r.model_version,
+          windowStart: Number(r.ws),
+          windowEnd: Number(r.we),
+          feature: r.feature,
+          topic,
+          partition,
+          throughOffset: Number(r.through_offset),
+          counts: countsOf(r),
+          updatedAt: Number(r.ua),
+        });
+      }
+    }
+    return out;
+  }
+
+  async totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]> {
+    const out: SkewTotalsRow[] = [];
+    for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
+      const rows = await this.ch.select<
+        RawCounts & { model: string; model_version: string; ws: number | string; feature: string }
+      >(
+        `SELECT model, model_version, toUnixTimestamp64Milli(window_start) AS ws, feature, ${SUM_COLUMNS}
+         FROM ${this.ch.table('skew_windows')} FINAL
+         WHERE source_topic = {topic:String}
+           AND model IN {models:Array(String)}
+           AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
+                   (model, model_version, toUnixTimestamp64Milli(window_start)))
+         GROUP BY model, model_version, window_start, feature`,
+        { topic, ...keyParams(keys.slice(i, i + KEYS_PER_QUERY)) },
+      );
+      for (const r of rows) {
+        out.push({
+          model: r.model,
+          version: r.model_version,
+          windowStart: Number(r.ws),
+          feature: r.feature,
+          counts: countsOf(r),
+        });
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,58 @@
+import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
+import { type FeatureViews, loadFeatureViews } from '@driftline/features';
+import { onlineStoreEnvShape } from '@driftline/online-store';
+import { DEFAULT_ALERT_RULE, DEFAULT_TOLERANCE, type SkewAlertRule, type Tolerance } from '@driftline/skew';
+import { z } from 'zod';
+
+/** A decimal number (scientific notation allowed: tolerances like 1e-9) in [min, max]. */
+const number = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?([eE][-+]?\d+)?$/, 'must be a non-negative number')
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
+
+export const skewEnvShape = {
+  ...onlineStoreEnvShape,
+  /** Share of predictions compared: those whose id hashes below it (the same ones on every replay). */
+  DRIFTLINE_SKEW_SAMPLE_RATE: number(0, 1).default(0.05),
+  /** Tumbling event-time window of the counts (30s, 5m, 1h, 1d). */
+  DRIFTLINE_SKEW_WINDOW: envField.duration(1_000).default(5 * 60_000),
+  /** Share mismatched above which a feature's window raises TRAINING_SERVING_SKEW. */
+  DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: number(0, 1).default(DEFAULT_ALERT_RULE.maxShareMismatched),
+  /** Comparisons a window's feature needs before it can alert (sampling error). */
+  DRIFTLINE_SKEW_MIN_COMPARED: envField.int(1, 1_000_000_000).default(DEFAULT_ALERT_RULE.minCompared),
+  /** Numbers are equal when |a − b| ≤ max(absolute, relative · max(|a|, |b|)). */
+  DRIFTLINE_SKEW_RELATIVE_TOLERANCE: number(0, 1).default(DEFAULT_TOLERANCE.relative),
+  DRIFTLINE_SKEW_ABSOLUTE_TOLERANCE: number(0, Number.MAX_VALUE).default(DEFAULT_TOLERANCE.absolute),
+  /** Consumer group, prefixed by DRIFTLINE_TOPIC_PREFIX. */
+  DRIFTLINE_SKEW_GROUP: envField.string().default('skew-monitor'),
+};
+
+export interface SkewConfig {
+  readonly views: FeatureViews;
+  readonly redis: RedisConnectionConfig;
+  readonly keyPrefix: string;
+  readonly sampleRate: number;
+  readonly windowMs: number;
+  readonly rule: SkewAlertRule;
+  readonly tolerance: Tolerance;
+  readonly group: string;
+}
+
+export function toSkewConfig(env: z.infer<z.ZodObject<typeof skewEnvShape>>): SkewConfig {
+  return {
+    // Parsed and validated now, at start-up: a bad file fails before anything connects.
+    views: loadFeatureViews(env.DRIFTLINE_FEATURE_VIEWS),
+    redis: toRedisConnectionConfig(env),
+    keyPrefix: env.DRIFTLINE_FEATURE_KEY_PREFIX,
+    sampleRate: env.DRIFTLINE_SKEW_SAMPLE_RATE,
+    windowMs: env.DRIFTLINE_SKEW_WINDOW,
+    rule: { maxShareMismatched: env.DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED, minCompared: env.DRIFTLINE_SKEW_MIN_COMPARED },
+    tolerance: {
+      relative: env.DRIFTLINE_SKEW_RELATIVE_TOLERANCE,
+      absolute: env.DRIFTLINE_SKEW_ABSOLUTE_TOLERANCE,
+    },
+    group: env.DRIFTLINE_SKEW_GROUP,
+  };
+}

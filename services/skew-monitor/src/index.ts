@@ -1,0 +1,2 @@
+export type { SkewConfig } from './config.js';
+export { skewMonitorService } from './service.js';

@@ -1,0 +1,70 @@
+import { createRedisOnlineStore } from '@driftline/online-store/redis';
+import { contracts } from '@driftline/schemas';
+import { defineService, type ServiceContext } from '@driftline/service';
+import { featureSources } from '@driftline/skew';
+import { type SkewConfig, skewEnvShape, toSkewConfig } from './config.js';
+import { skewProcessor } from './processor.js';
+
+/** The skew-monitor service: predictions.v1 × the online store → skew_windows and TRAINING_SERVING_SKEW alerts. */
+export const skewMonitorService = defineService({
+  name: 'skew-monitor',
+  description: 'Training-serving skew: sampled predictions compared with the online store as of their event time',
+  needs: ['kafka', 'registry', 'clickhouse', 'redis'],
+  envShape: skewEnvShape,
+  configure: toSkewConfig,
+  async start(ctx: ServiceContext, config: SkewConfig) {
+    const warehouse = await ctx.warehouse();
+    const sources = featureSources(config.views);
+    if (sources.ambiguous.size > 0) {
+      ctx.logger.warn(
+        { features: [...sources.ambiguous].slice(0, 20) },
+        'features declared by several views are not compared (which value a model saw is ambiguous)',
+      );
+    }
+    const predictionsTopic = ctx.topic('prediction');
+    const codec = ctx.codec().forTopic(contracts.prediction, predictionsTopic);
+    const alerts = ctx.publisher(contracts.alert);
+    // Reads only, failing fast (online-read policy): an outage surfaces to the consumer loop, which
+    // pauses the partition and retries without committing.
+    const store = createRedisOnlineStore(config.redis, {
+      use: 'online-read',
+      keyPrefix: config.keyPrefix,
+      name: 'driftline-skew-monitor',
+      onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
+    });
+    try {
+      const consumer = await ctx.consume({
+        groupId: `${ctx.common.topicPrefix}${config.group}`,
+        topics: [predictionsTopic],
+        processor: skewProcessor({
+          store,
+          skew: warehouse.skewWindows,
+          sources,
+          windowMs: config.windowMs,
+          sampleRate: config.sampleRate,
+          tolerance: config.tolerance,
+          rule: config.rule,
+          decode: (v) => codec.decode(v),
+          publish: (batch) => alerts.publish(batch),
+          eventTime: ctx.common.eventTime,
+          logger: ctx.logger,
+          registry: ctx.registry,
+        }),
+      });
+      ctx.logger.info(
+        { topic: predictionsTopic, sampleRate: config.sampleRate, windowMs: config.windowMs, rule: config.rule },
+        'skew-monitor consuming',
+      );
+      return {
+        ready: () => consumer.ready() && store.ready(),
+        async stop() {
+          await consumer.stop();
+          await store.close();
+        },
+      };
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  },
+});

@@ -1,0 +1,32 @@
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseRunnerEnv } from '@driftline/service';
+import { describe, expect, it } from 'vitest';
+import { skewMonitorService } from '../src/service.js';
+
+const views = join(tmpdir(), `skew-views-${process.pid}.yaml`);
+writeFileSync(views, 'views:\n  - name: profile\n    entity: user_id\n    features: { age: double }\n');
+const base = {
+  DRIFTLINE_KAFKA_BROKERS: '127.0.0.1:9092',
+  DRIFTLINE_SCHEMA_REGISTRY_URL: 'http://127.0.0.1:8081',
+  DRIFTLINE_REDIS_URL: 'redis://127.0.0.1:6379',
+  DRIFTLINE_FEATURE_VIEWS: views,
+};
+const parse = (env: Record<string, string>) =>
+  parseRunnerEnv({ services: [skewMonitorService as never], env: { ...base, ...env } });
+
+describe('skew-monitor configuration', () => {
+  it('has defaults and reads tolerances in scientific notation', () => {
+    const parsed = parse({ DRIFTLINE_SKEW_RELATIVE_TOLERANCE: '1e-6', DRIFTLINE_SKEW_SAMPLE_RATE: '0.25' });
+    const config = parsed.serviceConfigs[0] as { sampleRate: number; tolerance: { relative: number } };
+    expect(config.sampleRate).toBe(0.25);
+    expect(config.tolerance.relative).toBe(1e-6);
+  });
+
+  it('names the bad variable', () => {
+    expect(() => parse({ DRIFTLINE_SKEW_SAMPLE_RATE: '2' })).toThrow(/DRIFTLINE_SKEW_SAMPLE_RATE/);
+    expect(() => parse({ DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: 'lots' })).toThrow(/DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED/);
+    expect(() => parse({ DRIFTLINE_SKEW_WINDOW: '10ms' })).toThrow(/DRIFTLINE_SKEW_WINDOW/);
+  });
+});

@@ -1,0 +1,282 @@
+import { PoisonRecordError, SinkUnavailableError } from '@driftline/core';
+import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
+import type { BatchContext, DecodedRecord, InboundRecord } from '@driftline/kafka';
+import { InMemoryOnlineStore } from '@driftline/online-store';
+import type { DriftAlert, FeatureEvent, PredictionEvent } from '@driftline/schemas';
+import { emptyCounts, featureSources, isSampled, mergeInto, type SkewCounts } from '@driftline/skew';
+import type { SkewPartialRow, SkewTotalsRow, SkewWindowKey, SkewWindowStore } from '@driftline/warehouse';
+import { describe, expect, it } from 'vitest';
+import { type SkewRecord, skewProcessor } from '../src/processor.js';
+
+const views = parseFeatureViewsText(`
+views:
+  - name: profile
+    entity: user_id
+    features: { age: double, country: string }
+  - name: spend
+    entity: user_id
+    features: { amount: double }
+`);
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const WINDOW = 60_000;
+const TOPIC = 'predictions.v1';
+
+/**
+ * skew_windows' semantics in memory: ReplacingMergeTree(through_offset) keyed by window, feature
+ * and source partition; totals summed over partitions. (The real table: the integration test.)
+ */
+class MemorySkewStore implements SkewWindowStore {
+  readonly rows = new Map<string, SkewPartialRow>();
+  writes = 0;
+  failNext = 0;
+  async write(rows: readonly SkewPartialRow[]): Promise<void> {
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new SinkUnavailableError('clickhouse down');
+    }
+    this.writes++;
+    for (const r of rows) {
+      const id = JSON.stringify([r.model, r.version, r.windowStart, r.feature, r.topic, r.partition]);
+      const old = this.rows.get(id);
+      if (old === undefined || old.throughOffset <= r.throughOffset) this.rows.set(id, structuredClone(r));
+    }
+  }
+  async partials(topic: string, partition: number, keys: readonly SkewWindowKey[]): Promise<SkewPartialRow[]> {
+    return [...this.rows.values()].filter(
+      (r) => r.topic === topic && r.partition === partition && keys.some((k) => same(k, r)),
+    );
+  }
+  async totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]> {
+    const out = new Map<string, SkewTotalsRow & { counts: SkewCounts }>();
+    for (const r of this.rows.values()) {
+      if (r.topic !== topic || !keys.some((k) => same(k, r))) continue;
+      const id = JSON.stringify([r.model, r.version, r.windowStart, r.feature]);
+      const t = out.get(id) ?? { ...r, counts: emptyCounts() };
+      mergeInto(t.counts, { ...r.counts, stalenessHist: [...r.counts.stalenessHist] });
+      out.set(id, t);
+    }
+    return [...out.values()];
+  }
+  counts(feature: string): SkewCounts {
+    const total = emptyCounts();
+    for (const r of this.rows.values()) {
+      if (r.feature === feature) mergeInto(total, { ...r.counts, stalenessHist: [...r.counts.stalenessHist] });
+    }
+    return total;
+  }
+}
+const same = (k: SkewWindowKey, r: SkewWindowKey) =>
+  k.model === r.model && k.version === r.version && k.windowStart === r.windowStart;
+
+async function onlineStore(): Promise<InMemoryOnlineStore> {
+  const store = new InMemoryOnlineStore();
+  const events: FeatureEvent[] = [];
+  for (let u = 0; u < 20; u++) {
+    events.push({
+      event_id: `p${u}`,
+      view: 'profile',
+      entity_id: `u${u}`,
+      event_time: T0 - 1_000,
+      features: { age: 20 + u, country: 'fr' },
+    });
+    events.push({
+      event_id: `s${u}`,
+      view: 'spend',
+      entity_id: `u${u}`,
+      event_time: T0 - 5_000,
+      features: { amount: 10 + u / 4 },
+    });
+  }
+  await store.write(planWrites(events.map((e) => validateFeatureEvent(views, e))));
+  return store;
+}
+
+/** Predictions of entity u(i % 20), one per second from T0: `amount` sent in cents (a unit change). */
+function predictions(n: number, from = 0): PredictionEvent[] {
+  return Array.from({ length: n }, (_, k) => {
+    const i = from + k;
+    const u = i % 20;
+    return {
+      prediction_id: `pred-${i}`,
+      model: 'fraud',
+      model_version: 'v1',
+      entity_id: `u${u}`,
+      event_time: T0 + i * 1_000,
+      features: { age: 20 + u, country: 'fr', amount: (10 + u / 4) * 100, request_only: 1 },
+      prediction: 0.5,
+      predicted_class: null,
+      role: 'production',
+      scores: null,
+    };
+  });
+}
+
+const record = (e: PredictionEvent, offset: number, partition = 0): InboundRecord => ({
+  topic: TOPIC,
+  partition,
+  offset: String(offset),
+  key: Buffer.from(e.prediction_id),
+  value: Buffer.from(JSON.stringify(e)),
+  headers: {},
+  timestamp: 0,
+});
+const context = (partition = 0): BatchContext => ({ topic: TOPIC, partition, highWatermark: '0' });
+
+function setup(skew: MemorySkewStore, store: InMemoryOnlineStore, sampleRate = 1) {
+  const published: DriftAlert[] = [];
+  const processor = skewProcessor({
+    store,
+    skew,
+    sources: featureSources(views),
+    windowMs: WINDOW,
+    sampleRate,
+    tolerance: { relative: 1e-9, absolute: 0 },
+    rule: { maxShareMismatched: 0.1, minCompared: 5 },
+    decode: async (v) => JSON.parse(v!.toString()) as PredictionEvent,
+    publish: async (alerts) => {
+      published.push(...alerts);
+    },
+    eventTime: { maxFutureMs: 86_400_000, minMs: 0 },
+    now: () => T0 + 3_600_000,
+  });
+  return { processor, published };
+}
+
+async function decodeAll(
+  processor: ReturnType<typeof setup>['processor'],
+  events: readonly PredictionEvent[],
+  first = 0,
+): Promise<Array<DecodedRecord<SkewRecord>>> {
+  const out: Array<DecodedRecord<SkewRecord>> = [];
+  for (const [i, e] of events.entries()) {
+    const r = record(e, first + i);
+    out.push({ record: r, value: await processor.decode(r) });
+  }
+  return out;
+}
+
+describe('skew processor', () => {
+  it('counts a unit-changed feature as mismatched, the others as equal, and alerts once per window', async () => {
+    const skew = new MemorySkewStore();
+    const { processor, published } = setup(skew, await onlineStore());
+    const events = predictions(90); // windows T0, T0+60s
+    const items = await decodeAll(processor, events);
+    await processor.process(items.slice(0, 40), context());
+    await processor.process(items.slice(40), context());
+    expect(skew.counts('amount')).toMatchObject({ sampled: 90, compared: 90, mismatched: 90, numericCompared: 90 });
+    expect(skew.counts('age')).toMatchObject({ sampled: 90, compared: 90, mismatched: 0, absDiffSum: 0 });
+    expect(skew.counts('country')).toMatchObject({ compared: 90, mismatched: 0, numericCompared: 0 });
+    expect(skew.counts('request_only').sampled).toBe(0); // no view declares it
+    const expectedDiff = events.reduce((s, e) => s + Math.abs((e.features.amount as number) * (1 - 1 / 100)), 0);
+    expect(skew.counts('amount').absDiffSum).toBeCloseTo(expectedDiff, 6);
+    // Staleness: 1 s before T0 for the profile rows, 5 s for spend, plus the prediction's offset in time.
+    expect(published.map((a) => [a.feature, a.window_start])).toEqual([
+      ['amount', T0],
+      ['amount', T0 + WINDOW],
+    ]);
+    expect(published[0]).toMatchObject({ kind: 'TRAINING_SERVING_SKEW', statistic: 1, model_version: 'v1' });
+  });
+
+  it('never counts a prediction twice: a retried batch, a replay after a crash, a new owner', async () => {
+    const skew = new MemorySkewStore();
+    const store = await onlineStore();
+    const first = setup(skew, store);
+    const items = await decodeAll(first.processor, predictions(50));
+    await first.processor.process(items.slice(0, 30), context());
+    // The write of the next batch fails: nothing is remembered, the retry counts it once.
+    skew.failNext = 1;
+    await expect(first.processor.process(items.slice(30), context())).rejects.toThrow(SinkUnavailableError);
+    await first.processor.process(items.slice(30), context());
+    const once = skew.counts('amount');
+    expect(once.sampled).toBe(50);
+    // The commit was lost: the same batch again, on this instance and on a fresh one (state from the store).
+    await first.processor.process(items.slice(20), context());
+    const second = setup(skew, store);
+    await second.processor.process(items, context());
+    expect(skew.counts('amount')).toEqual(once);
+    // The fresh instance re-raises the window's alert under the same id (consumers deduplicate).
+    expect(second.published.map((a) => a.alert_id)).toEqual(first.published.map((a) => a.alert_id));
+  });
+
+  it('an online store outage is retriable and writes nothing', async () => {
+    const skew = new MemorySkewStore();
+    const store = await onlineStore();
+    let down = true;
+    const readBatch = store.readBatch.bind(store);
+    store.readBatch = async (requests) => {
+      if (down) throw new SinkUnavailableError('redis down');
+      return readBatch(requests);
+    };
+    const { processor } = setup(skew, store);
+    const items = await decodeAll(processor, predictions(10));
+    const error = await processor.process(items, context()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SinkUnavailableError);
+    expect((error as SinkUnavailableError).retriable).toBe(true);
+    expect(skew.writes).toBe(0);
+    down = false;
+    await processor.process(items, context());
+    expect(skew.counts('age').sampled).toBe(10);
+  });
+
+  it('keeps partitions apart and sums them', async () => {
+    const skew = new MemorySkewStore();
+    const { processor } = setup(skew, await onlineStore());
+    const events = predictions(40);
+    const p0: Array<DecodedRecord<SkewRecord>> = [];
+    const p1: Array<DecodedRecord<SkewRecord>> = [];
+    for (const [i, e] of events.entries()) {
+      const partition = i % 2;
+      const r = record(e, Math.floor(i / 2), partition);
+      (partition === 0 ? p0 : p1).push({ record: r, value: await processor.decode(r) });
+    }
+    await processor.process(p0, context(0));
+    await processor.process(p1, context(1));
+    expect(skew.counts('age').sampled).toBe(40);
+    expect(new Set([...skew.rows.values()].map((r) => r.partition))).toEqual(new Set([0, 1]));
+  });
+
+  it('counts rows written after the prediction apart, and entities without a row as missing', async () => {
+    const skew = new MemorySkewStore();
+    const { processor } = setup(skew, await onlineStore());
+    const early = predictions(3).map((e, i) => ({ ...e, event_time: T0 - 3_000, entity_id: `u${i}` }));
+    const unknown = predictions(2).map((e, i) => ({ ...e, prediction_id: `x${i}`, entity_id: 'nobody' }));
+    await processor.process(await decodeAll(processor, [...early, ...unknown]), context());
+    // profile rows (T0 − 1 s) are newer than a prediction at T0 − 3 s; spend rows (T0 − 5 s) are not.
+    expect(skew.counts('age')).toMatchObject({ sampled: 5, newerRow: 3, missingInStore: 2, compared: 0 });
+    expect(skew.counts('amount')).toMatchObject({ sampled: 5, compared: 3, missingInStore: 2 });
+  });
+
+  it('samples by prediction id, skips shadows, and dead-letters only sampled records it cannot compare', async () => {
+    const skew = new MemorySkewStore();
+    const { processor } = setup(skew, await onlineStore(), 0.3);
+    const events = predictions(200);
+    const items = await decodeAll(processor, events);
+    await processor.process(items, context());
+    const expected = events.filter((e) => isSampled(e.prediction_id, 0.3)).length;
+    expect(skew.counts('age').sampled).toBe(expected);
+
+    const all = setup(new MemorySkewStore(), await onlineStore()).processor;
+    const shadow = { ...events[0]!, prediction_id: 'p.shadow.v2', role: 'shadow' };
+    expect(await all.decode(record(shadow, 0))).toEqual({});
+    const nan = { ...events[0]!, features: { age: Number.NaN } };
+    // JSON has no NaN: decode through a codec that keeps it.
+    const nanProcessor = skewProcessor({
+      store: new InMemoryOnlineStore(),
+      skew,
+      sources: featureSources(views),
+      windowMs: WINDOW,
+      sampleRate: 1,
+      tolerance: { relative: 0, absolute: 0 },
+      rule: { maxShareMismatched: 0.1, minCompared: 5 },
+      decode: async () => nan,
+      publish: async () => {},
+      eventTime: { maxFutureMs: 86_400_000, minMs: 0 },
+      now: () => T0,
+    });
+    await expect(nanProcessor.decode(record(nan, 0))).rejects.toThrow(PoisonRecordError);
+    const badEntity = { ...events[0]!, entity_id: 'x'.repeat(2_000) };
+    await expect(all.decode(record(badEntity, 0))).rejects.toThrow(/entity_id/);
+    const future = { ...events[0]!, event_time: T0 + 10 * 86_400_000 };
+    await expect(all.decode(record(future, 0))).rejects.toThrow(PoisonRecordError);
+  });
+});

@@ -1,0 +1,282 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
+import { createProducer, topicOffsets } from '@driftline/kafka';
+import { createRedisOnlineStore, type RedisOnlineStore, waitReady } from '@driftline/online-store/redis';
+import { contracts, type DriftAlert, type FeatureEvent, type PredictionEvent } from '@driftline/schemas';
+import { type Runner, startRunner } from '@driftline/service';
+import { emptyCounts, isSampled, STALENESS_BUCKETS } from '@driftline/skew';
+import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { skewMonitorService } from '../src/service.js';
+
+const stack = inject('stack');
+const chPath = mkdtempSync(join(tmpdir(), 'skew-ch-'));
+const dir = mkdtempSync(join(tmpdir(), 'skew-'));
+const VIEWS_YAML = `
+views:
+  - name: profile
+    entity: user_id
+    features: { age: double, country: string }
+  - name: spend
+    entity: user_id
+    features: { amount: double }
+`;
+const views = parseFeatureViewsText(VIEWS_YAML);
+const WINDOW = 60_000;
+// Whole minutes, well inside the accepted event-time range.
+const T0 = Math.floor((Date.now() - 30 * 60_000) / WINDOW) * WINDOW;
+const ENTITIES = 20;
+const PER_WINDOW = 200;
+const RATE = 0.5;
+
+/** Window 0 (T0): features as stored; window 1: `amount` in cents (a unit change); a few before the rows existed. */
+function stream(): PredictionEvent[] {
+  const out: PredictionEvent[] = [];
+  for (let w = 0; w < 2; w++) {
+    for (let i = 0; i < PER_WINDOW; i++) {
+      const u = i % ENTITIES;
+      out.push({
+        prediction_id: `w${w}-${i}`,
+        model: 'fraud',
+        model_version: 'v1',
+        entity_id: `u${u}`,
+        event_time: T0 + w * WINDOW + Math.floor((i * WINDOW) / PER_WINDOW),
+        features: { age: 30 + u, country: u % 2 === 0 ? 'fr' : 'de', amount: (12.5 + u) * (w === 1 ? 100 : 1) },
+        prediction: 0.5,
+        predicted_class: null,
+        role: 'production',
+        scores: null,
+      });
+    }
+  }
+  for (let i = 0; i < 20; i++) {
+    out.push({ ...out[i]!, prediction_id: `early-${i}`, event_time: T0 - 30_000 }); // rows are written at T0 − 10 s
+  }
+  return out;
+}
+
+function env(prefix: string, database: string, keyPrefix: string, group: string): Record<string, string> {
+  const viewsFile = join(dir, 'views.yaml');
+  writeFileSync(viewsFile, VIEWS_YAML);
+  return {
+    DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+    DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+    DRIFTLINE_REDIS_URL: stack.redisUrl,
+    DRIFTLINE_FEATURE_VIEWS: viewsFile,
+    DRIFTLINE_FEATURE_KEY_PREFIX: keyPrefix,
+    DRIFTLINE_TOPIC_PREFIX: prefix,
+    DRIFTLINE_TOPIC_PARTITIONS: '2',
+    DRIFTLINE_HTTP_PORT: '0',
+    DRIFTLINE_LOG_LEVEL: process.env.SKEW_TEST_LOG_LEVEL ?? 'error',
+    DRIFTLINE_CLICKHOUSE_DATABASE: database,
+    DRIFTLINE_CLICKHOUSE_PATH: chPath,
+    DRIFTLINE_SKEW_SAMPLE_RATE: String(RATE),
+    DRIFTLINE_SKEW_WINDOW: '1m',
+    DRIFTLINE_SKEW_MIN_COMPARED: '20',
+    DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: '0.05',
+    DRIFTLINE_SKEW_GROUP: group,
+  };
+}
+
+async function produce(topic: string, events: readonly PredictionEvent[]): Promise<void> {
+  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
+  const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
+  const messages = [];
+  for (const [i, e] of events.entries())
+    messages.push({ key: e.prediction_id, value: await codec.encode(e), partition: i % 2 });
+  for (let i = 0; i < messages.length; i += 200) await producer.send(topic, messages.slice(i, i + 200));
+  await producer.disconnect();
+}
+
+interface Totals {
+  ws: number;
+  feature: string;
+  sampled: number;
+  compared: number;
+  mismatched: number;
+  newer_row: number;
+  missing_in_store: number;
+  mean_abs_diff: number | null;
+}
+
+async function totals(ch: ClickHouse): Promise<Totals[]> {
+  const rows = await ch.select<Totals>(
+    `SELECT toUnixTimestamp64Milli(window_start) AS ws, feature, sum(sampled) AS sampled, sum(compared) AS compared,
+       sum(mismatched) AS mismatched, sum(newer_row) AS newer_row, sum(missing_in_store) AS missing_in_store,
+       if(sum(numeric_compared) = 0, NULL, sum(abs_diff_sum) / sum(numeric_compared)) AS mean_abs_diff
+     FROM ${ch.table('skew_windows')} FINAL GROUP BY window_start, feature ORDER BY ws, feature`,
+  );
+  return rows.map((r) => ({ ...r, ws: Number(r.ws) }));
+}
+
+describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHouse', () => {
+  const runners: Runner[] = [];
+  let writer: RedisOnlineStore;
+  const keyPrefix = uniqueName('skew').replaceAll('-', '_');
+
+  beforeAll(async () => {
+    writer = createRedisOnlineStore({ url: stack.redisUrl, tls: false }, { use: 'online-write', keyPrefix });
+    await waitReady(writer.client);
+    const events: FeatureEvent[] = [];
+    for (let u = 0; u < ENTITIES; u++) {
+      const t = T0 - 10_000;
+      events.push({
+        event_id: `p${u}`,
+        view: 'profile',
+        entity_id: `u${u}`,
+        event_time: t,
+        features: { age: 30 + u, country: u % 2 === 0 ? 'fr' : 'de' },
+      });
+      events.push({
+        event_id: `s${u}`,
+        view: 'spend',
+        entity_id: `u${u}`,
+        event_time: t,
+        features: { amount: 12.5 + u },
+      });
+    }
+    await writer.write(planWrites(events.map((e) => validateFeatureEvent(views, e))));
+  });
+  afterEach(async () => {
+    for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
+  });
+  afterAll(async () => {
+    await writer.close();
+  });
+
+  it('finds the unit-changed feature, alerts on it once, and a replay changes nothing', async () => {
+    const prefix = `${uniqueName('skew')}.`;
+    const database = uniqueName('skew').replaceAll('-', '_');
+    const ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
+    await migrate(ch, migrations);
+    const topic = `${prefix}predictions.v1`;
+    const events = stream();
+    const poisonId = Array.from({ length: 100 }, (_, i) => `poison-${i}`).find((id) => isSampled(id, RATE))!;
+    const poison = { ...events[0]!, prediction_id: poisonId, entity_id: 'x'.repeat(2_000) };
+    runners.push(
+      await startRunner({ services: [skewMonitorService as never], env: env(prefix, database, keyPrefix, 'g1') }),
+    );
+    await produce(topic, [...events, poison]);
+
+    const sampledIn = (pred: (e: PredictionEvent) => boolean) =>
+      events.filter((e) => pred(e) && isSampled(e.prediction_id, RATE)).length;
+    const expectedAll = sampledIn(() => true);
+    const got = await eventually(
+      async () => {
+        const rows = await totals(ch);
+        const age = rows.filter((r) => r.feature === 'age').reduce((s, r) => s + Number(r.sampled), 0);
+        return age === expectedAll ? rows : undefined;
+      },
+      60_000,
+      250,
+    );
+    const at = (ws: number, feature: string) => got.find((r) => r.ws === ws && r.feature === feature)!;
+    const w0 = sampledIn((e) => e.event_time >= T0 && e.event_time < T0 + WINDOW);
+    const w1 = sampledIn((e) => e.event_time >= T0 + WINDOW);
+    const early = sampledIn((e) => e.event_time < T0);
+    for (const feature of ['age', 'country', 'amount']) {
+      expect(at(T0, feature)).toMatchObject({ sampled: w0, compared: w0 });
+      expect(at(T0 + WINDOW, feature)).toMatchObject({ sampled: w1, compared: w1 });
+      // Predictions made before the rows were written: not comparable as of their time.
+      expect(at(T0 - WINDOW, feature)).toMatchObject({ sampled: early, newer_row: early, compared: 0 });
+    }
+    expect(at(T0, 'amount').mismatched).toBe(0);
+    expect(at(T0 + WINDOW, 'amount').mismatched).toBe(w1);
+    expect(at(T0 + WINDOW, 'amount').mean_abs_diff).toBeGreaterThan(1000);
+    expect(at(T0 + WINDOW, 'age').mismatched).toBe(0);
+    expect(at(T0 + WINDOW, 'country').mismatched).toBe(0);
+
+    // One TRAINING_SERVING_SKEW alert id: amount, window 1.
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const alertCodec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(
+      contracts.alert,
+      `${prefix}alerts.v1`,
+    );
+    await readTopic(kafka, `${prefix}alerts.v1`, 1, 30_000);
+    const alertCount = (await topicOffsets(kafka, `${prefix}alerts.v1`)).reduce((a, o) => a + Number(o.high), 0);
+    const alerts: DriftAlert[] = [];
+    for (const r of await readTopic(kafka, `${prefix}alerts.v1`, alertCount, 30_000))
+      alerts.push(await alertCodec.decode(r.value!));
+    expect(new Set(alerts.map((a) => a.alert_id)).size).toBe(1);
+    expect(alerts[0]).toMatchObject({
+      kind: 'TRAINING_SERVING_SKEW',
+      model: 'fraud',
+      model_version: 'v1',
+      feature: 'amount',
+      window_start: T0 + WINDOW,
+      statistic: 1,
+      threshold: 0.05,
+    });
+
+    // The sampled record the store would refuse went to the DLQ with its reason, alone.
+    const [dead] = await readTopic(kafka, `${topic}.dlq`, 1, 30_000);
+    expect(dead!.headers['driftline.dlq.reason']?.toString()).toMatch(/entity_id/);
+
+    // The HTML report's data reads the same rows, partitions summed.
+    const report = await warehouseOn(ch).report({ model: 'fraud', from: T0 - WINDOW, to: T0 + 2 * WINDOW });
+    const skewAt = (ws: number, feature: string) =>
+      report.skew?.find((p) => p.windowStart === ws && p.feature === feature);
+    expect(skewAt(T0 + WINDOW, 'amount')).toMatchObject({ compared: w1, mismatched: w1, version: 'v1' });
+    expect(skewAt(T0 - WINDOW, 'age')).toMatchObject({ sampled: early, newerRow: early });
+
+    // A second deployment (another group) reads everything again from the beginning: the rows
+    // carry the offsets they count, so it skips them all and the totals do not move.
+    await runners.splice(0)[0]!.stop();
+    const replay = await startRunner({
+      services: [skewMonitorService as never],
+      env: env(prefix, database, keyPrefix, 'g2'),
+    });
+    runners.push(replay);
+    await eventually(async () => {
+      const offsets = await topicOffsets(kafka, topic);
+      const high = offsets.reduce((a, o) => a + Number(o.high), 0);
+      const text = await (await fetch(`http://127.0.0.1:${replay.httpPort}/metrics`)).text();
+      const seen = [...text.matchAll(/^driftline_skew_predictions_total\{[^}]*\} (\d+)/gm)].reduce(
+        (a, m) => a + Number(m[1]),
+        0,
+      );
+      return seen >= high - 1 ? true : undefined; // every record but the poison one
+    }, 60_000);
+    expect(await totals(ch)).toEqual(got);
+    await ch.close();
+  });
+
+  it('skew_windows: a partition row replaces its older self, partitions add up', async () => {
+    const database = uniqueName('skew').replaceAll('-', '_');
+    const ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
+    await migrate(ch, migrations);
+    const store = warehouseOn(ch).skewWindows;
+    const counts = (compared: number, mismatched: number) => {
+      const hist = new Array<number>(STALENESS_BUCKETS).fill(0);
+      hist[3] = compared;
+      return { ...emptyCounts(), sampled: compared, compared, mismatched, stalenessHist: hist };
+    };
+    const row = (partition: number, throughOffset: number, compared: number, mismatched: number) => ({
+      model: 'm',
+      version: 'v',
+      windowStart: T0,
+      windowEnd: T0 + WINDOW,
+      feature: 'f',
+      topic: 't',
+      partition,
+      throughOffset,
+      counts: counts(compared, mismatched),
+      updatedAt: T0,
+    });
+    await store.write([row(0, 10, 5, 1), row(1, 7, 4, 4)]);
+    await store.write([row(0, 25, 9, 2)]);
+    await store.write([row(0, 10, 5, 1)]); // a late replay of an older state loses
+    const key = { model: 'm', version: 'v', windowStart: T0 };
+    const p0 = await store.partials('t', 0, [key]);
+    expect(p0.map((r) => [r.throughOffset, r.counts.compared])).toEqual([[25, 9]]);
+    const [total] = await store.totals('t', [key]);
+    expect(total!.counts).toMatchObject({ compared: 13, mismatched: 6, sampled: 13 });
+    expect(total!.counts.stalenessHist[3]).toBe(13);
+    expect(await store.totals('t', [{ ...key, windowStart: T0 + WINDOW }])).toEqual([]);
+    await ch.close();
+  });
+});

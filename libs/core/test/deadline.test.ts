@@ -25,4 +25,15 @@ describe('withDeadline', () => {
     });
     expect(failed).toMatchObject({ ok: false, timedOut: false });
   });
+
+  it('aborts at once when the stop signal aborts, and says it stopped (not timed out)', async () => {
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(new Error('shutting down')), 20);
+    const result = await withDeadline(60_000, hung, stop.signal);
+    expect(result).toMatchObject({ ok: false, stopped: true, timedOut: false });
+    if (!result.ok) expect((result.error as Error).message).toBe('shutting down');
+    // Already stopped: the call sees an aborted signal from the start.
+    const again = await withDeadline(60_000, async (signal) => signal.aborted, stop.signal);
+    expect(again).toEqual({ ok: true, value: true });
+  });
 });

@@ -9,7 +9,7 @@ import {
   renderBody,
   verdictOf,
 } from '@driftline/alerting';
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, withDeadline } from '@driftline/core';
 import { type AlertDeliveryRow, chTime } from '@driftline/warehouse';
 
 /** Bytes of a receiver's error answer kept in the delivery record. */
@@ -68,40 +68,42 @@ export async function deliver(
   let verdict: AttemptVerdict;
   for (;;) {
     attempts++;
-    // The attempt's own controller, held by its timer: undici keeps only a weak reference to a
-    // request's signal, and an AbortSignal.timeout()/any() that nothing else holds can be
-    // collected before it fires — a receiver that never answers then hangs the delivery forever.
-    const attempt = new AbortController();
-    const timer = setTimeout(
-      () => attempt.abort(new DOMException(`no answer within ${options.timeoutMs} ms`, 'TimeoutError')),
+    const result = await withDeadline(
       options.timeoutMs,
-    );
-    const onStop = () => attempt.abort(options.signal.reason);
-    options.signal.addEventListener('abort', onStop, { once: true });
-    try {
-      const response = await fetch(receiver.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'driftline-alert-router', ...receiver.headers },
-        body,
-        redirect: 'manual',
-        signal: attempt.signal,
-      });
-      status = response.status;
-      verdict = verdictOf(status);
-      if (verdict === 'delivered') await response.body?.cancel().catch(() => {});
-      else error = `HTTP ${status}${await head(response).then((t) => (t === '' ? '' : `: ${t}`))}`;
-    } catch (thrown) {
-      if (options.signal.aborted) {
-        throw new DriftlineError('SINK_UNAVAILABLE', `delivery to ${receiver.name} abandoned: stopping`, {
-          retriable: true,
+      async (signal) => {
+        const response = await fetch(receiver.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'user-agent': 'driftline-alert-router', ...receiver.headers },
+          body,
+          redirect: 'manual',
+          signal,
         });
-      }
+        const answered = verdictOf(response.status);
+        if (answered === 'delivered') {
+          await response.body?.cancel().catch(() => {});
+          return { status: response.status, verdict: answered, error: '' };
+        }
+        const text = await head(response);
+        return {
+          status: response.status,
+          verdict: answered,
+          error: `HTTP ${response.status}${text === '' ? '' : `: ${text}`}`,
+        };
+      },
+      options.signal,
+    );
+    if (result.ok) {
+      ({ status, verdict } = result.value);
+      // A delivered record keeps the last failure's text (the row says what it recovered from).
+      if (verdict !== 'delivered') error = result.value.error;
+    } else if (result.stopped) {
+      throw new DriftlineError('SINK_UNAVAILABLE', `delivery to ${receiver.name} abandoned: stopping`, {
+        retriable: true,
+      });
+    } else {
       status = undefined;
       verdict = 'retry';
-      error = describe(thrown, options.timeoutMs);
-    } finally {
-      clearTimeout(timer);
-      options.signal.removeEventListener('abort', onStop);
+      error = describe(result.error, options.timeoutMs);
     }
     await options.onAttempt?.(verdict, status);
     if (verdict !== 'retry') break;

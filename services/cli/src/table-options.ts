@@ -17,6 +17,15 @@ export const tableOptionsUsage = `  Formats: CSV (RFC 4180: header row, quoted f
   --numeric z            these columns must be numbers (a value that is not is an error naming its line)
   List options take comma-separated names and may be repeated.`;
 
+/** The parseArgs definitions of the table options, shared by `drift` and `reference`. */
+export const tableArgOptions = {
+  delimiter: { type: 'string' },
+  columns: { type: 'string', multiple: true },
+  ignore: { type: 'string', multiple: true },
+  categorical: { type: 'string', multiple: true },
+  numeric: { type: 'string', multiple: true },
+} as const;
+
 function names(option: string, values: readonly string[] | undefined): string[] | undefined {
   if (values === undefined) return undefined;
   const out = values.flatMap((v) => v.split(',')).map((s) => s.trim());

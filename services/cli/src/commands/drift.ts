@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type Column, type ColumnDrift, columnDistribution, datasetDrift } from '@driftline/batch-drift';
 import { ConfigError, DriftlineError } from '@driftline/core';
-import { type ReadOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
+import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
 
 export const driftUsage = `usage: driftline drift --reference REF --current CUR [options]
 
@@ -125,11 +125,7 @@ export const driftOptions = {
   json: { type: 'boolean', default: false },
   html: { type: 'string' },
   progress: { type: 'boolean', default: false },
-  delimiter: { type: 'string' },
-  columns: { type: 'string', multiple: true },
-  ignore: { type: 'string', multiple: true },
-  categorical: { type: 'string', multiple: true },
-  numeric: { type: 'string', multiple: true },
+  ...tableArgOptions,
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 

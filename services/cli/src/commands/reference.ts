@@ -3,7 +3,7 @@ import { profilesFromColumns, type ReferenceColumns } from '@driftline/batch-dri
 import { ConfigError, parseEnv } from '@driftline/core';
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
 import { clickhouseEnvShape, openWarehouse, type ReferenceStore, toClickHouseConfig } from '@driftline/warehouse';
-import { type ReadOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
+import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
 import { readTable } from '../tables.js';
 
 export const referenceUsage = `usage: driftline reference --model NAME --version V --file TABLE [options]
@@ -47,11 +47,7 @@ export const referenceOptions = {
   data: { type: 'string' },
   'prediction-column': { type: 'string' },
   exclude: { type: 'string', multiple: true },
-  delimiter: { type: 'string' },
-  columns: { type: 'string', multiple: true },
-  ignore: { type: 'string', multiple: true },
-  categorical: { type: 'string', multiple: true },
-  numeric: { type: 'string', multiple: true },
+  ...tableArgOptions,
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 

@@ -1,11 +1,11 @@
 import { isPredictionFeature } from '@driftline/drift';
+import { businessSection, DEFAULT_REALIZED_COVERAGE, estimateSection } from './estimates.js';
+import { groupBy, iso } from './group.js';
 import { barChart, escapeHtml, lineChart, type Series, type VerticalMarker } from './svg.js';
-import type { DriftPoint, PerformancePoint, ReportData, RetrainEvent } from './types.js';
+import type { DriftPoint, PerformancePoint, QualityPoint, ReportData, RetrainEvent, SkewPoint } from './types.js';
 
 const CLASSIFICATION_METRICS = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc'] as const;
 const REGRESSION_METRICS = ['mae', 'rmse'] as const;
-
-const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
 
 export const STYLE = `
 :root { color-scheme: light; }
@@ -35,6 +35,7 @@ svg .marker { stroke-width: 1.5; stroke-dasharray: 2 3; }
 .legend { list-style: none; padding: 0; margin: 4px 0 0 56px; display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; }
 .swatch { display: inline-block; width: 14px; height: 0; border-top: 3px solid; margin-right: 5px; vertical-align: middle; }
 .swatch.dashed { border-top-style: dashed; }
+.ring { display: inline-block; width: 11px; height: 11px; border: 1.5px solid #1d2330; border-radius: 50%; margin-right: 5px; vertical-align: middle; }
 .no-data { color: #7a8394; font-style: italic; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eceff3; }
@@ -44,19 +45,12 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .tag.drift, .tag.retrain, .tag.REJECTED { background: #fde2e1; color: #9b1c1c; }
 .tag.PROMOTED { background: #dcf3e1; color: #1b5e20; }
 .tag.TRAINED { background: #e1ecfb; color: #0d47a1; }
+.tag.realized { background: #dcf3e1; color: #1b5e20; }
+.tag.estimated { background: #fff1d6; color: #8a5a00; }
+td.loss { color: #c62828; }
+tfoot th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .notes { color: #8a5a00; background: #fff6e0; border: 1px solid #f3dca4; border-radius: 6px; padding: 8px 14px; margin: 16px 0 0; }
 `;
-
-function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const list = out.get(k);
-    if (list === undefined) out.set(k, [item]);
-    else list.push(item);
-  }
-  return out;
-}
 
 function driftSeries(rows: readonly DriftPoint[], value: (r: DriftPoint) => number | null): Series[] {
   const versions = new Set(rows.map((r) => r.version));
@@ -77,11 +71,22 @@ function thresholdOf(rows: readonly DriftPoint[]): number | undefined {
   return values.length === 0 ? undefined : Math.max(...values);
 }
 
+// The version timeline's colours: a version reaching production green, leaving on evidence red.
+const MARKER_COLORS: Readonly<Record<string, string>> = {
+  PROMOTED: '#2e7d32',
+  PRODUCTION: '#2e7d32',
+  SHADOW: '#6a1b9a',
+  CANARY: '#ef6c00',
+  ROLLED_BACK: '#c62828',
+  REJECTED: '#c62828',
+  RETIRED: '#78909c',
+};
+
 function retrainMarkers(events: readonly RetrainEvent[]): VerticalMarker[] {
   return events.map((e) => ({
     x: e.time,
     label: `${e.kind} ${e.version} ${iso(e.time)}${e.detail === '' ? '' : `: ${e.detail}`}`,
-    color: e.kind === 'PROMOTED' ? '#2e7d32' : e.source === 'decision' ? '#c62828' : '#1565c0',
+    color: MARKER_COLORS[e.kind] ?? (e.source === 'decision' ? '#c62828' : '#1565c0'),
   }));
 }
 
@@ -233,11 +238,30 @@ function performanceSection(d: ReportData, markers: readonly VerticalMarker[]): 
   return `<section id="performance"><h2>Model performance</h2><div class="grid-2">${charts.join('')}</div></section>`;
 }
 
-function retrainSection(d: ReportData, markers: readonly VerticalMarker[]): string {
+function retrainSection(
+  d: ReportData,
+  markers: readonly VerticalMarker[],
+  cards: ReadonlyMap<string, string> | undefined,
+): string {
+  const version = (v: string) => {
+    const href = cards?.get(v);
+    return href === undefined ? escapeHtml(v) : `<a href="${escapeHtml(href)}">${escapeHtml(v)}</a>`;
+  };
   const events = [...d.retrain].sort((a, b) => a.time - b.time);
   // One step series per source: each event is a point, so the timeline shows when things happened.
-  const bySource = groupBy(events, (e) => (e.source === 'decision' ? 'retrain decisions' : `model ${e.kind}`));
-  const levels = ['retrain decisions', 'model TRAINED', 'model PROMOTED', 'model REJECTED'];
+  const bySource = groupBy(events, (e) => (e.source === 'decision' ? 'retrain decisions' : `${e.source} ${e.kind}`));
+  const levels = [
+    'retrain decisions',
+    'model TRAINED',
+    'model PROMOTED',
+    'model REJECTED',
+    'stage SHADOW',
+    'stage CANARY',
+    'stage PRODUCTION',
+    'stage ROLLED_BACK',
+    'stage REJECTED',
+    'stage RETIRED',
+  ];
   const series = [...bySource.entries()].map(([name, list]) => {
     const idx = levels.indexOf(name);
     const y = idx === -1 ? levels.length + 1 : idx + 1;
@@ -256,7 +280,7 @@ function retrainSection(d: ReportData, markers: readonly VerticalMarker[]): stri
   const rows = events
     .map(
       (e) =>
-        `<tr><td>${escapeHtml(iso(e.time))}</td><td>${escapeHtml(e.source)}</td><td><span class="tag ${escapeHtml(e.kind)}">${escapeHtml(e.kind)}</span></td><td>${escapeHtml(e.version)}</td><td>${escapeHtml(e.detail)}</td></tr>`,
+        `<tr><td>${escapeHtml(iso(e.time))}</td><td>${escapeHtml(e.source)}</td><td><span class="tag ${escapeHtml(e.kind)}">${escapeHtml(e.kind)}</span></td><td>${version(e.version)}</td><td>${escapeHtml(e.detail)}</td></tr>`,
     )
     .join('');
   const table =
@@ -264,6 +288,100 @@ function retrainSection(d: ReportData, markers: readonly VerticalMarker[]): stri
       ? '<p class="no-data">no retrain decisions or model versions in the selected range</p>'
       : `<table class="retrain"><thead><tr><th>time</th><th>source</th><th>event</th><th>version</th><th>detail</th></tr></thead><tbody>${rows}</tbody></table>`;
   return `<section id="retrain"><h2>Retrain history</h2>${chart}${table}</section>`;
+}
+
+/** Training-serving skew: share mismatched per feature over time, and the range per feature (partitions and windows summed). */
+function skewSection(d: ReportData, markers: readonly VerticalMarker[]): string {
+  const points = d.skew ?? [];
+  if (points.length === 0) return '';
+  const byFeature = groupBy(points, (p) => p.feature);
+  const series: Series[] = [...byFeature.entries()].map(([feature, list]) => {
+    const byWindow = groupBy(list, (p) => String(p.windowStart));
+    return {
+      name: feature,
+      points: [...byWindow.values()].flatMap((w) => {
+        const compared = w.reduce((s, p) => s + p.compared, 0);
+        return compared === 0 ? [] : [{ x: w[0]!.windowStart, y: w.reduce((s, p) => s + p.mismatched, 0) / compared }];
+      }),
+    };
+  });
+  const chart = lineChart({
+    id: 'skew-share',
+    title: 'Training-serving skew: share of sampled values differing from the online store',
+    series,
+    yLabel: 'share mismatched',
+    yMin: 0,
+    xDomain: [d.from, d.to],
+    markers,
+  });
+  const sum = (
+    list: readonly SkewPoint[],
+    k: 'sampled' | 'compared' | 'mismatched' | 'missingInStore' | 'missingInPrediction' | 'newerRow',
+  ) => list.reduce((s, p) => s + p[k], 0);
+  const rows = [...byFeature.entries()]
+    .map(([feature, list]) => {
+      const compared = sum(list, 'compared');
+      const share = compared === 0 ? null : sum(list, 'mismatched') / compared;
+      const diffs = list.filter((p) => p.meanAbsDiff !== null && p.compared > 0);
+      const weight = diffs.reduce((s, p) => s + p.compared, 0);
+      const meanAbsDiff = weight === 0 ? null : diffs.reduce((s, p) => s + p.meanAbsDiff! * p.compared, 0) / weight;
+      return { feature, list, compared, share, meanAbsDiff };
+    })
+    .sort((a, b) => (b.share ?? -1) - (a.share ?? -1) || (a.feature < b.feature ? -1 : 1));
+  const body = rows
+    .map(
+      (r) =>
+        `<tr><td>${escapeHtml(r.feature)}</td><td class="num">${sum(r.list, 'sampled')}</td><td class="num">${r.compared}</td><td class="num">${r.share === null ? '' : r.share.toFixed(4)}</td><td class="num">${r.meanAbsDiff === null ? '' : r.meanAbsDiff.toPrecision(4)}</td><td class="num">${sum(r.list, 'missingInStore')}</td><td class="num">${sum(r.list, 'missingInPrediction')}</td><td class="num">${sum(r.list, 'newerRow')}</td></tr>`,
+    )
+    .join('');
+  const table = `<table class="skew"><thead><tr><th>feature</th><th>sampled</th><th>compared</th><th>share mismatched</th><th>mean |served − stored|</th><th>missing in store</th><th>missing in prediction</th><th>row newer than prediction</th></tr></thead><tbody>${body}</tbody></table>`;
+  return `<section id="skew"><h2>Training-serving skew</h2><div class="grid-2">${chart}</div>${table}</section>`;
+}
+
+const QUALITY_SHARES = new Set(['type', 'null_rate', 'range', 'categories']);
+
+/** Data quality: the shares per feature · expectation over time, and every expectation's record in the range. */
+function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): string {
+  const points = d.quality ?? [];
+  if (points.length === 0) return '';
+  const byCheck = groupBy(points, (p) => `${p.feature} · ${p.expectation}`);
+  const series: Series[] = [...byCheck.entries()]
+    .filter(([, list]) => QUALITY_SHARES.has(list[0]!.expectation))
+    .map(([name, list]) => ({
+      name,
+      // The worst version per window (one series per check, as the dashboard).
+      points: [...groupBy(list, (p) => String(p.windowStart)).values()].map((w) => ({
+        x: w[0]!.windowStart,
+        y: Math.max(...w.map((p) => p.observed)),
+      })),
+    }));
+  const chart = lineChart({
+    id: 'quality-share',
+    title: 'Data quality: share of events breaking each expectation',
+    series,
+    yLabel: 'share',
+    yMin: 0,
+    xDomain: [d.from, d.to],
+    markers,
+  });
+  const rows = [...byCheck.values()]
+    .map((list: readonly QualityPoint[]) => ({
+      first: list[0]!,
+      windows: list.length,
+      failed: list.filter((p) => !p.passed).length,
+      worst: Math.max(...list.map((p) => p.observed)),
+    }))
+    .sort((a, b) => b.failed - a.failed || (a.first.feature < b.first.feature ? -1 : 1));
+  const fmt = (r: (typeof rows)[number], v: number) =>
+    r.first.expectation === 'cardinality' ? String(Math.round(v)) : v.toFixed(4);
+  const body = rows
+    .map(
+      (r) =>
+        `<tr><td>${escapeHtml(r.first.feature)}</td><td>${escapeHtml(r.first.expectation)}</td><td class="num">${r.windows}</td><td class="num">${r.failed}</td><td class="num">${fmt(r, r.worst)}</td><td class="num">${fmt(r, r.first.bound)}</td><td>${r.failed > 0 ? '<span class="tag drift">failed</span>' : 'ok'}</td></tr>`,
+    )
+    .join('');
+  const table = `<table class="quality"><thead><tr><th>feature</th><th>expectation</th><th>windows</th><th>failed</th><th>worst observed</th><th>bound</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
+  return `<section id="quality"><h2>Data quality</h2><div class="grid-2">${chart}</div>${table}</section>`;
 }
 
 function summary(d: ReportData): string {
@@ -294,7 +412,17 @@ function summary(d: ReportData): string {
 }
 
 /** Renders the whole report: one HTML document, inline CSS and SVG, no script and no external resource. */
-export function renderReport(d: ReportData): string {
+export interface ReportOptions {
+  /** Version → relative link of its model card (written beside the report); versions without one are plain text. */
+  readonly modelCards?: ReadonlyMap<string, string>;
+  /**
+   * Label coverage from which the realized metric replaces the CBPE estimate as the current value
+   * (the label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE); default DEFAULT_REALIZED_COVERAGE (0.5).
+   */
+  readonly realizedCoverage?: number;
+}
+
+export function renderReport(d: ReportData, options: ReportOptions = {}): string {
   const markers = retrainMarkers(d.retrain);
   const notes =
     d.notes === undefined || d.notes.length === 0
@@ -317,7 +445,11 @@ ${summary(d)}
 ${driftSection(d, markers)}
 ${distributionSection(d)}
 ${performanceSection(d, markers)}
-${retrainSection(d, markers)}
+${estimateSection(d, markers, options.realizedCoverage ?? DEFAULT_REALIZED_COVERAGE)}
+${businessSection(d, markers)}
+${skewSection(d, markers)}
+${qualitySection(d, markers)}
+${retrainSection(d, markers, options.modelCards)}
 </main>
 </body>
 </html>

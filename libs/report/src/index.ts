@@ -6,7 +6,20 @@ export {
   numericBinOf,
   type ProfileView,
 } from './distribution.js';
-export { renderReport } from './html.js';
+export { DEFAULT_REALIZED_COVERAGE } from './estimates.js';
+export { type ReportOptions, renderReport } from './html.js';
+export {
+  type ModelCardData,
+  type ModelCardDecision,
+  type ModelCardDrift,
+  type ModelCardLive,
+  type ModelCardTraining,
+  type ModelCardTransition,
+  modelCardFileName,
+  offlineComparison,
+  renderModelCard,
+  renderModelCardText,
+} from './model-card.js';
 export {
   renderTableReport,
   type TableColumnDistribution,
@@ -14,11 +27,14 @@ export {
   type TableReportData,
 } from './table-report.js';
 export type {
+  BusinessOutcomePoint,
   DistributionBin,
   DriftPoint,
   EpochMs,
   FeatureDistribution,
   PerformancePoint,
+  QualityPoint,
   ReportData,
   RetrainEvent,
+  SkewPoint,
 } from './types.js';

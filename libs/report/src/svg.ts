@@ -54,6 +54,15 @@ export interface VerticalMarker {
   readonly color?: string;
 }
 
+/** A point to ring (e.g. the value currently believed): `circle.highlight`, with its `data-kind`. */
+export interface Highlight {
+  readonly x: number;
+  readonly y: number;
+  readonly kind: string;
+  readonly label: string;
+  readonly color?: string;
+}
+
 export interface LineChartOptions {
   readonly id: string;
   readonly title: string;
@@ -65,6 +74,9 @@ export interface LineChartOptions {
   readonly yMax?: number;
   readonly thresholds?: readonly HorizontalLine[];
   readonly markers?: readonly VerticalMarker[];
+  /** Rings drawn over the series, and their legend entry (`highlightLegend`). */
+  readonly highlights?: readonly Highlight[];
+  readonly highlightLegend?: string;
   /** x domain (epoch ms); defaults to the data's extent. */
   readonly xDomain?: readonly [number, number];
   readonly width?: number;
@@ -104,13 +116,13 @@ function empty(id: string, title: string, message: string): string {
   return `<figure class="chart empty" data-chart="${escapeHtml(id)}"><figcaption>${escapeHtml(title)}</figcaption><p class="no-data">${escapeHtml(message)}</p></figure>`;
 }
 
-function legend(items: readonly { name: string; color: string; dashed?: boolean }[]): string {
+function legend(items: readonly { name: string; color: string; dashed?: boolean }[], extra = ''): string {
   return `<ul class="legend">${items
     .map(
       (i) =>
         `<li><span class="swatch${i.dashed ? ' dashed' : ''}" style="border-color:${i.color};background:${i.dashed ? 'transparent' : i.color}"></span>${escapeHtml(i.name)}</li>`,
     )
-    .join('')}</ul>`;
+    .join('')}${extra}</ul>`;
 }
 
 /** A time-series line chart (x: epoch ms). */
@@ -197,12 +209,22 @@ export function lineChart(o: LineChartOptions): string {
       );
     }
   });
+  for (const h of o.highlights ?? []) {
+    if (!Number.isFinite(h.y) || h.x < x0 || h.x > x1) continue;
+    parts.push(
+      `<circle class="highlight" data-kind="${escapeHtml(h.kind)}" cx="${px(sx(h.x))}" cy="${px(sy(h.y))}" r="5.5" fill="none" stroke="${h.color ?? '#1d2330'}" stroke-width="1.5"><title>${escapeHtml(h.label)}</title></circle>`,
+    );
+  }
 
   const items = [
     ...series.map((s, i) => ({ name: s.name, color: s.color ?? color(i), dashed: s.dashed ?? false })),
     ...(o.thresholds ?? []).map((t) => ({ name: t.label, color: t.color ?? '#d62728', dashed: true })),
   ];
-  return `<figure class="chart" data-chart="${escapeHtml(o.id)}"><figcaption>${escapeHtml(o.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(o.title)}">${parts.join('')}</svg>${legend(items)}</figure>`;
+  const ring =
+    o.highlightLegend === undefined || (o.highlights ?? []).length === 0
+      ? ''
+      : `<li><span class="ring"></span>${escapeHtml(o.highlightLegend)}</li>`;
+  return `<figure class="chart" data-chart="${escapeHtml(o.id)}"><figcaption>${escapeHtml(o.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(o.title)}">${parts.join('')}</svg>${legend(items, ring)}</figure>`;
 }
 
 export interface BarGroup {

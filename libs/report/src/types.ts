@@ -40,17 +40,72 @@ export interface PerformancePoint {
   readonly labeled: number;
   readonly labelCoverage: number | null;
   readonly metrics: Readonly<Record<string, number | null>>;
+  /**
+   * CBPE estimates of the whole window by metric name without the `estimated_` prefix (accuracy,
+   * roc_auc…; migration 0610). Absent: not stored (an older table); a null value: not estimated.
+   */
+  readonly estimated?: Readonly<Record<string, number | null>>;
+  /** Predictions the estimate is computed over (`scored`). */
+  readonly scored?: number;
+  /** Business outcome of the window's labeled rows at the threshold; null or absent: no value known. */
+  readonly business?: BusinessOutcomePoint | null;
+}
+
+/** The business columns of a `performance_windows` row (labels.v1 `value`, libs/performance business.ts). */
+export interface BusinessOutcomePoint {
+  /** Labeled rows whose label carried a value. */
+  readonly valuedLabels: number;
+  /** Σ value of true positives. */
+  readonly valueCaught: number;
+  /** Σ value of false negatives. */
+  readonly valueMissed: number;
+  /** False positives × the cost per false alarm (or Σ their value without one). */
+  readonly falseAlarmCost: number;
+  /** valueCaught − falseAlarmCost: the model's decisions against deciding nothing. */
+  readonly net: number;
 }
 
 /** A retrain decision or a model version event, for the history timeline. */
 export interface RetrainEvent {
   readonly time: EpochMs;
-  /** `decision` (retrain-trigger) or `model` (trainer: trained, promoted, rejected). */
-  readonly source: 'decision' | 'model';
-  /** e.g. `retrain`, `suppressed`, `TRAINED`, `PROMOTED`. */
+  /**
+   * `decision` (retrain-trigger), `model` (trainer: trained, promoted, rejected) or `stage` (a stage
+   * transition of model_transitions: kind is the new stage, upper case).
+   */
+  readonly source: 'decision' | 'model' | 'stage';
+  /** e.g. `retrain`, `suppressed`, `TRAINED`, `PROMOTED`, `SHADOW`, `CANARY`, `PRODUCTION`, `ROLLED_BACK`. */
   readonly kind: string;
   readonly version: string;
   readonly detail: string;
+}
+
+/** Training-serving skew of one feature in one window (skew_windows, partitions summed). */
+export interface SkewPoint {
+  readonly feature: string;
+  readonly version: string;
+  readonly windowStart: EpochMs;
+  readonly sampled: number;
+  readonly compared: number;
+  readonly mismatched: number;
+  /** Mean |served − stored| over the numeric comparisons; null when none. */
+  readonly meanAbsDiff: number | null;
+  readonly missingInStore: number;
+  readonly missingInPrediction: number;
+  /** Rows written after the prediction: not comparable as of its time. */
+  readonly newerRow: number;
+}
+
+/** One data-quality expectation of one feature in one window (data_quality_windows, drift-monitor). */
+export interface QualityPoint {
+  readonly feature: string;
+  /** type, null_rate, range, categories (shares) or cardinality (estimated distinct values). */
+  readonly expectation: string;
+  readonly version: string;
+  readonly windowStart: EpochMs;
+  readonly observed: number;
+  /** The largest observed value that passes. */
+  readonly bound: number;
+  readonly passed: boolean;
 }
 
 export interface ReportData {
@@ -62,6 +117,10 @@ export interface ReportData {
   readonly distributions: readonly FeatureDistribution[];
   readonly performance: readonly PerformancePoint[];
   readonly retrain: readonly RetrainEvent[];
+  /** Training-serving skew per window and feature (absent: no skew-monitor data). */
+  readonly skew?: readonly SkewPoint[];
+  /** Data-quality expectations per window and feature (absent: none declared or no data). */
+  readonly quality?: readonly QualityPoint[];
   /** Notes shown at the top, e.g. tables that were missing when the report was made. */
   readonly notes?: readonly string[];
 }

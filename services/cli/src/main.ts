@@ -7,7 +7,10 @@ commands:
   run [service,...]   start services in this process (default: all; or DRIFTLINE_SERVICES)
   drift               offline drift of a current table against a reference (driftline drift --help)
   report              one self-contained HTML drift report of a model (driftline report --help)
+  model-card          one model version's card: training, offline and live metrics, stages, lineage (driftline model-card --help)
+  model stage         move a model version to another stage by hand (driftline model --help)
   reference           build and store a model version's reference profile from a table (driftline reference --help)
+  clickhouse serve    share one embedded ClickHouse among processes over HTTP (driftline clickhouse --help)
 
 --debug (any command) prints the stack trace of an error.
 exit codes: 0 done, 1 internal error, 2 usage (a bad or missing option), 3 input data (a file that
@@ -25,6 +28,9 @@ const commands: Record<string, () => Promise<Command>> = {
   drift: async () => (await import('./commands/drift.js')).driftCommand,
   report: async () => (await import('./commands/report.js')).reportCommand,
   reference: async () => (await import('./commands/reference.js')).referenceCommand,
+  'model-card': async () => (await import('./commands/model-card.js')).modelCardCommand,
+  model: async () => (await import('./commands/model.js')).modelCommand,
+  clickhouse: async () => (await import('./commands/clickhouse.js')).clickhouseCommand,
 };
 
 class UsageError extends Error {}

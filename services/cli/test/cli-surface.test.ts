@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { driftOptions, driftUsage } from '../src/commands/drift.js';
+import { modelCardOptions, modelCardUsage } from '../src/commands/model-card.js';
 import { referenceOptions, referenceUsage } from '../src/commands/reference.js';
 import { reportOptions, reportUsage } from '../src/commands/report.js';
 
@@ -48,13 +49,16 @@ describe('--help shows every option', () => {
     ['drift', driftOptions, driftUsage],
     ['reference', referenceOptions, referenceUsage],
     ['report', reportOptions, reportUsage],
+    ['model-card', modelCardOptions, modelCardUsage],
   ] as const)('%s', (_name, options, usage) => {
     for (const option of Object.keys(options)) expect(usage).toContain(`--${option}`);
   });
 });
 
 describe('driftline drift on any table', () => {
-  it('reads gzip (by magic bytes, whatever the name), Parquet and Arrow the same way', async () => {
+  it('reads gzip (by magic bytes, whatever the name), Parquet and Arrow the same way', {
+    timeout: 30_000,
+  }, async () => {
     const csv = readFileSync(join(fixtures, 'table.csv'));
     const gz = file('table.csv.gz', gzipSync(csv));
     const gzNoExt = file('table-gzip-bytes.csv', gzipSync(csv));

@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { migrateForDashboards, REPO_ROOT, type Scenario, seedScenario } from '@driftline/dashboards';
-import { createClickHouse } from '@driftline/warehouse';
+import { renderReport } from '@driftline/report';
+import { chTime, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { driftCommand } from '../src/commands/drift.js';
@@ -25,6 +26,14 @@ function ensureChromium(): void {
 const work = mkdtempSync(join(tmpdir(), 'driftline-report-'));
 const database = `report_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 let scenario: Scenario;
+/** The last windows wait for labels (coverage 0.2): the estimate is the current value there. */
+const PENDING_LABEL_WINDOWS = 2;
+/** What the warehouse holds for the estimate and business charts, read before the report runs. */
+let held: {
+  current: { version: string; ws: number; kind: string; value: number; coverage: number }[];
+  net: number;
+  businessRows: number;
+};
 let browser: BrowserContext | undefined;
 const out = join(work, 'report.html');
 
@@ -36,7 +45,32 @@ beforeAll(async () => {
   const ch = await createClickHouse({ mode: 'embedded', path: join(work, 'chdb'), database });
   const { missing } = await migrateForDashboards(ch);
   expect(missing).toEqual([]);
-  scenario = await seedScenario(ch);
+  scenario = await seedScenario(ch, undefined, undefined, { pendingLabelWindows: PENDING_LABEL_WINDOWS });
+  // The rule as the Grafana panel states it (sql.ts estimatedVsRealizedAucSql), in SQL on the stored rows.
+  const current = await ch.select<Record<string, string | number>>(
+    `SELECT model_version AS version, toUnixTimestamp64Milli(window_start) AS ws, label_coverage AS coverage,
+       if(label_coverage >= 0.5 AND roc_auc IS NOT NULL, 'realized', 'estimated') AS kind,
+       if(label_coverage >= 0.5 AND roc_auc IS NOT NULL, roc_auc, estimated_roc_auc) AS value
+     FROM ${ch.table('performance_windows')} FINAL
+     WHERE model = {model:String} AND segment_feature = '' ORDER BY ws, version`,
+    { model: scenario.model },
+  );
+  const [business] = await ch.select<{ net: number; n: number | string }>(
+    `SELECT sum(business_net) AS net, count() AS n FROM ${ch.table('performance_windows')} FINAL
+     WHERE model = {model:String} AND segment_feature = '' AND business_net IS NOT NULL`,
+    { model: scenario.model },
+  );
+  held = {
+    current: current.map((r) => ({
+      version: String(r.version),
+      ws: Number(r.ws),
+      kind: String(r.kind),
+      value: Number(r.value),
+      coverage: Number(r.coverage),
+    })),
+    net: Number(business!.net),
+    businessRows: Number(business!.n),
+  };
   // A fresh profile per run (Playwright passes it as --user-data-dir).
   browser = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
     executablePath: CHROMIUM,
@@ -100,6 +134,11 @@ describe('driftline report', () => {
           bars: [...f.querySelectorAll('rect.bar')].filter((r) => Number(r.getAttribute('height')) > 0).length,
           thresholds: f.querySelectorAll('line.threshold').length,
           markers: f.querySelectorAll('line.marker').length,
+          dashed: f.querySelectorAll('path.series[stroke-dasharray]').length,
+          highlights: [...f.querySelectorAll('circle.highlight')].map((c) => ({
+            kind: c.getAttribute('data-kind') ?? '',
+            title: c.textContent ?? '',
+          })),
           width: box?.width ?? 0,
           height: box?.height ?? 0,
         };
@@ -130,12 +169,88 @@ describe('driftline report', () => {
     // Retrain history: the fired decision, the rejected and the promoted version.
     expect(chart('retrain-history').points).toBe(3);
     expect(await page.locator('table.retrain tbody tr').count()).toBe(3);
+    // Every version of the timeline links to its model card, written beside the report.
+    const cards = await page
+      .locator('table.retrain tbody a')
+      .evaluateAll((as) => as.map((a) => a.getAttribute('href') ?? ''));
+    expect(cards.length).toBe(3);
+    for (const href of cards) expect(readFileSync(join(work, href), 'utf8')).toContain('— model card');
     expect(await page.locator('.notes').count()).toBe(0);
+    // Estimated vs realized ROC AUC: per version an estimated (dashed) and a realized (solid) line, a
+    // point per window on each, and one ring per window on the current value — realized where labels
+    // cover ≥ 0.5, the estimate in the windows still waiting for labels.
+    const auc = chart('estimated-roc-auc');
+    expect(auc).toMatchObject({ paths: 4, dashed: 2, points: 2 * windows, markers: 3 });
+    expect(held.current).toHaveLength(windows);
+    expect(held.current.filter((c) => c.kind === 'estimated')).toHaveLength(PENDING_LABEL_WINDOWS);
+    const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
+    expect(auc.highlights.map((h) => h.title).sort()).toEqual(
+      held.current
+        .map(
+          (c) =>
+            `current ROC AUC ${c.version} ${iso(c.ws)}: ${c.value.toFixed(4)} (${c.kind}, label coverage ${c.coverage.toFixed(2)})`,
+        )
+        .sort(),
+    );
+    expect(auc.highlights.map((h) => h.kind)).toEqual(held.current.map((c) => c.kind));
+    expect(chart('estimated-accuracy')).toMatchObject({ paths: 4, dashed: 2, points: 2 * windows });
+    expect(await page.locator('table.estimates tbody .tag.estimated').count()).toBe(PENDING_LABEL_WINDOWS);
+    // Business outcome: caught, missed, false-alarm cost and net × v1, v2, a point per window each.
+    expect(chart('business-outcome')).toMatchObject({ paths: 8, points: 4 * windows, thresholds: 1 });
+    expect(held.businessRows).toBe(windows);
+    expect(await page.locator('table.business tbody tr').count()).toBe(windows);
+    const netTotal = await page.locator('table.business tfoot th').last().textContent();
+    expect(netTotal).toBe(held.net.toFixed(2));
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'report.png'), fullPage: true });
     await page.close();
     expect(problems).toEqual([]);
+  });
+
+  it('leaves the estimate and business sections out, with a note, on a database migrated before 0610', async () => {
+    const old = `${database}_old`;
+    const ch = await createClickHouse({ mode: 'embedded', path: join(work, 'chdb'), database: old });
+    try {
+      await migrate(
+        ch,
+        migrations.filter((m) => m.id !== '0610_performance_estimates'),
+      );
+      const ws = scenario.windows[0]!;
+      await ch.insert('performance_windows', [
+        {
+          model: scenario.model,
+          model_version: 'v1',
+          window_start: chTime(ws),
+          window_end: chTime(ws + 3_600_000),
+          segment_feature: '',
+          segment: '__all__',
+          task: 'binary',
+          predictions: 10,
+          labeled: 10,
+          expired: 0,
+          pending: 0,
+          label_coverage: 1,
+          invalid_labels: 0,
+          accuracy: 0.9,
+          roc_auc: 0.95,
+          threshold: 0.5,
+          version: 1,
+          computed_at: chTime(ws + 3_600_000),
+        },
+      ]);
+      const data = await warehouseOn(ch).report({ model: scenario.model, from: scenario.from, to: scenario.to });
+      expect(data.performance).toHaveLength(1);
+      expect(data.performance[0]!.metrics.roc_auc).toBe(0.95);
+      expect(data.performance[0]!.estimated).toBeUndefined();
+      expect(data.notes?.filter((n) => n.includes('migration 0610'))).toHaveLength(1);
+      const html = renderReport(data);
+      expect(html).toContain('data-chart="performance"');
+      expect(html).not.toContain('id="estimates"');
+      expect(html).not.toContain('id="business"');
+    } finally {
+      await ch.close();
+    }
   });
 
   it('names the missing option', async () => {

@@ -1,15 +1,18 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, DURATION_HINT, parseDurationMs, parseEnv } from '@driftline/core';
-import { renderReport } from '@driftline/report';
+import { ConfigError, DriftlineError, DURATION_HINT, parseDurationMs, parseEnv } from '@driftline/core';
+import { modelCardFileName, type ReportData, renderModelCard, renderReport } from '@driftline/report';
+import type { Warehouse } from '@driftline/warehouse';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 
 export const reportUsage = `usage: driftline report --model M [--from T] [--to T] [--out report.html]
 
 Writes one self-contained HTML page (inline SVG, no network) for model M from ClickHouse:
 drift over time (PSI, KS), feature distributions (reference vs current), prediction drift,
-performance and label coverage per version, retrain decisions and model versions.
+performance and label coverage per version, retrain decisions, model versions and their stage
+timeline. The model card of every version in the range is written beside it
+(model-card-<model>-<version>.html) and linked from the version timeline.
 T is an ISO-8601 time (2025-01-31, 2025-01-31T12:00:00Z), epoch milliseconds, or a duration
 before now (30m, 6h, 7d). Defaults: --to now, --from 7d before --to, --out report.html.
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTLINE_CLICKHOUSE_PATH;
@@ -48,6 +51,28 @@ export const reportOptions = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
+/** Writes the card of every version the report names; versions with nothing recorded get no card. */
+async function writeModelCards(
+  warehouse: Warehouse,
+  data: ReportData,
+  dir: string,
+  now: number,
+): Promise<Map<string, string>> {
+  const versions = new Set([...data.retrain.map((e) => e.version), ...data.performance.map((p) => p.version)]);
+  const written = new Map<string, string>();
+  for (const version of [...versions].sort()) {
+    try {
+      const card = await warehouse.modelCard(data.model, version, now);
+      const file = modelCardFileName(data.model, version);
+      writeFileSync(join(dir, file), renderModelCard(card));
+      written.set(version, file);
+    } catch (error) {
+      if (!(error instanceof DriftlineError && error.code === 'NOT_FOUND')) throw error;
+    }
+  }
+  return written;
+}
+
 /** `driftline report`: the drift report as one HTML file. */
 export async function reportCommand(args: readonly string[]): Promise<number> {
   const { values } = parseArgs({
@@ -69,9 +94,10 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
     const data = await warehouse.report({ model: values.model, from, to }, now);
     const out = resolve(values.out ?? 'report.html');
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, renderReport(data));
+    const modelCards = await writeModelCards(warehouse, data, dirname(out), now);
+    writeFileSync(out, renderReport(data, { modelCards }));
     process.stdout.write(
-      `${JSON.stringify({ report: out, model: values.model, drift_rows: data.drift.length, distributions: data.distributions.length, performance_rows: data.performance.length, retrain_events: data.retrain.length })}\n`,
+      `${JSON.stringify({ report: out, model: values.model, drift_rows: data.drift.length, distributions: data.distributions.length, performance_rows: data.performance.length, retrain_events: data.retrain.length, model_cards: modelCards.size })}\n`,
     );
     return 0;
   } finally {

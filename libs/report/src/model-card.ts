@@ -1,0 +1,270 @@
+// A model card per version: where it came from (lineage), what it learned on, how it did offline
+// against the version it challenged, how it does live, and every stage it went through with the
+// evidence. Pure: data in (read by @driftline/warehouse), HTML or text out.
+import { STYLE } from './html.js';
+import { escapeHtml } from './svg.js';
+import type { EpochMs } from './types.js';
+
+/** The trainer's record of the version (model_versions); absent for a version driftline did not train. */
+export interface ModelCardTraining {
+  readonly requestId: string;
+  /** The version serving when the retrain was requested: the one this version challenged. */
+  readonly challenged: string;
+  readonly status: string;
+  readonly reason: string;
+  readonly dataFrom: EpochMs;
+  readonly dataTo: EpochMs;
+  readonly rowsTrain: number;
+  readonly rowsHoldout: number;
+  readonly device: string;
+  readonly deviceReason: string;
+  /** Held-out metrics: the candidate's (`roc_auc`) and the challenged version's on the same slice (`current_roc_auc`). */
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly params: string;
+  readonly artifactUri: string;
+  readonly referenceId: string | null;
+  readonly referenceUri: string | null;
+  readonly registeredAt: EpochMs;
+}
+
+/** One stage transition (model_transitions). */
+export interface ModelCardTransition {
+  readonly at: EpochMs;
+  readonly from: string;
+  readonly to: string;
+  readonly decidedBy: string;
+  readonly reason: string;
+  readonly detail: string;
+  /** JSON text of the decision's evidence, or ''. */
+  readonly evidence: string;
+}
+
+/** Live metrics of the version from performance_windows, over the card's range. */
+export interface ModelCardLive {
+  /** '' = overall; otherwise the segment feature. */
+  readonly segmentFeature: string;
+  readonly segment: string;
+  readonly windows: number;
+  readonly predictions: number;
+  readonly labeled: number;
+  /** Metric → prediction-weighted mean over the windows that have it. */
+  readonly metrics: Readonly<Record<string, number | null>>;
+}
+
+/** Drift of the challenged version over the training data's range: why the retrain happened. */
+export interface ModelCardDrift {
+  readonly feature: string;
+  readonly method: string;
+  readonly windows: number;
+  readonly drifted: number;
+  readonly maxStatistic: number;
+}
+
+/** The retrain decision that requested this version (retrain_decisions). */
+export interface ModelCardDecision {
+  readonly decidedAt: EpochMs;
+  readonly reason: string;
+  readonly detail: string;
+  readonly signals: readonly string[];
+  readonly alertKind: string;
+}
+
+export interface ModelCardData {
+  readonly model: string;
+  readonly version: string;
+  readonly generatedAt: EpochMs;
+  readonly training: ModelCardTraining | undefined;
+  /** The version's input features (its reference profile, else its trained meta), sorted. */
+  readonly features: readonly string[];
+  readonly decision: ModelCardDecision | undefined;
+  readonly reference: { readonly id: string; readonly createdAt: EpochMs; readonly features: number } | undefined;
+  readonly transitions: readonly ModelCardTransition[];
+  readonly live: readonly ModelCardLive[];
+  readonly trainingDrift: readonly ModelCardDrift[];
+  /** The stage now: the last transition's target, or what the trainer's record says. */
+  readonly stage: string;
+  readonly notes: readonly string[];
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
+const fmt = (x: number | null | undefined, digits = 4) =>
+  x === null || x === undefined || !Number.isFinite(x) ? '—' : Number(x.toFixed(digits)).toString();
+const LIVE_METRICS = ['roc_auc', 'accuracy', 'f1', 'log_loss', 'brier', 'mae', 'rmse'] as const;
+
+/** Offline metric pairs: the candidate's value and the challenged version's on the same held-out slice. */
+export function offlineComparison(
+  metrics: Readonly<Record<string, number>>,
+): Array<{ metric: string; candidate: number; challenged: number | null }> {
+  return Object.keys(metrics)
+    .filter((k) => !k.startsWith('current_'))
+    .sort()
+    .map((metric) => ({ metric, candidate: metrics[metric]!, challenged: metrics[`current_${metric}`] ?? null }));
+}
+
+/** Evidence JSON as short `key: value` lines (nested objects stay JSON); malformed text shown as is. */
+function evidenceLines(text: string): string[] {
+  if (text === '') return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [text];
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return [text];
+  return Object.entries(parsed as Record<string, unknown>).map(
+    ([k, v]) => `${k}: ${typeof v === 'number' ? fmt(v, 6) : typeof v === 'string' ? v : JSON.stringify(v)}`,
+  );
+}
+
+/** The card as plain text (the command's stdout). */
+export function renderModelCardText(card: ModelCardData): string {
+  const out: string[] = [`model card: ${card.model} ${card.version} (stage: ${card.stage})`];
+  const t = card.training;
+  if (t === undefined) out.push('training: no trainer record (registered outside driftline)');
+  else {
+    out.push(
+      `training: ${t.rowsTrain} rows (+${t.rowsHoldout} held out) of [${iso(t.dataFrom)}, ${iso(t.dataTo)}) on ${t.device} (${t.deviceReason})`,
+      `challenged: ${t.challenged} · offline gate: ${t.status} (${t.reason})`,
+    );
+    for (const m of offlineComparison(t.metrics)) {
+      out.push(`  ${m.metric}: ${fmt(m.candidate)} vs ${fmt(m.challenged)} (${t.challenged})`);
+    }
+  }
+  out.push(`features (${card.features.length}): ${card.features.join(', ') || '—'}`);
+  const overall = card.live.find((l) => l.segmentFeature === '');
+  out.push(
+    overall === undefined
+      ? 'live: no labelled windows yet'
+      : `live: ${overall.labeled} labelled of ${overall.predictions} predictions in ${overall.windows} windows · ${LIVE_METRICS.filter(
+          (m) => overall.metrics[m] !== undefined && overall.metrics[m] !== null,
+        )
+          .map((m) => `${m} ${fmt(overall.metrics[m])}`)
+          .join(', ')}`,
+  );
+  out.push(`stages (${card.transitions.length}):`);
+  for (const s of card.transitions) {
+    out.push(
+      `  ${iso(s.at)} ${s.from} → ${s.to} by ${s.decidedBy}: ${s.reason}${s.detail === '' ? '' : ` — ${s.detail}`}`,
+    );
+  }
+  if (t !== undefined) {
+    out.push(
+      `lineage: retrain request ${t.requestId}${card.decision === undefined ? '' : ` (decided ${iso(card.decision.decidedAt)}: ${card.decision.reason})`}, reference ${t.referenceId ?? '—'}, artifact ${t.artifactUri}`,
+    );
+  }
+  for (const n of card.notes) out.push(`note: ${n}`);
+  return `${out.join('\n')}\n`;
+}
+
+const table = (head: readonly string[], rows: readonly (readonly string[])[], numeric: ReadonlySet<number>) =>
+  `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map(
+      (r) => `<tr>${r.map((c, i) => `<td${numeric.has(i) ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`,
+    )
+    .join('')}</tbody></table>`;
+
+const section = (title: string, body: string) => `<section><h2>${escapeHtml(title)}</h2>${body}</section>`;
+const none = (what: string) => `<p class="no-data">${escapeHtml(what)}</p>`;
+
+/** The card as one self-contained HTML page (no network), in the report's style. */
+export function renderModelCard(card: ModelCardData): string {
+  const t = card.training;
+  const facts: Array<[string, string]> = [
+    ['stage', card.stage],
+    ['training rows', t === undefined ? '—' : `${t.rowsTrain} (+${t.rowsHoldout} held out)`],
+    ['device', t === undefined ? '—' : t.device],
+    ['challenged', t === undefined ? '—' : t.challenged],
+    ['features', String(card.features.length)],
+  ];
+  const cards = `<div class="cards">${facts.map(([k, v]) => `<div class="card">${escapeHtml(k)}<b>${escapeHtml(v)}</b></div>`).join('')}</div>`;
+  const training =
+    t === undefined
+      ? none('no trainer record: this version was registered outside driftline')
+      : `<p>Trained on ${t.rowsTrain} labelled predictions of [${escapeHtml(iso(t.dataFrom))}, ${escapeHtml(iso(t.dataTo))}), ${t.rowsHoldout} held out, on ${escapeHtml(t.device)} (${escapeHtml(t.deviceReason)}). Offline gate: <span class="tag ${escapeHtml(t.status)}">${escapeHtml(t.status)}</span> ${escapeHtml(t.reason)}</p>${table(
+          ['metric (held out)', card.version, `${t.challenged} (challenged)`],
+          offlineComparison(t.metrics).map((m) => [m.metric, fmt(m.candidate), fmt(m.challenged)]),
+          new Set([1, 2]),
+        )}<p>Parameters: <code>${escapeHtml(t.params)}</code></p>`;
+  const live =
+    card.live.length === 0
+      ? none('no labelled windows for this version yet')
+      : table(
+          ['segment', 'windows', 'predictions', 'labelled', ...LIVE_METRICS],
+          card.live.map((l) => [
+            l.segmentFeature === '' ? 'overall' : `${l.segmentFeature} = ${l.segment}`,
+            String(l.windows),
+            String(l.predictions),
+            String(l.labeled),
+            ...LIVE_METRICS.map((m) => fmt(l.metrics[m])),
+          ]),
+          new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+        );
+  const drift =
+    card.trainingDrift.length === 0
+      ? none('no drift windows of the challenged version over the training range')
+      : table(
+          ['feature', 'method', 'windows', 'drifted', 'max statistic'],
+          card.trainingDrift.map((d) => [
+            d.feature,
+            d.method,
+            String(d.windows),
+            String(d.drifted),
+            fmt(d.maxStatistic),
+          ]),
+          new Set([2, 3, 4]),
+        );
+  const stages =
+    card.transitions.length === 0
+      ? none('no stage transitions recorded')
+      : table(
+          ['time', 'from', 'to', 'decided by', 'reason', 'evidence'],
+          card.transitions.map((s) => [
+            iso(s.at),
+            s.from,
+            s.to,
+            s.decidedBy,
+            s.detail === '' ? s.reason : `${s.reason}: ${s.detail}`,
+            evidenceLines(s.evidence).join(' · '),
+          ]),
+          new Set(),
+        );
+  const lineageRows: Array<[string, string]> = [];
+  if (t !== undefined) {
+    lineageRows.push(['retrain request', t.requestId]);
+    if (card.decision !== undefined) {
+      lineageRows.push([
+        'decision',
+        `${iso(card.decision.decidedAt)} ${card.decision.reason} on ${card.decision.alertKind} (${card.decision.signals.join(', ')}) ${card.decision.detail}`,
+      ]);
+    }
+    lineageRows.push(['artifact', t.artifactUri], ['reference uri', t.referenceUri ?? '—']);
+  }
+  if (card.reference !== undefined) {
+    lineageRows.push([
+      'reference profile',
+      `${card.reference.id} (${card.reference.features} features, stored ${iso(card.reference.createdAt)})`,
+    ]);
+  }
+  const lineage = lineageRows.length === 0 ? none('no lineage recorded') : table(['', ''], lineageRows, new Set());
+  const notes =
+    card.notes.length === 0
+      ? ''
+      : `<div class="notes">${card.notes.map((n) => `<div>${escapeHtml(n)}</div>`).join('')}</div>`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(`${card.model} ${card.version} — model card`)}</title>
+<style>${STYLE}</style></head>
+<body><header><h1>${escapeHtml(card.model)} ${escapeHtml(card.version)} — model card</h1><p>generated ${escapeHtml(iso(card.generatedAt))}</p></header>
+<main>${notes}${cards}
+${section('Training data and offline evaluation', training)}
+${section(`Features (${card.features.length})`, card.features.length === 0 ? none('unknown') : `<p>${card.features.map((f) => `<span class="tag">${escapeHtml(f)}</span>`).join(' ')}</p>`)}
+${section('Live performance (labelled predictions)', live)}
+${section('Drift at training time (challenged version)', drift)}
+${section('Stage history', stages)}
+${section('Lineage', lineage)}
+</main></body></html>
+`;
+}
+
+/** The file name of a version's card, as the report links it (beside the report). */
+export const modelCardFileName = (model: string, version: string): string =>
+  `model-card-${encodeURIComponent(model)}-${encodeURIComponent(version)}.html`;

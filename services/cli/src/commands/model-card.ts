@@ -1,0 +1,59 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, parseEnv } from '@driftline/core';
+import { renderModelCard, renderModelCardText } from '@driftline/report';
+import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
+
+export const modelCardUsage = `usage: driftline model-card --model M --version V [--out card.html] [--json]
+
+The model card of one version, from ClickHouse: training data window and row count, features,
+device, offline metrics against the version it challenged, live metrics overall and by segment,
+drift of the challenged version over the training window, stage history with the evidence of
+every decision, and lineage (retrain request and decision, reference profile, artifact).
+Prints the card as text; --out also writes it as one self-contained HTML page, --json prints the
+card's data as one JSON object instead of text.
+ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTLINE_CLICKHOUSE_PATH;
+the database is DRIFTLINE_CLICKHOUSE_DATABASE.
+
+  --model M      the model (required)
+  --version V    the version (required)
+  --out FILE     also write the card as HTML to FILE
+  --json         print the data as JSON instead of text
+  --debug        stack traces for errors
+  --help         this help
+`;
+
+/** The command's options (every one is in its usage: test/cli-surface.test.ts). */
+export const modelCardOptions = {
+  model: { type: 'string' },
+  version: { type: 'string' },
+  out: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** `driftline model-card`: one version's card as text, JSON or HTML. */
+export async function modelCardCommand(args: readonly string[]): Promise<number> {
+  const { values } = parseArgs({ args: [...args], options: modelCardOptions, strict: true });
+  if (values.help) {
+    process.stdout.write(modelCardUsage);
+    return 0;
+  }
+  if (values.model === undefined || values.model === '') throw new ConfigError('--model', 'is required');
+  if (values.version === undefined || values.version === '') throw new ConfigError('--version', 'is required');
+  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
+  try {
+    const card = await warehouse.modelCard(values.model, values.version);
+    if (values.out !== undefined) {
+      const out = resolve(values.out);
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileSync(out, renderModelCard(card));
+      process.stderr.write(`model card written: ${out}\n`);
+    }
+    process.stdout.write(values.json ? `${JSON.stringify(card)}\n` : renderModelCardText(card));
+    return 0;
+  } finally {
+    await warehouse.close();
+  }
+}

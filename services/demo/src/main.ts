@@ -1,11 +1,26 @@
 // `make demo`: the whole loop on the local stack, in one process with embedded ClickHouse.
 // Progress goes to stdout; the last line is a one-line JSON summary.
+
+import { parseArgs } from 'node:util';
 import { stackRelease, stackUp } from '@driftline/stack';
-import { runDemo } from './run-demo.js';
+import { type DemoScenario, runDemo } from './run-demo.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
+const SCENARIOS: readonly DemoScenario[] = ['retrain', 'bad-candidate'];
+
+/** `--scenario` (or DRIFTLINE_DEMO_SCENARIO): retrain (default) or bad-candidate. */
+function scenarioOf(args: readonly string[]): DemoScenario {
+  const { values } = parseArgs({ args: [...args], options: { scenario: { type: 'string' } }, strict: true });
+  const value = values.scenario ?? process.env.DRIFTLINE_DEMO_SCENARIO ?? 'retrain';
+  if (!(SCENARIOS as readonly string[]).includes(value)) {
+    throw new Error(`--scenario: must be one of ${SCENARIOS.join(', ')} (got ${JSON.stringify(value)})`);
+  }
+  return value as DemoScenario;
+}
+
 async function main(): Promise<void> {
+  const scenario = scenarioOf(process.argv.slice(2));
   say('driftline demo: starting the local stack (Kafka, Schema Registry, Redis)…');
   const stack = await stackUp({ testRun: true, log: (l) => say(`  ${l}`) });
   say(`stack ready in ${(stack.startupMs / 1000).toFixed(1)} s`);
@@ -16,6 +31,7 @@ async function main(): Promise<void> {
       speed: Number(process.env.DRIFTLINE_DEMO_SPEED ?? 30),
       rate: Number(process.env.DRIFTLINE_DEMO_RATE ?? 40),
       keep: process.env.DRIFTLINE_DEMO_KEEP === '1',
+      scenario,
     });
     await stackRelease({ log: (l) => say(`  ${l}`) });
     say(JSON.stringify(result.summary));
@@ -26,6 +42,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`demo failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  const debug = process.env.DRIFTLINE_DEBUG === '1';
+  process.stderr.write(
+    `demo failed: ${error instanceof Error ? (debug ? (error.stack ?? error.message) : error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

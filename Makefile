@@ -36,8 +36,9 @@ test-unit: bootstrap ## unit tests only (no servers)
 test-integration: bootstrap ## integration tests only (starts the local stack when none runs)
 	@$(PNPM) -s exec vitest run --project integration
 
-demo: bootstrap ## the whole pipeline end to end on the local stack
-	@$(PNPM) -s demo
+# SCENARIO=bad-candidate also sends a deliberately bad version into shadow (rejected on live labels).
+demo: bootstrap ## the whole pipeline end to end on the local stack (SCENARIO=retrain|bad-candidate)
+	@DRIFTLINE_DEMO_SCENARIO=$(or $(SCENARIO),retrain) $(PNPM) -s demo
 
 bench: build ## benchmarks; last line is a JSON summary, also in bench/results/latest.json
 	@$(PNPM) -s bench

@@ -48,6 +48,7 @@ const driftlineServices = [
   'feature-materializer',
   'feature-api',
   'drift-monitor',
+  'skew-monitor',
   'label-joiner',
   'retrain-trigger',
   'trainer',

@@ -74,6 +74,19 @@ const probes: Probe[] = [
   },
   { path: 'services/trainer/src/probe.ts', source: "import { x } from '@driftline/alert-router';", restricted: true },
   { path: 'libs/scoring/src/probe.ts', source: "import { x } from '@driftline/online-store';", restricted: true },
+  { path: 'libs/quality/src/probe.ts', source: "import { x } from '@driftline/kafka';", restricted: true },
+  { path: 'libs/skew/src/probe.ts', source: "import { x } from '@driftline/online-store';", restricted: true },
+  {
+    path: 'services/model-controller/src/probe.ts',
+    source: "import { x } from '@driftline/model-server';",
+    restricted: true,
+  },
+  {
+    path: 'services/skew-monitor/test/probe.test.ts',
+    source: "import { x } from '@driftline/model-controller';",
+    restricted: true,
+  },
+  { path: 'services/trainer/src/probe.ts', source: "import { x } from '@driftline/skew-monitor';", restricted: true },
   { path: 'libs/drift/src/probe.ts', source: "import { x } from '@driftline/test-support/random';", restricted: true },
   {
     path: 'libs/drift/test/probe.test.ts',

@@ -5,12 +5,13 @@ import { type InboundRecord, toBufferHeaders } from './records.js';
 
 /**
  * Test helper: reads a topic from the beginning, in a fresh consumer group, until `count` records
- * arrived (rejects when the timeout passes first, naming how many it got).
+ * arrived or, given a predicate, until it holds for the records so far (rejects when the timeout
+ * passes first, naming how many it got).
  */
 export async function readTopic(
   client: KafkaClient,
   topic: string,
-  count: number,
+  count: number | ((records: readonly InboundRecord[]) => boolean | Promise<boolean>),
   timeoutMs = 30_000,
 ): Promise<InboundRecord[]> {
   const consumer = kafkajsOf(client).consumer({
@@ -18,13 +19,15 @@ export async function readTopic(
     allowAutoTopicCreation: false,
   });
   const out: InboundRecord[] = [];
+  const done = typeof count === 'number' ? async (r: readonly InboundRecord[]) => r.length >= count : count;
+  const goal = typeof count === 'number' ? String(count) : 'predicate';
   await consumer.connect();
   try {
     // A topic created a moment ago (e.g. by a publisher's first send) may not be in the metadata yet.
     await subscribe(consumer, topic, true);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error(`read ${out.length}/${count} messages of ${topic} in ${timeoutMs} ms`)),
+        () => reject(new Error(`read ${out.length}/${goal} messages of ${topic} in ${timeoutMs} ms`)),
         timeoutMs,
       );
       void consumer.run({
@@ -38,7 +41,7 @@ export async function readTopic(
             headers: toBufferHeaders(message.headers),
             timestamp: Number(message.timestamp),
           });
-          if (out.length >= count) {
+          if (await done(out)) {
             clearTimeout(timer);
             resolve();
           }

@@ -34,7 +34,7 @@ test-unit: bootstrap ## unit tests only (no servers)
 	@$(PNPM) -s exec vitest run --project unit
 
 test-integration: bootstrap ## integration tests only (starts the local stack when none runs)
-	@$(PNPM) -s exec vitest run --project integration
+	@$(PNPM) -s exec vitest run --project 'integration*'
 
 # SCENARIO=bad-candidate also sends a deliberately bad version into shadow (rejected on live labels).
 demo: bootstrap ## the whole pipeline end to end on the local stack (SCENARIO=retrain|bad-candidate)

@@ -393,6 +393,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
           const result = state.add(item.value, Number(item.record.offset), t);
           if (result !== 'accepted') deps.metrics?.partialsDropped.inc({ reason: result });
           if (result === 'after_completion' && item.value.type === 'partial' && item.value.events > 0) {
+            deps.metrics?.eventsExcluded.inc(item.value.events);
             deps.logger.warn(
               {
                 model: item.value.model,
@@ -400,7 +401,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
                 source: item.value.source.partition,
                 events: item.value.events,
               },
-              'partial arrived after its window completed without its source (idle); its events are not merged',
+              'partial arrived after its window completed without its source (idle for DRIFTLINE_DRIFT_IDLE_TIMEOUT); its events are not merged',
             );
           }
         }

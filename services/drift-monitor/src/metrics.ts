@@ -8,6 +8,7 @@ export interface DriftMetrics {
   readonly windowsClosed: Counter<never>;
   readonly windowsMerged: Counter<never>;
   readonly partialsDropped: Counter<'reason'>;
+  readonly eventsExcluded: Counter<never>;
   readonly windowsQuarantined: Counter<'code'>;
   readonly mergeLatency: Histogram<never>;
   readonly statistic: Gauge<'model' | 'feature'>;
@@ -41,6 +42,14 @@ export function driftMetrics(registry: Registry): DriftMetrics {
       'driftline_drift_partials_dropped_total',
       'Partials messages dropped by the merge stage',
       ['reason'],
+    ),
+    // Events of partials that came after their window completed without their source (declared
+    // idle): counted in stage one, missing from drift_windows. Alerted (DriftlineDriftEventsExcluded).
+    eventsExcluded: counter(
+      registry,
+      'driftline_drift_events_excluded_total',
+      'Events left out of a completed drift window: their source partition was declared idle before its partial arrived',
+      [],
     ),
     // Label values: driftline error codes (a closed set).
     windowsQuarantined: counter(

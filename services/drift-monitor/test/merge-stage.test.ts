@@ -7,6 +7,7 @@ import {
   referenceSet,
 } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
+import { createMetricsRegistry } from '@driftline/observability';
 import type { DriftAlert, PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
 import {
@@ -19,6 +20,7 @@ import {
 } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { mergeProcessor } from '../src/merge-stage.js';
+import { type DriftMetrics, driftMetrics } from '../src/metrics.js';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
 
@@ -48,8 +50,8 @@ function memoryProgress(): ProgressStore {
   };
 }
 
-/** The partials stage one emits for predictions of models m and n at these times (one source partition). */
-async function partialsFor(times: number[]): Promise<PartialsMessage[]> {
+/** The partials stage one emits for predictions of models m and n at these times (by default one source partition). */
+async function partialsFor(times: number[], source = { partition: 0, partitions: 1 }): Promise<PartialsMessage[]> {
   const out: PartialsMessage[] = [];
   const stageOne = stageOneProcessor({
     spec: { sizeMs: 1000, latenessMs: 0 },
@@ -57,7 +59,7 @@ async function partialsFor(times: number[]): Promise<PartialsMessage[]> {
     progress: memoryProgress(),
     group: 'g',
     sourceTopic: 'p',
-    sourcePartitions: 1,
+    sourcePartitions: source.partitions,
     mergePartitions: 1,
     eventTime: DEFAULT_EVENT_TIME_BOUNDS,
     now: () => NOW,
@@ -91,7 +93,7 @@ async function partialsFor(times: number[]): Promise<PartialsMessage[]> {
       },
     })),
   );
-  await stageOne.process(items, { topic: 'p', partition: 0, highWatermark: '0' });
+  await stageOne.process(items, { topic: 'p', partition: source.partition, highWatermark: '0' });
   return out;
 }
 
@@ -112,7 +114,9 @@ async function deliver(
   }
 }
 
-function setup(options: { rejectWindow?: number; rejectModel?: string; badSummary?: boolean } = {}) {
+function setup(
+  options: { rejectWindow?: number; rejectModel?: string; clock?: () => number; metrics?: DriftMetrics } = {},
+) {
   const rows: DriftWindowRow[] = [];
   const quarantined: DriftQuarantineRow[] = [];
   const alerts: DriftAlert[] = [];
@@ -143,7 +147,8 @@ function setup(options: { rejectWindow?: number; rejectModel?: string; badSummar
     primary: 'psi',
     alertShare: 0.5,
     logger: silentLogger,
-    now: () => NOW,
+    now: options.clock ?? (() => NOW),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     sendAlerts: async (batch) => {
       alerts.push(...batch);
     },
@@ -223,5 +228,35 @@ describe('merge stage: one poison window does not poison the stream', () => {
     expect(windowsOf(rows)).toEqual([`m@${chTime(W0 + 1000)}`, `n@${chTime(W0)}`, `n@${chTime(W0 + 1000)}`]);
     expect(quarantined.map((r) => [r.model, r.window_start, r.code])).toEqual([['m', chTime(W0), expect.any(String)]]);
     expect(alerts.filter((a) => a.kind === 'DRIFT_WINDOW_QUARANTINED')).toHaveLength(1);
+  });
+});
+
+describe('merge stage: a source declared idle', () => {
+  it('completes the window without it, then counts the events of its late partial as excluded', async () => {
+    const two = { partitions: 2 };
+    const first = await partialsFor([W0 + 100, W0 + 200, W0 + 1100], { partition: 0, ...two }); // closes W0
+    const stalled = await partialsFor([W0 + 300, W0 + 1300], { partition: 1, ...two }); // closes W0, later
+    let clock = NOW;
+    const metrics = driftMetrics(createMetricsRegistry({ service: 'drift-monitor', defaultMetrics: false }));
+    const { consume, rows } = setup({ clock: () => clock, metrics });
+    expect(await consume(first)).toEqual([]);
+    expect(rows).toEqual([]); // source 1 has not reported W0
+    // Source 0 keeps reporting (closes W0+1000, then W0+2000) while source 1 stays silent for longer
+    // than the idle timeout (60 s): source 1 is idle for W0.
+    clock += 30_000;
+    const later = await partialsFor([W0 + 100, W0 + 1100, W0 + 2100, W0 + 3100], { partition: 0, ...two });
+    expect(await consume(later.filter((m) => m.windowStart === W0 + 1000))).toEqual([]);
+    expect(rows).toEqual([]);
+    clock += 31_000;
+    expect(await consume(later.filter((m) => m.windowStart === W0 + 2000))).toEqual([]);
+    // Only source 0's events (two per model) are in W0's rows.
+    const w0 = rows.filter((r) => r.window_start === chTime(W0));
+    expect([...new Set(w0.map((r) => `${r.model}:${r.events}:${r.idle_partitions}`))].sort()).toEqual([
+      'm:2:1',
+      'n:2:1',
+    ]);
+    expect((await metrics.eventsExcluded.get()).values[0]?.value ?? 0).toBe(0);
+    expect(await consume(stalled)).toEqual([]); // arrives after the window completed without it
+    expect((await metrics.eventsExcluded.get()).values[0]?.value).toBe(2); // one event each of m and n
   });
 });

@@ -175,6 +175,14 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
           await ensure([{ topic }]);
           return partitionCount(kafkaClient(), topic);
         },
+        connections() {
+          need('kafka');
+          need('registry');
+          if (configs.kafka === undefined || configs.registry === undefined) {
+            throw new DriftlineError('INTERNAL', 'Kafka or the Schema Registry is not configured');
+          }
+          return { kafka: configs.kafka, registry: configs.registry };
+        },
         async warehouse() {
           need('clickhouse');
           return warehouse.get();

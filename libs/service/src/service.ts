@@ -1,10 +1,11 @@
-import type { SchemaRegistryCodec } from '@driftline/codec';
+import type { RegistryConfig, SchemaRegistryCodec } from '@driftline/codec';
 import type { Logger } from '@driftline/core';
 import type {
   ConsumerHandle,
   ConsumerOptions,
   EventProducer,
   KafkaClient,
+  KafkaConfig,
   Publisher,
   TopicSpec,
 } from '@driftline/kafka';
@@ -41,6 +42,11 @@ export interface ServiceContext {
   producer(): Promise<EventProducer>;
   /** The shared Schema Registry codec (needs `registry`). */
   codec(): SchemaRegistryCodec;
+  /**
+   * The connection settings of the process' Kafka and registry clients, for a worker thread that
+   * opens clients of its own (needs `kafka` and `registry`). They hold credentials: never log them.
+   */
+  connections(): { readonly kafka: KafkaConfig; readonly registry: RegistryConfig };
   /**
    * Typed sends to a contract's topic (default: the contract's prefixed topic): Avro-encoded
    * through the registry, keyed by the contract. The topic is created and the schema registered

@@ -1,6 +1,7 @@
 // Worker threads started by file name, the same way from the sources and from the bundle.
 // Exported as `@driftline/service/worker` (no other import: the CLI loads it on demand).
 import { Worker } from 'node:worker_threads';
+import type { Logger } from '@driftline/core';
 
 /**
  * Starts the worker module `name` (without extension) that sits next to the caller's module
@@ -14,4 +15,35 @@ export function startWorker(callerUrl: string, name: string, workerData: unknown
   const tsx = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
   return new Worker(boot, { eval: true, workerData });
+}
+
+/** A log record a worker thread sends to the main thread's logger. */
+export interface ForwardedLog {
+  readonly type: 'log';
+  readonly level: 'debug' | 'info' | 'warn' | 'error';
+  readonly obj: Record<string, unknown>;
+  readonly msg?: string;
+}
+
+/**
+ * A worker thread's logger: every record is posted (`post`) for the main thread's logger to write,
+ * so a process has one log stream. Errors are flattened: they do not survive structured cloning.
+ */
+export function forwardingLogger(post: (record: ForwardedLog) => void, bindings: Record<string, unknown>): Logger {
+  const at =
+    (level: ForwardedLog['level']) =>
+    (obj: object, msg?: string): void => {
+      const flat: Record<string, unknown> = { ...bindings };
+      for (const [k, v] of Object.entries(obj)) {
+        flat[k] = v instanceof Error ? { message: v.message, stack: v.stack, name: v.name } : v;
+      }
+      post({ type: 'log', level, obj: flat, ...(msg === undefined ? {} : { msg }) });
+    };
+  return {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (more) => forwardingLogger(post, { ...bindings, ...more }),
+  };
 }

@@ -86,6 +86,8 @@ export async function buildCli(dist: string): Promise<CliBuild> {
       main: join(cli, 'src', 'main.ts'),
       // The feature API's worker thread is loaded by file name, next to the module that spawns it.
       'thread-worker': join(root, 'services', 'feature-api', 'src', 'thread-worker.ts'),
+      // The model server sends its prediction log from a worker thread (log-thread.ts).
+      'log-worker': join(root, 'services', 'model-server', 'src', 'log-worker.ts'),
       // `driftline drift` computes half of the numeric columns on a worker thread (parallel-drift.ts).
       'drift-worker': join(cli, 'src', 'drift-worker.ts'),
     },

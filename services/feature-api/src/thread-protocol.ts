@@ -1,6 +1,7 @@
 import type { RedisConnectionConfig } from '@driftline/core';
 import type { Registry } from '@driftline/observability';
 import type { RedisClientPolicy } from '@driftline/online-store/redis';
+import type { ForwardedLog } from '@driftline/service/worker';
 
 /** What the worker thread needs to start the API on its own (structured-cloneable). */
 export interface FeatureApiThreadData {
@@ -28,12 +29,7 @@ export type FromThread =
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'ready'; readonly ready: boolean }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: ThreadMetrics }
-  | {
-      readonly type: 'log';
-      readonly level: 'debug' | 'info' | 'warn' | 'error';
-      readonly obj: Record<string, unknown>;
-      readonly msg?: string;
-    }
+  | ForwardedLog
   | { readonly type: 'closed' };
 
 /** Main → worker. */

@@ -2,10 +2,10 @@
 // Redis connection, so nothing else the process runs (the materializer's batches and GC) can
 // stall a read.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Logger } from '@driftline/core';
 import { parseFeatureViewsText } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisOnlineStore } from '@driftline/online-store/redis';
+import { forwardingLogger } from '@driftline/service/worker';
 import { startFeatureApi } from './api.js';
 import type { FeatureApiThreadData, FromThread, ToThread } from './thread-protocol.js';
 
@@ -13,27 +13,7 @@ const port = parentPort!;
 const data = workerData as FeatureApiThreadData;
 const post = (message: FromThread) => port.postMessage(message);
 
-/** Log records go to the main thread's logger (Errors flattened: they do not survive cloning). */
-function forwardingLogger(bindings: Record<string, unknown>): Logger {
-  const at =
-    (level: 'debug' | 'info' | 'warn' | 'error') =>
-    (obj: object, msg?: string): void => {
-      const flat: Record<string, unknown> = { ...bindings };
-      for (const [k, v] of Object.entries(obj)) {
-        flat[k] = v instanceof Error ? { message: v.message, stack: v.stack, name: v.name } : v;
-      }
-      post({ type: 'log', level, obj: flat, ...(msg === undefined ? {} : { msg }) });
-    };
-  return {
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: (more) => forwardingLogger({ ...bindings, ...more }),
-  };
-}
-
-const logger = forwardingLogger({ thread: 'feature-api' });
+const logger = forwardingLogger(post, { thread: 'feature-api' });
 // No default labels: the main thread's registry adds its own when it exposes these metrics.
 const registry = createMetricsRegistry({ service: 'feature-api', defaultMetrics: false });
 registry.setDefaultLabels({});

@@ -17,6 +17,8 @@ export interface PredictionLogBounds {
 }
 
 export const DEFAULT_LOG_BOUNDS: PredictionLogBounds = { maxBuffered: 50_000, flushIntervalMs: 50, maxBatch: 200 };
+/** Records per send when the log sends through its worker thread (log-thread.ts). */
+export const THREAD_LOG_BATCH = 2_000;
 
 export interface ModelServerOptions extends Partial<PredictLimits>, Partial<ServerTimeouts> {
   readonly store: OnlineStore;

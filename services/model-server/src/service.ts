@@ -8,8 +8,9 @@ import { contracts, type ModelEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { DEFAULT_TIMEOUTS, type ServerTimeouts } from '@driftline/service/http';
 import { z } from 'zod';
+import { type LogThread, startLogThread } from './log-thread.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
-import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer } from './server.js';
+import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer, THREAD_LOG_BATCH } from './server.js';
 import { artifactLoader } from './serving.js';
 import { type CanarySpec, parseCanaries, parseShadows } from './specs.js';
 
@@ -36,6 +37,8 @@ export const modelServerEnvShape = {
   DRIFTLINE_MODEL_SERVER_LOG_BUFFER: envField.int(100, 10_000_000).default(DEFAULT_LOG_BOUNDS.maxBuffered),
   /** Longest a prediction record waits before it is sent to predictions.v1. */
   DRIFTLINE_MODEL_SERVER_LOG_FLUSH: envField.duration(1).default(DEFAULT_LOG_BOUNDS.flushIntervalMs),
+  /** Encode and send prediction records on a worker thread of their own (off: on the serving thread). */
+  DRIFTLINE_MODEL_SERVER_LOG_THREAD: envField.bool().default(true),
   /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
   DRIFTLINE_MODEL_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.headersTimeoutMs),
@@ -54,6 +57,7 @@ export interface ModelServerConfig {
   readonly shadows: ReadonlyMap<string, readonly string[]>;
   readonly limits: PredictLimits;
   readonly logBounds: PredictionLogBounds;
+  readonly logThread: boolean;
   readonly timeouts: ServerTimeouts;
   readonly token?: string;
 }
@@ -101,8 +105,14 @@ export const modelServer = defineService({
       logBounds: {
         maxBuffered: env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER,
         flushIntervalMs: env.DRIFTLINE_MODEL_SERVER_LOG_FLUSH,
-        maxBatch: Math.min(DEFAULT_LOG_BOUNDS.maxBatch, env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER),
+        // A send to the log thread costs a round trip whatever its size: larger batches keep its
+        // throughput above what the serving thread can produce.
+        maxBatch: Math.min(
+          env.DRIFTLINE_MODEL_SERVER_LOG_THREAD ? THREAD_LOG_BATCH : DEFAULT_LOG_BOUNDS.maxBatch,
+          env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER,
+        ),
       },
+      logThread: env.DRIFTLINE_MODEL_SERVER_LOG_THREAD,
       timeouts: {
         headersTimeoutMs: env.DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT,
         requestTimeoutMs: env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT,
@@ -132,12 +142,18 @@ export const modelServer = defineService({
     });
     let follower: ConsumerHandle | undefined;
     let server: Awaited<ReturnType<typeof startModelServer>> | undefined;
+    let thread: LogThread | undefined;
     try {
+      if (config.logThread) {
+        thread = await startLogThread({ ...ctx.connections(), topic: predictions.topic }, ctx.logger);
+      }
+      const sendThrough = thread;
       server = await startModelServer({
         store,
         views: config.views,
         load: artifactLoader(config.artifactDir),
-        publish: (events) => predictions.publish(events),
+        publish:
+          sendThrough === undefined ? (events) => predictions.publish(events) : (events) => sendThrough.publish(events),
         registry: ctx.registry,
         logger: ctx.logger,
         canaries: config.canaries,
@@ -184,18 +200,21 @@ export const modelServer = defineService({
       });
     } catch (error) {
       await server?.close();
+      await thread?.close();
       await store.close();
       throw error;
     }
     const running = server;
     const handle = follower;
+    const logThread = thread;
     ctx.logger.info({ port: running.port, host: config.host }, 'model server listening');
     return {
       port: running.port,
       ready: () => store.ready() && handle.ready(),
       async stop() {
         await handle.stop().catch(() => {});
-        await running.close();
+        await running.close(); // drains the prediction log (through the thread)
+        await logThread?.close();
         await store.close();
       },
     };

@@ -1,17 +1,17 @@
+import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SchemaRegistryCodec } from '@driftline/codec';
+import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
-import { createKafkaClient, createProducer, createPublisher, deleteTopics, ensureTopics } from '@driftline/kafka';
-import { artifactLoader, startModelServer } from '@driftline/model-server/bench';
-import { createMetricsRegistry } from '@driftline/observability';
+import { createKafkaClient, deleteTopics, ensureTopics } from '@driftline/kafka';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
-import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { httpCall } from '../features/http.js';
+import { openMlserverSideBySide } from './mlserver.js';
+import type { ServerProcessSetup } from './server-process.js';
 
 export interface ModelServerBenchEndpoints {
   readonly kafkaBrokers: readonly string[];
@@ -30,6 +30,45 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Forks server-process.ts; resolves once it serves, with its port and a `stop` (drain, close, exit). */
+async function forkServer(setup: ServerProcessSetup): Promise<{ port: number; stop(): Promise<number> }> {
+  const child = fork(fileURLToPath(new URL('./server-process.ts', import.meta.url)), {
+    env: { ...process.env, BENCH_MODEL_SERVER: JSON.stringify(setup) },
+    // BENCH_SERVER_CPU_PROF=<dir>: a V8 CPU profile of the serving process (where its time goes).
+    execArgv: [
+      ...process.execArgv,
+      ...(process.env.BENCH_SERVER_CPU_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_CPU_PROF}`]
+        : []),
+    ],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    void exited.then((code) => reject(new Error(`bench model server exited with code ${code} before serving`)));
+  });
+  let stopped: Promise<number> | undefined;
+  return {
+    port,
+    stop() {
+      stopped ??= (async () => {
+        if (child.exitCode !== null) return 0;
+        const left = new Promise<number>((resolve) =>
+          child.once('message', (m) => resolve((m as { stopped: number }).stopped)),
+        );
+        child.send('stop');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        const result = await Promise.race([left, exited.then(() => 0)]);
+        await exited;
+        clearTimeout(timer);
+        return result;
+      })();
+      return stopped;
+    },
+  };
+}
 
 /** Deterministic feature values of an entity (the same in Redis and inline). */
 const valuesOf = (e: number) => Object.fromEntries(FEATURES.map((f, j) => [f, ((e * 31 + j * 17) % 1000) / 250 - 2]));
@@ -58,7 +97,7 @@ async function run(port: number, count: number, body: (i: number) => string): Pr
 export async function benchModelServer(
   endpoints: ModelServerBenchEndpoints,
   options: { repeats?: number; log?: (line: string) => void } = {},
-): Promise<Record<string, number>> {
+): Promise<Record<string, number | string>> {
   const log = options.log ?? (() => {});
   const repeats = options.repeats ?? 3;
   const id = Math.random().toString(36).slice(2, 10);
@@ -66,9 +105,8 @@ export async function benchModelServer(
   mkdirSync(join(dir, 'bench', 'v1'), { recursive: true });
   writeFileSync(join(dir, 'bench', 'v1', 'model.json'), JSON.stringify(syntheticModelJson(7, 100, 6, 10)));
   writeFileSync(join(dir, 'bench', 'v1', 'meta.json'), JSON.stringify({ features: FEATURES, categories: {} }));
-  const views = parseFeatureViewsText(
-    `views:\n  - name: bench\n    entity: id\n    ttl: 1d\n    features:\n${FEATURES.map((f) => `      ${f}: double\n`).join('')}`,
-  );
+  const viewsYaml = `views:\n  - name: bench\n    entity: id\n    ttl: 1d\n    features:\n${FEATURES.map((f) => `      ${f}: double\n`).join('')}`;
+  const views = parseFeatureViewsText(viewsYaml);
   const keyPrefix = `bench-ms-${id}`;
   const writer = createRedisOnlineStore({ url: endpoints.redisUrl, tls: false }, { use: 'online-write', keyPrefix });
   await waitReady(writer.client);
@@ -83,33 +121,35 @@ export async function benchModelServer(
     }),
   );
   for (let i = 0; i < events.length; i += 1_000) await writer.write(planWrites(events.slice(i, i + 1_000)));
-  const reader = createRedisOnlineStore({ url: endpoints.redisUrl, tls: false }, { use: 'online-read', keyPrefix });
-  await waitReady(reader.client);
-
   const kafka = createKafkaClient(
     { brokers: endpoints.kafkaBrokers, clientId: 'bench-model-server', ssl: false },
     silentLogger,
   );
   const topic = `bench-ms-${id}.predictions.v1`;
   await ensureTopics(kafka, [{ topic, partitions: 1 }]);
-  const codec = new SchemaRegistryCodec({ url: endpoints.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
-  const producer = await createProducer(kafka);
-  const publisher = createPublisher<PredictionEvent>({
+  // The server in a process of its own (server-process.ts), as deployed and as MLServer runs.
+  const server = await forkServer({
+    kafkaBrokers: endpoints.kafkaBrokers,
+    schemaRegistryUrl: endpoints.schemaRegistryUrl,
+    redisUrl: endpoints.redisUrl,
+    keyPrefix,
+    viewsYaml,
+    artifactDir: dir,
     topic,
-    producer,
-    encode: (e) => codec.encode(e),
-    key: contracts.prediction.key,
+    model: 'bench',
+    version: 'v1',
   });
-  const server = await startModelServer({
-    store: reader,
-    views,
-    load: artifactLoader(dir),
-    publish: (e) => publisher.publish(e),
-    registry: createMetricsRegistry({ service: 'bench', defaultMetrics: false }),
-    logger: silentLogger,
+  // --- MLServer side by side (bench/model-server/mlserver.ts): same model file, same rows, same client.
+  const rowOf = (e: number) => FEATURES.map((f) => valuesOf(e)[f]!);
+  const mlserver = await openMlserverSideBySide({
+    modelJsonPath: join(dir, 'bench', 'v1', 'model.json'),
+    dir: join(dir, 'mlserver'),
+    single: (i) => rowOf((i * 7919) % ENTITIES),
+    batch100: (i) => Array.from({ length: 100 }, (_, k) => rowOf((i * 100 + k * 97) % ENTITIES)),
+    log,
   });
-  await server.table.promote('bench', 'v1');
-  const result: Record<string, number> = {};
+  // --- end MLServer
+  const result: Record<string, number | string> = {};
   try {
     const entity = (i: number) => (i * 7919) % ENTITIES;
     const batchOf = (i: number, inline: boolean) =>
@@ -134,21 +174,23 @@ export async function benchModelServer(
           `model-server run ${r + 1} ${name}: p50 ${percentile(l, 50).toFixed(3)} p99 ${percentile(l, 99).toFixed(3)} ms`,
         );
       }
+      await mlserver.repeat(r); // MLServer alternates with ours, repeat by repeat
     }
     for (const [name, list] of Object.entries(runs)) {
       const key = `model_server.${name.replace('single', 'single_ms').replace('batch100', 'batch100_ms')}`;
       result[`${key}.p50`] = round(median(list.map((x) => x[0])));
       result[`${key}.p99`] = round(median(list.map((x) => x[1])));
     }
-    await server.log.drain(30_000);
+    Object.assign(result, mlserver.keys(result));
+    const left = await server.stop();
+    if (left > 0) throw new Error(`model server: ${left} prediction records not sent to Kafka`);
   } finally {
-    await server.close();
-    await producer.disconnect();
+    await mlserver.close();
+    await server.stop();
     await deleteTopics(kafka, [topic]).catch(() => {});
     const keys = await writer.client.keys(`${keyPrefix}:*`);
     for (let i = 0; i < keys.length; i += 1_000) await writer.client.unlink(...keys.slice(i, i + 1_000));
     await writer.close();
-    await reader.close();
     rmSync(dir, { recursive: true, force: true });
   }
   return result;

@@ -1,0 +1,81 @@
+// The model server of the bench in a process of its own, as `driftline run model-server` deploys
+// it: the client's work (building and parsing bodies) never runs on the serving thread. The parent
+// (bench/model-server/index.ts) forks this file with the setup in BENCH_MODEL_SERVER, receives
+// `{ port }` once the model is served, and sends 'stop': the child drains the prediction log to
+// Kafka, closes, and answers `{ stopped: <records left> }` before it exits.
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { silentLogger } from '@driftline/core';
+import { parseFeatureViewsText } from '@driftline/features';
+import { createKafkaClient, createProducer, createPublisher } from '@driftline/kafka';
+import { artifactLoader, startLogThread, startModelServer, THREAD_LOG_BATCH } from '@driftline/model-server/bench';
+import { createMetricsRegistry } from '@driftline/observability';
+import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
+import { contracts, type PredictionEvent } from '@driftline/schemas';
+
+/** What the parent passes (JSON in BENCH_MODEL_SERVER). */
+export interface ServerProcessSetup {
+  readonly kafkaBrokers: readonly string[];
+  readonly schemaRegistryUrl: string;
+  readonly redisUrl: string;
+  readonly keyPrefix: string;
+  readonly viewsYaml: string;
+  readonly artifactDir: string;
+  readonly topic: string;
+  readonly model: string;
+  readonly version: string;
+}
+
+async function main(): Promise<void> {
+  const setup = JSON.parse(process.env.BENCH_MODEL_SERVER ?? '') as ServerProcessSetup;
+  const reader = createRedisOnlineStore(
+    { url: setup.redisUrl, tls: false },
+    { use: 'online-read', keyPrefix: setup.keyPrefix },
+  );
+  await waitReady(reader.client);
+  const kafkaConfig = { brokers: setup.kafkaBrokers, clientId: 'bench-model-server', ssl: false };
+  // As the service does by default (DRIFTLINE_MODEL_SERVER_LOG_THREAD): the prediction log sends
+  // from a worker thread; BENCH_LOG_THREAD=0 sends from the serving thread, for comparison.
+  const thread =
+    process.env.BENCH_LOG_THREAD === '0'
+      ? undefined
+      : await startLogThread(
+          { kafka: kafkaConfig, registry: { url: setup.schemaRegistryUrl }, topic: setup.topic },
+          silentLogger,
+        );
+  const kafka = createKafkaClient(kafkaConfig, silentLogger);
+  const codec = new SchemaRegistryCodec({ url: setup.schemaRegistryUrl }).forTopic(contracts.prediction, setup.topic);
+  const producer = await createProducer(kafka);
+  const publisher = createPublisher<PredictionEvent>({
+    topic: setup.topic,
+    producer,
+    encode: (e) => codec.encode(e),
+    key: contracts.prediction.key,
+  });
+  const server = await startModelServer({
+    store: reader,
+    views: parseFeatureViewsText(setup.viewsYaml),
+    load: artifactLoader(setup.artifactDir),
+    publish: thread === undefined ? (e) => publisher.publish(e) : (e) => thread.publish(e),
+    registry: createMetricsRegistry({ service: 'bench', defaultMetrics: false }),
+    logger: silentLogger,
+    ...(thread === undefined ? {} : { logBounds: { maxBatch: THREAD_LOG_BATCH } }),
+  });
+  await server.table.promote(setup.model, setup.version);
+  process.on('message', (message) => {
+    if (message !== 'stop') return;
+    void (async () => {
+      const left = await server.log.drain(30_000);
+      await server.close();
+      await thread?.close();
+      await producer.disconnect();
+      await reader.close();
+      process.send?.({ stopped: left }, () => process.exit(0));
+    })();
+  });
+  process.send?.({ port: server.port });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench model server: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -53,7 +53,8 @@ export function syntheticModelJson(seed = 7, trees = TREES, depth = DEPTH, featu
       split_indices: split,
       split_conditions: cond,
       default_left: dflt,
-      // Not read by the scorer; present so that XGBoost itself loads the model (for comparisons).
+      // Not read by the scorer. XGBoost 3.2 needs more than these to load the model (attributes,
+      // cats, iteration_indptr, float arrays): bench/model-server/xgboost-model.py completes it.
       base_weights: cond.map((c, n) => (n < internal ? 0 : c)),
       loss_changes: Array(nodes).fill(0),
       sum_hessian: Array(nodes).fill(1),

@@ -53,6 +53,8 @@ const driftlineServices = [
   'retrain-trigger',
   'trainer',
   'alert-router',
+  'model-server',
+  'model-controller',
 ];
 
 const composePlugin = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' }).status === 0;
@@ -120,18 +122,35 @@ describe('docker/compose.yml', () => {
     }
   });
 
-  it('publishes the feature API on loopback only unless it requires a bearer token (issue 11, defect 5)', () => {
-    const api = compose.services['feature-api']!;
-    const token = api.environment?.DRIFTLINE_FEATURE_API_TOKEN;
+  it.each([
+    ['feature-api', 'DRIFTLINE_FEATURE_API_TOKEN'],
+    ['model-server', 'DRIFTLINE_MODEL_SERVER_TOKEN'],
+  ])('publishes %s on loopback only unless it requires a bearer token (issue 11, defect 5)', (name, variable) => {
+    const api = compose.services[name]!;
+    const token = api.environment?.[variable];
     for (const port of api.ports ?? []) {
       // host_ip:host_port:container_port; without a host ip, docker binds 0.0.0.0 (and [::]).
       const parts = port.split(':');
       const hostIp = parts.length === 3 ? parts[0] : '0.0.0.0';
       if (hostIp !== '127.0.0.1' && hostIp !== '[::1]') {
-        expect(token, `feature-api publishes ${port} beyond loopback`).toMatch(/^\$\{[A-Z_]+:\?/);
+        expect(token, `${name} publishes ${port} beyond loopback`).toMatch(/^\$\{[A-Z_]+:\?/);
       }
     }
     expect(api.ports?.length).toBeGreaterThan(0);
+  });
+
+  it('serves models from the artifacts the trainer writes, and sends Prometheus alerts to Alertmanager', () => {
+    const volumeOf = (name: string) => compose.services[name]?.volumes?.find((v) => v.startsWith('models:'));
+    expect(volumeOf('model-server')).toBe(volumeOf('trainer'));
+    expect(compose.services['model-server']?.environment?.DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR).toBe(
+      compose.services.trainer?.environment?.DRIFTLINE_TRAINER_ARTIFACT_DIR,
+    );
+    const prometheus = parse(readFileSync(join(docker, 'prometheus/prometheus.yml'), 'utf8')) as {
+      alerting: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> };
+    };
+    const [host, port] = prometheus.alerting.alertmanagers[0]!.static_configs[0]!.targets[0]!.split(':');
+    expect(compose.services[host!]?.image).toMatch(/^prom\/alertmanager:/);
+    expect(port).toBe('9093');
   });
 
   it('reserves no GPU in the base file, so it comes up on a machine without one', () => {

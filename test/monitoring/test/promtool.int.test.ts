@@ -1,6 +1,6 @@
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ensureMonitoringDist, type MonitoringDist, run } from '@driftline/stack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -30,6 +30,13 @@ describe('docker/prometheus with promtool (Prometheus 2.42 from Debian)', () => 
     writeFileSync(file, edited);
     return copy;
   }
+
+  it("`amtool check-config` accepts docker/compose.yml's Alertmanager configuration", async () => {
+    const amtool = join(dirname(dist.promtool), 'amtool');
+    const result = await run(amtool, ['check-config', resolve(prometheusDir, '../alertmanager/alertmanager.yml')]);
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toContain('SUCCESS');
+  });
 
   it('`promtool check rules` accepts every rule file', async () => {
     expect(ruleFiles.length).toBeGreaterThan(0);

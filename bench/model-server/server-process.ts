@@ -42,20 +42,25 @@ async function main(): Promise<void> {
           { kafka: kafkaConfig, registry: { url: setup.schemaRegistryUrl }, topic: setup.topic },
           silentLogger,
         );
-  const kafka = createKafkaClient(kafkaConfig, silentLogger);
-  const codec = new SchemaRegistryCodec({ url: setup.schemaRegistryUrl }).forTopic(contracts.prediction, setup.topic);
-  const producer = await createProducer(kafka);
-  const publisher = createPublisher<PredictionEvent>({
-    topic: setup.topic,
-    producer,
-    encode: (e) => codec.encode(e),
-    key: contracts.prediction.key,
-  });
+  // Without the thread, the serving process's own producer (opened only then).
+  const producer =
+    thread === undefined ? await createProducer(createKafkaClient(kafkaConfig, silentLogger)) : undefined;
+  const publish = (() => {
+    if (thread !== undefined) return (e: readonly PredictionEvent[]) => thread.publish(e);
+    const codec = new SchemaRegistryCodec({ url: setup.schemaRegistryUrl }).forTopic(contracts.prediction, setup.topic);
+    const publisher = createPublisher<PredictionEvent>({
+      topic: setup.topic,
+      producer: producer!,
+      encode: (e) => codec.encode(e),
+      key: contracts.prediction.key,
+    });
+    return (e: readonly PredictionEvent[]) => publisher.publish(e);
+  })();
   const server = await startModelServer({
     store: reader,
     views: parseFeatureViewsText(setup.viewsYaml),
     load: artifactLoader(setup.artifactDir),
-    publish: thread === undefined ? (e) => publisher.publish(e) : (e) => thread.publish(e),
+    publish,
     registry: createMetricsRegistry({ service: 'bench', defaultMetrics: false }),
     logger: silentLogger,
     ...(thread === undefined ? {} : { logBounds: { maxBatch: THREAD_LOG_BATCH } }),
@@ -67,7 +72,7 @@ async function main(): Promise<void> {
       const left = await server.log.drain(30_000);
       await server.close();
       await thread?.close();
-      await producer.disconnect();
+      await producer?.disconnect();
       await reader.close();
       process.send?.({ stopped: left }, () => process.exit(0));
     })();

@@ -1,7 +1,7 @@
 // Worker threads started by file name, the same way from the sources and from the bundle.
 // Exported as `@driftline/service/worker` (no other import: the CLI loads it on demand).
 import { Worker } from 'node:worker_threads';
-import type { Logger } from '@driftline/core';
+import { DriftlineError, type Logger } from '@driftline/core';
 
 /**
  * Starts the worker module `name` (without extension) that sits next to the caller's module
@@ -15,6 +15,43 @@ export function startWorker(callerUrl: string, name: string, workerData: unknown
   const tsx = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
   return new Worker(boot, { eval: true, workerData });
+}
+
+/**
+ * Waits for a worker thread's first message of type `started` (returned) or `failed` (its
+ * `message` thrown); other messages pass by. On failure, or an error before either, the thread is
+ * terminated and a DriftlineError naming `what` is thrown.
+ */
+export async function awaitStarted<M extends { readonly type: string }, S extends M['type']>(
+  worker: Worker,
+  started: S,
+  what: string,
+): Promise<Extract<M, { readonly type: S }>> {
+  let first: M;
+  try {
+    first = await new Promise<M>((resolve, reject) => {
+      const onMessage = (message: M) => {
+        if (message.type !== started && message.type !== 'failed') return;
+        worker.off('message', onMessage);
+        worker.off('error', reject);
+        resolve(message);
+      };
+      worker.on('message', onMessage);
+      worker.once('error', reject);
+    });
+  } catch (error) {
+    await worker.terminate();
+    throw new DriftlineError('INTERNAL', `${what} failed to start: ${(error as Error).message}`, { cause: error });
+  }
+  if (first.type !== started) {
+    await worker.terminate();
+    const reason = (first as { readonly message?: unknown }).message;
+    throw new DriftlineError(
+      'INTERNAL',
+      `${what} failed to start: ${typeof reason === 'string' ? reason : first.type}`,
+    );
+  }
+  return first as Extract<M, { readonly type: S }>;
 }
 
 /** A log record a worker thread sends to the main thread's logger. */

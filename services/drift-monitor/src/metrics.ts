@@ -44,7 +44,7 @@ export function driftMetrics(registry: Registry): DriftMetrics {
       ['reason'],
     ),
     // Events of partials that came after their window completed without their source (declared
-    // idle): counted in stage one, missing from drift_windows. Alerted (DriftlineDriftEventsExcluded).
+    // idle): counted by stage one, missing from drift_windows. Alerted (DriftlineDriftEventsExcluded).
     eventsExcluded: counter(
       registry,
       'driftline_drift_events_excluded_total',

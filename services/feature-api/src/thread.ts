@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import { DriftlineError, type Logger } from '@driftline/core';
+import type { Logger } from '@driftline/core';
 import type { Registry } from '@driftline/observability';
-import { startWorker } from '@driftline/service/worker';
+import { awaitStarted, startWorker } from '@driftline/service/worker';
 import type { FeatureApiServer } from './api.js';
 import type { FeatureApiThreadData, FromThread, ThreadMetrics, ToThread } from './thread-protocol.js';
 
@@ -49,23 +49,7 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
     pending.clear();
   });
 
-  const started = await new Promise<FromThread>((resolve, reject) => {
-    const onMessage = (message: FromThread) => {
-      if (message.type !== 'listening' && message.type !== 'failed') return;
-      worker.off('message', onMessage);
-      worker.off('error', reject);
-      resolve(message);
-    };
-    worker.on('message', onMessage);
-    worker.once('error', reject);
-  });
-  if (started.type !== 'listening') {
-    await worker.terminate();
-    throw new DriftlineError(
-      'INTERNAL',
-      `feature API thread failed to start: ${started.type === 'failed' ? started.message : started.type}`,
-    );
-  }
+  const started = await awaitStarted<FromThread, 'listening'>(worker, 'listening', 'feature API thread');
 
   const threadMetrics = () =>
     new Promise<ThreadMetrics>((resolve) => {

@@ -1,6 +1,6 @@
 import { DriftlineError, type Logger } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
-import { startWorker } from '@driftline/service/worker';
+import { awaitStarted, startWorker } from '@driftline/service/worker';
 import type { FromLogThread, LogThreadData, ToLogThread } from './log-thread-protocol.js';
 
 export type { LogThreadData } from './log-thread-protocol.js';
@@ -45,23 +45,7 @@ export async function startLogThread(data: LogThreadData, logger: Logger): Promi
     pending.clear();
   });
 
-  const started = await new Promise<FromLogThread>((resolve, reject) => {
-    const onMessage = (message: FromLogThread) => {
-      if (message.type !== 'ready' && message.type !== 'failed') return;
-      worker.off('message', onMessage);
-      worker.off('error', reject);
-      resolve(message);
-    };
-    worker.on('message', onMessage);
-    worker.once('error', reject);
-  });
-  if (started.type !== 'ready') {
-    await worker.terminate();
-    throw new DriftlineError(
-      'INTERNAL',
-      `prediction log thread failed to start: ${started.type === 'failed' ? started.message : started.type}`,
-    );
-  }
+  await awaitStarted<FromLogThread, 'ready'>(worker, 'ready', 'prediction log thread');
 
   let closing: Promise<void> | undefined;
   return {

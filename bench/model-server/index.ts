@@ -1,6 +1,5 @@
 import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,9 +8,10 @@ import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftl
 import { createKafkaClient, deleteTopics, ensureTopics } from '@driftline/kafka';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { syntheticModelJson } from '@driftline/scoring/bench';
-import { httpCall } from '../features/http.js';
+import { benchLogThroughput } from './log-throughput.js';
 import { openMlserverSideBySide } from './mlserver.js';
 import type { ServerProcessSetup } from './server-process.js';
+import { timedPosts } from './timed.js';
 
 export interface ModelServerBenchEndpoints {
   readonly kafkaBrokers: readonly string[];
@@ -73,20 +73,6 @@ async function forkServer(setup: ServerProcessSetup): Promise<{ port: number; st
 /** Deterministic feature values of an entity (the same in Redis and inline). */
 const valuesOf = (e: number) => Object.fromEntries(FEATURES.map((f, j) => [f, ((e * 31 + j * 17) % 1000) / 250 - 2]));
 
-async function run(port: number, count: number, body: (i: number) => string): Promise<number[]> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const latencies: number[] = [];
-  for (let i = 0; i < count + 200; i++) {
-    const b = body(i);
-    const t = performance.now();
-    const status = await httpCall(agent, port, 'POST', '/v1/models/bench:predict', b);
-    if (status !== 200) throw new Error(`model server answered ${status}`);
-    if (i >= 200) latencies.push(performance.now() - t);
-  }
-  agent.destroy();
-  return latencies.sort((a, b) => a - b);
-}
-
 /**
  * The model server on one keep-alive client, as issue 12's MLServer anchor: a 100-tree depth-6
  * binary:logistic model on 10 float features, every prediction logged to a real predictions.v1.
@@ -126,6 +112,7 @@ export async function benchModelServer(
     silentLogger,
   );
   const topic = `bench-ms-${id}.predictions.v1`;
+  const logTopic = `bench-ms-${id}.log.predictions.v1`;
   await ensureTopics(kafka, [{ topic, partitions: 1 }]);
   // The server in a process of its own (server-process.ts), as deployed and as MLServer runs.
   const server = await forkServer({
@@ -163,10 +150,18 @@ export async function benchModelServer(
       'inline.single': (i: number) => JSON.stringify({ entity_id: `ent-${entity(i)}`, features: valuesOf(entity(i)) }),
       'inline.batch100': (i: number) => JSON.stringify({ instances: batchOf(i, true) }),
     };
+    // BENCH_MODEL_SERVER_SHAPES=inline.batch100,single: only those request shapes (quick looks).
+    const only = process.env.BENCH_MODEL_SERVER_SHAPES?.split(',');
     const runs: Record<string, Array<[number, number]>> = {};
     for (let r = 0; r < repeats; r++) {
-      for (const [name, body] of Object.entries(shapes)) {
-        const l = await run(server.port, name.endsWith('batch100') ? 1_000 : 5_000, body);
+      for (const [name, body] of Object.entries(shapes).filter(([n]) => only === undefined || only.includes(n))) {
+        const l = await timedPosts(
+          'model server',
+          server.port,
+          '/v1/models/bench:predict',
+          name.endsWith('batch100') ? 1_000 : 5_000,
+          body,
+        );
         const list = runs[name] ?? [];
         list.push([percentile(l, 50), percentile(l, 99)]);
         runs[name] = list;
@@ -182,12 +177,24 @@ export async function benchModelServer(
       result[`${key}.p99`] = round(median(list.map((x) => x[1])));
     }
     Object.assign(result, mlserver.keys(result));
+    const ceiling = await benchLogThroughput(
+      kafka,
+      {
+        kafka: { brokers: endpoints.kafkaBrokers, clientId: 'bench-model-server', ssl: false },
+        schemaRegistryUrl: endpoints.schemaRegistryUrl,
+      },
+      logTopic,
+      repeats,
+      log,
+    );
+    result['model_server.log.records_per_s'] = ceiling.recordsPerS;
+    result['model_server.log.cpu_us_per_record'] = ceiling.cpuUsPerRecord;
     const left = await server.stop();
     if (left > 0) throw new Error(`model server: ${left} prediction records not sent to Kafka`);
   } finally {
     await mlserver.close();
     await server.stop();
-    await deleteTopics(kafka, [topic]).catch(() => {});
+    await deleteTopics(kafka, [topic, logTopic]).catch(() => {});
     const keys = await writer.client.keys(`${keyPrefix}:*`);
     for (let i = 0; i < keys.length; i += 1_000) await writer.client.unlink(...keys.slice(i, i + 1_000));
     await writer.close();

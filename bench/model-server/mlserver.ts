@@ -13,6 +13,7 @@ import { loadXgboostModel } from '@driftline/scoring';
 import { freePort } from '@driftline/test-support';
 import { SeededRandom } from '@driftline/test-support/random';
 import { httpCall } from '../features/http.js';
+import { timedPosts } from './timed.js';
 
 const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -147,7 +148,7 @@ export async function startMlserver(
       pid: child.process.pid ?? -1,
       maxAbsDiff,
       xgboostVersion,
-      run: (count, body) => timedRequests(httpPort, count, body),
+      run: (count, body) => timedPosts('mlserver', httpPort, INFER_PATH, count, body),
       cpuSeconds: () => groupCpuSeconds(child.process.pid ?? -1),
       close: () => child.stop(),
     };
@@ -299,23 +300,6 @@ function groupCpuSeconds(pgid: number): number {
     if (Number(rest[2]) === pgid) ticks += Number(rest[11]) + Number(rest[12]);
   }
   return ticks / 100;
-}
-
-async function timedRequests(port: number, count: number, body: (i: number) => string): Promise<number[]> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const latencies: number[] = [];
-  try {
-    for (let i = 0; i < count + 200; i++) {
-      const b = body(i);
-      const t = performance.now();
-      const status = await httpCall(agent, port, 'POST', INFER_PATH, b);
-      if (status !== 200) throw new Error(`mlserver answered ${status}`);
-      if (i >= 200) latencies.push(performance.now() - t);
-    }
-  } finally {
-    agent.destroy();
-  }
-  return latencies.sort((a, b) => a - b);
 }
 
 export interface MlserverSideBySideOptions {

@@ -7,6 +7,12 @@ import { RegistryClient, type RegistryConfig } from './registry.js';
 /** Confluent wire format: magic byte 0, a 4-byte big-endian schema id, then the Avro body. */
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
+/**
+ * Encoded values are written one after another into slabs of this size and returned as views:
+ * one allocation per slab instead of two per value (avsc's buffer, then the framed copy). A view
+ * keeps its slab alive, as Node's own pooled Buffers do; a value larger than a slab gets its own.
+ */
+const SLAB_BYTES = 64 * 1024;
 
 /** A writer schema as the hot path needs it: the avsc type and the bounds check of its bytes. */
 interface Writer {
@@ -89,6 +95,8 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
   /** Per writer schema id: the bounds check of its bytes and the resolver into the reader (null: same schema). */
   private readonly readings = new Map<number, { check: AvroBoundsCheck; resolver: avro.Resolver | null }>();
   private schemaId: number | undefined;
+  private slab = Buffer.allocUnsafe(0);
+  private slabPos = 0;
 
   constructor(
     private readonly codec: SchemaRegistryCodec,
@@ -120,12 +128,24 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
       );
     }
     const id = this.schemaId ?? (await this.register());
-    const body = this.readerType.toBuffer(value);
-    const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-    out.writeUInt8(MAGIC_BYTE, 0);
-    out.writeUInt32BE(id, 1);
-    body.copy(out, HEADER_BYTES);
-    return out;
+    return this.frame(id, value);
+  }
+
+  /** Writes the Confluent frame of a valid value into the slab; returns its view. */
+  private frame(id: number, value: T): Buffer {
+    const start = this.slabPos;
+    const end = this.readerType.encode(value, this.slab, start + HEADER_BYTES);
+    if (end < 0 || start + HEADER_BYTES > this.slab.length) {
+      // avsc answers a negative count of the bytes missing: a fresh slab, large enough.
+      const needed = HEADER_BYTES + (this.slab.length - start - HEADER_BYTES) - Math.min(end, 0);
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, needed));
+      this.slabPos = 0;
+      return this.frame(id, value);
+    }
+    this.slab.writeUInt8(MAGIC_BYTE, start);
+    this.slab.writeUInt32BE(id, start + 1);
+    this.slabPos = end;
+    return this.slab.subarray(start, end);
   }
 
   async decode(buffer: Buffer | null): Promise<T> {

@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError } from '@driftline/core';
 import { counter, type Registry } from '@driftline/observability';
-import { CompressionTypes, type Message, Partitioners, type Producer, type RecordMetadata } from 'kafkajs';
+import { CompressionTypes, type Message, type Producer, type RecordMetadata } from 'kafkajs';
 import { adminBackoff, partitionCount } from './admin.js';
 import { backoffDelay } from './backoff.js';
 import { type KafkaClient, kafkajsOf } from './client.js';
+import { keyHashPartitioner } from './partitioner.js';
 import type { OutboundMessage } from './records.js';
 
 export interface EventProducer {
@@ -48,14 +49,15 @@ export async function createProducer(
   client: KafkaClient,
   options: { registry?: Registry; compression?: 'none' | 'gzip' } = {},
 ): Promise<EventProducer> {
-  // The default partitioner hashes keys with murmur2 like the Java client, so keys land on the same
-  // partitions whoever produces them (co-partitioning of predictions and labels depends on it).
+  // Keys hashed with murmur2 like the Java client (kafkajs's DefaultPartitioner, in integer
+  // arithmetic), so keys land on the same partitions whoever produces them (co-partitioning of
+  // predictions and labels depends on it).
   const newProducer = (): Producer =>
     kafkajsOf(client).producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: keyHashPartitioner,
     });
   const producer = newProducer();
   await producer.connect();

@@ -7,7 +7,7 @@ import { SchemaRegistryCodec } from '@driftline/codec';
 import { silentLogger } from '@driftline/core';
 import { parseFeatureViewsText } from '@driftline/features';
 import { createKafkaClient, createProducer, createPublisher } from '@driftline/kafka';
-import { artifactLoader, startLogThread, startModelServer, THREAD_LOG_BATCH } from '@driftline/model-server/bench';
+import { artifactLoader, startModelServer } from '@driftline/model-server/bench';
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
@@ -33,37 +33,33 @@ async function main(): Promise<void> {
   );
   await waitReady(reader.client);
   const kafkaConfig = { brokers: setup.kafkaBrokers, clientId: 'bench-model-server', ssl: false };
-  // As the service does by default (DRIFTLINE_MODEL_SERVER_LOG_THREAD): the prediction log sends
-  // from a worker thread; BENCH_LOG_THREAD=0 sends from the serving thread, for comparison.
-  const thread =
-    process.env.BENCH_LOG_THREAD === '0'
-      ? undefined
-      : await startLogThread(
-          { kafka: kafkaConfig, registry: { url: setup.schemaRegistryUrl }, topic: setup.topic },
-          silentLogger,
-        );
-  // Without the thread, the serving process's own producer (opened only then).
+  // As the service does by default (DRIFTLINE_MODEL_SERVER_LOG_THREAD): the prediction log on a
+  // worker thread; BENCH_LOG_THREAD=0 sends from the serving thread, for comparison, through a
+  // producer of the serving process (opened only then).
   const producer =
-    thread === undefined ? await createProducer(createKafkaClient(kafkaConfig, silentLogger)) : undefined;
-  const publish = (() => {
-    if (thread !== undefined) return (e: readonly PredictionEvent[]) => thread.publish(e);
+    process.env.BENCH_LOG_THREAD === '0'
+      ? await createProducer(createKafkaClient(kafkaConfig, silentLogger))
+      : undefined;
+  const log = (() => {
+    if (producer === undefined) {
+      return { thread: { kafka: kafkaConfig, registry: { url: setup.schemaRegistryUrl }, topic: setup.topic } };
+    }
     const codec = new SchemaRegistryCodec({ url: setup.schemaRegistryUrl }).forTopic(contracts.prediction, setup.topic);
     const publisher = createPublisher<PredictionEvent>({
       topic: setup.topic,
-      producer: producer!,
+      producer,
       encode: (e) => codec.encode(e),
       key: contracts.prediction.key,
     });
-    return (e: readonly PredictionEvent[]) => publisher.publish(e);
+    return { publish: (e: readonly PredictionEvent[]) => publisher.publish(e) };
   })();
   const server = await startModelServer({
     store: reader,
     views: parseFeatureViewsText(setup.viewsYaml),
     load: artifactLoader(setup.artifactDir),
-    publish,
+    log,
     registry: createMetricsRegistry({ service: 'bench', defaultMetrics: false }),
     logger: silentLogger,
-    ...(thread === undefined ? {} : { logBounds: { maxBatch: THREAD_LOG_BATCH } }),
   });
   await server.table.promote(setup.model, setup.version);
   process.on('message', (message) => {
@@ -71,7 +67,6 @@ async function main(): Promise<void> {
     void (async () => {
       const left = await server.log.drain(30_000);
       await server.close();
-      await thread?.close();
       await producer?.disconnect();
       await reader.close();
       process.send?.({ stopped: left }, () => process.exit(0));

@@ -1,5 +1,4 @@
 import type { RegistryConfig } from '@driftline/codec';
-import type { ErrorCode } from '@driftline/core';
 import type { KafkaConfig } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import type { ForwardedLog } from '@driftline/service/worker';
@@ -11,22 +10,25 @@ export interface LogThreadData {
   readonly topic: string;
 }
 
+/** The thread's own log: when it sends (the bound on what is held stays on the serving thread). */
+export interface LogThreadSendPolicy {
+  readonly flushIntervalMs: number;
+  readonly maxBatch: number;
+}
+
 /** Main → thread. */
 export type ToLogThread =
-  | { readonly type: 'send'; readonly id: number; readonly events: readonly PredictionEvent[] }
-  | { readonly type: 'close' };
+  /** Records of one or more requests, in the order they were answered. */
+  | { readonly type: 'append'; readonly events: readonly PredictionEvent[] }
+  | { readonly type: 'drain'; readonly id: number; readonly deadlineMs: number }
+  | { readonly type: 'close'; readonly deadlineMs: number };
 
 /** Thread → main. */
 export type FromLogThread =
   | { readonly type: 'ready' }
   | { readonly type: 'failed'; readonly message: string }
-  | { readonly type: 'sent'; readonly id: number }
-  | {
-      readonly type: 'error';
-      readonly id: number;
-      readonly code: ErrorCode;
-      readonly message: string;
-      readonly retriable: boolean;
-    }
+  /** Records Kafka acknowledged since the thread started (cumulative), after every send. */
+  | { readonly type: 'acked'; readonly records: number }
+  | { readonly type: 'drained'; readonly id: number; readonly left: number }
   | ForwardedLog
-  | { readonly type: 'closed' };
+  | { readonly type: 'closed'; readonly left: number };

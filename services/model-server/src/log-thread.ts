@@ -1,78 +1,124 @@
-import { DriftlineError, type Logger } from '@driftline/core';
+import type { Logger } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
+import { HttpError } from '@driftline/service/http';
 import { awaitStarted, startWorker } from '@driftline/service/worker';
-import type { FromLogThread, LogThreadData, ToLogThread } from './log-thread-protocol.js';
+import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
+import { backlogFull, type PredictionLog } from './prediction-log.js';
 
 export type { LogThreadData } from './log-thread-protocol.js';
 
-export interface LogThread {
-  /** Sends one batch to predictions.v1 on the thread; resolves once Kafka acknowledged it. */
-  publish(events: readonly PredictionEvent[]): Promise<void>;
-  /** Disconnects the thread's producer and ends the thread (after the log has drained). */
-  close(): Promise<void>;
+export interface ThreadLogOptions extends LogThreadSendPolicy {
+  /** Most records held (handed over and not yet acknowledged by Kafka); beyond it, a 503. */
+  readonly maxBuffered: number;
+  /** Called with the backlog after every change (a gauge). */
+  readonly onBacklog?: (records: number) => void;
 }
 
+/** Longest wait for the thread to answer a close beyond the drain deadline. */
+const CLOSE_GRACE_MS = 10_000;
+
 /**
- * The prediction log's sends on a worker thread of their own: the Avro encoding and the Kafka
- * producer's work (record batches, partitioner, CRC, socket writes) were about a third of the
- * serving thread's CPU in bench/model-server, and a send of a full batch delayed the requests
- * queued behind it. The bounded queue and its flush policy stay on the serving thread
- * (prediction-log.ts); a failed send comes back as a DriftlineError with the thread's code, so the
- * log retries it exactly as before. The thread's log records go to `logger`.
+ * The prediction log on a worker thread of its own (log-worker.ts): its queue, flush policy,
+ * retries, Avro encoding and Kafka producer all run there. The serving thread keeps the bound:
+ * `append` counts the records against those Kafka acknowledged (the thread reports after every
+ * send) and refuses with a 503 beyond `maxBuffered`, then hands them over once per event-loop
+ * turn — after the answers of that turn are written, and in small pieces: handing over thousands
+ * of records in one message (a structured clone of ~2 µs per record) stalled the serving thread
+ * for 4–12 ms once every twenty batch requests.
+ *
+ * Loss window: what is held when the process dies (at most `maxBuffered`; in steady state about a
+ * flush interval of traffic plus one send); a graceful close drains first. If the thread exits,
+ * every later append is a 503 and the records it held are lost (logged).
  */
-export async function startLogThread(data: LogThreadData, logger: Logger): Promise<LogThread> {
-  const worker = startWorker(import.meta.url, 'log-worker', data);
-  let nextId = 0;
-  const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+export async function startThreadLog(
+  data: LogThreadData,
+  options: ThreadLogOptions,
+  logger: Logger,
+): Promise<PredictionLog> {
+  const policy: LogThreadSendPolicy = { flushIntervalMs: options.flushIntervalMs, maxBatch: options.maxBatch };
+  const worker = startWorker(import.meta.url, 'log-worker', { ...data, policy });
+  let handedOver = 0;
+  let acked = 0;
+  let pending: PredictionEvent[] = [];
+  let handOffScheduled = false;
   let exited = false;
+  let nextId = 0;
+  const drains = new Map<number, (left: number) => void>();
+  let closed: ((left: number) => void) | undefined;
+  const backlog = () => handedOver + pending.length - acked;
+  const report = () => options.onBacklog?.(backlog());
   const send = (message: ToLogThread) => worker.postMessage(message);
+
   worker.on('message', (message: FromLogThread) => {
     if (message.type === 'log') logger[message.level](message.obj, message.msg);
-    else if (message.type === 'sent') {
-      pending.get(message.id)?.resolve();
-      pending.delete(message.id);
-    } else if (message.type === 'error') {
-      pending
-        .get(message.id)
-        ?.reject(new DriftlineError(message.code, message.message, { retriable: message.retriable }));
-      pending.delete(message.id);
-    }
+    else if (message.type === 'acked') {
+      acked = message.records;
+      report();
+    } else if (message.type === 'drained') {
+      drains.get(message.id)?.(message.left);
+      drains.delete(message.id);
+    } else if (message.type === 'closed') closed?.(message.left);
   });
   worker.on('error', (error) => logger.error({ err: error }, 'prediction log thread failed'));
   worker.on('exit', () => {
     exited = true;
-    for (const p of pending.values()) p.reject(new DriftlineError('INTERNAL', 'prediction log thread exited'));
-    pending.clear();
+    const lost = backlog();
+    if (lost > 0 && closed === undefined) logger.error({ lost }, 'prediction log thread exited; its records are lost');
+    for (const resolve of drains.values()) resolve(lost);
+    drains.clear();
+    closed?.(lost);
   });
 
   await awaitStarted<FromLogThread, 'ready'>(worker, 'ready', 'prediction log thread');
 
-  let closing: Promise<void> | undefined;
+  const handOff = () => {
+    handOffScheduled = false;
+    if (pending.length === 0 || exited) return;
+    send({ type: 'append', events: pending });
+    handedOver += pending.length;
+    pending = [];
+  };
+  let closing: Promise<number> | undefined;
+
   return {
-    publish(events) {
-      if (exited) return Promise.reject(new DriftlineError('INTERNAL', 'prediction log thread exited'));
-      return new Promise<void>((resolve, reject) => {
-        const id = nextId++;
-        pending.set(id, { resolve, reject });
-        send({ type: 'send', id, events });
-      });
+    append(events) {
+      if (exited || closing !== undefined) {
+        throw new HttpError(503, 'SINK_UNAVAILABLE', 'prediction log is not running; retry later');
+      }
+      if (backlog() + events.length > options.maxBuffered) throw backlogFull(options.maxBuffered);
+      for (const e of events) pending.push(e);
+      report();
+      if (!handOffScheduled) {
+        handOffScheduled = true;
+        setImmediate(handOff);
+      }
     },
-    close() {
+    backlog,
+    async drain(deadlineMs) {
+      handOff();
+      if (exited) return backlog();
+      const id = nextId++;
+      const left = await new Promise<number>((resolve) => {
+        drains.set(id, resolve);
+        send({ type: 'drain', id, deadlineMs });
+      });
+      return left;
+    },
+    close(deadlineMs = 10_000) {
       closing ??= (async () => {
-        if (exited) return;
-        const closed = new Promise<void>((resolve) => {
-          worker.on('message', (m: FromLogThread) => {
-            if (m.type === 'closed') resolve();
-          });
-          worker.once('exit', () => resolve());
+        handOff();
+        if (exited) return backlog();
+        const left = new Promise<number>((resolve) => {
+          closed = resolve;
         });
-        send({ type: 'close' });
-        const timer = setTimeout(() => void worker.terminate(), 10_000);
-        await closed;
+        send({ type: 'close', deadlineMs });
+        const timer = setTimeout(() => void worker.terminate(), deadlineMs + CLOSE_GRACE_MS);
+        const result = await left;
         clearTimeout(timer);
         await worker.terminate();
+        return result;
       })();
-      return closing;
+      return closing.then(() => {});
     },
   };
 }

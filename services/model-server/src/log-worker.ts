@@ -1,18 +1,19 @@
-// Entry point of the prediction log's worker thread (see log-thread.ts): Avro encoding and the
-// Kafka producer run on their own event loop, so logging a batch never delays a request.
+// Entry point of the prediction log's worker thread (see log-thread.ts): the log's queue, its
+// Avro encoding and the Kafka producer run on their own event loop, so logging never delays a
+// request; the serving thread only hands records over.
 import { parentPort, workerData } from 'node:worker_threads';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import { toDriftlineError } from '@driftline/core';
 import { createKafkaClient, createProducer, type OutboundMessage } from '@driftline/kafka';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { forwardingLogger } from '@driftline/service/worker';
-import type { FromLogThread, LogThreadData, ToLogThread } from './log-thread-protocol.js';
+import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
+import { createPredictionLog } from './prediction-log.js';
 
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
 const SEND_CHUNK_BYTES = 256 * 1024;
 
 const port = parentPort!;
-const data = workerData as LogThreadData;
+const data = workerData as LogThreadData & { readonly policy: LogThreadSendPolicy };
 const post = (message: FromLogThread) => port.postMessage(message);
 const logger = forwardingLogger(post, { thread: 'prediction-log' });
 
@@ -20,6 +21,7 @@ try {
   const kafka = createKafkaClient(data.kafka, logger);
   const producer = await createProducer(kafka);
   const codec = new SchemaRegistryCodec(data.registry).forTopic(contracts.prediction, data.topic);
+  let acked = 0;
   // Encoded first, then sent in chunks of at most SEND_CHUNK_BYTES: a batch of thousands of wide
   // feature vectors stays far below the broker's default 1 MiB per record batch.
   const publish = async (events: readonly PredictionEvent[]): Promise<void> => {
@@ -36,24 +38,24 @@ try {
       bytes += value.length;
     }
     await producer.send(data.topic, chunk);
+    acked += events.length;
+    post({ type: 'acked', records: acked });
   };
+  // The bound on records held is enforced by the serving thread, which counts what it handed
+  // over against what is acknowledged: this queue never refuses what it was given.
+  const log = createPredictionLog({ ...data.policy, maxBuffered: Number.MAX_SAFE_INTEGER, publish, logger });
   port.on('message', (message: ToLogThread) => {
-    if (message.type === 'send') {
-      publish(message.events).then(
-        () => post({ type: 'sent', id: message.id }),
-        (thrown: unknown) => {
-          const e = toDriftlineError(thrown);
-          post({ type: 'error', id: message.id, code: e.code, message: e.message, retriable: e.retriable });
-        },
-      );
+    if (message.type === 'append') log.append(message.events);
+    else if (message.type === 'drain') {
+      void log.drain(message.deadlineMs).then((left) => post({ type: 'drained', id: message.id, left }));
     } else if (message.type === 'close') {
-      void producer
-        .disconnect()
-        .catch(() => {})
-        .then(() => {
-          post({ type: 'closed' });
-          port.close();
-        });
+      void (async () => {
+        const left = await log.drain(message.deadlineMs);
+        await log.close(0);
+        await producer.disconnect().catch(() => {});
+        post({ type: 'closed', left });
+        port.close();
+      })();
     }
   });
   post({ type: 'ready' });

@@ -27,6 +27,14 @@ export interface PredictionLog {
   close(deadlineMs?: number): Promise<void>;
 }
 
+/** The 503 of a full prediction log. */
+export const backlogFull = (maxBuffered: number) =>
+  new HttpError(
+    503,
+    'SINK_UNAVAILABLE',
+    `prediction log backlog full (${maxBuffered} records not yet acknowledged by Kafka); retry later`,
+  );
+
 /**
  * The prediction log: a bounded in-memory queue sent to predictions.v1 in batches, at least every
  * `flushIntervalMs` and at once when `maxBatch` records wait. One send at a time; a failed send
@@ -97,11 +105,7 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
   return {
     append(events) {
       if (backlog() + events.length > maxBuffered) {
-        throw new HttpError(
-          503,
-          'SINK_UNAVAILABLE',
-          `prediction log backlog full (${maxBuffered} records not yet acknowledged by Kafka); retry later`,
-        );
+        throw backlogFull(maxBuffered);
       }
       for (const e of events) queue.push(e);
       report();

@@ -5,6 +5,7 @@ import type { OnlineStore } from '@driftline/online-store';
 import type { PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
 import { createModelHandler } from './handler.js';
+import { type LogThreadData, startThreadLog } from './log-thread.js';
 import { createPredictionLog, type PredictionLog } from './prediction-log.js';
 import type { PredictLimits } from './request.js';
 import { ServingTable, type VersionLoader } from './serving.js';
@@ -17,14 +18,22 @@ export interface PredictionLogBounds {
 }
 
 export const DEFAULT_LOG_BOUNDS: PredictionLogBounds = { maxBuffered: 50_000, flushIntervalMs: 50, maxBatch: 200 };
-/** Records per send when the log sends through its worker thread (log-thread.ts). */
+/** Records per send when the log runs on its worker thread (log-thread.ts). */
 export const THREAD_LOG_BATCH = 2_000;
+
+/**
+ * Where predictions are logged: through `publish` on the serving thread, or by a log on a worker
+ * thread of its own that opens its own producer (`thread`; the service's default).
+ */
+export type PredictionLogTarget =
+  | { readonly publish: (events: readonly PredictionEvent[]) => Promise<void> }
+  | { readonly thread: LogThreadData };
 
 export interface ModelServerOptions extends Partial<PredictLimits>, Partial<ServerTimeouts> {
   readonly store: OnlineStore;
   readonly views: FeatureViews;
   readonly load: VersionLoader;
-  readonly publish: (events: readonly PredictionEvent[]) => Promise<void>;
+  readonly log: PredictionLogTarget;
   readonly registry: Registry;
   readonly logger: Logger;
   readonly canaries?: ReadonlyMap<string, CanarySpec>;
@@ -47,7 +56,7 @@ export interface ModelServer extends HttpServer {
  * The model server without its Kafka follower: the HTTP routes over a serving table, an online
  * store and a prediction log. The service wires models.v1 to `table.promote` and the log to
  * predictions.v1; tests and the bench drive it directly. `close()` stops listening, then drains
- * the log.
+ * the log (and ends its thread).
  */
 export async function startModelServer(options: ModelServerOptions): Promise<ModelServer> {
   const backlog = gauge(
@@ -56,13 +65,17 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     'Prediction records not yet acknowledged by Kafka',
     [],
   );
-  const log = createPredictionLog({
+  const target = options.log;
+  const bounds = {
     ...DEFAULT_LOG_BOUNDS,
+    ...('thread' in target ? { maxBatch: THREAD_LOG_BATCH } : {}),
     ...options.logBounds,
-    publish: options.publish,
-    logger: options.logger,
-    onBacklog: (n) => backlog.set(n),
-  });
+  };
+  const onBacklog = (n: number) => backlog.set(n);
+  const log =
+    'thread' in target
+      ? await startThreadLog(target.thread, { ...bounds, onBacklog }, options.logger)
+      : createPredictionLog({ ...bounds, publish: target.publish, logger: options.logger, onBacklog });
   const table = new ServingTable({
     views: options.views,
     load: options.load,
@@ -71,7 +84,10 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     logger: options.logger,
   });
   const handler = createModelHandler({ ...options, table, log });
-  const server = await listenHttp(handler, options);
+  const server = await listenHttp(handler, options).catch(async (error: unknown) => {
+    await log.close(0);
+    throw error;
+  });
   return {
     port: server.port,
     table,

@@ -8,7 +8,6 @@ import { contracts, type ModelEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { DEFAULT_TIMEOUTS, type ServerTimeouts } from '@driftline/service/http';
 import { z } from 'zod';
-import { type LogThread, startLogThread } from './log-thread.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
 import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer, THREAD_LOG_BATCH } from './server.js';
 import { artifactLoader } from './serving.js';
@@ -142,18 +141,14 @@ export const modelServer = defineService({
     });
     let follower: ConsumerHandle | undefined;
     let server: Awaited<ReturnType<typeof startModelServer>> | undefined;
-    let thread: LogThread | undefined;
     try {
-      if (config.logThread) {
-        thread = await startLogThread({ ...ctx.connections(), topic: predictions.topic }, ctx.logger);
-      }
-      const sendThrough = thread;
       server = await startModelServer({
         store,
         views: config.views,
         load: artifactLoader(config.artifactDir),
-        publish:
-          sendThrough === undefined ? (events) => predictions.publish(events) : (events) => sendThrough.publish(events),
+        log: config.logThread
+          ? { thread: { ...ctx.connections(), topic: predictions.topic } }
+          : { publish: (events) => predictions.publish(events) },
         registry: ctx.registry,
         logger: ctx.logger,
         canaries: config.canaries,
@@ -200,21 +195,18 @@ export const modelServer = defineService({
       });
     } catch (error) {
       await server?.close();
-      await thread?.close();
       await store.close();
       throw error;
     }
     const running = server;
     const handle = follower;
-    const logThread = thread;
     ctx.logger.info({ port: running.port, host: config.host }, 'model server listening');
     return {
       port: running.port,
       ready: () => store.ready() && handle.ready(),
       async stop() {
         await handle.stop().catch(() => {});
-        await running.close(); // drains the prediction log (through the thread)
-        await logThread?.close();
+        await running.close(); // drains the prediction log (and ends its thread)
         await store.close();
       },
     };

@@ -83,8 +83,10 @@ async function harness(options: { canary?: string; shadow?: string; maxBodyBytes
     store,
     views,
     load: artifactLoader(dir),
-    publish: async (events) => {
-      logged.push(...events);
+    log: {
+      publish: async (events) => {
+        logged.push(...events);
+      },
     },
     registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
     logger: silentLogger,

@@ -1,0 +1,85 @@
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { silentLogger } from '@driftline/core';
+import { ensureTopics, topicOffsets } from '@driftline/kafka';
+import { contracts, type PredictionEvent } from '@driftline/schemas';
+import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { describe, expect, inject, it } from 'vitest';
+import { startThreadLog } from '../src/log-thread.js';
+
+const stack = inject('stack');
+
+const prediction = (i: number): PredictionEvent => ({
+  prediction_id: `p-${i}`,
+  model: 'fraud',
+  model_version: 'v1',
+  entity_id: `u${i % 97}`,
+  event_time: 1_764_000_000_000 + i,
+  features: { f0: i / 7, f1: null },
+  prediction: (i % 100) / 100,
+  predicted_class: null,
+  role: 'production',
+  scores: { v1: (i % 100) / 100 },
+});
+
+async function openLog(maxBuffered: number) {
+  const topic = `${uniqueName('logthread')}.predictions.v1`;
+  await ensureTopics(kafkaFor(stack.kafkaBrokers), [{ topic, partitions: 2 }]);
+  const backlogs: number[] = [];
+  const log = await startThreadLog(
+    {
+      kafka: { brokers: stack.kafkaBrokers, clientId: 'log-thread-test', ssl: false },
+      registry: { url: stack.schemaRegistryUrl },
+      topic,
+    },
+    { maxBuffered, flushIntervalMs: 20, maxBatch: 500, onBacklog: (n) => backlogs.push(n) },
+    silentLogger,
+  );
+  return { log, topic, backlogs };
+}
+
+describe('prediction log on its worker thread (real Kafka and registry)', () => {
+  it('sends every appended record once, in append order per partition, and drains to zero', async () => {
+    const { log, topic, backlogs } = await openLog(50_000);
+    for (let q = 0; q < 30; q++) {
+      log.append(Array.from({ length: 100 }, (_, i) => prediction(q * 100 + i)));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await log.drain(30_000)).toBe(0);
+    expect(log.backlog()).toBe(0);
+    expect(Math.max(...backlogs)).toBeGreaterThan(0);
+    expect(backlogs.at(-1)).toBe(0);
+    await log.close();
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
+    expect(total).toBe(3_000);
+    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
+    const records = await readTopic(kafka, topic, total, 30_000);
+    const read = await Promise.all(records.map(async (r) => ({ r, e: await codec.decode(r.value!) })));
+    expect(new Set(read.map((x) => x.e.prediction_id)).size).toBe(3_000);
+    // Within a partition, by offset, records are in the order they were appended (event_time rises with it).
+    for (const p of [0, 1]) {
+      const times = read
+        .filter((x) => x.r.partition === p)
+        .sort((a, b) => Number(a.r.offset) - Number(b.r.offset))
+        .map((x) => x.e.event_time);
+      expect(times.length).toBeGreaterThan(0);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+    }
+    expect(read.find((x) => x.e.prediction_id === 'p-7')?.e).toEqual(prediction(7));
+  });
+
+  it('refuses (503) what would exceed its bound before Kafka acknowledged, and refuses after close', async () => {
+    const { log } = await openLog(250);
+    log.append(Array.from({ length: 100 }, (_, i) => prediction(i)));
+    log.append(Array.from({ length: 100 }, (_, i) => prediction(100 + i)));
+    // Same event-loop turn: nothing can have been acknowledged yet.
+    expect(() => log.append(Array.from({ length: 100 }, (_, i) => prediction(200 + i)))).toThrow(
+      /prediction log backlog full \(250 records/,
+    );
+    expect(await log.drain(30_000)).toBe(0);
+    log.append(Array.from({ length: 100 }, (_, i) => prediction(300 + i))); // room again once acknowledged
+    await log.close();
+    expect(log.backlog()).toBe(0);
+    expect(() => log.append([prediction(999)])).toThrow(/prediction log is not running/);
+  });
+});

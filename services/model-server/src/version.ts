@@ -11,7 +11,7 @@ import {
 /** What a version does for a request: answered (production, canary) or only logged (shadow). */
 export type Role = 'production' | 'canary' | 'shadow';
 
-/** One trained version, ready to score: the compiled model, its encoder and a scratch row. */
+/** One trained version, ready to score: the compiled model and its encoder. */
 export interface LoadedVersion {
   readonly model: string;
   readonly version: string;
@@ -19,8 +19,6 @@ export interface LoadedVersion {
   readonly encoder: TrainerFeatureEncoder;
   /** Feature names in model input order (meta.json `features`). */
   readonly features: readonly string[];
-  /** Scratch input row (a model object is not re-entrant either: one per thread). */
-  readonly row: Float32Array;
 }
 
 /**
@@ -43,7 +41,6 @@ export function buildVersion(model: string, version: string, modelJson: unknown,
     scorer,
     encoder,
     features: encoder.features,
-    row: new Float32Array(encoder.features.length),
   };
 }
 

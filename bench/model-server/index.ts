@@ -11,7 +11,7 @@ import { syntheticModelJson } from '@driftline/scoring/bench';
 import { benchLogThroughput } from './log-throughput.js';
 import { openMlserverSideBySide } from './mlserver.js';
 import type { ServerProcessSetup } from './server-process.js';
-import { timedPosts } from './timed.js';
+import { cpuSecondsOf, timedPosts, WARM_UP } from './timed.js';
 
 export interface ModelServerBenchEndpoints {
   readonly kafkaBrokers: readonly string[];
@@ -32,7 +32,9 @@ const median = (xs: number[]) => {
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
 /** Forks server-process.ts; resolves once it serves, with its port and a `stop` (drain, close, exit). */
-async function forkServer(setup: ServerProcessSetup): Promise<{ port: number; stop(): Promise<number> }> {
+async function forkServer(
+  setup: ServerProcessSetup,
+): Promise<{ port: number; cpuSeconds(): number; stop(): Promise<number> }> {
   const child = fork(fileURLToPath(new URL('./server-process.ts', import.meta.url)), {
     env: { ...process.env, BENCH_MODEL_SERVER: JSON.stringify(setup) },
     // BENCH_SERVER_CPU_PROF=<dir>: a V8 CPU profile of the serving process (where its time goes).
@@ -52,6 +54,7 @@ async function forkServer(setup: ServerProcessSetup): Promise<{ port: number; st
   let stopped: Promise<number> | undefined;
   return {
     port,
+    cpuSeconds: () => cpuSecondsOf({ pid: child.pid ?? -1 }),
     stop() {
       stopped ??= (async () => {
         if (child.exitCode !== null) return 0;
@@ -152,21 +155,19 @@ export async function benchModelServer(
     };
     // BENCH_MODEL_SERVER_SHAPES=inline.batch100,single: only those request shapes (quick looks).
     const only = process.env.BENCH_MODEL_SERVER_SHAPES?.split(',');
-    const runs: Record<string, Array<[number, number]>> = {};
+    const runs: Record<string, Array<[number, number, number]>> = {};
     for (let r = 0; r < repeats; r++) {
       for (const [name, body] of Object.entries(shapes).filter(([n]) => only === undefined || only.includes(n))) {
-        const l = await timedPosts(
-          'model server',
-          server.port,
-          '/v1/models/bench:predict',
-          name.endsWith('batch100') ? 1_000 : 5_000,
-          body,
-        );
+        const count = name.endsWith('batch100') ? 1_000 : 5_000;
+        const cpu0 = server.cpuSeconds();
+        const l = await timedPosts('model server', server.port, '/v1/models/bench:predict', count, body);
+        // The serving process's CPU (its log thread included) per request, warm-up included, as MLServer's.
+        const cpuMs = ((server.cpuSeconds() - cpu0) * 1000) / (count + WARM_UP);
         const list = runs[name] ?? [];
-        list.push([percentile(l, 50), percentile(l, 99)]);
+        list.push([percentile(l, 50), percentile(l, 99), cpuMs]);
         runs[name] = list;
         log(
-          `model-server run ${r + 1} ${name}: p50 ${percentile(l, 50).toFixed(3)} p99 ${percentile(l, 99).toFixed(3)} ms`,
+          `model-server run ${r + 1} ${name}: p50 ${percentile(l, 50).toFixed(3)} p99 ${percentile(l, 99).toFixed(3)} ms, ${cpuMs.toFixed(3)} CPU ms/request`,
         );
       }
       await mlserver.repeat(r); // MLServer alternates with ours, repeat by repeat
@@ -175,6 +176,7 @@ export async function benchModelServer(
       const key = `model_server.${name.replace('single', 'single_ms').replace('batch100', 'batch100_ms')}`;
       result[`${key}.p50`] = round(median(list.map((x) => x[0])));
       result[`${key}.p99`] = round(median(list.map((x) => x[1])));
+      result[`${key.replace(/_ms$/, '')}_cpu_ms_per_request`] = round(median(list.map((x) => x[2])));
     }
     Object.assign(result, mlserver.keys(result));
     const ceiling = await benchLogThroughput(

@@ -4,7 +4,7 @@
 // before anything is timed. The timed client is the one `run()` in index.ts uses: one keep-alive
 // socket, 200 warm-up requests, then `count` sequential requests.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { loadXgboostModel } from '@driftline/scoring';
 import { freePort } from '@driftline/test-support';
 import { SeededRandom } from '@driftline/test-support/random';
 import { httpCall } from '../features/http.js';
-import { timedPosts } from './timed.js';
+import { cpuSecondsOf, timedPosts, WARM_UP } from './timed.js';
 
 const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -149,7 +149,7 @@ export async function startMlserver(
       maxAbsDiff,
       xgboostVersion,
       run: (count, body) => timedPosts('mlserver', httpPort, INFER_PATH, count, body),
-      cpuSeconds: () => groupCpuSeconds(child.process.pid ?? -1),
+      cpuSeconds: () => cpuSecondsOf({ pgid: child.process.pid ?? -1 }),
       close: () => child.stop(),
     };
   } catch (error) {
@@ -284,24 +284,6 @@ async function checkAgreement(
   return max;
 }
 
-/** user + system CPU seconds of every live process in group `pgid` (USER_HZ is 100 on Linux). */
-function groupCpuSeconds(pgid: number): number {
-  let ticks = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    // "pid (comm) state ppid pgrp ... utime stime": comm may hold spaces, so split after the last ')'.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(rest[2]) === pgid) ticks += Number(rest[11]) + Number(rest[12]);
-  }
-  return ticks / 100;
-}
-
 export interface MlserverSideBySideOptions {
   /** The bench's model.json (the file our server loads). */
   readonly modelJsonPath: string;
@@ -391,7 +373,7 @@ export async function openMlserverSideBySide(options: MlserverSideBySideOptions)
         try {
           const cpu0 = server.cpuSeconds();
           const l = await server.run(count, body);
-          const cpu = ((server.cpuSeconds() - cpu0) * 1000) / (count + 200);
+          const cpu = ((server.cpuSeconds() - cpu0) * 1000) / (count + WARM_UP);
           cpuMs.set(shape, [...(cpuMs.get(shape) ?? []), cpu]);
           const p = [percentile(l, 50), percentile(l, 99)] as [number, number];
           runs.set(shape, [...(runs.get(shape) ?? []), p]);
@@ -416,9 +398,13 @@ export async function openMlserverSideBySide(options: MlserverSideBySideOptions)
         const p99 = median(list.map((x) => x[1]));
         out[`mlserver.${shape}_ms.p50`] = round(median(list.map((x) => x[0])));
         out[`mlserver.${shape}_ms.p99`] = round(p99);
-        out[`mlserver.${shape}_cpu_ms_per_request`] = round(median(cpuMs.get(shape) ?? []));
+        const cpu = median(cpuMs.get(shape) ?? []);
+        out[`mlserver.${shape}_cpu_ms_per_request`] = round(cpu);
         const mine = ours[`model_server.inline.${shape}_ms.p99`];
         if (typeof mine === 'number') out[`model_server.inline.${shape}_p99_vs_mlserver`] = round(mine / p99);
+        // CPU per request, ours (its log thread's Kafka work included) over MLServer's.
+        const myCpu = ours[`model_server.inline.${shape}_cpu_ms_per_request`];
+        if (typeof myCpu === 'number') out[`model_server.inline.${shape}_cpu_vs_mlserver`] = round(myCpu / cpu);
       }
       return out;
     },

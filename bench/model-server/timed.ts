@@ -1,8 +1,9 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { httpCall } from '../features/http.js';
 
 /** Requests sent before the clock starts on each run. */
-const WARM_UP = 200;
+export const WARM_UP = 200;
 
 /**
  * `count` POSTs to `path` on one keep-alive connection, one after another (the anchor's single
@@ -31,4 +32,32 @@ export async function timedPosts(
     agent.destroy();
   }
   return latencies.sort((a, b) => a - b);
+}
+
+/** utime + stime ticks of a /proc/<pid>/stat line, and its process group. */
+function statOf(stat: string): { pgrp: number; ticks: number } {
+  // "pid (comm) state ppid pgrp ... utime stime": comm may hold spaces, so split after the last ')'.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { pgrp: Number(rest[2]), ticks: Number(rest[11]) + Number(rest[12]) };
+}
+
+/**
+ * User + system CPU seconds (every thread; USER_HZ is 100 on Linux) of process `pid`, or of every
+ * live process in group `pgid` (MLServer forks workers).
+ */
+export function cpuSecondsOf(who: { readonly pid: number } | { readonly pgid: number }): number {
+  if ('pid' in who) return statOf(readFileSync(`/proc/${who.pid}/stat`, 'utf8')).ticks / 100;
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const s = statOf(stat);
+    if (s.pgrp === who.pgid) ticks += s.ticks;
+  }
+  return ticks / 100;
 }

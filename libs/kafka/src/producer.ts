@@ -83,8 +83,7 @@ export async function createProducer(
         // (a topic grown or created a moment ago; the cache lives 5 minutes): send those again through
         // a producer with fresh metadata, a bounded number of times.
         for (let attempt = 0; unsent.length > 0 && attempt < STALE_METADATA_ATTEMPTS; attempt++) {
-          if (attempt === 0) await refuseMissingPartitions(client, topic, unsent);
-          else await sleep(backoffDelay(adminBackoff, attempt - 1));
+          if (attempt > 0) await sleep(backoffDelay(adminBackoff, attempt - 1));
           const fresh = newProducer();
           try {
             await fresh.connect();
@@ -94,6 +93,9 @@ export async function createProducer(
           }
         }
         if (unsent.length > 0) {
+          // Only now: right after another process grows a topic, a broker's metadata may still
+          // show the old count, and a refusal read from it would send good records to a DLQ.
+          await refuseMissingPartitions(client, topic, unsent);
           throw new DriftlineError(
             'SINK_UNAVAILABLE',
             `producing to ${topic} failed: partition ${partitionsOf(unsent).join(', ')} not yet in the cluster metadata`,

@@ -130,7 +130,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
         body = { models: table.describe() };
       } else if (path === '/healthz') {
         route = 'health';
-        const ok = store.ready() && (options.ready?.() ?? true);
+        const ok = store.ready() && log.ready() && (options.ready?.() ?? true);
         status = ok ? 200 : 503;
         body = { status: ok ? 'ok' : 'unavailable' };
       } else {

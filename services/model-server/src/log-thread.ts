@@ -12,6 +12,8 @@ export interface ThreadLogOptions extends LogThreadSendPolicy {
   readonly maxBuffered: number;
   /** Called with the backlog after every change (a gauge). */
   readonly onBacklog?: (records: number) => void;
+  /** Called with the count of records lost: left by a close, or held when the thread exited. */
+  readonly onLost?: (records: number) => void;
 }
 
 /** Longest wait for the thread to answer a close beyond the drain deadline. */
@@ -63,7 +65,10 @@ export async function startThreadLog(
   worker.on('exit', () => {
     exited = true;
     const lost = backlog();
-    if (lost > 0 && closed === undefined) logger.error({ lost }, 'prediction log thread exited; its records are lost');
+    if (lost > 0 && closed === undefined) {
+      logger.error({ lost }, 'prediction log thread exited; its records are lost');
+      options.onLost?.(lost);
+    }
     for (const resolve of drains.values()) resolve(lost);
     drains.clear();
     closed?.(lost);
@@ -94,6 +99,7 @@ export async function startThreadLog(
       }
     },
     backlog,
+    ready: () => !exited,
     async drain(deadlineMs) {
       handOff();
       if (exited) return backlog();
@@ -116,6 +122,8 @@ export async function startThreadLog(
         const result = await left;
         clearTimeout(timer);
         await worker.terminate();
+        // The thread logged the lost count itself (its log's close).
+        if (result > 0) options.onLost?.(result);
         return result;
       })();
       return closing.then(() => {});

@@ -14,6 +14,8 @@ export interface PredictionLogOptions {
   readonly logger: Logger;
   /** Called with the backlog after every change (a gauge). */
   readonly onBacklog?: (records: number) => void;
+  /** Called with the count of records that will never be sent (a close that could not drain them). */
+  readonly onLost?: (records: number) => void;
 }
 
 export interface PredictionLog {
@@ -21,6 +23,8 @@ export interface PredictionLog {
   append(events: readonly PredictionEvent[]): void;
   /** Records held: queued plus in flight. */
   backlog(): number;
+  /** False once the log can no longer send (its thread exited): readiness fails. */
+  ready(): boolean;
   /** Sends everything queued now, retrying until it is sent or `deadlineMs` passed; returns what is left. */
   drain(deadlineMs: number): Promise<number>;
   /** Stops the timer after draining (what cannot be sent before the deadline is logged as lost). */
@@ -112,11 +116,15 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
       if (queue.length >= maxBatch && sending === undefined) setImmediate(() => void kick());
     },
     backlog,
+    ready: () => true,
     drain,
     async close(deadlineMs = 10_000) {
       const left = await drain(deadlineMs);
       clearInterval(timer);
-      if (left > 0) logger.error({ lost: left }, 'prediction log closed with records not sent; they are lost');
+      if (left > 0) {
+        logger.error({ lost: left }, 'prediction log closed with records not sent; they are lost');
+        options.onLost?.(left);
+      }
     },
   };
 }

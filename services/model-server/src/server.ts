@@ -1,6 +1,6 @@
 import type { EventTimeBounds, Logger } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
-import { gauge, type Registry } from '@driftline/observability';
+import { counter, gauge, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
 import type { PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
@@ -71,11 +71,17 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     ...('thread' in target ? { maxBatch: THREAD_LOG_BATCH } : {}),
     ...options.logBounds,
   };
-  const onBacklog = (n: number) => backlog.set(n);
+  const lost = counter(
+    options.registry,
+    'driftline_model_server_log_lost_total',
+    'Prediction records answered but never acknowledged by Kafka (a close that could not drain, a log thread that died)',
+    [],
+  );
+  const hooks = { onBacklog: (n: number) => backlog.set(n), onLost: (n: number) => lost.inc({}, n) };
   const log =
     'thread' in target
-      ? await startThreadLog(target.thread, { ...bounds, onBacklog }, options.logger)
-      : createPredictionLog({ ...bounds, publish: target.publish, logger: options.logger, onBacklog });
+      ? await startThreadLog(target.thread, { ...bounds, ...hooks }, options.logger)
+      : createPredictionLog({ ...bounds, ...hooks, publish: target.publish, logger: options.logger });
   const table = new ServingTable({
     views: options.views,
     load: options.load,

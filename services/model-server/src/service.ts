@@ -203,7 +203,7 @@ export const modelServer = defineService({
     ctx.logger.info({ port: running.port, host: config.host }, 'model server listening');
     return {
       port: running.port,
-      ready: () => store.ready() && handle.ready(),
+      ready: () => store.ready() && handle.ready() && running.log.ready(),
       async stop() {
         await handle.stop().catch(() => {});
         await running.close(); // drains the prediction log (and ends its thread)

@@ -78,8 +78,10 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     );
     expect(await log.drain(30_000)).toBe(0);
     log.append(Array.from({ length: 100 }, (_, i) => prediction(300 + i))); // room again once acknowledged
+    expect(log.ready()).toBe(true);
     await log.close();
     expect(log.backlog()).toBe(0);
+    expect(log.ready()).toBe(false); // its thread has ended: readiness fails
     expect(() => log.append([prediction(999)])).toThrow(/prediction log is not running/);
   });
 });

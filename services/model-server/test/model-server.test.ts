@@ -365,4 +365,22 @@ describe('prediction log', () => {
     await log.close();
     expect(sent).toHaveLength(6);
   });
+
+  it('counts what a close could not send as lost', async () => {
+    const lost: number[] = [];
+    const log = createPredictionLog({
+      publish: async () => {
+        throw new Error('broker down');
+      },
+      maxBuffered: 10,
+      flushIntervalMs: 5,
+      maxBatch: 2,
+      logger: silentLogger,
+      onLost: (n) => lost.push(n),
+    });
+    log.append([ev(1), ev(2), ev(3)]);
+    await log.close(30);
+    expect(lost).toEqual([3]);
+    expect(log.ready()).toBe(true); // the in-thread log has no thread to lose
+  });
 });

@@ -95,7 +95,8 @@ export function createModelHandler(options: ModelHandlerOptions) {
       if (problem !== undefined) throw badRequest(problem);
     });
     const scored = await scoreInstances(plan, request.instances, store, at);
-    log.append(scored.events);
+    // Queued before it is answered; under a backlog this waits for room (back-pressure), then 503.
+    await log.append(scored.events);
     for (const p of scored.predictions) metrics.predictions.inc({ role: p.role });
     if (scored.events.length > scored.predictions.length) {
       metrics.predictions.inc({ role: 'shadow' }, scored.events.length - scored.predictions.length);

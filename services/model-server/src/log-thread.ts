@@ -2,14 +2,19 @@ import type { Logger } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
 import { HttpError } from '@driftline/service/http';
 import { awaitStarted, startWorker } from '@driftline/service/worker';
+import { createAdmission } from './admission.js';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
-import { backlogFull, type PredictionLog } from './prediction-log.js';
+import type { PredictionLog } from './prediction-log.js';
 
 export type { LogThreadData } from './log-thread-protocol.js';
 
+const notRunning = () => new HttpError(503, 'SINK_UNAVAILABLE', 'prediction log is not running; retry later');
+
 export interface ThreadLogOptions extends LogThreadSendPolicy {
-  /** Most records held (handed over and not yet acknowledged by Kafka); beyond it, a 503. */
+  /** Most records held (handed over and not yet acknowledged by Kafka); beyond it, requests wait. */
   readonly maxBuffered: number;
+  /** Longest wait for room before a request's records are refused (503); 0 refuses at once. */
+  readonly maxWaitMs: number;
   /** Called with the backlog after every change (a gauge). */
   readonly onBacklog?: (records: number) => void;
   /** Called with the count of records lost: left by a close, or held when the thread exited. */
@@ -23,14 +28,15 @@ const CLOSE_GRACE_MS = 10_000;
  * The prediction log on a worker thread of its own (log-worker.ts): its queue, flush policy,
  * retries, Avro encoding and Kafka producer all run there. The serving thread keeps the bound:
  * `append` counts the records against those Kafka acknowledged (the thread reports after every
- * send) and refuses with a 503 beyond `maxBuffered`, then hands them over once per event-loop
+ * send); beyond `maxBuffered` a request waits for room (createAdmission) and is refused with a 503
+ * after `maxWaitMs`. Admitted records are handed over once per event-loop
  * turn — after the answers of that turn are written, and in small pieces: handing over thousands
  * of records in one message (a structured clone of ~2 µs per record) stalled the serving thread
  * for 4–12 ms once every twenty batch requests.
  *
  * Loss window: what is held when the process dies (at most `maxBuffered`; in steady state about a
  * flush interval of traffic plus one send); a graceful close drains first. If the thread exits,
- * every later append is a 503 and the records it held are lost (logged).
+ * every later append is a 503, readiness fails, and the records it held are lost (logged, counted).
  */
 export async function startThreadLog(
   data: LogThreadData,
@@ -50,12 +56,26 @@ export async function startThreadLog(
   const backlog = () => handedOver + pending.length - acked;
   const report = () => options.onBacklog?.(backlog());
   const send = (message: ToLogThread) => worker.postMessage(message);
+  const admission = createAdmission({
+    maxBuffered: options.maxBuffered,
+    maxWaitMs: options.maxWaitMs,
+    backlog,
+    enqueue(events) {
+      for (const e of events) pending.push(e);
+      report();
+      if (!handOffScheduled) {
+        handOffScheduled = true;
+        setImmediate(handOff);
+      }
+    },
+  });
 
   worker.on('message', (message: FromLogThread) => {
     if (message.type === 'log') logger[message.level](message.obj, message.msg);
     else if (message.type === 'acked') {
       acked = message.records;
       report();
+      admission.release();
     } else if (message.type === 'drained') {
       drains.get(message.id)?.(message.left);
       drains.delete(message.id);
@@ -71,6 +91,7 @@ export async function startThreadLog(
     }
     for (const resolve of drains.values()) resolve(lost);
     drains.clear();
+    admission.refuseAll(notRunning());
     closed?.(lost);
   });
 
@@ -87,16 +108,8 @@ export async function startThreadLog(
 
   return {
     append(events) {
-      if (exited || closing !== undefined) {
-        throw new HttpError(503, 'SINK_UNAVAILABLE', 'prediction log is not running; retry later');
-      }
-      if (backlog() + events.length > options.maxBuffered) throw backlogFull(options.maxBuffered);
-      for (const e of events) pending.push(e);
-      report();
-      if (!handOffScheduled) {
-        handOffScheduled = true;
-        setImmediate(handOff);
-      }
+      if (exited || closing !== undefined) return Promise.reject(notRunning());
+      return admission.admit(events);
     },
     backlog,
     ready: () => !exited,
@@ -112,6 +125,7 @@ export async function startThreadLog(
     },
     close(deadlineMs = 10_000) {
       closing ??= (async () => {
+        admission.refuseAll(notRunning());
         handOff();
         if (exited) return backlog();
         const left = new Promise<number>((resolve) => {

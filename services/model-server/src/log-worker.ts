@@ -43,9 +43,16 @@ try {
   };
   // The bound on records held is enforced by the serving thread, which counts what it handed
   // over against what is acknowledged: this queue never refuses what it was given.
-  const log = createPredictionLog({ ...data.policy, maxBuffered: Number.MAX_SAFE_INTEGER, publish, logger });
+  const log = createPredictionLog({
+    ...data.policy,
+    maxBuffered: Number.MAX_SAFE_INTEGER,
+    maxWaitMs: 0,
+    publish,
+    logger,
+  });
   port.on('message', (message: ToLogThread) => {
-    if (message.type === 'append') log.append(message.events);
+    if (message.type === 'append')
+      void log.append(message.events); // never waits: no bound here
     else if (message.type === 'drain') {
       void log.drain(message.deadlineMs).then((left) => post({ type: 'drained', id: message.id, left }));
     } else if (message.type === 'close') {

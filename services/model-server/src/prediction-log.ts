@@ -1,12 +1,15 @@
 import type { Logger } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
 import { HttpError } from '@driftline/service/http';
+import { createAdmission } from './admission.js';
 
 export interface PredictionLogOptions {
   /** Sends one batch to predictions.v1 and resolves once Kafka acknowledged it (acks=all). */
   readonly publish: (events: readonly PredictionEvent[]) => Promise<void>;
-  /** Most records held (buffered and in flight); a request that would exceed it is a 503. */
+  /** Most records held (buffered and in flight); a request that would exceed it waits for room. */
   readonly maxBuffered: number;
+  /** Longest wait for room before a request's records are refused (503); 0 refuses at once. */
+  readonly maxWaitMs: number;
   /** Longest time a record waits before its batch is sent. */
   readonly flushIntervalMs: number;
   /** Most records per send; a full batch is sent at once, without waiting for the interval. */
@@ -19,8 +22,11 @@ export interface PredictionLogOptions {
 }
 
 export interface PredictionLog {
-  /** Queues the records of one request, or throws a 503 when the bound would be exceeded. */
-  append(events: readonly PredictionEvent[]): void;
+  /**
+   * Queues the records of one request: at once when they fit under the bound, else after waiting
+   * for room (back-pressure); rejects with a 503 when there is none within the wait.
+   */
+  append(events: readonly PredictionEvent[]): Promise<void>;
   /** Records held: queued plus in flight. */
   backlog(): number;
   /** False once the log can no longer send (its thread exited): readiness fails. */
@@ -31,25 +37,18 @@ export interface PredictionLog {
   close(deadlineMs?: number): Promise<void>;
 }
 
-/** The 503 of a full prediction log. */
-export const backlogFull = (maxBuffered: number) =>
-  new HttpError(
-    503,
-    'SINK_UNAVAILABLE',
-    `prediction log backlog full (${maxBuffered} records not yet acknowledged by Kafka); retry later`,
-  );
-
 /**
  * The prediction log: a bounded in-memory queue sent to predictions.v1 in batches, at least every
  * `flushIntervalMs` and at once when `maxBatch` records wait. One send at a time; a failed send
  * keeps its records at the head of the queue and is retried on the next tick (the idempotent
  * producer makes a resend after an unknown outcome at-least-once, never lost). When the queue is
- * full, predictions are refused (503) rather than answered unlogged. What a kill loses: the records
+ * full, requests wait for room (createAdmission) and are refused (503) after the wait rather than
+ * answered unlogged. What a kill loses: the records
  * queued or in flight at that moment, at most `maxBuffered` and in steady state about
  * `flushIntervalMs` worth of traffic plus one send's round trip; a graceful stop drains first.
  */
 export function createPredictionLog(options: PredictionLogOptions): PredictionLog {
-  const { publish, maxBuffered, flushIntervalMs, maxBatch, logger } = options;
+  const { publish, maxBuffered, maxWaitMs, flushIntervalMs, maxBatch, logger } = options;
   let queue: PredictionEvent[] = [];
   let inFlight = 0;
   let sending: Promise<void> | undefined;
@@ -74,6 +73,7 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
     } finally {
       inFlight = 0;
       report();
+      admission.release();
     }
   };
   const kick = (): Promise<void> => {
@@ -91,6 +91,16 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
     );
     return sending;
   };
+  const admission = createAdmission({
+    maxBuffered,
+    maxWaitMs,
+    backlog,
+    enqueue(events) {
+      for (const e of events) queue.push(e);
+      report();
+      if (queue.length >= maxBatch && sending === undefined) setImmediate(() => void kick());
+    },
+  });
   const timer = setInterval(() => void kick(), flushIntervalMs);
   timer.unref();
 
@@ -107,20 +117,14 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
   }
 
   return {
-    append(events) {
-      if (backlog() + events.length > maxBuffered) {
-        throw backlogFull(maxBuffered);
-      }
-      for (const e of events) queue.push(e);
-      report();
-      if (queue.length >= maxBatch && sending === undefined) setImmediate(() => void kick());
-    },
+    append: (events) => admission.admit(events),
     backlog,
     ready: () => true,
     drain,
     async close(deadlineMs = 10_000) {
       const left = await drain(deadlineMs);
       clearInterval(timer);
+      admission.refuseAll(new HttpError(503, 'SINK_UNAVAILABLE', 'prediction log is closing; retry later'));
       if (left > 0) {
         logger.error({ lost: left }, 'prediction log closed with records not sent; they are lost');
         options.onLost?.(left);

@@ -13,11 +13,18 @@ import type { CanarySpec } from './specs.js';
 
 export interface PredictionLogBounds {
   readonly maxBuffered: number;
+  /** Longest wait of a request for room in a full log before its 503 (back-pressure). */
+  readonly maxWaitMs: number;
   readonly flushIntervalMs: number;
   readonly maxBatch: number;
 }
 
-export const DEFAULT_LOG_BOUNDS: PredictionLogBounds = { maxBuffered: 50_000, flushIntervalMs: 50, maxBatch: 200 };
+export const DEFAULT_LOG_BOUNDS: PredictionLogBounds = {
+  maxBuffered: 50_000,
+  maxWaitMs: 1_000,
+  flushIntervalMs: 50,
+  maxBatch: 200,
+};
 /** Records per send when the log runs on its worker thread (log-thread.ts). */
 export const THREAD_LOG_BATCH = 2_000;
 

@@ -32,8 +32,10 @@ export const modelServerEnvShape = {
     .default(DEFAULT_PREDICT_LIMITS.maxBodyBytes),
   /** Most feature values one instance may pass. */
   DRIFTLINE_MODEL_SERVER_MAX_FEATURES: envField.int(1, 10_000).default(DEFAULT_PREDICT_LIMITS.maxFeatures),
-  /** Most prediction records held before Kafka acknowledged them; beyond, predictions are refused (503). */
+  /** Most prediction records held before Kafka acknowledged them; beyond, requests wait for room. */
   DRIFTLINE_MODEL_SERVER_LOG_BUFFER: envField.int(100, 10_000_000).default(DEFAULT_LOG_BOUNDS.maxBuffered),
+  /** Longest a request waits for room in a full prediction log before its 503 (0: refuse at once). */
+  DRIFTLINE_MODEL_SERVER_LOG_WAIT: envField.duration(0).default(DEFAULT_LOG_BOUNDS.maxWaitMs),
   /** Longest a prediction record waits before it is sent to predictions.v1. */
   DRIFTLINE_MODEL_SERVER_LOG_FLUSH: envField.duration(1).default(DEFAULT_LOG_BOUNDS.flushIntervalMs),
   /** Encode and send prediction records on a worker thread of their own (off: on the serving thread). */
@@ -77,6 +79,12 @@ export const modelServer = defineService({
         `must not exceed DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT (${env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT} ms)`,
       );
     }
+    if (env.DRIFTLINE_MODEL_SERVER_LOG_WAIT >= env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT) {
+      throw new ConfigError(
+        'DRIFTLINE_MODEL_SERVER_LOG_WAIT',
+        `must be shorter than DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT (${env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT} ms): a request would time out before its 503`,
+      );
+    }
     const canaries = parseCanaries(env.DRIFTLINE_MODEL_SERVER_CANARY);
     const shadows = parseShadows(env.DRIFTLINE_MODEL_SERVER_SHADOW);
     for (const [model, c] of canaries) {
@@ -103,6 +111,7 @@ export const modelServer = defineService({
       },
       logBounds: {
         maxBuffered: env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER,
+        maxWaitMs: env.DRIFTLINE_MODEL_SERVER_LOG_WAIT,
         flushIntervalMs: env.DRIFTLINE_MODEL_SERVER_LOG_FLUSH,
         // A send to the log thread costs a round trip whatever its size: larger batches keep its
         // throughput above what the serving thread can produce.

@@ -21,7 +21,7 @@ const prediction = (i: number): PredictionEvent => ({
   scores: { v1: (i % 100) / 100 },
 });
 
-async function openLog(maxBuffered: number) {
+async function openLog(maxBuffered: number, maxWaitMs = 0) {
   const topic = `${uniqueName('logthread')}.predictions.v1`;
   await ensureTopics(kafkaFor(stack.kafkaBrokers), [{ topic, partitions: 2 }]);
   const backlogs: number[] = [];
@@ -31,7 +31,7 @@ async function openLog(maxBuffered: number) {
       registry: { url: stack.schemaRegistryUrl },
       topic,
     },
-    { maxBuffered, flushIntervalMs: 20, maxBatch: 500, onBacklog: (n) => backlogs.push(n) },
+    { maxBuffered, maxWaitMs, flushIntervalMs: 20, maxBatch: 500, onBacklog: (n) => backlogs.push(n) },
     silentLogger,
   );
   return { log, topic, backlogs };
@@ -41,7 +41,7 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
   it('sends every appended record once, in append order per partition, and drains to zero', async () => {
     const { log, topic, backlogs } = await openLog(50_000);
     for (let q = 0; q < 30; q++) {
-      log.append(Array.from({ length: 100 }, (_, i) => prediction(q * 100 + i)));
+      await log.append(Array.from({ length: 100 }, (_, i) => prediction(q * 100 + i)));
       await new Promise((r) => setImmediate(r));
     }
     expect(await log.drain(30_000)).toBe(0);
@@ -70,18 +70,32 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
 
   it('refuses (503) what would exceed its bound before Kafka acknowledged, and refuses after close', async () => {
     const { log } = await openLog(250);
-    log.append(Array.from({ length: 100 }, (_, i) => prediction(i)));
-    log.append(Array.from({ length: 100 }, (_, i) => prediction(100 + i)));
-    // Same event-loop turn: nothing can have been acknowledged yet.
-    expect(() => log.append(Array.from({ length: 100 }, (_, i) => prediction(200 + i)))).toThrow(
+    const first = log.append(Array.from({ length: 100 }, (_, i) => prediction(i)));
+    const second = log.append(Array.from({ length: 100 }, (_, i) => prediction(100 + i)));
+    // Same event-loop turn: nothing can have been acknowledged yet, and there is no wait.
+    await expect(log.append(Array.from({ length: 100 }, (_, i) => prediction(200 + i)))).rejects.toThrow(
       /prediction log backlog full \(250 records/,
     );
+    await Promise.all([first, second]);
     expect(await log.drain(30_000)).toBe(0);
-    log.append(Array.from({ length: 100 }, (_, i) => prediction(300 + i))); // room again once acknowledged
+    await log.append(Array.from({ length: 100 }, (_, i) => prediction(300 + i))); // room again once acknowledged
     expect(log.ready()).toBe(true);
     await log.close();
     expect(log.backlog()).toBe(0);
     expect(log.ready()).toBe(false); // its thread has ended: readiness fails
-    expect(() => log.append([prediction(999)])).toThrow(/prediction log is not running/);
+    await expect(log.append([prediction(999)])).rejects.toThrow(/prediction log is not running/);
+  });
+
+  it('under a backlog, appends wait for acknowledgements instead of failing (back-pressure)', async () => {
+    const { log, topic } = await openLog(300, 5_000);
+    // 5,000 records, 100 per append, as fast as admitted: far more than the bound holds at once.
+    for (let q = 0; q < 50; q++) {
+      await log.append(Array.from({ length: 100 }, (_, i) => prediction(q * 100 + i)));
+      expect(log.backlog()).toBeLessThanOrEqual(300);
+    }
+    expect(await log.drain(30_000)).toBe(0);
+    await log.close();
+    const total = (await topicOffsets(kafkaFor(stack.kafkaBrokers), topic)).reduce((a, o) => a + Number(o.high), 0);
+    expect(total).toBe(5_000);
   });
 });

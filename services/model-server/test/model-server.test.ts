@@ -340,7 +340,7 @@ describe('swaps', () => {
 describe('prediction log', () => {
   const ev = (i: number) => ({ prediction_id: `p${i}` }) as PredictionEvent;
 
-  it('is bounded: refuses (503) beyond maxBuffered; a failed send is kept and retried in order', async () => {
+  it('is bounded: refuses (503) beyond maxBuffered without a wait; a failed send is kept and retried in order', async () => {
     let fail = true;
     const sent: string[] = [];
     const log = createPredictionLog({
@@ -349,21 +349,65 @@ describe('prediction log', () => {
         sent.push(...events.map((e) => e.prediction_id));
       },
       maxBuffered: 5,
+      maxWaitMs: 0,
       flushIntervalMs: 5,
       maxBatch: 2,
       logger: silentLogger,
     });
-    log.append([ev(1), ev(2), ev(3)]);
-    log.append([ev(4), ev(5)]);
-    expect(() => log.append([ev(6)])).toThrow(/prediction log backlog full \(5 records/);
+    await log.append([ev(1), ev(2), ev(3)]);
+    await log.append([ev(4), ev(5)]);
+    await expect(log.append([ev(6)])).rejects.toThrow(/prediction log backlog full \(5 records/);
     await new Promise((r) => setTimeout(r, 30));
     expect(log.backlog()).toBe(5);
     fail = false;
     expect(await log.drain(2_000)).toBe(0);
     expect(sent).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
-    log.append([ev(6)]);
+    await log.append([ev(6)]);
     await log.close();
     expect(sent).toHaveLength(6);
+  });
+
+  it('under a backlog, requests wait for room in arrival order and are refused only after the wait', async () => {
+    let release: (() => void) | undefined;
+    let manual = true;
+    const sent: string[] = [];
+    const log = createPredictionLog({
+      // Kafka acknowledges a send only when the test says so, until `manual` is off.
+      publish: (events) =>
+        new Promise<void>((resolve) => {
+          release = () => {
+            sent.push(...events.map((e) => e.prediction_id));
+            resolve();
+          };
+          if (!manual) release();
+        }),
+      maxBuffered: 4,
+      maxWaitMs: 300,
+      flushIntervalMs: 5,
+      maxBatch: 4,
+      logger: silentLogger,
+    });
+    await log.append([ev(1), ev(2), ev(3), ev(4)]); // full: sent, not yet acknowledged
+    const order: string[] = [];
+    const a = log.append([ev(5), ev(6)]).then(() => order.push('a'));
+    const b = log.append([ev(7)]).then(() => order.push('b'));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(order).toEqual([]); // both wait: nothing was acknowledged
+    release!(); // 4 acknowledged: room for a (2) and then b (1), in that order
+    await Promise.all([a, b]);
+    expect(order).toEqual(['a', 'b']);
+    expect(log.backlog()).toBe(3);
+    // Nothing acknowledged for longer than the wait: refused, after about maxWaitMs.
+    await new Promise((r) => setTimeout(r, 30)); // the next send (5, 6, 7) is in flight
+    await log.append([ev(8)]); // fits (3 + 1)
+    const t0 = Date.now();
+    await expect(log.append([ev(9), ev(10)])).rejects.toThrow(/backlog full \(4 records .* after waiting 300 ms/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    manual = false;
+    release!();
+    expect(await log.drain(2_000)).toBe(0);
+    expect(sent).toEqual(['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8']);
+    await log.close();
   });
 
   it('counts what a close could not send as lost', async () => {
@@ -373,12 +417,13 @@ describe('prediction log', () => {
         throw new Error('broker down');
       },
       maxBuffered: 10,
+      maxWaitMs: 0,
       flushIntervalMs: 5,
       maxBatch: 2,
       logger: silentLogger,
       onLost: (n) => lost.push(n),
     });
-    log.append([ev(1), ev(2), ev(3)]);
+    await log.append([ev(1), ev(2), ev(3)]);
     await log.close(30);
     expect(lost).toEqual([3]);
     expect(log.ready()).toBe(true); // the in-thread log has no thread to lose

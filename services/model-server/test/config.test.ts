@@ -1,0 +1,38 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, parseEnv } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { modelServer, modelServerEnvShape } from '../src/service.js';
+import { VIEWS_YAML } from './fixtures.js';
+
+const viewsFile = join(mkdtempSync(join(tmpdir(), 'model-server-config-')), 'views.yaml');
+writeFileSync(viewsFile, VIEWS_YAML);
+const configure = (env: Record<string, string>) =>
+  modelServer.configure(
+    parseEnv(modelServerEnvShape, {
+      DRIFTLINE_FEATURE_VIEWS: viewsFile,
+      DRIFTLINE_REDIS_URL: 'redis://127.0.0.1:6379',
+      ...env,
+    }) as never,
+  );
+
+describe('model-server configuration of the prediction log', () => {
+  it('has documented defaults: 50,000 records held, a 1 s wait for room, a 50 ms flush', () => {
+    expect(configure({}).logBounds).toMatchObject({ maxBuffered: 50_000, maxWaitMs: 1_000, flushIntervalMs: 50 });
+  });
+
+  it('parses the wait for room (0 refuses at once)', () => {
+    expect(configure({ DRIFTLINE_MODEL_SERVER_LOG_WAIT: '250ms' }).logBounds.maxWaitMs).toBe(250);
+    expect(configure({ DRIFTLINE_MODEL_SERVER_LOG_WAIT: '0ms' }).logBounds.maxWaitMs).toBe(0);
+  });
+
+  it('refuses a wait as long as the request timeout, naming the field', () => {
+    expect(() =>
+      configure({ DRIFTLINE_MODEL_SERVER_LOG_WAIT: '20s', DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT: '20s' }),
+    ).toThrow(ConfigError);
+    expect(() =>
+      configure({ DRIFTLINE_MODEL_SERVER_LOG_WAIT: '20s', DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT: '20s' }),
+    ).toThrow(/DRIFTLINE_MODEL_SERVER_LOG_WAIT.*shorter than DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT/);
+  });
+});

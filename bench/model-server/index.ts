@@ -118,7 +118,7 @@ export async function benchModelServer(
   const logTopic = `bench-ms-${id}.log.predictions.v1`;
   await ensureTopics(kafka, [{ topic, partitions: 1 }]);
   // The server in a process of its own (server-process.ts), as deployed and as MLServer runs.
-  const server = await forkServer({
+  const serverSetup: ServerProcessSetup = {
     kafkaBrokers: endpoints.kafkaBrokers,
     schemaRegistryUrl: endpoints.schemaRegistryUrl,
     redisUrl: endpoints.redisUrl,
@@ -128,7 +128,10 @@ export async function benchModelServer(
     topic,
     model: 'bench',
     version: 'v1',
-  });
+  };
+  const server = await forkServer(serverSetup);
+  // The same server without the prediction log, for the inline shapes: what logging costs.
+  const unlogged = await forkServer({ ...serverSetup, log: 'none' });
   // --- MLServer side by side (bench/model-server/mlserver.ts): same model file, same rows, same client.
   const rowOf = (e: number) => FEATURES.map((f) => valuesOf(e)[f]!);
   const mlserver = await openMlserverSideBySide({
@@ -153,16 +156,22 @@ export async function benchModelServer(
       'inline.single': (i: number) => JSON.stringify({ entity_id: `ent-${entity(i)}`, features: valuesOf(entity(i)) }),
       'inline.batch100': (i: number) => JSON.stringify({ instances: batchOf(i, true) }),
     };
+    // The inline shapes again on the server without a prediction log (analysis only).
+    const targets: Array<[string, (i: number) => string, typeof server]> = [
+      ...Object.entries(shapes).map(([n, b]): [string, (i: number) => string, typeof server] => [n, b, server]),
+      ['unlogged.inline.single', shapes['inline.single'], unlogged],
+      ['unlogged.inline.batch100', shapes['inline.batch100'], unlogged],
+    ];
     // BENCH_MODEL_SERVER_SHAPES=inline.batch100,single: only those request shapes (quick looks).
     const only = process.env.BENCH_MODEL_SERVER_SHAPES?.split(',');
     const runs: Record<string, Array<[number, number, number]>> = {};
     for (let r = 0; r < repeats; r++) {
-      for (const [name, body] of Object.entries(shapes).filter(([n]) => only === undefined || only.includes(n))) {
+      for (const [name, body, target] of targets.filter(([n]) => only === undefined || only.includes(n))) {
         const count = name.endsWith('batch100') ? 1_000 : 5_000;
-        const cpu0 = server.cpuSeconds();
-        const l = await timedPosts('model server', server.port, '/v1/models/bench:predict', count, body);
+        const cpu0 = target.cpuSeconds();
+        const l = await timedPosts('model server', target.port, '/v1/models/bench:predict', count, body);
         // The serving process's CPU (its log thread included) per request, warm-up included, as MLServer's.
-        const cpuMs = ((server.cpuSeconds() - cpu0) * 1000) / (count + WARM_UP);
+        const cpuMs = ((target.cpuSeconds() - cpu0) * 1000) / (count + WARM_UP);
         const list = runs[name] ?? [];
         list.push([percentile(l, 50), percentile(l, 99), cpuMs]);
         runs[name] = list;
@@ -196,6 +205,7 @@ export async function benchModelServer(
   } finally {
     await mlserver.close();
     await server.stop();
+    await unlogged.stop();
     await deleteTopics(kafka, [topic, logTopic]).catch(() => {});
     const keys = await writer.client.keys(`${keyPrefix}:*`);
     for (let i = 0; i < keys.length; i += 1_000) await writer.client.unlink(...keys.slice(i, i + 1_000));

@@ -402,6 +402,10 @@ export async function openMlserverSideBySide(options: MlserverSideBySideOptions)
         out[`mlserver.${shape}_cpu_ms_per_request`] = round(cpu);
         const mine = ours[`model_server.inline.${shape}_ms.p99`];
         if (typeof mine === 'number') out[`model_server.inline.${shape}_p99_vs_mlserver`] = round(mine / p99);
+        const unlogged = ours[`model_server.unlogged.inline.${shape}_ms.p99`];
+        if (typeof unlogged === 'number') {
+          out[`model_server.unlogged.inline.${shape}_p99_vs_mlserver`] = round(unlogged / p99);
+        }
         // CPU per request, ours (its log thread's Kafka work included) over MLServer's.
         const myCpu = ours[`model_server.inline.${shape}_cpu_ms_per_request`];
         if (typeof myCpu === 'number') out[`model_server.inline.${shape}_cpu_vs_mlserver`] = round(myCpu / cpu);

@@ -23,6 +23,11 @@ export interface ServerProcessSetup {
   readonly topic: string;
   readonly model: string;
   readonly version: string;
+  /**
+   * 'none': predictions are not logged at all — an analysis figure only (the service never runs
+   * so): the serving path alone, the work MLServer does.
+   */
+  readonly log?: 'none';
 }
 
 async function main(): Promise<void> {
@@ -41,6 +46,7 @@ async function main(): Promise<void> {
       ? await createProducer(createKafkaClient(kafkaConfig, silentLogger))
       : undefined;
   const log = (() => {
+    if (setup.log === 'none') return { publish: async (_: readonly PredictionEvent[]) => {} };
     if (producer === undefined) {
       return { thread: { kafka: kafkaConfig, registry: { url: setup.schemaRegistryUrl }, topic: setup.topic } };
     }

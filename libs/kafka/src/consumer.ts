@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
-import { adminBackoff, deleteGroup, isTransient } from './admin.js';
+import { adminBackoff, deleteGroup, isTransient, topicOffsets } from './admin.js';
 import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { deliverWithBisect } from './bisect.js';
 import { deadLetterConfigOf, type KafkaClient, kafkajsOf } from './client.js';
@@ -20,6 +20,8 @@ import { committedLag, ProgressTracker, type Stall } from './stall.js';
 
 /** Default of `stallTimeoutMs` (DRIFTLINE_STALL_TIMEOUT): a partition with lag whose commit has not moved for this long is stalled. */
 export const DEFAULT_STALL_TIMEOUT_MS = 5 * 60_000;
+/** How often a partition that backs off reads its topic's high watermark for the lag gauge. */
+const LAG_REFRESH_MS = 5_000;
 
 /** What a service plugs into the loop: how to read a record, and how to hand a batch to its sink. */
 export interface BatchProcessor<T> {
@@ -194,6 +196,33 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     );
     metrics.lag.set({ group: groupId, topic, partition: String(partition) }, committedLag(p));
   };
+  /**
+   * A partition that backs off fetches nothing, so the high watermark of its batch goes stale and
+   * the lag gauge would freeze through an outage while producers keep writing. Its topic's high
+   * watermark is read instead, at most every LAG_REFRESH_MS per partition and off the retry path.
+   */
+  const lastLagRefresh = new Map<string, number>();
+  const freshHigh = new Map<string, bigint>();
+  /** The newer of a batch's high watermark and the one read while backing off. */
+  const highOf = (key: string, batchHigh: string) => {
+    const fresh = freshHigh.get(key);
+    return fresh !== undefined && fresh > BigInt(batchHigh) ? fresh.toString() : batchHigh;
+  };
+  const refreshLag = (topic: string, partition: number, committed: () => bigint) => {
+    const key = `${topic}/${partition}`;
+    const now = Date.now();
+    if (now - (lastLagRefresh.get(key) ?? 0) < LAG_REFRESH_MS) return;
+    lastLagRefresh.set(key, now);
+    void topicOffsets(options.kafka, topic).then(
+      (offsets) => {
+        const high = offsets.find((o) => o.partition === partition)?.high;
+        if (high === undefined || !backingOff.has(key)) return;
+        freshHigh.set(key, high);
+        observe(topic, partition, committed(), highOf(key, '0'));
+      },
+      () => {}, // Kafka itself may be what is down: the gauge keeps its last value
+    );
+  };
   const abort = new AbortController();
   let owned = new Set<string>();
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
@@ -316,7 +345,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         metrics.failed.inc({ topic: batch.topic }, batch.messages.length);
         backingOff.add(key);
         metrics.backingOff.set(labels, 1);
-        observe(batch.topic, batch.partition, committedBefore(), batch.highWatermark);
+        observe(batch.topic, batch.partition, committedBefore(), highOf(key, batch.highWatermark));
+        refreshLag(batch.topic, batch.partition, committedBefore);
         const delay = backoffDelay(policy, attempt);
         logger.warn(
           {
@@ -338,6 +368,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       }
     }
     if (backingOff.delete(key)) {
+      freshHigh.delete(key);
+      lastLagRefresh.delete(key);
       metrics.backingOff.set(labels, 0);
       logger.info({ topic: batch.topic, partition: batch.partition }, 'sink recovered; partition resumed');
     }

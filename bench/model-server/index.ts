@@ -11,7 +11,7 @@ import { syntheticModelJson } from '@driftline/scoring/bench';
 import { benchLogThroughput } from './log-throughput.js';
 import { openMlserverSideBySide } from './mlserver.js';
 import type { ServerProcessSetup } from './server-process.js';
-import { cpuSecondsOf, timedPosts, WARM_UP } from './timed.js';
+import { cpuSecondsOf, median, percentile, round, timedPosts, WARM_UP } from './timed.js';
 
 export interface ModelServerBenchEndpoints {
   readonly kafkaBrokers: readonly string[];
@@ -21,15 +21,6 @@ export interface ModelServerBenchEndpoints {
 
 const FEATURES = Array.from({ length: 10 }, (_, i) => `f${i}`);
 const ENTITIES = 10_000;
-
-const percentile = (sorted: readonly number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const round = (x: number) => Math.round(x * 1000) / 1000;
 
 /** Forks server-process.ts; resolves once it serves, with its port and a `stop` (drain, close, exit). */
 async function forkServer(

@@ -2,6 +2,7 @@ import { silentLogger } from '@driftline/core';
 import { type createKafkaClient, ensureTopics } from '@driftline/kafka';
 import { DEFAULT_LOG_BOUNDS, startThreadLog, THREAD_LOG_BATCH } from '@driftline/model-server/bench';
 import type { PredictionEvent } from '@driftline/schemas';
+import { median } from './timed.js';
 
 /** Records per round, appended 100 at a time (one batch request's worth). */
 const RECORDS = 100_000;
@@ -71,6 +72,5 @@ export async function benchLogThroughput(
   } finally {
     await predictions.close();
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   return { recordsPerS: Math.round(median(rates)), cpuUsPerRecord: Math.round(median(cpus) * 10) / 10 };
 }

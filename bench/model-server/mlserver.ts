@@ -1,8 +1,8 @@
 // MLServer 1.7.1 (XGBoost runtime) beside our model server, for issue 12's side-by-side figure.
 // MLServer runs as a child process in its own process group on free loopback ports, on a copy of
 // the bench's model.json that XGBoost loads (xgboost-model.py); its answers must equal our scorer's
-// before anything is timed. The timed client is the one `run()` in index.ts uses: one keep-alive
-// socket, 200 warm-up requests, then `count` sequential requests.
+// before anything is timed. The timed client is ours too (timed.ts): one keep-alive socket, 200
+// warm-up requests, then `count` sequential requests.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
@@ -13,7 +13,7 @@ import { loadXgboostModel } from '@driftline/scoring';
 import { freePort } from '@driftline/test-support';
 import { SeededRandom } from '@driftline/test-support/random';
 import { httpCall } from '../features/http.js';
-import { cpuSecondsOf, timedPosts, WARM_UP } from './timed.js';
+import { cpuSecondsOf, median, percentile, round, timedPosts, WARM_UP } from './timed.js';
 
 const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -417,12 +417,3 @@ export async function openMlserverSideBySide(options: MlserverSideBySideOptions)
     },
   };
 }
-
-const percentile = (sorted: readonly number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const round = (x: number) => Math.round(x * 1000) / 1000;

@@ -2,6 +2,18 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { httpCall } from '../features/http.js';
 
+/** The value at percentile `p` of ascending `sorted` (nearest rank). */
+export const percentile = (sorted: readonly number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+/** The median (the mean of the two middle values for an even count). */
+export const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+/** Three decimals, as the bench's JSON reports milliseconds. */
+export const round = (x: number) => Math.round(x * 1000) / 1000;
+
 /** Requests sent before the clock starts on each run. */
 export const WARM_UP = 200;
 

@@ -218,7 +218,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         const high = offsets.find((o) => o.partition === partition)?.high;
         if (high === undefined || !backingOff.has(key)) return;
         freshHigh.set(key, high);
-        observe(topic, partition, committed(), highOf(key, '0'));
+        observe(topic, partition, committed(), high.toString());
       },
       () => {}, // Kafka itself may be what is down: the gauge keeps its last value
     );

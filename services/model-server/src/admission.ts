@@ -9,6 +9,9 @@ export const backlogFull = (maxBuffered: number, waitedMs = 0) =>
     `prediction log backlog full (${maxBuffered} records not yet acknowledged by Kafka${waitedMs > 0 ? ` after waiting ${waitedMs} ms` : ''}); retry later`,
   );
 
+/** The 503 of a prediction log that is closing or whose thread has exited. */
+export const logNotRunning = () => new HttpError(503, 'SINK_UNAVAILABLE', 'prediction log is not running; retry later');
+
 export interface Admission {
   /**
    * Enqueues a request's records at once when they fit under the bound and nobody waits before

@@ -1,14 +1,11 @@
 import type { Logger } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
-import { HttpError } from '@driftline/service/http';
 import { awaitStarted, startWorker } from '@driftline/service/worker';
-import { createAdmission } from './admission.js';
+import { createAdmission, logNotRunning } from './admission.js';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
 import type { PredictionLog } from './prediction-log.js';
 
 export type { LogThreadData } from './log-thread-protocol.js';
-
-const notRunning = () => new HttpError(503, 'SINK_UNAVAILABLE', 'prediction log is not running; retry later');
 
 export interface ThreadLogOptions extends LogThreadSendPolicy {
   /** Most records held (handed over and not yet acknowledged by Kafka); beyond it, requests wait. */
@@ -91,7 +88,7 @@ export async function startThreadLog(
     }
     for (const resolve of drains.values()) resolve(lost);
     drains.clear();
-    admission.refuseAll(notRunning());
+    admission.refuseAll(logNotRunning());
     closed?.(lost);
   });
 
@@ -108,7 +105,7 @@ export async function startThreadLog(
 
   return {
     append(events) {
-      if (exited || closing !== undefined) return Promise.reject(notRunning());
+      if (exited || closing !== undefined) return Promise.reject(logNotRunning());
       return admission.admit(events);
     },
     backlog,
@@ -125,7 +122,7 @@ export async function startThreadLog(
     },
     close(deadlineMs = 10_000) {
       closing ??= (async () => {
-        admission.refuseAll(notRunning());
+        admission.refuseAll(logNotRunning());
         handOff();
         if (exited) return backlog();
         const left = new Promise<number>((resolve) => {

@@ -1,7 +1,6 @@
 import type { Logger } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
-import { HttpError } from '@driftline/service/http';
-import { createAdmission } from './admission.js';
+import { createAdmission, logNotRunning } from './admission.js';
 
 export interface PredictionLogOptions {
   /** Sends one batch to predictions.v1 and resolves once Kafka acknowledged it (acks=all). */
@@ -124,7 +123,7 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
     async close(deadlineMs = 10_000) {
       const left = await drain(deadlineMs);
       clearInterval(timer);
-      admission.refuseAll(new HttpError(503, 'SINK_UNAVAILABLE', 'prediction log is closing; retry later'));
+      admission.refuseAll(logNotRunning());
       if (left > 0) {
         logger.error({ lost: left }, 'prediction log closed with records not sent; they are lost');
         options.onLost?.(left);

@@ -114,11 +114,13 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
   }
 
   async encode(value: T): Promise<Buffer> {
-    const invalid: string[] = [];
-    const ok = this.readerType.isValid(value, {
-      errorHook: (path, v) => invalid.push(`${path.join('.') || '(root)'}=${JSON.stringify(v) ?? 'undefined'}`),
-    });
-    if (!ok) {
+    // The hot path checks without a hook (no closure per value); only an invalid value is walked
+    // again to name its paths.
+    if (!this.readerType.isValid(value)) {
+      const invalid: string[] = [];
+      this.readerType.isValid(value, {
+        errorHook: (path, v) => invalid.push(`${path.join('.') || '(root)'}=${JSON.stringify(v) ?? 'undefined'}`),
+      });
       throw new DriftlineError(
         'VALIDATION_FAILED',
         `${this.subject}: value does not match schema at ${invalid.join(', ')}`,

@@ -1,10 +1,11 @@
 import { createRequire } from 'node:module';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // patches/kafkajs@2.2.4.patch rewrites kafkajs's varint writers (in place instead of a Buffer per
-// value). These checks hold the patched writers to an independent reference and to kafkajs's own
-// (unpatched) decoder, for every value a record batch can carry.
+// value), its CRC-32C (slicing-by-8) and the produce request's uncompressed record batch (one
+// pass into one buffer). These checks hold each to an independent reference and to kafkajs's own
+// unpatched code: its decoder, and its Record and RecordBatch encoders.
 const require = createRequire(import.meta.url);
 type Encoder = {
   writeVarInt(v: number): Encoder;
@@ -73,5 +74,197 @@ describe('kafkajs patch: varints written in place', () => {
     expect(e.buffer.length).toBe(5_000 * 5);
     const d = new Decoder(e.buffer);
     for (let i = 0; i < 5_000; i++) expect(d.readVarInt()).toBe(-(2 ** 31) + i);
+  });
+});
+
+/** CRC-32C bit by bit (reflected polynomial 0x82f63b78), the definition the tables come from. */
+function crc32cReference(bytes: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+describe('kafkajs patch: CRC-32C by slicing-by-8', () => {
+  const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C') as (b: Buffer) => number;
+
+  it('gives the standard check value', () => {
+    expect(crc32C(Buffer.from('123456789'))).toBe(0xe3069283);
+  });
+
+  it('agrees with the bitwise definition for every length and offset', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(7), (bytes, skip) => {
+        const view = Buffer.from(bytes).subarray(Math.min(skip, bytes.length)); // unaligned views too
+        expect(crc32C(view)).toBe(crc32cReference(view));
+      }),
+      { numRuns: 3_000 },
+    );
+  });
+});
+
+type Message = {
+  key?: Buffer | string | null;
+  value: Buffer | string | null;
+  timestamp?: string;
+  headers?: Record<string, Buffer | string | (Buffer | string)[]>;
+};
+type Encodable = { buffer: Buffer; size(): number };
+const produceV3 = require('kafkajs/src/protocol/requests/produce/v3/request') as (args: object) => {
+  encode(): Promise<Encodable>;
+};
+const Record = require('kafkajs/src/protocol/recordBatch/record/v0') as (args: object) => Encodable;
+const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0') as {
+  RecordBatch(args: object): Promise<Encodable>;
+};
+const decodeRecordBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder') as (d: object) => Promise<{
+  records: { key: Buffer | null; value: Buffer | null; timestamp: string; offset: string; headers: object }[];
+}>;
+const Long = require('kafkajs/src/utils/long') as { fromInt(v: number): object; fromValue(v: number): object };
+type FullEncoder = Encoder & {
+  writeString(v: string | null): FullEncoder;
+  writeInt16(v: number): FullEncoder;
+  writeInt32(v: number): FullEncoder;
+  writeArray(v: object[]): FullEncoder;
+  writeEncoder(v: object): FullEncoder;
+};
+const FullEncoderClass = Encoder as unknown as new () => FullEncoder;
+
+/** A produce v3 request as unpatched kafkajs encodes it: a Record per message, then RecordBatch. */
+async function originalRequest(args: {
+  transactionalId: string | null;
+  producerId: object;
+  producerEpoch: number;
+  partitions: { partition: number; firstSequence: number; messages: Message[] }[];
+  now: number;
+}): Promise<Buffer> {
+  const parts: FullEncoder[] = [];
+  for (const { partition, firstSequence, messages } of args.partitions) {
+    const stamps = messages
+      .map((m) => m.timestamp)
+      .filter((t) => t != null)
+      .sort();
+    const first = stamps.length === 0 ? args.now : stamps[0]!;
+    const max = stamps.length === 0 ? args.now : stamps.at(-1)!;
+    const records = messages.map((m, i) =>
+      Record({ ...m, offsetDelta: i, timestampDelta: Number(m.timestamp || args.now) - Number(first) }),
+    );
+    const batch = await RecordBatch({
+      compression: 0,
+      records,
+      firstTimestamp: first,
+      maxTimestamp: max,
+      producerId: args.producerId,
+      producerEpoch: args.producerEpoch,
+      firstSequence,
+      transactional: args.transactionalId !== null,
+      lastOffsetDelta: records.length - 1,
+    });
+    parts.push(new FullEncoderClass().writeInt32(partition).writeInt32(batch.size()).writeEncoder(batch));
+  }
+  const topic = new FullEncoderClass().writeString('t').writeArray(parts);
+  return new FullEncoderClass().writeString(args.transactionalId).writeInt16(-1).writeInt32(30_000).writeArray([topic])
+    .buffer;
+}
+
+const bytesOrString = fc.oneof(
+  fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+  fc.string({ unit: 'binary', maxLength: 40 }),
+);
+const message: fc.Arbitrary<Message> = fc.record(
+  {
+    key: fc.oneof(bytesOrString, fc.constant(null)),
+    value: fc.oneof(
+      fc.uint8Array({ maxLength: 2_000 }).map((b) => Buffer.from(b)),
+      fc.string(),
+      fc.constant(null),
+    ),
+    // kafkajs takes timestamps as strings of ms; some far from the first (deltas beyond int32)
+    timestamp: fc.oneof(fc.integer({ min: 1e12, max: 2e12 }), fc.integer({ min: 1e12, max: 1e12 + 5e9 })).map(String),
+    headers: fc.dictionary(
+      fc.string({ minLength: 1, maxLength: 8 }),
+      fc.oneof(bytesOrString, fc.array(bytesOrString, { maxLength: 3 })),
+      { maxKeys: 3 },
+    ),
+  },
+  { requiredKeys: ['value'] },
+);
+
+describe('kafkajs patch: uncompressed record batch in one pass', () => {
+  afterEach(() => vi.restoreAllMocks());
+  const NOW = 1_764_000_000_000;
+
+  it('encodes the bytes unpatched Record + RecordBatch encode, for any messages, headers and timestamps', async () => {
+    vi.spyOn(Date, 'now').mockReturnValue(NOW); // messages without a timestamp take the request's time
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            partition: fc.nat(50),
+            firstSequence: fc.nat(1e6),
+            messages: fc.array(message, { maxLength: 40 }),
+          }),
+          { minLength: 1, maxLength: 3 },
+        ),
+        fc.oneof(fc.constant(null), fc.constant('tx-1')),
+        fc.integer({ min: -1, max: 1e9 }),
+        async (partitions, transactionalId, producerId) => {
+          const args = {
+            transactionalId,
+            producerId: Long.fromValue(producerId),
+            producerEpoch: 3,
+            partitions,
+            now: NOW,
+          };
+          const patched = await produceV3({
+            acks: -1,
+            timeout: 30_000,
+            compression: 0,
+            transactionalId,
+            producerId: args.producerId,
+            producerEpoch: 3,
+            topicData: [{ topic: 't', partitions }],
+          }).encode();
+          const expected = await originalRequest(args);
+          expect(patched.buffer.equals(expected)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('writes a CRC the bitwise definition agrees with, over records kafkajs decodes back', async () => {
+    const messages = Array.from({ length: 1_000 }, (_, i) => ({
+      key: `k${i}`,
+      value: Buffer.alloc(i % 300, i),
+      headers: i % 7 === 0 ? { h: `v${i}` } : undefined,
+    }));
+    const request = await produceV3({
+      acks: -1,
+      timeout: 30_000,
+      compression: 0,
+      producerId: Long.fromInt(-1),
+      producerEpoch: 0,
+      topicData: [{ topic: 't', partitions: [{ partition: 4, firstSequence: 0, messages }] }],
+    }).encode();
+    const bytes = request.buffer;
+    // request: transactionalId (2, null), acks (2), timeout (4), topics (4), 't' (2 + 1), partitions (4)
+    const at = 2 + 2 + 4 + 4 + 3 + 4;
+    expect(bytes.readInt32BE(at)).toBe(4);
+    const batchAt = at + 8; // partition, record set size
+    const length = bytes.readInt32BE(batchAt + 8);
+    const crcAt = batchAt + 8 + 4 + 4 + 1;
+    expect(bytes.readUInt32BE(crcAt)).toBe(crc32cReference(bytes.subarray(crcAt + 4, batchAt + 12 + length)));
+    const DecoderWithSlice = Decoder as unknown as new (b: Buffer) => object;
+    const { records } = await decodeRecordBatch(new DecoderWithSlice(bytes.subarray(batchAt)));
+    expect(records).toHaveLength(1_000);
+    records.forEach((r, i) => {
+      expect(r.key?.toString()).toBe(`k${i}`);
+      expect(r.value?.equals(messages[i]!.value)).toBe(true);
+      expect(r.offset).toBe(String(i));
+      if (i % 7 === 0) expect(r.headers).toEqual({ h: Buffer.from(`v${i}`) });
+    });
   });
 });

@@ -13,7 +13,7 @@ import { loadXgboostModel } from '@driftline/scoring';
 import { freePort } from '@driftline/test-support';
 import { SeededRandom } from '@driftline/test-support/random';
 import { httpCall } from '../features/http.js';
-import { cpuSecondsOf, median, percentile, round, timedPosts, WARM_UP } from './timed.js';
+import { cpuSecondsOf, median, percentile, pooledPercentile, round, timedPosts, WARM_UP } from './timed.js';
 
 const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -328,6 +328,8 @@ export async function openMlserverSideBySide(options: MlserverSideBySideOptions)
   const runs = new Map<string, Array<[number, number]>>();
   // MLServer's own CPU time per request (server, workers and their OpenMP threads): what it costs.
   const cpuMs = new Map<string, number[]>();
+  /** Every timed latency of a shape, all repeats together (for p99.9). */
+  const pooled = new Map<string, number[]>();
   const skip = async (reason: string) => {
     // One line: a failed command's message holds its whole stderr; its last line names the error.
     const lines = reason.trim().split('\n').filter(Boolean);
@@ -375,6 +377,7 @@ export async function openMlserverSideBySide(options: MlserverSideBySideOptions)
           const l = await server.run(count, body);
           const cpu = ((server.cpuSeconds() - cpu0) * 1000) / (count + WARM_UP);
           cpuMs.set(shape, [...(cpuMs.get(shape) ?? []), cpu]);
+          pooled.set(shape, [...(pooled.get(shape) ?? []), ...l]);
           const p = [percentile(l, 50), percentile(l, 99)] as [number, number];
           runs.set(shape, [...(runs.get(shape) ?? []), p]);
           log(
@@ -398,6 +401,7 @@ export async function openMlserverSideBySide(options: MlserverSideBySideOptions)
         const p99 = median(list.map((x) => x[1]));
         out[`mlserver.${shape}_ms.p50`] = round(median(list.map((x) => x[0])));
         out[`mlserver.${shape}_ms.p99`] = round(p99);
+        out[`mlserver.${shape}_ms.p99_9`] = round(pooledPercentile(pooled.get(shape) ?? [], 99.9));
         const cpu = median(cpuMs.get(shape) ?? []);
         out[`mlserver.${shape}_cpu_ms_per_request`] = round(cpu);
         const mine = ours[`model_server.inline.${shape}_ms.p99`];

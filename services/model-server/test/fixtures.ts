@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PredictionEvent } from '@driftline/schemas';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 
 /** Four double features f0..f3; f0, f1 in view `user`, f2 in view `account`, f3 only in requests. */
@@ -36,3 +37,17 @@ export function writeVersion(
   writeFileSync(join(at, 'meta.json'), JSON.stringify({ features: FEATURES, categories: {} }));
   return json;
 }
+
+/** Prediction record `i` as the log's tests append it (ids `p-<i>`, event time rising with `i`). */
+export const loggedPrediction = (i: number): PredictionEvent => ({
+  prediction_id: `p-${i}`,
+  model: 'fraud',
+  model_version: 'v1',
+  entity_id: `u${i % 97}`,
+  event_time: 1_764_000_000_000 + i,
+  features: { f0: i / 7, f1: null },
+  prediction: (i % 100) / 100,
+  predicted_class: null,
+  role: 'production',
+  scores: { v1: (i % 100) / 100 },
+});

@@ -1,25 +1,13 @@
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { silentLogger } from '@driftline/core';
 import { ensureTopics, topicOffsets } from '@driftline/kafka';
-import { contracts, type PredictionEvent } from '@driftline/schemas';
+import { contracts } from '@driftline/schemas';
 import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
 import { startThreadLog } from '../src/log-thread.js';
+import { loggedPrediction as prediction } from './fixtures.js';
 
 const stack = inject('stack');
-
-const prediction = (i: number): PredictionEvent => ({
-  prediction_id: `p-${i}`,
-  model: 'fraud',
-  model_version: 'v1',
-  entity_id: `u${i % 97}`,
-  event_time: 1_764_000_000_000 + i,
-  features: { f0: i / 7, f1: null },
-  prediction: (i % 100) / 100,
-  predicted_class: null,
-  role: 'production',
-  scores: { v1: (i % 100) / 100 },
-});
 
 async function openLog(maxBuffered: number, maxWaitMs = 0) {
   const topic = `${uniqueName('logthread')}.predictions.v1`;

@@ -1,0 +1,141 @@
+// The prediction log on its worker thread through Kafka outages: a broker killed and restarted (a
+// refused connection for seconds) and a broker paused with SIGSTOP (a hung one). It runs on a
+// stack of its own (it restarts Kafka), in the integration-exclusive project.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { DriftlineError, silentLogger } from '@driftline/core';
+import { ensureTopics, topicOffsets } from '@driftline/kafka';
+import { contracts } from '@driftline/schemas';
+import { pauseComponent, restartComponent, type StackEndpoints, stackDown, stackUp } from '@driftline/stack';
+import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startThreadLog } from '../src/log-thread.js';
+import { loggedPrediction as prediction } from './fixtures.js';
+
+const stackDir = mkdtempSync(join(tmpdir(), 'driftline-log-outage-stack-'));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Bound and wait of the log under test: small, so an outage of seconds fills it. */
+const MAX_BUFFERED = 3_000;
+const MAX_WAIT_MS = 300;
+const PER_REQUEST = 50;
+
+/**
+ * Appends PER_REQUEST records every ~10 ms (about 5,000 a second, as batch requests would) until
+ * stopped; counts what was admitted and refused, and how long each refusal waited.
+ */
+function traffic(log: Awaited<ReturnType<typeof startThreadLog>>) {
+  const admitted: number[] = [];
+  const refusedIds: number[] = [];
+  const refusalWaits: number[] = [];
+  const unexpected: unknown[] = [];
+  const notReady: number[] = [];
+  let next = 0;
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      const ids = Array.from({ length: PER_REQUEST }, () => next++);
+      const began = Date.now();
+      if (!log.ready()) notReady.push(began);
+      try {
+        await log.append(ids.map(prediction));
+        admitted.push(...ids);
+      } catch (error) {
+        if (error instanceof DriftlineError && /prediction log backlog full/.test(error.message)) {
+          refusedIds.push(...ids);
+          refusalWaits.push(Date.now() - began);
+        } else unexpected.push(error);
+      }
+      await sleep(10);
+    }
+  })();
+  return {
+    admitted,
+    refusedIds,
+    refusalWaits,
+    unexpected,
+    notReady,
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
+describe('prediction log thread through Kafka outages (a stack of its own)', () => {
+  let endpoints: StackEndpoints;
+  beforeAll(async () => {
+    ({ endpoints } = await stackUp({ stateDir: stackDir }));
+  }, 180_000);
+  afterAll(async () => {
+    await stackDown({ stateDir: stackDir });
+    rmSync(stackDir, { recursive: true, force: true });
+  }, 60_000);
+
+  it('holds records through a broker restart and a paused broker, refuses only beyond its bound, loses none', async () => {
+    const kafka = kafkaFor(endpoints.kafkaBrokers);
+    const topic = `${uniqueName('logoutage')}.predictions.v1`;
+    await ensureTopics(kafka, [{ topic, partitions: 2 }]);
+    const lost: number[] = [];
+    const log = await startThreadLog(
+      {
+        kafka: { brokers: endpoints.kafkaBrokers, clientId: 'log-outage-test', ssl: false },
+        registry: { url: endpoints.schemaRegistryUrl },
+        topic,
+      },
+      {
+        maxBuffered: MAX_BUFFERED,
+        maxWaitMs: MAX_WAIT_MS,
+        flushIntervalMs: 20,
+        maxBatch: 500,
+        onLost: (n) => lost.push(n),
+      },
+      silentLogger,
+    );
+    const load = traffic(log);
+    try {
+      await sleep(1_000);
+      expect(load.refusedIds).toEqual([]); // Kafka up: the log keeps pace
+      // A crash: connections refused until the restarted broker answers.
+      await restartComponent('kafka', { stateDir: stackDir });
+      const refusedByRestart = load.refusedIds.length;
+      await sleep(2_000);
+      // A hung broker: connections open, nothing answered.
+      pauseComponent('kafka', true, { stateDir: stackDir });
+      await sleep(5_000);
+      pauseComponent('kafka', false, { stateDir: stackDir });
+      await sleep(3_000);
+      await load.stop();
+      expect(await log.drain(90_000)).toBe(0);
+      expect(refusedByRestart).toBeGreaterThan(0); // both outages outlasted the bound (3,000 ≈ 0.6 s of traffic)
+      expect(load.refusedIds.length).toBeGreaterThan(refusedByRestart);
+    } finally {
+      await load.stop();
+      await log.close(30_000);
+    }
+    expect(load.unexpected).toEqual([]);
+    expect(load.notReady).toEqual([]); // an outage is not a dead log thread: readiness holds
+    expect(lost).toEqual([]);
+    // A refusal comes only after the wait for room (back-pressure first), never before.
+    expect(Math.min(...load.refusalWaits)).toBeGreaterThanOrEqual(MAX_WAIT_MS - 5);
+    // Traffic was admitted again after each outage, not only before the first.
+    expect(load.admitted.length).toBeGreaterThan(2 * MAX_BUFFERED);
+
+    // Every admitted record is in the topic once; no refused one is.
+    const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
+    const codec = new SchemaRegistryCodec({ url: endpoints.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
+    const records = await readTopic(kafka, topic, total, 60_000);
+    const ids = await Promise.all(records.map(async (r) => (await codec.decode(r.value)).prediction_id));
+    const seen = new Set(ids);
+    process.stderr.write(
+      `[log-outage] ${JSON.stringify({ admitted: load.admitted.length, refused: load.refusedIds.length, in_topic: ids.length, distinct: seen.size, longest_refusal_wait_ms: Math.max(...load.refusalWaits) })}\n`,
+    );
+    const missing = load.admitted.filter((i) => !seen.has(`p-${i}`));
+    expect(missing).toEqual([]);
+    expect(load.refusedIds.filter((i) => seen.has(`p-${i}`))).toEqual([]);
+    expect(ids.length - seen.size).toBe(0); // the idempotent producer's retries added no duplicate
+    expect(seen.size).toBe(load.admitted.length);
+  }, 240_000);
+});

@@ -3,12 +3,11 @@ import { defineConfig } from 'vitest/config';
 // `unit` needs no server and runs in seconds; `integration` and `integration-exclusive` talk to the
 // real local stack (Kafka, Schema Registry, Redis, embedded ClickHouse) started by the global setup.
 // Files that run alone, after the others: the chaos run and the demo drive every service at once,
-// and the stack tests and the prediction log's outage test start and restart JVMs of their own.
+// and the stack tests start and restart JVMs of their own.
 const EXCLUSIVE = [
   'test/chaos/test/chaos.int.test.ts',
   'services/demo/test/demo.int.test.ts',
   'test/stack/test/restart.int.test.ts',
-  'services/model-server/test/log-outage.int.test.ts',
 ];
 
 const integration = {

@@ -1,6 +1,7 @@
 // The prediction log on its worker thread through Kafka outages: a broker killed and restarted (a
 // refused connection for seconds) and a broker paused with SIGSTOP (a hung one). It runs on a
-// stack of its own (it restarts Kafka), in the integration-exclusive project.
+// stack of its own (it restarts Kafka), so it leaves the shared stack alone and runs beside the
+// other integration files.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -9,17 +9,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { SeededRandom } from '@driftline/test-support/random';
+import { median } from '../stats.js';
 import { writeMixed } from './mixed.js';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 // Deterministic data: the shared seeded PRNG and its Irwin–Hall normals.
 function generate(path: string, rows: number, columns: number, shifted: number, seed: number): void {

@@ -22,6 +22,7 @@ import { counter, createMetricsRegistry } from '@driftline/observability';
 import { createRedisClient, createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type FeatureEvent } from '@driftline/schemas';
 import { createDriftlineProducer } from '@driftline/sdk';
+import { median, percentile, round } from '../stats.js';
 import { commandStats, commandStatsDelta, watchProcess } from './diagnostics.js';
 import { httpCall } from './http.js';
 import { benchEvent, benchViews, benchViewsDocument } from './views.js';
@@ -53,19 +54,6 @@ const keyPrefixFor = (kind: string) => {
   return p;
 };
 const id = () => Math.random().toString(36).slice(2, 10);
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
 const event = benchEvent;
 

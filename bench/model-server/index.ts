@@ -8,10 +8,11 @@ import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftl
 import { createKafkaClient, deleteTopics, ensureTopics } from '@driftline/kafka';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { syntheticModelJson } from '@driftline/scoring/bench';
+import { median, percentile, pooledPercentile, round } from '../stats.js';
 import { benchLogThroughput } from './log-throughput.js';
 import { openMlserverSideBySide } from './mlserver.js';
 import type { ServerProcessSetup } from './server-process.js';
-import { cpuSecondsOf, median, percentile, pooledPercentile, round, timedPosts, WARM_UP } from './timed.js';
+import { cpuSecondsOf, timedPosts, WARM_UP } from './timed.js';
 
 export interface ModelServerBenchEndpoints {
   readonly kafkaBrokers: readonly string[];

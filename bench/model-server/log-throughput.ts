@@ -2,7 +2,7 @@ import { silentLogger } from '@driftline/core';
 import { type createKafkaClient, ensureTopics } from '@driftline/kafka';
 import { DEFAULT_LOG_BOUNDS, startThreadLog, THREAD_LOG_BATCH } from '@driftline/model-server/bench';
 import type { PredictionEvent } from '@driftline/schemas';
-import { median } from './timed.js';
+import { median } from '../stats.js';
 
 /** Records per round, appended 100 at a time (one batch request's worth). */
 const RECORDS = 100_000;

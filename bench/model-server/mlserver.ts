@@ -13,7 +13,8 @@ import { loadXgboostModel } from '@driftline/scoring';
 import { freePort } from '@driftline/test-support';
 import { SeededRandom } from '@driftline/test-support/random';
 import { httpCall } from '../features/http.js';
-import { cpuSecondsOf, median, percentile, pooledPercentile, round, timedPosts, WARM_UP } from './timed.js';
+import { median, percentile, pooledPercentile, round } from '../stats.js';
+import { cpuSecondsOf, timedPosts, WARM_UP } from './timed.js';
 
 const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));

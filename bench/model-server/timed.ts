@@ -2,29 +2,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { httpCall } from '../features/http.js';
 
-/** The value at percentile `p` of ascending `sorted` (nearest rank). */
-export const percentile = (sorted: readonly number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-/**
- * A tail percentile over the latencies of every repeat together: one repeat holds too few requests
- * for p99.9 (1,000 batch requests make it a single one), the pooled repeats enough for a few.
- */
-export const pooledPercentile = (latencies: readonly number[], p: number) =>
-  latencies.length === 0
-    ? Number.NaN
-    : percentile(
-        [...latencies].sort((a, b) => a - b),
-        p,
-      );
-/** The median (the mean of the two middle values for an even count). */
-export const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-/** Three decimals, as the bench's JSON reports milliseconds. */
-export const round = (x: number) => Math.round(x * 1000) / 1000;
-
 /** Requests sent before the clock starts on each run. */
 export const WARM_UP = 200;
 

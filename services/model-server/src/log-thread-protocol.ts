@@ -2,6 +2,7 @@ import type { RegistryConfig } from '@driftline/codec';
 import type { KafkaConfig } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import type { ForwardedLog } from '@driftline/service/worker';
+import type { PackedPredictions } from './packed-predictions.js';
 
 /** What the prediction log's thread needs to open its own clients (structured-cloneable). */
 export interface LogThreadData {
@@ -20,6 +21,8 @@ export interface LogThreadSendPolicy {
 export type ToLogThread =
   /** Records of one or more requests, in the order they were answered. */
   | { readonly type: 'append'; readonly events: readonly PredictionEvent[] }
+  /** The same, packed (what the serving thread sends whenever the records can be packed). */
+  | { readonly type: 'append-packed'; readonly packed: PackedPredictions }
   | { readonly type: 'drain'; readonly id: number; readonly deadlineMs: number }
   | { readonly type: 'close'; readonly deadlineMs: number };
 

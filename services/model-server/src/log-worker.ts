@@ -7,6 +7,7 @@ import { createKafkaClient, createProducer, type OutboundMessage } from '@driftl
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { forwardingLogger } from '@driftline/service/worker';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
+import { unpackPredictions } from './packed-predictions.js';
 import { createPredictionLog } from './prediction-log.js';
 
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
@@ -53,6 +54,7 @@ try {
   port.on('message', (message: ToLogThread) => {
     if (message.type === 'append')
       void log.append(message.events); // never waits: no bound here
+    else if (message.type === 'append-packed') void log.append(unpackPredictions(message.packed));
     else if (message.type === 'drain') {
       void log.drain(message.deadlineMs).then((left) => post({ type: 'drained', id: message.id, left }));
     } else if (message.type === 'close') {

@@ -6,6 +6,7 @@ import { adminBackoff, partitionCount } from './admin.js';
 import { backoffDelay } from './backoff.js';
 import { type KafkaClient, kafkajsOf } from './client.js';
 import { keyHashPartitioner } from './partitioner.js';
+import { ProducerHealth, type ProducerHealthPolicy } from './producer-health.js';
 import type { OutboundMessage } from './records.js';
 
 export interface EventProducer {
@@ -47,7 +48,7 @@ export function isTooLarge(error: unknown): boolean {
  */
 export async function createProducer(
   client: KafkaClient,
-  options: { registry?: Registry; compression?: 'none' | 'gzip' } = {},
+  options: { registry?: Registry; compression?: 'none' | 'gzip'; health?: ProducerHealthPolicy } = {},
 ): Promise<EventProducer> {
   // Keys hashed with murmur2 like the Java client (kafkajs's DefaultPartitioner, in integer
   // arithmetic), so keys land on the same partitions whoever produces them (co-partitioning of
@@ -59,8 +60,48 @@ export async function createProducer(
       allowAutoTopicCreation: false,
       createPartitioner: keyHashPartitioner,
     });
-  const producer = newProducer();
+  // The producer sends go through; replaced by a fresh one when it stops recovering (ProducerHealth).
+  let producer = newProducer();
   await producer.connect();
+  let connected = true;
+  const health = new ProducerHealth(options.health);
+  const replaced =
+    options.registry === undefined
+      ? undefined
+      : counter(
+          options.registry,
+          'driftline_producer_replaced_total',
+          'Kafka producers replaced by a fresh one after failing sends or an unanswered send',
+          [],
+        );
+  const replace = (why: string) => {
+    const old = producer;
+    void old.disconnect().catch(() => {});
+    producer = newProducer();
+    connected = false;
+    replaced?.inc();
+    kafkajsOf(client).logger().warn(`producer replaced by a fresh one: ${why}`, {});
+  };
+  /** The send, or a retriable failure (and a replacement at once) when it stays unanswered past the deadline. */
+  const withDeadline = async <T>(send: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        health.timedOut(Date.now());
+        reject(
+          new DriftlineError('SINK_UNAVAILABLE', `no answer from Kafka within ${health.policy.sendDeadlineMs} ms`, {
+            retriable: true,
+          }),
+        );
+      }, health.policy.sendDeadlineMs);
+    });
+    send.catch(() => {}); // abandoned at the deadline, it may still reject later
+    try {
+      return await Promise.race([send, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const produced =
     options.registry === undefined
       ? undefined
@@ -78,7 +119,12 @@ export async function createProducer(
       }));
       const sendWith = (p: Producer, batch: Message[]) => p.send({ topic, acks: -1, compression, messages: batch });
       try {
-        let unsent = unanswered(topic, outgoing, await sendWith(producer, outgoing));
+        if (health.shouldReplace(Date.now())) replace('sends kept failing, or one went unanswered');
+        if (!connected) {
+          await producer.connect();
+          connected = true;
+        }
+        let unsent = unanswered(topic, outgoing, await withDeadline(sendWith(producer, outgoing)));
         // kafkajs silently skips messages for an explicit partition its cached metadata does not have
         // (a topic grown or created a moment ago; the cache lives 5 minutes): send those again through
         // a producer with fresh metadata, a bounded number of times.
@@ -103,25 +149,12 @@ export async function createProducer(
           );
         }
       } catch (error) {
-        if (error instanceof DriftlineError) throw error;
-        const type = tooLargeType(error);
-        // The broker refuses these messages as they are: retrying them unchanged can never succeed.
-        if (type !== undefined) {
-          throw new DriftlineError(
-            'SINK_REJECTED',
-            `producing to ${topic} refused (${type}): ${(error as Error).message}`,
-            {
-              cause: error,
-              retriable: false,
-              details: { kafkaError: type },
-            },
-          );
-        }
-        throw new DriftlineError('SINK_UNAVAILABLE', `producing to ${topic} failed: ${(error as Error).message}`, {
-          cause: error,
-          retriable: true,
-        });
+        const classified = classifySendError(topic, error);
+        // Only an unavailable Kafka counts against the producer: refused messages are the messages' fault.
+        if (classified.retriable) health.failed(Date.now());
+        throw classified;
       }
+      health.succeeded();
       produced?.inc({ topic }, messages.length);
     },
     disconnect: () => producer.disconnect(),
@@ -129,6 +162,23 @@ export async function createProducer(
 }
 
 const STALE_METADATA_ATTEMPTS = 5;
+
+/** A failed send as a DriftlineError: refused as too large (not retriable as they are), or Kafka unavailable. */
+function classifySendError(topic: string, error: unknown): DriftlineError {
+  if (error instanceof DriftlineError) return error;
+  const type = tooLargeType(error);
+  if (type !== undefined) {
+    return new DriftlineError('SINK_REJECTED', `producing to ${topic} refused (${type}): ${(error as Error).message}`, {
+      cause: error,
+      retriable: false,
+      details: { kafkaError: type },
+    });
+  }
+  return new DriftlineError('SINK_UNAVAILABLE', `producing to ${topic} failed: ${(error as Error).message}`, {
+    cause: error,
+    retriable: true,
+  });
+}
 
 /** The messages for explicit partitions the broker did not answer for (never sent by the client). */
 function unanswered(topic: string, sent: readonly Message[], answers: readonly RecordMetadata[]): Message[] {

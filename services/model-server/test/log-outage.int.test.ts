@@ -6,8 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import { DriftlineError, silentLogger } from '@driftline/core';
-import { ensureTopics, topicOffsets } from '@driftline/kafka';
+import { DriftlineError, type Logger } from '@driftline/core';
+import { createProducer, ensureTopics, topicOffsets } from '@driftline/kafka';
+import { createMetricsRegistry } from '@driftline/observability';
 import { contracts } from '@driftline/schemas';
 import { pauseComponent, restartComponent, type StackEndpoints, stackDown, stackUp } from '@driftline/stack';
 import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
@@ -65,6 +66,19 @@ function traffic(log: Awaited<ReturnType<typeof startThreadLog>>) {
   };
 }
 
+/** The log's own lines (kafkajs's included), kept for the message of a failed expectation. */
+function recordingLogger(lines: string[], bindings: Record<string, unknown> = {}): Logger {
+  const line = (level: string) => (obj: object, msg?: string) =>
+    lines.push(`${new Date().toISOString()} ${level} ${msg ?? ''} ${JSON.stringify({ ...bindings, ...obj })}`);
+  return {
+    debug: () => {},
+    info: line('info'),
+    warn: line('warn'),
+    error: line('error'),
+    child: (more) => recordingLogger(lines, { ...bindings, ...more }),
+  };
+}
+
 describe('prediction log thread through Kafka outages (a stack of its own)', () => {
   let endpoints: StackEndpoints;
   beforeAll(async () => {
@@ -80,6 +94,9 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
     const topic = `${uniqueName('logoutage')}.predictions.v1`;
     await ensureTopics(kafka, [{ topic, partitions: 2 }]);
     const lost: number[] = [];
+    const lines: string[] = [];
+    const marks: string[] = [];
+    const mark = (what: string) => marks.push(`${new Date().toISOString()} ${what}`);
     const log = await startThreadLog(
       {
         kafka: { brokers: endpoints.kafkaBrokers, clientId: 'log-outage-test', ssl: false },
@@ -93,23 +110,30 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
         maxBatch: 500,
         onLost: (n) => lost.push(n),
       },
-      silentLogger,
+      recordingLogger(lines),
     );
     const load = traffic(log);
     try {
       await sleep(1_000);
       expect(load.refusedIds).toEqual([]); // Kafka up: the log keeps pace
       // A crash: connections refused until the restarted broker answers.
+      mark('kafka restart');
       await restartComponent('kafka', { stateDir: stackDir });
+      mark('kafka restarted');
       const refusedByRestart = load.refusedIds.length;
       await sleep(2_000);
       // A hung broker: connections open, nothing answered.
       pauseComponent('kafka', true, { stateDir: stackDir });
+      mark('kafka paused');
       await sleep(5_000);
       pauseComponent('kafka', false, { stateDir: stackDir });
+      mark('kafka resumed');
       await sleep(3_000);
       await load.stop();
-      expect(await log.drain(90_000)).toBe(0);
+      mark('traffic stopped');
+      const left = await log.drain(90_000);
+      mark(`drained, ${left} left`);
+      expect(left, [...marks, ...lines.slice(-60)].join('\n')).toBe(0);
       expect(refusedByRestart).toBeGreaterThan(0); // both outages outlasted the bound (3,000 ≈ 0.6 s of traffic)
       expect(load.refusedIds.length).toBeGreaterThan(refusedByRestart);
     } finally {
@@ -139,4 +163,39 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
     expect(ids.length - seen.size).toBe(0); // the idempotent producer's retries added no duplicate
     expect(seen.size).toBe(load.admitted.length);
   }, 240_000);
+
+  it("replaces the log's producer when a send goes unanswered past its deadline, and sends through the fresh one", async () => {
+    const kafka = kafkaFor(endpoints.kafkaBrokers);
+    const topic = `${uniqueName('deadline')}.predictions.v1`;
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    const registry = createMetricsRegistry({ service: 'log-outage-test', defaultMetrics: false });
+    const producer = await createProducer(kafka, {
+      registry,
+      health: { replaceAfterMs: 60_000, sendDeadlineMs: 2_000 },
+    });
+    const message = (i: number) => ({ key: `k${i}`, value: Buffer.from(`v${i}`) });
+    try {
+      await producer.send(topic, [message(0)]);
+      pauseComponent('kafka', true, { stateDir: stackDir }); // a hung broker: the send is never answered
+      try {
+        await expect(producer.send(topic, [message(1)])).rejects.toMatchObject({
+          code: 'SINK_UNAVAILABLE',
+          retriable: true,
+          message: expect.stringContaining('no answer from Kafka within 2000 ms'),
+        });
+      } finally {
+        pauseComponent('kafka', false, { stateDir: stackDir });
+      }
+      await producer.send(topic, [message(1), message(2)]); // through a fresh producer
+    } finally {
+      await producer.disconnect();
+    }
+    const replaced = await registry.getSingleMetricAsString('driftline_producer_replaced_total');
+    expect(replaced).toMatch(/^driftline_producer_replaced_total\{[^}]*\} 1$/m);
+    // Everything sent is there; the abandoned send may have landed too (at-least-once).
+    const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
+    const values = (await readTopic(kafka, topic, total, 30_000)).map((r) => r.value?.toString());
+    expect(new Set(values)).toEqual(new Set(['v0', 'v1', 'v2']));
+    expect(total).toBeLessThanOrEqual(4);
+  }, 120_000);
 });

@@ -7,7 +7,7 @@ import { SchemaRegistryCodec } from '@driftline/codec';
 import { silentLogger } from '@driftline/core';
 import { parseFeatureViewsText } from '@driftline/features';
 import { createKafkaClient, createProducer, createPublisher } from '@driftline/kafka';
-import { artifactLoader, startModelServer } from '@driftline/model-server/bench';
+import { artifactLoader, type PredictionLogTarget, startModelServer } from '@driftline/model-server/bench';
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
@@ -45,8 +45,11 @@ async function main(): Promise<void> {
     process.env.BENCH_LOG_THREAD === '0'
       ? await createProducer(createKafkaClient(kafkaConfig, silentLogger))
       : undefined;
-  const log = (() => {
-    if (setup.log === 'none') return { publish: async (_: readonly PredictionEvent[]) => {} };
+  const refuse = async () => {
+    throw new Error('bench: no prediction record may be refused');
+  };
+  const log = ((): PredictionLogTarget => {
+    if (setup.log === 'none') return { publish: async () => {}, deadLetter: refuse };
     if (producer === undefined) {
       return { thread: { kafka: kafkaConfig, registry: { url: setup.schemaRegistryUrl }, topic: setup.topic } };
     }
@@ -57,7 +60,7 @@ async function main(): Promise<void> {
       encode: (e) => codec.encode(e),
       key: contracts.prediction.key,
     });
-    return { publish: (e: readonly PredictionEvent[]) => publisher.publish(e) };
+    return { publish: (e: readonly PredictionEvent[]) => publisher.publish(e), deadLetter: refuse };
   })();
   const server = await startModelServer({
     store: reader,

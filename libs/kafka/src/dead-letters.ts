@@ -1,10 +1,11 @@
-import { DriftlineError } from '@driftline/core';
-import { isTooLarge } from './producer.js';
+import { DriftlineError, type ErrorCode } from '@driftline/core';
+import { type EventProducer, isTooLarge } from './producer.js';
 import {
   BATCH_OVERHEAD,
   DEFAULT_MAX_REASON_BYTES,
   type DeadLetter,
   type DeadLetterBounds,
+  deadLetterMessage,
   messageSize,
   type OutboundMessage,
 } from './records.js';
@@ -101,4 +102,48 @@ export async function sendDeadLetters(
   }
 
   for (const [from, to] of runs) await deliver(from, to, maxRecordBytes, messages.slice(from, to));
+}
+
+/** A record a producer could not write, as its own code and the producer's error see it. */
+export interface UnsentRecord {
+  readonly key: string;
+  /** The record's bytes as far as they exist (a value that failed to encode: its JSON). */
+  readonly value: Buffer;
+  readonly code: ErrorCode;
+  readonly reason: string;
+}
+
+/**
+ * Sends records a producer could not write (refused by the broker, or failed to encode) to
+ * `<topic>.dlq`, with the same headers as a consumer's dead letters: source partition and offset
+ * `-1` (never written), `driftline.dlq.consumer.group` naming who produced them. A failure of the
+ * DLQ itself is rethrown (retriable): the caller keeps the records and tries again.
+ */
+export async function deadLetterUnsent(
+  producer: Pick<EventProducer, 'send'>,
+  topic: string,
+  records: readonly UnsentRecord[],
+  producedBy: string,
+  limits: DeadLetterLimits = defaultDeadLetterLimits,
+): Promise<void> {
+  const now = Date.now();
+  const letters: DeadLetter[] = records.map((r) => ({
+    record: {
+      topic,
+      partition: -1,
+      offset: '-1',
+      key: Buffer.from(r.key),
+      value: r.value,
+      headers: {},
+      timestamp: now,
+    },
+    code: r.code,
+    reason: r.reason,
+  }));
+  await sendDeadLetters(
+    letters,
+    (letter, bounds) => deadLetterMessage(letter, producedBy, now, bounds),
+    (messages) => producer.send(`${topic}.dlq`, messages),
+    limits,
+  );
 }

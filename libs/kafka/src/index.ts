@@ -12,6 +12,7 @@ export {
   topicOffsets,
 } from './admin.js';
 export { type BackoffPolicy, defaultBackoff } from './backoff.js';
+export { isolateRejected } from './bisect.js';
 export { createKafkaClient, type KafkaClient } from './client.js';
 export { type KafkaConfig, kafkaEnvShape, toKafkaConfig } from './config.js';
 export {
@@ -23,7 +24,7 @@ export {
   type ProcessResult,
   startConsumer,
 } from './consumer.js';
-export type { DeadLetterLimits } from './dead-letters.js';
+export { type DeadLetterLimits, deadLetterUnsent, type UnsentRecord } from './dead-letters.js';
 export { createProducer, type EventProducer } from './producer.js';
 export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';
 export {

@@ -16,7 +16,7 @@ export interface ProducerHealthPolicy {
   readonly sendDeadlineMs: number;
 }
 
-export const defaultProducerHealth: ProducerHealthPolicy = { replaceAfterMs: 30_000, sendDeadlineMs: 120_000 };
+export const defaultProducerHealth: ProducerHealthPolicy = { replaceAfterMs: 30_000, sendDeadlineMs: 60_000 };
 
 export class ProducerHealth {
   /** Start of the current run of failures (undefined: the last send succeeded). */

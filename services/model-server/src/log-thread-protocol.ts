@@ -32,6 +32,8 @@ export type FromLogThread =
   | { readonly type: 'failed'; readonly message: string }
   /** Records Kafka acknowledged since the thread started (cumulative), after every send. */
   | { readonly type: 'acked'; readonly records: number }
+  /** Records sent to the dead-letter topic instead (counted in `acked` too: they left the log). */
+  | { readonly type: 'rejected'; readonly records: number }
   | { readonly type: 'drained'; readonly id: number; readonly left: number }
   | ForwardedLog
   | { readonly type: 'closed'; readonly left: number };

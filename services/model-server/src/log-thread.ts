@@ -17,6 +17,8 @@ export interface ThreadLogOptions extends LogThreadSendPolicy {
   readonly onBacklog?: (records: number) => void;
   /** Called with the count of records lost: left by a close, or held when the thread exited. */
   readonly onLost?: (records: number) => void;
+  /** Called with the count of records sent to the dead-letter topic (see createPredictionLog). */
+  readonly onRejected?: (records: number) => void;
 }
 
 /** Longest wait for the thread to answer a close beyond the drain deadline. */
@@ -74,7 +76,8 @@ export async function startThreadLog(
       acked = message.records;
       report();
       admission.release();
-    } else if (message.type === 'drained') {
+    } else if (message.type === 'rejected') options.onRejected?.(message.records);
+    else if (message.type === 'drained') {
       drains.get(message.id)?.(message.left);
       drains.delete(message.id);
     } else if (message.type === 'closed') closed?.(message.left);

@@ -3,12 +3,12 @@
 // request; the serving thread only hands records over.
 import { parentPort, workerData } from 'node:worker_threads';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import { createKafkaClient, createProducer, type OutboundMessage } from '@driftline/kafka';
+import { createKafkaClient, createProducer, deadLetterUnsent, type OutboundMessage } from '@driftline/kafka';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { forwardingLogger } from '@driftline/service/worker';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
 import { unpackPredictions } from './packed-predictions.js';
-import { createPredictionLog } from './prediction-log.js';
+import { createPredictionLog, PRODUCED_BY, unsentOf } from './prediction-log.js';
 
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
 const SEND_CHUNK_BYTES = 256 * 1024;
@@ -20,7 +20,11 @@ const logger = forwardingLogger(post, { thread: 'prediction-log' });
 
 try {
   const kafka = createKafkaClient(data.kafka, logger);
-  const producer = await createProducer(kafka);
+  // A send of the log is at most SEND_CHUNK_BYTES: on a healthy cluster it takes milliseconds. One
+  // unanswered for 10 s (a connection left half-open by a broker restart: kafkajs would wait 30 s
+  // per attempt, minutes over its retries) or failing for 10 s gets a fresh producer, so the log
+  // recovers seconds after Kafka does instead of refusing requests meanwhile.
+  const producer = await createProducer(kafka, { health: { replaceAfterMs: 10_000, sendDeadlineMs: 10_000 } });
   const codec = new SchemaRegistryCodec(data.registry).forTopic(contracts.prediction, data.topic);
   let acked = 0;
   // Encoded first, then sent in chunks of at most SEND_CHUNK_BYTES: a batch of thousands of wide
@@ -49,6 +53,12 @@ try {
     maxBuffered: Number.MAX_SAFE_INTEGER,
     maxWaitMs: 0,
     publish,
+    async deadLetter(rejected) {
+      await deadLetterUnsent(producer, data.topic, rejected.map(unsentOf), PRODUCED_BY);
+      acked += rejected.length; // they left the log: the serving thread's bound frees them
+      post({ type: 'acked', records: acked });
+      post({ type: 'rejected', records: rejected.length });
+    },
     logger,
   });
   port.on('message', (message: ToLogThread) => {

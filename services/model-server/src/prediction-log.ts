@@ -1,4 +1,5 @@
-import type { Logger } from '@driftline/core';
+import { type DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
+import { isolateRejected, type UnsentRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { createAdmission, logNotRunning } from './admission.js';
 
@@ -13,12 +14,36 @@ export interface PredictionLogOptions {
   readonly flushIntervalMs: number;
   /** Most records per send; a full batch is sent at once, without waiting for the interval. */
   readonly maxBatch: number;
+  /**
+   * Sends records that can never be written as they are (refused by the broker as too large, or
+   * failing to encode) to the dead-letter topic; throws (retriable) when it cannot.
+   */
+  readonly deadLetter: (rejected: ReadonlyArray<RejectedPrediction>) => Promise<void>;
   readonly logger: Logger;
+  /** Called with the count of records sent to the dead-letter topic instead. */
+  readonly onRejected?: (records: number) => void;
   /** Called with the backlog after every change (a gauge). */
   readonly onBacklog?: (records: number) => void;
   /** Called with the count of records that will never be sent (a close that could not drain them). */
   readonly onLost?: (records: number) => void;
 }
+
+/** A record the log could not write, with the error that said so. */
+export interface RejectedPrediction {
+  readonly event: PredictionEvent;
+  readonly error: DriftlineError;
+}
+
+/** Who the prediction log's dead letters name as their producer (`driftline.dlq.consumer.group`). */
+export const PRODUCED_BY = 'driftline-model-server';
+
+/** A rejected record as its dead letter carries it: key the prediction id, value its JSON (its Avro may not exist). */
+export const unsentOf = ({ event, error }: RejectedPrediction): UnsentRecord => ({
+  key: event.prediction_id,
+  value: Buffer.from(JSON.stringify(event)),
+  code: error.code,
+  reason: error.message,
+});
 
 export interface PredictionLog {
   /**
@@ -55,13 +80,39 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
   const backlog = () => queue.length + inFlight;
   const report = () => options.onBacklog?.(backlog());
 
+  // A refusal that can never succeed (too large, not encodable) would hold the queue forever and
+  // then refuse every request: its records are isolated by halving the batch and dead-lettered,
+  // and the others sent. A retriable failure during that is rethrown and the whole batch retried
+  // (the halves already sent are sent again: at-least-once).
+  const publishOrDeadLetter = async (batch: readonly PredictionEvent[]): Promise<void> => {
+    try {
+      await publish(batch);
+      return;
+    } catch (error) {
+      if (toDriftlineError(error).retriable) throw error;
+    }
+    const rejected = (await isolateRejected(batch, publish)).map(({ item, error }) => ({ event: item, error }));
+    await options.deadLetter(rejected);
+    options.onRejected?.(rejected.length);
+    const first = rejected[0];
+    logger.error(
+      {
+        rejected: rejected.length,
+        code: first?.error.code,
+        reason: first?.error.message,
+        prediction_id: first?.event.prediction_id,
+      },
+      'prediction records Kafka will never take as they are went to the dead-letter topic',
+    );
+  };
+
   const sendOnce = async (): Promise<void> => {
     if (queue.length === 0) return;
     const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
     queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
     inFlight = batch.length;
     try {
-      await publish(batch);
+      await publishOrDeadLetter(batch);
     } catch (error) {
       queue = batch.concat(queue);
       if (Date.now() - lastFailureLog >= 1_000) {

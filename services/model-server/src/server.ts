@@ -6,7 +6,7 @@ import type { PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
 import { createModelHandler } from './handler.js';
 import { type LogThreadData, startThreadLog } from './log-thread.js';
-import { createPredictionLog, type PredictionLog } from './prediction-log.js';
+import { createPredictionLog, type PredictionLog, type RejectedPrediction } from './prediction-log.js';
 import type { PredictLimits } from './request.js';
 import { ServingTable, type VersionLoader } from './serving.js';
 import type { CanarySpec } from './specs.js';
@@ -33,7 +33,10 @@ export const THREAD_LOG_BATCH = 2_000;
  * thread of its own that opens its own producer (`thread`; the service's default).
  */
 export type PredictionLogTarget =
-  | { readonly publish: (events: readonly PredictionEvent[]) => Promise<void> }
+  | {
+      readonly publish: (events: readonly PredictionEvent[]) => Promise<void>;
+      readonly deadLetter: (rejected: ReadonlyArray<RejectedPrediction>) => Promise<void>;
+    }
   | { readonly thread: LogThreadData };
 
 export interface ModelServerOptions extends Partial<PredictLimits>, Partial<ServerTimeouts> {
@@ -84,11 +87,27 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     'Prediction records answered but never acknowledged by Kafka (a close that could not drain, a log thread that died)',
     [],
   );
-  const hooks = { onBacklog: (n: number) => backlog.set(n), onLost: (n: number) => lost.inc({}, n) };
+  const rejected = counter(
+    options.registry,
+    'driftline_model_server_log_dead_letters_total',
+    'Prediction records Kafka refused as they are (too large, not encodable), sent to the dead-letter topic',
+    [],
+  );
+  const hooks = {
+    onBacklog: (n: number) => backlog.set(n),
+    onLost: (n: number) => lost.inc({}, n),
+    onRejected: (n: number) => rejected.inc({}, n),
+  };
   const log =
     'thread' in target
       ? await startThreadLog(target.thread, { ...bounds, ...hooks }, options.logger)
-      : createPredictionLog({ ...bounds, ...hooks, publish: target.publish, logger: options.logger });
+      : createPredictionLog({
+          ...bounds,
+          ...hooks,
+          publish: target.publish,
+          deadLetter: target.deadLetter,
+          logger: options.logger,
+        });
   const table = new ServingTable({
     views: options.views,
     load: options.load,

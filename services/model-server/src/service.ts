@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { ConfigError, envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
-import type { ConsumerHandle } from '@driftline/kafka';
+import { type ConsumerHandle, deadLetterUnsent } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
-import { contracts, type ModelEvent } from '@driftline/schemas';
+import { contracts, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { DEFAULT_TIMEOUTS, type ServerTimeouts } from '@driftline/service/http';
 import { z } from 'zod';
+import { PRODUCED_BY, unsentOf } from './prediction-log.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
 import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer, THREAD_LOG_BATCH } from './server.js';
 import { artifactLoader } from './serving.js';
@@ -137,8 +138,10 @@ export const modelServer = defineService({
       );
     }
     const predictions = ctx.publisher(contracts.prediction);
-    // Topic and schema now: a registry refusal fails start-up, not the first prediction.
+    // Topic and schema now: a registry refusal fails start-up, not the first prediction. The
+    // dead-letter topic too: records Kafka refuses as they are go there (see prediction-log.ts).
     await predictions.prepare();
+    await ctx.ensureTopics([{ topic: deadLetterTopic(predictions.topic), partitions: 1 }]);
     const modelCodec = ctx.codec().forTopic(contracts.model, ctx.topic('model'));
     // Loaded here, not at module load: importing this package never loads ioredis.
     const { createRedisOnlineStore } = await import('@driftline/online-store/redis');
@@ -157,7 +160,11 @@ export const modelServer = defineService({
         load: artifactLoader(config.artifactDir),
         log: config.logThread
           ? { thread: { ...ctx.connections(), topic: predictions.topic } }
-          : { publish: (events) => predictions.publish(events) },
+          : {
+              publish: (events) => predictions.publish(events),
+              deadLetter: async (rejected) =>
+                deadLetterUnsent(await ctx.producer(), predictions.topic, rejected.map(unsentOf), PRODUCED_BY),
+            },
         registry: ctx.registry,
         logger: ctx.logger,
         canaries: config.canaries,

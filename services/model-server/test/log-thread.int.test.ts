@@ -1,7 +1,7 @@
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { silentLogger } from '@driftline/core';
-import { ensureTopics, topicOffsets } from '@driftline/kafka';
-import { contracts } from '@driftline/schemas';
+import { DLQ_HEADERS, ensureTopics, topicOffsets } from '@driftline/kafka';
+import { contracts, deadLetterTopic } from '@driftline/schemas';
 import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
 import { startThreadLog } from '../src/log-thread.js';
@@ -11,18 +11,29 @@ const stack = inject('stack');
 
 async function openLog(maxBuffered: number, maxWaitMs = 0) {
   const topic = `${uniqueName('logthread')}.predictions.v1`;
-  await ensureTopics(kafkaFor(stack.kafkaBrokers), [{ topic, partitions: 2 }]);
+  await ensureTopics(kafkaFor(stack.kafkaBrokers), [
+    { topic, partitions: 2 },
+    { topic: deadLetterTopic(topic), partitions: 1 },
+  ]);
   const backlogs: number[] = [];
+  const rejected: number[] = [];
   const log = await startThreadLog(
     {
       kafka: { brokers: stack.kafkaBrokers, clientId: 'log-thread-test', ssl: false },
       registry: { url: stack.schemaRegistryUrl },
       topic,
     },
-    { maxBuffered, maxWaitMs, flushIntervalMs: 20, maxBatch: 500, onBacklog: (n) => backlogs.push(n) },
+    {
+      maxBuffered,
+      maxWaitMs,
+      flushIntervalMs: 20,
+      maxBatch: 500,
+      onBacklog: (n) => backlogs.push(n),
+      onRejected: (n) => rejected.push(n),
+    },
     silentLogger,
   );
-  return { log, topic, backlogs };
+  return { log, topic, backlogs, rejected };
 }
 
 describe('prediction log on its worker thread (real Kafka and registry)', () => {
@@ -72,6 +83,30 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     expect(log.backlog()).toBe(0);
     expect(log.ready()).toBe(false); // its thread has ended: readiness fails
     await expect(log.append([prediction(999)])).rejects.toThrow(/prediction log is not running/);
+  });
+
+  it('dead-letters a record Kafka refuses as too large, sends the others of its batch, and goes on', async () => {
+    const { log, topic, rejected } = await openLog(50_000);
+    const huge = { ...prediction(5), features: { f0: 1, blob: 'x'.repeat(1_200_000) } }; // > the broker's 1 MiB
+    await log.append([...Array.from({ length: 5 }, (_, i) => prediction(i)), huge, prediction(6)]);
+    expect(await log.drain(30_000)).toBe(0); // the bound is free again: nothing is held forever
+    await log.append([prediction(7)]);
+    expect(await log.drain(30_000)).toBe(0);
+    await log.close();
+    expect(rejected).toEqual([1]);
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
+    // Halving the refused batch sends its good halves again: at-least-once, so ids, not counts.
+    const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
+    const sent = await readTopic(kafka, topic, total, 30_000);
+    const ids = await Promise.all(sent.map(async (r) => (await codec.decode(r.value)).prediction_id));
+    expect(new Set(ids)).toEqual(new Set(['p-0', 'p-1', 'p-2', 'p-3', 'p-4', 'p-6', 'p-7']));
+    const [letter] = await readTopic(kafka, deadLetterTopic(topic), 1, 30_000);
+    expect(letter?.key?.toString()).toBe('p-5');
+    expect(letter?.headers[DLQ_HEADERS.code]?.toString()).toBe('SINK_REJECTED');
+    expect(letter?.headers[DLQ_HEADERS.reason]?.toString()).toMatch(/too large|TOO_LARGE/i);
+    expect(letter?.headers[DLQ_HEADERS.truncated]?.toString()).toBe(String(Buffer.byteLength(JSON.stringify(huge))));
+    expect(letter?.value?.toString().startsWith('{"prediction_id":"p-5"')).toBe(true); // its JSON, cut to fit
   });
 
   it('under a backlog, appends wait for acknowledgements instead of failing (back-pressure)', async () => {

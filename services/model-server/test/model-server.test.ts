@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger } from '@driftline/core';
+import { DriftlineError, SinkUnavailableError, silentLogger } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { InMemoryOnlineStore } from '@driftline/online-store';
@@ -86,6 +86,9 @@ async function harness(options: { canary?: string; shadow?: string; maxBodyBytes
     log: {
       publish: async (events) => {
         logged.push(...events);
+      },
+      deadLetter: async () => {
+        throw new Error('no record is refused here');
       },
     },
     registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
@@ -339,19 +342,65 @@ describe('swaps', () => {
 
 describe('prediction log', () => {
   const ev = (i: number) => ({ prediction_id: `p${i}` }) as PredictionEvent;
+  const noDeadLetters = async () => {
+    throw new Error('no record is refused in this test');
+  };
+
+  it('dead-letters the records Kafka refuses as they are, sends the others, and goes on', async () => {
+    const sent: string[] = [];
+    const letters: Array<{ id: string; code: string }> = [];
+    const rejectedCounts: number[] = [];
+    let dlqDown = true;
+    const log = createPredictionLog({
+      // p3 and p6 can never be written (too large); any batch holding one is refused whole.
+      publish: async (events) => {
+        const bad = events.find((e) => e.prediction_id === 'p3' || e.prediction_id === 'p6');
+        if (bad !== undefined) throw new DriftlineError('SINK_REJECTED', `${bad.prediction_id} too large`);
+        sent.push(...events.map((e) => e.prediction_id));
+      },
+      deadLetter: async (rejected) => {
+        if (dlqDown) throw new SinkUnavailableError('dlq down'); // retriable: the batch waits
+        letters.push(...rejected.map((r) => ({ id: r.event.prediction_id, code: r.error.code })));
+      },
+      maxBuffered: 100,
+      maxWaitMs: 0,
+      flushIntervalMs: 5,
+      maxBatch: 8,
+      logger: silentLogger,
+      onRejected: (n) => rejectedCounts.push(n),
+    });
+    await log.append(Array.from({ length: 8 }, (_, i) => ev(i + 1)));
+    await new Promise((r) => setTimeout(r, 40));
+    expect(log.backlog()).toBe(8); // the dead-letter topic is down: nothing leaves the log
+    expect(letters).toEqual([]);
+    dlqDown = false;
+    expect(await log.drain(2_000)).toBe(0);
+    expect(letters).toEqual([
+      { id: 'p3', code: 'SINK_REJECTED' },
+      { id: 'p6', code: 'SINK_REJECTED' },
+    ]);
+    expect(rejectedCounts).toEqual([2]);
+    // Every good record sent (the halves sent before the DLQ came back are sent again: at-least-once).
+    expect(new Set(sent)).toEqual(new Set(['p1', 'p2', 'p4', 'p5', 'p7', 'p8']));
+    await log.append([ev(9)]);
+    expect(await log.drain(2_000)).toBe(0);
+    expect(sent.at(-1)).toBe('p9');
+    await log.close();
+  });
 
   it('is bounded: refuses (503) beyond maxBuffered without a wait; a failed send is kept and retried in order', async () => {
     let fail = true;
     const sent: string[] = [];
     const log = createPredictionLog({
       publish: async (events) => {
-        if (fail) throw new Error('broker down');
+        if (fail) throw new SinkUnavailableError('broker down');
         sent.push(...events.map((e) => e.prediction_id));
       },
       maxBuffered: 5,
       maxWaitMs: 0,
       flushIntervalMs: 5,
       maxBatch: 2,
+      deadLetter: noDeadLetters,
       logger: silentLogger,
     });
     await log.append([ev(1), ev(2), ev(3)]);
@@ -385,6 +434,7 @@ describe('prediction log', () => {
       maxWaitMs: 300,
       flushIntervalMs: 5,
       maxBatch: 4,
+      deadLetter: noDeadLetters,
       logger: silentLogger,
     });
     await log.append([ev(1), ev(2), ev(3), ev(4)]); // full: sent, not yet acknowledged
@@ -414,12 +464,13 @@ describe('prediction log', () => {
     const lost: number[] = [];
     const log = createPredictionLog({
       publish: async () => {
-        throw new Error('broker down');
+        throw new SinkUnavailableError('broker down');
       },
       maxBuffered: 10,
       maxWaitMs: 0,
       flushIntervalMs: 5,
       maxBatch: 2,
+      deadLetter: noDeadLetters,
       logger: silentLogger,
       onLost: (n) => lost.push(n),
     });

@@ -1,7 +1,20 @@
+import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { jsonDepthWithin } from './json-depth.js';
+
+/**
+ * The text of a config file named by environment variable `variable`; an unreadable file is a
+ * one-line ConfigError naming the variable (`what`, e.g. "feature view file", says what it is).
+ */
+export function readConfigFile(variable: string, file: string, what = 'file'): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(variable, `cannot read ${what} ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
 
 /** Deepest nesting of `[` and `{` accepted in a config file (a real one nests a few levels). */
 export const MAX_CONFIG_DEPTH = 64;

@@ -1,6 +1,9 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { ConfigError, envField, parseEnv, redactCredentials, rejectUnknownEnv } from '../src/index.js';
+import { ConfigError, envField, parseEnv, readConfigFile, redactCredentials, rejectUnknownEnv } from '../src/index.js';
 
 /** Runs `fn`, expecting a ConfigError, and returns it so the test can check field and message. */
 function configError(fn: () => unknown): ConfigError {
@@ -151,5 +154,26 @@ describe('config errors never print credentials (issue 11, defect 9)', () => {
     expect(e.message).toBe('DRIFTLINE_X: cannot reach rediss://***@r:6380/0 (and http://***@h/?token=***&x=1)');
     expect(e.stack).not.toContain('pa55');
     expect(redactCredentials('redis://localhost:6379 and a:b@c')).toBe('redis://localhost:6379 and a:b@c');
+  });
+});
+
+describe('readConfigFile', () => {
+  it('returns the text of a readable file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'read-config-'));
+    writeFileSync(join(dir, 'policy.yaml'), 'a: 1\n');
+    expect(readConfigFile('DRIFTLINE_X_FILE', join(dir, 'policy.yaml'))).toBe('a: 1\n');
+  });
+
+  it('refuses an unreadable one with one line naming the variable and the file', () => {
+    const file = join(tmpdir(), 'driftline-no-such-dir', 'routes.yaml');
+    expect(() => readConfigFile('DRIFTLINE_X_FILE', file, 'routes file')).toThrow(
+      expect.objectContaining({
+        name: 'ConfigError',
+        field: 'DRIFTLINE_X_FILE',
+        message: expect.stringMatching(
+          new RegExp(`^DRIFTLINE_X_FILE: cannot read routes file ${file}: ENOENT[^\\n]*$`),
+        ),
+      }),
+    );
   });
 });

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { ConfigError } from '@driftline/core';
+import { ConfigError, readConfigFile } from '@driftline/core';
 import { type FeatureViews, parseFeatureViewsText } from './views.js';
 
 /**
@@ -7,14 +6,7 @@ import { type FeatureViews, parseFeatureViewsText } from './views.js';
  * variable (unreadable file) or the field inside the file (`views[1].features.age.type`).
  */
 export function loadFeatureViews(path: string, variable = 'DRIFTLINE_FEATURE_VIEWS'): FeatureViews {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(variable, `cannot read feature view file ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  const text = readConfigFile(variable, path, 'feature view file');
   try {
     return parseFeatureViewsText(text, path);
   } catch (error) {

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { parseRoutesText, type RetryPolicy, type RoutingTable } from '@driftline/alerting';
-import { ConfigError, envField } from '@driftline/core';
+import { envField, readConfigFile } from '@driftline/core';
 import { z } from 'zod';
 
 export const alertRouterEnvShape = {
@@ -32,14 +31,7 @@ export interface AlertRouterConfig {
 
 /** Reads and validates the routes file; errors name the variable or the field inside the file. */
 export function loadRoutes(file: string): RoutingTable {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError('DRIFTLINE_ALERT_ROUTES_FILE', `cannot read ${file}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  const text = readConfigFile('DRIFTLINE_ALERT_ROUTES_FILE', file);
   return parseRoutesText(text, file);
 }
 

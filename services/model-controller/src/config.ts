@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { ConfigError, envField } from '@driftline/core';
+import { ConfigError, envField, readConfigFile } from '@driftline/core';
 import { parseRolloutPolicy, parseRolloutPolicyText, type RolloutPolicies } from '@driftline/policy';
 import type { z } from 'zod';
 
@@ -27,14 +26,7 @@ export interface ModelControllerConfig {
 /** Reads and validates the policy file; errors name the variable or the field inside the file. */
 export function loadRolloutPolicy(file: string | undefined): RolloutPolicies {
   if (file === undefined) return parseRolloutPolicy(undefined, 'default rollout policy');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError('DRIFTLINE_PROMOTION_POLICY', `cannot read ${file}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  const text = readConfigFile('DRIFTLINE_PROMOTION_POLICY', file);
   return parseRolloutPolicyText(text, file);
 }
 

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { ConfigError, envField } from '@driftline/core';
+import { envField, readConfigFile } from '@driftline/core';
 import { DEFAULT_POLICY_DOCUMENT, type Policy, parsePolicy, parsePolicyText } from '@driftline/policy';
 import type { z } from 'zod';
 
@@ -20,14 +19,7 @@ export interface RetrainTriggerConfig {
 /** Reads and validates the policy file; errors name the variable or the field inside the file. */
 export function loadPolicy(file: string | undefined): Policy {
   if (file === undefined) return parsePolicy(DEFAULT_POLICY_DOCUMENT, 'default policy');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new ConfigError('DRIFTLINE_RETRAIN_POLICY_FILE', `cannot read ${file}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  const text = readConfigFile('DRIFTLINE_RETRAIN_POLICY_FILE', file);
   return parsePolicyText(text, file);
 }
 

@@ -8,7 +8,7 @@ import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { forwardingLogger } from '@driftline/service/worker';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
 import { unpackPredictions } from './packed-predictions.js';
-import { createPredictionLog, PRODUCED_BY, unsentOf } from './prediction-log.js';
+import { createPredictionLog, PartialPublishError, PRODUCED_BY, unsentOf } from './prediction-log.js';
 
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
 const SEND_CHUNK_BYTES = 256 * 1024;
@@ -29,22 +29,28 @@ try {
   let acked = 0;
   // Encoded first, then sent in chunks of at most SEND_CHUNK_BYTES: a batch of thousands of wide
   // feature vectors stays far below the broker's default 1 MiB per record batch.
+  // A failure after some chunks were acknowledged says how many (PartialPublishError): the log
+  // keeps only the rest, so a retry does not write those again.
   const publish = async (events: readonly PredictionEvent[]): Promise<void> => {
     let chunk: OutboundMessage[] = [];
     let bytes = 0;
-    for (const e of events) {
-      const value = await codec.encode(e);
-      if (chunk.length > 0 && bytes + value.length > SEND_CHUNK_BYTES) {
-        await producer.send(data.topic, chunk);
-        chunk = [];
-        bytes = 0;
+    let sent = 0;
+    try {
+      for (const e of events) {
+        const value = await codec.encode(e);
+        if (chunk.length > 0 && bytes + value.length > SEND_CHUNK_BYTES) {
+          await producer.send(data.topic, chunk);
+          sent += chunk.length;
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push({ key: contracts.prediction.key(e), value });
+        bytes += value.length;
       }
-      chunk.push({ key: contracts.prediction.key(e), value });
-      bytes += value.length;
+      await producer.send(data.topic, chunk);
+    } catch (error) {
+      throw sent > 0 ? new PartialPublishError(sent, error) : error;
     }
-    await producer.send(data.topic, chunk);
-    acked += events.length;
-    post({ type: 'acked', records: acked });
   };
   // The bound on records held is enforced by the serving thread, which counts what it handed
   // over against what is acknowledged: this queue never refuses what it was given.
@@ -53,11 +59,12 @@ try {
     maxBuffered: Number.MAX_SAFE_INTEGER,
     maxWaitMs: 0,
     publish,
-    async deadLetter(rejected) {
-      await deadLetterUnsent(producer, data.topic, rejected.map(unsentOf), PRODUCED_BY);
-      acked += rejected.length; // they left the log: the serving thread's bound frees them
+    deadLetter: (rejected) => deadLetterUnsent(producer, data.topic, rejected.map(unsentOf), PRODUCED_BY),
+    onRejected: (records) => post({ type: 'rejected', records }),
+    // Acknowledged or dead-lettered, each record once: the serving thread's bound frees them.
+    onSettled(records) {
+      acked += records;
       post({ type: 'acked', records: acked });
-      post({ type: 'rejected', records: rejected.length });
     },
     logger,
   });

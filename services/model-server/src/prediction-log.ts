@@ -1,4 +1,4 @@
-import { type DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
+import { DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
 import { isolateRejected, type UnsentRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { createAdmission, logNotRunning } from './admission.js';
@@ -22,11 +22,30 @@ export interface PredictionLogOptions {
   readonly logger: Logger;
   /** Called with the count of records sent to the dead-letter topic instead. */
   readonly onRejected?: (records: number) => void;
+  /** Called with the count of records that left the log for good: acknowledged, or dead-lettered. */
+  readonly onSettled?: (records: number) => void;
   /** Called with the backlog after every change (a gauge). */
   readonly onBacklog?: (records: number) => void;
   /** Called with the count of records that will never be sent (a close that could not drain them). */
   readonly onLost?: (records: number) => void;
 }
+
+/**
+ * A publish that failed after its first `sent` records were acknowledged: the log keeps only the
+ * others, so a retry does not write those again. Retriable as the failure it wraps.
+ */
+export class PartialPublishError extends DriftlineError {
+  constructor(
+    readonly sent: number,
+    cause: unknown,
+  ) {
+    const failure = toDriftlineError(cause);
+    super(failure.code, failure.message, { cause, retriable: failure.retriable, details: { sent } });
+    this.name = 'PartialPublishError';
+  }
+}
+
+const sentBefore = (error: unknown) => (error instanceof PartialPublishError ? error.sent : 0);
 
 /** A record the log could not write, with the error that said so. */
 export interface RejectedPrediction {
@@ -85,25 +104,34 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
   // and the others sent. A retriable failure during that is rethrown and the whole batch retried
   // (the halves already sent are sent again: at-least-once).
   const publishOrDeadLetter = async (batch: readonly PredictionEvent[]): Promise<void> => {
+    let sent = 0;
     try {
       await publish(batch);
       return;
     } catch (error) {
       if (toDriftlineError(error).retriable) throw error;
+      sent = sentBefore(error);
     }
-    const rejected = (await isolateRejected(batch, publish)).map(({ item, error }) => ({ event: item, error }));
-    await options.deadLetter(rejected);
-    options.onRejected?.(rejected.length);
-    const first = rejected[0];
-    logger.error(
-      {
-        rejected: rejected.length,
-        code: first?.error.code,
-        reason: first?.error.message,
-        prediction_id: first?.event.prediction_id,
-      },
-      'prediction records Kafka will never take as they are went to the dead-letter topic',
-    );
+    // The records before the refusal were acknowledged: only the rest is halved and sent again.
+    // Whatever fails from here keeps those `sent` out of the retry.
+    try {
+      const rest = batch.slice(sent);
+      const rejected = (await isolateRejected(rest, publish)).map(({ item, error }) => ({ event: item, error }));
+      await options.deadLetter(rejected);
+      options.onRejected?.(rejected.length);
+      const first = rejected[0];
+      logger.error(
+        {
+          rejected: rejected.length,
+          code: first?.error.code,
+          reason: first?.error.message,
+          prediction_id: first?.event.prediction_id,
+        },
+        'prediction records Kafka will never take as they are went to the dead-letter topic',
+      );
+    } catch (error) {
+      throw sent > 0 ? new PartialPublishError(sent, error) : error;
+    }
   };
 
   const sendOnce = async (): Promise<void> => {
@@ -113,8 +141,11 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
     inFlight = batch.length;
     try {
       await publishOrDeadLetter(batch);
+      options.onSettled?.(batch.length);
     } catch (error) {
-      queue = batch.concat(queue);
+      const sent = sentBefore(error);
+      if (sent > 0) options.onSettled?.(sent);
+      queue = batch.slice(sent).concat(queue);
       if (Date.now() - lastFailureLog >= 1_000) {
         lastFailureLog = Date.now();
         logger.warn({ err: error, backlog: backlog() }, 'prediction log send failed; retrying');

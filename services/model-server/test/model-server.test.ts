@@ -8,7 +8,7 @@ import { InMemoryOnlineStore } from '@driftline/online-store';
 import type { PredictionEvent } from '@driftline/schemas';
 import { loadXgboostModel } from '@driftline/scoring';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPredictionLog } from '../src/prediction-log.js';
+import { createPredictionLog, PartialPublishError } from '../src/prediction-log.js';
 import { type ModelServer, startModelServer } from '../src/server.js';
 import { artifactLoader } from '../src/serving.js';
 import { parseCanaries, parseShadows } from '../src/specs.js';
@@ -351,6 +351,7 @@ describe('prediction log', () => {
     const letters: Array<{ id: string; code: string }> = [];
     const rejectedCounts: number[] = [];
     let dlqDown = true;
+    const settled: number[] = [];
     const log = createPredictionLog({
       // p3 and p6 can never be written (too large); any batch holding one is refused whole.
       publish: async (events) => {
@@ -368,6 +369,7 @@ describe('prediction log', () => {
       maxBatch: 8,
       logger: silentLogger,
       onRejected: (n) => rejectedCounts.push(n),
+      onSettled: (n) => settled.push(n),
     });
     await log.append(Array.from({ length: 8 }, (_, i) => ev(i + 1)));
     await new Promise((r) => setTimeout(r, 40));
@@ -385,6 +387,36 @@ describe('prediction log', () => {
     await log.append([ev(9)]);
     expect(await log.drain(2_000)).toBe(0);
     expect(sent.at(-1)).toBe('p9');
+    // Each record left the log once (the serving thread's bound counts on it), whatever was resent.
+    expect(settled.reduce((a, b) => a + b, 0)).toBe(9);
+    await log.close();
+  });
+
+  it('after a send that failed part-way, retries only the records not yet acknowledged', async () => {
+    const sent: string[] = [];
+    const settled: number[] = [];
+    let failures = 2;
+    const log = createPredictionLog({
+      // Acknowledges the first 3 records of a batch, then fails (as a chunked send can), twice.
+      publish: async (events) => {
+        if (failures-- > 0 && events.length > 3) {
+          sent.push(...events.slice(0, 3).map((e) => e.prediction_id));
+          throw new PartialPublishError(3, new SinkUnavailableError('broker down'));
+        }
+        sent.push(...events.map((e) => e.prediction_id));
+      },
+      deadLetter: noDeadLetters,
+      maxBuffered: 100,
+      maxWaitMs: 0,
+      flushIntervalMs: 5,
+      maxBatch: 100,
+      logger: silentLogger,
+      onSettled: (n) => settled.push(n),
+    });
+    await log.append(Array.from({ length: 10 }, (_, i) => ev(i)));
+    expect(await log.drain(2_000)).toBe(0);
+    expect(sent).toEqual(Array.from({ length: 10 }, (_, i) => `p${i}`)); // once each, in order
+    expect(settled).toEqual([3, 3, 4]);
     await log.close();
   });
 

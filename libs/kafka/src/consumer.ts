@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
-import { adminBackoff, deleteGroup, isTransient, topicOffsets } from './admin.js';
+import { adminBackoff, committedOffsets, deleteGroup, isTransient, topicOffsets } from './admin.js';
 import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { deliverWithBisect } from './bisect.js';
 import { deadLetterConfigOf, type KafkaClient, kafkajsOf } from './client.js';
@@ -202,6 +202,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
    * watermark is read instead, at most every LAG_REFRESH_MS per partition and off the retry path.
    */
   const lastLagRefresh = new Map<string, number>();
+  /** Partitions that had a batch since they were assigned (the others have no gauge of their own). */
+  const fetched = new Set<string>();
   const freshHigh = new Map<string, bigint>();
   /** The newer of a batch's high watermark and the one read while backing off. */
   const highOf = (key: string, batchHigh: string) => {
@@ -213,15 +215,30 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const now = Date.now();
     if (now - (lastLagRefresh.get(key) ?? 0) < LAG_REFRESH_MS) return;
     lastLagRefresh.set(key, now);
-    void topicOffsets(options.kafka, topic).then(
-      (offsets) => {
-        const high = offsets.find((o) => o.partition === partition)?.high;
-        if (high === undefined || !backingOff.has(key)) return;
+    void (async () => {
+      const offsets = await topicOffsets(options.kafka, topic);
+      const high = offsets.find((o) => o.partition === partition)?.high;
+      if (high !== undefined && backingOff.has(key)) {
         freshHigh.set(key, high);
         observe(topic, partition, committed(), high.toString());
-      },
-      () => {}, // Kafka itself may be what is down: the gauge keeps its last value
-    );
+      }
+      // Partitions of this topic owned here that wait behind the failing one (kafkajs hands this
+      // loop one partition's batch at a time) have had no batch, so no gauge: their lag is read
+      // from the group's committed offsets (or, never committed, where the group starts).
+      const waiting = offsets.filter(
+        (o) => owned.has(`${topic}\u0000${o.partition}`) && !fetched.has(`${topic}/${o.partition}`),
+      );
+      if (waiting.length === 0) return;
+      const commits = await committedOffsets(options.kafka, groupId, topic);
+      for (const o of waiting) {
+        const stored = commits.get(o.partition);
+        const from =
+          stored !== undefined && stored >= 0n ? stored : (options.fromBeginning ?? true) ? o.low : undefined;
+        // Unknown (a group that starts at the end and never committed), or a batch came meanwhile.
+        if (from === undefined || fetched.has(`${topic}/${o.partition}`)) continue;
+        observe(topic, o.partition, from, o.high.toString());
+      }
+    })().catch(() => {}); // Kafka itself may be what is down: the gauges keep their last values
   };
   const abort = new AbortController();
   let owned = new Set<string>();
@@ -234,7 +251,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     }
     const lost = [...owned].filter((k) => !now.has(k));
     owned = now;
-    for (const k of lost) heldBack.delete(k.replace('\u0000', '/'));
+    for (const k of lost) {
+      heldBack.delete(k.replace('\u0000', '/'));
+      fetched.delete(k.replace('\u0000', '/'));
+    }
     lastCommitted.clear(); // another member may have committed meanwhile
     progress.retain((topic, partition) => now.has(`${topic}\u0000${partition}`));
     for (const k of lost) {
@@ -318,6 +338,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     if (batch.messages.length === 0) return;
     const started = process.hrtime.bigint();
     const key = `${batch.topic}/${batch.partition}`;
+    fetched.add(key);
     const labels = { group: groupId, topic: batch.topic, partition: String(batch.partition) };
     metrics.in.inc({ topic: batch.topic }, batch.messages.length);
     // Before any commit of this process, the fetch started at the committed offset: the first record's.

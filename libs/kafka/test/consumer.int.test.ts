@@ -179,8 +179,9 @@ describe('consumer loop against real Kafka', () => {
     };
     await eventually(async () => {
       const now = await lag();
-      // The partition whose batch is retried (the other waits behind it, unfetched, and has no gauge yet).
-      if (now.length >= 1 && now.every(([, v]) => v === 150)) return true;
+      // Both partitions: the one whose batch is retried, and the one waiting behind it unfetched
+      // (its gauge read from the group's offsets; it had none before).
+      if (now.length === 2 && now.every(([, v]) => v === 150)) return true;
       throw new Error(`lag by partition ${JSON.stringify(now)}`);
     }, 20_000);
     sinkUp = true;

@@ -83,8 +83,9 @@ export interface PredictionLog {
 /**
  * The prediction log: a bounded in-memory queue sent to predictions.v1 in batches, at least every
  * `flushIntervalMs` and at once when `maxBatch` records wait. One send at a time; a failed send
- * keeps its records at the head of the queue and is retried on the next tick (the idempotent
- * producer makes a resend after an unknown outcome at-least-once, never lost). When the queue is
+ * keeps the records not yet acknowledged at the head of the queue and is retried on the next tick
+ * (a resend after an unknown outcome is at-least-once, never lost); records Kafka refuses as they
+ * are go to the dead-letter topic instead (`deadLetter`). When the queue is
  * full, requests wait for room (createAdmission) and are refused (503) after the wait rather than
  * answered unlogged. What a kill loses: the records
  * queued or in flight at that moment, at most `maxBuffered` and in steady state about

@@ -3,12 +3,12 @@
 // request; the serving thread only hands records over.
 import { parentPort, workerData } from 'node:worker_threads';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import { createKafkaClient, createProducer, deadLetterUnsent, type OutboundMessage } from '@driftline/kafka';
+import { createKafkaClient, createProducer, type OutboundMessage } from '@driftline/kafka';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { forwardingLogger } from '@driftline/service/worker';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
 import { unpackPredictions } from './packed-predictions.js';
-import { createPredictionLog, PartialPublishError, PRODUCED_BY, unsentOf } from './prediction-log.js';
+import { createPredictionLog, PartialPublishError, predictionDeadLetters } from './prediction-log.js';
 
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
 const SEND_CHUNK_BYTES = 256 * 1024;
@@ -59,7 +59,7 @@ try {
     maxBuffered: Number.MAX_SAFE_INTEGER,
     maxWaitMs: 0,
     publish,
-    deadLetter: (rejected) => deadLetterUnsent(producer, data.topic, rejected.map(unsentOf), PRODUCED_BY),
+    deadLetter: predictionDeadLetters(producer, data.topic),
     onRejected: (records) => post({ type: 'rejected', records }),
     // Acknowledged or dead-lettered, each record once: the serving thread's bound frees them.
     onSettled(records) {

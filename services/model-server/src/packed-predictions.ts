@@ -16,7 +16,7 @@ export interface PackedPredictions {
   readonly count: number;
   /** Per record: prediction_id, model, model_version, entity_id, role, predicted_class ('' when absent or null). */
   readonly text: string[];
-  /** Per record: which optional fields are present, and null (the FLAG_* bits). */
+  /** Per record: which optional fields are present, and which are null (HAS_* and *_NULL bits). */
   readonly flags: Uint8Array;
   /** Per record: event_time, prediction, its feature values in its names' order, then its scores. */
   readonly numbers: Float64Array<ArrayBuffer>;

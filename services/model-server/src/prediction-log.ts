@@ -1,5 +1,5 @@
 import { DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
-import { isolateRejected, type UnsentRecord } from '@driftline/kafka';
+import { deadLetterUnsent, type EventProducer, isolateRejected } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { createAdmission, logNotRunning } from './admission.js';
 
@@ -54,15 +54,26 @@ export interface RejectedPrediction {
 }
 
 /** Who the prediction log's dead letters name as their producer (`driftline.dlq.consumer.group`). */
-export const PRODUCED_BY = 'driftline-model-server';
+const PRODUCED_BY = 'driftline-model-server';
 
-/** A rejected record as its dead letter carries it: key the prediction id, value its JSON (its Avro may not exist). */
-export const unsentOf = ({ event, error }: RejectedPrediction): UnsentRecord => ({
-  key: event.prediction_id,
-  value: Buffer.from(JSON.stringify(event)),
-  code: error.code,
-  reason: error.message,
-});
+/**
+ * The log's `deadLetter` over a producer: each rejected record to `<topic>.dlq`, keyed by its
+ * prediction id, its value the record's JSON (its Avro may not exist).
+ */
+export const predictionDeadLetters =
+  (producer: Pick<EventProducer, 'send'>, topic: string) =>
+  (rejected: ReadonlyArray<RejectedPrediction>): Promise<void> =>
+    deadLetterUnsent(
+      producer,
+      topic,
+      rejected.map(({ event, error }) => ({
+        key: event.prediction_id,
+        value: Buffer.from(JSON.stringify(event)),
+        code: error.code,
+        reason: error.message,
+      })),
+      PRODUCED_BY,
+    );
 
 export interface PredictionLog {
   /**

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { ConfigError, envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
-import { type ConsumerHandle, deadLetterUnsent } from '@driftline/kafka';
+import type { ConsumerHandle } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import { contracts, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { DEFAULT_TIMEOUTS, type ServerTimeouts } from '@driftline/service/http';
 import { z } from 'zod';
-import { PRODUCED_BY, unsentOf } from './prediction-log.js';
+import { predictionDeadLetters } from './prediction-log.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
 import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer, THREAD_LOG_BATCH } from './server.js';
 import { artifactLoader } from './serving.js';
@@ -162,8 +162,7 @@ export const modelServer = defineService({
           ? { thread: { ...ctx.connections(), topic: predictions.topic } }
           : {
               publish: (events) => predictions.publish(events),
-              deadLetter: async (rejected) =>
-                deadLetterUnsent(await ctx.producer(), predictions.topic, rejected.map(unsentOf), PRODUCED_BY),
+              deadLetter: async (rejected) => predictionDeadLetters(await ctx.producer(), predictions.topic)(rejected),
             },
         registry: ctx.registry,
         logger: ctx.logger,

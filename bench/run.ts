@@ -49,7 +49,7 @@ const benches: BenchEntry[] = [
     name: 'features',
     load: async () => {
       const { benchFeatures } = await import('./features/index.js');
-      return (endpoints) => benchFeatures(endpoints);
+      return (endpoints) => benchFeatures(endpoints, { log: (l) => process.stderr.write(`${l}\n`) });
     },
   },
   {

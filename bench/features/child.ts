@@ -55,8 +55,9 @@ async function client(port: number, kind: 'single' | 'batch', entities: number):
     if (phase.state === 'measure') latencies.push(performance.now() - t);
   }
   agent.destroy();
-  send({ latencies });
-  process.disconnect?.();
+  // Disconnect once the message is written: a disconnect right after send() can drop a large
+  // message (thousands of latencies), and the parent would wait for it forever.
+  process.send?.({ latencies }, () => process.disconnect?.());
 }
 
 async function api(redisUrl: string, keyPrefix: string): Promise<void> {

@@ -362,7 +362,7 @@ async function underWriteRun(
   client.send('stop');
   const { latencies } = await reply;
   const diag = watch!.stop();
-  const redis = commandStatsDelta(redisBefore!, await commandStats(stats), ['evalsha', 'hmget']);
+  const redis = commandStatsDelta(redisBefore!, await commandStats(stats), ['evalsha', 'hmget', 'mget', 'get']);
   const sorted = latencies.sort((a, b) => a - b);
   const eventsPerS = (total - n0) / seconds;
   log(

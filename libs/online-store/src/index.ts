@@ -7,6 +7,7 @@ export {
   KEY_VERSION,
   parseRowKey,
   rowKey,
+  v1RowKey,
   WINDOW_SUFFIX,
   windowKey,
 } from './keys.js';
@@ -15,8 +16,9 @@ export { type FeatureRow, MAX_READ_BATCH, type OnlineStore, type RowRequest, typ
 export {
   checkedProjection,
   decodeProjectedRow,
-  decodeRow,
+  decodeStoredRow,
   fieldType,
+  parseStoredRow,
   ROW_EVENT_ID,
   ROW_TIME,
   type RowProjection,

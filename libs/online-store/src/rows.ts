@@ -4,32 +4,11 @@ import type { FeatureValue } from '@driftline/schemas';
 import { type FeatureRow, MAX_READ_BATCH, type RowRequest } from './port.js';
 
 /**
- * Meta fields of a row hash (layout v1): the winning event's time and id. Feature and aggregate
+ * Meta fields of a stored row (layout v2's JSON object, v1's hash): the winning event's time and id. Feature and aggregate
  * names never start with `_` (views refuse them), so these can never collide with a feature.
  */
 export const ROW_TIME = '_t';
 export const ROW_EVENT_ID = '_id';
-
-/**
- * Decodes a row hash (HGETALL) with the view's types; undefined when the entity is absent.
- * Every declared feature and aggregate appears, null when it has no value; with `only`, just those.
- */
-export function decodeRow(
-  view: FeatureView,
-  hash: Readonly<Record<string, string>>,
-  only?: readonly string[],
-): FeatureRow | undefined {
-  const t = hash[ROW_TIME];
-  if (t === undefined) return undefined;
-  const features: Record<string, FeatureValue> = {};
-  if (only === undefined) {
-    for (const f of view.features) features[f.name] = decodeValue(f.type, hash[f.name]);
-    for (const a of view.aggregates) features[a.name] = decodeValue('double', hash[a.name]);
-  } else {
-    for (const name of only) features[name] = decodeValue(fieldType(view, name) ?? 'string', hash[name]);
-  }
-  return { eventTime: Number(t), eventId: hash[ROW_EVENT_ID] ?? '', features };
-}
 
 /** The type of a feature or aggregate field; undefined when the view has no such field. */
 export function fieldType(view: FeatureView, name: string): 'double' | 'string' | 'boolean' | undefined {
@@ -75,6 +54,40 @@ export function decodeProjectedRow(
   const { names, types } = projection;
   for (let i = 0; i < names.length; i++) features[names[i]!] = decodeValue(types[i]!, values[i + 2]);
   return { eventTime: Number(t), eventId: values[1] ?? '', features };
+}
+
+/**
+ * Parses a stored row of layout v2 (a JSON object of strings); undefined when `text` is not one —
+ * a value some other writer left at the row's name, which the caller refuses.
+ */
+export function parseStoredRow(text: string): Readonly<Record<string, unknown>> | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+    ? (parsed as Record<string, unknown>)
+    : undefined;
+}
+
+/** Decodes a parsed stored row with `projection`; undefined when it has no event time. */
+export function decodeStoredRow(
+  projection: RowProjection,
+  row: Readonly<Record<string, unknown>>,
+): FeatureRow | undefined {
+  const t = row[ROW_TIME];
+  if (typeof t !== 'string') return undefined;
+  const features: Record<string, FeatureValue> = {};
+  const { names, types } = projection;
+  for (let i = 0; i < names.length; i++) {
+    // Inherited members (`constructor`) are not strings: only the row's own values decode.
+    const value = row[names[i]!];
+    features[names[i]!] = decodeValue(types[i]!, typeof value === 'string' ? value : undefined);
+  }
+  const id = row[ROW_EVENT_ID];
+  return { eventTime: Number(t), eventId: typeof id === 'string' ? id : '', features };
 }
 
 /** {@link rowProjection} of a caller's selection: an unknown field is a BAD_REQUEST naming it. */

@@ -3,7 +3,7 @@ import { type DriftlineError, PoisonRecordError, SinkUnavailableError } from '@d
 import { planWrites, validateFeatureEvent } from '@driftline/features';
 import { uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { ROW_EVENT_ID, ROW_TIME, rowKey, windowKey } from '../src/index.js';
+import { ROW_EVENT_ID, ROW_TIME, rowKey, v1RowKey, windowKey } from '../src/index.js';
 import {
   classifyRedisError,
   createRedisClient,
@@ -69,22 +69,116 @@ describe('Redis adapter specifics', () => {
     }
   });
 
-  it('writes key layout v1: a row hash with named meta fields, a window set, both with the view TTL', async () => {
+  it('writes key layout v2: the row as one JSON object with named meta fields, a window set, both with the view TTL', async () => {
     const keyPrefix = uniqueName('os');
     const store = new RedisOnlineStore(tooling, { keyPrefix });
     try {
       const at = Date.now();
       await store.write(planWrites([spendEvent('b', at, 1), spendEvent('a', at - 1_000, 2)]));
       const key = rowKey(keyPrefix, 'spend', 'e');
-      expect(key).toBe(`${keyPrefix}:v1:{spend:e}`);
-      const hash = await tooling.hgetall(key);
-      expect(hash).toMatchObject({ [ROW_TIME]: String(at), [ROW_EVENT_ID]: 'b', amount: '1', amount_count_10m: '2' });
+      expect(key).toBe(`${keyPrefix}:v2:{spend:e}`);
+      expect(await tooling.type(key)).toBe('string');
+      expect(JSON.parse((await tooling.get(key))!)).toMatchObject({
+        [ROW_TIME]: String(at),
+        [ROW_EVENT_ID]: 'b',
+        amount: '1',
+        amount_count_10m: '2',
+      });
       expect(await tooling.zcard(windowKey(key))).toBe(2);
       for (const k of [key, windowKey(key)]) {
         const ttl = await tooling.pttl(k);
         expect(ttl).toBeGreaterThan(86_400_000);
         expect(ttl).toBeLessThanOrEqual(2 * 86_400_000);
       }
+    } finally {
+      await dropPrefix(keyPrefix);
+    }
+  });
+
+  it('keeps strings exact through the JSON row: every digit, quotes, control characters, non-ASCII', async () => {
+    const keyPrefix = uniqueName('os');
+    const store = new RedisOnlineStore(tooling, { keyPrefix });
+    const profile = contractViews.get('profile')!;
+    try {
+      const country = 'a "q" \\ / \u0001\n 日本 😀 </script>';
+      const age = 0.1 + 0.2; // 0.30000000000000004: 17 significant digits
+      await store.write(
+        planWrites([
+          validateFeatureEvent(contractViews, {
+            event_id: 'x',
+            view: 'profile',
+            entity_id: 'p',
+            event_time: Date.now(),
+            features: { age, country, premium: false, score: -1e-300 },
+          }),
+        ]),
+      );
+      const expected = { age, country, premium: false, score: -1e-300 };
+      expect((await store.read(profile, 'p'))?.features).toEqual(expected);
+      expect((await store.readBatch([{ view: profile, entities: ['p'] }]))[0]![0]?.features).toEqual(expected);
+    } finally {
+      await dropPrefix(keyPrefix);
+    }
+  });
+
+  it('serves a layout-v1 row until a write migrates it, keeping its window history and TTL', async () => {
+    const keyPrefix = uniqueName('os');
+    const store = new RedisOnlineStore(tooling, { keyPrefix });
+    const spendView = contractViews.get('spend')!;
+    try {
+      const at = Date.now() - 1_000;
+      const key = rowKey(keyPrefix, 'spend', 'e');
+      const old = v1RowKey(key);
+      // What the previous version left: a hash row and its window set, with a TTL.
+      await tooling.hset(
+        old,
+        ROW_TIME,
+        String(at),
+        ROW_EVENT_ID,
+        'm',
+        'amount',
+        '4',
+        'fee',
+        '1',
+        'amount_count_10m',
+        '1',
+      );
+      await tooling.zadd(windowKey(old), at, 'm\u00004,1');
+      await tooling.pexpire(old, 600_000);
+      await tooling.pexpire(windowKey(old), 600_000);
+      const v1Row = { eventTime: at, eventId: 'm', features: { amount: 4, fee: 1 } };
+      expect(await store.read(spendView, 'e', ['amount', 'fee'])).toEqual(v1Row);
+      // The cluster form (one entity per call: GETs, per-key HMGETs) reads the same.
+      const perKey = new RedisOnlineStore(tooling, { keyPrefix, entitiesPerCall: 1 });
+      for (const reader of [store, perKey]) {
+        const batch = await reader.readBatch([
+          { view: spendView, entities: ['absent', 'e'], features: ['amount', 'fee'] },
+          { view: spendView, entities: ['e'], features: ['fee'] },
+        ]);
+        expect(batch).toEqual([[undefined, v1Row], [{ ...v1Row, features: { fee: 1 } }]]);
+      }
+
+      // An event older than every window changes nothing, but moves the row: v1 keys gone, the same
+      // row in v2, its TTL kept (a write that changes nothing restarts no TTL).
+      const stale = await store.write(planWrites([spendEvent('stale', at - 2 * 86_400_000, 9)]));
+      expect(stale).toMatchObject({ rowsApplied: 0, aggregatesUpdated: 0 });
+      expect(await tooling.exists(old, windowKey(old))).toBe(0);
+      expect(await store.read(spendView, 'e', ['amount', 'fee'])).toEqual(v1Row);
+      const batch = [{ view: spendView, entities: ['e', 'absent'], features: ['amount', 'fee'] }];
+      expect(await perKey.readBatch(batch)).toEqual([[v1Row, undefined]]);
+      const ttl = await tooling.pttl(key);
+      expect(ttl).toBeGreaterThan(500_000);
+      expect(ttl).toBeLessThanOrEqual(600_000);
+      expect(await tooling.zcard(windowKey(key))).toBe(1);
+
+      // The window history moved with it: an older event inside the window and a newer one count with the v1 member.
+      await store.write(planWrites([spendEvent('older', at - 10, 9)]));
+      expect(await store.write(planWrites([spendEvent('newer', at + 10, 5)]))).toMatchObject({ rowsApplied: 1 });
+      expect((await store.read(spendView, 'e'))?.features).toMatchObject({
+        amount: 5,
+        amount_count_10m: 3,
+        amount_sum_10m: 18,
+      });
     } finally {
       await dropPrefix(keyPrefix);
     }
@@ -98,12 +192,19 @@ describe('Redis adapter specifics', () => {
       const key = rowKey(keyPrefix, 'spend', 'e');
       // What an unbounded writer left behind: event_time in µs (year ~58,000 read as ms), in the row and its window.
       const micros = at * 1000;
-      await tooling.hset(key, ROW_TIME, String(micros), ROW_EVENT_ID, 'old', 'amount', '999', 'fee', '9');
+      await tooling.set(
+        key,
+        JSON.stringify({ [ROW_TIME]: String(micros), [ROW_EVENT_ID]: 'old', amount: '999', fee: '9' }),
+      );
       await tooling.zadd(windowKey(key), micros, 'old\u00009999');
       const stats = await store.write(planWrites([spendEvent('new', at, 5)]));
       expect(stats).toEqual({ entities: 1, rowsApplied: 1, aggregatesUpdated: 1, rowsRepaired: 1 });
-      const hash = await tooling.hgetall(key);
-      expect(hash).toMatchObject({ [ROW_TIME]: String(at), [ROW_EVENT_ID]: 'new', amount: '5', amount_count_10m: '1' });
+      expect(JSON.parse((await tooling.get(key))!)).toMatchObject({
+        [ROW_TIME]: String(at),
+        [ROW_EVENT_ID]: 'new',
+        amount: '5',
+        amount_count_10m: '1',
+      });
       expect(await tooling.zcard(windowKey(key))).toBe(1);
       // A repaired row is an ordinary row again: an older event does not win, a newer one does.
       expect((await store.write(planWrites([spendEvent('older', at - 1, 6)]))).rowsApplied).toBe(0);
@@ -116,16 +217,27 @@ describe('Redis adapter specifics', () => {
     }
   });
 
-  it('a key of another type at a row name is a poison record, not an outage', async () => {
+  it('a value that is not a row at its name (a foreign string or a key of another type) is a poison record, not an outage', async () => {
     const keyPrefix = uniqueName('os');
     const store = new RedisOnlineStore(tooling, { keyPrefix });
+    const spendView = contractViews.get('spend')!;
     try {
-      await tooling.set(rowKey(keyPrefix, 'spend', 'e'), 'not a hash');
-      const error = await store.write(planWrites([spendEvent('a', Date.now(), 1)])).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(PoisonRecordError);
-      expect((error as PoisonRecordError).retriable).toBe(false);
-      const read = await store.read(contractViews.get('spend')!, 'e').catch((e: unknown) => e);
-      expect((read as DriftlineError).retriable).toBe(false);
+      const key = rowKey(keyPrefix, 'spend', 'e');
+      for (const plant of [() => tooling.set(key, 'not a row'), () => tooling.hset(key, 'a', '1')]) {
+        await tooling.del(key);
+        await plant();
+        const error = await store.write(planWrites([spendEvent('a', Date.now(), 1)])).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(PoisonRecordError);
+        expect((error as PoisonRecordError).retriable).toBe(false);
+        const failure = await store.read(spendView, 'e').catch((e: unknown) => e);
+        expect(failure).toBeInstanceOf(PoisonRecordError);
+        expect((failure as DriftlineError).message).toMatch(/WRONGTYPE/);
+      }
+      // In a batch: a foreign string is refused the same way; MGET answers a key of another type as absent.
+      expect(await store.readBatch([{ view: spendView, entities: ['e'] }])).toEqual([[undefined]]);
+      await tooling.set(key, '[1]');
+      const batch = await store.readBatch([{ view: spendView, entities: ['e'] }]).catch((e: unknown) => e);
+      expect(batch).toBeInstanceOf(PoisonRecordError);
     } finally {
       await dropPrefix(keyPrefix);
     }

@@ -1,25 +1,47 @@
 import { DriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { checkedProjection, decodeProjectedRow, decodeRow, ROW_EVENT_ID, ROW_TIME } from '../src/index.js';
+import {
+  checkedProjection,
+  decodeProjectedRow,
+  decodeStoredRow,
+  parseStoredRow,
+  ROW_EVENT_ID,
+  ROW_TIME,
+  rowProjection,
+} from '../src/index.js';
 import { contractViews } from './contract.js';
 
 const profile = contractViews.get('profile')!;
 const spend = contractViews.get('spend')!;
 
-describe('row decoding (layout v1)', () => {
-  it('decodes a stored hash with the view types, nulls for missing fields, undefined when absent', () => {
-    expect(decodeRow(profile, {})).toBeUndefined();
-    expect(decodeRow(profile, { [ROW_TIME]: '5', [ROW_EVENT_ID]: 'e', age: '1.25', premium: 'true' })).toEqual({
+describe('row decoding', () => {
+  it('decodes a stored row (layout v2) with the view types, nulls for missing fields, undefined when absent', () => {
+    const all = rowProjection(profile);
+    expect(decodeStoredRow(all, {})).toBeUndefined();
+    const stored = JSON.stringify({ [ROW_TIME]: '5', [ROW_EVENT_ID]: 'e', age: '1.25', premium: 'true' });
+    expect(decodeStoredRow(all, parseStoredRow(stored)!)).toEqual({
       eventTime: 5,
       eventId: 'e',
       features: { age: 1.25, country: null, premium: true, score: null },
     });
-    expect(decodeRow(spend, { _t: '5', _id: 'e', amount_count_10m: '3' }, ['amount_count_10m'])?.features).toEqual({
+    const only = checkedProjection(spend, ['amount_count_10m']);
+    expect(decodeStoredRow(only, { _t: '5', _id: 'e', amount_count_10m: '3' })?.features).toEqual({
       amount_count_10m: 3,
     });
   });
 
-  it('projects meta fields first, then the selection, and refuses unknown fields', () => {
+  it("reads only the row's own string values, and refuses what is not a JSON object", () => {
+    const only = checkedProjection(spend, ['amount', 'fee']);
+    // A number where a string belongs reads as absent, never as a value; so does an inherited name.
+    expect(decodeStoredRow(only, { _t: '1', amount: 3 })?.features).toEqual({ amount: null, fee: null });
+    const inherited = { fields: ['_t', '_id', 'constructor'], names: ['constructor'], types: ['string' as const] };
+    expect(decodeStoredRow(inherited, parseStoredRow('{"_t":"1"}')!)?.features).toEqual({ constructor: null });
+    for (const text of ['not json', '"a string"', '[1,2]', 'null', '5', ''])
+      expect(parseStoredRow(text)).toBeUndefined();
+    expect(parseStoredRow('{"_t":"1"}')).toEqual({ _t: '1' });
+  });
+
+  it('projects meta fields first, then the selection (a v1 HMGET), and refuses unknown fields', () => {
     const projection = checkedProjection(spend, ['fee', 'amount_sum_10m']);
     expect(projection.fields).toEqual([ROW_TIME, ROW_EVENT_ID, 'fee', 'amount_sum_10m']);
     expect(decodeProjectedRow(projection, ['7', 'x', null, '2.5'])).toEqual({

@@ -7,14 +7,20 @@ import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * presence mask), which divides Redis' per-call cost and the client's per-command cost. ioredis
  * sends it with EVALSHA (EVAL once per connection, again after a NOSCRIPT).
  *
- * KEYS     per entity: row hash [, window sorted set when the view has aggregates]
+ * KEYS     per entity: row, its layout-v1 hash [, window sorted set, its layout-v1 set] (keys.ts)
  * ARGV     ttl_ms, nf, field × nf, nagg [, horizon_ms, max_events, nslots, (name, fn, window_ms, slot) × nagg],
  *          ceiling_ms, n, then per entity: t, id, mask, value × nf [, nev, (t, id, packed) × nev]
  *          (mask: one '1'/'0' per field, '0' = absent or null, deleted from the row)
  *
- * Row: applied only if (t, id) is greater than the stored (ROW_TIME, ROW_EVENT_ID) — ids compared as bytes, never
- * with the locale-dependent `<` of Lua strings — so an older, replayed or duplicated event changes
- * nothing and any delivery order converges to the same row.
+ * Row: one JSON object of strings (cjson; strings keep every digit, cjson's numbers would not),
+ * rewritten whole when it changes. Applied only if (t, id) is greater than the stored (ROW_TIME,
+ * ROW_EVENT_ID) — ids compared as bytes, never with the locale-dependent `<` of Lua strings — so an
+ * older, replayed or duplicated event changes nothing and any delivery order converges to the same
+ * row. A value at the row's name that is not a JSON object is refused with a WRONGTYPE reply, as
+ * Redis refuses a key of another type (a poison record, not an outage).
+ * Migration: when the row is absent and its layout-v1 hash exists, the hash is the stored row: it is
+ * moved into the new row (keeping its remaining TTL when this write changes nothing) and deleted,
+ * and its window set is renamed, so an upgrade loses no row and no window history.
  * Window: members `id \0 packed-values` scored by event time; ZADD NX makes a redelivered event a
  * no-op; members at or below anchor − horizon are trimmed (they can never count again, since the
  * anchor only grows), and beyond max_events the lowest-ranked (oldest (time, id)) members are
@@ -65,39 +71,55 @@ end
 local ceiling = tonumber(ARGV[q])
 local n = tonumber(ARGV[q + 1])
 q = q + 2
-local stride = nagg > 0 and 2 or 1
+local stride = nagg > 0 and 4 or 2
 local applied, aggregated, repaired = 0, 0, 0
 
 for e = 1, n do
-  local row = KEYS[(e - 1) * stride + 1]
+  local k = (e - 1) * stride
+  local row, oldRow = KEYS[k + 1], KEYS[k + 2]
   local ts, id, mask = ARGV[q], ARGV[q + 1], ARGV[q + 2]
   local t = tonumber(ts)
-  local cur = redis.call('HMGET', row, '${ROW_TIME}', '${ROW_EVENT_ID}')
-  local oldT = tonumber(cur[1])
+  local cur, keepTtl = nil, nil
+  local stored = redis.call('GET', row)
+  if stored then
+    local ok, decoded = pcall(cjson.decode, stored)
+    if not ok or type(decoded) ~= 'table' then
+      return redis.error_reply('WRONGTYPE the value at ' .. row .. ' is not a driftline row (a JSON object)')
+    end
+    cur = decoded
+  else
+    local hash = redis.call('HGETALL', oldRow)
+    if #hash > 0 then
+      cur = {}
+      for i = 1, #hash, 2 do cur[hash[i]] = hash[i + 1] end
+      keepTtl = redis.call('PTTL', oldRow)
+      redis.call('DEL', oldRow)
+      if nagg > 0 and redis.call('EXISTS', KEYS[k + 4]) == 1 then
+        if redis.call('EXISTS', KEYS[k + 3]) == 0 then redis.call('RENAME', KEYS[k + 4], KEYS[k + 3])
+        else redis.call('DEL', KEYS[k + 4]) end
+      end
+    end
+  end
+  local oldT = cur and tonumber(cur['${ROW_TIME}'])
   local frozen = oldT ~= nil and oldT > ceiling
   if frozen then
     oldT = nil
     repaired = repaired + 1
   end
   local changed = false
-  if oldT == nil or t > oldT or (t == oldT and gt(id, cur[2])) then
-    local set, dels = { '${ROW_TIME}', ts, '${ROW_EVENT_ID}', id }, {}
+  if oldT == nil or t > oldT or (t == oldT and gt(id, cur['${ROW_EVENT_ID}'] or '')) then
+    cur = cur or {}
+    cur['${ROW_TIME}'] = ts
+    cur['${ROW_EVENT_ID}'] = id
     for i = 1, nf do
-      if string.byte(mask, i) == 49 then
-        set[#set + 1] = fields[i]
-        set[#set + 1] = ARGV[q + 2 + i]
-      else
-        dels[#dels + 1] = fields[i]
-      end
+      if string.byte(mask, i) == 49 then cur[fields[i]] = ARGV[q + 2 + i] else cur[fields[i]] = nil end
     end
-    redis.call('HSET', row, unpack(set))
-    if #dels > 0 then redis.call('HDEL', row, unpack(dels)) end
     applied = applied + 1
     changed = true
   end
   q = q + 3 + nf
   if nagg > 0 then
-    local zkey = KEYS[(e - 1) * stride + 2]
+    local zkey = KEYS[k + 3]
     if frozen then redis.call('ZREMRANGEBYSCORE', zkey, '(' .. fmt(ceiling), '+inf') end
     local anchor = t
     if oldT ~= nil and oldT > t then anchor = oldT end
@@ -163,25 +185,31 @@ for e = 1, n do
           else out[#out + 1] = fmt(mx) end
         end
       end
-      if #out > 0 then redis.call('HSET', row, unpack(out)) end
-      if #dels > 0 then redis.call('HDEL', row, unpack(dels)) end
+      for i = 1, #out, 2 do cur[out[i]] = out[i + 1] end
+      for _, name in ipairs(dels) do cur[name] = nil end
       if ttl > 0 then redis.call('PEXPIRE', zkey, ttl) end
       aggregated = aggregated + 1
       changed = true
     end
   end
-  if changed and ttl > 0 then redis.call('PEXPIRE', row, ttl) end
+  if changed then
+    if ttl > 0 then redis.call('SET', row, cjson.encode(cur), 'PX', ttl)
+    else redis.call('SET', row, cjson.encode(cur)) end
+  elseif keepTtl ~= nil then
+    if keepTtl > 0 then redis.call('SET', row, cjson.encode(cur), 'PX', keepTtl)
+    else redis.call('SET', row, cjson.encode(cur)) end
+  end
 end
 return { applied, aggregated, repaired }
 `;
 
 /**
- * The batch reader: HMGET of the same fields on every key, in one call. One command instead of one
- * per entity saves the client most of its per-command cost (a batch of 100 entities was 100
- * pipelined HMGETs); Redis runs it in ~2 µs per key. KEYS: row hashes; ARGV: fields.
- * Keys of different entities may sit in different cluster slots: not used with entitiesPerCall = 1.
+ * The fallback reader of layout-v1 rows (hashes not yet migrated by a write): HMGET of the same
+ * fields on every key, in one call. Only the entities a batch's MGET found absent go through it.
+ * KEYS: v1 row hashes; ARGV: fields. Keys of different entities may sit in different cluster
+ * slots: not used with entitiesPerCall = 1.
  */
-export const FEATURE_READ_SCRIPT = `
+export const FEATURE_V1_READ_SCRIPT = `
 local out = {}
 for i = 1, #KEYS do out[i] = redis.call('HMGET', KEYS[i], unpack(ARGV)) end
 return out

@@ -1,11 +1,18 @@
 import { EVENT_TIME_MAX_FUTURE_LIMIT_MS, type RedisConnectionConfig } from '@driftline/core';
 import type { EntityWrite, FeatureView } from '@driftline/features';
-import { rowKey, windowKey } from '../keys.js';
+import { rowKey, v1RowKey, windowKey } from '../keys.js';
 import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from '../port.js';
-import { checkBatchSize, checkedProjection, decodeProjectedRow } from '../rows.js';
+import {
+  checkBatchSize,
+  checkedProjection,
+  decodeProjectedRow,
+  decodeStoredRow,
+  parseStoredRow,
+  type RowProjection,
+} from '../rows.js';
 import { createRedisClient, type RedisClient, type RedisClientPolicy } from './client.js';
 import { classifyRedisError } from './errors.js';
-import { FEATURE_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
+import { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
 
 type ScriptArg = string | number;
 type ScriptCall = (...args: ScriptArg[]) => unknown;
@@ -19,7 +26,7 @@ interface ViewPlan {
 }
 
 const COMMAND = 'driftlineWriteRows';
-const READ_COMMAND = 'driftlineReadRows';
+const V1_READ_COMMAND = 'driftlineReadV1Rows';
 
 export interface RedisOnlineStoreOptions {
   /** First part of every key (isolates deployments and tests sharing one Redis). */
@@ -61,12 +68,12 @@ export function createRedisOnlineStore(
 }
 
 /**
- * The Redis adapter of {@link OnlineStore} (key layout v1, see keys.ts).
+ * The Redis adapter of {@link OnlineStore} (key layout v2, see keys.ts).
  * Writes: one pipeline per batch, one EVALSHA of {@link FEATURE_WRITE_SCRIPT} per chunk of entities
  * of a view; resolves only when Redis acknowledged every command.
- * Reads: HMGET of the projected fields (no reply-to-object conversion, only the selection
- * travels); a batch is one pipeline of one read script per request (FEATURE_READ_SCRIPT), so one
- * write and one read on the socket and one command per request instead of one per entity.
+ * Reads: GET of the row's JSON; a batch is one pipeline of one MGET per request, so one write and
+ * one read on the socket and one command per request. Entities found absent are looked up once
+ * more in layout v1 (rows not written since an upgrade), in one more round trip.
  * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
  * SinkUnavailableError, WRONGTYPE a poison record, a script error non-retriable.
  */
@@ -82,7 +89,7 @@ export class RedisOnlineStore implements OnlineStore {
     this.keyPrefix = options.keyPrefix;
     this.entitiesPerCall = Math.max(1, options.entitiesPerCall ?? 100);
     client.defineCommand(COMMAND, { lua: FEATURE_WRITE_SCRIPT });
-    client.defineCommand(READ_COMMAND, { lua: FEATURE_READ_SCRIPT });
+    client.defineCommand(V1_READ_COMMAND, { lua: FEATURE_V1_READ_SCRIPT });
   }
 
   private plan(view: FeatureView): ViewPlan {
@@ -109,11 +116,12 @@ export class RedisOnlineStore implements OnlineStore {
   private argsOf(view: FeatureView, writes: readonly EntityWrite[]): ScriptArg[] {
     const plan = this.plan(view);
     const windowed = view.aggregates.length > 0;
-    const args: ScriptArg[] = [windowed ? writes.length * 2 : writes.length];
+    const args: ScriptArg[] = [writes.length * (windowed ? 4 : 2)];
     for (const w of writes) {
       const row = rowKey(this.keyPrefix, view.name, w.entity);
-      args.push(row);
-      if (windowed) args.push(windowKey(row));
+      const v1 = v1RowKey(row);
+      args.push(row, v1);
+      if (windowed) args.push(windowKey(row), windowKey(v1));
     }
     for (const a of plan.head) args.push(a);
     args.push(Date.now() + EVENT_TIME_MAX_FUTURE_LIMIT_MS, writes.length);
@@ -184,13 +192,18 @@ export class RedisOnlineStore implements OnlineStore {
   async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {
     const projection = checkedProjection(view, features);
     const key = rowKey(this.keyPrefix, view.name, entity);
-    let values: Array<string | null>;
+    let stored: string | null;
     try {
-      values = await this.client.hmget(key, ...projection.fields);
+      stored = await this.client.get(key);
     } catch (error) {
       throw classifyRedisError(error, 'read');
     }
-    return decodeProjectedRow(projection, values);
+    if (stored !== null) return decodeStored(projection, key, stored);
+    try {
+      return decodeProjectedRow(projection, await this.client.hmget(v1RowKey(key), ...projection.fields));
+    } catch (error) {
+      throw classifyRedisError(error, 'read');
+    }
   }
 
   async readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>> {
@@ -199,27 +212,66 @@ export class RedisOnlineStore implements OnlineStore {
       projection: checkedProjection(r.view, r.features),
       keys: r.entities.map((e) => rowKey(this.keyPrefix, r.view.name, e)),
     }));
-    const pipeline = this.client.pipeline();
-    // One read script per request (its keys, its fields); per-key HMGETs on a cluster, where the
-    // keys of one request live in different slots.
+    // One MGET per request; GETs on a cluster, where the keys of one request live in different slots.
     const perKey = this.entitiesPerCall === 1;
-    if (perKey) {
-      for (const r of resolved) for (const key of r.keys) pipeline.hmget(key, ...r.projection.fields);
-    } else {
-      const read = (pipeline as unknown as Record<string, ScriptCall>)[READ_COMMAND]!.bind(pipeline);
-      for (const r of resolved) read(r.keys.length, ...r.keys, ...r.projection.fields);
+    const pipeline = this.client.pipeline();
+    for (const r of resolved) {
+      if (perKey) for (const key of r.keys) pipeline.get(key);
+      else if (r.keys.length > 0) pipeline.mget(...r.keys);
     }
     const replies = await execPipeline(pipeline, 'batch read');
-    if (perKey) {
-      let k = 0;
-      return resolved.map((r) =>
-        r.keys.map(() => decodeProjectedRow(r.projection, replies[k++] as Array<string | null>)),
+    const rows: Array<Array<FeatureRow | undefined>> = [];
+    const absent: Array<{ request: number; entity: number }> = [];
+    let k = 0;
+    resolved.forEach((r, i) => {
+      const values = perKey
+        ? r.keys.map(() => replies[k++] as string | null)
+        : ((r.keys.length > 0 ? replies[k++] : []) as Array<string | null>);
+      rows.push(
+        values.map((stored, j) => {
+          if (stored !== null) return decodeStored(r.projection, r.keys[j]!, stored);
+          absent.push({ request: i, entity: j });
+          return undefined;
+        }),
       );
-    }
-    return resolved.map((r, i) => {
-      const rows = replies[i] as Array<Array<string | null>>;
-      return r.keys.map((_, j) => decodeProjectedRow(r.projection, rows[j]!));
     });
+    if (absent.length > 0) await this.readV1(resolved, absent, rows);
+    return rows;
+  }
+
+  /**
+   * Fills the entities a batch found absent from their layout-v1 hashes, if any is left (rows of
+   * entities not written since the upgrade): one more round trip, only when a batch misses.
+   */
+  private async readV1(
+    resolved: ReadonlyArray<{ projection: RowProjection; keys: readonly string[] }>,
+    absent: ReadonlyArray<{ request: number; entity: number }>,
+    rows: Array<Array<FeatureRow | undefined>>,
+  ): Promise<void> {
+    const pipeline = this.client.pipeline();
+    const perKey = this.entitiesPerCall === 1;
+    const groups = new Map<number, number[]>();
+    for (const { request, entity } of absent) {
+      const group = groups.get(request);
+      if (group === undefined) groups.set(request, [entity]);
+      else group.push(entity);
+    }
+    const read = (pipeline as unknown as Record<string, ScriptCall>)[V1_READ_COMMAND]!.bind(pipeline);
+    for (const [request, entities] of groups) {
+      const { projection, keys } = resolved[request]!;
+      const v1Keys = entities.map((j) => v1RowKey(keys[j]!));
+      if (perKey) for (const key of v1Keys) pipeline.hmget(key, ...projection.fields);
+      else read(v1Keys.length, ...v1Keys, ...projection.fields);
+    }
+    const replies = await execPipeline(pipeline, 'batch read');
+    let k = 0;
+    for (const [request, entities] of groups) {
+      const { projection } = resolved[request]!;
+      const values = perKey ? entities.map(() => replies[k++]) : (replies[k++] as unknown[]);
+      entities.forEach((j, at) => {
+        rows[request]![j] = decodeProjectedRow(projection, values[at] as Array<string | null>);
+      });
+    }
   }
 
   ready(): boolean {
@@ -244,4 +296,13 @@ async function execPipeline(pipeline: ReturnType<RedisClient['pipeline']>, actio
     if (error !== null) throw classifyRedisError(error, action);
     return value;
   });
+}
+
+/** Decodes a stored row; a value that is not one is refused as Redis refuses a key of another type. */
+function decodeStored(projection: RowProjection, key: string, stored: string): FeatureRow | undefined {
+  const row = parseStoredRow(stored);
+  if (row === undefined) {
+    throw classifyRedisError(new Error(`WRONGTYPE the value at ${key} is not a driftline row (a JSON object)`), 'read');
+  }
+  return decodeStoredRow(projection, row);
 }

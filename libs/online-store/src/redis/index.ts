@@ -9,7 +9,7 @@ export {
 } from './client.js';
 export { checkRedisDurability, type DurabilityReport } from './durability.js';
 export { classifyRedisError } from './errors.js';
-export { FEATURE_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
+export { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
 export {
   type CreateRedisOnlineStoreOptions,
   createRedisOnlineStore,

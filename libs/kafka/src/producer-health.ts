@@ -9,7 +9,8 @@
  * - Sends failing without a success for `replaceAfterMs`: replace before the next attempt, then at
  *   most once per `replaceAfterMs` while they keep failing (an outage of minutes opens a producer
  *   a few times, not on every retry).
- * - A send unanswered for `sendDeadlineMs`: it counts as failed, and the producer is replaced at once.
+ * - A send (or a connect) unanswered for `sendDeadlineMs`: it counts as failed, and the producer is
+ *   replaced at once.
  */
 export interface ProducerHealthPolicy {
   readonly replaceAfterMs: number;

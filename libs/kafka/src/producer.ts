@@ -60,10 +60,6 @@ export async function createProducer(
       allowAutoTopicCreation: false,
       createPartitioner: keyHashPartitioner,
     });
-  // The producer sends go through; replaced by a fresh one when it stops recovering (ProducerHealth).
-  let producer = newProducer();
-  await producer.connect();
-  let connected = true;
   const health = new ProducerHealth(options.health);
   const replaced =
     options.registry === undefined
@@ -102,6 +98,17 @@ export async function createProducer(
       clearTimeout(timer);
     }
   };
+  // The producer sends go through; replaced by a fresh one when it stops recovering (ProducerHealth).
+  // Every connect is under the send deadline too: a broker that accepts connections but never
+  // answers (paused, half-open) would hold kafkajs's connect for its request timeout per attempt.
+  let producer = newProducer();
+  try {
+    await withDeadline(producer.connect());
+  } catch (error) {
+    await producer.disconnect().catch(() => {});
+    throw error;
+  }
+  let connected = true;
   const produced =
     options.registry === undefined
       ? undefined
@@ -121,7 +128,7 @@ export async function createProducer(
       try {
         if (health.shouldReplace(Date.now())) replace('sends kept failing, or one went unanswered');
         if (!connected) {
-          await producer.connect();
+          await withDeadline(producer.connect());
           connected = true;
         }
         let unsent = unanswered(topic, outgoing, await withDeadline(sendWith(producer, outgoing)));
@@ -132,8 +139,8 @@ export async function createProducer(
           if (attempt > 0) await sleep(backoffDelay(adminBackoff, attempt - 1));
           const fresh = newProducer();
           try {
-            await fresh.connect();
-            unsent = unanswered(topic, unsent, await sendWith(fresh, unsent));
+            await withDeadline(fresh.connect());
+            unsent = unanswered(topic, unsent, await withDeadline(sendWith(fresh, unsent)));
           } finally {
             await fresh.disconnect().catch(() => {});
           }

@@ -164,7 +164,7 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
     expect(seen.size).toBe(load.admitted.length);
   }, 240_000);
 
-  it("replaces the log's producer when a send goes unanswered past its deadline, and sends through the fresh one", async () => {
+  it("replaces the log's producer when a send or a connect goes unanswered past its deadline, and sends through the fresh one", async () => {
     const kafka = kafkaFor(endpoints.kafkaBrokers);
     const topic = `${uniqueName('deadline')}.predictions.v1`;
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
@@ -177,12 +177,18 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
     try {
       await producer.send(topic, [message(0)]);
       pauseComponent('kafka', true, { stateDir: stackDir }); // a hung broker: the send is never answered
+      const unanswered = {
+        code: 'SINK_UNAVAILABLE',
+        retriable: true,
+        message: expect.stringContaining('no answer from Kafka within 2000 ms'),
+      };
       try {
-        await expect(producer.send(topic, [message(1)])).rejects.toMatchObject({
-          code: 'SINK_UNAVAILABLE',
-          retriable: true,
-          message: expect.stringContaining('no answer from Kafka within 2000 ms'),
-        });
+        await expect(producer.send(topic, [message(1)])).rejects.toMatchObject(unanswered);
+        // Still paused: the fresh producer's connect is never answered either (the broker accepts
+        // connections), and fails at the same deadline instead of kafkajs's request timeouts.
+        const started = performance.now();
+        await expect(producer.send(topic, [message(1)])).rejects.toMatchObject(unanswered);
+        expect(performance.now() - started).toBeLessThan(5_000);
       } finally {
         pauseComponent('kafka', false, { stateDir: stackDir });
       }
@@ -191,7 +197,7 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
       await producer.disconnect();
     }
     const replaced = await registry.getSingleMetricAsString('driftline_producer_replaced_total');
-    expect(replaced).toMatch(/^driftline_producer_replaced_total\{[^}]*\} 1$/m);
+    expect(replaced).toMatch(/^driftline_producer_replaced_total\{[^}]*\} 2$/m);
     // Everything sent is there; the abandoned send may have landed too (at-least-once).
     const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
     const values = (await readTopic(kafka, topic, total, 30_000)).map((r) => r.value?.toString());

@@ -7,6 +7,7 @@ import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { deliverWithBisect } from './bisect.js';
 import { deadLetterConfigOf, type KafkaClient, kafkajsOf } from './client.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
+import { partitionKey } from './partition-key.js';
 import type { EventProducer } from './producer.js';
 import {
   capText,
@@ -211,7 +212,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     return fresh !== undefined && fresh > BigInt(batchHigh) ? fresh.toString() : batchHigh;
   };
   const refreshLag = (topic: string, partition: number, committed: () => bigint) => {
-    const key = `${topic}/${partition}`;
+    const key = partitionKey(topic, partition);
     const now = Date.now();
     if (now - (lastLagRefresh.get(key) ?? 0) < LAG_REFRESH_MS) return;
     lastLagRefresh.set(key, now);
@@ -226,7 +227,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       // loop one partition's batch at a time) have had no batch, so no gauge: their lag is read
       // from the group's committed offsets (or, never committed, where the group starts).
       const waiting = offsets.filter(
-        (o) => owned.has(`${topic}\u0000${o.partition}`) && !fetched.has(`${topic}/${o.partition}`),
+        (o) => owned.has(partitionKey(topic, o.partition)) && !fetched.has(partitionKey(topic, o.partition)),
       );
       if (waiting.length === 0) return;
       const commits = await committedOffsets(options.kafka, groupId, topic);
@@ -235,37 +236,36 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         const from =
           stored !== undefined && stored >= 0n ? stored : (options.fromBeginning ?? true) ? o.low : undefined;
         // Unknown (a group that starts at the end and never committed), or a batch came meanwhile.
-        if (from === undefined || fetched.has(`${topic}/${o.partition}`)) continue;
+        if (from === undefined || fetched.has(partitionKey(topic, o.partition))) continue;
         observe(topic, o.partition, from, o.high.toString());
       }
     })().catch(() => {}); // Kafka itself may be what is down: the gauges keep their last values
   };
   const abort = new AbortController();
-  let owned = new Set<string>();
+  /** The partitions assigned to this member, by partitionKey. */
+  let owned = new Map<string, { readonly topic: string; readonly partition: number }>();
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     joined = true;
     // Tell a stateful processor which partitions it lost in this rebalance.
-    const now = new Set<string>();
+    const now = new Map<string, { readonly topic: string; readonly partition: number }>();
     for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
-      for (const p of partitions) now.add(`${topic}\u0000${p}`);
+      for (const partition of partitions) now.set(partitionKey(topic, partition), { topic, partition });
     }
-    const lost = [...owned].filter((k) => !now.has(k));
+    const lost = [...owned].filter(([k]) => !now.has(k));
     owned = now;
-    for (const k of lost) {
-      heldBack.delete(k.replace('\u0000', '/'));
-      fetched.delete(k.replace('\u0000', '/'));
+    for (const [k] of lost) {
+      heldBack.delete(k);
+      fetched.delete(k);
     }
     lastCommitted.clear(); // another member may have committed meanwhile
-    progress.retain((topic, partition) => now.has(`${topic}\u0000${partition}`));
-    for (const k of lost) {
-      const labels = { group: groupId, topic: k.split('\u0000')[0]!, partition: k.split('\u0000')[1]! };
+    progress.retain((topic, partition) => now.has(partitionKey(topic, partition)));
+    for (const [, { topic, partition }] of lost) {
+      const labels = { group: groupId, topic, partition: String(partition) };
       metrics.lag.remove(labels);
       metrics.backingOff.remove(labels);
       metrics.stalled.remove(labels);
     }
-    if (lost.length > 0 && processor.revoked !== undefined) {
-      processor.revoked(lost.map((k) => ({ topic: k.split('\u0000')[0]!, partition: Number(k.split('\u0000')[1]) })));
-    }
+    if (lost.length > 0 && processor.revoked !== undefined) processor.revoked(lost.map(([, p]) => p));
   });
   consumer.on(consumer.events.CRASH, (event) => {
     joined = false;
@@ -337,7 +337,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const { batch } = payload;
     if (batch.messages.length === 0) return;
     const started = process.hrtime.bigint();
-    const key = `${batch.topic}/${batch.partition}`;
+    const key = partitionKey(batch.topic, batch.partition);
     fetched.add(key);
     const labels = { group: groupId, topic: batch.topic, partition: String(batch.partition) };
     metrics.in.inc({ topic: batch.topic }, batch.messages.length);
@@ -420,27 +420,26 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       metrics.latency.observe({ topic: batch.topic }, Math.max(0, now - Number(message.timestamp)) / 1000);
   }
 
-  let reported = new Set<string>();
+  let reported = new Map<string, Stall>();
   /** The stalled partitions now; keeps the gauge current and logs each stall once when it starts. */
   function stalls(): Stall[] {
     if (stopping) return [];
     const found = progress.stalls(Date.now());
-    const keys = new Set(found.map((s) => `${s.topic}/${s.partition}`));
+    const keys = new Map(found.map((s) => [partitionKey(s.topic, s.partition), s]));
     for (const s of found) {
       const labels = { group: groupId, topic: s.topic, partition: String(s.partition) };
       metrics.stalled.set(labels, 1);
-      if (!reported.has(`${s.topic}/${s.partition}`)) {
+      if (!reported.has(partitionKey(s.topic, s.partition))) {
         logger.error(
           { topic: s.topic, partition: s.partition, lag: s.lag, stalledForMs: s.stalledForMs, stallTimeoutMs },
           'partition stalled: lag and no commit for the stall timeout; reporting unhealthy',
         );
       }
     }
-    for (const k of reported) {
+    for (const [k, { topic, partition }] of reported) {
       if (keys.has(k)) continue;
-      const [topic, partition] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
-      metrics.stalled.set({ group: groupId, topic, partition }, 0);
-      logger.info({ topic, partition: Number(partition) }, 'partition no longer stalled');
+      metrics.stalled.set({ group: groupId, topic, partition: String(partition) }, 0);
+      logger.info({ topic, partition }, 'partition no longer stalled');
     }
     reported = keys;
     return found;

@@ -1,3 +1,4 @@
+import { partitionKey } from './partition-key.js';
 /**
  * The stall rule of the consumer loop, pure (time is passed in). A partition is stalled when it
  * has lag on its committed offset (high watermark − committed > 0) and that committed offset has
@@ -69,7 +70,7 @@ export class ProgressTracker {
     observation: { committed: bigint; highWatermark: bigint; caughtUp: boolean },
     now: number,
   ): PartitionProgress {
-    const key = `${topic}/${partition}`;
+    const key = partitionKey(topic, partition);
     const progress = observeProgress(this.partitions.get(key)?.progress, observation, now, this.timeoutMs);
     this.partitions.set(key, { topic, partition, progress });
     return progress;
@@ -77,7 +78,7 @@ export class ProgressTracker {
 
   /** The committed offset last observed for a partition, if any. */
   committed(topic: string, partition: number): bigint | undefined {
-    return this.partitions.get(`${topic}/${partition}`)?.progress.committed;
+    return this.partitions.get(partitionKey(topic, partition))?.progress.committed;
   }
 
   /** Forgets partitions no longer owned (a rebalance): their commits are another member's now. */

@@ -211,6 +211,21 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const fresh = freshHigh.get(key);
     return fresh !== undefined && fresh > BigInt(batchHigh) ? fresh.toString() : batchHigh;
   };
+  /** Lag gauges of a topic's owned partitions that had no batch yet, from the group's commits. */
+  const observeWaiting = async (topic: string, offsets: Awaited<ReturnType<typeof topicOffsets>>) => {
+    const waiting = offsets.filter(
+      (o) => owned.has(partitionKey(topic, o.partition)) && !fetched.has(partitionKey(topic, o.partition)),
+    );
+    if (waiting.length === 0) return;
+    const commits = await committedOffsets(options.kafka, groupId, topic);
+    for (const o of waiting) {
+      const stored = commits.get(o.partition);
+      const from = stored !== undefined && stored >= 0n ? stored : (options.fromBeginning ?? true) ? o.low : undefined;
+      // Unknown (a group that starts at the end and never committed), or a batch came meanwhile.
+      if (from === undefined || fetched.has(partitionKey(topic, o.partition))) continue;
+      observe(topic, o.partition, from, o.high.toString());
+    }
+  };
   const refreshLag = (topic: string, partition: number, committed: () => bigint) => {
     const key = partitionKey(topic, partition);
     const now = Date.now();
@@ -223,22 +238,14 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         freshHigh.set(key, high);
         observe(topic, partition, committed(), high.toString());
       }
-      // Partitions of this topic owned here that wait behind the failing one (kafkajs hands this
-      // loop one partition's batch at a time) have had no batch, so no gauge: their lag is read
-      // from the group's committed offsets (or, never committed, where the group starts).
-      const waiting = offsets.filter(
-        (o) => owned.has(partitionKey(topic, o.partition)) && !fetched.has(partitionKey(topic, o.partition)),
-      );
-      if (waiting.length === 0) return;
-      const commits = await committedOffsets(options.kafka, groupId, topic);
-      for (const o of waiting) {
-        const stored = commits.get(o.partition);
-        const from =
-          stored !== undefined && stored >= 0n ? stored : (options.fromBeginning ?? true) ? o.low : undefined;
-        // Unknown (a group that starts at the end and never committed), or a batch came meanwhile.
-        if (from === undefined || fetched.has(partitionKey(topic, o.partition))) continue;
-        observe(topic, o.partition, from, o.high.toString());
-      }
+      // Partitions owned here that wait behind the failing one (kafkajs hands this loop one
+      // partition's batch at a time), of this topic and of the others, have had no batch, so no
+      // gauge: their lag is read from the group's committed offsets (or, never committed, where
+      // the group starts).
+      await observeWaiting(topic, offsets);
+      const others = new Set<string>();
+      for (const [k, p] of owned) if (p.topic !== topic && !fetched.has(k)) others.add(p.topic);
+      for (const other of others) await observeWaiting(other, await topicOffsets(options.kafka, other));
     })().catch(() => {}); // Kafka itself may be what is down: the gauges keep their last values
   };
   const abort = new AbortController();

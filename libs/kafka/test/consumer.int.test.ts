@@ -144,16 +144,21 @@ describe('consumer loop against real Kafka', () => {
 
   it('backs off while the sink fails, commits nothing ahead of it, loses nothing, and its lag keeps growing', async () => {
     const topic = uniqueName('flaky');
+    const other = uniqueName('flaky-other'); // a second topic, waiting behind the failing partition too
     const kafka = kafkaFor(stack.kafkaBrokers);
-    await ensureTopics(kafka, [{ topic, partitions: 2 }]);
+    await ensureTopics(kafka, [
+      { topic, partitions: 2 },
+      { topic: other, partitions: 1 },
+    ]);
     await produceNumbered(topic, 200, 2);
+    await produceNumbered(other, 40, 1, 1_000);
     const group = uniqueName('group');
     let sinkUp = false;
     let failures = 0;
     const sunk = new Set<string>();
     const { handle, registry } = await consumer<string>({
       groupId: group,
-      topics: [topic],
+      topics: [topic, other],
       backoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
       processor: {
         decode: (r) => r.value!.toString(),
@@ -175,17 +180,28 @@ describe('consumer loop against real Kafka', () => {
     await produceNumbered(topic, 100, 2, 200);
     const lag = async () => {
       const metric = (await registry.getSingleMetric('driftline_consumer_lag')?.get())?.values ?? [];
-      return metric.filter((v) => v.labels.topic === topic).map((v) => [v.labels.partition, v.value]);
+      return metric
+        .filter((v) => v.labels.topic === topic || v.labels.topic === other)
+        .map((v) => [v.labels.topic === topic ? v.labels.partition : 'other', v.value])
+        .sort();
     };
     await eventually(async () => {
       const now = await lag();
-      // Both partitions: the one whose batch is retried, and the one waiting behind it unfetched
-      // (its gauge read from the group's offsets; it had none before).
-      if (now.length === 2 && now.every(([, v]) => v === 150)) return true;
+      // Every partition: the one whose batch is retried, and those waiting behind it unfetched, of
+      // its topic and of the other (their gauges read from the group's offsets; they had none before).
+      if (
+        JSON.stringify(now) ===
+        JSON.stringify([
+          ['0', 150],
+          ['1', 150],
+          ['other', 40],
+        ])
+      )
+        return true;
       throw new Error(`lag by partition ${JSON.stringify(now)}`);
     }, 20_000);
     sinkUp = true;
-    await eventually(async () => (sunk.size === 300 ? true : undefined));
+    await eventually(async () => (sunk.size === 340 ? true : undefined));
     await eventually(async () => {
       const offsets = await committedOffsets(kafka, group, topic);
       return offsets.get(0) === 150n && offsets.get(1) === 150n ? true : undefined;

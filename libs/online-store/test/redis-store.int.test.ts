@@ -184,6 +184,55 @@ describe('Redis adapter specifics', () => {
     }
   });
 
+  it('finds a row that a write migrates between the read of the rows and the fallback read of v1', async () => {
+    const keyPrefix = uniqueName('os');
+    const writer = new RedisOnlineStore(tooling, { keyPrefix });
+    const spendView = contractViews.get('spend')!;
+    const at = Date.now() - 1_000;
+    const old = v1RowKey(rowKey(keyPrefix, 'spend', 'e'));
+    const plantV1 = () =>
+      tooling.hset(old, ROW_TIME, String(at), ROW_EVENT_ID, 'm', 'amount', '4', 'fee', '1', 'amount_count_10m', '1');
+    const reader = createRedisClient(config, 'tooling', { name: 'online-store-race' });
+    await waitReady(reader);
+    try {
+      for (const entitiesPerCall of [100, 1]) {
+        for (const kind of ['read', 'batch'] as const) {
+          await dropPrefix(keyPrefix);
+          await plantV1();
+          // The v1 fallback's pipeline runs only after a write (a newer event) has migrated the entity.
+          const store = new RedisOnlineStore(reader, { keyPrefix, entitiesPerCall });
+          const pipeline = reader.pipeline.bind(reader);
+          let fallbacks = 0;
+          reader.pipeline = ((...args: Parameters<typeof reader.pipeline>) => {
+            const p = pipeline(...args);
+            const isFallback = kind === 'read' || ++fallbacks === 2;
+            if (isFallback) {
+              const exec = p.exec.bind(p);
+              p.exec = (async () => {
+                await writer.write(planWrites([spendEvent('newer', at + 10, 5)]));
+                return exec();
+              }) as typeof p.exec;
+            }
+            return p;
+          }) as typeof reader.pipeline;
+          try {
+            const row =
+              kind === 'read'
+                ? await store.read(spendView, 'e', ['amount'])
+                : (await store.readBatch([{ view: spendView, entities: ['e'], features: ['amount'] }]))[0]![0];
+            expect(await tooling.exists(old)).toBe(0); // the write did migrate it meanwhile
+            expect(row).toEqual({ eventTime: at + 10, eventId: 'newer', features: { amount: 5 } });
+          } finally {
+            reader.pipeline = pipeline;
+          }
+        }
+      }
+    } finally {
+      reader.disconnect();
+      await dropPrefix(keyPrefix);
+    }
+  });
+
   it('repairs a row frozen by a µs event time written before the bounds: the next write wins', async () => {
     const keyPrefix = uniqueName('os');
     const store = new RedisOnlineStore(tooling, { keyPrefix });

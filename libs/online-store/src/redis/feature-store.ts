@@ -199,11 +199,16 @@ export class RedisOnlineStore implements OnlineStore {
       throw classifyRedisError(error, 'read');
     }
     if (stored !== null) return decodeStored(projection, key, stored);
-    try {
-      return decodeProjectedRow(projection, await this.client.hmget(v1RowKey(key), ...projection.fields));
-    } catch (error) {
-      throw classifyRedisError(error, 'read');
-    }
+    // The v1 hash, then the row again (see readV1: a write may migrate it in between).
+    const [old, again] = await execPipeline(
+      this.client
+        .pipeline()
+        .hmget(v1RowKey(key), ...projection.fields)
+        .get(key),
+      'read',
+    );
+    if (again !== null) return decodeStored(projection, key, again as string);
+    return decodeProjectedRow(projection, old as Array<string | null>);
   }
 
   async readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>> {
@@ -241,7 +246,9 @@ export class RedisOnlineStore implements OnlineStore {
 
   /**
    * Fills the entities a batch found absent from their layout-v1 hashes, if any is left (rows of
-   * entities not written since the upgrade): one more round trip, only when a batch misses.
+   * entities not written since the upgrade): one more round trip, only when a batch misses. The
+   * rows are read again after the hashes, in the same pipeline: a write that migrates an entity
+   * between the batch's MGET and this read deletes its hash, and the row it wrote is then found.
    */
   private async readV1(
     resolved: ReadonlyArray<{ projection: RowProjection; keys: readonly string[] }>,
@@ -260,16 +267,27 @@ export class RedisOnlineStore implements OnlineStore {
     for (const [request, entities] of groups) {
       const { projection, keys } = resolved[request]!;
       const v1Keys = entities.map((j) => v1RowKey(keys[j]!));
-      if (perKey) for (const key of v1Keys) pipeline.hmget(key, ...projection.fields);
-      else read(v1Keys.length, ...v1Keys, ...projection.fields);
+      const again = entities.map((j) => keys[j]!);
+      if (perKey) {
+        for (const key of v1Keys) pipeline.hmget(key, ...projection.fields);
+        for (const key of again) pipeline.get(key);
+      } else {
+        read(v1Keys.length, ...v1Keys, ...projection.fields);
+        pipeline.mget(...again);
+      }
     }
     const replies = await execPipeline(pipeline, 'batch read');
     let k = 0;
     for (const [request, entities] of groups) {
-      const { projection } = resolved[request]!;
-      const values = perKey ? entities.map(() => replies[k++]) : (replies[k++] as unknown[]);
+      const { projection, keys } = resolved[request]!;
+      const old = perKey ? entities.map(() => replies[k++]) : (replies[k++] as unknown[]);
+      const again = (perKey ? entities.map(() => replies[k++]) : replies[k++]) as Array<string | null>;
       entities.forEach((j, at) => {
-        rows[request]![j] = decodeProjectedRow(projection, values[at] as Array<string | null>);
+        const stored = again[at];
+        rows[request]![j] =
+          stored !== null && stored !== undefined
+            ? decodeStored(projection, keys[j]!, stored)
+            : decodeProjectedRow(projection, old[at] as Array<string | null>);
       });
     }
   }

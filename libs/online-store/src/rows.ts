@@ -4,8 +4,9 @@ import type { FeatureValue } from '@driftline/schemas';
 import { type FeatureRow, MAX_READ_BATCH, type RowRequest } from './port.js';
 
 /**
- * Meta fields of a stored row (layout v2's JSON object, v1's hash): the winning event's time and id. Feature and aggregate
- * names never start with `_` (views refuse them), so these can never collide with a feature.
+ * Meta fields of a stored row (layout v2's JSON object, v1's hash): the winning event's time and
+ * id. Feature and aggregate names never start with `_` (views refuse them), so these can never
+ * collide with a feature.
  */
 export const ROW_TIME = '_t';
 export const ROW_EVENT_ID = '_id';
@@ -72,22 +73,19 @@ export function parseStoredRow(text: string): Readonly<Record<string, unknown>> 
     : undefined;
 }
 
-/** Decodes a parsed stored row with `projection`; undefined when it has no event time. */
+/** Decodes a parsed stored row with `projection` (as its HMGET reply); undefined when it has no event time. */
 export function decodeStoredRow(
   projection: RowProjection,
   row: Readonly<Record<string, unknown>>,
 ): FeatureRow | undefined {
-  const t = row[ROW_TIME];
-  if (typeof t !== 'string') return undefined;
-  const features: Record<string, FeatureValue> = {};
-  const { names, types } = projection;
-  for (let i = 0; i < names.length; i++) {
-    // Inherited members (`constructor`) are not strings: only the row's own values decode.
-    const value = row[names[i]!];
-    features[names[i]!] = decodeValue(types[i]!, typeof value === 'string' ? value : undefined);
-  }
-  const id = row[ROW_EVENT_ID];
-  return { eventTime: Number(t), eventId: typeof id === 'string' ? id : '', features };
+  // Only the row's own string values count: a number, or an inherited member (`constructor`), is absent.
+  return decodeProjectedRow(
+    projection,
+    projection.fields.map((f) => {
+      const value = row[f];
+      return typeof value === 'string' ? value : null;
+    }),
+  );
 }
 
 /** {@link rowProjection} of a caller's selection: an unknown field is a BAD_REQUEST naming it. */

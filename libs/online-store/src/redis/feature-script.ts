@@ -192,11 +192,10 @@ for e = 1, n do
       changed = true
     end
   end
-  if changed then
-    if ttl > 0 then redis.call('SET', row, cjson.encode(cur), 'PX', ttl)
-    else redis.call('SET', row, cjson.encode(cur)) end
-  elseif keepTtl ~= nil then
-    if keepTtl > 0 then redis.call('SET', row, cjson.encode(cur), 'PX', keepTtl)
+  -- A change restarts the view's TTL; a migration that changed nothing keeps the v1 row's.
+  if changed or keepTtl ~= nil then
+    local px = changed and ttl or keepTtl
+    if px > 0 then redis.call('SET', row, cjson.encode(cur), 'PX', px)
     else redis.call('SET', row, cjson.encode(cur)) end
   end
 end

@@ -199,16 +199,9 @@ export class RedisOnlineStore implements OnlineStore {
       throw classifyRedisError(error, 'read');
     }
     if (stored !== null) return decodeStored(projection, key, stored);
-    // The v1 hash, then the row again (see readV1: a write may migrate it in between).
-    const [old, again] = await execPipeline(
-      this.client
-        .pipeline()
-        .hmget(v1RowKey(key), ...projection.fields)
-        .get(key),
-      'read',
-    );
-    if (again !== null) return decodeStored(projection, key, again as string);
-    return decodeProjectedRow(projection, old as Array<string | null>);
+    const rows: Array<Array<FeatureRow | undefined>> = [[undefined]];
+    await this.readV1([{ projection, keys: [key] }], [{ request: 0, entity: 0 }], rows, 'read');
+    return rows[0]![0];
   }
 
   async readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>> {
@@ -240,13 +233,13 @@ export class RedisOnlineStore implements OnlineStore {
         }),
       );
     });
-    if (absent.length > 0) await this.readV1(resolved, absent, rows);
+    if (absent.length > 0) await this.readV1(resolved, absent, rows, 'batch read');
     return rows;
   }
 
   /**
-   * Fills the entities a batch found absent from their layout-v1 hashes, if any is left (rows of
-   * entities not written since the upgrade): one more round trip, only when a batch misses. The
+   * Fills the entities a read found absent from their layout-v1 hashes, if any is left (rows of
+   * entities not written since the upgrade): one more round trip, only on a miss. The
    * rows are read again after the hashes, in the same pipeline: a write that migrates an entity
    * between the batch's MGET and this read deletes its hash, and the row it wrote is then found.
    */
@@ -254,6 +247,7 @@ export class RedisOnlineStore implements OnlineStore {
     resolved: ReadonlyArray<{ projection: RowProjection; keys: readonly string[] }>,
     absent: ReadonlyArray<{ request: number; entity: number }>,
     rows: Array<Array<FeatureRow | undefined>>,
+    action: string,
   ): Promise<void> {
     const pipeline = this.client.pipeline();
     const perKey = this.entitiesPerCall === 1;
@@ -276,7 +270,7 @@ export class RedisOnlineStore implements OnlineStore {
         pipeline.mget(...again);
       }
     }
-    const replies = await execPipeline(pipeline, 'batch read');
+    const replies = await execPipeline(pipeline, action);
     let k = 0;
     for (const [request, entities] of groups) {
       const { projection, keys } = resolved[request]!;

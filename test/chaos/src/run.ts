@@ -416,9 +416,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     stackChain = stackChain.then(async () => {
       const begin = Date.now();
       if (fault.kind === 'pause:redis') {
-        pauseComponent('redis', true, stackOpts);
+        await pauseComponent('redis', true, stackOpts);
         await sleep(fault.downMs);
-        pauseComponent('redis', false, stackOpts);
+        await pauseComponent('redis', false, stackOpts);
       } else {
         const component =
           fault.kind === 'kill:redis' ? 'redis' : fault.kind === 'restart:kafka' ? 'kafka' : 'schema-registry';

@@ -71,6 +71,44 @@ export function readProcInfo(pid: number): ProcInfo | undefined {
   return HAS_PROC ? readProcLinux(pid) : readProcPs(pid);
 }
 
+/**
+ * Whether every thread of `pid` is stopped (SIGSTOP), or none is: `kill` only queues the signal,
+ * and a busy multi-threaded process (a JVM) can keep answering for milliseconds after it returns.
+ * Undefined when the process is gone; a mix (a stop or a continue under way) is `'partly'`.
+ */
+export function stopState(pid: number): 'stopped' | 'running' | 'partly' | undefined {
+  let states: string[];
+  if (HAS_PROC) {
+    let tasks: string[];
+    try {
+      tasks = fs.readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return undefined;
+    }
+    states = tasks.flatMap((tid) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        return [stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)];
+      } catch {
+        return []; // a thread that just exited
+      }
+    });
+  } else {
+    try {
+      const stat = execFileSync('ps', ['-p', String(pid), '-o', 'stat='], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
+      states = stat === '' ? [] : [stat.slice(0, 1)];
+    } catch {
+      return undefined;
+    }
+  }
+  if (states.length === 0 || states.some((st) => st === 'Z' || st === 'X')) return undefined;
+  const stopped = states.filter((st) => st === 'T' || st === 't').length;
+  return stopped === states.length ? 'stopped' : stopped === 0 ? 'running' : 'partly';
+}
+
 export type Ownership = 'owned' | 'gone' | 'foreign';
 
 /**

@@ -14,7 +14,7 @@ import {
 import { acquireLock } from './lock.js';
 import { monitoringDown } from './monitoring.js';
 import { assignPorts } from './ports.js';
-import { checkOwnership, readProcInfo, type SpawnedProcess, spawnDetached, stopProcesses } from './proc.js';
+import { checkOwnership, readProcInfo, type SpawnedProcess, spawnDetached, stopProcesses, stopState } from './proc.js';
 import { redisArgs, redisPing } from './redis.js';
 import {
   CCOMPAT_PATH,
@@ -682,9 +682,30 @@ export async function restartComponent(name: StackComponent, options: ComponentO
   await waitReady(name, () => probe(name, ready), spawned, logFileFor(cfg, name), options.timeoutMs ?? cfg.timeoutMs);
 }
 
-/** SIGSTOP (`paused`) or SIGCONT to one component of a running stack: a hung server, not a dead one. */
-export function pauseComponent(name: StackComponent, paused: boolean, options: ConfigOverrides = {}): void {
+/**
+ * SIGSTOP (`paused`) or SIGCONT to one component of a running stack: a hung server, not a dead one.
+ * Resolves once every thread of the process has stopped (or none is stopped): the signal only
+ * queues the stop, and a busy JVM was seen answering a request 10 ms after `kill` returned.
+ */
+export async function pauseComponent(
+  name: StackComponent,
+  paused: boolean,
+  options: ConfigOverrides = {},
+): Promise<void> {
   const cfg = loadConfig(process.env, options);
   const { record } = ownedRecord(cfg, name);
   process.kill(record.pid, paused ? 'SIGSTOP' : 'SIGCONT');
+  const wanted = paused ? 'stopped' : 'running';
+  const deadline = Date.now() + PAUSE_TIMEOUT_MS;
+  for (;;) {
+    const state = stopState(record.pid);
+    if (state === wanted) return;
+    if (state === undefined)
+      throw new Error(`${name} (pid ${record.pid}) exited while being ${paused ? 'paused' : 'resumed'}`);
+    if (Date.now() > deadline)
+      throw new Error(`${name} (pid ${record.pid}) not ${wanted} ${PAUSE_TIMEOUT_MS} ms after the signal (${state})`);
+    await sleep(2);
+  }
 }
+
+const PAUSE_TIMEOUT_MS = 10_000;

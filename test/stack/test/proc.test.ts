@@ -3,7 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { acquireLock } from '../src/lock.js';
-import { checkOwnership, readProcInfo, type SpawnedProcess, spawnDetached, stopProcesses } from '../src/proc.js';
+import {
+  checkOwnership,
+  readProcInfo,
+  type SpawnedProcess,
+  spawnDetached,
+  stopProcesses,
+  stopState,
+} from '../src/proc.js';
 import { stackDown, stackRelease, stackStatus } from '../src/stack.js';
 import { type ProcessRecord, readState, writeState } from '../src/state.js';
 
@@ -54,6 +61,23 @@ describe('process identity', () => {
     expect(info?.startTime).toBe(p.startTime);
     expect(info?.cmdline).toContain('driftline-test-identity');
     expect(info?.zombie).toBe(false);
+  });
+
+  it('tells when every thread of a process has stopped (SIGSTOP) and when none has', async () => {
+    const p = await sleeper('driftline-test-stop'); // node: several threads
+    const settled = async (wanted: string) => {
+      const deadline = Date.now() + 5_000;
+      while (stopState(p.pid) !== wanted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      return stopState(p.pid);
+    };
+    expect(stopState(p.pid)).toBe('running');
+    process.kill(p.pid, 'SIGSTOP');
+    expect(await settled('stopped')).toBe('stopped');
+    process.kill(p.pid, 'SIGCONT');
+    expect(await settled('running')).toBe('running');
+    process.kill(p.pid, 'SIGKILL');
+    await p.exited;
+    expect(stopState(p.pid)).toBeUndefined();
   });
 
   it('recognises our process and rejects a recycled pid', async () => {

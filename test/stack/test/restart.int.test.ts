@@ -52,9 +52,9 @@ describe('restartComponent / pauseComponent', () => {
     expect(schema.status).toBe(200);
     expect(await redis(port, 'GET restart-key')).toBe('$4\r\nkept');
 
-    pauseComponent('redis', true, { stateDir });
+    await pauseComponent('redis', true, { stateDir });
     await expect(redis(port, 'PING')).rejects.toThrow('no reply');
-    pauseComponent('redis', false, { stateDir });
+    await pauseComponent('redis', false, { stateDir });
     expect(await redis(port, 'PING')).toBe('+PONG');
   }, 240_000);
 });

@@ -1,4 +1,3 @@
-import type { PredictionEvent } from '@driftline/schemas';
 import { HttpError } from '@driftline/service/http';
 
 /** The 503 of a full prediction log. */
@@ -12,13 +11,13 @@ export const backlogFull = (maxBuffered: number, waitedMs = 0) =>
 /** The 503 of a prediction log that is closing or whose thread has exited. */
 export const logNotRunning = () => new HttpError(503, 'SINK_UNAVAILABLE', 'prediction log is not running; retry later');
 
-export interface Admission {
+export interface Admission<R> {
   /**
    * Enqueues a request's records at once when they fit under the bound and nobody waits before
    * them; else waits, first come first served, until acknowledgements make room, and rejects with
    * a 503 after `maxWaitMs` (at once when it is 0 or the records could never fit).
    */
-  admit(events: readonly PredictionEvent[]): Promise<void>;
+  admit(records: readonly R[]): Promise<void>;
   /** Call when the backlog shrank (a send acknowledged): admits the waiters that now fit, in order. */
   release(): void;
   /** Rejects every waiter (the log closes or its thread died). */
@@ -31,15 +30,15 @@ export interface Admission {
  * as it can then settles at the log's pace instead of getting 503s; only a backlog that does not
  * move for `maxWaitMs` refuses. Waiting records sit outside the bound, one request's worth each.
  */
-export function createAdmission(options: {
+export function createAdmission<R>(options: {
   readonly maxBuffered: number;
   readonly maxWaitMs: number;
   readonly backlog: () => number;
-  readonly enqueue: (events: readonly PredictionEvent[]) => void;
-}): Admission {
+  readonly enqueue: (records: readonly R[]) => void;
+}): Admission<R> {
   const { maxBuffered, maxWaitMs, backlog, enqueue } = options;
   const waiters: Array<{
-    readonly events: readonly PredictionEvent[];
+    readonly events: readonly R[];
     readonly resolve: () => void;
     readonly reject: (e: Error) => void;
     readonly timer: NodeJS.Timeout;

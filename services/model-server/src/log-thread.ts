@@ -56,7 +56,7 @@ export async function startThreadLog(
   const backlog = () => handedOver + pending.length - acked;
   const report = () => options.onBacklog?.(backlog());
   const send = (message: ToLogThread) => worker.postMessage(message);
-  const admission = createAdmission({
+  const admission = createAdmission<PredictionEvent>({
     maxBuffered: options.maxBuffered,
     maxWaitMs: options.maxWaitMs,
     backlog,

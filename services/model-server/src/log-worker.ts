@@ -7,11 +7,44 @@ import { createKafkaClient, createProducer, type OutboundMessage } from '@driftl
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { forwardingLogger } from '@driftline/service/worker';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
-import { unpackPredictions } from './packed-predictions.js';
+import { directEncodingApplies, encodePacked, setSchemaId } from './packed-avro.js';
+import { type PackedPredictions, TEXT, unpackPredictions } from './packed-predictions.js';
 import { createPredictionLog, PartialPublishError, predictionDeadLetters } from './prediction-log.js';
 
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
 const SEND_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * A prediction whose predictions.v1 value was written when it arrived, straight from the packed
+ * hand-off (packed-avro.ts); its schema id is set when it is sent. The event itself is unpacked
+ * only for a dead letter.
+ */
+class EncodedPrediction {
+  constructor(
+    readonly key: string,
+    readonly value: Buffer,
+    private readonly packed: PackedPredictions,
+    private readonly index: number,
+  ) {}
+
+  event(): PredictionEvent {
+    return unpackPredictions(this.packed)[this.index]!;
+  }
+}
+
+/** What the log queues: an encoded prediction, or an event the codec encodes (and checks) when sent. */
+type QueuedPrediction = EncodedPrediction | PredictionEvent;
+
+/** The queued records of a packed hand-off, in order: encoded, but for those the codec must refuse. */
+function queuedFromPacked(packed: PackedPredictions): QueuedPrediction[] {
+  const { values } = encodePacked(packed);
+  let events: PredictionEvent[] | undefined;
+  return values.map((value, r) => {
+    if (value !== undefined) return new EncodedPrediction(packed.text[r * TEXT]!, value, packed, r);
+    events ??= unpackPredictions(packed);
+    return events[r]!;
+  });
+}
 
 const port = parentPort!;
 const data = workerData as LogThreadData & { readonly policy: LogThreadSendPolicy };
@@ -26,25 +59,38 @@ try {
   // recovers seconds after Kafka does instead of refusing requests meanwhile.
   const producer = await createProducer(kafka, { health: { replaceAfterMs: 10_000, sendDeadlineMs: 10_000 } });
   const codec = new SchemaRegistryCodec(data.registry).forTopic(contracts.prediction, data.topic);
+  // Registered once, on the first send (an unreachable registry then fails that send, retriable).
+  let schemaId: number | undefined;
+  // The direct writer covers the contract it was written for; any other goes through the codec.
+  const direct = directEncodingApplies();
   let acked = 0;
   // Encoded first, then sent in chunks of at most SEND_CHUNK_BYTES: a batch of thousands of wide
   // feature vectors stays far below the broker's default 1 MiB per record batch.
   // A failure after some chunks were acknowledged says how many (PartialPublishError): the log
   // keeps only the rest, so a retry does not write those again.
-  const publish = async (events: readonly PredictionEvent[]): Promise<void> => {
+  const publish = async (records: readonly QueuedPrediction[]): Promise<void> => {
     let chunk: OutboundMessage[] = [];
     let bytes = 0;
     let sent = 0;
     try {
-      for (const e of events) {
-        const value = await codec.encode(e);
+      for (const r of records) {
+        let key: string;
+        let value: Buffer;
+        if (r instanceof EncodedPrediction) {
+          schemaId ??= await codec.register();
+          setSchemaId(r.value, schemaId);
+          ({ key, value } = r);
+        } else {
+          value = await codec.encode(r);
+          key = contracts.prediction.key(r);
+        }
         if (chunk.length > 0 && bytes + value.length > SEND_CHUNK_BYTES) {
           await producer.send(data.topic, chunk);
           sent += chunk.length;
           chunk = [];
           bytes = 0;
         }
-        chunk.push({ key: contracts.prediction.key(e), value });
+        chunk.push({ key, value });
         bytes += value.length;
       }
       await producer.send(data.topic, chunk);
@@ -54,12 +100,15 @@ try {
   };
   // The bound on records held is enforced by the serving thread, which counts what it handed
   // over against what is acknowledged: this queue never refuses what it was given.
-  const log = createPredictionLog({
+  const eventOf = (r: QueuedPrediction): PredictionEvent => (r instanceof EncodedPrediction ? r.event() : r);
+  const deadLetter = predictionDeadLetters(producer, data.topic);
+  const log = createPredictionLog<QueuedPrediction>({
     ...data.policy,
     maxBuffered: Number.MAX_SAFE_INTEGER,
     maxWaitMs: 0,
     publish,
-    deadLetter: predictionDeadLetters(producer, data.topic),
+    deadLetter: (rejected) => deadLetter(rejected.map(({ record, error }) => ({ record: eventOf(record), error }))),
+    idOf: (r) => (r instanceof EncodedPrediction ? r.key : r.prediction_id),
     onRejected: (records) => post({ type: 'rejected', records }),
     // Acknowledged or dead-lettered, each record once: the serving thread's bound frees them.
     onSettled(records) {
@@ -71,7 +120,8 @@ try {
   port.on('message', (message: ToLogThread) => {
     if (message.type === 'append')
       void log.append(message.events); // never waits: no bound here
-    else if (message.type === 'append-packed') void log.append(unpackPredictions(message.packed));
+    else if (message.type === 'append-packed')
+      void log.append(direct ? queuedFromPacked(message.packed) : unpackPredictions(message.packed));
     else if (message.type === 'drain') {
       void log.drain(message.deadlineMs).then((left) => post({ type: 'drained', id: message.id, left }));
     } else if (message.type === 'close') {

@@ -28,11 +28,12 @@ export interface PackedPredictions {
   readonly others: Array<number | string | boolean | null>;
 }
 
-const TEXT = 6;
-const HAS_ROLE = 1;
-const HAS_CLASS = 2;
+/** Strings per record in `text`, and the bits of `flags` (exported for the direct Avro writer). */
+export const TEXT = 6;
+export const HAS_ROLE = 1;
+export const HAS_CLASS = 2;
 const CLASS_NULL = 4;
-const HAS_SCORES = 8;
+export const HAS_SCORES = 8;
 const SCORES_NULL = 16;
 
 /** Index of `keys` in `names`, added when new; `last` first (every record of a batch usually shares it). */

@@ -3,9 +3,13 @@ import { deadLetterUnsent, type EventProducer, isolateRejected } from '@driftlin
 import type { PredictionEvent } from '@driftline/schemas';
 import { createAdmission, logNotRunning } from './admission.js';
 
-export interface PredictionLogOptions {
+/**
+ * The log's options; `R` is what it queues for each prediction: the event itself, or (on the log's
+ * thread) its value already encoded.
+ */
+export interface PredictionLogOptions<R = PredictionEvent> {
   /** Sends one batch to predictions.v1 and resolves once Kafka acknowledged it (acks=all). */
-  readonly publish: (events: readonly PredictionEvent[]) => Promise<void>;
+  readonly publish: (records: readonly R[]) => Promise<void>;
   /** Most records held (buffered and in flight); a request that would exceed it waits for room. */
   readonly maxBuffered: number;
   /** Longest wait for room before a request's records are refused (503); 0 refuses at once. */
@@ -18,7 +22,9 @@ export interface PredictionLogOptions {
    * Sends records that can never be written as they are (refused by the broker as too large, or
    * failing to encode) to the dead-letter topic; throws (retriable) when it cannot.
    */
-  readonly deadLetter: (rejected: ReadonlyArray<RejectedPrediction>) => Promise<void>;
+  readonly deadLetter: (rejected: ReadonlyArray<Rejected<R>>) => Promise<void>;
+  /** The prediction id of a record, named in the log line of a dead letter. */
+  readonly idOf?: (record: R) => string;
   readonly logger: Logger;
   /** Called with the count of records sent to the dead-letter topic instead. */
   readonly onRejected?: (records: number) => void;
@@ -48,10 +54,12 @@ export class PartialPublishError extends DriftlineError {
 const sentBefore = (error: unknown) => (error instanceof PartialPublishError ? error.sent : 0);
 
 /** A record the log could not write, with the error that said so. */
-export interface RejectedPrediction {
-  readonly event: PredictionEvent;
+export interface Rejected<R> {
+  readonly record: R;
   readonly error: DriftlineError;
 }
+
+export type RejectedPrediction = Rejected<PredictionEvent>;
 
 /** Who the prediction log's dead letters name as their producer (`driftline.dlq.consumer.group`). */
 const PRODUCED_BY = 'driftline-model-server';
@@ -66,21 +74,21 @@ export const predictionDeadLetters =
     deadLetterUnsent(
       producer,
       topic,
-      rejected.map(({ event, error }) => ({
-        key: event.prediction_id,
-        value: Buffer.from(JSON.stringify(event)),
+      rejected.map(({ record, error }) => ({
+        key: record.prediction_id,
+        value: Buffer.from(JSON.stringify(record)),
         code: error.code,
         reason: error.message,
       })),
       PRODUCED_BY,
     );
 
-export interface PredictionLog {
+export interface PredictionLog<R = PredictionEvent> {
   /**
    * Queues the records of one request: at once when they fit under the bound, else after waiting
    * for room (back-pressure); rejects with a 503 when there is none within the wait.
    */
-  append(events: readonly PredictionEvent[]): Promise<void>;
+  append(records: readonly R[]): Promise<void>;
   /** Records held: queued plus in flight. */
   backlog(): number;
   /** False once the log can no longer send (its thread exited): readiness fails. */
@@ -102,9 +110,9 @@ export interface PredictionLog {
  * queued or in flight at that moment, at most `maxBuffered` and in steady state about
  * `flushIntervalMs` worth of traffic plus one send's round trip; a graceful stop drains first.
  */
-export function createPredictionLog(options: PredictionLogOptions): PredictionLog {
+export function createPredictionLog<R = PredictionEvent>(options: PredictionLogOptions<R>): PredictionLog<R> {
   const { publish, maxBuffered, maxWaitMs, flushIntervalMs, maxBatch, logger } = options;
-  let queue: PredictionEvent[] = [];
+  let queue: R[] = [];
   let inFlight = 0;
   let sending: Promise<void> | undefined;
   let lastFailureLog = 0;
@@ -115,7 +123,7 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
   // then refuse every request: its records are isolated by halving the batch and dead-lettered,
   // and the others sent. A retriable failure during that is rethrown and the whole batch retried
   // (the halves already sent are sent again: at-least-once).
-  const publishOrDeadLetter = async (batch: readonly PredictionEvent[]): Promise<void> => {
+  const publishOrDeadLetter = async (batch: readonly R[]): Promise<void> => {
     let sent = 0;
     try {
       await publish(batch);
@@ -128,7 +136,7 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
     // Whatever fails from here keeps those `sent` out of the retry.
     try {
       const rest = batch.slice(sent);
-      const rejected = (await isolateRejected(rest, publish)).map(({ item, error }) => ({ event: item, error }));
+      const rejected = (await isolateRejected(rest, publish)).map(({ item, error }) => ({ record: item, error }));
       await options.deadLetter(rejected);
       options.onRejected?.(rejected.length);
       const first = rejected[0];
@@ -137,7 +145,7 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
           rejected: rejected.length,
           code: first?.error.code,
           reason: first?.error.message,
-          prediction_id: first?.event.prediction_id,
+          prediction_id: first === undefined ? undefined : options.idOf?.(first.record),
         },
         'prediction records Kafka will never take as they are went to the dead-letter topic',
       );
@@ -184,7 +192,7 @@ export function createPredictionLog(options: PredictionLogOptions): PredictionLo
     );
     return sending;
   };
-  const admission = createAdmission({
+  const admission = createAdmission<R>({
     maxBuffered,
     maxWaitMs,
     backlog,

@@ -2,7 +2,7 @@ import type { EventTimeBounds, Logger } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
-import type { PredictionEvent } from '@driftline/schemas';
+import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
 import { createModelHandler } from './handler.js';
 import { type LogThreadData, startThreadLog } from './log-thread.js';
@@ -106,6 +106,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
           ...hooks,
           publish: target.publish,
           deadLetter: target.deadLetter,
+          idOf: contracts.prediction.key,
           logger: options.logger,
         });
   const table = new ServingTable({

@@ -36,6 +36,15 @@ async function openLog(maxBuffered: number, maxWaitMs = 0) {
   return { log, topic, backlogs, rejected };
 }
 
+/** Every record in `topic`, decoded. */
+async function sentPredictions(topic: string) {
+  const kafka = kafkaFor(stack.kafkaBrokers);
+  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
+  const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
+  const records = await readTopic(kafka, topic, total, 30_000);
+  return Promise.all(records.map(async (r) => codec.decode(r.value)));
+}
+
 describe('prediction log on its worker thread (real Kafka and registry)', () => {
   it('sends every appended record once, in append order per partition, and drains to zero', async () => {
     const { log, topic, backlogs } = await openLog(50_000);
@@ -94,19 +103,32 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     expect(await log.drain(30_000)).toBe(0);
     await log.close();
     expect(rejected).toEqual([1]);
-    const kafka = kafkaFor(stack.kafkaBrokers);
-    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
     // Halving the refused batch sends its good halves again: at-least-once, so ids, not counts.
-    const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
-    const sent = await readTopic(kafka, topic, total, 30_000);
-    const ids = await Promise.all(sent.map(async (r) => (await codec.decode(r.value)).prediction_id));
+    const ids = (await sentPredictions(topic)).map((e) => e.prediction_id);
     expect(new Set(ids)).toEqual(new Set(['p-0', 'p-1', 'p-2', 'p-3', 'p-4', 'p-6', 'p-7']));
-    const [letter] = await readTopic(kafka, deadLetterTopic(topic), 1, 30_000);
+    const [letter] = await readTopic(kafkaFor(stack.kafkaBrokers), deadLetterTopic(topic), 1, 30_000);
     expect(letter?.key?.toString()).toBe('p-5');
     expect(letter?.headers[DLQ_HEADERS.code]?.toString()).toBe('SINK_REJECTED');
     expect(letter?.headers[DLQ_HEADERS.reason]?.toString()).toMatch(/too large|TOO_LARGE/i);
     expect(letter?.headers[DLQ_HEADERS.truncated]?.toString()).toBe(String(Buffer.byteLength(JSON.stringify(huge))));
     expect(letter?.value?.toString().startsWith('{"prediction_id":"p-5"')).toBe(true); // its JSON, cut to fit
+  });
+
+  it('dead-letters a record the schema refuses (event_time not a long) by name, and sends the others of its batch', async () => {
+    const { log, topic, rejected } = await openLog(50_000);
+    const bad = { ...prediction(2), event_time: 1.5 };
+    await log.append([prediction(0), prediction(1), bad, prediction(3)]);
+    expect(await log.drain(30_000)).toBe(0);
+    await log.close();
+    expect(rejected).toEqual([1]);
+    const events = await sentPredictions(topic);
+    expect(new Set(events.map((e) => e.prediction_id))).toEqual(new Set(['p-0', 'p-1', 'p-3']));
+    expect(events.find((e) => e.prediction_id === 'p-3')).toEqual(prediction(3));
+    const [letter] = await readTopic(kafkaFor(stack.kafkaBrokers), deadLetterTopic(topic), 1, 30_000);
+    expect(letter?.key?.toString()).toBe('p-2');
+    expect(letter?.headers[DLQ_HEADERS.code]?.toString()).toBe('VALIDATION_FAILED');
+    expect(letter?.headers[DLQ_HEADERS.reason]?.toString()).toMatch(/event_time=1\.5/);
+    expect(JSON.parse(letter?.value?.toString() ?? '')).toEqual(bad);
   });
 
   it('under a backlog, appends wait for acknowledgements instead of failing (back-pressure)', async () => {

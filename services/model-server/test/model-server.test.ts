@@ -361,7 +361,7 @@ describe('prediction log', () => {
       },
       deadLetter: async (rejected) => {
         if (dlqDown) throw new SinkUnavailableError('dlq down'); // retriable: the batch waits
-        letters.push(...rejected.map((r) => ({ id: r.event.prediction_id, code: r.error.code })));
+        letters.push(...rejected.map((r) => ({ id: r.record.prediction_id, code: r.error.code })));
       },
       maxBuffered: 100,
       maxWaitMs: 0,

@@ -12,4 +12,9 @@ export const onlineStoreEnvShape = {
     .string()
     .refine(isValidKeyPrefix, 'letters, digits, dot, dash, underscore only (1..64)')
     .default('dl'),
+  /**
+   * Read rows of key layout v1 (written before the upgrade to v2, not since) for entities a read
+   * finds absent. Turn off once none remain: such a read is one round trip instead of two.
+   */
+  DRIFTLINE_FEATURE_READ_V1: envField.bool().default(true),
 };

@@ -157,6 +157,12 @@ describe('Redis adapter specifics', () => {
         ]);
         expect(batch).toEqual([[undefined, v1Row], [{ ...v1Row, features: { fee: 1 } }]]);
       }
+      // With the fallback off (once no v1 rows remain), a v1 row is not looked up: absent.
+      const v2Only = new RedisOnlineStore(tooling, { keyPrefix, readV1: false });
+      expect(await v2Only.read(spendView, 'e', ['amount', 'fee'])).toBeUndefined();
+      expect(await v2Only.readBatch([{ view: spendView, entities: ['absent', 'e'] }])).toEqual([
+        [undefined, undefined],
+      ]);
 
       // An event older than every window changes nothing, but moves the row: v1 keys gone, the same
       // row in v2, its TTL kept (a write that changes nothing restarts no TTL).

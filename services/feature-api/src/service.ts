@@ -42,6 +42,7 @@ export interface FeatureApiConfig {
   readonly thread: 'worker' | 'main';
   readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
+  readonly readV1: boolean;
   readonly port: number;
   readonly host: string;
   readonly limits: RequestLimits;
@@ -70,6 +71,7 @@ export const featureApi = defineService({
       thread: env.DRIFTLINE_FEATURE_API_THREAD,
       redis: toRedisConnectionConfig(env),
       keyPrefix: env.DRIFTLINE_FEATURE_KEY_PREFIX,
+      readV1: env.DRIFTLINE_FEATURE_READ_V1,
       port: env.DRIFTLINE_FEATURE_API_PORT,
       host: env.DRIFTLINE_FEATURE_API_HOST,
       limits: {
@@ -101,6 +103,7 @@ export const featureApi = defineService({
       const server = await startFeatureApiThread({
         redis: config.redis,
         keyPrefix: config.keyPrefix,
+        readV1: config.readV1,
         viewsText: readFileSync(config.viewsPath, 'utf8'),
         port: config.port,
         host: config.host,
@@ -116,6 +119,7 @@ export const featureApi = defineService({
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-read',
       keyPrefix: config.keyPrefix,
+      readV1: config.readV1,
       name: 'driftline-feature-api',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
     });

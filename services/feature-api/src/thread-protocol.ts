@@ -7,6 +7,8 @@ import type { ForwardedLog } from '@driftline/service/worker';
 export interface FeatureApiThreadData {
   readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
+  /** Whether reads fall back to key layout v1 (DRIFTLINE_FEATURE_READ_V1; default true). */
+  readonly readV1?: boolean;
   /** The feature view file's text (YAML or JSON), parsed again in the thread. */
   readonly viewsText: string;
   readonly port: number;

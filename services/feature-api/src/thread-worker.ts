@@ -23,6 +23,7 @@ try {
   const store = createRedisOnlineStore(data.redis, {
     use: 'online-read',
     keyPrefix: data.keyPrefix,
+    ...(data.readV1 === undefined ? {} : { readV1: data.readV1 }),
     name: 'driftline-feature-api',
     ...(data.redisPolicy === undefined ? {} : { policy: data.redisPolicy }),
     onConnectionError: (error) => logger.warn({ err: error.message }, 'redis connection error'),
@@ -31,7 +32,14 @@ try {
     store.client.on(event, () => post({ type: 'ready', ready: store.ready() }));
   }
   // The bounds (limits, token, timeouts) pass through as they came; absent ones take the defaults.
-  const { redis: _redis, keyPrefix: _prefix, viewsText: _text, redisPolicy: _policy, ...bounds } = data;
+  const {
+    redis: _redis,
+    keyPrefix: _prefix,
+    readV1: _readV1,
+    viewsText: _text,
+    redisPolicy: _policy,
+    ...bounds
+  } = data;
   const server = await startFeatureApi({ ...bounds, store, views, registry, logger });
   port.on('message', (message: ToThread) => {
     if (message.type === 'metrics') {

@@ -52,6 +52,7 @@ export interface ModelServerConfig {
   readonly views: FeatureViews;
   readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
+  readonly readV1: boolean;
   readonly port: number;
   readonly host: string;
   readonly artifactDir: string;
@@ -100,6 +101,7 @@ export const modelServer = defineService({
       views: loadFeatureViews(env.DRIFTLINE_FEATURE_VIEWS),
       redis: toRedisConnectionConfig(env),
       keyPrefix: env.DRIFTLINE_FEATURE_KEY_PREFIX,
+      readV1: env.DRIFTLINE_FEATURE_READ_V1,
       port: env.DRIFTLINE_MODEL_SERVER_PORT,
       host: env.DRIFTLINE_MODEL_SERVER_HOST,
       artifactDir: resolve(env.DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR),
@@ -148,6 +150,7 @@ export const modelServer = defineService({
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-read',
       keyPrefix: config.keyPrefix,
+      readV1: config.readV1,
       name: 'driftline-model-server',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
     });

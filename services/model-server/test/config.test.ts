@@ -36,3 +36,11 @@ describe('model-server configuration of the prediction log', () => {
     ).toThrow(/DRIFTLINE_MODEL_SERVER_LOG_WAIT.*shorter than DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT/);
   });
 });
+
+describe('model-server configuration of the online store', () => {
+  it('reads key layout v1 as a fallback unless DRIFTLINE_FEATURE_READ_V1 turns it off', () => {
+    expect(configure({}).readV1).toBe(true);
+    expect(configure({ DRIFTLINE_FEATURE_READ_V1: 'false' }).readV1).toBe(false);
+    expect(() => configure({ DRIFTLINE_FEATURE_READ_V1: 'maybe' })).toThrow(/DRIFTLINE_FEATURE_READ_V1/);
+  });
+});

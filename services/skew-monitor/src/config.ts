@@ -33,6 +33,7 @@ export interface SkewConfig {
   readonly views: FeatureViews;
   readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
+  readonly readV1: boolean;
   readonly sampleRate: number;
   readonly windowMs: number;
   readonly rule: SkewAlertRule;
@@ -46,6 +47,7 @@ export function toSkewConfig(env: z.infer<z.ZodObject<typeof skewEnvShape>>): Sk
     views: loadFeatureViews(env.DRIFTLINE_FEATURE_VIEWS),
     redis: toRedisConnectionConfig(env),
     keyPrefix: env.DRIFTLINE_FEATURE_KEY_PREFIX,
+    readV1: env.DRIFTLINE_FEATURE_READ_V1,
     sampleRate: env.DRIFTLINE_SKEW_SAMPLE_RATE,
     windowMs: env.DRIFTLINE_SKEW_WINDOW,
     rule: { maxShareMismatched: env.DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED, minCompared: env.DRIFTLINE_SKEW_MIN_COMPARED },

@@ -29,6 +29,7 @@ export const skewMonitorService = defineService({
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-read',
       keyPrefix: config.keyPrefix,
+      readV1: config.readV1,
       name: 'driftline-skew-monitor',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
     });

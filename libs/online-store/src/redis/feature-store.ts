@@ -36,6 +36,13 @@ export interface RedisOnlineStoreOptions {
    * different cluster slots: use 1 against a Redis Cluster.
    */
   readonly entitiesPerCall?: number;
+  /**
+   * Look up entities a read finds absent in key layout v1 too (default true): rows written before
+   * the upgrade and not since. Off once none remain (all writers upgraded at least the longest
+   * view TTL ago, or no `<prefix>:v1:*` key left): a read that finds an entity absent is then one
+   * round trip instead of two.
+   */
+  readonly readV1?: boolean;
   /** Disconnect the client on close (true when the store created it). */
   readonly ownsClient?: boolean;
 }
@@ -63,6 +70,7 @@ export function createRedisOnlineStore(
   return new RedisOnlineStore(client, {
     keyPrefix: options.keyPrefix,
     ...(options.entitiesPerCall === undefined ? {} : { entitiesPerCall: options.entitiesPerCall }),
+    ...(options.readV1 === undefined ? {} : { readV1: options.readV1 }),
     ownsClient: true,
   });
 }
@@ -73,7 +81,8 @@ export function createRedisOnlineStore(
  * of a view; resolves only when Redis acknowledged every command.
  * Reads: GET of the row's JSON; a batch is one pipeline of one MGET per request, so one write and
  * one read on the socket and one command per request. Entities found absent are looked up once
- * more in layout v1 (rows not written since an upgrade), in one more round trip.
+ * more in layout v1 (rows not written since an upgrade), in one more round trip, unless `readV1`
+ * is off.
  * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
  * SinkUnavailableError, WRONGTYPE a poison record, a script error non-retriable.
  */
@@ -199,6 +208,7 @@ export class RedisOnlineStore implements OnlineStore {
       throw classifyRedisError(error, 'read');
     }
     if (stored !== null) return decodeStored(projection, key, stored);
+    if (this.options.readV1 === false) return undefined;
     const rows: Array<Array<FeatureRow | undefined>> = [[undefined]];
     await this.readV1([{ projection, keys: [key] }], [{ request: 0, entity: 0 }], rows, 'read');
     return rows[0]![0];
@@ -233,7 +243,7 @@ export class RedisOnlineStore implements OnlineStore {
         }),
       );
     });
-    if (absent.length > 0) await this.readV1(resolved, absent, rows, 'batch read');
+    if (absent.length > 0 && this.options.readV1 !== false) await this.readV1(resolved, absent, rows, 'batch read');
     return rows;
   }
 

@@ -14,6 +14,9 @@ import { createPredictionLog, PartialPublishError, predictionDeadLetters } from 
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
 const SEND_CHUNK_BYTES = 256 * 1024;
 
+/** Hand-offs unpacked for dead letters: once each, however many of their records are refused. */
+const unpacked = new WeakMap<PackedPredictions, PredictionEvent[]>();
+
 /**
  * A prediction whose predictions.v1 value was written when it arrived, straight from the packed
  * hand-off (packed-avro.ts); its schema id is set when it is sent. The event itself is unpacked
@@ -28,7 +31,12 @@ class EncodedPrediction {
   ) {}
 
   event(): PredictionEvent {
-    return unpackPredictions(this.packed)[this.index]!;
+    let events = unpacked.get(this.packed);
+    if (events === undefined) {
+      events = unpackPredictions(this.packed);
+      unpacked.set(this.packed, events);
+    }
+    return events[this.index]!;
   }
 }
 

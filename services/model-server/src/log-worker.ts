@@ -14,8 +14,17 @@ import { createPredictionLog, PartialPublishError, predictionDeadLetters } from 
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
 const SEND_CHUNK_BYTES = 256 * 1024;
 
-/** Hand-offs unpacked for dead letters: once each, however many of their records are refused. */
+/** Hand-offs unpacked (for the codec or a dead letter): once each, however many records need it. */
 const unpacked = new WeakMap<PackedPredictions, PredictionEvent[]>();
+
+function eventsOf(packed: PackedPredictions): PredictionEvent[] {
+  let events = unpacked.get(packed);
+  if (events === undefined) {
+    events = unpackPredictions(packed);
+    unpacked.set(packed, events);
+  }
+  return events;
+}
 
 /**
  * A prediction whose predictions.v1 value was written when it arrived, straight from the packed
@@ -31,27 +40,22 @@ class EncodedPrediction {
   ) {}
 
   event(): PredictionEvent {
-    let events = unpacked.get(this.packed);
-    if (events === undefined) {
-      events = unpackPredictions(this.packed);
-      unpacked.set(this.packed, events);
-    }
-    return events[this.index]!;
+    return eventsOf(this.packed)[this.index]!;
   }
 }
 
 /** What the log queues: an encoded prediction, or an event the codec encodes (and checks) when sent. */
 type QueuedPrediction = EncodedPrediction | PredictionEvent;
 
+/** A queued prediction's Kafka key (its prediction id). */
+const keyOf = (r: QueuedPrediction): string => (r instanceof EncodedPrediction ? r.key : contracts.prediction.key(r));
+
 /** The queued records of a packed hand-off, in order: encoded, but for those the codec must refuse. */
 function queuedFromPacked(packed: PackedPredictions): QueuedPrediction[] {
   const { values } = encodePacked(packed);
-  let events: PredictionEvent[] | undefined;
-  return values.map((value, r) => {
-    if (value !== undefined) return new EncodedPrediction(packed.text[r * TEXT]!, value, packed, r);
-    events ??= unpackPredictions(packed);
-    return events[r]!;
-  });
+  return values.map((value, r) =>
+    value !== undefined ? new EncodedPrediction(packed.text[r * TEXT]!, value, packed, r) : eventsOf(packed)[r]!,
+  );
 }
 
 const port = parentPort!;
@@ -82,23 +86,19 @@ try {
     let sent = 0;
     try {
       for (const r of records) {
-        let key: string;
         let value: Buffer;
         if (r instanceof EncodedPrediction) {
           schemaId ??= await codec.register();
           setSchemaId(r.value, schemaId);
-          ({ key, value } = r);
-        } else {
-          value = await codec.encode(r);
-          key = contracts.prediction.key(r);
-        }
+          value = r.value;
+        } else value = await codec.encode(r);
         if (chunk.length > 0 && bytes + value.length > SEND_CHUNK_BYTES) {
           await producer.send(data.topic, chunk);
           sent += chunk.length;
           chunk = [];
           bytes = 0;
         }
-        chunk.push({ key, value });
+        chunk.push({ key: keyOf(r), value });
         bytes += value.length;
       }
       await producer.send(data.topic, chunk);
@@ -116,7 +116,7 @@ try {
     maxWaitMs: 0,
     publish,
     deadLetter: (rejected) => deadLetter(rejected.map(({ record, error }) => ({ record: eventOf(record), error }))),
-    idOf: (r) => (r instanceof EncodedPrediction ? r.key : r.prediction_id),
+    idOf: keyOf,
     onRejected: (records) => post({ type: 'rejected', records }),
     // Acknowledged or dead-lettered, each record once: the serving thread's bound frees them.
     onSettled(records) {

@@ -207,7 +207,7 @@ export function encodePacked(p: PackedPredictions): DirectlyEncoded {
     }
     return encoded;
   };
-  const ends = new Int32Array(p.count + 1).fill(-1);
+  const ends = new Int32Array(p.count).fill(-1);
   const starts = new Int32Array(p.count);
   let at = 0;
   let other = 0;

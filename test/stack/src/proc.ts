@@ -21,6 +21,14 @@ export interface OwnedProcess {
   markers: string[];
 }
 
+/**
+ * The fields of a /proc stat line from the state on (field 3 of proc(5)): "pid (comm) state ppid
+ * ..." — comm may contain spaces and parentheses, so the split is after the last ')'.
+ */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 function readProcLinux(pid: number): ProcInfo | undefined {
   let stat: string;
   let cmdline: string;
@@ -30,8 +38,7 @@ function readProcLinux(pid: number): ProcInfo | undefined {
   } catch {
     return undefined;
   }
-  // "pid (comm) state ppid ..." — comm may contain spaces and parentheses, so split after the last ')'.
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const rest = statFields(stat);
   const state = rest[0];
   const startTime = rest[19]; // field 22 of proc(5); `rest` starts at field 3
   if (state === undefined || startTime === undefined) return undefined;
@@ -87,8 +94,7 @@ export function stopState(pid: number): 'stopped' | 'running' | 'partly' | undef
     }
     states = tasks.flatMap((tid) => {
       try {
-        const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        return [stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)];
+        return statFields(fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')).slice(0, 1);
       } catch {
         return []; // a thread that just exited
       }

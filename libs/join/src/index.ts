@@ -21,3 +21,13 @@ export {
   type Transition,
 } from './state.js';
 export { type Applied, type ExpiredRow, type ExpireSummary, InMemoryJoinStore, type JoinStore } from './store.js';
+export {
+  addTally,
+  FIRST_SEEN,
+  type GroupTally,
+  type SlotTally,
+  type TakenTallies,
+  type TallyBatch,
+  type TallyCounts,
+  type TallyInput,
+} from './tally.js';

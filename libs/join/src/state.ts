@@ -1,3 +1,5 @@
+import type { TallyInput } from './tally.js';
+
 /**
  * The join of delayed labels with predictions, as pure state transitions over one join key: the
  * pair (model, prediction id). Two models may use the same prediction ids; each model's label joins
@@ -60,6 +62,8 @@ export interface PredictionInput<P> extends JoinRef {
   /** Performance window the prediction counts in (pending counts per window). */
   readonly windowKey: string;
   readonly payload: P;
+  /** Counted in its group's tally at the prediction's first transition only (see tally.ts). */
+  readonly tally?: TallyInput;
 }
 
 export interface LabelInput<L> extends JoinRef {

@@ -17,6 +17,7 @@ import {
   parseJoinKey,
   type Transition,
 } from './state.js';
+import { addTally, FIRST_SEEN, type TakenTallies, type TallyBatch, type TallyCounts } from './tally.js';
 
 export interface Applied<P, L, O> {
   readonly outcome: O;
@@ -59,6 +60,13 @@ export interface JoinStore<P, L> {
   clearDirty(key: string, markedAt: number): Promise<boolean>;
   /** Predictions pending plus labels waiting. */
   scheduledCount(): Promise<number>;
+  /**
+   * The tally batch in flight (under the id it was taken with); else every group's tallies moved
+   * into a new batch named `flushId`, in one atomic step. See tally.ts.
+   */
+  takeTallies(flushId: string): Promise<TakenTallies>;
+  /** The sink holds batch `flushId`: forgets it. Any other id (already acknowledged) is a no-op. */
+  ackTallies(flushId: string): Promise<void>;
 }
 
 /**
@@ -71,6 +79,8 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
   readonly outbox = new Map<string, number>();
   readonly pending = new Map<string, number>();
   readonly dirty = new Map<string, number>();
+  readonly tallies = new Map<string, TallyCounts>();
+  tallyBatch: TallyBatch | undefined;
   watermark: number | undefined;
 
   constructor(readonly config: JoinConfig) {}
@@ -112,7 +122,17 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     return inputs.map((input) => {
       this.advance(input.eventTime);
       const key = joinKey(input);
-      return this.apply(key, onPrediction(this.get(key, now), input, now, this.config), now);
+      const applied = this.apply(key, onPrediction(this.get(key, now), input, now, this.config), now);
+      const t = input.tally;
+      if (t !== undefined && FIRST_SEEN.has(applied.outcome)) {
+        let counts = this.tallies.get(t.group);
+        if (counts === undefined) {
+          counts = new Map();
+          this.tallies.set(t.group, counts);
+        }
+        addTally(counts, t.slot, 1, t.value);
+      }
+      return applied;
     });
   }
 
@@ -188,5 +208,19 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
 
   async scheduledCount() {
     return this.schedule.size;
+  }
+
+  async takeTallies(flushId: string): Promise<TakenTallies> {
+    if (this.tallyBatch === undefined && this.tallies.size > 0) {
+      this.tallyBatch = { flushId, groups: [...this.tallies].map(([group, slots]) => ({ group, slots })) };
+      this.tallies.clear();
+    }
+    return this.tallyBatch === undefined
+      ? { buffered: this.tallies.size }
+      : { batch: this.tallyBatch, buffered: this.tallies.size };
+  }
+
+  async ackTallies(flushId: string) {
+    if (this.tallyBatch?.flushId === flushId) this.tallyBatch = undefined;
   }
 }

@@ -1,7 +1,14 @@
 // The JoinStore contract (the port lives in libs/join): one suite, run against the in-memory
 // model (join-store-memory.test.ts) and the Redis adapter (join-store.int.test.ts). Random
 // operation sequences must give exactly the outcomes, emitted rows and counts of the pure model.
-import { type Applied, InMemoryJoinStore, type JoinConfig, type JoinStore } from '@driftline/join';
+import {
+  type Applied,
+  InMemoryJoinStore,
+  type JoinConfig,
+  type JoinStore,
+  type TakenTallies,
+  type TallyInput,
+} from '@driftline/join';
 import { seededUniform } from '@driftline/test-support/random';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -15,6 +22,15 @@ export interface JoinContractSubject {
 }
 
 const text = (b: Buffer | undefined) => b?.toString('latin1');
+
+/** A taken batch as comparable rows: group, slot, count, sum rounded (Redis adds in long double). */
+function tallyRows(t: TakenTallies): unknown[] {
+  const rows: unknown[] = [t.batch?.flushId, t.buffered];
+  for (const g of t.batch?.groups ?? []) {
+    for (const [slot, { count, sum }] of g.slots) rows.push([g.group, slot, count, Number(sum.toPrecision(12))]);
+  }
+  return rows.sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+}
 
 export function joinStoreContract(
   name: string,
@@ -79,12 +95,28 @@ export function joinStoreContract(
             }
           };
           if (op < 0.35) {
-            const inputs = batch.map((b, n) => ({
-              ...b,
-              windowKey: JSON.stringify([b.model, 'v', b.eventTime - (b.eventTime % 1000)]),
-              payload: payload('p', step * 10 + n, b.model),
-            }));
+            const inputs = batch.map((b, n) => {
+              const windowKey = JSON.stringify([b.model, 'v', b.eventTime - (b.eventTime % 1000)]);
+              // Most predictions carry a tally (group: their window, with awkward bytes), some none.
+              const tally: TallyInput | undefined =
+                r() < 0.8 ? { group: `${windowKey}\n"g"`, slot: Math.floor(r() * 1001), value: r() / 3 } : undefined;
+              return {
+                ...b,
+                windowKey,
+                payload: payload('p', step * 10 + n, b.model),
+                ...(tally === undefined ? {} : { tally }),
+              };
+            });
             same(await real.applyPredictions(inputs, now), await model.applyPredictions(inputs, now));
+          } else if (op >= 0.85 && op < 0.9) {
+            // Take (a second take returns the batch in flight), acknowledge it or not (a crash).
+            const flushId = `flush-${step}`;
+            const a = await real.takeTallies(flushId);
+            expect(tallyRows(a), `step ${step}`).toEqual(tallyRows(await model.takeTallies(flushId)));
+            if (a.batch !== undefined && r() < 0.6) {
+              await real.ackTallies(a.batch.flushId);
+              await model.ackTallies(a.batch.flushId);
+            }
           } else if (op < 0.75) {
             const inputs = batch.map((b, n) => ({ ...b, payload: payload('l', step * 10 + n, b.model) }));
             same(await real.applyLabels(inputs, now), await model.applyLabels(inputs, now));
@@ -119,8 +151,50 @@ export function joinStoreContract(
         const dirtyA = (await real.dirtyWindows(100)).map((d) => d.key).sort();
         const dirtyB = (await model.dirtyWindows(100)).map((d) => d.key).sort();
         expect(dirtyA).toEqual(dirtyB);
+        // Whatever was counted and never taken (or taken and not acknowledged) is still there.
+        expect(tallyRows(await real.takeTallies('last'))).toEqual(tallyRows(await model.takeTallies('last')));
       });
     }
+
+    it('tallies a prediction once, at its first transition; a batch stays in flight until acknowledged', async () => {
+      const store = await open();
+      const p = (id: string, slot: number, value: number, group = 'g') => ({
+        model: 'm',
+        id,
+        eventTime: 0,
+        windowKey: 'w',
+        payload: Buffer.from(id),
+        tally: { group, slot, value },
+      });
+      const counts = (t: TakenTallies) =>
+        Object.fromEntries(
+          (t.batch?.groups ?? []).map((g) => [g.group, Object.fromEntries([...g.slots].map(([k, v]) => [k, v]))]),
+        );
+      expect(await store.takeTallies('empty')).toEqual({ buffered: 0 });
+      // b's label waits, so b's prediction joins at once (a first transition, counted).
+      await store.applyLabels([{ model: 'm', id: 'b', eventTime: 1, payload: Buffer.from('l') }], 5);
+      // a twice in one batch (the second is a duplicate), b joined, c in another group.
+      await store.applyPredictions([p('a', 3, 0.25), p('a', 3, 0.25), p('b', 3, 0.5), p('c', 1000, 1, 'h')], 10);
+      await store.applyPredictions([p('a', 3, 0.25), p('b', 3, 0.5)], 20); // replays: not counted
+      const first = await store.takeTallies('f1');
+      expect(first.batch?.flushId).toBe('f1');
+      expect(counts(first)).toEqual({ g: { 3: { count: 2, sum: 0.75 } }, h: { 1000: { count: 1, sum: 1 } } });
+      // Counted after the take: buffered for the next batch; the batch in flight comes back unchanged.
+      await store.applyPredictions([p('d', 7, 0.125)], 30);
+      const again = await store.takeTallies('f2');
+      expect(again.batch?.flushId).toBe('f1');
+      expect(counts(again)).toEqual(counts(first));
+      expect(again.buffered).toBe(1);
+      await store.ackTallies('stale'); // not the batch in flight: nothing happens
+      expect((await store.takeTallies('f3')).batch?.flushId).toBe('f1');
+      await store.ackTallies('f1');
+      const next = await store.takeTallies('f4');
+      expect(next.batch?.flushId).toBe('f4');
+      expect(counts(next)).toEqual({ g: { 7: { count: 1, sum: 0.125 } } });
+      expect(next.buffered).toBe(0);
+      await store.ackTallies('f4');
+      expect(await store.takeTallies('f5')).toEqual({ buffered: 0 });
+    });
 
     it('keys state by (model, prediction id): two models sharing an id each get their own label', async () => {
       const store = await open();

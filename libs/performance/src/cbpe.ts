@@ -388,11 +388,14 @@ export const emptyScoreHistogram = (): ScoreHistogram => ({
   sums: new Array<number>(SCORE_SLOTS).fill(0),
 });
 
-/** Adds one score (clipped to [0, 1], as its slot is). */
+/** What a score adds to its slot's sum: the score clipped to [0, 1], as its slot is (NaN: 0). */
+export const slotValue = (score: number): number => (Number.isNaN(score) ? 0 : Math.min(1, Math.max(0, score)));
+
+/** Adds one score. */
 export function addScore(h: ScoreHistogram, score: number, threshold: number): void {
   const slot = scoreSlot(score, threshold);
   h.counts[slot]! += 1;
-  h.sums[slot]! += Number.isNaN(score) ? 0 : Math.min(1, Math.max(0, score));
+  h.sums[slot]! += slotValue(score);
 }
 
 export function scoreHistogram(scores: Iterable<number>, threshold: number): ScoreHistogram {

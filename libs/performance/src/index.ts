@@ -39,6 +39,7 @@ export {
   type ScoreHistogram,
   scoreHistogram,
   scoreSlot,
+  slotValue,
 } from './cbpe.js';
 export {
   classificationMetrics,

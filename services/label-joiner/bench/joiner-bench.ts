@@ -6,9 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import type { JoinConfig } from '@driftline/join';
+import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisClient, RedisJoinStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { JoinEngine, type JoinerRecord } from '../src/engine.js';
+import { ScoreCounter } from '../src/estimates.js';
 
 export interface JoinerBenchEndpoints {
   readonly redisUrl: string;
@@ -61,8 +63,10 @@ function prediction(i: number, now: number): PredictionEvent {
 
 /**
  * Returns `joiner.joins_per_s` (median over repeats; one join = a prediction and its label through
- * the store, the ack and the row decode) and `joiner.redis_bytes_per_pending` (MEMORY USAGE of the
- * state key plus the schedule's share, per pending prediction).
+ * the store, the ack and the row decode, with the CBPE score tallies the service counts by default),
+ * `joiner.joins_per_s.no_estimates` (the same without tallies, alternated with it in one run) and
+ * `joiner.redis_bytes_per_pending` (MEMORY USAGE of the state key plus the schedule's share, per
+ * pending prediction).
  */
 export async function benchJoiner(
   endpoints: JoinerBenchEndpoints,
@@ -110,12 +114,24 @@ export async function benchJoiner(
     return { predictions, labels };
   }
 
+  // The service's tallies (DRIFTLINE_JOINER_ESTIMATES=true, the default): every prediction's score
+  // is counted in its window's histogram by the join's Lua step.
+  const tallies = () =>
+    new ScoreCounter(
+      { threshold: 0.5, maxWindows: 1_000, counts: () => true },
+      createMetricsRegistry({ service: 'bench', defaultMetrics: false }),
+    );
+
   try {
     const rates: number[] = [];
-    for (let r = 0; r < repeats; r++) {
+    const plainRates: number[] = [];
+    for (let r = 0; r < 2 * repeats; r++) {
+      // Alternated (with, without, with, …): the machine's drift falls on both.
+      const estimates = r % 2 === 0;
       const prefix = `bench:${randomUUID().slice(0, 8)}:`;
       prefixes.push(prefix);
-      const engine = new JoinEngine(new RedisJoinStore(redis, prefix, config), decoder, sink, 3_600_000);
+      const store = new RedisJoinStore(redis, prefix, config);
+      const engine = new JoinEngine(store, decoder, sink, 3_600_000, undefined, estimates ? tallies() : undefined);
       const { predictions, labels } = await records(joins);
       rows = 0;
       // Real traffic shape, as the service runs it: `concurrency` partitions processed in
@@ -138,7 +154,7 @@ export async function benchJoiner(
       );
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (rows !== joins) throw new Error(`bench joined ${rows} of ${joins}`);
-      rates.push(joins / seconds);
+      (estimates ? rates : plainRates).push(joins / seconds);
     }
 
     const bytes: number[] = [];
@@ -166,6 +182,7 @@ export async function benchJoiner(
     }
     return {
       'joiner.joins_per_s': Math.round(median(rates)),
+      'joiner.joins_per_s.no_estimates': Math.round(median(plainRates)),
       'joiner.redis_bytes_per_pending': Math.round(median(bytes)),
     };
   } finally {

@@ -52,7 +52,7 @@ export const labelJoinerEnvShape = {
   DRIFTLINE_JOINER_ESTIMATES: envField.bool().default(true),
   /** Label coverage from which a window is judged on its realized metrics instead of the estimate. */
   DRIFTLINE_JOINER_REALIZED_COVERAGE: z.coerce.number().min(0).max(1).default(0.5),
-  /** Score histograms buffered before a flush to ClickHouse; past it consumption pauses. */
+  /** Score histograms waiting in Redis for ClickHouse; past it consumption pauses. */
   DRIFTLINE_JOINER_SCORE_WINDOWS: envField.int(1, 100_000).default(1_000),
   /** Cost of one false alarm in the business outcome; empty: a false alarm costs its label's value. */
   DRIFTLINE_JOINER_FALSE_ALARM_COST: z

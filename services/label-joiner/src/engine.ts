@@ -1,5 +1,12 @@
 import { DriftlineError, type EventTimeCheck, eventTimeProblem, PoisonRecordError } from '@driftline/core';
-import { type Joined, type JoinStore, joinKey, type LabelInput, type PredictionInput } from '@driftline/join';
+import {
+  type Joined,
+  type JoinStore,
+  joinKey,
+  type LabelInput,
+  type PredictionInput,
+  type TallyInput,
+} from '@driftline/join';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import { windowKey, windowStart } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
@@ -49,6 +56,13 @@ export function validateLabel(e: LabelEvent, time: EventTimeCheck): void {
   if (!Number.isFinite(e.label)) throw bad('label is not a finite number');
 }
 
+/** What a prediction adds to the join store's tallies (the CBPE score histograms, estimates.ts). */
+export interface PredictionTallies {
+  /** Throws a retriable error while tallies cannot be taken in (the consumer pauses, nothing applied). */
+  admit(): void;
+  tallyOf(event: PredictionEvent, windowKey: string): TallyInput | undefined;
+}
+
 export interface EngineStats {
   joined: number;
   outcomes: Record<string, number>;
@@ -68,6 +82,7 @@ export class JoinEngine {
     private readonly sink: JoinedSink,
     private readonly windowMs: number,
     registry?: Registry,
+    private readonly tallies?: PredictionTallies,
   ) {
     this.metrics =
       registry === undefined
@@ -113,16 +128,19 @@ export class JoinEngine {
     for (const r of joinable) {
       if (r.kind === 'prediction') {
         const e = r.event;
+        const key = windowKey({
+          model: e.model,
+          modelVersion: e.model_version,
+          windowStart: windowStart(e.event_time, this.windowMs),
+        });
+        const tally = this.tallies?.tallyOf(e, key);
         predictions.push({
           model: e.model,
           id: e.prediction_id,
           eventTime: e.event_time,
-          windowKey: windowKey({
-            model: e.model,
-            modelVersion: e.model_version,
-            windowStart: windowStart(e.event_time, this.windowMs),
-          }),
+          windowKey: key,
           payload: r.raw,
+          ...(tally === undefined ? {} : { tally }),
         });
       } else {
         labels.push({
@@ -137,6 +155,7 @@ export class JoinEngine {
     const emits: Array<{ emit: Joined<Buffer, Buffer>; prediction?: PredictionEvent; label?: LabelEvent }> = [];
     const predictionRecords = joinable.filter((r) => r.kind === 'prediction');
     const labelRecords = joinable.filter((r) => r.kind === 'label');
+    if (predictions.length > 0) this.tallies?.admit();
     (await this.store.applyPredictions(predictions, now)).forEach((a, n) => {
       count('prediction', a.outcome);
       if (a.emit === undefined) return;

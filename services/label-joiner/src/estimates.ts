@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { SinkUnavailableError } from '@driftline/core';
-import { type JoinStore, joinKey, type PredictionOutcome } from '@driftline/join';
+import type { GroupTally, JoinStore, TallyInput } from '@driftline/join';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import {
-  addScore,
   type BusinessOutcome,
   businessOutcome,
   type CalibrationMap,
@@ -12,34 +11,54 @@ import {
   estimateCbpeFromHistogram,
   identityCalibration,
   parseWindowKey,
+  SCORE_SLOTS,
   type ScoreHistogram,
+  scoreSlot,
+  slotValue,
   type WindowRef,
 } from '@driftline/performance';
+import type { PredictionEvent } from '@driftline/schemas';
 import type { HistogramFlush, PerformanceEstimateStore } from '@driftline/warehouse';
-import type { JoinerRecord } from './engine.js';
+import type { PredictionTallies } from './engine.js';
+
+/** A tally group: one window's histogram at one threshold (the grid splits the threshold's bin). */
+const groupOf = (windowKey: string, threshold: number): string => JSON.stringify([threshold, windowKey]);
+
+function parseGroup(group: string): { ref: WindowRef; threshold: number } | undefined {
+  try {
+    const [threshold, key] = JSON.parse(group) as [unknown, unknown];
+    if (typeof threshold !== 'number' || typeof key !== 'string') return undefined;
+    return { ref: parseWindowKey(key), threshold };
+  } catch {
+    return undefined;
+  }
+}
+
+function histogramOf(tally: GroupTally): ScoreHistogram {
+  const h = emptyScoreHistogram();
+  for (const [slot, t] of tally.slots) {
+    if (slot >= SCORE_SLOTS) continue;
+    h.counts[slot] = t.count;
+    h.sums[slot] = t.sum;
+  }
+  return h;
+}
 
 /**
- * The first transition of a prediction in the join (absent → pending, or a waiting label → joined)
- * happens once per (model, prediction id): replays and duplicates come back `replayed`/`duplicate`.
- * Counting a score there counts it once, whatever Kafka redelivers.
- */
-const FIRST: ReadonlySet<PredictionOutcome> = new Set(['pending', 'pending-late-label', 'joined']);
-
-/**
- * Score histograms per (model, version, window), counted at the join's first transition of each
- * prediction and flushed to ClickHouse `score_histograms` by the recompute loop.
+ * CBPE score histograms per (model, version, window), tallied by the join store in the same atomic
+ * step as each prediction's first transition (see @driftline/join tally.ts): a prediction's score is
+ * counted exactly once, whatever Kafka redelivers and wherever a process is killed. The recompute
+ * loop moves the tallies to ClickHouse `score_histograms`: take (a batch with a fixed `flush_id`),
+ * insert, acknowledge. A crash or a failed insert in between leaves the batch in flight, and the
+ * next take (by any instance) sends it again under the same id, which replaces itself.
  *
- * Between the join step (Redis) and the flush, increments live in this process: a hard crash
- * (SIGKILL) loses at most what was counted since the last flush — never a double count, because the
- * replayed records are `duplicate` by then. A failed flush keeps its rows and their `flush_id`s and
- * sends them again first; a retried insert that had in fact landed replaces itself. Memory is
- * bounded by `maxWindows` buffered windows (16 KB each): past it, batches are refused BEFORE the
- * join step (retriable: the consumer pauses) until a flush succeeds.
+ * While ClickHouse is away, tallies wait in Redis, bounded by `maxWindows` windows (each at most
+ * 16 KB): past it, batches are refused BEFORE the join step (retriable: the consumer pauses) until
+ * a flush succeeds. The count is the one seen at the last take, so it may overshoot by the windows
+ * opened within one recompute interval.
  */
-export class ScoreCounter {
-  private buffered = new Map<string, ScoreHistogram>();
-  private inFlight: HistogramFlush[] | undefined;
-  private readonly scores = new Map<string, number>();
+export class ScoreCounter implements PredictionTallies {
+  private waiting = 0;
   private readonly metrics;
 
   constructor(
@@ -52,80 +71,66 @@ export class ScoreCounter {
     registry: Registry,
   ) {
     this.metrics = {
-      counted: counter(registry, 'driftline_joiner_scores_counted_total', 'Prediction scores counted for CBPE', []),
-      windows: gauge(registry, 'driftline_joiner_score_windows_buffered', 'Score histograms not yet flushed', []),
+      flushed: counter(
+        registry,
+        'driftline_joiner_scores_flushed_total',
+        'Prediction scores written to ClickHouse score_histograms for CBPE',
+        [],
+      ),
+      windows: gauge(
+        registry,
+        'driftline_joiner_score_windows_waiting',
+        'Score histograms in Redis waiting for ClickHouse, at the last take',
+        [],
+      ),
     };
   }
 
-  /** Runs one batch of the engine with its prediction scores known to {@link countingStore}. */
-  async around<T>(records: readonly JoinerRecord[], run: () => Promise<T>): Promise<T> {
-    const keys: string[] = [];
-    for (const r of records) {
-      if (r.kind !== 'prediction' || !this.options.counts(r.event.model)) continue;
-      const key = joinKey({ model: r.event.model, id: r.event.prediction_id });
-      this.scores.set(key, r.event.prediction);
-      keys.push(key);
-    }
-    try {
-      return await run();
-    } finally {
-      for (const k of keys) this.scores.delete(k);
+  admit(): void {
+    if (this.waiting >= this.options.maxWindows) {
+      throw new SinkUnavailableError(
+        `${this.waiting} score histograms wait for ClickHouse (DRIFTLINE_JOINER_SCORE_WINDOWS=${this.options.maxWindows})`,
+      );
     }
   }
 
-  /** The join store, counting the scores of predictions at their first transition. */
-  countingStore<P, L>(inner: JoinStore<P, L>): JoinStore<P, L> {
-    const applyPredictions: JoinStore<P, L>['applyPredictions'] = async (inputs, now) => {
-      const windows = this.buffered.size + (this.inFlight?.length ?? 0);
-      if (inputs.length > 0 && windows >= this.options.maxWindows) {
-        throw new SinkUnavailableError(
-          `${windows} score histograms wait for ClickHouse (DRIFTLINE_JOINER_SCORE_WINDOWS=${this.options.maxWindows})`,
-        );
-      }
-      const applied = await inner.applyPredictions(inputs, now);
-      applied.forEach((a, i) => {
-        const input = inputs[i];
-        if (input === undefined || !FIRST.has(a.outcome)) return;
-        const score = this.scores.get(joinKey(input));
-        if (score === undefined) return;
-        let h = this.buffered.get(input.windowKey);
-        if (h === undefined) {
-          h = emptyScoreHistogram();
-          this.buffered.set(input.windowKey, h);
-        }
-        addScore(h, score, this.options.threshold);
-        this.metrics.counted.inc();
-      });
-      this.metrics.windows.set(this.buffered.size + (this.inFlight?.length ?? 0));
-      return applied;
+  tallyOf(event: PredictionEvent, windowKey: string): TallyInput | undefined {
+    if (!this.options.counts(event.model)) return undefined;
+    const { threshold } = this.options;
+    return {
+      group: groupOf(windowKey, threshold),
+      slot: scoreSlot(event.prediction, threshold),
+      value: slotValue(event.prediction),
     };
-    // Everything else passes through untouched (methods bound to the adapter).
-    return new Proxy(inner, {
-      get(target, prop, receiver) {
-        if (prop === 'applyPredictions') return applyPredictions;
-        const value = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
   }
 
-  /** Sends the buffered increments; returns the windows they touched (to recompute). */
-  async flush(sink: Pick<PerformanceEstimateStore, 'insertHistograms'>): Promise<WindowRef[]> {
-    if (this.inFlight === undefined) {
-      if (this.buffered.size === 0) return [];
-      this.inFlight = [...this.buffered].map(([key, histogram]) => ({
-        ref: parseWindowKey(key),
-        threshold: this.options.threshold,
-        flushId: randomUUID(),
-        histogram,
-      }));
-      this.buffered = new Map();
+  /** Moves the tallies to the sink; returns the windows they touched (to recompute). */
+  async flush(
+    store: Pick<JoinStore<unknown, unknown>, 'takeTallies' | 'ackTallies'>,
+    sink: Pick<PerformanceEstimateStore, 'insertHistograms'>,
+  ): Promise<WindowRef[]> {
+    const { batch, buffered } = await store.takeTallies(randomUUID());
+    this.setWaiting(buffered + (batch?.groups.length ?? 0));
+    if (batch === undefined) return [];
+    const flushes: HistogramFlush[] = [];
+    let scores = 0;
+    for (const tally of batch.groups) {
+      const group = parseGroup(tally.group);
+      if (group === undefined) continue; // not a group of ours: nothing to send for it
+      const histogram = histogramOf(tally);
+      for (const c of histogram.counts) scores += c;
+      flushes.push({ ...group, flushId: batch.flushId, histogram });
     }
-    const sending = this.inFlight;
-    await sink.insertHistograms(sending);
-    this.inFlight = undefined;
-    this.metrics.windows.set(this.buffered.size);
-    return sending.map((f) => f.ref);
+    await sink.insertHistograms(flushes);
+    await store.ackTallies(batch.flushId);
+    this.metrics.flushed.inc(scores);
+    this.setWaiting(buffered);
+    return flushes.map((f) => f.ref);
+  }
+
+  private setWaiting(n: number): void {
+    this.waiting = n;
+    this.metrics.windows.set(n);
   }
 }
 
@@ -148,6 +153,7 @@ export class WindowEstimator {
   constructor(
     private readonly store: PerformanceEstimateStore,
     private readonly counter: ScoreCounter,
+    private readonly tallies: Pick<JoinStore<unknown, unknown>, 'takeTallies' | 'ackTallies'>,
     private readonly options: {
       readonly threshold: number;
       readonly falseAlarmCost: number | undefined;
@@ -156,7 +162,7 @@ export class WindowEstimator {
   ) {}
 
   flush(): Promise<WindowRef[]> {
-    return this.counter.flush(this.store);
+    return this.counter.flush(this.tallies, this.store);
   }
 
   private async calibration(model: string, version: string, now: number) {

@@ -46,7 +46,7 @@ export const labelJoinerService = defineService({
     );
     if (migrated > 0) logger.info({ migrated }, 'join state moved from key layout v1 to v2');
     const taskOf = (model: string) => config.modelTasks.get(model) ?? config.defaultTask;
-    // CBPE: scores counted at the join's first transition of each prediction (see estimates.ts).
+    // CBPE: scores tallied by the join store at each prediction's first transition (see estimates.ts).
     const scores = config.estimates
       ? new ScoreCounter(
           {
@@ -60,18 +60,12 @@ export const labelJoinerService = defineService({
     const estimator =
       scores === undefined
         ? undefined
-        : new WindowEstimator(warehouse.estimates, scores, {
+        : new WindowEstimator(warehouse.estimates, scores, store, {
             threshold: config.threshold,
             falseAlarmCost: config.falseAlarmCost,
             cacheMs: config.calibrationRefreshMs,
           });
-    const engine = new JoinEngine(
-      scores === undefined ? store : scores.countingStore(store),
-      decoder,
-      sink,
-      config.windowMs,
-      ctx.registry,
-    );
+    const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry, scores);
     const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry);
     const recomputer = new WindowRecomputer(
       store,
@@ -115,9 +109,10 @@ export const labelJoinerService = defineService({
           return { kind: 'label', event, raw: record.value! };
         },
         async process(items) {
-          const records = items.map((i) => i.value);
-          if (scores === undefined) await engine.process(records, Date.now());
-          else await scores.around(records, () => engine.process(records, Date.now()));
+          await engine.process(
+            items.map((i) => i.value),
+            Date.now(),
+          );
         },
       },
     });

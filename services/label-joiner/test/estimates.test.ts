@@ -52,36 +52,37 @@ function setup(maxWindows = 100) {
     createMetricsRegistry({ service: 'test', defaultMetrics: false }),
   );
   const sinks = new Sinks();
-  const engine = new JoinEngine(counter.countingStore(store), decoder, sinks, HOUR);
-  const run = (records: JoinerRecord[]) => counter.around(records, () => engine.process(records, 5));
-  return { store, counter, sinks, run };
+  const engine = new JoinEngine(store, decoder, sinks, HOUR, undefined, counter);
+  const run = (records: JoinerRecord[]) => engine.process(records, 5);
+  const flush = (sink: Pick<Sinks, 'insertHistograms'> = sinks) => counter.flush(store, sink);
+  return { store, counter, sinks, run, flush };
 }
 
 const ref = { model: 'm', modelVersion: 'v1', windowStart: 0 };
 
-describe('ScoreCounter (CBPE score histograms at the join)', () => {
+describe('ScoreCounter (CBPE score histograms tallied by the join)', () => {
   it('counts a prediction once: at its first transition, never on a replay or a duplicate', async () => {
-    const { counter, sinks, run } = setup();
+    const { sinks, run, flush } = setup();
     await run([label('b')]);
     // a → pending, b → joined with its waiting label, a again in the same batch → duplicate.
     await run([prediction('a', 0.9), prediction('b', 0.2), prediction('a', 0.9)]);
     await run([prediction('a', 0.9), prediction('b', 0.2)]);
     await run([prediction('x', 0.4, 'price')]); // a regression model: not estimated
-    expect(await counter.flush(sinks)).toEqual([ref]);
+    expect(await flush()).toEqual([ref]);
     const sent = sinks.flushes[0]![0]!;
     expect(sent.histogram).toEqual(scoreHistogram([0.9, 0.2], 0.5));
     expect(windowKey(sent.ref)).toBe(windowKey(ref));
-    expect(await counter.flush(sinks)).toEqual([]);
+    expect(await flush()).toEqual([]);
   });
 
   it('a failed flush is sent again with the same flush id, new counts in a later flush', async () => {
-    const { counter, sinks, run } = setup();
+    const { sinks, run, flush } = setup();
     await run([prediction('a', 0.9)]);
     sinks.failNext = 1;
-    await expect(counter.flush(sinks)).rejects.toThrow(/clickhouse down/);
+    await expect(flush()).rejects.toThrow(/clickhouse down/);
     await run([prediction('b', 0.1)]);
-    await counter.flush(sinks);
-    await counter.flush(sinks);
+    await flush();
+    await flush();
     const [first, second] = sinks.flushes;
     expect(first?.[0]?.histogram).toEqual(scoreHistogram([0.9], 0.5));
     expect(second?.[0]?.histogram).toEqual(scoreHistogram([0.1], 0.5));
@@ -89,7 +90,7 @@ describe('ScoreCounter (CBPE score histograms at the join)', () => {
   });
 
   it('keeps the retried flush id (an insert that landed but answered an error replaces itself)', async () => {
-    const { counter, run } = setup();
+    const { run, flush } = setup();
     await run([prediction('a', 0.9)]);
     const ids: string[] = [];
     const failing = {
@@ -98,21 +99,23 @@ describe('ScoreCounter (CBPE score histograms at the join)', () => {
         throw new SinkUnavailableError('timeout');
       },
     };
-    await expect(counter.flush(failing)).rejects.toThrow();
-    await expect(counter.flush(failing)).rejects.toThrow();
+    await expect(flush(failing)).rejects.toThrow();
+    await expect(flush(failing)).rejects.toThrow();
     expect(ids).toHaveLength(2);
     expect(ids[0]).toBe(ids[1]);
   });
 
   it('refuses a batch BEFORE the join step when too many windows wait for ClickHouse', async () => {
-    const { counter, sinks, store, run } = setup(1);
+    const { sinks, store, run, flush } = setup(1);
     await run([prediction('a', 0.9, 'm', 1_000)]);
+    sinks.failNext = 1;
+    await expect(flush()).rejects.toThrow(/clickhouse down/);
     const refused = run([prediction('b', 0.9, 'm', 2 * HOUR)]);
     await expect(refused).rejects.toThrow(SinkUnavailableError);
     // Nothing was applied: the retried batch is a first transition and is counted then.
     expect(await store.scheduledCount()).toBe(1);
-    await counter.flush(sinks);
+    await flush();
     await run([prediction('b', 0.9, 'm', 2 * HOUR)]);
-    expect(await counter.flush(sinks)).toEqual([{ model: 'm', modelVersion: 'v1', windowStart: 2 * HOUR }]);
+    expect(await flush()).toEqual([{ model: 'm', modelVersion: 'v1', windowStart: 2 * HOUR }]);
   });
 });

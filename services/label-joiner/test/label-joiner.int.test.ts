@@ -99,6 +99,7 @@ interface Dump {
   }>;
   pairs: PairedOutcome[];
   labeledRaw: Array<{ n: number; u: number }>;
+  histograms: Array<{ model_version: string; window_start_ms: number; n: number | string; total: number }>;
   unlabeled: Array<{ prediction_id: string }>;
   windows: Array<Record<string, number | string | null>>;
 }
@@ -216,10 +217,13 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
         const outbox = await redis.zcard(k.outbox);
         const scheduled = await redis.zcard(k.schedule);
         const dirty = await redis.zcard(k.dirty);
+        // Every score tally taken into ClickHouse and acknowledged.
+        const tallies = (await redis.scard(k.tallies)) + (await redis.exists(k.tallyFlight));
         return pending === expectedPending &&
           scheduled === expectedPending + waitingLabels &&
           outbox === 0 &&
-          dirty === 0
+          dirty === 0 &&
+          tallies === 0
           ? true
           : undefined;
       },
@@ -281,6 +285,22 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
         g.scores.push(p.prediction);
       } else if (expired.includes(p.prediction_id)) g.expired++;
       else g.pending++;
+    }
+    // CBPE score histograms: every distinct prediction counted exactly once (duplicates, replays
+    // and kills included), its score summed once.
+    const scoreSums = new Map<string, number>();
+    for (const p of scenario.predictions) {
+      const key = `${p.model_version}|${windowStart(p.event_time, WINDOW)}`;
+      scoreSums.set(key, (scoreSums.get(key) ?? 0) + p.prediction);
+    }
+    expect(dump.histograms.length).toBe(groups.size);
+    for (const h of dump.histograms) {
+      const key = `${h.model_version}|${h.window_start_ms}`;
+      const g = groups.get(key);
+      expect(Number(h.n), `scores counted in ${key}`).toBe(
+        g === undefined ? -1 : g.labels.length + g.expired + g.pending,
+      );
+      expect(Math.abs(h.total - (scoreSums.get(key) ?? Number.NaN))).toBeLessThan(1e-9);
     }
     const all = dump.windows.filter((w) => w.segment === '__all__');
     expect(all.length).toBe(groups.size);

@@ -1,5 +1,7 @@
 // The invariants of the chaos run, against an offline computation of what the topics hold: the
 // same pure rules the services use (last-write-wins, the reference join), applied to the whole log.
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TopicCodec } from '@driftline/codec';
 import {
   categoricalValue,
@@ -21,6 +23,7 @@ import {
   topicOffsets,
 } from '@driftline/kafka';
 import { readTopic } from '@driftline/kafka/testing';
+import { windowStart } from '@driftline/performance';
 import {
   deadLetterTopic,
   type FeatureEvent,
@@ -64,6 +67,10 @@ export interface CheckInput {
   readonly stopServices: () => Promise<void>;
   /** The ClickHouse host the services wrote through. */
   readonly clickhouseUrl: string;
+  /** The label-joiner's performance window (its score histograms are per window). */
+  readonly joinerWindowMs: number;
+  /** Score tally groups the label-joiner holds in Redis, counted or in flight (not yet acknowledged). */
+  readonly scoreTalliesWaiting: () => Promise<number>;
   /** The (model, version) whose reference the drift windows are measured against. */
   readonly referenceModel: { readonly model: string; readonly version: string };
   readonly log: (line: string) => void;
@@ -247,6 +254,13 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
   const requestIds: string[] = [];
   for (const r of requests) requestIds.push((await input.retrainCodec.decode(r.value)).request_id);
 
+  // The joiner's score tallies reach ClickHouse on its recompute loop, after the drain: wait for them.
+  let talliesWaiting = await input.scoreTalliesWaiting();
+  for (const deadline = Date.now() + 60_000; talliesWaiting > 0 && Date.now() < deadline; ) {
+    await sleep(500);
+    talliesWaiting = await input.scoreTalliesWaiting();
+  }
+
   // The ClickHouse side: the services stop (cleanly), then the host is read like any server.
   await input.stopServices();
   const ch = await createClickHouse({
@@ -297,6 +311,39 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
       'labeled_equals_offline_join',
       `${extra} rows not in the offline join (stolen or unknown), ${wrong} with the wrong label`,
     );
+
+  // 6b. CBPE score histograms: every distinct prediction counted once per window, through kills of
+  // the joiner, of Redis and of ClickHouse (tallied in the join's Lua step, flushed with fixed ids).
+  const wantScores = new Map<string, number>();
+  const tallied = new Set<string>();
+  for (const { value: e } of predictions) {
+    if (e.model !== MODEL || e.role === 'shadow' || tallied.has(e.prediction_id)) continue;
+    tallied.add(e.prediction_id);
+    const key = `${e.model_version}|${windowStart(e.event_time, input.joinerWindowMs)}`;
+    wantScores.set(key, (wantScores.get(key) ?? 0) + 1);
+  }
+  const histograms = await ch.select<{ version: string; start: number | string; n: number | string }>(
+    `SELECT model_version AS version, toUnixTimestamp64Milli(window_start) AS start, sum(count) AS n
+     FROM ${ch.table('score_histograms')} FINAL ARRAY JOIN counts AS count
+     WHERE model = {model:String} GROUP BY model_version, window_start`,
+    { model: MODEL },
+  );
+  const gotScores = new Map(histograms.map((h) => [`${h.version}|${Number(h.start)}`, Number(h.n)]));
+  let scoresMissing = 0;
+  let scoresExtra = 0;
+  for (const key of new Set([...wantScores.keys(), ...gotScores.keys()])) {
+    const d = (gotScores.get(key) ?? 0) - (wantScores.get(key) ?? 0);
+    if (d < 0) scoresMissing -= d;
+    else scoresExtra += d;
+  }
+  const scoresExact = scoresMissing === 0 && scoresExtra === 0 && talliesWaiting === 0 && tallied.size > 0;
+  if (!scoresExact) {
+    fail(
+      'score_histograms_exact',
+      `${scoresMissing} scores missing, ${scoresExtra} counted twice or unknown, ` +
+        `${talliesWaiting} tally groups still in Redis, ${tallied.size} predictions`,
+    );
+  }
 
   // 7. drift_windows == the offline windows of the predictions (every window closed on every partition).
   const perWindow = new Map<number, number>();
@@ -375,6 +422,7 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
       online_store_equals_offline: onlineMismatches === 0,
       labeled_equals_offline_join: lost === 0 && extra === 0 && wrong === 0,
       labeled_no_duplicate: duplicated === 0,
+      score_histograms_exact: scoresExact,
       drift_windows_equal_offline: driftProblems.length === 0 && complete.length > 0,
       drift_statistics_equal_fault_free: statistics.problems.length === 0 && statistics.compared > 0,
       no_window_quarantined: quarantinedWindows === 0,
@@ -394,6 +442,9 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
       producer_duplicates: producerDuplicates,
       online_rows_checked: entities.length,
       labeled_rows: rows.length,
+      scores_checked: tallied.size,
+      scores_missing: scoresMissing,
+      scores_extra: scoresExtra,
       drift_windows_checked: complete.length,
       drift_statistics_compared: statistics.compared,
       drift_statistics_max_abs_diff: statistics.maxAbsDiff,

@@ -17,6 +17,7 @@ import {
   listTopics,
   topicOffsets,
 } from '@driftline/kafka';
+import { createRedisClient, redisKeys } from '@driftline/online-store/redis';
 import { contracts } from '@driftline/schemas';
 import { createDriftlineProducer } from '@driftline/sdk';
 import { pauseComponent, restartComponent, type StackEndpoints } from '@driftline/stack';
@@ -50,6 +51,8 @@ export interface ChaosReport {
 }
 
 const WINDOW_MS = 10_000;
+/** The label-joiner's performance window. */
+const JOINER_WINDOW_MS = 10_000;
 const LATENESS_MS = 2_000;
 
 function views(): string {
@@ -250,7 +253,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     DRIFTLINE_MATERIALIZER_GROUP: names.materializerGroup,
     DRIFTLINE_JOINER_GROUP: names.joinerGroup,
     DRIFTLINE_JOINER_KEY_PREFIX: `${runId}:joiner:`,
-    DRIFTLINE_JOINER_WINDOW: '10s',
+    DRIFTLINE_JOINER_WINDOW: `${JOINER_WINDOW_MS}ms`,
     DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: '2000',
     DRIFTLINE_DRIFT_GROUP: 'drift',
     DRIFTLINE_DRIFT_WINDOW: `${WINDOW_MS}ms`,
@@ -517,6 +520,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     featureApiUrl,
     viewsFile: join(dir, 'views.yaml'),
     windowMs: WINDOW_MS,
+    joinerWindowMs: JOINER_WINDOW_MS,
+    scoreTalliesWaiting: async () => {
+      const redis = createRedisClient({ url: options.endpoints.redisUrl, tls: false }, 'tooling', {
+        name: 'driftline-chaos-check',
+      });
+      try {
+        const keys = redisKeys(`${runId}:joiner:`);
+        return (await redis.scard(keys.tallies)) + (await redis.exists(keys.tallyFlight));
+      } finally {
+        redis.disconnect();
+      }
+    },
     latenessMs: LATENESS_MS,
     // All at once: each finishes its batch, commits and leaves its groups on its own.
     stopServices: async () => {

@@ -48,17 +48,44 @@ end
 `;
 
 /**
- * KEYS: schedule, pending counts, dirty windows, watermark.
- * ARGV: now, backstop ttl, max event time, state key prefix, then per record: id, deadline,
- * window key, prediction bytes.
+ * Adds a batch's tallies (aggregated per group and slot in the script) to the groups' hashes and
+ * lists the groups in the tally set (KEYS[5]). Sums are formatted with 17 significant digits: a
+ * Lua number handed to redis.call is formatted with 14.
+ */
+const ADD_TALLIES = `
+local function add_tallies(tallies, tally_prefix)
+  for group, slots in pairs(tallies) do
+    local key = tally_prefix .. group
+    for slot, t in pairs(slots) do
+      redis.call('HINCRBY', key, 'c' .. slot, t[1])
+      redis.call('HINCRBYFLOAT', key, 's' .. slot, string.format('%.17g', t[2]))
+    end
+    redis.call('SADD', KEYS[5], group)
+  end
+end
+`;
+
+/**
+ * KEYS: schedule, pending counts, dirty windows, watermark, tally groups.
+ * ARGV: now, backstop ttl, max event time, state key prefix, tally key prefix, then per record: id,
+ * deadline, window key, prediction bytes, tally group ('' = none), tally slot, tally value.
  * Returns per record {outcome} or {outcome, prediction, label, joinedAt}.
  */
 export const PREDICTION_SCRIPT = `${PARSE_K}
-local now, backstop, max_et, state_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, backstop, max_et, state_prefix, tally_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 ${FLUSH}
-local deltas, dirty, out = {}, {}, {}
-for i = 1, (#ARGV - 4) / 4 do
-  local j = 4 * i + 1
+${ADD_TALLIES}
+local deltas, dirty, tallies, out = {}, {}, {}, {}
+-- The first transition of a prediction (pending, pending-late-label, joined) counts its tally.
+local function tally(group, slot, value)
+  if group == '' then return end
+  local slots = tallies[group]
+  if not slots then slots = {}; tallies[group] = slots end
+  local t = slots[slot]
+  if t then t[1] = t[1] + 1; t[2] = t[2] + tonumber(value) else slots[slot] = {1, tonumber(value)} end
+end
+for i = 1, (#ARGV - 5) / 7 do
+  local j = 7 * i - 1
   local id, deadline, wk, payload = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
   local key = state_prefix .. id
   local pending_value = 'P' .. deadline .. '\\n' .. wk .. '\\n' .. payload
@@ -77,6 +104,7 @@ for i = 1, (#ARGV - 4) / 4 do
       local label = string.sub(v, nl + 1)
       redis.call('SET', key, 'K' .. now .. '\\n' .. wk .. '\\n' .. #payload .. '\\n' .. payload .. label, 'PX', backstop)
       redis.call('ZREM', KEYS[1], id)
+      tally(ARGV[j + 4], ARGV[j + 5], ARGV[j + 6])
       out[i] = {'joined', '', label, now} -- the prediction is the caller's own record
     end
   elseif tag == 'K' then
@@ -89,11 +117,59 @@ for i = 1, (#ARGV - 4) / 4 do
     redis.call('ZADD', KEYS[1], deadline, id)
     deltas[wk] = (deltas[wk] or 0) + 1
     dirty[wk] = true
+    tally(ARGV[j + 4], ARGV[j + 5], ARGV[j + 6])
     out[i] = {outcome}
   end
 end
 flush(deltas, dirty, max_et)
+add_tallies(tallies, tally_prefix)
 return out
+`;
+
+/**
+ * The tally batch in flight, or a new one: every counted group's hash renamed to its taken key,
+ * the group set emptied, the batch id recorded — one atomic step, so an increment is either in
+ * the batch or after it. A taker that finds a batch in flight (another instance's, or its own
+ * before a crash) returns it under its first id; the sink deduplicates by that id.
+ * KEYS: tally groups, flight (the batch id), taken groups.
+ * ARGV: new batch id, tally key prefix, taken key prefix.
+ * Returns {batch id or '', groups counted since, then per taken group: group, HGETALL of it}.
+ */
+export const TAKE_TALLIES_SCRIPT = `
+local id = redis.call('GET', KEYS[2])
+if not id then
+  local groups = redis.call('SMEMBERS', KEYS[1])
+  if #groups > 0 then
+    id = ARGV[1]
+    redis.call('SET', KEYS[2], id)
+    for _, group in ipairs(groups) do
+      if redis.call('EXISTS', ARGV[2] .. group) == 1 then
+        redis.call('RENAME', ARGV[2] .. group, ARGV[3] .. group)
+        redis.call('SADD', KEYS[3], group)
+      end
+    end
+    redis.call('DEL', KEYS[1])
+  end
+end
+local out = {id or '', redis.call('SCARD', KEYS[1])}
+if id then
+  for _, group in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    out[#out + 1] = group
+    out[#out + 1] = redis.call('HGETALL', ARGV[3] .. group)
+  end
+end
+return out
+`;
+
+/**
+ * Forgets the batch in flight if it is the acknowledged one. KEYS: flight, taken groups.
+ * ARGV: batch id, taken key prefix. Returns 1 when forgotten.
+ */
+export const ACK_TALLIES_SCRIPT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for _, group in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', ARGV[2] .. group) end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
 `;
 
 /**

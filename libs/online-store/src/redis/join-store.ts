@@ -17,17 +17,21 @@ import {
   type PredictionInput,
   type PredictionOutcome,
   parseJoinKey,
+  type SlotTally,
+  type TakenTallies,
 } from '@driftline/join';
 import type { ChainableCommander } from 'ioredis';
 import { createRedisClient, type RedisClient, type RedisClientPolicy } from './client.js';
 import { classifyRedisError } from './errors.js';
 import {
   ACK_SCRIPT,
+  ACK_TALLIES_SCRIPT,
   CLEAR_DIRTY_SCRIPT,
   EXPIRE_SCRIPT,
   LABEL_SCRIPT,
   MIGRATE_V1_SCRIPT,
   PREDICTION_SCRIPT,
+  TAKE_TALLIES_SCRIPT,
 } from './join-scripts.js';
 
 type Arg = string | number | Buffer;
@@ -60,6 +64,12 @@ export interface RedisKeys {
   readonly watermark: string;
   readonly outbox: string;
   alerted(id: string): string;
+  /** Hash of a tally group's counts (`c<slot>`) and sums (`s<slot>`): `tallyPrefix + group`. */
+  readonly tallyPrefix: string;
+  readonly tallies: string;
+  readonly tallyFlight: string;
+  readonly tallyTaken: string;
+  readonly tallyTakenPrefix: string;
 }
 
 /**
@@ -75,6 +85,11 @@ export interface RedisKeys {
  *   <prefix>dirty            sorted set: window key → marked at
  *   <prefix>watermark        string: maximum event time seen
  *   <prefix>alerted:<id>     string with TTL: a performance alert was raised
+ *   <prefix>tally:<group>    hash: c<slot> → count, s<slot> → sum, counted since the last take
+ *   <prefix>tallies          set: the groups with a tally hash
+ *   <prefix>tally-flight     string: id of the tally batch in flight (taken, not acknowledged)
+ *   <prefix>tally-taken:<g>  hash: group g's counts in the batch in flight
+ *   <prefix>tally-taken      set: the groups of the batch in flight
  */
 export function redisKeys(prefix: string): RedisKeys {
   const v = `${prefix}${JOIN_KEY_VERSION}:`;
@@ -87,6 +102,11 @@ export function redisKeys(prefix: string): RedisKeys {
     watermark: `${prefix}watermark`,
     outbox: `${v}outbox`,
     alerted: (id) => `${prefix}alerted:${id}`,
+    tallyPrefix: `${prefix}tally:`,
+    tallies: `${prefix}tallies`,
+    tallyFlight: `${prefix}tally-flight`,
+    tallyTaken: `${prefix}tally-taken`,
+    tallyTakenPrefix: `${prefix}tally-taken:`,
   };
 }
 
@@ -161,6 +181,36 @@ export interface CreateRedisJoinStoreOptions {
   readonly onConnectionError?: (error: Error) => void;
 }
 
+/** A tally slot as the scripts take it: a non-negative integer, or the call is a bug. */
+function tallySlot(slot: number): number {
+  if (!Number.isSafeInteger(slot) || slot < 0) {
+    throw new DriftlineError('VALIDATION_FAILED', `tally slot must be a non-negative integer, got ${slot}`);
+  }
+  return slot;
+}
+
+/** A tally value as the scripts take it: finite, in the shortest decimal that reads back the same. */
+function tallyValue(value: number): string {
+  if (!Number.isFinite(value)) {
+    throw new DriftlineError('VALIDATION_FAILED', `tally value must be finite, got ${value}`);
+  }
+  return String(value);
+}
+
+/** A tally hash (HGETALL, flat: field, value, …) as slots. */
+function slotsOf(flat: readonly string[]): Map<number, SlotTally> {
+  const counts = new Map<number, number>();
+  const sums = new Map<number, number>();
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const field = String(flat[i]);
+    const slot = Number(field.slice(1));
+    (field[0] === 'c' ? counts : sums).set(slot, Number(String(flat[i + 1])));
+  }
+  const out = new Map<number, SlotTally>();
+  for (const [slot, count] of counts) out.set(slot, { count, sum: sums.get(slot) ?? 0 });
+  return out;
+}
+
 /** A Redis join store on its own client with the `join-store` policy (fail fast, bounded commands). */
 export function createRedisJoinStore(
   config: RedisConnectionConfig,
@@ -196,6 +246,8 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     redis.defineCommand('djAck', { lua: ACK_SCRIPT });
     redis.defineCommand('djClearDirty', { numberOfKeys: 1, lua: CLEAR_DIRTY_SCRIPT });
     redis.defineCommand('djMigrateV1', { numberOfKeys: 6, lua: MIGRATE_V1_SCRIPT });
+    redis.defineCommand('djTakeTallies', { numberOfKeys: 3, lua: TAKE_TALLIES_SCRIPT });
+    redis.defineCommand('djAckTallies', { numberOfKeys: 2, lua: ACK_TALLIES_SCRIPT });
   }
 
   private pipeline(): ChainableCommander & ScriptPipeline {
@@ -207,8 +259,13 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     now: number,
   ): Promise<Array<Applied<Buffer, Buffer, PredictionOutcome>>> {
     const ttl = backstopTtl(this.config);
-    return this.batched(inputs, 'djPredictionBuffer', 'prediction', 'join (predictions)', now, ttl, (i, args) => {
+    const k = this.keys;
+    const head = { keys: [k.schedule, k.pending, k.dirty, k.watermark, k.tallies], extra: [k.tallyPrefix] };
+    return this.batched(inputs, 'djPredictionBuffer', 'prediction', 'join (predictions)', now, ttl, head, (i, args) => {
+      const t = i.tally;
       args.push(joinKey(i), i.eventTime + this.config.maxDelayMs, i.windowKey, i.payload);
+      if (t === undefined) args.push('', 0, 0);
+      else args.push(t.group, tallySlot(t.slot), tallyValue(t.value));
     });
   }
 
@@ -217,7 +274,9 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     now: number,
   ): Promise<Array<Applied<Buffer, Buffer, LabelOutcome>>> {
     const ttl = backstopTtl(this.config);
-    return this.batched(inputs, 'djLabelBuffer', 'label', 'join (labels)', now, ttl, (i, args) => {
+    const k = this.keys;
+    const head = { keys: [k.schedule, k.pending, k.dirty, k.watermark], extra: [] };
+    return this.batched(inputs, 'djLabelBuffer', 'label', 'join (labels)', now, ttl, head, (i, args) => {
       args.push(joinKey(i), i.eventTime, labelWaitUntil(i.eventTime, this.config), i.payload);
     });
   }
@@ -230,20 +289,21 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     action: string,
     now: number,
     ttl: number,
+    head: { readonly keys: readonly string[]; readonly extra: readonly Arg[] },
     add: (input: I, args: Arg[]) => void,
   ): Promise<Array<Applied<Buffer, Buffer, O>>> {
     if (inputs.length === 0) return [];
-    const k = this.keys;
     const p = this.pipeline();
+    const maxEventTimeAt = head.keys.length + 3;
     for (let from = 0; from < inputs.length; from += SCRIPT_CHUNK) {
       const chunk = inputs.slice(from, from + SCRIPT_CHUNK);
-      const args: Arg[] = [4, k.schedule, k.pending, k.dirty, k.watermark, now, ttl, 0, k.statePrefix];
+      const args: Arg[] = [head.keys.length, ...head.keys, now, ttl, 0, this.keys.statePrefix, ...head.extra];
       let maxEventTime = Number.NEGATIVE_INFINITY;
       for (const input of chunk) {
         if (input.eventTime > maxEventTime) maxEventTime = input.eventTime;
         add(input, args);
       }
-      args[7] = maxEventTime;
+      args[maxEventTimeAt] = maxEventTime;
       p[command](...args);
     }
     const replies = ((await execAll(p, action)) as Buffer[][][]).flat();
@@ -414,6 +474,44 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
       if (n > 0) for (const r of (await execAll(move, 'v1 migration')) as number[]) moved += r;
     } while (cursor !== '0');
     return moved;
+  }
+
+  async takeTallies(flushId: string): Promise<TakenTallies> {
+    const k = this.keys;
+    let reply: Array<string | Buffer[] | number>;
+    try {
+      reply = await (this.redis as unknown as { djTakeTallies: (...a: Arg[]) => Promise<typeof reply> }).djTakeTallies(
+        k.tallies,
+        k.tallyFlight,
+        k.tallyTaken,
+        flushId,
+        k.tallyPrefix,
+        k.tallyTakenPrefix,
+      );
+    } catch (error) {
+      throw unavailable('take tallies', error);
+    }
+    const id = String(reply[0]);
+    const buffered = Number(reply[1]);
+    if (id === '') return { buffered };
+    const groups = [];
+    for (let i = 2; i + 1 < reply.length; i += 2) {
+      groups.push({ group: String(reply[i]), slots: slotsOf(reply[i + 1] as unknown as string[]) });
+    }
+    return { batch: { flushId: id, groups }, buffered };
+  }
+
+  async ackTallies(flushId: string): Promise<void> {
+    try {
+      await (this.redis as unknown as { djAckTallies: (...a: Arg[]) => Promise<number> }).djAckTallies(
+        this.keys.tallyFlight,
+        this.keys.tallyTaken,
+        flushId,
+        this.keys.tallyTakenPrefix,
+      );
+    } catch (error) {
+      throw unavailable('acknowledge tallies', error);
+    }
   }
 
   /** Whether a PERFORMANCE alert with this id was already raised (see markAlerted). */

@@ -10,7 +10,7 @@ import { committedOffsets, createProducer, ensureTopics, type KafkaClient, topic
 import { createRedisClient, redisKeys } from '@driftline/online-store/redis';
 import { classificationMetrics, windowStart } from '@driftline/performance';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
-import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, readTopic, serviceEnv, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import type { PairedOutcome } from '@driftline/warehouse';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -128,12 +128,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     prefixes.push(prefix);
     const dataDir = mkdtempSync(join(tmpdir(), 'driftline-lj-'));
     dataDirs.push(dataDir);
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('DRIFTLINE_') && v !== undefined) env[k] = v;
-    Object.assign(env, {
-      DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-      DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-      DRIFTLINE_REDIS_URL: stack.redisUrl,
+    const env = serviceEnv(stack, {
       DRIFTLINE_TOPIC_PREFIX: prefix,
       DRIFTLINE_TOPIC_PARTITIONS: '3',
       DRIFTLINE_HTTP_PORT: '0',

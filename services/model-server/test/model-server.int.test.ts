@@ -1,17 +1,16 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SchemaRegistryCodec } from '@driftline/codec';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
-import { createProducer, ensureTopics, topicOffsets } from '@driftline/kafka';
 import { createRedisOnlineStore, type RedisOnlineStore, waitReady } from '@driftline/online-store/redis';
-import { contracts, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
+import type { ModelEvent } from '@driftline/schemas';
 import { loadXgboostModel } from '@driftline/scoring';
 import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
-import { eventually, freePort, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { modelServer } from '../src/index.js';
 import { VIEWS_YAML, writeVersion } from './fixtures.js';
+import { deploymentTopics } from './stack-fixtures.js';
 
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'model-server-int-'));
@@ -26,48 +25,10 @@ const models = {
 const score = (v: keyof typeof models, row: Array<number | null>) =>
   loadXgboostModel(models[v]).predictOne(Float32Array.from(row.map((x) => (x === null ? Number.NaN : x))));
 
-/** Publishes one models.v1 event of model `fraud`, as the controller (or the trainer) does. */
-async function stage(kind: ModelEvent['kind'], version: string, extra: Partial<ModelEvent> = {}): Promise<void> {
-  const kafka = kafkaFor(stack.kafkaBrokers);
-  const topic = `${prefix}models.v1`;
-  await ensureTopics(kafka, [{ topic, partitions: 1 }]);
-  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.model, topic);
-  const producer = await createProducer(kafka);
-  const event: ModelEvent = {
-    model: 'fraud',
-    version,
-    kind,
-    event_time: Date.now(),
-    request_id: null,
-    metrics: {},
-    artifact_uri: `file://${join(dir, 'fraud', version, 'model.json')}`,
-    reference_uri: null,
-    decided_by: 'operator:test',
-    ...extra,
-  };
-  await producer.send(topic, [{ key: 'fraud', value: await codec.encode(event) }]);
-  await producer.disconnect();
-}
-
-/** Every record of predictions.v1 so far whose prediction id starts with one of `ids`, once there are `n`. */
-async function logged(ids: readonly string[], n: number): Promise<PredictionEvent[]> {
-  const kafka = kafkaFor(stack.kafkaBrokers);
-  const topic = `${prefix}predictions.v1`;
-  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
-  return eventually(
-    async () => {
-      const total = (await topicOffsets(kafka, topic)).reduce((a, o) => a + Number(o.high), 0);
-      const events: PredictionEvent[] = [];
-      for (const r of await readTopic(kafka, topic, total, 30_000)) {
-        const e = await codec.decode(r.value!);
-        if (ids.some((id) => e.prediction_id.startsWith(id))) events.push(e);
-      }
-      return events.length >= n ? events : undefined;
-    },
-    30_000,
-    200,
-  );
-}
+const topics = deploymentTopics(stack, prefix, dir);
+const stage = (kind: ModelEvent['kind'], version: string, extra: Partial<ModelEvent> = {}) =>
+  topics.stage('fraud', kind, version, extra);
+const logged = topics.logged;
 
 describe('model-server on the real stack (Kafka, registry, Redis)', () => {
   let runner: Runner | undefined;

@@ -49,3 +49,26 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** The endpoints a service process needs of the stack (the shape of `inject('stack')`). */
+export interface StackAddresses {
+  readonly kafkaBrokers: readonly string[];
+  readonly schemaRegistryUrl: string;
+  readonly redisUrl: string;
+}
+
+/**
+ * The environment of a service started as a child process: the parent's, without its DRIFTLINE_
+ * variables (so nothing leaks in from the shell), plus the stack's endpoints and `vars`.
+ */
+export function serviceEnv(stack: StackAddresses, vars: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('DRIFTLINE_') && v !== undefined) env[k] = v;
+  return {
+    ...env,
+    DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+    DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+    DRIFTLINE_REDIS_URL: stack.redisUrl,
+    ...vars,
+  };
+}

@@ -155,6 +155,13 @@ function optionalStrings(value: unknown, field: string, length: number): string[
   });
 }
 
+/** A value XGBoost keeps as float32: one beyond its range would score ±Infinity. */
+function float32(value: number, field: string): number {
+  const f = Math.fround(value);
+  if (!Number.isFinite(f)) fail(field, `${value} is outside float32's range (XGBoost stores float32)`);
+  return f;
+}
+
 /** Parses and validates a model; `input` is the file's text or its JSON.parse result. */
 export function parseModel(input: unknown, limits: ModelLimits = DEFAULT_MODEL_LIMITS): ParsedModel {
   let doc: unknown = input;
@@ -209,6 +216,8 @@ export function parseModel(input: unknown, limits: ModelLimits = DEFAULT_MODEL_L
   const baseMargins = Array.from({ length: numGroups }, (_, g) =>
     baseScoreToMargin(spec.link, stored.length === 1 ? stored[0]! : stored[g]!),
   );
+  if (baseMargins.some((m) => !Number.isFinite(m)))
+    fail('learner.learner_model_param.base_score', `${stored} is outside float32's range (XGBoost stores float32)`);
 
   const featureNames = optionalStrings(learner.feature_names, 'learner.feature_names', numFeatures);
   const featureTypes = optionalStrings(learner.feature_types, 'learner.feature_types', numFeatures);
@@ -335,7 +344,7 @@ function parseTree(
     const nid = order[i]!;
     if (left[nid] === -1) {
       leftOut[i] = rightOut[i] = missing[i] = i;
-      valueOut[i] = Math.fround(cond[nid]!); // a leaf's value is stored in split_conditions
+      valueOut[i] = float32(cond[nid]!, `${at}.split_conditions[${nid}]`); // a leaf's value is stored there
       continue;
     }
     const f = splitIndex[nid]!;
@@ -345,7 +354,7 @@ function parseTree(
     if (dl !== 0 && dl !== 1 && dl !== true && dl !== false)
       fail(`${at}.default_left[${nid}]`, `expected 0 or 1, got ${describe(dl)}`);
     feature[i] = f;
-    threshold[i] = Math.fround(cond[nid]!);
+    threshold[i] = float32(cond[nid]!, `${at}.split_conditions[${nid}]`);
     leftOut[i] = id[left[nid]!]!;
     rightOut[i] = id[right[nid]!]!;
     missing[i] = dl === 1 || dl === true ? leftOut[i]! : rightOut[i]!;

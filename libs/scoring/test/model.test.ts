@@ -179,6 +179,18 @@ describe('model validation names the field', () => {
       }),
       /base_score: objective binary:logistic needs a base_score in \(0, 1\)/,
     ],
+    [
+      'base_score beyond float32',
+      (d) => ({
+        ...d,
+        learner: {
+          ...d.learner,
+          objective: { name: 'reg:squarederror' },
+          learner_model_param: { ...d.learner.learner_model_param, base_score: '1e39' },
+        },
+      }),
+      /base_score: 1e\+39 is outside float32's range/,
+    ],
   ];
   for (const [what, mutate, message] of cases) {
     it(what, () => {
@@ -221,6 +233,17 @@ describe('model validation names the field', () => {
       /trees\[0\]\.split_conditions\[1\]: expected a finite number, got null/,
     ],
     ['bad default_left', { defaultLeft: [2, 0, 0] }, /trees\[0\]\.default_left\[0\]: expected 0 or 1, got 2/],
+    // Finite as doubles, ±Infinity as the float32 XGBoost keeps: the model would score ±Infinity.
+    [
+      'leaf beyond float32',
+      { cond: [0, 1e39, 1] },
+      /trees\[0\]\.split_conditions\[1\]: 1e\+39 is outside float32's range/,
+    ],
+    [
+      'threshold beyond float32',
+      { cond: [-1e39, 0, 1] },
+      /trees\[0\]\.split_conditions\[0\]: -1e\+39 is outside float32's range/,
+    ],
     [
       'categorical split without categories',
       { splitType: [1, 0, 0] },

@@ -19,6 +19,17 @@ export class HttpError extends DriftlineError {
 
 export const badRequest = (message: string) => new HttpError(400, 'BAD_REQUEST', message);
 
+/** Text from a request made fit for a one-line message: escaped as in a JSON string, at most `max` characters. */
+function oneLine(text: string, max = 200): string {
+  const escaped = JSON.stringify(text).slice(1, -1);
+  return escaped.length > max ? `${escaped.slice(0, max)}…` : escaped;
+}
+
+/** Status of a request whose client went away before its body was read (nginx's convention). */
+const CLIENT_CLOSED_REQUEST = 499;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
  * A request body as JSON, or a 400: nesting deeper than `maxDepth` is refused before JSON.parse,
  * which parses deep nesting about ten times slower per byte than flat JSON.
@@ -28,11 +39,15 @@ export function parseJsonBody(text: string, maxDepth: number): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw badRequest(`body is not JSON: ${error instanceof Error ? error.message : String(error)}`);
+    // V8 quotes the text it could not parse: escaped, so the answer stays one line.
+    throw badRequest(`body is not JSON: ${oneLine(error instanceof Error ? error.message : String(error))}`);
   }
 }
 
-/** Reads a request body up to `limit` bytes; more is a 413. */
+/**
+ * Reads a request body up to `limit` bytes; more is a 413, bytes that are not UTF-8 a 400 (never
+ * silently replaced), a client gone before the end a 499 (nothing to answer, not a server error).
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -49,8 +64,19 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
       chunks.push(chunk);
     };
     req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    req.on('end', () => {
+      try {
+        resolve(utf8.decode(Buffer.concat(chunks)));
+      } catch {
+        reject(badRequest('body is not valid UTF-8'));
+      }
+    });
+    // The request stream fails only when its connection does (the client aborted or reset it).
+    req.on('error', () =>
+      reject(
+        new HttpError(CLIENT_CLOSED_REQUEST, 'BAD_REQUEST', 'the client closed the request before its body ended'),
+      ),
+    );
   });
 }
 

@@ -81,7 +81,12 @@ export function createModelHandler(options: ModelHandlerOptions) {
     const plan = table.get(model);
     // Before the body is read: an unknown model costs nothing.
     if (plan === undefined)
-      throw new HttpError(404, 'NOT_FOUND', `unknown model "${model}" (no promoted version is served)`);
+      // The name comes from the URL: quoted and cut, so the answer stays one line.
+      throw new HttpError(
+        404,
+        'NOT_FOUND',
+        `unknown model ${JSON.stringify(model.slice(0, 128))} (no promoted version is served)`,
+      );
     const request = parsePredictBody(await readBody(req, limits.maxBodyBytes), limits);
     const at = now();
     request.instances.forEach((inst, i) => {
@@ -94,7 +99,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
       );
       if (problem !== undefined) throw badRequest(problem);
     });
-    const scored = await scoreInstances(plan, request.instances, store, at);
+    const scored = await scoreInstances(plan, request, store, at);
     // Queued before it is answered; under a backlog this waits for room (back-pressure), then 503.
     await log.append(scored.events);
     for (const p of scored.predictions) metrics.predictions.inc({ role: p.role });

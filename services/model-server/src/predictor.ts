@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DriftlineError } from '@driftline/core';
-import type { FeatureRow, OnlineStore } from '@driftline/online-store';
+import { type FeatureRow, MAX_READ_BATCH, type OnlineStore } from '@driftline/online-store';
 import { inCanary } from '@driftline/policy';
 import type { FeatureValue, PredictionEvent } from '@driftline/schemas';
 import { ScoringInputError } from '@driftline/scoring';
@@ -57,13 +57,13 @@ export function answering(plan: ServingPlan, entityId: string): PlannedVersion {
  */
 export async function scoreInstances(
   plan: ServingPlan,
-  instances: readonly Instance[],
+  request: { readonly batch: boolean; readonly instances: readonly Instance[] },
   store: OnlineStore,
   now: number,
   newId: () => string = randomUUID,
 ): Promise<Scored> {
-  const single = instances.length === 1;
-  const where = (i: number) => (single ? 'body' : `instances[${i}]`);
+  const { instances } = request;
+  const where = (i: number) => (request.batch ? `instances[${i}]` : 'body');
   for (const [i, inst] of instances.entries()) {
     if (inst.features === undefined) continue;
     for (const name in inst.features) {
@@ -77,9 +77,7 @@ export async function scoreInstances(
   const needsRead = plan.reads.some((r) =>
     instances.some((x) => x.features === undefined || r.features.some((f) => !Object.hasOwn(x.features!, f))),
   );
-  const rows: Array<Array<FeatureRow | undefined>> = needsRead
-    ? await store.readBatch(plan.reads.map((r) => ({ view: r.view, entities, features: r.features })))
-    : [];
+  const rows = needsRead ? await readRows(store, plan.reads, entities) : [];
   // Phase 1, per instance in order: which versions score it, and each one's feature record, encoded
   // into that version's input matrix. Phase 2: one batch call per version (the scorer interleaves
   // rows; a call per row was 1.5× slower). Phase 3: the answers and log records, in instance order.
@@ -94,7 +92,7 @@ export async function scoreInstances(
     return b;
   };
   const record = (v: PlannedVersion, i: number, inst: Instance): Record<string, FeatureValue> => {
-    const out: Record<string, FeatureValue> = {};
+    const out = dictionary<FeatureValue>();
     const names = v.loaded.features;
     const given = inst.features;
     for (let j = 0; j < names.length; j++) {
@@ -157,10 +155,15 @@ export async function scoreInstances(
     const id = newId();
     const score = scoreOf(answer);
     const version = answer.v.loaded.version;
+    // A model whose sums overflow float32 scores ±Infinity (or NaN): never answered as a score.
+    if (!Number.isFinite(score)) {
+      throw new HttpError(500, 'INTERNAL', `${where(i)}: version ${version} scored ${score}, not a finite number`);
+    }
     predictions.push({ entity_id: inst.entityId, prediction_id: id, score, version, role: answer.v.role });
     // Every version scored on this instance, by version: the paired comparison of versions reads
     // it from the answered record (the labels join that one).
-    const scores: Record<string, number> = { [version]: score };
+    const scores = dictionary<number>();
+    scores[version] = score;
     events.push(event(plan.model, answer.v, id, inst.entityId, inst.eventTime ?? now, answer.record, score, scores));
     for (const other of extra) {
       if (other.row < 0) {
@@ -168,6 +171,10 @@ export async function scoreInstances(
         continue;
       }
       const s = scoreOf(other);
+      if (!Number.isFinite(s)) {
+        shadowFailures++;
+        continue;
+      }
       scores[other.v.loaded.version] = s;
       if (other.v.role !== 'shadow') continue;
       // The shadow's own id, derived from the answered one: drift of the shadow reads these
@@ -202,3 +209,30 @@ function event(
     scores,
   };
 }
+
+/**
+ * The rows of every read of the plan, in one batch read of the store for any ordinary request, in
+ * several when the instances times the views pass the store's bound ({@link MAX_READ_BATCH}
+ * entities per read): DRIFTLINE_MODEL_SERVER_MAX_BATCH allows up to 10,000 instances.
+ */
+async function readRows(
+  store: OnlineStore,
+  reads: ServingPlan['reads'],
+  entities: readonly string[],
+): Promise<Array<Array<FeatureRow | undefined>>> {
+  const read = (part: readonly string[]) =>
+    store.readBatch(reads.map((r) => ({ view: r.view, entities: part, features: r.features })));
+  const per = Math.max(1, Math.floor(MAX_READ_BATCH / reads.length));
+  if (entities.length <= per) return read(entities);
+  const out = reads.map((): Array<FeatureRow | undefined> => []);
+  for (let from = 0; from < entities.length; from += per) {
+    const got = await read(entities.slice(from, from + per));
+    got.forEach((rows, k) => {
+      for (const row of rows) out[k]!.push(row);
+    });
+  }
+  return out;
+}
+
+/** A record keyed by names from models and requests: `__proto__` is a key like any other. */
+const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;

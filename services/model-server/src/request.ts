@@ -57,6 +57,10 @@ function instance(json: unknown, where: string, maxFeatures: number): Instance {
       if (v !== null && typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
         throw badRequest(`${where}.features.${name}: expected a number, string, boolean or null`);
       }
+      // JSON has no Infinity, but 1e999 parses to it: refused, as feature events refuse it.
+      if (typeof v === 'number' && !Number.isFinite(v)) {
+        throw badRequest(`${where}.features.${name}: must be a finite number`);
+      }
     }
   }
   const t = json.event_time;

@@ -154,24 +154,39 @@ export class ServingTable {
 
   private async reduce(model: string, events: readonly StageEvent[]): Promise<void> {
     const { logger } = this.options;
-    let stages = this.stages.get(model) ?? EMPTY_STAGES;
-    let changed = false;
+    const before = this.stages.get(model) ?? EMPTY_STAGES;
+    let stages = before;
     for (const e of events) {
       const step = applyStageEvent(stages, e);
       if (step.outcome === 'ignored') {
         logger.warn({ model, version: e.version, kind: e.kind, reason: step.reason }, 'models.v1 event ignored');
       }
-      changed ||= step.outcome === 'applied';
       stages = step.stages;
     }
     this.stages.set(model, stages);
-    // Replays and TRAINED events change nothing: no reload, no swap.
-    if (!changed && this.plans.has(model)) return;
     const served = servedSet(stages, {
       ...(this.options.canaries.has(model) ? { canary: this.options.canaries.get(model)! } : {}),
       shadows: this.options.shadows.get(model) ?? [],
     });
-    if (served !== undefined) await this.swap(model, served);
+    if (served === undefined) return;
+    // Replays and TRAINED events change nothing: no reload, no swap — unless the plan is not yet
+    // what the stages ask for (a version failed to load before): then any event retries it.
+    const current = this.plans.get(model);
+    if (current !== undefined && servesExactly(current, served)) return;
+    try {
+      await this.swap(model, served);
+    } catch (error) {
+      // The production version did not load: the stages keep the one actually serving, so that a
+      // re-published PROMOTED is a change again, and a version that never served is never watched
+      // as "the previous production".
+      this.stages.set(
+        model,
+        current === undefined
+          ? before
+          : { ...stages, production: current.production.loaded.version, watched: before.watched },
+      );
+      throw error;
+    }
   }
 
   private async swap(model: string, served: ServedSet): Promise<void> {
@@ -223,4 +238,14 @@ export class ServingTable {
     this.options.onSwap?.(plan);
     if (failure !== undefined) throw failure;
   }
+}
+
+/** Whether `plan` serves exactly `served`: its production, canary (share included) and shadows. */
+function servesExactly(plan: ServingPlan, served: ServedSet): boolean {
+  const production = served.production;
+  if (plan.production.loaded.version !== production) return false;
+  const canary = served.canary?.version === production ? undefined : served.canary;
+  if (plan.canary?.planned.loaded.version !== canary?.version || plan.canary?.share !== canary?.share) return false;
+  const shadows = served.shadows.filter((v) => v !== production && v !== canary?.version);
+  return plan.shadows.length === shadows.length && plan.shadows.every((p, i) => p.loaded.version === shadows[i]);
 }

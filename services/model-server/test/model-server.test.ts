@@ -194,6 +194,19 @@ describe('model server over the in-memory store', () => {
         400,
         /body.features.f0: expected a number, string, boolean or null/,
       ],
+      // 1e999 is valid JSON and parses to Infinity: refused like a feature event's.
+      ['m', '{"entity_id":"u1","features":{"f0":1e999}}', 400, /body.features.f0: must be a finite number/],
+      // A batch of one is a batch: its errors name instances[0], not the body.
+      [
+        'm',
+        { instances: [{ entity_id: 'u1', features: { zz: 1 } }] },
+        400,
+        /instances\[0\].features.zz: not a feature/,
+      ],
+      ['m', { instances: [{ entity_id: 'ghost' }] }, 422, /instances\[0\]: entity "ghost" has no features/],
+      // Text the request controls stays on one line: a model name with CR LF, a body V8 quotes.
+      ['m%0D%0AX-Injected%3A%20yes', { entity_id: 'u1' }, 404, /unknown model "m\\r\\nX-Injected: yes"/],
+      ['m', 'x\ny', 400, /body is not JSON: .*x\\ny/],
       ['m', { instances: [] }, 400, /instances: must be a non-empty array/],
       ['m', { instances: Array(101).fill({ entity_id: 'u1' }) }, 400, /at most 100 per request/],
       [
@@ -217,7 +230,7 @@ describe('model server over the in-memory store', () => {
       const res = await post(h, model, body);
       const json = (await res.json()) as { error: { message: string } };
       expect([res.status, json.error.message]).toEqual([status, expect.stringMatching(message)]);
-      expect(json.error.message).not.toContain('\n');
+      expect(json.error.message).not.toMatch(/[\r\n]/);
     }
     expect((await fetch(`${h.base}/v1/models/m:predict`)).status).toBe(405);
     expect(await (await fetch(`${h.base}/v1/models`)).json()).toEqual({
@@ -291,7 +304,7 @@ describe('stage following', () => {
       await expect(
         h.server.table.apply('m', [
           { kind: 'SHADOW', version: 'v2' },
-          { kind: 'PROMOTED', version: 'v9' },
+          { kind: 'PROMOTED', version: 'v6' },
         ]),
       ).rejects.toThrow(/no artifacts/);
       expect(served()).toEqual([{ model: 'm', production: 'v1', shadows: ['v2', 'v3'] }]);
@@ -300,6 +313,15 @@ describe('stage following', () => {
       await h.server.log.drain(5_000);
       const answered = h.logged.find((e) => e.prediction_id === res.prediction_id);
       expect(Object.keys(answered?.scores ?? {}).sort()).toEqual(['v1', 'v2', 'v3']);
+      // Its artifacts written, the same PROMOTED published again swaps it in (not a replay of a
+      // change already made), and the version that replaced nothing before is not watched.
+      writeVersion(dir, 'm', 'v6', 9);
+      await h.server.table.apply('m', [{ kind: 'PROMOTED', version: 'v6' }]);
+      expect(served()).toEqual([{ model: 'm', production: 'v6', shadows: ['v2', 'v1', 'v3'] }]);
+      await h.server.table.apply('m', [{ kind: 'PROMOTED', version: 'v8' }]).catch(() => {});
+      await h.server.table.apply('m', [{ kind: 'PROMOTED', version: 'v2' }]);
+      // v6 is watched (it served before v2), v8 (never loaded) is not.
+      expect(served()).toEqual([{ model: 'm', production: 'v2', shadows: ['v6', 'v3'] }]);
     } finally {
       await h.server.close();
     }

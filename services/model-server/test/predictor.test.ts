@@ -1,4 +1,4 @@
-import { parseFeatureViewsText } from '@driftline/features';
+import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { InMemoryOnlineStore } from '@driftline/online-store';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it } from 'vitest';
@@ -36,7 +36,7 @@ describe('scoreInstances (one batch call per version)', () => {
     let n = 0;
     const scored = await scoreInstances(
       plan,
-      instances,
+      { batch: true, instances },
       new InMemoryOnlineStore(),
       1_764_000_000_000,
       () => `id${n++}`,
@@ -70,7 +70,123 @@ describe('scoreInstances (one batch call per version)', () => {
   it('a value the answering version cannot take is a 400 naming the instance', async () => {
     const onlyNumeric = planServing(views, { production: shadow, shadows: [] });
     await expect(
-      scoreInstances(onlyNumeric, [instance(0, 1), instance(1, 'a')], new InMemoryOnlineStore(), 0),
+      scoreInstances(
+        onlyNumeric,
+        { batch: true, instances: [instance(0, 1), instance(1, 'a')] },
+        new InMemoryOnlineStore(),
+        0,
+      ),
     ).rejects.toThrow(/instances\[1\]\.features\.f3: expected a number or boolean/);
+  });
+});
+
+describe('scoreInstances on hostile models and names', () => {
+  const store = new InMemoryOnlineStore();
+
+  /** A regression model whose two trees each add 3e38: every leaf is a float32, their sum is not. */
+  function overflowing(v: string) {
+    const json = syntheticModelJson(5, 2, 1, FEATURES.length) as {
+      learner: {
+        objective: { name: string };
+        learner_model_param: { base_score: string };
+        gradient_booster: { model: { trees: Array<{ split_conditions: number[] }> } };
+      };
+    };
+    json.learner.objective = { name: 'reg:squarederror' };
+    json.learner.learner_model_param.base_score = '[0E0]';
+    for (const t of json.learner.gradient_booster.model.trees) {
+      t.split_conditions = t.split_conditions.map((c, n) => (n === 0 ? c : 3e38));
+    }
+    return buildVersion('m', v, json, { features: FEATURES, categories: {} });
+  }
+
+  it('a score that is not a finite number is never answered (500, one line); a shadow scoring one only counts a failure', async () => {
+    const bad = overflowing('v9');
+    await expect(
+      scoreInstances(
+        planServing(views, { production: bad, shadows: [] }),
+        { batch: false, instances: [instance(1, 1)] },
+        store,
+        0,
+      ),
+    ).rejects.toMatchObject({ status: 500, message: 'body: version v9 scored Infinity, not a finite number' });
+    const scored = await scoreInstances(
+      planServing(views, { production: shadow, shadows: [bad] }),
+      { batch: true, instances: [instance(1, 1), instance(2, 2)] },
+      store,
+      0,
+    );
+    expect(scored.shadowFailures).toBe(2);
+    expect(scored.events.map((e) => [e.role, Object.keys(e.scores ?? {})])).toEqual([
+      ['production', ['v3']],
+      ['production', ['v3']],
+    ]);
+  });
+
+  it('a feature or a version named __proto__ is a name like any other', async () => {
+    const names = ['f0', 'f1', 'f2', '__proto__'];
+    const json = syntheticModelJson(8, 30, 6, names.length) as { learner: { feature_names: string[] } };
+    json.learner.feature_names = names;
+    const proto = buildVersion('m', '__proto__', json, { features: names, categories: {} });
+    const plan = planServing(views, { production: proto, shadows: [] });
+    const withValue = (x: number): Instance => ({
+      entityId: 'e1',
+      features: JSON.parse(`{"f0": 0.5, "f1": 1, "f2": -1, "__proto__": ${x}}`) as Instance['features'],
+      eventTime: undefined,
+    });
+    const a = await scoreInstances(plan, { batch: false, instances: [withValue(5)] }, store, 0);
+    const b = await scoreInstances(plan, { batch: false, instances: [withValue(-5)] }, store, 0);
+    const row = (x: number) => Float32Array.from([0.5, 1, -1, x]);
+    expect(a.predictions[0]!.score).toBe(proto.scorer.predictOne(row(5)));
+    expect(b.predictions[0]!.score).toBe(proto.scorer.predictOne(row(-5)));
+    expect(Object.getOwnPropertyDescriptor(a.events[0]!.features, '__proto__')?.value).toBe(5);
+    expect(Object.getOwnPropertyDescriptor(a.events[0]!.scores, '__proto__')?.value).toBe(a.predictions[0]!.score);
+    expect(Object.keys(a.events[0]!.scores ?? {})).toEqual(['__proto__']);
+  });
+});
+
+describe('scoreInstances on the largest batches', () => {
+  it('reads the online store in several batch reads when instances × views pass its bound', async () => {
+    const store = new InMemoryOnlineStore();
+    const t = Date.now();
+    await store.write(
+      planWrites([
+        validateFeatureEvent(views, {
+          event_id: 'a',
+          view: 'user',
+          entity_id: 'e5999',
+          event_time: t,
+          features: { f0: 2 },
+        }),
+        validateFeatureEvent(views, {
+          event_id: 'b',
+          view: 'account',
+          entity_id: 'e0',
+          event_time: t,
+          features: { f2: 3 },
+        }),
+      ]),
+    );
+    const reads: number[] = [];
+    const readBatch = store.readBatch.bind(store);
+    store.readBatch = (requests) => {
+      reads.push(requests.reduce((n, r) => n + r.entities.length, 0));
+      return readBatch(requests);
+    };
+    // 6,000 instances × 2 views = 12,000 entities: one read would pass MAX_READ_BATCH (10,000).
+    const instances = Array.from(
+      { length: 6_000 },
+      (_, i): Instance => ({
+        entityId: `e${i}`,
+        features: { f3: 1 },
+        eventTime: undefined,
+      }),
+    );
+    const plan1 = planServing(views, { production: shadow, shadows: [] });
+    const scored = await scoreInstances(plan1, { batch: true, instances }, store, 0);
+    expect(reads).toEqual([10_000, 2_000]);
+    expect(scored.predictions).toHaveLength(6_000);
+    expect(scored.events[0]!.features).toMatchObject({ f0: null, f2: 3 });
+    expect(scored.events[5_999]!.features).toMatchObject({ f0: 2, f2: null });
   });
 });

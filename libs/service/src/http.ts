@@ -12,6 +12,8 @@ export class HttpError extends DriftlineError {
     readonly status: number,
     code: 'BAD_REQUEST' | 'UNAUTHORIZED' | 'NOT_FOUND' | 'SINK_UNAVAILABLE' | 'INTERNAL',
     message: string,
+    /** The methods the resource takes: the Allow header of a 405. */
+    readonly allow?: string,
   ) {
     super(code, message);
   }
@@ -81,7 +83,13 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
 }
 
 /** Writes `body` as JSON; a 413 closes the connection, a 401 names the bearer realm. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, realm: string): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  realm: string,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   // Encoded once: byteLength + end(string) would walk the UTF-8 encoding twice.
   const bytes = Buffer.from(JSON.stringify(body), 'utf8');
   res.writeHead(status, {
@@ -89,8 +97,15 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, rea
     'content-length': bytes.length,
     ...(status === 413 ? { connection: 'close' } : {}),
     ...(status === 401 ? { 'www-authenticate': `Bearer realm="${realm}"` } : {}),
+    ...headers,
   });
   res.end(bytes);
+}
+
+/** Answers `error` as `{"error": {"code", "message"}}`, with its Allow header when it has one. */
+export function sendError(res: ServerResponse, error: HttpError, realm: string): void {
+  const body = { error: { code: error.code, message: error.message } };
+  sendJson(res, error.status, body, realm, error.allow === undefined ? {} : { allow: error.allow });
 }
 
 /**

@@ -10,9 +10,11 @@ import {
   HttpError,
   parseBatch,
   parseSingle,
+  REALM,
   type RequestLimits,
   readBody,
   send,
+  sendError,
   toHttpError,
 } from './http.js';
 
@@ -118,11 +120,11 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
       if (token !== undefined && path.startsWith('/v1/')) checkBearer(req.headers.authorization, token);
       if (path === '/v1/features:batch' || path === '/v1/features/batch') {
         route = 'batch';
-        if (req.method !== 'POST') throw new HttpError(405, 'BAD_REQUEST', 'use POST for a batch');
+        if (req.method !== 'POST') throw new HttpError(405, 'BAD_REQUEST', 'use POST for a batch', 'POST');
         body = await getBatch(req);
       } else if (path.startsWith('/v1/features/')) {
         route = 'single';
-        if (req.method !== 'GET') throw new HttpError(405, 'BAD_REQUEST', 'use GET for one entity');
+        if (req.method !== 'GET') throw new HttpError(405, 'BAD_REQUEST', 'use GET for one entity', 'GET');
         body = await getOne(path, query);
       } else if (path === '/healthz') {
         route = 'health';
@@ -145,7 +147,7 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
         }
       }
       status = e.status;
-      send(res, status, { error: { code: e.code, message: e.message } });
+      sendError(res, e, REALM);
     }
     metrics.latency.observe({ route, status: String(status) }, (performance.now() - started) / 1000);
   };

@@ -6,7 +6,7 @@ import { badRequest, HttpError, parseJsonBody, sendJson } from '@driftline/servi
 import { z } from 'zod';
 
 // Shared with the model-server: @driftline/service/http.
-export { checkBearer, HttpError, readBody } from '@driftline/service/http';
+export { checkBearer, HttpError, readBody, sendError } from '@driftline/service/http';
 
 /** A validated read of one view: known view, well-formed entity ids, known feature names. */
 export interface ViewRead {
@@ -164,8 +164,11 @@ export function parseBatch(views: FeatureViews, text: string, limits: RequestLim
   });
 }
 
+/** The realm of the feature API's bearer token (WWW-Authenticate of a 401). */
+export const REALM = 'driftline-feature-api';
+
 export function send(res: ServerResponse, status: number, body: unknown): void {
-  sendJson(res, status, body, 'driftline-feature-api');
+  sendJson(res, status, body, REALM);
 }
 
 /**

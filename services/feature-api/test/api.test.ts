@@ -136,8 +136,14 @@ describe('feature API over the in-memory online store', () => {
     expect((await batch({ requests: [{ view: 'other', entities: ['x'] }] })).body).toEqual({
       error: { code: 'NOT_FOUND', message: 'unknown feature view "other"' },
     });
-    expect((await call('/v1/features/profile/x', { method: 'DELETE' })).status).toBe(405);
-    expect((await call('/v1/features:batch')).status).toBe(405);
+    const wrongMethods = [
+      await fetch(`${base}/v1/features/profile/x`, { method: 'DELETE' }),
+      await fetch(`${base}/v1/features:batch`),
+    ];
+    expect(wrongMethods.map((r) => [r.status, r.headers.get('allow')])).toEqual([
+      [405, 'GET'],
+      [405, 'POST'],
+    ]);
     expect((await call('/v2/other')).status).toBe(404);
   });
 

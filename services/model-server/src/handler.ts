@@ -8,7 +8,7 @@ import {
 } from '@driftline/core';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
-import { badRequest, checkBearer, HttpError, readBody, sendJson } from '@driftline/service/http';
+import { badRequest, checkBearer, HttpError, readBody, sendError, sendJson } from '@driftline/service/http';
 import type { PredictionLog } from './prediction-log.js';
 import { scoreInstances } from './predictor.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits, parsePredictBody } from './request.js';
@@ -123,7 +123,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
       if (token !== undefined && path.startsWith('/v1/')) checkBearer(req.headers.authorization, token);
       if (path.startsWith(PREFIX) && path.endsWith(SUFFIX)) {
         route = 'predict';
-        if (req.method !== 'POST') throw new HttpError(405, 'BAD_REQUEST', 'use POST to predict');
+        if (req.method !== 'POST') throw new HttpError(405, 'BAD_REQUEST', 'use POST to predict', 'POST');
         let model: string;
         try {
           model = decodeURIComponent(path.slice(PREFIX.length, -SUFFIX.length));
@@ -151,7 +151,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
         logger.warn({ err: error }, 'answered 503');
       }
       status = e.status;
-      sendJson(res, status, { error: { code: e.code, message: e.message } }, REALM);
+      sendError(res, e, REALM);
     }
     metrics.latency.observe({ route, status: String(status) }, (performance.now() - started) / 1000);
   };

@@ -232,7 +232,8 @@ describe('model server over the in-memory store', () => {
       expect([res.status, json.error.message]).toEqual([status, expect.stringMatching(message)]);
       expect(json.error.message).not.toMatch(/[\r\n]/);
     }
-    expect((await fetch(`${h.base}/v1/models/m:predict`)).status).toBe(405);
+    const get = await fetch(`${h.base}/v1/models/m:predict`);
+    expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
     expect(await (await fetch(`${h.base}/v1/models`)).json()).toEqual({
       models: [{ model: 'm', production: 'v1', shadows: ['v3'] }],
     });

@@ -70,6 +70,15 @@ export async function scoreInstances(
       if (!plan.features.has(name)) {
         throw badRequest(`${where(i)}.features.${name}: not a feature of model "${plan.model}"`);
       }
+      // A feature a view declares takes a value of its declared type, as its feature events do:
+      // the log and the monitors downstream read it with that type.
+      const declared = plan.types.get(name);
+      const value = inst.features[name];
+      if (declared !== undefined && value !== null && typeof value !== declaredJsType[declared.type]) {
+        throw badRequest(
+          `${where(i)}.features.${name}: expected a ${declared.type} (view ${declared.view}), got ${typeof value}`,
+        );
+      }
     }
   }
   const entities = instances.map((x) => x.entityId);
@@ -209,6 +218,8 @@ function event(
     scores,
   };
 }
+
+const declaredJsType = { double: 'number', string: 'string', boolean: 'boolean' } as const;
 
 /**
  * The rows of every read of the plan, in one batch read of the store for any ordinary request, in

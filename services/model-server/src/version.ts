@@ -1,5 +1,5 @@
 import { DriftlineError } from '@driftline/core';
-import type { FeatureView, FeatureViews } from '@driftline/features';
+import type { FeatureType, FeatureView, FeatureViews } from '@driftline/features';
 import { fieldType } from '@driftline/online-store';
 import {
   loadXgboostModel,
@@ -72,6 +72,8 @@ export interface ServingPlan {
   readonly reads: readonly ViewRead[];
   /** Every feature some version of the plan takes (request overrides must be among them). */
   readonly features: ReadonlySet<string>;
+  /** The declared type of each feature a view serves: a request's value for it must have it. */
+  readonly types: ReadonlyMap<string, { readonly type: FeatureType; readonly view: string }>;
 }
 
 /**
@@ -101,6 +103,7 @@ export function planServing(views: FeatureViews, input: PlanInput): ServingPlan 
   const model = input.production.model;
   const reads: Array<{ view: FeatureView; features: string[] }> = [];
   const features = new Set<string>();
+  const types = new Map<string, { type: FeatureType; view: string }>();
   const plan = (loaded: LoadedVersion, role: Role): PlannedVersion => {
     const sources = new Int32Array(loaded.features.length);
     loaded.features.forEach((name, i) => {
@@ -110,6 +113,7 @@ export function planServing(views: FeatureViews, input: PlanInput): ServingPlan 
         sources[i] = -1;
         return;
       }
+      types.set(name, { type: fieldType(view, name)!, view: view.name });
       let r = reads.findIndex((x) => x.view === view);
       if (r === -1) r = reads.push({ view, features: [] }) - 1;
       if (!reads[r]!.features.includes(name)) reads[r]!.features.push(name);
@@ -128,5 +132,5 @@ export function planServing(views: FeatureViews, input: PlanInput): ServingPlan 
           salt: `${model}:${input.canary.loaded.version}`,
         };
   const shadows = (input.shadows ?? []).map((s) => plan(s, 'shadow'));
-  return { model, production, ...(canary === undefined ? {} : { canary }), shadows, reads, features };
+  return { model, production, ...(canary === undefined ? {} : { canary }), shadows, reads, features, types };
 }

@@ -187,7 +187,19 @@ describe('model server over the in-memory store', () => {
       ['m', { entity: 'u1' }, 400, /body: unknown field "entity"/],
       ['m', { entity_id: '' }, 400, /body.entity_id: must be a non-empty string/],
       ['m', { entity_id: 'u1', features: { zz: 1 } }, 400, /body.features.zz: not a feature of model "m"/],
-      ['m', { entity_id: 'u1', features: { f0: 'high' } }, 400, /body.features.f0: expected a number or boolean/],
+      // A feature a view declares takes its declared type, as feature events do.
+      [
+        'm',
+        { entity_id: 'u1', features: { f0: 'high' } },
+        400,
+        /body.features.f0: expected a double \(view user\), got string/,
+      ],
+      [
+        'm',
+        { entity_id: 'u1', features: { f0: true } },
+        400,
+        /body.features.f0: expected a double \(view user\), got boolean/,
+      ],
       [
         'm',
         { entity_id: 'u1', features: { f0: [1] } },

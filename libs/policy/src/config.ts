@@ -1,4 +1,11 @@
-import { ConfigError, checkConfigDocument, DURATION_HINT, parseConfigText, parseDurationMs } from '@driftline/core';
+import {
+  ConfigError,
+  checkConfigDocument,
+  DURATION_HINT,
+  ownValue,
+  parseConfigText,
+  parseDurationMs,
+} from '@driftline/core';
 import { z } from 'zod';
 
 /** A duration: core's grammar (`30s`, `5m`, `6h`, `7d`), or a number of milliseconds. */
@@ -116,9 +123,12 @@ export const DEFAULT_POLICY_DOCUMENT = {
   models: { '*': { signals: { share_drifted: 0.5, prediction_drift: true } } },
 } as const;
 
-/** The policy of a model (exact name first, then `*`), or undefined when none applies. */
+/**
+ * The policy of a model (exact name first, then `*`), or undefined when none applies. Own keys
+ * only: a model named `constructor` or `toString` is a name like any other.
+ */
 export function policyFor(policy: Policy, model: string): ModelPolicy | undefined {
-  return policy.models[model] ?? policy.models['*'];
+  return ownValue(policy.models, model) ?? ownValue(policy.models, '*');
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ConfigError, checkConfigDocument, DriftlineError, parseConfigText } from '@driftline/core';
+import { ConfigError, checkConfigDocument, DriftlineError, ownValue, parseConfigText } from '@driftline/core';
 import type { ModelEvent, ModelEventKind } from '@driftline/schemas';
 import { z } from 'zod';
 import {
@@ -97,9 +97,12 @@ export function parseRolloutPolicyText(text: string, source = 'rollout'): Rollou
   return parseRolloutPolicy(parseConfigText(text, source), source);
 }
 
-/** The rollout policy of a model (exact name first, then `*`), or undefined. */
+/**
+ * The rollout policy of a model (exact name first, then `*`), or undefined. Own keys only: a model
+ * named `constructor` or `toString` is a name like any other, not a property of every object.
+ */
 export function rolloutPolicyFor(policies: RolloutPolicies, model: string): RolloutPolicy | undefined {
-  return policies.models[model] ?? policies.models['*'];
+  return ownValue(policies.models, model) ?? ownValue(policies.models, '*');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { ConfigError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { parsePolicyText } from '../src/index.js';
+import { parsePolicyText, policyFor } from '../src/index.js';
 
 /** Found by fuzzing the runner's configuration (services/cli/test/config.fuzz.test.ts). */
 describe('policy text: hostile YAML is one clear line, at once', () => {
@@ -28,5 +28,12 @@ describe('policy text: hostile YAML is one clear line, at once', () => {
 
   it('a YAML syntax error is one line with its position, without the code frame', () => {
     expect(refusal(': :')).toMatch(/^policy\.yaml: not valid YAML\/JSON: [^\n]* at line 1, column \d+:?$/);
+  });
+
+  it('a model named like a property of every object gets the * policy, not Object.prototype', () => {
+    const policy = parsePolicyText('version: 1\nmodels:\n  "*": { signals: { share_drifted: 0.4 } }\n', 'p.yaml');
+    for (const model of ['constructor', 'toString', '__proto__']) {
+      expect(policyFor(policy, model)?.signals.shareDrifted, model).toBe(0.4);
+    }
   });
 });

@@ -83,6 +83,14 @@ describe('rollout policy file', () => {
     expect(rolloutPolicyFor(parseRolloutPolicy({ models: { fraud: {} } }), 'other')).toBeUndefined();
   });
 
+  it('a model named like a property of every object (constructor, toString, __proto__) gets the * policy', () => {
+    const p = parseRolloutPolicyText('models:\n  "*": { canary_share: 0.3 }\n', 'rollout.yaml');
+    for (const model of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+      expect(rolloutPolicyFor(p, model)?.canaryShare, model).toBe(0.3);
+    }
+    expect(rolloutPolicyFor(parseRolloutPolicy({ models: { fraud: {} } }), 'constructor')).toBeUndefined();
+  });
+
   it.each([
     [{ models: { fraud: { promotion: { min_labels: 0 } } } }, 'r.models.fraud.promotion.min_labels'],
     [{ models: { fraud: { rollback: { margin: 2 } } } }, 'r.models.fraud.rollback.margin'],

@@ -1,5 +1,6 @@
 import { ConfigError, envField, readConfigFile } from '@driftline/core';
 import { parseRolloutPolicy, parseRolloutPolicyText, type RolloutPolicies } from '@driftline/policy';
+import { MAX_PAIRS_PER_READ } from '@driftline/warehouse';
 import type { z } from 'zod';
 
 export const modelControllerEnvShape = {
@@ -10,8 +11,11 @@ export const modelControllerEnvShape = {
   DRIFTLINE_PROMOTION_POLICY: envField.string().optional(),
   /** Wall-clock time between two ticks (decisions use event time only). */
   DRIFTLINE_MODEL_CONTROLLER_INTERVAL: envField.duration(100).default(10_000),
-  /** Most labelled pairs one comparison reads per tick; every policy's max_labels must fit in it. */
-  DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS: envField.int(1, 10_000_000).default(100_000),
+  /**
+   * Most labelled pairs one comparison reads per tick; every policy's max_labels must fit in it,
+   * and it fits in one read of the warehouse (MAX_PAIRS_PER_READ).
+   */
+  DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS: envField.int(1, MAX_PAIRS_PER_READ).default(100_000),
 };
 
 export type ModelControllerEnv = z.infer<z.ZodObject<typeof modelControllerEnvShape>>;

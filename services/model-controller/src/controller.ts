@@ -1,4 +1,4 @@
-import { type Logger, toDriftlineError } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import {
   type ComparisonPlan,
@@ -39,6 +39,12 @@ export interface ControllerDeps {
   readonly registry: Registry;
   /** recorded_at of new rows (wall clock; decisions never read it). */
   readonly now?: () => number;
+  /**
+   * Largest skew of a label time into the future (DRIFTLINE_EVENT_TIME_MAX_FUTURE): a pair or a
+   * newest label time beyond wall clock + this (µs read as ms, a year 2099) is left out, so one bad
+   * row cannot end every comparison of its model on `max_time`.
+   */
+  readonly maxFutureMs?: number;
 }
 
 export interface TickSummary {
@@ -83,7 +89,7 @@ export class ModelController {
       skipped: counter(
         r,
         'driftline_model_controller_skipped_pairs_total',
-        'Paired rows left out of a comparison (label not 0/1, score outside [0, 1])',
+        'Paired rows left out of a comparison (label not 0/1, score outside [0, 1], label time beyond the allowed future)',
         [],
       ),
       labels: gauge(
@@ -140,6 +146,7 @@ export class ModelController {
     const policy = rolloutPolicyFor(deps.policies, model);
     if (policy === undefined) return { republished };
     const plans = comparisonsOf(view);
+    const notAfter = (deps.now ?? Date.now)() + (deps.maxFutureMs ?? DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs);
     const read = new Map<string, readonly PairInput[]>();
     for (const plan of plans) {
       const maxLabels = plan.kind === 'promotion' ? policy.promotion.maxLabels : policy.rollback.maxLabels;
@@ -150,9 +157,13 @@ export class ModelController {
         from: plan.since,
         limit: Math.min(deps.maxPairs, maxLabels),
       });
-      read.set(planKey(plan), rows);
+      const plausible = rows.filter((r) => !(r.labelTime > notAfter));
+      if (plausible.length < rows.length) this.metrics.skipped.inc(rows.length - plausible.length);
+      read.set(planKey(plan), plausible);
     }
-    const clock = plans.length === 0 ? undefined : await deps.pairs.newestLabelTime(model);
+    const newest = plans.length === 0 ? undefined : await deps.pairs.newestLabelTime(model);
+    // The event clock of max_time: only a time a label could have (see maxFutureMs).
+    const clock = newest !== undefined && Number.isSafeInteger(newest) && newest <= notAfter ? newest : undefined;
     const result = tickModel(history, (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [], policy, clock);
     for (const o of result.outcomes) {
       const labels = { model, version: o.plan.subject, kind: o.plan.kind };

@@ -27,6 +27,7 @@ export const modelControllerService = defineService({
       publish: (events) => models.publish(events),
       policies: config.policies,
       maxPairs: config.maxPairs,
+      maxFutureMs: ctx.common.eventTime.maxFutureMs,
       logger: ctx.logger,
       registry: ctx.registry,
     });

@@ -177,6 +177,34 @@ describe('ModelController', () => {
     expect(store.rows.get('fraud/v2/rolled_back')?.previous_version).toBe('v1');
   });
 
+  it('a label time beyond the allowed future (µs read as ms) is left out: it ends no comparison on max_time', async () => {
+    const { published, deps } = setup({ v1: 0.5, v2: 0.5 });
+    const few = pairsFor({ v1: 0.5, v2: 0.5 }, 4);
+    const micros = (T0 + 60_000) * 1000;
+    const controller = new ModelController({
+      ...deps,
+      pairs: {
+        newestLabelTime: async () => micros,
+        readPairs: async (q) => [
+          ...(await few.readPairs(q)),
+          { predictionId: 'us', labelTime: micros, label: 1, incumbent: 0.5, challenger: 0.5 },
+        ],
+      },
+    });
+    const tick = await controller.tick();
+    expect(tick.failed).toBe(0);
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW']);
+    // The same rows within the bound do end it: max_time is reached on a plausible clock.
+    const later = T0 + 60 * 86_400_000;
+    const ended = new ModelController({
+      ...deps,
+      now: () => later,
+      pairs: { newestLabelTime: async () => later, readPairs: (q) => few.readPairs(q) },
+    });
+    await ended.tick();
+    expect(published.at(-1)).toMatchObject({ version: 'v2', kind: 'REJECTED' });
+  });
+
   it('a publish that fails after the record is re-published on the next tick; a ClickHouse outage decides nothing', async () => {
     const { log, store, published, deps, setFailPublish } = setup({ v1: 0.2, v2: 0.8 });
     const controller = new ModelController(deps);
@@ -229,6 +257,10 @@ describe('config', () => {
     );
     expect(() => parseEnv(modelControllerEnvShape, { DRIFTLINE_MODEL_CONTROLLER_INTERVAL: 'soon' })).toThrow(
       /DRIFTLINE_MODEL_CONTROLLER_INTERVAL/,
+    );
+    // Above what one read of the warehouse returns: refused at start, not failed on every tick.
+    expect(() => parseEnv(modelControllerEnvShape, { DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS: '5000000' })).toThrow(
+      /DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS/,
     );
   });
 });

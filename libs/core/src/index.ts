@@ -6,5 +6,6 @@ export * from './errors.js';
 export * from './event-time.js';
 export * from './json-depth.js';
 export * from './logger.js';
+export * from './names.js';
 export * from './redact.js';
 export * from './redis-config.js';

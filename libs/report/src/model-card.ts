@@ -116,6 +116,19 @@ function evidenceLines(text: string): string[] {
   );
 }
 
+/**
+ * A line of the text card as a terminal shows it: control characters (a newline in an operator's
+ * reason, an escape sequence) written as \uXXXX, so no field can pose as another line.
+ */
+function printable(line: string): string {
+  let out = '';
+  for (const ch of line) {
+    const c = ch.codePointAt(0) ?? 0;
+    out += c < 0x20 || c === 0x7f ? `\\u${c.toString(16).padStart(4, '0')}` : ch;
+  }
+  return out;
+}
+
 /** The card as plain text (the command's stdout). */
 export function renderModelCardText(card: ModelCardData): string {
   const out: string[] = [`model card: ${card.model} ${card.version} (stage: ${card.stage})`];
@@ -153,7 +166,7 @@ export function renderModelCardText(card: ModelCardData): string {
     );
   }
   for (const n of card.notes) out.push(`note: ${n}`);
-  return `${out.join('\n')}\n`;
+  return `${out.map(printable).join('\n')}\n`;
 }
 
 const table = (head: readonly string[], rows: readonly (readonly string[])[], numeric: ReadonlySet<number>) =>

@@ -61,7 +61,9 @@ function describeError(error: unknown, command: string | undefined): { line: str
     return { line: `configuration error: ${error.message}`, code: EXIT.config };
   }
   if (error instanceof DriftlineError && DATA_CODES.has(error.code)) {
-    return { line: withHint(error.message, 'check the input file'), code: EXIT.data };
+    // NOT_FOUND names a model, version or reference the warehouse does not hold: no file to check.
+    const hint = error.code === 'NOT_FOUND' ? 'check the names given' : 'check the input file';
+    return { line: withHint(error.message, hint), code: EXIT.data };
   }
   // node:util parseArgs: an unknown option, a missing value, a stray argument.
   const nodeCode = (error as { code?: unknown } | null)?.code;

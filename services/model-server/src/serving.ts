@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { DriftlineError, type Logger } from '@driftline/core';
+import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName, type Logger } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
 import type { CanarySpec } from './specs.js';
 import {
@@ -16,8 +16,6 @@ import { buildVersion, type LoadedVersion, planServing, type ServingPlan } from 
 /** Loads one version's artifacts. */
 export type VersionLoader = (model: string, version: string) => Promise<LoadedVersion>;
 
-const NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
-
 /**
  * Reads `<dir>/<model>/<version>/model.json` and `meta.json`, the trainer's artifact layout. The
  * names are checked to be plain path segments, so nothing outside the directory is read whatever
@@ -30,10 +28,10 @@ export function artifactLoader(dir: string): VersionLoader {
       ['model', model],
       ['version', version],
     ] as const) {
-      if (!NAME.test(name)) {
+      if (!isArtifactName(name)) {
         throw new DriftlineError(
           'VALIDATION_FAILED',
-          `${what} ${JSON.stringify(name.slice(0, 140))} cannot name an artifact directory`,
+          `${what} ${JSON.stringify(name.slice(0, 140))} cannot name an artifact directory (${ARTIFACT_NAME_RULE})`,
         );
       }
     }

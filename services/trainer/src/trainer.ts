@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DriftlineError, type Logger, PoisonRecordError } from '@driftline/core';
+import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName, type Logger, PoisonRecordError } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
 import type { CalibrationMap } from '@driftline/performance';
 import { transitionEvent } from '@driftline/policy';
@@ -45,8 +45,30 @@ export interface TrainerDeps {
 
 export type Outcome = 'already_done' | 'republished' | 'promoted' | 'shadowed' | 'rejected';
 
-/** A name used as one path segment under the artifact directory: no separators, no `.`/`..`. */
-const PATH_SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+/** Latest time a Date (hence a version name and a ClickHouse DateTime64) can hold, in ms. */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * The request's training window: integer epoch ms a date can hold, `data_from` < `data_to`.
+ * Anything else can never train: poison, naming the field (not a RangeError from deep inside).
+ */
+function checkDataWindow(request: RetrainRequest): void {
+  for (const field of ['data_from', 'data_to'] as const) {
+    const v = request[field];
+    if (!Number.isSafeInteger(v) || Math.abs(v) > MAX_DATE_MS) {
+      throw new PoisonRecordError(
+        'VALIDATION_FAILED',
+        `retrain request: ${field} ${v} is not a time in epoch milliseconds`,
+      );
+    }
+  }
+  if (!(request.data_from < request.data_to)) {
+    throw new PoisonRecordError(
+      'VALIDATION_FAILED',
+      `retrain request: data_from ${request.data_from} must be before data_to ${request.data_to}`,
+    );
+  }
+}
 
 /**
  * The version's artifact directory, `<artifactDir>/<model>/<version>`. A name that is not a plain
@@ -58,10 +80,10 @@ function artifactDirFor(artifactDir: string, model: string, version: string): st
     ['model', model],
     ['version', version],
   ] as const) {
-    if (!PATH_SEGMENT.test(value)) {
+    if (!isArtifactName(value)) {
       throw new PoisonRecordError(
         'VALIDATION_FAILED',
-        `retrain request: ${field} ${JSON.stringify(value.slice(0, 140))} cannot name an artifact directory (1-128 of A-Z a-z 0-9 . _ -, not starting with a dot)`,
+        `retrain request: ${field} ${JSON.stringify(value.slice(0, 140))} cannot name an artifact directory (${ARTIFACT_NAME_RULE})`,
       );
     }
   }
@@ -177,6 +199,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     return 'republished';
   }
 
+  checkDataWindow(request);
   const version = versionFor(request);
   const dir = artifactDirFor(config.artifactDir, request.model, version);
   mkdirSync(dir, { recursive: true });

@@ -275,3 +275,21 @@ describe('handleRequest (artifact paths, issue 11 defect 9)', () => {
     },
   );
 });
+
+describe('handleRequest (the training window)', () => {
+  it.each([
+    [{ data_to: 1e17 }, 'data_to 100000000000000000 is not a time'],
+    [{ data_from: -1e17 }, 'data_from -100000000000000000 is not a time'],
+    [{ data_from: 1.5 }, 'data_from 1.5 is not a time'],
+    [{ data_from: request.data_to, data_to: request.data_from }, 'must be before data_to'],
+  ])('refuses %j as poison, naming the field, before reading anything', async (patch, message) => {
+    const { dir, deps } = setup();
+    const error = await handleRequest(deps, { ...request, ...patch }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+    expect((error as Error).message).toContain(message);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});

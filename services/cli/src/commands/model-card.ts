@@ -1,9 +1,8 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, parseEnv } from '@driftline/core';
 import { renderModelCard, renderModelCardText } from '@driftline/report';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
+import { outputFile, writeOutput } from '../output-file.js';
 
 export const modelCardUsage = `usage: driftline model-card --model M --version V [--out card.html] [--json]
 
@@ -42,13 +41,12 @@ export async function modelCardCommand(args: readonly string[]): Promise<number>
   }
   if (values.model === undefined || values.model === '') throw new ConfigError('--model', 'is required');
   if (values.version === undefined || values.version === '') throw new ConfigError('--version', 'is required');
+  const out = values.out === undefined ? undefined : outputFile('--out', values.out);
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {
     const card = await warehouse.modelCard(values.model, values.version);
-    if (values.out !== undefined) {
-      const out = resolve(values.out);
-      mkdirSync(dirname(out), { recursive: true });
-      writeFileSync(out, renderModelCard(card));
+    if (out !== undefined) {
+      writeOutput('--out', out, renderModelCard(card));
       process.stderr.write(`model card written: ${out}\n`);
     }
     process.stdout.write(values.json ? `${JSON.stringify(card)}\n` : renderModelCardText(card));

@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ConfigError, DriftlineError, parseEnv } from '@driftline/core';
+import { ARTIFACT_NAME_RULE, ConfigError, DriftlineError, isArtifactName, parseEnv } from '@driftline/core';
 import { operatorTransitions, STAGE_TRANSITIONS, type Stage } from '@driftline/policy';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 
@@ -56,6 +56,13 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
   };
   const model = need('model');
   const version = need('version');
+  // A version the model-server could never load (and a text card could be broken by) is refused.
+  for (const [option, name] of [
+    ['--model', model],
+    ['--version', version],
+  ] as const) {
+    if (!isArtifactName(name)) throw new ConfigError(option, `must be ${ARTIFACT_NAME_RULE}`);
+  }
   const to = need('to');
   if (!STAGES.includes(to as Stage)) throw new ConfigError('--to', `must be one of ${STAGES.join(', ')}`);
   const share = values.share === undefined ? undefined : Number(values.share);

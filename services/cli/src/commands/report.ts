@@ -1,10 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, DriftlineError, DURATION_HINT, parseDurationMs, parseEnv } from '@driftline/core';
 import { modelCardFileName, type ReportData, renderModelCard, renderReport } from '@driftline/report';
 import type { Warehouse } from '@driftline/warehouse';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
+import { outputFile, writeOutput } from '../output-file.js';
 
 export const reportUsage = `usage: driftline report --model M [--from T] [--to T] [--out report.html]
 
@@ -64,7 +64,7 @@ async function writeModelCards(
     try {
       const card = await warehouse.modelCard(data.model, version, now);
       const file = modelCardFileName(data.model, version);
-      writeFileSync(join(dir, file), renderModelCard(card));
+      writeOutput('--out', join(dir, file), renderModelCard(card));
       written.set(version, file);
     } catch (error) {
       if (!(error instanceof DriftlineError && error.code === 'NOT_FOUND')) throw error;
@@ -89,13 +89,13 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
   const to = values.to === undefined ? now : parseTime('to', values.to, now);
   const from = values.from === undefined ? to - 7 * 86_400_000 : parseTime('from', values.from, now);
   if (!(from < to)) throw new ConfigError('--from', 'must be before --to');
+  // Checked before any query or file: a wrong --out writes nothing.
+  const out = outputFile('--out', values.out ?? 'report.html');
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {
     const data = await warehouse.report({ model: values.model, from, to }, now);
-    const out = resolve(values.out ?? 'report.html');
-    mkdirSync(dirname(out), { recursive: true });
     const modelCards = await writeModelCards(warehouse, data, dirname(out), now);
-    writeFileSync(out, renderReport(data, { modelCards }));
+    writeOutput('--out', out, renderReport(data, { modelCards }));
     process.stdout.write(
       `${JSON.stringify({ report: out, model: values.model, drift_rows: data.drift.length, distributions: data.distributions.length, performance_rows: data.performance.length, retrain_events: data.retrain.length, model_cards: modelCards.size })}\n`,
     );

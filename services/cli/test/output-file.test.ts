@@ -1,0 +1,63 @@
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { modelCommand } from '../src/commands/model.js';
+import { modelCardCommand } from '../src/commands/model-card.js';
+import { reportCommand } from '../src/commands/report.js';
+import { outputFile } from '../src/output-file.js';
+
+describe('--out and names: mistakes are usage errors naming the option, checked before any work', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-out-'));
+  writeFileSync(join(dir, 'afile'), 'x');
+
+  it.each([
+    ['', /^--out: is empty; name a file$/],
+    ['.', /^--out: .* is a directory; name a file$/],
+    ['afile/x.html', /^--out: directory .*afile does not exist$/],
+    ['missing/x.html', /^--out: directory .*missing does not exist$/],
+  ])('--out %j', (value, message) => {
+    expect(() => outputFile('--out', value === '' ? '' : join(dir, value))).toThrow(message);
+  });
+
+  it('model-card and report refuse a bad --out before opening the warehouse, and write nothing', async () => {
+    const env = { ...process.env };
+    // No warehouse is reachable here: reaching it would fail differently (and take seconds).
+    process.env.DRIFTLINE_CLICKHOUSE_URL = 'http://127.0.0.1:9';
+    try {
+      await expect(modelCardCommand(['--model', 'm', '--version', 'v1', '--out', dir])).rejects.toThrow(
+        /^--out: .* is a directory/,
+      );
+      await expect(reportCommand(['--model', 'm', '--out', join(dir, 'nope', 'r.html')])).rejects.toThrow(
+        /^--out: directory .* does not exist/,
+      );
+      expect(readdirSync(dir)).toEqual(['afile']);
+    } finally {
+      process.env = env;
+    }
+  });
+
+  it.each([
+    ['--model', 'a/b'],
+    ['--version', 'v1\n<script>'],
+    ['--version', '..'],
+    ['--model', '.hidden'],
+  ])('model stage refuses %s %j: a name the model-server could never load', async (option, name) => {
+    const args = { '--model': 'fraud', '--version': 'v2', [option]: name };
+    const error = await modelCommand([
+      'stage',
+      '--model',
+      args['--model'],
+      '--version',
+      args['--version'],
+      '--to',
+      'shadow',
+    ]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).field).toBe(option);
+  });
+});

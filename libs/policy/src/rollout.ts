@@ -80,7 +80,10 @@ export function parseRolloutPolicy(document: unknown, source = 'rollout'): Rollo
   const doc = checkConfigDocument(documentShape, document ?? {}, source);
   const d = doc.defaults ?? {};
   const entries = Object.entries(doc.models ?? { '*': {} });
-  const models: Record<string, RolloutPolicy> = {};
+  // `models: {}` would leave every model without a policy: nothing compared, nothing said.
+  if (entries.length === 0)
+    throw new ConfigError(`${source}.models`, 'names no model: add one, or "*" for every model');
+  const models = Object.create(null) as Record<string, RolloutPolicy>;
   for (const [name, m] of entries) {
     const at = `${source}.models.${name}`;
     const promotion = parsePromotionPolicy({ ...d.promotion, ...m.promotion }, `${at}.promotion`);
@@ -94,7 +97,12 @@ export function parseRolloutPolicy(document: unknown, source = 'rollout'): Rollo
 
 /** Parses rollout policy text (YAML or JSON) and validates it. */
 export function parseRolloutPolicyText(text: string, source = 'rollout'): RolloutPolicies {
-  return parseRolloutPolicy(parseConfigText(text, source), source);
+  const document = parseConfigText(text, source);
+  // A file given and empty is a mistake more likely than a wish for the defaults (unset gives those).
+  if (document === null || document === undefined) {
+    throw new ConfigError(source, 'is empty: write a policy, or unset the variable for the defaults');
+  }
+  return parseRolloutPolicy(document, source);
 }
 
 /**

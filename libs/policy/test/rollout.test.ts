@@ -393,3 +393,13 @@ describe('operatorTransitions (driftline model stage)', () => {
     ).toThrow(/canary share/);
   });
 });
+
+describe('rollout policy file: silent mistakes are errors', () => {
+  it('an empty file, a file of null and `models: {}` are refused, naming the file or the field', () => {
+    expect(() => parseRolloutPolicyText('', 'rollout.yaml')).toThrow(/^rollout.yaml: is empty/);
+    expect(() => parseRolloutPolicyText('null\n', 'rollout.yaml')).toThrow(/^rollout.yaml: is empty/);
+    expect(() => parseRolloutPolicyText('models: {}\n', 'rollout.yaml')).toThrow(
+      /^rollout.yaml.models: names no model/,
+    );
+  });
+});

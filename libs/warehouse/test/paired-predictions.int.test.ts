@@ -97,6 +97,7 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
       ['p4', 40, 300, 'v1', 'production', { v1: 0.6 }, null], // one version only: no pair
       ['p5', 5, 100, 'v1', 'production', { v1: 0.6, v2: 0.6 }, null], // before `from`
       ['p6', 50, 600, 'v1', 'production', null, null], // an older producer: no scores
+      ['p7', 60, 200, 'v1', 'production', { v1: 0.5, v2: 1.5 }, null], // a score outside [0, 1]
     ] as const;
     const joined = rows.map(([id, pt, lt, version, role, scores, value]) => ({
       prediction: prediction(id, t0 + pt, {
@@ -108,6 +109,12 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
       label: label(id, t0 + lt, value),
       joinedAt: t0 + lt + 1,
     }));
+    // A label the binary comparison cannot use (2), labelled first: it must not take a place under `limit`.
+    joined.push({
+      prediction: prediction('p8', t0 + 70, { scores: { v1: 0.3, v2: 0.4 }, prediction: 0.3 }),
+      label: { ...label('p8', t0 + 150), label: 2 },
+      joinedAt: t0 + 151,
+    });
     // Another model with the same versions and ids: never read for `fraud`.
     const other = joined.map((j) => ({ ...j, prediction: { ...j.prediction, model: 'churn' } }));
     await wh.predictions.insertJoined([...joined, ...other]);
@@ -117,6 +124,8 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
     const expected: PairedOutcome[] = joined
       .filter((j) => j.prediction.event_time >= from && j.prediction.scores?.v1 !== undefined)
       .filter((j) => j.prediction.scores?.v2 !== undefined)
+      .filter((j) => j.label.label === 0 || j.label.label === 1)
+      .filter((j) => [j.prediction.scores!.v1!, j.prediction.scores!.v2!].every((s) => s >= 0 && s <= 1))
       .sort(
         (a, b) =>
           a.label.event_time - b.label.event_time ||

@@ -141,7 +141,9 @@ export interface PredictionStore {
   /**
    * Labeled rows of `model` whose `scores` hold BOTH versions, with prediction_time >= from,
    * ordered by (label_time, prediction_id), at most `limit` (deduplicated: FINAL). Shadow rows are
-   * never joined, so each instance is one row, keyed by the answered prediction.
+   * never joined, so each instance is one row, keyed by the answered prediction. Only rows the
+   * binary comparison can use (label 0 or 1, both scores in [0, 1]): a row it would skip must not
+   * take a place under `limit`, or a comparison could never reach its max_labels.
    */
   readPairs(q: PairQuery): Promise<PairedOutcome[]>;
   /** The newest label time of `model`'s labelled predictions (paired or not), or undefined: the controller's event-time clock. */
@@ -314,6 +316,8 @@ export class ClickHousePredictionStore implements PredictionStore {
        WHERE model = {model:String}
          AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
          AND mapContains(scores, {incumbent:String}) AND mapContains(scores, {challenger:String})
+         AND label IN (0, 1)
+         AND scores[{incumbent:String}] BETWEEN 0 AND 1 AND scores[{challenger:String}] BETWEEN 0 AND 1
        ORDER BY label_time, prediction_id
        LIMIT {limit:UInt32}`,
       { model: q.model, incumbent: q.incumbent, challenger: q.challenger, from: q.from, limit: q.limit },

@@ -101,7 +101,7 @@ export async function scoreInstances(
     return b;
   };
   const record = (v: PlannedVersion, i: number, inst: Instance): Record<string, FeatureValue> => {
-    const out = dictionary<FeatureValue>();
+    const out: Record<string, FeatureValue> = {};
     const names = v.loaded.features;
     const given = inst.features;
     for (let j = 0; j < names.length; j++) {
@@ -112,7 +112,7 @@ export async function scoreInstances(
         const r = v.sources[j]!;
         if (r >= 0 && needsRead) value = rows[r]![i]?.features[name];
       }
-      out[name] = value ?? null;
+      setOwn(out, name, value ?? null);
     }
     return out;
   };
@@ -171,8 +171,8 @@ export async function scoreInstances(
     predictions.push({ entity_id: inst.entityId, prediction_id: id, score, version, role: answer.v.role });
     // Every version scored on this instance, by version: the paired comparison of versions reads
     // it from the answered record (the labels join that one).
-    const scores = dictionary<number>();
-    scores[version] = score;
+    const scores: Record<string, number> = {};
+    setOwn(scores, version, score);
     events.push(event(plan.model, answer.v, id, inst.entityId, inst.eventTime ?? now, answer.record, score, scores));
     for (const other of extra) {
       if (other.row < 0) {
@@ -184,7 +184,7 @@ export async function scoreInstances(
         shadowFailures++;
         continue;
       }
-      scores[other.v.loaded.version] = s;
+      setOwn(scores, other.v.loaded.version, s);
       if (other.v.role !== 'shadow') continue;
       // The shadow's own id, derived from the answered one: drift of the shadow reads these
       // records; they are never joined with labels (the answered record's scores are).
@@ -245,5 +245,13 @@ async function readRows(
   return out;
 }
 
-/** A record keyed by names from models and requests: `__proto__` is a key like any other. */
-const dictionary = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
+/**
+ * Sets an own property named by a model or a request: `__proto__` is a key like any other (an
+ * assignment would set the prototype instead). Plain objects otherwise: a null-prototype object
+ * is a dictionary to V8, about 1 µs slower per 10-feature record to build and read.
+ */
+function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__')
+    Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  else record[key] = value;
+}

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { type Column, type ColumnDrift, columnDistribution, datasetDrift } from '@driftline/batch-drift';
 import { ConfigError, DriftlineError } from '@driftline/core';
+import { parseCommandArgs } from '../args.js';
 import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
 
 export const driftUsage = `usage: driftline drift --reference REF --current CUR [options]
@@ -131,11 +131,7 @@ export const driftOptions = {
 
 /** `driftline drift`: the streaming monitor's statistics, offline, for a batch. */
 export async function driftCommand(args: readonly string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: [...args],
-    options: driftOptions,
-    strict: true,
-  });
+  const { values } = parseCommandArgs(args, driftOptions);
   if (values.help) {
     process.stdout.write(driftUsage);
     return 0;

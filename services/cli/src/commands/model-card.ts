@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { ConfigError, parseEnv } from '@driftline/core';
 import { renderModelCard, renderModelCardText } from '@driftline/report';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
+import { parseCommandArgs } from '../args.js';
 import { outputFile, writeOutput } from '../output-file.js';
 
 export const modelCardUsage = `usage: driftline model-card --model M --version V [--out card.html] [--json]
@@ -34,7 +34,7 @@ export const modelCardOptions = {
 
 /** `driftline model-card`: one version's card as text, JSON or HTML. */
 export async function modelCardCommand(args: readonly string[]): Promise<number> {
-  const { values } = parseArgs({ args: [...args], options: modelCardOptions, strict: true });
+  const { values } = parseCommandArgs(args, modelCardOptions);
   if (values.help) {
     process.stdout.write(modelCardUsage);
     return 0;

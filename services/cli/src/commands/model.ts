@@ -1,8 +1,8 @@
 import { userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
 import { ARTIFACT_NAME_RULE, ConfigError, DriftlineError, isArtifactName, parseEnv } from '@driftline/core';
 import { operatorTransitions, STAGE_TRANSITIONS, type Stage } from '@driftline/policy';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
+import { parseCommandArgs } from '../args.js';
 
 const STAGES = Object.keys(STAGE_TRANSITIONS) as Stage[];
 
@@ -38,7 +38,7 @@ export const modelOptions = {
 /** `driftline model stage ...`: an operator's stage transition, recorded for the model-controller to publish. */
 export async function modelCommand(args: readonly string[]): Promise<number> {
   const [sub, ...rest] = args;
-  const { values } = parseArgs({ args: sub === 'stage' ? rest : [...args], options: modelOptions, strict: true });
+  const { values } = parseCommandArgs(sub === 'stage' ? rest : args, modelOptions);
   if (values.help) {
     process.stdout.write(modelUsage);
     return 0;

@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import { profilesFromColumns, type ReferenceColumns } from '@driftline/batch-drift';
 import { ConfigError, parseEnv } from '@driftline/core';
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
 import { clickhouseEnvShape, openWarehouse, type ReferenceStore, toClickHouseConfig } from '@driftline/warehouse';
+import { parseCommandArgs } from '../args.js';
 import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
 import { readTable } from '../tables.js';
 
@@ -53,11 +53,7 @@ export const referenceOptions = {
 
 /** `driftline reference ...`: build and store the reference profiles of a model version. */
 export async function referenceCommand(args: readonly string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: [...args],
-    options: referenceOptions,
-    strict: true,
-  });
+  const { values } = parseCommandArgs(args, referenceOptions);
   if (values.help) {
     process.stdout.write(referenceUsage);
     return 0;

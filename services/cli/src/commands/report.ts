@@ -1,9 +1,9 @@
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ConfigError, DriftlineError, DURATION_HINT, parseDurationMs, parseEnv } from '@driftline/core';
 import { modelCardFileName, type ReportData, renderModelCard, renderReport } from '@driftline/report';
 import type { Warehouse } from '@driftline/warehouse';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
+import { parseCommandArgs } from '../args.js';
 import { outputFile, writeOutput } from '../output-file.js';
 
 export const reportUsage = `usage: driftline report --model M [--from T] [--to T] [--out report.html]
@@ -75,11 +75,7 @@ async function writeModelCards(
 
 /** `driftline report`: the drift report as one HTML file. */
 export async function reportCommand(args: readonly string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: [...args],
-    options: reportOptions,
-    strict: true,
-  });
+  const { values } = parseCommandArgs(args, reportOptions);
   if (values.help) {
     process.stdout.write(reportUsage);
     return 0;

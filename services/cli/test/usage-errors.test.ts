@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
+import { parseCommandArgs } from '../src/args.js';
 import { modelCommand } from '../src/commands/model.js';
 import { modelCardCommand } from '../src/commands/model-card.js';
 import { reportCommand } from '../src/commands/report.js';
@@ -59,5 +60,18 @@ describe('--out and names: mistakes are usage errors naming the option, checked 
     );
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).field).toBe(option);
+  });
+});
+
+describe('options given twice', () => {
+  it('are a usage error, not the last one silently; an option declared multiple may repeat', async () => {
+    await expect(modelCardCommand(['--model', 'a', '--model', 'b', '--version', 'v1'])).rejects.toMatchObject({
+      code: 'ERR_PARSE_ARGS_REPEATED_OPTION',
+      message: 'option --model is given more than once; give it once',
+    });
+    const parsed = parseCommandArgs(['--exclude', 'a', '--exclude', 'b'], {
+      exclude: { type: 'string', multiple: true },
+    });
+    expect(parsed.values.exclude).toEqual(['a', 'b']);
   });
 });

@@ -66,6 +66,8 @@ const transitionKey = (t: TransitionRow) => `${t.to_stage}\u0000${t.at}`;
 export class ModelController {
   /** model+version → the newest transition of that version this process published. */
   private readonly published = new Map<string, string>();
+  /** Models whose bad transition rows were already logged. */
+  private readonly badRows = new Set<string>();
   private readonly metrics;
 
   constructor(private readonly deps: ControllerDeps) {
@@ -140,7 +142,17 @@ export class ModelController {
    */
   async tickModel(model: string): Promise<{ republished: number; transition?: TransitionRow }> {
     const { deps } = this;
-    const history = await deps.transitions.history(model);
+    const recorded = await deps.transitions.history(model);
+    // A row whose time is not epoch ms (written by hand, or by a bug) would fail this model's every
+    // tick: it is left out, and said once.
+    const history = recorded.filter((t) => Number.isSafeInteger(t.at) && t.at >= 0);
+    if (history.length < recorded.length && !this.badRows.has(model)) {
+      this.badRows.add(model);
+      deps.logger.warn(
+        { model, rows: recorded.length - history.length },
+        'model_transitions rows whose `at` is not epoch ms left out',
+      );
+    }
     const view = viewOf(history);
     const republished = await this.republish(model, history, view.versions);
     const policy = rolloutPolicyFor(deps.policies, model);

@@ -205,6 +205,15 @@ describe('ModelController', () => {
     expect(published.at(-1)).toMatchObject({ version: 'v2', kind: 'REJECTED' });
   });
 
+  it('a recorded transition whose `at` is not epoch ms is left out, not a failure of every tick', async () => {
+    const { store, published, deps } = setup({ v1: 0.2, v2: 0.8 });
+    store.rows.set('fraud/v9/candidate', row('v9', null, 'candidate', Number.NaN));
+    store.rows.set('fraud/v8/candidate', row('v8', null, 'candidate', 1.5));
+    const tick = await new ModelController(deps).tick();
+    expect(tick.failed).toBe(0);
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW', 'v2:CANARY']);
+  });
+
   it('a publish that fails after the record is re-published on the next tick; a ClickHouse outage decides nothing', async () => {
     const { log, store, published, deps, setFailPublish } = setup({ v1: 0.2, v2: 0.8 });
     const controller = new ModelController(deps);

@@ -20,17 +20,22 @@ function invalid(message: string): never {
   throw new PoisonRecordError('VALIDATION_FAILED', message);
 }
 
-/** Store encoding of one value: doubles as shortest round-trip decimal, booleans as true/false. */
-export function encodeValue(type: FeatureType, value: unknown): string | undefined {
+/** Whether `value` is one of `type`: a finite number for a double, a string, a boolean. */
+export function hasFeatureType(type: FeatureType, value: unknown): boolean {
   switch (type) {
     case 'double':
-      if (typeof value !== 'number' || !Number.isFinite(value)) return undefined;
-      return String(value);
+      return typeof value === 'number' && Number.isFinite(value);
     case 'string':
-      return typeof value === 'string' ? value : undefined;
+      return typeof value === 'string';
     case 'boolean':
-      return typeof value === 'boolean' ? (value ? 'true' : 'false') : undefined;
+      return typeof value === 'boolean';
   }
+}
+
+/** Store encoding of one value: doubles as shortest round-trip decimal, booleans as true/false. */
+export function encodeValue(type: FeatureType, value: unknown): string | undefined {
+  if (!hasFeatureType(type, value)) return undefined;
+  return type === 'boolean' ? (value ? 'true' : 'false') : String(value);
 }
 
 export function decodeValue(type: FeatureType, stored: string | undefined | null): FeatureValue {

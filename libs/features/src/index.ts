@@ -4,6 +4,7 @@ export {
   decodeValue,
   type EventOrderKey,
   encodeValue,
+  hasFeatureType,
   isWellFormed,
   MAX_ENTITY_LENGTH,
   MAX_EVENT_ID_LENGTH,

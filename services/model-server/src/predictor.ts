@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DriftlineError } from '@driftline/core';
+import { hasFeatureType } from '@driftline/features';
 import { type FeatureRow, MAX_READ_BATCH, type OnlineStore } from '@driftline/online-store';
 import { inCanary } from '@driftline/policy';
 import type { FeatureValue, PredictionEvent } from '@driftline/schemas';
@@ -74,7 +75,7 @@ export async function scoreInstances(
       // the log and the monitors downstream read it with that type.
       const declared = plan.types.get(name);
       const value = inst.features[name];
-      if (declared !== undefined && value !== null && typeof value !== declaredJsType[declared.type]) {
+      if (declared !== undefined && value !== null && !hasFeatureType(declared.type, value)) {
         throw badRequest(
           `${where(i)}.features.${name}: expected a ${declared.type} (view ${declared.view}), got ${typeof value}`,
         );
@@ -218,8 +219,6 @@ function event(
     scores,
   };
 }
-
-const declaredJsType = { double: 'number', string: 'string', boolean: 'boolean' } as const;
 
 /**
  * The rows of every read of the plan, in one batch read of the store for any ordinary request, in

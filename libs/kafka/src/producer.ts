@@ -6,7 +6,8 @@ import { adminBackoff, partitionCount } from './admin.js';
 import { backoffDelay } from './backoff.js';
 import { type KafkaClient, kafkajsOf } from './client.js';
 import { keyHashPartitioner } from './partitioner.js';
-import { ProducerHealth, type ProducerHealthPolicy } from './producer-health.js';
+import { isBrokerUnreachable, ProducerHealth, type ProducerHealthPolicy, producerRetries } from './producer-health.js';
+import { anyBrokerAccepts } from './reachability.js';
 import type { OutboundMessage } from './records.js';
 
 export interface EventProducer {
@@ -53,14 +54,16 @@ export async function createProducer(
   // Keys hashed with murmur2 like the Java client (kafkajs's DefaultPartitioner, in integer
   // arithmetic), so keys land on the same partitions whoever produces them (co-partitioning of
   // predictions and labels depends on it).
+  const health = new ProducerHealth(options.health);
+  const retry = { initialRetryTime: 100, retries: producerRetries(health.policy.sendDeadlineMs) };
   const newProducer = (): Producer =>
     kafkajsOf(client).producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       createPartitioner: keyHashPartitioner,
+      retry,
     });
-  const health = new ProducerHealth(options.health);
   const replaced =
     options.registry === undefined
       ? undefined
@@ -126,7 +129,10 @@ export async function createProducer(
       }));
       const sendWith = (p: Producer, batch: Message[]) => p.send({ topic, acks: -1, compression, messages: batch });
       try {
-        if (health.shouldReplace(Date.now())) replace('sends kept failing, or one went unanswered');
+        const replacement = health.shouldReplace(Date.now());
+        if (replacement === 'replace') replace('sends kept failing with Kafka reachable, or one went unanswered');
+        else if (replacement === 'replace-if-reachable' && (await anyBrokerAccepts(client.brokers)))
+          replace('sends kept failing to connect while a broker accepts connections');
         if (!connected) {
           await withDeadline(producer.connect());
           connected = true;
@@ -158,7 +164,7 @@ export async function createProducer(
       } catch (error) {
         const classified = classifySendError(topic, error);
         // Only an unavailable Kafka counts against the producer: refused messages are the messages' fault.
-        if (classified.retriable) health.failed(Date.now());
+        if (classified.retriable) health.failed(Date.now(), isBrokerUnreachable(error));
         throw classified;
       }
       health.succeeded();

@@ -154,18 +154,25 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
     }
   };
 
+  // After a failed send, the next one is exactly its unacknowledged rest, nothing appended since:
+  // if the failed attempt did land (a broker killed before it answered), the idempotent producer
+  // sends the same records under the same sequence numbers and the broker drops the copy.
+  let resendExactly = 0;
   const sendOnce = async (): Promise<void> => {
     if (queue.length === 0) return;
-    const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch);
-    queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch);
+    const size = resendExactly > 0 ? resendExactly : maxBatch;
+    const batch = queue.length <= size ? queue : queue.slice(0, size);
+    queue = queue.length <= size ? [] : queue.slice(size);
     inFlight = batch.length;
     try {
       await publishOrDeadLetter(batch);
+      resendExactly = 0;
       options.onSettled?.(batch.length);
     } catch (error) {
       const sent = sentBefore(error);
       if (sent > 0) options.onSettled?.(sent);
       queue = batch.slice(sent).concat(queue);
+      resendExactly = batch.length - sent;
       if (Date.now() - lastFailureLog >= 1_000) {
         lastFailureLog = Date.now();
         logger.warn({ err: error, backlog: backlog() }, 'prediction log send failed; retrying');

@@ -23,6 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MAX_BUFFERED = 3_000;
 const MAX_WAIT_MS = 300;
 const PER_REQUEST = 50;
+const MAX_BATCH = 500;
 
 /**
  * Appends PER_REQUEST records every ~10 ms (about 5,000 a second, as batch requests would) until
@@ -107,7 +108,7 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
         maxBuffered: MAX_BUFFERED,
         maxWaitMs: MAX_WAIT_MS,
         flushIntervalMs: 20,
-        maxBatch: 500,
+        maxBatch: MAX_BATCH,
         onLost: (n) => lost.push(n),
       },
       recordingLogger(lines),
@@ -158,13 +159,16 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
     const records = await readTopic(kafka, topic, total, 60_000);
     const ids = await Promise.all(records.map(async (r) => (await codec.decode(r.value)).prediction_id));
     const seen = new Set(ids);
+    const replaced = lines.filter((l) => l.includes('producer replaced by a fresh one'));
     process.stderr.write(
-      `[log-outage] ${JSON.stringify({ admitted: load.admitted.length, refused: load.refusedIds.length, in_topic: ids.length, distinct: seen.size, longest_refusal_wait_ms: Math.max(...load.refusalWaits) })}\n`,
+      `[log-outage] ${JSON.stringify({ admitted: load.admitted.length, refused: load.refusedIds.length, in_topic: ids.length, distinct: seen.size, producers_replaced: replaced.length, longest_refusal_wait_ms: Math.max(...load.refusalWaits) })}\n${replaced.length > 0 ? `${[...marks, ...replaced].join('\n')}\n` : ''}`,
     );
     const missing = load.admitted.filter((i) => !seen.has(`p-${i}`));
     expect(missing).toEqual([]);
     expect(load.refusedIds.filter((i) => seen.has(`p-${i}`))).toEqual([]);
-    expect(ids.length - seen.size).toBe(0); // the idempotent producer's retries added no duplicate
+    // The same producer's resend of a batch that landed before the broker died is dropped by the
+    // broker (idempotence). Only a fresh producer (new id) can write a batch twice: one per replacement.
+    expect(ids.length - seen.size).toBeLessThanOrEqual(replaced.length * MAX_BATCH);
     expect(seen.size).toBe(load.admitted.length + 1); // and the warm-up record
   }, 240_000);
 

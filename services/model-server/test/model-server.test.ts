@@ -455,6 +455,51 @@ describe('prediction log', () => {
     await log.close();
   });
 
+  it('sends the rest of a failed batch again exactly as it was, nothing appended since, so Kafka can drop a copy', async () => {
+    const batches: string[][] = [];
+    let failures = 3;
+    let started!: () => void;
+    const firstStarted = new Promise<void>((r) => {
+      started = r;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    const log = createPredictionLog({
+      // The first attempt acknowledges 1 record of 3 and fails (held until more records arrived), the next two fail.
+      publish: async (events) => {
+        batches.push(events.map((e) => e.prediction_id));
+        if (failures-- === 3) {
+          started();
+          await released;
+          throw new PartialPublishError(1, new SinkUnavailableError('broker killed'));
+        }
+        if (failures >= 0) throw new SinkUnavailableError('broker down');
+      },
+      deadLetter: noDeadLetters,
+      maxBuffered: 100,
+      maxWaitMs: 0,
+      flushIntervalMs: 5,
+      maxBatch: 10,
+      logger: silentLogger,
+    });
+    await log.append([ev(0), ev(1), ev(2)]);
+    await firstStarted;
+    await log.append([ev(3), ev(4)]); // arrives while the first batch is in flight
+    release();
+    expect(await log.drain(2_000)).toBe(0);
+    // The idempotent producer numbers a retry like its first attempt only if it holds the same records.
+    expect(batches).toEqual([
+      ['p0', 'p1', 'p2'],
+      ['p1', 'p2'],
+      ['p1', 'p2'],
+      ['p1', 'p2'],
+      ['p3', 'p4'],
+    ]);
+    await log.close();
+  });
+
   it('is bounded: refuses (503) beyond maxBuffered without a wait; a failed send is kept and retried in order', async () => {
     let fail = true;
     const sent: string[] = [];

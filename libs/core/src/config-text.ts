@@ -30,11 +30,36 @@ export function parseConfigText(text: string, source: string): unknown {
   if (!jsonDepthWithin(text, MAX_CONFIG_DEPTH)) {
     throw new ConfigError(source, `not valid YAML/JSON: brackets nest deeper than ${MAX_CONFIG_DEPTH} levels`);
   }
+  let document: unknown;
   try {
-    return parseYaml(text, { maxAliasCount: 0 });
+    document = parseYaml(text, { maxAliasCount: 0 });
   } catch (error) {
     throw new ConfigError(source, `not valid YAML/JSON: ${yamlProblem(error)}`, { cause: error });
   }
+  const reserved = reservedKeyPath(document, []);
+  if (reserved !== undefined) {
+    throw new ConfigError(
+      [source, ...reserved].join('.'),
+      'the key __proto__ is reserved (a schema check would drop it, and with it what it names)',
+    );
+  }
+  return document;
+}
+
+/**
+ * The path of the first `__proto__` key in a parsed document, if any. yaml keeps it as an own key,
+ * but an object built from the document (zod's records, spreads) assigns it as the prototype: a
+ * model or feature of that name would vanish without an error.
+ */
+function reservedKeyPath(value: unknown, path: string[]): string[] | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const at = [...path, key];
+    if (!Array.isArray(value) && key === '__proto__') return at;
+    const found = reservedKeyPath(inner, at);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** yaml's message, one line: its first line names the problem and the position; a code frame follows. */

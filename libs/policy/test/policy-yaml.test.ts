@@ -30,6 +30,15 @@ describe('policy text: hostile YAML is one clear line, at once', () => {
     expect(refusal(': :')).toMatch(/^policy\.yaml: not valid YAML\/JSON: [^\n]* at line 1, column \d+:?$/);
   });
 
+  it('refuses a __proto__ key, naming its path: a schema check would drop it and what it configures', () => {
+    expect(refusal('version: 1\nmodels:\n  __proto__: { signals: { share_drifted: 0.4 } }\n')).toBe(
+      'policy.yaml.models.__proto__: the key __proto__ is reserved (a schema check would drop it, and with it what it names)',
+    );
+    expect(refusal('{"version": 1, "models": {"m": {"x": [{"__proto__": 1}]}}}')).toMatch(
+      /^policy\.yaml\.models\.m\.x\.0\.__proto__: the key __proto__ is reserved/,
+    );
+  });
+
   it('a model named like a property of every object gets the * policy, not Object.prototype', () => {
     const policy = parsePolicyText('version: 1\nmodels:\n  "*": { signals: { share_drifted: 0.4 } }\n', 'p.yaml');
     for (const model of ['constructor', 'toString', '__proto__']) {

@@ -123,7 +123,7 @@ export async function createProducer(
       const outgoing: Message[] = messages.map((m) => ({
         key: m.key,
         value: m.value,
-        ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
+        ...(m.headers === undefined ? {} : { headers: clientHeaders(m.headers) }),
         ...(m.timestamp === undefined ? {} : { timestamp: m.timestamp }),
         ...(m.partition === undefined ? {} : { partition: m.partition }),
       }));
@@ -175,6 +175,16 @@ export async function createProducer(
 }
 
 const STALE_METADATA_ATTEMPTS = 5;
+
+/** Headers as the client takes them: a repeated header's values as a list of its own (own keys, `__proto__` too). */
+function clientHeaders(headers: NonNullable<OutboundMessage['headers']>): NonNullable<Message['headers']> {
+  return Object.fromEntries(
+    Object.entries(headers).map(([name, value]) => [
+      name,
+      typeof value === 'string' || Buffer.isBuffer(value) ? value : [...value],
+    ]),
+  );
+}
 
 /** A failed send as a DriftlineError: refused as too large (not retriable as they are), or Kafka unavailable. */
 function classifySendError(topic: string, error: unknown): DriftlineError {

@@ -7,18 +7,29 @@ export interface InboundRecord {
   readonly offset: string;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
-  readonly headers: Readonly<Record<string, Buffer | undefined>>;
+  /** A header given more than once holds its values in order. */
+  readonly headers: Readonly<Record<string, HeaderValue | undefined>>;
   /** Kafka timestamp (arrival), epoch ms. Event time lives inside the value. */
   readonly timestamp: number;
 }
 
-/** Header values as the client hands them over (string, bytes or repeated), as bytes. */
+/** A header's bytes; a header repeated in one record keeps each value, in order. */
+export type HeaderValue = Buffer | readonly Buffer[];
+
+const asBuffer = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : Buffer.from(String(value)));
+
+/**
+ * Header values as the client hands them over (string, bytes or repeated), as bytes: the bytes
+ * unchanged and a repeated header as its list (it was joined with commas, and non-UTF-8 bytes
+ * rewritten, on its way to a dead letter). A header named `__proto__` stays an own header.
+ */
 export function toBufferHeaders(
   raw: Readonly<Record<string, unknown>> | undefined,
-): Record<string, Buffer | undefined> {
-  const headers: Record<string, Buffer | undefined> = {};
+): Record<string, HeaderValue | undefined> {
+  const headers: Record<string, HeaderValue | undefined> = {};
   for (const [name, value] of Object.entries(raw ?? {})) {
-    headers[name] = value === undefined ? undefined : Buffer.isBuffer(value) ? value : Buffer.from(String(value));
+    const bytes = value === undefined ? undefined : Array.isArray(value) ? value.map(asBuffer) : asBuffer(value);
+    Object.defineProperty(headers, name, { value: bytes, enumerable: true, writable: true, configurable: true });
   }
   return headers;
 }
@@ -37,7 +48,7 @@ export interface DeadLetter {
 export interface OutboundMessage {
   readonly key: Buffer | string | null;
   readonly value: Buffer | null;
-  readonly headers?: Readonly<Record<string, Buffer | string>>;
+  readonly headers?: Readonly<Record<string, Buffer | string | readonly Buffer[]>>;
   readonly timestamp?: string;
   readonly partition?: number;
 }
@@ -74,9 +85,12 @@ function byteLength(value: Buffer | string | null | undefined): number {
   return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
 }
 
-function headersSize(headers: Readonly<Record<string, Buffer | string>>): number {
+function headersSize(headers: Readonly<Record<string, Buffer | string | readonly Buffer[]>>): number {
   let size = 0;
-  for (const [name, value] of Object.entries(headers)) size += HEADER_OVERHEAD + byteLength(name) + byteLength(value);
+  for (const [name, value] of Object.entries(headers)) {
+    for (const one of Array.isArray(value) ? value : [value])
+      size += HEADER_OVERHEAD + byteLength(name) + byteLength(one);
+  }
   return size;
 }
 
@@ -143,8 +157,10 @@ export function deadLetterMessage(
     [DLQ_HEADERS.group]: group,
     [DLQ_HEADERS.failedAt]: new Date(now).toISOString(),
   };
-  const original: Record<string, Buffer | string> = {};
-  for (const [name, value] of Object.entries(record.headers)) if (value !== undefined) original[name] = value;
+  const original: Record<string, HeaderValue> = {};
+  for (const [name, value] of Object.entries(record.headers)) {
+    if (value !== undefined) Object.defineProperty(original, name, { value, enumerable: true, configurable: true });
+  }
   const whole: OutboundMessage = { key: record.key, value: record.value, headers: { ...original, ...own } };
   if (messageSize(whole) <= bounds.maxRecordBytes) return whole;
 

@@ -195,4 +195,28 @@ describe('dead letters against real Kafka', () => {
     expect(reason!.toString()).toMatch(/…\(truncated, \d+ bytes\)$/);
     expect(reason!.toString()).not.toContain('\uFFFD');
   });
+
+  it('keeps the original header bytes in the DLQ: repeated headers each, non-UTF-8 bytes unchanged', async () => {
+    const topic = uniqueName('headers');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    const producer = await createProducer(kafka);
+    const repeated = [Buffer.from([0xff, 0x00]), Buffer.from([0xfe]), Buffer.from('ok')];
+    await producer.send(topic, [
+      { key: 'a', value: Buffer.from('a'), headers: { h: repeated, single: Buffer.from([0x80, 0x2c]) } },
+    ]);
+    await producer.disconnect();
+
+    const group = uniqueName('group');
+    await start(
+      group,
+      topic,
+      rejectAll(() => 'bad'),
+    );
+    const [letter] = await readTopic(kafka, `${topic}.dlq`, 1, 60_000);
+    // They were joined with commas and decoded as UTF-8 (0xff became U+FFFD) on their way here.
+    expect(letter?.headers.h).toEqual(repeated);
+    expect(letter?.headers.single).toEqual(Buffer.from([0x80, 0x2c]));
+    expect(letter?.headers[DLQ_HEADERS.reason]).toEqual(Buffer.from('bad'));
+  });
 });

@@ -8,6 +8,7 @@ import {
   deadLetterMessage,
   type InboundRecord,
   messageSize,
+  toBufferHeaders,
 } from '../src/records.js';
 
 function record(offset: number): InboundRecord {
@@ -37,6 +38,35 @@ describe('deadLetterMessage', () => {
       [DLQ_HEADERS.group]: 'g1',
       [DLQ_HEADERS.failedAt]: '1970-01-01T00:00:00.000Z',
     });
+  });
+});
+
+describe('toBufferHeaders', () => {
+  it('keeps bytes as they are, a repeated header as its list, strings as UTF-8, and __proto__ as an own header', () => {
+    const raw = Object.fromEntries([
+      ['b', Buffer.from([0xff])],
+      ['r', [Buffer.from([0xfe]), 'x']],
+      ['s', 'é'],
+      ['__proto__', Buffer.from('p')],
+    ]);
+    const headers = toBufferHeaders(raw);
+    expect(Object.keys(headers)).toEqual(['b', 'r', 's', '__proto__']);
+    expect(headers.b).toEqual(Buffer.from([0xff]));
+    expect(headers.r).toEqual([Buffer.from([0xfe]), Buffer.from('x')]);
+    expect(headers.s).toEqual(Buffer.from('é'));
+    expect(Object.getOwnPropertyDescriptor(headers, '__proto__')?.value).toEqual(Buffer.from('p'));
+  });
+
+  it('a dead letter keeps them, and its size counts every value of a repeated header', () => {
+    const headers = toBufferHeaders({ r: [Buffer.alloc(100), Buffer.alloc(100)] });
+    const msg = deadLetterMessage({ record: { ...record(1), headers }, code: 'DECODE_FAILED', reason: 'x' }, 'g', 0);
+    expect(msg.headers?.r).toEqual([Buffer.alloc(100), Buffer.alloc(100)]);
+    const one = deadLetterMessage(
+      { record: { ...record(1), headers: { r: Buffer.alloc(100) } }, code: 'DECODE_FAILED', reason: 'x' },
+      'g',
+      0,
+    );
+    expect(messageSize(msg) - messageSize(one)).toBeGreaterThanOrEqual(100);
   });
 });
 

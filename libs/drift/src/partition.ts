@@ -60,7 +60,36 @@ export interface CloseResult {
   readonly advanced: boolean;
 }
 
-export type AddOutcome = 'added' | 'late' | 'unreferenced' | 'replayed';
+/**
+ * 'refused': the event's window already holds {@link MAX_MODEL_VERSIONS_PER_WINDOW} (model,
+ * version) pairs and this is a new one (see `refusal`).
+ */
+export type AddOutcome = 'added' | 'late' | 'unreferenced' | 'replayed' | 'refused';
+
+/**
+ * Most (model, version) pairs one window of one partition holds. A producer inventing a version
+ * per event would otherwise grow the state per version (about 1.3 KB per feature each) and close
+ * the window with a marker larger than the merge stage accepts (PARTIALS_MAX_MODELS), which
+ * then dropped the window for every model in it. Far above a real deployment (a production, a
+ * canary and a few shadows per model).
+ */
+export const MAX_MODEL_VERSIONS_PER_WINDOW = 1_000;
+
+/** Longest model or model_version name an event may carry (each is part of every window key, partial and alert). */
+export const MAX_MODEL_NAME_LENGTH = 256;
+
+/** Why an event's model or version name is refused (empty or too long), if it is. */
+export function modelNameProblem(model: string, version: string): string | undefined {
+  for (const [field, name] of [
+    ['model', model],
+    ['model_version', version],
+  ] as const) {
+    if (name.length === 0 || name.length > MAX_MODEL_NAME_LENGTH) {
+      return `${field} must be 1..${MAX_MODEL_NAME_LENGTH} characters (got ${name.length})`;
+    }
+  }
+  return undefined;
+}
 
 /**
  * What the last `add` that returned 'added' read, so the other monitors of stage one (data
@@ -144,6 +173,8 @@ export class PartitionWindows {
   unreferencedEvents = 0;
 
   replayedEvents = 0;
+  refusedEvents = 0;
+  private lastRefusedStart = 0;
   private readonly restored: RestoredProgress | undefined;
   private scratch: Scratch | undefined;
 
@@ -151,6 +182,7 @@ export class PartitionWindows {
     readonly spec: WindowSpec,
     private readonly resolve: ReferenceResolver,
     restored?: RestoredProgress,
+    private readonly maxPairs = MAX_MODEL_VERSIONS_PER_WINDOW,
   ) {
     this.restored = restored;
     if (restored !== undefined) {
@@ -193,6 +225,11 @@ export class PartitionWindows {
       return 'unreferenced';
     }
     const state = this.modelWindow(start, event.model, event.model_version, ref, offset);
+    if (state === undefined) {
+      this.refusedEvents++;
+      this.lastRefusedStart = start;
+      return 'refused';
+    }
     if (late) {
       state.late++;
       this.lateEvents++;
@@ -236,14 +273,27 @@ export class PartitionWindows {
     return s;
   }
 
-  private modelWindow(start: number, model: string, version: string, ref: ReferenceSet, offset: number): ModelWindow {
-    let window = this.open.get(start);
+  /** Why the last event `add` refused (of `model`/`version`) was refused, for its dead letter. */
+  refusal(model: string, version: string): string {
+    return `window ${new Date(this.lastRefusedStart).toISOString()} already holds ${this.maxPairs} (model, version) pairs, the most one window takes; model ${JSON.stringify(model)} version ${JSON.stringify(version)} is not counted`;
+  }
+
+  private modelWindow(
+    start: number,
+    model: string,
+    version: string,
+    ref: ReferenceSet,
+    offset: number,
+  ): ModelWindow | undefined {
+    const key = model + SEP + version;
+    const existing = this.open.get(start);
+    if (existing !== undefined && existing.models.size >= this.maxPairs && !existing.models.has(key)) return undefined;
+    let window = existing;
     if (window === undefined) {
       window = { start, firstOffset: offset, models: new Map() };
       this.open.set(start, window);
       if (start < this.earliest) this.earliest = start;
     } else if (offset < window.firstOffset) window.firstOffset = offset;
-    const key = model + SEP + version;
     let state = window.models.get(key);
     if (state === undefined) {
       state = {

@@ -16,8 +16,10 @@ import {
   featureResults,
   flushMessages,
   isClosed,
+  MAX_MODEL_NAME_LENGTH,
   MergeState,
   mergeGroup,
+  modelNameProblem,
   nextOpenWindowStart,
   type PartialsMessage,
   PartitionWindows,
@@ -87,6 +89,33 @@ describe('PartitionWindows (stage 1)', () => {
     expect(closed[0]!.partials[0]!.events).toBe(1);
     expect(Object.keys(closed[0]!.partials[0]!.summaries).sort()).toEqual([PREDICTION_FEATURE, 'color', 'x']);
     expect(p.openWindows()).toBe(1);
+  });
+
+  it('refuses a new (model, version) pair past the bound per window, keeps the pairs it holds, and the next window starts afresh', () => {
+    const anyVersion = (model: string) => (model === 'm' ? ref : undefined);
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, anyVersion, undefined, 3);
+    for (const v of ['v1', 'a', 'b']) expect(p.add(event(100, 0, { model_version: v }), 0)).toBe('added');
+    expect(p.add(event(200, 0, { model_version: 'c' }), 1)).toBe('refused');
+    expect(p.refusal('m', 'c')).toBe(
+      'window 1970-01-01T00:00:00.000Z already holds 3 (model, version) pairs, the most one window takes; model "m" version "c" is not counted',
+    );
+    expect(p.add(event(300, 0, { model_version: 'v1' }), 2)).toBe('added'); // a pair it holds still counts
+    expect(p.add(event(1100, 0, { model_version: 'c' }), 3)).toBe('added'); // another window
+    expect(p.refusedEvents).toBe(1);
+    const [w0] = p.closeReady().windows;
+    expect(w0!.partials.map((x) => [x.version, x.events])).toEqual([
+      ['v1', 2],
+      ['a', 1],
+      ['b', 1],
+    ]);
+  });
+
+  it('modelNameProblem: model and version names of 1..256 characters', () => {
+    expect(modelNameProblem('m', 'v'.repeat(MAX_MODEL_NAME_LENGTH))).toBeUndefined();
+    expect(modelNameProblem('m'.repeat(MAX_MODEL_NAME_LENGTH + 1), 'v')).toBe(
+      'model must be 1..256 characters (got 257)',
+    );
+    expect(modelNameProblem('m', '')).toBe('model_version must be 1..256 characters (got 0)');
   });
 
   it('counts an event of a closed window as late, in the next window to close, never in a summary', () => {

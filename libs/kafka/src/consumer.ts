@@ -45,6 +45,13 @@ export interface BatchProcessor<T> {
  */
 export interface ProcessResult {
   readonly commitOffset?: string;
+  /**
+   * Records of these items the processor refused while processing (a bound its state enforces):
+   * dead-lettered with their reason like a record `decode` refuses, before any commit. A batch
+   * retried (a failed attempt, a DLQ outage) must name them again: they are sent only once the
+   * whole batch has succeeded.
+   */
+  readonly deadLetters?: readonly DeadLetter[];
 }
 
 export interface BatchContext {
@@ -303,16 +310,19 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     };
     let commitOffset: string | undefined;
     let processed = false;
+    const refused: DeadLetter[] = [];
     dead.push(
       ...(await deliverWithBisect(decoded, async (items) => {
         const result = await processor.process(items, context);
         processed = true;
+        if (result?.deadLetters !== undefined) refused.push(...result.deadLetters);
         const offered = result?.commitOffset;
         if (offered !== undefined && (commitOffset === undefined || BigInt(offered) < BigInt(commitOffset))) {
           commitOffset = offered;
         }
       })),
     );
+    dead.push(...refused);
     if (dead.length > 0) {
       const now = Date.now();
       // Bounded produce requests; a record too large for the DLQ lands there truncated (flagged).

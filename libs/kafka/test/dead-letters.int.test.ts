@@ -8,6 +8,7 @@ import {
   createProducer,
   DLQ_HEADERS,
   ensureTopics,
+  type InboundRecord,
   startConsumer,
 } from '../src/index.js';
 
@@ -218,5 +219,40 @@ describe('dead letters against real Kafka', () => {
     expect(letter?.headers.h).toEqual(repeated);
     expect(letter?.headers.single).toEqual(Buffer.from([0x80, 0x2c]));
     expect(letter?.headers[DLQ_HEADERS.reason]).toEqual(Buffer.from('bad'));
+  });
+
+  it('dead-letters the records a processor refuses while processing (ProcessResult.deadLetters), then commits', async () => {
+    const topic = uniqueName('refused');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    const producer = await createProducer(kafka);
+    await producer.send(
+      topic,
+      Array.from({ length: 6 }, (_, i) => ({ key: 'k', value: Buffer.from(`v${i}`) })),
+    );
+    await producer.disconnect();
+    const group = uniqueName('group');
+    // Refuses odd values, as a state bound would: decided in process, not in decode.
+    await start(group, topic, {
+      decode: (record: { value: Buffer | null }) => record.value?.toString() as never,
+      async process(items: ReadonlyArray<{ record: InboundRecord; value: string }>) {
+        const odd = items.filter((i) => Number(i.value.slice(1)) % 2 === 1);
+        return {
+          deadLetters: odd.map((i) => ({ record: i.record, code: 'VALIDATION_FAILED', reason: `odd ${i.value}` })),
+        };
+      },
+    } as unknown as ReturnType<typeof rejectAll>);
+    await eventually(
+      async () => ((await committedOffsets(kafka, group, topic)).get(0) === 6n ? true : undefined),
+      60_000,
+      200,
+    );
+    const letters = await readTopic(kafka, `${topic}.dlq`, 3, 60_000);
+    expect(letters.map((l) => l.value?.toString()).sort()).toEqual(['v1', 'v3', 'v5']);
+    expect(letters.map((l) => l.headers[DLQ_HEADERS.reason]?.toString()).sort()).toEqual([
+      'odd v1',
+      'odd v3',
+      'odd v5',
+    ]);
   });
 });

@@ -1,7 +1,8 @@
-import { checkEventTime, type EventTimeBounds, type Logger, silentLogger } from '@driftline/core';
+import { checkEventTime, type EventTimeBounds, type Logger, PoisonRecordError, silentLogger } from '@driftline/core';
 import {
   type CloseResult,
   flushMessages,
+  modelNameProblem,
   type OutboundPartials,
   PartitionWindows,
   type RestoredProgress,
@@ -9,7 +10,7 @@ import {
   type WindowSpec,
   windowStartOf,
 } from '@driftline/drift';
-import type { BatchProcessor, DecodedRecord } from '@driftline/kafka';
+import type { BatchProcessor, DeadLetter, DecodedRecord } from '@driftline/kafka';
 import { EMPTY_EXPECTATIONS, type ExpectationSet, QualityWindows } from '@driftline/quality';
 import type { PredictionEvent } from '@driftline/schemas';
 import type { ProgressStore } from '@driftline/warehouse';
@@ -55,6 +56,8 @@ interface PartitionEntry {
   unsentProgress: { position: number; offset: number } | undefined;
   /** Data-quality counts of the same added events, taken when their window closes. */
   readonly quality: QualityWindows;
+  /** Dead letters of the current batch's refused events, by offset: named again if it is retried. */
+  readonly refused: Map<number, DeadLetter>;
 }
 
 export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<PredictionEvent> & { openWindows(): number } {
@@ -87,6 +90,8 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
     async decode(record) {
       const event = await deps.decode(record.value);
       checkEventTime(event.event_time, now(), deps.eventTime);
+      const problem = modelNameProblem(event.model, event.model_version);
+      if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', problem);
       return event;
     },
     async process(items: ReadonlyArray<DecodedRecord<PredictionEvent>>, ctx) {
@@ -109,7 +114,7 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
         }
         const windows = new PartitionWindows(deps.spec, resolve, restored);
         const quality = new QualityWindows(deps.expectations ?? EMPTY_EXPECTATIONS);
-        entry = { windows, lastOffset: -1, unsent: [], unsentProgress: undefined, quality };
+        entry = { windows, lastOffset: -1, unsent: [], unsentProgress: undefined, quality, refused: new Map() };
         states.set(ctx.partition, entry);
       }
       await send(entry, ctx.topic, ctx.partition); // what a failed attempt closed but could not send
@@ -121,17 +126,37 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       await deps.sequential?.prepare(items.map((i) => i.value));
 
       const state = entry.windows;
+      // Refusals of earlier batches were dead-lettered with them; these items' are named again on a retry.
+      const first = Number(items[0]!.record.offset);
+      for (const offset of entry.refused.keys()) if (offset < first) entry.refused.delete(offset);
+      const deadLetters: DeadLetter[] = [];
       const before = {
         values: state.valuesAdded,
         late: state.lateEvents,
         unref: state.unreferencedEvents,
         replayed: state.replayedEvents,
+        refused: state.refusedEvents,
       };
       let added = 0;
       for (const item of items) {
         const offset = Number(item.record.offset);
-        if (offset <= entry.lastOffset) continue;
+        if (offset <= entry.lastOffset) {
+          const refusal = entry.refused.get(offset);
+          if (refusal !== undefined) deadLetters.push(refusal);
+          continue;
+        }
         const outcome = state.add(item.value, offset);
+        if (outcome === 'refused') {
+          const refusal: DeadLetter = {
+            record: item.record,
+            code: 'VALIDATION_FAILED',
+            reason: state.refusal(item.value.model, item.value.model_version),
+          };
+          entry.refused.set(offset, refusal);
+          deadLetters.push(refusal);
+          entry.lastOffset = offset;
+          continue;
+        }
         // One read of each value: quality and the detector take what the summaries read (and the
         // slot they binned it in) for an added event; other outcomes read the event themselves.
         const read = outcome === 'added' ? state.added : undefined;
@@ -163,16 +188,19 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
         const late = state.lateEvents - before.late;
         const unref = state.unreferencedEvents - before.unref;
         const replayed = state.replayedEvents - before.replayed;
+        const refused = state.refusedEvents - before.refused;
         m.values.inc(state.valuesAdded - before.values);
         m.events.inc({ outcome: 'added' }, added - late - unref - replayed);
         if (late > 0) m.events.inc({ outcome: 'late' }, late);
         if (unref > 0) m.events.inc({ outcome: 'unreferenced' }, unref);
         if (replayed > 0) m.events.inc({ outcome: 'replayed' }, replayed);
+        if (refused > 0) m.events.inc({ outcome: 'refused' }, refused);
         if (flush.windows.length > 0) m.windowsClosed.inc(flush.windows.length);
         m.windowsOpen.set(openWindows());
       }
       await deps.sequential?.flush(ctx.topic, ctx.partition); // its rows and alerts before any commit
-      return { commitOffset: String(state.commitOffset(next)) };
+      const commitOffset = String(state.commitOffset(next));
+      return deadLetters.length === 0 ? { commitOffset } : { commitOffset, deadLetters };
     },
     revoked(partitions) {
       for (const p of partitions) if (p.topic === deps.sourceTopic) states.delete(p.partition);

@@ -200,3 +200,47 @@ describe('stage-1 processor: a ClickHouse outage while recording progress', () =
     expect(saved).toEqual([{ position: 2000, offset: 4 }]);
   });
 });
+
+describe('stage-1 processor: a flood of model versions', () => {
+  it('dead-letters the events of pairs past the bound per window; the window still closes for every model in it', async () => {
+    // v1 promoted: a version without a reference of its own is measured against v1's.
+    const references = new ReferenceCache(store);
+    await references.promoted('m', 'v1', 0);
+    const sent: OutboundPartials[] = [];
+    const processor = stageOneProcessor({
+      spec: { sizeMs: 1000, latenessMs: 0 },
+      references,
+      progress: { load: async () => undefined, save: async () => {} },
+      group: 'g',
+      sourceTopic: 'p',
+      sourcePartitions: 1,
+      mergePartitions: 1,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      now: () => NOW,
+      decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
+      emit: async (messages) => {
+        sent.push(...messages);
+      },
+    });
+    // v1, then 1,001 invented versions, in one window; then an event that closes it.
+    const batch = items(Array.from({ length: 1_003 }, () => NOW - 5_000)).map((item, i) => ({
+      ...item,
+      value: { ...item.value, model_version: i === 0 ? 'v1' : `hostile-${i}` },
+    }));
+    const result = await processor.process(batch, ctx);
+    const refused = (result === undefined ? undefined : result.deadLetters) ?? [];
+    expect(refused.map((d) => d.record.offset)).toEqual(['1000', '1001', '1002']);
+    expect(refused[0]!.reason).toMatch(
+      /already holds 1000 \(model, version\) pairs.*version "hostile-1000" is not counted$/,
+    );
+    // A retry of the same batch names them again (they are sent only once the batch succeeds).
+    const again = await processor.process(batch, ctx);
+    expect(again === undefined ? undefined : again.deadLetters).toHaveLength(3);
+
+    await processor.process(items([NOW - 3_000], 1_003), ctx);
+    const messages = sent.map((m) => decodePartials(m.value)); // the marker decodes: within the merge's bound
+    const partials = messages.filter((m) => m.type === 'partial');
+    expect(partials).toHaveLength(1_000);
+    expect(partials.some((p) => p.type === 'partial' && p.version === 'v1' && p.events === 1)).toBe(true);
+  });
+});

@@ -77,6 +77,13 @@ const RETRIABLE_NODE_CODES = new Set([
   'ENETUNREACH',
   'EAI_AGAIN',
   'ENOTCONN',
+  // A full disk or too many open files is an outage of the machine, not a fault of the record: a
+  // trainer sent a good retrain request to the DLQ on ENOSPC, and its trigger never re-fires one.
+  'ENOSPC',
+  'EDQUOT',
+  'EIO',
+  'EMFILE',
+  'ENFILE',
 ]);
 
 /**

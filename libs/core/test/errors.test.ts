@@ -64,6 +64,13 @@ describe('toDriftlineError', () => {
     },
   );
 
+  it.each(['ENOSPC', 'EDQUOT', 'EIO', 'EMFILE', 'ENFILE'])(
+    'a full disk or file table (%s) is retriable: an outage, not a bad record',
+    (code) => {
+      expect(toDriftlineError(systemError(code)).retriable).toBe(true);
+    },
+  );
+
   it.each(['Connection is closed.', 'connection is closed', 'socket hang up', 'Command timed out'])(
     'a client error saying "%s" is retriable',
     (message) => {

@@ -58,7 +58,10 @@ export interface BatchContext {
   readonly topic: string;
   readonly partition: number;
   readonly highWatermark: string;
-  /** Keeps the group membership alive during long processing (e.g. training); may throw on rebalance. */
+  /**
+   * Keeps the group membership alive during long processing (e.g. training), and counts as
+   * progress for the stall check (`/healthz`); may throw on rebalance.
+   */
   heartbeat?(): Promise<void>;
 }
 
@@ -366,7 +369,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     for (let attempt = 0; ; attempt++) {
       if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
       try {
-        const result = await attemptBatch(batch, () => payload.heartbeat());
+        const result = await attemptBatch(batch, () => {
+          progress.working(batch.topic, batch.partition, Date.now());
+          return payload.heartbeat();
+        });
         const offered = result.commitOffset === undefined ? undefined : BigInt(result.commitOffset);
         if (result.processed) {
           if (offered !== undefined && offered <= BigInt(batch.lastOffset())) heldBack.set(key, offered);

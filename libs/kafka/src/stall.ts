@@ -76,6 +76,15 @@ export class ProgressTracker {
     return progress;
   }
 
+  /**
+   * The processor reported work on a batch of this partition (`context.heartbeat()`): a long
+   * batch in hand (a training run) is progress, not a stall; the stall clock starts again.
+   */
+  working(topic: string, partition: number, now: number): void {
+    const p = this.partitions.get(partitionKey(topic, partition));
+    if (p !== undefined) p.progress = { ...p.progress, since: now };
+  }
+
   /** The committed offset last observed for a partition, if any. */
   committed(topic: string, partition: number): bigint | undefined {
     return this.partitions.get(partitionKey(topic, partition))?.progress.committed;

@@ -60,6 +60,18 @@ describe('stall rule (lag on the committed offset, commit not moving)', () => {
     expect(t.committed('a', 1)).toBe(5n);
     expect(t.committed('b', 0)).toBeUndefined();
   });
+
+  it('a batch the processor reports work on (heartbeats of a training run) is not a stall; silence after is', () => {
+    const t = new ProgressTracker(T);
+    t.observe('r', 0, at(0n, 1n), 0); // one request in hand, uncommitted: lag 1
+    t.working('r', 0, T - 1);
+    expect(t.stalls(T)).toEqual([]);
+    t.observe('r', 0, at(0n, 1n), T); // the same batch, observed again: the clock stays where work was reported
+    expect(t.stalls(2 * T - 2)).toEqual([]);
+    expect(t.stalls(2 * T - 1)).toEqual([{ topic: 'r', partition: 0, lag: 1, stalledForMs: T }]);
+    t.working('x', 9, 0); // a partition not owned: nothing to do
+    expect(t.committed('x', 9)).toBeUndefined();
+  });
 });
 
 describe('replication defaults of created topics', () => {

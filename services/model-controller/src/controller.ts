@@ -113,7 +113,13 @@ export class ModelController {
 
   /** One tick over every model with recorded transitions. A failing model does not stop the others. */
   async tick(): Promise<TickSummary> {
-    const models = await this.deps.transitions.models();
+    let models: readonly string[];
+    try {
+      models = await this.deps.transitions.models();
+    } catch (error) {
+      this.metrics.ticks.inc({ outcome: 'failed' }); // an outage is alertable, not only a log line
+      throw error;
+    }
     const transitions: TransitionRow[] = [];
     let republished = 0;
     let failed = 0;

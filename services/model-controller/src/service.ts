@@ -35,13 +35,16 @@ export const modelControllerService = defineService({
     // Ticks never overlap: the next one is scheduled when the previous one has finished.
     let stopped = false;
     let ticked = false;
+    let listingFails = false;
     let timer: NodeJS.Timeout | undefined;
     let running: Promise<void> = Promise.resolve();
     const run = async () => {
       try {
         await controller.tick();
+        listingFails = false;
       } catch (error) {
         // Listing the models failed (ClickHouse down): nothing decided, retried next tick.
+        listingFails = true;
         ctx.logger.warn({ err: (error as Error).message }, 'controller tick failed; retried next tick');
       }
       ticked = true;
@@ -54,7 +57,8 @@ export const modelControllerService = defineService({
     // The first tick runs at once: it re-publishes the newest transition of every version.
     running = run();
     return {
-      ready: () => ticked,
+      // Not ready while no tick can even list the models (its warehouse is down): /readyz says so.
+      ready: () => ticked && !listingFails,
       async stop() {
         stopped = true;
         if (timer !== undefined) clearTimeout(timer);

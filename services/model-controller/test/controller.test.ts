@@ -118,6 +118,18 @@ function setup(quality: Record<string, number>) {
 }
 
 describe('ModelController', () => {
+  it('a tick that cannot list the models (warehouse down) fails and counts as failed', async () => {
+    const { store, deps } = setup({ v1: 0.2, v2: 0.8 });
+    const controller = new ModelController(deps);
+    store.failing = true;
+    await expect(controller.tick()).rejects.toThrow('clickhouse down');
+    store.failing = false;
+    await controller.tick();
+    const ticks = await deps.registry.getSingleMetricAsString('driftline_model_controller_ticks_total');
+    expect(ticks).toMatch(/outcome="failed"[^}]*\} 1$/m);
+    expect(ticks).toMatch(/outcome="ok"[^}]*\} 1$/m);
+  });
+
   it('re-publishes the newest transition of every version on start, records before it publishes, then walks a better candidate to production', async () => {
     const { log, store, published, deps } = setup({ v1: 0.2, v2: 0.8 });
     const controller = new ModelController(deps);

@@ -155,6 +155,12 @@ export const modelServer = defineService({
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
     });
     let follower: ConsumerHandle | undefined;
+    // Ready once the models.v1 follower has joined (the stages are being read); after that, serving
+    // does not depend on it. A broker restart makes the follower rejoin, and the broker waits out
+    // its old member's session (30 s): every instance reported unhealthy that long while it
+    // served, so a load balancer would have dropped them all. Meanwhile the plan stays as it is.
+    let followerJoined = false;
+    const followerReady = () => (followerJoined ||= follower?.ready() ?? false);
     let server: Awaited<ReturnType<typeof startModelServer>> | undefined;
     try {
       server = await startModelServer({
@@ -177,7 +183,7 @@ export const modelServer = defineService({
         ...config.limits,
         ...config.timeouts,
         ...(config.token === undefined ? {} : { token: config.token }),
-        ready: () => follower?.ready() ?? false,
+        ready: () => followerReady(),
         eventTime: ctx.common.eventTime,
       });
       const table = server.table;
@@ -221,7 +227,7 @@ export const modelServer = defineService({
     ctx.logger.info({ port: running.port, host: config.host }, 'model server listening');
     return {
       port: running.port,
-      ready: () => store.ready() && handle.ready() && running.log.ready(),
+      ready: () => store.ready() && followerReady() && running.log.ready(),
       async stop() {
         await handle.stop().catch(() => {});
         await running.close(); // drains the prediction log (and ends its thread)

@@ -1,15 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { eventually, freePort, serviceEnv, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { VIEWS_YAML, writeVersion } from './fixtures.js';
-import { deploymentTopics } from './stack-fixtures.js';
+import { writeVersion } from './fixtures.js';
+import { deploymentTopics, spawnServer } from './stack-fixtures.js';
 
 const stack = inject('stack');
-const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 /** The documented bound of what a kill may lose (DRIFTLINE_MODEL_SERVER_LOG_BUFFER, set small here). */
 const LOG_BUFFER = 5_000;
 /** How long before the kill a lost prediction may have been answered: one flush interval (50 ms)
@@ -28,31 +26,14 @@ describe('model-server killed (SIGKILL) while it answers', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function startServer(port: number) {
-    const viewsFile = join(dir, 'views.yaml');
-    writeFileSync(viewsFile, VIEWS_YAML);
-    const env = serviceEnv(stack, {
-      DRIFTLINE_TOPIC_PREFIX: prefix,
-      DRIFTLINE_TOPIC_PARTITIONS: '3',
-      DRIFTLINE_HTTP_PORT: '0',
-      DRIFTLINE_LOG_LEVEL: 'warn',
-      DRIFTLINE_FEATURE_VIEWS: viewsFile,
+  const startServer = (port: number) => {
+    const server = spawnServer(stack, dir, prefix, port, {
       DRIFTLINE_FEATURE_KEY_PREFIX: uniqueName('mskill'),
-      DRIFTLINE_MODEL_SERVER_PORT: String(port),
-      DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: dir,
       DRIFTLINE_MODEL_SERVER_LOG_BUFFER: String(LOG_BUFFER),
     });
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', '--conditions=source', 'services/model-server/test/fixtures/server-process.ts'],
-      { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    children.push(child);
-    const exit = new Promise<NodeJS.Signals | number | null>((resolve) =>
-      child.once('exit', (code, signal) => resolve(signal ?? code)),
-    );
-    return { child, exit };
-  }
+    children.push(server.child);
+    return server;
+  };
 
   it('loses only what it answered just before the kill, within its bound; restarted, it answers and logs again', async () => {
     writeVersion(dir, 'fraud', 'v1', 21, 20, 4);

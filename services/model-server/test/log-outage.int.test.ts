@@ -11,10 +11,11 @@ import { createProducer, ensureTopics, topicOffsets } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import { contracts } from '@driftline/schemas';
 import { pauseComponent, restartComponent, type StackEndpoints, stackDown, stackUp } from '@driftline/stack';
-import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startThreadLog } from '../src/log-thread.js';
-import { loggedPrediction as prediction } from './fixtures.js';
+import { loggedPrediction as prediction, writeVersion } from './fixtures.js';
+import { deploymentTopics, spawnServer } from './stack-fixtures.js';
 
 const stackDir = mkdtempSync(join(tmpdir(), 'driftline-log-outage-stack-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -212,4 +213,46 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
     expect(new Set(values)).toEqual(new Set(['v0', 'v1', 'v2']));
     expect(total).toBeLessThanOrEqual(4);
   }, 120_000);
+
+  it('a broker restart does not fail the health of a server that keeps answering (its models.v1 follower rejoins)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'model-server-health-'));
+    const prefix = `${uniqueName('mshealth')}.`;
+    writeVersion(dir, 'fraud', 'v1', 21, 20, 4);
+    await deploymentTopics(endpoints, prefix, dir).stage('fraud', 'PROMOTED', 'v1');
+    const port = await freePort();
+    const server = spawnServer(endpoints, dir, prefix, port, { DRIFTLINE_FEATURE_KEY_PREFIX: uniqueName('mshealth') });
+    const base = `http://127.0.0.1:${port}`;
+    const status = (path: string, init?: RequestInit) =>
+      fetch(`${base}${path}`, init).then(
+        (r) => r.status,
+        () => 0,
+      );
+    const predict = () =>
+      status('/v1/models/fraud:predict', {
+        method: 'POST',
+        body: JSON.stringify({ entity_id: 'u1', features: { f0: 0.5, f1: 1, f2: -0.2, f3: 1 } }),
+      });
+    try {
+      await eventually(
+        async () => ((await status('/healthz')) === 200 && (await predict()) === 200 ? true : undefined),
+        60_000,
+        200,
+      );
+      await restartComponent('kafka', { stateDir: stackDir });
+      // The old follower's session (30 s) runs out while it rejoins: the server answers throughout.
+      const health: number[] = [];
+      const answers: number[] = [];
+      for (const until = Date.now() + 35_000; Date.now() < until; ) {
+        health.push(await status('/healthz'));
+        answers.push(await predict());
+        await sleep(500);
+      }
+      expect(answers.filter((s) => s !== 200)).toEqual([]);
+      expect(health.filter((s) => s !== 200)).toEqual([]); // it was 503 for ~30 s before
+    } finally {
+      server.child.kill('SIGKILL');
+      await server.exit;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 150_000);
 });

@@ -1,11 +1,52 @@
 // Helpers of the model-server's integration tests on the real stack: models.v1 events as the
 // controller (or the trainer) publishes them, and what predictions.v1 holds.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { createProducer, ensureTopics, topicOffsets } from '@driftline/kafka';
 import { contracts, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
 import type { StackEndpoints } from '@driftline/stack';
-import { eventually, kafkaFor, readTopic } from '@driftline/test-support';
+import { eventually, kafkaFor, readTopic, serviceEnv } from '@driftline/test-support';
+import { VIEWS_YAML } from './fixtures.js';
+
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+
+/**
+ * The model server in a process of its own (as `driftline run model-server` deploys it), for a
+ * deployment `prefix` with its artifacts in `dir`, serving on `port`; `vars` adds or overrides
+ * variables. Resolves `exit` with the signal or code it ended with.
+ */
+export function spawnServer(
+  stack: StackEndpoints,
+  dir: string,
+  prefix: string,
+  port: number,
+  vars: Record<string, string> = {},
+): { child: ChildProcess; exit: Promise<NodeJS.Signals | number | null> } {
+  const viewsFile = join(dir, 'views.yaml');
+  writeFileSync(viewsFile, VIEWS_YAML);
+  const env = serviceEnv(stack, {
+    DRIFTLINE_TOPIC_PREFIX: prefix,
+    DRIFTLINE_TOPIC_PARTITIONS: '3',
+    DRIFTLINE_HTTP_PORT: '0',
+    DRIFTLINE_LOG_LEVEL: 'warn',
+    DRIFTLINE_FEATURE_VIEWS: viewsFile,
+    DRIFTLINE_MODEL_SERVER_PORT: String(port),
+    DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: dir,
+    ...vars,
+  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--conditions=source', 'services/model-server/test/fixtures/server-process.ts'],
+    { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exit = new Promise<NodeJS.Signals | number | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(signal ?? code)),
+  );
+  return { child, exit };
+}
 
 /** The topics of one deployment (`prefix`), its artifacts in `dir` (`<dir>/<model>/<version>/model.json`). */
 export function deploymentTopics(stack: StackEndpoints, prefix: string, dir: string) {

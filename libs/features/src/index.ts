@@ -8,6 +8,7 @@ export {
   isWellFormed,
   MAX_ENTITY_LENGTH,
   MAX_EVENT_ID_LENGTH,
+  MAX_STRING_FEATURE_LENGTH,
   type ValidatedEvent,
   validateFeatureEvent,
 } from './events.js';

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { SinkUnavailableError, silentLogger } from '@driftline/core';
-import { parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
+import { MAX_STRING_FEATURE_LENGTH, parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { InMemoryOnlineStore, type RowRequest } from '@driftline/online-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -220,5 +220,55 @@ describe('feature API server timeouts', () => {
       await server.close();
       await store.close();
     }
+  });
+});
+
+describe('feature API answer size', () => {
+  it('reads an entity named many times once, and refuses an answer beyond its bound with one 400 line', async () => {
+    const store = new CountingStore();
+    // The longest value a feature event may carry, stored as the materializer would.
+    const long = 'x'.repeat(MAX_STRING_FEATURE_LENGTH);
+    await store.write(
+      planWrites([
+        validateFeatureEvent(views, {
+          event_id: 'e1',
+          view: 'profile',
+          entity_id: 'u1',
+          event_time: 1_000,
+          features: { country: long },
+        }),
+      ]),
+    );
+    const { server, call } = await serve(store);
+    try {
+      const ask = (n: number) =>
+        call('/v1/features:batch', post({ requests: [{ view: 'profile', entities: Array(n).fill('u1') }] }));
+      const fine = await ask(10);
+      expect(fine.status).toBe(200);
+      expect((fine.body.results as Array<{ rows: unknown[] }>)[0]!.rows).toHaveLength(10);
+      expect(store.fieldReads).toBe(3); // one entity read once, not ten times
+      // 1,000 × 65,536 characters: 64 Mi characters (500, after a gigabyte, with a longer value, before).
+      const tooBig = await ask(1_000);
+      expect(tooBig.status).toBe(400);
+      expect((tooBig.body.error as { message: string }).message).toMatch(
+        /^the answer would hold \d+ characters of feature values, more than 33554432/,
+      );
+    } finally {
+      await server.close();
+      await store.close();
+    }
+  });
+
+  it('a feature event with a string value longer than the bound is poison (to the DLQ), naming the feature', () => {
+    const event = {
+      event_id: 'e1',
+      view: 'profile',
+      entity_id: 'u1',
+      event_time: 1_000,
+      features: { country: 'x'.repeat(MAX_STRING_FEATURE_LENGTH + 1) },
+    };
+    expect(() => validateFeatureEvent(views, event)).toThrow(
+      'feature "country" of view "profile" is 65537 characters, more than 65536',
+    );
   });
 });

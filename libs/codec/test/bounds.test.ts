@@ -92,6 +92,27 @@ describe('Avro bounds check (writer schema walk before avsc)', () => {
     );
   });
 
+  it('refuses a long beyond 2^53 naming its field (a nanosecond event_time), and takes the largest safe one', () => {
+    const check = compileBoundsCheck(
+      avro.Type.forSchema({ type: 'record', name: 'E', fields: [{ name: 'event_time', type: 'long' }] }),
+    );
+    const longVarint = (v: bigint) => {
+      let n = v >= 0n ? v * 2n : -v * 2n - 1n;
+      const out: number[] = [];
+      while (n >= 0x80n) {
+        out.push(Number(n & 0x7fn) | 0x80);
+        n >>= 7n;
+      }
+      out.push(Number(n));
+      return out;
+    };
+    expect(violation(check, longVarint(1_733_140_000_000_000_000n)).describe()).toBe(
+      'at event_time (byte 0): long of about 1.733e+18 is beyond ±2^53, the integers read exactly (nanoseconds, if it is an epoch time?)',
+    );
+    expect(violation(check, longVarint(-(2n ** 60n))).problem).toMatch(/^long of about -1\.153e\+18 is beyond/);
+    expect(() => check(Uint8Array.from(longVarint(BigInt(Number.MAX_SAFE_INTEGER))))).not.toThrow();
+  });
+
   it('caps recursion depth of a recursive schema and counts of zero-width items', () => {
     const list = avro.Type.forSchema({
       type: 'record',

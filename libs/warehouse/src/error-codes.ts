@@ -5,6 +5,11 @@
 
 /** The server is unavailable, overloaded or timed out: nothing is wrong with the rows. Retry. */
 export const UNAVAILABLE_CODES: Readonly<Record<number, string>> = {
+  // The server's own files (a full or failing disk, too many open files): the machine, not the rows.
+  74: 'CANNOT_READ_FROM_FILE_DESCRIPTOR',
+  75: 'CANNOT_WRITE_TO_FILE_DESCRIPTOR',
+  76: 'CANNOT_OPEN_FILE',
+  77: 'CANNOT_CLOSE_FILE',
   95: 'CANNOT_READ_FROM_SOCKET',
   96: 'CANNOT_WRITE_TO_SOCKET',
   159: 'TIMEOUT_EXCEEDED',

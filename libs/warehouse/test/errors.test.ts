@@ -118,6 +118,19 @@ describe('toWarehouseError', () => {
     expect(error.message).toMatch(/SYNTAX_ERROR \(62\)/);
   });
 
+  it.each([74, 75, 76, 77])(
+    "a failure of the server's own files (code %s) is an outage, retried, never a dead letter",
+    (code) => {
+      const error = toWarehouseError(
+        'insert',
+        new Error(
+          `Code: ${code}. DB::Exception: Cannot write to file /var/lib/x.bin: No space left on device. (${UNAVAILABLE_CODES[code]})`,
+        ),
+      );
+      expect(error.retriable).toBe(true);
+    },
+  );
+
   it('caps the message (it becomes a Kafka header)', () => {
     const error = toWarehouseError(
       'insert',

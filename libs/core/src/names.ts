@@ -12,3 +12,21 @@ export const ARTIFACT_NAME_RULE = '1-128 of A-Z a-z 0-9 . _ -, starting with a l
 export function isArtifactName(name: string): boolean {
   return ARTIFACT_NAME.test(name);
 }
+
+/**
+ * Longest model or model_version name an event (prediction, label) may carry: each is part of
+ * every window key, partial, joined row and alert, so a megabyte name would multiply everywhere.
+ */
+export const MAX_MODEL_NAME_LENGTH = 256;
+
+/** Why an event's `field` (a model or version name) is refused: empty or too long. */
+export function eventNameProblem(field: string, name: string): string | undefined {
+  return name.length === 0 || name.length > MAX_MODEL_NAME_LENGTH
+    ? `${field} must be 1..${MAX_MODEL_NAME_LENGTH} characters (got ${name.length})`
+    : undefined;
+}
+
+/** Why an event's model or version name is refused (empty or too long), if it is. */
+export function modelNameProblem(model: string, version: string): string | undefined {
+  return eventNameProblem('model', model) ?? eventNameProblem('model_version', version);
+}

@@ -75,22 +75,6 @@ export type AddOutcome = 'added' | 'late' | 'unreferenced' | 'replayed' | 'refus
  */
 export const MAX_MODEL_VERSIONS_PER_WINDOW = 1_000;
 
-/** Longest model or model_version name an event may carry (each is part of every window key, partial and alert). */
-export const MAX_MODEL_NAME_LENGTH = 256;
-
-/** Why an event's model or version name is refused (empty or too long), if it is. */
-export function modelNameProblem(model: string, version: string): string | undefined {
-  for (const [field, name] of [
-    ['model', model],
-    ['model_version', version],
-  ] as const) {
-    if (name.length === 0 || name.length > MAX_MODEL_NAME_LENGTH) {
-      return `${field} must be 1..${MAX_MODEL_NAME_LENGTH} characters (got ${name.length})`;
-    }
-  }
-  return undefined;
-}
-
 /**
  * What the last `add` that returned 'added' read, so the other monitors of stage one (data
  * quality, the sequential detector) take each value from here instead of reading and binning it

@@ -16,10 +16,8 @@ import {
   featureResults,
   flushMessages,
   isClosed,
-  MAX_MODEL_NAME_LENGTH,
   MergeState,
   mergeGroup,
-  modelNameProblem,
   nextOpenWindowStart,
   type PartialsMessage,
   PartitionWindows,
@@ -108,14 +106,6 @@ describe('PartitionWindows (stage 1)', () => {
       ['a', 1],
       ['b', 1],
     ]);
-  });
-
-  it('modelNameProblem: model and version names of 1..256 characters', () => {
-    expect(modelNameProblem('m', 'v'.repeat(MAX_MODEL_NAME_LENGTH))).toBeUndefined();
-    expect(modelNameProblem('m'.repeat(MAX_MODEL_NAME_LENGTH + 1), 'v')).toBe(
-      'model must be 1..256 characters (got 257)',
-    );
-    expect(modelNameProblem('m', '')).toBe('model_version must be 1..256 characters (got 0)');
   });
 
   it('counts an event of a closed window as late, in the next window to close, never in a summary', () => {

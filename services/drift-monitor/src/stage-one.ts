@@ -1,8 +1,14 @@
-import { checkEventTime, type EventTimeBounds, type Logger, PoisonRecordError, silentLogger } from '@driftline/core';
+import {
+  checkEventTime,
+  type EventTimeBounds,
+  type Logger,
+  modelNameProblem,
+  PoisonRecordError,
+  silentLogger,
+} from '@driftline/core';
 import {
   type CloseResult,
   flushMessages,
-  modelNameProblem,
   type OutboundPartials,
   PartitionWindows,
   type RestoredProgress,

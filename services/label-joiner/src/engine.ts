@@ -1,4 +1,11 @@
-import { DriftlineError, type EventTimeCheck, eventTimeProblem, PoisonRecordError } from '@driftline/core';
+import {
+  DriftlineError,
+  type EventTimeCheck,
+  eventNameProblem,
+  eventTimeProblem,
+  modelNameProblem,
+  PoisonRecordError,
+} from '@driftline/core';
 import {
   type Joined,
   type JoinStore,
@@ -28,6 +35,7 @@ export interface JoinedSink {
 }
 
 const MAX_ID_LENGTH = 512;
+const PREDICTION_ROLES = new Set(['production', 'canary', 'shadow']);
 
 /**
  * Rejects events the join cannot use (they go to the DLQ with this reason). An event time outside
@@ -38,7 +46,13 @@ export function validatePrediction(e: PredictionEvent, time: EventTimeCheck): vo
     new PoisonRecordError('VALIDATION_FAILED', `prediction ${JSON.stringify(e.prediction_id)}: ${why}`);
   if (e.prediction_id.length === 0 || e.prediction_id.length > MAX_ID_LENGTH)
     throw bad('prediction_id must be 1..512 characters');
-  if (e.model.length === 0) throw bad('model is empty');
+  const name = modelNameProblem(e.model, e.model_version);
+  if (name !== undefined) throw bad(name);
+  // Joined rows keep the role (production and canary answered, shadow only logged): any other
+  // value would be joined as if answered and written into a column of three values.
+  if (!PREDICTION_ROLES.has(e.role ?? 'production')) {
+    throw bad(`role ${JSON.stringify(e.role?.slice(0, 64))} is not production, canary or shadow`);
+  }
   const problem = eventTimeProblem(e.event_time, time.now, time.bounds);
   if (problem !== undefined) throw bad(problem);
   if (!Number.isFinite(e.prediction)) throw bad('prediction is not a finite number');
@@ -51,6 +65,8 @@ export function validateLabel(e: LabelEvent, time: EventTimeCheck): void {
     throw bad('prediction_id must be 1..512 characters');
   // The join is keyed by (model, prediction id): a label without its model could join any model's prediction.
   if (e.model.length === 0) throw bad('model is empty (a label joins the prediction of its model)');
+  const name = eventNameProblem('model', e.model);
+  if (name !== undefined) throw bad(name);
   const problem = eventTimeProblem(e.event_time, time.now, time.bounds);
   if (problem !== undefined) throw bad(problem);
   if (!Number.isFinite(e.label)) throw bad('label is not a finite number');

@@ -102,6 +102,17 @@ describe('JoinEngine', () => {
   it('rejects unusable predictions as poison records', () => {
     const bad = prediction('');
     expect(() => validatePrediction(bad.event as PredictionEvent, TIME)).toThrow(/prediction_id must be/);
+    const ok = prediction('p', TIME.now - 1_000).event as PredictionEvent;
+    expect(() => validatePrediction({ ...ok, role: 'SHADOW' }, TIME)).toThrow(
+      'prediction "p": role "SHADOW" is not production, canary or shadow',
+    );
+    expect(() => validatePrediction({ ...ok, model_version: 'v'.repeat(257) }, TIME)).toThrow(
+      'prediction "p": model_version must be 1..256 characters (got 257)',
+    );
+    for (const role of ['production', 'canary', 'shadow'])
+      expect(() => validatePrediction({ ...ok, role }, TIME)).not.toThrow();
+    const longModel = { ...(label('a', TIME.now - 1_000).event as LabelEvent), model: 'm'.repeat(300) };
+    expect(() => validateLabel(longModel, TIME)).toThrow('label of "a": model must be 1..256 characters (got 300)');
   });
 
   it('a µs label or prediction is poison (DLQ with the reason) and never reaches the join state', async () => {

@@ -13,6 +13,7 @@ import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
 import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer, THREAD_LOG_BATCH } from './server.js';
 import { artifactLoader } from './serving.js';
 import { type CanarySpec, parseCanaries, parseShadows } from './specs.js';
+import { createStageApplier } from './stage-retry.js';
 
 export const modelServerEnvShape = {
   ...onlineStoreEnvShape,
@@ -160,6 +161,7 @@ export const modelServer = defineService({
     // its old member's session (30 s): every instance reported unhealthy that long while it
     // served, so a load balancer would have dropped them all. Meanwhile the plan stays as it is.
     let followerJoined = false;
+    let stopStages = () => {};
     const followerReady = () => (followerJoined ||= follower?.ready() ?? false);
     let server: Awaited<ReturnType<typeof startModelServer>> | undefined;
     try {
@@ -187,6 +189,12 @@ export const modelServer = defineService({
         eventTime: ctx.common.eventTime,
       });
       const table = server.table;
+      const stages = createStageApplier({
+        apply: (model, events) => table.apply(model, events),
+        logger: ctx.logger,
+        registry: ctx.registry,
+      });
+      stopStages = () => stages.stop();
       // Stages: every instance reads all of models.v1 on every start (the events of a model, in
       // order, reduce to what it serves) through a group of its own that stores no offsets and is
       // deleted on stop (forgotten by the broker once empty after a crash): restarts leave no groups
@@ -206,14 +214,7 @@ export const modelServer = defineService({
               list.push(e);
               byModel.set(e.model, list);
             }
-            for (const [model, events] of byModel) {
-              await table.apply(model, events).catch((error: unknown) => {
-                ctx.logger.error(
-                  { model, err: (error as Error).message },
-                  'production version could not be loaded; the previous one keeps serving',
-                );
-              });
-            }
+            for (const [model, events] of byModel) await stages.apply(model, events);
           },
         },
       });
@@ -229,6 +230,7 @@ export const modelServer = defineService({
       port: running.port,
       ready: () => store.ready() && followerReady() && running.log.ready(),
       async stop() {
+        stopStages();
         await handle.stop().catch(() => {});
         await running.close(); // drains the prediction log (and ends its thread)
         await store.close();

@@ -1,0 +1,93 @@
+import type { Logger } from '@driftline/core';
+import { counter, gauge, type Registry } from '@driftline/observability';
+import type { StageEvent } from './stages.js';
+
+export interface StageApplierOptions {
+  /** Applies a model's models.v1 events (ServingTable.apply): rejects when production did not load. */
+  readonly apply: (model: string, events: readonly StageEvent[]) => Promise<void>;
+  readonly logger: Logger;
+  readonly registry?: Registry;
+  /** First retry delay; it doubles up to `maxDelayMs`. */
+  readonly firstDelayMs?: number;
+  readonly maxDelayMs?: number;
+}
+
+export interface StageApplier {
+  apply(model: string, events: readonly StageEvent[]): Promise<void>;
+  /** Models whose production version the stages name but that does not serve yet. */
+  pending(): string[];
+  stop(): void;
+}
+
+/**
+ * models.v1 events applied to the serving table, with the production load retried: a PROMOTED
+ * whose artifact is not readable yet (written after the event, a slow or remounted volume) was
+ * logged once and never retried, so the server kept the previous version until another event of
+ * that model or a restart, while the drift-monitor and the controller took the new one as
+ * production. Events that failed are applied again (they are replays by then, and change only
+ * what failed), alone on a timer with backoff or ahead of the model's next events.
+ */
+export function createStageApplier(options: StageApplierOptions): StageApplier {
+  const { logger } = options;
+  const first = options.firstDelayMs ?? 1_000;
+  const max = options.maxDelayMs ?? 60_000;
+  const failures =
+    options.registry === undefined
+      ? undefined
+      : counter(
+          options.registry,
+          'driftline_model_server_load_failures_total',
+          'Production versions the stages name that could not be loaded (retried with backoff)',
+          ['model'],
+        );
+  const pendingGauge =
+    options.registry === undefined
+      ? undefined
+      : gauge(
+          options.registry,
+          'driftline_model_server_stage_pending',
+          '1 while the production version the stages name does not serve yet (its load is retried)',
+          ['model'],
+        );
+  const waiting = new Map<string, { events: readonly StageEvent[]; attempt: number; timer: NodeJS.Timeout }>();
+  let stopped = false;
+
+  const run = async (model: string, events: readonly StageEvent[], attempt: number): Promise<void> => {
+    try {
+      await options.apply(model, events);
+      if (attempt > 0) logger.info({ model, attempts: attempt + 1 }, 'production version loaded after retries');
+      pendingGauge?.set({ model }, 0);
+    } catch (error) {
+      failures?.inc({ model });
+      pendingGauge?.set({ model }, 1);
+      if (stopped) return;
+      const delay = Math.min(max, first * 2 ** attempt);
+      logger.error(
+        { model, err: (error as Error).message, attempt: attempt + 1, retry_in_ms: delay },
+        'production version could not be loaded; the previous one keeps serving, retrying',
+      );
+      const timer = setTimeout(() => {
+        waiting.delete(model);
+        void run(model, events, attempt + 1);
+      }, delay);
+      timer.unref();
+      waiting.set(model, { events, attempt, timer });
+    }
+  };
+
+  return {
+    apply(model, events) {
+      const held = waiting.get(model);
+      if (held === undefined) return run(model, events, 0);
+      clearTimeout(held.timer);
+      waiting.delete(model);
+      return run(model, [...held.events, ...events], held.attempt + 1);
+    },
+    pending: () => [...waiting.keys()],
+    stop() {
+      stopped = true;
+      for (const { timer } of waiting.values()) clearTimeout(timer);
+      waiting.clear();
+    },
+  };
+}

@@ -80,12 +80,3 @@ export function checkConfigDocument<T>(shape: z.ZodType<T>, document: unknown, s
   const path = issue?.path.map(String).join('.') ?? '';
   throw new ConfigError(path === '' ? source : `${source}.${path}`, issue?.message ?? 'invalid');
 }
-
-/**
- * The value under `key` in a map parsed from a config document (`models:` keyed by model name),
- * own keys only: a name such as `constructor` or `toString` is looked up like any other, never
- * found on Object.prototype.
- */
-export function ownValue<T>(map: Readonly<Record<string, T>>, key: string): T | undefined {
-  return Object.hasOwn(map, key) ? map[key] : undefined;
-}

@@ -7,5 +7,6 @@ export * from './event-time.js';
 export * from './json-depth.js';
 export * from './logger.js';
 export * from './names.js';
+export * from './own-keys.js';
 export * from './redact.js';
 export * from './redis-config.js';

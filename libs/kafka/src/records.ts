@@ -1,4 +1,4 @@
-import type { ErrorCode } from '@driftline/core';
+import { type ErrorCode, setOwn } from '@driftline/core';
 
 /** A record as the consumer loop hands it to a processor: bytes as they came, nothing decoded. */
 export interface InboundRecord {
@@ -29,7 +29,7 @@ export function toBufferHeaders(
   const headers: Record<string, HeaderValue | undefined> = {};
   for (const [name, value] of Object.entries(raw ?? {})) {
     const bytes = value === undefined ? undefined : Array.isArray(value) ? value.map(asBuffer) : asBuffer(value);
-    Object.defineProperty(headers, name, { value: bytes, enumerable: true, writable: true, configurable: true });
+    setOwn(headers, name, bytes);
   }
   return headers;
 }
@@ -159,7 +159,7 @@ export function deadLetterMessage(
   };
   const original: Record<string, HeaderValue> = {};
   for (const [name, value] of Object.entries(record.headers)) {
-    if (value !== undefined) Object.defineProperty(original, name, { value, enumerable: true, configurable: true });
+    if (value !== undefined) setOwn(original, name, value);
   }
   const whole: OutboundMessage = { key: record.key, value: record.value, headers: { ...original, ...own } };
   if (messageSize(whole) <= bounds.maxRecordBytes) return whole;

@@ -37,7 +37,10 @@ function items(times: number[], from = 0): DecodedRecord<PredictionEvent>[] {
   }));
 }
 
-function setup(failures: number, options: { restored?: Progress; now?: number; logger?: Logger } = {}) {
+function setup(
+  failures: number,
+  options: { restored?: Progress; now?: number; logger?: Logger; references?: ReferenceCache } = {},
+) {
   const sent: OutboundPartials[] = [];
   const saved: Progress[] = [];
   let failing = failures;
@@ -49,7 +52,7 @@ function setup(failures: number, options: { restored?: Progress; now?: number; l
   };
   const processor = stageOneProcessor({
     spec: { sizeMs: 1000, latenessMs: 0 },
-    references: new ReferenceCache(store),
+    references: options.references ?? new ReferenceCache(store),
     progress,
     group: 'g',
     sourceTopic: 'p',
@@ -206,22 +209,7 @@ describe('stage-1 processor: a flood of model versions', () => {
     // v1 promoted: a version without a reference of its own is measured against v1's.
     const references = new ReferenceCache(store);
     await references.promoted('m', 'v1', 0);
-    const sent: OutboundPartials[] = [];
-    const processor = stageOneProcessor({
-      spec: { sizeMs: 1000, latenessMs: 0 },
-      references,
-      progress: { load: async () => undefined, save: async () => {} },
-      group: 'g',
-      sourceTopic: 'p',
-      sourcePartitions: 1,
-      mergePartitions: 1,
-      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
-      now: () => NOW,
-      decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
-      emit: async (messages) => {
-        sent.push(...messages);
-      },
-    });
+    const { processor, sent } = setup(0, { now: NOW, references });
     // v1, then 1,001 invented versions, in one window; then an event that closes it.
     const batch = items(Array.from({ length: 1_003 }, () => NOW - 5_000)).map((item, i) => ({
       ...item,

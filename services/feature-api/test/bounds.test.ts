@@ -22,6 +22,15 @@ class CountingStore extends InMemoryOnlineStore {
   }
 }
 
+/** Stores entity u1 of the profile view with `features`, as the materializer would. */
+async function writeU1(store: InMemoryOnlineStore, features: Record<string, number | string>): Promise<void> {
+  await store.write(
+    planWrites([
+      validateFeatureEvent(views, { event_id: 'e1', view: 'profile', entity_id: 'u1', event_time: 1_000, features }),
+    ]),
+  );
+}
+
 async function serve(store: InMemoryOnlineStore, over: Partial<FeatureApiOptions> = {}) {
   const server = await startFeatureApi({
     store,
@@ -49,17 +58,7 @@ describe('feature API request bounds', () => {
   let server: FeatureApiServer;
   let call: Awaited<ReturnType<typeof serve>>['call'];
   beforeAll(async () => {
-    await store.write(
-      planWrites([
-        validateFeatureEvent(views, {
-          event_id: 'e1',
-          view: 'profile',
-          entity_id: 'u1',
-          event_time: 1_000,
-          features: { age: 30 },
-        }),
-      ]),
-    );
+    await writeU1(store, { age: 30 });
     ({ server, call } = await serve(store, { maxFeatures: 2 }));
   });
   afterAll(async () => {
@@ -226,19 +225,9 @@ describe('feature API server timeouts', () => {
 describe('feature API answer size', () => {
   it('reads an entity named many times once, and refuses an answer beyond its bound with one 400 line', async () => {
     const store = new CountingStore();
-    // The longest value a feature event may carry, stored as the materializer would.
+    // The longest value a feature event may carry.
     const long = 'x'.repeat(MAX_STRING_FEATURE_LENGTH);
-    await store.write(
-      planWrites([
-        validateFeatureEvent(views, {
-          event_id: 'e1',
-          view: 'profile',
-          entity_id: 'u1',
-          event_time: 1_000,
-          features: { country: long },
-        }),
-      ]),
-    );
+    await writeU1(store, { country: long });
     const { server, call } = await serve(store);
     try {
       const ask = (n: number) =>

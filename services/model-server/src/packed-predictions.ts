@@ -1,3 +1,4 @@
+import { setOwn } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
 
 /**
@@ -104,13 +105,6 @@ export function packPredictions(events: readonly PredictionEvent[]): PackedPredi
     flags[r] = flag;
   }
   return { count, text, flags, numbers: Float64Array.from(numbers), featureNames, scoreNames, names, others };
-}
-
-/** A record's own property, `__proto__` included (assignment would set the prototype instead). */
-function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__')
-    Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-  else target[key] = value;
 }
 
 /** The records {@link packPredictions} packed, in order. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, setOwn } from '@driftline/core';
 import { hasFeatureType } from '@driftline/features';
 import { type FeatureRow, MAX_READ_BATCH, type OnlineStore } from '@driftline/online-store';
 import { inCanary } from '@driftline/policy';
@@ -242,15 +242,4 @@ async function readRows(
     });
   }
   return out;
-}
-
-/**
- * Sets an own property named by a model or a request: `__proto__` is a key like any other (an
- * assignment would set the prototype instead). Plain objects otherwise: a null-prototype object
- * is a dictionary to V8, about 1 µs slower per 10-feature record to build and read.
- */
-function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
-  if (key === '__proto__')
-    Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
-  else record[key] = value;
 }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { envField } from '@driftline/core';
 import { z } from 'zod';
+import type { LabelWaitPolicy } from './label-wait.js';
 import type { PromotionMetric, PromotionRule } from './promotion.js';
 import type { Device } from './worker.js';
 
@@ -21,6 +22,19 @@ export const trainerEnvShape = {
   DRIFTLINE_TRAINER_HOLDOUT_FRACTION: z.coerce.number().gt(0).lt(1).default(0.2),
   /** Fewer labeled rows than this in the window: the request is refused (dead-lettered with the reason). */
   DRIFTLINE_TRAINER_MIN_ROWS: envField.int(10).default(200),
+  /**
+   * Fewer than MIN_ROWS labeled rows: wait for labels until the window's end (data_to) plus this,
+   * reading again every DRIFTLINE_TRAINER_LABEL_POLL; then refuse. 0 refuses at once. The wait
+   * holds the partition (requests of other models on it queue behind), hence the 7 d bound.
+   */
+  DRIFTLINE_TRAINER_LABEL_WAIT: envField
+    .duration(0)
+    .pipe(z.number().max(7 * 86_400_000, 'must be at most 7d'))
+    .default(3_600_000),
+  DRIFTLINE_TRAINER_LABEL_POLL: envField
+    .duration(100)
+    .pipe(z.number().max(3_600_000, 'must be at most 1h'))
+    .default(30_000),
   /**
    * Most rows one training reads: a larger window keeps its newest rows (read in pages of 50,000);
    * what was kept is recorded in model_versions (params.training_window).
@@ -52,6 +66,7 @@ export interface TrainerConfig {
   readonly promotion: PromotionRule;
   readonly holdoutFraction: number;
   readonly minRows: number;
+  readonly labelWait: LabelWaitPolicy;
   readonly maxRows: number;
   readonly params: Readonly<Record<string, number>>;
   readonly timeoutMs: number;
@@ -71,6 +86,7 @@ export function toTrainerConfig(env: TrainerEnv): TrainerConfig {
     },
     holdoutFraction: env.DRIFTLINE_TRAINER_HOLDOUT_FRACTION,
     minRows: env.DRIFTLINE_TRAINER_MIN_ROWS,
+    labelWait: { waitMs: env.DRIFTLINE_TRAINER_LABEL_WAIT, pollMs: env.DRIFTLINE_TRAINER_LABEL_POLL },
     maxRows: env.DRIFTLINE_TRAINER_MAX_ROWS,
     params: { rounds: env.DRIFTLINE_TRAINER_ROUNDS, max_depth: env.DRIFTLINE_TRAINER_MAX_DEPTH, seed: 7 },
     timeoutMs: env.DRIFTLINE_TRAINER_TIMEOUT,

@@ -1,6 +1,6 @@
 import type { ReferenceSet } from '@driftline/drift';
 import type { ConsumerHandle } from '@driftline/kafka';
-import { counter } from '@driftline/observability';
+import { counter, gauge } from '@driftline/observability';
 import { contracts, type ModelEvent, type RetrainRequest } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { type TrainerConfig, toTrainerConfig, trainerEnvShape } from './config.js';
@@ -29,6 +29,15 @@ export const trainerService = defineService({
       ['model', 'outcome'],
       { bounded: ['model'] },
     );
+    const waiting = gauge(
+      ctx.registry,
+      'driftline_trainer_waiting_for_labels',
+      'Retrain requests waiting for labels (fewer than DRIFTLINE_TRAINER_MIN_ROWS labeled rows yet)',
+      ['model'],
+      { bounded: ['model'] },
+    );
+    // Aborts every wait for labels at stop: the batch is then left uncommitted and redelivered.
+    const stopping = new AbortController();
     const deps: TrainerDeps = {
       config,
       python,
@@ -43,6 +52,7 @@ export const trainerService = defineService({
       transitions: warehouse.transitions,
       saveCalibration: (model, version, referenceId, map) =>
         warehouse.estimates.saveCalibration(model, version, referenceId, map),
+      onWaiting: (model, on) => waiting.set({ model }, on ? 1 : 0),
     };
     const consumer: ConsumerHandle = await ctx.consume<RetrainRequest>({
       groupId: `${ctx.common.topicPrefix}${config.group}`,
@@ -53,12 +63,15 @@ export const trainerService = defineService({
         decode: (r) => retrainCodec.decode(r.value),
         async process(items, context) {
           // Training takes minutes: keep the group membership alive while it runs. A failed
-          // heartbeat (rebalance) is ignored here; the commit after the batch then fails and the
-          // request is redelivered, which the trainer recognises by its request id.
-          const beat = setInterval(() => void context.heartbeat?.().catch(() => {}), 3_000);
+          // heartbeat (rebalance) ends a wait for labels at once (the partition may be another
+          // member's now); a training runs on, then its commit fails and the request is
+          // redelivered, which the trainer recognises by its request id.
+          const rebalanced = new AbortController();
+          const signal = AbortSignal.any([stopping.signal, rebalanced.signal]);
+          const beat = setInterval(() => void context.heartbeat?.().catch(() => rebalanced.abort()), 3_000);
           try {
             for (const { value } of items) {
-              const outcome = await handleRequest(deps, value);
+              const outcome = await handleRequest({ ...deps, signal }, value);
               outcomes.inc({ model: value.model, outcome });
             }
           } finally {
@@ -71,6 +84,12 @@ export const trainerService = defineService({
       { python, device: config.device, artifactDir: config.artifactDir, rollout: config.rollout },
       'trainer ready',
     );
-    return { ready: () => consumer.ready(), stop: () => consumer.stop() };
+    return {
+      ready: () => consumer.ready(),
+      stop: () => {
+        stopping.abort();
+        return consumer.stop();
+      },
+    };
   },
 });

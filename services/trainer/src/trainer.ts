@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName, type Logger, PoisonRecordError } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
@@ -16,9 +17,10 @@ import {
 import { tableFromIPC } from 'apache-arrow';
 import type { TrainerConfig } from './config.js';
 import { buildDataset, type Dataset, datasetToArrow } from './dataset.js';
+import { labelWaitStep } from './label-wait.js';
 import { decidePromotion, versionFor } from './promotion.js';
 import { calibrationFromDataset, referenceFromDataset } from './reference.js';
-import type { TrainingSource } from './training-source.js';
+import type { TrainingSource, TrainingWindow } from './training-source.js';
 import { readWorkerResult, runWorker, type WorkerResult } from './worker.js';
 
 export interface TrainerDeps {
@@ -32,6 +34,12 @@ export interface TrainerDeps {
   readonly publish: (events: readonly ModelEvent[]) => Promise<void>;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Waits between label polls (default: a timer); rejects when `signal` aborts. */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Aborts a wait for labels: the service stops, or the group rebalances (the batch is then retried). */
+  readonly signal?: AbortSignal;
+  /** Told when a request starts (true) and stops (false) waiting for labels (a gauge). */
+  readonly onWaiting?: (model: string, waiting: boolean) => void;
   /** Where the staged rollout records candidate → shadow|rejected (needed when rollout is staged). */
   readonly transitions?: Pick<ModelTransitionStore, 'record'>;
   /** Stores the version's CBPE calibration map under its reference id (the label-joiner reads it). */
@@ -170,6 +178,59 @@ export function modelEvents(row: ModelVersionRow, eventTime: number): ModelEvent
   ];
 }
 
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Reads the request's window; with fewer than DRIFTLINE_TRAINER_MIN_ROWS labeled rows it waits for
+ * labels (label-wait.ts): reads again every DRIFTLINE_TRAINER_LABEL_POLL until
+ * `data_to + DRIFTLINE_TRAINER_LABEL_WAIT`, then refuses (poison: dead-lettered with the reason).
+ * The service's heartbeats keep the group membership and the stall check satisfied meanwhile; an
+ * aborted wait (stop, rebalance) is retriable, so the request is redelivered, never lost.
+ */
+async function readLabeledWindow(deps: TrainerDeps, request: RetrainRequest, log: Logger): Promise<TrainingWindow> {
+  const { config } = deps;
+  const now = deps.now ?? Date.now;
+  const sleep = deps.sleep ?? ((ms: number, signal?: AbortSignal) => sleepFor(ms, undefined, { signal }));
+  const range = `[${iso(request.data_from)}, ${iso(request.data_to)})`;
+  let waited = false;
+  try {
+    for (;;) {
+      const window = await deps.source.read(request.model, request.data_from, request.data_to, config.maxRows);
+      const rows = window.rows.length;
+      const step = labelWaitStep(rows, config.minRows, request.data_to, now(), config.labelWait);
+      if (step.kind === 'train') {
+        if (waited) log.info({ rows }, 'enough labeled rows arrived; training');
+        return window;
+      }
+      if (step.kind === 'refuse') {
+        throw new DriftlineError(
+          'VALIDATION_FAILED',
+          `retrain ${request.request_id}: ${rows} labeled rows of ${request.model} in ${range} — at least ${config.minRows} needed; labels were awaited until ${iso(step.until)} (data_to + DRIFTLINE_TRAINER_LABEL_WAIT)`,
+        );
+      }
+      if (!waited) {
+        waited = true;
+        deps.onWaiting?.(request.model, true);
+        log.info(
+          { rows, minRows: config.minRows, until: iso(step.until), pollMs: config.labelWait.pollMs },
+          'too few labeled rows yet; waiting for labels',
+        );
+      }
+      try {
+        await sleep(step.ms, deps.signal);
+      } catch (cause) {
+        throw new DriftlineError(
+          'SOURCE_UNAVAILABLE',
+          `retrain ${request.request_id}: the wait for labels was interrupted (stopping or rebalancing); the request will be redelivered`,
+          { retriable: true, cause },
+        );
+      }
+    }
+  } finally {
+    if (waited) deps.onWaiting?.(request.model, false);
+  }
+}
+
 /**
  * Handles one retrain request, idempotently:
  *
@@ -177,7 +238,8 @@ export function modelEvents(row: ModelVersionRow, eventTime: number): ModelEvent
  *    trains once); a registered but unpublished one (crash after registering) → publish its events;
  * 2. a completed worker run in the version's artifact directory (crash after training, before
  *    registering) → reuse it instead of training again;
- * 3. else read the window from labeled_predictions, write it as Arrow IPC, run the worker.
+ * 3. else read the window from labeled_predictions (waiting a bounded time for labels when it
+ *    holds too few), write it as Arrow IPC, run the worker.
  *
  * Then evaluate against the serving model on the held-out slice, store the reference profile (on
  * promotion, before the PROMOTED event so drift-monitor finds it), register, publish, mark published.
@@ -203,18 +265,12 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   const version = versionFor(request);
   const dir = artifactDirFor(config.artifactDir, request.model, version);
   mkdirSync(dir, { recursive: true });
-  const window = await deps.source.read(request.model, request.data_from, request.data_to, config.maxRows);
+  const window = await readLabeledWindow(deps, request, log);
   const rows = window.rows;
   if (window.truncated) {
     log.warn(
       { rows: rows.length, maxRows: config.maxRows, from: rows[0]?.time },
       'training window larger than DRIFTLINE_TRAINER_MAX_ROWS: its newest rows are used',
-    );
-  }
-  if (rows.length < config.minRows) {
-    throw new DriftlineError(
-      'VALIDATION_FAILED',
-      `retrain ${request.request_id}: ${rows.length} labeled rows of ${request.model} in [${new Date(request.data_from).toISOString()}, ${new Date(request.data_to).toISOString()}) — at least ${config.minRows} needed`,
     );
   }
   const ds: Dataset = buildDataset(rows, config.holdoutFraction);

@@ -52,6 +52,8 @@ function setup(over: Partial<TrainerDeps> = {}) {
       DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
       DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
       DRIFTLINE_TRAINER_MIN_ROWS: 20,
+      DRIFTLINE_TRAINER_LABEL_WAIT: 0,
+      DRIFTLINE_TRAINER_LABEL_POLL: 1_000,
       DRIFTLINE_TRAINER_MAX_ROWS: 1_000,
       DRIFTLINE_TRAINER_ROUNDS: 5,
       DRIFTLINE_TRAINER_MAX_DEPTH: 2,
@@ -291,5 +293,79 @@ describe('handleRequest (the training window)', () => {
     expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
     expect((error as Error).message).toContain(message);
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('handleRequest (waiting for labels)', () => {
+  /** A clock that only the fake sleep moves, and a source whose rows arrive after `arrivesAfter` reads. */
+  function waiting(opts: { waitMs: number; arrivesAfter: number; start: number }) {
+    let clock = opts.start;
+    const sleeps: number[] = [];
+    const states: boolean[] = [];
+    let reads = 0;
+    const made = setup({
+      now: () => clock,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+        clock += ms;
+      },
+      onWaiting: (model, on) => {
+        expect(model).toBe('fraud');
+        states.push(on);
+      },
+      source: {
+        read: async () => ({ rows: reads++ < opts.arrivesAfter ? rows.slice(0, 5) : rows, truncated: false }),
+      },
+    });
+    made.deps = { ...made.deps, config: { ...made.deps.config, labelWait: { waitMs: opts.waitMs, pollMs: 10_000 } } };
+    return { ...made, sleeps, states, reads: () => reads };
+  }
+
+  it('trains once the labels arrive, polling every DRIFTLINE_TRAINER_LABEL_POLL', async () => {
+    const w = waiting({ waitMs: 60_000, arrivesAfter: 2, start: request.data_to + 1_000 });
+    completedRun(w.dir, 0.9); // the worker's output: no Python needed
+    expect(await handleRequest(w.deps, request)).toBe('promoted');
+    expect(w.sleeps).toEqual([10_000, 10_000]);
+    expect(w.reads()).toBe(3);
+    expect(w.states).toEqual([true, false]);
+  });
+
+  it('refuses (poison) once data_to + DRIFTLINE_TRAINER_LABEL_WAIT has passed, the last poll cut to the deadline', async () => {
+    const w = waiting({ waitMs: 35_000, arrivesAfter: Number.POSITIVE_INFINITY, start: request.data_to });
+    const error = await handleRequest(w.deps, request).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+    expect((error as Error).message).toContain('5 labeled rows of fraud');
+    expect((error as Error).message).toContain(`awaited until ${new Date(request.data_to + 35_000).toISOString()}`);
+    expect(w.sleeps).toEqual([10_000, 10_000, 10_000, 5_000]);
+    expect(w.states).toEqual([true, false]);
+  });
+
+  it('refuses at once, without waiting, a request whose wait is already over (a replay of an old window)', async () => {
+    const w = waiting({ waitMs: 60_000, arrivesAfter: Number.POSITIVE_INFINITY, start: request.data_to + 60_000 });
+    await expect(handleRequest(w.deps, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(w.sleeps).toEqual([]);
+    expect(w.states).toEqual([]);
+  });
+
+  it('an interrupted wait (stop, rebalance) is retriable: the request is redelivered, never dead-lettered', async () => {
+    const w = waiting({ waitMs: 60_000, arrivesAfter: Number.POSITIVE_INFINITY, start: request.data_to });
+    const stop = new AbortController();
+    const deps: TrainerDeps = {
+      ...w.deps,
+      signal: stop.signal,
+      sleep: (_ms, signal) =>
+        new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason))),
+    };
+    const handled = handleRequest(deps, request).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    stop.abort();
+    expect(await handled).toMatchObject({ code: 'SOURCE_UNAVAILABLE', retriable: true });
+    expect(w.states).toEqual([true, false]);
   });
 });

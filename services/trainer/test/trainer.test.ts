@@ -172,6 +172,8 @@ describe('config', () => {
       DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
       DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
       DRIFTLINE_TRAINER_MIN_ROWS: 200,
+      DRIFTLINE_TRAINER_LABEL_WAIT: 3_600_000,
+      DRIFTLINE_TRAINER_LABEL_POLL: 30_000,
       DRIFTLINE_TRAINER_MAX_ROWS: 1_000_000,
       DRIFTLINE_TRAINER_ROUNDS: 10,
       DRIFTLINE_TRAINER_MAX_DEPTH: 3,
@@ -181,6 +183,21 @@ describe('config', () => {
     });
     expect(c.artifactDir.startsWith('/')).toBe(true);
     expect(c.params).toMatchObject({ rounds: 10, max_depth: 3 });
+  });
+
+  it('waits 1 h for labels by default, polling every 30 s; 0 refuses at once; beyond 7 d is refused, naming the variable', () => {
+    expect(toTrainerConfig(parseEnv(trainerEnvShape, {})).labelWait).toEqual({ waitMs: 3_600_000, pollMs: 30_000 });
+    const set = { DRIFTLINE_TRAINER_LABEL_WAIT: '0', DRIFTLINE_TRAINER_LABEL_POLL: '500ms' };
+    expect(toTrainerConfig(parseEnv(trainerEnvShape, set)).labelWait).toEqual({ waitMs: 0, pollMs: 500 });
+    expect(() => parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_LABEL_WAIT: '8d' })).toThrow(
+      /DRIFTLINE_TRAINER_LABEL_WAIT: must be at most 7d/,
+    );
+    expect(() => parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_LABEL_POLL: '10ms' })).toThrow(
+      /DRIFTLINE_TRAINER_LABEL_POLL/,
+    );
+    expect(() => parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_LABEL_WAIT: 'soon' })).toThrow(
+      /DRIFTLINE_TRAINER_LABEL_WAIT/,
+    );
   });
 
   it('takes the rollout from DRIFTLINE_TRAINER_ROLLOUT (default direct); a bad value names the variable', () => {

@@ -1,0 +1,153 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { createProducer, topicOffsets } from '@driftline/kafka';
+import { contracts, type RetrainRequest } from '@driftline/schemas';
+import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
+import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { seededUniform } from '@driftline/test-support/random';
+import { type ClickHouse, chTime, createClickHouse, migrate, migrations } from '@driftline/warehouse';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { trainerService } from '../src/service.js';
+
+const stack = inject('stack');
+const chPath = mkdtempSync(join(tmpdir(), 'trainer-wait-ch-'));
+const prefix = `${uniqueName('label-wait')}.`;
+const database = uniqueName('label_wait').replace('-', '_');
+const retrainTopic = `${prefix}retrain.v1`;
+const MIN_ROWS = 100;
+const LABEL_WAIT_MS = 120_000;
+
+/** `n` labeled predictions of `model` spread over [from, to), as the label-joiner writes them. */
+async function insertLabeled(ch: ClickHouse, model: string, from: number, to: number, n: number): Promise<void> {
+  const r = seededUniform(11);
+  const rows = Array.from({ length: n }, (_, i) => {
+    const t = from + Math.floor(((to - from) * i) / n);
+    const x = r() * 4 - 2;
+    return {
+      model,
+      model_version: 'v1',
+      prediction_id: `${model}-p${i}`,
+      entity_id: `e${i % 40}`,
+      prediction_time: chTime(t),
+      label_time: chTime(t + 1),
+      features: JSON.stringify({ x, noise: r() }),
+      prediction: 0.5,
+      predicted_class: null,
+      label: r() < 1 / (1 + Math.exp(-2 * x)) ? 1 : 0,
+      joined_at: chTime(t + 1),
+    };
+  });
+  await ch.insert('labeled_predictions', rows);
+}
+
+async function publish(request: RetrainRequest): Promise<void> {
+  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.retrain, retrainTopic);
+  const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
+  await producer.send(retrainTopic, [{ key: request.model, value: await codec.encode(request) }]);
+  await producer.disconnect();
+}
+
+const requestOf = (model: string, dataTo: number): RetrainRequest => ({
+  request_id: `${model}-request`,
+  model,
+  model_version: 'v1',
+  reason: 'test',
+  evidence: '{}',
+  data_from: dataTo - 10 * 60_000,
+  data_to: dataTo,
+  event_time: dataTo,
+});
+
+describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINER_LABEL_WAIT)', () => {
+  let ch: ClickHouse;
+  let runner: Runner;
+  const kafka = kafkaFor(stack.kafkaBrokers);
+
+  const http = (path: string) => fetch(`http://127.0.0.1:${runner.httpPort}${path}`);
+  const waitingGauge = async (model: string) => {
+    const text = await http('/metrics').then((r) => r.text());
+    return new RegExp(`^driftline_trainer_waiting_for_labels\\{model="${model}"[^}]*\\} (\\d+)$`, 'm').exec(text)?.[1];
+  };
+  const dlqCount = async () =>
+    (await topicOffsets(kafka, `${retrainTopic}.dlq`).catch(() => [])).reduce(
+      (sum, o) => sum + Number(o.high - o.low),
+      0,
+    );
+  const published = (model: string) =>
+    ch.select<{ version: string; status: string; rows_train: string }>(
+      `SELECT version, status, rows_train FROM ${ch.table('model_versions')} FINAL WHERE model = {model:String} AND published = 1`,
+      { model },
+    );
+
+  beforeAll(async () => {
+    ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
+    await migrate(ch, migrations);
+    runner = await startRunner({
+      services: [trainerService as unknown as ServiceDefinition<never, unknown>],
+      env: {
+        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+        DRIFTLINE_TOPIC_PREFIX: prefix,
+        // One partition: the requests queue behind each other, as requests of models sharing one do.
+        DRIFTLINE_TOPIC_PARTITIONS: '1',
+        DRIFTLINE_HTTP_PORT: '0',
+        DRIFTLINE_CLICKHOUSE_DATABASE: database,
+        DRIFTLINE_CLICKHOUSE_PATH: chPath,
+        DRIFTLINE_TRAINER_ARTIFACT_DIR: mkdtempSync(join(tmpdir(), 'trainer-wait-art-')),
+        DRIFTLINE_TRAINER_DEVICE: 'cpu',
+        DRIFTLINE_TRAINER_ROUNDS: '10',
+        DRIFTLINE_TRAINER_MIN_ROWS: String(MIN_ROWS),
+        DRIFTLINE_TRAINER_PROMOTION_MARGIN: '0',
+        DRIFTLINE_TRAINER_LABEL_WAIT: `${LABEL_WAIT_MS}ms`,
+        DRIFTLINE_TRAINER_LABEL_POLL: '300ms',
+        // Shorter than the waits below: a wait must not look like a stall (the heartbeats count).
+        DRIFTLINE_STALL_TIMEOUT: '5s',
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await runner?.stop();
+  });
+
+  it('refuses into the DLQ, with the reason, once data_to + the wait has passed; healthy while waiting', async () => {
+    // The wait of this window ends ~12 s from now.
+    const dataTo = Date.now() - LABEL_WAIT_MS + 12_000;
+    await insertLabeled(ch, 'late', dataTo - 10 * 60_000, dataTo, 20); // 20 of the 100 needed, never more
+    await publish(requestOf('late', dataTo));
+    await eventually(async () => ((await waitingGauge('late')) === '1' ? true : undefined), 20_000, 100);
+    expect(await dlqCount()).toBe(0);
+    // Past the 5 s stall timeout while waiting: still healthy (a wait is work, not a stall).
+    await new Promise((r) => setTimeout(r, 5_500));
+    expect(await dlqCount()).toBe(0);
+    expect((await http('/healthz')).status).toBe(200);
+
+    await eventually(async () => ((await dlqCount()) === 1 ? true : undefined), 20_000, 200);
+    expect(Date.now()).toBeGreaterThanOrEqual(dataTo + LABEL_WAIT_MS);
+    const [dead] = await readTopic(kafka, `${retrainTopic}.dlq`, 1);
+    const reason = String(dead?.headers['driftline.dlq.reason'] ?? '');
+    expect(reason).toContain('20 labeled rows of late');
+    expect(reason).toContain(`awaited until ${new Date(dataTo + LABEL_WAIT_MS).toISOString()}`);
+    expect(await waitingGauge('late')).toBe('0');
+    expect(await published('late')).toEqual([]);
+  });
+
+  it('trains once the labels arrive, nothing dead-lettered', async () => {
+    const dataTo = Date.now();
+    await publish(requestOf('lagging', dataTo));
+    await eventually(async () => ((await waitingGauge('lagging')) === '1' ? true : undefined), 20_000, 100);
+    await new Promise((r) => setTimeout(r, 1_000)); // a few polls find nothing
+    expect(await published('lagging')).toEqual([]);
+    await insertLabeled(ch, 'lagging', dataTo - 10 * 60_000, dataTo, 300); // the labels land
+    const rows = await eventually(async () => {
+      const r = await published('lagging');
+      return r.length > 0 ? r : undefined;
+    }, 90_000);
+    expect(rows).toHaveLength(1);
+    expect(Number(rows[0]!.rows_train)).toBe(240); // 300 rows, 20 % held out
+    expect(await waitingGauge('lagging')).toBe('0');
+    expect(await dlqCount()).toBe(1); // only the first test's
+  });
+});

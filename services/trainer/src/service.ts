@@ -53,6 +53,7 @@ export const trainerService = defineService({
       saveCalibration: (model, version, referenceId, map) =>
         warehouse.estimates.saveCalibration(model, version, referenceId, map),
       onWaiting: (model, on) => waiting.set({ model }, on ? 1 : 0),
+      eventTime: ctx.common.eventTime,
     };
     const consumer: ConsumerHandle = await ctx.consume<RetrainRequest>({
       groupId: `${ctx.common.topicPrefix}${config.group}`,

@@ -2,7 +2,16 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName, type Logger, PoisonRecordError } from '@driftline/core';
+import {
+  ARTIFACT_NAME_RULE,
+  DEFAULT_EVENT_TIME_BOUNDS,
+  DriftlineError,
+  type EventTimeBounds,
+  eventTimeProblem,
+  isArtifactName,
+  type Logger,
+  PoisonRecordError,
+} from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
 import type { CalibrationMap } from '@driftline/performance';
 import { transitionEvent } from '@driftline/policy';
@@ -38,6 +47,11 @@ export interface TrainerDeps {
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Aborts a wait for labels: the service stops, or the group rebalances (the batch is then retried). */
   readonly signal?: AbortSignal;
+  /**
+   * Accepted event times (DRIFTLINE_EVENT_TIME_*): a `data_to` further ahead than this is poison,
+   * so a request cannot hold its partition waiting for labels of a far future window.
+   */
+  readonly eventTime?: EventTimeBounds;
   /** Told when a request starts (true) and stops (false) waiting for labels (a gauge). */
   readonly onWaiting?: (model: string, waiting: boolean) => void;
   /** Where the staged rollout records candidate → shadow|rejected (needed when rollout is staged). */
@@ -262,6 +276,10 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   }
 
   checkDataWindow(request);
+  // Only the future bound: an old window is a replay, refused or trained without waiting.
+  const { maxFutureMs } = deps.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
+  const ahead = eventTimeProblem(request.data_to, now(), { maxFutureMs, minMs: -MAX_DATE_MS }, 'data_to');
+  if (ahead !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', `retrain ${request.request_id}: ${ahead}`);
   const version = versionFor(request);
   const dir = artifactDirFor(config.artifactDir, request.model, version);
   mkdirSync(dir, { recursive: true });

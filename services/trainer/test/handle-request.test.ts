@@ -350,6 +350,20 @@ describe('handleRequest (waiting for labels)', () => {
     expect(w.states).toEqual([]);
   });
 
+  it('refuses a data_to beyond the accepted future skew (it could hold the partition until then)', async () => {
+    const w = waiting({ waitMs: 60_000, arrivesAfter: Number.POSITIVE_INFINITY, start: request.data_to });
+    const far = { ...request, data_to: request.data_to + 2 * 3_600_000 }; // default skew: 1 h
+    const error = await handleRequest(w.deps, far).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+    expect((error as Error).message).toContain('data_to');
+    expect((error as Error).message).toContain('in the future');
+    expect(w.sleeps).toEqual([]);
+    expect(w.reads()).toBe(0);
+  });
+
   it('an interrupted wait (stop, rebalance) is retriable: the request is redelivered, never dead-lettered', async () => {
     const w = waiting({ waitMs: 60_000, arrivesAfter: Number.POSITIVE_INFINITY, start: request.data_to });
     const stop = new AbortController();

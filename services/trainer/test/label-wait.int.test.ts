@@ -106,6 +106,8 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
         DRIFTLINE_STALL_TIMEOUT: '5s',
       },
     });
+    // Joined to its group before anything is published: the waits below are timed from publishing.
+    await eventually(async () => (runner.ready() ? true : undefined), 60_000, 100);
   });
 
   afterAll(async () => {
@@ -113,8 +115,8 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
   });
 
   it('refuses into the DLQ, with the reason, once data_to + the wait has passed; healthy while waiting', async () => {
-    // The wait of this window ends ~12 s from now.
-    const dataTo = Date.now() - LABEL_WAIT_MS + 12_000;
+    // The wait of this window ends ~20 s from now.
+    const dataTo = Date.now() - LABEL_WAIT_MS + 20_000;
     await insertLabeled(ch, 'late', dataTo - 10 * 60_000, dataTo, 20); // 20 of the 100 needed, never more
     await publish(requestOf('late', dataTo));
     await eventually(async () => ((await waitingGauge('late')) === '1' ? true : undefined), 20_000, 100);
@@ -124,7 +126,7 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
     expect(await dlqCount()).toBe(0);
     expect((await http('/healthz')).status).toBe(200);
 
-    await eventually(async () => ((await dlqCount()) === 1 ? true : undefined), 20_000, 200);
+    await eventually(async () => ((await dlqCount()) === 1 ? true : undefined), 30_000, 200);
     expect(Date.now()).toBeGreaterThanOrEqual(dataTo + LABEL_WAIT_MS);
     const [dead] = await readTopic(kafka, `${retrainTopic}.dlq`, 1);
     const reason = String(dead?.headers['driftline.dlq.reason'] ?? '');

@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'BAD_REQUEST'
   /** A request without the credentials it needs (the feature API's bearer token). */
   | 'UNAUTHORIZED'
+  /** A server past a bound on the work it holds (request bodies, requests in flight): retry later. */
+  | 'OVERLOADED'
   | 'STACK_FAILED'
   | 'INTERNAL';
 

@@ -1,16 +1,17 @@
 // The HTTP pieces the HTTP services share (feature-api, model-server): typed HTTP errors, a bounded
 // body reader, a JSON writer, constant-time bearer tokens and a node:http server with header,
-// request and keep-alive timeouts. Exported as `@driftline/service/http`.
+// request and keep-alive timeouts, bounded work in flight and a graceful close. Exported as
+// `@driftline/service/http`.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { DriftlineError, jsonDepthWithin } from '@driftline/core';
 
 /** An error with the HTTP status it is answered with. */
 export class HttpError extends DriftlineError {
   constructor(
     readonly status: number,
-    code: 'BAD_REQUEST' | 'UNAUTHORIZED' | 'NOT_FOUND' | 'SINK_UNAVAILABLE' | 'INTERNAL',
+    code: 'BAD_REQUEST' | 'UNAUTHORIZED' | 'NOT_FOUND' | 'SINK_UNAVAILABLE' | 'OVERLOADED' | 'INTERNAL',
     message: string,
     /** The methods the resource takes: the Allow header of a 405. */
     readonly allow?: string,
@@ -22,7 +23,7 @@ export class HttpError extends DriftlineError {
 export const badRequest = (message: string) => new HttpError(400, 'BAD_REQUEST', message);
 
 /** Text from a request made fit for a one-line message: escaped as in a JSON string, at most `max` characters. */
-function oneLine(text: string, max = 200): string {
+export function oneLine(text: string, max = 200): string {
   const escaped = JSON.stringify(text).slice(1, -1);
   return escaped.length > max ? `${escaped.slice(0, max)}…` : escaped;
 }
@@ -47,42 +48,81 @@ export function parseJsonBody(text: string, maxDepth: number): unknown {
 }
 
 /**
+ * Most request-body bytes this process holds at once, over all requests being read: a flood of
+ * slow or concurrent uploads (each within its own limit) is answered 503, never buffered into an
+ * out-of-memory kill. About 1.1 MB of memory per 1 MiB body in flight was measured before it.
+ */
+export const MAX_BUFFERED_BODY_BYTES = 64 * 1024 * 1024;
+let bufferedBodyBytes = 0;
+
+/** Requests that asked for `100 Continue`: it is sent when their body is read, after routing and auth. */
+const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>();
+
+/**
  * Reads a request body up to `limit` bytes; more is a 413, bytes that are not UTF-8 a 400 (never
- * silently replaced), a client gone before the end a 499 (nothing to answer, not a server error).
+ * silently replaced), a client gone before the end a 499 (nothing to answer, not a server error),
+ * and a body beyond the process's {@link MAX_BUFFERED_BODY_BYTES} a 503.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let held = 0;
+    const release = () => {
+      bufferedBodyBytes -= held;
+      held = 0;
+    };
+    const refuse = (error: HttpError) => {
+      // Stop buffering; the answer closes the connection (its body was not read to the end).
+      req.off('data', onData);
+      req.resume();
+      release();
+      reject(error);
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        // Stop buffering but drain the rest, so the 413 can still be written on this socket.
-        req.off('data', onData);
-        req.resume();
-        reject(new HttpError(413, 'BAD_REQUEST', `request body larger than ${limit} bytes`));
-        return;
+      if (size > limit) return refuse(new HttpError(413, 'BAD_REQUEST', `request body larger than ${limit} bytes`));
+      if (bufferedBodyBytes + chunk.length > MAX_BUFFERED_BODY_BYTES) {
+        return refuse(new HttpError(503, 'OVERLOADED', 'too many request bodies in flight; retry later'));
       }
+      bufferedBodyBytes += chunk.length;
+      held += chunk.length;
       chunks.push(chunk);
     };
     req.on('data', onData);
     req.on('end', () => {
+      const bytes = Buffer.concat(chunks);
+      release();
       try {
-        resolve(utf8.decode(Buffer.concat(chunks)));
+        resolve(utf8.decode(bytes));
       } catch {
         reject(badRequest('body is not valid UTF-8'));
       }
     });
     // The request stream fails only when its connection does (the client aborted or reset it).
-    req.on('error', () =>
+    req.on('error', () => {
+      release();
       reject(
         new HttpError(CLIENT_CLOSED_REQUEST, 'BAD_REQUEST', 'the client closed the request before its body ended'),
-      ),
-    );
+      );
+    });
+    awaitingContinue.get(req)?.writeContinue();
+    awaitingContinue.delete(req);
   });
 }
 
-/** Writes `body` as JSON; a 413 closes the connection, a 401 names the bearer realm. */
+/** Whether the request still has body bytes on the wire that nobody read. */
+function bodyUnread(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * Writes `body` as JSON; a 401 names the bearer realm. An answer given before the request's body
+ * was read (a 413, a 401, an unknown route) closes the connection: keeping it would mean reading
+ * and discarding whatever the client goes on sending.
+ */
 export function sendJson(
   res: ServerResponse,
   status: number,
@@ -95,7 +135,7 @@ export function sendJson(
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': bytes.length,
-    ...(status === 413 ? { connection: 'close' } : {}),
+    ...(res.req !== undefined && bodyUnread(res.req) ? { connection: 'close' } : {}),
     ...(status === 401 ? { 'www-authenticate': `Bearer realm="${realm}"` } : {}),
     ...headers,
   });
@@ -113,7 +153,8 @@ export function sendError(res: ServerResponse, error: HttpError, realm: string):
  * hashed first, so neither content nor length leaks through timing). Throws a 401.
  */
 export function checkBearer(header: string | undefined, expected: Buffer): void {
-  const given = header?.startsWith('Bearer ') === true ? header.slice(7) : '';
+  // The scheme is case-insensitive (RFC 9110 §11.1).
+  const given = header !== undefined && /^bearer /i.test(header) ? header.slice(7) : '';
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(expected).digest();
   if (!(timingSafeEqual(a, b) && given !== '')) {
@@ -136,10 +177,27 @@ export const DEFAULT_TIMEOUTS: ServerTimeouts = {
   keepAliveTimeoutMs: 65_000,
 };
 
+/**
+ * Requests one connection may have in flight (pipelined, not yet answered). Beyond it, a 503 that
+ * closes the connection: one client writing thousands of requests without reading the answers
+ * would otherwise run them all at once.
+ */
+export const MAX_PIPELINED_PER_CONNECTION = 16;
+/** Requests in flight over all connections; beyond it, a 503 at once (load shedding, retry later). */
+export const MAX_REQUESTS_IN_FLIGHT = 4_096;
+/** How long `close()` lets requests in flight finish before it closes their connections. */
+export const DEFAULT_CLOSE_GRACE_MS = 10_000;
+
 export interface HttpServer {
   readonly port: number;
-  close(): Promise<void>;
+  /**
+   * Graceful: stops accepting connections, closes idle ones, lets the requests in flight finish
+   * (their answers close their connections) for up to `graceMs`, then closes what is left.
+   */
+  close(graceMs?: number): Promise<void>;
 }
+
+const overloaded = (message: string) => new HttpError(503, 'OVERLOADED', message);
 
 /** Listens with `handle` on host:port (0: a free port), with the timeouts on every connection. */
 export async function listenHttp(
@@ -148,6 +206,45 @@ export async function listenHttp(
 ): Promise<HttpServer> {
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_TIMEOUTS.headersTimeoutMs;
   const requestTimeout = Math.max(headersTimeout, options.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestTimeoutMs);
+  // Unanswered requests by connection, and all of them (a closed connection forgets its own,
+  // whether or not node emits `close` on answers it never started).
+  const pending = new WeakMap<Socket, Set<ServerResponse>>();
+  const inFlight = new Set<ServerResponse>();
+  let closing = false;
+  const pendingOn = (socket: Socket): Set<ServerResponse> => {
+    let set = pending.get(socket);
+    if (set === undefined) {
+      const created = new Set<ServerResponse>();
+      pending.set(socket, created);
+      socket.once('close', () => {
+        for (const res of created) inFlight.delete(res);
+        created.clear();
+      });
+      set = created;
+    }
+    return set;
+  };
+  const admit = (req: IncomingMessage, res: ServerResponse) => {
+    const onSocket = pendingOn(req.socket);
+    if (onSocket.size >= MAX_PIPELINED_PER_CONNECTION || inFlight.size >= MAX_REQUESTS_IN_FLIGHT) {
+      const why =
+        onSocket.size >= MAX_PIPELINED_PER_CONNECTION
+          ? `more than ${MAX_PIPELINED_PER_CONNECTION} requests in flight on one connection`
+          : 'too many requests in flight; retry later';
+      res.setHeader('connection', 'close');
+      sendError(res, overloaded(why), '');
+      return;
+    }
+    onSocket.add(res);
+    inFlight.add(res);
+    res.once('close', () => {
+      inFlight.delete(res);
+      onSocket.delete(res);
+    });
+    // While closing, every answer ends its connection.
+    if (closing) res.setHeader('connection', 'close');
+    void handle(req, res);
+  };
   const server: Server = createServer(
     {
       headersTimeout,
@@ -157,20 +254,35 @@ export async function listenHttp(
       // hold a connection up to that long past them).
       connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
     },
-    (req, res) => {
-      void handle(req, res);
-    },
+    admit,
   );
+  // `Expect: 100-continue`: routed and authorised first; readBody sends the 100 when it reads.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    awaitingContinue.set(req, res);
+    admit(req, res);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
+  let closed: Promise<void> | undefined;
   return {
     port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close(graceMs = DEFAULT_CLOSE_GRACE_MS) {
+      closed ??= new Promise<void>((resolve) => {
+        closing = true;
+        for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+        // A connection whose last answer was already on its way when closing began is idle once
+        // it is written: closed then.
+        for (const res of inFlight) if (res.headersSent) res.once('finish', () => server.closeIdleConnections());
+      });
+      return closed;
+    },
   };
 }

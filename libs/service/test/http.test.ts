@@ -1,7 +1,18 @@
-import { createServer, type Server } from 'node:http';
-import { connect } from 'node:net';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HttpError, parseJsonBody, readBody } from '../src/http.js';
+import {
+  checkBearer,
+  HttpError,
+  type HttpServer,
+  listenHttp,
+  MAX_BUFFERED_BODY_BYTES,
+  MAX_PIPELINED_PER_CONNECTION,
+  parseJsonBody,
+  readBody,
+  sendError,
+  sendJson,
+} from '../src/http.js';
 
 describe('request bodies', () => {
   const servers: Server[] = [];
@@ -78,4 +89,189 @@ describe('request bodies', () => {
     expect(message).toMatch(/^body is not JSON: /);
     expect(message.length).toBeLessThan(300);
   });
+});
+
+/** Raw bytes a socket receives until the server closes it (or `ms` pass). */
+function received(socket: Socket, ms = 5_000): Promise<{ text: string; closedByServer: boolean }> {
+  return new Promise((resolve) => {
+    let text = '';
+    socket.on('data', (d) => {
+      text += d.toString('latin1');
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text, closedByServer: false });
+    }, ms);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, closedByServer: true });
+    });
+    socket.on('error', () => {});
+  });
+}
+
+const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+
+describe('the HTTP server bounds what a client can hold, and closes gracefully', () => {
+  const servers: HttpServer[] = [];
+  const sockets: Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    for (const s of servers.splice(0)) await s.close(0);
+  });
+  const listen = async (handle: (req: IncomingMessage, res: ServerResponse) => unknown) => {
+    const server = await listenHttp(handle, {});
+    servers.push(server);
+    return server;
+  };
+  const open = (port: number) => {
+    const socket = connect(port, '127.0.0.1');
+    sockets.push(socket);
+    return socket;
+  };
+
+  it('close() lets a request in flight finish (its answer closes the connection), refuses new ones', async () => {
+    const server = await listen(async (_req, res) => {
+      await new Promise((r) => setTimeout(r, 300));
+      sendJson(res, 200, { ok: true }, 'r');
+    });
+    const answer = new Promise<{ status: number; connection: string | undefined; body: string }>((resolve, reject) => {
+      const req = request({ port: server.port, host: '127.0.0.1', path: '/', agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    await new Promise((r) => setTimeout(r, 100)); // the request is in the handler
+    const started = Date.now();
+    const closed = server.close();
+    expect(await answer).toEqual({ status: 200, connection: 'close', body: '{"ok":true}' });
+    await closed;
+    expect(Date.now() - started).toBeLessThan(2_000); // not the 10 s grace: closed once answered
+    await expect(
+      new Promise((resolve, reject) => {
+        const socket = connect(server.port, '127.0.0.1', () => resolve('connected'));
+        socket.on('error', reject);
+      }),
+    ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('close() gives up on a request that never ends after the grace period', async () => {
+    const server = await listen(() => new Promise(() => {}));
+    const socket = open(server.port);
+    const seen = received(socket);
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    await server.close(300);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect((await seen).closedByServer).toBe(true);
+  });
+
+  it('an answer given before the body was read closes the connection instead of reading what follows', async () => {
+    const token = Buffer.from('secret');
+    const server = await listen((req, res) => {
+      try {
+        checkBearer(req.headers.authorization, token);
+      } catch (error) {
+        sendError(res, error as HttpError, 'r');
+      }
+    });
+    const socket = open(server.port);
+    const seen = received(socket);
+    socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n');
+    socket.write(Buffer.alloc(64 * 1024));
+    const { text, closedByServer } = await seen;
+    expect(statuses(text)).toEqual([401]);
+    expect(text.toLowerCase()).toContain('connection: close');
+    expect(closedByServer).toBe(true);
+  });
+
+  it('Expect: 100-continue: no 100 before the request is accepted; 100 once its body is read', async () => {
+    const token = Buffer.from('secret');
+    const server = await listen(async (req, res) => {
+      try {
+        checkBearer(req.headers.authorization, token);
+        sendJson(res, 200, { got: await readBody(req, 1_024) }, 'r');
+      } catch (error) {
+        sendError(res, error as HttpError, 'r');
+      }
+    });
+    const refused = open(server.port);
+    const refusedSeen = received(refused);
+    refused.write('POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n');
+    expect(statuses((await refusedSeen).text)).toEqual([401]);
+
+    const accepted = open(server.port);
+    let text = '';
+    accepted.on('data', (d) => {
+      text += d.toString('latin1');
+      if (text.includes('100 Continue') && !text.includes('{}')) accepted.write('{}');
+    });
+    accepted.write(
+      'POST / HTTP/1.1\r\nHost: x\r\nAuthorization: bearer secret\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n',
+    );
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (text.includes('{"got":"{}"}')) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 10);
+    });
+    expect(statuses(text)).toEqual([100, 200]); // the scheme is case-insensitive, too
+  });
+
+  it(`one connection runs at most ${MAX_PIPELINED_PER_CONNECTION} pipelined requests at once; the rest get a 503`, async () => {
+    let running = 0;
+    let most = 0;
+    const server = await listen(async (_req, res) => {
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 50));
+      running--;
+      sendJson(res, 200, {}, 'r');
+    });
+    const socket = open(server.port);
+    const seen = received(socket);
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(200));
+    const { text, closedByServer } = await seen;
+    const got = statuses(text);
+    expect(most).toBeLessThanOrEqual(MAX_PIPELINED_PER_CONNECTION);
+    expect(got.slice(0, MAX_PIPELINED_PER_CONNECTION)).toEqual(Array(MAX_PIPELINED_PER_CONNECTION).fill(200));
+    expect(got[MAX_PIPELINED_PER_CONNECTION]).toBe(503);
+    expect(text).toContain('"code":"OVERLOADED"');
+    expect(closedByServer).toBe(true);
+  });
+
+  it('request bodies held at once are bounded process-wide: past the bound a 503, and the budget comes back', async () => {
+    const server = await listen(async (req, res) => {
+      try {
+        sendJson(res, 200, { bytes: (await readBody(req, 2 * 1024 * 1024)).length }, 'r');
+      } catch (error) {
+        sendError(res, error as HttpError, 'r');
+      }
+    });
+    const size = 1024 * 1024;
+    const slow = Math.ceil(MAX_BUFFERED_BODY_BYTES / (size - 1)) + 2;
+    const seen: Array<Promise<{ text: string }>> = [];
+    for (let i = 0; i < slow; i++) {
+      const socket = open(server.port);
+      seen.push(received(socket, 3_000));
+      // All but the last byte: each body is held, unfinished.
+      socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`);
+      socket.write(Buffer.alloc(size - 1, 0x20));
+    }
+    const refused = (await Promise.all(seen)).filter((s) => statuses(s.text).includes(503));
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(refused[0]!.text).toContain('too many request bodies in flight');
+    // The held bodies' connections are gone (destroyed after 3 s): a normal request is read again.
+    const socket = open(server.port);
+    const after = received(socket);
+    socket.write('POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}');
+    expect(statuses((await after).text)).toEqual([200]);
+  }, 20_000);
 });

@@ -8,6 +8,7 @@ import {
   checkBearer,
   DEFAULT_LIMITS,
   HttpError,
+  oneLine,
   parseBatch,
   parseSingle,
   REALM,
@@ -175,7 +176,7 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
         status = ok ? 200 : 503;
         body = { status: ok ? 'ok' : 'unavailable' };
       } else {
-        throw new HttpError(404, 'NOT_FOUND', `no route ${req.method ?? ''} ${path}`);
+        throw new HttpError(404, 'NOT_FOUND', `no route ${req.method ?? ''} ${oneLine(path)}`);
       }
       send(res, status, body);
     } catch (error) {

@@ -2,11 +2,11 @@ import type { ServerResponse } from 'node:http';
 import { DriftlineError } from '@driftline/core';
 import { type FeatureView, type FeatureViews, formatPath, isWellFormed, MAX_ENTITY_LENGTH } from '@driftline/features';
 import { fieldType } from '@driftline/online-store';
-import { badRequest, HttpError, parseJsonBody, sendJson } from '@driftline/service/http';
+import { badRequest, HttpError, oneLine, parseJsonBody, sendJson } from '@driftline/service/http';
 import { z } from 'zod';
 
 // Shared with the model-server: @driftline/service/http.
-export { checkBearer, HttpError, readBody, sendError } from '@driftline/service/http';
+export { checkBearer, HttpError, oneLine, readBody, sendError } from '@driftline/service/http';
 
 /** A validated read of one view: known view, well-formed entity ids, known feature names. */
 export interface ViewRead {
@@ -58,7 +58,7 @@ const batchSchema = z.strictObject({
 
 function viewOf(views: FeatureViews, name: string): FeatureView {
   const view = views.get(name);
-  if (view === undefined) throw new HttpError(404, 'NOT_FOUND', `unknown feature view "${name}"`);
+  if (view === undefined) throw new HttpError(404, 'NOT_FOUND', `unknown feature view "${oneLine(name)}"`);
   return view;
 }
 
@@ -77,10 +77,10 @@ function checkFeatures(view: FeatureView, names: readonly string[] | undefined, 
   if (names.length > max) throw badRequest(`${where}: at most ${max} feature names per request, got ${names.length}`);
   const seen = new Set<string>();
   for (const [i, name] of names.entries()) {
-    if (seen.has(name)) throw badRequest(`${where}[${i}]: ${JSON.stringify(name)} is repeated`);
+    if (seen.has(name)) throw badRequest(`${where}[${i}]: "${oneLine(name)}" is repeated`);
     seen.add(name);
     if (fieldType(view, name) === undefined) {
-      throw badRequest(`${where}[${i}]: view "${view.name}" has no feature or aggregate "${name}"`);
+      throw badRequest(`${where}[${i}]: view "${view.name}" has no feature or aggregate "${oneLine(name)}"`);
     }
   }
 }
@@ -107,7 +107,8 @@ export function parseSingle(
   let features: string[] | undefined;
   if (query !== undefined) {
     const params = new URLSearchParams(query);
-    for (const key of params.keys()) if (key !== 'features') throw badRequest(`unknown query parameter "${key}"`);
+    for (const key of params.keys())
+      if (key !== 'features') throw badRequest(`unknown query parameter "${oneLine(key)}"`);
     const list = params.get('features');
     if (list !== null) features = list.split(',').filter((s) => s.length > 0);
     checkFeatures(view, features, 'features', limits.maxFeatures);

@@ -8,7 +8,7 @@ import {
 } from '@driftline/core';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
-import { badRequest, checkBearer, HttpError, readBody, sendError, sendJson } from '@driftline/service/http';
+import { badRequest, checkBearer, HttpError, oneLine, readBody, sendError, sendJson } from '@driftline/service/http';
 import type { PredictionLog } from './prediction-log.js';
 import { scoreInstances } from './predictor.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits, parsePredictBody } from './request.js';
@@ -140,7 +140,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
         status = ok ? 200 : 503;
         body = { status: ok ? 'ok' : 'unavailable' };
       } else {
-        throw new HttpError(404, 'NOT_FOUND', `no route ${req.method ?? ''} ${path}`);
+        throw new HttpError(404, 'NOT_FOUND', `no route ${req.method ?? ''} ${oneLine(path)}`);
       }
       sendJson(res, status, body, REALM);
     } catch (error) {

@@ -5,7 +5,7 @@ import { type FeatureRow, MAX_READ_BATCH, type OnlineStore } from '@driftline/on
 import { inCanary } from '@driftline/policy';
 import type { FeatureValue, PredictionEvent } from '@driftline/schemas';
 import { ScoringInputError } from '@driftline/scoring';
-import { badRequest, HttpError } from '@driftline/service/http';
+import { badRequest, HttpError, oneLine } from '@driftline/service/http';
 import type { Instance } from './request.js';
 import type { PlannedVersion, Role, ServingPlan } from './version.js';
 
@@ -69,7 +69,7 @@ export async function scoreInstances(
     if (inst.features === undefined) continue;
     for (const name in inst.features) {
       if (!plan.features.has(name)) {
-        throw badRequest(`${where(i)}.features.${name}: not a feature of model "${plan.model}"`);
+        throw badRequest(`${where(i)}.features.${oneLine(name)}: not a feature of model "${plan.model}"`);
       }
       // A feature a view declares takes a value of its declared type, as its feature events do:
       // the log and the monitors downstream read it with that type.
@@ -77,7 +77,7 @@ export async function scoreInstances(
       const value = inst.features[name];
       if (declared !== undefined && value !== null && !hasFeatureType(declared.type, value)) {
         throw badRequest(
-          `${where(i)}.features.${name}: expected a ${declared.type} (view ${declared.view}), got ${typeof value}`,
+          `${where(i)}.features.${oneLine(name)}: expected a ${declared.type} (view ${declared.view}), got ${typeof value}`,
         );
       }
     }

@@ -1,6 +1,6 @@
 import { isWellFormed, MAX_ENTITY_LENGTH } from '@driftline/features';
 import type { FeatureValue } from '@driftline/schemas';
-import { badRequest, parseJsonBody } from '@driftline/service/http';
+import { badRequest, oneLine, parseJsonBody } from '@driftline/service/http';
 
 /** One entity to score, with feature values that take precedence over the online store's. */
 export interface Instance {
@@ -40,7 +40,7 @@ function instance(json: unknown, where: string, maxFeatures: number): Instance {
   let features: Record<string, FeatureValue> | undefined;
   for (const key of Object.keys(json)) {
     if (key !== 'entity_id' && key !== 'features' && key !== 'event_time') {
-      throw badRequest(`${where}: unknown field "${key}"`);
+      throw badRequest(`${where}: unknown field "${oneLine(key)}"`);
     }
   }
   const id = json.entity_id;
@@ -80,7 +80,7 @@ export function parsePredictBody(text: string, limits: PredictLimits): PredictRe
   if (!isObject(json)) throw badRequest('body: expected {"entity_id": …} or {"instances": […]}');
   if (!('instances' in json)) return { batch: false, instances: [instance(json, 'body', limits.maxFeatures)] };
   for (const key of Object.keys(json)) {
-    if (key !== 'instances') throw badRequest(`body: unknown field "${key}" next to instances`);
+    if (key !== 'instances') throw badRequest(`body: unknown field "${oneLine(key)}" next to instances`);
   }
   const list = json.instances;
   if (!Array.isArray(list) || list.length === 0) throw badRequest('instances: must be a non-empty array');

@@ -54,10 +54,13 @@ export interface JoinStore<P, L> {
   unackedExpired(limit: number): Promise<Array<ExpiredRow<P>>>;
   ackExpired(refs: readonly JoinRef[], now: number): Promise<void>;
   pendingCount(windowKey: string): Promise<number>;
-  /** Windows to recompute, oldest first, with the version (time) they were marked at. */
-  dirtyWindows(limit: number): Promise<Array<{ key: string; markedAt: number }>>;
-  /** Unmarks a window if nothing marked it again since `markedAt`. */
-  clearDirty(key: string, markedAt: number): Promise<boolean>;
+  /**
+   * Windows to recompute, oldest mark first, each with its mark: a number that increases with every
+   * mark and that no other mark shares (not a time: two marks within one clock tick must differ).
+   */
+  dirtyWindows(limit: number): Promise<Array<{ key: string; mark: number }>>;
+  /** Unmarks a window if nothing marked it again since `mark` was read. */
+  clearDirty(key: string, mark: number): Promise<boolean>;
   /** Predictions pending plus labels waiting. */
   scheduledCount(): Promise<number>;
   /**
@@ -65,8 +68,11 @@ export interface JoinStore<P, L> {
    * into a new batch named `flushId`, in one atomic step. See tally.ts.
    */
   takeTallies(flushId: string): Promise<TakenTallies>;
-  /** The sink holds batch `flushId`: forgets it. Any other id (already acknowledged) is a no-op. */
-  ackTallies(flushId: string): Promise<void>;
+  /**
+   * The sink holds batch `flushId`: forgets it and marks the windows `dirty` (those its groups
+   * count) in the same atomic step. Any other id (already acknowledged) is a no-op.
+   */
+  ackTallies(flushId: string, dirty: readonly string[]): Promise<void>;
 }
 
 /**
@@ -79,6 +85,7 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
   readonly outbox = new Map<string, number>();
   readonly pending = new Map<string, number>();
   readonly dirty = new Map<string, number>();
+  private dirtyMarks = 0;
   readonly tallies = new Map<string, TallyCounts>();
   tallyBatch: TallyBatch | undefined;
   watermark: number | undefined;
@@ -110,7 +117,7 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
       if (n <= 0) this.pending.delete(t.pendingDelta.windowKey);
       else this.pending.set(t.pendingDelta.windowKey, n);
     }
-    if (t.dirty !== undefined) this.dirty.set(t.dirty, now);
+    if (t.dirty !== undefined) this.markDirty([t.dirty]);
     return t.emit === undefined ? { outcome: t.outcome } : { outcome: t.outcome, emit: t.emit };
   }
 
@@ -193,15 +200,20 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     return this.pending.get(windowKey) ?? 0;
   }
 
+  private markDirty(windows: readonly string[]): void {
+    this.dirtyMarks++;
+    for (const w of windows) this.dirty.set(w, this.dirtyMarks);
+  }
+
   async dirtyWindows(limit: number) {
     return [...this.dirty.entries()]
       .sort((a, b) => a[1] - b[1])
       .slice(0, limit)
-      .map(([key, markedAt]) => ({ key, markedAt }));
+      .map(([key, mark]) => ({ key, mark }));
   }
 
-  async clearDirty(key: string, markedAt: number) {
-    if (this.dirty.get(key) !== markedAt) return false;
+  async clearDirty(key: string, mark: number) {
+    if (this.dirty.get(key) !== mark) return false;
     this.dirty.delete(key);
     return true;
   }
@@ -220,7 +232,9 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
       : { batch: this.tallyBatch, buffered: this.tallies.size };
   }
 
-  async ackTallies(flushId: string) {
-    if (this.tallyBatch?.flushId === flushId) this.tallyBatch = undefined;
+  async ackTallies(flushId: string, dirty: readonly string[]) {
+    if (this.tallyBatch?.flushId !== flushId) return;
+    this.tallyBatch = undefined;
+    this.markDirty(dirty);
   }
 }

@@ -114,8 +114,9 @@ export function joinStoreContract(
             const a = await real.takeTallies(flushId);
             expect(tallyRows(a), `step ${step}`).toEqual(tallyRows(await model.takeTallies(flushId)));
             if (a.batch !== undefined && r() < 0.6) {
-              await real.ackTallies(a.batch.flushId);
-              await model.ackTallies(a.batch.flushId);
+              const windows = a.batch.groups.map((g) => g.group.split('\n')[0] as string);
+              await real.ackTallies(a.batch.flushId, windows);
+              await model.ackTallies(a.batch.flushId, windows);
             }
           } else if (op < 0.75) {
             const inputs = batch.map((b, n) => ({ ...b, payload: payload('l', step * 10 + n, b.model) }));
@@ -185,14 +186,17 @@ export function joinStoreContract(
       expect(again.batch?.flushId).toBe('f1');
       expect(counts(again)).toEqual(counts(first));
       expect(again.buffered).toBe(1);
-      await store.ackTallies('stale'); // not the batch in flight: nothing happens
+      await store.ackTallies('stale', ['w-stale']); // not the batch in flight: nothing happens
       expect((await store.takeTallies('f3')).batch?.flushId).toBe('f1');
-      await store.ackTallies('f1');
+      expect((await store.dirtyWindows(10)).map((d) => d.key)).toEqual(['w']);
+      await store.ackTallies('f1', ['w', 'w-tallied']);
+      // The acknowledgement marks the windows of the batch dirty, in the same step.
+      expect((await store.dirtyWindows(10)).map((d) => d.key).sort()).toEqual(['w', 'w-tallied']);
       const next = await store.takeTallies('f4');
       expect(next.batch?.flushId).toBe('f4');
       expect(counts(next)).toEqual({ g: { 7: { count: 1, sum: 0.125 } } });
       expect(next.buffered).toBe(0);
-      await store.ackTallies('f4');
+      await store.ackTallies('f4', []);
       expect(await store.takeTallies('f5')).toEqual({ buffered: 0 });
     });
 
@@ -264,21 +268,29 @@ export function joinStoreContract(
       expect(await store.pendingCount('w-a')).toBe(0);
     });
 
-    it('clears a dirty window only when nobody marked it again', async () => {
+    it('clears a dirty window only when nobody marked it again, even within the same clock tick', async () => {
       const store = await open();
-      await store.applyPredictions(
-        [{ model: 'm', id: 'a', eventTime: 0, windowKey: 'w', payload: Buffer.from('x') }],
-        100,
-      );
-      const [d] = await store.dirtyWindows(10);
-      expect(d).toEqual({ key: 'w', markedAt: 100 });
-      await store.applyPredictions(
-        [{ model: 'm', id: 'b', eventTime: 0, windowKey: 'w', payload: Buffer.from('x') }],
-        200,
-      );
-      expect(await store.clearDirty('w', 100)).toBe(false);
-      expect(await store.clearDirty('w', 200)).toBe(true);
+      const prediction = (id: string) => ({ model: 'm', id, eventTime: 0, windowKey: 'w', payload: Buffer.from('x') });
+      // One batch's steps share one `now`: b becomes pending (a mark), then a joined row is
+      // acknowledged (another mark) at the same `now`. Each mark must differ from the one before.
+      await store.applyLabels([{ model: 'm', id: 'a', eventTime: 0, payload: Buffer.from('l') }], 100);
+      await store.applyPredictions([prediction('a'), prediction('b')], 100);
+      const [first] = await store.dirtyWindows(10);
+      expect(first?.key).toBe('w');
+      await store.ackJoined([{ model: 'm', id: 'a' }], 100);
+      const [second] = await store.dirtyWindows(10);
+      expect(second?.key).toBe('w');
+      expect(second?.mark).not.toBe(first?.mark);
+      expect(await store.clearDirty('w', first?.mark ?? 0)).toBe(false);
+      expect(await store.dirtyWindows(10)).toEqual([second]);
+      expect(await store.clearDirty('w', second?.mark ?? 0)).toBe(true);
       expect(await store.dirtyWindows(10)).toEqual([]);
+      // A mark after a clear is new too: a pass that read an older mark cannot clear it.
+      await store.applyPredictions([prediction('c')], 100);
+      const [third] = await store.dirtyWindows(10);
+      expect(third?.mark).not.toBe(first?.mark);
+      expect(third?.mark).not.toBe(second?.mark);
+      expect(await store.clearDirty('w', second?.mark ?? 0)).toBe(false);
     });
   });
 }

@@ -16,6 +16,7 @@ import {
   scoreSlot,
   slotValue,
   type WindowRef,
+  windowKey,
 } from '@driftline/performance';
 import type { PredictionEvent } from '@driftline/schemas';
 import type { HistogramFlush, PerformanceEstimateStore } from '@driftline/warehouse';
@@ -104,7 +105,10 @@ export class ScoreCounter implements PredictionTallies {
     };
   }
 
-  /** Moves the tallies to the sink; returns the windows they touched (to recompute). */
+  /**
+   * Moves the tallies to the sink; returns the windows they touched. The acknowledgement marks those
+   * windows dirty in the same Redis step, so their recompute is owed by Redis, not by this process.
+   */
   async flush(
     store: Pick<JoinStore<unknown, unknown>, 'takeTallies' | 'ackTallies'>,
     sink: Pick<PerformanceEstimateStore, 'insertHistograms'>,
@@ -122,7 +126,7 @@ export class ScoreCounter implements PredictionTallies {
       flushes.push({ ...group, flushId: batch.flushId, histogram });
     }
     await sink.insertHistograms(flushes);
-    await store.ackTallies(batch.flushId);
+    await store.ackTallies(batch.flushId, [...new Set(flushes.map((f) => windowKey(f.ref)))]);
     this.metrics.flushed.inc(scores);
     this.setWaiting(buffered);
     return flushes.map((f) => f.ref);

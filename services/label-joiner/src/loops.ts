@@ -139,6 +139,9 @@ export interface AlertPublisher {
  * joined rows, so a recompute is replay-safe and late labels simply make the window dirty again.
  * Rows carry `version` = the time the input was read; the newest version wins.
  */
+/** Failed window recomputes after which a pass stops (the rest stay dirty for the next). */
+const MAX_FAILURES_PER_PASS = 3;
+
 export class WindowRecomputer {
   private readonly metrics;
 
@@ -165,20 +168,30 @@ export class WindowRecomputer {
     };
   }
 
+  /**
+   * Flushes the score tallies (their acknowledgement marks their windows dirty), then recomputes the
+   * dirty windows, each unmarked only if not marked again since it was read. A window that fails
+   * stays dirty for a later pass and does not hold up the others (up to MAX_FAILURES_PER_PASS);
+   * the first failure is rethrown once the pass ends (the loop logs it). Returns the dirty windows
+   * read.
+   */
   async pass(): Promise<number> {
-    // Score histograms first: a window whose new scores were just flushed is recomputed with them,
-    // even if another instance already cleared its dirty mark.
-    const flushed = (await this.options.estimator?.flush()) ?? [];
+    await this.options.estimator?.flush();
     const dirty = await this.store.dirtyWindows(this.options.batch ?? 200);
-    const dirtyKeys = new Set(dirty.map((d) => d.key));
-    for (const { key, markedAt } of dirty) {
-      const ref = parseWindowKey(key);
-      await this.recompute(ref);
-      await this.store.clearDirty(key, markedAt);
+    const failures: unknown[] = [];
+    for (const { key, mark } of dirty) {
+      try {
+        await this.recompute(parseWindowKey(key));
+        await this.store.clearDirty(key, mark);
+      } catch (error) {
+        failures.push(error);
+        // A few failures in one pass mean the warehouse is down or hung, not one bad window: stop
+        // (each further attempt could wait out a timeout, a stop's final pass included).
+        if (failures.length >= MAX_FAILURES_PER_PASS) break;
+      }
     }
-    const extra = [...new Map(flushed.map((r) => [windowKey(r), r])).entries()].filter(([k]) => !dirtyKeys.has(k));
-    for (const [, ref] of extra) await this.recompute(ref);
-    return dirty.length + extra.length;
+    if (failures.length > 0) throw failures[0];
+    return dirty.length;
   }
 
   async recompute(ref: WindowRef): Promise<PerformanceRow[]> {

@@ -20,7 +20,7 @@
 // Batch scripts: one EVALSHA per batch (not per record) keeps both Redis and the client's
 // per-command overhead off the hot path; the whole batch is one atomic step, applied in record
 // order exactly as the per-record transitions would be. Pending counts and dirty marks are
-// aggregated per window and written once per batch. State keys are built in the script from
+// aggregated per window and written once per batch (one mark number per call, see MARK_DIRTY). State keys are built in the script from
 // their prefix (`<prefix>v2:s:<join key>`) instead of being passed as KEYS: half the arguments to send,
 // which is most of the client's cost. This, like the multi-key batches, assumes one Redis
 // (or a primary with replicas), not Redis Cluster.
@@ -37,13 +37,26 @@ end
 
 /** Applies the per-window pending deltas and the watermark collected by a batch. */
 const FLUSH = `
-local function flush(deltas, dirty, max_et)
+local function flush(deltas, max_et)
   for wk, d in pairs(deltas) do
     if d ~= 0 and redis.call('HINCRBY', KEYS[2], wk, d) <= 0 then redis.call('HDEL', KEYS[2], wk) end
   end
-  for wk, _ in pairs(dirty) do redis.call('ZADD', KEYS[3], now, wk) end
   local wm = redis.call('GET', KEYS[4])
   if (not wm) or tonumber(wm) < tonumber(max_et) then redis.call('SET', KEYS[4], max_et) end
+end
+`;
+
+/**
+ * Marks windows dirty (a set of window keys → true) with a new mark: a number taken from the mark
+ * sequence, shared by the windows of this call and by no other mark. clearDirty deletes a mark only
+ * if the score is still the one it read, so a score repeated by a later mark (the same clock value,
+ * as two steps of one batch have) would let a recompute that read older rows clear the newer mark.
+ */
+const MARK_DIRTY = `
+local function mark_dirty(dirty_key, seq_key, windows)
+  if next(windows) == nil then return end
+  local mark = redis.call('INCR', seq_key)
+  for wk, _ in pairs(windows) do redis.call('ZADD', dirty_key, mark, wk) end
 end
 `;
 
@@ -66,7 +79,7 @@ end
 `;
 
 /**
- * KEYS: schedule, pending counts, dirty windows, watermark, tally groups.
+ * KEYS: schedule, pending counts, dirty windows, watermark, tally groups, dirty mark sequence.
  * ARGV: now, backstop ttl, max event time, state key prefix, tally key prefix, then per record: id,
  * deadline, window key, prediction bytes, tally group ('' = none), tally slot, tally value.
  * Returns per record {outcome} or {outcome, prediction, label, joinedAt}.
@@ -74,6 +87,7 @@ end
 export const PREDICTION_SCRIPT = `${PARSE_K}
 local now, backstop, max_et, state_prefix, tally_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 ${FLUSH}
+${MARK_DIRTY}
 ${ADD_TALLIES}
 local deltas, dirty, tallies, out = {}, {}, {}, {}
 -- The first transition of a prediction (pending, pending-late-label, joined) counts its tally.
@@ -121,7 +135,8 @@ for i = 1, (#ARGV - 5) / 7 do
     out[i] = {outcome}
   end
 end
-flush(deltas, dirty, max_et)
+flush(deltas, max_et)
+mark_dirty(KEYS[3], KEYS[6], dirty)
 add_tallies(tallies, tally_prefix)
 return out
 `;
@@ -162,13 +177,19 @@ return out
 `;
 
 /**
- * Forgets the batch in flight if it is the acknowledged one. KEYS: flight, taken groups.
- * ARGV: batch id, taken key prefix. Returns 1 when forgotten.
+ * Forgets the batch in flight if it is the acknowledged one and, in the same step, marks the
+ * windows it touched dirty: the mark lives in Redis from the moment the batch leaves it, so the
+ * windows are recomputed by some pass whatever fails after (no list held by a process).
+ * KEYS: flight, taken groups, dirty windows, dirty mark sequence.
+ * ARGV: batch id, taken key prefix, then the window keys to mark. Returns 1 when forgotten.
  */
-export const ACK_TALLIES_SCRIPT = `
+export const ACK_TALLIES_SCRIPT = `${MARK_DIRTY}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 for _, group in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', ARGV[2] .. group) end
 redis.call('DEL', KEYS[1], KEYS[2])
+local windows = {}
+for i = 3, #ARGV do windows[ARGV[i]] = true end
+mark_dirty(KEYS[3], KEYS[4], windows)
 return 1
 `;
 
@@ -220,7 +241,7 @@ for i = 1, (#ARGV - 4) / 4 do
     out[i] = {'late'}
   end
 end
-flush(deltas, {}, max_et)
+flush(deltas, max_et)
 return out
 `;
 
@@ -261,12 +282,13 @@ return 'stale'
 /**
  * K → J (expected tag K) or E → X (expected tag E) once the sink holds the rows; marks their
  * windows dirty. Acknowledging an expired id always takes it out of the outbox.
- * KEYS: dirty windows, outbox. ARGV: now, tombstone ttl, expected tag, state key prefix, ids.
+ * KEYS: dirty windows, outbox, dirty mark sequence. ARGV: tombstone ttl, expected tag, state key
+ * prefix, ids.
  */
-export const ACK_SCRIPT = `
-local now, tomb, expected, state_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+export const ACK_SCRIPT = `${MARK_DIRTY}
+local tomb, expected, state_prefix = ARGV[1], ARGV[2], ARGV[3]
 local dirty, acked = {}, 0
-for i = 5, #ARGV do
+for i = 4, #ARGV do
   local id = ARGV[i]
   local key = state_prefix .. id
   local v = redis.call('GET', key)
@@ -279,11 +301,11 @@ for i = 5, #ARGV do
     acked = acked + 1
   end
 end
-for wk, _ in pairs(dirty) do redis.call('ZADD', KEYS[1], now, wk) end
+mark_dirty(KEYS[1], KEYS[3], dirty)
 return acked
 `;
 
-/** Unmarks a dirty window only if nobody marked it again. KEYS: dirty. ARGV: window key, marked at. */
+/** Unmarks a dirty window only if nobody marked it again. KEYS: dirty. ARGV: window key, its mark as read. */
 export const CLEAR_DIRTY_SCRIPT = `
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) == tonumber(ARGV[2]) then

@@ -61,6 +61,8 @@ export interface RedisKeys {
   readonly schedule: string;
   readonly pending: string;
   readonly dirty: string;
+  /** Counter the dirty marks are numbered from (INCR: no two marks share a number). */
+  readonly dirtySeq: string;
   readonly watermark: string;
   readonly outbox: string;
   alerted(id: string): string;
@@ -82,7 +84,8 @@ export interface RedisKeys {
  *   <prefix>v2:schedule      sorted set: joinKey → expiry score (pending predictions, waiting labels)
  *   <prefix>v2:outbox        sorted set: joinKey → expired at (expired rows the sink may not have)
  *   <prefix>pending          hash: window key → pending predictions
- *   <prefix>dirty            sorted set: window key → marked at
+ *   <prefix>dirty            sorted set: window key → mark (a number of dirty-seq, unique per mark)
+ *   <prefix>dirty-seq        string: the last mark number given
  *   <prefix>watermark        string: maximum event time seen
  *   <prefix>alerted:<id>     string with TTL: a performance alert was raised
  *   <prefix>tally:<group>    hash: c<slot> → count, s<slot> → sum, counted since the last take
@@ -99,6 +102,7 @@ export function redisKeys(prefix: string): RedisKeys {
     schedule: `${v}schedule`,
     pending: `${prefix}pending`,
     dirty: `${prefix}dirty`,
+    dirtySeq: `${prefix}dirty-seq`,
     watermark: `${prefix}watermark`,
     outbox: `${v}outbox`,
     alerted: (id) => `${prefix}alerted:${id}`,
@@ -247,7 +251,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     redis.defineCommand('djClearDirty', { numberOfKeys: 1, lua: CLEAR_DIRTY_SCRIPT });
     redis.defineCommand('djMigrateV1', { numberOfKeys: 6, lua: MIGRATE_V1_SCRIPT });
     redis.defineCommand('djTakeTallies', { numberOfKeys: 3, lua: TAKE_TALLIES_SCRIPT });
-    redis.defineCommand('djAckTallies', { numberOfKeys: 2, lua: ACK_TALLIES_SCRIPT });
+    redis.defineCommand('djAckTallies', { numberOfKeys: 4, lua: ACK_TALLIES_SCRIPT });
   }
 
   private pipeline(): ChainableCommander & ScriptPipeline {
@@ -260,7 +264,10 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   ): Promise<Array<Applied<Buffer, Buffer, PredictionOutcome>>> {
     const ttl = backstopTtl(this.config);
     const k = this.keys;
-    const head = { keys: [k.schedule, k.pending, k.dirty, k.watermark, k.tallies], extra: [k.tallyPrefix] };
+    const head = {
+      keys: [k.schedule, k.pending, k.dirty, k.watermark, k.tallies, k.dirtySeq],
+      extra: [k.tallyPrefix],
+    };
     return this.batched(inputs, 'djPredictionBuffer', 'prediction', 'join (predictions)', now, ttl, head, (i, args) => {
       const t = i.tally;
       args.push(joinKey(i), i.eventTime + this.config.maxDelayMs, i.windowKey, i.payload);
@@ -317,22 +324,23 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   }
 
   /** `keys` are join keys (schedule and outbox members). */
-  private async ack(keys: readonly string[], now: number, tag: 'K' | 'E'): Promise<void> {
+  private async ack(keys: readonly string[], tag: 'K' | 'E'): Promise<void> {
     if (keys.length === 0) return;
+    const k = this.keys;
     const p = this.pipeline();
     for (let from = 0; from < keys.length; from += SCRIPT_CHUNK) {
       const chunk = keys.slice(from, from + SCRIPT_CHUNK);
-      p.djAck(2, this.keys.dirty, this.keys.outbox, now, this.config.tombstoneMs, tag, this.keys.statePrefix, ...chunk);
+      p.djAck(3, k.dirty, k.outbox, k.dirtySeq, this.config.tombstoneMs, tag, k.statePrefix, ...chunk);
     }
     await execAll(p, 'ack');
   }
 
-  ackJoined(refs: readonly JoinRef[], now: number): Promise<void> {
-    return this.ack(refs.map(joinKey), now, 'K');
+  ackJoined(refs: readonly JoinRef[]): Promise<void> {
+    return this.ack(refs.map(joinKey), 'K');
   }
 
-  ackExpired(refs: readonly JoinRef[], now: number): Promise<void> {
-    return this.ack(refs.map(joinKey), now, 'E');
+  ackExpired(refs: readonly JoinRef[]): Promise<void> {
+    return this.ack(refs.map(joinKey), 'E');
   }
 
   async watermark(): Promise<number | undefined> {
@@ -388,7 +396,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
       out.push({ ...refOf(key), expiredAt: Number(v.subarray(1, a).toString()), prediction: v.subarray(b + 1) });
     });
     // An outbox entry whose state was already acknowledged (or vanished) has nothing left to send.
-    if (gone.length > 0) await this.ack(gone, Date.now(), 'E');
+    if (gone.length > 0) await this.ack(gone, 'E');
     return out;
   }
 
@@ -400,24 +408,24 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     }
   }
 
-  async dirtyWindows(limit: number): Promise<Array<{ key: string; markedAt: number }>> {
+  async dirtyWindows(limit: number): Promise<Array<{ key: string; mark: number }>> {
     let flat: string[];
     try {
       flat = await this.redis.zrange(this.keys.dirty, 0, limit - 1, 'WITHSCORES');
     } catch (error) {
       throw unavailable('dirty windows', error);
     }
-    const out: Array<{ key: string; markedAt: number }> = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ key: flat[i] as string, markedAt: Number(flat[i + 1]) });
+    const out: Array<{ key: string; mark: number }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ key: flat[i] as string, mark: Number(flat[i + 1]) });
     return out;
   }
 
-  async clearDirty(key: string, markedAt: number): Promise<boolean> {
+  async clearDirty(key: string, mark: number): Promise<boolean> {
     try {
       const cleared = await (this.redis as unknown as { djClearDirty: (...a: Arg[]) => Promise<number> }).djClearDirty(
         this.keys.dirty,
         key,
-        markedAt,
+        mark,
       );
       return cleared === 1;
     } catch (error) {
@@ -501,13 +509,17 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     return { batch: { flushId: id, groups }, buffered };
   }
 
-  async ackTallies(flushId: string): Promise<void> {
+  async ackTallies(flushId: string, dirty: readonly string[]): Promise<void> {
+    const k = this.keys;
     try {
       await (this.redis as unknown as { djAckTallies: (...a: Arg[]) => Promise<number> }).djAckTallies(
-        this.keys.tallyFlight,
-        this.keys.tallyTaken,
+        k.tallyFlight,
+        k.tallyTaken,
+        k.dirty,
+        k.dirtySeq,
         flushId,
-        this.keys.tallyTakenPrefix,
+        k.tallyTakenPrefix,
+        ...dirty,
       );
     } catch (error) {
       throw unavailable('acknowledge tallies', error);

@@ -172,6 +172,7 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
         body = await getOne(path, query);
       } else if (path === '/healthz') {
         route = 'health';
+        if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'BAD_REQUEST', 'use GET', 'GET');
         const ok = store.ready();
         status = ok ? 200 : 503;
         body = { status: ok ? 'ok' : 'unavailable' };

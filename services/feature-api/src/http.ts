@@ -109,8 +109,14 @@ export function parseSingle(
     const params = new URLSearchParams(query);
     for (const key of params.keys())
       if (key !== 'features') throw badRequest(`unknown query parameter "${oneLine(key)}"`);
-    const list = params.get('features');
-    if (list !== null) features = list.split(',').filter((s) => s.length > 0);
+    const lists = params.getAll('features');
+    // One list, not empty: a repeated parameter or `?features=` would otherwise answer a
+    // different set than asked (the first list only, or no feature at all).
+    if (lists.length > 1) throw badRequest('features: give the list once (comma-separated)');
+    if (lists[0] !== undefined) {
+      features = lists[0].split(',').filter((s) => s.length > 0);
+      if (features.length === 0) throw badRequest('features: an empty list; omit the parameter for every feature');
+    }
     checkFeatures(view, features, 'features', limits.maxFeatures);
   }
   return { view, entities: [entity], ...(features === undefined ? {} : { features }) };

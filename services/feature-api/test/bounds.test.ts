@@ -113,6 +113,19 @@ describe('feature API request bounds', () => {
     });
   });
 
+  it('refuses a features parameter given twice or empty (it would answer another set than asked)', async () => {
+    expect((await call('/v1/features/profile/u1?features=age&features=country')).body).toEqual({
+      error: { code: 'BAD_REQUEST', message: 'features: give the list once (comma-separated)' },
+    });
+    for (const q of ['features=', 'features=,']) {
+      expect((await call(`/v1/features/profile/u1?${q}`)).body).toEqual({
+        error: { code: 'BAD_REQUEST', message: 'features: an empty list; omit the parameter for every feature' },
+      });
+    }
+    const wrong = await call('/healthz', { method: 'POST' });
+    expect(wrong.status).toBe(405);
+  });
+
   it('refuses more feature names than the limit, naming it', async () => {
     expect((await call('/v1/features/profile/u1?features=age,country,premium')).body).toEqual({
       error: { code: 'BAD_REQUEST', message: 'features: at most 2 feature names per request, got 3' },

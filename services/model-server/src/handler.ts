@@ -133,9 +133,11 @@ export function createModelHandler(options: ModelHandlerOptions) {
         body = await predict(req, model);
       } else if (path === '/v1/models') {
         route = 'models';
+        if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'BAD_REQUEST', 'use GET', 'GET');
         body = { models: table.describe() };
       } else if (path === '/healthz') {
         route = 'health';
+        if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'BAD_REQUEST', 'use GET', 'GET');
         const ok = store.ready() && log.ready() && (options.ready?.() ?? true);
         status = ok ? 200 : 503;
         body = { status: ok ? 'ok' : 'unavailable' };

@@ -249,6 +249,16 @@ describe('model server over the in-memory store', () => {
     expect(await (await fetch(`${h.base}/v1/models`)).json()).toEqual({
       models: [{ model: 'm', production: 'v1', shadows: ['v3'] }],
     });
+    for (const path of ['/v1/models', '/healthz']) {
+      const wrong = await fetch(`${h.base}${path}`, { method: 'DELETE' });
+      expect([wrong.status, wrong.headers.get('allow')]).toEqual([405, 'GET']);
+    }
+    // Client text in a message is escaped and cut: one short line, whatever was sent.
+    const long = await post(h, 'm', { entity_id: 'u1', [`x"${'y'.repeat(2_000)}`]: 1 });
+    const { error } = (await long.json()) as { error: { message: string } };
+    expect(long.status).toBe(400);
+    expect(error.message.length).toBeLessThan(300);
+    expect(error.message).toContain('unknown field "x\\"yyy');
   });
 });
 

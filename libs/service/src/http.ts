@@ -3,8 +3,9 @@
 // request and keep-alive timeouts, bounded work in flight and a graceful close. Exported as
 // `@driftline/service/http`.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DriftlineError, jsonDepthWithin } from '@driftline/core';
 
 /** An error with the HTTP status it is answered with. */
@@ -199,6 +200,29 @@ export interface HttpServer {
 
 const overloaded = (message: string) => new HttpError(503, 'OVERLOADED', message);
 
+/** What node's parser refused, as the one error body (node's own answers have none). */
+function clientErrorAnswer(code: string | undefined): [number, string] {
+  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'request headers larger than 16 KiB'];
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'the request did not arrive within the request timeout'];
+  return [400, `malformed HTTP request${code === undefined ? '' : ` (${code})`}`];
+}
+
+/**
+ * node's default for a request its parser refuses, with a JSON body: answered only when no answer
+ * of the connection has started (else the bytes would corrupt it), then the connection closed.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (error.code !== 'ECONNRESET' && socket.writable && (current == null || !current.headersSent)) {
+    const [status, message] = clientErrorAnswer(error.code);
+    const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message } });
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+
 /** Listens with `handle` on host:port (0: a free port), with the timeouts on every connection. */
 export async function listenHttp(
   handle: (req: IncomingMessage, res: ServerResponse) => unknown,
@@ -256,6 +280,7 @@ export async function listenHttp(
     },
     admit,
   );
+  server.on('clientError', answerClientError);
   // `Expect: 100-continue`: routed and authorised first; readBody sends the 100 when it reads.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     awaitingContinue.set(req, res);

@@ -226,6 +226,23 @@ describe('the HTTP server bounds what a client can hold, and closes gracefully',
     expect(statuses(text)).toEqual([100, 200]); // the scheme is case-insensitive, too
   });
 
+  it('a request node cannot parse gets the one JSON error line, and the connection closes', async () => {
+    const server = await listen((_req, res) => sendJson(res, 200, {}, 'r'));
+    for (const [head, status] of [
+      ['GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 400],
+      [`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+      ['NOT HTTP AT ALL\r\n\r\n', 400],
+    ] as const) {
+      const socket = open(server.port);
+      const seen = received(socket);
+      socket.write(head);
+      const { text, closedByServer } = await seen;
+      expect(statuses(text)).toEqual([status]);
+      expect(text).toMatch(/\r\n\r\n\{"error":\{"code":"BAD_REQUEST","message":"[^"\n]+"\}\}$/);
+      expect(closedByServer).toBe(true);
+    }
+  });
+
   it(`one connection runs at most ${MAX_PIPELINED_PER_CONNECTION} pipelined requests at once; the rest get a 503`, async () => {
     let running = 0;
     let most = 0;

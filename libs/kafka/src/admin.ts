@@ -49,6 +49,10 @@ export function isTransient(error: unknown): boolean {
   if (typeof e.type === 'string' && TRANSIENT_TYPES.has(e.type)) return true;
   if (e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSRequestTimeoutError') return true;
   if (e.retriable === true || /does not host this topic-partition|Timed out/i.test(String(error))) return true;
+  // kafkajs trips over its own state while a broker restarts ("Cannot read properties of null
+  // (reading 'topicMetadata')": an empty metadata answer; found by make chaos, a service restarted
+  // meanwhile exited 78 "configuration error"): an outage to retry, not a bad configuration.
+  if (error instanceof TypeError) return true;
   // kafkajs gives up with KafkaJSNumberOfRetriesExceeded (never retriable itself) around the last
   // error: a broker that refused connections during a restart is an outage, not a bad config.
   return e.name === 'KafkaJSNumberOfRetriesExceeded' && e.cause !== error && isTransient(e.cause);

@@ -11,6 +11,13 @@ describe('isTransient (admin calls)', () => {
     expect(isTransient(new KafkaJSNumberOfRetriesExceeded(refused, { retryCount: 5, retryTime: 3_000 }))).toBe(true);
   });
 
+  it('a TypeError from inside kafkajs during a broker restart is an outage too (found by make chaos)', () => {
+    const tripped = new TypeError("Cannot read properties of null (reading 'topicMetadata')");
+    expect(isTransient(tripped)).toBe(true);
+    expect(isTransient(new KafkaJSNumberOfRetriesExceeded(tripped, { retryCount: 5, retryTime: 3_000 }))).toBe(true);
+    expect(isTransient(new Error('INVALID_REPLICATION_FACTOR'))).toBe(false);
+  });
+
   it('a refusal by the broker stays permanent', () => {
     const denied = new KafkaJSProtocolError({
       message: 'denied',

@@ -55,7 +55,9 @@ end
 const MARK_DIRTY = `
 local function mark_dirty(dirty_key, seq_key, windows)
   if next(windows) == nil then return end
-  local mark = redis.call('INCR', seq_key)
+  -- Above every epoch-millisecond time (exact in a double up to 2^53): marks left by a version
+  -- that scored them with times sort first, so the oldest marks are still recomputed first.
+  local mark = 1e15 + redis.call('INCR', seq_key)
   for wk, _ in pairs(windows) do redis.call('ZADD', dirty_key, mark, wk) end
 end
 `;

@@ -1,7 +1,15 @@
 export { type AlertMessage, digestOf, groupAlerts, maxSeverity, type RoutedAlert } from './group.js';
 export { fullBucket, planSends, refill, type SendPlan, type TokenBucket } from './rate-limit.js';
-export { MAX_DETAILED_ALERTS, renderBody, renderJson, renderSlack, summaryLine } from './render.js';
-export { type AttemptVerdict, nextRetryDelay, type RetryPolicy, verdictOf } from './retry.js';
+export {
+  MAX_DETAILED_ALERTS,
+  MAX_EVIDENCE_CHARS,
+  MAX_JSON_BODY_CHARS,
+  renderBody,
+  renderJson,
+  renderSlack,
+  summaryLine,
+} from './render.js';
+export { type AttemptVerdict, nextRetryDelay, type RetryPolicy, retryAfterMs, verdictOf } from './retry.js';
 export {
   globToRegExp,
   type Matcher,

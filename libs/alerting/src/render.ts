@@ -5,11 +5,22 @@ export const MAX_DETAILED_ALERTS = { json: 50, slack: 20 } as const;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function evidenceOf(text: string): unknown {
+/**
+ * Evidence characters an alert carries in a body: beyond, the text is cut and flagged
+ * (`evidence_truncated`). One alert with a huge evidence made its whole group's body too large for
+ * its receiver (a 413: every alert of the group recorded failed).
+ */
+export const MAX_EVIDENCE_CHARS = 4_096;
+/** Largest JSON body: alerts beyond what fits are counted in `omitted` (still listed by id). */
+export const MAX_JSON_BODY_CHARS = 96 * 1_024;
+
+function evidenceOf(text: string): { evidence: unknown; evidence_truncated?: true } {
+  if (text.length > MAX_EVIDENCE_CHARS)
+    return { evidence: text.slice(0, MAX_EVIDENCE_CHARS), evidence_truncated: true };
   try {
-    return JSON.parse(text) as unknown;
+    return { evidence: JSON.parse(text) as unknown };
   } catch {
-    return text;
+    return { evidence: text };
   }
 }
 
@@ -29,13 +40,25 @@ function alertJson({ alert: a, severity }: RoutedAlert) {
     p_value: a.p_value ?? null,
     threshold: a.threshold,
     share_drifted: a.share_drifted ?? null,
-    evidence: evidenceOf(a.evidence),
+    ...evidenceOf(a.evidence),
   };
 }
 
-/** The generic JSON body (`version: 1`): the group, every alert id, and up to 50 alerts in full. */
+/**
+ * The generic JSON body (`version: 1`): the group, every alert id, and up to 50 alerts in full —
+ * fewer when the body would pass MAX_JSON_BODY_CHARS (at least one is always shown).
+ */
 export function renderJson(message: AlertMessage, receiver: string) {
-  const shown = message.alerts.slice(0, MAX_DETAILED_ALERTS.json);
+  let body = jsonBody(message, receiver, MAX_DETAILED_ALERTS.json);
+  for (let n = body.alerts.length; n > 1 && JSON.stringify(body).length > MAX_JSON_BODY_CHARS; ) {
+    n = Math.max(1, Math.floor(n / 2));
+    body = jsonBody(message, receiver, n);
+  }
+  return body;
+}
+
+function jsonBody(message: AlertMessage, receiver: string, detailed: number) {
+  const shown = message.alerts.slice(0, detailed);
   return {
     version: 1,
     receiver,
@@ -68,8 +91,10 @@ export function summaryLine(message: AlertMessage): string {
 /** A Slack-compatible body: `text` (notification fallback) and `blocks` (header, one section per alert up to 20, context). */
 export function renderSlack(message: AlertMessage) {
   const shown = message.alerts.slice(0, MAX_DETAILED_ALERTS.slack);
-  const text = summaryLine(message);
-  const blocks: unknown[] = [{ type: 'header', text: { type: 'plain_text', text: esc(text, 150), emoji: false } }];
+  // Escaped in the fallback text too: a model named `<!channel>` must not ping a channel.
+  const summary = summaryLine(message);
+  const text = esc(summary, 300);
+  const blocks: unknown[] = [{ type: 'header', text: { type: 'plain_text', text: esc(summary, 150), emoji: false } }];
   for (const { alert: a, severity } of shown) {
     const lines = [
       `*${esc(a.kind)}* · ${esc(severity)} · model \`${esc(a.model)}\` ${esc(a.model_version)}${a.feature == null ? '' : ` · feature \`${esc(a.feature)}\``}`,

@@ -33,10 +33,26 @@ export function nextRetryDelay(
   attempts: number,
   elapsedMs: number,
   random: () => number = Math.random,
+  /** The receiver's own wait (`Retry-After`), honoured even beyond `maxDelayMs`, never beyond the budget. */
+  askedMs?: number,
 ): number | undefined {
   if (attempts >= policy.maxAttempts) return undefined;
   const base = Math.min(policy.maxDelayMs, policy.initialMs * 2 ** Math.max(0, attempts - 1));
-  const delay = Math.max(0, Math.round(base * (1 - policy.jitter * random())));
+  const delay = Math.max(askedMs ?? 0, Math.round(base * (1 - policy.jitter * random())));
   if (elapsedMs + delay > policy.budgetMs) return undefined;
   return delay;
+}
+
+/**
+ * A `Retry-After` header in ms: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); undefined when
+ * absent or not one of those.
+ */
+export function retryAfterMs(header: string | null | undefined, now: number): number | undefined {
+  if (header === null || header === undefined) return undefined;
+  const text = header.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1_000;
+  // IMF-fixdate only (what senders must send): Date.parse alone reads "1.5" as a date.
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

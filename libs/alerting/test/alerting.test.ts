@@ -4,6 +4,8 @@ import {
   type AlertMessage,
   fullBucket,
   groupAlerts,
+  MAX_EVIDENCE_CHARS,
+  MAX_JSON_BODY_CHARS,
   nextRetryDelay,
   parseRoutesText,
   planSends,
@@ -13,6 +15,7 @@ import {
   receiversFor,
   renderJson,
   renderSlack,
+  retryAfterMs,
   severityOf,
   verdictOf,
 } from '../src/index.js';
@@ -187,6 +190,17 @@ describe('retry schedule', () => {
     expect(nextRetryDelay(policy, 3, 2_600, () => 0)).toBe(400);
   });
 
+  it("honours the receiver's Retry-After beyond the delay cap, never beyond the budget", () => {
+    expect(nextRetryDelay(policy, 1, 0, () => 0, 2_000)).toBe(2_000); // above maxDelayMs 1 s
+    expect(nextRetryDelay(policy, 4, 0, () => 0, 10)).toBe(800); // a shorter ask does not shorten
+    expect(nextRetryDelay(policy, 1, 1_500, () => 0, 2_000)).toBeUndefined(); // 1.5 + 2 s > 3 s budget
+    expect(retryAfterMs('120', 0)).toBe(120_000);
+    expect(retryAfterMs(' 0 ', 0)).toBe(0);
+    expect(retryAfterMs('Wed, 21 Oct 2026 07:28:10 GMT', Date.UTC(2026, 9, 21, 7, 28, 0))).toBe(10_000);
+    expect(retryAfterMs('Wed, 21 Oct 2026 07:28:10 GMT', Date.UTC(2027, 0, 1))).toBe(0); // in the past
+    for (const bad of [null, undefined, '', '-5', '1.5', 'soon']) expect(retryAfterMs(bad, 0)).toBeUndefined();
+  });
+
   it('retries no answer, 408, 425, 429 and 5xx; fails other statuses at once', () => {
     expect([200, 204, undefined, 408, 425, 429, 500, 503, 400, 401, 404, 410, 413, 302].map(verdictOf)).toEqual([
       'delivered',
@@ -233,6 +247,33 @@ describe('bodies', () => {
       evidence: { n: 5 },
       window_start: '2026-01-01T00:00:00.000Z',
     });
+  });
+
+  it('generic JSON: a huge evidence is cut and flagged; a body too large shows fewer alerts in full', () => {
+    const huge = groupAlerts(
+      Array.from({ length: 50 }, (_, i) =>
+        routed(alert({ alert_id: `big${i}`, evidence: JSON.stringify({ drifted: 'x'.repeat(150_000) }) })),
+      ),
+      60_000,
+    )[0]!;
+    const body = renderJson(huge, 'team');
+    expect(body.alerts[0]).toMatchObject({ evidence_truncated: true });
+    expect((body.alerts[0]!.evidence as string).length).toBe(MAX_EVIDENCE_CHARS);
+    expect(JSON.stringify(body).length).toBeLessThanOrEqual(MAX_JSON_BODY_CHARS);
+    expect(body.alert_ids).toHaveLength(50);
+    expect(body.omitted).toBe(50 - body.alerts.length);
+    expect(body.alerts.length).toBeGreaterThanOrEqual(1);
+    expect(renderJson(group, 'team').alerts[0]).not.toHaveProperty('evidence_truncated');
+  });
+
+  it('Slack: a model name cannot ping a channel or hide a link in the notification text', () => {
+    const hostile = groupAlerts(
+      [routed(alert({ model: '<!channel> <https://evil.example/login|fraud>' }))],
+      60_000,
+    )[0]!;
+    const body = renderSlack(hostile);
+    expect(body.text).not.toMatch(/[<>]/);
+    expect(body.text).toContain('&lt;!channel&gt;');
   });
 
   it('Slack: text and blocks, escaped, at most 20 alert sections', () => {

@@ -7,6 +7,7 @@ import {
   type Receiver,
   type RetryPolicy,
   renderBody,
+  retryAfterMs,
   verdictOf,
 } from '@driftline/alerting';
 import { DriftlineError, withDeadline } from '@driftline/core';
@@ -66,6 +67,7 @@ export async function deliver(
   let status: number | undefined;
   let error = '';
   let verdict: AttemptVerdict;
+  let askedMs: number | undefined;
   for (;;) {
     attempts++;
     const result = await withDeadline(
@@ -81,19 +83,22 @@ export async function deliver(
         const answered = verdictOf(response.status);
         if (answered === 'delivered') {
           await response.body?.cancel().catch(() => {});
-          return { status: response.status, verdict: answered, error: '' };
+          return { status: response.status, verdict: answered, error: '', askedMs: undefined };
         }
         const text = await head(response);
         return {
           status: response.status,
           verdict: answered,
           error: `HTTP ${response.status}${text === '' ? '' : `: ${text}`}`,
+          // A 429 or 503 may say when to come back (Slack's rate limits do): waited for, not hammered.
+          askedMs: retryAfterMs(response.headers.get('retry-after'), now()),
         };
       },
       options.signal,
     );
+    askedMs = undefined;
     if (result.ok) {
-      ({ status, verdict } = result.value);
+      ({ status, verdict, askedMs } = result.value);
       // A delivered record keeps the last failure's text (the row says what it recovered from).
       if (verdict !== 'delivered') error = result.value.error;
     } else if (result.stopped) {
@@ -107,10 +112,11 @@ export async function deliver(
     }
     await options.onAttempt?.(verdict, status);
     if (verdict !== 'retry') break;
-    const delay = nextRetryDelay(options.retry, attempts, now() - started);
+    const delay = nextRetryDelay(options.retry, attempts, now() - started, Math.random, askedMs);
     if (delay === undefined) {
       verdict = 'failed';
-      error = `${error} (gave up after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${now() - started} ms)`;
+      const asked = askedMs === undefined ? '' : `; the receiver asked to wait ${askedMs} ms, beyond the retry budget`;
+      error = `${error} (gave up after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${now() - started} ms${asked})`;
       break;
     }
     try {

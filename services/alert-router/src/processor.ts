@@ -186,9 +186,13 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       const heartbeat = async () => {
         await context.heartbeat?.();
       };
-      await Promise.all(
+      // Settled, not all: a receiver that fails must not hand the batch to a retry while the
+      // others' deliveries still run (the retry would send those again).
+      const settled = await Promise.allSettled(
         [...perReceiver].map(([name, alerts]) => toReceiver(deps.routes.receivers.get(name)!, alerts, heartbeat)),
       );
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
       // Record every outcome before the loop commits; a failed insert is retried with the batch.
       const rows = [...unrecorded];
       await deps.store.write(rows);

@@ -68,6 +68,30 @@ describe('deliver', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(900); // three timeouts, never cut early
   });
 
+  it("waits what a 429's Retry-After asks, beyond the delay cap", async () => {
+    const times: number[] = [];
+    const receiver = await listen((_req, res) => {
+      times.push(Date.now());
+      if (times.length === 1) res.writeHead(429, { 'retry-after': '1' }).end();
+      else res.writeHead(200).end();
+    });
+    const row = await deliver(receiver, message, { retry, timeoutMs: 2_000, signal: new AbortController().signal });
+    expect(row).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(950); // not the 50 ms backoff
+  });
+
+  it('gives up at once, saying why, when a Retry-After would pass the retry budget', async () => {
+    const times: number[] = [];
+    const patient = await listen((_req, res) => {
+      times.push(Date.now());
+      res.writeHead(429, { 'retry-after': '3600' }).end();
+    });
+    const given = await deliver(patient, message, { retry, timeoutMs: 2_000, signal: new AbortController().signal });
+    expect(given).toMatchObject({ status: 'failed', attempts: 1, http_status: 429 });
+    expect(given.error).toContain('the receiver asked to wait 3600000 ms, beyond the retry budget');
+    expect(times).toHaveLength(1);
+  });
+
   it('keeps a bounded head of an error body', async () => {
     const receiver = await listen((_req, res) => res.writeHead(400).end('x'.repeat(100_000)));
     const row = await deliver(receiver, message, { retry, timeoutMs: 2_000, signal: new AbortController().signal });

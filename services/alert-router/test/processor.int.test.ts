@@ -140,6 +140,61 @@ describe('router processor', () => {
     expect(bodies).toHaveLength(1);
   });
 
+  it('a receiver failing its lookup does not let the retry overlap another receiver still delivering', async () => {
+    // `slow` answers after 600 ms; the dedup lookup of `fast` fails once (retriable). The batch
+    // must fail only once `slow` is done, so the retry knows `slow` delivered and sends nothing twice.
+    let slowRequests = 0;
+    const slowPort = await freePort();
+    const slow = createServer((_req, res) => {
+      slowRequests++;
+      setTimeout(() => res.writeHead(200).end(), 600);
+    });
+    await new Promise<void>((r) => slow.listen(slowPort, '127.0.0.1', r));
+    try {
+      const real = warehouseOn(ch).alertDeliveries;
+      let lookups = 0;
+      const store: AlertDeliveryStore = {
+        async delivered(receiver, ids) {
+          if (receiver === 'fast' && lookups++ === 0) {
+            throw new DriftlineError('SINK_UNAVAILABLE', 'ClickHouse is down', { retriable: true });
+          }
+          return real.delivered(receiver, ids);
+        },
+        write: (rows) => real.write(rows),
+      };
+      const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+      const p = routerProcessor({
+        routes: parseRoutesText(
+          `receivers: { slow: { url: "http://127.0.0.1:${slowPort}/s" }, fast: { url: "http://127.0.0.1:${port}/f" } }\nroutes: [{ match: { model: twice }, receivers: [slow, fast] }]`,
+        ),
+        store,
+        decode: (r) => JSON.parse(String(r.value)) as DriftAlert,
+        eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+        deliver: {
+          retry: { maxAttempts: 2, initialMs: 10, maxDelayMs: 10, budgetMs: 1_000, jitter: 0 },
+          timeoutMs: 2_000,
+          signal: new AbortController().signal,
+        },
+        logger: silentLogger,
+        registry,
+      });
+      const batch = items([alert('t1', { model: 'twice' })]);
+      await expect(p.process(batch, context)).rejects.toMatchObject({ retriable: true });
+      await p.process(batch, context); // the loop's retry, at once
+      expect(slowRequests).toBe(1);
+      const rows = await ch.select<{ receiver: string; status: string }>(
+        `SELECT receiver, status FROM ${ch.table('alert_deliveries')} WHERE has(alert_ids, 't1') ORDER BY receiver`,
+      );
+      expect(rows).toEqual([
+        { receiver: 'fast', status: 'delivered' },
+        { receiver: 'slow', status: 'delivered' },
+      ]);
+    } finally {
+      slow.closeAllConnections();
+      await new Promise((r) => slow.close(r));
+    }
+  });
+
   it('sends an alert whose event time is out of bounds to the DLQ (poison)', async () => {
     const { processor: p } = processor(warehouseOn(ch).alertDeliveries);
     await expect(p.decode(record(alert('late', { event_time: NOW + 2 * 3_600_000 })))).rejects.toMatchObject({

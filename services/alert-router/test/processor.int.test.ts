@@ -86,11 +86,12 @@ describe('router processor', () => {
     await ch.close();
   });
 
-  function processor(store: AlertDeliveryStore) {
+  function processor(
+    store: AlertDeliveryStore,
+    routesText = `receivers: { team: { url: "http://127.0.0.1:${port}/team" } }\nroutes: [{ match: { model: fraud }, receivers: [team] }]`,
+  ) {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
-    const routes = parseRoutesText(
-      `receivers: { team: { url: "http://127.0.0.1:${port}/team" } }\nroutes: [{ match: { model: fraud }, receivers: [team] }]`,
-    );
+    const routes = parseRoutesText(routesText);
     return {
       registry,
       processor: routerProcessor({
@@ -162,22 +163,10 @@ describe('router processor', () => {
         },
         write: (rows) => real.write(rows),
       };
-      const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
-      const p = routerProcessor({
-        routes: parseRoutesText(
-          `receivers: { slow: { url: "http://127.0.0.1:${slowPort}/s" }, fast: { url: "http://127.0.0.1:${port}/f" } }\nroutes: [{ match: { model: twice }, receivers: [slow, fast] }]`,
-        ),
+      const { processor: p } = processor(
         store,
-        decode: (r) => JSON.parse(String(r.value)) as DriftAlert,
-        eventTime: DEFAULT_EVENT_TIME_BOUNDS,
-        deliver: {
-          retry: { maxAttempts: 2, initialMs: 10, maxDelayMs: 10, budgetMs: 1_000, jitter: 0 },
-          timeoutMs: 2_000,
-          signal: new AbortController().signal,
-        },
-        logger: silentLogger,
-        registry,
-      });
+        `receivers: { slow: { url: "http://127.0.0.1:${slowPort}/s" }, fast: { url: "http://127.0.0.1:${port}/f" } }\nroutes: [{ match: { model: twice }, receivers: [slow, fast] }]`,
+      );
       const batch = items([alert('t1', { model: 'twice' })]);
       await expect(p.process(batch, context)).rejects.toMatchObject({ retriable: true });
       await p.process(batch, context); // the loop's retry, at once

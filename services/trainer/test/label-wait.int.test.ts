@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
+import { silentLogger } from '@driftline/core';
 import { createProducer, topicOffsets } from '@driftline/kafka';
 import { contracts, type RetrainRequest } from '@driftline/schemas';
 import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
@@ -105,6 +106,7 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
         // Shorter than the waits below: a wait must not look like a stall (the heartbeats count).
         DRIFTLINE_STALL_TIMEOUT: '5s',
       },
+      logger: silentLogger,
     });
     // Joined to its group before anything is published: the waits below are timed from publishing.
     await eventually(async () => (runner.ready() ? true : undefined), 60_000, 100);

@@ -31,6 +31,22 @@ const row = (
 });
 
 describe('model_transitions on the embedded engine', () => {
+  it('lists every model, past the page size of 10,000 names', async () => {
+    const ch = await createClickHouse({
+      mode: 'embedded',
+      path,
+      database: `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`,
+    });
+    await migrate(ch, migrations);
+    const names = Array.from({ length: 10_001 }, (_, i) => `m${String(i).padStart(5, '0')}`);
+    await warehouseOn(ch).transitions.record(names.map((model) => row('v1', null, 'production', T0, { model })));
+    await warehouseOn(ch).transitions.record([row('v1', null, 'production', T0, { model: 'zz-fraud' })]);
+    const models = await warehouseOn(ch).transitions.models();
+    expect(models).toHaveLength(10_002);
+    expect(models.at(-1)).toBe('zz-fraud');
+    expect(new Set(models).size).toBe(10_002);
+  });
+
   it('records transitions idempotently per (model, version, to_stage), reads the history ordered by at', async () => {
     const ch = await createClickHouse({
       mode: 'embedded',

@@ -52,7 +52,7 @@ export interface ModelTransitionStore {
   record(rows: readonly TransitionRow[]): Promise<void>;
   /** The model's transitions (of one version when given), deduplicated, ordered by `at` (at most MAX_HISTORY_ROWS, the newest). */
   history(model: string, version?: string): Promise<TransitionRow[]>;
-  /** Every model with a transition (at most MAX_HISTORY_ROWS, by name). */
+  /** Every model with a transition, by name (read in pages of MAX_HISTORY_ROWS). */
   models(): Promise<string[]>;
   /** The registered artifacts of a trained version (`model_versions`), or undefined when unknown. */
   artifacts(model: string, version: string): Promise<VersionArtifacts | undefined>;
@@ -117,11 +117,20 @@ export class ClickHouseModelTransitionStore implements ModelTransitionStore {
   }
 
   async models(): Promise<string[]> {
-    const rows = await this.ch.select<{ model: string }>(
-      `SELECT DISTINCT model FROM ${this.ch.table('model_transitions')} ORDER BY model LIMIT {limit:UInt32}`,
-      { limit: MAX_HISTORY_ROWS },
-    );
-    return rows.map((r) => r.model);
+    // Keyset pages of MAX_HISTORY_ROWS names: every model, each page one bounded query (a single
+    // LIMIT left every model past the 10,000th by name out of every tick, silently).
+    const out: string[] = [];
+    for (let after: string | undefined; ; ) {
+      const rows = await this.ch.select<{ model: string }>(
+        `SELECT DISTINCT model FROM ${this.ch.table('model_transitions')}
+         ${after === undefined ? '' : 'WHERE model > {after:String}'} ORDER BY model LIMIT {limit:UInt32}`,
+        { limit: MAX_HISTORY_ROWS, ...(after === undefined ? {} : { after }) },
+      );
+      for (const r of rows) out.push(r.model);
+      const last = rows.at(-1);
+      if (rows.length < MAX_HISTORY_ROWS || last === undefined) return out;
+      after = last.model;
+    }
   }
 
   async artifacts(model: string, version: string): Promise<VersionArtifacts | undefined> {

@@ -62,6 +62,12 @@ export interface ColumnDrift {
 
 /** Drift of one column of the current table against the same column of the reference. */
 export function columnDrift(reference: Column, current: Column, options: DriftOptions = {}): ColumnDrift {
+  if (!hasValue(reference)) {
+    throw new DriftlineError(
+      'BAD_REQUEST',
+      `column "${reference.name}": every cell of the reference is missing — nothing to compare against; leave it out with --ignore ${reference.name}`,
+    );
+  }
   if (reference.kind === 'numeric' && current.kind === 'numeric') {
     // Sort each column once: every statistic (both modes) walks the sorted samples, and sorting is
     // most of the time on large tables (re-sorting a sorted array is a linear check).
@@ -73,7 +79,16 @@ export function columnDrift(reference: Column, current: Column, options: DriftOp
     const known = { wasserstein: drift.wasserstein!, ksPValue: drift.ks_p_value! };
     return withEvidently(drift, evidentlyNumeric(ref, cur, current.values, known, current.integerText));
   }
-  // A column numeric on one side only is compared as categories (its text form).
+  // A column read as numbers on one side and text on the other has no common categories: `1.0`
+  // would become "1" against "1.0" (every value drifts). Say so instead of answering wrong. (A
+  // side with no value at all is typed numeric: it compares as missing categories.)
+  if (reference.kind !== current.kind && hasNumber(reference) && hasNumber(current)) {
+    const [numeric, text] = reference.kind === 'numeric' ? ['reference', 'current'] : ['current', 'reference'];
+    throw new DriftlineError(
+      'BAD_REQUEST',
+      `column "${reference.name}": numbers in the ${numeric} but text in the ${text} — choose its type with --categorical ${reference.name} or --numeric ${reference.name}`,
+    );
+  }
   const ref = categories(reference);
   const cur = categories(current);
   const refCounts = valueCounts(ref);
@@ -139,6 +154,17 @@ function numericDrift(
     drifted_by,
   };
 }
+
+/** False only for a numeric column without one number (all missing). */
+function hasNumber(column: Column): boolean {
+  if (column.kind === 'categorical') return true;
+  for (const v of column.values) if (!Number.isNaN(v)) return true;
+  return false;
+}
+
+/** Whether any cell of the column is present. */
+const hasValue = (column: Column): boolean =>
+  column.kind === 'numeric' ? hasNumber(column) : column.values.some((v) => v !== null);
 
 function categories(column: Column): ReadonlyArray<string | null> {
   return column.kind === 'categorical'

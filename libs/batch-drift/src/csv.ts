@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { ConfigError, DriftlineError } from '@driftline/core';
 import {
   type Column,
@@ -54,7 +55,43 @@ export function delimiterByte(delimiter: string | undefined): number {
  */
 export function csvColumns(input: string | Uint8Array, source: string, options: CsvOptions = {}): Column[] {
   const bytes = typeof input === 'string' ? encoder.encode(input) : input;
+  checkUtf8(bytes, source);
   return new CsvReader(bytes, source, delimiterByte(options.delimiter)).read(options);
+}
+
+/**
+ * Refuses bytes that are not UTF-8, naming the line: decoded leniently, every invalid byte became
+ * U+FFFD, so `café` and `cafè` in Latin-1 were one category (drift hidden) and a Latin-1 file
+ * against a UTF-8 one drifted on every accented value. One native pass; the line is found only
+ * on failure.
+ */
+function checkUtf8(bytes: Uint8Array, source: string): void {
+  if (isUtf8(bytes)) return;
+  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
+  if (utf16) {
+    throw new DriftlineError(
+      'BAD_REQUEST',
+      `${source}: a UTF-16 file — convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)`,
+    );
+  }
+  const at = firstInvalidUtf8(bytes);
+  let line = 1;
+  for (let i = 0; i < at; i++) if (bytes[i] === 0x0a) line++;
+  throw new DriftlineError(
+    'BAD_REQUEST',
+    `${source}: line ${line}: bytes that are not UTF-8 (byte ${at}) — convert the file, e.g. iconv -f latin1 -t UTF-8`,
+  );
+}
+
+/** Offset of the first byte that breaks UTF-8 (the file is known to hold one). */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i]!;
+    const n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (n === 0 || i + n > bytes.length || !isUtf8(bytes.subarray(i, i + n))) return i;
+    i += n;
+  }
+  return bytes.length;
 }
 
 /** Distinct short categories kept for reuse; beyond it (ids, free text) cells are decoded one by one. */

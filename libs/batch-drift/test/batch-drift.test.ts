@@ -19,6 +19,23 @@ describe('typeColumns', () => {
   });
 });
 
+describe('columnDrift on a column typed differently on each side', () => {
+  it('refuses numbers against text, naming the column and the way out (was: false drift)', () => {
+    const [ref] = typeColumns(['k'], [['1.0'], ['2.0'], ['3.0']]);
+    const [cur] = typeColumns(['k'], [['1.0'], ['2.0'], ['unknown']]);
+    expect(() => columnDrift(ref!, cur!)).toThrow(
+      'column "k": numbers in the reference but text in the current — choose its type with --categorical k or --numeric k',
+    );
+    // A current side with no value at all still compares (as missing categories); a reference
+    // without one is refused, naming the column (it was "psi: reference has no usable values").
+    const [empty] = typeColumns(['k'], [[''], ['']]);
+    expect(columnDrift(cur!, empty!).kind).toBe('categorical');
+    expect(() => columnDrift(empty!, cur!)).toThrow(
+      'column "k": every cell of the reference is missing — nothing to compare against; leave it out with --ignore k',
+    );
+  });
+});
+
 describe('columnDrift', () => {
   const ref = {
     name: 'x',

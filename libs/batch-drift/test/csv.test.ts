@@ -232,6 +232,23 @@ describe('csvColumns', () => {
   });
 });
 
+describe('csvColumns refuses bytes that are not UTF-8 (they merged or split categories silently)', () => {
+  it('names the line of the first bad byte, and a UTF-16 file as such', () => {
+    const latin1 = Buffer.concat([Buffer.from('city\nparis\ncaf'), Buffer.from([0xe9]), Buffer.from('\n')]);
+    expect(() => csvColumns(latin1, 'm1.csv')).toThrow(
+      new DriftlineError(
+        'BAD_REQUEST',
+        'm1.csv: line 3: bytes that are not UTF-8 (byte 14) — convert the file, e.g. iconv -f latin1 -t UTF-8',
+      ),
+    );
+    const utf16 = Buffer.from('\ufeffa\n1\n', 'utf16le');
+    expect(() => csvColumns(utf16, 'u.csv')).toThrow(/u\.csv: a UTF-16 file — convert it to UTF-8/);
+    // Valid multi-byte text is read as it is.
+    const [city] = csvColumns(Buffer.from('city\ncafé\ncafè\n'), 'ok.csv');
+    expect(city).toMatchObject({ kind: 'categorical', values: ['café', 'cafè'] });
+  });
+});
+
 describe('applyTableOptions (Arrow and Parquet columns)', () => {
   const columns: Column[] = [
     { name: 'n', kind: 'numeric', values: Float64Array.from([1, Number.NaN, 3]) },

@@ -1,10 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { renderTableReport, type TableReportData } from '@driftline/report';
+import { writeOutput } from './output-file.js';
 
-/** Writes the two-table HTML report of `driftline drift --html FILE` (creating its directory). */
+/**
+ * Writes the two-table HTML report of `driftline drift --html FILE` to a path checked by
+ * `outputFile` (its directory must exist); a refusal (EACCES, ENOSPC …) is a usage error naming --html.
+ */
 export function writeTableReport(path: string, data: TableReportData): void {
-  const out = resolve(path);
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, renderTableReport(data));
+  writeOutput('--html', path, renderTableReport(data));
 }

@@ -20,6 +20,30 @@ export function outputFile(option: string, value: string): string {
   return path;
 }
 
+/**
+ * Refuses an output `path` (checked by {@link outputFile}) that is one of the inputs — by name, or
+ * the same file through another name (a link) — so writing it cannot overwrite what is read.
+ * `inputs` maps each input's option to its value: `{ '--reference': 'ref.csv' }`.
+ */
+export function notAnInput(option: string, path: string, inputs: Readonly<Record<string, string>>): void {
+  const out = identity(path);
+  for (const [name, value] of Object.entries(inputs)) {
+    const input = resolve(value);
+    const same = input === path || (out !== undefined && out === identity(input));
+    if (same) throw new ConfigError(option, `${path} is the ${name} file; name another file`);
+  }
+}
+
+/** Device and inode of an existing file; undefined when it does not exist (yet). */
+function identity(path: string): string | undefined {
+  try {
+    const s = statSync(path);
+    return `${s.dev}:${s.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether `path` is a directory; false when it is absent or a file is on its way (ENOTDIR). */
 function isDirectory(path: string): boolean {
   try {

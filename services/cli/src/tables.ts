@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { applyTableOptions, type Column, csvColumns } from '@driftline/batch-drift';
@@ -28,27 +28,61 @@ export function detectFormat(path: string, bytes: Uint8Array): Format {
   return 'csv';
 }
 
-/** The bytes of a file, gunzipped when it starts with gzip's magic bytes (whatever its name). */
-export function readBytes(path: string): Buffer {
+/**
+ * The largest table the reader takes, in bytes: as a file, and unzipped when it is gzipped. It is
+ * Node's own bound on one read (`readFileSync` refuses files over 2 GiB); without it on gunzip, a
+ * few MB of gzip could unzip into many GB.
+ */
+export const MAX_TABLE_BYTES = 2 ** 31 - 1;
+
+/** `2 GiB` for the default limit, bytes for a smaller one (tests). */
+function limitText(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${Math.round(bytes / 2 ** 30)} GiB` : `${bytes} bytes`;
+}
+
+function fileProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'is a directory';
+  if (code === 'EACCES') return 'permission denied';
+  return `cannot read (${(error as Error).message})`;
+}
+
+/**
+ * The bytes of a file, gunzipped when it starts with gzip's magic bytes (whatever its name). Only a
+ * regular file is read (a device such as /dev/zero or a FIFO could be endless), of at most `maxBytes`
+ * bytes, and at most `maxBytes` once unzipped.
+ */
+export function readBytes(path: string, maxBytes = MAX_TABLE_BYTES): Buffer {
   let bytes: Buffer;
   try {
+    const stat = statSync(path);
+    if (stat.isDirectory()) throw badInput(path, 'is a directory', 'check the path');
+    if (!stat.isFile()) throw badInput(path, 'is not a regular file (a device, pipe or socket)', 'name a file');
+    if (stat.size > maxBytes) {
+      throw badInput(
+        path,
+        `is ${stat.size} bytes, over the ${limitText(maxBytes)} a table may have`,
+        'split it or sample it',
+      );
+    }
     bytes = readFileSync(path);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const what =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : `cannot read (${(error as Error).message})`;
-    throw badInput(path, what, 'check the path', error);
+    if (error instanceof DriftlineError) throw error;
+    throw badInput(path, fileProblem(error), 'check the path', error);
   }
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      return gunzipSync(bytes);
+      return gunzipSync(bytes, { maxOutputLength: maxBytes });
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw badInput(
+          path,
+          `unzips to more than the ${limitText(maxBytes)} a table may have`,
+          'split it or sample it',
+          error,
+        );
+      }
       throw badInput(
         path,
         `not a readable gzip file (${(error as Error).message})`,
@@ -78,10 +112,10 @@ export async function readTable(path: string, options: ReadOptions = {}): Promis
 
 async function arrowColumns(bytes: Buffer, path: string): Promise<Column[]> {
   // Loaded on demand: apache-arrow alone takes longer to load than a CSV of a few MB to read.
-  const { tableFromIPC } = await import('apache-arrow');
-  let table: ReturnType<typeof tableFromIPC>;
+  const arrow = await import('apache-arrow');
+  let table: ReturnType<typeof arrow.tableFromIPC>;
   try {
-    table = tableFromIPC(bytes);
+    table = arrow.tableFromIPC(bytes);
   } catch (error) {
     throw badInput(
       path,
@@ -92,17 +126,41 @@ async function arrowColumns(bytes: Buffer, path: string): Promise<Column[]> {
   }
   return table.schema.fields.map((field, i) => {
     const vector = table.getChildAt(i)!;
-    const typeId = String(field.type);
-    if (/^(Float|Int|Uint)/.test(typeId)) {
-      const values = vector.toArray() as ArrayLike<unknown>;
+    const cell = numericCell(arrow, field.type, vector);
+    if (cell !== undefined) {
       const out = new Float64Array(vector.length);
-      for (let r = 0; r < vector.length; r++) out[r] = vector.isValid(r) ? Number(values[r]) : Number.NaN;
-      return { name: field.name, kind: 'numeric' as const, values: out, integerText: /^U?[Ii]nt/.test(typeId) };
+      for (let r = 0; r < vector.length; r++) out[r] = vector.isValid(r) ? cell(r) : Number.NaN;
+      const integerText =
+        arrow.DataType.isInt(field.type) || (arrow.DataType.isDecimal(field.type) && field.type.scale === 0);
+      return { name: field.name, kind: 'numeric' as const, values: out, integerText };
     }
     const out: Array<string | null> = [];
     for (let r = 0; r < vector.length; r++) out.push(text(vector.get(r)));
     return { name: field.name, kind: 'categorical' as const, values: out };
   });
+}
+
+type Arrow = typeof import('apache-arrow');
+type ArrowVector = NonNullable<ReturnType<InstanceType<Arrow['Table']>['getChildAt']>>;
+
+/**
+ * How to read row r of a numeric Arrow column as a number; undefined for other types. Int and
+ * Float32/64 read the typed array; Float16 (stored as its 16 raw bits) and Decimal (an unscaled
+ * integer of 128 or 256 bits) are decoded: 0.5, not 14336; 0.25, not 25.
+ */
+function numericCell(
+  arrow: Arrow,
+  type: ArrowVector['type'],
+  vector: ArrowVector,
+): ((r: number) => number) | undefined {
+  const { DataType, Precision, util } = arrow;
+  if (DataType.isDecimal(type)) return (r) => Number(util.bigNumToNumber(vector.get(r), type.scale));
+  if (DataType.isFloat(type) && type.precision === Precision.HALF) return (r) => Number(vector.get(r));
+  if (DataType.isInt(type) || DataType.isFloat(type)) {
+    const values = vector.toArray() as ArrayLike<unknown>;
+    return (r) => Number(values[r]);
+  }
+  return undefined;
 }
 
 function text(v: unknown): string | null {

@@ -96,7 +96,7 @@ describe('driftline drift on any table', () => {
       'cur.tsv',
       `a\tb\tid\n${Array.from({ length: 300 }, (_, i) => `${(i % 10) + 5}\tx${i % 3}\t${i}`).join('\n')}\n`,
     );
-    const html = join(dir, 'out', 'drift.html');
+    const html = join(dir, 'drift.html');
     const { stdout, stderr, code } = await driftline(
       'drift',
       '--reference',

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdtempSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,5 +49,62 @@ describe('driftline drift', () => {
     expect(stderr).toBe(
       'driftline: --binning: must be quantile or evidently (got "equal") — see driftline drift --help\n',
     );
+  });
+});
+
+describe('driftline drift --html: checked as --out is, before any read', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'driftline-html-'));
+  const ref = join(dir, 'ref.csv');
+  const cur = join(dir, 'cur.csv');
+  const csv = 'x\n1\n2\n3\n';
+  writeFileSync(ref, csv);
+  writeFileSync(cur, csv);
+  const drift = (html: string) => driftline('drift', '--reference', ref, '--current', cur, '--html', html);
+
+  it.each([
+    ['/proc/x/y.html', /^driftline: --html: directory \/proc\/x does not exist/],
+    ['missing/r.html', /^driftline: --html: directory .*missing does not exist/],
+    ['.', /^driftline: --html: .* is a directory; name a file/],
+    ['', /^driftline: --html: is empty; name a file/],
+  ])('--html %j is a usage error (2), nothing created', async (value, message) => {
+    const { stdout, stderr, code } = await drift(value === '' || value.startsWith('/') ? value : join(dir, value));
+    expect([code, stdout]).toEqual([2, '']);
+    expect(stderr).toMatch(message);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(readdirSync(dir).sort()).toEqual(['cur.csv', 'ref.csv']);
+  });
+
+  it('refuses --html naming an input (also through a link), which is left as it was', async () => {
+    for (const [html, option] of [
+      [ref, '--reference'],
+      [join(dir, '.', 'cur.csv'), '--current'],
+    ] as const) {
+      const { stderr, code } = await drift(html);
+      expect(code).toBe(2);
+      expect(stderr).toMatch(new RegExp(`^driftline: --html: .* is the ${option} file; name another file`));
+    }
+    const link = join(dir, 'link.csv');
+    linkSync(ref, link);
+    try {
+      const { stderr, code } = await drift(link);
+      expect([code, stderr]).toEqual([2, expect.stringContaining('is the --reference file')]);
+    } finally {
+      unlinkSync(link);
+    }
+    expect([readFileSync(ref, 'utf8'), readFileSync(cur, 'utf8')]).toEqual([csv, csv]);
+  });
+
+  it('a write the system refuses (ENOSPC) names --html and exits 2, not 1', async () => {
+    const { stderr, code } = await drift('/dev/full');
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^driftline: --html: cannot write \/dev\/full \(ENOSPC\)/);
+  });
+
+  it('writes the report into an existing directory', async () => {
+    const html = join(dir, 'r.html');
+    const { code } = await drift(html);
+    expect(code).toBe(0);
+    expect(readFileSync(html, 'utf8')).toMatch(/^<!doctype html>/);
+    unlinkSync(html);
   });
 });

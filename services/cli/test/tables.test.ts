@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import type { Column } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { readTable } from '../src/tables.js';
+import { MAX_TABLE_BYTES, readBytes, readTable } from '../src/tables.js';
 
 // Fixtures written by pyarrow (fixtures/make-tables.py): one table as CSV, Parquet and Arrow IPC.
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -76,5 +76,79 @@ describe('readTable', () => {
     await expect(readTable(truncated)).rejects.toThrow(
       /cut\.csv\.gz: not a readable gzip file .* — check the file is complete/,
     );
+  });
+});
+
+describe('readBytes bounds', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'driftline-bounds-'));
+
+  it('refuses what is not a regular file before reading it (/dev/zero never ends)', async () => {
+    await expect(readTable('/dev/zero')).rejects.toThrow(
+      new DriftlineError('BAD_REQUEST', '/dev/zero: is not a regular file (a device, pipe or socket) — name a file'),
+    );
+  });
+
+  it('refuses a file, or a gzip file unzipped, over the limit (2 GiB, as readFileSync)', () => {
+    expect(MAX_TABLE_BYTES).toBe(2 ** 31 - 1);
+    const plainFile = join(dir, 'big.csv');
+    writeFileSync(plainFile, 'a\n'.repeat(600));
+    expect(() => readBytes(plainFile, 1000)).toThrow(
+      `${plainFile}: is 1200 bytes, over the 1000 bytes a table may have — split it or sample it`,
+    );
+    const bomb = join(dir, 'bomb.csv.gz');
+    writeFileSync(bomb, gzipSync(Buffer.alloc(1_000_000, 0x30)));
+    expect(() => readBytes(bomb, 100_000)).toThrow(
+      `${bomb}: unzips to more than the 100000 bytes a table may have — split it or sample it`,
+    );
+    expect(readBytes(bomb, 1_000_000)).toHaveLength(1_000_000);
+    expect(readBytes(plainFile, 1200)).toHaveLength(1200);
+  });
+});
+
+describe('Arrow numeric types that are not plain typed arrays', () => {
+  it('decodes Float16 (not its raw bits) and Decimal (scaled, not the unscaled integer)', async () => {
+    const A = await import('apache-arrow');
+    // Float16 bits of 0.5, 1, -2 and a null; decimal(10, 2) of 0.25, -0.25, 123.45 and a null.
+    const half = A.makeVector(
+      A.makeData({
+        type: new A.Float16(),
+        length: 4,
+        nullCount: 1,
+        nullBitmap: Uint8Array.of(0b0111),
+        data: Uint16Array.of(0x3800, 0x3c00, 0xc000, 0),
+      }),
+    );
+    const words = (n: bigint) => {
+      const x = BigInt.asUintN(128, n);
+      return [0n, 32n, 64n, 96n].map((s) => Number((x >> s) & 0xffffffffn));
+    };
+    const decimal = A.makeVector(
+      A.makeData({
+        type: new A.Decimal(2, 10, 128),
+        length: 4,
+        nullCount: 1,
+        nullBitmap: Uint8Array.of(0b0111),
+        data: Uint32Array.from([25n, -25n, 12345n, 0n].flatMap(words)),
+      }),
+    );
+    const whole = A.makeVector(
+      A.makeData({
+        type: new A.Decimal(0, 10, 128),
+        length: 4,
+        data: Uint32Array.from([7n, -3n, 0n, 1n].flatMap(words)),
+      }),
+    );
+    const path = join(dir, 'half-decimal.arrow');
+    writeFileSync(path, A.tableToIPC(new A.Table({ half, decimal, whole }), 'file'));
+    expect(await readTable(path)).toEqual([
+      { name: 'half', kind: 'numeric', values: Float64Array.of(0.5, 1, -2, Number.NaN), integerText: false },
+      {
+        name: 'decimal',
+        kind: 'numeric',
+        values: Float64Array.of(0.25, -0.25, 123.45, Number.NaN),
+        integerText: false,
+      },
+      { name: 'whole', kind: 'numeric', values: Float64Array.of(7, -3, 0, 1), integerText: true },
+    ]);
   });
 });

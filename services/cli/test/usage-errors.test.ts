@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseCommandArgs } from '../src/args.js';
 import { modelCommand } from '../src/commands/model.js';
 import { modelCardCommand } from '../src/commands/model-card.js';
-import { reportCommand } from '../src/commands/report.js';
+import { parseTime, reportCommand } from '../src/commands/report.js';
 import { outputFile } from '../src/output-file.js';
 
 describe('--out and names: mistakes are usage errors naming the option, checked before any work', () => {
@@ -73,5 +73,52 @@ describe('options given twice', () => {
       exclude: { type: 'string', multiple: true },
     });
     expect(parsed.values.exclude).toEqual(['a', 'b']);
+  });
+});
+
+describe('report --from/--to: integer epoch milliseconds from 2000 to 2100', () => {
+  const now = Date.UTC(2025, 0, 31);
+
+  it('takes epoch ms, ISO times, years and durations', () => {
+    expect(parseTime('from', '1738281600000', now)).toBe(Date.UTC(2025, 0, 31));
+    expect(parseTime('from', '946684800000', now)).toBe(Date.UTC(2000, 0, 1));
+    expect(parseTime('to', '2025-01-30', now)).toBe(Date.UTC(2025, 0, 30));
+    expect(parseTime('to', '2025', now)).toBe(Date.UTC(2025, 0, 1));
+    expect(parseTime('from', '7d', now)).toBe(now - 7 * 86_400_000);
+  });
+
+  it.each([
+    ['1738281600', ', which looks like seconds'],
+    ['1738281600000000', ', which looks like microseconds'],
+    ['1738281600000000000', ', which looks like nanoseconds'],
+    ['17382816000000000000000', ''],
+    ['99999', ''],
+    ['4102444800001', ''],
+  ])('refuses %s naming the flag%s', (value, hint) => {
+    for (const name of ['from', 'to']) {
+      const error = (() => {
+        try {
+          return parseTime(name, value, now);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).message).toBe(
+        `--${name}: epoch milliseconds must be from 946684800000 (2000-01-01) to 4102444800000 (2100-01-01) (got ${value}${hint})`,
+      );
+    }
+  });
+
+  it('report refuses a bad --from before opening the warehouse', async () => {
+    const env = { ...process.env };
+    process.env.DRIFTLINE_CLICKHOUSE_URL = 'http://127.0.0.1:9';
+    try {
+      await expect(reportCommand(['--model', 'm', '--from', '1738281600'])).rejects.toThrow(
+        /^--from: .*looks like seconds\)$/,
+      );
+    } finally {
+      process.env = env;
+    }
   });
 });

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { type Column, type ColumnDrift, columnDistribution, datasetDrift } from '@driftline/batch-drift';
 import { ConfigError, DriftlineError } from '@driftline/core';
 import { parseCommandArgs } from '../args.js';
+import { notAnInput, outputFile } from '../output-file.js';
 import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
 
 export const driftUsage = `usage: driftline drift --reference REF --current CUR [options]
@@ -149,7 +150,9 @@ export async function driftCommand(args: readonly string[]): Promise<number> {
   if (!(psiThreshold > 0)) throw new ConfigError('--psi-threshold', `must be above 0 (got ${psiThreshold})`);
   const alpha = number('alpha', values.alpha, 0.05)!;
   if (!(alpha > 0 && alpha < 1)) throw new ConfigError('--alpha', `must be between 0 and 1 (got ${alpha})`);
-  if (values.html === '') throw new ConfigError('--html', 'needs a file name');
+  // Checked before any read: a wrong --html writes nothing, and never overwrites an input.
+  const html = values.html === undefined ? undefined : outputFile('--html', values.html);
+  if (html !== undefined) notAnInput('--html', html, { '--reference': values.reference, '--current': values.current });
   const stattest = values.stattest ?? 'driftline';
   if (stattest !== 'driftline' && stattest !== 'evidently') {
     throw new ConfigError('--stattest', `must be driftline or evidently (got ${JSON.stringify(stattest)})`);
@@ -176,10 +179,10 @@ export async function driftCommand(args: readonly string[]): Promise<number> {
     alpha,
     stattest,
   });
-  if (values.html !== undefined) {
-    progress.phase(`writing ${values.html}`);
+  if (html !== undefined) {
+    progress.phase(`writing ${html}`);
     const { writeTableReport } = await import('../html-report.js');
-    writeTableReport(values.html, {
+    writeTableReport(html, {
       reference: { name: values.reference, rows: reference[0]!.values.length },
       current: { name: values.current, rows: current[0]!.values.length },
       generatedAt: Date.now(),

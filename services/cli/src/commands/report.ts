@@ -13,8 +13,9 @@ drift over time (PSI, KS), feature distributions (reference vs current), predict
 performance and label coverage per version, retrain decisions, model versions and their stage
 timeline. The model card of every version in the range is written beside it
 (model-card-<model>-<version>.html) and linked from the version timeline.
-T is an ISO-8601 time (2025-01-31, 2025-01-31T12:00:00Z), epoch milliseconds, or a duration
-before now (30m, 6h, 7d). Defaults: --to now, --from 7d before --to, --out report.html.
+T is an ISO-8601 time (2025-01-31, 2025-01-31T12:00:00Z), integer epoch milliseconds from 2000
+to 2100 (not seconds), or a duration before now (30m, 6h, 7d). Defaults: --to now, --from 7d
+before --to, --out report.html.
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTLINE_CLICKHOUSE_PATH;
 the database is DRIFTLINE_CLICKHOUSE_DATABASE.
 
@@ -26,10 +27,31 @@ the database is DRIFTLINE_CLICKHOUSE_DATABASE.
   --help         this help
 `;
 
-/** Parses --from/--to: ISO time, epoch ms, or a duration (libs/core's grammar) before `now`. */
+/** The range of an epoch-milliseconds --from/--to: 2000-01-01 to 2100-01-01 (UTC). */
+const EPOCH_MS_RANGE = [Date.UTC(2000, 0, 1), Date.UTC(2100, 0, 1)] as const;
+
+/** The unit a number of digits suggests, for an epoch outside {@link EPOCH_MS_RANGE}. */
+const UNIT_BY_DIGITS: Readonly<Record<number, string>> = { 10: 'seconds', 16: 'microseconds', 19: 'nanoseconds' };
+
+/** An epoch in milliseconds between 2000 and 2100; anything else (seconds, µs, ns …) is a usage error. */
+function epochMs(name: string, value: string): number {
+  const ms = Number(value);
+  if (ms >= EPOCH_MS_RANGE[0] && ms <= EPOCH_MS_RANGE[1]) return ms;
+  const unit = UNIT_BY_DIGITS[value.replace(/^0+/, '').length];
+  const hint = unit === undefined ? '' : `, which looks like ${unit}`;
+  throw new ConfigError(
+    `--${name}`,
+    `epoch milliseconds must be from ${EPOCH_MS_RANGE[0]} (2000-01-01) to ${EPOCH_MS_RANGE[1]} (2100-01-01) (got ${value}${hint})`,
+  );
+}
+
+/**
+ * Parses --from/--to: ISO time, integer epoch ms (5 digits or more; 2000 to 2100), or a duration
+ * (libs/core's grammar) before `now`.
+ */
 export function parseTime(name: string, value: string, now: number): number {
-  if (/^\d{10,}$/.test(value)) return Number(value);
-  // A duration needs its unit here: bare digits are a year or epoch ms, not config's bare ms.
+  // Bare digits: a year (4 digits, ISO) or epoch ms, never config's bare-ms duration.
+  if (/^\d{5,}$/.test(value)) return epochMs(name, value);
   const duration = /^\d+$/.test(value) ? undefined : parseDurationMs(value);
   if (duration !== undefined) return now - duration;
   const ms = Date.parse(value);

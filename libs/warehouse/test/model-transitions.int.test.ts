@@ -30,14 +30,20 @@ const row = (
   ...over,
 });
 
+/** A migrated database of its own on the embedded engine. */
+async function freshWarehouse() {
+  const ch = await createClickHouse({
+    mode: 'embedded',
+    path,
+    database: `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`,
+  });
+  await migrate(ch, migrations);
+  return ch;
+}
+
 describe('model_transitions on the embedded engine', () => {
   it('lists every model, past the page size of 10,000 names', async () => {
-    const ch = await createClickHouse({
-      mode: 'embedded',
-      path,
-      database: `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`,
-    });
-    await migrate(ch, migrations);
+    const ch = await freshWarehouse();
     const names = Array.from({ length: 10_001 }, (_, i) => `m${String(i).padStart(5, '0')}`);
     await warehouseOn(ch).transitions.record(names.map((model) => row('v1', null, 'production', T0, { model })));
     await warehouseOn(ch).transitions.record([row('v1', null, 'production', T0, { model: 'zz-fraud' })]);
@@ -48,12 +54,7 @@ describe('model_transitions on the embedded engine', () => {
   });
 
   it('records transitions idempotently per (model, version, to_stage), reads the history ordered by at', async () => {
-    const ch = await createClickHouse({
-      mode: 'embedded',
-      path,
-      database: `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`,
-    });
-    await migrate(ch, migrations);
+    const ch = await freshWarehouse();
     const wh = warehouseOn(ch);
     await wh.transitions.record([
       row('v2', null, 'candidate', T0, { decided_by: 'trainer:offline_gate', reason: 'trained', evidence: '' }),

@@ -60,7 +60,11 @@ export interface ColumnDrift {
   readonly stattest_threshold?: number;
 }
 
-/** Drift of one column of the current table against the same column of the reference. */
+/**
+ * Drift of one column of the current table against the same column of the reference. A current
+ * column with every cell missing (the feature stopped arriving) is drifted by `missing`, its
+ * p-values NaN: there is no sample to test, and "no drift" (KS p = 1) hid exactly that outage.
+ */
 export function columnDrift(reference: Column, current: Column, options: DriftOptions = {}): ColumnDrift {
   if (!hasValue(reference)) {
     throw new DriftlineError(
@@ -68,6 +72,18 @@ export function columnDrift(reference: Column, current: Column, options: DriftOp
       `column "${reference.name}": every cell of the reference is missing — nothing to compare against; leave it out with --ignore ${reference.name}`,
     );
   }
+  const drift = compareColumns(reference, current, options);
+  if (hasValue(current)) return drift;
+  return {
+    ...drift,
+    ...(drift.ks_p_value === undefined ? {} : { ks_p_value: Number.NaN }),
+    ...(drift.chi2_p_value === undefined ? {} : { chi2_p_value: Number.NaN }),
+    drifted: true,
+    drifted_by: ['missing'],
+  };
+}
+
+function compareColumns(reference: Column, current: Column, options: DriftOptions): ColumnDrift {
   if (reference.kind === 'numeric' && current.kind === 'numeric') {
     // Sort each column once: every statistic (both modes) walks the sorted samples, and sorting is
     // most of the time on large tables (re-sorting a sorted array is a linear check).

@@ -29,7 +29,20 @@ describe('columnDrift on a column typed differently on each side', () => {
     // A current side with no value at all still compares (as missing categories); a reference
     // without one is refused, naming the column (it was "psi: reference has no usable values").
     const [empty] = typeColumns(['k'], [[''], ['']]);
-    expect(columnDrift(cur!, empty!).kind).toBe('categorical');
+    expect(columnDrift(cur!, empty!)).toMatchObject({
+      kind: 'categorical',
+      chi2_p_value: Number.NaN,
+      drifted: true,
+      drifted_by: ['missing'],
+    });
+    // A numeric feature that stopped arriving is drifted, not "KS p = 1, no drift".
+    expect(columnDrift(ref!, empty!)).toMatchObject({
+      kind: 'numeric',
+      ks_p_value: Number.NaN,
+      missing_rate_current: 1,
+      drifted: true,
+      drifted_by: ['missing'],
+    });
     expect(() => columnDrift(empty!, cur!)).toThrow(
       'column "k": every cell of the reference is missing — nothing to compare against; leave it out with --ignore k',
     );

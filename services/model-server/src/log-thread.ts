@@ -3,7 +3,7 @@ import type { PredictionEvent } from '@driftline/schemas';
 import { awaitStarted, startWorker } from '@driftline/service/worker';
 import { createAdmission, logNotRunning } from './admission.js';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
-import { packPredictions } from './packed-predictions.js';
+import { packPredictions, transferred } from './packed-predictions.js';
 import type { PredictionLog } from './prediction-log.js';
 
 export type { LogThreadData } from './log-thread-protocol.js';
@@ -104,7 +104,7 @@ export async function startThreadLog(
     // Packed (packed-predictions.ts): a third of the structured clone's cost on this thread.
     const packed = packPredictions(pending);
     if (packed === undefined) send({ type: 'append', events: pending });
-    else worker.postMessage({ type: 'append-packed', packed } satisfies ToLogThread, [packed.numbers.buffer]);
+    else worker.postMessage({ type: 'append-packed', packed } satisfies ToLogThread, transferred(packed));
     handedOver += pending.length;
     pending = [];
   };

@@ -33,7 +33,8 @@ function eventsOf(packed: PackedPredictions): PredictionEvent[] {
  */
 class EncodedPrediction {
   constructor(
-    readonly key: string,
+    /** The prediction id's UTF-8 bytes (a view of the hand-off's text). */
+    readonly key: Buffer,
     readonly value: Buffer,
     private readonly packed: PackedPredictions,
     private readonly index: number,
@@ -47,15 +48,23 @@ class EncodedPrediction {
 /** What the log queues: an encoded prediction, or an event the codec encodes (and checks) when sent. */
 type QueuedPrediction = EncodedPrediction | PredictionEvent;
 
-/** A queued prediction's Kafka key (its prediction id). */
-const keyOf = (r: QueuedPrediction): string => (r instanceof EncodedPrediction ? r.key : contracts.prediction.key(r));
+/** A queued prediction's Kafka key: its prediction id (as UTF-8 bytes when it came packed). */
+const keyOf = (r: QueuedPrediction): Buffer | string =>
+  r instanceof EncodedPrediction ? r.key : contracts.prediction.key(r);
+
+/** A queued prediction's id, for log lines. */
+const idOf = (r: QueuedPrediction): string => keyOf(r).toString();
 
 /** The queued records of a packed hand-off, in order: encoded, but for those the codec must refuse. */
 function queuedFromPacked(packed: PackedPredictions): QueuedPrediction[] {
   const { values } = encodePacked(packed);
-  return values.map((value, r) =>
-    value !== undefined ? new EncodedPrediction(packed.text[r * TEXT]!, value, packed, r) : eventsOf(packed)[r]!,
-  );
+  const { textBytes, textSpans } = packed;
+  const text = Buffer.from(textBytes.buffer, textBytes.byteOffset, textBytes.byteLength);
+  return values.map((value, r) => {
+    if (value === undefined) return eventsOf(packed)[r]!;
+    const at = r * TEXT * 2; // the prediction id: the first text field
+    return new EncodedPrediction(text.subarray(textSpans[at], textSpans[at + 1]), value, packed, r);
+  });
 }
 
 const port = parentPort!;
@@ -116,7 +125,7 @@ try {
     maxWaitMs: 0,
     publish,
     deadLetter: (rejected) => deadLetter(rejected.map(({ record, error }) => ({ record: eventOf(record), error }))),
-    idOf: keyOf,
+    idOf,
     onRejected: (records) => post({ type: 'rejected', records }),
     // Acknowledged or dead-lettered, each record once: the serving thread's bound frees them.
     onSettled(records) {

@@ -173,6 +173,18 @@ class Out {
     this.pos = pos + n;
   }
 
+  /** Avro's string from its UTF-8 bytes, `from[start..end)`. */
+  utf8Bytes(from: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    this.long(n);
+    this.ensure(n);
+    const buf = this.buf;
+    const pos = this.pos;
+    if (n <= 64) for (let i = 0; i < n; i++) buf[pos + i] = from[start + i]!;
+    else buf.set(from.subarray(start, end), pos);
+    this.pos = pos + n;
+  }
+
   private utf8(s: string): void {
     const len = Buffer.byteLength(s, 'utf8');
     this.long(len);
@@ -207,12 +219,14 @@ export function encodePacked(p: PackedPredictions): DirectlyEncoded {
     }
     return encoded;
   };
+  const text = p.textBytes;
+  const spans = p.textSpans;
   const ends = new Int32Array(p.count).fill(-1);
   const starts = new Int32Array(p.count);
   let at = 0;
   let other = 0;
   for (let r = 0; r < p.count; r++) {
-    const t = r * TEXT;
+    const t = r * TEXT * 2;
     const flag = p.flags[r]!;
     const eventTime = p.numbers[at]!;
     const keys = namesOf(p.featureNames[r]!);
@@ -228,10 +242,10 @@ export function encodePacked(p: PackedPredictions): DirectlyEncoded {
     at += 2;
     starts[r] = out.pos;
     for (let i = 0; i < HEADER_BYTES; i++) out.byte(0); // magic byte 0; the schema id when sent
-    out.string(p.text[t]!);
-    out.string(p.text[t + 1]!);
-    out.string(p.text[t + 2]!);
-    out.string(p.text[t + 3]!);
+    out.utf8Bytes(text, spans[t]!, spans[t + 1]!);
+    out.utf8Bytes(text, spans[t + 2]!, spans[t + 3]!);
+    out.utf8Bytes(text, spans[t + 4]!, spans[t + 5]!);
+    out.utf8Bytes(text, spans[t + 6]!, spans[t + 7]!);
     out.long(eventTime);
     if (keys.length > 0) {
       out.long(keys.length);
@@ -259,9 +273,10 @@ export function encodePacked(p: PackedPredictions): DirectlyEncoded {
     out.double(prediction);
     if (flag & HAS_CLASS) {
       out.byte(SECOND_BRANCH * 2);
-      out.string(p.text[t + 5]!);
+      out.utf8Bytes(text, spans[t + 10]!, spans[t + 11]!);
     } else out.byte(NULL_BRANCH); // absent or null
-    out.string(flag & HAS_ROLE ? p.text[t + 4]! : DEFAULT_ROLE);
+    if (flag & HAS_ROLE) out.utf8Bytes(text, spans[t + 8]!, spans[t + 9]!);
+    else out.string(DEFAULT_ROLE);
     if (scoreKeys === undefined)
       out.byte(NULL_BRANCH); // absent or null
     else {

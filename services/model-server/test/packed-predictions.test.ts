@@ -1,7 +1,7 @@
 import type { PredictionEvent } from '@driftline/schemas';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { packPredictions, unpackPredictions } from '../src/packed-predictions.js';
+import { packPredictions, transferred, unpackPredictions } from '../src/packed-predictions.js';
 
 /**
  * A record for the comparison: an optional field holding undefined as absent (what it becomes on
@@ -28,17 +28,19 @@ const double = fc.oneof(
 /** Dictionaries as JSON.parse builds them: `__proto__` an own key, as a request's features can be. */
 const dict = <T>(value: fc.Arbitrary<T>) =>
   fc.array(fc.tuple(name, value), { maxLength: 8 }).map((entries) => Object.fromEntries(entries));
+/** Text fields: ASCII, any well-formed Unicode (multi-byte UTF-8, astral), or one of a few shared values. */
+const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.constantFrom('m', 'é', '日本', '😀'));
 const event: fc.Arbitrary<PredictionEvent> = fc.record(
   {
-    prediction_id: fc.string(),
-    model: fc.string(),
-    model_version: fc.string(),
-    entity_id: fc.string(),
+    prediction_id: text,
+    model: text,
+    model_version: text,
+    entity_id: text,
     event_time: double,
     features: dict(fc.oneof(double, fc.constant(null), fc.string({ maxLength: 5 }), fc.boolean())),
     prediction: double,
-    predicted_class: fc.oneof(fc.constant(null), fc.constant(undefined), fc.string({ maxLength: 5 })),
-    role: fc.oneof(fc.constant(undefined), fc.constantFrom('production', 'canary', 'shadow', '')),
+    predicted_class: fc.oneof(fc.constant(null), fc.constant(undefined), text),
+    role: fc.oneof(fc.constant(undefined), fc.constantFrom('production', 'canary', 'shadow', ''), text),
     scores: fc.oneof(fc.constant(null), fc.constant(undefined), dict(double)),
   },
   { requiredKeys: ['prediction_id', 'model', 'model_version', 'entity_id', 'event_time', 'features', 'prediction'] },
@@ -58,7 +60,7 @@ describe('packed prediction hand-off', () => {
       fc.property(batch, (events) => {
         const packed = packPredictions(events);
         expect(packed).toBeDefined();
-        const back = unpackPredictions(structuredClone(packed!, { transfer: [packed!.numbers.buffer] }));
+        const back = unpackPredictions(structuredClone(packed!, { transfer: transferred(packed!) }));
         expect(back).toHaveLength(events.length);
         // Values compared with Object.is (NaN and -0 included), dictionaries in their key order.
         for (const [i, e] of back.entries()) expect(comparable(e)).toStrictEqual(comparable(events[i]!));
@@ -100,8 +102,32 @@ describe('packed prediction hand-off', () => {
       { ...good, event_time: '1' },
       { ...good, prediction: null },
       { ...good, scores: { v: '0.5' } },
+      { ...good, entity_id: 7 },
+      { ...good, role: null },
+      { ...good, predicted_class: 1 },
     ] as unknown as PredictionEvent[];
     for (const b of bad) expect(packPredictions([good, b])).toBeUndefined();
     expect(packPredictions([good])).toBeDefined();
+  });
+
+  it('carries text as UTF-8 bytes: a field equal to the record before shares its bytes; a lone surrogate arrives as U+FFFD', () => {
+    const at = (i: number, entity: string): PredictionEvent => ({
+      prediction_id: `p${i}`,
+      model: 'modèle',
+      model_version: 'v1',
+      entity_id: entity,
+      event_time: i,
+      features: {},
+      prediction: 0.5,
+      role: 'shadow',
+    });
+    const events = [at(0, '日本'), at(1, 'a\uD800b'), at(2, '\uDC00'), at(3, '😀')];
+    const packed = packPredictions(events)!;
+    // Written once: the ids, the entities, and the model, version and role of the first record.
+    const expected = ['p0', 'modèle', 'v1', '日本', 'shadow', 'p1', 'a\uFFFDb', 'p2', '\uFFFD', 'p3', '😀'];
+    expect(packed.textBytes.byteLength).toBe(expected.reduce((n, s) => n + Buffer.byteLength(s), 0));
+    const back = unpackPredictions(structuredClone(packed, { transfer: transferred(packed) }));
+    expect(back.map((e) => e.entity_id)).toEqual(['日本', 'a\uFFFDb', '\uFFFD', '😀']);
+    expect(back.map((e) => [e.model, e.model_version, e.role])).toEqual(events.map(() => ['modèle', 'v1', 'shadow']));
   });
 });

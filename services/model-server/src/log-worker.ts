@@ -8,7 +8,7 @@ import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { forwardingLogger } from '@driftline/service/worker';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
 import { directEncodingApplies, encodePacked, setSchemaId } from './packed-avro.js';
-import { type PackedPredictions, TEXT, unpackPredictions } from './packed-predictions.js';
+import { type PackedPredictions, textBuffer, textSpan, unpackPredictions } from './packed-predictions.js';
 import { createPredictionLog, PartialPublishError, predictionDeadLetters } from './prediction-log.js';
 
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
@@ -58,12 +58,12 @@ const idOf = (r: QueuedPrediction): string => keyOf(r).toString();
 /** The queued records of a packed hand-off, in order: encoded, but for those the codec must refuse. */
 function queuedFromPacked(packed: PackedPredictions): QueuedPrediction[] {
   const { values } = encodePacked(packed);
-  const { textBytes, textSpans } = packed;
-  const text = Buffer.from(textBytes.buffer, textBytes.byteOffset, textBytes.byteLength);
+  const text = textBuffer(packed);
+  const spans = packed.textSpans;
   return values.map((value, r) => {
     if (value === undefined) return eventsOf(packed)[r]!;
-    const at = r * TEXT * 2; // the prediction id: the first text field
-    return new EncodedPrediction(text.subarray(textSpans[at], textSpans[at + 1]), value, packed, r);
+    const at = textSpan(r, 0); // the prediction id: the first text field
+    return new EncodedPrediction(text.subarray(spans[at], spans[at + 1]), value, packed, r);
   });
 }
 

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { contracts } from '@driftline/schemas';
-import { HAS_CLASS, HAS_ROLE, HAS_SCORES, type PackedPredictions, TEXT } from './packed-predictions.js';
+import { HAS_CLASS, HAS_ROLE, HAS_SCORES, type PackedPredictions, textSpan } from './packed-predictions.js';
 
 /**
  * predictions.v1 values written straight from the packed hand-off, in the Confluent wire format
@@ -226,7 +226,7 @@ export function encodePacked(p: PackedPredictions): DirectlyEncoded {
   let at = 0;
   let other = 0;
   for (let r = 0; r < p.count; r++) {
-    const t = r * TEXT * 2;
+    const t = textSpan(r, 0);
     const flag = p.flags[r]!;
     const eventTime = p.numbers[at]!;
     const keys = namesOf(p.featureNames[r]!);

@@ -44,13 +44,20 @@ export interface PackedPredictions {
   readonly others: Array<number | string | boolean | null>;
 }
 
-/** Text fields per record (see `textSpans`), and the bits of `flags` (exported for the direct Avro writer). */
-export const TEXT = 6;
+/** Text fields per record (see `textSpans`), and the bits of `flags` (the HAS_* bits exported for the direct Avro writer). */
+const TEXT = 6;
 export const HAS_ROLE = 1;
 export const HAS_CLASS = 2;
 const CLASS_NULL = 4;
 export const HAS_SCORES = 8;
 const SCORES_NULL = 16;
+
+/** Index in `textSpans` of the start of text field `field` (0–5, the order of `textBytes`) of record `r`. */
+export const textSpan = (r: number, field: number): number => (r * TEXT + field) * 2;
+
+/** The hand-off's text bytes as a Buffer (a view, no copy). */
+export const textBuffer = (p: PackedPredictions): Buffer =>
+  Buffer.from(p.textBytes.buffer, p.textBytes.byteOffset, p.textBytes.byteLength);
 
 const utf8 = new TextEncoder();
 
@@ -66,7 +73,7 @@ class TextWriter {
     this.bytes = new Uint8Array(capacity);
   }
 
-  /** Writes field `f` of a record (its index in `spans` / 2); shares the previous record's bytes when equal. */
+  /** Writes a field whose span starts at `spans[at]`; shares the previous record's bytes when equal. */
   field(at: number, s: string, previous: string | undefined): void {
     const spans = this.spans;
     if (s === previous && at >= TEXT * 2) {
@@ -135,7 +142,7 @@ export function packPredictions(events: readonly PredictionEvent[]): PackedPredi
     if (!(e.role === undefined || isText(e.role))) return undefined;
     if (!(e.predicted_class == null || isText(e.predicted_class))) return undefined;
     let flag = 0;
-    const t = r * TEXT * 2;
+    const t = textSpan(r, 0);
     const before = r > 0 ? events[r - 1] : undefined;
     text.field(t, e.prediction_id, undefined);
     text.field(t + 2, e.model, before?.model);
@@ -197,10 +204,10 @@ export const transferred = (p: PackedPredictions): ArrayBuffer[] => [
 /** The records {@link packPredictions} packed, in order. */
 export function unpackPredictions(p: PackedPredictions): PredictionEvent[] {
   const out = new Array<PredictionEvent>(p.count);
-  const bytes = Buffer.from(p.textBytes.buffer, p.textBytes.byteOffset, p.textBytes.byteLength);
+  const bytes = textBuffer(p);
   const spans = p.textSpans;
   const text = (r: number, f: number) => {
-    const at = (r * TEXT + f) * 2;
+    const at = textSpan(r, f);
     return bytes.toString('utf8', spans[at], spans[at + 1]);
   };
   let at = 0;

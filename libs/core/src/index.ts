@@ -10,3 +10,4 @@ export * from './names.js';
 export * from './own-keys.js';
 export * from './redact.js';
 export * from './redis-config.js';
+export * from './uuid.js';

@@ -20,3 +20,15 @@ export function setOwn<T>(record: Record<string, T>, key: string, value: T): voi
     Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
   else record[key] = value;
 }
+
+/**
+ * Whether `record`'s enumerable keys are exactly `keys`, in order, without listing them: a for-in
+ * over records of one shape allocates nothing, where Object.keys makes an array per record (hot
+ * paths compare every record of a batch). An inherited enumerable key makes it false.
+ */
+export function hasKeysInOrder(record: object, keys: readonly string[] | undefined): boolean {
+  if (keys === undefined) return false;
+  let i = 0;
+  for (const key in record) if (keys[i++] !== key) return false;
+  return i === keys.length;
+}

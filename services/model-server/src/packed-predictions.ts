@@ -1,4 +1,4 @@
-import { setOwn } from '@driftline/core';
+import { hasKeysInOrder, setOwn } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
 
 /**
@@ -107,6 +107,25 @@ class TextWriter {
   }
 }
 
+/** The record's numbers, written front to back into one growing Float64Array (the one transferred). */
+class NumberWriter {
+  values: Float64Array<ArrayBuffer>;
+  pos = 0;
+
+  constructor(capacity: number) {
+    this.values = new Float64Array(Math.max(capacity, 16));
+  }
+
+  push(v: number): void {
+    if (this.pos === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.pos++] = v;
+  }
+}
+
 /** Index of `keys` in `names`, added when new; `last` first (every record of a batch usually shares it). */
 function namesIndex(keys: string[], names: string[][], byJoined: Map<string, number>, last: number): number {
   const known = names[last];
@@ -131,7 +150,12 @@ export function packPredictions(events: readonly PredictionEvent[]): PackedPredi
   const names: string[][] = [];
   const byJoined = new Map<string, number>();
   const others: Array<number | string | boolean | null> = [];
-  const numbers: number[] = [];
+  // Room for the usual record (as the first one): event_time, prediction, its features and scores.
+  const first = events[0];
+  const numbers = new NumberWriter(
+    count *
+      (2 + (first === undefined ? 0 : Object.keys(first.features).length + Object.keys(first.scores ?? {}).length)),
+  );
   let lastFeatures = 0;
   let lastScores = 0;
   for (let r = 0; r < count; r++) {
@@ -153,9 +177,11 @@ export function packPredictions(events: readonly PredictionEvent[]): PackedPredi
     if (e.predicted_class === null) flag |= CLASS_NULL;
     else if (e.predicted_class !== undefined) flag |= HAS_CLASS;
     text.field(t + 10, e.predicted_class ?? '', before?.predicted_class ?? '');
-    numbers.push(e.event_time, e.prediction);
-    const keys = Object.keys(e.features);
-    lastFeatures = namesIndex(keys, names, byJoined, lastFeatures);
+    numbers.push(e.event_time);
+    numbers.push(e.prediction);
+    const known = names[lastFeatures];
+    const keys = known !== undefined && hasKeysInOrder(e.features, known) ? known : Object.keys(e.features);
+    if (keys !== known) lastFeatures = namesIndex(keys, names, byJoined, lastFeatures);
     featureNames[r] = lastFeatures;
     for (let i = 0; i < keys.length; i++) {
       const v = e.features[keys[i]!];
@@ -168,8 +194,10 @@ export function packPredictions(events: readonly PredictionEvent[]): PackedPredi
     if (e.scores === null) flag |= SCORES_NULL;
     else if (e.scores !== undefined) {
       flag |= HAS_SCORES;
-      const versions = Object.keys(e.scores);
-      lastScores = namesIndex(versions, names, byJoined, lastScores);
+      // Any list of names equal to the keys is theirs (names are shared by content).
+      const known = names[lastScores];
+      const versions = known !== undefined && hasKeysInOrder(e.scores, known) ? known : Object.keys(e.scores);
+      if (versions !== known) lastScores = namesIndex(versions, names, byJoined, lastScores);
       scoreNames[r] = lastScores;
       for (const v of versions) {
         const s = e.scores[v];
@@ -184,7 +212,7 @@ export function packPredictions(events: readonly PredictionEvent[]): PackedPredi
     textBytes: text.bytes.subarray(0, text.pos),
     textSpans: text.spans,
     flags,
-    numbers: Float64Array.from(numbers),
+    numbers: numbers.values.subarray(0, numbers.pos),
     featureNames,
     scoreNames,
     names,

@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { DriftlineError, setOwn } from '@driftline/core';
+import { DriftlineError, setOwn, uuidV4Source } from '@driftline/core';
 import { hasFeatureType } from '@driftline/features';
 import { type FeatureRow, MAX_READ_BATCH, type OnlineStore } from '@driftline/online-store';
 import { inCanary } from '@driftline/policy';
@@ -36,8 +35,20 @@ interface VersionBatch {
 /** A version's part in one instance: the record it sees and its row in the version's batch (-1: it could not take it). */
 interface Scoring {
   readonly v: PlannedVersion;
-  readonly record: Record<string, FeatureValue>;
+  readonly record: Readonly<Record<string, FeatureValue>>;
   readonly row: number;
+}
+
+/** Prediction ids: random UUIDs, each built in one piece (see uuidV4Source). */
+const nextPredictionId = uuidV4Source();
+
+/** No versions besides the answering one (shared: most instances have none). */
+const NONE: readonly Scoring[] = [];
+
+/** Whether a record has no own key (without listing its keys). */
+function isEmpty(record: Readonly<Record<string, unknown>>): boolean {
+  for (const key in record) if (Object.hasOwn(record, key)) return false;
+  return true;
 }
 
 /** The version that answers an entity: the canary for its sticky share of entities, else production. */
@@ -61,11 +72,12 @@ export async function scoreInstances(
   request: { readonly batch: boolean; readonly instances: readonly Instance[] },
   store: OnlineStore,
   now: number,
-  newId: () => string = randomUUID,
+  newId: () => string = nextPredictionId,
 ): Promise<Scored> {
   const { instances } = request;
   const where = (i: number) => (request.batch ? `instances[${i}]` : 'body');
-  for (const [i, inst] of instances.entries()) {
+  for (let i = 0; i < instances.length; i++) {
+    const inst = instances[i]!;
     if (inst.features === undefined) continue;
     for (const name in inst.features) {
       if (!plan.features.has(name)) {
@@ -101,10 +113,10 @@ export async function scoreInstances(
     }
     return b;
   };
-  const record = (v: PlannedVersion, i: number, inst: Instance): Record<string, FeatureValue> => {
-    const out: Record<string, FeatureValue> = {};
+  const record = (v: PlannedVersion, i: number, inst: Instance): Readonly<Record<string, FeatureValue>> => {
     const names = v.loaded.features;
     const given = inst.features;
+    const out: Record<string, FeatureValue> = {};
     for (let j = 0; j < names.length; j++) {
       const name = names[j]!;
       let value: FeatureValue | undefined;
@@ -118,7 +130,12 @@ export async function scoreInstances(
     return out;
   };
   /** Encodes the record into the version's matrix; its row, or -1 when the version cannot take it. */
-  const enqueue = (v: PlannedVersion, rec: Record<string, FeatureValue>, answered: boolean, i: number): number => {
+  const enqueue = (
+    v: PlannedVersion,
+    rec: Readonly<Record<string, FeatureValue>>,
+    answered: boolean,
+    i: number,
+  ): number => {
     const b = batchOf(v);
     try {
       v.loaded.encoder.encode(rec, b.rows, b.count * v.loaded.features.length);
@@ -129,10 +146,11 @@ export async function scoreInstances(
     }
     return b.count++;
   };
-  const planned: Array<{ answer: Scoring; extra: Scoring[] }> = [];
-  for (const [i, inst] of instances.entries()) {
+  const planned: Array<{ answer: Scoring; extra: readonly Scoring[] }> = [];
+  for (let i = 0; i < instances.length; i++) {
+    const inst = instances[i]!;
     const found = rows.some((r) => r[i] !== undefined);
-    if (!found && (inst.features === undefined || Object.keys(inst.features).length === 0)) {
+    if (!found && (inst.features === undefined || isEmpty(inst.features))) {
       const views = plan.reads.map((r) => r.view.name).join(', ');
       throw new HttpError(
         422 as number,
@@ -147,10 +165,13 @@ export async function scoreInstances(
     const others = answer === plan.production ? plan.shadows : [plan.production, ...plan.shadows];
     planned.push({
       answer: { v: answer, record: answerRecord, row: enqueue(answer, answerRecord, true, i) },
-      extra: others.map((v) => {
-        const rec = record(v, i, inst);
-        return { v, record: rec, row: enqueue(v, rec, false, i) };
-      }),
+      extra:
+        others.length === 0
+          ? NONE
+          : others.map((v) => {
+              const rec = record(v, i, inst);
+              return { v, record: rec, row: enqueue(v, rec, false, i) };
+            }),
     });
   }
   for (const [v, b] of batches) {
@@ -160,7 +181,8 @@ export async function scoreInstances(
   const predictions: Prediction[] = [];
   const events: PredictionEvent[] = [];
   let shadowFailures = 0;
-  for (const [i, inst] of instances.entries()) {
+  for (let i = 0; i < instances.length; i++) {
+    const inst = instances[i]!;
     const { answer, extra } = planned[i]!;
     const id = newId();
     const score = scoreOf(answer);
@@ -202,7 +224,7 @@ function event(
   id: string,
   entityId: string,
   now: number,
-  features: Record<string, FeatureValue>,
+  features: Readonly<Record<string, FeatureValue>>,
   prediction: number,
   scores: Record<string, number> | null,
 ): PredictionEvent {

@@ -38,8 +38,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 function instance(json: unknown, where: string, maxFeatures: number): Instance {
   if (!isObject(json)) throw badRequest(`${where}: expected an object with entity_id`);
   let features: Record<string, FeatureValue> | undefined;
-  for (const key of Object.keys(json)) {
-    if (key !== 'entity_id' && key !== 'features' && key !== 'event_time') {
+  for (const key in json) {
+    if (Object.hasOwn(json, key) && key !== 'entity_id' && key !== 'features' && key !== 'event_time') {
       throw badRequest(`${where}: unknown field "${oneLine(key)}"`);
     }
   }

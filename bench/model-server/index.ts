@@ -8,11 +8,11 @@ import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftl
 import { createKafkaClient, deleteTopics, ensureTopics } from '@driftline/kafka';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { syntheticModelJson } from '@driftline/scoring/bench';
-import { median, percentile, pooledPercentile, round } from '../stats.js';
+import { median, pooledPercentile, round } from '../stats.js';
 import { benchLogThroughput } from './log-throughput.js';
 import { openMlserverSideBySide } from './mlserver.js';
 import type { ServerProcessSetup } from './server-process.js';
-import { cpuSecondsOf, timedPosts, WARM_UP } from './timed.js';
+import { cpuSecondsOf, type RepeatResult, runInterleaved, type TimedTarget, timedTarget } from './timed.js';
 
 export interface ModelServerBenchEndpoints {
   readonly kafkaBrokers: readonly string[];
@@ -35,6 +35,8 @@ async function forkServer(
       ...(process.env.BENCH_SERVER_CPU_PROF
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_CPU_PROF}`]
         : []),
+      // BENCH_SERVER_NODE_FLAGS: more Node/V8 flags for the serving process (--trace-gc, GC tuning).
+      ...(process.env.BENCH_SERVER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -73,7 +75,8 @@ const valuesOf = (e: number) => Object.fromEntries(FEATURES.map((f, j) => [f, ((
  * binary:logistic model on 10 float features, every prediction logged to a real predictions.v1.
  * - model_server.single_ms / batch100_ms: features read from Redis (one batch read per request);
  * - model_server.inline.single_ms / batch100_ms: all features in the request (no Redis read).
- * p50/p99 of each run, medians over `repeats` runs.
+ * Every shape, MLServer's too, interleaved block by block (timed.ts); p50/p99 of each repeat, medians over
+ * `repeats`; the ratios to MLServer per repeat, their median.
  */
 export async function benchModelServer(
   endpoints: ModelServerBenchEndpoints,
@@ -135,6 +138,8 @@ export async function benchModelServer(
   });
   // --- end MLServer
   const result: Record<string, number | string> = {};
+  const path = '/v1/models/bench:predict';
+  const ours: TimedTarget[] = [];
   try {
     const entity = (i: number) => (i * 7919) % ENTITIES;
     const batchOf = (i: number, inline: boolean) =>
@@ -149,40 +154,57 @@ export async function benchModelServer(
       'inline.batch100': (i: number) => JSON.stringify({ instances: batchOf(i, true) }),
     };
     // The inline shapes again on the server without a prediction log (analysis only).
-    const targets: Array<[string, (i: number) => string, typeof server]> = [
+    const all: Array<[string, (i: number) => string, typeof server]> = [
       ...Object.entries(shapes).map(([n, b]): [string, (i: number) => string, typeof server] => [n, b, server]),
       ['unlogged.inline.single', shapes['inline.single'], unlogged],
       ['unlogged.inline.batch100', shapes['inline.batch100'], unlogged],
     ];
-    // BENCH_MODEL_SERVER_SHAPES=inline.batch100,single: only those request shapes (quick looks).
+    // BENCH_MODEL_SERVER_SHAPES=inline.batch100,single: only those request shapes (quick looks;
+    // MLServer's shape of the same size stays in).
     const only = process.env.BENCH_MODEL_SERVER_SHAPES?.split(',');
-    const runs: Record<string, Array<[number, number, number]>> = {};
-    const pooled: Record<string, number[]> = {};
-    for (let r = 0; r < repeats; r++) {
-      for (const [name, body, target] of targets.filter(([n]) => only === undefined || only.includes(n))) {
-        const count = name.endsWith('batch100') ? 1_000 : 5_000;
-        const cpu0 = target.cpuSeconds();
-        const l = await timedPosts('model server', target.port, '/v1/models/bench:predict', count, body);
-        // The serving process's CPU (its log thread included) per request, warm-up included, as MLServer's.
-        const cpuMs = ((target.cpuSeconds() - cpu0) * 1000) / (count + WARM_UP);
-        const list = runs[name] ?? [];
-        list.push([percentile(l, 50), percentile(l, 99), cpuMs]);
-        runs[name] = list;
-        pooled[name] = [...(pooled[name] ?? []), ...l];
-        log(
-          `model-server run ${r + 1} ${name}: p50 ${percentile(l, 50).toFixed(3)} p99 ${percentile(l, 99).toFixed(3)} ms, ${cpuMs.toFixed(3)} CPU ms/request`,
+    for (const [name, body, target] of all.filter(([n]) => only === undefined || only.includes(n))) {
+      // The serving process's CPU (its log thread included), as MLServer's process group's.
+      ours.push(
+        timedTarget({ name, server: 'model server', port: target.port, path, body, cpuSeconds: target.cpuSeconds }),
+      );
+    }
+    const theirs = mlserver.targets.filter((t) => ours.some((o) => o.name.endsWith(t.name.slice('mlserver'.length))));
+    const { results, dropped } = await runInterleaved(
+      [...ours, ...theirs],
+      { repeats, count: 5_000, blocks: 10 },
+      (line) => log(`model-server ${line}`),
+    );
+    for (const [name, list] of results) {
+      const base = name.startsWith('mlserver.') ? name : `model_server.${name}`;
+      const key = base.replace(/single$/, 'single_ms').replace(/batch100$/, 'batch100_ms');
+      result[`${key}.p50`] = round(median(list.map((x) => x.p50)));
+      result[`${key}.p99`] = round(median(list.map((x) => x.p99)));
+      result[`${key}.p99_9`] = round(
+        pooledPercentile(
+          list.flatMap((x) => x.latencies),
+          99.9,
+        ),
+      );
+      result[`${key.replace(/_ms$/, '')}_cpu_ms_per_request`] = round(median(list.map((x) => x.cpuMsPerRequest)));
+    }
+    Object.assign(result, mlserver.keys(dropped));
+    // Ours ÷ MLServer's, per repeat (the two interleaved: the same conditions), median over repeats.
+    for (const shape of ['single', 'batch100']) {
+      const theirRuns = results.get(`mlserver.${shape}`);
+      if (theirRuns === undefined) continue;
+      for (const [prefix, metric] of [
+        ['inline', 'p99'],
+        ['unlogged.inline', 'p99'],
+        ['inline', 'cpu'],
+      ] as const) {
+        const mine = results.get(`${prefix}.${shape}`);
+        if (mine === undefined) continue;
+        const of = (x: RepeatResult) => (metric === 'p99' ? x.p99 : x.cpuMsPerRequest);
+        result[`model_server.${prefix}.${shape}_${metric}_vs_mlserver`] = round(
+          median(mine.map((x, r) => of(x) / of(theirRuns[r]!))),
         );
       }
-      await mlserver.repeat(r); // MLServer alternates with ours, repeat by repeat
     }
-    for (const [name, list] of Object.entries(runs)) {
-      const key = `model_server.${name.replace('single', 'single_ms').replace('batch100', 'batch100_ms')}`;
-      result[`${key}.p50`] = round(median(list.map((x) => x[0])));
-      result[`${key}.p99`] = round(median(list.map((x) => x[1])));
-      result[`${key}.p99_9`] = round(pooledPercentile(pooled[name] ?? [], 99.9));
-      result[`${key.replace(/_ms$/, '')}_cpu_ms_per_request`] = round(median(list.map((x) => x[2])));
-    }
-    Object.assign(result, mlserver.keys(result));
     const ceiling = await benchLogThroughput(
       kafka,
       {
@@ -198,6 +220,7 @@ export async function benchModelServer(
     const left = await server.stop();
     if (left > 0) throw new Error(`model server: ${left} prediction records not sent to Kafka`);
   } finally {
+    for (const t of ours) t.close();
     await mlserver.close();
     await server.stop();
     await unlogged.stop();

@@ -1,8 +1,8 @@
 // MLServer 1.7.1 (XGBoost runtime) beside our model server, for issue 12's side-by-side figure.
 // MLServer runs as a child process in its own process group on free loopback ports, on a copy of
 // the bench's model.json that XGBoost loads (xgboost-model.py); its answers must equal our scorer's
-// before anything is timed. The timed client is ours too (timed.ts): one keep-alive socket, 200
-// warm-up requests, then `count` sequential requests.
+// before anything is timed. The timed client is ours too (timed.ts): one keep-alive socket per
+// shape, its requests interleaved with our server's.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
@@ -13,8 +13,7 @@ import { loadXgboostModel } from '@driftline/scoring';
 import { freePort } from '@driftline/test-support';
 import { SeededRandom } from '@driftline/test-support/random';
 import { httpCall } from '../features/http.js';
-import { median, percentile, pooledPercentile, round } from '../stats.js';
-import { cpuSecondsOf, timedPosts, WARM_UP } from './timed.js';
+import { cpuSecondsOf, type TimedTarget, timedTarget } from './timed.js';
 
 const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -78,8 +77,6 @@ export interface MlserverProcess {
   readonly xgboostVersion: string;
   /** CPU seconds used so far by MLServer's process group (server and workers; Linux /proc). */
   cpuSeconds(): number;
-  /** Timed requests on one keep-alive client, as `run()` in index.ts: sorted latencies in ms. */
-  run(count: number, body: (i: number) => string): Promise<number[]>;
   /** SIGTERM to the process group, SIGKILL after the grace period; resolves once it is gone. */
   close(): Promise<void>;
 }
@@ -149,7 +146,6 @@ export async function startMlserver(
       pid: child.process.pid ?? -1,
       maxAbsDiff,
       xgboostVersion,
-      run: (count, body) => timedPosts('mlserver', httpPort, INFER_PATH, count, body),
       cpuSeconds: () => cpuSecondsOf({ pgid: child.process.pid ?? -1 }),
       close: () => child.stop(),
     };
@@ -298,18 +294,16 @@ export interface MlserverSideBySideOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** MLServer measured in the same run as our server: one `repeat()` after each of ours. */
+/** MLServer measured in the same run as our server, its requests interleaved with ours (timed.ts). */
 export interface MlserverSideBySide {
-  repeat(index: number): Promise<void>;
-  /** `mlserver.*` keys and the `model_server.inline.*_vs_mlserver` ratios (ours ÷ theirs), or `mlserver.skipped`. */
-  keys(ours: Readonly<Record<string, number | string>>): Record<string, number | string>;
+  /** MLServer's shapes (`mlserver.single`, `mlserver.batch100`), optional: a failure drops them; none when skipped. */
+  readonly targets: ReadonlyArray<TimedTarget & { readonly optional: true }>;
+  /** `mlserver.*` keys besides the timings: its configuration and agreement, or `mlserver.skipped` with the reason. */
+  keys(dropped: ReadonlyMap<string, string>): Record<string, number | string>;
   close(): Promise<void>;
 }
 
-const SHAPES = [
-  ['single', 5_000],
-  ['batch100', 1_000],
-] as const;
+const SHAPES = ['single', 'batch100'] as const;
 
 /**
  * Sets up and starts MLServer for the side-by-side figures. Never throws: without MLServer
@@ -326,11 +320,6 @@ export async function openMlserverSideBySide(options: MlserverSideBySideOptions)
   const env = options.env ?? process.env;
   let skipped: string | undefined;
   let server: MlserverProcess | undefined;
-  const runs = new Map<string, Array<[number, number]>>();
-  // MLServer's own CPU time per request (server, workers and their OpenMP threads): what it costs.
-  const cpuMs = new Map<string, number[]>();
-  /** Every timed latency of a shape, all repeats together (for p99.9). */
-  const pooled = new Map<string, number[]>();
   const skip = async (reason: string) => {
     // One line: a failed command's message holds its whole stderr; its last line names the error.
     const lines = reason.trim().split('\n').filter(Boolean);
@@ -365,59 +354,38 @@ export async function openMlserverSideBySide(options: MlserverSideBySideOptions)
       await skip(error instanceof Error ? error.message : String(error));
     }
   }
+  const live = server;
+  const targets =
+    live === undefined
+      ? []
+      : SHAPES.map((shape) => ({
+          ...timedTarget({
+            name: `mlserver.${shape}`,
+            server: 'mlserver',
+            port: live.port,
+            path: INFER_PATH,
+            body:
+              shape === 'single'
+                ? (i: number) => v2InferBody([options.single(i)])
+                : (i: number) => v2InferBody(options.batch100(i)),
+            cpuSeconds: () => live.cpuSeconds(),
+          }),
+          optional: true as const,
+        }));
   return {
-    async repeat(index) {
-      for (const [shape, count] of SHAPES) {
-        if (server === undefined) return;
-        const body =
-          shape === 'single'
-            ? (i: number) => v2InferBody([options.single(i)])
-            : (i: number) => v2InferBody(options.batch100(i));
-        try {
-          const cpu0 = server.cpuSeconds();
-          const l = await server.run(count, body);
-          const cpu = ((server.cpuSeconds() - cpu0) * 1000) / (count + WARM_UP);
-          cpuMs.set(shape, [...(cpuMs.get(shape) ?? []), cpu]);
-          pooled.set(shape, [...(pooled.get(shape) ?? []), ...l]);
-          const p = [percentile(l, 50), percentile(l, 99)] as [number, number];
-          runs.set(shape, [...(runs.get(shape) ?? []), p]);
-          log(
-            `mlserver run ${index + 1} ${shape}: p50 ${p[0].toFixed(3)} p99 ${p[1].toFixed(3)} ms, ${cpu.toFixed(3)} CPU ms/request`,
-          );
-        } catch (error) {
-          await skip(`failed while timed: ${error instanceof Error ? error.message : String(error)}`);
-        }
-      }
-    },
-    keys(ours) {
+    targets,
+    keys(dropped) {
+      const failed = [...dropped].find(([name]) => name.startsWith('mlserver.'));
+      if (failed !== undefined) skipped ??= `failed while timed: ${failed[1]}`;
       if (skipped !== undefined || server === undefined) return { 'mlserver.skipped': skipped ?? 'not started' };
-      const out: Record<string, number | string> = {
+      return {
         'mlserver.parallel_workers': workers === '1' ? 1 : 0,
         'mlserver.omp_threads': Number(omp),
         'mlserver.max_abs_diff_vs_ours': server.maxAbsDiff,
       };
-      for (const [shape] of SHAPES) {
-        const list = runs.get(shape) ?? [];
-        if (list.length === 0) continue;
-        const p99 = median(list.map((x) => x[1]));
-        out[`mlserver.${shape}_ms.p50`] = round(median(list.map((x) => x[0])));
-        out[`mlserver.${shape}_ms.p99`] = round(p99);
-        out[`mlserver.${shape}_ms.p99_9`] = round(pooledPercentile(pooled.get(shape) ?? [], 99.9));
-        const cpu = median(cpuMs.get(shape) ?? []);
-        out[`mlserver.${shape}_cpu_ms_per_request`] = round(cpu);
-        const mine = ours[`model_server.inline.${shape}_ms.p99`];
-        if (typeof mine === 'number') out[`model_server.inline.${shape}_p99_vs_mlserver`] = round(mine / p99);
-        const unlogged = ours[`model_server.unlogged.inline.${shape}_ms.p99`];
-        if (typeof unlogged === 'number') {
-          out[`model_server.unlogged.inline.${shape}_p99_vs_mlserver`] = round(unlogged / p99);
-        }
-        // CPU per request, ours (its log thread's Kafka work included) over MLServer's.
-        const myCpu = ours[`model_server.inline.${shape}_cpu_ms_per_request`];
-        if (typeof myCpu === 'number') out[`model_server.inline.${shape}_cpu_vs_mlserver`] = round(myCpu / cpu);
-      }
-      return out;
     },
     async close() {
+      for (const t of targets) t.close();
       await server?.close();
     },
   };

@@ -3,6 +3,9 @@
 // (bench/model-server/index.ts) forks this file with the setup in BENCH_MODEL_SERVER, receives
 // `{ port }` once the model is served, and sends 'stop': the child drains the prediction log to
 // Kafka, closes, and answers `{ stopped: <records left> }` before it exits.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { silentLogger } from '@driftline/core';
 import { parseFeatureViewsText } from '@driftline/features';
@@ -30,7 +33,29 @@ export interface ServerProcessSetup {
   readonly log?: 'none';
 }
 
+/**
+ * BENCH_SERVER_HEAP_PROF=<dir>: a sampling profile of everything the serving process allocates,
+ * garbage included (what drives its scavenges), written at stop as <dir>/<pid>.heapprofile (open
+ * it in Chrome DevTools' Memory tab). Node's --heap-prof keeps only what is still live at the end.
+ */
+async function startHeapProfile(): Promise<(() => Promise<void>) | undefined> {
+  const dir = process.env.BENCH_SERVER_HEAP_PROF;
+  if (dir === undefined || dir === '') return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 4096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return async () => {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    writeFileSync(join(dir, `${process.pid}.heapprofile`), JSON.stringify(profile));
+  };
+}
+
 async function main(): Promise<void> {
+  const stopHeapProfile = await startHeapProfile();
   const setup = JSON.parse(process.env.BENCH_MODEL_SERVER ?? '') as ServerProcessSetup;
   const reader = createRedisOnlineStore(
     { url: setup.redisUrl, tls: false },
@@ -75,6 +100,7 @@ async function main(): Promise<void> {
     if (message !== 'stop') return;
     void (async () => {
       const left = await server.log.drain(30_000);
+      await stopHeapProfile?.();
       await server.close();
       await producer?.disconnect();
       await reader.close();

@@ -1,37 +1,133 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { httpCall } from '../features/http.js';
-
-/** Requests sent before the clock starts on each run. */
-export const WARM_UP = 200;
+import { percentile } from '../stats.js';
 
 /**
- * `count` POSTs to `path` on one keep-alive connection, one after another (the anchor's single
- * client), after WARM_UP untimed ones; the sorted latencies in ms. Every body is built before the
- * first request, so the client's own JSON work and its garbage stay out of the timed loop. Any
- * status but 200 fails the run (`server` names who answered it).
+ * Untimed requests each target gets before the first timed block: a fresh Node process is still
+ * tiering up its code and sizing its heap (its first 1,000 timed requests used twice the CPU per
+ * request of later ones and had the worst p99 of every run). MLServer gets the same.
  */
-export async function timedPosts(
-  server: string,
-  port: number,
-  path: string,
-  count: number,
-  body: (i: number) => string,
-): Promise<number[]> {
-  const bodies = Array.from({ length: count + WARM_UP }, (_, i) => body(i));
+export const WARM_UP = 3_000;
+
+/** Distinct bodies per target, cycled: 8,000 batch bodies at 28 KB would hold 220 MB of client heap. */
+const DISTINCT_BODIES = 1_000;
+
+/** One server and request shape on its own keep-alive connection (the anchor's single client). */
+export interface TimedTarget {
+  /** The shape's name in the results ('inline.batch100', 'mlserver.batch100', …). */
+  readonly name: string;
+  /** Untimed requests (WARM_UP by default). */
+  warm(count?: number): Promise<void>;
+  /** `count` requests one after another: their latencies in ms (in order) and the server's CPU seconds meanwhile. */
+  run(count: number): Promise<{ latencies: number[]; cpuSeconds: number }>;
+  close(): void;
+}
+
+/**
+ * A target whose requests POST `body(i)` to `path`; every body is built before the first request,
+ * so the client's own JSON work and its garbage stay out of the timed loop. Any status but 200
+ * fails the run (`server` names who answered it). `cpuSeconds` reads the server's CPU time.
+ */
+export function timedTarget(options: {
+  readonly name: string;
+  readonly server: string;
+  readonly port: number;
+  readonly path: string;
+  readonly body: (i: number) => string;
+  readonly cpuSeconds: () => number;
+}): TimedTarget {
+  const bodies = Array.from({ length: DISTINCT_BODIES }, (_, i) => options.body(i));
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const latencies: number[] = [];
-  try {
-    for (let i = 0; i < bodies.length; i++) {
-      const t = performance.now();
-      const status = await httpCall(agent, port, 'POST', path, bodies[i]!);
-      if (status !== 200) throw new Error(`${server} answered ${status}`);
-      if (i >= WARM_UP) latencies.push(performance.now() - t);
+  let next = 0;
+  const post = async () => {
+    const status = await httpCall(agent, options.port, 'POST', options.path, bodies[next++ % bodies.length]!);
+    if (status !== 200) throw new Error(`${options.server} answered ${status}`);
+  };
+  return {
+    name: options.name,
+    async warm(count = WARM_UP) {
+      for (let i = 0; i < count; i++) await post();
+    },
+    async run(count) {
+      const latencies: number[] = [];
+      const cpu0 = options.cpuSeconds();
+      for (let i = 0; i < count; i++) {
+        const t = performance.now();
+        await post();
+        latencies.push(performance.now() - t);
+      }
+      return { latencies, cpuSeconds: options.cpuSeconds() - cpu0 };
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+/** One repeat of one target: its p50/p99 (ms), CPU ms per request, and every latency (for pooled tails). */
+export interface RepeatResult {
+  readonly p50: number;
+  readonly p99: number;
+  readonly cpuMsPerRequest: number;
+  readonly latencies: readonly number[];
+}
+
+/**
+ * Every target, `repeats` times `count` requests, INTERLEAVED: each repeat is `blocks` rounds in
+ * which every target runs count/blocks requests in turn. On a shared 2-core machine the background
+ * load changes within a minute (MLServer's p99 moved from 1.7 to 3.7 ms between runs minutes
+ * apart); interleaved, a server and the one it is compared with see the same conditions, so the
+ * ratio of their p99s in one repeat is fair even when the p99s themselves move. A target marked
+ * `optional` (MLServer) that fails is dropped with its reason (`dropped`); any other failure throws.
+ */
+export async function runInterleaved(
+  targets: ReadonlyArray<TimedTarget & { readonly optional?: boolean }>,
+  options: { readonly repeats: number; readonly count: number; readonly blocks: number },
+  log: (line: string) => void,
+): Promise<{ results: Map<string, RepeatResult[]>; dropped: Map<string, string> }> {
+  const results = new Map<string, RepeatResult[]>();
+  const dropped = new Map<string, string>();
+  const live = new Set(targets);
+  const attempt = async (t: TimedTarget & { readonly optional?: boolean }, work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (error) {
+      if (!t.optional) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      dropped.set(t.name, reason);
+      live.delete(t);
+      log(`${t.name}: dropped: ${reason}`);
     }
-  } finally {
-    agent.destroy();
+  };
+  for (const t of targets) await attempt(t, () => t.warm());
+  const perBlock = Math.ceil(options.count / options.blocks);
+  for (let r = 0; r < options.repeats; r++) {
+    const latencies = new Map<TimedTarget, number[]>();
+    const cpu = new Map<TimedTarget, number>();
+    for (let b = 0; b < options.blocks; b++) {
+      for (const t of [...live]) {
+        await attempt(t, async () => {
+          const got = await t.run(perBlock);
+          latencies.set(t, [...(latencies.get(t) ?? []), ...got.latencies]);
+          cpu.set(t, (cpu.get(t) ?? 0) + got.cpuSeconds);
+        });
+      }
+    }
+    for (const t of live) {
+      const l = (latencies.get(t) ?? []).sort((a, b) => a - b);
+      const result: RepeatResult = {
+        p50: percentile(l, 50),
+        p99: percentile(l, 99),
+        cpuMsPerRequest: ((cpu.get(t) ?? 0) * 1000) / l.length,
+        latencies: l,
+      };
+      results.set(t.name, [...(results.get(t.name) ?? []), result]);
+      log(
+        `repeat ${r + 1} ${t.name}: p50 ${result.p50.toFixed(3)} p99 ${result.p99.toFixed(3)} ms, ${result.cpuMsPerRequest.toFixed(3)} CPU ms/request`,
+      );
+    }
   }
-  return latencies.sort((a, b) => a - b);
+  for (const name of dropped.keys()) results.delete(name);
+  return { results, dropped };
 }
 
 /** utime + stime ticks of a /proc/<pid>/stat line, and its process group. */

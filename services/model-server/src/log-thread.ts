@@ -25,17 +25,26 @@ export interface ThreadLogOptions extends LogThreadSendPolicy {
 const CLOSE_GRACE_MS = 10_000;
 
 /**
+ * Records wait up to HAND_OFF_DELAY_MS on the serving thread, so that one message carries several
+ * requests' (one per request cost the serving thread ~60 µs of postMessage each, and woke the log
+ * thread once per request); HAND_OFF_RECORDS waiting go at the end of the event-loop turn.
+ */
+const HAND_OFF_DELAY_MS = 5;
+const HAND_OFF_RECORDS = 1_000;
+
+/**
  * The prediction log on a worker thread of its own (log-worker.ts): its queue, flush policy,
  * retries, Avro encoding and Kafka producer all run there. The serving thread keeps the bound:
  * `append` counts the records against those Kafka acknowledged (the thread reports after every
  * send); beyond `maxBuffered` a request waits for room (createAdmission) and is refused with a 503
- * after `maxWaitMs`. Admitted records are handed over once per event-loop
- * turn — after the answers of that turn are written, and in small pieces: handing over thousands
- * of records in one message (a structured clone of ~2 µs per record) stalled the serving thread
- * for 4–12 ms once every twenty batch requests. They travel packed (packed-predictions.ts).
+ * after `maxWaitMs`. Admitted records are handed over after at most HAND_OFF_DELAY_MS, or at the
+ * end of the event-loop turn once HAND_OFF_RECORDS wait — after the answers of that turn are
+ * written, and in bounded pieces: handing over tens of thousands of records in one message (a
+ * structured clone of ~2 µs per record) stalled the serving thread for 4–12 ms. They travel packed
+ * (packed-predictions.ts).
  *
  * Loss window: what is held when the process dies (at most `maxBuffered`; in steady state about a
- * flush interval of traffic plus one send); a graceful close drains first. If the thread exits,
+ * flush interval of traffic plus one send, plus HAND_OFF_DELAY_MS); a graceful close drains first. If the thread exits,
  * every later append is a 503, readiness fails, and the records it held are lost (logged, counted).
  */
 export async function startThreadLog(
@@ -48,7 +57,8 @@ export async function startThreadLog(
   let handedOver = 0;
   let acked = 0;
   let pending: PredictionEvent[] = [];
-  let handOffScheduled = false;
+  let handOffScheduled: 'no' | 'later' | 'soon' = 'no';
+  let handOffTimer: NodeJS.Timeout | undefined;
   let exited = false;
   let nextId = 0;
   const drains = new Map<number, (left: number) => void>();
@@ -63,9 +73,13 @@ export async function startThreadLog(
     enqueue(events) {
       for (const e of events) pending.push(e);
       report();
-      if (!handOffScheduled) {
-        handOffScheduled = true;
+      if (pending.length >= HAND_OFF_RECORDS && handOffScheduled !== 'soon') {
+        clearTimeout(handOffTimer);
+        handOffScheduled = 'soon';
         setImmediate(handOff);
+      } else if (handOffScheduled === 'no') {
+        handOffScheduled = 'later';
+        handOffTimer = setTimeout(handOff, HAND_OFF_DELAY_MS);
       }
     },
   });
@@ -99,7 +113,8 @@ export async function startThreadLog(
   await awaitStarted<FromLogThread, 'ready'>(worker, 'ready', 'prediction log thread');
 
   const handOff = () => {
-    handOffScheduled = false;
+    handOffScheduled = 'no';
+    clearTimeout(handOffTimer);
     if (pending.length === 0 || exited) return;
     // Packed (packed-predictions.ts): a third of the structured clone's cost on this thread.
     const packed = packPredictions(pending);

@@ -8,6 +8,7 @@ export * from './json-depth.js';
 export * from './logger.js';
 export * from './names.js';
 export * from './own-keys.js';
+export * from './printable.js';
 export * from './redact.js';
 export * from './redis-config.js';
 export * from './uuid.js';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { ConfigError, DriftlineError } from '@driftline/core';
+import { ConfigError, DriftlineError, printable } from '@driftline/core';
 
 const USAGE = `usage: driftline <command> [options] [--debug]
 
@@ -94,7 +94,8 @@ main(args).then(
   (code) => process.exit(code),
   (error: unknown) => {
     const { line, code } = describeError(error, args[0]);
-    process.stderr.write(`driftline: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
+    // One line, and never a terminal command: messages quote input (file headers, names).
+    process.stderr.write(`driftline: ${printable(line.replace(/\s*\n\s*/g, ' '))}\n`);
     if (debug) process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(code);
   },

@@ -23,6 +23,9 @@ async function driftline(...args: string[]): Promise<{ stdout: string; stderr: s
   }
 }
 
+/** The C0 control characters of `text` but newline (what a terminal would act on). */
+const controlsBesidesNewline = (text: string) => [...text].filter((c) => c < ' ' && c !== '\n');
+
 describe('driftline drift', () => {
   const dir = mkdtempSync(join(tmpdir(), 'driftline-cli-'));
   const ref = join(dir, 'ref.csv');
@@ -49,6 +52,29 @@ describe('driftline drift', () => {
     expect(stderr).toBe(
       'driftline: --binning: must be quantile or evidently (got "equal") — see driftline drift --help\n',
     );
+  });
+
+  it('prints a header holding terminal commands as escapes, in its cell and in an error line', async () => {
+    // An ESC sequence (clear screen, retitle the window) and a newline in a CSV header.
+    const evil = '\u001b[2J\u001b]0;pwned\u0007col\nx';
+    const quoted = `"${evil}"`;
+    const a = join(dir, 'evil-ref.csv');
+    const b = join(dir, 'evil-cur.csv');
+    writeFileSync(a, `${quoted},c\n${Array.from({ length: 50 }, (_, i) => `${i},${'ab'[i % 2]}`).join('\n')}\n`);
+    writeFileSync(b, `${quoted},c\n${Array.from({ length: 50 }, (_, i) => `${i + 5},${'ab'[i % 2]}`).join('\n')}\n`);
+    const table = await driftline('drift', '--reference', a, '--current', b);
+    expect(table.code).toBe(0);
+    expect(controlsBesidesNewline(table.stdout)).toEqual([]);
+    expect(table.stdout).toContain('\\u001b[2J\\u001b]0;pwned\\u0007col\\u000ax');
+    // The table keeps one line per column: header, two rows, blank, summary.
+    expect(table.stdout.trim().split('\n')).toHaveLength(5);
+    const other = join(dir, 'evil-other.csv');
+    writeFileSync(other, `x,c\n${Array.from({ length: 50 }, (_, i) => `${i},${'ab'[i % 2]}`).join('\n')}\n`);
+    const error = await driftline('drift', '--reference', a, '--current', other);
+    expect(error.code).not.toBe(0);
+    expect(controlsBesidesNewline(error.stderr)).toEqual([]);
+    expect(error.stderr).toContain('--ignore \\u001b[2J');
+    expect(error.stderr.split('\n')).toHaveLength(2); // one line and its newline
   });
 });
 

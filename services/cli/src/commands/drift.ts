@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { type Column, type ColumnDrift, columnDistribution, datasetDrift } from '@driftline/batch-drift';
-import { ConfigError, DriftlineError } from '@driftline/core';
+import { ConfigError, DriftlineError, printable } from '@driftline/core';
 import { parseCommandArgs } from '../args.js';
 import { notAnInput, outputFile } from '../output-file.js';
 import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
@@ -65,7 +65,7 @@ function verdict(r: ColumnDrift): string {
 function table(rows: readonly ColumnDrift[]): string {
   const header = ['column', 'kind', 'psi', 'ks_D', 'ks_p', 'chi2_p', 'wasserstein', 'js', 'drifted'];
   const lines = rows.map((r) => [
-    r.column,
+    printable(r.column), // a header from the file: never a terminal command, never two lines
     r.kind,
     format(r.psi),
     format(r.ks_statistic),

@@ -1,4 +1,4 @@
-import { ConfigError, parseEnv } from '@driftline/core';
+import { ConfigError, parseEnv, printable } from '@driftline/core';
 import { renderModelCard, renderModelCardText } from '@driftline/report';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
@@ -49,7 +49,10 @@ export async function modelCardCommand(args: readonly string[]): Promise<number>
       writeOutput('--out', out, renderModelCard(card));
       process.stderr.write(`model card written: ${out}\n`);
     }
-    process.stdout.write(values.json ? `${JSON.stringify(card)}\n` : renderModelCardText(card));
+    // Names and features come from events: printed, never run as terminal commands.
+    process.stdout.write(
+      values.json ? `${JSON.stringify(card)}\n` : printable(renderModelCardText(card), { lines: true }),
+    );
     return 0;
   } finally {
     await warehouse.close();

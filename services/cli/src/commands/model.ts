@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import { ARTIFACT_NAME_RULE, ConfigError, DriftlineError, isArtifactName, parseEnv } from '@driftline/core';
+import { ARTIFACT_NAME_RULE, ConfigError, DriftlineError, isArtifactName, parseEnv, printable } from '@driftline/core';
 import { operatorTransitions, STAGE_TRANSITIONS, type Stage } from '@driftline/policy';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
@@ -89,9 +89,8 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
     }
     await warehouse.transitions.record(rows.map((r) => ({ ...r, model, recorded_at: now })));
     const last = rows.at(-1);
-    process.stdout.write(
-      `recorded ${model} ${version}: ${last?.from_stage ?? 'new'} → ${last?.to_stage} (operator:${operator}); the model-controller publishes it on models.v1 at its next tick\n`,
-    );
+    const recorded = `recorded ${model} ${version}: ${last?.from_stage ?? 'new'} → ${last?.to_stage} (operator:${operator}); the model-controller publishes it on models.v1 at its next tick`;
+    process.stdout.write(`${printable(recorded)}\n`);
     return 0;
   } finally {
     await warehouse.close();

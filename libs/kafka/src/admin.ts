@@ -164,6 +164,23 @@ export async function committedOffsets(
   });
 }
 
+/**
+ * Commits `offsets` (partition → the next offset to read) for a group that has no active member
+ * (Kafka refuses it otherwise): where a new group starts instead of its `fromBeginning` default.
+ */
+export async function setGroupOffsets(
+  client: KafkaClient,
+  groupId: string,
+  topic: string,
+  offsets: ReadonlyMap<number, bigint>,
+): Promise<void> {
+  if (offsets.size === 0) return;
+  const partitions = [...offsets].map(([partition, offset]) => ({ partition, offset: offset.toString() }));
+  await withAdmin(client, `setting the offsets of ${groupId} on ${topic}`, (admin) =>
+    admin.setOffsets({ groupId, topic, partitions }),
+  );
+}
+
 /** Deletes an empty consumer group and whatever offsets it stored. */
 export async function deleteGroup(client: KafkaClient, groupId: string): Promise<void> {
   await withAdmin(client, `deleting group ${groupId}`, (admin) => admin.deleteGroups([groupId]));

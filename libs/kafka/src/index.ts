@@ -8,6 +8,7 @@ export {
   listTopics,
   partitionCount,
   probeCluster,
+  setGroupOffsets,
   type TopicSpec,
   topicOffsets,
 } from './admin.js';

@@ -25,6 +25,13 @@ import { type DeliverOptions, deliver } from './deliver.js';
 
 export interface RouterDeps {
   readonly routes: RoutingTable;
+  /**
+   * The one receiver this processor delivers to (its consumer group is the receiver's own, so a
+   * receiver that is down holds back only its own alerts); every receiver when absent.
+   */
+  readonly receiver?: string;
+  /** Whether this processor logs and counts the alerts no route matched (one of the receivers' does). */
+  readonly reportsUnrouted?: boolean;
   readonly store: AlertDeliveryStore;
   readonly decode: (record: InboundRecord) => Promise<DriftAlert> | DriftAlert;
   readonly eventTime: EventTimeBounds;
@@ -45,7 +52,9 @@ const ID_LOG_LIMIT = 20;
  *
  * So: at-least-once per receiver within the retry budget; a receiver that stays down delays the
  * batch by at most its budget (then its deliveries are recorded `failed`, logged and counted) and
- * never delays the other receivers' deliveries of the batch.
+ * never delays the other receivers' deliveries of the batch. The service runs one processor per
+ * receiver (`receiver` set), each in its own consumer group, so it does not delay their later
+ * batches either.
  */
 export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   const now = deps.now ?? Date.now;
@@ -165,8 +174,9 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       const perReceiver = new Map<string, RoutedAlert[]>();
       for (const { value: alert } of items) {
         const severity = severityOf(alert);
-        const names = receiversFor(deps.routes, alert, severity);
-        if (names.length === 0) {
+        const all = receiversFor(deps.routes, alert, severity);
+        const names = deps.receiver === undefined ? all : all.filter((n) => n === deps.receiver);
+        if (all.length === 0 && (deps.reportsUnrouted ?? true)) {
           m.unrouted.inc({ kind: alert.kind });
           deps.logger.warn(
             { alertId: alert.alert_id, model: alert.model, kind: alert.kind, severity },

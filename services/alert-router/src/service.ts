@@ -3,6 +3,7 @@ import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { type AlertRouterConfig, alertRouterEnvShape, toAlertRouterConfig } from './config.js';
 import { routerProcessor } from './processor.js';
+import { receiverGroupId, seedReceiverGroups } from './receiver-groups.js';
 
 export const alertRouterService = defineService({
   name: 'alert-router',
@@ -32,26 +33,46 @@ export const alertRouterService = defineService({
       },
       'alert routes loaded',
     );
-    const consumer: ConsumerHandle = await ctx.consume({
-      groupId: `${ctx.common.topicPrefix}${config.group}`,
-      topics: [ctx.topic('alert')],
-      fromBeginning: true,
-      processor: routerProcessor({
-        routes,
-        store: warehouse.alertDeliveries,
-        decode: (r) => alertCodec.decode(r.value),
-        eventTime: ctx.common.eventTime,
-        deliver: { retry: config.retry, timeoutMs: config.timeoutMs, signal: stopping.signal },
-        logger: ctx.logger,
-        registry: ctx.registry,
-      }),
-    });
+    // One consumer group per receiver: a receiver that is down holds back its own alerts only,
+    // never the other receivers' later batches (with one group, every batch after the outage
+    // waited out the down receiver's retry budget).
+    const receivers = [...routes.receivers.keys()];
+    const topic = ctx.topic('alert');
+    const group = `${ctx.common.topicPrefix}${config.group}`;
+    await ctx.ensureTopics([{ topic }]);
+    for (const { receiver, from } of await seedReceiverGroups(ctx.kafka(), topic, group, receivers)) {
+      ctx.logger.info(
+        { receiver, group: receiverGroupId(group, receiver), from },
+        'receiver group starts where the router was',
+      );
+    }
+    const consumers: ConsumerHandle[] = [];
+    for (const [i, receiver] of receivers.entries()) {
+      consumers.push(
+        await ctx.consume({
+          groupId: receiverGroupId(group, receiver),
+          topics: [topic],
+          fromBeginning: true,
+          processor: routerProcessor({
+            routes,
+            receiver,
+            reportsUnrouted: i === 0,
+            store: warehouse.alertDeliveries,
+            decode: (r) => alertCodec.decode(r.value),
+            eventTime: ctx.common.eventTime,
+            deliver: { retry: config.retry, timeoutMs: config.timeoutMs, signal: stopping.signal },
+            logger: ctx.logger,
+            registry: ctx.registry,
+          }),
+        }),
+      );
+    }
     return {
-      ready: () => consumer.ready(),
+      ready: () => consumers.every((c) => c.ready()),
       async stop() {
-        // Retries and rate-limit waits end now; the batch in hand is left uncommitted (redelivered).
+        // Retries and rate-limit waits end now; the batches in hand are left uncommitted (redelivered).
         stopping.abort();
-        await consumer.stop();
+        await Promise.all(consumers.map((c) => c.stop()));
       },
     };
   },

@@ -1,15 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SchemaRegistryCodec } from '@driftline/codec';
-import { createProducer, ensureTopics } from '@driftline/kafka';
-import { contracts, type DriftAlert } from '@driftline/schemas';
+import type { DriftAlert } from '@driftline/schemas';
 import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
-import { eventually, freePort, kafkaFor, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, uniqueName } from '@driftline/test-support';
 import { type ClickHouse, createClickHouse, migrate, migrations } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { alertRouterService } from '../src/index.js';
+import { driftAlert, publishAlerts, type Received, Receiver, routerEnv } from './fixtures.js';
 
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'alert-router-'));
@@ -18,85 +16,9 @@ const database = uniqueName('router').replaceAll('-', '_');
 const HOUR = 3_600_000;
 const BASE = Math.floor((Date.now() - 60_000) / HOUR) * HOUR; // one group bucket (1h) for a1..a3
 
-interface Received {
-  readonly path: string;
-  readonly body: Record<string, unknown>;
-  readonly headers: IncomingHttpHeaders;
-  readonly at: number;
-}
-
-/** A webhook receiver on loopback: records every request; `answer` decides the status per path. */
-class Receiver {
-  readonly received: Received[] = [];
-  private server: Server | undefined;
-  constructor(
-    readonly port: number,
-    private readonly answer: (path: string, n: number) => number = () => 200,
-    private readonly answered: (n: number) => void = () => {},
-  ) {}
-  start(): Promise<void> {
-    const server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const path = req.url ?? '';
-        const status = this.answer(path, this.received.filter((r) => r.path === path).length + 1);
-        this.received.push({
-          path,
-          body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
-          headers: req.headers,
-          at: Date.now(),
-        });
-        res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : `status ${status}`);
-        this.answered(this.received.length);
-      });
-    });
-    this.server = server;
-    return new Promise((resolve) => server.listen(this.port, '127.0.0.1', () => resolve()));
-  }
-  stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server === undefined) return Promise.resolve();
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(() => resolve()));
-  }
-  on(path: string): Received[] {
-    return this.received.filter((r) => r.path === path);
-  }
-}
-
-function alert(id: string, over: Partial<DriftAlert> = {}): DriftAlert {
-  return {
-    alert_id: id,
-    kind: 'FEATURE_DRIFT',
-    model: 'fraud',
-    model_version: 'v1',
-    feature: 'amount',
-    window_start: BASE,
-    window_end: BASE + 60_000,
-    event_time: BASE + 60_000,
-    method: 'psi',
-    statistic: 0.4,
-    p_value: null,
-    threshold: 0.2,
-    share_drifted: 0.2,
-    evidence: '{"reference_n":1000,"current_n":800}',
-    ...over,
-  };
-}
-
+const alert = (id: string, over: Partial<DriftAlert> = {}) => driftAlert(id, BASE, over);
 const topic = `${prefix}alerts.v1`;
-async function publish(alerts: readonly DriftAlert[]): Promise<void> {
-  const kafka = kafkaFor(stack.kafkaBrokers);
-  await ensureTopics(kafka, [{ topic, partitions: 1 }]);
-  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.alert, topic);
-  const producer = await createProducer(kafka);
-  const messages = [];
-  for (const a of alerts) messages.push({ key: a.model, value: await codec.encode(a) });
-  await producer.send(topic, messages); // one request: the router reads them as one batch
-  await producer.disconnect();
-}
+const publish = (alerts: readonly DriftAlert[]) => publishAlerts(stack, topic, alerts);
 
 const ids = (r: Received) => r.body.alert_ids as string[];
 
@@ -108,23 +30,8 @@ describe('alert-router on the real stack: routes, bodies, grouping, rate limit, 
   let flakyBackAt = 0;
   const routesFile = join(dir, 'routes.yaml');
 
-  const env = (group: string): Record<string, string> => ({
-    DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-    DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-    DRIFTLINE_TOPIC_PREFIX: prefix,
-    DRIFTLINE_TOPIC_PARTITIONS: '1',
-    DRIFTLINE_HTTP_PORT: '0',
-    DRIFTLINE_LOG_LEVEL: 'warn',
-    DRIFTLINE_CLICKHOUSE_DATABASE: database,
-    DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'chdb'),
-    DRIFTLINE_ALERT_ROUTES_FILE: routesFile,
-    DRIFTLINE_ALERT_ROUTER_GROUP: group,
-    DRIFTLINE_ALERT_ROUTER_TIMEOUT: '2s',
-    DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL: '200ms',
-    DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY: '1s',
-    DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS: '40',
-    DRIFTLINE_ALERT_ROUTER_RETRY_BUDGET: '60s',
-  });
+  const env = (group: string) =>
+    routerEnv({ stack, prefix, database, chdbPath: join(dir, 'chdb'), routesFile, group, retryBudget: '60s' });
   const start = (group: string) =>
     startRunner({ services: [alertRouterService as unknown as ServiceDefinition<never, unknown>], env: env(group) });
 

@@ -18,30 +18,14 @@ import {
 } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routerProcessor } from '../src/processor.js';
+import { driftAlert } from './fixtures.js';
 
 // The processor on embedded ClickHouse and a loopback receiver, without Kafka: what happens when
 // the record of a delivery cannot be written (the loop retries the batch).
 const NOW = Date.now();
 
-function alert(id: string, over: Partial<DriftAlert> = {}): DriftAlert {
-  return {
-    alert_id: id,
-    kind: 'FEATURE_DRIFT',
-    model: 'fraud',
-    model_version: 'v1',
-    feature: 'amount',
-    window_start: NOW - 120_000,
-    window_end: NOW - 60_000,
-    event_time: NOW - 60_000,
-    method: 'psi',
-    statistic: 0.4,
-    p_value: null,
-    threshold: 0.2,
-    share_drifted: 0.2,
-    evidence: '{}',
-    ...over,
-  };
-}
+const alert = (id: string, over: Partial<DriftAlert> = {}) =>
+  driftAlert(id, NOW - 120_000, { evidence: '{}', ...over });
 
 const record = (a: DriftAlert, offset = 0): InboundRecord => ({
   topic: 'alerts.v1',

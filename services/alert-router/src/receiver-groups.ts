@@ -1,0 +1,63 @@
+import { committedOffsets, type KafkaClient, setGroupOffsets } from '@driftline/kafka';
+
+/** Committed offset per partition (-1: none). */
+export type GroupOffsets = ReadonlyMap<number, bigint>;
+
+const committed = (o: GroupOffsets | undefined) => [...(o ?? new Map<number, bigint>())].filter(([, v]) => v >= 0n);
+
+/**
+ * Where a receiver's consumer group starts when it has committed nothing yet (pure):
+ * - other receivers' groups committed offsets: per partition the least of them — a receiver added
+ *   to a running router gets the alerts the router has not finished, not the topic's history;
+ * - else the router's earlier single group (`legacy`, before groups per receiver) committed
+ *   offsets: from there — the upgrade neither sends again what that group handled (its failed
+ *   deliveries included) nor skips any;
+ * - neither (a new deployment): undefined, the group reads from the beginning.
+ * A group that committed anything itself keeps its own offsets (undefined).
+ */
+export function receiverGroupStart(
+  own: GroupOffsets | undefined,
+  legacy: GroupOffsets | undefined,
+  siblings: readonly GroupOffsets[],
+): Map<number, bigint> | undefined {
+  if (committed(own).length > 0) return undefined;
+  const least = new Map<number, bigint>();
+  for (const sibling of siblings) {
+    for (const [partition, offset] of committed(sibling)) {
+      const known = least.get(partition);
+      if (known === undefined || offset < known) least.set(partition, offset);
+    }
+  }
+  if (least.size > 0) return least;
+  const fromLegacy = committed(legacy);
+  return fromLegacy.length > 0 ? new Map(fromLegacy) : undefined;
+}
+
+/** The consumer group of one receiver: the router's group name and the receiver's. */
+export const receiverGroupId = (group: string, receiver: string) => `${group}.${receiver}`;
+
+/**
+ * Seeds every receiver's group that has committed nothing (see {@link receiverGroupStart}), before
+ * any of them starts consuming. Returns the receivers whose groups were seeded, and from where.
+ */
+export async function seedReceiverGroups(
+  kafka: KafkaClient,
+  topic: string,
+  group: string,
+  receivers: readonly string[],
+): Promise<Array<{ receiver: string; from: 'legacy group' | 'other receivers' }>> {
+  const legacy = await committedOffsets(kafka, group, topic);
+  const own = new Map<string, GroupOffsets>();
+  for (const r of receivers) own.set(r, await committedOffsets(kafka, receiverGroupId(group, r), topic));
+  const seeded: Array<{ receiver: string; from: 'legacy group' | 'other receivers' }> = [];
+  for (const r of receivers) {
+    // The others as they were before this pass: receivers seeded in it do not count as running.
+    const siblings = receivers.filter((x) => x !== r).map((x) => own.get(x)!);
+    const start = receiverGroupStart(own.get(r), legacy, siblings);
+    if (start === undefined) continue;
+    await setGroupOffsets(kafka, receiverGroupId(group, r), topic, start);
+    const fromSiblings = siblings.some((o) => committed(o).length > 0);
+    seeded.push({ receiver: r, from: fromSiblings ? 'other receivers' : 'legacy group' });
+  }
+  return seeded;
+}

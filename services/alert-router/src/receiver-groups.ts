@@ -5,6 +5,12 @@ export type GroupOffsets = ReadonlyMap<number, bigint>;
 
 const committed = (o: GroupOffsets | undefined) => [...(o ?? new Map<number, bigint>())].filter(([, v]) => v >= 0n);
 
+/** Where a receiver's group starts, and why. */
+export interface GroupStart {
+  readonly offsets: Map<number, bigint>;
+  readonly from: 'other receivers' | 'legacy group';
+}
+
 /**
  * Where a receiver's consumer group starts when it has committed nothing yet (pure):
  * - other receivers' groups committed offsets: per partition the least of them — a receiver added
@@ -19,7 +25,7 @@ export function receiverGroupStart(
   own: GroupOffsets | undefined,
   legacy: GroupOffsets | undefined,
   siblings: readonly GroupOffsets[],
-): Map<number, bigint> | undefined {
+): GroupStart | undefined {
   if (committed(own).length > 0) return undefined;
   const least = new Map<number, bigint>();
   for (const sibling of siblings) {
@@ -28,9 +34,9 @@ export function receiverGroupStart(
       if (known === undefined || offset < known) least.set(partition, offset);
     }
   }
-  if (least.size > 0) return least;
+  if (least.size > 0) return { offsets: least, from: 'other receivers' };
   const fromLegacy = committed(legacy);
-  return fromLegacy.length > 0 ? new Map(fromLegacy) : undefined;
+  return fromLegacy.length > 0 ? { offsets: new Map(fromLegacy), from: 'legacy group' } : undefined;
 }
 
 /** The consumer group of one receiver: the router's group name and the receiver's. */
@@ -45,19 +51,18 @@ export async function seedReceiverGroups(
   topic: string,
   group: string,
   receivers: readonly string[],
-): Promise<Array<{ receiver: string; from: 'legacy group' | 'other receivers' }>> {
+): Promise<Array<{ receiver: string; from: GroupStart['from'] }>> {
   const legacy = await committedOffsets(kafka, group, topic);
   const own = new Map<string, GroupOffsets>();
   for (const r of receivers) own.set(r, await committedOffsets(kafka, receiverGroupId(group, r), topic));
-  const seeded: Array<{ receiver: string; from: 'legacy group' | 'other receivers' }> = [];
+  const seeded: Array<{ receiver: string; from: GroupStart['from'] }> = [];
   for (const r of receivers) {
     // The others as they were before this pass: receivers seeded in it do not count as running.
     const siblings = receivers.filter((x) => x !== r).map((x) => own.get(x)!);
     const start = receiverGroupStart(own.get(r), legacy, siblings);
     if (start === undefined) continue;
-    await setGroupOffsets(kafka, receiverGroupId(group, r), topic, start);
-    const fromSiblings = siblings.some((o) => committed(o).length > 0);
-    seeded.push({ receiver: r, from: fromSiblings ? 'other receivers' : 'legacy group' });
+    await setGroupOffsets(kafka, receiverGroupId(group, r), topic, start.offsets);
+    seeded.push({ receiver: r, from: start.from });
   }
   return seeded;
 }

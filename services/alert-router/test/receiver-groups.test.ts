@@ -15,12 +15,13 @@ describe('receiverGroupStart', () => {
       offsets([0, 35n], [1, 20n]),
       none,
     ]);
-    expect(start).toEqual(offsets([0, 35n], [1, 12n]));
+    expect(start).toEqual({ offsets: offsets([0, 35n], [1, 12n]), from: 'other receivers' });
   });
 
   it('starts every receiver where the single group of an older router was, on the upgrade', () => {
-    expect(receiverGroupStart(none, offsets([0, 9n], [1, -1n]), [none, none])).toEqual(offsets([0, 9n]));
-    expect(receiverGroupStart(undefined, offsets([0, 9n]), [])).toEqual(offsets([0, 9n]));
+    const legacy = { offsets: offsets([0, 9n]), from: 'legacy group' };
+    expect(receiverGroupStart(none, offsets([0, 9n], [1, -1n]), [none, none])).toEqual(legacy);
+    expect(receiverGroupStart(undefined, offsets([0, 9n]), [])).toEqual(legacy);
   });
 
   it('reads from the beginning on a new deployment (nothing committed anywhere)', () => {

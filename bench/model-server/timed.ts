@@ -107,7 +107,9 @@ export async function runInterleaved(
       for (const t of [...live]) {
         await attempt(t, async () => {
           const got = await t.run(perBlock);
-          latencies.set(t, [...(latencies.get(t) ?? []), ...got.latencies]);
+          const list = latencies.get(t) ?? [];
+          for (const l of got.latencies) list.push(l);
+          latencies.set(t, list);
           cpu.set(t, (cpu.get(t) ?? 0) + got.cpuSeconds);
         });
       }

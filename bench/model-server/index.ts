@@ -26,9 +26,10 @@ const ENTITIES = 10_000;
 /** Forks server-process.ts; resolves once it serves, with its port and a `stop` (drain, close, exit). */
 async function forkServer(
   setup: ServerProcessSetup,
+  variant: ServerVariant = {},
 ): Promise<{ port: number; cpuSeconds(): number; stop(): Promise<number> }> {
   const child = fork(fileURLToPath(new URL('./server-process.ts', import.meta.url)), {
-    env: { ...process.env, BENCH_MODEL_SERVER: JSON.stringify(setup) },
+    env: { ...process.env, ...variant.env, BENCH_MODEL_SERVER: JSON.stringify(setup) },
     // BENCH_SERVER_CPU_PROF=<dir>: a V8 CPU profile of the serving process (where its time goes).
     execArgv: [
       ...process.execArgv,
@@ -37,6 +38,7 @@ async function forkServer(
         : []),
       // BENCH_SERVER_NODE_FLAGS: more Node/V8 flags for the serving process (--trace-gc, GC tuning).
       ...(process.env.BENCH_SERVER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+      ...(variant.nodeFlags ?? []),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -67,6 +69,36 @@ async function forkServer(
   };
 }
 
+interface ServerVariant {
+  readonly env?: Readonly<Record<string, string>>;
+  readonly nodeFlags?: readonly string[];
+}
+
+/** BENCH_VARIANT_ENV (a JSON object of strings) and BENCH_VARIANT_NODE_FLAGS; undefined when neither is set. */
+function variantFromEnv(env: NodeJS.ProcessEnv): ServerVariant | undefined {
+  const text = env.BENCH_VARIANT_ENV;
+  const nodeFlags = env.BENCH_VARIANT_NODE_FLAGS?.split(' ').filter(Boolean);
+  if (text === undefined && nodeFlags === undefined) return undefined;
+  let vars: unknown = {};
+  try {
+    if (text !== undefined) vars = JSON.parse(text);
+  } catch {}
+  if (typeof vars !== 'object' || vars === null || Object.values(vars).some((v) => typeof v !== 'string')) {
+    throw new Error(`BENCH_VARIANT_ENV: expected a JSON object of strings, got ${JSON.stringify(text)}`);
+  }
+  return { env: vars as Record<string, string>, nodeFlags: nodeFlags ?? [] };
+}
+
+/** BENCH_MODEL_SERVER_REPEATS: a whole number of repeats from 1 to 50, 3 when unset. */
+function repeatsFromEnv(text: string | undefined): number {
+  if (text === undefined) return 3;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 50) {
+    throw new Error(`BENCH_MODEL_SERVER_REPEATS: expected a whole number from 1 to 50, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
 /** Deterministic feature values of an entity (the same in Redis and inline). */
 const valuesOf = (e: number) => Object.fromEntries(FEATURES.map((f, j) => [f, ((e * 31 + j * 17) % 1000) / 250 - 2]));
 
@@ -83,7 +115,7 @@ export async function benchModelServer(
   options: { repeats?: number; log?: (line: string) => void } = {},
 ): Promise<Record<string, number | string>> {
   const log = options.log ?? (() => {});
-  const repeats = options.repeats ?? 3;
+  const repeats = options.repeats ?? repeatsFromEnv(process.env.BENCH_MODEL_SERVER_REPEATS);
   const id = Math.random().toString(36).slice(2, 10);
   const dir = mkdtempSync(join(tmpdir(), 'bench-model-server-'));
   mkdirSync(join(dir, 'bench', 'v1'), { recursive: true });
@@ -127,6 +159,12 @@ export async function benchModelServer(
   const server = await forkServer(serverSetup);
   // The same server without the prediction log, for the inline shapes: what logging costs.
   const unlogged = await forkServer({ ...serverSetup, log: 'none' });
+  // BENCH_VARIANT_ENV='{"NAME":"value"}' / BENCH_VARIANT_NODE_FLAGS='--flag …': a second logged
+  // server with that environment or those Node flags, its inline shapes interleaved with the
+  // others as variant.* and compared with the logged server's repeat by repeat (variant_vs_logged):
+  // a change judged in one run, under the same conditions, not across runs minutes apart.
+  const variantSetup = variantFromEnv(process.env);
+  const variant = variantSetup === undefined ? undefined : await forkServer(serverSetup, variantSetup);
   // --- MLServer side by side (bench/model-server/mlserver.ts): same model file, same rows, same client.
   const rowOf = (e: number) => FEATURES.map((f) => valuesOf(e)[f]!);
   const mlserver = await openMlserverSideBySide({
@@ -158,6 +196,12 @@ export async function benchModelServer(
       ...Object.entries(shapes).map(([n, b]): [string, (i: number) => string, typeof server] => [n, b, server]),
       ['unlogged.inline.single', shapes['inline.single'], unlogged],
       ['unlogged.inline.batch100', shapes['inline.batch100'], unlogged],
+      ...(variant === undefined
+        ? []
+        : ([
+            ['variant.inline.single', shapes['inline.single'], variant],
+            ['variant.inline.batch100', shapes['inline.batch100'], variant],
+          ] satisfies Array<[string, (i: number) => string, typeof server]>)),
     ];
     // BENCH_MODEL_SERVER_SHAPES=inline.batch100,single: only those request shapes (quick looks;
     // MLServer's shape of the same size stays in).
@@ -188,20 +232,32 @@ export async function benchModelServer(
       result[`${key.replace(/_ms$/, '')}_cpu_ms_per_request`] = round(median(list.map((x) => x.cpuMsPerRequest)));
     }
     Object.assign(result, mlserver.keys(dropped));
-    // Ours ÷ MLServer's, per repeat (the two interleaved: the same conditions), median over repeats.
+    // A ÷ B per repeat (the two interleaved: the same conditions), median over repeats.
+    const ratio = (key: string, a: string, b: string, metric: 'p99' | 'cpu') => {
+      const [mine, theirs] = [results.get(a), results.get(b)];
+      if (mine === undefined || theirs === undefined) return;
+      const of = (x: RepeatResult) => (metric === 'p99' ? x.p99 : x.cpuMsPerRequest);
+      result[key] = round(median(mine.map((x, r) => of(x) / of(theirs[r]!))));
+    };
     for (const shape of ['single', 'batch100']) {
-      const theirRuns = results.get(`mlserver.${shape}`);
-      if (theirRuns === undefined) continue;
       for (const [prefix, metric] of [
         ['inline', 'p99'],
         ['unlogged.inline', 'p99'],
         ['inline', 'cpu'],
       ] as const) {
-        const mine = results.get(`${prefix}.${shape}`);
-        if (mine === undefined) continue;
-        const of = (x: RepeatResult) => (metric === 'p99' ? x.p99 : x.cpuMsPerRequest);
-        result[`model_server.${prefix}.${shape}_${metric}_vs_mlserver`] = round(
-          median(mine.map((x, r) => of(x) / of(theirRuns[r]!))),
+        ratio(
+          `model_server.${prefix}.${shape}_${metric}_vs_mlserver`,
+          `${prefix}.${shape}`,
+          `mlserver.${shape}`,
+          metric,
+        );
+      }
+      for (const metric of ['p99', 'cpu'] as const) {
+        ratio(
+          `model_server.variant.inline.${shape}_${metric}_vs_logged`,
+          `variant.inline.${shape}`,
+          `inline.${shape}`,
+          metric,
         );
       }
     }
@@ -224,6 +280,7 @@ export async function benchModelServer(
     await mlserver.close();
     await server.stop();
     await unlogged.stop();
+    await variant?.stop();
     await deleteTopics(kafka, [topic, logTopic]).catch(() => {});
     const keys = await writer.client.keys(`${keyPrefix}:*`);
     for (let i = 0; i < keys.length; i += 1_000) await writer.client.unlink(...keys.slice(i, i + 1_000));

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
+import { SeededRandom } from '@driftline/test-support/random';
 import { httpCall } from '../features/http.js';
 import { percentile } from '../stats.js';
 
@@ -73,11 +74,11 @@ export interface RepeatResult {
 
 /**
  * Every target, `repeats` times `count` requests, INTERLEAVED: each repeat is `blocks` rounds in
- * which every target runs count/blocks requests in turn. On a shared 2-core machine the background
- * load changes within a minute (MLServer's p99 moved from 1.7 to 3.7 ms between runs minutes
- * apart); interleaved, a server and the one it is compared with see the same conditions, so the
- * ratio of their p99s in one repeat is fair even when the p99s themselves move. A target marked
- * `optional` (MLServer) that fails is dropped with its reason (`dropped`); any other failure throws.
+ * which every target runs count/blocks requests in turn, in an order shuffled each round. On a
+ * shared 2-core machine the background load changes within a minute (MLServer's p99 moved from 1.7 to 3.7 ms between runs minutes apart);
+ * interleaved, a server and the one it is compared with see the same conditions, so the ratio of
+ * their p99s in one repeat is fair even when the p99s themselves move. A target marked `optional`
+ * (MLServer) that fails is dropped with its reason (`dropped`); any other failure throws.
  */
 export async function runInterleaved(
   targets: ReadonlyArray<TimedTarget & { readonly optional?: boolean }>,
@@ -100,11 +101,14 @@ export async function runInterleaved(
   };
   for (const t of targets) await attempt(t, () => t.warm());
   const perBlock = Math.ceil(options.count / options.blocks);
+  const random = new SeededRandom(0x5eed); // the same orders on every run
   for (let r = 0; r < options.repeats; r++) {
     const latencies = new Map<TimedTarget, number[]>();
     const cpu = new Map<TimedTarget, number>();
     for (let b = 0; b < options.blocks; b++) {
-      for (const t of [...live]) {
+      // A new order each round: a logged server's last sends and its broker's work go on into the
+      // next block, and in a fixed order they would always fall on the same target.
+      for (const t of random.shuffle([...live])) {
         await attempt(t, async () => {
           const got = await t.run(perBlock);
           const list = latencies.get(t) ?? [];

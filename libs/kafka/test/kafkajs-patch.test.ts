@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 // patches/kafkajs@2.2.4.patch rewrites kafkajs's varint writers (in place instead of a Buffer per
-// value), its CRC-32C (slicing-by-8) and the produce request's uncompressed record batch (one
-// pass into one buffer). These checks hold each to an independent reference and to kafkajs's own
+// value), its CRC-32C (slicing-by-8), the produce request's uncompressed record batch (one pass
+// into one buffer) and sizes the produce request's and every request frame's buffers exactly. These checks hold each to an independent reference and to kafkajs's own
 // unpatched code: its decoder, and its Record and RecordBatch encoders.
 const require = createRequire(import.meta.url);
 type Encoder = {
@@ -229,9 +229,40 @@ describe('kafkajs patch: uncompressed record batch in one pass', () => {
           }).encode();
           const expected = await originalRequest(args);
           expect(patched.buffer.equals(expected)).toBe(true);
+          // Sized exactly: no buffer grown by doubling (the garbage of a 256 KiB request was ~4 MiB).
+          expect((patched as Encodable & { buf: Buffer }).buf.length).toBe(patched.size());
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it('frames a request as unpatched kafkajs does, in buffers of the exact size', async () => {
+    const frame = require('kafkajs/src/protocol/request') as (args: object) => Promise<Encodable & { buf: Buffer }>;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 70_000 }).map((b) => Buffer.from(b)),
+        fc.oneof(fc.constant(null), fc.string({ maxLength: 30 })),
+        fc.nat(2 ** 31 - 1),
+        async (body, clientId, correlationId) => {
+          const payload = new FullEncoderClass().writeInt32(body.length).writeEncoder({ buf: body, buffer: body });
+          const framed = await frame({
+            correlationId,
+            clientId,
+            request: { apiKey: 0, apiVersion: 3, encode: async () => payload },
+          });
+          const inner = new FullEncoderClass()
+            .writeInt16(0)
+            .writeInt16(3)
+            .writeInt32(correlationId)
+            .writeString(clientId)
+            .writeEncoder(payload);
+          const expected = new FullEncoderClass().writeInt32(inner.buffer.length).writeEncoder(inner).buffer;
+          expect(framed.buffer.equals(expected)).toBe(true);
+          expect(framed.buf.length).toBe(framed.size());
+        },
+      ),
+      { numRuns: 100 },
     );
   });
 

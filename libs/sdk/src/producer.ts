@@ -1,15 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { type RegistryConfig, SchemaRegistryCodec, type TopicCodec } from '@driftline/codec';
-import { DriftlineError, type Logger, silentLogger } from '@driftline/core';
+import {
+  DEFAULT_EVENT_TIME_BOUNDS,
+  DriftlineError,
+  type EventTimeBounds,
+  eventTimeProblem,
+  type Logger,
+  silentLogger,
+  toDriftlineError,
+} from '@driftline/core';
 import {
   createKafkaClient,
   createProducer,
+  deadLetterUnsent,
   type EventProducer,
+  isolateRejected,
   type KafkaClient,
   type KafkaConfig,
   type OutboundMessage,
 } from '@driftline/kafka';
 import { type Contract, contracts, type FeatureEvent, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
+import { featureEventProblem, predictionEventProblem } from './checks.js';
 
 /** A feature event as producers write it: the event id and time default to a UUID and now. */
 export type FeatureEventInput = Omit<FeatureEvent, 'event_id' | 'event_time'> &
@@ -37,6 +48,17 @@ export type DriftlineProducerOptions = KafkaConnection & {
   readonly lingerMs?: number;
   /** Messages buffered or in flight before publish calls wait (backpressure; default 20,000). */
   readonly maxBuffered?: number;
+  /**
+   * Largest encoded event accepted (default 1,000,000 bytes, under the broker's default
+   * `message.max.bytes` of 1 MiB): a bigger one is refused by the publish call.
+   */
+  readonly maxEventBytes?: number;
+  /**
+   * The services' event-time bounds (DRIFTLINE_EVENT_TIME_MAX_FUTURE / _MIN; default 1 h ahead,
+   * not before 2000): an event outside them is refused by the publish call, as the services would
+   * dead-letter it (a µs or ns timestamp, say).
+   */
+  readonly eventTime?: EventTimeBounds;
   readonly logger?: Logger;
 };
 
@@ -49,24 +71,50 @@ export interface DriftlineProducer {
   publishFeatures(events: FeatureEventInput | readonly FeatureEventInput[]): Promise<void>;
   publishPrediction(events: PredictionEventInput | readonly PredictionEventInput[]): Promise<void>;
   publishLabel(events: LabelEventInput | readonly LabelEventInput[]): Promise<void>;
-  /** Resolves when everything published before the call is acknowledged by Kafka (acks=all). */
+  /**
+   * Resolves when everything published before the call is acknowledged by Kafka (acks=all) or
+   * dead-lettered; events published meanwhile do not hold it up.
+   */
   flush(): Promise<void>;
-  /** Flushes, then disconnects. */
+  /** Refuses new publish calls, waits for those under way, flushes everything, then disconnects. */
   close(): Promise<void>;
   /** Messages buffered or in flight. */
   readonly pending: number;
+  /** Events Kafka refused as they are (e.g. a topic's smaller `max.message.bytes`), sent to `<topic>.dlq`. */
+  readonly deadLettered: number;
 }
 
 interface Pending {
   readonly topic: string;
-  readonly message: OutboundMessage;
+  readonly message: OutboundMessage & { readonly key: string; readonly value: Buffer };
+}
+
+/** Most encoded bytes per Kafka request: half the broker's default record-batch limit (1 MiB). */
+const MAX_SEND_BYTES = 512 * 1024;
+
+/** Who the SDK's dead letters name as their producer (`driftline.dlq.consumer.group`). */
+const PRODUCED_BY = 'driftline-sdk';
+
+/** An option that must be a whole number within bounds (or absent: its default). */
+function wholeOption(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new DriftlineError(
+      'CONFIG_INVALID',
+      `createDriftlineProducer: ${name} must be a whole number from ${min} to ${max}, got ${String(value)}`,
+    );
+  }
+  return value;
 }
 
 /**
  * The producer SDK: typed publish calls per contract, Avro over the Schema Registry (validated
  * before anything is sent), keys per contract (features by entity id, predictions and labels by
  * prediction id), batching with a bounded buffer, an idempotent acks=all producer underneath.
- * A failed send keeps its messages buffered and fails `flush()`; the next flush retries them.
+ * A send that fails retriably (Kafka unreachable) keeps its messages buffered and fails `flush()`;
+ * they are retried in the background and by the next flush. Events Kafka refuses as they are are
+ * isolated by halving the send and go to `<topic>.dlq` with the reason: one bad event never holds
+ * up the others.
  */
 export async function createDriftlineProducer(options: DriftlineProducerOptions): Promise<DriftlineProducer> {
   const logger = options.logger ?? silentLogger;
@@ -79,9 +127,11 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   }
   const codec = new SchemaRegistryCodec(options.registry);
   const prefix = options.topicPrefix ?? '';
-  const batchSize = options.batchSize ?? 1_000;
-  const lingerMs = options.lingerMs ?? 5;
-  const maxBuffered = Math.max(options.maxBuffered ?? 20_000, batchSize);
+  const batchSize = wholeOption('batchSize', options.batchSize, 1_000, 1, 100_000);
+  const lingerMs = wholeOption('lingerMs', options.lingerMs, 5, 0, 60_000);
+  const maxBuffered = Math.max(wholeOption('maxBuffered', options.maxBuffered, 20_000, 1, 10_000_000), batchSize);
+  const maxEventBytes = wholeOption('maxEventBytes', options.maxEventBytes, 1_000_000, 1, 64 * 1024 * 1024);
+  const eventTime = options.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
   const producer: EventProducer = await createProducer(client);
 
   const topicCodecs = new Map<string, TopicCodec<unknown>>();
@@ -100,7 +150,17 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   let sending: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let lastError: unknown;
+  /** Set by close(): publish calls are refused from then on. */
+  let closing = false;
   let closed = false;
+  // Messages leave the queue in publish order, one send at a time: "everything published before a
+  // flush" is everything up to a count of messages queued.
+  let queuedTotal = 0;
+  let settledTotal = 0;
+  let deadLettered = 0;
+  /** Publish calls between their first check and the moment their messages are queued. */
+  let publishing = 0;
+  let publishesDone: (() => void) | undefined;
   const spaceWaiters: Array<() => void> = [];
 
   const buffered = () => queue.length + inFlight;
@@ -108,20 +168,67 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     while (spaceWaiters.length > 0 && buffered() < maxBuffered) spaceWaiters.shift()!();
   };
 
-  /** Sends everything queued now, in order, one Kafka request per topic run of up to batchSize. */
+  /**
+   * Sends one topic's messages; those Kafka refuses as they are (non-retriable) are isolated by
+   * halving and dead-lettered, the rest sent (a half sent before the refusal may be sent again:
+   * at-least-once). A retriable failure, of the send or of the dead-letter topic, is rethrown.
+   */
+  async function sendOrDeadLetter(topic: string, messages: ReadonlyArray<Pending['message']>): Promise<void> {
+    try {
+      await producer.send(topic, messages);
+      return;
+    } catch (error) {
+      if (toDriftlineError(error).retriable) throw error;
+    }
+    const rejected = await isolateRejected(messages, (part) => producer.send(topic, part));
+    await deadLetterUnsent(
+      producer,
+      topic,
+      rejected.map(({ item, error }) => ({
+        key: item.key,
+        value: item.value,
+        code: error.code,
+        reason: error.message,
+      })),
+      PRODUCED_BY,
+    );
+    deadLettered += rejected.length;
+    const first = rejected[0];
+    logger.error(
+      {
+        topic,
+        deadLettered: rejected.length,
+        code: first?.error.code,
+        reason: first?.error.message,
+        key: first?.item.key,
+      },
+      `driftline SDK: events Kafka will never take as they are went to ${topic}.dlq`,
+    );
+  }
+
+  /**
+   * Sends everything queued now, in order: one Kafka request per topic run of up to batchSize
+   * messages and MAX_SEND_BYTES (a message larger than that alone).
+   */
   async function sendQueued(): Promise<void> {
     while (queue.length > 0) {
-      const batch = queue.slice(0, batchSize);
-      const topic = batch[0]!.topic;
-      let n = 1;
-      while (n < batch.length && batch[n]!.topic === topic) n++;
+      const topic = queue[0]!.topic;
+      let n = 0;
+      let bytes = 0;
+      while (n < queue.length && n < batchSize && queue[n]!.topic === topic) {
+        const size = queue[n]!.message.value.length;
+        if (n > 0 && bytes + size > MAX_SEND_BYTES) break;
+        bytes += size;
+        n++;
+      }
       const taken = queue.splice(0, n);
       inFlight += n;
       try {
-        await producer.send(
+        await sendOrDeadLetter(
           topic,
           taken.map((p) => p.message),
         );
+        settledTotal += n;
       } catch (error) {
         queue = [...taken, ...queue]; // keep order; a later flush retries
         lastError = error;
@@ -163,34 +270,76 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     }, lingerMs);
   }
 
+  /** The problem the services would dead-letter an event for, when the SDK can tell without the views. */
+  function problemOf<T>(contract: Contract<T>, value: T, now: number): string | undefined {
+    const time = eventTimeProblem((value as { event_time: unknown }).event_time, now, eventTime);
+    if (time !== undefined) return time;
+    if (contract === (contracts.feature as Contract<unknown>)) return featureEventProblem(value as FeatureEvent);
+    if (contract === (contracts.prediction as Contract<unknown>))
+      return predictionEventProblem(value as PredictionEvent);
+    return undefined;
+  }
+
   async function publish<T>(contract: Contract<T>, values: readonly T[]): Promise<void> {
-    if (closed) throw new DriftlineError('INTERNAL', 'driftline producer is closed');
-    const c = codecFor(contract);
-    // Encode (which validates) the whole call first: an invalid event means nothing is buffered.
-    const messages: Pending[] = [];
-    for (const [i, value] of values.entries()) {
-      let encoded: Buffer;
-      try {
-        encoded = await c.encode(value);
-      } catch (error) {
-        if (error instanceof DriftlineError && error.code === 'VALIDATION_FAILED' && values.length > 1) {
-          throw new DriftlineError('VALIDATION_FAILED', `event [${i}]: ${error.message}`, {
-            cause: error,
-            details: error.details,
-          });
+    if (closing) throw new DriftlineError('INTERNAL', 'driftline producer is closed');
+    publishing++;
+    try {
+      const c = codecFor(contract);
+      const now = Date.now();
+      const refuse = (i: number, message: string, cause?: DriftlineError): never => {
+        const text = values.length > 1 ? `event [${i}]: ${message}` : message;
+        throw new DriftlineError(
+          'VALIDATION_FAILED',
+          text,
+          cause === undefined ? {} : { cause, ...(cause.details === undefined ? {} : { details: cause.details }) },
+        );
+      };
+      // Check and encode (which validates) the whole call first: an invalid event means nothing is buffered.
+      const messages: Pending[] = [];
+      for (const [i, value] of values.entries()) {
+        const problem = problemOf(contract, value, now);
+        if (problem !== undefined) refuse(i, problem);
+        let encoded: Buffer;
+        try {
+          encoded = await c.encode(value);
+        } catch (error) {
+          if (error instanceof DriftlineError && error.code === 'VALIDATION_FAILED') refuse(i, error.message, error);
+          throw error;
         }
-        throw error;
+        if (encoded.length > maxEventBytes) {
+          refuse(i, `the event is ${encoded.length} bytes encoded, more than maxEventBytes (${maxEventBytes})`);
+        }
+        messages.push({ topic: c.topic, message: { key: contract.key(value), value: encoded } });
       }
-      messages.push({ topic: c.topic, message: { key: contract.key(value), value: encoded } });
-    }
-    for (const m of messages) {
-      while (buffered() >= maxBuffered) {
-        schedule();
-        await new Promise<void>((resolve) => spaceWaiters.push(resolve));
+      for (const m of messages) {
+        while (buffered() >= maxBuffered) {
+          schedule();
+          await new Promise<void>((resolve) => spaceWaiters.push(resolve));
+        }
+        queue.push(m);
+        queuedTotal++;
       }
-      queue.push(m);
+      schedule();
+    } finally {
+      publishing--;
+      if (publishing === 0) publishesDone?.();
     }
-    schedule();
+  }
+
+  /** Waits until every message up to `target` (a queuedTotal) is acknowledged or dead-lettered. */
+  async function settle(target: number): Promise<void> {
+    lastError = undefined;
+    while (settledTotal < target && (queue.length > 0 || sending !== undefined)) {
+      await drain().catch(() => {});
+      if (lastError !== undefined) {
+        const error = lastError;
+        throw new DriftlineError(
+          'SINK_UNAVAILABLE',
+          `driftline SDK: ${buffered()} messages not delivered: ${(error as Error).message}`,
+          { cause: error, retriable: true },
+        );
+      }
+    }
   }
 
   const list = <T>(v: T | readonly T[]): readonly T[] => (Array.isArray(v) ? (v as readonly T[]) : [v as T]);
@@ -219,31 +368,27 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
         contracts.label,
         list(events).map((e) => ({ ...e, event_time: e.event_time ?? Date.now() })),
       ),
-    async flush() {
-      lastError = undefined;
-      while (buffered() > 0) {
-        if (sending !== undefined) await sending.catch(() => {});
-        if (lastError !== undefined) break;
-        if (queue.length > 0) await drain().catch(() => {});
-        if (lastError !== undefined) break;
-      }
-      if (lastError !== undefined) {
-        const error = lastError;
-        throw new DriftlineError(
-          'SINK_UNAVAILABLE',
-          `driftline SDK: ${buffered()} messages not delivered: ${(error as Error).message}`,
-          { cause: error, retriable: true },
-        );
-      }
-    },
+    flush: () => settle(queuedTotal),
     async close() {
       if (closed) return;
-      await api.flush();
+      closing = true;
+      // A publish call under way (encoding, or waiting for room) still queues its messages.
+      while (publishing > 0) {
+        const done = new Promise<void>((resolve) => {
+          publishesDone = resolve;
+        });
+        // Sending frees room for calls waiting for it; a send that fails fails the close.
+        await Promise.race([done, settle(queuedTotal).then(() => done)]);
+      }
+      await settle(queuedTotal);
       closed = true;
       await producer.disconnect();
     },
     get pending() {
       return buffered();
+    },
+    get deadLettered() {
+      return deadLettered;
     },
   };
   return api;

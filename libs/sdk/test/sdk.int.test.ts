@@ -88,3 +88,82 @@ describe('producer SDK against real Kafka and Schema Registry', () => {
     expect(l).toMatchObject({ model: 'churn', label: 1 });
   });
 });
+
+describe('producer SDK: what Kafka refuses, and closing', () => {
+  const featureAt = (i: number, size = 10) => ({
+    view: 'profile',
+    entity_id: `user-${i}`,
+    features: { note: 'x'.repeat(size) },
+  });
+
+  it('dead-letters the events a topic refuses as they are, delivers the rest, and flush resolves', async () => {
+    const prefix = `${uniqueName('sdk-refused')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${prefix}features.v1`;
+    // A topic that takes record batches of at most 4,000 bytes: events of ~5,000 bytes can never go.
+    await ensureTopics(kafka, [
+      { topic, partitions: 1, config: { 'max.message.bytes': '4000' } },
+      { topic: `${topic}.dlq`, partitions: 1 },
+    ]);
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      batchSize: 5,
+      lingerMs: 1,
+    });
+    const events = Array.from({ length: 20 }, (_, i) => featureAt(i, i % 7 === 3 ? 5_000 : 10));
+    await sdk.publishFeatures(events);
+    await sdk.flush();
+    expect(sdk.deadLettered).toBe(3); // events 3, 10, 17
+    expect(sdk.pending).toBe(0);
+    // The producer goes on: a later event is delivered.
+    await sdk.publishFeatures(featureAt(99));
+    await sdk.close();
+    const delivered = await readTopic(kafka, topic, 18);
+    expect(delivered.map((r) => r.key?.toString()).sort()).toEqual(
+      [...events.filter((_, i) => i % 7 !== 3).map((e) => e.entity_id), 'user-99'].sort(),
+    );
+    const letters = await readTopic(kafka, `${topic}.dlq`, 3);
+    expect(letters.map((r) => r.key?.toString()).sort()).toEqual(['user-10', 'user-17', 'user-3']);
+    expect(letters.every((r) => r.headers?.['driftline.dlq.reason']?.toString().includes('refused'))).toBe(true);
+  });
+
+  it('refuses an event larger than maxEventBytes at the publish call, buffering nothing of it', async () => {
+    const prefix = `${uniqueName('sdk-large')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic: `${prefix}features.v1`, partitions: 1 }]);
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      maxEventBytes: 1_000,
+    });
+    await expect(sdk.publishFeatures([featureAt(1), featureAt(2, 2_000)])).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: expect.stringMatching(/^event \[1\]: the event is \d+ bytes encoded, more than maxEventBytes \(1000\)$/),
+    });
+    expect(sdk.pending).toBe(0);
+    await sdk.close();
+  });
+
+  it('close() delivers what publish calls under way queue, even one that started just before', async () => {
+    const prefix = `${uniqueName('sdk-close')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${prefix}features.v1`;
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      maxBuffered: 100,
+    });
+    // Not awaited: the call is still encoding (its first event registers the schema) when close starts.
+    const published = sdk.publishFeatures(Array.from({ length: 500 }, (_, i) => featureAt(i)));
+    const closed = sdk.close();
+    await published;
+    await closed;
+    await expect(sdk.publishFeatures(featureAt(1))).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(await readTopic(kafka, topic, 500)).toHaveLength(500);
+  });
+});

@@ -56,6 +56,13 @@ export function validatePrediction(e: PredictionEvent, time: EventTimeCheck): vo
   const problem = eventTimeProblem(e.event_time, time.now, time.bounds);
   if (problem !== undefined) throw bad(problem);
   if (!Number.isFinite(e.prediction)) throw bad('prediction is not a finite number');
+  // A NaN in `scores` would reach ClickHouse as JSON null, read as 0: a confident score in the
+  // paired comparison that promotes or rolls back a version.
+  for (const version in e.scores ?? {}) {
+    if (!Number.isFinite(e.scores![version])) {
+      throw bad(`scores[${JSON.stringify(version.slice(0, 64))}] is not a finite number`);
+    }
+  }
 }
 
 export function validateLabel(e: LabelEvent, time: EventTimeCheck): void {

@@ -111,6 +111,13 @@ describe('JoinEngine', () => {
     );
     for (const role of ['production', 'canary', 'shadow'])
       expect(() => validatePrediction({ ...ok, role }, TIME)).not.toThrow();
+    // A non-finite score of any version: it would be compared as 0.0 (JSON null read as 0).
+    for (const score of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      expect(() => validatePrediction({ ...ok, scores: { v1: 0.4, v2: score } }, TIME)).toThrow(
+        'prediction "p": scores["v2"] is not a finite number',
+      );
+    }
+    expect(() => validatePrediction({ ...ok, scores: { v1: 0.4, v2: 0 } }, TIME)).not.toThrow();
     const longModel = { ...(label('a', TIME.now - 1_000).event as LabelEvent), model: 'm'.repeat(300) };
     expect(() => validateLabel(longModel, TIME)).toThrow('label of "a": model must be 1..256 characters (got 300)');
   });

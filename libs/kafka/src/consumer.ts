@@ -244,7 +244,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     void (async () => {
       const offsets = await topicOffsets(options.kafka, topic);
       const high = offsets.find((o) => o.partition === partition)?.high;
-      if (high !== undefined && backingOff.has(key)) {
+      // Owned still: a refresh that ends after a rebalance must not bring back a lost partition's gauge.
+      if (high !== undefined && backingOff.has(key) && owned.has(key)) {
         freshHigh.set(key, high);
         observe(topic, partition, committed(), high.toString());
       }
@@ -273,6 +274,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     for (const [k] of lost) {
       heldBack.delete(k);
       fetched.delete(k);
+      // A partition lost while backing off (its retry left at the rebalance) is no longer this
+      // member's to wait on: kept, it held readiness false for good.
+      backingOff.delete(k);
+      freshHigh.delete(k);
+      lastLagRefresh.delete(k);
     }
     lastCommitted.clear(); // another member may have committed meanwhile
     progress.retain((topic, partition) => now.has(partitionKey(topic, partition)));

@@ -209,6 +209,50 @@ describe('consumer loop against real Kafka', () => {
     await eventually(async () => (handle.ready() ? true : undefined));
   });
 
+  it('a partition lost in a rebalance while backing off no longer holds readiness false (found by a review)', async () => {
+    const topic = uniqueName('lost-backoff');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 2 }]);
+    await produceNumbered(topic, 40, 2);
+    const group = uniqueName('group');
+    let aDown = true;
+    let aFailures = 0;
+    // Both partitions' batches at once: both back off, so whichever the rebalance takes away was
+    // backing off when it left.
+    const a = await consumer<string>({
+      groupId: group,
+      topics: [topic],
+      partitionsConsumedConcurrently: 2,
+      backoff: { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 },
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process() {
+          if (aDown) {
+            aFailures++;
+            throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
+          }
+        },
+      },
+    });
+    await eventually(async () => (aFailures >= 6 ? true : undefined));
+    expect(a.handle.ready()).toBe(false);
+    const sunkByB = new Set<string>();
+    const b = await consumer<string>({
+      groupId: group,
+      topics: [topic],
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items) {
+          for (const i of items) sunkByB.add(i.value);
+        },
+      },
+    });
+    // B took one partition (20 records); then A's sink recovers for the one it kept.
+    await eventually(async () => (sunkByB.size === 20 ? true : undefined), 30_000);
+    aDown = false;
+    await eventually(async () => (a.handle.ready() && b.handle.ready() ? true : undefined), 20_000);
+  });
+
   function spawnConsumer(env: Record<string, string>): {
     child: ChildProcess;
     ready: Promise<void>;

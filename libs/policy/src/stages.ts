@@ -8,6 +8,10 @@ import type { ComparisonDecision, Evidence } from './comparison.js';
  */
 export type Stage = 'candidate' | 'shadow' | 'canary' | 'production' | 'retired' | 'rolled_back' | 'rejected';
 
+/** Whether a stored or received name is one of the stages (a row written by hand may hold any). */
+export const isStage = (name: unknown): name is Stage =>
+  typeof name === 'string' && Object.hasOwn(STAGE_TRANSITIONS, name);
+
 export const STAGE_TRANSITIONS: Readonly<Record<Stage, readonly Stage[]>> = {
   candidate: ['shadow', 'rejected'],
   shadow: ['canary', 'rejected'],

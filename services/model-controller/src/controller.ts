@@ -3,6 +3,7 @@ import { counter, gauge, type Registry } from '@driftline/observability';
 import {
   type ComparisonPlan,
   comparisonsOf,
+  isStage,
   type PairInput,
   planKey,
   type RolloutPolicies,
@@ -149,14 +150,21 @@ export class ModelController {
   async tickModel(model: string): Promise<{ republished: number; transition?: TransitionRow }> {
     const { deps } = this;
     const recorded = await deps.transitions.history(model);
-    // A row whose time is not epoch ms (written by hand, or by a bug) would fail this model's every
-    // tick: it is left out, and said once.
-    const history = recorded.filter((t) => Number.isSafeInteger(t.at) && t.at >= 0);
+    // A row whose time is not epoch ms or whose stage is none of ours (written by hand, or by a
+    // bug) would fail this model's every tick (the stage: no models.v1 kind to publish it under,
+    // so no comparison, no rollback ever ran again): it is left out, and said once.
+    const history = recorded.filter(
+      (t) =>
+        Number.isSafeInteger(t.at) &&
+        t.at >= 0 &&
+        isStage(t.to_stage) &&
+        (t.from_stage === null || isStage(t.from_stage)),
+    );
     if (history.length < recorded.length && !this.badRows.has(model)) {
       this.badRows.add(model);
       deps.logger.warn(
         { model, rows: recorded.length - history.length },
-        'model_transitions rows whose `at` is not epoch ms left out',
+        'model_transitions rows whose `at` is not epoch ms or whose stage is unknown left out',
       );
     }
     const view = viewOf(history);

@@ -49,8 +49,21 @@ export function rejectUnknownEnv(
   }
 }
 
+/**
+ * The longest delay a Node timer keeps: beyond it setTimeout/setInterval fire after 1 ms, so an
+ * interval or timeout set above it would spin. The bound of every duration that drives a timer.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Reusable field parsers for env values. */
 export const envField = {
+  /** A decimal number (`0.5`, `1e-3`): "" or " " are refused, not read as 0 (as Number() would). */
+  number: (min = -Number.MAX_VALUE, max = Number.MAX_VALUE) =>
+    z
+      .string()
+      .regex(/^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i, 'must be a decimal number')
+      .transform(Number)
+      .pipe(z.number().min(min).max(max)),
   string: () => z.string().min(1),
   int: (min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) =>
     z
@@ -73,8 +86,8 @@ export const envField = {
       )
       .pipe(z.array(z.string()).min(1, 'must list at least one value')),
   url: () => z.string().url('must be a URL'),
-  /** A duration (see parseDurationMs) in milliseconds, at least `min`. */
-  duration: (min = 0) =>
+  /** A duration (see parseDurationMs) in milliseconds, from `min` to `max` (MAX_TIMER_MS for one that drives a timer). */
+  duration: (min = 0, max = Number.MAX_SAFE_INTEGER) =>
     z
       .string()
       .transform((v, ctx) => {
@@ -85,5 +98,5 @@ export const envField = {
         }
         return ms;
       })
-      .pipe(z.number().min(min, `must be at least ${min} ms`)),
+      .pipe(z.number().min(min, `must be at least ${min} ms`).max(max, `must be at most ${max} ms`)),
 };

@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { ConfigError, envField, parseEnv, readConfigFile, redactCredentials, rejectUnknownEnv } from '../src/index.js';
+import {
+  ConfigError,
+  envField,
+  MAX_TIMER_MS,
+  parseEnv,
+  readConfigFile,
+  redactCredentials,
+  rejectUnknownEnv,
+} from '../src/index.js';
 
 /** Runs `fn`, expecting a ConfigError, and returns it so the test can check field and message. */
 function configError(fn: () => unknown): ConfigError {
@@ -81,6 +89,28 @@ describe('envField', () => {
     expect(parse(envField.int(0, 10), '7').data).toBe(7);
     expect(parse(envField.int(0, 10), '-1').success).toBe(false);
     expect(parse(envField.int(), '1.5').error?.issues[0]?.message).toBe('must be an integer');
+  });
+
+  it('number accepts decimals within bounds; blank or hex is refused, not read as 0 or 1', () => {
+    const share = envField.number(0, 1);
+    for (const [text, value] of [
+      ['0.5', 0.5],
+      ['1', 1],
+      ['.25', 0.25],
+      ['5e-1', 0.5],
+      ['0', 0],
+    ] as const)
+      expect(parse(share, text).data).toBe(value);
+    for (const text of ['', ' ', '0x1', '1/2', 'NaN', 'Infinity', '0.5 '])
+      expect(parse(share, text).error?.issues[0]?.message).toBe('must be a decimal number');
+    expect(parse(share, '1.5').success).toBe(false);
+  });
+
+  it('duration takes an upper bound: a timer beyond MAX_TIMER_MS would fire after 1 ms', () => {
+    const interval = envField.duration(10, MAX_TIMER_MS);
+    expect(parse(interval, '24d').data).toBe(24 * 86_400_000);
+    expect(parse(interval, '25d').error?.issues[0]?.message).toBe(`must be at most ${MAX_TIMER_MS} ms`);
+    expect(parse(envField.duration(1), '90d').data).toBe(90 * 86_400_000); // a delay, not a timer: no bound
   });
 
   it('bool accepts the usual spellings and rejects others', () => {

@@ -1,5 +1,5 @@
 import { parseRoutesText, type RetryPolicy, type RoutingTable } from '@driftline/alerting';
-import { envField, readConfigFile } from '@driftline/core';
+import { envField, MAX_TIMER_MS, readConfigFile } from '@driftline/core';
 import { z } from 'zod';
 
 export const alertRouterEnvShape = {
@@ -12,8 +12,8 @@ export const alertRouterEnvShape = {
     .pipe(z.number().max(120_000, 'must be at most 2m'))
     .default(10_000),
   DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS: envField.int(1, 100).default(8),
-  DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL: envField.duration(10).default(1_000),
-  DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY: envField.duration(10).default(30_000),
+  DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL: envField.duration(10, MAX_TIMER_MS).default(1_000),
+  DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY: envField.duration(10, MAX_TIMER_MS).default(30_000),
   /** Time from a message's first attempt after which no new attempt starts: it is recorded failed. */
   DRIFTLINE_ALERT_ROUTER_RETRY_BUDGET: envField.duration(0).default(120_000),
 };

@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
+import {
+  ConfigError,
+  envField,
+  MAX_TIMER_MS,
+  type RedisConnectionConfig,
+  toRedisConnectionConfig,
+} from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import { defineService } from '@driftline/service';
@@ -22,11 +28,17 @@ export const featureApiEnvShape = {
   /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
   DRIFTLINE_FEATURE_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Time a client has to send its request headers. */
-  DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.headersTimeoutMs),
+  DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT: envField
+    .duration(100, MAX_TIMER_MS)
+    .default(DEFAULT_TIMEOUTS.headersTimeoutMs),
   /** Time a client has to send its whole request; at least the headers timeout. */
-  DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.requestTimeoutMs),
+  DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT: envField
+    .duration(100, MAX_TIMER_MS)
+    .default(DEFAULT_TIMEOUTS.requestTimeoutMs),
   /** Idle time after which a keep-alive connection is closed. */
-  DRIFTLINE_FEATURE_API_KEEP_ALIVE_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
+  DRIFTLINE_FEATURE_API_KEEP_ALIVE_TIMEOUT: envField
+    .duration(100, MAX_TIMER_MS)
+    .default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
   /**
    * `worker`: the HTTP server and its Redis reads run on a worker thread (own event loop and heap),
    * so services co-hosted in the process (the materializer) cannot stall reads; `main`: on the

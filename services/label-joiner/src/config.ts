@@ -1,6 +1,7 @@
 import {
   ConfigError,
   envField,
+  MAX_TIMER_MS,
   type RedisConnectionConfig,
   redisEnvShape,
   toRedisConnectionConfig,
@@ -27,15 +28,15 @@ export const labelJoinerEnvShape = {
   DRIFTLINE_JOINER_EXPIRY_GRACE: duration(0).default(5 * 60_000),
   /** How long joined/expired tombstones recognise replays. */
   DRIFTLINE_JOINER_TOMBSTONE_TTL: duration().default(3_600_000),
-  DRIFTLINE_JOINER_EXPIRY_INTERVAL: duration(10).default(5_000),
+  DRIFTLINE_JOINER_EXPIRY_INTERVAL: envField.duration(10, MAX_TIMER_MS).default(5_000),
   /** Tumbling window size of performance windows (on prediction time). */
   DRIFTLINE_JOINER_WINDOW: duration(1_000).default(3_600_000),
-  DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: duration(10).default(10_000),
+  DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: envField.duration(10, MAX_TIMER_MS).default(10_000),
   DRIFTLINE_JOINER_TASK: z.enum(['classification', 'regression']).default('classification'),
   /** Per-model task overrides: `model:regression,other:classification`. */
   DRIFTLINE_JOINER_MODEL_TASKS: z.string().default(''),
   /** Score threshold of the positive class. */
-  DRIFTLINE_JOINER_THRESHOLD: z.coerce.number().min(0).max(1).default(0.5),
+  DRIFTLINE_JOINER_THRESHOLD: envField.number(0, 1).default(0.5),
   /** Features to slice performance by (e.g. `country,device`). */
   DRIFTLINE_JOINER_SEGMENT_FEATURES: z.string().default(''),
   DRIFTLINE_JOINER_MAX_SEGMENTS: envField.int(1, 1_000).default(20),
@@ -51,7 +52,7 @@ export const labelJoinerEnvShape = {
   /** CBPE estimates (score histograms) and the business outcome of classification windows. */
   DRIFTLINE_JOINER_ESTIMATES: envField.bool().default(true),
   /** Label coverage from which a window is judged on its realized metrics instead of the estimate. */
-  DRIFTLINE_JOINER_REALIZED_COVERAGE: z.coerce.number().min(0).max(1).default(0.5),
+  DRIFTLINE_JOINER_REALIZED_COVERAGE: envField.number(0, 1).default(0.5),
   /** Score histograms waiting in Redis for ClickHouse; past it consumption pauses. */
   DRIFTLINE_JOINER_SCORE_WINDOWS: envField.int(1, 100_000).default(1_000),
   /** Cost of one false alarm in the business outcome; empty: a false alarm costs its label's value. */
@@ -68,7 +69,7 @@ export const labelJoinerEnvShape = {
       return n;
     }),
   /** How long a version's calibration map is cached before it is read again. */
-  DRIFTLINE_JOINER_CALIBRATION_REFRESH: duration(0).default(300_000),
+  DRIFTLINE_JOINER_CALIBRATION_REFRESH: envField.duration(0, MAX_TIMER_MS).default(300_000),
 };
 
 export type LabelJoinerEnv = z.infer<z.ZodObject<typeof labelJoinerEnvShape>>;

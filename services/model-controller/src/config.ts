@@ -1,4 +1,4 @@
-import { ConfigError, envField, readConfigFile } from '@driftline/core';
+import { ConfigError, envField, MAX_TIMER_MS, readConfigFile } from '@driftline/core';
 import { parseRolloutPolicy, parseRolloutPolicyText, type RolloutPolicies } from '@driftline/policy';
 import { MAX_PAIRS_PER_READ } from '@driftline/warehouse';
 import type { z } from 'zod';
@@ -10,7 +10,7 @@ export const modelControllerEnvShape = {
    */
   DRIFTLINE_PROMOTION_POLICY: envField.string().optional(),
   /** Wall-clock time between two ticks (decisions use event time only). */
-  DRIFTLINE_MODEL_CONTROLLER_INTERVAL: envField.duration(100).default(10_000),
+  DRIFTLINE_MODEL_CONTROLLER_INTERVAL: envField.duration(100, MAX_TIMER_MS).default(10_000),
   /**
    * Most labelled pairs one comparison reads per tick; every policy's max_labels must fit in it,
    * and it fits in one read of the warehouse (MAX_PAIRS_PER_READ).

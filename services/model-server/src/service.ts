@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { ConfigError, envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
+import {
+  ConfigError,
+  envField,
+  MAX_TIMER_MS,
+  type RedisConnectionConfig,
+  toRedisConnectionConfig,
+} from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import type { ConsumerHandle } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
@@ -37,16 +43,22 @@ export const modelServerEnvShape = {
   /** Most prediction records held before Kafka acknowledged them; beyond, requests wait for room. */
   DRIFTLINE_MODEL_SERVER_LOG_BUFFER: envField.int(100, 10_000_000).default(DEFAULT_LOG_BOUNDS.maxBuffered),
   /** Longest a request waits for room in a full prediction log before its 503 (0: refuse at once). */
-  DRIFTLINE_MODEL_SERVER_LOG_WAIT: envField.duration(0).default(DEFAULT_LOG_BOUNDS.maxWaitMs),
+  DRIFTLINE_MODEL_SERVER_LOG_WAIT: envField.duration(0, MAX_TIMER_MS).default(DEFAULT_LOG_BOUNDS.maxWaitMs),
   /** Longest a prediction record waits before it is sent to predictions.v1. */
-  DRIFTLINE_MODEL_SERVER_LOG_FLUSH: envField.duration(1).default(DEFAULT_LOG_BOUNDS.flushIntervalMs),
+  DRIFTLINE_MODEL_SERVER_LOG_FLUSH: envField.duration(1, MAX_TIMER_MS).default(DEFAULT_LOG_BOUNDS.flushIntervalMs),
   /** Encode and send prediction records on a worker thread of their own (off: on the serving thread). */
   DRIFTLINE_MODEL_SERVER_LOG_THREAD: envField.bool().default(true),
   /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
   DRIFTLINE_MODEL_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.headersTimeoutMs),
-  DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.requestTimeoutMs),
-  DRIFTLINE_MODEL_SERVER_KEEP_ALIVE_TIMEOUT: envField.duration(100).default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
+  DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT: envField
+    .duration(100, MAX_TIMER_MS)
+    .default(DEFAULT_TIMEOUTS.headersTimeoutMs),
+  DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT: envField
+    .duration(100, MAX_TIMER_MS)
+    .default(DEFAULT_TIMEOUTS.requestTimeoutMs),
+  DRIFTLINE_MODEL_SERVER_KEEP_ALIVE_TIMEOUT: envField
+    .duration(100, MAX_TIMER_MS)
+    .default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
 };
 
 export interface ModelServerConfig {

@@ -1,11 +1,12 @@
 import { resolve } from 'node:path';
-import { envField } from '@driftline/core';
+import { envField, MAX_TIMER_MS } from '@driftline/core';
 import { z } from 'zod';
 import type { LabelWaitPolicy } from './label-wait.js';
 import type { PromotionMetric, PromotionRule } from './promotion.js';
 import type { Device } from './worker.js';
 
-const duration = () => envField.duration(1);
+// Both durations drive timers (the worker's kill, the session): bounded by what a timer keeps.
+const duration = () => envField.duration(1, MAX_TIMER_MS);
 
 export const trainerEnvShape = {
   DRIFTLINE_TRAINER_GROUP: envField.string().default('driftline-trainer'),
@@ -17,9 +18,12 @@ export const trainerEnvShape = {
   DRIFTLINE_TRAINER_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   DRIFTLINE_TRAINER_PROMOTION_METRIC: z.enum(['roc_auc', 'log_loss', 'accuracy']).default('roc_auc'),
   /** The candidate must beat the serving model by this much on the held-out slice. */
-  DRIFTLINE_TRAINER_PROMOTION_MARGIN: z.coerce.number().min(0).max(1).default(0.01),
+  DRIFTLINE_TRAINER_PROMOTION_MARGIN: envField.number(0, 1).default(0.01),
   /** Newest share of the training window held out for evaluation. */
-  DRIFTLINE_TRAINER_HOLDOUT_FRACTION: z.coerce.number().gt(0).lt(1).default(0.2),
+  DRIFTLINE_TRAINER_HOLDOUT_FRACTION: envField
+    .number(0, 1)
+    .refine((v) => v > 0 && v < 1, 'must be between 0 and 1, both excluded')
+    .default(0.2),
   /** Fewer labeled rows than this in the window: the request is refused (dead-lettered with the reason). */
   DRIFTLINE_TRAINER_MIN_ROWS: envField.int(10).default(200),
   /**

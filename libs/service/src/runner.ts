@@ -141,7 +141,9 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   );
   // Liveness fails on a stalled partition (lag, and no commit for DRIFTLINE_STALL_TIMEOUT): a restart
   // hands its partitions to another member and rebuilds what may be wedged here; readiness implies it.
-  const healthy = () => resources.stalls().length === 0;
+  // So does a service that says it is broken for good (a worker thread it needs exited).
+  const broken = () => running.filter((r) => r.service.healthy?.() === false).map((r) => r.name);
+  const healthy = () => resources.stalls().length === 0 && broken().length === 0;
   const ready = () => healthy() && running.every((r) => r.service.ready());
   const http = await startObservabilityServer({
     registry,
@@ -151,9 +153,11 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
       problems: () => {
         const stalled = resources.stalls();
         const unready = running.filter((r) => !r.service.ready()).map((r) => r.name);
+        const unhealthy = broken();
         return {
           ...(stalled.length > 0 ? { stalled } : {}),
           ...(unready.length > 0 ? { unready } : {}),
+          ...(unhealthy.length > 0 ? { unhealthy } : {}),
         };
       },
     },

@@ -68,6 +68,11 @@ export interface ServiceContext {
 
 export interface RunningService {
   ready(): boolean;
+  /**
+   * False once the service is broken beyond what waiting cures (a worker thread it cannot do
+   * without exited): liveness fails, so the orchestrator restarts the process. Absent: healthy.
+   */
+  healthy?(): boolean;
   /** Finish in-flight work, commit, release resources. */
   stop(): Promise<void>;
 }

@@ -98,6 +98,28 @@ describe('health tells the truth about a stuck partition', () => {
     expect(await lagMetric(runner)).toMatch(/\} 0$/m);
   });
 
+  it('/healthz and /readyz turn 503 naming a service that says it is broken for good', async () => {
+    const state = { healthy: true };
+    const broken = defineService({
+      name: 'broken',
+      description: 'test service whose worker can die',
+      needs: [],
+      envShape: {},
+      configure: () => undefined,
+      async start() {
+        return { ready: () => true, healthy: () => state.healthy, stop: async () => {} };
+      },
+    }) as unknown as ServiceDefinition<never, unknown>;
+    const runner = await startRunner({ services: [broken], env: { DRIFTLINE_HTTP_PORT: '0' }, logger: silentLogger });
+    cleanup.push(() => runner.stop());
+    expect((await status(runner, '/healthz')).status).toBe(200);
+    state.healthy = false;
+    const h = await status(runner, '/healthz');
+    expect(h.status).toBe(503);
+    expect(JSON.stringify(h.body)).toContain('"unhealthy":["broken"]');
+    expect((await status(runner, '/readyz')).status).toBe(503);
+  });
+
   it('an idle consumer with nothing to catch up on stays healthy past the stall timeout', async () => {
     const prefix = `${uniqueName('idle')}.`;
     const runner = await startRunner({

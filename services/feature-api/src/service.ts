@@ -124,7 +124,7 @@ export const featureApi = defineService({
         logger: ctx.logger,
       });
       ctx.logger.info({ port: server.port, host: config.host, thread: 'worker' }, 'feature API listening');
-      return { port: server.port, ready: server.ready, stop: () => server.close() };
+      return { port: server.port, ready: server.ready, healthy: server.healthy, stop: () => server.close() };
     }
     // Loaded here, not at module load: importing this package (unit tests) never loads ioredis.
     const { createRedisOnlineStore } = await import('@driftline/online-store/redis');

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from '@driftline/core';
 import type { Registry } from '@driftline/observability';
 import { awaitStarted, startWorker } from '@driftline/service/worker';
@@ -11,11 +12,15 @@ export interface FeatureApiThreadOptions extends FeatureApiThreadData {
   /** The process' registry: the thread's metrics are exposed through it. */
   readonly registry: Registry;
   readonly logger: Logger;
+  /** Called with the thread's Worker once started (tests end it as a crash would). */
+  readonly onWorker?: (worker: Worker) => void;
 }
 
 export interface FeatureApiThread extends FeatureApiServer {
   /** The thread's Redis connection is ready. */
   ready(): boolean;
+  /** False once the thread exited without being closed (out of memory, a crash): nothing serves. */
+  healthy(): boolean;
 }
 
 /** Names of the metrics the handler creates (handler.ts); proxied into the main registry. */
@@ -28,7 +33,7 @@ const THREAD_METRICS = ['driftline_feature_api_request_seconds', 'driftline_feat
  * Logs go to `logger`; the metrics appear in `registry` (fetched from the thread at each scrape).
  */
 export async function startFeatureApiThread(options: FeatureApiThreadOptions): Promise<FeatureApiThread> {
-  const { registry, logger, ...data } = options;
+  const { registry, logger, onWorker, ...data } = options;
   const worker = startWorker(import.meta.url, 'thread-worker', data);
   let ready = false;
   let nextId = 0;
@@ -43,16 +48,23 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
     }
   });
   worker.on('error', (error) => logger.error({ err: error }, 'feature API thread failed'));
-  worker.on('exit', () => {
+  let exited = false;
+  let closeAsked = false;
+  worker.on('exit', (code) => {
+    exited = true;
     ready = false;
     for (const resolve of pending.values()) resolve([]);
     pending.clear();
+    if (!closeAsked) logger.error({ code }, 'feature API thread exited: nothing serves; liveness fails');
   });
 
   const started = await awaitStarted<FromThread, 'listening'>(worker, 'listening', 'feature API thread');
+  onWorker?.(worker);
 
+  // An exited thread answers nothing: its metrics are empty, not a scrape that never returns.
   const threadMetrics = () =>
     new Promise<ThreadMetrics>((resolve) => {
+      if (exited) return resolve([]);
       const id = nextId++;
       pending.set(id, resolve);
       send({ type: 'metrics', id });
@@ -63,14 +75,18 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
   return {
     port: started.port,
     ready: () => ready,
+    healthy: () => !exited || closeAsked,
     close() {
       closing ??= (async () => {
-        const exited = once(worker, 'exit');
-        send({ type: 'close' });
-        // The thread closes its server and connection, then its port; terminate if it hangs.
-        const timer = setTimeout(() => void worker.terminate(), 5_000);
-        await exited;
-        clearTimeout(timer);
+        closeAsked = true;
+        if (!exited) {
+          const exit = once(worker, 'exit');
+          send({ type: 'close' });
+          // The thread closes its server and connection, then its port; terminate if it hangs.
+          const timer = setTimeout(() => void worker.terminate(), 5_000);
+          await exit;
+          clearTimeout(timer);
+        }
         for (const name of THREAD_METRICS) registry.removeSingleMetric(name);
       })();
       return closing;

@@ -106,6 +106,35 @@ describe('feature API on its worker thread, against a real Redis', () => {
     }
   });
 
+  it('a thread that exits (a crash, out of memory) fails liveness; scrapes and close still return', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    let worker: import('node:worker_threads').Worker | undefined;
+    const api = await startFeatureApiThread({
+      redis,
+      keyPrefix,
+      viewsText,
+      port: 0,
+      host: '127.0.0.1',
+      registry,
+      logger: silentLogger,
+      onWorker: (w) => {
+        worker = w;
+      },
+    });
+    expect(api.healthy()).toBe(true);
+    await worker!.terminate(); // as a crash ends it: no close was asked
+    expect(api.healthy()).toBe(false);
+    expect(api.ready()).toBe(false);
+    // Both used to wait for ever on the dead thread.
+    const scrape = await Promise.race([registry.metrics(), new Promise((r) => setTimeout(() => r('hung'), 5_000))]);
+    expect(scrape).not.toBe('hung');
+    const closed = await Promise.race([
+      api.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('hung'), 5_000)),
+    ]);
+    expect(closed).toBe('closed');
+  });
+
   it('fails to start with the reason when the view file is invalid', async () => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     await expect(

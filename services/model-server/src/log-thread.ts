@@ -45,7 +45,8 @@ const HAND_OFF_RECORDS = 1_000;
  *
  * Loss window: what is held when the process dies (at most `maxBuffered`; in steady state about a
  * flush interval of traffic plus one send, plus HAND_OFF_DELAY_MS); a graceful close drains first. If the thread exits,
- * every later append is a 503, readiness fails, and the records it held are lost (logged, counted).
+ * every later append is a 503, readiness and liveness fail (the service restarts), and the records it
+ * held are lost (logged, counted).
  */
 export async function startThreadLog(
   data: LogThreadData,

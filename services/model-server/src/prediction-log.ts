@@ -91,7 +91,7 @@ export interface PredictionLog<R = PredictionEvent> {
   append(records: readonly R[]): Promise<void>;
   /** Records held: queued plus in flight. */
   backlog(): number;
-  /** False once the log can no longer send (its thread exited): readiness fails. */
+  /** False once the log can no longer send (its thread exited): readiness and liveness fail. */
   ready(): boolean;
   /** Sends everything queued now, retrying until it is sent or `deadlineMs` passed; returns what is left. */
   drain(deadlineMs: number): Promise<number>;

@@ -241,6 +241,8 @@ export const modelServer = defineService({
     return {
       port: running.port,
       ready: () => store.ready() && followerReady() && running.log.ready(),
+      // A log whose thread exited refuses every request for good: liveness fails, the process is restarted.
+      healthy: () => running.log.ready(),
       async stop() {
         stopStages();
         await handle.stop().catch(() => {});

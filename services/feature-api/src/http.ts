@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, printable } from '@driftline/core';
 import { type FeatureView, type FeatureViews, formatPath, isWellFormed, MAX_ENTITY_LENGTH } from '@driftline/features';
 import { fieldType } from '@driftline/online-store';
 import { badRequest, HttpError, oneLine, parseJsonBody, sendJson } from '@driftline/service/http';
@@ -64,7 +64,8 @@ function viewOf(views: FeatureViews, name: string): FeatureView {
 
 function checkEntity(entity: string, where: string): void {
   const result = entityId.safeParse(entity);
-  if (!result.success) throw badRequest(`${where}: ${result.error.issues[0]?.message ?? 'invalid entity id'}`);
+  if (!result.success)
+    throw badRequest(`${where}: ${schemaMessage(result.error.issues[0]?.message ?? 'invalid entity id')}`);
   if (!isWellFormed(entity)) throw badRequest(`${where}: not well-formed Unicode`);
 }
 
@@ -150,13 +151,22 @@ function checkCounts(json: unknown, limits: RequestLimits): void {
 }
 
 /** The JSON body of a batch request → validated reads, within the entity limit. */
+/**
+ * A schema error made fit for one line: zod quotes the keys it did not expect as they came (a
+ * newline, an ESC, a megabyte of keys), so control characters are escaped and the text cut.
+ */
+const schemaMessage = (text: string) => {
+  const line = printable(text);
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+};
+
 export function parseBatch(views: FeatureViews, text: string, limits: RequestLimits): ViewRead[] {
   const json = parseJsonBody(text, MAX_BODY_DEPTH);
   checkCounts(json, limits);
   const parsed = batchSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw badRequest(`${formatPath(issue?.path ?? [])}: ${issue?.message ?? 'invalid'}`);
+    throw badRequest(schemaMessage(`${formatPath(issue?.path ?? [])}: ${issue?.message ?? 'invalid'}`));
   }
   const requests = parsed.data.requests;
   const total = requests.reduce((n, r) => n + r.entities.length, 0);

@@ -7,7 +7,7 @@ import {
   toRedisConnectionConfig,
 } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
-import { onlineStoreEnvShape } from '@driftline/online-store';
+import { MAX_READ_BATCH, onlineStoreEnvShape } from '@driftline/online-store';
 import { defineService } from '@driftline/service';
 import { z } from 'zod';
 import { DEFAULT_TIMEOUTS, type ServerTimeouts, startFeatureApi } from './api.js';
@@ -20,7 +20,9 @@ export const featureApiEnvShape = {
   DRIFTLINE_FEATURE_API_PORT: envField.int(0, 65_535).default(8080),
   DRIFTLINE_FEATURE_API_HOST: envField.string().default('127.0.0.1'),
   /** Most entities one batch request may ask for, over all its views. */
-  DRIFTLINE_FEATURE_API_MAX_BATCH: envField.int(1, 100_000).default(DEFAULT_LIMITS.maxBatchEntities),
+  // Capped at what the store reads in one batch: beyond it a request the API allows was refused
+  // with the store's limit in its message.
+  DRIFTLINE_FEATURE_API_MAX_BATCH: envField.int(1, MAX_READ_BATCH).default(DEFAULT_LIMITS.maxBatchEntities),
   /** Largest request body in bytes (413 above). */
   DRIFTLINE_FEATURE_API_MAX_BODY_BYTES: envField.int(1_024, 64 * 1_048_576).default(DEFAULT_LIMITS.maxBodyBytes),
   /** Most feature names one read may select (repeats are refused). */

@@ -113,6 +113,18 @@ describe('feature API request bounds', () => {
     });
   });
 
+  it('answers a key it does not expect in one escaped line, cut at 300 characters', async () => {
+    const res = await call(
+      '/v1/features:batch',
+      post({ requests: [{ view: 'profile', entities: ['u1'], 'x\n\u001b[2Jy': 1 }], [`k${'z'.repeat(5_000)}`]: 1 }),
+    );
+    expect(res.status).toBe(400);
+    const message = (res.body as { error: { message: string } }).error.message;
+    expect([...message].some((c) => c.charCodeAt(0) < 0x20)).toBe(false); // no control character
+    expect(message.length).toBeLessThanOrEqual(301);
+    expect(message).toMatch(/^(requests\[0\])?: /);
+  });
+
   it('refuses a features parameter given twice or empty (it would answer another set than asked)', async () => {
     expect((await call('/v1/features/profile/u1?features=age&features=country')).body).toEqual({
       error: { code: 'BAD_REQUEST', message: 'features: give the list once (comma-separated)' },

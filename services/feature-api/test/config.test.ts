@@ -42,6 +42,9 @@ describe('feature-api configuration (issue 11, defect 5)', () => {
       ),
     );
     expect(() => configure({ DRIFTLINE_FEATURE_API_MAX_FEATURES: '0' })).toThrow(/DRIFTLINE_FEATURE_API_MAX_FEATURES/);
+    // No more than the store reads in one batch (10,000): beyond it the store's own limit answered.
+    expect(configure({ DRIFTLINE_FEATURE_API_MAX_BATCH: '10000' }).limits.maxBatchEntities).toBe(10_000);
+    expect(() => configure({ DRIFTLINE_FEATURE_API_MAX_BATCH: '10001' })).toThrow(/DRIFTLINE_FEATURE_API_MAX_BATCH/);
     try {
       configure({ DRIFTLINE_FEATURE_API_TOKEN: 'short-secret' });
       expect.unreachable();

@@ -29,127 +29,134 @@ export const labelJoinerService = defineService({
       join: config.join,
       onConnectionError: (error) => logger.warn({ err: error.message }, 'redis connection error'),
     });
-    const warehouse = await ctx.warehouse();
-    const sink = warehouse.predictions;
-    const decoder: PayloadDecoder = {
-      prediction: (bytes) => predictions.decode(bytes),
-      label: (bytes) => labels.decode(bytes),
-    };
-    // Key layout v2 keys state by (model, prediction id); states a v1 deployment left move first.
-    await waitReady(store.redis);
-    // Offsets are committed once Redis holds the join state: state Redis evicts or loses on a crash
-    // is never replayed. A weaker setting is a warning line (managed Redis may forbid CONFIG).
-    await checkRedisDurability(store.redis, logger, 'the label-joiner join store');
-    const migrated = await store.migrateV1(
-      async (side, bytes) =>
-        (side === 'prediction' ? await decoder.prediction(bytes) : await decoder.label(bytes)).model,
-    );
-    if (migrated > 0) logger.info({ migrated }, 'join state moved from key layout v1 to v2');
-    const taskOf = (model: string) => config.modelTasks.get(model) ?? config.defaultTask;
-    // CBPE: scores tallied by the join store at each prediction's first transition (see estimates.ts).
-    const scores = config.estimates
-      ? new ScoreCounter(
-          {
-            threshold: config.threshold,
-            maxWindows: config.scoreWindows,
-            counts: (model) => taskOf(model) === 'classification',
-          },
-          ctx.registry,
-        )
-      : undefined;
-    const estimator =
-      scores === undefined
-        ? undefined
-        : new WindowEstimator(warehouse.estimates, scores, store, {
-            threshold: config.threshold,
-            falseAlarmCost: config.falseAlarmCost,
-            cacheMs: config.calibrationRefreshMs,
-          });
-    const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry, scores);
-    const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry);
-    const recomputer = new WindowRecomputer(
-      store,
-      warehouse,
-      {
-        windowMs: config.windowMs,
-        taskOf,
-        threshold: config.threshold,
-        segmentFeatures: config.segmentFeatures,
-        maxSegments: config.maxSegments,
-        bounds: config.bounds,
-        alertMinSamples: config.alertMinSamples,
-        alertSegments: config.alertSegments,
-        realizedCoverage: config.realizedCoverage,
-        ...(estimator === undefined ? {} : { estimator }),
-      },
-      {
-        publish: (alert: DriftAlert) => alerts.publish([alert]),
-      },
-      (id) => store.wasAlerted(id),
-      // Remembered for as long as labels can still change the window.
-      (id) => store.markAlerted(id, config.windowMs + config.join.maxDelayMs + config.join.graceMs),
-      ctx.registry,
-    );
+    // Everything from here may fail at start (ClickHouse, Redis, the consumer): the store's client
+    // would otherwise be left reconnecting (and logging) for ever through the runner's retries.
+    try {
+      const warehouse = await ctx.warehouse();
+      const sink = warehouse.predictions;
+      const decoder: PayloadDecoder = {
+        prediction: (bytes) => predictions.decode(bytes),
+        label: (bytes) => labels.decode(bytes),
+      };
+      // Key layout v2 keys state by (model, prediction id); states a v1 deployment left move first.
+      await waitReady(store.redis);
+      // Offsets are committed once Redis holds the join state: state Redis evicts or loses on a crash
+      // is never replayed. A weaker setting is a warning line (managed Redis may forbid CONFIG).
+      await checkRedisDurability(store.redis, logger, 'the label-joiner join store');
+      const migrated = await store.migrateV1(
+        async (side, bytes) =>
+          (side === 'prediction' ? await decoder.prediction(bytes) : await decoder.label(bytes)).model,
+      );
+      if (migrated > 0) logger.info({ migrated }, 'join state moved from key layout v1 to v2');
+      const taskOf = (model: string) => config.modelTasks.get(model) ?? config.defaultTask;
+      // CBPE: scores tallied by the join store at each prediction's first transition (see estimates.ts).
+      const scores = config.estimates
+        ? new ScoreCounter(
+            {
+              threshold: config.threshold,
+              maxWindows: config.scoreWindows,
+              counts: (model) => taskOf(model) === 'classification',
+            },
+            ctx.registry,
+          )
+        : undefined;
+      const estimator =
+        scores === undefined
+          ? undefined
+          : new WindowEstimator(warehouse.estimates, scores, store, {
+              threshold: config.threshold,
+              falseAlarmCost: config.falseAlarmCost,
+              cacheMs: config.calibrationRefreshMs,
+            });
+      const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry, scores);
+      const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry);
+      const recomputer = new WindowRecomputer(
+        store,
+        warehouse,
+        {
+          windowMs: config.windowMs,
+          taskOf,
+          threshold: config.threshold,
+          segmentFeatures: config.segmentFeatures,
+          maxSegments: config.maxSegments,
+          bounds: config.bounds,
+          alertMinSamples: config.alertMinSamples,
+          alertSegments: config.alertSegments,
+          realizedCoverage: config.realizedCoverage,
+          ...(estimator === undefined ? {} : { estimator }),
+        },
+        {
+          publish: (alert: DriftAlert) => alerts.publish([alert]),
+        },
+        (id) => store.wasAlerted(id),
+        // Remembered for as long as labels can still change the window.
+        (id) => store.markAlerted(id, config.windowMs + config.join.maxDelayMs + config.join.graceMs),
+        ctx.registry,
+      );
 
-    const consumer = await ctx.consume<JoinerRecord>({
-      groupId: config.groupId,
-      topics: [predictionTopic, labelTopic],
-      partitionsConsumedConcurrently: config.concurrency,
-      sessionTimeoutMs: config.sessionTimeoutMs,
-      maxBytesPerPartition: config.maxBatchBytes,
-      processor: {
-        async decode(record) {
-          if (record.topic === predictionTopic) {
-            const event: PredictionEvent = await predictions.decode(record.value);
-            validatePrediction(event, { bounds: ctx.common.eventTime, now: Date.now() });
-            return { kind: 'prediction', event, raw: record.value! };
+      const consumer = await ctx.consume<JoinerRecord>({
+        groupId: config.groupId,
+        topics: [predictionTopic, labelTopic],
+        partitionsConsumedConcurrently: config.concurrency,
+        sessionTimeoutMs: config.sessionTimeoutMs,
+        maxBytesPerPartition: config.maxBatchBytes,
+        processor: {
+          async decode(record) {
+            if (record.topic === predictionTopic) {
+              const event: PredictionEvent = await predictions.decode(record.value);
+              validatePrediction(event, { bounds: ctx.common.eventTime, now: Date.now() });
+              return { kind: 'prediction', event, raw: record.value! };
+            }
+            const event: LabelEvent = await labels.decode(record.value);
+            validateLabel(event, { bounds: ctx.common.eventTime, now: Date.now() });
+            return { kind: 'label', event, raw: record.value! };
+          },
+          async process(items) {
+            await engine.process(
+              items.map((i) => i.value),
+              Date.now(),
+            );
+          },
+        },
+      });
+      const expiry = every(config.expiryIntervalMs, async () => void (await scanner.pass()), logger, 'expiry pass');
+      const windows = every(
+        config.recomputeIntervalMs,
+        async () => void (await recomputer.pass()),
+        logger,
+        'window recompute',
+      );
+      logger.info(
+        {
+          group: config.groupId,
+          maxDelayMs: config.join.maxDelayMs,
+          windowMs: config.windowMs,
+          segments: config.segmentFeatures,
+        },
+        'label-joiner consuming',
+      );
+      return {
+        ready: () => consumer.ready() && store.ready(),
+        async stop() {
+          await consumer.stop();
+          await expiry.stop();
+          await windows.stop();
+          // Leave nothing half-done that a pass could finish now: expiries and dirty windows.
+          try {
+            await scanner.pass();
+            await recomputer.pass();
+          } catch (error) {
+            logger.warn(
+              { err: (error as Error).message },
+              'final expiry/recompute pass failed; the next start resumes it',
+            );
           }
-          const event: LabelEvent = await labels.decode(record.value);
-          validateLabel(event, { bounds: ctx.common.eventTime, now: Date.now() });
-          return { kind: 'label', event, raw: record.value! };
+          await store.close();
         },
-        async process(items) {
-          await engine.process(
-            items.map((i) => i.value),
-            Date.now(),
-          );
-        },
-      },
-    });
-    const expiry = every(config.expiryIntervalMs, async () => void (await scanner.pass()), logger, 'expiry pass');
-    const windows = every(
-      config.recomputeIntervalMs,
-      async () => void (await recomputer.pass()),
-      logger,
-      'window recompute',
-    );
-    logger.info(
-      {
-        group: config.groupId,
-        maxDelayMs: config.join.maxDelayMs,
-        windowMs: config.windowMs,
-        segments: config.segmentFeatures,
-      },
-      'label-joiner consuming',
-    );
-    return {
-      ready: () => consumer.ready() && store.ready(),
-      async stop() {
-        await consumer.stop();
-        await expiry.stop();
-        await windows.stop();
-        // Leave nothing half-done that a pass could finish now: expiries and dirty windows.
-        try {
-          await scanner.pass();
-          await recomputer.pass();
-        } catch (error) {
-          logger.warn(
-            { err: (error as Error).message },
-            'final expiry/recompute pass failed; the next start resumes it',
-          );
-        }
-        await store.close();
-      },
-    };
+      };
+    } catch (error) {
+      await store.close().catch(() => {});
+      throw error;
+    }
   },
 });

@@ -1,0 +1,32 @@
+import { parseEnv } from '@driftline/core';
+import type { ServiceContext } from '@driftline/service';
+import { describe, expect, it, vi } from 'vitest';
+
+// The store's factory is replaced only to see whether its client is closed: no server is involved.
+const closed = vi.fn(async () => {});
+vi.mock('@driftline/online-store/redis', async (original) => ({
+  ...(await original<object>()),
+  createRedisJoinStore: () => ({ close: closed, redis: {}, ready: () => false }),
+}));
+
+const { labelJoinerService } = await import('../src/service.js');
+const { labelJoinerEnvShape, toLabelJoinerConfig } = await import('../src/config.js');
+
+describe('label-joiner start-up', () => {
+  it('closes its Redis store when a later step of the start fails (ClickHouse down)', async () => {
+    const codec = { forTopic: () => ({ decode: async () => ({}) }) };
+    const ctx = {
+      logger: { info() {}, warn() {}, error() {}, debug() {}, child: () => ctx.logger },
+      topic: (name: string) => `${name}.v1`,
+      codec: () => codec,
+      publisher: () => ({}),
+      warehouse: async () => {
+        throw new Error('clickhouse unreachable');
+      },
+    } as unknown as ServiceContext;
+    const config = toLabelJoinerConfig(parseEnv(labelJoinerEnvShape, { DRIFTLINE_REDIS_URL: 'redis://127.0.0.1:1' }));
+    await expect(labelJoinerService.start(ctx, config)).rejects.toThrow('clickhouse unreachable');
+    // Left open, its client reconnected (and logged) for ever while the runner retried the start.
+    expect(closed).toHaveBeenCalledTimes(1);
+  });
+});

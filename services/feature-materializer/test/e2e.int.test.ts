@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
+import { SchemaRegistryCodec } from '@driftline/codec';
 import { silentLogger } from '@driftline/core';
-import { DLQ_HEADERS } from '@driftline/kafka';
+import { createProducer, DLQ_HEADERS } from '@driftline/kafka';
 import { createRedisOnlineStore, type RedisOnlineStore, waitReady } from '@driftline/online-store/redis';
+import { contracts, type FeatureEvent } from '@driftline/schemas';
 import { createDriftlineProducer, type DriftlineProducer } from '@driftline/sdk';
 import { type Runner, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
@@ -68,6 +71,25 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
     return { runner, sdk, store, prefix };
   }
 
+  /**
+   * Events as a producer other than the SDK may write them, checked only against the Avro schema
+   * (the SDK refuses what it can tell is bad before sending): the materializer is the guard.
+   */
+  async function publishUnchecked(prefix: string, events: ReadonlyArray<Omit<FeatureEvent, 'event_id'>>) {
+    const topic = `${prefix}features.v1`;
+    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.feature, topic);
+    const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
+    try {
+      const messages = [];
+      for (const e of events) {
+        messages.push({ key: e.entity_id, value: await codec.encode({ ...e, event_id: randomUUID() }) });
+      }
+      await producer.send(topic, messages);
+    } finally {
+      await producer.disconnect();
+    }
+  }
+
   it('serves published features and window aggregates; bad events go to the DLQ with the reason', async () => {
     const { runner, sdk, store, prefix } = env;
     const t = Date.now() - 1_000;
@@ -92,13 +114,18 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
     await expect(
       sdk.publishFeatures({ view: 'profile', entity_id: 'x', features: { age: [1] as unknown as number } }),
     ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/features/) });
-    // Valid Avro, invalid for the views: dead-lettered by the materializer.
+    // An empty entity id no view takes: the SDK refuses it at the call.
+    await expect(sdk.publishFeatures({ view: 'profile', entity_id: '', features: { age: 1 } })).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: expect.stringMatching(/^entity_id must be/),
+    });
+    // Valid Avro, invalid for the views: dead-lettered by the materializer, from the SDK or another producer.
     await sdk.publishFeatures([
       { view: 'nope', entity_id: 'bob', features: {} },
       { view: 'profile', entity_id: 'bob', features: { age: 'old' } },
-      { view: 'profile', entity_id: '', features: { age: 1 } },
     ]);
     await sdk.flush();
+    await publishUnchecked(prefix, [{ view: 'profile', entity_id: '', event_time: t, features: { age: 1 } }]);
 
     const profile = views.get('profile')!;
     const spend = views.get('spend')!;
@@ -149,12 +176,15 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
     const { sdk, store, prefix } = await start(); // its own topics: the DLQ holds only this test's records
     const t = Date.now() - 1_000;
     // Same entity, same partition, in this order: before the bounds, the µs row won every later write.
-    await sdk.publishFeatures([
+    // The SDK refuses such times at the call; a producer that is not the SDK may still send them.
+    await expect(
+      sdk.publishFeatures({ view: 'profile', entity_id: 'carol', event_time: t * 1000, features: { age: 99 } }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/microseconds\?$/) });
+    await publishUnchecked(prefix, [
       { view: 'profile', entity_id: 'carol', event_time: t * 1000, features: { age: 99 } },
       { view: 'profile', entity_id: 'carol', event_time: Date.UTC(1899, 0, 1), features: { age: 98 } },
       { view: 'profile', entity_id: 'carol', event_time: t + 2 * 86_400_000, features: { age: 97 } },
     ]);
-    await sdk.flush();
     await sdk.publishFeatures([{ view: 'profile', entity_id: 'carol', event_time: t, features: { age: 40 } }]);
     await sdk.flush();
     const row = await eventually(async () => (await store.read(views.get('profile')!, 'carol')) ?? undefined);

@@ -9,6 +9,9 @@ vi.mock('@driftline/online-store/redis', async (original) => ({
   createRedisJoinStore: () => ({ close: closed, redis: {}, ready: () => false }),
 }));
 
+// Unit files share a module cache (isolate: false): another file may have loaded the service with
+// the real store already, so the service is loaded afresh, with the replaced factory.
+vi.resetModules();
 const { labelJoinerService } = await import('../src/service.js');
 const { labelJoinerEnvShape, toLabelJoinerConfig } = await import('../src/config.js');
 

@@ -1,5 +1,6 @@
-import { type Logger, toDriftlineError } from '@driftline/core';
-import type { JoinStore } from '@driftline/join';
+import { type DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
+import type { ExpiredRow, JoinStore } from '@driftline/join';
+import { isolateRejected } from '@driftline/kafka';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import {
   ALL_SEGMENT,
@@ -57,10 +58,19 @@ export function every(
   };
 }
 
+/** An expired row the pass can never write: its stored prediction no longer decodes, or ClickHouse refuses it. */
+export interface UnwritableExpiry {
+  readonly row: ExpiredRow<Buffer>;
+  readonly error: DriftlineError;
+}
+
 /**
  * The expiry pass: due pending predictions become `E` (counted unlabeled), their rows go to
  * `unlabeled_predictions`, then they are acknowledged (`X`). The outbox makes the pass crash-safe:
- * rows of a pass that died before its acknowledgement are sent again by the next pass.
+ * rows of a pass that died before its acknowledgement are sent again by the next pass. A row that
+ * can never be written (poison: a stored prediction that no longer decodes, a row ClickHouse
+ * refuses) goes to `deadLetter` and is acknowledged; kept at the head of the outbox it stopped
+ * every later expiry. An outage (retriable) acknowledges nothing.
  */
 export class ExpiryScanner {
   private readonly metrics;
@@ -71,11 +81,18 @@ export class ExpiryScanner {
     private readonly sink: JoinedSink,
     private readonly maxDelayMs: number,
     registry: Registry,
+    private readonly deadLetter: (rows: readonly UnwritableExpiry[]) => Promise<void>,
     private readonly batch = 1_000,
   ) {
     this.metrics = {
       expired: counter(registry, 'driftline_joiner_expired_total', 'Predictions expired without a label', []),
       orphans: counter(registry, 'driftline_joiner_orphan_labels_total', 'Labels whose prediction never came', []),
+      deadLettered: counter(
+        registry,
+        'driftline_joiner_expiry_dead_letters_total',
+        'Expired predictions that can never be written (undecodable, refused by ClickHouse), sent to the dead-letter topic',
+        [],
+      ),
       scheduled: gauge(
         registry,
         'driftline_joiner_scheduled',
@@ -94,17 +111,32 @@ export class ExpiryScanner {
       const rows = await this.store.unackedExpired(this.batch);
       if (rows.length > 0) {
         const out = [];
+        const unwritable: UnwritableExpiry[] = [];
         for (const r of rows) {
-          const prediction = await this.decoder.prediction(r.prediction);
-          out.push({ prediction, deadline: prediction.event_time + this.maxDelayMs, expiredAt: r.expiredAt });
+          try {
+            const prediction = await this.decoder.prediction(r.prediction);
+            out.push({ row: r, prediction, deadline: prediction.event_time + this.maxDelayMs, expiredAt: r.expiredAt });
+          } catch (thrown) {
+            const error = toDriftlineError(thrown);
+            if (error.retriable) throw error;
+            unwritable.push({ row: r, error });
+          }
         }
-        await this.sink.insertExpired(out);
+        const refused = await isolateRejected(out, (part) =>
+          this.sink.insertExpired(
+            part.map(({ prediction, deadline, expiredAt }) => ({ prediction, deadline, expiredAt })),
+          ),
+        );
+        for (const { item, error } of refused) unwritable.push({ row: item.row, error });
+        if (unwritable.length > 0) await this.deadLetter(unwritable);
         await this.store.ackExpired(
           rows.map((r) => ({ model: r.model, id: r.id })),
           now,
         );
-        this.metrics.expired.inc(rows.length);
-        expired += rows.length;
+        const written = rows.length - unwritable.length;
+        this.metrics.expired.inc(written);
+        this.metrics.deadLettered.inc(unwritable.length);
+        expired += written;
       }
       if (handled < this.batch && rows.length < this.batch) break;
     }

@@ -1,10 +1,11 @@
+import { deadLetterUnsent } from '@driftline/kafka';
 import { checkRedisDurability, createRedisJoinStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { labelJoinerEnvShape, toLabelJoinerConfig } from './config.js';
 import { JoinEngine, type JoinerRecord, type PayloadDecoder, validateLabel, validatePrediction } from './engine.js';
 import { ScoreCounter, WindowEstimator } from './estimates.js';
-import { ExpiryScanner, every, WindowRecomputer } from './loops.js';
+import { ExpiryScanner, every, type UnwritableExpiry, WindowRecomputer } from './loops.js';
 
 /**
  * label-joiner: joins delayed labels to their predictions (state in Redis), writes each joined row
@@ -69,7 +70,33 @@ export const labelJoinerService = defineService({
               cacheMs: config.calibrationRefreshMs,
             });
       const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry, scores);
-      const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry);
+      // Expired predictions that can never be written go to predictions.v1.dlq, their stored bytes
+      // as they are, with the reason; a failure of the DLQ is retriable (the pass acks nothing).
+      const producer = await ctx.producer();
+      const deadLetterExpiry = async (rows: readonly UnwritableExpiry[]) => {
+        await deadLetterUnsent(
+          producer,
+          predictionTopic,
+          rows.map(({ row, error }) => ({
+            key: row.id,
+            value: row.prediction,
+            code: error.code,
+            reason: `expiry of an unlabeled prediction: ${error.message}`,
+          })),
+          'driftline-label-joiner',
+        );
+        const first = rows[0]!;
+        logger.error(
+          {
+            deadLettered: rows.length,
+            model: first.row.model,
+            prediction_id: first.row.id,
+            reason: first.error.message,
+          },
+          'expired predictions that can never be written went to the dead-letter topic',
+        );
+      };
+      const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry, deadLetterExpiry);
       const recomputer = new WindowRecomputer(
         store,
         warehouse,

@@ -1,4 +1,10 @@
-import { DEFAULT_EVENT_TIME_BOUNDS, PoisonRecordError, parseEnv, SinkUnavailableError } from '@driftline/core';
+import {
+  DEFAULT_EVENT_TIME_BOUNDS,
+  DriftlineError,
+  PoisonRecordError,
+  parseEnv,
+  SinkUnavailableError,
+} from '@driftline/core';
 import { InMemoryJoinStore } from '@driftline/join';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
@@ -86,6 +92,9 @@ describe('JoinEngine', () => {
       sink,
       config.maxDelayMs,
       createMetricsRegistry({ service: 't', defaultMetrics: false }),
+      async () => {
+        throw new Error('nothing here may be dead-lettered');
+      },
     );
     sink.failNext = 1;
     await expect(scanner.pass(20_000)).rejects.toThrow(/down/);
@@ -97,6 +106,48 @@ describe('JoinEngine', () => {
     ]);
     // A label arriving after its prediction expired is late: no join.
     expect((await engine.process([label('a', 1_500)], 20_001)).outcomes).toEqual({ 'label:late': 1 });
+  });
+
+  it('the expiry scanner dead-letters rows it can never write and goes on; an outage acks nothing', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const engine = new JoinEngine(store, decoder, new FlakySink(), 3_600_000);
+    // b's stored bytes no longer decode (a schema the registry lost, say); ClickHouse refuses c's row.
+    const garbled: JoinerRecord = { ...prediction('b', 1_000), raw: Buffer.from('not json') };
+    // A label far ahead moves the watermark past their deadlines.
+    await engine.process(
+      [prediction('a', 1_000), garbled, prediction('c', 1_000), prediction('d', 1_000), label('z', 50_000)],
+      0,
+    );
+    const sink = new (class extends FlakySink {
+      override async insertExpired(rows: readonly ExpiredPredictionRow[]) {
+        if (rows.some((r) => r.prediction.prediction_id === 'c')) throw new DriftlineError('SINK_REJECTED', 'refused');
+        await super.insertExpired(rows);
+      }
+    })();
+    const letters: Array<[string, string]> = [];
+    let dlqDown = true;
+    const scanner = new ExpiryScanner(
+      store,
+      decoder,
+      sink,
+      config.maxDelayMs,
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
+      async (rows) => {
+        if (dlqDown) throw new SinkUnavailableError('dlq down');
+        for (const { row, error } of rows) letters.push([row.id, error.code]);
+      },
+    );
+    // The dead-letter topic is down: retriable, nothing acknowledged (the rows come back next pass).
+    await expect(scanner.pass(20_000)).rejects.toThrow(/dlq down/);
+    dlqDown = false;
+    expect(await scanner.pass(20_000)).toBe(2);
+    expect(letters.sort()).toEqual([
+      ['b', 'INTERNAL'],
+      ['c', 'SINK_REJECTED'],
+    ]);
+    expect([...new Set(sink.expired.map((r) => r.prediction.prediction_id))].sort()).toEqual(['a', 'd']);
+    // Acknowledged: the next pass has nothing left (before, b stayed at the head and every pass failed on it).
+    expect(await scanner.pass(20_000)).toBe(0);
   });
 
   it('rejects unusable predictions as poison records', () => {

@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DriftlineError, jsonDepthWithin } from '@driftline/core';
+import { ConfigError, DriftlineError, envField, jsonDepthWithin, MAX_TIMER_MS } from '@driftline/core';
 
 /** An error with the HTTP status it is answered with. */
 export class HttpError extends DriftlineError {
@@ -177,6 +177,43 @@ export const DEFAULT_TIMEOUTS: ServerTimeouts = {
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 65_000,
 };
+
+/** A server timeout variable: a duration from 100 ms to what a timer keeps. */
+const timeoutField = (fallback: number) => envField.duration(100, MAX_TIMER_MS).default(fallback);
+
+type TimeoutNames<P extends string> = `${P}_HEADERS_TIMEOUT` | `${P}_REQUEST_TIMEOUT` | `${P}_KEEP_ALIVE_TIMEOUT`;
+
+/**
+ * The variables of a server's timeouts, `<prefix>_HEADERS_TIMEOUT` (time a client has to send its
+ * request headers), `_REQUEST_TIMEOUT` (its whole request; at least the headers timeout) and
+ * `_KEEP_ALIVE_TIMEOUT` (idle time before a keep-alive connection is closed), for an env shape.
+ */
+export function serverTimeoutsEnvShape<P extends string>(
+  prefix: P,
+): Record<TimeoutNames<P>, ReturnType<typeof timeoutField>> {
+  return {
+    [`${prefix}_HEADERS_TIMEOUT`]: timeoutField(DEFAULT_TIMEOUTS.headersTimeoutMs),
+    [`${prefix}_REQUEST_TIMEOUT`]: timeoutField(DEFAULT_TIMEOUTS.requestTimeoutMs),
+    [`${prefix}_KEEP_ALIVE_TIMEOUT`]: timeoutField(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
+  } as Record<TimeoutNames<P>, ReturnType<typeof timeoutField>>;
+}
+
+/** The timeouts read by {@link serverTimeoutsEnvShape}; a headers timeout above the request timeout is a ConfigError. */
+export function serverTimeoutsFromEnv<P extends string>(
+  prefix: P,
+  env: Readonly<Record<TimeoutNames<P>, number>>,
+): ServerTimeouts {
+  const headers = env[`${prefix}_HEADERS_TIMEOUT`];
+  const request = env[`${prefix}_REQUEST_TIMEOUT`];
+  if (headers > request) {
+    throw new ConfigError(`${prefix}_HEADERS_TIMEOUT`, `must not exceed ${prefix}_REQUEST_TIMEOUT (${request} ms)`);
+  }
+  return {
+    headersTimeoutMs: headers,
+    requestTimeoutMs: request,
+    keepAliveTimeoutMs: env[`${prefix}_KEEP_ALIVE_TIMEOUT`],
+  };
+}
 
 /**
  * Requests one connection may have in flight (pipelined, not yet answered). Beyond it, a 503 that

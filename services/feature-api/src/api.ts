@@ -1,7 +1,7 @@
-import { DEFAULT_TIMEOUTS, type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
+import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
 import { createFeatureHandler, type FeatureHandlerOptions } from './handler.js';
 
-export { DEFAULT_TIMEOUTS, type ServerTimeouts };
+export type { ServerTimeouts };
 
 export interface FeatureApiOptions extends FeatureHandlerOptions, Partial<ServerTimeouts> {
   readonly port?: number;

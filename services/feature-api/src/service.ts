@@ -1,16 +1,11 @@
 import { readFileSync } from 'node:fs';
-import {
-  ConfigError,
-  envField,
-  MAX_TIMER_MS,
-  type RedisConnectionConfig,
-  toRedisConnectionConfig,
-} from '@driftline/core';
+import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import { MAX_READ_BATCH, onlineStoreEnvShape } from '@driftline/online-store';
 import { defineService } from '@driftline/service';
+import { serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
 import { z } from 'zod';
-import { DEFAULT_TIMEOUTS, type ServerTimeouts, startFeatureApi } from './api.js';
+import { type ServerTimeouts, startFeatureApi } from './api.js';
 import { DEFAULT_LIMITS, type RequestLimits } from './http.js';
 import { startFeatureApiThread } from './thread.js';
 
@@ -29,18 +24,7 @@ export const featureApiEnvShape = {
   DRIFTLINE_FEATURE_API_MAX_FEATURES: envField.int(1, 10_000).default(DEFAULT_LIMITS.maxFeatures),
   /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
   DRIFTLINE_FEATURE_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  /** Time a client has to send its request headers. */
-  DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT: envField
-    .duration(100, MAX_TIMER_MS)
-    .default(DEFAULT_TIMEOUTS.headersTimeoutMs),
-  /** Time a client has to send its whole request; at least the headers timeout. */
-  DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT: envField
-    .duration(100, MAX_TIMER_MS)
-    .default(DEFAULT_TIMEOUTS.requestTimeoutMs),
-  /** Idle time after which a keep-alive connection is closed. */
-  DRIFTLINE_FEATURE_API_KEEP_ALIVE_TIMEOUT: envField
-    .duration(100, MAX_TIMER_MS)
-    .default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
+  ...serverTimeoutsEnvShape('DRIFTLINE_FEATURE_API'),
   /**
    * `worker`: the HTTP server and its Redis reads run on a worker thread (own event loop and heap),
    * so services co-hosted in the process (the materializer) cannot stall reads; `main`: on the
@@ -73,12 +57,7 @@ export const featureApi = defineService({
   needs: ['redis'],
   envShape: featureApiEnvShape,
   configure(env): FeatureApiConfig {
-    if (env.DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT > env.DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT) {
-      throw new ConfigError(
-        'DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT',
-        `must not exceed DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT (${env.DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT} ms)`,
-      );
-    }
+    const timeouts = serverTimeoutsFromEnv('DRIFTLINE_FEATURE_API', env);
     return {
       views: loadFeatureViews(env.DRIFTLINE_FEATURE_VIEWS),
       viewsPath: env.DRIFTLINE_FEATURE_VIEWS,
@@ -93,11 +72,7 @@ export const featureApi = defineService({
         maxBodyBytes: env.DRIFTLINE_FEATURE_API_MAX_BODY_BYTES,
         maxFeatures: env.DRIFTLINE_FEATURE_API_MAX_FEATURES,
       },
-      timeouts: {
-        headersTimeoutMs: env.DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT,
-        requestTimeoutMs: env.DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT,
-        keepAliveTimeoutMs: env.DRIFTLINE_FEATURE_API_KEEP_ALIVE_TIMEOUT,
-      },
+      timeouts,
       ...(env.DRIFTLINE_FEATURE_API_TOKEN === undefined ? {} : { token: env.DRIFTLINE_FEATURE_API_TOKEN }),
     };
   },

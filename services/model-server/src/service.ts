@@ -12,7 +12,7 @@ import type { ConsumerHandle } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import { contracts, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
-import { DEFAULT_TIMEOUTS, type ServerTimeouts } from '@driftline/service/http';
+import { type ServerTimeouts, serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
 import { z } from 'zod';
 import { predictionDeadLetters } from './prediction-log.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
@@ -50,15 +50,7 @@ export const modelServerEnvShape = {
   DRIFTLINE_MODEL_SERVER_LOG_THREAD: envField.bool().default(true),
   /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
   DRIFTLINE_MODEL_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT: envField
-    .duration(100, MAX_TIMER_MS)
-    .default(DEFAULT_TIMEOUTS.headersTimeoutMs),
-  DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT: envField
-    .duration(100, MAX_TIMER_MS)
-    .default(DEFAULT_TIMEOUTS.requestTimeoutMs),
-  DRIFTLINE_MODEL_SERVER_KEEP_ALIVE_TIMEOUT: envField
-    .duration(100, MAX_TIMER_MS)
-    .default(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
+  ...serverTimeoutsEnvShape('DRIFTLINE_MODEL_SERVER'),
 };
 
 export interface ModelServerConfig {
@@ -88,12 +80,7 @@ export const modelServer = defineService({
   needs: ['kafka', 'registry', 'redis'],
   envShape: modelServerEnvShape,
   configure(env): ModelServerConfig {
-    if (env.DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT > env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT) {
-      throw new ConfigError(
-        'DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT',
-        `must not exceed DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT (${env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT} ms)`,
-      );
-    }
+    const timeouts = serverTimeoutsFromEnv('DRIFTLINE_MODEL_SERVER', env);
     if (env.DRIFTLINE_MODEL_SERVER_LOG_WAIT >= env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT) {
       throw new ConfigError(
         'DRIFTLINE_MODEL_SERVER_LOG_WAIT',
@@ -137,11 +124,7 @@ export const modelServer = defineService({
         ),
       },
       logThread: env.DRIFTLINE_MODEL_SERVER_LOG_THREAD,
-      timeouts: {
-        headersTimeoutMs: env.DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT,
-        requestTimeoutMs: env.DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT,
-        keepAliveTimeoutMs: env.DRIFTLINE_MODEL_SERVER_KEEP_ALIVE_TIMEOUT,
-      },
+      timeouts,
       ...(env.DRIFTLINE_MODEL_SERVER_TOKEN === undefined ? {} : { token: env.DRIFTLINE_MODEL_SERVER_TOKEN }),
     };
   },

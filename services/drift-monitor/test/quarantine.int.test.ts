@@ -126,8 +126,16 @@ describe('drift-monitor merge stage: a poison window on real Kafka and embedded 
       250,
     );
     expect(landed).toEqual(expected);
-    const quarantined = await ch.select<{ model: string; ws: string; code: string; reason: string }>(
-      `SELECT model, toUnixTimestamp64Milli(window_start) AS ws, code, reason FROM ${ch.table('drift_quarantine')} FINAL`,
+    // The quarantine row is its own insert: it may land after the other windows' rows.
+    const quarantined = await eventually(
+      async () => {
+        const rows = await ch.select<{ model: string; ws: string; code: string; reason: string }>(
+          `SELECT model, toUnixTimestamp64Milli(window_start) AS ws, code, reason FROM ${ch.table('drift_quarantine')} FINAL`,
+        );
+        return rows.length > 0 ? rows : undefined;
+      },
+      30_000,
+      250,
     );
     expect(quarantined.map((q) => [q.model, Number(q.ws) - W0, q.code])).toEqual([['qa', 1000, 'DECODE_FAILED']]);
     expect(quarantined[0]!.reason).toMatch(/profileId another-profile does not match/);

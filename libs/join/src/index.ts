@@ -2,7 +2,8 @@ export { type LogEvent, type OfflineJoin, offlineJoin } from './offline.js';
 export {
   backstopTtl,
   type ExpireOutcome,
-  expiryCutoff,
+  type ExpiryClock,
+  expiryClock,
   type JoinConfig,
   type Joined,
   type JoinRef,
@@ -18,6 +19,9 @@ export {
   type PredictionInput,
   type PredictionOutcome,
   parseJoinKey,
+  SOURCE_FORGET_MS,
+  type SourceProgress,
+  type SourceReport,
   type Transition,
 } from './state.js';
 export { type Applied, type ExpiredRow, type ExpireSummary, InMemoryJoinStore, type JoinStore } from './store.js';

@@ -274,7 +274,72 @@ export function onAck<P, L>(
   return { outcome: 'noop' };
 }
 
-/** The expiry clock: wall time, held back by the event-time watermark during a backfill. */
-export function expiryCutoff(now: number, watermark: number | undefined, graceMs: number): number {
-  return Math.min(now, watermark ?? now) - graceMs;
+/**
+ * What the expiry clock knows of one source of records (a partition of the prediction or the
+ * label topic): the greatest event time applied from it (written with the records' state), the
+ * last time its owner had processed everything written to it, and the time of that owner's last
+ * report. Shared by every instance (the expiry schedule is global).
+ */
+export interface SourceProgress {
+  readonly source: string;
+  readonly watermark?: number;
+  readonly caughtUpAt?: number;
+  readonly reportedAt: number;
+}
+
+/** An owner's report on one of its sources: it has processed everything written to it, or not. */
+export interface SourceReport {
+  readonly source: string;
+  readonly caughtUp: boolean;
+}
+
+/**
+ * A source with no report for this long has no owner (a topic no longer read, partitions that
+ * are gone): it stops holding the clock back. An owner reports every expiry pass; a rebalance
+ * hands a partition on within the session timeout.
+ */
+export const SOURCE_FORGET_MS = 60 * 60_000;
+
+export interface ExpiryClock {
+  /** The time every source is known complete up to (wall time at most); -Infinity: unknown. */
+  readonly clock: number;
+  /** Entries scheduled at or before this are due: clock minus grace. */
+  readonly cutoff: number;
+  /** The source furthest behind, which sets the clock (none without sources). */
+  readonly heldBy?: string;
+  /** Sources left out: no report for longer than `forgetMs`. */
+  readonly forgotten: readonly string[];
+}
+
+/**
+ * The expiry clock: the slowest source's progress, never beyond wall time. A source that is
+ * caught up is complete up to when it last was; one with a backlog (an outage, a backfill, a
+ * partition that backs off) only up to the greatest event time applied from it, so no prediction
+ * expires while a label for it may still wait unread in any partition (nor a label while its
+ * prediction may). Without any source, or with one that has neither, nothing is due.
+ */
+export function expiryClock(
+  now: number,
+  sources: readonly SourceProgress[],
+  graceMs: number,
+  forgetMs = SOURCE_FORGET_MS,
+): ExpiryClock {
+  let clock = now;
+  let heldBy: string | undefined;
+  let known = false;
+  const forgotten: string[] = [];
+  for (const s of sources) {
+    if (now - s.reportedAt > forgetMs) {
+      forgotten.push(s.source);
+      continue;
+    }
+    known = true;
+    const complete = Math.max(s.watermark ?? Number.NEGATIVE_INFINITY, s.caughtUpAt ?? Number.NEGATIVE_INFINITY);
+    if (heldBy === undefined || complete < clock) {
+      heldBy = s.source;
+      clock = Math.min(clock, complete);
+    }
+  }
+  if (!known) clock = Number.NEGATIVE_INFINITY;
+  return { clock, cutoff: clock - graceMs, ...(heldBy === undefined ? {} : { heldBy }), forgotten };
 }

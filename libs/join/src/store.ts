@@ -1,6 +1,5 @@
 import {
   type ExpireOutcome,
-  expiryCutoff,
   type JoinConfig,
   type Joined,
   type JoinRef,
@@ -15,6 +14,8 @@ import {
   type PredictionInput,
   type PredictionOutcome,
   parseJoinKey,
+  type SourceProgress,
+  type SourceReport,
   type Transition,
 } from './state.js';
 import { addTally, FIRST_SEEN, type TakenTallies, type TallyBatch, type TallyCounts } from './tally.js';
@@ -41,15 +42,31 @@ export interface ExpireSummary {
  * never a second join. Adapters: in memory (tests, the reference model) and Redis (Lua scripts).
  */
 export interface JoinStore<P, L> {
+  /**
+   * Applies records read from `source` (one partition) and raises its watermark to their greatest
+   * event time, in the same atomic step as their state.
+   */
   applyPredictions(
     inputs: readonly PredictionInput<P>[],
     now: number,
+    source: string,
   ): Promise<Array<Applied<P, L, PredictionOutcome>>>;
-  applyLabels(inputs: readonly LabelInput<L>[], now: number): Promise<Array<Applied<P, L, LabelOutcome>>>;
+  applyLabels(
+    inputs: readonly LabelInput<L>[],
+    now: number,
+    source: string,
+  ): Promise<Array<Applied<P, L, LabelOutcome>>>;
+  /** Records what the owners of these sources see now (reportedAt, and caughtUpAt when caught up). */
+  reportSources(reports: readonly SourceReport[], now: number): Promise<void>;
+  /** Every source ever reported, with its watermark (see {@link expiryClock}). */
+  sources(): Promise<SourceProgress[]>;
   /** The sink holds these joined rows: K → J. */
   ackJoined(refs: readonly JoinRef[], now: number): Promise<void>;
-  /** Expires due entries (pending predictions → E, waiting labels dropped), at most `limit`. */
-  expireDue(now: number, limit: number): Promise<ExpireSummary>;
+  /**
+   * Expires entries scheduled at or before `cutoff` (pending predictions → E, waiting labels
+   * dropped), at most `limit`.
+   */
+  expireDue(cutoff: number, now: number, limit: number): Promise<ExpireSummary>;
   /** Expired predictions whose unlabeled row the sink may not have yet. */
   unackedExpired(limit: number): Promise<Array<ExpiredRow<P>>>;
   ackExpired(refs: readonly JoinRef[], now: number): Promise<void>;
@@ -88,7 +105,8 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
   private dirtyMarks = 0;
   readonly tallies = new Map<string, TallyCounts>();
   tallyBatch: TallyBatch | undefined;
-  watermark: number | undefined;
+  readonly watermarks = new Map<string, number>();
+  readonly reports = new Map<string, { reportedAt: number; caughtUpAt?: number }>();
 
   constructor(readonly config: JoinConfig) {}
 
@@ -121,13 +139,14 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     return t.emit === undefined ? { outcome: t.outcome } : { outcome: t.outcome, emit: t.emit };
   }
 
-  private advance(eventTime: number): void {
-    if (this.watermark === undefined || eventTime > this.watermark) this.watermark = eventTime;
+  private advance(source: string, eventTime: number): void {
+    const watermark = this.watermarks.get(source);
+    if (watermark === undefined || eventTime > watermark) this.watermarks.set(source, eventTime);
   }
 
-  async applyPredictions(inputs: readonly PredictionInput<P>[], now: number) {
+  async applyPredictions(inputs: readonly PredictionInput<P>[], now: number, source: string) {
     return inputs.map((input) => {
-      this.advance(input.eventTime);
+      this.advance(source, input.eventTime);
       const key = joinKey(input);
       const applied = this.apply(key, onPrediction(this.get(key, now), input, now, this.config), now);
       const t = input.tally;
@@ -143,9 +162,9 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     });
   }
 
-  async applyLabels(inputs: readonly LabelInput<L>[], now: number) {
+  async applyLabels(inputs: readonly LabelInput<L>[], now: number, source: string) {
     return inputs.map((input) => {
-      this.advance(input.eventTime);
+      this.advance(source, input.eventTime);
       const key = joinKey(input);
       return this.apply(key, onLabel(this.get(key, now), input, now, this.config), now);
     });
@@ -159,8 +178,21 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     }
   }
 
-  async expireDue(now: number, limit: number): Promise<ExpireSummary> {
-    const cutoff = expiryCutoff(now, this.watermark, this.config.graceMs);
+  async reportSources(reports: readonly SourceReport[], now: number) {
+    for (const { source, caughtUp } of reports) {
+      const caughtUpAt = caughtUp ? now : this.reports.get(source)?.caughtUpAt;
+      this.reports.set(source, caughtUpAt === undefined ? { reportedAt: now } : { reportedAt: now, caughtUpAt });
+    }
+  }
+
+  async sources(): Promise<SourceProgress[]> {
+    return [...this.reports].map(([source, r]) => {
+      const watermark = this.watermarks.get(source);
+      return { source, ...r, ...(watermark === undefined ? {} : { watermark }) };
+    });
+  }
+
+  async expireDue(cutoff: number, now: number, limit: number): Promise<ExpireSummary> {
     const counts: Record<ExpireOutcome, number> = { expiring: 0, 'orphan-label': 0, stale: 0, 'not-due': 0 };
     const due = [...this.schedule.entries()]
       .filter(([, score]) => score <= cutoff)

@@ -1,7 +1,7 @@
 import { seededUniform } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
-  expiryCutoff,
+  expiryClock,
   InMemoryJoinStore,
   type JoinConfig,
   joinKey,
@@ -80,10 +80,51 @@ describe('join transitions', () => {
     expect(onExpire(undefined, 0, 0, 1, config).outcome).toBe('stale');
   });
 
-  it('the expiry clock is wall time held back by the watermark, minus grace', () => {
-    expect(expiryCutoff(10_000, undefined, 100)).toBe(9_900);
-    expect(expiryCutoff(10_000, 5_000, 100)).toBe(4_900);
-    expect(expiryCutoff(10_000, 50_000, 100)).toBe(9_900);
+  it('the expiry clock is the slowest source, never beyond wall time, minus grace', () => {
+    const now = 100_000;
+    const at = { reportedAt: now };
+    // Every source caught up: wall time, held only by the oldest catch-up.
+    expect(
+      expiryClock(
+        now,
+        [
+          { source: 'p/0', caughtUpAt: now - 2_000, watermark: now - 60_000, ...at },
+          { source: 'l/0', caughtUpAt: now - 1_000, ...at },
+        ],
+        100,
+      ),
+    ).toEqual({ clock: now - 2_000, cutoff: now - 2_100, heldBy: 'p/0', forgotten: [] });
+    // A label partition with a backlog since an outage holds the clock at what it has applied, even
+    // though the prediction partitions (and another label partition) are far ahead.
+    const backlog = [
+      { source: 'p/0', caughtUpAt: now, watermark: now - 10, ...at },
+      { source: 'l/0', caughtUpAt: now, ...at },
+      { source: 'l/1', caughtUpAt: now - 50_000, watermark: now - 40_000, ...at },
+    ];
+    expect(expiryClock(now, backlog, 100)).toEqual({
+      clock: now - 40_000,
+      cutoff: now - 40_100,
+      heldBy: 'l/1',
+      forgotten: [],
+    });
+    // Event times ahead of wall time never move the clock past it.
+    expect(expiryClock(now, [{ source: 'p/0', watermark: now + 5_000, ...at }], 100).clock).toBe(now);
+    // A source with neither (a backlog it has not started on, on a fresh store) holds everything.
+    expect(expiryClock(now, [...backlog, { source: 'l/2', ...at }], 100)).toMatchObject({
+      cutoff: Number.NEGATIVE_INFINITY,
+      heldBy: 'l/2',
+    });
+    // Nothing known: nothing is due.
+    expect(expiryClock(now, [], 100).cutoff).toBe(Number.NEGATIVE_INFINITY);
+    // A source without a report for longer than forgetMs no longer holds the clock.
+    expect(
+      expiryClock(now, [...backlog.slice(0, 2), { source: 'l/1', watermark: 0, reportedAt: now - 3_601_000 }], 100),
+    ).toEqual({
+      clock: now,
+      cutoff: now - 100,
+      heldBy: 'p/0',
+      forgotten: ['l/1'],
+    });
   });
 });
 
@@ -119,8 +160,13 @@ describe('in-memory store over random interleavings equals the offline join', ()
             ? await store.applyPredictions(
                 [{ model: 'm', id: e.id, eventTime: e.eventTime, windowKey: 'w', payload: e.eventTime }],
                 now,
+                'predictions/0',
               )
-            : await store.applyLabels([{ model: 'm', id: e.id, eventTime: e.eventTime, payload: e.label }], now);
+            : await store.applyLabels(
+                [{ model: 'm', id: e.id, eventTime: e.eventTime, payload: e.label }],
+                now,
+                'labels/0',
+              );
         if (applied?.emit !== undefined) {
           rows.set(applied.emit.id, applied.emit.label);
           if (r() < 0.7) await store.ackJoined([applied.emit], now);
@@ -131,9 +177,8 @@ describe('in-memory store over random interleavings equals the offline join', ()
         new Map([...expected.joined].map(([id, j]): [string, number] => [id, j.label]).sort()),
       );
       expect(await store.pendingCount('w')).toBe(expected.unlabeled.size);
-      // Expire everything (newer events moved the watermark on): the unlabeled predictions go out, once.
-      store.watermark = 1e9;
-      const summary = await store.expireDue(1e9, 10_000);
+      // Expire everything: the unlabeled predictions go out, once.
+      const summary = await store.expireDue(1e9, 1e9, 10_000);
       expect(summary.counts.expiring).toBe(expected.unlabeled.size);
       const out = await store.unackedExpired(10_000);
       expect(new Set(out.map((o) => o.id))).toEqual(new Set(expected.unlabeled.keys()));
@@ -143,7 +188,7 @@ describe('in-memory store over random interleavings equals the offline join', ()
       );
       expect(await store.unackedExpired(10_000)).toEqual([]);
       expect(await store.pendingCount('w')).toBe(0);
-      expect((await store.expireDue(1e9, 10_000)).counts.expiring).toBe(0);
+      expect((await store.expireDue(1e9, 1e9, 10_000)).counts.expiring).toBe(0);
     });
   }
 });

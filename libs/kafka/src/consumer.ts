@@ -110,6 +110,19 @@ export interface ConsumerHandle {
   healthy(): boolean;
   /** The stalled partitions now (for the health endpoint's body and logs). */
   stalls(): Stall[];
+  /**
+   * The partitions this member owns now, each with whether it has read and processed everything
+   * written to it (reads the topics' high watermarks, and the group's commits for partitions that
+   * had no batch yet). Empty before the group is joined and once stopping.
+   */
+  positions(): Promise<PartitionPosition[]>;
+}
+
+export interface PartitionPosition {
+  readonly topic: string;
+  readonly partition: number;
+  /** Every record below the high watermark read at the call has been processed (not backing off). */
+  readonly caughtUp: boolean;
 }
 
 function toInbound(batch: Batch, message: Batch['messages'][number]): InboundRecord {
@@ -195,6 +208,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
    * held records live in the processor's memory only, and a crash would lose them.
    */
   const heldBack = new Map<string, bigint>();
+  /** Per partition, the offset after the last batch processed since it was assigned here. */
+  const processedTo = new Map<string, bigint>();
   const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const progress = new ProgressTracker(stallTimeoutMs);
   /** Records what is committed and the lag on it, and the time the commit last moved. */
@@ -273,6 +288,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     owned = now;
     for (const [k] of lost) {
       heldBack.delete(k);
+      processedTo.delete(k);
       fetched.delete(k);
       // A partition lost while backing off (its retry left at the rebalance) is no longer this
       // member's to wait on: kept, it held readiness false for good.
@@ -428,6 +444,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // Commit only now that the sink and the DLQ hold everything up to `last` — or less, when a
     // stateful processor still holds part of it in memory only. Never move a commit backwards.
     const next = BigInt(last) + 1n;
+    processedTo.set(key, next);
     const safe = commitOffset !== undefined && BigInt(commitOffset) < next ? BigInt(commitOffset) : next;
     if (safe > (lastCommitted.get(key) ?? -1n)) {
       if (options.ephemeral !== true)
@@ -474,6 +491,33 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     return found;
   }
 
+  async function positions(): Promise<PartitionPosition[]> {
+    if (!joined || stopping) return [];
+    const byTopic = new Map<string, number[]>();
+    for (const { topic, partition } of owned.values()) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+    const out: PartitionPosition[] = [];
+    for (const [topic, partitions] of byTopic) {
+      const offsets = new Map((await topicOffsets(kafka, topic)).map((o) => [o.partition, o]));
+      let commits: Map<number, bigint> | undefined;
+      for (const partition of partitions) {
+        const key = partitionKey(topic, partition);
+        const o = offsets.get(partition);
+        if (o === undefined) continue;
+        let next = processedTo.get(key);
+        if (next === undefined) {
+          // No batch yet: it starts at the group's commit, else where the group starts reading
+          // (the end, for a group that does not read from the beginning: nothing before is its).
+          commits ??= await committedOffsets(kafka, groupId, topic);
+          const stored = commits.get(partition);
+          next = stored !== undefined && stored >= 0n ? stored : (options.fromBeginning ?? true) ? o.low : o.high;
+        }
+        out.push({ topic, partition, caughtUp: !backingOff.has(key) && next >= o.high });
+      }
+    }
+    // A rebalance during the reads: only what is still owned here.
+    return out.filter((p) => owned.has(partitionKey(p.topic, p.partition)));
+  }
+
   await consumer.connect();
   for (const topic of options.topics) await subscribe(consumer, topic, options.fromBeginning ?? true);
   await consumer.run({
@@ -506,6 +550,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     ready: () => joined && !stopping && backingOff.size === 0 && stalls().length === 0,
     healthy: () => stalls().length === 0,
     stalls,
+    positions,
   };
 }
 

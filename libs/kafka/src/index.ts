@@ -22,10 +22,12 @@ export {
   type ConsumerHandle,
   type ConsumerOptions,
   DEFAULT_STALL_TIMEOUT_MS,
+  type PartitionPosition,
   type ProcessResult,
   startConsumer,
 } from './consumer.js';
 export { type DeadLetterLimits, deadLetterUnsent, type UnsentRecord } from './dead-letters.js';
+export { partitionKey } from './partition-key.js';
 export { createProducer, type EventProducer } from './producer.js';
 export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';
 export {

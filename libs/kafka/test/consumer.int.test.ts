@@ -209,6 +209,58 @@ describe('consumer loop against real Kafka', () => {
     await eventually(async () => (handle.ready() ? true : undefined));
   });
 
+  it('positions: which owned partitions have processed everything, the idle and never-fetched included', async () => {
+    const topic = uniqueName('positions');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 3 }]);
+    // Partition 0 has records, 1 none at all, 2 records its sink refuses for now.
+    const producer = await createProducer(kafka);
+    cleanup.push(() => producer.disconnect());
+    const send = (partition: number, n: number) =>
+      producer.send(
+        topic,
+        Array.from({ length: n }, (_, k) => ({ key: `k${k}`, value: Buffer.from(`${partition}:${k}`), partition })),
+      );
+    await send(0, 20);
+    await send(2, 5);
+    let partition2Down = true;
+    const sunk = new Set<string>();
+    const { handle } = await consumer<string>({
+      groupId: uniqueName('group'),
+      topics: [topic],
+      // Concurrently: with one at a time, the partition that backs off holds the others back.
+      partitionsConsumedConcurrently: 3,
+      backoff: { initialMs: 50, maxMs: 100, multiplier: 2, jitter: 0 },
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items, context) {
+          if (context.partition === 2 && partition2Down)
+            throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
+          for (const i of items) sunk.add(i.value);
+        },
+      },
+    });
+    /** Waits until positions() says exactly this, per partition: caught up or not. */
+    const positionsAre = (expected: boolean[]) =>
+      eventually(async () => {
+        const now = (await handle.positions()).map((p) => [p.topic === topic ? p.partition : -1, p.caughtUp]).sort();
+        const want = expected.map((caughtUp, partition) => [partition, caughtUp]);
+        if (JSON.stringify(now) === JSON.stringify(want)) return true;
+        throw new Error(`positions ${JSON.stringify(now)}`);
+      });
+    await eventually(async () => (sunk.size === 20 ? true : undefined));
+    // 1 never had a batch (nothing to read: caught up); 2 backs off on its batch.
+    await positionsAre([true, true, false]);
+    partition2Down = false;
+    await eventually(async () => (sunk.size === 25 ? true : undefined));
+    // The once idle partition gets records: caught up again once they are processed.
+    await send(1, 3);
+    await eventually(async () => (sunk.size === 28 ? true : undefined));
+    await positionsAre([true, true, true]);
+    await handle.stop();
+    expect(await handle.positions()).toEqual([]);
+  });
+
   it('a partition lost in a rebalance while backing off no longer holds readiness false (found by a review)', async () => {
     const topic = uniqueName('lost-backoff');
     const kafka = kafkaFor(stack.kafkaBrokers);

@@ -107,7 +107,10 @@ export function joinStoreContract(
                 ...(tally === undefined ? {} : { tally }),
               };
             });
-            same(await real.applyPredictions(inputs, now), await model.applyPredictions(inputs, now));
+            same(
+              await real.applyPredictions(inputs, now, 'predictions/0'),
+              await model.applyPredictions(inputs, now, 'predictions/0'),
+            );
           } else if (op >= 0.85 && op < 0.9) {
             // Take (a second take returns the batch in flight), acknowledge it or not (a crash).
             const flushId = `flush-${step}`;
@@ -120,13 +123,14 @@ export function joinStoreContract(
             }
           } else if (op < 0.75) {
             const inputs = batch.map((b, n) => ({ ...b, payload: payload('l', step * 10 + n, b.model) }));
-            same(await real.applyLabels(inputs, now), await model.applyLabels(inputs, now));
+            same(await real.applyLabels(inputs, now, 'labels/0'), await model.applyLabels(inputs, now, 'labels/0'));
           } else if (op < 0.85) {
             await real.ackJoined([{ model: m, id }], now);
             await model.ackJoined([{ model: m, id }], now);
           } else if (op < 0.95) {
-            const a = await real.expireDue(now, 5);
-            const b = await model.expireDue(now, 5);
+            const cutoff = now - config.graceMs;
+            const a = await real.expireDue(cutoff, now, 5);
+            const b = await model.expireDue(cutoff, now, 5);
             expect(a.cutoff).toBe(b.cutoff);
             expect(a.counts).toEqual(b.counts);
           } else {
@@ -173,15 +177,19 @@ export function joinStoreContract(
         );
       expect(await store.takeTallies('empty')).toEqual({ buffered: 0 });
       // b's label waits, so b's prediction joins at once (a first transition, counted).
-      await store.applyLabels([{ model: 'm', id: 'b', eventTime: 1, payload: Buffer.from('l') }], 5);
+      await store.applyLabels([{ model: 'm', id: 'b', eventTime: 1, payload: Buffer.from('l') }], 5, 'labels/0');
       // a twice in one batch (the second is a duplicate), b joined, c in another group.
-      await store.applyPredictions([p('a', 3, 0.25), p('a', 3, 0.25), p('b', 3, 0.5), p('c', 1000, 1, 'h')], 10);
-      await store.applyPredictions([p('a', 3, 0.25), p('b', 3, 0.5)], 20); // replays: not counted
+      await store.applyPredictions(
+        [p('a', 3, 0.25), p('a', 3, 0.25), p('b', 3, 0.5), p('c', 1000, 1, 'h')],
+        10,
+        'predictions/0',
+      );
+      await store.applyPredictions([p('a', 3, 0.25), p('b', 3, 0.5)], 20, 'predictions/0'); // replays: not counted
       const first = await store.takeTallies('f1');
       expect(first.batch?.flushId).toBe('f1');
       expect(counts(first)).toEqual({ g: { 3: { count: 2, sum: 0.75 } }, h: { 1000: { count: 1, sum: 1 } } });
       // Counted after the take: buffered for the next batch; the batch in flight comes back unchanged.
-      await store.applyPredictions([p('d', 7, 0.125)], 30);
+      await store.applyPredictions([p('d', 7, 0.125)], 30, 'predictions/0');
       const again = await store.takeTallies('f2');
       expect(again.batch?.flushId).toBe('f1');
       expect(counts(again)).toEqual(counts(first));
@@ -219,23 +227,23 @@ export function joinStoreContract(
       const emitted = (xs: ReadonlyArray<Applied<Buffer, Buffer, string>>) =>
         xs.map((x) => [x.emit?.model, x.emit?.id, text(x.emit?.prediction), text(x.emit?.label)]);
       // Prediction first for model a, label first for model b: neither sees the other's state.
-      expect(outcomes(await store.applyPredictions([prediction('a', 0)], 10))).toEqual(['pending']);
-      expect(outcomes(await store.applyLabels([label('b', 100)], 20))).toEqual(['waiting']);
-      const b = await store.applyPredictions([prediction('b', 50)], 30);
+      expect(outcomes(await store.applyPredictions([prediction('a', 0)], 10, 'predictions/0'))).toEqual(['pending']);
+      expect(outcomes(await store.applyLabels([label('b', 100)], 20, 'labels/0'))).toEqual(['waiting']);
+      const b = await store.applyPredictions([prediction('b', 50)], 30, 'predictions/0');
       expect(emitted(b)).toEqual([['b', 'shared', 'prediction of b', 'label of b']]);
       expect(await store.pendingCount('w-a')).toBe(1);
-      const a = await store.applyLabels([label('a', 200)], 40);
+      const a = await store.applyLabels([label('a', 200)], 40, 'labels/0');
       expect(emitted(a)).toEqual([['a', 'shared', 'prediction of a', 'label of a']]);
       expect(await store.pendingCount('w-a')).toBe(0);
       expect(await store.pendingCount('w-b')).toBe(0);
       // Each model's join is acknowledged on its own: a's ack leaves b's row unacknowledged (replayed).
       await store.ackJoined([{ model: 'a', id: 'shared' }], 50);
-      expect(outcomes(await store.applyLabels([label('a', 200), label('b', 100)], 60))).toEqual([
+      expect(outcomes(await store.applyLabels([label('a', 200), label('b', 100)], 60, 'labels/0'))).toEqual([
         'duplicate',
         'replayed',
       ]);
       await store.ackJoined([{ model: 'b', id: 'shared' }], 70);
-      expect(outcomes(await store.applyPredictions([prediction('b', 50)], 80))).toEqual(['duplicate']);
+      expect(outcomes(await store.applyPredictions([prediction('b', 50)], 80, 'predictions/0'))).toEqual(['duplicate']);
     });
 
     it('a label for a model that has no such prediction waits, then expires as an orphan', async () => {
@@ -243,22 +251,24 @@ export function joinStoreContract(
       await store.applyPredictions(
         [{ model: 'a', id: 'p1', eventTime: 0, windowKey: 'w-a', payload: Buffer.from('prediction of a') }],
         10,
+        'predictions/0',
       );
       const [orphan] = await store.applyLabels(
         [{ model: 'c', id: 'p1', eventTime: 100, payload: Buffer.from('label of c') }],
         20,
+        'labels/0',
       );
       expect(orphan?.outcome).toBe('waiting');
       expect(orphan?.emit).toBeUndefined();
       expect(await store.pendingCount('w-a')).toBe(1);
-      // A later event moves the watermark, so the expiry clock passes both entries.
       await store.applyPredictions(
-        [{ model: 'z', id: 'clock', eventTime: 5_000, windowKey: 'w-z', payload: Buffer.from('later') }],
+        [{ model: 'z', id: 'later', eventTime: 5_000, windowKey: 'w-z', payload: Buffer.from('later') }],
         30,
+        'predictions/0',
       );
       expect(await store.scheduledCount()).toBe(3);
       // a's prediction expires unlabeled, c's label is dropped as an orphan: c never joined a's prediction.
-      const summary = await store.expireDue(10_000, 10);
+      const summary = await store.expireDue(4_950, 10_000, 10);
       expect(summary.counts).toEqual({ expiring: 1, 'orphan-label': 1, stale: 0, 'not-due': 0 });
       const rows = await store.unackedExpired(10);
       expect(rows.map((r) => [r.model, r.id, text(r.prediction)])).toEqual([['a', 'p1', 'prediction of a']]);
@@ -268,13 +278,62 @@ export function joinStoreContract(
       expect(await store.pendingCount('w-a')).toBe(0);
     });
 
+    it('keeps a watermark per source, raised with the state, and each owner report', async () => {
+      const store = await open();
+      expect(await store.sources()).toEqual([]);
+      const p = (id: string, eventTime: number) => ({
+        model: 'm',
+        id,
+        eventTime,
+        windowKey: 'w',
+        payload: Buffer.from(id),
+      });
+      await store.applyPredictions([p('a', 1_000), p('b', 3_000), p('c', 2_000)], 10, 'predictions/0');
+      await store.applyPredictions([p('d', 500)], 11, 'predictions/0'); // never lowered
+      await store.applyLabels([{ model: 'm', id: 'a', eventTime: 1_500, payload: Buffer.from('l') }], 12, 'labels/1');
+      await store.applyPredictions([], 13, 'predictions/2'); // nothing applied: no watermark
+      await store.reportSources(
+        [
+          { source: 'predictions/0', caughtUp: true },
+          { source: 'labels/1', caughtUp: false },
+          { source: 'predictions/2', caughtUp: true },
+        ],
+        100,
+      );
+      const byName = async () => new Map((await store.sources()).map((x) => [x.source, x]));
+      expect(await byName()).toEqual(
+        new Map([
+          ['predictions/0', { source: 'predictions/0', watermark: 3_000, caughtUpAt: 100, reportedAt: 100 }],
+          ['labels/1', { source: 'labels/1', watermark: 1_500, reportedAt: 100 }],
+          ['predictions/2', { source: 'predictions/2', caughtUpAt: 100, reportedAt: 100 }],
+        ]),
+      );
+      // Behind now: the last time it was caught up stays; caught up again: it moves.
+      await store.reportSources(
+        [
+          { source: 'predictions/0', caughtUp: false },
+          { source: 'labels/1', caughtUp: true },
+        ],
+        200,
+      );
+      const after = await byName();
+      expect(after.get('predictions/0')).toEqual({
+        source: 'predictions/0',
+        watermark: 3_000,
+        caughtUpAt: 100,
+        reportedAt: 200,
+      });
+      expect(after.get('labels/1')).toEqual({ source: 'labels/1', watermark: 1_500, caughtUpAt: 200, reportedAt: 200 });
+      expect(after.get('predictions/2')?.reportedAt).toBe(100);
+    });
+
     it('clears a dirty window only when nobody marked it again, even within the same clock tick', async () => {
       const store = await open();
       const prediction = (id: string) => ({ model: 'm', id, eventTime: 0, windowKey: 'w', payload: Buffer.from('x') });
       // One batch's steps share one `now`: b becomes pending (a mark), then a joined row is
       // acknowledged (another mark) at the same `now`. Each mark must differ from the one before.
-      await store.applyLabels([{ model: 'm', id: 'a', eventTime: 0, payload: Buffer.from('l') }], 100);
-      await store.applyPredictions([prediction('a'), prediction('b')], 100);
+      await store.applyLabels([{ model: 'm', id: 'a', eventTime: 0, payload: Buffer.from('l') }], 100, 'labels/0');
+      await store.applyPredictions([prediction('a'), prediction('b')], 100, 'predictions/0');
       const [first] = await store.dirtyWindows(10);
       expect(first?.key).toBe('w');
       await store.ackJoined([{ model: 'm', id: 'a' }], 100);
@@ -286,7 +345,7 @@ export function joinStoreContract(
       expect(await store.clearDirty('w', second?.mark ?? 0)).toBe(true);
       expect(await store.dirtyWindows(10)).toEqual([]);
       // A mark after a clear is new too: a pass that read an older mark cannot clear it.
-      await store.applyPredictions([prediction('c')], 100);
+      await store.applyPredictions([prediction('c')], 100, 'predictions/0');
       const [third] = await store.dirtyWindows(10);
       expect(third?.mark).not.toBe(first?.mark);
       expect(third?.mark).not.toBe(second?.mark);

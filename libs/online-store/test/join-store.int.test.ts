@@ -44,17 +44,20 @@ describe('RedisJoinStore v1 → v2 key migration', () => {
       const [other] = await store.applyLabels(
         [{ model: 'b', id: 'p1', eventTime: 10, payload: Buffer.from('label b') }],
         5,
+        'labels/0',
       );
       expect(other?.outcome).toBe('waiting');
       const [joined] = await store.applyLabels(
         [{ model: 'a', id: 'p1', eventTime: 10, payload: Buffer.from('label a') }],
         5,
+        'labels/0',
       );
       expect(joined?.emit?.prediction.toString()).toBe('prediction a');
       expect(await store.pendingCount('["a","v",0]')).toBe(0);
       const [fromLabel] = await store.applyPredictions(
         [{ model: 'b', id: 'p2', eventTime: 0, windowKey: '["b","v",0]', payload: Buffer.from('prediction b') }],
         6,
+        'predictions/0',
       );
       expect(fromLabel?.emit?.label.toString()).toBe('label b');
       expect((await store.unackedExpired(10)).map((r) => [r.model, r.id])).toEqual([['a', 'p3']]);

@@ -146,9 +146,10 @@ export async function benchJoiner(
           const ls = mine(labels);
           for (let b = 0; b * batchSize < ps.length + lag * batchSize; b++) {
             const from = b * batchSize;
-            if (from < ps.length) await engine.process(ps.slice(from, from + batchSize), Date.now());
+            if (from < ps.length) await engine.process(ps.slice(from, from + batchSize), Date.now(), 'bench/0');
             const lfrom = from - lag * batchSize;
-            if (lfrom >= 0 && lfrom < ls.length) await engine.process(ls.slice(lfrom, lfrom + batchSize), Date.now());
+            if (lfrom >= 0 && lfrom < ls.length)
+              await engine.process(ls.slice(lfrom, lfrom + batchSize), Date.now(), 'bench/0');
           }
         }),
       );
@@ -165,7 +166,7 @@ export async function benchJoiner(
       const engine = new JoinEngine(store, decoder, sink, 3_600_000);
       const { predictions } = await records(pendingCount);
       for (let i = 0; i < predictions.length; i += batchSize)
-        await engine.process(predictions.slice(i, i + batchSize), now);
+        await engine.process(predictions.slice(i, i + batchSize), now, 'bench/0');
       const p = redis.pipeline();
       for (const rec of predictions)
         p.call(

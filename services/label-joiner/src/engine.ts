@@ -131,7 +131,8 @@ export class JoinEngine {
           };
   }
 
-  async process(records: readonly JoinerRecord[], now: number): Promise<EngineStats> {
+  /** Joins one batch of records read from `source` (a partition: its watermark rises with them). */
+  async process(records: readonly JoinerRecord[], now: number, source: string): Promise<EngineStats> {
     const predictions: PredictionInput<Buffer>[] = [];
     const labels: LabelInput<Buffer>[] = [];
     const outcomes: Record<string, number> = {};
@@ -179,7 +180,7 @@ export class JoinEngine {
     const predictionRecords = joinable.filter((r) => r.kind === 'prediction');
     const labelRecords = joinable.filter((r) => r.kind === 'label');
     if (predictions.length > 0) this.tallies?.admit();
-    (await this.store.applyPredictions(predictions, now)).forEach((a, n) => {
+    (await this.store.applyPredictions(predictions, now, source)).forEach((a, n) => {
       count('prediction', a.outcome);
       if (a.emit === undefined) return;
       const r = predictionRecords[n];
@@ -187,7 +188,7 @@ export class JoinEngine {
         a.outcome === 'joined' && r?.kind === 'prediction' ? { emit: a.emit, prediction: r.event } : { emit: a.emit },
       );
     });
-    (await this.store.applyLabels(labels, now)).forEach((a, n) => {
+    (await this.store.applyLabels(labels, now, source)).forEach((a, n) => {
       count('label', a.outcome);
       if (a.emit === undefined) return;
       const r = labelRecords[n];

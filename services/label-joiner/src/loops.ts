@@ -1,5 +1,5 @@
 import { type DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
-import type { ExpiredRow, JoinStore } from '@driftline/join';
+import { type ExpiredRow, type ExpiryClock, expiryClock, type JoinStore, type SourceReport } from '@driftline/join';
 import { isolateRejected } from '@driftline/kafka';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import {
@@ -64,6 +64,23 @@ export interface UnwritableExpiry {
   readonly error: DriftlineError;
 }
 
+/** What the expiry scanner needs besides the store, the decoder and the sink. */
+export interface ExpiryOptions {
+  /** A label joins up to this long after its prediction (the unlabeled row's deadline). */
+  readonly maxDelayMs: number;
+  /** Allowance for pipeline lag: an entry is due once the expiry clock is this far past it. */
+  readonly graceMs: number;
+  /** This instance's partitions of either topic now, caught up or not; reported every pass. */
+  readonly positions: () => Promise<readonly SourceReport[]>;
+  /** Sources that count for the clock (the partitions of the topics read now). */
+  readonly counts: (source: string) => boolean;
+  /** Where rows that can never be written go (the dead-letter topic). */
+  readonly deadLetter: (rows: readonly UnwritableExpiry[]) => Promise<void>;
+  readonly logger?: Logger;
+  readonly forgetMs?: number;
+  readonly batch?: number;
+}
+
 /**
  * The expiry pass: due pending predictions become `E` (counted unlabeled), their rows go to
  * `unlabeled_predictions`, then they are acknowledged (`X`). The outbox makes the pass crash-safe:
@@ -71,19 +88,26 @@ export interface UnwritableExpiry {
  * can never be written (poison: a stored prediction that no longer decodes, a row ClickHouse
  * refuses) goes to `deadLetter` and is acknowledged; kept at the head of the outbox it stopped
  * every later expiry. An outage (retriable) acknowledges nothing.
+ *
+ * What is due follows the slowest partition of either topic ({@link expiryClock}): each pass first
+ * reports this instance's partitions, then reads every instance's reports. Until this instance has
+ * reported once (it has joined its group), nothing expires.
  */
 export class ExpiryScanner {
   private readonly metrics;
+  private readonly batch: number;
+  private reported = false;
+  private heldBy: string | undefined;
+  private forgotten = new Set<string>();
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
     private readonly decoder: PayloadDecoder,
     private readonly sink: JoinedSink,
-    private readonly maxDelayMs: number,
+    private readonly options: ExpiryOptions,
     registry: Registry,
-    private readonly deadLetter: (rows: readonly UnwritableExpiry[]) => Promise<void>,
-    private readonly batch = 1_000,
   ) {
+    this.batch = options.batch ?? 1_000;
     this.metrics = {
       expired: counter(registry, 'driftline_joiner_expired_total', 'Predictions expired without a label', []),
       orphans: counter(registry, 'driftline_joiner_orphan_labels_total', 'Labels whose prediction never came', []),
@@ -99,13 +123,53 @@ export class ExpiryScanner {
         'Pending predictions plus labels waiting for theirs',
         [],
       ),
+      behind: gauge(
+        registry,
+        'driftline_joiner_expiry_clock_behind_seconds',
+        'Wall time minus the expiry clock (the slowest partition of either topic); grows while one has a backlog, +Inf while one has no progress yet',
+        [],
+      ),
     };
+  }
+
+  /** The expiry clock after reporting this instance's partitions (see {@link expiryClock}). */
+  private async clock(now: number): Promise<ExpiryClock | undefined> {
+    const reports = await this.options.positions();
+    if (reports.length > 0) {
+      await this.store.reportSources(reports, now);
+      this.reported = true;
+    }
+    if (!this.reported) return undefined;
+    const sources = (await this.store.sources()).filter((s) => this.options.counts(s.source));
+    const clock = expiryClock(now, sources, this.options.graceMs, this.options.forgetMs);
+    // +Inf: a source has no progress at all yet (nothing expires until it has).
+    this.metrics.behind.set(Math.max(0, now - clock.clock) / 1000);
+    const log = this.options.logger;
+    for (const source of clock.forgotten) {
+      if (!this.forgotten.has(source))
+        log?.warn({ source }, 'no report on this partition for an hour: it no longer holds expiry back');
+    }
+    this.forgotten = new Set(clock.forgotten);
+    // One line when a partition starts holding expiry back by more than the grace, one when it stops.
+    const held = now - clock.clock > this.options.graceMs ? clock.heldBy : undefined;
+    if (held !== this.heldBy) {
+      if (held !== undefined) {
+        log?.info(
+          { source: held, behindMs: Number.isFinite(clock.clock) ? now - clock.clock : null },
+          'expiry held back: a partition has records not yet read (predictions wait for labels it may hold)',
+        );
+      } else log?.info({ source: this.heldBy }, 'expiry no longer held back');
+      this.heldBy = held;
+    }
+    return clock;
   }
 
   async pass(now = Date.now()): Promise<number> {
     let expired = 0;
+    const clock = await this.clock(now);
+    const cutoff = clock?.cutoff ?? Number.NEGATIVE_INFINITY;
     for (;;) {
-      const summary = await this.store.expireDue(now, this.batch);
+      const summary = await this.store.expireDue(cutoff, now, this.batch);
       this.metrics.orphans.inc(summary.counts['orphan-label']);
       const handled = summary.counts.expiring + summary.counts['orphan-label'] + summary.counts.stale;
       const rows = await this.store.unackedExpired(this.batch);
@@ -115,7 +179,12 @@ export class ExpiryScanner {
         for (const r of rows) {
           try {
             const prediction = await this.decoder.prediction(r.prediction);
-            out.push({ row: r, prediction, deadline: prediction.event_time + this.maxDelayMs, expiredAt: r.expiredAt });
+            out.push({
+              row: r,
+              prediction,
+              deadline: prediction.event_time + this.options.maxDelayMs,
+              expiredAt: r.expiredAt,
+            });
           } catch (thrown) {
             const error = toDriftlineError(thrown);
             if (error.retriable) throw error;
@@ -128,7 +197,7 @@ export class ExpiryScanner {
           ),
         );
         for (const { item, error } of refused) unwritable.push({ row: item.row, error });
-        if (unwritable.length > 0) await this.deadLetter(unwritable);
+        if (unwritable.length > 0) await this.options.deadLetter(unwritable);
         await this.store.ackExpired(
           rows.map((r) => ({ model: r.model, id: r.id })),
           now,

@@ -1,4 +1,4 @@
-import { deadLetterUnsent } from '@driftline/kafka';
+import { deadLetterUnsent, partitionKey } from '@driftline/kafka';
 import { checkRedisDurability, createRedisJoinStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
@@ -96,7 +96,6 @@ export const labelJoinerService = defineService({
           'expired predictions that can never be written went to the dead-letter topic',
         );
       };
-      const scanner = new ExpiryScanner(store, decoder, sink, config.join.maxDelayMs, ctx.registry, deadLetterExpiry);
       const recomputer = new WindowRecomputer(
         store,
         warehouse,
@@ -138,14 +137,34 @@ export const labelJoinerService = defineService({
             validateLabel(event, { bounds: ctx.common.eventTime, now: Date.now() });
             return { kind: 'label', event, raw: record.value! };
           },
-          async process(items) {
+          async process(items, context) {
             await engine.process(
               items.map((i) => i.value),
               Date.now(),
+              partitionKey(context.topic, context.partition),
             );
           },
         },
       });
+      // Expiry follows the slowest partition of either topic, over every instance (see loops.ts).
+      const scanner = new ExpiryScanner(
+        store,
+        decoder,
+        sink,
+        {
+          maxDelayMs: config.join.maxDelayMs,
+          graceMs: config.join.graceMs,
+          positions: async () =>
+            (await consumer.positions()).map((p) => ({
+              source: partitionKey(p.topic, p.partition),
+              caughtUp: p.caughtUp,
+            })),
+          counts: (source) => source.startsWith(`${predictionTopic}/`) || source.startsWith(`${labelTopic}/`),
+          deadLetter: deadLetterExpiry,
+          logger,
+        },
+        ctx.registry,
+      );
       const expiry = every(config.expiryIntervalMs, async () => void (await scanner.pass()), logger, 'expiry pass');
       const windows = every(
         config.recomputeIntervalMs,

@@ -5,7 +5,7 @@ import {
   parseEnv,
   SinkUnavailableError,
 } from '@driftline/core';
-import { InMemoryJoinStore } from '@driftline/join';
+import { InMemoryJoinStore, type JoinConfig, type SourceReport } from '@driftline/join';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
@@ -56,27 +56,35 @@ class FlakySink {
 const config = { maxDelayMs: 10_000, graceMs: 0, tombstoneMs: 60_000 };
 const TIME = { bounds: DEFAULT_EVENT_TIME_BOUNDS, now: Date.UTC(2024, 11, 2, 12, 0, 0) };
 
+/** The scanner's clock options with one source ('test/0', the engine tests' only one) caught up. */
+const clockOf = (c: JoinConfig, reports: () => SourceReport[] = () => [{ source: 'test/0', caughtUp: true }]) => ({
+  maxDelayMs: c.maxDelayMs,
+  graceMs: c.graceMs,
+  positions: async () => reports(),
+  counts: () => true,
+});
+
 describe('JoinEngine', () => {
   it('joins once whatever the order, and a failed sink write is re-emitted on retry, never lost', async () => {
     const store = new InMemoryJoinStore<Buffer, Buffer>(config);
     const sink = new FlakySink();
     const engine = new JoinEngine(store, decoder, sink, 3_600_000);
-    await engine.process([label('a'), prediction('b')], 5);
+    await engine.process([label('a'), prediction('b')], 5, 'test/0');
     sink.failNext = 1;
-    await expect(engine.process([prediction('a')], 6)).rejects.toThrow(/down/);
+    await expect(engine.process([prediction('a')], 6, 'test/0')).rejects.toThrow(/down/);
     expect(sink.joined).toHaveLength(0);
     // The consumer loop retries the same batch: the K state re-emits the same row.
-    const stats = await engine.process([prediction('a')], 7);
+    const stats = await engine.process([prediction('a')], 7, 'test/0');
     expect(stats.outcomes).toEqual({ 'prediction:replayed': 1 });
     expect(sink.joined.map((r) => [r.prediction.prediction_id, r.label.label, r.joinedAt])).toEqual([['a', 1, 6]]);
     // After the ack, replays are duplicates: no second row.
-    expect((await engine.process([prediction('a'), label('a')], 8)).outcomes).toEqual({
+    expect((await engine.process([prediction('a'), label('a')], 8, 'test/0')).outcomes).toEqual({
       'prediction:duplicate': 1,
       'label:duplicate': 1,
     });
     expect(sink.joined).toHaveLength(1);
     // A duplicate inside one batch yields one row.
-    await engine.process([label('b'), label('b')], 9);
+    await engine.process([label('b'), label('b')], 9, 'test/0');
     expect(sink.joined.map((r) => r.prediction.prediction_id)).toEqual(['a', 'b']);
     expect(await store.pendingCount('["m","v1",0]')).toBe(0);
   });
@@ -85,16 +93,18 @@ describe('JoinEngine', () => {
     const store = new InMemoryJoinStore<Buffer, Buffer>(config);
     const sink = new FlakySink();
     const engine = new JoinEngine(store, decoder, sink, 3_600_000);
-    await engine.process([prediction('a', 1_000), prediction('b', 1_000), label('c', 50_000)], 0);
+    await engine.process([prediction('a', 1_000), prediction('b', 1_000), label('c', 50_000)], 0, 'test/0');
     const scanner = new ExpiryScanner(
       store,
       decoder,
       sink,
-      config.maxDelayMs,
-      createMetricsRegistry({ service: 't', defaultMetrics: false }),
-      async () => {
-        throw new Error('nothing here may be dead-lettered');
+      {
+        ...clockOf(config),
+        deadLetter: async () => {
+          throw new Error('nothing here may be dead-lettered');
+        },
       },
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
     );
     sink.failNext = 1;
     await expect(scanner.pass(20_000)).rejects.toThrow(/down/);
@@ -105,7 +115,45 @@ describe('JoinEngine', () => {
       ['b', 11_000],
     ]);
     // A label arriving after its prediction expired is late: no join.
-    expect((await engine.process([label('a', 1_500)], 20_001)).outcomes).toEqual({ 'label:late': 1 });
+    expect((await engine.process([label('a', 1_500)], 20_001, 'test/0')).outcomes).toEqual({ 'label:late': 1 });
+  });
+
+  it('expiry waits for the slowest partition: a label read late after an outage still joins', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    // Predictions flow (up to event time 55 s); labels/1 was down and has a backlog: it has
+    // applied labels up to 3 s only. a's and b's deadlines are 11 s.
+    await engine.process([prediction('a', 1_000), prediction('b', 1_000), prediction('z', 55_000)], 0, 'predictions/0');
+    await engine.process([label('x', 3_000)], 0, 'labels/1');
+    let reports: SourceReport[] = [];
+    const scanner = new ExpiryScanner(
+      store,
+      decoder,
+      sink,
+      {
+        ...clockOf(config, () => reports),
+        deadLetter: async () => {
+          throw new Error('nothing here may be dead-lettered');
+        },
+      },
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
+    );
+    // Before this instance has reported its partitions (not yet in the group), nothing expires.
+    expect(await scanner.pass(60_000)).toBe(0);
+    reports = [
+      { source: 'predictions/0', caughtUp: true },
+      { source: 'labels/0', caughtUp: true },
+      { source: 'labels/1', caughtUp: false },
+    ];
+    expect(await scanner.pass(60_000)).toBe(0);
+    // The backlog is read: a's label (event time 5 s) joins.
+    expect((await engine.process([label('a', 5_000)], 61_000, 'labels/1')).outcomes).toEqual({ 'label:joined': 1 });
+    expect(await scanner.pass(62_000)).toBe(0); // labels/1 still behind, at 5 s
+    reports = reports.map((r) => ({ ...r, caughtUp: true }));
+    expect(await scanner.pass(63_000)).toBe(1); // caught up: b expires unlabeled, z is not due yet
+    expect(sink.joined.map((r) => r.prediction.prediction_id)).toEqual(['a']);
+    expect(sink.expired.map((r) => r.prediction.prediction_id)).toEqual(['b']);
   });
 
   it('the expiry scanner dead-letters rows it can never write and goes on; an outage acks nothing', async () => {
@@ -117,6 +165,7 @@ describe('JoinEngine', () => {
     await engine.process(
       [prediction('a', 1_000), garbled, prediction('c', 1_000), prediction('d', 1_000), label('z', 50_000)],
       0,
+      'test/0',
     );
     const sink = new (class extends FlakySink {
       override async insertExpired(rows: readonly ExpiredPredictionRow[]) {
@@ -130,12 +179,14 @@ describe('JoinEngine', () => {
       store,
       decoder,
       sink,
-      config.maxDelayMs,
-      createMetricsRegistry({ service: 't', defaultMetrics: false }),
-      async (rows) => {
-        if (dlqDown) throw new SinkUnavailableError('dlq down');
-        for (const { row, error } of rows) letters.push([row.id, error.code]);
+      {
+        ...clockOf(config),
+        deadLetter: async (rows) => {
+          if (dlqDown) throw new SinkUnavailableError('dlq down');
+          for (const { row, error } of rows) letters.push([row.id, error.code]);
+        },
       },
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
     );
     // The dead-letter topic is down: retriable, nothing acknowledged (the rows come back next pass).
     await expect(scanner.pass(20_000)).rejects.toThrow(/dlq down/);
@@ -199,7 +250,7 @@ describe('JoinEngine', () => {
         return false;
       }
     });
-    await engine.process(batch, now);
+    await engine.process(batch, now, 'test/0');
     expect(sink.joined.map((r) => [r.prediction.prediction_id, r.label.event_time])).toEqual([['a', now - 1_000]]);
   });
 });
@@ -247,8 +298,8 @@ describe('join keys', () => {
       const event = { ...r.event, model, ...(value === undefined ? {} : { label: value }) };
       return { ...r, event, raw: json(event) } as JoinerRecord;
     };
-    await engine.process([of(prediction('x'), 'a'), of(label('x', 2_000, 1), 'b')], 1);
-    await engine.process([of(prediction('x'), 'b'), of(label('x', 2_000, 0), 'a')], 2);
+    await engine.process([of(prediction('x'), 'a'), of(label('x', 2_000, 1), 'b')], 1, 'test/0');
+    await engine.process([of(prediction('x'), 'b'), of(label('x', 2_000, 0), 'a')], 2, 'test/0');
     expect(sink.joined.map((r) => [r.prediction.model, r.label.model, r.label.label]).sort()).toEqual([
       ['a', 'a', 0],
       ['b', 'b', 1],
@@ -283,6 +334,7 @@ describe('JoinEngine: shadow records and paired scores', () => {
         { kind: 'label', event: valued, raw: json(valued) },
       ],
       5,
+      'test/0',
     );
     expect(stats.outcomes).toMatchObject({ 'prediction:shadow': 1, 'prediction:pending': 1, 'label:joined': 1 });
     expect(

@@ -53,7 +53,7 @@ function setup(maxWindows = 100) {
   );
   const sinks = new Sinks();
   const engine = new JoinEngine(store, decoder, sinks, HOUR, undefined, counter);
-  const run = (records: JoinerRecord[]) => engine.process(records, 5);
+  const run = (records: JoinerRecord[]) => engine.process(records, 5, 'test/0');
   const flush = (sink: Pick<Sinks, 'insertHistograms'> = sinks) => counter.flush(store, sink);
   return { store, counter, sinks, run, flush };
 }

@@ -225,8 +225,8 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
     };
     const engine = new JoinEngine(s.store, s.decoder, sink, WINDOW, metrics());
 
-    expect((await engine.process(await s.records(labels), Date.now())).joined).toBe(0);
-    expect((await engine.process(await s.records(predictions), Date.now())).joined).toBe(N);
+    expect((await engine.process(await s.records(labels), Date.now(), 'test/0')).joined).toBe(0);
+    expect((await engine.process(await s.records(predictions), Date.now(), 'test/0')).joined).toBe(N);
     batchDone.resolve();
     expect(await racing).toBe(1);
     gated = false;
@@ -274,7 +274,7 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
           return async (limit: number) => {
             if (!consumed) {
               consumed = true;
-              await engine.process(records, Date.now());
+              await engine.process(records, Date.now(), 'test/0');
             }
             return target.dirtyWindows(limit);
           };
@@ -306,8 +306,8 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
     // Two windows marked in order: the first (oldest mark) fails to read once.
     for (const model of ['fraud-c1', 'fraud-c2']) {
       const { predictions, labels } = events(s.r, model, start, 60);
-      await engine.process(await s.records(labels), Date.now());
-      await engine.process(await s.records(predictions), Date.now());
+      await engine.process(await s.records(labels), Date.now(), 'test/0');
+      await engine.process(await s.records(predictions), Date.now(), 'test/0');
     }
     const flaky = flakyReads();
     flaky.fail(1);

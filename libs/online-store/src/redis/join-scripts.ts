@@ -35,7 +35,7 @@ local function parse_k(v)
 end
 `;
 
-/** Applies the per-window pending deltas and the watermark collected by a batch. */
+/** Applies the per-window pending deltas of a batch and raises its source's watermark (KEYS[4]). */
 const FLUSH = `
 local function flush(deltas, max_et)
   for wk, d in pairs(deltas) do
@@ -81,7 +81,7 @@ end
 `;
 
 /**
- * KEYS: schedule, pending counts, dirty windows, watermark, tally groups, dirty mark sequence.
+ * KEYS: schedule, pending counts, dirty windows, the source's watermark, tally groups, dirty mark sequence.
  * ARGV: now, backstop ttl, max event time, state key prefix, tally key prefix, then per record: id,
  * deadline, window key, prediction bytes, tally group ('' = none), tally slot, tally value.
  * Returns per record {outcome} or {outcome, prediction, label, joinedAt}.
@@ -196,7 +196,7 @@ return 1
 `;
 
 /**
- * KEYS: schedule, pending counts, dirty windows, watermark.
+ * KEYS: schedule, pending counts, dirty windows, the source's watermark.
  * ARGV: now, backstop ttl, max event time, state key prefix, then per record: id, label time,
  * wait-until score, label bytes.
  */
@@ -342,4 +342,24 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 return moved
+`;
+
+/**
+ * Each owner's report on its sources, one field per source: `reportedAt,caughtUpAt`. A source not
+ * caught up keeps the last time it was (empty if never).
+ * KEYS: sources hash. ARGV: now, then per source: source, 1 when caught up else 0.
+ */
+export const REPORT_SOURCES_SCRIPT = `
+local now = ARGV[1]
+for i = 2, #ARGV, 2 do
+  local caught = ''
+  if ARGV[i + 1] == '1' then
+    caught = now
+  else
+    local previous = redis.call('HGET', KEYS[1], ARGV[i])
+    if previous then caught = string.match(previous, ',(.*)$') or '' end
+  end
+  redis.call('HSET', KEYS[1], ARGV[i], now .. ',' .. caught)
+end
+return 1
 `;

@@ -5,7 +5,6 @@ import {
   type ExpiredRow,
   type ExpireOutcome,
   type ExpireSummary,
-  expiryCutoff,
   type JoinConfig,
   type Joined,
   type JoinRef,
@@ -18,6 +17,8 @@ import {
   type PredictionOutcome,
   parseJoinKey,
   type SlotTally,
+  type SourceProgress,
+  type SourceReport,
   type TakenTallies,
 } from '@driftline/join';
 import type { ChainableCommander } from 'ioredis';
@@ -31,6 +32,7 @@ import {
   LABEL_SCRIPT,
   MIGRATE_V1_SCRIPT,
   PREDICTION_SCRIPT,
+  REPORT_SOURCES_SCRIPT,
   TAKE_TALLIES_SCRIPT,
 } from './join-scripts.js';
 
@@ -63,7 +65,11 @@ export interface RedisKeys {
   readonly dirty: string;
   /** Counter the dirty marks are numbered from (INCR: no two marks share a number). */
   readonly dirtySeq: string;
-  readonly watermark: string;
+  /** Greatest event time applied from a source (a partition): `watermarkPrefix + source`. */
+  watermark(source: string): string;
+  readonly watermarkPrefix: string;
+  /** Hash: source → `reportedAt,caughtUpAt` (see SourceProgress). */
+  readonly sources: string;
   readonly outbox: string;
   alerted(id: string): string;
   /** Hash of a tally group's counts (`c<slot>`) and sums (`s<slot>`): `tallyPrefix + group`. */
@@ -77,8 +83,8 @@ export interface RedisKeys {
 /**
  * Every key of the joiner starts with `prefix` (isolates deployments and tests on one Redis).
  * Keys that hold (model, prediction id) pairs carry the layout version; their members are
- * {@link joinKey} strings. The per-window counts, dirty marks, watermark and alert marks hold
- * window keys (which include the model) and alert ids, unchanged since v1, so they are shared.
+ * {@link joinKey} strings. The per-window counts, dirty marks and alert marks hold window keys
+ * (which include the model) and alert ids, unchanged since v1, so they are shared.
  *
  *   <prefix>v2:s:<joinKey>   string: the state (tag byte + fields, see join-scripts.ts)
  *   <prefix>v2:schedule      sorted set: joinKey → expiry score (pending predictions, waiting labels)
@@ -86,7 +92,8 @@ export interface RedisKeys {
  *   <prefix>pending          hash: window key → pending predictions
  *   <prefix>dirty            sorted set: window key → mark (a number of dirty-seq, unique per mark)
  *   <prefix>dirty-seq        string: the last mark number given
- *   <prefix>watermark        string: maximum event time seen
+ *   <prefix>wm:<source>      string: greatest event time applied from a source (a partition)
+ *   <prefix>sources          hash: source → "reportedAt,caughtUpAt" (its owner's last report)
  *   <prefix>alerted:<id>     string with TTL: a performance alert was raised
  *   <prefix>tally:<group>    hash: c<slot> → count, s<slot> → sum, counted since the last take
  *   <prefix>tallies          set: the groups with a tally hash
@@ -103,7 +110,9 @@ export function redisKeys(prefix: string): RedisKeys {
     pending: `${prefix}pending`,
     dirty: `${prefix}dirty`,
     dirtySeq: `${prefix}dirty-seq`,
-    watermark: `${prefix}watermark`,
+    watermark: (source) => `${prefix}wm:${source}`,
+    watermarkPrefix: `${prefix}wm:`,
+    sources: `${prefix}sources`,
     outbox: `${v}outbox`,
     alerted: (id) => `${prefix}alerted:${id}`,
     tallyPrefix: `${prefix}tally:`,
@@ -252,6 +261,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     redis.defineCommand('djMigrateV1', { numberOfKeys: 6, lua: MIGRATE_V1_SCRIPT });
     redis.defineCommand('djTakeTallies', { numberOfKeys: 3, lua: TAKE_TALLIES_SCRIPT });
     redis.defineCommand('djAckTallies', { numberOfKeys: 4, lua: ACK_TALLIES_SCRIPT });
+    redis.defineCommand('djReportSources', { numberOfKeys: 1, lua: REPORT_SOURCES_SCRIPT });
   }
 
   private pipeline(): ChainableCommander & ScriptPipeline {
@@ -261,11 +271,12 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   async applyPredictions(
     inputs: readonly PredictionInput<Buffer>[],
     now: number,
+    source: string,
   ): Promise<Array<Applied<Buffer, Buffer, PredictionOutcome>>> {
     const ttl = backstopTtl(this.config);
     const k = this.keys;
     const head = {
-      keys: [k.schedule, k.pending, k.dirty, k.watermark, k.tallies, k.dirtySeq],
+      keys: [k.schedule, k.pending, k.dirty, k.watermark(source), k.tallies, k.dirtySeq],
       extra: [k.tallyPrefix],
     };
     return this.batched(inputs, 'djPredictionBuffer', 'prediction', 'join (predictions)', now, ttl, head, (i, args) => {
@@ -279,10 +290,11 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   async applyLabels(
     inputs: readonly LabelInput<Buffer>[],
     now: number,
+    source: string,
   ): Promise<Array<Applied<Buffer, Buffer, LabelOutcome>>> {
     const ttl = backstopTtl(this.config);
     const k = this.keys;
-    const head = { keys: [k.schedule, k.pending, k.dirty, k.watermark], extra: [] };
+    const head = { keys: [k.schedule, k.pending, k.dirty, k.watermark(source)], extra: [] };
     return this.batched(inputs, 'djLabelBuffer', 'label', 'join (labels)', now, ttl, head, (i, args) => {
       args.push(joinKey(i), i.eventTime, labelWaitUntil(i.eventTime, this.config), i.payload);
     });
@@ -343,18 +355,43 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     return this.ack(refs.map(joinKey), 'E');
   }
 
-  async watermark(): Promise<number | undefined> {
+  async reportSources(reports: readonly SourceReport[], now: number): Promise<void> {
+    if (reports.length === 0) return;
+    const args = reports.flatMap((r) => [r.source, r.caughtUp ? 1 : 0]);
     try {
-      const v = await this.redis.get(this.keys.watermark);
-      return v === null ? undefined : Number(v);
+      await (this.redis as unknown as { djReportSources(...a: Arg[]): Promise<number> }).djReportSources(
+        this.keys.sources,
+        now,
+        ...args,
+      );
     } catch (error) {
-      throw unavailable('watermark', error);
+      throw unavailable('source report', error);
     }
   }
 
-  async expireDue(now: number, limit: number): Promise<ExpireSummary> {
-    const cutoff = expiryCutoff(now, await this.watermark(), this.config.graceMs);
+  async sources(): Promise<SourceProgress[]> {
+    try {
+      const reports = Object.entries(await this.redis.hgetall(this.keys.sources));
+      if (reports.length === 0) return [];
+      const watermarks = await this.redis.mget(reports.map(([source]) => this.keys.watermark(source)));
+      return reports.map(([source, value], i) => {
+        const [reportedAt = '', caughtUpAt = ''] = value.split(',');
+        const watermark = watermarks[i];
+        return {
+          source,
+          reportedAt: Number(reportedAt),
+          ...(caughtUpAt === '' ? {} : { caughtUpAt: Number(caughtUpAt) }),
+          ...(watermark === null || watermark === undefined ? {} : { watermark: Number(watermark) }),
+        };
+      });
+    } catch (error) {
+      throw unavailable('source progress', error);
+    }
+  }
+
+  async expireDue(cutoff: number, now: number, limit: number): Promise<ExpireSummary> {
     const counts: Record<ExpireOutcome, number> = { expiring: 0, 'orphan-label': 0, stale: 0, 'not-due': 0 };
+    if (!Number.isFinite(cutoff)) return { cutoff, counts }; // the clock is unknown: nothing is due
     let members: string[];
     try {
       members = await this.redis.zrangebyscore(this.keys.schedule, '-inf', cutoff, 'LIMIT', 0, limit);

@@ -1,12 +1,12 @@
-import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
+import { envField, type RedisConnectionConfig, toDriftlineError, toRedisConnectionConfig } from '@driftline/core';
 import { type FeatureViews, freshnessSpecs, loadFeatureViews } from '@driftline/features';
 import { defaultBackoff } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import { createRedisOnlineStore } from '@driftline/online-store/redis';
 import type { FreshnessResult } from '@driftline/quality';
 import { deadLetterTopic } from '@driftline/schemas';
-import { defineService } from '@driftline/service';
-import { chTime, type DataQualityRow } from '@driftline/warehouse';
+import { defineService, type ServiceContext } from '@driftline/service';
+import { chTime, type DataQualityRow, type Warehouse } from '@driftline/warehouse';
 import { z } from 'zod';
 import { startFeatureMaterializer } from './materializer.js';
 
@@ -75,7 +75,7 @@ export const featureMaterializer = defineService({
     });
     const specs = freshnessSpecs(config.views);
     try {
-      const warehouse = specs.length > 0 ? await ctx.warehouse() : undefined;
+      const warehouse = specs.length > 0 ? await freshnessWarehouse(ctx) : undefined;
       const handle = await startFeatureMaterializer({
         kafka: ctx.kafka(),
         producer: await ctx.producer(),
@@ -98,7 +98,7 @@ export const featureMaterializer = defineService({
               freshness: {
                 specs,
                 windowMs: config.freshnessWindowMs,
-                sink: (results) => warehouse.dataQuality.insert(results.map(freshnessRow)),
+                sink: async (results) => (await warehouse()).dataQuality.insert(results.map(freshnessRow)),
               },
             }),
       });
@@ -119,6 +119,26 @@ export const featureMaterializer = defineService({
     }
   },
 });
+
+/**
+ * ClickHouse holds only the freshness rows here: an outage of it at start-up must not keep features
+ * from being materialized (the online store would go stale with it). A retriable failure is one
+ * warning line and the rows wait for it (each window opens it again until it answers); a
+ * configuration error (credentials, a database it refuses) still fails the start.
+ */
+async function freshnessWarehouse(ctx: ServiceContext): Promise<() => Promise<Warehouse>> {
+  try {
+    await ctx.warehouse();
+  } catch (thrown) {
+    const error = toDriftlineError(thrown);
+    if (!error.retriable) throw error;
+    ctx.logger.warn(
+      { err: error.message },
+      'ClickHouse unavailable at start-up: materializing goes on, freshness rows wait for it',
+    );
+  }
+  return () => ctx.warehouse();
+}
 
 /** A freshness result as a data_quality_windows row (model and version empty: views serve every model). */
 function freshnessRow(r: FreshnessResult): DataQualityRow {

@@ -1,10 +1,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger } from '@driftline/core';
+import { type Logger, silentLogger } from '@driftline/core';
+import { parseFeatureViewsText } from '@driftline/features';
+import { createRedisOnlineStore } from '@driftline/online-store/redis';
 import { createDriftlineProducer } from '@driftline/sdk';
 import { type Runner, startRunner } from '@driftline/service';
-import { eventually, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, uniqueName } from '@driftline/test-support';
 import { createClickHouse } from '@driftline/warehouse';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { featureMaterializer } from '../src/index.js';
@@ -28,25 +30,14 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
   });
 
-  it('writes the lag of the newest event per view and partition, and fails it once the view goes silent', async () => {
-    const viewsPath = join(dir, 'views.yaml');
-    writeFileSync(
-      viewsPath,
-      `views:
-  - name: profile
-    entity: user_id
-    freshness: { max_lag: 3s }
-    features: { age: double }
-  - name: other
-    entity: user_id
-    features: { score: double }
-`,
-    );
+  /** The materializer on views `viewsText` (1 s freshness windows), and an SDK on its topics. */
+  async function start(viewsText: string, env: Record<string, string>, logger: Logger = silentLogger) {
+    const viewsPath = join(dir, `${uniqueName('views')}.yaml`);
+    writeFileSync(viewsPath, viewsText);
     const prefix = `${uniqueName('fresh')}.`;
-    const database = uniqueName('fresh').replace('-', '_');
     const runner: Runner = await startRunner({
       services: [featureMaterializer] as never,
-      logger: silentLogger,
+      logger,
       env: {
         DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
         DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
@@ -55,11 +46,9 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
         DRIFTLINE_TOPIC_PARTITIONS: '1',
         DRIFTLINE_FEATURE_VIEWS: viewsPath,
         DRIFTLINE_REDIS_URL: stack.redisUrl,
-        DRIFTLINE_FEATURE_KEY_PREFIX: uniqueName('fk'),
         DRIFTLINE_MATERIALIZER_GROUP: uniqueName('materializer'),
-        DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
-        DRIFTLINE_CLICKHOUSE_DATABASE: database,
         DRIFTLINE_FRESHNESS_WINDOW: '1s',
+        ...env,
       },
     });
     cleanup.push(() => runner.stop());
@@ -70,6 +59,27 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
       lingerMs: 2,
     });
     cleanup.push(() => sdk.close());
+    return { runner, sdk, prefix };
+  }
+
+  it('writes the lag of the newest event per view and partition, and fails it once the view goes silent', async () => {
+    const database = uniqueName('fresh').replace('-', '_');
+    const { sdk, prefix } = await start(
+      `views:
+  - name: profile
+    entity: user_id
+    freshness: { max_lag: 3s }
+    features: { age: double }
+  - name: other
+    entity: user_id
+    features: { score: double }
+`,
+      {
+        DRIFTLINE_FEATURE_KEY_PREFIX: uniqueName('fk'),
+        DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
+        DRIFTLINE_CLICKHOUSE_DATABASE: database,
+      },
+    );
     const newest = Date.now() - 200;
     await sdk.publishFeatures([
       { view: 'profile', entity_id: 'a', event_time: newest - 1_000, features: { age: 30 } },
@@ -104,5 +114,44 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     }, 30_000);
     expect(stale.observed).toBeGreaterThan(3_000);
     expect(stale.events).toBe(0);
+  });
+
+  it('materializes features while ClickHouse is unreachable at start-up; one warning names it', async () => {
+    const viewsText = `views:
+  - name: profile
+    entity: user_id
+    freshness: { max_lag: 3s }
+    features: { age: double }
+`;
+    const keyPrefix = uniqueName('fk');
+    const warnings: string[] = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (_obj, msg) => void warnings.push(msg ?? ''),
+      child: () => logger,
+    };
+    // Nothing listens on this port: the connection is refused, as during an outage.
+    const { runner, sdk } = await start(
+      viewsText,
+      {
+        DRIFTLINE_FEATURE_KEY_PREFIX: keyPrefix,
+        DRIFTLINE_CLICKHOUSE_URL: `http://127.0.0.1:${await freePort()}`,
+        DRIFTLINE_CLICKHOUSE_TIMEOUT: '1s',
+      },
+      logger,
+    );
+    expect(warnings).toContain('ClickHouse unavailable at start-up: materializing goes on, freshness rows wait for it');
+    await sdk.publishFeatures([
+      { view: 'profile', entity_id: 'a', event_time: Date.now() - 100, features: { age: 41 } },
+    ]);
+    const probe = createRedisOnlineStore({ url: stack.redisUrl, tls: false }, { use: 'online-read', keyPrefix });
+    cleanup.push(() => probe.close());
+    const row = await eventually(async () => probe.read(parseFeatureViewsText(viewsText).get('profile')!, 'a'), 30_000);
+    expect(row?.features).toEqual({ age: 41 });
+    await eventually(async () => (runner.ready() ? true : undefined), 10_000);
+    // The freshness rows are what waits: each window tries ClickHouse again and says so.
+    await eventually(async () =>
+      warnings.includes('freshness rows not written; next window measures again') ? true : undefined,
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { durabilityFindings } from '../src/redis/durability.js';
+import { durabilityFindings, ONLINE_FEATURES_STAKES } from '../src/redis/durability.js';
 
 describe('Redis durability rules of the join store', () => {
   it('accepts noeviction with an AOF synced every second (or always)', () => {
@@ -20,6 +20,18 @@ describe('Redis durability rules of the join store', () => {
     expect(rdb[0]?.risk).toMatch(/since the last RDB snapshot/);
     expect(durabilityFindings({ 'maxmemory-policy': 'noeviction', appendonly: 'yes', appendfsync: 'no' })).toEqual([
       expect.objectContaining({ setting: 'appendfsync', value: 'no' }),
+    ]);
+  });
+
+  it('names what is at stake for each store', () => {
+    const config = { 'maxmemory-policy': 'volatile-lru', appendonly: 'no', save: '' };
+    expect(durabilityFindings(config).map((f) => f.risk)).toEqual([
+      'under memory pressure Redis deletes join state: predictions lose their labels without an error',
+      'no persistence at all (no AOF, no RDB snapshots): a Redis restart loses all join state',
+    ]);
+    expect(durabilityFindings(config, ONLINE_FEATURES_STAKES).map((f) => f.risk)).toEqual([
+      'under memory pressure Redis deletes online features: entities lose their features (served as missing) until their next event, without an error',
+      'no persistence at all (no AOF, no RDB snapshots): a Redis restart loses all online features',
     ]);
   });
 });

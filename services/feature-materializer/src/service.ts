@@ -2,7 +2,7 @@ import { envField, type RedisConnectionConfig, toDriftlineError, toRedisConnecti
 import { type FeatureViews, freshnessSpecs, loadFeatureViews } from '@driftline/features';
 import { defaultBackoff } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
-import { createRedisOnlineStore } from '@driftline/online-store/redis';
+import { checkRedisDurability, createRedisOnlineStore, ONLINE_FEATURES_STAKES } from '@driftline/online-store/redis';
 import type { FreshnessResult } from '@driftline/quality';
 import { deadLetterTopic } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
@@ -73,6 +73,12 @@ export const featureMaterializer = defineService({
       name: 'driftline-feature-materializer',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
     });
+    // Offsets are committed once Redis holds the features: what it evicts or loses on a crash is not
+    // replayed. Checked when Redis first answers, without holding the start (a Redis outage is
+    // backed off by the consumer loop); a weaker setting is a warning line.
+    const checkDurability = () => void checkRedisDurability(store.client, ctx.logger, ONLINE_FEATURES_STAKES);
+    if (store.client.status === 'ready') checkDurability();
+    else store.client.once('ready', checkDurability);
     const specs = freshnessSpecs(config.views);
     try {
       const warehouse = specs.length > 0 ? await freshnessWarehouse(ctx) : undefined;

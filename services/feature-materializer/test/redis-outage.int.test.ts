@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger } from '@driftline/core';
+import { type Logger, silentLogger } from '@driftline/core';
 import { committedOffsets } from '@driftline/kafka';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { createDriftlineProducer } from '@driftline/sdk';
@@ -19,7 +19,11 @@ const stack = inject('stack');
  * acknowledged writes is configured: append-only file fsynced on every write. Killing it with
  * SIGKILL is a crash; restarting it on the same port and directory replays the AOF.
  */
-function startRedis(port: number, dir: string): { child: ChildProcess; exit: Promise<unknown> } {
+function startRedis(
+  port: number,
+  dir: string,
+  extra: readonly string[] = [],
+): { child: ChildProcess; exit: Promise<unknown> } {
   const child = spawn(
     'redis-server',
     [
@@ -35,6 +39,7 @@ function startRedis(port: number, dir: string): { child: ChildProcess; exit: Pro
       'always',
       '--save',
       '',
+      ...extra,
     ],
     { stdio: 'ignore' },
   );
@@ -123,5 +128,39 @@ describe('feature-materializer while Redis is down', () => {
     const expected = offlineState(log);
     await waitReady(probe.client);
     expect(differences(expected, await onlineState(probe, expected)).slice(0, 3)).toEqual([]);
+  });
+
+  it('starts before its Redis does, and warns once Redis answers with an evicting policy', async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'driftline-redis-'));
+    const warnings: string[] = [];
+    const logger: Logger = { ...silentLogger, warn: (_obj, msg) => void warnings.push(msg ?? ''), child: () => logger };
+    const runner = await startRunner({
+      services: [featureMaterializer as never],
+      logger,
+      env: {
+        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+        DRIFTLINE_HTTP_PORT: '0',
+        DRIFTLINE_TOPIC_PREFIX: `${uniqueName('evict')}.`,
+        DRIFTLINE_TOPIC_PARTITIONS: '1',
+        DRIFTLINE_FEATURE_VIEWS: writeViewsFile(),
+        DRIFTLINE_REDIS_URL: `redis://127.0.0.1:${port}`,
+        DRIFTLINE_FEATURE_KEY_PREFIX: uniqueName('fk'),
+        DRIFTLINE_MATERIALIZER_GROUP: uniqueName('materializer'),
+      },
+    });
+    cleanup.push(() => runner.stop());
+    expect(warnings.filter((w) => w.includes('durability'))).toEqual([]);
+    const redis = startRedis(port, dir, ['--maxmemory-policy', 'allkeys-lru']);
+    cleanup.push(async () => {
+      redis.child.kill('SIGKILL');
+      await redis.exit;
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const line = await eventually(async () => warnings.find((w) => w.includes('maxmemory-policy')), 20_000);
+    expect(line).toBe(
+      'Redis durability of the online feature store: maxmemory-policy is allkeys-lru, expected noeviction: under memory pressure Redis deletes online features: entities lose their features (served as missing) until their next event, without an error',
+    );
   });
 });

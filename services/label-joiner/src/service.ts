@@ -1,5 +1,10 @@
 import { deadLetterUnsent, partitionKey } from '@driftline/kafka';
-import { checkRedisDurability, createRedisJoinStore, waitReady } from '@driftline/online-store/redis';
+import {
+  checkRedisDurability,
+  createRedisJoinStore,
+  JOIN_STATE_STAKES,
+  waitReady,
+} from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import { labelJoinerEnvShape, toLabelJoinerConfig } from './config.js';
@@ -43,7 +48,7 @@ export const labelJoinerService = defineService({
       await waitReady(store.redis);
       // Offsets are committed once Redis holds the join state: state Redis evicts or loses on a crash
       // is never replayed. A weaker setting is a warning line (managed Redis may forbid CONFIG).
-      await checkRedisDurability(store.redis, logger, 'the label-joiner join store');
+      await checkRedisDurability(store.redis, logger, JOIN_STATE_STAKES);
       const migrated = await store.migrateV1(
         async (side, bytes) =>
           (side === 'prediction' ? await decoder.prediction(bytes) : await decoder.label(bytes)).model,

@@ -21,12 +21,38 @@ export interface DurabilityReport {
 const SETTINGS = ['maxmemory-policy', 'appendonly', 'appendfsync', 'save'] as const;
 
 /**
- * What a state store (the label-joiner's join state) needs from Redis, from its CONFIG GET values:
- * no eviction (an evicted prediction silently never gets its label) and an append-only file synced
- * at least every second (the consumer commits offsets once Redis has accepted a batch, so what
- * Redis loses on a crash after that is never replayed from Kafka). Pure.
+ * What is at stake when Redis drops a state store's writes: the store (for the log line), its state
+ * in words, and what an evicted entry silently costs.
  */
-export function durabilityFindings(config: Readonly<Record<string, string>>): DurabilityFinding[] {
+export interface DurabilityStakes {
+  readonly store: string;
+  readonly state: string;
+  readonly evicted: string;
+}
+
+/** The label-joiner's join state. */
+export const JOIN_STATE_STAKES: DurabilityStakes = {
+  store: 'the label-joiner join store',
+  state: 'join state',
+  evicted: 'predictions lose their labels without an error',
+};
+
+/** The feature-materializer's online features. */
+export const ONLINE_FEATURES_STAKES: DurabilityStakes = {
+  store: 'the online feature store',
+  state: 'online features',
+  evicted: 'entities lose their features (served as missing) until their next event, without an error',
+};
+
+/**
+ * What a state store needs from Redis, from its CONFIG GET values: no eviction and an append-only
+ * file synced at least every second (the consumer commits offsets once Redis has accepted a batch,
+ * so what Redis loses on a crash after that is never replayed from Kafka). Pure.
+ */
+export function durabilityFindings(
+  config: Readonly<Record<string, string>>,
+  stakes: DurabilityStakes = JOIN_STATE_STAKES,
+): DurabilityFinding[] {
   const findings: DurabilityFinding[] = [];
   const policy = config['maxmemory-policy'];
   if (policy !== undefined && policy !== 'noeviction') {
@@ -34,7 +60,7 @@ export function durabilityFindings(config: Readonly<Record<string, string>>): Du
       setting: 'maxmemory-policy',
       value: policy,
       expected: 'noeviction',
-      risk: 'under memory pressure Redis deletes join state: predictions lose their labels without an error',
+      risk: `under memory pressure Redis deletes ${stakes.state}: ${stakes.evicted}`,
     });
   }
   const aof = config.appendonly;
@@ -45,15 +71,15 @@ export function durabilityFindings(config: Readonly<Record<string, string>>): Du
       value: aof,
       expected: 'yes (with appendfsync everysec or always)',
       risk: snapshots
-        ? 'a Redis crash loses the join state written since the last RDB snapshot; those offsets are already committed'
-        : 'no persistence at all (no AOF, no RDB snapshots): a Redis restart loses all join state',
+        ? `a Redis crash loses the ${stakes.state} written since the last RDB snapshot; those offsets are already committed`
+        : `no persistence at all (no AOF, no RDB snapshots): a Redis restart loses all ${stakes.state}`,
     });
   } else if (aof === 'yes' && config.appendfsync === 'no') {
     findings.push({
       setting: 'appendfsync',
       value: 'no',
       expected: 'everysec or always',
-      risk: 'the OS decides when the AOF reaches disk: a machine crash can lose about 30 s of join state',
+      risk: `the OS decides when the AOF reaches disk: a machine crash can lose about 30 s of ${stakes.state}`,
     });
   }
   return findings;
@@ -67,8 +93,9 @@ export function durabilityFindings(config: Readonly<Record<string, string>>): Du
 export async function checkRedisDurability(
   redis: RedisClient,
   logger: Logger,
-  what = 'the join store',
+  stakes: DurabilityStakes = JOIN_STATE_STAKES,
 ): Promise<DurabilityReport> {
+  const what = stakes.store;
   const config: Record<string, string> = {};
   try {
     for (const name of SETTINGS) {
@@ -83,7 +110,7 @@ export async function checkRedisDurability(
     );
     return { checked: false, findings: [], reason };
   }
-  const findings = durabilityFindings(config);
+  const findings = durabilityFindings(config, stakes);
   for (const f of findings) {
     logger.warn(
       { setting: f.setting, value: f.value, expected: f.expected },

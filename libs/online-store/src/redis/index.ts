@@ -7,7 +7,13 @@ export {
   type RedisUse,
   waitReady,
 } from './client.js';
-export { checkRedisDurability, type DurabilityReport } from './durability.js';
+export {
+  checkRedisDurability,
+  type DurabilityReport,
+  type DurabilityStakes,
+  JOIN_STATE_STAKES,
+  ONLINE_FEATURES_STAKES,
+} from './durability.js';
 export { classifyRedisError } from './errors.js';
 export { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
 export {

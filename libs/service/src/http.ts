@@ -170,23 +170,35 @@ export interface ServerTimeouts {
   readonly requestTimeoutMs: number;
   /** How long an idle keep-alive connection stays open. */
   readonly keepAliveTimeoutMs: number;
+  /**
+   * Time a client has to read an answer once it is complete: a client that stops reading would
+   * otherwise hold the answer in memory and its request in flight for as long as the connection
+   * lives. Its connection is closed after it.
+   */
+  readonly writeTimeoutMs: number;
 }
 
 export const DEFAULT_TIMEOUTS: ServerTimeouts = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 65_000,
+  writeTimeoutMs: 30_000,
 };
 
 /** A server timeout variable: a duration from 100 ms to what a timer keeps. */
 const timeoutField = (fallback: number) => envField.duration(100, MAX_TIMER_MS).default(fallback);
 
-type TimeoutNames<P extends string> = `${P}_HEADERS_TIMEOUT` | `${P}_REQUEST_TIMEOUT` | `${P}_KEEP_ALIVE_TIMEOUT`;
+type TimeoutNames<P extends string> =
+  | `${P}_HEADERS_TIMEOUT`
+  | `${P}_REQUEST_TIMEOUT`
+  | `${P}_KEEP_ALIVE_TIMEOUT`
+  | `${P}_WRITE_TIMEOUT`;
 
 /**
  * The variables of a server's timeouts, `<prefix>_HEADERS_TIMEOUT` (time a client has to send its
- * request headers), `_REQUEST_TIMEOUT` (its whole request; at least the headers timeout) and
- * `_KEEP_ALIVE_TIMEOUT` (idle time before a keep-alive connection is closed), for an env shape.
+ * request headers), `_REQUEST_TIMEOUT` (its whole request; at least the headers timeout),
+ * `_KEEP_ALIVE_TIMEOUT` (idle time before a keep-alive connection is closed) and `_WRITE_TIMEOUT`
+ * (time a client has to read a complete answer), for an env shape.
  */
 export function serverTimeoutsEnvShape<P extends string>(
   prefix: P,
@@ -195,6 +207,7 @@ export function serverTimeoutsEnvShape<P extends string>(
     [`${prefix}_HEADERS_TIMEOUT`]: timeoutField(DEFAULT_TIMEOUTS.headersTimeoutMs),
     [`${prefix}_REQUEST_TIMEOUT`]: timeoutField(DEFAULT_TIMEOUTS.requestTimeoutMs),
     [`${prefix}_KEEP_ALIVE_TIMEOUT`]: timeoutField(DEFAULT_TIMEOUTS.keepAliveTimeoutMs),
+    [`${prefix}_WRITE_TIMEOUT`]: timeoutField(DEFAULT_TIMEOUTS.writeTimeoutMs),
   } as Record<TimeoutNames<P>, ReturnType<typeof timeoutField>>;
 }
 
@@ -212,6 +225,7 @@ export function serverTimeoutsFromEnv<P extends string>(
     headersTimeoutMs: headers,
     requestTimeoutMs: request,
     keepAliveTimeoutMs: env[`${prefix}_KEEP_ALIVE_TIMEOUT`],
+    writeTimeoutMs: env[`${prefix}_WRITE_TIMEOUT`],
   };
 }
 
@@ -306,6 +320,23 @@ export async function listenHttp(
     if (closing) res.setHeader('connection', 'close');
     void handle(req, res);
   };
+  // Answers complete but not yet read by their client, since when (seen by a sweep): past the write
+  // timeout their connection is closed, which ends them (and frees their place in flight).
+  const writeTimeout = options.writeTimeoutMs ?? DEFAULT_TIMEOUTS.writeTimeoutMs;
+  const unread = new WeakMap<ServerResponse, number>();
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const res of inFlight) {
+        if (!res.writableEnded || res.writableFinished) continue;
+        const since = unread.get(res);
+        if (since === undefined) unread.set(res, now);
+        else if (now - since >= writeTimeout) res.socket?.destroy();
+      }
+    },
+    Math.max(50, Math.min(1_000, Math.floor(writeTimeout / 4))),
+  );
+  sweep.unref();
   const server: Server = createServer(
     {
       headersTimeout,
@@ -333,6 +364,7 @@ export async function listenHttp(
     close(graceMs = DEFAULT_CLOSE_GRACE_MS) {
       closed ??= new Promise<void>((resolve) => {
         closing = true;
+        clearInterval(sweep);
         for (const res of inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
         const force = setTimeout(() => server.closeAllConnections(), graceMs);
         server.close(() => {

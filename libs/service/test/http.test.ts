@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { eventually } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   checkBearer,
@@ -10,6 +11,7 @@ import {
   MAX_PIPELINED_PER_CONNECTION,
   parseJsonBody,
   readBody,
+  type ServerTimeouts,
   sendError,
   sendJson,
 } from '../src/http.js';
@@ -119,8 +121,11 @@ describe('the HTTP server bounds what a client can hold, and closes gracefully',
     for (const s of sockets.splice(0)) s.destroy();
     for (const s of servers.splice(0)) await s.close(0);
   });
-  const listen = async (handle: (req: IncomingMessage, res: ServerResponse) => unknown) => {
-    const server = await listenHttp(handle, {});
+  const listen = async (
+    handle: (req: IncomingMessage, res: ServerResponse) => unknown,
+    timeouts: Partial<ServerTimeouts> = {},
+  ) => {
+    const server = await listenHttp(handle, timeouts);
     servers.push(server);
     return server;
   };
@@ -263,6 +268,32 @@ describe('the HTTP server bounds what a client can hold, and closes gracefully',
     expect(text).toContain('"code":"OVERLOADED"');
     expect(closedByServer).toBe(true);
   });
+
+  it('a client that stops reading its answer loses its connection after the write timeout', async () => {
+    const answer = 'x'.repeat(16 * 1024 * 1024); // more than the socket buffers of both ends hold
+    const held: Socket[] = [];
+    const server = await listen(
+      (req, res) => {
+        held.push(req.socket);
+        res.end(answer);
+      },
+      { writeTimeoutMs: 300 },
+    );
+    const reader = open(server.port);
+    const stalled = open(server.port);
+    stalled.on('error', () => {});
+    stalled.pause(); // reads nothing
+    stalled.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await eventually(async () => (held.length === 1 ? true : undefined), 5_000, 20);
+    const stalledOnServer = held[0]!;
+    // A client that reads gets the whole answer, on time, meanwhile.
+    const seen = received(reader, 10_000);
+    reader.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const { text } = await seen;
+    expect(statuses(text)).toEqual([200]);
+    expect(text.length).toBeGreaterThan(answer.length);
+    await eventually(async () => (stalledOnServer.destroyed ? true : undefined), 5_000, 20);
+  }, 20_000);
 
   it('request bodies held at once are bounded process-wide: past the bound a 503, and the budget comes back', async () => {
     const server = await listen(async (req, res) => {

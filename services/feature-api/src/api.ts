@@ -17,7 +17,7 @@ export type FeatureApiServer = HttpServer;
  *   many entities of several views, one batch read of the store;
  * - `GET  /healthz` (never needs the token).
  * Bounded: body size, entities per batch, feature names per read (no repeats), an optional bearer
- * token, and header, request and keep-alive timeouts on every connection.
+ * token, and header, request, keep-alive and write timeouts on every connection.
  * The store is any OnlineStore: Redis in the service, the in-memory spec in unit tests.
  */
 export async function startFeatureApi(options: FeatureApiOptions): Promise<FeatureApiServer> {

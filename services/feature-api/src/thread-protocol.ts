@@ -1,10 +1,11 @@
 import type { RedisConnectionConfig } from '@driftline/core';
 import type { Registry } from '@driftline/observability';
 import type { RedisClientPolicy } from '@driftline/online-store/redis';
+import type { ServerTimeouts } from '@driftline/service/http';
 import type { ForwardedLog } from '@driftline/service/worker';
 
 /** What the worker thread needs to start the API on its own (structured-cloneable). */
-export interface FeatureApiThreadData {
+export interface FeatureApiThreadData extends Partial<ServerTimeouts> {
   readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
   /** Whether reads fall back to key layout v1 (DRIFTLINE_FEATURE_READ_V1; default true). */
@@ -17,9 +18,6 @@ export interface FeatureApiThreadData {
   readonly maxBodyBytes?: number;
   readonly maxFeatures?: number;
   readonly token?: string;
-  readonly headersTimeoutMs?: number;
-  readonly requestTimeoutMs?: number;
-  readonly keepAliveTimeoutMs?: number;
   readonly redisPolicy?: Partial<RedisClientPolicy>;
 }
 

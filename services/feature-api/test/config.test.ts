@@ -15,7 +15,12 @@ describe('feature-api configuration (issue 11, defect 5)', () => {
   it('has documented defaults for every bound and no token', () => {
     const config = configure({});
     expect(config.limits).toEqual({ maxBatchEntities: 1_000, maxBodyBytes: 1_048_576, maxFeatures: 256 });
-    expect(config.timeouts).toEqual({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000 });
+    expect(config.timeouts).toEqual({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 65_000,
+      writeTimeoutMs: 30_000,
+    });
     expect(config.token).toBeUndefined();
   });
 
@@ -27,10 +32,16 @@ describe('feature-api configuration (issue 11, defect 5)', () => {
       DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT: '2s',
       DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT: '5s',
       DRIFTLINE_FEATURE_API_KEEP_ALIVE_TIMEOUT: '1s',
+      DRIFTLINE_FEATURE_API_WRITE_TIMEOUT: '3s',
       DRIFTLINE_FEATURE_API_TOKEN: 'x'.repeat(32),
     });
     expect(config.limits).toEqual({ maxBatchEntities: 50, maxBodyBytes: 65_536, maxFeatures: 8 });
-    expect(config.timeouts).toEqual({ headersTimeoutMs: 2_000, requestTimeoutMs: 5_000, keepAliveTimeoutMs: 1_000 });
+    expect(config.timeouts).toEqual({
+      headersTimeoutMs: 2_000,
+      requestTimeoutMs: 5_000,
+      keepAliveTimeoutMs: 1_000,
+      writeTimeoutMs: 3_000,
+    });
     expect(config.token).toBe('x'.repeat(32));
   });
 

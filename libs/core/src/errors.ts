@@ -86,6 +86,13 @@ const RETRIABLE_NODE_CODES = new Set([
   'EIO',
   'EMFILE',
   'ENFILE',
+  // The same for a process the machine cannot start now (process or memory limits), a disk the
+  // kernel remounted read-only after errors, a file busy being replaced (a deploy swapping a binary).
+  'EAGAIN',
+  'ENOMEM',
+  'EROFS',
+  'EBUSY',
+  'ETXTBSY',
 ]);
 
 /**

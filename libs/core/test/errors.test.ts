@@ -64,7 +64,7 @@ describe('toDriftlineError', () => {
     },
   );
 
-  it.each(['ENOSPC', 'EDQUOT', 'EIO', 'EMFILE', 'ENFILE'])(
+  it.each(['ENOSPC', 'EDQUOT', 'EIO', 'EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM', 'EROFS', 'EBUSY', 'ETXTBSY'])(
     'a full disk or file table (%s) is retriable: an outage, not a bad record',
     (code) => {
       expect(toDriftlineError(systemError(code)).retriable).toBe(true);

@@ -54,6 +54,14 @@ export function buildDataset(input: readonly LabeledRow[], holdoutFraction: numb
   const rows = [...input].sort((a, b) => a.time - b.time || (a.predictionId < b.predictionId ? -1 : 1));
   const n = rows.length;
   const names = [...new Set(rows.flatMap((r) => Object.keys(r.features)))].sort();
+  // XGBoost cannot train on no feature at all (predictions logged with scores only): the worker
+  // crashed on it, a failure the trainer retried for ever.
+  if (n > 0 && names.length === 0) {
+    throw new DriftlineError(
+      'VALIDATION_FAILED',
+      `none of the ${n} labeled predictions carries a feature: there is nothing to train on (log the features with each prediction)`,
+    );
+  }
   const reserved = new Set<string>(Object.values(COLUMNS));
   const clash = names.find((name) => reserved.has(name));
   if (clash !== undefined) throw new DriftlineError('VALIDATION_FAILED', `feature name ${clash} is reserved`);

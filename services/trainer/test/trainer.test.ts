@@ -96,6 +96,21 @@ describe('dataset', () => {
     },
   );
 
+  it('refuses predictions that carry no feature at all, as a validation error (XGBoost cannot train on none)', () => {
+    expect(() =>
+      buildDataset(
+        rows.map((r) => ({ ...r, features: {} })),
+        0.2,
+      ),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'VALIDATION_FAILED',
+        retriable: false,
+        message: expect.stringContaining('carries a feature: there is nothing to train on'),
+      }),
+    );
+  });
+
   it('refuses reserved feature names and non-object features', () => {
     expect(() => buildDataset([{ ...rows[0]!, features: { __label__: 1 } }], 0.2)).toThrow(/reserved/);
     expect(() => parseFeatures('[1]', 'p1')).toThrow(/p1/);

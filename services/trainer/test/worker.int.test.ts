@@ -14,7 +14,8 @@ describe('the Python worker classifies what it cannot train', () => {
     python = await ensureWorkerPython(silentLogger);
   }, 900_000);
 
-  function arrowFile(featureName: string): { data: string; outDir: string } {
+  /** A training file with one numeric feature named `featureName`, or none (undefined). */
+  function arrowFile(featureName: string | undefined): { data: string; outDir: string } {
     const dir = mkdtempSync(join(tmpdir(), 'trainer-worker-'));
     const n = 40;
     const table = new Table({
@@ -22,14 +23,16 @@ describe('the Python worker classifies what it cannot train', () => {
       [COLUMNS.label]: makeVector(Float64Array.from({ length: n }, (_, i) => i % 2)),
       [COLUMNS.currentScore]: makeVector(new Float64Array(n).fill(0.5)),
       [COLUMNS.holdout]: makeVector(Uint8Array.from({ length: n }, (_, i) => (i >= 30 ? 1 : 0))),
-      [featureName]: makeVector(Float64Array.from({ length: n }, (_, i) => i)),
+      ...(featureName === undefined
+        ? {}
+        : { [featureName]: makeVector(Float64Array.from({ length: n }, (_, i) => i)) }),
     });
     const data = join(dir, 'train.arrow');
     writeFileSync(data, tableToIPC(table, 'file'));
     return { data, outDir: join(dir, 'out') };
   }
 
-  const run = (featureName: string) =>
+  const run = (featureName: string | undefined) =>
     runWorker({
       python,
       ...arrowFile(featureName),
@@ -46,6 +49,15 @@ describe('the Python worker classifies what it cannot train', () => {
     );
     expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
     expect((error as Error).message).toMatch(/xgboost refused the training set: .*\[, \] or </);
+  });
+
+  it('a training set without a feature column is a rejected request, not a crash retried for ever', async () => {
+    const error = await run(undefined).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+    expect((error as Error).message).toMatch(/no feature column: nothing to train on/);
   });
 
   it('trains with a plain feature name', async () => {

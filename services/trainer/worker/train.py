@@ -141,6 +141,9 @@ def main() -> int:
     y = table.column("__label__").to_numpy().astype(np.float64)
     holdout = table.column("__holdout__").to_numpy().astype(bool)
     current = table.column("__current_score__").to_numpy().astype(np.float64)
+    if not features:
+        print("the training set has no feature column: nothing to train on", file=sys.stderr)
+        return 3
     if not np.all((y == 0) | (y == 1)):
         print("labels must be 0 or 1 (binary classification)", file=sys.stderr)
         return 3

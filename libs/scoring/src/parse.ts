@@ -188,7 +188,8 @@ export function parseModel(input: unknown, limits: ModelLimits = DEFAULT_MODEL_L
     );
 
   const param = object(learner.learner_model_param, 'learner.learner_model_param');
-  const numFeatures = integer(param.num_feature, 'learner.learner_model_param.num_feature', 0, limits.maxFeatures);
+  // A model of no feature cannot score a row (XGBoost cannot train one either).
+  const numFeatures = integer(param.num_feature, 'learner.learner_model_param.num_feature', 1, limits.maxFeatures);
   const numClass = integer(param.num_class ?? '0', 'learner.learner_model_param.num_class', 0, limits.maxClasses);
   if (param.num_target !== undefined) {
     const numTarget = integer(param.num_target, 'learner.learner_model_param.num_target', 0, limits.maxClasses);

@@ -295,7 +295,11 @@ describe('model validation names the field', () => {
       /trees\[1\]\.tree_param\.num_nodes: the model exceeds the limit on nodes over all trees/,
     );
     expect(() => loadXgboostModel(doc([stump(0)], { numFeature: 10 }), { maxFeatures: 5 })).toThrow(
-      /num_feature: expected an integer in \[0, 5\], got 10/,
+      /num_feature: expected an integer in \[1, 5\], got 10/,
+    );
+    // A model of no feature loaded, then failed every request it scored (a shadow one included).
+    expect(() => loadXgboostModel(doc([stump(0)], { numFeature: 0 }))).toThrow(
+      /num_feature: expected an integer in \[1, \d+\], got 0/,
     );
   });
 });

@@ -30,6 +30,8 @@ interface VersionBatch {
   readonly rows: Float32Array;
   count: number;
   scores: Float64Array | undefined;
+  /** Whether it answers an instance of the request (else it is scored only for comparison). */
+  answers: boolean;
 }
 
 /** A version's part in one instance: the record it sees and its row in the version's batch (-1: it could not take it). */
@@ -108,7 +110,7 @@ export async function scoreInstances(
     let b = batches.get(v);
     if (b === undefined) {
       const f = v.loaded.features.length;
-      b = { rows: new Float32Array(instances.length * f), count: 0, scores: undefined };
+      b = { rows: new Float32Array(instances.length * f), count: 0, scores: undefined, answers: false };
       batches.set(v, b);
     }
     return b;
@@ -144,6 +146,7 @@ export async function scoreInstances(
       if (answered || !(error instanceof DriftlineError)) throw error;
       return -1; // a version scored only for comparison never fails the request
     }
+    if (answered) b.answers = true;
     return b.count++;
   };
   const planned: Array<{ answer: Scoring; extra: readonly Scoring[] }> = [];
@@ -175,9 +178,15 @@ export async function scoreInstances(
     });
   }
   for (const [v, b] of batches) {
-    if (b.count > 0) b.scores = v.loaded.scorer.predict(b.rows.subarray(0, b.count * v.loaded.features.length));
+    if (b.count === 0) continue;
+    try {
+      b.scores = v.loaded.scorer.predict(b.rows.subarray(0, b.count * v.loaded.features.length));
+    } catch (error) {
+      // A version scored only for comparison never fails the request: its scores are missing.
+      if (b.answers) throw error;
+    }
   }
-  const scoreOf = (s: Scoring) => batches.get(s.v)!.scores![s.row]!;
+  const scoreOf = (s: Scoring) => batches.get(s.v)!.scores?.[s.row] ?? Number.NaN;
   const predictions: Prediction[] = [];
   const events: PredictionEvent[] = [];
   let shadowFailures = 0;

@@ -67,6 +67,26 @@ describe('scoreInstances (one batch call per version)', () => {
     expect(new Set(scored.predictions.map((p) => p.version))).toEqual(new Set(['v1', 'v2']));
   });
 
+  it('a shadow whose scorer throws never fails the request: its scores count as failures', async () => {
+    const broken = version('v9', 9);
+    const throwing = {
+      ...broken,
+      scorer: Object.assign(Object.create(broken.scorer) as typeof broken.scorer, {
+        predict: () => {
+          throw new Error('the shadow model cannot score');
+        },
+      }),
+    };
+    const withBroken = planServing(views, { production, shadows: [throwing] });
+    const instances = [instance(0, 1), instance(1, 0)];
+    const scored = await scoreInstances(withBroken, { batch: true, instances }, new InMemoryOnlineStore(), 0);
+    expect(scored.predictions.map((p) => [p.version, p.score])).toEqual(
+      instances.map((inst) => ['v1', oneByOne(production, inst)]),
+    );
+    expect(scored.shadowFailures).toBe(2);
+    expect(scored.events).toHaveLength(2); // the answered records only
+  });
+
   it('a value the answering version cannot take is a 400 naming the instance', async () => {
     const onlyNumeric = planServing(views, { production: shadow, shadows: [] });
     await expect(

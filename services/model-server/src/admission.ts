@@ -15,7 +15,7 @@ export interface Admission<R> {
   /**
    * Enqueues a request's records at once when they fit under the bound and nobody waits before
    * them; else waits, first come first served, until acknowledgements make room, and rejects with
-   * a 503 after `maxWaitMs` (at once when it is 0 or the records could never fit).
+   * a 503 after `maxWaitMs` (at once when it is 0). More records than the bound fit an empty backlog.
    */
   admit(records: readonly R[]): Promise<void>;
   /** Call when the backlog shrank (a send acknowledged): admits the waiters that now fit, in order. */
@@ -43,7 +43,12 @@ export function createAdmission<R>(options: {
     readonly reject: (e: Error) => void;
     readonly timer: NodeJS.Timeout;
   }> = [];
-  const fits = (n: number) => backlog() + n <= maxBuffered;
+  // A request with more records than the bound (a full batch times its shadows) could never fit:
+  // it is admitted alone, once the backlog is empty, rather than refused every time.
+  const fits = (n: number) => {
+    const held = backlog();
+    return held + n <= maxBuffered || held === 0;
+  };
 
   const release = () => {
     while (waiters.length > 0 && fits(waiters[0]!.events.length)) {
@@ -60,7 +65,7 @@ export function createAdmission<R>(options: {
         enqueue(events);
         return Promise.resolve();
       }
-      if (maxWaitMs <= 0 || events.length > maxBuffered) return Promise.reject(backlogFull(maxBuffered));
+      if (maxWaitMs <= 0) return Promise.reject(backlogFull(maxBuffered));
       return new Promise<void>((resolve, reject) => {
         const waiter = {
           events,

@@ -64,6 +64,8 @@ export async function startThreadLog(
   let nextId = 0;
   const drains = new Map<number, (left: number) => void>();
   let closed: ((left: number) => void) | undefined;
+  /** The thread answered `close` (and logged what its close lost itself). */
+  let closedReported = false;
   const backlog = () => handedOver + pending.length - acked;
   const report = () => options.onBacklog?.(backlog());
   const send = (message: ToLogThread) => worker.postMessage(message);
@@ -95,7 +97,10 @@ export async function startThreadLog(
     else if (message.type === 'drained') {
       drains.get(message.id)?.(message.left);
       drains.delete(message.id);
-    } else if (message.type === 'closed') closed?.(message.left);
+    } else if (message.type === 'closed') {
+      closedReported = true;
+      closed?.(message.left);
+    }
   });
   worker.on('error', (error) => logger.error({ err: error }, 'prediction log thread failed'));
   worker.on('exit', () => {
@@ -104,6 +109,9 @@ export async function startThreadLog(
     if (lost > 0 && closed === undefined) {
       logger.error({ lost }, 'prediction log thread exited; its records are lost');
       options.onLost?.(lost);
+    } else if (lost > 0 && !closedReported) {
+      // Terminated at close past its deadline (a send that never settled): the thread logged nothing.
+      logger.error({ lost }, 'prediction log thread did not close in time and was stopped; its records are lost');
     }
     for (const resolve of drains.values()) resolve(lost);
     drains.clear();

@@ -1,4 +1,4 @@
-import { isWellFormed, MAX_ENTITY_LENGTH } from '@driftline/features';
+import { isWellFormed, MAX_ENTITY_LENGTH, MAX_STRING_FEATURE_LENGTH } from '@driftline/features';
 import type { FeatureValue } from '@driftline/schemas';
 import { badRequest, oneLine, parseJsonBody } from '@driftline/service/http';
 
@@ -54,12 +54,15 @@ function instance(json: unknown, where: string, maxFeatures: number): Instance {
     for (const name in features) {
       if (++n > maxFeatures) throw badRequest(`${where}.features: at most ${maxFeatures} feature values`);
       const v = features[name];
+      const field = `${where}.features.${oneLine(name)}`;
       if (v !== null && typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
-        throw badRequest(`${where}.features.${name}: expected a number, string, boolean or null`);
+        throw badRequest(`${field}: expected a number, string, boolean or null`);
       }
       // JSON has no Infinity, but 1e999 parses to it: refused, as feature events refuse it.
-      if (typeof v === 'number' && !Number.isFinite(v)) {
-        throw badRequest(`${where}.features.${name}: must be a finite number`);
+      if (typeof v === 'number' && !Number.isFinite(v)) throw badRequest(`${field}: must be a finite number`);
+      // The value is logged with the prediction (held while Kafka is down): bounded as feature events are.
+      if (typeof v === 'string' && v.length > MAX_STRING_FEATURE_LENGTH) {
+        throw badRequest(`${field}: at most ${MAX_STRING_FEATURE_LENGTH} characters, got ${v.length}`);
       }
     }
   }

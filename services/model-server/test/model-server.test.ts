@@ -9,6 +9,7 @@ import type { PredictionEvent } from '@driftline/schemas';
 import { loadXgboostModel } from '@driftline/scoring';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPredictionLog, PartialPublishError } from '../src/prediction-log.js';
+import { parsePredictBody } from '../src/request.js';
 import { type ModelServer, startModelServer } from '../src/server.js';
 import { artifactLoader } from '../src/serving.js';
 import { parseCanaries, parseShadows } from '../src/specs.js';
@@ -208,6 +209,8 @@ describe('model server over the in-memory store', () => {
       ],
       // 1e999 is valid JSON and parses to Infinity: refused like a feature event's.
       ['m', '{"entity_id":"u1","features":{"f0":1e999}}', 400, /body.features.f0: must be a finite number/],
+      // A feature name the request controls stays on one line too.
+      ['m', { entity_id: 'u1', features: { 'a\nb': [1] } }, 400, /body.features.a\\nb: expected a number/],
       // A batch of one is a batch: its errors name instances[0], not the body.
       [
         'm',
@@ -259,6 +262,17 @@ describe('model server over the in-memory store', () => {
     expect(long.status).toBe(400);
     expect(error.message.length).toBeLessThan(300);
     expect(error.message).toContain('unknown field "x\\"yyy');
+  });
+});
+
+describe('request values', () => {
+  it('a string feature value is bounded as a feature event is: it is logged, and held while Kafka is down', () => {
+    const limits = { maxBatch: 10, maxBodyBytes: 1 << 20, maxFeatures: 8 };
+    const body = (c: string) => JSON.stringify({ entity_id: 'u1', features: { c } });
+    expect(parsePredictBody(body('x'.repeat(65_536)), limits)).toMatchObject({ batch: false });
+    expect(() => parsePredictBody(body('x'.repeat(65_537)), limits)).toThrow(
+      'body.features.c: at most 65536 characters, got 65537',
+    );
   });
 });
 
@@ -390,6 +404,32 @@ describe('prediction log', () => {
   const noDeadLetters = async () => {
     throw new Error('no record is refused in this test');
   };
+
+  /**
+   * A Kafka stand-in that acknowledges a send only when told (`release`, the latest send), until
+   * `auto()`: from then on at once (the one held now included). `sent` in acknowledgement order.
+   */
+  function manualKafka() {
+    let release: (() => void) | undefined;
+    let manual = true;
+    const sent: string[] = [];
+    return {
+      sent,
+      publish: (events: readonly PredictionEvent[]) =>
+        new Promise<void>((resolve) => {
+          release = () => {
+            sent.push(...events.map((e) => e.prediction_id));
+            resolve();
+          };
+          if (!manual) release();
+        }),
+      release: () => release?.(),
+      auto() {
+        manual = false;
+        release?.();
+      },
+    };
+  }
 
   it('dead-letters the records Kafka refuses as they are, sends the others, and goes on', async () => {
     const sent: string[] = [];
@@ -538,20 +578,39 @@ describe('prediction log', () => {
     expect(sent).toHaveLength(6);
   });
 
-  it('under a backlog, requests wait for room in arrival order and are refused only after the wait', async () => {
-    let release: (() => void) | undefined;
-    let manual = true;
-    const sent: string[] = [];
+  it('a request with more records than the bound is admitted alone once the backlog is empty, not refused every time', async () => {
+    const kafka = manualKafka();
+    const { sent } = kafka;
     const log = createPredictionLog({
-      // Kafka acknowledges a send only when the test says so, until `manual` is off.
-      publish: (events) =>
-        new Promise<void>((resolve) => {
-          release = () => {
-            sent.push(...events.map((e) => e.prediction_id));
-            resolve();
-          };
-          if (!manual) release();
-        }),
+      publish: kafka.publish,
+      maxBuffered: 4,
+      maxWaitMs: 2_000,
+      flushIntervalMs: 5,
+      maxBatch: 10,
+      deadLetter: noDeadLetters,
+      logger: silentLogger,
+    });
+    const big = Array.from({ length: 6 }, (_, i) => ev(i + 1)); // a batch times its shadows, say
+    await log.append(big); // the log is empty: in at once
+    expect(log.backlog()).toBe(6);
+    let admitted = false;
+    const next = log.append(big.map((e) => ({ ...e, prediction_id: `${e.prediction_id}b` }))).then(() => {
+      admitted = true;
+    });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(admitted).toBe(false); // waits for the first to be acknowledged
+    kafka.auto();
+    await next;
+    expect(await log.drain(2_000)).toBe(0);
+    expect(sent).toHaveLength(12);
+    await log.close();
+  });
+
+  it('under a backlog, requests wait for room in arrival order and are refused only after the wait', async () => {
+    const kafka = manualKafka();
+    const { sent } = kafka;
+    const log = createPredictionLog({
+      publish: kafka.publish,
       maxBuffered: 4,
       maxWaitMs: 300,
       flushIntervalMs: 5,
@@ -565,7 +624,7 @@ describe('prediction log', () => {
     const b = log.append([ev(7)]).then(() => order.push('b'));
     await new Promise((r) => setTimeout(r, 30));
     expect(order).toEqual([]); // both wait: nothing was acknowledged
-    release!(); // 4 acknowledged: room for a (2) and then b (1), in that order
+    kafka.release(); // 4 acknowledged: room for a (2) and then b (1), in that order
     await Promise.all([a, b]);
     expect(order).toEqual(['a', 'b']);
     expect(log.backlog()).toBe(3);
@@ -575,8 +634,7 @@ describe('prediction log', () => {
     const t0 = Date.now();
     await expect(log.append([ev(9), ev(10)])).rejects.toThrow(/backlog full \(4 records .* after waiting 300 ms/);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
-    manual = false;
-    release!();
+    kafka.auto();
     expect(await log.drain(2_000)).toBe(0);
     expect(sent).toEqual(['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8']);
     await log.close();

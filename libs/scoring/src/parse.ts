@@ -294,11 +294,23 @@ function parseTree(
     const segments = integers(tree.categories_segments, `${at}.categories_segments`, nodes.length, 0, 2 ** 31 - 1);
     const sizes = integers(tree.categories_sizes, `${at}.categories_sizes`, nodes.length, 0, 2 ** 31 - 1);
     const all = integers(tree.categories, `${at}.categories`, undefined, 0, MAX_CATEGORY - 1);
+    // As XGBoost writes them: nodes in increasing order (so each once, at most num_nodes), their
+    // segments in order and disjoint. Overlapping segments let a small file copy one long segment
+    // for every node (a 629 KB model exhausted a 2 GB heap); disjoint ones copy each category once.
+    let segmentEnd = 0;
     for (let k = 0; k < nodes.length; k++) {
+      if (k > 0 && nodes[k]! <= nodes[k - 1]!)
+        fail(`${at}.categories_nodes[${k}]`, `expected increasing node ids, got ${nodes[k]} after ${nodes[k - 1]}`);
       const begin = segments[k]!;
       const end = begin + sizes[k]!;
       if (end > all.length)
         fail(`${at}.categories_segments[${k}]`, `segment [${begin}, ${end}) lies outside categories (${all.length})`);
+      if (begin < segmentEnd)
+        fail(
+          `${at}.categories_segments[${k}]`,
+          `segment [${begin}, ${end}) overlaps the one before (ends at ${segmentEnd})`,
+        );
+      segmentEnd = end;
       const cats = all.slice(begin, end);
       const words = (cats.length === 0 ? 0 : Math.max(...cats) >>> 5) + 1;
       budget.words -= words;

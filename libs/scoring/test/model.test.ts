@@ -259,6 +259,17 @@ describe('model validation names the field', () => {
       { splitType: [1, 0, 0], cats: { nodes: [0], segments: [1], sizes: [3], values: [1, 2] } },
       /trees\[0\]\.categories_segments\[0\]: segment \[1, 4\) lies outside categories \(2\)/,
     ],
+    // Each node once and segments disjoint: else a small file copies one long segment per entry.
+    [
+      'a node listed twice in categories_nodes',
+      { splitType: [1, 0, 0], cats: { nodes: [0, 0], segments: [0, 2], sizes: [2, 0], values: [1, 2] } },
+      /trees\[0\]\.categories_nodes\[1\]: expected increasing node ids, got 0 after 0/,
+    ],
+    [
+      'overlapping category segments',
+      { splitType: [1, 0, 0], cats: { nodes: [0, 1], segments: [0, 0], sizes: [2, 2], values: [1, 2] } },
+      /trees\[0\]\.categories_segments\[1\]: segment \[0, 2\) overlaps the one before \(ends at 2\)/,
+    ],
   ];
   for (const [what, patch, message] of treeCases) {
     it(what, () => {

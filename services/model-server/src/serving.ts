@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName, type Logger } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
@@ -21,6 +21,9 @@ export type VersionLoader = (model: string, version: string) => Promise<LoadedVe
  * names are checked to be plain path segments, so nothing outside the directory is read whatever
  * models.v1 carries.
  */
+/** Largest model.json or meta.json the server reads (XGBoost's JSON of a 20-million-node model is about this). */
+export const MAX_ARTIFACT_FILE_BYTES = 256 * 1_048_576;
+
 export function artifactLoader(dir: string): VersionLoader {
   const root = resolve(dir);
   return async (model, version) => {
@@ -38,14 +41,23 @@ export function artifactLoader(dir: string): VersionLoader {
     const at = join(root, model, version);
     if (!at.startsWith(root + sep))
       throw new DriftlineError('VALIDATION_FAILED', `${model}/${version} escapes the artifact directory`);
+    const read = async (name: 'model.json' | 'meta.json') => {
+      // Read on the serving thread and parsed whole: bounded before it is read.
+      const { size } = await stat(join(at, name));
+      if (size > MAX_ARTIFACT_FILE_BYTES) {
+        throw new DriftlineError(
+          'VALIDATION_FAILED',
+          `model ${model} version ${version}: ${name} is ${size} bytes, more than ${MAX_ARTIFACT_FILE_BYTES}`,
+        );
+      }
+      return readFile(join(at, name), 'utf8');
+    };
     let modelText: string;
     let metaText: string;
     try {
-      [modelText, metaText] = await Promise.all([
-        readFile(join(at, 'model.json'), 'utf8'),
-        readFile(join(at, 'meta.json'), 'utf8'),
-      ]);
+      [modelText, metaText] = await Promise.all([read('model.json'), read('meta.json')]);
     } catch (error) {
+      if (error instanceof DriftlineError) throw error;
       throw new DriftlineError(
         'NOT_FOUND',
         `model ${model} version ${version}: no artifacts in ${at} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DriftlineError, SinkUnavailableError, silentLogger } from '@driftline/core';
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPredictionLog, PartialPublishError } from '../src/prediction-log.js';
 import { parsePredictBody } from '../src/request.js';
 import { type ModelServer, startModelServer } from '../src/server.js';
-import { artifactLoader } from '../src/serving.js';
+import { artifactLoader, MAX_ARTIFACT_FILE_BYTES } from '../src/serving.js';
 import { parseCanaries, parseShadows } from '../src/specs.js';
 import { buildVersion, planServing } from '../src/version.js';
 import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
@@ -262,6 +262,20 @@ describe('model server over the in-memory store', () => {
     expect(long.status).toBe(400);
     expect(error.message.length).toBeLessThan(300);
     expect(error.message).toContain('unknown field "x\\"yyy');
+  });
+});
+
+describe('artifacts', () => {
+  it('a model file larger than the bound is refused before it is read (a sparse file: no disk used)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ms-artifact-'));
+    mkdirSync(join(dir, 'm', 'v1'), { recursive: true });
+    writeFileSync(join(dir, 'm', 'v1', 'meta.json'), '{}');
+    writeFileSync(join(dir, 'm', 'v1', 'model.json'), '');
+    truncateSync(join(dir, 'm', 'v1', 'model.json'), MAX_ARTIFACT_FILE_BYTES + 1);
+    await expect(artifactLoader(dir)('m', 'v1')).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: `model m version v1: model.json is ${MAX_ARTIFACT_FILE_BYTES + 1} bytes, more than ${MAX_ARTIFACT_FILE_BYTES}`,
+    });
   });
 });
 

@@ -16,6 +16,9 @@ import {
 } from './reference.js';
 import { nextOpenWindowStart, type WindowSpec, windowStartOf } from './window.js';
 
+/** How far ahead of wall time an event may move a partition's watermark (producers' clock skew). */
+export const WATERMARK_MAX_AHEAD_MS = 60_000;
+
 /** What stage 1 needs of a prediction event. */
 export interface WindowedEvent {
   readonly model: string;
@@ -189,10 +192,17 @@ export class PartitionWindows {
     return this.scratch;
   }
 
-  add(event: WindowedEvent, offset: number): AddOutcome {
+  /**
+   * Adds one event read at wall time `now`. The watermark follows event time, but never beyond
+   * `now + WATERMARK_MAX_AHEAD_MS`: one event dated an hour ahead (a producer's clock, a bad
+   * timestamp; the event-time bound lets it in) would otherwise close every open window and make
+   * each on-time event of the next hour late. Such an event still counts, in its own window.
+   */
+  add(event: WindowedEvent, offset: number, now = Number.POSITIVE_INFINITY): AddOutcome {
     const size = this.spec.sizeMs;
     const t = event.event_time;
-    if (t > this.maxEventTime) this.maxEventTime = t;
+    const advance = Math.min(t, now + WATERMARK_MAX_AHEAD_MS);
+    if (advance > this.maxEventTime) this.maxEventTime = advance;
     const wm = this.maxEventTime - this.spec.latenessMs;
     let start = windowStartOf(t, size);
     const late = start + size <= wm;

@@ -24,6 +24,7 @@ import {
   PREDICTION_FEATURE,
   referenceSet,
   routeModel,
+  WATERMARK_MAX_AHEAD_MS,
   type WindowedEvent,
   windowStartOf,
   windowVerdict,
@@ -123,6 +124,23 @@ describe('PartitionWindows (stage 1)', () => {
     expect(w2!.partials[0]!.events).toBe(2);
     expect(w2!.partials[0]!.late).toBe(2);
     expect(p.lateEvents).toBe(2);
+  });
+
+  it('an event dated ahead of wall time moves the watermark at most WATERMARK_MAX_AHEAD_MS past it', () => {
+    const size = 300_000;
+    const p = new PartitionWindows({ sizeMs: size, latenessMs: 0 }, resolve);
+    const now = 1_000_000; // in window [900,000, 1,200,000)
+    expect(p.add(event(now), 0, now)).toBe('added');
+    // An hour ahead (the event-time bound lets it in): counted, in its own window...
+    expect(p.add(event(now + 3_600_000), 1, now)).toBe('added');
+    expect(p.watermark()).toBe(now + WATERMARK_MAX_AHEAD_MS);
+    // ...but the on-time events after it are not late, and the open window stays open.
+    expect(p.add(event(now + 1_000), 2, now + 1_000)).toBe('added');
+    expect(p.closeReady().windows).toEqual([]);
+    expect(p.lateEvents).toBe(0);
+    // Wall time moving on moves the cap with it: the window closes when the clock passes its end.
+    p.add(event(1_200_000), 3, 1_200_000);
+    expect(p.closeReady().windows.map((w) => [w.windowStart, w.partials[0]!.events])).toEqual([[900_000, 2]]);
   });
 
   it('late events exactly at the lateness bound are on time', () => {

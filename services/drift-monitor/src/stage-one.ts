@@ -144,6 +144,7 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
         refused: state.refusedEvents,
       };
       let added = 0;
+      const at = now();
       for (const item of items) {
         const offset = Number(item.record.offset);
         if (offset <= entry.lastOffset) {
@@ -151,7 +152,7 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
           if (refusal !== undefined) deadLetters.push(refusal);
           continue;
         }
-        const outcome = state.add(item.value, offset);
+        const outcome = state.add(item.value, offset, at);
         if (outcome === 'refused') {
           const refusal: DeadLetter = {
             record: item.record,

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
@@ -118,6 +118,13 @@ function artifactDirFor(artifactDir: string, model: string, version: string): st
     );
   }
   return dir;
+}
+
+/** Whether `file` holds exactly `bytes` (false when it does not exist). */
+function sameBytes(file: string, bytes: Uint8Array): boolean {
+  if (!existsSync(file)) return false;
+  const held = readFileSync(file);
+  return held.length === bytes.length && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(held);
 }
 
 function readScores(file: string, rows: number): Float64Array {
@@ -292,10 +299,20 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     );
   }
   const ds: Dataset = buildDataset(rows, config.holdoutFraction);
+  const arrow = datasetToArrow(ds);
+  const data = join(dir, 'train.arrow');
   let result: WorkerResult | undefined = readWorkerResult(dir);
+  // A completed run is reused only on the very rows it was trained on. Labels keep joining for
+  // days, so the window read again after a failure may differ (more rows, or as many different ones
+  // when truncated): its scores would then be paired with rows they were not computed for (a wrong
+  // reference and calibration, or a count mismatch retried for ever).
+  if (result !== undefined && !sameBytes(data, arrow)) {
+    log.info({ version, rows: ds.rows }, 'training window changed since the completed run; training again');
+    rmSync(join(dir, 'result.json')); // result.json last: without it, no run counts as completed
+    result = undefined;
+  }
   if (result === undefined) {
-    const data = join(dir, 'train.arrow');
-    writeFileSync(`${data}.tmp`, datasetToArrow(ds));
+    writeFileSync(`${data}.tmp`, arrow);
     renameSync(`${data}.tmp`, data);
     const started = Date.now();
     result = await runWorker({

@@ -8,7 +8,7 @@ import type { ModelRegistry, ModelVersionRow, TransitionRow } from '@driftline/w
 import { makeVector, Table, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { toTrainerConfig } from '../src/config.js';
-import type { LabeledRow } from '../src/dataset.js';
+import { buildDataset, datasetToArrow, type LabeledRow } from '../src/dataset.js';
 import { versionFor } from '../src/promotion.js';
 import { handleRequest, type TrainerDeps } from '../src/trainer.js';
 
@@ -89,6 +89,8 @@ function setup(over: Partial<TrainerDeps> = {}) {
 function completedRun(dir: string, auc: number) {
   const out = join(dir, 'fraud', versionFor(request));
   mkdirSync(out, { recursive: true });
+  // The rows it was trained on, as the trainer wrote them (the config's holdout fraction).
+  writeFileSync(join(out, 'train.arrow'), datasetToArrow(buildDataset(rows, 0.2)));
   writeFileSync(
     join(out, 'scores.arrow'),
     tableToIPC(new Table({ score: makeVector(Float64Array.from(rows, (_, i) => i / 50)) }), 'file'),
@@ -121,6 +123,26 @@ describe('handleRequest (idempotency)', () => {
     // Delivered again: nothing happens.
     expect(await handleRequest(deps, request)).toBe('already_done');
     expect(published).toHaveLength(2);
+  });
+
+  it('does not reuse a completed run once the window read again holds other rows (labels joined since): trains again', async () => {
+    const later: LabeledRow[] = [
+      ...rows,
+      ...Array.from({ length: 5 }, (_, i) => ({ ...rows[i]!, predictionId: `q${i}`, time: 60_000 + i })),
+    ];
+    const { dir, deps, registry } = setup({ source: { read: async () => ({ rows: later, truncated: false }) } });
+    completedRun(dir, 0.9);
+    const out = join(dir, 'fraud', versionFor(request));
+    // The worker cannot run here: the attempt to train again is what fails (not a reuse whose 50
+    // scores meet 55 rows, retried for ever).
+    const error = await handleRequest(deps, request).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.message).not.toMatch(/expected 55 scores/);
+    expect(error?.message).toMatch(/nonexistent/);
+    expect(existsSync(join(out, 'result.json'))).toBe(false);
+    expect(registry.rows).toEqual([]);
   });
 
   it('reads at most DRIFTLINE_TRAINER_MAX_ROWS and writes what it kept into the training record', async () => {

@@ -150,9 +150,16 @@ export class ServingTable {
     return v;
   }
 
+  /**
+   * A canary or shadow version, or undefined when it cannot serve: it did not load, or it cannot be
+   * planned on its own (a feature two views declare). Planned together, such a version failed the
+   * whole plan: the model's later stage events never applied, and after a restart it served nothing.
+   */
   private async optional(model: string, version: string, role: string): Promise<LoadedVersion | undefined> {
     try {
-      return await this.version(model, version);
+      const v = await this.version(model, version);
+      planServing(this.options.views, { production: v });
+      return v;
     } catch (error) {
       this.options.logger.warn(
         { model, version, role, err: (error as Error).message },
@@ -197,6 +204,11 @@ export class ServingTable {
       );
       throw error;
     }
+    // Production serves; a canary or shadow that could not serve is retried by the caller (a
+    // volume not mounted yet, a file being replaced): served without it for good, its comparison
+    // would end at max_time with no evidence.
+    const missing = notServed(this.plans.get(model), served);
+    if (missing.length > 0) throw new VersionsNotServedError(model, missing);
   }
 
   private async swap(model: string, served: ServedSet): Promise<void> {
@@ -248,6 +260,32 @@ export class ServingTable {
     this.options.onSwap?.(plan);
     if (failure !== undefined) throw failure;
   }
+}
+
+/** A canary or shadow version the stages name that the plan serves without (retriable). */
+export class VersionsNotServedError extends DriftlineError {
+  constructor(
+    readonly model: string,
+    readonly versions: readonly string[],
+  ) {
+    super('SOURCE_UNAVAILABLE', `model ${model}: versions ${versions.join(', ')} not served (see the load warnings)`, {
+      retriable: true,
+    });
+    this.name = 'VersionsNotServedError';
+  }
+}
+
+/** The canary and shadow versions `served` names that `plan` does not serve. */
+function notServed(plan: ServingPlan | undefined, served: ServedSet): string[] {
+  if (plan === undefined) return [];
+  const production = plan.production.loaded.version;
+  const serving = new Set([
+    production,
+    ...(plan.canary === undefined ? [] : [plan.canary.planned.loaded.version]),
+    ...plan.shadows.map((p) => p.loaded.version),
+  ]);
+  const named = [...(served.canary === undefined ? [] : [served.canary.version]), ...served.shadows];
+  return [...new Set(named)].filter((v) => !serving.has(v));
 }
 
 /** Whether `plan` serves exactly `served`: its production, canary (share included) and shadows. */

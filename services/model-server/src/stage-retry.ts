@@ -1,5 +1,6 @@
 import type { Logger } from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
+import { VersionsNotServedError } from './serving.js';
 import type { StageEvent } from './stages.js';
 
 export interface StageApplierOptions {
@@ -37,7 +38,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       : counter(
           options.registry,
           'driftline_model_server_load_failures_total',
-          'Production versions the stages name that could not be loaded (retried with backoff)',
+          'Applications of the stages that left a version they name unserved: production (the previous one serves), or a canary or shadow (served without); retried with backoff',
           ['model'],
         );
   const pendingGauge =
@@ -46,7 +47,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       : gauge(
           options.registry,
           'driftline_model_server_stage_pending',
-          '1 while the production version the stages name does not serve yet (its load is retried)',
+          '1 while a version the stages name (production, canary or shadow) does not serve yet (retried)',
           ['model'],
         );
   const waiting = new Map<string, { events: readonly StageEvent[]; attempt: number; timer: NodeJS.Timeout }>();
@@ -55,17 +56,24 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   const run = async (model: string, events: readonly StageEvent[], attempt: number): Promise<void> => {
     try {
       await options.apply(model, events);
-      if (attempt > 0) logger.info({ model, attempts: attempt + 1 }, 'production version loaded after retries');
+      if (attempt > 0) logger.info({ model, attempts: attempt + 1 }, 'versions the stages name serve after retries');
       pendingGauge?.set({ model }, 0);
     } catch (error) {
       failures?.inc({ model });
       pendingGauge?.set({ model }, 1);
       if (stopped) return;
       const delay = Math.min(max, first * 2 ** attempt);
-      logger.error(
-        { model, err: (error as Error).message, attempt: attempt + 1, retry_in_ms: delay },
-        'production version could not be loaded; the previous one keeps serving, retrying',
-      );
+      if (error instanceof VersionsNotServedError) {
+        logger.warn(
+          { model, versions: error.versions, attempt: attempt + 1, retry_in_ms: delay },
+          'canary or shadow versions not served; production serves, retrying them',
+        );
+      } else {
+        logger.error(
+          { model, err: (error as Error).message, attempt: attempt + 1, retry_in_ms: delay },
+          'production version could not be loaded; the previous one keeps serving, retrying',
+        );
+      }
       const timer = setTimeout(() => {
         waiting.delete(model);
         void run(model, events, attempt + 1);

@@ -7,11 +7,12 @@ import { createMetricsRegistry } from '@driftline/observability';
 import { InMemoryOnlineStore } from '@driftline/online-store';
 import type { PredictionEvent } from '@driftline/schemas';
 import { loadXgboostModel } from '@driftline/scoring';
+import { syntheticModelJson } from '@driftline/scoring/bench';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPredictionLog, PartialPublishError } from '../src/prediction-log.js';
 import { parsePredictBody } from '../src/request.js';
 import { type ModelServer, startModelServer } from '../src/server.js';
-import { artifactLoader, MAX_ARTIFACT_FILE_BYTES } from '../src/serving.js';
+import { artifactLoader, MAX_ARTIFACT_FILE_BYTES, ServingTable, VersionsNotServedError } from '../src/serving.js';
 import { parseCanaries, parseShadows } from '../src/specs.js';
 import { buildVersion, planServing } from '../src/version.js';
 import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
@@ -67,6 +68,40 @@ describe('serving plan', () => {
     );
     const v = buildVersion('m', 'v1', models.v1, { features: FEATURES });
     expect(() => planServing(twice, { production: v })).toThrow(/feature "f2" is declared by views account and dup/);
+  });
+
+  it('a shadow with a feature two views declare is served without; the model and its later stages go on', async () => {
+    const withG = parseFeatureViewsText(
+      `${VIEWS_YAML}  - name: g1\n    entity: user_id\n    features:\n      f4: double\n  - name: g2\n    entity: user_id\n    features:\n      f4: double\n`,
+    );
+    const byVersion = new Map([
+      ['v1', buildVersion('m', 'v1', models.v1, { features: FEATURES })],
+      [
+        'v2',
+        buildVersion('m', 'v2', syntheticModelJson(2, 5, 3, FEATURES.length + 1), { features: [...FEATURES, 'f4'] }),
+      ],
+      ['v3', buildVersion('m', 'v3', models.v2, { features: FEATURES })],
+    ]);
+    const table = new ServingTable({
+      views: withG,
+      load: async (_model, version) => byVersion.get(version)!,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+    });
+    // Production serves; the caller hears that v2 does not (its stage applier retries it).
+    await expect(
+      table.apply('m', [
+        { kind: 'PROMOTED', version: 'v1' },
+        { kind: 'SHADOW', version: 'v2' },
+      ]),
+    ).rejects.toThrow(new VersionsNotServedError('m', ['v2']));
+    expect(table.describe()).toEqual([{ model: 'm', production: 'v1', shadows: [] }]);
+    await expect(table.apply('m', [{ kind: 'PROMOTED', version: 'v3' }])).rejects.toThrow(VersionsNotServedError);
+    expect(table.get('m')?.production.loaded.version).toBe('v3');
+    // Retired: nothing unserved any more (v1, the replaced production, is watched).
+    await table.apply('m', [{ kind: 'RETIRED', version: 'v2' }]);
+    expect(table.describe()).toEqual([{ model: 'm', production: 'v3', shadows: ['v1'] }]);
   });
 });
 

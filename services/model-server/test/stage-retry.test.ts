@@ -1,6 +1,7 @@
 import { silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { describe, expect, it } from 'vitest';
+import { VersionsNotServedError } from '../src/serving.js';
 import { createStageApplier } from '../src/stage-retry.js';
 import type { StageEvent } from '../src/stages.js';
 
@@ -54,5 +55,30 @@ describe('stage applier: a production version that does not load yet is retried'
     await applier.apply('other', [promoted('v1')]);
     applier.stop();
     expect(applier.pending()).toEqual([]);
+  });
+
+  it('a canary or shadow that does not serve is retried too (production serves meanwhile), with a warning naming it', async () => {
+    const warnings: unknown[] = [];
+    let failuresLeft = 2;
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const applier = createStageApplier({
+      apply: async (model) => {
+        if (failuresLeft-- > 0) throw new VersionsNotServedError(model, ['v3']);
+      },
+      logger: { ...silentLogger, warn: (obj: object) => void warnings.push(obj) },
+      registry,
+      firstDelayMs: 5,
+    });
+    await applier.apply('fraud', [{ kind: 'SHADOW', version: 'v3' }]);
+    expect(applier.pending()).toEqual(['fraud']);
+    await expect.poll(() => applier.pending(), { timeout: 2_000 }).toEqual([]);
+    expect(warnings).toEqual([
+      expect.objectContaining({ model: 'fraud', versions: ['v3'], attempt: 1 }),
+      expect.objectContaining({ model: 'fraud', versions: ['v3'], attempt: 2 }),
+    ]);
+    expect(await registry.getSingleMetricAsString('driftline_model_server_stage_pending')).toMatch(
+      /model="fraud"[^}]*\} 0$/m,
+    );
+    applier.stop();
   });
 });

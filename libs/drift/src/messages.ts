@@ -78,6 +78,8 @@ export interface OutboundPartials {
   readonly partition: number;
   readonly key: string;
   readonly value: Buffer;
+  /** Events the message carries (a partial's; 0 for a `closed` marker). */
+  readonly events: number;
 }
 
 /**
@@ -122,7 +124,7 @@ function windowMessages(
     const partition = routeModel(p.model, mergePartitions);
     listed[partition]!.push({ model: p.model, version: p.version });
     const message: PartialMessage = { type: 'partial', format: PARTIALS_FORMAT, source, ...p };
-    out.push({ partition, key: p.model, value: Buffer.from(JSON.stringify(message)) });
+    out.push({ partition, key: p.model, value: Buffer.from(JSON.stringify(message)), events: p.events });
   }
   for (let partition = 0; partition < mergePartitions; partition++) {
     const marker: ClosedMessage = {
@@ -134,7 +136,12 @@ function windowMessages(
       closedUntil,
       models: listed[partition]!,
     };
-    out.push({ partition, key: `${source.topic}/${source.partition}`, value: Buffer.from(JSON.stringify(marker)) });
+    out.push({
+      partition,
+      key: `${source.topic}/${source.partition}`,
+      value: Buffer.from(JSON.stringify(marker)),
+      events: 0,
+    });
   }
   return out;
 }

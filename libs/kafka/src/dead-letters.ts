@@ -2,6 +2,7 @@ import { DriftlineError, type ErrorCode } from '@driftline/core';
 import { type EventProducer, isTooLarge } from './producer.js';
 import {
   BATCH_OVERHEAD,
+  boundedRuns,
   DEFAULT_MAX_REASON_BYTES,
   type DeadLetter,
   type DeadLetterBounds,
@@ -31,31 +32,6 @@ export const defaultDeadLetterLimits: DeadLetterLimits = {
 
 /** The smallest record budget tried when the DLQ topic refuses even a truncated dead letter. */
 const MIN_RECORD_BYTES = 4 * 1024;
-
-/**
- * Splits items of the given sizes into consecutive runs of at most `maxCount` items and
- * `maxBytes` bytes (an item larger than `maxBytes` alone is a run of its own). Returns [start, end).
- */
-export function boundedRuns(
-  sizes: readonly number[],
-  maxCount: number,
-  maxBytes: number,
-): Array<readonly [number, number]> {
-  const runs: Array<readonly [number, number]> = [];
-  let start = 0;
-  let bytes = 0;
-  for (let i = 0; i < sizes.length; i++) {
-    const size = sizes[i]!;
-    if (i > start && (i - start >= maxCount || bytes + size > maxBytes)) {
-      runs.push([start, i]);
-      start = i;
-      bytes = 0;
-    }
-    bytes += size;
-  }
-  if (sizes.length > start) runs.push([start, sizes.length]);
-  return runs;
-}
 
 /**
  * Sends dead letters in bounded produce requests. A request the broker refuses as too large

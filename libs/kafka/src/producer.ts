@@ -8,7 +8,7 @@ import { type KafkaClient, kafkajsOf } from './client.js';
 import { keyHashPartitioner } from './partitioner.js';
 import { isBrokerUnreachable, ProducerHealth, type ProducerHealthPolicy, producerRetries } from './producer-health.js';
 import { anyBrokerAccepts } from './reachability.js';
-import type { OutboundMessage } from './records.js';
+import { BATCH_OVERHEAD, boundedRuns, messageSize, type OutboundMessage } from './records.js';
 
 export interface EventProducer {
   /**
@@ -19,6 +19,9 @@ export interface EventProducer {
   send(topic: string, messages: readonly OutboundMessage[]): Promise<void>;
   disconnect(): Promise<void>;
 }
+
+/** Default most bytes per produce request: the broker's default `message.max.bytes` (1 MiB). */
+export const MAX_SEND_BYTES = 1_048_576;
 
 const TOO_LARGE_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
 
@@ -49,7 +52,13 @@ export function isTooLarge(error: unknown): boolean {
  */
 export async function createProducer(
   client: KafkaClient,
-  options: { registry?: Registry; compression?: 'none' | 'gzip'; health?: ProducerHealthPolicy } = {},
+  options: {
+    registry?: Registry;
+    compression?: 'none' | 'gzip';
+    health?: ProducerHealthPolicy;
+    /** Most bytes per produce request (default MAX_SEND_BYTES); a larger message goes alone. */
+    maxSendBytes?: number;
+  } = {},
 ): Promise<EventProducer> {
   // Keys hashed with murmur2 like the Java client (kafkajs's DefaultPartitioner, in integer
   // arithmetic), so keys land on the same partitions whoever produces them (co-partitioning of
@@ -117,61 +126,75 @@ export async function createProducer(
       ? undefined
       : counter(options.registry, 'driftline_records_produced_total', 'Records produced, by topic', ['topic']);
   const compression = options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
+  const maxSendBytes = options.maxSendBytes ?? MAX_SEND_BYTES;
   return {
     async send(topic, messages) {
-      if (messages.length === 0) return;
-      const outgoing: Message[] = messages.map((m) => ({
-        key: m.key,
-        value: m.value,
-        ...(m.headers === undefined ? {} : { headers: clientHeaders(m.headers) }),
-        ...(m.timestamp === undefined ? {} : { timestamp: m.timestamp }),
-        ...(m.partition === undefined ? {} : { partition: m.partition }),
-      }));
-      const sendWith = (p: Producer, batch: Message[]) => p.send({ topic, acks: -1, compression, messages: batch });
-      try {
-        const replacement = health.shouldReplace(Date.now());
-        if (replacement === 'replace') replace('sends kept failing with Kafka reachable, or one went unanswered');
-        else if (replacement === 'replace-if-reachable' && (await anyBrokerAccepts(client.brokers)))
-          replace('sends kept failing to connect while a broker accepts connections');
-        if (!connected) {
-          await withDeadline(producer.connect());
-          connected = true;
-        }
-        let unsent = unanswered(topic, outgoing, await withDeadline(sendWith(producer, outgoing)));
-        // kafkajs silently skips messages for an explicit partition its cached metadata does not have
-        // (a topic grown or created a moment ago; the cache lives 5 minutes): send those again through
-        // a producer with fresh metadata, a bounded number of times.
-        for (let attempt = 0; unsent.length > 0 && attempt < STALE_METADATA_ATTEMPTS; attempt++) {
-          if (attempt > 0) await sleep(backoffDelay(adminBackoff, attempt - 1));
-          const fresh = newProducer();
-          try {
-            await withDeadline(fresh.connect());
-            unsent = unanswered(topic, unsent, await withDeadline(sendWith(fresh, unsent)));
-          } finally {
-            await fresh.disconnect().catch(() => {});
-          }
-        }
-        if (unsent.length > 0) {
-          // Only now: right after another process grows a topic, a broker's metadata may still
-          // show the old count, and a refusal read from it would send good records to a DLQ.
-          await refuseMissingPartitions(client, topic, unsent);
-          throw new DriftlineError(
-            'SINK_UNAVAILABLE',
-            `producing to ${topic} failed: partition ${partitionsOf(unsent).join(', ')} not yet in the cluster metadata`,
-            { retriable: true, details: { partitions: partitionsOf(unsent) } },
-          );
-        }
-      } catch (error) {
-        const classified = classifySendError(topic, error);
-        // Only an unavailable Kafka counts against the producer: refused messages are the messages' fault.
-        if (classified.retriable) health.failed(Date.now(), isBrokerUnreachable(error));
-        throw classified;
+      // kafkajs puts everything a send holds for one partition into one record batch, which the
+      // broker refuses whole above the topic's max.message.bytes (MESSAGE_TOO_LARGE): one send of
+      // many small records, each acceptable, was refused for good. Sent in bounded runs, in order.
+      for (const [from, to] of boundedRuns(
+        messages.map(messageSize),
+        Number.POSITIVE_INFINITY,
+        maxSendBytes - BATCH_OVERHEAD,
+      )) {
+        await sendRun(topic, from === 0 && to === messages.length ? messages : messages.slice(from, to));
       }
-      health.succeeded();
-      produced?.inc({ topic }, messages.length);
     },
     disconnect: () => producer.disconnect(),
   };
+
+  async function sendRun(topic: string, messages: readonly OutboundMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const outgoing: Message[] = messages.map((m) => ({
+      key: m.key,
+      value: m.value,
+      ...(m.headers === undefined ? {} : { headers: clientHeaders(m.headers) }),
+      ...(m.timestamp === undefined ? {} : { timestamp: m.timestamp }),
+      ...(m.partition === undefined ? {} : { partition: m.partition }),
+    }));
+    const sendWith = (p: Producer, batch: Message[]) => p.send({ topic, acks: -1, compression, messages: batch });
+    try {
+      const replacement = health.shouldReplace(Date.now());
+      if (replacement === 'replace') replace('sends kept failing with Kafka reachable, or one went unanswered');
+      else if (replacement === 'replace-if-reachable' && (await anyBrokerAccepts(client.brokers)))
+        replace('sends kept failing to connect while a broker accepts connections');
+      if (!connected) {
+        await withDeadline(producer.connect());
+        connected = true;
+      }
+      let unsent = unanswered(topic, outgoing, await withDeadline(sendWith(producer, outgoing)));
+      // kafkajs silently skips messages for an explicit partition its cached metadata does not have
+      // (a topic grown or created a moment ago; the cache lives 5 minutes): send those again through
+      // a producer with fresh metadata, a bounded number of times.
+      for (let attempt = 0; unsent.length > 0 && attempt < STALE_METADATA_ATTEMPTS; attempt++) {
+        if (attempt > 0) await sleep(backoffDelay(adminBackoff, attempt - 1));
+        const fresh = newProducer();
+        try {
+          await withDeadline(fresh.connect());
+          unsent = unanswered(topic, unsent, await withDeadline(sendWith(fresh, unsent)));
+        } finally {
+          await fresh.disconnect().catch(() => {});
+        }
+      }
+      if (unsent.length > 0) {
+        // Only now: right after another process grows a topic, a broker's metadata may still
+        // show the old count, and a refusal read from it would send good records to a DLQ.
+        await refuseMissingPartitions(client, topic, unsent);
+        throw new DriftlineError(
+          'SINK_UNAVAILABLE',
+          `producing to ${topic} failed: partition ${partitionsOf(unsent).join(', ')} not yet in the cluster metadata`,
+          { retriable: true, details: { partitions: partitionsOf(unsent) } },
+        );
+      }
+    } catch (error) {
+      const classified = classifySendError(topic, error);
+      // Only an unavailable Kafka counts against the producer: refused messages are the messages' fault.
+      if (classified.retriable) health.failed(Date.now(), isBrokerUnreachable(error));
+      throw classified;
+    }
+    health.succeeded();
+    produced?.inc({ topic }, messages.length);
+  }
 }
 
 const STALE_METADATA_ATTEMPTS = 5;

@@ -189,3 +189,28 @@ export function deadLetterMessage(
   room -= byteLength(key);
   return { key, value: record.value === null ? null : record.value.subarray(0, room), headers };
 }
+
+/**
+ * Splits items of the given sizes into consecutive runs of at most `maxCount` items and
+ * `maxBytes` bytes (an item larger than `maxBytes` alone is a run of its own). Returns [start, end).
+ */
+export function boundedRuns(
+  sizes: readonly number[],
+  maxCount: number,
+  maxBytes: number,
+): Array<readonly [number, number]> {
+  const runs: Array<readonly [number, number]> = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    const size = sizes[i]!;
+    if (i > start && (i - start >= maxCount || bytes + size > maxBytes)) {
+      runs.push([start, i]);
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (sizes.length > start) runs.push([start, sizes.length]);
+  return runs;
+}

@@ -1,7 +1,8 @@
 import { DriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { boundedRuns, defaultDeadLetterLimits, sendDeadLetters } from '../src/dead-letters.js';
+import { defaultDeadLetterLimits, sendDeadLetters } from '../src/dead-letters.js';
 import {
+  boundedRuns,
   type DeadLetter,
   type DeadLetterBounds,
   DLQ_HEADERS,

@@ -16,7 +16,7 @@ import {
   type WindowSpec,
   windowStartOf,
 } from '@driftline/drift';
-import type { BatchProcessor, DeadLetter, DecodedRecord } from '@driftline/kafka';
+import { type BatchProcessor, type DeadLetter, type DecodedRecord, isolateRejected } from '@driftline/kafka';
 import { EMPTY_EXPECTATIONS, type ExpectationSet, QualityWindows } from '@driftline/quality';
 import type { PredictionEvent } from '@driftline/schemas';
 import type { ProgressStore } from '@driftline/warehouse';
@@ -83,7 +83,26 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
    */
   async function send(entry: PartitionEntry, topic: string, partition: number): Promise<void> {
     if (entry.unsent.length > 0) {
-      await deps.emit(entry.unsent);
+      // A message Kafka refuses as it is (larger than the partials topic's max.message.bytes: a
+      // model with thousands of features) is isolated and left out, loudly: kept, it failed every
+      // later send of the partition, which then dead-lettered every prediction and stalled.
+      const refused = await isolateRejected(entry.unsent, (part) => deps.emit(part));
+      for (const { item, error } of refused) {
+        logger.error(
+          {
+            topic,
+            partition,
+            model: item.key,
+            bytes: item.value.length,
+            events: item.events,
+            code: error.code,
+            reason: error.message,
+          },
+          'drift partials refused by Kafka: their events are left out of the window',
+        );
+        deps.metrics?.partialsDropped.inc({ reason: 'refused' });
+        deps.metrics?.eventsExcluded.inc(item.events);
+      }
       entry.unsent = [];
     }
     if (entry.unsentProgress !== undefined) {

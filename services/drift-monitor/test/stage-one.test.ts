@@ -1,4 +1,11 @@
-import { DEFAULT_EVENT_TIME_BOUNDS, type Logger, PoisonRecordError, SinkUnavailableError } from '@driftline/core';
+import {
+  DEFAULT_EVENT_TIME_BOUNDS,
+  DriftlineError,
+  type Logger,
+  PoisonRecordError,
+  SinkUnavailableError,
+  silentLogger,
+} from '@driftline/core';
 import { decodePartials, type OutboundPartials, type ReferenceSet, referenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
@@ -39,7 +46,14 @@ function items(times: number[], from = 0): DecodedRecord<PredictionEvent>[] {
 
 function setup(
   failures: number,
-  options: { restored?: Progress; now?: number; logger?: Logger; references?: ReferenceCache } = {},
+  options: {
+    restored?: Progress;
+    now?: number;
+    logger?: Logger;
+    references?: ReferenceCache;
+    /** Messages Kafka refuses as they are (too large). */
+    refuse?: (m: OutboundPartials) => boolean;
+  } = {},
 ) {
   const sent: OutboundPartials[] = [];
   const saved: Progress[] = [];
@@ -65,6 +79,8 @@ function setup(
     decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
     emit: async (messages) => {
       if (failing-- > 0) throw new SinkUnavailableError('kafka down');
+      if (options.refuse !== undefined && messages.some(options.refuse))
+        throw new DriftlineError('SINK_REJECTED', 'MESSAGE_TOO_LARGE');
       sent.push(...messages);
     },
   });
@@ -94,6 +110,37 @@ describe('stage-1 processor', () => {
     await processor.process(items([100, 200, 1500]), ctx); // the loop retries the same batch
     const partials = sent.map((m) => decodePartials(m.value)).filter((m) => m.type === 'partial');
     expect(partials.map((p) => (p.type === 'partial' ? [p.windowStart, p.events] : []))).toEqual([[0, 2]]);
+  });
+});
+
+describe('stage-1 processor: partials Kafka refuses', () => {
+  it('leaves a refused partial out, loudly, and goes on: the rest of the flush and later windows are sent', async () => {
+    const errors: Array<{ obj: object; msg: string | undefined }> = [];
+    const logger: Logger = {
+      ...silentLogger,
+      error: (obj, msg) => void errors.push({ obj, msg }),
+      child: () => logger,
+    };
+    const isWindow0Partial = (m: OutboundPartials) => {
+      const decoded = decodePartials(m.value);
+      return decoded.type === 'partial' && decoded.windowStart === 0;
+    };
+    const { processor, sent } = setup(0, { logger, refuse: isWindow0Partial });
+    expect(await processor.process(items([100, 200, 1100]), ctx)).toEqual({ commitOffset: '2' });
+    expect(await processor.process(items([2100], 3), ctx)).toEqual({ commitOffset: '3' });
+    const decoded = sent.map((m) => decodePartials(m.value));
+    // Window 0's closed marker went out (the merge completes the window), its partial did not.
+    expect(decoded.map((d) => [d.type, d.windowStart])).toEqual([
+      ['closed', 0],
+      ['partial', 1000],
+      ['closed', 1000],
+    ]);
+    expect(errors).toEqual([
+      {
+        obj: expect.objectContaining({ model: 'm', events: 2, code: 'SINK_REJECTED' }),
+        msg: 'drift partials refused by Kafka: their events are left out of the window',
+      },
+    ]);
   });
 });
 

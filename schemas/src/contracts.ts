@@ -20,6 +20,8 @@ export interface Contract<T> {
   readonly schema: { readonly type: 'record'; readonly name: string; readonly namespace: string };
   /** Partitioning key. Predictions and labels share prediction_id so the join stays partition-local. */
   readonly key: (value: T) => string;
+  /** Topic configs set when whoever comes first creates the topic (never altered after). */
+  readonly topicConfig?: Readonly<Record<string, string>>;
 }
 
 function contract<T>(c: Contract<T>): Contract<T> {
@@ -62,6 +64,9 @@ export const contracts = {
     defaultTopic: 'models.v1',
     schema: modelEventSchema,
     key: (e) => e.model,
+    // The model-server and the drift-monitor rebuild their stages and promotions from all of it on
+    // every start: kept for good (a few events per model version), not the broker's 7 days.
+    topicConfig: { 'retention.ms': '-1', 'retention.bytes': '-1' },
   }),
 } as const;
 

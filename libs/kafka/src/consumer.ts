@@ -554,6 +554,24 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   };
 }
 
+/**
+ * Waits until the consumer owns partitions and has processed everything written to them (a reader
+ * of a whole topic at start-up: what it rebuilds is complete). False after `timeoutMs`.
+ */
+export async function untilCaughtUp(
+  handle: Pick<ConsumerHandle, 'positions'>,
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const positions = await handle.positions().catch(() => []);
+    if (positions.length > 0 && positions.every((p) => p.caughtUp)) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(intervalMs);
+  }
+}
+
 /** Subscribes, retrying while a topic created a moment ago is not yet in the broker's metadata. */
 export async function subscribe(consumer: Consumer, topic: string, fromBeginning: boolean): Promise<void> {
   for (let attempt = 0; ; attempt++) {

@@ -25,6 +25,7 @@ export {
   type PartitionPosition,
   type ProcessResult,
   startConsumer,
+  untilCaughtUp,
 } from './consumer.js';
 export { type DeadLetterLimits, deadLetterUnsent, type UnsentRecord } from './dead-letters.js';
 export { partitionKey } from './partition-key.js';

@@ -86,6 +86,13 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
   };
   const topicOf = (name: ContractName) => `${common.topicPrefix}${contracts[name].defaultTopic}`;
 
+  /** A contract topic's configs (e.g. models.v1 kept for good) under the spec's own. */
+  const configOf = (s: TopicSpec): Readonly<Record<string, string>> | undefined => {
+    const contract = Object.values(contracts).find((c) => topicOf(c.name as ContractName) === s.topic);
+    if (contract?.topicConfig === undefined) return s.config;
+    return { ...contract.topicConfig, ...s.config };
+  };
+
   async function ensure(specs: readonly TopicSpec[]): Promise<void> {
     const missing = specs.filter((s) => !ensured.has(s.topic));
     if (missing.length > 0) {
@@ -93,6 +100,7 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
         kafkaClient(),
         missing.map((s) => ({
           ...s,
+          ...optional('config', configOf(s)),
           partitions: s.partitions ?? common.topicPartitions,
           ...optional('replicationFactor', s.replicationFactor ?? common.topicReplicationFactor),
           ...optional('minInsyncReplicas', s.minInsyncReplicas ?? common.topicMinInsyncReplicas),

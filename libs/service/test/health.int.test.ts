@@ -98,6 +98,23 @@ describe('health tells the truth about a stuck partition', () => {
     expect(await lagMetric(runner)).toMatch(/\} 0$/m);
   });
 
+  it('models.v1, whoever creates it, keeps its events for good (stages are rebuilt from all of it)', async () => {
+    const prefix = `${uniqueName('retain')}.`;
+    const runner = await startRunner({
+      services: [flakySink(`${prefix}models.v1`, `${prefix}group`, { on: false })],
+      env: {
+        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+        DRIFTLINE_TOPIC_PREFIX: prefix,
+        DRIFTLINE_TOPIC_PARTITIONS: '1',
+        DRIFTLINE_HTTP_PORT: '0',
+      },
+      logger: silentLogger,
+    });
+    cleanup.push(() => runner.stop());
+    const overrides = (await describeTopic(kafkaFor(stack.kafkaBrokers), `${prefix}models.v1`)).overrides;
+    expect([overrides['retention.ms'], overrides['retention.bytes']]).toEqual(['-1', '-1']);
+  });
+
   it('/healthz and /readyz turn 503 naming a service that says it is broken for good', async () => {
     const state = { healthy: true };
     const broken = defineService({

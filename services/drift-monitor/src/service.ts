@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { checkEventTime } from '@driftline/core';
 import { PARTIALS_MAX_BYTES } from '@driftline/drift';
-import type { ConsumerHandle } from '@driftline/kafka';
+import { type ConsumerHandle, untilCaughtUp } from '@driftline/kafka';
 import { contracts, type DriftAlert, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { type DriftConfig, driftEnvShape, toDriftConfig } from './config.js';
@@ -15,6 +15,8 @@ import { stageOneProcessor } from './stage-one.js';
 export const PARTIALS_TOPIC = 'drift.partials.v1';
 /** Large enough for one model's partials, and what the merge stage parses at most (PARTIALS_MAX_BYTES). */
 const PARTIALS_MAX_MESSAGE_BYTES = PARTIALS_MAX_BYTES;
+/** How long stage one waits at start-up for the promotions of models.v1 (read whole on every start). */
+const MODELS_CATCH_UP_MS = 60_000;
 
 export const driftMonitorService = defineService({
   name: 'drift-monitor',
@@ -87,6 +89,15 @@ export const driftMonitorService = defineService({
       }),
     );
 
+    // Stage one resolves versions measured against a promoted reference from what this reader
+    // rebuilt: started before it read models.v1 to its end, their events found no reference, were
+    // counted unreferenced and committed, on every start.
+    if (!(await untilCaughtUp(consumers[0]!, MODELS_CATCH_UP_MS))) {
+      logger.warn(
+        { timeoutMs: MODELS_CATCH_UP_MS },
+        'models.v1 not read to its end in time: starting anyway; versions promoted since may be measured late',
+      );
+    }
     const merge = mergeProcessor({
       driftWindows: warehouse.driftWindows,
       quarantine: warehouse.driftQuarantine,

@@ -194,14 +194,14 @@ export class PartitionWindows {
 
   /**
    * Adds one event read at wall time `now`. The watermark follows event time, but never beyond
-   * `now + WATERMARK_MAX_AHEAD_MS`: one event dated an hour ahead (a producer's clock, a bad
+   * `now + spec.maxAheadMs` (WATERMARK_MAX_AHEAD_MS by default): one event dated an hour ahead (a producer's clock, a bad
    * timestamp; the event-time bound lets it in) would otherwise close every open window and make
    * each on-time event of the next hour late. Such an event still counts, in its own window.
    */
   add(event: WindowedEvent, offset: number, now = Number.POSITIVE_INFINITY): AddOutcome {
     const size = this.spec.sizeMs;
     const t = event.event_time;
-    const advance = Math.min(t, now + WATERMARK_MAX_AHEAD_MS);
+    const advance = Math.min(t, now + (this.spec.maxAheadMs ?? WATERMARK_MAX_AHEAD_MS));
     if (advance > this.maxEventTime) this.maxEventTime = advance;
     const wm = this.maxEventTime - this.spec.latenessMs;
     let start = windowStartOf(t, size);

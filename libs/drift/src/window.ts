@@ -4,6 +4,8 @@ export interface WindowSpec {
   readonly sizeMs: number;
   /** Allowed lateness in ms (>= 0): the watermark trails the largest event time by this much. */
   readonly latenessMs: number;
+  /** How far ahead of wall time an event may move the watermark (default WATERMARK_MAX_AHEAD_MS). */
+  readonly maxAheadMs?: number;
 }
 
 /** Start of the window holding `eventTime` (floor, so negative times work too). */

@@ -180,6 +180,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: '2000',
     DRIFTLINE_DRIFT_WINDOW: '1m',
     DRIFTLINE_DRIFT_ALLOWED_LATENESS: '5s',
+    // Event time runs faster than the clock here: windows close as the simulated time passes them.
+    DRIFTLINE_DRIFT_MAX_AHEAD: '1h',
     DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
     DRIFTLINE_DRIFT_ALERT_SHARE: '0.4',
     DRIFTLINE_RETRAIN_POLICY_FILE: join(dir, 'policy.yaml'),

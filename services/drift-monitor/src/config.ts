@@ -1,5 +1,11 @@
 import { envField } from '@driftline/core';
-import { DEFAULT_THRESHOLDS, type DriftThresholds, type PrimaryMethod, type SequentialConfig } from '@driftline/drift';
+import {
+  DEFAULT_THRESHOLDS,
+  type DriftThresholds,
+  type PrimaryMethod,
+  type SequentialConfig,
+  WATERMARK_MAX_AHEAD_MS,
+} from '@driftline/drift';
 import { expectationsOf, loadFeatureViews } from '@driftline/features';
 import { EMPTY_EXPECTATIONS, type ExpectationSet } from '@driftline/quality';
 import { z } from 'zod';
@@ -25,6 +31,12 @@ export const driftEnvShape = {
   DRIFTLINE_DRIFT_WINDOW: envField.duration(1).default(5 * 60_000),
   /** How far behind the largest event time the watermark trails. */
   DRIFTLINE_DRIFT_ALLOWED_LATENESS: envField.duration().default(60_000),
+  /**
+   * How far ahead of wall time an event may move the watermark (producers' clock skew): one event
+   * dated far ahead must not close every open window. Raise it only for simulated time that runs
+   * faster than the clock (the demo).
+   */
+  DRIFTLINE_DRIFT_MAX_AHEAD: envField.duration().default(WATERMARK_MAX_AHEAD_MS),
   /** Processing time after which a silent source partition no longer blocks the merge. */
   DRIFTLINE_DRIFT_IDLE_TIMEOUT: envField.duration(1).default(10 * 60_000),
   DRIFTLINE_DRIFT_PSI_THRESHOLD: positive(DEFAULT_THRESHOLDS.psi),
@@ -49,6 +61,7 @@ export const driftEnvShape = {
 export interface DriftConfig {
   readonly windowMs: number;
   readonly latenessMs: number;
+  readonly maxAheadMs: number;
   readonly idleTimeoutMs: number;
   readonly thresholds: DriftThresholds;
   readonly primary: PrimaryMethod;
@@ -65,6 +78,7 @@ export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): 
   return {
     windowMs: env.DRIFTLINE_DRIFT_WINDOW,
     latenessMs: env.DRIFTLINE_DRIFT_ALLOWED_LATENESS,
+    maxAheadMs: env.DRIFTLINE_DRIFT_MAX_AHEAD,
     idleTimeoutMs: env.DRIFTLINE_DRIFT_IDLE_TIMEOUT,
     thresholds: {
       psi: env.DRIFTLINE_DRIFT_PSI_THRESHOLD,

@@ -135,7 +135,7 @@ export const driftMonitorService = defineService({
         // The commit is held at the oldest open window until the watermark closes it.
         stallTimeoutMs: ctx.common.stallTimeoutMs + config.windowMs + config.latenessMs,
         processor: stageOneProcessor({
-          spec: { sizeMs: config.windowMs, latenessMs: config.latenessMs },
+          spec: { sizeMs: config.windowMs, latenessMs: config.latenessMs, maxAheadMs: config.maxAheadMs },
           references,
           progress,
           group,

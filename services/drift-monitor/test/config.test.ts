@@ -16,5 +16,7 @@ describe('drift-monitor config', () => {
     expect(toDriftConfig(parseEnv(driftEnvShape, { DRIFTLINE_DRIFT_ALLOWED_LATENESS: '1.5m' })).latenessMs).toBe(
       90_000,
     );
+    expect(toDriftConfig(parseEnv(driftEnvShape, {})).maxAheadMs).toBe(60_000);
+    expect(toDriftConfig(parseEnv(driftEnvShape, { DRIFTLINE_DRIFT_MAX_AHEAD: '1h' })).maxAheadMs).toBe(3_600_000);
   });
 });

@@ -215,7 +215,16 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
   async function drain(deadlineMs: number): Promise<number> {
     const until = Date.now() + deadlineMs;
     while (backlog() > 0 && Date.now() < until) {
-      await (sending ?? kick());
+      // A send in flight is waited for until the deadline only: it may hang up to the producer's
+      // own deadline (60 s), and a stop must not wait that long.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        sending ?? kick(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, Math.max(0, until - Date.now()));
+        }),
+      ]);
+      clearTimeout(timer);
       if (queue.length > 0 && sending === undefined) {
         // A failed send: wait a little before the next attempt.
         await new Promise((r) => setTimeout(r, Math.min(100, flushIntervalMs)));

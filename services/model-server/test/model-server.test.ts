@@ -708,4 +708,23 @@ describe('prediction log', () => {
     expect(lost).toEqual([3]);
     expect(log.ready()).toBe(true); // the in-thread log has no thread to lose
   });
+
+  it('a close waits for a send that hangs only until its deadline, then counts its records lost', async () => {
+    const lost: number[] = [];
+    const log = createPredictionLog({
+      publish: () => new Promise<void>(() => {}), // Kafka never answers
+      maxBuffered: 10,
+      maxWaitMs: 0,
+      flushIntervalMs: 5,
+      maxBatch: 2,
+      deadLetter: noDeadLetters,
+      logger: silentLogger,
+      onLost: (n) => lost.push(n),
+    });
+    await log.append([ev(1), ev(2), ev(3)]);
+    const t0 = Date.now();
+    await log.close(100);
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(lost).toEqual([3]);
+  });
 });

@@ -99,6 +99,7 @@ export class ExpiryScanner {
   private reported = false;
   private heldBy: string | undefined;
   private forgotten = new Set<string>();
+  private positionsFailing = false;
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
@@ -134,7 +135,21 @@ export class ExpiryScanner {
 
   /** The expiry clock after reporting this instance's partitions (see {@link expiryClock}). */
   private async clock(now: number): Promise<ExpiryClock | undefined> {
-    const reports = await this.options.positions();
+    let reports: readonly SourceReport[] = [];
+    try {
+      reports = await this.options.positions();
+      this.positionsFailing = false;
+    } catch (error) {
+      // Kafka not answering: this instance's last reports stand (they hold the clock where it
+      // was) and the pass goes on, so expired rows already in the outbox still reach ClickHouse.
+      if (!this.positionsFailing) {
+        this.options.logger?.warn(
+          { err: (error as Error).message },
+          'partition positions unavailable; expiry uses the last reports',
+        );
+      }
+      this.positionsFailing = true;
+    }
     if (reports.length > 0) {
       await this.store.reportSources(reports, now);
       this.reported = true;

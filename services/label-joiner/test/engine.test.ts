@@ -4,6 +4,7 @@ import {
   PoisonRecordError,
   parseEnv,
   SinkUnavailableError,
+  silentLogger,
 } from '@driftline/core';
 import { InMemoryJoinStore, type JoinConfig, type SourceReport } from '@driftline/join';
 import { createMetricsRegistry } from '@driftline/observability';
@@ -154,6 +155,41 @@ describe('JoinEngine', () => {
     expect(await scanner.pass(63_000)).toBe(1); // caught up: b expires unlabeled, z is not due yet
     expect(sink.joined.map((r) => r.prediction.prediction_id)).toEqual(['a']);
     expect(sink.expired.map((r) => r.prediction.prediction_id)).toEqual(['b']);
+  });
+
+  it('while Kafka cannot say where the partitions are, the pass goes on from the last reports', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    await engine.process([prediction('a', 1_000), prediction('b', 40_000)], 0, 'test/0');
+    let kafkaDown = false;
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (_o: object, msg?: string) => void warnings.push(msg ?? '') };
+    const scanner = new ExpiryScanner(
+      store,
+      decoder,
+      sink,
+      {
+        ...clockOf(config, () => {
+          if (kafkaDown) throw new SinkUnavailableError('kafka down');
+          return [{ source: 'test/0', caughtUp: true }];
+        }),
+        deadLetter: async () => {
+          throw new Error('nothing here may be dead-lettered');
+        },
+        logger,
+      },
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
+    );
+    expect(await scanner.pass(20_000)).toBe(1); // a (deadline 11 s); the report holds at 20 s
+    kafkaDown = true;
+    // The clock stays where the last report left it: b (deadline 50 s) is not due at 60 s.
+    expect(await scanner.pass(60_000)).toBe(0);
+    expect(await scanner.pass(61_000)).toBe(0);
+    expect(warnings).toEqual(['partition positions unavailable; expiry uses the last reports']); // once
+    kafkaDown = false;
+    expect(await scanner.pass(62_000)).toBe(1);
+    expect(sink.expired.map((r) => r.prediction.prediction_id)).toEqual(['a', 'b']);
   });
 
   it('the expiry scanner dead-letters rows it can never write and goes on; an outage acks nothing', async () => {

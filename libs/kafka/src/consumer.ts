@@ -237,6 +237,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     return fresh !== undefined && fresh > BigInt(batchHigh) ? fresh.toString() : batchHigh;
   };
   /** Lag gauges of a topic's owned partitions that had no batch yet, from the group's commits. */
+  /**
+   * Where a partition that had no batch here starts reading: the group's commit, else the start of
+   * the partition for a group that reads from the beginning (undefined: a group that starts at the
+   * end and never committed).
+   */
+  const startOf = (stored: bigint | undefined, low: bigint): bigint | undefined =>
+    stored !== undefined && stored >= 0n ? stored : (options.fromBeginning ?? true) ? low : undefined;
   const observeWaiting = async (topic: string, offsets: Awaited<ReturnType<typeof topicOffsets>>) => {
     const waiting = offsets.filter(
       (o) => owned.has(partitionKey(topic, o.partition)) && !fetched.has(partitionKey(topic, o.partition)),
@@ -244,8 +251,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     if (waiting.length === 0) return;
     const commits = await committedOffsets(options.kafka, groupId, topic);
     for (const o of waiting) {
-      const stored = commits.get(o.partition);
-      const from = stored !== undefined && stored >= 0n ? stored : (options.fromBeginning ?? true) ? o.low : undefined;
+      const from = startOf(commits.get(o.partition), o.low);
       // Unknown (a group that starts at the end and never committed), or a batch came meanwhile.
       if (from === undefined || fetched.has(partitionKey(topic, o.partition))) continue;
       observe(topic, o.partition, from, o.high.toString());
@@ -494,7 +500,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   async function positions(): Promise<PartitionPosition[]> {
     if (!joined || stopping) return [];
     const byTopic = new Map<string, number[]>();
-    for (const { topic, partition } of owned.values()) byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+    for (const { topic, partition } of owned.values()) {
+      const list = byTopic.get(topic);
+      if (list === undefined) byTopic.set(topic, [partition]);
+      else list.push(partition);
+    }
     const out: PartitionPosition[] = [];
     for (const [topic, partitions] of byTopic) {
       const offsets = new Map((await topicOffsets(kafka, topic)).map((o) => [o.partition, o]));
@@ -505,11 +515,9 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         if (o === undefined) continue;
         let next = processedTo.get(key);
         if (next === undefined) {
-          // No batch yet: it starts at the group's commit, else where the group starts reading
-          // (the end, for a group that does not read from the beginning: nothing before is its).
+          // No batch yet: where it starts reading; a group starting at the end has nothing before it.
           commits ??= await committedOffsets(kafka, groupId, topic);
-          const stored = commits.get(partition);
-          next = stored !== undefined && stored >= 0n ? stored : (options.fromBeginning ?? true) ? o.low : o.high;
+          next = startOf(commits.get(partition), o.low) ?? o.high;
         }
         out.push({ topic, partition, caughtUp: !backingOff.has(key) && next >= o.high });
       }

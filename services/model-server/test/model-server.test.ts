@@ -689,12 +689,11 @@ describe('prediction log', () => {
     await log.close();
   });
 
-  it('counts what a close could not send as lost', async () => {
+  /** A log on `publish` holding 3 records, and what its close counts as lost. */
+  async function closingLog(publish: (events: readonly PredictionEvent[]) => Promise<void>) {
     const lost: number[] = [];
     const log = createPredictionLog({
-      publish: async () => {
-        throw new SinkUnavailableError('broker down');
-      },
+      publish,
       maxBuffered: 10,
       maxWaitMs: 0,
       flushIntervalMs: 5,
@@ -704,24 +703,20 @@ describe('prediction log', () => {
       onLost: (n) => lost.push(n),
     });
     await log.append([ev(1), ev(2), ev(3)]);
+    return { log, lost };
+  }
+
+  it('counts what a close could not send as lost', async () => {
+    const { log, lost } = await closingLog(async () => {
+      throw new SinkUnavailableError('broker down');
+    });
     await log.close(30);
     expect(lost).toEqual([3]);
     expect(log.ready()).toBe(true); // the in-thread log has no thread to lose
   });
 
   it('a close waits for a send that hangs only until its deadline, then counts its records lost', async () => {
-    const lost: number[] = [];
-    const log = createPredictionLog({
-      publish: () => new Promise<void>(() => {}), // Kafka never answers
-      maxBuffered: 10,
-      maxWaitMs: 0,
-      flushIntervalMs: 5,
-      maxBatch: 2,
-      deadLetter: noDeadLetters,
-      logger: silentLogger,
-      onLost: (n) => lost.push(n),
-    });
-    await log.append([ev(1), ev(2), ev(3)]);
+    const { log, lost } = await closingLog(() => new Promise<void>(() => {})); // Kafka never answers
     const t0 = Date.now();
     await log.close(100);
     expect(Date.now() - t0).toBeLessThan(1_000);

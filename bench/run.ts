@@ -62,8 +62,8 @@ const benches: BenchEntry[] = [
   {
     name: 'joiner',
     load: async () => {
-      const { benchJoiner } = await import('@driftline/label-joiner/bench');
-      return (endpoints) => benchJoiner(endpoints);
+      const { benchJoiner, benchWindowRecompute } = await import('@driftline/label-joiner/bench');
+      return async (endpoints) => ({ ...(await benchJoiner(endpoints)), ...benchWindowRecompute() });
     },
   },
   {

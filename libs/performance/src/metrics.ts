@@ -79,31 +79,39 @@ export function f1Of(c: Confusion): number | null {
 /**
  * ROC AUC as the Mann-Whitney statistic with tied scores counted one half (equal to sklearn's
  * trapezoidal area under the ROC curve). Null when either class is absent (sklearn raises).
- * Ranks are exact integers or halves, so the sum is exact up to 2^53.
+ * The scores of each class are sorted natively (8 bytes per score; a comparator sort of an index
+ * array took seconds and boxed memory on a window of millions) and walked together: every
+ * positive counts the negatives below it, and half those tied with it. The counts are exact
+ * integers or halves, so the sum is exact up to 2^53.
  */
 export function rocAuc(labels: ArrayLike<number>, scores: ArrayLike<number>): number | null {
   checkLengths(labels, scores, 'roc_auc');
   checkBinary(labels, 'roc_auc');
-  const n = labels.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (scores[a] as number) - (scores[b] as number));
   let positives = 0;
-  let rankSumPositives = 0;
-  for (let i = 0; i < n; ) {
-    let j = i;
-    const s = scores[order[i] as number] as number;
-    while (j + 1 < n && scores[order[j + 1] as number] === s) j++;
-    const averageRank = (i + j + 2) / 2; // ranks are 1-based: (i+1 + j+1) / 2
-    for (let k = i; k <= j; k++) {
-      if (labels[order[k] as number] === 1) {
-        positives++;
-        rankSumPositives += averageRank;
-      }
-    }
-    i = j + 1;
-  }
-  const negatives = n - positives;
+  for (let i = 0; i < labels.length; i++) if (labels[i] === 1) positives++;
+  const negatives = labels.length - positives;
   if (positives === 0 || negatives === 0) return null;
-  return (rankSumPositives - (positives * (positives + 1)) / 2) / (positives * negatives);
+  const pos = new Float64Array(positives);
+  const neg = new Float64Array(negatives);
+  for (let i = 0, p = 0, q = 0; i < labels.length; i++) {
+    if (labels[i] === 1) pos[p++] = scores[i] as number;
+    else neg[q++] = scores[i] as number;
+  }
+  pos.sort();
+  neg.sort();
+  let u = 0;
+  let below = 0; // negatives with a score lower than the current positive's
+  for (let i = 0; i < positives; ) {
+    const s = pos[i] as number;
+    let next = i + 1;
+    while (next < positives && pos[next] === s) next++;
+    while (below < negatives && (neg[below] as number) < s) below++;
+    let tied = below;
+    while (tied < negatives && neg[tied] === s) tied++;
+    u += (next - i) * (below + (tied - below) / 2);
+    i = next;
+  }
+  return u / (positives * negatives);
 }
 
 /** Binary cross-entropy; probabilities clipped to [eps, 1 - eps] as sklearn does. */

@@ -54,15 +54,108 @@ export function boundSegments(counts: ReadonlyMap<string, number>, maxSegments: 
   return (v) => (kept.has(v) ? v : OTHER_SEGMENT);
 }
 
-export interface LabeledPoint {
-  readonly prediction: number;
-  readonly label: number;
-  /** Segment value per declared segment feature, same order as `segmentFeatures`. */
-  readonly segments: readonly string[];
+/**
+ * A window's rows, column by column: the labeled rows' scores and labels, and per segment feature
+ * the segment of every labeled row and the expired rows' counts per segment. About 16 bytes per
+ * labeled row and 4 per row and segment feature (as objects, a row had cost hundreds), so a window
+ * of millions of predictions fits in tens of MB. Built by `WindowColumnsBuilder`.
+ */
+export interface WindowColumns {
+  readonly labeledCount: number;
+  readonly predictions: Float64Array;
+  readonly labels: Float64Array;
+  /** Predictions whose labels never came within the maximum delay. */
+  readonly expiredCount: number;
+  /** One per segment feature, in the order of `segmentFeatures`. */
+  readonly segments: readonly SegmentColumn[];
 }
 
-export interface ExpiredPoint {
-  readonly segments: readonly string[];
+export interface SegmentColumn {
+  /** The distinct segment values; rows refer to them by index. */
+  readonly values: readonly string[];
+  /** The value index of each labeled row. */
+  readonly labeled: Uint32Array;
+  /** Expired rows per value index. */
+  readonly expired: Float64Array;
+}
+
+/** Accumulates a window's rows into `WindowColumns` (arrays grow by doubling). */
+export class WindowColumnsBuilder {
+  private n = 0;
+  private predictions = new Float64Array(64);
+  private labels = new Float64Array(64);
+  private expiredCount = 0;
+  private readonly dictionaries: Array<Map<string, number>>;
+  private readonly labeledIds: Uint32Array[];
+  private readonly expiredBy: number[][];
+
+  constructor(private readonly segmentFeatures: number) {
+    this.dictionaries = Array.from({ length: segmentFeatures }, () => new Map<string, number>());
+    this.labeledIds = Array.from({ length: segmentFeatures }, () => new Uint32Array(64));
+    this.expiredBy = Array.from({ length: segmentFeatures }, () => []);
+  }
+
+  private idOf(feature: number, value: string | undefined): number {
+    const dictionary = this.dictionaries[feature] as Map<string, number>;
+    const v = value ?? MISSING_SEGMENT;
+    let id = dictionary.get(v);
+    if (id === undefined) {
+      id = dictionary.size;
+      dictionary.set(v, id);
+    }
+    return id;
+  }
+
+  /** One labeled row; `segments[f]` is its value of segment feature f (missing: `__missing__`). */
+  addLabeled(prediction: number, label: number, segments: readonly string[]): void {
+    if (this.n === this.predictions.length) {
+      this.predictions = grown(this.predictions);
+      this.labels = grown(this.labels);
+      for (let f = 0; f < this.segmentFeatures; f++) this.labeledIds[f] = grown(this.labeledIds[f] as Uint32Array);
+    }
+    this.predictions[this.n] = prediction;
+    this.labels[this.n] = label;
+    for (let f = 0; f < this.segmentFeatures; f++) {
+      (this.labeledIds[f] as Uint32Array)[this.n] = this.idOf(f, segments[f]);
+    }
+    this.n++;
+  }
+
+  /** `count` expired rows with these segments. */
+  addExpired(segments: readonly string[], count = 1): void {
+    this.expiredCount += count;
+    for (let f = 0; f < this.segmentFeatures; f++) {
+      const id = this.idOf(f, segments[f]);
+      const by = this.expiredBy[f] as number[];
+      by[id] = (by[id] ?? 0) + count;
+    }
+  }
+
+  build(): WindowColumns {
+    return {
+      labeledCount: this.n,
+      predictions: this.predictions.subarray(0, this.n),
+      labels: this.labels.subarray(0, this.n),
+      expiredCount: this.expiredCount,
+      segments: this.dictionaries.map((dictionary, f) => {
+        const expired = new Float64Array(dictionary.size);
+        (this.expiredBy[f] as number[]).forEach((c, id) => {
+          expired[id] = c;
+        });
+        return {
+          values: [...dictionary.keys()],
+          labeled: (this.labeledIds[f] as Uint32Array).subarray(0, this.n),
+          expired,
+        };
+      }),
+    };
+  }
+}
+
+function grown<T extends Float64Array | Uint32Array>(a: T): T {
+  const next = new (a.constructor as new (n: number) => T)(a.length * 2);
+  next.set(a);
+  return next;
 }
 
 export interface WindowInput {
@@ -70,9 +163,7 @@ export interface WindowInput {
   readonly threshold: number;
   readonly segmentFeatures: readonly string[];
   readonly maxSegments: number;
-  readonly labeled: readonly LabeledPoint[];
-  /** Predictions whose labels never came within the maximum delay. */
-  readonly expired: readonly ExpiredPoint[];
+  readonly window: WindowColumns;
   /** Predictions of the window still waiting for a label (window level only). */
   readonly pending: number;
 }
@@ -93,28 +184,30 @@ export interface PerformanceRow {
   readonly metrics: Metrics;
 }
 
+/** The metrics of the labeled rows `rows` (indices into the window's columns; all when undefined). */
 function metricsOf(
   task: Task,
   threshold: number,
-  points: readonly LabeledPoint[],
+  window: WindowColumns,
+  rows: Uint32Array | undefined,
 ): { metrics: Metrics; invalid: number } {
-  const labels: number[] = [];
-  const predictions: number[] = [];
-  let invalid = 0;
-  for (const p of points) {
-    if (task === 'classification' && p.label !== 0 && p.label !== 1) {
-      invalid++;
-      continue;
-    }
-    labels.push(p.label);
-    predictions.push(p.prediction);
+  const n = rows === undefined ? window.labeledCount : rows.length;
+  const labels = new Float64Array(n);
+  const predictions = new Float64Array(n);
+  let kept = 0;
+  for (let k = 0; k < n; k++) {
+    const i = rows === undefined ? k : (rows[k] as number);
+    const label = window.labels[i] as number;
+    if (task === 'classification' && label !== 0 && label !== 1) continue;
+    labels[kept] = label;
+    predictions[kept] = window.predictions[i] as number;
+    kept++;
   }
-  if (labels.length === 0) return { metrics: emptyMetrics(), invalid };
+  const invalid = n - kept;
+  if (kept === 0) return { metrics: emptyMetrics(), invalid };
+  const [y, p] = [labels.subarray(0, kept), predictions.subarray(0, kept)];
   return {
-    metrics:
-      task === 'classification'
-        ? classificationMetrics(labels, predictions, threshold)
-        : regressionMetrics(labels, predictions),
+    metrics: task === 'classification' ? classificationMetrics(y, p, threshold) : regressionMetrics(y, p),
     invalid,
   };
 }
@@ -123,20 +216,21 @@ function row(
   input: WindowInput,
   segmentFeature: string,
   segment: string,
-  labeled: readonly LabeledPoint[],
+  rows: Uint32Array | undefined,
   expired: number,
   pending: number,
 ): PerformanceRow {
-  const predictions = labeled.length + expired + pending;
-  const { metrics, invalid } = metricsOf(input.task, input.threshold, labeled);
+  const labeled = rows === undefined ? input.window.labeledCount : rows.length;
+  const predictions = labeled + expired + pending;
+  const { metrics, invalid } = metricsOf(input.task, input.threshold, input.window, rows);
   return {
     segmentFeature,
     segment,
     predictions,
-    labeled: labeled.length,
+    labeled,
     expired,
     pending,
-    labelCoverage: predictions === 0 ? null : labeled.length / predictions,
+    labelCoverage: predictions === 0 ? null : labeled / predictions,
     invalidLabels: invalid,
     metrics,
   };
@@ -147,27 +241,47 @@ function row(
  * per (bounded) segment value. Pending predictions are only known for the whole window.
  */
 export function computeWindow(input: WindowInput): PerformanceRow[] {
-  const rows = [row(input, '', ALL_SEGMENT, input.labeled, input.expired.length, input.pending)];
+  const w = input.window;
+  const rows = [row(input, '', ALL_SEGMENT, undefined, w.expiredCount, input.pending)];
   input.segmentFeatures.forEach((feature, f) => {
+    const column = w.segments[f];
+    if (column === undefined) {
+      throw new DriftlineError('INTERNAL', `window columns lack segment feature ${feature}`);
+    }
     const counts = new Map<string, number>();
-    const segmentOf = (segments: readonly string[]) => segments[f] ?? MISSING_SEGMENT;
-    for (const p of input.labeled) counts.set(segmentOf(p.segments), (counts.get(segmentOf(p.segments)) ?? 0) + 1);
-    for (const p of input.expired) counts.set(segmentOf(p.segments), (counts.get(segmentOf(p.segments)) ?? 0) + 1);
+    const labeledById = new Float64Array(column.values.length);
+    for (let i = 0; i < w.labeledCount; i++) {
+      const id = column.labeled[i] as number;
+      labeledById[id] = (labeledById[id] as number) + 1;
+    }
+    column.values.forEach((v, id) => {
+      counts.set(v, (labeledById[id] as number) + (column.expired[id] ?? 0));
+    });
     const bucket = boundSegments(counts, input.maxSegments);
-    const labeledBy = new Map<string, LabeledPoint[]>();
-    const expiredBy = new Map<string, number>();
-    for (const p of input.labeled) {
-      const b = bucket(segmentOf(p.segments));
-      const list = labeledBy.get(b);
-      if (list === undefined) labeledBy.set(b, [p]);
-      else list.push(p);
+    const segments = [...new Set(column.values.filter((v) => (counts.get(v) ?? 0) > 0).map(bucket))].sort();
+    const slot = new Map(segments.map((s, k) => [s, k]));
+    const slotOfId = Uint32Array.from(column.values, (v) => slot.get(bucket(v)) ?? 0);
+    // Labeled rows grouped by slot (a counting sort: one index array for every segment).
+    const sizes = new Uint32Array(segments.length + 1);
+    const expired = new Float64Array(segments.length);
+    for (let i = 0; i < w.labeledCount; i++) {
+      const k = (slotOfId[column.labeled[i] as number] as number) + 1;
+      sizes[k] = (sizes[k] as number) + 1;
     }
-    for (const p of input.expired) {
-      const b = bucket(segmentOf(p.segments));
-      expiredBy.set(b, (expiredBy.get(b) ?? 0) + 1);
+    for (let k = 1; k <= segments.length; k++) sizes[k] = (sizes[k] as number) + (sizes[k - 1] as number);
+    const order = new Uint32Array(w.labeledCount);
+    const next = sizes.slice(0, segments.length);
+    for (let i = 0; i < w.labeledCount; i++) {
+      const k = slotOfId[column.labeled[i] as number] as number;
+      order[next[k] as number] = i;
+      next[k] = (next[k] as number) + 1;
     }
-    const segments = [...new Set([...labeledBy.keys(), ...expiredBy.keys()])].sort();
-    for (const s of segments) rows.push(row(input, feature, s, labeledBy.get(s) ?? [], expiredBy.get(s) ?? 0, 0));
+    column.expired.forEach((c, id) => {
+      expired[slotOfId[id] as number] = (expired[slotOfId[id] as number] as number) + c;
+    });
+    segments.forEach((s, k) => {
+      rows.push(row(input, feature, s, order.subarray(sizes[k], sizes[k + 1]), expired[k] as number, 0));
+    });
   });
   return rows;
 }

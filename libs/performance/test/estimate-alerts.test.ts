@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { evaluateBounds, evaluateEstimateBounds, parseBounds, performanceAlertId } from '../src/alerts.js';
 import { estimateCbpe, identityCalibration } from '../src/cbpe.js';
 import { computeWindow } from '../src/windows.js';
+import { windowOf } from './window-of.js';
 
 const estimate = estimateCbpe(
   Array.from({ length: 200 }, (_, i) => (i % 100) / 100),
@@ -25,11 +26,10 @@ describe('alerts on the CBPE estimate and on business metrics', () => {
       threshold: 0.5,
       segmentFeatures: ['c'],
       maxSegments: 5,
-      labeled: [
+      window: windowOf(1, [
         { prediction: 0.9, label: 1, segments: ['a'] },
         { prediction: 0.1, label: 0, segments: ['a'] },
-      ],
-      expired: [],
+      ]),
       pending: 0,
     });
     const business = { value_caught: 1, value_missed: 0, false_alarm_cost: 3, business_net: -2 };

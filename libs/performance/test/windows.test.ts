@@ -11,6 +11,7 @@ import {
   windowKey,
   windowStart,
 } from '../src/index.js';
+import { windowOf } from './window-of.js';
 
 describe('windows', () => {
   it('assigns tumbling windows on event time, also before the epoch', () => {
@@ -51,8 +52,7 @@ describe('windows', () => {
       threshold: 0.5,
       segmentFeatures: ['country'],
       maxSegments: 2,
-      labeled,
-      expired: [{ segments: ['US'] }, { segments: ['IT'] }],
+      window: windowOf(1, labeled, [['US'], ['IT']]),
       pending: 3,
     });
     const all = rows.find((r) => r.segment === ALL_SEGMENT);
@@ -75,11 +75,10 @@ describe('windows', () => {
       threshold: 0.5,
       segmentFeatures: [],
       maxSegments: 10,
-      labeled: [
+      window: windowOf(0, [
         { prediction: 1, label: 2, segments: [] },
         { prediction: 3, label: 2, segments: [] },
-      ],
-      expired: [],
+      ]),
       pending: 0,
     });
     expect(all?.metrics.mae).toBe(1);
@@ -107,8 +106,10 @@ describe('performance alert rules', () => {
       threshold: 0.5,
       segmentFeatures: ['c'],
       maxSegments: 5,
-      labeled: Array.from({ length: 10 }, (_, i) => ({ prediction: 0.9, label: i % 2, segments: ['x'] })),
-      expired: [],
+      window: windowOf(
+        1,
+        Array.from({ length: 10 }, (_, i) => ({ prediction: 0.9, label: i % 2, segments: ['x'] })),
+      ),
       pending: 0,
     });
     const bounds = parseBounds('accuracy<0.8', 'X');

@@ -29,6 +29,12 @@ export interface ClickHouse {
   insert(table: string, rows: ReadonlyArray<object>): Promise<void>;
   /** Runs a SELECT with `{name:Type}` parameters; rows as JSON objects. */
   select<T>(sql: string, params?: QueryParams): Promise<T[]>;
+  /**
+   * Runs a SELECT and hands its rows to `onRows` as they arrive, each row an array of its columns
+   * (JSONCompactEachRow): a large result is never held as one text or one array of objects (a
+   * server's result streams; the embedded engine's comes as one buffer, outside the JS heap).
+   */
+  selectEach(sql: string, params: QueryParams, onRows: (rows: readonly unknown[][]) => void): Promise<void>;
   /** Runs a SELECT and returns its column types too (FORMAT JSON). */
   selectTyped(sql: string, params?: QueryParams): Promise<TypedResult>;
   /** DDL and other statements without a result. */
@@ -128,6 +134,17 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
           abort_signal,
         });
         return result.json<T>();
+      });
+    },
+    selectEach(sql, params, onRows) {
+      return call('query', async (abort_signal) => {
+        const result = await client.query({
+          query: sql,
+          query_params: { ...params },
+          format: 'JSONCompactEachRow',
+          abort_signal,
+        });
+        for await (const rows of result.stream<unknown[]>()) onRows(rows.map((row) => row.json<unknown[]>()));
       });
     },
     selectTyped(sql, params = {}) {

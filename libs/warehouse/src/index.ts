@@ -41,7 +41,6 @@ export {
   type PredictionStore,
   segmentValue,
   type TrainingRow,
-  type WindowData,
 } from './tables/predictions.js';
 export type { ReferenceStore } from './tables/reference-profiles.js';
 export { RETENTION_DAYS } from './tables/retention.js';

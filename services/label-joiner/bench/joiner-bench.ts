@@ -12,6 +12,8 @@ import { contracts, type LabelEvent, type PredictionEvent } from '@driftline/sch
 import { JoinEngine, type JoinerRecord } from '../src/engine.js';
 import { ScoreCounter } from '../src/estimates.js';
 
+export { benchWindowRecompute } from './window-recompute.js';
+
 export interface JoinerBenchEndpoints {
   readonly redisUrl: string;
   readonly schemaRegistryUrl: string;

@@ -316,15 +316,14 @@ export class WindowRecomputer {
     // Pending first: a prediction moving from pending to labeled in between is then counted twice at
     // worst (never lost), and the move marks the window dirty again anyway.
     const pending = await this.store.pendingCount(windowKey(ref));
-    const data = await this.warehouse.predictions.readWindow(ref, o.windowMs, o.segmentFeatures);
+    const window = await this.warehouse.predictions.readWindow(ref, o.windowMs, o.segmentFeatures);
     const task = o.taskOf(ref.model);
     const rows = computeWindow({
       task,
       threshold: o.threshold,
       segmentFeatures: o.segmentFeatures,
       maxSegments: o.maxSegments,
-      labeled: data.labeled,
-      expired: data.expired,
+      window,
       pending,
     });
     const extras =

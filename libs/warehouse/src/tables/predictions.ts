@@ -1,5 +1,5 @@
 import { DriftlineError } from '@driftline/core';
-import { MISSING_SEGMENT, type WindowRef } from '@driftline/performance';
+import { MISSING_SEGMENT, type WindowColumns, WindowColumnsBuilder, type WindowRef } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ClickHouse } from '../client.js';
 import type { Migration } from '../migrate.js';
@@ -107,12 +107,6 @@ export interface ExpiredPredictionRow {
   readonly expiredAt: number;
 }
 
-/** Everything a performance window needs: labeled rows and the expired ones that never got a label. */
-export interface WindowData {
-  readonly labeled: Array<{ prediction: number; label: number; segments: string[] }>;
-  readonly expired: Array<{ segments: string[] }>;
-}
-
 /** A joined row as training reads it; `features` is the JSON text stored at prediction time. */
 export interface TrainingRow {
   readonly predictionId: string;
@@ -125,7 +119,12 @@ export interface TrainingRow {
 export interface PredictionStore {
   insertJoined(rows: readonly JoinedRow[]): Promise<void>;
   insertExpired(rows: readonly ExpiredPredictionRow[]): Promise<void>;
-  readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowData>;
+  /**
+   * A performance window's rows as columns (`WindowColumns`): the labeled rows and the expired ones
+   * that never got a label. The labeled rows stream into the columns; the expired rows are
+   * counted per segment by ClickHouse.
+   */
+  readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowColumns>;
   /**
    * One page of the model's joined rows with from ≤ prediction_time < to, NEWEST first (by
    * (prediction_time, prediction_id) descending), at most `limit`, strictly older than `before`
@@ -179,8 +178,15 @@ function predictionColumns(p: PredictionEvent) {
   };
 }
 
+/** Labeled rows per query of a window's read: each query and its result stay bounded, whatever the window holds. */
+export const WINDOW_PAGE_ROWS = 50_000;
+
 export class ClickHousePredictionStore implements PredictionStore {
-  constructor(private readonly ch: ClickHouse) {}
+  constructor(
+    private readonly ch: ClickHouse,
+    /** Labeled rows per query of readWindow (smaller in tests, to cross pages). */
+    private readonly windowPageRows = WINDOW_PAGE_ROWS,
+  ) {}
 
   insertJoined(rows: readonly JoinedRow[]): Promise<void> {
     return this.ch.insert(
@@ -210,12 +216,13 @@ export class ClickHousePredictionStore implements PredictionStore {
    * Reads the deduplicated tables (FINAL): the labeled rows, and the expired ones that never got a
    * label (a prediction replayed after its tombstone vanished could be in both; the labeled row wins).
    */
-  async readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowData> {
+  async readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowColumns> {
     const params: Record<string, unknown> = {
       model: ref.model,
       version: ref.modelVersion,
       start: ref.windowStart,
       end: ref.windowStart + windowMs,
+      limit: this.windowPageRows,
     };
     const segs = segmentFeatures.map((f, i) => {
       params[`f${i}`] = f;
@@ -226,23 +233,41 @@ export class ClickHousePredictionStore implements PredictionStore {
       AND prediction_time >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')
       AND prediction_time < fromUnixTimestamp64Milli({end:Int64}, 'UTC')`;
     const labeledTable = this.ch.table('labeled_predictions');
-    const labeled = await this.ch.select<{ prediction: number; label: number; segments: string[] }>(
-      `SELECT prediction, label, ${segArray} AS segments FROM ${labeledTable} FINAL WHERE ${where}`,
+    const window = new WindowColumnsBuilder(segmentFeatures.length);
+    // Keyset pages in the table's order, each one bounded query: a window of millions of rows read
+    // at once had held its whole JSON text and an object of hundreds of bytes per row.
+    let after: { t: number; id: string } | undefined;
+    for (;;) {
+      let count = 0;
+      let last: { t: number; id: string } | undefined;
+      await this.ch.selectEach(
+        `SELECT prediction, label, ${segArray}, toUnixTimestamp64Milli(prediction_time), prediction_id
+         FROM ${labeledTable} FINAL WHERE ${where}
+         ${after === undefined ? '' : "AND (prediction_time, prediction_id) > (fromUnixTimestamp64Milli({at:Int64}, 'UTC'), {aid:String})"}
+         ORDER BY prediction_time, prediction_id
+         LIMIT {limit:UInt32}`,
+        after === undefined ? params : { ...params, at: after.t, aid: after.id },
+        (rows) => {
+          for (const [prediction, label, segments, t, id] of rows as Array<
+            [number, number, string[], number, string]
+          >) {
+            window.addLabeled(Number(prediction), Number(label), segments.map(segmentValue));
+            last = { t: Number(t), id };
+          }
+          count += rows.length;
+        },
+      );
+      if (count < this.windowPageRows || last === undefined) break;
+      after = last;
+    }
+    const expired = await this.ch.select<{ segments: string[]; n: number | string }>(
+      `SELECT ${segArray} AS segments, count() AS n FROM ${this.ch.table('unlabeled_predictions')} FINAL
+       WHERE ${where} AND prediction_id NOT IN (SELECT prediction_id FROM ${labeledTable} WHERE ${where})
+       GROUP BY segments`,
       params,
     );
-    const expired = await this.ch.select<{ segments: string[] }>(
-      `SELECT ${segArray} AS segments FROM ${this.ch.table('unlabeled_predictions')} FINAL
-       WHERE ${where} AND prediction_id NOT IN (SELECT prediction_id FROM ${labeledTable} WHERE ${where})`,
-      params,
-    );
-    return {
-      labeled: labeled.map((r) => ({
-        prediction: Number(r.prediction),
-        label: Number(r.label),
-        segments: r.segments.map(segmentValue),
-      })),
-      expired: expired.map((r) => ({ segments: r.segments.map(segmentValue) })),
-    };
+    for (const r of expired) window.addExpired(r.segments.map(segmentValue), Number(r.n));
+    return window.build();
   }
 
   async trainingPage(

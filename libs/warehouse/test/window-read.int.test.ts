@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MISSING_SEGMENT, type WindowColumns } from '@driftline/performance';
+import type { PredictionEvent } from '@driftline/schemas';
+import { describe, expect, it } from 'vitest';
+import { ClickHousePredictionStore, createClickHouse, migrate, migrations } from '../src/index.js';
+import { testClickHouse } from './fixtures/clickhouse.js';
+
+// The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
+const path = mkdtempSync(join(tmpdir(), 'driftline-ch-window-'));
+const database = () => `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+
+/** The window's labeled rows as sorted text lines (prediction, label, segment values), and expired counts per segment. */
+function contentOf(w: WindowColumns): { labeled: string[]; expired: Array<Record<string, number>> } {
+  const labeled = Array.from({ length: w.labeledCount }, (_, i) =>
+    [w.predictions[i], w.labels[i], ...w.segments.map((s) => s.values[s.labeled[i] as number])].join(' '),
+  ).sort();
+  const expired = w.segments.map((s) =>
+    Object.fromEntries(s.values.map((v, id) => [v, s.expired[id] ?? 0]).filter(([, n]) => (n as number) > 0)),
+  );
+  return { labeled, expired };
+}
+
+describe('a performance window read from ClickHouse', () => {
+  it('streams every labeled row of the window once into columns, expired rows counted per segment', async () => {
+    const ch = await createClickHouse(testClickHouse(path, database()));
+    await migrate(ch, migrations);
+    const store = new ClickHousePredictionStore(ch);
+    const t0 = Date.now() - 3_600_000; // recent: inside the tables' retention
+    const start = t0 - (t0 % 60_000);
+    const countries = ['"US"', '"FR"', '1', 'null'];
+    const prediction = (i: number, version = 'v1'): PredictionEvent => ({
+      prediction_id: `p${String(i).padStart(3, '0')}`,
+      model: 'm',
+      model_version: version,
+      entity_id: 'e',
+      // Four rows per millisecond (ties broken by id); rows 40 to 99 fall after the window.
+      event_time: start + Math.floor(i / 4) + (i >= 40 && i < 100 ? 60_000 : 0),
+      // country: a string, a number, null; absent for every fifth row.
+      features: i % 5 === 0 ? { x: i } : { x: i, country: JSON.parse(countries[i % 4] as string) },
+      prediction: (i % 10) / 10,
+      predicted_class: null,
+    });
+    const joined = (i: number, version = 'v1') => ({
+      prediction: prediction(i, version),
+      label: { prediction_id: prediction(i).prediction_id, model: 'm', event_time: start + 50_000, label: i % 2 },
+      joinedAt: start + 50_001,
+    });
+    const rows = Array.from({ length: 44 }, (_, i) => joined(i));
+    await store.insertJoined([...rows, joined(3, 'v2')]);
+    await store.insertJoined(rows.slice(0, 10)); // a replay: FINAL keeps one row each
+    // Expired: p100..p104, and p001, which got its label after all (the labeled row wins).
+    await store.insertExpired(
+      [100, 101, 102, 103, 104, 1].map((i) => ({
+        prediction: prediction(i),
+        deadline: start + 1,
+        expiredAt: start + 2,
+      })),
+    );
+    const got = await store.readWindow({ model: 'm', modelVersion: 'v1', windowStart: start }, 60_000, ['country']);
+    const segment = (i: number) => (i % 5 === 0 ? MISSING_SEGMENT : ['US', 'FR', '1', MISSING_SEGMENT][i % 4]);
+    expect(contentOf(got)).toEqual({
+      labeled: Array.from({ length: 40 }, (_, i) => [(i % 10) / 10, i % 2, segment(i)].join(' ')).sort(),
+      expired: [{ US: 1, FR: 1, '1': 1, [MISSING_SEGMENT]: 2 }], // p100 (no country), p101 … p104
+    });
+    expect(got.expiredCount).toBe(5);
+    await ch.close();
+  });
+});

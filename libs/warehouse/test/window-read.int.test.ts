@@ -23,11 +23,11 @@ function contentOf(w: WindowColumns): { labeled: string[]; expired: Array<Record
   return { labeled, expired };
 }
 
-describe('a performance window read from ClickHouse', () => {
-  it('streams every labeled row of the window once into columns, expired rows counted per segment', async () => {
+describe('a performance window read from ClickHouse in pages', () => {
+  it('reads every labeled row once across pages (ties on time included), expired rows counted per segment', async () => {
     const ch = await createClickHouse(testClickHouse(path, database()));
     await migrate(ch, migrations);
-    const store = new ClickHousePredictionStore(ch);
+    const store = new ClickHousePredictionStore(ch, 7); // pages of 7: the 40 rows cross six pages
     const t0 = Date.now() - 3_600_000; // recent: inside the tables' retention
     const start = t0 - (t0 % 60_000);
     const countries = ['"US"', '"FR"', '1', 'null'];

@@ -80,6 +80,29 @@ export interface OutboundPartials {
   readonly value: Buffer;
   /** Events the message carries (a partial's; 0 for a `closed` marker). */
   readonly events: number;
+  /** A partial's window and (model, version): what its window's markers list. */
+  readonly partial?: { readonly windowStart: number; readonly model: string; readonly version: string };
+  /** A `closed` marker's content: rewritten by `markerWithout` when one of its partials is refused. */
+  readonly marker?: ClosedMessage;
+}
+
+/**
+ * A window's `closed` marker without the partials Kafka refused (`refused`: their outbound
+ * messages): a marker must list exactly the partials sent, or the merge waits for one that never
+ * comes and the window (and every later one of that merge partition) never completes.
+ */
+export function markerWithout(marker: OutboundPartials, refused: readonly OutboundPartials[]): OutboundPartials {
+  const m = marker.marker;
+  if (m === undefined || refused.length === 0) return marker;
+  const gone = new Set(
+    refused.flatMap((r) =>
+      r.partial === undefined ? [] : [JSON.stringify([r.partial.windowStart, r.partial.model, r.partial.version])],
+    ),
+  );
+  const models = m.models.filter((x) => !gone.has(JSON.stringify([m.windowStart, x.model, x.version])));
+  if (models.length === m.models.length) return marker;
+  const next: ClosedMessage = { ...m, models };
+  return { ...marker, value: Buffer.from(JSON.stringify(next)), marker: next };
 }
 
 /**
@@ -124,7 +147,13 @@ function windowMessages(
     const partition = routeModel(p.model, mergePartitions);
     listed[partition]!.push({ model: p.model, version: p.version });
     const message: PartialMessage = { type: 'partial', format: PARTIALS_FORMAT, source, ...p };
-    out.push({ partition, key: p.model, value: Buffer.from(JSON.stringify(message)), events: p.events });
+    out.push({
+      partition,
+      key: p.model,
+      value: Buffer.from(JSON.stringify(message)),
+      events: p.events,
+      partial: { windowStart: window.windowStart, model: p.model, version: p.version },
+    });
   }
   for (let partition = 0; partition < mergePartitions; partition++) {
     const marker: ClosedMessage = {
@@ -141,6 +170,7 @@ function windowMessages(
       key: `${source.topic}/${source.partition}`,
       value: Buffer.from(JSON.stringify(marker)),
       events: 0,
+      marker,
     });
   }
   return out;

@@ -9,6 +9,7 @@ import {
 import {
   type CloseResult,
   flushMessages,
+  markerWithout,
   type OutboundPartials,
   PartitionWindows,
   type RestoredProgress,
@@ -82,11 +83,17 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
    * the progress again but never re-sends partials Kafka already has.
    */
   async function send(entry: PartitionEntry, topic: string, partition: number): Promise<void> {
-    if (entry.unsent.length > 0) {
+    // Window by window (a window's partials, then its markers), each step forgotten once sent.
+    while (entry.unsent.length > 0) {
+      const markerAt = entry.unsent.findIndex((m) => m.marker !== undefined);
+      const end =
+        markerAt < 0 ? entry.unsent.length : entry.unsent.findIndex((m, i) => i > markerAt && m.marker === undefined);
+      const step = entry.unsent.slice(0, end < 0 ? entry.unsent.length : end);
+      const partials = step.filter((m) => m.marker === undefined);
       // A message Kafka refuses as it is (larger than the partials topic's max.message.bytes: a
       // model with thousands of features) is isolated and left out, loudly: kept, it failed every
       // later send of the partition, which then dead-lettered every prediction and stalled.
-      const refused = await isolateRejected(entry.unsent, (part) => deps.emit(part));
+      const refused = await isolateRejected(partials, (part) => deps.emit(part));
       for (const { item, error } of refused) {
         logger.error(
           {
@@ -103,7 +110,19 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
         deps.metrics?.partialsDropped.inc({ reason: 'refused' });
         deps.metrics?.eventsExcluded.inc(item.events);
       }
-      entry.unsent = [];
+      // The window's markers list only what was sent: a marker naming a refused partial made the
+      // merge wait for it for ever, holding every later window of its merge partition.
+      const markers = step
+        .filter((m) => m.marker !== undefined)
+        .map((m) =>
+          markerWithout(
+            m,
+            refused.map((r) => r.item),
+          ),
+        );
+      entry.unsent = [...markers, ...entry.unsent.slice(step.length)];
+      if (markers.length > 0) await deps.emit(markers);
+      entry.unsent = entry.unsent.slice(markers.length);
     }
     if (entry.unsentProgress !== undefined) {
       await deps.progress.save('stage1', deps.group, topic, partition, entry.unsentProgress);

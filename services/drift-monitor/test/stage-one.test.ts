@@ -6,7 +6,7 @@ import {
   SinkUnavailableError,
   silentLogger,
 } from '@driftline/core';
-import { decodePartials, type OutboundPartials, type ReferenceSet, referenceSet } from '@driftline/drift';
+import { decodePartials, MergeState, type OutboundPartials, type ReferenceSet, referenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
@@ -129,12 +129,17 @@ describe('stage-1 processor: partials Kafka refuses', () => {
     expect(await processor.process(items([100, 200, 1100]), ctx)).toEqual({ commitOffset: '2' });
     expect(await processor.process(items([2100], 3), ctx)).toEqual({ commitOffset: '3' });
     const decoded = sent.map((m) => decodePartials(m.value));
-    // Window 0's closed marker went out (the merge completes the window), its partial did not.
-    expect(decoded.map((d) => [d.type, d.windowStart])).toEqual([
-      ['closed', 0],
-      ['partial', 1000],
-      ['closed', 1000],
+    // Window 0's closed marker went out without the refused partial (so the merge completes the
+    // window instead of waiting for it for ever); window 1000's lists its partial.
+    expect(decoded.map((d) => [d.type, d.windowStart, d.type === 'closed' ? d.models.length : d.events])).toEqual([
+      ['closed', 0, 0],
+      ['partial', 1000, 1],
+      ['closed', 1000, 1],
     ]);
+    // What the merge makes of them: both windows complete.
+    const merge = new MergeState({ idleTimeoutMs: 60_000 }, 0);
+    for (const [offset, d] of decoded.entries()) merge.add(d, offset, 1);
+    expect(merge.ready(1).complete.map((w) => w.windowStart)).toEqual([0, 1000]);
     expect(errors).toEqual([
       {
         obj: expect.objectContaining({ model: 'm', events: 2, code: 'SINK_REJECTED' }),

@@ -23,6 +23,8 @@ import { committedLag, ProgressTracker, type Stall } from './stall.js';
 export const DEFAULT_STALL_TIMEOUT_MS = 5 * 60_000;
 /** How often a partition that backs off reads its topic's high watermark for the lag gauge. */
 const LAG_REFRESH_MS = 5_000;
+/** How often the member heartbeats, also while a batch is processed (a tenth of the default session). */
+const HEARTBEAT_INTERVAL_MS = 3_000;
 
 /** What a service plugs into the loop: how to read a record, and how to hand a batch to its sink. */
 export interface BatchProcessor<T> {
@@ -194,7 +196,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   const consumer: Consumer = kafkajsOf(kafka).consumer({
     groupId,
     sessionTimeout: options.sessionTimeoutMs ?? 30_000,
-    heartbeatInterval: 3_000,
+    heartbeatInterval: HEARTBEAT_INTERVAL_MS,
     maxBytesPerPartition: options.maxBytesPerPartition ?? 1_048_576,
     allowAutoTopicCreation: false,
   });
@@ -396,11 +398,27 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     let commitOffset: string | undefined;
     for (let attempt = 0; ; attempt++) {
       if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
+      // kafkajs heartbeats only between batches: a batch whose sink calls outlast the session
+      // timeout (a ClickHouse that hangs to its deadline call after call, a webhook retried for
+      // a minute) had the member evicted, the group rebalancing and the batch redelivered, on
+      // every attempt. This keeps the membership (not the stall check: that waits for progress).
+      const membership = setInterval(() => void payload.heartbeat().catch(() => {}), HEARTBEAT_INTERVAL_MS);
       try {
-        const result = await attemptBatch(batch, () => {
+        const result = await attemptBatch(batch, async () => {
           progress.working(batch.topic, batch.partition, Date.now());
-          return payload.heartbeat();
+          try {
+            await payload.heartbeat();
+          } catch (cause) {
+            // Not the records' fault: kafkajs marks a rebalance non-retriable, and the batch had
+            // been split in halves and dead-lettered record by record as if it were poison.
+            throw new DriftlineError(
+              'SOURCE_UNAVAILABLE',
+              `consumer group ${groupId}: heartbeat failed (a rebalance, or the coordinator is away); the batch is redelivered`,
+              { retriable: true, cause },
+            );
+          }
         });
+        clearInterval(membership);
         const offered = result.commitOffset === undefined ? undefined : BigInt(result.commitOffset);
         if (result.processed) {
           if (offered !== undefined && offered <= BigInt(batch.lastOffset())) heldBack.set(key, offered);
@@ -413,6 +431,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         }
         break;
       } catch (thrown) {
+        clearInterval(membership);
         const error = toDriftlineError(thrown);
         metrics.failed.inc({ topic: batch.topic }, batch.messages.length);
         backingOff.add(key);

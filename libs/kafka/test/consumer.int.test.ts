@@ -305,6 +305,69 @@ describe('consumer loop against real Kafka', () => {
     await eventually(async () => (a.handle.ready() && b.handle.ready() ? true : undefined), 20_000);
   });
 
+  it('a batch processed for longer than the session timeout keeps the membership: processed once, committed', async () => {
+    const topic = uniqueName('long-batch');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await produceNumbered(topic, 10, 1);
+    const group = uniqueName('group');
+    const seen: string[] = [];
+    let calls = 0;
+    await consumer<string>({
+      groupId: group,
+      topics: [topic],
+      sessionTimeoutMs: 6_000, // the broker's minimum
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items) {
+          // The first batch outlasts the session (a sink hanging to its deadline), heartbeating nothing itself.
+          if (calls++ === 0) await new Promise((r) => setTimeout(r, 10_000));
+          seen.push(...items.map((i) => i.value));
+        },
+      },
+    });
+    await eventually(
+      async () => ((await committedOffsets(kafka, group, topic)).get(0) === 10n ? true : undefined),
+      40_000,
+    );
+    // Evicted, the member's commit had failed and the batch came again: v0 twice.
+    expect(seen.filter((v) => v === 'v0')).toEqual(['v0']);
+  }, 60_000);
+
+  it('a heartbeat a processor calls during a rebalance fails retriably: the batch is redelivered, nothing dead-lettered', async () => {
+    const topic = uniqueName('heartbeat-rebalance');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    // The dead-letter topic exists, as services ensure it: a dead letter would land.
+    await ensureTopics(kafka, [
+      { topic, partitions: 2 },
+      { topic: `${topic}.dlq`, partitions: 1 },
+    ]);
+    await produceNumbered(topic, 20, 2);
+    const group = uniqueName('group');
+    const sunk = new Set<string>();
+    let bJoining = false;
+    const processor = (beatUntilRebalanced: boolean) => ({
+      decode: (r: { value: Buffer | null }) => r.value!.toString(),
+      async process(items: ReadonlyArray<{ value: string }>, context: { heartbeat?(): Promise<void> }) {
+        // A processor heartbeating through a long delivery (as the alert router does between retries).
+        for (let i = 0; beatUntilRebalanced && i < 40; i++) {
+          if (bJoining) await context.heartbeat?.();
+          await new Promise((r) => setTimeout(r, 250));
+        }
+        for (const item of items) sunk.add(item.value);
+      },
+    });
+    const a = await consumer<string>({ groupId: group, topics: [topic], processor: processor(true) });
+    await eventually(async () => (a.handle.ready() ? true : undefined));
+    bJoining = true;
+    await consumer<string>({ groupId: group, topics: [topic], processor: processor(false) });
+    await eventually(async () => (sunk.size === 20 ? true : undefined), 45_000);
+    const metrics = await a.registry.metrics();
+    // A's heartbeat failed in the rebalance (the batch counted failed) and nothing went to the DLQ.
+    expect(metrics).toMatch(/^driftline_records_failed_total\{[^}]*\} [1-9]/m);
+    expect(metrics).not.toMatch(/^driftline_records_dlq_total\{[^}]*\} [1-9]/m);
+  }, 60_000);
+
   function spawnConsumer(env: Record<string, string>): {
     child: ChildProcess;
     ready: Promise<void>;

@@ -159,7 +159,9 @@ export function decideForModel(
   const signals = signalsOf(policy.signals, alert, baseline);
   const maxWindowEnd = Math.max(state.maxWindowEnd, alert.window_end);
   const horizon = maxWindowEnd - policy.lateHorizonMs;
-  const windows = mergeWindow(state.windows, alert, signals).filter((w) => w.end > horizon);
+  // The alert's own window stays whatever the horizon (with late_horizon 0 it is the horizon).
+  const own = (w: WindowEntry) => w.start === alert.window_start && w.end === alert.window_end;
+  const windows = mergeWindow(state.windows, alert, signals).filter((w) => w.end > horizon || own(w));
   const next: ModelState = {
     seq: state.seq + 1,
     maxWindowEnd,
@@ -176,7 +178,17 @@ export function decideForModel(
   }
   if (signals.length === 0)
     return hold(next, 'no_signal', `${alert.kind} ${alert.method}=${alert.statistic} carries no configured signal`);
-  const entry = next.windows.find((w) => w.start === alert.window_start && w.end === alert.window_end)!;
+  const entry = next.windows.find(own);
+  if (entry === undefined) {
+    // Pruned: more than MAX_WINDOWS newer windows are remembered. It used to crash decide (a
+    // TypeError, so the alert was dead-lettered and no decision recorded).
+    return hold(
+      next,
+      'too_late',
+      `window ends ${iso(alert.window_end)}, behind the ${MAX_WINDOWS} newest windows`,
+      signals,
+    );
+  }
   const run = runThrough(next.windows, entry, last?.windowEnd ?? Number.NEGATIVE_INFINITY);
   const deciding = run[run.length - 1]!;
   // Cooldown first: while it lasts, operators want to read "cooldown", whatever the streak.

@@ -216,6 +216,29 @@ describe('decide', () => {
     expect(kinds(far)).toEqual(['sustaining', 'too_late']);
   });
 
+  it('late_horizon 0 counts the newest window; an alert behind 512 newer windows is held, not a crash (found by a review)', () => {
+    const strict = parsePolicyText(`
+models:
+  fraud:
+    signals: { share_drifted: 0.3 }
+    sustain: 1
+    late_horizon: 0s
+`);
+    expect(decide(strict, undefined, alert(5)).decision.kind).toBe('fire');
+    // A long horizon remembers at most 512 windows: one older than those, still within the horizon, is pruned.
+    const wide = parsePolicyText(`
+models:
+  fraud:
+    signals: { share_drifted: 0.3 }
+    sustain: 2
+    late_horizon: 30d
+`);
+    let state: ModelState | undefined;
+    for (let w = 1; w <= 600; w++) state = decide(wide, state, alert(w * 2, {}, 'PREDICTION_DRIFT')).state;
+    const late = decide(wide, state, alert(1));
+    expect(late.decision).toMatchObject({ kind: 'hold', reason: 'too_late' });
+  });
+
   it('state is bounded by the horizon', () => {
     const rs = run(Array.from({ length: 400 }, (_, w) => alert(w * 2))); // gaps: never fires
     const st = rs.at(-1)!.state;

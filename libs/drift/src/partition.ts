@@ -67,7 +67,7 @@ export interface CloseResult {
  * 'refused': the event's window already holds {@link MAX_MODEL_VERSIONS_PER_WINDOW} (model,
  * version) pairs and this is a new one (see `refusal`).
  */
-export type AddOutcome = 'added' | 'late' | 'unreferenced' | 'replayed' | 'refused';
+export type AddOutcome = 'added' | 'late' | 'ahead' | 'unreferenced' | 'replayed' | 'refused';
 
 /**
  * Most (model, version) pairs one window of one partition holds. A producer inventing a version
@@ -157,6 +157,8 @@ export class PartitionWindows {
   private announced = Number.NEGATIVE_INFINITY;
   valuesAdded = 0;
   lateEvents = 0;
+  /** Events whose window opens after the clock's horizon (counted with the late ones in partials). */
+  aheadEvents = 0;
   unreferencedEvents = 0;
 
   replayedEvents = 0;
@@ -196,16 +198,22 @@ export class PartitionWindows {
    * Adds one event read at wall time `now`. The watermark follows event time, but never beyond
    * `now + spec.maxAheadMs` (WATERMARK_MAX_AHEAD_MS by default): one event dated an hour ahead (a producer's clock, a bad
    * timestamp; the event-time bound lets it in) would otherwise close every open window and make
-   * each on-time event of the next hour late. Such an event still counts, in its own window.
+   * each on-time event of the next hour late. An event whose own window opens after the window
+   * of that horizon is not summarized (`ahead`): it is counted, like a late one, in the horizon's
+   * window. Kept in its own window, it held the partition's commit until the clock reached it (up
+   * to the event-time bound, an hour by default), past the stall timeout: restarts in a loop.
    */
   add(event: WindowedEvent, offset: number, now = Number.POSITIVE_INFINITY): AddOutcome {
     const size = this.spec.sizeMs;
     const t = event.event_time;
-    const advance = Math.min(t, now + (this.spec.maxAheadMs ?? WATERMARK_MAX_AHEAD_MS));
+    const horizon = now + (this.spec.maxAheadMs ?? WATERMARK_MAX_AHEAD_MS);
+    const advance = Math.min(t, horizon);
     if (advance > this.maxEventTime) this.maxEventTime = advance;
     const wm = this.maxEventTime - this.spec.latenessMs;
     let start = windowStartOf(t, size);
     const late = start + size <= wm;
+    const ahead = Number.isFinite(horizon) && start > windowStartOf(horizon, size);
+    if (ahead) start = windowStartOf(horizon, size);
     const r = this.restored;
     if (late && r !== undefined && offset < r.offset && start + size <= r.closedUntil) {
       // Already emitted by the previous owner (or late back then): not counted twice.
@@ -224,10 +232,11 @@ export class PartitionWindows {
       this.lastRefusedStart = start;
       return 'refused';
     }
-    if (late) {
+    if (late || ahead) {
       state.late++;
-      this.lateEvents++;
-      return 'late';
+      if (ahead) this.aheadEvents++;
+      else this.lateEvents++;
+      return ahead ? 'ahead' : 'late';
     }
     state.events++;
     const { features } = ref;

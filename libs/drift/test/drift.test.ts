@@ -131,16 +131,23 @@ describe('PartitionWindows (stage 1)', () => {
     const p = new PartitionWindows({ sizeMs: size, latenessMs: 0 }, resolve);
     const now = 1_000_000; // in window [900,000, 1,200,000)
     expect(p.add(event(now), 0, now)).toBe('added');
-    // An hour ahead (the event-time bound lets it in): counted, in its own window...
-    expect(p.add(event(now + 3_600_000), 1, now)).toBe('added');
+    // An hour ahead (the event-time bound lets it in): its window opens past the horizon's, so it
+    // is counted ahead in the horizon's window (this one), never summarized...
+    expect(p.add(event(now + 3_600_000), 1, now)).toBe('ahead');
     expect(p.watermark()).toBe(now + WATERMARK_MAX_AHEAD_MS);
-    // ...but the on-time events after it are not late, and the open window stays open.
+    // ...and the on-time events after it are not late, and the open window stays open.
     expect(p.add(event(now + 1_000), 2, now + 1_000)).toBe('added');
     expect(p.closeReady().windows).toEqual([]);
-    expect(p.lateEvents).toBe(0);
-    // Wall time moving on moves the cap with it: the window closes when the clock passes its end.
+    expect([p.lateEvents, p.aheadEvents]).toEqual([0, 1]);
+    // Wall time moving on moves the cap with it: the window closes when the clock passes its end,
+    // and nothing holds the commit an hour ahead (its own window had, past the stall timeout).
     p.add(event(1_200_000), 3, 1_200_000);
-    expect(p.closeReady().windows.map((w) => [w.windowStart, w.partials[0]!.events])).toEqual([[900_000, 2]]);
+    expect(p.closeReady().windows.map((w) => [w.windowStart, w.partials[0]!.events, w.partials[0]!.late])).toEqual([
+      [900_000, 2, 1],
+    ]);
+    expect(p.commitOffset(4)).toBe(3);
+    // Within the horizon's window an event ahead of the clock still counts, in its own window.
+    expect(p.add(event(1_200_000 + WATERMARK_MAX_AHEAD_MS), 4, 1_200_000)).toBe('added');
   });
 
   it('late events exactly at the lateness bound are on time', () => {

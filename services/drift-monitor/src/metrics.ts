@@ -21,7 +21,7 @@ export function driftMetrics(registry: Registry): DriftMetrics {
     events: counter(
       registry,
       'driftline_drift_events_total',
-      'Prediction events by outcome (added, late, unreferenced, replayed)',
+      'Prediction events by outcome (added, late, ahead, unreferenced, replayed, refused)',
       ['outcome'],
     ),
     windowsOpen: gauge(registry, 'driftline_drift_windows_open', 'Open (partition, window) states of stage 1', []),

@@ -177,6 +177,7 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       const before = {
         values: state.valuesAdded,
         late: state.lateEvents,
+        ahead: state.aheadEvents,
         unref: state.unreferencedEvents,
         replayed: state.replayedEvents,
         refused: state.refusedEvents,
@@ -231,12 +232,14 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       const m = deps.metrics;
       if (m !== undefined) {
         const late = state.lateEvents - before.late;
+        const ahead = state.aheadEvents - before.ahead;
         const unref = state.unreferencedEvents - before.unref;
         const replayed = state.replayedEvents - before.replayed;
         const refused = state.refusedEvents - before.refused;
         m.values.inc(state.valuesAdded - before.values);
-        m.events.inc({ outcome: 'added' }, added - late - unref - replayed);
+        m.events.inc({ outcome: 'added' }, added - late - ahead - unref - replayed);
         if (late > 0) m.events.inc({ outcome: 'late' }, late);
+        if (ahead > 0) m.events.inc({ outcome: 'ahead' }, ahead);
         if (unref > 0) m.events.inc({ outcome: 'unreferenced' }, unref);
         if (replayed > 0) m.events.inc({ outcome: 'replayed' }, replayed);
         if (refused > 0) m.events.inc({ outcome: 'refused' }, refused);

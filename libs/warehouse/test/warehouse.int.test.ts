@@ -2,8 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { referenceSet } from '@driftline/drift';
+import { buildNumericProfile } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
 import { chTime, createClickHouse, migrate, migrations, RETENTION_DAYS, warehouseOn } from '../src/index.js';
+import { ClickHouseReferenceStore } from '../src/tables/reference-profiles.js';
 import { serverUrl, testClickHouse } from './fixtures/clickhouse.js';
 
 // The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
@@ -169,6 +172,33 @@ describe('the warehouse on the embedded engine', () => {
     }
     // Times t0+1s … t0+8s of model m: rows 3..26, newest first.
     expect(seen).toEqual(Array.from({ length: 24 }, (_, i) => `p${String(26 - i).padStart(3, '0')}`));
+  });
+
+  it('newest(limit): the latest reference of the pairs saved last, in one bounded query', async () => {
+    const ch = await createClickHouse(testClickHouse(path, database()));
+    await migrate(ch, migrations);
+    let now = 1_700_000_000_000;
+    const store = new ClickHouseReferenceStore(ch, () => now);
+    const profile = buildNumericProfile([1, 2, 3]);
+    const save = async (model: string, version: string) => {
+      now += 1_000;
+      const set = referenceSet(model, version, new Map([[`x-${now}`, profile]]));
+      await store.save(set);
+      return set.referenceId;
+    };
+    await save('m', 'v1');
+    await save('m', 'v2');
+    await save('n', 'v1');
+    const latest = await save('m', 'v1'); // saved again: now the newest pair
+    expect((await store.newest(2)).map((s) => [s.model, s.version, s.referenceId === latest])).toEqual(
+      expect.arrayContaining([
+        ['m', 'v1', true],
+        ['n', 'v1', false],
+      ]),
+    );
+    expect(await store.newest(2)).toHaveLength(2);
+    expect(await store.newest(10)).toHaveLength(3);
+    await ch.close();
   });
 
   it('classifies a rejected row by its ClickHouse code', async () => {

@@ -18,7 +18,7 @@ function memoryReferences(): ReferenceStore & { saved: ReferenceSet[] } {
     },
     latest: async (model, version) => saved.filter((s) => s.model === model && s.version === version).at(-1),
     byId: async (id) => saved.find((s) => s.referenceId === id),
-    all: async () => [...saved],
+    newest: async () => [...saved],
     catalog: async () => saved.map((s) => ({ model: s.model, version: s.version })),
   };
 }

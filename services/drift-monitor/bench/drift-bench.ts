@@ -78,7 +78,7 @@ export function benchStores(ref: ReferenceSet): { store: ReferenceStore; progres
     save: async () => {},
     latest: async () => ref,
     byId: async () => ref,
-    all: async () => [ref],
+    newest: async () => [ref],
     catalog: async () => [{ model: ref.model, version: ref.version }],
   };
   return { store, progress: { load: async () => undefined, save: async () => {} } };

@@ -7,6 +7,8 @@ const SEP = '\u0000';
 export interface ReferenceCacheLimits {
   /** Reference sets held at most (least recently used evicted first; reloaded on demand). */
   readonly maxEntries: number;
+  /** Reference sets loaded at start-up, those saved last (the rest when a batch needs them). */
+  readonly preloadEntries: number;
   /**
    * How long the catalog of (model, version) pairs that have a reference is trusted: an unknown
    * pair is absent without a query until then; after it, one catalog query answers for all pairs.
@@ -19,6 +21,7 @@ export interface ReferenceCacheLimits {
 
 export const DEFAULT_REFERENCE_CACHE_LIMITS: ReferenceCacheLimits = {
   maxEntries: 1_000,
+  preloadEntries: 64,
   // Short: a reference registered just before its traffic (the usual order) must be found at once;
   // a flood of unknown versions still costs at most 4 small queries per second.
   catalogTtlMs: 250,
@@ -93,11 +96,16 @@ export class ReferenceCache {
     return pairs;
   }
 
-  /** Loads every stored reference (up to `maxEntries`); a malformed profile fails here, at start-up, naming the field. */
+  /**
+   * Loads the references saved last (at most `preloadEntries`) and the catalog; a malformed one of
+   * those fails here, at start-up, naming the field. Every other is loaded when a batch needs it.
+   * It loaded every reference ever saved: one per trained version, kept for ever, so each retrain
+   * made every start slower and larger, up to a start that timed out or ran out of memory.
+   */
   async preload(): Promise<number> {
-    const sets = await this.store.all();
-    for (const s of sets) this.put(s);
-    this.catalog = { pairs: new Set(sets.map((s) => s.model + SEP + s.version)), at: this.now() };
+    const sets = await this.store.newest(Math.min(this.limits.preloadEntries, this.limits.maxEntries));
+    for (const s of sets.reverse()) this.put(s); // the newest last: the most recently used
+    await this.refreshCatalog();
     return sets.length;
   }
 

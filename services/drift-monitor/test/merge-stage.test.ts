@@ -36,7 +36,7 @@ const store: ReferenceStore = {
   save: async () => {},
   latest: async (model) => refs.get(model),
   byId: async (id) => [...refs.values()].find((r) => r.referenceId === id),
-  all: async () => [...refs.values()],
+  newest: async () => [...refs.values()],
   catalog: async () => [...refs.values()].map((r) => ({ model: r.model, version: r.version })),
 };
 

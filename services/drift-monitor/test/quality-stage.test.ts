@@ -14,7 +14,7 @@ const store: ReferenceStore = {
   save: async () => {},
   latest: async () => ref,
   byId: async () => ref,
-  all: async () => [ref],
+  newest: async () => [ref],
   catalog: async () => [{ model: 'm', version: 'v1' }],
 };
 const expectations = expectationSet([

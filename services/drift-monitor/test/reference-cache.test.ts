@@ -9,7 +9,7 @@ const refOf = (model: string, version: string): ReferenceSet => referenceSet(mod
 
 /** A store of the given references that counts every query the cache makes. */
 function countingStore(sets: ReferenceSet[]) {
-  const calls = { latest: 0, catalog: 0, all: 0 };
+  const calls = { latest: 0, catalog: 0, newest: 0 };
   const store: ReferenceStore = {
     save: async (s) => {
       sets.push(s);
@@ -19,9 +19,9 @@ function countingStore(sets: ReferenceSet[]) {
       return sets.filter((s) => s.model === model && s.version === version).at(-1);
     },
     byId: async (id) => sets.find((s) => s.referenceId === id),
-    all: async () => {
-      calls.all++;
-      return [...sets];
+    newest: async (limit) => {
+      calls.newest++;
+      return sets.slice(-limit).reverse();
     },
     catalog: async () => {
       calls.catalog++;
@@ -46,7 +46,7 @@ describe('ReferenceCache bounds', () => {
       now += 100; // 20 s in all: within one catalog TTL
     }
     expect(calls.latest).toBe(0); // v1 came with the preload; nothing else exists
-    expect(calls.catalog).toBe(0);
+    expect(calls.catalog).toBe(1); // the preload's
     expect(cache.size).toBe(1);
     expect(cache.resolve('m', 'v1', 0)?.version).toBe('v1');
     expect(cache.resolve('m', 'rnd-3-4', 0)).toBeUndefined();
@@ -71,7 +71,7 @@ describe('ReferenceCache bounds', () => {
       ['x', 'y'],
     ]);
     expect(cache.resolve('m', 'v2', 0)?.version).toBe('v2');
-    expect(calls.catalog).toBe(1);
+    expect(calls.catalog).toBe(2); // the preload's, then one for the three pairs
     expect(calls.latest).toBe(1);
   });
 
@@ -87,6 +87,19 @@ describe('ReferenceCache bounds', () => {
       expect(cache.size).toBeLessThanOrEqual(10);
     }
     expect(calls.latest).toBe(30); // the 20 not kept at start-up, then the 10 they evicted
+  });
+
+  it('start-up loads the references saved last, not every one ever saved; the others on demand', async () => {
+    const sets = Array.from({ length: 5_000 }, (_, i) => refOf('m', `v${i}`)); // a retrain a day for 13 years
+    const { store, calls } = countingStore(sets);
+    const cache = new ReferenceCache(store, () => 0, { preloadEntries: 16 });
+    expect(await cache.preload()).toBe(16);
+    expect(cache.size).toBe(16);
+    expect(cache.resolve('m', 'v4999', 0)?.version).toBe('v4999');
+    expect(calls.latest).toBe(0);
+    await cache.ensure([['m', 'v7']]); // an old version still scored somewhere: in the catalog, loaded now
+    expect(cache.resolve('m', 'v7', 0)?.version).toBe('v7');
+    expect(calls.latest).toBe(1);
   });
 
   it('a version without a reference of its own falls back to the promoted one, reloaded when evicted', async () => {

@@ -24,7 +24,7 @@ const store: ReferenceStore = {
   save: async () => {},
   latest: async (model, version) => (model === 'm' && version === 'v1' ? ref : undefined),
   byId: async () => ref,
-  all: async () => [ref],
+  newest: async () => [ref],
   catalog: async () => [{ model: 'm', version: 'v1' }],
 };
 

@@ -26,8 +26,11 @@ export interface ReferenceStore {
   /** The latest reference of (model, version), or undefined. */
   latest(model: string, version: string): Promise<ReferenceSet | undefined>;
   byId(referenceId: string): Promise<ReferenceSet | undefined>;
-  /** The latest reference of every (model, version); a malformed profile throws ConfigError naming it. */
-  all(): Promise<ReferenceSet[]>;
+  /**
+   * The latest reference of the `limit` (model, version) pairs whose latest was saved last; a
+   * malformed profile throws ConfigError naming it.
+   */
+  newest(limit: number): Promise<ReferenceSet[]>;
   /** Every (model, version) that has a reference: one small query, no profiles. */
   catalog(): Promise<Array<{ model: string; version: string }>>;
 }
@@ -93,7 +96,7 @@ export class ClickHouseReferenceStore implements ReferenceStore {
     );
   }
 
-  private rows(where: string, params: Record<string, string>): Promise<Row[]> {
+  private rows(where: string, params: Readonly<Record<string, unknown>>): Promise<Row[]> {
     return this.ch.select<Row>(
       `SELECT model, version, reference_id, feature, profile FROM ${this.table} FINAL WHERE ${where}
        ORDER BY reference_id, feature`,
@@ -124,11 +127,12 @@ export class ClickHouseReferenceStore implements ReferenceStore {
     );
   }
 
-  async all(): Promise<ReferenceSet[]> {
+  async newest(limit: number): Promise<ReferenceSet[]> {
     return toSets(
       await this.rows(
-        `reference_id IN (SELECT argMax(reference_id, created_at) FROM ${this.table} GROUP BY model, version)`,
-        {},
+        `reference_id IN (SELECT argMax(reference_id, created_at) FROM ${this.table} GROUP BY model, version
+           ORDER BY max(created_at) DESC LIMIT {limit:UInt32})`,
+        { limit },
       ),
     );
   }

@@ -297,7 +297,14 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
       // Check and encode (which validates) the whole call first: an invalid event means nothing is buffered.
       const messages: Pending[] = [];
       for (const [i, value] of values.entries()) {
-        const problem = problemOf(contract, value, now);
+        let problem: string | undefined;
+        try {
+          problem = problemOf(contract, value, now);
+        } catch {
+          // A value of another shape than the type says (untyped JavaScript, parsed JSON): these
+          // checks assume the shape, the encoder below checks it and names the field.
+          problem = undefined;
+        }
         if (problem !== undefined) refuse(i, problem);
         let encoded: Buffer;
         try {

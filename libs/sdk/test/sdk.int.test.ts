@@ -56,6 +56,19 @@ describe('producer SDK against real Kafka and Schema Registry', () => {
         { view: 'profile', entity_id: 42 as unknown as string, features: {} },
       ]),
     ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(/^event \[1\]: .*entity_id/) });
+    // Fields missing altogether (untyped callers): the same error naming the field, not a TypeError.
+    for (const [event, field] of [
+      [{ view: 'profile', entity_id: 'ok' }, /features/],
+      [{ view: 'profile', features: { age: 1 } }, /entity_id/],
+      [{ view: 'profile', entity_id: 'ok', features: null }, /features/],
+    ] as const) {
+      await expect(
+        sdk.publishFeatures(event as unknown as Parameters<typeof sdk.publishFeatures>[0]),
+      ).rejects.toMatchObject({
+        code: 'VALIDATION_FAILED',
+        message: expect.stringMatching(field),
+      });
+    }
     expect(sdk.pending).toBe(before);
     await sdk.close();
     expect(sdk.pending).toBe(0);

@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import { parseCommandArgs } from '../src/args.js';
@@ -121,4 +123,41 @@ describe('report --from/--to: integer epoch milliseconds from 2000 to 2100', () 
       process.env = env;
     }
   });
+});
+
+describe('model stage without --by', () => {
+  // Only root can run a command as a user id with no passwd entry (a container's arbitrary uid).
+  it.skipIf(process.getuid?.() !== 0)(
+    'as a user id with no name: one usage line asking for --by, not an internal error',
+    () => {
+      const env = { ...process.env };
+      delete env.USER;
+      delete env.LOGNAME;
+      const run = spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--conditions=source',
+          'src/main.ts',
+          'model',
+          'stage',
+          '--model',
+          'm',
+          '--version',
+          'v',
+          '--to',
+          'canary',
+          '--share',
+          '0.5',
+        ],
+        { cwd: fileURLToPath(new URL('..', import.meta.url)), uid: 54_321, gid: 54_321, env, encoding: 'utf8' },
+      );
+      expect({ status: run.status, stderr: run.stderr.trim() }).toEqual({
+        status: 2,
+        stderr: expect.stringMatching(/^driftline: --by: is needed here: this user id has no name/),
+      });
+    },
+    30_000,
+  );
 });

@@ -6,6 +6,21 @@ import { parseCommandArgs } from '../args.js';
 
 const STAGES = Object.keys(STAGE_TRANSITIONS) as Stage[];
 
+/**
+ * Who runs the command, for `--by`'s default. A container running as an arbitrary uid (the
+ * Kubernetes and OpenShift norm) has no passwd entry: userInfo() throws there, and the command
+ * failed as an internal error.
+ */
+function osUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    const name = process.env.USER ?? process.env.LOGNAME;
+    if (name !== undefined && name !== '') return name;
+    throw new ConfigError('--by', 'is needed here: this user id has no name (no passwd entry, no USER)');
+  }
+}
+
 export const modelUsage = `usage: driftline model stage --model NAME --version V --to STAGE [options]
 
 Moves a model version to another stage by hand (decided_by operator:<name>), checked against the
@@ -67,7 +82,7 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
   if (!STAGES.includes(to as Stage)) throw new ConfigError('--to', `must be one of ${STAGES.join(', ')}`);
   const share = values.share === undefined ? undefined : Number(values.share);
   if (share !== undefined && !(share > 0 && share <= 1)) throw new ConfigError('--share', 'must be a number in (0, 1]');
-  const operator = values.by ?? userInfo().username;
+  const operator = values.by ?? osUserName();
   if (!/^[A-Za-z0-9._@-]{1,64}$/.test(operator)) throw new ConfigError('--by', 'must be 1-64 of A-Z a-z 0-9 . _ @ -');
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {

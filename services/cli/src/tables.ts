@@ -35,6 +35,23 @@ export function detectFormat(path: string, bytes: Uint8Array): Format {
  */
 export const MAX_TABLE_BYTES = 2 ** 31 - 1;
 
+/**
+ * Most cells (rows × columns) a table may hold: 2 GB as numbers. A Parquet or Arrow file can say
+ * much more than its bytes hold (runs of nulls compress to nothing; a footer can lie), and the
+ * columns were allocated at the size it says: a 535-byte file ended in a V8 out-of-memory abort.
+ */
+export const MAX_TABLE_CELLS = 250_000_000;
+
+function checkCells(path: string, rows: number, columns: number): void {
+  if (rows * columns > MAX_TABLE_CELLS) {
+    throw badInput(
+      path,
+      `${rows.toLocaleString('en-US')} rows × ${columns} columns is more than ${MAX_TABLE_CELLS.toLocaleString('en-US')} cells`,
+      'sample it, or split it by rows or columns',
+    );
+  }
+}
+
 /** `2 GiB` for the default limit, bytes for a smaller one (tests). */
 function limitText(bytes: number): string {
   return bytes >= 2 ** 30 ? `${Math.round(bytes / 2 ** 30)} GiB` : `${bytes} bytes`;
@@ -124,6 +141,7 @@ async function arrowColumns(bytes: Buffer, path: string): Promise<Column[]> {
       error,
     );
   }
+  checkCells(path, table.numRows, table.numCols);
   return table.schema.fields.map((field, i) => {
     const vector = table.getChildAt(i)!;
     const cell = numericCell(arrow, field.type, vector);
@@ -178,7 +196,12 @@ async function parquetColumns(bytes: Buffer, path: string): Promise<Column[]> {
   try {
     const metadata = parquetMetadata(file);
     const rows = Number(metadata.num_rows);
+    const inGroups = metadata.row_groups.reduce((n, g) => n + Number(g.num_rows), 0);
+    if (inGroups !== rows) {
+      throw badInput(path, `its footer says ${rows} rows but its row groups hold ${inGroups}`, 'write it again');
+    }
     const elements = parquetSchema(metadata).children.map((c) => c.element);
+    checkCells(path, rows, elements.length);
     const names = elements.map((e) => e.name);
     const integerTyped = new Set(elements.filter((e) => e.type === 'INT32' || e.type === 'INT64').map((e) => e.name));
     const chunks = new Map<string, Array<{ data: ArrayLike<unknown>; rowStart: number; rowEnd: number }>>();

@@ -189,6 +189,18 @@ describe('errors: one line on stderr, a documented exit code, a stack trace only
       /bad\.parquet: not a readable Parquet file/,
     ],
     [
+      'a Parquet footer saying more rows than its row groups hold (it was an out-of-memory abort)',
+      ['--reference', join(fixtures, 'lying-footer.parquet'), '--current', ok],
+      3,
+      /lying-footer\.parquet: its footer says 2000000000 rows but its row groups hold 7 — /,
+    ],
+    [
+      'an Arrow file of 394 bytes saying 260,000,000 rows (it was an out-of-memory abort)',
+      ['--reference', join(fixtures, 'nulls-260m.arrow'), '--current', ok],
+      3,
+      /nulls-260m\.arrow: 260,000,000 rows × 1 columns is more than 250,000,000 cells — /,
+    ],
+    [
       'a missing option',
       ['--reference', ok],
       2,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 // A model card per version: where it came from (lineage), what it learned on, how it did offline
 // against the version it challenged, how it does live, and every stage it went through with the
 // evidence. Pure: data in (read by @driftline/warehouse), HTML or text out.
@@ -278,6 +279,20 @@ ${section('Lineage', lineage)}
 `;
 }
 
-/** The file name of a version's card, as the report links it (beside the report). */
-export const modelCardFileName = (model: string, version: string): string =>
-  `model-card-${encodeURIComponent(model)}-${encodeURIComponent(version)}.html`;
+/** Longest card file name made of the names themselves (file systems take 255 bytes). */
+const MAX_READABLE_FILE_NAME = 200;
+
+/**
+ * The file name of a version's card, as the report links it (beside the report): the names,
+ * percent-encoded, or, when that is too long for a file system (names take up to 256 characters
+ * each, percent-encoding triples non-ASCII bytes), a hash of them. A longer name made writing the
+ * card fail with ENAMETOOLONG, and with it the whole report.
+ */
+export function modelCardFileName(model: string, version: string): string {
+  const readable = `model-card-${encodeURIComponent(model)}-${encodeURIComponent(version)}.html`;
+  if (readable.length <= MAX_READABLE_FILE_NAME) return readable;
+  return `model-card-${createHash('sha256')
+    .update(JSON.stringify([model, version]))
+    .digest('hex')
+    .slice(0, 32)}.html`;
+}

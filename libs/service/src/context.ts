@@ -30,7 +30,7 @@ export interface SharedResourcesOptions {
 export interface SharedResources {
   /** A context that allows the resources in `needs` only (the runner's own context: every configured one). */
   context(needs: ReadonlySet<ServiceNeed>, logger: Logger, owner: string): ServiceContext;
-  /** Disconnects what was created (nothing else). */
+  /** Stops the consumers services started, then disconnects what was created (nothing else). */
   close(): Promise<void>;
   /** Stalled partitions of every consumer started through a context (lag, no commit for the stall timeout). */
   stalls(): Stall[];
@@ -199,6 +199,11 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
     },
     stalls: () => consumers.flatMap((c) => c.stalls()),
     async close() {
+      // Every consumer a service started, before the producer they dead-letter with: a service
+      // whose start failed after its first consume() (a broker restart during start-up) left
+      // that consumer running, outside health and shutdown, one more on every retried start.
+      // Stopping one already stopped does nothing.
+      for (const c of [...consumers].reverse()) await c.stop().catch(() => {});
       await producer
         .peek()
         ?.then((p) => p.disconnect())

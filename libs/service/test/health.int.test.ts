@@ -1,5 +1,12 @@
 import { SinkUnavailableError, silentLogger } from '@driftline/core';
-import { committedOffsets, createProducer, describeTopic, type KafkaClient, topicOffsets } from '@driftline/kafka';
+import {
+  committedOffsets,
+  createProducer,
+  describeGroup,
+  describeTopic,
+  type KafkaClient,
+  topicOffsets,
+} from '@driftline/kafka';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { defineService, type Runner, type ServiceDefinition, startRunner } from '../src/index.js';
@@ -114,6 +121,43 @@ describe('health tells the truth about a stuck partition', () => {
     const overrides = (await describeTopic(kafkaFor(stack.kafkaBrokers), `${prefix}models.v1`)).overrides;
     expect([overrides['retention.ms'], overrides['retention.bytes']]).toEqual(['-1', '-1']);
   });
+
+  it('a service whose start fails after it started a consumer leaves no member in the group (found by a review)', async () => {
+    const prefix = `${uniqueName('failed-start')}.`;
+    const group = `${prefix}group`;
+    const failing = defineService({
+      name: 'half-started',
+      description: 'starts a consumer, then fails its start',
+      needs: ['kafka'],
+      envShape: {},
+      configure: () => undefined,
+      async start(ctx) {
+        const consumer = await ctx.consume<string>({
+          groupId: group,
+          topics: [`${prefix}in`],
+          processor: { decode: (r) => r.value?.toString() ?? '', async process() {} },
+        });
+        await eventually(async () => (consumer.ready() ? true : undefined));
+        throw new SinkUnavailableError('the second consumer could not start');
+      },
+    }) as unknown as ServiceDefinition<never, unknown>;
+    await expect(
+      startRunner({
+        services: [failing],
+        env: {
+          DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+          DRIFTLINE_TOPIC_PREFIX: prefix,
+          DRIFTLINE_TOPIC_PARTITIONS: '1',
+          DRIFTLINE_HTTP_PORT: '0',
+          // A retriable failure: start-up is retried (every attempt left a consumer behind) until this.
+          DRIFTLINE_STARTUP_TIMEOUT: '15s',
+        },
+        logger: silentLogger,
+      }),
+    ).rejects.toThrow(/could not start/);
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    expect((await describeGroup(kafka, group)).members).toBe(0);
+  }, 60_000);
 
   it('/healthz and /readyz turn 503 naming a service that says it is broken for good', async () => {
     const state = { healthy: true };

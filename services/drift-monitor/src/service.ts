@@ -141,6 +141,7 @@ export const driftMonitorService = defineService({
           group,
           sourceTopic: predictionsTopic,
           sourcePartitions,
+          currentSourcePartitions: () => ctx.partitionCount(predictionsTopic),
           mergePartitions,
           metrics,
           eventTime: ctx.common.eventTime,

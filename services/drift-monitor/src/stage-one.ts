@@ -1,5 +1,6 @@
 import {
   checkEventTime,
+  DriftlineError,
   type EventTimeBounds,
   type Logger,
   modelNameProblem,
@@ -31,7 +32,13 @@ export interface StageOneDeps {
   readonly progress: ProgressStore;
   readonly group: string;
   readonly sourceTopic: string;
+  /** The source topic's partition count at start-up. */
   readonly sourcePartitions: number;
+  /**
+   * Reads the source topic's partition count again: called when a batch comes from a partition at
+   * or past the count known (the topic grew after start-up, as the README's scaling allows).
+   */
+  readonly currentSourcePartitions?: () => Promise<number>;
   readonly mergePartitions: number;
   /** Sends the partials of a flush; resolves once Kafka has them (acks=all). */
   readonly emit: (messages: readonly OutboundPartials[]) => Promise<void>;
@@ -70,6 +77,7 @@ interface PartitionEntry {
 export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<PredictionEvent> & { openWindows(): number } {
   const states = new Map<number, PartitionEntry>();
   const now = deps.now ?? Date.now;
+  let sourcePartitions = deps.sourcePartitions;
   const logger = deps.logger ?? silentLogger;
   const resolve = (m: string, v: string, w: number) => deps.references.resolve(m, v, w);
   const openWindows = () => {
@@ -141,6 +149,20 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
     async process(items: ReadonlyArray<DecodedRecord<PredictionEvent>>, ctx) {
       const last = items[items.length - 1];
       if (last === undefined) return;
+      if (ctx.partition >= sourcePartitions) {
+        // The topic grew after start-up. Partials naming the old count were refused by the merge
+        // stage as malformed (partition ≥ partitions): dead-lettered, their events lost, and the
+        // merge waited for the new partitions' markers until the idle timeout, window after window.
+        sourcePartitions = Math.max(sourcePartitions, (await deps.currentSourcePartitions?.()) ?? 0);
+        if (ctx.partition >= sourcePartitions) {
+          throw new DriftlineError(
+            'SOURCE_UNAVAILABLE',
+            `${ctx.topic}: partition ${ctx.partition} is not in the topic's metadata yet (${sourcePartitions} partitions)`,
+            { retriable: true },
+          );
+        }
+        logger.info({ topic: ctx.topic, partitions: sourcePartitions }, 'source topic has more partitions now');
+      }
       let entry = states.get(ctx.partition);
       if (entry === undefined) {
         const loaded = await deps.progress.load('stage1', deps.group, ctx.topic, ctx.partition);
@@ -219,7 +241,7 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       const next = Number(last.record.offset) + 1;
       const flush = withQuality(state.closeReady(), entry.quality);
       const messages = flushMessages(
-        { topic: ctx.topic, partition: ctx.partition, partitions: deps.sourcePartitions },
+        { topic: ctx.topic, partition: ctx.partition, partitions: sourcePartitions },
         flush,
         deps.spec.sizeMs,
         deps.mergePartitions,

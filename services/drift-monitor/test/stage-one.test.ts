@@ -256,6 +256,38 @@ describe('stage-1 processor: a ClickHouse outage while recording progress', () =
   });
 });
 
+describe('stage-1 processor: the source topic grew after start-up', () => {
+  it('a batch of a new partition re-reads the count: its partials name the new count, which the merge accepts', async () => {
+    const sent: OutboundPartials[] = [];
+    let reads = 0;
+    const processor = stageOneProcessor({
+      spec: { sizeMs: 1000, latenessMs: 0 },
+      references: new ReferenceCache(store),
+      progress: { load: async () => undefined, save: async () => {} },
+      group: 'g',
+      sourceTopic: 'p',
+      sourcePartitions: 2, // at start-up
+      currentSourcePartitions: async () => {
+        reads++;
+        return 4; // the operator added two
+      },
+      mergePartitions: 1,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
+      emit: async (messages) => {
+        sent.push(...messages);
+      },
+    });
+    await processor.process(items([100, 1100]), { ...ctx, partition: 3 });
+    await processor.process(items([2100], 2), { ...ctx, partition: 3 });
+    expect(reads).toBe(1); // once, not per batch
+    // decodePartials is the merge stage's check (it refused partition 3 of 2 as malformed).
+    const decoded = sent.map((m) => decodePartials(m.value));
+    expect(decoded.length).toBeGreaterThan(0);
+    expect(decoded.every((d) => d.source.partition === 3 && d.source.partitions === 4)).toBe(true);
+  });
+});
+
 describe('stage-1 processor: a flood of model versions', () => {
   it('dead-letters the events of pairs past the bound per window; the window still closes for every model in it', async () => {
     // v1 promoted: a version without a reference of its own is measured against v1's.

@@ -72,6 +72,8 @@ export class MergeState {
   private readonly frontier = new Map<number, number>();
   private readonly recent = new Map<number, ReadonlySet<number>>();
   private completedUpTo: number;
+  /** What was completed before this state existed (restored): its sources are unknown here. */
+  private readonly restoredUpTo: number;
 
   /**
    * `completedUpTo`: the last window start this partition completed durably before (restored
@@ -84,6 +86,7 @@ export class MergeState {
     completedUpTo = Number.NEGATIVE_INFINITY,
   ) {
     this.completedUpTo = completedUpTo;
+    this.restoredUpTo = completedUpTo;
     this.lastAny = startedAt;
   }
 
@@ -109,7 +112,14 @@ export class MergeState {
       this.frontier.set(source, message.closedUntil);
     }
     if (message.windowStart <= this.completedUpTo) {
-      return this.recent.get(message.windowStart)?.has(source) === true ? 'duplicate' : 'after_completion';
+      const reported = this.recent.get(message.windowStart);
+      if (reported?.has(source) === true) return 'duplicate';
+      // Completed before a restart or rebalance: the commit sits below windows completed already
+      // (sources close windows at different times), so their partials come again. Which sources
+      // reported is not stored: a replay, not a loss (reported as one, it raised a false alarm
+      // of excluded events on every restart).
+      if (reported === undefined && message.windowStart <= this.restoredUpTo) return 'duplicate';
+      return 'after_completion';
     }
     let w = this.pending.get(message.windowStart);
     if (w === undefined) {

@@ -45,19 +45,27 @@ function alertJson({ alert: a, severity }: RoutedAlert) {
 }
 
 /**
- * The generic JSON body (`version: 1`): the group, every alert id, and up to 50 alerts in full —
- * fewer when the body would pass MAX_JSON_BODY_CHARS (at least one is always shown).
+ * The generic JSON body (`version: 1`): the group, the alert ids, and up to 50 alerts in full —
+ * fewer when the body would pass MAX_JSON_BODY_CHARS (at least one is always shown). Past that,
+ * the ids too are cut (`alert_ids_omitted`): a digest of thousands of alerts after an outage listed
+ * every id, passed the bound (105,205 characters for 2,991 alerts) and a receiver's 413 failed them all.
  */
 export function renderJson(message: AlertMessage, receiver: string) {
-  let body = jsonBody(message, receiver, MAX_DETAILED_ALERTS.json);
-  for (let n = body.alerts.length; n > 1 && JSON.stringify(body).length > MAX_JSON_BODY_CHARS; ) {
+  const all = message.alerts.length;
+  let body = jsonBody(message, receiver, MAX_DETAILED_ALERTS.json, all);
+  const tooLong = () => JSON.stringify(body).length > MAX_JSON_BODY_CHARS;
+  for (let n = body.alerts.length; n > 1 && tooLong(); ) {
     n = Math.max(1, Math.floor(n / 2));
-    body = jsonBody(message, receiver, n);
+    body = jsonBody(message, receiver, n, all);
+  }
+  for (let ids = all; ids > 0 && tooLong(); ) {
+    ids = Math.floor(ids / 2);
+    body = jsonBody(message, receiver, body.alerts.length, ids);
   }
   return body;
 }
 
-function jsonBody(message: AlertMessage, receiver: string, detailed: number) {
+function jsonBody(message: AlertMessage, receiver: string, detailed: number, ids: number) {
   const shown = message.alerts.slice(0, detailed);
   return {
     version: 1,
@@ -67,7 +75,8 @@ function jsonBody(message: AlertMessage, receiver: string, detailed: number) {
     kind: message.kind ?? null,
     severity: message.severity,
     count: message.alerts.length,
-    alert_ids: message.alerts.map((a) => a.alert.alert_id),
+    alert_ids: message.alerts.slice(0, ids).map((a) => a.alert.alert_id),
+    alert_ids_omitted: message.alerts.length - ids,
     alerts: shown.map(alertJson),
     omitted: message.alerts.length - shown.length,
   };

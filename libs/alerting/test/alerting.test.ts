@@ -240,6 +240,7 @@ describe('bodies', () => {
       omitted: 10,
     });
     expect(body.alert_ids).toHaveLength(60);
+    expect(body.alert_ids_omitted).toBe(0);
     expect(body.alerts).toHaveLength(50);
     expect(body.alerts[0]).toMatchObject({
       alert_id: 'id0',
@@ -264,6 +265,21 @@ describe('bodies', () => {
     expect(body.omitted).toBe(50 - body.alerts.length);
     expect(body.alerts.length).toBeGreaterThanOrEqual(1);
     expect(renderJson(group, 'team').alerts[0]).not.toHaveProperty('evidence_truncated');
+  });
+
+  it('generic JSON: a digest of thousands of alerts stays within the bound, its ids cut and counted (found by a review)', () => {
+    const digest = groupAlerts(
+      Array.from({ length: 3_000 }, (_, i) =>
+        routed(alert({ alert_id: `digest-${String(i).padStart(6, '0')}-${'x'.repeat(24)}` })),
+      ),
+      60_000,
+    )[0]!;
+    const body = renderJson(digest, 'team');
+    expect(JSON.stringify(body).length).toBeLessThanOrEqual(MAX_JSON_BODY_CHARS); // 105,205 for 2,991 before
+    expect(body.count).toBe(3_000);
+    expect(body.alert_ids.length + body.alert_ids_omitted).toBe(3_000);
+    expect(body.alert_ids.length).toBeGreaterThan(0);
+    expect(body.alert_ids[0]).toBe(body.alerts[0]!.alert_id); // the first ones, in order
   });
 
   it('Slack: a model name cannot ping a channel or hide a link in the notification text', () => {

@@ -191,6 +191,10 @@ export function selectServices<T extends { name: string }>(all: readonly T[], na
     .split(',')
     .map((n) => n.trim())
     .filter(Boolean);
+  if (wanted.length === 0) {
+    // `,` or `, ,`: no name at all. It ran no service, for ever, looking healthy.
+    throw new ConfigError('DRIFTLINE_SERVICES', `names no service (known: ${all.map((s) => s.name).join(', ')})`);
+  }
   const unknown = wanted.filter((n) => !all.some((s) => s.name === n));
   if (unknown.length > 0) {
     throw new ConfigError(

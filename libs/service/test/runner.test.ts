@@ -25,5 +25,8 @@ describe('runner configuration', () => {
     expect(selectServices(all, 'b')).toEqual([{ name: 'b' }]);
     expect(() => selectServices(all, 'b,c')).toThrow(ConfigError);
     expect(() => selectServices(all, 'c')).toThrow(/^DRIFTLINE_SERVICES: unknown service c/);
+    // A list of no names ran nothing for ever (found by a review).
+    for (const names of [',', ' , ,'])
+      expect(() => selectServices(all, names)).toThrow(/^DRIFTLINE_SERVICES: names no service \(known: a, b\)/);
   });
 });

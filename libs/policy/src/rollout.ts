@@ -16,7 +16,7 @@ import {
   parseRollbackPolicy,
   type RollbackPolicy,
 } from './comparison-config.js';
-import { canTransition, type Stage, transition } from './stages.js';
+import { canTransition, isStage, type Stage, transition } from './stages.js';
 
 /**
  * The rollout of model versions, decided from recorded transitions and labelled pairs alone:
@@ -186,12 +186,29 @@ const TERMINAL: ReadonlySet<Stage> = new Set(['retired', 'rolled_back', 'rejecte
  * recorded (direct rollout) or for a version never recorded (registered outside the controller);
  * otherwise only in production (the implicit production too: the version a shadow was gated against).
  */
-export function servesProduction(history: readonly TransitionFact[], version: string): boolean {
+export function servesProduction(transitions: readonly TransitionFact[], version: string): boolean {
+  const history = usableTransitions(transitions);
   if (history.length === 0) return true;
   const view = viewOf(history);
   const recorded = view.versions.get(version);
   if (recorded === undefined) return true;
   return recorded.stage === 'production';
+}
+
+/**
+ * The recorded transitions a view can use: a row whose time is not epoch ms or whose stage is none
+ * of ours (written by hand, or by a bug) is left out. The model-controller said so and went on; the
+ * retrain-trigger, reading the same rows, took a hand-written `Production` as a stage and held every
+ * alert of the model as not serving.
+ */
+export function usableTransitions<T extends TransitionFact>(recorded: readonly T[]): T[] {
+  return recorded.filter(
+    (t) =>
+      Number.isSafeInteger(t.at) &&
+      t.at >= 0 &&
+      isStage(t.to_stage) &&
+      (t.from_stage === null || isStage(t.from_stage)),
+  );
 }
 
 export function viewOf(history: readonly TransitionFact[]): ModelView {

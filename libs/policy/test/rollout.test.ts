@@ -13,8 +13,10 @@ import {
   planKey,
   type RolloutPolicy,
   rolloutPolicyFor,
+  servesProduction,
   type TransitionFact,
   tickModel,
+  usableTransitions,
   viewOf,
 } from '../src/index.js';
 
@@ -144,6 +146,23 @@ describe('the view of recorded transitions', () => {
     expect(comparisonsOf(viewOf([fact('v2', null, 'candidate', T0), fact('v2', 'candidate', 'shadow', T0)]))).toEqual(
       [],
     );
+  });
+});
+
+describe('servesProduction (the retrain-trigger asks it of every alert)', () => {
+  it('a row written by hand with a stage none of ours is left out, as the model-controller leaves it out (found by a review)', () => {
+    const history = [fact('v1', null, 'production', T0), fact('v2', null, 'candidate', T0 + 1)];
+    const handWritten = {
+      ...fact('v9', null, 'production', T0 + 2),
+      to_stage: 'Production',
+    } as unknown as TransitionFact;
+    const badTime = fact('v8', null, 'production', 1.5);
+    expect(usableTransitions([...history, handWritten, badTime])).toEqual(history);
+    // v9's only row is not ours: v9 is as unknown as to the controller, so its alerts count (they
+    // were held as not_serving: the row's stage is not 'production').
+    expect(servesProduction([...history, handWritten, badTime], 'v9')).toBe(true);
+    expect(servesProduction([...history, handWritten], 'v1')).toBe(true);
+    expect(servesProduction([...history, handWritten], 'v2')).toBe(false);
   });
 });
 

@@ -3,13 +3,13 @@ import { counter, gauge, type Registry } from '@driftline/observability';
 import {
   type ComparisonPlan,
   comparisonsOf,
-  isStage,
   type PairInput,
   planKey,
   type RolloutPolicies,
   rolloutPolicyFor,
   tickModel,
   transitionEvent,
+  usableTransitions,
   viewOf,
 } from '@driftline/policy';
 import type { ModelEvent } from '@driftline/schemas';
@@ -153,13 +153,7 @@ export class ModelController {
     // A row whose time is not epoch ms or whose stage is none of ours (written by hand, or by a
     // bug) would fail this model's every tick (the stage: no models.v1 kind to publish it under,
     // so no comparison, no rollback ever ran again): it is left out, and said once.
-    const history = recorded.filter(
-      (t) =>
-        Number.isSafeInteger(t.at) &&
-        t.at >= 0 &&
-        isStage(t.to_stage) &&
-        (t.from_stage === null || isStage(t.from_stage)),
-    );
+    const history = usableTransitions(recorded);
     if (history.length < recorded.length && !this.badRows.has(model)) {
       this.badRows.add(model);
       deps.logger.warn(

@@ -45,7 +45,7 @@ export type BusinessMetricName = (typeof BUSINESS_METRICS)[number];
  * in the confusion counts. Null without labeled points, or when none carried a value and no
  * false-alarm cost is configured: nothing is known about money then, and 0 would read as "no loss".
  */
-export function businessOutcome(points: readonly ValuedPoint[], options: BusinessOptions): BusinessOutcome | null {
+export function businessOutcome(points: Iterable<ValuedPoint>, options: BusinessOptions): BusinessOutcome | null {
   const cost = options.falseAlarmCost;
   if (cost !== undefined && !(Number.isFinite(cost) && cost >= 0)) {
     throw new DriftlineError('VALIDATION_FAILED', `false alarm cost must be a finite number >= 0 (got ${cost})`);

@@ -59,6 +59,7 @@ export {
   type PerformanceRow,
   parseWindowKey,
   type SegmentColumn,
+  valuedPoints,
   type WindowColumns,
   WindowColumnsBuilder,
   type WindowInput,

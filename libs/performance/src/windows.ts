@@ -1,4 +1,5 @@
 import { DriftlineError } from '@driftline/core';
+import type { ValuedPoint } from './business.js';
 import { classificationMetrics, emptyMetrics, type Metrics, regressionMetrics, type Task } from './metrics.js';
 
 /** Start of the tumbling window of size `sizeMs` containing `timeMs` (aligned to the epoch). */
@@ -57,13 +58,16 @@ export function boundSegments(counts: ReadonlyMap<string, number>, maxSegments: 
 /**
  * A window's rows, column by column: the labeled rows' scores and labels, and per segment feature
  * the segment of every labeled row and the expired rows' counts per segment. About 16 bytes per
- * labeled row and 4 per row and segment feature (as objects, a row had cost hundreds), so a window
- * of millions of predictions fits in tens of MB. Built by `WindowColumnsBuilder`.
+ * labeled row (24 with the label's business value) and 4 per row and segment feature (as objects, a
+ * row had cost hundreds), so a window of millions of predictions fits in tens of MB. Built by
+ * `WindowColumnsBuilder`.
  */
 export interface WindowColumns {
   readonly labeledCount: number;
   readonly predictions: Float64Array;
   readonly labels: Float64Array;
+  /** The business value each label carried (labels.v1 `value`); NaN when none. */
+  readonly values: Float64Array;
   /** Predictions whose labels never came within the maximum delay. */
   readonly expiredCount: number;
   /** One per segment feature, in the order of `segmentFeatures`. */
@@ -84,6 +88,7 @@ export class WindowColumnsBuilder {
   private n = 0;
   private predictions = new Float64Array(64);
   private labels = new Float64Array(64);
+  private values = new Float64Array(64);
   private expiredCount = 0;
   private readonly dictionaries: Array<Map<string, number>>;
   private readonly labeledIds: Uint32Array[];
@@ -106,15 +111,20 @@ export class WindowColumnsBuilder {
     return id;
   }
 
-  /** One labeled row; `segments[f]` is its value of segment feature f (missing: `__missing__`). */
-  addLabeled(prediction: number, label: number, segments: readonly string[]): void {
+  /**
+   * One labeled row; `segments[f]` is its value of segment feature f (missing: `__missing__`),
+   * `value` the business value its label carried (null or undefined: none).
+   */
+  addLabeled(prediction: number, label: number, segments: readonly string[], value?: number | null): void {
     if (this.n === this.predictions.length) {
       this.predictions = grown(this.predictions);
       this.labels = grown(this.labels);
+      this.values = grown(this.values);
       for (let f = 0; f < this.segmentFeatures; f++) this.labeledIds[f] = grown(this.labeledIds[f] as Uint32Array);
     }
     this.predictions[this.n] = prediction;
     this.labels[this.n] = label;
+    this.values[this.n] = value ?? Number.NaN;
     for (let f = 0; f < this.segmentFeatures; f++) {
       (this.labeledIds[f] as Uint32Array)[this.n] = this.idOf(f, segments[f]);
     }
@@ -136,6 +146,7 @@ export class WindowColumnsBuilder {
       labeledCount: this.n,
       predictions: this.predictions.subarray(0, this.n),
       labels: this.labels.subarray(0, this.n),
+      values: this.values.subarray(0, this.n),
       expiredCount: this.expiredCount,
       segments: this.dictionaries.map((dictionary, f) => {
         const expired = new Float64Array(dictionary.size);
@@ -234,6 +245,18 @@ function row(
     invalidLabels: invalid,
     metrics,
   };
+}
+
+/** The window's labeled rows as business points (one at a time: nothing is copied). */
+export function* valuedPoints(window: WindowColumns): Generator<ValuedPoint> {
+  for (let i = 0; i < window.labeledCount; i++) {
+    const value = window.values[i] as number;
+    yield {
+      score: window.predictions[i] as number,
+      label: window.labels[i] as number,
+      value: Number.isNaN(value) ? null : value,
+    };
+  }
 }
 
 /**

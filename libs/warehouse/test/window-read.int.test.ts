@@ -15,7 +15,7 @@ const database = () => `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 /** The window's labeled rows as sorted text lines (prediction, label, segment values), and expired counts per segment. */
 function contentOf(w: WindowColumns): { labeled: string[]; expired: Array<Record<string, number>> } {
   const labeled = Array.from({ length: w.labeledCount }, (_, i) =>
-    [w.predictions[i], w.labels[i], ...w.segments.map((s) => s.values[s.labeled[i] as number])].join(' '),
+    [w.predictions[i], w.labels[i], w.values[i], ...w.segments.map((s) => s.values[s.labeled[i] as number])].join(' '),
   ).sort();
   const expired = w.segments.map((s) =>
     Object.fromEntries(s.values.map((v, id) => [v, s.expired[id] ?? 0]).filter(([, n]) => (n as number) > 0)),
@@ -45,7 +45,14 @@ describe('a performance window read from ClickHouse in pages', () => {
     });
     const joined = (i: number, version = 'v1') => ({
       prediction: prediction(i, version),
-      label: { prediction_id: prediction(i).prediction_id, model: 'm', event_time: start + 50_000, label: i % 2 },
+      // Every third label carries a business value.
+      label: {
+        prediction_id: prediction(i).prediction_id,
+        model: 'm',
+        event_time: start + 50_000,
+        label: i % 2,
+        ...(i % 3 === 0 ? { value: i * 1.5 } : {}),
+      },
       joinedAt: start + 50_001,
     });
     const rows = Array.from({ length: 44 }, (_, i) => joined(i));
@@ -62,7 +69,9 @@ describe('a performance window read from ClickHouse in pages', () => {
     const got = await store.readWindow({ model: 'm', modelVersion: 'v1', windowStart: start }, 60_000, ['country']);
     const segment = (i: number) => (i % 5 === 0 ? MISSING_SEGMENT : ['US', 'FR', '1', MISSING_SEGMENT][i % 4]);
     expect(contentOf(got)).toEqual({
-      labeled: Array.from({ length: 40 }, (_, i) => [(i % 10) / 10, i % 2, segment(i)].join(' ')).sort(),
+      labeled: Array.from({ length: 40 }, (_, i) =>
+        [(i % 10) / 10, i % 2, i % 3 === 0 ? i * 1.5 : Number.NaN, segment(i)].join(' '),
+      ).sort(),
       expired: [{ US: 1, FR: 1, '1': 1, [MISSING_SEGMENT]: 2 }], // p100 (no country), p101 … p104
     });
     expect(got.expiredCount).toBe(5);

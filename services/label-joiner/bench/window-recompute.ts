@@ -1,5 +1,6 @@
 // Benchmark of one performance window's recompute: the labeled rows read from ClickHouse (the
-// embedded engine) into columns and every metric computed, whole window and per segment. Runs in a
+// embedded engine) into columns and every metric computed, whole window and per segment, and the
+// business outcome the estimator adds. Runs in a
 // child process of its own (the embedded engine binds one data directory per process), which is
 // also where its memory is measured:
 //   tsx --conditions=source window-recompute.ts <dir> fill <rows> | measure
@@ -8,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { computeWindow } from '@driftline/performance';
+import { businessOutcome, computeWindow, valuedPoints } from '@driftline/performance';
 import { ClickHousePredictionStore, createClickHouse, migrate, migrations } from '@driftline/warehouse';
 
 const WINDOW_MS = 3_600_000;
@@ -87,6 +88,7 @@ async function measure(dir: string): Promise<Measured> {
     window,
     pending: 0,
   });
+  businessOutcome(valuedPoints(window), { threshold: 0.5, falseAlarmCost: 1 }); // the estimator's part
   const ms = performance.now() - t0;
   clearInterval(sampler);
   jsPeak = Math.max(jsPeak, js());

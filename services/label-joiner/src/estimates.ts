@@ -15,6 +15,8 @@ import {
   type ScoreHistogram,
   scoreSlot,
   slotValue,
+  valuedPoints,
+  type WindowColumns,
   type WindowRef,
   windowKey,
 } from '@driftline/performance';
@@ -181,14 +183,17 @@ export class WindowEstimator {
     return entry;
   }
 
-  async extras(ref: WindowRef, windowMs: number, now = Date.now()): Promise<WindowExtras> {
+  /** The window's estimate and business outcome; `window`: its rows, as the recompute read them. */
+  async extras(ref: WindowRef, window: WindowColumns, now = Date.now()): Promise<WindowExtras> {
     const histogram = await this.store.histogram(ref, this.options.threshold);
     let estimate: WindowExtras['estimate'];
     if (histogram !== undefined) {
       const c = await this.calibration(ref.model, ref.modelVersion, now);
       estimate = { value: estimateCbpeFromHistogram(histogram, c.map, this.options.threshold), calibrationId: c.id };
     }
-    const business = businessOutcome(await this.store.valuedPoints(ref, windowMs), {
+    // From the rows the recompute read: a read of its own (one object per row, unpaged) had undone
+    // the window's bound on memory.
+    const business = businessOutcome(valuedPoints(window), {
       threshold: this.options.threshold,
       ...(this.options.falseAlarmCost === undefined ? {} : { falseAlarmCost: this.options.falseAlarmCost }),
     });

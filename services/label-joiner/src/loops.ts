@@ -327,7 +327,7 @@ export class WindowRecomputer {
       pending,
     });
     const extras =
-      task === 'classification' && o.estimator !== undefined ? await o.estimator.extras(ref, o.windowMs) : undefined;
+      task === 'classification' && o.estimator !== undefined ? await o.estimator.extras(ref, window) : undefined;
     await this.warehouse.performance.insert({
       ref,
       windowMs: o.windowMs,

@@ -4,7 +4,6 @@ import {
   parseCalibrationMap,
   SCORE_SLOTS,
   type ScoreHistogram,
-  type ValuedPoint,
   type WindowRef,
 } from '@driftline/performance';
 import type { ClickHouse } from '../client.js';
@@ -93,8 +92,6 @@ export interface PerformanceEstimateStore {
   saveCalibration(model: string, version: string, referenceId: string, map: CalibrationMap): Promise<void>;
   /** The newest calibration of (model, version); a malformed map throws ConfigError naming it. */
   calibration(model: string, version: string): Promise<StoredCalibration | undefined>;
-  /** Labeled rows of the window with their label's business value (labeled_predictions, FINAL). */
-  valuedPoints(ref: WindowRef, windowMs: number): Promise<ValuedPoint[]>;
 }
 
 export class ClickHousePerformanceEstimateStore implements PerformanceEstimateStore {
@@ -179,20 +176,5 @@ export class ClickHousePerformanceEstimateStore implements PerformanceEstimateSt
       referenceId: row.reference_id,
       map: parseCalibrationMap(json, `calibration_maps[${model}/${version}/${row.reference_id}].calibration`),
     };
-  }
-
-  async valuedPoints(ref: WindowRef, windowMs: number): Promise<ValuedPoint[]> {
-    const rows = await this.ch.select<{ prediction: number; label: number; label_value: number | null }>(
-      `SELECT prediction, label, label_value FROM ${this.ch.table('labeled_predictions')} FINAL
-       WHERE model = {model:String} AND model_version = {version:String}
-         AND prediction_time >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')
-         AND prediction_time < fromUnixTimestamp64Milli({end:Int64}, 'UTC')`,
-      { model: ref.model, version: ref.modelVersion, start: ref.windowStart, end: ref.windowStart + windowMs },
-    );
-    return rows.map((r) => ({
-      score: Number(r.prediction),
-      label: Number(r.label),
-      value: r.label_value === null ? null : Number(r.label_value),
-    }));
   }
 }

@@ -241,17 +241,18 @@ export class ClickHousePredictionStore implements PredictionStore {
       let count = 0;
       let last: { t: number; id: string } | undefined;
       await this.ch.selectEach(
-        `SELECT prediction, label, ${segArray}, toUnixTimestamp64Milli(prediction_time), prediction_id
+        `SELECT prediction, label, ${segArray}, toUnixTimestamp64Milli(prediction_time), prediction_id, label_value
          FROM ${labeledTable} FINAL WHERE ${where}
          ${after === undefined ? '' : "AND (prediction_time, prediction_id) > (fromUnixTimestamp64Milli({at:Int64}, 'UTC'), {aid:String})"}
          ORDER BY prediction_time, prediction_id
          LIMIT {limit:UInt32}`,
         after === undefined ? params : { ...params, at: after.t, aid: after.id },
         (rows) => {
-          for (const [prediction, label, segments, t, id] of rows as Array<
-            [number, number, string[], number, string]
+          for (const [prediction, label, segments, t, id, value] of rows as Array<
+            [number, number, string[], number, string, number | null]
           >) {
-            window.addLabeled(Number(prediction), Number(label), segments.map(segmentValue));
+            const labelValue = value === null ? null : Number(value);
+            window.addLabeled(Number(prediction), Number(label), segments.map(segmentValue), labelValue);
             last = { t: Number(t), id };
           }
           count += rows.length;

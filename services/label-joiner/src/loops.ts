@@ -255,8 +255,8 @@ export interface AlertPublisher {
  * joined rows, so a recompute is replay-safe and late labels simply make the window dirty again.
  * Rows carry `version` = the time the input was read; the newest version wins.
  */
-/** Failed window recomputes after which a pass stops (the rest stay dirty for the next). */
-const MAX_FAILURES_PER_PASS = 3;
+/** Recomputes failed by an outage after which a pass stops (the rest stay dirty for the next). */
+const MAX_OUTAGES_PER_PASS = 3;
 
 export class WindowRecomputer {
   private readonly metrics;
@@ -287,7 +287,7 @@ export class WindowRecomputer {
   /**
    * Flushes the score tallies (their acknowledgement marks their windows dirty), then recomputes the
    * dirty windows, each unmarked only if not marked again since it was read. A window that fails
-   * stays dirty for a later pass and does not hold up the others (up to MAX_FAILURES_PER_PASS);
+   * stays dirty for a later pass and does not hold up the others (up to MAX_OUTAGES_PER_PASS outages);
    * the first failure is rethrown once the pass ends (the loop logs it). Returns the dirty windows
    * read.
    */
@@ -295,15 +295,18 @@ export class WindowRecomputer {
     await this.options.estimator?.flush();
     const dirty = await this.store.dirtyWindows(this.options.batch ?? 200);
     const failures: unknown[] = [];
+    let outages = 0;
     for (const { key, mark } of dirty) {
       try {
         await this.recompute(parseWindowKey(key));
         await this.store.clearDirty(key, mark);
       } catch (error) {
         failures.push(error);
-        // A few failures in one pass mean the warehouse is down or hung, not one bad window: stop
-        // (each further attempt could wait out a timeout, a stop's final pass included).
-        if (failures.length >= MAX_FAILURES_PER_PASS) break;
+        // A few outages in one pass mean the warehouse is down or hung, not one bad window: stop
+        // (each further attempt could wait out a timeout, a stop's final pass included). A window
+        // refused for good (its alert too large for Kafka, a malformed calibration map) does not
+        // count: three of them, oldest first, had stopped every pass before any other window.
+        if (toDriftlineError(error).retriable && ++outages >= MAX_OUTAGES_PER_PASS) break;
       }
     }
     if (failures.length > 0) throw failures[0];

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import { SinkUnavailableError } from '@driftline/core';
+import { DriftlineError, SinkUnavailableError } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisClient, createRedisJoinStore, type RedisJoinStore } from '@driftline/online-store/redis';
 import { classificationMetrics, type MetricBound, windowStart } from '@driftline/performance';
@@ -317,5 +317,31 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
     expect((await s.store.dirtyWindows(10)).map((d) => JSON.parse(d.key)[0])).toEqual(['fraud-c1']);
     expect(await recomputer.pass()).toBe(1);
     expect(Number((await s.latest('fraud-c1', start))?.labeled)).toBe(60);
+  });
+
+  it('D: windows that fail for good (refused, not unavailable) do not stop the pass for the others (found by a review)', async () => {
+    const s = setup('ljstaleD', 17);
+    const { start } = s;
+    const engine = new JoinEngine(s.store, s.decoder, warehouse.predictions, WINDOW, metrics());
+    // Four windows of bad models marked first (oldest marks), then a good one.
+    const models = ['bad-1', 'bad-2', 'bad-3', 'bad-4', 'good'];
+    for (const model of models) {
+      const { predictions, labels } = events(s.r, model, start, 20);
+      await engine.process(await s.records(labels), Date.now(), 'test/0');
+      await engine.process(await s.records(predictions), Date.now(), 'test/0');
+    }
+    const wh = withRead((read) => async (ref, ...rest) => {
+      if (ref.model.startsWith('bad-')) throw new DriftlineError('SINK_REJECTED', `refused for ${ref.model}`);
+      return read(ref, ...rest);
+    });
+    await expect(s.recomputer(s.store, wh).pass()).rejects.toThrow(/refused for bad-1/);
+    // Three failures used to end the pass: the good window, last, was never recomputed.
+    expect(Number((await s.latest('good', start))?.labeled)).toBe(20);
+    expect((await s.store.dirtyWindows(10)).map((d) => JSON.parse(d.key)[0]).sort()).toEqual([
+      'bad-1',
+      'bad-2',
+      'bad-3',
+      'bad-4',
+    ]);
   });
 });

@@ -41,6 +41,14 @@ export const COLUMNS = {
   time: '__time__',
 } as const;
 
+/**
+ * Most feature columns × rows a dataset builds (2 GB as numbers). The columns are the union of every
+ * prediction's feature names: one prediction carrying tens of thousands of keys (ids as names)
+ * made the trainer allocate a column per name for every row — gigabytes, minutes of blocking,
+ * then an out-of-memory kill, again on every redelivery.
+ */
+export const MAX_DATASET_CELLS = 250_000_000;
+
 /** What XGBoost's DMatrix refuses in a feature name (`feature_names may not contain [, ] or <`). */
 const XGBOOST_REFUSED = /[[\]<]/;
 
@@ -60,6 +68,12 @@ export function buildDataset(input: readonly LabeledRow[], holdoutFraction: numb
     throw new DriftlineError(
       'VALIDATION_FAILED',
       `none of the ${n} labeled predictions carries a feature: there is nothing to train on (log the features with each prediction)`,
+    );
+  }
+  if (n * names.length > MAX_DATASET_CELLS) {
+    throw new DriftlineError(
+      'VALIDATION_FAILED',
+      `the ${n} labeled predictions carry ${names.length} distinct feature names: ${n} × ${names.length} is more than ${MAX_DATASET_CELLS} cells (a prediction whose feature names are ids? shorten DRIFTLINE_TRAINER_MAX_ROWS or the training window)`,
     );
   }
   const reserved = new Set<string>(Object.values(COLUMNS));

@@ -4,7 +4,14 @@ import type { ModelVersionRow } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { toTrainerConfig, trainerEnvShape } from '../src/config.js';
-import { buildDataset, COLUMNS, datasetToArrow, type LabeledRow, parseFeatures } from '../src/dataset.js';
+import {
+  buildDataset,
+  COLUMNS,
+  datasetToArrow,
+  type LabeledRow,
+  MAX_DATASET_CELLS,
+  parseFeatures,
+} from '../src/dataset.js';
 import { decidePromotion, versionFor } from '../src/promotion.js';
 import { referenceFromDataset } from '../src/reference.js';
 import { modelEvents } from '../src/trainer.js';
@@ -107,6 +114,21 @@ describe('dataset', () => {
         code: 'VALIDATION_FAILED',
         retriable: false,
         message: expect.stringContaining('carries a feature: there is nothing to train on'),
+      }),
+    );
+  });
+
+  it('refuses a window whose feature names would make more than MAX_DATASET_CELLS cells, before building a column (found by a review)', () => {
+    // 25,000 rows, one of which carries 20,000 keys (ids as names): 500,000,000 cells.
+    const many = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`user_${i}`, 1]));
+    const big = Array.from({ length: 25_000 }, (_, i) => ({ ...rows[i % rows.length]!, predictionId: `p${i}` }));
+    big[7] = { ...big[7]!, features: many };
+    expect(() => buildDataset(big, 0.2)).toThrow(
+      expect.objectContaining({
+        code: 'VALIDATION_FAILED',
+        message: expect.stringContaining(
+          `distinct feature names: 25000 × 20004 is more than ${MAX_DATASET_CELLS} cells`,
+        ),
       }),
     );
   });

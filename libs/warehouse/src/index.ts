@@ -36,6 +36,7 @@ export {
   type ExpiredPredictionRow,
   type JoinedRow,
   MAX_PAIRS_PER_READ,
+  MAX_SEGMENT_CHARS,
   type PairedOutcome,
   type PairQuery,
   type PredictionStore,

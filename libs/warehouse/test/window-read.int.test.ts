@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { MISSING_SEGMENT, type WindowColumns } from '@driftline/performance';
 import type { PredictionEvent } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
-import { ClickHousePredictionStore, createClickHouse, migrate, migrations } from '../src/index.js';
+import { ClickHousePredictionStore, createClickHouse, MAX_SEGMENT_CHARS, migrate, migrations } from '../src/index.js';
 import { testClickHouse } from './fixtures/clickhouse.js';
 
 // The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
@@ -75,6 +75,37 @@ describe('a performance window read from ClickHouse in pages', () => {
       expired: [{ US: 1, FR: 1, '1': 1, [MISSING_SEGMENT]: 2 }], // p100 (no country), p101 … p104
     });
     expect(got.expiredCount).toBe(5);
+    await ch.close();
+  });
+
+  it('cuts a segment value to MAX_SEGMENT_CHARS in ClickHouse (string features hold 65,536) (found by a review)', async () => {
+    const ch = await createClickHouse(testClickHouse(path, database()));
+    await migrate(ch, migrations);
+    const store = new ClickHousePredictionStore(ch);
+    const t0 = Date.now() - 3_600_000;
+    const start = t0 - (t0 % 60_000);
+    const long = `é${'x'.repeat(65_000)}`;
+    const prediction = (id: string): PredictionEvent => ({
+      prediction_id: id,
+      model: 'm',
+      model_version: 'v1',
+      entity_id: 'e',
+      event_time: start + 1,
+      features: { country: long },
+      prediction: 0.5,
+      predicted_class: null,
+    });
+    await store.insertJoined([
+      {
+        prediction: prediction('a'),
+        label: { prediction_id: 'a', model: 'm', event_time: start + 2, label: 1 },
+        joinedAt: start + 3,
+      },
+    ]);
+    await store.insertExpired([{ prediction: prediction('b'), deadline: start + 4, expiredAt: start + 5 }]);
+    const got = await store.readWindow({ model: 'm', modelVersion: 'v1', windowStart: start }, 60_000, ['country']);
+    expect(got.segments[0]?.values).toEqual([long.slice(0, MAX_SEGMENT_CHARS)]);
+    expect([got.labeledCount, got.expiredCount]).toEqual([1, 1]);
     await ch.close();
   });
 });

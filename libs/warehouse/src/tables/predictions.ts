@@ -149,17 +149,24 @@ export interface PredictionStore {
   newestLabelTime(model: string): Promise<number | undefined>;
 }
 
-/** A raw JSON value from JSONExtractRaw as a segment name. */
+/**
+ * Longest segment value, in characters: a longer one is cut (in ClickHouse, before it is sent).
+ * String features may hold 65,536 characters: a window's page of 50,000 rows carried gigabytes, and
+ * every distinct value stayed in the window's dictionary and in performance_windows.segment.
+ */
+export const MAX_SEGMENT_CHARS = 256;
+
+/** A raw JSON value from JSONExtractRaw (cut to MAX_SEGMENT_CHARS + 2) as a segment name. */
 export function segmentValue(raw: string): string {
   if (raw === '' || raw === 'null') return MISSING_SEGMENT;
   if (raw.startsWith('"')) {
     try {
-      return String(JSON.parse(raw));
+      return String(JSON.parse(raw)).slice(0, MAX_SEGMENT_CHARS);
     } catch {
-      return raw;
+      return raw.slice(1, MAX_SEGMENT_CHARS + 1); // a string cut in ClickHouse: its text, unquoted
     }
   }
-  return raw;
+  return raw.slice(0, MAX_SEGMENT_CHARS);
 }
 
 /** The prediction's own columns, shared by labeled_predictions and unlabeled_predictions. */
@@ -226,7 +233,7 @@ export class ClickHousePredictionStore implements PredictionStore {
     };
     const segs = segmentFeatures.map((f, i) => {
       params[`f${i}`] = f;
-      return `JSONExtractRaw(features, {f${i}:String})`;
+      return `substringUTF8(JSONExtractRaw(features, {f${i}:String}), 1, ${MAX_SEGMENT_CHARS + 2})`;
     });
     const segArray = segs.length === 0 ? "CAST([], 'Array(String)')" : `[${segs.join(', ')}]`;
     const where = `model = {model:String} AND model_version = {version:String}

@@ -108,7 +108,10 @@ export interface ConsumerHandle {
   stop(): Promise<void>;
   /** True while joined to the group, not backing off on a failing sink and not stalled. */
   ready(): boolean;
-  /** False while a partition is stalled: lag on the committed offset and no commit for `stallTimeoutMs`. */
+  /**
+   * False while a partition is stalled (lag on the committed offset and no commit for
+   * `stallTimeoutMs`), and for good once kafkajs gave up on the consumer (a crash it does not restart).
+   */
   healthy(): boolean;
   /** The stalled partitions now (for the health endpoint's body and logs). */
   stalls(): Stall[];
@@ -314,9 +317,17 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     }
     if (lost.length > 0 && processor.revoked !== undefined) processor.revoked(lost.map(([, p]) => p));
   });
+  /** kafkajs gave up on this consumer (a crash it does not restart): nothing is consumed any more. */
+  let dead = false;
   consumer.on(consumer.events.CRASH, (event) => {
     joined = false;
-    logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
+    if (event.payload.restart === false) dead = true;
+    logger.error(
+      { err: event.payload.error, restart: event.payload.restart },
+      event.payload.restart === false
+        ? 'consumer crashed and will not restart: /healthz fails, restart the process'
+        : 'consumer crashed',
+    );
   });
 
   async function attemptBatch(
@@ -396,67 +407,73 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       progress.committed(batch.topic, batch.partition) ?? BigInt(batch.messages[0]?.offset ?? batch.highWatermark);
     observe(batch.topic, batch.partition, committedBefore(), batch.highWatermark);
     let commitOffset: string | undefined;
-    for (let attempt = 0; ; attempt++) {
-      if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
-      // kafkajs heartbeats only between batches: a batch whose sink calls outlast the session
-      // timeout (a ClickHouse that hangs to its deadline call after call, a webhook retried for
-      // a minute) had the member evicted, the group rebalancing and the batch redelivered, on
-      // every attempt. This keeps the membership (not the stall check: that waits for progress).
-      const membership = setInterval(() => void payload.heartbeat().catch(() => {}), HEARTBEAT_INTERVAL_MS);
-      try {
-        const result = await attemptBatch(batch, async () => {
-          progress.working(batch.topic, batch.partition, Date.now());
-          try {
-            await payload.heartbeat();
-          } catch (cause) {
-            // Not the records' fault: kafkajs marks a rebalance non-retriable, and the batch had
-            // been split in halves and dead-lettered record by record as if it were poison.
-            throw new DriftlineError(
-              'SOURCE_UNAVAILABLE',
-              `consumer group ${groupId}: heartbeat failed (a rebalance, or the coordinator is away); the batch is redelivered`,
-              { retriable: true, cause },
-            );
-          }
-        });
-        clearInterval(membership);
-        const offered = result.commitOffset === undefined ? undefined : BigInt(result.commitOffset);
-        if (result.processed) {
-          if (offered !== undefined && offered <= BigInt(batch.lastOffset())) heldBack.set(key, offered);
-          else heldBack.delete(key);
-          commitOffset = result.commitOffset;
-        } else {
-          // Nothing reached the processor: what it held back before is still held.
-          const held = heldBack.get(key);
-          commitOffset = held === undefined ? undefined : held.toString();
-        }
-        break;
-      } catch (thrown) {
-        clearInterval(membership);
-        const error = toDriftlineError(thrown);
-        metrics.failed.inc({ topic: batch.topic }, batch.messages.length);
-        backingOff.add(key);
-        metrics.backingOff.set(labels, 1);
-        observe(batch.topic, batch.partition, committedBefore(), highOf(key, batch.highWatermark));
-        refreshLag(batch.topic, batch.partition, committedBefore);
-        const delay = backoffDelay(policy, attempt);
-        logger.warn(
-          {
-            topic: batch.topic,
-            partition: batch.partition,
-            attempt,
-            delayMs: delay,
-            code: error.code,
-            err: error.message,
-          },
-          'batch failed; pausing the partition and retrying',
-        );
+    // kafkajs heartbeats only between batches: a batch whose sink calls outlast the session timeout
+    // (a ClickHouse that hangs to its deadline call after call, a webhook retried for a minute) had
+    // the member evicted, the group rebalancing and the batch redelivered, on every attempt; so did
+    // a backoff sleep longer than a short session. This keeps the membership through the attempts
+    // and the sleeps between them (not the stall check: that waits for progress). A rebalance it
+    // meets is left to the commit below, which kafkajs then answers by rejoining.
+    // Every third of the interval: kafkajs sends a heartbeat only when the interval has passed since
+    // its last request, so a timer of the interval itself skipped every other beat (6 s apart).
+    const membership = setInterval(() => void payload.heartbeat().catch(() => {}), HEARTBEAT_INTERVAL_MS / 3);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
         try {
-          await sleep(delay, undefined, { signal: abort.signal });
-          await payload.heartbeat();
-        } catch {
-          return; // stopping, or the group is rebalancing: leave the batch uncommitted
+          const result = await attemptBatch(batch, async () => {
+            progress.working(batch.topic, batch.partition, Date.now());
+            try {
+              await payload.heartbeat();
+            } catch (cause) {
+              // Not the records' fault: kafkajs marks a rebalance non-retriable, and the batch had
+              // been split in halves and dead-lettered record by record as if it were poison.
+              throw new DriftlineError(
+                'SOURCE_UNAVAILABLE',
+                `consumer group ${groupId}: heartbeat failed (a rebalance, or the coordinator is away); the batch is redelivered`,
+                { retriable: true, cause },
+              );
+            }
+          });
+          const offered = result.commitOffset === undefined ? undefined : BigInt(result.commitOffset);
+          if (result.processed) {
+            if (offered !== undefined && offered <= BigInt(batch.lastOffset())) heldBack.set(key, offered);
+            else heldBack.delete(key);
+            commitOffset = result.commitOffset;
+          } else {
+            // Nothing reached the processor: what it held back before is still held.
+            const held = heldBack.get(key);
+            commitOffset = held === undefined ? undefined : held.toString();
+          }
+          break;
+        } catch (thrown) {
+          const error = toDriftlineError(thrown);
+          metrics.failed.inc({ topic: batch.topic }, batch.messages.length);
+          backingOff.add(key);
+          metrics.backingOff.set(labels, 1);
+          observe(batch.topic, batch.partition, committedBefore(), highOf(key, batch.highWatermark));
+          refreshLag(batch.topic, batch.partition, committedBefore);
+          const delay = backoffDelay(policy, attempt);
+          logger.warn(
+            {
+              topic: batch.topic,
+              partition: batch.partition,
+              attempt,
+              delayMs: delay,
+              code: error.code,
+              err: error.message,
+            },
+            'batch failed; pausing the partition and retrying',
+          );
+          try {
+            await sleep(delay, undefined, { signal: abort.signal });
+            await payload.heartbeat();
+          } catch {
+            return; // stopping, or the group is rebalancing: leave the batch uncommitted
+          }
         }
       }
+    } finally {
+      clearInterval(membership);
     }
     if (backingOff.delete(key)) {
       freshHigh.delete(key);
@@ -472,8 +489,16 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     processedTo.set(key, next);
     const safe = commitOffset !== undefined && BigInt(commitOffset) < next ? BigInt(commitOffset) : next;
     if (safe > (lastCommitted.get(key) ?? -1n)) {
-      if (options.ephemeral !== true)
-        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: safe.toString() }]);
+      // Through the batch's own commit (the consumer group's, unwrapped): kafkajs' consumer-level
+      // commitOffsets returned without committing once stop() had begun (a batch finished during
+      // a SIGTERM was redelivered on every start), and wrapped a rebalance error so kafkajs no
+      // longer recognised it: it crashed without restarting, the process up, healthy, consuming
+      // nothing.
+      if (options.ephemeral !== true) {
+        await payload.commitOffsetsIfNecessary({
+          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: safe.toString() }] }],
+        });
+      }
       lastCommitted.set(key, safe);
     }
     const before = committedBefore();
@@ -574,8 +599,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
           ),
         );
     },
-    ready: () => joined && !stopping && backingOff.size === 0 && stalls().length === 0,
-    healthy: () => stalls().length === 0,
+    ready: () => joined && !stopping && !dead && backingOff.size === 0 && stalls().length === 0,
+    healthy: () => !dead && stalls().length === 0,
     stalls,
     positions,
   };

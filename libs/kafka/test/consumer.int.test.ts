@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DriftlineError, PoisonRecordError, silentLogger } from '@driftline/core';
+import { DriftlineError, type Logger, PoisonRecordError, SinkUnavailableError, silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisClient } from '@driftline/online-store/redis';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
@@ -39,6 +39,7 @@ describe('consumer loop against real Kafka', () => {
   async function consumer<T>(
     options: Omit<Parameters<typeof startConsumer<T>>[0], 'kafka' | 'producer' | 'logger' | 'registry'> & {
       producer?: EventProducer;
+      logger?: Logger;
     },
   ) {
     const kafka = kafkaFor(stack.kafkaBrokers);
@@ -48,7 +49,7 @@ describe('consumer loop against real Kafka', () => {
       ...options,
       kafka,
       producer,
-      logger: silentLogger,
+      logger: options.logger ?? silentLogger,
       registry,
     });
     cleanup.push(async () => {
@@ -367,6 +368,68 @@ describe('consumer loop against real Kafka', () => {
     expect(metrics).toMatch(/^driftline_records_failed_total\{[^}]*\} [1-9]/m);
     expect(metrics).not.toMatch(/^driftline_records_dlq_total\{[^}]*\} [1-9]/m);
   }, 60_000);
+
+  it('stop() during a batch lets it finish and commits it (kafkajs dropped that commit once stopping began)', async () => {
+    const topic = uniqueName('stop-commits');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await produceNumbered(topic, 5, 1);
+    const group = uniqueName('group');
+    let inBatch = false;
+    const sunk: string[] = [];
+    const { handle } = await consumer<string>({
+      groupId: group,
+      topics: [topic],
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items) {
+          inBatch = true;
+          await new Promise((r) => setTimeout(r, 3_000));
+          sunk.push(...items.map((i) => i.value));
+        },
+      },
+    });
+    await eventually(async () => (inBatch ? true : undefined));
+    await handle.stop(); // SIGTERM mid-batch
+    expect(sunk).toHaveLength(5);
+    expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(5n); // it stayed uncommitted: redelivered on every start
+  }, 30_000);
+
+  it('a backoff longer than a short session keeps the membership: the attempts go on counting (found by a review)', async () => {
+    const topic = uniqueName('long-backoff');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await produceNumbered(topic, 3, 1);
+    const attempts: number[] = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (obj: object, msg?: string) => {
+        if (msg?.startsWith('batch failed')) attempts.push((obj as { attempt: number }).attempt);
+      },
+      child: () => logger,
+    };
+    let down = true;
+    const sunk: string[] = [];
+    await consumer<string>({
+      groupId: uniqueName('group'),
+      topics: [topic],
+      logger,
+      sessionTimeoutMs: 6_000,
+      backoff: { initialMs: 8_000, maxMs: 8_000, multiplier: 1, jitter: 0 }, // sleeps longer than the session
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items) {
+          if (down) throw new SinkUnavailableError('sink down');
+          sunk.push(...items.map((i) => i.value));
+        },
+      },
+    });
+    await eventually(async () => (attempts.length >= 3 ? true : undefined), 40_000);
+    down = false;
+    await eventually(async () => (sunk.length === 3 ? true : undefined), 20_000);
+    // Evicted during each sleep, the member rejoined and started over at attempt 0.
+    expect(attempts.slice(0, 3)).toEqual([0, 1, 2]);
+  }, 90_000);
 
   function spawnConsumer(env: Record<string, string>): {
     child: ChildProcess;

@@ -34,6 +34,8 @@ export interface SharedResources {
   close(): Promise<void>;
   /** Stalled partitions of every consumer started through a context (lag, no commit for the stall timeout). */
   stalls(): Stall[];
+  /** Consumers started through a context that will consume nothing more (kafkajs gave up on them). */
+  crashedConsumers(): number;
 }
 
 /** `{ [key]: value }`, or nothing when the value is undefined (exactOptionalPropertyTypes). */
@@ -198,6 +200,7 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
       };
     },
     stalls: () => consumers.flatMap((c) => c.stalls()),
+    crashedConsumers: () => consumers.filter((c) => !c.healthy() && c.stalls().length === 0).length,
     async close() {
       // Every consumer a service started, before the producer they dead-letter with: a service
       // whose start failed after its first consume() (a broker restart during start-up) left

@@ -143,7 +143,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // hands its partitions to another member and rebuilds what may be wedged here; readiness implies it.
   // So does a service that says it is broken for good (a worker thread it needs exited).
   const broken = () => running.filter((r) => r.service.healthy?.() === false).map((r) => r.name);
-  const healthy = () => resources.stalls().length === 0 && broken().length === 0;
+  const healthy = () => resources.stalls().length === 0 && resources.crashedConsumers() === 0 && broken().length === 0;
   const ready = () => healthy() && running.every((r) => r.service.ready());
   const http = await startObservabilityServer({
     registry,
@@ -154,8 +154,10 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         const stalled = resources.stalls();
         const unready = running.filter((r) => !r.service.ready()).map((r) => r.name);
         const unhealthy = broken();
+        const crashed = resources.crashedConsumers();
         return {
           ...(stalled.length > 0 ? { stalled } : {}),
+          ...(crashed > 0 ? { crashedConsumers: crashed } : {}),
           ...(unready.length > 0 ? { unready } : {}),
           ...(unhealthy.length > 0 ? { unhealthy } : {}),
         };

@@ -79,3 +79,34 @@ describe('Redis durability check at start-up (real redis-server)', () => {
     expect(lines[0]?.msg).toMatch(/could not check the Redis durability/);
   });
 });
+
+describe('a Redis demoted under an open connection (real redis-servers)', () => {
+  it('READONLY reconnects the client: a moved Service or DNS name then reaches the new primary (found by a review)', async () => {
+    const [old, next] = [await privateRedis(['--save', '']), await privateRedis(['--save', ''])];
+    const redis = createRedisClient({ url: old.url, tls: false }, 'online-write');
+    redis.on('error', () => {});
+    let readies = 0;
+    redis.on('ready', () => readies++);
+    try {
+      await waitReady(redis, 10_000);
+      await redis.set('k', '1');
+      const admin = createRedisClient({ url: old.url, tls: false }, 'tooling');
+      admin.on('error', () => {});
+      await waitReady(admin, 10_000);
+      const nextPort = new URL(next.url).port;
+      await admin.call('REPLICAOF', '127.0.0.1', nextPort); // a switchover: the old primary is a replica now
+      admin.disconnect();
+      await expect(redis.set('k', '2')).rejects.toThrow(/READONLY/);
+      // The client reconnects (it kept writing to the replica on the same socket before).
+      const deadline = Date.now() + 10_000;
+      while (readies < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(readies).toBe(2);
+    } finally {
+      redis.disconnect();
+      for (const s of [old, next]) {
+        s.process.kill('SIGKILL');
+        rmSync(s.dir, { recursive: true, force: true });
+      }
+    }
+  }, 30_000);
+});

@@ -98,9 +98,11 @@ export function createRedisClient(
     connectTimeout: policy.connectTimeoutMs,
     enableAutoPipelining: policy.autoPipelining,
     retryStrategy: (times) => Math.min(50 * times, policy.reconnectMaxDelayMs),
-    // A server-side error reply never warrants a reconnect (READONLY after a failover included:
-    // the command fails, the caller retries).
-    reconnectOnError: () => false,
+    // A server-side error reply warrants no reconnect, but READONLY: the node was demoted under a
+    // connection it kept open (a switchover with REPLICAOF, a Service or DNS name moved to the new
+    // primary), and every retry on this socket hit the replica again, until the stall restart.
+    // 1: reconnect without resending (the caller's retry is the only retry).
+    reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 1 : false),
   });
 }
 

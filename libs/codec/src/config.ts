@@ -1,4 +1,4 @@
-import { envField } from '@driftline/core';
+import { ConfigError, envField } from '@driftline/core';
 import { z } from 'zod';
 import { DEFAULT_REGISTRY_TIMEOUT_MS, type RegistryConfig } from './registry.js';
 
@@ -18,9 +18,17 @@ export const registryEnvShape = {
  */
 export function toRegistryConfig(env: z.infer<z.ZodObject<typeof registryEnvShape>>): RegistryConfig {
   const url = new URL(env.DRIFTLINE_SCHEMA_REGISTRY_URL);
+  const decoded = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      // `new URL` keeps a bad escape (`us%ZZ`); it was an "internal error: URI malformed".
+      throw new ConfigError('DRIFTLINE_SCHEMA_REGISTRY_URL', 'its credentials are not valid percent-encoding');
+    }
+  };
   const fromUrl = {
-    username: url.username === '' ? undefined : decodeURIComponent(url.username),
-    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+    username: url.username === '' ? undefined : decoded(url.username),
+    password: url.password === '' ? undefined : decoded(url.password),
   };
   url.username = '';
   url.password = '';

@@ -28,4 +28,18 @@ describe('registry config (issue 11, defect 9)', () => {
       toRegistryConfig({ DRIFTLINE_SCHEMA_REGISTRY_URL: 'http://r:8080/x', DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: 5 }),
     ).toEqual({ url: 'http://r:8080/x', timeoutMs: 5 });
   });
+
+  it('credentials that are not valid percent-encoding are a config error naming the variable (found by a review)', () => {
+    expect(() =>
+      toRegistryConfig({
+        DRIFTLINE_SCHEMA_REGISTRY_URL: 'http://us%ZZ:pw@r:8080/',
+        DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: 5,
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'CONFIG_INVALID',
+        message: 'DRIFTLINE_SCHEMA_REGISTRY_URL: its credentials are not valid percent-encoding',
+      }),
+    );
+  });
 });

@@ -36,6 +36,11 @@ export interface TopicCodec<T> {
  * where no registry runs (the decode path's property tests). An unknown id must reject with
  * PoisonRecordError `DECODE_FAILED`, as the client does for the registry's 404.
  */
+/** How long a schema id the registry does not know is answered from memory. */
+export const UNKNOWN_ID_TTL_MS = 60_000;
+/** Unknown schema ids remembered at most (the oldest forgotten first). */
+const UNKNOWN_IDS_KEPT = 10_000;
+
 export interface SchemaSource {
   schemaById(id: number): Promise<string>;
   register(subject: string, schema: string, compatibility: string): Promise<number>;
@@ -49,6 +54,12 @@ export interface SchemaSource {
 export class SchemaRegistryCodec {
   readonly registry: SchemaSource;
   private readonly writers = new Map<number, Promise<Writer>>();
+  /**
+   * Schema ids the registry said it does not know, remembered UNKNOWN_ID_TTL_MS (at most
+   * UNKNOWN_IDS_KEPT): a partition of records naming one unknown id (70,000 fit in one fetch) cost a
+   * registry round trip each — minutes for one batch, past the stall timeout, and a restart loop.
+   */
+  private readonly unknown = new Map<number, { error: unknown; until: number }>();
 
   constructor(config: RegistryConfig | SchemaSource) {
     this.registry = 'schemaById' in config ? config : new RegistryClient(config);
@@ -64,6 +75,11 @@ export class SchemaRegistryCodec {
   }
 
   writer(id: number): Promise<Writer> {
+    const refused = this.unknown.get(id);
+    if (refused !== undefined) {
+      if (Date.now() < refused.until) return Promise.reject(refused.error);
+      this.unknown.delete(id);
+    }
     let writer = this.writers.get(id);
     if (writer === undefined) {
       writer = this.registry.schemaById(id).then(
@@ -78,8 +94,13 @@ export class SchemaRegistryCodec {
           }
         },
         (error: unknown) => {
-          // Not cached: the next record asks again (a retriable outage, or an id registered since).
+          // An outage is not cached: the next record asks again. An unknown id is, for a while (an
+          // id registered since is found once that passes).
           this.writers.delete(id);
+          if (error instanceof PoisonRecordError) {
+            this.unknown.set(id, { error, until: Date.now() + UNKNOWN_ID_TTL_MS });
+            if (this.unknown.size > UNKNOWN_IDS_KEPT) this.unknown.delete(this.unknown.keys().next().value as number);
+          }
           throw error;
         },
       );

@@ -104,6 +104,18 @@ describe('hostile bytes and registry failures at the codec', () => {
       retriable: false,
       message: expect.stringContaining('schema id 2147483632 is unknown to the registry'),
     });
+    // A flood of records naming that id: the registry is asked once (it was asked per record).
+    let lookups = 0;
+    const registry = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).registry;
+    const counted = new SchemaRegistryCodec({
+      schemaById: (id) => {
+        lookups++;
+        return registry.schemaById(id);
+      },
+      register: (...a) => registry.register(...a),
+    }).forTopic(contracts.feature, 'features.v1');
+    for (let i = 0; i < 1_000; i++) await expect(counted.decode(wire(0x7fff_fff0, [0]))).rejects.toThrow(/unknown/);
+    expect(lookups).toBe(1);
     const wrongPath = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl.replace('/ccompat/v7', '/nothing') });
     await expect(wrongPath.forTopic(contracts.feature, 'features.v1').decode(wire(1, [0]))).rejects.toMatchObject({
       code: 'SOURCE_UNAVAILABLE',

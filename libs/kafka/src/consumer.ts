@@ -336,7 +336,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   ): Promise<{ commitOffset: string | undefined; processed: boolean }> {
     const decoded: Array<DecodedRecord<T>> = [];
     const dead: DeadLetter[] = [];
-    for (const message of batch.messages) {
+    for (const [i, message] of batch.messages.entries()) {
+      // A batch whose records are slow to decode one by one (a registry look-up each) advances:
+      // not a stall (the stall check had restarted a process in the middle of such a batch).
+      if (i % 1_000 === 999) progress.working(batch.topic, batch.partition, Date.now());
       const record = toInbound(batch, message);
       try {
         decoded.push({ record, value: await processor.decode(record) });

@@ -160,6 +160,14 @@ describe('the warehouse on the embedded engine', () => {
         joinedAt: t0 + 100_000,
       })),
     );
+    // A label that is not 0 or 1 (the label-joiner takes any number) is no training row.
+    await wh.predictions.insertJoined([
+      {
+        prediction: { ...prediction(5), prediction_id: 'p-invalid' },
+        label: { prediction_id: 'p-invalid', model: 'm', event_time: t0 + 99_000, label: 2 },
+        joinedAt: t0 + 100_000,
+      },
+    ]);
     const seen: string[] = [];
     let before: { time: number; predictionId: string } | undefined;
     for (;;) {

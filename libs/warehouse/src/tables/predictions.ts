@@ -126,7 +126,9 @@ export interface PredictionStore {
    */
   readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowColumns>;
   /**
-   * One page of the model's joined rows with from ≤ prediction_time < to, NEWEST first (by
+   * One page of the model's joined rows with from ≤ prediction_time < to and a label of 0 or 1 (the
+   * trainer's binary classification: one label of 2 had refused the whole retrain window; the
+   * label-joiner counts such labels as invalid), NEWEST first (by
    * (prediction_time, prediction_id) descending), at most `limit`, strictly older than `before`
    * when given (keyset paging: each page is one bounded query, whatever the window holds).
    */
@@ -297,6 +299,7 @@ export class ClickHousePredictionStore implements PredictionStore {
        WHERE model = {model:String}
          AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
          AND prediction_time < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
+         AND label IN (0, 1)
          ${before === undefined ? '' : "AND (prediction_time, prediction_id) < (fromUnixTimestamp64Milli({bt:Int64}, 'UTC'), {bid:String})"}
        ORDER BY prediction_time DESC, prediction_id DESC
        LIMIT {limit:UInt32}`,

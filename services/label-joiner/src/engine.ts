@@ -38,6 +38,15 @@ const MAX_ID_LENGTH = 512;
 const PREDICTION_ROLES = new Set(['production', 'canary', 'shadow']);
 
 /**
+ * Largest magnitude of a score, label or label value the join takes. Performance metrics square
+ * and sum them: one label of 1e200 made a window's rmse Inf − Inf = NaN, stored as null, and the
+ * window never alerted whatever the rest said.
+ */
+export const MAX_METRIC_MAGNITUDE = 1e100;
+
+const measurable = (v: number) => Number.isFinite(v) && Math.abs(v) <= MAX_METRIC_MAGNITUDE;
+
+/**
  * Rejects events the join cannot use (they go to the DLQ with this reason). An event time outside
  * the bounds (µs, far future, pre-1900) would never expire and fail every ClickHouse insert of it.
  */
@@ -56,6 +65,7 @@ export function validatePrediction(e: PredictionEvent, time: EventTimeCheck): vo
   const problem = eventTimeProblem(e.event_time, time.now, time.bounds);
   if (problem !== undefined) throw bad(problem);
   if (!Number.isFinite(e.prediction)) throw bad('prediction is not a finite number');
+  if (!measurable(e.prediction)) throw bad(`prediction ${e.prediction} is beyond ±${MAX_METRIC_MAGNITUDE}`);
   // A NaN in `scores` would reach ClickHouse as JSON null, read as 0: a confident score in the
   // paired comparison that promotes or rolls back a version.
   for (const version in e.scores ?? {}) {
@@ -77,6 +87,12 @@ export function validateLabel(e: LabelEvent, time: EventTimeCheck): void {
   const problem = eventTimeProblem(e.event_time, time.now, time.bounds);
   if (problem !== undefined) throw bad(problem);
   if (!Number.isFinite(e.label)) throw bad('label is not a finite number');
+  if (!measurable(e.label)) throw bad(`label ${e.label} is beyond ±${MAX_METRIC_MAGNITUDE}`);
+  // A value that is not finite counts as none (the business outcome skips it); a finite one beyond
+  // the bound would overflow its sums.
+  if (typeof e.value === 'number' && Number.isFinite(e.value) && !measurable(e.value)) {
+    throw bad(`value ${e.value} is beyond ±${MAX_METRIC_MAGNITUDE}`);
+  }
 }
 
 /** What a prediction adds to the join store's tallies (the CBPE score histograms, estimates.ts). */

@@ -256,6 +256,16 @@ describe('JoinEngine', () => {
       );
     }
     expect(() => validatePrediction({ ...ok, scores: { v1: 0.4, v2: 0 } }, TIME)).not.toThrow();
+    // Beyond ±1e100: squared and summed, it made a window's metrics NaN (stored null, never alerted).
+    expect(() => validatePrediction({ ...ok, prediction: 1e200 }, TIME)).toThrow(
+      'prediction "p": prediction 1e+200 is beyond ±1e+100',
+    );
+    const okLabel = label('a', TIME.now - 1_000).event as LabelEvent;
+    expect(() => validateLabel({ ...okLabel, label: -1e200 }, TIME)).toThrow(
+      'label of "a": label -1e+200 is beyond ±1e+100',
+    );
+    expect(() => validateLabel({ ...okLabel, value: 1e300 }, TIME)).toThrow(/value 1e\+300 is beyond ±1e\+100/);
+    expect(() => validateLabel({ ...okLabel, label: 1e100, value: -1e100 }, TIME)).not.toThrow();
     const longModel = { ...(label('a', TIME.now - 1_000).event as LabelEvent), model: 'm'.repeat(300) };
     expect(() => validateLabel(longModel, TIME)).toThrow('label of "a": model must be 1..256 characters (got 300)');
   });

@@ -24,7 +24,14 @@ export {
   type SourceReport,
   type Transition,
 } from './state.js';
-export { type Applied, type ExpiredRow, type ExpireSummary, InMemoryJoinStore, type JoinStore } from './store.js';
+export {
+  type Applied,
+  batchWatermark,
+  type ExpiredRow,
+  type ExpireSummary,
+  InMemoryJoinStore,
+  type JoinStore,
+} from './store.js';
 export {
   addTally,
   FIRST_SEEN,

@@ -276,7 +276,7 @@ export function onAck<P, L>(
 
 /**
  * What the expiry clock knows of one source of records (a partition of the prediction or the
- * label topic): the greatest event time applied from it (written with the records' state), the
+ * label topic): its watermark (the least event time of its last batch, `batchWatermark`; written with the records' state), the
  * last time its owner had processed everything written to it, and the time of that owner's last
  * report. Shared by every instance (the expiry schedule is global).
  */
@@ -314,7 +314,7 @@ export interface ExpiryClock {
 /**
  * The expiry clock: the slowest source's progress, never beyond wall time. A source that is
  * caught up is complete up to when it last was; one with a backlog (an outage, a backfill, a
- * partition that backs off) only up to the greatest event time applied from it, so no prediction
+ * partition that backs off) only up to its watermark, so no prediction
  * expires while a label for it may still wait unread in any partition (nor a label while its
  * prediction may). Without any source, or with one that has neither, nothing is due.
  */

@@ -36,6 +36,20 @@ export interface ExpireSummary {
 }
 
 /**
+ * How far a batch read from one partition moves that partition's watermark: to the LEAST event time
+ * of the batch (never lowered across batches). A partition is read in about event-time order, so
+ * this trails its progress by one batch; the greatest event time had let one record dated up to the
+ * event-time bound ahead (an hour by default) carry the watermark past a whole backlog, and the
+ * predictions of that backlog's span expired before their labels were read, which were then
+ * dropped as late.
+ */
+export function batchWatermark(inputs: readonly { eventTime: number }[]): number {
+  let least = Number.POSITIVE_INFINITY;
+  for (const input of inputs) if (input.eventTime < least) least = input.eventTime;
+  return least;
+}
+
+/**
  * The port the label-joiner needs from its state store, keyed by (model, prediction id): records
  * of different models never share a state, whatever their prediction ids. Every method is idempotent under replay:
  * applying the same records again returns `duplicate`/`replayed` (re-emitting unacknowledged rows),
@@ -43,8 +57,8 @@ export interface ExpireSummary {
  */
 export interface JoinStore<P, L> {
   /**
-   * Applies records read from `source` (one partition) and raises its watermark to their greatest
-   * event time, in the same atomic step as their state.
+   * Applies records read from `source` (one partition) and raises its watermark to their least
+   * event time ({@link batchWatermark}), in the same atomic step as their state.
    */
   applyPredictions(
     inputs: readonly PredictionInput<P>[],
@@ -139,14 +153,17 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     return t.emit === undefined ? { outcome: t.outcome } : { outcome: t.outcome, emit: t.emit };
   }
 
-  private advance(source: string, eventTime: number): void {
+  /** Raises the source's watermark to the least event time of a batch (see {@link batchWatermark}). */
+  private advance(source: string, inputs: readonly { eventTime: number }[]): void {
+    if (inputs.length === 0) return;
+    const eventTime = batchWatermark(inputs);
     const watermark = this.watermarks.get(source);
     if (watermark === undefined || eventTime > watermark) this.watermarks.set(source, eventTime);
   }
 
   async applyPredictions(inputs: readonly PredictionInput<P>[], now: number, source: string) {
+    this.advance(source, inputs);
     return inputs.map((input) => {
-      this.advance(source, input.eventTime);
       const key = joinKey(input);
       const applied = this.apply(key, onPrediction(this.get(key, now), input, now, this.config), now);
       const t = input.tally;
@@ -163,8 +180,8 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
   }
 
   async applyLabels(inputs: readonly LabelInput<L>[], now: number, source: string) {
+    this.advance(source, inputs);
     return inputs.map((input) => {
-      this.advance(source, input.eventTime);
       const key = joinKey(input);
       return this.apply(key, onLabel(this.get(key, now), input, now, this.config), now);
     });

@@ -2,6 +2,7 @@ import { DriftlineError, type RedisConnectionConfig } from '@driftline/core';
 import {
   type Applied,
   backstopTtl,
+  batchWatermark,
   type ExpiredRow,
   type ExpireOutcome,
   type ExpireSummary,
@@ -92,7 +93,7 @@ export interface RedisKeys {
  *   <prefix>pending          hash: window key → pending predictions
  *   <prefix>dirty            sorted set: window key → mark (a number of dirty-seq, unique per mark)
  *   <prefix>dirty-seq        string: the last mark number given
- *   <prefix>wm:<source>      string: greatest event time applied from a source (a partition)
+ *   <prefix>wm:<source>      string: a source's watermark (the least event time of its last batch, never lowered)
  *   <prefix>sources          hash: source → "reportedAt,caughtUpAt" (its owner's last report)
  *   <prefix>alerted:<id>     string with TTL: a performance alert was raised
  *   <prefix>tally:<group>    hash: c<slot> → count, s<slot> → sum, counted since the last take
@@ -313,16 +314,12 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   ): Promise<Array<Applied<Buffer, Buffer, O>>> {
     if (inputs.length === 0) return [];
     const p = this.pipeline();
-    const maxEventTimeAt = head.keys.length + 3;
+    // Every chunk raises the watermark to the least event time of the whole batch (batchWatermark).
+    const watermark = batchWatermark(inputs);
     for (let from = 0; from < inputs.length; from += SCRIPT_CHUNK) {
       const chunk = inputs.slice(from, from + SCRIPT_CHUNK);
-      const args: Arg[] = [head.keys.length, ...head.keys, now, ttl, 0, this.keys.statePrefix, ...head.extra];
-      let maxEventTime = Number.NEGATIVE_INFINITY;
-      for (const input of chunk) {
-        if (input.eventTime > maxEventTime) maxEventTime = input.eventTime;
-        add(input, args);
-      }
-      args[maxEventTimeAt] = maxEventTime;
+      const args: Arg[] = [head.keys.length, ...head.keys, now, ttl, watermark, this.keys.statePrefix, ...head.extra];
+      for (const input of chunk) add(input, args);
       p[command](...args);
     }
     const replies = ((await execAll(p, action)) as Buffer[][][]).flat();

@@ -241,7 +241,6 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const fresh = freshHigh.get(key);
     return fresh !== undefined && fresh > BigInt(batchHigh) ? fresh.toString() : batchHigh;
   };
-  /** Lag gauges of a topic's owned partitions that had no batch yet, from the group's commits. */
   /**
    * Where a partition that had no batch here starts reading: the group's commit, else the start of
    * the partition for a group that reads from the beginning (undefined: a group that starts at the
@@ -249,6 +248,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
    */
   const startOf = (stored: bigint | undefined, low: bigint): bigint | undefined =>
     stored !== undefined && stored >= 0n ? stored : (options.fromBeginning ?? true) ? low : undefined;
+  /** Lag gauges of a topic's owned partitions that had no batch yet, from the group's commits. */
   const observeWaiting = async (topic: string, offsets: Awaited<ReturnType<typeof topicOffsets>>) => {
     const waiting = offsets.filter(
       (o) => owned.has(partitionKey(topic, o.partition)) && !fetched.has(partitionKey(topic, o.partition)),

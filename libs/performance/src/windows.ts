@@ -56,11 +56,10 @@ export function boundSegments(counts: ReadonlyMap<string, number>, maxSegments: 
 }
 
 /**
- * A window's rows, column by column: the labeled rows' scores and labels, and per segment feature
- * the segment of every labeled row and the expired rows' counts per segment. About 16 bytes per
- * labeled row (24 with the label's business value) and 4 per row and segment feature (as objects, a
- * row had cost hundreds), so a window of millions of predictions fits in tens of MB. Built by
- * `WindowColumnsBuilder`.
+ * A window's rows, column by column: the labeled rows' scores, labels and label values, and per
+ * segment feature the segment of every labeled row and the expired rows' counts per segment. About
+ * 24 bytes per labeled row and 4 per row and segment feature (as objects, a row had cost hundreds),
+ * so a window of millions of predictions fits in tens of MB. Built by `WindowColumnsBuilder`.
  */
 export interface WindowColumns {
   readonly labeledCount: number;

@@ -93,10 +93,11 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
   async function send(entry: PartitionEntry, topic: string, partition: number): Promise<void> {
     // Window by window (a window's partials, then its markers), each step forgotten once sent.
     while (entry.unsent.length > 0) {
-      const markerAt = entry.unsent.findIndex((m) => m.marker !== undefined);
-      const end =
-        markerAt < 0 ? entry.unsent.length : entry.unsent.findIndex((m, i) => i > markerAt && m.marker === undefined);
-      const step = entry.unsent.slice(0, end < 0 ? entry.unsent.length : end);
+      // One step: the partials up to the first marker, and the markers that follow them.
+      let end = entry.unsent.findIndex((m) => m.marker !== undefined);
+      if (end < 0) end = entry.unsent.length;
+      while (end < entry.unsent.length && entry.unsent[end]?.marker !== undefined) end++;
+      const step = entry.unsent.slice(0, end);
       const partials = step.filter((m) => m.marker === undefined);
       // A message Kafka refuses as it is (larger than the partials topic's max.message.bytes: a
       // model with thousands of features) is isolated and left out, loudly: kept, it failed every
@@ -120,14 +121,8 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       }
       // The window's markers list only what was sent: a marker naming a refused partial made the
       // merge wait for it for ever, holding every later window of its merge partition.
-      const markers = step
-        .filter((m) => m.marker !== undefined)
-        .map((m) =>
-          markerWithout(
-            m,
-            refused.map((r) => r.item),
-          ),
-        );
+      const left = refused.map((r) => r.item);
+      const markers = step.filter((m) => m.marker !== undefined).map((m) => markerWithout(m, left));
       entry.unsent = [...markers, ...entry.unsent.slice(step.length)];
       if (markers.length > 0) await deps.emit(markers);
       entry.unsent = entry.unsent.slice(markers.length);

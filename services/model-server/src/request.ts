@@ -35,6 +35,9 @@ const MAX_BODY_DEPTH = 6;
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
+/** A feature's field in an error, built only for an error: escaping every name cost ~3% of a batch request. */
+const featureField = (where: string, name: string) => `${where}.features.${oneLine(name)}`;
+
 function instance(json: unknown, where: string, maxFeatures: number): Instance {
   if (!isObject(json)) throw badRequest(`${where}: expected an object with entity_id`);
   let features: Record<string, FeatureValue> | undefined;
@@ -54,15 +57,17 @@ function instance(json: unknown, where: string, maxFeatures: number): Instance {
     for (const name in features) {
       if (++n > maxFeatures) throw badRequest(`${where}.features: at most ${maxFeatures} feature values`);
       const v = features[name];
-      const field = `${where}.features.${oneLine(name)}`;
       if (v !== null && typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
-        throw badRequest(`${field}: expected a number, string, boolean or null`);
+        throw badRequest(`${featureField(where, name)}: expected a number, string, boolean or null`);
       }
       // JSON has no Infinity, but 1e999 parses to it: refused, as feature events refuse it.
-      if (typeof v === 'number' && !Number.isFinite(v)) throw badRequest(`${field}: must be a finite number`);
+      if (typeof v === 'number' && !Number.isFinite(v))
+        throw badRequest(`${featureField(where, name)}: must be a finite number`);
       // The value is logged with the prediction (held while Kafka is down): bounded as feature events are.
       if (typeof v === 'string' && v.length > MAX_STRING_FEATURE_LENGTH) {
-        throw badRequest(`${field}: at most ${MAX_STRING_FEATURE_LENGTH} characters, got ${v.length}`);
+        throw badRequest(
+          `${featureField(where, name)}: at most ${MAX_STRING_FEATURE_LENGTH} characters, got ${v.length}`,
+        );
       }
     }
   }

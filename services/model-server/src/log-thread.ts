@@ -1,7 +1,7 @@
 import type { Logger } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
 import { awaitStarted, startWorker } from '@driftline/service/worker';
-import { createAdmission, logNotRunning } from './admission.js';
+import { approxRecordBytes, createAdmission, logNotRunning } from './admission.js';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
 import { packPredictions, transferred } from './packed-predictions.js';
 import type { PredictionLog } from './prediction-log.js';
@@ -11,6 +11,8 @@ export type { LogThreadData } from './log-thread-protocol.js';
 export interface ThreadLogOptions extends LogThreadSendPolicy {
   /** Most records held (handed over and not yet acknowledged by Kafka); beyond it, requests wait. */
   readonly maxBuffered: number;
+  /** Most bytes held (approxRecordBytes of those records); beyond it, requests wait. Unset: unbounded. */
+  readonly maxBufferedBytes?: number;
   /** Longest wait for room before a request's records are refused (503); 0 refuses at once. */
   readonly maxWaitMs: number;
   /** Called with the backlog after every change (a gauge). */
@@ -70,9 +72,10 @@ export async function startThreadLog(
   const report = () => options.onBacklog?.(backlog());
   const send = (message: ToLogThread) => worker.postMessage(message);
   const admission = createAdmission<PredictionEvent>({
-    maxBuffered: options.maxBuffered,
+    bound: { records: options.maxBuffered, bytes: options.maxBufferedBytes ?? Number.POSITIVE_INFINITY },
     maxWaitMs: options.maxWaitMs,
     backlog,
+    bytesOf: approxRecordBytes,
     enqueue(events) {
       for (const e of events) pending.push(e);
       report();
@@ -90,9 +93,10 @@ export async function startThreadLog(
   worker.on('message', (message: FromLogThread) => {
     if (message.type === 'log') logger[message.level](message.obj, message.msg);
     else if (message.type === 'acked') {
+      const settled = message.records - acked;
       acked = message.records;
       report();
-      admission.release();
+      admission.settled(settled);
     } else if (message.type === 'rejected') options.onRejected?.(message.records);
     else if (message.type === 'drained') {
       drains.get(message.id)?.(message.left);

@@ -12,6 +12,9 @@ export interface PredictionLogOptions<R = PredictionEvent> {
   readonly publish: (records: readonly R[]) => Promise<void>;
   /** Most records held (buffered and in flight); a request that would exceed it waits for room. */
   readonly maxBuffered: number;
+  /** Most bytes held (`bytesOf` of the records buffered and in flight); unbounded when either is unset. */
+  readonly maxBufferedBytes?: number;
+  readonly bytesOf?: (record: R) => number;
   /** Longest wait for room before a request's records are refused (503); 0 refuses at once. */
   readonly maxWaitMs: number;
   /** Longest time a record waits before its batch is sent. */
@@ -164,12 +167,15 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
     const batch = queue.length <= size ? queue : queue.slice(0, size);
     queue = queue.length <= size ? [] : queue.slice(size);
     inFlight = batch.length;
+    let settled = 0;
     try {
       await publishOrDeadLetter(batch);
       resendExactly = 0;
-      options.onSettled?.(batch.length);
+      settled = batch.length;
+      options.onSettled?.(settled);
     } catch (error) {
       const sent = sentBefore(error);
+      settled = sent;
       if (sent > 0) options.onSettled?.(sent);
       queue = batch.slice(sent).concat(queue);
       resendExactly = batch.length - sent;
@@ -181,7 +187,7 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
     } finally {
       inFlight = 0;
       report();
-      admission.release();
+      admission.settled(settled);
     }
   };
   const kick = (): Promise<void> => {
@@ -200,9 +206,10 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
     return sending;
   };
   const admission = createAdmission<R>({
-    maxBuffered,
+    bound: { records: maxBuffered, bytes: options.maxBufferedBytes ?? Number.POSITIVE_INFINITY },
     maxWaitMs,
     backlog,
+    ...(options.bytesOf === undefined ? {} : { bytesOf: options.bytesOf }),
     enqueue(events) {
       for (const e of events) queue.push(e);
       report();

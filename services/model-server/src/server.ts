@@ -4,6 +4,7 @@ import { counter, gauge, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
+import { approxRecordBytes } from './admission.js';
 import { createModelHandler } from './handler.js';
 import { type LogThreadData, startThreadLog } from './log-thread.js';
 import { createPredictionLog, type PredictionLog, type RejectedPrediction } from './prediction-log.js';
@@ -13,6 +14,8 @@ import type { CanarySpec } from './specs.js';
 
 export interface PredictionLogBounds {
   readonly maxBuffered: number;
+  /** Most approximate bytes held (approxRecordBytes): long string features bound memory, not only counts. */
+  readonly maxBufferedBytes: number;
   /** Longest wait of a request for room in a full log before its 503 (back-pressure). */
   readonly maxWaitMs: number;
   readonly flushIntervalMs: number;
@@ -21,6 +24,7 @@ export interface PredictionLogBounds {
 
 export const DEFAULT_LOG_BOUNDS: PredictionLogBounds = {
   maxBuffered: 50_000,
+  maxBufferedBytes: 256 * 1_048_576,
   maxWaitMs: 1_000,
   flushIntervalMs: 50,
   maxBatch: 200,
@@ -104,6 +108,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       : createPredictionLog({
           ...bounds,
           ...hooks,
+          bytesOf: approxRecordBytes,
           publish: target.publish,
           deadLetter: target.deadLetter,
           idOf: contracts.prediction.key,

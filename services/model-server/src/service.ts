@@ -42,6 +42,10 @@ export const modelServerEnvShape = {
   DRIFTLINE_MODEL_SERVER_MAX_FEATURES: envField.int(1, 10_000).default(DEFAULT_PREDICT_LIMITS.maxFeatures),
   /** Most prediction records held before Kafka acknowledged them; beyond, requests wait for room. */
   DRIFTLINE_MODEL_SERVER_LOG_BUFFER: envField.int(100, 10_000_000).default(DEFAULT_LOG_BOUNDS.maxBuffered),
+  /** Most bytes of prediction records held before Kafka acknowledged them (approximate: string lengths). */
+  DRIFTLINE_MODEL_SERVER_LOG_BUFFER_BYTES: envField
+    .int(1_048_576, 64 * 1_073_741_824)
+    .default(DEFAULT_LOG_BOUNDS.maxBufferedBytes),
   /** Longest a request waits for room in a full prediction log before its 503 (0: refuse at once). */
   DRIFTLINE_MODEL_SERVER_LOG_WAIT: envField.duration(0, MAX_TIMER_MS).default(DEFAULT_LOG_BOUNDS.maxWaitMs),
   /** Longest a prediction record waits before it is sent to predictions.v1. */
@@ -114,6 +118,7 @@ export const modelServer = defineService({
       },
       logBounds: {
         maxBuffered: env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER,
+        maxBufferedBytes: env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER_BYTES,
         maxWaitMs: env.DRIFTLINE_MODEL_SERVER_LOG_WAIT,
         flushIntervalMs: env.DRIFTLINE_MODEL_SERVER_LOG_FLUSH,
         // A send to the log thread costs a round trip whatever its size: larger batches keep its

@@ -9,7 +9,7 @@ import { loggedPrediction as prediction } from './fixtures.js';
 
 const stack = inject('stack');
 
-async function openLog(maxBuffered: number, maxWaitMs = 0) {
+async function openLog(maxBuffered: number, maxWaitMs = 0, maxBufferedBytes?: number) {
   const topic = `${uniqueName('logthread')}.predictions.v1`;
   await ensureTopics(kafkaFor(stack.kafkaBrokers), [
     { topic, partitions: 2 },
@@ -25,6 +25,7 @@ async function openLog(maxBuffered: number, maxWaitMs = 0) {
     },
     {
       maxBuffered,
+      ...(maxBufferedBytes === undefined ? {} : { maxBufferedBytes }),
       maxWaitMs,
       flushIntervalMs: 20,
       maxBatch: 500,
@@ -92,6 +93,26 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     expect(log.backlog()).toBe(0);
     expect(log.ready()).toBe(false); // its thread has ended: readiness fails
     await expect(log.append([prediction(999)])).rejects.toThrow(/prediction log is not running/);
+  });
+
+  it('bounds bytes as well as records: long string features are refused past the byte bound, and admitted once acknowledged', async () => {
+    const { log, topic } = await openLog(50_000, 0, 1_048_576);
+    const long = (i: number) => ({ ...prediction(i), features: { f0: 1, text: 'z'.repeat(65_000) } });
+    // 16 records of ~65 KB fit 1 MiB; a 17th in the same turn (nothing acknowledged) does not.
+    await log.append(Array.from({ length: 16 }, (_, i) => long(i)));
+    await expect(log.append([long(16)])).rejects.toThrow(
+      /prediction log backlog full \(50000 records or 1048576 bytes/,
+    );
+    expect(await log.drain(30_000)).toBe(0);
+    await log.append([long(17)]); // room again once acknowledged
+    // A request larger than the whole bound is admitted alone once the log is empty.
+    expect(await log.drain(30_000)).toBe(0);
+    await log.append(Array.from({ length: 20 }, (_, i) => long(100 + i)));
+    expect(await log.drain(30_000)).toBe(0);
+    await log.close();
+    const ids = new Set((await sentPredictions(topic)).map((e) => e.prediction_id));
+    expect(ids.size).toBe(37);
+    expect(ids.has('p-16')).toBe(false);
   });
 
   it('dead-letters records Kafka refuses as too large, sends the others of their batch, and goes on', async () => {

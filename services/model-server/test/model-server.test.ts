@@ -9,6 +9,7 @@ import type { PredictionEvent } from '@driftline/schemas';
 import { loadXgboostModel } from '@driftline/scoring';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approxRecordBytes } from '../src/admission.js';
 import { createPredictionLog, PartialPublishError } from '../src/prediction-log.js';
 import { parsePredictBody } from '../src/request.js';
 import { type ModelServer, startModelServer } from '../src/server.js';
@@ -687,6 +688,56 @@ describe('prediction log', () => {
     expect(await log.drain(2_000)).toBe(0);
     expect(sent).toEqual(['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8']);
     await log.close();
+  });
+
+  it('bounds bytes as well as records: a request waits until the oldest requests are wholly acknowledged', async () => {
+    const kafka = manualKafka();
+    const text = (i: number, chars: number): PredictionEvent => ({
+      ...ev(i),
+      model: 'm',
+      model_version: 'v1',
+      entity_id: `e${i}`,
+      event_time: 0,
+      prediction: 0.5,
+      features: { note: 'n'.repeat(chars) },
+    });
+    const log = createPredictionLog({
+      publish: kafka.publish,
+      maxBuffered: 1_000,
+      maxBufferedBytes: 25_000,
+      bytesOf: approxRecordBytes,
+      maxWaitMs: 2_000,
+      flushIntervalMs: 5,
+      maxBatch: 1, // one record per send: the first request is acknowledged in two steps
+      deadLetter: noDeadLetters,
+      logger: silentLogger,
+    });
+    await log.append([text(1, 10_000), text(2, 10_000)]); // ~20 KB of 25
+    let admitted = false;
+    const next = log.append([text(3, 10_000)]).then(() => {
+      admitted = true;
+    });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(admitted).toBe(false); // 30 KB would exceed 25: it waits
+    kafka.release(); // p1 acknowledged: its request is only partly settled and keeps its bytes
+    await new Promise((r) => setTimeout(r, 30));
+    expect(admitted).toBe(false);
+    kafka.auto(); // p2 too: the first request is wholly settled
+    await next;
+    expect(admitted).toBe(true);
+    expect(await log.drain(2_000)).toBe(0);
+    expect(kafka.sent).toEqual(['p1', 'p2', 'p3']);
+    await log.close();
+  });
+
+  it('approxRecordBytes counts string feature values by length, other values and scores at a fixed cost', () => {
+    const base = { ...ev(1), model: 'm', model_version: 'v1', entity_id: 'e', event_time: 0, prediction: 0.5 };
+    const short = approxRecordBytes({ ...base, features: { a: 1, b: 'x' } });
+    const long = approxRecordBytes({ ...base, features: { a: 1, b: 'x'.repeat(65_536) } });
+    expect(long - short).toBe(65_535);
+    expect(approxRecordBytes({ ...base, features: {}, scores: { v1: 0.5, v2: 0.4 } })).toBe(
+      approxRecordBytes({ ...base, features: {}, scores: null }) + 2 * (2 + 9),
+    );
   });
 
   /** A log on `publish` holding 3 records, and what its close counts as lost. */

@@ -49,9 +49,6 @@ export const COLUMNS = {
  */
 export const MAX_DATASET_CELLS = 250_000_000;
 
-/** What XGBoost's DMatrix refuses in a feature name (`feature_names may not contain [, ] or <`). */
-const XGBOOST_REFUSED = /[[\]<]/;
-
 /**
  * Builds the training set. Rows are sorted by (time, id) so the split is by time: the newest
  * `holdoutFraction` of the rows is the held-out slice, the model never trains on rows later than
@@ -79,13 +76,6 @@ export function buildDataset(input: readonly LabeledRow[], holdoutFraction: numb
   const reserved = new Set<string>(Object.values(COLUMNS));
   const clash = names.find((name) => reserved.has(name));
   if (clash !== undefined) throw new DriftlineError('VALIDATION_FAILED', `feature name ${clash} is reserved`);
-  const refused = names.find((name) => XGBOOST_REFUSED.test(name));
-  if (refused !== undefined) {
-    throw new DriftlineError(
-      'VALIDATION_FAILED',
-      `feature name ${JSON.stringify(refused.slice(0, 200))} cannot train: XGBoost refuses feature names containing [, ] or <`,
-    );
-  }
   const features: FeatureColumn[] = names.map((name) => {
     const numeric = rows.every((r) => {
       const v = r.features[name];

@@ -1,7 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
+import { loadXgboostModel, trainerFeatureEncoder } from '@driftline/scoring';
 import { makeVector, Table, tableToIPC } from 'apache-arrow';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { COLUMNS } from '../src/dataset.js';
@@ -42,13 +43,23 @@ describe('the Python worker classifies what it cannot train', () => {
       logger: silentLogger,
     });
 
-  it('a feature name XGBoost refuses is a rejected request with the reason, not a retry', async () => {
-    const error = await run('amount<100').then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
-    expect((error as Error).message).toMatch(/xgboost refused the training set: .*\[, \] or </);
+  it('trains on a feature name XGBoost refuses by name (emb[0]): inputs by position, meta.json names them', async () => {
+    const files = arrowFile('emb[0]');
+    await runWorker({
+      python,
+      ...files,
+      device: 'cpu',
+      params: { rounds: 2, max_depth: 2 },
+      timeoutMs: 120_000,
+      logger: silentLogger,
+    });
+    const model = loadXgboostModel(JSON.parse(readFileSync(join(files.outDir, 'model.json'), 'utf8')));
+    const encoder = trainerFeatureEncoder(JSON.parse(readFileSync(join(files.outDir, 'meta.json'), 'utf8')), model);
+    expect(encoder.features).toEqual(['emb[0]']);
+    const row = new Float64Array(1);
+    encoder.encode({ 'emb[0]': 35 }, row);
+    expect(row[0]).toBe(35);
+    expect(Number.isFinite(model.predictOne(row))).toBe(true);
   });
 
   it('a training set without a feature column is a rejected request, not a crash retried for ever', async () => {

@@ -167,11 +167,15 @@ def main() -> int:
         "subsample": float(params_in.get("subsample", 1.0)),
     }
     rounds = int(params_in.get("rounds", 100))
+    # XGBoost refuses feature names with [, ] or < (embedding columns such as emb[0] are common):
+    # such a model names its inputs by position (f0, f1, ...) and meta.json keeps the real names,
+    # in the same order, which is how the scorer binds them.
+    names = features if not any(c in n for n in features for c in "[]<") else None
     try:
-        dtrain = xgb.DMatrix(X[train], label=y[train], feature_names=features or None)
-        dall = xgb.DMatrix(X, feature_names=features or None)
+        dtrain = xgb.DMatrix(X[train], label=y[train], feature_names=names)
+        dall = xgb.DMatrix(X, feature_names=names)
     except ValueError as exc:
-        # XGBoost refuses the data itself (e.g. a feature name with [, ] or <): no retry can help.
+        # XGBoost refuses the data itself: no retry can help.
         print(f"xgboost refused the training set: {exc}", file=sys.stderr)
         return 3
     booster = xgb.train(params, dtrain, num_boost_round=rounds)

@@ -11,6 +11,7 @@ import {
   isArtifactName,
   type Logger,
   PoisonRecordError,
+  toDriftlineError,
 } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
 import type { CalibrationMap } from '@driftline/performance';
@@ -30,7 +31,7 @@ import { labelWaitStep } from './label-wait.js';
 import { decidePromotion, versionFor } from './promotion.js';
 import { calibrationFromDataset, referenceFromDataset } from './reference.js';
 import type { TrainingSource, TrainingWindow } from './training-source.js';
-import { readWorkerResult, runWorker, type WorkerResult } from './worker.js';
+import { readWorkerResult, runWorker, type WorkerResult, type WorkerRun } from './worker.js';
 
 export interface TrainerDeps {
   readonly config: TrainerConfig;
@@ -69,6 +70,39 @@ export type Outcome = 'already_done' | 'republished' | 'promoted' | 'shadowed' |
 
 /** Latest time a Date (hence a version name and a ClickHouse DateTime64) can hold, in ms. */
 const MAX_DATE_MS = 8.64e15;
+
+/**
+ * Worker runs one retrain request may start. A window the worker fails on every time (past the
+ * timeout, killed for memory) was retried for ever, holding its retrain.v1 partition: no later
+ * request of any model there was handled. Counted in the version's directory, so a restart of the
+ * trainer does not reset it; past it the request is dead-lettered, and the retrain policy's next
+ * fire (after its cooldown) tries again as a new request.
+ */
+export const MAX_WORKER_ATTEMPTS = 3;
+
+/** runWorker, counting its starts for this request in `dir` (MAX_WORKER_ATTEMPTS). */
+async function runWorkerCounted(dir: string, run: WorkerRun): Promise<WorkerResult> {
+  const file = join(dir, 'worker-attempts');
+  const started = existsSync(file) ? Number.parseInt(readFileSync(file, 'utf8'), 10) || 0 : 0;
+  if (started >= MAX_WORKER_ATTEMPTS) {
+    throw new DriftlineError(
+      'INTERNAL',
+      `trainer worker started ${started} times on this request without finishing; given up (a new request may succeed)`,
+    );
+  }
+  writeFileSync(file, String(started + 1));
+  try {
+    return await runWorker(run);
+  } catch (error) {
+    const failure = toDriftlineError(error);
+    if (!failure.retriable || started + 1 < MAX_WORKER_ATTEMPTS) throw error;
+    throw new DriftlineError(
+      failure.code,
+      `${failure.message} (attempt ${started + 1} of ${MAX_WORKER_ATTEMPTS}; given up, a new request may succeed)`,
+      { cause: error },
+    );
+  }
+}
 
 /**
  * The request's training window: integer epoch ms a date can hold, `data_from` < `data_to`.
@@ -315,7 +349,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     writeFileSync(`${data}.tmp`, arrow);
     renameSync(`${data}.tmp`, data);
     const started = Date.now();
-    result = await runWorker({
+    result = await runWorkerCounted(dir, {
       python: deps.python,
       data,
       outDir: dir,

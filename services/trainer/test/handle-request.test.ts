@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { toTrainerConfig } from '../src/config.js';
 import { buildDataset, datasetToArrow, type LabeledRow } from '../src/dataset.js';
 import { versionFor } from '../src/promotion.js';
-import { handleRequest, type TrainerDeps } from '../src/trainer.js';
+import { handleRequest, MAX_WORKER_ATTEMPTS, type TrainerDeps } from '../src/trainer.js';
 
 const request: RetrainRequest = {
   request_id: 'req-1',
@@ -276,9 +276,24 @@ describe('handleRequest (idempotency)', () => {
     expect(tableFromIPC(readFileSync(file)).schema.fields.map((f) => f.name)).toContain('income[eur]');
   });
 
-  it('a failing worker is retriable', async () => {
+  it('a failing worker is retriable, up to MAX_WORKER_ATTEMPTS starts of one request, then dead-lettered', async () => {
     const { deps } = setup({ python: process.execPath }); // node cannot run train.py: exits non-zero
-    await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+    for (let attempt = 1; attempt < MAX_WORKER_ATTEMPTS; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+    }
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({
+      retriable: false,
+      message: expect.stringMatching(/trainer worker exited with 1.*attempt 3 of 3; given up/s),
+    });
+    // A trainer restarted on the same request (its count is on disk) gives up before running.
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({
+      retriable: false,
+      message: expect.stringContaining('started 3 times on this request without finishing'),
+    });
+    // Another request of the model (the policy's next fire) starts its own count.
+    await expect(
+      handleRequest(deps, { ...request, request_id: `${request.request_id}-next`, data_to: request.data_to - 1 }),
+    ).rejects.toMatchObject({ retriable: true });
   });
 });
 

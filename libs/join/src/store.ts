@@ -65,6 +65,11 @@ export interface JoinStore<P, L> {
     now: number,
     source: string,
   ): Promise<Array<Applied<P, L, PredictionOutcome>>>;
+  /**
+   * Like applyPredictions. A label repeated within `inputs` (same model and id) replays without a
+   * row (`emit` unset) when its earlier copy already carries it: a flood of one label must not
+   * return the stored prediction once per copy.
+   */
   applyLabels(
     inputs: readonly LabelInput<L>[],
     now: number,
@@ -181,9 +186,14 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
 
   async applyLabels(inputs: readonly LabelInput<L>[], now: number, source: string) {
     this.advance(source, inputs);
-    return inputs.map((input) => {
+    const seen = new Set<string>();
+    return inputs.map((input): Applied<P, L, LabelOutcome> => {
       const key = joinKey(input);
-      return this.apply(key, onLabel(this.get(key, now), input, now, this.config), now);
+      const applied = this.apply(key, onLabel(this.get(key, now), input, now, this.config), now);
+      const repeated = seen.has(key);
+      seen.add(key);
+      // A repeat within the batch replays without a row: the earlier record emits it (JoinStore).
+      return repeated && applied.outcome === 'replayed' ? { outcome: 'replayed' } : applied;
     });
   }
 

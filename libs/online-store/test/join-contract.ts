@@ -246,6 +246,31 @@ export function joinStoreContract(
       expect(outcomes(await store.applyPredictions([prediction('b', 50)], 80, 'predictions/0'))).toEqual(['duplicate']);
     });
 
+    it('a label repeated within a batch emits its row once: the copies replay without the stored prediction', async () => {
+      const store = await open();
+      const big = Buffer.alloc(64 * 1024, 'p'); // a prediction with a long string feature, say
+      await store.applyPredictions(
+        [{ model: 'm', id: 'x', eventTime: 0, windowKey: 'w', payload: big }],
+        10,
+        'predictions/0',
+      );
+      const copies = Array.from({ length: 1_200 }, (_, i) => ({
+        model: 'm',
+        id: 'x',
+        eventTime: 5,
+        payload: Buffer.from(`label ${i}`),
+      }));
+      const first = await store.applyLabels(copies, 20, 'labels/0');
+      expect(first[0]?.outcome).toBe('joined');
+      expect(first.slice(1).every((a) => a.outcome === 'replayed' && a.emit === undefined)).toBe(true);
+      expect(first[0]?.emit?.prediction.length).toBe(big.length);
+      expect(text(first[0]?.emit?.label)).toBe('label 0');
+      // Unacknowledged, the next batch replays the row once more (with both payloads): crash recovery.
+      const again = await store.applyLabels(copies.slice(0, 3), 30, 'labels/0');
+      expect(again.map((a) => a.emit !== undefined)).toEqual([true, false, false]);
+      expect(text(again[0]?.emit?.label)).toBe('label 0');
+    });
+
     it('a label for a model that has no such prediction waits, then expires as an orphan', async () => {
       const store = await open();
       await store.applyPredictions(

@@ -198,15 +198,17 @@ return 1
 /**
  * KEYS: schedule, pending counts, dirty windows, the source's watermark.
  * ARGV: now, backstop ttl, max event time, state key prefix, then per record: id, label time,
- * wait-until score, label bytes.
+ * wait-until score, label bytes, and '1' when an earlier record of the same batch has the same id
+ * (its replay then carries no payloads: that earlier record's row is emitted already, and a flood
+ * of one label repeated would otherwise return the stored prediction once per copy).
  */
 export const LABEL_SCRIPT = `${PARSE_K}
 local now, backstop, max_et, state_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 ${FLUSH}
 local deltas, out = {}, {}
-for i = 1, (#ARGV - 4) / 4 do
-  local j = 4 * i + 1
-  local id, et, wait_until, payload = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+for i = 1, (#ARGV - 4) / 5 do
+  local j = 5 * i
+  local id, et, wait_until, payload, repeated = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
   local key = state_prefix .. id
   local v = redis.call('GET', key)
   local tag = v and string.sub(v, 1, 1)
@@ -234,6 +236,8 @@ for i = 1, (#ARGV - 4) / 4 do
       redis.call('ZADD', KEYS[1], wait_until, id)
     end
     out[i] = {'waiting-duplicate'}
+  elseif tag == 'K' and repeated == '1' then
+    out[i] = {'replayed'}
   elseif tag == 'K' then
     local joined_at, _, p, l = parse_k(v)
     out[i] = {'replayed', p, l, joined_at}

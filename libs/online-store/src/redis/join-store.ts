@@ -296,8 +296,12 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     const ttl = backstopTtl(this.config);
     const k = this.keys;
     const head = { keys: [k.schedule, k.pending, k.dirty, k.watermark(source)], extra: [] };
+    const seen = new Set<string>();
     return this.batched(inputs, 'djLabelBuffer', 'label', 'join (labels)', now, ttl, head, (i, args) => {
-      args.push(joinKey(i), i.eventTime, labelWaitUntil(i.eventTime, this.config), i.payload);
+      const key = joinKey(i);
+      const repeated = seen.has(key);
+      seen.add(key);
+      args.push(key, i.eventTime, labelWaitUntil(i.eventTime, this.config), i.payload, repeated ? 1 : 0);
     });
   }
 
@@ -327,6 +331,8 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
       const outcome = reply[0]?.toString() as O;
       const input = inputs[n] as I;
       if (outcome === 'joined') return { outcome, emit: joinedOf(input, reply, { side, payload: input.payload }) };
+      // A replay without payloads: an earlier record of this batch emits the row (LABEL_SCRIPT).
+      if (outcome === 'replayed' && reply.length === 1) return { outcome };
       if (outcome === 'replayed') return { outcome, emit: joinedOf(input, reply, undefined) };
       return { outcome };
     });

@@ -86,8 +86,12 @@ export interface JoinStore<P, L> {
    * dropped), at most `limit`.
    */
   expireDue(cutoff: number, now: number, limit: number): Promise<ExpireSummary>;
-  /** Expired predictions whose unlabeled row the sink may not have yet. */
-  unackedExpired(limit: number): Promise<Array<ExpiredRow<P>>>;
+  /**
+   * Expired predictions whose unlabeled row the sink may not have yet: at most `limit`, oldest
+   * first, and (a store that copies payloads out, Redis) no more than `maxBytes` of prediction
+   * payload, at least one row. The memory store hands out references and bounds the count only.
+   */
+  unackedExpired(limit: number, maxBytes?: number): Promise<Array<ExpiredRow<P>>>;
   ackExpired(refs: readonly JoinRef[], now: number): Promise<void>;
   pendingCount(windowKey: string): Promise<number>;
   /**

@@ -67,3 +67,29 @@ describe('RedisJoinStore v1 → v2 key migration', () => {
     }
   });
 });
+
+describe('RedisJoinStore expired rows', () => {
+  it('reads the outbox up to maxBytes of stored predictions, at least one row, oldest first', async () => {
+    const prefix = `${uniqueName('jx')}:`;
+    const store = new RedisJoinStore(redis, prefix, joinContractConfig);
+    try {
+      const payload = (id: string) => Buffer.alloc(100_000, id);
+      await store.applyPredictions(
+        ['a', 'b', 'c'].map((id, n) => ({ model: 'm', id, eventTime: n, windowKey: 'w', payload: payload(id) })),
+        10,
+        'predictions/0',
+      );
+      const summary = await store.expireDue(1_000_000, 20, 100);
+      expect(summary.counts.expiring).toBe(3);
+      const ids = async (maxBytes?: number) => (await store.unackedExpired(10, maxBytes)).map((r) => r.id);
+      expect(await ids()).toEqual(['a', 'b', 'c']);
+      expect(await ids(250_000)).toEqual(['a', 'b']);
+      expect(await ids(1_000)).toEqual(['a']); // one row larger than the bound still comes alone
+      const [first] = await store.unackedExpired(1, 1_000);
+      expect(first?.prediction.equals(payload('a'))).toBe(true);
+    } finally {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.unlink(...keys);
+    }
+  });
+});

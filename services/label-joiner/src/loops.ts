@@ -82,6 +82,13 @@ export interface ExpiryOptions {
 }
 
 /**
+ * Most bytes of stored predictions one step of the expiry pass reads (at least one row). A stored
+ * prediction is up to a Kafka record (1 MiB by default): a step of 1,000 of them had copied a
+ * gigabyte out of Redis at once, and decoded it.
+ */
+export const EXPIRY_READ_BYTES = 64 * 1_048_576;
+
+/**
  * The expiry pass: due pending predictions become `E` (counted unlabeled), their rows go to
  * `unlabeled_predictions`, then they are acknowledged (`X`). The outbox makes the pass crash-safe:
  * rows of a pass that died before its acknowledgement are sent again by the next pass. A row that
@@ -187,7 +194,7 @@ export class ExpiryScanner {
       const summary = await this.store.expireDue(cutoff, now, this.batch);
       this.metrics.orphans.inc(summary.counts['orphan-label']);
       const handled = summary.counts.expiring + summary.counts['orphan-label'] + summary.counts.stale;
-      const rows = await this.store.unackedExpired(this.batch);
+      const rows = await this.store.unackedExpired(this.batch, EXPIRY_READ_BYTES);
       if (rows.length > 0) {
         const out = [];
         const unwritable: UnwritableExpiry[] = [];
@@ -222,7 +229,8 @@ export class ExpiryScanner {
         this.metrics.deadLettered.inc(unwritable.length);
         expired += written;
       }
-      if (handled < this.batch && rows.length < this.batch) break;
+      // Until the outbox is empty (rows cut by bytes are fewer than a batch, with more behind them).
+      if (handled < this.batch && rows.length === 0) break;
     }
     this.metrics.scheduled.set(await this.store.scheduledCount());
     return expired;

@@ -13,7 +13,7 @@ import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { labelJoinerEnvShape, toLabelJoinerConfig } from '../src/config.js';
 import { JoinEngine, type JoinerRecord, validateLabel, validatePrediction } from '../src/engine.js';
-import { ExpiryScanner } from '../src/loops.js';
+import { EXPIRY_READ_BYTES, ExpiryScanner } from '../src/loops.js';
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 const decoder = {
@@ -65,6 +65,22 @@ const clockOf = (c: JoinConfig, reports: () => SourceReport[] = () => [{ source:
   counts: () => true,
 });
 
+/** An expiry scanner on the wall clock of `config` that may dead-letter nothing. */
+function plainScanner(store: InMemoryJoinStore<Buffer, Buffer>, sink: FlakySink): ExpiryScanner {
+  return new ExpiryScanner(
+    store,
+    decoder,
+    sink,
+    {
+      ...clockOf(config),
+      deadLetter: async () => {
+        throw new Error('nothing here may be dead-lettered');
+      },
+    },
+    createMetricsRegistry({ service: 't', defaultMetrics: false }),
+  );
+}
+
 describe('JoinEngine', () => {
   it('joins once whatever the order, and a failed sink write is re-emitted on retry, never lost', async () => {
     const store = new InMemoryJoinStore<Buffer, Buffer>(config);
@@ -95,18 +111,7 @@ describe('JoinEngine', () => {
     const sink = new FlakySink();
     const engine = new JoinEngine(store, decoder, sink, 3_600_000);
     await engine.process([prediction('a', 1_000), prediction('b', 1_000), label('c', 50_000)], 0, 'test/0');
-    const scanner = new ExpiryScanner(
-      store,
-      decoder,
-      sink,
-      {
-        ...clockOf(config),
-        deadLetter: async () => {
-          throw new Error('nothing here may be dead-lettered');
-        },
-      },
-      createMetricsRegistry({ service: 't', defaultMetrics: false }),
-    );
+    const scanner = plainScanner(store, sink);
     sink.failNext = 1;
     await expect(scanner.pass(20_000)).rejects.toThrow(/down/);
     expect(await scanner.pass(20_000)).toBe(2);
@@ -117,6 +122,23 @@ describe('JoinEngine', () => {
     ]);
     // A label arriving after its prediction expired is late: no join.
     expect((await engine.process([label('a', 1_500)], 20_001, 'test/0')).outcomes).toEqual({ 'label:late': 1 });
+  });
+
+  it('one expiry pass empties the outbox when the store cuts its reads by bytes (fewer rows than a batch)', async () => {
+    // A store that hands out one expired row per read, as the Redis store does for large predictions.
+    class OneRowAtATime extends InMemoryJoinStore<Buffer, Buffer> {
+      override async unackedExpired(_limit: number, maxBytes?: number) {
+        expect(maxBytes).toBe(EXPIRY_READ_BYTES);
+        return super.unackedExpired(1);
+      }
+    }
+    const store = new OneRowAtATime(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    await engine.process([prediction('a', 1_000), prediction('b', 1_000), prediction('c', 1_000)], 0, 'test/0');
+    const scanner = plainScanner(store, sink);
+    expect(await scanner.pass(20_000)).toBe(3);
+    expect(sink.expired.map((r) => r.prediction.prediction_id).sort()).toEqual(['a', 'b', 'c']);
   });
 
   it('expiry waits for the slowest partition: a label read late after an outage still joins', async () => {

@@ -412,7 +412,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     return { cutoff, counts };
   }
 
-  async unackedExpired(limit: number): Promise<Array<ExpiredRow<Buffer>>> {
+  async unackedExpired(limit: number, maxBytes = Number.POSITIVE_INFINITY): Promise<Array<ExpiredRow<Buffer>>> {
     let members: string[];
     try {
       members = await this.redis.zrange(this.keys.outbox, 0, limit - 1);
@@ -420,6 +420,20 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
       throw unavailable('outbox', error);
     }
     if (members.length === 0) return [];
+    if (Number.isFinite(maxBytes)) {
+      // Sizes first (a state holds its prediction's bytes, up to a Kafka record each): the rows
+      // read are cut at maxBytes, so one pass never copies a thousand large predictions at once.
+      const sizes = this.redis.pipeline();
+      for (const key of members) sizes.strlen(this.keys.statePrefix + key);
+      const lengths = (await execAll(sizes, 'outbox sizes')) as number[];
+      let total = 0;
+      let take = 0;
+      while (take < members.length && (take === 0 || total + (lengths[take] ?? 0) <= maxBytes)) {
+        total += lengths[take] ?? 0;
+        take++;
+      }
+      members = members.slice(0, take);
+    }
     const p = this.redis.pipeline();
     for (const key of members) p.getBuffer(this.keys.statePrefix + key);
     const values = (await execAll(p, 'outbox read')) as Array<Buffer | null>;

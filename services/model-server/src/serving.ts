@@ -6,6 +6,7 @@ import type { CanarySpec } from './specs.js';
 import {
   applyStageEvent,
   EMPTY_STAGES,
+  MAX_WATCHED,
   type ModelStages,
   type ServedSet,
   type StageEvent,
@@ -97,6 +98,8 @@ export class ServingTable {
   private readonly chains = new Map<string, Promise<void>>();
   /** Loaded versions by `model/version`, kept while a plan uses them. */
   private readonly loaded = new Map<string, LoadedVersion>();
+  /** Versions that have answered as production here, by model (see `watchServedOnly`). */
+  private readonly servedProductions = new Map<string, Set<string>>();
 
   constructor(private readonly options: ServingTableOptions) {}
 
@@ -150,6 +153,18 @@ export class ServingTable {
     return v;
   }
 
+  /** The first of `versions` that loads, or undefined. */
+  private async firstLoadable(model: string, versions: readonly string[]): Promise<LoadedVersion | undefined> {
+    for (const v of versions) {
+      try {
+        return await this.version(model, v);
+      } catch {
+        // the next one
+      }
+    }
+    return undefined;
+  }
+
   /**
    * A canary or shadow version, or undefined when it cannot serve: it did not load, or it cannot be
    * planned on its own (a feature two views declare). Planned together, such a version failed the
@@ -180,6 +195,8 @@ export class ServingTable {
       }
       stages = step.stages;
     }
+    const current = this.plans.get(model);
+    if (current !== undefined) stages = this.watchServedOnly(model, before, stages, current);
     this.stages.set(model, stages);
     const served = servedSet(stages, {
       ...(this.options.canaries.has(model) ? { canary: this.options.canaries.get(model)! } : {}),
@@ -188,19 +205,19 @@ export class ServingTable {
     if (served === undefined) return;
     // Replays and TRAINED events change nothing: no reload, no swap — unless the plan is not yet
     // what the stages ask for (a version failed to load before): then any event retries it.
-    const current = this.plans.get(model);
     if (current !== undefined && servesExactly(current, served)) return;
     try {
-      await this.swap(model, served);
+      await this.swap(model, served, stages.watched);
     } catch (error) {
       // The production version did not load: the stages keep the one actually serving, so that a
       // re-published PROMOTED is a change again, and a version that never served is never watched
       // as "the previous production".
+      const serving = this.plans.get(model);
       this.stages.set(
         model,
-        current === undefined
+        serving === undefined
           ? before
-          : { ...stages, production: current.production.loaded.version, watched: before.watched },
+          : { ...stages, production: serving.production.loaded.version, watched: before.watched },
       );
       throw error;
     }
@@ -211,7 +228,35 @@ export class ServingTable {
     if (missing.length > 0) throw new VersionsNotServedError(model, missing);
   }
 
-  private async swap(model: string, served: ServedSet): Promise<void> {
+  /**
+   * The stages with their watched versions cut to those that answered here, when events reduced
+   * together went past a production that never loaded (PROMOTED v2, held for a retry, then
+   * PROMOTED v3): v2 was watched as "the version v3 replaced", retried for ever as a shadow, and a
+   * rollback of v3 targeted it, while v1, which did serve, was not watched. The one serving now
+   * is watched in its place. Versions watched before this step stay (a restart watches what
+   * models.v1 says).
+   */
+  private watchServedOnly(model: string, before: ModelStages, stages: ModelStages, current: ServingPlan): ModelStages {
+    const answered = this.servedProductions.get(model);
+    const kept = stages.watched.filter((v) => before.watched.includes(v) || answered?.has(v) === true);
+    if (kept.length === stages.watched.length) return stages;
+    const serving = current.production.loaded.version;
+    const watched =
+      serving !== stages.production && !kept.includes(serving) ? [...kept, serving].slice(-MAX_WATCHED) : kept;
+    this.options.logger.warn(
+      { model, never_served: stages.watched.filter((v) => !kept.includes(v)), watched },
+      'a replaced production that never served here is not watched; the one that served is',
+    );
+    return { ...stages, watched };
+  }
+
+  /**
+   * Swaps in the plan for `served`. A production that does not load leaves the current one
+   * serving; with none yet (a start whose newest PROMOTED names a version that cannot load), the
+   * newest of `fallbacks` (the watched, previously promoted versions) that loads serves instead,
+   * rather than no version at all. Either way the failure is rethrown (retried by the caller).
+   */
+  private async swap(model: string, served: ServedSet, fallbacks: readonly string[]): Promise<void> {
     const { logger, views } = this.options;
     const current = this.plans.get(model);
     let production: LoadedVersion;
@@ -219,10 +264,17 @@ export class ServingTable {
     try {
       production = await this.version(model, served.production);
     } catch (error) {
-      if (current === undefined) throw error;
       // The current production keeps serving; the rest of the change still applies.
+      const instead = current?.production.loaded ?? (await this.firstLoadable(model, [...fallbacks].reverse()));
+      if (instead === undefined) throw error;
+      if (current === undefined) {
+        logger.warn(
+          { model, version: served.production, instead: instead.version, err: (error as Error).message },
+          'production version could not be loaded at start; the previous production serves instead',
+        );
+      }
       failure = error;
-      production = current.production.loaded;
+      production = instead;
     }
     const spec = served.canary;
     const canary =
@@ -242,6 +294,9 @@ export class ServingTable {
     });
     // The swap: one assignment.
     this.plans.set(model, plan);
+    const answered = this.servedProductions.get(model) ?? new Set<string>();
+    answered.add(production.version);
+    this.servedProductions.set(model, answered);
     // Forget versions of this model no plan uses any more.
     const inUse = new Set(
       [plan.production, ...(plan.canary ? [plan.canary.planned] : []), ...plan.shadows].map((p) => p.loaded),

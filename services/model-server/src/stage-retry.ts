@@ -75,21 +75,45 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
         );
       }
       const timer = setTimeout(() => {
-        waiting.delete(model);
-        void run(model, events, attempt + 1);
+        void serially(model, async () => {
+          const held = take(model);
+          if (held !== undefined) await run(model, held.events, held.attempt + 1);
+        });
       }, delay);
       timer.unref();
       waiting.set(model, { events, attempt, timer });
     }
   };
+  /** The events held for a retry of `model`, no longer held (their timer cleared). */
+  const take = (model: string) => {
+    const held = waiting.get(model);
+    if (held !== undefined) {
+      clearTimeout(held.timer);
+      waiting.delete(model);
+    }
+    return held;
+  };
+  // One run at a time per model, retries included: a retry that ran beside a newer event (its
+  // timer fired while the newer one was arriving) replayed the older events after the newer ones,
+  // so a stale PROMOTED took production back from a newer one once its files appeared.
+  const chains = new Map<string, Promise<void>>();
+  const serially = (model: string, job: () => Promise<void>): Promise<void> => {
+    const next = (chains.get(model) ?? Promise.resolve()).then(job);
+    const settled = next.catch(() => {});
+    chains.set(model, settled);
+    void settled.then(() => {
+      if (chains.get(model) === settled) chains.delete(model);
+    });
+    return next;
+  };
 
   return {
     apply(model, events) {
-      const held = waiting.get(model);
-      if (held === undefined) return run(model, events, 0);
-      clearTimeout(held.timer);
-      waiting.delete(model);
-      return run(model, [...held.events, ...events], held.attempt + 1);
+      return serially(model, () => {
+        const held = take(model);
+        // Held events go first, with everything after them: the model's events stay in order.
+        return held === undefined ? run(model, events, 0) : run(model, [...held.events, ...events], held.attempt + 1);
+      });
     },
     pending: () => [...waiting.keys()],
     stop() {

@@ -1,9 +1,13 @@
 import { silentLogger } from '@driftline/core';
+import { parseFeatureViewsText } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
+import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it } from 'vitest';
-import { VersionsNotServedError } from '../src/serving.js';
+import { ServingTable, VersionsNotServedError } from '../src/serving.js';
 import { createStageApplier } from '../src/stage-retry.js';
 import type { StageEvent } from '../src/stages.js';
+import { buildVersion } from '../src/version.js';
+import { FEATURES, VIEWS_YAML } from './fixtures.js';
 
 const promoted = (version: string): StageEvent => ({ kind: 'PROMOTED', version });
 
@@ -80,5 +84,70 @@ describe('stage applier: a production version that does not load yet is retried'
       /model="fraud"[^}]*\} 0$/m,
     );
     applier.stop();
+  });
+});
+
+describe('stage applier over a real serving table: versions that do not load, in order', () => {
+  const views = parseFeatureViewsText(VIEWS_YAML);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** A serving table whose `unreadable` versions fail to load (after a 30 ms read). */
+  function tableWith(unreadable: Set<string>) {
+    return new ServingTable({
+      views,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) => {
+        await sleep(unreadable.has(version) ? 30 : 0);
+        if (unreadable.has(version)) throw new Error('ENOENT model.json');
+        return buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES });
+      },
+    });
+  }
+
+  it('a retry that fires while a newer PROMOTED arrives never replays the older one after it', async () => {
+    const unreadable = new Set(['v2']);
+    const table = tableWith(unreadable);
+    const applier = createStageApplier({
+      apply: (m, e) => table.apply(m, e),
+      logger: silentLogger,
+      firstDelayMs: 20,
+      maxDelayMs: 40,
+    });
+    await applier.apply('fraud', [promoted('v1')]);
+    await applier.apply('fraud', [promoted('v2')]); // not readable: held, retried in 20 ms
+    await sleep(25); // the retry's load is in flight
+    await applier.apply('fraud', [promoted('v3')]);
+    unreadable.clear(); // v2's files appear later
+    await sleep(300);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v3');
+    expect(applier.pending()).toEqual([]);
+    applier.stop();
+  });
+
+  it('a production that never loaded is not watched: the one that served is, and a rollback returns to it', async () => {
+    const table = tableWith(new Set(['v2']));
+    const applier = createStageApplier({
+      apply: (m, e) => table.apply(m, e),
+      logger: silentLogger,
+      firstDelayMs: 60_000,
+    });
+    await applier.apply('fraud', [promoted('v1')]);
+    await applier.apply('fraud', [promoted('v2')]);
+    await applier.apply('fraud', [promoted('v3')]);
+    expect(table.describe()).toEqual([{ model: 'fraud', production: 'v3', shadows: ['v1'] }]);
+    expect(applier.pending()).toEqual([]);
+    await applier.apply('fraud', [{ kind: 'ROLLED_BACK', version: 'v3' }]);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+    applier.stop();
+  });
+
+  it('at start, a newest production that cannot load leaves the previous one serving, not none', async () => {
+    const table = tableWith(new Set(['v2']));
+    await expect(table.apply('fraud', [promoted('v1'), promoted('v2')])).rejects.toThrow(/ENOENT/);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+    // A retry of the same replay keeps v1 serving and still asks for v2.
+    await expect(table.apply('fraud', [promoted('v1'), promoted('v2')])).rejects.toThrow(/ENOENT/);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v1');
   });
 });

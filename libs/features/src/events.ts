@@ -47,8 +47,12 @@ export function encodeValue(type: FeatureType, value: unknown): string | undefin
 export function decodeValue(type: FeatureType, stored: string | undefined | null): FeatureValue {
   if (stored === undefined || stored === null) return null;
   switch (type) {
-    case 'double':
-      return Number(stored);
+    case 'double': {
+      // What the materializer writes is always a finite number; anything else another writer left
+      // (an empty string, "abc", "1e999") is missing, not 0, NaN or Infinity.
+      const n = stored.trim() === '' ? Number.NaN : Number(stored);
+      return Number.isFinite(n) ? n : null;
+    }
     case 'string':
       return stored;
     case 'boolean':

@@ -6,6 +6,8 @@ import {
   aggregate,
   compareCodePoints,
   computeAggregates,
+  decodeValue,
+  encodeValue,
   lastWriteWins,
   offlineRow,
   parseFeatureViews,
@@ -54,6 +56,18 @@ function reason(fn: () => unknown): string {
   }
   throw new Error('expected a PoisonRecordError');
 }
+
+describe('stored values', () => {
+  it('round-trip what the materializer writes; a double another writer left malformed is missing', () => {
+    for (const x of [0, 1.5, -2e-308, 1e308, 123456789.125]) {
+      expect(decodeValue('double', encodeValue('double', x))).toBe(x);
+    }
+    for (const bad of ['', ' ', 'abc', '1e999', '-Infinity', 'NaN']) expect(decodeValue('double', bad)).toBeNull();
+    expect(decodeValue('double', null)).toBeNull();
+    expect(decodeValue('boolean', encodeValue('boolean', true))).toBe(true);
+    expect(decodeValue('string', '')).toBe('');
+  });
+});
 
 describe('event validation', () => {
   it('encodes a valid event per declared feature, nulls and absent features as undefined', () => {

@@ -8,6 +8,8 @@ import type { XgboostModel } from './model.js';
 export interface TrainerFeatureEncoder {
   /** Feature names in model input order. */
   readonly features: readonly string[];
+  /** The features trained as categories (meta.json `categories`): their values are strings. */
+  readonly categorical: ReadonlySet<string>;
   /**
    * Writes one record's row into `out` at `offset` (features.length values). Numbers as they are,
    * booleans as 0/1, null/undefined/absent as missing (NaN); a categorical feature's value becomes its
@@ -60,6 +62,7 @@ export function trainerFeatureEncoder(meta: unknown, model?: XgboostModel): Trai
   const columns = features.map((name) => ({ name, codes: codes.get(name) }));
   return {
     features,
+    categorical: new Set(codes.keys()),
     encode(record, out, offset = 0) {
       for (let i = 0; i < columns.length; i++) {
         const { name, codes: table } = columns[i]!;

@@ -3,6 +3,7 @@ import type { FeatureType, FeatureView, FeatureViews } from '@driftline/features
 import { fieldType } from '@driftline/online-store';
 import {
   loadXgboostModel,
+  ModelFormatError,
   type TrainerFeatureEncoder,
   trainerFeatureEncoder,
   type XgboostModel,
@@ -113,7 +114,16 @@ export function planServing(views: FeatureViews, input: PlanInput): ServingPlan 
         sources[i] = -1;
         return;
       }
-      types.set(name, { type: fieldType(view, name)!, view: view.name });
+      const type = fieldType(view, name)!;
+      // A string feature the model takes as a number (no categories) fails every request that
+      // reads it, with a 400 that blames the client: refused here, with the version.
+      if (type === 'string' && !loaded.encoder.categorical.has(name)) {
+        throw new ModelFormatError(
+          `meta.features.${name}`,
+          `view ${view.name} declares a string but version ${loaded.version} takes it as a number (no categories)`,
+        );
+      }
+      types.set(name, { type, view: view.name });
       let r = reads.findIndex((x) => x.view === view);
       if (r === -1) r = reads.push({ view, features: [] }) - 1;
       if (!reads[r]!.features.includes(name)) reads[r]!.features.push(name);

@@ -71,6 +71,21 @@ describe('serving plan', () => {
     expect(() => planServing(twice, { production: v })).toThrow(/feature "f2" is declared by views account and dup/);
   });
 
+  it('refuses a version that takes a string feature of its view as a number (no categories in meta.json)', () => {
+    const json = syntheticModelJson(1, 5, 3, 4) as { learner: { feature_names?: string[] } };
+    delete json.learner.feature_names; // inputs by position, named by meta.json
+    const features = ['f0', 'f1', 'f2', 'other'];
+    const numeric = buildVersion('m', 'v1', json, { features });
+    expect(() => planServing(views, { production: numeric })).toThrow(
+      /meta\.features\.other.*view user declares a string but version v1 takes it as a number/,
+    );
+    const categorical = buildVersion('m', 'v1', json, { features, categories: { other: ['gold', 'silver'] } });
+    expect(planServing(views, { production: categorical }).types.get('other')).toEqual({
+      type: 'string',
+      view: 'user',
+    });
+  });
+
   it('a shadow with a feature two views declare is served without; the model and its later stages go on', async () => {
     const withG = parseFeatureViewsText(
       `${VIEWS_YAML}  - name: g1\n    entity: user_id\n    features:\n      f4: double\n  - name: g2\n    entity: user_id\n    features:\n      f4: double\n`,

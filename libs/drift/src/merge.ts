@@ -258,7 +258,7 @@ export function mergeGroup(group: MergeGroup, ref: ReferenceSet): Map<string, Su
     const profile = ref.profiles[i]!;
     const summaries: Summary[] = [];
     for (const p of group.partials) {
-      const json = p.summaries[feature];
+      const json = Object.hasOwn(p.summaries, feature) ? p.summaries[feature] : undefined;
       if (json !== undefined) summaries.push(summaryFromJSON(json, profile));
     }
     const merged = mergeAll(summaries, profile);

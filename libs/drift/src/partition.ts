@@ -1,3 +1,4 @@
+import { setOwn } from '@driftline/core';
 import type { QualityPartial } from '@driftline/quality';
 import type { FeatureValue } from '@driftline/schemas';
 import {
@@ -239,9 +240,11 @@ export class PartitionWindows {
       return ahead ? 'ahead' : 'late';
     }
     state.events++;
-    const { features } = ref;
+    // The window's own reference: the resolver may name another one now (a promotion seen, a
+    // re-stored or reloaded reference), but this window's summaries were built for state.ref.
+    const { features } = state.ref;
     const values = event.features;
-    const scratch = this.scratchFor(ref);
+    const scratch = this.scratchFor(state.ref);
     const read = scratch.values;
     const slots = scratch.slots;
     for (let i = 0; i < features.length; i++) {
@@ -354,7 +357,9 @@ export class PartitionWindows {
 
 function closePartial(m: ModelWindow, start: number, size: number): ClosedPartial {
   const summaries: Record<string, SummaryJson> = {};
-  for (let i = 0; i < m.ref.features.length; i++) summaries[m.ref.features[i]!] = m.summaries[i]!.toJSON();
+  // setOwn: a feature may be named __proto__ (a reference built from a CSV column), which a plain
+  // assignment would make the object's prototype, leaving the summary out of the JSON.
+  for (let i = 0; i < m.ref.features.length; i++) setOwn(summaries, m.ref.features[i]!, m.summaries[i]!.toJSON());
   return {
     model: m.model,
     version: m.version,

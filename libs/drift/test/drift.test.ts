@@ -109,6 +109,52 @@ describe('PartitionWindows (stage 1)', () => {
     ]);
   });
 
+  it('keeps counting a window against its own reference when the resolver switches mid-window (a promotion seen)', () => {
+    const small = referenceSet('m', 'v0', new Map<string, ReferenceProfile>([['x', x]]));
+    let current = small;
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, () => current);
+    expect(p.add(event(100, 1), 0)).toBe('added');
+    current = ref; // more features, another order
+    expect(p.add(event(200, 2), 1)).toBe('added');
+    expect(p.add(event(1100, 3), 2)).toBe('added'); // the next window takes the new reference
+    const [w0] = p.closeReady().windows;
+    expect(w0!.partials[0]!.referenceId).toBe(small.referenceId);
+    expect(w0!.partials[0]!.events).toBe(2);
+    expect(Object.keys(w0!.partials[0]!.summaries)).toEqual(['x']);
+  });
+
+  it('a feature named __proto__ travels in a partial and merges like any other', () => {
+    const odd = referenceSet(
+      'm',
+      'v1',
+      new Map<string, ReferenceProfile>([
+        ['__proto__', x],
+        ['y', x],
+      ]),
+    );
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, () => odd);
+    p.add(event(100, 0, { features: JSON.parse('{"__proto__": 1.5, "y": 2}') }), 0);
+    p.add(event(1100, 0), 1);
+    const [w0] = p.closeReady().windows;
+    const partial = w0!.partials[0]!;
+    const decoded = JSON.parse(JSON.stringify(partial)) as typeof partial;
+    expect(Object.hasOwn(decoded.summaries, '__proto__')).toBe(true);
+    const merged = mergeGroup(
+      {
+        model: 'm',
+        version: 'v1',
+        referenceId: odd.referenceId,
+        partials: [
+          { ...decoded, type: 'partial', format: 'x', source: { topic: 't', partition: 0, partitions: 1 } } as never,
+        ],
+        events: 1,
+        late: 0,
+      },
+      odd,
+    );
+    expect([...merged.keys()].sort()).toEqual(['__proto__', 'y']);
+  });
+
   it('counts an event of a closed window as late, in the next window to close, never in a summary', () => {
     const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 0 }, resolve);
     p.add(event(500), 0);

@@ -41,7 +41,6 @@ interface PendingWindow {
   readonly end: number;
   firstOffset: number;
   readonly firstSeenAt: number;
-  partitions: number;
   readonly markers: Map<number, ClosedMessage>;
   readonly partials: Map<string, PartialMessage>;
 }
@@ -74,6 +73,12 @@ export class MergeState {
   private completedUpTo: number;
   /** What was completed before this state existed (restored): its sources are unknown here. */
   private readonly restoredUpTo: number;
+  /**
+   * The most source partitions any message named: a topic only grows, and a stage-one instance
+   * that owns none of the added partitions may name the old count for a while (its markers alone
+   * completed windows without the new partitions, whose partials then came after completion).
+   */
+  private sourcePartitions = 0;
 
   /**
    * `completedUpTo`: the last window start this partition completed durably before (restored
@@ -108,6 +113,7 @@ export class MergeState {
     if (now > this.lastAny) this.lastAny = now;
     const heard = this.lastHeard.get(source);
     if (heard === undefined || now > heard) this.lastHeard.set(source, now);
+    if (message.source.partitions > this.sourcePartitions) this.sourcePartitions = message.source.partitions;
     if (message.type === 'closed' && (this.frontier.get(source) ?? Number.NEGATIVE_INFINITY) < message.closedUntil) {
       this.frontier.set(source, message.closedUntil);
     }
@@ -128,14 +134,12 @@ export class MergeState {
         end: message.windowEnd,
         firstOffset: offset,
         firstSeenAt: now,
-        partitions: message.source.partitions,
         markers: new Map(),
         partials: new Map(),
       };
       this.pending.set(message.windowStart, w);
     } else {
       if (offset < w.firstOffset) w.firstOffset = offset;
-      if (message.source.partitions > w.partitions) w.partitions = message.source.partitions;
     }
     if (message.type === 'closed') {
       if (w.markers.has(source)) return 'duplicate';
@@ -171,8 +175,9 @@ export class MergeState {
 
   private tryComplete(w: PendingWindow, now: number): CompletedWindow | undefined {
     if (w.markers.size === 0) return undefined;
+    const partitions = this.sourcePartitions;
     const idle: number[] = [];
-    for (let s = 0; s < w.partitions; s++) {
+    for (let s = 0; s < partitions; s++) {
       // Reported: its marker for this window, or a later marker saying it closed past this window.
       if (w.markers.has(s) || (this.frontier.get(s) ?? Number.NEGATIVE_INFINITY) >= w.end) continue;
       // Silent since when: never earlier than the window's first report — a source that never spoke
@@ -186,7 +191,7 @@ export class MergeState {
     }
     const groups = new Map<string, PartialMessage[]>();
     const reported: number[] = [];
-    for (let s = 0; s < w.partitions; s++) if (!idle.includes(s)) reported.push(s);
+    for (let s = 0; s < partitions; s++) if (!idle.includes(s)) reported.push(s);
     for (const s of [...w.markers.keys()].sort((a, b) => a - b)) {
       for (const mv of w.markers.get(s)!.models) {
         const partial = w.partials.get(s + SEP + mv.model + SEP + mv.version);
@@ -211,7 +216,7 @@ export class MergeState {
     return {
       windowStart: w.start,
       windowEnd: w.end,
-      sourcePartitions: w.partitions,
+      sourcePartitions: partitions,
       reported,
       idle,
       groups: merged,

@@ -284,6 +284,20 @@ describe('MergeState (stage 2)', () => {
     expect(m.commitOffset(offset)).toBe(offset);
   });
 
+  it('once any source names more partitions (the topic grew), windows wait for them all', () => {
+    const m = new MergeState({ idleTimeoutMs: 60_000 }, 0);
+    let offset = 0;
+    // A stage one owning a new partition names 8; the others still name 4.
+    for (const msg of closedFrom(5, 8, [100])) m.add(msg, offset++, 1); // window 0; closed up to 10 s
+    // Window 1000 is first heard of from sources naming 4.
+    for (const s of [0, 1, 2, 3]) for (const msg of closedFrom(s, 4, [1200])) m.add(msg, offset++, 2);
+    expect(m.ready(3).complete.map((w) => w.windowStart)).not.toContain(1000); // 4, 6 and 7 are missing
+    for (const s of [4, 6, 7]) for (const msg of closedFrom(s, 8, [1300])) m.add(msg, offset++, 4);
+    const w1 = m.ready(5).complete.find((w) => w.windowStart === 1000);
+    expect(w1!.reported).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(w1!.groups[0]!.events).toBe(7);
+  });
+
   it('drops re-emitted partials and markers (first wins), before and after completion', () => {
     const m = new MergeState({ idleTimeoutMs: 60_000 }, 0);
     const a = closedFrom(0, 1, [100]);

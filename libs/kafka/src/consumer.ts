@@ -38,6 +38,8 @@ export interface BatchProcessor<T> {
   process(items: ReadonlyArray<DecodedRecord<T>>, context: BatchContext): Promise<void | ProcessResult>;
   /** Called when partitions are no longer owned (rebalance or stop): drop their in-memory state. */
   revoked?(partitions: ReadonlyArray<{ topic: string; partition: number }>): void;
+  /** After every join of the group (a rebalance: members or the topics' partitions changed). */
+  rebalanced?(): void;
 }
 
 /**
@@ -316,6 +318,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       metrics.stalled.remove(labels);
     }
     if (lost.length > 0 && processor.revoked !== undefined) processor.revoked(lost.map(([, p]) => p));
+    processor.rebalanced?.();
   });
   /** kafkajs gave up on this consumer (a crash it does not restart): nothing is consumed any more. */
   let dead = false;

@@ -78,6 +78,9 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
   const states = new Map<number, PartitionEntry>();
   const now = deps.now ?? Date.now;
   let sourcePartitions = deps.sourcePartitions;
+  // Set by a rebalance: partitions added to the source topic start one on every member, also on
+  // those that own none of the new ones and would otherwise keep naming the old count.
+  let recountSource = false;
   const logger = deps.logger ?? silentLogger;
   const resolve = (m: string, v: string, w: number) => deps.references.resolve(m, v, w);
   const openWindows = () => {
@@ -144,6 +147,14 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
     async process(items: ReadonlyArray<DecodedRecord<PredictionEvent>>, ctx) {
       const last = items[items.length - 1];
       if (last === undefined) return;
+      if (recountSource) {
+        recountSource = false;
+        const now = (await deps.currentSourcePartitions?.().catch(() => 0)) ?? 0;
+        if (now > sourcePartitions) {
+          sourcePartitions = now;
+          logger.info({ topic: ctx.topic, partitions: sourcePartitions }, 'source topic has more partitions now');
+        }
+      }
       if (ctx.partition >= sourcePartitions) {
         // The topic grew after start-up. Partials naming the old count were refused by the merge
         // stage as malformed (partition ≥ partitions): dead-lettered, their events lost, and the
@@ -266,6 +277,9 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       await deps.sequential?.flush(ctx.topic, ctx.partition); // its rows and alerts before any commit
       const commitOffset = String(state.commitOffset(next));
       return deadLetters.length === 0 ? { commitOffset } : { commitOffset, deadLetters };
+    },
+    rebalanced() {
+      recountSource = true;
     },
     revoked(partitions) {
       for (const p of partitions) if (p.topic === deps.sourceTopic) states.delete(p.partition);

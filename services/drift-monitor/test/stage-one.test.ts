@@ -256,35 +256,54 @@ describe('stage-1 processor: a ClickHouse outage while recording progress', () =
   });
 });
 
+/** A stage-one processor started with 2 source partitions, whose topic now has `count()`. */
+function growingTopic(count: () => number) {
+  const sent: OutboundPartials[] = [];
+  let reads = 0;
+  const processor = stageOneProcessor({
+    spec: { sizeMs: 1000, latenessMs: 0 },
+    references: new ReferenceCache(store),
+    progress: { load: async () => undefined, save: async () => {} },
+    group: 'g',
+    sourceTopic: 'p',
+    sourcePartitions: 2, // at start-up
+    currentSourcePartitions: async () => {
+      reads++;
+      return count();
+    },
+    mergePartitions: 1,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+    decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
+    emit: async (messages) => {
+      sent.push(...messages);
+    },
+  });
+  return { processor, sent, reads: () => reads };
+}
+
 describe('stage-1 processor: the source topic grew after start-up', () => {
   it('a batch of a new partition re-reads the count: its partials name the new count, which the merge accepts', async () => {
-    const sent: OutboundPartials[] = [];
-    let reads = 0;
-    const processor = stageOneProcessor({
-      spec: { sizeMs: 1000, latenessMs: 0 },
-      references: new ReferenceCache(store),
-      progress: { load: async () => undefined, save: async () => {} },
-      group: 'g',
-      sourceTopic: 'p',
-      sourcePartitions: 2, // at start-up
-      currentSourcePartitions: async () => {
-        reads++;
-        return 4; // the operator added two
-      },
-      mergePartitions: 1,
-      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
-      decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
-      emit: async (messages) => {
-        sent.push(...messages);
-      },
-    });
+    const { processor, sent, reads } = growingTopic(() => 4); // the operator added two
     await processor.process(items([100, 1100]), { ...ctx, partition: 3 });
     await processor.process(items([2100], 2), { ...ctx, partition: 3 });
-    expect(reads).toBe(1); // once, not per batch
+    expect(reads()).toBe(1); // once, not per batch
     // decodePartials is the merge stage's check (it refused partition 3 of 2 as malformed).
     const decoded = sent.map((m) => decodePartials(m.value));
     expect(decoded.length).toBeGreaterThan(0);
     expect(decoded.every((d) => d.source.partition === 3 && d.source.partitions === 4)).toBe(true);
+  });
+
+  it('a rebalance re-reads it too: an instance owning none of the new partitions names the new count', async () => {
+    let count = 2;
+    const { processor, sent } = growingTopic(() => count);
+    await processor.process(items([100, 1100]), { ...ctx, partition: 0 });
+    count = 4; // the operator added two; this instance keeps partition 0 only
+    processor.rebalanced?.(); // it keeps partition 0: nothing is revoked
+    await processor.process(items([2100, 3100], 2), { ...ctx, partition: 0 });
+    const counts = sent.map((m) => decodePartials(m.value)).map((d) => [d.windowStart, d.source.partitions]);
+    expect(counts.filter(([start]) => start === 0).every(([, n]) => n === 2)).toBe(true);
+    expect(counts.filter(([start]) => (start as number) >= 2000).every(([, n]) => n === 4)).toBe(true);
+    expect(counts.some(([start]) => (start as number) >= 2000)).toBe(true);
   });
 });
 

@@ -491,7 +491,9 @@ export function tickModel(
     const notBefore = Math.max(
       p.since,
       promotes && p.stage === 'shadow' ? view.canaryFreedAt : 0,
-      promotes && p.stage === 'canary' ? view.watchClosedAt : 0,
+      // Strictly after the watch closed: at the same time, a replay orders the production row
+      // before the rollback (stage rank), and the rollback then took production back from it.
+      promotes && p.stage === 'canary' ? view.watchClosedAt + 1 : 0,
     );
     const t = transitionOf(outcome, rollout, notBefore);
     if (t !== undefined && (best === undefined || t.at < best.at || (t.at === best.at && t.version < best.version)))

@@ -319,6 +319,16 @@ describe('tickModel', () => {
     );
     expect(w.transition).toBeUndefined();
     expect(w.waiting).toEqual(['v3: promotion to production waits for the rollback watch of v2']);
+    // The watch rolls v2 back at T0 + 6 min; v3 then goes to production strictly after it, so the
+    // history replays to v3 serving and watched against v1 (at the same time, the rollback row
+    // replayed after v3's took production back to v1, and v3 was never watched).
+    const rolledBack = [...watch, fact('v2', 'production', 'rolled_back', T0 + 6 * MIN, 'v1')];
+    const next = tickModel(rolledBack, (p) => pairs(p.since, 400, 0.2, 0.8), policy).transition;
+    expect(next).toMatchObject({ version: 'v3', to_stage: 'production', previous_version: 'v1' });
+    expect(next!.at).toBeGreaterThan(T0 + 6 * MIN);
+    const after = viewOf([...rolledBack, { ...next!, from_stage: 'canary' }]);
+    expect(after.production).toBe('v3');
+    expect(after.watch).toMatchObject({ production: 'v3', previous: 'v1' });
   });
 
   it('feeds the positive_rate guard from the pairs: the newer version predicting positive far more often is rejected', () => {

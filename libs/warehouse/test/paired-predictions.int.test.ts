@@ -175,3 +175,30 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
     await ch.close();
   });
 });
+
+describe('labeled_predictions: the newest label time', () => {
+  it('is the newest at or before the bound: a row dated in 2099 is left out', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const now = Date.now();
+    const row = (id: string, labelTime: number) => ({
+      model: 'fraud',
+      model_version: 'v1',
+      prediction_id: id,
+      entity_id: 'e',
+      prediction_time: chTime(now - 60_000),
+      label_time: chTime(labelTime),
+      features: '{}',
+      prediction: 0.3,
+      predicted_class: null,
+      label: 1,
+      joined_at: chTime(now),
+    });
+    await ch.insert('labeled_predictions', [row('a', now - 1_000), row('b', Date.UTC(2099, 0, 1))]);
+    const predictions = warehouseOn(ch).predictions;
+    expect(await predictions.newestLabelTime('fraud', now)).toBe(now - 1_000);
+    expect(await predictions.newestLabelTime('fraud', Date.UTC(2100, 0, 1))).toBe(Date.UTC(2099, 0, 1));
+    expect(await predictions.newestLabelTime('fraud', now - 2_000)).toBeUndefined();
+    expect(await predictions.newestLabelTime('other', now)).toBeUndefined();
+  });
+});

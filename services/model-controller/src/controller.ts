@@ -24,8 +24,11 @@ export interface PairReader {
     from: number;
     limit: number;
   }): Promise<ReadonlyArray<PairInput & { readonly predictionId: string }>>;
-  /** The model's newest label time, paired or not (event time moves on while a comparison gets no pairs). */
-  newestLabelTime(model: string): Promise<number | undefined>;
+  /**
+   * The model's newest label time at or before `notAfter`, paired or not (event time moves on
+   * while a comparison gets no pairs).
+   */
+  newestLabelTime(model: string, notAfter: number): Promise<number | undefined>;
 }
 
 export interface ControllerDeps {
@@ -181,7 +184,7 @@ export class ModelController {
       if (plausible.length < rows.length) this.metrics.skipped.inc(rows.length - plausible.length);
       read.set(planKey(plan), plausible);
     }
-    const newest = plans.length === 0 ? undefined : await deps.pairs.newestLabelTime(model);
+    const newest = plans.length === 0 ? undefined : await deps.pairs.newestLabelTime(model, notAfter);
     // The event clock of max_time: only a time a label could have (see maxFutureMs).
     const clock = newest !== undefined && Number.isSafeInteger(newest) && newest <= notAfter ? newest : undefined;
     const result = tickModel(history, (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [], policy, clock);

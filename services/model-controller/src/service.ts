@@ -22,7 +22,7 @@ export const modelControllerService = defineService({
       transitions: warehouse.transitions,
       pairs: {
         readPairs: (q) => warehouse.predictions.readPairs(q),
-        newestLabelTime: (model) => warehouse.predictions.newestLabelTime(model),
+        newestLabelTime: (model, notAfter) => warehouse.predictions.newestLabelTime(model, notAfter),
       },
       publish: (events) => models.publish(events),
       policies: config.policies,

@@ -217,6 +217,25 @@ describe('ModelController', () => {
     expect(published.at(-1)).toMatchObject({ version: 'v2', kind: 'REJECTED' });
   });
 
+  it('one label row dated in 2099 leaves the clock at the newest plausible label, so max_time still ends a comparison', async () => {
+    const { published, deps } = setup({ v1: 0.5, v2: 0.5 });
+    const few = pairsFor({ v1: 0.5, v2: 0.5 }, 4);
+    const later = T0 + 60 * 86_400_000;
+    const labelTimes = [later, Date.UTC(2099, 0, 1)]; // as the table holds them
+    const controller = new ModelController({
+      ...deps,
+      now: () => later,
+      pairs: {
+        // As the warehouse reads it: the newest label time at or before the bound it is given.
+        newestLabelTime: async (_model, notAfter?: number) =>
+          Math.max(...labelTimes.filter((t) => notAfter === undefined || t <= notAfter)),
+        readPairs: (q) => few.readPairs(q),
+      },
+    });
+    await controller.tick();
+    expect(published.at(-1)).toMatchObject({ version: 'v2', kind: 'REJECTED' });
+  });
+
   it('a recorded transition whose `at` is not epoch ms is left out, not a failure of every tick', async () => {
     const { store, published, deps } = setup({ v1: 0.2, v2: 0.8 });
     store.rows.set('fraud/v9/candidate', row('v9', null, 'candidate', Number.NaN));

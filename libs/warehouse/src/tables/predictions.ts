@@ -147,8 +147,13 @@ export interface PredictionStore {
    * take a place under `limit`, or a comparison could never reach its max_labels.
    */
   readPairs(q: PairQuery): Promise<PairedOutcome[]>;
-  /** The newest label time of `model`'s labelled predictions (paired or not), or undefined: the controller's event-time clock. */
-  newestLabelTime(model: string): Promise<number | undefined>;
+  /**
+   * The newest label time of `model`'s labelled predictions (paired or not) at or before
+   * `notAfter`, or undefined: the controller's event-time clock. The bound leaves out a label dated
+   * beyond what a label may have (µs read as ms, a year 2099): the newest of all, it had made the
+   * whole clock implausible, so no comparison of the model could end on max_time.
+   */
+  newestLabelTime(model: string, notAfter: number): Promise<number | undefined>;
 }
 
 /**
@@ -320,11 +325,12 @@ export class ClickHousePredictionStore implements PredictionStore {
     }));
   }
 
-  async newestLabelTime(model: string): Promise<number | undefined> {
+  async newestLabelTime(model: string, notAfter: number): Promise<number | undefined> {
     const [row] = await this.ch.select<{ t: number | string | null }>(
       `SELECT if(count() = 0, NULL, toUnixTimestamp64Milli(max(label_time))) AS t
-       FROM ${this.ch.table('labeled_predictions')} WHERE model = {model:String}`,
-      { model },
+       FROM ${this.ch.table('labeled_predictions')}
+       WHERE model = {model:String} AND label_time <= fromUnixTimestamp64Milli({notAfter:Int64})`,
+      { model, notAfter },
     );
     return row?.t === null || row?.t === undefined ? undefined : Number(row.t);
   }

@@ -72,7 +72,9 @@ export type AddOutcome = 'added' | 'late' | 'ahead' | 'unreferenced' | 'replayed
 
 /**
  * Most (model, version) pairs one window of one partition holds. A producer inventing a version
- * per event would otherwise grow the state per version (about 1.3 KB per feature each) and close
+ * per event would otherwise grow the state per version (about 17 KB per numeric feature each with
+ * the default 1,000-cut profiles, measured by a review: 1,000 pairs × 20 features ≈ 340 MB per
+ * partition and open window, and their partials as much at the merge) and close
  * the window with a marker larger than the merge stage accepts (PARTIALS_MAX_MODELS), which
  * then dropped the window for every model in it. Far above a real deployment (a production, a
  * canary and a few shadows per model).

@@ -158,9 +158,6 @@ export interface ModelView {
   readonly production?: string;
   /** After a promotion: the replaced version, shadow-scored, compared with the new production. */
   readonly watch?: { readonly production: string; readonly previous: string; readonly since: number };
-  /** When the last rollback watch closed, and when the canary slot was last freed (transitions wait for both). */
-  readonly watchClosedAt: number;
-  readonly canaryFreedAt: number;
 }
 
 const RANK: Readonly<Record<Stage, number>> = {
@@ -219,27 +216,21 @@ export function viewOf(history: readonly TransitionFact[]): ModelView {
   let production: string | undefined;
   let gatedAgainst: string | undefined;
   let watch: { production: string; previous: string; since: number } | undefined;
-  let watchClosedAt = 0;
-  let canaryFreedAt = 0;
   for (const t of sorted) {
     const before = versions.get(t.version)?.stage;
     versions.set(t.version, { stage: t.to_stage, since: t.at });
-    if (before === 'canary' && t.to_stage !== 'canary') canaryFreedAt = Math.max(canaryFreedAt, t.at);
     if (t.to_stage === 'shadow' && t.previous_version !== null) gatedAgainst = t.previous_version;
     if (t.to_stage === 'production') {
       const replaced = t.previous_version ?? production;
       production = t.version;
-      if (watch !== undefined) watchClosedAt = Math.max(watchClosedAt, t.at);
       watch =
         replaced !== undefined && replaced !== t.version
           ? { production: t.version, previous: replaced, since: t.at }
           : undefined;
     } else if (t.to_stage === 'rolled_back' && (t.version === production || before === 'production')) {
       production = t.previous_version ?? watch?.previous;
-      if (watch !== undefined) watchClosedAt = Math.max(watchClosedAt, t.at);
       watch = undefined;
     } else if (TERMINAL.has(t.to_stage) && watch?.previous === t.version) {
-      watchClosedAt = Math.max(watchClosedAt, t.at);
       watch = undefined;
     }
   }
@@ -250,8 +241,6 @@ export function viewOf(history: readonly TransitionFact[]): ModelView {
     versions,
     ...(production === undefined ? {} : { production }),
     ...(watch === undefined ? {} : { watch }),
-    watchClosedAt,
-    canaryFreedAt,
   };
 }
 
@@ -473,6 +462,7 @@ export function tickModel(
     runPlan(plan, plan.kind === 'promotion' ? rollout.promotion : rollout.rollback, pairsOf(plan), clock),
   );
   const canaryBusy = [...view.versions.values()].some((v) => v.stage === 'canary');
+  const lastAt = history.reduce((m, t) => (t.at > m ? t.at : m), 0);
   const watching = outcomes.some((o) => o.plan.kind === 'rollback');
   const waiting: string[] = [];
   let best: PlannedTransition | undefined;
@@ -488,13 +478,13 @@ export function tickModel(
       waiting.push(`${p.subject}: promotion to production waits for the rollback watch of ${p.incumbent}`);
       continue;
     }
-    const notBefore = Math.max(
-      p.since,
-      promotes && p.stage === 'shadow' ? view.canaryFreedAt : 0,
-      // Strictly after the watch closed: at the same time, a replay orders the production row
-      // before the rollback (stage rank), and the rollback then took production back from it.
-      promotes && p.stage === 'canary' ? view.watchClosedAt + 1 : 0,
-    );
+    // Strictly after every recorded transition (what it waited for included: a canary freed, a
+    // watch closed), so the history replays in the order it was recorded. A decision's own time
+    // is its deciding label's, which can lie far back (labels in bursts, after an outage): a
+    // canary recorded before the rollback that preceded it compared pairs predicted before it
+    // served; and at the same time as a watch's rollback, a replay ordered the promotion before
+    // the rollback (stage rank), which then took production back from it.
+    const notBefore = Math.max(p.since, lastAt + 1);
     const t = transitionOf(outcome, rollout, notBefore);
     if (t !== undefined && (best === undefined || t.at < best.at || (t.at === best.at && t.version < best.version)))
       best = t;

@@ -136,7 +136,8 @@ describe('the view of recorded transitions', () => {
     expect(rolledBack.watch).toBeUndefined();
     expect(comparisonsOf(rolledBack)).toEqual([]);
     const kept = viewOf([...promoted, fact('v1', 'production', 'retired', T0 + 3 * MIN, 'v2')]);
-    expect(kept).toMatchObject({ production: 'v2', watchClosedAt: T0 + 3 * MIN });
+    expect(kept).toMatchObject({ production: 'v2' });
+    expect(kept.watch).toBeUndefined();
     expect(comparisonsOf(kept)).toEqual([]);
     // Input order does not matter.
     expect(viewOf([...promoted].reverse())).toEqual(view);
@@ -297,12 +298,13 @@ describe('tickModel', () => {
     );
     expect(hold.transition).toBeUndefined();
     expect(hold.waiting).toEqual(['v3: promotion to canary waits for the canary in progress']);
-    // v2 rejected from canary at T0 + 10 min: v3 goes to canary then, not at its (earlier) decision time.
+    // v2 rejected from canary at T0 + 10 min: v3 goes to canary just after, not at its (earlier)
+    // decision time (every transition is strictly after the last one recorded).
     const freed = [...twoShadows, fact('v2', 'canary', 'rolled_back', T0 + 10 * MIN, 'v1')];
     expect(tickModel(freed, () => pairs(T0, 400, 0.2, 0.8), policy).transition).toMatchObject({
       version: 'v3',
       to_stage: 'canary',
-      at: T0 + 10 * MIN,
+      at: T0 + 10 * MIN + 1,
     });
     const watch = [
       ...shadowOfV2,

@@ -462,7 +462,7 @@ export function tickModel(
     runPlan(plan, plan.kind === 'promotion' ? rollout.promotion : rollout.rollback, pairsOf(plan), clock),
   );
   const canaryBusy = [...view.versions.values()].some((v) => v.stage === 'canary');
-  const lastAt = history.reduce((m, t) => (t.at > m ? t.at : m), 0);
+  const lastAt = history.reduce((m, t) => Math.max(m, t.at), 0);
   const watching = outcomes.some((o) => o.plan.kind === 'rollback');
   const waiting: string[] = [];
   let best: PlannedTransition | undefined;

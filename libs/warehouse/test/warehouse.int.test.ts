@@ -206,6 +206,14 @@ describe('the warehouse on the embedded engine', () => {
     );
     expect(await store.newest(2)).toHaveLength(2);
     expect(await store.newest(10)).toHaveLength(3);
+    // The catalog names each pair once, with its latest reference id (m/v1 was saved again).
+    const catalog = await store.catalog();
+    expect(catalog.map((c) => [c.model, c.version])).toEqual([
+      ['m', 'v1'],
+      ['m', 'v2'],
+      ['n', 'v1'],
+    ]);
+    expect(catalog[0]!.referenceId).toBe(latest);
     await ch.close();
   });
 

@@ -19,7 +19,7 @@ function memoryReferences(): ReferenceStore & { saved: ReferenceSet[] } {
     latest: async (model, version) => saved.filter((s) => s.model === model && s.version === version).at(-1),
     byId: async (id) => saved.find((s) => s.referenceId === id),
     newest: async () => [...saved],
-    catalog: async () => saved.map((s) => ({ model: s.model, version: s.version })),
+    catalog: async () => saved.map((s) => ({ model: s.model, version: s.version, referenceId: s.referenceId })),
   };
 }
 

@@ -79,7 +79,7 @@ export function benchStores(ref: ReferenceSet): { store: ReferenceStore; progres
     latest: async () => ref,
     byId: async () => ref,
     newest: async () => [ref],
-    catalog: async () => [{ model: ref.model, version: ref.version }],
+    catalog: async () => [{ model: ref.model, version: ref.version, referenceId: ref.referenceId }],
   };
   return { store, progress: { load: async () => undefined, save: async () => {} } };
 }

@@ -14,6 +14,11 @@ export interface ReferenceCacheLimits {
    * pair is absent without a query until then; after it, one catalog query answers for all pairs.
    */
   readonly catalogTtlMs: number;
+  /**
+   * How often the catalog is read again even when every pair is known: a reference re-stored for
+   * a version already in memory (its latest `reference_id` changed) is then loaded within it.
+   */
+  readonly catalogRefreshMs: number;
   /** Promotions remembered per model (the most recent by event time), and models with promotions. */
   readonly maxPromotionsPerModel: number;
   readonly maxPromotedModels: number;
@@ -25,6 +30,7 @@ export const DEFAULT_REFERENCE_CACHE_LIMITS: ReferenceCacheLimits = {
   // Short: a reference registered just before its traffic (the usual order) must be found at once;
   // a flood of unknown versions still costs at most 4 small queries per second.
   catalogTtlMs: 250,
+  catalogRefreshMs: 60_000,
   maxPromotionsPerModel: 64,
   maxPromotedModels: 10_000,
 };
@@ -36,6 +42,10 @@ class Lru<V> {
   get size(): number {
     return this.map.size;
   }
+  /** The value without making it the most recently used. */
+  peek(key: string): V | undefined {
+    return this.map.get(key);
+  }
   get(key: string): V | undefined {
     const v = this.map.get(key);
     if (v !== undefined) {
@@ -43,6 +53,12 @@ class Lru<V> {
       this.map.set(key, v);
     }
     return v;
+  }
+  delete(key: string): void {
+    this.map.delete(key);
+  }
+  keys(): IterableIterator<string> {
+    return this.map.keys();
   }
   set(key: string, value: V): void {
     this.map.delete(key);
@@ -66,7 +82,8 @@ export class ReferenceCache {
   private readonly sets: Lru<ReferenceSet>;
   private readonly byId: Lru<ReferenceSet>;
   private readonly promotions: Lru<Array<{ version: string; eventTime: number }>>;
-  private catalog: { pairs: Set<string>; at: number } | undefined;
+  /** The pairs that have a reference, each with its latest reference id. */
+  private catalog: { pairs: Map<string, string>; at: number } | undefined;
   private readonly limits: ReferenceCacheLimits;
 
   constructor(
@@ -90,9 +107,15 @@ export class ReferenceCache {
     this.byId.set(set.referenceId, set);
   }
 
-  private async refreshCatalog(): Promise<Set<string>> {
-    const pairs = new Set((await this.store.catalog()).map((p) => p.model + SEP + p.version));
+  private async refreshCatalog(): Promise<Map<string, string>> {
+    const pairs = new Map((await this.store.catalog()).map((p) => [p.model + SEP + p.version, p.referenceId]));
     this.catalog = { pairs, at: this.now() };
+    // A reference re-stored for a pair held here: dropped, so the next batch loads the latest
+    // (before, a running instance kept the old one while a restarted one used the new one).
+    for (const key of [...this.sets.keys()]) {
+      const latest = pairs.get(key);
+      if (latest !== undefined && this.sets.peek(key)?.referenceId !== latest) this.sets.delete(key);
+    }
     return pairs;
   }
 
@@ -115,6 +138,9 @@ export class ReferenceCache {
    * once, for all of them (so a reference stored after start-up is found within `catalogTtlMs`).
    */
   async ensure(pairs: Iterable<readonly [string, string]>): Promise<void> {
+    if (this.catalog !== undefined && this.now() - this.catalog.at >= this.limits.catalogRefreshMs) {
+      await this.refreshCatalog();
+    }
     let catalog = this.catalog;
     for (const [model, version] of pairs) {
       const key = model + SEP + version;
@@ -153,7 +179,7 @@ export class ReferenceCache {
     const set = await this.store.latest(model, version);
     if (set !== undefined) {
       this.put(set);
-      this.catalog?.pairs.add(model + SEP + version);
+      this.catalog?.pairs.set(model + SEP + version, set.referenceId);
     }
     const list = this.promotions.get(model) ?? [];
     if (!list.some((p) => p.version === version && p.eventTime === eventTime)) {

@@ -37,7 +37,8 @@ const store: ReferenceStore = {
   latest: async (model) => refs.get(model),
   byId: async (id) => [...refs.values()].find((r) => r.referenceId === id),
   newest: async () => [...refs.values()],
-  catalog: async () => [...refs.values()].map((r) => ({ model: r.model, version: r.version })),
+  catalog: async () =>
+    [...refs.values()].map((r) => ({ model: r.model, version: r.version, referenceId: r.referenceId })),
 };
 
 function memoryProgress(): ProgressStore {

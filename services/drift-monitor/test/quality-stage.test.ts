@@ -15,7 +15,7 @@ const store: ReferenceStore = {
   latest: async () => ref,
   byId: async () => ref,
   newest: async () => [ref],
-  catalog: async () => [{ model: 'm', version: 'v1' }],
+  catalog: async () => [{ model: 'm', version: 'v1', referenceId: ref.referenceId }],
 };
 const expectations = expectationSet([
   { feature: 'x', type: 'double', maxTypeMismatch: 0, maxNullRate: 0, range: { min: 0, max: 10, maxShareOutside: 0 } },

@@ -25,7 +25,9 @@ function countingStore(sets: ReferenceSet[]) {
     },
     catalog: async () => {
       calls.catalog++;
-      return sets.map((s) => ({ model: s.model, version: s.version }));
+      // The latest reference id of each pair (the last saved).
+      const latest = new Map(sets.map((s) => [`${s.model}/${s.version}`, s]));
+      return [...latest.values()].map((s) => ({ model: s.model, version: s.version, referenceId: s.referenceId }));
     },
   };
   return { store, calls };
@@ -72,6 +74,27 @@ describe('ReferenceCache bounds', () => {
     ]);
     expect(cache.resolve('m', 'v2', 0)?.version).toBe('v2');
     expect(calls.catalog).toBe(2); // the preload's, then one for the three pairs
+    expect(calls.latest).toBe(1);
+  });
+
+  it('a reference re-stored for a version in memory is loaded after the next catalog refresh', async () => {
+    const sets = [refOf('m', 'v1')];
+    const { store, calls } = countingStore(sets);
+    let now = 1_000_000;
+    const cache = new ReferenceCache(store, () => now, { catalogRefreshMs: 60_000 });
+    await cache.preload();
+    const first = cache.resolve('m', 'v1', 0)!;
+    const restored = referenceSet('m', 'v1', new Map([['y', profile]])); // new profiles for v1
+    await store.save(restored);
+    now += 30_000;
+    await cache.ensure([['m', 'v1']]);
+    expect(cache.resolve('m', 'v1', 0)?.referenceId).toBe(first.referenceId); // within the refresh
+    now += 30_000;
+    await cache.ensure([['m', 'v1']]);
+    expect(cache.resolve('m', 'v1', 0)?.referenceId).toBe(restored.referenceId);
+    expect(calls.catalog).toBe(2);
+    now += 60_000;
+    await cache.ensure([['m', 'v1']]); // unchanged: nothing reloaded
     expect(calls.latest).toBe(1);
   });
 

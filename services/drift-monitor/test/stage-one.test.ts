@@ -25,7 +25,7 @@ const store: ReferenceStore = {
   latest: async (model, version) => (model === 'm' && version === 'v1' ? ref : undefined),
   byId: async () => ref,
   newest: async () => [ref],
-  catalog: async () => [{ model: 'm', version: 'v1' }],
+  catalog: async () => [{ model: 'm', version: 'v1', referenceId: ref.referenceId }],
 };
 
 function items(times: number[], from = 0): DecodedRecord<PredictionEvent>[] {

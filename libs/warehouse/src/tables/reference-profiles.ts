@@ -31,8 +31,8 @@ export interface ReferenceStore {
    * malformed profile throws ConfigError naming it.
    */
   newest(limit: number): Promise<ReferenceSet[]>;
-  /** Every (model, version) that has a reference: one small query, no profiles. */
-  catalog(): Promise<Array<{ model: string; version: string }>>;
+  /** Every (model, version) that has a reference, with its latest reference id: one small query, no profiles. */
+  catalog(): Promise<Array<{ model: string; version: string; referenceId: string }>>;
 }
 
 interface Row {
@@ -120,11 +120,13 @@ export class ClickHouseReferenceStore implements ReferenceStore {
     return toSets(await this.rows('reference_id = {id:String}', { id: referenceId }))[0];
   }
 
-  catalog(): Promise<Array<{ model: string; version: string }>> {
-    return this.ch.select<{ model: string; version: string }>(
-      `SELECT DISTINCT model, version FROM ${this.table} ORDER BY model, version`,
+  async catalog(): Promise<Array<{ model: string; version: string; referenceId: string }>> {
+    const rows = await this.ch.select<{ model: string; version: string; reference_id: string }>(
+      `SELECT model, version, argMax(reference_id, created_at) AS reference_id FROM ${this.table}
+       GROUP BY model, version ORDER BY model, version`,
       {},
     );
+    return rows.map((r) => ({ model: r.model, version: r.version, referenceId: r.reference_id }));
   }
 
   async newest(limit: number): Promise<ReferenceSet[]> {

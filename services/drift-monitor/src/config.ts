@@ -49,6 +49,12 @@ export const driftEnvShape = {
   DRIFTLINE_DRIFT_METHOD: z.enum(['psi', 'ks', 'jensen_shannon']).default('psi'),
   /** A window raises FEATURE_DRIFT when at least one feature and this share of features drifted. */
   DRIFTLINE_DRIFT_ALERT_SHARE: share(0),
+  /**
+   * Fewest events of a window (per model version) for FEATURE_DRIFT / PREDICTION_DRIFT alerts; its
+   * rows are written all the same. On a few events PSI is noise (8.3 for one event, 0.38 for 50
+   * against the 0.2 threshold): a quiet model alerted every window, and the retrain policy fired.
+   */
+  DRIFTLINE_DRIFT_ALERT_MIN_EVENTS: envField.int(1, 1_000_000_000).default(100),
   /** Partitions of the internal partials topic (default: DRIFTLINE_TOPIC_PARTITIONS). */
   DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: envField.int(1, 10_000).optional(),
   /** Consumer group of stage 1 (the merge stage uses `<group>-merge`), prefixed by the topic prefix. */
@@ -66,6 +72,7 @@ export interface DriftConfig {
   readonly thresholds: DriftThresholds;
   readonly primary: PrimaryMethod;
   readonly alertShare: number;
+  readonly alertMinEvents: number;
   readonly partialsPartitions: number | undefined;
   readonly group: string;
   /** The online sequential detector (undefined: off). */
@@ -90,6 +97,7 @@ export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): 
     },
     primary: env.DRIFTLINE_DRIFT_METHOD,
     alertShare: env.DRIFTLINE_DRIFT_ALERT_SHARE,
+    alertMinEvents: env.DRIFTLINE_DRIFT_ALERT_MIN_EVENTS,
     partialsPartitions: env.DRIFTLINE_DRIFT_PARTIALS_PARTITIONS,
     group: env.DRIFTLINE_DRIFT_GROUP,
     sequential: toSequentialConfig(env),

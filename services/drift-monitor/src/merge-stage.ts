@@ -51,6 +51,8 @@ export interface MergeDeps {
   readonly thresholds: DriftThresholds;
   readonly primary: PrimaryMethod;
   readonly alertShare: number;
+  /** Fewest events of a group for its drift alerts (DRIFTLINE_DRIFT_ALERT_MIN_EVENTS); rows are written regardless. */
+  readonly alertMinEvents: number;
   readonly sendAlerts: (alerts: readonly DriftAlert[]) => Promise<void>;
   readonly logger: Logger;
   readonly metrics?: DriftMetrics;
@@ -61,7 +63,10 @@ export interface MergeDeps {
 
 const finiteOrNull = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
 
-type EvaluateDeps = Pick<MergeDeps, 'references' | 'thresholds' | 'primary' | 'alertShare' | 'metrics'>;
+type EvaluateDeps = Pick<
+  MergeDeps,
+  'references' | 'thresholds' | 'primary' | 'alertShare' | 'alertMinEvents' | 'metrics'
+>;
 
 /**
  * Results of one (model, version, reference) group of a completed window: drift_windows rows and
@@ -117,7 +122,7 @@ async function evaluateGroup(
     }
   }
   const verdict = windowVerdict(results, kinds, deps.primary, deps.alertShare);
-  return { rows, alerts: buildAlerts(alertContext(w, group), verdict) };
+  return { rows, alerts: group.events >= deps.alertMinEvents ? buildAlerts(alertContext(w, group), verdict) : [] };
 }
 
 /**

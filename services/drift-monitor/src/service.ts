@@ -110,6 +110,7 @@ export const driftMonitorService = defineService({
       thresholds: config.thresholds,
       primary: config.primary,
       alertShare: config.alertShare,
+      alertMinEvents: config.alertMinEvents,
       logger,
       metrics,
       sendAlerts: (batch: readonly DriftAlert[]) => alerts.publish(batch),

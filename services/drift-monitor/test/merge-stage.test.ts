@@ -116,7 +116,13 @@ async function deliver(
 }
 
 function setup(
-  options: { rejectWindow?: number; rejectModel?: string; clock?: () => number; metrics?: DriftMetrics } = {},
+  options: {
+    rejectWindow?: number;
+    rejectModel?: string;
+    clock?: () => number;
+    metrics?: DriftMetrics;
+    alertMinEvents?: number;
+  } = {},
 ) {
   const rows: DriftWindowRow[] = [];
   const quarantined: DriftQuarantineRow[] = [];
@@ -147,6 +153,7 @@ function setup(
     thresholds: DEFAULT_THRESHOLDS,
     primary: 'psi',
     alertShare: 0.5,
+    alertMinEvents: options.alertMinEvents ?? 1,
     logger: silentLogger,
     now: options.clock ?? (() => NOW),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
@@ -180,6 +187,22 @@ function setup(
 
 const windowsOf = (rows: readonly DriftWindowRow[]) =>
   [...new Set(rows.map((r) => `${r.model}@${r.window_start}`))].sort();
+
+describe('merge stage: drift alerts need DRIFTLINE_DRIFT_ALERT_MIN_EVENTS events', () => {
+  it('a window of a few events writes its rows but raises no drift alert below the minimum', async () => {
+    const drift = (a: readonly DriftAlert[]) =>
+      a.filter((x) => x.kind === 'FEATURE_DRIFT' || x.kind === 'PREDICTION_DRIFT');
+    const messages = await partialsFor([W0 + 100, W0 + 200, W0 + 300, W0 + 1100]); // closes W0: 3 events per model
+    const loose = setup({ alertMinEvents: 1 });
+    expect(await loose.consume(messages)).toEqual([]);
+    expect(drift(loose.alerts).length).toBeGreaterThan(0); // three events do look drifted
+    const strict = setup({ alertMinEvents: 100 });
+    expect(await strict.consume(messages)).toEqual([]);
+    expect(drift(strict.alerts)).toEqual([]);
+    expect(windowsOf(strict.rows)).toEqual(windowsOf(loose.rows));
+    expect(strict.rows.length).toBe(loose.rows.length);
+  });
+});
 
 describe('merge stage: one poison window does not poison the stream', () => {
   it('quarantines a window whose drift rows the warehouse rejects; later windows on the partition land', async () => {

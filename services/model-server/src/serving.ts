@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName, type Logger } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
+import { serialByKey } from './serial.js';
 import type { CanarySpec } from './specs.js';
 import {
   applyStageEvent,
@@ -95,7 +96,7 @@ export interface ServingTableOptions {
 export class ServingTable {
   private readonly plans = new Map<string, ServingPlan>();
   private readonly stages = new Map<string, ModelStages>();
-  private readonly chains = new Map<string, Promise<void>>();
+  private readonly serially = serialByKey();
   /** Loaded versions by `model/version`, kept while a plan uses them. */
   private readonly loaded = new Map<string, LoadedVersion>();
   /** Versions that have answered as production here, by model (see `watchServedOnly`). */
@@ -130,13 +131,7 @@ export class ServingTable {
    * (after the swap of everything else, with the previous production still serving).
    */
   apply(model: string, events: readonly StageEvent[]): Promise<void> {
-    const next = (this.chains.get(model) ?? Promise.resolve()).then(() => this.reduce(model, events));
-    const settled = next.catch(() => {});
-    this.chains.set(model, settled);
-    void settled.then(() => {
-      if (this.chains.get(model) === settled) this.chains.delete(model);
-    });
-    return next;
+    return this.serially(model, () => this.reduce(model, events));
   }
 
   /** Makes `version` the production version of `model` (a PROMOTED event). */

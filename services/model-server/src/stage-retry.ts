@@ -1,5 +1,6 @@
 import type { Logger } from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
+import { serialByKey } from './serial.js';
 import { VersionsNotServedError } from './serving.js';
 import type { StageEvent } from './stages.js';
 
@@ -96,16 +97,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   // One run at a time per model, retries included: a retry that ran beside a newer event (its
   // timer fired while the newer one was arriving) replayed the older events after the newer ones,
   // so a stale PROMOTED took production back from a newer one once its files appeared.
-  const chains = new Map<string, Promise<void>>();
-  const serially = (model: string, job: () => Promise<void>): Promise<void> => {
-    const next = (chains.get(model) ?? Promise.resolve()).then(job);
-    const settled = next.catch(() => {});
-    chains.set(model, settled);
-    void settled.then(() => {
-      if (chains.get(model) === settled) chains.delete(model);
-    });
-    return next;
-  };
+  const serially = serialByKey();
 
   return {
     apply(model, events) {

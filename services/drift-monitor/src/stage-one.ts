@@ -81,6 +81,13 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
   // Set by a rebalance: partitions added to the source topic start one on every member, also on
   // those that own none of the new ones and would otherwise keep naming the old count.
   let recountSource = false;
+  /** Re-reads the source topic's partition count (a topic only grows); one line when it grew. */
+  const recount = async (topic: string): Promise<void> => {
+    const n = (await deps.currentSourcePartitions?.()) ?? 0;
+    if (n <= sourcePartitions) return;
+    sourcePartitions = n;
+    logger.info({ topic, partitions: n }, 'source topic has more partitions now');
+  };
   const logger = deps.logger ?? silentLogger;
   const resolve = (m: string, v: string, w: number) => deps.references.resolve(m, v, w);
   const openWindows = () => {
@@ -149,17 +156,13 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       if (last === undefined) return;
       if (recountSource) {
         recountSource = false;
-        const now = (await deps.currentSourcePartitions?.().catch(() => 0)) ?? 0;
-        if (now > sourcePartitions) {
-          sourcePartitions = now;
-          logger.info({ topic: ctx.topic, partitions: sourcePartitions }, 'source topic has more partitions now');
-        }
+        await recount(ctx.topic).catch(() => {}); // best effort: the merge takes the most any source names
       }
       if (ctx.partition >= sourcePartitions) {
         // The topic grew after start-up. Partials naming the old count were refused by the merge
         // stage as malformed (partition ≥ partitions): dead-lettered, their events lost, and the
         // merge waited for the new partitions' markers until the idle timeout, window after window.
-        sourcePartitions = Math.max(sourcePartitions, (await deps.currentSourcePartitions?.()) ?? 0);
+        await recount(ctx.topic);
         if (ctx.partition >= sourcePartitions) {
           throw new DriftlineError(
             'SOURCE_UNAVAILABLE',
@@ -167,7 +170,6 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
             { retriable: true },
           );
         }
-        logger.info({ topic: ctx.topic, partitions: sourcePartitions }, 'source topic has more partitions now');
       }
       let entry = states.get(ctx.partition);
       if (entry === undefined) {

@@ -5,7 +5,8 @@ import { emptySequence, observeValue, type SequenceState, sequenceBounds } from 
 /**
  * A labelled pair: the same prediction scored by the incumbent (production) and the challenger
  * (for promotion the candidate; for rollback the version production replaced), with its label.
- * Scores are probabilities in [0, 1]; `label` is 0 or 1; `time_ms` is event time (no wall clock).
+ * Scores are probabilities in [0, 1]; `label` is 0 or 1; `time_ms` is event time (no wall clock):
+ * the rollout (runPlan) gives the prediction's time, so `max_time` counts predictions, not label delay.
  */
 export interface PairEvent {
   readonly kind: 'pair';

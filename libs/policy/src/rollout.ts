@@ -297,29 +297,47 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
 
 /** A labelled prediction scored by both versions (the warehouse's PairedOutcome has these fields). */
 export interface PairInput {
+  readonly predictionTime: number;
   readonly labelTime: number;
   readonly label: number;
   readonly incumbent: number;
   readonly challenger: number;
 }
 
+/**
+ * A model's event clock, from its labelled predictions (paired or not): the newest label time, and
+ * the newest prediction time that has a label. `max_time` is measured on the second; a decision's
+ * time is on the first (when the deciding label arrived).
+ */
+export interface ModelClock {
+  readonly labelTime: number;
+  readonly predictionTime: number;
+}
+
 export interface PlanOutcome {
   readonly plan: ComparisonPlan;
   readonly decision: ComparisonDecision;
-  /** Event time of the event that decided (the deciding pair's label time, or the tick). */
+  /** Event time of the event that decided (the deciding pair's label time, or the clock's). */
   readonly decidedAt: number;
   readonly pairs: number;
-  /** Pairs left out: a label other than 0/1 or a score outside [0, 1] (they would be poison). */
+  /** Pairs left out: a label other than 0/1, a score outside [0, 1] or a time not epoch ms (they would be poison). */
   readonly skipped: number;
 }
 
 const isUnit = (x: number) => Number.isFinite(x) && x >= 0 && x <= 1;
+const isEpochMs = (x: number) => Number.isSafeInteger(x) && x >= 0;
 
 /**
  * Steps the plan's policy over its pairs (in the order given: label time, then prediction id),
- * then a `tick` at the newest label time — of the pairs, or `clock` (the model's newest label time,
+ * then a `tick` at the newest labelled prediction time — of the pairs, or of `clock` (the model's,
  * paired or not) when later — so `max_time` decides on event time, never wall clock, and a
  * comparison that gets no pairs (a version nobody scores any more) still ends on `max_time`.
+ *
+ * `max_time` is measured on PREDICTION time: how long a stretch of predictions since the stage
+ * began has labels. On label time, labels of predictions made before the stage began moved the
+ * clock too, so with a label delay D a comparison got `max_time − D` of evidence, and none when
+ * D ≥ `max_time` (every shadow rejected with no pairs). The decision's time stays that of its
+ * deciding label (a transition cannot be dated before the label that decided it arrived).
  * The positive_rate guard, when configured, gets the NEWER version's positive prediction (the
  * challenger when promoting, production when watching) with the other's as baseline.
  */
@@ -327,22 +345,23 @@ export function runPlan(
   plan: ComparisonPlan,
   policy: ComparisonPolicy,
   pairs: readonly PairInput[],
-  clock?: number,
+  clock?: ModelClock,
 ): PlanOutcome {
   const guard = policy.guards.find((g) => g.name === POSITIVE_RATE_GUARD);
   let state: ComparisonState = startComparison(policy, plan.since);
   let decision: ComparisonDecision = decideComparison(policy, state);
   let decided = false;
   let decidedAt = plan.since;
-  let newest = plan.since;
+  let newestPrediction = plan.since;
+  let newestLabel = plan.since;
   let used = 0;
   let skipped = 0;
-  const step = (event: ComparisonEvent) => {
+  const step = (event: ComparisonEvent, labelTime: number) => {
     const r = stepComparison(policy, state, event);
     state = r.state;
     if (r.decision.action !== 'continue' && !decided) {
       decided = true;
-      decidedAt = Math.max(plan.since, event.time_ms);
+      decidedAt = Math.max(plan.since, labelTime);
     }
     decision = r.decision;
   };
@@ -352,30 +371,36 @@ export function runPlan(
       (p.label !== 0 && p.label !== 1) ||
       !isUnit(p.incumbent) ||
       !isUnit(p.challenger) ||
-      !Number.isSafeInteger(p.labelTime) ||
-      p.labelTime < 0
+      !isEpochMs(p.labelTime) ||
+      !isEpochMs(p.predictionTime)
     ) {
       skipped++;
       continue;
     }
     used++;
-    newest = Math.max(newest, p.labelTime);
-    step({ kind: 'pair', time_ms: p.labelTime, label: p.label, incumbent: p.incumbent, challenger: p.challenger });
+    // A pair predicted before the stage began (the reader's bound is inclusive of `since`) adds no time.
+    const time = Math.max(plan.since, p.predictionTime);
+    newestPrediction = Math.max(newestPrediction, time);
+    newestLabel = Math.max(newestLabel, p.labelTime);
+    step(
+      { kind: 'pair', time_ms: time, label: p.label, incumbent: p.incumbent, challenger: p.challenger },
+      p.labelTime,
+    );
     if (guard !== undefined && state.decision === undefined) {
       const newer = plan.kind === 'promotion' ? p.challenger : p.incumbent;
       const older = plan.kind === 'promotion' ? p.incumbent : p.challenger;
       const positive = (x: number) => (x >= policy.threshold ? 1 : 0);
-      step({
-        kind: 'guard',
-        time_ms: p.labelTime,
-        name: guard.name,
-        value: positive(newer),
-        baseline: positive(older),
-      });
+      step(
+        { kind: 'guard', time_ms: time, name: guard.name, value: positive(newer), baseline: positive(older) },
+        p.labelTime,
+      );
     }
   }
   if (state.decision === undefined) {
-    step({ kind: 'tick', time_ms: clock !== undefined && clock > newest ? clock : newest });
+    const prediction =
+      clock !== undefined && clock.predictionTime > newestPrediction ? clock.predictionTime : newestPrediction;
+    const label = clock !== undefined && clock.labelTime > newestLabel ? clock.labelTime : newestLabel;
+    step({ kind: 'tick', time_ms: prediction }, label);
   }
   return { plan, decision, decidedAt, pairs: used, skipped };
 }
@@ -448,14 +473,14 @@ export interface TickResult {
  * One per tick keeps the view simple (the next tick sees the new stage) and costs one tick
  * interval per extra transition. Waits, with the transition's `at` no earlier than what it waited
  * for (so replay gives the same times): shadow → canary while another version is in canary;
- * canary → production while a rollback watch is open. `clock`: the model's newest label time
+ * canary → production while a rollback watch is open. `clock`: the model's event clock
  * (see {@link runPlan}).
  */
 export function tickModel(
   history: readonly TransitionFact[],
   pairsOf: (plan: ComparisonPlan) => readonly PairInput[],
   rollout: RolloutPolicy,
-  clock?: number,
+  clock?: ModelClock,
 ): TickResult {
   const view = viewOf(history);
   const outcomes = comparisonsOf(view).map((plan) =>

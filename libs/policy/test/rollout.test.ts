@@ -32,17 +32,26 @@ const policy: RolloutPolicy = rolloutPolicyFor(
 ) as RolloutPolicy;
 
 /**
- * Seeded labelled pairs from `since`, one a second. Each version's score is the label's evidence
- * plus its own noise; `quality` 1 is a sharp model, 0 a coin. Deterministic per seed.
+ * Seeded labelled pairs predicted from `since`, one a second, each labelled `delayMs` after it was
+ * predicted. Each version's score is the label's evidence plus its own noise; `quality` 1 is a
+ * sharp model, 0 a coin. Deterministic per seed.
  */
-function pairs(since: number, n: number, incumbentQuality: number, challengerQuality: number, seed = 7): PairInput[] {
+function pairs(
+  since: number,
+  n: number,
+  incumbentQuality: number,
+  challengerQuality: number,
+  seed = 7,
+  delayMs = 1000,
+): PairInput[] {
   const r = new SeededRandom(seed);
   const score = (label: number, q: number) =>
     Math.min(1, Math.max(0, 0.5 + (label === 1 ? 0.45 : -0.45) * q + (r.uniform() - 0.5) * 0.3));
   return Array.from({ length: n }, (_, i) => {
     const label = r.uniform() < 0.4 ? 1 : 0;
     return {
-      labelTime: since + (i + 1) * 1000,
+      predictionTime: since + i * 1000,
+      labelTime: since + i * 1000 + delayMs,
       label,
       incumbent: score(label, incumbentQuality),
       challenger: score(label, challengerQuality),
@@ -203,40 +212,66 @@ describe('tickModel', () => {
     expect(few.outcomes[0]!.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
   });
 
-  it('lets max_time decide on the newest label time (a tick), never on wall clock', () => {
+  it('lets max_time decide on the newest labelled prediction time (a tick), never on wall clock', () => {
     const equal = pairs(T0, 20, 0.5, 0.5); // under min_labels
     expect(tickModel(shadowOfV2, only(equal), policy).transition).toBeUndefined();
-    const late = [...equal, { labelTime: T0 + 86_400_000, label: 1, incumbent: 0.5, challenger: 0.5 }];
-    expect(tickModel(shadowOfV2, only(late), policy).transition).toMatchObject({
+    const day = 86_400_000;
+    const late = { predictionTime: T0 + day, labelTime: T0 + day + 5_000, label: 1, incumbent: 0.5, challenger: 0.5 };
+    // Decided when the deciding label arrived: the transition is dated by the label, not the prediction.
+    expect(tickModel(shadowOfV2, only([...equal, late]), policy).transition).toMatchObject({
       to_stage: 'rejected',
       reason: 'max_time',
-      at: T0 + 86_400_000,
+      at: T0 + day + 5_000,
     });
+    // A label a day late of a prediction made a second after the start is not a day of evidence.
+    const delayed = { ...late, predictionTime: T0 + 1_000 };
+    expect(tickModel(shadowOfV2, only([...equal, delayed]), policy).transition).toBeUndefined();
   });
 
-  it("ends a comparison that gets no pairs on max_time by the model's own label clock", () => {
+  it('gives a comparison max_time of predictions whatever the label delay (30-day labels, 1-day max_time)', () => {
+    // On label time, the first label (30 days after the start) already ended the comparison on
+    // max_time, rejecting a better candidate with one pair.
+    const month = 30 * 86_400_000;
+    const better = pairs(T0, 400, 0.2, 0.8, 7, month);
+    const r = tickModel(shadowOfV2, only(better), policy, {
+      labelTime: T0 + month + 400_000,
+      predictionTime: T0 + 400_000,
+    });
+    expect(r.transition).toMatchObject({ to_stage: 'canary', reason: 'evidence' });
+    expect(r.transition!.at).toBeGreaterThan(T0 + month);
+    // Labels of predictions made before the stage began move the label clock, not max_time's.
+    const before = tickModel(shadowOfV2, only([]), policy, { labelTime: T0 + month, predictionTime: T0 - 1_000 });
+    expect(before.transition).toBeUndefined();
+  });
+
+  it("ends a comparison that gets no pairs on max_time by the model's own clock", () => {
     // A watched or challenged version nobody scores gives no pairs: without the model's clock the
     // comparison never ended (found by the demo: a rollback watch of a version never served).
+    const day = 86_400_000;
     expect(tickModel(shadowOfV2, only([]), policy).transition).toBeUndefined();
-    expect(tickModel(shadowOfV2, only([]), policy, T0 + 1_000).transition).toBeUndefined();
-    expect(tickModel(shadowOfV2, only([]), policy, T0 + 86_400_000).transition).toMatchObject({
-      to_stage: 'rejected',
-      reason: 'max_time',
-      at: T0 + 86_400_000,
-    });
+    expect(
+      tickModel(shadowOfV2, only([]), policy, { labelTime: T0 + 2_000, predictionTime: T0 + 1_000 }).transition,
+    ).toBeUndefined();
+    expect(
+      tickModel(shadowOfV2, only([]), policy, { labelTime: T0 + day + 60_000, predictionTime: T0 + day }).transition,
+    ).toMatchObject({ to_stage: 'rejected', reason: 'max_time', at: T0 + day + 60_000 });
     // The clock never moves time back: pairs newer than it decide as before.
     const equal = pairs(T0, 20, 0.5, 0.5);
-    expect(tickModel(shadowOfV2, only(equal), policy, T0).transition).toBeUndefined();
+    expect(
+      tickModel(shadowOfV2, only(equal), policy, { labelTime: T0, predictionTime: T0 }).transition,
+    ).toBeUndefined();
   });
 
   it('skips pairs that would be poison (label not 0/1, score outside [0, 1]) and counts them', () => {
     const data = [
-      { labelTime: T0 + 1, label: 0.5, incumbent: 0.1, challenger: 0.2 },
-      { labelTime: T0 + 2, label: 1, incumbent: 2, challenger: 0.2 },
+      { predictionTime: T0, labelTime: T0 + 1, label: 0.5, incumbent: 0.1, challenger: 0.2 },
+      { predictionTime: T0, labelTime: T0 + 2, label: 1, incumbent: 2, challenger: 0.2 },
+      { predictionTime: -1, labelTime: T0 + 3, label: 1, incumbent: 0.5, challenger: 0.2 },
+      { predictionTime: T0, labelTime: 1.5, label: 1, incumbent: 0.5, challenger: 0.2 },
       ...pairs(T0, 5, 0.2, 0.8),
     ];
     const r = tickModel(shadowOfV2, only(data), policy);
-    expect(r.outcomes[0]).toMatchObject({ pairs: 5, skipped: 2 });
+    expect(r.outcomes[0]).toMatchObject({ pairs: 5, skipped: 4 });
   });
 
   it('takes a better candidate through shadow and canary to production, then keeps it (old version retired)', () => {
@@ -347,6 +382,7 @@ describe('tickModel', () => {
     ) as RolloutPolicy;
     // Production says negative (0.3); the candidate says positive (0.7) on every instance.
     const data = Array.from({ length: 200 }, (_, i) => ({
+      predictionTime: T0 + i * 1000,
       labelTime: T0 + (i + 1) * 1000,
       label: i % 2,
       incumbent: 0.3,

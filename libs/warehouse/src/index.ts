@@ -35,6 +35,7 @@ export {
   ClickHousePredictionStore,
   type ExpiredPredictionRow,
   type JoinedRow,
+  type LabelClock,
   MAX_PAIRS_PER_READ,
   MAX_SEGMENT_CHARS,
   type PairedOutcome,

@@ -176,17 +176,17 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
   });
 });
 
-describe('labeled_predictions: the newest label time', () => {
-  it('is the newest at or before the bound: a row dated in 2099 is left out', async () => {
+describe("labeled_predictions: a model's label clock", () => {
+  it('is the newest label and labelled prediction time at or before the bound: a row dated in 2099 is left out', async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
     await migrate(ch, migrations);
     const now = Date.now();
-    const row = (id: string, labelTime: number) => ({
+    const row = (id: string, labelTime: number, predictionTime = now - 60_000) => ({
       model: 'fraud',
       model_version: 'v1',
       prediction_id: id,
       entity_id: 'e',
-      prediction_time: chTime(now - 60_000),
+      prediction_time: chTime(predictionTime),
       label_time: chTime(labelTime),
       features: '{}',
       prediction: 0.3,
@@ -194,11 +194,28 @@ describe('labeled_predictions: the newest label time', () => {
       label: 1,
       joined_at: chTime(now),
     });
-    await ch.insert('labeled_predictions', [row('a', now - 1_000), row('b', Date.UTC(2099, 0, 1))]);
+    await ch.insert('labeled_predictions', [
+      row('a', now - 1_000),
+      row('b', Date.UTC(2099, 0, 1)),
+      // Labelled early, predicted later (the newest prediction need not have the newest label).
+      row('c', now - 30_000, now - 40_000),
+      // A prediction time no event may have, labelled now: left out of both.
+      row('d', now - 500, Date.UTC(2099, 0, 1)),
+    ]);
     const predictions = warehouseOn(ch).predictions;
-    expect(await predictions.newestLabelTime('fraud', now)).toBe(now - 1_000);
-    expect(await predictions.newestLabelTime('fraud', Date.UTC(2100, 0, 1))).toBe(Date.UTC(2099, 0, 1));
-    expect(await predictions.newestLabelTime('fraud', now - 2_000)).toBeUndefined();
-    expect(await predictions.newestLabelTime('other', now)).toBeUndefined();
+    expect(await predictions.labelClock('fraud', now)).toEqual({
+      labelTime: now - 1_000,
+      predictionTime: now - 40_000,
+    });
+    expect(await predictions.labelClock('fraud', Date.UTC(2100, 0, 1))).toEqual({
+      labelTime: Date.UTC(2099, 0, 1),
+      predictionTime: Date.UTC(2099, 0, 1),
+    });
+    expect(await predictions.labelClock('fraud', now - 2_000)).toEqual({
+      labelTime: now - 30_000,
+      predictionTime: now - 40_000,
+    });
+    expect(await predictions.labelClock('fraud', now - 50_000)).toBeUndefined();
+    expect(await predictions.labelClock('other', now)).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@ import { counter, gauge, type Registry } from '@driftline/observability';
 import {
   type ComparisonPlan,
   comparisonsOf,
+  type ModelClock,
   type PairInput,
   planKey,
   type RolloutPolicies,
@@ -25,10 +26,10 @@ export interface PairReader {
     limit: number;
   }): Promise<ReadonlyArray<PairInput & { readonly predictionId: string }>>;
   /**
-   * The model's newest label time at or before `notAfter`, paired or not (event time moves on
-   * while a comparison gets no pairs).
+   * The model's event clock from its labelled predictions, paired or not, with both times at or
+   * before `notAfter` (event time moves on while a comparison gets no pairs).
    */
-  newestLabelTime(model: string, notAfter: number): Promise<number | undefined>;
+  labelClock(model: string, notAfter: number): Promise<ModelClock | undefined>;
 }
 
 export interface ControllerDeps {
@@ -44,9 +45,10 @@ export interface ControllerDeps {
   /** recorded_at of new rows (wall clock; decisions never read it). */
   readonly now?: () => number;
   /**
-   * Largest skew of a label time into the future (DRIFTLINE_EVENT_TIME_MAX_FUTURE): a pair or a
-   * newest label time beyond wall clock + this (µs read as ms, a year 2099) is left out, so one bad
-   * row cannot end every comparison of its model on `max_time`.
+   * Largest skew of an event time into the future (DRIFTLINE_EVENT_TIME_MAX_FUTURE): a pair whose
+   * label or prediction time lies beyond wall clock + this (µs read as ms, a year 2099) is left
+   * out, and so is such a row from the clock, so one bad row cannot end every comparison of its
+   * model on `max_time`.
    */
   readonly maxFutureMs?: number;
 }
@@ -180,13 +182,17 @@ export class ModelController {
         from: plan.since,
         limit: Math.min(deps.maxPairs, maxLabels),
       });
-      const plausible = rows.filter((r) => !(r.labelTime > notAfter));
+      const plausible = rows.filter((r) => !(r.labelTime > notAfter) && !(r.predictionTime > notAfter));
       if (plausible.length < rows.length) this.metrics.skipped.inc(rows.length - plausible.length);
       read.set(planKey(plan), plausible);
     }
-    const newest = plans.length === 0 ? undefined : await deps.pairs.newestLabelTime(model, notAfter);
-    // The event clock of max_time: only a time a label could have (see maxFutureMs).
-    const clock = newest !== undefined && Number.isSafeInteger(newest) && newest <= notAfter ? newest : undefined;
+    const labelled = plans.length === 0 ? undefined : await deps.pairs.labelClock(model, notAfter);
+    // The event clock of max_time: only times an event could have (see maxFutureMs).
+    const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
+    const clock =
+      labelled !== undefined && plausible(labelled.labelTime) && plausible(labelled.predictionTime)
+        ? labelled
+        : undefined;
     const result = tickModel(history, (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [], policy, clock);
     for (const o of result.outcomes) {
       const labels = { model, version: o.plan.subject, kind: o.plan.kind };

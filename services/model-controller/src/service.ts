@@ -22,7 +22,7 @@ export const modelControllerService = defineService({
       transitions: warehouse.transitions,
       pairs: {
         readPairs: (q) => warehouse.predictions.readPairs(q),
-        newestLabelTime: (model, notAfter) => warehouse.predictions.newestLabelTime(model, notAfter),
+        labelClock: (model, notAfter) => warehouse.predictions.labelClock(model, notAfter),
       },
       publish: (events) => models.publish(events),
       policies: config.policies,

@@ -43,7 +43,7 @@ class MemoryTransitions implements ModelTransitionStore {
 /** Pairs per (incumbent, challenger): `quality` per version; seeded, one label a second from `since`. */
 function pairsFor(quality: Record<string, number>, n = 600): PairReader {
   return {
-    async newestLabelTime() {
+    async labelClock() {
       return undefined;
     },
     async readPairs(q) {
@@ -55,6 +55,7 @@ function pairsFor(quality: Record<string, number>, n = 600): PairReader {
         const label = r.uniform() < 0.4 ? 1 : 0;
         out.push({
           predictionId: `p${i}`,
+          predictionTime: q.from + i * 1000,
           labelTime: q.from + (i + 1) * 1000,
           label,
           incumbent: score(label, q.incumbent),
@@ -189,17 +190,18 @@ describe('ModelController', () => {
     expect(store.rows.get('fraud/v2/rolled_back')?.previous_version).toBe('v1');
   });
 
-  it('a label time beyond the allowed future (µs read as ms) is left out: it ends no comparison on max_time', async () => {
+  it('a label or prediction time beyond the allowed future (µs read as ms) is left out: it ends no comparison on max_time', async () => {
     const { published, deps } = setup({ v1: 0.5, v2: 0.5 });
     const few = pairsFor({ v1: 0.5, v2: 0.5 }, 4);
     const micros = (T0 + 60_000) * 1000;
     const controller = new ModelController({
       ...deps,
       pairs: {
-        newestLabelTime: async () => micros,
+        labelClock: async () => ({ labelTime: micros, predictionTime: T0 + 1_000 }),
         readPairs: async (q) => [
           ...(await few.readPairs(q)),
-          { predictionId: 'us', labelTime: micros, label: 1, incumbent: 0.5, challenger: 0.5 },
+          { predictionId: 'us', predictionTime: T0, labelTime: micros, label: 1, incumbent: 0.5, challenger: 0.5 },
+          { predictionId: 'us2', predictionTime: micros, labelTime: T0, label: 1, incumbent: 0.5, challenger: 0.5 },
         ],
       },
     });
@@ -211,7 +213,10 @@ describe('ModelController', () => {
     const ended = new ModelController({
       ...deps,
       now: () => later,
-      pairs: { newestLabelTime: async () => later, readPairs: (q) => few.readPairs(q) },
+      pairs: {
+        labelClock: async () => ({ labelTime: later, predictionTime: later - 1_000 }),
+        readPairs: (q) => few.readPairs(q),
+      },
     });
     await ended.tick();
     expect(published.at(-1)).toMatchObject({ version: 'v2', kind: 'REJECTED' });
@@ -221,14 +226,22 @@ describe('ModelController', () => {
     const { published, deps } = setup({ v1: 0.5, v2: 0.5 });
     const few = pairsFor({ v1: 0.5, v2: 0.5 }, 4);
     const later = T0 + 60 * 86_400_000;
-    const labelTimes = [later, Date.UTC(2099, 0, 1)]; // as the table holds them
+    const rows = [
+      { labelTime: later, predictionTime: later - 1_000 },
+      { labelTime: Date.UTC(2099, 0, 1), predictionTime: Date.UTC(2099, 0, 1) - 1_000 },
+    ]; // as the table holds them
     const controller = new ModelController({
       ...deps,
       now: () => later,
       pairs: {
-        // As the warehouse reads it: the newest label time at or before the bound it is given.
-        newestLabelTime: async (_model, notAfter?: number) =>
-          Math.max(...labelTimes.filter((t) => notAfter === undefined || t <= notAfter)),
+        // As the warehouse reads it: the newest times of rows with both at or before the bound.
+        labelClock: async (_model: string, notAfter: number) => {
+          const within = rows.filter((r) => r.labelTime <= notAfter && r.predictionTime <= notAfter);
+          return {
+            labelTime: Math.max(...within.map((r) => r.labelTime)),
+            predictionTime: Math.max(...within.map((r) => r.predictionTime)),
+          };
+        },
         readPairs: (q) => few.readPairs(q),
       },
     });

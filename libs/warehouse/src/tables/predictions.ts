@@ -85,6 +85,12 @@ export interface PairedOutcome {
   readonly role: string;
 }
 
+/** A model's event clock: its newest label time, and its newest prediction time that has a label. */
+export interface LabelClock {
+  readonly labelTime: number;
+  readonly predictionTime: number;
+}
+
 export interface PairQuery {
   readonly model: string;
   readonly incumbent: string;
@@ -148,12 +154,13 @@ export interface PredictionStore {
    */
   readPairs(q: PairQuery): Promise<PairedOutcome[]>;
   /**
-   * The newest label time of `model`'s labelled predictions (paired or not) at or before
-   * `notAfter`, or undefined: the controller's event-time clock. The bound leaves out a label dated
-   * beyond what a label may have (µs read as ms, a year 2099): the newest of all, it had made the
-   * whole clock implausible, so no comparison of the model could end on max_time.
+   * `model`'s event clock, from its labelled predictions (paired or not) with both times at or
+   * before `notAfter`: the newest label time and the newest labelled prediction time, or undefined
+   * when there are none. The controller's max_time runs on the second. The bound leaves out a time
+   * no event may have (µs read as ms, a year 2099): the newest of all, it had made the whole clock
+   * implausible, so no comparison of the model could end on max_time.
    */
-  newestLabelTime(model: string, notAfter: number): Promise<number | undefined>;
+  labelClock(model: string, notAfter: number): Promise<LabelClock | undefined>;
 }
 
 /**
@@ -325,14 +332,17 @@ export class ClickHousePredictionStore implements PredictionStore {
     }));
   }
 
-  async newestLabelTime(model: string, notAfter: number): Promise<number | undefined> {
-    const [row] = await this.ch.select<{ t: number | string | null }>(
-      `SELECT if(count() = 0, NULL, toUnixTimestamp64Milli(max(label_time))) AS t
+  async labelClock(model: string, notAfter: number): Promise<LabelClock | undefined> {
+    const [row] = await this.ch.select<{ n: number | string; lt: number | string; pt: number | string }>(
+      `SELECT count() AS n, toUnixTimestamp64Milli(max(label_time)) AS lt, toUnixTimestamp64Milli(max(prediction_time)) AS pt
        FROM ${this.ch.table('labeled_predictions')}
-       WHERE model = {model:String} AND label_time <= fromUnixTimestamp64Milli({notAfter:Int64})`,
+       WHERE model = {model:String}
+         AND label_time <= fromUnixTimestamp64Milli({notAfter:Int64})
+         AND prediction_time <= fromUnixTimestamp64Milli({notAfter:Int64})`,
       { model, notAfter },
     );
-    return row?.t === null || row?.t === undefined ? undefined : Number(row.t);
+    if (row === undefined || Number(row.n) === 0) return undefined;
+    return { labelTime: Number(row.lt), predictionTime: Number(row.pt) };
   }
 
   async readPairs(q: PairQuery): Promise<PairedOutcome[]> {

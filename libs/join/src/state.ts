@@ -59,6 +59,8 @@ export function parseJoinKey(key: string): JoinRef | undefined {
 
 export interface PredictionInput<P> extends JoinRef {
   readonly eventTime: number;
+  /** The record's Kafka timestamp (epoch ms), when it came from Kafka: bounds the watermark (batchWatermark). */
+  readonly appendTime?: number;
   /** Performance window the prediction counts in (pending counts per window). */
   readonly windowKey: string;
   readonly payload: P;
@@ -68,6 +70,8 @@ export interface PredictionInput<P> extends JoinRef {
 
 export interface LabelInput<L> extends JoinRef {
   readonly eventTime: number;
+  /** The record's Kafka timestamp (epoch ms), when it came from Kafka: bounds the watermark (batchWatermark). */
+  readonly appendTime?: number;
   readonly payload: L;
 }
 

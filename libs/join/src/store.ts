@@ -41,11 +41,19 @@ export interface ExpireSummary {
  * this trails its progress by one batch; the greatest event time had let one record dated up to the
  * event-time bound ahead (an hour by default) carry the watermark past a whole backlog, and the
  * predictions of that backlog's span expired before their labels were read, which were then
- * dropped as late.
+ * dropped as late. A record's event time counts at most its `appendTime` (its Kafka timestamp,
+ * when it came from Kafka): a batch made only of future-dated records is still where it is in
+ * the log, and had carried the watermark ahead of the backlog behind it. A bogus append time (a
+ * producer clock in 1970) only holds the watermark back, and only while the partition has a
+ * backlog (caught up, the clock follows the catch-up time instead): late expiry, never a loss.
  */
-export function batchWatermark(inputs: readonly { eventTime: number }[]): number {
+export function batchWatermark(inputs: readonly { eventTime: number; appendTime?: number }[]): number {
   let least = Number.POSITIVE_INFINITY;
-  for (const input of inputs) if (input.eventTime < least) least = input.eventTime;
+  for (const input of inputs) {
+    const append = input.appendTime;
+    const t = append !== undefined && Number.isFinite(append) && append < input.eventTime ? append : input.eventTime;
+    if (t < least) least = t;
+  }
   return least;
 }
 
@@ -163,7 +171,7 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
   }
 
   /** Raises the source's watermark to the least event time of a batch (see {@link batchWatermark}). */
-  private advance(source: string, inputs: readonly { eventTime: number }[]): void {
+  private advance(source: string, inputs: readonly { eventTime: number; appendTime?: number }[]): void {
     if (inputs.length === 0) return;
     const eventTime = batchWatermark(inputs);
     const watermark = this.watermarks.get(source);

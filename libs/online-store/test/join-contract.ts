@@ -306,10 +306,11 @@ export function joinStoreContract(
     it('keeps a watermark per source, raised with the state, and each owner report', async () => {
       const store = await open();
       expect(await store.sources()).toEqual([]);
-      const p = (id: string, eventTime: number) => ({
+      const p = (id: string, eventTime: number, appendTime?: number) => ({
         model: 'm',
         id,
         eventTime,
+        ...(appendTime === undefined ? {} : { appendTime }),
         windowKey: 'w',
         payload: Buffer.from(id),
       });
@@ -318,7 +319,16 @@ export function joinStoreContract(
       // A batch's least event time: one record dated far ahead does not carry the watermark past
       // the backlog the rest of its batch is still in (the greatest did).
       await store.applyPredictions([p('e', 2_500), p('f', 3_600_000), p('g', 3_000)], 12, 'predictions/0');
+      // A batch made only of future-dated records counts where it is in the log (its Kafka
+      // timestamps): it had carried the watermark an hour ahead of the backlog behind it.
+      await store.applyPredictions([p('h', 7_200_000, 2_700), p('i', 7_200_000, 2_900)], 12, 'predictions/0');
       await store.applyLabels([{ model: 'm', id: 'a', eventTime: 1_500, payload: Buffer.from('l') }], 12, 'labels/1');
+      // A bogus append time (a producer clock at 0) only holds the watermark back.
+      await store.applyLabels(
+        [{ model: 'm', id: 'b', eventTime: 1_800, appendTime: 0, payload: Buffer.from('l') }],
+        12,
+        'labels/1',
+      );
       await store.applyPredictions([], 13, 'predictions/2'); // nothing applied: no watermark
       await store.reportSources(
         [
@@ -331,7 +341,7 @@ export function joinStoreContract(
       const byName = async () => new Map((await store.sources()).map((x) => [x.source, x]));
       expect(await byName()).toEqual(
         new Map([
-          ['predictions/0', { source: 'predictions/0', watermark: 2_500, caughtUpAt: 100, reportedAt: 100 }],
+          ['predictions/0', { source: 'predictions/0', watermark: 2_700, caughtUpAt: 100, reportedAt: 100 }],
           ['labels/1', { source: 'labels/1', watermark: 1_500, reportedAt: 100 }],
           ['predictions/2', { source: 'predictions/2', caughtUpAt: 100, reportedAt: 100 }],
         ]),
@@ -347,7 +357,7 @@ export function joinStoreContract(
       const after = await byName();
       expect(after.get('predictions/0')).toEqual({
         source: 'predictions/0',
-        watermark: 2_500,
+        watermark: 2_700,
         caughtUpAt: 100,
         reportedAt: 200,
       });

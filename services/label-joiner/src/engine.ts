@@ -19,10 +19,13 @@ import { windowKey, windowStart } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
 
-/** A decoded record with its original bytes (what the join state stores). */
+/**
+ * A decoded record with its original bytes (what the join state stores) and its Kafka timestamp
+ * (`appendTime`: where the record is in the log, which bounds the partition's watermark).
+ */
 export type JoinerRecord =
-  | { readonly kind: 'prediction'; readonly event: PredictionEvent; readonly raw: Buffer }
-  | { readonly kind: 'label'; readonly event: LabelEvent; readonly raw: Buffer };
+  | { readonly kind: 'prediction'; readonly event: PredictionEvent; readonly raw: Buffer; readonly appendTime?: number }
+  | { readonly kind: 'label'; readonly event: LabelEvent; readonly raw: Buffer; readonly appendTime?: number };
 
 export interface PayloadDecoder {
   prediction(bytes: Buffer): Promise<PredictionEvent> | PredictionEvent;
@@ -178,6 +181,7 @@ export class JoinEngine {
           model: e.model,
           id: e.prediction_id,
           eventTime: e.event_time,
+          ...(r.appendTime === undefined ? {} : { appendTime: r.appendTime }),
           windowKey: key,
           payload: r.raw,
           ...(tally === undefined ? {} : { tally }),
@@ -187,6 +191,7 @@ export class JoinEngine {
           model: r.event.model,
           id: r.event.prediction_id,
           eventTime: r.event.event_time,
+          ...(r.appendTime === undefined ? {} : { appendTime: r.appendTime }),
           payload: r.raw,
         });
       }

@@ -136,11 +136,11 @@ export const labelJoinerService = defineService({
             if (record.topic === predictionTopic) {
               const event: PredictionEvent = await predictions.decode(record.value);
               validatePrediction(event, { bounds: ctx.common.eventTime, now: Date.now() });
-              return { kind: 'prediction', event, raw: record.value! };
+              return { kind: 'prediction', event, raw: record.value!, appendTime: record.timestamp };
             }
             const event: LabelEvent = await labels.decode(record.value);
             validateLabel(event, { bounds: ctx.common.eventTime, now: Date.now() });
-            return { kind: 'label', event, raw: record.value! };
+            return { kind: 'label', event, raw: record.value!, appendTime: record.timestamp };
           },
           async process(items, context) {
             await engine.process(

@@ -72,7 +72,15 @@ export function columnDrift(reference: Column, current: Column, options: DriftOp
       `column "${reference.name}": every cell of the reference is missing — nothing to compare against; leave it out with --ignore ${reference.name}`,
     );
   }
-  const drift = compareColumns(reference, current, options);
+  let drift: ColumnDrift;
+  try {
+    drift = compareColumns(reference, current, options);
+  } catch (error) {
+    // A statistic refusing the column's values (±1.7e308 under Evidently's binning): say which column.
+    if (error instanceof DriftlineError && error.code === 'VALIDATION_FAILED')
+      throw new DriftlineError('BAD_REQUEST', `column "${reference.name}": ${error.message}`);
+    throw error;
+  }
   if (hasValue(current)) return drift;
   return {
     ...drift,

@@ -19,6 +19,18 @@ describe('typeColumns', () => {
   });
 });
 
+describe('columnDrift on values a statistic refuses', () => {
+  it('names the column when Evidently binning meets values more than the largest double apart (was a RangeError)', () => {
+    const rows = [...Array.from({ length: 30 }, (_, i) => [String(i)]), ['-1.7e308'], ['1.7e308']];
+    const [ref] = typeColumns(['amount'], rows);
+    const [cur] = typeColumns(['amount'], [['1'], ['2'], ['3']]);
+    expect(() => columnDrift(ref!, cur!, { binning: 'evidently' })).toThrow(
+      /^column "amount": psi \(evidently binning\): the values span more than the largest double/,
+    );
+    expect(columnDrift(ref!, cur!).column).toBe('amount');
+  });
+});
+
 describe('columnDrift on a column typed differently on each side', () => {
   it('refuses numbers against text, naming the column and the way out (was: false drift)', () => {
     const [ref] = typeColumns(['k'], [['1.0'], ['2.0'], ['3.0']]);

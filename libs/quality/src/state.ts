@@ -1,4 +1,4 @@
-import { PoisonRecordError } from '@driftline/core';
+import { ownValue, PoisonRecordError } from '@driftline/core';
 import type { FeatureValue } from '@driftline/schemas';
 import type { ExpectationSet, FeatureExpectations } from './expectations.js';
 import { DistinctSketch } from './sketch.js';
@@ -194,14 +194,14 @@ export class QualityWindows {
     if (list.length === 0) return;
     const states = this.section(windowStart, model, version);
     if (read === undefined) {
-      for (let i = 0; i < list.length; i++) observe(states[i]!, list[i]!, features[list[i]!.feature]);
+      for (let i = 0; i < list.length; i++) observe(states[i]!, list[i]!, ownValue(features, list[i]!.feature));
       return;
     }
     const at = this.positionsIn(read.inputs);
     const values = read.values;
     for (let i = 0; i < list.length; i++) {
       const j = at[i]!;
-      observe(states[i]!, list[i]!, j >= 0 ? values[j] : features[list[i]!.feature]);
+      observe(states[i]!, list[i]!, j >= 0 ? values[j] : ownValue(features, list[i]!.feature));
     }
   }
 

@@ -140,6 +140,24 @@ describe('quality state', () => {
     });
   });
 
+  it('counts a feature named like an Object member (constructor, toString) as missing when absent, not mismatched', () => {
+    const set = expectationSet(
+      ['constructor', 'toString', 'valueOf'].map((feature) => ({ ...age, feature, maxNullRate: 1 })),
+    );
+    const w = new QualityWindows(set);
+    for (let i = 0; i < 10; i++) w.add(0, 'm', 'v1', i < 5 ? {} : { constructor: 1, toString: 2, valueOf: 3 });
+    const merged = mergeSections([w.take(0, 'm', 'v1')], set);
+    if (merged.status !== 'merged') throw new Error(merged.status);
+    const rows = evaluateWindow(set, merged.states);
+    for (const feature of ['constructor', 'toString', 'valueOf']) {
+      expect(rows.find((r) => r.feature === feature && r.expectation === 'type')).toMatchObject({
+        observed: 0,
+        passed: true,
+      });
+      expect(rows.find((r) => r.feature === feature && r.expectation === 'null_rate')).toMatchObject({ observed: 0.5 });
+    }
+  });
+
   it('does not mix sections built against other expectations', () => {
     const other = expectationSet([{ ...age, maxNullRate: 0.5 }]);
     const w = new QualityWindows(other);

@@ -19,8 +19,11 @@ export class GridIndex {
     this.lo = m > 0 ? cuts[0]! : 0;
     this.hi = m > 0 ? cuts[m - 1]! : 0;
     const width = this.hi - this.lo;
-    this.buckets = m > 1 && width > 0 && Number.isFinite(width) ? bucketsPerCut * m : 0;
-    this.scale = this.buckets > 0 ? this.buckets / width : 0;
+    // A grid narrower than ~1e-305 overflows the scale (x·Infinity is NaN at the first cut): plain
+    // binary search then.
+    const scale = (bucketsPerCut * m) / width;
+    this.buckets = m > 1 && width > 0 && Number.isFinite(width) && Number.isFinite(scale) ? bucketsPerCut * m : 0;
+    this.scale = this.buckets > 0 ? scale : 0;
     // table[b] = number of cuts whose bucket is < b. bucket() is monotone, so every value in
     // bucket b has its lower bound in [table[b], table[b + 1]].
     this.table = new Int32Array(this.buckets + 1);

@@ -172,6 +172,13 @@ function psiEvidentlySorted(ref: Float64Array, cur: Float64Array): PsiResult {
   const lo = Math.min(ref[0]!, cur[0]!);
   const hi = Math.max(ref[ref.length - 1]!, cur[cur.length - 1]!);
   const ptp = hi - lo;
+  if (!Number.isFinite(ptp)) {
+    // numpy fails here too (its histogram range overflows); a typed array of length -1 did here.
+    throw new DriftlineError(
+      'VALIDATION_FAILED',
+      `psi (evidently binning): the values span more than the largest double (${lo} to ${hi}); use quantile binning`,
+    );
+  }
   const width = ptp / (Math.log2(n) + 1.0);
   const nBins = width ? Math.ceil(ptp / width) : 1;
   let first = lo;

@@ -15,7 +15,9 @@ export function quantileOfSorted(sorted: Float64Array, num: number, den: number)
   const frac = h - lo;
   if (frac === 0 || lo + 1 >= n) return a;
   const b = sorted[lo + 1]!;
-  const v = a + frac * (b - a);
+  const span = b - a;
+  // Two values more than the largest double apart (±1.7e308): the span overflows, so weigh the ends.
+  const v = Number.isFinite(span) ? a + frac * span : a * (1 - frac) + b * frac;
   // Rounding could step a hair outside [a, b]; clamping keeps quantiles monotone in the level.
   return Math.min(Math.max(v, a), b);
 }

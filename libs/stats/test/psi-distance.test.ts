@@ -5,6 +5,7 @@ import {
   chiSquareGoodnessOfFit,
   chiSquareHomogeneity,
   DEFAULT_PSI_EPSILON,
+  GridIndex,
   jensenShannon,
   jensenShannonNumeric,
   missingRate,
@@ -76,6 +77,40 @@ describe('psi', () => {
     // Reference has no 3: min non-zero share 0.5 > 1e-4, so zeros become 1e-4.
     expect(r.referenceShares).toEqual([0.5, 0.5, 1e-4]);
     expect(r.currentShares).toEqual([0.25, 1e-4, 0.75]);
+  });
+
+  it('values spanning more than the largest double: quantile edges stay finite and ordered; evidently binning refuses in one line', () => {
+    const ref = [...range(30), -1.7e308, 1.7e308];
+    const edges = Array.from(quantileEdges(Float64Array.from(ref).sort(), 10));
+    expect(edges).toHaveLength(9);
+    expect(edges.every((e, i) => Number.isFinite(e) && (i === 0 || e > edges[i - 1]!))).toBe(true);
+    const wide = quantileEdges(Float64Array.from([-1.7e308, 1.7e308]), 4);
+    expect(Array.from(wide, (e) => e / 1e308)).toEqual([
+      expect.closeTo(-0.85, 12),
+      expect.closeTo(0, 12),
+      expect.closeTo(0.85, 12),
+    ]);
+    expect(Number.isFinite(psiNumeric(ref, [1, 2, 3]).value)).toBe(true);
+    const evidently = () => psiNumeric(ref, [1, 2, 3], { binning: 'evidently' });
+    expect(evidently).toThrow(DriftlineError);
+    expect(evidently).toThrow(/span more than the largest double/);
+  });
+});
+
+describe('GridIndex', () => {
+  it('finds the same slots as a binary search on a grid narrower than 1e-305 (its scale overflows)', () => {
+    for (const cuts of [
+      [0, 1e-310, 2e-310, 3e-310],
+      [1, 1 + 2 ** -52, 1 + 2 ** -51],
+      [0, 1, 2, 3],
+    ]) {
+      const grid = new GridIndex(Float64Array.from(cuts));
+      const probes = [...cuts, ...cuts.slice(1).map((c, i) => (c + cuts[i]!) / 2), cuts[0]! - 1, cuts.at(-1)! + 1];
+      for (const x of probes)
+        expect(grid.lowerBound(x)).toBe(
+          cuts.findIndex((c) => c >= x) === -1 ? cuts.length : cuts.findIndex((c) => c >= x),
+        );
+    }
   });
 });
 

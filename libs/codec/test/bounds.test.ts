@@ -78,6 +78,16 @@ describe('Avro bounds check (writer schema walk before avsc)', () => {
     );
   });
 
+  it('decodes a map key "__proto__" as an own key like any other (avsc, patched: it set the prototype or dropped it)', () => {
+    const features = JSON.parse('{"__proto__": 1.5, "y": 2, "constructor": null}'); // own keys
+    const bytes = featureType.toBuffer({ event_id: 'a', view: 'b', entity_id: 'c', event_time: 1, features });
+    checkFeature(bytes);
+    const decoded = featureType.fromBuffer(bytes).features as Record<string, unknown>;
+    expect(Object.keys(decoded)).toEqual(['__proto__', 'y', 'constructor']);
+    expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(decoded, '__proto__')?.value).toEqual(1.5);
+  });
+
   it('refuses union and enum indexes out of range, booleans other than 0/1, trailing bytes', () => {
     expect(
       violation(checkFeature, [...featureHead, ...varint(1), ...str('k'), ...varint(7), ...varint(0)]).problem,

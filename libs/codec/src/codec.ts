@@ -140,7 +140,7 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
     if (!this.readerType.isValid(value)) {
       const invalid: string[] = [];
       this.readerType.isValid(value, {
-        errorHook: (path, v) => invalid.push(`${path.join('.') || '(root)'}=${JSON.stringify(v) ?? 'undefined'}`),
+        errorHook: (path, v) => invalid.push(`${path.join('.') || '(root)'}=${shownValue(v)}`),
       });
       throw new DriftlineError(
         'VALIDATION_FAILED',
@@ -225,4 +225,25 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
       );
     }
   }
+}
+
+/** Most characters of an invalid value an error message shows. */
+const SHOWN_VALUE_CHARS = 100;
+
+/**
+ * An invalid value as an error shows it: JSON, cut to SHOWN_VALUE_CHARS. A BigInt (an int64 from a
+ * database driver) or a circular object made JSON.stringify throw a bare TypeError instead of the
+ * VALIDATION_FAILED naming the field; and a huge value made the message as large.
+ */
+function shownValue(v: unknown): string {
+  let text: string;
+  try {
+    text =
+      typeof v === 'bigint'
+        ? `${v}n`
+        : (JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : x)) ?? String(v));
+  } catch {
+    text = `[unserializable ${Object.prototype.toString.call(v)}]`;
+  }
+  return text.length > SHOWN_VALUE_CHARS ? `${text.slice(0, SHOWN_VALUE_CHARS)}…` : text;
 }

@@ -11,6 +11,22 @@ const source: SchemaSource = {
 };
 
 describe('TopicCodec.encode', () => {
+  it('refuses a BigInt, a circular or a huge value as VALIDATION_FAILED naming the field (was a bare TypeError)', async () => {
+    const codec = new SchemaRegistryCodec(source).forSchema<{ text: unknown }>(schema, 'blobs');
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    for (const [value, shown] of [
+      [5n, 'text=5n'],
+      [{ n: 5n }, 'text={"n":"5n"}'],
+      [circular, 'text=[unserializable [object Object]]'],
+      [[1, 'x'.repeat(10_000)], `text=[1,"${'x'.repeat(96)}…`],
+    ] as const) {
+      const error = await codec.encode({ text: value }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'VALIDATION_FAILED' });
+      expect((error as Error).message).toBe(`blobs-value: value does not match schema at ${shown}`);
+    }
+  });
+
   it('frames every value on its own bytes, across slab boundaries and beyond a slab', async () => {
     const codec = new SchemaRegistryCodec(source).forSchema<{ text: string }>(schema, 'blobs');
     // Sizes around the 64 KiB slab: many small values fill one, then straddling and oversized ones.

@@ -35,6 +35,7 @@ export type HoldReason =
   | 'unknown_model'
   | 'not_serving'
   | 'duplicate'
+  | 'empty_window'
   | 'too_late'
   | 'before_last_retrain'
   | 'no_signal'
@@ -114,13 +115,16 @@ function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore:
   const counting = new Map<number, WindowEntry>();
   const byEnd = new Map<number, WindowEntry>();
   for (const w of windows) {
-    if (w.signals.length === 0 || w.start < notBefore) continue;
+    if (w.signals.length === 0 || w.start < notBefore || w.end <= w.start) continue;
     counting.set(w.start, w);
     byEnd.set(w.end, w);
   }
+  // Each step must move strictly outwards: a zero-length window (start = end) is its own
+  // neighbour, and following it looped for ever (the retrain-trigger hung on one such alert);
+  // such a window never counts.
   const run = [at];
-  for (let w = byEnd.get(at.start); w !== undefined; w = byEnd.get(w.start)) run.unshift(w);
-  for (let w = counting.get(at.end); w !== undefined; w = counting.get(w.end)) run.push(w);
+  for (let w = byEnd.get(at.start); w !== undefined && w.start < run[0]!.start; w = byEnd.get(w.start)) run.unshift(w);
+  for (let w = counting.get(at.end); w !== undefined && w.end > run.at(-1)!.end; w = counting.get(w.end)) run.push(w);
   return run;
 }
 
@@ -129,6 +133,7 @@ function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore:
  * same result, whatever the wall clock; times are the alerts' event-time windows.
  *
  * - duplicate alert ids are held (`duplicate`) without changing the state;
+ * - an alert whose window is empty or reversed (start ≥ end) is held (`empty_window`), state unchanged;
  * - alerts for windows that ended `late_horizon` before the newest one are held (`too_late`);
  * - alerts for windows before the last retrain's deciding window are held (`before_last_retrain`):
  *   that retrain already covers them;
@@ -147,6 +152,14 @@ export function decideForModel(
 ): DecideResult {
   if (state.windows.some((w) => w.alertIds.includes(alert.alert_id))) {
     return hold(state, 'duplicate', `alert ${alert.alert_id} already decided`);
+  }
+  if (!(alert.window_start < alert.window_end)) {
+    // No evidence, and its own neighbour in a streak (runThrough): state unchanged.
+    return hold(
+      state,
+      'empty_window',
+      `window ${iso(alert.window_start)} to ${iso(alert.window_end)} is empty or reversed`,
+    );
   }
   if (alert.window_end <= state.maxWindowEnd - policy.lateHorizonMs) {
     return hold(

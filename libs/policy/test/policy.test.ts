@@ -239,6 +239,27 @@ models:
     expect(late.decision).toMatchObject({ kind: 'hold', reason: 'too_late' });
   });
 
+  it('an empty window is held, never loops for ever, and breaks no streak (found by a review)', () => {
+    const empty = (w: number) => alert(w, { alert_id: `empty-${w}`, window_start: T0 + w * W, window_end: T0 + w * W });
+    // Alone, inside a streak, and at both ends of one: every call returns.
+    expect(kinds(run([empty(0)]))).toEqual(['empty_window']);
+    expect(kinds(run([alert(0), alert(1), empty(2), alert(2)]))).toEqual([
+      'sustaining',
+      'sustaining',
+      'empty_window',
+      'fire',
+    ]);
+    expect(kinds(run([empty(1), alert(0), empty(0), alert(1), alert(2)]))).toEqual([
+      'empty_window',
+      'sustaining',
+      'empty_window',
+      'sustaining',
+      'fire',
+    ]);
+    // A reversed window is held the same way.
+    expect(kinds(run([alert(0, { window_start: T0 + W, window_end: T0 })]))).toEqual(['empty_window']);
+  });
+
   it('state is bounded by the horizon', () => {
     const rs = run(Array.from({ length: 400 }, (_, w) => alert(w * 2))); // gaps: never fires
     const st = rs.at(-1)!.state;

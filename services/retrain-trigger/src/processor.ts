@@ -50,7 +50,7 @@ export function decisionRow(alert: DriftAlert, result: DecideResult, now: number
 /**
  * Rejects an alert whose times the decisions table cannot hold or the policy cannot use: event_time
  * and window_end within the event-time bounds, window_start not before 1900 (ClickHouse DateTime64)
- * nor after window_end.
+ * and strictly before window_end (an empty window is no evidence).
  */
 export function checkAlertTimes(alert: DriftAlert, time: EventTimeCheck): DriftAlert {
   const problem =
@@ -63,6 +63,12 @@ export function checkAlertTimes(alert: DriftAlert, time: EventTimeCheck): DriftA
       'window_start',
     );
   if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${problem}`);
+  if (alert.window_start >= alert.window_end) {
+    throw new PoisonRecordError(
+      'VALIDATION_FAILED',
+      `alert ${alert.alert_id}: window_start ${alert.window_start} is not before window_end ${alert.window_end} (an empty window)`,
+    );
+  }
   return alert;
 }
 

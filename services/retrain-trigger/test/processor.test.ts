@@ -212,6 +212,11 @@ models:
     );
     const old = { ...alert(0), window_start: Date.UTC(1899, 0, 1) };
     await expect(decodeOf(old)(record)).rejects.toThrow(/window_start .* is before the minimum 1900-01-01/);
+    // An empty window (start = end) hung the policy for ever (found by a review): poison now.
+    const empty = { ...alert(0), window_start: alert(0).window_end };
+    await expect(decodeOf(empty)(record)).rejects.toThrow(
+      /^alert [^:]+: window_start \d+ is not before window_end \d+ \(an empty window\)$/,
+    );
     await expect(decodeOf(alert(0))(record)).resolves.toEqual(alert(0));
   });
 

@@ -98,6 +98,15 @@ const hold = (
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/**
+ * Most alert ids one window remembers (the newest): a flood of distinct alerts for one window
+ * grew the state without bound (5,000 alerts: a 214 KB state, written with every decision, and
+ * a retrain request past Kafka's 1 MB at ~10,000). An older id replayed after it was forgotten
+ * decides as new, with no effect: its signals are already the window's, a fire's request id
+ * depends only on the deciding window, and a window the last fire covered is before_last_retrain.
+ */
+export const MAX_ALERT_IDS_PER_WINDOW = 32;
+
 function mergeWindow(windows: readonly WindowEntry[], alert: DriftAlert, signals: readonly string[]): WindowEntry[] {
   const out = windows.filter((w) => !(w.start === alert.window_start && w.end === alert.window_end));
   const prior = windows.find((w) => w.start === alert.window_start && w.end === alert.window_end);
@@ -105,7 +114,7 @@ function mergeWindow(windows: readonly WindowEntry[], alert: DriftAlert, signals
     start: alert.window_start,
     end: alert.window_end,
     signals: [...new Set([...(prior?.signals ?? []), ...signals])].sort(),
-    alertIds: [...(prior?.alertIds ?? []), alert.alert_id],
+    alertIds: [...(prior?.alertIds ?? []), alert.alert_id].slice(-MAX_ALERT_IDS_PER_WINDOW),
   });
   return out.sort((a, b) => a.start - b.start || a.end - b.end);
 }

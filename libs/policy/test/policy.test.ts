@@ -6,6 +6,7 @@ import {
   type DecideResult,
   decide,
   driftedFeatures,
+  MAX_ALERT_IDS_PER_WINDOW,
   type ModelState,
   type Policy,
   parsePolicy,
@@ -196,6 +197,18 @@ describe('decide', () => {
     expect(kinds(rs)).toEqual(['sustaining', 'duplicate', 'sustaining', 'fire', 'duplicate', 'duplicate']);
     expect(rs[1]!.state).toBe(rs[0]!.state);
     expect(rs.filter((r) => r.decision.kind === 'fire')).toHaveLength(1);
+  });
+
+  it('a flood of distinct alerts for one window keeps its state bounded, and never fires twice (found by a review)', () => {
+    const flood = Array.from({ length: 2_000 }, (_, i) => alert(1, { alert_id: `flood-${i}` }));
+    const rs = run([alert(0), ...flood, alert(2), ...flood.slice(0, 100), alert(3)]);
+    const last = rs.at(-1)!.state;
+    expect(Math.max(...last.windows.map((w) => w.alertIds.length))).toBe(MAX_ALERT_IDS_PER_WINDOW);
+    expect(JSON.stringify(last).length).toBeLessThan(10_000);
+    // Replays of forgotten ids decide as new, with no effect: one fire, on window 2.
+    const fires = rs.filter((r) => r.decision.kind === 'fire');
+    expect(fires).toHaveLength(1);
+    expect(fires[0]!.state.lastFire?.windowEnd).toBe(T0 + 3 * W);
   });
 
   it('is independent of arrival order within the horizon', () => {

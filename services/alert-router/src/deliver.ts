@@ -23,6 +23,13 @@ export interface DeliverOptions {
   readonly signal: AbortSignal;
   /** Called after each failed attempt (keeps the consumer's group membership during long retries). */
   readonly onAttempt?: (verdict: AttemptVerdict, status: number | undefined) => Promise<void> | void;
+  /**
+   * When the retry budget started (default: this message's first attempt). The router shares one
+   * per batch and receiver: with a per-message budget a receiver that stays down held the batch
+   * for messages × budget (10 messages, the 120 s default: 20 minutes); shared, a message after
+   * the budget is spent gets one attempt.
+   */
+  readonly budgetStartedAt?: number;
   readonly now?: () => number;
 }
 
@@ -63,6 +70,7 @@ export async function deliver(
   const body = renderBody(message, receiver);
   const alertIds = message.alerts.map((a) => a.alert.alert_id);
   const started = now();
+  const budgetFrom = Math.min(started, options.budgetStartedAt ?? started);
   let attempts = 0;
   let status: number | undefined;
   let error = '';
@@ -112,7 +120,7 @@ export async function deliver(
     }
     await options.onAttempt?.(verdict, status);
     if (verdict !== 'retry') break;
-    const delay = nextRetryDelay(options.retry, attempts, now() - started, Math.random, askedMs);
+    const delay = nextRetryDelay(options.retry, attempts, now() - budgetFrom, Math.random, askedMs);
     if (delay === undefined) {
       verdict = 'failed';
       const asked = askedMs === undefined ? '' : `; the receiver asked to wait ${askedMs} ms, beyond the retry budget`;

@@ -51,7 +51,8 @@ const ID_LOG_LIMIT = 20;
  * spent — record every outcome in alert_deliveries, and only then let the loop commit.
  *
  * So: at-least-once per receiver within the retry budget; a receiver that stays down delays the
- * batch by at most its budget (then its deliveries are recorded `failed`, logged and counted) and
+ * batch by at most its budget, shared by the batch's messages to it, plus one attempt per message
+ * left (then its deliveries are recorded `failed`, logged and counted) and
  * never delays the other receivers' deliveries of the batch. The service runs one processor per
  * receiver (`receiver` set), each in its own consumer group, so it does not delay their later
  * batches either.
@@ -113,6 +114,9 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     if (alerts.length > fresh.length) m.deduplicated.inc({ receiver: receiver.name }, alerts.length - fresh.length);
     let messages = groupAlerts(fresh, deps.routes.groupWindowMs);
     const rows: AlertDeliveryRow[] = [];
+    // One retry budget for the batch's consecutive failing messages to this receiver (see
+    // DeliverOptions.budgetStartedAt).
+    let budgetStartedAt: number | undefined;
     while (messages.length > 0) {
       const plan = planSends(
         messages,
@@ -131,13 +135,18 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       }
       for (const message of plan.send) {
         if (message.key === 'digest') m.digests.inc({ receiver: receiver.name });
+        budgetStartedAt ??= now();
         const row = await deliver(receiver, message, {
           ...deps.deliver,
+          budgetStartedAt,
           onAttempt: async (verdict) => {
             m.attempts.inc({ receiver: receiver.name, outcome: verdict });
             if (verdict !== 'delivered') await heartbeat();
           },
         });
+        // The receiver answered: the next message starts a budget of its own (rate-limit waits
+        // and earlier recovered failures do not eat into it).
+        if (row.status === 'delivered') budgetStartedAt = undefined;
         rows.push(row);
         unrecorded.push(row);
         m.deliveries.inc({ receiver: receiver.name, status: row.status });

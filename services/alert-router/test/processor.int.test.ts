@@ -73,6 +73,7 @@ describe('router processor', () => {
   function processor(
     store: AlertDeliveryStore,
     routesText = `receivers: { team: { url: "http://127.0.0.1:${port}/team" } }\nroutes: [{ match: { model: fraud }, receivers: [team] }]`,
+    retry = { maxAttempts: 2, initialMs: 10, maxDelayMs: 10, budgetMs: 1_000, jitter: 0 },
   ) {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const routes = parseRoutesText(routesText);
@@ -84,7 +85,7 @@ describe('router processor', () => {
         decode: (r) => JSON.parse(String(r.value)) as DriftAlert,
         eventTime: DEFAULT_EVENT_TIME_BOUNDS,
         deliver: {
-          retry: { maxAttempts: 2, initialMs: 10, maxDelayMs: 10, budgetMs: 1_000, jitter: 0 },
+          retry,
           timeoutMs: 2_000,
           signal: new AbortController().signal,
         },
@@ -165,6 +166,42 @@ describe('router processor', () => {
     } finally {
       slow.closeAllConnections();
       await new Promise((r) => slow.close(r));
+    }
+  });
+
+  it('a receiver that stays down holds a batch for one retry budget, not one per message (found by a review)', async () => {
+    const downPort = await freePort();
+    let requests = 0;
+    const down = createServer((_req, res) => {
+      requests++;
+      res.writeHead(503).end('down');
+    });
+    await new Promise<void>((r) => down.listen(downPort, '127.0.0.1', r));
+    try {
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { down: { url: "http://127.0.0.1:${downPort}/d" } }\nroutes: [{ match: { model: gone }, receivers: [down] }]`,
+        { maxAttempts: 50, initialMs: 100, maxDelayMs: 100, budgetMs: 1_000, jitter: 0 },
+      );
+      // Five messages (event times an hour apart: five groups).
+      const batch = items(
+        Array.from({ length: 5 }, (_, i) => driftAlert(`g${i}`, NOW - 120_000 - i * 3_600_000, { model: 'gone' })),
+      );
+      const started = Date.now();
+      await p.process(batch, context);
+      const elapsed = Date.now() - started;
+      // Per message it was 5 × ~1 s; shared, the first spends the budget and the rest try once.
+      expect(elapsed).toBeLessThan(2_500);
+      expect(requests).toBeGreaterThanOrEqual(8 + 4);
+      expect(requests).toBeLessThanOrEqual(11 + 4);
+      const rows = await ch.select<{ status: string; attempts: number }>(
+        `SELECT status, attempts FROM ${ch.table('alert_deliveries')} WHERE receiver = 'down' ORDER BY first_attempt_at`,
+      );
+      expect(rows.map((r) => r.status)).toEqual(['failed', 'failed', 'failed', 'failed', 'failed']);
+      expect(rows.slice(1).map((r) => Number(r.attempts))).toEqual([1, 1, 1, 1]);
+    } finally {
+      down.closeAllConnections();
+      await new Promise((r) => down.close(r));
     }
   });
 

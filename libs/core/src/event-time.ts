@@ -107,6 +107,32 @@ export function eventTimeProblem(
   return undefined;
 }
 
+/**
+ * Why the event-time window [start, end) an event reports (an alert's `window_start`/
+ * `window_end`) is not acceptable, or undefined: `end` within the bounds, `start` not before
+ * 1900 (ClickHouse DateTime64) and strictly before `end` (an empty window is no evidence, and one
+ * had hung the retrain policy).
+ */
+export function windowTimeProblem(
+  start: unknown,
+  end: unknown,
+  now: number,
+  bounds: EventTimeBounds,
+): string | undefined {
+  const endProblem = eventTimeProblem(end, now, bounds, 'window_end');
+  if (endProblem !== undefined) return endProblem;
+  const startProblem = eventTimeProblem(
+    start,
+    now,
+    { minMs: EVENT_TIME_FLOOR_MS, maxFutureMs: (end as number) - now },
+    'window_start',
+  );
+  if (startProblem !== undefined) return startProblem;
+  return (start as number) < (end as number)
+    ? undefined
+    : `window_start ${start} is not before window_end ${end} (an empty window)`;
+}
+
 /** Returns `value` when it is an acceptable event time; otherwise a PoisonRecordError (VALIDATION_FAILED). */
 export function checkEventTime(value: unknown, now: number, bounds: EventTimeBounds, field = 'event_time'): number {
   const problem = eventTimeProblem(value, now, bounds, field);

@@ -6,6 +6,7 @@ import {
   eventTimeProblem,
   humanSpan,
   PoisonRecordError,
+  windowTimeProblem,
 } from '../src/index.js';
 
 const NOW = Date.UTC(2024, 11, 2, 12, 0, 0); // 2024-12-02T12:00:00Z
@@ -75,6 +76,21 @@ describe('event-time bounds', () => {
       expect((e as PoisonRecordError).retriable).toBe(false);
       expect((e as PoisonRecordError).message).toMatch(/microseconds\?$/);
     }
+  });
+
+  it('judges a window [start, end): end within the bounds, start from 1900 and strictly before end', () => {
+    const end = NOW - 60_000;
+    expect(windowTimeProblem(end - 600_000, end, NOW, B)).toBeUndefined();
+    expect(windowTimeProblem(Date.UTC(1950, 0, 1), end, NOW, B)).toBeUndefined(); // only end has B's minimum
+    expect(windowTimeProblem(end, end, NOW, B)).toBe(
+      `window_start ${end} is not before window_end ${end} (an empty window)`,
+    );
+    expect(windowTimeProblem(end + 1, end, NOW, B)).toMatch(/^window_start \d+ is .* in the future/);
+    expect(windowTimeProblem(-9e15, end, NOW, B)).toMatch(
+      /^window_start -9000000000000000 \(out of any date range\) is before the minimum 1900/,
+    );
+    expect(windowTimeProblem(end - 1, end * 1000, NOW, B)).toMatch(/^window_end \d+ is .* microseconds\?$/);
+    expect(windowTimeProblem('x', end, NOW, B)).toMatch(/^window_start x is not an integer/);
   });
 
   it('spells spans for humans', () => {

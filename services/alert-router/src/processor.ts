@@ -16,6 +16,7 @@ import {
   eventTimeProblem,
   type Logger,
   PoisonRecordError,
+  windowTimeProblem,
 } from '@driftline/core';
 import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/kafka';
 import { counter, histogram, type Registry } from '@driftline/observability';
@@ -174,7 +175,11 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   return {
     decode: async (record) => {
       const alert = await deps.decode(record);
-      const problem = eventTimeProblem(alert.event_time, now(), deps.eventTime);
+      // The window too: rendering an out-of-range window_start threw a RangeError at delivery,
+      // dead-lettered as INTERNAL after every good message of the batch was re-sent (bisection).
+      const problem =
+        eventTimeProblem(alert.event_time, now(), deps.eventTime) ??
+        windowTimeProblem(alert.window_start, alert.window_end, now(), deps.eventTime);
       if (problem !== undefined)
         throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${problem}`);
       return alert;

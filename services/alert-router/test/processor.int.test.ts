@@ -210,6 +210,14 @@ describe('router processor', () => {
     await expect(p.decode(record(alert('late', { event_time: NOW + 2 * 3_600_000 })))).rejects.toMatchObject({
       code: 'VALIDATION_FAILED',
     });
+    // The window too (it was rendered at delivery: a RangeError, dead-lettered as INTERNAL after
+    // the batch's good messages were sent again by bisection).
+    await expect(p.decode(record(alert('far', { window_start: -9e15 })))).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: expect.stringMatching(/^alert far: window_start -9000000000000000 .* is before the minimum 1900/),
+    });
+    const empty = alert('empty');
+    await expect(p.decode(record({ ...empty, window_start: empty.window_end }))).rejects.toThrow(/an empty window/);
     await expect(p.decode(record(alert('ok')))).resolves.toMatchObject({ alert_id: 'ok' });
   });
 });

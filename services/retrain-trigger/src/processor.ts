@@ -1,10 +1,10 @@
 import {
-  EVENT_TIME_FLOOR_MS,
   type EventTimeBounds,
   type EventTimeCheck,
   eventTimeProblem,
   type Logger,
   PoisonRecordError,
+  windowTimeProblem,
 } from '@driftline/core';
 import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/kafka';
 import { counter, type Registry } from '@driftline/observability';
@@ -55,20 +55,8 @@ export function decisionRow(alert: DriftAlert, result: DecideResult, now: number
 export function checkAlertTimes(alert: DriftAlert, time: EventTimeCheck): DriftAlert {
   const problem =
     eventTimeProblem(alert.event_time, time.now, time.bounds) ??
-    eventTimeProblem(alert.window_end, time.now, time.bounds, 'window_end') ??
-    eventTimeProblem(
-      alert.window_start,
-      time.now,
-      { minMs: EVENT_TIME_FLOOR_MS, maxFutureMs: alert.window_end - time.now },
-      'window_start',
-    );
+    windowTimeProblem(alert.window_start, alert.window_end, time.now, time.bounds);
   if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${problem}`);
-  if (alert.window_start >= alert.window_end) {
-    throw new PoisonRecordError(
-      'VALIDATION_FAILED',
-      `alert ${alert.alert_id}: window_start ${alert.window_start} is not before window_end ${alert.window_end} (an empty window)`,
-    );
-  }
   return alert;
 }
 

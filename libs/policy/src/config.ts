@@ -8,16 +8,29 @@ import {
 } from '@driftline/core';
 import { z } from 'zod';
 
-/** A duration: core's grammar (`30s`, `5m`, `6h`, `7d`), or a number of milliseconds. */
-const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v;
-  const ms = parseDurationMs(v);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `must be ${DURATION_HINT}` });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** At most this many windows are remembered per model, whatever the horizon (so `sustain` is at most this). */
+export const MAX_WINDOWS = 512;
+
+/**
+ * Longest duration a policy takes (ten years): `cooldown: 100000000d` was accepted, and every
+ * decision in its cooldown then threw a RangeError writing the date it ends (the alert
+ * dead-lettered as INTERNAL).
+ */
+const MAX_DURATION_MS = 3_650 * 86_400_000;
+
+/** A duration: core's grammar (`30s`, `5m`, `6h`, `7d`), or a number of milliseconds; at most ten years. */
+const duration = z
+  .union([z.number().int().nonnegative(), z.string()])
+  .transform((v, ctx) => {
+    if (typeof v === 'number') return v;
+    const ms = parseDurationMs(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `must be ${DURATION_HINT}` });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .refine((ms) => ms <= MAX_DURATION_MS, { message: 'must be at most 3650d (ten years)' });
 
 const metricName = z.string().regex(/^[a-z][a-z0-9_]*$/, 'must be a metric name such as roc_auc or log_loss');
 
@@ -54,7 +67,7 @@ const signalsShape = z.strictObject({
 const modelShape = z.strictObject({
   signals: signalsShape.optional(),
   /** Consecutive windows (event time, tumbling) that must each carry a signal. */
-  sustain: z.number().int().min(1).max(1_000).optional(),
+  sustain: z.number().int().min(1).max(MAX_WINDOWS).optional(),
   /** After a retrain request, no new one until the deciding window ends this much later. */
   cooldown: duration.optional(),
   /** The requested training data: this much event time up to the deciding window's end. */
@@ -168,6 +181,13 @@ export function parsePolicy(document: unknown, source = 'policy'): Policy {
     };
     if (models[name].trainingWindowMs <= 0) {
       throw new ConfigError(`${source}.models.${name}.training_window`, 'must be positive');
+    }
+    if (models[name].lateHorizonMs === 0 && models[name].sustain > 1) {
+      // Only the newest window is kept then: a streak of two or more could never form.
+      throw new ConfigError(
+        `${source}.models.${name}.late_horizon`,
+        `0 keeps only the newest window, so sustain ${models[name].sustain} could never fire: give it at least (sustain − 1) windows`,
+      );
     }
   }
   return { models };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DriftAlert } from '@driftline/schemas';
-import { type ModelPolicy, type Policy, policyFor } from './config.js';
+import { MAX_WINDOWS, type ModelPolicy, type Policy, policyFor } from './config.js';
 import { type Baseline, signalsOf } from './signals.js';
 
 /** One event-time window the policy has seen alerts for. */
@@ -76,9 +76,6 @@ export interface DecideResult {
   readonly state: ModelState;
   readonly decision: Decision;
 }
-
-/** At most this many windows are remembered per model, whatever the horizon. */
-export const MAX_WINDOWS = 512;
 
 /** Deterministic idempotency key of a decision: model + deciding window. */
 export function retrainRequestId(model: string, windowStart: number, windowEnd: number): string {

@@ -7,6 +7,7 @@ import {
   decide,
   driftedFeatures,
   MAX_ALERT_IDS_PER_WINDOW,
+  MAX_WINDOWS,
   type ModelState,
   type Policy,
   parsePolicy,
@@ -99,6 +100,27 @@ describe('policy config', () => {
       expect((error as ConfigError).field).toBe('file.yaml.models.fraud.sustain');
     }
     expect(() => parsePolicyText('models: [')).toThrow(ConfigError);
+  });
+
+  it('refuses a policy that could never fire or would fail every decision, naming the field (found by a review)', () => {
+    const model = (over: Record<string, unknown>) => ({
+      models: { fraud: { signals: { prediction_drift: true }, ...over } },
+    });
+    // More windows than are remembered.
+    expect(() => parsePolicy(model({ sustain: MAX_WINDOWS + 1 }))).toThrow(/policy\.models\.fraud\.sustain/);
+    expect(parsePolicy(model({ sustain: MAX_WINDOWS })).models.fraud?.sustain).toBe(MAX_WINDOWS);
+    // Only the newest window kept, but a streak asked for.
+    expect(() => parsePolicy(model({ sustain: 2, late_horizon: '0s' }))).toThrow(
+      /^policy\.models\.fraud\.late_horizon: 0 keeps only the newest window, so sustain 2 could never fire/,
+    );
+    expect(parsePolicy(model({ sustain: 1, late_horizon: 0 })).models.fraud?.lateHorizonMs).toBe(0);
+    // Durations past ten years (a date the cooldown ends could not be written).
+    for (const field of ['cooldown', 'training_window', 'late_horizon']) {
+      expect(() => parsePolicy(model({ [field]: '100000000d' }))).toThrow(
+        new RegExp(`fraud\\.${field}.*at most 3650d`),
+      );
+    }
+    expect(parsePolicy(model({ cooldown: '3650d' })).models.fraud?.cooldownMs).toBe(3_650 * 86_400_000);
   });
 
   it('accepts JSON and has a usable default', () => {

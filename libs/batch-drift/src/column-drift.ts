@@ -65,7 +65,9 @@ export interface ColumnDrift {
  * column with every cell missing (the feature stopped arriving) is drifted by `missing`, its
  * p-values NaN: there is no sample to test, and "no drift" (KS p = 1) hid exactly that outage.
  */
-export function columnDrift(reference: Column, current: Column, options: DriftOptions = {}): ColumnDrift {
+export function columnDrift(referenceColumn: Column, currentColumn: Column, options: DriftOptions = {}): ColumnDrift {
+  const reference = infinityAsMissing(referenceColumn);
+  const current = infinityAsMissing(currentColumn);
   if (!hasValue(reference)) {
     throw new DriftlineError(
       'BAD_REQUEST',
@@ -177,6 +179,18 @@ function numericDrift(
     drifted: drifted_by.length > 0,
     drifted_by,
   };
+}
+
+/**
+ * The column with ±Infinity read as missing (NaN). Arrow and Parquet float columns keep
+ * infinities (CSV reads `Infinity` as text); no statistic can use them, and dropping them
+ * silently hid drift: a current column that was 90% +Infinity said "no drift" with a missing rate
+ * of 0, and one all +Infinity said NaN statistics, "no drift" (found by a review). As missing,
+ * the missing rate shows them and a column with no finite value is drifted by `missing`.
+ */
+function infinityAsMissing(column: Column): Column {
+  if (column.kind !== 'numeric' || !column.values.some((v) => v === Infinity || v === -Infinity)) return column;
+  return { ...column, values: column.values.map((v) => (Number.isFinite(v) ? v : Number.NaN)) };
 }
 
 /** False only for a numeric column without one number (all missing). */

@@ -19,6 +19,23 @@ describe('typeColumns', () => {
   });
 });
 
+describe('columnDrift on infinities (Arrow and Parquet keep them)', () => {
+  it('counts ±Infinity as missing: shown in the missing rate, and a column without a finite value drifts (found by a review)', () => {
+    const numeric = (values: number[]) => ({ name: 'x', kind: 'numeric' as const, values: Float64Array.from(values) });
+    const reference = numeric(Array.from({ length: 100 }, (_, i) => i));
+    const mostlyInf = numeric(Array.from({ length: 100 }, (_, i) => (i < 90 ? Infinity : i)));
+    expect(columnDrift(reference, mostlyInf)).toMatchObject({ missing_rate_current: 0.9, current_size: 10 });
+    expect(columnDrift(reference, numeric(Array(50).fill(-Infinity)))).toMatchObject({
+      missing_rate_current: 1,
+      drifted: true,
+      drifted_by: ['missing'],
+    });
+    expect(() => columnDrift(numeric([Infinity, Number.NaN]), reference)).toThrow(
+      /every cell of the reference is missing/,
+    );
+  });
+});
+
 describe('columnDrift on values a statistic refuses', () => {
   it('names the column when Evidently binning meets values more than the largest double apart (was a RangeError)', () => {
     const rows = [...Array.from({ length: 30 }, (_, i) => [String(i)]), ['-1.7e308'], ['1.7e308']];

@@ -163,6 +163,12 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   let publishesDone: (() => void) | undefined;
   const spaceWaiters: Array<() => void> = [];
 
+  /** flush() calls waiting for settledTotal to reach their target (woken per batch sent). */
+  const settleWaiters = new Set<{ readonly target: number; readonly wake: () => void }>();
+  const wakeSettled = () => {
+    for (const w of settleWaiters) if (settledTotal >= w.target) w.wake();
+  };
+
   const buffered = () => queue.length + inFlight;
   const wakeWriters = () => {
     while (spaceWaiters.length > 0 && buffered() < maxBuffered) spaceWaiters.shift()!();
@@ -229,6 +235,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
           taken.map((p) => p.message),
         );
         settledTotal += n;
+        wakeSettled();
       } catch (error) {
         queue = [...taken, ...queue]; // keep order; a later flush retries
         lastError = error;
@@ -333,11 +340,32 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     }
   }
 
-  /** Waits until every message up to `target` (a queuedTotal) is acknowledged or dead-lettered. */
+  /**
+   * Waits until every message up to `target` (a queuedTotal) is acknowledged or dead-lettered:
+   * woken by the batch that reaches it, not by the end of the send loop, which under steady
+   * publishing from other callers never came (flush() never returned; found by a review).
+   */
   async function settle(target: number): Promise<void> {
     lastError = undefined;
     while (settledTotal < target && (queue.length > 0 || sending !== undefined)) {
-      await drain().catch(() => {});
+      const run = drain();
+      await new Promise<void>((resolve) => {
+        const waiter = {
+          target,
+          wake: () => {
+            settleWaiters.delete(waiter);
+            resolve();
+          },
+        };
+        settleWaiters.add(waiter);
+        run
+          .catch(() => {})
+          .finally(() => {
+            settleWaiters.delete(waiter);
+            resolve();
+          });
+      });
+      if (settledTotal >= target) return;
       if (lastError !== undefined) {
         const error = lastError;
         throw new DriftlineError(

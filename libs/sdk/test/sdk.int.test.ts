@@ -160,6 +160,48 @@ describe('producer SDK: what Kafka refuses, and closing', () => {
     await sdk.close();
   });
 
+  it('flush() returns once its own events are in Kafka while another caller keeps publishing (found by a review)', async () => {
+    const prefix = `${uniqueName('sdk-flush')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${prefix}labels.v1`;
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      batchSize: 20,
+      lingerMs: 0,
+    });
+    await sdk.publishLabel({ prediction_id: 'first', model: 'm', label: 1 });
+    let stop = false;
+    let published = 1;
+    // A steady publisher: the queue is never empty, so a flush that waited for the send loop to end never returned.
+    const steady = (async () => {
+      while (!stop) {
+        await sdk.publishLabel({ prediction_id: `p${published}`, model: 'm', label: 0 });
+        published++;
+        if (published % 20 === 0) await new Promise((r) => setImmediate(r));
+      }
+    })();
+    try {
+      await sdk.publishLabel({ prediction_id: 'mine', model: 'm', label: 1 });
+      const before = published;
+      const flushed = await Promise.race([
+        sdk.flush().then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), 15_000)),
+      ]);
+      expect(flushed).toBe(true);
+      expect(published).toBeGreaterThan(before); // the other caller went on publishing meanwhile
+    } finally {
+      stop = true;
+      await steady;
+    }
+    await sdk.close();
+    const ids = (await readTopic(kafka, topic, published)).map((m) => String(m.key));
+    expect(ids).toContain('mine');
+    expect(ids).toHaveLength(published);
+  });
+
   it('close() delivers what publish calls under way queue, even one that started just before', async () => {
     const prefix = `${uniqueName('sdk-close')}.`;
     const kafka = kafkaFor(stack.kafkaBrokers);

@@ -4,6 +4,7 @@ export * from './deadline.js';
 export * from './duration.js';
 export * from './errors.js';
 export * from './event-time.js';
+export * from './extremes.js';
 export * from './json-depth.js';
 export * from './logger.js';
 export * from './names.js';

@@ -1,3 +1,4 @@
+import { maxOf } from '@driftline/core';
 import { isPredictionFeature } from '@driftline/drift';
 import { businessSection, DEFAULT_REALIZED_COVERAGE, estimateSection } from './estimates.js';
 import { groupBy, iso } from './group.js';
@@ -68,7 +69,7 @@ function driftSeries(rows: readonly DriftPoint[], value: (r: DriftPoint) => numb
 
 function thresholdOf(rows: readonly DriftPoint[]): number | undefined {
   const values = rows.map((r) => r.threshold).filter(Number.isFinite);
-  return values.length === 0 ? undefined : Math.max(...values);
+  return values.length === 0 ? undefined : maxOf(values);
 }
 
 // The version timeline's colours: a version reaching production green, leaving on evidence red.
@@ -149,7 +150,7 @@ function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string
 function latestDriftTable(rows: readonly DriftPoint[]): string {
   const primary = rows.filter((r) => r.method === 'psi' || r.method === 'ks' || r.method === 'chi2');
   if (primary.length === 0) return '';
-  const latest = Math.max(...primary.map((r) => r.windowStart));
+  const latest = maxOf(primary.map((r) => r.windowStart));
   const last = primary
     .filter((r) => r.windowStart === latest)
     .sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : a.method < b.method ? -1 : 1));
@@ -272,7 +273,11 @@ function retrainSection(
     title: 'Retrain history (decisions and model versions)',
     series,
     yMin: 0,
-    yMax: Math.max(levels.length, ...series.map((s) => s.points[0]?.y ?? 0)) + 1,
+    yMax:
+      maxOf(
+        series.map((s) => s.points[0]?.y ?? 0),
+        levels.length,
+      ) + 1,
     xDomain: [d.from, d.to],
     markers,
     height: 180,
@@ -352,7 +357,7 @@ function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): stri
       // The worst version per window (one series per check, as the dashboard).
       points: [...groupBy(list, (p) => String(p.windowStart)).values()].map((w) => ({
         x: w[0]!.windowStart,
-        y: Math.max(...w.map((p) => p.observed)),
+        y: maxOf(w.map((p) => p.observed)),
       })),
     }));
   const chart = lineChart({
@@ -369,7 +374,7 @@ function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): stri
       first: list[0]!,
       windows: list.length,
       failed: list.filter((p) => !p.passed).length,
-      worst: Math.max(...list.map((p) => p.observed)),
+      worst: maxOf(list.map((p) => p.observed)),
     }))
     .sort((a, b) => b.failed - a.failed || (a.first.feature < b.first.feature ? -1 : 1));
   const fmt = (r: (typeof rows)[number], v: number) =>
@@ -386,7 +391,7 @@ function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): stri
 
 function summary(d: ReportData): string {
   const primary = d.drift.filter((r) => r.method === 'psi' && !isPredictionFeature(r.feature));
-  const latest = primary.length === 0 ? undefined : Math.max(...primary.map((r) => r.windowStart));
+  const latest = primary.length === 0 ? undefined : maxOf(primary.map((r) => r.windowStart));
   const drifted = latest === undefined ? 0 : primary.filter((r) => r.windowStart === latest && r.drifted).length;
   const features = new Set(primary.map((r) => r.feature)).size;
   const windows = new Set(d.drift.map((r) => r.windowStart)).size;

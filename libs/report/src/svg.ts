@@ -1,3 +1,4 @@
+import { maxOf, minOf } from '@driftline/core';
 /**
  * Minimal chart rendering to inline SVG strings: no DOM, no fonts to fetch, no script. Every chart is
  * a `<figure class="chart" data-chart="…">` whose series are `path.series`, whose points are
@@ -133,7 +134,7 @@ export function lineChart(o: LineChartOptions): string {
   if (series.length === 0) return empty(o.id, o.title, 'no data in the selected range');
 
   const xs = series.flatMap((s) => s.points.map((p) => p.x));
-  let [x0, x1] = o.xDomain ?? [Math.min(...xs), Math.max(...xs)];
+  let [x0, x1] = o.xDomain ?? [minOf(xs), maxOf(xs)];
   if (x1 <= x0) {
     x0 -= 60_000;
     x1 += 60_000;
@@ -142,9 +143,9 @@ export function lineChart(o: LineChartOptions): string {
   const lineValues = (o.thresholds ?? []).map((t) => t.value);
   let ys = [...finiteYs, ...lineValues];
   if (o.yLog) ys = ys.filter((y) => y > 0);
-  const floor = o.yLog ? Math.max(Math.min(...(ys.length > 0 ? ys : [1e-6])), 1e-12) : 0;
-  let y0 = o.yMin ?? (o.yLog ? floor : Math.min(0, ...ys));
-  let y1 = o.yMax ?? Math.max(...ys, o.yLog ? 1 : 0);
+  const floor = o.yLog ? Math.max(ys.length > 0 ? minOf(ys) : 1e-6, 1e-12) : 0;
+  let y0 = o.yMin ?? (o.yLog ? floor : minOf(ys, 0));
+  let y1 = o.yMax ?? maxOf(ys, o.yLog ? 1 : 0);
   if (y1 <= y0) y1 = y0 + (o.yLog ? 1 : 1);
   if (!o.yLog && o.yMax === undefined) y1 += (y1 - y0) * 0.05;
   if (o.yLog) {
@@ -250,7 +251,7 @@ export function barChart(o: BarChartOptions): string {
   const height = o.height ?? 220;
   if (o.groups.length === 0) return empty(o.id, o.title, 'no bins');
   const values = o.groups.flatMap((g) => g.values).filter(Number.isFinite);
-  const yMax = Math.max(...values, 1e-9) * 1.08;
+  const yMax = maxOf(values, 1e-9) * 1.08;
   const iw = width - MARGIN.left - MARGIN.right;
   const ih = height - MARGIN.top - MARGIN.bottom - 14;
   const sy = (y: number) => MARGIN.top + ih - (y / yMax) * ih;

@@ -84,6 +84,23 @@ describe('renderReport', () => {
     expect(html).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3\.org)/);
   });
 
+  it('renders 200,000 drift rows (a month of 5-minute windows × 20 features × 2 methods) without a stack overflow (found by a review)', () => {
+    // Math.max(...rows) overflowed the stack past ~125,000 rows.
+    const rows = Array.from({ length: 200_000 }, (_, i) => ({
+      feature: `f${i % 20}`,
+      method: i % 40 < 20 ? 'psi' : 'ks',
+      version: 'v1',
+      windowStart: t0 + Math.floor(i / 40) * 300_000,
+      statistic: (i % 7) / 10,
+      pValue: null,
+      threshold: 0.2,
+      drifted: i % 7 > 1,
+    }));
+    const html = renderReport({ ...sample(), drift: rows, to: t0 + 5_000 * 300_000 });
+    expect(html).toContain('data-chart="drift-psi"');
+    expect(count(html, /<path class="series"/g)).toBeGreaterThanOrEqual(40);
+  });
+
   it('escapes every name that comes from data', () => {
     const html = renderReport(sample());
     expect(html).toContain('m&lt;script&gt;');

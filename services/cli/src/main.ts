@@ -90,13 +90,23 @@ const argv = process.argv.slice(2);
 const debug = argv.includes('--debug');
 const args = argv.filter((a) => a !== '--debug');
 
+/**
+ * Exits once stdout and stderr have written everything: a pipe takes 64 KiB at once and Node
+ * writes the rest later, so exiting at once cut a large table piped into `less`, `grep` or
+ * `wc` (809 of 200,003 lines of a 200,000-column drift table).
+ */
+function exitAfterOutput(code: number): void {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
 main(args).then(
-  (code) => process.exit(code),
+  (code) => exitAfterOutput(code),
   (error: unknown) => {
     const { line, code } = describeError(error, args[0]);
     // One line, and never a terminal command: messages quote input (file headers, names).
     process.stderr.write(`driftline: ${printable(line.replace(/\s*\n\s*/g, ' '))}\n`);
     if (debug) process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(code);
+    exitAfterOutput(code);
   },
 );

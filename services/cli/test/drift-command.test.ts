@@ -14,7 +14,7 @@ async function driftline(...args: string[]): Promise<{ stdout: string; stderr: s
     const { stdout, stderr } = await run(
       process.execPath,
       ['--import', 'tsx', '--conditions=source', 'services/cli/src/main.ts', ...args],
-      { cwd: root },
+      { cwd: root, maxBuffer: 64 * 1024 * 1024 },
     );
     return { stdout, stderr, code: 0 };
   } catch (error) {
@@ -125,6 +125,26 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     expect(code).toBe(2);
     expect(stderr).toMatch(/^driftline: --html: cannot write \/dev\/full \(ENOSPC\)/);
   });
+
+  it('prints the whole table of 200,000 columns into a pipe (found by a review: a stack overflow, then a cut table)', async () => {
+    // Math.max(...widths) overflowed the stack past ~125,000 columns; and exiting at once cut
+    // piped output at the pipe's 64 KiB (execFile reads stdout through a pipe).
+    const n = 200_000;
+    const names = Array.from({ length: n }, (_, i) => `c${i}`).join(',');
+    const row = (m: number) => Array.from({ length: n }, (_, i) => String(i % m)).join(',');
+    const wideRef = join(dir, 'wide-ref.csv');
+    const wideCur = join(dir, 'wide-cur.csv');
+    writeFileSync(wideRef, `${names}\n${row(7)}\n${row(5)}\n`);
+    writeFileSync(wideCur, `${names}\n${row(3)}\n${row(5)}\n`);
+    const { stdout, stderr, code } = await driftline('drift', '--reference', wideRef, '--current', wideCur);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(n + 3);
+    expect(lines.at(-1)).toMatch(new RegExp(`^\\d+ of ${n} columns drifted$`));
+    unlinkSync(wideRef);
+    unlinkSync(wideCur);
+  }, 60_000);
 
   it('writes the report into an existing directory', async () => {
     const html = join(dir, 'r.html');

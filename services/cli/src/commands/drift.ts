@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { type Column, type ColumnDrift, columnDistribution, datasetDrift } from '@driftline/batch-drift';
-import { ConfigError, DriftlineError, printable } from '@driftline/core';
+import { ConfigError, DriftlineError, maxOf, printable } from '@driftline/core';
 import { parseCommandArgs } from '../args.js';
 import { notAnInput, outputFile } from '../output-file.js';
 import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
@@ -75,7 +75,12 @@ function table(rows: readonly ColumnDrift[]): string {
     format(r.jensen_shannon),
     verdict(r),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const widths = header.map((h, i) =>
+    maxOf(
+      lines.map((l) => l[i]!.length),
+      h.length,
+    ),
+  );
   const render = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   const drifted = rows.filter((r) => r.drifted).length;
   return [render(header), ...lines.map(render), '', `${drifted} of ${rows.length} columns drifted`].join('\n');

@@ -54,15 +54,23 @@ export function parseTime(name: string, value: string, now: number): number {
   if (/^\d{5,}$/.test(value)) return epochMs(name, value);
   const duration = /^\d+$/.test(value) ? undefined : parseDurationMs(value);
   if (duration !== undefined) return now - duration;
-  const ms = Date.parse(value);
+  // ISO 8601 only: V8's Date.parse is lenient, and read `--from 7` (a forgotten `d`) as
+  // 2001-07-01, so the report was silently built over the wrong range.
+  const ms = ISO_TIME.test(value) ? Date.parse(value) : Number.NaN;
   if (Number.isNaN(ms)) {
     throw new ConfigError(
       `--${name}`,
-      `must be an ISO time, epoch milliseconds or ${DURATION_HINT} (got ${JSON.stringify(value)})`,
+      `must be an ISO time (2025-01-30, 2025-01-30T12:00Z), epoch milliseconds or ${DURATION_HINT} (got ${JSON.stringify(value)})`,
     );
+  }
+  if (ms < EPOCH_MS_RANGE[0] || ms > EPOCH_MS_RANGE[1]) {
+    throw new ConfigError(`--${name}`, `must be from 2000-01-01 to 2100-01-01 (got ${JSON.stringify(value)})`);
   }
   return ms;
 }
+
+/** YYYY, YYYY-MM, YYYY-MM-DD, then optionally THH:MM[:SS[.fraction]] and Z or ±HH[:]MM. */
+const ISO_TIME = /^\d{4}(-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?)?)?$/;
 
 /** The command's options (every one is in its usage: test/cli-surface.test.ts). */
 export const reportOptions = {

@@ -231,6 +231,20 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       expect((await store.read(spend, 'e'))?.features.fee_max_1d).toBe(9);
     });
 
+    it('an event id counts once in a window, whatever values a resend carries, in one batch or across batches (found by a review)', async () => {
+      const t = Date.now();
+      const x1 = event('spend', 'e', 'x', t, { amount: 1 });
+      const x2 = event('spend', 'e', 'x', t, { amount: 2 }); // a resend that recomputed its value
+      const y = event('spend', 'e', 'y', t + 1, { amount: 10 });
+      const expected = offlineRow(spend, [x1, x2, y])?.features;
+      expect(expected).toMatchObject({ amount_count_10m: 2, amount_sum_10m: 11 });
+      for (const batches of [[[x1, x2, y]], [[x1], [x2], [y]], [[x1], [y, x2]]]) {
+        const store = await open();
+        for (const batch of batches) await store.write(planWrites(batch));
+        expect((await store.read(spend, 'e'))?.features).toEqual(expected);
+      }
+    });
+
     it('any shuffled, duplicated, randomly batched delivery ends in the offline state', async () => {
       const log = eventLog(1_500, 30, 1, Date.now() - 3 * 3_600_000);
       const groups = new Map<string, ValidatedEvent[]>();

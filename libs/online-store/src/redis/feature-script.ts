@@ -21,8 +21,8 @@ import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * Migration: when the row is absent and its layout-v1 hash exists, the hash is the stored row: it is
  * moved into the new row (keeping its remaining TTL when this write changes nothing) and deleted,
  * and its window set is renamed, so an upgrade loses no row and no window history.
- * Window: members `id \0 packed-values` scored by event time; ZADD NX makes a redelivered event a
- * no-op; members at or below anchor − horizon are trimmed (they can never count again, since the
+ * Window: members `id \0 packed-values` scored by event time; an id already in the set (whatever
+ * its values) is not added again, so a redelivered or re-sent event is a no-op; members at or below anchor − horizon are trimmed (they can never count again, since the
  * anchor only grows), and beyond max_events the lowest-ranked (oldest (time, id)) members are
  * trimmed too, so a hot entity's set and each write's refold stay within max_events (the newest
  * max_events of any delivery order: the same set); aggregates are recomputed only when the set or
@@ -127,9 +127,20 @@ for e = 1, n do
     local nev = tonumber(ARGV[q])
     q = q + 1
     local added = 0
+    -- Ids already in the window: an event id counts once, whatever values a resend carries (ZADD
+    -- NX alone compared id and values, so a resend with other values in a later batch counted
+    -- twice, where one batch and the memory store count it once). Event ids hold no NUL.
+    local present = {}
+    if nev > 0 then
+      for _, member in ipairs(redis.call('ZRANGE', zkey, 0, -1)) do
+        present[string.sub(member, 1, string.find(member, '\\0', 1, true) - 1)] = true
+      end
+    end
     for i = 1, nev do
-      if tonumber(ARGV[q]) > floor then
-        added = added + redis.call('ZADD', zkey, 'NX', ARGV[q], ARGV[q + 1] .. '\\0' .. ARGV[q + 2])
+      local eid = ARGV[q + 1]
+      if tonumber(ARGV[q]) > floor and not present[eid] then
+        present[eid] = true
+        added = added + redis.call('ZADD', zkey, 'NX', ARGV[q], eid .. '\\0' .. ARGV[q + 2])
       end
       q = q + 3
     end

@@ -1,11 +1,12 @@
 import { createServer, type Server } from 'node:net';
-import { type DriftlineError, PoisonRecordError, SinkUnavailableError } from '@driftline/core';
+import { PoisonRecordError, SinkUnavailableError } from '@driftline/core';
 import { planWrites, validateFeatureEvent } from '@driftline/features';
 import { uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ROW_EVENT_ID, ROW_TIME, rowKey, v1RowKey, windowKey } from '../src/index.js';
 import {
   classifyRedisError,
+  corruptRowReporter,
   createRedisClient,
   createRedisOnlineStore,
   RedisOnlineStore,
@@ -272,27 +273,46 @@ describe('Redis adapter specifics', () => {
     }
   });
 
-  it('a value that is not a row at its name (a foreign string or a key of another type) is a poison record, not an outage', async () => {
+  it('reports a corrupt row at most once a minute, with how many reads met one since', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    let now = 0;
+    const logger = { warn: (fields: Record<string, unknown>) => lines.push(fields) } as unknown as Parameters<
+      typeof corruptRowReporter
+    >[0];
+    const report = corruptRowReporter(logger, 60_000, () => now);
+    for (let i = 0; i < 1_000; i++) report('k');
+    now = 60_000;
+    report('k2');
+    expect(lines).toEqual([
+      { key: 'k', reads: 1 },
+      { key: 'k2', reads: 1_000 },
+    ]);
+  });
+
+  it('a value that is not a row at its name (a foreign string or a key of another type): a write is a poison record, a read answers it absent and reports it', async () => {
     const keyPrefix = uniqueName('os');
-    const store = new RedisOnlineStore(tooling, { keyPrefix });
+    const corrupt: string[] = [];
+    const store = new RedisOnlineStore(tooling, { keyPrefix, onCorruptRow: (k) => corrupt.push(k) });
     const spendView = contractViews.get('spend')!;
     try {
       const key = rowKey(keyPrefix, 'spend', 'e');
+      await store.write(planWrites([spendEvent('ok', Date.now(), 1)].map((e) => ({ ...e, entity: 'good' }))));
       for (const plant of [() => tooling.set(key, 'not a row'), () => tooling.hset(key, 'a', '1')]) {
         await tooling.del(key);
         await plant();
         const error = await store.write(planWrites([spendEvent('a', Date.now(), 1)])).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(PoisonRecordError);
         expect((error as PoisonRecordError).retriable).toBe(false);
-        const failure = await store.read(spendView, 'e').catch((e: unknown) => e);
-        expect(failure).toBeInstanceOf(PoisonRecordError);
-        expect((failure as DriftlineError).message).toMatch(/WRONGTYPE/);
+        // Read: that entity is absent; the others of a batch are answered (it was a 500 for all).
+        expect(await store.read(spendView, 'e')).toBeUndefined();
+        const [rows] = await store.readBatch([{ view: spendView, entities: ['good', 'e'] }]);
+        expect(rows?.[0]?.features.amount).toBe(1);
+        expect(rows?.[1]).toBeUndefined();
       }
-      // In a batch: a foreign string is refused the same way; MGET answers a key of another type as absent.
-      expect(await store.readBatch([{ view: spendView, entities: ['e'] }])).toEqual([[undefined]]);
       await tooling.set(key, '[1]');
-      const batch = await store.readBatch([{ view: spendView, entities: ['e'] }]).catch((e: unknown) => e);
-      expect(batch).toBeInstanceOf(PoisonRecordError);
+      expect(await store.readBatch([{ view: spendView, entities: ['e'] }])).toEqual([[undefined]]);
+      expect(corrupt.length).toBeGreaterThanOrEqual(3);
+      expect(new Set(corrupt)).toEqual(new Set([key]));
     } finally {
       await dropPrefix(keyPrefix);
     }

@@ -104,13 +104,14 @@ export const featureApi = defineService({
       return { port: server.port, ready: server.ready, healthy: server.healthy, stop: () => server.close() };
     }
     // Loaded here, not at module load: importing this package (unit tests) never loads ioredis.
-    const { createRedisOnlineStore } = await import('@driftline/online-store/redis');
+    const { corruptRowReporter, createRedisOnlineStore } = await import('@driftline/online-store/redis');
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-read',
       keyPrefix: config.keyPrefix,
       readV1: config.readV1,
       name: 'driftline-feature-api',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
+      onCorruptRow: corruptRowReporter(ctx.logger),
     });
     try {
       const server = await startFeatureApi({

@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { parseFeatureViewsText } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
-import { createRedisOnlineStore } from '@driftline/online-store/redis';
+import { corruptRowReporter, createRedisOnlineStore } from '@driftline/online-store/redis';
 import { forwardingLogger } from '@driftline/service/worker';
 import { startFeatureApi } from './api.js';
 import type { FeatureApiThreadData, FromThread, ToThread } from './thread-protocol.js';
@@ -27,6 +27,7 @@ try {
     name: 'driftline-feature-api',
     ...(data.redisPolicy === undefined ? {} : { policy: data.redisPolicy }),
     onConnectionError: (error) => logger.warn({ err: error.message }, 'redis connection error'),
+    onCorruptRow: corruptRowReporter(logger),
   });
   for (const event of ['ready', 'close', 'end'] as const) {
     store.client.on(event, () => post({ type: 'ready', ready: store.ready() }));

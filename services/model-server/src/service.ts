@@ -147,13 +147,14 @@ export const modelServer = defineService({
     await ctx.ensureTopics([{ topic: deadLetterTopic(predictions.topic), partitions: 1 }]);
     const modelCodec = ctx.codec().forTopic(contracts.model, ctx.topic('model'));
     // Loaded here, not at module load: importing this package never loads ioredis.
-    const { createRedisOnlineStore } = await import('@driftline/online-store/redis');
+    const { corruptRowReporter, createRedisOnlineStore } = await import('@driftline/online-store/redis');
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-read',
       keyPrefix: config.keyPrefix,
       readV1: config.readV1,
       name: 'driftline-model-server',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
+      onCorruptRow: corruptRowReporter(ctx.logger),
     });
     let follower: ConsumerHandle | undefined;
     // Ready once the models.v1 follower has joined (the stages are being read); after that, serving

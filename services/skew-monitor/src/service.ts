@@ -1,4 +1,4 @@
-import { createRedisOnlineStore } from '@driftline/online-store/redis';
+import { corruptRowReporter, createRedisOnlineStore } from '@driftline/online-store/redis';
 import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { featureSources } from '@driftline/skew';
@@ -32,6 +32,7 @@ export const skewMonitorService = defineService({
       readV1: config.readV1,
       name: 'driftline-skew-monitor',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
+      onCorruptRow: corruptRowReporter(ctx.logger),
     });
     try {
       const consumer = await ctx.consume({

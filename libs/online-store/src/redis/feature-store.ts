@@ -1,4 +1,4 @@
-import { EVENT_TIME_MAX_FUTURE_LIMIT_MS, type RedisConnectionConfig } from '@driftline/core';
+import { EVENT_TIME_MAX_FUTURE_LIMIT_MS, type Logger, type RedisConnectionConfig } from '@driftline/core';
 import type { EntityWrite, FeatureView } from '@driftline/features';
 import { rowKey, v1RowKey, windowKey } from '../keys.js';
 import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from '../port.js';
@@ -43,6 +43,13 @@ export interface RedisOnlineStoreOptions {
    * round trip instead of two.
    */
   readonly readV1?: boolean;
+  /**
+   * A read found a value at a row's key that is not a driftline row (written by something else, or
+   * damaged): the entity reads as absent and this is called with the key (log it:
+   * {@link corruptRowReporter}). Before, the whole read failed: a batch of 1,000 entities with
+   * one such key answered 500 for all of them, and logged an error per request.
+   */
+  readonly onCorruptRow?: (key: string) => void;
   /** Disconnect the client on close (true when the store created it). */
   readonly ownsClient?: boolean;
 }
@@ -71,6 +78,7 @@ export function createRedisOnlineStore(
     keyPrefix: options.keyPrefix,
     ...(options.entitiesPerCall === undefined ? {} : { entitiesPerCall: options.entitiesPerCall }),
     ...(options.readV1 === undefined ? {} : { readV1: options.readV1 }),
+    ...(options.onCorruptRow === undefined ? {} : { onCorruptRow: options.onCorruptRow }),
     ownsClient: true,
   });
 }
@@ -84,7 +92,8 @@ export function createRedisOnlineStore(
  * more in layout v1 (rows not written since an upgrade), in one more round trip, unless `readV1`
  * is off.
  * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
- * SinkUnavailableError, WRONGTYPE a poison record, a script error non-retriable.
+ * SinkUnavailableError, WRONGTYPE a poison record, a script error non-retriable. A read of a key
+ * holding something that is not a row answers the entity absent (onCorruptRow).
  */
 export class RedisOnlineStore implements OnlineStore {
   private readonly plans = new Map<string, ViewPlan>();
@@ -99,6 +108,16 @@ export class RedisOnlineStore implements OnlineStore {
     this.entitiesPerCall = Math.max(1, options.entitiesPerCall ?? 100);
     client.defineCommand(COMMAND, { lua: FEATURE_WRITE_SCRIPT });
     client.defineCommand(V1_READ_COMMAND, { lua: FEATURE_V1_READ_SCRIPT });
+  }
+
+  /** Decodes a stored row; a value that is not one reads as absent, reported (see onCorruptRow). */
+  private decodeStored(projection: RowProjection, key: string, stored: string): FeatureRow | undefined {
+    const row = parseStoredRow(stored);
+    if (row === undefined) {
+      this.options.onCorruptRow?.(key);
+      return undefined;
+    }
+    return decodeStoredRow(projection, row);
   }
 
   private plan(view: FeatureView): ViewPlan {
@@ -205,9 +224,15 @@ export class RedisOnlineStore implements OnlineStore {
     try {
       stored = await this.client.get(key);
     } catch (error) {
-      throw classifyRedisError(error, 'read');
+      const classified = classifyRedisError(error, 'read');
+      // A key of another type (a hash, a list) at the row's name: absent, like a batch's MGET says.
+      if (!classified.retriable && /WRONGTYPE/.test(classified.message)) {
+        this.options.onCorruptRow?.(key);
+        return undefined;
+      }
+      throw classified;
     }
-    if (stored !== null) return decodeStored(projection, key, stored);
+    if (stored !== null) return this.decodeStored(projection, key, stored);
     if (this.options.readV1 === false) return undefined;
     const rows: Array<Array<FeatureRow | undefined>> = [[undefined]];
     await this.readV1([{ projection, keys: [key] }], [{ request: 0, entity: 0 }], rows, 'read');
@@ -237,7 +262,7 @@ export class RedisOnlineStore implements OnlineStore {
         : ((r.keys.length > 0 ? replies[k++] : []) as Array<string | null>);
       rows.push(
         values.map((stored, j) => {
-          if (stored !== null) return decodeStored(r.projection, r.keys[j]!, stored);
+          if (stored !== null) return this.decodeStored(r.projection, r.keys[j]!, stored);
           absent.push({ request: i, entity: j });
           return undefined;
         }),
@@ -290,7 +315,7 @@ export class RedisOnlineStore implements OnlineStore {
         const stored = again[at];
         rows[request]![j] =
           stored !== null && stored !== undefined
-            ? decodeStored(projection, keys[j]!, stored)
+            ? this.decodeStored(projection, keys[j]!, stored)
             : decodeProjectedRow(projection, old[at] as Array<string | null>);
       });
     }
@@ -320,11 +345,26 @@ async function execPipeline(pipeline: ReturnType<RedisClient['pipeline']>, actio
   });
 }
 
-/** Decodes a stored row; a value that is not one is refused as Redis refuses a key of another type. */
-function decodeStored(projection: RowProjection, key: string, stored: string): FeatureRow | undefined {
-  const row = parseStoredRow(stored);
-  if (row === undefined) {
-    throw classifyRedisError(new Error(`WRONGTYPE the value at ${key} is not a driftline row (a JSON object)`), 'read');
-  }
-  return decodeStoredRow(projection, row);
+/**
+ * An `onCorruptRow` that logs a warning naming the key, at most once per `everyMs` (with how many
+ * such reads there were since the last line): a damaged key read by every request must not
+ * flood the log.
+ */
+export function corruptRowReporter(
+  logger: Logger,
+  everyMs = 60_000,
+  now: () => number = Date.now,
+): (key: string) => void {
+  let last = Number.NEGATIVE_INFINITY;
+  let since = 0;
+  return (key) => {
+    since++;
+    if (now() - last < everyMs) return;
+    logger.warn(
+      { key, reads: since },
+      'online store: a key holds a value that is not a driftline row; its entity reads as absent (delete or rewrite the key)',
+    );
+    last = now();
+    since = 0;
+  };
 }

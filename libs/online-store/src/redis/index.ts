@@ -18,6 +18,7 @@ export { classifyRedisError } from './errors.js';
 export { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
 export {
   type CreateRedisOnlineStoreOptions,
+  corruptRowReporter,
   createRedisOnlineStore,
   RedisOnlineStore,
   type RedisOnlineStoreOptions,

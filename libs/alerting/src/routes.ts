@@ -49,7 +49,12 @@ const receiverShape = z.strictObject({
   /** Token bucket: `per_minute` messages on average, bursts of up to `burst`. */
   rate_limit: z
     .strictObject({
-      per_minute: z.number().positive().max(60_000),
+      // At least one message an hour: a receiver out of tokens holds its batch until the next one
+      // (never dropped), so 1e-6 a minute held it for about two years.
+      per_minute: z
+        .number()
+        .min(1 / 60, 'must be at least 1/60 (one message an hour): excess alerts wait for a token')
+        .max(60_000),
       burst: z.number().int().min(1).max(10_000).optional(),
     })
     .optional(),

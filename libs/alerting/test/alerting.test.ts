@@ -115,6 +115,10 @@ describe('routes file', () => {
       'receivers: { a: { url: "http://x/", rate_limit: { per_minute: 0 } } }\ndefault: [a]',
       'routes.yaml.receivers.a.rate_limit.per_minute',
     ],
+    [
+      'receivers: { a: { url: "http://x/", rate_limit: { per_minute: 0.000001 } } }\ndefault: [a]',
+      'routes.yaml.receivers.a.rate_limit.per_minute: must be at least 1/60 (one message an hour)',
+    ],
     ['receivers: [', 'routes.yaml: not valid YAML/JSON'],
     // Hostile files are refused at once (see @driftline/core parseConfigText): no alias, no deep nesting.
     ['a: &x [1]\nb: [*x, *x]', 'routes.yaml: not valid YAML/JSON: aliases (*name) are not supported'],

@@ -1,5 +1,5 @@
 import type { FeatureValue } from '@driftline/schemas';
-import { type SkewCounts, stalenessBucket } from './counts.js';
+import { type SkewCounts, saturatedSum, stalenessBucket } from './counts.js';
 
 /**
  * When two numbers count as equal: |a − b| ≤ max(absolute, relative · max(|a|, |b|)) — the rule of
@@ -71,7 +71,7 @@ export function observe(
   const { equal, absDiff } = sameValue(served, stored.value, tolerance);
   if (absDiff !== undefined) {
     counts.numericCompared++;
-    counts.absDiffSum += absDiff;
+    counts.absDiffSum = saturatedSum(counts.absDiffSum, absDiff);
   }
   if (!equal) counts.mismatched++;
 }

@@ -59,6 +59,16 @@ export function copyCounts(c: Readonly<SkewCounts>): SkewCounts {
   return { ...c, stalenessHist: [...c.stalenessHist] };
 }
 
+/**
+ * x + y, at most the largest double: |served − stored| of ±1e308 values overflows to Infinity,
+ * which JSON writes as null and the skew_windows Float64 column refuses (the prediction was
+ * dead-lettered). A saturated sum reads as "enormous", which it is.
+ */
+export function saturatedSum(x: number, y: number): number {
+  const sum = x + y;
+  return Math.min(sum, Number.MAX_VALUE);
+}
+
 /** Adds `b` into `a` (in place) and returns `a`. A histogram of another length is a programming error. */
 export function mergeInto(a: SkewCounts, b: Readonly<SkewCounts>): SkewCounts {
   if (b.stalenessHist.length !== STALENESS_BUCKETS) {
@@ -68,7 +78,7 @@ export function mergeInto(a: SkewCounts, b: Readonly<SkewCounts>): SkewCounts {
   a.compared += b.compared;
   a.mismatched += b.mismatched;
   a.numericCompared += b.numericCompared;
-  a.absDiffSum += b.absDiffSum;
+  a.absDiffSum = saturatedSum(a.absDiffSum, b.absDiffSum);
   a.missingInStore += b.missingInStore;
   a.missingInPrediction += b.missingInPrediction;
   a.newerRow += b.newerRow;

@@ -102,6 +102,15 @@ describe('comparison of one value', () => {
     expect(summarize(c)).toMatchObject({ shareMismatched: 4 / 7, meanAbsDiff: 148.5 / 2, stalenessP50Ms: 100 });
   });
 
+  it('saturates the sum of differences at the largest double: ±1e308 values never make it Infinity (found by a review)', () => {
+    const c = emptyCounts();
+    observe(c, 1.7e308, at(900, -1.7e308), 1000, DEFAULT_TOLERANCE); // the difference overflows
+    observe(c, 1e308, at(900, -1e308), 1000, DEFAULT_TOLERANCE);
+    expect(c.absDiffSum).toBe(Number.MAX_VALUE);
+    expect(mergeInto(c, c).absDiffSum).toBe(Number.MAX_VALUE);
+    expect(JSON.stringify(summarize(c).meanAbsDiff)).not.toBe('null');
+  });
+
   it('applies the tolerance as math.isclose does', () => {
     const tol = { relative: 1e-6, absolute: 1e-3 };
     expect(sameValue(1_000_000, 1_000_000.5, tol).equal).toBe(true); // relative

@@ -247,33 +247,37 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     }
   }
 
-  function drain(): Promise<void> {
+  /**
+   * Starts the send loop unless it runs. Its outcome is handled here, once per loop: a failure is
+   * logged and retried after a pause (the messages stay queued; a flush reports it), and the
+   * flush calls waiting are woken to look again. Callers attach nothing to the loop: a handler per
+   * flush or publish stayed in memory for as long as a loop ran, for ever under steady traffic.
+   */
+  function drain(): void {
     if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
     }
-    sending ??= sendQueued().finally(() => {
-      sending = undefined;
-    });
-    return sending;
-  }
-
-  /** Sends in the background; a failure keeps the messages and retries after a pause. */
-  function background(): void {
-    drain().catch((error: unknown) => {
-      logger.warn({ err: (error as Error).message }, 'driftline SDK: send failed; retrying');
-      if (!closed) setTimeout(schedule, 500).unref();
-    });
+    if (sending !== undefined) return;
+    sending = sendQueued()
+      .catch((error: unknown) => {
+        logger.warn({ err: (error as Error).message }, 'driftline SDK: send failed; retrying');
+        if (!closed) setTimeout(schedule, 500).unref();
+      })
+      .finally(() => {
+        sending = undefined;
+        for (const waiter of settleWaiters) waiter.wake();
+      });
   }
 
   function schedule(): void {
     if (queue.length >= batchSize) {
-      background();
+      drain();
       return;
     }
     timer ??= setTimeout(() => {
       timer = undefined;
-      background();
+      drain();
     }, lingerMs);
   }
 
@@ -348,7 +352,8 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   async function settle(target: number): Promise<void> {
     lastError = undefined;
     while (settledTotal < target && (queue.length > 0 || sending !== undefined)) {
-      const run = drain();
+      drain();
+      // Woken by the batch that reaches the target, or by the end of the loop (done or failed).
       await new Promise<void>((resolve) => {
         const waiter = {
           target,
@@ -358,12 +363,6 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
           },
         };
         settleWaiters.add(waiter);
-        run
-          .catch(() => {})
-          .finally(() => {
-            settleWaiters.delete(waiter);
-            resolve();
-          });
       });
       if (settledTotal >= target) return;
       if (lastError !== undefined) {

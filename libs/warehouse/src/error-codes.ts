@@ -13,6 +13,7 @@ export const UNAVAILABLE_CODES: Readonly<Record<number, string>> = {
   95: 'CANNOT_READ_FROM_SOCKET',
   96: 'CANNOT_WRITE_TO_SOCKET',
   159: 'TIMEOUT_EXCEEDED',
+  160: 'TOO_SLOW',
   173: 'CANNOT_ALLOCATE_MEMORY',
   201: 'QUOTA_EXCEEDED',
   202: 'TOO_MANY_SIMULTANEOUS_QUERIES',
@@ -20,6 +21,7 @@ export const UNAVAILABLE_CODES: Readonly<Record<number, string>> = {
   209: 'SOCKET_TIMEOUT',
   210: 'NETWORK_ERROR',
   218: 'TABLE_IS_DROPPED',
+  225: 'NO_ZOOKEEPER',
   236: 'ABORTED',
   241: 'MEMORY_LIMIT_EXCEEDED',
   242: 'TABLE_IS_READ_ONLY',
@@ -35,8 +37,11 @@ export const UNAVAILABLE_CODES: Readonly<Record<number, string>> = {
   425: 'SYSTEM_ERROR',
   439: 'CANNOT_SCHEDULE_TASK',
   473: 'DEADLOCK_AVOIDED',
+  499: 'S3_ERROR',
   745: 'SERVER_OVERLOADED',
   999: 'KEEPER_EXCEPTION',
+  // Poco's network and I/O layer (a remote disk, a TLS connection of the server's own).
+  1000: 'POCO_EXCEPTION',
 };
 
 /**

@@ -35,11 +35,18 @@ const TRANSPORT_CODES = new Set([
   'CHDB_ABORT',
 ]);
 
+// Any other code of Node's system errors (EMFILE, ENFILE, EPROTO, EADDRNOTAVAIL, …) and of its
+// TLS layer (an expired, untrusted or misnamed certificate): the connection, never the rows. They
+// were `unknown`, so an expired certificate dead-lettered every record for as long as it lasted.
+const SYSTEM_CODE =
+  /^(E[A-Z0-9]+|ERR_TLS_[A-Z0-9_]+|ERR_SSL_[A-Z0-9_]+|CERT_[A-Z0-9_]+|UNABLE_TO_[A-Z0-9_]+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)$/;
+
 // What @clickhouse/client throws without a code: its request timeout, an aborted request, a
-// dropped socket, and the bodies proxies/load balancers answer with on 502/503/504 (the client
-// turns a non-2xx body without a ClickHouse code into `new Error(body)`).
+// dropped socket, and the bodies proxies/load balancers answer with on 401/403/429/502/503/504
+// (the client turns a non-2xx body without a ClickHouse code into `new Error(body)`); chdb's
+// closed connection.
 const TRANSPORT_MESSAGE =
-  /^Timeout error\.|The user aborted a request|socket hang up|Query aborted|Bad Gateway|Service (Temporarily )?Unavailable|Gateway Time-?out|upstream connect error|no healthy upstream/i;
+  /^Timeout error\.|The user aborted a request|socket hang up|Query aborted|Bad Gateway|Service (Temporarily )?Unavailable|Gateway Time-?out|upstream connect error|no healthy upstream|^\s*(401 )?Unauthorized|^\s*(403 )?Forbidden|Too Many Requests|ChdbConnection is closed/i;
 
 // "Code: 41. DB::Exception: ... (CANNOT_PARSE_DATETIME)" as either connection words it.
 const CODE_IN_MESSAGE = /Code: (\d+)\. DB::Exception: .*?\(([A-Z][A-Z0-9_]{2,})\)/s;
@@ -68,7 +75,7 @@ function transportCode(error: unknown): string | undefined {
   // A code anywhere in the chain names the failure better than a message does.
   for (const e of chain) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && TRANSPORT_CODES.has(code)) return code;
+    if (typeof code === 'string' && (TRANSPORT_CODES.has(code) || SYSTEM_CODE.test(code))) return code;
   }
   return chain.some((e) => TRANSPORT_MESSAGE.test(e.message)) ? 'TRANSPORT' : undefined;
 }

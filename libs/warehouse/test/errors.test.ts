@@ -85,6 +85,31 @@ describe('classifyClickHouseError over errors captured from chdb and @clickhouse
     });
   });
 
+  it('treats TLS, file-descriptor and other system errors, proxy answers and cluster outages as unavailable (found by a review: they dead-lettered every record)', () => {
+    const coded = (code: string, message = code) => Object.assign(new Error(message), { code });
+    for (const error of [
+      coded('CERT_HAS_EXPIRED', 'certificate has expired'),
+      coded('ERR_TLS_CERT_ALTNAME_INVALID'),
+      coded('DEPTH_ZERO_SELF_SIGNED_CERT'),
+      coded('SELF_SIGNED_CERT_IN_CHAIN'),
+      coded('UNABLE_TO_VERIFY_LEAF_SIGNATURE'),
+      coded('EPROTO'),
+      coded('EMFILE'),
+      coded('EADDRNOTAVAIL'),
+      new Error('Unauthorized'),
+      new Error('Too Many Requests'),
+      new Error('ChdbConnection is closed'),
+      new Error('Code: 225. DB::Exception: Cannot use ZooKeeper table engine (NO_ZOOKEEPER)'),
+      new Error('Code: 499. DB::Exception: Connection reset (S3_ERROR)'),
+      new Error('Code: 1000. DB::Exception: Net Exception: Connection reset by peer (POCO_EXCEPTION)'),
+    ]) {
+      expect(classifyClickHouseError(error).category, error.message).toBe('unavailable');
+      expect(toWarehouseError('insert', error).retriable, error.message).toBe(true);
+    }
+    // Node's own argument errors are code paths, not connections: still unknown.
+    expect(classifyClickHouseError(coded('ERR_INVALID_ARG_TYPE')).category).toBe('unknown');
+  });
+
   it('treats a foreign error without a code or a transport sign as unknown (not retried)', () => {
     expect(classifyClickHouseError(new TypeError('Do not know how to serialize a BigInt')).category).toBe('unknown');
     expect(classifyClickHouseError('weird').category).toBe('unknown');

@@ -17,6 +17,12 @@ export interface FiredWindow {
   readonly windowStart: number;
   readonly windowEnd: number;
   readonly requestId: string;
+  /**
+   * The alert that fired, remembered apart from its window's capped id list: decided again after
+   * a flood pushed it out (a redelivery), its new row replaced the fire row in retrain_decisions
+   * (keyed by alert id). Absent in states persisted before.
+   */
+  readonly alertId?: string;
 }
 
 /** What the policy remembers about one model: plain JSON, bounded by `late_horizon`, persisted as is. */
@@ -156,7 +162,7 @@ export function decideForModel(
   alert: DriftAlert,
   baseline?: Baseline,
 ): DecideResult {
-  if (state.windows.some((w) => w.alertIds.includes(alert.alert_id))) {
+  if (state.lastFire?.alertId === alert.alert_id || state.windows.some((w) => w.alertIds.includes(alert.alert_id))) {
     return hold(state, 'duplicate', `alert ${alert.alert_id} already decided`);
   }
   if (!(alert.window_start < alert.window_end)) {
@@ -236,7 +242,10 @@ export function decideForModel(
     eventTime: deciding.end,
   };
   return {
-    state: { ...next, lastFire: { windowStart: deciding.start, windowEnd: deciding.end, requestId } },
+    state: {
+      ...next,
+      lastFire: { windowStart: deciding.start, windowEnd: deciding.end, requestId, alertId: alert.alert_id },
+    },
     decision: { kind: 'fire', plan, signals, streak: run.length },
   };
 }

@@ -231,6 +231,18 @@ describe('decide', () => {
     const fires = rs.filter((r) => r.decision.kind === 'fire');
     expect(fires).toHaveLength(1);
     expect(fires[0]!.state.lastFire?.windowEnd).toBe(T0 + 3 * W);
+    // The alert that fired stays a duplicate after a flood for its window pushed its id out: decided
+    // again, its row replaced the fire row in retrain_decisions (keyed by alert id; found by a review).
+    const deciding = alert(2);
+    const after = run([
+      alert(0),
+      alert(1),
+      deciding,
+      ...Array.from({ length: 40 }, (_, i) => alert(2, { alert_id: `late-${i}` })),
+      deciding,
+    ]);
+    expect(after.at(-1)!.decision).toMatchObject({ kind: 'hold', reason: 'duplicate' });
+    expect(after.at(-1)!.state.lastFire?.alertId).toBe(deciding.alert_id);
   });
 
   it('is independent of arrival order within the horizon', () => {

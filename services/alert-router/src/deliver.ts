@@ -24,12 +24,14 @@ export interface DeliverOptions {
   /** Called after each failed attempt (keeps the consumer's group membership during long retries). */
   readonly onAttempt?: (verdict: AttemptVerdict, status: number | undefined) => Promise<void> | void;
   /**
-   * When the retry budget started (default: this message's first attempt). The router shares one
-   * per batch and receiver: with a per-message budget a receiver that stays down held the batch
-   * for messages × budget (10 messages, the 120 s default: 20 minutes); shared, a message after
-   * the budget is spent gets one attempt.
+   * A retry budget shared by several messages (the router: a batch's messages to one receiver):
+   * it starts at the first retriable failure, runs on across messages while they keep failing,
+   * and stops when one is delivered. Per message, a receiver that stayed down held the batch for
+   * messages × budget (10 messages at the 120 s default: 20 minutes); shared, a message after the
+   * budget is spent gets one attempt. A permanent refusal (a 4xx) neither starts nor stops it, so
+   * a healthy receiver keeps a full budget for its next transient failure. Absent: per message.
    */
-  readonly budgetStartedAt?: number;
+  readonly sharedBudget?: { startedAt: number | undefined };
   readonly now?: () => number;
 }
 
@@ -70,7 +72,7 @@ export async function deliver(
   const body = renderBody(message, receiver);
   const alertIds = message.alerts.map((a) => a.alert.alert_id);
   const started = now();
-  const budgetFrom = Math.min(started, options.budgetStartedAt ?? started);
+  const budget = options.sharedBudget ?? { startedAt: undefined };
   let attempts = 0;
   let status: number | undefined;
   let error = '';
@@ -119,8 +121,10 @@ export async function deliver(
       error = describe(result.error, options.timeoutMs);
     }
     await options.onAttempt?.(verdict, status);
+    if (verdict === 'delivered') budget.startedAt = undefined;
     if (verdict !== 'retry') break;
-    const delay = nextRetryDelay(options.retry, attempts, now() - budgetFrom, Math.random, askedMs);
+    budget.startedAt ??= now();
+    const delay = nextRetryDelay(options.retry, attempts, now() - budget.startedAt, Math.random, askedMs);
     if (delay === undefined) {
       verdict = 'failed';
       const asked = askedMs === undefined ? '' : `; the receiver asked to wait ${askedMs} ms, beyond the retry budget`;

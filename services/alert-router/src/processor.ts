@@ -115,9 +115,8 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     if (alerts.length > fresh.length) m.deduplicated.inc({ receiver: receiver.name }, alerts.length - fresh.length);
     let messages = groupAlerts(fresh, deps.routes.groupWindowMs);
     const rows: AlertDeliveryRow[] = [];
-    // One retry budget for the batch's consecutive failing messages to this receiver (see
-    // DeliverOptions.budgetStartedAt).
-    let budgetStartedAt: number | undefined;
+    // One retry budget for the batch's messages to this receiver (see DeliverOptions.sharedBudget).
+    const sharedBudget = { startedAt: undefined as number | undefined };
     while (messages.length > 0) {
       const plan = planSends(
         messages,
@@ -136,18 +135,14 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       }
       for (const message of plan.send) {
         if (message.key === 'digest') m.digests.inc({ receiver: receiver.name });
-        budgetStartedAt ??= now();
         const row = await deliver(receiver, message, {
           ...deps.deliver,
-          budgetStartedAt,
+          sharedBudget,
           onAttempt: async (verdict) => {
             m.attempts.inc({ receiver: receiver.name, outcome: verdict });
             if (verdict !== 'delivered') await heartbeat();
           },
         });
-        // The receiver answered: the next message starts a budget of its own (rate-limit waits
-        // and earlier recovered failures do not eat into it).
-        if (row.status === 'delivered') budgetStartedAt = undefined;
         rows.push(row);
         unrecorded.push(row);
         m.deliveries.inc({ receiver: receiver.name, status: row.status });

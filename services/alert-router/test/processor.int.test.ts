@@ -205,6 +205,37 @@ describe('router processor', () => {
     }
   });
 
+  it('a permanent refusal does not eat into the shared budget: the next message retries a transient failure (found by a review)', async () => {
+    const flakyPort = await freePort();
+    let requests = 0;
+    const flaky = createServer((_req, res) => {
+      requests++;
+      // The first message: a slow 400 (longer than the budget); the second: 503 twice, then 200.
+      if (requests === 1) setTimeout(() => res.writeHead(400).end('bad'), 1_200);
+      else res.writeHead(requests <= 3 ? 503 : 200).end();
+    });
+    await new Promise<void>((r) => flaky.listen(flakyPort, '127.0.0.1', r));
+    try {
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { flaky: { url: "http://127.0.0.1:${flakyPort}/f" } }\nroutes: [{ match: { model: flaky }, receivers: [flaky] }]`,
+        { maxAttempts: 10, initialMs: 50, maxDelayMs: 50, budgetMs: 1_000, jitter: 0 },
+      );
+      const batch = items([0, 1].map((i) => driftAlert(`f${i}`, NOW - 120_000 - i * 3_600_000, { model: 'flaky' })));
+      await p.process(batch, context);
+      const rows = await ch.select<{ status: string; attempts: number }>(
+        `SELECT status, attempts FROM ${ch.table('alert_deliveries')} WHERE receiver = 'flaky' ORDER BY first_attempt_at`,
+      );
+      expect(rows.map((r) => [r.status, Number(r.attempts)])).toEqual([
+        ['failed', 1],
+        ['delivered', 3],
+      ]);
+    } finally {
+      flaky.closeAllConnections();
+      await new Promise((r) => flaky.close(r));
+    }
+  });
+
   it('sends an alert whose event time is out of bounds to the DLQ (poison)', async () => {
     const { processor: p } = processor(warehouseOn(ch).alertDeliveries);
     await expect(p.decode(record(alert('late', { event_time: NOW + 2 * 3_600_000 })))).rejects.toMatchObject({

@@ -311,6 +311,10 @@ describe('Redis adapter specifics', () => {
       }
       await tooling.set(key, '[1]');
       expect(await store.readBatch([{ view: spendView, entities: ['e'] }])).toEqual([[undefined]]);
+      // Without onCorruptRow (the model server) the read fails as a server fault, as it did before.
+      const strict = new RedisOnlineStore(tooling, { keyPrefix });
+      await expect(strict.read(spendView, 'e')).rejects.toBeInstanceOf(PoisonRecordError);
+      await expect(strict.readBatch([{ view: spendView, entities: ['good', 'e'] }])).rejects.toThrow(/WRONGTYPE/);
       expect(corrupt.length).toBeGreaterThanOrEqual(3);
       expect(new Set(corrupt)).toEqual(new Set([key]));
     } finally {

@@ -147,14 +147,15 @@ export const modelServer = defineService({
     await ctx.ensureTopics([{ topic: deadLetterTopic(predictions.topic), partitions: 1 }]);
     const modelCodec = ctx.codec().forTopic(contracts.model, ctx.topic('model'));
     // Loaded here, not at module load: importing this package never loads ioredis.
-    const { corruptRowReporter, createRedisOnlineStore } = await import('@driftline/online-store/redis');
+    const { createRedisOnlineStore } = await import('@driftline/online-store/redis');
+    // No onCorruptRow: a damaged row fails the request as a server fault (500), never "no features"
+    // (a client error) nor a score without them.
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-read',
       keyPrefix: config.keyPrefix,
       readV1: config.readV1,
       name: 'driftline-model-server',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
-      onCorruptRow: corruptRowReporter(ctx.logger),
     });
     let follower: ConsumerHandle | undefined;
     // Ready once the models.v1 follower has joined (the stages are being read); after that, serving

@@ -45,9 +45,11 @@ export interface RedisOnlineStoreOptions {
   readonly readV1?: boolean;
   /**
    * A read found a value at a row's key that is not a driftline row (written by something else, or
-   * damaged): the entity reads as absent and this is called with the key (log it:
-   * {@link corruptRowReporter}). Before, the whole read failed: a batch of 1,000 entities with
-   * one such key answered 500 for all of them, and logged an error per request.
+   * damaged). Given, the entity reads as absent and this is called with the key (log it:
+   * {@link corruptRowReporter}): the feature API, where one such key failed a batch of 1,000
+   * entities with a 500 and logged an error per request. Absent, the read fails with WRONGTYPE (a
+   * poison error, a server fault): the model server, which must not answer "no features" (a
+   * client error) nor score without them.
    */
   readonly onCorruptRow?: (key: string) => void;
   /** Disconnect the client on close (true when the store created it). */
@@ -93,7 +95,7 @@ export function createRedisOnlineStore(
  * is off.
  * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
  * SinkUnavailableError, WRONGTYPE a poison record, a script error non-retriable. A read of a key
- * holding something that is not a row answers the entity absent (onCorruptRow).
+ * holding something that is not a row answers the entity absent when onCorruptRow is given.
  */
 export class RedisOnlineStore implements OnlineStore {
   private readonly plans = new Map<string, ViewPlan>();
@@ -114,7 +116,14 @@ export class RedisOnlineStore implements OnlineStore {
   private decodeStored(projection: RowProjection, key: string, stored: string): FeatureRow | undefined {
     const row = parseStoredRow(stored);
     if (row === undefined) {
-      this.options.onCorruptRow?.(key);
+      const report = this.options.onCorruptRow;
+      if (report === undefined) {
+        throw classifyRedisError(
+          new Error(`WRONGTYPE the value at ${key} is not a driftline row (a JSON object)`),
+          'read',
+        );
+      }
+      report(key);
       return undefined;
     }
     return decodeStoredRow(projection, row);
@@ -226,8 +235,9 @@ export class RedisOnlineStore implements OnlineStore {
     } catch (error) {
       const classified = classifyRedisError(error, 'read');
       // A key of another type (a hash, a list) at the row's name: absent, like a batch's MGET says.
-      if (!classified.retriable && /WRONGTYPE/.test(classified.message)) {
-        this.options.onCorruptRow?.(key);
+      const report = this.options.onCorruptRow;
+      if (report !== undefined && !classified.retriable && /WRONGTYPE/.test(classified.message)) {
+        report(key);
         return undefined;
       }
       throw classified;

@@ -89,9 +89,11 @@ describe('report --from/--to: integer epoch milliseconds from 2000 to 2100', () 
     expect(parseTime('from', '7d', now)).toBe(now - 7 * 86_400_000);
     expect(parseTime('from', '2025-01-30T12:00Z', now)).toBe(Date.UTC(2025, 0, 30, 12));
     expect(parseTime('from', '2025-01-30T12:00:00.5+01:00', now)).toBe(Date.UTC(2025, 0, 30, 11, 0, 0, 500));
+    expect(parseTime('from', '2025-01-30t12:00:00z', now)).toBe(Date.UTC(2025, 0, 30, 12)); // RFC 3339 allows t and z
+    expect(parseTime('from', '2024-02-29', now)).toBe(Date.UTC(2024, 1, 29));
   });
 
-  it.each(['7', '1', '12', '0000', '1999', 'Jan 5', 'tomorrow', '2025-1-5'])(
+  it.each(['7', '1', '12', '0000', '1999', 'Jan 5', 'tomorrow', '2025-1-5', '2025-02-30', '2025-02-29', '2025-13-01'])(
     'refuses %s, which V8 reads as a date (found by a review: `--from 7` was 2001-07-01)',
     (value) => {
       expect(() => parseTime('from', value, now)).toThrow(ConfigError);

@@ -56,7 +56,11 @@ export function parseTime(name: string, value: string, now: number): number {
   if (duration !== undefined) return now - duration;
   // ISO 8601 only: V8's Date.parse is lenient, and read `--from 7` (a forgotten `d`) as
   // 2001-07-01, so the report was silently built over the wrong range.
-  const ms = ISO_TIME.test(value) ? Date.parse(value) : Number.NaN;
+  const iso = ISO_TIME.exec(value);
+  // V8 rolls a day past the month's end over (2025-02-30 was 2025-03-02): refused instead.
+  const calendar =
+    iso?.[2] === undefined || iso[3] === undefined || Number(iso[3]) <= daysIn(Number(iso[1]), Number(iso[2]));
+  const ms = iso !== null && calendar ? Date.parse(value.toUpperCase()) : Number.NaN;
   if (Number.isNaN(ms)) {
     throw new ConfigError(
       `--${name}`,
@@ -69,8 +73,14 @@ export function parseTime(name: string, value: string, now: number): number {
   return ms;
 }
 
-/** YYYY, YYYY-MM, YYYY-MM-DD, then optionally THH:MM[:SS[.fraction]] and Z or ±HH[:]MM. */
-const ISO_TIME = /^\d{4}(-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?)?)?$/;
+/** YYYY, YYYY-MM, YYYY-MM-DD, then optionally THH:MM[:SS[.fraction]] and Z or ±HH[:]MM (RFC 3339: t and z too). */
+const ISO_TIME =
+  /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?)?)?$/i;
+
+/** Days in month `month` (1–12) of `year`; 0 for a month out of range. */
+function daysIn(year: number, month: number): number {
+  return month < 1 || month > 12 ? 0 : new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
 
 /** The command's options (every one is in its usage: test/cli-surface.test.ts). */
 export const reportOptions = {

@@ -51,7 +51,11 @@ export function batchWatermark(inputs: readonly { eventTime: number; appendTime?
   let least = Number.POSITIVE_INFINITY;
   for (const input of inputs) {
     const append = input.appendTime;
-    const t = append !== undefined && Number.isFinite(append) && append < input.eventTime ? append : input.eventTime;
+    // Kafka's -1 ("no timestamp", old message formats) bounds nothing.
+    const t =
+      append !== undefined && Number.isFinite(append) && append >= 0 && append < input.eventTime
+        ? append
+        : input.eventTime;
     if (t < least) least = t;
   }
   return least;

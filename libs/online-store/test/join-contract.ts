@@ -323,12 +323,14 @@ export function joinStoreContract(
       // timestamps): it had carried the watermark an hour ahead of the backlog behind it.
       await store.applyPredictions([p('h', 7_200_000, 2_700), p('i', 7_200_000, 2_900)], 12, 'predictions/0');
       await store.applyLabels([{ model: 'm', id: 'a', eventTime: 1_500, payload: Buffer.from('l') }], 12, 'labels/1');
-      // A bogus append time (a producer clock at 0) only holds the watermark back.
+      // A bogus append time (a producer clock at 0) only holds the watermark back; Kafka's -1 (no
+      // timestamp) bounds nothing.
       await store.applyLabels(
         [{ model: 'm', id: 'b', eventTime: 1_800, appendTime: 0, payload: Buffer.from('l') }],
         12,
         'labels/1',
       );
+      await store.applyPredictions([p('j', 2_800, -1)], 12, 'predictions/0');
       await store.applyPredictions([], 13, 'predictions/2'); // nothing applied: no watermark
       await store.reportSources(
         [
@@ -341,7 +343,7 @@ export function joinStoreContract(
       const byName = async () => new Map((await store.sources()).map((x) => [x.source, x]));
       expect(await byName()).toEqual(
         new Map([
-          ['predictions/0', { source: 'predictions/0', watermark: 2_700, caughtUpAt: 100, reportedAt: 100 }],
+          ['predictions/0', { source: 'predictions/0', watermark: 2_800, caughtUpAt: 100, reportedAt: 100 }],
           ['labels/1', { source: 'labels/1', watermark: 1_500, reportedAt: 100 }],
           ['predictions/2', { source: 'predictions/2', caughtUpAt: 100, reportedAt: 100 }],
         ]),
@@ -357,7 +359,7 @@ export function joinStoreContract(
       const after = await byName();
       expect(after.get('predictions/0')).toEqual({
         source: 'predictions/0',
-        watermark: 2_700,
+        watermark: 2_800,
         caughtUpAt: 100,
         reportedAt: 200,
       });

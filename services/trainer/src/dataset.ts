@@ -1,4 +1,4 @@
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, setOwn } from '@driftline/core';
 import type { FeatureValue } from '@driftline/schemas';
 import { type DataType, Float64, makeData, makeVector, Table, tableToIPC, Utf8, type Vector } from 'apache-arrow';
 
@@ -201,7 +201,9 @@ export function parseFeatures(text: string, predictionId: string): Record<string
   }
   const out: Record<string, FeatureValue> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' ? v : null;
+    // setOwn: a feature named __proto__ (a CSV column) is a column like any other; an assignment
+    // dropped it, or (its value null) set the row's prototype.
+    setOwn(out, k, typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' ? v : null);
   }
   return out;
 }

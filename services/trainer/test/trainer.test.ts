@@ -134,6 +134,16 @@ describe('dataset', () => {
     expect(() => buildDataset([{ ...rows[0]!, features: { __label__: 1 } }], 0.2)).toThrow(/reserved/);
     expect(() => parseFeatures('[1]', 'p1')).toThrow(/p1/);
     expect(parseFeatures('{"a":1,"b":"x","c":{"nested":1}}', 'p1')).toEqual({ a: 1, b: 'x', c: null });
+    // A feature named __proto__ (a CSV column) is kept as a column, whatever its value (found by a review).
+    for (const [text, value] of [
+      ['{"__proto__":1.5,"y":2}', 1.5],
+      ['{"__proto__":null,"y":2}', null],
+    ] as const) {
+      const row = parseFeatures(text, 'p1');
+      expect(Object.keys(row)).toEqual(['__proto__', 'y']);
+      expect(Object.getOwnPropertyDescriptor(row, '__proto__')?.value).toBe(value);
+      expect(Object.getPrototypeOf(row)).toBe(Object.prototype);
+    }
   });
 });
 

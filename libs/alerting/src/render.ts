@@ -1,3 +1,4 @@
+import { cutText } from '@driftline/core';
 import type { AlertMessage, RoutedAlert } from './group.js';
 
 /** Alerts listed in full in one body; the rest are counted (`omitted`) and, in JSON, still listed by id. */
@@ -16,7 +17,7 @@ export const MAX_JSON_BODY_CHARS = 96 * 1_024;
 
 function evidenceOf(text: string): { evidence: unknown; evidence_truncated?: true } {
   if (text.length > MAX_EVIDENCE_CHARS)
-    return { evidence: text.slice(0, MAX_EVIDENCE_CHARS), evidence_truncated: true };
+    return { evidence: cutText(text, MAX_EVIDENCE_CHARS), evidence_truncated: true };
   try {
     return { evidence: JSON.parse(text) as unknown };
   } catch {

@@ -1,4 +1,4 @@
-import { DriftlineError, PoisonRecordError } from '@driftline/core';
+import { cutText, DriftlineError, PoisonRecordError } from '@driftline/core';
 import { type Contract, valueSubject } from '@driftline/schemas';
 import avro from 'avsc';
 import { type AvroBoundsCheck, AvroBoundsError, compileBoundsCheck } from './bounds.js';
@@ -245,5 +245,5 @@ function shownValue(v: unknown): string {
   } catch {
     text = `[unserializable ${Object.prototype.toString.call(v)}]`;
   }
-  return text.length > SHOWN_VALUE_CHARS ? `${text.slice(0, SHOWN_VALUE_CHARS)}…` : text;
+  return text.length > SHOWN_VALUE_CHARS ? `${cutText(text, SHOWN_VALUE_CHARS)}…` : text;
 }

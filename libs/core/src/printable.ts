@@ -34,3 +34,16 @@ export function printable(text: string, options: { readonly lines?: boolean } = 
   }
   return from === 0 ? text : out + text.slice(from);
 }
+
+/**
+ * The first `max` UTF-16 units of `text`, without a surrogate pair cut in half: a lone high
+ * surrogate at the end is dropped. A cut emoji made text ClickHouse refuses (its JSON parser
+ * rejects the escaped lone surrogate), so one segment value 256 characters long, ending in an
+ * emoji, failed the whole performance window insert, every pass.
+ */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max);
+  const last = cut.charCodeAt(cut.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;
+}

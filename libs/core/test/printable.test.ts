@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { printable } from '../src/printable.js';
+import { cutText, printable } from '../src/printable.js';
 
 describe('printable', () => {
   it('escapes terminal commands in a value: ESC sequences, CR, BEL, DEL, C1 and bidi controls', () => {
@@ -18,5 +18,15 @@ describe('printable', () => {
     const text = 'température ≥ 0.5 — 日本語 😀 "quoted" \\ back';
     expect(printable(text)).toBe(text);
     expect(printable('')).toBe('');
+  });
+});
+
+describe('cutText', () => {
+  it('cuts at most max units and never half a surrogate pair', () => {
+    expect(cutText('abc', 5)).toBe('abc');
+    expect(cutText('abcdef', 3)).toBe('abc');
+    expect(cutText('ab😀c', 3)).toBe('ab'); // the pair would be cut: drop its high half
+    expect(cutText('ab😀c', 4)).toBe('ab😀');
+    expect(cutText('😀'.repeat(100), 99)).toBe('😀'.repeat(49));
   });
 });

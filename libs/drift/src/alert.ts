@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { cutText } from '@driftline/core';
 import type { ExpectationResult } from '@driftline/quality';
 import type { AlertKind, DriftAlert } from '@driftline/schemas';
 import type { MethodResult, WindowVerdict } from './decide.js';
@@ -93,7 +94,7 @@ export interface QuarantineCause {
 export const QUARANTINE_REASON_MAX_CHARS = 2000;
 
 export function capReason(reason: string): string {
-  return reason.length <= QUARANTINE_REASON_MAX_CHARS ? reason : `${reason.slice(0, QUARANTINE_REASON_MAX_CHARS)}…`;
+  return reason.length <= QUARANTINE_REASON_MAX_CHARS ? reason : `${cutText(reason, QUARANTINE_REASON_MAX_CHARS)}…`;
 }
 
 /**

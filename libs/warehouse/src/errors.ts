@@ -1,4 +1,4 @@
-import { DriftlineError, SinkUnavailableError } from '@driftline/core';
+import { cutText, DriftlineError, SinkUnavailableError } from '@driftline/core';
 import { ENVIRONMENT_CODES, REJECTED_CODES, UNAVAILABLE_CODES } from './error-codes.js';
 
 /** How a failed ClickHouse call is treated: retry the batch, or isolate the record into the DLQ. */
@@ -115,7 +115,7 @@ export function toWarehouseError(action: string, error: unknown): DriftlineError
   if (error instanceof DriftlineError) return error;
   const info = classifyClickHouseError(error);
   const label = info.code === undefined ? (info.name ?? 'unknown error') : `${info.name ?? 'code'} (${info.code})`;
-  const text = info.message.length > MAX_MESSAGE ? `${info.message.slice(0, MAX_MESSAGE)}…` : info.message;
+  const text = info.message.length > MAX_MESSAGE ? `${cutText(info.message, MAX_MESSAGE)}…` : info.message;
   const message = `clickhouse ${action}: ${label}: ${text.trim()}`;
   const details = {
     clickhouse: {

@@ -180,4 +180,14 @@ describe('row values', () => {
     expect(segmentValue('')).toBe('__missing__');
     expect(segmentValue('null')).toBe('__missing__');
   });
+
+  it('cuts a segment value without splitting a surrogate pair (ClickHouse refused the lone half, and the whole window with it)', () => {
+    const value = `${'a'.repeat(255)}😀tail`;
+    for (const raw of [JSON.stringify(value), `"${'a'.repeat(255)}😀`]) {
+      const cut = segmentValue(raw);
+      expect(Buffer.from(cut).toString()).toBe(cut); // well-formed: survives UTF-8
+      expect(cut).toBe('a'.repeat(255));
+    }
+    expect(segmentValue(JSON.stringify(`${'a'.repeat(254)}😀tail`))).toBe(`${'a'.repeat(254)}😀`);
+  });
 });

@@ -1,4 +1,4 @@
-import { DriftlineError } from '@driftline/core';
+import { cutText, DriftlineError } from '@driftline/core';
 import { MISSING_SEGMENT, type WindowColumns, WindowColumnsBuilder, type WindowRef } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ClickHouse } from '../client.js';
@@ -175,12 +175,12 @@ export function segmentValue(raw: string): string {
   if (raw === '' || raw === 'null') return MISSING_SEGMENT;
   if (raw.startsWith('"')) {
     try {
-      return String(JSON.parse(raw)).slice(0, MAX_SEGMENT_CHARS);
+      return cutText(String(JSON.parse(raw)), MAX_SEGMENT_CHARS);
     } catch {
-      return raw.slice(1, MAX_SEGMENT_CHARS + 1); // a string cut in ClickHouse: its text, unquoted
+      return cutText(raw.slice(1), MAX_SEGMENT_CHARS); // a string cut in ClickHouse: its text, unquoted
     }
   }
-  return raw.slice(0, MAX_SEGMENT_CHARS);
+  return cutText(raw, MAX_SEGMENT_CHARS);
 }
 
 /** The prediction's own columns, shared by labeled_predictions and unlabeled_predictions. */

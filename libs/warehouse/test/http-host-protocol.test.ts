@@ -35,6 +35,32 @@ describe('the ClickHouse host protocol', () => {
     expect(parseHostRequest('POST', url('query=INSERT%20INTO%20t%20FORMAT%20CSV'), ' \n').emptyInsert).toBe(true);
     expect(parseHostRequest('POST', url(''), 'SELECT 1').sql).toBe('SELECT 1');
     expect(parseHostRequest('GET', url('query=SELECT%201'), 'ignored').sql).toBe('SELECT 1');
+    // An INSERT that carries its rows in the URL runs; only one awaiting rows in the body is empty.
+    for (const q of ["INSERT INTO t SELECT 'x'", "INSERT INTO t VALUES ('x')"])
+      expect(parseHostRequest('POST', url(`query=${encodeURIComponent(q)}`), '').emptyInsert).toBe(false);
+    expect(parseHostRequest('POST', url('query=INSERT%20INTO%20t%20VALUES'), '').emptyInsert).toBe(true);
+  });
+
+  it('runs reads only on GET, as the ClickHouse server does (a page a browser opens can send a GET; found by a review)', () => {
+    const get = (q: string) => () => parseHostRequest('GET', url(`query=${encodeURIComponent(q)}`), '');
+    for (const q of [
+      'DROP TABLE victim.t',
+      "INSERT INTO FUNCTION file('/tmp/x.txt') SELECT 'x'",
+      'TRUNCATE t',
+      'SYSTEM SHUTDOWN',
+    ])
+      expect(get(q)).toThrow(expect.objectContaining({ code: 164, type: 'READONLY', status: 400 }));
+    for (const q of [
+      'SELECT 1',
+      ' (SELECT 1)',
+      'WITH 1 AS x SELECT x',
+      'SHOW TABLES',
+      'DESCRIBE t',
+      'EXISTS t',
+      'EXPLAIN SELECT 1',
+    ])
+      expect(get(q)().sql).toBe(q);
+    expect(parseHostRequest('POST', url(''), 'DROP TABLE t').sql).toBe('DROP TABLE t');
   });
 
   it('refuses what it cannot pass on safely, with ClickHouse codes', () => {

@@ -128,6 +128,21 @@ describe('the ClickHouse host over the embedded engine', () => {
     await ch.close();
   });
 
+  it('refuses requests a web browser sends (Origin, Sec-Fetch-Site): a page could run any SQL (found by a review)', async () => {
+    const { url } = await startHost(join(dir, 'browser'));
+    for (const headers of [{ origin: 'http://evil.example' }, { 'sec-fetch-site': 'cross-site' }]) {
+      const answer = await fetch(url, { method: 'POST', body: 'SELECT 1', headers });
+      expect(answer.status).toBe(403);
+      expect(answer.headers.get('x-clickhouse-exception-code')).toBe('497');
+    }
+    const drop = await fetch(`${url}/?query=${encodeURIComponent('DROP TABLE IF EXISTS default.t')}`);
+    expect(drop.status).toBe(400);
+    expect(drop.headers.get('x-clickhouse-exception-code')).toBe('164');
+    const ch = await server(url);
+    expect(await ch.select('SELECT 1 AS x')).toEqual([{ x: 1 }]); // programs still get through
+    await ch.close();
+  });
+
   it('bounds the body and asks for the password when one is set', async () => {
     const { url } = await startHost(join(dir, 'guarded'), 's3cret', 4096);
     const anonymous = await server(url);

@@ -77,6 +77,11 @@ const NOT_FOR_ENGINE = new Set([
  * (when both, the body follows the URL's query on a new line: INSERT data), `param_*` values,
  * settings as the other URL keys, `database`, `default_format`.
  */
+/** A statement that only reads (what ClickHouse's readonly mode allows a GET). */
+const READ_ONLY_STATEMENT = /^[\s(]*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b/i;
+/** An INSERT whose rows come after it, in the body: it ends with its FORMAT (or VALUES without rows). */
+const INSERT_AWAITING_DATA = /^\s*INSERT\b[\s\S]*\b(FORMAT\s+\w+|VALUES)\s*;?\s*$/i;
+
 export function parseHostRequest(method: string, url: URL, body: string): HostRequest {
   const params: Record<string, string> = {};
   const settings: Record<string, string> = {};
@@ -93,9 +98,20 @@ export function parseHostRequest(method: string, url: URL, body: string): HostRe
     }
   }
   const urlQuery = url.searchParams.get('query') ?? '';
-  const text = method === 'GET' || method === 'HEAD' ? '' : body;
+  const read = method === 'GET' || method === 'HEAD';
+  const text = read ? '' : body;
   const sql = urlQuery === '' ? text : text === '' ? urlQuery : `${urlQuery}\n${text}`;
   if (sql.trim() === '') throw new HostError(62, 'SYNTAX_ERROR', 'Empty query', 400);
+  // As ClickHouse's server: a GET only reads. Any page a browser opens can send a GET (an <img>),
+  // so a GET that ran DROP TABLE or INSERT INTO FUNCTION file(…) was anyone's (found by a review).
+  if (read && !READ_ONLY_STATEMENT.test(sql)) {
+    throw new HostError(
+      164,
+      'READONLY',
+      'Cannot execute query in readonly mode: a GET runs reads only (send it as POST)',
+      400,
+    );
+  }
   const database = url.searchParams.get('database') ?? undefined;
   if (database !== undefined && !IDENTIFIER.test(database)) {
     throw new HostError(81, 'UNKNOWN_DATABASE', `Database ${JSON.stringify(database)} is not an identifier`, 404);
@@ -111,7 +127,9 @@ export function parseHostRequest(method: string, url: URL, body: string): HostRe
     format,
     queryId: url.searchParams.get('query_id') ?? undefined,
     compression: url.searchParams.get('enable_http_compression') === '1',
-    emptyInsert: urlQuery !== '' && /^\s*INSERT\b/i.test(urlQuery) && text.trim() === '',
+    // INSERT … FORMAT X whose data would follow in the body, sent without any; INSERT … SELECT and
+    // INSERT … VALUES (…) in the URL run (they were answered 200 and skipped).
+    emptyInsert: urlQuery !== '' && INSERT_AWAITING_DATA.test(urlQuery) && text.trim() === '',
   };
 }
 

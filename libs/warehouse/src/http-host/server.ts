@@ -90,6 +90,17 @@ export async function startClickHouseHost(options: ClickHouseHostOptions): Promi
     const arrived = Date.now();
     const url = new URL(req.url ?? '/', 'http://host');
     try {
+      // Only programs talk to this host (clients, Grafana's backend, the CLI); a browser sends
+      // Origin or Sec-Fetch-* and any page it opens could otherwise run SQL here (the GET
+      // readonly rule aside, a cross-site form POST could). Refused before anything else.
+      if (req.headers.origin !== undefined || req.headers['sec-fetch-site'] !== undefined) {
+        throw new HostError(
+          497,
+          'ACCESS_DENIED',
+          'requests from a web browser (Origin or Sec-Fetch-Site set) are refused: this host runs any SQL it is sent',
+          403,
+        );
+      }
       if (credentials !== undefined && !authorized(req, url, credentials)) {
         throw new HostError(
           516,

@@ -2,8 +2,19 @@ import { ConfigError, envField } from '@driftline/core';
 import { z } from 'zod';
 
 /** Environment variables of the Kafka connection; composed into each service's config schema. */
+/** host:port ([v6]:port), port 1–65535: kafkajs takes `localhost` (no port) as port NaN and fails as an outage. */
+const BROKER = /^(\[[0-9A-Fa-f:.]+\]|[^:\s,[\]]+):(\d{1,5})$/;
+
 export const kafkaEnvShape = {
-  DRIFTLINE_KAFKA_BROKERS: envField.list(),
+  DRIFTLINE_KAFKA_BROKERS: envField.list().superRefine((brokers, ctx) => {
+    for (const b of brokers) {
+      const port = Number(BROKER.exec(b)?.[2] ?? 0);
+      if (port < 1 || port > 65_535) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(b)} is not host:port (e.g. kafka-1:9092)` });
+        return;
+      }
+    }
+  }),
   DRIFTLINE_KAFKA_CLIENT_ID: envField.string().default('driftline'),
   DRIFTLINE_KAFKA_SSL: envField.bool().default(false),
   DRIFTLINE_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
@@ -36,13 +47,22 @@ export function toKafkaConfig(env: KafkaEnv): KafkaConfig {
     maxBatchBytes: env.DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES,
     maxBatchRecords: env.DRIFTLINE_KAFKA_DLQ_MAX_BATCH_RECORDS,
   };
-  if (mechanism === undefined)
+  if (mechanism === undefined) {
+    // Credentials without a mechanism were ignored: the client connected unauthenticated, and the
+    // broker's refusal looked like an outage, retried for ever.
+    if (env.DRIFTLINE_KAFKA_SASL_USERNAME !== undefined || env.DRIFTLINE_KAFKA_SASL_PASSWORD !== undefined) {
+      throw new ConfigError(
+        'DRIFTLINE_KAFKA_SASL_MECHANISM',
+        'required when DRIFTLINE_KAFKA_SASL_USERNAME or _PASSWORD is set (plain, scram-sha-256 or scram-sha-512)',
+      );
+    }
     return {
       brokers: env.DRIFTLINE_KAFKA_BROKERS,
       clientId: env.DRIFTLINE_KAFKA_CLIENT_ID,
       ssl: env.DRIFTLINE_KAFKA_SSL,
       deadLetter,
     };
+  }
   if (env.DRIFTLINE_KAFKA_SASL_USERNAME === undefined) {
     throw new ConfigError(
       'DRIFTLINE_KAFKA_SASL_USERNAME',

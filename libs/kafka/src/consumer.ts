@@ -235,6 +235,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
    * watermark is read instead, at most every LAG_REFRESH_MS per partition and off the retry path.
    */
   const lastLagRefresh = new Map<string, number>();
+  const lagRefreshing = new Set<string>();
   /** Partitions that had a batch since they were assigned (the others have no gauge of their own). */
   const fetched = new Set<string>();
   const freshHigh = new Map<string, bigint>();
@@ -267,8 +268,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   const refreshLag = (topic: string, partition: number, committed: () => bigint) => {
     const key = partitionKey(topic, partition);
     const now = Date.now();
-    if (now - (lastLagRefresh.get(key) ?? 0) < LAG_REFRESH_MS) return;
+    // One refresh at a time per partition: during a Kafka outage one takes minutes (the admin
+    // client's retries), and a new one every 5 s piled up reconnecting admin clients.
+    if (lagRefreshing.has(key) || now - (lastLagRefresh.get(key) ?? 0) < LAG_REFRESH_MS) return;
     lastLagRefresh.set(key, now);
+    lagRefreshing.add(key);
     void (async () => {
       const offsets = await topicOffsets(options.kafka, topic);
       const high = offsets.find((o) => o.partition === partition)?.high;
@@ -285,7 +289,9 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       const others = new Set<string>();
       for (const [k, p] of owned) if (p.topic !== topic && !fetched.has(k)) others.add(p.topic);
       for (const other of others) await observeWaiting(other, await topicOffsets(options.kafka, other));
-    })().catch(() => {}); // Kafka itself may be what is down: the gauges keep their last values
+    })()
+      .catch(() => {}) // Kafka itself may be what is down: the gauges keep their last values
+      .finally(() => lagRefreshing.delete(key));
   };
   const abort = new AbortController();
   /** The partitions assigned to this member, by partitionKey. */
@@ -577,13 +583,20 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   }
 
   await consumer.connect();
-  for (const topic of options.topics) await subscribe(consumer, topic, options.fromBeginning ?? true);
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
-    eachBatch,
-  });
+  try {
+    for (const topic of options.topics) await subscribe(consumer, topic, options.fromBeginning ?? true);
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+      eachBatch,
+    });
+  } catch (error) {
+    // A failed start (a topic not there yet: retried by the service's start-up) must not leave a
+    // connected consumer behind, one more per attempt.
+    await consumer.disconnect().catch(() => {});
+    throw error;
+  }
   // Evaluated on a timer too, so the gauge and the log line appear without anyone asking /healthz.
   const watch = setInterval(() => void stalls(), Math.min(5_000, Math.max(100, stallTimeoutMs / 4)));
   watch.unref();

@@ -35,6 +35,24 @@ describe('kafka config', () => {
     expect(() => parseEnv(kafkaEnvShape, {})).toThrow(/^DRIFTLINE_KAFKA_BROKERS: /);
   });
 
+  it('refuses a broker that is not host:port, naming the variable (it was retried as an outage for minutes; found by a review)', () => {
+    for (const brokers of ['localhost', 'a:9092,b', 'a:0', 'a:70000', 'a:x', 'a:9092:1'])
+      expect(() => parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: brokers }), brokers).toThrow(
+        /^DRIFTLINE_KAFKA_BROKERS: .* is not host:port/,
+      );
+    const env = parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'kafka-1:9092,10.0.0.2:19092,[::1]:9092' });
+    expect(toKafkaConfig(env).brokers).toEqual(['kafka-1:9092', '10.0.0.2:19092', '[::1]:9092']);
+  });
+
+  it('refuses SASL credentials without a mechanism (they were ignored: an unauthenticated client)', () => {
+    const env = parseEnv(kafkaEnvShape, {
+      DRIFTLINE_KAFKA_BROKERS: 'a:1',
+      DRIFTLINE_KAFKA_SASL_USERNAME: 'u',
+      DRIFTLINE_KAFKA_SASL_PASSWORD: 'p',
+    });
+    expect(() => toKafkaConfig(env)).toThrow(/^DRIFTLINE_KAFKA_SASL_MECHANISM: required when/);
+  });
+
   it('requires SASL credentials when a mechanism is set', () => {
     const env = parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'a:1', DRIFTLINE_KAFKA_SASL_MECHANISM: 'plain' });
     expect(() => toKafkaConfig(env)).toThrow(ConfigError);

@@ -145,6 +145,14 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   const broken = () => running.filter((r) => r.service.healthy?.() === false).map((r) => r.name);
   const healthy = () => resources.stalls().length === 0 && resources.crashedConsumers() === 0 && broken().length === 0;
   const ready = () => healthy() && running.every((r) => r.service.ready());
+  const stopServices = async () => {
+    for (const r of [...running].reverse()) {
+      await r.service.stop().catch((error: unknown) => logger.error({ err: error, service: r.name }, 'stop failed'));
+    }
+    await resources.close();
+  };
+  // A port already in use fails the start after the services started (their consumers joined and
+  // may have processed batches): they are stopped, not left running without a health endpoint.
   const http = await startObservabilityServer({
     registry,
     health: {
@@ -165,6 +173,9 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     },
     port: common.http.port,
     host: common.http.host,
+  }).catch(async (error: unknown) => {
+    await stopServices();
+    throw error;
   });
   let stopping: Promise<void> | undefined;
   return {
@@ -173,12 +184,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     ready,
     stop() {
       stopping ??= (async () => {
-        for (const r of [...running].reverse()) {
-          await r.service
-            .stop()
-            .catch((error: unknown) => logger.error({ err: error, service: r.name }, 'stop failed'));
-        }
-        await resources.close();
+        await stopServices();
         await http.close();
       })();
       return stopping;

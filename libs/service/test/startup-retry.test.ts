@@ -46,6 +46,26 @@ describe('start-up waits for an unreachable backend (DRIFTLINE_STARTUP_TIMEOUT)'
     expect(calls.starts).toBe(1);
   });
 
+  it('stops the started services when the health port cannot be bound (found by a review)', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const { definition, calls } = startsAfter(0, unreachable);
+      await expect(
+        startRunner({
+          services: [definition],
+          env: { DRIFTLINE_HTTP_PORT: String(port), DRIFTLINE_HTTP_HOST: '127.0.0.1' },
+          logger: silentLogger,
+        }),
+      ).rejects.toThrow(/EADDRINUSE/);
+      expect(calls).toEqual({ starts: 1, stops: 1 });
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+
   it('never retries a config error', async () => {
     const { definition, calls } = startsAfter(5, () => new ConfigError('DRIFTLINE_X', 'is wrong'));
     await expect(startRunner({ services: [definition], env, logger: silentLogger })).rejects.toThrow(/^DRIFTLINE_X/);

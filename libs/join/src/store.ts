@@ -113,6 +113,12 @@ export interface JoinStore<P, L> {
   dirtyWindows(limit: number): Promise<Array<{ key: string; mark: number }>>;
   /** Unmarks a window if nothing marked it again since `mark` was read. */
   clearDirty(key: string, mark: number): Promise<boolean>;
+  /**
+   * Gives a window whose recompute failed a new mark (the back of the queue), unless something
+   * marked it again since `mark` was read: windows that keep failing, oldest first, had filled
+   * every batch and no other window was recomputed again.
+   */
+  requeueDirty(key: string, mark: number): Promise<void>;
   /** Predictions pending plus labels waiting. */
   scheduledCount(): Promise<number>;
   /**
@@ -291,6 +297,10 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     if (this.dirty.get(key) !== mark) return false;
     this.dirty.delete(key);
     return true;
+  }
+
+  async requeueDirty(key: string, mark: number) {
+    if (this.dirty.get(key) === mark) this.markDirty([key]);
   }
 
   async scheduledCount() {

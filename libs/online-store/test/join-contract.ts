@@ -391,5 +391,27 @@ export function joinStoreContract(
       expect(third?.mark).not.toBe(second?.mark);
       expect(await store.clearDirty('w', second?.mark ?? 0)).toBe(false);
     });
+
+    it('requeues a window that failed to the back of the queue, unless it was marked again since', async () => {
+      const store = await open();
+      const prediction = (id: string, windowKey: string) => ({
+        model: 'm',
+        id,
+        eventTime: 0,
+        windowKey,
+        payload: Buffer.from('x'),
+      });
+      await store.applyPredictions([prediction('a', 'w1')], 100, 'predictions/0');
+      await store.applyPredictions([prediction('b', 'w2')], 100, 'predictions/0');
+      const [w1, w2] = await store.dirtyWindows(10);
+      expect([w1?.key, w2?.key]).toEqual(['w1', 'w2']);
+      await store.requeueDirty('w1', w1!.mark);
+      const after = await store.dirtyWindows(10);
+      expect(after.map((d) => d.key)).toEqual(['w2', 'w1']);
+      expect(after[1]!.mark).toBeGreaterThan(w2!.mark);
+      // A stale mark moves nothing (the window was marked again by new data meanwhile).
+      await store.requeueDirty('w2', w2!.mark - 1);
+      expect((await store.dirtyWindows(10)).map((d) => d.key)).toEqual(['w2', 'w1']);
+    });
   });
 }

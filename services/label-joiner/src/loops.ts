@@ -310,6 +310,10 @@ export class WindowRecomputer {
         await this.store.clearDirty(key, mark);
       } catch (error) {
         failures.push(error);
+        // To the back of the queue: windows that keep failing, oldest first, had filled every
+        // batch (200 refused for good, or 3 failing retriably) and no other window was
+        // recomputed again (found by a review).
+        await this.store.requeueDirty(key, mark).catch(() => {});
         // A few outages in one pass mean the warehouse is down or hung, not one bad window: stop
         // (each further attempt could wait out a timeout, a stop's final pass included). A window
         // refused for good (its alert too large for Kafka, a malformed calibration map) does not

@@ -322,6 +322,20 @@ return 0
 `;
 
 /**
+ * Gives a dirty window a new mark (as MARK_DIRTY numbers them) if its mark is still the one read:
+ * a window whose recompute failed goes to the back of the queue.
+ * KEYS: dirty, dirty-seq. ARGV: window key, mark read.
+ */
+export const REQUEUE_DIRTY_SCRIPT = `
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], 1e15 + redis.call('INCR', KEYS[2]), ARGV[1])
+  return 1
+end
+return 0
+`;
+
+/**
  * Moves one v1 state (keyed by prediction id alone) to its v2 key (keyed by model and prediction
  * id), with its TTL, its schedule score and its outbox entry, in one atomic step. The value format
  * did not change between the layouts, and pending counts are per window (shared), so nothing else

@@ -34,6 +34,7 @@ import {
   MIGRATE_V1_SCRIPT,
   PREDICTION_SCRIPT,
   REPORT_SOURCES_SCRIPT,
+  REQUEUE_DIRTY_SCRIPT,
   TAKE_TALLIES_SCRIPT,
 } from './join-scripts.js';
 
@@ -259,6 +260,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     redis.defineCommand('djExpire', { numberOfKeys: 4, lua: EXPIRE_SCRIPT });
     redis.defineCommand('djAck', { lua: ACK_SCRIPT });
     redis.defineCommand('djClearDirty', { numberOfKeys: 1, lua: CLEAR_DIRTY_SCRIPT });
+    redis.defineCommand('djRequeueDirty', { numberOfKeys: 2, lua: REQUEUE_DIRTY_SCRIPT });
     redis.defineCommand('djMigrateV1', { numberOfKeys: 6, lua: MIGRATE_V1_SCRIPT });
     redis.defineCommand('djTakeTallies', { numberOfKeys: 3, lua: TAKE_TALLIES_SCRIPT });
     redis.defineCommand('djAckTallies', { numberOfKeys: 4, lua: ACK_TALLIES_SCRIPT });
@@ -472,6 +474,19 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     const out: Array<{ key: string; mark: number }> = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ key: flat[i] as string, mark: Number(flat[i + 1]) });
     return out;
+  }
+
+  async requeueDirty(key: string, mark: number): Promise<void> {
+    try {
+      await (this.redis as unknown as { djRequeueDirty: (...a: Arg[]) => Promise<number> }).djRequeueDirty(
+        this.keys.dirty,
+        this.keys.dirtySeq,
+        key,
+        mark,
+      );
+    } catch (error) {
+      throw unavailable('requeue dirty', error);
+    }
   }
 
   async clearDirty(key: string, mark: number): Promise<boolean> {

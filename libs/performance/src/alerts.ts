@@ -54,8 +54,9 @@ export interface Breach {
 }
 
 /**
- * The bounds a window's rows break. Rows with fewer than `minSamples` labeled predictions are
- * not judged (a handful of labels says nothing); segment rows only when `includeSegments`.
+ * The bounds a window's rows break. Rows with fewer than `minSamples` valid labels (0 or 1 for
+ * classification) are not judged (a handful of labels says nothing); segment rows only when
+ * `includeSegments`.
  */
 export function evaluateBounds(
   rows: readonly PerformanceRow[],
@@ -69,9 +70,12 @@ export function evaluateBounds(
 ): Breach[] {
   const out: Breach[] = [];
   for (const row of rows) {
-    if (row.labeled < options.minSamples) continue;
-    if (!options.includeSegments && row.segment !== ALL_SEGMENT) continue;
+    // The labels the metrics used: labels other than 0/1 (invalid) are skipped by the metrics, and
+    // 995 of them beside 5 valid ones had fired an alert on 5 rows (found by a review).
+    if (row.labeled - row.invalidLabels < options.minSamples) continue;
     const whole = row.segment === ALL_SEGMENT && row.segmentFeature === '';
+    // By the feature too: a segment whose value is literally `__all__` is a segment.
+    if (!options.includeSegments && !whole) continue;
     for (const bound of bounds) {
       const value = isBusinessMetric(bound.metric)
         ? whole

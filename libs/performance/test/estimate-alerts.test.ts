@@ -42,6 +42,45 @@ describe('alerts on the CBPE estimate and on business metrics', () => {
     ).not.toContain('business_net');
   });
 
+  it('counts valid labels for the minimum, and never judges a segment valued `__all__` with segments off (found by a review)', () => {
+    const accuracy = parseBounds('accuracy<0.9', 'B');
+    // 995 labels of 2 (invalid) and 5 wrong valid ones: 5 rows must not be judged against 100.
+    const invalid = computeWindow({
+      task: 'classification',
+      threshold: 0.5,
+      segmentFeatures: [],
+      maxSegments: 5,
+      window: windowOf(0, [
+        ...Array.from({ length: 995 }, () => ({ prediction: 0.9, label: 2, segments: [] })),
+        ...Array.from({ length: 5 }, () => ({ prediction: 0.9, label: 0, segments: [] })),
+      ]),
+      pending: 0,
+    });
+    expect(invalid[0]).toMatchObject({ labeled: 1000, invalidLabels: 995 });
+    expect(evaluateBounds(invalid, accuracy, { minSamples: 100, includeSegments: false })).toEqual([]);
+    expect(evaluateBounds(invalid, accuracy, { minSamples: 5, includeSegments: false })).toHaveLength(1);
+    // A segment whose value is literally `__all__`, 100 wrong rows (the window is 95% right): judged
+    // only with segments on.
+    const spoof = computeWindow({
+      task: 'classification',
+      threshold: 0.5,
+      segmentFeatures: ['country'],
+      maxSegments: 5,
+      window: windowOf(1, [
+        ...Array.from({ length: 100 }, () => ({ prediction: 0.9, label: 0, segments: ['__all__'] })),
+        ...Array.from({ length: 1_900 }, () => ({ prediction: 0.9, label: 1, segments: ['fr'] })),
+      ]),
+      pending: 0,
+    });
+    const judged = (includeSegments: boolean) =>
+      evaluateBounds(spoof, accuracy, { minSamples: 100, includeSegments }).map((b) => [
+        b.row.segmentFeature,
+        b.row.segment,
+      ]);
+    expect(judged(false)).toEqual([]);
+    expect(judged(true)).toEqual([['country', '__all__']]);
+  });
+
   it('ESTIMATED_PERFORMANCE and PERFORMANCE ids differ; PERFORMANCE ids are unchanged by the kind field', () => {
     const parts = {
       model: 'm',

@@ -61,3 +61,59 @@ describe('score_histograms and calibration_maps (0610)', () => {
     await ch.close();
   });
 });
+
+describe('model card live metrics over performance_windows', () => {
+  it("counts each window's newest recompute only: a segment that moved into __other__ is not counted twice (found by a review)", async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const start = '2023-11-14 22:00:00.000';
+    const row = (segmentFeature: string, segment: string, labeled: number, version: number) => ({
+      model: 'fraud',
+      model_version: 'v1',
+      window_start: start,
+      window_end: '2023-11-14 22:10:00.000',
+      segment_feature: segmentFeature,
+      segment,
+      task: 'classification',
+      predictions: labeled,
+      labeled,
+      expired: 0,
+      pending: 0,
+      label_coverage: 1,
+      invalid_labels: 0,
+      accuracy: 0.9,
+      precision: null,
+      recall: null,
+      f1: null,
+      roc_auc: null,
+      log_loss: null,
+      brier: null,
+      mae: null,
+      rmse: null,
+      mape: null,
+      threshold: 0.5,
+      version,
+      computed_at: start,
+    });
+    // First recompute: top segments a, b, c. Late labels: d enters, b and c move into __other__.
+    await ch.insert('performance_windows', [
+      row('', '__all__', 12, 1),
+      row('country', 'a', 5, 1),
+      row('country', 'b', 4, 1),
+      row('country', 'c', 3, 1),
+    ]);
+    await ch.insert('performance_windows', [
+      row('', '__all__', 22, 2),
+      row('country', '__other__', 7, 2),
+      row('country', 'a', 5, 2),
+      row('country', 'd', 10, 2),
+    ]);
+    const card = await warehouseOn(ch).modelCard('fraud', 'v1');
+    const bySegment = Object.fromEntries(
+      card.live.filter((l) => l.segmentFeature === 'country').map((l) => [l.segment, l.labeled]),
+    );
+    expect(bySegment).toEqual({ __other__: 7, a: 5, d: 10 });
+    expect(card.live.find((l) => l.segmentFeature === '')?.labeled).toBe(22);
+    await ch.close();
+  });
+});

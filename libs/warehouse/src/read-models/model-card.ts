@@ -146,6 +146,12 @@ async function loadLive(ch: ClickHouse, model: string, version: string): Promise
        ${weighted.join(',\n       ')}
      FROM ${ch.table('performance_windows')} FINAL
      WHERE model = {model:String} AND model_version = {version:String}
+       -- Rows of each window's newest recompute only: a segment that left the top segments (late
+       -- labels moved it into __other__) keeps its old row, which was counted beside __other__.
+       AND (window_start, version) IN (
+         SELECT window_start, max(version) FROM ${ch.table('performance_windows')}
+         WHERE model = {model:String} AND model_version = {version:String}
+         GROUP BY window_start)
      GROUP BY segment_feature, segment
      ORDER BY segment_feature, segment
      LIMIT ${MAX_SEGMENTS}`,

@@ -203,8 +203,19 @@ export const emptyMetrics = (): Metrics => ({
 });
 
 /** Every classification metric of binary labels and positive-class scores (class = score >= threshold). */
+/**
+ * Accuracy, precision, recall and F1 at `threshold`, ROC AUC, and — when every score is a
+ * probability in [0, 1] — log loss and Brier. A model scoring outside [0, 1] (logits, a
+ * regression model left at the default task) has no log loss or Brier (null, where scikit-learn
+ * raises); before, a score of 1.5 for a positive added 2e-16 of loss, silent garbage.
+ */
 export function classificationMetrics(labels: ArrayLike<number>, scores: ArrayLike<number>, threshold = 0.5): Metrics {
   const c = confusion(labels, classesFromScores(scores, threshold));
+  let probabilities = true;
+  for (let i = 0; i < scores.length && probabilities; i++) {
+    const s = scores[i] as number;
+    probabilities = s >= 0 && s <= 1;
+  }
   return {
     ...emptyMetrics(),
     accuracy: accuracyOf(c),
@@ -212,8 +223,8 @@ export function classificationMetrics(labels: ArrayLike<number>, scores: ArrayLi
     recall: recallOf(c),
     f1: f1Of(c),
     roc_auc: rocAuc(labels, scores),
-    log_loss: logLoss(labels, scores),
-    brier: brierScore(labels, scores),
+    log_loss: probabilities ? logLoss(labels, scores) : null,
+    brier: probabilities ? brierScore(labels, scores) : null,
   };
 }
 

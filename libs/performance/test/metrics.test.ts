@@ -73,6 +73,15 @@ describe('edge cases', () => {
     expect(rocAuc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])).toBe(0.75);
   });
 
+  it('scores outside [0, 1] have no log loss or Brier (scikit-learn raises), the rest is computed (found by a review)', () => {
+    const m = classificationMetrics([1, 0, 1, 0], [1.5, -0.2, 0.7, 0.3], 0.5);
+    expect(m.log_loss).toBeNull();
+    expect(m.brier).toBeNull();
+    expect(m.roc_auc).toBe(1);
+    expect(m.accuracy).toBe(1);
+    expect(classificationMetrics([1, 0], [1, 0], 0.5).log_loss).not.toBeNull(); // the bounds themselves are probabilities
+  });
+
   it('log loss clips certain mistakes instead of returning Infinity', () => {
     const v = logLoss([1, 0], [0, 1]);
     expect(Number.isFinite(v)).toBe(true);

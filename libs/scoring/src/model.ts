@@ -1,3 +1,4 @@
+import { maxOf } from '@driftline/core';
 import { ScoringInputError } from './errors.js';
 import { transformMargins } from './objective.js';
 import { DEFAULT_MODEL_LIMITS, type ModelLimits, type ParsedModel, parseModel } from './parse.js';
@@ -97,7 +98,7 @@ class CompiledModel implements XgboostModel {
     this.names = new Map((m.featureNames ?? []).map((n, i) => [n, i]));
     this.base = Float32Array.from(m.baseMargins);
 
-    const wordsOf = (c: readonly number[]): number => (c.length === 0 ? 0 : Math.max(...c) >>> 5) + 1;
+    const wordsOf = (c: readonly number[]): number => (c.length === 0 ? 0 : maxOf(c) >>> 5) + 1;
     let nodes = 0;
     let words = 0;
     for (const t of m.trees) {

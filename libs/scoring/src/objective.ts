@@ -49,9 +49,12 @@ export function baseScoreToMargin(link: BaseScoreLink, stored: number): number {
   switch (link) {
     case 'identity':
       return p;
-    case 'logit':
-      // -logf(1.0f / base_score - 1.0f)
-      return f32(-Math.log(f32(f32(1 / p) - 1)));
+    case 'logit': {
+      // -logf(1.0f / base_score - 1.0f), base_score clamped to [1e-6, 1 - 1e-6] first as XGBoost
+      // does: it writes 0 or 1 for a model trained on one class (margins -13.81551 / 13.745161).
+      const q = f32(Math.min(Math.max(p, 1e-6), 1 - 1e-6));
+      return f32(-Math.log(f32(f32(1 / q) - 1)));
+    }
     case 'log':
       return f32(Math.log(p));
   }

@@ -1,6 +1,7 @@
 // Validation of XGBoost's JSON model (Booster.save_model('m.json'), schema in XGBoost's
 // doc/model.schema): every value the scorer reads is checked here, once, with the JSON path of the
 // offending field in the error. What the scorer does not read (loss_changes, sum_hessian, …) is ignored.
+import { maxOf } from '@driftline/core';
 import { ModelFormatError } from './errors.js';
 import { baseScoreToMargin, type ObjectiveSpec, objectiveSpec, SUPPORTED_OBJECTIVES } from './objective.js';
 
@@ -18,6 +19,11 @@ export interface ModelLimits {
   readonly maxClasses: number;
   /** 32-bit words over all categorical splits' bitsets. Default 8,388,608 (32 MiB). */
   readonly maxCategoryWords: number;
+  /**
+   * Depths summed over all trees: the steps every row walks. Default 10,000,000. A chain tree of
+   * a million nodes was a million steps per row (10 ms a row on a 16.7 MB model).
+   */
+  readonly maxTotalDepth: number;
 }
 
 export const DEFAULT_MODEL_LIMITS: ModelLimits = {
@@ -27,6 +33,7 @@ export const DEFAULT_MODEL_LIMITS: ModelLimits = {
   maxFeatures: 1_000_000,
   maxClasses: 10_000,
   maxCategoryWords: 1 << 23,
+  maxTotalDepth: 10_000_000,
 };
 
 /** XGBoost's OutOfRangeCat(): categories are integers in [0, 2^24). */
@@ -210,8 +217,8 @@ export function parseModel(input: unknown, limits: ModelLimits = DEFAULT_MODEL_L
       'learner.learner_model_param.base_score',
       `expected 1 or ${numGroups} values (one per output group), got ${stored.length}`,
     );
-  if (spec.link === 'logit' && stored.some((p) => !(p > 0 && p < 1)))
-    fail('learner.learner_model_param.base_score', `objective ${name} needs a base_score in (0, 1), got ${stored}`);
+  if (spec.link === 'logit' && stored.some((p) => !(p >= 0 && p <= 1)))
+    fail('learner.learner_model_param.base_score', `objective ${name} needs a base_score in [0, 1], got ${stored}`);
   if (spec.link === 'log' && stored.some((p) => !(p > 0)))
     fail('learner.learner_model_param.base_score', `objective ${name} needs a base_score > 0, got ${stored}`);
   const baseMargins = Array.from({ length: numGroups }, (_, g) =>
@@ -248,6 +255,13 @@ export function parseModel(input: unknown, limits: ModelLimits = DEFAULT_MODEL_L
   const trees = treesJson.map((t, i) =>
     parseTree(t, `${at}.trees[${i}]`, treeInfo[i]!, numFeatures, limits.maxNodesPerTree, budget),
   );
+  let totalDepth = 0;
+  for (const t of trees) totalDepth += t.depth;
+  if (totalDepth > limits.maxTotalDepth)
+    fail(
+      `${at}.trees`,
+      `the trees are ${totalDepth} levels deep in all, more than ${limits.maxTotalDepth}: every row walks them all`,
+    );
   const hasCategorical = trees.some((t) => t.categories.some((c) => c !== undefined));
   return {
     objective: name,
@@ -312,7 +326,7 @@ function parseTree(
         );
       segmentEnd = end;
       const cats = all.slice(begin, end);
-      const words = (cats.length === 0 ? 0 : Math.max(...cats) >>> 5) + 1;
+      const words = (cats.length === 0 ? 0 : maxOf(cats) >>> 5) + 1; // a loop: a spread of 200,000 overflowed the stack
       budget.words -= words;
       if (budget.words < 0) fail(`${at}.categories`, 'the model exceeds the limit on categorical bitset size');
       catsOf.set(nodes[k]!, cats);

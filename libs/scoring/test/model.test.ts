@@ -82,6 +82,21 @@ describe('tree semantics', () => {
     expect(m.predict([undefined, 0, 0, 0] as unknown as number[])[0]).toBe(1.5);
   });
 
+  it('a logistic base_score of 0 or 1 (one-class training) is clamped to [1e-6, 1 - 1e-6] as XGBoost does (found by a review)', () => {
+    const leaf: TreeSpec = { left: [-1], right: [-1], feature: [0], cond: [0], defaultLeft: [0] };
+    // XGBoost 3.2's margins for base_score [1E0] and [0E0] (the review's reference run).
+    const margin = (baseScore: string) =>
+      loadXgboostModel(doc([leaf], { objective: 'binary:logistic', baseScore })).predictMargin([0, 0])[0];
+    expect(margin('[1E0]')).toBeCloseTo(13.745161, 5);
+    expect(margin('[0E0]')).toBeCloseTo(-13.81551, 5);
+  });
+
+  it('refuses trees deeper in all than maxTotalDepth: every row walks them all (found by a review)', () => {
+    const trees = [stump(0.1), stump(0.2), stump(0.3)]; // depth 1 each
+    expect(() => loadXgboostModel(doc(trees), { maxTotalDepth: 2 })).toThrow(/3 levels deep in all, more than 2/);
+    expect(loadXgboostModel(doc(trees), { maxTotalDepth: 3 }).predictOne([0, 0])).toBeTypeOf('number');
+  });
+
   it('a one-leaf tree adds its leaf', () => {
     const leaf: TreeSpec = { left: [-1], right: [-1], feature: [0], cond: [0.25], defaultLeft: [0] };
     expect(loadXgboostModel(doc([leaf, leaf])).predictOne([3, 4])).toBe(1);
@@ -168,7 +183,7 @@ describe('model validation names the field', () => {
       /learner\.learner_model_param\.base_score: expected a finite number, got "abc"/,
     ],
     [
-      'logistic base_score out of (0, 1)',
+      'logistic base_score out of [0, 1]',
       (d) => ({
         ...d,
         learner: {
@@ -177,7 +192,7 @@ describe('model validation names the field', () => {
           learner_model_param: { ...d.learner.learner_model_param, base_score: '[1.5]' },
         },
       }),
-      /base_score: objective binary:logistic needs a base_score in \(0, 1\)/,
+      /base_score: objective binary:logistic needs a base_score in \[0, 1\]/,
     ],
     [
       'base_score beyond float32',

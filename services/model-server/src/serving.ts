@@ -23,7 +23,7 @@ export type VersionLoader = (model: string, version: string) => Promise<LoadedVe
  * names are checked to be plain path segments, so nothing outside the directory is read whatever
  * models.v1 carries.
  */
-/** Largest model.json or meta.json the server reads (XGBoost's JSON of a 20-million-node model is about this). */
+/** Largest model.json or meta.json the server reads (XGBoost's JSON of a 4-million-node model is about this, at ~65 bytes a node). */
 export const MAX_ARTIFACT_FILE_BYTES = 256 * 1_048_576;
 
 export function artifactLoader(dir: string): VersionLoader {
@@ -44,8 +44,17 @@ export function artifactLoader(dir: string): VersionLoader {
     if (!at.startsWith(root + sep))
       throw new DriftlineError('VALIDATION_FAILED', `${model}/${version} escapes the artifact directory`);
     const read = async (name: 'model.json' | 'meta.json') => {
-      // Read on the serving thread and parsed whole: bounded before it is read.
-      const { size } = await stat(join(at, name));
+      // Read on the serving thread and parsed whole: bounded before it is read. A regular file
+      // only: a FIFO hung the read (and with it every model's stage events), /dev/zero reports
+      // size 0 and grew to 650 MB before failing, retried for ever (found by a review).
+      const info = await stat(join(at, name));
+      if (!info.isFile()) {
+        throw new DriftlineError(
+          'VALIDATION_FAILED',
+          `model ${model} version ${version}: ${name} is not a regular file`,
+        );
+      }
+      const size = info.size;
       if (size > MAX_ARTIFACT_FILE_BYTES) {
         throw new DriftlineError(
           'VALIDATION_FAILED',

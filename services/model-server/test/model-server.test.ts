@@ -15,7 +15,7 @@ import { parsePredictBody } from '../src/request.js';
 import { type ModelServer, startModelServer } from '../src/server.js';
 import { artifactLoader, MAX_ARTIFACT_FILE_BYTES, ServingTable, VersionsNotServedError } from '../src/serving.js';
 import { parseCanaries, parseShadows } from '../src/specs.js';
-import { buildVersion, planServing } from '../src/version.js';
+import { buildVersion, planServing, SERVED_MODEL_LIMITS } from '../src/version.js';
 import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
 
 const views = parseFeatureViewsText(VIEWS_YAML);
@@ -327,6 +327,38 @@ describe('artifacts', () => {
       code: 'VALIDATION_FAILED',
       message: `model m version v1: model.json is ${MAX_ARTIFACT_FILE_BYTES + 1} bytes, more than ${MAX_ARTIFACT_FILE_BYTES}`,
     });
+  });
+});
+
+describe('artifacts that are not regular files (found by a review)', () => {
+  it('refuses a FIFO (the read hung) and a device (/dev/zero reports size 0) without reading them', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { symlinkSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'ms-artifact-'));
+    mkdirSync(join(dir, 'm', 'v1'), { recursive: true });
+    mkdirSync(join(dir, 'm', 'v2'), { recursive: true });
+    writeFileSync(join(dir, 'm', 'v1', 'model.json'), '{}');
+    execFileSync('mkfifo', [join(dir, 'm', 'v1', 'meta.json')]);
+    writeFileSync(join(dir, 'm', 'v2', 'model.json'), '{}');
+    symlinkSync('/dev/zero', join(dir, 'm', 'v2', 'meta.json'));
+    for (const v of ['v1', 'v2'])
+      await expect(artifactLoader(dir)('m', v)).rejects.toMatchObject({
+        code: 'VALIDATION_FAILED',
+        message: `model m version ${v}: meta.json is not a regular file`,
+      });
+  });
+});
+
+describe('served model limits', () => {
+  it('refuses a model of more features than the server takes (a 1,000,000-feature model cost 11 s per 20 instances)', () => {
+    expect(SERVED_MODEL_LIMITS).toEqual({ maxFeatures: 10_000, maxTotalNodes: 4_000_000, maxTotalDepth: 200_000 });
+    const features = (n: number) => Array.from({ length: n }, (_, i) => `f${i}`);
+    expect(() => buildVersion('m', 'v', syntheticModelJson(1, 2, 3, 10_001), { features: features(10_001) })).toThrow(
+      /num_feature/,
+    );
+    expect(
+      buildVersion('m', 'v', syntheticModelJson(1, 2, 3, 10_000), { features: features(10_000) }).features,
+    ).toHaveLength(10_000);
   });
 });
 

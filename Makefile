@@ -12,9 +12,10 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 # corepack's own pnpm download fails its signature check with this Node; npm's install works.
+# Errors only (a silent reporter hid why an install failed: a registry down said nothing).
 bootstrap: ## install pnpm (when missing) and the workspace packages
-	@command -v pnpm >/dev/null 2>&1 || npm install -g --silent pnpm@$(PNPM_VERSION)
-	@$(PNPM) install --frozen-lockfile --prefer-offline --reporter=silent
+	@command -v pnpm >/dev/null 2>&1 || npm install -g --loglevel=error --no-fund --no-audit pnpm@$(PNPM_VERSION)
+	@$(PNPM) install --frozen-lockfile --prefer-offline --loglevel=error
 
 # One esbuild bundle of the CLI (services run through `driftline run`): services/cli/dist.
 build: bootstrap ## compile the driftline command to JavaScript (then: pnpm exec driftline --help)
@@ -26,7 +27,7 @@ check: bootstrap ## types, lint, format and dead code (knip)
 	@$(PNPM) -s knip
 
 test: check build ## everything: check, unit tests, integration tests on the real local stack
-	@mkdir -p test-artifacts
+	@mkdir -p test-artifacts && rm -f test-artifacts/vitest.json
 	@$(PNPM) -s exec vitest run --reporter=default --reporter=json --outputFile.json=test-artifacts/vitest.json; \
 	  status=$$?; node test/scripts/summary.mjs test-artifacts/vitest.json || status=1; exit $$status
 

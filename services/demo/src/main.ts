@@ -3,6 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { stackRelease, stackUp } from '@driftline/stack';
+import { storyProblems } from './phases.js';
 import { type DemoScenario, runDemo } from './run-demo.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -19,8 +20,30 @@ function scenarioOf(args: readonly string[]): DemoScenario {
   return value as DemoScenario;
 }
 
+/**
+ * Ctrl-C or SIGTERM: stop the local stack this run started, then exit 130 / 143. Without it the
+ * stack's processes (their own process groups) ran on until the next demo or test in the checkout.
+ */
+function stopOnSignals(): void {
+  let stopping = false;
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.once(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`demo: ${signal}: stopping the local stack…\n`);
+      void stackRelease({ log: (l) => process.stderr.write(`  ${l}\n`) })
+        .catch(() => {})
+        .finally(() => process.exit(code));
+    });
+  }
+}
+
 async function main(): Promise<void> {
   const scenario = scenarioOf(process.argv.slice(2));
+  stopOnSignals();
   say('driftline demo: starting the local stack (Kafka, Schema Registry, Redis)…');
   const stack = await stackUp({ testRun: true, log: (l) => say(`  ${l}`) });
   say(`stack ready in ${(stack.startupMs / 1000).toFixed(1)} s`);
@@ -35,6 +58,8 @@ async function main(): Promise<void> {
     });
     await stackRelease({ log: (l) => say(`  ${l}`) });
     say(JSON.stringify(result.summary));
+    const problems = storyProblems(result.summary);
+    if (problems.length > 0) throw new Error(`the story did not happen: ${problems.join('; ')}`);
   } catch (error) {
     await stackRelease({ log: (l) => say(`  ${l}`) }).catch(() => {});
     throw error;

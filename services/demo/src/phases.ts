@@ -98,3 +98,26 @@ export function invertedModel(modelJson: string): string {
   }
   return JSON.stringify(model);
 }
+
+/**
+ * What the demo's story lacks, one line each (empty when it happened): a retrain requested, a
+ * retrained version serving, and in the bad-candidate scenario the bad version refused. The demo
+ * exits 1 on any: before, it exited 0 after 40 windows whatever happened (a policy that never
+ * fired printed its summary and "report written").
+ */
+export function storyProblems(summary: {
+  readonly scenario: string;
+  readonly retrain_requests: number;
+  readonly first_version: string;
+  readonly serving_version: string;
+  readonly rejected: readonly string[];
+  readonly rollbacks: number;
+}): string[] {
+  const problems: string[] = [];
+  if (summary.retrain_requests === 0) problems.push('no retrain was requested (the drift was not acted on)');
+  if (summary.serving_version === summary.first_version)
+    problems.push(`no retrained version reached production (${summary.first_version} still serves)`);
+  if (summary.scenario === 'bad-candidate' && summary.rejected.length === 0 && summary.rollbacks === 0)
+    problems.push('the bad candidate was neither rejected nor rolled back');
+  return problems;
+}

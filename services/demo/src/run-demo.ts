@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { allServices } from '@driftline/cli';
 import { createLogger } from '@driftline/observability';
-import { operatorTransitions, type Stage } from '@driftline/policy';
+import { operatorTransitions, type Stage, usableTransitions, viewOf } from '@driftline/policy';
 import { modelCardFileName, renderModelCard, renderReport } from '@driftline/report';
 import { contracts } from '@driftline/schemas';
 import { createDriftlineProducer } from '@driftline/sdk';
@@ -389,7 +389,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const end = start + second * 1000;
   await sleep(4_000);
 
-  const transitions = (await warehouse.transitions.history(MODEL)).map(asTransition);
+  const recorded = await warehouse.transitions.history(MODEL);
+  const transitions = recorded.map(asTransition);
   const outcomes = await warehouse.summary.liveOutcomes(MODEL, start, end);
   const liveAuc = liveAucByPhase(outcomes, {
     start,
@@ -409,7 +410,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   writeFileSync(reportPath, renderReport(data, { modelCards: cards }));
   say(`report written: ${reportPath} (model cards beside it)`);
   const final = await warehouse.summary.counts();
-  const production = [...transitions].reverse().find((t) => t.to === 'production');
   const summary: DemoResult['summary'] = {
     scenario,
     events: { 'predictions.v1': produced.predictions, 'features.v1': produced.features, 'labels.v1': produced.labels },
@@ -419,7 +419,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     retrain_requests: final.retrainRequests,
     model_versions: final.modelVersions,
     first_version: firstVersion,
-    serving_version: production?.version ?? firstVersion,
+    // The rollout's own view: after a rollback the version restored serves (the last row that
+    // reached production named the rolled-back one).
+    serving_version: viewOf(usableTransitions(recorded)).production ?? firstVersion,
     live_auc: liveAuc,
     stages: stageTimeline(transitions),
     rollbacks: transitions.filter((t) => t.to === 'rolled_back').length,

@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { rocAuc } from '@driftline/performance';
 import { loadXgboostModel } from '@driftline/scoring';
 import { describe, expect, it } from 'vitest';
-import { invertedModel, liveAucByPhase, promotedAfter, stageTimeline } from '../src/phases.js';
+import { invertedModel, liveAucByPhase, promotedAfter, stageTimeline, storyProblems } from '../src/phases.js';
 
 // A real XGBoost model (binary:logistic, made by XGBoost itself for libs/scoring's parity tests).
 const fixture = (f: string) =>
@@ -82,5 +82,26 @@ describe('the version timeline', () => {
       'v2:canary',
       'v2:production',
     ]);
+  });
+});
+
+describe('the story check (the demo exited 0 whatever happened; found by a review)', () => {
+  const told = {
+    scenario: 'bad-candidate',
+    retrain_requests: 1,
+    first_version: 'v1',
+    serving_version: 'v2',
+    rejected: ['v1-inverted'],
+    rollbacks: 0,
+  };
+  it('finds nothing missing when the story happened, and names each missing part', () => {
+    expect(storyProblems(told)).toEqual([]);
+    expect(storyProblems({ ...told, scenario: 'retrain', rejected: [] })).toEqual([]);
+    expect(storyProblems({ ...told, retrain_requests: 0, serving_version: 'v1', rejected: [] })).toEqual([
+      'no retrain was requested (the drift was not acted on)',
+      'no retrained version reached production (v1 still serves)',
+      'the bad candidate was neither rejected nor rolled back',
+    ]);
+    expect(storyProblems({ ...told, rejected: [], rollbacks: 1 })).toEqual([]);
   });
 });

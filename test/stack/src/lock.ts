@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readProcInfo } from './proc.js';
@@ -27,9 +28,20 @@ function ownerAlive(owner: LockOwner): boolean {
   return info !== undefined && !info.zombie && info.startTime === owner.startTime;
 }
 
+const sameOwner = (a: LockOwner | undefined, b: LockOwner) =>
+  a !== undefined && a.pid === b.pid && a.startTime === b.startTime;
+
+/** A name beside the lock no other process uses. */
+const aside = (lockDir: string, what: string) => `${lockDir}.${what}.${process.pid}.${randomUUID().slice(0, 8)}`;
+
 /**
- * A cross-process mutex (mkdir is atomic) so two `stack up`/`down` runs never race each other.
- * A lock whose owner died is taken over. Returns the release function.
+ * A cross-process mutex so two `stack up`/`down` runs never race each other. The lock is a
+ * directory renamed into place with its owner.json already in it (a rename onto an existing,
+ * non-empty lock fails atomically), so no lock is ever seen without its owner. A lock whose owner
+ * died is moved aside (one rename: one waiter wins) and checked to be the one judged stale: a
+ * check-then-remove had let two waiters both take over, the second removing the first's fresh
+ * lock (found by a review: overlapping holders in 2 of 15 trials of 6 waiters). Release removes
+ * the lock only while it is still this process'.
  */
 export async function acquireLock(
   lockDir: string,
@@ -40,18 +52,26 @@ export async function acquireLock(
   const me: LockOwner = { pid: process.pid, startTime: self?.startTime ?? 'unknown' };
   let announced = false;
   fs.mkdirSync(path.dirname(lockDir), { recursive: true });
+  const release = () => {
+    if (sameOwner(readOwner(lockDir), me)) fs.rmSync(lockDir, { recursive: true, force: true });
+  };
   for (;;) {
+    const staging = aside(lockDir, 'new');
+    fs.mkdirSync(staging);
+    fs.writeFileSync(path.join(staging, 'owner.json'), JSON.stringify(me));
     try {
-      fs.mkdirSync(lockDir);
-      fs.writeFileSync(path.join(lockDir, 'owner.json'), JSON.stringify(me));
-      return () => fs.rmSync(lockDir, { recursive: true, force: true });
+      fs.renameSync(staging, lockDir);
+      return release;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      fs.rmSync(staging, { recursive: true, force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
     }
     const owner = readOwner(lockDir);
     let stale = false;
     if (owner === undefined) {
-      // Either being written right now, or its writer died between mkdir and write.
+      // A lock of an older version being written right now, or whose writer died between its
+      // mkdir and its write.
       try {
         stale = Date.now() - fs.statSync(lockDir).mtimeMs > 5_000;
       } catch {
@@ -61,8 +81,25 @@ export async function acquireLock(
       stale = !ownerAlive(owner);
     }
     if (stale) {
-      options.log?.(`taking over a stale lock ${lockDir}`);
-      fs.rmSync(lockDir, { recursive: true, force: true });
+      const trash = aside(lockDir, 'stale');
+      try {
+        fs.renameSync(lockDir, trash);
+      } catch {
+        continue; // another waiter moved it first
+      }
+      const moved = readOwner(trash);
+      if (moved !== undefined && ownerAlive(moved)) {
+        // A fresh lock taken between the look and the move: give it back (the path is free
+        // unless a third waiter got in, which the loop then waits for like any holder).
+        try {
+          fs.renameSync(trash, lockDir);
+        } catch {
+          fs.rmSync(trash, { recursive: true, force: true });
+        }
+      } else {
+        options.log?.(`took over a stale lock ${lockDir}`);
+        fs.rmSync(trash, { recursive: true, force: true });
+      }
       continue;
     }
     if (Date.now() >= deadline) {

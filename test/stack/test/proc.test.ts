@@ -235,4 +235,47 @@ describe('lock', () => {
     taken();
     expect(fs.existsSync(lockDir)).toBe(false);
   });
+
+  it('six processes taking over one stale lock at once hold it one at a time, none failing (found by a review)', async () => {
+    const { spawn } = await import('node:child_process');
+    const lockModule = new URL('../src/lock.ts', import.meta.url).href;
+    for (let trial = 0; trial < 3; trial++) {
+      const dir = path.join(root, `race-${trial}`);
+      fs.mkdirSync(path.join(dir, '.lock'), { recursive: true });
+      fs.writeFileSync(path.join(dir, '.lock', 'owner.json'), JSON.stringify({ pid: 2 ** 22 + 7, startTime: '1' }));
+      const startAt = Date.now() + 1_500;
+      const script = `
+        const { acquireLock } = await import(${JSON.stringify(lockModule)});
+        const fs = await import('node:fs');
+        while (Date.now() < ${startAt}) {}
+        const release = await acquireLock(${JSON.stringify(path.join(dir, '.lock'))}, { timeoutMs: 30000 });
+        const t0 = Date.now();
+        await new Promise((r) => setTimeout(r, 150));
+        const t1 = Date.now(); // before the release: the next holder may start right after it
+        release();
+        fs.appendFileSync(${JSON.stringify(path.join(dir, 'log'))}, t0 + ' ' + t1 + '\\n');`;
+      const codes = await Promise.all(
+        Array.from(
+          { length: 6 },
+          () =>
+            new Promise<number | null>((resolve) => {
+              const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+                stdio: 'ignore',
+              });
+              child.once('exit', resolve);
+            }),
+        ),
+      );
+      expect(codes).toEqual([0, 0, 0, 0, 0, 0]);
+      const held = fs
+        .readFileSync(path.join(dir, 'log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ').map(Number) as [number, number])
+        .sort((a, b) => a[0] - b[0]);
+      expect(held).toHaveLength(6);
+      for (let i = 1; i < held.length; i++) expect(held[i]![0]).toBeGreaterThanOrEqual(held[i - 1]![1]);
+      expect(fs.readdirSync(dir).filter((n) => n.startsWith('.lock.'))).toEqual([]); // nothing left aside
+    }
+  }, 60_000);
 });

@@ -322,14 +322,14 @@ return 0
 `;
 
 /**
- * Gives a dirty window a new mark (as MARK_DIRTY numbers them) if its mark is still the one read:
+ * Gives a dirty window a new mark (MARK_DIRTY's, the one numbering) if its mark is still the one read:
  * a window whose recompute failed goes to the back of the queue.
  * KEYS: dirty, dirty-seq. ARGV: window key, mark read.
  */
-export const REQUEUE_DIRTY_SCRIPT = `
+export const REQUEUE_DIRTY_SCRIPT = `${MARK_DIRTY}
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) == tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], 1e15 + redis.call('INCR', KEYS[2]), ARGV[1])
+  mark_dirty(KEYS[1], KEYS[2], { [ARGV[1]] = true })
   return 1
 end
 return 0

@@ -13,20 +13,11 @@ export interface ClickHouseErrorInfo {
   readonly message: string;
 }
 
-// Transport-level failures of either connection: Node socket codes (HTTP), chdb's own codes
-// (embedded: a closed or busy engine), undici codes.
+// Transport-level failures of either connection with a code SYSTEM_CODE (below) does not cover:
+// getaddrinfo's, undici's, and chdb's own (embedded: a closed or busy engine). Node's socket codes
+// (ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT, …) are all SYSTEM_CODE's.
 const TRANSPORT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'ENOTFOUND',
   'EAI_AGAIN',
-  'ENOTCONN',
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
   'CHDB_CONNECTION',
@@ -35,7 +26,7 @@ const TRANSPORT_CODES = new Set([
   'CHDB_ABORT',
 ]);
 
-// Any other code of Node's system errors (EMFILE, ENFILE, EPROTO, EADDRNOTAVAIL, …) and of its
+// Every code of Node's system errors (ECONNRESET, EMFILE, ENFILE, EPROTO, EADDRNOTAVAIL, …) and of its
 // TLS layer (an expired, untrusted or misnamed certificate): the connection, never the rows. They
 // were `unknown`, so an expired certificate dead-lettered every record for as long as it lasted.
 const SYSTEM_CODE =

@@ -1,4 +1,4 @@
-import { type DriftlineError, toDriftlineError } from '@driftline/core';
+import { type DriftlineError, type ErrorCode, toDriftlineError } from '@driftline/core';
 import type { DeadLetter, DecodedRecord } from './records.js';
 
 /**
@@ -33,4 +33,26 @@ export async function deliverWithBisect<T>(
 ): Promise<DeadLetter[]> {
   const rejected = await isolateRejected(items, deliver);
   return rejected.map(({ item, error }) => ({ record: item.record, code: error.code, reason: error.message }));
+}
+
+/**
+ * Codes a processor's failure carries when it is no fault of the record: an error nobody classified
+ * (`INTERNAL`: a TypeError from a bug, a broken invariant), or the deployment's own contract or
+ * configuration refused (a publisher whose schema the registry will not take).
+ */
+const PROCESSOR_FAULT_CODES: ReadonlySet<ErrorCode> = new Set(['INTERNAL', 'SCHEMA_INCOMPATIBLE', 'CONFIG_INVALID']);
+
+/** Whether a rejection's code points at the processor rather than at the record. */
+export function isProcessorFaultCode(code: ErrorCode): boolean {
+  return PROCESSOR_FAULT_CODES.has(code);
+}
+
+/**
+ * Whether one attempt's rejections point at the processor rather than at the records: nothing it
+ * was offered got through, and at least one record failed with a processor-fault code. Dead-lettered
+ * at once, a bad deploy drained a topic into its DLQ; the loop holds such a batch instead
+ * (`ConsumerOptions.faultHoldMs`).
+ */
+export function suspectsProcessor(offered: number, rejected: ReadonlyArray<Pick<DeadLetter, 'code'>>): boolean {
+  return offered > 0 && rejected.length === offered && rejected.some((r) => isProcessorFaultCode(r.code));
 }

@@ -14,6 +14,7 @@ export interface KafkaClient {
 
 const clients = new WeakMap<KafkaClient, Kafka>();
 const deadLetterConfig = new WeakMap<KafkaClient, NonNullable<KafkaConfig['deadLetter']>>();
+const faultHolds = new WeakMap<KafkaClient, number>();
 
 /** Routes kafkajs' own logs into our structured logger (kafkajs logs error-level noise during rebalances). */
 function logCreatorFor(logger: Logger) {
@@ -39,12 +40,18 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLo
   const client: KafkaClient = Object.freeze({ clientId: config.clientId, brokers: [...config.brokers] });
   clients.set(client, kafka);
   if (config.deadLetter !== undefined) deadLetterConfig.set(client, config.deadLetter);
+  if (config.faultHoldMs !== undefined) faultHolds.set(client, config.faultHoldMs);
   return client;
 }
 
 /** The dead-letter bounds configured on a handle, if any (package-internal). */
 export function deadLetterConfigOf(client: KafkaClient): KafkaConfig['deadLetter'] {
   return deadLetterConfig.get(client);
+}
+
+/** The processor-fault hold configured on a handle, if any (package-internal). */
+export function faultHoldOf(client: KafkaClient): number | undefined {
+  return faultHolds.get(client);
 }
 
 /** The kafkajs client behind a handle (package-internal: not exported from the index). */

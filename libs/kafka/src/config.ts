@@ -24,6 +24,11 @@ export const kafkaEnvShape = {
   DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES: envField.int(16 * 1024, 64 * 1024 * 1024).default(512 * 1024),
   /** Records of one dead-letter produce request. */
   DRIFTLINE_KAFKA_DLQ_MAX_BATCH_RECORDS: envField.int(1, 100_000).default(1_000),
+  /**
+   * How long a batch on which the processor fails every record with an unclassified error is held
+   * (retried, nothing committed) before its oldest record is dead-lettered; `0` = at once.
+   */
+  DRIFTLINE_KAFKA_FAULT_HOLD: envField.duration(0, 3_600_000).default(60_000),
 };
 
 export interface KafkaConfig {
@@ -37,6 +42,8 @@ export interface KafkaConfig {
   };
   /** Bounds of the consumer loop's dead-letter sends; defaults when absent (see dead-letters.ts). */
   readonly deadLetter?: { readonly maxBatchBytes: number; readonly maxBatchRecords: number };
+  /** The consumer loop's hold of a suspected processor fault, in ms (`ConsumerOptions.faultHoldMs`). */
+  readonly faultHoldMs?: number;
 }
 
 type KafkaEnv = z.infer<z.ZodObject<typeof kafkaEnvShape>>;
@@ -61,6 +68,7 @@ export function toKafkaConfig(env: KafkaEnv): KafkaConfig {
       clientId: env.DRIFTLINE_KAFKA_CLIENT_ID,
       ssl: env.DRIFTLINE_KAFKA_SSL,
       deadLetter,
+      faultHoldMs: env.DRIFTLINE_KAFKA_FAULT_HOLD,
     };
   }
   if (env.DRIFTLINE_KAFKA_SASL_USERNAME === undefined) {
@@ -81,5 +89,6 @@ export function toKafkaConfig(env: KafkaEnv): KafkaConfig {
     ssl: env.DRIFTLINE_KAFKA_SSL,
     sasl: { mechanism, username: env.DRIFTLINE_KAFKA_SASL_USERNAME, password: env.DRIFTLINE_KAFKA_SASL_PASSWORD },
     deadLetter,
+    faultHoldMs: env.DRIFTLINE_KAFKA_FAULT_HOLD,
   };
 }

@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
+import { DriftlineError, formatDuration, type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
 import { adminBackoff, committedOffsets, deleteGroup, isTransient, topicOffsets } from './admin.js';
 import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
-import { deliverWithBisect } from './bisect.js';
-import { deadLetterConfigOf, type KafkaClient, kafkajsOf } from './client.js';
+import { deliverWithBisect, isProcessorFaultCode, suspectsProcessor } from './bisect.js';
+import { deadLetterConfigOf, faultHoldOf, type KafkaClient, kafkajsOf } from './client.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
 import { partitionKey } from './partition-key.js';
 import type { EventProducer } from './producer.js';
@@ -21,6 +21,8 @@ import { committedLag, ProgressTracker, type Stall } from './stall.js';
 
 /** Default of `stallTimeoutMs` (DRIFTLINE_STALL_TIMEOUT): a partition with lag whose commit has not moved for this long is stalled. */
 export const DEFAULT_STALL_TIMEOUT_MS = 5 * 60_000;
+/** Default of `faultHoldMs`: under the stall timeout, so a lone record the processor cannot take never stalls a partition. */
+export const DEFAULT_FAULT_HOLD_MS = 60_000;
 /** How often a partition that backs off reads its topic's high watermark for the lag gauge. */
 const LAG_REFRESH_MS = 5_000;
 /** How often the member heartbeats, also while a batch is processed (a tenth of the default session). */
@@ -97,6 +99,15 @@ export interface ConsumerOptions<T> {
    */
   readonly stallTimeoutMs?: number;
   /**
+   * How long a batch is held (retried with backoff, nothing committed) when every record offered to
+   * the processor fails and at least one with an unclassified error (`INTERNAL`) or a refusal of the
+   * deployment's own schema or config (`SCHEMA_INCOMPATIBLE`, `CONFIG_INVALID`): a fault of the
+   * processor, not bad records. Past the hold the oldest such record is dead-lettered and the rest
+   * retried, each next record with a hold of its own. 0 dead-letters at once. Default from the
+   * client's config (`DRIFTLINE_KAFKA_FAULT_HOLD`), else `DEFAULT_FAULT_HOLD_MS`.
+   */
+  readonly faultHoldMs?: number;
+  /**
    * A follower that keeps no position (every instance reads the whole topic on every start, from
    * `fromBeginning`): it commits no offsets, so its group stores nothing on the broker and is
    * forgotten as soon as it is empty (even after a SIGKILL), and `stop()` deletes it. Give such a
@@ -130,6 +141,10 @@ export interface PartitionPosition {
   readonly partition: number;
   /** Every record below the high watermark read at the call has been processed (not backing off). */
   readonly caughtUp: boolean;
+}
+
+function laterOf(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
 }
 
 function toInbound(batch: Batch, message: Batch['messages'][number]): InboundRecord {
@@ -186,6 +201,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       '1 while a partition has lag and its commit has not moved for the stall timeout',
       ['group', 'topic', 'partition'],
     ),
+    fault: gauge(
+      registry,
+      'driftline_consumer_processor_fault',
+      "1 while every record of a partition's batch fails with a processor fault (held, not dead-lettered)",
+      ['group', 'topic', 'partition'],
+    ),
     batchSeconds: histogram(registry, 'driftline_batch_duration_seconds', 'Time to decode, sink and commit one batch', [
       'topic',
     ]),
@@ -218,6 +239,9 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   /** Per partition, the offset after the last batch processed since it was assigned here. */
   const processedTo = new Map<string, bigint>();
   const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  const faultHoldMs = options.faultHoldMs ?? faultHoldOf(kafka) ?? DEFAULT_FAULT_HOLD_MS;
+  /** Per partition, when its held processor fault (or the current record's hold) began. */
+  const faultSince = new Map<string, number>();
   const progress = new ProgressTracker(stallTimeoutMs);
   /** Records what is committed and the lag on it, and the time the commit last moved. */
   const observe = (topic: string, partition: number, committed: bigint, highWatermark: string, caughtUp = false) => {
@@ -314,6 +338,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       backingOff.delete(k);
       freshHigh.delete(k);
       lastLagRefresh.delete(k);
+      faultSince.delete(k);
     }
     lastCommitted.clear(); // another member may have committed meanwhile
     progress.retain((topic, partition) => now.has(partitionKey(topic, partition)));
@@ -322,6 +347,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       metrics.lag.remove(labels);
       metrics.backingOff.remove(labels);
       metrics.stalled.remove(labels);
+      metrics.fault.remove(labels);
     }
     if (lost.length > 0 && processor.revoked !== undefined) processor.revoked(lost.map(([, p]) => p));
     processor.rebalanced?.();
@@ -339,13 +365,48 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     );
   });
 
+  /** Sends dead letters (bounded requests; a DLQ outage throws retriable: nothing is committed) and logs each. */
+  async function deadLetterAll(batch: Batch, letters: readonly DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
+    const now = Date.now();
+    // Bounded produce requests; a record too large for the DLQ lands there truncated (flagged).
+    await sendDeadLetters(
+      letters,
+      (d, bounds) => deadLetterMessage(d, groupId, now, bounds),
+      (messages) => producer.send(`${batch.topic}.dlq`, messages),
+      deadLetterLimits,
+    );
+    for (const d of letters) {
+      metrics.dlq.inc({ topic: batch.topic, code: d.code });
+      logger.warn(
+        {
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: d.record.offset,
+          code: d.code,
+          reason: capText(d.reason, deadLetterLimits.maxReasonBytes),
+        },
+        `record sent to ${batch.topic}.dlq`,
+      );
+    }
+  }
+
+  /**
+   * One attempt at the batch's records from index `from`. `skipped`: a suspected processor fault
+   * was held for `faultHoldMs`, and the records before `next` are now dead-lettered.
+   */
   async function attemptBatch(
     batch: Batch,
+    from: number,
     heartbeat: () => Promise<void>,
-  ): Promise<{ commitOffset: string | undefined; processed: boolean }> {
+  ): Promise<
+    | { readonly kind: 'done'; readonly commitOffset: string | undefined; readonly processed: boolean }
+    | { readonly kind: 'skipped'; readonly next: number }
+  > {
     const decoded: Array<DecodedRecord<T>> = [];
     const dead: DeadLetter[] = [];
-    for (const [i, message] of batch.messages.entries()) {
+    const messages = from === 0 ? batch.messages : batch.messages.slice(from);
+    for (const [i, message] of messages.entries()) {
       // A batch whose records are slow to decode one by one (a registry look-up each) advances:
       // not a stall (the stall check had restarted a process in the middle of such a batch).
       if (i % 1_000 === 999) progress.working(batch.topic, batch.partition, Date.now());
@@ -367,43 +428,61 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     let commitOffset: string | undefined;
     let processed = false;
     const refused: DeadLetter[] = [];
-    dead.push(
-      ...(await deliverWithBisect(decoded, async (items) => {
-        const result = await processor.process(items, context);
-        processed = true;
-        if (result?.deadLetters !== undefined) refused.push(...result.deadLetters);
-        const offered = result?.commitOffset;
-        if (offered !== undefined && (commitOffset === undefined || BigInt(offered) < BigInt(commitOffset))) {
-          commitOffset = offered;
-        }
-      })),
-    );
-    dead.push(...refused);
-    if (dead.length > 0) {
+    const rejected = await deliverWithBisect(decoded, async (items) => {
+      const result = await processor.process(items, context);
+      processed = true;
+      if (result?.deadLetters !== undefined) refused.push(...result.deadLetters);
+      const offered = result?.commitOffset;
+      if (offered !== undefined && (commitOffset === undefined || BigInt(offered) < BigInt(commitOffset))) {
+        commitOffset = offered;
+      }
+    });
+    const key = partitionKey(batch.topic, batch.partition);
+    const labels = { group: groupId, topic: batch.topic, partition: String(batch.partition) };
+    if (faultHoldMs > 0 && suspectsProcessor(decoded.length, rejected)) {
+      const oldest = rejected.find((r) => isProcessorFaultCode(r.code)) as DeadLetter;
       const now = Date.now();
-      // Bounded produce requests; a record too large for the DLQ lands there truncated (flagged).
-      // A DLQ outage throws a retriable error: the batch is retried and nothing is committed.
-      await sendDeadLetters(
-        dead,
-        (d, bounds) => deadLetterMessage(d, groupId, now, bounds),
-        (messages) => producer.send(`${batch.topic}.dlq`, messages),
-        deadLetterLimits,
-      );
-      for (const d of dead) {
-        metrics.dlq.inc({ topic: batch.topic, code: d.code });
-        logger.warn(
+      const since = faultSince.get(key) ?? now;
+      if (!faultSince.has(key)) {
+        faultSince.set(key, now);
+        metrics.fault.set(labels, 1);
+        logger.error(
           {
             topic: batch.topic,
             partition: batch.partition,
-            offset: d.record.offset,
-            code: d.code,
-            reason: capText(d.reason, deadLetterLimits.maxReasonBytes),
+            offset: oldest.record.offset,
+            records: decoded.length,
+            reason: capText(oldest.reason, deadLetterLimits.maxReasonBytes),
+            faultHoldMs,
           },
-          `record sent to ${batch.topic}.dlq`,
+          "every record of the batch failed with a processor fault (a bug, or the deployment's schema or config): held, not dead-lettered",
         );
       }
+      if (now - since < faultHoldMs) {
+        throw new DriftlineError('INTERNAL', `processor fault suspected: ${oldest.reason}`, { retriable: true });
+      }
+      // Held for the whole hold: the record may be what the processor cannot take (a lone hostile
+      // event). The oldest it fails on goes to the DLQ and the rest is tried again, each next
+      // record with a hold of its own: a broken processor drains one record per hold, not a topic.
+      const through = BigInt(oldest.record.offset);
+      const held = `held ${formatDuration(faultHoldMs)} as a processor fault: ${oldest.reason}`;
+      await deadLetterAll(
+        batch,
+        [...dead, ...rejected]
+          .filter((d) => BigInt(d.record.offset) <= through)
+          .sort((a, b) => (BigInt(a.record.offset) < BigInt(b.record.offset) ? -1 : 1))
+          .map((d) => (d === oldest ? { ...d, reason: held } : d)),
+      );
+      faultSince.set(key, Date.now());
+      return { kind: 'skipped', next: from + messages.findIndex((m) => BigInt(m.offset) === through) + 1 };
     }
-    return { commitOffset, processed };
+    if (faultSince.delete(key)) {
+      metrics.fault.set(labels, 0);
+      logger.info({ topic: batch.topic, partition: batch.partition }, 'processor fault cleared');
+    }
+    // A DLQ outage throws a retriable error: the batch is retried and nothing is committed.
+    await deadLetterAll(batch, [...dead, ...rejected, ...refused]);
+    return { kind: 'done', commitOffset, processed };
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -428,11 +507,31 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // Every third of the interval: kafkajs sends a heartbeat only when the interval has passed since
     // its last request, so a timer of the interval itself skipped every other beat (6 s apart).
     const membership = setInterval(() => void payload.heartbeat().catch(() => {}), HEARTBEAT_INTERVAL_MS / 3);
+    /** Never moves a commit backwards, nor past what a stateful processor still holds in memory only. */
+    const commitUpTo = async (next: bigint, offered: string | undefined): Promise<bigint> => {
+      const safe = offered !== undefined && BigInt(offered) < next ? BigInt(offered) : next;
+      if (safe > (lastCommitted.get(key) ?? -1n)) {
+        // Through the batch's own commit (the consumer group's, unwrapped): kafkajs' consumer-level
+        // commitOffsets returned without committing once stop() had begun (a batch finished during
+        // a SIGTERM was redelivered on every start), and wrapped a rebalance error so kafkajs no
+        // longer recognised it: it crashed without restarting, the process up, healthy, consuming
+        // nothing.
+        if (options.ephemeral !== true) {
+          await payload.commitOffsetsIfNecessary({
+            topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: safe.toString() }] }],
+          });
+        }
+        lastCommitted.set(key, safe);
+      }
+      return safe;
+    };
+    /** Records before this index were dead-lettered after a held processor fault. */
+    let from = 0;
     try {
       for (let attempt = 0; ; attempt++) {
         if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
         try {
-          const result = await attemptBatch(batch, async () => {
+          const result = await attemptBatch(batch, from, async () => {
             progress.working(batch.topic, batch.partition, Date.now());
             try {
               await payload.heartbeat();
@@ -446,6 +545,15 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
               );
             }
           });
+          if (result.kind === 'skipped') {
+            from = result.next;
+            const safe = await commitUpTo(
+              BigInt(batch.messages[from - 1]?.offset ?? 0) + 1n,
+              heldBack.get(key)?.toString(),
+            );
+            observe(batch.topic, batch.partition, laterOf(safe, committedBefore()), highOf(key, batch.highWatermark));
+            continue; // the next record's hold starts now
+          }
           const offered = result.commitOffset === undefined ? undefined : BigInt(result.commitOffset);
           if (result.processed) {
             if (offered !== undefined && offered <= BigInt(batch.lastOffset())) heldBack.set(key, offered);
@@ -499,25 +607,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // stateful processor still holds part of it in memory only. Never move a commit backwards.
     const next = BigInt(last) + 1n;
     processedTo.set(key, next);
-    const safe = commitOffset !== undefined && BigInt(commitOffset) < next ? BigInt(commitOffset) : next;
-    if (safe > (lastCommitted.get(key) ?? -1n)) {
-      // Through the batch's own commit (the consumer group's, unwrapped): kafkajs' consumer-level
-      // commitOffsets returned without committing once stop() had begun (a batch finished during
-      // a SIGTERM was redelivered on every start), and wrapped a rebalance error so kafkajs no
-      // longer recognised it: it crashed without restarting, the process up, healthy, consuming
-      // nothing.
-      if (options.ephemeral !== true) {
-        await payload.commitOffsetsIfNecessary({
-          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: safe.toString() }] }],
-        });
-      }
-      lastCommitted.set(key, safe);
-    }
+    const safe = await commitUpTo(next, commitOffset);
     const before = committedBefore();
     observe(
       batch.topic,
       batch.partition,
-      safe > before ? safe : before,
+      laterOf(safe, before),
       batch.highWatermark,
       next >= BigInt(batch.highWatermark),
     );

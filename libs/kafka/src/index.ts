@@ -21,6 +21,7 @@ export {
   type BatchProcessor,
   type ConsumerHandle,
   type ConsumerOptions,
+  DEFAULT_FAULT_HOLD_MS,
   DEFAULT_STALL_TIMEOUT_MS,
   type PartitionPosition,
   type ProcessResult,

@@ -10,7 +10,18 @@ describe('kafka config', () => {
       clientId: 'driftline',
       ssl: false,
       deadLetter: { maxBatchBytes: 524_288, maxBatchRecords: 1_000 },
+      faultHoldMs: 60_000,
     });
+  });
+
+  it('bounds the processor-fault hold (0 = dead-letter at once, at most 1h), naming the variable', () => {
+    const hold = (v: string) =>
+      toKafkaConfig(parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'a:1', DRIFTLINE_KAFKA_FAULT_HOLD: v }))
+        .faultHoldMs;
+    expect(hold('0')).toBe(0);
+    expect(hold('5m')).toBe(300_000);
+    expect(() => hold('2h')).toThrow(/^DRIFTLINE_KAFKA_FAULT_HOLD: /);
+    expect(() => hold('soon')).toThrow(/^DRIFTLINE_KAFKA_FAULT_HOLD: /);
   });
 
   it('bounds the dead-letter batches and names the variable out of range', () => {

@@ -14,6 +14,7 @@ import {
   type EventProducer,
   ensureTopics,
   startConsumer,
+  topicOffsets,
 } from '../src/index.js';
 
 const stack = inject('stack');
@@ -141,6 +142,114 @@ describe('consumer loop against real Kafka', () => {
     await readTopic(kafka, `${topic}.dlq`, 1);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(1n);
+  });
+
+  describe('a processor that fails with unclassified errors', () => {
+    const dlqCount = async (kafka: ReturnType<typeof kafkaFor>, topic: string) =>
+      Number((await topicOffsets(kafka, `${topic}.dlq`))[0]?.high ?? 0n);
+    const faultGauge = async (registry: Awaited<ReturnType<typeof consumer>>['registry']) =>
+      (await registry.getSingleMetric('driftline_consumer_processor_fault')?.get())?.values[0]?.value;
+    const quick = { initialMs: 50, maxMs: 200, multiplier: 2, jitter: 0 };
+
+    it('every record failing is held as a processor fault, not dead-lettered; once fixed, nothing is lost', async () => {
+      // A bad deploy (a TypeError on every record) used to bisect each batch and dead-letter it
+      // whole: the topic drained into its DLQ while monitoring saw nothing.
+      const topic = uniqueName('fault');
+      const kafka = kafkaFor(stack.kafkaBrokers);
+      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+      await produceNumbered(topic, 20, 1);
+      const group = uniqueName('group');
+      let broken = true;
+      let attempts = 0;
+      const sunk = new Set<string>();
+      const { handle, registry } = await consumer<string>({
+        groupId: group,
+        topics: [topic],
+        backoff: quick,
+        faultHoldMs: 60_000,
+        processor: {
+          decode: (r) => r.value!.toString(),
+          async process(items) {
+            attempts++;
+            if (broken) (undefined as unknown as { field: number }).field;
+            for (const i of items) sunk.add(i.value);
+          },
+        },
+      });
+      await eventually(async () => (attempts >= 40 ? true : undefined));
+      expect(await faultGauge(registry)).toBe(1);
+      expect(handle.ready()).toBe(false);
+      expect(await dlqCount(kafka, topic)).toBe(0);
+      expect((await committedOffsets(kafka, group, topic)).get(0)).toBe(-1n);
+      broken = false;
+      await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 20n ? true : undefined));
+      expect(sunk.size).toBe(20);
+      expect(await dlqCount(kafka, topic)).toBe(0);
+      expect(await faultGauge(registry)).toBe(0);
+    });
+
+    it('held past the hold, the oldest record goes to the DLQ with the reason, one record per hold', async () => {
+      // A lone record the processor cannot take must not stall the partition for ever either.
+      const topic = uniqueName('fault-hold');
+      const kafka = kafkaFor(stack.kafkaBrokers);
+      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+      await produceNumbered(topic, 6, 1);
+      const group = uniqueName('group');
+      await consumer<string>({
+        groupId: group,
+        topics: [topic],
+        backoff: quick,
+        faultHoldMs: 2_000,
+        processor: {
+          decode: (r) => r.value!.toString(),
+          async process() {
+            throw new TypeError("Cannot read properties of undefined (reading 'field')");
+          },
+        },
+      });
+      // The first dead letter comes alone: the next record has a hold of its own.
+      expect(
+        await eventually(async () => ((await dlqCount(kafka, topic)) > 0 ? dlqCount(kafka, topic) : undefined)),
+      ).toBe(1);
+      const dead = await readTopic(kafka, `${topic}.dlq`, 2);
+      expect(dead.map((d) => d.headers?.[DLQ_HEADERS.offset]?.toString())).toEqual(['0', '1']);
+      expect(dead[0]?.headers?.[DLQ_HEADERS.code]?.toString()).toBe('INTERNAL');
+      expect(dead[0]?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe(
+        "held 2s as a processor fault: Cannot read properties of undefined (reading 'field')",
+      );
+      await eventually(async () =>
+        ((await committedOffsets(kafka, group, topic)).get(0) ?? -1n) >= 2n ? true : undefined,
+      );
+    });
+
+    it('a record that fails among others that pass is dead-lettered at once, the hold notwithstanding', async () => {
+      const topic = uniqueName('fault-one');
+      const kafka = kafkaFor(stack.kafkaBrokers);
+      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+      await produceNumbered(topic, 10, 1);
+      const group = uniqueName('group');
+      const sunk: string[] = [];
+      await consumer<string>({
+        groupId: group,
+        topics: [topic],
+        backoff: quick,
+        faultHoldMs: 60_000,
+        processor: {
+          decode: (r) => r.value!.toString(),
+          async process(items) {
+            if (items.some((i) => i.value === 'v3')) throw new RangeError('Invalid time value');
+            sunk.push(...items.map((i) => i.value));
+          },
+        },
+      });
+      const [dead] = await readTopic(kafka, `${topic}.dlq`, 1);
+      expect(dead?.headers?.[DLQ_HEADERS.reason]?.toString()).toBe('Invalid time value');
+      await eventually(
+        async () => ((await committedOffsets(kafka, group, topic)).get(0) === 10n ? true : undefined),
+        10_000,
+      );
+      expect(sunk).toHaveLength(9);
+    });
   });
 
   it('backs off while the sink fails, commits nothing ahead of it, loses nothing, and its lag keeps growing', async () => {

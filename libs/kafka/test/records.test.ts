@@ -1,6 +1,6 @@
-import { DriftlineError, PoisonRecordError } from '@driftline/core';
+import { DriftlineError, type ErrorCode, PoisonRecordError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { deliverWithBisect } from '../src/bisect.js';
+import { deliverWithBisect, suspectsProcessor } from '../src/bisect.js';
 import {
   capText,
   type DecodedRecord,
@@ -188,5 +188,24 @@ describe('deliverWithBisect', () => {
         throw refused;
       }),
     ).rejects.toMatchObject({ retriable: true });
+  });
+});
+
+describe('suspectsProcessor', () => {
+  const rejections = (...codes: ErrorCode[]) => codes.map((code) => ({ code }));
+
+  it('suspects the processor only when nothing got through and a record failed with a processor-fault code', () => {
+    expect(suspectsProcessor(3, rejections('INTERNAL', 'INTERNAL', 'INTERNAL'))).toBe(true);
+    // A poison record next to records a bug failed: still nothing got through.
+    expect(suspectsProcessor(2, rejections('VALIDATION_FAILED', 'INTERNAL'))).toBe(true);
+    // The deployment's own schema or config refused: never the record's fault.
+    expect(suspectsProcessor(1, rejections('SCHEMA_INCOMPATIBLE'))).toBe(true);
+    expect(suspectsProcessor(1, rejections('CONFIG_INVALID'))).toBe(true);
+  });
+
+  it('leaves classified poison and partial failures to the DLQ', () => {
+    expect(suspectsProcessor(3, rejections('INTERNAL'))).toBe(false); // two records got through
+    expect(suspectsProcessor(2, rejections('SINK_REJECTED', 'VALIDATION_FAILED'))).toBe(false);
+    expect(suspectsProcessor(0, [])).toBe(false);
   });
 });

@@ -50,6 +50,10 @@ export function parseRunnerEnv(options: Omit<RunnerOptions, 'logger'>): RunnerEn
     ...Object.keys(commonEnvShape),
     ...[...shapes, ...knownShapes].flatMap((s) => Object.keys(s)),
     'DRIFTLINE_SERVICES',
+    // Read by the trainer's bootstrap (worker/setup-venv.sh), documented as overrides: one env file
+    // serves both, and `run` refused them (exit 78).
+    'DRIFTLINE_TRAINER_FLAVOUR',
+    'DRIFTLINE_TRAINER_VENV',
   ];
   // The stack tool, the demo, the benchmarks and `driftline clickhouse serve` have variables of
   // their own (one env file can serve both `run` and the ClickHouse host).

@@ -18,6 +18,21 @@ describe('runner configuration', () => {
     ).rejects.toThrow(/^DRIFTLINE_TOPIC_PREFX: unknown variable/);
   });
 
+  it("lets the trainer bootstrap's documented overrides through (one env file serves both)", async () => {
+    // The next check to fail is the registry URL: neither name is refused as unknown.
+    await expect(
+      startRunner({
+        services: [],
+        env: {
+          DRIFTLINE_KAFKA_BROKERS: '127.0.0.1:1',
+          DRIFTLINE_TRAINER_FLAVOUR: 'cpu',
+          DRIFTLINE_TRAINER_VENV: '/opt/venv',
+          DRIFTLINE_SCHEMA_REGISTRY_URL: 'not a url',
+        },
+      }),
+    ).rejects.toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: must be a URL/);
+  });
+
   it('selects services by name and refuses unknown ones', () => {
     const all = [{ name: 'a' }, { name: 'b' }];
     expect(selectServices(all, undefined)).toEqual(all);

@@ -157,11 +157,33 @@ function blocks(kind: 'array' | 'map', item: Compiled): Step {
   };
 }
 
-class Compiler {
-  /** Named types by identity: a recursive reference calls the step being compiled. */
-  private readonly named = new Map<avro.Type, Compiled>();
+/**
+ * What the reader does with a writer type's values: `undefined` = unknown (checked strictly),
+ * `null` = skipped (a writer field no reader field matches: avsc steps over its bytes without
+ * reading a number, so a long beyond ±2^53 there is harmless), else the reader's type.
+ */
+type ReaderSide = avro.Type | null | undefined;
 
-  compile(type: avro.Type): Compiled {
+/** The reader type of a record's fields by writer field name (own name or an alias), or null when the reader skips it. */
+function readerFieldsOf(reader: avro.types.RecordType): Map<string, avro.Type> {
+  const byName = new Map<string, avro.Type>();
+  for (const field of reader.fields) {
+    for (const name of [field.name, ...((field as unknown as { aliases?: string[] }).aliases ?? [])]) {
+      byName.set(name, field.type);
+    }
+  }
+  return byName;
+}
+
+function isKind(type: ReaderSide, ...kinds: string[]): type is avro.Type {
+  return type !== null && type !== undefined && kinds.includes(type.typeName);
+}
+
+class Compiler {
+  /** Named types by identity (and reader side): a recursive reference calls the step being compiled. */
+  private readonly named = new Map<avro.Type, Map<ReaderSide, Compiled>>();
+
+  compile(type: avro.Type, reader: ReaderSide = undefined): Compiled {
     const name = type.typeName;
     switch (name) {
       case 'null':
@@ -178,7 +200,7 @@ class Compiler {
       case 'int':
         return { min: 1, step: (c) => void readVarint(c, 5, 'int') };
       case 'long':
-        return { min: 1, step: readSafeLong };
+        return { min: 1, step: reader === null ? (c) => void readVarint(c, 10, 'long') : readSafeLong };
       case 'float':
         return { min: 4, step: fixedWidth(4, 'float') };
       case 'double':
@@ -203,10 +225,19 @@ class Compiler {
           },
         };
       }
-      case 'array':
-        return { min: 1, step: blocks('array', this.compile((type as avro.types.ArrayType).itemsType)) };
+      case 'array': {
+        const items =
+          reader === null ? null : isKind(reader, 'array') ? (reader as avro.types.ArrayType).itemsType : undefined;
+        return { min: 1, step: blocks('array', this.compile((type as avro.types.ArrayType).itemsType, items)) };
+      }
       case 'map': {
-        const values = this.compile((type as avro.types.MapType).valuesType as avro.Type);
+        const readerValues =
+          reader === null
+            ? null
+            : isKind(reader, 'map')
+              ? ((reader as avro.types.MapType).valuesType as avro.Type)
+              : undefined;
+        const values = this.compile((type as avro.types.MapType).valuesType as avro.Type, readerValues);
         const key = lengthPrefixed('map key');
         const valueStep = values.step;
         const item: Step = (c) => {
@@ -217,16 +248,20 @@ class Compiler {
       }
       case 'record':
       case 'error':
-        return this.record(type as avro.types.RecordType);
+        return this.record(type as avro.types.RecordType, reader);
       default:
-        if (name.startsWith('union:')) return this.union((type as avro.types.WrappedUnionType).types);
-        if (name.startsWith('logical:')) return this.compile((type as avro.types.LogicalType).underlyingType);
+        // A union's branches resolve into reader branches by avsc's own rules: checked strictly
+        // unless the whole union is skipped.
+        if (name.startsWith('union:'))
+          return this.union((type as avro.types.WrappedUnionType).types, reader === null ? null : undefined);
+        if (name.startsWith('logical:'))
+          return this.compile((type as avro.types.LogicalType).underlyingType, reader === null ? null : undefined);
         throw new Error(`no bounds check for Avro type ${name}`);
     }
   }
 
-  private union(types: readonly avro.Type[]): Compiled {
-    const branches = types.map((t) => this.compile(t).step);
+  private union(types: readonly avro.Type[], reader: null | undefined): Compiled {
+    const branches = types.map((t) => this.compile(t, reader).step);
     return {
       min: 1,
       step: (c) => {
@@ -241,9 +276,16 @@ class Compiler {
     };
   }
 
-  private record(type: avro.types.RecordType): Compiled {
-    const known = this.named.get(type);
+  private record(type: avro.types.RecordType, reader: ReaderSide): Compiled {
+    const side: ReaderSide = reader === null ? null : isKind(reader, 'record', 'error') ? reader : undefined;
+    let compiled = this.named.get(type);
+    if (compiled === undefined) {
+      compiled = new Map();
+      this.named.set(type, compiled);
+    }
+    const known = compiled.get(side);
     if (known !== undefined) return known;
+    const readerFields = isKind(side, 'record', 'error') ? readerFieldsOf(side as avro.types.RecordType) : undefined;
     // A reference back to this record while its fields compile: call through, count it as 0 bytes.
     let steps: Step[] = [];
     const names = type.fields.map((field) => field.name);
@@ -258,15 +300,17 @@ class Compiler {
       }
       c.depth--;
     };
-    this.named.set(type, { step, min: 0 });
+    compiled.set(side, { step, min: 0 });
     let min = 0;
     steps = type.fields.map((field) => {
-      const compiled = this.compile(field.type);
-      min += compiled.min;
-      return compiled.step;
+      const fieldReader: ReaderSide =
+        side === null ? null : readerFields === undefined ? undefined : (readerFields.get(field.name) ?? null);
+      const done = this.compile(field.type, fieldReader);
+      min += done.min;
+      return done.step;
     });
     const done = { step, min };
-    this.named.set(type, done);
+    compiled.set(side, done);
     return done;
   }
 }
@@ -274,8 +318,13 @@ class Compiler {
 /** A compiled check of one writer schema; throws AvroBoundsError at the first violation. */
 export type AvroBoundsCheck = (body: Uint8Array) => void;
 
-export function compileBoundsCheck(writer: avro.Type): AvroBoundsCheck {
-  const { step } = new Compiler().compile(writer);
+/**
+ * Compiles the check of a writer schema. With the `reader` it resolves into, a long beyond ±2^53
+ * is refused only where the reader reads it: a producer's newer schema that adds a 64-bit id the
+ * reader skips had every record dead-lettered (avsc itself steps over skipped fields unread).
+ */
+export function compileBoundsCheck(writer: avro.Type, reader?: avro.Type): AvroBoundsCheck {
+  const { step } = new Compiler().compile(writer, reader);
   return (body) => {
     const c: Cursor = { buf: body, pos: 0, end: body.length, depth: 0, emptyItems: 0 };
     step(c);

@@ -14,11 +14,25 @@ const HEADER_BYTES = 5;
  */
 const SLAB_BYTES = 64 * 1024;
 
-/** A writer schema as the hot path needs it: the avsc type and the bounds check of its bytes. */
+/** A writer schema: its avsc type, and its JSON (avsc drops the logical types it has no class for). */
 interface Writer {
   readonly type: avro.Type;
-  readonly check: AvroBoundsCheck;
+  readonly schema: unknown;
 }
+
+/** The largest schema id: registries number schemas with a Java int (Confluent answers a larger id with a bare 404). */
+const MAX_SCHEMA_ID = 0x7fffffff;
+/**
+ * avsc matches named types by full name; Avro's Java reader (and so a Java producer's idea of
+ * compatible) by unqualified name: a producer in its own namespace is read as the same record.
+ * Fresh per call: avsc keeps its resolvers by type name in the options object it is given, and a
+ * shared one handed a resolver of another reader back ("invalid resolver").
+ */
+const resolveOptions = () => ({ ignoreNamespaces: true });
+/** The symbol a relaxed reader maps an enum symbol it does not know to (never a valid value). */
+const UNKNOWN_SYMBOL = 'DRIFTLINE_UNKNOWN_SYMBOL';
+/** Time units a writer may declare on a field this reader reads as `timestamp-millis`, with the divisor to milliseconds. */
+const TO_MILLIS: Readonly<Record<string, number>> = { 'timestamp-micros': 1_000, 'local-timestamp-micros': 1_000 };
 
 /** Encodes and decodes one topic's values; encode validates before anything is sent. */
 export interface TopicCodec<T> {
@@ -85,8 +99,8 @@ export class SchemaRegistryCodec {
       writer = this.registry.schemaById(id).then(
         (text) => {
           try {
-            const type = avro.Type.forSchema(JSON.parse(text) as avro.Schema);
-            return { type, check: compileBoundsCheck(type) };
+            const schema: unknown = JSON.parse(text);
+            return { type: avro.Type.forSchema(schema as avro.Schema), schema };
           } catch (error) {
             throw new PoisonRecordError('DECODE_FAILED', `schema id ${id} is not a usable Avro schema`, {
               cause: error,
@@ -110,11 +124,28 @@ export class SchemaRegistryCodec {
   }
 }
 
+/**
+ * How values of one writer schema are read: the bounds check of its bytes (longs beyond ±2^53
+ * refused only where this reader reads them), the type that decodes and the resolver into it
+ * (null: the reader's own schema), whether values must be checked for enum symbols this reader
+ * does not know (read through a relaxed reader), and top-level fields whose writer declares
+ * another time unit than the reader's milliseconds.
+ */
+interface Reading {
+  readonly check: AvroBoundsCheck;
+  readonly type: avro.Type;
+  readonly resolver: avro.Resolver | null;
+  readonly relaxed: boolean;
+  readonly rescale: ReadonlyArray<readonly [field: string, divisor: number]>;
+}
+
 class AvroTopicCodec<T> implements TopicCodec<T> {
   readonly subject: string;
   private readonly readerType: avro.Type;
-  /** Per writer schema id: the bounds check of its bytes and the resolver into the reader (null: same schema). */
-  private readonly readings = new Map<number, { check: AvroBoundsCheck; resolver: avro.Resolver | null }>();
+  /** The reader with a default on each enum, built on first need (a newer writer's extra symbols). */
+  private relaxedReader: avro.Type | undefined;
+  /** Per writer schema id: how its values are read, or why they cannot be (the same for every record). */
+  private readonly readings = new Map<number, Reading | PoisonRecordError>();
   private schemaId: number | undefined;
   private slab = Buffer.allocUnsafe(0);
   private slabPos = 0;
@@ -185,33 +216,24 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
       );
     }
     const id = buffer.readUInt32BE(1);
+    if (id > MAX_SCHEMA_ID) {
+      // Confluent's registry answers such an id with a 404 lacking its "not found" code, which reads
+      // as a wrong URL (retriable): one hostile record held its partition for ever.
+      throw new PoisonRecordError('DECODE_FAILED', `${this.topic}: schema id ${id} is beyond any registry's ids`);
+    }
     let reading = this.readings.get(id);
     if (reading === undefined) {
-      const writer = await this.codec.writer(id);
-      try {
-        reading = {
-          check: writer.check,
-          resolver: writer.type.equals(this.readerType) ? null : this.readerType.createResolver(writer.type),
-        };
-      } catch (error) {
-        throw new PoisonRecordError(
-          'DECODE_FAILED',
-          `${this.topic}: writer schema ${id} cannot be read as ${this.subject}`,
-          {
-            cause: error,
-          },
-        );
-      }
+      reading = this.readingOf(id, await this.codec.writer(id));
       this.readings.set(id, reading);
     }
+    if (reading instanceof PoisonRecordError) throw reading;
     const body = buffer.subarray(HEADER_BYTES);
+    let value: T;
     try {
       // Bounds first: avsc trusts block counts and lengths, and loops or allocates on a hostile one.
       reading.check(body);
-      return (
-        reading.resolver === null
-          ? this.readerType.fromBuffer(body)
-          : this.readerType.fromBuffer(body, reading.resolver)
+      value = (
+        reading.resolver === null ? reading.type.fromBuffer(body) : reading.type.fromBuffer(body, reading.resolver)
       ) as T;
     } catch (error) {
       const reason = error instanceof AvroBoundsError ? error.describe() : (error as Error).message;
@@ -224,7 +246,98 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
         },
       );
     }
+    if (reading.relaxed && !this.readerType.isValid(value)) {
+      const invalid: string[] = [];
+      this.readerType.isValid(value, { errorHook: (path) => invalid.push(path.join('.') || '(root)') });
+      throw new PoisonRecordError(
+        'DECODE_FAILED',
+        `${this.topic}: schema ${id} writes a symbol this reader does not know at ${invalid.join(', ')} (a newer producer: upgrade this consumer)`,
+        { details: { schemaId: id } },
+      );
+    }
+    const record = value as Record<string, unknown>;
+    for (const [field, divisor] of reading.rescale) {
+      const v = record[field];
+      if (typeof v === 'number') record[field] = Math.floor(v / divisor);
+    }
+    return value;
   }
+
+  /** How values of writer `id` are read into this reader, or the poison every such record is. */
+  private readingOf(id: number, writer: Writer): Reading | PoisonRecordError {
+    const check = compileBoundsCheck(writer.type, this.readerType);
+    const rescale = rescaledFields(writer.schema, this.schema);
+    if (writer.type.equals(this.readerType))
+      return { check, type: this.readerType, resolver: null, relaxed: false, rescale };
+    let refusal: unknown;
+    try {
+      return {
+        check,
+        type: this.readerType,
+        resolver: this.readerType.createResolver(writer.type, resolveOptions()),
+        relaxed: false,
+        rescale,
+      };
+    } catch (error) {
+      refusal = error;
+    }
+    // A writer with enum symbols this reader lacks (a newer producer's alert kind): read through a
+    // reader whose enums default to a symbol no value may hold, so only records that carry a new
+    // symbol are poison, not every record of the newer schema.
+    try {
+      this.relaxedReader ??= avro.Type.forSchema(withEnumDefaults(this.schema) as avro.Schema);
+      return {
+        check,
+        type: this.relaxedReader,
+        resolver: this.relaxedReader.createResolver(writer.type, resolveOptions()),
+        relaxed: true,
+        rescale,
+      };
+    } catch {
+      return new PoisonRecordError(
+        'DECODE_FAILED',
+        `${this.topic}: writer schema ${id} cannot be read as ${this.subject}: ${(refusal as Error).message}`,
+        { cause: refusal, details: { schemaId: id } },
+      );
+    }
+  }
+}
+
+/** A copy of a schema (JSON) whose enums without a default get UNKNOWN_SYMBOL as one. */
+function withEnumDefaults(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withEnumDefaults);
+  if (schema === null || typeof schema !== 'object') return schema;
+  const node = schema as Record<string, unknown>;
+  const copy: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) copy[k] = k === 'default' ? v : withEnumDefaults(v);
+  if (node.type === 'enum' && node.default === undefined && Array.isArray(node.symbols)) {
+    copy.symbols = [...(node.symbols as string[]), UNKNOWN_SYMBOL];
+    copy.default = UNKNOWN_SYMBOL;
+  }
+  return copy;
+}
+
+/**
+ * Top-level fields the reader reads as `timestamp-millis` whose writer declares another unit
+ * (a Java producer's `timestamp-micros`): avsc compares schemas without logical types and read
+ * microseconds as milliseconds — event times 1000× in the future, every record dead-lettered.
+ */
+function rescaledFields(writer: unknown, reader: unknown): Array<readonly [string, number]> {
+  const fieldsOf = (schema: unknown) =>
+    Array.isArray((schema as { fields?: unknown } | null)?.fields)
+      ? (schema as { fields: Array<{ name?: unknown; type?: unknown; aliases?: unknown }> }).fields
+      : [];
+  const logicalOf = (type: unknown) => (type as { logicalType?: unknown } | null)?.logicalType;
+  const out: Array<readonly [string, number]> = [];
+  for (const r of fieldsOf(reader)) {
+    if (typeof r.name !== 'string' || logicalOf(r.type) !== 'timestamp-millis') continue;
+    const names = [r.name, ...(Array.isArray(r.aliases) ? r.aliases : [])];
+    const w = fieldsOf(writer).find((f) => names.includes(f.name));
+    const unit = logicalOf(w?.type);
+    const divisor = typeof unit === 'string' ? TO_MILLIS[unit] : undefined;
+    if (divisor !== undefined) out.push([r.name, divisor]);
+  }
+  return out;
 }
 
 /** Most characters of an invalid value an error message shows. */

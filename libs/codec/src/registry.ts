@@ -18,6 +18,14 @@ const SCHEMA_NOT_FOUND = 40403;
 /** Confluent error codes of "subject not found" and "subject has no compatibility config". */
 const SUBJECT_NOT_FOUND = new Set([40401, 40408]);
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
+/**
+ * The levels that give at least the guarantee asked for: an owner who made a subject stricter
+ * (FULL_TRANSITIVE) stopped every publisher from starting.
+ */
+const AT_LEAST: Readonly<Record<string, ReadonlySet<string>>> = {
+  BACKWARD: new Set(['BACKWARD', 'BACKWARD_TRANSITIVE', 'FULL', 'FULL_TRANSITIVE']),
+  FULL: new Set(['FULL', 'FULL_TRANSITIVE']),
+};
 
 interface Answer {
   readonly status: number;
@@ -84,24 +92,33 @@ export class RegistryClient {
   async register(subject: string, schema: string, compatibility: string): Promise<number> {
     const action = `registering ${subject}`;
     const path = `/config/${encodeURIComponent(subject)}`;
+    const accepted = AT_LEAST[compatibility] ?? new Set([compatibility]);
     let config = await this.call(action, 'GET', path);
     // Another client may have registered the subject a moment ago and not yet set its level: give
     // it a moment (up to about a second) before calling the mismatch real.
-    for (let attempt = 0; attempt < 10 && config.status === 200 && levelOf(config) !== compatibility; attempt++) {
+    for (
+      let attempt = 0;
+      attempt < 10 && config.status === 200 && !accepted.has(levelOf(config) ?? '') && levelOf(config) !== 'NONE';
+      attempt++
+    ) {
       await sleep(100);
       config = await this.call(action, 'GET', path);
     }
-    let first = false;
+    // Set the level after the first registration: the subject is new, or has no checks at all
+    // (Apicurio answers NONE for a subject without a rule of its own, e.g. created by another tool,
+    // or by a client that stopped between its registration and its level).
+    let setLevel = false;
     if (config.status === 200) {
-      const level = (config.body as { compatibilityLevel?: unknown } | null)?.compatibilityLevel;
-      if (typeof level === 'string' && level.toUpperCase() !== compatibility) {
+      const level = levelOf(config);
+      if (level === 'NONE') setLevel = true;
+      else if (level !== undefined && !accepted.has(level)) {
         throw new DriftlineError(
           'SCHEMA_INCOMPATIBLE',
-          `${action}: the subject's compatibility is ${level.toUpperCase()}, expected ${compatibility}`,
+          `${action}: the subject's compatibility is ${level}; driftline needs ${[...accepted].join(', ')} (a weaker level lets a producer register a schema the consumers cannot read)`,
         );
       }
     } else if (config.status === 404 && SUBJECT_NOT_FOUND.has(errorCodeOf(config.body) ?? 0)) {
-      first = true;
+      setLevel = true;
     } else {
       throw failure(action, config, false);
     }
@@ -110,21 +127,21 @@ export class RegistryClient {
     });
     const id = (registered.body as { id?: unknown } | null)?.id;
     if (registered.status !== 200 || typeof id !== 'number') throw failure(action, registered, false);
-    if (first) {
+    if (setLevel) {
       const updated = await this.call(action, 'PUT', path, { compatibility });
       // Two clients registering a new subject at once both see 404 and both set the level; the
       // registry refuses the second (Apicurio: 409, rule already exists). That is success when the
-      // level now in place is the one we wanted.
-      if (updated.status !== 200 && !(await this.hasCompatibility(action, path, compatibility))) {
+      // level now in place is one we accept.
+      if (updated.status !== 200 && !(await this.hasCompatibility(action, path, accepted))) {
         throw failure(action, updated, false);
       }
     }
     return id;
   }
 
-  private async hasCompatibility(action: string, path: string, compatibility: string): Promise<boolean> {
+  private async hasCompatibility(action: string, path: string, accepted: ReadonlySet<string>): Promise<boolean> {
     const config = await this.call(action, 'GET', path);
-    return config.status === 200 && levelOf(config) === compatibility;
+    return config.status === 200 && accepted.has(levelOf(config) ?? '');
   }
 
   private async call(action: string, method: string, path: string, body?: object): Promise<Answer> {

@@ -87,6 +87,52 @@ describe('codec against the real Schema Registry and Kafka', () => {
     }
   });
 
+  it('accepts a subject an owner made stricter, raises one without checks, refuses a weaker one (found by a review)', async () => {
+    const registry = stack.schemaRegistryUrl;
+    const json = { 'content-type': 'application/vnd.schemaregistry.v1+json' };
+    const subjectOf = (topic: string) => `${topic}-value`;
+    const config = (topic: string) => `${registry}/config/${encodeURIComponent(subjectOf(topic))}`;
+    const levelOf = async (topic: string) =>
+      ((await (await fetch(config(topic))).json()) as { compatibilityLevel?: string }).compatibilityLevel;
+    /** A subject another tool created: its first schema registered, its level set (or not) by that tool. */
+    const created = async (topic: string, level?: string) => {
+      const schema = JSON.stringify(contracts.prediction.schema);
+      const posted = await fetch(`${registry}/subjects/${encodeURIComponent(subjectOf(topic))}/versions`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ schema }),
+      });
+      expect(posted.status).toBe(200);
+      if (level !== undefined) {
+        const put = await fetch(config(topic), {
+          method: 'PUT',
+          headers: json,
+          body: JSON.stringify({ compatibility: level }),
+        });
+        expect(put.status).toBe(200);
+      }
+    };
+    const register = (topic: string) =>
+      new SchemaRegistryCodec({ url: registry }).forTopic(contracts.prediction, topic).register();
+
+    const stricter = uniqueName('strict');
+    await created(stricter, 'FULL_TRANSITIVE');
+    expect(await register(stricter)).toBeGreaterThan(0);
+    expect(await levelOf(stricter)).toBe('FULL_TRANSITIVE'); // left as the owner set it
+
+    const unchecked = uniqueName('unchecked');
+    await created(unchecked);
+    expect(await register(unchecked)).toBeGreaterThan(0);
+    expect(await levelOf(unchecked)).toBe('BACKWARD');
+
+    const weaker = uniqueName('weaker');
+    await created(weaker, 'FORWARD');
+    await expect(register(weaker)).rejects.toMatchObject({
+      code: 'SCHEMA_INCOMPATIBLE',
+      message: expect.stringMatching(/compatibility is FORWARD; driftline needs BACKWARD, BACKWARD_TRANSITIVE, FULL/),
+    });
+  });
+
   it('refuses an event that does not match its schema before sending, naming the field', async () => {
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(
       contracts.label,

@@ -1,0 +1,155 @@
+import { PoisonRecordError } from '@driftline/core';
+import { contracts } from '@driftline/schemas';
+import avro from 'avsc';
+import { describe, expect, it } from 'vitest';
+import { SchemaRegistryCodec, type SchemaSource } from '../src/index.js';
+
+/**
+ * Writers a producer may register under the same subject while the consumers still run the
+ * current reader: each the registry accepts at BACKWARD (checked by a review against Apicurio).
+ */
+type Schema = { name: string; namespace?: string; fields: Array<Record<string, unknown>> };
+const prediction = contracts.prediction.schema as unknown as Schema;
+const alert = contracts.alert.schema as unknown as Schema;
+
+const withTraceId: Schema = {
+  ...prediction,
+  fields: [...prediction.fields, { name: 'trace_id', type: ['null', 'long'], default: null }],
+};
+const inOtherNamespace: Schema = { ...prediction, namespace: 'com.acme.ml' };
+const inMicros: Schema = {
+  ...prediction,
+  fields: prediction.fields.map((f) =>
+    f.name === 'event_time' ? { ...f, type: { type: 'long', logicalType: 'timestamp-micros' } } : f,
+  ),
+};
+const withNewAlertKind: Schema = {
+  ...alert,
+  fields: alert.fields.map((f) => {
+    if (f.name !== 'kind') return f;
+    const kind = f.type as { symbols: string[] };
+    return { ...f, type: { ...kind, symbols: [...kind.symbols, 'CONCEPT_DRIFT'] } };
+  }),
+};
+const withoutEntity: Schema = { ...prediction, fields: prediction.fields.filter((f) => f.name !== 'entity_id') };
+
+const writers = new Map<number, Schema>([
+  [1, prediction],
+  [2, withTraceId],
+  [3, inOtherNamespace],
+  [4, inMicros],
+  [5, withNewAlertKind],
+  [6, withoutEntity],
+]);
+const lookups: number[] = [];
+const source: SchemaSource = {
+  schemaById: async (id) => {
+    lookups.push(id);
+    const schema = writers.get(id);
+    if (schema === undefined)
+      throw new PoisonRecordError('DECODE_FAILED', `schema id ${id} is unknown to the registry`);
+    return JSON.stringify(schema);
+  },
+  register: async () => {
+    throw new Error('not used');
+  },
+};
+const codec = new SchemaRegistryCodec(source);
+const predictions = codec.forTopic(contracts.prediction);
+const alerts = codec.forTopic(contracts.alert);
+
+function framed(id: number, body: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(id, 1);
+  return Buffer.concat([header, body]);
+}
+
+const predictionValue = {
+  prediction_id: 'p1',
+  model: 'fraud',
+  model_version: 'v1',
+  entity_id: 'u1',
+  event_time: 1_733_140_000_000,
+  features: { amount: 12.5 },
+  prediction: 0.75,
+  predicted_class: null,
+  role: 'production',
+  scores: null,
+};
+const alertValue = {
+  alert_id: 'a1',
+  kind: 'FEATURE_DRIFT',
+  model: 'fraud',
+  model_version: 'v1',
+  feature: 'amount',
+  window_start: 1_733_140_000_000,
+  window_end: 1_733_143_600_000,
+  event_time: 1_733_143_600_000,
+};
+
+/** An alert as writer 5 writes it, every field the schema has filled with a valid value. */
+function alertBody(kind: string): Buffer {
+  const type = avro.Type.forSchema(withNewAlertKind as unknown as avro.Schema);
+  const base = type.random() as unknown as Record<string, unknown>;
+  return type.toBuffer({ ...base, ...alertValue, kind });
+}
+
+describe('decoding writers a producer registered after this reader', () => {
+  it('skips a 64-bit value in a field the reader does not read (every record was dead-lettered)', async () => {
+    const type = avro.Type.forSchema(withTraceId as unknown as avro.Schema);
+    // trace_id = 2^62: union branch 1 (zigzag 0x02), then the long's 10-byte varint (zigzag 2^63).
+    const small = type.toBuffer({ ...predictionValue, trace_id: 1 });
+    const body = Buffer.concat([
+      small.subarray(0, -1),
+      Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]),
+    ]);
+    expect(await predictions.decode(framed(2, body))).toMatchObject(predictionValue);
+  });
+
+  it('still refuses a long beyond ±2^53 in a field the reader reads, naming it', async () => {
+    const body = avro.Type.forSchema(prediction as unknown as avro.Schema).toBuffer(predictionValue);
+    const at = body.indexOf(Buffer.from('u1')) + 2; // event_time follows entity_id
+    const end = at + avro.Type.forSchema('long').toBuffer(predictionValue.event_time).length;
+    const huge = Buffer.concat([
+      body.subarray(0, at),
+      Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]),
+      body.subarray(end),
+    ]);
+    await expect(predictions.decode(framed(1, huge))).rejects.toThrow(/at event_time .*beyond ±2\^53/);
+  });
+
+  it('reads a record of another namespace as Avro Java does (by unqualified name)', async () => {
+    const body = avro.Type.forSchema(inOtherNamespace as unknown as avro.Schema).toBuffer(predictionValue);
+    expect(await predictions.decode(framed(3, body))).toMatchObject(predictionValue);
+  });
+
+  it('reads a timestamp-micros writer as milliseconds (it read as a time 1000x in the future)', async () => {
+    const body = avro.Type.forSchema(inMicros as unknown as avro.Schema).toBuffer({
+      ...predictionValue,
+      event_time: predictionValue.event_time * 1_000 + 999,
+    });
+    expect((await predictions.decode(framed(4, body))).event_time).toBe(predictionValue.event_time);
+  });
+
+  it('a newer enum symbol makes only the records that carry it poison, not the whole writer', async () => {
+    expect(await alerts.decode(framed(5, alertBody('PREDICTION_DRIFT')))).toMatchObject({ kind: 'PREDICTION_DRIFT' });
+    const refused = alerts.decode(framed(5, alertBody('CONCEPT_DRIFT')));
+    await expect(refused).rejects.toBeInstanceOf(PoisonRecordError);
+    await expect(refused).rejects.toThrow(/schema 5 writes a symbol this reader does not know at kind/);
+  });
+
+  it("a writer the reader cannot resolve is poison with avsc's reason", async () => {
+    const body = avro.Type.forSchema(withoutEntity as unknown as avro.Schema).toBuffer(predictionValue);
+    await expect(predictions.decode(framed(6, body))).rejects.toThrow(
+      /writer schema 6 cannot be read as predictions\.v1-value: .*entity_id/,
+    );
+  });
+
+  it('a schema id beyond a Java int is poison without a registry look-up (a bare 404 read as an outage)', async () => {
+    lookups.length = 0;
+    await expect(predictions.decode(framed(0x80000000, Buffer.alloc(4)))).rejects.toThrow(
+      /schema id 2147483648 is beyond any registry's ids/,
+    );
+    expect(lookups).toEqual([]);
+  });
+});

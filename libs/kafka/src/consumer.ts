@@ -123,7 +123,8 @@ export interface ConsumerHandle {
   ready(): boolean;
   /**
    * False while a partition is stalled (lag on the committed offset and no commit for
-   * `stallTimeoutMs`), and for good once kafkajs gave up on the consumer (a crash it does not restart).
+   * `stallTimeoutMs`, not backing off on a failing sink), and for good once kafkajs gave up on the
+   * consumer (a crash it does not restart).
    */
   healthy(): boolean;
   /** The stalled partitions now (for the health endpoint's body and logs). */
@@ -627,7 +628,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   /** The stalled partitions now; keeps the gauge current and logs each stall once when it starts. */
   function stalls(): Stall[] {
     if (stopping) return [];
-    const found = progress.stalls(Date.now());
+    // A partition backing off on a failing sink knows why it waits, and a restart would not cure
+    // the sink: every member restarted at the stall timeout through a long outage, and a start-up
+    // that needs the same sink then failed into a crash loop (found by a review). Readiness and
+    // driftline_consumer_backing_off report it; a stall is a wait without a known cause.
+    const found = progress.stalls(Date.now()).filter((s) => !backingOff.has(partitionKey(s.topic, s.partition)));
     const keys = new Map(found.map((s) => [partitionKey(s.topic, s.partition), s]));
     for (const s of found) {
       const labels = { group: groupId, topic: s.topic, partition: String(s.partition) };

@@ -628,11 +628,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   /** The stalled partitions now; keeps the gauge current and logs each stall once when it starts. */
   function stalls(): Stall[] {
     if (stopping) return [];
-    // A partition backing off on a failing sink knows why it waits, and a restart would not cure
-    // the sink: every member restarted at the stall timeout through a long outage, and a start-up
-    // that needs the same sink then failed into a crash loop (found by a review). Readiness and
-    // driftline_consumer_backing_off report it; a stall is a wait without a known cause.
-    const found = progress.stalls(Date.now()).filter((s) => !backingOff.has(partitionKey(s.topic, s.partition)));
+    // A partition backing off on a failing sink knows why it waits, and so do the partitions
+    // waiting behind it (kafkajs hands the loop one partition's batch at a time); a restart would
+    // not cure the sink: every member restarted at the stall timeout through a long outage, and a
+    // start-up that needs the same sink then failed into a crash loop (found by a review).
+    // Readiness and driftline_consumer_backing_off report it; a stall is a wait without a known cause.
+    const found = backingOff.size > 0 ? [] : progress.stalls(Date.now());
     const keys = new Map(found.map((s) => [partitionKey(s.topic, s.partition), s]));
     for (const s of found) {
       const labels = { group: groupId, topic: s.topic, partition: String(s.partition) };

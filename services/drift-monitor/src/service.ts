@@ -51,6 +51,8 @@ export const driftMonitorService = defineService({
 
     const predictionCodec = ctx.codec().forTopic(contracts.prediction, predictionsTopic);
     const alerts = ctx.publisher(contracts.alert);
+    // An incompatible schema fails start-up: at the first alert it failed every batch of the topic consumed.
+    await alerts.prepare();
     const modelCodec = ctx.codec().forTopic(contracts.model, ctx.topic('model'));
 
     const consumers: ConsumerHandle[] = [];

@@ -30,6 +30,8 @@ export const labelJoinerService = defineService({
     const predictions = ctx.codec().forTopic(contracts.prediction, predictionTopic);
     const labels = ctx.codec().forTopic(contracts.label, labelTopic);
     const alerts = ctx.publisher(contracts.alert);
+    // An incompatible schema fails start-up: at the first alert it failed every batch of the topic consumed.
+    await alerts.prepare();
     const store = createRedisJoinStore(config.redis, {
       prefix: config.keyPrefix,
       join: config.join,

@@ -24,6 +24,8 @@ export const skewMonitorService = defineService({
     const predictionsTopic = ctx.topic('prediction');
     const codec = ctx.codec().forTopic(contracts.prediction, predictionsTopic);
     const alerts = ctx.publisher(contracts.alert);
+    // An incompatible schema fails start-up: at the first alert it failed every batch of the topic consumed.
+    await alerts.prepare();
     // Reads only, failing fast (online-read policy): an outage surfaces to the consumer loop, which
     // pauses the partition and retries without committing.
     const store = createRedisOnlineStore(config.redis, {

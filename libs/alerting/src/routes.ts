@@ -140,17 +140,53 @@ export function globToRegExp(glob: string): RegExp {
 const compile = (p: string | readonly string[] | undefined) =>
   p === undefined ? undefined : (typeof p === 'string' ? [p] : p).map(globToRegExp);
 
+/** `user:password` of a URL, percent-decoded (a `%zz` the URL parser let through stays as it is). */
+const decoded = (part: string) => {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+};
+
+/**
+ * A receiver URL with credentials (`https://user:password@host/…`) as fetch can send it: the
+ * credentials move to an `Authorization: Basic` header and leave the URL. Node's fetch refuses a
+ * URL that carries them (a TypeError quoting the whole URL, password included, which was retried,
+ * logged and stored); curl and most webhook tools take them as Basic auth, so they mean the same
+ * here. Both those credentials and an `authorization` header is ambiguous: a ConfigError.
+ */
+function credentialsToHeader(
+  text: string,
+  headers: Readonly<Record<string, string>>,
+  field: string,
+): { url: string; headers: Readonly<Record<string, string>> } {
+  const url = new URL(text);
+  if (url.username === '' && url.password === '') return { url: text, headers };
+  if (Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) {
+    throw new ConfigError(
+      `${field}.url`,
+      'has credentials (user:password@) and the receiver sets an authorization header: keep one',
+    );
+  }
+  const basic = Buffer.from(`${decoded(url.username)}:${decoded(url.password)}`, 'utf8').toString('base64');
+  url.username = '';
+  url.password = '';
+  return { url: url.href, headers: { ...headers, authorization: `Basic ${basic}` } };
+}
+
 /** Validates a routes document; a ConfigError names the field, e.g. `routes.yaml.routes.0.receivers`. */
 export function parseRoutes(document: unknown, source = 'routes'): RoutingTable {
   const doc = checkConfigDocument(documentShape, document, source);
   const receivers = new Map<string, Receiver>();
   for (const [n, r] of Object.entries(doc.receivers)) {
     const perMinute = r.rate_limit?.per_minute ?? ROUTING_DEFAULTS.perMinute;
+    const { url, headers } = credentialsToHeader(r.url, r.headers ?? {}, `${source}.receivers.${n}`);
     receivers.set(n, {
       name: n,
-      url: r.url,
+      url,
       format: r.format,
-      headers: r.headers ?? {},
+      headers,
       rateLimit: { perMs: perMinute / 60_000, burst: r.rate_limit?.burst ?? ROUTING_DEFAULTS.burst },
     });
   }

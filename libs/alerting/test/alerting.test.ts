@@ -88,6 +88,28 @@ describe('routes file', () => {
     expect(receiversFor(table, alert({ model: 'xfraud', kind: 'PERFORMANCE' }))).toEqual(['audit']);
   });
 
+  it("moves a URL's credentials into an Authorization: Basic header (fetch refuses them in the URL)", () => {
+    const t = parseRoutesText(
+      'receivers: { a: { url: "https://bot:S3CRET%40x@hooks.example/services/T0", headers: { X-Token: abc } } }\ndefault: [a]',
+    );
+    const receiver = t.receivers.get('a');
+    expect(receiver?.url).toBe('https://hooks.example/services/T0');
+    expect(receiver?.headers).toEqual({
+      'X-Token': 'abc',
+      authorization: `Basic ${Buffer.from('bot:S3CRET@x').toString('base64')}`,
+    });
+    // A request can be built from it, as it could not before.
+    expect(() => new Request(receiver!.url, { headers: receiver!.headers })).not.toThrow();
+  });
+
+  it('refuses URL credentials beside an authorization header, naming the receiver, without the password', () => {
+    const text =
+      'receivers: { a: { url: "https://bot:S3CRET@h/x", headers: { Authorization: "Bearer t" } } }\ndefault: [a]';
+    expect(() => parseRoutesText(text, 'routes.yaml')).toThrow(
+      /^routes\.yaml\.receivers\.a\.url: has credentials \(user:password@\) and the receiver sets an authorization header: keep one$/,
+    );
+  });
+
   it('without a default, an unmatched alert has no receiver', () => {
     const t = parseRoutesText(
       'receivers: { a: { url: "http://x/" } }\nroutes: [{ match: { model: m }, receivers: [a] }]',

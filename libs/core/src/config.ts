@@ -1,15 +1,16 @@
 import { z } from 'zod';
 import { DURATION_HINT, parseDurationMs } from './duration.js';
 import { ConfigError } from './errors.js';
-import { isSecretName } from './redact.js';
+import { isSecretName, redactConfigValue } from './redact.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /**
  * Parses environment variables once, at start-up, against a zod object schema whose keys are
  * the variable names. The first problem is thrown as a ConfigError naming the variable and the
- * value it got (never the value of a password or token variable, never a URL's credentials); pair it
- * with `rejectUnknownEnv` so a misspelt variable cannot silently fall back to a default.
+ * value it got (never the value of a password or token variable; of any other, everything before
+ * its last `@` is masked, see redactConfigValue); pair it with `rejectUnknownEnv` so a misspelt
+ * variable cannot silently fall back to a default.
  */
 export function parseEnv<S extends z.ZodRawShape>(shape: S, env: Env = process.env): z.infer<z.ZodObject<S>> {
   const known = new Set(Object.keys(shape));
@@ -22,9 +23,10 @@ export function parseEnv<S extends z.ZodRawShape>(shape: S, env: Env = process.e
   if (!result.success) {
     const issue = result.error.issues[0];
     const field = issue?.path.map(String).join('.') || '(environment)';
-    // A secret's value is never echoed; any other value is, with URL credentials redacted
-    // (ConfigError redacts its whole message).
-    const got = isSecretName(field) ? undefined : picked[field];
+    // A secret's value is never echoed; any other value is, redacted before it is quoted: quoting
+    // first escaped a `"` in a password into `\"`, which ended the user-info the redaction saw.
+    const raw = isSecretName(field) ? undefined : picked[field];
+    const got = raw === undefined ? undefined : redactConfigValue(raw);
     throw new ConfigError(
       field,
       `${issue?.message ?? 'invalid'}${got === undefined ? '' : ` (got ${JSON.stringify(got)})`}`,

@@ -9,6 +9,7 @@ import {
   MAX_TIMER_MS,
   parseEnv,
   readConfigFile,
+  redactConfigValue,
   redactCredentials,
   rejectUnknownEnv,
 } from '../src/index.js';
@@ -184,6 +185,35 @@ describe('config errors never print credentials (issue 11, defect 9)', () => {
     expect(e.message).toBe('DRIFTLINE_X: cannot reach rediss://***@r:6380/0 (and http://***@h/?token=***&x=1)');
     expect(e.stack).not.toContain('pa55');
     expect(redactCredentials('redis://localhost:6379 and a:b@c')).toBe('redis://localhost:6379 and a:b@c');
+  });
+
+  it('redacts a user-info up to its last `@`: a password holding an `@` leaks nothing', () => {
+    expect(redactCredentials('redis://:p@ss@host:6379/0')).toBe('redis://***@host:6379/0');
+    expect(redactCredentials('connect http://u:a@b@c@h:1/x failed')).toBe('connect http://***@h:1/x failed');
+    // The `@` of a path is not the user-info's.
+    expect(redactCredentials('http://h:1/a@b')).toBe('http://h:1/a@b');
+    expect(redactCredentials('http://h/x?api-key=abc&X-Amz-Signature=zzz&auth=tok&n=1')).toBe(
+      'http://h/x?api-key=***&X-Amz-Signature=***&auth=***&n=1',
+    );
+  });
+
+  it('echoes an invalid URL value redacted before it is quoted, to its last `@`', () => {
+    const redis = { DRIFTLINE_REDIS_URL: envField.string().regex(/^rediss?:\/\//, 'must be a redis:// URL') };
+    for (const [value, secret] of [
+      ['tcp://user:pa"ss@redis:6379', 'pa'], // quoting first turned `"` into `\"`, ending the user-info
+      ['tcp://:p@ss@redis:6379', 'ss'],
+      ['tcp://:pa ss@redis:6379', 'pa'],
+      ['tcp://:pa/ss@redis:6379', 'pa'],
+      [':hunter2@redis:6379', 'hunter2'], // no scheme at all
+    ] as const) {
+      const e = configError(() => parseEnv(redis, { DRIFTLINE_REDIS_URL: value }));
+      expect(e.message, value).not.toContain(secret);
+      expect(e.message, value).toMatch(
+        /^DRIFTLINE_REDIS_URL: must be a redis:\/\/ URL \(got "(tcp:\/\/)?\*\*\*@redis:6379"\)$/,
+      );
+    }
+    expect(redactConfigValue('http://u:p@ss word@reg:8080/x?token=t')).toBe('http://***@reg:8080/x?token=***');
+    expect(redactConfigValue('redis://h:6379')).toBe('redis://h:6379');
   });
 });
 

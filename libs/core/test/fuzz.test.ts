@@ -25,10 +25,13 @@ import {
  * typed error, within 100 ms per call.
  */
 
-/** The regexes redactCredentials used before it became a linear scan: the oracle for what it must do. */
-const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'`]+@/gi;
+/**
+ * The regexes redactCredentials stands for (it is a linear scan): the oracle for what it must do.
+ * The user-info is greedy, up to the authority's last `@` (`redis://:p@ss@host`).
+ */
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'`]+@/gi;
 const SECRET_QUERY =
-  /([?&;](?:password|passwd|pwd|pass|token|access_token|api_key|apikey|secret|sig|signature)=)[^&\s#"'`]*/gi;
+  /([?&;](?:password|passwd|pwd|pass|token|access_token|api_key|api-key|apikey|auth|secret|sig|signature|x-amz-signature|x-amz-security-token)=)[^&\s#"'`]*/gi;
 const oracle = (text: string) => text.replace(URL_USERINFO, '$1***@').replace(SECRET_QUERY, '$1***');
 
 /** Text made of the pieces URLs, credentials and separators are made of. */

@@ -1,6 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Logger } from '@driftline/core';
 import type { Registry } from 'prom-client';
+import { createLogger } from './logger.js';
 
 export interface HealthCheck {
   /** Live: the process is working (not wedged). */
@@ -19,36 +21,106 @@ export interface ObservabilityServer {
   close(): Promise<void>;
 }
 
-/** Serves /metrics (Prometheus text), /healthz and /readyz (200 or 503 with a JSON body). */
+/** The server's connection timeouts, in ms (what `listenHttp` of `@driftline/service/http` calls ServerTimeouts). */
+export interface ObservabilityTimeouts {
+  /** Time a client has to send its request headers (an idle or slow-loris connection): 408 and close after. */
+  readonly headersTimeoutMs: number;
+  /** Time a client has to send its whole request. */
+  readonly requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open (above a scrape interval, so Prometheus reuses it). */
+  readonly keepAliveTimeoutMs: number;
+  /** Time a client has to read a complete answer before its connection is closed. */
+  readonly writeTimeoutMs: number;
+}
+
+/**
+ * The defaults of `listenHttp` (`DEFAULT_TIMEOUTS` of `@driftline/service/http`), repeated here:
+ * that package depends on this one. Node's own (60 s for headers, checked every 30 s) held an idle
+ * or slow-loris connection for 90 s.
+ */
+export const OBSERVABILITY_TIMEOUTS: ObservabilityTimeouts = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 65_000,
+  writeTimeoutMs: 30_000,
+};
+
+/**
+ * Connections the server holds at once; more are closed as they arrive. A scraper, a probe or two
+ * and a person need a handful: the cap keeps a flood of connections from using up the process's
+ * file descriptors, which its Kafka, Redis and ClickHouse clients need.
+ */
+export const MAX_OBSERVABILITY_CONNECTIONS = 64;
+
+const ALLOW = 'GET, HEAD';
+
+/** Serves /metrics (Prometheus text), /healthz and /readyz (200 or 503 with a JSON body); GET and HEAD. */
 export async function startObservabilityServer(options: {
   registry: Registry;
   health: HealthCheck;
   port?: number;
   host?: string;
+  timeouts?: Partial<ObservabilityTimeouts>;
+  maxConnections?: number;
+  /** Where a failed /metrics collection is logged (its text never goes to the client). */
+  logger?: Logger;
 }): Promise<ObservabilityServer> {
-  const server: Server = createServer((req, res) => {
+  const timeouts = { ...OBSERVABILITY_TIMEOUTS, ...options.timeouts };
+  let logger = options.logger;
+  const log = () => {
+    logger ??= createLogger({ service: 'driftline' });
+    return logger;
+  };
+  /** Ends the answer; a client that does not read it within the write timeout loses its connection. */
+  const send = (res: ServerResponse, status: number, headers: Record<string, string>, body?: string) => {
+    res.writeHead(status, headers).end(body);
+    if (res.writableFinished) return;
+    const timer = setTimeout(() => res.socket?.destroy(), timeouts.writeTimeoutMs);
+    timer.unref();
+    res.once('close', () => clearTimeout(timer));
+  };
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET') {
-      res.writeHead(405).end();
+    // HEAD as GET without a body (node drops it): probes that only look at the status use it.
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, { allow: ALLOW });
       return;
     }
     if (path === '/metrics') {
-      options.registry
-        .metrics()
-        .then((body) => res.writeHead(200, { 'content-type': options.registry.contentType }).end(body))
-        .catch((error: unknown) => res.writeHead(500).end(String(error)));
+      options.registry.metrics().then(
+        (body) => send(res, 200, { 'content-type': options.registry.contentType }, body),
+        (error: unknown) => {
+          // A collector's text (a proxied thread's, a backend's) is the operator's, not the scraper's.
+          log().error({ err: error }, '/metrics collection failed; answered 500');
+          send(res, 500, { 'content-type': 'text/plain' }, 'metrics collection failed\n');
+        },
+      );
       return;
     }
     if (path === '/healthz' || path === '/readyz') {
       const ok = path === '/healthz' ? options.health.healthy() : options.health.ready();
       const problems = ok ? {} : (options.health.problems?.() ?? {});
-      res
-        .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...problems }));
+      send(
+        res,
+        ok ? 200 : 503,
+        { 'content-type': 'application/json' },
+        JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...problems }),
+      );
       return;
     }
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
-  });
+    send(res, 404, { 'content-type': 'application/json' }, JSON.stringify({ error: 'not found' }));
+  };
+  const server: Server = createServer(
+    {
+      headersTimeout: timeouts.headersTimeoutMs,
+      requestTimeout: Math.max(timeouts.headersTimeoutMs, timeouts.requestTimeoutMs),
+      keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+      // How often node checks the two timeouts above (its default, 30 s, let a connection outlive them by that much).
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(timeouts.headersTimeoutMs / 4))),
+    },
+    handle,
+  );
+  server.maxConnections = options.maxConnections ?? MAX_OBSERVABILITY_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());

@@ -1,6 +1,14 @@
-export { type HealthCheck, type ObservabilityServer, startObservabilityServer } from './http-server.js';
+export {
+  type HealthCheck,
+  MAX_OBSERVABILITY_CONNECTIONS,
+  OBSERVABILITY_TIMEOUTS,
+  type ObservabilityServer,
+  type ObservabilityTimeouts,
+  startObservabilityServer,
+} from './http-server.js';
 export { createLogger } from './logger.js';
 export {
+  BOUNDED_LABEL_IDLE_MS,
   type BoundedLabels,
   counter,
   createMetricsRegistry,

@@ -1,3 +1,4 @@
+import { DriftlineError } from '@driftline/core';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** One registry per service (never the global one), so tests and co-hosted services stay isolated. */
@@ -14,55 +15,182 @@ type Labels<L extends string> = readonly L[];
 export const MAX_LABEL_VALUES = 100;
 /** The one value every value past the bound of a bounded label is counted under. */
 export const OTHER_LABEL_VALUE = '__other__';
+/** How long a bounded label's value keeps its place without an update while new values wait for one. */
+export const BOUNDED_LABEL_IDLE_MS = 10 * 60_000;
 
 /**
  * Labels whose values come from events (model names, versions, features) rather than from
- * configuration: each keeps at most `max` distinct values per metric (the first seen), and every
- * later value is recorded as {@link OTHER_LABEL_VALUE}, so a flood of random names cannot grow a
- * registry (and Prometheus) without bound. A gauge's `__other__` series holds the last value set.
+ * configuration: each keeps at most `max` distinct values per metric, and a value without a place
+ * is recorded as {@link OTHER_LABEL_VALUE}, so a flood of random names cannot grow a registry (and
+ * Prometheus) without bound. A value takes a place when it is first recorded (inc, dec, set,
+ * observe, a timer; not `labels()` or `remove()` alone). When all are taken, a new value takes the
+ * place of the least recently updated one if that one has not been updated for `idleMs` (its
+ * series are removed): a burst of junk names holds the places for `idleMs` at most, so a real
+ * model seen later gets its own series, while a steady flood renews at most `max` series per
+ * `idleMs` (no churn of series in Prometheus). A gauge's `__other__` series holds the last value set.
  */
 export interface BoundedLabels<L extends string> {
   readonly bounded: readonly L[];
   readonly max?: number;
+  /** Default {@link BOUNDED_LABEL_IDLE_MS}. */
+  readonly idleMs?: number;
 }
 
-const BOUNDED_METHODS = ['inc', 'dec', 'set', 'observe', 'startTimer', 'labels', 'remove'] as const;
+type LabelSet = Record<string, unknown>;
+
+/** Methods that record a value under their labels (the first argument, when it is an object). */
+const RECORDING_METHODS = ['inc', 'dec', 'set', 'setToCurrentTime', 'observe', 'startTimer', 'zero'] as const;
+/** Methods of a `labels(...)` child, each the metric's own with the child's labels first. */
+const CHILD_METHODS = ['inc', 'dec', 'set', 'setToCurrentTime', 'observe', 'startTimer'] as const;
 
 /** Rewrites the label arguments of a metric's methods so that bounded labels stay within their bound. */
 function bound<M extends object>(metric: M, labelNames: readonly string[], limits: BoundedLabels<string>): M {
   const max = limits.max ?? MAX_LABEL_VALUES;
-  const seen = new Map(limits.bounded.map((l) => [l, new Set<string>()] as const));
-  const capped = (label: string, value: unknown): unknown => {
-    const values = seen.get(label);
-    if (values === undefined || value === undefined) return value;
-    const text = String(value);
-    if (values.has(text)) return value;
-    if (values.size < max) {
-      values.add(text);
-      return value;
-    }
-    return OTHER_LABEL_VALUE;
-  };
+  const idleMs = limits.idleMs ?? BOUNDED_LABEL_IDLE_MS;
+  /** Per bounded label, its values with a place (least recently updated first) and the series of each. */
+  const places = new Map(limits.bounded.map((l) => [l, new Map<string, { at: number; series: Set<string> }>()]));
+  /** Every series recorded under values with a place, by key. */
+  const series = new Map<string, LabelSet>();
   const target = metric as unknown as Record<string, unknown>;
-  for (const method of BOUNDED_METHODS) {
-    const original = target[method];
-    if (typeof original !== 'function') continue;
-    target[method] = function (this: unknown, ...args: unknown[]) {
-      const first = args[0];
-      if (first !== null && typeof first === 'object') {
-        const out: Record<string, unknown> = {};
-        for (const [k, v] of Object.entries(first)) out[k] = capped(k, v);
-        args[0] = out;
-      } else if (method === 'labels' || method === 'remove') {
-        args = args.map((v, i) => capped(labelNames[i] ?? '', v));
+  const original = (name: string) => (target[name] as (...a: unknown[]) => unknown).bind(metric);
+  const removeSeries = original('remove');
+  const keyOf = (labels: LabelSet) =>
+    JSON.stringify(labelNames.map((n) => (labels[n] === undefined ? null : String(labels[n]))));
+  const positional = (values: unknown[]): LabelSet => Object.fromEntries(labelNames.map((n, i) => [n, values[i]]));
+
+  /** Forgets a series (already gone from the metric); a value left without series frees its place. */
+  const forget = (key: string) => {
+    const labels = series.get(key);
+    if (labels === undefined) return;
+    series.delete(key);
+    for (const [label, values] of places) {
+      const place = values.get(String(labels[label]));
+      place?.series.delete(key);
+      if (place?.series.size === 0) values.delete(String(labels[label]));
+    }
+  };
+  const evict = (values: Map<string, { at: number; series: Set<string> }>, value: string) => {
+    for (const key of [...(values.get(value)?.series ?? [])]) {
+      removeSeries(series.get(key));
+      forget(key);
+    }
+    values.delete(value);
+  };
+
+  /** A bounded label's value in `labels` that could take a place (not absent, not `__other__` itself). */
+  const boundedValue = (labels: LabelSet, label: string) => {
+    const raw = labels[label];
+    return raw === undefined || String(raw) === OTHER_LABEL_VALUE ? undefined : String(raw);
+  };
+  /** The labels to record under: each bounded value with a place (taking or renewing it), else `__other__`. */
+  const admit = (labels: LabelSet): LabelSet => {
+    const now = Date.now();
+    // Room first, for every label, so an eviction (which can free places of the other labels)
+    // never takes back a place given in this same call.
+    for (const [label, values] of places) {
+      const value = boundedValue(labels, label);
+      if (value === undefined || values.has(value) || values.size < max) continue;
+      const [oldest, entry] = values.entries().next().value ?? [];
+      if (oldest !== undefined && entry !== undefined && now - entry.at >= idleMs) evict(values, oldest);
+    }
+    const out: LabelSet = { ...labels };
+    const placed: Array<{ at: number; series: Set<string> }> = [];
+    for (const [label, values] of places) {
+      const value = boundedValue(labels, label);
+      if (value === undefined) continue;
+      const place = values.get(value) ?? (values.size < max ? { at: now, series: new Set<string>() } : undefined);
+      if (place === undefined) {
+        out[label] = OTHER_LABEL_VALUE;
+        continue;
       }
-      return (original as (...a: unknown[]) => unknown).apply(this, args);
+      // (Re)inserted at the end: the map's first entry is the least recently updated value.
+      values.delete(value);
+      place.at = now;
+      values.set(value, place);
+      placed.push(place);
+    }
+    if (placed.length > 0) {
+      const key = keyOf(out);
+      series.set(key, out);
+      for (const place of placed) place.series.add(key);
+    }
+    return out;
+  };
+
+  for (const method of RECORDING_METHODS) {
+    if (typeof target[method] !== 'function') continue;
+    const call = original(method);
+    target[method] = (...args: unknown[]) => {
+      const first = args[0];
+      if (first !== null && typeof first === 'object') args[0] = admit(first as LabelSet);
+      return call(...args);
     };
   }
+  // A child records through the metric's methods above, so its values take a place only when used.
+  target.labels = (...args: unknown[]) => {
+    const first = args[0];
+    const labels = first !== null && typeof first === 'object' ? (first as LabelSet) : positional(args);
+    const child: Record<string, unknown> = {};
+    for (const method of CHILD_METHODS) {
+      const own = target[method];
+      if (typeof own === 'function') child[method] = (...a: unknown[]) => own(labels, ...a);
+    }
+    return child;
+  };
+  // Removing a value that has no place removes nothing (not the shared `__other__` series, and it
+  // takes no place); one with a place frees it once its last series is gone.
+  target.remove = (...args: unknown[]) => {
+    const first = args[0];
+    const labels = first !== null && typeof first === 'object' ? (first as LabelSet) : positional(args);
+    for (const [label, values] of places) {
+      const raw = labels[label];
+      if (raw !== undefined && String(raw) !== OTHER_LABEL_VALUE && !values.has(String(raw))) return;
+    }
+    removeSeries(labels);
+    forget(keyOf(labels));
+  };
+  const reset = original('reset');
+  target.reset = () => {
+    reset();
+    series.clear();
+    for (const values of places.values()) values.clear();
+  };
   return metric;
 }
 
-/** Get-or-create by name: two components asking for the same metric share it. */
+/** The limits a metric was created with, to refuse a later request of it with other ones. */
+const limitsOf = new WeakMap<object, string>();
+const limitsKey = (limits: BoundedLabels<string> | undefined) =>
+  limits === undefined
+    ? 'unbounded'
+    : `bounded [${[...limits.bounded].sort().join(', ')}], max ${limits.max ?? MAX_LABEL_VALUES}, idle ${limits.idleMs ?? BOUNDED_LABEL_IDLE_MS} ms`;
+
+/**
+ * The metric already registered under `name`, or undefined. Asked again with other limits (a
+ * bound, another max) it throws: the first caller's limits would silently apply to the second.
+ */
+function existing(registry: Registry, name: string, limits: BoundedLabels<string> | undefined) {
+  const found = registry.getSingleMetric(name);
+  if (found === undefined) return undefined;
+  const had = limitsOf.get(found) ?? 'unbounded';
+  const wanted = limitsKey(limits);
+  if (had !== wanted) {
+    throw new DriftlineError('INTERNAL', `metric ${name} requested ${wanted}, but it exists ${had}`);
+  }
+  return found;
+}
+
+/** Registers what `bound` makes of a new metric, with its limits. */
+function created<M extends object>(
+  metric: M,
+  labelNames: readonly string[],
+  limits: BoundedLabels<string> | undefined,
+): M {
+  limitsOf.set(metric, limitsKey(limits));
+  return limits === undefined ? metric : bound(metric, labelNames, limits);
+}
+
+/** Get-or-create by name: two components asking for the same metric (with the same limits) share it. */
 export function counter<L extends string>(
   registry: Registry,
   name: string,
@@ -70,10 +198,9 @@ export function counter<L extends string>(
   labelNames: Labels<L>,
   limits?: BoundedLabels<L>,
 ): Counter<L> {
-  const existing = registry.getSingleMetric(name);
-  if (existing !== undefined) return existing as Counter<L>;
-  const metric = new Counter({ name, help, labelNames: [...labelNames], registers: [registry] });
-  return limits === undefined ? metric : bound(metric, labelNames, limits);
+  const found = existing(registry, name, limits);
+  if (found !== undefined) return found as Counter<L>;
+  return created(new Counter({ name, help, labelNames: [...labelNames], registers: [registry] }), labelNames, limits);
 }
 
 export function gauge<L extends string>(
@@ -83,10 +210,9 @@ export function gauge<L extends string>(
   labelNames: Labels<L>,
   limits?: BoundedLabels<L>,
 ): Gauge<L> {
-  const existing = registry.getSingleMetric(name);
-  if (existing !== undefined) return existing as Gauge<L>;
-  const metric = new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] });
-  return limits === undefined ? metric : bound(metric, labelNames, limits);
+  const found = existing(registry, name, limits);
+  if (found !== undefined) return found as Gauge<L>;
+  return created(new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] }), labelNames, limits);
 }
 
 export function histogram<L extends string>(
@@ -97,8 +223,8 @@ export function histogram<L extends string>(
   buckets: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   limits?: BoundedLabels<L>,
 ): Histogram<L> {
-  const existing = registry.getSingleMetric(name);
-  if (existing !== undefined) return existing as Histogram<L>;
+  const found = existing(registry, name, limits);
+  if (found !== undefined) return found as Histogram<L>;
   const metric = new Histogram({
     name,
     help,
@@ -106,7 +232,7 @@ export function histogram<L extends string>(
     buckets: [...buckets],
     registers: [registry],
   });
-  return limits === undefined ? metric : bound(metric, labelNames, limits);
+  return created(metric, labelNames, limits);
 }
 
 export type { Registry } from 'prom-client';

@@ -1,11 +1,15 @@
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  BOUNDED_LABEL_IDLE_MS,
   counter,
   createLogger,
   createMetricsRegistry,
   gauge,
   MAX_LABEL_VALUES,
+  MAX_OBSERVABILITY_CONNECTIONS,
+  OBSERVABILITY_TIMEOUTS,
   type ObservabilityServer,
   OTHER_LABEL_VALUE,
   startObservabilityServer,
@@ -30,6 +34,101 @@ describe('observability server', () => {
     expect((await fetch(`${base}/nope`)).status).toBe(404);
   });
 
+  /** Connects and resolves with what the server sent and how long until it closed the connection. */
+  function hold(port: number, bytes = ''): Promise<{ got: string; closedAfterMs: number }> {
+    return new Promise((resolve) => {
+      const started = Date.now();
+      let got = '';
+      const socket = connect(port, '127.0.0.1', () => {
+        if (bytes !== '') socket.write(bytes);
+      });
+      socket.on('data', (d) => {
+        got += String(d);
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve({ got, closedAfterMs: Date.now() - started }));
+    });
+  }
+
+  it("closes idle and slow-loris connections at listenHttp's timeouts, not node's 90 s", async () => {
+    expect(OBSERVABILITY_TIMEOUTS).toEqual({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 65_000,
+      writeTimeoutMs: 30_000,
+    });
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    server = await startObservabilityServer({
+      registry,
+      health: { healthy: () => true, ready: () => true },
+      timeouts: { headersTimeoutMs: 300, requestTimeoutMs: 600 },
+    });
+    const [idle, loris] = await Promise.all([
+      hold(server.port),
+      hold(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n'),
+    ]);
+    for (const c of [idle, loris]) {
+      expect(c.got).toMatch(/^HTTP\/1\.1 408/);
+      expect(c.closedAfterMs).toBeLessThan(3_000);
+    }
+  });
+
+  it('holds at most maxConnections connections; more are closed as they arrive', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    server = await startObservabilityServer({
+      registry,
+      health: { healthy: () => true, ready: () => true },
+      maxConnections: 2,
+      timeouts: { headersTimeoutMs: 2_000, requestTimeoutMs: 2_000 },
+    });
+    expect(MAX_OBSERVABILITY_CONNECTIONS).toBe(64);
+    const held = [hold(server.port), hold(server.port)];
+    await new Promise((r) => setTimeout(r, 100));
+    const third = await hold(server.port);
+    expect(third).toMatchObject({ got: '' });
+    expect(third.closedAfterMs).toBeLessThan(1_000); // the two held ones last until their 2 s timeout
+    await Promise.all(held);
+  });
+
+  it('answers HEAD like GET without a body, other methods 405 with Allow', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    server = await startObservabilityServer({ registry, health: { healthy: () => true, ready: () => false } });
+    const base = `http://127.0.0.1:${server.port}`;
+    const head = await fetch(`${base}/healthz`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    expect((await fetch(`${base}/readyz`, { method: 'HEAD' })).status).toBe(503);
+    expect((await fetch(`${base}/metrics`, { method: 'HEAD' })).status).toBe(200);
+    const post = await fetch(`${base}/healthz`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('answers a failed /metrics collection with a generic 500 and logs the error', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    registry.registerMetric({
+      name: 'driftline_broken',
+      get: () => Promise.reject(new Error('backend said: redis://:hunter2@r:6379 refused')),
+      reset() {},
+    } as never);
+    const logged: string[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        logged.push(String(chunk));
+        cb();
+      },
+    });
+    const logger = createLogger({ service: 'test', destination });
+    server = await startObservabilityServer({ registry, health: { healthy: () => true, ready: () => true }, logger });
+    const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    expect(res.status).toBe(500);
+    const body = await res.text();
+    expect(body).toBe('metrics collection failed\n');
+    expect(logged.join('')).toContain('/metrics collection failed');
+    expect(logged.join('')).toContain('backend said');
+    expect(logged.join('')).not.toContain('hunter2');
+  });
+
   it('returns the same metric for the same name', () => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     expect(counter(registry, 'driftline_x_total', 'x', [])).toBe(counter(registry, 'driftline_x_total', 'x', []));
@@ -50,6 +149,56 @@ describe('logger', () => {
     const entry = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
     expect(entry).toMatchObject({ service: 'svc', topic: 't', msg: 'hello', level: 'info', password: '[redacted]' });
     expect(lines[0]).not.toContain('hunter2');
+  });
+
+  /** The log lines `write` produced, parsed. */
+  function capture(write: (log: ReturnType<typeof createLogger>) => void): Record<string, unknown>[] {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    write(createLogger({ service: 'svc', level: 'info', destination }));
+    return lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  it("drops an ioredis ReplyError's command (a refused AUTH's args are [user, password]) and redacts its text", () => {
+    // The shape ioredis' DataHandler.returnError builds: a ReplyError with the command it answered.
+    const reply = Object.assign(new Error('WRONGPASS invalid username-password pair, url redis://:pw1@r:6379'), {
+      name: 'ReplyError',
+      command: { name: 'auth', args: ['default', 'hunter2-secret'] },
+    });
+    const [raw, wrapped, text] = capture((log) => {
+      log.warn({ err: reply }, 'raw');
+      log.warn({ err: new Error('read failed', { cause: reply }) }, 'wrapped');
+      log.warn({ err: 'connect rediss://u:pw2@r:6380 refused', error: 'HTTP 401 from https://bot:pw3@h/x' }, 'text');
+    });
+    expect(raw?.err).toMatchObject({ name: 'ReplyError', message: expect.stringContaining('WRONGPASS') });
+    expect(raw?.err).not.toHaveProperty('command');
+    expect(JSON.stringify([raw, wrapped, text])).not.toMatch(/hunter2|pw1|pw2|pw3/);
+    expect(text).toMatchObject({ err: 'connect rediss://***@r:6380 refused', error: 'HTTP 401 from https://***@h/x' });
+  });
+
+  it('redacts secrets nested in config, authorization headers and the credentials of a url', () => {
+    const [entry] = capture((log) =>
+      log.info(
+        {
+          connections: { kafka: { sasl: { password: 'k-secret' } }, registry: { password: 'r-secret' } },
+          receiver: { headers: { authorization: 'Bearer t-secret' } },
+          headers: { Authorization: 'Basic b-secret' },
+          url: 'redis://:u-secret@redis:6379/0',
+        },
+        'config',
+      ),
+    );
+    expect(JSON.stringify(entry)).not.toContain('secret');
+    expect(entry).toMatchObject({
+      connections: { kafka: { sasl: { password: '[redacted]' } }, registry: { password: '[redacted]' } },
+      receiver: { headers: { authorization: '[redacted]' } },
+      url: 'redis://***@redis:6379/0',
+    });
   });
 });
 
@@ -79,6 +228,68 @@ describe('bounded labels', () => {
     expect(await registry.metrics()).toContain(
       'driftline_requests_total{model="model-5",outcome="ok",service="test"} 1',
     );
+  });
+
+  it('lets a value seen after the bound in once a place has been idle for idleMs, its series removed', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+      const requests = counter(registry, 'driftline_requests_total', 'r', ['model', 'outcome'], { bounded: ['model'] });
+      // The first 100 names: junk that never comes back.
+      for (let i = 0; i < MAX_LABEL_VALUES; i++) requests.inc({ model: `junk-${i}`, outcome: 'failed' });
+      vi.advanceTimersByTime(BOUNDED_LABEL_IDLE_MS - 1);
+      requests.inc({ model: 'junk-7', outcome: 'failed' }); // still updated: keeps its place
+      requests.inc({ model: 'fraud', outcome: 'trained' });
+      expect(await registry.metrics()).toContain(
+        `driftline_requests_total{model="${OTHER_LABEL_VALUE}",outcome="trained"`,
+      );
+      vi.advanceTimersByTime(1);
+      requests.inc({ model: 'fraud', outcome: 'trained' });
+      requests.inc({ model: 'churn', outcome: 'trained' });
+      const text = await registry.metrics();
+      expect(text).toContain('driftline_requests_total{model="fraud",outcome="trained",service="test"} 1');
+      expect(text).toContain('driftline_requests_total{model="churn",outcome="trained",service="test"} 1');
+      // The least recently updated went first, with their series; the one updated since stayed.
+      expect(text).not.toContain('model="junk-0"');
+      expect(text).not.toContain('model="junk-1"');
+      expect(text).toContain('model="junk-7"');
+      expect(((await requests.get()).values ?? []).length).toBe(MAX_LABEL_VALUES + 1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('takes a place only for a recorded value: remove() and labels() alone take none', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const g = gauge(registry, 'driftline_g', 'g', ['model'], { bounded: ['model'], max: 2 });
+    g.remove({ model: 'never-set-1' });
+    g.remove('never-set-2');
+    g.labels('never-used');
+    g.set({ model: 'real' }, 1);
+    g.labels('other-real').set(2);
+    expect((await g.get()).values.map((v) => v.labels.model).sort()).toEqual(['other-real', 'real']);
+    // Removing a recorded value frees its place for the next one.
+    g.remove({ model: 'real' });
+    g.set({ model: 'third' }, 3);
+    expect((await g.get()).values.map((v) => v.labels.model).sort()).toEqual(['other-real', 'third']);
+    // Removing a value without a place never removes the shared __other__ series.
+    g.set({ model: 'fourth' }, 4);
+    g.remove({ model: 'fourth' });
+    expect((await g.get()).values.map((v) => v.labels.model)).toContain(OTHER_LABEL_VALUE);
+  });
+
+  it('refuses a metric asked again with other limits than it was created with', () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    counter(registry, 'driftline_y_total', 'y', ['model']);
+    expect(() => counter(registry, 'driftline_y_total', 'y', ['model'], { bounded: ['model'], max: 1 })).toThrow(
+      /^metric driftline_y_total requested bounded \[model\], max 1, idle 600000 ms, but it exists unbounded$/,
+    );
+    const bounded = gauge(registry, 'driftline_z', 'z', ['model'], { bounded: ['model'] });
+    expect(gauge(registry, 'driftline_z', 'z', ['model'], { bounded: ['model'] })).toBe(bounded);
+    expect(() => gauge(registry, 'driftline_z', 'z', ['model'], { bounded: ['model'], max: 5 })).toThrow(
+      expect.objectContaining({ code: 'INTERNAL' }),
+    );
+    expect(() => gauge(registry, 'driftline_z', 'z', ['model'])).toThrow(/exists bounded \[model\]/);
   });
 
   it('leaves labels without a bound (values from configuration) as they are', async () => {

@@ -10,7 +10,7 @@ import {
   retryAfterMs,
   verdictOf,
 } from '@driftline/alerting';
-import { DriftlineError, withDeadline } from '@driftline/core';
+import { DriftlineError, redactCredentials, withDeadline } from '@driftline/core';
 import { type AlertDeliveryRow, chTime } from '@driftline/warehouse';
 
 /** Bytes of a receiver's error answer kept in the delivery record. */
@@ -38,24 +38,59 @@ export interface DeliverOptions {
 export const deliveryId = (receiver: string, alertIds: readonly string[]): string =>
   createHash('sha256').update(receiver).update('\u0000').update(alertIds.join('\u0000')).digest('hex').slice(0, 32);
 
-/** The first bytes of an answer's body, then the rest discarded (a receiver cannot make us buffer much). */
+/** Bytes of an answer's first chunk read, so that a URL cut by the record's bound is redacted whole. */
+const ERROR_BODY_READ_BYTES = 4_096;
+
+/**
+ * The first bytes of an answer's body, credentials redacted, then the rest discarded (a receiver
+ * cannot make us buffer much). Redacted before the cut: a URL cut inside its user-info has no `@`
+ * left to be recognised by.
+ */
 async function head(response: Response): Promise<string> {
   const reader = response.body?.getReader();
   if (reader === undefined) return '';
   try {
     const { value } = await reader.read();
-    return value === undefined ? '' : Buffer.from(value.subarray(0, ERROR_BODY_BYTES)).toString('utf8');
+    if (value === undefined) return '';
+    const text = redactCredentials(Buffer.from(value.subarray(0, ERROR_BODY_READ_BYTES)).toString('utf8'));
+    return Buffer.from(text).subarray(0, ERROR_BODY_BYTES).toString('utf8');
   } finally {
     await reader.cancel().catch(() => {});
   }
 }
 
-/** What went wrong with an attempt that got no answer, without the URL (a Slack webhook URL is a secret). */
+/**
+ * What went wrong with an attempt that got no answer, without the URL (a Slack webhook URL is a
+ * secret) and with any credentials a client's text quotes redacted: it is logged and stored.
+ */
 function describe(error: unknown, timeoutMs: number): string {
   if (error instanceof Error && error.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
   const cause = (error as { cause?: { code?: unknown } }).cause;
   if (typeof cause?.code === 'string') return `${cause.code}: connection failed`;
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return redactCredentials(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+}
+
+/**
+ * The attempt's request, or why none can ever be built (a URL or header fetch refuses: a
+ * TypeError): built before fetch, whose own rejection cannot tell such an error from a network
+ * failure (both TypeErrors). Not retried: every attempt would fail the same way.
+ */
+function buildRequest(receiver: Receiver, body: string, signal: AbortSignal): Request | { readonly refused: string } {
+  try {
+    return new Request(receiver.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'user-agent': 'driftline-alert-router', ...receiver.headers },
+      body,
+      redirect: 'manual',
+      signal,
+    });
+  } catch (error) {
+    // The message may quote the URL (`…includes credentials: <URL>`): redacted, path and all dropped.
+    const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    return {
+      refused: `the request cannot be built: ${redactCredentials(text).replace(/https?:\/\/\S*/gi, '<receiver url>')}`,
+    };
+  }
 }
 
 /**
@@ -83,18 +118,17 @@ export async function deliver(
     const result = await withDeadline(
       options.timeoutMs,
       async (signal) => {
-        const response = await fetch(receiver.url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'user-agent': 'driftline-alert-router', ...receiver.headers },
-          body,
-          redirect: 'manual',
-          signal,
-        });
+        const request = buildRequest(receiver, body, signal);
+        if (!(request instanceof Request)) {
+          return { status: undefined, verdict: 'failed' as const, error: request.refused, askedMs: undefined };
+        }
+        const response = await fetch(request);
         const answered = verdictOf(response.status);
         if (answered === 'delivered') {
           await response.body?.cancel().catch(() => {});
           return { status: response.status, verdict: answered, error: '', askedMs: undefined };
         }
+        // A receiver's answer may echo the request (its URL, credentials included): head() redacts.
         const text = await head(response);
         return {
           status: response.status,

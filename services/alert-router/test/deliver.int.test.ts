@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { groupAlerts, type Receiver } from '@driftline/alerting';
+import { groupAlerts, parseRoutesText, type Receiver } from '@driftline/alerting';
 import { freePort } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliver } from '../src/deliver.js';
@@ -97,6 +97,54 @@ describe('deliver', () => {
     const row = await deliver(receiver, message, { retry, timeoutMs: 2_000, signal: new AbortController().signal });
     expect(row).toMatchObject({ status: 'failed', attempts: 1, http_status: 400 });
     expect(row.error.length).toBeLessThanOrEqual('HTTP 400: '.length + 256);
+  });
+
+  it('sends the credentials of a receiver URL as Basic auth, not in the URL (fetch refused it, every time)', async () => {
+    const seen: Array<string | undefined> = [];
+    const plain = await listen((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200).end();
+    });
+    const url = new URL(plain.url);
+    const table = parseRoutesText(
+      `receivers: { r: { url: "http://bot:S3CRET@${url.host}${url.pathname}" } }\ndefault: [r]`,
+      'routes.yaml',
+    );
+    const row = await deliver(table.receivers.get('r')!, message, {
+      retry,
+      timeoutMs: 2_000,
+      signal: new AbortController().signal,
+    });
+    expect(row).toMatchObject({ status: 'delivered', attempts: 1, error: '' });
+    expect(seen).toEqual([`Basic ${Buffer.from('bot:S3CRET').toString('base64')}`]);
+  });
+
+  it('fails at once, with no URL or password in the record, when no request can be built', async () => {
+    const receiver = await listen((_req, res) => res.writeHead(200).end());
+    // A URL with credentials that did not come through parseRoutes: fetch refuses to build its request.
+    const bad = { ...receiver, url: receiver.url.replace('http://', 'http://bot:S3CRET@') };
+    const attempts: string[] = [];
+    const row = await deliver(bad, message, {
+      retry,
+      timeoutMs: 2_000,
+      signal: new AbortController().signal,
+      onAttempt: (verdict) => {
+        attempts.push(verdict);
+      },
+    });
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, http_status: null });
+    expect(attempts).toEqual(['failed']);
+    expect(row.error).toMatch(/^the request cannot be built: TypeError: .*credentials/);
+    expect(row.error).not.toMatch(/S3CRET|secret-path/);
+  });
+
+  it("redacts credentials a receiver's error body echoes, even where the record's bound cuts it", async () => {
+    const echo = `${'x'.repeat(240)} https://bot:S3CRET-TOKEN-0123456789@hooks.example/services/T0`;
+    const receiver = await listen((_req, res) => res.writeHead(400).end(echo));
+    const row = await deliver(receiver, message, { retry, timeoutMs: 2_000, signal: new AbortController().signal });
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, http_status: 400 });
+    expect(row.error).not.toMatch(/bot:|S3C/); // cut first, a user-info lost its `@` and was not recognised
+    expect(row.error).toContain('https://***@');
   });
 
   it('gives up without a record when the service stops (retriable: the batch is redelivered)', async () => {

@@ -135,6 +135,48 @@ describe('feature API on its worker thread, against a real Redis', () => {
     expect(closed).toBe('closed');
   });
 
+  it('a thread that stops answering (wedged) fails liveness after staleAfterMs; scrapes end at their deadline', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    let worker: import('node:worker_threads').Worker | undefined;
+    const api = await startFeatureApiThread({
+      // No Redis is needed to serve nothing: the point is the thread's own event loop.
+      redis: { url: 'redis://127.0.0.1:1', tls: false },
+      keyPrefix,
+      viewsText,
+      port: 0,
+      host: '127.0.0.1',
+      registry,
+      logger: silentLogger,
+      metricsTimeoutMs: 200,
+      heartbeatMs: 50,
+      staleAfterMs: 400,
+      onWorker: (w) => {
+        worker = w;
+      },
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 600));
+      expect(api.healthy()).toBe(true); // heartbeats answered
+      // As a wedged event loop does: nothing sent to the thread is ever answered.
+      const post = worker!.postMessage.bind(worker!);
+      worker!.postMessage = () => {};
+      // Every scrape returns (without the thread's metrics) at the deadline: it used to hang for ever.
+      const started = Date.now();
+      const scrapes = await Promise.race([
+        Promise.all([registry.metrics(), registry.metrics(), registry.metrics()]),
+        new Promise((r) => setTimeout(() => r('hung'), 3_000)),
+      ]);
+      expect(scrapes).not.toBe('hung');
+      expect(Date.now() - started).toBeLessThan(1_500);
+      await expect.poll(() => api.healthy(), { timeout: 3_000, interval: 50 }).toBe(false);
+      // Answering again: healthy again.
+      worker!.postMessage = post;
+      await expect.poll(() => api.healthy(), { timeout: 3_000, interval: 50 }).toBe(true);
+    } finally {
+      await api.close();
+    }
+  });
+
   it('fails to start with the reason when the view file is invalid', async () => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     await expect(

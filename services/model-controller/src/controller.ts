@@ -74,6 +74,8 @@ export class ModelController {
   private readonly published = new Map<string, string>();
   /** Models whose bad transition rows were already logged. */
   private readonly badRows = new Set<string>();
+  /** model → the comparisons whose gauges the last tick set: a closed one's series are removed. */
+  private readonly shown = new Map<string, Map<string, { model: string; version: string; kind: string }>>();
   private readonly metrics;
 
   constructor(private readonly deps: ControllerDeps) {
@@ -123,7 +125,7 @@ export class ModelController {
     try {
       models = await this.deps.transitions.models();
     } catch (error) {
-      this.metrics.ticks.inc({ outcome: 'failed' }); // an outage is alertable, not only a log line
+      this.metrics.ticks.inc({ outcome: 'failed' }); // alerted: DriftlineModelControllerTicksFailing
       throw error;
     }
     const transitions: TransitionRow[] = [];
@@ -213,6 +215,10 @@ export class ModelController {
         'comparison',
       );
     }
+    this.closeComparisons(
+      model,
+      result.outcomes.map((o) => ({ model, version: o.plan.subject, kind: o.plan.kind })),
+    );
     for (const w of result.waiting) deps.logger.info({ model }, w);
     if (result.transition === undefined) return { republished };
     const row: TransitionRow = { ...result.transition, model, recorded_at: (deps.now ?? Date.now)() };
@@ -232,6 +238,22 @@ export class ModelController {
     );
     await this.publish([row]);
     return { republished, transition: row };
+  }
+
+  /**
+   * Removes the gauges of the model's comparisons that were open at the last tick and are not any
+   * more (decided, or their version moved on): a closed comparison's last estimate would otherwise
+   * be exported until a restart, and keep its place among the bounded label values.
+   */
+  private closeComparisons(model: string, open: ReadonlyArray<{ model: string; version: string; kind: string }>): void {
+    const now = new Map(open.map((l) => [`${l.version}\u0000${l.kind}`, l]));
+    for (const [key, labels] of this.shown.get(model) ?? []) {
+      if (now.has(key)) continue;
+      this.metrics.labels.remove(labels);
+      for (const bound of ['estimate', 'lower', 'upper']) this.metrics.estimate.remove({ ...labels, bound });
+    }
+    if (now.size === 0) this.shown.delete(model);
+    else this.shown.set(model, now);
   }
 
   /** The newest transition of every version of the model that this process has not published yet, oldest first. */

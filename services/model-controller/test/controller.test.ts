@@ -170,6 +170,23 @@ describe('ModelController', () => {
     expect((await restarted.tick()).republished).toBe(0);
   });
 
+  it("removes a comparison's gauges once it is closed, keeps those of the open ones", async () => {
+    const { deps } = setup({ v1: 0.2, v2: 0.8 });
+    const controller = new ModelController(deps);
+    const series = async (name: string) =>
+      ((await deps.registry.getSingleMetric(name)?.get())?.values ?? []).map(
+        (v) => `${v.labels.version}:${v.labels.kind}${v.labels.bound === undefined ? '' : `:${v.labels.bound}`}`,
+      );
+    await controller.tick(); // shadow v2 → canary: its comparison is open until production
+    expect(await series('driftline_model_controller_comparison_labels')).toEqual(['v2:promotion']);
+    expect(await series('driftline_model_controller_comparison_estimate')).toHaveLength(3);
+    await controller.tick(); // canary v2 → production: the rollback watch opens
+    await controller.tick(); // the watch keeps v2: v1 retired, nothing open
+    await controller.tick();
+    expect(await series('driftline_model_controller_comparison_labels')).toEqual([]);
+    expect(await series('driftline_model_controller_comparison_estimate')).toEqual([]);
+  });
+
   it('rejects a worse shadow', async () => {
     const { published, deps } = setup({ v1: 0.8, v2: 0.2 });
     await new ModelController(deps).tick();

@@ -33,6 +33,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   const { logger } = options;
   const first = options.firstDelayMs ?? 1_000;
   const max = options.maxDelayMs ?? 60_000;
+  // `model` comes from models.v1 events: bounded (MAX_LABEL_VALUES, then `__other__`).
   const failures =
     options.registry === undefined
       ? undefined
@@ -41,6 +42,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
           'driftline_model_server_load_failures_total',
           'Applications of the stages that left a version they name unserved: production (the previous one serves), or a canary or shadow (served without); retried with backoff',
           ['model'],
+          { bounded: ['model'] },
         );
   const pendingGauge =
     options.registry === undefined
@@ -50,6 +52,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
           'driftline_model_server_stage_pending',
           '1 while a version the stages name (production, canary or shadow) does not serve yet (retried)',
           ['model'],
+          { bounded: ['model'] },
         );
   const waiting = new Map<string, { events: readonly StageEvent[]; attempt: number; timer: NodeJS.Timeout }>();
   let stopped = false;

@@ -1,6 +1,6 @@
 import { silentLogger } from '@driftline/core';
 import { parseFeatureViewsText } from '@driftline/features';
-import { createMetricsRegistry } from '@driftline/observability';
+import { createMetricsRegistry, MAX_LABEL_VALUES, OTHER_LABEL_VALUE } from '@driftline/observability';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it } from 'vitest';
 import { ServingTable, VersionsNotServedError } from '../src/serving.js';
@@ -37,6 +37,28 @@ describe('stage applier: a production version that does not load yet is retried'
       /model="fraud"[^}]*\} 0$/m,
     );
     applier.stop();
+  });
+
+  it('keeps the model label of its metrics bounded, whatever model names the events bring', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const applier = createStageApplier({
+      apply: async () => {
+        throw new Error('ENOENT: model.json');
+      },
+      logger: silentLogger,
+      registry,
+      firstDelayMs: 60_000,
+    });
+    for (let i = 0; i < 3 * MAX_LABEL_VALUES; i++) await applier.apply(`model-${i}`, [promoted('v1')]);
+    applier.stop();
+    for (const name of ['driftline_model_server_load_failures_total', 'driftline_model_server_stage_pending']) {
+      const values = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+      expect(values, name).toHaveLength(MAX_LABEL_VALUES + 1);
+      expect(
+        values.map((v) => v.labels.model),
+        name,
+      ).toContain(OTHER_LABEL_VALUE);
+    }
   });
 
   it("a model's next events go after the ones still waiting, at once; stop ends the retries", async () => {

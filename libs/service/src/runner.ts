@@ -95,7 +95,8 @@ async function startServices(
       );
       const service = await definition.start(scoped, serviceConfigs[i]);
       running.push({ name: definition.name, service });
-      logger.info({ service: definition.name }, 'service started');
+      // `component`, as on the service's own lines: `service` is the logger's base (one key per line).
+      logger.info({ component: definition.name }, 'service started');
     }
   } catch (error) {
     for (const r of running.reverse()) await r.service.stop().catch(() => {});
@@ -116,53 +117,28 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
 
   const logger = options.logger ?? createLogger({ service: 'driftline', level: common.logLevel });
   const registry = createMetricsRegistry({ service: options.services.map((s) => s.name).join('+') || 'driftline' });
-  const started = Date.now();
-  let resources: SharedResources;
-  let running: Array<{ name: string; service: RunningService }>;
-  // A backend that is unreachable at start-up (a broker restarting, a registry not up yet) is
-  // waited for, with backoff, for DRIFTLINE_STARTUP_TIMEOUT: exiting would make a supervisor's
-  // restart loop out of an ordinary outage. A config error, or anything not retriable, exits at once.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      ({ resources, running } = await startServices(options, common, configs, serviceConfigs, logger, registry));
-      break;
-    } catch (error) {
-      const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
-      const left = common.startupTimeoutMs - (Date.now() - started);
-      if (!isRetriable(error) || delay > left || aborted(options.signal)) throw error;
-      logger.warn(
-        { err: error, attempt, retryInMs: delay, giveUpInMs: left },
-        'start-up failed on an unreachable backend: retrying (DRIFTLINE_STARTUP_TIMEOUT)',
-      );
-      await sleep(delay, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(() => {});
-      if (aborted(options.signal)) throw error;
-    }
-  }
-  const context = resources.context(
-    new Set<ServiceNeed>(options.services.flatMap((s) => s.needs)),
-    logger,
-    'the runner',
-  );
-  // Liveness fails on a stalled partition (lag, and no commit for DRIFTLINE_STALL_TIMEOUT): a restart
-  // hands its partitions to another member and rebuilds what may be wedged here; readiness implies it.
-  // So does a service that says it is broken for good (a worker thread it needs exited).
+  // Served before the services start: a start-up that waits for a backend
+  // (DRIFTLINE_STARTUP_TIMEOUT) answered no probe at all, and a liveness probe killed the process
+  // long before the wait ended (found by a review). Live while starting, not ready.
+  let resources: SharedResources | undefined;
+  let running: Array<{ name: string; service: RunningService }> = [];
+  // Liveness fails on a stalled partition (lag, and no commit for DRIFTLINE_STALL_TIMEOUT, not
+  // backing off on a failing sink): a restart hands its partitions to another member and rebuilds
+  // what may be wedged here; readiness implies it. So does a service that says it is broken for
+  // good (a worker thread it needs exited).
   const broken = () => running.filter((r) => r.service.healthy?.() === false).map((r) => r.name);
-  const healthy = () => resources.stalls().length === 0 && resources.crashedConsumers() === 0 && broken().length === 0;
-  const ready = () => healthy() && running.every((r) => r.service.ready());
-  const stopServices = async () => {
-    for (const r of [...running].reverse()) {
-      await r.service.stop().catch((error: unknown) => logger.error({ err: error, service: r.name }, 'stop failed'));
-    }
-    await resources.close();
-  };
-  // A port already in use fails the start after the services started (their consumers joined and
-  // may have processed batches): they are stopped, not left running without a health endpoint.
+  const healthy = () =>
+    resources === undefined ||
+    (resources.stalls().length === 0 && resources.crashedConsumers() === 0 && broken().length === 0);
+  const ready = () => resources !== undefined && healthy() && running.every((r) => r.service.ready());
   const http = await startObservabilityServer({
     registry,
+    logger,
     health: {
       healthy,
       ready,
       problems: () => {
+        if (resources === undefined) return { starting: options.services.map((s) => s.name) };
         const stalled = resources.stalls();
         const unready = running.filter((r) => !r.service.ready()).map((r) => r.name);
         const unhealthy = broken();
@@ -177,10 +153,43 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     },
     port: common.http.port,
     host: common.http.host,
-  }).catch(async (error: unknown) => {
-    await stopServices();
-    throw error;
   });
+  const started = Date.now();
+  // A backend that is unreachable at start-up (a broker restarting, a registry not up yet) is
+  // waited for, with backoff, for DRIFTLINE_STARTUP_TIMEOUT: exiting would make a supervisor's
+  // restart loop out of an ordinary outage. A config error, or anything not retriable, exits at once.
+  let up: Awaited<ReturnType<typeof startServices>>;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        up = await startServices(options, common, configs, serviceConfigs, logger, registry);
+        break;
+      } catch (error) {
+        const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
+        const left = common.startupTimeoutMs - (Date.now() - started);
+        if (!isRetriable(error) || delay > left || aborted(options.signal)) throw error;
+        logger.warn(
+          { err: error, attempt, retryInMs: delay, giveUpInMs: left },
+          'start-up failed on an unreachable backend: retrying (DRIFTLINE_STARTUP_TIMEOUT)',
+        );
+        await sleep(delay, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(() => {});
+        if (aborted(options.signal)) throw error;
+      }
+    }
+  } catch (error) {
+    await http.close();
+    throw error;
+  }
+  running = up.running;
+  resources = up.resources;
+  const shared = resources;
+  const context = shared.context(new Set<ServiceNeed>(options.services.flatMap((s) => s.needs)), logger, 'the runner');
+  const stopServices = async () => {
+    for (const r of [...running].reverse()) {
+      await r.service.stop().catch((error: unknown) => logger.error({ err: error, component: r.name }, 'stop failed'));
+    }
+    await shared.close();
+  };
   let stopping: Promise<void> | undefined;
   return {
     context,

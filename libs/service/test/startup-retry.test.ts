@@ -1,4 +1,5 @@
 import { ConfigError, DriftlineError, silentLogger } from '@driftline/core';
+import { eventually, freePort } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineService, type Runner, type ServiceDefinition, startRunner } from '../src/index.js';
 
@@ -46,7 +47,44 @@ describe('start-up waits for an unreachable backend (DRIFTLINE_STARTUP_TIMEOUT)'
     expect(calls.starts).toBe(1);
   });
 
-  it('stops the started services when the health port cannot be bound (found by a review)', async () => {
+  it('serves /healthz (live) and /readyz (503, starting) while start-up waits for a backend (found by a review)', async () => {
+    // No probe was answered until every service had started: a liveness probe killed a process
+    // that was waiting out DRIFTLINE_STARTUP_TIMEOUT for a broker.
+    const port = await freePort();
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const definition = defineService({
+      name: 'slow-backend',
+      description: 'test service whose start waits for a backend',
+      needs: [],
+      envShape: {},
+      configure: () => undefined,
+      async start() {
+        await gate;
+        return { ready: () => true, stop: async () => {} };
+      },
+    }) as unknown as ServiceDefinition<never, unknown>;
+    const starting = startRunner({
+      services: [definition],
+      env: { DRIFTLINE_HTTP_PORT: String(port), DRIFTLINE_HTTP_HOST: '127.0.0.1' },
+      logger: silentLogger,
+    });
+    const probe = async (path: string) => {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const live = await eventually(async () => (await probe('/healthz').catch(() => undefined))?.status, 10_000);
+    expect(live).toBe(200);
+    expect(await probe('/readyz')).toMatchObject({ status: 503, body: { starting: ['slow-backend'] } });
+    release();
+    const runner = await starting;
+    runners.push(runner);
+    expect((await probe('/readyz')).status).toBe(200);
+  });
+
+  it('starts no service when the health port cannot be bound', async () => {
     const { createServer } = await import('node:net');
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
@@ -60,7 +98,8 @@ describe('start-up waits for an unreachable backend (DRIFTLINE_STARTUP_TIMEOUT)'
           logger: silentLogger,
         }),
       ).rejects.toThrow(/EADDRINUSE/);
-      expect(calls).toEqual({ starts: 1, stops: 1 });
+      // The port is bound first: nothing started, nothing left running without a health endpoint.
+      expect(calls).toEqual({ starts: 0, stops: 0 });
     } finally {
       await new Promise((r) => taken.close(r));
     }

@@ -22,7 +22,7 @@ describe('label-joiner start-up', () => {
       logger: { info() {}, warn() {}, error() {}, debug() {}, child: () => ctx.logger },
       topic: (name: string) => `${name}.v1`,
       codec: () => codec,
-      publisher: () => ({}),
+      publisher: () => ({ prepare: async () => {} }),
       warehouse: async () => {
         throw new Error('clickhouse unreachable');
       },

@@ -1,5 +1,5 @@
 import { groupBy, iso } from './group.js';
-import { color, escapeHtml, type Highlight, lineChart, type Series, type VerticalMarker } from './svg.js';
+import { bdi, color, escapeHtml, type Highlight, lineChart, type Series, type VerticalMarker } from './svg.js';
 import type { PerformancePoint, ReportData } from './types.js';
 
 /**
@@ -30,6 +30,19 @@ function currentValue(
     return { kind: 'realized', value: realized };
   if (finite(estimated)) return { kind: 'estimated', value: estimated };
   return undefined;
+}
+
+/**
+ * Label coverage as shown beside a realized/estimated tag: two decimals, more when two would put
+ * it on the other side of `bound` (0.499 read "0.50" next to "estimated", with the bound at 0.5).
+ */
+function coverageText(coverage: number, bound: number): string {
+  const below = coverage < bound;
+  for (let digits = 2; digits <= 12; digits++) {
+    const shown = coverage.toFixed(digits);
+    if (Number(shown) < bound === below) return shown;
+  }
+  return String(coverage);
 }
 
 const byTime = (a: PerformancePoint, b: PerformancePoint) =>
@@ -68,7 +81,7 @@ function estimateChart(
         y: current.value,
         kind: current.kind,
         color: c,
-        label: `current ${m.label} ${version} ${iso(r.windowStart)}: ${current.value.toFixed(4)} (${current.kind}, label coverage ${r.labelCoverage === null ? '–' : r.labelCoverage.toFixed(2)})`,
+        label: `current ${m.label} ${version} ${iso(r.windowStart)}: ${current.value.toFixed(4)} (${current.kind}, label coverage ${r.labelCoverage === null ? '–' : coverageText(r.labelCoverage, bound)})`,
       });
     }
   });
@@ -109,7 +122,8 @@ export function estimateSection(d: ReportData, markers: readonly VerticalMarker[
   const body = shown
     .map((r) => {
       const current = currentValue(r, 'roc_auc', bound);
-      return `<tr><td>${escapeHtml(iso(r.windowStart))}</td><td>${escapeHtml(r.version)}</td><td class="num">${r.scored ?? ''}</td>${cell(r.labelCoverage, 2)}${cell(r.estimated?.roc_auc)}${cell(r.metrics.roc_auc)}${cell(r.estimated?.accuracy)}${cell(r.metrics.accuracy)}<td>${current === undefined ? '' : `<span class="tag ${current.kind}">${current.kind}</span>`}</td></tr>`;
+      const coverage = r.labelCoverage === null ? '' : coverageText(r.labelCoverage, bound);
+      return `<tr><td>${escapeHtml(iso(r.windowStart))}</td><td>${bdi(r.version)}</td><td class="num">${r.scored ?? ''}</td><td class="num">${coverage}</td>${cell(r.estimated?.roc_auc)}${cell(r.metrics.roc_auc)}${cell(r.estimated?.accuracy)}${cell(r.metrics.accuracy)}<td>${current === undefined ? '' : `<span class="tag ${current.kind}">${current.kind}</span>`}</td></tr>`;
     })
     .join('');
   const table = `<table class="estimates"><thead><tr><th>window</th><th>version</th><th>scored</th><th>label coverage</th><th>estimated ROC AUC</th><th>realized ROC AUC</th><th>estimated accuracy</th><th>realized accuracy</th><th>current</th></tr></thead><tbody>${body}</tbody></table>`;
@@ -151,7 +165,7 @@ export function businessSection(d: ReportData, markers: readonly VerticalMarker[
   const body = shown
     .map((r) => {
       const b = r.business!;
-      return `<tr><td>${escapeHtml(iso(r.windowStart))}</td><td>${escapeHtml(r.version)}</td><td class="num">${r.labeled}</td><td class="num">${b.valuedLabels}</td>${money(b.valueCaught)}${money(b.valueMissed)}${money(b.falseAlarmCost)}<td class="num${b.net < 0 ? ' loss' : ''}">${b.net.toFixed(2)}</td></tr>`;
+      return `<tr><td>${escapeHtml(iso(r.windowStart))}</td><td>${bdi(r.version)}</td><td class="num">${r.labeled}</td><td class="num">${b.valuedLabels}</td>${money(b.valueCaught)}${money(b.valueMissed)}${money(b.falseAlarmCost)}<td class="num${b.net < 0 ? ' loss' : ''}">${b.net.toFixed(2)}</td></tr>`;
     })
     .join('');
   const total = (k: (typeof BUSINESS)[number]['key']) => rows.reduce((s, r) => s + r.business![k], 0);

@@ -1,12 +1,16 @@
 import { maxOf } from '@driftline/core';
 import { isPredictionFeature } from '@driftline/drift';
+import { featuresByDrift, MAX_REPORT_FEATURES } from './bounds.js';
 import { businessSection, DEFAULT_REALIZED_COVERAGE, estimateSection } from './estimates.js';
 import { groupBy, iso } from './group.js';
-import { barChart, escapeHtml, lineChart, type Series, type VerticalMarker } from './svg.js';
+import { barChart, bdi, escapeHtml, lineChart, type Series, type VerticalMarker } from './svg.js';
 import type { DriftPoint, PerformancePoint, QualityPoint, ReportData, RetrainEvent, SkewPoint } from './types.js';
 
 const CLASSIFICATION_METRICS = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc'] as const;
 const REGRESSION_METRICS = ['mae', 'rmse'] as const;
+
+/** The pages' Content-Security-Policy: no fetch of any kind, inline styles and data: images only. */
+export const CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
 export const STYLE = `
 :root { color-scheme: light; }
@@ -157,7 +161,7 @@ function latestDriftTable(rows: readonly DriftPoint[]): string {
   const body = last
     .map(
       (r) =>
-        `<tr><td>${escapeHtml(r.feature)}</td><td>${escapeHtml(r.method)}</td><td>${escapeHtml(r.version)}</td><td class="num">${r.statistic.toFixed(4)}</td><td class="num">${r.pValue === null ? '' : r.pValue.toExponential(2)}</td><td class="num">${r.threshold}</td><td>${r.drifted ? '<span class="tag drift">drift</span>' : 'ok'}</td></tr>`,
+        `<tr><td>${bdi(r.feature)}</td><td>${escapeHtml(r.method)}</td><td>${bdi(r.version)}</td><td class="num">${r.statistic === null ? '—' : r.statistic.toFixed(4)}</td><td class="num">${r.pValue === null ? '' : r.pValue.toExponential(2)}</td><td class="num">${r.threshold}</td><td>${r.drifted ? '<span class="tag drift">drift</span>' : 'ok'}</td></tr>`,
     )
     .join('');
   return `<h3>Latest window (${escapeHtml(iso(latest))})</h3><table class="latest"><thead><tr><th>feature</th><th>method</th><th>version</th><th>statistic</th><th>p-value</th><th>threshold</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
@@ -245,8 +249,10 @@ function retrainSection(
   cards: ReadonlyMap<string, string> | undefined,
 ): string {
   const version = (v: string) => {
-    const href = cards?.get(v);
-    return href === undefined ? escapeHtml(v) : `<a href="${escapeHtml(href)}">${escapeHtml(v)}</a>`;
+    const file = cards?.get(v);
+    // A file name is not a URL: the browser decodes the href, so a card written as
+    // model-card-a%20b-v1.html is linked as model-card-a%2520b-v1.html.
+    return file === undefined ? bdi(v) : `<a href="${escapeHtml(encodeURIComponent(file))}">${bdi(v)}</a>`;
   };
   const events = [...d.retrain].sort((a, b) => a.time - b.time);
   // One step series per source: each event is a point, so the timeline shows when things happened.
@@ -285,7 +291,7 @@ function retrainSection(
   const rows = events
     .map(
       (e) =>
-        `<tr><td>${escapeHtml(iso(e.time))}</td><td>${escapeHtml(e.source)}</td><td><span class="tag ${escapeHtml(e.kind)}">${escapeHtml(e.kind)}</span></td><td>${version(e.version)}</td><td>${escapeHtml(e.detail)}</td></tr>`,
+        `<tr><td>${escapeHtml(iso(e.time))}</td><td>${escapeHtml(e.source)}</td><td><span class="tag ${escapeHtml(e.kind)}">${escapeHtml(e.kind)}</span></td><td>${version(e.version)}</td><td>${bdi(e.detail)}</td></tr>`,
     )
     .join('');
   const table =
@@ -295,35 +301,22 @@ function retrainSection(
   return `<section id="retrain"><h2>Retrain history</h2>${chart}${table}</section>`;
 }
 
-/** Training-serving skew: share mismatched per feature over time, and the range per feature (partitions and windows summed). */
+/** A section's note when it shows only the first `shown` of `total` rows. */
+const cappedNote = (shown: number, total: number, what: string) =>
+  shown < total ? `<p class="no-data">the ${shown} of ${total} ${what}; ${total - shown} left out</p>` : '';
+
+/**
+ * Training-serving skew: share mismatched per feature over time, and the range per feature
+ * (partitions and windows summed); the MAX_REPORT_FEATURES features with the largest share.
+ */
 function skewSection(d: ReportData, markers: readonly VerticalMarker[]): string {
   const points = d.skew ?? [];
   if (points.length === 0) return '';
-  const byFeature = groupBy(points, (p) => p.feature);
-  const series: Series[] = [...byFeature.entries()].map(([feature, list]) => {
-    const byWindow = groupBy(list, (p) => String(p.windowStart));
-    return {
-      name: feature,
-      points: [...byWindow.values()].flatMap((w) => {
-        const compared = w.reduce((s, p) => s + p.compared, 0);
-        return compared === 0 ? [] : [{ x: w[0]!.windowStart, y: w.reduce((s, p) => s + p.mismatched, 0) / compared }];
-      }),
-    };
-  });
-  const chart = lineChart({
-    id: 'skew-share',
-    title: 'Training-serving skew: share of sampled values differing from the online store',
-    series,
-    yLabel: 'share mismatched',
-    yMin: 0,
-    xDomain: [d.from, d.to],
-    markers,
-  });
   const sum = (
     list: readonly SkewPoint[],
     k: 'sampled' | 'compared' | 'mismatched' | 'missingInStore' | 'missingInPrediction' | 'newerRow',
   ) => list.reduce((s, p) => s + p[k], 0);
-  const rows = [...byFeature.entries()]
+  const all = [...groupBy(points, (p) => p.feature).entries()]
     .map(([feature, list]) => {
       const compared = sum(list, 'compared');
       const share = compared === 0 ? null : sum(list, 'mismatched') / compared;
@@ -333,32 +326,68 @@ function skewSection(d: ReportData, markers: readonly VerticalMarker[]): string 
       return { feature, list, compared, share, meanAbsDiff };
     })
     .sort((a, b) => (b.share ?? -1) - (a.share ?? -1) || (a.feature < b.feature ? -1 : 1));
+  const rows = all.slice(0, MAX_REPORT_FEATURES);
+  const series: Series[] = rows.map(({ feature, list }) => ({
+    name: feature,
+    points: [...groupBy(list, (p) => String(p.windowStart)).values()].flatMap((w) => {
+      const compared = w.reduce((s, p) => s + p.compared, 0);
+      return compared === 0 ? [] : [{ x: w[0]!.windowStart, y: w.reduce((s, p) => s + p.mismatched, 0) / compared }];
+    }),
+  }));
+  const chart = lineChart({
+    id: 'skew-share',
+    title: 'Training-serving skew: share of sampled values differing from the online store',
+    series,
+    yLabel: 'share mismatched',
+    yMin: 0,
+    xDomain: [d.from, d.to],
+    markers,
+  });
   const body = rows
     .map(
       (r) =>
-        `<tr><td>${escapeHtml(r.feature)}</td><td class="num">${sum(r.list, 'sampled')}</td><td class="num">${r.compared}</td><td class="num">${r.share === null ? '' : r.share.toFixed(4)}</td><td class="num">${r.meanAbsDiff === null ? '' : r.meanAbsDiff.toPrecision(4)}</td><td class="num">${sum(r.list, 'missingInStore')}</td><td class="num">${sum(r.list, 'missingInPrediction')}</td><td class="num">${sum(r.list, 'newerRow')}</td></tr>`,
+        `<tr><td>${bdi(r.feature)}</td><td class="num">${sum(r.list, 'sampled')}</td><td class="num">${r.compared}</td><td class="num">${r.share === null ? '' : r.share.toFixed(4)}</td><td class="num">${r.meanAbsDiff === null ? '' : r.meanAbsDiff.toPrecision(4)}</td><td class="num">${sum(r.list, 'missingInStore')}</td><td class="num">${sum(r.list, 'missingInPrediction')}</td><td class="num">${sum(r.list, 'newerRow')}</td></tr>`,
     )
     .join('');
   const table = `<table class="skew"><thead><tr><th>feature</th><th>sampled</th><th>compared</th><th>share mismatched</th><th>mean |served − stored|</th><th>missing in store</th><th>missing in prediction</th><th>row newer than prediction</th></tr></thead><tbody>${body}</tbody></table>`;
-  return `<section id="skew"><h2>Training-serving skew</h2><div class="grid-2">${chart}</div>${table}</section>`;
+  const note = cappedNote(rows.length, all.length, 'features with the largest share mismatched');
+  return `<section id="skew"><h2>Training-serving skew</h2><div class="grid-2">${chart}</div>${table}${note}</section>`;
 }
 
 const QUALITY_SHARES = new Set(['type', 'null_rate', 'range', 'categories']);
 
-/** Data quality: the shares per feature · expectation over time, and every expectation's record in the range. */
+const finite = (v: number | null | undefined): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/**
+ * Data quality: the shares per feature · expectation over time, and every expectation's record in
+ * the range; the MAX_REPORT_FEATURES checks that failed most.
+ */
 function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): string {
   const points = d.quality ?? [];
   if (points.length === 0) return '';
-  const byCheck = groupBy(points, (p) => `${p.feature} · ${p.expectation}`);
-  const series: Series[] = [...byCheck.entries()]
-    .filter(([, list]) => QUALITY_SHARES.has(list[0]!.expectation))
-    .map(([name, list]) => ({
-      name,
+  const all = [...groupBy(points, (p) => `${p.feature} · ${p.expectation}`).entries()]
+    .map(([name, list]: [string, readonly QualityPoint[]]) => {
+      const observed = list.map((p) => p.observed).filter(finite);
+      return {
+        name,
+        list,
+        first: list[0]!,
+        windows: list.length,
+        failed: list.filter((p) => !p.passed).length,
+        worst: observed.length === 0 ? null : maxOf(observed),
+      };
+    })
+    .sort((a, b) => b.failed - a.failed || (a.first.feature < b.first.feature ? -1 : 1));
+  const rows = all.slice(0, MAX_REPORT_FEATURES);
+  const series: Series[] = rows
+    .filter((r) => QUALITY_SHARES.has(r.first.expectation))
+    .map((r) => ({
+      name: r.name,
       // The worst version per window (one series per check, as the dashboard).
-      points: [...groupBy(list, (p) => String(p.windowStart)).values()].map((w) => ({
-        x: w[0]!.windowStart,
-        y: maxOf(w.map((p) => p.observed)),
-      })),
+      points: [...groupBy(r.list, (p) => String(p.windowStart)).values()].flatMap((w) => {
+        const observed = w.map((p) => p.observed).filter(finite);
+        return observed.length === 0 ? [] : [{ x: w[0]!.windowStart, y: maxOf(observed) }];
+      }),
     }));
   const chart = lineChart({
     id: 'quality-share',
@@ -369,56 +398,117 @@ function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): stri
     xDomain: [d.from, d.to],
     markers,
   });
-  const rows = [...byCheck.values()]
-    .map((list: readonly QualityPoint[]) => ({
-      first: list[0]!,
-      windows: list.length,
-      failed: list.filter((p) => !p.passed).length,
-      worst: maxOf(list.map((p) => p.observed)),
-    }))
-    .sort((a, b) => b.failed - a.failed || (a.first.feature < b.first.feature ? -1 : 1));
-  const fmt = (r: (typeof rows)[number], v: number) =>
-    r.first.expectation === 'cardinality' ? String(Math.round(v)) : v.toFixed(4);
+  const fmt = (r: (typeof rows)[number], v: number | null) =>
+    v === null || !Number.isFinite(v)
+      ? '—'
+      : r.first.expectation === 'cardinality'
+        ? String(Math.round(v))
+        : v.toFixed(4);
   const body = rows
     .map(
       (r) =>
-        `<tr><td>${escapeHtml(r.first.feature)}</td><td>${escapeHtml(r.first.expectation)}</td><td class="num">${r.windows}</td><td class="num">${r.failed}</td><td class="num">${fmt(r, r.worst)}</td><td class="num">${fmt(r, r.first.bound)}</td><td>${r.failed > 0 ? '<span class="tag drift">failed</span>' : 'ok'}</td></tr>`,
+        `<tr><td>${bdi(r.first.feature)}</td><td>${escapeHtml(r.first.expectation)}</td><td class="num">${r.windows}</td><td class="num">${r.failed}</td><td class="num">${fmt(r, r.worst)}</td><td class="num">${fmt(r, r.first.bound)}</td><td>${r.failed > 0 ? '<span class="tag drift">failed</span>' : 'ok'}</td></tr>`,
     )
     .join('');
   const table = `<table class="quality"><thead><tr><th>feature</th><th>expectation</th><th>windows</th><th>failed</th><th>worst observed</th><th>bound</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
-  return `<section id="quality"><h2>Data quality</h2><div class="grid-2">${chart}</div>${table}</section>`;
+  const note = cappedNote(rows.length, all.length, 'expectations that failed most');
+  return `<section id="quality"><h2>Data quality</h2><div class="grid-2">${chart}</div>${table}${note}</section>`;
+}
+
+/**
+ * The version in production at the end of the range: the reader's (every transition up to `to`),
+ * else the range's timeline — its last PRODUCTION stage, undone by a ROLLED_BACK of that version.
+ * The trainer's PROMOTED counts only for a model without stage transitions (rollout `direct`): in a
+ * staged rollout it means "passed the offline gate, into shadow", and a version later REJECTED
+ * showed as promoted.
+ */
+function productionVersion(d: ReportData): string | undefined {
+  if (d.productionVersion !== undefined) return d.productionVersion;
+  const events = [...d.retrain].sort((a, b) => a.time - b.time);
+  const stages = events.filter((e) => e.source === 'stage');
+  if (stages.length === 0) return events.filter((e) => e.source === 'model' && e.kind === 'PROMOTED').at(-1)?.version;
+  let production: string | undefined;
+  for (const e of stages) {
+    if (e.kind === 'PRODUCTION') production = e.version;
+    else if (e.kind === 'ROLLED_BACK' && e.version === production) production = e.previous ?? undefined;
+  }
+  return production;
+}
+
+const card = (label: string, value: string, alert = false) =>
+  `<div class="card${alert ? ' alert' : ''}"><span>${label}</span><b>${value}</b></div>`;
+
+/**
+ * Input features drifted by PSI in the latest window of the production version, or, when that is
+ * not known (or not measured), of each version in the latest window: distinct features of one
+ * version, not rows of every version over the names (4 features × 2 versions read "8 / 4").
+ */
+function driftedCards(d: ReportData, production: string | undefined): string[] {
+  const primary = d.drift.filter((r) => r.method === 'psi' && !isPredictionFeature(r.feature));
+  if (primary.length === 0) return [card('features drifted (PSI, latest window)', '–')];
+  const byVersion = groupBy(primary, (r) => r.version);
+  const latest = maxOf(primary.map((r) => r.windowStart));
+  const versions =
+    production !== undefined && byVersion.has(production)
+      ? [production]
+      : [...new Set(primary.filter((r) => r.windowStart === latest).map((r) => r.version))].sort();
+  return versions.map((version) => {
+    const rows = byVersion.get(version)!;
+    const last = maxOf(rows.map((r) => r.windowStart));
+    const inLast = rows.filter((r) => r.windowStart === last);
+    const features = new Set(inLast.map((r) => r.feature)).size;
+    const drifted = new Set(inLast.filter((r) => r.drifted).map((r) => r.feature)).size;
+    const who = version === production ? `production ${bdi(version)}` : bdi(version);
+    return card(
+      `features drifted · ${who} (PSI, window ${escapeHtml(iso(last))})`,
+      `${drifted} / ${features}`,
+      drifted > 0,
+    );
+  });
+}
+
+/**
+ * The headline metric from the latest window that has it — the newest window usually waits for
+ * its labels, and the card disappeared — of the production version when it has one.
+ */
+function performanceCard(d: ReportData, production: string | undefined): string {
+  const metric = (['roc_auc', 'accuracy', 'rmse', 'mae'] as const).find((m) =>
+    d.performance.some((r) => finite(r.metrics[m])),
+  );
+  if (metric === undefined) return '';
+  const rows = d.performance.filter((r) => finite(r.metrics[metric]));
+  const pool =
+    production !== undefined && rows.some((r) => r.version === production)
+      ? rows.filter((r) => r.version === production)
+      : rows;
+  const last = pool.reduce((a, b) =>
+    b.windowStart > a.windowStart || (b.windowStart === a.windowStart && b.labeled > a.labeled) ? b : a,
+  );
+  return card(
+    `${metric} · ${bdi(last.version)} (latest labelled window, ${escapeHtml(iso(last.windowStart))})`,
+    last.metrics[metric]!.toFixed(3),
+  );
 }
 
 function summary(d: ReportData): string {
-  const primary = d.drift.filter((r) => r.method === 'psi' && !isPredictionFeature(r.feature));
-  const latest = primary.length === 0 ? undefined : maxOf(primary.map((r) => r.windowStart));
-  const drifted = latest === undefined ? 0 : primary.filter((r) => r.windowStart === latest && r.drifted).length;
-  const features = new Set(primary.map((r) => r.feature)).size;
   const windows = new Set(d.drift.map((r) => r.windowStart)).size;
-  const lastPerf = [...d.performance].sort((a, b) => a.windowStart - b.windowStart).at(-1);
-  const perfMetric =
-    lastPerf === undefined
-      ? undefined
-      : (['roc_auc', 'accuracy', 'rmse', 'mae'] as const).find((m) => typeof lastPerf.metrics[m] === 'number');
-  const promoted = [...d.retrain]
-    .filter((e) => e.kind === 'PROMOTED')
-    .sort((a, b) => a.time - b.time)
-    .at(-1);
+  const production = productionVersion(d);
   const cards = [
-    `<div class="card"><span>drift windows</span><b>${windows}</b></div>`,
-    `<div class="card${drifted > 0 ? ' alert' : ''}"><span>features drifted (latest, PSI)</span><b>${drifted} / ${features}</b></div>`,
-    lastPerf !== undefined && perfMetric !== undefined
-      ? `<div class="card"><span>${perfMetric} (latest, ${escapeHtml(lastPerf.version)})</span><b>${lastPerf.metrics[perfMetric]!.toFixed(3)}</b></div>`
-      : '',
-    `<div class="card"><span>retrain decisions</span><b>${d.retrain.filter((e) => e.source === 'decision').length}</b></div>`,
-    `<div class="card"><span>promoted version</span><b>${promoted === undefined ? '–' : escapeHtml(promoted.version)}</b></div>`,
+    card('drift windows', String(windows)),
+    ...driftedCards(d, production),
+    performanceCard(d, production),
+    card('retrain decisions', String(d.retrain.filter((e) => e.source === 'decision').length)),
+    card('production version', production === undefined ? '–' : bdi(production)),
   ];
   return `<div class="cards">${cards.join('')}</div>`;
 }
 
 /** Renders the whole report: one HTML document, inline CSS and SVG, no script and no external resource. */
 export interface ReportOptions {
-  /** Version → relative link of its model card (written beside the report); versions without one are plain text. */
+  /**
+   * Version → file name of its model card, written beside the report (a name, not a URL: the link
+   * percent-encodes it); versions without one are plain text.
+   */
   readonly modelCards?: ReadonlyMap<string, string>;
   /**
    * Label coverage from which the realized metric replaces the CBPE estimate as the current value
@@ -429,26 +519,44 @@ export interface ReportOptions {
 
 export function renderReport(d: ReportData, options: ReportOptions = {}): string {
   const markers = retrainMarkers(d.retrain);
+  // Per-feature sections show the most drifted features only (MAX_REPORT_FEATURES), so the page
+  // stays a page; the summary counts every feature.
+  const ranked = featuresByDrift(
+    d.drift,
+    d.distributions.map((x) => x.feature),
+  );
+  const shown = new Set(ranked.slice(0, MAX_REPORT_FEATURES));
+  const keep = (feature: string) => isPredictionFeature(feature) || shown.has(feature);
+  const view: ReportData = {
+    ...d,
+    drift: d.drift.filter((r) => keep(r.feature)),
+    distributions: d.distributions.filter((x) => keep(x.feature)),
+  };
+  const capped =
+    ranked.length > MAX_REPORT_FEATURES
+      ? [
+          `${ranked.length} input features: drift over time, the latest window and the distributions show the ${MAX_REPORT_FEATURES} that drifted most (most drifted windows, then the largest PSI); ${ranked.length - MAX_REPORT_FEATURES} left out`,
+        ]
+      : [];
+  const allNotes = [...(d.notes ?? []), ...capped];
   const notes =
-    d.notes === undefined || d.notes.length === 0
-      ? ''
-      : `<div class="notes">${d.notes.map((n) => `<p>${escapeHtml(n)}</p>`).join('')}</div>`;
+    allNotes.length === 0 ? '' : `<div class="notes">${allNotes.map((n) => `<p>${escapeHtml(n)}</p>`).join('')}</div>`;
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="${CSP}">
 <title>driftline report · ${escapeHtml(d.model)}</title>
 <style>${STYLE}</style>
 </head>
 <body>
-<header><h1>Drift report · ${escapeHtml(d.model)}</h1><p>${escapeHtml(iso(d.from))} → ${escapeHtml(iso(d.to))} · generated ${escapeHtml(iso(d.generatedAt))}</p></header>
+<header><h1>Drift report · ${bdi(d.model)}</h1><p>${escapeHtml(iso(d.from))} → ${escapeHtml(iso(d.to))} · generated ${escapeHtml(iso(d.generatedAt))}</p></header>
 <main>
 ${notes}
 ${summary(d)}
-${driftSection(d, markers)}
-${distributionSection(d)}
+${driftSection(view, markers)}
+${distributionSection(view)}
 ${performanceSection(d, markers)}
 ${estimateSection(d, markers, options.realizedCoverage ?? DEFAULT_REALIZED_COVERAGE)}
 ${businessSection(d, markers)}

@@ -1,3 +1,4 @@
+export { featuresByDrift, MAX_REPORT_FEATURES } from './bounds.js';
 export {
   type CategoricalProfileView,
   featureDistribution,
@@ -21,6 +22,8 @@ export {
   renderModelCardText,
 } from './model-card.js';
 export {
+  chartedColumns,
+  MAX_TABLE_COLUMNS,
   renderTableReport,
   type TableColumnDistribution,
   type TableColumnDrift,

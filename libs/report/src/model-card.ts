@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 // A model card per version: where it came from (lineage), what it learned on, how it did offline
 // against the version it challenged, how it does live, and every stage it went through with the
 // evidence. Pure: data in (read by @driftline/warehouse), HTML or text out.
-import { STYLE } from './html.js';
-import { escapeHtml } from './svg.js';
+import { CSP, STYLE } from './html.js';
+import { bdi, escapeHtml } from './svg.js';
 import type { EpochMs } from './types.js';
 
 /** The trainer's record of the version (model_versions); absent for a version driftline did not train. */
@@ -19,8 +19,11 @@ export interface ModelCardTraining {
   readonly rowsHoldout: number;
   readonly device: string;
   readonly deviceReason: string;
-  /** Held-out metrics: the candidate's (`roc_auc`) and the challenged version's on the same slice (`current_roc_auc`). */
-  readonly metrics: Readonly<Record<string, number>>;
+  /**
+   * Held-out metrics: the candidate's (`roc_auc`) and the challenged version's on the same slice
+   * (`current_roc_auc`); null for a value stored as NaN or ±Inf.
+   */
+  readonly metrics: Readonly<Record<string, number | null>>;
   readonly params: string;
   readonly artifactUri: string;
   readonly referenceId: string | null;
@@ -48,7 +51,12 @@ export interface ModelCardLive {
   readonly windows: number;
   readonly predictions: number;
   readonly labeled: number;
-  /** Metric → prediction-weighted mean over the windows that have it. */
+  /**
+   * Metric → its value over the windows that have it, pooled by their labels: accuracy, log loss,
+   * Brier and MAE as the label-weighted mean (the pooled value), RMSE as √(Σ rmse²·labels / Σ labels)
+   * (the pooled value); ROC AUC and F1 as the label-weighted mean of the windows' values, which is
+   * not the pooled value (shown as "mean of windows": {@link WINDOW_MEAN_METRICS}).
+   */
   readonly metrics: Readonly<Record<string, number | null>>;
 }
 
@@ -58,7 +66,8 @@ export interface ModelCardDrift {
   readonly method: string;
   readonly windows: number;
   readonly drifted: number;
-  readonly maxStatistic: number;
+  /** Null when no window has a finite statistic. */
+  readonly maxStatistic: number | null;
 }
 
 /** The retrain decision that requested this version (retrain_decisions). */
@@ -88,14 +97,27 @@ export interface ModelCardData {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
-const fmt = (x: number | null | undefined, digits = 4) =>
-  x === null || x === undefined || !Number.isFinite(x) ? '—' : Number(x.toFixed(digits)).toString();
+/**
+ * A metric or an evidence value: whole numbers as they are; below 1, `digits` significant digits
+ * (a fixed number of decimals showed an evidence alpha of 1e-7 and an MAE of 4e-5 as 0); from 1
+ * on, `digits` decimals; trailing zeros dropped. NaN, ±Inf and missing values are "—".
+ */
+function fmt(x: number | null | undefined, digits = 4): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '—';
+  if (Number.isInteger(x)) return String(x);
+  return Number(Math.abs(x) < 1 ? x.toPrecision(digits) : x.toFixed(digits)).toString();
+}
+
 const LIVE_METRICS = ['roc_auc', 'accuracy', 'f1', 'log_loss', 'brier', 'mae', 'rmse'] as const;
+
+/** Live metrics the card can only average over windows (their pooled value needs the predictions). */
+const WINDOW_MEAN_METRICS: ReadonlySet<string> = new Set(['roc_auc', 'f1']);
+const liveMetricLabel = (m: string) => (WINDOW_MEAN_METRICS.has(m) ? `${m} (mean of windows)` : m);
 
 /** Offline metric pairs: the candidate's value and the challenged version's on the same held-out slice. */
 export function offlineComparison(
-  metrics: Readonly<Record<string, number>>,
-): Array<{ metric: string; candidate: number; challenged: number | null }> {
+  metrics: Readonly<Record<string, number | null>>,
+): Array<{ metric: string; candidate: number | null; challenged: number | null }> {
   return Object.keys(metrics)
     .filter((k) => !k.startsWith('current_'))
     .sort()
@@ -152,7 +174,7 @@ export function renderModelCardText(card: ModelCardData): string {
       : `live: ${overall.labeled} labelled of ${overall.predictions} predictions in ${overall.windows} windows · ${LIVE_METRICS.filter(
           (m) => overall.metrics[m] !== undefined && overall.metrics[m] !== null,
         )
-          .map((m) => `${m} ${fmt(overall.metrics[m])}`)
+          .map((m) => `${m} ${fmt(overall.metrics[m])}${WINDOW_MEAN_METRICS.has(m) ? ' (mean of windows)' : ''}`)
           .join(', ')}`,
   );
   out.push(`stages (${card.transitions.length}):`);
@@ -170,42 +192,42 @@ export function renderModelCardText(card: ModelCardData): string {
   return `${out.map(printable).join('\n')}\n`;
 }
 
+/** A table of HTML cells, head and body (escaped by the caller: `text` for text, `bdi` for names from events). */
 const table = (head: readonly string[], rows: readonly (readonly string[])[], numeric: ReadonlySet<number>) =>
-  `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows
-    .map(
-      (r) => `<tr>${r.map((c, i) => `<td${numeric.has(i) ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`,
-    )
+  `<table><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map((c, i) => `<td${numeric.has(i) ? ' class="num"' : ''}>${c}</td>`).join('')}</tr>`)
     .join('')}</tbody></table>`;
 
 const section = (title: string, body: string) => `<section><h2>${escapeHtml(title)}</h2>${body}</section>`;
 const none = (what: string) => `<p class="no-data">${escapeHtml(what)}</p>`;
+const text = escapeHtml;
 
-/** The card as one self-contained HTML page (no network), in the report's style. */
+/** The card as one self-contained HTML page (no network, the report's CSP), in the report's style. */
 export function renderModelCard(card: ModelCardData): string {
   const t = card.training;
   const facts: Array<[string, string]> = [
-    ['stage', card.stage],
+    ['stage', bdi(card.stage)],
     ['training rows', t === undefined ? '—' : `${t.rowsTrain} (+${t.rowsHoldout} held out)`],
-    ['device', t === undefined ? '—' : t.device],
-    ['challenged', t === undefined ? '—' : t.challenged],
+    ['device', t === undefined ? '—' : bdi(t.device)],
+    ['challenged', t === undefined ? '—' : bdi(t.challenged)],
     ['features', String(card.features.length)],
   ];
-  const cards = `<div class="cards">${facts.map(([k, v]) => `<div class="card">${escapeHtml(k)}<b>${escapeHtml(v)}</b></div>`).join('')}</div>`;
+  const cards = `<div class="cards">${facts.map(([k, v]) => `<div class="card">${text(k)}<b>${v}</b></div>`).join('')}</div>`;
   const training =
     t === undefined
       ? none('no trainer record: this version was registered outside driftline')
-      : `<p>Trained on ${t.rowsTrain} labelled predictions of [${escapeHtml(iso(t.dataFrom))}, ${escapeHtml(iso(t.dataTo))}), ${t.rowsHoldout} held out, on ${escapeHtml(t.device)} (${escapeHtml(t.deviceReason)}). Offline gate: <span class="tag ${escapeHtml(t.status)}">${escapeHtml(t.status)}</span> ${escapeHtml(t.reason)}</p>${table(
-          ['metric (held out)', card.version, `${t.challenged} (challenged)`],
-          offlineComparison(t.metrics).map((m) => [m.metric, fmt(m.candidate), fmt(m.challenged)]),
+      : `<p>Trained on ${t.rowsTrain} labelled predictions of [${text(iso(t.dataFrom))}, ${text(iso(t.dataTo))}), ${t.rowsHoldout} held out, on ${bdi(t.device)} (${bdi(t.deviceReason)}). Offline gate: <span class="tag ${text(t.status)}">${bdi(t.status)}</span> ${bdi(t.reason)}</p>${table(
+          ['metric (held out)', bdi(card.version), `${bdi(t.challenged)} (challenged)`],
+          offlineComparison(t.metrics).map((m) => [bdi(m.metric), fmt(m.candidate), fmt(m.challenged)]),
           new Set([1, 2]),
-        )}<p>Parameters: <code>${escapeHtml(t.params)}</code></p>`;
+        )}<p>Parameters: <code>${bdi(t.params)}</code></p>`;
   const live =
     card.live.length === 0
       ? none('no labelled windows for this version yet')
       : table(
-          ['segment', 'windows', 'predictions', 'labelled', ...LIVE_METRICS],
+          ['segment', 'windows', 'predictions', 'labelled', ...LIVE_METRICS.map((m) => text(liveMetricLabel(m)))],
           card.live.map((l) => [
-            l.segmentFeature === '' ? 'overall' : `${l.segmentFeature} = ${l.segment}`,
+            l.segmentFeature === '' ? 'overall' : `${bdi(l.segmentFeature)} = ${bdi(l.segment)}`,
             String(l.windows),
             String(l.predictions),
             String(l.labeled),
@@ -219,8 +241,8 @@ export function renderModelCard(card: ModelCardData): string {
       : table(
           ['feature', 'method', 'windows', 'drifted', 'max statistic'],
           card.trainingDrift.map((d) => [
-            d.feature,
-            d.method,
+            bdi(d.feature),
+            text(d.method),
             String(d.windows),
             String(d.drifted),
             fmt(d.maxStatistic),
@@ -233,44 +255,57 @@ export function renderModelCard(card: ModelCardData): string {
       : table(
           ['time', 'from', 'to', 'decided by', 'reason', 'evidence'],
           card.transitions.map((s) => [
-            iso(s.at),
-            s.from,
-            s.to,
-            s.decidedBy,
-            s.detail === '' ? s.reason : `${s.reason}: ${s.detail}`,
-            evidenceLines(s.evidence).join(' · '),
+            text(iso(s.at)),
+            bdi(s.from),
+            bdi(s.to),
+            bdi(s.decidedBy),
+            s.detail === '' ? bdi(s.reason) : `${bdi(s.reason)}: ${bdi(s.detail)}`,
+            evidenceLines(s.evidence).map(bdi).join(' · '),
           ]),
           new Set(),
         );
   const lineageRows: Array<[string, string]> = [];
   if (t !== undefined) {
-    lineageRows.push(['retrain request', t.requestId]);
+    lineageRows.push(['retrain request', bdi(t.requestId)]);
     if (card.decision !== undefined) {
+      const c = card.decision;
       lineageRows.push([
         'decision',
-        `${iso(card.decision.decidedAt)} ${card.decision.reason} on ${card.decision.alertKind} (${card.decision.signals.join(', ')}) ${card.decision.detail}`,
+        `${text(iso(c.decidedAt))} ${bdi(c.reason)} on ${bdi(c.alertKind)} (${c.signals.map(bdi).join(', ')}) ${bdi(c.detail)}`,
       ]);
     }
-    lineageRows.push(['artifact', t.artifactUri], ['reference uri', t.referenceUri ?? '—']);
+    lineageRows.push(
+      ['artifact', bdi(t.artifactUri)],
+      ['reference uri', t.referenceUri === null ? '—' : bdi(t.referenceUri)],
+    );
   }
   if (card.reference !== undefined) {
     lineageRows.push([
       'reference profile',
-      `${card.reference.id} (${card.reference.features} features, stored ${iso(card.reference.createdAt)})`,
+      `${bdi(card.reference.id)} (${card.reference.features} features, stored ${text(iso(card.reference.createdAt))})`,
     ]);
   }
-  const lineage = lineageRows.length === 0 ? none('no lineage recorded') : table(['', ''], lineageRows, new Set());
+  const lineage =
+    lineageRows.length === 0
+      ? none('no lineage recorded')
+      : table(
+          ['', ''],
+          lineageRows.map(([k, v]) => [text(k), v]),
+          new Set(),
+        );
   const notes =
     card.notes.length === 0
       ? ''
-      : `<div class="notes">${card.notes.map((n) => `<div>${escapeHtml(n)}</div>`).join('')}</div>`;
+      : `<div class="notes">${card.notes.map((n) => `<div>${text(n)}</div>`).join('')}</div>`;
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(`${card.model} ${card.version} — model card`)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${CSP}">
+<title>${text(`${card.model} ${card.version} — model card`)}</title>
 <style>${STYLE}</style></head>
-<body><header><h1>${escapeHtml(card.model)} ${escapeHtml(card.version)} — model card</h1><p>generated ${escapeHtml(iso(card.generatedAt))}</p></header>
+<body><header><h1>${bdi(card.model)} ${bdi(card.version)} — model card</h1><p>generated ${text(iso(card.generatedAt))}</p></header>
 <main>${notes}${cards}
 ${section('Training data and offline evaluation', training)}
-${section(`Features (${card.features.length})`, card.features.length === 0 ? none('unknown') : `<p>${card.features.map((f) => `<span class="tag">${escapeHtml(f)}</span>`).join(' ')}</p>`)}
+${section(`Features (${card.features.length})`, card.features.length === 0 ? none('unknown') : `<p>${card.features.map((f) => `<span class="tag">${bdi(f)}</span>`).join(' ')}</p>`)}
 ${section('Live performance (labelled predictions)', live)}
 ${section('Drift at training time (challenged version)', drift)}
 ${section('Stage history', stages)}

@@ -31,6 +31,14 @@ export function escapeHtml(text: string): string {
     .replaceAll("'", '&#39;');
 }
 
+/**
+ * A name from events (model, version, feature, segment, reason) in HTML text: escaped and isolated,
+ * so a bidi override in it (U+202E) cannot reorder the text around it.
+ */
+export function bdi(text: string): string {
+  return `<bdi>${escapeHtml(text)}</bdi>`;
+}
+
 export interface Point {
   readonly x: number;
   readonly y: number;

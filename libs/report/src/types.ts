@@ -7,7 +7,8 @@ export interface DriftPoint {
   readonly method: string;
   readonly version: string;
   readonly windowStart: EpochMs;
-  readonly statistic: number;
+  /** Null when the stored value was NaN or ±Inf (ClickHouse answers those as JSON null). */
+  readonly statistic: number | null;
   readonly pValue: number | null;
   /** The threshold the row was judged against (PSI: the statistic's; KS/chi2: the p-value's alpha). */
   readonly threshold: number;
@@ -77,6 +78,11 @@ export interface RetrainEvent {
   readonly kind: string;
   readonly version: string;
   readonly detail: string;
+  /**
+   * Stage events: model_transitions.previous_version — on PRODUCTION the version replaced, on
+   * ROLLED_BACK the version serving instead. Absent or null: not recorded.
+   */
+  readonly previous?: string | null;
 }
 
 /** Training-serving skew of one feature in one window (skew_windows, partitions summed). */
@@ -102,7 +108,8 @@ export interface QualityPoint {
   readonly expectation: string;
   readonly version: string;
   readonly windowStart: EpochMs;
-  readonly observed: number;
+  /** Null when the stored value was NaN or ±Inf. */
+  readonly observed: number | null;
   /** The largest observed value that passes. */
   readonly bound: number;
   readonly passed: boolean;
@@ -121,6 +128,12 @@ export interface ReportData {
   readonly skew?: readonly SkewPoint[];
   /** Data-quality expectations per window and feature (absent: none declared or no data). */
   readonly quality?: readonly QualityPoint[];
+  /**
+   * The version in production at `to`, from every recorded stage transition up to then (the
+   * model-controller's reading, rollbacks included). Absent: not known to the reader; the page then
+   * reads it from the range's timeline (`retrain`).
+   */
+  readonly productionVersion?: string;
   /** Notes shown at the top, e.g. tables that were missing when the report was made. */
   readonly notes?: readonly string[];
 }

@@ -80,6 +80,22 @@ describe('the estimated-vs-realized section of the report', () => {
     expect(rows).toEqual(['realized', 'realized', 'estimated', 'estimated']);
   });
 
+  it('shows label coverage with enough digits to agree with its tag (0.499 read "0.50" beside "estimated"; found by a review)', () => {
+    const html = renderReport(
+      data([point('v1', 0, 0.499, 0.9, 0.8), point('v1', 1, 0.4999, 0.9, 0.8), point('v1', 2, 0.5, 0.9, 0.8)]),
+    );
+    const s = section(html, 'estimates');
+    const rows = [
+      ...s.matchAll(/<td class="num">100<\/td><td class="num">([^<]*)<\/td>.*?<span class="tag (\w+)">/g),
+    ].map((m) => [m[1], m[2]]);
+    expect(rows).toEqual([
+      ['0.499', 'estimated'],
+      ['0.4999', 'estimated'],
+      ['0.50', 'realized'],
+    ]);
+    expect(chart(s, 'estimated-roc-auc')).toContain('(estimated, label coverage 0.499)');
+  });
+
   it('follows the configured bound', () => {
     const html = renderReport(data([point('v1', 0, 0.6, 0.9, 0.8)]), { realizedCoverage: 0.7 });
     expect(kinds(chart(html, 'estimated-roc-auc'))).toEqual(['estimated']);

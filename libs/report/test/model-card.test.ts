@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type ModelCardData, modelCardFileName, renderModelCardText } from '../src/index.js';
+import { type ModelCardData, modelCardFileName, renderModelCard, renderModelCardText } from '../src/index.js';
 
 const card: ModelCardData = {
   model: 'fraud',
@@ -56,5 +56,75 @@ describe('modelCardFileName', () => {
     expect(new Set(files).size).toBe(3); // distinct names, distinct files
     expect(readdirSync(dir)).toHaveLength(3);
     expect(Math.max(...files.map((f) => Buffer.byteLength(f)))).toBeLessThanOrEqual(200);
+  });
+});
+
+describe('model cards: found by a review', () => {
+  const full: ModelCardData = {
+    ...card,
+    training: {
+      requestId: 'req-1',
+      challenged: 'v1',
+      status: 'PROMOTED',
+      reason: 'better',
+      dataFrom: Date.UTC(2026, 11, 1),
+      dataTo: Date.UTC(2026, 11, 2),
+      rowsTrain: 4000,
+      rowsHoldout: 1000,
+      device: 'cpu',
+      deviceReason: 'no GPU',
+      metrics: { mae: 4e-5, current_mae: 0.123456, rmse: null, current_rmse: 2.5 },
+      params: '{}',
+      artifactUri: 'file:///m.json',
+      referenceId: null,
+      referenceUri: null,
+      registeredAt: Date.UTC(2026, 11, 2),
+    },
+    transitions: [{ ...card.transitions[0]!, evidence: '{"alpha":1e-7,"n":812,"lower":0.0041}' }],
+    live: [
+      {
+        segmentFeature: '',
+        segment: '',
+        windows: 3,
+        predictions: 75,
+        labeled: 60,
+        metrics: { roc_auc: 0.75, mae: 4e-5, rmse: 2.6458 },
+      },
+      {
+        segmentFeature: 'country',
+        segment: 'fr\u202Eoc',
+        windows: 1,
+        predictions: 13,
+        labeled: 8,
+        metrics: { roc_auc: 0.7 },
+      },
+    ],
+  };
+
+  it('shows small values with significant digits, not as 0 (an evidence alpha of 1e-7, an MAE of 4e-5)', () => {
+    const html = renderModelCard(full);
+    expect(html).toContain('<bdi>alpha: 1e-7</bdi> · <bdi>n: 812</bdi> · <bdi>lower: 0.0041</bdi>');
+    expect(html).toContain('<td><bdi>mae</bdi></td><td class="num">0.00004</td><td class="num">0.1235</td>');
+    // A metric stored as NaN (read as null) is "—", not 0.
+    expect(html).toContain('<td><bdi>rmse</bdi></td><td class="num">—</td><td class="num">2.5</td>');
+    const text = renderModelCardText(full);
+    expect(text).toContain('mae: 0.00004 vs 0.1235 (v1)');
+    expect(text).toContain('mae 0.00004');
+  });
+
+  it('labels ROC AUC and F1 as the mean of windows: not the pooled value', () => {
+    const html = renderModelCard(full);
+    expect(html).toContain('<th>roc_auc (mean of windows)</th><th>accuracy</th><th>f1 (mean of windows)</th>');
+    expect(html).toContain('<th>rmse</th>');
+    expect(renderModelCardText(full)).toContain('roc_auc 0.75 (mean of windows)');
+  });
+
+  it("has the report's Content-Security-Policy and isolates names, so a bidi override cannot reorder a cell", () => {
+    const html = renderModelCard({ ...full, model: 'fraud\u202E' });
+    expect(html).toContain(
+      `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">`,
+    );
+    expect(html).toContain('<h1><bdi>fraud\u202E</bdi> <bdi>v2</bdi> — model card</h1>');
+    expect(html).toContain('<td><bdi>country</bdi> = <bdi>fr\u202Eoc</bdi></td><td class="num">1</td>');
   });
 });

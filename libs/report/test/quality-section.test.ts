@@ -48,7 +48,9 @@ describe('the data-quality section of the report', () => {
     expect(section).toContain('Data quality: share of events breaking each expectation');
     expect(section).toContain('age · null_rate');
     const table = section.slice(section.indexOf('<table class="quality">'), section.indexOf('</table>'));
-    const cells = [...table.matchAll(/<tr><td>([^<]*)<\/td><td>([^<]*)<\/td>(?:<td class="num">([^<]*)<\/td>){0,1}/g)];
+    const cells = [
+      ...table.matchAll(/<tr><td><bdi>([^<]*)<\/bdi><\/td><td>([^<]*)<\/td>(?:<td class="num">([^<]*)<\/td>){0,1}/g),
+    ];
     expect(cells.map((m) => [m[1], m[2]])).toEqual([
       ['age', 'null_rate'],
       ['country', 'cardinality'],

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { featureDistribution, numericBinLabels, numericBinOf, type ReportData, renderReport } from '../src/index.js';
+import {
+  featureDistribution,
+  MAX_REPORT_FEATURES,
+  modelCardFileName,
+  numericBinLabels,
+  numericBinOf,
+  type ReportData,
+  renderReport,
+} from '../src/index.js';
 
 const H = 3_600_000;
 const t0 = Date.UTC(2025, 0, 1);
@@ -119,6 +127,62 @@ describe('renderReport', () => {
     });
     expect(html).toContain('class="chart empty" data-chart="drift-psi"');
     expect(html).toContain('table x missing');
+  });
+});
+
+describe('renderReport: found by a review', () => {
+  it('links a model card by its file name percent-encoded: the browser decodes the href back to that name', () => {
+    const file = modelCardFileName('fraud detector', 'v 1/é'); // model-card-fraud%20detector-v%201%2F%C3%A9.html
+    const html = renderReport(
+      { ...sample(), retrain: [{ time: t0, source: 'stage', kind: 'PRODUCTION', version: 'v 1/é', detail: '' }] },
+      { modelCards: new Map([['v 1/é', file]]) },
+    );
+    const href = /<a href="([^"]+)">/.exec(html)![1]!.replaceAll('&amp;', '&');
+    // As a browser resolves it beside the report: a path, percent-decoded once.
+    const url = new URL(href, 'file:///reports/report.html');
+    expect(decodeURIComponent(url.pathname)).toBe(`/reports/${file}`);
+  });
+
+  it(`charts and lists at most ${MAX_REPORT_FEATURES} input features, the most drifted, and says how many were left out`, () => {
+    const features = 600;
+    const drift = Array.from({ length: features }, (_, i) => ({
+      feature: `f${String(i).padStart(3, '0')}`,
+      method: 'psi',
+      version: 'v1',
+      windowStart: t0,
+      statistic: i / 1000,
+      pValue: null,
+      threshold: 0.2,
+      drifted: i >= 200,
+    }));
+    const html = renderReport({ ...sample(), drift, distributions: [] });
+    const psi = html.slice(html.indexOf('data-chart="drift-psi"'), html.indexOf('data-chart="drift-ks"'));
+    expect(count(psi, /<path class="series"/g)).toBe(MAX_REPORT_FEATURES);
+    // The most drifted: f100 … f599 (drifted, then the largest PSI); f000 … f099 left out.
+    expect(psi).toContain('data-series="f599"');
+    expect(psi).toContain('data-series="f100"');
+    expect(psi).not.toContain('data-series="f099"');
+    const latest = html.slice(html.indexOf('<table class="latest">'));
+    expect(count(latest.slice(0, latest.indexOf('</table>')), /<tr><td>/g)).toBe(MAX_REPORT_FEATURES);
+    expect(html).toContain(
+      '600 input features: drift over time, the latest window and the distributions show the 500 that drifted most',
+    );
+    expect(html).toContain('100 left out');
+    // The summary still counts every feature.
+    expect(html).toContain('<b>400 / 600</b>');
+  });
+
+  it('shows a statistic stored as NaN (read as null) as "—" instead of failing', () => {
+    const d = sample();
+    const drift = d.drift.map((r, i) => (i === d.drift.length - 1 ? { ...r, statistic: null } : r));
+    const html = renderReport({ ...d, drift });
+    expect(html).toContain('<td class="num">—</td>');
+  });
+
+  it('isolates names from events, so a bidi override cannot reorder the text around them', () => {
+    const html = renderReport({ ...sample(), model: 'fraud\u202Egnp.exe' });
+    expect(html).toContain('<h1>Drift report · <bdi>fraud\u202Egnp.exe</bdi></h1>');
+    expect(html).toContain('<td><bdi>amount</bdi></td>');
   });
 });
 

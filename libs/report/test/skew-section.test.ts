@@ -52,10 +52,10 @@ describe('the skew section of the report', () => {
     const rows = [...html.matchAll(/<table class="skew">.*?<tbody>(.*?)<\/tbody>/gs)][0]![1]!.split('</tr>');
     // amount: 40 mismatched of 80 compared; mean |diff| weighted by compared: (0·40 + 300·30 + 100·10) / 80.
     expect(rows[0]).toContain(
-      '<td>amount</td><td class="num">83</td><td class="num">80</td><td class="num">0.5000</td><td class="num">125.0</td>',
+      '<td><bdi>amount</bdi></td><td class="num">83</td><td class="num">80</td><td class="num">0.5000</td><td class="num">125.0</td>',
     );
     expect(rows[1]).toContain(
-      '<td>&lt;age&gt;</td><td class="num">51</td><td class="num">50</td><td class="num">0.0200</td><td class="num"></td>',
+      '<td><bdi>&lt;age&gt;</bdi></td><td class="num">51</td><td class="num">50</td><td class="num">0.0200</td><td class="num"></td>',
     );
   });
 });

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
-import { DriftlineError, SinkUnavailableError, withDeadline } from '@driftline/core';
+import { ConfigError, DriftlineError, SinkUnavailableError, withDeadline } from '@driftline/core';
 import { createChdbConnection } from 'chdb/connection';
 import { type ClickHouseConfig, DEFAULT_CLICKHOUSE_TIMEOUT_MS } from './config.js';
 import { toWarehouseError } from './errors.js';
@@ -60,11 +60,71 @@ function embeddedClient(path: string): ClickHouseClient {
     return embedded.client;
   }
   mkdirSync(absolute, { recursive: true });
-  const connection = createChdbConnection({ path: absolute });
+  // Checked before the engine opens: it prints its own "Cannot lock file" line on stderr and throws
+  // a bare "Failed to create connection", which the CLI showed as an internal error to report.
+  let holder = lockHolder(absolute);
+  if (holder !== undefined) throw inUse(absolute, holder);
+  let connection: ReturnType<typeof createChdbConnection>;
+  try {
+    connection = createChdbConnection({ path: absolute });
+  } catch (error) {
+    holder = lockHolder(absolute); // another process took it since the check
+    throw holder === undefined ? error : inUse(absolute, holder, error);
+  }
   // The connection hook is typed against client-common's Connection; chdb implements that interface.
   const client = createClient({ connection } as unknown as Parameters<typeof createClient>[0]);
   embedded = { path: absolute, client };
   return client;
+}
+
+/**
+ * The process holding the engine's lock on `path`: the pid the engine writes in its `status` file,
+ * when that file is locked — by /proc/locks where there is one (a crashed holder leaves the file
+ * behind, and its pid may belong to another process by now), else when that pid is alive.
+ */
+function lockHolder(path: string): number | undefined {
+  const status = join(path, 'status');
+  let text: string;
+  let file: { dev: number; ino: number };
+  try {
+    text = readFileSync(status, 'utf8');
+    file = statSync(status);
+  } catch {
+    return undefined;
+  }
+  const pid = Number(/^PID: (\d+)$/m.exec(text)?.[1]);
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  const locked = isLocked(file);
+  if (locked !== undefined) return locked ? pid : undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined; // alive, another user's
+  }
+}
+
+/** Whether /proc/locks lists a lock on the file (Linux: "MAJ:MIN:INODE", device numbers in hex); undefined without /proc/locks. */
+function isLocked(file: { dev: number; ino: number }): boolean | undefined {
+  let locks: string;
+  try {
+    locks = readFileSync('/proc/locks', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const major = (file.dev >>> 8) & 0xfff;
+  const minor = (file.dev & 0xff) | ((file.dev >>> 12) & 0xfff00);
+  const hex = (n: number) => n.toString(16).padStart(2, '0');
+  const id = ` ${hex(major)}:${hex(minor)}:${file.ino} `;
+  return locks.split('\n').some((line) => line.includes(id));
+}
+
+function inUse(path: string, pid: number, cause?: unknown): ConfigError {
+  return new ConfigError(
+    'DRIFTLINE_CLICKHOUSE_PATH',
+    `${path} is in use by another process (pid ${pid}): the embedded engine opens a directory in one process only; point DRIFTLINE_CLICKHOUSE_URL at \`driftline clickhouse serve\` instead`,
+    cause === undefined ? {} : { cause },
+  );
 }
 
 /**

@@ -1,3 +1,5 @@
+import { resolve } from 'node:path';
+import { ConfigError } from '@driftline/core';
 import type { ModelCardData, ReportData } from '@driftline/report';
 import { type ClickHouse, createClickHouse } from './client.js';
 import type { ClickHouseConfig } from './config.js';
@@ -77,9 +79,40 @@ export function warehouseOn(ch: ClickHouse): Warehouse {
   };
 }
 
-/** Connects, applies every pending migration (the one ordered list), and returns the stores. */
-export async function openWarehouse(config: ClickHouseConfig): Promise<Warehouse> {
+export interface OpenOptions {
+  /**
+   * Apply pending migrations (default true). False for readers (`driftline report`, `model-card`):
+   * no DDL is sent — a read-only user can read, and a mistyped database is an error instead of a
+   * new, empty one — and a missing table or column is the read model's note, as for an older database.
+   */
+  readonly migrate?: boolean;
+}
+
+/**
+ * Connects, applies every pending migration (the one ordered list), and returns the stores. With
+ * `migrate: false` it only checks that the database exists: a ConfigError naming
+ * DRIFTLINE_CLICKHOUSE_DATABASE otherwise.
+ */
+export async function openWarehouse(config: ClickHouseConfig, options: OpenOptions = {}): Promise<Warehouse> {
   const ch = await createClickHouse(config);
-  await migrate(ch, migrations);
+  if (options.migrate ?? true) await migrate(ch, migrations);
+  else await requireDatabase(ch, config);
   return warehouseOn(ch);
+}
+
+async function requireDatabase(ch: ClickHouse, config: ClickHouseConfig): Promise<void> {
+  const [row] = await ch.select<{ n: number | string }>(
+    'SELECT count() AS n FROM system.databases WHERE name = {db:String}',
+    { db: ch.database },
+  );
+  if (Number(row?.n ?? 0) > 0) return;
+  await ch.close();
+  const where =
+    config.mode === 'embedded'
+      ? `the embedded engine at ${resolve(config.path)}`
+      : `the ClickHouse server ${config.url}`;
+  throw new ConfigError(
+    'DRIFTLINE_CLICKHOUSE_DATABASE',
+    `database ${JSON.stringify(ch.database)} does not exist on ${where} (a typo, or nothing has written there yet)`,
+  );
 }

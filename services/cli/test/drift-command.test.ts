@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { linkSync, mkdtempSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -145,6 +145,37 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     unlinkSync(wideRef);
     unlinkSync(wideCur);
   }, 60_000);
+
+  it('writes the --html page of 100,000 columns (found by a review: RangeError: Invalid string length)', async () => {
+    // A chart per column outgrew V8's longest string, after a quadratic lookup of every current column.
+    const n = 100_000;
+    const names = Array.from({ length: n }, (_, i) => `c${i}`).join(',');
+    const row = (m: number) => Array.from({ length: n }, (_, i) => String(i % m)).join(',');
+    const wideRef = join(dir, 'wide-ref.csv');
+    const wideCur = join(dir, 'wide-cur.csv');
+    const html = join(dir, 'wide.html');
+    writeFileSync(wideRef, `${names}\n${row(7)}\n${row(5)}\n`);
+    writeFileSync(wideCur, `${names}\n${row(3)}\n${row(5)}\n`);
+    try {
+      const { stderr, code } = await driftline(
+        'drift',
+        '--reference',
+        wideRef,
+        '--current',
+        wideCur,
+        '--json',
+        '--html',
+        html,
+      );
+      expect([code, stderr]).toEqual([0, '']);
+      const page = readFileSync(html, 'utf8');
+      expect(page.match(/<figure class="chart"/g)).toHaveLength(500);
+      expect(page).toContain('the 500 of 100000 columns that drifted most are charted; 99500 left out');
+      expect(page).toContain('the 10000 of 100000 columns that drifted most are listed; 90000 left out');
+    } finally {
+      for (const f of [wideRef, wideCur, html]) rmSync(f, { force: true });
+    }
+  }, 90_000);
 
   it('writes the report into an existing directory', async () => {
     const html = join(dir, 'r.html');

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { migrateForDashboards, REPO_ROOT, type Scenario, seedScenario } from '@driftline/dashboards';
 import { renderReport } from '@driftline/report';
 import { chTime, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
@@ -174,7 +175,10 @@ describe('driftline report', () => {
       .locator('table.retrain tbody a')
       .evaluateAll((as) => as.map((a) => a.getAttribute('href') ?? ''));
     expect(cards.length).toBe(3);
-    for (const href of cards) expect(readFileSync(join(work, href), 'utf8')).toContain('— model card');
+    // Resolved as the browser resolves a link (a URL: its path percent-decoded), not as a file name.
+    for (const href of cards) {
+      expect(readFileSync(fileURLToPath(new URL(href, pathToFileURL(out))), 'utf8')).toContain('— model card');
+    }
     expect(await page.locator('.notes').count()).toBe(0);
     // Estimated vs realized ROC AUC: per version an estimated (dashed) and a realized (solid) line, a
     // point per window on each, and one ring per window on the current value — realized where labels

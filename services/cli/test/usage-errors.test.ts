@@ -93,6 +93,32 @@ describe('report --from/--to: integer epoch milliseconds from 2000 to 2100', () 
     expect(parseTime('from', '2024-02-29', now)).toBe(Date.UTC(2024, 1, 29));
   });
 
+  it('reads a time without an offset as UTC, whatever the machine zone (found by a review: local time)', () => {
+    // In a process of its own: TZ takes effect at start-up (a test worker may not apply a change).
+    const values = [
+      '2025-01-31T12:00',
+      '2025-01-31 12:00:00',
+      '2025-01-31t12:00:00.250',
+      '2025-01-31',
+      '2025-01-31 12:00+01:00',
+    ];
+    const script = `import(${JSON.stringify(fileURLToPath(new URL('../src/commands/report.ts', import.meta.url)))}).then((m) =>
+      console.log(JSON.stringify([new Date(Date.UTC(2025, 0, 31, 12)).getHours(), ...${JSON.stringify(values)}.map((v) => m.parseTime('from', v, 0))])))`;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', '-e', script], {
+      env: { ...process.env, TZ: 'America/New_York' },
+      encoding: 'utf8',
+    });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual([
+      7, // the zone is in effect
+      Date.UTC(2025, 0, 31, 12),
+      Date.UTC(2025, 0, 31, 12),
+      Date.UTC(2025, 0, 31, 12, 0, 0, 250),
+      Date.UTC(2025, 0, 31),
+      Date.UTC(2025, 0, 31, 11),
+    ]);
+  }, 30_000);
+
   it.each(['7', '1', '12', '0000', '1999', 'Jan 5', 'tomorrow', '2025-1-5', '2025-02-30', '2025-02-29', '2025-13-01'])(
     'refuses %s, which V8 reads as a date (found by a review: `--from 7` was 2001-07-01)',
     (value) => {

@@ -38,7 +38,7 @@ async function loadTraining(ch: ClickHouse, model: string, version: string): Pro
     rows_holdout: number;
     device: string;
     device_reason: string;
-    metrics: Record<string, number>;
+    metrics: Record<string, number | null>;
     params: string;
     artifact_uri: string;
     reference_id: string | null;
@@ -65,7 +65,8 @@ async function loadTraining(ch: ClickHouse, model: string, version: string): Pro
     rowsHoldout: Number(x.rows_holdout),
     device: x.device,
     deviceReason: x.device_reason,
-    metrics: Object.fromEntries(Object.entries(x.metrics).map(([k, v]) => [k, Number(v)])),
+    // NaN and ±Inf arrive as JSON null: kept null ("—"), never Number(null) = 0.
+    metrics: Object.fromEntries(Object.entries(x.metrics).map(([k, v]) => [k, v === null ? null : Number(v)])),
     params: x.params,
     artifactUri: x.artifact_uri,
     referenceId: x.reference_id,
@@ -134,13 +135,22 @@ async function loadTransitions(ch: ClickHouse, model: string, version: string): 
   }));
 }
 
+/**
+ * A live metric over the windows with a finite value of it, weighted by their labels (a window
+ * with 10 labels counts a tenth of one with 100). A mean of per-label terms (accuracy, log loss,
+ * Brier, MAE) pools exactly as the weighted mean; RMSE as the root of the weighted mean square (its
+ * weighted mean understated it); ROC AUC and F1 have no such form — the card calls them the mean of
+ * windows (libs/report WINDOW_MEAN_METRICS).
+ */
+function pooled(m: (typeof LIVE_METRICS)[number]): string {
+  const has = `${m} IS NOT NULL AND isFinite(${m})`;
+  const mean = (term: string) =>
+    `if(sumIf(labeled, ${has}) = 0, NULL, sumIf(${term} * labeled, ${has}) / sumIf(labeled, ${has}))`;
+  return m === 'rmse' ? `sqrt(${mean(`${m} * ${m}`)}) AS ${m}` : `${mean(m)} AS ${m}`;
+}
+
 async function loadLive(ch: ClickHouse, model: string, version: string): Promise<ModelCardLive[]> {
-  // Each metric: the labelled-count-weighted mean over the windows that have it (a window with
-  // 10 labels counts a tenth of one with 100).
-  const weighted = LIVE_METRICS.map(
-    (m) =>
-      `if(sumIf(labeled, ${m} IS NOT NULL) = 0, NULL, sumIf(${m} * labeled, ${m} IS NOT NULL) / sumIf(labeled, ${m} IS NOT NULL)) AS ${m}`,
-  );
+  const weighted = LIVE_METRICS.map(pooled);
   const list = await ch.select<Record<string, unknown>>(
     `SELECT segment_feature, segment, count() AS windows, sum(predictions) AS n_predictions, sum(labeled) AS n_labeled,
        ${weighted.join(',\n       ')}
@@ -168,8 +178,14 @@ async function loadLive(ch: ClickHouse, model: string, version: string): Promise
 }
 
 async function loadTrainingDrift(ch: ClickHouse, model: string, t: ModelCardTraining): Promise<ModelCardDrift[]> {
-  const list = await ch.select<{ feature: string; method: string; windows: number; n_drifted: number; top: number }>(
-    `SELECT feature, method, count() AS windows, sum(drifted) AS n_drifted, max(statistic) AS top
+  const list = await ch.select<{
+    feature: string;
+    method: string;
+    windows: number;
+    n_drifted: number;
+    top: number | null;
+  }>(
+    `SELECT feature, method, count() AS windows, sum(drifted) AS n_drifted, maxIfOrNull(statistic, isFinite(statistic)) AS top
      FROM ${ch.table('drift_windows')} FINAL
      WHERE model = {model:String} AND version = {version:String} AND method IN ('psi', 'ks', 'chi2')
        AND window_start >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
@@ -182,7 +198,7 @@ async function loadTrainingDrift(ch: ClickHouse, model: string, t: ModelCardTrai
     method: x.method,
     windows: Number(x.windows),
     drifted: Number(x.n_drifted),
-    maxStatistic: Number(x.top),
+    maxStatistic: x.top === null ? null : Number(x.top),
   }));
 }
 

@@ -1,8 +1,12 @@
 import { toDriftlineError } from '@driftline/core';
+import { isPredictionFeature } from '@driftline/drift';
+import { type Stage, usableTransitions, viewOf } from '@driftline/policy';
 import {
   type DriftPoint,
   type FeatureDistribution,
   featureDistribution,
+  featuresByDrift,
+  MAX_REPORT_FEATURES,
   type PerformancePoint,
   type ProfileView,
   type QualityPoint,
@@ -48,7 +52,7 @@ async function loadDrift(ch: ClickHouse, r: ReportRange): Promise<DriftPoint[]> 
     method: string;
     version: string;
     ws: number;
-    statistic: number;
+    statistic: number | null;
     p_value: number | null;
     threshold: number;
     drifted: number;
@@ -65,7 +69,8 @@ async function loadDrift(ch: ClickHouse, r: ReportRange): Promise<DriftPoint[]> 
     method: x.method,
     version: x.version,
     windowStart: Number(x.ws),
-    statistic: Number(x.statistic),
+    // NaN and ±Inf arrive as JSON null: kept null, never Number(null) = 0.
+    statistic: x.statistic === null ? null : Number(x.statistic),
     pValue: x.p_value === null ? null : Number(x.p_value),
     threshold: Number(x.threshold),
     drifted: Number(x.drifted) === 1,
@@ -93,41 +98,45 @@ async function currentVersion(ch: ClickHouse, r: ReportRange, tables: ReadonlySe
 }
 
 /**
- * Current values of one feature: the predictions of the version in the range that were joined to a
- * label or expired without one (the label-joiner's tables are where prediction features are kept).
- * `__prediction__` / `__predicted_class__` are the prediction columns themselves.
+ * Current values of the features `{names:Array(String)}` (ARRAY JOINed as `f`, beside `{edges:…}`
+ * as `e` for numeric ones): the predictions of the version in the range that were joined to a label
+ * or expired without one (the label-joiner's tables are where prediction features are kept).
+ * `__prediction__` / `__predicted_class__` are the prediction columns themselves. One scan for every
+ * feature of a kind: a query per feature was thousands of scans of the same rows on a wide model.
  */
-function currentValueSql(
+function currentValuesSql(
   ch: ClickHouse,
-  feature: string,
   kind: 'numeric' | 'categorical',
   tables: ReadonlySet<Table>,
 ): string | undefined {
   const sources = (['labeled_predictions', 'unlabeled_predictions'] as const).filter((t) => tables.has(t));
   if (sources.length === 0) return undefined;
-  let expr: string;
-  if (feature === '__prediction__') expr = kind === 'numeric' ? 'prediction' : 'toString(prediction)';
-  else if (feature === '__predicted_class__')
-    expr = kind === 'numeric' ? 'toFloat64OrNull(predicted_class)' : 'predicted_class';
-  else if (kind === 'numeric') {
-    expr = `multiIf(JSONType(features, {feature:String}) IN ('Int64', 'UInt64', 'Double'), JSONExtractFloat(features, {feature:String}),
-      JSONType(features, {feature:String}) = 'Bool', toFloat64(JSONExtractBool(features, {feature:String})), NULL)`;
-  } else {
-    expr = `multiIf(JSONType(features, {feature:String}) = 'String', JSONExtractString(features, {feature:String}),
-      JSONType(features, {feature:String}) IN ('Int64', 'UInt64', 'Double', 'Bool'), JSONExtractRaw(features, {feature:String}), NULL)`;
-  }
-  return sources
+  const value =
+    kind === 'numeric'
+      ? `multiIf(f = '__prediction__', prediction, f = '__predicted_class__', toFloat64OrNull(predicted_class),
+          JSONType(features, f) IN ('Int64', 'UInt64', 'Double'), JSONExtractFloat(features, f),
+          JSONType(features, f) = 'Bool', toFloat64(JSONExtractBool(features, f)), NULL)`
+      : `multiIf(f = '__prediction__', toString(prediction), f = '__predicted_class__', predicted_class,
+          JSONType(features, f) = 'String', JSONExtractString(features, f),
+          JSONType(features, f) IN ('Int64', 'UInt64', 'Double', 'Bool'), JSONExtractRaw(features, f), NULL)`;
+  const rowsOf = sources
     .map(
-      (t) => `SELECT ${expr} AS v FROM ${ch.table(t)} FINAL
+      (t) => `SELECT features, prediction, predicted_class FROM ${ch.table(t)} FINAL
        WHERE model = {model:String} AND model_version = {version:String} AND ${IN_RANGE('prediction_time')}`,
     )
     .join(' UNION ALL ');
+  const joined =
+    kind === 'numeric'
+      ? '{names:Array(String)} AS f, {edges:Array(Array(Float64))} AS e'
+      : '{names:Array(String)} AS f';
+  return `SELECT f, ${kind === 'numeric' ? 'e, ' : ''}${value} AS v FROM (${rowsOf}) ARRAY JOIN ${joined}`;
 }
 
 async function loadDistributions(
   ch: ClickHouse,
   r: ReportRange,
   tables: ReadonlySet<Table>,
+  drift: readonly DriftPoint[],
   notes: string[],
 ): Promise<FeatureDistribution[]> {
   if (!tables.has('reference_profiles')) return [];
@@ -142,40 +151,60 @@ async function loadDistributions(
      ORDER BY feature`,
     { model: r.model, version },
   );
-  const out: FeatureDistribution[] = [];
+  // Only the features the page shows (the most drifted; the prediction's own always).
+  const shown = new Set(
+    featuresByDrift(
+      drift,
+      profiles.map((p) => p.feature),
+    ).slice(0, MAX_REPORT_FEATURES),
+  );
+  const views: Array<{ feature: string; view: ProfileView }> = [];
   for (const p of profiles) {
-    let view: ProfileView;
+    if (!shown.has(p.feature) && !isPredictionFeature(p.feature)) continue;
     try {
-      view = parseStoredProfile(p.profile, `${r.model}/${version}/${p.feature}`);
+      views.push({ feature: p.feature, view: parseStoredProfile(p.profile, `${r.model}/${version}/${p.feature}`) });
     } catch (error) {
       notes.push(
         `reference profile of ${p.feature} (${version}) is malformed (${toDriftlineError(error).message}); its distribution is left out`,
       );
-      continue;
-    }
-    const values = currentValueSql(ch, p.feature, view.kind, tables);
-    const params = { ...RANGE_PARAMS(r), version, feature: p.feature };
-    if (values === undefined) {
-      out.push(featureDistribution(p.feature, version, view, new Map<number, number>()));
-    } else if (view.kind === 'numeric') {
-      // Right-closed bins on the reference's coarse edges: bin = number of edges strictly below v.
-      const counts = await rows<{ bin: number; n: number }>(
-        ch,
-        `SELECT arrayCount(e -> e < v, {edges:Array(Float64)}) AS bin, count() AS n
-         FROM (${values}) WHERE v IS NOT NULL AND isFinite(v) GROUP BY bin ORDER BY bin`,
-        { ...params, edges: view.coarseEdges },
-      );
-      out.push(featureDistribution(p.feature, version, view, new Map(counts.map((c) => [Number(c.bin), Number(c.n)]))));
-    } else {
-      const counts = await rows<{ v: string; n: number }>(
-        ch,
-        `SELECT v, count() AS n FROM (${values}) WHERE v IS NOT NULL GROUP BY v`,
-        params,
-      );
-      out.push(featureDistribution(p.feature, version, view, new Map(counts.map((c) => [c.v, Number(c.n)]))));
     }
   }
-  return out;
+  const params = { ...RANGE_PARAMS(r), version };
+  const numeric = views.flatMap((x) => (x.view.kind === 'numeric' ? [{ feature: x.feature, view: x.view }] : []));
+  const categorical = views.filter((x) => x.view.kind === 'categorical').map((x) => x.feature);
+  const numericSql = currentValuesSql(ch, 'numeric', tables);
+  const categoricalSql = currentValuesSql(ch, 'categorical', tables);
+  // Counts by feature: per bin index (right-closed bins on the reference's coarse edges: the
+  // number of edges strictly below v) or per category.
+  const counts = new Map<string, Map<number, number> | Map<string, number>>();
+  if (numericSql !== undefined && numeric.length > 0) {
+    const list = await rows<{ f: string; bin: number; n: number }>(
+      ch,
+      `SELECT f, arrayCount(x -> x < v, e) AS bin, count() AS n FROM (${numericSql})
+       WHERE v IS NOT NULL AND isFinite(v) GROUP BY f, bin ORDER BY f, bin`,
+      { ...params, names: numeric.map((x) => x.feature), edges: numeric.map((x) => x.view.coarseEdges) },
+    );
+    for (const c of list) {
+      const m = (counts.get(c.f) as Map<number, number> | undefined) ?? new Map<number, number>();
+      m.set(Number(c.bin), Number(c.n));
+      counts.set(c.f, m);
+    }
+  }
+  if (categoricalSql !== undefined && categorical.length > 0) {
+    const list = await rows<{ f: string; v: string; n: number }>(
+      ch,
+      `SELECT f, v, count() AS n FROM (${categoricalSql}) WHERE v IS NOT NULL GROUP BY f, v`,
+      { ...params, names: categorical },
+    );
+    for (const c of list) {
+      const m = (counts.get(c.f) as Map<string, number> | undefined) ?? new Map<string, number>();
+      m.set(c.v, Number(c.n));
+      counts.set(c.f, m);
+    }
+  }
+  return views.map(({ feature, view }) =>
+    featureDistribution(feature, version, view, counts.get(feature) ?? new Map<number, number>()),
+  );
 }
 
 // CBPE estimates and the business outcome (migration 0610), on the whole-window row.
@@ -296,9 +325,10 @@ async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<T
       decided_by: string;
       reason: string;
       detail: string;
+      previous_version: string | null;
     }>(
       ch,
-      `SELECT toUnixTimestamp64Milli(at) AS t, version, to_stage, decided_by, reason, detail
+      `SELECT toUnixTimestamp64Milli(at) AS t, version, to_stage, decided_by, reason, detail, previous_version
        FROM ${ch.table('model_transitions')} FINAL
        WHERE model = {model:String} AND ${IN_RANGE('at')} ORDER BY at`,
       RANGE_PARAMS(r),
@@ -310,16 +340,16 @@ async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<T
         kind: x.to_stage.toUpperCase(),
         version: x.version,
         detail: [x.decided_by, x.reason, x.detail].filter((s) => s !== '').join(' · '),
+        previous: x.previous_version,
       });
     }
   }
   return out.sort((a, b) => a.time - b.time);
 }
 
-/** Reads everything the report shows for one model and time range. */
 /** Skew per (window, feature, version), the source partitions summed (skew_windows keeps one row per partition). */
 async function loadSkew(ch: ClickHouse, r: ReportRange): Promise<SkewPoint[]> {
-  const list = await rows<Record<string, number | string>>(
+  const list = await rows<Record<string, number | string | null>>(
     ch,
     `SELECT feature, model_version AS version, toUnixTimestamp64Milli(window_start) AS ws, sum(sampled) AS sampled,
        sum(compared) AS compared, sum(mismatched) AS mismatched, sum(numeric_compared) AS numeric_compared,
@@ -338,7 +368,10 @@ async function loadSkew(ch: ClickHouse, r: ReportRange): Promise<SkewPoint[]> {
     sampled: Number(x.sampled),
     compared: Number(x.compared),
     mismatched: Number(x.mismatched),
-    meanAbsDiff: Number(x.numeric_compared) === 0 ? null : Number(x.abs_diff_sum) / Number(x.numeric_compared),
+    meanAbsDiff:
+      Number(x.numeric_compared) === 0 || x.abs_diff_sum === null
+        ? null
+        : Number(x.abs_diff_sum) / Number(x.numeric_compared),
     missingInStore: Number(x.missing_in_store),
     missingInPrediction: Number(x.missing_in_prediction),
     newerRow: Number(x.newer_row),
@@ -352,7 +385,7 @@ async function loadQuality(ch: ClickHouse, r: ReportRange): Promise<QualityPoint
     expectation: string;
     version: string;
     ws: number;
-    observed: number;
+    observed: number | null;
     bound: number;
     passed: number;
   }>(
@@ -368,12 +401,57 @@ async function loadQuality(ch: ClickHouse, r: ReportRange): Promise<QualityPoint
     expectation: x.expectation,
     version: x.version,
     windowStart: Number(x.ws),
-    observed: Number(x.observed),
+    observed: x.observed === null ? null : Number(x.observed),
     bound: Number(x.bound),
     passed: Number(x.passed) === 1,
   }));
 }
 
+/**
+ * The version in production at `to`: the model-controller's reading (viewOf) of every transition
+ * recorded before it — a promotion older than the range counts, a rollback hands production back.
+ */
+async function productionAt(ch: ClickHouse, r: ReportRange): Promise<string | undefined> {
+  const list = await rows<{
+    version: string;
+    from_stage: string;
+    to_stage: string;
+    t: number;
+    previous_version: string | null;
+  }>(
+    ch,
+    `SELECT version, from_stage, to_stage, toUnixTimestamp64Milli(at) AS t, previous_version
+     FROM ${ch.table('model_transitions')} FINAL
+     WHERE model = {model:String} AND at < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
+     ORDER BY at DESC LIMIT ${MAX_TRANSITIONS}`,
+    { model: r.model, to: r.to },
+  );
+  const facts = usableTransitions(
+    list.map((x) => ({
+      version: x.version,
+      from_stage: x.from_stage === '' ? null : (x.from_stage as Stage),
+      to_stage: x.to_stage as Stage,
+      at: Number(x.t),
+      previous_version: x.previous_version,
+    })),
+  );
+  return viewOf(facts).production;
+}
+
+/** Transitions read for the production version (the model-controller reads as many). */
+const MAX_TRANSITIONS = 10_000;
+
+/** Models other than `r.model` with drift windows in the range, for the "no data" note (a typo, most likely). */
+async function otherModels(ch: ClickHouse, r: ReportRange): Promise<string[]> {
+  const list = await rows<{ model: string }>(
+    ch,
+    `SELECT DISTINCT model FROM ${ch.table('drift_windows')} WHERE ${IN_RANGE('window_start')} ORDER BY model LIMIT 10`,
+    { from: r.from, to: r.to },
+  );
+  return list.map((x) => x.model).filter((m) => m !== r.model);
+}
+
+/** Reads everything the report shows for one model and time range. */
 export async function loadReportData(ch: ClickHouse, range: ReportRange, now = Date.now()): Promise<ReportData> {
   const present = await rows<{ name: string }>(ch, 'SELECT name FROM system.tables WHERE database = {db:String}', {
     db: ch.database,
@@ -384,11 +462,22 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
     (t) => `table ${ch.database}.${t} does not exist (yet): its part of the report is empty`,
   );
   const drift = tables.has('drift_windows') ? await loadDrift(ch, range) : [];
-  const distributions = await loadDistributions(ch, range, tables, notes);
+  const distributions = await loadDistributions(ch, range, tables, drift, notes);
   const performance = tables.has('performance_windows') ? await loadPerformance(ch, range, notes) : [];
   const retrain = await loadRetrain(ch, range, tables);
   const skew = tables.has('skew_windows') ? await loadSkew(ch, range) : [];
   const quality = tables.has('data_quality_windows') ? await loadQuality(ch, range) : [];
+  const production = tables.has('model_transitions') ? await productionAt(ch, range) : undefined;
+  const empty =
+    [drift, performance, retrain, skew, quality].every((list) => list.length === 0) &&
+    distributions.every((d) => d.currentCount === 0);
+  if (empty) {
+    // An unknown --model made an empty page that looked like a quiet model.
+    const others = tables.has('drift_windows') ? await otherModels(ch, range) : [];
+    notes.unshift(
+      `no data for model ${range.model} in [${new Date(range.from).toISOString()}, ${new Date(range.to).toISOString()})${others.length === 0 ? '' : ` (models with drift windows then: ${others.join(', ')})`}`,
+    );
+  }
   return {
     model: range.model,
     from: range.from,
@@ -400,6 +489,7 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
     retrain,
     skew,
     quality,
+    ...(production === undefined ? {} : { productionVersion: production }),
     notes,
   };
 }

@@ -42,7 +42,8 @@ export async function modelCardCommand(args: readonly string[]): Promise<number>
   if (values.model === undefined || values.model === '') throw new ConfigError('--model', 'is required');
   if (values.version === undefined || values.version === '') throw new ConfigError('--version', 'is required');
   const out = values.out === undefined ? undefined : outputFile('--out', values.out);
-  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
+  // Reading only: a mistyped database is an error, not a new empty one, and a read-only user can read.
+  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)), { migrate: false });
   try {
     const card = await warehouse.modelCard(values.model, values.version);
     if (out !== undefined) {

@@ -1,5 +1,6 @@
+import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ConfigError, DriftlineError, DURATION_HINT, parseDurationMs, parseEnv } from '@driftline/core';
+import { ConfigError, DriftlineError, DURATION_HINT, parseDurationMs, parseEnv, printable } from '@driftline/core';
 import { modelCardFileName, type ReportData, renderModelCard, renderReport } from '@driftline/report';
 import type { Warehouse } from '@driftline/warehouse';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
@@ -12,10 +13,11 @@ Writes one self-contained HTML page (inline SVG, no network) for model M from Cl
 drift over time (PSI, KS), feature distributions (reference vs current), prediction drift,
 performance and label coverage per version, retrain decisions, model versions and their stage
 timeline. The model card of every version in the range is written beside it
-(model-card-<model>-<version>.html) and linked from the version timeline.
-T is an ISO-8601 time (2025-01-31, 2025-01-31T12:00:00Z), integer epoch milliseconds from 2000
-to 2100 (not seconds), or a duration before now (30m, 6h, 7d). Defaults: --to now, --from 7d
-before --to, --out report.html.
+(model-card-<model>-<version>.html) and linked from the version timeline, unless FILE is not a
+regular file (/dev/stdout, a pipe): then only the page is written. Status lines go to stderr.
+T is an ISO-8601 time, UTC unless an offset is given (2025-01-31, 2025-01-31T12:00,
+2025-01-31T12:00+01:00), integer epoch milliseconds from 2000 to 2100 (not seconds), or a duration
+before now (30m, 6h, 7d). Defaults: --to now, --from 7d before --to, --out report.html.
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTLINE_CLICKHOUSE_PATH;
 the database is DRIFTLINE_CLICKHOUSE_DATABASE.
 
@@ -60,7 +62,10 @@ export function parseTime(name: string, value: string, now: number): number {
   // V8 rolls a day past the month's end over (2025-02-30 was 2025-03-02): refused instead.
   const calendar =
     iso?.[2] === undefined || iso[3] === undefined || Number(iso[3]) <= daysIn(Number(iso[1]), Number(iso[2]));
-  const ms = iso !== null && calendar ? Date.parse(value.toUpperCase()) : Number.NaN;
+  // A time without an offset is UTC, like a date alone and everything else here: Date.parse read
+  // 2025-01-31T12:00 in the machine's zone. With the Z, no string depends on the local zone.
+  const utc = iso?.[4] !== undefined && iso[5] === undefined ? `${value}Z` : value;
+  const ms = iso !== null && calendar ? Date.parse(utc.toUpperCase()) : Number.NaN;
   if (Number.isNaN(ms)) {
     throw new ConfigError(
       `--${name}`,
@@ -73,9 +78,12 @@ export function parseTime(name: string, value: string, now: number): number {
   return ms;
 }
 
-/** YYYY, YYYY-MM, YYYY-MM-DD, then optionally THH:MM[:SS[.fraction]] and Z or ±HH[:]MM (RFC 3339: t and z too). */
+/**
+ * YYYY, YYYY-MM, YYYY-MM-DD, then optionally THH:MM[:SS[.fraction]] (group 4) and Z or ±HH[:]MM
+ * (group 5; RFC 3339: t and z too).
+ */
 const ISO_TIME =
-  /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?)?)?$/i;
+  /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?)?)?)?$/i;
 
 /** Days in month `month` (1–12) of `year`; 0 for a month out of range. */
 function daysIn(year: number, month: number): number {
@@ -90,6 +98,29 @@ export const reportOptions = {
   out: { type: 'string', default: 'report.html' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
+
+/**
+ * The directory model cards go to: beside --out when --out is (or will be) a regular file. Not
+ * beside /dev/stdout, /dev/fd/N or a pipe: cards were written into /dev, and with `> file` the
+ * descriptor is a regular file, so the path itself is checked first.
+ */
+function cardDirectory(out: string): string | undefined {
+  let dir: string;
+  try {
+    dir = realpathSync(dirname(out));
+  } catch {
+    return undefined;
+  }
+  if (/^\/(dev|proc)(\/|$)/.test(dir)) return undefined;
+  try {
+    return statSync(out).isFile() ? dir : undefined;
+  } catch {
+    return dir; // not there yet: written as a regular file
+  }
+}
+
+/** Paths that name this process's stdout. */
+const STDOUT = new Set(['/dev/stdout', '/dev/fd/1', '/proc/self/fd/1']);
 
 /** Writes the card of every version the report names; versions with nothing recorded get no card. */
 async function writeModelCards(
@@ -127,12 +158,22 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
   if (!(from < to)) throw new ConfigError('--from', 'must be before --to');
   // Checked before any query or file: a wrong --out writes nothing.
   const out = outputFile('--out', values.out ?? 'report.html');
-  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
+  const cards = cardDirectory(out);
+  // Reading only: a mistyped database is an error, not a new empty one, and a read-only user can report.
+  const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)), { migrate: false });
   try {
     const data = await warehouse.report({ model: values.model, from, to }, now);
-    const modelCards = await writeModelCards(warehouse, data, dirname(out), now);
-    writeOutput('--out', out, renderReport(data, { modelCards }));
-    process.stdout.write(
+    const modelCards =
+      cards === undefined ? new Map<string, string>() : await writeModelCards(warehouse, data, cards, now);
+    const page = renderReport(data, { modelCards });
+    // Through the stream, not the path: opening /dev/stdout fails (ENXIO) when stdout is a socket,
+    // as it is under Node's child_process and many supervisors.
+    if (STDOUT.has(out)) process.stdout.write(page);
+    else writeOutput('--out', out, page);
+    // stderr: --out may be /dev/stdout, and nothing may follow the page there.
+    for (const note of data.notes ?? []) process.stderr.write(`note: ${printable(note)}\n`);
+    if (cards === undefined) process.stderr.write(`note: ${out} is not a regular file: no model cards written\n`);
+    process.stderr.write(
       `${JSON.stringify({ report: out, model: values.model, drift_rows: data.drift.length, distributions: data.distributions.length, performance_rows: data.performance.length, retrain_events: data.retrain.length, model_cards: modelCards.size })}\n`,
     );
     return 0;

@@ -1,0 +1,268 @@
+// The report's and the model card's read models on a real ClickHouse (the embedded engine):
+// defects found by a review, each with the rows that showed it.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { featureDistribution } from '@driftline/report';
+import { buildCategoricalProfile, buildNumericProfile } from '@driftline/stats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ClickHouse,
+  chTime,
+  createClickHouse,
+  migrate,
+  migrations,
+  openWarehouse,
+  warehouseOn,
+} from '../src/index.js';
+import { testClickHouse } from './fixtures/clickhouse.js';
+
+const path = mkdtempSync(join(tmpdir(), 'driftline-ch-read-models-'));
+const database = `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+const H = 3_600_000;
+const T0 = Date.UTC(2026, 10, 1);
+let ch: ClickHouse;
+
+const transition = (version: string, from: string, to: string, at: number, previous: string | null = null) => ({
+  model: 'fraud',
+  version,
+  from_stage: from,
+  to_stage: to,
+  at: chTime(at),
+  decided_by: 'policy:promotion',
+  reason: 'evidence',
+  detail: '',
+  evidence: '',
+  canary_share: null,
+  previous_version: previous,
+  recorded_at: chTime(at),
+});
+
+const perf = (model: string, version: string, ws: number, labeled: number, metrics: Record<string, number | null>) => ({
+  model,
+  model_version: version,
+  window_start: chTime(ws),
+  window_end: chTime(ws + H),
+  segment_feature: '',
+  segment: '__all__',
+  task: 'regression',
+  predictions: labeled,
+  labeled,
+  expired: 0,
+  pending: 0,
+  label_coverage: 1,
+  invalid_labels: 0,
+  threshold: 0.5,
+  version: 1,
+  computed_at: chTime(ws + H),
+  ...metrics,
+});
+
+beforeAll(async () => {
+  ch = await createClickHouse(testClickHouse(path, database));
+  await migrate(ch, migrations);
+}, 120_000);
+
+afterAll(async () => {
+  await ch?.close();
+});
+
+describe('the model card read model', () => {
+  it('pools RMSE as √(Σ rmse²·labels / Σ labels) and leaves windows with a NaN metric out', async () => {
+    await ch.insert('performance_windows', [
+      perf('house', 'v1', T0, 10, { rmse: 1, mae: 0.5 }),
+      perf('house', 'v1', T0 + H, 30, { rmse: 3, mae: 2.5 }),
+    ]);
+    // A NaN metric (written as such: JSON has no NaN) counts for nothing, instead of making the pool NaN.
+    await ch.command(
+      `INSERT INTO ${ch.table('performance_windows')} (model, model_version, window_start, window_end, segment_feature, segment, task, predictions, labeled, rmse, mae, threshold, version, computed_at)
+       VALUES ('house', 'v1', '${chTime(T0 + 2 * H)}', '${chTime(T0 + 3 * H)}', '', '__all__', 'regression', 50, 50, nan, nan, 0.5, 1, '${chTime(T0 + 3 * H)}')`,
+    );
+    const card = await warehouseOn(ch).modelCard('house', 'v1');
+    const overall = card.live.find((l) => l.segmentFeature === '')!;
+    // The weighted mean of the RMSEs, (10·1 + 30·3) / 40 = 2.5, understated the pooled error √7.
+    expect(overall.metrics.rmse).toBeCloseTo(Math.sqrt((10 * 1 + 30 * 9) / 40), 12);
+    expect(overall.metrics.mae).toBeCloseTo((10 * 0.5 + 30 * 2.5) / 40, 12);
+  });
+
+  it('reads a held-out metric and a drift statistic stored as NaN as null, not 0', async () => {
+    await ch.command(
+      `INSERT INTO ${ch.table('model_versions')} (model, version, request_id, base_version, status, promotion_reason, data_from, data_to, metrics, registered_at, updated_at)
+       VALUES ('fraud', 'v9', 'req-9', 'v8', 'PROMOTED', 'ok', '${chTime(T0)}', '${chTime(T0 + 2 * H)}', map('roc_auc', 0.8, 'log_loss', nan), '${chTime(T0 + 2 * H)}', '${chTime(T0 + 2 * H)}')`,
+    );
+    await ch.command(
+      `INSERT INTO ${ch.table('drift_windows')} (model, version, reference_id, feature, window_start, window_end, method, statistic, p_value, threshold, drifted, computed_at)
+       VALUES ('fraud', 'v8', 'r', 'amount', '${chTime(T0)}', '${chTime(T0 + H)}', 'psi', nan, NULL, 0.2, 0, '${chTime(T0 + H)}')`,
+    );
+    const card = await warehouseOn(ch).modelCard('fraud', 'v9');
+    expect(card.training?.metrics).toEqual({ roc_auc: 0.8, log_loss: null });
+    expect(card.trainingDrift).toEqual([
+      { feature: 'amount', method: 'psi', windows: 1, drifted: 0, maxStatistic: null },
+    ]);
+  });
+});
+
+describe('the report read model', () => {
+  it('reads NaN drift statistics and data-quality values as null, not 0', async () => {
+    await ch.command(
+      `INSERT INTO ${ch.table('drift_windows')} (model, version, reference_id, feature, window_start, window_end, method, statistic, p_value, threshold, drifted, computed_at)
+       VALUES ('nan-model', 'v1', 'r', 'x', '${chTime(T0)}', '${chTime(T0 + H)}', 'ks', nan, nan, 0.05, 0, '${chTime(T0 + H)}')`,
+    );
+    await ch.command(
+      `INSERT INTO ${ch.table('data_quality_windows')} (model, version, feature, expectation, scope, window_start, window_end, observed, bound, passed, computed_at)
+       VALUES ('nan-model', 'v1', 'x', 'null_rate', '', '${chTime(T0)}', '${chTime(T0 + H)}', nan, 0.1, 0, '${chTime(T0 + H)}')`,
+    );
+    const data = await warehouseOn(ch).report({ model: 'nan-model', from: T0, to: T0 + H });
+    expect(data.drift.map((r) => [r.statistic, r.pValue])).toEqual([[null, null]]);
+    expect(data.quality?.map((q) => q.observed)).toEqual([null]);
+  });
+
+  it('names the version in production at the end of the range, from every transition before it', async () => {
+    await ch.insert('model_transitions', [
+      // v1 reached production before the range: the range's own timeline does not show it.
+      transition('v1', 'canary', 'production', T0 - 10 * 86_400_000),
+      transition('v2', 'candidate', 'shadow', T0 + H, 'v1'),
+      transition('v2', 'shadow', 'canary', T0 + 2 * H, 'v1'),
+      transition('v2', 'canary', 'production', T0 + 3 * H, 'v1'),
+      transition('v2', 'production', 'rolled_back', T0 + 5 * H, 'v1'),
+    ]);
+    const report = (to: number) => warehouseOn(ch).report({ model: 'fraud', from: T0, to });
+    expect((await report(T0 + 2 * H)).productionVersion).toBe('v1');
+    expect((await report(T0 + 4 * H)).productionVersion).toBe('v2');
+    const after = await report(T0 + 6 * H);
+    expect(after.productionVersion).toBe('v1');
+    expect(after.retrain.find((e) => e.kind === 'ROLLED_BACK')).toMatchObject({ version: 'v2', previous: 'v1' });
+  });
+
+  it('counts every feature of the current version in one query per kind, as the per-feature queries did', async () => {
+    const model = 'dist';
+    const amounts = [5, 12, 18, 25, 31, 40, 52, 60, 71, 90];
+    const numeric = buildNumericProfile(amounts, { bins: 4, fineBins: 20 });
+    const prediction = buildNumericProfile([0.1, 0.3, 0.5, 0.7, 0.9], { bins: 3, fineBins: 10 });
+    const country = buildCategoricalProfile(['de', 'de', 'fr', 'es']);
+    await ch.insert(
+      'reference_profiles',
+      Object.entries({ amount: numeric, flag: numeric, country, __prediction__: prediction }).map(
+        ([feature, profile]) => ({
+          model,
+          version: 'v1',
+          reference_id: 'ref-1',
+          feature,
+          kind: profile.kind,
+          profile: JSON.stringify(profile),
+          created_at: chTime(T0),
+        }),
+      ),
+    );
+    // Ints, doubles, booleans, strings, numbers where a category is expected, missing and null values.
+    const features = [
+      { amount: 3, flag: true, country: 'de' },
+      { amount: 14.5, flag: false, country: 'fr' },
+      { amount: 33, country: 'de' },
+      { amount: 'n/a', flag: 1, country: 7 },
+      { amount: 95.25, flag: null, country: 'it' },
+      { flag: 0.5, country: 'de' },
+    ];
+    await ch.insert(
+      'labeled_predictions',
+      features.slice(0, 3).map((f, i) => ({
+        model,
+        model_version: 'v1',
+        prediction_id: `l${i}`,
+        entity_id: 'e',
+        prediction_time: chTime(T0 + i * 1000),
+        label_time: chTime(T0 + H),
+        features: JSON.stringify(f),
+        prediction: i / 4,
+        predicted_class: null,
+        label: 1,
+        joined_at: chTime(T0 + H),
+      })),
+    );
+    await ch.insert(
+      'unlabeled_predictions',
+      features.slice(3).map((f, i) => ({
+        model,
+        model_version: 'v1',
+        prediction_id: `u${i}`,
+        entity_id: 'e',
+        prediction_time: chTime(T0 + (10 + i) * 1000),
+        deadline: chTime(T0 + H),
+        expired_at: chTime(T0 + H),
+        features: JSON.stringify(f),
+        prediction: 0.8 + i / 10,
+        predicted_class: null,
+      })),
+    );
+    const data = await warehouseOn(ch).report({ model, from: T0, to: T0 + H });
+    // Expected the way the per-feature queries counted: right-closed bins on the coarse edges.
+    const bin = (edges: readonly number[], v: number) => edges.filter((e) => e < v).length;
+    const numericCounts = (values: readonly number[], edges: readonly number[]) => {
+      const m = new Map<number, number>();
+      for (const v of values) m.set(bin(edges, v), (m.get(bin(edges, v)) ?? 0) + 1);
+      return m;
+    };
+    const edges = (p: typeof numeric) => (p.kind === 'numeric' ? p.coarseEdges : []);
+    const predictions = [...[0, 1, 2].map((i) => i / 4), ...[0, 1, 2].map((i) => 0.8 + i / 10)];
+    expect(data.distributions.map((d) => d.feature)).toEqual(['__prediction__', 'amount', 'country', 'flag']);
+    expect(data.distributions).toEqual([
+      featureDistribution('__prediction__', 'v1', prediction, numericCounts(predictions, edges(prediction))),
+      featureDistribution('amount', 'v1', numeric, numericCounts([3, 14.5, 33, 95.25], edges(numeric))),
+      featureDistribution(
+        'country',
+        'v1',
+        country,
+        new Map([
+          ['de', 3],
+          ['fr', 1],
+          ['it', 1],
+          ['7', 1],
+        ]),
+      ),
+      featureDistribution('flag', 'v1', numeric, numericCounts([1, 0, 1, 0.5], edges(numeric))),
+    ]);
+  });
+
+  it('says when the range holds no data for the model (an unknown --model made an empty page)', async () => {
+    const T1 = Date.UTC(2026, 11, 1);
+    await ch.insert('performance_windows', [perf('known', 'v1', T1, 10, { mae: 1 })]);
+    await ch.command(
+      `INSERT INTO ${ch.table('drift_windows')} (model, version, reference_id, feature, window_start, window_end, method, statistic, threshold, drifted, computed_at)
+       VALUES ('known', 'v1', 'r', 'x', '${chTime(T1)}', '${chTime(T1 + H)}', 'psi', 0.1, 0.2, 0, '${chTime(T1 + H)}')`,
+    );
+    const data = await warehouseOn(ch).report({ model: 'knwon', from: T1, to: T1 + H });
+    expect(data.notes?.[0]).toBe(
+      'no data for model knwon in [2026-12-01T00:00:00.000Z, 2026-12-01T01:00:00.000Z) (models with drift windows then: known)',
+    );
+    const known = await warehouseOn(ch).report({ model: 'known', from: T1, to: T1 + H });
+    expect(known.notes?.some((n) => n.startsWith('no data'))).toBe(false);
+  });
+});
+
+describe('openWarehouse({ migrate: false })', () => {
+  it('refuses a database that does not exist, naming the variable, and creates nothing', async () => {
+    const typo = `${database}_typo`;
+    await expect(openWarehouse(testClickHouse(path, typo), { migrate: false })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      field: 'DRIFTLINE_CLICKHOUSE_DATABASE',
+      message: expect.stringMatching(/^DRIFTLINE_CLICKHOUSE_DATABASE: database "t_\w+_typo" does not exist on /),
+    });
+    const [row] = await ch.select<{ n: number }>('SELECT count() AS n FROM system.databases WHERE name = {db:String}', {
+      db: typo,
+    });
+    expect(Number(row?.n)).toBe(0);
+  });
+
+  it('reads an existing database without migrating it: a missing table is the report note, not a new table', async () => {
+    const bare = `${database}_bare`;
+    await ch.command(`CREATE DATABASE ${bare}`);
+    const warehouse = await openWarehouse(testClickHouse(path, bare), { migrate: false });
+    const data = await warehouse.report({ model: 'm', from: T0, to: T0 + H });
+    expect(data.notes).toContain(`table ${bare}.drift_windows does not exist (yet): its part of the report is empty`);
+    const tables = await ch.select<{ name: string }>('SELECT name FROM system.tables WHERE database = {db:String}', {
+      db: bare,
+    });
+    expect(tables).toEqual([]);
+  });
+});

@@ -1,0 +1,215 @@
+// `driftline report` and `model-card` as a user runs them (the source entry, its own process) on a
+// ClickHouse shared through `driftline clickhouse serve`: defects found by a review.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { type ClickHouse, chTime, createClickHouse, migrate, migrations } from '@driftline/warehouse';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'driftline-read-commands-'));
+const dataPath = join(work, 'chdb');
+const database = `read_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+// Names that need percent-encoding in a URL.
+const MODEL = 'fraud detector';
+const VERSION = 'v1 beta';
+const T0 = Date.UTC(2026, 10, 1);
+const H = 3_600_000;
+
+let host: ChildProcess | undefined;
+let url = '';
+let ch: ClickHouse;
+
+/** The environment of a command: this process's, without its ClickHouse settings. */
+function env(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DRIFTLINE_CLICKHOUSE_')));
+  return { ...base, ...extra };
+}
+
+async function driftline(
+  args: readonly string[],
+  extra: Record<string, string>,
+): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=source', 'services/cli/src/main.ts', ...args],
+      { cwd: root, env: env(extra), maxBuffer: 64 * 1024 * 1024 },
+    );
+    return { stdout, stderr, code: 0 };
+  } catch (error) {
+    const e = error as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
+const served = () => ({ DRIFTLINE_CLICKHOUSE_URL: url, DRIFTLINE_CLICKHOUSE_DATABASE: database });
+const range = ['--from', String(T0), '--to', String(T0 + 4 * H)];
+
+beforeAll(async () => {
+  host = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--conditions=source', 'services/cli/src/main.ts', 'clickhouse', 'serve'],
+    {
+      cwd: root,
+      env: env({ DRIFTLINE_CLICKHOUSE_PATH: dataPath, DRIFTLINE_CLICKHOUSE_HOST_PORT: '0' }),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    host!.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve((JSON.parse(out.split('\n')[0]!) as { url: string }).url);
+    });
+    host!.once('exit', (code) => reject(new Error(`driftline clickhouse serve exited ${code}`)));
+  });
+  ch = await createClickHouse({ mode: 'server', url, database, timeoutMs: 30_000 });
+  await migrate(ch, migrations);
+  await ch.insert('model_versions', [
+    {
+      model: MODEL,
+      version: VERSION,
+      request_id: 'req-1',
+      base_version: 'v0',
+      status: 'PROMOTED',
+      promotion_reason: 'better',
+      data_from: chTime(T0 - 2 * H),
+      data_to: chTime(T0),
+      rows_train: 100,
+      rows_holdout: 20,
+      metrics: { roc_auc: 0.8 },
+      params: '{}',
+      artifact_uri: 'file:///m.json',
+      device: 'cpu',
+      device_reason: 'no GPU',
+      published: 1,
+      registered_at: chTime(T0 + H),
+      updated_at: chTime(T0 + H),
+    },
+  ]);
+  await ch.insert('drift_windows', [
+    {
+      model: MODEL,
+      version: VERSION,
+      reference_id: 'r',
+      feature: 'amount',
+      window_start: chTime(T0 + H),
+      window_end: chTime(T0 + 2 * H),
+      method: 'psi',
+      statistic: 0.3,
+      p_value: null,
+      threshold: 0.2,
+      drifted: 1,
+      computed_at: chTime(T0 + 2 * H),
+    },
+  ]);
+}, 180_000);
+
+afterAll(async () => {
+  await ch?.close();
+  if (host !== undefined && host.exitCode === null && host.signalCode === null) {
+    const exited = new Promise((resolve) => host!.once('exit', resolve));
+    host.kill('SIGTERM');
+    await exited;
+  }
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('driftline report (found by a review)', () => {
+  it('links every model card so that the browser finds it, whatever the names', async () => {
+    const dir = mkdtempSync(join(work, 'cards-'));
+    const out = join(dir, 'report.html');
+    const { code, stderr } = await driftline(['report', '--model', MODEL, ...range, '--out', out], served());
+    expect([code, stderr]).toEqual([0, expect.stringContaining('"model_cards":1')]);
+    const hrefs = [...readFileSync(out, 'utf8').matchAll(/<a href="([^"]+)">/g)].map((m) => m[1]!);
+    expect(hrefs).toHaveLength(1);
+    // As a browser resolves a relative link of a file:// page: a URL, then its path percent-decoded.
+    const target = fileURLToPath(new URL(hrefs[0]!, pathToFileURL(out)));
+    expect(readdirSync(dir)).toContain(target.slice(dir.length + 1));
+    expect(readFileSync(target, 'utf8')).toContain('— model card');
+  });
+
+  it('with --out /dev/stdout writes the page alone on stdout and no model card (they went into /dev)', async () => {
+    const before = readdirSync('/dev').filter((f) => f.startsWith('model-card-'));
+    const { code, stdout, stderr } = await driftline(
+      ['report', '--model', MODEL, ...range, '--out', '/dev/stdout'],
+      served(),
+    );
+    expect(code).toBe(0);
+    expect(stdout.startsWith('<!doctype html>')).toBe(true);
+    expect(stdout.endsWith('</html>\n')).toBe(true);
+    expect(stderr).toContain('note: /dev/stdout is not a regular file: no model cards written');
+    expect(stderr).toContain('"model_cards":0');
+    expect(readdirSync('/dev').filter((f) => f.startsWith('model-card-'))).toEqual(before);
+  });
+
+  it('says so, in the page and on stderr, when the model has no data in the range', async () => {
+    const out = join(work, 'unknown.html');
+    const { code, stderr } = await driftline(['report', '--model', 'fraud detektor', ...range, '--out', out], served());
+    expect(code).toBe(0);
+    const note =
+      'no data for model fraud detektor in [2026-11-01T00:00:00.000Z, 2026-11-01T04:00:00.000Z) (models with drift windows then: fraud detector)';
+    expect(stderr).toContain(`note: ${note}\n`);
+    expect(readFileSync(out, 'utf8')).toContain(`<p>${note}</p>`);
+  });
+});
+
+describe('report and model-card only read (found by a review)', () => {
+  it.each([
+    ['report', ['report', '--model', MODEL, '--out', join(work, 'typo.html')]],
+    ['model-card', ['model-card', '--model', MODEL, '--version', VERSION]],
+  ])(
+    '%s: a mistyped DRIFTLINE_CLICKHOUSE_DATABASE is one configuration error line, and no database is created',
+    async (_name, args) => {
+      const typo = `${database}_typo`;
+      const { code, stdout, stderr } = await driftline(args, { ...served(), DRIFTLINE_CLICKHOUSE_DATABASE: typo });
+      expect({ code, stdout }).toEqual({ code: 78, stdout: '' });
+      expect(stderr).toMatch(
+        new RegExp(
+          `^driftline: configuration error: DRIFTLINE_CLICKHOUSE_DATABASE: database "${typo}" does not exist on the ClickHouse server http://[^ ]+ \\(a typo, or nothing has written there yet\\)\\n$`,
+        ),
+      );
+      const [row] = await ch.select<{ n: number }>(
+        'SELECT count() AS n FROM system.databases WHERE name = {db:String}',
+        {
+          db: typo,
+        },
+      );
+      expect(Number(row?.n)).toBe(0);
+      expect(existsSync(join(work, 'typo.html'))).toBe(false);
+    },
+  );
+
+  it('an embedded engine directory another process holds is one configuration error line naming it', async () => {
+    const { code, stderr } = await driftline(['report', '--model', MODEL, '--out', join(work, 'locked.html')], {
+      DRIFTLINE_CLICKHOUSE_PATH: dataPath,
+      DRIFTLINE_CLICKHOUSE_DATABASE: database,
+    });
+    expect(code).toBe(78);
+    // Not the engine's own "Code: 76 … Cannot lock file" line, not "internal error … report it".
+    expect(stderr).toBe(
+      `driftline: configuration error: DRIFTLINE_CLICKHOUSE_PATH: ${dataPath} is in use by another process (pid ${host!.pid}): the embedded engine opens a directory in one process only; point DRIFTLINE_CLICKHOUSE_URL at \`driftline clickhouse serve\` instead\n`,
+    );
+  });
+
+  it('a status file a crashed engine left behind does not count as in use, even when its pid is alive again', async () => {
+    const stale = join(work, 'stale');
+    mkdirSync(stale);
+    // The pid of a live process that holds no lock on this directory (a pid reused after a crash).
+    writeFileSync(join(stale, 'status'), `PID: ${host!.pid}\nStarted at: 2026-01-01 00:00:00\nRevision: 1\n`);
+    const { code, stderr } = await driftline(['model-card', '--model', MODEL, '--version', VERSION], {
+      DRIFTLINE_CLICKHOUSE_PATH: stale,
+      DRIFTLINE_CLICKHOUSE_DATABASE: database,
+    });
+    expect(code).toBe(78);
+    expect(stderr).toMatch(
+      /^driftline: configuration error: DRIFTLINE_CLICKHOUSE_DATABASE: database "read_\w+" does not exist on the embedded engine at /,
+    );
+  });
+});

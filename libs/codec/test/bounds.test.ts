@@ -187,18 +187,21 @@ describe('Avro bounds check (writer schema walk before avsc)', () => {
     expect(refused).toBeGreaterThan(0);
   });
 
-  it('prints the cost of the check on the hot path (no timed assertion)', () => {
-    const values = Array.from({ length: 2_000 }, (_, i) =>
-      featureType.toBuffer({
-        event_id: `e-${i}`,
-        view: 'user_stats',
-        entity_id: `user-${i % 100}`,
-        event_time: 1_700_000_000_000 + i,
-        features: Object.fromEntries(
-          Array.from({ length: 12 }, (_, f) => [`f${f}`, f % 3 === 0 ? `v${i % 7}` : f % 3 === 1 ? i * 0.5 : null]),
-        ),
-      }),
-    );
+  it('accepts every valid event and leaves its decoding unchanged; prints the cost of the check', () => {
+    const events = Array.from({ length: 2_000 }, (_, i) => ({
+      event_id: `e-${i}`,
+      view: 'user_stats',
+      entity_id: `user-${i % 100}`,
+      event_time: 1_700_000_000_000 + i,
+      features: Object.fromEntries(
+        Array.from({ length: 12 }, (_, f) => [`f${f}`, f % 3 === 0 ? `v${i % 7}` : f % 3 === 1 ? i * 0.5 : null]),
+      ),
+    }));
+    const values = events.map((e) => featureType.toBuffer(e));
+    for (const [i, v] of values.entries()) {
+      expect(() => checkFeature(v)).not.toThrow();
+      expect(featureType.fromBuffer(v)).toEqual(events[i]);
+    }
     const rate = (fn: (b: Buffer) => unknown): number => {
       let n = 0;
       const started = performance.now();
@@ -232,6 +235,5 @@ describe('Avro bounds check (writer schema walk before avsc)', () => {
       `decode of a 12-feature event: ${without} events/s without the check, ${withCheck} with it; ` +
         `the check alone ${checkOnly} events/s (${((without / checkOnly) * 100).toFixed(1)}% of a decode's time)`,
     );
-    expect(withCheck).toBeGreaterThan(0);
   });
 });

@@ -259,6 +259,8 @@ describe('health tells the truth about a stuck partition', () => {
       logger: silentLogger,
     });
     cleanup.push(() => runner.stop());
+    // Joined first: a sleep from before the join proved nothing about the stall check.
+    await eventually(async () => (runner.ready() ? true : undefined), 20_000);
     await new Promise((r) => setTimeout(r, 2_000));
     expect((await status(runner, '/healthz')).status).toBe(200);
   });

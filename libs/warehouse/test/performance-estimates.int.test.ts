@@ -30,6 +30,7 @@ describe('score_histograms and calibration_maps (0610)', () => {
     const got = await store.histogram(ref, 0.5);
     const want = mergeScoreHistograms(a, b);
     expect(got?.counts).toEqual(want.counts);
+    expect(got?.sums).toHaveLength(want.sums.length); // the loop below checks nothing on an empty list
     for (const [i, s] of (got?.sums ?? []).entries()) expect(s).toBeCloseTo(want.sums[i]!, 12);
     expect(await store.histogram({ ...ref, modelVersion: 'v2' }, 0.5)).toBeUndefined();
     await ch.close();

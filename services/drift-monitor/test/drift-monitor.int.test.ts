@@ -258,7 +258,7 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
       ...Array.from({ length: 4000 }, () => `${normal() + 1.5},${normal()},${colors[Math.floor(r() * 3)]},${r()}`),
     ].join('\n');
     const v2 = await storeReference(ch, 'v2', shifted);
-    await start(env(prefix, ch.database));
+    const runner = await start(env(prefix, ch.database));
     const promoted: ModelEvent = {
       model: 'fraud',
       version: 'v2',
@@ -276,9 +276,19 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
     const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
     await producer.send(`${prefix}models.v1`, [{ key: 'fraud', value: await modelCodec.encode(promoted) }]);
     await producer.disconnect();
-    // Versions without their own profile use the promoted one; here v2 predictions carry their version.
-    const v2stream = stream.filter((e) => e.event_time >= T0 + 3000).map((e) => ({ ...e, model_version: 'v2' }));
-    await produce(prefix, [...v2stream, ...Array.from({ length: PARTITIONS }, (_, p) => flush(p))]);
+    const out = new RegExp(`topic="${prefix.replaceAll('.', '\\.')}models\\.v1"[^}]*\\} 1$`, 'm');
+    await eventually(
+      async () =>
+        out.test(await runner.context.registry.getSingleMetricAsString('driftline_records_out_total'))
+          ? true
+          : undefined,
+      20_000,
+      100,
+    );
+    // A version without a profile of its own is measured against the promoted one's. (Streamed as
+    // v2, which has its own, the windows matched whether or not the promotion was read at all.)
+    const v3stream = stream.filter((e) => e.event_time >= T0 + 3000).map((e) => ({ ...e, model_version: 'v3' }));
+    await produce(prefix, [...v3stream, ...Array.from({ length: PARTITIONS }, (_, p) => flush(p))]);
     const got = await eventually(
       async () => {
         const all = await rows(ch);

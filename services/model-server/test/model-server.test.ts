@@ -8,6 +8,7 @@ import { InMemoryOnlineStore } from '@driftline/online-store';
 import type { PredictionEvent } from '@driftline/schemas';
 import { loadXgboostModel } from '@driftline/scoring';
 import { syntheticModelJson } from '@driftline/scoring/bench';
+import { eventually } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approxRecordBytes } from '../src/admission.js';
 import { createPredictionLog, PartialPublishError } from '../src/prediction-log.js';
@@ -479,12 +480,16 @@ describe('swaps', () => {
         }
       };
       const clients = [client(), client(), client(), client()];
+      // Each version serves until a request has seen it (a fixed 30 ms left v3 unseen on a loaded machine).
+      const served = (v: string) => eventually(async () => ((seen[v] ?? 0) > 0 ? true : undefined), 10_000, 5);
+      await served('v1');
       for (const v of ['v2', 'v1', 'v2', 'v3', 'v2']) {
-        await new Promise((r) => setTimeout(r, 30));
+        const before = seen[v] ?? 0;
         await h.server.table.promote('m', v);
+        await eventually(async () => ((seen[v] ?? 0) > before ? true : undefined), 10_000, 5);
       }
       await expect(h.server.table.promote('m', 'v9')).rejects.toThrow(/no artifacts/);
-      await new Promise((r) => setTimeout(r, 30));
+      await served('v2');
       stop = true;
       await Promise.all(clients);
       expect(failures).toBe(0);

@@ -1,6 +1,6 @@
 import { parseEnv } from '@driftline/core';
 import type { ServiceContext } from '@driftline/service';
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 
 // The store's factory is replaced only to see whether its client is closed: no server is involved.
 const closed = vi.fn(async () => {});
@@ -16,6 +16,12 @@ const { labelJoinerService } = await import('../src/service.js');
 const { labelJoinerEnvShape, toLabelJoinerConfig } = await import('../src/config.js');
 
 describe('label-joiner start-up', () => {
+  // Unit files share the mocker too (isolate: false): the replaced factory must not outlive this file.
+  afterAll(() => {
+    vi.doUnmock('@driftline/online-store/redis');
+    vi.resetModules();
+  });
+
   it('closes its Redis store when a later step of the start fails (ClickHouse down)', async () => {
     const codec = { forTopic: () => ({ decode: async () => ({}) }) };
     const ctx = {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
-import { createProducer, topicOffsets } from '@driftline/kafka';
+import { committedOffsets, createProducer, topicOffsets } from '@driftline/kafka';
 import { createRedisOnlineStore, type RedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type FeatureEvent, type PredictionEvent } from '@driftline/schemas';
 import { type Runner, startRunner } from '@driftline/service';
@@ -241,7 +241,20 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
       );
       return seen >= high - 1 ? true : undefined; // every record but the poison one
     }, 60_000);
+    // Compared once the replay has committed everything (its sink writes are acknowledged by then):
+    // right after the counter, a write still in flight could have doubled a total unseen.
+    await eventually(async () => {
+      const commits = await committedOffsets(kafka, `${prefix}g2`, topic);
+      const offsets = await topicOffsets(kafka, topic);
+      return offsets.every((o) => commits.get(o.partition) === o.high) ? true : undefined;
+    }, 60_000);
     expect(await totals(ch)).toEqual(got);
+    // The replay raised no other alert: the same single id, however often it was re-sent.
+    const after = (await topicOffsets(kafka, `${prefix}alerts.v1`)).reduce((a, o) => a + Number(o.high), 0);
+    const ids = new Set<string>();
+    for (const r of await readTopic(kafka, `${prefix}alerts.v1`, after, 30_000))
+      ids.add((await alertCodec.decode(r.value!)).alert_id);
+    expect(ids).toEqual(new Set([alerts[0]!.alert_id]));
     await ch.close();
   });
 

@@ -36,6 +36,20 @@ export const DEFAULT_MODEL_LIMITS: ModelLimits = {
   maxTotalDepth: 10_000_000,
 };
 
+/**
+ * What a served model may ask (the defaults above are for offline use); the model-server loads
+ * with these and the trainer holds its output to them, so a version the server refuses is never
+ * promoted. Features: each request allocates instances × features and logs every one (a model of
+ * 1,000,000 features cost 11 s and 1.5 GB for 20 instances). Nodes: what the server's largest
+ * artifact file of XGBoost's JSON holds (about 65 bytes a node). Depth: the steps each row walks
+ * over all trees (100 trees of depth 6 is 600).
+ */
+export const SERVED_MODEL_LIMITS = {
+  maxFeatures: 10_000,
+  maxTotalNodes: 4_000_000,
+  maxTotalDepth: 200_000,
+} as const satisfies Partial<ModelLimits>;
+
 /** XGBoost's OutOfRangeCat(): categories are integers in [0, 2^24). */
 const MAX_CATEGORY = 1 << 24;
 

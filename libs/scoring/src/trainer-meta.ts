@@ -78,7 +78,9 @@ export function trainerFeatureEncoder(meta: unknown, model?: XgboostModel): Trai
             `expected a number, string or boolean, got ${Array.isArray(v) ? 'an array' : typeof v}`,
           );
         else if (table !== undefined) x = table.get(String(v)) ?? Number.NaN;
-        else if (typeof v === 'number') x = v;
+        // Beyond float32 (what XGBoost stores) a number is missing, as the trainer reads it: taken
+        // as ±Infinity it went down the split's other branch from the one the model learned.
+        else if (typeof v === 'number') x = Number.isFinite(Math.fround(v)) ? v : Number.NaN;
         else if (typeof v === 'boolean') x = v ? 1 : 0;
         else
           throw new ScoringInputError(

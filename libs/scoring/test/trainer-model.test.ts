@@ -49,6 +49,17 @@ describe("models the trainer's worker writes", () => {
     expect(out.every(Number.isNaN)).toBe(true);
   });
 
+  it('reads a number beyond float32 as missing, as the trainer does (it scored as ±Infinity)', () => {
+    const enc = trainerFeatureEncoder({ features: ['n'] });
+    const out = new Float32Array(1);
+    for (const v of [4e38, -1e300, Number.POSITIVE_INFINITY]) {
+      enc.encode({ n: v }, out);
+      expect(out[0], String(v)).toBeNaN();
+    }
+    enc.encode({ n: 3.4e38 }, out);
+    expect(out[0]).toBe(Math.fround(3.4e38));
+  });
+
   it('refuses input the model cannot take, naming the feature', () => {
     const enc = trainerFeatureEncoder({ features: ['n', 'c'], categories: { c: ['a'] } });
     const out = new Float64Array(2);

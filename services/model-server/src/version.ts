@@ -4,7 +4,7 @@ import { fieldType } from '@driftline/online-store';
 import {
   loadXgboostModel,
   ModelFormatError,
-  type ModelLimits,
+  SERVED_MODEL_LIMITS,
   type TrainerFeatureEncoder,
   trainerFeatureEncoder,
   type XgboostModel,
@@ -28,18 +28,6 @@ export interface LoadedVersion {
  * Throws `ModelFormatError` naming the field for a malformed model or meta, and refuses a model
  * with more than one output per row (the server answers one score).
  */
-/**
- * What a served model may ask (the scoring lib's defaults are for offline use). Features: each
- * request allocates instances × features and logs every one (a model of 1,000,000 features cost
- * 11 s and 1.5 GB for 20 instances). Nodes: what MAX_ARTIFACT_FILE_BYTES of XGBoost's JSON holds
- * (about 65 bytes a node). Depth: the steps each row walks over all trees (100 trees of depth 6
- * is 600).
- */
-export const SERVED_MODEL_LIMITS: Partial<ModelLimits> = {
-  maxFeatures: 10_000,
-  maxTotalNodes: 4_000_000,
-  maxTotalDepth: 200_000,
-};
 
 export function buildVersion(model: string, version: string, modelJson: unknown, metaJson: unknown): LoadedVersion {
   const scorer = loadXgboostModel(modelJson, SERVED_MODEL_LIMITS);

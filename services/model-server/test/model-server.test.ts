@@ -6,7 +6,7 @@ import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftl
 import { createMetricsRegistry } from '@driftline/observability';
 import { InMemoryOnlineStore } from '@driftline/online-store';
 import type { PredictionEvent } from '@driftline/schemas';
-import { loadXgboostModel } from '@driftline/scoring';
+import { loadXgboostModel, SERVED_MODEL_LIMITS } from '@driftline/scoring';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { eventually } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import { parsePredictBody } from '../src/request.js';
 import { type ModelServer, startModelServer } from '../src/server.js';
 import { artifactLoader, MAX_ARTIFACT_FILE_BYTES, ServingTable, VersionsNotServedError } from '../src/serving.js';
 import { parseCanaries, parseShadows } from '../src/specs.js';
-import { buildVersion, planServing, SERVED_MODEL_LIMITS } from '../src/version.js';
+import { buildVersion, planServing } from '../src/version.js';
 import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
 
 const views = parseFeatureViewsText(VIEWS_YAML);

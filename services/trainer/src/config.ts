@@ -1,12 +1,14 @@
 import { resolve } from 'node:path';
-import { envField, MAX_TIMER_MS } from '@driftline/core';
+import { ConfigError, envField, MAX_TIMER_MS } from '@driftline/core';
+import { DEFAULT_MODEL_LIMITS, SERVED_MODEL_LIMITS } from '@driftline/scoring';
 import { z } from 'zod';
+import { holdoutCount } from './dataset.js';
 import type { LabelWaitPolicy } from './label-wait.js';
 import type { PromotionMetric, PromotionRule } from './promotion.js';
 import type { Device } from './worker.js';
 
 // Both durations drive timers (the worker's kill, the session): bounded by what a timer keeps.
-const duration = () => envField.duration(1, MAX_TIMER_MS);
+const duration = (min = 1) => envField.duration(min, MAX_TIMER_MS);
 
 export const trainerEnvShape = {
   DRIFTLINE_TRAINER_GROUP: envField.string().default('driftline-trainer'),
@@ -26,6 +28,12 @@ export const trainerEnvShape = {
     .default(0.2),
   /** Fewer labeled rows than this in the window: the request is refused (dead-lettered with the reason). */
   DRIFTLINE_TRAINER_MIN_ROWS: envField.int(10).default(200),
+  /**
+   * Rows of each class (0 and 1) needed in the training split and in the held-out slice, awaited
+   * like MIN_ROWS: a one-class window trained a constant model (PROMOTED on accuracy or log loss) or
+   * left ROC AUC undefined (REJECTED).
+   */
+  DRIFTLINE_TRAINER_MIN_CLASS_ROWS: envField.int(1).default(1),
   /**
    * Fewer than MIN_ROWS labeled rows: wait for labels until the window's end (data_to) plus this,
    * reading again every DRIFTLINE_TRAINER_LABEL_POLL; then refuse. 0 refuses at once. The wait
@@ -49,9 +57,10 @@ export const trainerEnvShape = {
   DRIFTLINE_TRAINER_TIMEOUT: duration().default(20 * 60_000),
   /**
    * Kafka session timeout of the trainer's group. The service heartbeats every 3 s while it trains
-   * (service.ts), so this only has to cover a stalled process, not the longest training.
+   * (service.ts), so this only has to cover a stalled process, not the longest training. At least
+   * 6 s (Kafka's group.min.session.timeout.ms): 1 ms had been accepted, a membership lost at once.
    */
-  DRIFTLINE_TRAINER_SESSION_TIMEOUT: duration().default(60_000),
+  DRIFTLINE_TRAINER_SESSION_TIMEOUT: duration(6_000).default(60_000),
   /**
    * direct: a version that passes the offline gate is PROMOTED at once. staged: it is published as
    * SHADOW and recorded in model_transitions (candidate → shadow); the model-controller takes it
@@ -70,6 +79,7 @@ export interface TrainerConfig {
   readonly promotion: PromotionRule;
   readonly holdoutFraction: number;
   readonly minRows: number;
+  readonly minClassRows: number;
   readonly labelWait: LabelWaitPolicy;
   readonly maxRows: number;
   readonly params: Readonly<Record<string, number>>;
@@ -78,7 +88,53 @@ export interface TrainerConfig {
   readonly rollout: 'direct' | 'staged';
 }
 
+/**
+ * Bounds between fields, checked at start-up (one line naming the field): each field alone can be
+ * in range while together they can never train, or train what the model-server refuses.
+ */
+function checkTrainerEnv(env: TrainerEnv): void {
+  const minRows = env.DRIFTLINE_TRAINER_MIN_ROWS;
+  const maxRows = env.DRIFTLINE_TRAINER_MAX_ROWS;
+  if (minRows > maxRows) {
+    throw new ConfigError(
+      'DRIFTLINE_TRAINER_MIN_ROWS',
+      `${minRows} is more than DRIFTLINE_TRAINER_MAX_ROWS (${maxRows}): no window could ever train`,
+    );
+  }
+  const held = holdoutCount(maxRows, env.DRIFTLINE_TRAINER_HOLDOUT_FRACTION);
+  const smaller = Math.min(held, maxRows - held);
+  if (2 * env.DRIFTLINE_TRAINER_MIN_CLASS_ROWS > smaller) {
+    throw new ConfigError(
+      'DRIFTLINE_TRAINER_MIN_CLASS_ROWS',
+      `${env.DRIFTLINE_TRAINER_MIN_CLASS_ROWS} of each class cannot fit the ${smaller} rows of the smaller side of a split of DRIFTLINE_TRAINER_MAX_ROWS (${maxRows}) rows`,
+    );
+  }
+  // A full tree of depth d has 2^(d+1) − 1 nodes; the model-server refuses a model past its limits.
+  const rounds = env.DRIFTLINE_TRAINER_ROUNDS;
+  const depth = env.DRIFTLINE_TRAINER_MAX_DEPTH;
+  if (2 ** (depth + 1) - 1 > DEFAULT_MODEL_LIMITS.maxNodesPerTree) {
+    throw new ConfigError(
+      'DRIFTLINE_TRAINER_MAX_DEPTH',
+      `a tree of depth ${depth} can hold ${2 ** (depth + 1) - 1} nodes, more than the ${DEFAULT_MODEL_LIMITS.maxNodesPerTree} per tree the model-server loads`,
+    );
+  }
+  const nodes = rounds * (2 ** (depth + 1) - 1);
+  if (nodes > SERVED_MODEL_LIMITS.maxTotalNodes) {
+    throw new ConfigError(
+      'DRIFTLINE_TRAINER_ROUNDS',
+      `${rounds} trees of depth up to DRIFTLINE_TRAINER_MAX_DEPTH ${depth} can hold ${nodes} nodes, more than the ${SERVED_MODEL_LIMITS.maxTotalNodes} the model-server loads (lower the rounds or the depth)`,
+    );
+  }
+  if (rounds * depth > SERVED_MODEL_LIMITS.maxTotalDepth) {
+    throw new ConfigError(
+      'DRIFTLINE_TRAINER_ROUNDS',
+      `${rounds} trees × depth ${depth} (DRIFTLINE_TRAINER_MAX_DEPTH) is more than the ${SERVED_MODEL_LIMITS.maxTotalDepth} summed depths the model-server loads`,
+    );
+  }
+}
+
 export function toTrainerConfig(env: TrainerEnv): TrainerConfig {
+  checkTrainerEnv(env);
   return {
     group: env.DRIFTLINE_TRAINER_GROUP,
     artifactDir: resolve(env.DRIFTLINE_TRAINER_ARTIFACT_DIR),
@@ -90,6 +146,7 @@ export function toTrainerConfig(env: TrainerEnv): TrainerConfig {
     },
     holdoutFraction: env.DRIFTLINE_TRAINER_HOLDOUT_FRACTION,
     minRows: env.DRIFTLINE_TRAINER_MIN_ROWS,
+    minClassRows: env.DRIFTLINE_TRAINER_MIN_CLASS_ROWS,
     labelWait: { waitMs: env.DRIFTLINE_TRAINER_LABEL_WAIT, pollMs: env.DRIFTLINE_TRAINER_LABEL_POLL },
     maxRows: env.DRIFTLINE_TRAINER_MAX_ROWS,
     params: { rounds: env.DRIFTLINE_TRAINER_ROUNDS, max_depth: env.DRIFTLINE_TRAINER_MAX_DEPTH, seed: 7 },

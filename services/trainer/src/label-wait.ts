@@ -1,10 +1,13 @@
+import type { ClassCounts } from './dataset.js';
+
 /**
  * How long a retrain request waits for its labels. Labels arrive after the predictions they
  * label (minutes to days, by domain), so a request fired right after its window can find too few
  * labeled rows only because the label-joiner has not seen them yet. Refusing it at once would
  * dead-letter a good request, and the trigger's cooldown (24 h by default) would keep the model
  * from retraining. The wait is bounded in event time: labels of predictions made before `data_to`
- * are expected by `data_to + waitMs`; after that the request is refused as before.
+ * are expected by `data_to + waitMs`; after that the request is refused as before. Enough labels
+ * means rows (MIN_ROWS) and both classes on both sides of the split (MIN_CLASS_ROWS).
  */
 export interface LabelWaitPolicy {
   /** How long after the window's end labels are awaited (0: refuse at once). */
@@ -13,22 +16,55 @@ export interface LabelWaitPolicy {
   readonly pollMs: number;
 }
 
+/** What a window needs to train: rows, and rows of each class on each side of the split. */
+export interface LabelNeeds {
+  readonly minRows: number;
+  /**
+   * Rows labeled 0 and rows labeled 1, each, in the training split and in the held-out slice. With
+   * one class only the training fits a constant (that accuracy and log loss then PROMOTED) and the
+   * held-out ROC AUC is undefined (REJECTED, the retrain lost): such a window waits for labels.
+   */
+  readonly minClassRows: number;
+}
+
+/**
+ * Why `counts` cannot train yet (one line), or undefined when it can. `of` names the window in
+ * the text ("of fraud in [from, to)").
+ */
+export function labelShortfall(counts: ClassCounts, needs: LabelNeeds, of = ''): string | undefined {
+  const where = of === '' ? '' : ` ${of}`;
+  if (counts.rows < needs.minRows) return `${counts.rows} labeled rows${where} — at least ${needs.minRows} needed`;
+  for (const side of ['train', 'holdout'] as const) {
+    for (const cls of ['negative', 'positive'] as const) {
+      const have = counts[side][cls];
+      if (have < needs.minClassRows) {
+        const slice = side === 'train' ? 'training split' : 'held-out slice';
+        const size = counts[side].negative + counts[side].positive;
+        return `${have} of the ${size} rows of the ${slice}${where} labeled ${cls === 'positive' ? 1 : 0} — at least ${needs.minClassRows} of each class needed in the training split and in the held-out slice (DRIFTLINE_TRAINER_MIN_CLASS_ROWS)`;
+      }
+    }
+  }
+  return undefined;
+}
+
 export type LabelWaitStep =
   | { readonly kind: 'train' }
-  /** Too few rows yet: read again after `ms`; the wait ends at `until` (epoch ms). */
-  | { readonly kind: 'wait'; readonly ms: number; readonly until: number }
-  /** Too few rows and the wait is over (or was 0). */
-  | { readonly kind: 'refuse'; readonly until: number };
+  /** Not enough labels yet: read again after `ms`; the wait ends at `until` (epoch ms). */
+  | { readonly kind: 'wait'; readonly ms: number; readonly until: number; readonly shortfall: string }
+  /** Not enough labels and the wait is over (or was 0). */
+  | { readonly kind: 'refuse'; readonly until: number; readonly shortfall: string };
 
 export function labelWaitStep(
-  rows: number,
-  minRows: number,
+  counts: ClassCounts,
+  needs: LabelNeeds,
   dataTo: number,
   now: number,
   policy: LabelWaitPolicy,
+  of = '',
 ): LabelWaitStep {
-  if (rows >= minRows) return { kind: 'train' };
+  const shortfall = labelShortfall(counts, needs, of);
+  if (shortfall === undefined) return { kind: 'train' };
   const until = dataTo + policy.waitMs;
-  if (now >= until) return { kind: 'refuse', until };
-  return { kind: 'wait', ms: Math.min(policy.pollMs, until - now), until };
+  if (now >= until) return { kind: 'refuse', until, shortfall };
+  return { kind: 'wait', ms: Math.min(policy.pollMs, until - now), until, shortfall };
 }

@@ -20,19 +20,25 @@ export interface PromotionVerdict {
 }
 
 /**
- * Promote when the candidate beats the serving model on the same held-out slice by `margin`
- * (`candidate ≥ current + margin`, or `≤ current − margin` for log loss). With no measurable
- * current value (no logged scores, one class only) the candidate is promoted when its own metric
- * is defined; without a candidate value it is rejected.
+ * Promote when the candidate beats the serving model on the same held-out rows by `margin`
+ * (`candidate ≥ current + margin`, or `≤ current − margin` for log loss). The serving model's
+ * value (`current_*`) is measured on the held-out rows that carry the base version's score
+ * (`current_rows` of them); the candidate's on those same rows (`gate_*`) when the worker reports
+ * it, else on the whole slice. With no measurable current value (no row scored by the base
+ * version, one class only) the candidate is promoted when its own metric is defined; without a
+ * candidate value it is rejected.
  */
 export function decidePromotion(metrics: Readonly<Record<string, number>>, rule: PromotionRule): PromotionVerdict {
-  const candidate = metrics[rule.metric];
+  const gated = metrics[`gate_${rule.metric}`];
+  const candidate = gated !== undefined && Number.isFinite(gated) ? gated : metrics[rule.metric];
   const current = metrics[`current_${rule.metric}`];
   if (candidate === undefined || !Number.isFinite(candidate)) {
     return { promote: false, reason: `${rule.metric} of the candidate is undefined`, candidate, current };
   }
+  const rows = metrics.current_rows;
   if (current === undefined || !Number.isFinite(current)) {
-    return { promote: true, reason: `no current ${rule.metric} to compare with`, candidate, current };
+    const why = rows === 0 ? ' (no held-out row carries the base version’s score)' : '';
+    return { promote: true, reason: `no current ${rule.metric} to compare with${why}`, candidate, current };
   }
   const lower = LOWER_IS_BETTER.has(rule.metric);
   const gain = lower ? current - candidate : candidate - current;
@@ -41,7 +47,7 @@ export function decidePromotion(metrics: Readonly<Record<string, number>>, rule:
   const rel = lower ? '≤' : '≥';
   return {
     promote,
-    reason: `${rule.metric} ${candidate.toFixed(4)} vs current ${current.toFixed(4)}: gain ${gain.toFixed(4)} ${promote ? rel : 'below'} margin ${rule.margin}`,
+    reason: `${rule.metric} ${candidate.toFixed(4)} vs current ${current.toFixed(4)}${rows === undefined ? '' : ` on the ${rows} held-out rows the base version scored`}: gain ${gain.toFixed(4)} ${promote ? rel : 'below'} margin ${rule.margin}`,
     candidate,
     current,
   };

@@ -2,14 +2,20 @@ import { PREDICTION_FEATURE, type ReferenceSet, referenceSet } from '@driftline/
 import { type CalibrationMap, fitIsotonicCalibration } from '@driftline/performance';
 import { buildReferenceProfile, type ReferenceProfile } from '@driftline/stats';
 import type { Dataset } from './dataset.js';
+import { runNow, type Steps } from './steps.js';
 
 /**
  * The reference profiles of a new version, from its training split: one profile per feature
  * (numeric or categorical, as in the dataset) and the new model's own scores of those rows as
  * `__prediction__` (what prediction drift will be measured against once it serves). Columns with
- * no present value in the training split are left out.
+ * no present value in the training split are left out. Yields between features (steps.ts).
  */
-export function referenceFromDataset(model: string, version: string, ds: Dataset, scores: Float64Array): ReferenceSet {
+export function* referenceSteps(
+  model: string,
+  version: string,
+  ds: Dataset,
+  scores: Float64Array,
+): Steps<ReferenceSet> {
   const train: number[] = [];
   for (let i = 0; i < ds.rows; i++) if (ds.holdout[i] === 0) train.push(i);
   const profiles = new Map<string, ReferenceProfile>();
@@ -18,6 +24,7 @@ export function referenceFromDataset(model: string, version: string, ds: Dataset
     profiles.set(name, buildReferenceProfile(values));
   };
   for (const f of ds.features) {
+    yield;
     if (f.kind === 'numeric') {
       const v = f.values as Float64Array;
       add(
@@ -32,11 +39,17 @@ export function referenceFromDataset(model: string, version: string, ds: Dataset
       );
     }
   }
+  yield;
   add(
     PREDICTION_FEATURE,
     train.map((i) => scores[i] ?? null),
   );
   return referenceSet(model, version, profiles);
+}
+
+/** {@link referenceSteps} at once. */
+export function referenceFromDataset(model: string, version: string, ds: Dataset, scores: Float64Array): ReferenceSet {
+  return runNow(referenceSteps(model, version, ds, scores));
 }
 
 /** Fewer held-out rows than this (or a single class) calibrate nothing: the estimate uses raw scores. */

@@ -64,9 +64,10 @@ export const trainerService = defineService({
         decode: (r) => retrainCodec.decode(r.value),
         async process(items, context) {
           // Training takes minutes: keep the group membership alive while it runs. A failed
-          // heartbeat (rebalance) ends a wait for labels at once (the partition may be another
-          // member's now); a training runs on, then its commit fails and the request is
-          // redelivered, which the trainer recognises by its request id.
+          // heartbeat (rebalance) or a stop ends a wait for labels and kills the worker's process
+          // group at once (the partition may be another member's now, and two workers on one
+          // request would only compete): the batch fails retriable, uncommitted, and the request
+          // is redelivered, which the trainer recognises by its request id.
           const rebalanced = new AbortController();
           const signal = AbortSignal.any([stopping.signal, rebalanced.signal]);
           const beat = setInterval(() => void context.heartbeat?.().catch(() => rebalanced.abort()), 3_000);

@@ -1,4 +1,17 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
@@ -26,12 +39,14 @@ import {
 } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
 import type { TrainerConfig } from './config.js';
-import { buildDataset, type Dataset, datasetToArrow } from './dataset.js';
+import { arrowSteps, classCounts, type Dataset, datasetSteps } from './dataset.js';
 import { labelWaitStep } from './label-wait.js';
-import { decidePromotion, versionFor } from './promotion.js';
-import { calibrationFromDataset, referenceFromDataset } from './reference.js';
+import { decidePromotion, type PromotionVerdict, versionFor } from './promotion.js';
+import { calibrationFromDataset, referenceSteps } from './reference.js';
+import { servingProblem } from './serving-check.js';
+import { runYielding } from './steps.js';
 import type { TrainingSource, TrainingWindow } from './training-source.js';
-import { readWorkerResult, runWorker, type WorkerResult, type WorkerRun } from './worker.js';
+import { readWorkerResult, runWorker, WorkerEnvironmentError, type WorkerResult, type WorkerRun } from './worker.js';
 
 export interface TrainerDeps {
   readonly config: TrainerConfig;
@@ -72,35 +87,163 @@ export type Outcome = 'already_done' | 'republished' | 'promoted' | 'shadowed' |
 const MAX_DATE_MS = 8.64e15;
 
 /**
- * Worker runs one retrain request may start. A window the worker fails on every time (past the
- * timeout, killed for memory) was retried for ever, holding its retrain.v1 partition: no later
+ * Failed worker runs one retrain request may have. A window the worker fails on every time (past
+ * the timeout, killed for memory) was retried for ever, holding its retrain.v1 partition: no later
  * request of any model there was handled. Counted in the version's directory, so a restart of the
  * trainer does not reset it; past it the request is dead-lettered, and the retrain policy's next
  * fire (after its cooldown) tries again as a new request.
  */
 export const MAX_WORKER_ATTEMPTS = 3;
 
-/** runWorker, counting its starts for this request in `dir` (MAX_WORKER_ATTEMPTS). */
-async function runWorkerCounted(dir: string, run: WorkerRun): Promise<WorkerResult> {
+/**
+ * runWorker, then `read` of its output, counting failures of either for this request in `dir`
+ * (MAX_WORKER_ATTEMPTS). The count is
+ * raised before the run, so a trainer killed together with its worker (for memory) counts it too;
+ * it is taken back when the run failed for a reason outside the data (WorkerEnvironmentError: the
+ * interpreter missing, an OS error, a stop), and cleared when a run completes (before, completed
+ * runs counted, so a later failure of the same request could be its last).
+ */
+async function runWorkerCounted<T>(dir: string, run: WorkerRun, read: (result: WorkerResult) => T): Promise<T> {
   const file = join(dir, 'worker-attempts');
-  const started = existsSync(file) ? Number.parseInt(readFileSync(file, 'utf8'), 10) || 0 : 0;
-  if (started >= MAX_WORKER_ATTEMPTS) {
+  const failed = existsSync(file) ? Number.parseInt(readFileSync(file, 'utf8'), 10) || 0 : 0;
+  if (failed >= MAX_WORKER_ATTEMPTS) {
     throw new DriftlineError(
       'INTERNAL',
-      `trainer worker started ${started} times on this request without finishing; given up (a new request may succeed)`,
+      `trainer worker failed ${failed} times on this request; given up (a new request may succeed)`,
     );
   }
-  writeFileSync(file, String(started + 1));
+  writeFileSync(file, String(failed + 1));
   try {
-    return await runWorker(run);
+    const output = read(await runWorker(run));
+    rmSync(file, { force: true });
+    return output;
   } catch (error) {
+    if (error instanceof WorkerEnvironmentError) {
+      writeFileSync(file, String(failed));
+      throw error;
+    }
     const failure = toDriftlineError(error);
-    if (!failure.retriable || started + 1 < MAX_WORKER_ATTEMPTS) throw error;
+    if (!failure.retriable || failed + 1 < MAX_WORKER_ATTEMPTS) throw error;
     throw new DriftlineError(
       failure.code,
-      `${failure.message} (attempt ${started + 1} of ${MAX_WORKER_ATTEMPTS}; given up, a new request may succeed)`,
+      `${failure.message} (attempt ${failed + 1} of ${MAX_WORKER_ATTEMPTS}; given up, a new request may succeed)`,
       { cause: error },
     );
+  }
+}
+
+/** A run's files besides result.json, moved into the version's directory before it. */
+const RUN_FILES = ['train.arrow', 'model.json', 'meta.json', 'scores.arrow'] as const;
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A completed run, read back: what registering it needs. */
+interface CompletedRun {
+  readonly result: WorkerResult;
+  /** The new model's score of every row. */
+  readonly scores: Float64Array;
+  /** Why the model-server would refuse model.json + meta.json (undefined: it serves them). */
+  readonly servingProblem: string | undefined;
+}
+
+/**
+ * The completed run in `runDir` for a dataset of `rows` rows, or undefined when any of its files is
+ * missing or unreadable (cut short by a crash of the host): then it is no completed run and the
+ * model is trained again. An unparsable result.json or scores.arrow had been a poison error.
+ */
+function readCompletedRun(runDir: string, rows: number): CompletedRun | undefined {
+  const result = readWorkerResult(runDir);
+  if (result === undefined) return undefined;
+  let scores: Float64Array;
+  let model: unknown;
+  let meta: unknown;
+  try {
+    const column = tableFromIPC(readFileSync(join(runDir, 'scores.arrow'))).getChild('score');
+    if (column === null || column.length !== rows) return undefined;
+    scores = Float64Array.from(column.toArray() as ArrayLike<number>);
+    model = JSON.parse(readFileSync(join(runDir, 'model.json'), 'utf8'));
+    meta = JSON.parse(readFileSync(join(runDir, 'meta.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  return { result, scores, servingProblem: servingProblem(model, meta) };
+}
+
+/** Attempt directories older than this belong to no live worker (it is killed at the timeout). */
+const staleAfter = (timeoutMs: number) => timeoutMs + 60_000;
+
+/**
+ * Trains `arrow` in a directory of its own (`attempt-*` under the version's), then moves the run
+ * into the version's directory, result.json last, each step synced. Two trainers on one request
+ * (the old owner of a partition still running after a rebalance) never write into the same
+ * train.arrow or model.json; the later of two completed runs replaces the other whole.
+ */
+async function trainRun(
+  deps: TrainerDeps,
+  dir: string,
+  arrow: Uint8Array,
+  rows: number,
+  log: Logger,
+): Promise<CompletedRun> {
+  const { config } = deps;
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith('attempt-')) continue;
+    const at = join(dir, name);
+    try {
+      if (Date.now() - statSync(at).mtimeMs > staleAfter(config.timeoutMs))
+        rmSync(at, { recursive: true, force: true });
+    } catch {
+      // Removed meanwhile by the trainer that made it.
+    }
+  }
+  const attempt = mkdtempSync(join(dir, 'attempt-'));
+  try {
+    const data = join(attempt, 'train.arrow');
+    writeFileSync(data, arrow);
+    fsyncPath(data);
+    const started = Date.now();
+    const run = await runWorkerCounted(
+      dir,
+      {
+        python: deps.python,
+        data,
+        outDir: attempt,
+        device: config.device,
+        params: config.params,
+        timeoutMs: config.timeoutMs,
+        logger: log,
+        ...(deps.signal === undefined ? {} : { signal: deps.signal }),
+      },
+      () => {
+        const completed = readCompletedRun(attempt, rows);
+        if (completed === undefined) {
+          throw new DriftlineError('INTERNAL', `trainer worker output in ${attempt} is incomplete or unreadable`, {
+            retriable: true,
+          });
+        }
+        return completed;
+      },
+    );
+    const { result } = run;
+    log.info(
+      { device: result.device, deviceReason: result.device_reason, ms: Date.now() - started, rows },
+      'model trained',
+    );
+    rmSync(join(dir, 'result.json'), { force: true }); // no completed run while its files change
+    for (const name of RUN_FILES) renameSync(join(attempt, name), join(dir, name));
+    fsyncPath(dir);
+    renameSync(join(attempt, 'result.json'), join(dir, 'result.json'));
+    fsyncPath(dir);
+    return run;
+  } finally {
+    rmSync(attempt, { recursive: true, force: true });
   }
 }
 
@@ -159,15 +302,6 @@ function sameBytes(file: string, bytes: Uint8Array): boolean {
   if (!existsSync(file)) return false;
   const held = readFileSync(file);
   return held.length === bytes.length && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(held);
-}
-
-function readScores(file: string, rows: number): Float64Array {
-  const table = tableFromIPC(readFileSync(file));
-  const column = table.getChild('score');
-  if (column === null || column.length !== rows) {
-    throw new DriftlineError('INTERNAL', `${file}: expected ${rows} scores`, { retriable: true });
-  }
-  return Float64Array.from(column.toArray() as ArrayLike<number>);
 }
 
 /**
@@ -250,9 +384,24 @@ async function readLabeledWindow(deps: TrainerDeps, request: RetrainRequest, log
   let waited = false;
   try {
     for (;;) {
-      const window = await deps.source.read(request.model, request.data_from, request.data_to, config.maxRows);
+      const window = await deps.source.read(
+        request.model,
+        request.data_from,
+        request.data_to,
+        config.maxRows,
+        request.model_version,
+      );
       const rows = window.rows.length;
-      const step = labelWaitStep(rows, config.minRows, request.data_to, now(), config.labelWait);
+      const counts = classCounts(window.rows, config.holdoutFraction);
+      const needs = { minRows: config.minRows, minClassRows: config.minClassRows };
+      const step = labelWaitStep(
+        counts,
+        needs,
+        request.data_to,
+        now(),
+        config.labelWait,
+        `of ${request.model} in ${range}`,
+      );
       if (step.kind === 'train') {
         if (waited) log.info({ rows }, 'enough labeled rows arrived; training');
         return window;
@@ -260,15 +409,15 @@ async function readLabeledWindow(deps: TrainerDeps, request: RetrainRequest, log
       if (step.kind === 'refuse') {
         throw new DriftlineError(
           'VALIDATION_FAILED',
-          `retrain ${request.request_id}: ${rows} labeled rows of ${request.model} in ${range} — at least ${config.minRows} needed; labels were awaited until ${iso(step.until)} (data_to + DRIFTLINE_TRAINER_LABEL_WAIT)`,
+          `retrain ${request.request_id}: ${step.shortfall}; labels were awaited until ${iso(step.until)} (data_to + DRIFTLINE_TRAINER_LABEL_WAIT)`,
         );
       }
       if (!waited) {
         waited = true;
         deps.onWaiting?.(request.model, true);
         log.info(
-          { rows, minRows: config.minRows, until: iso(step.until), pollMs: config.labelWait.pollMs },
-          'too few labeled rows yet; waiting for labels',
+          { rows, shortfall: step.shortfall, until: iso(step.until), pollMs: config.labelWait.pollMs },
+          'not enough labels yet; waiting for labels',
         );
       }
       try {
@@ -332,46 +481,49 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
       'training window larger than DRIFTLINE_TRAINER_MAX_ROWS: its newest rows are used',
     );
   }
-  const ds: Dataset = buildDataset(rows, config.holdoutFraction);
-  const arrow = datasetToArrow(ds);
-  const data = join(dir, 'train.arrow');
-  let result: WorkerResult | undefined = readWorkerResult(dir);
+  // Built in slices that let the event loop run (heartbeats, /healthz): see steps.ts.
+  const ds: Dataset = await runYielding(datasetSteps(rows, config.holdoutFraction));
+  const { counts: dropped, examples } = ds.dropped;
+  if (Object.values(dropped).some((n) => n > 0) || ds.outOfRange > 0) {
+    log.warn(
+      { columns: ds.features.length, dropped, examples, outOfRange: ds.outOfRange },
+      'feature names left out of the training set, or values beyond float32 read as missing',
+    );
+  }
+  const arrow = await runYielding(arrowSteps(ds));
+  let run = readCompletedRun(dir, ds.rows);
   // A completed run is reused only on the very rows it was trained on. Labels keep joining for
   // days, so the window read again after a failure may differ (more rows, or as many different ones
   // when truncated): its scores would then be paired with rows they were not computed for (a wrong
   // reference and calibration, or a count mismatch retried for ever).
-  if (result !== undefined && !sameBytes(data, arrow)) {
+  if (run !== undefined && !sameBytes(join(dir, 'train.arrow'), arrow)) {
     log.info({ version, rows: ds.rows }, 'training window changed since the completed run; training again');
-    rmSync(join(dir, 'result.json')); // result.json last: without it, no run counts as completed
-    result = undefined;
+    run = undefined;
   }
-  if (result === undefined) {
-    writeFileSync(`${data}.tmp`, arrow);
-    renameSync(`${data}.tmp`, data);
-    const started = Date.now();
-    result = await runWorkerCounted(dir, {
-      python: deps.python,
-      data,
-      outDir: dir,
-      device: config.device,
-      params: config.params,
-      timeoutMs: config.timeoutMs,
-      logger: log,
-    });
-    log.info(
-      { version, device: result.device, deviceReason: result.device_reason, ms: Date.now() - started, rows: ds.rows },
-      'model trained',
-    );
+  if (run === undefined) {
+    // result.json last: without it, no run counts as completed (an unreadable one included).
+    rmSync(join(dir, 'result.json'), { force: true });
+    run = await trainRun(deps, dir, arrow, ds.rows, log.child({ version }));
   } else {
     log.info({ version }, 'completed training found in the artifact directory; reused');
   }
+  const { result, scores } = run;
 
-  const verdict = decidePromotion(result.metrics, config.promotion);
+  // A model the model-server would refuse to load is never promoted: it registers as REJECTED, and
+  // the serving version stays.
+  const verdict: PromotionVerdict =
+    run.servingProblem === undefined
+      ? decidePromotion(result.metrics, config.promotion)
+      : {
+          promote: false,
+          reason: `the model-server would refuse this model: ${run.servingProblem}`,
+          candidate: undefined,
+          current: undefined,
+        };
   let referenceId: string | null = null;
   let referenceUri: string | null = null;
   if (verdict.promote) {
-    const scores = readScores(join(dir, 'scores.arrow'), ds.rows);
-    const set = referenceFromDataset(request.model, version, ds, scores);
+    const set = await runYielding(referenceSteps(request.model, version, ds, scores));
     referenceUri = await deps.saveReference(set);
     referenceId = set.referenceId;
     const calibration = calibrationFromDataset(ds, scores);
@@ -407,6 +559,13 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
         kept: 'newest',
         first_time: ds.rows > 0 ? ds.time[0] : null,
       },
+      // What of its features: names left out (dataset.ts), values beyond float32 read as missing.
+      features: {
+        columns: ds.features.length,
+        dropped,
+        dropped_examples: examples,
+        out_of_range_values: ds.outOfRange,
+      },
     }),
     artifact_uri: pathToFileURL(join(dir, 'model.json')).href,
     reference_id: referenceId,
@@ -421,7 +580,14 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   await publishVersion(deps, row, registeredAt);
   await deps.registry.save({ ...row, published: 1, updated_at: chTime(Math.max(registeredAt + 1, now())) });
   log.info(
-    { version, status: row.status, reason: verdict.reason, referenceId, rollout: config.rollout },
+    {
+      version,
+      status: row.status,
+      reason: verdict.reason,
+      referenceId,
+      rollout: config.rollout,
+      currentRows: result.metrics.current_rows,
+    },
     'model version registered',
   );
   return verdict.promote ? (config.rollout === 'staged' ? 'shadowed' : 'promoted') : 'rejected';

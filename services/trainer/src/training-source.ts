@@ -12,9 +12,13 @@ export interface TrainingWindow {
   readonly truncated: boolean;
 }
 
-/** Where training data comes from: the joined rows of the model in [from, to), the newest `maxRows` of them. */
+/**
+ * Where training data comes from: the joined rows of the model in [from, to), the newest `maxRows`
+ * of them, each row's `prediction` being `baseVersion`'s score (NaN where it has none; the answered
+ * score when `baseVersion` is empty: no serving version named).
+ */
 export interface TrainingSource {
-  read(model: string, from: number, to: number, maxRows: number): Promise<TrainingWindow>;
+  read(model: string, from: number, to: number, maxRows: number, baseVersion: string): Promise<TrainingWindow>;
 }
 
 /**
@@ -28,19 +32,26 @@ export function warehouseTrainingSource(
   pageRows = TRAINING_PAGE_ROWS,
 ): TrainingSource {
   return {
-    async read(model, from, to, maxRows) {
+    async read(model, from, to, maxRows, baseVersion) {
       const newestFirst: LabeledRow[] = [];
       let before: { time: number; predictionId: string } | undefined;
       for (;;) {
         // One row beyond the maximum tells whether the window was cut.
         const want = Math.min(pageRows, maxRows + 1 - newestFirst.length);
-        const page = await predictions.trainingPage(model, from, to, want, before);
+        const page = await predictions.trainingPage(
+          model,
+          from,
+          to,
+          want,
+          before,
+          baseVersion === '' ? undefined : baseVersion,
+        );
         for (const r of page) {
           newestFirst.push({
             predictionId: r.predictionId,
             time: r.time,
             features: parseFeatures(r.features, r.predictionId),
-            prediction: r.prediction,
+            prediction: r.baseScore ?? Number.NaN,
             label: r.label,
           });
         }

@@ -52,15 +52,22 @@ const resultShape = z.object({
 
 export type WorkerResult = z.infer<typeof resultShape>;
 
-/** The completed run in `outDir`, if its result.json (written last, atomically) is there. */
+/**
+ * The completed run in `outDir`, if its result.json (written last, atomically) is there. An
+ * unreadable one (cut short by a crash of the host before its data reached the disk, or from
+ * another version of the worker) is no completed run: undefined, the caller trains again. It had
+ * thrown a SyntaxError, a poison error, and the good request went to the DLQ.
+ */
 export function readWorkerResult(outDir: string): WorkerResult | undefined {
   const file = join(outDir, 'result.json');
   if (!existsSync(file)) return undefined;
-  const parsed = resultShape.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-  if (!parsed.success) {
-    throw new DriftlineError('VALIDATION_FAILED', `${file}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  let parsed: ReturnType<typeof resultShape.safeParse>;
+  try {
+    parsed = resultShape.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  } catch {
+    return undefined;
   }
-  return parsed.data;
+  return parsed.success ? parsed.data : undefined;
 }
 
 /**
@@ -88,15 +95,49 @@ export interface WorkerRun {
   readonly params: Readonly<Record<string, number>>;
   readonly timeoutMs: number;
   readonly logger: Logger;
+  /** Stop or rebalance: the worker's process group is killed and the run fails, retriable. */
+  readonly signal?: AbortSignal;
+}
+
+/** train.py's exit code for an OSError (a file it cannot read or write, a full disk): EX_TEMPFAIL. */
+export const WORKER_OS_ERROR_EXIT = 75;
+
+/**
+ * A worker run that failed for a reason outside the data and the worker: its interpreter cannot be
+ * started (ENOENT while the venv is rebuilt, EACCES, EAGAIN), the worker hit an OS error (exit 75),
+ * or the run was stopped (stop, rebalance). Retriable, and not counted toward MAX_WORKER_ATTEMPTS:
+ * such failures had dead-lettered good requests.
+ */
+export class WorkerEnvironmentError extends DriftlineError {
+  constructor(message: string, options: { readonly cause?: unknown } = {}) {
+    super('INTERNAL', message, { ...options, retriable: true });
+    this.name = 'WorkerEnvironmentError';
+  }
+}
+
+/** Kills the worker and everything it started (it leads its own process group). */
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
 }
 
 /**
  * Runs train.py as a child process. Exit 3 (the data can never train) is VALIDATION_FAILED, not
- * retriable: the request goes to the DLQ with the worker's reason. Any other non-zero exit, a
+ * retriable: the request goes to the DLQ with the worker's reason. A worker that cannot start, exit
+ * 75 (an OS error) or an abort is a {@link WorkerEnvironmentError}. Any other non-zero exit, a
  * timeout or a missing result is a retriable error (the request is retried with backoff, never
  * committed past); the worker's stderr tail is in the message.
+ *
+ * The worker leads its own process group, killed whole on timeout or abort; it also watches its
+ * stdin (`--watch-stdin`) and exits when this process is gone (a crash closes the pipe), so no
+ * worker outlives the trainer that started it and writes into a directory another one now uses.
  */
 export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
+  if (run.signal?.aborted) throw new WorkerEnvironmentError('trainer worker not started: stopping or rebalancing');
   const args = [
     join(WORKER_DIR, 'train.py'),
     '--data',
@@ -107,10 +148,12 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
     run.device,
     '--params',
     JSON.stringify(run.params),
+    '--watch-stdin',
   ];
   const child = spawn(run.python, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
     env: workerEnv(),
+    detached: true,
   });
   let stderr = '';
   let stdout = '';
@@ -120,20 +163,51 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
   child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8_000);
   });
-  const timer = setTimeout(() => child.kill('SIGKILL'), run.timeoutMs);
-  const code = await new Promise<number | null>((done, fail) => {
-    child.once('error', fail);
-    child.once('close', (c) => done(c));
-  }).finally(() => clearTimeout(timer));
+  // The pipe stays open while this process lives; a worker that exits first must not fail a write.
+  child.stdin.on('error', () => {});
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup(child.pid);
+  }, run.timeoutMs);
+  const onAbort = () => killGroup(child.pid);
+  run.signal?.addEventListener('abort', onAbort, { once: true });
+  let code: number | null;
+  try {
+    code = await new Promise<number | null>((done, fail) => {
+      child.once('error', fail);
+      child.once('close', (c) => done(c));
+    });
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new WorkerEnvironmentError(
+      `cannot start the trainer worker ${run.python} (${reason}): retried, not counted as an attempt`,
+      { cause: error },
+    );
+  } finally {
+    clearTimeout(timer);
+    run.signal?.removeEventListener('abort', onAbort);
+    child.stdin.destroy();
+  }
+  // A failed worker's leftovers (a subprocess it started) go with it.
+  if (code !== 0) killGroup(child.pid);
+  if (run.signal?.aborted && !timedOut && code !== 0) {
+    throw new WorkerEnvironmentError('trainer worker stopped: stopping or rebalancing (the request is redelivered)');
+  }
   if (code === 3) {
     // The data cannot train this model (labels that are not 0/1, a feature name XGBoost refuses):
     // retrying will not help, the request is dead-lettered with the worker's reason.
     throw new DriftlineError('VALIDATION_FAILED', `trainer worker refused the data: ${stderr.trim().slice(-1500)}`);
   }
+  if (code === WORKER_OS_ERROR_EXIT) {
+    throw new WorkerEnvironmentError(
+      `trainer worker hit an OS error (retried, not counted as an attempt): ${stderr.trim().slice(-1500)}`,
+    );
+  }
   if (code !== 0) {
     throw new DriftlineError(
       'INTERNAL',
-      `trainer worker exited with ${code ?? 'a signal (timeout?)'}: ${stderr.trim().slice(-1500)}`,
+      `trainer worker exited with ${code ?? (timedOut ? `a kill after the ${run.timeoutMs} ms timeout` : 'a signal')}: ${stderr.trim().slice(-1500)}`,
       {
         retriable: true,
       },
@@ -141,9 +215,13 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
   }
   const result = readWorkerResult(run.outDir);
   if (result === undefined) {
-    throw new DriftlineError('INTERNAL', `trainer worker wrote no result.json (stdout: ${stdout.slice(-500)})`, {
-      retriable: true,
-    });
+    throw new DriftlineError(
+      'INTERNAL',
+      `trainer worker wrote no readable result.json (stdout: ${stdout.slice(-500)})`,
+      {
+        retriable: true,
+      },
+    );
   }
   return result;
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
@@ -11,6 +11,7 @@ import { toTrainerConfig } from '../src/config.js';
 import { buildDataset, datasetToArrow, type LabeledRow } from '../src/dataset.js';
 import { versionFor } from '../src/promotion.js';
 import { handleRequest, MAX_WORKER_ATTEMPTS, type TrainerDeps } from '../src/trainer.js';
+import { metaJson, modelJson } from './fixtures.js';
 
 const request: RetrainRequest = {
   request_id: 'req-1',
@@ -52,6 +53,7 @@ function setup(over: Partial<TrainerDeps> = {}) {
       DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
       DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
       DRIFTLINE_TRAINER_MIN_ROWS: 20,
+      DRIFTLINE_TRAINER_MIN_CLASS_ROWS: 1,
       DRIFTLINE_TRAINER_LABEL_WAIT: 0,
       DRIFTLINE_TRAINER_LABEL_POLL: 1_000,
       DRIFTLINE_TRAINER_MAX_ROWS: 1_000,
@@ -85,16 +87,26 @@ function setup(over: Partial<TrainerDeps> = {}) {
   return { dir, deps, registry, published, references };
 }
 
-/** What a worker run leaves behind: the state right after a crash between training and registering. */
-function completedRun(dir: string, auc: number) {
-  const out = join(dir, 'fraud', versionFor(request));
+/**
+ * What a worker run leaves behind (into `out`, by default the version's directory: the state right
+ * after a crash between training and registering). `model` replaces model.json's text.
+ */
+function completedRun(
+  dir: string,
+  auc: number,
+  opts: { out?: string; model?: string; meta?: string; of?: LabeledRow[] } = {},
+) {
+  const out = opts.out ?? join(dir, 'fraud', versionFor(request));
+  const of = opts.of ?? rows;
   mkdirSync(out, { recursive: true });
   // The rows it was trained on, as the trainer wrote them (the config's holdout fraction).
-  writeFileSync(join(out, 'train.arrow'), datasetToArrow(buildDataset(rows, 0.2)));
+  writeFileSync(join(out, 'train.arrow'), datasetToArrow(buildDataset(of, 0.2)));
   writeFileSync(
     join(out, 'scores.arrow'),
-    tableToIPC(new Table({ score: makeVector(Float64Array.from(rows, (_, i) => i / 50)) }), 'file'),
+    tableToIPC(new Table({ score: makeVector(Float64Array.from(of, (_, i) => i / of.length)) }), 'file'),
   );
+  writeFileSync(join(out, 'model.json'), opts.model ?? modelJson(['color', 'x']));
+  writeFileSync(join(out, 'meta.json'), opts.meta ?? metaJson(['color', 'x'], { color: ['a', 'b'] }));
   writeFileSync(
     join(out, 'result.json'),
     JSON.stringify({
@@ -107,6 +119,14 @@ function completedRun(dir: string, auc: number) {
       xgboost: '3.2.0',
     }),
   );
+}
+
+/** A stand-in interpreter running `body` (sh) with the worker's arguments: $3 is the data file, $5 the output directory. */
+function standIn(dir: string, body: string): string {
+  const python = join(dir, `python-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(python, `#!/bin/sh\n${body}\n`);
+  chmodSync(python, 0o755);
+  return python;
 }
 
 describe('handleRequest (idempotency)', () => {
@@ -266,14 +286,21 @@ describe('handleRequest (idempotency)', () => {
 
   it('passes a window whose feature names XGBoost refuses by name (income[eur]) on to the worker', async () => {
     const bad = rows.map((r) => ({ ...r, features: { ...r.features, 'income[eur]': 1 } }));
-    const { dir, deps } = setup({ source: { read: async () => ({ rows: bad, truncated: false }) } });
+    const seen = mkdtempSync(join(tmpdir(), 'trainer-seen-'));
+    const { dir, deps } = setup({
+      source: { read: async () => ({ rows: bad, truncated: false }) },
+      python: standIn(tmpdir(), `cp "$3" "${seen}/train.arrow"; exit 1`),
+    });
     const error = await handleRequest(deps, request).then(
       () => undefined,
       (e: unknown) => e,
     );
-    expect(error).not.toMatchObject({ code: 'VALIDATION_FAILED' }); // the worker (absent here) was reached
-    const file = join(dir, 'fraud', versionFor(request), 'train.arrow');
-    expect(tableFromIPC(readFileSync(file)).schema.fields.map((f) => f.name)).toContain('income[eur]');
+    expect(error).toMatchObject({ retriable: true }); // the worker was reached
+    expect(tableFromIPC(readFileSync(join(seen, 'train.arrow'))).schema.fields.map((f) => f.name)).toContain(
+      'income[eur]',
+    );
+    // The failed attempt's directory is gone; the version's holds no half run.
+    expect(readdirSync(join(dir, 'fraud', versionFor(request)))).toEqual(['worker-attempts']);
   });
 
   it('a failing worker is retriable, up to MAX_WORKER_ATTEMPTS starts of one request, then dead-lettered', async () => {
@@ -288,7 +315,7 @@ describe('handleRequest (idempotency)', () => {
     // A trainer restarted on the same request (its count is on disk) gives up before running.
     await expect(handleRequest(deps, request)).rejects.toMatchObject({
       retriable: false,
-      message: expect.stringContaining('started 3 times on this request without finishing'),
+      message: expect.stringContaining('failed 3 times on this request'),
     });
     // Another request of the model (the policy's next fire) starts its own count.
     await expect(
@@ -374,7 +401,9 @@ describe('handleRequest (waiting for labels)', () => {
       (e: unknown) => e,
     );
     expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
-    expect((error as Error).message).toContain('5 labeled rows of fraud');
+    expect((error as Error).message).toContain(
+      '5 labeled rows of fraud in [1970-01-01T00:00:00.000Z, 1970-01-01T00:01:40.000Z) — at least 20 needed',
+    );
     expect((error as Error).message).toContain(`awaited until ${new Date(request.data_to + 35_000).toISOString()}`);
     expect(w.sleeps).toEqual([10_000, 10_000, 10_000, 5_000]);
     expect(w.states).toEqual([true, false]);
@@ -418,5 +447,190 @@ describe('handleRequest (waiting for labels)', () => {
     stop.abort();
     expect(await handled).toMatchObject({ code: 'SOURCE_UNAVAILABLE', retriable: true });
     expect(w.states).toEqual([true, false]);
+  });
+});
+
+describe('handleRequest (a model the model-server would refuse is never promoted)', () => {
+  it.each([
+    [
+      'names XGBoost cut at a NUL (model.json and meta.json differ)',
+      modelJson(['col', 'x']),
+      undefined,
+      "differ from the model's feature_names",
+    ],
+    [
+      'more inputs than the model-server serves',
+      modelJson(Array.from({ length: 10_001 }, (_, i) => `f${i}`)),
+      metaJson(Array.from({ length: 10_001 }, (_, i) => `f${i}`)),
+      'num_feature',
+    ],
+  ])('%s: registered REJECTED with the reason, no reference', async (_case, model, meta, why) => {
+    const { dir, deps, registry, published, references } = setup();
+    completedRun(dir, 0.99, { model, ...(meta === undefined ? {} : { meta }) });
+    expect(await handleRequest(deps, request)).toBe('rejected');
+    expect(registry.rows.at(-1)).toMatchObject({ status: 'REJECTED', published: 1 });
+    expect(registry.rows.at(-1)!.promotion_reason).toMatch(/^the model-server would refuse this model: /);
+    expect(registry.rows.at(-1)!.promotion_reason).toContain(why);
+    expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'REJECTED']);
+    expect(references).toEqual([]);
+  });
+});
+
+describe('handleRequest (a completed run cut short by a crash of the host)', () => {
+  it.each([
+    ['result.json', ''],
+    ['result.json', '{"metrics": {"roc'],
+    ['scores.arrow', ''],
+    ['model.json', ''],
+    ['meta.json', '{'],
+  ])(
+    'an unreadable %s (%j) is no completed run: removed, the model trained again (was a poison SyntaxError)',
+    async (file, text) => {
+      const { dir, deps, registry } = setup();
+      completedRun(dir, 0.9);
+      const out = join(dir, 'fraud', versionFor(request));
+      writeFileSync(join(out, file), text);
+      const error = await handleRequest(deps, request).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      // The worker (absent here) was reached: training again, retriable.
+      expect(error).toMatchObject({
+        retriable: true,
+        message: expect.stringMatching(/cannot start the trainer worker \/nonexistent/),
+      });
+      expect(existsSync(join(out, 'result.json'))).toBe(false);
+      expect(registry.rows).toEqual([]);
+    },
+  );
+});
+
+describe('handleRequest (failures of the environment are retried and not counted)', () => {
+  const counted = (dir: string) => readFileSync(join(dir, 'fraud', versionFor(request), 'worker-attempts'), 'utf8');
+
+  it('an interpreter that cannot start (ENOENT: venv being rebuilt; EACCES) is retriable, however often', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'trainer-env-'));
+    const notExecutable = join(scratch, 'python');
+    writeFileSync(notExecutable, '#!/bin/sh\nexit 0\n');
+    for (const [python, code] of [
+      ['/nonexistent/python', 'ENOENT'],
+      [notExecutable, 'EACCES'],
+    ] as const) {
+      const { dir, deps } = setup({ python });
+      for (let attempt = 0; attempt < MAX_WORKER_ATTEMPTS + 2; attempt++) {
+        await expect(handleRequest(deps, request)).rejects.toMatchObject({
+          name: 'WorkerEnvironmentError',
+          retriable: true,
+          message: expect.stringContaining(`(${code}): retried, not counted as an attempt`),
+        });
+      }
+      expect(counted(dir)).toBe('0');
+    }
+  });
+
+  it('exit 75 (an OSError in train.py: a full disk, a file gone) is retriable, however often', async () => {
+    const { dir, deps } = setup({
+      python: standIn(mkdtempSync(join(tmpdir(), 'trainer-env-')), 'echo "No space left" >&2; exit 75'),
+    });
+    for (let attempt = 0; attempt < MAX_WORKER_ATTEMPTS + 2; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({
+        retriable: true,
+        message: expect.stringContaining(
+          'trainer worker hit an OS error (retried, not counted as an attempt): No space left',
+        ),
+      });
+    }
+    expect(counted(dir)).toBe('0');
+  });
+
+  it('counts failed runs only: a completed run clears the count, so a later failure is not the last', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'trainer-count-'));
+    const template = join(scratch, 'template');
+    completedRun(scratch, 0.9, { out: template });
+    const succeeds = standIn(
+      scratch,
+      `cp "${template}"/model.json "${template}"/meta.json "${template}"/scores.arrow "${template}"/result.json "$5"/`,
+    );
+    const fails = standIn(scratch, 'echo boom >&2; exit 1');
+    let saves = 0;
+    const later: LabeledRow[] = [
+      ...rows,
+      ...rows.slice(0, 5).map((r, i) => ({ ...r, predictionId: `q${i}`, time: 60_000 + i })),
+    ];
+    let window = rows;
+    const { dir, deps } = setup({
+      source: { read: async () => ({ rows: window, truncated: false }) },
+      registry: {
+        byRequest: async () => undefined,
+        save: async () => {
+          if (saves++ === 0) throw new Error('clickhouse down');
+        },
+      },
+    });
+    for (let attempt = 1; attempt < MAX_WORKER_ATTEMPTS; attempt++) {
+      await expect(handleRequest({ ...deps, python: fails }, request)).rejects.toMatchObject({ retriable: true });
+    }
+    expect(counted(dir)).toBe(String(MAX_WORKER_ATTEMPTS - 1));
+    // The third run completes; registering it fails (ClickHouse down): retried later.
+    await expect(handleRequest({ ...deps, python: succeeds }, request)).rejects.toThrow(/clickhouse down/);
+    expect(existsSync(join(dir, 'fraud', versionFor(request), 'worker-attempts'))).toBe(false);
+    // Labels joined meanwhile: the window changed, the model is trained again, and fails once.
+    window = later;
+    await expect(handleRequest({ ...deps, python: fails }, request)).rejects.toMatchObject({
+      retriable: true,
+      message: expect.not.stringContaining('given up'),
+    });
+    expect(counted(dir)).toBe('1');
+  });
+});
+
+describe('handleRequest (one class only)', () => {
+  const labeled = (label: (i: number) => number) => rows.map((r, i) => ({ ...r, label: label(i) }));
+
+  it.each([
+    [
+      'every label 0',
+      () => 0,
+      '0 of the 40 rows of the training split of fraud in [1970-01-01T00:00:00.000Z, 1970-01-01T00:01:40.000Z) labeled 1',
+    ],
+    ['every label 1', () => 1, '0 of the 40 rows of the training split of fraud in'],
+    [
+      'one class in the held-out slice',
+      (i: number) => (i < 40 ? i % 2 : 0),
+      '0 of the 10 rows of the held-out slice of fraud in',
+    ],
+  ])(
+    '%s: refused once the label wait is over, saying so (had PROMOTED a constant model, or REJECTED)',
+    async (_case, label, why) => {
+      const { deps, registry } = setup({ source: { read: async () => ({ rows: labeled(label), truncated: false }) } });
+      const error = await handleRequest(deps, request).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+      expect(error!.message).toContain(why);
+      expect(error!.message).toContain(
+        'at least 1 of each class needed in the training split and in the held-out slice (DRIFTLINE_TRAINER_MIN_CLASS_ROWS)',
+      );
+      expect(registry.rows).toEqual([]);
+    },
+  );
+
+  it('waits for the other class like for missing labels, and trains once it is there', async () => {
+    let clock = request.data_to;
+    let reads = 0;
+    const sleeps: number[] = [];
+    const { dir, deps } = setup({
+      now: () => clock,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+        clock += ms;
+      },
+      source: { read: async () => ({ rows: reads++ < 2 ? labeled(() => 0) : rows, truncated: false }) },
+    });
+    completedRun(dir, 0.9);
+    const waiting = { ...deps, config: { ...deps.config, labelWait: { waitMs: 60_000, pollMs: 10_000 } } };
+    expect(await handleRequest(waiting, request)).toBe('promoted');
+    expect(sleeps).toEqual([10_000, 10_000]);
   });
 });

@@ -7,11 +7,17 @@ import { toTrainerConfig, trainerEnvShape } from '../src/config.js';
 import {
   buildDataset,
   COLUMNS,
+  classCounts,
+  DROPPED_EXAMPLES,
   datasetToArrow,
   type LabeledRow,
   MAX_DATASET_CELLS,
+  MAX_FEATURES,
+  MIN_FEATURE_ROWS,
+  MIN_FEATURE_SHARE,
   parseFeatures,
 } from '../src/dataset.js';
+import { labelShortfall, labelWaitStep } from '../src/label-wait.js';
 import { decidePromotion, versionFor } from '../src/promotion.js';
 import { referenceFromDataset } from '../src/reference.js';
 import { modelEvents } from '../src/trainer.js';
@@ -115,17 +121,157 @@ describe('dataset', () => {
     );
   });
 
-  it('refuses a window whose feature names would make more than MAX_DATASET_CELLS cells, before building a column (found by a review)', () => {
-    // 25,000 rows, one of which carries 20,000 keys (ids as names): 500,000,000 cells.
+  it('leaves out the names of one prediction carrying 20,000 keys (ids as names): rare names are no columns (found by a review)', () => {
+    // 25,000 rows, one of which carries 20,000 keys: before, 25,000 × 20,004 cells refused the
+    // retrain; in a smaller window, a model of 20,000 inputs the model-server refuses.
     const many = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`user_${i}`, 1]));
     const big = Array.from({ length: 25_000 }, (_, i) => ({ ...rows[i % rows.length]!, predictionId: `p${i}` }));
-    big[7] = { ...big[7]!, features: many };
+    big[7] = { ...big[7]!, features: { ...big[7]!.features, ...many } };
+    const ds = buildDataset(big, 0.2);
+    expect(ds.features.map((f) => f.name)).toEqual(['amount', 'code', 'country', 'vip']);
+    expect(ds.dropped.counts).toEqual({ bad_name: 0, no_train_value: 0, rare: 20_000, over_limit: 0 });
+    expect(ds.dropped.examples).toHaveLength(DROPPED_EXAMPLES);
+    expect(ds.dropped.examples[0]).toBe('rare:"user_0"');
+  });
+
+  it('keeps a name present in MIN_FEATURE_ROWS rows of a large window, or in MIN_FEATURE_SHARE of a small one', () => {
+    const n = 20_000;
+    const big = Array.from({ length: n }, (_, i) => ({
+      ...rows[i % rows.length]!,
+      predictionId: `p${i}`,
+      time: i,
+      features: { x: i, ...(i % 200 === 0 ? { sparse: 1 } : {}), ...(i % 400 === 0 ? { rarer: 1 } : {}) },
+    }));
+    // 100 rows of 20,000 have `sparse` (0.5%): kept; 50 have `rarer`: left out.
+    expect(buildDataset(big, 0.2).features.map((f) => f.name)).toEqual(['sparse', 'x']);
+    // In 200 rows, 1% is 2 rows.
+    const small = big
+      .slice(0, 200)
+      .map((r, i) => ({ ...r, features: { x: i, ...(i < 2 ? { two: 1 } : {}), ...(i === 5 ? { one: 1 } : {}) } }));
+    expect(buildDataset(small, 0.2).features.map((f) => f.name)).toEqual(['two', 'x']);
+    expect(MIN_FEATURE_ROWS).toBe(100);
+    expect(MIN_FEATURE_SHARE).toBe(0.01);
+  });
+
+  it(`keeps the ${MAX_FEATURES} most frequent names (what the model-server serves), ties by name`, () => {
+    const wide = Object.fromEntries(
+      Array.from({ length: MAX_FEATURES + 4 }, (_, i) => [`f${String(i).padStart(5, '0')}`, 1]),
+    );
+    const input = Array.from({ length: 200 }, (_, i) => ({
+      ...rows[i % rows.length]!,
+      predictionId: `p${i}`,
+      time: i,
+      // Every name in 3 rows (above the 2 of 1%), `x` in all of them.
+      features: i < 3 ? { x: i, ...wide } : { x: i },
+    }));
+    const ds = buildDataset(input, 0.2);
+    expect(ds.features).toHaveLength(MAX_FEATURES);
+    expect(ds.features.map((f) => f.name)).toContain('x');
+    expect(ds.features.at(-2)!.name).toBe(`f${String(MAX_FEATURES - 2).padStart(5, '0')}`);
+    expect(ds.dropped.counts.over_limit).toBe(5);
+  });
+
+  it('refuses a window whose kept columns would make more than MAX_DATASET_CELLS cells, before building a column', () => {
+    // 10,000 names each in 100 rows of 25,001: all kept, 25,001 × 10,001 cells.
+    const wide = Object.fromEntries(Array.from({ length: MAX_FEATURES - 1 }, (_, i) => [`f${i}`, 1]));
+    const big = Array.from({ length: 25_001 }, (_, i) => ({
+      ...rows[0]!,
+      predictionId: `p${i}`,
+      time: i,
+      features: i < MIN_FEATURE_ROWS ? { ...wide, x: i } : { x: i },
+    }));
     expect(() => buildDataset(big, 0.2)).toThrow(
       expect.objectContaining({
         code: 'VALIDATION_FAILED',
-        message: expect.stringContaining(
-          `distinct feature names: 25000 × 20004 is more than ${MAX_DATASET_CELLS} cells`,
-        ),
+        message: expect.stringContaining(`25001 × 10000 is more than ${MAX_DATASET_CELLS} cells`),
+      }),
+    );
+  });
+
+  it('reads a number beyond float32 (|v| > 3.4028234663852886e38) as missing, and counts it (XGBoost refused the whole set)', () => {
+    const big: Record<number, number> = { 1: 4e38, 2: -1e300, 3: 3.4028234663852886e38 };
+    const input = rows.map((r, i) => ({ ...r, time: i, features: { ...r.features, amount: big[i] ?? i } }));
+    const ds = buildDataset(input, 0.2);
+    const amount = ds.features.find((f) => f.name === 'amount')!;
+    expect(amount.kind).toBe('numeric');
+    expect([...(amount.values as Float64Array)].slice(0, 5)).toEqual([
+      0,
+      Number.NaN,
+      Number.NaN,
+      3.4028234663852886e38,
+      4,
+    ]);
+    expect(ds.outOfRange).toBe(2);
+  });
+
+  it.each(['__proto__', 'constructor', 'toString', 'valueOf', 'hasOwnProperty'])(
+    'takes a feature named %s from the rows that have it, never from Object.prototype, through to the Arrow file',
+    (name) => {
+      // Half the rows carry the feature (parseFeatures keeps `__proto__` as an own key).
+      const input = rows.map((r, i) => ({
+        ...r,
+        time: i,
+        features: parseFeatures(i % 2 === 0 ? `{"x":${i},${JSON.stringify(name)}:${i}}` : `{"x":${i}}`, r.predictionId),
+      }));
+      const ds = buildDataset(input, 0.2);
+      const column = ds.features.find((f) => f.name === name)!;
+      expect(column.kind).toBe('numeric');
+      const values = [...(column.values as Float64Array)];
+      expect(values).toEqual(input.map((_, i) => (i % 2 === 0 ? i : Number.NaN)));
+      const table = tableFromIPC(datasetToArrow(ds));
+      expect(table.schema.fields.map((f) => f.name)).toEqual([
+        COLUMNS.time,
+        COLUMNS.label,
+        COLUMNS.currentScore,
+        COLUMNS.holdout,
+        ...ds.features.map((f) => f.name),
+      ]);
+      expect([...table.getChild(name)!]).toEqual(values.map((v) => (Number.isNaN(v) ? null : v)));
+    },
+  );
+
+  it('leaves out a feature with no value in the training split (null everywhere: typed numeric without categories, which the model-server refuses to serve)', () => {
+    const input = rows.map((r, i) => ({
+      ...r,
+      time: i,
+      features: { ...r.features, view_down: null, late: i >= 8 ? 'new' : null },
+    }));
+    const ds = buildDataset(input, 0.2);
+    expect(ds.features.map((f) => f.name)).toEqual(['amount', 'code', 'country', 'vip']);
+    expect(ds.dropped.counts.no_train_value).toBe(2);
+  });
+
+  it.each(['a\0b', '\0', 'x\uD800', '\uDC00y'])(
+    'leaves out the feature name %j (XGBoost cuts it at the NUL; no UTF-8 for a lone surrogate)',
+    (name) => {
+      const ds = buildDataset(
+        rows.map((r) => ({ ...r, features: { ...r.features, [name]: 1 } })),
+        0.2,
+      );
+      expect(ds.features.map((f) => f.name)).toEqual(['amount', 'code', 'country', 'vip']);
+      expect(ds.dropped.counts.bad_name).toBe(1);
+    },
+  );
+
+  it('keeps names with other control characters, spaces, commas and non-Latin letters (XGBoost and the scorer take them)', () => {
+    const names = ['a\nb', 'a\tb', 'a\u0001b', 'a b', 'a,b', '日本', ''];
+    const ds = buildDataset(
+      rows.map((r) => ({ ...r, features: { ...r.features, ...Object.fromEntries(names.map((n) => [n, 1])) } })),
+      0.2,
+    );
+    expect(ds.features.map((f) => f.name)).toEqual(expect.arrayContaining(names));
+  });
+
+  it('refuses a window whose every feature is left out, naming why', () => {
+    expect(() =>
+      buildDataset(
+        rows.map((r) => ({ ...r, features: { 'a\0': 1, none: null } })),
+        0.2,
+      ),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'VALIDATION_FAILED',
+        message: expect.stringContaining('can train (dropped 1 bad_name, 1 no_train_value'),
       }),
     );
   });
@@ -155,6 +301,22 @@ describe('promotion', () => {
     expect(decidePromotion({ roc_auc: 0.72, current_roc_auc: 0.7 }, rule).promote).toBe(true); // exactly the margin
     expect(decidePromotion({ current_roc_auc: 0.7 }, rule).promote).toBe(false);
     expect(decidePromotion({ roc_auc: 0.6 }, rule).promote).toBe(true);
+  });
+
+  it('compares on the held-out rows the base version scored: gate_* of the candidate against current_* (found by a review)', () => {
+    const rule = { metric: 'roc_auc' as const, margin: 0.02 };
+    // On the whole slice the candidate looks better; on the rows the base version scored, it is not.
+    const metrics = { roc_auc: 0.9, gate_roc_auc: 0.71, current_roc_auc: 0.7, current_rows: 40 };
+    const verdict = decidePromotion(metrics, rule);
+    expect(verdict).toMatchObject({ promote: false, candidate: 0.71, current: 0.7 });
+    expect(verdict.reason).toBe(
+      'roc_auc 0.7100 vs current 0.7000 on the 40 held-out rows the base version scored: gain 0.0100 below margin 0.02',
+    );
+    // No held-out row carries the base version's score: nothing to compare with, said so.
+    expect(decidePromotion({ roc_auc: 0.9, current_rows: 0 }, rule)).toMatchObject({
+      promote: true,
+      reason: 'no current roc_auc to compare with (no held-out row carries the base version’s score)',
+    });
   });
 
   it('lower is better for log loss', () => {
@@ -216,6 +378,7 @@ describe('config', () => {
       DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
       DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
       DRIFTLINE_TRAINER_MIN_ROWS: 200,
+      DRIFTLINE_TRAINER_MIN_CLASS_ROWS: 1,
       DRIFTLINE_TRAINER_LABEL_WAIT: 3_600_000,
       DRIFTLINE_TRAINER_LABEL_POLL: 30_000,
       DRIFTLINE_TRAINER_MAX_ROWS: 1_000_000,
@@ -248,5 +411,76 @@ describe('config', () => {
     expect(parseEnv(trainerEnvShape, {}).DRIFTLINE_TRAINER_ROLLOUT).toBe('direct');
     expect(toTrainerConfig(parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_ROLLOUT: 'staged' })).rollout).toBe('staged');
     expect(() => parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_ROLLOUT: 'fast' })).toThrow(/DRIFTLINE_TRAINER_ROLLOUT/);
+  });
+
+  it('refuses at start-up, naming the field, what no window could train or the model-server would refuse (found by a review)', () => {
+    const start = (env: Record<string, string>) => () => toTrainerConfig(parseEnv(trainerEnvShape, env));
+    expect(start({ DRIFTLINE_TRAINER_MIN_ROWS: '1000', DRIFTLINE_TRAINER_MAX_ROWS: '500' })).toThrow(
+      'DRIFTLINE_TRAINER_MIN_ROWS: 1000 is more than DRIFTLINE_TRAINER_MAX_ROWS (500): no window could ever train',
+    );
+    expect(start({ DRIFTLINE_TRAINER_MIN_ROWS: '500', DRIFTLINE_TRAINER_MAX_ROWS: '500' })).not.toThrow();
+    expect(start({ DRIFTLINE_TRAINER_MAX_ROWS: '1000', DRIFTLINE_TRAINER_MIN_CLASS_ROWS: '101' })).toThrow(
+      /^DRIFTLINE_TRAINER_MIN_CLASS_ROWS: 101 of each class cannot fit the 200 rows/,
+    );
+    // 2,000 trees of depth 10 hold up to 4,094,000 nodes; the model-server loads 4,000,000.
+    expect(start({ DRIFTLINE_TRAINER_ROUNDS: '2000', DRIFTLINE_TRAINER_MAX_DEPTH: '10' })).toThrow(
+      /^DRIFTLINE_TRAINER_ROUNDS: 2000 trees of depth up to DRIFTLINE_TRAINER_MAX_DEPTH 10 can hold 4094000 nodes, more than the 4000000/,
+    );
+    expect(start({ DRIFTLINE_TRAINER_ROUNDS: '1000', DRIFTLINE_TRAINER_MAX_DEPTH: '10' })).not.toThrow();
+    expect(start({ DRIFTLINE_TRAINER_ROUNDS: '1', DRIFTLINE_TRAINER_MAX_DEPTH: '20' })).toThrow(
+      /^DRIFTLINE_TRAINER_MAX_DEPTH: a tree of depth 20 can hold 2097151 nodes/,
+    );
+    expect(start({ DRIFTLINE_TRAINER_ROUNDS: '100000', DRIFTLINE_TRAINER_MAX_DEPTH: '3' })).toThrow(
+      /^DRIFTLINE_TRAINER_ROUNDS: 100000 trees × depth 3 \(DRIFTLINE_TRAINER_MAX_DEPTH\) is more than the 200000/,
+    );
+    // The session must outlast a heartbeat or two (every 3 s): 1 ms had been accepted.
+    expect(() => parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_SESSION_TIMEOUT: '1ms' })).toThrow(
+      /DRIFTLINE_TRAINER_SESSION_TIMEOUT: must be at least 6000 ms/,
+    );
+    expect(
+      parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_SESSION_TIMEOUT: '6s' }).DRIFTLINE_TRAINER_SESSION_TIMEOUT,
+    ).toBe(6_000);
+    expect(toTrainerConfig(parseEnv(trainerEnvShape, {})).minClassRows).toBe(1);
+  });
+});
+
+describe('label wait: rows, and both classes on both sides of the split', () => {
+  const counts = (train: [number, number], holdout: [number, number]) => ({
+    rows: train[0] + train[1] + holdout[0] + holdout[1],
+    train: { negative: train[0], positive: train[1] },
+    holdout: { negative: holdout[0], positive: holdout[1] },
+  });
+  const needs = { minRows: 100, minClassRows: 5 };
+  const policy = { waitMs: 60_000, pollMs: 10_000 };
+
+  it('trains with enough rows of each class on each side; else waits, then refuses, saying what is missing', () => {
+    expect(labelWaitStep(counts([60, 20], [15, 5]), needs, 0, 1_000, policy)).toEqual({ kind: 'train' });
+    expect(labelWaitStep(counts([60, 20], [20, 0]), needs, 0, 1_000, policy)).toEqual({
+      kind: 'wait',
+      ms: 10_000,
+      until: 60_000,
+      shortfall:
+        '0 of the 20 rows of the held-out slice labeled 1 — at least 5 of each class needed in the training split and in the held-out slice (DRIFTLINE_TRAINER_MIN_CLASS_ROWS)',
+    });
+    expect(labelWaitStep(counts([76, 4], [15, 5]), needs, 0, 60_000, policy)).toMatchObject({
+      kind: 'refuse',
+      shortfall: expect.stringMatching(/^4 of the 80 rows of the training split labeled 1/),
+    });
+    expect(labelShortfall(counts([40, 20], [15, 5]), needs)).toBe('80 labeled rows — at least 100 needed');
+  });
+
+  it('splits as the dataset does: the newest rows held out, by (time, id)', () => {
+    const rows = Array.from({ length: 10 }, (_, i) => ({
+      predictionId: `p${i}`,
+      time: 9 - i,
+      features: {},
+      prediction: 0.5,
+      label: i < 2 ? 1 : 0, // the two newest rows are the positives
+    }));
+    expect(classCounts(rows, 0.2)).toEqual({
+      rows: 10,
+      train: { negative: 8, positive: 0 },
+      holdout: { negative: 0, positive: 2 },
+    });
   });
 });

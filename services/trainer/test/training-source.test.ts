@@ -8,6 +8,7 @@ const stored: TrainingRow[] = Array.from({ length: 1_000 }, (_, i) => ({
   time: Math.floor(i / 2),
   features: JSON.stringify({ x: i }),
   prediction: 0.5,
+  baseScore: 0.5,
   label: i % 2,
 }));
 
@@ -41,7 +42,7 @@ function pagedStore() {
 describe('the training window is read in pages and bounded', () => {
   it('keeps the newest maxRows rows, in time order, reading pages of pageRows', async () => {
     const { store, answers } = pagedStore();
-    const window = await warehouseTrainingSource(store, 100).read('m', 0, 10_000, 250);
+    const window = await warehouseTrainingSource(store, 100).read('m', 0, 10_000, 250, 'v1');
     expect(window.truncated).toBe(true);
     expect(window.rows).toHaveLength(250);
     expect(window.rows.map((r) => r.predictionId)).toEqual(stored.slice(750).map((r) => r.predictionId));
@@ -51,7 +52,7 @@ describe('the training window is read in pages and bounded', () => {
 
   it('reads a window smaller than the maximum whole, across page boundaries and ties', async () => {
     const { store, answers } = pagedStore();
-    const window = await warehouseTrainingSource(store, 64).read('m', 100, 300, 10_000);
+    const window = await warehouseTrainingSource(store, 64).read('m', 100, 300, 10_000, 'v1');
     expect(window.truncated).toBe(false);
     expect(window.rows.map((r) => r.predictionId)).toEqual(stored.slice(200, 600).map((r) => r.predictionId));
     expect(answers.every((n) => n <= 64)).toBe(true);
@@ -59,8 +60,30 @@ describe('the training window is read in pages and bounded', () => {
 
   it('is exactly at the maximum: not truncated', async () => {
     const { store } = pagedStore();
-    const window = await warehouseTrainingSource(store, 300).read('m', 0, 10_000, 1_000);
+    const window = await warehouseTrainingSource(store, 300).read('m', 0, 10_000, 1_000, 'v1');
     expect(window.truncated).toBe(false);
     expect(window.rows).toHaveLength(1_000);
+  });
+});
+
+describe('each row carries the base version’s score (the offline gate compares with it)', () => {
+  it('asks the store for the base version and reads a row it did not score as NaN', async () => {
+    const asked: Array<string | undefined> = [];
+    const store: Pick<PredictionStore, 'trainingPage'> = {
+      trainingPage: async (_model, _from, _to, _limit, before, baseVersion) => {
+        asked.push(baseVersion);
+        if (before !== undefined) return [];
+        return [
+          { ...stored[1]!, baseScore: null },
+          { ...stored[0]!, baseScore: 0.25 },
+        ];
+      },
+    };
+    const window = await warehouseTrainingSource(store, 100).read('m', 0, 10, 100, 'v7');
+    expect(asked).toEqual(['v7']);
+    expect(window.rows.map((r) => r.prediction)).toEqual([0.25, Number.NaN]);
+    // No serving version named: the store reads the answered score.
+    await warehouseTrainingSource(store, 100).read('m', 0, 10, 100, '');
+    expect(asked).toEqual(['v7', undefined]);
   });
 });

@@ -1,20 +1,30 @@
 """driftline trainer worker: trains one XGBoost binary classifier from an Arrow IPC training set.
 
-Usage: train.py --data train.arrow --out DIR [--device auto|cpu|cuda] [--params JSON]
+Usage: train.py --data train.arrow --out DIR [--device auto|cpu|cuda] [--params JSON] [--watch-stdin]
 
 Input columns (written by services/trainer/src/dataset.ts):
-  __time__ (float64, epoch ms), __label__ (float64, 0/1), __current_score__ (float64: the serving
-  model's logged score), __holdout__ (uint8: 1 = held-out slice, the newest rows), then features:
+  __time__ (float64, epoch ms), __label__ (float64, 0/1), __current_score__ (float64: the base
+  version's score of the row, NaN when the row has none), __holdout__ (uint8: 1 = held-out slice,
+  the newest rows), then features:
   float64 (null = missing) or utf8 (categorical; coded from the training split's sorted values).
 
-Output in DIR, result.json last (atomically: its presence means the run completed):
+Output in DIR, each file fsynced, result.json last (atomically, then the directory fsynced: its
+presence means the run completed, and survives a crash of the host):
   model.json   XGBoost model (Booster.save_model)
   meta.json    feature names, kinds, category codes, parameters, versions
   scores.arrow one float64 column `score`: the new model's score of every input row
   result.json  {"metrics": {...}, "device": "cpu"|"cuda", "device_reason": str, ...}
 
+Metrics on the held-out slice: roc_auc, log_loss, accuracy of the new model; current_* of the base
+version on the held-out rows that carry its score (current_rows of them), and gate_* of the new
+model on those same rows (what the offline gate compares when the two differ).
+
 Exit codes: 0 trained; 3 the data can never train (labels not 0/1, a feature name XGBoost refuses):
-the request is rejected, not retried; anything else (a crash, a signal) is retriable.
+the request is rejected, not retried; 75 an OSError (a file missing, a full disk): retried, not
+counted as an attempt; anything else (a crash, a signal) is retriable, counted.
+
+--watch-stdin: exit when stdin reaches its end. The trainer keeps the pipe open while it lives,
+so a worker never outlives it (a crash of the trainer closes the pipe).
 
 Device: `auto` uses CUDA when `nvidia-smi -L` lists a GPU and this xgboost build has CUDA
 (xgboost.build_info()["USE_CUDA"]); otherwise the CPU. The device actually used is read back from
@@ -30,6 +40,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -38,6 +49,9 @@ import pyarrow.ipc as ipc
 import xgboost as xgb
 
 RESERVED = ("__time__", "__label__", "__current_score__", "__holdout__")
+
+EXIT_DATA = 3
+EXIT_OS_ERROR = 75  # EX_TEMPFAIL
 
 
 def gpu_present() -> tuple[bool, str]:
@@ -114,11 +128,44 @@ def matrix(table: pa.Table, features: list[str], categories: dict[str, list[str]
     return np.column_stack(cols) if cols else np.zeros((table.num_rows, 0))
 
 
+def fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str) -> None:
+    # A rename is durable once its directory is: without it a crash of the host could leave a
+    # result.json of zero bytes, read as no completed run.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_json(path: str, value: object) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(value, f, allow_nan=False, default=str)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def watch_stdin() -> None:
+    # os.read on the descriptor, not sys.stdin: a daemon thread blocked in a buffered read made the
+    # interpreter's shutdown abort (it could not take the buffer's lock).
+    def run() -> None:
+        try:
+            while os.read(0, 65536):
+                pass
+        finally:
+            os._exit(EXIT_OS_ERROR)  # the trainer is gone: nobody will read what this run writes
+
+    threading.Thread(target=run, name="watch-stdin", daemon=True).start()
 
 
 def finite(d: dict[str, float]) -> dict[str, float]:
@@ -131,7 +178,10 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--params", default="{}")
+    ap.add_argument("--watch-stdin", action="store_true")
     args = ap.parse_args()
+    if args.watch_stdin:
+        watch_stdin()
     params_in = json.loads(args.params)
     started = time.time()
 
@@ -143,10 +193,10 @@ def main() -> int:
     current = table.column("__current_score__").to_numpy().astype(np.float64)
     if not features:
         print("the training set has no feature column: nothing to train on", file=sys.stderr)
-        return 3
+        return EXIT_DATA
     if not np.all((y == 0) | (y == 1)):
         print("labels must be 0 or 1 (binary classification)", file=sys.stderr)
-        return 3
+        return EXIT_DATA
     train = ~holdout
     categories: dict[str, list[str]] = {}
     for name in features:
@@ -177,7 +227,7 @@ def main() -> int:
     except ValueError as exc:
         # XGBoost refuses the data itself: no retry can help.
         print(f"xgboost refused the training set: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_DATA
     booster = xgb.train(params, dtrain, num_boost_round=rounds)
     used = json.loads(booster.save_config())["learner"]["generic_param"].get("device", device)
     if used != device:
@@ -186,10 +236,12 @@ def main() -> int:
 
     os.makedirs(args.out, exist_ok=True)
     booster.save_model(os.path.join(args.out, "model.json"))
+    fsync_file(os.path.join(args.out, "model.json"))
     with pa.OSFile(os.path.join(args.out, "scores.arrow"), "wb") as sink:
         score_table = pa.table({"score": pa.array(scores, type=pa.float64())})
         with ipc.new_file(sink, score_table.schema) as writer:
             writer.write_table(score_table)
+    fsync_file(os.path.join(args.out, "scores.arrow"))
     write_json(
         os.path.join(args.out, "meta.json"),
         {
@@ -201,9 +253,16 @@ def main() -> int:
             "python": platform.python_version(),
         },
     )
+    fsync_dir(args.out)  # model.json, scores.arrow, meta.json are there before result.json is
     m = {}
     m.update(metrics("", y[holdout], scores[holdout]))
-    m.update(metrics("current_", y[holdout], current[holdout]))
+    # The base version is compared on the held-out rows it scored, and so is the candidate (gate_*):
+    # rows answered by another version (a canary, an older one) say nothing about the base.
+    covered = holdout & np.isfinite(current)
+    m["current_rows"] = float(covered.sum())
+    if covered.any():
+        m.update(metrics("current_", y[covered], current[covered]))
+        m.update(metrics("gate_", y[covered], scores[covered]))
     m.update(metrics("train_", y[train], scores[train]))
     write_json(
         os.path.join(args.out, "result.json"),
@@ -217,9 +276,15 @@ def main() -> int:
             "xgboost": xgb.__version__,
         },
     )
+    fsync_dir(args.out)
     print(json.dumps({"device": used, "reason": reason, "metrics": finite(m)}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    except OSError as exc:
+        print(f"OS error: {exc}", file=sys.stderr)
+        code = EXIT_OS_ERROR
+    sys.exit(code)

@@ -118,7 +118,13 @@ export interface TrainingRow {
   readonly predictionId: string;
   readonly time: number;
   readonly features: string;
+  /** The score of the version that answered (the row's model_version). */
   readonly prediction: number;
+  /**
+   * With a `baseVersion` asked for: that version's score of the instance (`scores[base]`, or
+   * `prediction` when the base version answered), null when it did not score it. Else `prediction`.
+   */
+  readonly baseScore: number | null;
   readonly label: number;
 }
 
@@ -137,6 +143,8 @@ export interface PredictionStore {
    * label-joiner counts such labels as invalid), NEWEST first (by
    * (prediction_time, prediction_id) descending), at most `limit`, strictly older than `before`
    * when given (keyset paging: each page is one bounded query, whatever the window holds).
+   * `baseVersion`: the version a candidate is gated against; each row's `baseScore` is its score
+   * (a window's rows were answered by several versions: a canary, the one before a promotion).
    */
   trainingPage(
     model: string,
@@ -144,6 +152,7 @@ export interface PredictionStore {
     to: number,
     limit: number,
     before?: { readonly time: number; readonly predictionId: string },
+    baseVersion?: string,
   ): Promise<TrainingRow[]>;
   /**
    * Labeled rows of `model` whose `scores` hold BOTH versions, with prediction_time >= from,
@@ -298,15 +307,25 @@ export class ClickHousePredictionStore implements PredictionStore {
     to: number,
     limit: number,
     before?: { readonly time: number; readonly predictionId: string },
+    baseVersion?: string,
   ): Promise<TrainingRow[]> {
+    // The base version's score: from `scores` (every version the model server scored the instance
+    // with), else the answer when the base version gave it, else none (NULL).
+    const base =
+      baseVersion === undefined
+        ? 'prediction'
+        : `multiIf(mapContains(scores, {base:String}), toNullable(scores[{base:String}]),
+             model_version = {base:String}, toNullable(prediction), NULL)`;
     const rows = await this.ch.select<{
       prediction_id: string;
       t: string | number;
       features: string;
       prediction: number;
+      base_score: number | string | null;
       label: number;
     }>(
-      `SELECT prediction_id, toUnixTimestamp64Milli(prediction_time) AS t, features, prediction, label
+      `SELECT prediction_id, toUnixTimestamp64Milli(prediction_time) AS t, features, prediction,
+         ${base} AS base_score, label
        FROM ${this.ch.table('labeled_predictions')} FINAL
        WHERE model = {model:String}
          AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
@@ -321,6 +340,7 @@ export class ClickHousePredictionStore implements PredictionStore {
         to,
         limit,
         ...(before === undefined ? {} : { bt: before.time, bid: before.predictionId }),
+        ...(baseVersion === undefined ? {} : { base: baseVersion }),
       },
     );
     return rows.map((r) => ({
@@ -328,6 +348,7 @@ export class ClickHousePredictionStore implements PredictionStore {
       time: Number(r.t),
       features: r.features,
       prediction: Number(r.prediction),
+      baseScore: r.base_score === null ? null : Number(r.base_score),
       label: Number(r.label),
     }));
   }

@@ -1,0 +1,120 @@
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { silentLogger } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { runWorker, type WorkerRun } from '../src/worker.js';
+
+/** A stand-in interpreter: `body` runs with the worker's arguments ($5 is the output directory). */
+function standIn(body: string): { python: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'trainer-run-'));
+  const python = join(dir, 'python');
+  writeFileSync(python, `#!/bin/sh\n${body}\n`);
+  chmodSync(python, 0o755);
+  return { python, dir };
+}
+
+const run = (python: string, dir: string, over: Partial<WorkerRun> = {}): Promise<unknown> =>
+  runWorker({
+    python,
+    data: join(dir, 'train.arrow'),
+    outDir: dir,
+    device: 'cpu',
+    params: {},
+    timeoutMs: 30_000,
+    logger: silentLogger,
+    ...over,
+  }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+
+/** Whether `pid` runs (a zombie left for a container's init to reap does not). */
+const alive = (pid: number) => {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+async function pidFrom(file: string): Promise<number> {
+  for (let i = 0; i < 200 && !existsSync(file); i++) await sleep(25);
+  await sleep(50); // the line is written whole
+  return Number.parseInt(readFileSync(file, 'utf8'), 10);
+}
+
+describe('runWorker: no worker outlives a stop, a rebalance or the timeout (found by a review)', () => {
+  it('an abort kills the worker and what it started (its process group), retriable', async () => {
+    // The worker starts a child of its own (as train.py starts nvidia-smi), then waits on it.
+    const { python, dir } = standIn('sleep 60 & echo $! > "$5/child.pid"; wait');
+    const stop = new AbortController();
+    const failed = run(python, dir, { signal: stop.signal });
+    const child = await pidFrom(join(dir, 'child.pid'));
+    expect(alive(child)).toBe(true);
+    const at = Date.now();
+    stop.abort();
+    expect(await failed).toMatchObject({
+      name: 'WorkerEnvironmentError',
+      retriable: true,
+      message: expect.stringContaining('stopping or rebalancing'),
+    });
+    expect(Date.now() - at).toBeLessThan(5_000);
+    for (let i = 0; i < 40 && alive(child); i++) await sleep(25);
+    expect(alive(child)).toBe(false);
+  });
+
+  it('the timeout kills the process group too, and says so', async () => {
+    const { python, dir } = standIn('sleep 60 & echo $! > "$5/child.pid"; wait');
+    const failed = run(python, dir, { timeoutMs: 1_000 });
+    const child = await pidFrom(join(dir, 'child.pid'));
+    expect(await failed).toMatchObject({
+      code: 'INTERNAL',
+      retriable: true,
+      message: expect.stringContaining('a kill after the 1000 ms timeout'),
+    });
+    for (let i = 0; i < 40 && alive(child); i++) await sleep(25);
+    expect(alive(child)).toBe(false);
+  });
+
+  it('an abort before the start runs nothing', async () => {
+    const { python, dir } = standIn('touch "$5/ran"');
+    const stop = new AbortController();
+    stop.abort();
+    expect(await run(python, dir, { signal: stop.signal })).toMatchObject({ name: 'WorkerEnvironmentError' });
+    expect(existsSync(join(dir, 'ran'))).toBe(false);
+  });
+
+  it('the worker is told to watch its stdin, which stays open while the trainer lives', async () => {
+    const { python, dir } = standIn('echo "$@" > "$5/args"; timeout 1 cat; echo "$?" > "$5/read"');
+    await run(python, dir);
+    expect(readFileSync(join(dir, 'args'), 'utf8')).toContain('--watch-stdin');
+    // cat was stopped by the timeout (124), never saw the end of its input: the pipe was open.
+    expect(readFileSync(join(dir, 'read'), 'utf8').trim()).toBe('124');
+  });
+});
+
+describe('runWorker classifies the failures of its environment (found by a review)', () => {
+  it.each([
+    ['a missing interpreter', '/nonexistent/bin/python', 'ENOENT'],
+    ['an interpreter that is not executable', 'not-executable', 'EACCES'],
+  ])('%s: retriable WorkerEnvironmentError naming the cause (was a raw poison error)', async (_case, python, code) => {
+    const dir = mkdtempSync(join(tmpdir(), 'trainer-run-'));
+    const path = python === 'not-executable' ? join(dir, 'python') : python;
+    if (python === 'not-executable') writeFileSync(path, '#!/bin/sh\n');
+    expect(await run(path, dir)).toMatchObject({
+      name: 'WorkerEnvironmentError',
+      code: 'INTERNAL',
+      retriable: true,
+      message: expect.stringContaining(`(${code})`),
+    });
+  });
+
+  it('exit 75 (an OSError in train.py) is a WorkerEnvironmentError; exit 3 stays a validation failure', async () => {
+    const os = standIn('echo "OS error: [Errno 28] No space left on device" >&2; exit 75');
+    expect(await run(os.python, os.dir)).toMatchObject({ name: 'WorkerEnvironmentError', retriable: true });
+    const data = standIn('echo "labels must be 0 or 1" >&2; exit 3');
+    expect(await run(data.python, data.dir)).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+  });
+});

@@ -117,14 +117,16 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
   });
 
   it('refuses into the DLQ, with the reason, once data_to + the wait has passed; healthy while waiting', async () => {
-    // The wait of this window ends ~20 s from now.
-    const dataTo = Date.now() - LABEL_WAIT_MS + 20_000;
+    // The wait of this window ends ~30 s from now: headroom for a slow start on a loaded machine
+    // before the checks below that nothing was dead-lettered yet.
+    const dataTo = Date.now() - LABEL_WAIT_MS + 30_000;
     await insertLabeled(ch, 'late', dataTo - 10 * 60_000, dataTo, 20); // 20 of the 100 needed, never more
     await publish(requestOf('late', dataTo));
     await eventually(async () => ((await waitingGauge('late')) === '1' ? true : undefined), 20_000, 100);
     expect(await dlqCount()).toBe(0);
     // Past the 5 s stall timeout while waiting: still healthy (a wait is work, not a stall).
     await new Promise((r) => setTimeout(r, 5_500));
+    expect(Date.now()).toBeLessThan(dataTo + LABEL_WAIT_MS); // else the check below proves nothing
     expect(await dlqCount()).toBe(0);
     expect((await http('/healthz')).status).toBe(200);
 

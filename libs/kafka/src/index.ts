@@ -32,6 +32,7 @@ export { type DeadLetterLimits, deadLetterUnsent, type UnsentRecord } from './de
 export { partitionKey } from './partition-key.js';
 export { createProducer, type EventProducer } from './producer.js';
 export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';
+export { readToEnd } from './read-to-end.js';
 export {
   type DeadLetter,
   type DecodedRecord,
@@ -39,4 +40,14 @@ export {
   type InboundRecord,
   type OutboundMessage,
 } from './records.js';
+export {
+  type DeadLetterGroup,
+  type DeadLetterSelection,
+  DeadLetterSummary,
+  type DeadLetterView,
+  REPLAYED_FROM_HEADER,
+  readDeadLetter,
+  replayMessageOf,
+  selects,
+} from './replay.js';
 export type { Stall } from './stall.js';

@@ -10,6 +10,7 @@ commands:
   model-card          one model version's card: training, offline and live metrics, stages, lineage (driftline model-card --help)
   model stage         move a model version to another stage by hand (driftline model --help)
   reference           build and store a model version's reference profile from a table (driftline reference --help)
+  dlq list|replay     what a topic's dead-letter topic holds, and sending it back after a fix (driftline dlq --help)
   clickhouse serve    share one embedded ClickHouse among processes over HTTP (driftline clickhouse --help)
 
 --debug (any command) prints the stack trace of an error.
@@ -31,6 +32,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'model-card': async () => (await import('./commands/model-card.js')).modelCardCommand,
   model: async () => (await import('./commands/model.js')).modelCommand,
   clickhouse: async () => (await import('./commands/clickhouse.js')).clickhouseCommand,
+  dlq: async () => (await import('./commands/dlq.js')).dlqCommand,
 };
 
 class UsageError extends Error {}

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { dlqOptions, dlqUsage } from '../src/commands/dlq.js';
 import { driftOptions, driftUsage } from '../src/commands/drift.js';
 import { modelCardOptions, modelCardUsage } from '../src/commands/model-card.js';
 import { referenceOptions, referenceUsage } from '../src/commands/reference.js';
@@ -50,6 +51,7 @@ describe('--help shows every option', () => {
     ['reference', referenceOptions, referenceUsage],
     ['report', reportOptions, reportUsage],
     ['model-card', modelCardOptions, modelCardUsage],
+    ['dlq', dlqOptions, dlqUsage],
   ] as const)('%s', (_name, options, usage) => {
     for (const option of Object.keys(options)) expect(usage).toContain(`--${option}`);
   });

@@ -8,8 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { parseCommandArgs } from '../src/args.js';
 import { modelCommand } from '../src/commands/model.js';
 import { modelCardCommand } from '../src/commands/model-card.js';
-import { parseTime, reportCommand } from '../src/commands/report.js';
+import { reportCommand } from '../src/commands/report.js';
 import { outputFile } from '../src/output-file.js';
+import { parseTime } from '../src/time-options.js';
 
 describe('--out and names: mistakes are usage errors naming the option, checked before any work', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cli-out-'));
@@ -102,7 +103,7 @@ describe('report --from/--to: integer epoch milliseconds from 2000 to 2100', () 
       '2025-01-31',
       '2025-01-31 12:00+01:00',
     ];
-    const script = `import(${JSON.stringify(fileURLToPath(new URL('../src/commands/report.ts', import.meta.url)))}).then((m) =>
+    const script = `import(${JSON.stringify(fileURLToPath(new URL('../src/time-options.ts', import.meta.url)))}).then((m) =>
       console.log(JSON.stringify([new Date(Date.UTC(2025, 0, 31, 12)).getHours(), ...${JSON.stringify(values)}.map((v) => m.parseTime('from', v, 0))])))`;
     const run = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', '-e', script], {
       env: { ...process.env, TZ: 'America/New_York' },

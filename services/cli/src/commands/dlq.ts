@@ -1,0 +1,180 @@
+import { ConfigError, parseEnv, printable } from '@driftline/core';
+import {
+  createKafkaClient,
+  createProducer,
+  type DeadLetterSelection,
+  DeadLetterSummary,
+  type DeadLetterView,
+  kafkaEnvShape,
+  type OutboundMessage,
+  readDeadLetter,
+  readToEnd,
+  replayMessageOf,
+  selects,
+  toKafkaConfig,
+} from '@driftline/kafka';
+import { parseCommandArgs } from '../args.js';
+import { parseTime } from '../time-options.js';
+
+export const dlqUsage = `usage: driftline dlq list --topic TOPIC [options]
+       driftline dlq replay --topic TOPIC [options]
+
+Reads TOPIC.dlq from its start to its current end (the dead letters the consumer loop wrote, with
+their reasons) without committing anything.
+  list     counts the dead letters by code and reason, oldest and newest failure of each
+  replay   sends the selected dead letters back to TOPIC as they were first written (key, value,
+           headers; the driftline.dlq.* headers dropped, driftline.replayed.from added), e.g. after
+           a fixed deploy; the sinks are idempotent, so a record replayed twice changes nothing. A
+           dead letter cut to fit the DLQ (driftline.dlq.truncated) has lost its bytes: counted, not
+           sent. A record that fails again goes back to the DLQ with its new reason.
+Kafka comes from DRIFTLINE_KAFKA_* (the services' variables).
+
+  --topic TOPIC          the source topic as Kafka names it (with DRIFTLINE_TOPIC_PREFIX), e.g. predictions.v1
+  --code CODE            only dead letters with this code (repeatable: INTERNAL, SINK_REJECTED, ...)
+  --since T              only those that failed at or after T (ISO time, epoch ms, or a duration ago: 2h)
+  --until T              only those that failed before T
+  --reason-contains S    only those whose reason contains S
+  --dry-run              replay: count what would be sent, send nothing
+  --json                 list: one JSON object per line
+  --help                 this help
+`;
+
+/** The command's options (every one is in its usage: test/cli-surface.test.ts). */
+export const dlqOptions = {
+  topic: { type: 'string' },
+  code: { type: 'string', multiple: true },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  'reason-contains': { type: 'string' },
+  'dry-run': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** Dead letters sent back per produce request. */
+const REPLAY_CHUNK = 100;
+
+/** `driftline dlq list|replay ...`: what is in a topic's DLQ, and sending it back after a fix. */
+export async function dlqCommand(args: readonly string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const known = sub === 'list' || sub === 'replay';
+  if (!known && sub !== undefined && !sub.startsWith('-')) {
+    // Shaped like node's parseArgs errors, so the CLI reports it as a usage error (exit 2).
+    throw Object.assign(new Error(`unknown subcommand ${JSON.stringify(sub)}: list or replay`), {
+      code: 'ERR_PARSE_ARGS_UNKNOWN_SUBCOMMAND',
+    });
+  }
+  const { values } = parseCommandArgs(known ? rest : args, dlqOptions);
+  if (values.help) {
+    process.stdout.write(dlqUsage);
+    return 0;
+  }
+  if (!known) {
+    throw Object.assign(new Error('a subcommand is needed: list or replay'), {
+      code: 'ERR_PARSE_ARGS_UNKNOWN_SUBCOMMAND',
+    });
+  }
+  const topic = (values.topic ?? '').replace(/\.dlq$/, '');
+  if (topic === '') throw new ConfigError('--topic', 'is required (the source topic, e.g. predictions.v1)');
+  const now = Date.now();
+  const selection: DeadLetterSelection = {
+    ...(values.code === undefined ? {} : { codes: new Set(values.code) }),
+    ...(values.since === undefined ? {} : { since: parseTime('since', values.since, now) }),
+    ...(values.until === undefined ? {} : { until: parseTime('until', values.until, now) }),
+    ...(values['reason-contains'] === undefined ? {} : { reasonContains: values['reason-contains'] }),
+  };
+  if (selection.since !== undefined && selection.until !== undefined && !(selection.since < selection.until)) {
+    throw new ConfigError('--since', 'must be before --until');
+  }
+  const kafka = createKafkaClient(toKafkaConfig(parseEnv(kafkaEnvShape)));
+  const dlq = `${topic}.dlq`;
+  return sub === 'list'
+    ? list(kafka, dlq, selection, values.json)
+    : replay(kafka, topic, dlq, selection, values['dry-run']);
+}
+
+async function list(
+  kafka: ReturnType<typeof createKafkaClient>,
+  dlq: string,
+  selection: DeadLetterSelection,
+  json: boolean,
+): Promise<number> {
+  const summary = new DeadLetterSummary();
+  let foreign = 0;
+  await readToEnd(kafka, dlq, async (records) => {
+    for (const r of records) {
+      const d = readDeadLetter(r);
+      if (d === undefined) foreign++;
+      else if (selects(selection, d)) summary.add(d);
+    }
+  });
+  const groups = summary.list();
+  const time = (ms: number) => (Number.isNaN(ms) ? '-' : new Date(ms).toISOString());
+  if (json) {
+    for (const g of groups) {
+      process.stdout.write(
+        `${JSON.stringify({ ...g, firstFailedAt: time(g.firstFailedAt), lastFailedAt: time(g.lastFailedAt) })}\n`,
+      );
+    }
+  } else {
+    const total = groups.reduce((n, g) => n + g.count, 0);
+    process.stdout.write(`${total} dead letter(s) of ${dlq} selected, in ${groups.length} group(s)\n`);
+    for (const g of groups) {
+      const cut = g.truncated > 0 ? ` (${g.truncated} truncated)` : '';
+      process.stdout.write(
+        printable(
+          `${String(g.count).padStart(8)}  ${g.code}${cut}  ${time(g.firstFailedAt)} … ${time(g.lastFailedAt)}  ${g.reason}`,
+        ) + '\n',
+      );
+    }
+  }
+  if (foreign > 0)
+    process.stderr.write(`note: ${foreign} record(s) of ${dlq} are not driftline dead letters (no source headers)\n`);
+  return 0;
+}
+
+async function replay(
+  kafka: ReturnType<typeof createKafkaClient>,
+  topic: string,
+  dlq: string,
+  selection: DeadLetterSelection,
+  dryRun: boolean,
+): Promise<number> {
+  const counts = { read: 0, selected: 0, sent: 0, truncated: 0, otherSource: 0, foreign: 0 };
+  const producer = dryRun ? undefined : await createProducer(kafka);
+  try {
+    await readToEnd(kafka, dlq, async (records) => {
+      const out: OutboundMessage[] = [];
+      for (const r of records) {
+        counts.read++;
+        const d: DeadLetterView | undefined = readDeadLetter(r);
+        if (d === undefined) {
+          counts.foreign++;
+          continue;
+        }
+        if (!selects(selection, d)) continue;
+        counts.selected++;
+        if (d.sourceTopic !== topic) counts.otherSource++;
+        else if (d.truncated) counts.truncated++;
+        else out.push(replayMessageOf(d));
+      }
+      // Sent before the next batch is read: an interrupted replay has sent a prefix, in order.
+      for (let i = 0; i < out.length && producer !== undefined; i += REPLAY_CHUNK) {
+        await producer.send(topic, out.slice(i, i + REPLAY_CHUNK));
+      }
+      counts.sent += out.length;
+    });
+  } finally {
+    await producer?.disconnect();
+  }
+  const verb = dryRun ? 'would replay' : 'replayed';
+  const notes = [
+    counts.truncated > 0 ? `${counts.truncated} truncated (their bytes are gone: not replayable)` : '',
+    counts.otherSource > 0 ? `${counts.otherSource} from another source topic (skipped)` : '',
+    counts.foreign > 0 ? `${counts.foreign} not driftline dead letters (skipped)` : '',
+  ].filter((n) => n !== '');
+  process.stdout.write(
+    `${verb} ${counts.sent} of ${counts.selected} selected dead letter(s) (${counts.read} read) from ${dlq} to ${topic}${notes.length > 0 ? `; ${notes.join('; ')}` : ''}\n`,
+  );
+  return 0;
+}

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from '@driftline/core';
 import { freePort } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkRedisDurability, createRedisClient, waitReady } from '../src/redis/index.js';
+import { checkRedisDurability, checkRedisServer, createRedisClient, waitReady } from '../src/redis/index.js';
 
 /** A private redis-server (the shared stack's one is used by every other test: never reconfigure it). */
 async function privateRedis(args: string[]): Promise<{ url: string; process: ChildProcess; dir: string }> {
@@ -48,6 +48,28 @@ describe('Redis durability check at start-up (real redis-server)', () => {
     const report = await checkRedisDurability(redis, recordingLogger(lines));
     return { report, lines };
   }
+
+  it('start-up refuses a Redis Cluster node, naming DRIFTLINE_REDIS_URL; a standalone 7.x passes', async () => {
+    // Every join script failed with CROSSSLOT, retried as an outage for ever (found by a review).
+    const cluster = await privateRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf']);
+    const standalone = await privateRedis([]);
+    for (const server of [cluster, standalone])
+      cleanup.push(() => {
+        server.process.kill('SIGKILL');
+        rmSync(server.dir, { recursive: true, force: true });
+      });
+    const connect = async (url: string) => {
+      const redis = createRedisClient({ url, tls: false }, 'tooling');
+      redis.on('error', () => {});
+      cleanup.push(() => redis.disconnect());
+      await waitReady(redis, 10_000);
+      return redis;
+    };
+    await expect(checkRedisServer(await connect(cluster.url))).rejects.toThrow(
+      /^DRIFTLINE_REDIS_URL: a Redis Cluster: driftline needs a standalone Redis/,
+    );
+    await expect(checkRedisServer(await connect(standalone.url))).resolves.toBeUndefined();
+  });
 
   it('warns, naming the setting, on an evicting policy and no persistence', async () => {
     const { report, lines } = await check(['--maxmemory-policy', 'allkeys-lru', '--appendonly', 'no', '--save', '']);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { durabilityFindings, ONLINE_FEATURES_STAKES } from '../src/redis/durability.js';
+import { durabilityFindings, ONLINE_FEATURES_STAKES, unsupportedRedis } from '../src/redis/durability.js';
 
 describe('Redis durability rules of the join store', () => {
   it('accepts noeviction with an AOF synced every second (or always)', () => {
@@ -33,5 +33,16 @@ describe('Redis durability rules of the join store', () => {
       'under memory pressure Redis deletes online features: entities lose their features (served as missing) until their next event, without an error',
       'no persistence at all (no AOF, no RDB snapshots): a Redis restart loses all online features',
     ]);
+  });
+});
+
+describe('Redis servers the scripts cannot run on', () => {
+  it('refuses a server older than 7.0 and a cluster node; a standalone 7.x passes', () => {
+    expect(unsupportedRedis('# Server\r\nredis_version:6.2.14\r\nredis_mode:standalone')).toBe(
+      'Redis 6.2: driftline needs 7.0 or later',
+    );
+    expect(unsupportedRedis('redis_version:7.2.4\r\n# Cluster\r\ncluster_enabled:1')).toMatch(/^a Redis Cluster/);
+    expect(unsupportedRedis('redis_version:7.0.15\r\n# Cluster\r\ncluster_enabled:0')).toBeUndefined();
+    expect(unsupportedRedis('')).toBeUndefined(); // nothing known (INFO refused): nothing refused
   });
 });

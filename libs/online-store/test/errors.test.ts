@@ -22,12 +22,18 @@ describe('classifyRedisError', () => {
     }
   });
 
-  it('makes a wrong key type a poison record and a script bug non-retriable', () => {
-    const wrongType = classify(
+  it('makes a wrong key type or a cluster a configuration fault (held by the loop, not poison), a script bug non-retriable', () => {
+    for (const message of [
       'WRONGTYPE Operation against a key holding the wrong kind of value script: 9a, on @user_script:64.',
-    );
-    expect(wrongType).toBeInstanceOf(PoisonRecordError);
-    expect(wrongType.code).toBe('VALIDATION_FAILED');
+      "CROSSSLOT Keys in request don't hash to the same slot",
+      'MOVED 14060 127.0.0.1:46392',
+    ]) {
+      const error = classify(message);
+      expect(error, message).not.toBeInstanceOf(PoisonRecordError);
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.retriable).toBe(false);
+    }
+    expect(classify("CROSSSLOT Keys in request don't hash to the same slot").message).toMatch(/standalone Redis/);
     for (const message of [
       'ERR user_script:1: attempt to perform arithmetic on a nil value script: d13b, on @user_script:1.',
       'ERR Unknown Redis command called from script script: bd96, on @user_script:1.',

@@ -1,6 +1,7 @@
 import { deadLetterUnsent, partitionKey } from '@driftline/kafka';
 import {
   checkRedisDurability,
+  checkRedisServer,
   createRedisJoinStore,
   JOIN_STATE_STAKES,
   waitReady,
@@ -48,6 +49,8 @@ export const labelJoinerService = defineService({
       };
       // Key layout v2 keys state by (model, prediction id); states a v1 deployment left move first.
       await waitReady(store.redis);
+      // A server its scripts cannot run on fails start-up, naming the variable: it failed every batch.
+      await checkRedisServer(store.redis);
       // Offsets are committed once Redis holds the join state: state Redis evicts or loses on a crash
       // is never replayed. A weaker setting is a warning line (managed Redis may forbid CONFIG).
       await checkRedisDurability(store.redis, logger, JOIN_STATE_STAKES);

@@ -1,4 +1,4 @@
-import type { Logger } from '@driftline/core';
+import { ConfigError, type Logger } from '@driftline/core';
 import type { RedisClient } from './client.js';
 
 /** A Redis setting that weakens what driftline can promise about the state it keeps there. */
@@ -118,4 +118,38 @@ export async function checkRedisDurability(
     );
   }
   return { checked: true, findings };
+}
+
+/** The oldest Redis the join scripts run on (`SET … NX GET`). */
+export const MIN_REDIS_MAJOR = 7;
+
+/**
+ * Why a server's `INFO server` / `INFO cluster` text rules it out for driftline's scripts, or
+ * undefined: older than MIN_REDIS_MAJOR (every prediction batch failed with "ERR syntax error"), or
+ * a Redis Cluster (the scripts take keys of several slots: CROSSSLOT on every write).
+ */
+export function unsupportedRedis(info: string): string | undefined {
+  const version = /^redis_version:(\d+)\.(\d+)/m.exec(info);
+  if (version !== null && Number(version[1]) < MIN_REDIS_MAJOR) {
+    return `Redis ${version[1]}.${version[2]}: driftline needs ${MIN_REDIS_MAJOR}.0 or later`;
+  }
+  if (/^cluster_enabled:1\b/m.test(info)) {
+    return 'a Redis Cluster: driftline needs a standalone Redis, or a primary with replicas behind one address';
+  }
+  return undefined;
+}
+
+/**
+ * Fails start-up, naming DRIFTLINE_REDIS_URL, on a server driftline's scripts cannot run on (see
+ * unsupportedRedis). A server that refuses INFO (managed Redis) is tolerated: nothing is known.
+ */
+export async function checkRedisServer(redis: RedisClient): Promise<void> {
+  let info: string;
+  try {
+    info = `${await redis.info('server')}\n${await redis.info('cluster')}`;
+  } catch {
+    return;
+  }
+  const problem = unsupportedRedis(info);
+  if (problem !== undefined) throw new ConfigError('DRIFTLINE_REDIS_URL', problem);
 }

@@ -94,7 +94,7 @@ export function createRedisOnlineStore(
  * more in layout v1 (rows not written since an upgrade), in one more round trip, unless `readV1`
  * is off.
  * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
- * SinkUnavailableError, WRONGTYPE a poison record, a script error non-retriable. A read of a key
+ * SinkUnavailableError, WRONGTYPE a CONFIG_INVALID fault (not ours at that key), a script error non-retriable. A read of a key
  * holding something that is not a row answers the entity absent when onCorruptRow is given.
  */
 export class RedisOnlineStore implements OnlineStore {

@@ -9,10 +9,12 @@ export {
 } from './client.js';
 export {
   checkRedisDurability,
+  checkRedisServer,
   type DurabilityReport,
   type DurabilityStakes,
   JOIN_STATE_STAKES,
   ONLINE_FEATURES_STAKES,
+  unsupportedRedis,
 } from './durability.js';
 export { classifyRedisError } from './errors.js';
 export { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';

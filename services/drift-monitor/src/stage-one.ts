@@ -221,7 +221,11 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
           if (refusal !== undefined) deadLetters.push(refusal);
           continue;
         }
-        const outcome = state.add(item.value, offset, at);
+        // The watermark's horizon runs on the record's Kafka timestamp (wall time when it has none
+        // or is ahead of it): on the wall clock, a replay or a catch-up let one event dated an hour
+        // ahead close that hour's windows, and excluded events live processing had counted.
+        const stamp = item.record.timestamp;
+        const outcome = state.add(item.value, offset, stamp > 0 && stamp < at ? stamp : at);
         if (outcome === 'refused') {
           const refusal: DeadLetter = {
             record: item.record,

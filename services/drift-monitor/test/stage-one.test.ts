@@ -113,6 +113,54 @@ describe('stage-1 processor', () => {
   });
 });
 
+describe('stage-1 processor: the watermark horizon on replay (found by a review)', () => {
+  it('a replay days later closes the same windows as live processing did', async () => {
+    const T = Date.UTC(2024, 11, 2, 12, 0, 0);
+    const event = (eventTime: number, stamp: number, offset: number): DecodedRecord<PredictionEvent> => ({
+      record: {
+        topic: 'p',
+        partition: 0,
+        offset: String(offset),
+        key: null,
+        value: null,
+        headers: {},
+        timestamp: stamp,
+      },
+      value: {
+        prediction_id: `p${offset}`,
+        model: 'm',
+        model_version: 'v1',
+        entity_id: 'e',
+        event_time: eventTime,
+        features: { x: offset },
+        prediction: 0,
+        predicted_class: null,
+      },
+    });
+    // One event dated 50 minutes ahead (the event-time bound lets it in), then on-time traffic.
+    const batches = [
+      { at: T + 1_000, records: [event(T + 3_000_000, T + 1_000, 0)] },
+      { at: T + 200_000, records: [event(T + 190_000, T + 190_000, 1)] },
+      { at: T + 400_000, records: [event(T + 400_000, T + 400_000, 2)] },
+    ];
+    const closed = async (replayAt?: number) => {
+      const clock = { now: 0 };
+      const { processor, sent } = setup(0, clock); // reads clock.now at each batch
+      for (const b of batches) {
+        clock.now = replayAt ?? b.at;
+        await processor.process(b.records, ctx);
+      }
+      return sent
+        .map((m) => decodePartials(m.value))
+        .filter((m) => m.type === 'partial')
+        .map((p) => p.windowStart - T);
+    };
+    const live = await closed();
+    expect(live).toContain(190_000); // the on-time event's window, counted
+    expect(await closed(T + 2 * 86_400_000)).toEqual(live);
+  });
+});
+
 describe('stage-1 processor: partials Kafka refuses', () => {
   it('leaves a refused partial out, loudly, and goes on: the rest of the flush and later windows are sent', async () => {
     const errors: Array<{ obj: object; msg: string | undefined }> = [];

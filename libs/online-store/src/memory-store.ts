@@ -32,7 +32,8 @@ export interface InMemoryOnlineStoreOptions {
  * Redis adapter must answer exactly like it. It follows the Redis write script step by step —
  * a row is replaced only by a greater (event_time, event_id); the window keeps the distinct events
  * above `anchor − horizon` (anchor = greatest event time seen); aggregates are recomputed when the
- * window or the anchor changed, folded in (event_time, event_id) order; a change restarts the TTL.
+ * window or the anchor changed, folded in (event_time, event_id) order; a changed row expires the
+ * view's TTL after its newest event time.
  */
 export class InMemoryOnlineStore implements OnlineStore {
   private readonly entries = new Map<string, Entry>();
@@ -92,7 +93,12 @@ export class InMemoryOnlineStore implements OnlineStore {
         aggregatesUpdated++;
         changed = true;
       }
-      if (changed && view.ttlMs > 0) entry.expiresAt = at + view.ttlMs;
+      // A changed row expires the view's TTL after its newest event time, as in Redis; one already
+      // past it is gone.
+      if (changed && view.ttlMs > 0) {
+        entry.expiresAt = entry.eventTime + view.ttlMs;
+        if (entry.expiresAt <= at) this.entries.delete(key);
+      }
     }
     // Rows here were written by this process through the same bounds: none can be frozen.
     return { entities: writes.length, rowsApplied, aggregatesUpdated, rowsRepaired: 0 };

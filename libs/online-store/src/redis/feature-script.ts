@@ -70,6 +70,9 @@ if nagg > 0 then
 end
 local ceiling = tonumber(ARGV[q])
 local n = tonumber(ARGV[q + 1])
+-- The server's clock: a row expires ttl after its newest event time, not after the write.
+local clock = redis.call('TIME')
+local nowms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 q = q + 2
 local stride = nagg > 0 and 4 or 2
 local applied, aggregated, repaired = 0, 0, 0
@@ -198,14 +201,24 @@ for e = 1, n do
       end
       for i = 1, #out, 2 do cur[out[i]] = out[i + 1] end
       for _, name in ipairs(dels) do cur[name] = nil end
-      if ttl > 0 then redis.call('PEXPIRE', zkey, ttl) end
+      if ttl > 0 then redis.call('PEXPIREAT', zkey, anchor + ttl) end
       aggregated = aggregated + 1
       changed = true
     end
   end
-  -- A change restarts the view's TTL; a migration that changed nothing keeps the v1 row's.
-  if changed or keepTtl ~= nil then
-    local px = changed and ttl or keepTtl
+  -- A changed row expires the view's TTL after its newest event time (Feast's ttl): a replay, or
+  -- an old event after the row expired, no longer serves values older than the TTL for a whole
+  -- TTL more. One already past it is removed. A migration that changed nothing keeps the v1 TTL.
+  if changed and ttl > 0 then
+    local expireAt = tonumber(cur['${ROW_TIME}']) + ttl
+    if expireAt <= nowms then
+      redis.call('DEL', row)
+      if nagg > 0 then redis.call('DEL', KEYS[k + 3]) end
+    else
+      redis.call('SET', row, cjson.encode(cur), 'PXAT', expireAt)
+    end
+  elseif changed or keepTtl ~= nil then
+    local px = changed and 0 or keepTtl
     if px > 0 then redis.call('SET', row, cjson.encode(cur), 'PX', px)
     else redis.call('SET', row, cjson.encode(cur)) end
   end

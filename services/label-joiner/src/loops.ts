@@ -1,4 +1,4 @@
-import { type DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
+import { type DriftlineError, isRetriable, type Logger, toDriftlineError } from '@driftline/core';
 import { type ExpiredRow, type ExpiryClock, expiryClock, type JoinStore, type SourceReport } from '@driftline/join';
 import { isolateRejected } from '@driftline/kafka';
 import { counter, gauge, type Registry } from '@driftline/observability';
@@ -107,6 +107,7 @@ export class ExpiryScanner {
   private heldBy: string | undefined;
   private forgotten = new Set<string>();
   private positionsFailing = false;
+  private reportFailing = false;
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
@@ -158,8 +159,23 @@ export class ExpiryScanner {
       this.positionsFailing = true;
     }
     if (reports.length > 0) {
-      await this.store.reportSources(reports, now);
-      this.reported = true;
+      try {
+        await this.store.reportSources(reports, now);
+        this.reported = true;
+        this.reportFailing = false;
+      } catch (error) {
+        // Redis refusing writes (OOM under noeviction) while its expiry steps still run: the
+        // stored reports stand and the pass goes on — expiring is what frees memory (found by a
+        // review: the pass aborted here, exactly when it was needed).
+        if (!isRetriable(error)) throw error;
+        if (!this.reportFailing) {
+          this.options.logger?.warn(
+            { err: (error as Error).message },
+            'partition reports not stored; expiry uses the stored ones',
+          );
+        }
+        this.reportFailing = true;
+      }
     }
     if (!this.reported) return undefined;
     const sources = (await this.store.sources()).filter((s) => this.options.counts(s.source));

@@ -214,6 +214,50 @@ describe('JoinEngine', () => {
     expect(sink.expired.map((r) => r.prediction.prediction_id)).toEqual(['a', 'b']);
   });
 
+  it('while Redis refuses to store the reports (OOM), the pass goes on from the stored ones and frees state', async () => {
+    // Under noeviction OOM the expiry steps still run (they turn states into small tombstones), but
+    // the pass aborted at the report write, exactly when memory had to be freed (found by a review).
+    let oom = false;
+    const store = new (class extends InMemoryJoinStore<Buffer, Buffer> {
+      override async reportSources(reports: readonly SourceReport[], now: number): Promise<void> {
+        if (oom) throw new SinkUnavailableError("OOM command not allowed when used memory > 'maxmemory'");
+        await super.reportSources(reports, now);
+      }
+    })(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    await engine.process([prediction('a', 1_000), prediction('b', 40_000)], 0, 'test/0');
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (_o: object, msg?: string) => void warnings.push(msg ?? '') };
+    let at = 20_000;
+    const scanner = new ExpiryScanner(
+      store,
+      decoder,
+      sink,
+      {
+        ...clockOf(config),
+        deadLetter: async () => {
+          throw new Error('nothing here may be dead-lettered');
+        },
+        logger,
+      },
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
+    );
+    expect(await scanner.pass(at)).toBe(1); // a; this instance's report is stored at 20 s
+    // c arrived late (deadline 12 s): due under the stored clock.
+    await engine.process([prediction('c', 2_000)], 0, 'test/0');
+    oom = true;
+    at = 60_000;
+    // The pass runs to its end on the stored reports: c expires (its state freed); b (deadline
+    // 50 s) waits for a report that moves the clock. Said once.
+    expect(await scanner.pass(at)).toBe(1);
+    expect(await scanner.pass(at + 1_000)).toBe(0);
+    expect(warnings).toEqual(['partition reports not stored; expiry uses the stored ones']);
+    oom = false;
+    expect(await scanner.pass(at + 2_000)).toBe(1);
+    expect(sink.expired.map((r) => r.prediction.prediction_id)).toEqual(['a', 'c', 'b']);
+  });
+
   it('the expiry scanner dead-letters rows it can never write and goes on; an outage acks nothing', async () => {
     const store = new InMemoryJoinStore<Buffer, Buffer>(config);
     const engine = new JoinEngine(store, decoder, new FlakySink(), 3_600_000);

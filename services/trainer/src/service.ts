@@ -63,14 +63,24 @@ export const trainerService = defineService({
       processor: {
         decode: (r) => retrainCodec.decode(r.value),
         async process(items, context) {
-          // Training takes minutes: keep the group membership alive while it runs. A failed
-          // heartbeat (rebalance) or a stop ends a wait for labels and kills the worker's process
+          // Training takes minutes: keep the group membership alive while it runs. A lost membership
+          // (see membershipLoss) or a stop ends a wait for labels and kills the worker's process
           // group at once (the partition may be another member's now, and two workers on one
           // request would only compete): the batch fails retriable, uncommitted, and the request
           // is redelivered, which the trainer recognises by its request id.
           const rebalanced = new AbortController();
           const signal = AbortSignal.any([stopping.signal, rebalanced.signal]);
-          const beat = setInterval(() => void context.heartbeat?.().catch(() => rebalanced.abort()), 3_000);
+          const lost = membershipLoss();
+          const beat = setInterval(
+            () =>
+              void context.heartbeat?.().then(
+                () => lost.beat(),
+                (error: unknown) => {
+                  if (lost.failed(error)) rebalanced.abort();
+                },
+              ),
+            3_000,
+          );
           try {
             for (const { value } of items) {
               const outcome = await handleRequest({ ...deps, signal }, value);
@@ -95,3 +105,37 @@ export const trainerService = defineService({
     };
   },
 });
+
+/** Group answers that mean this member no longer owns its partitions: the request is another's now. */
+const MEMBERSHIP_LOST = new Set([
+  'REBALANCE_IN_PROGRESS',
+  'UNKNOWN_MEMBER_ID',
+  'ILLEGAL_GENERATION',
+  'FENCED_INSTANCE_ID',
+]);
+/** Heartbeats in a row that may fail (a coordinator moving: seconds) before a training is given up. */
+const FAILED_BEATS_TOLERATED = 3;
+
+/**
+ * Whether a failed heartbeat ends the training: at once when the group says the membership is gone,
+ * else after FAILED_BEATS_TOLERATED in a row (a transient coordinator outage killed a 20-minute
+ * training, redelivered and run again from the start).
+ */
+export function membershipLoss(): { beat(): void; failed(error: unknown): boolean } {
+  let inARow = 0;
+  return {
+    beat: () => {
+      inARow = 0;
+    },
+    failed(error) {
+      inARow++;
+      let cause: unknown = error;
+      for (let depth = 0; depth < 4 && cause !== undefined && cause !== null; depth++) {
+        const type = (cause as { type?: unknown }).type;
+        if (typeof type === 'string' && MEMBERSHIP_LOST.has(type)) return true;
+        cause = (cause as { cause?: unknown }).cause;
+      }
+      return inARow >= FAILED_BEATS_TOLERATED;
+    },
+  };
+}

@@ -22,6 +22,7 @@ describe('SDK connection settings', () => {
         ssl: true,
         sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'p' },
         deadLetter: { maxBatchBytes: 524_288, maxBatchRecords: 1_000 },
+        faultHoldMs: 60_000,
       },
       registry: { url: 'https://registry.example/apis/ccompat/v7', username: 'r', timeoutMs: 10_000 },
     });

@@ -144,6 +144,10 @@ export interface PartitionPosition {
   readonly caughtUp: boolean;
 }
 
+function byOffset(a: DeadLetter, b: DeadLetter): number {
+  return BigInt(a.record.offset) < BigInt(b.record.offset) ? -1 : 1;
+}
+
 function laterOf(a: bigint, b: bigint): bigint {
   return a > b ? a : b;
 }
@@ -243,6 +247,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   const faultHoldMs = options.faultHoldMs ?? faultHoldOf(kafka) ?? DEFAULT_FAULT_HOLD_MS;
   /** Per partition, when its held processor fault (or the current record's hold) began. */
   const faultSince = new Map<string, number>();
+  /** Partitions with an attempt in flight now. */
+  const inFlight = new Set<string>();
+  /** Per partition in a retry loop, when its last attempt began or failed. */
+  const retrying = new Map<string, number>();
   const progress = new ProgressTracker(stallTimeoutMs);
   /** Records what is committed and the lag on it, and the time the commit last moved. */
   const observe = (topic: string, partition: number, committed: bigint, highWatermark: string, caughtUp = false) => {
@@ -340,6 +348,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       freshHigh.delete(k);
       lastLagRefresh.delete(k);
       faultSince.delete(k);
+      retrying.delete(k);
     }
     lastCommitted.clear(); // another member may have committed meanwhile
     progress.retain((topic, partition) => now.has(partitionKey(topic, partition)));
@@ -365,6 +374,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         : 'consumer crashed',
     );
   });
+
+  /** Ends a partition's processor-fault hold (a record got through, an outage, the batch left). */
+  function clearFault(key: string, labels: Record<string, string>, why: string): void {
+    if (!faultSince.delete(key)) return;
+    metrics.fault.set(labels, 0);
+    logger.info({ group: groupId, key }, why);
+  }
 
   /** Sends dead letters (bounded requests; a DLQ outage throws retriable: nothing is committed) and logs each. */
   async function deadLetterAll(batch: Batch, letters: readonly DeadLetter[]): Promise<void> {
@@ -440,8 +456,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     });
     const key = partitionKey(batch.topic, batch.partition);
     const labels = { group: groupId, topic: batch.topic, partition: String(batch.partition) };
-    if (faultHoldMs > 0 && suspectsProcessor(decoded.length, rejected)) {
-      const oldest = rejected.find((r) => isProcessorFaultCode(r.code)) as DeadLetter;
+    // Decode failures count too: a TypeError in a processor's decode fails every record as well.
+    const failed = dead.length === 0 ? rejected : [...dead, ...rejected].sort(byOffset);
+    if (faultHoldMs > 0 && suspectsProcessor(messages.length, failed)) {
+      const oldest = failed.find((r) => isProcessorFaultCode(r.code)) as DeadLetter;
       const now = Date.now();
       const since = faultSince.get(key) ?? now;
       if (!faultSince.has(key)) {
@@ -460,7 +478,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         );
       }
       if (now - since < faultHoldMs) {
-        throw new DriftlineError('INTERNAL', `processor fault suspected: ${oldest.reason}`, { retriable: true });
+        throw new DriftlineError('INTERNAL', `processor fault suspected: ${oldest.reason}`, {
+          retriable: true,
+          details: { processorFault: true },
+        });
       }
       // Held for the whole hold: the record may be what the processor cannot take (a lone hostile
       // event). The oldest it fails on goes to the DLQ and the rest is tried again, each next
@@ -469,18 +490,16 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       const held = `held ${formatDuration(faultHoldMs)} as a processor fault: ${oldest.reason}`;
       await deadLetterAll(
         batch,
-        [...dead, ...rejected]
+        failed
           .filter((d) => BigInt(d.record.offset) <= through)
-          .sort((a, b) => (BigInt(a.record.offset) < BigInt(b.record.offset) ? -1 : 1))
           .map((d) => (d === oldest ? { ...d, reason: held } : d)),
       );
       faultSince.set(key, Date.now());
       return { kind: 'skipped', next: from + messages.findIndex((m) => BigInt(m.offset) === through) + 1 };
     }
-    if (faultSince.delete(key)) {
-      metrics.fault.set(labels, 0);
-      logger.info({ topic: batch.topic, partition: batch.partition }, 'processor fault cleared');
-    }
+    // Cleared by a record that got through (an attempt on nothing, the end of a batch consumed by
+    // skips, says nothing: the gauge flapped at every batch boundary).
+    if (decoded.length > rejected.length) clearFault(key, labels, 'processor fault cleared');
     // A DLQ outage throws a retriable error: the batch is retried and nothing is committed.
     await deadLetterAll(batch, [...dead, ...rejected, ...refused]);
     return { kind: 'done', commitOffset, processed };
@@ -528,9 +547,18 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     };
     /** Records before this index were dead-lettered after a held processor fault. */
     let from = 0;
+    let settled = false;
     try {
       for (let attempt = 0; ; attempt++) {
         if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
+        inFlight.add(key);
+        if (attempt > 0) {
+          // A retry is a known wait: its own stall clock starts now (an attempt that then hangs is
+          // a stall), and it keeps the partitions behind it from counting as stalled meanwhile.
+          const now = Date.now();
+          progress.working(batch.topic, batch.partition, now);
+          retrying.set(key, now);
+        }
         try {
           const result = await attemptBatch(batch, from, async () => {
             progress.working(batch.topic, batch.partition, Date.now());
@@ -548,6 +576,9 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
           });
           if (result.kind === 'skipped') {
             from = result.next;
+            // Resolved too: kafkajs fetches from its resolved offsets, not its commits, so a batch left
+            // before its end (a failed heartbeat) dead-lettered the skipped records a second time.
+            payload.resolveOffset(batch.messages[from - 1]!.offset);
             const safe = await commitUpTo(
               BigInt(batch.messages[from - 1]?.offset ?? 0) + 1n,
               heldBack.get(key)?.toString(),
@@ -565,9 +596,15 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
             const held = heldBack.get(key);
             commitOffset = held === undefined ? undefined : held.toString();
           }
+          settled = true;
           break;
         } catch (thrown) {
+          inFlight.delete(key);
+          retrying.set(key, Date.now());
           const error = toDriftlineError(thrown);
+          // An outage between held attempts is no time of the hold: the clock and the critical
+          // gauge ran on through hours of a sink down, and the first fault after it dead-lettered at once.
+          if (error.details.processorFault !== true) clearFault(key, labels, 'processor fault hold reset (an outage)');
           metrics.failed.inc({ topic: batch.topic }, batch.messages.length);
           backingOff.add(key);
           metrics.backingOff.set(labels, 1);
@@ -595,6 +632,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       }
     } finally {
       clearInterval(membership);
+      inFlight.delete(key);
+      retrying.delete(key);
+      if (!settled) {
+        // Left without finishing (stopping, stale, a rebalance): no wait of this partition remains.
+        clearFault(key, labels, 'processor fault hold left with the batch');
+        if (backingOff.delete(key)) metrics.backingOff.set(labels, 0);
+      }
     }
     if (backingOff.delete(key)) {
       freshHigh.delete(key);
@@ -628,12 +672,16 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   /** The stalled partitions now; keeps the gauge current and logs each stall once when it starts. */
   function stalls(): Stall[] {
     if (stopping) return [];
-    // A partition backing off on a failing sink knows why it waits, and so do the partitions
-    // waiting behind it (kafkajs hands the loop one partition's batch at a time); a restart would
-    // not cure the sink: every member restarted at the stall timeout through a long outage, and a
-    // start-up that needs the same sink then failed into a crash loop (found by a review).
-    // Readiness and driftline_consumer_backing_off report it; a stall is a wait without a known cause.
-    const found = backingOff.size > 0 ? [] : progress.stalls(Date.now());
+    // A partition retrying a failing sink knows why it waits, and so do the partitions waiting
+    // behind it (kafkajs hands the loop one partition's batch at a time); a restart would not cure
+    // the sink: every member restarted at the stall timeout through a long outage, and a start-up
+    // that needs the same sink then failed into a crash loop (found by a review). Readiness and
+    // driftline_consumer_backing_off report it. While a retry loop is alive (an attempt began or
+    // failed within the stall timeout), only partitions with an attempt in flight can be stalled:
+    // each retry starts its own stall clock, so an attempt that hangs is still a stall.
+    const now = Date.now();
+    const waiting = [...retrying.values()].some((t) => now - t < stallTimeoutMs);
+    const found = progress.stalls(now).filter((s) => !waiting || inFlight.has(partitionKey(s.topic, s.partition)));
     const keys = new Map(found.map((s) => [partitionKey(s.topic, s.partition), s]));
     for (const s of found) {
       const labels = { group: groupId, topic: s.topic, partition: String(s.partition) };

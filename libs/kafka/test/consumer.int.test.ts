@@ -188,6 +188,50 @@ describe('consumer loop against real Kafka', () => {
       expect(await faultGauge(registry)).toBe(0);
     });
 
+    it('a decode that throws on every record is held too; an outage between held attempts restarts the hold', async () => {
+      const topic = uniqueName('fault-decode');
+      const kafka = kafkaFor(stack.kafkaBrokers);
+      await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+      await produceNumbered(topic, 5, 1);
+      const group = uniqueName('group');
+      let phase: 'bug' | 'outage' | 'fixed' = 'bug';
+      let attempts = 0;
+      const sunk: string[] = [];
+      const { registry } = await consumer<string>({
+        groupId: group,
+        topics: [topic],
+        backoff: quick,
+        faultHoldMs: 2_500,
+        processor: {
+          decode: (r) => {
+            attempts++;
+            // A bug in decode (before the processor is offered anything): it dead-lettered at once.
+            if (phase === 'bug') throw new TypeError("Cannot read properties of undefined (reading 'v')");
+            return r.value!.toString();
+          },
+          async process(items) {
+            if (phase === 'outage') throw new DriftlineError('SINK_UNAVAILABLE', 'sink down', { retriable: true });
+            sunk.push(...items.map((i) => i.value));
+          },
+        },
+      });
+      await eventually(async () => ((await faultGauge(registry)) === 1 ? true : undefined));
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // An outage longer than the hold: it is no time of the hold, and the gauge drops with it.
+      phase = 'outage';
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      expect(await faultGauge(registry)).toBe(0);
+      phase = 'bug';
+      const before = attempts;
+      await eventually(async () => (attempts > before + 5 ? true : undefined));
+      // The hold starts again: nothing dead-lettered at the first fault after the outage.
+      expect(await dlqCount(kafka, topic)).toBe(0);
+      phase = 'fixed';
+      await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 5n ? true : undefined));
+      expect(sunk).toHaveLength(5);
+      expect(await dlqCount(kafka, topic)).toBe(0);
+    });
+
     it('held past the hold, the oldest record goes to the DLQ with the reason, one record per hold', async () => {
       // A lone record the processor cannot take must not stall the partition for ever either.
       const topic = uniqueName('fault-hold');

@@ -39,8 +39,12 @@ function flakySink(topic: string, group: string, failing: { on: boolean }) {
   return definition as unknown as ServiceDefinition<never, unknown>;
 }
 
-/** A service whose sink call hangs until `release()` (a call without a deadline: wedged in this process). */
-function hangingSink(topic: string, group: string) {
+/**
+ * A service whose sink call hangs until `release()` (a call without a deadline: wedged in this
+ * process), after failing retriably `failuresFirst` times (an outage, then a hang).
+ */
+function hangingSink(topic: string, group: string, failuresFirst = 0) {
+  let failures = failuresFirst;
   let release = () => {};
   const released = new Promise<void>((resolve) => {
     release = resolve;
@@ -55,7 +59,14 @@ function hangingSink(topic: string, group: string) {
       const consumer = await ctx.consume<string>({
         groupId: group,
         topics: [topic],
-        processor: { decode: (r) => r.value?.toString() ?? '', process: () => released },
+        backoff: { initialMs: 100, maxMs: 200, multiplier: 2, jitter: 0 },
+        processor: {
+          decode: (r) => r.value?.toString() ?? '',
+          process: async () => {
+            if (failures-- > 0) throw new SinkUnavailableError('the sink is down');
+            await released;
+          },
+        },
       });
       return { ready: () => consumer.ready(), stop: () => consumer.stop() };
     },
@@ -136,39 +147,45 @@ describe('health tells the truth about a stuck partition', () => {
     expect(await lagMetric(runner)).toMatch(/\} 0$/m);
   });
 
-  it('/healthz turns 503 when a sink call hangs past DRIFTLINE_STALL_TIMEOUT, and recovers when it returns', async () => {
-    const prefix = `${uniqueName('hang')}.`;
-    const topic = `${prefix}events`;
-    const hanging = hangingSink(topic, `${prefix}group`);
-    cleanup.push(async () => hanging.release());
-    const runner = await startRunner({
-      services: [hanging.service],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: '1',
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_STALL_TIMEOUT: '2s',
-      },
-      logger: silentLogger,
-    });
-    cleanup.push(() => runner.stop());
-    const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
-    await producer.send(
-      topic,
-      Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: Buffer.from(`v${i}`) })),
-    );
-    await producer.disconnect();
-    const started = Date.now();
-    const stalled = await eventually(async () => {
-      const h = await status(runner, '/healthz');
-      return h.status === 503 ? h : undefined;
-    }, 20_000);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
-    expect(stalled.body).toMatchObject({ status: 'unavailable', stalled: [{ topic, partition: 0, lag: 5 }] });
-    hanging.release();
-    await eventually(async () => ((await status(runner, '/healthz')).status === 200 ? true : undefined), 20_000);
-  });
+  it.each([
+    ['at once', 0],
+    ['after failing retriably (a retry that hangs: the outage no longer hid it)', 3],
+  ])(
+    '/healthz turns 503 when a sink call hangs past DRIFTLINE_STALL_TIMEOUT %s, and recovers when it returns',
+    async (_when, failuresFirst) => {
+      const prefix = `${uniqueName('hang')}.`;
+      const topic = `${prefix}events`;
+      const hanging = hangingSink(topic, `${prefix}group`, failuresFirst);
+      cleanup.push(async () => hanging.release());
+      const runner = await startRunner({
+        services: [hanging.service],
+        env: {
+          DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+          DRIFTLINE_TOPIC_PREFIX: prefix,
+          DRIFTLINE_TOPIC_PARTITIONS: '1',
+          DRIFTLINE_HTTP_PORT: '0',
+          DRIFTLINE_STALL_TIMEOUT: '2s',
+        },
+        logger: silentLogger,
+      });
+      cleanup.push(() => runner.stop());
+      const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
+      await producer.send(
+        topic,
+        Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: Buffer.from(`v${i}`) })),
+      );
+      await producer.disconnect();
+      const started = Date.now();
+      const stalled = await eventually(async () => {
+        const h = await status(runner, '/healthz');
+        return h.status === 503 ? h : undefined;
+      }, 20_000);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+      expect(stalled.body).toMatchObject({ status: 'unavailable', stalled: [{ topic, partition: 0, lag: 5 }] });
+      hanging.release();
+      await eventually(async () => ((await status(runner, '/healthz')).status === 200 ? true : undefined), 20_000);
+    },
+  );
 
   it('models.v1, whoever creates it, keeps its events for good (stages are rebuilt from all of it)', async () => {
     const prefix = `${uniqueName('retain')}.`;

@@ -72,6 +72,8 @@ interface PartitionEntry {
   readonly quality: QualityWindows;
   /** Dead letters of the current batch's refused events, by offset: named again if it is retried. */
   readonly refused: Map<number, DeadLetter>;
+  /** The watermark horizon's clock (Kafka timestamps, never backwards); 0 before the first event. */
+  clock: number;
 }
 
 export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<PredictionEvent> & { openWindows(): number } {
@@ -188,7 +190,15 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
         }
         const windows = new PartitionWindows(deps.spec, resolve, restored);
         const quality = new QualityWindows(deps.expectations ?? EMPTY_EXPECTATIONS);
-        entry = { windows, lastOffset: -1, unsent: [], unsentProgress: undefined, quality, refused: new Map() };
+        entry = {
+          windows,
+          lastOffset: -1,
+          unsent: [],
+          unsentProgress: undefined,
+          quality,
+          refused: new Map(),
+          clock: 0,
+        };
         states.set(ctx.partition, entry);
       }
       await send(entry, ctx.topic, ctx.partition); // what a failed attempt closed but could not send
@@ -224,8 +234,11 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
         // The watermark's horizon runs on the record's Kafka timestamp (wall time when it has none
         // or is ahead of it): on the wall clock, a replay or a catch-up let one event dated an hour
         // ahead close that hour's windows, and excluded events live processing had counted.
+        // Never backwards within a partition: producers' timestamps are not monotonic (clocks of
+        // several instances), and a stamp behind the one before made an on-time event "ahead".
         const stamp = item.record.timestamp;
-        const outcome = state.add(item.value, offset, stamp > 0 && stamp < at ? stamp : at);
+        entry.clock = Math.max(entry.clock, stamp > 0 && stamp < at ? stamp : at);
+        const outcome = state.add(item.value, offset, entry.clock);
         if (outcome === 'refused') {
           const refusal: DeadLetter = {
             record: item.record,

@@ -159,6 +159,39 @@ describe('stage-1 processor: the watermark horizon on replay (found by a review)
     expect(live).toContain(190_000); // the on-time event's window, counted
     expect(await closed(T + 2 * 86_400_000)).toEqual(live);
   });
+
+  it('a record stamped behind the one before (producers with skewed clocks) does not make an on-time event ahead', async () => {
+    const T = Date.UTC(2024, 11, 2, 10, 0, 0);
+    const event = (eventTime: number, stamp: number, offset: number): DecodedRecord<PredictionEvent> => ({
+      record: {
+        topic: 'p',
+        partition: 0,
+        offset: String(offset),
+        key: null,
+        value: null,
+        headers: {},
+        timestamp: stamp,
+      },
+      value: {
+        prediction_id: `p${offset}`,
+        model: 'm',
+        model_version: 'v1',
+        entity_id: 'e',
+        event_time: eventTime,
+        features: { x: offset },
+        prediction: 0,
+        predicted_class: null,
+      },
+    });
+    const clock = { now: T + 1_300_000 };
+    const { processor, sent } = setup(0, clock);
+    // 10:20 stamped 10:20, then 10:20:30 stamped 12 minutes behind (another producer's clock).
+    await processor.process([event(T + 1_200_000, T + 1_200_000, 0), event(T + 1_230_000, T + 480_000, 1)], ctx);
+    await processor.process([event(T + 1_260_000, T + 1_260_000, 2)], ctx);
+    const partials = sent.map((m) => decodePartials(m.value)).filter((m) => m.type === 'partial');
+    // Each event in its own (1 s) window: none counted late into an old one.
+    expect(partials.map((p) => p.windowStart - T)).toEqual([1_200_000, 1_230_000]);
+  });
 });
 
 describe('stage-1 processor: partials Kafka refuses', () => {

@@ -106,6 +106,9 @@ async function startServices(
   return { resources, running };
 }
 
+/** At most how long past DRIFTLINE_STARTUP_TIMEOUT a start still reports live (its last attempt's own timeouts). */
+const STARTUP_HEALTH_GRACE_MS = 60_000;
+
 /**
  * Starts any subset of services in one process, sharing clients. Every variable is parsed once,
  * here, before anything connects: a wrong or unknown DRIFTLINE_* variable, or a missing one that a
@@ -120,6 +123,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // Served before the services start: a start-up that waits for a backend
   // (DRIFTLINE_STARTUP_TIMEOUT) answered no probe at all, and a liveness probe killed the process
   // long before the wait ended (found by a review). Live while starting, not ready.
+  const started = Date.now();
   let resources: SharedResources | undefined;
   let running: Array<{ name: string; service: RunningService }> = [];
   // Liveness fails on a stalled partition (lag, and no commit for DRIFTLINE_STALL_TIMEOUT, not
@@ -127,9 +131,12 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // what may be wedged here; readiness implies it. So does a service that says it is broken for
   // good (a worker thread it needs exited).
   const broken = () => running.filter((r) => r.service.healthy?.() === false).map((r) => r.name);
+  // Live while starting, for as long as start-up may wait (DRIFTLINE_STARTUP_TIMEOUT) and a grace:
+  // a start that hangs without a deadline was live for ever.
   const healthy = () =>
-    resources === undefined ||
-    (resources.stalls().length === 0 && resources.crashedConsumers() === 0 && broken().length === 0);
+    resources === undefined
+      ? Date.now() - started < common.startupTimeoutMs + Math.min(STARTUP_HEALTH_GRACE_MS, common.startupTimeoutMs)
+      : resources.stalls().length === 0 && resources.crashedConsumers() === 0 && broken().length === 0;
   const ready = () => resources !== undefined && healthy() && running.every((r) => r.service.ready());
   const http = await startObservabilityServer({
     registry,
@@ -154,7 +161,6 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     port: common.http.port,
     host: common.http.host,
   });
-  const started = Date.now();
   // A backend that is unreachable at start-up (a broker restarting, a registry not up yet) is
   // waited for, with backoff, for DRIFTLINE_STARTUP_TIMEOUT: exiting would make a supervisor's
   // restart loop out of an ordinary outage. A config error, or anything not retriable, exits at once.

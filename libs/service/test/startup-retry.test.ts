@@ -84,6 +84,35 @@ describe('start-up waits for an unreachable backend (DRIFTLINE_STARTUP_TIMEOUT)'
     expect((await probe('/readyz')).status).toBe(200);
   });
 
+  it('a start that hangs stops reporting live once the start-up timeout (and as much grace) has passed', async () => {
+    const port = await freePort();
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const definition = defineService({
+      name: 'hung-start',
+      description: 'test service whose start never returns',
+      needs: [],
+      envShape: {},
+      configure: () => undefined,
+      async start() {
+        await gate;
+        return { ready: () => true, stop: async () => {} };
+      },
+    }) as unknown as ServiceDefinition<never, unknown>;
+    const starting = startRunner({
+      services: [definition],
+      env: { DRIFTLINE_HTTP_PORT: String(port), DRIFTLINE_HTTP_HOST: '127.0.0.1', DRIFTLINE_STARTUP_TIMEOUT: '1s' },
+      logger: silentLogger,
+    });
+    const live = async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status;
+    expect(await eventually(live, 10_000)).toBe(200);
+    expect(await eventually(async () => ((await live()) === 503 ? 503 : undefined), 10_000)).toBe(503);
+    release();
+    runners.push(await starting);
+  });
+
   it('starts no service when the health port cannot be bound', async () => {
     const { createServer } = await import('node:net');
     const taken = createServer();

@@ -31,8 +31,12 @@ const MAX_SCHEMA_ID = 0x7fffffff;
 const resolveOptions = () => ({ ignoreNamespaces: true });
 /** The symbol a relaxed reader maps an enum symbol it does not know to (never a valid value). */
 const UNKNOWN_SYMBOL = 'DRIFTLINE_UNKNOWN_SYMBOL';
-/** Time units a writer may declare on a field this reader reads as `timestamp-millis`, with the divisor to milliseconds. */
-const TO_MILLIS: Readonly<Record<string, number>> = { 'timestamp-micros': 1_000, 'local-timestamp-micros': 1_000 };
+/**
+ * Time units a writer may declare on a field this reader reads as `timestamp-millis`, with the
+ * divisor to milliseconds. Not `local-timestamp-micros`: a wall-clock time in the producer's zone is
+ * no instant (left as is, the event-time bound refuses it with its µs hint).
+ */
+const TO_MILLIS: Readonly<Record<string, number>> = { 'timestamp-micros': 1_000 };
 
 /** Encodes and decodes one topic's values; encode validates before anything is sent. */
 export interface TopicCodec<T> {

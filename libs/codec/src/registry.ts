@@ -110,8 +110,11 @@ export class RegistryClient {
     let setLevel = false;
     if (config.status === 200) {
       const level = levelOf(config);
-      if (level === 'NONE') setLevel = true;
-      else if (level !== undefined && !accepted.has(level)) {
+      if (level === 'NONE') {
+        // Raised before the registration: at NONE the registry takes any schema unchecked, the very
+        // check a publisher's start-up is for.
+        await this.putLevel(action, path, compatibility, accepted);
+      } else if (level !== undefined && !accepted.has(level)) {
         throw new DriftlineError(
           'SCHEMA_INCOMPATIBLE',
           `${action}: the subject's compatibility is ${level}; driftline needs ${[...accepted].join(', ')} (a weaker level lets a producer register a schema the consumers cannot read)`,
@@ -127,16 +130,18 @@ export class RegistryClient {
     });
     const id = (registered.body as { id?: unknown } | null)?.id;
     if (registered.status !== 200 || typeof id !== 'number') throw failure(action, registered, false);
-    if (setLevel) {
-      const updated = await this.call(action, 'PUT', path, { compatibility });
-      // Two clients registering a new subject at once both see 404 and both set the level; the
-      // registry refuses the second (Apicurio: 409, rule already exists). That is success when the
-      // level now in place is one we accept.
-      if (updated.status !== 200 && !(await this.hasCompatibility(action, path, accepted))) {
-        throw failure(action, updated, false);
-      }
-    }
+    if (setLevel) await this.putLevel(action, path, compatibility, accepted);
     return id;
+  }
+
+  private async putLevel(action: string, path: string, compatibility: string, accepted: ReadonlySet<string>) {
+    const updated = await this.call(action, 'PUT', path, { compatibility });
+    // Two clients registering a new subject at once both see 404 and both set the level; the
+    // registry refuses the second (Apicurio: 409, rule already exists). That is success when the
+    // level now in place is one we accept.
+    if (updated.status !== 200 && !(await this.hasCompatibility(action, path, accepted))) {
+      throw failure(action, updated, false);
+    }
   }
 
   private async hasCompatibility(action: string, path: string, accepted: ReadonlySet<string>): Promise<boolean> {

@@ -49,5 +49,6 @@ export {
   readDeadLetter,
   replayMessageOf,
   selects,
+  sourceRecordOf,
 } from './replay.js';
 export type { Stall } from './stall.js';

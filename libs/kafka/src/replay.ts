@@ -10,6 +10,8 @@ export interface DeadLetterView {
   readonly sourceTopic: string;
   readonly sourcePartition: number;
   readonly sourceOffset: string;
+  /** The consumer group that dead-lettered it (one DLQ serves every group of its topic). */
+  readonly group: string;
   readonly code: string;
   readonly reason: string;
   /** Epoch ms; NaN when the header is missing or not a time. */
@@ -32,6 +34,7 @@ export function readDeadLetter(record: InboundRecord): DeadLetterView | undefine
     sourceTopic,
     sourcePartition: Number(text(h[DLQ_HEADERS.partition]) ?? Number.NaN),
     sourceOffset: text(h[DLQ_HEADERS.offset]) ?? '',
+    group: text(h[DLQ_HEADERS.group]) ?? '',
     code,
     reason: text(h[DLQ_HEADERS.reason]) ?? '',
     failedAt: Date.parse(text(h[DLQ_HEADERS.failedAt]) ?? ''),
@@ -42,6 +45,8 @@ export function readDeadLetter(record: InboundRecord): DeadLetterView | undefine
 /** Which dead letters a replay or a listing takes: every condition given must hold. */
 export interface DeadLetterSelection {
   readonly codes?: ReadonlySet<string>;
+  /** Dead-lettered by this consumer group. */
+  readonly group?: string;
   /** Failed at or after (epoch ms). */
   readonly since?: number;
   /** Failed before (epoch ms). */
@@ -52,6 +57,7 @@ export interface DeadLetterSelection {
 
 export function selects(selection: DeadLetterSelection, d: DeadLetterView): boolean {
   if (selection.codes !== undefined && !selection.codes.has(d.code)) return false;
+  if (selection.group !== undefined && d.group !== selection.group) return false;
   if (selection.since !== undefined && !(d.failedAt >= selection.since)) return false;
   if (selection.until !== undefined && !(d.failedAt < selection.until)) return false;
   if (selection.reasonContains !== undefined && !d.reason.includes(selection.reasonContains)) return false;
@@ -61,8 +67,8 @@ export function selects(selection: DeadLetterSelection, d: DeadLetterView): bool
 /**
  * The record to send back to its source topic: the original key, value and headers, without the
  * loop's `driftline.dlq.*` headers, with REPLAYED_FROM_HEADER naming the dead letter. Keyed as it
- * was, so it lands on the partition its key chooses (the sinks are idempotent: a replay twice
- * changes nothing downstream).
+ * was, so it lands on the partition its key chooses. Every consumer group of the topic reads it
+ * again, not only the one that dead-lettered it.
  */
 export function replayMessageOf(d: DeadLetterView): OutboundMessage {
   const headers: Record<string, Buffer | readonly Buffer[]> = {};
@@ -121,4 +127,9 @@ export class DeadLetterSummary {
   list(): DeadLetterGroup[] {
     return [...this.groups.values()].sort((a, b) => b.count - a.count || a.code.localeCompare(b.code));
   }
+}
+
+/** The source record a dead letter stands for: one record dead-lettered by several groups, or twice, is one. */
+export function sourceRecordOf(d: DeadLetterView): string {
+  return `${d.sourceTopic}/${d.sourcePartition}/${d.sourceOffset}`;
 }

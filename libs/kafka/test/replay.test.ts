@@ -19,6 +19,7 @@ const dead = (offset: number, code: string, reason: string, failedAt: string, ex
     [DLQ_HEADERS.code]: code,
     [DLQ_HEADERS.reason]: reason,
     [DLQ_HEADERS.failedAt]: failedAt,
+    [DLQ_HEADERS.group]: 'g',
     ...extra,
   });
 
@@ -51,6 +52,8 @@ describe('dead letters read back for listing and replay', () => {
     expect(selects({}, d)).toBe(true);
     expect(selects({ codes: new Set(['INTERNAL']) }, d)).toBe(true);
     expect(selects({ codes: new Set(['DECODE_FAILED']) }, d)).toBe(false);
+    expect(selects({ group: 'g' }, d)).toBe(true);
+    expect(selects({ group: 'other' }, d)).toBe(false);
     expect(selects({ since: at, until: at + 1 }, d)).toBe(true);
     expect(selects({ until: at }, d)).toBe(false); // until is exclusive
     expect(selects({ reasonContains: 'undefined', since: at + 1 }, d)).toBe(false);

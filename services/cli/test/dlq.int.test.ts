@@ -17,6 +17,8 @@ const kafka = kafkaFor(stack.kafkaBrokers);
 const topic = uniqueName('dlq-tool');
 const dlq = `${topic}.dlq`;
 const big = 'x'.repeat(40_000);
+const g1 = uniqueName('dlq-tool-group');
+const g2 = uniqueName('dlq-tool-other');
 
 /** Runs the command in this process; its stdout lines. */
 async function driftline(...args: string[]): Promise<{ code: number; out: string }> {
@@ -53,7 +55,7 @@ beforeAll(async () => {
   const dead = await createProducer(kafka);
   const handle = await startConsumer<string>({
     kafka,
-    groupId: uniqueName('dlq-tool-group'),
+    groupId: g1,
     topics: [topic],
     producer: dead,
     logger: silentLogger,
@@ -72,6 +74,23 @@ beforeAll(async () => {
   });
   await eventually(async () => ((await high(dlq)) === 4 ? true : undefined), 30_000);
   await handle.stop();
+  // A second group of the same topic dead-letters one of the same records: one DLQ serves both.
+  const other = await startConsumer<string>({
+    kafka,
+    groupId: g2,
+    topics: [topic],
+    producer: dead,
+    logger: silentLogger,
+    registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+    processor: {
+      decode: (record) => record.value!.toString(),
+      async process(items) {
+        if (items.some((i) => i.value === 'bug-1')) throw new TypeError('y is undefined');
+      },
+    },
+  });
+  await eventually(async () => ((await high(dlq)) === 5 ? true : undefined), 30_000);
+  await other.stop();
   await dead.disconnect();
 });
 
@@ -89,19 +108,28 @@ describe('driftline dlq', () => {
       .map((l) => JSON.parse(l) as { code: string; reason: string; count: number; truncated: number });
     expect(groups.map(({ code: c, reason, count, truncated }) => ({ c, reason, count, truncated }))).toEqual([
       { c: 'INTERNAL', reason: 'x is undefined', count: 3, truncated: 1 },
+      { c: 'INTERNAL', reason: 'y is undefined', count: 1, truncated: 0 },
       { c: 'VALIDATION_FAILED', reason: 'bad value', count: 1, truncated: 0 },
     ]);
     const text = await driftline('list', '--topic', dlq, '--code', 'VALIDATION_FAILED');
     expect(text.out).toMatch(/^1 dead letter\(s\) of .*\.dlq selected, in 1 group\(s\)\n +1 +VALIDATION_FAILED/);
   });
 
+  it('replay needs --group when the DLQ holds letters of several groups (a replay reaches every group)', async () => {
+    const before = await high(topic);
+    await expect(dlqCommand(['replay', '--topic', topic, '--code', 'INTERNAL'])).rejects.toThrow(
+      /^--group: is needed: .* holds dead letters of 2 consumer groups/,
+    );
+    expect(await high(topic)).toBe(before);
+  });
+
   it('replay --dry-run sends nothing; replay sends the selected ones back as they were, not the truncated', async () => {
     const before = await high(topic);
-    const dry = await driftline('replay', '--topic', topic, '--code', 'INTERNAL', '--dry-run');
-    expect(dry.out).toMatch(/would replay 2 of 3 selected dead letter\(s\) \(4 read\).*1 truncated/);
+    const dry = await driftline('replay', '--topic', topic, '--code', 'INTERNAL', '--group', g1, '--dry-run');
+    expect(dry.out).toMatch(/would replay 2 of 3 selected dead letter\(s\) \(5 read\).*1 truncated/);
     expect(await high(topic)).toBe(before);
 
-    const done = await driftline('replay', '--topic', topic, '--code', 'INTERNAL');
+    const done = await driftline('replay', '--topic', topic, '--code', 'INTERNAL', '--group', g1);
     expect(done.out).toMatch(/^replayed 2 of 3 selected/);
     const all = await readTopic(kafka, topic, before + 2);
     const replayed = all.slice(before);

@@ -17,7 +17,7 @@ import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * ROW_EVENT_ID) — ids compared as bytes, never with the locale-dependent `<` of Lua strings — so an
  * older, replayed or duplicated event changes nothing and any delivery order converges to the same
  * row. A value at the row's name that is not a JSON object is refused with a WRONGTYPE reply, as
- * Redis refuses a key of another type (a poison record, not an outage).
+ * Redis refuses a key of another type (CONFIG_INVALID: not ours at that key, never an outage).
  * Migration: when the row is absent and its layout-v1 hash exists, the hash is the stored row: it is
  * moved into the new row (keeping its remaining TTL when this write changes nothing) and deleted,
  * and its window set is renamed, so an upgrade loses no row and no window history.
@@ -34,8 +34,8 @@ import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * treated as absent (the new event replaces it) and window members above the ceiling are removed.
  * Returns { rows applied, entities whose aggregates changed, rows repaired }.
  *
- * Keys of different entities may sit in different Redis Cluster slots: on a cluster, call it with
- * one entity per call (entitiesPerCall = 1); each entity's keys share a hash tag.
+ * Each entity's keys share a hash tag; driftline still needs a standalone Redis (the join scripts
+ * take keys of several slots; a cluster's replies are CONFIG_INVALID). Needs Redis 6.2+ (PXAT).
  */
 export const FEATURE_WRITE_SCRIPT = `
 local function gt(a, b)

@@ -32,8 +32,8 @@ export interface RedisOnlineStoreOptions {
   /** First part of every key (isolates deployments and tests sharing one Redis). */
   readonly keyPrefix: string;
   /**
-   * Entities of one view per script call (default 100). Keys of different entities live in
-   * different cluster slots: use 1 against a Redis Cluster.
+   * Entities of one view per script call (default 100). Each entity's keys share a hash tag, but
+   * driftline needs a standalone Redis (a cluster's replies are CONFIG_INVALID).
    */
   readonly entitiesPerCall?: number;
   /**

@@ -11,6 +11,7 @@ import {
   readToEnd,
   replayMessageOf,
   selects,
+  sourceRecordOf,
   toKafkaConfig,
 } from '@driftline/kafka';
 import { parseCommandArgs } from '../args.js';
@@ -24,13 +25,17 @@ their reasons) without committing anything.
   list     counts the dead letters by code and reason, oldest and newest failure of each
   replay   sends the selected dead letters back to TOPIC as they were first written (key, value,
            headers; the driftline.dlq.* headers dropped, driftline.replayed.from added), e.g. after
-           a fixed deploy; the sinks are idempotent, so a record replayed twice changes nothing. A
-           dead letter cut to fit the DLQ (driftline.dlq.truncated) has lost its bytes: counted, not
-           sent. A record that fails again goes back to the DLQ with its new reason.
+           a fixed deploy, each source record once. Every consumer group of TOPIC reads them again,
+           not only the one that dead-lettered them: the stores keyed by event id (features, joins,
+           ClickHouse rows) take a record twice as once, but the drift, skew and quality windows
+           count a record a group had already taken again. So a DLQ holding letters of several
+           groups needs --group. A dead letter cut to fit the DLQ (driftline.dlq.truncated) has lost
+           its bytes: counted, not sent. A record that fails again goes back to the DLQ.
 Kafka comes from DRIFTLINE_KAFKA_* (the services' variables).
 
   --topic TOPIC          the source topic as Kafka names it (with DRIFTLINE_TOPIC_PREFIX), e.g. predictions.v1
   --code CODE            only dead letters with this code (repeatable: INTERNAL, SINK_REJECTED, ...)
+  --group GROUP          only those this consumer group dead-lettered (driftline.dlq.consumer.group)
   --since T              only those that failed at or after T (ISO time, epoch ms, or a duration ago: 2h)
   --until T              only those that failed before T
   --reason-contains S    only those whose reason contains S
@@ -43,6 +48,7 @@ Kafka comes from DRIFTLINE_KAFKA_* (the services' variables).
 export const dlqOptions = {
   topic: { type: 'string' },
   code: { type: 'string', multiple: true },
+  group: { type: 'string' },
   since: { type: 'string' },
   until: { type: 'string' },
   'reason-contains': { type: 'string' },
@@ -79,6 +85,7 @@ export async function dlqCommand(args: readonly string[]): Promise<number> {
   const now = Date.now();
   const selection: DeadLetterSelection = {
     ...(values.code === undefined ? {} : { codes: new Set(values.code) }),
+    ...(values.group === undefined ? {} : { group: values.group }),
     ...(values.since === undefined ? {} : { since: parseTime('since', values.since, now) }),
     ...(values.until === undefined ? {} : { until: parseTime('until', values.until, now) }),
     ...(values['reason-contains'] === undefined ? {} : { reasonContains: values['reason-contains'] }),
@@ -140,7 +147,25 @@ async function replay(
   selection: DeadLetterSelection,
   dryRun: boolean,
 ): Promise<number> {
-  const counts = { read: 0, selected: 0, sent: 0, truncated: 0, otherSource: 0, foreign: 0 };
+  // First pass: which groups the selected letters come from. Replayed, a record reaches every
+  // group of the topic, and the windows of one that had taken it count it twice.
+  if (selection.group === undefined) {
+    const groups = new Set<string>();
+    await readToEnd(kafka, dlq, async (records) => {
+      for (const r of records) {
+        const d = readDeadLetter(r);
+        if (d !== undefined && selects(selection, d)) groups.add(d.group);
+      }
+    });
+    if (groups.size > 1) {
+      throw new ConfigError(
+        '--group',
+        `is needed: ${dlq} holds dead letters of ${groups.size} consumer groups (${[...groups].sort().join(', ')}); replayed, a record reaches every group, and one that had taken it counts it twice in its windows`,
+      );
+    }
+  }
+  const counts = { read: 0, selected: 0, sent: 0, truncated: 0, otherSource: 0, foreign: 0, repeated: 0 };
+  const seen = new Set<string>();
   const producer = dryRun ? undefined : await createProducer(kafka);
   try {
     await readToEnd(kafka, dlq, async (records) => {
@@ -156,7 +181,11 @@ async function replay(
         counts.selected++;
         if (d.sourceTopic !== topic) counts.otherSource++;
         else if (d.truncated) counts.truncated++;
-        else out.push(replayMessageOf(d));
+        else if (seen.has(sourceRecordOf(d))) counts.repeated++;
+        else {
+          seen.add(sourceRecordOf(d));
+          out.push(replayMessageOf(d));
+        }
       }
       // Sent before the next batch is read: an interrupted replay has sent a prefix, in order.
       for (let i = 0; i < out.length && producer !== undefined; i += REPLAY_CHUNK) {
@@ -172,6 +201,7 @@ async function replay(
     counts.truncated > 0 ? `${counts.truncated} truncated (their bytes are gone: not replayable)` : '',
     counts.otherSource > 0 ? `${counts.otherSource} from another source topic (skipped)` : '',
     counts.foreign > 0 ? `${counts.foreign} not driftline dead letters (skipped)` : '',
+    counts.repeated > 0 ? `${counts.repeated} of a source record already sent (sent once)` : '',
   ].filter((n) => n !== '');
   process.stdout.write(
     `${verb} ${counts.sent} of ${counts.selected} selected dead letter(s) (${counts.read} read) from ${dlq} to ${topic}${notes.length > 0 ? `; ${notes.join('; ')}` : ''}\n`,

@@ -108,7 +108,7 @@ async function list(
 ): Promise<number> {
   const summary = new DeadLetterSummary();
   let foreign = 0;
-  await readToEnd(kafka, dlq, async (records) => {
+  const { unreached } = await readToEnd(kafka, dlq, async (records) => {
     for (const r of records) {
       const d = readDeadLetter(r);
       if (d === undefined) foreign++;
@@ -129,14 +129,13 @@ async function list(
     for (const g of groups) {
       const cut = g.truncated > 0 ? ` (${g.truncated} truncated)` : '';
       process.stdout.write(
-        printable(
-          `${String(g.count).padStart(8)}  ${g.code}${cut}  ${time(g.firstFailedAt)} … ${time(g.lastFailedAt)}  ${g.reason}`,
-        ) + '\n',
+        `${printable(`${String(g.count).padStart(8)}  ${g.code}${cut}  ${time(g.firstFailedAt)} … ${time(g.lastFailedAt)}  ${g.reason}`)}\n`,
       );
     }
   }
   if (foreign > 0)
     process.stderr.write(`note: ${foreign} record(s) of ${dlq} are not driftline dead letters (no source headers)\n`);
+  noteUnreached(dlq, unreached);
   return 0;
 }
 
@@ -167,8 +166,9 @@ async function replay(
   const counts = { read: 0, selected: 0, sent: 0, truncated: 0, otherSource: 0, foreign: 0, repeated: 0 };
   const seen = new Set<string>();
   const producer = dryRun ? undefined : await createProducer(kafka);
+  let unreached: readonly number[] = [];
   try {
-    await readToEnd(kafka, dlq, async (records) => {
+    ({ unreached } = await readToEnd(kafka, dlq, async (records) => {
       const out: OutboundMessage[] = [];
       for (const r of records) {
         counts.read++;
@@ -192,10 +192,11 @@ async function replay(
         await producer.send(topic, out.slice(i, i + REPLAY_CHUNK));
       }
       counts.sent += out.length;
-    });
+    }));
   } finally {
     await producer?.disconnect();
   }
+  noteUnreached(dlq, unreached);
   const verb = dryRun ? 'would replay' : 'replayed';
   const notes = [
     counts.truncated > 0 ? `${counts.truncated} truncated (their bytes are gone: not replayable)` : '',
@@ -207,4 +208,11 @@ async function replay(
     `${verb} ${counts.sent} of ${counts.selected} selected dead letter(s) (${counts.read} read) from ${dlq} to ${topic}${notes.length > 0 ? `; ${notes.join('; ')}` : ''}\n`,
   );
   return 0;
+}
+
+function noteUnreached(dlq: string, partitions: readonly number[]): void {
+  if (partitions.length === 0) return;
+  process.stderr.write(
+    `note: partition(s) ${partitions.join(', ')} of ${dlq} delivered nothing up to their end offset for 30 s (transaction markers or a compacted tail?): read as far as they go\n`,
+  );
 }

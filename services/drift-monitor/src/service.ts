@@ -26,7 +26,7 @@ export const driftMonitorService = defineService({
   configure: toDriftConfig,
   async start(ctx: ServiceContext, config: DriftConfig) {
     const logger = ctx.logger;
-    const metrics = driftMetrics(ctx.registry);
+    const metrics = driftMetrics(ctx.registry, config.windowMs + config.idleTimeoutMs);
     const warehouse = await ctx.warehouse();
     const references = new ReferenceCache(warehouse.references);
     const loaded = await references.preload(); // a malformed profile fails start-up here, naming it

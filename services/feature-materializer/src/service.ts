@@ -2,7 +2,12 @@ import { envField, type RedisConnectionConfig, toDriftlineError, toRedisConnecti
 import { type FeatureViews, freshnessSpecs, loadFeatureViews } from '@driftline/features';
 import { defaultBackoff } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
-import { checkRedisDurability, createRedisOnlineStore, ONLINE_FEATURES_STAKES } from '@driftline/online-store/redis';
+import {
+  checkRedisDurability,
+  checkRedisServer,
+  createRedisOnlineStore,
+  ONLINE_FEATURES_STAKES,
+} from '@driftline/online-store/redis';
 import type { FreshnessResult } from '@driftline/quality';
 import { deadLetterTopic } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
@@ -76,7 +81,16 @@ export const featureMaterializer = defineService({
     // Offsets are committed once Redis holds the features: what it evicts or loses on a crash is not
     // replayed. Checked when Redis first answers, without holding the start (a Redis outage is
     // backed off by the consumer loop); a weaker setting is a warning line.
-    const checkDurability = () => void checkRedisDurability(store.client, ctx.logger, ONLINE_FEATURES_STAKES);
+    // A server the write script cannot run on (older than 7.0: PXAT; a cluster) fails liveness with
+    // one error line naming DRIFTLINE_REDIS_URL: every write failed, held one record a minute.
+    let unsupported: string | undefined;
+    const checkDurability = () => {
+      void checkRedisDurability(store.client, ctx.logger, ONLINE_FEATURES_STAKES);
+      void checkRedisServer(store.client).catch((error: unknown) => {
+        unsupported = (error as Error).message;
+        ctx.logger.error({ reason: unsupported }, 'Redis cannot run the feature write script: /healthz fails');
+      });
+    };
     if (store.client.status === 'ready') checkDurability();
     else store.client.once('ready', checkDurability);
     const specs = freshnessSpecs(config.views);
@@ -114,6 +128,7 @@ export const featureMaterializer = defineService({
       );
       return {
         ready: handle.ready,
+        healthy: () => unsupported === undefined,
         async stop() {
           await handle.stop();
           await store.close();

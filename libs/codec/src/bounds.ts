@@ -252,16 +252,30 @@ class Compiler {
       default:
         // A union's branches resolve into reader branches by avsc's own rules: checked strictly
         // unless the whole union is skipped.
-        if (name.startsWith('union:'))
-          return this.union((type as avro.types.WrappedUnionType).types, reader === null ? null : undefined);
+        if (name.startsWith('union:')) return this.union((type as avro.types.WrappedUnionType).types, reader);
         if (name.startsWith('logical:'))
           return this.compile((type as avro.types.LogicalType).underlyingType, reader === null ? null : undefined);
         throw new Error(`no bounds check for Avro type ${name}`);
     }
   }
 
-  private union(types: readonly avro.Type[], reader: null | undefined): Compiled {
-    const branches = types.map((t) => this.compile(t, reader).step);
+  private union(types: readonly avro.Type[], reader: ReaderSide): Compiled {
+    // Each writer branch against the reader branch it resolves into: the same kind, and for a named
+    // type the same name (unqualified, as the codec resolves). None found: checked strictly.
+    const readerBranches: readonly avro.Type[] =
+      reader === null || reader === undefined
+        ? []
+        : reader.typeName.startsWith('union:')
+          ? (reader as avro.types.WrappedUnionType).types
+          : [reader];
+    const unqualified = (t: avro.Type) => (t.name ?? '').split('.').at(-1);
+    const counterpart = (w: avro.Type): ReaderSide => {
+      if (reader === null) return null;
+      return readerBranches.find(
+        (r) => r.typeName === w.typeName && (w.name === undefined || unqualified(r) === unqualified(w)),
+      );
+    };
+    const branches = types.map((t) => this.compile(t, counterpart(t)).step);
     return {
       min: 1,
       step: (c) => {

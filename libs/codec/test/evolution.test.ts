@@ -33,7 +33,38 @@ const withNewAlertKind: Schema = {
 };
 const withoutEntity: Schema = { ...prediction, fields: prediction.fields.filter((f) => f.name !== 'entity_id') };
 
+/** A reader with a record inside a union, and a writer whose record there gained a 64-bit field. */
+const metaReader = {
+  type: 'record',
+  name: 'Holder',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'meta', type: ['null', { type: 'record', name: 'Meta', fields: [{ name: 'note', type: 'string' }] }] },
+  ],
+};
+const metaWriter = {
+  ...metaReader,
+  fields: [
+    metaReader.fields[0],
+    {
+      name: 'meta',
+      type: [
+        'null',
+        {
+          type: 'record',
+          name: 'Meta',
+          fields: [
+            { name: 'note', type: 'string' },
+            { name: 'trace_id', type: 'long', default: 0 },
+          ],
+        },
+      ],
+    },
+  ],
+};
+
 const writers = new Map<number, Schema>([
+  [7, metaWriter as unknown as Schema],
   [1, prediction],
   [2, withTraceId],
   [3, inOtherNamespace],
@@ -116,6 +147,18 @@ describe('decoding writers a producer registered after this reader', () => {
       body.subarray(end),
     ]);
     await expect(predictions.decode(framed(1, huge))).rejects.toThrow(/at event_time .*beyond ±2\^53/);
+  });
+
+  it('skips a 64-bit value in a field of a record inside a union that the reader does not read', async () => {
+    const holders = codec.forSchema<{ id: string; meta: { note: string } | null }>(metaReader, 'holders.v1');
+    const type = avro.Type.forSchema(metaWriter as avro.Schema);
+    const small = type.toBuffer({ id: 'h', meta: { note: 'n', trace_id: 1 } });
+    // trace_id is the last field: its varint (zigzag 2) replaced by a 10-byte one (2^62).
+    const body = Buffer.concat([
+      small.subarray(0, -1),
+      Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]),
+    ]);
+    expect(await holders.decode(framed(7, body))).toMatchObject({ id: 'h', meta: { note: 'n' } });
   });
 
   it('reads a record of another namespace as Avro Java does (by unqualified name)', async () => {

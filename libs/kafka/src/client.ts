@@ -18,7 +18,7 @@ const faultHolds = new WeakMap<KafkaClient, number>();
 
 /** Routes kafkajs' own logs into our structured logger (kafkajs logs error-level noise during rebalances). */
 function logCreatorFor(logger: Logger) {
-  const log = logger.child({ component: 'kafkajs' });
+  const log = logger.child({ stage: 'kafkajs' });
   return () =>
     ({ level, log: entry }: { level: logLevel; log: { message: string } & Record<string, unknown> }) => {
       const { message, timestamp: _t, logger: _l, ...rest } = entry;

@@ -172,7 +172,8 @@ function toInbound(batch: Batch, message: Batch['messages'][number]): InboundRec
  */
 export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<ConsumerHandle> {
   const { kafka, groupId, processor, producer, registry } = options;
-  const logger = options.logger.child({ component: 'consumer', group: groupId });
+  // `stage`, not `component`: the runner names the service `component` (a key twice in one line).
+  const logger = options.logger.child({ stage: 'consumer', group: groupId });
   const policy = options.backoff ?? defaultBackoff;
   const deadLetterLimits: DeadLetterLimits = {
     ...defaultDeadLetterLimits,

@@ -187,6 +187,46 @@ describe('health tells the truth about a stuck partition', () => {
     },
   );
 
+  it("a service's log lines carry each key once (the consumer's `component` repeated the runner's)", async () => {
+    const { PassThrough } = await import('node:stream');
+    const { createLogger } = await import('@driftline/observability');
+    const prefix = `${uniqueName('logs')}.`;
+    const topic = `${prefix}events`;
+    const lines: string[] = [];
+    const out = new PassThrough();
+    out.on('data', (chunk: Buffer) =>
+      lines.push(
+        ...chunk
+          .toString()
+          .split('\n')
+          .filter((l) => l !== ''),
+      ),
+    );
+    const failing = { on: true };
+    const runner = await startRunner({
+      services: [flakySink(topic, `${prefix}group`, failing)],
+      env: {
+        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+        DRIFTLINE_TOPIC_PREFIX: prefix,
+        DRIFTLINE_TOPIC_PARTITIONS: '1',
+        DRIFTLINE_HTTP_PORT: '0',
+      },
+      logger: createLogger({ service: 'driftline', level: 'info', destination: out }),
+    });
+    cleanup.push(() => runner.stop());
+    const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
+    await producer.send(topic, [{ key: 'k', value: Buffer.from('v') }]);
+    await producer.disconnect();
+    // The consumer's own line: a failed batch, retried.
+    await eventually(async () => (lines.some((l) => l.includes('batch failed')) ? true : undefined), 20_000);
+    failing.on = false;
+    for (const line of lines) {
+      const keys = [...line.matchAll(/[{,]"([^"]+)":/g)].map((m) => m[1]);
+      expect(keys.length, line).toBe(new Set(keys).size);
+    }
+    expect(lines.find((l) => l.includes('batch failed'))).toMatch(/"component":"flaky".*"stage":"consumer"/);
+  });
+
   it('models.v1, whoever creates it, keeps its events for good (stages are rebuilt from all of it)', async () => {
     const prefix = `${uniqueName('retain')}.`;
     const runner = await startRunner({

@@ -62,7 +62,7 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
   // A store outage answers every request with 503: its cause is logged at most once a second.
   let lastOutageLog = 0;
   let outagesSinceLog = 0;
-  const logger = options.logger.child({ component: 'feature-api' });
+  const logger = options.logger.child({ stage: 'http' });
   const metrics = {
     latency: histogram(
       registry,

@@ -58,7 +58,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
     maxFeatures: options.maxFeatures ?? DEFAULT_PREDICT_LIMITS.maxFeatures,
   };
   const token = options.token === undefined ? undefined : Buffer.from(options.token, 'utf8');
-  const logger = options.logger.child({ component: 'model-server' });
+  const logger = options.logger.child({ stage: 'http' });
   let lastOutageLog = 0;
   const metrics = {
     latency: histogram(

@@ -21,6 +21,26 @@ function startsAfter(failures: number, failure: () => Error) {
   return { definition: definition as unknown as ServiceDefinition<never, unknown>, calls };
 }
 
+/** A service whose start waits until `release()` (a backend that answers late, or never). */
+function startsWhenReleased(name: string) {
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const definition = defineService({
+    name,
+    description: 'test service whose start waits to be released',
+    needs: [],
+    envShape: {},
+    configure: () => undefined,
+    async start() {
+      await gate;
+      return { ready: () => true, stop: async () => {} };
+    },
+  }) as unknown as ServiceDefinition<never, unknown>;
+  return { definition, release: () => release() };
+}
+
 const unreachable = () =>
   new DriftlineError('SOURCE_UNAVAILABLE', 'connect ECONNREFUSED 127.0.0.1:9092', { retriable: true });
 const env = { DRIFTLINE_HTTP_PORT: '0' };
@@ -51,21 +71,7 @@ describe('start-up waits for an unreachable backend (DRIFTLINE_STARTUP_TIMEOUT)'
     // No probe was answered until every service had started: a liveness probe killed a process
     // that was waiting out DRIFTLINE_STARTUP_TIMEOUT for a broker.
     const port = await freePort();
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const definition = defineService({
-      name: 'slow-backend',
-      description: 'test service whose start waits for a backend',
-      needs: [],
-      envShape: {},
-      configure: () => undefined,
-      async start() {
-        await gate;
-        return { ready: () => true, stop: async () => {} };
-      },
-    }) as unknown as ServiceDefinition<never, unknown>;
+    const { definition, release } = startsWhenReleased('slow-backend');
     const starting = startRunner({
       services: [definition],
       env: { DRIFTLINE_HTTP_PORT: String(port), DRIFTLINE_HTTP_HOST: '127.0.0.1' },
@@ -86,21 +92,7 @@ describe('start-up waits for an unreachable backend (DRIFTLINE_STARTUP_TIMEOUT)'
 
   it('a start that hangs stops reporting live once the start-up timeout (and as much grace) has passed', async () => {
     const port = await freePort();
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const definition = defineService({
-      name: 'hung-start',
-      description: 'test service whose start never returns',
-      needs: [],
-      envShape: {},
-      configure: () => undefined,
-      async start() {
-        await gate;
-        return { ready: () => true, stop: async () => {} };
-      },
-    }) as unknown as ServiceDefinition<never, unknown>;
+    const { definition, release } = startsWhenReleased('hung-start');
     const starting = startRunner({
       services: [definition],
       env: { DRIFTLINE_HTTP_PORT: String(port), DRIFTLINE_HTTP_HOST: '127.0.0.1', DRIFTLINE_STARTUP_TIMEOUT: '1s' },

@@ -113,30 +113,32 @@ describe('stage-1 processor', () => {
   });
 });
 
+/** One prediction at `offset` whose record carries the Kafka timestamp `stamp`. */
+const event = (eventTime: number, stamp: number, offset: number): DecodedRecord<PredictionEvent> => ({
+  record: {
+    topic: 'p',
+    partition: 0,
+    offset: String(offset),
+    key: null,
+    value: null,
+    headers: {},
+    timestamp: stamp,
+  },
+  value: {
+    prediction_id: `p${offset}`,
+    model: 'm',
+    model_version: 'v1',
+    entity_id: 'e',
+    event_time: eventTime,
+    features: { x: offset },
+    prediction: 0,
+    predicted_class: null,
+  },
+});
+
 describe('stage-1 processor: the watermark horizon on replay (found by a review)', () => {
   it('a replay days later closes the same windows as live processing did', async () => {
     const T = Date.UTC(2024, 11, 2, 12, 0, 0);
-    const event = (eventTime: number, stamp: number, offset: number): DecodedRecord<PredictionEvent> => ({
-      record: {
-        topic: 'p',
-        partition: 0,
-        offset: String(offset),
-        key: null,
-        value: null,
-        headers: {},
-        timestamp: stamp,
-      },
-      value: {
-        prediction_id: `p${offset}`,
-        model: 'm',
-        model_version: 'v1',
-        entity_id: 'e',
-        event_time: eventTime,
-        features: { x: offset },
-        prediction: 0,
-        predicted_class: null,
-      },
-    });
     // One event dated 50 minutes ahead (the event-time bound lets it in), then on-time traffic.
     const batches = [
       { at: T + 1_000, records: [event(T + 3_000_000, T + 1_000, 0)] },
@@ -162,27 +164,6 @@ describe('stage-1 processor: the watermark horizon on replay (found by a review)
 
   it('a record stamped behind the one before (producers with skewed clocks) does not make an on-time event ahead', async () => {
     const T = Date.UTC(2024, 11, 2, 10, 0, 0);
-    const event = (eventTime: number, stamp: number, offset: number): DecodedRecord<PredictionEvent> => ({
-      record: {
-        topic: 'p',
-        partition: 0,
-        offset: String(offset),
-        key: null,
-        value: null,
-        headers: {},
-        timestamp: stamp,
-      },
-      value: {
-        prediction_id: `p${offset}`,
-        model: 'm',
-        model_version: 'v1',
-        entity_id: 'e',
-        event_time: eventTime,
-        features: { x: offset },
-        prediction: 0,
-        predicted_class: null,
-      },
-    });
     const clock = { now: T + 1_300_000 };
     const { processor, sent } = setup(0, clock);
     // 10:20 stamped 10:20, then 10:20:30 stamped 12 minutes behind (another producer's clock).

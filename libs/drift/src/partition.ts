@@ -154,6 +154,8 @@ const SEP = '\u0000';
  */
 export class PartitionWindows {
   private maxEventTime = Number.NEGATIVE_INFINITY;
+  /** The largest event time an added event moved the watermark to (never raised by `advanceTo`). */
+  private eventMax = Number.NEGATIVE_INFINITY;
   private readonly open = new Map<number, OpenWindow>();
   /** Smallest open window start (Infinity when none): the next to close. */
   private earliest = Number.POSITIVE_INFINITY;
@@ -188,6 +190,31 @@ export class PartitionWindows {
     return this.maxEventTime - this.spec.latenessMs;
   }
 
+  /**
+   * The largest event time events of this partition moved the watermark to (capped at their
+   * horizon), -Infinity before the first: what a processing-time advance starts from.
+   */
+  latestEventTime(): number {
+    return this.eventMax;
+  }
+
+  /**
+   * The event-time clock the watermark trails: the largest of the events' times, a restored
+   * frontier's and what `advanceTo` set (-Infinity before any).
+   */
+  eventClock(): number {
+    return this.maxEventTime;
+  }
+
+  /**
+   * Moves the event-time clock to `eventTime` (never back) without an event: a source partition
+   * that is read to its end and silent has nothing that could still fall into the windows behind
+   * it, beyond the allowed lateness (stage one's source idleness). `closeReady()` then closes them.
+   */
+  advanceTo(eventTime: number): void {
+    if (Number.isFinite(eventTime) && eventTime > this.maxEventTime) this.maxEventTime = eventTime;
+  }
+
   openWindows(): number {
     return this.open.size;
   }
@@ -212,6 +239,7 @@ export class PartitionWindows {
     const horizon = now + (this.spec.maxAheadMs ?? WATERMARK_MAX_AHEAD_MS);
     const advance = Math.min(t, horizon);
     if (advance > this.maxEventTime) this.maxEventTime = advance;
+    if (advance > this.eventMax) this.eventMax = advance;
     const wm = this.maxEventTime - this.spec.latenessMs;
     let start = windowStartOf(t, size);
     const late = start + size <= wm;

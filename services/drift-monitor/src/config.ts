@@ -37,6 +37,11 @@ export const driftEnvShape = {
    * faster than the clock (the demo).
    */
   DRIFTLINE_DRIFT_MAX_AHEAD: envField.duration().default(WATERMARK_MAX_AHEAD_MS),
+  /**
+   * Source idleness: a source partition read to its end and silent this long moves its watermark
+   * on processing time, closing its windows without waiting for its next event (0: off).
+   */
+  DRIFTLINE_DRIFT_SOURCE_IDLE: envField.duration().default(30_000),
   /** Processing time after which a silent source partition no longer blocks the merge. */
   DRIFTLINE_DRIFT_IDLE_TIMEOUT: envField.duration(1).default(10 * 60_000),
   DRIFTLINE_DRIFT_PSI_THRESHOLD: positive(DEFAULT_THRESHOLDS.psi),
@@ -69,6 +74,8 @@ export interface DriftConfig {
   readonly latenessMs: number;
   readonly maxAheadMs: number;
   readonly idleTimeoutMs: number;
+  /** Source idleness of stage one (0: off). */
+  readonly sourceIdleMs: number;
   readonly thresholds: DriftThresholds;
   readonly primary: PrimaryMethod;
   readonly alertShare: number;
@@ -87,6 +94,7 @@ export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): 
     latenessMs: env.DRIFTLINE_DRIFT_ALLOWED_LATENESS,
     maxAheadMs: env.DRIFTLINE_DRIFT_MAX_AHEAD,
     idleTimeoutMs: env.DRIFTLINE_DRIFT_IDLE_TIMEOUT,
+    sourceIdleMs: env.DRIFTLINE_DRIFT_SOURCE_IDLE,
     thresholds: {
       psi: env.DRIFTLINE_DRIFT_PSI_THRESHOLD,
       ksAlpha: env.DRIFTLINE_DRIFT_KS_ALPHA,

@@ -6,6 +6,7 @@ export interface DriftMetrics {
   readonly events: Counter<'outcome'>;
   readonly windowsOpen: Gauge<never>;
   readonly windowsClosed: Counter<never>;
+  readonly idleAdvances: Counter<never>;
   readonly windowsMerged: Counter<never>;
   readonly partialsDropped: Counter<'reason'>;
   readonly eventsExcluded: Counter<never>;
@@ -36,6 +37,12 @@ export function driftMetrics(registry: Registry, windowMs = 0): DriftMetrics {
       registry,
       'driftline_drift_windows_closed_total',
       'Windows closed by stage 1 (per source partition)',
+      [],
+    ),
+    idleAdvances: counter(
+      registry,
+      'driftline_drift_idle_advances_total',
+      'Stage-1 watermark advances on processing time of source partitions read to their end and silent (source idleness) that closed or announced windows',
       [],
     ),
     windowsMerged: counter(

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { checkEventTime } from '@driftline/core';
+import { checkEventTime, toDriftlineError } from '@driftline/core';
 import { PARTIALS_MAX_BYTES } from '@driftline/drift';
 import { type ConsumerHandle, untilCaughtUp } from '@driftline/kafka';
 import { contracts, type DriftAlert, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
@@ -58,6 +58,7 @@ export const driftMonitorService = defineService({
     const consumers: ConsumerHandle[] = [];
     const stop = async () => {
       clearInterval(timer);
+      clearInterval(idleTimer);
       for (const c of consumers.reverse()) await c.stop().catch(() => {});
     };
 
@@ -131,47 +132,73 @@ export const driftMonitorService = defineService({
     const timer = setInterval(() => void merge.tick(), Math.max(100, Math.min(1000, config.idleTimeoutMs / 4)));
     timer.unref();
 
-    consumers.push(
-      await ctx.consume({
-        groupId: group,
-        topics: [predictionsTopic],
-        // The commit is held at the oldest open window until the watermark closes it.
-        stallTimeoutMs: ctx.common.stallTimeoutMs + config.windowMs + config.latenessMs,
-        processor: stageOneProcessor({
-          spec: { sizeMs: config.windowMs, latenessMs: config.latenessMs, maxAheadMs: config.maxAheadMs },
-          references,
-          progress,
-          group,
-          sourceTopic: predictionsTopic,
-          sourcePartitions,
-          currentSourcePartitions: () => ctx.partitionCount(predictionsTopic),
-          mergePartitions,
-          metrics,
-          eventTime: ctx.common.eventTime,
-          logger,
-          expectations: config.expectations,
-          ...(config.sequential === undefined
-            ? {}
-            : {
-                sequential: sequentialMonitor({
-                  config: config.sequential,
-                  windowMs: config.windowMs,
-                  resolve: (m, v, w) => references.resolve(m, v, w),
-                  store: warehouse.sequentialDetections,
-                  sendAlerts: (batch) => alerts.publish(batch),
-                  registry: ctx.registry,
-                  logger,
-                }),
-              }),
-          decode: (v) => predictionCodec.decode(v),
-          emit: async (messages) =>
-            (await ctx.producer()).send(
-              partialsTopic,
-              messages.map((m) => ({ key: m.key, value: m.value, partition: m.partition })),
-            ),
-        }),
-      }),
-    );
+    const stageOne = stageOneProcessor({
+      spec: { sizeMs: config.windowMs, latenessMs: config.latenessMs, maxAheadMs: config.maxAheadMs },
+      references,
+      progress,
+      group,
+      sourceTopic: predictionsTopic,
+      sourcePartitions,
+      currentSourcePartitions: () => ctx.partitionCount(predictionsTopic),
+      mergePartitions,
+      metrics,
+      eventTime: ctx.common.eventTime,
+      logger,
+      expectations: config.expectations,
+      sourceIdleMs: config.sourceIdleMs,
+      ...(config.sequential === undefined
+        ? {}
+        : {
+            sequential: sequentialMonitor({
+              config: config.sequential,
+              windowMs: config.windowMs,
+              resolve: (m, v, w) => references.resolve(m, v, w),
+              store: warehouse.sequentialDetections,
+              sendAlerts: (batch) => alerts.publish(batch),
+              registry: ctx.registry,
+              logger,
+            }),
+          }),
+      decode: (v) => predictionCodec.decode(v),
+      emit: async (messages) =>
+        (await ctx.producer()).send(
+          partialsTopic,
+          messages.map((m) => ({ key: m.key, value: m.value, partition: m.partition })),
+        ),
+    });
+    const stageOneConsumer = await ctx.consume({
+      groupId: group,
+      topics: [predictionsTopic],
+      // The commit is held at the oldest open window until the watermark closes it.
+      stallTimeoutMs: ctx.common.stallTimeoutMs + config.windowMs + config.latenessMs,
+      processor: stageOne,
+    });
+    consumers.push(stageOneConsumer);
+    // Source idleness: partitions read to their end move their watermark on processing time.
+    let idleFailing = false;
+    let idleRunning = false;
+    const advanceIdle = async () => {
+      if (idleRunning) return;
+      idleRunning = true;
+      try {
+        await stageOne.advanceIdle(async () =>
+          (await stageOneConsumer.positions())
+            .filter((p) => p.topic === predictionsTopic && p.caughtUp)
+            .map((p) => p.partition),
+        );
+        idleFailing = false;
+      } catch (error) {
+        // Once per failing spell: the next tick retries, and a batch sends what is left unsent.
+        if (!idleFailing)
+          logger.warn({ err: toDriftlineError(error).message }, 'source idleness check failed; will retry');
+        idleFailing = true;
+      } finally {
+        idleRunning = false;
+      }
+    };
+    const idleTimer = setInterval(() => void advanceIdle(), Math.max(1_000, Math.min(5_000, config.sourceIdleMs / 3)));
+    idleTimer.unref();
+    if (config.sourceIdleMs <= 0) clearInterval(idleTimer);
     logger.info(
       {
         references: loaded,

@@ -10,15 +10,24 @@ import {
 import {
   type CloseResult,
   flushMessages,
+  idleAdvance,
   markerWithout,
   type OutboundPartials,
   PartitionWindows,
   type RestoredProgress,
   restoredFrontierProblem,
+  type SourceClock,
   type WindowSpec,
   windowStartOf,
 } from '@driftline/drift';
-import { type BatchProcessor, type DeadLetter, type DecodedRecord, isolateRejected } from '@driftline/kafka';
+import {
+  type BatchContext,
+  type BatchProcessor,
+  type DeadLetter,
+  type DecodedRecord,
+  isolateRejected,
+  type ProcessResult,
+} from '@driftline/kafka';
 import { EMPTY_EXPECTATIONS, type ExpectationSet, QualityWindows } from '@driftline/quality';
 import type { PredictionEvent } from '@driftline/schemas';
 import type { ProgressStore } from '@driftline/warehouse';
@@ -53,6 +62,11 @@ export interface StageOneDeps {
   readonly sequential?: SequentialHook;
   /** Data-quality expectations counted beside the summaries and sent in the partials (none by default). */
   readonly expectations?: ExpectationSet;
+  /**
+   * Source idleness (`idleAdvance` of @driftline/drift): a partition read to its end and silent
+   * this long advances its watermark on processing time. 0 or absent: only events move it.
+   */
+  readonly sourceIdleMs?: number;
 }
 
 /**
@@ -74,10 +88,40 @@ interface PartitionEntry {
   readonly refused: Map<number, DeadLetter>;
   /** The watermark horizon's clock (Kafka timestamps, never backwards); 0 before the first event. */
   clock: number;
+  /** The offset a restored frontier was recorded at (0 without one): the floor of the next record's. */
+  readonly restoredOffset: number;
 }
 
-export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<PredictionEvent> & { openWindows(): number } {
+export interface StageOne extends BatchProcessor<PredictionEvent> {
+  openWindows(): number;
+  /**
+   * Source idleness, called on a timer: `readToEnd` lists the source partitions this member owns
+   * that are read to their end (from `ConsumerHandle.positions()`). Each that has been silent long
+   * enough advances its watermark on processing time and emits the windows that closes. Nothing
+   * happens when the assignment changed meanwhile; failures are thrown after every partition was
+   * tried (the next call retries).
+   */
+  advanceIdle(readToEnd: () => Promise<readonly number[]>): Promise<void>;
+}
+
+export function stageOneProcessor(deps: StageOneDeps): StageOne {
   const states = new Map<number, PartitionEntry>();
+  /** Partitions found read to their end by `advanceIdle`, since when (processing time). */
+  const quietSince = new Map<number, number>();
+  const locks = new Map<number, Promise<unknown>>();
+  /** Moves at every rebalance and revocation: an idle advance read before one does nothing. */
+  let assignment = 0;
+  /** When `advanceIdle` last looked (processing time). */
+  let lastCheck: number | undefined;
+  /** One batch or idle advance of a partition at a time (a timer drives the advances). */
+  function locked<T>(partition: number, fn: () => Promise<T>): Promise<T> {
+    const run = (locks.get(partition) ?? Promise.resolve()).then(fn, fn);
+    locks.set(
+      partition,
+      run.catch(() => {}),
+    );
+    return run;
+  }
   const now = deps.now ?? Date.now;
   let sourcePartitions = deps.sourcePartitions;
   // Set by a rebalance: partitions added to the source topic start one on every member, also on
@@ -144,6 +188,38 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       entry.unsentProgress = undefined;
     }
   }
+  /** The partition's state, restoring the frontier a previous owner recorded on first use. */
+  async function entryFor(topic: string, partition: number): Promise<PartitionEntry> {
+    const known = states.get(partition);
+    if (known !== undefined) return known;
+    const loaded = await deps.progress.load('stage1', deps.group, topic, partition);
+    let restored: RestoredProgress | undefined;
+    if (loaded !== undefined) {
+      const problem = restoredFrontierProblem(loaded.position, deps.spec.sizeMs, now(), deps.eventTime);
+      if (problem === undefined) restored = { closedUntil: loaded.position, offset: loaded.offset };
+      else {
+        // Written before event times were bounded: using it would make every event late forever.
+        logger.error(
+          { topic: topic, partition: partition, position: loaded.position, offset: loaded.offset },
+          `restored drift progress refused and not used (stage 1): ${problem}`,
+        );
+      }
+    }
+    const windows = new PartitionWindows(deps.spec, resolve, restored);
+    const quality = new QualityWindows(deps.expectations ?? EMPTY_EXPECTATIONS);
+    const entry: PartitionEntry = {
+      windows,
+      lastOffset: -1,
+      unsent: [],
+      unsentProgress: undefined,
+      quality,
+      refused: new Map(),
+      clock: 0,
+      restoredOffset: restored?.offset ?? 0,
+    };
+    states.set(partition, entry);
+    return entry;
+  }
   return {
     openWindows,
     async decode(record) {
@@ -153,159 +229,237 @@ export function stageOneProcessor(deps: StageOneDeps): BatchProcessor<Prediction
       if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', problem);
       return event;
     },
-    async process(items: ReadonlyArray<DecodedRecord<PredictionEvent>>, ctx) {
-      const last = items[items.length - 1];
-      if (last === undefined) return;
-      if (recountSource) {
-        recountSource = false;
-        await recount(ctx.topic).catch(() => {}); // best effort: the merge takes the most any source names
-      }
-      if (ctx.partition >= sourcePartitions) {
-        // The topic grew after start-up. Partials naming the old count were refused by the merge
-        // stage as malformed (partition ≥ partitions): dead-lettered, their events lost, and the
-        // merge waited for the new partitions' markers until the idle timeout, window after window.
-        await recount(ctx.topic);
-        if (ctx.partition >= sourcePartitions) {
-          throw new DriftlineError(
-            'SOURCE_UNAVAILABLE',
-            `${ctx.topic}: partition ${ctx.partition} is not in the topic's metadata yet (${sourcePartitions} partitions)`,
-            { retriable: true },
-          );
+    process: (items, ctx) =>
+      locked(ctx.partition, async () => {
+        try {
+          return await processBatch(items, ctx);
+        } finally {
+          quietSince.delete(ctx.partition); // a record came: quiet again from the next check
         }
-      }
-      let entry = states.get(ctx.partition);
-      if (entry === undefined) {
-        const loaded = await deps.progress.load('stage1', deps.group, ctx.topic, ctx.partition);
-        let restored: RestoredProgress | undefined;
-        if (loaded !== undefined) {
-          const problem = restoredFrontierProblem(loaded.position, deps.spec.sizeMs, now(), deps.eventTime);
-          if (problem === undefined) restored = { closedUntil: loaded.position, offset: loaded.offset };
-          else {
-            // Written before event times were bounded: using it would make every event late forever.
-            logger.error(
-              { topic: ctx.topic, partition: ctx.partition, position: loaded.position, offset: loaded.offset },
-              `restored drift progress refused and not used (stage 1): ${problem}`,
-            );
-          }
-        }
-        const windows = new PartitionWindows(deps.spec, resolve, restored);
-        const quality = new QualityWindows(deps.expectations ?? EMPTY_EXPECTATIONS);
-        entry = {
-          windows,
-          lastOffset: -1,
-          unsent: [],
-          unsentProgress: undefined,
-          quality,
-          refused: new Map(),
-          clock: 0,
-        };
-        states.set(ctx.partition, entry);
-      }
-      await send(entry, ctx.topic, ctx.partition); // what a failed attempt closed but could not send
-      const pairs = new Map<string, readonly [string, string]>();
-      for (const item of items) {
-        pairs.set(`${item.value.model}\u0000${item.value.model_version}`, [item.value.model, item.value.model_version]);
-      }
-      await deps.references.ensure(pairs.values());
-      await deps.sequential?.prepare(items.map((i) => i.value));
-
-      const state = entry.windows;
-      // Refusals of earlier batches were dead-lettered with them; these items' are named again on a retry.
-      const first = Number(items[0]!.record.offset);
-      for (const offset of entry.refused.keys()) if (offset < first) entry.refused.delete(offset);
-      const deadLetters: DeadLetter[] = [];
-      const before = {
-        values: state.valuesAdded,
-        late: state.lateEvents,
-        ahead: state.aheadEvents,
-        unref: state.unreferencedEvents,
-        replayed: state.replayedEvents,
-        refused: state.refusedEvents,
-      };
-      let added = 0;
-      const at = now();
-      for (const item of items) {
-        const offset = Number(item.record.offset);
-        if (offset <= entry.lastOffset) {
-          const refusal = entry.refused.get(offset);
-          if (refusal !== undefined) deadLetters.push(refusal);
-          continue;
-        }
-        // The watermark's horizon runs on the record's Kafka timestamp (wall time when it has none
-        // or is ahead of it): on the wall clock, a replay or a catch-up let one event dated an hour
-        // ahead close that hour's windows, and excluded events live processing had counted.
-        // Never backwards within a partition: producers' timestamps are not monotonic (clocks of
-        // several instances), and a stamp behind the one before made an on-time event "ahead".
-        const stamp = item.record.timestamp;
-        entry.clock = Math.max(entry.clock, stamp > 0 && stamp < at ? stamp : at);
-        const outcome = state.add(item.value, offset, entry.clock);
-        if (outcome === 'refused') {
-          const refusal: DeadLetter = {
-            record: item.record,
-            code: 'VALIDATION_FAILED',
-            reason: state.refusal(item.value.model, item.value.model_version),
-          };
-          entry.refused.set(offset, refusal);
-          deadLetters.push(refusal);
-          entry.lastOffset = offset;
-          continue;
-        }
-        // One read of each value: quality and the detector take what the summaries read (and the
-        // slot they binned it in) for an added event; other outcomes read the event themselves.
-        const read = outcome === 'added' ? state.added : undefined;
-        // Exactly the events the summaries took (not late, replayed or unreferenced ones), so the
-        // quality counts live, close and replay with the same windows.
-        if (read !== undefined && entry.quality.enabled) {
-          const e = item.value;
-          entry.quality.add(windowStartOf(e.event_time, deps.spec.sizeMs), e.model, e.model_version, e.features, read);
-        }
-        deps.sequential?.observe(ctx.partition, item.value, offset, read);
-        entry.lastOffset = offset;
-        added++;
-      }
-      const next = Number(last.record.offset) + 1;
-      const flush = withQuality(state.closeReady(), entry.quality);
-      const messages = flushMessages(
-        { topic: ctx.topic, partition: ctx.partition, partitions: sourcePartitions },
-        flush,
-        deps.spec.sizeMs,
-        deps.mergePartitions,
-      );
-      if (messages.length > 0) {
-        entry.unsent = messages;
-        entry.unsentProgress = { position: flush.closedUntil, offset: next };
-        await send(entry, ctx.topic, ctx.partition);
-      }
-      const m = deps.metrics;
-      if (m !== undefined) {
-        const late = state.lateEvents - before.late;
-        const ahead = state.aheadEvents - before.ahead;
-        const unref = state.unreferencedEvents - before.unref;
-        const replayed = state.replayedEvents - before.replayed;
-        const refused = state.refusedEvents - before.refused;
-        m.values.inc(state.valuesAdded - before.values);
-        m.events.inc({ outcome: 'added' }, added - late - ahead - unref - replayed);
-        if (late > 0) m.events.inc({ outcome: 'late' }, late);
-        if (ahead > 0) m.events.inc({ outcome: 'ahead' }, ahead);
-        if (unref > 0) m.events.inc({ outcome: 'unreferenced' }, unref);
-        if (replayed > 0) m.events.inc({ outcome: 'replayed' }, replayed);
-        if (refused > 0) m.events.inc({ outcome: 'refused' }, refused);
-        if (flush.windows.length > 0) m.windowsClosed.inc(flush.windows.length);
-        m.windowsOpen.set(openWindows());
-      }
-      await deps.sequential?.flush(ctx.topic, ctx.partition); // its rows and alerts before any commit
-      const commitOffset = String(state.commitOffset(next));
-      return deadLetters.length === 0 ? { commitOffset } : { commitOffset, deadLetters };
-    },
+      }),
+    advanceIdle,
     rebalanced() {
       recountSource = true;
+      assignment++;
     },
     revoked(partitions) {
-      for (const p of partitions) if (p.topic === deps.sourceTopic) states.delete(p.partition);
-      for (const p of partitions) if (p.topic === deps.sourceTopic) deps.sequential?.revoked(p.partition);
+      assignment++;
+      for (const p of partitions) {
+        if (p.topic !== deps.sourceTopic) continue;
+        states.delete(p.partition);
+        quietSince.delete(p.partition);
+        locks.delete(p.partition);
+        deps.sequential?.revoked(p.partition);
+      }
       deps.metrics?.windowsOpen.set(openWindows());
     },
   };
+
+  async function processBatch(
+    items: ReadonlyArray<DecodedRecord<PredictionEvent>>,
+    ctx: BatchContext,
+  ): Promise<void | ProcessResult> {
+    quietSince.delete(ctx.partition);
+    const last = items[items.length - 1];
+    if (last === undefined) return;
+    if (recountSource) {
+      recountSource = false;
+      await recount(ctx.topic).catch(() => {}); // best effort: the merge takes the most any source names
+    }
+    if (ctx.partition >= sourcePartitions) {
+      // The topic grew after start-up. Partials naming the old count were refused by the merge
+      // stage as malformed (partition ≥ partitions): dead-lettered, their events lost, and the
+      // merge waited for the new partitions' markers until the idle timeout, window after window.
+      await recount(ctx.topic);
+      if (ctx.partition >= sourcePartitions) {
+        throw new DriftlineError(
+          'SOURCE_UNAVAILABLE',
+          `${ctx.topic}: partition ${ctx.partition} is not in the topic's metadata yet (${sourcePartitions} partitions)`,
+          { retriable: true },
+        );
+      }
+    }
+    const entry = await entryFor(ctx.topic, ctx.partition);
+    await send(entry, ctx.topic, ctx.partition); // what a failed attempt closed but could not send
+    const pairs = new Map<string, readonly [string, string]>();
+    for (const item of items) {
+      pairs.set(`${item.value.model}\u0000${item.value.model_version}`, [item.value.model, item.value.model_version]);
+    }
+    await deps.references.ensure(pairs.values());
+    await deps.sequential?.prepare(items.map((i) => i.value));
+
+    const state = entry.windows;
+    // Refusals of earlier batches were dead-lettered with them; these items' are named again on a retry.
+    const first = Number(items[0]!.record.offset);
+    for (const offset of entry.refused.keys()) if (offset < first) entry.refused.delete(offset);
+    const deadLetters: DeadLetter[] = [];
+    const before = {
+      values: state.valuesAdded,
+      late: state.lateEvents,
+      ahead: state.aheadEvents,
+      unref: state.unreferencedEvents,
+      replayed: state.replayedEvents,
+      refused: state.refusedEvents,
+    };
+    let added = 0;
+    const at = now();
+    for (const item of items) {
+      const offset = Number(item.record.offset);
+      if (offset <= entry.lastOffset) {
+        const refusal = entry.refused.get(offset);
+        if (refusal !== undefined) deadLetters.push(refusal);
+        continue;
+      }
+      // The watermark's horizon runs on the record's Kafka timestamp (wall time when it has none
+      // or is ahead of it): on the wall clock, a replay or a catch-up let one event dated an hour
+      // ahead close that hour's windows, and excluded events live processing had counted.
+      // Never backwards within a partition: producers' timestamps are not monotonic (clocks of
+      // several instances), and a stamp behind the one before made an on-time event "ahead".
+      const stamp = item.record.timestamp;
+      entry.clock = Math.max(entry.clock, stamp > 0 && stamp < at ? stamp : at);
+      const outcome = state.add(item.value, offset, entry.clock);
+      if (outcome === 'refused') {
+        const refusal: DeadLetter = {
+          record: item.record,
+          code: 'VALIDATION_FAILED',
+          reason: state.refusal(item.value.model, item.value.model_version),
+        };
+        entry.refused.set(offset, refusal);
+        deadLetters.push(refusal);
+        entry.lastOffset = offset;
+        continue;
+      }
+      // One read of each value: quality and the detector take what the summaries read (and the
+      // slot they binned it in) for an added event; other outcomes read the event themselves.
+      const read = outcome === 'added' ? state.added : undefined;
+      // Exactly the events the summaries took (not late, replayed or unreferenced ones), so the
+      // quality counts live, close and replay with the same windows.
+      if (read !== undefined && entry.quality.enabled) {
+        const e = item.value;
+        entry.quality.add(windowStartOf(e.event_time, deps.spec.sizeMs), e.model, e.model_version, e.features, read);
+      }
+      deps.sequential?.observe(ctx.partition, item.value, offset, read);
+      entry.lastOffset = offset;
+      added++;
+    }
+    const next = Number(last.record.offset) + 1;
+    const flush = withQuality(state.closeReady(), entry.quality);
+    const messages = flushMessages(
+      { topic: ctx.topic, partition: ctx.partition, partitions: sourcePartitions },
+      flush,
+      deps.spec.sizeMs,
+      deps.mergePartitions,
+    );
+    if (messages.length > 0) {
+      entry.unsent = messages;
+      entry.unsentProgress = { position: flush.closedUntil, offset: next };
+      await send(entry, ctx.topic, ctx.partition);
+    }
+    const m = deps.metrics;
+    if (m !== undefined) {
+      const late = state.lateEvents - before.late;
+      const ahead = state.aheadEvents - before.ahead;
+      const unref = state.unreferencedEvents - before.unref;
+      const replayed = state.replayedEvents - before.replayed;
+      const refused = state.refusedEvents - before.refused;
+      m.values.inc(state.valuesAdded - before.values);
+      m.events.inc({ outcome: 'added' }, added - late - ahead - unref - replayed);
+      if (late > 0) m.events.inc({ outcome: 'late' }, late);
+      if (ahead > 0) m.events.inc({ outcome: 'ahead' }, ahead);
+      if (unref > 0) m.events.inc({ outcome: 'unreferenced' }, unref);
+      if (replayed > 0) m.events.inc({ outcome: 'replayed' }, replayed);
+      if (refused > 0) m.events.inc({ outcome: 'refused' }, refused);
+      if (flush.windows.length > 0) m.windowsClosed.inc(flush.windows.length);
+      m.windowsOpen.set(openWindows());
+    }
+    await deps.sequential?.flush(ctx.topic, ctx.partition); // its rows and alerts before any commit
+    const commitOffset = String(state.commitOffset(next));
+    return deadLetters.length === 0 ? { commitOffset } : { commitOffset, deadLetters };
+  }
+
+  async function advanceIdle(readPositions: () => Promise<readonly number[]>): Promise<void> {
+    const idleMs = deps.sourceIdleMs ?? 0;
+    if (idleMs <= 0) return;
+    const seen = assignment;
+    const checkedAt = now();
+    // Quiet time is what this member saw continuously: a failed read or a long gap between checks
+    // (a broker outage, a stalled process) starts it over — producers buffer through an outage.
+    if (lastCheck !== undefined && checkedAt - lastCheck > idleMs / 2) quietSince.clear();
+    lastCheck = checkedAt;
+    let readToEnd: readonly number[];
+    try {
+      readToEnd = await readPositions();
+    } catch (error) {
+      quietSince.clear();
+      throw error;
+    }
+    // Partitions given away meanwhile must not be written for: another member owns their progress.
+    if (assignment !== seen) return;
+    const at = now();
+    const owned = new Set(readToEnd);
+    for (const p of quietSince.keys()) if (!owned.has(p)) quietSince.delete(p);
+    let failure: unknown;
+    for (const partition of readToEnd) {
+      if (!quietSince.has(partition)) quietSince.set(partition, at);
+      // A partition the topic grew by is first seen by a batch (it recounts the topic).
+      if (partition >= sourcePartitions) continue;
+      try {
+        await locked(partition, () => advancePartition(partition, at, idleMs, seen));
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Moves a silent partition's watermark on processing time (`idleAdvance`) and emits what that closes. */
+  async function advancePartition(partition: number, at: number, idleMs: number, seen: number): Promise<void> {
+    const since = quietSince.get(partition);
+    if (since === undefined || assignment !== seen) return; // a batch or a rebalance came in the meantime
+    const topic = deps.sourceTopic;
+    const existed = states.has(partition);
+    const entry = await entryFor(topic, partition);
+    if (assignment !== seen) {
+      // Restored from a frontier that is not this member's to keep: its next owner restores its own.
+      if (!existed && states.get(partition) === entry) states.delete(partition);
+      return;
+    }
+    await send(entry, topic, partition); // what a failed attempt closed but could not send
+    const clockOf = (e: PartitionEntry, quietMs: number): SourceClock => ({
+      latestEventTime: e.windows.latestEventTime(),
+      eventClock: e.windows.eventClock(),
+      recordClock: e.clock,
+      quietMs,
+    });
+    const others: SourceClock[] = [];
+    for (const [p, e] of states) if (p !== partition) others.push(clockOf(e, 0)); // followed, not moved
+    const target = idleAdvance(clockOf(entry, at - since), others, at, idleMs);
+    if (target === undefined) return;
+    const state = entry.windows;
+    const closedBefore = state.watermark();
+    state.advanceTo(target);
+    const flush = withQuality(state.closeReady(), entry.quality);
+    const messages = flushMessages(
+      { topic, partition, partitions: sourcePartitions },
+      flush,
+      deps.spec.sizeMs,
+      deps.mergePartitions,
+    );
+    if (messages.length === 0) return;
+    entry.unsent = messages;
+    entry.unsentProgress = {
+      position: flush.closedUntil,
+      offset: Math.max(entry.lastOffset + 1, entry.restoredOffset),
+    };
+    await send(entry, topic, partition);
+    if (flush.windows.length > 0) deps.metrics?.windowsClosed.inc(flush.windows.length);
+    deps.metrics?.windowsOpen.set(openWindows());
+    deps.metrics?.idleAdvances.inc();
+    logger.debug(
+      { topic, partition, watermark: state.watermark(), before: closedBefore, windows: flush.windows.length },
+      'silent partition advanced its watermark on processing time',
+    );
+  }
 }
 
 /** Puts each closed partial's quality section (if any) into it, and forgets it. */

@@ -188,6 +188,16 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
     expect(await allWindows(ch)).toEqual(baseline);
   });
 
+  it('closes the windows of a stream that goes silent, without a later event (source idleness)', async () => {
+    expect(baseline.length).toBeGreaterThan(0);
+    const prefix = `${uniqueName('drift-idle')}.`;
+    const ch = await prepareDatabase(uniqueName('di').replace('-', '_'));
+    await start({ ...env(prefix, ch.database), DRIFTLINE_DRIFT_SOURCE_IDLE: '2s' });
+    // No flush events: only processing time can close the last window of each partition.
+    await produce(prefix, stream);
+    expect(await allWindows(ch)).toEqual(baseline);
+  });
+
   it('loses no window when an instance stops mid-stream and another takes over', async () => {
     expect(baseline.length).toBeGreaterThan(0);
     const prefix = `${uniqueName('drift3')}.`;

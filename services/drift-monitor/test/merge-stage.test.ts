@@ -10,19 +10,13 @@ import type { DecodedRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { DriftAlert, PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
-import {
-  chTime,
-  type DriftQuarantineRow,
-  type DriftWindowRow,
-  type Progress,
-  type ProgressStore,
-  type ReferenceStore,
-} from '@driftline/warehouse';
+import { chTime, type DriftQuarantineRow, type DriftWindowRow, type ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { mergeProcessor } from '../src/merge-stage.js';
 import { type DriftMetrics, driftMetrics } from '../src/metrics.js';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
+import { memoryProgress } from './support.js';
 
 /** Wall clock: windows of 1 s just before it. */
 const NOW = Date.UTC(2024, 11, 2, 12, 0, 0);
@@ -40,16 +34,6 @@ const store: ReferenceStore = {
   catalog: async () =>
     [...refs.values()].map((r) => ({ model: r.model, version: r.version, referenceId: r.referenceId })),
 };
-
-function memoryProgress(): ProgressStore {
-  const saved = new Map<string, Progress>();
-  return {
-    load: async (s, g, t, p) => saved.get([s, g, t, p].join('/')),
-    save: async (s, g, t, p, progress) => {
-      saved.set([s, g, t, p].join('/'), progress);
-    },
-  };
-}
 
 /** The partials stage one emits for predictions of models m and n at these times (by default one source partition). */
 async function partialsFor(times: number[], source = { partition: 0, partitions: 1 }): Promise<PartialsMessage[]> {

@@ -4,19 +4,13 @@ import type { DecodedRecord } from '@driftline/kafka';
 import { expectationSet } from '@driftline/quality';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
-import type { ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
+import { storeOf } from './support.js';
 
 const ref = referenceSet('m', 'v1', new Map([['x', buildNumericProfile(Array.from({ length: 100 }, (_, i) => i))]]));
-const store: ReferenceStore = {
-  save: async () => {},
-  latest: async () => ref,
-  byId: async () => ref,
-  newest: async () => [ref],
-  catalog: async () => [{ model: 'm', version: 'v1', referenceId: ref.referenceId }],
-};
+const store = storeOf(ref);
 const expectations = expectationSet([
   { feature: 'x', type: 'double', maxTypeMismatch: 0, maxNullRate: 0, range: { min: 0, max: 10, maxShareOutside: 0 } },
 ]);

@@ -1,0 +1,55 @@
+/**
+ * Source idleness for stage one (Flink's `withIdleness`, applied per source partition): a
+ * partition's watermark moves only with its events, so one that gets an event every few minutes
+ * held its windows open until the next one, and the merge stage completed them without it after
+ * its idle timeout: their events were excluded (15% of them at one event a minute per partition).
+ * A partition that is read to its end and silent advances its event-time clock on processing time.
+ */
+
+/** What stage one knows of one source partition when it decides a processing-time advance. */
+export interface SourceClock {
+  /** The largest event time its events moved the watermark to; -Infinity when it had none here. */
+  readonly latestEventTime: number;
+  /** Its event-time clock now (events, a restored frontier, earlier advances). */
+  readonly eventClock: number;
+  /** The largest Kafka timestamp of its records (wall time when a record had none); 0 when none. */
+  readonly recordClock: number;
+  /**
+   * Processing time this member has seen it read to its end without a new record, continuously
+   * (0 when it is not): time it could not look (a broker outage, a stalled process) is not counted.
+   */
+  readonly quietMs: number;
+}
+
+/**
+ * The event time a silent partition, read to its end, may move its clock to; undefined when it may
+ * not move.
+ *
+ * - With events of its own: their latest event time plus the silence since, less `idleMs`. Records
+ *   arrive about as late as their predecessors did, so an event written now is at most the allowed
+ *   lateness behind that clock, as for events in a stream; `idleMs` covers a record written but not
+ *   fetched yet when the partition was found read to its end. The silence is the time this member
+ *   saw the partition read to its end (`quietMs`), at most the time since its last record was
+ *   written (Kafka time): producers buffer through a broker outage and write their events once it
+ *   is over, so time no one could read must not count as silence.
+ * - Without events here (a partition no producer's key maps to, or one this member was just given):
+ *   it follows the furthest clock of the partitions with events, less `idleMs`, once it has been
+ *   quiet for `idleMs` — the idle source no longer holds the windows back, as in Flink. On a member
+ *   with no partition that had events, nothing moves (the merge stage's idle timeout decides).
+ */
+export function idleAdvance(
+  source: SourceClock,
+  others: Iterable<SourceClock>,
+  now: number,
+  idleMs: number,
+): number | undefined {
+  if (idleMs <= 0) return undefined;
+  if (Number.isFinite(source.latestEventTime) && source.recordClock > 0) {
+    const silentMs = Math.min(source.quietMs, now - source.recordClock);
+    return silentMs >= idleMs ? source.latestEventTime + silentMs - idleMs : undefined;
+  }
+  if (source.quietMs < idleMs) return undefined;
+  let furthest = Number.NEGATIVE_INFINITY;
+  for (const o of others) if (Number.isFinite(o.latestEventTime) && o.eventClock > furthest) furthest = o.eventClock;
+  return Number.isFinite(furthest) ? furthest - idleMs : undefined;
+}

@@ -21,6 +21,7 @@ import {
 } from '@driftline/kafka';
 import { type Contract, contracts, type FeatureEvent, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { featureEventProblem, predictionEventProblem } from './checks.js';
+import { RoomWaiters } from './room.js';
 
 /** A feature event as producers write it: the event id and time default to a UUID and now. */
 export type FeatureEventInput = Omit<FeatureEvent, 'event_id' | 'event_time'> &
@@ -49,6 +50,13 @@ export type DriftlineProducerOptions = KafkaConnection & {
   /** Messages buffered or in flight before publish calls wait (backpressure; default 20,000). */
   readonly maxBuffered?: number;
   /**
+   * How long a publish call waits for room in a full buffer, per event, before it rejects with a
+   * retriable SINK_UNAVAILABLE naming this bound and `maxBuffered` (default 60,000 ms, the Kafka
+   * send deadline; 0 rejects at once when the buffer is full). Room frees as Kafka acknowledges
+   * sends: a full buffer that stays full means Kafka is unreachable or refusing the sends.
+   */
+  readonly bufferWaitMs?: number;
+  /**
    * Largest encoded event accepted (default 1,000,000 bytes, under the broker's default
    * `message.max.bytes` of 1 MiB): a bigger one is refused by the publish call.
    */
@@ -66,7 +74,9 @@ export interface DriftlineProducer {
   /**
    * Validates, encodes and buffers events. Resolves once they are buffered (it waits while the
    * buffer is full); a VALIDATION_FAILED DriftlineError naming the field is thrown before anything
-   * of the call is buffered. `flush()` tells when they are in Kafka.
+   * of the call is buffered. `flush()` tells when they are in Kafka. An event that finds no room
+   * within `bufferWaitMs` rejects the call with a retriable SINK_UNAVAILABLE; the call's events
+   * before it (`details.buffered` of `details.events`) stay buffered and are delivered.
    */
   publishFeatures(events: FeatureEventInput | readonly FeatureEventInput[]): Promise<void>;
   publishPrediction(events: PredictionEventInput | readonly PredictionEventInput[]): Promise<void>;
@@ -91,6 +101,12 @@ interface Pending {
 
 /** Most encoded bytes per Kafka request: half the broker's default record-batch limit (1 MiB). */
 const MAX_SEND_BYTES = 512 * 1024;
+
+/**
+ * How long a publish call waits for room by default: the send deadline of @driftline/kafka's
+ * producer (60 s), after which a send unanswered fails too.
+ */
+const DEFAULT_BUFFER_WAIT_MS = 60_000;
 
 /** Who the SDK's dead letters name as their producer (`driftline.dlq.consumer.group`). */
 const PRODUCED_BY = 'driftline-sdk';
@@ -131,6 +147,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   const lingerMs = wholeOption('lingerMs', options.lingerMs, 5, 0, 60_000);
   const maxBuffered = Math.max(wholeOption('maxBuffered', options.maxBuffered, 20_000, 1, 10_000_000), batchSize);
   const maxEventBytes = wholeOption('maxEventBytes', options.maxEventBytes, 1_000_000, 1, 64 * 1024 * 1024);
+  const bufferWaitMs = wholeOption('bufferWaitMs', options.bufferWaitMs, DEFAULT_BUFFER_WAIT_MS, 0, 86_400_000);
   const eventTime = options.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
   const producer: EventProducer = await createProducer(client);
 
@@ -161,7 +178,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   /** Publish calls between their first check and the moment their messages are queued. */
   let publishing = 0;
   let publishesDone: (() => void) | undefined;
-  const spaceWaiters: Array<() => void> = [];
+  const roomWaiters = new RoomWaiters();
 
   /** flush() calls waiting for settledTotal to reach their target (woken per batch sent). */
   const settleWaiters = new Set<{ readonly target: number; readonly wake: () => void }>();
@@ -170,9 +187,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   };
 
   const buffered = () => queue.length + inFlight;
-  const wakeWriters = () => {
-    while (spaceWaiters.length > 0 && buffered() < maxBuffered) spaceWaiters.shift()!();
-  };
+  const wakeWriters = () => roomWaiters.wake(() => buffered() < maxBuffered);
 
   /**
    * Sends one topic's messages; those Kafka refuses as they are (non-retriable) are isolated by
@@ -291,6 +306,22 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     return undefined;
   }
 
+  /** Why a publish call gives up waiting for room: the bound, the buffer, what of the call is buffered. */
+  function noRoom(queued: number, events: number): DriftlineError {
+    const cause = lastError;
+    const why = cause === undefined ? '' : `; last send failure: ${(cause as Error).message}`;
+    const part = events > 1 ? ` (${queued} of the call's ${events} events were buffered and will be sent)` : '';
+    return new DriftlineError(
+      'SINK_UNAVAILABLE',
+      `driftline SDK: no room in the buffer of ${maxBuffered} messages (maxBuffered) within ${bufferWaitMs} ms (bufferWaitMs): Kafka is not taking the sends${why}${part}`,
+      {
+        retriable: true,
+        ...(cause === undefined ? {} : { cause }),
+        details: { maxBuffered, bufferWaitMs, buffered: queued, events },
+      },
+    );
+  }
+
   async function publish<T>(contract: Contract<T>, values: readonly T[]): Promise<void> {
     if (closing) throw new DriftlineError('INTERNAL', 'driftline producer is closed');
     publishing++;
@@ -329,10 +360,12 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
         }
         messages.push({ topic: c.topic, message: { key: contract.key(value), value: encoded } });
       }
-      for (const m of messages) {
+      for (const [i, m] of messages.entries()) {
+        // Bounded: with Kafka unreachable no room ever frees, and the call had waited for ever.
+        const deadline = Date.now() + bufferWaitMs;
         while (buffered() >= maxBuffered) {
           schedule();
-          await new Promise<void>((resolve) => spaceWaiters.push(resolve));
+          await roomWaiters.wait(deadline, () => noRoom(i, messages.length));
         }
         queue.push(m);
         queuedTotal++;

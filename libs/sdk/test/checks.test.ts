@@ -73,6 +73,8 @@ describe('createDriftlineProducer options', () => {
     ['lingerMs', -1],
     ['maxBuffered', Number.NaN],
     ['maxEventBytes', 0],
+    ['bufferWaitMs', -1],
+    ['bufferWaitMs', 0.5],
   ])('refuses %s = %s at once, naming it', async (name, value) => {
     await expect(createDriftlineProducer({ ...base, [name]: value })).rejects.toMatchObject({
       code: 'CONFIG_INVALID',

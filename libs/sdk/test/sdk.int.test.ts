@@ -1,7 +1,7 @@
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { ensureTopics } from '@driftline/kafka';
 import { contracts, type FeatureEvent, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
-import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
 import { createDriftlineProducer } from '../src/index.js';
 
@@ -220,5 +220,66 @@ describe('producer SDK: what Kafka refuses, and closing', () => {
     await closed;
     await expect(sdk.publishFeatures(featureAt(1))).rejects.toMatchObject({ code: 'INTERNAL' });
     expect(await readTopic(kafka, topic, 500)).toHaveLength(500);
+  });
+});
+
+describe('producer SDK: a full buffer Kafka does not drain (found by a review)', () => {
+  it('a publish call waiting for room fails after bufferWaitMs with a retriable SINK_UNAVAILABLE, not for ever', async () => {
+    const prefix = `${uniqueName('sdk-full')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${prefix}labels.v1`;
+    // The topic does not exist yet (no auto-creation): every send fails retriably, as with Kafka
+    // unreachable, and the buffer of one message never frees.
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      batchSize: 1,
+      maxBuffered: 1,
+      lingerMs: 0,
+      bufferWaitMs: 1_500,
+    });
+    await sdk.publishLabel({ prediction_id: 'a', model: 'm', label: 1 });
+    expect(sdk.pending).toBe(1);
+    const started = Date.now();
+    // Before, this call waited for ever: the race's timer (10 s) ended it.
+    const outcome = await Promise.race([
+      sdk
+        .publishLabel([
+          { prediction_id: 'b', model: 'm', label: 0 },
+          { prediction_id: 'c', model: 'm', label: 0 },
+        ])
+        .then(
+          () => 'published',
+          (error: unknown) => error,
+        ),
+      new Promise<string>((r) => setTimeout(() => r('still waiting after 10 s'), 10_000)),
+    ]);
+    expect(outcome).toMatchObject({
+      name: 'DriftlineError',
+      code: 'SINK_UNAVAILABLE',
+      retriable: true,
+      message: expect.stringMatching(
+        /^driftline SDK: no room in the buffer of 1 messages \(maxBuffered\) within 1500 ms \(bufferWaitMs\): .*\(0 of the call's 2 events were buffered and will be sent\)$/s,
+      ),
+      details: { maxBuffered: 1, bufferWaitMs: 1_500, buffered: 0, events: 2 },
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_400);
+    expect(sdk.pending).toBe(1); // nothing of the refused call was buffered
+
+    // Kafka takes the sends again: the buffered event is delivered, room frees, the producer goes on.
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await eventually(
+      () =>
+        sdk.flush().then(
+          () => true,
+          () => undefined,
+        ),
+      90_000,
+      500,
+    );
+    await sdk.publishLabel({ prediction_id: 'd', model: 'm', label: 1 });
+    await sdk.close();
+    expect((await readTopic(kafka, topic, 2)).map((r) => r.key?.toString())).toEqual(['a', 'd']);
   });
 });

@@ -12,7 +12,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import {
@@ -21,6 +21,7 @@ import {
   DriftlineError,
   type EventTimeBounds,
   eventTimeProblem,
+  formatDuration,
   isArtifactName,
   type Logger,
   PoisonRecordError,
@@ -40,6 +41,13 @@ import {
 import { tableFromIPC } from 'apache-arrow';
 import type { TrainerConfig } from './config.js';
 import { arrowSteps, classCounts, type Dataset, datasetSteps } from './dataset.js';
+import {
+  ENVIRONMENT_FAILURE_BUDGET_MS,
+  type EnvironmentStreak,
+  environmentExhausted,
+  parseEnvironmentStreak,
+  recordEnvironmentFailure,
+} from './environment-failures.js';
 import { labelWaitStep } from './label-wait.js';
 import { decidePromotion, type PromotionVerdict, versionFor } from './promotion.js';
 import { calibrationFromDataset, referenceSteps } from './reference.js';
@@ -102,9 +110,22 @@ export const MAX_WORKER_ATTEMPTS = 3;
  * it is taken back when the run failed for a reason outside the data (WorkerEnvironmentError: the
  * interpreter missing, an OS error, a stop), and cleared when a run completes (before, completed
  * runs counted, so a later failure of the same request could be its last).
+ *
+ * Failures of the environment (the interpreter cannot start, exit 75; not a stop) count toward a
+ * longer bound of their own instead, kept in `dir` too (environment-failures.ts): failing for
+ * ENVIRONMENT_FAILURE_BUDGET_MS and MIN_ENVIRONMENT_FAILURES times in a row, the request is given
+ * up like one past MAX_WORKER_ATTEMPTS (a non-retriable error: dead-lettered with the reason and how
+ * to fix it). Before, a venv deleted after start had the request retried for ever. A run that
+ * reaches the worker (whatever its outcome) ends the streak.
  */
-async function runWorkerCounted<T>(dir: string, run: WorkerRun, read: (result: WorkerResult) => T): Promise<T> {
+async function runWorkerCounted<T>(
+  dir: string,
+  run: WorkerRun,
+  read: (result: WorkerResult) => T,
+  now: () => number,
+): Promise<T> {
   const file = join(dir, 'worker-attempts');
+  const environmentFile = join(dir, 'worker-environment-failures');
   const failed = existsSync(file) ? Number.parseInt(readFileSync(file, 'utf8'), 10) || 0 : 0;
   if (failed >= MAX_WORKER_ATTEMPTS) {
     throw new DriftlineError(
@@ -113,15 +134,25 @@ async function runWorkerCounted<T>(dir: string, run: WorkerRun, read: (result: W
     );
   }
   writeFileSync(file, String(failed + 1));
+  const startedAt = now();
   try {
     const output = read(await runWorker(run));
     rmSync(file, { force: true });
+    rmSync(environmentFile, { force: true });
     return output;
   } catch (error) {
     if (error instanceof WorkerEnvironmentError) {
       writeFileSync(file, String(failed));
-      throw error;
+      if (error.failure === 'stopped') throw error;
+      const previous = existsSync(environmentFile)
+        ? parseEnvironmentStreak(readFileSync(environmentFile, 'utf8'))
+        : undefined;
+      const streak = recordEnvironmentFailure(previous, startedAt, now());
+      writeFileSync(environmentFile, JSON.stringify(streak));
+      if (!environmentExhausted(streak)) throw error;
+      throw new DriftlineError('INTERNAL', environmentGivenUp(error, streak, run), { cause: error });
     }
+    rmSync(environmentFile, { force: true }); // the worker ran: its environment works
     const failure = toDriftlineError(error);
     if (!failure.retriable || failed + 1 < MAX_WORKER_ATTEMPTS) throw error;
     throw new DriftlineError(
@@ -130,6 +161,16 @@ async function runWorkerCounted<T>(dir: string, run: WorkerRun, read: (result: W
       { cause: error },
     );
   }
+}
+
+/** Why a request is given up after its environment failures, and what to fix. */
+function environmentGivenUp(error: WorkerEnvironmentError, streak: EnvironmentStreak, run: WorkerRun): string {
+  const minutes = Math.round((streak.last - streak.since) / 60_000);
+  const fix =
+    error.failure === 'cannot-start'
+      ? `make ${run.python} a working interpreter: restart the trainer to rebuild its venv (worker/setup-venv.sh; DRIFTLINE_TRAINER_VENV), or point DRIFTLINE_TRAINER_PYTHON at a working Python with the worker's packages`
+      : `fix the OS error (a full disk or file table, permissions) of the worker's files in ${dirname(run.outDir)} (DRIFTLINE_TRAINER_ARTIFACT_DIR) or of its interpreter ${run.python}`;
+  return `trainer worker environment failed ${streak.failures} times in a row over ${minutes} min (bound: ${formatDuration(ENVIRONMENT_FAILURE_BUDGET_MS)}): ${error.reason}; given up (a new request may succeed). To fix: ${fix}`;
 }
 
 /** A run's files besides result.json, moved into the version's directory before it. */
@@ -230,6 +271,7 @@ async function trainRun(
         }
         return completed;
       },
+      deps.now ?? Date.now,
     );
     const { result } = run;
     log.info(

@@ -103,15 +103,36 @@ export interface WorkerRun {
 export const WORKER_OS_ERROR_EXIT = 75;
 
 /**
+ * Why a worker run failed outside the data and the worker: its interpreter cannot be started
+ * (`cannot-start`), it hit an OS error (`os-error`, exit 75), or it was stopped (`stopped`: a stop
+ * or a rebalance, no failure of anything).
+ */
+export type WorkerEnvironmentFailure = 'cannot-start' | 'os-error' | 'stopped';
+
+/**
  * A worker run that failed for a reason outside the data and the worker: its interpreter cannot be
  * started (ENOENT while the venv is rebuilt, EACCES, EAGAIN), the worker hit an OS error (exit 75),
  * or the run was stopped (stop, rebalance). Retriable, and not counted toward MAX_WORKER_ATTEMPTS:
- * such failures had dead-lettered good requests.
+ * such failures had dead-lettered good requests. The first two count toward the trainer's longer
+ * bound on environment failures instead (environment-failures.ts); a stop counts toward nothing.
  */
 export class WorkerEnvironmentError extends DriftlineError {
-  constructor(message: string, options: { readonly cause?: unknown } = {}) {
-    super('INTERNAL', message, { ...options, retriable: true });
+  readonly failure: WorkerEnvironmentFailure;
+  /** What failed, without the retry remark of the message (for the line that gives the request up). */
+  readonly reason: string;
+  constructor(
+    failure: WorkerEnvironmentFailure,
+    message: string,
+    options: { readonly cause?: unknown; readonly reason?: string } = {},
+  ) {
+    super('INTERNAL', message, {
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+      retriable: true,
+      details: { failure },
+    });
     this.name = 'WorkerEnvironmentError';
+    this.failure = failure;
+    this.reason = options.reason ?? message;
   }
 }
 
@@ -137,7 +158,9 @@ function killGroup(pid: number | undefined): void {
  * worker outlives the trainer that started it and writes into a directory another one now uses.
  */
 export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
-  if (run.signal?.aborted) throw new WorkerEnvironmentError('trainer worker not started: stopping or rebalancing');
+  if (run.signal?.aborted) {
+    throw new WorkerEnvironmentError('stopped', 'trainer worker not started: stopping or rebalancing');
+  }
   const args = [
     join(WORKER_DIR, 'train.py'),
     '--data',
@@ -181,8 +204,9 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     throw new WorkerEnvironmentError(
+      'cannot-start',
       `cannot start the trainer worker ${run.python} (${reason}): retried, not counted as an attempt`,
-      { cause: error },
+      { cause: error, reason: `the worker's interpreter ${run.python} cannot be started (${reason})` },
     );
   } finally {
     clearTimeout(timer);
@@ -192,7 +216,10 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
   // A failed worker's leftovers (a subprocess it started) go with it.
   if (code !== 0) killGroup(child.pid);
   if (run.signal?.aborted && !timedOut && code !== 0) {
-    throw new WorkerEnvironmentError('trainer worker stopped: stopping or rebalancing (the request is redelivered)');
+    throw new WorkerEnvironmentError(
+      'stopped',
+      'trainer worker stopped: stopping or rebalancing (the request is redelivered)',
+    );
   }
   if (code === 3) {
     // The data cannot train this model (labels that are not 0/1, a feature name XGBoost refuses):
@@ -201,7 +228,9 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
   }
   if (code === WORKER_OS_ERROR_EXIT) {
     throw new WorkerEnvironmentError(
+      'os-error',
       `trainer worker hit an OS error (retried, not counted as an attempt): ${stderr.trim().slice(-1500)}`,
+      { reason: `the worker exited ${WORKER_OS_ERROR_EXIT} on an OS error: ${stderr.trim().slice(-1500)}` },
     );
   }
   if (code !== 0) {

@@ -9,6 +9,7 @@ import { makeVector, Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { toTrainerConfig } from '../src/config.js';
 import { buildDataset, datasetToArrow, type LabeledRow } from '../src/dataset.js';
+import { ENVIRONMENT_FAILURE_BUDGET_MS, MIN_ENVIRONMENT_FAILURES } from '../src/environment-failures.js';
 import { versionFor } from '../src/promotion.js';
 import { handleRequest, MAX_WORKER_ATTEMPTS, type TrainerDeps } from '../src/trainer.js';
 import { metaJson, modelJson } from './fixtures.js';
@@ -581,6 +582,102 @@ describe('handleRequest (failures of the environment are retried and not counted
       message: expect.not.stringContaining('given up'),
     });
     expect(counted(dir)).toBe('1');
+  });
+});
+
+describe('handleRequest (environment failures that last: given up after a longer bound, found by a review)', () => {
+  const versionDir = (dir: string) => join(dir, 'fraud', versionFor(request));
+  const counted = (dir: string) => readFileSync(join(versionDir(dir), 'worker-attempts'), 'utf8');
+  /** Attempts that far apart make MIN_ENVIRONMENT_FAILURES span exactly the budget. */
+  const step = ENVIRONMENT_FAILURE_BUDGET_MS / (MIN_ENVIRONMENT_FAILURES - 1);
+
+  it('an interpreter gone for good (the venv deleted after start) is given up after an hour of failures, naming the fix', async () => {
+    let clock = 1_000_000;
+    const { dir, deps } = setup({ python: '/nonexistent/python', now: () => clock });
+    // Quick retries, however many, are no hour: a venv being rebuilt survives them.
+    for (let attempt = 0; attempt < MIN_ENVIRONMENT_FAILURES + 5; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({
+        name: 'WorkerEnvironmentError',
+        retriable: true,
+      });
+    }
+    clock += ENVIRONMENT_FAILURE_BUDGET_MS - 1;
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+    clock += 1;
+    // Failing for the whole hour: given up like a request past MAX_WORKER_ATTEMPTS (non-retriable:
+    // the consumer loop dead-letters it with this reason).
+    const error = await handleRequest(deps, request).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({
+      code: 'INTERNAL',
+      retriable: false,
+      message: expect.stringMatching(
+        /^trainer worker environment failed 17 times in a row over 60 min \(bound: 1h\): the worker's interpreter \/nonexistent\/python cannot be started \(ENOENT\); given up \(a new request may succeed\)\. To fix: make \/nonexistent\/python a working interpreter: restart the trainer to rebuild its venv \(worker\/setup-venv\.sh; DRIFTLINE_TRAINER_VENV\), or point DRIFTLINE_TRAINER_PYTHON at/,
+      ),
+    });
+    expect(error).not.toHaveProperty('name', 'WorkerEnvironmentError');
+    expect(counted(dir)).toBe('0'); // still not counted as worker attempts
+  });
+
+  it('exit 75 for an hour (a disk that stays full) is given up too, naming the artifact directory', async () => {
+    let clock = 1_000_000;
+    const { dir, deps } = setup({
+      python: standIn(mkdtempSync(join(tmpdir(), 'trainer-env-')), 'echo "No space left on device" >&2; exit 75'),
+      now: () => clock,
+    });
+    for (let attempt = 1; attempt < MIN_ENVIRONMENT_FAILURES; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+      clock += step;
+    }
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({
+      retriable: false,
+      message: expect.stringContaining(
+        `trainer worker environment failed ${MIN_ENVIRONMENT_FAILURES} times in a row over 60 min (bound: 1h): the worker exited 75 on an OS error: No space left on device; given up (a new request may succeed). To fix: fix the OS error (a full disk or file table, permissions) of the worker's files in ${versionDir(dir)} (DRIFTLINE_TRAINER_ARTIFACT_DIR)`,
+      ),
+    });
+  });
+
+  it('a stop or a rebalance is no environment failure: never counted, never given up', async () => {
+    let clock = 1_000_000;
+    const stop = new AbortController();
+    stop.abort();
+    const { dir, deps } = setup({ python: '/nonexistent/python', now: () => clock, signal: stop.signal });
+    for (let attempt = 0; attempt < MIN_ENVIRONMENT_FAILURES + 2; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({
+        name: 'WorkerEnvironmentError',
+        retriable: true,
+        message: expect.stringContaining('stopping or rebalancing'),
+      });
+      clock += step;
+    }
+    expect(existsSync(join(versionDir(dir), 'worker-environment-failures'))).toBe(false);
+  });
+
+  it('a run that reaches the worker ends the streak: the environment failing again starts a new one', async () => {
+    let clock = 1_000_000;
+    const fails = standIn(mkdtempSync(join(tmpdir(), 'trainer-env-')), 'echo boom >&2; exit 1');
+    const { dir, deps } = setup({ python: '/nonexistent/python', now: () => clock });
+    for (let attempt = 1; attempt < MIN_ENVIRONMENT_FAILURES; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+      clock += step;
+    }
+    // The venv is back for one run (the worker itself fails: a counted attempt).
+    await expect(handleRequest({ ...deps, python: fails }, request)).rejects.toMatchObject({
+      retriable: true,
+      message: expect.stringContaining('trainer worker exited with 1'),
+    });
+    expect(existsSync(join(versionDir(dir), 'worker-environment-failures'))).toBe(false);
+    expect(counted(dir)).toBe('1');
+    // Gone again: the tenth environment failure, an hour after the first, is the first of a new streak.
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({
+      name: 'WorkerEnvironmentError',
+      retriable: true,
+    });
+    expect(JSON.parse(readFileSync(join(versionDir(dir), 'worker-environment-failures'), 'utf8'))).toMatchObject({
+      failures: 1,
+    });
   });
 });
 

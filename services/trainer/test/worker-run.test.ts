@@ -57,6 +57,7 @@ describe('runWorker: no worker outlives a stop, a rebalance or the timeout (foun
     stop.abort();
     expect(await failed).toMatchObject({
       name: 'WorkerEnvironmentError',
+      failure: 'stopped', // counted toward nothing
       retriable: true,
       message: expect.stringContaining('stopping or rebalancing'),
     });
@@ -82,7 +83,10 @@ describe('runWorker: no worker outlives a stop, a rebalance or the timeout (foun
     const { python, dir } = standIn('touch "$5/ran"');
     const stop = new AbortController();
     stop.abort();
-    expect(await run(python, dir, { signal: stop.signal })).toMatchObject({ name: 'WorkerEnvironmentError' });
+    expect(await run(python, dir, { signal: stop.signal })).toMatchObject({
+      name: 'WorkerEnvironmentError',
+      failure: 'stopped',
+    });
     expect(existsSync(join(dir, 'ran'))).toBe(false);
   });
 
@@ -105,15 +109,22 @@ describe('runWorker classifies the failures of its environment (found by a revie
     if (python === 'not-executable') writeFileSync(path, '#!/bin/sh\n');
     expect(await run(path, dir)).toMatchObject({
       name: 'WorkerEnvironmentError',
+      failure: 'cannot-start',
       code: 'INTERNAL',
       retriable: true,
       message: expect.stringContaining(`(${code})`),
+      reason: `the worker's interpreter ${path} cannot be started (${code})`,
     });
   });
 
   it('exit 75 (an OSError in train.py) is a WorkerEnvironmentError; exit 3 stays a validation failure', async () => {
     const os = standIn('echo "OS error: [Errno 28] No space left on device" >&2; exit 75');
-    expect(await run(os.python, os.dir)).toMatchObject({ name: 'WorkerEnvironmentError', retriable: true });
+    expect(await run(os.python, os.dir)).toMatchObject({
+      name: 'WorkerEnvironmentError',
+      failure: 'os-error',
+      retriable: true,
+      reason: 'the worker exited 75 on an OS error: OS error: [Errno 28] No space left on device',
+    });
     const data = standIn('echo "labels must be 0 or 1" >&2; exit 3');
     expect(await run(data.python, data.dir)).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
   });

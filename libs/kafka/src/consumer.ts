@@ -7,6 +7,7 @@ import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { deliverWithBisect, isProcessorFaultCode, suspectsProcessor } from './bisect.js';
 import { deadLetterConfigOf, faultHoldOf, type KafkaClient, kafkajsOf } from './client.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
+import { type IdlePartition, refreshIdleLag } from './idle-lag.js';
 import { partitionKey } from './partition-key.js';
 import type { EventProducer } from './producer.js';
 import {
@@ -23,7 +24,11 @@ import { committedLag, ProgressTracker, type Stall } from './stall.js';
 export const DEFAULT_STALL_TIMEOUT_MS = 5 * 60_000;
 /** Default of `faultHoldMs`: under the stall timeout, so a lone record the processor cannot take never stalls a partition. */
 export const DEFAULT_FAULT_HOLD_MS = 60_000;
-/** How often a partition that backs off reads its topic's high watermark for the lag gauge. */
+/**
+ * How often a partition that backs off reads its topic's high watermark for the lag gauge; also
+ * how often, at most, the idle partitions' topics are read (one read per topic), and how long a
+ * partition must have had no batch to count as idle.
+ */
 const LAG_REFRESH_MS = 5_000;
 /** How often the member heartbeats, also while a batch is processed (a tenth of the default session). */
 const HEARTBEAT_INTERVAL_MS = 3_000;
@@ -248,8 +253,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   const faultHoldMs = options.faultHoldMs ?? faultHoldOf(kafka) ?? DEFAULT_FAULT_HOLD_MS;
   /** Per partition, when its held processor fault (or the current record's hold) began. */
   const faultSince = new Map<string, number>();
-  /** Partitions with an attempt in flight now. */
-  const inFlight = new Set<string>();
+  /** Partitions with an attempt in flight now, and when it began. */
+  const inFlight = new Map<string, number>();
+  /** Per partition, when a batch of it last began or ended here (since it was assigned). */
+  const lastBatchAt = new Map<string, number>();
   /** Per partition in a retry loop, when its last attempt began or failed. */
   const retrying = new Map<string, number>();
   const progress = new ProgressTracker(stallTimeoutMs);
@@ -343,6 +350,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       heldBack.delete(k);
       processedTo.delete(k);
       fetched.delete(k);
+      lastBatchAt.delete(k);
       // A partition lost while backing off (its retry left at the rebalance) is no longer this
       // member's to wait on: kept, it held readiness false for good.
       backingOff.delete(k);
@@ -512,6 +520,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const started = process.hrtime.bigint();
     const key = partitionKey(batch.topic, batch.partition);
     fetched.add(key);
+    lastBatchAt.set(key, Date.now());
     const labels = { group: groupId, topic: batch.topic, partition: String(batch.partition) };
     metrics.in.inc({ topic: batch.topic }, batch.messages.length);
     // Before any commit of this process, the fetch started at the committed offset: the first record's.
@@ -552,7 +561,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     try {
       for (let attempt = 0; ; attempt++) {
         if (stopping || !payload.isRunning() || payload.isStale()) return; // not committed: redelivered later
-        inFlight.add(key);
+        inFlight.set(key, Date.now());
         if (attempt > 0) {
           // A retry is a known wait: its own stall clock starts now (an attempt that then hangs is
           // a stall), and it keeps the partitions behind it from counting as stalled meanwhile.
@@ -635,6 +644,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       clearInterval(membership);
       inFlight.delete(key);
       retrying.delete(key);
+      if (owned.has(key)) lastBatchAt.set(key, Date.now());
       if (!settled) {
         // Left without finishing (stopping, stale, a rebalance): no wait of this partition remains.
         clearFault(key, labels, 'processor fault hold left with the batch');
@@ -732,6 +742,58 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     return out.filter((p) => owned.has(partitionKey(p.topic, p.partition)));
   }
 
+  /**
+   * A fetch that wedges once caught up hands over no batch again while producers keep writing:
+   * the lag gauge stayed at 0 and no stall clock ran (`/healthz` healthy, nothing consumed). The
+   * partitions with no attempt in flight, no retry loop and no batch for LAG_REFRESH_MS read their
+   * topic's high watermark instead (one read per topic, at most every LAG_REFRESH_MS, one at a time,
+   * never on the batch path): records written past what was processed here show as lag, and a
+   * partition whose commit then does not move for the stall timeout is stalled.
+   */
+  let idleRefreshing = false;
+  let lastIdleRefresh = 0;
+  const idlePartitions = (): IdlePartition[] => {
+    if (!joined || stopping) return [];
+    return [...owned].map(([key, { topic, partition }]) => ({
+      topic,
+      partition,
+      processedTo: processedTo.get(key),
+      committed: progress.committed(topic, partition),
+      lastBatchAt: lastBatchAt.get(key),
+      busy: inFlight.has(key) || retrying.has(key) || backingOff.has(key),
+    }));
+  };
+  const refreshIdle = () => {
+    const now = Date.now();
+    if (!joined || stopping || idleRefreshing || now - lastIdleRefresh < LAG_REFRESH_MS) return;
+    lastIdleRefresh = now;
+    idleRefreshing = true;
+    void refreshIdleLag(
+      {
+        now: () => Date.now(),
+        partitions: idlePartitions,
+        readOffsets: (topic) => topicOffsets(kafka, topic),
+        readCommits: (topic) => committedOffsets(kafka, groupId, topic),
+        startOf,
+        observe: (topic, partition, o) =>
+          observe(topic, partition, o.committed, o.highWatermark.toString(), o.caughtUp),
+        // Waiting behind a batch in hand for a while (a training run), or behind a retry loop: a
+        // known cause, like the partitions behind one backing off; their clock restarts.
+        blocked: (at) =>
+          [...inFlight.values()].some((t) => at - t >= LAG_REFRESH_MS) ||
+          [...retrying.values()].some((t) => at - t < stallTimeoutMs),
+        working: (topic, partition, at) => progress.working(topic, partition, at),
+        failed: (topic, error) =>
+          logger.debug({ topic, err: error }, 'reading the high watermark of idle partitions failed'),
+      },
+      LAG_REFRESH_MS,
+    )
+      .catch((error: unknown) => logger.debug({ err: error }, 'refreshing the lag of idle partitions failed'))
+      .finally(() => {
+        idleRefreshing = false;
+      });
+  };
+
   await consumer.connect();
   try {
     for (const topic of options.topics) await subscribe(consumer, topic, options.fromBeginning ?? true);
@@ -748,7 +810,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     throw error;
   }
   // Evaluated on a timer too, so the gauge and the log line appear without anyone asking /healthz.
-  const watch = setInterval(() => void stalls(), Math.min(5_000, Math.max(100, stallTimeoutMs / 4)));
+  const watch = setInterval(
+    () => {
+      refreshIdle();
+      void stalls();
+    },
+    Math.min(5_000, Math.max(100, stallTimeoutMs / 4)),
+  );
   watch.unref();
 
   return {

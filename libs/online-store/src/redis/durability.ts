@@ -120,13 +120,13 @@ export async function checkRedisDurability(
   return { checked: true, findings };
 }
 
-/** The oldest Redis the join scripts run on (`SET … NX GET`). */
+/** The oldest Redis the join scripts, and the classification of their error replies, are tested on. */
 export const MIN_REDIS_MAJOR = 7;
 
 /**
  * Why a server's `INFO server` / `INFO cluster` text rules it out for driftline's scripts, or
- * undefined: older than MIN_REDIS_MAJOR (every prediction batch failed with "ERR syntax error"), or
- * a Redis Cluster (the scripts take keys of several slots: CROSSSLOT on every write).
+ * undefined: older than MIN_REDIS_MAJOR, or a Redis Cluster (the scripts take keys of several slots:
+ * CROSSSLOT on every write).
  */
 export function unsupportedRedis(info: string): string | undefined {
   const version = /^redis_version:(\d+)\.(\d+)/m.exec(info);

@@ -164,6 +164,18 @@ export async function committedOffsets(
   });
 }
 
+/** Whether the group has committed an offset on any partition of these topics (it consumed before). */
+export async function groupHasCommitted(
+  client: KafkaClient,
+  groupId: string,
+  topics: readonly string[],
+): Promise<boolean> {
+  for (const topic of topics) {
+    for (const offset of (await committedOffsets(client, groupId, topic)).values()) if (offset >= 0n) return true;
+  }
+  return false;
+}
+
 /**
  * Commits `offsets` (partition → the next offset to read) for a group that has no active member
  * (Kafka refuses it otherwise): where a new group starts instead of its `fromBeginning` default.

@@ -4,6 +4,7 @@ export {
   describeGroup,
   describeTopic,
   ensureTopics,
+  groupHasCommitted,
   listGroups,
   listTopics,
   partitionCount,

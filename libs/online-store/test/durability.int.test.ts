@@ -1,32 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Logger } from '@driftline/core';
-import { freePort } from '@driftline/test-support';
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkRedisDurability, checkRedisServer, createRedisClient, waitReady } from '../src/redis/index.js';
-
-/** A private redis-server (the shared stack's one is used by every other test: never reconfigure it). */
-async function privateRedis(args: string[]): Promise<{ url: string; process: ChildProcess; dir: string }> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'durability-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, ...args], {
-    stdio: 'ignore',
-  });
-  return { url: `redis://127.0.0.1:${port}`, process: child, dir };
-}
-
-function recordingLogger(lines: Array<{ obj: object; msg?: string }>): Logger {
-  const logger: Logger = {
-    debug: () => {},
-    info: () => {},
-    warn: (obj, msg) => void lines.push(msg === undefined ? { obj } : { obj, msg }),
-    error: () => {},
-    child: () => logger,
-  };
-  return logger;
-}
+import { privateRedis, recordingLogger } from './support.js';
 
 describe('Redis durability check at start-up (real redis-server)', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -45,7 +20,7 @@ describe('Redis durability check at start-up (real redis-server)', () => {
     cleanup.push(() => redis.disconnect());
     await waitReady(redis, 10_000);
     const lines: Array<{ obj: object; msg?: string }> = [];
-    const report = await checkRedisDurability(redis, recordingLogger(lines));
+    const report = await checkRedisDurability(redis, recordingLogger('warn', lines));
     return { report, lines };
   }
 

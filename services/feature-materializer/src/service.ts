@@ -1,12 +1,13 @@
 import { envField, type RedisConnectionConfig, toDriftlineError, toRedisConnectionConfig } from '@driftline/core';
 import { type FeatureViews, freshnessSpecs, loadFeatureViews } from '@driftline/features';
-import { defaultBackoff } from '@driftline/kafka';
+import { defaultBackoff, groupHasCommitted } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import {
   checkRedisDurability,
   checkRedisServer,
   createRedisOnlineStore,
   ONLINE_FEATURES_STAKES,
+  watchStateMarker,
 } from '@driftline/online-store/redis';
 import type { FreshnessResult } from '@driftline/quality';
 import { deadLetterTopic } from '@driftline/schemas';
@@ -91,8 +92,37 @@ export const featureMaterializer = defineService({
         ctx.logger.error({ reason: unsupported }, 'Redis cannot run the feature write script: /healthz fails');
       });
     };
+    // Redis losing the features (an empty restart, a failover, eviction) is reported, not silent.
+    let marker: { stop(): void } | undefined;
+    let stopped = false;
+    const watchMarker = () => {
+      watchStateMarker(store.client, {
+        key: `${config.keyPrefix}:state-marker`,
+        store: 'features',
+        consumedBefore: () =>
+          groupHasCommitted(
+            ctx.kafka(),
+            config.groupId,
+            config.views.sources.map((s) => `${prefix}${s}`),
+          ),
+        stateExists: () => store.holdsRows(),
+        recovery:
+          'online features were lost; they come back with their entities\' next events, or replay this group from Kafka (README, "What the backends must be")',
+        logger: ctx.logger,
+        registry: ctx.registry,
+      }).then(
+        (watch) => {
+          if (stopped) watch.stop();
+          else marker = watch;
+        },
+        (error: unknown) =>
+          ctx.logger.warn({ err: toDriftlineError(error).message }, 'could not check the online store state marker'),
+      );
+    };
     if (store.client.status === 'ready') checkDurability();
     else store.client.once('ready', checkDurability);
+    if (store.client.status === 'ready') watchMarker();
+    else store.client.once('ready', watchMarker);
     const specs = freshnessSpecs(config.views);
     try {
       const warehouse = specs.length > 0 ? await freshnessWarehouse(ctx) : undefined;
@@ -130,11 +160,15 @@ export const featureMaterializer = defineService({
         ready: handle.ready,
         healthy: () => unsupported === undefined,
         async stop() {
+          stopped = true;
+          marker?.stop();
           await handle.stop();
           await store.close();
         },
       };
     } catch (error) {
+      stopped = true;
+      marker?.stop();
       await store.close();
       throw error;
     }

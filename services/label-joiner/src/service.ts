@@ -1,10 +1,11 @@
-import { deadLetterUnsent, partitionKey } from '@driftline/kafka';
+import { deadLetterUnsent, groupHasCommitted, partitionKey } from '@driftline/kafka';
 import {
   checkRedisDurability,
   checkRedisServer,
   createRedisJoinStore,
   JOIN_STATE_STAKES,
   waitReady,
+  watchStateMarker,
 } from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
@@ -40,6 +41,7 @@ export const labelJoinerService = defineService({
     });
     // Everything from here may fail at start (ClickHouse, Redis, the consumer): the store's client
     // would otherwise be left reconnecting (and logging) for ever through the runner's retries.
+    let marker: { stop(): void } | undefined;
     try {
       const warehouse = await ctx.warehouse();
       const sink = warehouse.predictions;
@@ -59,6 +61,17 @@ export const labelJoinerService = defineService({
           (side === 'prediction' ? await decoder.prediction(bytes) : await decoder.label(bytes)).model,
       );
       if (migrated > 0) logger.info({ migrated }, 'join state moved from key layout v1 to v2');
+      // Redis losing the join state (an empty restart, a failover, eviction) is reported, not silent.
+      marker = await watchStateMarker(store.redis, {
+        key: `${config.keyPrefix}state-marker`,
+        store: 'join',
+        consumedBefore: () => groupHasCommitted(ctx.kafka(), config.groupId, [predictionTopic, labelTopic]),
+        stateExists: () => store.holdsState(),
+        recovery:
+          'predictions waiting for a label were lost (their labels will be orphans) and performance windows keep their last counts; to rebuild, replay this group from now − max label delay − one window (README, "What the backends must be")',
+        logger,
+        registry: ctx.registry,
+      });
       const taskOf = (model: string) => config.modelTasks.get(model) ?? config.defaultTask;
       // CBPE: scores tallied by the join store at each prediction's first transition (see estimates.ts).
       const scores = config.estimates
@@ -194,6 +207,7 @@ export const labelJoinerService = defineService({
       return {
         ready: () => consumer.ready() && store.ready(),
         async stop() {
+          marker?.stop();
           await consumer.stop();
           await expiry.stop();
           await windows.stop();
@@ -211,6 +225,7 @@ export const labelJoinerService = defineService({
         },
       };
     } catch (error) {
+      marker?.stop();
       await store.close().catch(() => {});
       throw error;
     }

@@ -97,6 +97,9 @@ export function createRedisOnlineStore(
  * SinkUnavailableError, WRONGTYPE a CONFIG_INVALID fault (not ours at that key), a script error non-retriable. A read of a key
  * holding something that is not a row answers the entity absent when onCorruptRow is given.
  */
+/** Pages of 1,000 keys `holdsRows` looks through at most. */
+const FEATURE_SCAN_PAGES = 100;
+
 export class RedisOnlineStore implements OnlineStore {
   private readonly plans = new Map<string, ViewPlan>();
   private readonly entitiesPerCall: number;
@@ -110,6 +113,21 @@ export class RedisOnlineStore implements OnlineStore {
     this.entitiesPerCall = Math.max(1, options.entitiesPerCall ?? 100);
     client.defineCommand(COMMAND, { lua: FEATURE_WRITE_SCRIPT });
     client.defineCommand(V1_READ_COMMAND, { lua: FEATURE_V1_READ_SCRIPT });
+  }
+  /**
+   * Whether Redis holds feature rows of this prefix, for the state marker: a SCAN bounded to
+   * FEATURE_SCAN_PAGES pages (in a Redis shared with millions of other keys, rows found nowhere in
+   * them count as none).
+   */
+  async holdsRows(): Promise<boolean> {
+    let cursor = '0';
+    for (let page = 0; page < FEATURE_SCAN_PAGES; page++) {
+      const [next, keys] = await this.client.scan(cursor, 'MATCH', `${this.keyPrefix}:v*:{*`, 'COUNT', 1000);
+      if (keys.length > 0) return true;
+      cursor = next;
+      if (cursor === '0') return false;
+    }
+    return false;
   }
 
   /** Decodes a stored row; a value that is not one reads as absent, reported (see onCorruptRow). */

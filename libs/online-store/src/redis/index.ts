@@ -33,3 +33,9 @@ export {
   type RedisKeys,
   redisKeys,
 } from './join-store.js';
+export {
+  type MarkerAtStart,
+  STATE_MARKER_INTERVAL_MS,
+  type StateMarkerOptions,
+  watchStateMarker,
+} from './state-marker.js';

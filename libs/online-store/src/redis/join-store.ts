@@ -267,6 +267,15 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     redis.defineCommand('djReportSources', { numberOfKeys: 1, lua: REPORT_SOURCES_SCRIPT });
   }
 
+  /**
+   * Whether Redis holds join state of this prefix: its schedule, pending counts, reported sources
+   * or dirty-mark sequence (one of them exists once a batch was applied). For the state marker.
+   */
+  async holdsState(): Promise<boolean> {
+    const k = this.keys;
+    return (await this.redis.exists(k.schedule, k.pending, k.sources, k.dirtySeq)) > 0;
+  }
+
   private pipeline(): ChainableCommander & ScriptPipeline {
     return this.redis.pipeline() as ChainableCommander & ScriptPipeline;
   }

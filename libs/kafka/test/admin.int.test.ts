@@ -7,9 +7,11 @@ import {
   describeGroup,
   describeTopic,
   ensureTopics,
+  groupHasCommitted,
   listTopics,
   partitionCount,
   probeCluster,
+  setGroupOffsets,
   topicOffsets,
 } from '../src/index.js';
 import { readTopic } from '../src/testing.js';
@@ -67,6 +69,22 @@ describe('topic admin through the facade, on the real broker', () => {
 
   it('gives up on a topic that does not exist with NOT_FOUND', async () => {
     await expect(partitionCount(client(), uniqueName('missing'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('groupHasCommitted', () => {
+  it('is false at once for topics not created yet, true once the group committed on one of them', async () => {
+    const topic = uniqueName('ghc');
+    const group = `${topic}-group`;
+    const started = Date.now();
+    // A first start: the topics do not exist (asked per topic, this failed after every retry).
+    expect(await groupHasCommitted(client(), group, [topic, `${topic}-other`])).toBe(false);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await ensureTopics(client(), [{ topic, partitions: 2 }]);
+    expect(await groupHasCommitted(client(), group, [topic])).toBe(false);
+    await setGroupOffsets(client(), group, topic, new Map([[1, 0n]]));
+    expect(await groupHasCommitted(client(), group, [`${topic}-other`, topic])).toBe(true);
+    expect(await groupHasCommitted(client(), group, [`${topic}-other`])).toBe(false);
   });
 });
 

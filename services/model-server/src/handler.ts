@@ -80,13 +80,18 @@ export function createModelHandler(options: ModelHandlerOptions) {
   async function predict(req: IncomingMessage, model: string): Promise<unknown> {
     const plan = table.get(model);
     // Before the body is read: an unknown model costs nothing.
-    if (plan === undefined)
+    if (plan === undefined) {
+      // Before models.v1 is read to its end no model is known yet: "unknown" (a client error, not
+      // retried) would be false; a 503 sends the client to another instance or a retry.
+      if (options.ready?.() === false)
+        throw new HttpError(503, 'SINK_UNAVAILABLE', 'models.v1 not read yet: this instance does not serve yet');
       // The name comes from the URL: quoted and cut, so the answer stays one line.
       throw new HttpError(
         404,
         'NOT_FOUND',
         `unknown model ${JSON.stringify(model.slice(0, 128))} (no promoted version is served)`,
       );
+    }
     const request = parsePredictBody(await readBody(req, limits.maxBodyBytes), limits);
     const at = now();
     request.instances.forEach((inst, i) => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ConfigError,
   envField,
@@ -14,6 +15,7 @@ import { contracts, deadLetterTopic, type ModelEvent } from '@driftline/schemas'
 import { defineService } from '@driftline/service';
 import { type ServerTimeouts, serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
 import { z } from 'zod';
+import { modelsFollower } from './models-follower.js';
 import { predictionDeadLetters } from './prediction-log.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
 import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer, THREAD_LOG_BATCH } from './server.js';
@@ -75,6 +77,8 @@ export interface ModelServerConfig {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+/** How long the start-up replay of models.v1 may take to be read to its end before what was read is applied. */
+const REPLAY_WAIT_MS = 60_000;
 
 /** The model-server service: scores models as models.v1 stages them, on online features; logs every prediction. */
 export const modelServer = defineService({
@@ -158,13 +162,17 @@ export const modelServer = defineService({
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
     });
     let follower: ConsumerHandle | undefined;
-    // Ready once the models.v1 follower has joined (the stages are being read); after that, serving
-    // does not depend on it. A broker restart makes the follower rejoin, and the broker waits out
-    // its old member's session (30 s): every instance reported unhealthy that long while it
-    // served, so a load balancer would have dropped them all. Meanwhile the plan stays as it is.
-    let followerJoined = false;
+    // Ready once the start-up replay of models.v1 is read to its end and applied (every model
+    // reduced once, its versions loaded or being retried); after that, serving does not depend on
+    // the follower. Ready on joining, an instance answered 404 "unknown model" to every request
+    // until the replay was applied, and a replay longer than one fetch was swapped batch by batch
+    // (an older production served meanwhile, and the "previous production" watched was the wrong
+    // one). A broker restart makes the follower rejoin, and the broker waits out its old member's
+    // session (30 s): readiness stays, the plan stays as it is meanwhile.
+    let replayed = false;
+    let stopped = false;
     let stopStages = () => {};
-    const followerReady = () => (followerJoined ||= follower?.ready() ?? false);
+    const followerReady = () => replayed;
     let server: Awaited<ReturnType<typeof startModelServer>> | undefined;
     try {
       server = await startModelServer({
@@ -197,6 +205,7 @@ export const modelServer = defineService({
         registry: ctx.registry,
       });
       stopStages = () => stages.stop();
+      const stageEvents = modelsFollower((model, events) => stages.apply(model, events));
       // Stages: every instance reads all of models.v1 on every start (the events of a model, in
       // order, reduce to what it serves) through a group of its own that stores no offsets and is
       // deleted on stop (forgotten by the broker once empty after a crash): restarts leave no groups
@@ -208,19 +217,30 @@ export const modelServer = defineService({
         ephemeral: true,
         processor: {
           decode: (r) => modelCodec.decode(r.value),
-          async process(items) {
-            // A batch (a start replays them all) is reduced per model and swapped once.
-            const byModel = new Map<string, ModelEvent[]>();
-            for (const { value: e } of items) {
-              const list = byModel.get(e.model) ?? [];
-              list.push(e);
-              byModel.set(e.model, list);
-            }
-            for (const [model, events] of byModel) await stages.apply(model, events);
-          },
+          process: (items, context) => stageEvents.process(items, context),
         },
       });
+      // In the background: loading a replay's artifacts may outlast the start-up timeout.
+      const reader = follower;
+      void (async () => {
+        for (const deadline = Date.now() + REPLAY_WAIT_MS; !stopped; await sleep(100)) {
+          const positions = await reader.positions().catch(() => []);
+          if (positions.length > 0 && positions.every((p) => p.caughtUp)) break;
+          if (Date.now() >= deadline) {
+            ctx.logger.warn(
+              { waitedMs: REPLAY_WAIT_MS },
+              'models.v1 not read to its end in time: serving what was read, the rest as it comes',
+            );
+            break;
+          }
+        }
+        if (stopped) return;
+        const models = await stageEvents.finishReplay();
+        replayed = !stopped;
+        if (replayed) ctx.logger.info({ models }, 'models.v1 replay applied: ready');
+      })();
     } catch (error) {
+      stopped = true;
       await server?.close();
       await store.close();
       throw error;
@@ -234,6 +254,7 @@ export const modelServer = defineService({
       // A log whose thread exited refuses every request for good: liveness fails, the process is restarted.
       healthy: () => running.log.ready(),
       async stop() {
+        stopped = true;
         stopStages();
         await handle.stop().catch(() => {});
         await running.close(); // drains the prediction log (and ends its thread)

@@ -1,16 +1,15 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createRedisOnlineStore, type RedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import type { ModelEvent } from '@driftline/schemas';
 import { loadXgboostModel } from '@driftline/scoring';
-import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
+import type { Runner } from '@driftline/service';
 import { eventually, freePort, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { modelServer } from '../src/index.js';
 import { VIEWS_YAML, writeVersion } from './fixtures.js';
-import { deploymentTopics } from './stack-fixtures.js';
+import { deploymentTopics, startServer } from './stack-fixtures.js';
 
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'model-server-int-'));
@@ -77,26 +76,11 @@ describe('model-server on the real stack (Kafka, registry, Redis)', () => {
         }),
       ]),
     );
-    const viewsFile = join(dir, 'views.yaml');
-    writeFileSync(viewsFile, VIEWS_YAML);
     await stage('PROMOTED', 'v1');
     const port = await freePort();
-    runner = await startRunner({
-      services: [modelServer as unknown as ServiceDefinition<never, unknown>],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_REDIS_URL: stack.redisUrl,
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: '1',
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_LOG_LEVEL: 'warn',
-        DRIFTLINE_FEATURE_VIEWS: viewsFile,
-        DRIFTLINE_FEATURE_KEY_PREFIX: keyPrefix,
-        DRIFTLINE_MODEL_SERVER_PORT: String(port),
-        DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: dir,
-        DRIFTLINE_MODEL_SERVER_SHADOW: 'fraud=v3',
-      },
+    runner = await startServer(stack, dir, prefix, port, {
+      DRIFTLINE_FEATURE_KEY_PREFIX: keyPrefix,
+      DRIFTLINE_MODEL_SERVER_SHADOW: 'fraud=v3',
     });
     base = `http://127.0.0.1:${port}`;
     await eventually(async () => ((await post({ entity_id: 'u1' })).status === 200 ? true : undefined), 60_000);

@@ -7,8 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { createProducer, ensureTopics, topicOffsets } from '@driftline/kafka';
 import { contracts, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
+import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
 import type { StackEndpoints } from '@driftline/stack';
 import { eventually, kafkaFor, readTopic, serviceEnv } from '@driftline/test-support';
+import { modelServer } from '../src/index.js';
 import { VIEWS_YAML } from './fixtures.js';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -25,18 +27,7 @@ export function spawnServer(
   port: number,
   vars: Record<string, string> = {},
 ): { child: ChildProcess; exit: Promise<NodeJS.Signals | number | null> } {
-  const viewsFile = join(dir, 'views.yaml');
-  writeFileSync(viewsFile, VIEWS_YAML);
-  const env = serviceEnv(stack, {
-    DRIFTLINE_TOPIC_PREFIX: prefix,
-    DRIFTLINE_TOPIC_PARTITIONS: '3',
-    DRIFTLINE_HTTP_PORT: '0',
-    DRIFTLINE_LOG_LEVEL: 'warn',
-    DRIFTLINE_FEATURE_VIEWS: viewsFile,
-    DRIFTLINE_MODEL_SERVER_PORT: String(port),
-    DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: dir,
-    ...vars,
-  });
+  const env = serviceEnv(stack, { ...serverVars(dir, prefix, port, '3'), ...vars });
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', '--conditions=source', 'services/model-server/test/fixtures/server-process.ts'],
@@ -46,6 +37,35 @@ export function spawnServer(
     child.once('exit', (code, signal) => resolve(signal ?? code)),
   );
   return { child, exit };
+}
+
+/** The model server's variables for a deployment `prefix` (its views file written into `dir`). */
+function serverVars(dir: string, prefix: string, port: number, partitions: string): Record<string, string> {
+  const viewsFile = join(dir, 'views.yaml');
+  writeFileSync(viewsFile, VIEWS_YAML);
+  return {
+    DRIFTLINE_TOPIC_PREFIX: prefix,
+    DRIFTLINE_TOPIC_PARTITIONS: partitions,
+    DRIFTLINE_HTTP_PORT: '0',
+    DRIFTLINE_LOG_LEVEL: 'warn',
+    DRIFTLINE_FEATURE_VIEWS: viewsFile,
+    DRIFTLINE_MODEL_SERVER_PORT: String(port),
+    DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: dir,
+  };
+}
+
+/** The model server in this process (as `spawnServer` deploys it, one partition per topic); `vars` adds or overrides. */
+export function startServer(
+  stack: StackEndpoints,
+  dir: string,
+  prefix: string,
+  port: number,
+  vars: Record<string, string> = {},
+): Promise<Runner> {
+  return startRunner({
+    services: [modelServer as unknown as ServiceDefinition<never, unknown>],
+    env: serviceEnv(stack, { ...serverVars(dir, prefix, port, '1'), ...vars }),
+  });
 }
 
 /** The topics of one deployment (`prefix`), its artifacts in `dir` (`<dir>/<model>/<version>/model.json`). */

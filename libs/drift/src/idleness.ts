@@ -8,11 +8,13 @@
 
 /** What stage one knows of one source partition when it decides a processing-time advance. */
 export interface SourceClock {
-  /** The largest event time its events moved the watermark to; -Infinity when it had none here. */
+  /** The largest event time its events moved the watermark to here (replayed ones not counted); -Infinity when none. */
   readonly latestEventTime: number;
+  /** Where a restored frontier started it (`PartitionWindows.restoredClock`); -Infinity without one. */
+  readonly restoredClock?: number;
   /** Its event-time clock now (events, a restored frontier, earlier advances). */
   readonly eventClock: number;
-  /** The largest Kafka timestamp of its records (wall time when a record had none); 0 when none. */
+  /** The largest Kafka timestamp of its records (wall time when a record had none); 0 when none here. */
   readonly recordClock: number;
   /**
    * Processing time this member has seen it read to its end without a new record, continuously
@@ -31,25 +33,36 @@ export interface SourceClock {
  *   fetched yet when the partition was found read to its end. The silence is the time this member
  *   saw the partition read to its end (`quietMs`), at most the time since its last record was
  *   written (Kafka time): producers buffer through a broker outage and write their events once it
- *   is over, so time no one could read must not count as silence.
- * - Without events here (a partition no producer's key maps to, or one this member was just given):
- *   it follows the furthest clock of the partitions with events, less `idleMs`, once it has been
- *   quiet for `idleMs` — the idle source no longer holds the windows back, as in Flink. On a member
- *   with no partition that had events, nothing moves (the merge stage's idle timeout decides).
+ *   is over, so time no one could read must not count as silence. A partition whose events trail
+ *   their Kafka timestamps by more than the lateness plus `idleMs` (a replay, a backfill, simulated
+ *   time) does not move on processing time.
+ * - Without events here (a partition no producer's key maps to, one this member was just given, or
+ *   one whose records here were all replayed from before its restored frontier): once quiet for
+ *   `idleMs`, it follows the furthest clock of the partitions with events, less `idleMs` — the idle
+ *   source no longer holds the windows back, as in Flink — or its restored frontier's clock moved by
+ *   the silence seen since, whichever is further. With neither, nothing moves (the merge stage's
+ *   idle timeout decides).
  */
 export function idleAdvance(
   source: SourceClock,
   others: Iterable<SourceClock>,
   now: number,
   idleMs: number,
+  latenessMs = 0,
 ): number | undefined {
   if (idleMs <= 0) return undefined;
-  if (Number.isFinite(source.latestEventTime) && source.recordClock > 0) {
+  if (Number.isFinite(source.latestEventTime)) {
+    // Events far behind the time they were written are a replay or a backfill, not a live stream:
+    // a pause in them says nothing about the event time of what comes next.
+    if (source.recordClock > 0 && source.recordClock - source.latestEventTime > latenessMs + idleMs) return undefined;
     const silentMs = Math.min(source.quietMs, now - source.recordClock);
     return silentMs >= idleMs ? source.latestEventTime + silentMs - idleMs : undefined;
   }
   if (source.quietMs < idleMs) return undefined;
   let furthest = Number.NEGATIVE_INFINITY;
   for (const o of others) if (Number.isFinite(o.latestEventTime) && o.eventClock > furthest) furthest = o.eventClock;
-  return Number.isFinite(furthest) ? furthest - idleMs : undefined;
+  // Its restored frontier, moved by the silence seen since (a member alone, or all partitions silent).
+  const restored = source.restoredClock ?? Number.NEGATIVE_INFINITY;
+  const target = Math.max(furthest - idleMs, restored + source.quietMs - idleMs);
+  return Number.isFinite(target) ? target : undefined;
 }

@@ -192,10 +192,16 @@ export class PartitionWindows {
 
   /**
    * The largest event time events of this partition moved the watermark to (capped at their
-   * horizon), -Infinity before the first: what a processing-time advance starts from.
+   * horizon; events replayed from before a restored frontier do not count), -Infinity before the
+   * first: what a processing-time advance starts from. Never raised by `advanceTo`.
    */
   latestEventTime(): number {
     return this.eventMax;
+  }
+
+  /** The clock a restored frontier starts the partition at (-Infinity without one). */
+  restoredClock(): number {
+    return this.restored === undefined ? Number.NEGATIVE_INFINITY : this.restored.closedUntil + this.spec.latenessMs;
   }
 
   /**
@@ -239,7 +245,6 @@ export class PartitionWindows {
     const horizon = now + (this.spec.maxAheadMs ?? WATERMARK_MAX_AHEAD_MS);
     const advance = Math.min(t, horizon);
     if (advance > this.maxEventTime) this.maxEventTime = advance;
-    if (advance > this.eventMax) this.eventMax = advance;
     const wm = this.maxEventTime - this.spec.latenessMs;
     let start = windowStartOf(t, size);
     const late = start + size <= wm;
@@ -251,6 +256,8 @@ export class PartitionWindows {
       this.replayedEvents++;
       return 'replayed';
     }
+    // Events a previous owner had taken tell nothing about where this partition is now.
+    if (advance > this.eventMax) this.eventMax = advance;
     if (late) start = nextOpenWindowStart(wm, size);
     const ref = this.resolve(event.model, event.model_version, start);
     if (ref === undefined) {

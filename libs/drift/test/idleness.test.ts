@@ -13,8 +13,8 @@ const clock = (over: Partial<SourceClock>): SourceClock => ({
 describe('idleAdvance (source idleness)', () => {
   const now = 10_000_000;
   it('a partition with events moves by its silence, less the idle time', () => {
-    const p = clock({ latestEventTime: 9_500_000, eventClock: 9_500_000, recordClock: now - 40_000, quietMs: 40_000 });
-    expect(idleAdvance(p, [], now, 30_000)).toBe(9_500_000 + 40_000 - 30_000);
+    const p = clock({ latestEventTime: 9_955_000, eventClock: 9_955_000, recordClock: now - 40_000, quietMs: 40_000 });
+    expect(idleAdvance(p, [], now, 30_000)).toBe(9_955_000 + 40_000 - 30_000);
     // Silent for less than the idle time: it waits for its next event.
     expect(idleAdvance({ ...p, recordClock: now - 29_999 }, [], now, 30_000)).toBeUndefined();
     expect(idleAdvance({ ...p, quietMs: 29_999 }, [], now, 30_000)).toBeUndefined();
@@ -31,8 +31,8 @@ describe('idleAdvance (source idleness)', () => {
     });
     expect(idleAdvance(p, [], now, 30_000)).toBe(now - 300_000 + 10_000);
     // Nor more than the time since its last record was written (a record fetched after a wait).
-    const q = clock({ latestEventTime: 9_000_000, eventClock: 9_000_000, recordClock: now - 35_000, quietMs: 90_000 });
-    expect(idleAdvance(q, [], now, 30_000)).toBe(9_000_000 + 5_000);
+    const q = clock({ latestEventTime: 9_960_000, eventClock: 9_960_000, recordClock: now - 35_000, quietMs: 90_000 });
+    expect(idleAdvance(q, [], now, 30_000)).toBe(9_960_000 + 5_000);
   });
 
   it('a partition without events follows the furthest clock of those with events, once quiet for the idle time', () => {
@@ -43,6 +43,28 @@ describe('idleAdvance (source idleness)', () => {
     expect(idleAdvance({ ...empty, quietMs: 29_000 }, [busy], now, 30_000)).toBeUndefined();
     // Other followers (no events of their own) are not followed: nothing to start from.
     expect(idleAdvance(empty, [clock({ eventClock: 9_990_000, quietMs: 60_000 })], now, 30_000)).toBeUndefined();
+  });
+
+  it('after a restart, a partition without live events follows the others, or moves from its restored frontier', () => {
+    const p = clock({ restoredClock: 9_000_000, eventClock: 9_000_000, recordClock: now - 3_600_000, quietMs: 45_000 });
+    expect(idleAdvance(p, [], now, 30_000)).toBe(9_000_000 + 15_000);
+    const busy = clock({ latestEventTime: 9_990_000, eventClock: 9_990_000, recordClock: now });
+    expect(idleAdvance(p, [busy], now, 30_000)).toBe(9_990_000 - 30_000);
+    expect(idleAdvance({ ...p, quietMs: 10_000 }, [busy], now, 30_000)).toBeUndefined();
+  });
+
+  it('events far behind their Kafka time (a replay, a backfill) do not move on processing time', () => {
+    const backfill = clock({
+      latestEventTime: now - 3_600_000,
+      eventClock: now - 3_600_000,
+      recordClock: now - 60_000,
+      quietMs: 60_000,
+    });
+    expect(idleAdvance(backfill, [], now, 30_000, 60_000)).toBeUndefined();
+    // Within the lateness plus the idle time: a live stream.
+    expect(idleAdvance({ ...backfill, latestEventTime: now - 140_000 }, [], now, 30_000, 60_000)).toBe(
+      now - 140_000 + 30_000,
+    );
   });
 
   it('0 turns it off', () => {

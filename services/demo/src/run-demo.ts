@@ -183,6 +183,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     // Event time runs faster than the clock here: windows close as the simulated time passes them.
     DRIFTLINE_DRIFT_MAX_AHEAD: '1h',
     DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
+    // Simulated time: a pause of the simulation is no silence of a live stream (source idleness off).
+    DRIFTLINE_DRIFT_SOURCE_IDLE: '0',
     DRIFTLINE_DRIFT_ALERT_SHARE: '0.4',
     DRIFTLINE_RETRAIN_POLICY_FILE: join(dir, 'policy.yaml'),
     DRIFTLINE_TRAINER_ARTIFACT_DIR: modelsDir,

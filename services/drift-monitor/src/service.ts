@@ -59,6 +59,7 @@ export const driftMonitorService = defineService({
     const stop = async () => {
       clearInterval(timer);
       clearInterval(idleTimer);
+      await stageOne.stopIdle();
       for (const c of consumers.reverse()) await c.stop().catch(() => {});
     };
 
@@ -132,6 +133,8 @@ export const driftMonitorService = defineService({
     const timer = setInterval(() => void merge.tick(), Math.max(100, Math.min(1000, config.idleTimeoutMs / 4)));
     timer.unref();
 
+    // Source idleness: how often the partitions read to their end are looked at.
+    const idleCheckMs = Math.max(1_000, Math.min(5_000, config.sourceIdleMs / 3));
     const stageOne = stageOneProcessor({
       spec: { sizeMs: config.windowMs, latenessMs: config.latenessMs, maxAheadMs: config.maxAheadMs },
       references,
@@ -146,6 +149,7 @@ export const driftMonitorService = defineService({
       logger,
       expectations: config.expectations,
       sourceIdleMs: config.sourceIdleMs,
+      sourceIdleCheckMs: idleCheckMs,
       ...(config.sequential === undefined
         ? {}
         : {
@@ -196,7 +200,7 @@ export const driftMonitorService = defineService({
         idleRunning = false;
       }
     };
-    const idleTimer = setInterval(() => void advanceIdle(), Math.max(1_000, Math.min(5_000, config.sourceIdleMs / 3)));
+    const idleTimer = setInterval(() => void advanceIdle(), idleCheckMs);
     idleTimer.unref();
     if (config.sourceIdleMs <= 0) clearInterval(idleTimer);
     logger.info(

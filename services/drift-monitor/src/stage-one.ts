@@ -67,6 +67,8 @@ export interface StageOneDeps {
    * this long advances its watermark on processing time. 0 or absent: only events move it.
    */
   readonly sourceIdleMs?: number;
+  /** How often `advanceIdle` is called (a longer gap between calls starts quiet time over). */
+  readonly sourceIdleCheckMs?: number;
 }
 
 /**
@@ -102,6 +104,8 @@ export interface StageOne extends BatchProcessor<PredictionEvent> {
    * tried (the next call retries).
    */
   advanceIdle(readToEnd: () => Promise<readonly number[]>): Promise<void>;
+  /** Stops idle advances: none writes after this resolves (the one in flight is waited for). */
+  stopIdle(): Promise<void>;
 }
 
 export function stageOneProcessor(deps: StageOneDeps): StageOne {
@@ -111,8 +115,10 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
   const locks = new Map<number, Promise<unknown>>();
   /** Moves at every rebalance and revocation: an idle advance read before one does nothing. */
   let assignment = 0;
-  /** When `advanceIdle` last looked (processing time). */
+  /** When `advanceIdle` last finished looking (processing time). */
   let lastCheck: number | undefined;
+  /** Set by `stopIdle`: idle advances write nothing more. */
+  let stopped = false;
   /** One batch or idle advance of a partition at a time (a timer drives the advances). */
   function locked<T>(partition: number, fn: () => Promise<T>): Promise<T> {
     const run = (locks.get(partition) ?? Promise.resolve()).then(fn, fn);
@@ -146,9 +152,22 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
    * it is acknowledged: when ClickHouse (the progress store) is down, a retry of the batch saves
    * the progress again but never re-sends partials Kafka already has.
    */
-  async function send(entry: PartitionEntry, topic: string, partition: number): Promise<void> {
+  /** Thrown by an idle advance whose partition was given away or stopped while it sent. */
+  class NoLongerOwned extends Error {}
+  async function send(
+    entry: PartitionEntry,
+    topic: string,
+    partition: number,
+    owned: () => boolean = () => true,
+  ): Promise<void> {
+    // An idle advance runs outside the consumer's rebalance protocol: it checks before every write
+    // that the partition is still this member's (another may be restoring its frontier already).
+    const check = () => {
+      if (!owned()) throw new NoLongerOwned();
+    };
     // Window by window (a window's partials, then its markers), each step forgotten once sent.
     while (entry.unsent.length > 0) {
+      check();
       // One step: the partials up to the first marker, and the markers that follow them.
       let end = entry.unsent.findIndex((m) => m.marker !== undefined);
       if (end < 0) end = entry.unsent.length;
@@ -158,7 +177,10 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       // A message Kafka refuses as it is (larger than the partials topic's max.message.bytes: a
       // model with thousands of features) is isolated and left out, loudly: kept, it failed every
       // later send of the partition, which then dead-lettered every prediction and stalled.
-      const refused = await isolateRejected(partials, (part) => deps.emit(part));
+      const refused = await isolateRejected(partials, (part) => {
+        check();
+        return deps.emit(part);
+      });
       for (const { item, error } of refused) {
         logger.error(
           {
@@ -180,10 +202,12 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       const left = refused.map((r) => r.item);
       const markers = step.filter((m) => m.marker !== undefined).map((m) => markerWithout(m, left));
       entry.unsent = [...markers, ...entry.unsent.slice(step.length)];
+      check();
       if (markers.length > 0) await deps.emit(markers);
       entry.unsent = entry.unsent.slice(markers.length);
     }
     if (entry.unsentProgress !== undefined) {
+      check();
       await deps.progress.save('stage1', deps.group, topic, partition, entry.unsentProgress);
       entry.unsentProgress = undefined;
     }
@@ -238,6 +262,10 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
         }
       }),
     advanceIdle,
+    async stopIdle() {
+      stopped = true;
+      await Promise.all([...locks.values()]);
+    },
     rebalanced() {
       recountSource = true;
       assignment++;
@@ -247,8 +275,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       for (const p of partitions) {
         if (p.topic !== deps.sourceTopic) continue;
         states.delete(p.partition);
-        quietSince.delete(p.partition);
-        locks.delete(p.partition);
+        quietSince.delete(p.partition); // its lock stays: a stale idle advance finishes before a new owner's batch
         deps.sequential?.revoked(p.partition);
       }
       deps.metrics?.windowsOpen.set(openWindows());
@@ -381,20 +408,25 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     const idleMs = deps.sourceIdleMs ?? 0;
     if (idleMs <= 0) return;
     const seen = assignment;
-    const checkedAt = now();
-    // Quiet time is what this member saw continuously: a failed read or a long gap between checks
-    // (a broker outage, a stalled process) starts it over — producers buffer through an outage.
-    if (lastCheck !== undefined && checkedAt - lastCheck > idleMs / 2) quietSince.clear();
-    lastCheck = checkedAt;
+    // Quiet time is what this member saw continuously: a failed read or a long gap since the last
+    // check ended (a broker outage, a stalled process) starts it over — producers buffer through
+    // an outage. The gap allowed is three checks' spacing, at least half the idle time: a timer
+    // fires a millisecond late, and a check may take a while (positions, ClickHouse).
+    const gapMs = Math.max(idleMs / 2, 3 * (deps.sourceIdleCheckMs ?? 0));
+    if (lastCheck !== undefined && now() - lastCheck > gapMs) quietSince.clear();
     let readToEnd: readonly number[];
     try {
       readToEnd = await readPositions();
     } catch (error) {
       quietSince.clear();
+      lastCheck = now();
       throw error;
     }
     // Partitions given away meanwhile must not be written for: another member owns their progress.
-    if (assignment !== seen) return;
+    if (assignment !== seen) {
+      lastCheck = now();
+      return;
+    }
     const at = now();
     const owned = new Set(readToEnd);
     for (const p of quietSince.keys()) if (!owned.has(p)) quietSince.delete(p);
@@ -406,16 +438,17 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       try {
         await locked(partition, () => advancePartition(partition, at, idleMs, seen));
       } catch (error) {
-        failure ??= error;
+        if (!(error instanceof NoLongerOwned)) failure ??= error;
       }
     }
+    lastCheck = now();
     if (failure !== undefined) throw failure;
   }
 
   /** Moves a silent partition's watermark on processing time (`idleAdvance`) and emits what that closes. */
   async function advancePartition(partition: number, at: number, idleMs: number, seen: number): Promise<void> {
     const since = quietSince.get(partition);
-    if (since === undefined || assignment !== seen) return; // a batch or a rebalance came in the meantime
+    if (since === undefined || assignment !== seen || stopped) return; // a batch, a rebalance or a stop came meanwhile
     const topic = deps.sourceTopic;
     const existed = states.has(partition);
     const entry = await entryFor(topic, partition);
@@ -424,16 +457,18 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       if (!existed && states.get(partition) === entry) states.delete(partition);
       return;
     }
-    await send(entry, topic, partition); // what a failed attempt closed but could not send
+    const owned = () => assignment === seen && !stopped;
+    await send(entry, topic, partition, owned); // what a failed attempt closed but could not send
     const clockOf = (e: PartitionEntry, quietMs: number): SourceClock => ({
       latestEventTime: e.windows.latestEventTime(),
+      restoredClock: e.windows.restoredClock(),
       eventClock: e.windows.eventClock(),
       recordClock: e.clock,
       quietMs,
     });
     const others: SourceClock[] = [];
     for (const [p, e] of states) if (p !== partition) others.push(clockOf(e, 0)); // followed, not moved
-    const target = idleAdvance(clockOf(entry, at - since), others, at, idleMs);
+    const target = idleAdvance(clockOf(entry, at - since), others, at, idleMs, deps.spec.latenessMs);
     if (target === undefined) return;
     const state = entry.windows;
     const closedBefore = state.watermark();
@@ -451,7 +486,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       position: flush.closedUntil,
       offset: Math.max(entry.lastOffset + 1, entry.restoredOffset),
     };
-    await send(entry, topic, partition);
+    await send(entry, topic, partition, owned);
     if (flush.windows.length > 0) deps.metrics?.windowsClosed.inc(flush.windows.length);
     deps.metrics?.windowsOpen.set(openWindows());
     deps.metrics?.idleAdvances.inc();

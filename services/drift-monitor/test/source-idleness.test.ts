@@ -1,8 +1,9 @@
 import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
-import { decodePartials, MergeState, type ReferenceSet, referenceSet } from '@driftline/drift';
+import { decodePartials, MergeState, type OutboundPartials, type ReferenceSet, referenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
+import type { ProgressStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { type StageOne, stageOneProcessor } from '../src/stage-one.js';
@@ -25,6 +26,40 @@ const prediction = (partition: number, offset: number, t: number): DecodedRecord
     predicted_class: null,
   },
 });
+
+/**
+ * A stage-one processor of topic `p` on the clock `now()`, with source idleness `sourceIdleMs`
+ * checked every 5 s (1 s for short idle times); `emit` gets each message decoded.
+ */
+function stageOneOn(options: {
+  readonly now: () => number;
+  readonly emit: (message: ReturnType<typeof decodePartials>, raw: OutboundPartials) => void;
+  readonly spec?: { sizeMs: number; latenessMs: number };
+  readonly sourcePartitions?: number;
+  readonly sourceIdleMs?: number;
+  readonly progress?: ProgressStore;
+}): StageOne {
+  const sourceIdleMs = options.sourceIdleMs ?? 30_000;
+  return stageOneProcessor({
+    spec: options.spec ?? { sizeMs: 5 * MINUTE, latenessMs: MINUTE },
+    references: new ReferenceCache(store),
+    progress: options.progress ?? memoryProgress(),
+    group: 'g',
+    sourceTopic: 'p',
+    sourcePartitions: options.sourcePartitions ?? 1,
+    mergePartitions: 1,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+    now: options.now,
+    sourceIdleMs,
+    sourceIdleCheckMs: Math.max(1_000, Math.min(5_000, sourceIdleMs / 3)),
+    decode: async () => {
+      throw new Error('not used');
+    },
+    emit: async (messages) => {
+      for (const m of messages) options.emit(decodePartials(m.value), m);
+    },
+  });
+}
 
 interface Traffic {
   /** Source partitions, and for each, when its events are written (ms after the start, ascending). */
@@ -54,26 +89,13 @@ async function simulate({ schedule, durationMs, sourceIdleMs, outage }: Traffic)
   let excluded = 0;
   /** Per completed window: processing time from its end to its completion. */
   const delays: number[] = [];
-  const stageOne: StageOne = stageOneProcessor({
-    spec: { sizeMs: 5 * MINUTE, latenessMs: MINUTE },
-    references: new ReferenceCache(store),
-    progress: memoryProgress(),
-    group: 'g',
-    sourceTopic: 'p',
-    sourcePartitions: schedule.length,
-    mergePartitions: 1,
-    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+  const stageOne = stageOneOn({
     now: () => now,
+    sourcePartitions: schedule.length,
     sourceIdleMs,
-    decode: async () => {
-      throw new Error('not used');
-    },
-    emit: async (messages) => {
-      for (const m of messages) {
-        const message = decodePartials(m.value);
-        const result = merge.add(message, mergeOffset++, now);
-        if (result === 'after_completion' && message.type === 'partial') excluded += message.events;
-      }
+    emit: (message) => {
+      const result = merge.add(message, mergeOffset++, now);
+      if (result === 'after_completion' && message.type === 'partial') excluded += message.events;
     },
   });
   const complete = () => {
@@ -184,5 +206,143 @@ describe('stage one: source idleness', () => {
     expect(withIdleness.merged).toBeGreaterThan(without.merged);
     expect(withIdleness.excluded).toBe(0);
     expect(withIdleness.merged).toBe(5 * 30 * 5); // 5 windows × 30 events × 5 partitions
+  });
+
+  it('a restart does not freeze a long-silent partition: it starts from the frontier its previous owner recorded', async () => {
+    // Found by a review: the replayed record's old times restarted the silence from zero, so the
+    // partition's frontier lagged wall time by as long as it had been silent, for hours after a deploy.
+    const t0 = Date.UTC(2026, 0, 1);
+    let now = t0;
+    const progress = memoryProgress();
+    const frontier = new Map<number, number>();
+    const make = () =>
+      stageOneOn({
+        now: () => now,
+        progress,
+        sourcePartitions: 2,
+        emit: (message) => {
+          if (message.type === 'closed')
+            frontier.set(
+              message.source.partition,
+              Math.max(frontier.get(message.source.partition) ?? 0, message.closedUntil),
+            );
+        },
+      });
+    let stageOne = make();
+    const ctx = (partition: number) => ({ topic: 'p', partition, highWatermark: '0' });
+    // Partition 1: one event, then silence (its commit stays at that record). Partition 0: busy.
+    const silent = prediction(1, 0, t0);
+    await stageOne.process([silent], ctx(1));
+    let offset = 0;
+    const run = async (minutes: number) => {
+      for (let i = 0; i < minutes * 60; i++) {
+        now += 1_000;
+        if (i % 10 === 0) await stageOne.process([prediction(0, offset++, now)], ctx(0));
+        if (i % 5 === 0) await stageOne.advanceIdle(async () => [0, 1]);
+      }
+    };
+    await run(60);
+    // Behind wall time by at most a window, the lateness, the idle time and a check.
+    const bound = 5 * MINUTE + MINUTE + 30_000 + 5_000;
+    console.log('before', (now - frontier.get(1)!) / 1000);
+    expect(now - frontier.get(1)!).toBeLessThanOrEqual(bound);
+    // A deploy: a new process replays partition 1's record from its commit.
+    stageOne = make();
+    await stageOne.process([silent], ctx(1));
+    const lag: number[] = [];
+    for (let k = 0; k < 6; k++) {
+      await run(10);
+      lag.push(now - frontier.get(1)!);
+    }
+    console.log(
+      'after',
+      lag.map((l) => l / 1000),
+    );
+    expect(Math.max(...lag)).toBeLessThanOrEqual(bound);
+  });
+
+  it('a backfill (events far behind the time they are written) does not move on processing time', async () => {
+    // Events an hour old, written every 20 s, with pauses of 5 minutes: their clock moves with them only.
+    const start = Date.UTC(2026, 0, 1);
+    let now = start;
+    let late = 0;
+    const stageOne = stageOneOn({
+      now: () => now,
+      emit: (message) => {
+        if (message.type === 'partial') late += message.late;
+      },
+    });
+    let offset = 0;
+    let eventTime = start - 60 * MINUTE;
+    for (let burst = 0; burst < 6; burst++) {
+      // 25 events (500 s of event time): pauses fall at every place in a window.
+      for (let i = 0; i < 25; i++) {
+        now += 20_000;
+        eventTime += 20_000;
+        const item = prediction(0, offset++, now);
+        await stageOne.process([{ ...item, value: { ...item.value, event_time: eventTime } }], {
+          topic: 'p',
+          partition: 0,
+          highWatermark: '0',
+        });
+        await stageOne.advanceIdle(async () => [0]);
+      }
+      for (let i = 0; i < 60; i++) {
+        now += 5_000;
+        await stageOne.advanceIdle(async () => [0]);
+      }
+    }
+    expect(late).toBe(0);
+  });
+
+  it('a short idle time works with checks a millisecond late (found by a review: quiet time was cleared at every check)', async () => {
+    const start = Date.UTC(2026, 0, 1);
+    let now = start;
+    const closed: number[] = [];
+    const stageOne = stageOneOn({
+      now: () => now,
+      spec: { sizeMs: 1_000, latenessMs: 0 },
+      sourceIdleMs: 2_000,
+      emit: (message) => {
+        if (message.type === 'partial') closed.push(message.windowStart);
+      },
+    });
+    await stageOne.process([prediction(0, 0, now + 500)], { topic: 'p', partition: 0, highWatermark: '1' });
+    for (let i = 0; i < 10; i++) {
+      now += 1_001; // a 1 s interval fires a millisecond late
+      await stageOne.advanceIdle(async () => [0]);
+    }
+    expect(closed).toEqual([start]);
+  });
+
+  it('an idle advance in flight writes nothing more once its partition is revoked', async () => {
+    const start = Date.UTC(2026, 0, 1);
+    let now = start;
+    const writes: string[] = [];
+    let idling = false;
+    let stageOne: StageOne | undefined;
+    stageOne = stageOneOn({
+      now: () => now,
+      spec: { sizeMs: 1_000, latenessMs: 0 },
+      sourceIdleMs: 2_000,
+      progress: {
+        load: async () => undefined,
+        save: async () => void writes.push('progress'),
+      },
+      emit: (_message, raw) => {
+        writes.push(`emit ${raw.marker === undefined ? 'partial' : 'marker'}`);
+        // The rebalance takes the partition away while the advance sends its first messages.
+        if (idling) stageOne?.revoked?.([{ topic: 'p', partition: 0 }]);
+      },
+    });
+    await stageOne.process([prediction(0, 0, now + 500)], { topic: 'p', partition: 0, highWatermark: '1' });
+    writes.length = 0; // the batch's own frontier marker and progress
+    idling = true;
+    for (let i = 0; i < 5; i++) {
+      now += 1_000;
+      await stageOne.advanceIdle(async () => (writes.length === 0 ? [0] : []));
+    }
+    // The window's partial went (before the revocation); its marker and the frontier did not.
+    expect(writes).toEqual(['emit partial']);
   });
 });

@@ -98,4 +98,45 @@ describe('state marker: Redis losing a service state is reported (real redis-ser
     ]);
     expect(await redis.exists('svc:state-marker')).toBe(1);
   });
+
+  it('a start-up check that fails writes nothing: the next attempt still reports the loss (found by a review)', async () => {
+    const s = await server();
+    const redis = await client(s.url);
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const errors: Array<{ obj: object; msg?: string }> = [];
+    const options = {
+      key: 'svc:state-marker',
+      store: 'join',
+      stateExists: async () => false,
+      recovery: 'replay it',
+      logger: recordingLogger('error', errors),
+      registry,
+    };
+    // Redis came back empty, Kafka is not there yet: the look-up of the group's offsets fails.
+    await expect(
+      watchStateMarker(redis, {
+        ...options,
+        consumedBefore: async () => {
+          throw new Error('kafka: connection refused');
+        },
+      }),
+    ).rejects.toThrow(/connection refused/);
+    expect(await redis.exists('svc:state-marker')).toBe(0);
+    const retry = await watchStateMarker(redis, { ...options, consumedBefore: async () => true });
+    cleanup.push(() => retry.stop());
+    expect(retry.atStart).toBe('lost');
+  });
+
+  it('an instance that checks before each batch reports a loss before writing: one starting later finds the marker', async () => {
+    const s = await server();
+    const redis = await client(s.url);
+    const a = watch(redis, { consumed: false, held: false }, 60_000);
+    const running = await a.started;
+    await redis.flushall(); // the state and the marker gone while A runs
+    await running.check(); // A's next batch, before it writes
+    await redis.set('svc:some-state', 'written after the loss');
+    const b = watch(redis, { consumed: true, held: true });
+    expect((await b.started).atStart).toBe('kept');
+    expect((await a.lost()) + (await b.lost())).toBe(1);
+  });
 });

@@ -7,6 +7,7 @@ import {
   checkRedisServer,
   createRedisOnlineStore,
   ONLINE_FEATURES_STAKES,
+  type StateMarker,
   watchStateMarker,
 } from '@driftline/online-store/redis';
 import type { FreshnessResult } from '@driftline/quality';
@@ -93,11 +94,11 @@ export const featureMaterializer = defineService({
       });
     };
     // Redis losing the features (an empty restart, a failover, eviction) is reported, not silent.
-    let marker: { stop(): void } | undefined;
+    let marker: StateMarker | undefined;
     let stopped = false;
     const watchMarker = () => {
       watchStateMarker(store.client, {
-        key: `${config.keyPrefix}:state-marker`,
+        key: `${config.keyPrefix}:state-marker:features`,
         store: 'features',
         consumedBefore: () =>
           groupHasCommitted(
@@ -130,7 +131,17 @@ export const featureMaterializer = defineService({
         kafka: ctx.kafka(),
         producer: await ctx.producer(),
         codec: ctx.codec(),
-        store,
+        // Never features written without the marker: a loss since the last check is reported first.
+        store: {
+          write: async (writes) => {
+            await marker?.check();
+            return store.write(writes);
+          },
+          read: (view, entity, features) => store.read(view, entity, features),
+          readBatch: (requests) => store.readBatch(requests),
+          ready: () => store.ready(),
+          close: () => store.close(),
+        },
         views: config.views,
         eventTime: ctx.common.eventTime,
         logger: ctx.logger,

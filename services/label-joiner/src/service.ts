@@ -4,6 +4,7 @@ import {
   checkRedisServer,
   createRedisJoinStore,
   JOIN_STATE_STAKES,
+  type StateMarker,
   waitReady,
   watchStateMarker,
 } from '@driftline/online-store/redis';
@@ -41,7 +42,7 @@ export const labelJoinerService = defineService({
     });
     // Everything from here may fail at start (ClickHouse, Redis, the consumer): the store's client
     // would otherwise be left reconnecting (and logging) for ever through the runner's retries.
-    let marker: { stop(): void } | undefined;
+    let marker: StateMarker | undefined;
     try {
       const warehouse = await ctx.warehouse();
       const sink = warehouse.predictions;
@@ -63,7 +64,7 @@ export const labelJoinerService = defineService({
       if (migrated > 0) logger.info({ migrated }, 'join state moved from key layout v1 to v2');
       // Redis losing the join state (an empty restart, a failover, eviction) is reported, not silent.
       marker = await watchStateMarker(store.redis, {
-        key: `${config.keyPrefix}state-marker`,
+        key: `${config.keyPrefix}state-marker:join`,
         store: 'join',
         consumedBefore: () => groupHasCommitted(ctx.kafka(), config.groupId, [predictionTopic, labelTopic]),
         stateExists: () => store.holdsState(),
@@ -161,6 +162,8 @@ export const labelJoinerService = defineService({
             return { kind: 'label', event, raw: record.value!, appendTime: record.timestamp };
           },
           async process(items, context) {
+            // Never state written without the marker: a loss since the last check is reported first.
+            await marker?.check();
             await engine.process(
               items.map((i) => i.value),
               Date.now(),

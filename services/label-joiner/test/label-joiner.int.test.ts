@@ -350,7 +350,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     const pending = [...expected.unlabeled.values()].filter((u) => u.deadline > now + 60_000).length;
     await settled(s.kafka, s, pending);
     // The state marker that tells Redis losing the join state (libs/online-store, watchStateMarker).
-    expect(await redis.get(`${s.prefix}:state-marker`)).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(await redis.get(`${s.prefix}:state-marker:join`)).toMatch(/^\d{4}-\d\d-\d\dT/);
     const dump = await stopAndDump(run, env);
     verify(scenario, dump, Date.now());
     // A PERFORMANCE alert with a deterministic id for the windows that break accuracy<0.99.

@@ -36,6 +36,7 @@ export {
 export {
   type MarkerAtStart,
   STATE_MARKER_INTERVAL_MS,
+  type StateMarker,
   type StateMarkerOptions,
   watchStateMarker,
 } from './state-marker.js';

@@ -29,29 +29,49 @@ export interface StateMarkerOptions {
 }
 
 /** How the marker was found at start-up. */
+/**
+ * `kept`: the marker was there; `fresh`: a first start; `adopted`: state but no marker (the first
+ * start of a version that writes markers); `lost`: no state, no marker, and the group consumed before.
+ */
 export type MarkerAtStart = 'kept' | 'fresh' | 'adopted' | 'lost';
 
 /** How often a running service checks that the marker is still there. */
 export const STATE_MARKER_INTERVAL_MS = 10_000;
 
-/** Sets the marker unless it exists; true when it was missing. */
-async function markerWasMissing(redis: RedisClient, key: string): Promise<boolean> {
+/** Sets the marker unless it exists; true when this call wrote it. */
+async function writeMarker(redis: RedisClient, key: string): Promise<boolean> {
   return (await redis.set(key, new Date().toISOString(), 'NX')) === 'OK';
 }
 
+/** A running service's view of its marker. */
+export interface StateMarker {
+  /** How the marker was found at start-up. */
+  readonly atStart: MarkerAtStart;
+  /**
+   * Checks the marker before a batch writes state (one `SET NX`): missing, the state was lost since
+   * the last check — reported, the marker written again. A service that checks before every write
+   * never writes state without the marker, so an instance starting meanwhile cannot take the state
+   * written after a loss for state of an older version. Redis errors are swallowed: the batch's own
+   * write fails with its classified error.
+   */
+  check(): Promise<void>;
+  stop(): void;
+}
+
 /**
- * Checks the marker at start-up (writing it when missing) and then every
+ * Checks the marker at start-up and then before every batch (`check`) and every
  * STATE_MARKER_INTERVAL_MS; a loss is one error line and `driftline_redis_state_lost_total{store}`
- * (alert DriftlineRedisStateLost). Among several instances the one whose write recreates the
- * marker reports the loss, once. Redis errors are left to the service's own handling: the start-up
- * check throws them, the periodic one tries again at its next tick. Processing goes on — what is
- * lost is lost; new state is kept from now on — and the operator replays from Kafka to rebuild it.
+ * (alert DriftlineRedisStateLost). At start-up nothing is written before the decision: a failed
+ * look-up (Kafka down) leaves the marker missing, so the next attempt decides again. The write that
+ * recreates the marker reports the loss, so instances report one loss once. Processing goes on —
+ * what is lost is lost; new state is kept from now on — and the operator replays from Kafka to
+ * rebuild it.
  */
 export async function watchStateMarker(
   redis: RedisClient,
   options: StateMarkerOptions,
   intervalMs = STATE_MARKER_INTERVAL_MS,
-): Promise<{ readonly atStart: MarkerAtStart; stop(): void }> {
+): Promise<StateMarker> {
   const lost = counter(
     options.registry,
     'driftline_redis_state_lost_total',
@@ -66,26 +86,33 @@ export async function watchStateMarker(
     );
   };
   let atStart: MarkerAtStart = 'kept';
-  if (await markerWasMissing(redis, options.key)) {
-    if (await options.stateExists()) atStart = 'adopted';
-    else if (await options.consumedBefore()) {
-      atStart = 'lost';
-      report('at start-up, while the consumer group has committed offsets');
-    } else atStart = 'fresh';
+  if ((await redis.exists(options.key)) === 0) {
+    // Decided before the marker is written: a look-up that fails leaves it missing for the retry.
+    const held = await options.stateExists();
+    const consumed = held ? false : await options.consumedBefore();
+    if (await writeMarker(redis, options.key)) {
+      if (held) atStart = 'adopted';
+      else if (consumed) {
+        atStart = 'lost';
+        report('at start-up, while the consumer group has committed offsets');
+      } else atStart = 'fresh';
+    }
   }
+  const check = async () => {
+    try {
+      if (await writeMarker(redis, options.key)) report('while running');
+    } catch {
+      // Redis down: the batch's own write reports it; the next check looks again.
+    }
+  };
   let checking = false;
   const timer = setInterval(() => {
     if (checking) return;
     checking = true;
-    markerWasMissing(redis, options.key)
-      .then((missing) => {
-        if (missing) report('while running');
-      })
-      .catch(() => {}) // Redis down: the service's own calls report it; the next tick checks again
-      .finally(() => {
-        checking = false;
-      });
+    void check().finally(() => {
+      checking = false;
+    });
   }, intervalMs);
   timer.unref();
-  return { atStart, stop: () => clearInterval(timer) };
+  return { atStart, check, stop: () => clearInterval(timer) };
 }

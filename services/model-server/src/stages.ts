@@ -7,6 +7,11 @@ export interface StageEvent {
   readonly version: string;
   readonly canary_share?: number | null;
   readonly previous_version?: string | null;
+  /**
+   * The decision's event time (models.v1 `event_time`; the controller re-publishes a transition
+   * with the same one). Absent only for a call made in-process: such an event is never taken as stale.
+   */
+  readonly event_time?: number;
 }
 
 /**
@@ -25,14 +30,29 @@ export interface ModelStages {
    * {@link MAX_WATCHED}: each costs one scoring per instance).
    */
   readonly watched: readonly string[];
+  /**
+   * Versions that ended (ROLLED_BACK, RETIRED, REJECTED: terminal stages), in the order they
+   * ended, at most {@link MAX_ENDED}, with the event time of their end: a SHADOW, CANARY or
+   * PROMOTED of one dated at or before it is a stale or re-delivered event, and is ignored.
+   */
+  readonly ended: readonly EndedVersion[];
 }
 
-export const EMPTY_STAGES: ModelStages = { shadows: [], watched: [] };
+/** A version whose stage became terminal, and when (the event time of its newest end, when known). */
+export interface EndedVersion {
+  readonly version: string;
+  readonly stage: 'rolled_back' | 'retired' | 'rejected';
+  readonly at?: number;
+}
+
+export const EMPTY_STAGES: ModelStages = { shadows: [], watched: [], ended: [] };
 
 /** Replaced production versions scored for the rollback watch: the one the current production replaced. */
 export const MAX_WATCHED = 1;
 /** Shadows from SHADOW events per model; a SHADOW beyond it is ignored (every shadow scores every instance). */
 export const MAX_SHADOWS = 8;
+/** Ended versions remembered per model (the newest); one older than these is taken as unknown. */
+export const MAX_ENDED = 1000;
 
 export interface StageStep {
   readonly stages: ModelStages;
@@ -51,8 +71,30 @@ function stop(s: ModelStages, v: string): ModelStages {
     ...(canary === undefined ? {} : { canary }),
     shadows: without(s.shadows, v),
     watched: without(s.watched, v),
+    ended: s.ended,
   };
 }
+
+const endedOf = (s: ModelStages, v: string) => s.ended.find((e) => e.version === v);
+
+/**
+ * `v` stopped and remembered as ended at `at`. A version that ended before keeps its place, and
+ * takes the newer end (a repeated event changes nothing).
+ */
+function end(s: ModelStages, v: string, stage: EndedVersion['stage'], at: number | undefined): ModelStages {
+  const rest = stop(s, v);
+  const record: EndedVersion = at === undefined ? { version: v, stage } : { version: v, stage, at };
+  const known = endedOf(s, v);
+  if (known === undefined) return { ...rest, ended: [...s.ended, record].slice(-MAX_ENDED) };
+  if (at === undefined || (known.at !== undefined && known.at >= at)) return rest;
+  return { ...rest, ended: s.ended.map((x) => (x === known ? record : x)) };
+}
+
+const ENDED_AS: Readonly<Record<EndedVersion['stage'], string>> = {
+  rolled_back: 'rolled back',
+  retired: 'retired',
+  rejected: 'rejected',
+};
 
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 const same = (a: ModelStages, b: ModelStages) =>
@@ -60,7 +102,11 @@ const same = (a: ModelStages, b: ModelStages) =>
   a.canary?.version === b.canary?.version &&
   a.canary?.share === b.canary?.share &&
   sameList(a.shadows, b.shadows) &&
-  sameList(a.watched, b.watched);
+  sameList(a.watched, b.watched) &&
+  a.ended.length === b.ended.length &&
+  a.ended.every(
+    (e, i) => e.version === b.ended[i]?.version && e.stage === b.ended[i]?.stage && e.at === b.ended[i]?.at,
+  );
 
 /**
  * One models.v1 event applied to a model's stages (pure):
@@ -71,6 +117,12 @@ const same = (a: ModelStages, b: ModelStages) =>
  *   when absent), else v stops (a canary ends);
  * - REJECTED(v), RETIRED(v): v stops being scored;
  * - TRAINED: nothing.
+ * ROLLED_BACK, REJECTED and RETIRED end v: its stage is terminal (libs/policy's stage graph; the
+ * operator command refuses to move it out too). A SHADOW, CANARY or PROMOTED of v whose event time
+ * is at or before that end is a stale or re-delivered event (a second controller's re-publish, a
+ * send retried) and is ignored, with the reason; one dated after it is a new decision and applies,
+ * as does one without a time. A rollback serves its previous_version even when that one ended: the
+ * rollback names what serves instead.
  * An event that would leave the model without a production version (RETIRED/REJECTED/SHADOW/
  * CANARY of production, a rollback with nothing to roll back to) is ignored, with the reason.
  */
@@ -79,6 +131,18 @@ export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
   const ignored = (reason: string): StageStep => ({ stages: s, outcome: 'ignored', reason });
   const result = (next: ModelStages): StageStep =>
     same(s, next) ? { stages: s, outcome: 'unchanged' } : { stages: next, outcome: 'applied' };
+  const ended = endedOf(s, v);
+  const at = e.event_time;
+  if (
+    ended?.at !== undefined &&
+    at !== undefined &&
+    at <= ended.at &&
+    (e.kind === 'SHADOW' || e.kind === 'CANARY' || e.kind === 'PROMOTED')
+  ) {
+    return ignored(
+      `${v} was ${ENDED_AS[ended.stage]} at ${ended.at}; a ${e.kind} dated ${at} is stale (re-published or re-delivered)`,
+    );
+  }
   switch (e.kind) {
     case 'TRAINED':
       return { stages: s, outcome: 'unchanged' };
@@ -108,17 +172,21 @@ export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
       return result({ ...rest, production: v, watched });
     }
     case 'ROLLED_BACK': {
-      if (v !== s.production) return result(stop(s, v));
+      if (v !== s.production) return result(end(s, v, 'rolled_back', at));
       const target = e.previous_version ?? s.watched.at(-1);
       if (target === undefined || target === '' || target === v) {
         return ignored(`${v} is production and no previous_version says what serves instead`);
       }
-      return result({ ...stop(stop(s, target), v), production: target });
+      const restored = stop(s, target);
+      return result({
+        ...end({ ...restored, ended: restored.ended.filter((x) => x.version !== target) }, v, 'rolled_back', at),
+        production: target,
+      });
     }
     case 'REJECTED':
     case 'RETIRED':
       if (v === s.production) return ignored(`${v} is production; promote or roll back to another version first`);
-      return result(stop(s, v));
+      return result(end(s, v, e.kind === 'RETIRED' ? 'retired' : 'rejected', at));
     default:
       return ignored(`unknown kind ${JSON.stringify(e.kind)}`);
   }

@@ -133,6 +133,55 @@ describe('stage following: models.v1 events → what a model serves', () => {
     expect(applyStageEvent(once.stages, ev('PROMOTED', 'v2')).outcome).toBe('unchanged');
   });
 
+  it('a version that ended (rolled back, retired, rejected) does not come back by a stale re-published event', () => {
+    // Events as models.v1 carries them: the controller re-publishes a transition with its own event_time.
+    const at = (kind: ModelEventKind, version: string, t: number, extra: Partial<StageEvent> = {}) =>
+      ev(kind, version, { event_time: t, ...extra });
+    const promoted = [at('PROMOTED', 'v1', 10), at('PROMOTED', 'v2', 20, { previous_version: 'v1' })];
+    const rollback = at('ROLLED_BACK', 'v2', 30, { previous_version: 'v1' });
+    // PROMOTED v2 re-published (a second controller, a retried send) after ROLLED_BACK v2.
+    const late = fold([...promoted, rollback, promoted[1]!]);
+    expect(late.outcomes).toEqual(['applied', 'applied', 'applied', 'ignored']);
+    expect(late.served).toEqual({ production: 'v1', shadows: [] });
+    const rolledBack = fold([...promoted, rollback]).stages;
+    const step = applyStageEvent(rolledBack, promoted[1]!);
+    expect([step.outcome, step.stages]).toEqual(['ignored', rolledBack]);
+    expect(step.reason).toMatch(/v2 was rolled back at 30; a PROMOTED dated 20 is stale/);
+    // The same for a retired production, and a rejected or rolled-back shadow or canary.
+    const retired = fold([...promoted, at('RETIRED', 'v1', 40)]).stages;
+    for (const e of [at('PROMOTED', 'v1', 10), at('SHADOW', 'v1', 5), at('CANARY', 'v1', 40, { canary_share: 0.1 })]) {
+      expect(applyStageEvent(retired, e), e.kind).toMatchObject({ outcome: 'ignored', stages: retired });
+    }
+    const ended = fold([
+      at('PROMOTED', 'v1', 10),
+      at('SHADOW', 'v3', 20),
+      at('REJECTED', 'v3', 30),
+      at('SHADOW', 'v4', 40),
+      at('CANARY', 'v4', 50, { canary_share: 0.2 }),
+      at('ROLLED_BACK', 'v4', 60, { previous_version: 'v1' }),
+      at('SHADOW', 'v3', 20),
+      at('CANARY', 'v4', 50, { canary_share: 0.2 }),
+      at('SHADOW', 'v4', 40),
+    ]);
+    expect(ended.outcomes.slice(6)).toEqual(['ignored', 'ignored', 'ignored']);
+    expect(ended.served).toEqual({ production: 'v1', shadows: [] });
+    // Repeating the terminal event itself is no change.
+    expect(applyStageEvent(rolledBack, rollback).outcome).toBe('unchanged');
+    expect(applyStageEvent(retired, at('RETIRED', 'v1', 40)).outcome).toBe('unchanged');
+    // A decision dated after the end is a new one (the stage graph has none today): it applies.
+    expect(fold([at('PROMOTED', 'v2', 31)], rolledBack).served).toEqual({ production: 'v2', shadows: ['v1'] });
+    // A rollback names what serves instead: it restores that version even after its RETIRED.
+    const restored = fold([
+      ...promoted,
+      at('RETIRED', 'v1', 40),
+      at('ROLLED_BACK', 'v2', 50, { previous_version: 'v1' }),
+    ]);
+    expect(restored.served).toEqual({ production: 'v1', shadows: [] });
+    // The whole topic replayed (a restart) ends in the same state as the first pass.
+    const log = [...promoted, rollback, promoted[1]!];
+    expect(fold([...log, ...log]).stages).toEqual(fold(log).stages);
+  });
+
   it('watches one replaced version: a third promotion stops the oldest', () => {
     const r = fold([ev('PROMOTED', 'v1'), ev('PROMOTED', 'v2'), ev('PROMOTED', 'v3')]);
     expect(r.served).toEqual({ production: 'v3', shadows: ['v2'] });

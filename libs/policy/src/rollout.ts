@@ -39,22 +39,33 @@ export interface RolloutPolicy {
   readonly canaryShare: number;
 }
 
-/** Per model, with `*` for models not listed. */
+/**
+ * Per model, with `*` for every model not listed: the `*` of the file merged over `defaults`, or
+ * the `defaults` alone when the file has no `*`. `null`: manual (`manual: true`), the controller
+ * compares none of the model's versions.
+ */
 export interface RolloutPolicies {
-  readonly models: Readonly<Record<string, RolloutPolicy>>;
+  readonly models: Readonly<Record<string, RolloutPolicy | null>>;
+  /**
+   * Where each entry of `models` is written, for errors found later (e.g. `rollout.yaml.models.fraud`,
+   * or `rollout.yaml.defaults` for the `*` the file does not have).
+   */
+  readonly fields?: Readonly<Record<string, string>>;
 }
 
 export const DEFAULT_CANARY_SHARE = 0.1;
 
 const section = z.record(z.string(), z.unknown());
-const modelShape = z.strictObject({
+const defaultsShape = z.strictObject({
   promotion: section.optional(),
   rollback: section.optional(),
   canary_share: z.number().gt(0).max(1).optional(),
 });
+/** A model's section; `manual: true` opts it out of the controller's comparisons (and takes nothing else). */
+const modelShape = defaultsShape.extend({ manual: z.boolean().optional() });
 const documentShape = z.strictObject({
   version: z.literal(1).optional(),
-  defaults: modelShape.optional(),
+  defaults: defaultsShape.optional(),
   models: z.record(z.string().min(1), modelShape).optional(),
 });
 
@@ -73,26 +84,42 @@ function checkGuards(policy: ComparisonPolicy, source: string): void {
  * Validates a rollout policy document:
  * `{ version?: 1, defaults?: { promotion, rollback, canary_share }, models?: { <model>|'*': {...} } }`;
  * `promotion` / `rollback` are the documents of parsePromotionPolicy / parseRollbackPolicy, merged
- * key by key over `defaults`. Without models, `*` gets the defaults. Errors name the field, e.g.
+ * key by key over `defaults`. Every model not listed gets `*`, and without a `*` the `defaults`
+ * (a model left out of the file was never compared, and nothing said so). `manual: true` (alone
+ * in its section) is the explicit opt-out: the controller compares none of that model's versions
+ * (of every model not listed, on `*`). Errors name the field, e.g.
  * `policy.yaml.models.fraud.promotion.min_labels`.
  */
 export function parseRolloutPolicy(document: unknown, source = 'rollout'): RolloutPolicies {
   const doc = checkConfigDocument(documentShape, document ?? {}, source);
   const d = doc.defaults ?? {};
-  const entries = Object.entries(doc.models ?? { '*': {} });
-  // `models: {}` would leave every model without a policy: nothing compared, nothing said.
+  const listed = doc.models ?? { '*': {} };
+  const entries: Array<[string, z.infer<typeof modelShape>, string]> = Object.entries(listed).map(([name, m]) => [
+    name,
+    m,
+    `${source}.models.${name}`,
+  ]);
+  // `models: {}` is most likely a file cut short; leaving `models` out says "the defaults for all".
   if (entries.length === 0)
-    throw new ConfigError(`${source}.models`, 'names no model: add one, or "*" for every model');
-  const models = Object.create(null) as Record<string, RolloutPolicy>;
-  for (const [name, m] of entries) {
-    const at = `${source}.models.${name}`;
+    throw new ConfigError(`${source}.models`, 'names no model: list one, or leave `models` out for the defaults');
+  if (!Object.hasOwn(listed, '*')) entries.push(['*', {}, `${source}.defaults`]);
+  const models = Object.create(null) as Record<string, RolloutPolicy | null>;
+  const fields = Object.create(null) as Record<string, string>;
+  for (const [name, m, at] of entries) {
+    fields[name] = at;
+    if (m.manual === true) {
+      const extra = (['promotion', 'rollback', 'canary_share'] as const).find((k) => m[k] !== undefined);
+      if (extra !== undefined) throw new ConfigError(`${at}.${extra}`, 'a manual model takes no policy (manual: true)');
+      models[name] = null;
+      continue;
+    }
     const promotion = parsePromotionPolicy({ ...d.promotion, ...m.promotion }, `${at}.promotion`);
     const rollback = parseRollbackPolicy({ ...d.rollback, ...m.rollback }, `${at}.rollback`);
     checkGuards(promotion, `${at}.promotion`);
     checkGuards(rollback, `${at}.rollback`);
     models[name] = { promotion, rollback, canaryShare: m.canary_share ?? d.canary_share ?? DEFAULT_CANARY_SHARE };
   }
-  return { models };
+  return { models, fields };
 }
 
 /** Parses rollout policy text (YAML or JSON) and validates it. */
@@ -106,11 +133,13 @@ export function parseRolloutPolicyText(text: string, source = 'rollout'): Rollou
 }
 
 /**
- * The rollout policy of a model (exact name first, then `*`), or undefined. Own keys only: a model
+ * The rollout policy of a model (exact name first, then `*`), or undefined when it is manual
+ * (`manual: true`; a file without `*` gives unlisted models the `defaults`). Own keys only: a model
  * named `constructor` or `toString` is a name like any other, not a property of every object.
  */
 export function rolloutPolicyFor(policies: RolloutPolicies, model: string): RolloutPolicy | undefined {
-  return ownValue(policies.models, model) ?? ownValue(policies.models, '*');
+  const own = ownValue(policies.models, model);
+  return (own === undefined ? ownValue(policies.models, '*') : own) ?? undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

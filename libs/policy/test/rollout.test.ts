@@ -91,7 +91,43 @@ describe('rollout policy file', () => {
     expect(rolloutPolicyFor(p, 'fraud')?.canaryShare).toBe(0.2);
     expect(rolloutPolicyFor(p, 'other')?.promotion.minLabels).toBe(200);
     expect(rolloutPolicyFor(parseRolloutPolicy(undefined), 'any')?.canaryShare).toBe(0.1);
-    expect(rolloutPolicyFor(parseRolloutPolicy({ models: { fraud: {} } }), 'other')).toBeUndefined();
+  });
+
+  it('a model the file does not list gets the defaults (without a `*`); `manual: true` is the only opt-out', () => {
+    const p = parseRolloutPolicyText(
+      `defaults:\n  promotion: { min_labels: 200, max_time: 2d }\n  canary_share: 0.2\nmodels:\n  fraud:\n    promotion: { min_labels: 50 }\n`,
+      'rollout.yaml',
+    );
+    // churn is not listed: the defaults, exactly as a `"*": {}` would give them.
+    const churn = rolloutPolicyFor(p, 'churn');
+    expect(churn).toEqual(
+      rolloutPolicyFor(
+        parseRolloutPolicyText(
+          `defaults:\n  promotion: { min_labels: 200, max_time: 2d }\n  canary_share: 0.2\nmodels:\n  "*": {}\n`,
+          'rollout.yaml',
+        ),
+        'churn',
+      ),
+    );
+    expect(churn).toMatchObject({ canaryShare: 0.2, promotion: { minLabels: 200, maxTimeMs: 2 * 86_400_000 } });
+    expect(rolloutPolicyFor(p, 'fraud')?.promotion.minLabels).toBe(50);
+    expect(rolloutPolicyFor(parseRolloutPolicy({ models: { fraud: {} } }), 'other')?.canaryShare).toBe(0.1);
+    expect(rolloutPolicyFor(parseRolloutPolicy({ models: { fraud: {} } }), 'constructor')).toBeDefined();
+    // The opt-out is explicit: per model, or for every model not listed (on `*`).
+    const manual = parseRolloutPolicy({ models: { legacy: { manual: true }, fraud: { manual: false } } });
+    expect(rolloutPolicyFor(manual, 'legacy')).toBeUndefined();
+    expect(rolloutPolicyFor(manual, 'fraud')?.canaryShare).toBe(0.1);
+    expect(rolloutPolicyFor(manual, 'other')?.canaryShare).toBe(0.1);
+    const onlyFraud = parseRolloutPolicy({ models: { fraud: {}, '*': { manual: true } } });
+    expect(rolloutPolicyFor(onlyFraud, 'fraud')).toBeDefined();
+    expect(rolloutPolicyFor(onlyFraud, 'churn')).toBeUndefined();
+    // A bad default is named where it is written, also when only the unlisted models use it.
+    expect(() =>
+      parseRolloutPolicy(
+        { defaults: { promotion: { min_labels: 0 } }, models: { fraud: { promotion: { min_labels: 5 } } } },
+        'r',
+      ),
+    ).toThrow(/^r\.defaults\.promotion\.min_labels/);
   });
 
   it('a model named like a property of every object (constructor, toString, __proto__) gets the * policy', () => {
@@ -99,7 +135,6 @@ describe('rollout policy file', () => {
     for (const model of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
       expect(rolloutPolicyFor(p, model)?.canaryShare, model).toBe(0.3);
     }
-    expect(rolloutPolicyFor(parseRolloutPolicy({ models: { fraud: {} } }), 'constructor')).toBeUndefined();
   });
 
   it.each([
@@ -107,6 +142,9 @@ describe('rollout policy file', () => {
     [{ models: { fraud: { rollback: { margin: 2 } } } }, 'r.models.fraud.rollback.margin'],
     [{ defaults: { canary_share: 0 } }, 'r.defaults.canary_share'],
     [{ models: { fraud: { canary: 0.1 } } }, 'r.models.fraud'],
+    [{ models: { legacy: { manual: true, canary_share: 0.5 } } }, 'r.models.legacy.canary_share'],
+    [{ models: { legacy: { manual: 'yes' } } }, 'r.models.legacy.manual'],
+    [{ defaults: { manual: true } }, 'r.defaults'],
     [
       { models: { fraud: { promotion: { guards: [{ name: 'latency', max: 0.1 }] } } } },
       'r.models.fraud.promotion.guards.0.name',

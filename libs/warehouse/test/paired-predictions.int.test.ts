@@ -145,6 +145,14 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
     const q = { model: 'fraud', incumbent: 'v1', challenger: 'v2', from };
     expect(await wh.predictions.readPairs({ ...q, limit: 100 })).toEqual(expected);
     expect(await wh.predictions.readPairs({ ...q, limit: 2 })).toEqual(expected.slice(0, 2));
+    // The rows left out as unusable are counted in the same read, over all of them (not up to `limit`):
+    // p7 (a score of 1.5) and p8 (a label of 2); p4, p5 and p6 are no pair at all.
+    for (const limit of [100, 1]) {
+      expect(await wh.predictions.readPairsCounted({ ...q, limit })).toEqual({
+        pairs: expected.slice(0, limit),
+        unusable: { labelNotBinary: 1, scoreNotProbability: 1 },
+      });
+    }
     // Swapped roles swap the columns.
     expect(
       (await wh.predictions.readPairs({ ...q, incumbent: 'v2', challenger: 'v1', limit: 1 })).map((p) => [
@@ -172,6 +180,54 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
     await expect(wh.predictions.readPairs({ ...q, limit: 0 })).rejects.toThrow(
       /readPairs limit: an integer in \[1, 1000000\]/,
     );
+    await ch.close();
+  });
+});
+
+describe('labeled_predictions: unusable pairs are counted', () => {
+  it('a model scoring margins (binary:logitraw, ±2.5) gives no pair, and every row it scored is counted', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const wh = warehouseOn(ch);
+    const t0 = Date.now() - 3_600_000;
+    // v1 gives probabilities, v2 margins: 40 labelled rows scored by both, 3 more with a label of 3.
+    const joined = Array.from({ length: 43 }, (_, i) => {
+      const id = `m${String(i).padStart(2, '0')}`;
+      const y = i % 2;
+      return {
+        prediction: prediction(id, t0 + i * 1_000, {
+          scores: { v1: y === 1 ? 0.8 : 0.2, v2: y === 1 ? 2.5 : -2.5 },
+          prediction: y === 1 ? 0.8 : 0.2,
+        }),
+        label: { ...label(id, t0 + i * 1_000 + 500), label: i >= 40 ? 3 : y },
+        joinedAt: t0 + i * 1_000 + 501,
+      };
+    });
+    // And 5 rows both versions score as probabilities: the only pairs.
+    for (let i = 0; i < 5; i++) {
+      const id = `ok${i}`;
+      joined.push({
+        prediction: prediction(id, t0 + 100_000 + i, { scores: { v1: 0.3, v2: 0.6 }, prediction: 0.3 }),
+        label: { ...label(id, t0 + 100_000 + i), label: 1 },
+        joinedAt: t0 + 100_001 + i,
+      });
+    }
+    await wh.predictions.insertJoined(joined);
+    await wh.predictions.insertJoined(joined.slice(0, 10)); // a replay: FINAL counts each row once
+    const q = { model: 'fraud', incumbent: 'v1', challenger: 'v2', from: t0, limit: 3 };
+    const read = await wh.predictions.readPairsCounted(q);
+    expect(read.unusable).toEqual({ labelNotBinary: 3, scoreNotProbability: 40 });
+    expect(read.pairs.map((p) => p.predictionId)).toEqual(['ok0', 'ok1', 'ok2']);
+    // From a later `from`: only the rows predicted since.
+    expect((await wh.predictions.readPairsCounted({ ...q, from: t0 + 30_000 })).unusable).toEqual({
+      labelNotBinary: 3,
+      scoreNotProbability: 10,
+    });
+    // Nothing paired at all: no pairs, nothing counted.
+    expect(await wh.predictions.readPairsCounted({ ...q, challenger: 'v9' })).toEqual({
+      pairs: [],
+      unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+    });
     await ch.close();
   });
 });

@@ -1,4 +1,4 @@
-import { ConfigError, envField, MAX_TIMER_MS, readConfigFile } from '@driftline/core';
+import { ConfigError, envField, MAX_TIMER_MS, ownValue, readConfigFile } from '@driftline/core';
 import { parseRolloutPolicy, parseRolloutPolicyText, type RolloutPolicies } from '@driftline/policy';
 import { MAX_PAIRS_PER_READ } from '@driftline/warehouse';
 import type { z } from 'zod';
@@ -6,7 +6,8 @@ import type { z } from 'zod';
 export const modelControllerEnvShape = {
   /**
    * YAML or JSON rollout policy: `defaults` and per-model sections (`*` for the rest) of
-   * `promotion`, `rollback` and `canary_share`. Without it every model gets the defaults.
+   * `promotion`, `rollback` and `canary_share`, or `manual: true`. A model not listed gets `*`, or
+   * the defaults when the file has no `*`. Without a file every model gets the defaults.
    */
   DRIFTLINE_PROMOTION_POLICY: envField.string().optional(),
   /** Wall-clock time between two ticks (decisions use event time only). */
@@ -41,10 +42,11 @@ export function toModelControllerConfig(env: ModelControllerEnv): ModelControlle
   // A comparison reads its pairs again on every tick (the controller keeps no state), so one
   // read must be able to reach max_labels, or a comparison could never end on max_labels.
   for (const [model, p] of Object.entries(policies.models)) {
+    if (p === null) continue; // manual: no comparison, no pairs read
     for (const kind of ['promotion', 'rollback'] as const) {
       if (p[kind].maxLabels > maxPairs) {
         throw new ConfigError(
-          `${source}.models.${model}.${kind}.max_labels`,
+          `${ownValue(policies.fields ?? {}, model) ?? `${source}.models.${model}`}.${kind}.max_labels`,
           `${p[kind].maxLabels} is above DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS (${maxPairs}); lower it or raise the bound`,
         );
       }

@@ -16,15 +16,16 @@ import {
 import type { ModelEvent } from '@driftline/schemas';
 import type { ModelTransitionStore, TransitionRow } from '@driftline/warehouse';
 
-/** The paired read of the warehouse (PredictionStore.readPairs): labelled rows scored by both versions. */
+/**
+ * The paired read of the warehouse (PredictionStore.readPairsCounted): labelled rows scored by
+ * both versions, and the count of those left out as unusable.
+ */
 export interface PairReader {
-  readPairs(q: {
-    model: string;
-    incumbent: string;
-    challenger: string;
-    from: number;
-    limit: number;
-  }): Promise<ReadonlyArray<PairInput & { readonly predictionId: string }>>;
+  readPairs(q: { model: string; incumbent: string; challenger: string; from: number; limit: number }): Promise<{
+    readonly pairs: ReadonlyArray<PairInput & { readonly predictionId: string }>;
+    /** Rows scored by both versions since `from` that the test cannot use (never among `pairs`). */
+    readonly unusable: { readonly labelNotBinary: number; readonly scoreNotProbability: number };
+  }>;
   /**
    * The model's event clock from its labelled predictions, paired or not, with both times at or
    * before `notAfter` (event time moves on while a comparison gets no pairs).
@@ -74,6 +75,10 @@ export class ModelController {
   private readonly published = new Map<string, string>();
   /** Models whose bad transition rows were already logged. */
   private readonly badRows = new Set<string>();
+  /** Manual models (`manual: true` in the policy) already logged. */
+  private readonly manual = new Set<string>();
+  /** model → the open comparisons (plan key and reason) whose unusable rows were logged. */
+  private readonly unusableLogged = new Map<string, Set<string>>();
   /** model → the comparisons whose gauges the last tick set: a closed one's series are removed. */
   private readonly shown = new Map<string, Map<string, { model: string; version: string; kind: string }>>();
   private readonly metrics;
@@ -171,23 +176,38 @@ export class ModelController {
     const view = viewOf(history);
     const republished = await this.republish(model, history, view.versions);
     const policy = rolloutPolicyFor(deps.policies, model);
-    if (policy === undefined) return { republished };
+    if (policy === undefined) {
+      // Only an explicit `manual: true` gets here (a model not listed gets `*` or the defaults): said once.
+      if (!this.manual.has(model)) {
+        this.manual.add(model);
+        deps.logger.info(
+          { model },
+          'rollout policy says manual: no comparison for this model; its versions move only by `driftline model stage`',
+        );
+      }
+      return { republished };
+    }
     const plans = comparisonsOf(view);
     const notAfter = (deps.now ?? Date.now)() + (deps.maxFutureMs ?? DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs);
     const read = new Map<string, readonly PairInput[]>();
+    const logged = this.unusableLogged.get(model) ?? new Set<string>();
+    const stillLogged = new Set<string>();
     for (const plan of plans) {
       const maxLabels = plan.kind === 'promotion' ? policy.promotion.maxLabels : policy.rollback.maxLabels;
-      const rows = await deps.pairs.readPairs({
+      const { pairs: rows, unusable } = await deps.pairs.readPairs({
         model,
         incumbent: plan.incumbent,
         challenger: plan.challenger,
         from: plan.since,
         limit: Math.min(deps.maxPairs, maxLabels),
       });
+      this.countUnusable(model, plan, unusable, logged, stillLogged);
       const plausible = rows.filter((r) => !(r.labelTime > notAfter) && !(r.predictionTime > notAfter));
       if (plausible.length < rows.length) this.metrics.skipped.inc(rows.length - plausible.length);
       read.set(planKey(plan), plausible);
     }
+    if (stillLogged.size === 0) this.unusableLogged.delete(model);
+    else this.unusableLogged.set(model, stillLogged);
     const labelled = plans.length === 0 ? undefined : await deps.pairs.labelClock(model, notAfter);
     // The event clock of max_time: only times an event could have (see maxFutureMs).
     const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
@@ -238,6 +258,52 @@ export class ModelController {
     );
     await this.publish([row]);
     return { republished, transition: row };
+  }
+
+  /**
+   * Counts the rows the warehouse left out of a comparison's pairs as unusable (at every tick that
+   * reads them, like every skipped pair), and says so once per open comparison and reason: a
+   * comparison whose rows are all unusable gets no pair and ends on max_time, and the operator saw
+   * only "no labels".
+   */
+  private countUnusable(
+    model: string,
+    plan: ComparisonPlan,
+    unusable: { readonly labelNotBinary: number; readonly scoreNotProbability: number },
+    logged: ReadonlySet<string>,
+    stillLogged: Set<string>,
+  ): void {
+    const reasons = [
+      [
+        'scoreNotProbability',
+        unusable.scoreNotProbability,
+        'paired rows with a score outside [0, 1] left out: a model whose objective is not a probability (e.g. binary:logitraw margins); its comparison gets no pair from them and ends on max_time',
+      ],
+      [
+        'labelNotBinary',
+        unusable.labelNotBinary,
+        'paired rows with a label other than 0/1 left out: the comparison is of binary outcomes',
+      ],
+    ] as const;
+    for (const [reason, n, message] of reasons) {
+      if (!(n > 0)) continue;
+      this.metrics.skipped.inc(n);
+      const key = `${planKey(plan)}\u0000${reason}`;
+      stillLogged.add(key);
+      if (logged.has(key)) continue;
+      this.deps.logger.warn(
+        {
+          model,
+          kind: plan.kind,
+          incumbent: plan.incumbent,
+          challenger: plan.challenger,
+          since: plan.since,
+          reason,
+          rows: n,
+        },
+        message,
+      );
+    }
   }
 
   /**

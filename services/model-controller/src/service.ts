@@ -21,7 +21,7 @@ export const modelControllerService = defineService({
     const controller = new ModelController({
       transitions: warehouse.transitions,
       pairs: {
-        readPairs: (q) => warehouse.predictions.readPairs(q),
+        readPairs: (q) => warehouse.predictions.readPairsCounted(q),
         labelClock: (model, notAfter) => warehouse.predictions.labelClock(model, notAfter),
       },
       publish: (events) => models.publish(events),

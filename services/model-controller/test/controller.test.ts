@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseEnv, silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
-import { type PairInput, parseRolloutPolicy } from '@driftline/policy';
+import { type PairInput, parseRolloutPolicy, parseRolloutPolicyText } from '@driftline/policy';
 import type { ModelEvent } from '@driftline/schemas';
 import { SeededRandom } from '@driftline/test-support/random';
 import type { ModelTransitionStore, TransitionRow, VersionArtifacts } from '@driftline/warehouse';
@@ -62,7 +62,7 @@ function pairsFor(quality: Record<string, number>, n = 600): PairReader {
           challenger: score(label, q.challenger),
         });
       }
-      return out;
+      return { pairs: out, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
     },
   };
 }
@@ -215,11 +215,17 @@ describe('ModelController', () => {
       ...deps,
       pairs: {
         labelClock: async () => ({ labelTime: micros, predictionTime: T0 + 1_000 }),
-        readPairs: async (q) => [
-          ...(await few.readPairs(q)),
-          { predictionId: 'us', predictionTime: T0, labelTime: micros, label: 1, incumbent: 0.5, challenger: 0.5 },
-          { predictionId: 'us2', predictionTime: micros, labelTime: T0, label: 1, incumbent: 0.5, challenger: 0.5 },
-        ],
+        readPairs: async (q) => {
+          const read = await few.readPairs(q);
+          return {
+            ...read,
+            pairs: [
+              ...read.pairs,
+              { predictionId: 'us', predictionTime: T0, labelTime: micros, label: 1, incumbent: 0.5, challenger: 0.5 },
+              { predictionId: 'us2', predictionTime: micros, labelTime: T0, label: 1, incumbent: 0.5, challenger: 0.5 },
+            ],
+          };
+        },
       },
     });
     const tick = await controller.tick();
@@ -307,6 +313,98 @@ describe('ModelController', () => {
   });
 });
 
+describe('unusable pairs', () => {
+  it('rows the warehouse left out (scores outside [0, 1]: margins) are counted as skipped, and said once per comparison', async () => {
+    const { published, deps } = setup({});
+    // A challenger scoring binary:logitraw margins: every labelled row is unusable, none is a pair.
+    const later = T0 + 60 * 86_400_000;
+    const warnings: Array<Record<string, unknown> & { msg: string | undefined }> = [];
+    const controller = new ModelController({
+      ...deps,
+      now: () => T0 + 3_600_000,
+      pairs: {
+        labelClock: async () => ({ labelTime: T0 + 3_000_000, predictionTime: T0 + 2_999_000 }),
+        readPairs: async () => ({ pairs: [], unusable: { labelNotBinary: 2, scoreNotProbability: 1200 } }),
+      },
+      logger: { ...silentLogger, warn: (o: object, msg?: string) => warnings.push({ ...o, msg }) },
+    });
+    const skipped = async () =>
+      (await deps.registry.getSingleMetric('driftline_model_controller_skipped_pairs_total')?.get())?.values[0]?.value;
+    await controller.tick();
+    expect(await skipped()).toBe(1202);
+    await controller.tick();
+    expect(await skipped()).toBe(2404); // counted at every tick that reads them, like every skipped pair
+    expect(warnings.map((w) => [w.model, w.reason, w.rows, w.challenger])).toEqual([
+      ['fraud', 'scoreNotProbability', 1200, 'v2'],
+      ['fraud', 'labelNotBinary', 2, 'v2'],
+    ]);
+    expect(warnings[0]?.msg).toMatch(/score outside \[0, 1\].*objective is not a probability/);
+    // It still ends on max_time with no pair (nothing to compare), but no longer in silence.
+    const ended = new ModelController({
+      ...deps,
+      now: () => later,
+      pairs: {
+        labelClock: async () => ({ labelTime: later, predictionTime: later - 1_000 }),
+        readPairs: async () => ({ pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 5000 } }),
+      },
+    });
+    await ended.tick();
+    expect(published.at(-1)).toMatchObject({ version: 'v2', kind: 'REJECTED' });
+    expect(JSON.parse(published.at(-1)!.evidence!)).toMatchObject({ n: 0 });
+  });
+});
+
+describe('models the policy file does not list', () => {
+  /** fraud and churn, each with v2 in shadow, v2 overwhelmingly better; the reads and info lines recorded. */
+  function twoModels(policyText: string) {
+    const { store, published, deps } = setup({ v1: 0.1, v2: 0.95 });
+    for (const r of [...store.rows.values()])
+      store.rows.set(`churn/${r.version}/${r.to_stage}`, { ...r, model: 'churn' });
+    const reads: string[] = [];
+    const info: string[] = [];
+    const pairs = pairsFor({ v1: 0.1, v2: 0.95 });
+    const controller = new ModelController({
+      ...deps,
+      policies: parseRolloutPolicyText(policyText, 'rollout.yaml'),
+      pairs: {
+        labelClock: pairs.labelClock,
+        readPairs: (q) => {
+          reads.push(q.model);
+          return pairs.readPairs(q);
+        },
+      },
+      logger: { ...silentLogger, info: (o: object, msg?: string) => info.push(`${JSON.stringify(o)} ${msg}`) },
+    });
+    return { controller, published, reads, info };
+  }
+
+  it('a model left out of the file gets the defaults: its shadow is compared and moves on', async () => {
+    const { controller, published, reads } = twoModels(
+      'defaults:\n  promotion: { min_labels: 50 }\n  rollback: { min_labels: 50 }\nmodels:\n  fraud:\n    canary_share: 0.3\n',
+    );
+    await controller.tick();
+    await controller.tick();
+    expect(reads).toContain('churn');
+    const churn = published.filter((e) => e.model === 'churn').map((e) => `${e.version}:${e.kind}`);
+    expect(churn).toEqual(['v2:SHADOW', 'v2:CANARY', 'v2:PROMOTED']);
+    // The defaults' canary share (0.1), not fraud's.
+    expect(published.find((e) => e.model === 'churn' && e.kind === 'CANARY')?.canary_share).toBe(0.1);
+    expect(published.find((e) => e.model === 'fraud' && e.kind === 'CANARY')?.canary_share).toBe(0.3);
+  });
+
+  it('`manual: true` opts a model out, explicitly: no pair is read for it, and the controller says so once', async () => {
+    const { controller, published, reads, info } = twoModels(
+      'defaults:\n  promotion: { min_labels: 50 }\nmodels:\n  churn: { manual: true }\n',
+    );
+    await controller.tick();
+    await controller.tick();
+    expect(reads.filter((m) => m === 'churn')).toEqual([]);
+    expect(published.filter((e) => e.model === 'churn').map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW']);
+    expect(info.filter((l) => l.includes('"churn"') && l.includes('manual'))).toHaveLength(1);
+    expect(reads).toContain('fraud');
+  });
+});
+
 describe('config', () => {
   it('reads the policy file; errors name the variable or the field in the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'controller-'));
@@ -335,6 +433,19 @@ describe('config', () => {
         '100000 is above DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS (1000); lower it or raise the bound',
       ).message,
     );
+    // A default above the bound that only the models the file does not list use: named where it is written.
+    writeFileSync(
+      file,
+      'defaults:\n  promotion: { max_labels: 5000 }\n  rollback: { max_labels: 500 }\nmodels:\n  fraud:\n    promotion: { min_labels: 20, max_labels: 200 }\n',
+    );
+    expect(() =>
+      toModelControllerConfig(
+        parseEnv(modelControllerEnvShape, {
+          DRIFTLINE_PROMOTION_POLICY: file,
+          DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS: '1000',
+        }),
+      ),
+    ).toThrow(`${file}.defaults.promotion.max_labels: 5000 is above`);
     expect(() => parseEnv(modelControllerEnvShape, { DRIFTLINE_MODEL_CONTROLLER_INTERVAL: 'soon' })).toThrow(
       /DRIFTLINE_MODEL_CONTROLLER_INTERVAL/,
     );

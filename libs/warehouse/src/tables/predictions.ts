@@ -85,6 +85,26 @@ export interface PairedOutcome {
   readonly role: string;
 }
 
+/**
+ * Rows scored by both versions since `from` that a paired comparison of probabilities cannot use,
+ * so never among the pairs: counted, not dropped in silence.
+ */
+export interface UnusablePairs {
+  /** A label other than 0 or 1 (or NaN). */
+  readonly labelNotBinary: number;
+  /**
+   * Label 0 or 1, but a score outside [0, 1] (or NaN): a model whose objective is not a
+   * probability, e.g. XGBoost `binary:logitraw` margins.
+   */
+  readonly scoreNotProbability: number;
+}
+
+/** {@link PredictionStore.readPairsCounted}: the pairs, and the rows left out of them. */
+export interface PairRead {
+  readonly pairs: PairedOutcome[];
+  readonly unusable: UnusablePairs;
+}
+
 /** A model's event clock: its newest label time, and its newest prediction time that has a label. */
 export interface LabelClock {
   readonly labelTime: number;
@@ -162,6 +182,14 @@ export interface PredictionStore {
    * take a place under `limit`, or a comparison could never reach its max_labels.
    */
   readPairs(q: PairQuery): Promise<PairedOutcome[]>;
+  /**
+   * {@link readPairs}, and in the same query the rows it leaves out for being unusable (scored by
+   * both versions since `from`, but a label other than 0/1 or a score outside [0, 1]), counted by
+   * reason over all of them, not only up to `limit`. They were filtered out and never counted: a
+   * model scoring margins (±2.5) had every candidate rejected at max_time with 0 pairs, and the
+   * operator saw "no labels".
+   */
+  readPairsCounted(q: PairQuery): Promise<PairRead>;
   /**
    * `model`'s event clock, from its labelled predictions (paired or not) with both times at or
    * before `notAfter`: the newest label time and the newest labelled prediction time, or undefined
@@ -367,13 +395,25 @@ export class ClickHousePredictionStore implements PredictionStore {
   }
 
   async readPairs(q: PairQuery): Promise<PairedOutcome[]> {
+    return (await this.readPairsCounted(q)).pairs;
+  }
+
+  async readPairsCounted(q: PairQuery): Promise<PairRead> {
     if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_PAIRS_PER_READ) {
       throw new DriftlineError(
         'BAD_REQUEST',
         `readPairs limit: an integer in [1, ${MAX_PAIRS_PER_READ}], got ${q.limit}`,
       );
     }
+    const table = `${this.ch.table('labeled_predictions')} FINAL`;
+    const paired = `model = {model:String}
+         AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+         AND mapContains(scores, {incumbent:String}) AND mapContains(scores, {challenger:String})`;
+    const probabilities = 'scores[{incumbent:String}] BETWEEN 0 AND 1 AND scores[{challenger:String}] BETWEEN 0 AND 1';
+    // One statement: the pairs (kind 0; a row the test cannot use never takes a place under the
+    // limit), then one row (kind 1) counting the rows left out, by reason.
     const rows = await this.ch.select<{
+      kind: number;
       prediction_id: string;
       pt: string | number;
       lt: string | number;
@@ -382,28 +422,45 @@ export class ClickHousePredictionStore implements PredictionStore {
       challenger: number;
       model_version: string;
       role: string;
+      bad_label: string | number;
+      bad_score: string | number;
     }>(
-      `SELECT prediction_id, toUnixTimestamp64Milli(prediction_time) AS pt, toUnixTimestamp64Milli(label_time) AS lt,
-         label, scores[{incumbent:String}] AS incumbent, scores[{challenger:String}] AS challenger, model_version, role
-       FROM ${this.ch.table('labeled_predictions')} FINAL
-       WHERE model = {model:String}
-         AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
-         AND mapContains(scores, {incumbent:String}) AND mapContains(scores, {challenger:String})
-         AND label IN (0, 1)
-         AND scores[{incumbent:String}] BETWEEN 0 AND 1 AND scores[{challenger:String}] BETWEEN 0 AND 1
-       ORDER BY label_time, prediction_id
-       LIMIT {limit:UInt32}`,
+      `SELECT * FROM (
+         (SELECT 0 AS kind, prediction_id, toUnixTimestamp64Milli(prediction_time) AS pt,
+            toUnixTimestamp64Milli(label_time) AS lt, label, scores[{incumbent:String}] AS incumbent,
+            scores[{challenger:String}] AS challenger, toString(model_version) AS model_version,
+            toString(role) AS role, toUInt64(0) AS bad_label, toUInt64(0) AS bad_score
+          FROM ${table}
+          WHERE ${paired} AND label IN (0, 1) AND ${probabilities}
+          ORDER BY label_time, prediction_id
+          LIMIT {limit:UInt32})
+         UNION ALL
+         (SELECT 1, '', toInt64(0), toInt64(0), toFloat64(0), toFloat64(0), toFloat64(0), '', '',
+            countIf(NOT (label IN (0, 1))), countIf(label IN (0, 1) AND NOT (${probabilities}))
+          FROM ${table}
+          WHERE ${paired})
+       )
+       ORDER BY kind, lt, prediction_id`,
       { model: q.model, incumbent: q.incumbent, challenger: q.challenger, from: q.from, limit: q.limit },
     );
-    return rows.map((r) => ({
-      predictionId: r.prediction_id,
-      predictionTime: Number(r.pt),
-      labelTime: Number(r.lt),
-      label: Number(r.label),
-      incumbent: Number(r.incumbent),
-      challenger: Number(r.challenger),
-      answeredVersion: r.model_version,
-      role: r.role,
-    }));
+    const pairs: PairedOutcome[] = [];
+    let unusable: UnusablePairs = { labelNotBinary: 0, scoreNotProbability: 0 };
+    for (const r of rows) {
+      if (Number(r.kind) === 1) {
+        unusable = { labelNotBinary: Number(r.bad_label), scoreNotProbability: Number(r.bad_score) };
+        continue;
+      }
+      pairs.push({
+        predictionId: r.prediction_id,
+        predictionTime: Number(r.pt),
+        labelTime: Number(r.lt),
+        label: Number(r.label),
+        incumbent: Number(r.incumbent),
+        challenger: Number(r.challenger),
+        answeredVersion: r.model_version,
+        role: r.role,
+      });
+    }
+    return { pairs, unusable };
   }
 }

@@ -6,6 +6,13 @@
  * A partition that is read to its end and silent advances its event-time clock on processing time.
  */
 
+/**
+ * Events further behind the time they were written are a replay or a backfill, whose pauses say
+ * nothing about the event time of what comes next; a live stream with a steady lag under it (event
+ * times set upstream, a batch of inferences logged later) keeps source idleness.
+ */
+export const REPLAY_TRAIL_MS = 60 * 60_000;
+
 /** What stage one knows of one source partition when it decides a processing-time advance. */
 export interface SourceClock {
   /** The largest event time its events moved the watermark to here (replayed ones not counted); -Infinity when none. */
@@ -34,8 +41,8 @@ export interface SourceClock {
  *   saw the partition read to its end (`quietMs`), at most the time since its last record was
  *   written (Kafka time): producers buffer through a broker outage and write their events once it
  *   is over, so time no one could read must not count as silence. A partition whose events trail
- *   their Kafka timestamps by more than the lateness plus `idleMs` (a replay, a backfill, simulated
- *   time) does not move on processing time.
+ *   their Kafka timestamps by more than REPLAY_TRAIL_MS (a replay, a backfill) does not move on
+ *   processing time.
  * - Without events here (a partition no producer's key maps to, one this member was just given, or
  *   one whose records here were all replayed from before its restored frontier): once quiet for
  *   `idleMs`, it follows the furthest clock of the partitions with events, less `idleMs` — the idle
@@ -48,13 +55,14 @@ export function idleAdvance(
   others: Iterable<SourceClock>,
   now: number,
   idleMs: number,
-  latenessMs = 0,
 ): number | undefined {
   if (idleMs <= 0) return undefined;
+  // Records far behind the time they were written are a replay or a backfill, not a live stream: a
+  // pause in them says nothing about the event time of what comes next (their own events, or the
+  // restored frontier when all were replayed).
+  const own = Math.max(source.latestEventTime, source.restoredClock ?? Number.NEGATIVE_INFINITY);
+  if (source.recordClock > 0 && Number.isFinite(own) && source.recordClock - own > REPLAY_TRAIL_MS) return undefined;
   if (Number.isFinite(source.latestEventTime)) {
-    // Events far behind the time they were written are a replay or a backfill, not a live stream:
-    // a pause in them says nothing about the event time of what comes next.
-    if (source.recordClock > 0 && source.recordClock - source.latestEventTime > latenessMs + idleMs) return undefined;
     const silentMs = Math.min(source.quietMs, now - source.recordClock);
     return silentMs >= idleMs ? source.latestEventTime + silentMs - idleMs : undefined;
   }

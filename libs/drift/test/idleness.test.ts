@@ -1,6 +1,6 @@
 import { buildNumericProfile } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
-import { idleAdvance, PartitionWindows, referenceSet, type SourceClock } from '../src/index.js';
+import { idleAdvance, PartitionWindows, REPLAY_TRAIL_MS, referenceSet, type SourceClock } from '../src/index.js';
 
 const clock = (over: Partial<SourceClock>): SourceClock => ({
   latestEventTime: Number.NEGATIVE_INFINITY,
@@ -53,18 +53,20 @@ describe('idleAdvance (source idleness)', () => {
     expect(idleAdvance({ ...p, quietMs: 10_000 }, [busy], now, 30_000)).toBeUndefined();
   });
 
-  it('events far behind their Kafka time (a replay, a backfill) do not move on processing time', () => {
+  it('events over an hour behind their Kafka time (a replay, a backfill) do not move on processing time', () => {
     const backfill = clock({
-      latestEventTime: now - 3_600_000,
-      eventClock: now - 3_600_000,
+      latestEventTime: now - 60_000 - REPLAY_TRAIL_MS - 1,
+      eventClock: now - 60_000 - REPLAY_TRAIL_MS - 1,
       recordClock: now - 60_000,
       quietMs: 60_000,
     });
-    expect(idleAdvance(backfill, [], now, 30_000, 60_000)).toBeUndefined();
-    // Within the lateness plus the idle time: a live stream.
-    expect(idleAdvance({ ...backfill, latestEventTime: now - 140_000 }, [], now, 30_000, 60_000)).toBe(
-      now - 140_000 + 30_000,
-    );
+    expect(idleAdvance(backfill, [], now, 30_000)).toBeUndefined();
+    // A live stream with a steady lag of 20 minutes (event times set upstream) keeps it.
+    const lagging = { ...backfill, latestEventTime: now - 60_000 - 20 * 60_000 };
+    expect(idleAdvance(lagging, [], now, 30_000)).toBe(lagging.latestEventTime + 30_000);
+    // The same after a restart, its records all replayed from before the restored frontier.
+    const restored = clock({ restoredClock: backfill.latestEventTime, recordClock: now - 60_000, quietMs: 300_000 });
+    expect(idleAdvance(restored, [], now, 30_000)).toBeUndefined();
   });
 
   it('0 turns it off', () => {

@@ -152,8 +152,15 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
    * it is acknowledged: when ClickHouse (the progress store) is down, a retry of the batch saves
    * the progress again but never re-sends partials Kafka already has.
    */
-  /** Thrown by an idle advance whose partition was given away or stopped while it sent. */
-  class NoLongerOwned extends Error {}
+  /**
+   * Thrown by an idle advance whose partition was given away or stopped while it sent. Retriable,
+   * so that isolating a refused partial rethrows it rather than taking it for Kafka's refusal.
+   */
+  class NoLongerOwned extends DriftlineError {
+    constructor() {
+      super('SOURCE_UNAVAILABLE', 'partition no longer owned by this member', { retriable: true });
+    }
+  }
   async function send(
     entry: PartitionEntry,
     topic: string,
@@ -468,7 +475,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     });
     const others: SourceClock[] = [];
     for (const [p, e] of states) if (p !== partition) others.push(clockOf(e, 0)); // followed, not moved
-    const target = idleAdvance(clockOf(entry, at - since), others, at, idleMs, deps.spec.latenessMs);
+    const target = idleAdvance(clockOf(entry, at - since), others, at, idleMs);
     if (target === undefined) return;
     const state = entry.windows;
     const closedBefore = state.watermark();

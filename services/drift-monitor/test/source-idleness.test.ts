@@ -1,9 +1,9 @@
-import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, DriftlineError } from '@driftline/core';
 import { decodePartials, MergeState, type OutboundPartials, type ReferenceSet, referenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
-import type { ProgressStore } from '@driftline/warehouse';
+import type { ProgressStore, ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { type StageOne, stageOneProcessor } from '../src/stage-one.js';
@@ -38,11 +38,14 @@ function stageOneOn(options: {
   readonly sourcePartitions?: number;
   readonly sourceIdleMs?: number;
   readonly progress?: ProgressStore;
+  readonly references?: ReferenceCache;
+  /** An error to refuse a send with (before any of it is emitted), or undefined to take it. */
+  readonly refuse?: (messages: readonly OutboundPartials[]) => Error | undefined;
 }): StageOne {
   const sourceIdleMs = options.sourceIdleMs ?? 30_000;
   return stageOneProcessor({
     spec: options.spec ?? { sizeMs: 5 * MINUTE, latenessMs: MINUTE },
-    references: new ReferenceCache(store),
+    references: options.references ?? new ReferenceCache(store),
     progress: options.progress ?? memoryProgress(),
     group: 'g',
     sourceTopic: 'p',
@@ -56,6 +59,8 @@ function stageOneOn(options: {
       throw new Error('not used');
     },
     emit: async (messages) => {
+      const refusal = options.refuse?.(messages);
+      if (refusal !== undefined) throw refusal;
       for (const m of messages) options.emit(decodePartials(m.value), m);
     },
   });
@@ -262,7 +267,7 @@ describe('stage one: source idleness', () => {
   });
 
   it('a backfill (events far behind the time they are written) does not move on processing time', async () => {
-    // Events an hour old, written every 20 s, with pauses of 5 minutes: their clock moves with them only.
+    // Events two hours old, written every 20 s, with pauses of 5 minutes: their clock moves with them only.
     const start = Date.UTC(2026, 0, 1);
     let now = start;
     let late = 0;
@@ -273,7 +278,7 @@ describe('stage one: source idleness', () => {
       },
     });
     let offset = 0;
-    let eventTime = start - 60 * MINUTE;
+    let eventTime = start - 2 * 60 * MINUTE;
     for (let burst = 0; burst < 6; burst++) {
       // 25 events (500 s of event time): pauses fall at every place in a window.
       for (let i = 0; i < 25; i++) {
@@ -344,5 +349,58 @@ describe('stage one: source idleness', () => {
     }
     // The window's partial went (before the revocation); its marker and the frontier did not.
     expect(writes).toEqual(['emit partial']);
+  });
+
+  it('a rebalance during a send Kafka refuses loses no partial: the advance stops, the next batch sends them', async () => {
+    // Found by a review: the ownership check threw inside the isolation of refused partials, so
+    // every partial of the step was taken for one Kafka refused, and dropped.
+    const start = Date.UTC(2026, 0, 1);
+    let now = start;
+    const sent: string[] = [];
+    let refuseOnce = false;
+    let stageOne: StageOne | undefined;
+    const byModel = new Map(
+      ['m1', 'm2'].map((m) => [m, referenceSet(m, 'v1', new Map([['x', buildNumericProfile([1, 2, 3, 4, 5])]]))]),
+    );
+    const models: ReferenceStore = {
+      ...store,
+      latest: async (model) => byModel.get(model),
+      newest: async () => [...byModel.values()],
+      byId: async (id) => [...byModel.values()].find((r) => r.referenceId === id),
+      catalog: async () =>
+        [...byModel.values()].map((r) => ({ model: r.model, version: r.version, referenceId: r.referenceId })),
+    };
+    stageOne = stageOneOn({
+      now: () => now,
+      spec: { sizeMs: 1_000, latenessMs: 0 },
+      sourceIdleMs: 2_000,
+      references: new ReferenceCache(models),
+      emit: (message) => {
+        if (message.type === 'partial') sent.push(`${message.model}@${message.windowStart - start}`);
+      },
+      refuse: (messages) => {
+        if (!refuseOnce || messages.every((m) => m.marker !== undefined)) return undefined;
+        refuseOnce = false;
+        stageOne?.rebalanced?.(); // a member joined; this one keeps the partition
+        return new DriftlineError('SINK_REJECTED', 'MESSAGE_TOO_LARGE');
+      },
+    });
+    const event = (model: string, offset: number, t: number) => {
+      const item = prediction(0, offset, t);
+      return { ...item, value: { ...item.value, model } };
+    };
+    await stageOne.process([event('m1', 0, now + 100), event('m2', 1, now + 200)], {
+      topic: 'p',
+      partition: 0,
+      highWatermark: '2',
+    });
+    refuseOnce = true;
+    for (let i = 0; i < 5; i++) {
+      now += 1_000;
+      await stageOne.advanceIdle(async () => [0]).catch(() => {});
+    }
+    now += 1_000;
+    await stageOne.process([event('m1', 2, now)], { topic: 'p', partition: 0, highWatermark: '3' });
+    expect(sent.filter((p) => p.endsWith('@0')).sort()).toEqual(['m1@0', 'm2@0']);
   });
 });

@@ -1,4 +1,10 @@
-import { envField, type RedisConnectionConfig, toDriftlineError, toRedisConnectionConfig } from '@driftline/core';
+import {
+  envField,
+  type RedisConnectionConfig,
+  SinkUnavailableError,
+  toDriftlineError,
+  toRedisConnectionConfig,
+} from '@driftline/core';
 import { type FeatureViews, freshnessSpecs, loadFeatureViews } from '@driftline/features';
 import { defaultBackoff, groupHasCommitted } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
@@ -16,6 +22,9 @@ import { defineService, type ServiceContext } from '@driftline/service';
 import { chTime, type DataQualityRow, type Warehouse } from '@driftline/warehouse';
 import { z } from 'zod';
 import { startFeatureMaterializer } from './materializer.js';
+
+/** How soon a failed start-up check of the state marker is tried again. */
+const MARKER_RETRY_MS = 5_000;
 
 export const materializerEnvShape = {
   ...onlineStoreEnvShape,
@@ -116,8 +125,14 @@ export const featureMaterializer = defineService({
           if (stopped) watch.stop();
           else marker = watch;
         },
-        (error: unknown) =>
-          ctx.logger.warn({ err: toDriftlineError(error).message }, 'could not check the online store state marker'),
+        (error: unknown) => {
+          // Decided again until it can be: meanwhile no feature is written (see the store below).
+          ctx.logger.warn(
+            { err: toDriftlineError(error).message },
+            'could not check the online store state marker; retrying',
+          );
+          if (!stopped) setTimeout(watchMarker, MARKER_RETRY_MS).unref();
+        },
       );
     };
     if (store.client.status === 'ready') checkDurability();
@@ -134,7 +149,10 @@ export const featureMaterializer = defineService({
         // Never features written without the marker: a loss since the last check is reported first.
         store: {
           write: async (writes) => {
-            await marker?.check();
+            // Before the start-up decision (Redis not answering yet, or the look-up failing), a
+            // write is an outage: written first, its rows would be taken for an older version's.
+            if (marker === undefined) throw new SinkUnavailableError('online store state marker not checked yet');
+            await marker.check();
             return store.write(writes);
           },
           read: (view, entity, features) => store.read(view, entity, features),

@@ -191,10 +191,22 @@ export const labelJoinerService = defineService({
         },
         ctx.registry,
       );
-      const expiry = every(config.expiryIntervalMs, async () => void (await scanner.pass()), logger, 'expiry pass');
+      // The passes write state too (source reports, tombstones, tallies): each checks the marker first.
+      const expiry = every(
+        config.expiryIntervalMs,
+        async () => {
+          await marker?.check();
+          await scanner.pass();
+        },
+        logger,
+        'expiry pass',
+      );
       const windows = every(
         config.recomputeIntervalMs,
-        async () => void (await recomputer.pass()),
+        async () => {
+          await marker?.check();
+          await recomputer.pass();
+        },
         logger,
         'window recompute',
       );

@@ -268,12 +268,13 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   }
 
   /**
-   * Whether Redis holds join state of this prefix: its schedule, pending counts, reported sources
-   * or dirty-mark sequence (one of them exists once a batch was applied). For the state marker.
+   * Whether Redis holds join state of this prefix: its schedule, pending counts or dirty-mark
+   * sequence (one of them exists once a batch was applied). For the state marker. Not the reported
+   * sources: every expiry pass writes them, even on an empty state.
    */
   async holdsState(): Promise<boolean> {
     const k = this.keys;
-    return (await this.redis.exists(k.schedule, k.pending, k.sources, k.dirtySeq)) > 0;
+    return (await this.redis.exists(k.schedule, k.pending, k.dirtySeq)) > 0;
   }
 
   private pipeline(): ChainableCommander & ScriptPipeline {

@@ -77,8 +77,10 @@ export interface ModelServerConfig {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-/** How long the start-up replay of models.v1 may take to be read to its end before what was read is applied. */
+/** How often a start-up replay of models.v1 not read to its end yet is reported (it is waited for). */
 const REPLAY_WAIT_MS = 60_000;
+/** How often the replay's positions are read (each read opens an admin connection). */
+const REPLAY_POLL_MS = 500;
 
 /** The model-server service: scores models as models.v1 stages them, on online features; logs every prediction. */
 export const modelServer = defineService({
@@ -223,15 +225,18 @@ export const modelServer = defineService({
       // In the background: loading a replay's artifacts may outlast the start-up timeout.
       const reader = follower;
       void (async () => {
-        for (const deadline = Date.now() + REPLAY_WAIT_MS; !stopped; await sleep(100)) {
+        // Not ready until read to its end, however long that takes: ready with a part of it, the
+        // instance answered 404 "unknown model" (a client error, not retried) for models it had
+        // not read yet. A warning a minute says what it waits for.
+        for (let warnAt = Date.now() + REPLAY_WAIT_MS; !stopped; await sleep(REPLAY_POLL_MS)) {
           const positions = await reader.positions().catch(() => []);
           if (positions.length > 0 && positions.every((p) => p.caughtUp)) break;
-          if (Date.now() >= deadline) {
+          if (Date.now() >= warnAt) {
+            warnAt = Date.now() + REPLAY_WAIT_MS;
             ctx.logger.warn(
-              { waitedMs: REPLAY_WAIT_MS },
-              'models.v1 not read to its end in time: serving what was read, the rest as it comes',
+              { partitions: positions.length, caughtUp: positions.filter((p) => p.caughtUp).length },
+              'models.v1 not read to its end yet: not ready, predict answers 503',
             );
-            break;
           }
         }
         if (stopped) return;

@@ -39,6 +39,7 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
     sdk: DriftlineProducer;
     store: RedisOnlineStore;
     prefix: string;
+    keyPrefix: string;
   }> {
     const prefix = `${uniqueName('e2e')}.`;
     const keyPrefix = uniqueName('fk');
@@ -68,7 +69,7 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
     const store = createRedisOnlineStore({ url: stack.redisUrl, tls: false }, { use: 'online-read', keyPrefix });
     cleanup.push(() => store.close());
     await waitReady(store.client);
-    return { runner, sdk, store, prefix };
+    return { runner, sdk, store, prefix, keyPrefix };
   }
 
   /**
@@ -91,7 +92,7 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
   }
 
   it('serves published features and window aggregates; bad events go to the DLQ with the reason', async () => {
-    const { runner, sdk, store, prefix } = env;
+    const { runner, sdk, store, prefix, keyPrefix } = env;
     const t = Date.now() - 1_000;
     await sdk.publishFeatures([
       {
@@ -170,6 +171,8 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
 
     const metrics = await runner.context.registry.metrics();
     expect(metrics).toMatch(/driftline_feature_rows_total\{[^}]*outcome="applied"[^}]*\} [1-9]/);
+    // The state marker that tells Redis losing the features (libs/online-store, watchStateMarker).
+    expect(await store.client.exists(`${keyPrefix}:state-marker:features`)).toBe(1);
   });
 
   it('event time out of bounds (µs, pre-2000, far future) goes to the DLQ with the reason and freezes no row', async () => {

@@ -12,12 +12,12 @@ import {
   windowStart,
 } from '@driftline/performance';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
+import type { Runner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { SeededRandom } from '@driftline/test-support/random';
 import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { labelJoinerService } from '../src/service.js';
+import { startJoiner } from './fixtures/runner.js';
 
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'lj-estimates-'));
@@ -84,29 +84,16 @@ describe('label-joiner: CBPE estimates before labels, business outcome after (re
     );
     await warehouse.estimates.saveCalibration('fraud', 'v1', 'ref-1', map);
 
-    const runner = await startRunner({
-      services: [labelJoinerService as never],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_REDIS_URL: stack.redisUrl,
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: '2',
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_LOG_LEVEL: 'error',
-        DRIFTLINE_CLICKHOUSE_DATABASE: database,
-        DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
-        DRIFTLINE_JOINER_KEY_PREFIX: `${prefix}:`,
-        DRIFTLINE_JOINER_GROUP: `${prefix}joiner`,
-        DRIFTLINE_JOINER_MAX_LABEL_DELAY: '1h',
-        DRIFTLINE_JOINER_WINDOW: '10m',
-        DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: '300ms',
-        DRIFTLINE_JOINER_EXPIRY_INTERVAL: '300ms',
-        // The estimated ROC AUC (~0.83) breaks this bound: an ESTIMATED_PERFORMANCE alert.
-        DRIFTLINE_JOINER_ALERT_BOUNDS: 'roc_auc<0.9',
-        DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: '100',
-        DRIFTLINE_JOINER_FALSE_ALARM_COST: '5',
-      },
+    const runner = await startJoiner(stack, prefix, database, dir, {
+      DRIFTLINE_TOPIC_PARTITIONS: '2',
+      DRIFTLINE_JOINER_MAX_LABEL_DELAY: '1h',
+      DRIFTLINE_JOINER_WINDOW: '10m',
+      DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: '300ms',
+      DRIFTLINE_JOINER_EXPIRY_INTERVAL: '300ms',
+      // The estimated ROC AUC (~0.83) breaks this bound: an ESTIMATED_PERFORMANCE alert.
+      DRIFTLINE_JOINER_ALERT_BOUNDS: 'roc_auc<0.9',
+      DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: '100',
+      DRIFTLINE_JOINER_FALSE_ALARM_COST: '5',
     });
     runners.push(runner);
 

@@ -12,4 +12,5 @@ export * from './own-keys.js';
 export * from './printable.js';
 export * from './redact.js';
 export * from './redis-config.js';
+export * from './serial.js';
 export * from './uuid.js';

@@ -1,4 +1,4 @@
-import { DriftlineError, type EventTimeBounds, type Logger, toDriftlineError } from '@driftline/core';
+import { DriftlineError, type EventTimeBounds, type Logger, serialByKey, toDriftlineError } from '@driftline/core';
 import {
   type AlertContext,
   buildAlerts,
@@ -243,18 +243,9 @@ async function isolate<P>(
 export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage> & { tick(): Promise<void> } {
   const now = deps.now ?? Date.now;
   const states = new Map<string, MergeState>();
-  const locks = new Map<string, Promise<unknown>>();
   const keyOf = (topic: string, partition: number) => `${topic}/${partition}`;
-
-  function locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = locks.get(key) ?? Promise.resolve();
-    const run = previous.then(fn, fn);
-    locks.set(
-      key,
-      run.catch(() => {}),
-    );
-    return run;
-  }
+  /** One batch or tick of a partials partition at a time. */
+  const locked = serialByKey();
 
   async function completeReady(topic: string, partition: number, state: MergeState): Promise<void> {
     const t = now();

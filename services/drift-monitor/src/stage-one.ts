@@ -5,6 +5,7 @@ import {
   type Logger,
   modelNameProblem,
   PoisonRecordError,
+  serialByKey,
   silentLogger,
 } from '@driftline/core';
 import {
@@ -112,22 +113,17 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
   const states = new Map<number, PartitionEntry>();
   /** Partitions found read to their end by `advanceIdle`, since when (processing time). */
   const quietSince = new Map<number, number>();
-  const locks = new Map<number, Promise<unknown>>();
   /** Moves at every rebalance and revocation: an idle advance read before one does nothing. */
   let assignment = 0;
   /** When `advanceIdle` last finished looking (processing time). */
   let lastCheck: number | undefined;
   /** Set by `stopIdle`: idle advances write nothing more. */
   let stopped = false;
-  /** One batch or idle advance of a partition at a time (a timer drives the advances). */
-  function locked<T>(partition: number, fn: () => Promise<T>): Promise<T> {
-    const run = (locks.get(partition) ?? Promise.resolve()).then(fn, fn);
-    locks.set(
-      partition,
-      run.catch(() => {}),
-    );
-    return run;
-  }
+  /**
+   * One batch or idle advance of a partition at a time (a timer drives the advances); a stale
+   * advance of a revoked partition finishes before a new owner's batch of it starts.
+   */
+  const locked = serialByKey();
   const now = deps.now ?? Date.now;
   let sourcePartitions = deps.sourcePartitions;
   // Set by a rebalance: partitions added to the source topic start one on every member, also on
@@ -271,7 +267,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     advanceIdle,
     async stopIdle() {
       stopped = true;
-      await Promise.all([...locks.values()]);
+      await locked.idle();
     },
     rebalanced() {
       recountSource = true;
@@ -282,7 +278,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       for (const p of partitions) {
         if (p.topic !== deps.sourceTopic) continue;
         states.delete(p.partition);
-        quietSince.delete(p.partition); // its lock stays: a stale idle advance finishes before a new owner's batch
+        quietSince.delete(p.partition);
         deps.sequential?.revoked(p.partition);
       }
       deps.metrics?.windowsOpen.set(openWindows());

@@ -1,8 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName, type Logger } from '@driftline/core';
+import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName, type Logger, serialByKey } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
-import { serialByKey } from './serial.js';
 import type { CanarySpec } from './specs.js';
 import {
   applyStageEvent,

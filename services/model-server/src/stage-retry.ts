@@ -1,6 +1,6 @@
 import type { Logger } from '@driftline/core';
+import { serialByKey } from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
-import { serialByKey } from './serial.js';
 import { VersionsNotServedError } from './serving.js';
 import type { StageEvent } from './stages.js';
 

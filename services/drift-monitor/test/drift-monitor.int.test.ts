@@ -65,6 +65,17 @@ function env(prefix: string, database: string): Record<string, string> {
   };
 }
 
+/** Until the runner's models.v1 follower has processed the one record of the deployment's models.v1. */
+async function promotionRead(runner: Runner, prefix: string): Promise<void> {
+  const out = new RegExp(`topic="${prefix.replaceAll('.', '\\.')}models\\.v1"[^}]*\\} 1$`, 'm');
+  await eventually(
+    async () =>
+      out.test(await runner.context.registry.getSingleMetricAsString('driftline_records_out_total')) ? true : undefined,
+    20_000,
+    100,
+  );
+}
+
 async function prepareDatabase(database: string): Promise<ClickHouse> {
   const ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
   await migrate(ch, migrations);
@@ -249,15 +260,7 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
         await producer.disconnect();
       }
       // Every start reads the promotion again (nothing stored), then stops.
-      const out = new RegExp(`topic="${prefix.replaceAll('.', '\\.')}models\\.v1"[^}]*\\} 1$`, 'm');
-      await eventually(
-        async () =>
-          out.test(await runner.context.registry.getSingleMetricAsString('driftline_records_out_total'))
-            ? true
-            : undefined,
-        20_000,
-        100,
-      );
+      await promotionRead(runner, prefix);
       await runner.stop();
       runners.splice(runners.indexOf(runner), 1);
     }
@@ -292,15 +295,7 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
     const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
     await producer.send(`${prefix}models.v1`, [{ key: 'fraud', value: await modelCodec.encode(promoted) }]);
     await producer.disconnect();
-    const out = new RegExp(`topic="${prefix.replaceAll('.', '\\.')}models\\.v1"[^}]*\\} 1$`, 'm');
-    await eventually(
-      async () =>
-        out.test(await runner.context.registry.getSingleMetricAsString('driftline_records_out_total'))
-          ? true
-          : undefined,
-      20_000,
-      100,
-    );
+    await promotionRead(runner, prefix);
     // A version without a profile of its own is measured against the promoted one's. (Streamed as
     // v2, which has its own, the windows matched whether or not the promotion was read at all.)
     const v3stream = stream.filter((e) => e.event_time >= T0 + 3000).map((e) => ({ ...e, model_version: 'v3' }));

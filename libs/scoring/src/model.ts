@@ -1,7 +1,7 @@
 import { maxOf } from '@driftline/core';
-import { ScoringInputError } from './errors.js';
-import { transformMargins } from './objective.js';
-import { DEFAULT_MODEL_LIMITS, type ModelLimits, type ParsedModel, parseModel } from './parse.js';
+import { ModelFormatError, ScoringInputError } from './errors.js';
+import { type ObjectiveSpec, objectiveSpec, transformMargins } from './objective.js';
+import { DEFAULT_MODEL_LIMITS, type ModelLimits, parseModel } from './parse.js';
 
 /** Rows scored per block: bounds the scratch memory of a call and keeps a block's margins in L1. */
 const BLOCK_ROWS = 64;
@@ -39,22 +39,168 @@ export interface XgboostModel {
 }
 
 /**
- * Parses, validates and compiles an XGBoost JSON model (`Booster.save_model('m.json')`); `input` is
- * the file's text or its parsed JSON. Throws `ModelFormatError` naming the field when the model is
- * malformed, unsupported or beyond `limits`.
- */
-export function loadXgboostModel(input: unknown, limits: Partial<ModelLimits> = {}): XgboostModel {
-  return new CompiledModel(parseModel(input, { ...DEFAULT_MODEL_LIMITS, ...limits }));
-}
-
-/**
- * Trees flattened into typed arrays: every reachable node of every tree, tree after tree
+ * A compiled model as plain data: typed arrays and a few names and numbers. It survives a
+ * structured clone, and its arrays can be transferred (`compiledModelBuffers`), so a large model
+ * can be parsed and compiled on another thread and handed to the serving one without a copy.
+ *
+ * Trees are flattened into typed arrays: every reachable node of every tree, tree after tree
  * (structure of arrays). `next[4i..4i+3]` holds node i's left, right, missing, missing child, so a
  * step is `next[4i + (x ≥ t) + 2·isNaN(x)]` with no branch; a leaf points to itself four times and a
  * walk of the tree's depth ends on the row's leaf. XGBoost goes left when `fvalue < split_condition`
  * with both in float32: thresholds are a Float32Array and rows are read as float32, so the
  * comparison (in double, on exact float32 values) is XGBoost's.
  */
+export interface CompiledXgboostModel {
+  readonly objective: string;
+  readonly numFeatures: number;
+  readonly numGroups: number;
+  readonly featureNames: readonly string[] | undefined;
+  readonly featureTypes: readonly string[] | undefined;
+  readonly baseMargins: readonly number[];
+  readonly xgboostVersion: string | undefined;
+  readonly feat: Int32Array;
+  readonly thr: Float32Array;
+  readonly next: Int32Array;
+  readonly value: Float32Array;
+  readonly roots: Int32Array;
+  readonly depth: Int32Array;
+  readonly groupOf: Int32Array;
+  /** Categorical splits, when the model has any. */
+  readonly categorical:
+    | {
+        /** Per node: -1 numeric split or leaf, else the first word of its category bitset in `bits`. */
+        readonly at: Int32Array;
+        readonly words: Int32Array;
+        readonly bits: Uint32Array;
+      }
+    | undefined;
+}
+
+/**
+ * Parses, validates and compiles an XGBoost JSON model (`Booster.save_model('m.json')`); `input` is
+ * the file's text or its parsed JSON. Throws `ModelFormatError` naming the field when the model is
+ * malformed, unsupported or beyond `limits`.
+ */
+export function loadXgboostModel(input: unknown, limits: Partial<ModelLimits> = {}): XgboostModel {
+  return xgboostModelOf(compileXgboostModel(input, limits));
+}
+
+/** `loadXgboostModel` up to the plain data: the part worth running on another thread. */
+export function compileXgboostModel(input: unknown, limits: Partial<ModelLimits> = {}): CompiledXgboostModel {
+  const m = parseModel(input, { ...DEFAULT_MODEL_LIMITS, ...limits });
+  const wordsOf = (c: readonly number[]): number => (c.length === 0 ? 0 : maxOf(c) >>> 5) + 1;
+  let nodes = 0;
+  let words = 0;
+  for (const t of m.trees) {
+    nodes += t.feature.length;
+    for (const c of t.categories) if (c !== undefined) words += wordsOf(c);
+  }
+  const feat = new Int32Array(nodes);
+  const thr = new Float32Array(nodes);
+  const next = new Int32Array(4 * nodes);
+  const value = new Float32Array(nodes);
+  const roots = new Int32Array(m.trees.length);
+  const depth = new Int32Array(m.trees.length);
+  const groupOf = new Int32Array(m.trees.length);
+  const categorical = m.hasCategorical
+    ? { at: new Int32Array(nodes).fill(-1), words: new Int32Array(nodes), bits: new Uint32Array(words) }
+    : undefined;
+  let at = 0;
+  let wordAt = 0;
+  m.trees.forEach((t, ti) => {
+    roots[ti] = at;
+    depth[ti] = t.depth;
+    groupOf[ti] = t.group;
+    for (let i = 0; i < t.feature.length; i++) {
+      const g = at + i;
+      feat[g] = t.feature[i]!;
+      thr[g] = t.threshold[i]!;
+      value[g] = t.value[i]!;
+      next[4 * g] = at + t.left[i]!;
+      next[4 * g + 1] = at + t.right[i]!;
+      next[4 * g + 2] = next[4 * g + 3] = at + t.missing[i]!;
+      const cats = t.categories[i];
+      if (cats !== undefined && categorical !== undefined) {
+        const { bits } = categorical;
+        categorical.at[g] = wordAt;
+        categorical.words[g] = wordsOf(cats);
+        for (const c of cats) bits[wordAt + (c >>> 5)] = bits[wordAt + (c >>> 5)]! | (1 << (c & 31));
+        wordAt += categorical.words[g]!;
+      }
+    }
+    at += t.feature.length;
+  });
+  return {
+    objective: m.objective,
+    numFeatures: m.numFeatures,
+    numGroups: m.numGroups,
+    featureNames: m.featureNames,
+    featureTypes: m.featureTypes,
+    baseMargins: m.baseMargins,
+    xgboostVersion: m.xgboostVersion,
+    feat,
+    thr,
+    next,
+    value,
+    roots,
+    depth,
+    groupOf,
+    categorical,
+  };
+}
+
+/** The buffers of a compiled model, to pass as postMessage's transfer list. */
+export function compiledModelBuffers(c: CompiledXgboostModel): ArrayBuffer[] {
+  const arrays: ArrayBufferView[] = [c.feat, c.thr, c.next, c.value, c.roots, c.depth, c.groupOf];
+  if (c.categorical !== undefined) arrays.push(c.categorical.at, c.categorical.words, c.categorical.bits);
+  return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
+}
+
+/**
+ * The scorer of a compiled model. The data may come from another thread: the shapes a walk relies
+ * on (array lengths, child and root indices in range) are checked, so a corrupted hand-off throws
+ * here instead of reading out of bounds (which typed arrays answer with `undefined`, a NaN score).
+ */
+export function xgboostModelOf(compiled: CompiledXgboostModel): XgboostModel {
+  return new CompiledModel(compiled);
+}
+
+/** The invariants of `compileXgboostModel`'s output that a walk relies on. */
+function checkShapes(c: CompiledXgboostModel): void {
+  const bad = (what: string): never => {
+    throw new ModelFormatError('compiled', `${what}: not the output of compileXgboostModel`);
+  };
+  const nodes = c.feat.length;
+  const trees = c.roots.length;
+  if (!(Number.isInteger(c.numFeatures) && c.numFeatures >= 0 && Number.isInteger(c.numGroups) && c.numGroups >= 1))
+    bad('numFeatures or numGroups');
+  if (c.baseMargins.length !== c.numGroups) bad('baseMargins');
+  if (c.thr.length !== nodes || c.value.length !== nodes || c.next.length !== 4 * nodes) bad('node arrays');
+  if (c.depth.length !== trees || c.groupOf.length !== trees) bad('tree arrays');
+  for (let i = 0; i < c.next.length; i++) if (!(c.next[i]! >= 0 && c.next[i]! < nodes)) bad(`next[${i}]`);
+  for (let i = 0; i < nodes; i++) if (!(c.feat[i]! >= 0 && c.feat[i]! < Math.max(1, c.numFeatures))) bad(`feat[${i}]`);
+  for (let t = 0; t < trees; t++) {
+    if (
+      !(
+        c.roots[t]! >= 0 &&
+        c.roots[t]! < nodes &&
+        c.depth[t]! >= 0 &&
+        c.groupOf[t]! >= 0 &&
+        c.groupOf[t]! < c.numGroups
+      )
+    )
+      bad(`tree ${t}`);
+  }
+  const cat = c.categorical;
+  if (cat === undefined) return;
+  if (cat.at.length !== nodes || cat.words.length !== nodes) bad('categorical arrays');
+  for (let i = 0; i < nodes; i++) {
+    const at = cat.at[i]!;
+    if (at !== -1 && !(at >= 0 && cat.words[i]! >= 0 && at + cat.words[i]! <= cat.bits.length))
+      bad(`categorical[${i}]`);
+  }
+}
+
 class CompiledModel implements XgboostModel {
   readonly objective: string;
   readonly numFeatures: number;
@@ -66,7 +212,7 @@ class CompiledModel implements XgboostModel {
   readonly baseMargins: readonly number[];
   readonly xgboostVersion: string | undefined;
 
-  private readonly transform: ParsedModel['spec']['transform'];
+  private readonly transform: ObjectiveSpec['transform'];
   private readonly names: ReadonlyMap<string, number>;
   private readonly feat: Int32Array;
   private readonly thr: Float32Array;
@@ -84,66 +230,35 @@ class CompiledModel implements XgboostModel {
   private readonly marginScratch: Float32Array;
   private readonly oneOut = new Float64Array(1);
 
-  constructor(m: ParsedModel) {
-    this.objective = m.objective;
-    this.numFeatures = m.numFeatures;
-    this.numGroups = m.numGroups;
-    this.transform = m.spec.transform;
-    this.numOutputs = m.spec.transform === 'softmax' ? 1 : m.numGroups;
-    this.featureNames = m.featureNames;
-    this.featureTypes = m.featureTypes;
-    this.numTrees = m.trees.length;
-    this.baseMargins = m.baseMargins;
-    this.xgboostVersion = m.xgboostVersion;
-    this.names = new Map((m.featureNames ?? []).map((n, i) => [n, i]));
-    this.base = Float32Array.from(m.baseMargins);
-
-    const wordsOf = (c: readonly number[]): number => (c.length === 0 ? 0 : maxOf(c) >>> 5) + 1;
-    let nodes = 0;
-    let words = 0;
-    for (const t of m.trees) {
-      nodes += t.feature.length;
-      for (const c of t.categories) if (c !== undefined) words += wordsOf(c);
-    }
-    this.feat = new Int32Array(nodes);
-    this.thr = new Float32Array(nodes);
-    this.next = new Int32Array(4 * nodes);
-    this.value = new Float32Array(nodes);
-    this.roots = new Int32Array(m.trees.length);
-    this.depth = new Int32Array(m.trees.length);
-    this.groupOf = new Int32Array(m.trees.length);
-    const catAt = m.hasCategorical ? new Int32Array(nodes).fill(-1) : undefined;
-    const catWords = m.hasCategorical ? new Int32Array(nodes) : undefined;
-    const bits = m.hasCategorical ? new Uint32Array(words) : undefined;
-    let at = 0;
-    let wordAt = 0;
-    m.trees.forEach((t, ti) => {
-      this.roots[ti] = at;
-      this.depth[ti] = t.depth;
-      this.groupOf[ti] = t.group;
-      for (let i = 0; i < t.feature.length; i++) {
-        const g = at + i;
-        this.feat[g] = t.feature[i]!;
-        this.thr[g] = t.threshold[i]!;
-        this.value[g] = t.value[i]!;
-        this.next[4 * g] = at + t.left[i]!;
-        this.next[4 * g + 1] = at + t.right[i]!;
-        this.next[4 * g + 2] = this.next[4 * g + 3] = at + t.missing[i]!;
-        const cats = t.categories[i];
-        if (cats !== undefined && catAt !== undefined && catWords !== undefined && bits !== undefined) {
-          catAt[g] = wordAt;
-          catWords[g] = wordsOf(cats);
-          for (const c of cats) bits[wordAt + (c >>> 5)] = bits[wordAt + (c >>> 5)]! | (1 << (c & 31));
-          wordAt += catWords[g]!;
-        }
-      }
-      at += t.feature.length;
-    });
-    this.catAt = catAt;
-    this.catWords = catWords;
-    this.bits = bits;
-    this.rowScratch = new Float32Array(BLOCK_ROWS * Math.max(1, m.numFeatures));
-    this.marginScratch = new Float32Array(BLOCK_ROWS * m.numGroups);
+  constructor(c: CompiledXgboostModel) {
+    const spec = objectiveSpec(c.objective);
+    if (spec === undefined)
+      throw new ModelFormatError('learner.objective.name', `unsupported objective "${c.objective}"`);
+    checkShapes(c);
+    this.objective = c.objective;
+    this.numFeatures = c.numFeatures;
+    this.numGroups = c.numGroups;
+    this.transform = spec.transform;
+    this.numOutputs = spec.transform === 'softmax' ? 1 : c.numGroups;
+    this.featureNames = c.featureNames;
+    this.featureTypes = c.featureTypes;
+    this.numTrees = c.roots.length;
+    this.baseMargins = c.baseMargins;
+    this.xgboostVersion = c.xgboostVersion;
+    this.names = new Map((c.featureNames ?? []).map((n, i) => [n, i]));
+    this.base = Float32Array.from(c.baseMargins);
+    this.feat = c.feat;
+    this.thr = c.thr;
+    this.next = c.next;
+    this.value = c.value;
+    this.roots = c.roots;
+    this.depth = c.depth;
+    this.groupOf = c.groupOf;
+    this.catAt = c.categorical?.at;
+    this.catWords = c.categorical?.words;
+    this.bits = c.categorical?.bits;
+    this.rowScratch = new Float32Array(BLOCK_ROWS * Math.max(1, c.numFeatures));
+    this.marginScratch = new Float32Array(BLOCK_ROWS * c.numGroups);
   }
 
   featureIndex(name: string): number {

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { loadXgboostModel, ModelFormatError, ScoringInputError } from '../src/index.js';
-import { modelText } from './fixtures.js';
+import {
+  compiledModelBuffers,
+  compileXgboostModel,
+  loadXgboostModel,
+  ModelFormatError,
+  ScoringInputError,
+  xgboostModelOf,
+} from '../src/index.js';
+import { CASES, caseOf, modelText, rowMajor } from './fixtures.js';
 
 interface TreeSpec {
   left: number[];
@@ -327,5 +334,46 @@ describe('model validation names the field', () => {
     expect(() => loadXgboostModel(doc([stump(0)], { numFeature: 0 }))).toThrow(
       /num_feature: expected an integer in \[1, \d+\], got 0/,
     );
+  });
+});
+
+describe('a compiled model handed to another thread', () => {
+  it('scores exactly as the model loaded in place, after a structured clone that transfers its arrays', () => {
+    for (const name of CASES) {
+      const text = modelText(name);
+      const compiled = compileXgboostModel(text);
+      const buffers = compiledModelBuffers(compiled);
+      const moved = structuredClone(compiled, { transfer: buffers });
+      // Transferred, not copied: the sender's arrays are detached.
+      expect(buffers.every((b) => b.byteLength === 0)).toBe(true);
+      const rows = rowMajor(caseOf(name).rows);
+      const here = loadXgboostModel(text);
+      const there = xgboostModelOf(moved);
+      expect([there.objective, there.numOutputs, there.numTrees]).toEqual([
+        here.objective,
+        here.numOutputs,
+        here.numTrees,
+      ]);
+      expect(there.predict(rows)).toEqual(here.predict(rows));
+      expect(there.predictMargin(rows)).toEqual(here.predictMargin(rows));
+    }
+  });
+
+  it('refuses data that is not what compileXgboostModel makes, naming what is wrong', () => {
+    const fresh = () => compileXgboostModel(modelText('categorical'));
+    const broken: Array<[string, (c: ReturnType<typeof fresh>) => unknown]> = [
+      ['next[', (c) => ({ ...c, next: c.next.map((v, i) => (i === 5 ? c.feat.length : v)) })],
+      ['feat[', (c) => ({ ...c, feat: c.feat.map((v, i) => (i === 0 ? -1 : v)) })],
+      ['node arrays', (c) => ({ ...c, thr: c.thr.subarray(1) })],
+      ['tree 0', (c) => ({ ...c, roots: c.roots.map((v, i) => (i === 0 ? c.feat.length : v)) })],
+      ['baseMargins', (c) => ({ ...c, baseMargins: [] })],
+      ['categorical[', (c) => ({ ...c, categorical: { ...c.categorical!, bits: new Uint32Array(0) } })],
+    ];
+    for (const [what, corrupt] of broken) {
+      const attempt = () => xgboostModelOf(corrupt(fresh()) as ReturnType<typeof fresh>);
+      expect(attempt, what).toThrow(ModelFormatError);
+      expect(attempt, what).toThrow(what);
+    }
+    expect(() => xgboostModelOf({ ...fresh(), objective: 'rank:ndcg' })).toThrow('unsupported objective');
   });
 });

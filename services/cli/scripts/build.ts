@@ -88,6 +88,8 @@ export async function buildCli(dist: string): Promise<CliBuild> {
       'thread-worker': join(root, 'services', 'feature-api', 'src', 'thread-worker.ts'),
       // The model server sends its prediction log from a worker thread (log-thread.ts).
       'log-worker': join(root, 'services', 'model-server', 'src', 'log-worker.ts'),
+      // … and reads and compiles model artifacts on another (load-thread.ts).
+      'load-worker': join(root, 'services', 'model-server', 'src', 'load-worker.ts'),
       // `driftline drift` computes half of the numeric columns on a worker thread (parallel-drift.ts).
       'drift-worker': join(cli, 'src', 'drift-worker.ts'),
     },

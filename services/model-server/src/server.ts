@@ -5,11 +5,12 @@ import type { OnlineStore } from '@driftline/online-store';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
 import { approxRecordBytes } from './admission.js';
+import type { VersionLoader } from './artifacts.js';
 import { createModelHandler } from './handler.js';
 import { type LogThreadData, startThreadLog } from './log-thread.js';
 import { createPredictionLog, type PredictionLog, type RejectedPrediction } from './prediction-log.js';
 import type { PredictLimits } from './request.js';
-import { ServingTable, type VersionLoader } from './serving.js';
+import { ServingTable } from './serving.js';
 import type { CanarySpec } from './specs.js';
 
 export interface PredictionLogBounds {

@@ -15,11 +15,11 @@ import { contracts, deadLetterTopic, type ModelEvent } from '@driftline/schemas'
 import { defineService } from '@driftline/service';
 import { type ServerTimeouts, serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
 import { z } from 'zod';
+import { threadedArtifactLoader } from './load-thread.js';
 import { modelsFollower } from './models-follower.js';
 import { predictionDeadLetters } from './prediction-log.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
 import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer, THREAD_LOG_BATCH } from './server.js';
-import { artifactLoader } from './serving.js';
 import { type CanarySpec, parseCanaries, parseShadows } from './specs.js';
 import { createStageApplier } from './stage-retry.js';
 
@@ -176,11 +176,12 @@ export const modelServer = defineService({
     let stopStages = () => {};
     const followerReady = () => replayed;
     let server: Awaited<ReturnType<typeof startModelServer>> | undefined;
+    const loader = threadedArtifactLoader(config.artifactDir);
     try {
       server = await startModelServer({
         store,
         views: config.views,
-        load: artifactLoader(config.artifactDir),
+        load: loader.load,
         log: config.logThread
           ? { thread: { ...ctx.connections(), topic: predictions.topic } }
           : {
@@ -247,6 +248,7 @@ export const modelServer = defineService({
     } catch (error) {
       stopped = true;
       await server?.close();
+      await loader.close();
       await store.close();
       throw error;
     }
@@ -263,6 +265,7 @@ export const modelServer = defineService({
         stopStages();
         await handle.stop().catch(() => {});
         await running.close(); // drains the prediction log (and ends its thread)
+        await loader.close();
         await store.close();
       },
     };

@@ -1,7 +1,6 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
-import { ARTIFACT_NAME_RULE, DriftlineError, isArtifactName, type Logger, serialByKey } from '@driftline/core';
+import { DriftlineError, type Logger, serialByKey } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
+import type { VersionLoader } from './artifacts.js';
 import type { CanarySpec } from './specs.js';
 import {
   applyStageEvent,
@@ -12,71 +11,7 @@ import {
   type StageEvent,
   servedSet,
 } from './stages.js';
-import { buildVersion, type LoadedVersion, planServing, type ServingPlan } from './version.js';
-
-/** Loads one version's artifacts. */
-export type VersionLoader = (model: string, version: string) => Promise<LoadedVersion>;
-
-/**
- * Reads `<dir>/<model>/<version>/model.json` and `meta.json`, the trainer's artifact layout. The
- * names are checked to be plain path segments, so nothing outside the directory is read whatever
- * models.v1 carries.
- */
-/** Largest model.json or meta.json the server reads (XGBoost's JSON of a 4-million-node model is about this, at ~65 bytes a node). */
-export const MAX_ARTIFACT_FILE_BYTES = 256 * 1_048_576;
-
-export function artifactLoader(dir: string): VersionLoader {
-  const root = resolve(dir);
-  return async (model, version) => {
-    for (const [what, name] of [
-      ['model', model],
-      ['version', version],
-    ] as const) {
-      if (!isArtifactName(name)) {
-        throw new DriftlineError(
-          'VALIDATION_FAILED',
-          `${what} ${JSON.stringify(name.slice(0, 140))} cannot name an artifact directory (${ARTIFACT_NAME_RULE})`,
-        );
-      }
-    }
-    const at = join(root, model, version);
-    if (!at.startsWith(root + sep))
-      throw new DriftlineError('VALIDATION_FAILED', `${model}/${version} escapes the artifact directory`);
-    const read = async (name: 'model.json' | 'meta.json') => {
-      // Read on the serving thread and parsed whole: bounded before it is read. A regular file
-      // only: a FIFO hung the read (and with it every model's stage events), /dev/zero reports
-      // size 0 and grew to 650 MB before failing, retried for ever (found by a review).
-      const info = await stat(join(at, name));
-      if (!info.isFile()) {
-        throw new DriftlineError(
-          'VALIDATION_FAILED',
-          `model ${model} version ${version}: ${name} is not a regular file`,
-        );
-      }
-      const size = info.size;
-      if (size > MAX_ARTIFACT_FILE_BYTES) {
-        throw new DriftlineError(
-          'VALIDATION_FAILED',
-          `model ${model} version ${version}: ${name} is ${size} bytes, more than ${MAX_ARTIFACT_FILE_BYTES}`,
-        );
-      }
-      return readFile(join(at, name), 'utf8');
-    };
-    let modelText: string;
-    let metaText: string;
-    try {
-      [modelText, metaText] = await Promise.all([read('model.json'), read('meta.json')]);
-    } catch (error) {
-      if (error instanceof DriftlineError) throw error;
-      throw new DriftlineError(
-        'NOT_FOUND',
-        `model ${model} version ${version}: no artifacts in ${at} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
-        { cause: error },
-      );
-    }
-    return buildVersion(model, version, modelText, metaText);
-  };
-}
+import { type LoadedVersion, planServing, type ServingPlan } from './version.js';
 
 export interface ServingTableOptions {
   readonly views: FeatureViews;

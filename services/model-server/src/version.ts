@@ -28,9 +28,12 @@ export interface LoadedVersion {
  * Throws `ModelFormatError` naming the field for a malformed model or meta, and refuses a model
  * with more than one output per row (the server answers one score).
  */
-
 export function buildVersion(model: string, version: string, modelJson: unknown, metaJson: unknown): LoadedVersion {
-  const scorer = loadXgboostModel(modelJson, SERVED_MODEL_LIMITS);
+  return versionOf(model, version, loadXgboostModel(modelJson, SERVED_MODEL_LIMITS), metaJson);
+}
+
+/** A version from its loaded scorer and its meta.json (text or parsed); throws as `buildVersion`. */
+export function versionOf(model: string, version: string, scorer: XgboostModel, metaJson: unknown): LoadedVersion {
   const encoder = trainerFeatureEncoder(metaJson, scorer);
   if (scorer.numOutputs !== 1) {
     throw new DriftlineError(
@@ -38,13 +41,7 @@ export function buildVersion(model: string, version: string, modelJson: unknown,
       `model ${model} version ${version}: ${scorer.objective} has ${scorer.numOutputs} outputs per row; the model server answers one score`,
     );
   }
-  return {
-    model,
-    version,
-    scorer,
-    encoder,
-    features: encoder.features,
-  };
+  return { model, version, scorer, encoder, features: encoder.features };
 }
 
 /** One projection of one view, read for every entity of a request. */

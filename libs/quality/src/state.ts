@@ -182,7 +182,13 @@ export class QualityWindows {
     return this.expectations.features.length > 0;
   }
 
-  /** Counts one event; `read` (optional) supplies values already read, the rest come from `features`. */
+  /**
+   * Counts one event. `read` (optional) supplies values already read: its `inputs` are the
+   * features the model's reference profile lists, and an absent one is a null. A feature neither
+   * read nor carried by the event (an own key, null included) is not counted for it: a model whose
+   * predictions never carry a name is not measured on it (before, every other model's events
+   * counted as nulls of it, a false null-rate alert every window).
+   */
   add(
     windowStart: number,
     model: string,
@@ -193,15 +199,12 @@ export class QualityWindows {
     const list = this.expectations.features;
     if (list.length === 0) return;
     const states = this.section(windowStart, model, version);
-    if (read === undefined) {
-      for (let i = 0; i < list.length; i++) observe(states[i]!, list[i]!, ownValue(features, list[i]!.feature));
-      return;
-    }
-    const at = this.positionsIn(read.inputs);
-    const values = read.values;
+    const at = read === undefined ? undefined : this.positionsIn(read.inputs);
     for (let i = 0; i < list.length; i++) {
-      const j = at[i]!;
-      observe(states[i]!, list[i]!, j >= 0 ? values[j] : ownValue(features, list[i]!.feature));
+      const j = at === undefined ? -1 : at[i]!;
+      if (j >= 0) observe(states[i]!, list[i]!, read!.values[j]);
+      else if (Object.hasOwn(features, list[i]!.feature))
+        observe(states[i]!, list[i]!, ownValue(features, list[i]!.feature));
     }
   }
 

@@ -1,4 +1,4 @@
-import { PoisonRecordError } from '@driftline/core';
+import { ownValue, PoisonRecordError } from '@driftline/core';
 import type { FeatureValue } from '@driftline/schemas';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import {
   type QualityPartial,
   QualityWindows,
   qualityFromJSON,
+  type ReadValues,
   toFeatureExpectations,
 } from '../src/index.js';
 
@@ -141,20 +142,33 @@ describe('quality state', () => {
   });
 
   it('counts a feature named like an Object member (constructor, toString) as missing when absent, not mismatched', () => {
-    const set = expectationSet(
-      ['constructor', 'toString', 'valueOf'].map((feature) => ({ ...age, feature, maxNullRate: 1 })),
-    );
-    const w = new QualityWindows(set);
-    for (let i = 0; i < 10; i++) w.add(0, 'm', 'v1', i < 5 ? {} : { constructor: 1, toString: 2, valueOf: 3 });
-    const merged = mergeSections([w.take(0, 'm', 'v1')], set);
-    if (merged.status !== 'merged') throw new Error(merged.status);
-    const rows = evaluateWindow(set, merged.states);
-    for (const feature of ['constructor', 'toString', 'valueOf']) {
-      expect(rows.find((r) => r.feature === feature && r.expectation === 'type')).toMatchObject({
-        observed: 0,
-        passed: true,
-      });
-      expect(rows.find((r) => r.feature === feature && r.expectation === 'null_rate')).toMatchObject({ observed: 0.5 });
+    const names = ['constructor', 'toString', 'valueOf'];
+    const set = expectationSet(names.map((feature) => ({ ...age, feature, maxNullRate: 1 })));
+    const rowsAfter = (read: ReadValues | undefined) => {
+      const w = new QualityWindows(set);
+      for (let i = 0; i < 10; i++) {
+        const event: Record<string, FeatureValue> = i < 5 ? {} : { constructor: 1, toString: 2, valueOf: 3 };
+        w.add(0, 'm', 'v1', event, read && { ...read, values: names.map((n) => ownValue(event, n)) });
+      }
+      const merged = mergeSections([w.take(0, 'm', 'v1')], set);
+      if (merged.status !== 'merged') throw new Error(merged.status);
+      return evaluateWindow(set, merged.states);
+    };
+    // Listed by the reference: an absent one is a null. Not listed: only the events carrying it count.
+    for (const [read, nullRate] of [
+      [{ inputs: names, values: [] }, 0.5],
+      [undefined, 0],
+    ] as const) {
+      const rows = rowsAfter(read);
+      for (const feature of names) {
+        expect(rows.find((r) => r.feature === feature && r.expectation === 'type')).toMatchObject({
+          observed: 0,
+          passed: true,
+        });
+        expect(rows.find((r) => r.feature === feature && r.expectation === 'null_rate')).toMatchObject({
+          observed: nullRate,
+        });
+      }
     }
   });
 

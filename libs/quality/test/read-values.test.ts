@@ -44,11 +44,15 @@ const event = fc.record({
 });
 type Ev = typeof event extends fc.Arbitrary<infer T> ? T : never;
 
+/** The reader's features (`inputs`): an event always carries them here, absent ones as null. */
+const READ = new Set(['age', 'country', 'other']);
+
 function features(e: Ev): Record<string, FeatureValue> {
   const f: Record<string, FeatureValue> = {};
   for (const k of ['age', 'country', 'vip', 'other', '__prediction__'] as const) {
     const v = k === '__prediction__' ? e.prediction : e[k];
     if (v !== undefined) f[k] = v;
+    else if (READ.has(k)) f[k] = null;
   }
   return f;
 }
@@ -85,5 +89,19 @@ describe('QualityWindows with values already read', () => {
     w.add(0, 'm', 'v1', { age: 30, country: 'DE' }, read);
     w.add(0, 'm', 'v1', { age: 30, country: 'DE' });
     expect(w.take(0, 'm', 'v1')?.features.age?.events).toBe(2);
+  });
+
+  it('counts a feature for a model only when its reference lists it or the event carries it (found by a review)', () => {
+    const w = new QualityWindows(SET);
+    // The reference of `fraud` lists age and country; `churn`'s lists neither.
+    const fraud: ReadValues = { inputs, values: ['DE', 0.5, undefined, null] };
+    const churn: ReadValues = { inputs: ['tenure'], values: [12] };
+    w.add(0, 'fraud', 'v1', { country: 'DE' }, fraud); // age absent: a null of fraud's
+    w.add(0, 'churn', 'v1', { tenure: 12 }, churn); // age, country, vip absent: not churn's features
+    w.add(0, 'churn', 'v1', { tenure: 12, vip: null }, churn); // vip carried (null): counted
+    const f = w.take(0, 'fraud', 'v1')!.features;
+    expect([f.age?.events, f.age?.nulls, f.country?.events]).toEqual([1, 1, 1]);
+    const c = w.take(0, 'churn', 'v1')!.features;
+    expect([c.age?.events ?? 0, c.country?.events ?? 0, c.vip?.events, c.vip?.nulls]).toEqual([0, 0, 1, 1]);
   });
 });

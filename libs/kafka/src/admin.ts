@@ -58,14 +58,69 @@ export function isTransient(error: unknown): boolean {
   return e.name === 'KafkaJSNumberOfRetriesExceeded' && e.cause !== error && isTransient(e.cause);
 }
 
-/** Runs an admin call with its own connection, retrying transient failures with backoff. */
-async function withAdmin<T>(client: KafkaClient, what: string, call: (admin: AdminApi) => Promise<T>): Promise<T> {
+/**
+ * An admin connection kept between calls, for a consumer's periodic reads (idle partitions' high
+ * watermarks every 5 s, `positions()`): a fresh admin per call opened a TCP connection — with TLS
+ * and SASL, a handshake — every few seconds per idle consumer. Connected on first use; a call that
+ * fails drops it (the next connects again, so a restarted broker is never asked on a dead
+ * socket); its owner closes it. Package-internal.
+ */
+export class AdminSession {
+  private admin: Promise<AdminApi> | undefined;
+  private closed = false;
+
+  constructor(readonly client: KafkaClient) {}
+
+  /** The connected admin, connecting it first if needed; undefined once closed. */
+  acquire(): Promise<AdminApi> | undefined {
+    if (this.closed) return undefined;
+    if (this.admin === undefined) {
+      const admin = kafkajsOf(this.client).admin();
+      const connected = admin.connect().then(() => admin);
+      this.admin = connected;
+      connected.catch(() => this.drop(connected));
+    }
+    return this.admin;
+  }
+
+  /** Forgets a connection a call failed on and disconnects it. */
+  drop(admin: Promise<AdminApi>): void {
+    if (this.admin === admin) this.admin = undefined;
+    void admin.then((a) => a.disconnect()).catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const admin = this.admin;
+    this.admin = undefined;
+    await admin?.then((a) => a.disconnect()).catch(() => {});
+  }
+}
+
+/**
+ * Runs an admin call, retrying transient failures with backoff: on a connection of its own (a
+ * client), or on a session's kept one.
+ */
+async function withAdmin<T>(
+  source: KafkaClient | AdminSession,
+  what: string,
+  call: (admin: AdminApi) => Promise<T>,
+): Promise<T> {
   for (let attempt = 0; ; attempt++) {
-    const admin = kafkajsOf(client).admin();
+    let held: Promise<AdminApi> | undefined;
+    let own: AdminApi | undefined;
+    if (source instanceof AdminSession) {
+      held = source.acquire();
+      // Its owner stopped: nothing to retry.
+      if (held === undefined) throw new DriftlineError('SOURCE_UNAVAILABLE', `${what}: the admin session is closed`);
+    }
     try {
-      await admin.connect();
-      return await call(admin);
+      if (held !== undefined) return await call(await held);
+      own = kafkajsOf(source as KafkaClient).admin();
+      await own.connect();
+      return await call(own);
     } catch (error) {
+      if (held !== undefined) (source as AdminSession).drop(held);
       const transient = isTransient(error);
       if (!transient || attempt >= ADMIN_ATTEMPTS - 1) {
         const message = `${what} failed${transient ? ` after ${attempt + 1} attempts` : ''}: ${(error as Error).message}`;
@@ -75,7 +130,7 @@ async function withAdmin<T>(client: KafkaClient, what: string, call: (admin: Adm
       }
       await sleep(backoffDelay(adminBackoff, attempt));
     } finally {
-      await admin.disconnect().catch(() => {});
+      await own?.disconnect().catch(() => {});
     }
   }
 }
@@ -154,7 +209,7 @@ export async function partitionCount(client: KafkaClient, topic: string): Promis
 
 /** Committed offset per partition of a group (-1 when nothing is committed). */
 export async function committedOffsets(
-  client: KafkaClient,
+  client: KafkaClient | AdminSession,
   groupId: string,
   topic: string,
 ): Promise<Map<number, bigint>> {
@@ -219,7 +274,7 @@ export async function describeGroup(client: KafkaClient, groupId: string): Promi
 
 /** Low and high watermark per partition (high − low = records currently held). */
 export async function topicOffsets(
-  client: KafkaClient,
+  client: KafkaClient | AdminSession,
   topic: string,
 ): Promise<Array<{ partition: number; low: bigint; high: bigint }>> {
   return withAdmin(client, `reading the offsets of ${topic}`, async (admin) =>

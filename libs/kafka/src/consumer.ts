@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError, formatDuration, type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
-import { adminBackoff, committedOffsets, deleteGroup, isTransient, topicOffsets } from './admin.js';
+import { AdminSession, adminBackoff, committedOffsets, deleteGroup, isTransient, topicOffsets } from './admin.js';
 import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { deliverWithBisect, isProcessorFaultCode, suspectsProcessor } from './bisect.js';
 import { deadLetterConfigOf, faultHoldOf, type KafkaClient, kafkajsOf } from './client.js';
@@ -277,6 +277,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
    */
   const lastLagRefresh = new Map<string, number>();
   const lagRefreshing = new Set<string>();
+  /** One admin connection for these periodic reads, kept until stop (see AdminSession). */
+  const admin = new AdminSession(kafka);
   /** Partitions that had a batch since they were assigned (the others have no gauge of their own). */
   const fetched = new Set<string>();
   const freshHigh = new Map<string, bigint>();
@@ -298,7 +300,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       (o) => owned.has(partitionKey(topic, o.partition)) && !fetched.has(partitionKey(topic, o.partition)),
     );
     if (waiting.length === 0) return;
-    const commits = await committedOffsets(options.kafka, groupId, topic);
+    const commits = await committedOffsets(admin, groupId, topic);
     for (const o of waiting) {
       const from = startOf(commits.get(o.partition), o.low);
       // Unknown (a group that starts at the end and never committed), or a batch came meanwhile.
@@ -315,7 +317,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     lastLagRefresh.set(key, now);
     lagRefreshing.add(key);
     void (async () => {
-      const offsets = await topicOffsets(options.kafka, topic);
+      const offsets = await topicOffsets(admin, topic);
       const high = offsets.find((o) => o.partition === partition)?.high;
       // Owned still: a refresh that ends after a rebalance must not bring back a lost partition's gauge.
       if (high !== undefined && backingOff.has(key) && owned.has(key)) {
@@ -329,7 +331,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       await observeWaiting(topic, offsets);
       const others = new Set<string>();
       for (const [k, p] of owned) if (p.topic !== topic && !fetched.has(k)) others.add(p.topic);
-      for (const other of others) await observeWaiting(other, await topicOffsets(options.kafka, other));
+      for (const other of others) await observeWaiting(other, await topicOffsets(admin, other));
     })()
       .catch(() => {}) // Kafka itself may be what is down: the gauges keep their last values
       .finally(() => lagRefreshing.delete(key));
@@ -723,7 +725,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     }
     const out: PartitionPosition[] = [];
     for (const [topic, partitions] of byTopic) {
-      const offsets = new Map((await topicOffsets(kafka, topic)).map((o) => [o.partition, o]));
+      const offsets = new Map((await topicOffsets(admin, topic)).map((o) => [o.partition, o]));
       let commits: Map<number, bigint> | undefined;
       for (const partition of partitions) {
         const key = partitionKey(topic, partition);
@@ -732,7 +734,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         let next = processedTo.get(key);
         if (next === undefined) {
           // No batch yet: where it starts reading; a group starting at the end has nothing before it.
-          commits ??= await committedOffsets(kafka, groupId, topic);
+          commits ??= await committedOffsets(admin, groupId, topic);
           next = startOf(commits.get(partition), o.low) ?? o.high;
         }
         out.push({ topic, partition, caughtUp: !backingOff.has(key) && next >= o.high });
@@ -772,8 +774,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       {
         now: () => Date.now(),
         partitions: idlePartitions,
-        readOffsets: (topic) => topicOffsets(kafka, topic),
-        readCommits: (topic) => committedOffsets(kafka, groupId, topic),
+        readOffsets: (topic) => topicOffsets(admin, topic),
+        readCommits: (topic) => committedOffsets(admin, groupId, topic),
         startOf,
         observe: (topic, partition, o) =>
           observe(topic, partition, o.committed, o.highWatermark.toString(), o.caughtUp),
@@ -807,6 +809,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // A failed start (a topic not there yet: retried by the service's start-up) must not leave a
     // connected consumer behind, one more per attempt.
     await consumer.disconnect().catch(() => {});
+    await admin.close();
     throw error;
   }
   // Evaluated on a timer too, so the gauge and the log line appear without anyone asking /healthz.
@@ -828,6 +831,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       // kafkajs waits for the batch in hand to finish before leaving the group.
       await consumer.disconnect();
       joined = false;
+      await admin.close();
       if (options.ephemeral === true)
         await deleteGroup(kafka, groupId).catch((error: unknown) =>
           logger.warn(

@@ -1,5 +1,7 @@
 import { uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
+import { AdminSession } from '../src/admin.js';
+import { kafkajsOf } from '../src/client.js';
 import {
   committedOffsets,
   createKafkaClient,
@@ -104,5 +106,48 @@ describe('durability of created topics', () => {
     await expect(
       ensureTopics(client(), [{ topic: uniqueName('durable'), replicationFactor: 1, minInsyncReplicas: 2 }]),
     ).rejects.toMatchObject({ code: 'CONFIG_INVALID', retriable: false, message: /min.insync.replicas 2 exceeds/ });
+  });
+});
+
+describe("an admin session (a consumer's periodic reads)", () => {
+  /** Counts the kafkajs admin clients created on `kafka` (each one a connection of its own). */
+  function countAdmins(kafka: ReturnType<typeof client>): { readonly created: () => number } {
+    const k = kafkajsOf(kafka);
+    const admin = k.admin.bind(k);
+    let created = 0;
+    k.admin = (...args) => {
+      created++;
+      return admin(...args);
+    };
+    return { created: () => created };
+  }
+
+  it('keeps one connection for its calls; a client opens one per call', async () => {
+    const kafka = client();
+    const topic = uniqueName('session');
+    await ensureTopics(kafka, [{ topic, partitions: 2 }]);
+    const admins = countAdmins(kafka);
+    const session = new AdminSession(kafka);
+    for (let i = 0; i < 5; i++) {
+      expect(await topicOffsets(session, topic)).toHaveLength(2);
+      expect((await committedOffsets(session, 'no-such-group', topic)).get(0)).toBe(-1n);
+    }
+    expect(admins.created()).toBe(1);
+    for (let i = 0; i < 3; i++) await topicOffsets(kafka, topic);
+    expect(admins.created()).toBe(4);
+    await session.close();
+    await expect(topicOffsets(session, topic)).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE', retriable: false });
+    expect(admins.created()).toBe(4);
+  });
+
+  it('answers after its connection died underneath it (a broker restart), on a new one', async () => {
+    const kafka = client();
+    const topic = uniqueName('session-dead');
+    await ensureTopics(kafka, [{ topic }]);
+    const session = new AdminSession(kafka);
+    expect(await topicOffsets(session, topic)).toEqual([{ partition: 0, low: 0n, high: 0n }]);
+    await (await session.acquire())!.disconnect();
+    expect(await topicOffsets(session, topic)).toEqual([{ partition: 0, low: 0n, high: 0n }]);
+    await session.close();
   });
 });

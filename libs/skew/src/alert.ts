@@ -29,14 +29,37 @@ export function skewAlertId(key: SkewGroupKey, feature: string): string {
 const finite = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
 
 /**
+ * The event_time of a window's alert raised at wall-clock `now`, or undefined while it must wait.
+ * Consumers of alerts.v1 (retrain-trigger, alert-router) dead-letter an alert whose event_time or
+ * window_end lies more than the event-time bound (`maxFutureMs`) ahead of their clock. Skew windows
+ * are open-ended, so a window can breach long before it ends (30 min into a 2 h window), or hold
+ * predictions stamped up to the bound ahead: its alert waits until the window's end is within
+ * `now + maxFutureMs`. Then event_time = `now` clamped into the window: the processing time while
+ * the window is open (when it was raised), the window's end once it has closed (the drift alerts'
+ * convention: the same on every replay), never beyond `now + maxFutureMs`.
+ */
+export function skewAlertTime(
+  key: SkewGroupKey,
+  windowMs: number,
+  now: number,
+  maxFutureMs: number,
+): number | undefined {
+  const windowEnd = key.windowStart + windowMs;
+  if (windowEnd > now + maxFutureMs) return undefined;
+  return Math.min(Math.max(now, key.windowStart), windowEnd);
+}
+
+/**
  * The TRAINING_SERVING_SKEW alert of one feature of one window, from the window's counts over every
- * partition: statistic = share mismatched, threshold = the rule's bound, event_time = window end
- * (so the alert depends on the window only), the counts and staleness in `evidence`.
+ * partition: statistic = share mismatched, threshold = the rule's bound, window_end = the window's
+ * end (the window identifies the alert downstream), event_time = `eventTime` (from `skewAlertTime`),
+ * the counts and staleness in `evidence`.
  */
 export function skewAlert(
   key: SkewGroupKey,
   feature: string,
   windowMs: number,
+  eventTime: number,
   counts: Readonly<SkewCounts>,
   rule: SkewAlertRule,
   context: { readonly sampleRate: number; readonly tolerance: Tolerance },
@@ -50,7 +73,7 @@ export function skewAlert(
     feature,
     window_start: key.windowStart,
     window_end: key.windowStart + windowMs,
-    event_time: key.windowStart + windowMs,
+    event_time: eventTime,
     method: 'share_mismatched',
     statistic: s.shareMismatched ?? 0,
     p_value: null,

@@ -13,13 +13,24 @@ export interface Tolerance {
 
 export const DEFAULT_TOLERANCE: Tolerance = { relative: 1e-9, absolute: 0 };
 
-/** Whether a served and a stored value agree, and their absolute difference when both are numbers. */
+// NaN is missing, as null is: the usual "missing" encoding of model inputs (XGBoost's default) and
+// what @driftline/quality counts as null. (The store never holds NaN.)
+const isMissing = (value: FeatureValue): boolean =>
+  value === null || (typeof value === 'number' && Number.isNaN(value));
+
+/**
+ * Whether a served and a stored value agree, and their absolute difference when both are finite
+ * numbers. ±Infinity equals only itself and has no difference: |a − b| would be Infinity or NaN, and
+ * the relative bound (relative · ∞) would call it equal to every number. (The store holds finite
+ * doubles only, so a served ±Infinity is always a mismatch.) NaN is `observe`'s business: missing.
+ */
 export function sameValue(
   served: FeatureValue,
   stored: FeatureValue,
   tolerance: Tolerance,
 ): { readonly equal: boolean; readonly absDiff?: number } {
   if (typeof served === 'number' && typeof stored === 'number') {
+    if (!Number.isFinite(served) || !Number.isFinite(stored)) return { equal: served === stored };
     const absDiff = Math.abs(served - stored);
     const bound = Math.max(tolerance.absolute, tolerance.relative * Math.max(Math.abs(served), Math.abs(stored)));
     return { equal: absDiff <= bound, absDiff };
@@ -38,7 +49,8 @@ export interface StoredValue {
  * Adds one (sampled prediction, feature) to `counts`: what the model saw (`served`, as the
  * prediction carries it) against the online row of the entity (`stored`, undefined when the store
  * has no row). A row newer than the prediction is not what the model could have seen: counted as
- * `newerRow`, not compared. See SkewCounts for every outcome.
+ * `newerRow`, not compared. NaN on either side is missing, as null is. See SkewCounts for every
+ * outcome.
  */
 export function observe(
   counts: SkewCounts,
@@ -58,11 +70,13 @@ export function observe(
   }
   counts.compared++;
   counts.stalenessHist[stalenessBucket(predictionTime - stored.eventTime)]!++;
-  if (served === null || stored.value === null) {
-    if (served === null && stored.value !== null) {
+  const servedMissing = isMissing(served);
+  const storedMissing = isMissing(stored.value);
+  if (servedMissing || storedMissing) {
+    if (!storedMissing) {
       counts.missingInPrediction++;
       counts.mismatched++;
-    } else if (served !== null) {
+    } else if (!servedMissing) {
       counts.missingInStore++;
       counts.mismatched++;
     }

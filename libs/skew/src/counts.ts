@@ -1,8 +1,9 @@
 /**
- * Upper bounds (ms, inclusive) of the staleness histogram's buckets: a 1-2-5 series from 10 ms to
- * 50 days, plus one overflow bucket above the last bound. Fixed for every window and partition, so
- * histograms merge by adding counts (partitions, instances, SQL `sumForEach`). A quantile read from
- * it is the upper bound of its bucket: at most 2.5× the true value, never below it.
+ * Upper bounds (ms, inclusive) of the staleness histogram's buckets: 28 bounds, a 1-2-5 series from
+ * 10 ms to 10^10 ms (~116 days), plus one overflow bucket above the last (STALENESS_BUCKETS = 29).
+ * Fixed for every window and partition, so histograms merge by adding counts (partitions,
+ * instances, SQL `sumForEach`). A quantile read from it is the upper bound of its bucket: never
+ * below the true value, at most 2.5× it (10 ms for anything under 10 ms).
  */
 export const STALENESS_BOUNDS_MS: readonly number[] = (() => {
   const out: number[] = [];

@@ -1,4 +1,4 @@
-export { breaches, DEFAULT_ALERT_RULE, type SkewAlertRule, skewAlert, skewAlertId } from './alert.js';
+export { breaches, DEFAULT_ALERT_RULE, type SkewAlertRule, skewAlert, skewAlertId, skewAlertTime } from './alert.js';
 export {
   countsIn,
   type FeatureSources,

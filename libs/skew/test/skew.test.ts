@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseFeatureViewsText } from '@driftline/features';
 import { seededUniform } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +22,7 @@ import {
   sameValue,
   skewAlert,
   skewAlertId,
+  skewAlertTime,
   stalenessBucket,
   stalenessQuantile,
   summarize,
@@ -72,6 +74,20 @@ describe('staleness histogram', () => {
     }
     expect(stalenessQuantile(new Array<number>(STALENESS_BUCKETS).fill(0), 0.5)).toBeNull();
   });
+
+  it('is documented as it is: bound count, bucket count and last bound (found by a review)', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const source = readFileSync(new URL('../src/counts.ts', import.meta.url), 'utf8');
+    const last = STALENESS_BOUNDS_MS[STALENESS_BOUNDS_MS.length - 1]!;
+    expect(STALENESS_BUCKETS).toBe(STALENESS_BOUNDS_MS.length + 1);
+    for (const text of [readme, source]) {
+      const stated = [...text.matchAll(/STALENESS_BUCKETS`? = (\d+)/g)].map((m) => Number(m[1]));
+      expect(stated.length).toBeGreaterThan(0);
+      for (const n of stated) expect(n).toBe(STALENESS_BUCKETS);
+      expect(text).toContain(`${STALENESS_BOUNDS_MS.length} bounds`);
+      expect(text).toContain(`10^${Math.log10(last)} ms (~${Math.round(last / 86_400_000)} days)`);
+    }
+  });
 });
 
 describe('comparison of one value', () => {
@@ -109,6 +125,27 @@ describe('comparison of one value', () => {
     expect(c.absDiffSum).toBe(Number.MAX_VALUE);
     expect(mergeInto(c, c).absDiffSum).toBe(Number.MAX_VALUE);
     expect(JSON.stringify(summarize(c).meanAbsDiff)).not.toBe('null');
+  });
+
+  it('reads NaN as missing on either side, and ±Infinity as a value equal only to itself (found by a review)', () => {
+    const nan = emptyCounts();
+    observe(nan, Number.NaN, at(900, 2), 1000, DEFAULT_TOLERANCE); // served NaN, row has a value
+    observe(nan, Number.NaN, at(900, null), 1000, DEFAULT_TOLERANCE); // both missing: agree
+    observe(nan, 3, at(900, Number.NaN), 1000, DEFAULT_TOLERANCE); // a NaN row from another writer
+    const asNull = emptyCounts();
+    observe(asNull, null, at(900, 2), 1000, DEFAULT_TOLERANCE);
+    observe(asNull, null, at(900, null), 1000, DEFAULT_TOLERANCE);
+    observe(asNull, 3, at(900, null), 1000, DEFAULT_TOLERANCE);
+    expect(nan).toEqual(asNull);
+    expect(nan).toMatchObject({ compared: 3, mismatched: 2, missingInPrediction: 1, missingInStore: 1, absDiffSum: 0 });
+
+    const inf = emptyCounts();
+    observe(inf, Number.POSITIVE_INFINITY, at(900, 5), 1000, DEFAULT_TOLERANCE); // relative · ∞ called this equal
+    observe(inf, Number.NEGATIVE_INFINITY, at(900, null), 1000, DEFAULT_TOLERANCE);
+    expect(inf).toMatchObject({ compared: 2, mismatched: 2, missingInStore: 1, numericCompared: 0, absDiffSum: 0 });
+    expect(sameValue(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, DEFAULT_TOLERANCE)).toEqual({ equal: true });
+    expect(sameValue(Number.POSITIVE_INFINITY, 1e308, DEFAULT_TOLERANCE)).toEqual({ equal: false });
+    expect(Number.isFinite(summarize(inf).stalenessP50Ms)).toBe(true);
   });
 
   it('applies the tolerance as math.isclose does', () => {
@@ -286,7 +323,10 @@ describe('the alert', () => {
   });
 
   it('is deterministic per (model, version, feature, window) and carries the evidence', () => {
-    const a = skewAlert(key, 'amount', 60_000, counts(50, 40), rule, { sampleRate: 0.1, tolerance: DEFAULT_TOLERANCE });
+    const a = skewAlert(key, 'amount', 60_000, 120_000, counts(50, 40), rule, {
+      sampleRate: 0.1,
+      tolerance: DEFAULT_TOLERANCE,
+    });
     expect(a).toMatchObject({
       alert_id: skewAlertId(key, 'amount'),
       kind: 'TRAINING_SERVING_SKEW',
@@ -303,5 +343,51 @@ describe('the alert', () => {
     expect(JSON.parse(a.evidence)).toMatchObject({ compared: 50, mismatched: 40, sample_rate: 0.1 });
     expect(skewAlertId(key, 'amount')).not.toBe(skewAlertId(key, 'age'));
     expect(skewAlertId(key, 'amount')).not.toBe(skewAlertId({ ...key, windowStart: 0 }, 'amount'));
+  });
+
+  // The bound alert consumers (retrain-trigger's checkAlertTimes, alert-router) apply with
+  // @driftline/core's eventTimeProblem/windowTimeProblem: event_time and window_end at most
+  // maxFutureMs ahead of their clock, window_start before window_end.
+  const HOUR = 3_600_000;
+  const acceptable = (a: { event_time: number; window_start: number; window_end: number }, now: number) =>
+    a.event_time <= now + HOUR && a.window_end <= now + HOUR && a.window_start < a.window_end;
+
+  it('is raised only once its window end is within the event-time bound, at a time it allows (found by a review)', () => {
+    const raise = (windowMs: number, windowStart: number, now: number) => {
+      const k = { ...key, windowStart };
+      const at = skewAlertTime(k, windowMs, now, HOUR);
+      return at === undefined
+        ? undefined
+        : skewAlert(k, 'amount', windowMs, at, counts(50, 40), rule, { sampleRate: 1, tolerance: DEFAULT_TOLERANCE });
+    };
+    const start = Date.UTC(2026, 0, 1);
+    // 30 min into a 2 h window: held (its window_end is 1.5 h ahead); 1 h before its end: raised now.
+    expect(raise(2 * HOUR, start, start + 30 * 60_000)).toBeUndefined();
+    const open = raise(2 * HOUR, start, start + HOUR)!;
+    expect(open).toMatchObject({ window_start: start, window_end: start + 2 * HOUR, event_time: start + HOUR });
+    expect(acceptable(open, start + HOUR)).toBe(true);
+    // A 1 d window 30 min in: held for 22.5 h.
+    expect(raise(24 * HOUR, start, start + 30 * 60_000)).toBeUndefined();
+    expect(raise(24 * HOUR, start, start + 23 * HOUR)?.event_time).toBe(start + 23 * HOUR);
+    // A 5 min window of predictions stamped 58 min ahead: its end is 63 min ahead, held; 3 min later
+    // raised, with event_time its start (never before the window, never beyond the bound).
+    const ahead = start + 58 * 60_000;
+    expect(raise(5 * 60_000, ahead, start)).toBeUndefined();
+    const early = raise(5 * 60_000, ahead, start + 3 * 60_000)!;
+    expect(early.event_time).toBe(ahead);
+    expect(acceptable(early, start + 3 * 60_000)).toBe(true);
+    // A closed window: event_time is its end, the same on every replay.
+    expect(raise(5 * 60_000, start, start + 7 * HOUR)?.event_time).toBe(start + 5 * 60_000);
+    expect(raise(5 * 60_000, start, start + 9 * HOUR)?.event_time).toBe(start + 5 * 60_000);
+    // Whenever one is raised, it is acceptable: every window length up to 1 d, any time around it.
+    for (const windowMs of [1_000, 5 * 60_000, HOUR, 2 * HOUR, 24 * HOUR]) {
+      const span = windowMs + 4 * HOUR;
+      for (let i = 0; i <= 64; i++) {
+        const now = start - 2 * HOUR + Math.round((i * span) / 64);
+        const a = raise(windowMs, start, now);
+        if (a !== undefined) expect(acceptable(a, now)).toBe(true);
+        else expect(start + windowMs).toBeGreaterThan(now + HOUR);
+      }
+    }
   });
 });

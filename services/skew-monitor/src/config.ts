@@ -12,14 +12,23 @@ const number = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().min(min).max(max));
 
+/**
+ * Longest window. An alert waits until its window's end is within the event-time bound (1 h by
+ * default) of now (alert consumers refuse it before): a 1 d window alerts up to 23 h after its
+ * breach, a longer one would be later still.
+ */
+const MAX_SKEW_WINDOW_MS = 86_400_000;
+
 export const skewEnvShape = {
   ...onlineStoreEnvShape,
   /** Share of predictions compared: those whose id hashes below it (the same ones on every replay). */
   DRIFTLINE_SKEW_SAMPLE_RATE: number(0, 1).default(0.05),
-  /** Tumbling event-time window of the counts (30s, 5m, 1h, 1d). */
-  DRIFTLINE_SKEW_WINDOW: envField.duration(1_000).default(5 * 60_000),
-  /** Share mismatched above which a feature's window raises TRAINING_SERVING_SKEW. */
-  DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: number(0, 1).default(DEFAULT_ALERT_RULE.maxShareMismatched),
+  /** Tumbling event-time window of the counts, 1 s to 1 d (30s, 5m, 1h). */
+  DRIFTLINE_SKEW_WINDOW: envField.duration(1_000, MAX_SKEW_WINDOW_MS).default(5 * 60_000),
+  /** Share mismatched strictly above which a feature's window raises TRAINING_SERVING_SKEW: below 1, or it never could. */
+  DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: number(0, 1)
+    .refine((share) => share < 1, 'must be below 1 (a window alerts when its share mismatched is above it)')
+    .default(DEFAULT_ALERT_RULE.maxShareMismatched),
   /** Comparisons a window's feature needs before it can alert (sampling error). */
   DRIFTLINE_SKEW_MIN_COMPARED: envField.int(1, 1_000_000_000).default(DEFAULT_ALERT_RULE.minCompared),
   /** Numbers are equal when |a − b| ≤ max(absolute, relative · max(|a|, |b|)). */

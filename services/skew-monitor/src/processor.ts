@@ -19,6 +19,7 @@ import {
   type SkewGroupKey,
   skewAlert,
   skewAlertId,
+  skewAlertTime,
   type Tolerance,
   type ViewRead,
   windowStartOf,
@@ -36,7 +37,10 @@ export interface SkewProcessorDeps {
   readonly decode: (value: Buffer | null) => Promise<PredictionEvent>;
   /** Resolves once Kafka has the alerts. */
   readonly publish: (alerts: readonly DriftAlert[]) => Promise<void>;
-  /** Accepted event times: a prediction outside them is poison (DLQ). */
+  /**
+   * Accepted event times: a prediction outside them is poison (DLQ). Alert consumers apply the same
+   * bounds, so an alert waits until its window's end is within `now + maxFutureMs` (skewAlertTime).
+   */
   readonly eventTime: EventTimeBounds;
   readonly now?: () => number;
   readonly logger?: Logger;
@@ -60,6 +64,8 @@ interface GroupState {
 const MAX_NAME = 256;
 /** Alert ids remembered as published (per process): bounded; a forgotten one is at worst re-published with the same id. */
 const ALERTED_MEMORY = 10_000;
+/** Breaching windows whose alert waits for their end to come within the event-time bound (oldest forgotten beyond it). */
+const HELD_MEMORY = 10_000;
 
 /**
  * The skew-monitor's consumer: per partition batch, sample predictions by id, compare the features
@@ -71,7 +77,9 @@ const ALERTED_MEMORY = 10_000;
  * skipped, so a batch retried after a crash (rows written, commit lost) counts nothing twice. The
  * state is updated only after the write, so a failed write leaves nothing half-applied. The alert
  * check runs for every window the batch touches, replayed or not: an alert lost with a crash after
- * the write is raised by the retry.
+ * the write is raised by the retry. A breaching window whose end lies beyond the event-time bound
+ * (alert consumers would dead-letter its alert) is held in memory and checked again by the first
+ * batch after its end comes within the bound.
  */
 export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecord> {
   const logger = deps.logger ?? silentLogger;
@@ -79,6 +87,7 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
   const capacity = deps.windowsPerPartition ?? 256;
   const partitions = new Map<string, Map<string, GroupState>>();
   const alerted = new Set<string>();
+  const held = new Map<string, { readonly topic: string; readonly key: SkewGroupKey }>();
   const registry = deps.registry;
   const metrics =
     registry === undefined
@@ -87,7 +96,7 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
           predictions: counter(
             registry,
             'driftline_skew_predictions_total',
-            'Predictions seen by the skew-monitor, by outcome (sampled, not_sampled, shadow, replayed)',
+            'Predictions seen by the skew-monitor, by outcome (sampled, not_sampled, replayed); shadow records count as not_sampled',
             ['outcome'],
           ),
           comparisons: counter(
@@ -193,31 +202,50 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
     return results;
   }
 
+  /**
+   * Alerts of the touched windows and of the held windows now due (their end within the event-time
+   * bound), from their totals over every partition. A held window leaves `held` once its alerts are
+   * published or its share is back under the bound (a new breach touches it again).
+   */
   async function checkAlerts(topic: string, touched: ReadonlyMap<string, GroupState>): Promise<void> {
-    const candidates = [...touched.values()].filter((g) =>
-      [...g.features.keys()].some((f) => !alerted.has(skewAlertId(g.key, f))),
-    );
-    if (candidates.length === 0) return;
-    const totals = await deps.skew.totals(
-      topic,
-      candidates.map((g) => g.key),
-    );
+    const at = now();
+    const candidates = new Map<string, SkewGroupKey>();
+    for (const [id, g] of touched) {
+      if ([...g.features.keys()].some((f) => !alerted.has(skewAlertId(g.key, f)))) candidates.set(id, g.key);
+    }
+    const due: string[] = [];
+    for (const [heldId, h] of held) {
+      if (h.topic !== topic || skewAlertTime(h.key, deps.windowMs, at, deps.eventTime.maxFutureMs) === undefined)
+        continue;
+      due.push(heldId);
+      candidates.set(groupId(h.key), h.key);
+    }
+    if (candidates.size === 0) return;
+    const totals = await deps.skew.totals(topic, [...candidates.values()]);
     const alerts: DriftAlert[] = [];
     for (const t of totals) {
       const key = { model: t.model, version: t.version, windowStart: t.windowStart };
       if (alerted.has(skewAlertId(key, t.feature))) continue;
       const counts = { ...t.counts, stalenessHist: [...t.counts.stalenessHist] };
       if (!breaches(counts, deps.rule)) continue;
+      const eventTime = skewAlertTime(key, deps.windowMs, at, deps.eventTime.maxFutureMs);
+      if (eventTime === undefined) {
+        hold(topic, key);
+        continue;
+      }
       alerts.push(
-        skewAlert(key, t.feature, deps.windowMs, counts, deps.rule, {
+        skewAlert(key, t.feature, deps.windowMs, eventTime, counts, deps.rule, {
           sampleRate: deps.sampleRate,
           tolerance: deps.tolerance,
         }),
       );
     }
-    if (alerts.length === 0) return;
-    await deps.publish(alerts);
-    metrics?.alerts.inc(alerts.length);
+    if (alerts.length > 0) {
+      await deps.publish(alerts);
+      metrics?.alerts.inc(alerts.length);
+    }
+    // Only after the publish: a failed one keeps them held for the retry.
+    for (const heldId of due) held.delete(heldId);
     for (const a of alerts) {
       alerted.add(a.alert_id);
       if (alerted.size > ALERTED_MEMORY) alerted.delete(alerted.values().next().value!);
@@ -226,6 +254,13 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
         'training-serving skew',
       );
     }
+  }
+
+  function hold(topic: string, key: SkewGroupKey): void {
+    const heldId = `${topic}\u0000${groupId(key)}`;
+    if (held.has(heldId)) return;
+    held.set(heldId, { topic, key });
+    if (held.size > HELD_MEMORY) held.delete(held.keys().next().value!);
   }
 
   return {
@@ -246,11 +281,6 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
         encodeEntity(event.entity_id); // the store's own check: one bad id must not fail the batch read
       } catch (error) {
         throw new PoisonRecordError('VALIDATION_FAILED', `entity_id: ${(error as Error).message}`);
-      }
-      for (const [name, value] of Object.entries(event.features)) {
-        if (typeof value === 'number' && !Number.isFinite(value)) {
-          throw new PoisonRecordError('VALIDATION_FAILED', `features.${name.slice(0, 128)} is not a finite number`);
-        }
       }
       return {
         sampled: {
@@ -273,7 +303,10 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
         sampled.push({ offset: Number(item.record.offset), p, id: groupId(key) });
       }
       metrics?.predictions.inc({ outcome: 'not_sampled' }, items.length - sampled.length);
-      if (sampled.length === 0) return;
+      if (sampled.length === 0) {
+        await checkAlerts(topic, new Map()); // held alerts that came due
+        return;
+      }
 
       const state = partitionState(topic, partition);
       const keys = new Map<string, SkewGroupKey>();

@@ -29,4 +29,17 @@ describe('skew-monitor configuration', () => {
     expect(() => parse({ DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: 'lots' })).toThrow(/DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED/);
     expect(() => parse({ DRIFTLINE_SKEW_WINDOW: '10ms' })).toThrow(/DRIFTLINE_SKEW_WINDOW/);
   });
+
+  it('bounds the window at 1 d and refuses a share bound no window can exceed (found by a review)', () => {
+    const config = (env: Record<string, string>) =>
+      parse(env).serviceConfigs[0] as { windowMs: number; rule: { maxShareMismatched: number } };
+    expect(config({ DRIFTLINE_SKEW_WINDOW: '1d' }).windowMs).toBe(86_400_000);
+    expect(() => parse({ DRIFTLINE_SKEW_WINDOW: '25h' })).toThrow(/DRIFTLINE_SKEW_WINDOW/);
+    expect(() => parse({ DRIFTLINE_SKEW_WINDOW: '100000w' })).toThrow(/DRIFTLINE_SKEW_WINDOW/);
+    expect(config({ DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: '0.99' }).rule.maxShareMismatched).toBe(0.99);
+    expect(config({ DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: '0' }).rule.maxShareMismatched).toBe(0);
+    expect(() => parse({ DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: '1' })).toThrow(
+      /DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED.*below 1/,
+    );
+  });
 });

@@ -1,6 +1,13 @@
-import { PoisonRecordError, SinkUnavailableError } from '@driftline/core';
+import {
+  DEFAULT_EVENT_TIME_BOUNDS,
+  eventTimeProblem,
+  PoisonRecordError,
+  SinkUnavailableError,
+  windowTimeProblem,
+} from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import type { BatchContext, DecodedRecord, InboundRecord } from '@driftline/kafka';
+import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { InMemoryOnlineStore } from '@driftline/online-store';
 import type { DriftAlert, FeatureEvent, PredictionEvent } from '@driftline/schemas';
 import { emptyCounts, featureSources, isSampled, mergeInto, type SkewCounts } from '@driftline/skew';
@@ -122,22 +129,34 @@ const record = (e: PredictionEvent, offset: number, partition = 0): InboundRecor
 });
 const context = (partition = 0): BatchContext => ({ topic: TOPIC, partition, highWatermark: '0' });
 
-function setup(skew: MemorySkewStore, store: InMemoryOnlineStore, sampleRate = 1) {
+function setup(
+  skew: MemorySkewStore,
+  store: InMemoryOnlineStore,
+  sampleRate = 1,
+  options: {
+    windowMs?: number;
+    now?: () => number;
+    eventTime?: { maxFutureMs: number; minMs: number };
+    registry?: Registry;
+    decode?: (v: Buffer | null) => Promise<PredictionEvent>;
+  } = {},
+) {
   const published: DriftAlert[] = [];
   const processor = skewProcessor({
     store,
     skew,
     sources: featureSources(views),
-    windowMs: WINDOW,
+    windowMs: options.windowMs ?? WINDOW,
     sampleRate,
     tolerance: { relative: 1e-9, absolute: 0 },
     rule: { maxShareMismatched: 0.1, minCompared: 5 },
-    decode: async (v) => JSON.parse(v!.toString()) as PredictionEvent,
+    decode: options.decode ?? (async (v) => JSON.parse(v!.toString()) as PredictionEvent),
     publish: async (alerts) => {
       published.push(...alerts);
     },
-    eventTime: { maxFutureMs: 86_400_000, minMs: 0 },
-    now: () => T0 + 3_600_000,
+    eventTime: options.eventTime ?? { maxFutureMs: 86_400_000, minMs: 0 },
+    now: options.now ?? (() => T0 + 3_600_000),
+    ...(options.registry === undefined ? {} : { registry: options.registry }),
   });
   return { processor, published };
 }
@@ -258,25 +277,91 @@ describe('skew processor', () => {
     const all = setup(new MemorySkewStore(), await onlineStore()).processor;
     const shadow = { ...events[0]!, prediction_id: 'p.shadow.v2', role: 'shadow' };
     expect(await all.decode(record(shadow, 0))).toEqual({});
-    const nan = { ...events[0]!, features: { age: Number.NaN } };
-    // JSON has no NaN: decode through a codec that keeps it.
-    const nanProcessor = skewProcessor({
-      store: new InMemoryOnlineStore(),
-      skew,
-      sources: featureSources(views),
-      windowMs: WINDOW,
-      sampleRate: 1,
-      tolerance: { relative: 0, absolute: 0 },
-      rule: { maxShareMismatched: 0.1, minCompared: 5 },
-      decode: async () => nan,
-      publish: async () => {},
-      eventTime: { maxFutureMs: 86_400_000, minMs: 0 },
-      now: () => T0,
-    });
-    await expect(nanProcessor.decode(record(nan, 0))).rejects.toThrow(PoisonRecordError);
     const badEntity = { ...events[0]!, entity_id: 'x'.repeat(2_000) };
     await expect(all.decode(record(badEntity, 0))).rejects.toThrow(/entity_id/);
     const future = { ...events[0]!, event_time: T0 + 10 * 86_400_000 };
     await expect(all.decode(record(future, 0))).rejects.toThrow(PoisonRecordError);
+  });
+
+  it('counts a NaN feature as missing and ignores undeclared ones, instead of dead-lettering the prediction (found by a review)', async () => {
+    const skew = new MemorySkewStore();
+    const base = predictions(1)[0]!;
+    const events: PredictionEvent[] = [
+      { ...base, prediction_id: 'nan-age', features: { age: Number.NaN, country: 'fr' } },
+      {
+        ...base,
+        prediction_id: 'nan-request-only',
+        features: { age: 20, country: 'fr', request_only_score: Number.NaN },
+      },
+      { ...base, prediction_id: 'inf-age', features: { age: Number.POSITIVE_INFINITY, country: 'fr' } },
+    ];
+    // JSON has no NaN or Infinity: decode hands the events over as a codec would.
+    const byId = new Map(events.map((e) => [e.prediction_id, e]));
+    const { processor } = setup(skew, await onlineStore(), 1, {
+      decode: async (v) => byId.get(v!.toString())!,
+    });
+    const items: Array<DecodedRecord<SkewRecord>> = [];
+    for (const [i, e] of events.entries()) {
+      const r = { ...record(e, i), value: Buffer.from(e.prediction_id) };
+      items.push({ record: r, value: await processor.decode(r) });
+    }
+    await processor.process(items, context());
+    // u0's row: age 20, country fr (as of T0 − 1 s).
+    expect(skew.counts('age')).toMatchObject({
+      sampled: 3,
+      compared: 3,
+      mismatched: 2, // NaN = missing in prediction; Infinity ≠ 20
+      missingInPrediction: 1,
+      numericCompared: 1,
+      absDiffSum: 0,
+    });
+    expect(skew.counts('country')).toMatchObject({ sampled: 3, compared: 3, mismatched: 0 });
+    expect(skew.counts('request_only_score').sampled).toBe(0);
+  });
+
+  it('raises an alert only when consumers accept its times, and raises it once they do (found by a review)', async () => {
+    const HOUR = 3_600_000;
+    const windowMs = 2 * HOUR;
+    const bounds = DEFAULT_EVENT_TIME_BOUNDS; // what retrain-trigger and alert-router apply by default
+    const skew = new MemorySkewStore();
+    let clock = T0 + 30 * 60_000; // 30 min into the window [T0, T0 + 2 h)
+    const { processor, published } = setup(skew, await onlineStore(), 1, {
+      windowMs,
+      now: () => clock,
+      eventTime: bounds,
+    });
+    const events = predictions(20); // amount in cents: every one mismatched
+    await processor.process(await decodeAll(processor, events), context());
+    expect(skew.counts('amount').mismatched).toBe(20);
+    expect(published).toEqual([]); // window_end 1.5 h ahead: would be dead-lettered downstream
+    // An hour later the window end is within the bound: the next batch raises it, sampled or not.
+    clock = T0 + HOUR;
+    await processor.process([], context());
+    expect(published.map((a) => a.feature)).toEqual(['amount']);
+    const alert = published[0]!;
+    expect(alert).toMatchObject({ window_start: T0, window_end: T0 + windowMs, event_time: clock });
+    // The checks retrain-trigger's checkAlertTimes and alert-router make, at the clock it is raised.
+    expect(eventTimeProblem(alert.event_time, clock, bounds)).toBeUndefined();
+    expect(windowTimeProblem(alert.window_start, alert.window_end, clock, bounds)).toBeUndefined();
+    // Once: neither a later batch nor a replay raises it again.
+    clock += 10 * 60_000;
+    await processor.process([], context());
+    await processor.process(await decodeAll(processor, events), context());
+    expect(published).toHaveLength(1);
+  });
+
+  it('lists in its help text only the prediction outcomes it counts (found by a review)', async () => {
+    const registry = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+    const skew = new MemorySkewStore();
+    const { processor } = setup(skew, await onlineStore(), 0.5, { registry });
+    const events = predictions(40);
+    const shadow = { ...events[0]!, prediction_id: 'p.shadow', role: 'shadow' };
+    const items = await decodeAll(processor, [...events, shadow]);
+    await processor.process(items, context());
+    await processor.process(items, context()); // replayed
+    const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'driftline_skew_predictions_total')!;
+    const emitted = new Set(metric.values.filter((v) => v.value > 0).map((v) => String(v.labels.outcome)));
+    const listed = /by outcome \(([^)]*)\)/.exec(metric.help)![1]!.split(', ');
+    expect(new Set(listed)).toEqual(emitted);
   });
 });

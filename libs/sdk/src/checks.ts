@@ -1,8 +1,88 @@
+import { DriftlineError } from '@driftline/core';
 import { isWellFormed, MAX_ENTITY_LENGTH, MAX_EVENT_ID_LENGTH, MAX_STRING_FEATURE_LENGTH } from '@driftline/features';
-import type { FeatureEvent, PredictionEvent } from '@driftline/schemas';
+import type { FeatureEvent, LabelEvent, PredictionEvent } from '@driftline/schemas';
 
-/** A prediction's problem the label-joiner would dead-letter it for: a score that is not a finite number. */
+/** What a value is, for messages to untyped callers: `null`, `a string`, `an array`, `a Date`. */
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return 'a Date';
+  const type = typeof value;
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/**
+ * The events of a publish call: one event object or an array of them. Anything else (null,
+ * undefined, a string: untyped callers) is refused with VALIDATION_FAILED naming what it is; it
+ * was a bare TypeError thrown synchronously by the call.
+ */
+export function eventsOf<T>(input: T | readonly T[]): readonly T[] {
+  const events: readonly unknown[] = Array.isArray(input) ? input : [input];
+  for (const [i, event] of events.entries()) {
+    if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+      const where = events.length > 1 ? `event [${i}]: ` : '';
+      throw new DriftlineError('VALIDATION_FAILED', `${where}an event must be an object, got ${kindOf(event)}`);
+    }
+  }
+  return events as readonly T[];
+}
+
+/** Why an event time is not even a number (a string, a BigInt, a Date), or undefined. */
+export function eventTimeTypeProblem(value: unknown): string | undefined {
+  if (typeof value === 'number') return undefined;
+  const hint = value instanceof Date ? ' (use its getTime())' : '';
+  return `event_time must be a number of epoch milliseconds, got ${kindOf(value)}${hint}`;
+}
+
+const ILL_FORMED = "is not well-formed Unicode (a lone surrogate, which Avro's UTF-8 would replace)";
+
+/**
+ * A string with a lone surrogate has no UTF-8 encoding: Avro writes U+FFFD in its place, so
+ * `"e\uD800"` and `"e\uD801"` arrive as one id (and the materializer dropped one as a duplicate).
+ */
+function textProblem(name: string, text: unknown): string | undefined {
+  return typeof text === 'string' && !isWellFormed(text) ? `${name} ${ILL_FORMED}` : undefined;
+}
+
+/** The same for a map's keys and string values (`what` names an entry: `feature "age"`). */
+function mapTextProblem(what: string, map: unknown): string | undefined {
+  if (typeof map !== 'object' || map === null) return undefined;
+  for (const [key, value] of Object.entries(map)) {
+    // JSON.stringify escapes the lone surrogate: the message itself stays well-formed.
+    const name = `${what} ${JSON.stringify(key)}`;
+    if (!isWellFormed(key)) return `the name of ${name} ${ILL_FORMED}`;
+    const problem = textProblem(name, value);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+/** The first of `fields` (name, value) whose text is not well-formed. */
+function firstTextProblem(fields: ReadonlyArray<readonly [string, unknown]>): string | undefined {
+  for (const [name, value] of fields) {
+    const problem = textProblem(name, value);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+/**
+ * A prediction's problem the services would dead-letter it for: a score that is not a finite
+ * number, text that is not well-formed Unicode.
+ */
 export function predictionEventProblem(event: PredictionEvent): string | undefined {
+  const text =
+    firstTextProblem([
+      ['prediction_id', event.prediction_id],
+      ['model', event.model],
+      ['model_version', event.model_version],
+      ['entity_id', event.entity_id],
+      ['predicted_class', event.predicted_class],
+      ['role', event.role],
+    ]) ??
+    mapTextProblem('feature', event.features) ??
+    mapTextProblem('score', event.scores);
+  if (text !== undefined) return text;
   if (!Number.isFinite(event.prediction)) return `prediction is ${event.prediction}: not a finite number`;
   for (const [version, score] of Object.entries(event.scores ?? {})) {
     if (!Number.isFinite(score)) return `scores["${version}"] is ${score}: not a finite number`;
@@ -10,20 +90,34 @@ export function predictionEventProblem(event: PredictionEvent): string | undefin
   return undefined;
 }
 
+/** A label's problem: ids that are not well-formed Unicode (the label-joiner joins on prediction_id). */
+export function labelEventProblem(event: LabelEvent): string | undefined {
+  return firstTextProblem([
+    ['prediction_id', event.prediction_id],
+    ['model', event.model],
+  ]);
+}
+
 /**
- * A feature event's problem that no view could accept (ids out of bounds, a value no feature type
- * holds): what the materializer would refuse into the dead-letter topic, found at the publish call
- * instead. View-level checks (a known view, each feature's declared type) stay with the
- * materializer, which holds the views.
+ * A feature event's problem that no view could accept (ids out of bounds, text that is not
+ * well-formed Unicode, a value no feature type holds): what the materializer would refuse into
+ * the dead-letter topic, found at the publish call instead. View-level checks (a known view, each
+ * feature's declared type) stay with the materializer, which holds the views.
  */
 export function featureEventProblem(event: FeatureEvent): string | undefined {
   if (event.entity_id.length === 0 || event.entity_id.length > MAX_ENTITY_LENGTH) {
     return `entity_id must be 1..${MAX_ENTITY_LENGTH} characters`;
   }
-  if (!isWellFormed(event.entity_id)) return 'entity_id is not well-formed Unicode';
   if (event.event_id.length === 0 || event.event_id.length > MAX_EVENT_ID_LENGTH || event.event_id.includes('\0')) {
     return `event_id must be 1..${MAX_EVENT_ID_LENGTH} characters without NUL`;
   }
+  const text =
+    firstTextProblem([
+      ['entity_id', event.entity_id],
+      ['event_id', event.event_id],
+      ['view', event.view],
+    ]) ?? mapTextProblem('feature', event.features);
+  if (text !== undefined) return text;
   for (const [name, value] of Object.entries(event.features)) {
     if (typeof value === 'number' && !Number.isFinite(value))
       return `feature "${name}" is ${value}: not a finite number`;

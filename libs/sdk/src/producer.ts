@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type RegistryConfig, SchemaRegistryCodec, type TopicCodec } from '@driftline/codec';
 import {
+  ConfigError,
   DEFAULT_EVENT_TIME_BOUNDS,
   DriftlineError,
   type EventTimeBounds,
@@ -20,7 +21,13 @@ import {
   type OutboundMessage,
 } from '@driftline/kafka';
 import { type Contract, contracts, type FeatureEvent, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
-import { featureEventProblem, predictionEventProblem } from './checks.js';
+import {
+  eventsOf,
+  eventTimeTypeProblem,
+  featureEventProblem,
+  labelEventProblem,
+  predictionEventProblem,
+} from './checks.js';
 import { RoomWaiters } from './room.js';
 
 /** A feature event as producers write it: the event id and time default to a UUID and now. */
@@ -50,8 +57,15 @@ export type DriftlineProducerOptions = KafkaConnection & {
   /** Messages buffered or in flight before publish calls wait (backpressure; default 20,000). */
   readonly maxBuffered?: number;
   /**
+   * Encoded bytes buffered or in flight before publish calls wait (backpressure; default 128 MiB).
+   * With Kafka unreachable the buffer fills up to here, not to `maxBuffered` events of up to
+   * `maxEventBytes` each (20,000 × 1 MB, an out-of-memory kill that lost everything buffered).
+   * An event larger than this is refused by its publish call at once.
+   */
+  readonly maxBufferedBytes?: number;
+  /**
    * How long a publish call waits for room in a full buffer, per event, before it rejects with a
-   * retriable SINK_UNAVAILABLE naming this bound and `maxBuffered` (default 60,000 ms, the Kafka
+   * retriable SINK_UNAVAILABLE naming the bound that is full (default 60,000 ms, the Kafka
    * send deadline; 0 rejects at once when the buffer is full). Room frees as Kafka acknowledges
    * sends: a full buffer that stays full means Kafka is unreachable or refusing the sends.
    */
@@ -90,6 +104,8 @@ export interface DriftlineProducer {
   close(): Promise<void>;
   /** Messages buffered or in flight. */
   readonly pending: number;
+  /** Encoded bytes of the messages buffered or in flight (bounded by `maxBufferedBytes`). */
+  readonly pendingBytes: number;
   /** Events Kafka refused as they are (e.g. a topic's smaller `max.message.bytes`), sent to `<topic>.dlq`. */
   readonly deadLettered: number;
 }
@@ -108,6 +124,9 @@ const MAX_SEND_BYTES = 512 * 1024;
  */
 const DEFAULT_BUFFER_WAIT_MS = 60_000;
 
+/** Encoded bytes buffered by default: room for ~130 events of the largest size, a small part of a heap. */
+const DEFAULT_MAX_BUFFERED_BYTES = 128 * 1024 * 1024;
+
 /** Who the SDK's dead letters name as their producer (`driftline.dlq.consumer.group`). */
 const PRODUCED_BY = 'driftline-sdk';
 
@@ -115,10 +134,7 @@ const PRODUCED_BY = 'driftline-sdk';
 function wholeOption(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new DriftlineError(
-      'CONFIG_INVALID',
-      `createDriftlineProducer: ${name} must be a whole number from ${min} to ${max}, got ${String(value)}`,
-    );
+    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got ${String(value)}`);
   }
   return value;
 }
@@ -147,6 +163,13 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   const lingerMs = wholeOption('lingerMs', options.lingerMs, 5, 0, 60_000);
   const maxBuffered = Math.max(wholeOption('maxBuffered', options.maxBuffered, 20_000, 1, 10_000_000), batchSize);
   const maxEventBytes = wholeOption('maxEventBytes', options.maxEventBytes, 1_000_000, 1, 64 * 1024 * 1024);
+  const maxBufferedBytes = wholeOption(
+    'maxBufferedBytes',
+    options.maxBufferedBytes,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    1,
+    4 * 1024 * 1024 * 1024,
+  );
   const bufferWaitMs = wholeOption('bufferWaitMs', options.bufferWaitMs, DEFAULT_BUFFER_WAIT_MS, 0, 86_400_000);
   const eventTime = options.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
   const producer: EventProducer = await createProducer(client);
@@ -164,6 +187,8 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
 
   let queue: Pending[] = [];
   let inFlight = 0;
+  /** Encoded bytes queued or in flight: released when Kafka acknowledges (or the DLQ takes) them. */
+  let bufferedBytes = 0;
   let sending: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let lastError: unknown;
@@ -187,7 +212,15 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   };
 
   const buffered = () => queue.length + inFlight;
-  const wakeWriters = () => roomWaiters.wake(() => buffered() < maxBuffered);
+  /** The bound an event of `bytes` finds full now, or undefined when it fits. */
+  const fullBound = (bytes: number): 'maxBuffered' | 'maxBufferedBytes' | undefined =>
+    buffered() >= maxBuffered
+      ? 'maxBuffered'
+      : bufferedBytes + bytes > maxBufferedBytes
+        ? 'maxBufferedBytes'
+        : undefined;
+  // Woken waiters look again with their own size; one that still does not fit waits on.
+  const wakeWriters = () => roomWaiters.wake(() => buffered() < maxBuffered && bufferedBytes < maxBufferedBytes);
 
   /**
    * Sends one topic's messages; those Kafka refuses as they are (non-retriable) are isolated by
@@ -250,6 +283,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
           taken.map((p) => p.message),
         );
         settledTotal += n;
+        bufferedBytes -= bytes;
         wakeSettled();
       } catch (error) {
         queue = [...taken, ...queue]; // keep order; a later flush retries
@@ -298,26 +332,36 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
 
   /** The problem the services would dead-letter an event for, when the SDK can tell without the views. */
   function problemOf<T>(contract: Contract<T>, value: T, now: number): string | undefined {
-    const time = eventTimeProblem((value as { event_time: unknown }).event_time, now, eventTime);
-    if (time !== undefined) return time;
+    const time = (value as { event_time: unknown }).event_time;
+    const timeProblem = eventTimeTypeProblem(time) ?? eventTimeProblem(time, now, eventTime);
+    if (timeProblem !== undefined) return timeProblem;
     if (contract === (contracts.feature as Contract<unknown>)) return featureEventProblem(value as FeatureEvent);
     if (contract === (contracts.prediction as Contract<unknown>))
       return predictionEventProblem(value as PredictionEvent);
+    if (contract === (contracts.label as Contract<unknown>)) return labelEventProblem(value as LabelEvent);
     return undefined;
   }
 
-  /** Why a publish call gives up waiting for room: the bound, the buffer, what of the call is buffered. */
-  function noRoom(queued: number, events: number): DriftlineError {
+  /**
+   * Why a publish call gives up waiting for room: the bound that is full, the buffer, what of the
+   * call is buffered.
+   */
+  function noRoom(queued: number, events: number, eventBytes: number): DriftlineError {
     const cause = lastError;
     const why = cause === undefined ? '' : `; last send failure: ${(cause as Error).message}`;
     const part = events > 1 ? ` (${queued} of the call's ${events} events were buffered and will be sent)` : '';
+    const bound = fullBound(eventBytes) ?? 'maxBuffered';
+    const buffer =
+      bound === 'maxBuffered'
+        ? `the buffer of ${maxBuffered} messages (maxBuffered)`
+        : `the buffer of ${maxBufferedBytes} bytes (maxBufferedBytes; ${bufferedBytes} held) for an event of ${eventBytes} bytes`;
     return new DriftlineError(
       'SINK_UNAVAILABLE',
-      `driftline SDK: no room in the buffer of ${maxBuffered} messages (maxBuffered) within ${bufferWaitMs} ms (bufferWaitMs): Kafka is not taking the sends${why}${part}`,
+      `driftline SDK: no room in ${buffer} within ${bufferWaitMs} ms (bufferWaitMs): Kafka is not taking the sends${why}${part}`,
       {
         retriable: true,
         ...(cause === undefined ? {} : { cause }),
-        details: { maxBuffered, bufferWaitMs, buffered: queued, events },
+        details: { bound, maxBuffered, maxBufferedBytes, bufferWaitMs, buffered: queued, events },
       },
     );
   }
@@ -358,17 +402,26 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
         if (encoded.length > maxEventBytes) {
           refuse(i, `the event is ${encoded.length} bytes encoded, more than maxEventBytes (${maxEventBytes})`);
         }
+        if (encoded.length > maxBufferedBytes) {
+          // It would wait for room that never comes, even in an empty buffer.
+          refuse(
+            i,
+            `the event is ${encoded.length} bytes encoded, more than the whole buffer of maxBufferedBytes (${maxBufferedBytes})`,
+          );
+        }
         messages.push({ topic: c.topic, message: { key: contract.key(value), value: encoded } });
       }
       for (const [i, m] of messages.entries()) {
+        const bytes = m.message.value.length;
         // Bounded: with Kafka unreachable no room ever frees, and the call had waited for ever.
         const deadline = Date.now() + bufferWaitMs;
-        while (buffered() >= maxBuffered) {
+        while (fullBound(bytes) !== undefined) {
           schedule();
-          await roomWaiters.wait(deadline, () => noRoom(i, messages.length));
+          await roomWaiters.wait(deadline, () => noRoom(i, messages.length, bytes));
         }
         queue.push(m);
         queuedTotal++;
+        bufferedBytes += bytes;
       }
       schedule();
     } finally {
@@ -409,31 +462,30 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     }
   }
 
-  const list = <T>(v: T | readonly T[]): readonly T[] => (Array.isArray(v) ? (v as readonly T[]) : [v as T]);
-
+  // async: a refusal of the input itself (null, not an object) rejects the call's promise too.
   const api: DriftlineProducer = {
-    publishFeatures: (events) =>
+    publishFeatures: async (events) =>
       publish(
         contracts.feature,
-        list(events).map((e) => ({
+        eventsOf(events).map((e) => ({
           ...e,
           event_id: e.event_id ?? randomUUID(),
           event_time: e.event_time ?? Date.now(),
         })),
       ),
-    publishPrediction: (events) =>
+    publishPrediction: async (events) =>
       publish(
         contracts.prediction,
-        list(events).map((e) => ({
+        eventsOf(events).map((e) => ({
           ...e,
           event_time: e.event_time ?? Date.now(),
           predicted_class: e.predicted_class ?? null,
         })),
       ),
-    publishLabel: (events) =>
+    publishLabel: async (events) =>
       publish(
         contracts.label,
-        list(events).map((e) => ({ ...e, event_time: e.event_time ?? Date.now() })),
+        eventsOf(events).map((e) => ({ ...e, event_time: e.event_time ?? Date.now() })),
       ),
     flush: () => settle(queuedTotal),
     async close() {
@@ -453,6 +505,9 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     },
     get pending() {
       return buffered();
+    },
+    get pendingBytes() {
+      return bufferedBytes;
     },
     get deadLettered() {
       return deadLettered;

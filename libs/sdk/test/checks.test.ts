@@ -1,7 +1,13 @@
 import { MAX_ENTITY_LENGTH, MAX_STRING_FEATURE_LENGTH } from '@driftline/features';
 import type { FeatureEvent } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
-import { featureEventProblem, predictionEventProblem } from '../src/checks.js';
+import {
+  eventsOf,
+  eventTimeTypeProblem,
+  featureEventProblem,
+  labelEventProblem,
+  predictionEventProblem,
+} from '../src/checks.js';
 import { createDriftlineProducer } from '../src/index.js';
 
 const event = (over: Partial<FeatureEvent> = {}): FeatureEvent => ({
@@ -29,8 +35,64 @@ describe('featureEventProblem: what no view could take', () => {
     expect(featureEventProblem(event({ features: { s: 'a'.repeat(MAX_STRING_FEATURE_LENGTH) } }))).toBeUndefined();
     expect(featureEventProblem(event({ entity_id: '' }))).toMatch(/^entity_id must be/);
     expect(featureEventProblem(event({ entity_id: 'u'.repeat(MAX_ENTITY_LENGTH + 1) }))).toMatch(/^entity_id must be/);
-    expect(featureEventProblem(event({ entity_id: 'a\ud800' }))).toBe('entity_id is not well-formed Unicode');
+    expect(featureEventProblem(event({ entity_id: 'a\ud800' }))).toMatch(/^entity_id is not well-formed Unicode/);
     expect(featureEventProblem(event({ event_id: 'a\0b' }))).toMatch(/^event_id must be .* without NUL$/);
+  });
+
+  // Avro's UTF-8 writes U+FFFD for a lone surrogate: "e\uD800" and "e\uD801" arrived as one event
+  // id and the materializer dropped one as a duplicate (found by a review).
+  it('names every string that is not well-formed UTF-16: ids, the view, feature names and values', () => {
+    for (const [over, field] of [
+      [{ event_id: 'e\uD800' }, /^event_id is not well-formed Unicode/],
+      [{ event_id: 'e\uDC00x' }, /^event_id is not well-formed Unicode/],
+      [{ view: 'v\uD801' }, /^view is not well-formed Unicode/],
+      [{ features: { country: 'f\uD800r' } }, /^feature "country" is not well-formed Unicode/],
+      [{ features: { 'c\uD800': 'fr' } }, /^the name of feature "c\\ud800" is not well-formed Unicode/],
+    ] as const) {
+      expect(featureEventProblem(event(over))).toMatch(field);
+    }
+    // The two ids that became one are each refused; a surrogate pair (an emoji) is text like any other.
+    expect(featureEventProblem(event({ event_id: 'e\uD800' }))).toBeDefined();
+    expect(featureEventProblem(event({ event_id: 'e\uD801' }))).toBeDefined();
+    expect(featureEventProblem(event({ event_id: 'e😀', features: { '😀': '😀' } }))).toBeUndefined();
+  });
+});
+
+describe('labelEventProblem: ids that would not survive UTF-8', () => {
+  const label = { prediction_id: 'p1', model: 'churn', event_time: Date.UTC(2026, 0, 1), label: 1, value: null };
+  it('passes well-formed ids and names a lone surrogate in either', () => {
+    expect(labelEventProblem(label)).toBeUndefined();
+    expect(labelEventProblem({ ...label, prediction_id: 'p\uD800' })).toMatch(/^prediction_id is not well-formed/);
+    expect(labelEventProblem({ ...label, model: '\uDFFFm' })).toMatch(/^model is not well-formed/);
+  });
+});
+
+describe('eventsOf and eventTimeTypeProblem: input of the wrong type (untyped callers)', () => {
+  const refusal = (input: unknown) => {
+    try {
+      eventsOf(input as object);
+      return undefined;
+    } catch (error) {
+      return error;
+    }
+  };
+
+  it('refuses null, undefined and non-objects as VALIDATION_FAILED naming what they are', () => {
+    expect(refusal(null)).toMatchObject({ code: 'VALIDATION_FAILED', message: 'an event must be an object, got null' });
+    expect(refusal([undefined])).toMatchObject({ message: 'an event must be an object, got undefined' });
+    expect(refusal([{}, 'x'])).toMatchObject({ message: 'event [1]: an event must be an object, got a string' });
+    expect(refusal([{}, [{}]])).toMatchObject({ message: 'event [1]: an event must be an object, got an array' });
+    expect(eventsOf({ a: 1 })).toEqual([{ a: 1 }]);
+    expect(eventsOf([{ a: 1 }, { a: 2 }])).toHaveLength(2);
+  });
+
+  it('names the type of an event_time that is not a number', () => {
+    expect(eventTimeTypeProblem(1_796_450_171_084)).toBeUndefined();
+    expect(eventTimeTypeProblem('1796450171084')).toBe(
+      'event_time must be a number of epoch milliseconds, got a string',
+    );
+    expect(eventTimeTypeProblem(10n)).toBe('event_time must be a number of epoch milliseconds, got a bigint');
+    expect(eventTimeTypeProblem(new Date())).toMatch(/got a Date \(use its getTime\(\)\)$/);
   });
 });
 
@@ -47,6 +109,21 @@ describe('predictionEventProblem: scores the label-joiner would refuse', () => {
     role: 'production',
     scores: { v1: 0.6, v2: 0.7 },
   };
+
+  it('names ids, names, classes, feature values and score versions that are not well-formed UTF-16', () => {
+    for (const [over, field] of [
+      [{ prediction_id: 'p\uD800' }, /^prediction_id is not/],
+      [{ model: 'm\uDC00' }, /^model is not/],
+      [{ model_version: 'v\uD800' }, /^model_version is not/],
+      [{ entity_id: 'u\uD800' }, /^entity_id is not/],
+      [{ predicted_class: 'c\uD800' }, /^predicted_class is not/],
+      [{ features: { country: 'f\uD800' } }, /^feature "country" is not/],
+      [{ features: { '\uD800': 1 } }, /^the name of feature "\\ud800" is not/],
+      [{ scores: { 'v\uD800': 0.5 } }, /^the name of score "v\\ud800" is not/],
+    ] as const) {
+      expect(predictionEventProblem({ ...prediction, ...over })).toMatch(field);
+    }
+  });
 
   it('passes finite scores and names a non-finite one', () => {
     expect(predictionEventProblem(prediction)).toBeUndefined();
@@ -73,12 +150,18 @@ describe('createDriftlineProducer options', () => {
     ['lingerMs', -1],
     ['maxBuffered', Number.NaN],
     ['maxEventBytes', 0],
+    ['maxBufferedBytes', 0],
+    ['maxBufferedBytes', Number.NaN],
+    ['maxBufferedBytes', 1.5],
+    ['maxBufferedBytes', 2 ** 40],
     ['bufferWaitMs', -1],
     ['bufferWaitMs', 0.5],
   ])('refuses %s = %s at once, naming it', async (name, value) => {
     await expect(createDriftlineProducer({ ...base, [name]: value })).rejects.toMatchObject({
+      name: 'ConfigError',
       code: 'CONFIG_INVALID',
-      message: expect.stringContaining(`${name} must be a whole number`),
+      field: name,
+      message: expect.stringContaining(`${name}: must be a whole number`),
     });
   });
 });

@@ -283,3 +283,132 @@ describe('producer SDK: a full buffer Kafka does not drain (found by a review)',
     expect((await readTopic(kafka, topic, 2)).map((r) => r.key?.toString())).toEqual(['a', 'd']);
   });
 });
+
+describe('producer SDK: a buffer bounded in bytes too (found by a review)', () => {
+  it('a publish call waits for byte room up to bufferWaitMs and fails naming maxBufferedBytes; an event larger than the whole buffer is refused at once', async () => {
+    const prefix = `${uniqueName('sdk-bytes')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${prefix}features.v1`;
+    // The topic does not exist yet: every send fails retriably, as with Kafka unreachable. Before,
+    // only the message count (20,000) bounded the buffer: events of 900 KB filled the heap.
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      lingerMs: 0,
+      maxBufferedBytes: 10_000,
+      bufferWaitMs: 1_000,
+    });
+    const sized = (i: number, chars: number) => ({
+      view: 'profile',
+      entity_id: `user-${i}`,
+      features: { note: 'x'.repeat(chars) },
+    });
+    await sdk.publishFeatures([sized(1, 3_000), sized(2, 3_000), sized(3, 3_000)]);
+    expect(sdk.pending).toBe(3);
+    const held = sdk.pendingBytes;
+    expect(held).toBeGreaterThan(9_000);
+    expect(held).toBeLessThanOrEqual(10_000);
+
+    const started = Date.now();
+    await expect(sdk.publishFeatures(sized(4, 3_000))).rejects.toMatchObject({
+      code: 'SINK_UNAVAILABLE',
+      retriable: true,
+      message: expect.stringMatching(
+        /^driftline SDK: no room in the buffer of 10000 bytes \(maxBufferedBytes; \d+ held\) for an event of \d+ bytes within 1000 ms \(bufferWaitMs\)/,
+      ),
+      details: { bound: 'maxBufferedBytes', maxBufferedBytes: 10_000, bufferWaitMs: 1_000, buffered: 0, events: 1 },
+    });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(sdk.pending).toBe(3);
+    expect(sdk.pendingBytes).toBe(held);
+
+    // Larger than the whole buffer: no wait could ever make room for it.
+    const refusedAt = Date.now();
+    await expect(sdk.publishFeatures(sized(5, 20_000))).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: expect.stringMatching(
+        /^the event is \d+ bytes encoded, more than the whole buffer of maxBufferedBytes \(10000\)$/,
+      ),
+    });
+    expect(Date.now() - refusedAt).toBeLessThan(900);
+    expect(sdk.pending).toBe(3);
+
+    // Kafka takes the sends again: the buffered events go, their bytes are released, the next fits.
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await eventually(
+      () =>
+        sdk.flush().then(
+          () => true,
+          () => undefined,
+        ),
+      90_000,
+      500,
+    );
+    expect(sdk.pendingBytes).toBe(0);
+    await sdk.publishFeatures(sized(6, 3_000));
+    await sdk.close();
+    expect((await readTopic(kafka, topic, 4)).map((r) => r.key?.toString())).toEqual([
+      'user-1',
+      'user-2',
+      'user-3',
+      'user-6',
+    ]);
+  });
+});
+
+describe('producer SDK: input of the wrong type or text that UTF-8 cannot carry (found by a review)', () => {
+  it('refuses null events, lone surrogates and a string event_time with a rejected VALIDATION_FAILED, buffering nothing', async () => {
+    const prefix = `${uniqueName('sdk-input')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+    });
+    type Untyped = (events: unknown) => Promise<void>;
+    const features = sdk.publishFeatures as Untyped;
+    const prediction = sdk.publishPrediction as Untyped;
+    const label = sdk.publishLabel as Untyped;
+    const okPrediction = {
+      prediction_id: 'p1',
+      model: 'churn',
+      model_version: '3',
+      entity_id: 'u1',
+      features: {},
+      prediction: 0.5,
+    };
+    const cases: Array<[() => Promise<void>, RegExp]> = [
+      // A bare TypeError thrown synchronously by the call, before.
+      [() => features(null), /^an event must be an object, got null$/],
+      [() => features([undefined]), /^an event must be an object, got undefined$/],
+      [() => features([{ view: 'v', entity_id: 'u', features: {} }, null]), /^event \[1\]: .* got null$/],
+      [() => prediction(undefined), /^an event must be an object, got undefined$/],
+      [() => label(null), /^an event must be an object, got null$/],
+      // Two ids that arrived as one ("e\uFFFD"): each is refused, naming the field.
+      [
+        () => features({ event_id: 'e\uD800', view: 'v', entity_id: 'u', features: {} }),
+        /^event_id is not well-formed/,
+      ],
+      [
+        () => features({ view: 'v', entity_id: 'u', features: { note: 'a\uDC00' } }),
+        /^feature "note" is not well-formed/,
+      ],
+      [() => prediction({ ...okPrediction, model_version: '3\uD800' }), /^model_version is not well-formed/],
+      [() => label({ prediction_id: 'p\uD801', model: 'churn', label: 1 }), /^prediction_id is not well-formed/],
+      [
+        () => label({ prediction_id: 'p1', model: 'churn', label: 1, event_time: String(Date.now()) }),
+        /^event_time must be a number of epoch milliseconds, got a string$/,
+      ],
+    ];
+    for (const [call, message] of cases) {
+      let promise: Promise<void> | undefined;
+      expect(() => {
+        promise = call();
+      }).not.toThrow();
+      await expect(promise).rejects.toMatchObject({ name: 'DriftlineError', code: 'VALIDATION_FAILED', message });
+    }
+    expect(sdk.pending).toBe(0);
+    await sdk.close();
+  });
+});

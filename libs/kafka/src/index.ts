@@ -46,6 +46,7 @@ export {
   type DeadLetterSelection,
   DeadLetterSummary,
   type DeadLetterView,
+  headerText,
   REPLAYED_FROM_HEADER,
   readDeadLetter,
   replayMessageOf,

@@ -201,12 +201,13 @@ const STALE_METADATA_ATTEMPTS = 5;
 
 /** Headers as the client takes them: a repeated header's values as a list of its own (own keys, `__proto__` too). */
 function clientHeaders(headers: NonNullable<OutboundMessage['headers']>): NonNullable<Message['headers']> {
+  // kafkajs writes a null value as Kafka's null header (its type leaves null out).
   return Object.fromEntries(
     Object.entries(headers).map(([name, value]) => [
       name,
-      typeof value === 'string' || Buffer.isBuffer(value) ? value : [...value],
+      value === null || typeof value === 'string' || Buffer.isBuffer(value) ? value : [...value],
     ]),
-  );
+  ) as NonNullable<Message['headers']>;
 }
 
 /** A failed send as a DriftlineError: refused as too large (not retriable as they are), or Kafka unavailable. */

@@ -13,10 +13,15 @@ export interface InboundRecord {
   readonly timestamp: number;
 }
 
-/** A header's bytes; a header repeated in one record keeps each value, in order. */
-export type HeaderValue = Buffer | readonly Buffer[];
+/**
+ * A header's bytes, or null (Kafka's null header value, which Java producers can send); a header
+ * repeated in one record keeps each value, in order.
+ */
+export type HeaderValue = Buffer | null | readonly (Buffer | null)[];
 
-const asBuffer = (value: unknown): Buffer => (Buffer.isBuffer(value) ? value : Buffer.from(String(value)));
+// null stays null: String(null) had made it the 4 bytes "null" on its way to processors and the DLQ.
+const asBuffer = (value: unknown): Buffer | null =>
+  value === null ? null : Buffer.isBuffer(value) ? value : Buffer.from(String(value));
 
 /**
  * Header values as the client hands them over (string, bytes or repeated), as bytes: the bytes
@@ -48,7 +53,7 @@ export interface DeadLetter {
 export interface OutboundMessage {
   readonly key: Buffer | string | null;
   readonly value: Buffer | null;
-  readonly headers?: Readonly<Record<string, Buffer | string | readonly Buffer[]>>;
+  readonly headers?: Readonly<Record<string, Buffer | string | null | readonly (Buffer | null)[]>>;
   readonly timestamp?: string;
   readonly partition?: number;
 }
@@ -85,7 +90,7 @@ function byteLength(value: Buffer | string | null | undefined): number {
   return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
 }
 
-function headersSize(headers: Readonly<Record<string, Buffer | string | readonly Buffer[]>>): number {
+function headersSize(headers: NonNullable<OutboundMessage['headers']>): number {
   let size = 0;
   for (const [name, value] of Object.entries(headers)) {
     for (const one of Array.isArray(value) ? value : [value])

@@ -20,24 +20,29 @@ export interface DeadLetterView {
   readonly truncated: boolean;
 }
 
-const text = (value: HeaderValue | undefined): string | undefined =>
-  value === undefined ? undefined : Array.isArray(value) ? value.at(-1)?.toString() : value.toString();
+/** A header's text (the last value of a repeated one); undefined when absent or null. */
+export const headerText = (value: HeaderValue | undefined): string | undefined =>
+  value === undefined || value === null
+    ? undefined
+    : Array.isArray(value)
+      ? (value.at(-1) ?? undefined)?.toString()
+      : (value as Buffer).toString();
 
 /** A dead letter's view, or undefined for a record the loop did not write (no source topic or code). */
 export function readDeadLetter(record: InboundRecord): DeadLetterView | undefined {
   const h = record.headers;
-  const sourceTopic = text(h[DLQ_HEADERS.topic]);
-  const code = text(h[DLQ_HEADERS.code]);
+  const sourceTopic = headerText(h[DLQ_HEADERS.topic]);
+  const code = headerText(h[DLQ_HEADERS.code]);
   if (sourceTopic === undefined || sourceTopic === '' || code === undefined) return undefined;
   return {
     record,
     sourceTopic,
-    sourcePartition: Number(text(h[DLQ_HEADERS.partition]) ?? Number.NaN),
-    sourceOffset: text(h[DLQ_HEADERS.offset]) ?? '',
-    group: text(h[DLQ_HEADERS.group]) ?? '',
+    sourcePartition: Number(headerText(h[DLQ_HEADERS.partition]) ?? Number.NaN),
+    sourceOffset: headerText(h[DLQ_HEADERS.offset]) ?? '',
+    group: headerText(h[DLQ_HEADERS.group]) ?? '',
     code,
-    reason: text(h[DLQ_HEADERS.reason]) ?? '',
-    failedAt: Date.parse(text(h[DLQ_HEADERS.failedAt]) ?? ''),
+    reason: headerText(h[DLQ_HEADERS.reason]) ?? '',
+    failedAt: Date.parse(headerText(h[DLQ_HEADERS.failedAt]) ?? ''),
     truncated: h[DLQ_HEADERS.truncated] !== undefined,
   };
 }
@@ -71,7 +76,7 @@ export function selects(selection: DeadLetterSelection, d: DeadLetterView): bool
  * again, not only the one that dead-lettered it.
  */
 export function replayMessageOf(d: DeadLetterView): OutboundMessage {
-  const headers: Record<string, Buffer | readonly Buffer[]> = {};
+  const headers: Record<string, HeaderValue> = {};
   for (const [name, value] of Object.entries(d.record.headers)) {
     if (value === undefined || name.startsWith('driftline.dlq.')) continue;
     setOwn(headers, name, value);

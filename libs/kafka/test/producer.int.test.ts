@@ -1,6 +1,9 @@
 import { kafkaFor, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
 import { createProducer, ensureTopics, topicOffsets } from '../src/index.js';
+import { deadLetterMessage } from '../src/records.js';
+import { readDeadLetter, replayMessageOf } from '../src/replay.js';
+import { readTopic } from '../src/testing.js';
 
 const stack = inject('stack');
 
@@ -18,6 +21,30 @@ describe('producer against real Kafka', () => {
       await producer.send(topic, messages);
       const [offsets] = await topicOffsets(kafka, topic);
       expect(offsets?.high).toBe(1_500n);
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
+  it('a null header value stays null: read, dead-lettered and replayed (found by a review)', async () => {
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = uniqueName('null-header');
+    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    const producer = await createProducer(kafka);
+    try {
+      await producer.send(topic, [
+        { key: 'k', value: Buffer.from('v'), headers: { n: null, r: [Buffer.from('a'), null] } },
+      ]);
+      const [read] = await readTopic(kafka, topic, 1);
+      // Before: the 4 bytes "null".
+      expect(read!.headers).toEqual({ n: null, r: [Buffer.from('a'), null] });
+      await producer.send(`${topic}.dlq`, [
+        deadLetterMessage({ record: read!, code: 'DECODE_FAILED', reason: 'x' }, 'g', 0),
+      ]);
+      const [letter] = await readTopic(kafka, `${topic}.dlq`, 1);
+      expect(letter!.headers).toMatchObject({ n: null, r: [Buffer.from('a'), null] });
+      const replay = replayMessageOf(readDeadLetter(letter!)!);
+      expect(replay.headers).toMatchObject({ n: null, r: [Buffer.from('a'), null] });
     } finally {
       await producer.disconnect();
     }

@@ -58,6 +58,14 @@ export interface TopicCodec<T> {
 export const UNKNOWN_ID_TTL_MS = 60_000;
 /** Unknown schema ids remembered at most (the oldest forgotten first). */
 const UNKNOWN_IDS_KEPT = 10_000;
+/**
+ * How long an unknown id just above the newest one this codec knows is retried before it is
+ * poison: a schema registered a moment ago that the registry node answering has not read yet (a
+ * follower of a multi-node registry lags its leader). Ids are allocated in rising order.
+ */
+export const NEW_ID_GRACE_MS = 30_000;
+/** How far above the newest known id an unknown one may be and still be taken for new (a random id is far beyond). */
+export const NEW_ID_SPAN = 1_000;
 
 export interface SchemaSource {
   schemaById(id: number): Promise<string>;
@@ -78,6 +86,10 @@ export class SchemaRegistryCodec {
    * registry round trip each — minutes for one batch, past the stall timeout, and a restart loop.
    */
   private readonly unknown = new Map<number, { error: unknown; until: number }>();
+  /** The newest schema id this codec has read or registered (0: none yet). */
+  private newestKnown = 0;
+  /** Unknown ids taken for new ones, and since when (at most NEW_ID_SPAN of them). */
+  private readonly waitingSince = new Map<number, number>();
 
   constructor(config: RegistryConfig | SchemaSource) {
     this.registry = 'schemaById' in config ? config : new RegistryClient(config);
@@ -102,6 +114,7 @@ export class SchemaRegistryCodec {
     if (writer === undefined) {
       writer = this.registry.schemaById(id).then(
         (text) => {
+          this.known(id);
           try {
             const schema: unknown = JSON.parse(text);
             return { type: avro.Type.forSchema(schema as avro.Schema), schema };
@@ -116,6 +129,8 @@ export class SchemaRegistryCodec {
           // id registered since is found once that passes).
           this.writers.delete(id);
           if (error instanceof PoisonRecordError) {
+            const waiting = this.stillNew(id);
+            if (waiting !== undefined) throw waiting;
             this.unknown.set(id, { error, until: Date.now() + UNKNOWN_ID_TTL_MS });
             if (this.unknown.size > UNKNOWN_IDS_KEPT) this.unknown.delete(this.unknown.keys().next().value as number);
           }
@@ -125,6 +140,37 @@ export class SchemaRegistryCodec {
       this.writers.set(id, writer);
     }
     return writer;
+  }
+
+  /** Notes an id the registry knows (read or registered). */
+  known(id: number): void {
+    if (id > this.newestKnown) this.newestKnown = id;
+    this.waitingSince.delete(id);
+  }
+
+  /**
+   * A retriable error while an unknown `id` may be a schema registered a moment ago (just above
+   * the newest known id, unknown for less than NEW_ID_GRACE_MS); undefined once it is poison.
+   */
+  private stillNew(id: number): DriftlineError | undefined {
+    if (this.newestKnown === 0 || id <= this.newestKnown || id > this.newestKnown + NEW_ID_SPAN) return undefined;
+    const now = Date.now();
+    let since = this.waitingSince.get(id);
+    if (since === undefined) {
+      since = now;
+      this.waitingSince.set(id, since);
+      if (this.waitingSince.size > NEW_ID_SPAN)
+        this.waitingSince.delete(this.waitingSince.keys().next().value as number);
+    }
+    if (now - since >= NEW_ID_GRACE_MS) {
+      this.waitingSince.delete(id);
+      return undefined;
+    }
+    return new DriftlineError(
+      'SOURCE_UNAVAILABLE',
+      `schema id ${id} is unknown to the registry yet, just above the newest known (${this.newestKnown}): a schema registered a moment ago? retried for up to ${NEW_ID_GRACE_MS / 1000} s before it is poison`,
+      { retriable: true },
+    );
   }
 }
 
@@ -165,6 +211,7 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
 
   async register(): Promise<number> {
     const id = await this.codec.registry.register(this.subject, JSON.stringify(this.schema), 'BACKWARD');
+    this.codec.known(id);
     this.schemaId = id;
     return id;
   }

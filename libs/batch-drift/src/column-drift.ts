@@ -14,7 +14,7 @@ import {
   sortedFinite,
   wassersteinSorted,
 } from '@driftline/stats';
-import type { Column } from './columns.js';
+import { type Column, quotedName, shortName } from './columns.js';
 import { type EvidentlyDecision, type EvidentlyStattest, evidentlyCategorical, evidentlyNumeric } from './evidently.js';
 
 export interface DriftOptions {
@@ -67,11 +67,11 @@ export interface ColumnDrift {
  */
 export function columnDrift(referenceColumn: Column, currentColumn: Column, options: DriftOptions = {}): ColumnDrift {
   const reference = infinityAsMissing(referenceColumn);
-  const current = infinityAsMissing(currentColumn);
+  const current = missingAsKindOf(reference, infinityAsMissing(currentColumn));
   if (!hasValue(reference)) {
     throw new DriftlineError(
       'BAD_REQUEST',
-      `column "${reference.name}": every cell of the reference is missing — nothing to compare against; leave it out with --ignore ${reference.name}`,
+      `column ${quotedName(reference.name)}: every cell of the reference is missing — nothing to compare against; leave it out with --ignore ${shortName(reference.name)}`,
     );
   }
   let drift: ColumnDrift;
@@ -80,7 +80,7 @@ export function columnDrift(referenceColumn: Column, currentColumn: Column, opti
   } catch (error) {
     // A statistic refusing the column's values (±1.7e308 under Evidently's binning): say which column.
     if (error instanceof DriftlineError && error.code === 'VALIDATION_FAILED')
-      throw new DriftlineError('BAD_REQUEST', `column "${reference.name}": ${error.message}`);
+      throw new DriftlineError('BAD_REQUEST', `column ${quotedName(reference.name)}: ${error.message}`);
     throw error;
   }
   if (hasValue(current)) return drift;
@@ -112,7 +112,7 @@ function compareColumns(reference: Column, current: Column, options: DriftOption
     const [numeric, text] = reference.kind === 'numeric' ? ['reference', 'current'] : ['current', 'reference'];
     throw new DriftlineError(
       'BAD_REQUEST',
-      `column "${reference.name}": numbers in the ${numeric} but text in the ${text} — choose its type with --categorical ${reference.name} or --numeric ${reference.name}`,
+      `column ${quotedName(reference.name)}: numbers in the ${numeric} but text in the ${text} — choose its type with --categorical ${shortName(reference.name)} or --numeric ${shortName(reference.name)}`,
     );
   }
   const ref = categories(reference);
@@ -191,6 +191,20 @@ function numericDrift(
 function infinityAsMissing(column: Column): Column {
   if (column.kind !== 'numeric' || !column.values.some((v) => v === Infinity || v === -Infinity)) return column;
   return { ...column, values: column.values.map((v) => (Number.isFinite(v) ? v : Number.NaN)) };
+}
+
+/**
+ * A `column` with no value at all, as a column of `like`'s kind (all missing): a column that is
+ * all null has no type of its own (Arrow's Null type, or Utf8 all null — what pyarrow writes for
+ * all-None; a CSV's empty cells read as numbers), so it takes the other side's, and is compared as
+ * missing instead of being refused as "numbers in one, text in the other".
+ */
+export function missingAsKindOf(like: Column, column: Column): Column {
+  if (column.kind === like.kind || hasValue(column)) return column;
+  const n = column.values.length;
+  return like.kind === 'numeric'
+    ? { name: column.name, kind: 'numeric', values: new Float64Array(n).fill(Number.NaN) }
+    : { name: column.name, kind: 'categorical', values: new Array<string | null>(n).fill(null) };
 }
 
 /** False only for a numeric column without one number (all missing). */

@@ -1,4 +1,4 @@
-import { DriftlineError } from '@driftline/core';
+import { cutText, DriftlineError } from '@driftline/core';
 
 /** A typed column of a table: numbers (NaN = missing) or categories (null = missing). */
 export type Column =
@@ -25,6 +25,48 @@ export interface TableOptions {
   readonly categorical?: readonly string[];
   /** These columns must be numbers: a present value that is not one is an error naming its line. */
   readonly numeric?: readonly string[];
+}
+
+/** Characters of a column name an error line shows: a 200,000-character header made a 200 KB line. */
+const NAME_CHARS = 80;
+
+/** A column name as error lines show it: cut to `NAME_CHARS` (with …) when longer. */
+export function shortName(name: string): string {
+  return name.length > NAME_CHARS ? `${cutText(name, NAME_CHARS)}…` : name;
+}
+
+/** A column name quoted for an error line (`"name"`), cut as `shortName` cuts it. */
+export function quotedName(name: string): string {
+  return JSON.stringify(shortName(name));
+}
+
+/** A number written with a leading zero (`02139`, `007`, `-01`): a code, kept as written. */
+const LEADING_ZERO = /^\s*[+-]?0\d/;
+
+/**
+ * The category of a `--categorical` cell: a cell that is a finite number (as `parseNumberText`
+ * reads it) becomes the number's canonical text (`String(x)`), so `1.0` and `1e0` in a CSV, `1`
+ * and a float 1 of an Arrow or Parquet column are one category, `1`; a number written with a
+ * leading zero (`02139`: a zip code) and any other text are kept as written.
+ */
+export function categoryOfCell(cell: string): string {
+  if (LEADING_ZERO.test(cell)) return cell;
+  const x = parseNumberText(cell);
+  return Number.isFinite(x) ? String(x) : cell;
+}
+
+/** `categoryOfCell` over a column, once per distinct cell. */
+export function canonicalCategories(values: ReadonlyArray<string | null>): Array<string | null> {
+  const seen = new Map<string, string>();
+  return values.map((cell) => {
+    if (cell === null) return null;
+    let out = seen.get(cell);
+    if (out === undefined) {
+      out = categoryOfCell(cell);
+      seen.set(cell, out);
+    }
+    return out;
+  });
 }
 
 const MISSING = new Set(['', 'NA', 'NaN', 'nan', 'null', 'NULL', 'None']);
@@ -144,7 +186,7 @@ export function checkHeader(header: readonly string[], source: string, where = '
     if (first !== undefined) {
       throw new DriftlineError(
         'BAD_REQUEST',
-        `${source}${where}: duplicate column name ${JSON.stringify(name)} (columns ${first + 1} and ${i + 1}) — rename one of them`,
+        `${source}${where}: duplicate column name ${quotedName(name)} (columns ${first + 1} and ${i + 1}) — rename one of them`,
       );
     }
     seen.set(name, i);
@@ -152,7 +194,7 @@ export function checkHeader(header: readonly string[], source: string, where = '
 }
 
 function list(names: readonly string[]): string {
-  const shown = names.slice(0, 12).map((n) => JSON.stringify(n));
+  const shown = names.slice(0, 12).map(quotedName);
   return names.length > 12 ? `${shown.join(', ')} and ${names.length - 12} more` : shown.join(', ');
 }
 
@@ -167,7 +209,7 @@ export function resolveSelection(header: readonly string[], options: TableOption
       if (!names.has(name) && !(option !== 'columns' && options.ignore?.includes(name))) {
         throw new DriftlineError(
           'BAD_REQUEST',
-          `${source}: no column ${JSON.stringify(name)} (given to --${option}) — the columns are ${list(header)}`,
+          `${source}: no column ${quotedName(name)} (given to --${option}) — the columns are ${list(header)}`,
         );
       }
     }
@@ -176,7 +218,7 @@ export function resolveSelection(header: readonly string[], options: TableOption
   if (both !== undefined) {
     throw new DriftlineError(
       'BAD_REQUEST',
-      `column ${JSON.stringify(both)} is given to both --categorical and --numeric — give it to one`,
+      `column ${quotedName(both)} is given to both --categorical and --numeric — give it to one`,
     );
   }
   const only = options.columns === undefined ? undefined : new Set(options.columns);
@@ -190,7 +232,8 @@ export function resolveSelection(header: readonly string[], options: TableOption
 
 /**
  * Applies `TableOptions` to columns read by a typed reader (Arrow, Parquet): selection, then the
- * forced types — numbers become their text, text becomes numbers (a non-number is an error naming
+ * forced types — numbers become their text (`categoryOfCell`, as a CSV's `--categorical` cells),
+ * text becomes numbers (a non-number is an error naming
  * its row, counted from 1).
  */
 export function applyTableOptions(columns: readonly Column[], options: TableOptions, source: string): Column[] {
@@ -202,6 +245,9 @@ export function applyTableOptions(columns: readonly Column[], options: TableOpti
       const values = Array.from(column.values, (x) => (Number.isNaN(x) ? null : String(x)));
       return { name: column.name, kind: 'categorical', values };
     }
+    if (column.kind === 'categorical' && options.categorical?.includes(column.name)) {
+      return { name: column.name, kind: 'categorical', values: canonicalCategories(column.values) };
+    }
     if (column.kind === 'categorical' && options.numeric?.includes(column.name)) {
       const values = new Float64Array(column.values.length);
       column.values.forEach((cell, r) => {
@@ -209,7 +255,7 @@ export function applyTableOptions(columns: readonly Column[], options: TableOpti
         if (x === NOT_A_NUMBER) {
           throw new DriftlineError(
             'BAD_REQUEST',
-            `${source}: row ${r + 1}: column ${JSON.stringify(column.name)} is forced numeric but holds ${JSON.stringify(String(cell).slice(0, 40))} — fix the value or drop the column from --numeric`,
+            `${source}: row ${r + 1}: column ${quotedName(column.name)} is forced numeric but holds ${JSON.stringify(String(cell).slice(0, 40))} — fix the value or drop the column from --numeric`,
           );
         }
         values[r] = x;

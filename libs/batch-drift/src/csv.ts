@@ -2,11 +2,13 @@ import { isUtf8 } from 'node:buffer';
 import { ConfigError, DriftlineError } from '@driftline/core';
 import {
   type Column,
+  canonicalCategories,
   checkHeader,
   decodeCell,
   isMissingCell,
   NOT_A_NUMBER,
   parseNumberCell,
+  quotedName,
   resolveSelection,
   type TableOptions,
 } from './columns.js';
@@ -159,7 +161,9 @@ class CsvReader {
     const n = bytes.length;
     const delimiter = this.delimiter;
     for (;;) {
-      this.skipBlankLines();
+      // With one column a blank line is a row whose cell is empty (missing); the line break ending
+      // the last row is not a row.
+      if (width > 1) this.skipBlankLines();
       if (this.pos >= n) break;
       if (rows === capacity) {
         // Grow to the row count the bytes read so far predict, so a large file grows once or twice.
@@ -190,7 +194,7 @@ class CsvReader {
             if (forced[slot]) {
               throw new DriftlineError(
                 'BAD_REQUEST',
-                `${this.source}: line ${this.recordLine}: column ${JSON.stringify(header[selection[slot]!])} is forced numeric but holds ${JSON.stringify(cell.slice(0, 40))} — fix the value or drop the column from --numeric`,
+                `${this.source}: line ${this.recordLine}: column ${quotedName(header[selection[slot]!]!)} is forced numeric but holds ${JSON.stringify(cell.slice(0, 40))} — fix the value or drop the column from --numeric`,
               );
             }
             const values = new Array<string | null>(rows);
@@ -225,7 +229,13 @@ class CsvReader {
         return { name, kind: 'numeric', values, integerText: !fractional[slot] };
       }
       if (flippedAt[slot]! > 0) this.reread(texts[slot]!, c, rowStarts, flippedAt[slot]!);
-      return { name, kind: 'categorical', values: texts[slot]! };
+      // A forced category that is a number is its canonical text, as for Arrow and Parquet numbers.
+      const forcedCategorical = options.categorical?.includes(name) ?? false;
+      return {
+        name,
+        kind: 'categorical',
+        values: forcedCategorical ? canonicalCategories(texts[slot]!) : texts[slot]!,
+      };
     });
   }
 

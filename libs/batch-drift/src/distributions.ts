@@ -1,3 +1,4 @@
+import { missingAsKindOf } from './column-drift.js';
 import type { Column } from './columns.js';
 
 /** Shares (0..1) of the reference and the current table in one bin. */
@@ -23,9 +24,11 @@ const short = (n: number) => Number(n.toPrecision(4)).toString();
  * Reference vs current shares of one column. Numeric: right-closed bins at the reference's
  * quantiles (`bins` of them at most; fewer when values repeat). Categorical: the reference's most
  * frequent categories (at most `bins`), then "other" for the rest and for categories new in current.
- * A column numeric on one side only is binned as categories.
+ * A column numeric on one side only is binned as categories; a current column with no value takes
+ * the reference's kind, as `columnDrift` compares it.
  */
-export function columnDistribution(reference: Column, current: Column, bins = 10): ColumnDistribution {
+export function columnDistribution(reference: Column, currentColumn: Column, bins = 10): ColumnDistribution {
+  const current = missingAsKindOf(reference, currentColumn);
   if (reference.kind === 'numeric' && current.kind === 'numeric') {
     const ref = Float64Array.from(reference.values.filter(Number.isFinite)).sort();
     const edges: number[] = [];

@@ -1,5 +1,5 @@
 export { type ColumnDrift, columnDrift, type DriftOptions, tableDrift } from './column-drift.js';
-export { applyTableOptions, type Column, type TableOptions, typeColumns } from './columns.js';
+export { applyTableOptions, type Column, quotedName, shortName, type TableOptions, typeColumns } from './columns.js';
 export { type CsvOptions, csvColumns } from './csv.js';
 export { type ColumnBin, type ColumnDistribution, columnDistribution } from './distributions.js';
 export { datasetDrift, type EvidentlyStattest } from './evidently.js';

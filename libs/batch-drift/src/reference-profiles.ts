@@ -1,7 +1,7 @@
 import { DriftlineError } from '@driftline/core';
 import { PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
 import { buildReferenceProfile, type ReferenceProfile } from '@driftline/stats';
-import type { Column } from './columns.js';
+import { type Column, quotedName } from './columns.js';
 import { csvColumns } from './csv.js';
 
 export interface ReferenceColumns {
@@ -39,15 +39,39 @@ export function profilesFromColumns(
     [columns.predictionColumn ?? 'prediction', PREDICTION_FEATURE],
     [columns.predictedClassColumn ?? 'predicted_class', PREDICTED_CLASS_FEATURE],
   ]);
+  const names = new Set(table.map((c) => c.name));
+  for (const [option, given] of [
+    ['prediction column', columns.predictionColumn],
+    ['predicted-class column', columns.predictedClassColumn],
+  ] as const) {
+    // A prediction column the table lacks would silently turn prediction drift off.
+    if (given !== undefined && (!names.has(given) || exclude.has(given))) {
+      throw new DriftlineError(
+        'BAD_REQUEST',
+        `${source}: no column ${quotedName(given)} (given as the ${option}) — name the column that holds it`,
+      );
+    }
+  }
   const out = new Map<string, ReferenceProfile>();
+  const profiledFrom = new Map<string, string>();
   for (const column of table) {
     if (exclude.has(column.name)) continue;
+    const feature = rename.get(column.name) ?? column.name;
+    const other = profiledFrom.get(feature);
+    if (other !== undefined) {
+      // `prediction` and a column already named `__prediction__`: one profile would overwrite the other.
+      throw new DriftlineError(
+        'BAD_REQUEST',
+        `${source}: columns ${quotedName(other)} and ${quotedName(column.name)} are both profiled as ${quotedName(feature)} — leave one out (--exclude) or rename it`,
+      );
+    }
+    profiledFrom.set(feature, column.name);
     try {
-      out.set(rename.get(column.name) ?? column.name, buildReferenceProfile(column.values));
+      out.set(feature, buildReferenceProfile(column.values));
     } catch (error) {
       throw new DriftlineError(
         'VALIDATION_FAILED',
-        `${source} column ${JSON.stringify(column.name)}: ${(error as Error).message}`,
+        `${source} column ${quotedName(column.name)}: ${(error as Error).message}`,
         { cause: error },
       );
     }

@@ -1,6 +1,15 @@
 import { ks2samp, psiNumeric } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
-import { columnDrift, tableDrift, typeColumns } from '../src/index.js';
+import { type Column, columnDistribution, columnDrift, tableDrift, typeColumns } from '../src/index.js';
+
+const error = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('expected an error');
+};
 
 describe('typeColumns', () => {
   it('types numeric and categorical columns and reads NA spellings as missing', () => {
@@ -75,6 +84,33 @@ describe('columnDrift on a column typed differently on each side', () => {
     expect(() => columnDrift(empty!, cur!)).toThrow(
       'column "k": every cell of the reference is missing — nothing to compare against; leave it out with --ignore k',
     );
+  });
+
+  it('a current column all null as text (Arrow Null or Utf8 all None) against numbers is drifted by missing', () => {
+    const reference: Column = { name: 'x', kind: 'numeric', values: Float64Array.from([1, 2, 3, 4]) };
+    const allNull: Column = { name: 'x', kind: 'categorical', values: [null, null, null] };
+    expect(columnDrift(reference, allNull)).toMatchObject({
+      kind: 'numeric',
+      current_size: 0,
+      missing_rate_current: 1,
+      drifted: true,
+      drifted_by: ['missing'],
+    });
+    expect(columnDistribution(reference, allNull)).toMatchObject({ kind: 'numeric', currentCount: 0 });
+    // One present value is a type: numbers against text is still refused.
+    expect(() => columnDrift(reference, { ...allNull, values: [null, 'a', null] })).toThrow(/numbers in the reference/);
+  });
+
+  it('an error line cuts a long column name (a 200,000-character header made a 200 KB line)', () => {
+    const name = 'n'.repeat(200_000);
+    const message = error(() =>
+      columnDrift(
+        { name, kind: 'numeric', values: Float64Array.from([Number.NaN]) },
+        { name, kind: 'numeric', values: Float64Array.from([1]) },
+      ),
+    );
+    expect(message.length).toBeLessThan(400);
+    expect(message).toContain(`"${'n'.repeat(80)}…"`);
   });
 });
 

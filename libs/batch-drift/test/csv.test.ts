@@ -21,6 +21,17 @@ describe('csvColumns', () => {
     ]);
   });
 
+  it('in a one-column file a blank line is a missing cell (the last line break is not a row)', () => {
+    const [x] = csvColumns('x\n1\n\n2\n\n3\n', 'one.csv');
+    expect(numbers(x)).toEqual([1, Number.NaN, 2, Number.NaN, 3]);
+    expect(numbers(csvColumns('x\r\n1\r\n\r\n2', 'one.csv')[0])).toEqual([1, Number.NaN, 2]);
+    expect(csvColumns('city\nParis\n\nRome\n', 'one.csv')[0]!.values).toEqual(['Paris', null, 'Rome']);
+    // Every cell missing: rows of missing cells, not "no data rows".
+    expect(numbers(csvColumns('x\n\n\n', 'one.csv')[0])).toEqual([Number.NaN, Number.NaN]);
+    // With two columns or more a blank line is still skipped.
+    expect(numbers(csvColumns('x,y\n1,2\n\n3,4\n', 'two.csv')[0])).toEqual([1, 3]);
+  });
+
   it('reads a one-column file (no delimiter anywhere)', () => {
     expect(csvColumns('x\n1\n2.5\n-3\n', 'one.csv')).toEqual([
       { name: 'x', kind: 'numeric', values: Float64Array.from([1, 2.5, -3]), integerText: false },
@@ -203,6 +214,33 @@ describe('csvColumns', () => {
 
     it('--ignore leaves columns out (unknown names are fine: the other table may have them)', () => {
       expect(csvColumns(text, 't.csv', { ignore: ['id', 'other'] }).map((c) => c.name)).toEqual(['x', 'zip', 'score']);
+    });
+
+    it('--categorical: a number is its canonical text, as a float of Arrow or Parquet is (1.0 is 1)', () => {
+      const [fromCsv] = csvColumns('zip\n1.0\n2.50\n1e1\n 3 \nabc\n007\n', 'c.csv', { categorical: ['zip'] });
+      const [fromFloats] = applyTableOptions(
+        [{ name: 'zip', kind: 'numeric', values: Float64Array.from([1, 2.5, 10, 3]) }],
+        { categorical: ['zip'] },
+        'c.arrow',
+      );
+      expect(fromCsv!.values.slice(0, 4)).toEqual(fromFloats!.values);
+      // Text, and a number written with a leading zero (a code), stay as written.
+      expect(fromCsv!.values.slice(4)).toEqual(['abc', '007']);
+      const [fromText] = applyTableOptions(
+        [{ name: 'zip', kind: 'categorical', values: ['1.0', null, '007'] }],
+        { categorical: ['zip'] },
+        'c.parquet',
+      );
+      expect(fromText!.values).toEqual(['1', null, '007']);
+    });
+
+    it('an error line cuts a long header name', () => {
+      const long = 'h'.repeat(200_000);
+      const message = error(() => csvColumns(`${long},${long}\n1,2\n`, 'd.csv')).message;
+      expect(message.length).toBeLessThan(300);
+      expect(message).toBe(
+        `d.csv: line 1: duplicate column name "${'h'.repeat(80)}…" (columns 1 and 2) — rename one of them`,
+      );
     });
 
     it('--categorical keeps numbers as written', () => {

@@ -31,4 +31,30 @@ describe('reference profiles from CSV', () => {
       new DriftlineError('VALIDATION_FAILED', 'reference CSV: expected a header and at least one row'),
     );
   });
+
+  it('refuses a prediction column the table lacks (prediction drift would be silently off)', () => {
+    expect(() => profilesFromCsv('score,x\n0.2,1\n', { predictionColumn: 'scor' })).toThrow(
+      new DriftlineError(
+        'BAD_REQUEST',
+        'reference CSV: no column "scor" (given as the prediction column) — name the column that holds it',
+      ),
+    );
+    expect(() => profilesFromCsv('score,x\n0.2,1\n', { predictedClassColumn: 'label_hat' })).toThrow(
+      /no column "label_hat" \(given as the predicted-class column\)/,
+    );
+  });
+
+  it('refuses two columns profiled under one name (prediction and __prediction__)', () => {
+    const csv = `prediction,${PREDICTION_FEATURE},x\n0.2,0.3,1\n`;
+    expect(() => profilesFromCsv(csv)).toThrow(
+      new DriftlineError(
+        'BAD_REQUEST',
+        `reference CSV: columns "prediction" and "${PREDICTION_FEATURE}" are both profiled as "${PREDICTION_FEATURE}" — leave one out (--exclude) or rename it`,
+      ),
+    );
+    expect([...profilesFromCsv(csv, { exclude: [PREDICTION_FEATURE] }).keys()].sort()).toEqual([
+      PREDICTION_FEATURE,
+      'x',
+    ]);
+  });
 });

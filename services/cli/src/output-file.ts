@@ -1,4 +1,4 @@
-import { statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '@driftline/core';
 
@@ -17,7 +17,32 @@ export function outputFile(option: string, value: string): string {
   if (!isDirectory(dir)) {
     throw new ConfigError(option, `directory ${dir} does not exist`);
   }
+  probeWritable(option, path);
   return path;
+}
+
+/**
+ * Opens a regular file (or where one would be created) for appending, and removes it again if it
+ * was not there: a file the system refuses (EACCES, EROFS, a /proc or /sys path) is found before
+ * the work whose result it would hold, not after. A device or FIFO (`/dev/stdout`) is not opened:
+ * a FIFO's open waits for a reader.
+ */
+function probeWritable(option: string, path: string): void {
+  let existed = false;
+  try {
+    const stat = statSync(path);
+    if (!stat.isFile()) return;
+    existed = true;
+  } catch {
+    // Absent: the probe creates it, then removes it.
+  }
+  try {
+    closeSync(openSync(path, 'a'));
+    if (!existed) unlinkSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(option, `cannot write ${path} (${code})`, { cause: error });
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { once } from 'node:events';
+import type { Worker } from 'node:worker_threads';
 import { type Column, type ColumnDrift, type DriftOptions, tableDrift } from '@driftline/batch-drift';
 import { DriftlineError, type ErrorCode } from '@driftline/core';
 import { startWorker } from '@driftline/service/worker';
@@ -33,13 +33,43 @@ export async function tableDriftInParallel(
     options,
   });
   try {
-    const answer = once(worker, 'message') as Promise<[WorkerAnswer]>;
+    const answer = workerAnswer(worker);
     const mine = tableDrift(here, current, options);
-    const [theirs] = await answer;
+    const theirs = await answer;
     if (!theirs.ok) throw new DriftlineError(theirs.code, theirs.message);
     const rows = new Map([...mine, ...theirs.rows].map((r) => [r.column, r]));
     return reference.filter((c) => rows.has(c.name)).map((c) => rows.get(c.name)!);
   } finally {
     void worker.terminate();
   }
+}
+
+/**
+ * The worker's one answer. An error event rejects, and so does an exit before any message (a
+ * `process.exit` in the worker, an out-of-memory end of the thread): waiting for the message alone
+ * waited forever.
+ */
+export function workerAnswer(worker: Worker): Promise<WorkerAnswer> {
+  return new Promise<WorkerAnswer>((resolve, reject) => {
+    const done = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    const onMessage = (answer: WorkerAnswer) => {
+      done();
+      resolve(answer);
+    };
+    const onError = (error: unknown) => {
+      done();
+      reject(error);
+    };
+    const onExit = (code: number) => {
+      done();
+      reject(new DriftlineError('INTERNAL', `the drift worker thread exited (code ${code}) without a result`));
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
 }

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { applyTableOptions, type Column, csvColumns } from '@driftline/batch-drift';
+import { applyTableOptions, type Column, csvColumns, quotedName, shortName } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import type { ReadOptions } from './table-options.js';
 
@@ -15,16 +15,19 @@ function badInput(path: string, what: string, hint: string, cause?: unknown): Dr
 }
 
 /**
- * The format of a file: by its content first (gzip, Parquet's and Arrow's magic bytes), then by its
- * name (`.parquet`, `.arrow`/`.feather`/`.ipc`, `.tsv`); anything else is CSV.
+ * The format of a file, one rule: by its name when it has a table extension (`.csv`/`.tsv`,
+ * `.parquet`, `.arrow`/`.feather`/`.ipc`/`.arrows`, each optionally `.gz`), else by its content
+ * (Parquet's and Arrow's magic bytes), else CSV. A `.csv` whose header starts with `PAR1` is read as
+ * CSV, not refused as broken Parquet. (Gzip is unwrapped by its magic bytes before, whatever the name.)
  */
 export function detectFormat(path: string, bytes: Uint8Array): Format {
+  const name = path.toLowerCase().replace(/\.gz$/, '');
+  if (/\.(csv|tsv)$/.test(name)) return 'csv';
+  if (name.endsWith('.parquet')) return 'parquet';
+  if (/\.(arrow|feather|ipc|arrows)$/.test(name)) return 'arrow';
   const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, 8));
   if (head.subarray(0, 4).equals(PARQUET_MAGIC)) return 'parquet';
   if (head.subarray(0, 6).equals(ARROW_FILE_MAGIC)) return 'arrow';
-  const name = path.toLowerCase().replace(/\.gz$/, '');
-  if (name.endsWith('.parquet')) return 'parquet';
-  if (/\.(arrow|feather|ipc|arrows)$/.test(name)) return 'arrow';
   return 'csv';
 }
 
@@ -123,11 +126,40 @@ export async function readTable(path: string, options: ReadOptions = {}): Promis
     const delimiter = options.delimiter ?? (/\.tsv(\.gz)?$/i.test(path) ? '\t' : undefined);
     return csvColumns(bytes, path, { ...options, ...(delimiter === undefined ? {} : { delimiter }) });
   }
-  const columns = format === 'arrow' ? await arrowColumns(bytes, path) : await parquetColumns(bytes, path);
+  const wanted = (name: string) =>
+    (options.columns === undefined || options.columns.includes(name)) && !(options.ignore ?? []).includes(name);
+  const columns =
+    format === 'arrow' ? await arrowColumns(bytes, path, wanted) : await parquetColumns(bytes, path, wanted);
   return applyTableOptions(columns, options, path);
 }
 
-async function arrowColumns(bytes: Buffer, path: string): Promise<Column[]> {
+/**
+ * A nested column (struct, list, map) read: only flat columns are compared (as text, every struct
+ * was one category "[object Object]" and never drifted), so one that is not left out is refused.
+ */
+function nestedColumn(path: string, name: string, type: string): DriftlineError {
+  return badInput(
+    path,
+    `column ${quotedName(name)} is nested (${type}); only flat columns are compared`,
+    `leave it out with --ignore ${shortName(name)}, or flatten it`,
+  );
+}
+
+/**
+ * Timestamps and dates as epoch milliseconds, a numeric column (microseconds kept as the fraction),
+ * the same number from Arrow and Parquet: Parquet's were ISO text and Arrow's whole milliseconds as
+ * text, so the same instants in the two formats drifted 100%.
+ */
+const MS_PER_DAY = 86_400_000;
+const epochMsOf = {
+  seconds: (v: bigint | number) => Number(v) * 1000,
+  millis: (v: bigint | number) => Number(v),
+  micros: (v: bigint | number) => Number(v) / 1000,
+  nanos: (v: bigint | number) => Number(BigInt(v) / 1000n) / 1000,
+  days: (v: bigint | number) => Number(v) * MS_PER_DAY,
+};
+
+async function arrowColumns(bytes: Buffer, path: string, wanted: (name: string) => boolean): Promise<Column[]> {
   // Loaded on demand: apache-arrow alone takes longer to load than a CSV of a few MB to read.
   const arrow = await import('apache-arrow');
   let table: ReturnType<typeof arrow.tableFromIPC>;
@@ -141,21 +173,41 @@ async function arrowColumns(bytes: Buffer, path: string): Promise<Column[]> {
       error,
     );
   }
+  if (table.schema.fields.length === 0) {
+    // An empty file, or bytes that are no Arrow stream, read as a table of no columns.
+    throw badInput(path, 'holds no Arrow table (empty, or not Arrow IPC)', 'check the file is a complete Arrow file');
+  }
   checkCells(path, table.numRows, table.numCols);
-  return table.schema.fields.map((field, i) => {
-    const vector = table.getChildAt(i)!;
-    const cell = numericCell(arrow, field.type, vector);
-    if (cell !== undefined) {
-      const out = new Float64Array(vector.length);
-      for (let r = 0; r < vector.length; r++) out[r] = vector.isValid(r) ? cell(r) : Number.NaN;
-      const integerText =
-        arrow.DataType.isInt(field.type) || (arrow.DataType.isDecimal(field.type) && field.type.scale === 0);
-      return { name: field.name, kind: 'numeric' as const, values: out, integerText };
+  const { DataType } = arrow;
+  const columns: Column[] = [];
+  table.schema.fields.forEach((field, i) => {
+    if (!wanted(field.name)) return;
+    const type = field.type;
+    if (
+      DataType.isStruct(type) ||
+      DataType.isList(type) ||
+      DataType.isFixedSizeList(type) ||
+      DataType.isMap(type) ||
+      DataType.isUnion(type)
+    ) {
+      throw nestedColumn(path, field.name, String(arrow.Type[type.typeId]).toLowerCase());
     }
-    const out: Array<string | null> = [];
-    for (let r = 0; r < vector.length; r++) out.push(text(vector.get(r)));
-    return { name: field.name, kind: 'categorical' as const, values: out };
+    columns.push(arrowColumn(arrow, field.name, type, table.getChildAt(i)!));
   });
+  return columns;
+}
+
+function arrowColumn(arrow: Arrow, name: string, type: ArrowVector['type'], vector: ArrowVector): Column {
+  const cell = numericCell(arrow, type, vector);
+  if (cell !== undefined) {
+    const values = new Float64Array(vector.length);
+    for (let r = 0; r < vector.length; r++) values[r] = vector.isValid(r) ? cell(r) : Number.NaN;
+    const integerText = arrow.DataType.isInt(type) || (arrow.DataType.isDecimal(type) && type.scale === 0);
+    return { name, kind: 'numeric', values, integerText };
+  }
+  const values: Array<string | null> = [];
+  for (let r = 0; r < vector.length; r++) values.push(text(vector.get(r)));
+  return { name, kind: 'categorical', values };
 }
 
 type Arrow = typeof import('apache-arrow');
@@ -171,8 +223,25 @@ function numericCell(
   type: ArrowVector['type'],
   vector: ArrowVector,
 ): ((r: number) => number) | undefined {
-  const { DataType, Precision, util } = arrow;
+  const { DataType, Precision, TimeUnit, util } = arrow;
   if (DataType.isDecimal(type)) return (r) => Number(util.bigNumToNumber(vector.get(r), type.scale));
+  if (DataType.isTimestamp(type)) {
+    // The stored integers in their unit: `get` rounds to whole milliseconds.
+    const toMs = {
+      [TimeUnit.SECOND]: epochMsOf.seconds,
+      [TimeUnit.MILLISECOND]: epochMsOf.millis,
+      [TimeUnit.MICROSECOND]: epochMsOf.micros,
+      [TimeUnit.NANOSECOND]: epochMsOf.nanos,
+    }[type.unit];
+    const raw = storedValues(vector);
+    return (r) => toMs(raw[r]!);
+  }
+  if (DataType.isDate(type)) {
+    return (r) => {
+      const v: unknown = vector.get(r);
+      return v instanceof Date ? v.getTime() : Number(v);
+    };
+  }
   if (DataType.isFloat(type) && type.precision === Precision.HALF) return (r) => Number(vector.get(r));
   if (DataType.isInt(type) || DataType.isFloat(type)) {
     const values = vector.toArray() as ArrayLike<unknown>;
@@ -181,13 +250,23 @@ function numericCell(
   return undefined;
 }
 
+/** The stored values of every chunk of a 64-bit column, in row order (each chunk's are sliced to it). */
+function storedValues(vector: ArrowVector): Array<bigint | number> {
+  const out: Array<bigint | number> = [];
+  for (const data of vector.data) {
+    const values = data.values as ArrayLike<bigint | number>;
+    for (let i = 0; i < data.length; i++) out.push(values[i]!);
+  }
+  return out;
+}
+
 function text(v: unknown): string | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Date) return v.toISOString();
   return String(v);
 }
 
-async function parquetColumns(bytes: Buffer, path: string): Promise<Column[]> {
+async function parquetColumns(bytes: Buffer, path: string, wanted: (name: string) => boolean): Promise<Column[]> {
   const [{ parquetMetadata, parquetRead, parquetSchema }, { compressors }] = await Promise.all([
     import('hyparquet'),
     import('hyparquet-compressors'),
@@ -200,15 +279,34 @@ async function parquetColumns(bytes: Buffer, path: string): Promise<Column[]> {
     if (inGroups !== rows) {
       throw badInput(path, `its footer says ${rows} rows but its row groups hold ${inGroups}`, 'write it again');
     }
-    const elements = parquetSchema(metadata).children.map((c) => c.element);
-    checkCells(path, rows, elements.length);
+    const top = parquetSchema(metadata).children;
+    checkCells(path, rows, top.length);
+    const nested = top.find((c) => c.children.length > 0 && wanted(c.element.name));
+    if (nested !== undefined) {
+      const kind = nested.element.converted_type ?? nested.element.logical_type?.type ?? 'struct';
+      throw nestedColumn(path, nested.element.name, String(kind).toLowerCase());
+    }
+    const elements = top.filter((c) => c.children.length === 0 && wanted(c.element.name)).map((c) => c.element);
     const names = elements.map((e) => e.name);
-    const integerTyped = new Set(elements.filter((e) => e.type === 'INT32' || e.type === 'INT64').map((e) => e.name));
+    const isTime = (e: (typeof elements)[number]) =>
+      e.type === 'INT96' ||
+      ['TIMESTAMP', 'DATE'].includes(e.logical_type?.type ?? '') ||
+      ['TIMESTAMP_MILLIS', 'TIMESTAMP_MICROS', 'DATE'].includes(e.converted_type ?? '');
+    const integerTyped = new Set(
+      elements.filter((e) => (e.type === 'INT32' || e.type === 'INT64') && !isTime(e)).map((e) => e.name),
+    );
     const chunks = new Map<string, Array<{ data: ArrayLike<unknown>; rowStart: number; rowEnd: number }>>();
     await parquetRead({
       file,
       metadata,
       compressors,
+      columns: names,
+      parsers: {
+        timestampFromMilliseconds: epochMsOf.millis,
+        timestampFromMicroseconds: epochMsOf.micros,
+        timestampFromNanoseconds: epochMsOf.nanos,
+        dateFromDays: epochMsOf.days,
+      },
       onChunk: (chunk) => {
         const list = chunks.get(chunk.columnName) ?? [];
         list.push({ data: chunk.columnData as ArrayLike<unknown>, rowStart: chunk.rowStart, rowEnd: chunk.rowEnd });

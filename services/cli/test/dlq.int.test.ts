@@ -152,3 +152,88 @@ describe('driftline dlq', () => {
     await expect(dlqCommand(['purge', '--topic', topic])).rejects.toThrow(/unknown subcommand "purge"/);
   });
 });
+
+describe('driftline dlq replay: each source record once, across failures and runs', () => {
+  const source = uniqueName('dlq-once');
+  const letters = `${source}.dlq`;
+  const group = uniqueName('dlq-once-group');
+  const letter = (offset: number, extra: Record<string, string> = {}) => ({
+    key: 'k',
+    value: Buffer.from('payload'),
+    headers: {
+      ...extra,
+      [DLQ_HEADERS.topic]: source,
+      [DLQ_HEADERS.partition]: '0',
+      [DLQ_HEADERS.offset]: String(offset),
+      [DLQ_HEADERS.group]: group,
+      [DLQ_HEADERS.code]: 'INTERNAL',
+      [DLQ_HEADERS.reason]: 'x is undefined',
+      [DLQ_HEADERS.failedAt]: new Date().toISOString(),
+    },
+  });
+
+  beforeAll(async () => {
+    await ensureTopics(kafka, [
+      { topic: source, partitions: 1 },
+      { topic: letters, partitions: 1 },
+    ]);
+    const producer = await createProducer(kafka);
+    // The record fails (letter at DLQ offset 0); an earlier replay sent it back (source offset 1,
+    // naming that letter) and the copy failed again (letter at DLQ offset 1).
+    await producer.send(source, [{ key: 'k', value: Buffer.from('payload') }]);
+    await producer.send(letters, [letter(0)]);
+    await producer.send(source, [
+      { key: 'k', value: Buffer.from('payload'), headers: { [REPLAYED_FROM_HEADER]: `${letters}/0/0` } },
+    ]);
+    await producer.send(letters, [letter(1, { [REPLAYED_FROM_HEADER]: `${letters}/0/0` })]);
+    await producer.disconnect();
+  });
+
+  it('sends a record dead-lettered twice once, and a second run sends nothing', async () => {
+    expect(await high(source)).toBe(2);
+    const first = await driftline('replay', '--topic', source, '--group', group);
+    expect(first.out).toMatch(/^replayed 1 of 2 selected .*1 of a source record already sent/);
+    expect(await high(source)).toBe(3);
+    const second = await driftline('replay', '--topic', source, '--group', group);
+    expect(second.out).toMatch(/^replayed 0 of 2 selected .*2 replayed by an earlier run/);
+    expect(await high(source)).toBe(3);
+    // The markers are not dead letters: list does not count them as foreign records.
+    const listed = await driftline('list', '--topic', source);
+    expect(listed.out).toMatch(/^2 dead letter\(s\)/);
+  });
+});
+
+describe('driftline dlq replay: letters of records never written to the topic', () => {
+  const source = uniqueName('dlq-unwritten');
+  const letters = `${source}.dlq`;
+  const group = uniqueName('dlq-unwritten-group');
+
+  it('sends each one (source offset -1 is no record position: they were all one before)', async () => {
+    await ensureTopics(kafka, [
+      { topic: source, partitions: 1 },
+      { topic: letters, partitions: 1 },
+    ]);
+    const producer = await createProducer(kafka);
+    // The prediction log's dead letters: the record never reached the topic, so no source position.
+    await producer.send(
+      letters,
+      ['p-1', 'p-2'].map((value) => ({
+        key: value,
+        value: Buffer.from(value),
+        headers: {
+          [DLQ_HEADERS.topic]: source,
+          [DLQ_HEADERS.partition]: '-1',
+          [DLQ_HEADERS.offset]: '-1',
+          [DLQ_HEADERS.group]: group,
+          [DLQ_HEADERS.code]: 'SINK_REJECTED',
+          [DLQ_HEADERS.reason]: 'rejected',
+          [DLQ_HEADERS.failedAt]: new Date().toISOString(),
+        },
+      })),
+    );
+    await producer.disconnect();
+    const { out } = await driftline('replay', '--topic', source, '--group', group);
+    expect(out).toMatch(/^replayed 2 of 2 selected/);
+    expect((await readTopic(kafka, source, 2)).map((r) => r.value?.toString()).sort()).toEqual(['p-1', 'p-2']);
+  });
+});

@@ -126,6 +126,27 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     expect(stderr).toMatch(/^driftline: --html: cannot write \/dev\/full \(ENOSPC\)/);
   });
 
+  it('prints the results before writing the page: a page that cannot be written loses only the page', async () => {
+    const { stdout, code } = await drift('/dev/full');
+    expect(code).toBe(2);
+    expect(stdout).toMatch(/^column +kind +psi[\s\S]*\n0 of 1 columns drifted\n$/);
+  });
+
+  it('a file the system refuses to create is found before any table is read', async () => {
+    // /proc exists, a file cannot be made in it (as root too); the reference does not exist.
+    const { stderr, code } = await driftline(
+      'drift',
+      '--reference',
+      join(dir, 'absent.csv'),
+      '--current',
+      cur,
+      '--html',
+      '/proc/driftline.html',
+    );
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^driftline: --html: cannot write \/proc\/driftline\.html \(E[A-Z]+\)/);
+  });
+
   it('prints the whole table of 200,000 columns into a pipe (found by a review: a stack overflow, then a cut table)', async () => {
     // Math.max(...widths) overflowed the stack past ~125,000 columns; and exiting at once cut
     // piped output at the pipe's 64 KiB (execFile reads stdout through a pipe).

@@ -1,7 +1,8 @@
+import { Worker } from 'node:worker_threads';
 import { type Column, tableDrift } from '@driftline/batch-drift';
 import { SeededRandom } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
-import { tableDriftInParallel } from '../src/parallel-drift.js';
+import { tableDriftInParallel, workerAnswer } from '../src/parallel-drift.js';
 
 function table(rng: SeededRandom, rows: number, shift: number): Column[] {
   const numeric = (name: string, f: () => number): Column => ({
@@ -32,5 +33,16 @@ describe('tableDriftInParallel', () => {
       // minValues 0: take the thread even for this small table.
       expect(await tableDriftInParallel(reference, current, { stattest }, 0)).toEqual(expected);
     }
+  });
+
+  it('a worker thread that exits without a result fails the comparison instead of waiting forever', async () => {
+    for (const source of ['process.exit(3)', '']) {
+      const worker = new Worker(source, { eval: true });
+      await expect(workerAnswer(worker)).rejects.toThrow(/exited \(code \d+\) without a result/);
+    }
+    const answering = new Worker("require('node:worker_threads').parentPort.postMessage({ ok: true, rows: [] })", {
+      eval: true,
+    });
+    await expect(workerAnswer(answering)).resolves.toEqual({ ok: true, rows: [] });
   });
 });

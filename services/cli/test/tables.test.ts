@@ -151,4 +151,65 @@ describe('Arrow numeric types that are not plain typed arrays', () => {
       { name: 'whole', kind: 'numeric', values: Float64Array.of(7, -3, 0, 1), integerText: true },
     ]);
   });
+
+  it('refuses a nested column (struct, list) naming it and the file, unless it is left out', async () => {
+    for (const name of ['nested.parquet', 'nested.arrow']) {
+      await expect(readTable(fixture(name))).rejects.toThrow(
+        new RegExp(
+          `${name.replace('.', '\\.')}: column "s" is nested \\(struct\\); only flat columns are compared — leave it out with --ignore s`,
+        ),
+      );
+      expect((await readTable(fixture(name), { ignore: ['s', 'l'] })).map((c) => c.name)).toEqual(['x']);
+      expect((await readTable(fixture(name), { columns: ['x'] })).map((c) => c.name)).toEqual(['x']);
+    }
+  });
+
+  it('reads timestamps and dates of Parquet and Arrow as the same epoch milliseconds (microseconds kept)', async () => {
+    const parquet = plain(await readTable(fixture('times.parquet')));
+    const arrow = plain(await readTable(fixture('times.arrow')));
+    expect(arrow).toEqual(parquet);
+    expect(parquet.map((c) => c.kind)).toEqual(['numeric', 'numeric', 'numeric', 'numeric']);
+    const [ms, us, ns, day] = parquet.map((c) => c.values as number[]);
+    expect(us![0]).toBe(Date.UTC(2024, 11, 5, 6, 26, 40) + 0.123);
+    expect(ns).toEqual(us);
+    expect(ms).toEqual(us!.map((v) => (Number.isNaN(v) ? v : Math.floor(v))));
+    expect(day![0]).toBe(Date.UTC(2024, 11, 4));
+  });
+
+  it('--categorical gives a number the same category in a CSV and in Arrow (1.0 and a float 1)', async () => {
+    const { tableToIPC, tableFromArrays } = await import('apache-arrow');
+    const arrow = join(dir, 'codes.arrow');
+    writeFileSync(arrow, tableToIPC(tableFromArrays({ zip: Float64Array.from([1, 2, 3, 1]) }), 'file'));
+    const csv = join(dir, 'codes.csv');
+    writeFileSync(csv, 'zip\n1.0\n2.0\n3.0\n1\n');
+    const options = { categorical: ['zip'] };
+    const [fromArrow] = await readTable(arrow, options);
+    expect(fromArrow).toEqual({ name: 'zip', kind: 'categorical', values: ['1', '2', '3', '1'] });
+    expect(await readTable(csv, options)).toEqual([fromArrow]);
+  });
+
+  it('an empty or non-Arrow .arrow file is refused naming it', async () => {
+    for (const [name, bytes] of [
+      ['empty.arrow', Buffer.alloc(0)],
+      ['text.feather', Buffer.from('a,b\n1,2\n')],
+    ] as const) {
+      const path = join(dir, name);
+      writeFileSync(path, bytes);
+      await expect(readTable(path)).rejects.toThrow(
+        new RegExp(`^${path.replaceAll('.', '\\.')}: (holds no Arrow table|not a readable Arrow IPC file)`),
+      );
+    }
+  });
+
+  it('a .csv is CSV even when its header starts with PAR1 or ARROW1 (the name decides)', async () => {
+    for (const head of ['PAR1', 'ARROW1']) {
+      const path = join(dir, `${head}.csv`);
+      writeFileSync(path, `${head},x\n1,2\n`);
+      expect((await readTable(path)).map((c) => c.name)).toEqual([head, 'x']);
+    }
+    // Without a table extension the content decides.
+    const parquet = join(dir, 'table-without-extension');
+    writeFileSync(parquet, readFileSync(fixture('table-snappy.parquet')));
+    expect(await readTable(parquet)).toEqual(await readTable(fixture('table-snappy.parquet')));
+  });
 });

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseCommandArgs } from '../src/args.js';
 import { modelCommand } from '../src/commands/model.js';
 import { modelCardCommand } from '../src/commands/model-card.js';
+import { referenceCommand } from '../src/commands/reference.js';
 import { reportCommand } from '../src/commands/report.js';
 import { outputFile } from '../src/output-file.js';
 import { parseTime } from '../src/time-options.js';
@@ -57,6 +58,28 @@ describe('--out and names: mistakes are usage errors naming the option, checked 
       args['--version'],
       '--to',
       'shadow',
+    ]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).field).toBe(option);
+  });
+
+  it.each([
+    ['--model', 'a/b'],
+    ['--version', 'v1\n<script>'],
+    ['--version', '..'],
+    ['--model', '.hidden'],
+  ])('reference refuses %s %j as model stage does, before reading the file', async (option, name) => {
+    const args = { '--model': 'fraud', '--version': 'v2', [option]: name };
+    const error = await referenceCommand([
+      '--model',
+      args['--model'],
+      '--version',
+      args['--version'],
+      '--file',
+      join(dir, 'absent.csv'),
     ]).then(
       () => undefined,
       (e: unknown) => e,

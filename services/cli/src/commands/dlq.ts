@@ -5,8 +5,11 @@ import {
   type DeadLetterSelection,
   DeadLetterSummary,
   type DeadLetterView,
+  headerText,
+  type InboundRecord,
   kafkaEnvShape,
   type OutboundMessage,
+  REPLAYED_FROM_HEADER,
   readDeadLetter,
   readToEnd,
   replayMessageOf,
@@ -25,7 +28,9 @@ their reasons) without committing anything.
   list     counts the dead letters by code and reason, oldest and newest failure of each
   replay   sends the selected dead letters back to TOPIC as they were first written (key, value,
            headers; the driftline.dlq.* headers dropped, driftline.replayed.from added), e.g. after
-           a fixed deploy, each source record once. Every consumer group of TOPIC reads them again,
+           a fixed deploy, each source record once (letters of one record, also of its earlier
+           replays, are sent once; a marker written to the DLQ per letter dealt with keeps a
+           second run from sending it again). Every consumer group of TOPIC reads them again,
            not only the one that dead-lettered them: the stores keyed by event id (features, joins,
            ClickHouse rows) take a record twice as once, but the drift, skew and quality windows
            count a record a group had already taken again. So a DLQ holding letters of several
@@ -110,6 +115,7 @@ async function list(
   let foreign = 0;
   const { unreached } = await readToEnd(kafka, dlq, async (records) => {
     for (const r of records) {
+      if (r.headers[REPLAY_MARKER_HEADER] !== undefined) continue; // written by replay, not a letter
       const d = readDeadLetter(r);
       if (d === undefined) foreign++;
       else if (selects(selection, d)) summary.add(d);
@@ -139,6 +145,73 @@ async function list(
   return 0;
 }
 
+/**
+ * Header of a replay marker: a record `dlq replay` writes to the DLQ for each dead letter it has
+ * dealt with (sent, or a repeat of a source record it sent), naming the letter
+ * (`<dlq topic>/<partition>/<offset>`). The next replay reads the markers with the letters and
+ * skips the letters they name, so a second run does not send them again. A letter written after
+ * a replay (its copy failed again) has no marker: a replay after the next fix takes it.
+ */
+export const REPLAY_MARKER_HEADER = 'driftline.replay.done';
+
+const positionOf = (r: InboundRecord): string => `${r.topic}/${r.partition}/${r.offset}`;
+
+/** What the first pass over the DLQ learns: every letter's source, the letters already replayed. */
+interface DlqIndex {
+  /** Letter position → the position it stands for: its source record, or an earlier letter it is a replay of. */
+  readonly parents: Map<string, string>;
+  readonly replayed: Set<string>;
+  readonly groups: Set<string>;
+  markers: number;
+}
+
+/**
+ * The source record a dead letter stands for, however many times it was replayed and failed again:
+ * a letter of a replayed copy names (`driftline.replayed.from`) the letter it was replayed from, whose
+ * source is followed back to the first failure's topic/partition/offset. A letter with no source
+ * position (`-1`: the prediction log's, never written to the topic) stands for itself.
+ */
+function originalOf(d: DeadLetterView, parents: ReadonlyMap<string, string>): string {
+  let at = parents.get(positionOf(d.record)) ?? positionOf(d.record);
+  const visited = new Set<string>();
+  for (let next = parents.get(at); next !== undefined && !visited.has(at); next = parents.get(at)) {
+    visited.add(at);
+    at = next;
+  }
+  return at;
+}
+
+function parentOf(d: DeadLetterView): string {
+  const from = headerText(d.record.headers[REPLAYED_FROM_HEADER]);
+  if (from !== undefined && from !== '') return from;
+  const unwritten = d.sourcePartition < 0 || d.sourceOffset === '' || d.sourceOffset.startsWith('-');
+  return unwritten ? positionOf(d.record) : sourceRecordOf(d);
+}
+
+async function indexDlq(
+  kafka: ReturnType<typeof createKafkaClient>,
+  dlq: string,
+  selection: DeadLetterSelection,
+): Promise<DlqIndex> {
+  const index: DlqIndex = { parents: new Map(), replayed: new Set(), groups: new Set(), markers: 0 };
+  await readToEnd(kafka, dlq, async (records) => {
+    for (const r of records) {
+      const marked = headerText(r.headers[REPLAY_MARKER_HEADER]);
+      if (marked !== undefined) {
+        index.replayed.add(marked);
+        index.markers++;
+        continue;
+      }
+      const d = readDeadLetter(r);
+      if (d === undefined) continue;
+      const parent = parentOf(d);
+      if (parent !== positionOf(r)) index.parents.set(positionOf(r), parent);
+      if (selects(selection, d)) index.groups.add(d.group);
+    }
+  });
+  return index;
+}
+
 async function replay(
   kafka: ReturnType<typeof createKafkaClient>,
   topic: string,
@@ -146,31 +219,35 @@ async function replay(
   selection: DeadLetterSelection,
   dryRun: boolean,
 ): Promise<number> {
-  // First pass: which groups the selected letters come from. Replayed, a record reaches every
-  // group of the topic, and the windows of one that had taken it count it twice.
-  if (selection.group === undefined) {
-    const groups = new Set<string>();
-    await readToEnd(kafka, dlq, async (records) => {
-      for (const r of records) {
-        const d = readDeadLetter(r);
-        if (d !== undefined && selects(selection, d)) groups.add(d.group);
-      }
-    });
-    if (groups.size > 1) {
-      throw new ConfigError(
-        '--group',
-        `is needed: ${dlq} holds dead letters of ${groups.size} consumer groups (${[...groups].sort().join(', ')}); replayed, a record reaches every group, and one that had taken it counts it twice in its windows`,
-      );
-    }
+  // First pass: which groups the selected letters come from (replayed, a record reaches every
+  // group of the topic, and the windows of one that had taken it count it twice), where each
+  // letter's record came from, and which letters earlier replays dealt with.
+  const index = await indexDlq(kafka, dlq, selection);
+  if (selection.group === undefined && index.groups.size > 1) {
+    throw new ConfigError(
+      '--group',
+      `is needed: ${dlq} holds dead letters of ${index.groups.size} consumer groups (${[...index.groups].sort().join(', ')}); replayed, a record reaches every group, and one that had taken it counts it twice in its windows`,
+    );
   }
-  const counts = { read: 0, selected: 0, sent: 0, truncated: 0, otherSource: 0, foreign: 0, repeated: 0 };
-  const seen = new Set<string>();
+  const counts = {
+    read: 0,
+    selected: 0,
+    sent: 0,
+    truncated: 0,
+    otherSource: 0,
+    foreign: 0,
+    repeated: 0,
+    replayedBefore: 0,
+  };
+  const sentOriginals = new Set<string>();
   const producer = dryRun ? undefined : await createProducer(kafka);
   let unreached: readonly number[] = [];
   try {
     ({ unreached } = await readToEnd(kafka, dlq, async (records) => {
       const out: OutboundMessage[] = [];
+      const done: string[] = [];
       for (const r of records) {
+        if (r.headers[REPLAY_MARKER_HEADER] !== undefined) continue;
         counts.read++;
         const d: DeadLetterView | undefined = readDeadLetter(r);
         if (d === undefined) {
@@ -181,15 +258,24 @@ async function replay(
         counts.selected++;
         if (d.sourceTopic !== topic) counts.otherSource++;
         else if (d.truncated) counts.truncated++;
-        else if (seen.has(sourceRecordOf(d))) counts.repeated++;
+        else if (index.replayed.has(positionOf(r))) counts.replayedBefore++;
         else {
-          seen.add(sourceRecordOf(d));
-          out.push(replayMessageOf(d));
+          const original = originalOf(d, index.parents);
+          if (sentOriginals.has(original)) counts.repeated++;
+          else {
+            sentOriginals.add(original);
+            out.push(replayMessageOf(d));
+          }
+          done.push(positionOf(r));
         }
       }
-      // Sent before the next batch is read: an interrupted replay has sent a prefix, in order.
+      // Sent before the next batch is read: an interrupted replay has sent a prefix, in order. The
+      // markers follow the records they account for: a crash between the two sends those again.
       for (let i = 0; i < out.length && producer !== undefined; i += REPLAY_CHUNK) {
         await producer.send(topic, out.slice(i, i + REPLAY_CHUNK));
+      }
+      for (let i = 0; i < done.length && producer !== undefined; i += REPLAY_CHUNK) {
+        await producer.send(dlq, done.slice(i, i + REPLAY_CHUNK).map(markerOf));
       }
       counts.sent += out.length;
     }));
@@ -199,6 +285,7 @@ async function replay(
   noteUnreached(dlq, unreached);
   const verb = dryRun ? 'would replay' : 'replayed';
   const notes = [
+    counts.replayedBefore > 0 ? `${counts.replayedBefore} replayed by an earlier run (skipped)` : '',
     counts.truncated > 0 ? `${counts.truncated} truncated (their bytes are gone: not replayable)` : '',
     counts.otherSource > 0 ? `${counts.otherSource} from another source topic (skipped)` : '',
     counts.foreign > 0 ? `${counts.foreign} not driftline dead letters (skipped)` : '',
@@ -208,6 +295,11 @@ async function replay(
     `${verb} ${counts.sent} of ${counts.selected} selected dead letter(s) (${counts.read} read) from ${dlq} to ${topic}${notes.length > 0 ? `; ${notes.join('; ')}` : ''}\n`,
   );
   return 0;
+}
+
+/** The marker saying the dead letter at `position` was dealt with by a replay (keyed by it). */
+function markerOf(position: string): OutboundMessage {
+  return { key: position, value: null, headers: { [REPLAY_MARKER_HEADER]: position } };
 }
 
 function noteUnreached(dlq: string, partitions: readonly number[]): void {

@@ -1,5 +1,12 @@
 import { statSync } from 'node:fs';
-import { type Column, type ColumnDrift, columnDistribution, datasetDrift } from '@driftline/batch-drift';
+import {
+  type Column,
+  type ColumnDrift,
+  columnDistribution,
+  datasetDrift,
+  quotedName,
+  shortName,
+} from '@driftline/batch-drift';
 import { ConfigError, DriftlineError, maxOf, printable } from '@driftline/core';
 import { parseCommandArgs } from '../args.js';
 import { notAnInput, outputFile } from '../output-file.js';
@@ -96,7 +103,7 @@ function checkSides(reference: readonly Column[], current: readonly Column[], pa
     if (missing !== undefined) {
       throw new DriftlineError(
         'BAD_REQUEST',
-        `${paths[1 - i]}: no column ${JSON.stringify(missing.name)} (it is in ${paths[i]}) — add it, or leave it out with --ignore ${missing.name}`,
+        `${paths[1 - i]}: no column ${quotedName(missing.name)} (it is in ${paths[i]}) — add it, or leave it out with --ignore ${shortName(missing.name)}`,
       );
     }
     if (side.length > 0 && side[0]!.values.length === 0) {
@@ -185,6 +192,16 @@ export async function driftCommand(args: readonly string[]): Promise<number> {
     alpha,
     stattest,
   });
+  // The results first: a page that cannot be written (a full disk) loses only the page.
+  if (values.json) {
+    process.stdout.write(`${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  } else {
+    process.stdout.write(`${table(rows)}\n`);
+    if (stattest === 'evidently') {
+      const verdict = datasetDrift(rows);
+      process.stdout.write(`dataset drift (Evidently: drifted share ≥ 0.5): ${verdict.datasetDrift ? 'yes' : 'no'}\n`);
+    }
+  }
   if (html !== undefined) {
     progress.phase(`writing ${html}`);
     const { writeTableReport } = await import('../html-report.js');
@@ -208,14 +225,5 @@ export async function driftCommand(args: readonly string[]): Promise<number> {
     });
   }
   progress.done();
-  if (values.json) {
-    process.stdout.write(`${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
-  } else {
-    process.stdout.write(`${table(rows)}\n`);
-    if (stattest === 'evidently') {
-      const verdict = datasetDrift(rows);
-      process.stdout.write(`dataset drift (Evidently: drifted share ≥ 0.5): ${verdict.datasetDrift ? 'yes' : 'no'}\n`);
-    }
-  }
   return 0;
 }

@@ -1,5 +1,5 @@
 import { profilesFromColumns, type ReferenceColumns } from '@driftline/batch-drift';
-import { ConfigError, parseEnv } from '@driftline/core';
+import { ARTIFACT_NAME_RULE, ConfigError, isArtifactName, parseEnv } from '@driftline/core';
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
 import { clickhouseEnvShape, openWarehouse, type ReferenceStore, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
@@ -65,6 +65,13 @@ export async function referenceCommand(args: readonly string[]): Promise<number>
   if (values.model === undefined || values.model === '') throw new ConfigError('--model', 'is required');
   if (values.version === undefined || values.version === '') throw new ConfigError('--version', 'is required');
   if (file === undefined || file === '') throw new ConfigError('--file', 'is required (the training table)');
+  // The names the model-server loads and `model stage` takes: a reference under another name is never used.
+  for (const [option, name] of [
+    ['--model', values.model],
+    ['--version', values.version],
+  ] as const) {
+    if (!isArtifactName(name)) throw new ConfigError(option, `must be ${ARTIFACT_NAME_RULE}`);
+  }
   const read = tableOptionsFrom({ ...values, ignore: [...(values.ignore ?? []), ...(values.exclude ?? [])] });
   const predictionColumn = values['prediction-column'];
   // Read before opening the warehouse: a bad file fails fast and touches nothing.

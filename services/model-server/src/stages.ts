@@ -90,6 +90,37 @@ function end(s: ModelStages, v: string, stage: EndedVersion['stage'], at: number
   return { ...rest, ended: s.ended.map((x) => (x === known ? record : x)) };
 }
 
+/**
+ * Order of the serving stages along the stage graph (libs/policy: candidate → shadow → canary →
+ * production, no edge back), by the event kind that moves a version there.
+ */
+const STAGE_ORDER = { SHADOW: 1, CANARY: 2, PROMOTED: 3 } as const;
+
+/** The serving stage `v` is at now, or undefined when it has none. A watched version is still at production. */
+function stageOf(s: ModelStages, v: string): { order: number; name: string } | undefined {
+  if (v === s.production) return { order: STAGE_ORDER.PROMOTED, name: 'production' };
+  if (s.watched.includes(v)) return { order: STAGE_ORDER.PROMOTED, name: 'the replaced production (watched)' };
+  if (s.canary?.version === v) return { order: STAGE_ORDER.CANARY, name: 'canary' };
+  if (s.shadows.includes(v)) return { order: STAGE_ORDER.SHADOW, name: 'shadow' };
+  return undefined;
+}
+
+/**
+ * Why `e` is an old event of its version re-published or re-delivered, or undefined: it would move
+ * the version back along the stage graph (SHADOW of a canary, CANARY or SHADOW of production), or
+ * serve a replaced production again by PROMOTED (it returns only by a ROLLED_BACK naming it).
+ * No edge of the graph does either, so no event time is compared: the trainer's and the
+ * controller's clocks may differ.
+ */
+function backwardMove(s: ModelStages, e: StageEvent): string | undefined {
+  if (e.kind !== 'SHADOW' && e.kind !== 'CANARY' && e.kind !== 'PROMOTED') return undefined;
+  const held = stageOf(s, e.version);
+  if (held === undefined) return undefined;
+  const replaced = e.kind === 'PROMOTED' && s.watched.includes(e.version);
+  if (STAGE_ORDER[e.kind] >= held.order && !replaced) return undefined;
+  return `${e.version} is ${held.name} already; a ${e.kind} would move it back, so it is stale (re-published or re-delivered)`;
+}
+
 const ENDED_AS: Readonly<Record<EndedVersion['stage'], string>> = {
   rolled_back: 'rolled back',
   retired: 'retired',
@@ -110,7 +141,7 @@ const same = (a: ModelStages, b: ModelStages) =>
 
 /**
  * One models.v1 event applied to a model's stages (pure):
- * - SHADOW(v): v is scored as a shadow (it leaves canary if it was there);
+ * - SHADOW(v): v is scored as a shadow;
  * - CANARY(v, share): v answers `share` of the entities, replacing any canary of the model;
  * - PROMOTED(v): production = v (it leaves canary/shadow); the replaced production is watched;
  * - ROLLED_BACK(v): if v is production, production = previous_version (or the watched version
@@ -123,6 +154,10 @@ const same = (a: ModelStages, b: ModelStages) =>
  * send retried) and is ignored, with the reason; one dated after it is a new decision and applies,
  * as does one without a time. A rollback serves its previous_version even when that one ended: the
  * rollback names what serves instead.
+ * The stage graph has no edge back either: a SHADOW of a canary or production version, a CANARY
+ * of production, a PROMOTED of the replaced (watched) production is an old event re-published (the
+ * trainer's retried request, a second controller's start) and is ignored, with the reason,
+ * whatever its event time (an in-process call, without one, is not: it is no re-publish).
  * An event that would leave the model without a production version (RETIRED/REJECTED/SHADOW/
  * CANARY of production, a rollback with nothing to roll back to) is ignored, with the reason.
  */
@@ -143,6 +178,8 @@ export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
       `${v} was ${ENDED_AS[ended.stage]} at ${ended.at}; a ${e.kind} dated ${at} is stale (re-published or re-delivered)`,
     );
   }
+  const back = at === undefined ? undefined : backwardMove(s, e);
+  if (back !== undefined) return ignored(back);
   switch (e.kind) {
     case 'TRAINED':
       return { stages: s, outcome: 'unchanged' };

@@ -182,6 +182,64 @@ describe('stage following: models.v1 events → what a model serves', () => {
     expect(fold([...log, ...log]).stages).toEqual(fold(log).stages);
   });
 
+  it('an event that would move a version back along the stage graph is stale, whatever its time (found by a review)', () => {
+    const at = (kind: ModelEventKind, version: string, t: number, extra: Partial<StageEvent> = {}) =>
+      ev(kind, version, { event_time: t, ...extra });
+    const canary = fold([
+      at('PROMOTED', 'v1', 0),
+      at('SHADOW', 'v2', 1_000),
+      at('CANARY', 'v2', 9_000, { canary_share: 0.1 }),
+    ]).stages;
+    // The trainer's (or a second controller's) re-publish of the gate's SHADOW: the canary stays.
+    const shadowAgain = applyStageEvent(canary, at('SHADOW', 'v2', 1_000));
+    expect([shadowAgain.outcome, shadowAgain.stages]).toEqual(['ignored', canary]);
+    expect(shadowAgain.reason).toMatch(/v2 is canary already; a SHADOW would move it back/);
+    // Dated later (another host's clock ahead): no edge goes back, so it is stale all the same.
+    expect(applyStageEvent(canary, at('SHADOW', 'v2', 20_000)).outcome).toBe('ignored');
+    expect(servedSet(canary)).toEqual({ production: 'v1', canary: { version: 'v2', share: 0.1 }, shadows: [] });
+    // TRAINED re-published is no change.
+    expect(applyStageEvent(canary, at('TRAINED', 'v2', 1_000)).outcome).toBe('unchanged');
+
+    // Production: a re-published SHADOW or CANARY of it changes nothing.
+    const promoted = fold([at('PROMOTED', 'v2', 10_000, { previous_version: 'v1' })], canary).stages;
+    for (const e of [at('SHADOW', 'v2', 1_000), at('CANARY', 'v2', 9_000, { canary_share: 0.1 })]) {
+      expect(applyStageEvent(promoted, e), e.kind).toMatchObject({ outcome: 'ignored', stages: promoted });
+    }
+    // The replaced production (watched) is not served again by its old PROMOTED, nor moved to canary.
+    for (const e of [at('PROMOTED', 'v1', 0), at('CANARY', 'v1', 1, { canary_share: 0.5 }), at('SHADOW', 'v1', 1)]) {
+      const step = applyStageEvent(promoted, e);
+      expect([step.outcome, step.stages], e.kind).toEqual(['ignored', promoted]);
+      expect(step.reason).toMatch(/v1 is the replaced production \(watched\) already/);
+    }
+    expect(servedSet(promoted)).toEqual({ production: 'v2', shadows: ['v1'] });
+
+    // Moves forward and the legitimate repeats still apply: a canary's new share, a rollback to the watched version.
+    expect(applyStageEvent(canary, at('CANARY', 'v2', 9_500, { canary_share: 0.3 })).stages.canary).toEqual({
+      version: 'v2',
+      share: 0.3,
+    });
+    expect(fold([at('ROLLED_BACK', 'v2', 11_000, { previous_version: 'v1' })], promoted).served).toEqual({
+      production: 'v1',
+      shadows: [],
+    });
+    const forward = fold([
+      at('PROMOTED', 'v1', 0),
+      at('TRAINED', 'v3', 100),
+      at('SHADOW', 'v3', 100),
+      at('CANARY', 'v3', 200, { canary_share: 0.1 }),
+      at('PROMOTED', 'v3', 300, { previous_version: 'v1' }),
+    ]);
+    expect(forward.outcomes).toEqual(['applied', 'unchanged', 'applied', 'applied', 'applied']);
+    // A whole log re-published after its end (a controller's start) leaves the stages as they are.
+    const log = [
+      at('PROMOTED', 'v1', 0),
+      at('SHADOW', 'v2', 1_000),
+      at('CANARY', 'v2', 9_000, { canary_share: 0.1 }),
+      at('PROMOTED', 'v2', 10_000, { previous_version: 'v1' }),
+    ];
+    expect(fold([...log, ...log]).stages).toEqual(fold(log).stages);
+  });
+
   it('watches one replaced version: a third promotion stops the oldest', () => {
     const r = fold([ev('PROMOTED', 'v1'), ev('PROMOTED', 'v2'), ev('PROMOTED', 'v3')]);
     expect(r.served).toEqual({ production: 'v3', shadows: ['v2'] });

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { holdoutCount } from './dataset.js';
 import type { LabelWaitPolicy } from './label-wait.js';
 import type { PromotionMetric, PromotionRule } from './promotion.js';
+import { defaultMaxCells } from './training-source.js';
 import type { Device } from './worker.js';
 
 // Both durations drive timers (the worker's kill, the session): bounded by what a timer keeps.
@@ -52,6 +53,12 @@ export const trainerEnvShape = {
    * what was kept is recorded in model_versions (params.training_window).
    */
   DRIFTLINE_TRAINER_MAX_ROWS: envField.int(10, 50_000_000).default(500_000),
+  /**
+   * Most feature values (rows × their features) one training holds while reading its window; past
+   * it the request is refused (DLQ), naming this and MAX_ROWS. Default: what fills half the heap at
+   * 80 bytes a value (training-source.ts), so a wide window is refused instead of killing the trainer.
+   */
+  DRIFTLINE_TRAINER_MAX_CELLS: envField.int(1_000, 10_000_000_000).optional(),
   DRIFTLINE_TRAINER_ROUNDS: envField.int(1, 100_000).default(200),
   DRIFTLINE_TRAINER_MAX_DEPTH: envField.int(1, 32).default(4),
   DRIFTLINE_TRAINER_TIMEOUT: duration().default(20 * 60_000),
@@ -82,6 +89,8 @@ export interface TrainerConfig {
   readonly minClassRows: number;
   readonly labelWait: LabelWaitPolicy;
   readonly maxRows: number;
+  /** DRIFTLINE_TRAINER_MAX_CELLS, or its default from the heap limit. */
+  readonly maxCells: number;
   readonly params: Readonly<Record<string, number>>;
   readonly timeoutMs: number;
   readonly sessionTimeoutMs: number;
@@ -149,6 +158,7 @@ export function toTrainerConfig(env: TrainerEnv): TrainerConfig {
     minClassRows: env.DRIFTLINE_TRAINER_MIN_CLASS_ROWS,
     labelWait: { waitMs: env.DRIFTLINE_TRAINER_LABEL_WAIT, pollMs: env.DRIFTLINE_TRAINER_LABEL_POLL },
     maxRows: env.DRIFTLINE_TRAINER_MAX_ROWS,
+    maxCells: env.DRIFTLINE_TRAINER_MAX_CELLS ?? defaultMaxCells(),
     params: { rounds: env.DRIFTLINE_TRAINER_ROUNDS, max_depth: env.DRIFTLINE_TRAINER_MAX_DEPTH, seed: 7 },
     timeoutMs: env.DRIFTLINE_TRAINER_TIMEOUT,
     sessionTimeoutMs: env.DRIFTLINE_TRAINER_SESSION_TIMEOUT,

@@ -5,7 +5,7 @@ import { contracts, type ModelEvent, type RetrainRequest } from '@driftline/sche
 import { defineService, type ServiceContext } from '@driftline/service';
 import { type TrainerConfig, toTrainerConfig, trainerEnvShape } from './config.js';
 import { handleRequest, type TrainerDeps } from './trainer.js';
-import { warehouseTrainingSource } from './training-source.js';
+import { TRAINING_PAGE_ROWS, warehouseTrainingSource } from './training-source.js';
 import { ensureWorkerPython } from './worker.js';
 
 export const trainerService = defineService({
@@ -41,7 +41,7 @@ export const trainerService = defineService({
     const deps: TrainerDeps = {
       config,
       python,
-      source: warehouseTrainingSource(warehouse.predictions),
+      source: warehouseTrainingSource(warehouse.predictions, TRAINING_PAGE_ROWS, config.maxCells),
       registry: warehouse.models,
       logger: ctx.logger,
       async saveReference(set: ReferenceSet) {

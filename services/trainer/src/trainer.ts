@@ -99,7 +99,9 @@ const MAX_DATE_MS = 8.64e15;
  * the timeout, killed for memory) was retried for ever, holding its retrain.v1 partition: no later
  * request of any model there was handled. Counted in the version's directory, so a restart of the
  * trainer does not reset it; past it the request is dead-lettered, and the retrain policy's next
- * fire (after its cooldown) tries again as a new request.
+ * fire (after its cooldown) tries again as a new request. The count is removed when the request is
+ * given up, so the same request replayed from the DLQ (after raising the timeout or the memory)
+ * gets MAX_WORKER_ATTEMPTS runs again; kept, it was given up at once, without a run.
  */
 export const MAX_WORKER_ATTEMPTS = 3;
 
@@ -128,9 +130,10 @@ async function runWorkerCounted<T>(
   const environmentFile = join(dir, 'worker-environment-failures');
   const failed = existsSync(file) ? Number.parseInt(readFileSync(file, 'utf8'), 10) || 0 : 0;
   if (failed >= MAX_WORKER_ATTEMPTS) {
+    rmSync(file, { force: true }); // given up: a replay from the DLQ starts a count of its own
     throw new DriftlineError(
       'INTERNAL',
-      `trainer worker failed ${failed} times on this request; given up (a new request may succeed)`,
+      `trainer worker failed ${failed} times on this request; given up (a new request, or this one replayed from the DLQ, may succeed)`,
     );
   }
   writeFileSync(file, String(failed + 1));
@@ -150,14 +153,17 @@ async function runWorkerCounted<T>(
       const streak = recordEnvironmentFailure(previous, startedAt, now());
       writeFileSync(environmentFile, JSON.stringify(streak));
       if (!environmentExhausted(streak)) throw error;
+      rmSync(file, { force: true }); // given up (the streak stays: a replay still broken is given up at once)
       throw new DriftlineError('INTERNAL', environmentGivenUp(error, streak, run), { cause: error });
     }
     rmSync(environmentFile, { force: true }); // the worker ran: its environment works
     const failure = toDriftlineError(error);
-    if (!failure.retriable || failed + 1 < MAX_WORKER_ATTEMPTS) throw error;
+    if (failure.retriable && failed + 1 < MAX_WORKER_ATTEMPTS) throw error;
+    rmSync(file, { force: true }); // dead-lettered now: a replay from the DLQ starts a count of its own
+    if (!failure.retriable) throw error;
     throw new DriftlineError(
       failure.code,
-      `${failure.message} (attempt ${failed + 1} of ${MAX_WORKER_ATTEMPTS}; given up, a new request may succeed)`,
+      `${failure.message} (attempt ${failed + 1} of ${MAX_WORKER_ATTEMPTS}; given up, a new request or this one replayed from the DLQ may succeed)`,
       { cause: error },
     );
   }
@@ -501,7 +507,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     return 'already_done';
   }
   if (existing !== undefined) {
-    await publishVersion(deps, existing, now());
+    await publishVersion(deps, existing);
     await deps.registry.save({ ...existing, published: 1, updated_at: chTime(now()) });
     log.info({ version: existing.version }, 'registered version published after a restart');
     return 'republished';
@@ -619,7 +625,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     updated_at: chTime(registeredAt),
   };
   await deps.registry.save(row);
-  await publishVersion(deps, row, registeredAt);
+  await publishVersion(deps, row);
   await deps.registry.save({ ...row, published: 1, updated_at: chTime(Math.max(registeredAt + 1, now())) });
   log.info(
     {
@@ -636,11 +642,31 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
 }
 
 /**
- * Publishes a registered version's events. Staged: the gate's transitions are recorded in
- * model_transitions FIRST (a crash before the publish leaves a record the model-controller
- * re-publishes on its next start; the retried request records the same rows again).
+ * The version's registration time (`registered_at`, epoch ms): the event time of its events. A
+ * row that has none is no row this trainer wrote: non-retriable, naming the field.
  */
-async function publishVersion(deps: TrainerDeps, row: ModelVersionRow, eventTime: number) {
+function registeredAtOf(row: ModelVersionRow): number {
+  const ms = Date.parse(`${String(row.registered_at).replace(' ', 'T')}Z`);
+  if (!Number.isFinite(ms)) {
+    throw new DriftlineError(
+      'INTERNAL',
+      `model_versions ${row.model} ${row.version}: registered_at ${JSON.stringify(row.registered_at)} is no time; its events cannot be published`,
+    );
+  }
+  return ms;
+}
+
+/**
+ * Publishes a registered version's events, dated its registration time: a retried request (the
+ * mark-published failed, the trainer crashed) publishes the very events of the first attempt.
+ * Dated the retry's clock, a re-published PROMOTED came after a rollback of the version and the
+ * model-server took it as a new decision: the rolled-back version served again (found by a review).
+ * Staged: the gate's transitions are recorded in model_transitions FIRST (a crash before the
+ * publish leaves a record the model-controller re-publishes on its next start; the retried request
+ * records the same rows again).
+ */
+async function publishVersion(deps: TrainerDeps, row: ModelVersionRow) {
+  const eventTime = registeredAtOf(row);
   if (deps.config.rollout === 'direct') {
     await deps.publish(modelEvents(row, eventTime));
     return;
@@ -648,8 +674,7 @@ async function publishVersion(deps: TrainerDeps, row: ModelVersionRow, eventTime
   if (deps.transitions === undefined) {
     throw new DriftlineError('INTERNAL', 'staged rollout without a model_transitions store');
   }
-  const registered = Date.parse(`${row.registered_at.replace(' ', 'T')}Z`);
-  const rows = gateTransitions(row, Number.isFinite(registered) ? registered : eventTime, (deps.now ?? Date.now)());
+  const rows = gateTransitions(row, eventTime, (deps.now ?? Date.now)());
   await deps.transitions.record(rows);
   await deps.publish(stagedEvents(row, eventTime, rows[1]!));
 }

@@ -207,12 +207,48 @@ describe('handleRequest (idempotency)', () => {
       artifact_uri: 'file:///m.json',
       reference_uri: 'mem://r',
       published: 0,
+      registered_at: '1970-01-01 00:00:04.321',
     } as unknown as ModelVersionRow;
     await registry.save(row);
     expect(await handleRequest(deps, request)).toBe('republished');
-    expect(published.map((e) => `${e.kind}:${e.version}`)).toEqual(['TRAINED:vX', 'PROMOTED:vX']);
+    expect(published.map((e) => `${e.kind}:${e.version}@${e.event_time}`)).toEqual([
+      'TRAINED:vX@4321',
+      'PROMOTED:vX@4321',
+    ]);
     expect(registry.rows.at(-1)!.published).toBe(1);
   });
+
+  it.each(['direct', 'staged'] as const)(
+    '%s rollout: a request retried after its mark-published failed publishes the first events again, dated the registration (found by a review)',
+    async (rollout) => {
+      let clock = 1_000_000;
+      let failMark = true;
+      const recorded: TransitionRow[] = [];
+      const { dir, deps, published, registry } = setup({
+        now: () => clock,
+        transitions: { record: async (rows) => void recorded.push(...rows) },
+      });
+      const save = registry.save.bind(registry);
+      registry.save = async (row) => {
+        if (row.published === 1 && failMark) {
+          failMark = false;
+          throw new Error('clickhouse timeout');
+        }
+        await save(row);
+      };
+      completedRun(dir, 0.9);
+      const d = { ...deps, config: { ...deps.config, rollout } };
+      await expect(handleRequest(d, request)).rejects.toThrow(/clickhouse timeout/);
+      const first = published.splice(0);
+      clock = 5_000_000; // redelivered an hour later: the version may have been rolled back meanwhile
+      expect(await handleRequest(d, request)).toBe('republished');
+      expect(published).toEqual(first);
+      expect(first.map((e) => e.event_time)).toEqual([1_000_000, 1_000_000]);
+      expect(first.map((e) => e.kind)).toEqual(['TRAINED', rollout === 'direct' ? 'PROMOTED' : 'SHADOW']);
+      if (rollout === 'staged') expect(new Set(recorded.map((r) => r.at))).toEqual(new Set([1_000_000]));
+      expect(registry.rows.at(-1)!.published).toBe(1);
+    },
+  );
 
   it('staged rollout: records candidate → shadow (gated against the serving version) FIRST, then publishes TRAINED + SHADOW', async () => {
     const log: string[] = [];
@@ -313,15 +349,38 @@ describe('handleRequest (idempotency)', () => {
       retriable: false,
       message: expect.stringMatching(/trainer worker exited with 1.*attempt 3 of 3; given up/s),
     });
-    // A trainer restarted on the same request (its count is on disk) gives up before running.
-    await expect(handleRequest(deps, request)).rejects.toMatchObject({
-      retriable: false,
-      message: expect.stringContaining('failed 3 times on this request'),
-    });
     // Another request of the model (the policy's next fire) starts its own count.
     await expect(
       handleRequest(deps, { ...request, request_id: `${request.request_id}-next`, data_to: request.data_to - 1 }),
     ).rejects.toMatchObject({ retriable: true });
+  });
+});
+
+describe('handleRequest (a request given up on its worker runs, replayed from the DLQ: found by a review)', () => {
+  it('a replay gets MAX_WORKER_ATTEMPTS runs again; a trainer killed with its last run gives up before running, and clears the count', async () => {
+    const calls = mkdtempSync(join(tmpdir(), 'trainer-calls-'));
+    const runs = () => (existsSync(join(calls, 'runs')) ? readFileSync(join(calls, 'runs'), 'utf8').length : 0);
+    // Killed for memory, or past the timeout, every time.
+    const { dir, deps } = setup({ python: standIn(tmpdir(), `printf x >> "${calls}/runs"; exit 137`) });
+    const attempts = join(dir, 'fraud', versionFor(request), 'worker-attempts');
+    for (let attempt = 1; attempt <= MAX_WORKER_ATTEMPTS; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: attempt < MAX_WORKER_ATTEMPTS });
+    }
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS);
+    expect(existsSync(attempts)).toBe(false);
+    // `driftline dlq replay` (the timeout or the memory raised): the same request runs the worker again.
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 1);
+    // A trainer killed together with its last run (the count raised to the bound on disk): the
+    // redelivery gives up without running, and a replay after it starts a count of its own.
+    writeFileSync(attempts, String(MAX_WORKER_ATTEMPTS));
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({
+      retriable: false,
+      message: expect.stringContaining(`failed ${MAX_WORKER_ATTEMPTS} times on this request; given up`),
+    });
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 1);
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 2);
   });
 });
 
@@ -618,7 +677,8 @@ describe('handleRequest (environment failures that last: given up after a longer
       ),
     });
     expect(error).not.toHaveProperty('name', 'WorkerEnvironmentError');
-    expect(counted(dir)).toBe('0'); // still not counted as worker attempts
+    // Never counted as worker attempts, and no count left: a replay from the DLQ starts afresh.
+    expect(existsSync(join(versionDir(dir), 'worker-attempts'))).toBe(false);
   });
 
   it('exit 75 for an hour (a disk that stays full) is given up too, naming the artifact directory', async () => {

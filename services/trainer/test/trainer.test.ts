@@ -21,6 +21,7 @@ import { labelShortfall, labelWaitStep } from '../src/label-wait.js';
 import { decidePromotion, versionFor } from '../src/promotion.js';
 import { referenceFromDataset } from '../src/reference.js';
 import { modelEvents } from '../src/trainer.js';
+import { defaultMaxCells } from '../src/training-source.js';
 
 const rows: LabeledRow[] = Array.from({ length: 10 }, (_, i) => ({
   predictionId: `p${9 - i}`,
@@ -404,6 +405,15 @@ describe('config', () => {
     );
     expect(() => parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_LABEL_WAIT: 'soon' })).toThrow(
       /DRIFTLINE_TRAINER_LABEL_WAIT/,
+    );
+  });
+
+  it('bounds the feature values held by DRIFTLINE_TRAINER_MAX_CELLS, by default from the heap limit', () => {
+    expect(toTrainerConfig(parseEnv(trainerEnvShape, {})).maxCells).toBe(defaultMaxCells());
+    const set = { DRIFTLINE_TRAINER_MAX_CELLS: '80000000' };
+    expect(toTrainerConfig(parseEnv(trainerEnvShape, set)).maxCells).toBe(80_000_000);
+    expect(() => parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_MAX_CELLS: '10' })).toThrow(
+      /DRIFTLINE_TRAINER_MAX_CELLS/,
     );
   });
 

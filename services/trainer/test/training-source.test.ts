@@ -1,6 +1,11 @@
 import type { PredictionStore, TrainingRow } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
-import { warehouseTrainingSource } from '../src/training-source.js';
+import {
+  defaultMaxCells,
+  HEAP_BYTES_PER_CELL,
+  WINDOW_HEAP_SHARE,
+  warehouseTrainingSource,
+} from '../src/training-source.js';
 
 /** labeled_predictions of one model: 1,000 rows, two per millisecond (ties broken by id). */
 const stored: TrainingRow[] = Array.from({ length: 1_000 }, (_, i) => ({
@@ -63,6 +68,50 @@ describe('the training window is read in pages and bounded', () => {
     const window = await warehouseTrainingSource(store, 300).read('m', 0, 10_000, 1_000, 'v1');
     expect(window.truncated).toBe(false);
     expect(window.rows).toHaveLength(1_000);
+  });
+});
+
+describe('the feature values held are bounded while reading (found by a review: a wide window killed the trainer for memory, for ever)', () => {
+  /** `features` numeric features per row: the rows of `stored` made wide. */
+  function wideStore(features: number) {
+    const { store, answers } = pagedStore();
+    const wide: Pick<PredictionStore, 'trainingPage'> = {
+      trainingPage: async (...args) =>
+        (await store.trainingPage(...args)).map((r, i) => ({
+          ...r,
+          features: JSON.stringify(Object.fromEntries(Array.from({ length: features }, (_, f) => [`f${f}`, i + f]))),
+        })),
+    };
+    return { store: wide, answers };
+  }
+
+  it('refuses the request as poison once the rows read hold more than maxCells values, without reading on', async () => {
+    const { store, answers } = wideStore(10);
+    // 1,000 rows × 10 features = 10,000 values; the bound is met within the third page of 100 rows.
+    const error = await warehouseTrainingSource(store, 100, 2_500)
+      .read('m', 0, 10_000, 10_000, 'v1')
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toMatchObject({ name: 'PoisonRecordError', code: 'VALIDATION_FAILED', retriable: false });
+    expect((error as Error).message).toMatch(
+      /newest 251 rows already hold 2510 feature values, more than DRIFTLINE_TRAINER_MAX_CELLS \(2500, .*\) before DRIFTLINE_TRAINER_MAX_ROWS \(10000\).*lower DRIFTLINE_TRAINER_MAX_ROWS.*--max-old-space-size/,
+    );
+    expect(answers).toEqual([100, 100, 100]);
+    // Within the bound (MAX_ROWS cuts first), the window is read as before.
+    const kept = await warehouseTrainingSource(store, 100, 2_500).read('m', 0, 10_000, 250, 'v1');
+    expect([kept.rows.length, kept.truncated]).toEqual([250, true]);
+    expect(Object.keys(kept.rows[0]!.features)).toHaveLength(10);
+  });
+
+  it('defaults to what fills half the heap at the measured bytes per value; the 500,000 × 100 window of the review does not fit a 4.1 GB heap', () => {
+    const heap = 4_144 * 2 ** 20;
+    const cells = defaultMaxCells(heap);
+    expect(cells * HEAP_BYTES_PER_CELL).toBeLessThanOrEqual(heap * WINDOW_HEAP_SHARE);
+    expect((cells + 1) * HEAP_BYTES_PER_CELL).toBeGreaterThan(heap * WINDOW_HEAP_SHARE);
+    expect(500_000 * 100).toBeGreaterThan(cells);
+    expect(defaultMaxCells()).toBeGreaterThan(0);
   });
 });
 

@@ -11,7 +11,7 @@ export {
 } from './render.js';
 export { type AttemptVerdict, nextRetryDelay, type RetryPolicy, retryAfterMs, verdictOf } from './retry.js';
 export {
-  globToRegExp,
+  type Glob,
   type Matcher,
   parseRoutes,
   parseRoutesText,

@@ -32,7 +32,31 @@ const duration = z
   })
   .refine((ms) => ms <= MAX_DURATION_MS, { message: 'must be at most 3650d (ten years)' });
 
-const metricName = z.string().regex(/^[a-z][a-z0-9_]*$/, 'must be a metric name such as roc_auc or log_loss');
+/**
+ * The metrics a PERFORMANCE alert can name (its `method`): the label-joiner's bounds, i.e.
+ * `METRIC_NAMES` and `BUSINESS_METRICS` of @driftline/performance (not a dependency of this pure
+ * lib: keep the two in step). Any other name (`rocauc`) was accepted and never matched an alert.
+ */
+export const PERFORMANCE_ALERT_METRICS = [
+  'accuracy',
+  'precision',
+  'recall',
+  'f1',
+  'roc_auc',
+  'log_loss',
+  'brier',
+  'mae',
+  'rmse',
+  'mape',
+  'value_caught',
+  'value_missed',
+  'false_alarm_cost',
+  'business_net',
+] as const;
+
+const metricName = z.enum(PERFORMANCE_ALERT_METRICS, {
+  error: () => `must be a metric a PERFORMANCE alert names: ${PERFORMANCE_ALERT_METRICS.join(', ')}`,
+});
 
 /**
  * A performance signal on PERFORMANCE alerts of the overall slice. Exactly one comparison:
@@ -72,14 +96,17 @@ const modelShape = z.strictObject({
   cooldown: duration.optional(),
   /** The requested training data: this much event time up to the deciding window's end. */
   training_window: duration.optional(),
-  /** Alerts for windows ending this much before the newest window seen are ignored (and state is pruned). */
+  /** Alerts for windows ending more than this before the newest window seen are ignored (and state is pruned): at least (sustain − 1) windows. */
   late_horizon: duration.optional(),
 });
 
 const documentShape = z.strictObject({
   version: z.literal(1).optional(),
   defaults: modelShape.optional(),
-  models: z.record(z.string().min(1), modelShape),
+  // Empty, every alert was held as unknown_model: nothing could ever fire.
+  models: z
+    .record(z.string().min(1), modelShape)
+    .refine((m) => Object.keys(m).length > 0, 'at least one model (or "*" for any model)'),
 });
 
 export interface PerformanceRule {

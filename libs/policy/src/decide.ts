@@ -105,8 +105,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * Most alert ids one window remembers (the newest): a flood of distinct alerts for one window
  * grew the state without bound (5,000 alerts: a 214 KB state, written with every decision, and
  * a retrain request past Kafka's 1 MB at ~10,000). An older id replayed after it was forgotten
- * decides as new, with no effect: its signals are already the window's, a fire's request id
- * depends only on the deciding window, and a window the last fire covered is before_last_retrain.
+ * (or after its window left the horizon) decides as new, with no effect on the state or the
+ * requests: its signals are already the window's, a fire's request id depends only on the
+ * deciding window, and a window the last fire covered is before_last_retrain. Its decision differs
+ * from the first one, though (too_late, say): the retrain-trigger recognises a consumer replay by
+ * its offset and records it as a duplicate, so it does not replace the original decision's row.
  */
 export const MAX_ALERT_IDS_PER_WINDOW = 32;
 
@@ -146,7 +149,9 @@ function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore:
  *
  * - duplicate alert ids are held (`duplicate`) without changing the state;
  * - an alert whose window is empty or reversed (start ≥ end) is held (`empty_window`), state unchanged;
- * - alerts for windows that ended `late_horizon` before the newest one are held (`too_late`);
+ * - alerts for windows that ended more than `late_horizon` before the newest one are held
+ *   (`too_late`); one ending exactly `late_horizon` before still counts, so a horizon of
+ *   (sustain − 1) windows holds a run of `sustain`;
  * - alerts for windows before the last retrain's deciding window are held (`before_last_retrain`):
  *   that retrain already covers them;
  * - a window counts when its alerts carry at least one configured signal; windows before the last
@@ -173,7 +178,10 @@ export function decideForModel(
       `window ${iso(alert.window_start)} to ${iso(alert.window_end)} is empty or reversed`,
     );
   }
-  if (alert.window_end <= state.maxWindowEnd - policy.lateHorizonMs) {
+  // Strictly before: a window ending exactly late_horizon behind the newest is within it (with `<=`
+  // a horizon of whole windows never held `sustain` of them, and late_horizon 0 refused a second
+  // alert of the newest window itself; found by a review).
+  if (alert.window_end < state.maxWindowEnd - policy.lateHorizonMs) {
     return hold(
       state,
       'too_late',
@@ -184,9 +192,9 @@ export function decideForModel(
   const signals = signalsOf(policy.signals, alert, baseline);
   const maxWindowEnd = Math.max(state.maxWindowEnd, alert.window_end);
   const horizon = maxWindowEnd - policy.lateHorizonMs;
-  // The alert's own window stays whatever the horizon (with late_horizon 0 it is the horizon).
   const own = (w: WindowEntry) => w.start === alert.window_start && w.end === alert.window_end;
-  const windows = mergeWindow(state.windows, alert, signals).filter((w) => w.end > horizon || own(w));
+  // The same boundary as too_late above, so the alert's own window always stays.
+  const windows = mergeWindow(state.windows, alert, signals).filter((w) => w.end >= horizon);
   const next: ModelState = {
     seq: state.seq + 1,
     maxWindowEnd,

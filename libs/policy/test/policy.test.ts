@@ -5,9 +5,11 @@ import {
   DEFAULT_POLICY_DOCUMENT,
   type DecideResult,
   decide,
+  decideForModel,
   driftedFeatures,
   MAX_ALERT_IDS_PER_WINDOW,
   MAX_WINDOWS,
+  type ModelPolicy,
   type ModelState,
   type Policy,
   parsePolicy,
@@ -119,6 +121,20 @@ describe('policy config', () => {
       );
     }
     expect(parsePolicy(model({ cooldown: '3650d' })).models.fraud?.cooldownMs).toBe(3_650 * 86_400_000);
+  });
+
+  it('refuses an empty models map and a metric no PERFORMANCE alert names (found by a review)', () => {
+    expect(() => parsePolicy({ models: {} }, 'p.yaml')).toThrow(/^p\.yaml\.models: at least one model/);
+    expect(() =>
+      parsePolicy({ models: { m: { signals: { performance: [{ metric: 'rocauc', below: 0.7 }] } } } }, 'p.yaml'),
+    ).toThrow(
+      /^p\.yaml\.models\.m\.signals\.performance\.0\.metric: must be a metric a PERFORMANCE alert names: .*roc_auc/,
+    );
+    for (const metric of ['roc_auc', 'log_loss', 'rmse', 'business_net']) {
+      expect(
+        parsePolicy({ models: { m: { signals: { performance: [{ metric, below: 0.7 }] } } } }).models.m,
+      ).toBeDefined();
+    }
   });
 
   it('accepts JSON and has a usable default', () => {
@@ -284,6 +300,71 @@ models:
     expect(late.decision).toMatchObject({ kind: 'hold', reason: 'too_late' });
   });
 
+  it('fires exactly when late_horizon holds (sustain − 1) windows: sustain × window × horizon (found by a review)', () => {
+    const HOUR = 3_600_000;
+    for (const sustain of [1, 2, 3, 5]) {
+      for (const windowMs of [HOUR, 12 * HOUR, 24 * HOUR]) {
+        const needed = (sustain - 1) * windowMs;
+        for (const lateHorizonMs of [needed - 1, needed, needed + 1, needed + windowMs, 86_400_000].filter(
+          (h) => h >= 0,
+        )) {
+          const modelPolicy: ModelPolicy = { ...policy.models.fraud!, sustain, lateHorizonMs, cooldownMs: 0 };
+          let state: ModelState | undefined;
+          let fired = 0;
+          // Consecutive windows in event-time order, more than `sustain` of them.
+          for (let i = 0; i < sustain + 2; i++) {
+            const a = alert(0, {
+              alert_id: `a${i}`,
+              window_start: T0 + i * windowMs,
+              window_end: T0 + (i + 1) * windowMs,
+            });
+            const r = decideForModel(modelPolicy, state ?? { seq: 0, maxWindowEnd: 0, windows: [], lastFire: null }, a);
+            state = r.state;
+            if (r.decision.kind === 'fire') fired++;
+          }
+          const expected = lateHorizonMs >= needed;
+          expect({ sustain, windowMs, lateHorizonMs, fires: fired > 0 }).toEqual({
+            sustain,
+            windowMs,
+            lateHorizonMs,
+            fires: expected,
+          });
+        }
+      }
+    }
+  });
+
+  it('the default policy fires on 12-hour windows; late_horizon 0 takes a second alert of the newest window', () => {
+    const byDefault = parsePolicy(DEFAULT_POLICY_DOCUMENT);
+    const halfDay = (i: number, kind: AlertKind = 'FEATURE_DRIFT') =>
+      alert(
+        0,
+        { alert_id: `${kind}-${i}`, window_start: T0 + i * 43_200_000, window_end: T0 + (i + 1) * 43_200_000 },
+        kind,
+      );
+    let state: ModelState | undefined;
+    const reasons: string[] = [];
+    for (const a of [halfDay(0), halfDay(1), halfDay(2)]) {
+      const r = decide(byDefault, state, a);
+      state = r.state;
+      reasons.push(r.decision.kind === 'fire' ? 'fire' : r.decision.reason);
+    }
+    expect(reasons).toEqual(['sustaining', 'sustaining', 'fire']);
+    const newestOnly = parsePolicyText(`
+models:
+  fraud:
+    signals: { share_drifted: 0.3, prediction_drift: true }
+    sustain: 1
+    cooldown: 0
+    late_horizon: 0
+`);
+    const first = decide(newestOnly, undefined, alert(5, { share_drifted: 0.1 }));
+    expect(first.decision).toMatchObject({ reason: 'no_signal' });
+    expect(decide(newestOnly, first.state, alert(5, { share_drifted: null }, 'PREDICTION_DRIFT')).decision.kind).toBe(
+      'fire',
+    );
+  });
+
   it('an empty window is held, never loops for ever, and breaks no streak (found by a review)', () => {
     const empty = (w: number) => alert(w, { alert_id: `empty-${w}`, window_start: T0 + w * W, window_end: T0 + w * W });
     // Alone, inside a streak, and at both ends of one: every call returns.
@@ -309,7 +390,7 @@ models:
     const rs = run(Array.from({ length: 400 }, (_, w) => alert(w * 2))); // gaps: never fires
     const st = rs.at(-1)!.state;
     expect(st.windows.length).toBeLessThanOrEqual(1 + 86_400_000 / (2 * W));
-    expect(st.windows.every((w) => w.end > st.maxWindowEnd - 86_400_000)).toBe(true);
+    expect(st.windows.every((w) => w.end >= st.maxWindowEnd - 86_400_000)).toBe(true);
   });
 
   it('state survives a JSON round trip (persisted snapshots)', () => {

@@ -6,6 +6,14 @@ export const alertRouterEnvShape = {
   /** YAML or JSON routes file: receivers, routes, default receivers, group window. Without it the router is idle. */
   DRIFTLINE_ALERT_ROUTES_FILE: envField.string().optional(),
   DRIFTLINE_ALERT_ROUTER_GROUP: envField.string().default('driftline-alert-router'),
+  /**
+   * Where a receiver's new consumer group starts when no other group says where the router was:
+   * `latest` (the end of the topic: alerts published from now on) or `earliest` (the topic's
+   * history, sent once). See receiver-groups.ts.
+   */
+  DRIFTLINE_ALERT_ROUTER_START: z
+    .enum(['latest', 'earliest'], { message: 'must be latest or earliest' })
+    .default('latest'),
   /** Bound on one HTTP request to a receiver (connect, send, answer headers). */
   DRIFTLINE_ALERT_ROUTER_TIMEOUT: envField
     .duration(100)
@@ -25,6 +33,7 @@ export interface AlertRouterConfig {
   readonly routes: RoutingTable | undefined;
   readonly routesSource: string;
   readonly group: string;
+  readonly start: 'latest' | 'earliest';
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
 }
@@ -40,6 +49,7 @@ export function toAlertRouterConfig(env: AlertRouterEnv): AlertRouterConfig {
     routes: env.DRIFTLINE_ALERT_ROUTES_FILE === undefined ? undefined : loadRoutes(env.DRIFTLINE_ALERT_ROUTES_FILE),
     routesSource: env.DRIFTLINE_ALERT_ROUTES_FILE ?? '(none)',
     group: env.DRIFTLINE_ALERT_ROUTER_GROUP,
+    start: env.DRIFTLINE_ALERT_ROUTER_START,
     timeoutMs: env.DRIFTLINE_ALERT_ROUTER_TIMEOUT,
     retry: {
       maxAttempts: env.DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS,

@@ -26,10 +26,8 @@ export interface DeliverOptions {
   /**
    * A retry budget shared by several messages (the router: a batch's messages to one receiver):
    * it starts at the first retriable failure, runs on across messages while they keep failing,
-   * and stops when one is delivered. Per message, a receiver that stayed down held the batch for
-   * messages × budget (10 messages at the 120 s default: 20 minutes); shared, a message after the
-   * budget is spent gets one attempt. A permanent refusal (a 4xx) neither starts nor stops it, so
-   * a healthy receiver keeps a full budget for its next transient failure. Absent: per message.
+   * and stops when one is delivered. A permanent refusal (a 4xx) neither starts nor stops it, so a
+   * healthy receiver keeps a full budget for its next transient failure. Absent: per message.
    */
   readonly sharedBudget?: { startedAt: number | undefined };
   readonly now?: () => number;
@@ -93,10 +91,20 @@ function buildRequest(receiver: Receiver, body: string, signal: AbortSignal): Re
   }
 }
 
+/** Why no further attempt starts: the one limit that ended the retries, named (a review found a wait blamed for max attempts). */
+function whyStopped(retry: RetryPolicy, attempts: number, elapsedMs: number, askedMs: number | undefined): string {
+  if (attempts >= retry.maxAttempts) return `the most attempts, ${retry.maxAttempts}`;
+  if (askedMs !== undefined && elapsedMs + askedMs > retry.budgetMs) {
+    return `the receiver asked to wait ${askedMs} ms, beyond the ${retry.budgetMs} ms retry budget`;
+  }
+  return `the ${retry.budgetMs} ms retry budget is spent`;
+}
+
 /**
- * POSTs one message to one receiver until it is delivered, fails permanently (a 4xx other than
- * 408/425/429), or the retry budget (attempts, total time) is spent — and returns the delivery's
- * record either way. Throws only when the service stops (retriable: the batch is redelivered).
+ * POSTs one message to one receiver until it is delivered or refused for good (a 4xx other than
+ * 408/425/429, or a request that cannot be built) and returns the delivery's record. Throws a
+ * retriable error when the retry budget (attempts, total time) ends on a transient failure (no
+ * answer, 408, 425, 429, 5xx) or the service stops: the batch is retried, nothing committed.
  */
 export async function deliver(
   receiver: Receiver,
@@ -128,8 +136,10 @@ export async function deliver(
           await response.body?.cancel().catch(() => {});
           return { status: response.status, verdict: answered, error: '', askedMs: undefined };
         }
+        // The status decides; the body only explains. A slow body used to time the attempt out, so
+        // a 4xx counted as "no answer" and was retried (found by a review): unread, it is left out.
         // A receiver's answer may echo the request (its URL, credentials included): head() redacts.
-        const text = await head(response);
+        const text = await head(response).catch(() => '(body not read within the timeout)');
         return {
           status: response.status,
           verdict: answered,
@@ -158,12 +168,16 @@ export async function deliver(
     if (verdict === 'delivered') budget.startedAt = undefined;
     if (verdict !== 'retry') break;
     budget.startedAt ??= now();
-    const delay = nextRetryDelay(options.retry, attempts, now() - budget.startedAt, Math.random, askedMs);
+    const elapsed = now() - budget.startedAt;
+    const delay = nextRetryDelay(options.retry, attempts, elapsed, Math.random, askedMs);
     if (delay === undefined) {
-      verdict = 'failed';
-      const asked = askedMs === undefined ? '' : `; the receiver asked to wait ${askedMs} ms, beyond the retry budget`;
-      error = `${error} (gave up after ${attempts} attempt${attempts === 1 ? '' : 's'} in ${now() - started} ms${asked})`;
-      break;
+      // The receiver is unreachable or overloaded, not refusing: an outage, retried with the batch
+      // (nothing committed) rather than recorded failed and lost once its budget was spent.
+      throw new DriftlineError(
+        'SINK_UNAVAILABLE',
+        `receiver ${receiver.name} still failing: ${error} (${attempts} attempt${attempts === 1 ? '' : 's'} in ${now() - started} ms; ${whyStopped(options.retry, attempts, elapsed, askedMs)}); the batch is retried`,
+        { retriable: true },
+      );
     }
     try {
       await sleep(delay, undefined, { signal: options.signal });

@@ -15,6 +15,7 @@ import {
   type EventTimeBounds,
   eventTimeProblem,
   type Logger,
+  modelNameProblem,
   PoisonRecordError,
   windowTimeProblem,
 } from '@driftline/core';
@@ -51,12 +52,13 @@ const ID_LOG_LIMIT = 20;
  * token), deliver — receivers in parallel, each message until delivered or its retry budget is
  * spent — record every outcome in alert_deliveries, and only then let the loop commit.
  *
- * So: at-least-once per receiver within the retry budget; a receiver that stays down delays the
- * batch by at most its budget, shared by the batch's messages to it, plus one attempt per message
- * left (then its deliveries are recorded `failed`, logged and counted) and
- * never delays the other receivers' deliveries of the batch. The service runs one processor per
- * receiver (`receiver` set), each in its own consumer group, so it does not delay their later
- * batches either.
+ * So: at-least-once per receiver. A receiver that stays down (no answer, 408, 425, 429, 5xx) fails
+ * the batch retriably once its retry budget, shared by the batch's messages to it, is spent: the
+ * loop backs off and retries it, nothing committed, the deliveries already made recorded and
+ * skipped. Only a permanent refusal (another 4xx, a request that cannot be built) is recorded
+ * `failed` and given up. It never delays the other receivers' deliveries of the batch, and the
+ * service runs one processor per receiver (`receiver` set), each in its own consumer group, so it
+ * does not delay their later batches either.
  */
 export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   const now = deps.now ?? Date.now;
@@ -157,7 +159,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
           latencyMs: row.latency_ms,
         };
         if (row.status === 'failed') {
-          deps.logger.error({ ...fields, error: row.error }, 'alert delivery failed: recorded and given up');
+          deps.logger.error({ ...fields, error: row.error }, 'alert delivery refused: recorded and given up');
         } else if (row.attempts > 1) {
           deps.logger.info({ ...fields, lastError: row.error }, 'alert delivered after retries');
         }
@@ -170,6 +172,10 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   return {
     decode: async (record) => {
       const alert = await deps.decode(record);
+      // The model name is bounded like the producers' (a route glob is matched against it).
+      const nameProblem = modelNameProblem(alert.model, alert.model_version);
+      if (nameProblem !== undefined)
+        throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${nameProblem}`);
       // The window too: rendering an out-of-range window_start threw a RangeError at delivery,
       // dead-lettered as INTERNAL after every good message of the batch was re-sent (bisection).
       const problem =
@@ -210,12 +216,14 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       const settled = await Promise.allSettled(
         [...perReceiver].map(([name, alerts]) => toReceiver(deps.routes.receivers.get(name)!, alerts, heartbeat)),
       );
-      const failed = settled.find((r) => r.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
       // Record every outcome before the loop commits; a failed insert is retried with the batch.
+      // Also when a receiver failed the batch (an outage, or stopping): the deliveries it made are
+      // recorded first, so the retry — maybe by another instance after a SIGTERM — skips them.
       const rows = [...unrecorded];
       await deps.store.write(rows);
       unrecorded = unrecorded.slice(rows.length);
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
     },
   };
 }

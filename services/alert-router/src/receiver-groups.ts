@@ -1,4 +1,4 @@
-import { committedOffsets, type KafkaClient, setGroupOffsets } from '@driftline/kafka';
+import { committedOffsets, type KafkaClient, setGroupOffsets, topicOffsets } from '@driftline/kafka';
 
 /** Committed offset per partition (-1: none). */
 export type GroupOffsets = ReadonlyMap<number, bigint>;
@@ -8,7 +8,7 @@ const committed = (o: GroupOffsets | undefined) => [...(o ?? new Map<number, big
 /** Where a receiver's group starts, and why. */
 export interface GroupStart {
   readonly offsets: Map<number, bigint>;
-  readonly from: 'other receivers' | 'legacy group';
+  readonly from: 'other receivers' | 'legacy group' | 'end of topic';
 }
 
 /**
@@ -18,13 +18,18 @@ export interface GroupStart {
  * - else the router's earlier single group (`legacy`, before groups per receiver) committed
  *   offsets: from there — the upgrade neither sends again what that group handled (its failed
  *   deliveries included) nor skips any;
- * - neither (a new deployment): undefined, the group reads from the beginning.
+ * - else (a new deployment, a renamed sole receiver, a new DRIFTLINE_ALERT_ROUTER_GROUP): the end
+ *   of the topic (`end`: its high watermarks), unless `earliest` is asked for — then undefined and
+ *   the group reads the topic's history. From the beginning by default, a rename re-sent every
+ *   alert the topic held to a receiver whose new name had no delivery record (found by a review).
  * A group that committed anything itself keeps its own offsets (undefined).
  */
 export function receiverGroupStart(
   own: GroupOffsets | undefined,
   legacy: GroupOffsets | undefined,
   siblings: readonly GroupOffsets[],
+  end: GroupOffsets,
+  start: 'latest' | 'earliest' = 'latest',
 ): GroupStart | undefined {
   if (committed(own).length > 0) return undefined;
   const least = new Map<number, bigint>();
@@ -36,7 +41,8 @@ export function receiverGroupStart(
   }
   if (least.size > 0) return { offsets: least, from: 'other receivers' };
   const fromLegacy = committed(legacy);
-  return fromLegacy.length > 0 ? { offsets: new Map(fromLegacy), from: 'legacy group' } : undefined;
+  if (fromLegacy.length > 0) return { offsets: new Map(fromLegacy), from: 'legacy group' };
+  return start === 'earliest' ? undefined : { offsets: new Map(end), from: 'end of topic' };
 }
 
 /** The consumer group of one receiver: the router's group name and the receiver's. */
@@ -51,18 +57,21 @@ export async function seedReceiverGroups(
   topic: string,
   group: string,
   receivers: readonly string[],
+  start: 'latest' | 'earliest' = 'latest',
 ): Promise<Array<{ receiver: string; from: GroupStart['from'] }>> {
   const legacy = await committedOffsets(kafka, group, topic);
+  // Read before any group starts: alerts published after it are delivered.
+  const end = new Map((await topicOffsets(kafka, topic)).map((o) => [o.partition, o.high]));
   const own = new Map<string, GroupOffsets>();
   for (const r of receivers) own.set(r, await committedOffsets(kafka, receiverGroupId(group, r), topic));
   const seeded: Array<{ receiver: string; from: GroupStart['from'] }> = [];
   for (const r of receivers) {
     // The others as they were before this pass: receivers seeded in it do not count as running.
     const siblings = receivers.filter((x) => x !== r).map((x) => own.get(x)!);
-    const start = receiverGroupStart(own.get(r), legacy, siblings);
-    if (start === undefined) continue;
-    await setGroupOffsets(kafka, receiverGroupId(group, r), topic, start.offsets);
-    seeded.push({ receiver: r, from: start.from });
+    const at = receiverGroupStart(own.get(r), legacy, siblings, end, start);
+    if (at === undefined) continue;
+    await setGroupOffsets(kafka, receiverGroupId(group, r), topic, at.offsets);
+    seeded.push({ receiver: r, from: at.from });
   }
   return seeded;
 }

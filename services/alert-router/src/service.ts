@@ -40,10 +40,10 @@ export const alertRouterService = defineService({
     const topic = ctx.topic('alert');
     const group = `${ctx.common.topicPrefix}${config.group}`;
     await ctx.ensureTopics([{ topic }]);
-    for (const { receiver, from } of await seedReceiverGroups(ctx.kafka(), topic, group, receivers)) {
+    for (const { receiver, from } of await seedReceiverGroups(ctx.kafka(), topic, group, receivers, config.start)) {
       ctx.logger.info(
         { receiver, group: receiverGroupId(group, receiver), from },
-        'receiver group starts where the router was',
+        'new receiver group: where it starts',
       );
     }
     const consumers: ConsumerHandle[] = [];
@@ -52,6 +52,7 @@ export const alertRouterService = defineService({
         await ctx.consume({
           groupId: receiverGroupId(group, receiver),
           topics: [topic],
+          // Only a group left unseeded reads from the beginning: DRIFTLINE_ALERT_ROUTER_START=earliest.
           fromBeginning: true,
           processor: routerProcessor({
             routes,

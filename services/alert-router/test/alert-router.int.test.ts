@@ -31,7 +31,17 @@ describe('alert-router on the real stack: routes, bodies, grouping, rate limit, 
   const routesFile = join(dir, 'routes.yaml');
 
   const env = (group: string) =>
-    routerEnv({ stack, prefix, database, chdbPath: join(dir, 'chdb'), routesFile, group, retryBudget: '60s' });
+    // `earliest`: alerts are published before the router starts, and g2 replays them all.
+    routerEnv({
+      stack,
+      prefix,
+      database,
+      chdbPath: join(dir, 'chdb'),
+      routesFile,
+      group,
+      retryBudget: '60s',
+      start: 'earliest',
+    });
   const start = (group: string) =>
     startRunner({ services: [alertRouterService as unknown as ServiceDefinition<never, unknown>], env: env(group) });
 
@@ -181,7 +191,7 @@ routes:
     runner = undefined;
     const before = { hooks: hooks.received.length, flaky: flaky.received.length };
     await publish([alert('a2'), alert('a7', { event_time: BASE + 240_000 })]); // a2 again, a7 new
-    // A new consumer group reads the topic from the beginning: a1..a5 are replayed too.
+    // A new consumer group asked for the history (`earliest`) reads the topic from the beginning: a1..a5 are replayed too.
     runner = await start('g2');
     await eventually(async () =>
       (await deliveries()).some((r) => r.alert_ids.includes('a7') && r.receiver === 'limited') ? true : undefined,

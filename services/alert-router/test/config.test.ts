@@ -13,6 +13,8 @@ describe('alert-router configuration', () => {
     const c = config({});
     expect(c.routes).toBeUndefined();
     expect(c.group).toBe('driftline-alert-router');
+    expect(c.start).toBe('latest'); // a new receiver group does not re-send the topic's history
+    expect(config({ DRIFTLINE_ALERT_ROUTER_START: 'earliest' }).start).toBe('earliest');
     expect(c.timeoutMs).toBe(10_000);
     expect(c.retry).toEqual({ maxAttempts: 8, initialMs: 1_000, maxDelayMs: 30_000, budgetMs: 120_000, jitter: 0.5 });
   });
@@ -29,6 +31,7 @@ describe('alert-router configuration', () => {
     [{ DRIFTLINE_ALERT_ROUTER_TIMEOUT: '10ms' }, 'DRIFTLINE_ALERT_ROUTER_TIMEOUT'],
     [{ DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS: '0' }, 'DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS'],
     [{ DRIFTLINE_ALERT_ROUTER_RETRY_BUDGET: 'soon' }, 'DRIFTLINE_ALERT_ROUTER_RETRY_BUDGET'],
+    [{ DRIFTLINE_ALERT_ROUTER_START: 'beginning' }, 'DRIFTLINE_ALERT_ROUTER_START: must be latest or earliest'],
   ])('refuses a bad value naming the variable (%#)', (env, message) => {
     expect(() => config(env)).toThrow(message);
   });

@@ -104,6 +104,8 @@ export function routerEnv(o: {
   readonly routesFile: string;
   readonly group: string;
   readonly retryBudget: string;
+  /** DRIFTLINE_ALERT_ROUTER_START of a new receiver group (default: the service's, `latest`). */
+  readonly start?: 'latest' | 'earliest';
 }): Record<string, string> {
   return {
     DRIFTLINE_KAFKA_BROKERS: o.stack.kafkaBrokers.join(','),
@@ -121,5 +123,6 @@ export function routerEnv(o: {
     DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY: '1s',
     DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS: '40',
     DRIFTLINE_ALERT_ROUTER_RETRY_BUDGET: o.retryBudget,
+    ...(o.start === undefined ? {} : { DRIFTLINE_ALERT_ROUTER_START: o.start }),
   };
 }

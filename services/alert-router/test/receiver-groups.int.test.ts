@@ -95,4 +95,30 @@ routes:
     expect(recorded).toEqual([]); // b1 is not given up yet: down's group has committed nothing
     console.log(`alert-router: up got the next batch ${took} ms after it was sent, while down retried`);
   });
+
+  it('a renamed receiver under a new group name starts at the end of the topic, not its history (found by a review)', async () => {
+    await runner?.stop();
+    runner = undefined;
+    const renamedFile = join(dir, 'renamed.yaml');
+    writeFileSync(
+      renamedFile,
+      `receivers: { renamed: { url: "http://127.0.0.1:${up.port}/renamed" } }\nroutes: [{ receivers: [renamed] }]\n`,
+    );
+    runner = await startRunner({
+      services: [alertRouterService as unknown as ServiceDefinition<never, unknown>],
+      env: routerEnv({
+        stack,
+        prefix,
+        database,
+        chdbPath: join(dir, 'chdb'),
+        routesFile: renamedFile,
+        group: 'router-renamed', // no group of that name committed anything: nothing to start from
+        retryBudget: '5s',
+      }),
+    });
+    await publishAlerts(stack, topic, [driftAlert('n1', BASE + 180_000)]);
+    await eventually(async () => (up.on('/renamed').length > 0 ? true : undefined), 20_000);
+    // From the beginning it re-sent o1, o2, b1 and b2, which the topic still held.
+    expect(up.on('/renamed').flatMap(ids)).toEqual(['n1']);
+  });
 });

@@ -3,6 +3,7 @@ import {
   type EventTimeCheck,
   eventTimeProblem,
   type Logger,
+  modelNameProblem,
   PoisonRecordError,
   windowTimeProblem,
 } from '@driftline/core';
@@ -12,6 +13,7 @@ import {
   type Baseline,
   type DecideResult,
   decide,
+  emptyModelState,
   type ModelState,
   type Policy,
   policyFor,
@@ -20,7 +22,39 @@ import {
 import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
 import { chTime, type DecisionRow, type DecisionStore } from '@driftline/warehouse';
 
-export function decisionRow(alert: DriftAlert, result: DecideResult, now: number): DecisionRow {
+/**
+ * A model's policy state as the trigger persists it: with the position of the last alert decided
+ * into it. Alerts are keyed by model, so a model's alerts come from one partition in offset order:
+ * an alert at or before that position was decided already, and is a replay (a crash after the
+ * record, before the commit) even when the policy has forgotten its id (its window pruned, or
+ * pushed out of the ids a window remembers).
+ */
+type TriggerState = ModelState & { readonly decidedThrough?: RecordPosition };
+
+interface RecordPosition {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+/** Whether the record was decided into `state` already (same partition, offset not past its position). */
+function isReplay(state: TriggerState | undefined, record: RecordPosition): boolean {
+  const at = state?.decidedThrough;
+  return (
+    at !== undefined &&
+    at.topic === record.topic &&
+    at.partition === record.partition &&
+    BigInt(record.offset) <= BigInt(at.offset)
+  );
+}
+
+/**
+ * The decision row. `first = 0` for an alert seen before (a duplicate the policy recognised, or a
+ * replay): retrain_decisions keeps the row with the greatest `first` per (model, alert_id) and,
+ * between equals, the last written, so a replay written with `first = 1` replaced the original
+ * decision (a fire overwritten by too_late; found by a review).
+ */
+export function decisionRow(alert: DriftAlert, result: DecideResult, now: number, seenBefore = false): DecisionRow {
   const d = result.decision;
   const plan = d.kind === 'fire' ? d.plan : undefined;
   return {
@@ -41,7 +75,7 @@ export function decisionRow(alert: DriftAlert, result: DecideResult, now: number
     data_from: plan === undefined ? null : chTime(plan.dataFrom),
     data_to: plan === undefined ? null : chTime(plan.dataTo),
     seq: result.state.seq,
-    first: d.kind === 'hold' && d.reason === 'duplicate' ? 0 : 1,
+    first: seenBefore || (d.kind === 'hold' && d.reason === 'duplicate') ? 0 : 1,
     state: JSON.stringify(result.state),
     decided_at: chTime(now),
   };
@@ -54,10 +88,26 @@ export function decisionRow(alert: DriftAlert, result: DecideResult, now: number
  */
 export function checkAlertTimes(alert: DriftAlert, time: EventTimeCheck): DriftAlert {
   const problem =
+    // Bounded like the producers' events: the model name is part of every state, row and metric.
+    modelNameProblem(alert.model, alert.model_version) ??
     eventTimeProblem(alert.event_time, time.now, time.bounds) ??
     windowTimeProblem(alert.window_start, alert.window_end, time.now, time.bounds);
   if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${problem}`);
   return alert;
+}
+
+/** The decision recorded for a replayed alert: a duplicate, the state unchanged. */
+function replayOf(state: TriggerState | undefined, alert: DriftAlert, offset: string): DecideResult {
+  return {
+    state: state ?? emptyModelState,
+    decision: {
+      kind: 'hold',
+      reason: 'duplicate',
+      detail: `alert ${alert.alert_id} at offset ${offset} was decided before (a replay)`,
+      signals: [],
+      streak: 0,
+    },
+  };
 }
 
 export function retrainRequestOf(plan: RetrainPlan): RetrainRequest {
@@ -111,7 +161,7 @@ export const MAX_MODEL_STATES = 10_000;
  * first could lose a request (the replay would see the alert as a duplicate and hold).
  */
 export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> {
-  const states = new Map<string, ModelState>();
+  const states = new Map<string, TriggerState>();
   const now = deps.now ?? Date.now;
   // `model` comes from alerts: bounded (MAX_LABEL_VALUES, then `__other__`).
   const decisions = counter(
@@ -126,24 +176,31 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     async process(items: ReadonlyArray<DecodedRecord<DriftAlert>>) {
       const missing = [...new Set(items.map((i) => i.value.model))].filter((m) => !states.has(m));
       const loaded = await deps.store.loadStates(missing);
-      const work = new Map<string, ModelState | undefined>();
+      const work = new Map<string, TriggerState | undefined>();
       for (const m of missing) work.set(m, loaded.get(m));
       const rows: DecisionRow[] = [];
       const requests: RetrainRequest[] = [];
       const at = now();
       const serving = new Map<string, boolean>();
-      for (const { value: alert } of items) {
+      for (const { value: alert, record } of items) {
+        const current = work.has(alert.model) ? work.get(alert.model) : states.get(alert.model);
+        if (isReplay(current, record)) {
+          rows.push(decisionRow(alert, replayOf(current, alert, record.offset), at, true));
+          continue;
+        }
         const key = `${alert.model}\u0000${alert.model_version}`;
         if (deps.isServing !== undefined && !serving.has(key)) {
           serving.set(key, await deps.isServing(alert.model, alert.model_version));
         }
-        const current = work.has(alert.model) ? work.get(alert.model) : states.get(alert.model);
         let baseline: Baseline | undefined;
         if (alert.kind === 'PERFORMANCE' && needsBaseline(deps.policy, alert.model)) {
           baseline = await deps.store.baseline(alert.model, alert.model_version);
         }
-        const result = decide(deps.policy, current, alert, baseline, serving.get(key) ?? true);
-        work.set(alert.model, result.state);
+        const decided = decide(deps.policy, current, alert, baseline, serving.get(key) ?? true);
+        const position = { topic: record.topic, partition: record.partition, offset: record.offset };
+        const state: TriggerState = { ...decided.state, decidedThrough: position };
+        const result: DecideResult = { ...decided, state };
+        work.set(alert.model, state);
         rows.push(decisionRow(alert, result, at));
         if (result.decision.kind === 'fire') requests.push(retrainRequestOf(result.decision.plan));
       }

@@ -36,11 +36,20 @@ const alert = (w: number): DriftAlert => ({
   evidence: '{}',
 });
 
+/** Offsets go on from batch to batch, as in a partition (a replay is the same records again). */
+let nextOffset = 0;
+const record = () => ({
+  topic: 't',
+  partition: 0,
+  offset: String(nextOffset++),
+  key: null,
+  value: null,
+  headers: {},
+  timestamp: 0,
+});
+
 const items = (ws: number[]): Array<DecodedRecord<DriftAlert>> =>
-  ws.map((w, i) => ({
-    record: { topic: 't', partition: 0, offset: String(i), key: null, value: null, headers: {}, timestamp: 0 },
-    value: alert(w),
-  }));
+  ws.map((w) => ({ record: record(), value: alert(w) }));
 
 /** Keeps rows like retrain_decisions FINAL would: per (model, alert_id) the max `first`, then the last. */
 class MemoryStore implements DecisionStore {
@@ -56,6 +65,16 @@ class MemoryStore implements DecisionStore {
       if (last !== undefined) out.set(m, JSON.parse(last.state) as ModelState);
     }
     return out;
+  }
+  /** `SELECT … FINAL`: per (model, alert_id) the row of greatest `first`, the last written among equals. */
+  final(): DecisionRow[] {
+    const kept = new Map<string, DecisionRow>();
+    for (const r of this.rows) {
+      const key = `${r.model}\u0000${r.alert_id}`;
+      const prior = kept.get(key);
+      if (prior === undefined || r.first >= prior.first) kept.set(key, r);
+    }
+    return [...kept.values()];
   }
   async baseline() {
     return undefined;
@@ -107,7 +126,7 @@ describe('trigger processor', () => {
     const store = new MemoryStore();
     const sent: RetrainRequest[] = [];
     const shadow = (w: number): DecodedRecord<DriftAlert> => ({
-      record: { topic: 't', partition: 0, offset: String(100 + w), key: null, value: null, headers: {}, timestamp: 0 },
+      record: record(),
       value: { ...alert(w), alert_id: `s${w}`, model_version: 'v2-shadow' },
     });
     const p = processor(store, sent, async (_model, version) => version === 'v1');
@@ -140,6 +159,49 @@ describe('trigger processor', () => {
     expect(sent).toHaveLength(2);
     expect(sent[1]!.request_id).toBe(sent[0]!.request_id); // the trainer trains once per request_id
     expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'fire']);
+  });
+
+  it('a replay after the record never replaces a decision, even of an alert the policy forgot (found by a review)', async () => {
+    const strict = parsePolicyText(`
+models:
+  fraud:
+    signals: { share_drifted: 0.3 }
+    sustain: 1
+    cooldown: 1h
+    late_horizon: 10m
+`);
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const options = {
+      policy: strict,
+      store,
+      decode: () => alert(0),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async (r: readonly RetrainRequest[]) => {
+        sent.push(...r);
+      },
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test' }),
+      now: () => 0,
+    };
+    const batch = items([0, 100]);
+    await triggerProcessor(options).process(batch, ctx);
+    expect(store.rows.map((r) => r.reason)).toEqual(['fire', 'fire']);
+    // Crash after the record, before the commit: a new instance gets the same batch again. a0's
+    // window is far behind the horizon of the recorded state: decided as new it was too_late.
+    await triggerProcessor(options).process(batch, ctx);
+    expect(store.rows.slice(2).map((r) => [r.reason, r.first])).toEqual([
+      ['duplicate', 0],
+      ['duplicate', 0],
+    ]);
+    expect(store.final().map((r) => [r.alert_id, r.reason, r.fired])).toEqual([
+      ['a0', 'fire', 1],
+      ['a100', 'fire', 1],
+    ]);
+    expect(sent).toHaveLength(2);
+    // Later alerts of the partition are decided as before.
+    await triggerProcessor(options).process(items([200]), ctx);
+    expect(store.rows.at(-1)).toMatchObject({ alert_id: 'a200', reason: 'fire', first: 1 });
   });
 
   it('keeps at most maxModelStates model states; an evicted model reloads the same state', async () => {
@@ -216,6 +278,10 @@ models:
     const empty = { ...alert(0), window_start: alert(0).window_end };
     await expect(decodeOf(empty)(record)).rejects.toThrow(
       /^alert [^:]+: window_start \d+ is not before window_end \d+ \(an empty window\)$/,
+    );
+    // The model name is bounded like the producers' (it is part of every state, row and metric).
+    await expect(decodeOf({ ...alert(0), model: 'm'.repeat(10_000) })(record)).rejects.toThrow(
+      /model must be 1\.\.256 characters/,
     );
     await expect(decodeOf(alert(0))(record)).resolves.toEqual(alert(0));
   });

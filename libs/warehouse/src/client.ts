@@ -1,7 +1,15 @@
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
-import { ConfigError, DriftlineError, SinkUnavailableError, withDeadline } from '@driftline/core';
+import {
+  ConfigError,
+  cutText,
+  DriftlineError,
+  redactCredentials,
+  SinkUnavailableError,
+  withDeadline,
+} from '@driftline/core';
 import { createChdbConnection } from 'chdb/connection';
 import { type ClickHouseConfig, DEFAULT_CLICKHOUSE_TIMEOUT_MS } from './config.js';
 import { toWarehouseError } from './errors.js';
@@ -39,6 +47,11 @@ export interface ClickHouse {
   selectTyped(sql: string, params?: QueryParams): Promise<TypedResult>;
   /** DDL and other statements without a result. */
   command(sql: string): Promise<void>;
+  /**
+   * Server connection: checks that the URL answers as ClickHouse (`SELECT version()`), before
+   * anything is written. Embedded: nothing to check. See `verifyServer` below.
+   */
+  verify(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -167,12 +180,40 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
         details: { clickhouse: { category: 'unavailable', name: 'TIMEOUT' } },
       });
     }
-    throw toWarehouseError(action, result.error);
+    throw toWarehouseError(action, result.error, config.mode);
   }
+
+  // On the server connection an answer counts only when ClickHouse gave it: a proxy or another
+  // service that answers 200 to anything would otherwise "acknowledge" inserts that never landed.
+  // A query's unread result is closed, so its socket goes back to the pool.
+  const fromClickHouse = (action: string, answer: { response_headers: ResponseHeaders; close?: () => void }): void => {
+    if (config.mode !== 'server') return;
+    try {
+      requireClickHouseHeaders(action, answer.response_headers);
+    } catch (error) {
+      answer.close?.();
+      throw error;
+    }
+  };
 
   const table = (name: string) => {
     if (!IDENTIFIER.test(name)) throw new DriftlineError('INTERNAL', `not a table identifier: ${name}`);
     return `${config.database}.${name}`;
+  };
+  // The table's column types as the engine has them (migrations included), by name.
+  const columnTypes = async (name: string): Promise<Map<string, string>> => {
+    table(name);
+    const rows = await call('query', async (abort_signal) => {
+      const result = await client.query({
+        query: 'SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {table:String}',
+        query_params: { db: config.database, table: name },
+        format: 'JSONEachRow',
+        abort_signal,
+      });
+      fromClickHouse('query', result);
+      return result.json<{ name: string; type: string }>();
+    });
+    return new Map(rows.map((r) => [r.name, r.type]));
   };
   return {
     database: config.database,
@@ -181,9 +222,23 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
     table,
     async insert(name, rows) {
       if (rows.length === 0) return;
-      await call(`insert into ${name}`, (abort_signal) =>
-        client.insert({ table: table(name), values: [...rows], format: 'JSONEachRow', abort_signal }),
-      );
+      const action = `insert into ${name}`;
+      // JSON has no NaN or ±Infinity: they are sent as null, which ClickHouse stores as 0 in a
+      // column that is not Nullable. Column types are looked up only when such a number is present.
+      const nonFinite = nonFiniteValues(rows);
+      if (nonFinite.size > 0) {
+        const types = await columnTypes(name);
+        for (const [column, value] of nonFinite) rejectNonFinite(action, column, value, types.get(column));
+      }
+      await call(action, async (abort_signal) => {
+        const result = await client.insert({
+          table: table(name),
+          values: [...rows],
+          format: 'JSONEachRow',
+          abort_signal,
+        });
+        fromClickHouse(action, result);
+      });
     },
     select<T>(sql: string, params: QueryParams = {}) {
       return call('query', async (abort_signal) => {
@@ -193,6 +248,7 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
           format: 'JSONEachRow',
           abort_signal,
         });
+        fromClickHouse('query', result);
         return result.json<T>();
       });
     },
@@ -204,20 +260,137 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
           format: 'JSONCompactEachRow',
           abort_signal,
         });
+        fromClickHouse('query', result);
         for await (const rows of result.stream<unknown[]>()) onRows(rows.map((row) => row.json<unknown[]>()));
       });
     },
     selectTyped(sql, params = {}) {
       return call('query', async (abort_signal) => {
         const result = await client.query({ query: sql, query_params: { ...params }, format: 'JSON', abort_signal });
+        fromClickHouse('query', result);
         return (await result.json()) as unknown as TypedResult;
       });
     },
     async command(sql) {
-      await call('command', (abort_signal) => client.command({ query: sql, abort_signal }));
+      await call('command', async (abort_signal) => {
+        const result = await client.command({ query: sql, abort_signal });
+        fromClickHouse('command', result);
+      });
+    },
+    async verify() {
+      if (config.mode !== 'server') return;
+      // The error answer is read here, not thrown by the client, which would drop its status and headers.
+      const answer = await call('connect', async (abort_signal) => {
+        const result = await client.exec({
+          query: 'SELECT version() FORMAT JSONEachRow',
+          ignore_error_response: true,
+          abort_signal,
+        });
+        return {
+          status: result.http_status_code ?? 0,
+          headers: result.response_headers,
+          body: await readText(result.stream, MAX_PROBE_BYTES),
+        };
+      });
+      verifyServer(config.url, answer);
     },
     close: async () => {
       if (config.mode === 'server') await client.close();
     },
   };
+}
+
+type ResponseHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/**
+ * ClickHouse (and `driftline clickhouse serve`) answers every query with X-ClickHouse-Query-Id and
+ * X-ClickHouse-Summary. An answer with neither came from something else — a proxy's page, another
+ * service on that port — so it acknowledges nothing: retriable, nothing is committed past it.
+ */
+function requireClickHouseHeaders(action: string, headers: ResponseHeaders): void {
+  if (headers['x-clickhouse-query-id'] !== undefined || headers['x-clickhouse-summary'] !== undefined) return;
+  throw new SinkUnavailableError(
+    `clickhouse ${action}: NOT_CLICKHOUSE: the answer carries no X-ClickHouse-Query-Id or X-ClickHouse-Summary header, so it is not ClickHouse's (DRIFTLINE_CLICKHOUSE_URL, or a proxy in front of it): not counted as done`,
+    { details: { clickhouse: { category: 'unavailable', name: 'NOT_CLICKHOUSE' } } },
+  );
+}
+
+/** The probe reads at most this much of an answer: a version, or the start of an error page. */
+const MAX_PROBE_BYTES = 16 * 1024;
+
+async function readText(stream: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    chunks.push(bytes);
+    size += bytes.length;
+    if (size >= limit) break; // leaving the loop destroys the stream
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+/** `{"version()":"24.8.1.1"}`, nothing else: what ClickHouse answers to the probe. */
+const VERSION_ROW = /^\{"version\(\)":"(\d+\.\d+[0-9.]*)"\}\n?$/;
+
+export interface ProbeAnswer {
+  readonly status: number;
+  readonly headers: ResponseHeaders;
+  readonly body: string;
+}
+
+/**
+ * Whether the answer to `SELECT version()` is ClickHouse's. Any X-ClickHouse-* header: ClickHouse
+ * (a 2xx must carry the version; an error, e.g. bad credentials, is classified by its code as every
+ * call's is). Without them: a 5xx, 408 or 429 is a proxy in front of a ClickHouse that is down —
+ * retriable, a starting service waits for it — and anything else (200 to everything, a 404, another
+ * service's redirect) is the wrong URL: a ConfigError naming DRIFTLINE_CLICKHOUSE_URL, at once.
+ */
+export function verifyServer(url: string, answer: ProbeAnswer): void {
+  const where = redactCredentials(url);
+  const text = cutText(answer.body.replace(/\s+/g, ' ').trim(), 120);
+  const excerpt = text === '' ? '(empty body)' : JSON.stringify(text);
+  const fromClickHouse = Object.keys(answer.headers).some((h) => h.toLowerCase().startsWith('x-clickhouse-'));
+  const ok = answer.status >= 200 && answer.status < 300;
+  if (fromClickHouse) {
+    if (ok && VERSION_ROW.test(answer.body)) return;
+    if (!ok) throw toWarehouseError('connect', new Error(answer.body), 'server');
+  } else if (answer.status >= 500 || answer.status === 408 || answer.status === 429) {
+    throw new SinkUnavailableError(
+      `clickhouse connect: DRIFTLINE_CLICKHOUSE_URL ${where} answered HTTP ${answer.status} without ClickHouse's headers (a proxy whose ClickHouse is down?): ${excerpt}`,
+      { details: { clickhouse: { category: 'unavailable', name: 'NOT_CLICKHOUSE' } } },
+    );
+  }
+  throw new ConfigError(
+    'DRIFTLINE_CLICKHOUSE_URL',
+    `${where} is not a ClickHouse server: SELECT version() was answered with HTTP ${answer.status}${fromClickHouse ? '' : ' and no X-ClickHouse-* header'}: ${excerpt}`,
+  );
+}
+
+/** Columns holding NaN or ±Infinity in some row (top level or inside an array or map), with the first such value. */
+function nonFiniteValues(rows: ReadonlyArray<object>): Map<string, number> {
+  const found = new Map<string, number>();
+  const scan = (column: string, value: unknown, depth: number): void => {
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value) && !found.has(column)) found.set(column, value);
+    } else if (value !== null && typeof value === 'object' && depth < 4) {
+      for (const inner of Object.values(value)) scan(column, inner, depth + 1);
+    }
+  };
+  for (const row of rows) for (const [column, value] of Object.entries(row)) scan(column, value, 0);
+  return found;
+}
+
+/**
+ * A non-finite number can only be a NULL: fine where the column (or, inside an array or map, its
+ * element) is Nullable; anywhere else ClickHouse would store 0 — poison, it can never succeed.
+ * An unknown column or table is left to ClickHouse (which skips the key, or refuses the table).
+ */
+function rejectNonFinite(action: string, column: string, value: number, type: string | undefined): void {
+  if (type === undefined || /Nullable\(/.test(type)) return;
+  throw new DriftlineError(
+    'SINK_REJECTED',
+    `clickhouse ${action}: NON_FINITE_NUMBER: column ${column} (${type}) got ${value}, which it cannot hold (ClickHouse would store 0)`,
+    { retriable: false, details: { clickhouse: { category: 'rejected', name: 'NON_FINITE_NUMBER', column } } },
+  );
 }

@@ -32,12 +32,12 @@ const TRANSPORT_CODES = new Set([
 const SYSTEM_CODE =
   /^(E[A-Z0-9]+|ERR_TLS_[A-Z0-9_]+|ERR_SSL_[A-Z0-9_]+|CERT_[A-Z0-9_]+|UNABLE_TO_[A-Z0-9_]+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)$/;
 
-// What @clickhouse/client throws without a code: its request timeout, an aborted request, a
-// dropped socket, and the bodies proxies/load balancers answer with on 401/403/429/502/503/504
-// (the client turns a non-2xx body without a ClickHouse code into `new Error(body)`); chdb's
-// closed connection.
+// What either connection throws without a code for its own transport: the client's request
+// timeout, an aborted request, a dropped socket; chdb's closed connection. (A proxy's or load
+// balancer's page is not listed here: in server mode every answer without a ClickHouse code retries,
+// see ANSWER_WITHOUT_CODE.)
 const TRANSPORT_MESSAGE =
-  /^Timeout error\.|The user aborted a request|socket hang up|Query aborted|Bad Gateway|Service (Temporarily )?Unavailable|Gateway Time-?out|upstream connect error|no healthy upstream|^\s*(401 )?Unauthorized|^\s*(403 )?Forbidden|Too Many Requests|ChdbConnection is closed/i;
+  /^Timeout error\.|The user aborted a request|socket hang up|Query aborted|ChdbConnection is closed/i;
 
 // "Code: 41. DB::Exception: ... (CANNOT_PARSE_DATETIME)" as either connection words it.
 const CODE_IN_MESSAGE = /Code: (\d+)\. DB::Exception: .*?\(([A-Z][A-Z0-9_]{2,})\)/s;
@@ -71,14 +71,45 @@ function transportCode(error: unknown): string | undefined {
   return chain.some((e) => TRANSPORT_MESSAGE.test(e.message)) ? 'TRANSPORT' : undefined;
 }
 
+/** Which connection a call went through: the rule for an error without a ClickHouse code differs. */
+export type ClickHouseConnection = 'server' | 'embedded';
+
+/** `details.clickhouse.name` of a server answer that carries no ClickHouse error code. */
+export const ANSWER_WITHOUT_CODE = 'NO_CLICKHOUSE_CODE';
+
+/**
+ * Whether an error without a ClickHouse code is something a server answered. @clickhouse/client
+ * drops the HTTP status and turns the body of a failed answer into a plain `new Error(body)`; a
+ * SyntaxError is a 2xx body that does not parse. TypeError and RangeError, and errors with a Node
+ * code, are raised in this process (a row JSON cannot encode: BigInt, a cycle): those stay `unknown`.
+ */
+function isServerAnswer(error: unknown): boolean {
+  if (!(error instanceof Error) || (error as { code?: unknown }).code !== undefined) return false;
+  const proto: unknown = Object.getPrototypeOf(error);
+  return proto === Error.prototype || proto === SyntaxError.prototype;
+}
+
+/** An answer's body as one readable line: a proxy's HTML page without its tags, or that it was empty. */
+function answerText(body: string): string {
+  const text = body
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return `an answer without a ClickHouse error code (a proxy or load balancer in front of ClickHouse, or not ClickHouse): ${text === '' ? '(empty body)' : text}`;
+}
+
 /**
  * Classifies a failed ClickHouse call, from either connection, by ClickHouse error code:
  * unavailable/overloaded/timed out and environment (schema, auth) → retry; a value the server
- * refused → poison. Without a ClickHouse code, a transport failure retries; anything else is
- * `unknown` and is not retried, so a genuinely unknown failure cannot pause a partition forever
- * (bisection isolates it, the DLQ keeps the record).
+ * refused → poison. Only ClickHouse's own errors carry a code (`Code: N. DB::Exception`, the
+ * X-ClickHouse-Exception-Code header), so only they can be poison. Without a code: a transport
+ * failure retries; on the server connection, anything the server (or a proxy, a load balancer, a
+ * wrong endpoint) answered retries too — an outage page is never the record's fault. Anything else
+ * (an embedded-engine failure without a code, a row this process cannot serialize) is `unknown` and
+ * not retried, so a genuinely unknown failure cannot pause a partition forever (bisection isolates
+ * it, the DLQ keeps the record).
  */
-export function classifyClickHouseError(error: unknown): ClickHouseErrorInfo {
+export function classifyClickHouseError(error: unknown, connection: ClickHouseConnection): ClickHouseErrorInfo {
   const message = error instanceof Error ? error.message : String(error);
   const ch = clickhouseCode(error);
   if (ch !== undefined) {
@@ -92,6 +123,9 @@ export function classifyClickHouseError(error: unknown): ClickHouseErrorInfo {
   }
   const transport = transportCode(error);
   if (transport !== undefined) return { category: 'unavailable', name: transport, message };
+  if (connection === 'server' && isServerAnswer(error)) {
+    return { category: 'unavailable', name: ANSWER_WITHOUT_CODE, message: answerText(message) };
+  }
   return { category: 'unknown', message };
 }
 
@@ -102,9 +136,9 @@ const MAX_MESSAGE = 500;
  * (not retriable). The ClickHouse name and number lead the message — it becomes the DLQ reason
  * header — and sit in `details.clickhouse`.
  */
-export function toWarehouseError(action: string, error: unknown): DriftlineError {
+export function toWarehouseError(action: string, error: unknown, connection: ClickHouseConnection): DriftlineError {
   if (error instanceof DriftlineError) return error;
-  const info = classifyClickHouseError(error);
+  const info = classifyClickHouseError(error, connection);
   const label = info.code === undefined ? (info.name ?? 'unknown error') : `${info.name ?? 'code'} (${info.code})`;
   const text = info.message.length > MAX_MESSAGE ? `${cutText(info.message, MAX_MESSAGE)}…` : info.message;
   const message = `clickhouse ${action}: ${label}: ${text.trim()}`;

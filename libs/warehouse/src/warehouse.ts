@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { ConfigError } from '@driftline/core';
+import { ConfigError, redactCredentials } from '@driftline/core';
 import type { ModelCardData, ReportData } from '@driftline/report';
 import { type ClickHouse, createClickHouse } from './client.js';
 import type { ClickHouseConfig } from './config.js';
@@ -89,14 +89,22 @@ export interface OpenOptions {
 }
 
 /**
- * Connects, applies every pending migration (the one ordered list), and returns the stores. With
- * `migrate: false` it only checks that the database exists: a ConfigError naming
- * DRIFTLINE_CLICKHOUSE_DATABASE otherwise.
+ * Connects, checks that a server URL answers as ClickHouse (a ConfigError naming
+ * DRIFTLINE_CLICKHOUSE_URL otherwise: another service, or one answering 200 to anything, had
+ * "applied" migrations and "stored" every insert), applies every pending migration (the one ordered
+ * list), and returns the stores. With `migrate: false` it only checks that the database exists: a
+ * ConfigError naming DRIFTLINE_CLICKHOUSE_DATABASE otherwise.
  */
 export async function openWarehouse(config: ClickHouseConfig, options: OpenOptions = {}): Promise<Warehouse> {
   const ch = await createClickHouse(config);
-  if (options.migrate ?? true) await migrate(ch, migrations);
-  else await requireDatabase(ch, config);
+  try {
+    await ch.verify();
+    if (options.migrate ?? true) await migrate(ch, migrations);
+    else await requireDatabase(ch, config);
+  } catch (error) {
+    await ch.close().catch(() => {});
+    throw error;
+  }
   return warehouseOn(ch);
 }
 
@@ -106,11 +114,10 @@ async function requireDatabase(ch: ClickHouse, config: ClickHouseConfig): Promis
     { db: ch.database },
   );
   if (Number(row?.n ?? 0) > 0) return;
-  await ch.close();
   const where =
     config.mode === 'embedded'
       ? `the embedded engine at ${resolve(config.path)}`
-      : `the ClickHouse server ${config.url}`;
+      : `the ClickHouse server ${redactCredentials(config.url)}`;
   throw new ConfigError(
     'DRIFTLINE_CLICKHOUSE_DATABASE',
     `database ${JSON.stringify(ch.database)} does not exist on ${where} (a typo, or nothing has written there yet)`,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,6 +154,42 @@ describe('ClickHouse errors through the consumer loop (real Kafka, real ClickHou
       attempts++;
     });
     await eventually(async () => (attempts >= 4 ? true : undefined), 30_000, 50);
+    expect(handle.ready()).toBe(false);
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const committed = await committedOffsets(kafka, group, topic);
+    expect([...committed.values()].every((offset) => offset < 0n)).toBe(true);
+    const dlq = await topicOffsets(kafka, `${topic}.dlq`);
+    expect(dlq.reduce((n, o) => n + Number(o.high - o.low), 0)).toBe(0);
+  });
+
+  it('a load balancer answering 503 while ClickHouse is down is retried: nothing committed, nothing dead-lettered (found by a review)', async () => {
+    // Envoy's answer while its upstream redeploys: no ClickHouse code in it. It was SINK_REJECTED,
+    // so the whole batch was bisected into the DLQ and its offsets committed during the outage.
+    const balancer = createHttpServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(503, { 'content-type': 'text/plain' }).end('upstream request timeout'));
+    });
+    await new Promise<void>((resolve) => balancer.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => balancer.close(() => resolve())));
+    const topic = uniqueName('wh-503');
+    const group = uniqueName('group');
+    const ch = await createClickHouse({
+      mode: 'server',
+      url: `http://127.0.0.1:${(balancer.address() as { port: number }).port}`,
+      database: 'driftline',
+      timeoutMs: 2_000,
+    });
+    await produce(topic, [
+      { id: 'a', labelTime: T0 },
+      { id: 'b', labelTime: T0 },
+      { id: 'c', labelTime: T0 },
+      { id: 'd', labelTime: T0 },
+    ]);
+    let attempts = 0;
+    const handle = await run(topic, group, ch, () => {
+      attempts++;
+    });
+    await eventually(async () => (attempts >= 6 ? true : undefined), 30_000, 50);
     expect(handle.ready()).toBe(false);
     const kafka = kafkaFor(stack.kafkaBrokers);
     const committed = await committedOffsets(kafka, group, topic);

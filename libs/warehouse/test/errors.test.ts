@@ -2,6 +2,8 @@ import { ClickHouseError } from '@clickhouse/client';
 import { DriftlineError, SinkUnavailableError, toDriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import {
+  ANSWER_WITHOUT_CODE,
+  type ClickHouseConnection,
   type ClickHouseErrorCategory,
   chTime,
   classifyClickHouseError,
@@ -43,6 +45,9 @@ const errorOf = (label: string): Error => {
   return rebuild(s);
 };
 
+// The label says which connection threw it.
+const connectionOf = (label: string): ClickHouseConnection => (label.startsWith('server:') ? 'server' : 'embedded');
+
 describe('classifyClickHouseError over errors captured from chdb and @clickhouse/client', () => {
   const expected: Array<[string, ClickHouseErrorCategory, number | undefined, string | undefined]> = [
     ['embedded: string into UInt32', 'rejected', 27, 'CANNOT_PARSE_INPUT_ASSERTION_FAILED'],
@@ -55,7 +60,7 @@ describe('classifyClickHouseError over errors captured from chdb and @clickhouse
     ['embedded: aborted by signal', 'unavailable', undefined, 'CHDB_ABORT'],
     ['server: connection refused', 'unavailable', undefined, 'ECONNREFUSED'],
     ['server: request timeout', 'unavailable', undefined, 'TRANSPORT'],
-    ['server: proxy 503 page', 'unavailable', undefined, 'TRANSPORT'],
+    ['server: proxy 503 page', 'unavailable', undefined, 'NO_CLICKHOUSE_CODE'],
     ['server: TOO_MANY_PARTS', 'unavailable', 252, 'TOO_MANY_PARTS'],
   ];
 
@@ -64,7 +69,7 @@ describe('classifyClickHouseError over errors captured from chdb and @clickhouse
   });
 
   it.each(expected)('%s → %s (%s %s)', (label, category, code, name) => {
-    const info = classifyClickHouseError(errorOf(label));
+    const info = classifyClickHouseError(errorOf(label), connectionOf(label));
     expect(info.category).toBe(category);
     expect(info.code).toBe(code);
     expect(info.name).toBe(name);
@@ -72,13 +77,13 @@ describe('classifyClickHouseError over errors captured from chdb and @clickhouse
 
   it('reads the code from a bare chdb error (no ClickHouseError around it) and from message text', () => {
     const chdb = errorOf('embedded: DateTime64 year 318857').cause as Error;
-    expect(classifyClickHouseError(chdb)).toMatchObject({
+    expect(classifyClickHouseError(chdb, 'embedded')).toMatchObject({
       category: 'rejected',
       code: 41,
       name: 'CANNOT_PARSE_DATETIME',
     });
     const text = new Error(chdb.message);
-    expect(classifyClickHouseError(text)).toMatchObject({
+    expect(classifyClickHouseError(text, 'server')).toMatchObject({
       category: 'rejected',
       code: 41,
       name: 'CANNOT_PARSE_DATETIME',
@@ -96,29 +101,82 @@ describe('classifyClickHouseError over errors captured from chdb and @clickhouse
       coded('EPROTO'),
       coded('EMFILE'),
       coded('EADDRNOTAVAIL'),
-      new Error('Unauthorized'),
-      new Error('Too Many Requests'),
       new Error('ChdbConnection is closed'),
       new Error('Code: 225. DB::Exception: Cannot use ZooKeeper table engine (NO_ZOOKEEPER)'),
       new Error('Code: 499. DB::Exception: Connection reset (S3_ERROR)'),
       new Error('Code: 1000. DB::Exception: Net Exception: Connection reset by peer (POCO_EXCEPTION)'),
     ]) {
-      expect(classifyClickHouseError(error).category, error.message).toBe('unavailable');
-      expect(toWarehouseError('insert', error).retriable, error.message).toBe(true);
+      for (const connection of ['server', 'embedded'] as const) {
+        expect(classifyClickHouseError(error, connection).category, error.message).toBe('unavailable');
+        expect(toWarehouseError('insert', error, connection).retriable, error.message).toBe(true);
+      }
     }
     // Node's own argument errors are code paths, not connections: still unknown.
-    expect(classifyClickHouseError(coded('ERR_INVALID_ARG_TYPE')).category).toBe('unknown');
+    expect(classifyClickHouseError(coded('ERR_INVALID_ARG_TYPE'), 'server').category).toBe('unknown');
   });
 
-  it('treats a foreign error without a code or a transport sign as unknown (not retried)', () => {
-    expect(classifyClickHouseError(new TypeError('Do not know how to serialize a BigInt')).category).toBe('unknown');
-    expect(classifyClickHouseError('weird').category).toBe('unknown');
+  // What @clickhouse/client makes of an answer without a ClickHouse code: `new Error(body)`, the
+  // HTTP status dropped. Bodies a review saw proxies and load balancers answer during an outage;
+  // every one was SINK_REJECTED, so a whole batch was dead-lettered and committed.
+  const outagePages = [
+    '', // 503, 429 or 401 with an empty body
+    'upstream request timeout', // Envoy, 503
+    'Internal Server Error',
+    '<html><head><title>500 Internal Server Error</title></head><body><center><h1>500 Internal Server Error</h1></center><hr><center>nginx</center></body></html>',
+    'default backend - 404', // a Kubernetes ingress whose backend is gone
+    '{"error_code":404,"message":"HTTP 404 Not Found"}',
+  ];
+
+  it.each(outagePages)('server: an answer without a ClickHouse code (%j) is an outage, retried', (body) => {
+    const info = classifyClickHouseError(new Error(body), 'server');
+    expect(info).toMatchObject({ category: 'unavailable', name: ANSWER_WITHOUT_CODE });
+    const error = toWarehouseError('insert into t', new Error(body), 'server');
+    expect(error).toBeInstanceOf(SinkUnavailableError);
+    expect(error.message).toMatch(
+      /^clickhouse insert into t: NO_CLICKHOUSE_CODE: an answer without a ClickHouse error code/,
+    );
+    expect(error.message).not.toMatch(/[<>\n]/); // a page's tags and lines are gone: one readable line
+  });
+
+  it('server: an answer that is not JSON (a 200 page where rows were expected) is retried too', () => {
+    expect(classifyClickHouseError(new SyntaxError('Unexpected token < in JSON'), 'server').category).toBe(
+      'unavailable',
+    );
+  });
+
+  it("server: ClickHouse's own codes still decide (only they can be poison)", () => {
+    const body =
+      "Code: 27. DB::Exception: Cannot parse input: expected '\"' before: 'x' (CANNOT_PARSE_INPUT_ASSERTION_FAILED) (version 24.8.1.1)";
+    expect(toWarehouseError('insert', new Error(body), 'server')).toMatchObject({
+      code: 'SINK_REJECTED',
+      retriable: false,
+    });
+    const syntax = 'Code: 62. DB::Exception: Syntax error (SYNTAX_ERROR) (version 24.8.1.1)';
+    expect(classifyClickHouseError(new Error(syntax), 'server').category).toBe('unknown');
+  });
+
+  it('embedded: an error without a code keeps its own classification (there is no proxy; the engine is in this process)', () => {
+    for (const body of outagePages)
+      expect(classifyClickHouseError(new Error(body), 'embedded').category).toBe('unknown');
+  });
+
+  it('treats an error raised in this process (a row JSON cannot encode) as unknown on either connection (not retried)', () => {
+    for (const connection of ['server', 'embedded'] as const) {
+      const bigint = new TypeError('Do not know how to serialize a BigInt');
+      expect(classifyClickHouseError(bigint, connection).category).toBe('unknown');
+      expect(classifyClickHouseError(new RangeError('Invalid string length'), connection).category).toBe('unknown');
+      expect(classifyClickHouseError('weird', connection).category).toBe('unknown');
+    }
   });
 });
 
 describe('toWarehouseError', () => {
   it('a rejected row is SINK_REJECTED, not retriable, code name and number in message and details', () => {
-    const error = toWarehouseError('insert into drift_windows', errorOf('embedded: DateTime64 year 318857'));
+    const error = toWarehouseError(
+      'insert into drift_windows',
+      errorOf('embedded: DateTime64 year 318857'),
+      'embedded',
+    );
     expect(error).toBeInstanceOf(DriftlineError);
     expect(error.code).toBe('SINK_REJECTED');
     expect(error.retriable).toBe(false);
@@ -131,14 +189,14 @@ describe('toWarehouseError', () => {
 
   it('unavailable and environment errors are SinkUnavailableError (retriable)', () => {
     for (const label of ['server: connection refused', 'server: TOO_MANY_PARTS', 'embedded: unknown table']) {
-      const error = toWarehouseError('query', errorOf(label));
+      const error = toWarehouseError('query', errorOf(label), connectionOf(label));
       expect(error).toBeInstanceOf(SinkUnavailableError);
       expect(error.retriable).toBe(true);
     }
   });
 
   it('an unknown server error is not retried, so it cannot pause a partition forever', () => {
-    const error = toWarehouseError('query', errorOf('embedded: syntax error'));
+    const error = toWarehouseError('query', errorOf('embedded: syntax error'), 'embedded');
     expect(error.retriable).toBe(false);
     expect(error.message).toMatch(/SYNTAX_ERROR \(62\)/);
   });
@@ -151,6 +209,7 @@ describe('toWarehouseError', () => {
         new Error(
           `Code: ${code}. DB::Exception: Cannot write to file /var/lib/x.bin: No space left on device. (${UNAVAILABLE_CODES[code]})`,
         ),
+        'server',
       );
       expect(error.retriable).toBe(true);
     },
@@ -160,6 +219,7 @@ describe('toWarehouseError', () => {
     const error = toWarehouseError(
       'insert',
       new Error(`Code: 27. DB::Exception: ${'x'.repeat(5_000)} (CANNOT_PARSE_INPUT_ASSERTION_FAILED)`),
+      'server',
     );
     expect(error.message.length).toBeLessThan(700);
   });

@@ -100,12 +100,16 @@ describe('the ClickHouse host protocol', () => {
     expect(engine).toMatchObject({ code: 72, type: 'CANNOT_PARSE_NUMBER', status: 500 });
     const parsed = parseError(exceptionText(engine, '26.7.2.1'));
     expect(parsed).toMatchObject({ code: '72', type: 'CANNOT_PARSE_NUMBER' });
-    expect(classifyClickHouseError(parsed)).toMatchObject({ category: 'rejected', code: 72 });
+    expect(classifyClickHouseError(parsed, 'server')).toMatchObject({ category: 'rejected', code: 72 });
     // No ClickHouse code: the engine failed, not the request (retriable).
     const broken = hostErrorFrom(new Error('No active connection available'));
     expect(broken).toMatchObject({ code: 425, type: 'SYSTEM_ERROR', status: 503 });
-    expect(classifyClickHouseError(parseError(exceptionText(broken, 'v')))).toMatchObject({ category: 'unavailable' });
+    expect(classifyClickHouseError(parseError(exceptionText(broken, 'v')), 'server')).toMatchObject({
+      category: 'unavailable',
+    });
     const timeout = new HostError(159, 'TIMEOUT_EXCEEDED', 'Timeout exceeded');
-    expect(classifyClickHouseError(parseError(exceptionText(timeout, 'v')))).toMatchObject({ category: 'unavailable' });
+    expect(classifyClickHouseError(parseError(exceptionText(timeout, 'v')), 'server')).toMatchObject({
+      category: 'unavailable',
+    });
   });
 });

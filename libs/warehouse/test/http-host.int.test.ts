@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ClickHouse, createClickHouse, migrate, migrations } from '../src/index.js';
+import { type ClickHouse, createClickHouse, migrate, migrations, openWarehouse } from '../src/index.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/host-process.ts', import.meta.url));
 const children: ChildProcess[] = [];
@@ -154,6 +154,19 @@ describe('the ClickHouse host over the embedded engine', () => {
     expect(refused).toMatchObject({ code: 'SINK_UNAVAILABLE', details: { clickhouse: { code: 516 } } });
     const ch = await server(url, { password: 's3cret' });
     expect(await ch.select('SELECT 1 AS x')).toEqual([{ x: 1 }]);
+    // openWarehouse's check that the URL is ClickHouse: the host passes it, and a refused password
+    // is AUTHENTICATION_FAILED by code (retried), not a ConfigError about the URL.
+    const config = { mode: 'server', url, database: database(), timeoutMs: 20_000 } as const;
+    expect(
+      await openWarehouse(config).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    ).toMatchObject({ code: 'SINK_UNAVAILABLE', details: { clickhouse: { code: 516 } } });
+    const warehouse = await openWarehouse({ ...config, password: 's3cret' });
+    await warehouse.progress.save('merge', 'g', 't', 0, { position: 1, offset: 1 });
+    expect(await warehouse.progress.load('merge', 'g', 't', 0)).toEqual({ position: 1, offset: 1 });
+    await warehouse.close();
     const big = await fetch(`${url}/?user=default&password=s3cret`, {
       method: 'POST',
       body: `SELECT '${'x'.repeat(5000)}'`,

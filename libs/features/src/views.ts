@@ -34,7 +34,10 @@ export interface FeatureView {
   readonly entity: string;
   /** Source topic without the deployment's topic prefix. */
   readonly source: string;
-  /** Redis expiry after the last change, in ms; 0 = never expires. */
+  /**
+   * How long a row is served after its event time, in ms (`ttl`; 0 = `none`, never expires): the
+   * store expires it then and a read refuses an older one.
+   */
   readonly ttlMs: number;
   readonly features: readonly FeatureSpec[];
   readonly featureIndex: ReadonlyMap<string, number>;
@@ -171,7 +174,10 @@ export function parseFeatureViews(document: unknown): FeatureViews {
     if (features.length === 0) fail(at('features'), 'must declare at least one feature');
     if (features.length > MAX_FEATURES_PER_VIEW) fail(at('features'), `at most ${MAX_FEATURES_PER_VIEW} features`);
     const featureIndex = new Map(features.map((f, index) => [f.name, index]));
+    // 0 stands for `none` inside; a written `ttl: 0` (or `0s`) reads as "expire at once", so it is
+    // refused rather than silently meaning "never".
     const ttlMs = raw.ttl === 'none' ? 0 : toMs(raw.ttl);
+    if (raw.ttl !== 'none' && ttlMs <= 0) fail(at('ttl'), 'must be a positive duration, or none (never expires)');
 
     const aggregates: AggregateSpec[] = [];
     const taken = new Set(featureIndex.keys());

@@ -204,4 +204,15 @@ describe('feature view config', () => {
       parseFeatureViews({ views: [{ name: 'v', entity: 'e', ttl: '1.5ms', features: { x: 'double' } }] }),
     ).toThrow(/ttl/);
   });
+
+  it('reads a plain-number ttl as milliseconds and refuses a zero ttl (it read as "never expires"), naming the field', () => {
+    const view = (ttl: unknown) => ({ views: [{ name: 'v', entity: 'e', ttl, features: { x: 'double' } }] });
+    expect(parseFeatureViews(view(1_500)).views[0]!.ttlMs).toBe(1_500);
+    expect(parseFeatureViews(view('none')).views[0]!.ttlMs).toBe(0);
+    for (const zero of [0, '0s', '0ms']) {
+      const error = errorOf(() => parseFeatureViews(view(zero)));
+      expect(error.field).toBe('views[0].ttl');
+      expect(error.message).toMatch(/positive duration, or none/);
+    }
+  });
 });

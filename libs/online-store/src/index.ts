@@ -15,6 +15,8 @@ export { InMemoryOnlineStore, type InMemoryOnlineStoreOptions } from './memory-s
 export { type FeatureRow, MAX_READ_BATCH, type OnlineStore, type RowRequest, type WriteStats } from './port.js';
 export {
   checkedProjection,
+  DAMAGED_ROW,
+  type DecodedRow,
   decodeProjectedRow,
   decodeStoredRow,
   fieldType,
@@ -23,4 +25,5 @@ export {
   ROW_TIME,
   type RowProjection,
   rowProjection,
+  withinTtl,
 } from './rows.js';

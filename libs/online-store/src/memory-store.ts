@@ -2,7 +2,7 @@ import { aggregate, compareEventOrder, decodeValue, type EntityWrite, type Featu
 import type { FeatureValue } from '@driftline/schemas';
 import { encodeEntity } from './keys.js';
 import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from './port.js';
-import { checkBatchSize, checkedProjection, type RowProjection } from './rows.js';
+import { checkBatchSize, checkedProjection, type RowProjection, withinTtl } from './rows.js';
 
 interface WindowEvent {
   readonly eventTime: number;
@@ -33,7 +33,7 @@ export interface InMemoryOnlineStoreOptions {
  * a row is replaced only by a greater (event_time, event_id); the window keeps the distinct events
  * above `anchor − horizon` (anchor = greatest event time seen); aggregates are recomputed when the
  * window or the anchor changed, folded in (event_time, event_id) order; a changed row expires the
- * view's TTL after its newest event time.
+ * view's TTL after its newest event time, and a read refuses a row older than now − the view's TTL.
  */
 export class InMemoryOnlineStore implements OnlineStore {
   private readonly entries = new Map<string, Entry>();
@@ -107,7 +107,8 @@ export class InMemoryOnlineStore implements OnlineStore {
   async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {
     this.checkOpen();
     const projection = checkedProjection(view, features);
-    return this.project(projection, this.live(keyOf(view, entity), this.now()));
+    const at = this.now();
+    return withinTtl(view, this.project(projection, this.live(keyOf(view, entity), at)), at);
   }
 
   async readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>> {
@@ -116,9 +117,12 @@ export class InMemoryOnlineStore implements OnlineStore {
     const at = this.now();
     const resolved = requests.map((r) => ({
       projection: checkedProjection(r.view, r.features),
+      view: r.view,
       keys: r.entities.map((e) => keyOf(r.view, e)),
     }));
-    return resolved.map((r) => r.keys.map((key) => this.project(r.projection, this.live(key, at))));
+    return resolved.map((r) =>
+      r.keys.map((key) => withinTtl(r.view, this.project(r.projection, this.live(key, at)), at)),
+    );
   }
 
   private project(projection: RowProjection, entry: Entry | undefined): FeatureRow | undefined {

@@ -37,10 +37,11 @@ export const MAX_READ_BATCH = 10_000;
  *
  * - `write` applies planned entity writes with event-time last-write-wins on (event_time, event_id)
  *   and maintains the views' sliding window aggregates, atomically per entity; replays, duplicates
- *   and older events change nothing, so a retried batch is harmless. A row expires `view.ttlMs`
- *   after its last change (never when 0). Resolves only once the store holds the batch.
+ *   and older events change nothing, so a retried batch is harmless. A changed row expires
+ *   `view.ttlMs` after its newest event time (never when 0). Resolves only once the store holds the batch.
  * - `read` / `readBatch` return rows projected to the requested fields (every declared feature and
- *   aggregate by default, null when it has no value); `undefined` for an absent entity.
+ *   aggregate by default, null when it has no value); `undefined` for an absent entity, and for
+ *   a row whose event time is at or before now − `view.ttlMs` (the view's TTL as it is now).
  *
  * Errors: a store that is down or slow is a retriable `SinkUnavailableError`; a bad entity id,
  * an unknown field or an oversized batch is a `DriftlineError('BAD_REQUEST')`; a write the store
@@ -52,7 +53,7 @@ export interface OnlineStore {
   read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined>;
   /** Result `i` holds the rows of request `i`, in the order of its entities. */
   readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>>;
-  /** True while the store can serve (the connection is up). */
+  /** True while the store can serve (the connection is up and answers). */
   ready(): boolean;
   close(): Promise<void>;
 }

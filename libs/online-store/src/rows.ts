@@ -44,17 +44,29 @@ export function rowProjection(view: FeatureView, only?: readonly string[]): RowP
   return projection;
 }
 
-/** Decodes an HMGET reply in the order of `projection.fields`; undefined when the entity is absent. */
-export function decodeProjectedRow(
-  projection: RowProjection,
-  values: ReadonlyArray<string | null>,
-): FeatureRow | undefined {
+/**
+ * A stored value that is not a driftline row: a parsed value that is not a JSON object, a key of
+ * another type, a row whose event time is not a number. The store answers such an entity absent
+ * and reports the key (`onCorruptRow`), or refuses the read with WRONGTYPE.
+ */
+export const DAMAGED_ROW = 'damaged';
+
+/** A decoded row, undefined when the entity is absent, or {@link DAMAGED_ROW}. */
+export type DecodedRow = FeatureRow | undefined | typeof DAMAGED_ROW;
+
+/**
+ * Decodes an HMGET reply in the order of `projection.fields`; undefined when the entity is absent,
+ * DAMAGED_ROW when its event time is not a number (it answered `found` with a null event time).
+ */
+export function decodeProjectedRow(projection: RowProjection, values: ReadonlyArray<string | null>): DecodedRow {
   const t = values[0];
   if (t === null || t === undefined) return undefined;
+  const eventTime = Number(t);
+  if (t.trim() === '' || !Number.isFinite(eventTime)) return DAMAGED_ROW;
   const features: Record<string, FeatureValue> = {};
   const { names, types } = projection;
   for (let i = 0; i < names.length; i++) features[names[i]!] = decodeValue(types[i]!, values[i + 2]);
-  return { eventTime: Number(t), eventId: values[1] ?? '', features };
+  return { eventTime, eventId: values[1] ?? '', features };
 }
 
 /**
@@ -73,11 +85,12 @@ export function parseStoredRow(text: string): Readonly<Record<string, unknown>> 
     : undefined;
 }
 
-/** Decodes a parsed stored row with `projection` (as its HMGET reply); undefined when it has no event time. */
-export function decodeStoredRow(
-  projection: RowProjection,
-  row: Readonly<Record<string, unknown>>,
-): FeatureRow | undefined {
+/**
+ * Decodes a parsed stored row with `projection` (as its HMGET reply); undefined when it has no
+ * event time, DAMAGED_ROW when its event time is not a number string.
+ */
+export function decodeStoredRow(projection: RowProjection, row: Readonly<Record<string, unknown>>): DecodedRow {
+  if (Object.hasOwn(row, ROW_TIME) && typeof row[ROW_TIME] !== 'string') return DAMAGED_ROW;
   // Only the row's own string values count: a number, or an inherited member (`constructor`), is absent.
   return decodeProjectedRow(
     projection,
@@ -86,6 +99,15 @@ export function decodeStoredRow(
       return typeof value === 'string' ? value : null;
     }),
   );
+}
+
+/**
+ * `row` unless the view's TTL has passed since its event time (Feast's ttl, on read): the store
+ * expires rows when it writes them, with the TTL of that time; a row written under a longer TTL
+ * (or none) is refused here once the view's current TTL says it is too old.
+ */
+export function withinTtl(view: FeatureView, row: FeatureRow | undefined, now: number): FeatureRow | undefined {
+  return row !== undefined && view.ttlMs > 0 && row.eventTime + view.ttlMs <= now ? undefined : row;
 }
 
 /** {@link rowProjection} of a caller's selection: an unknown field is a BAD_REQUEST naming it. */

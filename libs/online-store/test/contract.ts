@@ -358,6 +358,21 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       expect(await store.read(profile, 'k')).toBeDefined(); // ttl 1d
     });
 
+    it("serves no row older than now − the view's current TTL: a TTL shortened after the write applies at once", async () => {
+      const store = await open();
+      const t = Date.now() - 3 * 3_600_000;
+      await store.write(
+        planWrites([event('profile', 'k', 'a', t, { age: 1 }), event('profile', 'j', 'b', t, { age: 2 })]),
+      );
+      // The same view with its ttl changed to 1h (rows were written under 1d): read 3 h old.
+      const shortened = { ...profile, ttlMs: 3_600_000 };
+      expect(await store.read(shortened, 'k')).toBeUndefined();
+      expect(await store.readBatch([{ view: shortened, entities: ['k', 'j'] }])).toEqual([[undefined, undefined]]);
+      const lengthened = { ...profile, ttlMs: 4 * 3_600_000 };
+      expect((await store.read(lengthened, 'k'))?.features.age).toBe(1);
+      expect((await store.readBatch([{ view: profile, entities: ['j'] }]))[0]?.[0]?.features.age).toBe(2);
+    });
+
     it('refuses bad entity ids, unknown fields and oversized batches with BAD_REQUEST', async () => {
       const store = await open();
       const badRequest = async (promise: Promise<unknown>) => {

@@ -13,6 +13,7 @@ import {
   waitReady,
 } from '../src/redis/index.js';
 import { contractViews, onlineStoreContract } from './contract.js';
+import { recordingLogger } from './support.js';
 
 const stack = inject('stack');
 const config = { url: stack.redisUrl, tls: false };
@@ -322,6 +323,71 @@ describe('Redis adapter specifics', () => {
       await expect(strict.readBatch([{ view: spendView, entities: ['good', 'e'] }])).rejects.toThrow(/WRONGTYPE/);
       expect(corrupt.length).toBeGreaterThanOrEqual(3);
       expect(new Set(corrupt)).toEqual(new Set([key]));
+    } finally {
+      await dropPrefix(keyPrefix);
+    }
+  });
+
+  it('a value that is not a row at an old-layout (v1) key, or a row whose event time is not a number, reads absent like any damaged row, the rest of the batch answered', async () => {
+    const keyPrefix = uniqueName('os');
+    const warnings: Array<{ obj: object; msg?: string }> = [];
+    const onCorruptRow = corruptRowReporter(recordingLogger('warn', warnings));
+    const profile = contractViews.get('profile')!;
+    const v1Key = (entity: string) => v1RowKey(rowKey(keyPrefix, 'profile', entity));
+    try {
+      const good = validateFeatureEvent(contractViews, {
+        event_id: 'g',
+        view: 'profile',
+        entity_id: 'good',
+        event_time: Date.now(),
+        features: { age: 3 },
+      });
+      await new RedisOnlineStore(tooling, { keyPrefix }).write(planWrites([good]));
+      await tooling.set(v1Key('foreign1'), 'hello');
+      await tooling.rpush(v1Key('foreign2'), 'x');
+      await tooling.hset(v1Key('badtime1'), ROW_TIME, 'abc', ROW_EVENT_ID, 'e', 'age', '1');
+      await tooling.set(rowKey(keyPrefix, 'profile', 'badtime2'), JSON.stringify({ [ROW_TIME]: 'abc', age: '1' }));
+      const entities = ['good', 'foreign2', 'foreign1', 'badtime1', 'badtime2', 'absent'];
+      for (const entitiesPerCall of [100, 1]) {
+        const store = new RedisOnlineStore(tooling, { keyPrefix, entitiesPerCall, onCorruptRow });
+        // Each answered 500 (WRONGTYPE … @user_script:3), the batch's good entity included.
+        for (const entity of entities.slice(1)) expect(await store.read(profile, entity)).toBeUndefined();
+        const [rows] = await store.readBatch([{ view: profile, entities }]);
+        expect(rows?.map((r) => r?.features.age)).toEqual([3, undefined, undefined, undefined, undefined, undefined]);
+      }
+      // One warning (once a minute) naming the first damaged key, however many reads met one.
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.obj).toMatchObject({ key: v1Key('foreign2'), reads: 1 });
+      // Without onCorruptRow (the model server): a server fault, as at a v2 key.
+      const strict = new RedisOnlineStore(tooling, { keyPrefix });
+      for (const entity of ['foreign1', 'badtime1', 'badtime2']) {
+        await expect(strict.read(profile, entity)).rejects.toMatchObject({ code: 'CONFIG_INVALID', retriable: false });
+      }
+      await expect(strict.readBatch([{ view: profile, entities: ['good', 'foreign1'] }])).rejects.toThrow(/WRONGTYPE/);
+    } finally {
+      await dropPrefix(keyPrefix);
+    }
+  });
+
+  it("applies the view's current TTL to layout-v1 rows too", async () => {
+    const keyPrefix = uniqueName('os');
+    const store = new RedisOnlineStore(tooling, { keyPrefix });
+    const profile = contractViews.get('profile')!;
+    try {
+      const at = Date.now() - 3 * 3_600_000;
+      await tooling.hset(
+        v1RowKey(rowKey(keyPrefix, 'profile', 'old')),
+        ROW_TIME,
+        String(at),
+        ROW_EVENT_ID,
+        'm',
+        'age',
+        '4',
+      );
+      expect((await store.read(profile, 'old'))?.features.age).toBe(4);
+      const shortened = { ...profile, ttlMs: 3_600_000 };
+      expect(await store.read(shortened, 'old')).toBeUndefined();
+      expect(await store.readBatch([{ view: shortened, entities: ['old'] }])).toEqual([[undefined]]);
     } finally {
       await dropPrefix(keyPrefix);
     }

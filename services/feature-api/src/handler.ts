@@ -19,8 +19,48 @@ import {
   toHttpError,
 } from './http.js';
 
-/** Most characters of feature values one batch answer holds (its JSON is a little larger). */
-export const MAX_ANSWER_VALUE_CHARS = 32 * 1024 * 1024;
+/**
+ * Most bytes the `features` objects of one batch answer take as JSON (UTF-8, escapes included);
+ * the rest of the answer (entity ids, times) is bounded by the request body.
+ */
+export const MAX_ANSWER_FEATURE_BYTES = 32 * 1024 * 1024;
+
+/** What JSON.stringify writes as more than the character itself: control characters, `"`, `\`, surrogates. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the characters JSON escapes
+const ESCAPED_OR_WIDE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/** Bytes of `JSON.stringify(text)` in UTF-8, without building it. */
+export function jsonStringBytes(text: string): number {
+  if (!ESCAPED_OR_WIDE.test(text)) return Buffer.byteLength(text, 'utf8') + 2;
+  let bytes = 2;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20)
+      bytes += c === 8 || c === 9 || c === 10 || c === 12 || c === 13 ? 2 : 6; // \n or \u0001
+    else if (c === 0x22 || c === 0x5c) bytes += 2;
+    else if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c < 0xd800 || c > 0xdfff) bytes += 3;
+    else if (c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4; // a surrogate pair: one 4-byte UTF-8 sequence
+      i++;
+    } else bytes += 6; // a lone surrogate: \udXXX
+  }
+  return bytes;
+}
+
+/** Bytes of `JSON.stringify(features)`: names are view names (`[A-Za-z][A-Za-z0-9_]*`, never escaped). */
+function featuresJsonBytes(features: Readonly<Record<string, FeatureValue>>): number {
+  let bytes = 1; // `{`, and `}` or `,` after each field, minus one when there are none
+  for (const name in features) {
+    const v = features[name];
+    bytes += name.length + 4; // "name": and the , or }
+    if (typeof v === 'string') bytes += jsonStringBytes(v);
+    else if (typeof v === 'number') bytes += Number.isFinite(v) ? String(v).length : 4;
+    else bytes += v === true ? 4 : v === false ? 5 : 4;
+  }
+  return bytes === 1 ? 2 : bytes;
+}
 
 /** One entity in a response: present with its values, or reported absent. */
 export type EntityResult =
@@ -97,26 +137,31 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
 
   /**
    * String values are at most MAX_STRING_FEATURE_LENGTH characters each, but a batch may name an
-   * entity many times: the rows it would answer are measured before they are serialised. 1,000
-   * reads of one entity holding a 900,000-character value answered 500 (V8's string limit) after
-   * a gigabyte of memory.
+   * entity many times: the rows it would answer are measured before they are serialised, in bytes
+   * of JSON. 1,000 reads of one entity holding a 900,000-character value answered 500 (V8's string
+   * limit) after a gigabyte of memory; counted in characters, values of control characters (6
+   * bytes each escaped) passed at 6 times the bound (a review).
    */
   function checkAnswerSize(rows: ReadonlyArray<ReadonlyArray<FeatureRow | undefined>>): void {
-    let chars = 0;
+    let bytes = 0;
+    // An entity named many times is one row object: measured once.
+    const measured = new Map<FeatureRow, number>();
     for (const viewRows of rows) {
       for (const row of viewRows) {
         if (row === undefined) continue;
-        for (const name in row.features) {
-          const v = row.features[name];
-          chars += typeof v === 'string' ? v.length : 8;
+        let size = measured.get(row);
+        if (size === undefined) {
+          size = featuresJsonBytes(row.features);
+          measured.set(row, size);
         }
+        bytes += size;
       }
     }
-    if (chars > MAX_ANSWER_VALUE_CHARS) {
+    if (bytes > MAX_ANSWER_FEATURE_BYTES) {
       throw new HttpError(
         400,
         'BAD_REQUEST',
-        `the answer would hold ${chars} characters of feature values, more than ${MAX_ANSWER_VALUE_CHARS}: ask for fewer entities or features per request`,
+        `the answer would hold ${bytes} bytes of feature values as JSON, more than ${MAX_ANSWER_FEATURE_BYTES}: ask for fewer entities or features per request`,
       );
     }
   }

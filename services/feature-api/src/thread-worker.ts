@@ -9,6 +9,9 @@ import { forwardingLogger } from '@driftline/service/worker';
 import { startFeatureApi } from './api.js';
 import type { FeatureApiThreadData, FromThread, ToThread } from './thread-protocol.js';
 
+/** How often the thread reports its store's readiness to the main thread when no event did. */
+const READY_POLL_MS = 1_000;
+
 const port = parentPort!;
 const data = workerData as FeatureApiThreadData;
 const post = (message: FromThread) => port.postMessage(message);
@@ -29,9 +32,16 @@ try {
     onConnectionError: (error) => logger.warn({ err: error.message }, 'redis connection error'),
     onCorruptRow: corruptRowReporter(logger),
   });
-  for (const event of ['ready', 'close', 'end'] as const) {
-    store.client.on(event, () => post({ type: 'ready', ready: store.ready() }));
-  }
+  // Readiness also changes with no client event (a connection whose commands time out stays
+  // `ready` for the client: see StallWatch), and asking drives the stall watch's probe: polled.
+  let postedReady: boolean | undefined;
+  const postReady = () => {
+    const ready = store.ready();
+    if (ready === postedReady) return;
+    postedReady = ready;
+    post({ type: 'ready', ready });
+  };
+  for (const event of ['ready', 'close', 'end'] as const) store.client.on(event, postReady);
   // The bounds (limits, token, timeouts) pass through as they came; absent ones take the defaults.
   const {
     redis: _redis,
@@ -42,10 +52,12 @@ try {
     ...bounds
   } = data;
   const server = await startFeatureApi({ ...bounds, store, views, registry, logger });
+  const readyPoll = setInterval(postReady, READY_POLL_MS);
   port.on('message', (message: ToThread) => {
     if (message.type === 'metrics') {
       void registry.getMetricsAsJSON().then((metrics) => post({ type: 'metrics', id: message.id, metrics }));
     } else if (message.type === 'close') {
+      clearInterval(readyPoll);
       void server
         .close()
         .then(() => store.close())
@@ -56,7 +68,8 @@ try {
     }
   });
   post({ type: 'listening', port: server.port });
-  post({ type: 'ready', ready: store.ready() });
+  postedReady = undefined;
+  postReady();
 } catch (error) {
   post({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
 }

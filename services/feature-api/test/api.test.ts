@@ -149,6 +149,11 @@ describe('feature API over the in-memory online store', () => {
 
   it('reports the store on /healthz', async () => {
     expect(await call('/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
+    // HEAD answers like GET, without a body (the README said GET only); other methods 405.
+    const head = await fetch(`${base}/healthz`, { method: 'HEAD' });
+    expect([head.status, await head.text()]).toEqual([200, '']);
+    const wrong = await fetch(`${base}/healthz`, { method: 'POST' });
+    expect([wrong.status, wrong.headers.get('allow')]).toEqual([405, 'GET']);
     const closed = new InMemoryOnlineStore();
     await closed.close();
     const api = await startFeatureApi({

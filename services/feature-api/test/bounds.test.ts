@@ -3,8 +3,10 @@ import { SinkUnavailableError, silentLogger } from '@driftline/core';
 import { MAX_STRING_FEATURE_LENGTH, parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { InMemoryOnlineStore, type RowRequest } from '@driftline/online-store';
+import { SeededRandom } from '@driftline/test-support/random';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FeatureApiOptions, type FeatureApiServer, startFeatureApi } from '../src/api.js';
+import { jsonStringBytes, MAX_ANSWER_FEATURE_BYTES } from '../src/handler.js';
 
 // Bounds of the feature API (issue 11, defects 5 and 9): every limit answers 400 naming itself,
 // the optional bearer token, the header timeout, and 503 bodies without backend text.
@@ -265,12 +267,59 @@ describe('feature API answer size', () => {
       const tooBig = await ask(1_000);
       expect(tooBig.status).toBe(400);
       expect((tooBig.body.error as { message: string }).message).toMatch(
-        /^the answer would hold \d+ characters of feature values, more than 33554432/,
+        /^the answer would hold \d+ bytes of feature values as JSON, more than 33554432/,
       );
     } finally {
       await server.close();
       await store.close();
     }
+  });
+
+  it('bounds the answer in bytes of JSON: values of control characters (6 bytes each escaped) count 6 times', async () => {
+    const store = new CountingStore();
+    const control = '\u0001'.repeat(MAX_STRING_FEATURE_LENGTH);
+    await writeU1(store, { country: control });
+    const { server } = await serve(store);
+    try {
+      const ask = (n: number) =>
+        fetch(
+          `http://127.0.0.1:${server.port}/v1/features:batch`,
+          post({ requests: [{ view: 'profile', entities: Array(n).fill('u1'), features: ['country'] }] }),
+        );
+      // 80 rows: 5,242,880 characters, 31.5 MB of JSON: answered.
+      const fine = await ask(80);
+      expect(fine.status).toBe(200);
+      expect(Buffer.byteLength(await fine.text())).toBeLessThan(MAX_ANSWER_FEATURE_BYTES + 80 * 100);
+      // 100 rows: 6,553,600 characters (a fifth of the old bound in characters), 39 MB of JSON.
+      const tooBig = await ask(100);
+      expect(tooBig.status).toBe(400);
+      const message = ((await tooBig.json()) as { error: { message: string } }).error.message;
+      const counted = Number(/would hold (\d+) bytes/.exec(message)?.[1]);
+      expect(counted).toBe(100 * Buffer.byteLength(JSON.stringify({ country: control })));
+    } finally {
+      await server.close();
+      await store.close();
+    }
+  });
+
+  it('counts the bytes of JSON.stringify exactly for any string (escapes, UTF-8, surrogate pairs, lone surrogates)', () => {
+    const samples = [
+      '',
+      'plain',
+      '"\\/',
+      '\b\t\n\f\r\u0000\u001f\u007f',
+      'é€𝄞',
+      '\ud800',
+      'a\udc00b',
+      '\ud83d\ude00\ud83d',
+    ];
+    const random = new SeededRandom(7);
+    for (let i = 0; i < 200; i++) {
+      let text = '';
+      for (let j = random.int(21); j > 0; j--) text += String.fromCharCode(random.int(0x10000));
+      samples.push(text);
+    }
+    for (const text of samples) expect(jsonStringBytes(text)).toBe(Buffer.byteLength(JSON.stringify(text)));
   });
 
   it('a feature event with a string value longer than the bound is poison (to the DLQ), naming the feature', () => {

@@ -1,3 +1,4 @@
+import { connect, createServer, type Socket } from 'node:net';
 import { silentLogger } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
@@ -190,5 +191,69 @@ describe('feature API on its worker thread, against a real Redis', () => {
         logger: silentLogger,
       }),
     ).rejects.toThrow(/feature API thread failed to start: .*views/);
+  });
+});
+
+/** A TCP proxy to `target` that can stop forwarding without closing anything (a blackholed path). */
+async function stallableProxy(target: URL) {
+  let stalled = false;
+  const sockets: Socket[] = [];
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    sockets.push(client, upstream);
+    client.on('data', (data) => void (stalled || upstream.write(data)));
+    upstream.on('data', (data) => void (stalled || client.write(data)));
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      a.on('error', () => {});
+      a.on('close', () => b.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    stall: () => {
+      stalled = true;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('feature API thread over a stalled Redis connection', () => {
+  it('answers 503 and reports not ready (thread readiness and /healthz) while reads time out', async () => {
+    const proxy = await stallableProxy(new URL(stack.redisUrl));
+    const api = await startFeatureApiThread({
+      redis: { url: `redis://127.0.0.1:${proxy.port}`, tls: false },
+      keyPrefix: uniqueName('api-stall'),
+      viewsText,
+      port: 0,
+      host: '127.0.0.1',
+      redisPolicy: { commandTimeoutMs: 200, connectTimeoutMs: 200 },
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      logger: silentLogger,
+    });
+    const until = async (condition: () => boolean, timeoutMs: number) => {
+      const deadline = Date.now() + timeoutMs;
+      while (!condition() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return condition();
+    };
+    try {
+      expect(await until(() => api.ready(), 5_000)).toBe(true);
+      const base = `http://127.0.0.1:${api.port}`;
+      expect((await fetch(`${base}/v1/features/profile/u1`)).status).toBe(200);
+      proxy.stall();
+      expect((await fetch(`${base}/v1/features/profile/u1`)).status).toBe(503);
+      // The client's status stays `ready`: /healthz said 200 and readiness stayed true.
+      expect((await fetch(`${base}/healthz`)).status).toBe(503);
+      expect(await until(() => !api.ready(), 3_000)).toBe(true);
+    } finally {
+      await api.close();
+      await proxy.close();
+    }
   });
 });

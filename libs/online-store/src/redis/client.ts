@@ -1,5 +1,5 @@
 import { DriftlineError, type RedisConnectionConfig } from '@driftline/core';
-import { Redis } from 'ioredis';
+import { Redis, ReplyError } from 'ioredis';
 
 /** The one Redis client type of driftline (ioredis' client, named here so nobody else imports ioredis). */
 export type RedisClient = Redis;
@@ -127,4 +127,71 @@ export function waitReady(client: RedisClient, timeoutMs = 10_000): Promise<void
     };
     client.once('ready', onReady);
   });
+}
+
+/** Consecutive command timeouts after which {@link StallWatch} drops a connection and reconnects. */
+export const STALLED_AFTER_TIMEOUTS = 3;
+
+/** The message of ioredis' command timeout (`commandTimeout`). */
+const COMMAND_TIMED_OUT = 'Command timed out';
+
+/**
+ * Notices a connection that stopped answering without closing: a blackholed peer (a proxy that
+ * stops replying, a host gone without a reset) keeps the socket open until TCP gives up (~15 min);
+ * every command times out while the client's status stays `ready`, and it never reconnects (a
+ * review: 7 timed-out reads, one connection, /healthz 200). The store passes every command's
+ * outcome to {@link observe}:
+ * - after {@link STALLED_AFTER_TIMEOUTS} consecutive timeouts it drops the connection and
+ *   reconnects (`disconnect(true)`; a new connection through the blackhole then fails its connect
+ *   or handshake timeout, and the client keeps retrying);
+ * - from the first timeout until a command is answered, the connection is stalled: {@link ready}
+ *   is false. While stalled and connected, `ready()` sends a PING (one at a time), so health
+ *   checks drive the count and the recovery when no read comes (a reader taken out of service by
+ *   its failing readiness would otherwise stay out for ever); on a new connection it is answered.
+ */
+export class StallWatch {
+  private timeouts = 0;
+  private probing = false;
+
+  constructor(
+    private readonly client: RedisClient,
+    readonly limit = STALLED_AFTER_TIMEOUTS,
+  ) {}
+
+  /** Whether the last commands timed out and none was answered since. */
+  get stalled(): boolean {
+    return this.timeouts > 0;
+  }
+
+  /**
+   * Counts a command's outcome: null (answered) or its error. An error reply is an answer too;
+   * other errors (not connected, connection closed) say nothing about a stall.
+   */
+  observe(error: unknown): void {
+    if (error === null || error instanceof ReplyError) {
+      this.timeouts = 0;
+    } else if (error instanceof Error && error.message === COMMAND_TIMED_OUT) {
+      this.timeouts++;
+      if (this.timeouts % this.limit === 0) this.client.disconnect(true);
+    }
+  }
+
+  /** Whether the connection is up and not stalled; while stalled, probes it with a PING. */
+  ready(): boolean {
+    if (this.client.status !== 'ready') return false;
+    if (this.timeouts === 0) return true;
+    if (!this.probing) {
+      this.probing = true;
+      this.client
+        .ping()
+        .then(
+          () => this.observe(null),
+          (error: unknown) => this.observe(error),
+        )
+        .finally(() => {
+          this.probing = false;
+        });
+    }
+    return false;
+  }
 }

@@ -229,11 +229,19 @@ return { applied, aggregated, repaired }
 /**
  * The fallback reader of layout-v1 rows (hashes not yet migrated by a write): HMGET of the same
  * fields on every key, in one call. Only the entities a batch's MGET found absent go through it.
- * KEYS: v1 row hashes; ARGV: fields. Keys of different entities may sit in different cluster
- * slots: not used with entitiesPerCall = 1.
+ * KEYS: v1 row hashes; ARGV: fields. Answers per key the HMGET reply, nil for no key, or 0 for a
+ * key of another type (not a row: the reader treats it as a damaged row). An HMGET of such a key
+ * failed the whole call with WRONGTYPE, so one foreign value failed every entity of a batch
+ * (found by a review). Keys of different entities may sit in different cluster slots: called with
+ * one key at a time when entitiesPerCall = 1.
  */
 export const FEATURE_V1_READ_SCRIPT = `
 local out = {}
-for i = 1, #KEYS do out[i] = redis.call('HMGET', KEYS[i], unpack(ARGV)) end
+for i = 1, #KEYS do
+  local kind = redis.call('TYPE', KEYS[i]).ok
+  if kind == 'hash' then out[i] = redis.call('HMGET', KEYS[i], unpack(ARGV))
+  elseif kind == 'none' then out[i] = false
+  else out[i] = 0 end
+end
 return out
 `;

@@ -5,12 +5,15 @@ import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from '../port.js
 import {
   checkBatchSize,
   checkedProjection,
+  DAMAGED_ROW,
+  type DecodedRow,
   decodeProjectedRow,
   decodeStoredRow,
   parseStoredRow,
   type RowProjection,
+  withinTtl,
 } from '../rows.js';
-import { createRedisClient, type RedisClient, type RedisClientPolicy } from './client.js';
+import { createRedisClient, type RedisClient, type RedisClientPolicy, StallWatch } from './client.js';
 import { classifyRedisError } from './errors.js';
 import { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
 
@@ -104,6 +107,7 @@ export class RedisOnlineStore implements OnlineStore {
   private readonly plans = new Map<string, ViewPlan>();
   private readonly entitiesPerCall: number;
   private readonly keyPrefix: string;
+  private readonly stall: StallWatch;
 
   constructor(
     readonly client: RedisClient,
@@ -113,6 +117,38 @@ export class RedisOnlineStore implements OnlineStore {
     this.entitiesPerCall = Math.max(1, options.entitiesPerCall ?? 100);
     client.defineCommand(COMMAND, { lua: FEATURE_WRITE_SCRIPT });
     client.defineCommand(V1_READ_COMMAND, { lua: FEATURE_V1_READ_SCRIPT });
+    this.stall = new StallWatch(client);
+  }
+
+  /** Runs one command, its outcome counted by the stall watch. */
+  private async command<T>(sent: Promise<T>): Promise<T> {
+    try {
+      const reply = await sent;
+      this.stall.observe(null);
+      return reply;
+    } catch (error) {
+      this.stall.observe(error);
+      throw error;
+    }
+  }
+
+  /** Runs a pipeline; the first failed command fails the whole step (every step is idempotent). */
+  private async execPipeline(pipeline: ReturnType<RedisClient['pipeline']>, action: string): Promise<unknown[]> {
+    let results: Array<[Error | null, unknown]> | null;
+    try {
+      results = await pipeline.exec();
+    } catch (error) {
+      this.stall.observe(error);
+      throw classifyRedisError(error, action);
+    }
+    if (results === null) throw classifyRedisError(new Error('pipeline discarded'), action);
+    // Its commands time out one by one: a pipeline counts once, as its first error.
+    const failed = results.find(([error]) => error !== null);
+    this.stall.observe(failed === undefined ? null : failed[0]);
+    return results.map(([error, value]) => {
+      if (error !== null) throw classifyRedisError(error, action);
+      return value;
+    });
   }
   /**
    * Whether Redis holds feature rows of this prefix, for the state marker: a SCAN bounded to
@@ -122,7 +158,9 @@ export class RedisOnlineStore implements OnlineStore {
   async holdsRows(): Promise<boolean> {
     let cursor = '0';
     for (let page = 0; page < FEATURE_SCAN_PAGES; page++) {
-      const [next, keys] = await this.client.scan(cursor, 'MATCH', `${this.keyPrefix}:v*:{*`, 'COUNT', 1000);
+      const [next, keys] = await this.command(
+        this.client.scan(cursor, 'MATCH', `${this.keyPrefix}:v*:{*`, 'COUNT', 1000),
+      );
       if (keys.length > 0) return true;
       cursor = next;
       if (cursor === '0') return false;
@@ -130,21 +168,29 @@ export class RedisOnlineStore implements OnlineStore {
     return false;
   }
 
-  /** Decodes a stored row; a value that is not one reads as absent, reported (see onCorruptRow). */
-  private decodeStored(projection: RowProjection, key: string, stored: string): FeatureRow | undefined {
-    const row = parseStoredRow(stored);
-    if (row === undefined) {
-      const report = this.options.onCorruptRow;
-      if (report === undefined) {
-        throw classifyRedisError(
-          new Error(`WRONGTYPE the value at ${key} is not a driftline row (a JSON object)`),
-          'read',
-        );
-      }
-      report(key);
-      return undefined;
+  /**
+   * The entity of a key holding a value that is not a driftline row: absent and reported when
+   * onCorruptRow is given, else a WRONGTYPE (CONFIG_INVALID) error. The one treatment of every
+   * damaged row, of either layout.
+   */
+  private damaged(key: string): undefined {
+    const report = this.options.onCorruptRow;
+    if (report === undefined) {
+      throw classifyRedisError(new Error(`WRONGTYPE the value at ${key} is not a driftline row`), 'read');
     }
-    return decodeStoredRow(projection, row);
+    report(key);
+    return undefined;
+  }
+
+  /** The row a read answers for a decoded value at `key`: damaged ones handled, the view's TTL applied. */
+  private served(view: FeatureView, key: string, decoded: DecodedRow, now: number): FeatureRow | undefined {
+    return decoded === DAMAGED_ROW ? this.damaged(key) : withinTtl(view, decoded, now);
+  }
+
+  /** Decodes a stored layout-v2 row (a JSON object). */
+  private decodeStored(projection: RowProjection, stored: string): DecodedRow {
+    const row = parseStoredRow(stored);
+    return row === undefined ? DAMAGED_ROW : decodeStoredRow(projection, row);
   }
 
   private plan(view: FeatureView): ViewPlan {
@@ -235,7 +281,7 @@ export class RedisOnlineStore implements OnlineStore {
     let rowsApplied = 0;
     let aggregatesUpdated = 0;
     let rowsRepaired = 0;
-    for (const value of await execPipeline(pipeline, 'write')) {
+    for (const value of await this.execPipeline(pipeline, 'write')) {
       const [rows, aggregates, repaired] = value as [number, number, number];
       rowsApplied += rows;
       aggregatesUpdated += aggregates;
@@ -249,27 +295,24 @@ export class RedisOnlineStore implements OnlineStore {
     const key = rowKey(this.keyPrefix, view.name, entity);
     let stored: string | null;
     try {
-      stored = await this.client.get(key);
+      stored = await this.command(this.client.get(key));
     } catch (error) {
       const classified = classifyRedisError(error, 'read');
-      // A key of another type (a hash, a list) at the row's name: absent, like a batch's MGET says.
-      const report = this.options.onCorruptRow;
-      if (report !== undefined && !classified.retriable && /WRONGTYPE/.test(classified.message)) {
-        report(key);
-        return undefined;
-      }
+      // A key of another type (a hash, a list) at the row's name: damaged, as a batch's MGET says.
+      if (!classified.retriable && /WRONGTYPE/.test(classified.message)) return this.damaged(key);
       throw classified;
     }
-    if (stored !== null) return this.decodeStored(projection, key, stored);
+    if (stored !== null) return this.served(view, key, this.decodeStored(projection, stored), Date.now());
     if (this.options.readV1 === false) return undefined;
     const rows: Array<Array<FeatureRow | undefined>> = [[undefined]];
-    await this.readV1([{ projection, keys: [key] }], [{ request: 0, entity: 0 }], rows, 'read');
+    await this.readV1([{ view, projection, keys: [key] }], [{ request: 0, entity: 0 }], rows, 'read');
     return rows[0]![0];
   }
 
   async readBatch(requests: readonly RowRequest[]): Promise<Array<Array<FeatureRow | undefined>>> {
     checkBatchSize(requests);
     const resolved = requests.map((r) => ({
+      view: r.view,
       projection: checkedProjection(r.view, r.features),
       keys: r.entities.map((e) => rowKey(this.keyPrefix, r.view.name, e)),
     }));
@@ -280,7 +323,8 @@ export class RedisOnlineStore implements OnlineStore {
       if (perKey) for (const key of r.keys) pipeline.get(key);
       else if (r.keys.length > 0) pipeline.mget(...r.keys);
     }
-    const replies = await execPipeline(pipeline, 'batch read');
+    const replies = await this.execPipeline(pipeline, 'batch read');
+    const now = Date.now();
     const rows: Array<Array<FeatureRow | undefined>> = [];
     const absent: Array<{ request: number; entity: number }> = [];
     let k = 0;
@@ -290,7 +334,7 @@ export class RedisOnlineStore implements OnlineStore {
         : ((r.keys.length > 0 ? replies[k++] : []) as Array<string | null>);
       rows.push(
         values.map((stored, j) => {
-          if (stored !== null) return this.decodeStored(r.projection, r.keys[j]!, stored);
+          if (stored !== null) return this.served(r.view, r.keys[j]!, this.decodeStored(r.projection, stored), now);
           absent.push({ request: i, entity: j });
           return undefined;
         }),
@@ -305,14 +349,16 @@ export class RedisOnlineStore implements OnlineStore {
    * entities not written since the upgrade): one more round trip, only on a miss. The
    * rows are read again after the hashes, in the same pipeline: a write that migrates an entity
    * between the batch's MGET and this read deletes its hash, and the row it wrote is then found.
+   * A v1 key holding anything but a hash is a damaged row, as at a v2 key (it failed the batch).
    */
   private async readV1(
-    resolved: ReadonlyArray<{ projection: RowProjection; keys: readonly string[] }>,
+    resolved: ReadonlyArray<{ view: FeatureView; projection: RowProjection; keys: readonly string[] }>,
     absent: ReadonlyArray<{ request: number; entity: number }>,
     rows: Array<Array<FeatureRow | undefined>>,
     action: string,
   ): Promise<void> {
     const pipeline = this.client.pipeline();
+    // One key per script call on a cluster (the keys of a request live in different slots).
     const perKey = this.entitiesPerCall === 1;
     const groups = new Map<number, number[]>();
     for (const { request, entity } of absent) {
@@ -326,31 +372,33 @@ export class RedisOnlineStore implements OnlineStore {
       const v1Keys = entities.map((j) => v1RowKey(keys[j]!));
       const again = entities.map((j) => keys[j]!);
       if (perKey) {
-        for (const key of v1Keys) pipeline.hmget(key, ...projection.fields);
+        for (const key of v1Keys) read(1, key, ...projection.fields);
         for (const key of again) pipeline.get(key);
       } else {
         read(v1Keys.length, ...v1Keys, ...projection.fields);
         pipeline.mget(...again);
       }
     }
-    const replies = await execPipeline(pipeline, action);
+    const replies = await this.execPipeline(pipeline, action);
+    const now = Date.now();
     let k = 0;
     for (const [request, entities] of groups) {
-      const { projection, keys } = resolved[request]!;
-      const old = perKey ? entities.map(() => replies[k++]) : (replies[k++] as unknown[]);
+      const { view, projection, keys } = resolved[request]!;
+      const old = (perKey ? entities.map(() => (replies[k++] as V1Reply[])[0]) : replies[k++]) as V1Reply[];
       const again = (perKey ? entities.map(() => replies[k++]) : replies[k++]) as Array<string | null>;
       entities.forEach((j, at) => {
         const stored = again[at];
         rows[request]![j] =
           stored !== null && stored !== undefined
-            ? this.decodeStored(projection, keys[j]!, stored)
-            : decodeProjectedRow(projection, old[at] as Array<string | null>);
+            ? this.served(view, keys[j]!, this.decodeStored(projection, stored), now)
+            : this.served(view, v1RowKey(keys[j]!), decodeV1(projection, old[at]), now);
       });
     }
   }
 
+  /** The connection is up and its commands are answered (false while they time out: see StallWatch). */
   ready(): boolean {
-    return this.client.status === 'ready';
+    return this.stall.ready();
   }
 
   async close(): Promise<void> {
@@ -358,19 +406,12 @@ export class RedisOnlineStore implements OnlineStore {
   }
 }
 
-/** Runs a pipeline; the first failed command fails the whole step (every step is idempotent). */
-async function execPipeline(pipeline: ReturnType<RedisClient['pipeline']>, action: string): Promise<unknown[]> {
-  let results: Array<[Error | null, unknown]> | null;
-  try {
-    results = await pipeline.exec();
-  } catch (error) {
-    throw classifyRedisError(error, action);
-  }
-  if (results === null) throw classifyRedisError(new Error('pipeline discarded'), action);
-  return results.map(([error, value]) => {
-    if (error !== null) throw classifyRedisError(error, action);
-    return value;
-  });
+/** One key's answer of FEATURE_V1_READ_SCRIPT: the hash's fields, null (no key), or 0 (another type). */
+type V1Reply = Array<string | null> | null | number;
+
+function decodeV1(projection: RowProjection, reply: V1Reply | undefined): DecodedRow {
+  if (reply === null || reply === undefined) return undefined;
+  return typeof reply === 'number' ? DAMAGED_ROW : decodeProjectedRow(projection, reply);
 }
 
 /**

@@ -5,6 +5,8 @@ export {
   type RedisClientOptions,
   type RedisClientPolicy,
   type RedisUse,
+  STALLED_AFTER_TIMEOUTS,
+  StallWatch,
   waitReady,
 } from './client.js';
 export {

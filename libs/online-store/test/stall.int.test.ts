@@ -1,0 +1,134 @@
+import { rmSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { SinkUnavailableError } from '@driftline/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRedisClient, createRedisOnlineStore, STALLED_AFTER_TIMEOUTS, waitReady } from '../src/redis/index.js';
+import { contractViews } from './contract.js';
+import { privateRedis } from './support.js';
+
+/**
+ * A TCP proxy to `target` that can stop forwarding without closing anything (a blackholed path:
+ * the peer neither answers nor resets). What it holds meanwhile is delivered on resume, as TCP
+ * retransmits once the path heals.
+ */
+async function stallableProxy(target: number) {
+  let stalled = false;
+  let connections = 0;
+  const sockets: Socket[] = [];
+  const held: Array<[Socket, Buffer]> = [];
+  const server = createServer((client) => {
+    connections++;
+    const upstream = connect(target, '127.0.0.1');
+    sockets.push(client, upstream);
+    const forward = (to: Socket) => (data: Buffer) => {
+      if (stalled) held.push([to, data]);
+      else to.write(data);
+    };
+    client.on('data', forward(upstream));
+    upstream.on('data', forward(client));
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      a.on('error', () => {});
+      a.on('close', () => b.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    connections: () => connections,
+    stall: () => {
+      stalled = true;
+    },
+    resume: () => {
+      stalled = false;
+      for (const [to, data] of held.splice(0)) if (!to.destroyed) to.write(data);
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+async function until(condition: () => boolean, timeoutMs: number, pollMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+describe('a stalled Redis connection (real redis-server behind a proxy that stops forwarding)', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  async function stalledSetup() {
+    const server = await privateRedis(['--save', '']);
+    cleanup.push(() => {
+      server.process.kill('SIGKILL');
+      rmSync(server.dir, { recursive: true, force: true });
+    });
+    const direct = createRedisClient({ url: server.url, tls: false }, 'tooling');
+    direct.on('error', () => {}); // refused until the fresh server listens
+    cleanup.push(() => direct.disconnect());
+    await waitReady(direct, 10_000);
+    const proxy = await stallableProxy(server.port);
+    cleanup.push(() => proxy.close());
+    const store = createRedisOnlineStore(
+      { url: `redis://127.0.0.1:${proxy.port}`, tls: false },
+      { use: 'online-read', keyPrefix: 'stall', policy: { commandTimeoutMs: 200, connectTimeoutMs: 200 } },
+    );
+    cleanup.push(() => store.close());
+    await waitReady(store.client, 10_000);
+    return { proxy, store };
+  }
+
+  const profile = contractViews.get('profile')!;
+  const readError = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+  it(`reports not ready from the first timed-out read, reconnects after ${STALLED_AFTER_TIMEOUTS}, and is ready again once Redis answers`, async () => {
+    const { proxy, store } = await stalledSetup();
+    expect(await store.read(profile, 'e')).toBeUndefined();
+    expect(store.ready()).toBe(true);
+    expect(proxy.connections()).toBe(1);
+
+    proxy.stall();
+    expect(await readError(store.read(profile, 'e'))).toBeInstanceOf(SinkUnavailableError);
+    // Still `ready` for ioredis: health used to stay green while every read timed out.
+    expect(store.client.status).toBe('ready');
+    expect(store.ready()).toBe(false);
+    for (let i = 1; i < STALLED_AFTER_TIMEOUTS; i++) {
+      expect(await readError(store.readBatch([{ view: profile, entities: ['a', 'b'] }]))).toBeInstanceOf(
+        SinkUnavailableError,
+      );
+    }
+    // The stalled connection was dropped and another one opened (it was kept for ever).
+    await until(() => proxy.connections() >= 2, 2_000);
+    expect(store.ready()).toBe(false);
+    expect(await readError(store.read(profile, 'e'))).toBeInstanceOf(SinkUnavailableError);
+    expect(store.ready()).toBe(false);
+
+    proxy.resume();
+    await until(() => store.ready(), 5_000);
+    expect(await store.read(profile, 'e')).toBeUndefined();
+  });
+
+  it('with no reads coming (a reader taken out of service), health checks alone drive the reconnect and the recovery', async () => {
+    const { proxy, store } = await stalledSetup();
+    proxy.stall();
+    expect(await readError(store.read(profile, 'e'))).toBeInstanceOf(SinkUnavailableError);
+    // Only ready() from now on, as a readiness probe would call it.
+    await until(() => !store.ready() && proxy.connections() >= 2, 3_000);
+    proxy.resume();
+    await until(() => store.ready(), 5_000);
+    expect(await store.read(profile, 'e')).toBeUndefined();
+  });
+});

@@ -1,56 +1,10 @@
 import { rmSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
 import { SinkUnavailableError } from '@driftline/core';
+import { stallableProxy } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisClient, createRedisOnlineStore, STALLED_AFTER_TIMEOUTS, waitReady } from '../src/redis/index.js';
 import { contractViews } from './contract.js';
 import { privateRedis } from './support.js';
-
-/**
- * A TCP proxy to `target` that can stop forwarding without closing anything (a blackholed path:
- * the peer neither answers nor resets). What it holds meanwhile is delivered on resume, as TCP
- * retransmits once the path heals.
- */
-async function stallableProxy(target: number) {
-  let stalled = false;
-  let connections = 0;
-  const sockets: Socket[] = [];
-  const held: Array<[Socket, Buffer]> = [];
-  const server = createServer((client) => {
-    connections++;
-    const upstream = connect(target, '127.0.0.1');
-    sockets.push(client, upstream);
-    const forward = (to: Socket) => (data: Buffer) => {
-      if (stalled) held.push([to, data]);
-      else to.write(data);
-    };
-    client.on('data', forward(upstream));
-    upstream.on('data', forward(client));
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      a.on('error', () => {});
-      a.on('close', () => b.destroy());
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    connections: () => connections,
-    stall: () => {
-      stalled = true;
-    },
-    resume: () => {
-      stalled = false;
-      for (const [to, data] of held.splice(0)) if (!to.destroyed) to.write(data);
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 async function until(condition: () => boolean, timeoutMs: number, pollMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;

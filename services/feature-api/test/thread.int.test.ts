@@ -1,9 +1,8 @@
-import { connect, createServer, type Socket } from 'node:net';
 import { silentLogger } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
-import { uniqueName } from '@driftline/test-support';
+import { stallableProxy, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { startFeatureApiThread } from '../src/thread.js';
 
@@ -194,39 +193,9 @@ describe('feature API on its worker thread, against a real Redis', () => {
   });
 });
 
-/** A TCP proxy to `target` that can stop forwarding without closing anything (a blackholed path). */
-async function stallableProxy(target: URL) {
-  let stalled = false;
-  const sockets: Socket[] = [];
-  const server = createServer((client) => {
-    const upstream = connect(Number(target.port), target.hostname);
-    sockets.push(client, upstream);
-    client.on('data', (data) => void (stalled || upstream.write(data)));
-    upstream.on('data', (data) => void (stalled || client.write(data)));
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      a.on('error', () => {});
-      a.on('close', () => b.destroy());
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    stall: () => {
-      stalled = true;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
 describe('feature API thread over a stalled Redis connection', () => {
   it('answers 503 and reports not ready (thread readiness and /healthz) while reads time out', async () => {
-    const proxy = await stallableProxy(new URL(stack.redisUrl));
+    const proxy = await stallableProxy(Number(new URL(stack.redisUrl).port), new URL(stack.redisUrl).hostname);
     const api = await startFeatureApiThread({
       redis: { url: `redis://127.0.0.1:${proxy.port}`, tls: false },
       keyPrefix: uniqueName('api-stall'),

@@ -59,11 +59,19 @@ export const UNKNOWN_ID_TTL_MS = 60_000;
 /** Unknown schema ids remembered at most (the oldest forgotten first). */
 const UNKNOWN_IDS_KEPT = 10_000;
 /**
- * How long an unknown id just above the newest one this codec knows is retried before it is
+ * How long unknown ids just above the newest one this codec knows are retried before they are
  * poison: a schema registered a moment ago that the registry node answering has not read yet (a
- * follower of a multi-node registry lags its leader). Ids are allocated in rising order.
+ * follower of a multi-node registry lags its leader). Ids are allocated in rising order. One
+ * window for all such ids, not one per id: a batch of many distinct ids, reached one at a time
+ * by the consumer's retries, had waited 30 s for each (20 ids: a partition held for days).
  */
 export const NEW_ID_GRACE_MS = 30_000;
+/**
+ * After a grace window, the next one opens only this much later, or once a newer id becomes
+ * known (a schema registered since): producers of ids that never resolve (another registry, a
+ * hostile frame) hold a partition at most NEW_ID_GRACE_MS per NEW_ID_GRACE_GAP_MS.
+ */
+export const NEW_ID_GRACE_GAP_MS = 30 * 60_000;
 /** How far above the newest known id an unknown one may be and still be taken for new (a random id is far beyond). */
 export const NEW_ID_SPAN = 1_000;
 
@@ -88,8 +96,8 @@ export class SchemaRegistryCodec {
   private readonly unknown = new Map<number, { error: unknown; until: number }>();
   /** The newest schema id this codec has read or registered (0: none yet). */
   private newestKnown = 0;
-  /** Unknown ids taken for new ones, and since when (at most NEW_ID_SPAN of them). */
-  private readonly waitingSince = new Map<number, number>();
+  /** The grace window for unknown ids just above the newest known: when it ends, and the newest known then. */
+  private grace: { readonly until: number; readonly newest: number } | undefined;
 
   constructor(config: RegistryConfig | SchemaSource) {
     this.registry = 'schemaById' in config ? config : new RegistryClient(config);
@@ -145,7 +153,6 @@ export class SchemaRegistryCodec {
   /** Notes an id the registry knows (read or registered). */
   known(id: number): void {
     if (id > this.newestKnown) this.newestKnown = id;
-    this.waitingSince.delete(id);
   }
 
   /**
@@ -155,17 +162,12 @@ export class SchemaRegistryCodec {
   private stillNew(id: number): DriftlineError | undefined {
     if (this.newestKnown === 0 || id <= this.newestKnown || id > this.newestKnown + NEW_ID_SPAN) return undefined;
     const now = Date.now();
-    let since = this.waitingSince.get(id);
-    if (since === undefined) {
-      since = now;
-      this.waitingSince.set(id, since);
-      if (this.waitingSince.size > NEW_ID_SPAN)
-        this.waitingSince.delete(this.waitingSince.keys().next().value as number);
+    const g = this.grace;
+    const open = g === undefined || now >= g.until + NEW_ID_GRACE_GAP_MS || this.newestKnown > g.newest;
+    if (open && (g === undefined || now >= g.until)) {
+      this.grace = { until: now + NEW_ID_GRACE_MS, newest: this.newestKnown };
     }
-    if (now - since >= NEW_ID_GRACE_MS) {
-      this.waitingSince.delete(id);
-      return undefined;
-    }
+    if (this.grace === undefined || now >= this.grace.until) return undefined;
     return new DriftlineError(
       'SOURCE_UNAVAILABLE',
       `schema id ${id} is unknown to the registry yet, just above the newest known (${this.newestKnown}): a schema registered a moment ago? retried for up to ${NEW_ID_GRACE_MS / 1000} s before it is poison`,

@@ -1,3 +1,10 @@
-export { NEW_ID_GRACE_MS, NEW_ID_SPAN, SchemaRegistryCodec, type SchemaSource, type TopicCodec } from './codec.js';
+export {
+  NEW_ID_GRACE_GAP_MS,
+  NEW_ID_GRACE_MS,
+  NEW_ID_SPAN,
+  SchemaRegistryCodec,
+  type SchemaSource,
+  type TopicCodec,
+} from './codec.js';
 export { registryEnvShape, toRegistryConfig } from './config.js';
 export type { RegistryConfig } from './registry.js';

@@ -1,7 +1,13 @@
 import { PoisonRecordError } from '@driftline/core';
 import avro from 'avsc';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { NEW_ID_GRACE_MS, NEW_ID_SPAN, SchemaRegistryCodec, type SchemaSource } from '../src/index.js';
+import {
+  NEW_ID_GRACE_GAP_MS,
+  NEW_ID_GRACE_MS,
+  NEW_ID_SPAN,
+  SchemaRegistryCodec,
+  type SchemaSource,
+} from '../src/index.js';
 
 const schema = { type: 'record', name: 'Blob', fields: [{ name: 'text', type: 'string' }] };
 const type = avro.Type.forSchema(schema as avro.Schema);
@@ -58,5 +64,37 @@ describe('a schema id the registry does not know yet', () => {
     // A codec that knows no id yet cannot tell new from garbage.
     const fresh = new SchemaRegistryCodec(lagging(41)).forSchema<{ text: string }>(schema, 'blobs');
     await expect(fresh.decode(wire(42))).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+  });
+
+  it('one grace window for all such ids, then none until a newer id is known or a long gap passed (found by a review)', async () => {
+    let now = 1_000_000;
+    vi.useFakeTimers({ now, toFake: ['Date'] });
+    const at = (t: number) => {
+      now = t;
+      vi.setSystemTime(t);
+    };
+    const source = lagging(41);
+    const codec = new SchemaRegistryCodec(source).forSchema<{ text: string }>(schema, 'blobs');
+    await codec.decode(wire(41));
+    // Distinct ids reached one at a time (a consumer retrying a batch) share the window: 20 of
+    // them had waited 30 s each, the partition held for as long.
+    for (let k = 0; k < 20; k++) {
+      at(1_000_000 + k * 1_000);
+      await expect(codec.decode(wire(42 + k))).rejects.toMatchObject({ retriable: true });
+    }
+    at(1_000_000 + NEW_ID_GRACE_MS);
+    for (const id of [42, 61, 62])
+      await expect(codec.decode(wire(id))).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+    // Still poison once the unknown ids are forgotten (60 s), until the gap has passed.
+    at(now + NEW_ID_GRACE_GAP_MS - 1);
+    await expect(codec.decode(wire(63))).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+    at(1_000_000 + 2 * NEW_ID_GRACE_MS + NEW_ID_GRACE_GAP_MS);
+    await expect(codec.decode(wire(64))).rejects.toMatchObject({ retriable: true });
+    // A newer id known (a schema registered since) opens a window at once after this one ends.
+    at(now + NEW_ID_GRACE_MS);
+    await expect(codec.decode(wire(65))).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+    source.newest = 66;
+    await codec.decode(wire(66));
+    await expect(codec.decode(wire(67))).rejects.toMatchObject({ retriable: true });
   });
 });

@@ -331,7 +331,8 @@ async function readText(stream: Readable, limit: number): Promise<string> {
 }
 
 /** `{"version()":"24.8.1.1"}`, nothing else: what ClickHouse answers to the probe. */
-const VERSION_ROW = /^\{"version\(\)":"(\d+\.\d+[0-9.]*)"\}\n?$/;
+// A release's digits, then whatever a build appends (`23.8.16.42.altinitystable`, `25.3.2.39-lts`).
+const VERSION_ROW = /^\{"version\(\)":"(\d+\.\d+[^"\\]*)"\}\n?$/;
 
 export interface ProbeAnswer {
   readonly status: number;

@@ -76,6 +76,9 @@ export type ClickHouseConnection = 'server' | 'embedded';
 
 /** `details.clickhouse.name` of a server answer that carries no ClickHouse error code. */
 export const ANSWER_WITHOUT_CODE = 'NO_CLICKHOUSE_CODE';
+/** `details.clickhouse.name` of a proxy's refusal of a request for its size (HTTP 413). */
+export const ANSWER_TOO_LARGE = 'REQUEST_TOO_LARGE';
+const TOO_LARGE_ANSWER = /\b413\b|Request Entity Too Large|Payload Too Large|Content Too Large|request body too large/i;
 
 /**
  * Whether an error without a ClickHouse code is something a server answered. @clickhouse/client
@@ -124,6 +127,10 @@ export function classifyClickHouseError(error: unknown, connection: ClickHouseCo
   const transport = transportCode(error);
   if (transport !== undefined) return { category: 'unavailable', name: transport, message };
   if (connection === 'server' && isServerAnswer(error)) {
+    // A proxy refusing the request for its size (nginx's client_max_body_size is 1 MiB): a
+    // refusal bisection can split, never an outage (retried as one, the same batch forever).
+    if (TOO_LARGE_ANSWER.test(message))
+      return { category: 'rejected', name: ANSWER_TOO_LARGE, message: answerText(message) };
     return { category: 'unavailable', name: ANSWER_WITHOUT_CODE, message: answerText(message) };
   }
   return { category: 'unknown', message };

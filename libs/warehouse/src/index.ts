@@ -2,6 +2,7 @@ export { type ClickHouse, createClickHouse, type QueryParams, type TypedResult }
 export { type ClickHouseConfig, clickhouseEnvShape, toClickHouseConfig } from './config.js';
 export { ENVIRONMENT_CODES, REJECTED_CODES, UNAVAILABLE_CODES } from './error-codes.js';
 export {
+  ANSWER_TOO_LARGE,
   ANSWER_WITHOUT_CODE,
   type ClickHouseConnection,
   type ClickHouseErrorCategory,

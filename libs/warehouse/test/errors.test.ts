@@ -2,6 +2,7 @@ import { ClickHouseError } from '@clickhouse/client';
 import { DriftlineError, SinkUnavailableError, toDriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import {
+  ANSWER_TOO_LARGE,
   ANSWER_WITHOUT_CODE,
   type ClickHouseConnection,
   type ClickHouseErrorCategory,
@@ -137,6 +138,23 @@ describe('classifyClickHouseError over errors captured from chdb and @clickhouse
     );
     expect(error.message).not.toMatch(/[<>\n]/); // a page's tags and lines are gone: one readable line
   });
+
+  it.each([
+    '<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>',
+    'Payload Too Large',
+  ])(
+    'server: a proxy refusing a request for its size (%j) is a refusal bisection splits, not an outage (found by a review)',
+    (body) => {
+      expect(classifyClickHouseError(new Error(body), 'server')).toMatchObject({
+        category: 'rejected',
+        name: ANSWER_TOO_LARGE,
+      });
+      expect(toWarehouseError('insert into t', new Error(body), 'server')).toMatchObject({
+        code: 'SINK_REJECTED',
+        retriable: false,
+      });
+    },
+  );
 
   it('server: an answer that is not JSON (a 200 page where rows were expected) is retried too', () => {
     expect(classifyClickHouseError(new SyntaxError('Unexpected token < in JSON'), 'server').category).toBe(

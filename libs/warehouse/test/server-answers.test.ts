@@ -138,3 +138,19 @@ describe('openWarehouse checks that DRIFTLINE_CLICKHOUSE_URL is ClickHouse befor
     expect(error).toMatchObject({ code: 'SINK_UNAVAILABLE', details: { clickhouse: { code: 516 } } });
   });
 });
+
+describe('ch.verify() accepts every ClickHouse build', () => {
+  it.each(['24.8.1.1', '23.8.16.42.altinitystable', '25.3.2.39-lts'])(
+    'version %s with ClickHouse headers (found by a review: suffixed builds failed start-up)',
+    async (version) => {
+      const { url } = await answering({
+        status: 200,
+        body: `{"version()":"${version}"}\n`,
+        headers: { 'x-clickhouse-query-id': 'q', 'x-clickhouse-summary': '{}' },
+      });
+      const ch = await createClickHouse({ mode: 'server', url, database: 'driftline', timeoutMs: 5_000 });
+      await expect(ch.verify()).resolves.toBeUndefined();
+      await ch.close();
+    },
+  );
+});

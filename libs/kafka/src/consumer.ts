@@ -829,9 +829,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       clearInterval(watch);
       abort.abort();
       // kafkajs waits for the batch in hand to finish before leaving the group.
-      await consumer.disconnect();
-      joined = false;
-      await admin.close();
+      try {
+        await consumer.disconnect();
+      } finally {
+        joined = false;
+        await admin.close(); // also when the disconnect failed: a second stop() returns at once
+      }
       if (options.ephemeral === true)
         await deleteGroup(kafka, groupId).catch((error: unknown) =>
           logger.warn(

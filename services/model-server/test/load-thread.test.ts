@@ -91,10 +91,12 @@ describe('the model load thread', () => {
   });
 
   it('after close, loads fail without starting a thread', async () => {
-    const closing = threadedArtifactLoader(dir);
+    const started: Worker[] = [];
+    const closing = threadedArtifactLoader(dir, { onWorker: (w) => started.push(w) });
     const inFlight = closing.load('m', 'big').catch((e: unknown) => e);
     await closing.close();
     expect(await inFlight).toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
     await expect(closing.load('m', 'v1')).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
+    expect(started).toHaveLength(1); // the in-flight load's thread, none after close
   });
 });

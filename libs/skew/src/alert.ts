@@ -28,13 +28,16 @@ export function skewAlertId(key: SkewGroupKey, feature: string): string {
 
 const finite = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
 
+/** How far inside the event-time bound a held alert is released: a minute, or half a short bound. */
+export const releaseMarginMs = (maxFutureMs: number): number => Math.min(60_000, maxFutureMs / 2);
+
 /**
  * The event_time of a window's alert raised at wall-clock `now`, or undefined while it must wait.
  * Consumers of alerts.v1 (retrain-trigger, alert-router) dead-letter an alert whose event_time or
  * window_end lies more than the event-time bound (`maxFutureMs`) ahead of their clock. Skew windows
  * are open-ended, so a window can breach long before it ends (30 min into a 2 h window), or hold
  * predictions stamped up to the bound ahead: its alert waits until the window's end is within
- * `now + maxFutureMs`. Then event_time = `now` clamped into the window: the processing time while
+ * `now + maxFutureMs`, less a margin for consumers' clocks (`releaseMarginMs`). Then event_time = `now` clamped into the window: the processing time while
  * the window is open (when it was raised), the window's end once it has closed (the drift alerts'
  * convention: the same on every replay), never beyond `now + maxFutureMs`.
  */
@@ -45,7 +48,9 @@ export function skewAlertTime(
   maxFutureMs: number,
 ): number | undefined {
   const windowEnd = key.windowStart + windowMs;
-  if (windowEnd > now + maxFutureMs) return undefined;
+  // Released with a margin: a consumer whose clock is a little behind this one's would refuse
+  // an alert released right at the bound (and it is not raised again).
+  if (windowEnd > now + maxFutureMs - releaseMarginMs(maxFutureMs)) return undefined;
   return Math.min(Math.max(now, key.windowStart), windowEnd);
 }
 

@@ -1,4 +1,12 @@
-export { breaches, DEFAULT_ALERT_RULE, type SkewAlertRule, skewAlert, skewAlertId, skewAlertTime } from './alert.js';
+export {
+  breaches,
+  DEFAULT_ALERT_RULE,
+  releaseMarginMs,
+  type SkewAlertRule,
+  skewAlert,
+  skewAlertId,
+  skewAlertTime,
+} from './alert.js';
 export {
   countsIn,
   type FeatureSources,

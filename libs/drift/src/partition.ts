@@ -111,9 +111,19 @@ function inputsOf(ref: ReferenceSet): readonly (string | undefined)[] {
  * `closedUntil` was emitted, by records before `offset`. Restoring it means a replay neither
  * re-emits those windows nor rebuilds fragments of them.
  */
+/** Frontier moves remembered between saves of the frontier. */
+const MAX_CROSSINGS = 1_024;
+
 export interface RestoredProgress {
   readonly closedUntil: number;
   readonly offset: number;
+  /**
+   * The first offset at which the watermark had passed `closedUntil` (`lateFrom`): a late event
+   * from there on counted in a window still open then, which a replay rebuilds, so it is counted
+   * late again; one before it counted in a window already emitted, so it is not. Absent (a
+   * frontier saved before it was kept): late events replayed from before `offset` are not counted.
+   */
+  readonly lateFrom?: number;
 }
 
 interface ModelWindow {
@@ -171,6 +181,11 @@ export class PartitionWindows {
   private lastRefusedStart = 0;
   private readonly restored: RestoredProgress | undefined;
   private scratch: Scratch | undefined;
+  /**
+   * Where the frontier (`nextOpenWindowStart` of the watermark) moved since the last `lateFrom`
+   * asked: each new frontier with the offset of the event that moved it there, oldest first.
+   */
+  private crossings: Array<{ readonly frontier: number; readonly offset: number }> = [];
 
   constructor(
     readonly spec: WindowSpec,
@@ -244,17 +259,30 @@ export class PartitionWindows {
     const t = event.event_time;
     const horizon = now + (this.spec.maxAheadMs ?? WATERMARK_MAX_AHEAD_MS);
     const advance = Math.min(t, horizon);
-    if (advance > this.maxEventTime) this.maxEventTime = advance;
+    if (advance > this.maxEventTime) {
+      this.maxEventTime = advance;
+      const frontier = nextOpenWindowStart(advance - this.spec.latenessMs, size);
+      const last = this.crossings.at(-1);
+      if (last === undefined || frontier > last.frontier) {
+        this.crossings.push({ frontier, offset });
+        // Bounded (windows passed without a save): losing the oldest makes a replay count fewer late events, never more.
+        if (this.crossings.length > MAX_CROSSINGS) this.crossings.shift();
+      }
+    }
     const wm = this.maxEventTime - this.spec.latenessMs;
     let start = windowStartOf(t, size);
     const late = start + size <= wm;
     const ahead = Number.isFinite(horizon) && start > windowStartOf(horizon, size);
     if (ahead) start = windowStartOf(horizon, size);
     const r = this.restored;
-    if (late && r !== undefined && offset < r.offset && start + size <= r.closedUntil) {
-      // Already emitted by the previous owner (or late back then): not counted twice.
-      this.replayedEvents++;
-      return 'replayed';
+    if (late && r !== undefined && offset < r.offset) {
+      // In a window the previous owner emitted (its own, or the open one its late count went
+      // to): not counted twice. A late count it put in a window still open then is rebuilt here.
+      const emitted = r.lateFrom === undefined ? start + size <= r.closedUntil : offset < r.lateFrom;
+      if (emitted) {
+        this.replayedEvents++;
+        return 'replayed';
+      }
     }
     // Events a previous owner had taken tell nothing about where this partition is now.
     if (advance > this.eventMax) this.eventMax = advance;
@@ -379,6 +407,23 @@ export class PartitionWindows {
     for (const s of this.open.keys()) if (s < earliest) earliest = s;
     this.earliest = earliest;
     return { windows: out, closedUntil, advanced };
+  }
+
+  /**
+   * For a frontier `closedUntil` about to be saved: the first offset at which the watermark had
+   * passed it (late events from there on counted in windows still open at it), or `nextOffset`
+   * when no event moved it there (a restored frontier, a processing-time advance). Forgets the
+   * crossings behind it.
+   */
+  lateFrom(closedUntil: number, nextOffset: number): number {
+    const i = this.crossings.findIndex((c) => c.frontier >= closedUntil);
+    if (i === -1) {
+      this.crossings = [];
+      return nextOffset;
+    }
+    const at = this.crossings[i]!.offset;
+    this.crossings = this.crossings.slice(i);
+    return at;
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Migration } from './migrate.js';
 import { alertDeliveriesMigration } from './tables/alert-deliveries.js';
 import { dataQualityWindowsMigration } from './tables/data-quality-windows.js';
-import { driftProgressMigration } from './tables/drift-progress.js';
+import { driftProgressLateFromMigration, driftProgressMigration } from './tables/drift-progress.js';
 import { driftQuarantineMigration } from './tables/drift-quarantine.js';
 import { driftWindowsMigration } from './tables/drift-windows.js';
 import { modelTransitionsMigration } from './tables/model-transitions.js';
@@ -21,6 +21,7 @@ export const migrations: readonly Migration[] = [
   driftWindowsMigration, // 0101
   driftProgressMigration, // 0102
   driftQuarantineMigration, // 0103
+  driftProgressLateFromMigration, // 0104 late_from on drift_progress
   predictionsMigration, // 0200 labeled_predictions, unlabeled_predictions
   performanceWindowsMigration, // 0201
   retrainDecisionsMigration, // 0300

@@ -31,7 +31,7 @@ import {
 } from '@driftline/kafka';
 import { EMPTY_EXPECTATIONS, type ExpectationSet, QualityWindows } from '@driftline/quality';
 import type { PredictionEvent } from '@driftline/schemas';
-import type { ProgressStore } from '@driftline/warehouse';
+import type { Progress, ProgressStore } from '@driftline/warehouse';
 import type { DriftMetrics } from './metrics.js';
 import type { ReferenceCache } from './reference-cache.js';
 import type { SequentialHook } from './sequential.js';
@@ -84,7 +84,7 @@ interface PartitionEntry {
   /** Closed windows whose messages are not yet acknowledged (a failed send): sent first on retry. */
   unsent: OutboundPartials[];
   /** The frontier of windows already sent, not yet recorded in drift_progress: saved first on retry. */
-  unsentProgress: { position: number; offset: number } | undefined;
+  unsentProgress: Progress | undefined;
   /** Data-quality counts of the same added events, taken when their window closes. */
   readonly quality: QualityWindows;
   /** Dead letters of the current batch's refused events, by offset: named again if it is retried. */
@@ -223,7 +223,12 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     let restored: RestoredProgress | undefined;
     if (loaded !== undefined) {
       const problem = restoredFrontierProblem(loaded.position, deps.spec.sizeMs, now(), deps.eventTime);
-      if (problem === undefined) restored = { closedUntil: loaded.position, offset: loaded.offset };
+      if (problem === undefined)
+        restored = {
+          closedUntil: loaded.position,
+          offset: loaded.offset,
+          ...(loaded.lateFrom === undefined ? {} : { lateFrom: loaded.lateFrom }),
+        };
       else {
         // Written before event times were bounded: using it would make every event late forever.
         logger.error(
@@ -382,7 +387,11 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     );
     if (messages.length > 0) {
       entry.unsent = messages;
-      entry.unsentProgress = { position: flush.closedUntil, offset: next };
+      entry.unsentProgress = {
+        position: flush.closedUntil,
+        offset: next,
+        lateFrom: state.lateFrom(flush.closedUntil, next),
+      };
       await send(entry, ctx.topic, ctx.partition);
     }
     const m = deps.metrics;
@@ -485,10 +494,8 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     );
     if (messages.length === 0) return;
     entry.unsent = messages;
-    entry.unsentProgress = {
-      position: flush.closedUntil,
-      offset: Math.max(entry.lastOffset + 1, entry.restoredOffset),
-    };
+    const offset = Math.max(entry.lastOffset + 1, entry.restoredOffset);
+    entry.unsentProgress = { position: flush.closedUntil, offset, lateFrom: state.lateFrom(flush.closedUntil, offset) };
     await send(entry, topic, partition, owned);
     if (flush.windows.length > 0) deps.metrics?.windowsClosed.inc(flush.windows.length);
     deps.metrics?.windowsOpen.set(openWindows());

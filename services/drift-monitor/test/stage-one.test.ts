@@ -100,7 +100,7 @@ describe('stage-1 processor', () => {
       [0, 2],
       [1000, 1],
     ]);
-    expect(saved.at(-1)).toEqual({ position: 2000, offset: 4 });
+    expect(saved.at(-1)).toEqual({ position: 2000, offset: 4, lateFrom: 3 });
   });
 
   it('a retried batch after a failed send neither double-counts nor loses a window', async () => {
@@ -314,7 +314,7 @@ describe('stage-1 processor: a ClickHouse outage while recording progress', () =
     // Windows 0 and 1000 closed: one partial and one marker each, emitted once in all.
     const kinds = sent.map((m) => decodePartials(m.value)).map((m) => `${m.type}@${m.windowStart}`);
     expect(kinds.sort()).toEqual(['closed@0', 'closed@1000', 'partial@0', 'partial@1000']);
-    expect(saved).toEqual([{ position: 2000, offset: 4 }]);
+    expect(saved).toEqual([{ position: 2000, offset: 4, lateFrom: 3 }]);
   });
 });
 

@@ -1,4 +1,5 @@
 import { cutText, DriftlineError } from '@driftline/core';
+import { floatText, integerText } from './number-text.js';
 
 /** A typed column of a table: numbers (NaN = missing) or categories (null = missing). */
 export type Column =
@@ -38,35 +39,6 @@ export function shortName(name: string): string {
 /** A column name quoted for an error line (`"name"`), cut as `shortName` cuts it. */
 export function quotedName(name: string): string {
   return JSON.stringify(shortName(name));
-}
-
-/** A number written with a leading zero (`02139`, `007`, `-01`): a code, kept as written. */
-const LEADING_ZERO = /^\s*[+-]?0\d/;
-
-/**
- * The category of a `--categorical` cell: a cell that is a finite number (as `parseNumberText`
- * reads it) becomes the number's canonical text (`String(x)`), so `1.0` and `1e0` in a CSV, `1`
- * and a float 1 of an Arrow or Parquet column are one category, `1`; a number written with a
- * leading zero (`02139`: a zip code) and any other text are kept as written.
- */
-export function categoryOfCell(cell: string): string {
-  if (LEADING_ZERO.test(cell)) return cell;
-  const x = parseNumberText(cell);
-  return Number.isFinite(x) ? String(x) : cell;
-}
-
-/** `categoryOfCell` over a column, once per distinct cell. */
-export function canonicalCategories(values: ReadonlyArray<string | null>): Array<string | null> {
-  const seen = new Map<string, string>();
-  return values.map((cell) => {
-    if (cell === null) return null;
-    let out = seen.get(cell);
-    if (out === undefined) {
-      out = categoryOfCell(cell);
-      seen.set(cell, out);
-    }
-    return out;
-  });
 }
 
 const MISSING = new Set(['', 'NA', 'NaN', 'nan', 'null', 'NULL', 'None']);
@@ -232,9 +204,10 @@ export function resolveSelection(header: readonly string[], options: TableOption
 
 /**
  * Applies `TableOptions` to columns read by a typed reader (Arrow, Parquet): selection, then the
- * forced types — numbers become their text (`categoryOfCell`, as a CSV's `--categorical` cells),
- * text becomes numbers (a non-number is an error naming
- * its row, counted from 1).
+ * forced types — numbers become the text pandas writes for them in a CSV (`integerText` for an
+ * integer column, else `floatText`), text stays as it is, and text becomes numbers (a non-number is
+ * an error naming its row, counted from 1). A reader holding the stored values (int64 beyond 2^53,
+ * float32) makes their text itself, before this.
  */
 export function applyTableOptions(columns: readonly Column[], options: TableOptions, source: string): Column[] {
   const header = columns.map((c) => c.name);
@@ -242,11 +215,8 @@ export function applyTableOptions(columns: readonly Column[], options: TableOpti
   return resolveSelection(header, options, source).map((i) => {
     const column = columns[i]!;
     if (column.kind === 'numeric' && options.categorical?.includes(column.name)) {
-      const values = Array.from(column.values, (x) => (Number.isNaN(x) ? null : String(x)));
-      return { name: column.name, kind: 'categorical', values };
-    }
-    if (column.kind === 'categorical' && options.categorical?.includes(column.name)) {
-      return { name: column.name, kind: 'categorical', values: canonicalCategories(column.values) };
+      const text = (x: number) => (Number.isNaN(x) ? null : column.integerText ? integerText(x) : floatText(x));
+      return { name: column.name, kind: 'categorical', values: Array.from(column.values, text) };
     }
     if (column.kind === 'categorical' && options.numeric?.includes(column.name)) {
       const values = new Float64Array(column.values.length);

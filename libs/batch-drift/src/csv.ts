@@ -2,7 +2,6 @@ import { isUtf8 } from 'node:buffer';
 import { ConfigError, DriftlineError } from '@driftline/core';
 import {
   type Column,
-  canonicalCategories,
   checkHeader,
   decodeCell,
   isMissingCell,
@@ -160,11 +159,13 @@ class CsvReader {
     const bytes = this.bytes;
     const n = bytes.length;
     const delimiter = this.delimiter;
+    // With one column a blank line between rows is a row whose cell is empty (missing); the blank
+    // lines at the end of the file (and the line break ending the last row) are not rows.
+    let contentEnd = n;
+    while (contentEnd > this.pos && (bytes[contentEnd - 1] === LF || bytes[contentEnd - 1] === CR)) contentEnd--;
     for (;;) {
-      // With one column a blank line is a row whose cell is empty (missing); the line break ending
-      // the last row is not a row.
       if (width > 1) this.skipBlankLines();
-      if (this.pos >= n) break;
+      if (this.pos >= contentEnd) break;
       if (rows === capacity) {
         // Grow to the row count the bytes read so far predict, so a large file grows once or twice.
         const predicted = Math.ceil(((n - dataStart) / Math.max(1, this.pos - dataStart)) * rows * 1.05) + 16;
@@ -229,13 +230,8 @@ class CsvReader {
         return { name, kind: 'numeric', values, integerText: !fractional[slot] };
       }
       if (flippedAt[slot]! > 0) this.reread(texts[slot]!, c, rowStarts, flippedAt[slot]!);
-      // A forced category that is a number is its canonical text, as for Arrow and Parquet numbers.
-      const forcedCategorical = options.categorical?.includes(name) ?? false;
-      return {
-        name,
-        kind: 'categorical',
-        values: forcedCategorical ? canonicalCategories(texts[slot]!) : texts[slot]!,
-      };
+      // Categories are the cells exactly as written (`1.10` and `1.1` are two categories).
+      return { name, kind: 'categorical', values: texts[slot]! };
     });
   }
 

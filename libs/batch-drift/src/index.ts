@@ -3,4 +3,5 @@ export { applyTableOptions, type Column, quotedName, shortName, type TableOption
 export { type CsvOptions, csvColumns } from './csv.js';
 export { type ColumnBin, type ColumnDistribution, columnDistribution } from './distributions.js';
 export { datasetDrift, type EvidentlyStattest } from './evidently.js';
+export { type FloatBits, floatText, integerText } from './number-text.js';
 export { profilesFromColumns, profilesFromCsv, type ReferenceColumns } from './reference-profiles.js';

@@ -26,10 +26,21 @@ describe('csvColumns', () => {
     expect(numbers(x)).toEqual([1, Number.NaN, 2, Number.NaN, 3]);
     expect(numbers(csvColumns('x\r\n1\r\n\r\n2', 'one.csv')[0])).toEqual([1, Number.NaN, 2]);
     expect(csvColumns('city\nParis\n\nRome\n', 'one.csv')[0]!.values).toEqual(['Paris', null, 'Rome']);
-    // Every cell missing: rows of missing cells, not "no data rows".
-    expect(numbers(csvColumns('x\n\n\n', 'one.csv')[0])).toEqual([Number.NaN, Number.NaN]);
+    // A quoted empty cell is a row too, even the last.
+    expect(numbers(csvColumns('x\n1\n""\n', 'one.csv')[0])).toEqual([1, Number.NaN]);
     // With two columns or more a blank line is still skipped.
     expect(numbers(csvColumns('x,y\n1,2\n\n3,4\n', 'two.csv')[0])).toEqual([1, 3]);
+  });
+
+  it('in a one-column file the blank lines at the end are not rows (LF or CRLF, any number)', () => {
+    expect(numbers(csvColumns('a\n1\n2\n\n\n', 'one.csv')[0])).toEqual([1, 2]);
+    expect(numbers(csvColumns('a\r\n1\r\n2\r\n\r\n', 'one.csv')[0])).toEqual([1, 2]);
+    expect(numbers(csvColumns('a\n1\n\n2\n\r\n\n', 'one.csv')[0])).toEqual([1, Number.NaN, 2]);
+    expect(csvColumns('city\nParis\n\n\n', 'one.csv')[0]!.values).toEqual(['Paris']);
+    // A header and blank lines only: no data rows (the empty-table error), not a column of missing cells.
+    for (const text of ['a\n\n', 'a\r\n\r\n\r\n', 'a\n\n\n\n']) {
+      expect(csvColumns(text, 'one.csv')[0]!.values).toHaveLength(0);
+    }
   });
 
   it('reads a one-column file (no delimiter anywhere)', () => {
@@ -216,22 +227,31 @@ describe('csvColumns', () => {
       expect(csvColumns(text, 't.csv', { ignore: ['id', 'other'] }).map((c) => c.name)).toEqual(['x', 'zip', 'score']);
     });
 
-    it('--categorical: a number is its canonical text, as a float of Arrow or Parquet is (1.0 is 1)', () => {
-      const [fromCsv] = csvColumns('zip\n1.0\n2.50\n1e1\n 3 \nabc\n007\n', 'c.csv', { categorical: ['zip'] });
-      const [fromFloats] = applyTableOptions(
-        [{ name: 'zip', kind: 'numeric', values: Float64Array.from([1, 2.5, 10, 3]) }],
-        { categorical: ['zip'] },
+    it('--categorical: every cell is a category exactly as written, numbers too', () => {
+      const cells = ['1.1', '1.10', '2', '2.0', '0x1F', '31', '0b101', '5', '1e3', '1000', ' 7 ', '007'];
+      const big = ['12345678901234567890', '12345678901234567891'];
+      const [column] = csvColumns(`v\n${[...cells, ...big].join('\n')}\n`, 'c.csv', { categorical: ['v'] });
+      expect(column!.values).toEqual([...cells, ...big]);
+    });
+
+    it('--categorical on typed numbers: the text pandas writes to a CSV for them', () => {
+      const [floats, ints] = applyTableOptions(
+        [
+          { name: 'f', kind: 'numeric', values: Float64Array.from([1, 2.5, 1e16, 1e-5, -0, Number.NaN]) },
+          { name: 'i', kind: 'numeric', values: Float64Array.from([1, 1e21, Number.NaN]), integerText: true },
+        ],
+        { categorical: ['f', 'i'] },
         'c.arrow',
       );
-      expect(fromCsv!.values.slice(0, 4)).toEqual(fromFloats!.values);
-      // Text, and a number written with a leading zero (a code), stay as written.
-      expect(fromCsv!.values.slice(4)).toEqual(['abc', '007']);
-      const [fromText] = applyTableOptions(
-        [{ name: 'zip', kind: 'categorical', values: ['1.0', null, '007'] }],
-        { categorical: ['zip'] },
+      expect(floats!.values).toEqual(['1.0', '2.5', '1e+16', '1e-05', '-0.0', null]);
+      expect(ints!.values).toEqual(['1', '1000000000000000000000', null]);
+      // Text of a typed reader is kept as it is, as a CSV's cells are.
+      const [text] = applyTableOptions(
+        [{ name: 's', kind: 'categorical', values: ['1.0', null, '007', '0x1F'] }],
+        { categorical: ['s'] },
         'c.parquet',
       );
-      expect(fromText!.values).toEqual(['1', null, '007']);
+      expect(text!.values).toEqual(['1.0', null, '007', '0x1F']);
     });
 
     it('an error line cuts a long header name', () => {
@@ -289,7 +309,7 @@ describe('csvColumns refuses bytes that are not UTF-8 (they merged or split cate
 
 describe('applyTableOptions (Arrow and Parquet columns)', () => {
   const columns: Column[] = [
-    { name: 'n', kind: 'numeric', values: Float64Array.from([1, Number.NaN, 3]) },
+    { name: 'n', kind: 'numeric', values: Float64Array.from([1, Number.NaN, 3]), integerText: true },
     { name: 's', kind: 'categorical', values: ['1.5', null, 'x'] },
     { name: 't', kind: 'categorical', values: ['2', 'NA', '4'] },
   ];

@@ -1,4 +1,4 @@
-import { closeSync, openSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readlinkSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '@driftline/core';
 
@@ -22,26 +22,46 @@ export function outputFile(option: string, value: string): string {
 }
 
 /**
- * Opens a regular file (or where one would be created) for appending, and removes it again if it
- * was not there: a file the system refuses (EACCES, EROFS, a /proc or /sys path) is found before
- * the work whose result it would hold, not after. A device or FIFO (`/dev/stdout`) is not opened:
- * a FIFO's open waits for a reader.
+ * Opens a regular file for appending, or creates one where it would be and removes it again: a file
+ * the system refuses (EACCES, EROFS, a /proc or /sys path) is found before the work whose result it
+ * would hold, not after. A device or FIFO (`/dev/stdout`) is not opened: a FIFO's open waits for a
+ * reader. A symbolic link is never removed or replaced: one to a file probes that file; a dangling
+ * one probes the path it points to (which the write will create), leaving the link as it was.
  */
-function probeWritable(option: string, path: string): void {
-  let existed = false;
+function probeWritable(option: string, path: string, link?: string): void {
+  const cannot = (error: unknown) => {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const via = link === undefined ? '' : ` (the target of the symbolic link ${link})`;
+    return new ConfigError(option, `cannot write ${path}${via} (${code})`, { cause: error });
+  };
+  let entry: ReturnType<typeof lstatSync>;
   try {
-    const stat = statSync(path);
-    if (!stat.isFile()) return;
-    existed = true;
+    entry = lstatSync(path);
   } catch {
-    // Absent: the probe creates it, then removes it.
+    // Absent: create it exclusively (never through a link made meanwhile), then remove it.
+    try {
+      closeSync(openSync(path, 'ax'));
+      unlinkSync(path);
+    } catch (error) {
+      throw cannot(error);
+    }
+    return;
   }
+  let target = entry;
+  if (entry.isSymbolicLink()) {
+    try {
+      target = statSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw cannot(error);
+      probeWritable(option, resolve(dirname(path), readlinkSync(path)), link ?? path);
+      return;
+    }
+  }
+  if (!target.isFile()) return;
   try {
     closeSync(openSync(path, 'a'));
-    if (!existed) unlinkSync(path);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(option, `cannot write ${path} (${code})`, { cause: error });
+    throw cannot(error);
   }
 }
 

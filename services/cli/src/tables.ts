@@ -1,7 +1,16 @@
 import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { applyTableOptions, type Column, csvColumns, quotedName, shortName } from '@driftline/batch-drift';
+import {
+  applyTableOptions,
+  type Column,
+  csvColumns,
+  type FloatBits,
+  floatText,
+  integerText,
+  quotedName,
+  shortName,
+} from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import type { ReadOptions } from './table-options.js';
 
@@ -128,8 +137,11 @@ export async function readTable(path: string, options: ReadOptions = {}): Promis
   }
   const wanted = (name: string) =>
     (options.columns === undefined || options.columns.includes(name)) && !(options.ignore ?? []).includes(name);
+  const asText = (name: string) => options.categorical?.includes(name) ?? false;
   const columns =
-    format === 'arrow' ? await arrowColumns(bytes, path, wanted) : await parquetColumns(bytes, path, wanted);
+    format === 'arrow'
+      ? await arrowColumns(bytes, path, wanted, asText)
+      : await parquetColumns(bytes, path, wanted, asText);
   return applyTableOptions(columns, options, path);
 }
 
@@ -159,7 +171,14 @@ const epochMsOf = {
   days: (v: bigint | number) => Number(v) * MS_PER_DAY,
 };
 
-async function arrowColumns(bytes: Buffer, path: string, wanted: (name: string) => boolean): Promise<Column[]> {
+/**
+ * Which columns to read, and which are forced `--categorical`: an integer or float column of those is
+ * read as the text pandas writes for its stored values (int64 digits beyond 2^53, float32's own
+ * shortest digits), which its float64 numbers no longer hold.
+ */
+type Wanted = (name: string) => boolean;
+
+async function arrowColumns(bytes: Buffer, path: string, wanted: Wanted, asText: Wanted): Promise<Column[]> {
   // Loaded on demand: apache-arrow alone takes longer to load than a CSV of a few MB to read.
   const arrow = await import('apache-arrow');
   let table: ReturnType<typeof arrow.tableFromIPC>;
@@ -192,13 +211,35 @@ async function arrowColumns(bytes: Buffer, path: string, wanted: (name: string) 
     ) {
       throw nestedColumn(path, field.name, String(arrow.Type[type.typeId]).toLowerCase());
     }
-    columns.push(arrowColumn(arrow, field.name, type, table.getChildAt(i)!));
+    columns.push(arrowColumn(arrow, field.name, type, table.getChildAt(i)!, asText(field.name)));
   });
   return columns;
 }
 
-function arrowColumn(arrow: Arrow, name: string, type: ArrowVector['type'], vector: ArrowVector): Column {
+function arrowColumn(
+  arrow: Arrow,
+  name: string,
+  type: ArrowVector['type'],
+  vector: ArrowVector,
+  asText: boolean,
+): Column {
   const cell = numericCell(arrow, type, vector);
+  const { DataType, Precision } = arrow;
+  if (asText && cell !== undefined && (DataType.isInt(type) || DataType.isFloat(type))) {
+    const bits: FloatBits | undefined = DataType.isFloat(type)
+      ? type.precision === Precision.HALF
+        ? 16
+        : type.precision === Precision.SINGLE
+          ? 32
+          : 64
+      : undefined;
+    const values: Array<string | null> = [];
+    for (let r = 0; r < vector.length; r++) {
+      if (!vector.isValid(r)) values.push(null);
+      else values.push(bits === undefined ? integerText(vector.get(r) as bigint | number) : floatText(cell(r), bits));
+    }
+    return { name, kind: 'categorical', values };
+  }
   if (cell !== undefined) {
     const values = new Float64Array(vector.length);
     for (let r = 0; r < vector.length; r++) values[r] = vector.isValid(r) ? cell(r) : Number.NaN;
@@ -266,7 +307,7 @@ function text(v: unknown): string | null {
   return String(v);
 }
 
-async function parquetColumns(bytes: Buffer, path: string, wanted: (name: string) => boolean): Promise<Column[]> {
+async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asText: Wanted): Promise<Column[]> {
   const [{ parquetMetadata, parquetRead, parquetSchema }, { compressors }] = await Promise.all([
     import('hyparquet'),
     import('hyparquet-compressors'),
@@ -292,9 +333,20 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: (name: string
       e.type === 'INT96' ||
       ['TIMESTAMP', 'DATE'].includes(e.logical_type?.type ?? '') ||
       ['TIMESTAMP_MILLIS', 'TIMESTAMP_MICROS', 'DATE'].includes(e.converted_type ?? '');
+    // A decimal stored as INT32/INT64 holds its unscaled integer: an integer only with scale 0.
+    const isFraction = (e: (typeof elements)[number]) =>
+      (e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL') && (e.scale ?? 0) !== 0;
     const integerTyped = new Set(
-      elements.filter((e) => (e.type === 'INT32' || e.type === 'INT64') && !isTime(e)).map((e) => e.name),
+      elements
+        .filter((e) => (e.type === 'INT32' || e.type === 'INT64') && !isTime(e) && !isFraction(e))
+        .map((e) => e.name),
     );
+    const floatBits = new Map<string, FloatBits>();
+    for (const e of elements) {
+      if (e.type === 'DOUBLE') floatBits.set(e.name, 64);
+      else if (e.type === 'FLOAT') floatBits.set(e.name, 32);
+      else if (e.logical_type?.type === 'FLOAT16') floatBits.set(e.name, 16);
+    }
     const chunks = new Map<string, Array<{ data: ArrayLike<unknown>; rowStart: number; rowEnd: number }>>();
     await parquetRead({
       file,
@@ -321,6 +373,16 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: (name: string
       const numeric = cells.every(
         (v) => v === null || v === undefined || typeof v === 'number' || typeof v === 'bigint',
       );
+      const bits = floatBits.get(name);
+      if (numeric && asText(name) && (bits !== undefined || integerTyped.has(name))) {
+        const text = (v: unknown) =>
+          v === null || v === undefined
+            ? null
+            : bits === undefined
+              ? integerText(v as bigint | number)
+              : floatText(Number(v), bits);
+        return { name, kind: 'categorical' as const, values: cells.map(text) };
+      }
       if (numeric) {
         const values = new Float64Array(rows);
         for (let r = 0; r < rows; r++)

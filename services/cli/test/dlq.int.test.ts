@@ -10,7 +10,7 @@ import {
 import { createMetricsRegistry } from '@driftline/observability';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { dlqCommand } from '../src/commands/dlq.js';
+import { dlqCommand, REPLAY_MARKER_HEADER } from '../src/commands/dlq.js';
 
 const stack = inject('stack');
 const kafka = kafkaFor(stack.kafkaBrokers);
@@ -235,5 +235,79 @@ describe('driftline dlq replay: letters of records never written to the topic', 
     const { out } = await driftline('replay', '--topic', source, '--group', group);
     expect(out).toMatch(/^replayed 2 of 2 selected/);
     expect((await readTopic(kafka, source, 2)).map((r) => r.value?.toString()).sort()).toEqual(['p-1', 'p-2']);
+  });
+});
+
+describe('driftline dlq replay: a filtered run, then an unfiltered one', () => {
+  const source = uniqueName('dlq-filtered');
+  const letters = `${source}.dlq`;
+  const group = uniqueName('dlq-filtered-group');
+  const letter = (code: string, failedAt: number, extra: Record<string, string> = {}) => ({
+    key: 'k',
+    value: Buffer.from('X'),
+    headers: {
+      ...extra,
+      [DLQ_HEADERS.topic]: source,
+      [DLQ_HEADERS.partition]: '0',
+      [DLQ_HEADERS.offset]: '0',
+      [DLQ_HEADERS.group]: group,
+      [DLQ_HEADERS.code]: code,
+      [DLQ_HEADERS.reason]: 'boom',
+      [DLQ_HEADERS.failedAt]: new Date(failedAt).toISOString(),
+    },
+  });
+
+  it('sends a record once although its other letter was filtered out (1 → 2 → 2, never 3)', async () => {
+    await ensureTopics(kafka, [
+      { topic: source, partitions: 1 },
+      { topic: letters, partitions: 1 },
+    ]);
+    const producer = await createProducer(kafka);
+    await producer.send(source, [{ key: 'k', value: Buffer.from('X') }]);
+    // Dead-lettered twice by one group (redelivered before the commit): INTERNAL, then SINK_REJECTED.
+    await producer.send(letters, [letter('INTERNAL', Date.now() - 60_000), letter('SINK_REJECTED', Date.now())]);
+    await producer.disconnect();
+    expect(await high(source)).toBe(1);
+    const filtered = await driftline('replay', '--topic', source, '--code', 'SINK_REJECTED');
+    expect(filtered.out).toMatch(/^replayed 1 of 1 selected/);
+    expect(await high(source)).toBe(2);
+    for (let run = 0; run < 2; run++) {
+      const all = await driftline('replay', '--topic', source);
+      expect(all.out).toMatch(/^replayed 0 of 2 selected .*2 replayed by an earlier run/);
+      expect(await high(source)).toBe(2);
+    }
+
+    // The copy fails again after the replay: its letter (naming the letter it was replayed from) is
+    // replayable after the next fix, once; the letters from before the replay stay skipped.
+    const copy = (await readTopic(kafka, source, 2))[1]!;
+    const from = copy.headers[REPLAYED_FROM_HEADER]!.toString();
+    const again = await createProducer(kafka);
+    await again.send(letters, [letter('INTERNAL', Date.now(), { [REPLAYED_FROM_HEADER]: from })]);
+    await again.disconnect();
+    const afterFix = await driftline('replay', '--topic', source);
+    expect(afterFix.out).toMatch(/^replayed 1 of 3 selected .*2 replayed by an earlier run/);
+    expect(await high(source)).toBe(3);
+    const last = await driftline('replay', '--topic', source);
+    expect(last.out).toMatch(/^replayed 0 of 3 selected .*3 replayed by an earlier run/);
+    expect(await high(source)).toBe(3);
+  });
+
+  it('still skips a letter named by a marker of the older kind (one marker per letter, no time)', async () => {
+    const old = uniqueName('dlq-old-markers');
+    const oldLetters = `${old}.dlq`;
+    await ensureTopics(kafka, [
+      { topic: old, partitions: 1 },
+      { topic: oldLetters, partitions: 1 },
+    ]);
+    const producer = await createProducer(kafka);
+    const oldLetter = letter('INTERNAL', Date.now());
+    await producer.send(oldLetters, [
+      { ...oldLetter, headers: { ...oldLetter.headers, [DLQ_HEADERS.topic]: old } },
+      { key: `${oldLetters}/0/0`, value: null, headers: { [REPLAY_MARKER_HEADER]: `${oldLetters}/0/0` } },
+    ]);
+    await producer.disconnect();
+    const { out } = await driftline('replay', '--topic', old);
+    expect(out).toMatch(/^replayed 0 of 1 selected .*1 replayed by an earlier run/);
+    expect(await high(old)).toBe(0);
   });
 });

@@ -46,6 +46,25 @@ describe('driftline drift', () => {
     ]);
   });
 
+  it('--categorical compares cells as written: 1.1 vs 1.10 and two 20-digit ids differ (full drift)', async () => {
+    const a = join(dir, 'versions-ref.csv');
+    const b = join(dir, 'versions-cur.csv');
+    writeFileSync(a, `app_version,acct\n${'1.1,12345678901234567890\n'.repeat(50)}`);
+    writeFileSync(b, `app_version,acct\n${'1.10,12345678901234567891\n'.repeat(50)}`);
+    const { stdout, code } = await driftline(
+      ...['drift', '--reference', a, '--current', b, '--json', '--categorical', 'app_version,acct'],
+    );
+    expect(code).toBe(0);
+    const rows = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { column: string; drifted: boolean; score: number });
+    expect(rows.map((r) => [r.column, r.drifted])).toEqual([
+      ['app_version', true],
+      ['acct', true],
+    ]);
+  });
+
   it('names the bad option and exits 2 (usage)', async () => {
     const { stderr, code } = await driftline('drift', '--reference', ref, '--current', cur, '--binning', 'equal');
     expect(code).toBe(2);

@@ -176,16 +176,36 @@ describe('Arrow numeric types that are not plain typed arrays', () => {
     expect(day![0]).toBe(Date.UTC(2024, 11, 4));
   });
 
-  it('--categorical gives a number the same category in a CSV and in Arrow (1.0 and a float 1)', async () => {
-    const { tableToIPC, tableFromArrays } = await import('apache-arrow');
-    const arrow = join(dir, 'codes.arrow');
-    writeFileSync(arrow, tableToIPC(tableFromArrays({ zip: Float64Array.from([1, 2, 3, 1]) }), 'file'));
+  it('--categorical reads typed numbers as the text pandas writes to a CSV for them (int64, float32, float64)', async () => {
+    // categories.csv is what pandas' to_csv wrote for the table of categories.arrow/.parquet.
+    const options = { categorical: ['f64', 'f32', 'i64'] };
+    const fromCsv = await readTable(fixture('categories.csv'), options);
+    expect(fromCsv.map((c) => c.kind)).toEqual(['categorical', 'categorical', 'categorical']);
+    expect(await readTable(fixture('categories.arrow'), options)).toEqual(fromCsv);
+    expect(await readTable(fixture('categories.parquet'), options)).toEqual(fromCsv);
+  });
+
+  it('a Parquet decimal stored as INT64 is a fraction, not an integer column (also under --categorical)', async () => {
+    const [price] = await readTable(fixture('decimal-int.parquet'));
+    expect(price).toEqual({
+      name: 'price',
+      kind: 'numeric',
+      values: Float64Array.of(1.5, -0.25, Number.NaN),
+      integerText: false,
+    });
+    const [asText] = await readTable(fixture('decimal-int.parquet'), { categorical: ['price'] });
+    expect(asText).toEqual({ name: 'price', kind: 'categorical', values: ['1.5', '-0.25', null] });
+  });
+
+  it('--categorical keeps a CSV cell as written: 1.10 is not 1.1, 2.0 is not 2', async () => {
     const csv = join(dir, 'codes.csv');
-    writeFileSync(csv, 'zip\n1.0\n2.0\n3.0\n1\n');
-    const options = { categorical: ['zip'] };
-    const [fromArrow] = await readTable(arrow, options);
-    expect(fromArrow).toEqual({ name: 'zip', kind: 'categorical', values: ['1', '2', '3', '1'] });
-    expect(await readTable(csv, options)).toEqual([fromArrow]);
+    writeFileSync(csv, 'v\n1.10\n1.1\n2.0\n2\n0x1F\n1e3\n12345678901234567890\n12345678901234567891\n');
+    const [column] = await readTable(csv, { categorical: ['v'] });
+    expect(column).toEqual({
+      name: 'v',
+      kind: 'categorical',
+      values: ['1.10', '1.1', '2.0', '2', '0x1F', '1e3', '12345678901234567890', '12345678901234567891'],
+    });
   });
 
   it('an empty or non-Arrow .arrow file is refused naming it', async () => {

@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +33,32 @@ describe('--out and names: mistakes are usage errors naming the option, checked 
     ['missing/x.html', /^--out: directory .*missing does not exist$/],
   ])('--out %j', (value, message) => {
     expect(() => outputFile('--out', value === '' ? '' : join(dir, value))).toThrow(message);
+  });
+
+  it('the write probe never removes or replaces a symbolic link (dangling, or to a file)', () => {
+    const links = mkdtempSync(join(tmpdir(), 'cli-out-links-'));
+    // Dangling, to a file that may be created: accepted; the link stays, nothing is created.
+    const dangling = join(links, 'page.html');
+    symlinkSync('target.html', dangling);
+    expect(outputFile('--html', dangling)).toBe(dangling);
+    expect(lstatSync(dangling).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(dangling)).toBe('target.html');
+    expect(existsSync(join(links, 'target.html'))).toBe(false);
+    // Dangling into a directory that does not exist: refused naming the link; the link stays.
+    const nowhere = join(links, 'nowhere.html');
+    symlinkSync(join(links, 'no-dir', 'x.html'), nowhere);
+    expect(() => outputFile('--html', nowhere)).toThrow(
+      /^--html: cannot write .*no-dir\/x\.html \(the target of the symbolic link .*nowhere\.html\) \(ENOENT\)$/,
+    );
+    expect(lstatSync(nowhere).isSymbolicLink()).toBe(true);
+    // To an existing file: the file is kept as it is.
+    writeFileSync(join(links, 'old.html'), 'kept');
+    const toFile = join(links, 'old-link.html');
+    symlinkSync('old.html', toFile);
+    expect(outputFile('--html', toFile)).toBe(toFile);
+    expect(lstatSync(toFile).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(links, 'old.html'), 'utf8')).toBe('kept');
+    expect(readdirSync(links).sort()).toEqual(['nowhere.html', 'old-link.html', 'old.html', 'page.html']);
   });
 
   it('model-card and report refuse a bad --out before opening the warehouse, and write nothing', async () => {

@@ -29,8 +29,10 @@ their reasons) without committing anything.
   replay   sends the selected dead letters back to TOPIC as they were first written (key, value,
            headers; the driftline.dlq.* headers dropped, driftline.replayed.from added), e.g. after
            a fixed deploy, each source record once (letters of one record, also of its earlier
-           replays, are sent once; a marker written to the DLQ per letter dealt with keeps a
-           second run from sending it again). Every consumer group of TOPIC reads them again,
+           replays, are sent once; a marker written to the DLQ per record sent, with the time,
+           makes a later run skip every letter of that record that failed before it, filtered
+           out or not, while a letter of a copy that failed again afterwards stays replayable).
+           Every consumer group of TOPIC reads them again,
            not only the one that dead-lettered them: the stores keyed by event id (features, joins,
            ClickHouse rows) take a record twice as once, but the drift, skew and quality windows
            count a record a group had already taken again. So a DLQ holding letters of several
@@ -146,21 +148,29 @@ async function list(
 }
 
 /**
- * Header of a replay marker: a record `dlq replay` writes to the DLQ for each dead letter it has
- * dealt with (sent, or a repeat of a source record it sent), naming the letter
- * (`<dlq topic>/<partition>/<offset>`). The next replay reads the markers with the letters and
- * skips the letters they name, so a second run does not send them again. A letter written after
- * a replay (its copy failed again) has no marker: a replay after the next fix takes it.
+ * Header of a replay marker, a record `dlq replay` writes to the DLQ for each source record it
+ * sent: its value names the ORIGINAL record (`<topic>/<partition>/<offset>`, see `originalOf`), and
+ * `REPLAY_AT_HEADER` when it was sent. A later replay skips every letter of that record that failed
+ * (`driftline.dlq.failed.at`) before then — the letters this run sent or deduplicated, and those a
+ * filter (`--code`) left out — while a letter written after it (the copy failed again) is taken by
+ * the replay after the next fix. Markers without `REPLAY_AT_HEADER` (written before) name one
+ * letter (`<dlq topic>/<partition>/<offset>`), which is skipped.
  */
 export const REPLAY_MARKER_HEADER = 'driftline.replay.done';
 
+/** Header of a replay marker: when the record it names was sent back (ISO time, taken before the send). */
+export const REPLAY_AT_HEADER = 'driftline.replay.at';
+
 const positionOf = (r: InboundRecord): string => `${r.topic}/${r.partition}/${r.offset}`;
 
-/** What the first pass over the DLQ learns: every letter's source, the letters already replayed. */
+/** What the first pass over the DLQ learns: every letter's source, what earlier replays sent. */
 interface DlqIndex {
   /** Letter position → the position it stands for: its source record, or an earlier letter it is a replay of. */
   readonly parents: Map<string, string>;
-  readonly replayed: Set<string>;
+  /** Original record → when a replay last sent it (epoch ms). */
+  readonly replayedAt: Map<string, number>;
+  /** Letters named by markers of the older kind (one marker per letter). */
+  readonly replayedLetters: Set<string>;
   readonly groups: Set<string>;
   markers: number;
 }
@@ -193,12 +203,20 @@ async function indexDlq(
   dlq: string,
   selection: DeadLetterSelection,
 ): Promise<DlqIndex> {
-  const index: DlqIndex = { parents: new Map(), replayed: new Set(), groups: new Set(), markers: 0 };
+  const index: DlqIndex = {
+    parents: new Map(),
+    replayedAt: new Map(),
+    replayedLetters: new Set(),
+    groups: new Set(),
+    markers: 0,
+  };
   await readToEnd(kafka, dlq, async (records) => {
     for (const r of records) {
       const marked = headerText(r.headers[REPLAY_MARKER_HEADER]);
       if (marked !== undefined) {
-        index.replayed.add(marked);
+        const at = Date.parse(headerText(r.headers[REPLAY_AT_HEADER]) ?? '');
+        if (Number.isNaN(at)) index.replayedLetters.add(marked);
+        else index.replayedAt.set(marked, Math.max(at, index.replayedAt.get(marked) ?? at));
         index.markers++;
         continue;
       }
@@ -245,7 +263,7 @@ async function replay(
   try {
     ({ unreached } = await readToEnd(kafka, dlq, async (records) => {
       const out: OutboundMessage[] = [];
-      const done: string[] = [];
+      const sent: string[] = [];
       for (const r of records) {
         if (r.headers[REPLAY_MARKER_HEADER] !== undefined) continue;
         counts.read++;
@@ -258,24 +276,29 @@ async function replay(
         counts.selected++;
         if (d.sourceTopic !== topic) counts.otherSource++;
         else if (d.truncated) counts.truncated++;
-        else if (index.replayed.has(positionOf(r))) counts.replayedBefore++;
         else {
           const original = originalOf(d, index.parents);
-          if (sentOriginals.has(original)) counts.repeated++;
+          if (replayedBefore(d, original, index)) counts.replayedBefore++;
+          else if (sentOriginals.has(original)) counts.repeated++;
           else {
             sentOriginals.add(original);
             out.push(replayMessageOf(d));
+            sent.push(original);
           }
-          done.push(positionOf(r));
         }
       }
       // Sent before the next batch is read: an interrupted replay has sent a prefix, in order. The
       // markers follow the records they account for: a crash between the two sends those again.
+      // Their time is taken before the send, so a letter of a copy that fails again is later.
+      const at = new Date().toISOString();
       for (let i = 0; i < out.length && producer !== undefined; i += REPLAY_CHUNK) {
         await producer.send(topic, out.slice(i, i + REPLAY_CHUNK));
       }
-      for (let i = 0; i < done.length && producer !== undefined; i += REPLAY_CHUNK) {
-        await producer.send(dlq, done.slice(i, i + REPLAY_CHUNK).map(markerOf));
+      for (let i = 0; i < sent.length && producer !== undefined; i += REPLAY_CHUNK) {
+        await producer.send(
+          dlq,
+          sent.slice(i, i + REPLAY_CHUNK).map((original) => markerOf(original, at)),
+        );
       }
       counts.sent += out.length;
     }));
@@ -297,9 +320,23 @@ async function replay(
   return 0;
 }
 
-/** The marker saying the dead letter at `position` was dealt with by a replay (keyed by it). */
-function markerOf(position: string): OutboundMessage {
-  return { key: position, value: null, headers: { [REPLAY_MARKER_HEADER]: position } };
+/**
+ * Whether an earlier run dealt with letter `d` (of `original`): a marker of the older kind names it,
+ * or `original` was sent back after `d` failed (its failure time, else its DLQ record's time). A
+ * letter failing in the same millisecond as the send stays replayable: a copy sent twice is better
+ * than a record lost. (The times come from two clocks, the consumer's and the replaying host's.)
+ */
+function replayedBefore(d: DeadLetterView, original: string, index: DlqIndex): boolean {
+  if (index.replayedLetters.has(positionOf(d.record))) return true;
+  const replayedAt = index.replayedAt.get(original);
+  if (replayedAt === undefined) return false;
+  const failedAt = Number.isNaN(d.failedAt) ? d.record.timestamp : d.failedAt;
+  return failedAt < replayedAt;
+}
+
+/** The marker saying the source record `original` was sent back at `at` (ISO time), keyed by it. */
+function markerOf(original: string, at: string): OutboundMessage {
+  return { key: original, value: null, headers: { [REPLAY_MARKER_HEADER]: original, [REPLAY_AT_HEADER]: at } };
 }
 
 function noteUnreached(dlq: string, partitions: readonly number[]): void {

@@ -30,3 +30,17 @@ export function eventNameProblem(field: string, name: string): string | undefine
 export function modelNameProblem(model: string, version: string): string | undefined {
   return eventNameProblem('model', model) ?? eventNameProblem('model_version', version);
 }
+
+/**
+ * Why an alert's model or version name is refused: what its producers can raise, no more. The
+ * model 1..256 characters like events'; the version 0..256: the SDK and the prediction schema
+ * accept an empty version and the skew-monitor raises alerts for it, which the alert consumers
+ * dead-lettered (found by a review). The bound keeps route-glob matching and state keys cheap.
+ */
+export function alertNameProblem(model: string, version: string): string | undefined {
+  const versionProblem =
+    version.length > MAX_MODEL_NAME_LENGTH
+      ? `model_version must be 0..${MAX_MODEL_NAME_LENGTH} characters (got ${version.length})`
+      : undefined;
+  return eventNameProblem('model', model) ?? versionProblem;
+}

@@ -91,6 +91,21 @@ function buildRequest(receiver: Receiver, body: string, signal: AbortSignal): Re
   }
 }
 
+/**
+ * A message its receiver still failed transiently (no answer, 408, 425, 429, 5xx) when the retry
+ * budget ended: retriable, so on its own it fails the batch (an outage). `row` is its record were
+ * it given up: the router records it `failed` when the receiver delivered another message of the
+ * batch meanwhile (the receiver is up; this message is what it cannot take).
+ */
+export class ReceiverFailingError extends DriftlineError {
+  readonly row: AlertDeliveryRow;
+  constructor(message: string, row: AlertDeliveryRow) {
+    super('SINK_UNAVAILABLE', message, { retriable: true });
+    this.name = 'ReceiverFailingError';
+    this.row = row;
+  }
+}
+
 /** Why no further attempt starts: the one limit that ended the retries, named (a review found a wait blamed for max attempts). */
 function whyStopped(retry: RetryPolicy, attempts: number, elapsedMs: number, askedMs: number | undefined): string {
   if (attempts >= retry.maxAttempts) return `the most attempts, ${retry.maxAttempts}`;
@@ -173,10 +188,10 @@ export async function deliver(
     if (delay === undefined) {
       // The receiver is unreachable or overloaded, not refusing: an outage, retried with the batch
       // (nothing committed) rather than recorded failed and lost once its budget was spent.
-      throw new DriftlineError(
-        'SINK_UNAVAILABLE',
-        `receiver ${receiver.name} still failing: ${error} (${attempts} attempt${attempts === 1 ? '' : 's'} in ${now() - started} ms; ${whyStopped(options.retry, attempts, elapsed, askedMs)}); the batch is retried`,
-        { retriable: true },
+      const why = `${error} (${attempts} attempt${attempts === 1 ? '' : 's'} in ${now() - started} ms; ${whyStopped(options.retry, attempts, elapsed, askedMs)})`;
+      throw new ReceiverFailingError(
+        `receiver ${receiver.name} still failing: ${why}; the batch is retried`,
+        record(receiver, message, alertIds, { verdict, attempts, status, error: why, started, finished: now() }),
       );
     }
     try {
@@ -187,7 +202,23 @@ export async function deliver(
       });
     }
   }
-  const finished = now();
+  return record(receiver, message, alertIds, { verdict, attempts, status, error, started, finished: now() });
+}
+
+/** The alert_deliveries row of a message's outcome. */
+function record(
+  receiver: Receiver,
+  message: AlertMessage,
+  alertIds: string[],
+  outcome: {
+    verdict: AttemptVerdict;
+    attempts: number;
+    status: number | undefined;
+    error: string;
+    started: number;
+    finished: number;
+  },
+): AlertDeliveryRow {
   return {
     delivery_id: deliveryId(receiver.name, alertIds),
     receiver: receiver.name,
@@ -196,12 +227,12 @@ export async function deliver(
     model: message.model ?? '',
     kind: message.kind ?? '',
     severity: message.severity,
-    status: verdict === 'delivered' ? 'delivered' : 'failed',
-    attempts,
-    http_status: status ?? null,
-    latency_ms: Math.max(0, finished - started),
-    error: error.slice(0, 1_024),
-    first_attempt_at: chTime(started),
-    finished_at: chTime(finished),
+    status: outcome.verdict === 'delivered' ? 'delivered' : 'failed',
+    attempts: outcome.attempts,
+    http_status: outcome.status ?? null,
+    latency_ms: Math.max(0, outcome.finished - outcome.started),
+    error: outcome.error.slice(0, 1_024),
+    first_attempt_at: chTime(outcome.started),
+    finished_at: chTime(outcome.finished),
   };
 }

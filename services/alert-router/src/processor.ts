@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  type AlertMessage,
   fullBucket,
   groupAlerts,
   planSends,
@@ -11,11 +12,11 @@ import {
   type TokenBucket,
 } from '@driftline/alerting';
 import {
+  alertNameProblem,
   DriftlineError,
   type EventTimeBounds,
   eventTimeProblem,
   type Logger,
-  modelNameProblem,
   PoisonRecordError,
   windowTimeProblem,
 } from '@driftline/core';
@@ -23,7 +24,7 @@ import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/ka
 import { counter, histogram, type Registry } from '@driftline/observability';
 import type { DriftAlert } from '@driftline/schemas';
 import type { AlertDeliveryRow, AlertDeliveryStore } from '@driftline/warehouse';
-import { type DeliverOptions, deliver } from './deliver.js';
+import { type DeliverOptions, deliver, ReceiverFailingError } from './deliver.js';
 
 export interface RouterDeps {
   readonly routes: RoutingTable;
@@ -45,6 +46,9 @@ export interface RouterDeps {
 
 const ID_LOG_LIMIT = 20;
 
+/** Alert outcomes a router process remembers to skip on a retry (~1 MB; a batch holds far fewer). */
+const MAX_REMEMBERED_OUTCOMES = 10_000;
+
 /**
  * The router's batch processor. Per batch: route every alert (model, kind, severity → receivers),
  * drop the ids a receiver already got (alert_deliveries, and deliveries not yet recorded), group
@@ -54,9 +58,9 @@ const ID_LOG_LIMIT = 20;
  *
  * So: at-least-once per receiver. A receiver that stays down (no answer, 408, 425, 429, 5xx) fails
  * the batch retriably once its retry budget, shared by the batch's messages to it, is spent: the
- * loop backs off and retries it, nothing committed, the deliveries already made recorded and
- * skipped. Only a permanent refusal (another 4xx, a request that cannot be built) is recorded
- * `failed` and given up. It never delays the other receivers' deliveries of the batch, and the
+ * loop backs off and retries it, nothing committed, the outcomes already reached recorded and
+ * skipped. A permanent refusal (another 4xx, a request that cannot be built) is recorded `failed`
+ * and given up, and so is a message still failing transiently while the receiver delivers others. It never delays the other receivers' deliveries of the batch, and the
  * service runs one processor per receiver (`receiver` set), each in its own consumer group, so it
  * does not delay their later batches either.
  */
@@ -100,71 +104,160 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     ),
   };
 
+  // `receiver\0alert id` of the outcomes (delivered or failed) this process recorded, the newest
+  // MAX_REMEMBERED_OUTCOMES: a retry or replay of a batch skips them. The store knows only the
+  // delivered ones: a refused message was sent and recorded failed again on every retry (found by
+  // a review), and a message given up as one its receiver cannot take was sent alone again,
+  // answered 5xx with nothing else to show the receiver up: an outage for ever.
+  const finished = new Set<string>();
+  const remember = (receiver: string, id: string) => {
+    const key = `${receiver}\u0000${id}`;
+    finished.delete(key); // re-inserted: Set order is oldest first
+    finished.add(key);
+    if (finished.size > MAX_REMEMBERED_OUTCOMES) finished.delete(finished.values().next().value!);
+  };
+  // Per receiver, the alert ids of messages that still failed transiently when an earlier attempt of
+  // the batch failed it: on the retry each goes out alone. In a digest with healthy messages, its
+  // failure failed theirs too, and the receiver never answered anything 2xx (found by a review).
+  const suspects = new Map<string, Set<string>>();
+  // Messages delivered per receiver by this process (any batch, any partition): the evidence, for a
+  // message that keeps failing, that the receiver answers others meanwhile.
+  const delivered = new Map<string, number>();
+  const deliveredTo = (receiver: string) => delivered.get(receiver) ?? 0;
+
   async function toReceiver(
     receiver: Receiver,
     routed: readonly RoutedAlert[],
     heartbeat: () => Promise<void>,
   ): Promise<AlertDeliveryRow[]> {
     const alerts = [...new Map(routed.map((a) => [a.alert.alert_id, a])).values()]; // an id once per batch
-    const pending = new Set(
-      unrecorded.filter((r) => r.receiver === receiver.name && r.status === 'delivered').flatMap((r) => r.alert_ids),
-    );
+    const pending = new Set(unrecorded.filter((r) => r.receiver === receiver.name).flatMap((r) => r.alert_ids));
     const done = await deps.store.delivered(
       receiver.name,
       alerts.map((a) => a.alert.alert_id),
     );
-    const fresh = alerts.filter((a) => !done.has(a.alert.alert_id) && !pending.has(a.alert.alert_id));
+    const known = (id: string) => done.has(id) || pending.has(id) || finished.has(`${receiver.name}\u0000${id}`);
+    const fresh = alerts.filter((a) => !known(a.alert.alert_id));
     if (alerts.length > fresh.length) m.deduplicated.inc({ receiver: receiver.name }, alerts.length - fresh.length);
-    let messages = groupAlerts(fresh, deps.routes.groupWindowMs);
+    const messages = groupAlerts(fresh, deps.routes.groupWindowMs);
+    const suspect = suspects.get(receiver.name) ?? new Set<string>();
+    const failedBefore = (message: AlertMessage) => message.alerts.some((a) => suspect.has(a.alert.alert_id));
     const rows: AlertDeliveryRow[] = [];
     // One retry budget for the batch's messages to this receiver (see DeliverOptions.sharedBudget).
     const sharedBudget = { startedAt: undefined as number | undefined };
-    while (messages.length > 0) {
-      const plan = planSends(
-        messages,
-        buckets.get(receiver.name) ?? fullBucket(receiver.rateLimit, now()),
-        receiver.rateLimit,
-        now(),
-      );
-      buckets.set(receiver.name, plan.bucket);
-      if (plan.send.length === 0) {
+
+    /** The unit's messages as the rate limit lets them out (the excess in a digest); waits for a token. */
+    async function whenAllowed(unit: readonly AlertMessage[]): Promise<readonly AlertMessage[]> {
+      for (;;) {
+        const plan = planSends(
+          unit,
+          buckets.get(receiver.name) ?? fullBucket(receiver.rateLimit, now()),
+          receiver.rateLimit,
+          now(),
+        );
+        buckets.set(receiver.name, plan.bucket);
+        if (plan.send.length > 0) return plan.send;
         // Out of tokens: wait for one (heartbeating), never drop.
         await sleep(Math.min(plan.waitMs, 3_000), undefined, { signal: deps.deliver.signal }).catch(() => {
           throw new DriftlineError('SINK_UNAVAILABLE', 'stopping while rate limited', { retriable: true });
         });
         await heartbeat();
-        continue;
       }
-      for (const message of plan.send) {
-        if (message.key === 'digest') m.digests.inc({ receiver: receiver.name });
+    }
+
+    /** One message's delivery, its row kept for the record; a transient failure past the budget returned. */
+    async function send(
+      message: AlertMessage,
+      retry: DeliverOptions['retry'],
+    ): Promise<AlertDeliveryRow | ReceiverFailingError> {
+      if (message.key === 'digest') m.digests.inc({ receiver: receiver.name });
+      try {
         const row = await deliver(receiver, message, {
           ...deps.deliver,
+          retry,
           sharedBudget,
           onAttempt: async (verdict) => {
             m.attempts.inc({ receiver: receiver.name, outcome: verdict });
             if (verdict !== 'delivered') await heartbeat();
           },
         });
-        rows.push(row);
-        unrecorded.push(row);
-        m.deliveries.inc({ receiver: receiver.name, status: row.status });
-        m.seconds.observe({ receiver: receiver.name }, row.latency_ms / 1000);
-        const fields = {
-          receiver: receiver.name,
-          deliveryId: row.delivery_id,
-          alerts: row.alert_ids.length,
-          alertIds: row.alert_ids.slice(0, ID_LOG_LIMIT),
-          attempts: row.attempts,
-          httpStatus: row.http_status,
-          latencyMs: row.latency_ms,
-        };
-        if (row.status === 'failed') {
-          deps.logger.error({ ...fields, error: row.error }, 'alert delivery refused: recorded and given up');
-        } else if (row.attempts > 1) {
-          deps.logger.info({ ...fields, lastError: row.error }, 'alert delivered after retries');
-        }
+        keep(row, 'alert delivery refused: recorded and given up');
+        return row;
+      } catch (error) {
+        if (error instanceof ReceiverFailingError) return error;
+        throw error; // stopping
       }
-      messages = []; // every message of the plan went out (the excess inside a digest)
+    }
+
+    function keep(row: AlertDeliveryRow, failedText: string): void {
+      rows.push(row);
+      unrecorded.push(row);
+      for (const id of row.alert_ids) remember(receiver.name, id);
+      if (row.status === 'delivered') delivered.set(receiver.name, deliveredTo(receiver.name) + 1);
+      m.deliveries.inc({ receiver: receiver.name, status: row.status });
+      m.seconds.observe({ receiver: receiver.name }, row.latency_ms / 1000);
+      const fields = {
+        receiver: receiver.name,
+        deliveryId: row.delivery_id,
+        alerts: row.alert_ids.length,
+        alertIds: row.alert_ids.slice(0, ID_LOG_LIMIT),
+        attempts: row.attempts,
+        httpStatus: row.http_status,
+        latencyMs: row.latency_ms,
+      };
+      if (row.status === 'failed') {
+        deps.logger.error({ ...fields, error: row.error }, failedText);
+      } else if (row.attempts > 1) {
+        deps.logger.info({ ...fields, lastError: row.error }, 'alert delivered after retries');
+      }
+    }
+
+    // Past the budget a message's transient failure no longer fails the batch at once: the other
+    // messages still get their attempt (one each, the budget being spent), and they tell whether
+    // the receiver is down or only cannot take that message (found by a review: one message it
+    // always answered 5xx held the rest, and every later batch, for ever).
+    const failing: Array<{
+      readonly message: AlertMessage;
+      readonly error: ReceiverFailingError;
+      readonly from: number;
+    }> = [];
+    // The healthy messages first, then each that failed before, alone.
+    const units = [messages.filter((x) => !failedBefore(x)), ...messages.filter(failedBefore).map((x) => [x])];
+    for (const unit of units) {
+      if (unit.length === 0) continue;
+      for (const message of await whenAllowed(unit)) {
+        const from = deliveredTo(receiver.name);
+        const outcome = await send(message, deps.deliver.retry);
+        if (outcome instanceof ReceiverFailingError) failing.push({ message, error: outcome, from });
+      }
+    }
+    if (failing.length === 0) return rows;
+    // The evidence that the receiver is up while a message fails: another message delivered to it
+    // after that one was first sent. Any 2xx of the batch is not enough: a receiver that went down
+    // after the batch's first message (an outage) would have lost the rest.
+    const unexplained = failing.find(({ from }) => deliveredTo(receiver.name) === from);
+    if (unexplained !== undefined) {
+      // An outage (as far as can be told): the batch is retried, nothing recorded failed, nothing lost.
+      suspects.set(
+        receiver.name,
+        new Set(failing.flatMap(({ message }) => message.alerts.map((a) => a.alert.alert_id))),
+      );
+      throw unexplained.error;
+    }
+    // Each failing message saw the receiver deliver another after it: one more attempt each (the
+    // receiver may have come back only after the message's budget was spent); still failing, it is
+    // a message this receiver cannot take: recorded failed like a refusal (logged, counted:
+    // DriftlineAlertDeliveryFailing), and the batch goes on.
+    for (const { message } of failing) {
+      const [alone = message] = await whenAllowed([message]);
+      const outcome = await send(alone, { ...deps.deliver.retry, maxAttempts: 1 });
+      if (outcome instanceof ReceiverFailingError) {
+        const row = outcome.row;
+        keep(
+          { ...row, error: `${row.error}; other messages were delivered meanwhile: given up`.slice(0, 1_024) },
+          'alert delivery failing while the receiver takes other messages: recorded and given up',
+        );
+      }
     }
     return rows;
   }
@@ -173,7 +266,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     decode: async (record) => {
       const alert = await deps.decode(record);
       // The model name is bounded like the producers' (a route glob is matched against it).
-      const nameProblem = modelNameProblem(alert.model, alert.model_version);
+      const nameProblem = alertNameProblem(alert.model, alert.model_version);
       if (nameProblem !== undefined)
         throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${nameProblem}`);
       // The window too: rendering an out-of-range window_start threw a RangeError at delivery,
@@ -224,6 +317,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       unrecorded = unrecorded.slice(rows.length);
       const failed = settled.find((r) => r.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
+      suspects.clear(); // the batch is done: its retries are over
     },
   };
 }

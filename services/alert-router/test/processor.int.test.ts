@@ -170,16 +170,17 @@ describe('router processor', () => {
     }
   });
 
-  /** A receiver on loopback whose answer per request (1-based) `answer` decides; undefined: no answer. */
-  async function webhook(answer: (n: number) => number | undefined) {
+  /** A receiver on loopback whose answer per request (1-based) and its alert ids `answer` decides; undefined: no answer. */
+  async function webhook(answer: (n: number, ids: readonly string[]) => number | undefined) {
     const listenPort = await freePort();
     const sent: string[][] = [];
     const hook = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        sent.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { alert_ids: string[] }).alert_ids);
-        const status = answer(sent.length);
+        const ids = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { alert_ids: string[] }).alert_ids;
+        sent.push(ids);
+        const status = answer(sent.length, ids);
         if (status !== undefined) res.writeHead(status).end();
       });
     });
@@ -228,6 +229,106 @@ describe('router processor', () => {
       await p.process(batch, context);
       expect(hook.sent.slice(before).flat().sort()).toEqual(['b0', 'b1', 'b2'].filter((id) => !first.includes(id)));
       expect((await statuses('back')).map(([status]) => status)).toEqual(['delivered', 'delivered', 'delivered']);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  /** Alerts of one model an hour apart (one message each), ids as given. */
+  const hourly = (model: string, ids: readonly string[]) =>
+    items(ids.map((id, i) => driftAlert(id, NOW - 120_000 - i * 3_600_000, { model })));
+  const quick = { maxAttempts: 3, initialMs: 10, maxDelayMs: 10, budgetMs: 300, jitter: 0 };
+
+  it('a message the receiver always answers 5xx is recorded failed once it delivers others: the batch goes on (found by a review)', async () => {
+    const hook = await webhook((_n, ids) => (ids.includes('bad') ? 500 : ids.includes('refused') ? 400 : 200));
+    try {
+      const { processor: p, registry } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { poison: { url: "${hook.url}" } }\nroutes: [{ match: { model: poison }, receivers: [poison] }]`,
+        quick,
+      );
+      const batch = hourly('poison', ['refused', 'bad', 'good1', 'good2']);
+      // Before: the batch failed retriably for ever, good1 and good2 never delivered.
+      await p.process(batch, context);
+      expect((await statuses('poison')).sort()).toEqual([
+        ['delivered', 'good1'],
+        ['delivered', 'good2'],
+        ['failed', 'bad'],
+        ['failed', 'refused'],
+      ]);
+      const [bad] = await ch.select<{ error: string; http_status: number }>(
+        `SELECT error, http_status FROM ${ch.table('alert_deliveries')} WHERE receiver = 'poison' AND has(alert_ids, 'bad')`,
+      );
+      expect(bad).toMatchObject({
+        http_status: 500,
+        error: expect.stringMatching(/^HTTP 500.*delivered meanwhile: given up$/),
+      });
+      expect(await registry.getSingleMetricAsString('driftline_alert_deliveries_total')).toMatch(
+        /receiver="poison",status="failed"[^}]*\} 2$/m,
+      );
+      // Each message went alone, the good ones once; the failing one its budget and one more attempt.
+      expect(hook.sent.filter((ids) => ids.length > 1)).toEqual([]);
+      expect(hook.sent.flat().filter((id) => id !== 'bad')).toEqual(['refused', 'good1', 'good2']);
+      expect(hook.sent.flat().filter((id) => id === 'bad')).toHaveLength(quick.maxAttempts + 1);
+      // The batch again (its commit failed): nothing is sent again, the refusal included.
+      const before = hook.sent.length;
+      await p.process(batch, context);
+      expect(hook.sent).toHaveLength(before);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('after an outage, a message that failed goes out alone, never in a digest with healthy ones (found by a review)', async () => {
+    let up = false;
+    const hook = await webhook((_n, ids) => (!up ? 503 : ids.includes('bad') ? 500 : 200));
+    try {
+      // One token at a time: the excess of a batch is merged into a digest.
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { digested: { url: "${hook.url}", rate_limit: { per_minute: 60000, burst: 1 } } }\nroutes: [{ match: { model: digested }, receivers: [digested] }]`,
+        quick,
+      );
+      const batch = hourly('digested', ['bad', 'good1', 'good2']);
+      await expect(p.process(batch, context)).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
+      expect(hook.sent.at(-1)).toEqual(['bad', 'good1', 'good2']); // the digest
+      expect(await statuses('digested')).toEqual([]); // an outage: nothing recorded failed
+      const before = hook.sent.length;
+      up = true;
+      // Before: the retry sent the same digest, answered 500 for ever.
+      await p.process(batch, context);
+      expect(hook.sent.slice(before).filter((ids) => ids.length > 1)).toEqual([]);
+      expect((await statuses('digested')).sort()).toEqual([
+        ['delivered', 'good1'],
+        ['delivered', 'good2'],
+        ['failed', 'bad'],
+      ]);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('a refused message is not sent again when the batch is retried after an outage (found by a review)', async () => {
+    let up = false;
+    const hook = await webhook((_n, ids) => (ids.includes('nope') ? 400 : up ? 200 : 503));
+    try {
+      const { processor: p, registry } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { once: { url: "${hook.url}" } }\nroutes: [{ match: { model: once }, receivers: [once] }]`,
+        quick,
+      );
+      const batch = hourly('once', ['nope', 'later']);
+      await expect(p.process(batch, context)).rejects.toMatchObject({ retriable: true });
+      up = true;
+      await p.process(batch, context);
+      expect(hook.sent.flat().filter((id) => id === 'nope')).toEqual(['nope']);
+      expect((await statuses('once')).sort()).toEqual([
+        ['delivered', 'later'],
+        ['failed', 'nope'],
+      ]);
+      expect(await registry.getSingleMetricAsString('driftline_alert_deliveries_total')).toMatch(
+        /receiver="once",status="failed"[^}]*\} 1$/m,
+      );
     } finally {
       await hook.close();
     }
@@ -300,6 +401,16 @@ describe('router processor', () => {
     await expect(p.decode(record(alert('long', { model: 'm'.repeat(10_000) })))).rejects.toMatchObject({
       code: 'VALIDATION_FAILED',
       message: expect.stringMatching(/^alert long: model must be 1\.\.256 characters/),
+    });
+    await expect(p.decode(record(alert('long-version', { model_version: 'v'.repeat(257) })))).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: expect.stringMatching(/^alert long-version: model_version must be 0\.\.256 characters/),
+    });
+    // An empty version is what the SDK accepts and the skew-monitor raises alerts for (it was
+    // dead-lettered; found by a review).
+    await expect(p.decode(record(alert('versionless', { model_version: '' })))).resolves.toMatchObject({
+      alert_id: 'versionless',
+      model_version: '',
     });
     await expect(p.decode(record(alert('ok')))).resolves.toMatchObject({ alert_id: 'ok' });
   });

@@ -1,9 +1,9 @@
 import {
+  alertNameProblem,
   type EventTimeBounds,
   type EventTimeCheck,
   eventTimeProblem,
   type Logger,
-  modelNameProblem,
   PoisonRecordError,
   windowTimeProblem,
 } from '@driftline/core';
@@ -29,7 +29,18 @@ import { chTime, type DecisionRow, type DecisionStore } from '@driftline/warehou
  * record, before the commit) even when the policy has forgotten its id (its window pruned, or
  * pushed out of the ids a window remembers).
  */
-type TriggerState = ModelState & { readonly decidedThrough?: RecordPosition };
+type TriggerState = ModelState & { readonly decidedThrough?: DecidedThrough };
+
+interface DecidedThrough {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  /**
+   * The latest window_end of every alert decided into the state, holds included (a shadow's
+   * not_serving alert leaves `maxWindowEnd` as it was). Absent in states persisted before.
+   */
+  readonly windowEnd?: number;
+}
 
 interface RecordPosition {
   readonly topic: string;
@@ -37,14 +48,21 @@ interface RecordPosition {
   readonly offset: string;
 }
 
-/** Whether the record was decided into `state` already (same partition, offset not past its position). */
-function isReplay(state: TriggerState | undefined, record: RecordPosition): boolean {
+/**
+ * Whether the alert was decided into `state` already: same partition, offset not past its
+ * position, AND a window not newer than every window decided. The offset alone took a recreated
+ * topic's alerts (offsets from 0 again) for replays until they passed the old offsets, maybe never
+ * (found by a review); a replayed record carries a window that was decided, a new alert past them
+ * never is one.
+ */
+function isReplay(state: TriggerState | undefined, record: RecordPosition, alert: DriftAlert): boolean {
   const at = state?.decidedThrough;
+  if (state === undefined || at === undefined) return false;
   return (
-    at !== undefined &&
     at.topic === record.topic &&
     at.partition === record.partition &&
-    BigInt(record.offset) <= BigInt(at.offset)
+    BigInt(record.offset) <= BigInt(at.offset) &&
+    alert.window_end <= (at.windowEnd ?? state.maxWindowEnd)
   );
 }
 
@@ -89,7 +107,7 @@ export function decisionRow(alert: DriftAlert, result: DecideResult, now: number
 export function checkAlertTimes(alert: DriftAlert, time: EventTimeCheck): DriftAlert {
   const problem =
     // Bounded like the producers' events: the model name is part of every state, row and metric.
-    modelNameProblem(alert.model, alert.model_version) ??
+    alertNameProblem(alert.model, alert.model_version) ??
     eventTimeProblem(alert.event_time, time.now, time.bounds) ??
     windowTimeProblem(alert.window_start, alert.window_end, time.now, time.bounds);
   if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${problem}`);
@@ -184,7 +202,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
       const serving = new Map<string, boolean>();
       for (const { value: alert, record } of items) {
         const current = work.has(alert.model) ? work.get(alert.model) : states.get(alert.model);
-        if (isReplay(current, record)) {
+        if (isReplay(current, record, alert)) {
           rows.push(decisionRow(alert, replayOf(current, alert, record.offset), at, true));
           continue;
         }
@@ -197,8 +215,17 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
           baseline = await deps.store.baseline(alert.model, alert.model_version);
         }
         const decided = decide(deps.policy, current, alert, baseline, serving.get(key) ?? true);
-        const position = { topic: record.topic, partition: record.partition, offset: record.offset };
-        const state: TriggerState = { ...decided.state, decidedThrough: position };
+        const position: DecidedThrough = {
+          topic: record.topic,
+          partition: record.partition,
+          offset: record.offset,
+          windowEnd: Math.max(current?.decidedThrough?.windowEnd ?? current?.maxWindowEnd ?? 0, alert.window_end),
+        };
+        // Every decision orders after the one before it: a hold that leaves the policy state as it
+        // was (too_late, not_serving, unknown_model…) kept its `seq`, so argMax(state, seq) could
+        // reload the state before it, with an older decidedThrough (found by a review).
+        const seq = (current?.seq ?? 0) + 1;
+        const state: TriggerState = { ...decided.state, seq, decidedThrough: position };
         const result: DecideResult = { ...decided, state };
         work.set(alert.model, state);
         rows.push(decisionRow(alert, result, at));

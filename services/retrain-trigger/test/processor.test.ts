@@ -51,17 +51,27 @@ const record = () => ({
 const items = (ws: number[]): Array<DecodedRecord<DriftAlert>> =>
   ws.map((w) => ({ record: record(), value: alert(w) }));
 
+/** An alert at a given offset (a topic recreated starts again at 0). */
+const at = (offset: number, value: DriftAlert): DecodedRecord<DriftAlert> => ({
+  record: { ...record(), offset: String(offset) },
+  value,
+});
+
 /** Keeps rows like retrain_decisions FINAL would: per (model, alert_id) the max `first`, then the last. */
 class MemoryStore implements DecisionStore {
   readonly rows: DecisionRow[] = [];
   failWrites = 0;
+  /**
+   * `argMax(state, seq)` between rows of equal seq takes whichever ClickHouse reads first: `first`
+   * makes that the earliest written (the worst case), `last` the latest.
+   */
+  constructor(private readonly ties: 'first' | 'last' = 'last') {}
   async loadStates(models: readonly string[]) {
     const out = new Map<string, ModelState>();
     for (const m of models) {
-      const last = this.rows
-        .filter((r) => r.model === m && r.first === 1)
-        .sort((a, b) => a.seq - b.seq)
-        .at(-1);
+      const ordered = this.rows.filter((r) => r.model === m && r.first === 1).sort((a, b) => a.seq - b.seq);
+      const top = ordered.at(-1);
+      const last = this.ties === 'last' ? top : ordered.find((r) => r.seq === top?.seq);
       if (last !== undefined) out.set(m, JSON.parse(last.state) as ModelState);
     }
     return out;
@@ -204,6 +214,83 @@ models:
     expect(store.rows.at(-1)).toMatchObject({ alert_id: 'a200', reason: 'fire', first: 1 });
   });
 
+  it("a recreated topic's alerts (offsets from 0 again) are decided, never taken for replays (found by a review)", async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    await processor(store, sent).process([at(500, alert(0)), at(501, alert(1))], ctx);
+    expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'fire']);
+    // The topic deleted and recreated, the service restarted: new alerts at offsets 0.. for
+    // windows past the cooldown were all `duplicate` (a replay) until the offsets passed 501.
+    await processor(store, sent).process([at(0, alert(150)), at(1, alert(151)), at(2, alert(152))], ctx);
+    expect(store.rows.slice(2).map((r) => [r.reason, r.first])).toEqual([
+      ['sustaining', 1],
+      ['fire', 1],
+      ['cooldown', 1],
+    ]);
+    expect(sent).toHaveLength(2);
+    // A replay of the new topic's records is still one.
+    await processor(store, sent).process([at(1, alert(151))], ctx);
+    expect(store.rows.at(-1)).toMatchObject({ alert_id: 'a151', reason: 'duplicate', first: 0 });
+  });
+
+  it("a replayed shadow's alert is a replay, though its window is newer than the policy's windows", async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    let serving: (version: string) => boolean = (version) => version === 'v1';
+    const batch = [at(10, alert(0)), at(11, { ...alert(5), alert_id: 's5', model_version: 'v2' })];
+    await processor(store, sent, async (_m, v) => serving(v)).process(batch, ctx);
+    expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'not_serving']);
+    // Promoted meanwhile: decided again, s5 would count and fire.
+    serving = () => true;
+    await processor(store, sent, async (_m, v) => serving(v)).process(batch, ctx);
+    expect(store.rows.slice(2).map((r) => [r.reason, r.first])).toEqual([
+      ['duplicate', 0],
+      ['duplicate', 0],
+    ]);
+    expect(sent).toEqual([]);
+  });
+
+  it('every recorded decision orders after the one before, so a reload takes the newest state (found by a review)', async () => {
+    const strict = parsePolicyText(`
+models:
+  fraud:
+    signals: { share_drifted: 0.3 }
+    sustain: 1
+    cooldown: 1h
+    late_horizon: 10m
+`);
+    // ClickHouse's argMax between equal seqs: here the earliest written row.
+    const store = new MemoryStore('first');
+    const sent: RetrainRequest[] = [];
+    const options = {
+      policy: strict,
+      store,
+      decode: () => alert(0),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async (r: readonly RetrainRequest[]) => {
+        sent.push(...r);
+      },
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test' }),
+      now: () => 0,
+    };
+    // a0 is too_late behind a100: a hold that leaves the policy state (and its seq) as it was.
+    const batch = [at(20, alert(100)), at(21, alert(0))];
+    await triggerProcessor(options).process(batch, ctx);
+    expect(store.rows.map((r) => [r.reason, r.seq])).toEqual([
+      ['fire', 1],
+      ['too_late', 2],
+    ]);
+    // A crash before the commit: the reloaded state must be the one after a0, or a0's replay
+    // is decided as new (first = 1) and its row replaces the original in FINAL.
+    await triggerProcessor(options).process(batch, ctx);
+    expect(store.rows.slice(2).map((r) => [r.alert_id, r.reason, r.first])).toEqual([
+      ['a100', 'duplicate', 0],
+      ['a0', 'duplicate', 0],
+    ]);
+    expect(sent).toHaveLength(1);
+  });
+
   it('keeps at most maxModelStates model states; an evicted model reloads the same state', async () => {
     const wildcard = parsePolicyText(`
 models:
@@ -283,6 +370,14 @@ models:
     await expect(decodeOf({ ...alert(0), model: 'm'.repeat(10_000) })(record)).rejects.toThrow(
       /model must be 1\.\.256 characters/,
     );
+    // An empty version is what the SDK accepts and the skew-monitor raises alerts for (it was
+    // dead-lettered; found by a review); the bound stays.
+    const versionless = { ...alert(0), model_version: '' };
+    await expect(decodeOf(versionless)(record)).resolves.toEqual(versionless);
+    await expect(decodeOf({ ...alert(0), model_version: 'v'.repeat(257) })(record)).rejects.toThrow(
+      /model_version must be 0\.\.256 characters \(got 257\)/,
+    );
+    await expect(decodeOf({ ...alert(0), model: '' })(record)).rejects.toThrow(/model must be 1\.\.256 characters/);
     await expect(decodeOf(alert(0))(record)).resolves.toEqual(alert(0));
   });
 

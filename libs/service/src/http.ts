@@ -7,6 +7,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse, S
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ConfigError, DriftlineError, envField, jsonDepthWithin, MAX_TIMER_MS } from '@driftline/core';
+import { type ListenVariables, listenError } from './listen-error.js';
+
+export type { ListenVariables };
 
 /** An error with the HTTP status it is answered with. */
 export class HttpError extends DriftlineError {
@@ -274,10 +277,18 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   socket.destroy(error);
 }
 
-/** Listens with `handle` on host:port (0: a free port), with the timeouts on every connection. */
+/**
+ * Listens with `handle` on host:port (0: a free port), with the timeouts on every connection. With
+ * `listenVariables`, an address that cannot be bound (port in use or not allowed) is a ConfigError
+ * naming the variable.
+ */
 export async function listenHttp(
   handle: (req: IncomingMessage, res: ServerResponse) => unknown,
-  options: Partial<ServerTimeouts> & { readonly port?: number; readonly host?: string },
+  options: Partial<ServerTimeouts> & {
+    readonly port?: number;
+    readonly host?: string;
+    readonly listenVariables?: ListenVariables;
+  },
 ): Promise<HttpServer> {
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_TIMEOUTS.headersTimeoutMs;
   const requestTimeout = Math.max(headersTimeout, options.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestTimeoutMs);
@@ -354,10 +365,17 @@ export async function listenHttp(
     awaitingContinue.set(req, res);
     admit(req, res);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+  } catch (error) {
+    clearInterval(sweep);
+    throw options.listenVariables === undefined ? error : listenError(error, options.listenVariables, host, port);
+  }
   let closed: Promise<void> | undefined;
   return {
     port: (server.address() as AddressInfo).port,

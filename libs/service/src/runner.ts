@@ -8,6 +8,7 @@ import {
 } from '@driftline/observability';
 import { baseEnvShape, type CommonConfig, commonEnvShape, toCommonConfig } from './common-config.js';
 import { createSharedResources, type SharedResources } from './context.js';
+import { listenError } from './listen-error.js';
 import { type ResourceConfigs, resolveResourceConfigs } from './resource-config.js';
 import type { RunningService, ServiceContext, ServiceDefinition, ServiceNeed } from './service.js';
 
@@ -138,7 +139,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
       ? Date.now() - started < common.startupTimeoutMs + Math.min(STARTUP_HEALTH_GRACE_MS, common.startupTimeoutMs)
       : resources.stalls().length === 0 && resources.crashedConsumers() === 0 && broken().length === 0;
   const ready = () => resources !== undefined && healthy() && running.every((r) => r.service.ready());
-  const http = await startObservabilityServer({
+  const observability = {
     registry,
     logger,
     health: {
@@ -160,6 +161,14 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     },
     port: common.http.port,
     host: common.http.host,
+  };
+  const http = await startObservabilityServer(observability).catch((error: unknown) => {
+    throw listenError(
+      error,
+      { port: 'DRIFTLINE_HTTP_PORT', host: 'DRIFTLINE_HTTP_HOST' },
+      observability.host,
+      observability.port,
+    );
   });
   // A backend that is unreachable at start-up (a broker restarting, a registry not up yet) is
   // waited for, with backoff, for DRIFTLINE_STARTUP_TIMEOUT: exiting would make a supervisor's

@@ -1,7 +1,7 @@
 // Worker threads started by file name, the same way from the sources and from the bundle.
 // Exported as `@driftline/service/worker` (no other import: the CLI loads it on demand).
 import { Worker } from 'node:worker_threads';
-import { DriftlineError, type Logger } from '@driftline/core';
+import { ConfigError, DriftlineError, type Logger } from '@driftline/core';
 
 /**
  * Starts the worker module `name` (without extension) that sits next to the caller's module
@@ -18,9 +18,26 @@ export function startWorker(callerUrl: string, name: string, workerData: unknown
 }
 
 /**
+ * A worker thread's failed start, as it posts it: an error does not survive structured cloning,
+ * so a ConfigError travels as its field, to be thrown again as one (exit 78, not a bug to report).
+ */
+export interface StartFailure {
+  readonly type: 'failed';
+  readonly message: string;
+  readonly field?: string;
+}
+
+/** The message a worker thread posts when its start failed with `error`. */
+export function startFailure(error: unknown): StartFailure {
+  const message = error instanceof Error ? error.message : String(error);
+  return error instanceof ConfigError ? { type: 'failed', message, field: error.field } : { type: 'failed', message };
+}
+
+/**
  * Waits for a worker thread's first message of type `started` (returned) or `failed` (its
  * `message` thrown); other messages pass by. On failure, or an error before either, the thread is
- * terminated and a DriftlineError naming `what` is thrown.
+ * terminated and a DriftlineError naming `what` is thrown; a failure with a `field` (see
+ * {@link startFailure}) is thrown as the ConfigError it was.
  */
 export async function awaitStarted<M extends { readonly type: string }, S extends M['type']>(
   worker: Worker,
@@ -45,7 +62,10 @@ export async function awaitStarted<M extends { readonly type: string }, S extend
   }
   if (first.type !== started) {
     await worker.terminate();
-    const reason = (first as { readonly message?: unknown }).message;
+    const { message: reason, field } = first as Partial<StartFailure>;
+    if (typeof field === 'string' && typeof reason === 'string' && reason.startsWith(`${field}: `)) {
+      throw new ConfigError(field, reason.slice(field.length + 2));
+    }
     throw new DriftlineError(
       'INTERNAL',
       `${what} failed to start: ${typeof reason === 'string' ? reason : first.type}`,

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { ConfigError } from '@driftline/core';
 import { eventually } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -15,6 +16,7 @@ import {
   sendError,
   sendJson,
 } from '../src/http.js';
+import { listenError } from '../src/listen-error.js';
 
 describe('request bodies', () => {
   const servers: Server[] = [];
@@ -322,4 +324,47 @@ describe('the HTTP server bounds what a client can hold, and closes gracefully',
     socket.write('POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}');
     expect(statuses((await after).text)).toEqual([200]);
   }, 20_000);
+});
+
+describe('an address that cannot be bound', () => {
+  const taken: Server[] = [];
+  afterEach(() => {
+    for (const s of taken.splice(0)) s.close();
+  });
+  const takePort = async () => {
+    const server = createServer();
+    taken.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return (server.address() as { port: number }).port;
+  };
+  const variables = { port: 'DRIFTLINE_X_PORT', host: 'DRIFTLINE_X_HOST' };
+
+  it('is a ConfigError naming the port variable when the port is in use (it was an internal error)', async () => {
+    const port = await takePort();
+    const error = await listenHttp(() => {}, { port, host: '127.0.0.1', listenVariables: variables }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).field).toBe('DRIFTLINE_X_PORT');
+    expect((error as ConfigError).message).toBe(
+      `DRIFTLINE_X_PORT: cannot listen on 127.0.0.1:${port}: the port is in use by another process (pick another, or 0 for any free one)`,
+    );
+    // Without the variables, node's own error as before.
+    await expect(listenHttp(() => {}, { port, host: '127.0.0.1' })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+  });
+
+  it('names the port for a refused port, the host for an address the machine lacks, and passes the rest', () => {
+    const systemError = (code: string) => Object.assign(new Error(`listen ${code}`), { code });
+    const refused = listenError(systemError('EACCES'), variables, '::1', 80);
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as ConfigError).message).toBe(
+      'DRIFTLINE_X_PORT: cannot listen on [::1]:80: permission denied (ports below 1024 need privileges)',
+    );
+    expect((listenError(systemError('EADDRNOTAVAIL'), variables, '10.9.9.9', 1) as ConfigError).field).toBe(
+      'DRIFTLINE_X_HOST',
+    );
+    const other = systemError('EMFILE');
+    expect(listenError(other, variables, '127.0.0.1', 1)).toBe(other);
+    expect(listenError('constructor', variables, '127.0.0.1', 1)).toBe('constructor');
+  });
 });

@@ -105,20 +105,23 @@ describe('start-up waits for an unreachable backend (DRIFTLINE_STARTUP_TIMEOUT)'
     runners.push(await starting);
   });
 
-  it('starts no service when the health port cannot be bound', async () => {
+  it('starts no service when the health port cannot be bound, and names its variable (exit 78, not a bug)', async () => {
     const { createServer } = await import('node:net');
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
     const port = (taken.address() as { port: number }).port;
     try {
       const { definition, calls } = startsAfter(0, unreachable);
-      await expect(
-        startRunner({
-          services: [definition],
-          env: { DRIFTLINE_HTTP_PORT: String(port), DRIFTLINE_HTTP_HOST: '127.0.0.1' },
-          logger: silentLogger,
-        }),
-      ).rejects.toThrow(/EADDRINUSE/);
+      const failure = await startRunner({
+        services: [definition],
+        env: { DRIFTLINE_HTTP_PORT: String(port), DRIFTLINE_HTTP_HOST: '127.0.0.1' },
+        logger: silentLogger,
+      }).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(ConfigError);
+      expect(failure).toMatchObject({
+        field: 'DRIFTLINE_HTTP_PORT',
+        message: `DRIFTLINE_HTTP_PORT: cannot listen on 127.0.0.1:${port}: the port is in use by another process (pick another, or 0 for any free one)`,
+      });
       // The port is bound first: nothing started, nothing left running without a health endpoint.
       expect(calls).toEqual({ starts: 0, stops: 0 });
     } finally {

@@ -1,4 +1,4 @@
-import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
+import { type HttpServer, type ListenVariables, listenHttp, type ServerTimeouts } from '@driftline/service/http';
 import { createFeatureHandler, type FeatureHandlerOptions } from './handler.js';
 
 export type { ServerTimeouts };
@@ -6,6 +6,8 @@ export type { ServerTimeouts };
 export interface FeatureApiOptions extends FeatureHandlerOptions, Partial<ServerTimeouts> {
   readonly port?: number;
   readonly host?: string;
+  /** The variables naming port and host: a port in use is then a ConfigError naming them. */
+  readonly listenVariables?: ListenVariables;
 }
 
 export type FeatureApiServer = HttpServer;

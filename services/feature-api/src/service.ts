@@ -49,6 +49,7 @@ export interface FeatureApiConfig {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const LISTEN_VARIABLES = { port: 'DRIFTLINE_FEATURE_API_PORT', host: 'DRIFTLINE_FEATURE_API_HOST' };
 
 /** The feature-api service: online features from Redis over HTTP, single and batch. */
 export const featureApi = defineService({
@@ -96,6 +97,7 @@ export const featureApi = defineService({
         viewsText: readFileSync(config.viewsPath, 'utf8'),
         port: config.port,
         host: config.host,
+        listenVariables: LISTEN_VARIABLES,
         ...bounds,
         registry: ctx.registry,
         logger: ctx.logger,
@@ -121,6 +123,7 @@ export const featureApi = defineService({
         logger: ctx.logger,
         port: config.port,
         host: config.host,
+        listenVariables: LISTEN_VARIABLES,
         ...bounds,
       });
       ctx.logger.info({ port: server.port, host: config.host }, 'feature API listening');

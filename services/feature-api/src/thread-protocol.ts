@@ -1,8 +1,8 @@
 import type { RedisConnectionConfig } from '@driftline/core';
 import type { Registry } from '@driftline/observability';
 import type { RedisClientPolicy } from '@driftline/online-store/redis';
-import type { ServerTimeouts } from '@driftline/service/http';
-import type { ForwardedLog } from '@driftline/service/worker';
+import type { ListenVariables, ServerTimeouts } from '@driftline/service/http';
+import type { ForwardedLog, StartFailure } from '@driftline/service/worker';
 
 /** What the worker thread needs to start the API on its own (structured-cloneable). */
 export interface FeatureApiThreadData extends Partial<ServerTimeouts> {
@@ -14,6 +14,7 @@ export interface FeatureApiThreadData extends Partial<ServerTimeouts> {
   readonly viewsText: string;
   readonly port: number;
   readonly host: string;
+  readonly listenVariables?: ListenVariables;
   readonly maxBatchEntities?: number;
   readonly maxBodyBytes?: number;
   readonly maxFeatures?: number;
@@ -26,7 +27,7 @@ export type ThreadMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 /** Worker → main. */
 export type FromThread =
   | { readonly type: 'listening'; readonly port: number }
-  | { readonly type: 'failed'; readonly message: string }
+  | StartFailure
   | { readonly type: 'ready'; readonly ready: boolean }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: ThreadMetrics }
   | ForwardedLog

@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { parseFeatureViewsText } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { corruptRowReporter, createRedisOnlineStore } from '@driftline/online-store/redis';
-import { forwardingLogger } from '@driftline/service/worker';
+import { forwardingLogger, startFailure } from '@driftline/service/worker';
 import { startFeatureApi } from './api.js';
 import type { FeatureApiThreadData, FromThread, ToThread } from './thread-protocol.js';
 
@@ -71,5 +71,5 @@ try {
   postedReady = undefined;
   postReady();
 } catch (error) {
-  post({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
+  post(startFailure(error));
 }

@@ -68,6 +68,7 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
   let heartbeat: NodeJS.Timeout | undefined;
   worker.on('message', (message: FromThread) => {
     if (message.type === 'ready') ready = message.ready;
+    else if (message.type === 'failed') closeAsked = true;
     else if (message.type === 'log') logger[message.level](message.obj, message.msg);
     else if (message.type === 'metrics') {
       pending.get(message.id)?.(message.metrics);
@@ -82,6 +83,7 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
   });
   worker.on('error', (error) => logger.error({ err: error }, 'feature API thread failed'));
   let exited = false;
+  // Asked to close, or terminated after a failed start (reported once, by the error awaitStarted throws).
   let closeAsked = false;
   worker.on('exit', (code) => {
     exited = true;

@@ -1,4 +1,5 @@
-import { silentLogger } from '@driftline/core';
+import { createServer } from 'node:net';
+import { ConfigError, silentLogger } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
@@ -177,19 +178,49 @@ describe('feature API on its worker thread, against a real Redis', () => {
     }
   });
 
-  it('fails to start with the reason when the view file is invalid', async () => {
+  it('fails to start with the reason when the view file is invalid (a ConfigError, as in the main thread)', async () => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
-    await expect(
-      startFeatureApiThread({
+    const failure = await startFeatureApiThread({
+      redis,
+      keyPrefix,
+      viewsText: '{"views": 3}',
+      port: 0,
+      host: '127.0.0.1',
+      registry,
+      logger: silentLogger,
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect(failure).toMatchObject({ field: 'views', message: expect.stringMatching(/^views: .*expected array/) });
+  });
+
+  it('a port in use is a ConfigError naming its variable, and the thread logs no crash of its own', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    const errors: string[] = [];
+    const logger = { ...silentLogger, error: (_obj: object, msg?: string) => errors.push(msg ?? '') };
+    try {
+      const failure = await startFeatureApiThread({
         redis,
         keyPrefix,
-        viewsText: '{"views": 3}',
-        port: 0,
+        viewsText,
+        port,
         host: '127.0.0.1',
-        registry,
-        logger: silentLogger,
-      }),
-    ).rejects.toThrow(/feature API thread failed to start: .*views/);
+        listenVariables: { port: 'DRIFTLINE_FEATURE_API_PORT', host: 'DRIFTLINE_FEATURE_API_HOST' },
+        registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+        logger,
+      }).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(ConfigError);
+      expect(failure).toMatchObject({
+        field: 'DRIFTLINE_FEATURE_API_PORT',
+        message: expect.stringContaining(`cannot listen on 127.0.0.1:${port}: the port is in use`),
+      });
+      // The error is the one report: "thread exited: nothing serves" came with it (found by a review).
+      await new Promise((r) => setTimeout(r, 200));
+      expect(errors).toEqual([]);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import {
   ConfigError,
   envField,
+  formatDuration,
   MAX_TIMER_MS,
   type RedisConnectionConfig,
   redisEnvShape,
@@ -10,8 +11,24 @@ import type { JoinConfig } from '@driftline/join';
 import { type MetricBound, parseBounds, type Task } from '@driftline/performance';
 import { z } from 'zod';
 
-/** A duration in milliseconds (core's grammar), at least `min`. */
-export const duration = (min = 1) => envField.duration(min);
+/** A duration in milliseconds (core's grammar), from `min` to `max`. */
+export const duration = (min = 1, max = Number.MAX_SAFE_INTEGER) =>
+  envField.duration(min).pipe(z.number().max(max, `must be at most ${formatDuration(max)}`));
+
+/**
+ * Bound of the join's lifetimes (label delay, grace, tombstones). Redis keeps a joined or expired
+ * state for 2 × delay + grace + tombstone (backstopTtl of @driftline/join) and the join scripts
+ * refuse a TTL of more than 15 digits: a longer value passed start-up and then failed every batch.
+ */
+export const MAX_JOIN_LIFETIME_MS = 365 * 86_400_000;
+
+/**
+ * Kafka session timeout bound, the materializer's (DRIFTLINE_MATERIALIZER_SESSION_TIMEOUT_MS): at
+ * least group.min.session.timeout.ms (6 s) and at most 5 min, under any broker's
+ * group.max.session.timeout.ms (5 min before Kafka 2.3, 30 min since). Above the broker's, the
+ * group join fails (INVALID_SESSION_TIMEOUT) and the consumer never consumes.
+ */
+const sessionTimeout = () => duration(6_000, 300_000);
 
 export const labelJoinerEnvShape = {
   /** The join state store (same variables as the online store). */
@@ -23,11 +40,11 @@ export const labelJoinerEnvShape = {
     .default('dl:joiner:'),
   DRIFTLINE_JOINER_GROUP: envField.string().default('driftline-label-joiner'),
   /** Labels later than this after their prediction (event time) never join; pending predictions then expire. */
-  DRIFTLINE_JOINER_MAX_LABEL_DELAY: duration().default(7 * 86_400_000),
+  DRIFTLINE_JOINER_MAX_LABEL_DELAY: duration(1, MAX_JOIN_LIFETIME_MS).default(7 * 86_400_000),
   /** Allowance for pipeline lag before a due prediction is declared unlabeled. */
-  DRIFTLINE_JOINER_EXPIRY_GRACE: duration(0).default(5 * 60_000),
+  DRIFTLINE_JOINER_EXPIRY_GRACE: duration(0, MAX_JOIN_LIFETIME_MS).default(5 * 60_000),
   /** How long joined/expired tombstones recognise replays. */
-  DRIFTLINE_JOINER_TOMBSTONE_TTL: duration().default(3_600_000),
+  DRIFTLINE_JOINER_TOMBSTONE_TTL: duration(1, MAX_JOIN_LIFETIME_MS).default(3_600_000),
   DRIFTLINE_JOINER_EXPIRY_INTERVAL: envField.duration(10, MAX_TIMER_MS).default(5_000),
   /** Tumbling window size of performance windows (on prediction time). */
   DRIFTLINE_JOINER_WINDOW: duration(1_000).default(3_600_000),
@@ -47,7 +64,7 @@ export const labelJoinerEnvShape = {
   /** Partitions processed concurrently by one instance (each still strictly in order). */
   DRIFTLINE_JOINER_CONCURRENCY: envField.int(1, 64).default(3),
   /** Kafka session timeout: how long a dead instance keeps its partitions. */
-  DRIFTLINE_JOINER_SESSION_TIMEOUT: duration(6_000).default(30_000),
+  DRIFTLINE_JOINER_SESSION_TIMEOUT: sessionTimeout().default(30_000),
   DRIFTLINE_JOINER_MAX_BATCH_BYTES: envField.int(1_024).default(1_048_576),
   /** CBPE estimates (score histograms) and the business outcome of classification windows. */
   DRIFTLINE_JOINER_ESTIMATES: envField.bool().default(true),

@@ -6,12 +6,12 @@ import {
   SinkUnavailableError,
   silentLogger,
 } from '@driftline/core';
-import { InMemoryJoinStore, type JoinConfig, type SourceReport } from '@driftline/join';
+import { backstopTtl, InMemoryJoinStore, type JoinConfig, type SourceReport } from '@driftline/join';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
-import { labelJoinerEnvShape, toLabelJoinerConfig } from '../src/config.js';
+import { labelJoinerEnvShape, MAX_JOIN_LIFETIME_MS, toLabelJoinerConfig } from '../src/config.js';
 import { JoinEngine, type JoinerRecord, validateLabel, validatePrediction } from '../src/engine.js';
 import { EXPIRY_READ_BYTES, ExpiryScanner } from '../src/loops.js';
 
@@ -392,6 +392,43 @@ describe('configuration and helpers', () => {
     expect(() =>
       toLabelJoinerConfig(parseEnv(labelJoinerEnvShape, { ...env, DRIFTLINE_JOINER_MODEL_TASKS: 'price:ranking' })),
     ).toThrow(/^DRIFTLINE_JOINER_MODEL_TASKS:/);
+  });
+
+  it('bounds the session timeout by what a broker accepts (a longer one never joined the group)', () => {
+    const env = { DRIFTLINE_REDIS_URL: 'redis://localhost:6379' };
+    expect(() => parseEnv(labelJoinerEnvShape, { ...env, DRIFTLINE_JOINER_SESSION_TIMEOUT: '2h' })).toThrow(
+      /^DRIFTLINE_JOINER_SESSION_TIMEOUT: must be at most 5m/,
+    );
+    expect(() => parseEnv(labelJoinerEnvShape, { ...env, DRIFTLINE_JOINER_SESSION_TIMEOUT: '1s' })).toThrow(
+      /^DRIFTLINE_JOINER_SESSION_TIMEOUT: must be at least 6000 ms/,
+    );
+    const longest = parseEnv(labelJoinerEnvShape, { ...env, DRIFTLINE_JOINER_SESSION_TIMEOUT: '5m' });
+    expect(toLabelJoinerConfig(longest).sessionTimeoutMs).toBe(300_000);
+  });
+
+  it('bounds the join lifetimes so the state TTL stays one the join scripts accept', () => {
+    const env = { DRIFTLINE_REDIS_URL: 'redis://localhost:6379' };
+    for (const variable of [
+      'DRIFTLINE_JOINER_MAX_LABEL_DELAY',
+      'DRIFTLINE_JOINER_EXPIRY_GRACE',
+      'DRIFTLINE_JOINER_TOMBSTONE_TTL',
+    ]) {
+      expect(() => parseEnv(labelJoinerEnvShape, { ...env, [variable]: '1000000w' })).toThrow(
+        new RegExp(`^${variable}: must be at most 365d`),
+      );
+    }
+    const longest = toLabelJoinerConfig(
+      parseEnv(labelJoinerEnvShape, {
+        ...env,
+        DRIFTLINE_JOINER_MAX_LABEL_DELAY: '365d',
+        DRIFTLINE_JOINER_EXPIRY_GRACE: '365d',
+        DRIFTLINE_JOINER_TOMBSTONE_TTL: '365d',
+      }),
+    );
+    expect(longest.join.maxDelayMs).toBe(MAX_JOIN_LIFETIME_MS);
+    // The join scripts take a TTL of at most 15 digits (ttl_arg in join-scripts.ts).
+    expect(String(backstopTtl(longest.join)).length).toBeLessThanOrEqual(15);
+    expect(String(longest.join.tombstoneMs).length).toBeLessThanOrEqual(15);
   });
 });
 

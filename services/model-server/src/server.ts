@@ -3,7 +3,7 @@ import type { FeatureViews } from '@driftline/features';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
-import { type HttpServer, listenHttp, type ServerTimeouts } from '@driftline/service/http';
+import { type HttpServer, type ListenVariables, listenHttp, type ServerTimeouts } from '@driftline/service/http';
 import { approxRecordBytes } from './admission.js';
 import type { VersionLoader } from './artifacts.js';
 import { createModelHandler } from './handler.js';
@@ -57,6 +57,8 @@ export interface ModelServerOptions extends Partial<PredictLimits>, Partial<Serv
   readonly token?: string;
   readonly port?: number;
   readonly host?: string;
+  /** The variables naming port and host: a port in use is then a ConfigError naming them. */
+  readonly listenVariables?: ListenVariables;
   readonly ready?: () => boolean;
   /** Accepted `event_time` of a request's instances. */
   readonly eventTime?: EventTimeBounds;

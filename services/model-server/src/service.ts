@@ -195,6 +195,7 @@ export const modelServer = defineService({
         logBounds: config.logBounds,
         port: config.port,
         host: config.host,
+        listenVariables: { port: 'DRIFTLINE_MODEL_SERVER_PORT', host: 'DRIFTLINE_MODEL_SERVER_HOST' },
         ...config.limits,
         ...config.timeouts,
         ...(config.token === undefined ? {} : { token: config.token }),

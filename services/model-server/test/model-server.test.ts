@@ -1,7 +1,8 @@
 import { mkdirSync, mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DriftlineError, SinkUnavailableError, silentLogger } from '@driftline/core';
+import { ConfigError, DriftlineError, SinkUnavailableError, silentLogger } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { InMemoryOnlineStore } from '@driftline/online-store';
@@ -173,6 +174,32 @@ const post = (h: Harness, model: string, body: unknown) =>
   });
 
 describe('model server over the in-memory store', () => {
+  it('a port in use is a ConfigError naming the variable given (it was an internal error)', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const failure = await startModelServer({
+        store: new InMemoryOnlineStore(),
+        views,
+        load: artifactLoader(dir),
+        log: { publish: async () => {}, deadLetter: async () => {} },
+        registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+        logger: silentLogger,
+        port,
+        host: '127.0.0.1',
+        listenVariables: { port: 'DRIFTLINE_MODEL_SERVER_PORT', host: 'DRIFTLINE_MODEL_SERVER_HOST' },
+      }).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(ConfigError);
+      expect(failure).toMatchObject({
+        field: 'DRIFTLINE_MODEL_SERVER_PORT',
+        message: expect.stringContaining(`cannot listen on 127.0.0.1:${port}: the port is in use`),
+      });
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+
   let h: Harness;
   beforeAll(async () => {
     h = await harness({ shadow: 'm=v3' });

@@ -66,8 +66,12 @@ export const trainerEnvShape = {
    * Kafka session timeout of the trainer's group. The service heartbeats every 3 s while it trains
    * (service.ts), so this only has to cover a stalled process, not the longest training. At least
    * 6 s (Kafka's group.min.session.timeout.ms): 1 ms had been accepted, a membership lost at once.
+   * At most 5 min, the materializer's bound, under any broker's group.max.session.timeout.ms: above
+   * it the group join failed (INVALID_SESSION_TIMEOUT) and the trainer consumed nothing.
    */
-  DRIFTLINE_TRAINER_SESSION_TIMEOUT: duration(6_000).default(60_000),
+  DRIFTLINE_TRAINER_SESSION_TIMEOUT: duration(6_000)
+    .pipe(z.number().max(300_000, 'must be at most 5m'))
+    .default(60_000),
   /**
    * direct: a version that passes the offline gate is PROMOTED at once. staged: it is published as
    * SHADOW and recorded in model_transitions (candidate → shadow); the model-controller takes it

@@ -450,6 +450,13 @@ describe('config', () => {
     expect(
       parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_SESSION_TIMEOUT: '6s' }).DRIFTLINE_TRAINER_SESSION_TIMEOUT,
     ).toBe(6_000);
+    // Above the broker's group.max.session.timeout.ms the group join failed and nothing was consumed.
+    expect(() => parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_SESSION_TIMEOUT: '2h' })).toThrow(
+      /^DRIFTLINE_TRAINER_SESSION_TIMEOUT: must be at most 5m/,
+    );
+    expect(
+      parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_SESSION_TIMEOUT: '5m' }).DRIFTLINE_TRAINER_SESSION_TIMEOUT,
+    ).toBe(300_000);
     expect(toTrainerConfig(parseEnv(trainerEnvShape, {})).minClassRows).toBe(1);
   });
 });

@@ -1,6 +1,8 @@
 export {
   compareCodePoints,
+  compareEventCopies,
   compareEventOrder,
+  copyDigest,
   decodeValue,
   type EventOrderKey,
   encodeValue,

@@ -1,4 +1,4 @@
-import { compareEventOrder, type ValidatedEvent } from './events.js';
+import { compareEventCopies, type ValidatedEvent } from './events.js';
 import type { FeatureView } from './views.js';
 
 /** One store write: everything a batch holds for one (view, entity). */
@@ -7,7 +7,10 @@ export interface EntityWrite {
   readonly entity: string;
   /** The batch's last-write-wins candidate; the store applies it only if it beats the stored row. */
   readonly winner: ValidatedEvent;
-  /** Every distinct event of the batch for this entity, when the view has window aggregates. */
+  /**
+   * Every distinct event id of the batch for this entity, as its greatest copy (compareEventCopies),
+   * when the view has window aggregates.
+   */
   readonly windowEvents: readonly ValidatedEvent[];
 }
 
@@ -29,8 +32,10 @@ export function planWrites(events: readonly ValidatedEvent[]): EntityWrite[] {
       groups.set(key, { view: e.view, entity: e.entity, winner: e, window });
       continue;
     }
-    if (compareEventOrder(e, group.winner) > 0) group.winner = e;
-    if (group.window !== undefined && !group.window.has(e.eventId)) group.window.set(e.eventId, e);
+    if (compareEventCopies(e, group.winner) > 0) group.winner = e;
+    if (group.window === undefined) continue;
+    const copy = group.window.get(e.eventId);
+    if (copy === undefined || compareEventCopies(e, copy) > 0) group.window.set(e.eventId, e);
   }
   return [...groups.values()].map((g) => ({
     view: g.view,

@@ -1,11 +1,11 @@
 import type { FeatureValue } from '@driftline/schemas';
-import { compareEventOrder, type ValidatedEvent } from './events.js';
+import { compareEventCopies, compareEventOrder, type ValidatedEvent } from './events.js';
 import type { AggregateFunction, FeatureView } from './views.js';
 
 /**
  * Sliding event-time windows, anchored at the entity's latest event time T (the last-write-wins
  * winner's time): an aggregate with window W covers the events with T − W < event_time ≤ T, each
- * event id counted once. Values are folded in (event_time, event_id) order so floating-point sums
+ * event id counted once, as its greatest copy (compareEventCopies). Values are folded in (event_time, event_id) order so floating-point sums
  * are the same whatever the delivery order. Only the view's newest `maxWindowEvents` events (by
  * (event_time, event_id)) count. Count is 0 and sum 0 on an empty window; mean, min and max are null
  * there.
@@ -45,22 +45,23 @@ export function computeAggregates(
   return out;
 }
 
-/** Keeps the first occurrence of every event id. */
-export function dedupeByEventId<T extends { readonly eventId: string }>(events: readonly T[]): T[] {
-  const seen = new Set<string>();
-  const out: T[] = [];
+/**
+ * One copy of every event id: its greatest (compareEventCopies: latest time, then greatest copy
+ * digest), whatever the order of `events`, in the order the ids first appear.
+ */
+export function dedupeByEventId<T extends ValidatedEvent>(events: readonly T[]): T[] {
+  const kept = new Map<string, T>();
   for (const e of events) {
-    if (seen.has(e.eventId)) continue;
-    seen.add(e.eventId);
-    out.push(e);
+    const copy = kept.get(e.eventId);
+    if (copy === undefined || compareEventCopies(e, copy) > 0) kept.set(e.eventId, e);
   }
-  return out;
+  return [...kept.values()];
 }
 
-/** The last-write-wins winner of a set of events: greatest (event_time, event_id). */
+/** The last-write-wins winner of a set of events: greatest (event_time, event_id, copy digest). */
 export function lastWriteWins<T extends ValidatedEvent>(events: readonly T[]): T | undefined {
   let winner: T | undefined;
-  for (const e of events) if (winner === undefined || compareEventOrder(e, winner) > 0) winner = e;
+  for (const e of events) if (winner === undefined || compareEventCopies(e, winner) > 0) winner = e;
   return winner;
 }
 

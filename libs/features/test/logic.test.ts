@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import {
   aggregate,
   compareCodePoints,
+  compareEventCopies,
   computeAggregates,
+  copyDigest,
   decodeValue,
   encodeValue,
   lastWriteWins,
@@ -202,6 +204,43 @@ describe('window aggregates', () => {
     for (let round = 0; round < 5; round++) {
       const shuffled = [...events, ...events.slice(0, 50)].sort(() => random() - 0.5);
       expect(offlineRow(spend, shuffled)).toEqual(reference);
+    }
+  });
+
+  it('a re-sent event id with another time or other values: the greatest copy counts, in the row and the windows, in any order (found by a review)', () => {
+    const T = 10_000_000;
+    const mk = (t: number, amount: number, fee = 1) =>
+      validateFeatureEvent(views, event({ view: 'spend', event_id: 'e1', event_time: t, features: { amount, fee } }));
+    // The review's case: the original at T − 60 s, a correction of it at T − 30 s.
+    const original = mk(T - 60_000, 1);
+    const corrected = mk(T - 30_000, 5);
+    for (const order of [
+      [original, corrected],
+      [corrected, original],
+    ]) {
+      const row = offlineRow(spend, order)!;
+      expect(row.eventTime).toBe(T - 30_000);
+      expect(row.features).toMatchObject({ amount: 5, amount_sum_10m: 5, amount_count_10m: 1 });
+      const [write] = planWrites(order);
+      expect(write?.winner).toBe(corrected);
+      expect(write?.windowEvents).toEqual([corrected]);
+    }
+    // Same time, other values: the greater copy digest wins both, whichever came first.
+    const a = mk(T, 2, 3);
+    const b = mk(T, 7, 3);
+    const greater = compareEventCopies(a, b) > 0 ? a : b;
+    expect(compareEventCopies(a, b)).toBe(-compareEventCopies(b, a));
+    expect(copyDigest(a)).not.toBe(copyDigest(b));
+    expect(copyDigest(a)).toBe(copyDigest(mk(T, 2, 3)));
+    for (const order of [
+      [a, b],
+      [b, a],
+      [b, a, b],
+    ]) {
+      const row = offlineRow(spend, order)!;
+      const amount = Number(greater.values[0]);
+      expect(row.features).toMatchObject({ amount, amount_sum_10m: amount, amount_count_10m: 1 });
+      expect(lastWriteWins(order)).toBe(greater);
     }
   });
 });

@@ -1,4 +1,12 @@
-import { aggregate, compareEventOrder, decodeValue, type EntityWrite, type FeatureView } from '@driftline/features';
+import {
+  aggregate,
+  compareCodePoints,
+  compareEventOrder,
+  copyDigest,
+  decodeValue,
+  type EntityWrite,
+  type FeatureView,
+} from '@driftline/features';
 import type { FeatureValue } from '@driftline/schemas';
 import { encodeEntity } from './keys.js';
 import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from './port.js';
@@ -7,6 +15,8 @@ import { checkBatchSize, checkedProjection, type RowProjection, withinTtl } from
 interface WindowEvent {
   readonly eventTime: number;
   readonly eventId: string;
+  /** copyDigest of the copy kept: a greater copy of the id (later, or same time and greater digest) replaces it. */
+  readonly copy: string;
   /** Value per aggregated feature slot (`view.aggregatedFeatures` order); undefined = absent. */
   readonly slots: ReadonlyArray<number | undefined>;
 }
@@ -14,6 +24,8 @@ interface WindowEvent {
 interface Entry {
   eventTime: number;
   eventId: string;
+  /** copyDigest of the winning event: breaks a tie with a copy of it that carries other values. */
+  copy: string;
   /** Stored (encoded) feature values of the winning event. */
   values: Map<string, string>;
   aggregates: Map<string, number>;
@@ -30,8 +42,9 @@ export interface InMemoryOnlineStoreOptions {
 /**
  * The executable spec of {@link OnlineStore}, on Maps, for unit tests and the contract suite: the
  * Redis adapter must answer exactly like it. It follows the Redis write script step by step —
- * a row is replaced only by a greater (event_time, event_id); the window keeps the distinct events
- * above `anchor − horizon` (anchor = greatest event time seen); aggregates are recomputed when the
+ * a row is replaced only by a greater (event_time, event_id, copy digest); the window keeps, per event
+ * id, its greatest copy (event_time, copy digest) above `anchor − horizon` (anchor = greatest event
+ * time seen); aggregates are recomputed when the
  * window or the anchor changed, folded in (event_time, event_id) order; a changed row expires the
  * view's TTL after its newest event time, and a read refuses a row older than now − the view's TTL.
  */
@@ -71,7 +84,8 @@ export class InMemoryOnlineStore implements OnlineStore {
       let entry = this.live(key, at);
       const oldTime = entry?.eventTime;
       let changed = false;
-      if (entry === undefined || compareEventOrder(winner, entry) > 0) {
+      const order = entry === undefined ? 1 : compareEventOrder(winner, entry);
+      if (entry === undefined || order > 0 || (order === 0 && compareCodePoints(copyDigest(winner), entry.copy) > 0)) {
         const values = new Map<string, string>();
         for (const [i, f] of view.features.entries()) {
           const value = winner.values[i];
@@ -80,6 +94,7 @@ export class InMemoryOnlineStore implements OnlineStore {
         entry = {
           eventTime: winner.eventTime,
           eventId: winner.eventId,
+          copy: copyDigest(winner),
           values,
           aggregates: entry?.aggregates ?? new Map(),
           window: entry?.window ?? new Map(),
@@ -162,12 +177,21 @@ function updateWindow(view: FeatureView, entry: Entry, oldTime: number | undefin
   const slotIndexes = view.aggregatedFeatures.map((f) => view.featureIndex.get(f)!);
   let added = 0;
   for (const e of w.windowEvents) {
-    if (e.eventTime <= floor || entry.window.has(e.eventId)) continue;
+    if (e.eventTime <= floor) continue;
+    const copy = copyDigest(e);
+    const kept = entry.window.get(e.eventId);
+    // A copy kept already stays unless this one is greater: later, or as late with a greater digest.
+    if (
+      kept !== undefined &&
+      (kept.eventTime > e.eventTime || (kept.eventTime === e.eventTime && compareCodePoints(copy, kept.copy) <= 0))
+    ) {
+      continue;
+    }
     const slots = slotIndexes.map((i) => {
       const v = e.values[i];
       return v === undefined ? undefined : Number(v);
     });
-    entry.window.set(e.eventId, { eventTime: e.eventTime, eventId: e.eventId, slots });
+    entry.window.set(e.eventId, { eventTime: e.eventTime, eventId: e.eventId, copy, slots });
     added++;
   }
   const moved = oldTime === undefined || anchor > oldTime;

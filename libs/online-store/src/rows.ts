@@ -10,6 +10,8 @@ import { type FeatureRow, MAX_READ_BATCH, type RowRequest } from './port.js';
  */
 export const ROW_TIME = '_t';
 export const ROW_EVENT_ID = '_id';
+/** copyDigest of the winning event (@driftline/features): the tie-break between copies of one event id. */
+export const ROW_COPY = '_c';
 
 /** The type of a feature or aggregate field; undefined when the view has no such field. */
 export function fieldType(view: FeatureView, name: string): 'double' | 'string' | 'boolean' | undefined {

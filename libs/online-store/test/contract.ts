@@ -3,6 +3,7 @@
 // exactly like the spec and like the offline reference of libs/features (offlineRow).
 import { DriftlineError } from '@driftline/core';
 import {
+  compareEventCopies,
   type FeatureViews,
   MAX_ENTITY_LENGTH,
   offlineRow,
@@ -231,17 +232,49 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       expect((await store.read(spend, 'e'))?.features.fee_max_1d).toBe(9);
     });
 
-    it('an event id counts once in a window, whatever values a resend carries, in one batch or across batches (found by a review)', async () => {
+    it('an event id counts once in a window, as its greatest copy, in one batch or across batches, in any order (found by a review)', async () => {
       const t = Date.now();
       const x1 = event('spend', 'e', 'x', t, { amount: 1 });
       const x2 = event('spend', 'e', 'x', t, { amount: 2 }); // a resend that recomputed its value
       const y = event('spend', 'e', 'y', t + 1, { amount: 10 });
       const expected = offlineRow(spend, [x1, x2, y])?.features;
-      expect(expected).toMatchObject({ amount_count_10m: 2, amount_sum_10m: 11 });
-      for (const batches of [[[x1, x2, y]], [[x1], [x2], [y]], [[x1], [y, x2]]]) {
+      const kept = compareEventCopies(x1, x2) > 0 ? 1 : 2;
+      expect(expected).toMatchObject({ amount_count_10m: 2, amount_sum_10m: 10 + kept });
+      for (const batches of [
+        [[x1, x2, y]],
+        [[x2, x1, y]],
+        [[x1], [x2], [y]],
+        [[x2], [x1], [y]],
+        [[x1], [y, x2]],
+        [[x2], [y, x1]],
+      ]) {
         const store = await open();
         for (const batch of batches) await store.write(planWrites(batch));
         expect((await store.read(spend, 'e'))?.features).toEqual(expected);
+      }
+    });
+
+    it('a re-send with a later time and another value: the row and the windows keep it, in any order (found by a review)', async () => {
+      const t = Date.now();
+      const original = event('spend', 'e', 'e1', t - 60_000, { amount: 1 });
+      const corrected = event('spend', 'e', 'e1', t - 30_000, { amount: 5 });
+      // Same time, other values (no other event): the row's copy and the window's copy are one.
+      const a = event('spend', 'f', 'f1', t, { amount: 2 });
+      const b = event('spend', 'f', 'f1', t, { amount: 7 });
+      for (const [first, second] of [
+        [original, corrected],
+        [corrected, original],
+        [a, b],
+        [b, a],
+      ] as const) {
+        for (const batches of [[[first, second]], [[first], [second]]]) {
+          const store = await open();
+          for (const batch of batches) await store.write(planWrites(batch));
+          const row = await store.read(spend, first.entity);
+          expect(row?.features).toEqual(offlineRow(spend, [first, second])?.features);
+          expect(row?.features.amount_sum_10m).toBe(row?.features.amount);
+          expect(row?.features.amount_count_10m).toBe(1);
+        }
       }
     });
 

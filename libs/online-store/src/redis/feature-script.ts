@@ -1,4 +1,4 @@
-import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
+import { ROW_COPY, ROW_EVENT_ID, ROW_TIME } from '../rows.js';
 
 /**
  * The one write script of the online store: event-time last-write-wins of rows and the exact
@@ -9,20 +9,23 @@ import { ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  *
  * KEYS     per entity: row, its layout-v1 hash [, window sorted set, its layout-v1 set] (keys.ts)
  * ARGV     ttl_ms, nf, field × nf, nagg [, horizon_ms, max_events, nslots, (name, fn, window_ms, slot) × nagg],
- *          ceiling_ms, n, then per entity: t, id, mask, value × nf [, nev, (t, id, packed) × nev]
+ *          ceiling_ms, n, then per entity: t, id, copy, mask, value × nf [, nev, (t, id, copy, packed) × nev]
+ *          (copy: copyDigest of @driftline/features, what tells copies of one event id apart)
  *          (mask: one '1'/'0' per field, '0' = absent or null, deleted from the row)
  *
  * Row: one JSON object of strings (cjson; strings keep every digit, cjson's numbers would not),
- * rewritten whole when it changes. Applied only if (t, id) is greater than the stored (ROW_TIME,
- * ROW_EVENT_ID) — ids compared as bytes, never with the locale-dependent `<` of Lua strings — so an
- * older, replayed or duplicated event changes nothing and any delivery order converges to the same
- * row. A value at the row's name that is not a JSON object is refused with a WRONGTYPE reply, as
+ * rewritten whole when it changes. Applied only if (t, id, copy) is greater than the stored (ROW_TIME,
+ * ROW_EVENT_ID, ROW_COPY; a row without a copy has '') — ids and copies compared as bytes, never with
+ * the locale-dependent `<` of Lua strings — so an older, replayed or duplicated event changes nothing
+ * and any delivery order converges to the same row, a re-send with other values at the same time
+ * included. A value at the row's name that is not a JSON object is refused with a WRONGTYPE reply, as
  * Redis refuses a key of another type (CONFIG_INVALID: not ours at that key, never an outage).
  * Migration: when the row is absent and its layout-v1 hash exists, the hash is the stored row: it is
  * moved into the new row (keeping its remaining TTL when this write changes nothing) and deleted,
  * and its window set is renamed, so an upgrade loses no row and no window history.
- * Window: members `id \0 packed-values` scored by event time; an id already in the set (whatever
- * its values) is not added again, so a redelivered or re-sent event is a no-op; members at or below anchor − horizon are trimmed (they can never count again, since the
+ * Window: members `id \0 copy \0 packed-values` scored by event time (`id \0 packed-values`, copy '',
+ * before copies); an id counts once, as its greatest copy (time, then copy): a greater copy replaces
+ * the member of its id, any other is a no-op — the copy the row keeps, in any delivery order; members at or below anchor − horizon are trimmed (they can never count again, since the
  * anchor only grows), and beyond max_events the lowest-ranked (oldest (time, id)) members are
  * trimmed too, so a hot entity's set and each write's refold stay within max_events (the newest
  * max_events of any delivery order: the same set); aggregates are recomputed only when the set or
@@ -49,6 +52,13 @@ local function gt(a, b)
   return la > lb
 end
 local function fmt(x) return string.format('%.17g', x) end
+-- id, copy, packed values of a window member (a member written before copies has copy '').
+local function member_parts(member)
+  local a = string.find(member, '\\0', 1, true)
+  local b = string.find(member, '\\0', a + 1, true)
+  if b then return string.sub(member, 1, a - 1), string.sub(member, a + 1, b - 1), string.sub(member, b + 1) end
+  return string.sub(member, 1, a - 1), '', string.sub(member, a + 1)
+end
 
 local ttl = tonumber(ARGV[1])
 local nf = tonumber(ARGV[2])
@@ -80,7 +90,7 @@ local applied, aggregated, repaired = 0, 0, 0
 for e = 1, n do
   local k = (e - 1) * stride
   local row, oldRow = KEYS[k + 1], KEYS[k + 2]
-  local ts, id, mask = ARGV[q], ARGV[q + 1], ARGV[q + 2]
+  local ts, id, copy, mask = ARGV[q], ARGV[q + 1], ARGV[q + 2], ARGV[q + 3]
   local t = tonumber(ts)
   local cur, keepTtl = nil, nil
   local stored = redis.call('GET', row)
@@ -110,17 +120,19 @@ for e = 1, n do
     repaired = repaired + 1
   end
   local changed = false
-  if oldT == nil or t > oldT or (t == oldT and gt(id, cur['${ROW_EVENT_ID}'] or '')) then
+  local oldId = cur and cur['${ROW_EVENT_ID}'] or ''
+  if oldT == nil or t > oldT or (t == oldT and (gt(id, oldId) or (id == oldId and gt(copy, cur['${ROW_COPY}'] or '')))) then
     cur = cur or {}
     cur['${ROW_TIME}'] = ts
     cur['${ROW_EVENT_ID}'] = id
+    cur['${ROW_COPY}'] = copy
     for i = 1, nf do
-      if string.byte(mask, i) == 49 then cur[fields[i]] = ARGV[q + 2 + i] else cur[fields[i]] = nil end
+      if string.byte(mask, i) == 49 then cur[fields[i]] = ARGV[q + 3 + i] else cur[fields[i]] = nil end
     end
     applied = applied + 1
     changed = true
   end
-  q = q + 3 + nf
+  q = q + 4 + nf
   if nagg > 0 then
     local zkey = KEYS[k + 3]
     if frozen then redis.call('ZREMRANGEBYSCORE', zkey, '(' .. fmt(ceiling), '+inf') end
@@ -130,22 +142,35 @@ for e = 1, n do
     local nev = tonumber(ARGV[q])
     q = q + 1
     local added = 0
-    -- Ids already in the window: an event id counts once, whatever values a resend carries (ZADD
-    -- NX alone compared id and values, so a resend with other values in a later batch counted
-    -- twice, where one batch and the memory store count it once). Event ids hold no NUL.
+    -- Ids already in the window, with the time and copy kept: an event id counts once, as its
+    -- greatest copy (ZADD NX alone compared id and values, so a resend with other values in a
+    -- later batch counted twice; keeping the first copy made the sum depend on the delivery order
+    -- and disagree with the row). Event ids and copies hold no NUL.
+    -- id -> its member (the copy kept); its time and copy are read only when a copy of the id
+    -- arrives again (rare), so the common write builds no table per member.
     local present = {}
     if nev > 0 then
       for _, member in ipairs(redis.call('ZRANGE', zkey, 0, -1)) do
-        present[string.sub(member, 1, string.find(member, '\\0', 1, true) - 1)] = true
+        present[string.sub(member, 1, string.find(member, '\\0', 1, true) - 1)] = member
       end
     end
     for i = 1, nev do
-      local eid = ARGV[q + 1]
-      if tonumber(ARGV[q]) > floor and not present[eid] then
-        present[eid] = true
-        added = added + redis.call('ZADD', zkey, 'NX', ARGV[q], eid .. '\\0' .. ARGV[q + 2])
+      local et, eid, ecopy = tonumber(ARGV[q]), ARGV[q + 1], ARGV[q + 2]
+      local old = present[eid]
+      local greater = old == nil
+      if not greater and et > floor then
+        local keptT = tonumber(redis.call('ZSCORE', zkey, old))
+        local _, keptCopy = member_parts(old)
+        greater = et > keptT or (et == keptT and gt(ecopy, keptCopy))
       end
-      q = q + 3
+      if et > floor and greater then
+        if old ~= nil then redis.call('ZREM', zkey, old) end
+        local member = eid .. '\\0' .. ecopy .. '\\0' .. ARGV[q + 3]
+        redis.call('ZADD', zkey, ARGV[q], member)
+        present[eid] = member
+        added = added + 1
+      end
+      q = q + 4
     end
     local moved = oldT == nil or anchor > oldT
     if added > 0 or moved then
@@ -156,8 +181,7 @@ for e = 1, n do
       for i = 1, #all, 2 do
         m = m + 1
         times[m] = tonumber(all[i + 1])
-        local member = all[i]
-        local packed = string.sub(member, string.find(member, '\\0', 1, true) + 1)
+        local _, _, packed = member_parts(all[i])
         if nslots == 1 then
           vals[m] = { tonumber(packed) }
         else

@@ -1,5 +1,5 @@
 import { EVENT_TIME_MAX_FUTURE_LIMIT_MS, type Logger, type RedisConnectionConfig } from '@driftline/core';
-import type { EntityWrite, FeatureView } from '@driftline/features';
+import { copyDigest, type EntityWrite, type FeatureView } from '@driftline/features';
 import { rowKey, v1RowKey, windowKey } from '../keys.js';
 import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from '../port.js';
 import {
@@ -229,7 +229,7 @@ export class RedisOnlineStore implements OnlineStore {
     const nf = view.features.length;
     for (const w of writes) {
       const { winner } = w;
-      args.push(winner.eventTime, winner.eventId, plan.allPresent);
+      args.push(winner.eventTime, winner.eventId, copyDigest(winner), plan.allPresent);
       const maskAt = args.length - 1;
       let mask = '';
       let complete = true;
@@ -253,7 +253,7 @@ export class RedisOnlineStore implements OnlineStore {
             if (s > 0) packed += ',';
             packed += e.values[plan.slotIndexes[s]!] ?? '';
           }
-          args.push(e.eventTime, e.eventId, packed);
+          args.push(e.eventTime, e.eventId, copyDigest(e), packed);
         }
       }
     }

@@ -7,7 +7,9 @@ import { ALL_SEGMENT, type PerformanceRow } from './windows.js';
 
 /** What a bound can name: a realized metric, or a business metric of the whole window. */
 export type BoundMetric = MetricName | BusinessMetricName;
-const BOUND_METRICS: readonly string[] = [...METRIC_NAMES, ...BUSINESS_METRICS];
+/** Every metric a bound, and so a PERFORMANCE alert (its `method`), can name. */
+export const BOUND_METRIC_NAMES = [...METRIC_NAMES, ...BUSINESS_METRICS] as const;
+const BOUND_METRICS: readonly string[] = BOUND_METRIC_NAMES;
 
 export type BoundOp = '<' | '<=' | '>' | '>=';
 

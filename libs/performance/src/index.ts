@@ -1,4 +1,5 @@
 export {
+  BOUND_METRIC_NAMES,
   type BoundMetric,
   type BoundOp,
   type Breach,

@@ -6,6 +6,7 @@ import {
   parseConfigText,
   parseDurationMs,
 } from '@driftline/core';
+import { BOUND_METRIC_NAMES } from '@driftline/performance';
 import { z } from 'zod';
 
 /** At most this many windows are remembered per model, whatever the horizon (so `sustain` is at most this). */
@@ -32,30 +33,10 @@ const duration = z
   })
   .refine((ms) => ms <= MAX_DURATION_MS, { message: 'must be at most 3650d (ten years)' });
 
-/**
- * The metrics a PERFORMANCE alert can name (its `method`): the label-joiner's bounds, i.e.
- * `METRIC_NAMES` and `BUSINESS_METRICS` of @driftline/performance (not a dependency of this pure
- * lib: keep the two in step). Any other name (`rocauc`) was accepted and never matched an alert.
- */
-export const PERFORMANCE_ALERT_METRICS = [
-  'accuracy',
-  'precision',
-  'recall',
-  'f1',
-  'roc_auc',
-  'log_loss',
-  'brier',
-  'mae',
-  'rmse',
-  'mape',
-  'value_caught',
-  'value_missed',
-  'false_alarm_cost',
-  'business_net',
-] as const;
-
-const metricName = z.enum(PERFORMANCE_ALERT_METRICS, {
-  error: () => `must be a metric a PERFORMANCE alert names: ${PERFORMANCE_ALERT_METRICS.join(', ')}`,
+// The metrics a PERFORMANCE alert can name (its `method`): the label-joiner's bounds. Any other
+// name (`rocauc`) was accepted and never matched an alert.
+const metricName = z.enum(BOUND_METRIC_NAMES, {
+  error: () => `must be a metric a PERFORMANCE alert names: ${BOUND_METRIC_NAMES.join(', ')}`,
 });
 
 /**

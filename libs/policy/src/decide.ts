@@ -108,10 +108,20 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * (or after its window left the horizon) decides as new, with no effect on the state or the
  * requests: its signals are already the window's, a fire's request id depends only on the
  * deciding window, and a window the last fire covered is before_last_retrain. Its decision differs
- * from the first one, though (too_late, say): the retrain-trigger recognises a consumer replay by
- * its offset and records it as a duplicate, so it does not replace the original decision's row.
+ * from the first one, though (too_late, say): the retrain-trigger looks an id its state does not
+ * remember up in retrain_decisions and records a recorded one as a duplicate, so it does not
+ * replace the original decision's row.
  */
 export const MAX_ALERT_IDS_PER_WINDOW = 32;
+
+/**
+ * Whether `state` still remembers deciding `alertId` (its window's newest ids, or the alert that
+ * fired last). A forgotten id may still have been decided: the caller that needs certainty keeps
+ * a record of every decision (the retrain-trigger: retrain_decisions).
+ */
+export function remembersAlert(state: ModelState, alertId: string): boolean {
+  return state.lastFire?.alertId === alertId || state.windows.some((w) => w.alertIds.includes(alertId));
+}
 
 function mergeWindow(windows: readonly WindowEntry[], alert: DriftAlert, signals: readonly string[]): WindowEntry[] {
   const out = windows.filter((w) => !(w.start === alert.window_start && w.end === alert.window_end));
@@ -167,7 +177,7 @@ export function decideForModel(
   alert: DriftAlert,
   baseline?: Baseline,
 ): DecideResult {
-  if (state.lastFire?.alertId === alert.alert_id || state.windows.some((w) => w.alertIds.includes(alert.alert_id))) {
+  if (remembersAlert(state, alert.alert_id)) {
     return hold(state, 'duplicate', `alert ${alert.alert_id} already decided`);
   }
   if (!(alert.window_start < alert.window_end)) {

@@ -14,6 +14,7 @@ import {
   type Policy,
   parsePolicy,
   parsePolicyText,
+  remembersAlert,
   retrainRequestId,
   signalsOf,
 } from '../src/index.js';
@@ -257,6 +258,20 @@ describe('decide', () => {
     ]);
     expect(after.at(-1)!.decision).toMatchObject({ kind: 'hold', reason: 'duplicate' });
     expect(after.at(-1)!.state.lastFire?.alertId).toBe(deciding.alert_id);
+  });
+
+  it('remembersAlert: the ids its windows keep and the alert that fired, nothing it forgot', () => {
+    const flood = Array.from({ length: MAX_ALERT_IDS_PER_WINDOW + 1 }, (_, i) => alert(1, { alert_id: `f-${i}` }));
+    const rs = run([alert(0), ...flood, alert(2)]);
+    const state = rs.at(-1)!.state;
+    expect(state.lastFire?.alertId).toBe(alert(2).alert_id);
+    expect(remembersAlert(state, alert(2).alert_id)).toBe(true);
+    expect(remembersAlert(state, alert(0).alert_id)).toBe(true);
+    expect(remembersAlert(state, flood.at(-1)!.alert_id)).toBe(true);
+    // Pushed out of its window's ids: forgotten, and the policy decides it as new.
+    expect(remembersAlert(state, flood[0]!.alert_id)).toBe(false);
+    expect(decide(policy, state, flood[0]!).decision).not.toMatchObject({ reason: 'duplicate' });
+    expect(remembersAlert(state, 'never-seen')).toBe(false);
   });
 
   it('is independent of arrival order within the horizon', () => {

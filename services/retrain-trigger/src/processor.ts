@@ -2,6 +2,7 @@ import {
   alertNameProblem,
   type EventTimeBounds,
   type EventTimeCheck,
+  eventNameProblem,
   eventTimeProblem,
   type Logger,
   PoisonRecordError,
@@ -18,59 +19,16 @@ import {
   type Policy,
   policyFor,
   type RetrainPlan,
+  remembersAlert,
 } from '@driftline/policy';
 import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
 import { chTime, type DecisionRow, type DecisionStore } from '@driftline/warehouse';
 
 /**
- * A model's policy state as the trigger persists it: with the position of the last alert decided
- * into it. Alerts are keyed by model, so a model's alerts come from one partition in offset order:
- * an alert at or before that position was decided already, and is a replay (a crash after the
- * record, before the commit) even when the policy has forgotten its id (its window pruned, or
- * pushed out of the ids a window remembers).
- */
-type TriggerState = ModelState & { readonly decidedThrough?: DecidedThrough };
-
-interface DecidedThrough {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-  /**
-   * The latest window_end of every alert decided into the state, holds included (a shadow's
-   * not_serving alert leaves `maxWindowEnd` as it was). Absent in states persisted before.
-   */
-  readonly windowEnd?: number;
-}
-
-interface RecordPosition {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-}
-
-/**
- * Whether the alert was decided into `state` already: same partition, offset not past its
- * position, AND a window not newer than every window decided. The offset alone took a recreated
- * topic's alerts (offsets from 0 again) for replays until they passed the old offsets, maybe never
- * (found by a review); a replayed record carries a window that was decided, a new alert past them
- * never is one.
- */
-function isReplay(state: TriggerState | undefined, record: RecordPosition, alert: DriftAlert): boolean {
-  const at = state?.decidedThrough;
-  if (state === undefined || at === undefined) return false;
-  return (
-    at.topic === record.topic &&
-    at.partition === record.partition &&
-    BigInt(record.offset) <= BigInt(at.offset) &&
-    alert.window_end <= (at.windowEnd ?? state.maxWindowEnd)
-  );
-}
-
-/**
- * The decision row. `first = 0` for an alert seen before (a duplicate the policy recognised, or a
- * replay): retrain_decisions keeps the row with the greatest `first` per (model, alert_id) and,
- * between equals, the last written, so a replay written with `first = 1` replaced the original
- * decision (a fire overwritten by too_late; found by a review).
+ * The decision row. `first = 0` for an alert seen before (a duplicate the policy recognised, or an
+ * id already in retrain_decisions): retrain_decisions keeps the row with the greatest `first` per
+ * (model, alert_id) and, between equals, the last written, so a replay written with `first = 1`
+ * replaced the original decision (a fire overwritten by too_late; found by a review).
  */
 export function decisionRow(alert: DriftAlert, result: DecideResult, now: number, seenBefore = false): DecisionRow {
   const d = result.decision;
@@ -108,14 +66,16 @@ export function checkAlertTimes(alert: DriftAlert, time: EventTimeCheck): DriftA
   const problem =
     // Bounded like the producers' events: the model name is part of every state, row and metric.
     alertNameProblem(alert.model, alert.model_version) ??
+    // The id is looked up in retrain_decisions as a query parameter: bounded like the names.
+    eventNameProblem('alert_id', alert.alert_id) ??
     eventTimeProblem(alert.event_time, time.now, time.bounds) ??
     windowTimeProblem(alert.window_start, alert.window_end, time.now, time.bounds);
   if (problem !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${problem}`);
   return alert;
 }
 
-/** The decision recorded for a replayed alert: a duplicate, the state unchanged. */
-function replayOf(state: TriggerState | undefined, alert: DriftAlert, offset: string): DecideResult {
+/** The decision recorded for an alert decided before: a duplicate, the state unchanged. */
+function replayOf(state: ModelState | undefined, alert: DriftAlert, offset: string): DecideResult {
   return {
     state: state ?? emptyModelState,
     decision: {
@@ -126,6 +86,25 @@ function replayOf(state: TriggerState | undefined, alert: DriftAlert, offset: st
       streak: 0,
     },
   };
+}
+
+/**
+ * The alert ids of the batch that the model states before it do not remember, by model: the ones
+ * to look up in retrain_decisions. An id remembered is a duplicate to the policy anyway.
+ */
+function forgottenIds(
+  items: ReadonlyArray<DecodedRecord<DriftAlert>>,
+  stateOf: (model: string) => ModelState | undefined,
+): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const { value: alert } of items) {
+    const state = stateOf(alert.model);
+    if (state !== undefined && remembersAlert(state, alert.alert_id)) continue;
+    const ids = out.get(alert.model) ?? [];
+    ids.push(alert.alert_id);
+    out.set(alert.model, ids);
+  }
+  return out;
 }
 
 export function retrainRequestOf(plan: RetrainPlan): RetrainRequest {
@@ -171,15 +150,21 @@ export const MAX_MODEL_STATES = 10_000;
 
 /**
  * The trigger's batch processor. Per batch: load the state of models not in memory (from the last
- * persisted decision), decide each alert in order, publish the fired requests, then record every
- * decision (with the state after it), and only then adopt the new state and let the loop commit.
+ * persisted decision), look up in retrain_decisions the ids those states do not remember (one
+ * query), decide each alert in order — an id recorded is a duplicate whatever its offset, one not
+ * recorded is new — publish the fired requests, then record every decision (with the state after
+ * it), and only then adopt the new state and let the loop commit.
+ *
+ * By id, not by position: offsets restart at 0 when alerts.v1 is recreated (a new alert there
+ * was taken for a replay), and a producer may publish an id again at a later offset (decided as
+ * new, its row replaced the first); both found by a review.
  *
  * Publishing before recording is deliberate: a crash in between replays the alerts against the old
  * state, fires again with the same request_id (the trainer trains once per request_id); recording
  * first could lose a request (the replay would see the alert as a duplicate and hold).
  */
 export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> {
-  const states = new Map<string, TriggerState>();
+  const states = new Map<string, ModelState>();
   const now = deps.now ?? Date.now;
   // `model` comes from alerts: bounded (MAX_LABEL_VALUES, then `__other__`).
   const decisions = counter(
@@ -194,18 +179,25 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     async process(items: ReadonlyArray<DecodedRecord<DriftAlert>>) {
       const missing = [...new Set(items.map((i) => i.value.model))].filter((m) => !states.has(m));
       const loaded = await deps.store.loadStates(missing);
-      const work = new Map<string, TriggerState | undefined>();
+      const work = new Map<string, ModelState | undefined>();
       for (const m of missing) work.set(m, loaded.get(m));
+      const stateOf = (model: string) => (work.has(model) ? work.get(model) : states.get(model));
+      const recorded = await deps.store.recordedAlerts(forgottenIds(items, stateOf));
+      // Ids decided earlier in this batch: not in retrain_decisions yet, and a hold that left the
+      // state unchanged (too_late) does not remember them either.
+      const decidedHere = new Set<string>();
       const rows: DecisionRow[] = [];
       const requests: RetrainRequest[] = [];
       const at = now();
       const serving = new Map<string, boolean>();
       for (const { value: alert, record } of items) {
-        const current = work.has(alert.model) ? work.get(alert.model) : states.get(alert.model);
-        if (isReplay(current, record, alert)) {
+        const current = stateOf(alert.model);
+        const alertKey = `${alert.model}\u0000${alert.alert_id}`;
+        if (recorded.get(alert.model)?.has(alert.alert_id) || decidedHere.has(alertKey)) {
           rows.push(decisionRow(alert, replayOf(current, alert, record.offset), at, true));
           continue;
         }
+        decidedHere.add(alertKey);
         const key = `${alert.model}\u0000${alert.model_version}`;
         if (deps.isServing !== undefined && !serving.has(key)) {
           serving.set(key, await deps.isServing(alert.model, alert.model_version));
@@ -215,17 +207,10 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
           baseline = await deps.store.baseline(alert.model, alert.model_version);
         }
         const decided = decide(deps.policy, current, alert, baseline, serving.get(key) ?? true);
-        const position: DecidedThrough = {
-          topic: record.topic,
-          partition: record.partition,
-          offset: record.offset,
-          windowEnd: Math.max(current?.decidedThrough?.windowEnd ?? current?.maxWindowEnd ?? 0, alert.window_end),
-        };
         // Every decision orders after the one before it: a hold that leaves the policy state as it
-        // was (too_late, not_serving, unknown_model…) kept its `seq`, so argMax(state, seq) could
-        // reload the state before it, with an older decidedThrough (found by a review).
-        const seq = (current?.seq ?? 0) + 1;
-        const state: TriggerState = { ...decided.state, seq, decidedThrough: position };
+        // was (too_late, not_serving, unknown_model…) would keep its `seq`, and argMax(state, seq)
+        // between equal seqs picks either row.
+        const state: ModelState = { ...decided.state, seq: (current?.seq ?? 0) + 1 };
         const result: DecideResult = { ...decided, state };
         work.set(alert.model, state);
         rows.push(decisionRow(alert, result, at));

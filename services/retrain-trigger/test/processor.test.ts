@@ -61,6 +61,9 @@ const at = (offset: number, value: DriftAlert): DecodedRecord<DriftAlert> => ({
 class MemoryStore implements DecisionStore {
   readonly rows: DecisionRow[] = [];
   failWrites = 0;
+  failLookups = 0;
+  /** The ids each recordedAlerts call asked for, by model. */
+  readonly lookups: Array<Map<string, string[]>> = [];
   /**
    * `argMax(state, seq)` between rows of equal seq takes whichever ClickHouse reads first: `first`
    * makes that the earliest written (the worst case), `last` the latest.
@@ -88,6 +91,19 @@ class MemoryStore implements DecisionStore {
   }
   async baseline() {
     return undefined;
+  }
+  async recordedAlerts(alertIds: ReadonlyMap<string, readonly string[]>) {
+    if (this.failLookups > 0) {
+      this.failLookups--;
+      throw new Error('ClickHouse down');
+    }
+    this.lookups.push(new Map([...alertIds].map(([m, ids]) => [m, [...ids]])));
+    const out = new Map<string, Set<string>>();
+    for (const r of this.rows) {
+      if (!alertIds.get(r.model)?.includes(r.alert_id)) continue;
+      out.set(r.model, (out.get(r.model) ?? new Set<string>()).add(r.alert_id));
+    }
+    return out;
   }
   async write(rows: readonly DecisionRow[]) {
     if (this.failWrites > 0) {
@@ -231,6 +247,114 @@ models:
     // A replay of the new topic's records is still one.
     await processor(store, sent).process([at(1, alert(151))], ctx);
     expect(store.rows.at(-1)).toMatchObject({ alert_id: 'a151', reason: 'duplicate', first: 0 });
+  });
+
+  it("a recreated topic's new alert for an old window, at an offset below the old ones, is decided (found by a review)", async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const quiet = { ...alert(0), share_drifted: 0.1 };
+    await processor(store, sent).process([at(500, alert(1)), at(501, quiet)], ctx);
+    expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'no_signal']);
+    // Recreated: offsets from 0 again. An id never seen, for window 0 (no newer than the latest
+    // decided): by its position a replay, held as duplicate; it completes the run 0..1 and fires.
+    const fresh = { ...alert(0), alert_id: 'new-0' };
+    await processor(store, sent).process([at(0, fresh)], ctx);
+    expect(store.rows.at(-1)).toMatchObject({ alert_id: 'new-0', reason: 'fire', first: 1 });
+    expect(sent).toHaveLength(1);
+    // Its own replay (a crash after the record) is one, by id.
+    await processor(store, sent).process([at(0, fresh)], ctx);
+    expect(store.rows.at(-1)).toMatchObject({ alert_id: 'new-0', reason: 'duplicate', first: 0 });
+    expect(store.final().find((r) => r.alert_id === 'new-0')).toMatchObject({ reason: 'fire', fired: 1 });
+    expect(sent).toHaveLength(1);
+  });
+
+  it('an id published again at a later offset, forgotten by the policy, never replaces its decision (found by a review)', async () => {
+    const strict = parsePolicyText(`
+models:
+  fraud:
+    signals: { share_drifted: 0.3 }
+    sustain: 1
+    cooldown: 1h
+    late_horizon: 10m
+`);
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = triggerProcessor({
+      policy: strict,
+      store,
+      decode: () => alert(0),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async (r) => {
+        sent.push(...r);
+      },
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test' }),
+      now: () => 0,
+    });
+    await p.process([at(10, alert(0)), at(11, alert(100))], ctx);
+    expect(store.rows.map((r) => r.reason)).toEqual(['fire', 'fire']);
+    // The producer publishes a0 again (new offsets), twice in one batch: the state forgot it (its
+    // window is far behind the horizon, and a100 fired since); decided as new it was too_late, first = 1.
+    await p.process([at(12, alert(0)), at(13, alert(0))], ctx);
+    expect(store.rows.slice(2).map((r) => [r.alert_id, r.reason, r.first])).toEqual([
+      ['a0', 'duplicate', 0],
+      ['a0', 'duplicate', 0],
+    ]);
+    expect(store.final().map((r) => [r.alert_id, r.reason, r.fired])).toEqual([
+      ['a0', 'fire', 1],
+      ['a100', 'fire', 1],
+    ]);
+    expect(sent).toHaveLength(2);
+    // One lookup per batch, only of the ids the state does not remember.
+    expect(store.lookups.map((l) => l.get('fraud'))).toEqual([
+      ['a0', 'a100'],
+      ['a0', 'a0'],
+    ]);
+    await p.process([at(14, alert(100))], ctx);
+    expect(store.lookups).toHaveLength(3);
+    expect(store.lookups[2]!.size).toBe(0);
+  });
+
+  it('a forgotten id seen twice in one batch is decided once', async () => {
+    const strict = parsePolicyText(`
+models:
+  fraud:
+    signals: { share_drifted: 0.3 }
+    sustain: 1
+    cooldown: 1h
+    late_horizon: 10m
+`);
+    const store = new MemoryStore();
+    const p = triggerProcessor({
+      policy: strict,
+      store,
+      decode: () => alert(0),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async () => {},
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test' }),
+      now: () => 0,
+    });
+    // a0 is too_late behind a100: the state stays as it was and does not remember a0.
+    await p.process([at(0, alert(100)), at(1, alert(0)), at(2, alert(0))], ctx);
+    expect(store.rows.map((r) => [r.alert_id, r.reason, r.first])).toEqual([
+      ['a100', 'fire', 1],
+      ['a0', 'too_late', 1],
+      ['a0', 'duplicate', 0],
+    ]);
+  });
+
+  it('ClickHouse down during the lookup: nothing published or recorded, the retried batch decides as before', async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = processor(store, sent);
+    store.failLookups = 1;
+    await expect(p.process([at(0, alert(0)), at(1, alert(1))], ctx)).rejects.toThrow(/ClickHouse down/);
+    expect(sent).toEqual([]);
+    expect(store.rows).toEqual([]);
+    await p.process([at(0, alert(0)), at(1, alert(1))], ctx);
+    expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'fire']);
+    expect(sent).toHaveLength(1);
   });
 
   it("a replayed shadow's alert is a replay, though its window is newer than the policy's windows", async () => {
@@ -378,6 +502,10 @@ models:
       /model_version must be 0\.\.256 characters \(got 257\)/,
     );
     await expect(decodeOf({ ...alert(0), model: '' })(record)).rejects.toThrow(/model must be 1\.\.256 characters/);
+    // The id is looked up in retrain_decisions as a query parameter: bounded too.
+    await expect(decodeOf({ ...alert(0), alert_id: 'x'.repeat(257) })(record)).rejects.toThrow(
+      /alert_id must be 1\.\.256 characters \(got 257\)/,
+    );
     await expect(decodeOf(alert(0))(record)).resolves.toEqual(alert(0));
   });
 

@@ -68,8 +68,16 @@ export interface DecisionStore {
   loadStates(models: readonly string[]): Promise<Map<string, ModelState>>;
   /** Metrics the serving version reached at its evaluation (model_versions), if it was registered here. */
   baseline(model: string, version: string): Promise<Baseline | undefined>;
+  /**
+   * Of the alert ids of each model, those with a decision row (any: first or duplicate), within
+   * the table's 400-day TTL. How the trigger knows an alert was decided whatever its offset.
+   */
+  recordedAlerts(alertIds: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Set<string>>>;
   write(rows: readonly DecisionRow[]): Promise<void>;
 }
+
+// (model, alert_id) pairs per lookup: they travel as query parameters (bounded text).
+const LOOKUP_CHUNK = 1_000;
 
 // An unknown version is looked up again after this long (it may be registered meanwhile).
 const UNKNOWN_BASELINE_TTL_MS = 60_000;
@@ -107,6 +115,29 @@ export class ClickHouseDecisionStore implements DecisionStore {
     if (this.baselines.size >= MAX_CACHED_BASELINES) this.baselines.clear();
     this.baselines.set(key, { value, at: this.now() });
     return value;
+  }
+
+  async recordedAlerts(alertIds: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Set<string>>> {
+    const pairs = [...alertIds].flatMap(([model, ids]) => [...new Set(ids)].map((id) => [model, id] as const));
+    const asked = new Set(pairs.map(([model, id]) => `${model}\u0000${id}`));
+    const out = new Map<string, Set<string>>();
+    for (let i = 0; i < pairs.length; i += LOOKUP_CHUNK) {
+      const chunk = pairs.slice(i, i + LOOKUP_CHUNK);
+      // Both columns of the sorting key: a range of the index per model, not a scan; the
+      // cross-product the two INs allow is narrowed to the asked pairs below.
+      const rows = await this.ch.select<{ model: string; alert_id: string }>(
+        `SELECT DISTINCT model, alert_id FROM ${this.ch.table('retrain_decisions')}
+         WHERE model IN {models:Array(String)} AND alert_id IN {ids:Array(String)}`,
+        { models: [...new Set(chunk.map(([m]) => m))], ids: [...new Set(chunk.map(([, id]) => id))] },
+      );
+      for (const r of rows) {
+        if (!asked.has(`${r.model}\u0000${r.alert_id}`)) continue;
+        const ids = out.get(r.model) ?? new Set<string>();
+        ids.add(r.alert_id);
+        out.set(r.model, ids);
+      }
+    }
+    return out;
   }
 
   write(rows: readonly DecisionRow[]): Promise<void> {

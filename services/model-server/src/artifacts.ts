@@ -68,10 +68,11 @@ export async function compileArtifacts(dir: string, model: string, version: stri
     [modelText, metaText] = await Promise.all([read('model.json'), read('meta.json')]);
   } catch (error) {
     if (error instanceof DriftlineError) throw error;
+    // Retriable: a PROMOTED can arrive before its files are written or their volume is mounted.
     throw new DriftlineError(
       'NOT_FOUND',
       `model ${model} version ${version}: no artifacts in ${at} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
-      { cause: error },
+      { cause: error, retriable: true },
     );
   }
   const compiled = compileXgboostModel(modelText, SERVED_MODEL_LIMITS);

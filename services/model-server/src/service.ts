@@ -204,7 +204,8 @@ export const modelServer = defineService({
       });
       const table = server.table;
       const stages = createStageApplier({
-        apply: (model, events) => table.apply(model, events),
+        apply: (model, events, replayed) => table.apply(model, events, replayed),
+        givenUp: (model) => table.givenUp(model),
         logger: ctx.logger,
         registry: ctx.registry,
       });

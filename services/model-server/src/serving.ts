@@ -1,4 +1,4 @@
-import { DriftlineError, type Logger, serialByKey } from '@driftline/core';
+import { DriftlineError, isRetriable, type Logger, serialByKey, toDriftlineError } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
 import type { VersionLoader } from './artifacts.js';
 import type { CanarySpec } from './specs.js';
@@ -34,7 +34,9 @@ export interface ServingTableOptions {
  * request: requests already running finish on the old plan, the next ones get the new one. The
  * events of one model are applied in order. A production version that fails to load leaves the
  * current production serving (the rest of the change applies); a canary or shadow that fails to
- * load is served without.
+ * load is served without. A version whose load fails for good (not retriable: malformed artifacts,
+ * a model that kills the load thread again and again) is given up: one error line, and it is not
+ * loaded again until an event of models.v1 names it again (or a restart).
  */
 export class ServingTable {
   private readonly plans = new Map<string, ServingPlan>();
@@ -44,6 +46,8 @@ export class ServingTable {
   private readonly loaded = new Map<string, LoadedVersion>();
   /** Versions that have answered as production here, by model (see `watchServedOnly`). */
   private readonly servedProductions = new Map<string, Set<string>>();
+  /** Versions given up by `model/version`, oldest first (at most {@link MAX_GIVEN_UP}). */
+  private readonly givenUpVersions = new Map<string, VersionGivenUpError>();
 
   constructor(private readonly options: ServingTableOptions) {}
 
@@ -68,13 +72,20 @@ export class ServingTable {
     }));
   }
 
+  /** The versions of `model` given up (see the class): not loaded until models.v1 names them again. */
+  givenUp(model: string): string[] {
+    return [...this.givenUpVersions.values()].filter((e) => e.model === model).map((e) => e.version);
+  }
+
   /**
    * Applies models.v1 events of `model`, in order, after the events queued before them, then swaps
    * the plan once. Rejects when the production version the events ask for could not be loaded
-   * (after the swap of everything else, with the previous production still serving).
+   * (after the swap of everything else, with the previous production still serving). The first
+   * `replayed` events were applied before (a retry): only the others are new publications, which
+   * make the versions they name loadable again if they were given up.
    */
-  apply(model: string, events: readonly StageEvent[]): Promise<void> {
-    return this.serially(model, () => this.reduce(model, events));
+  apply(model: string, events: readonly StageEvent[], replayed = 0): Promise<void> {
+    return this.serially(model, () => this.reduce(model, events, replayed));
   }
 
   /** Makes `version` the production version of `model` (a PROMOTED event). */
@@ -86,7 +97,26 @@ export class ServingTable {
     const key = `${model}/${version}`;
     const known = this.loaded.get(key);
     if (known !== undefined) return known;
-    const v = await this.options.load(model, version);
+    const givenUp = this.givenUpVersions.get(key);
+    if (givenUp !== undefined) throw givenUp;
+    let v: LoadedVersion;
+    try {
+      v = await this.options.load(model, version);
+    } catch (error) {
+      if (isRetriable(error)) throw error;
+      const final = new VersionGivenUpError(model, version, error);
+      this.givenUpVersions.set(key, final);
+      for (const oldest of this.givenUpVersions.keys()) {
+        if (this.givenUpVersions.size <= MAX_GIVEN_UP) break;
+        this.givenUpVersions.delete(oldest);
+      }
+      // The one line that says so: later events of the model that still name it say nothing.
+      this.options.logger.error(
+        { model, version, code: final.code, err: toDriftlineError(error).message },
+        'model version cannot be loaded: given up, not loaded again until models.v1 publishes it again or the server restarts',
+      );
+      throw final;
+    }
     this.loaded.set(key, v);
     return v;
   }
@@ -108,22 +138,33 @@ export class ServingTable {
    * planned on its own (a feature two views declare). Planned together, such a version failed the
    * whole plan: the model's later stage events never applied, and after a restart it served nothing.
    */
-  private async optional(model: string, version: string, role: string): Promise<LoadedVersion | undefined> {
+  private async optional(
+    model: string,
+    version: string,
+    role: string,
+    failures: Map<string, unknown>,
+  ): Promise<LoadedVersion | undefined> {
     try {
       const v = await this.version(model, version);
       planServing(this.options.views, { production: v });
       return v;
     } catch (error) {
-      this.options.logger.warn(
-        { model, version, role, err: (error as Error).message },
-        'version not loaded; served without it',
-      );
+      failures.set(version, error);
+      if (!(error instanceof VersionGivenUpError)) {
+        this.options.logger.warn(
+          { model, version, role, err: (error as Error).message },
+          'version not loaded; served without it',
+        );
+      }
       return undefined;
     }
   }
 
-  private async reduce(model: string, events: readonly StageEvent[]): Promise<void> {
+  private async reduce(model: string, events: readonly StageEvent[], replayed: number): Promise<void> {
     const { logger } = this.options;
+    for (const e of events.slice(replayed)) {
+      for (const v of [e.version, e.previous_version]) if (v) this.givenUpVersions.delete(`${model}/${v}`);
+    }
     const before = this.stages.get(model) ?? EMPTY_STAGES;
     let stages = before;
     for (const e of events) {
@@ -144,8 +185,11 @@ export class ServingTable {
     // Replays and TRAINED events change nothing: no reload, no swap — unless the plan is not yet
     // what the stages ask for (a version failed to load before): then any event retries it.
     if (current !== undefined && servesExactly(current, served)) return;
+    // Why each canary or shadow the plan serves without does not serve.
+    const failures = new Map<string, unknown>();
+    const retriable = (v: string) => !failures.has(v) || isRetriable(failures.get(v));
     try {
-      await this.swap(model, served, stages.watched);
+      await this.swap(model, served, stages.watched, failures);
     } catch (error) {
       // The production version did not load: the stages keep the one actually serving, so that a
       // re-published PROMOTED is a change again, and a version that never served is never watched
@@ -157,13 +201,19 @@ export class ServingTable {
           ? before
           : { ...stages, production: serving.production.loaded.version, watched: before.watched },
       );
+      // A production given up must not end the retries of a canary or shadow that may still load.
+      const retried = [...failures.keys()].filter(retriable);
+      if (!isRetriable(error) && retried.length > 0) throw new VersionsNotServedError(model, retried);
       throw error;
     }
     // Production serves; a canary or shadow that could not serve is retried by the caller (a
     // volume not mounted yet, a file being replaced): served without it for good, its comparison
-    // would end at max_time with no evidence.
+    // would end at max_time with no evidence. Unless it cannot serve whatever the retries (given
+    // up, or it cannot be planned): then the caller does not retry.
     const missing = notServed(this.plans.get(model), served);
-    if (missing.length > 0) throw new VersionsNotServedError(model, missing);
+    if (missing.length > 0) {
+      throw new VersionsNotServedError(model, missing, { retriable: missing.some(retriable) });
+    }
   }
 
   /**
@@ -194,7 +244,12 @@ export class ServingTable {
    * newest of `fallbacks` (the watched, previously promoted versions) that loads serves instead,
    * rather than no version at all. Either way the failure is rethrown (retried by the caller).
    */
-  private async swap(model: string, served: ServedSet, fallbacks: readonly string[]): Promise<void> {
+  private async swap(
+    model: string,
+    served: ServedSet,
+    fallbacks: readonly string[],
+    failures: Map<string, unknown>,
+  ): Promise<void> {
     const { logger, views } = this.options;
     const current = this.plans.get(model);
     let production: LoadedVersion;
@@ -218,11 +273,11 @@ export class ServingTable {
     const canary =
       spec === undefined || spec.version === production.version
         ? undefined
-        : await this.optional(model, spec.version, 'canary');
+        : await this.optional(model, spec.version, 'canary', failures);
     const shadows: LoadedVersion[] = [];
     for (const s of served.shadows) {
       if (s === production.version || s === canary?.version) continue;
-      const v = await this.optional(model, s, 'shadow');
+      const v = await this.optional(model, s, 'shadow', failures);
       if (v !== undefined) shadows.push(v);
     }
     const plan = planServing(views, {
@@ -255,16 +310,43 @@ export class ServingTable {
   }
 }
 
-/** A canary or shadow version the stages name that the plan serves without (retriable). */
+/** Versions of a model remembered as given up, at most (the oldest forgotten: loaded once more if named again). */
+const MAX_GIVEN_UP = 1_000;
+
+/**
+ * Canary or shadow versions the stages name that the plan serves without: retriable (by default)
+ * when one of them may still load, not when all were given up or cannot be planned.
+ */
 export class VersionsNotServedError extends DriftlineError {
   constructor(
     readonly model: string,
     readonly versions: readonly string[],
+    options: { readonly retriable?: boolean } = {},
   ) {
     super('SOURCE_UNAVAILABLE', `model ${model}: versions ${versions.join(', ')} not served (see the load warnings)`, {
-      retriable: true,
+      retriable: options.retriable ?? true,
     });
     this.name = 'VersionsNotServedError';
+  }
+}
+
+/**
+ * A version whose load failed for good (its error not retriable): not loaded again until models.v1
+ * names it again or the server restarts. Its code is the failure's.
+ */
+export class VersionGivenUpError extends DriftlineError {
+  constructor(
+    readonly model: string,
+    readonly version: string,
+    cause: unknown,
+  ) {
+    const failure = toDriftlineError(cause);
+    super(failure.code, `model ${model} version ${version} cannot be loaded: ${failure.message}`, {
+      cause,
+      retriable: false,
+      details: failure.details,
+    });
+    this.name = 'VersionGivenUpError';
   }
 }
 

@@ -1,12 +1,17 @@
 import type { Logger } from '@driftline/core';
-import { serialByKey } from '@driftline/core';
+import { serialByKey, toDriftlineError } from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
-import { VersionsNotServedError } from './serving.js';
+import { VersionGivenUpError, VersionsNotServedError } from './serving.js';
 import type { StageEvent } from './stages.js';
 
 export interface StageApplierOptions {
-  /** Applies a model's models.v1 events (ServingTable.apply): rejects when production did not load. */
-  readonly apply: (model: string, events: readonly StageEvent[]) => Promise<void>;
+  /**
+   * Applies a model's models.v1 events (ServingTable.apply): rejects when a version they name does
+   * not serve. The first `replayed` events are a retry's (applied before), the rest are new.
+   */
+  readonly apply: (model: string, events: readonly StageEvent[], replayed: number) => Promise<void>;
+  /** The versions of a model given up (ServingTable.givenUp), for the metric. */
+  readonly givenUp?: (model: string) => readonly string[];
   readonly logger: Logger;
   readonly registry?: Registry;
   /** First retry delay; it doubles up to `maxDelayMs`. */
@@ -18,6 +23,8 @@ export interface StageApplier {
   apply(model: string, events: readonly StageEvent[]): Promise<void>;
   /** Models whose production version the stages name but that does not serve yet. */
   pending(): string[];
+  /** Models whose last application failed for good (not retriable): not retried until their next event. */
+  failed(): string[];
   stop(): void;
 }
 
@@ -26,8 +33,10 @@ export interface StageApplier {
  * whose artifact is not readable yet (written after the event, a slow or remounted volume) was
  * logged once and never retried, so the server kept the previous version until another event of
  * that model or a restart, while the drift-monitor and the controller took the new one as
- * production. Events that failed are applied again (they are replays by then, and change only
- * what failed), alone on a timer with backoff or ahead of the model's next events.
+ * production. Events that failed retriably are applied again (they are replays by then, and change
+ * only what failed), alone on a timer with backoff or ahead of the model's next events. A failure
+ * that is not retriable (malformed artifacts, a version given up) is not retried: every retry would
+ * fail the same way (before, it was retried every minute for ever).
  */
 export function createStageApplier(options: StageApplierOptions): StageApplier {
   const { logger } = options;
@@ -50,22 +59,48 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       : gauge(
           options.registry,
           'driftline_model_server_stage_pending',
-          '1 while a version the stages name (production, canary or shadow) does not serve yet (retried)',
+          '1 while a version the stages name (production, canary or shadow) does not serve: retried, or given up (driftline_model_server_versions_given_up)',
+          ['model'],
+          { bounded: ['model'] },
+        );
+  const givenUpGauge =
+    options.registry === undefined || options.givenUp === undefined
+      ? undefined
+      : gauge(
+          options.registry,
+          'driftline_model_server_versions_given_up',
+          'Versions whose load failed for good (malformed, or killing the load thread): not loaded again until models.v1 publishes them again or a restart',
           ['model'],
           { bounded: ['model'] },
         );
   const waiting = new Map<string, { events: readonly StageEvent[]; attempt: number; timer: NodeJS.Timeout }>();
+  const failedModels = new Set<string>();
   let stopped = false;
 
-  const run = async (model: string, events: readonly StageEvent[], attempt: number): Promise<void> => {
+  const run = async (model: string, events: readonly StageEvent[], attempt: number, replayed = 0): Promise<void> => {
     try {
-      await options.apply(model, events);
+      await options.apply(model, events, replayed);
       if (attempt > 0) logger.info({ model, attempts: attempt + 1 }, 'versions the stages name serve after retries');
       pendingGauge?.set({ model }, 0);
+      failedModels.delete(model);
     } catch (error) {
       failures?.inc({ model });
       pendingGauge?.set({ model }, 1);
       if (stopped) return;
+      const failure = toDriftlineError(error);
+      if (!failure.retriable) {
+        // Not held: the serving table keeps what serves, and the model's next event starts afresh.
+        failedModels.add(model);
+        // The table has logged each version it gave up or served without; anything else is said here.
+        if (!(error instanceof VersionGivenUpError || error instanceof VersionsNotServedError)) {
+          logger.error(
+            { model, code: failure.code, err: failure.message, attempt: attempt + 1 },
+            'models.v1 events not applied in full and not retried (the error is not retriable); what served serves on',
+          );
+        }
+        return;
+      }
+      failedModels.delete(model);
       const delay = Math.min(max, first * 2 ** attempt);
       if (error instanceof VersionsNotServedError) {
         logger.warn(
@@ -81,11 +116,13 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       const timer = setTimeout(() => {
         void serially(model, async () => {
           const held = take(model);
-          if (held !== undefined) await run(model, held.events, held.attempt + 1);
+          if (held !== undefined) await run(model, held.events, held.attempt + 1, held.events.length);
         });
       }, delay);
       timer.unref();
       waiting.set(model, { events, attempt, timer });
+    } finally {
+      givenUpGauge?.set({ model }, options.givenUp?.(model).length ?? 0);
     }
   };
   /** The events held for a retry of `model`, no longer held (their timer cleared). */
@@ -107,10 +144,13 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       return serially(model, () => {
         const held = take(model);
         // Held events go first, with everything after them: the model's events stay in order.
-        return held === undefined ? run(model, events, 0) : run(model, [...held.events, ...events], held.attempt + 1);
+        return held === undefined
+          ? run(model, events, 0)
+          : run(model, [...held.events, ...events], held.attempt + 1, held.events.length);
       });
     },
     pending: () => [...waiting.keys()],
+    failed: () => [...failedModels],
     stop() {
       stopped = true;
       for (const { timer } of waiting.values()) clearTimeout(timer);

@@ -6,7 +6,7 @@ import { DriftlineError } from '@driftline/core';
 import { ModelFormatError } from '@driftline/scoring';
 import { afterAll, describe, expect, it } from 'vitest';
 import { artifactLoader } from '../src/artifacts.js';
-import { threadedArtifactLoader } from '../src/load-thread.js';
+import { MAX_LOAD_THREAD_DEATHS, threadedArtifactLoader } from '../src/load-thread.js';
 import { FEATURES, writeVersion } from './fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ms-load-thread-'));
@@ -90,10 +90,45 @@ describe('the model load thread', () => {
     expect(workers.length).toBe(before + 1);
   });
 
+  it('a version the thread dies on fails retriably, then for good; the loads waiting behind it are not failed', async () => {
+    const started: Worker[] = [];
+    // The first threads die as one out of memory would, each with the load of `big` posted to it.
+    const dying = threadedArtifactLoader(dir, {
+      onWorker: (w) => {
+        started.push(w);
+        if (started.length <= MAX_LOAD_THREAD_DEATHS) w.once('online', () => void w.terminate());
+      },
+    });
+    try {
+      for (let death = 1; death < MAX_LOAD_THREAD_DEATHS; death++) {
+        await expect(dying.load('m', 'big')).rejects.toMatchObject({
+          retriable: true,
+          message: new RegExp(
+            `^model m version big: the model load thread exited .*\\(${death} of ${MAX_LOAD_THREAD_DEATHS} times\\)$`,
+          ),
+        });
+      }
+      const last = dying.load('m', 'big').catch((e: unknown) => e);
+      const behind = dying.load('m', 'v1'); // asked for while big loads: not blamed for its death
+      expect(await last).toMatchObject({
+        code: 'INTERNAL',
+        retriable: false,
+        message: new RegExp(
+          `^model m version big: the model load thread exited .*, ${MAX_LOAD_THREAD_DEATHS} times: given up`,
+        ),
+      });
+      await expect(behind).resolves.toMatchObject({ version: 'v1' });
+      expect(started).toHaveLength(MAX_LOAD_THREAD_DEATHS + 1);
+    } finally {
+      await dying.close();
+    }
+  });
+
   it('after close, loads fail without starting a thread', async () => {
     const started: Worker[] = [];
     const closing = threadedArtifactLoader(dir, { onWorker: (w) => started.push(w) });
     const inFlight = closing.load('m', 'big').catch((e: unknown) => e);
+    await expect.poll(() => started.length).toBe(1); // loads start on the thread one at a time, a turn later
     await closing.close();
     expect(await inFlight).toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
     await expect(closing.load('m', 'v1')).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });

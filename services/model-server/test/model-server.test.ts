@@ -108,13 +108,14 @@ describe('serving plan', () => {
       shadows: new Map(),
       logger: silentLogger,
     });
-    // Production serves; the caller hears that v2 does not (its stage applier retries it).
+    // Production serves; the caller hears that v2 does not, and that retrying cannot change it
+    // (the views are what they are): its stage applier does not retry it.
     await expect(
       table.apply('m', [
         { kind: 'PROMOTED', version: 'v1' },
         { kind: 'SHADOW', version: 'v2' },
       ]),
-    ).rejects.toThrow(new VersionsNotServedError('m', ['v2']));
+    ).rejects.toThrow(new VersionsNotServedError('m', ['v2'], { retriable: false }));
     expect(table.describe()).toEqual([{ model: 'm', production: 'v1', shadows: [] }]);
     await expect(table.apply('m', [{ kind: 'PROMOTED', version: 'v3' }])).rejects.toThrow(VersionsNotServedError);
     expect(table.get('m')?.production.loaded.version).toBe('v3');

@@ -1,15 +1,23 @@
-import { silentLogger } from '@driftline/core';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { DriftlineError, silentLogger } from '@driftline/core';
 import { parseFeatureViewsText } from '@driftline/features';
 import { createMetricsRegistry, MAX_LABEL_VALUES, OTHER_LABEL_VALUE } from '@driftline/observability';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it } from 'vitest';
+import { artifactLoader } from '../src/artifacts.js';
+import { MAX_LOAD_THREAD_DEATHS, threadedArtifactLoader } from '../src/load-thread.js';
 import { ServingTable, VersionsNotServedError } from '../src/serving.js';
 import { createStageApplier } from '../src/stage-retry.js';
 import type { StageEvent } from '../src/stages.js';
 import { buildVersion } from '../src/version.js';
-import { FEATURES, VIEWS_YAML } from './fixtures.js';
+import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
 
 const promoted = (version: string): StageEvent => ({ kind: 'PROMOTED', version });
+/** A load failure as the artifact loader reports files not there yet: retriable. */
+const notThereYet = (what: string) => new DriftlineError('NOT_FOUND', what, { retriable: true });
 
 describe('stage applier: a production version that does not load yet is retried', () => {
   it('retries with backoff until it loads, counting failures and the pending model', async () => {
@@ -19,7 +27,7 @@ describe('stage applier: a production version that does not load yet is retried'
     const applier = createStageApplier({
       apply: async (_model, events) => {
         calls.push(events.map((e) => `${e.kind}:${e.version}`));
-        if (failuresLeft-- > 0) throw new Error('ENOENT: model.json');
+        if (failuresLeft-- > 0) throw notThereYet('ENOENT: model.json');
       },
       logger: silentLogger,
       registry,
@@ -43,7 +51,7 @@ describe('stage applier: a production version that does not load yet is retried'
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const applier = createStageApplier({
       apply: async () => {
-        throw new Error('ENOENT: model.json');
+        throw notThereYet('ENOENT: model.json');
       },
       logger: silentLogger,
       registry,
@@ -67,7 +75,7 @@ describe('stage applier: a production version that does not load yet is retried'
     const applier = createStageApplier({
       apply: async (_model, events) => {
         calls.push(events.map((e) => `${e.kind}:${e.version}`));
-        if (fail) throw new Error('not readable yet');
+        if (fail) throw notThereYet('not readable yet');
       },
       logger: silentLogger,
       firstDelayMs: 60_000,
@@ -121,7 +129,7 @@ describe('stage applier over a real serving table: versions that do not load, in
       logger: silentLogger,
       load: async (model, version) => {
         await sleep(unreadable.has(version) ? 30 : 0);
-        if (unreadable.has(version)) throw new Error('ENOENT model.json');
+        if (unreadable.has(version)) throw notThereYet('ENOENT model.json');
         return buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES });
       },
     });
@@ -171,5 +179,167 @@ describe('stage applier over a real serving table: versions that do not load, in
     // A retry of the same replay keeps v1 serving and still asks for v2.
     await expect(table.apply('fraud', [promoted('v1'), promoted('v2')])).rejects.toThrow(/ENOENT/);
     expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+  });
+});
+
+describe('stage applier: failures retrying cannot mend are not retried', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const views = parseFeatureViewsText(VIEWS_YAML);
+  /** A logger keeping its error lines. */
+  function errorLines() {
+    const lines: Array<{ obj: object; msg: string | undefined }> = [];
+    return { lines, logger: { ...silentLogger, error: (obj: object, msg?: string) => void lines.push({ obj, msg }) } };
+  }
+
+  it('a failure that is not retriable is applied once, not on a timer; the next event applies afresh', async () => {
+    const calls: string[][] = [];
+    const { lines, logger } = errorLines();
+    const applier = createStageApplier({
+      apply: async (_model, events) => {
+        calls.push(events.map((e) => `${e.kind}:${e.version}`));
+        throw new DriftlineError('VALIDATION_FAILED', 'model.json is not JSON');
+      },
+      logger,
+      firstDelayMs: 5,
+    });
+    await applier.apply('fraud', [promoted('v2')]);
+    await sleep(100); // twenty first delays
+    expect(calls).toEqual([['PROMOTED:v2']]);
+    expect(applier.pending()).toEqual([]);
+    expect(applier.failed()).toEqual(['fraud']);
+    expect(lines).toEqual([
+      {
+        obj: expect.objectContaining({ model: 'fraud', code: 'VALIDATION_FAILED' }),
+        msg: expect.stringMatching(/not retried/),
+      },
+    ]);
+    // Not held either: the next event goes alone.
+    await applier.apply('fraud', [{ kind: 'SHADOW', version: 'v3' }]);
+    expect(calls).toEqual([['PROMOTED:v2'], ['SHADOW:v3']]);
+    applier.stop();
+  });
+
+  it('a production whose load kills the load thread is retried with backoff, then given up: one error line, a metric, no more loads until models.v1 publishes it again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ms-stage-give-up-'));
+    for (const [version, seed] of [
+      ['v1', 1],
+      ['v2', 2],
+      ['v3', 3],
+    ] as const) {
+      writeVersion(dir, 'fraud', version, seed);
+    }
+    let killing = false;
+    const threads: Worker[] = [];
+    // Each thread started while `killing` dies as one out of memory would, with the load posted to it.
+    const loader = threadedArtifactLoader(dir, {
+      onWorker: (w) => {
+        threads.push(w);
+        if (killing) w.once('online', () => void w.terminate());
+      },
+    });
+    const loads: string[] = [];
+    const { lines, logger } = errorLines();
+    const table = new ServingTable({
+      views,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger,
+      load: (model, version) => {
+        loads.push(version);
+        return loader.load(model, version);
+      },
+    });
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      givenUp: (m) => table.givenUp(m),
+      logger,
+      registry,
+      firstDelayMs: 5,
+      maxDelayMs: 20,
+    });
+    try {
+      await applier.apply('fraud', [promoted('v1')]);
+      killing = true;
+      await threads.at(-1)?.terminate(); // idle: v2's load starts a thread of its own
+      await applier.apply('fraud', [promoted('v2')]);
+      const givenUpLine = () => lines.some((l) => /given up/.test(l.msg ?? ''));
+      await expect
+        .poll(() => givenUpLine() || loads.length > 1 + MAX_LOAD_THREAD_DEATHS, { timeout: 10_000 })
+        .toBe(true);
+      await sleep(150); // many retry delays
+      expect(loads).toEqual(['v1', ...Array(MAX_LOAD_THREAD_DEATHS).fill('v2')]);
+      expect(applier.failed()).toEqual(['fraud']);
+      expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+      expect(table.givenUp('fraud')).toEqual(['v2']);
+      const givenUp = lines.filter((l) => /given up/.test(l.msg ?? ''));
+      expect(givenUp).toEqual([
+        {
+          obj: expect.objectContaining({
+            model: 'fraud',
+            version: 'v2',
+            err: expect.stringMatching(/load thread exited/),
+          }),
+          msg: expect.stringMatching(/given up/),
+        },
+      ]);
+      expect(await registry.getSingleMetricAsString('driftline_model_server_versions_given_up')).toMatch(
+        /model="fraud"[^}]*\} 1$/m,
+      );
+      // Another version's event does not load v2 again.
+      killing = false;
+      await applier.apply('fraud', [{ kind: 'SHADOW', version: 'v3' }]);
+      expect(loads.filter((v) => v === 'v2')).toHaveLength(MAX_LOAD_THREAD_DEATHS);
+      expect(table.describe()).toEqual([{ model: 'fraud', production: 'v1', shadows: ['v3'] }]);
+      // A new publication of v2 loads it again (it loads now).
+      await applier.apply('fraud', [promoted('v2')]);
+      expect(table.get('fraud')?.production.loaded.version).toBe('v2');
+      expect(table.givenUp('fraud')).toEqual([]);
+      expect(await registry.getSingleMetricAsString('driftline_model_server_versions_given_up')).toMatch(
+        /model="fraud"[^}]*\} 0$/m,
+      );
+      expect(lines.filter((l) => /given up/.test(l.msg ?? ''))).toHaveLength(1);
+    } finally {
+      applier.stop();
+      await loader.close();
+    }
+  });
+
+  it('a malformed artifact (not retriable) is given up at once, canary or production: one error line each, never retried', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ms-stage-malformed-'));
+    writeVersion(dir, 'fraud', 'v1', 1);
+    for (const version of ['v2', 'v3']) {
+      mkdirSync(join(dir, 'fraud', version), { recursive: true });
+      writeFileSync(join(dir, 'fraud', version, 'model.json'), '{"learner": 1}');
+      writeFileSync(join(dir, 'fraud', version, 'meta.json'), '{}');
+    }
+    const loads: string[] = [];
+    const { lines, logger } = errorLines();
+    const table = new ServingTable({
+      views,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger,
+      load: (model, version) => {
+        loads.push(version);
+        return artifactLoader(dir)(model, version);
+      },
+    });
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      givenUp: (m) => table.givenUp(m),
+      logger,
+      firstDelayMs: 5,
+    });
+    await applier.apply('fraud', [promoted('v1'), { kind: 'CANARY', version: 'v2', canary_share: 0.5 }]);
+    await applier.apply('fraud', [promoted('v3')]);
+    await sleep(100); // twenty first delays
+    expect(loads).toEqual(['v1', 'v2', 'v3']);
+    expect(applier.pending()).toEqual([]);
+    expect(table.describe()).toEqual([{ model: 'fraud', production: 'v1', shadows: [] }]);
+    expect(table.givenUp('fraud')).toEqual(['v2', 'v3']);
+    expect(lines.map((l) => (l.obj as { version?: string }).version)).toEqual(['v2', 'v3']);
+    expect(lines.every((l) => /given up/.test(l.msg ?? ''))).toBe(true);
+    applier.stop();
   });
 });

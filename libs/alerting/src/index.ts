@@ -1,15 +1,24 @@
 export { type AlertMessage, digestOf, groupAlerts, maxSeverity, type RoutedAlert } from './group.js';
 export { fullBucket, planSends, refill, type SendPlan, type TokenBucket } from './rate-limit.js';
 export {
+  type FailingDelivery,
   MAX_DETAILED_ALERTS,
   MAX_EVIDENCE_CHARS,
   MAX_JSON_BODY_CHARS,
   renderBody,
+  renderDeliveryCheck,
   renderJson,
   renderSlack,
   summaryLine,
 } from './render.js';
-export { type AttemptVerdict, nextRetryDelay, type RetryPolicy, retryAfterMs, verdictOf } from './retry.js';
+export {
+  type AttemptVerdict,
+  failingMessageVerdict,
+  nextRetryDelay,
+  type RetryPolicy,
+  retryAfterMs,
+  verdictOf,
+} from './retry.js';
 export {
   type Glob,
   type Matcher,

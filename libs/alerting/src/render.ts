@@ -126,6 +126,67 @@ export function renderSlack(message: AlertMessage) {
   return { text, blocks };
 }
 
+/** A message the receiver kept failing, as a delivery check names it: our ids and counts, none of its content. */
+export interface FailingDelivery {
+  readonly deliveryId: string;
+  readonly alerts: number;
+  readonly attempts: number;
+  /** Of its last attempt; null when that got no answer. */
+  readonly httpStatus: number | null;
+}
+
+/** Messages a delivery check lists by id; the rest are counted. */
+const MAX_CHECK_LISTED = 10;
+
+/**
+ * The body of a delivery check: a small message in the receiver's format, sent when a message
+ * keeps failing with nothing else delivered after it. A 2xx shows the receiver up (the failing
+ * message is then given up); anything else counts as an outage. It names the failing messages
+ * by delivery id only: their content may be what the receiver cannot take. A JSON body has the
+ * shape of any message (no alerts, `group: "delivery-check"`) so a receiver that reads ours takes it.
+ */
+export function renderDeliveryCheck(
+  failing: readonly FailingDelivery[],
+  receiver: { name: string; format: 'json' | 'slack' },
+): string {
+  const listed = failing.slice(0, MAX_CHECK_LISTED);
+  const alerts = failing.reduce((n, f) => n + f.alerts, 0);
+  const last = failing[0];
+  const answer = last === undefined || last.httpStatus === null ? 'no answer' : `HTTP ${last.httpStatus}`;
+  const text =
+    `driftline delivery check: ${failing.length} message${failing.length === 1 ? '' : 's'} ` +
+    `(${alerts} alert${alerts === 1 ? '' : 's'}) to this receiver kept failing (last: ${answer}) with nothing else ` +
+    'delivered meanwhile. This check reaching you shows the receiver up: each gets one more attempt and, ' +
+    `still failing, is given up (recorded failed in alert_deliveries): ${listed.map((f) => f.deliveryId).join(', ')}` +
+    (failing.length > listed.length ? ` and ${failing.length - listed.length} more` : '');
+  if (receiver.format === 'slack') {
+    return JSON.stringify({ text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });
+  }
+  return JSON.stringify({
+    version: 1,
+    receiver: receiver.name,
+    group: 'delivery-check',
+    model: null,
+    kind: null,
+    severity: 'warning',
+    count: 0,
+    alert_ids: [],
+    alert_ids_omitted: 0,
+    alerts: [],
+    omitted: 0,
+    delivery_check: {
+      text,
+      failing: listed.map((f) => ({
+        delivery_id: f.deliveryId,
+        alerts: f.alerts,
+        attempts: f.attempts,
+        http_status: f.httpStatus,
+      })),
+      failing_omitted: failing.length - listed.length,
+    },
+  });
+}
+
 /** The request body for a receiver's format, as JSON text. */
 export function renderBody(message: AlertMessage, receiver: { name: string; format: 'json' | 'slack' }): string {
   return JSON.stringify(receiver.format === 'slack' ? renderSlack(message) : renderJson(message, receiver.name));

@@ -56,3 +56,24 @@ export function retryAfterMs(header: string | null | undefined, now: number): nu
   const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
+
+/**
+ * What a message still failing transiently after its retry budget means, from the evidence that
+ * its receiver is up meanwhile:
+ * - `receiver-up`: another message was delivered to the receiver after this one was first sent
+ *   (`deliveredSince` > 0), or a delivery check sent after its failures was answered 2xx: the
+ *   receiver takes messages but not this one. It gets one more attempt, then is given up.
+ * - `check`: no evidence yet (nothing else was sent: the message is alone in its batch, or last):
+ *   send a delivery check, then ask again with its verdict.
+ * - `outage`: the check failed too (no answer, 5xx, or any other non-2xx): the receiver is not
+ *   shown up, so nothing is given up; the batch is retried.
+ * So a message is given up only on a 2xx of the same receiver after its own failures began, and a
+ * receiver that fails everything never loses one.
+ */
+export function failingMessageVerdict(
+  deliveredSince: number,
+  check?: AttemptVerdict,
+): 'receiver-up' | 'check' | 'outage' {
+  if (deliveredSince > 0 || check === 'delivered') return 'receiver-up';
+  return check === undefined ? 'check' : 'outage';
+}

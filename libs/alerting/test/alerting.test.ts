@@ -2,6 +2,7 @@ import type { DriftAlert } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
 import {
   type AlertMessage,
+  failingMessageVerdict,
   fullBucket,
   groupAlerts,
   MAX_EVIDENCE_CHARS,
@@ -13,6 +14,7 @@ import {
   type RetryPolicy,
   type RoutedAlert,
   receiversFor,
+  renderDeliveryCheck,
   renderJson,
   renderSlack,
   retryAfterMs,
@@ -322,6 +324,44 @@ describe('retry schedule', () => {
       'failed',
       'failed',
     ]);
+  });
+});
+
+describe('a message still failing after its budget: receiver up or outage', () => {
+  it('gives up only on a 2xx of the receiver after its failures: another delivery, or a delivery check', () => {
+    // Another message delivered after it was first sent: the receiver is up, no check needed.
+    expect(failingMessageVerdict(1)).toBe('receiver-up');
+    expect(failingMessageVerdict(3, 'retry')).toBe('receiver-up');
+    // Nothing delivered after it (alone in its batch, or last): before, this was an outage for ever.
+    expect(failingMessageVerdict(0)).toBe('check');
+    expect(failingMessageVerdict(0, 'delivered')).toBe('receiver-up');
+    // The check failing too, transiently or not: never given up during an outage.
+    expect(failingMessageVerdict(0, 'retry')).toBe('outage');
+    expect(failingMessageVerdict(0, 'failed')).toBe('outage');
+  });
+
+  it('a delivery check names the failing messages by delivery id, none of their content, in the receiver format', () => {
+    const failing = Array.from({ length: 12 }, (_, i) => ({
+      deliveryId: `d${i}`,
+      alerts: 2,
+      attempts: 8,
+      httpStatus: i === 0 ? 500 : null,
+    }));
+    const json = JSON.parse(renderDeliveryCheck(failing, { name: 'team', format: 'json' })) as Record<string, unknown>;
+    // The shape of any JSON message (no alerts), so a receiver that reads ours takes it.
+    expect(json).toMatchObject({ version: 1, receiver: 'team', group: 'delivery-check', count: 0, alerts: [] });
+    const check = json.delivery_check as { text: string; failing: unknown[]; failing_omitted: number };
+    expect(check.failing).toHaveLength(10);
+    expect(check.failing[0]).toEqual({ delivery_id: 'd0', alerts: 2, attempts: 8, http_status: 500 });
+    expect(check.failing_omitted).toBe(2);
+    expect(check.text).toMatch(/^driftline delivery check: 12 messages \(24 alerts\) .* \(last: HTTP 500\)/);
+    expect(check.text).toMatch(/d0, d1, .* d9 and 2 more$/);
+    const slack = JSON.parse(renderDeliveryCheck(failing.slice(1, 2), { name: 'oncall', format: 'slack' })) as {
+      text: string;
+      blocks: Array<{ text: { text: string } }>;
+    };
+    expect(slack.text).toMatch(/^driftline delivery check: 1 message \(2 alerts\) .*\(last: no answer\).*: d1$/);
+    expect(slack.blocks[0]!.text.text).toBe(slack.text);
   });
 });
 

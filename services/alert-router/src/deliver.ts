@@ -3,10 +3,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type AlertMessage,
   type AttemptVerdict,
+  type FailingDelivery,
   nextRetryDelay,
   type Receiver,
   type RetryPolicy,
   renderBody,
+  renderDeliveryCheck,
   retryAfterMs,
   verdictOf,
 } from '@driftline/alerting';
@@ -94,8 +96,8 @@ function buildRequest(receiver: Receiver, body: string, signal: AbortSignal): Re
 /**
  * A message its receiver still failed transiently (no answer, 408, 425, 429, 5xx) when the retry
  * budget ended: retriable, so on its own it fails the batch (an outage). `row` is its record were
- * it given up: the router records it `failed` when the receiver delivered another message of the
- * batch meanwhile (the receiver is up; this message is what it cannot take).
+ * it given up: the router records it `failed` when the receiver took another message, or a
+ * delivery check, after it (the receiver is up; this message is what it cannot take).
  */
 export class ReceiverFailingError extends DriftlineError {
   readonly row: AlertDeliveryRow;
@@ -113,6 +115,70 @@ function whyStopped(retry: RetryPolicy, attempts: number, elapsedMs: number, ask
     return `the receiver asked to wait ${askedMs} ms, beyond the ${retry.budgetMs} ms retry budget`;
   }
   return `the ${retry.budgetMs} ms retry budget is spent`;
+}
+
+/** One attempt's outcome: the status (undefined without an answer), its verdict, why it failed, the wait asked. */
+interface AttemptOutcome {
+  readonly status: number | undefined;
+  readonly verdict: AttemptVerdict;
+  readonly error: string;
+  readonly askedMs: number | undefined;
+}
+
+/** One POST of `body` to the receiver within `timeoutMs`; throws a retriable error when stopping. */
+async function attempt(
+  receiver: Receiver,
+  body: string,
+  options: Pick<DeliverOptions, 'timeoutMs' | 'signal'>,
+  now: () => number,
+): Promise<AttemptOutcome> {
+  const result = await withDeadline(
+    options.timeoutMs,
+    async (signal): Promise<AttemptOutcome> => {
+      const request = buildRequest(receiver, body, signal);
+      if (!(request instanceof Request)) {
+        return { status: undefined, verdict: 'failed', error: request.refused, askedMs: undefined };
+      }
+      const response = await fetch(request);
+      const answered = verdictOf(response.status);
+      if (answered === 'delivered') {
+        await response.body?.cancel().catch(() => {});
+        return { status: response.status, verdict: answered, error: '', askedMs: undefined };
+      }
+      // The status decides; the body only explains. A slow body used to time the attempt out, so
+      // a 4xx counted as "no answer" and was retried (found by a review): unread, it is left out.
+      // A receiver's answer may echo the request (its URL, credentials included): head() redacts.
+      const text = await head(response).catch(() => '(body not read within the timeout)');
+      return {
+        status: response.status,
+        verdict: answered,
+        error: `HTTP ${response.status}${text === '' ? '' : `: ${text}`}`,
+        // A 429 or 503 may say when to come back (Slack's rate limits do): waited for, not hammered.
+        askedMs: retryAfterMs(response.headers.get('retry-after'), now()),
+      };
+    },
+    options.signal,
+  );
+  if (result.ok) return result.value;
+  if (result.stopped) {
+    throw new DriftlineError('SINK_UNAVAILABLE', `delivery to ${receiver.name} abandoned: stopping`, {
+      retriable: true,
+    });
+  }
+  return { status: undefined, verdict: 'retry', error: describe(result.error, options.timeoutMs), askedMs: undefined };
+}
+
+/**
+ * One attempt of a delivery check (`renderDeliveryCheck`): the receiver's answer to a message of
+ * ours when one of its messages keeps failing with nothing else delivered after it. Only a 2xx
+ * shows the receiver up. Throws a retriable error when stopping.
+ */
+export function checkReceiver(
+  receiver: Receiver,
+  failing: readonly FailingDelivery[],
+  options: Pick<DeliverOptions, 'timeoutMs' | 'signal' | 'now'>,
+): Promise<AttemptOutcome> {
+  return attempt(receiver, renderDeliveryCheck(failing, receiver), options, options.now ?? Date.now);
 }
 
 /**
@@ -135,50 +201,13 @@ export async function deliver(
   let status: number | undefined;
   let error = '';
   let verdict: AttemptVerdict;
-  let askedMs: number | undefined;
   for (;;) {
     attempts++;
-    const result = await withDeadline(
-      options.timeoutMs,
-      async (signal) => {
-        const request = buildRequest(receiver, body, signal);
-        if (!(request instanceof Request)) {
-          return { status: undefined, verdict: 'failed' as const, error: request.refused, askedMs: undefined };
-        }
-        const response = await fetch(request);
-        const answered = verdictOf(response.status);
-        if (answered === 'delivered') {
-          await response.body?.cancel().catch(() => {});
-          return { status: response.status, verdict: answered, error: '', askedMs: undefined };
-        }
-        // The status decides; the body only explains. A slow body used to time the attempt out, so
-        // a 4xx counted as "no answer" and was retried (found by a review): unread, it is left out.
-        // A receiver's answer may echo the request (its URL, credentials included): head() redacts.
-        const text = await head(response).catch(() => '(body not read within the timeout)');
-        return {
-          status: response.status,
-          verdict: answered,
-          error: `HTTP ${response.status}${text === '' ? '' : `: ${text}`}`,
-          // A 429 or 503 may say when to come back (Slack's rate limits do): waited for, not hammered.
-          askedMs: retryAfterMs(response.headers.get('retry-after'), now()),
-        };
-      },
-      options.signal,
-    );
-    askedMs = undefined;
-    if (result.ok) {
-      ({ status, verdict, askedMs } = result.value);
-      // A delivered record keeps the last failure's text (the row says what it recovered from).
-      if (verdict !== 'delivered') error = result.value.error;
-    } else if (result.stopped) {
-      throw new DriftlineError('SINK_UNAVAILABLE', `delivery to ${receiver.name} abandoned: stopping`, {
-        retriable: true,
-      });
-    } else {
-      status = undefined;
-      verdict = 'retry';
-      error = describe(result.error, options.timeoutMs);
-    }
+    const outcome = await attempt(receiver, body, options, now);
+    ({ status, verdict } = outcome);
+    const askedMs = outcome.askedMs;
+    // A delivered record keeps the last failure's text (the row says what it recovered from).
+    if (verdict !== 'delivered') error = outcome.error;
     await options.onAttempt?.(verdict, status);
     if (verdict === 'delivered') budget.startedAt = undefined;
     if (verdict !== 'retry') break;

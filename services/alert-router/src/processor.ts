@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type AlertMessage,
+  type AttemptVerdict,
+  failingMessageVerdict,
   fullBucket,
   groupAlerts,
   planSends,
@@ -24,7 +26,7 @@ import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/ka
 import { counter, histogram, type Registry } from '@driftline/observability';
 import type { DriftAlert } from '@driftline/schemas';
 import type { AlertDeliveryRow, AlertDeliveryStore } from '@driftline/warehouse';
-import { type DeliverOptions, deliver, ReceiverFailingError } from './deliver.js';
+import { checkReceiver, type DeliverOptions, deliver, ReceiverFailingError } from './deliver.js';
 
 export interface RouterDeps {
   readonly routes: RoutingTable;
@@ -46,9 +48,6 @@ export interface RouterDeps {
 
 const ID_LOG_LIMIT = 20;
 
-/** Alert outcomes a router process remembers to skip on a retry (~1 MB; a batch holds far fewer). */
-const MAX_REMEMBERED_OUTCOMES = 10_000;
-
 /**
  * The router's batch processor. Per batch: route every alert (model, kind, severity → receivers),
  * drop the ids a receiver already got (alert_deliveries, and deliveries not yet recorded), group
@@ -60,9 +59,10 @@ const MAX_REMEMBERED_OUTCOMES = 10_000;
  * the batch retriably once its retry budget, shared by the batch's messages to it, is spent: the
  * loop backs off and retries it, nothing committed, the outcomes already reached recorded and
  * skipped. A permanent refusal (another 4xx, a request that cannot be built) is recorded `failed`
- * and given up, and so is a message still failing transiently while the receiver delivers others. It never delays the other receivers' deliveries of the batch, and the
- * service runs one processor per receiver (`receiver` set), each in its own consumer group, so it
- * does not delay their later batches either.
+ * and given up, and so is a message still failing transiently while the receiver takes others (or,
+ * with nothing else sent after it, a delivery check). It never delays the other receivers'
+ * deliveries of the batch, and the service runs one processor per receiver (`receiver` set), each
+ * in its own consumer group, so it does not delay their later batches either.
  */
 export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   const now = deps.now ?? Date.now;
@@ -78,7 +78,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     deduplicated: counter(
       deps.registry,
       'driftline_alerts_deduplicated_total',
-      'Alerts not sent again: already delivered to the receiver',
+      'Alerts not sent again: already delivered to the receiver, or given up',
       ['receiver'],
     ),
     digests: counter(
@@ -95,6 +95,12 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       'receiver',
       'outcome',
     ]),
+    checks: counter(
+      deps.registry,
+      'driftline_alert_delivery_checks_total',
+      'Delivery checks sent to a receiver whose message kept failing with nothing else delivered, by verdict',
+      ['receiver', 'outcome'],
+    ),
     seconds: histogram(
       deps.registry,
       'driftline_alert_delivery_seconds',
@@ -104,18 +110,6 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     ),
   };
 
-  // `receiver\0alert id` of the outcomes (delivered or failed) this process recorded, the newest
-  // MAX_REMEMBERED_OUTCOMES: a retry or replay of a batch skips them. The store knows only the
-  // delivered ones: a refused message was sent and recorded failed again on every retry (found by
-  // a review), and a message given up as one its receiver cannot take was sent alone again,
-  // answered 5xx with nothing else to show the receiver up: an outage for ever.
-  const finished = new Set<string>();
-  const remember = (receiver: string, id: string) => {
-    const key = `${receiver}\u0000${id}`;
-    finished.delete(key); // re-inserted: Set order is oldest first
-    finished.add(key);
-    if (finished.size > MAX_REMEMBERED_OUTCOMES) finished.delete(finished.values().next().value!);
-  };
   // Per receiver, the alert ids of messages that still failed transiently when an earlier attempt of
   // the batch failed it: on the retry each goes out alone. In a digest with healthy messages, its
   // failure failed theirs too, and the receiver never answered anything 2xx (found by a review).
@@ -132,11 +126,13 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   ): Promise<AlertDeliveryRow[]> {
     const alerts = [...new Map(routed.map((a) => [a.alert.alert_id, a])).values()]; // an id once per batch
     const pending = new Set(unrecorded.filter((r) => r.receiver === receiver.name).flatMap((r) => r.alert_ids));
-    const done = await deps.store.delivered(
+    // Recorded outcomes, failed ones included: a given-up message is never sent again, by this
+    // process or the next (a new process re-sent failed ids once when only delivered rows counted).
+    const done = await deps.store.outcomes(
       receiver.name,
       alerts.map((a) => a.alert.alert_id),
     );
-    const known = (id: string) => done.has(id) || pending.has(id) || finished.has(`${receiver.name}\u0000${id}`);
+    const known = (id: string) => done.has(id) || pending.has(id);
     const fresh = alerts.filter((a) => !known(a.alert.alert_id));
     if (alerts.length > fresh.length) m.deduplicated.inc({ receiver: receiver.name }, alerts.length - fresh.length);
     const messages = groupAlerts(fresh, deps.routes.groupWindowMs);
@@ -192,7 +188,6 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     function keep(row: AlertDeliveryRow, failedText: string): void {
       rows.push(row);
       unrecorded.push(row);
-      for (const id of row.alert_ids) remember(receiver.name, id);
       if (row.status === 'delivered') delivered.set(receiver.name, deliveredTo(receiver.name) + 1);
       m.deliveries.inc({ receiver: receiver.name, status: row.status });
       m.seconds.observe({ receiver: receiver.name }, row.latency_ms / 1000);
@@ -232,34 +227,75 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       }
     }
     if (failing.length === 0) return rows;
-    // The evidence that the receiver is up while a message fails: another message delivered to it
-    // after that one was first sent. Any 2xx of the batch is not enough: a receiver that went down
-    // after the batch's first message (an outage) would have lost the rest.
-    const unexplained = failing.find(({ from }) => deliveredTo(receiver.name) === from);
-    if (unexplained !== undefined) {
+    // The evidence that the receiver is up while a message fails: a 2xx of the receiver after that
+    // message was first sent — another message, or, when nothing else was sent after it (alone in
+    // its batch, or last), a delivery check. Any 2xx of the batch is not enough: a receiver that
+    // went down after the batch's first message (an outage) would have lost the rest.
+    const since = ({ from }: { readonly from: number }) => deliveredTo(receiver.name) - from;
+    let check: AttemptVerdict | undefined;
+    if (failing.some((f) => failingMessageVerdict(since(f)) === 'check')) {
+      check = await sendCheck(failing.filter((f) => failingMessageVerdict(since(f)) === 'check'));
+    }
+    const outage = failing.find((f) => failingMessageVerdict(since(f), check) === 'outage');
+    if (outage !== undefined) {
       // An outage (as far as can be told): the batch is retried, nothing recorded failed, nothing lost.
       suspects.set(
         receiver.name,
         new Set(failing.flatMap(({ message }) => message.alerts.map((a) => a.alert.alert_id))),
       );
-      throw unexplained.error;
+      throw outage.error;
     }
-    // Each failing message saw the receiver deliver another after it: one more attempt each (the
-    // receiver may have come back only after the message's budget was spent); still failing, it is
-    // a message this receiver cannot take: recorded failed like a refusal (logged, counted:
-    // DriftlineAlertDeliveryFailing), and the batch goes on.
-    for (const { message } of failing) {
-      const [alone = message] = await whenAllowed([message]);
+    // Each failing message saw the receiver take another message, or the check, after it: one more
+    // attempt each (the receiver may have come back only after the message's budget was spent);
+    // still failing, it is a message this receiver cannot take: recorded failed like a refusal
+    // (logged, counted: DriftlineAlertDeliveryFailing), and the batch goes on.
+    for (const f of failing) {
+      const evidence = since(f) > 0 ? 'other messages were delivered meanwhile' : 'it took a delivery check meanwhile';
+      const [alone = f.message] = await whenAllowed([f.message]);
       const outcome = await send(alone, { ...deps.deliver.retry, maxAttempts: 1 });
       if (outcome instanceof ReceiverFailingError) {
         const row = outcome.row;
         keep(
-          { ...row, error: `${row.error}; other messages were delivered meanwhile: given up`.slice(0, 1_024) },
+          { ...row, error: `${row.error}; ${evidence}: given up`.slice(0, 1_024) },
           'alert delivery failing while the receiver takes other messages: recorded and given up',
         );
       }
     }
     return rows;
+
+    /**
+     * One delivery check (a token spent like any message): its verdict. Before, a message the
+     * receiver always failed with nothing sent after it looked exactly like an outage and held the
+     * receiver's alerts, and its partition's commit, for ever (found by a review).
+     */
+    async function sendCheck(unproven: ReadonlyArray<{ readonly error: ReceiverFailingError }>) {
+      await whenAllowed([failing[0]!.message]);
+      const failingDeliveries = unproven.map(({ error: { row } }) => ({
+        deliveryId: row.delivery_id,
+        alerts: row.alert_ids.length,
+        attempts: row.attempts,
+        httpStatus: row.http_status,
+      }));
+      const answer = await checkReceiver(receiver, failingDeliveries, deps.deliver);
+      m.checks.inc({ receiver: receiver.name, outcome: answer.verdict });
+      const fields = {
+        receiver: receiver.name,
+        deliveryIds: failingDeliveries.slice(0, ID_LOG_LIMIT).map((d) => d.deliveryId),
+        checkStatus: answer.status,
+      };
+      if (answer.verdict === 'delivered') {
+        deps.logger.warn(
+          fields,
+          'alert delivery failing with the receiver up (it took a delivery check): one more attempt',
+        );
+      } else {
+        deps.logger.warn(
+          { ...fields, checkError: answer.error },
+          'alert delivery failing and the delivery check failed too: the receiver looks down, the batch is retried',
+        );
+      }
+      return answer.verdict;
+    }
   }
 
   return {

@@ -198,11 +198,13 @@ routes:
     );
     await eventually(async () => (flaky.received.length > before.flaky ? true : undefined));
     const after = hooks.received.slice(before.hooks);
-    // Only a7 is new for team, limited and flaky; gone never delivered a5, so it tries again (404 again).
+    // Only a7 is new for team, limited and flaky; gone refused a5 (recorded failed): not sent again
+    // either (before, the lookup read delivered rows only and a new process re-sent it).
     expect(after.filter((r) => r.path === '/team').map(ids)).toEqual([['a7']]);
     expect(after.filter((r) => r.path === '/limited').map(ids)).toEqual([['a7']]);
     expect(after.filter((r) => r.path === '/oncall')).toEqual([]);
-    expect(after.filter((r) => r.path === '/gone').map(ids)).toEqual([['a5']]);
+    expect(after.filter((r) => r.path === '/gone')).toEqual([]);
+    expect((await deliveries()).filter((r) => r.receiver === 'gone').map((r) => r.status)).toEqual(['failed']);
     expect(flaky.received.slice(before.flaky).map(ids)).toEqual([['a7']]);
     const metrics = await runner.context.registry.getSingleMetricAsString('driftline_alerts_deduplicated_total');
     expect(metrics).toMatch(/receiver="team"[^}]*\} [1-9]\d*$/m);

@@ -17,13 +17,13 @@ export interface Received {
   readonly at: number;
 }
 
-/** A webhook receiver on loopback: records every request; `answer` decides the status per path. */
+/** A webhook receiver on loopback: records every request; `answer` decides the status per path (and body). */
 export class Receiver {
   readonly received: Received[] = [];
   private server: Server | undefined;
   constructor(
     readonly port: number,
-    private readonly answer: (path: string, n: number) => number = () => 200,
+    private readonly answer: (path: string, n: number, body: Record<string, unknown>) => number = () => 200,
     private readonly answered: (n: number) => void = () => {},
   ) {}
   start(): Promise<void> {
@@ -32,13 +32,9 @@ export class Receiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const path = req.url ?? '';
-        const status = this.answer(path, this.received.filter((r) => r.path === path).length + 1);
-        this.received.push({
-          path,
-          body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
-          headers: req.headers,
-          at: Date.now(),
-        });
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+        const status = this.answer(path, this.received.filter((r) => r.path === path).length + 1, body);
+        this.received.push({ path, body, headers: req.headers, at: Date.now() });
         res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : `status ${status}`);
         this.answered(this.received.length);
       });

@@ -100,7 +100,7 @@ describe('router processor', () => {
     const real = warehouseOn(ch).alertDeliveries;
     let writes = 0;
     const store: AlertDeliveryStore = {
-      delivered: (r, ids) => real.delivered(r, ids),
+      outcomes: (r, ids) => real.outcomes(r, ids),
       async write(rows) {
         writes++;
         if (writes === 1) throw new DriftlineError('SINK_UNAVAILABLE', 'ClickHouse is down', { retriable: true });
@@ -141,11 +141,11 @@ describe('router processor', () => {
       const real = warehouseOn(ch).alertDeliveries;
       let lookups = 0;
       const store: AlertDeliveryStore = {
-        async delivered(receiver, ids) {
+        async outcomes(receiver, ids) {
           if (receiver === 'fast' && lookups++ === 0) {
             throw new DriftlineError('SINK_UNAVAILABLE', 'ClickHouse is down', { retriable: true });
           }
-          return real.delivered(receiver, ids);
+          return real.outcomes(receiver, ids);
         },
         write: (rows) => real.write(rows),
       };
@@ -279,6 +279,86 @@ describe('router processor', () => {
     }
   });
 
+  it('a message the receiver always answers 5xx, alone in its batch, is given up once the receiver takes a delivery check', async () => {
+    // 500 for the alert `lonely` (its body is what the receiver cannot take), 200 for anything else.
+    const hook = await webhook((_n, ids) => (ids.includes('lonely') ? 500 : 200));
+    try {
+      const { processor: p, registry } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { alone: { url: "${hook.url}" } }\nroutes: [{ match: { model: alone }, receivers: [alone] }]`,
+        quick,
+      );
+      const batch = hourly('alone', ['lonely']);
+      // Before: nothing else was sent after it, so it failed the batch retriably, for ever.
+      await p.process(batch, context);
+      expect(await statuses('alone')).toEqual([['failed', 'lonely']]);
+      const [row] = await ch.select<{ error: string; http_status: number; attempts: number }>(
+        `SELECT error, http_status, attempts FROM ${ch.table('alert_deliveries')} WHERE receiver = 'alone'`,
+      );
+      expect(row).toMatchObject({
+        http_status: 500,
+        attempts: 1, // the record is of the last attempt after the check
+        error: expect.stringMatching(/^HTTP 500.*it took a delivery check meanwhile: given up$/),
+      });
+      // Its budget, then one check (no alert in it), then one more attempt.
+      expect(hook.sent).toEqual([...Array.from({ length: quick.maxAttempts }, () => ['lonely']), [], ['lonely']]);
+      expect(await registry.getSingleMetricAsString('driftline_alert_delivery_checks_total')).toMatch(
+        /receiver="alone",outcome="delivered"[^}]*\} 1$/m,
+      );
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('a receiver down for everything, one message alone in its batch: the check fails too, nothing given up', async () => {
+    let up = false;
+    const hook = await webhook(() => (up ? 200 : 503));
+    try {
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { outage: { url: "${hook.url}" } }\nroutes: [{ match: { model: outage }, receivers: [outage] }]`,
+        quick,
+      );
+      const batch = hourly('outage', ['held']);
+      for (let retry = 0; retry < 2; retry++) {
+        await expect(p.process(batch, context)).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
+      }
+      // Each attempt of the batch: the message's budget, then a check (answered 503): an outage.
+      const one = [...Array.from({ length: quick.maxAttempts }, () => ['held']), []];
+      expect(hook.sent).toEqual([...one, ...one]);
+      expect(await statuses('outage')).toEqual([]);
+      up = true;
+      await p.process(batch, context);
+      expect(await statuses('outage')).toEqual([['delivered', 'held']]);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('a new process does not send again an alert id recorded failed, refused or given up (only delivered ones counted before)', async () => {
+    const hook = await webhook((_n, ids) => (ids.includes('refused') ? 400 : ids.includes('poisoned') ? 500 : 200));
+    try {
+      const routes = `receivers: { restart: { url: "${hook.url}" } }\nroutes: [{ match: { model: restart }, receivers: [restart] }]`;
+      const batch = hourly('restart', ['refused', 'poisoned', 'fine']);
+      await processor(warehouseOn(ch).alertDeliveries, routes, quick).processor.process(batch, context);
+      expect((await statuses('restart')).sort()).toEqual([
+        ['delivered', 'fine'],
+        ['failed', 'poisoned'],
+        ['failed', 'refused'],
+      ]);
+      // A restart replaying the batch: a fresh processor, nothing in memory, the table alone decides.
+      const before = hook.sent.length;
+      const { processor: fresh, registry } = processor(warehouseOn(ch).alertDeliveries, routes, quick);
+      await fresh.process(batch, context);
+      expect(hook.sent.slice(before)).toEqual([]);
+      expect(await registry.getSingleMetricAsString('driftline_alerts_deduplicated_total')).toMatch(
+        /receiver="restart"[^}]*\} 3$/m,
+      );
+    } finally {
+      await hook.close();
+    }
+  });
+
   it('after an outage, a message that failed goes out alone, never in a digest with healthy ones (found by a review)', async () => {
     let up = false;
     const hook = await webhook((_n, ids) => (!up ? 503 : ids.includes('bad') ? 500 : 200));
@@ -291,7 +371,8 @@ describe('router processor', () => {
       );
       const batch = hourly('digested', ['bad', 'good1', 'good2']);
       await expect(p.process(batch, context)).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
-      expect(hook.sent.at(-1)).toEqual(['bad', 'good1', 'good2']); // the digest
+      // The digest, then a delivery check (nothing was delivered after it), answered 503 too.
+      expect(hook.sent.slice(-2)).toEqual([['bad', 'good1', 'good2'], []]);
       expect(await statuses('digested')).toEqual([]); // an outage: nothing recorded failed
       const before = hook.sent.length;
       up = true;

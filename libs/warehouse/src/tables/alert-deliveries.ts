@@ -3,10 +3,11 @@ import type { Migration } from '../migrate.js';
 
 /**
  * `alert_deliveries`: one row per message the alert-router finished with — delivered, or given up
- * on after its retry budget — with the alert ids it carried. It is also the router's deduplication
- * state: an alert id with a `delivered` row for a receiver is never sent to it again (a replay
- * after a crash, a restart, a duplicate alert). Plain MergeTree: every outcome is kept, a failure
- * followed by a later success shows as two rows. Kept 90 days from the write (the deduplication
+ * on (refused, or failing while the receiver was up) — with the alert ids it carried. It is also
+ * the router's deduplication state: an alert id with any row for a receiver, `delivered` or
+ * `failed`, is never sent to it again (a replay after a crash, a restart, a duplicate alert).
+ * Plain MergeTree: every outcome is kept, a failure followed by a later success shows as two rows
+ * (the lookup reads such an id as delivered). Kept 90 days from the write (the deduplication
  * horizon; the retention clock is the server's `written_at`, as for every table: see retention.ts).
  */
 export const alertDeliveriesMigration: Migration = {
@@ -52,10 +53,17 @@ export interface AlertDeliveryRow {
   readonly finished_at: string;
 }
 
+/** An alert id's recorded outcome for a receiver: `delivered` when any of its rows says so. */
+type AlertDeliveryOutcome = AlertDeliveryRow['status'];
+
 /** What the alert-router needs from storage. */
 export interface AlertDeliveryStore {
-  /** The ids among `alertIds` already delivered to `receiver` (within the table's 90-day TTL). */
-  delivered(receiver: string, alertIds: readonly string[]): Promise<Set<string>>;
+  /**
+   * The recorded outcome of each id among `alertIds` that `receiver` has a row for (within the
+   * table's 90-day TTL); ids without a row are absent. A failed id counts: a new process must not
+   * send again what was given up (it did, once, when only delivered rows were read).
+   */
+  outcomes(receiver: string, alertIds: readonly string[]): Promise<Map<string, AlertDeliveryOutcome>>;
   write(rows: readonly AlertDeliveryRow[]): Promise<void>;
 }
 
@@ -64,19 +72,21 @@ const LOOKUP_CHUNK = 1_000;
 export class ClickHouseAlertDeliveryStore implements AlertDeliveryStore {
   constructor(private readonly ch: ClickHouse) {}
 
-  async delivered(receiver: string, alertIds: readonly string[]): Promise<Set<string>> {
-    const out = new Set<string>();
+  async outcomes(receiver: string, alertIds: readonly string[]): Promise<Map<string, AlertDeliveryOutcome>> {
+    const out = new Map<string, AlertDeliveryOutcome>();
     const unique = [...new Set(alertIds)];
     for (let i = 0; i < unique.length; i += LOOKUP_CHUNK) {
       const ids = unique.slice(i, i + LOOKUP_CHUNK);
-      const rows = await this.ch.select<{ id: string }>(
+      const rows = await this.ch.select<{ id: string; delivered: number }>(
         // ARRAY JOIN + IN (a hash set of the ids): linear in the receiver's rows; hasAny per row
         // compared every id with every element and was 50× slower at 100k rows.
-        `SELECT DISTINCT id FROM ${this.ch.table('alert_deliveries')} ARRAY JOIN alert_ids AS id
-         WHERE receiver = {receiver:String} AND status = 'delivered' AND id IN {ids:Array(String)}`,
+        `SELECT id, max(status = 'delivered') AS delivered
+         FROM ${this.ch.table('alert_deliveries')} ARRAY JOIN alert_ids AS id
+         WHERE receiver = {receiver:String} AND id IN {ids:Array(String)}
+         GROUP BY id`,
         { receiver, ids },
       );
-      for (const r of rows) out.add(r.id);
+      for (const r of rows) out.set(r.id, Number(r.delivered) === 1 ? 'delivered' : 'failed');
     }
     return out;
   }

@@ -12,7 +12,7 @@ import {
 } from '@driftline/core';
 import { createChdbConnection } from 'chdb/connection';
 import { type ClickHouseConfig, DEFAULT_CLICKHOUSE_TIMEOUT_MS } from './config.js';
-import { toWarehouseError } from './errors.js';
+import { exceptionInAnswer, toWarehouseError } from './errors.js';
 
 export type QueryParams = Readonly<Record<string, unknown>>;
 
@@ -211,7 +211,7 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
         abort_signal,
       });
       fromClickHouse('query', result);
-      return result.json<{ name: string; type: string }>();
+      return readRows<{ name: string; type: string }>(result.stream());
     });
     return new Map(rows.map((r) => [r.name, r.type]));
   };
@@ -223,13 +223,11 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
     async insert(name, rows) {
       if (rows.length === 0) return;
       const action = `insert into ${name}`;
-      // JSON has no NaN or ±Infinity: they are sent as null, which ClickHouse stores as 0 in a
-      // column that is not Nullable. Column types are looked up only when such a number is present.
-      const nonFinite = nonFiniteValues(rows);
-      if (nonFinite.size > 0) {
-        const types = await columnTypes(name);
-        for (const [column, value] of nonFinite) rejectNonFinite(action, column, value, types.get(column));
-      }
+      // JSON has no NaN or ±Infinity: they are sent as null, which ClickHouse stores as its default
+      // (0, '') where the type at that place is not Nullable. Column types are looked up only when
+      // such a number is present.
+      const nonFinite = columnsWithNonFinite(rows);
+      if (nonFinite.size > 0) rejectNonFinite(action, rows, nonFinite, await columnTypes(name));
       await call(action, async (abort_signal) => {
         const result = await client.insert({
           table: table(name),
@@ -249,7 +247,7 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
           abort_signal,
         });
         fromClickHouse('query', result);
-        return result.json<T>();
+        return readRows<T>(result.stream());
       });
     },
     selectEach(sql, params, onRows) {
@@ -261,14 +259,19 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
           abort_signal,
         });
         fromClickHouse('query', result);
-        for await (const rows of result.stream<unknown[]>()) onRows(rows.map((row) => row.json<unknown[]>()));
+        for await (const rows of result.stream<unknown[]>()) onRows(rows.map((row) => rowOf<unknown[]>(row)));
       });
     },
     selectTyped(sql, params = {}) {
       return call('query', async (abort_signal) => {
         const result = await client.query({ query: sql, query_params: { ...params }, format: 'JSON', abort_signal });
         fromClickHouse('query', result);
-        return (await result.json()) as unknown as TypedResult;
+        const text = await result.text();
+        try {
+          return JSON.parse(text) as TypedResult;
+        } catch (error) {
+          throw exceptionInAnswer(text.slice(-MAX_EXCEPTION_CHARS)) ?? error;
+        }
       });
     },
     async command(sql) {
@@ -368,30 +371,217 @@ export function verifyServer(url: string, answer: ProbeAnswer): void {
   );
 }
 
-/** Columns holding NaN or ±Infinity in some row (top level or inside an array or map), with the first such value. */
-function nonFiniteValues(rows: ReadonlyArray<object>): Map<string, number> {
-  const found = new Map<string, number>();
-  const scan = (column: string, value: unknown, depth: number): void => {
-    if (typeof value === 'number') {
-      if (!Number.isFinite(value) && !found.has(column)) found.set(column, value);
-    } else if (value !== null && typeof value === 'object' && depth < 4) {
-      for (const inner of Object.values(value)) scan(column, inner, depth + 1);
+/** How deep a row value is searched for NaN or ±Infinity (a column of arrays of tuples of maps is 3). */
+const MAX_VALUE_DEPTH = 8;
+const NO_COLUMNS: ReadonlySet<string> = new Set();
+
+/** Columns holding NaN or ±Infinity in some row, at the top level or inside an array, map or tuple. */
+function columnsWithNonFinite(rows: ReadonlyArray<object>): ReadonlySet<string> {
+  let found: Set<string> | undefined;
+  for (const row of rows) {
+    for (const column of Object.keys(row)) {
+      const value: unknown = (row as Record<string, unknown>)[column];
+      if (typeof value === 'number' ? !Number.isFinite(value) : holdsNonFinite(value, 1)) {
+        found ??= new Set();
+        found.add(column);
+      }
     }
-  };
-  for (const row of rows) for (const [column, value] of Object.entries(row)) scan(column, value, 0);
-  return found;
+  }
+  return found ?? NO_COLUMNS;
+}
+
+function holdsNonFinite(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object' || depth > MAX_VALUE_DEPTH) return false;
+  for (const inner of Array.isArray(value) ? value : Object.values(value)) {
+    if (typeof inner === 'number' ? !Number.isFinite(inner) : holdsNonFinite(inner, depth + 1)) return true;
+  }
+  return false;
 }
 
 /**
- * A non-finite number can only be a NULL: fine where the column (or, inside an array or map, its
- * element) is Nullable; anywhere else ClickHouse would store 0 — poison, it can never succeed.
- * An unknown column or table is left to ClickHouse (which skips the key, or refuses the table).
+ * A column type as far as a NULL goes: where JSON's null (what NaN and ±Infinity are sent as) lands.
+ * `nullable` and `open` (Variant, Dynamic, JSON) keep it as NULL; a `plain` type stores its default
+ * (0, '', the first enum value), as do an array, a map and a tuple sent null whole ([], {}, (0, '')).
  */
-function rejectNonFinite(action: string, column: string, value: number, type: string | undefined): void {
-  if (type === undefined || /Nullable\(/.test(type)) return;
-  throw new DriftlineError(
-    'SINK_REJECTED',
-    `clickhouse ${action}: NON_FINITE_NUMBER: column ${column} (${type}) got ${value}, which it cannot hold (ClickHouse would store 0)`,
-    { retriable: false, details: { clickhouse: { category: 'rejected', name: 'NON_FINITE_NUMBER', column } } },
-  );
+type NullTarget = { readonly text: string } & (
+  | { readonly kind: 'plain' | 'open' }
+  | { readonly kind: 'nullable'; readonly inner: NullTarget }
+  | { readonly kind: 'array'; readonly element: NullTarget }
+  | { readonly kind: 'map'; readonly value: NullTarget }
+  | {
+      readonly kind: 'tuple';
+      readonly elements: ReadonlyArray<{ readonly name: string | undefined; readonly type: NullTarget }>;
+    }
+);
+
+const TYPE_CALL = /^(\w+)\((.*)\)$/s;
+// `name Type` in a named Tuple or Nested; a type itself never has a space right after its first word.
+const NAMED_ELEMENT = /^(`(?:[^`\\]|\\.)*`|[A-Za-z_][A-Za-z0-9_]*)\s+(\S.*)$/s;
+
+/** Parses a type as `system.columns` spells it (Tuple elements may be named and span lines). */
+function nullTarget(type: string): NullTarget {
+  const text = type.trim();
+  const call = TYPE_CALL.exec(text);
+  const name = call?.[1] ?? text;
+  const args = call?.[2] === undefined ? [] : typeArguments(call[2]);
+  const tupleOf = (elements: string[]): NullTarget => ({
+    text,
+    kind: 'tuple',
+    elements: elements.map((element) => {
+      const named = NAMED_ELEMENT.exec(element);
+      return named === null
+        ? { name: undefined, type: nullTarget(element) }
+        : { name: named[1]!.replace(/^`|`$/g, '').replace(/\\(.)/g, '$1'), type: nullTarget(named[2]!) };
+    }),
+  });
+  switch (name) {
+    case 'Nullable':
+      return { text, kind: 'nullable', inner: nullTarget(args[0] ?? '') };
+    case 'LowCardinality':
+      return { ...nullTarget(args[0] ?? ''), text };
+    case 'SimpleAggregateFunction':
+      return { ...nullTarget(args[1] ?? ''), text };
+    case 'Array':
+      return { text, kind: 'array', element: nullTarget(args[0] ?? '') };
+    case 'Map':
+      return { text, kind: 'map', value: nullTarget(args[1] ?? '') };
+    case 'Tuple':
+      return tupleOf(args);
+    case 'Nested':
+      return { text, kind: 'array', element: tupleOf(args) };
+    case 'Variant':
+    case 'Dynamic':
+    case 'JSON':
+    case 'Object':
+      return { text, kind: 'open' };
+    default:
+      return { text, kind: 'plain' };
+  }
+}
+
+/** A type's arguments: split at the commas outside parentheses, quotes and backquotes. */
+function typeArguments(args: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quote: string | undefined;
+  let start = 0;
+  for (let i = 0; i < args.length; i++) {
+    const c = args[i];
+    if (quote !== undefined) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === "'" || c === '`') quote = c;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth === 0) {
+      out.push(args.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  out.push(args.slice(start).trim());
+  return out;
+}
+
+interface MisplacedNonFinite {
+  readonly value: number;
+  readonly path: string;
+  readonly type: NullTarget;
+}
+
+/**
+ * The first NaN or ±Infinity in `value` at a place of `type` that cannot hold a NULL. A value that
+ * does not fit the type (an array for a named Tuple, an object for an Array) is left to ClickHouse,
+ * which refuses it by code.
+ */
+function misplacedNonFinite(value: unknown, type: NullTarget, path: string, depth = 0): MisplacedNonFinite | undefined {
+  if (type.kind === 'open' || depth > MAX_VALUE_DEPTH) return undefined;
+  if (typeof value === 'number') {
+    return Number.isFinite(value) || type.kind === 'nullable' ? undefined : { value, path, type };
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  const at = (inner: unknown, innerType: NullTarget, key: string | number) =>
+    misplacedNonFinite(inner, innerType, `${path}[${JSON.stringify(key)}]`, depth + 1);
+  switch (type.kind) {
+    case 'nullable':
+      return misplacedNonFinite(value, type.inner, path, depth);
+    case 'array':
+      if (!Array.isArray(value)) return undefined;
+      for (let i = 0; i < value.length; i++) {
+        const found = at(value[i], type.element, i);
+        if (found !== undefined) return found;
+      }
+      return undefined;
+    case 'map':
+      if (Array.isArray(value)) return undefined;
+      for (const [key, inner] of Object.entries(value)) {
+        const found = at(inner, type.value, key);
+        if (found !== undefined) return found;
+      }
+      return undefined;
+    case 'tuple':
+      for (const [i, element] of type.elements.entries()) {
+        // JSONEachRow takes a named Tuple as an object (an array is refused), an unnamed one as an array.
+        const inner: unknown = Array.isArray(value)
+          ? element.name === undefined
+            ? value[i]
+            : undefined
+          : element.name === undefined
+            ? undefined
+            : (value as Record<string, unknown>)[element.name];
+        const found = at(inner, element.type, element.name ?? i);
+        if (found !== undefined) return found;
+      }
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A non-finite number can only be a NULL: fine where the type at its place is Nullable (also inside
+ * LowCardinality) or Variant, Dynamic, JSON; anywhere else ClickHouse would store a default —
+ * poison, it can never succeed. An unknown column or table is left to ClickHouse (which skips the
+ * key, or refuses the table).
+ */
+function rejectNonFinite(
+  action: string,
+  rows: ReadonlyArray<object>,
+  columns: ReadonlySet<string>,
+  types: ReadonlyMap<string, string>,
+): void {
+  for (const column of columns) {
+    const typeText = types.get(column);
+    if (typeText === undefined) continue;
+    const type = nullTarget(typeText);
+    for (const row of rows) {
+      const found = misplacedNonFinite((row as Record<string, unknown>)[column], type, '');
+      if (found === undefined) continue;
+      const where = found.path === '' ? '' : ` at ${column}${found.path} (${found.type.text})`;
+      throw new DriftlineError(
+        'SINK_REJECTED',
+        `clickhouse ${action}: NON_FINITE_NUMBER: column ${column} (${type.text}) got ${found.value}${where}, which it cannot hold (ClickHouse would store ${found.type.kind === 'plain' ? 'its default, e.g. 0' : 'an empty value'})`,
+        { retriable: false, details: { clickhouse: { category: 'rejected', name: 'NON_FINITE_NUMBER', column } } },
+      );
+    }
+  }
+}
+
+type AnswerRow = { readonly text: string; json<T>(): T };
+
+/** The most of an answer's end searched for ClickHouse's exception text. */
+const MAX_EXCEPTION_CHARS = 64 * 1024;
+
+/** A row of a JSON…EachRow answer; one that does not parse may be ClickHouse's exception text (errors.ts). */
+function rowOf<T>(row: AnswerRow): T {
+  try {
+    return row.json<T>();
+  } catch (error) {
+    throw exceptionInAnswer(row.text.slice(-MAX_EXCEPTION_CHARS)) ?? error;
+  }
+}
+
+async function readRows<T>(batches: AsyncIterable<ReadonlyArray<AnswerRow>>): Promise<T[]> {
+  const rows: T[] = [];
+  for await (const batch of batches) for (const row of batch) rows.push(rowOf<T>(row));
+  return rows;
 }

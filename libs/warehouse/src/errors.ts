@@ -42,6 +42,19 @@ const TRANSPORT_MESSAGE =
 // "Code: 41. DB::Exception: ... (CANNOT_PARSE_DATETIME)" as either connection words it.
 const CODE_IN_MESSAGE = /Code: (\d+)\. DB::Exception: .*?\(([A-Z][A-Z0-9_]{2,})\)/s;
 
+/**
+ * ClickHouse before 25.11 writes an exception raised after its 200 went out (a memory or time limit
+ * reached mid-result) as plain text after the rows, where the client finds a row that does not parse.
+ * That text as an Error, classified by its code; undefined when `text` holds no exception.
+ */
+export function exceptionInAnswer(text: string): Error | undefined {
+  const at = text.lastIndexOf('DB::Exception: ');
+  if (at < 0) return undefined;
+  const start = text.lastIndexOf('Code: ', at);
+  const exception = text.slice(start < 0 ? at : start).trim();
+  return CODE_IN_MESSAGE.test(exception) ? new Error(cutText(exception, 4_096)) : undefined;
+}
+
 function clickhouseCode(error: unknown): { code: number; name?: string } | undefined {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const o = e as { code?: unknown; type?: unknown; clickhouseCode?: unknown };
@@ -78,18 +91,55 @@ export type ClickHouseConnection = 'server' | 'embedded';
 export const ANSWER_WITHOUT_CODE = 'NO_CLICKHOUSE_CODE';
 /** `details.clickhouse.name` of a proxy's refusal of a request for its size (HTTP 413). */
 export const ANSWER_TOO_LARGE = 'REQUEST_TOO_LARGE';
+/** `details.clickhouse.name` of a result longer than a JS string can hold (the client's own error). */
+const RESPONSE_TOO_LARGE = 'RESPONSE_TOO_LARGE';
+/** `details.clickhouse.name` of a ClickHouse answer that does not parse in the format asked for. */
+const UNREADABLE_ANSWER = 'UNREADABLE_ANSWER';
+/** `details.clickhouse.name` of an answer compressed with an encoding the client cannot decode. */
+const UNSUPPORTED_ENCODING = 'UNSUPPORTED_ENCODING';
+/** `details.clickhouse.name` of an error @clickhouse/client raises about the call itself, before sending it. */
+const CLIENT_REFUSED = 'CLIENT_REFUSED';
 const TOO_LARGE_ANSWER = /\b413\b|Request Entity Too Large|Payload Too Large|Content Too Large|request body too large/i;
 
+// What @clickhouse/client (1.23) raises itself as a plain Error without a code, by message (its other
+// plain Errors are the body of a failed answer: a proxy's page). Each repeats for the same call, so
+// none is an outage — except an encoding the client cannot decode, which fails every call alike (a
+// proxy compressing answers): the deployment, retried like the environment codes.
+// - a result longer than a JS string (result.text(), FORMAT JSON): utils/stream.js getAsText
+const CLIENT_RESPONSE_TOO_LARGE = /^The response length exceeds the maximum allowed size of a string/;
+// - ClickHouse >= 25.11 reported an exception after the 200 and its trailer is cut: common/utils/stream.js
+const CLIENT_UNREADABLE_ANSWER =
+  /^there was an error in the stream(, but the last chunk is malformed|; failed to parse the message length)/;
+// - a Content-Encoding it does not decode: connection/compression.js
+const CLIENT_ENCODING = /^Unexpected encoding: |^Received a zstd-compressed response, but this Node\.js runtime/;
+// - the call cannot be built (a parameter or setting value, the values to insert, the format, a result
+//   read twice): common/data_formatter/*, utils/encoder.js, result_set.js, common/utils/multipart.js
+const CLIENT_REFUSAL =
+  /^(Unsupported value in query (parameters|settings): |Cannot encode values of type |Insert expected "values" |Insert for \w+ expected Readable Stream|\w+ format is not streamable\.|The client does not support JSON encoding in |Cannot decode \w+ as JSON|Stream has been already consumed|Invalid multipart part name: |Unsupported request compression codec: )/;
+
 /**
- * Whether an error without a ClickHouse code is something a server answered. @clickhouse/client
- * drops the HTTP status and turns the body of a failed answer into a plain `new Error(body)`; a
- * SyntaxError is a 2xx body that does not parse. TypeError and RangeError, and errors with a Node
- * code, are raised in this process (a row JSON cannot encode: BigInt, a cycle): those stay `unknown`.
+ * Whether an error without a ClickHouse code is the body of an answer that failed: @clickhouse/client
+ * drops the HTTP status and turns it into a plain `new Error(body)`. TypeError, RangeError,
+ * SyntaxError and errors with a Node code are raised in this process: not an answer.
  */
-function isServerAnswer(error: unknown): boolean {
+function isFailedAnswer(error: unknown): boolean {
   if (!(error instanceof Error) || (error as { code?: unknown }).code !== undefined) return false;
-  const proto: unknown = Object.getPrototypeOf(error);
-  return proto === Error.prototype || proto === SyntaxError.prototype;
+  return Object.getPrototypeOf(error) === Error.prototype;
+}
+
+/** The client's own errors (the inventory above), on either connection: the same call fails alike. */
+function clientOwnError(error: unknown, message: string): Omit<ClickHouseErrorInfo, 'message'> | undefined {
+  if (error instanceof SyntaxError || CLIENT_UNREADABLE_ANSWER.test(message)) {
+    // ClickHouse's headers are checked before an answer is read (client.ts), so this is ClickHouse's
+    // answer and it does not parse: cut short and ended cleanly by something in between, it is cut
+    // again when read again. A connection dropped mid-answer fails with a Node code instead.
+    return { category: 'rejected', name: UNREADABLE_ANSWER };
+  }
+  if (!isFailedAnswer(error)) return undefined;
+  if (CLIENT_RESPONSE_TOO_LARGE.test(message)) return { category: 'rejected', name: RESPONSE_TOO_LARGE };
+  if (CLIENT_ENCODING.test(message)) return { category: 'environment', name: UNSUPPORTED_ENCODING };
+  if (CLIENT_REFUSAL.test(message)) return { category: 'unknown', name: CLIENT_REFUSED };
+  return undefined;
 }
 
 /** An answer's body as one readable line: a proxy's HTML page without its tags, or that it was empty. */
@@ -106,11 +156,12 @@ function answerText(body: string): string {
  * unavailable/overloaded/timed out and environment (schema, auth) → retry; a value the server
  * refused → poison. Only ClickHouse's own errors carry a code (`Code: N. DB::Exception`, the
  * X-ClickHouse-Exception-Code header), so only they can be poison. Without a code: a transport
- * failure retries; on the server connection, anything the server (or a proxy, a load balancer, a
- * wrong endpoint) answered retries too — an outage page is never the record's fault. Anything else
- * (an embedded-engine failure without a code, a row this process cannot serialize) is `unknown` and
- * not retried, so a genuinely unknown failure cannot pause a partition forever (bisection isolates
- * it, the DLQ keeps the record).
+ * failure retries; @clickhouse/client's own errors are classified by what they say (an answer too
+ * large or unreadable is refused: the same call fails alike); on the server connection, anything else
+ * the server (or a proxy, a load balancer, a wrong endpoint) answered retries — an outage page is
+ * never the record's fault. Anything else (an embedded-engine failure without a code, a row this
+ * process cannot serialize) is `unknown` and not retried, so a genuinely unknown failure cannot
+ * pause a partition forever (bisection isolates it, the DLQ keeps the record).
  */
 export function classifyClickHouseError(error: unknown, connection: ClickHouseConnection): ClickHouseErrorInfo {
   const message = error instanceof Error ? error.message : String(error);
@@ -126,7 +177,9 @@ export function classifyClickHouseError(error: unknown, connection: ClickHouseCo
   }
   const transport = transportCode(error);
   if (transport !== undefined) return { category: 'unavailable', name: transport, message };
-  if (connection === 'server' && isServerAnswer(error)) {
+  const own = clientOwnError(error, message);
+  if (own !== undefined) return { ...own, message };
+  if (connection === 'server' && isFailedAnswer(error)) {
     // A proxy refusing the request for its size (nginx's client_max_body_size is 1 MiB): a
     // refusal bisection can split, never an outage (retried as one, the same batch forever).
     if (TOO_LARGE_ANSWER.test(message))

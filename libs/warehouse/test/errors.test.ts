@@ -156,10 +156,13 @@ describe('classifyClickHouseError over errors captured from chdb and @clickhouse
     },
   );
 
-  it('server: an answer that is not JSON (a 200 page where rows were expected) is retried too', () => {
-    expect(classifyClickHouseError(new SyntaxError('Unexpected token < in JSON'), 'server').category).toBe(
-      'unavailable',
-    );
+  it('server: an answer of ClickHouse that does not parse is refused, not retried for ever (a 200 page without its headers is NOT_CLICKHOUSE before any parse)', () => {
+    for (const connection of ['server', 'embedded'] as const) {
+      expect(classifyClickHouseError(new SyntaxError('Unexpected end of JSON input'), connection)).toMatchObject({
+        category: 'rejected',
+        name: 'UNREADABLE_ANSWER',
+      });
+    }
   });
 
   it("server: ClickHouse's own codes still decide (only they can be poison)", () => {

@@ -212,5 +212,10 @@ export function toWarehouseError(action: string, error: unknown, connection: Cli
   if (info.category === 'unavailable' || info.category === 'environment') {
     return new SinkUnavailableError(message, { cause: error, details });
   }
+  // A read that fails for good is not the records' fault (an answer too large or unreadable, a query
+  // the server refuses): INTERNAL, a processor fault the consumer holds before dead-lettering, where
+  // SINK_REJECTED dead-lettered every record of the batch at once (found by a review). A failure
+  // one record's value causes (a parameter it supplies) is still isolated by bisection.
+  if (action === 'query') return new DriftlineError('INTERNAL', message, { cause: error, details, retriable: false });
   return new DriftlineError('SINK_REJECTED', message, { cause: error, details, retriable: false });
 }

@@ -48,8 +48,9 @@ const failure = (promise: Promise<unknown>): Promise<unknown> =>
     (error: unknown) => error,
   );
 
+// Reads: a processor fault (INTERNAL), held by the consumer, never every record dead-lettered at once.
 const refused = (name: string) => ({
-  code: 'SINK_REJECTED',
+  code: 'INTERNAL',
   retriable: false,
   details: { clickhouse: { category: 'rejected', name } },
 });
@@ -109,7 +110,7 @@ describe("the client's refusal of a call it cannot build is not an outage", () =
     const error = await failure(ch.select('SELECT {f:String} AS x', { f: () => 'x' }));
     expect((error as Error).message).toContain('Unsupported value in query parameters');
     expect(error).toMatchObject({
-      code: 'SINK_REJECTED',
+      code: 'INTERNAL',
       retriable: false,
       details: { clickhouse: { category: 'unknown', name: 'CLIENT_REFUSED' } },
     });
@@ -126,7 +127,7 @@ describe("the client's refusal of a call it cannot build is not an outage", () =
     });
     await result.text();
     const error = await failure(result.text());
-    expect(toWarehouseError('query', error, 'server')).toMatchObject({ code: 'SINK_REJECTED', retriable: false });
+    expect(toWarehouseError('query', error, 'server')).toMatchObject({ code: 'INTERNAL', retriable: false });
   });
 });
 

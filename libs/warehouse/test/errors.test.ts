@@ -208,6 +208,15 @@ describe('toWarehouseError', () => {
     expect(toDriftlineError(error)).toBe(error);
   });
 
+  it("a read that fails for good is INTERNAL (a processor fault the consumer holds), not SINK_REJECTED: a read's failure is not the records' (found by a review: every record of the batch was dead-lettered)", () => {
+    for (const label of ['embedded: DateTime64 year 318857', 'embedded: syntax error']) {
+      const read = toWarehouseError('query', errorOf(label), 'embedded');
+      expect(read).toMatchObject({ code: 'INTERNAL', retriable: false });
+      expect(read.details).toEqual(toWarehouseError('insert into t', errorOf(label), 'embedded').details);
+      expect(toWarehouseError('insert into t', errorOf(label), 'embedded').code).toBe('SINK_REJECTED');
+    }
+  });
+
   it('unavailable and environment errors are SinkUnavailableError (retriable)', () => {
     for (const label of ['server: connection refused', 'server: TOO_MANY_PARTS', 'embedded: unknown table']) {
       const error = toWarehouseError('query', errorOf(label), connectionOf(label));

@@ -217,7 +217,16 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
         if (result.decision.kind === 'fire') requests.push(retrainRequestOf(result.decision.plan));
       }
       await deps.send(requests);
-      await deps.store.write(rows);
+      try {
+        await deps.store.write(rows);
+      } catch (error) {
+        // The rows may have landed (a timeout after the server wrote them): the retry then finds
+        // every id recorded and holds it as a duplicate, against a state in memory from before
+        // them — a fire forgotten, the next one inside its cooldown (found by a review). So the
+        // retry reloads these models' states from what was recorded.
+        for (const m of work.keys()) states.delete(m);
+        throw error;
+      }
       for (const [m, s] of work) {
         if (s === undefined) continue;
         states.delete(m); // re-inserted: Map order is least recently used first

@@ -61,6 +61,8 @@ const at = (offset: number, value: DriftAlert): DecodedRecord<DriftAlert> => ({
 class MemoryStore implements DecisionStore {
   readonly rows: DecisionRow[] = [];
   failWrites = 0;
+  /** Writes that land and then fail (a timeout after the server wrote them). */
+  landThenFail = 0;
   failLookups = 0;
   /** The ids each recordedAlerts call asked for, by model. */
   readonly lookups: Array<Map<string, string[]>> = [];
@@ -111,6 +113,10 @@ class MemoryStore implements DecisionStore {
       throw new Error('ClickHouse down');
     }
     this.rows.push(...rows);
+    if (this.landThenFail > 0) {
+      this.landThenFail--;
+      throw new Error('clickhouse insert: timed out after 10000 ms');
+    }
   }
 }
 
@@ -185,6 +191,26 @@ describe('trigger processor', () => {
     expect(sent).toHaveLength(2);
     expect(sent[1]!.request_id).toBe(sent[0]!.request_id); // the trainer trains once per request_id
     expect(store.rows.map((r) => r.reason)).toEqual(['sustaining', 'fire']);
+  });
+
+  it('a write that landed but reported failure: the retry reloads the state, so the fire is kept and its cooldown holds (found by a review)', async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = processor(store, sent);
+    await p.process(items([0]), ctx);
+    store.landThenFail = 1;
+    await expect(p.process(items([1]), ctx)).rejects.toThrow(/timed out/);
+    await p.process(items([1]), ctx); // the loop retries the batch: every id is recorded by now
+    await p.process(items([2, 3]), ctx); // a new streak inside the 1 h cooldown
+    expect(sent).toHaveLength(1);
+    expect(store.final().map((r) => `${r.alert_id}:${r.reason}`)).toEqual([
+      'a0:sustaining',
+      'a1:fire',
+      'a2:cooldown',
+      'a3:cooldown',
+    ]);
+    const seqs = store.rows.filter((r) => r.first === 1).map((r) => r.seq);
+    expect(new Set(seqs).size).toBe(seqs.length); // every recorded state orders after the one before
   });
 
   it('a replay after the record never replaces a decision, even of an alert the policy forgot (found by a review)', async () => {

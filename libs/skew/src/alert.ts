@@ -31,6 +31,50 @@ const finite = (v: number | null): number | null => (v === null || !Number.isFin
 /** How far inside the event-time bound a held alert is released: a minute, or half a short bound. */
 export const releaseMarginMs = (maxFutureMs: number): number => Math.min(60_000, maxFutureMs / 2);
 
+/** The latest window end whose alert may be raised at wall-clock `now` (`skewAlertTime`'s rule). */
+export const releaseHorizon = (now: number, maxFutureMs: number): number =>
+  now + maxFutureMs - releaseMarginMs(maxFutureMs);
+
+/** A window as the release sweep reads it from skew_windows. */
+export interface WrittenWindow extends SkewGroupKey {
+  readonly windowEnd: number;
+  /** When a batch last wrote one of its rows (the latest over partitions and features). */
+  readonly lastWrittenAt: number;
+}
+
+/**
+ * Whether a window's alert is the release sweep's to raise at `now`: its end is within the release
+ * horizon now, and was beyond it when a batch last wrote the window — that batch could not raise
+ * the alert (consumers would have refused it), and no batch has touched the window since. A window
+ * last written once within the horizon was checked by that batch (or by its redelivery after a
+ * crash), so the sweep leaves it alone: a restart re-raises only what was held.
+ */
+export function awaitsRelease(window: WrittenWindow, now: number, maxFutureMs: number): boolean {
+  return (
+    window.windowEnd <= releaseHorizon(now, maxFutureMs) &&
+    window.windowEnd > releaseHorizon(window.lastWrittenAt, maxFutureMs)
+  );
+}
+
+/** How far back a sweep with no earlier position looks: a day of window ends, at most 1,440 windows. */
+export const releaseCatchUpMs = (windowMs: number): number => Math.min(86_400_000, 1_440 * windowMs);
+
+/**
+ * The window ends a release sweep at `now` covers: after where the last sweep of this process got
+ * to (`sweptTo`), or `releaseCatchUpMs` back at start-up (what a restart may have left held), and
+ * never further back than that; up to the release horizon.
+ */
+export function releaseRange(
+  sweptTo: number | undefined,
+  now: number,
+  windowMs: number,
+  maxFutureMs: number,
+): { readonly after: number; readonly upTo: number } {
+  const upTo = releaseHorizon(now, maxFutureMs);
+  const earliest = upTo - releaseCatchUpMs(windowMs);
+  return { after: sweptTo === undefined ? earliest : Math.max(sweptTo, earliest), upTo };
+}
+
 /**
  * The event_time of a window's alert raised at wall-clock `now`, or undefined while it must wait.
  * Consumers of alerts.v1 (retrain-trigger, alert-router) dead-letter an alert whose event_time or
@@ -50,7 +94,7 @@ export function skewAlertTime(
   const windowEnd = key.windowStart + windowMs;
   // Released with a margin: a consumer whose clock is a little behind this one's would refuse
   // an alert released right at the bound (and it is not raised again).
-  if (windowEnd > now + maxFutureMs - releaseMarginMs(maxFutureMs)) return undefined;
+  if (windowEnd > releaseHorizon(now, maxFutureMs)) return undefined;
   return Math.min(Math.max(now, key.windowStart), windowEnd);
 }
 

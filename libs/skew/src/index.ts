@@ -1,11 +1,16 @@
 export {
+  awaitsRelease,
   breaches,
   DEFAULT_ALERT_RULE,
+  releaseCatchUpMs,
+  releaseHorizon,
   releaseMarginMs,
+  releaseRange,
   type SkewAlertRule,
   skewAlert,
   skewAlertId,
   skewAlertTime,
+  type WrittenWindow,
 } from './alert.js';
 export {
   countsIn,

@@ -3,6 +3,7 @@ import { parseFeatureViewsText } from '@driftline/features';
 import { seededUniform } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
+  awaitsRelease,
   breaches,
   DEFAULT_TOLERANCE,
   emptyCounts,
@@ -14,7 +15,9 @@ import {
   mergeInto,
   observe,
   planReads,
+  releaseCatchUpMs,
   releaseMarginMs,
+  releaseRange,
   type SampledPrediction,
   type SkewCounts,
   STALENESS_BOUNDS_MS,
@@ -396,5 +399,42 @@ describe('the alert', () => {
         else expect(start + windowMs).toBeGreaterThan(now + HOUR - 60_000);
       }
     }
+  });
+
+  it('leaves to the release sweep exactly the windows their last batch could not raise, once they are due (found by a review)', () => {
+    const start = Date.UTC(2026, 0, 1);
+    const outcomes = new Map<boolean, number>();
+    for (const windowMs of [1_000, 5 * 60_000, 2 * HOUR, 24 * HOUR]) {
+      const k = { ...key, windowStart: start };
+      for (let i = 0; i <= 32; i++) {
+        const writtenAt = start - HOUR + Math.round((i * (windowMs + 2 * HOUR)) / 32);
+        for (let j = 0; j <= 32; j++) {
+          const now = writtenAt + Math.round((j * (windowMs + 2 * HOUR)) / 32);
+          const w = { ...k, windowEnd: start + windowMs, lastWrittenAt: writtenAt };
+          // The batch at writtenAt could not raise it (skewAlertTime had no time), a sweep at now can.
+          const expected =
+            skewAlertTime(k, windowMs, writtenAt, HOUR) === undefined &&
+            skewAlertTime(k, windowMs, now, HOUR) !== undefined;
+          expect(awaitsRelease(w, now, HOUR)).toBe(expected);
+          outcomes.set(expected, (outcomes.get(expected) ?? 0) + 1);
+        }
+      }
+    }
+    expect(outcomes.get(true)).toBeGreaterThan(100); // the grid crosses the boundary both ways
+    expect(outcomes.get(false)).toBeGreaterThan(100);
+  });
+
+  it('sweeps from where the last sweep got to, and a bounded span back at start-up', () => {
+    const now = Date.UTC(2026, 0, 1);
+    const upTo = now + HOUR - releaseMarginMs(HOUR);
+    expect(releaseRange(undefined, now, 5 * 60_000, HOUR)).toEqual({ after: upTo - 24 * HOUR, upTo });
+    expect(releaseCatchUpMs(1_000)).toBe(1_440_000); // 1,440 windows of 1 s
+    expect(releaseRange(undefined, now, 1_000, HOUR)).toEqual({ after: upTo - 1_440_000, upTo });
+    expect(releaseRange(upTo - 15_000, now, 5 * 60_000, HOUR)).toEqual({ after: upTo - 15_000, upTo });
+    // A position older than the catch-up span (no partition owned for days) restarts from the span.
+    expect(releaseRange(upTo - 30 * 24 * HOUR, now, 5 * 60_000, HOUR).after).toBe(upTo - 24 * HOUR);
+    // Every window end that becomes due between two sweeps is in the second one's range.
+    const later = releaseRange(upTo, now + 15_000, 5 * 60_000, HOUR);
+    expect(later).toEqual({ after: upTo, upTo: upTo + 15_000 });
   });
 });

@@ -28,6 +28,9 @@ class NullSkewStore implements SkewWindowStore {
   async totals() {
     return [];
   }
+  async windowsEnding() {
+    return [];
+  }
 }
 
 async function run(rate: number, n: number) {

@@ -4,6 +4,7 @@ import { counter, histogram, type Registry } from '@driftline/observability';
 import { encodeEntity, type FeatureRow, MAX_READ_BATCH, type OnlineStore } from '@driftline/online-store';
 import type { DriftAlert, PredictionEvent } from '@driftline/schemas';
 import {
+  awaitsRelease,
   breaches,
   copyCounts,
   countsIn,
@@ -13,6 +14,7 @@ import {
   indexRows,
   isSampled,
   planReads,
+  releaseRange,
   type SampledPrediction,
   type SkewAlertRule,
   type SkewCounts,
@@ -39,7 +41,8 @@ export interface SkewProcessorDeps {
   readonly publish: (alerts: readonly DriftAlert[]) => Promise<void>;
   /**
    * Accepted event times: a prediction outside them is poison (DLQ). Alert consumers apply the same
-   * bounds, so an alert waits until its window's end is within `now + maxFutureMs` (skewAlertTime).
+   * bounds, so an alert waits until its window's end is within `now + maxFutureMs` (skewAlertTime)
+   * and is then raised by `releaseDue`.
    */
   readonly eventTime: EventTimeBounds;
   readonly now?: () => number;
@@ -64,8 +67,20 @@ interface GroupState {
 const MAX_NAME = 256;
 /** Alert ids remembered as published (per process): bounded; a forgotten one is at worst re-published with the same id. */
 const ALERTED_MEMORY = 10_000;
-/** Breaching windows whose alert waits for their end to come within the event-time bound (oldest forgotten beyond it). */
-const HELD_MEMORY = 10_000;
+/** Windows per release sweep query (the store's key-list bound), and queries per sweep (the rest: next sweep). */
+const RELEASE_PAGE = 500;
+const RELEASE_PAGES = 20;
+
+/** The skew-monitor's consumer, plus the release of alerts whose window end has come within the event-time bound. */
+export interface SkewProcessor extends BatchProcessor<SkewRecord> {
+  /**
+   * Raises the alerts of `topic`'s windows that batches had to leave held (their end was beyond
+   * the event-time bound) and whose end is now within it, from the totals in skew_windows — with
+   * no batch needed, after a restart too. Resolves with the number raised; throws what the store
+   * or the publish threw (the next call retries from the same place).
+   */
+  releaseDue(topic: string): Promise<number>;
+}
 
 /**
  * The skew-monitor's consumer: per partition batch, sample predictions by id, compare the features
@@ -77,17 +92,19 @@ const HELD_MEMORY = 10_000;
  * skipped, so a batch retried after a crash (rows written, commit lost) counts nothing twice. The
  * state is updated only after the write, so a failed write leaves nothing half-applied. The alert
  * check runs for every window the batch touches, replayed or not: an alert lost with a crash after
- * the write is raised by the retry. A breaching window whose end lies beyond the event-time bound
- * (alert consumers would dead-letter its alert) is held in memory and checked again by the first
- * batch after its end comes within the bound.
+ * the write is raised by the retry. A window whose end lies beyond the event-time bound (alert
+ * consumers would dead-letter its alert) is left to `releaseDue`, which finds it in skew_windows
+ * once its end is within the bound: nothing waits in memory, so a restart or an idle topic loses
+ * no alert.
  */
-export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecord> {
+export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
   const logger = deps.logger ?? silentLogger;
   const now = deps.now ?? Date.now;
   const capacity = deps.windowsPerPartition ?? 256;
   const partitions = new Map<string, Map<string, GroupState>>();
   const alerted = new Set<string>();
-  const held = new Map<string, { readonly topic: string; readonly key: SkewGroupKey }>();
+  /** Per topic, the last window the release sweep has checked (none: catch up, as at start-up). */
+  const released = new Map<string, SkewGroupKey & { readonly windowEnd: number }>();
   const registry = deps.registry;
   const metrics =
     registry === undefined
@@ -203,25 +220,23 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
   }
 
   /**
-   * Alerts of the touched windows and of the held windows now due (their end within the event-time
-   * bound), from their totals over every partition. A held window leaves `held` once its alerts are
-   * published or its share is back under the bound (a new breach touches it again).
+   * Alerts of the touched windows whose end is within the event-time bound, from their totals over
+   * every partition. A window whose end is still beyond it is `releaseDue`'s once it comes within.
    */
   async function checkAlerts(topic: string, touched: ReadonlyMap<string, GroupState>): Promise<void> {
     const at = now();
-    const candidates = new Map<string, SkewGroupKey>();
-    for (const [id, g] of touched) {
-      if ([...g.features.keys()].some((f) => !alerted.has(skewAlertId(g.key, f)))) candidates.set(id, g.key);
+    const candidates: SkewGroupKey[] = [];
+    for (const g of touched.values()) {
+      if (skewAlertTime(g.key, deps.windowMs, at, deps.eventTime.maxFutureMs) === undefined) continue;
+      if ([...g.features.keys()].some((f) => !alerted.has(skewAlertId(g.key, f)))) candidates.push(g.key);
     }
-    const due: string[] = [];
-    for (const [heldId, h] of held) {
-      if (h.topic !== topic || skewAlertTime(h.key, deps.windowMs, at, deps.eventTime.maxFutureMs) === undefined)
-        continue;
-      due.push(heldId);
-      candidates.set(groupId(h.key), h.key);
-    }
-    if (candidates.size === 0) return;
-    const totals = await deps.skew.totals(topic, [...candidates.values()]);
+    await raiseBreaches(topic, candidates, at);
+  }
+
+  /** Publishes the alerts of the windows' breaching features not yet raised here; returns how many. */
+  async function raiseBreaches(topic: string, keys: readonly SkewGroupKey[], at: number): Promise<number> {
+    if (keys.length === 0) return 0;
+    const totals = await deps.skew.totals(topic, keys);
     const alerts: DriftAlert[] = [];
     for (const t of totals) {
       const key = { model: t.model, version: t.version, windowStart: t.windowStart };
@@ -229,10 +244,7 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
       const counts = { ...t.counts, stalenessHist: [...t.counts.stalenessHist] };
       if (!breaches(counts, deps.rule)) continue;
       const eventTime = skewAlertTime(key, deps.windowMs, at, deps.eventTime.maxFutureMs);
-      if (eventTime === undefined) {
-        hold(topic, key);
-        continue;
-      }
+      if (eventTime === undefined) continue;
       alerts.push(
         skewAlert(key, t.feature, deps.windowMs, eventTime, counts, deps.rule, {
           sampleRate: deps.sampleRate,
@@ -240,12 +252,9 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
         }),
       );
     }
-    if (alerts.length > 0) {
-      await deps.publish(alerts);
-      metrics?.alerts.inc(alerts.length);
-    }
-    // Only after the publish: a failed one keeps them held for the retry.
-    for (const heldId of due) held.delete(heldId);
+    if (alerts.length === 0) return 0;
+    await deps.publish(alerts);
+    metrics?.alerts.inc(alerts.length);
     for (const a of alerts) {
       alerted.add(a.alert_id);
       if (alerted.size > ALERTED_MEMORY) alerted.delete(alerted.values().next().value!);
@@ -254,13 +263,37 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
         'training-serving skew',
       );
     }
+    return alerts.length;
   }
 
-  function hold(topic: string, key: SkewGroupKey): void {
-    const heldId = `${topic}\u0000${groupId(key)}`;
-    if (held.has(heldId)) return;
-    held.set(heldId, { topic, key });
-    if (held.size > HELD_MEMORY) held.delete(held.keys().next().value!);
+  /**
+   * One release sweep of `topic`: the windows whose end came within the release horizon since the
+   * last sweep (at start-up: `releaseCatchUpMs` back), page by page in window-end order; of those,
+   * the ones their last batch had to leave held (`awaitsRelease`) are checked against the rule.
+   * The position advances only past pages whose alerts are published: a failure retries them.
+   */
+  async function releaseDue(topic: string): Promise<number> {
+    const at = now();
+    const last = released.get(topic);
+    const { after, upTo } = releaseRange(last?.windowEnd, at, deps.windowMs, deps.eventTime.maxFutureMs);
+    // From the last window checked, or from every window ending at `after` (a model is never '').
+    let cursor =
+      last !== undefined && last.windowEnd >= after
+        ? last
+        : { model: '', version: '', windowStart: 0, windowEnd: after };
+    let raised = 0;
+    for (let page = 0; page < RELEASE_PAGES; page++) {
+      const windows = await deps.skew.windowsEnding(topic, cursor, upTo, deps.windowMs, RELEASE_PAGE);
+      const held = windows.filter((w) => awaitsRelease(w, at, deps.eventTime.maxFutureMs));
+      raised += await raiseBreaches(topic, held, at);
+      const end = windows.at(-1);
+      if (end !== undefined) {
+        cursor = end;
+        released.set(topic, end);
+      }
+      if (windows.length < RELEASE_PAGE) break;
+    }
+    return raised;
   }
 
   return {
@@ -303,10 +336,7 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
         sampled.push({ offset: Number(item.record.offset), p, id: groupId(key) });
       }
       metrics?.predictions.inc({ outcome: 'not_sampled' }, items.length - sampled.length);
-      if (sampled.length === 0) {
-        await checkAlerts(topic, new Map()); // held alerts that came due
-        return;
-      }
+      if (sampled.length === 0) return;
 
       const state = partitionState(topic, partition);
       const keys = new Map<string, SkewGroupKey>();
@@ -381,6 +411,8 @@ export function skewProcessor(deps: SkewProcessorDeps): BatchProcessor<SkewRecor
       }
       await checkAlerts(topic, current);
     },
+
+    releaseDue,
 
     revoked(owned) {
       // A partition we own again later may have been advanced by another instance: re-read it then.

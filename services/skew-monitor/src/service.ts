@@ -1,9 +1,11 @@
+import type { ConsumerHandle } from '@driftline/kafka';
 import { corruptRowReporter, createRedisOnlineStore } from '@driftline/online-store/redis';
 import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { featureSources } from '@driftline/skew';
 import { type SkewConfig, skewEnvShape, toSkewConfig } from './config.js';
 import { skewProcessor } from './processor.js';
+import { type ReleaseLoop, releaseIntervalMs, startReleaseLoop } from './release.js';
 
 /** The skew-monitor service: predictions.v1 × the online store → skew_windows and TRAINING_SERVING_SKEW alerts. */
 export const skewMonitorService = defineService({
@@ -36,37 +38,55 @@ export const skewMonitorService = defineService({
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
       onCorruptRow: corruptRowReporter(ctx.logger),
     });
+    const processor = skewProcessor({
+      store,
+      skew: warehouse.skewWindows,
+      sources,
+      windowMs: config.windowMs,
+      sampleRate: config.sampleRate,
+      tolerance: config.tolerance,
+      rule: config.rule,
+      decode: (v) => codec.decode(v),
+      publish: (batch) => alerts.publish(batch),
+      eventTime: ctx.common.eventTime,
+      logger: ctx.logger,
+      registry: ctx.registry,
+    });
+    let consumer: ConsumerHandle | undefined;
+    // Alerts whose window end was beyond the event-time bound when their batch ran: raised from
+    // skew_windows once it is within, by every instance that owns partitions of the topic (they
+    // raise the same ids), whether or not predictions keep coming, and after a restart.
+    const release: ReleaseLoop = startReleaseLoop({
+      intervalMs: releaseIntervalMs(ctx.common.eventTime.maxFutureMs),
+      ownedTopics: async () => {
+        const owned = consumer === undefined ? [] : await consumer.positions();
+        return [...new Set(owned.map((p) => p.topic))];
+      },
+      release: (topic) => processor.releaseDue(topic),
+      logger: ctx.logger,
+    });
     try {
-      const consumer = await ctx.consume({
+      consumer = await ctx.consume({
         groupId: `${ctx.common.topicPrefix}${config.group}`,
         topics: [predictionsTopic],
-        processor: skewProcessor({
-          store,
-          skew: warehouse.skewWindows,
-          sources,
-          windowMs: config.windowMs,
-          sampleRate: config.sampleRate,
-          tolerance: config.tolerance,
-          rule: config.rule,
-          decode: (v) => codec.decode(v),
-          publish: (batch) => alerts.publish(batch),
-          eventTime: ctx.common.eventTime,
-          logger: ctx.logger,
-          registry: ctx.registry,
-        }),
+        // A sweep at every partition assignment, at start-up too: no tick to wait for.
+        processor: { ...processor, rebalanced: () => release.trigger() },
       });
+      const started = consumer;
       ctx.logger.info(
         { topic: predictionsTopic, sampleRate: config.sampleRate, windowMs: config.windowMs, rule: config.rule },
         'skew-monitor consuming',
       );
       return {
-        ready: () => consumer.ready() && store.ready(),
+        ready: () => started.ready() && store.ready(),
         async stop() {
-          await consumer.stop();
+          await release.stop();
+          await started.stop();
           await store.close();
         },
       };
     } catch (error) {
+      await release.stop();
       await store.close();
       throw error;
     }

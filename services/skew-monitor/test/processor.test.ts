@@ -10,7 +10,15 @@ import type { BatchContext, DecodedRecord, InboundRecord } from '@driftline/kafk
 import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { InMemoryOnlineStore } from '@driftline/online-store';
 import type { DriftAlert, FeatureEvent, PredictionEvent } from '@driftline/schemas';
-import { emptyCounts, featureSources, isSampled, mergeInto, type SkewCounts } from '@driftline/skew';
+import {
+  emptyCounts,
+  featureSources,
+  isSampled,
+  mergeInto,
+  releaseCatchUpMs,
+  type SkewCounts,
+  type WrittenWindow,
+} from '@driftline/skew';
 import type { SkewPartialRow, SkewTotalsRow, SkewWindowKey, SkewWindowStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { type SkewRecord, skewProcessor } from '../src/processor.js';
@@ -63,6 +71,43 @@ class MemorySkewStore implements SkewWindowStore {
       out.set(id, t);
     }
     return [...out.values()];
+  }
+  failWindowsNext = 0;
+  async windowsEnding(
+    topic: string,
+    after: SkewWindowKey & { windowEnd: number },
+    upTo: number,
+    windowMs: number,
+    limit: number,
+  ): Promise<WrittenWindow[]> {
+    if (this.failWindowsNext > 0) {
+      this.failWindowsNext--;
+      throw new SinkUnavailableError('clickhouse down');
+    }
+    const order = (w: SkewWindowKey & { windowEnd: number }) =>
+      [w.windowEnd, w.model, w.version, w.windowStart] as const;
+    const later = (a: readonly (number | string)[], b: readonly (number | string)[]): boolean => {
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! > b[i]!;
+      return false;
+    };
+    const windows = new Map<string, WrittenWindow>();
+    for (const r of this.rows.values()) {
+      if (r.topic !== topic || r.windowStart < after.windowEnd - windowMs || r.windowEnd > upTo) continue;
+      const id = JSON.stringify([r.model, r.version, r.windowStart]);
+      const w = windows.get(id);
+      const lastWrittenAt = Math.max(w?.lastWrittenAt ?? 0, r.updatedAt);
+      windows.set(id, {
+        model: r.model,
+        version: r.version,
+        windowStart: r.windowStart,
+        windowEnd: r.windowEnd,
+        lastWrittenAt,
+      });
+    }
+    return [...windows.values()]
+      .filter((w) => later(order(w), order(after)))
+      .sort((a, b) => (later(order(a), order(b)) ? 1 : -1))
+      .slice(0, limit);
   }
   counts(feature: string): SkewCounts {
     const total = emptyCounts();
@@ -319,35 +364,91 @@ describe('skew processor', () => {
     expect(skew.counts('request_only_score').sampled).toBe(0);
   });
 
-  it('raises an alert only when consumers accept its times, and raises it once they do (found by a review)', async () => {
+  describe('an alert held until consumers accept its times', () => {
     const HOUR = 3_600_000;
     const windowMs = 2 * HOUR;
     const bounds = DEFAULT_EVENT_TIME_BOUNDS; // what retrain-trigger and alert-router apply by default
-    const skew = new MemorySkewStore();
-    let clock = T0 + 30 * 60_000; // 30 min into the window [T0, T0 + 2 h)
-    const { processor, published } = setup(skew, await onlineStore(), 1, {
-      windowMs,
-      now: () => clock,
-      eventTime: bounds,
+    const due = T0 + HOUR + 60_000; // window end within the bound, less the release margin
+
+    /** 20 mismatched predictions of the window [T0, T0 + 2 h), processed 30 min into it. */
+    async function held(skew: MemorySkewStore, clock: { now: number }) {
+      const deployment = setup(skew, await onlineStore(), 1, { windowMs, now: () => clock.now, eventTime: bounds });
+      await deployment.processor.process(await decodeAll(deployment.processor, predictions(20)), context());
+      return deployment;
+    }
+
+    it('is not raised while its window end is beyond the bound, then raised by the release with no batch (found by a review)', async () => {
+      const skew = new MemorySkewStore();
+      const clock = { now: T0 + 30 * 60_000 };
+      const { processor, published } = await held(skew, clock);
+      expect(skew.counts('amount').mismatched).toBe(20);
+      expect(published).toEqual([]); // window_end 1.5 h ahead: would be dead-lettered downstream
+      expect(await processor.releaseDue(TOPIC)).toBe(0);
+      clock.now = due - 1;
+      expect(await processor.releaseDue(TOPIC)).toBe(0);
+      // The topic is idle: no batch, the release raises it as soon as it is due.
+      clock.now = due;
+      expect(await processor.releaseDue(TOPIC)).toBe(1);
+      expect(published.map((a) => a.feature)).toEqual(['amount']);
+      const alert = published[0]!;
+      expect(alert).toMatchObject({ window_start: T0, window_end: T0 + windowMs, event_time: due });
+      // The checks retrain-trigger's checkAlertTimes and alert-router make, at the clock it is raised.
+      expect(eventTimeProblem(alert.event_time, clock.now, bounds)).toBeUndefined();
+      expect(windowTimeProblem(alert.window_start, alert.window_end, clock.now, bounds)).toBeUndefined();
+      // Once: neither a later release, a batch with nothing sampled nor a replay raises it again.
+      clock.now += 10 * 60_000;
+      expect(await processor.releaseDue(TOPIC)).toBe(0);
+      await processor.process([], context());
+      await processor.process(await decodeAll(processor, predictions(20)), context());
+      expect(published).toHaveLength(1);
     });
-    const events = predictions(20); // amount in cents: every one mismatched
-    await processor.process(await decodeAll(processor, events), context());
-    expect(skew.counts('amount').mismatched).toBe(20);
-    expect(published).toEqual([]); // window_end 1.5 h ahead: would be dead-lettered downstream
-    // An hour later (and a margin) the window end is within the bound: the next batch raises it.
-    clock = T0 + HOUR + 60_000; // less the release margin (a consumer clock a little behind)
-    await processor.process([], context());
-    expect(published.map((a) => a.feature)).toEqual(['amount']);
-    const alert = published[0]!;
-    expect(alert).toMatchObject({ window_start: T0, window_end: T0 + windowMs, event_time: clock });
-    // The checks retrain-trigger's checkAlertTimes and alert-router make, at the clock it is raised.
-    expect(eventTimeProblem(alert.event_time, clock, bounds)).toBeUndefined();
-    expect(windowTimeProblem(alert.window_start, alert.window_end, clock, bounds)).toBeUndefined();
-    // Once: neither a later batch nor a replay raises it again.
-    clock += 10 * 60_000;
-    await processor.process([], context());
-    await processor.process(await decodeAll(processor, events), context());
-    expect(published).toHaveLength(1);
+
+    it('is raised after a restart by the new instance, with no new prediction (found by a review)', async () => {
+      const skew = new MemorySkewStore();
+      const clock = { now: T0 + 30 * 60_000 };
+      const first = await held(skew, clock);
+      // The process stops while holding it (its offsets committed); a new one starts later.
+      clock.now = due + 5 * 60_000;
+      const second = setup(skew, await onlineStore(), 1, { windowMs, now: () => clock.now, eventTime: bounds });
+      expect(await second.processor.releaseDue(TOPIC)).toBe(1);
+      expect(second.published.map((a) => [a.feature, a.window_start])).toEqual([['amount', T0]]);
+      expect(first.published).toEqual([]);
+    });
+
+    it('a failed release raises nothing and the next one retries it', async () => {
+      const skew = new MemorySkewStore();
+      const clock = { now: T0 + 30 * 60_000 };
+      const { processor, published } = await held(skew, clock);
+      clock.now = due;
+      skew.failWindowsNext = 1;
+      await expect(processor.releaseDue(TOPIC)).rejects.toThrow(SinkUnavailableError);
+      expect(published).toEqual([]);
+      clock.now += 15_000;
+      expect(await processor.releaseDue(TOPIC)).toBe(1);
+    });
+
+    it('leaves to batches what they could raise: a restart re-raises no window last written once due', async () => {
+      const skew = new MemorySkewStore();
+      const { processor, published } = setup(skew, await onlineStore()); // 1 min windows, all due
+      await processor.process(await decodeAll(processor, predictions(90)), context());
+      expect(published).toHaveLength(2);
+      const restarted = setup(skew, await onlineStore());
+      expect(await restarted.processor.releaseDue(TOPIC)).toBe(0);
+    });
+
+    it('catches up at start-up no further back than a day of window ends', async () => {
+      const skew = new MemorySkewStore();
+      const clock = { now: T0 + 30 * 60_000 };
+      await held(skew, clock);
+      expect(releaseCatchUpMs(windowMs)).toBe(24 * HOUR);
+      // Started more than a day after the window's end came within reach: out of the catch-up.
+      clock.now = due + 24 * HOUR + 60_000;
+      const late = setup(skew, await onlineStore(), 1, { windowMs, now: () => clock.now, eventTime: bounds });
+      expect(await late.processor.releaseDue(TOPIC)).toBe(0);
+      clock.now = due + 23 * HOUR;
+      const inTime = setup(skew, await onlineStore(), 1, { windowMs, now: () => clock.now, eventTime: bounds });
+      expect(await inTime.processor.releaseDue(TOPIC)).toBe(1);
+    });
   });
 
   it('lists in its help text only the prediction outcomes it counts (found by a review)', async () => {

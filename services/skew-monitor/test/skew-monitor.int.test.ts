@@ -290,6 +290,41 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     expect(total!.counts).toMatchObject({ compared: 13, mismatched: 6, sampled: 13 });
     expect(total!.counts.stalenessHist[3]).toBe(13);
     expect(await store.totals('t', [{ ...key, windowStart: T0 + WINDOW }])).toEqual([]);
+
+    // The release sweep's read: windows by end, their latest write over partitions and features,
+    // paged in (window_end, model, version, window_start) order, bounded by the end given.
+    const at = (windowStart: number, model: string, feature: string, updatedAt: number, partition = 0) => ({
+      ...row(partition, 1, 1, 0),
+      model,
+      windowStart,
+      windowEnd: windowStart + WINDOW,
+      feature,
+      updatedAt,
+    });
+    await store.write([
+      at(T0 + WINDOW, 'b', 'f', T0 + 5),
+      at(T0 + WINDOW, 'a', 'f', T0 + 1),
+      at(T0 + WINDOW, 'a', 'g', T0 + 9, 1),
+      at(T0 + 2 * WINDOW, 'a', 'f', T0 + 2),
+      at(T0 + 9 * WINDOW, 'a', 'f', T0 + 3), // ends after the bound below
+    ]);
+    const from = { model: '', version: '', windowStart: 0, windowEnd: T0 + WINDOW };
+    const upTo = T0 + 3 * WINDOW;
+    const all = await store.windowsEnding('t', from, upTo, WINDOW, 500);
+    expect(all.map((w) => [w.windowEnd, w.model, w.lastWrittenAt])).toEqual([
+      [T0 + WINDOW, 'm', T0], // ends at the cursor's end: after ('', '', 0) in the order
+      [T0 + 2 * WINDOW, 'a', T0 + 9],
+      [T0 + 2 * WINDOW, 'b', T0 + 5],
+      [T0 + 3 * WINDOW, 'a', T0 + 2],
+    ]);
+    // Pages of one: a page may end between two windows of the same end.
+    const paged = [];
+    for (let page = await store.windowsEnding('t', from, upTo, WINDOW, 1); page.length > 0; ) {
+      paged.push(...page);
+      page = await store.windowsEnding('t', page[0]!, upTo, WINDOW, 1);
+    }
+    expect(paged).toEqual(all);
+    expect(await store.windowsEnding('other', from, upTo, WINDOW, 500)).toEqual([]);
     await ch.close();
   });
 });

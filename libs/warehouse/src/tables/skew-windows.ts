@@ -82,12 +82,40 @@ export interface SkewTotalsRow extends SkewWindowKey {
   readonly counts: SkewCountsRow;
 }
 
+/** A window of a source topic as the skew-monitor's release sweep reads it. */
+export interface SkewWrittenWindow extends SkewWindowKey {
+  readonly windowEnd: number;
+  /** The latest `updated_at` of its rows, over every partition and feature. */
+  readonly lastWrittenAt: number;
+}
+
+/**
+ * Where a page of `windowsEnding` starts: strictly after this window in (window_end, model,
+ * version, window_start) order — the last window of the previous page, or `{ windowEnd: t,
+ * model: '', version: '', windowStart: 0 }` for every window ending at t or later (a model name is
+ * never empty).
+ */
+export type SkewWindowCursor = SkewWindowKey & { readonly windowEnd: number };
+
 export interface SkewWindowStore {
   write(rows: readonly SkewPartialRow[]): Promise<void>;
   /** The current rows of one source partition for these windows (its state after a restart or rebalance). */
   partials(topic: string, partition: number, keys: readonly SkewWindowKey[]): Promise<SkewPartialRow[]>;
   /** Window counts summed over every partition of `topic`, for these windows and features. */
   totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]>;
+  /**
+   * Windows of `topic` after `after` whose end is at most `upTo`, in (window_end, model, version,
+   * window_start) order, at most `limit` (at most 500). `windowMs` bounds their start for the table's
+   * key (window_start ≥ after.windowEnd − windowMs): longer windows of an earlier configuration are
+   * not found.
+   */
+  windowsEnding(
+    topic: string,
+    after: SkewWindowCursor,
+    upTo: number,
+    windowMs: number,
+    limit: number,
+  ): Promise<SkewWrittenWindow[]>;
 }
 
 /** Windows per query: the key tuples travel as query parameters (bounded text). */
@@ -204,6 +232,54 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
       }
     }
     return out;
+  }
+
+  async windowsEnding(
+    topic: string,
+    after: SkewWindowCursor,
+    upTo: number,
+    windowMs: number,
+    limit: number,
+  ): Promise<SkewWrittenWindow[]> {
+    // The start bounds let the key (model, model_version, window_start) skip parts and granules:
+    // window_end is no key column, and without them every tick read the topic's whole history.
+    const rows = await this.ch.select<{
+      model: string;
+      model_version: string;
+      ws: number | string;
+      we: number | string;
+      written: number | string;
+    }>(
+      `SELECT model, model_version, toUnixTimestamp64Milli(window_start) AS ws,
+         toUnixTimestamp64Milli(window_end) AS we, toUnixTimestamp64Milli(max(updated_at)) AS written
+       FROM ${this.ch.table('skew_windows')} FINAL
+       WHERE source_topic = {topic:String}
+         AND window_start >= fromUnixTimestamp64Milli({startFrom:Int64}, 'UTC')
+         AND window_start <= fromUnixTimestamp64Milli({upTo:Int64}, 'UTC')
+         AND window_end <= fromUnixTimestamp64Milli({upTo:Int64}, 'UTC')
+         AND (toUnixTimestamp64Milli(window_end), model, model_version, toUnixTimestamp64Milli(window_start))
+             > ({afterEnd:Int64}, {afterModel:String}, {afterVersion:String}, {afterStart:Int64})
+       GROUP BY model, model_version, window_start, window_end
+       ORDER BY we, model, model_version, ws
+       LIMIT {limit:UInt32}`,
+      {
+        topic,
+        startFrom: after.windowEnd - windowMs,
+        upTo,
+        afterEnd: after.windowEnd,
+        afterModel: after.model,
+        afterVersion: after.version,
+        afterStart: after.windowStart,
+        limit: Math.min(limit, KEYS_PER_QUERY),
+      },
+    );
+    return rows.map((r) => ({
+      model: r.model,
+      version: r.model_version,
+      windowStart: Number(r.ws),
+      windowEnd: Number(r.we),
+      lastWrittenAt: Number(r.written),
+    }));
   }
 
   async totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]> {

@@ -5,6 +5,11 @@ export KAFKAJS_NO_PARTITIONER_WARNING := 1
 
 PNPM_VERSION := 10
 PNPM := pnpm
+# Where `make bootstrap` installs pnpm when none is on PATH: in the checkout, so no root is needed
+# (`npm install -g` into Node's own prefix needs root on a system Node).
+PNPM_PREFIX := $(CURDIR)/.cache/pnpm
+export PATH := $(PNPM_PREFIX)/bin:$(PATH)
+NODE_MIN := 20.19
 
 .PHONY: help bootstrap build check test test-unit test-integration demo bench chaos stack-up stack-down stack-status clean
 
@@ -13,8 +18,9 @@ help: ## list the targets
 
 # corepack's own pnpm download fails its signature check with this Node; npm's install works.
 # Errors only (a silent reporter hid why an install failed: a registry down said nothing).
-bootstrap: ## install pnpm (when missing) and the workspace packages
-	@command -v pnpm >/dev/null 2>&1 || npm install -g --loglevel=error --no-fund --no-audit pnpm@$(PNPM_VERSION)
+bootstrap: ## check Node, install pnpm (when missing, into .cache/pnpm) and the workspace packages
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("driftline needs Node >= $(NODE_MIN) (package.json engines); this is " + process.version); process.exit(1); }'
+	@command -v pnpm >/dev/null 2>&1 || npm install --global --prefix "$(PNPM_PREFIX)" --loglevel=error --no-fund --no-audit pnpm@$(PNPM_VERSION)
 	@$(PNPM) install --frozen-lockfile --prefer-offline --loglevel=error
 
 # One esbuild bundle of the CLI (services run through `driftline run`): services/cli/dist.

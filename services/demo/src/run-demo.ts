@@ -5,8 +5,8 @@
 // on live paired evidence, the drift monitor measures against the new reference, and live ROC AUC
 // recovers. Scenario `bad-candidate` also sends a deliberately bad version into shadow, which the
 // promotion policy must reject on live labels.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { allServices } from '@driftline/cli';
 import { createLogger } from '@driftline/observability';
@@ -18,6 +18,7 @@ import { startRunner } from '@driftline/service';
 import { pickFreePort, type StackEndpoints } from '@driftline/stack';
 import type { TransitionRow } from '@driftline/warehouse';
 import { invertedModel, liveAucByPhase, promotedAfter, stageTimeline, type Transition } from './phases.js';
+import { cleanUpRunDir } from './run-dir.js';
 import { predictBatch, servedModels } from './serving-client.js';
 import { drawFeatures, eventsOfSecond, Random, rulesScore, type TrafficOptions, truthOf } from './traffic.js';
 
@@ -45,6 +46,8 @@ export interface DemoOptions {
   readonly keep?: boolean;
   /** `bad-candidate`: also put a deliberately bad version into shadow before the drift. */
   readonly scenario?: DemoScenario;
+  /** Stops the run (Ctrl-C): it rejects with the signal's reason after cleaning up. */
+  readonly signal?: AbortSignal;
 }
 
 /** One row per (window, measured version): which features drifted. */
@@ -131,25 +134,75 @@ const asTransition = (r: TransitionRow): Transition => ({
   reason: r.reason,
 });
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  probe: () => Promise<T | undefined>,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > until) throw new Error(`demo: ${what} did not happen within ${Math.round(timeoutMs / 1000)} s`);
-    await sleep(500);
+    await pause(500, signal);
   }
 }
 
+/** A sleep that ends early, with the signal's reason, when the run is stopped. */
+async function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(ms, undefined, signal === undefined ? {} : { signal });
+  } catch (err) {
+    signal?.throwIfAborted();
+    throw err;
+  }
+}
+
+/**
+ * Runs the story in a fresh folder under .driftline/ and cleans up on every exit path (success,
+ * failure, `signal`): the services stop and the folder keeps only a written report (cleanUpRunDir).
+ */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
-  const { say } = options;
+  const started = Date.now();
+  const dir = resolve('.driftline', `demo${started.toString(36)}`);
+  mkdirSync(dir, { recursive: true });
+  const open: Array<() => Promise<void>> = [];
+  let result: DemoResult;
+  try {
+    result = await runStory(options, started, dir, (close) => open.unshift(close));
+  } catch (error) {
+    await stopAll(open).catch(() => {}); // the run's own error is the one to report
+    cleanUpRunDir(dir, options.keep === true);
+    throw error;
+  }
+  try {
+    await stopAll(open);
+  } finally {
+    cleanUpRunDir(dir, options.keep === true);
+  }
+  return result;
+}
+
+/** Stops what the run started, newest first, all of them even when one fails (then throws the first error). */
+async function stopAll(open: ReadonlyArray<() => Promise<void>>): Promise<void> {
+  const errors: unknown[] = [];
+  for (const close of open) await close().catch((err: unknown) => errors.push(err));
+  if (errors.length > 0) throw errors[0];
+}
+
+async function runStory(
+  options: DemoOptions,
+  started: number,
+  dir: string,
+  onClose: (close: () => Promise<void>) => void,
+): Promise<DemoResult> {
+  const { say, signal } = options;
   const SPEED = options.speed ?? 30;
   const RATE = options.rate ?? 40;
   const scenario = options.scenario ?? 'retrain';
-  const started = Date.now();
-  const runId = `demo${started.toString(36)}`;
-  const dir = resolve('.driftline', runId);
-  mkdirSync(dir, { recursive: true });
+  const runId = basename(dir);
   const stack = { endpoints: options.endpoints };
   const modelsDir = join(dir, 'models');
 
@@ -201,7 +254,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     destination: process.stderr,
   });
   say('starting every service in this process (embedded ClickHouse), the model-server on its own port…');
+  signal?.throwIfAborted();
   const runner = await startRunner({ services: allServices, knownServices: allServices, env, logger });
+  onClose(() => runner.stop());
+  signal?.throwIfAborted();
   const warehouse = await runner.context.warehouse();
   const retrain = runner.context.publisher(contracts.retrain);
   const producer = await createDriftlineProducer({
@@ -209,6 +265,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     registry: { url: stack.endpoints.schemaRegistryUrl },
     topicPrefix: prefix,
   });
+  onClose(() => producer.close());
   const produced = { predictions: 0, features: 0, labels: 0 };
 
   // 1. History: the rules (v0) scored the pre-drift world, labels came back. It flows through the
@@ -246,7 +303,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   say(
     `history: ${HISTORY_EVENTS} predictions of the rules (${RULES_VERSION}) over ${HISTORY_MINUTES} minutes, labelled`,
   );
-  await waitFor('the label-joiner joining the history', 180_000, async () =>
+  await waitFor('the label-joiner joining the history', 180_000, signal, async () =>
     (await warehouse.summary.labeledCount(MODEL, RULES_VERSION)) >= HISTORY_EVENTS * 0.95 ? true : undefined,
   );
 
@@ -279,6 +336,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const firstVersion = await waitFor(
     'the first version passing its offline gate into shadow',
     300_000,
+    signal,
     async () => (await warehouse.transitions.history(MODEL)).find((t) => t.to_stage === 'shadow')?.version,
   );
   // The rules are not served by the model-server, so there is nothing to pair the first version
@@ -286,7 +344,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const firstReason = 'first trained version: no served model to compare it with on live labels';
   await operator(firstVersion, 'canary', firstReason, start, 1);
   await operator(firstVersion, 'production', firstReason, start);
-  await waitFor('the model-server serving the first version', 60_000, async () =>
+  await waitFor('the model-server serving the first version', 60_000, signal, async () =>
     (await servedModels(servingPort, MODEL))?.production === firstVersion ? true : undefined,
   );
   say(`${MODEL} ${firstVersion} trained, in production; the model-server answers with it`);
@@ -312,8 +370,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const wallStart = Date.now();
   let second = 0;
   for (; second < MAX_WINDOWS * 60; second++) {
+    signal?.throwIfAborted();
     const due = wallStart + (second * 1000) / SPEED;
-    if (due > Date.now()) await sleep(due - Date.now());
+    if (due > Date.now()) await pause(due - Date.now(), signal);
     const now = start + second * 1000;
     const events = eventsOfSecond(random, traffic, second);
     await producer.publishFeatures(
@@ -389,7 +448,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   }
   await producer.flush();
   const end = start + second * 1000;
-  await sleep(4_000);
+  await pause(4_000, signal);
 
   const recorded = await warehouse.transitions.history(MODEL);
   const transitions = recorded.map(asTransition);
@@ -440,9 +499,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     drifted: r.drifted,
     measured: r.measured,
   }));
-  await producer.close();
-  await runner.stop();
-  if (options.keep !== true) rmSync(join(dir, 'chdb'), { recursive: true, force: true });
   return { summary, driftAtWindow: DRIFT_AFTER_WINDOWS, promotedAtWindow, firstVersion, windows };
 }
 

@@ -1,5 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { describe, expect, inject, it } from 'vitest';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { runDemo } from '../src/index.js';
 
 const stack = inject('stack');
@@ -22,6 +23,8 @@ describe('end to end: serve → drift → retrain → shadow → canary → prod
       scenario: 'bad-candidate',
     });
     const { summary, driftAtWindow, promotedAtWindow, windows, firstVersion } = result;
+    // Every `make test` ran one of these: the run folder (report, model cards, models) goes after the checks.
+    onTestFinished(() => rmSync(dirname(summary.report), { recursive: true, force: true }));
     const features = (w: { drifted: string[] }) => w.drifted.filter((f) => !f.startsWith('__'));
 
     // Before the drift: measured against the first version, nothing drifted.

@@ -17,12 +17,7 @@ export interface StackConfig {
   apicurioVersion: string;
   /** Maven repository base URL used for the Apicurio download (mvn uses its own settings). */
   mavenRepo: string;
-  ports: {
-    kafka?: number | undefined;
-    kafkaController?: number | undefined;
-    registry?: number | undefined;
-    redis?: number | undefined;
-  };
+  ports: { [K in PortName]?: number | undefined };
   /** Default readiness timeout per service, from DRIFTLINE_STACK_TIMEOUT_MS (default 120 s). */
   timeoutMs: number;
 }
@@ -57,6 +52,16 @@ function parseVersion(name: string, value: string | undefined, fallback: string)
   }
   return v;
 }
+
+export type PortName = 'kafka' | 'kafkaController' | 'registry' | 'redis';
+
+/** The variable that fixes each port: what an error about that port names. */
+export const PORT_VARIABLES: Readonly<Record<PortName, string>> = {
+  kafka: 'DRIFTLINE_STACK_KAFKA_PORT',
+  kafkaController: 'DRIFTLINE_STACK_KAFKA_CONTROLLER_PORT',
+  registry: 'DRIFTLINE_STACK_REGISTRY_PORT',
+  redis: 'DRIFTLINE_STACK_REDIS_PORT',
+};
 
 export interface ConfigOverrides {
   stateDir?: string | undefined;
@@ -100,10 +105,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     ),
     mavenRepo: (nonEmpty(env.DRIFTLINE_STACK_MAVEN_REPO) ?? 'https://repo1.maven.org/maven2').replace(/\/+$/, ''),
     ports: {
-      kafka: parsePort('DRIFTLINE_STACK_KAFKA_PORT', env.DRIFTLINE_STACK_KAFKA_PORT),
-      kafkaController: parsePort('DRIFTLINE_STACK_KAFKA_CONTROLLER_PORT', env.DRIFTLINE_STACK_KAFKA_CONTROLLER_PORT),
-      registry: parsePort('DRIFTLINE_STACK_REGISTRY_PORT', env.DRIFTLINE_STACK_REGISTRY_PORT),
-      redis: parsePort('DRIFTLINE_STACK_REDIS_PORT', env.DRIFTLINE_STACK_REDIS_PORT),
+      kafka: parsePort(PORT_VARIABLES.kafka, env[PORT_VARIABLES.kafka]),
+      kafkaController: parsePort(PORT_VARIABLES.kafkaController, env[PORT_VARIABLES.kafkaController]),
+      registry: parsePort(PORT_VARIABLES.registry, env[PORT_VARIABLES.registry]),
+      redis: parsePort(PORT_VARIABLES.redis, env[PORT_VARIABLES.redis]),
     },
     timeoutMs,
   };

@@ -11,6 +11,7 @@ export {
   writeScrapeTargets,
 } from './monitoring.js';
 export { pickFreePort } from './ports.js';
+export { startedByThisProcess } from './proc.js';
 export {
   type ComponentOptions,
   endpointsFromEnv,

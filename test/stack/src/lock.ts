@@ -45,7 +45,7 @@ const aside = (lockDir: string, what: string) => `${lockDir}.${what}.${process.p
  */
 export async function acquireLock(
   lockDir: string,
-  options: { timeoutMs: number; log?: (line: string) => void },
+  options: { timeoutMs: number; log?: (line: string) => void; signal?: AbortSignal | undefined },
 ): Promise<() => void> {
   const deadline = Date.now() + options.timeoutMs;
   const self = readProcInfo(process.pid);
@@ -56,6 +56,7 @@ export async function acquireLock(
     if (sameOwner(readOwner(lockDir), me)) fs.rmSync(lockDir, { recursive: true, force: true });
   };
   for (;;) {
+    options.signal?.throwIfAborted();
     const staging = aside(lockDir, 'new');
     fs.mkdirSync(staging);
     fs.writeFileSync(path.join(staging, 'owner.json'), JSON.stringify(me));

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { withCacheLock } from './cache.js';
 import { type ConfigOverrides, loadConfig } from './config.js';
 import { acquireLock } from './lock.js';
 import { assignPorts } from './ports.js';
@@ -24,8 +25,6 @@ export interface MonitoringDist {
 }
 
 const PACKAGES = ['prometheus', 'prometheus-alertmanager'] as const;
-/** How long a cold download may hold the cache lock of another run. */
-const DOWNLOAD_LOCK_TIMEOUT_MS = 10 * 60_000;
 
 function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
@@ -87,11 +86,7 @@ export async function ensureMonitoringDist(
   };
   const hit = cached();
   if (hit) return hit;
-  const release = await acquireLock(path.join(cfg.cacheDir, '.monitoring.lock'), {
-    timeoutMs: DOWNLOAD_LOCK_TIMEOUT_MS,
-    log,
-  });
-  try {
+  return withCacheLock(cfg.cacheDir, 'monitoring', { log }, async () => {
     const again = cached(); // another run may have finished it while we waited
     if (again) return again;
     for (const tool of ['apt-get', 'dpkg-deb']) {
@@ -141,9 +136,7 @@ export async function ensureMonitoringDist(
     const done = cached();
     if (done === undefined) throw new Error(`could not read back ${marker}`);
     return done;
-  } finally {
-    release();
-  }
+  });
 }
 
 /**

@@ -54,6 +54,8 @@ export interface PortRequest {
   name: string;
   /** A fixed port (from the environment); picked freely when undefined. */
   fixed?: number | undefined;
+  /** The variable that fixed it, named in the error when it is taken. */
+  variable?: string | undefined;
 }
 
 /**
@@ -65,9 +67,10 @@ export async function assignPorts(requests: PortRequest[], host = '127.0.0.1'): 
   const fixed = new Set<number>();
   for (const r of requests) {
     if (r.fixed === undefined) continue;
-    if (fixed.has(r.fixed)) throw new Error(`port ${r.fixed} is requested twice (${r.name})`);
+    const setBy = r.variable === undefined ? '' : ` (${r.variable}=${r.fixed})`;
+    if (fixed.has(r.fixed)) throw new Error(`port ${r.fixed} is requested twice (${r.name}${setBy})`);
     if (!(await isPortFree(r.fixed, host))) {
-      throw new Error(`port ${r.fixed} for ${r.name} is already in use on ${host}`);
+      throw new Error(`port ${r.fixed} for ${r.name}${setBy} is already in use on ${host}; unset it or pick another`);
     }
     fixed.add(r.fixed);
     result.set(r.name, r.fixed);

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 
 /** What we know about a live pid. */
 export interface ProcInfo {
@@ -171,7 +172,21 @@ export async function spawnDetached(options: SpawnDetachedOptions): Promise<Spaw
   child.unref();
   const info = readProcInfo(pid);
   if (info === undefined) throw new Error(`${options.command} (pid ${pid}) ${await exited} immediately`);
+  startedHere.push({ pid, startTime: info.startTime, command: path.basename(options.command) });
   return { pid, startTime: info.startTime, child, exited };
+}
+
+const startedHere: Array<{ pid: number; startTime: string; command: string }> = [];
+
+/**
+ * Processes this process spawned (detached, so they outlive it) that still run: what an exit
+ * without cleanup (a second Ctrl-C) would leave behind.
+ */
+export function startedByThisProcess(): Array<{ pid: number; command: string }> {
+  return startedHere.flatMap(({ pid, startTime, command }) => {
+    const info = readProcInfo(pid);
+    return info !== undefined && !info.zombie && info.startTime === startTime ? [{ pid, command }] : [];
+  });
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {

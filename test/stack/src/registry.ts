@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { download, fetchText, runChecked } from './util.js';
+import { removeLeftovers, withCacheLock } from './cache.js';
+import { download, fetchText, runChecked, uniqueTemp } from './util.js';
 
 export const CCOMPAT_PATH = '/apis/ccompat/v7';
 
@@ -55,46 +56,53 @@ function readMarker(marker: string, dir: string): ApicurioDist | undefined {
   return undefined;
 }
 
-/** Downloads (sha1-checked) and extracts the Apicurio app archive once; reuses it afterwards. */
+/**
+ * Downloads (sha1-checked) and extracts the Apicurio app archive once, holding the cache lock;
+ * reuses it afterwards. Temp files and folders a killed run left (`<archive>.tmp-*`,
+ * `<dir>.tmp-*`) are removed first.
+ */
 export async function ensureApicurioDist(
   cacheDir: string,
   version: string,
   mavenRepo: string,
   log: (line: string) => void,
+  signal?: AbortSignal,
 ): Promise<ApicurioDist> {
   const p = apicurioCachePaths(cacheDir, version);
   const cached = readMarker(p.marker, p.dir);
   if (cached) return cached;
-  const url = apicurioUrl(mavenRepo, version);
-  log(`schema-registry: downloading Apicurio Registry ${version} (once, ~110 MB) from ${url}`);
-  fs.mkdirSync(cacheDir, { recursive: true });
-  const sha1 = (await fetchText(`${url}.sha1`)).trim().split(/\s+/)[0];
-  if (sha1 === undefined || !/^[0-9a-f]{40}$/i.test(sha1)) throw new Error(`unexpected checksum file at ${url}.sha1`);
-  await download(url, p.tarball, { sha1 });
-  const tmp = `${p.dir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
-  try {
-    await runChecked('tar', ['-xzf', p.tarball, '-C', tmp], { what: `extracting ${p.tarball}` });
-    const jar = findApicurioJar(tmp, version);
-    if (jar === undefined) {
-      throw new Error(
-        `${p.tarball} has neither apicurio-registry-app-${version}-runner.jar nor quarkus-run.jar; ` +
-          `top level: ${fs.readdirSync(tmp).join(', ')}`,
-      );
+  return withCacheLock(cacheDir, `apicurio-${version}`, { log, signal }, async () => {
+    const again = readMarker(p.marker, p.dir); // another run may have fetched it while we waited
+    if (again) return again;
+    removeLeftovers(cacheDir, [`${path.basename(p.tarball)}.tmp-`, `${path.basename(p.dir)}.tmp-`]);
+    const url = apicurioUrl(mavenRepo, version);
+    log(`schema-registry: downloading Apicurio Registry ${version} (once, ~110 MB) from ${url}`);
+    const sha1 = (await fetchText(`${url}.sha1`)).trim().split(/\s+/)[0];
+    if (sha1 === undefined || !/^[0-9a-f]{40}$/i.test(sha1)) throw new Error(`unexpected checksum file at ${url}.sha1`);
+    const tarball = uniqueTemp(p.tarball, 'tar.gz');
+    const tmp = uniqueTemp(p.dir, 'extract');
+    try {
+      await download(url, tarball, { sha1, signal });
+      fs.mkdirSync(tmp, { recursive: true });
+      await runChecked('tar', ['-xzf', tarball, '-C', tmp], { what: `extracting ${url}`, signal });
+      const jar = findApicurioJar(tmp, version);
+      if (jar === undefined) {
+        throw new Error(
+          `${url} has neither apicurio-registry-app-${version}-runner.jar nor quarkus-run.jar; ` +
+            `top level: ${fs.readdirSync(tmp).join(', ')}`,
+        );
+      }
+      fs.writeFileSync(path.join(tmp, '.complete.json'), `${JSON.stringify({ jar, url, sha1 })}\n`);
+      fs.rmSync(p.dir, { recursive: true, force: true });
+      fs.renameSync(tmp, p.dir);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.rmSync(tarball, { force: true });
     }
-    fs.writeFileSync(path.join(tmp, '.complete.json'), `${JSON.stringify({ jar, url, sha1 })}\n`);
-    fs.rmSync(p.dir, { recursive: true, force: true });
-    fs.renameSync(tmp, p.dir);
-  } catch (err) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  } finally {
-    fs.rmSync(p.tarball, { force: true });
-  }
-  const dist = readMarker(p.marker, p.dir);
-  if (dist === undefined) throw new Error(`extracted Apicurio into ${p.dir} but its marker is unreadable`);
-  return dist;
+    const dist = readMarker(p.marker, p.dir);
+    if (dist === undefined) throw new Error(`extracted Apicurio into ${p.dir} but its marker is unreadable`);
+    return dist;
+  });
 }
 
 /**

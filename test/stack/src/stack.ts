@@ -2,7 +2,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type ConfigOverrides, loadConfig, type StackConfig, statePaths } from './config.js';
+import {
+  type ConfigOverrides,
+  loadConfig,
+  PORT_VARIABLES,
+  type PortName,
+  type StackConfig,
+  statePaths,
+} from './config.js';
 import {
   ensureKafkaDist,
   generateClusterId,
@@ -15,6 +22,7 @@ import { acquireLock } from './lock.js';
 import { monitoringDown } from './monitoring.js';
 import { assignPorts } from './ports.js';
 import { checkOwnership, readProcInfo, type SpawnedProcess, spawnDetached, stopProcesses, stopState } from './proc.js';
+import { decideRecordedStack } from './recorded.js';
 import { redisArgs, redisPing } from './redis.js';
 import {
   CCOMPAT_PATH,
@@ -53,6 +61,11 @@ export interface StackUpOptions extends ConfigOverrides {
   testRun?: boolean;
   /** Redis with an AOF synced every second (the README's production settings) instead of no persistence. */
   durableRedis?: boolean;
+  /**
+   * Aborts a start-up in progress (Ctrl-C): downloads and probes stop, what this call started is
+   * stopped, the lock is released and the promise rejects with the signal's reason.
+   */
+  signal?: AbortSignal;
 }
 
 export interface StackUpResult {
@@ -150,6 +163,7 @@ async function waitReady(
   spawned: SpawnedProcess,
   logFile: string,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<void> {
   let exitMessage: string | undefined;
   void spawned.exited.then((m) => {
@@ -158,6 +172,7 @@ async function waitReady(
   const deadline = Date.now() + timeoutMs;
   let lastError = 'no check yet';
   for (;;) {
+    signal?.throwIfAborted();
     if (exitMessage !== undefined) throw serviceError(name, `${exitMessage} before becoming ready`, logFile);
     try {
       await check();
@@ -173,30 +188,56 @@ async function waitReady(
   }
 }
 
-/** Reuses a running stack when every process is ours, alive and answers its probe. */
-async function tryReuse(state: StackState, log: (line: string) => void): Promise<StackEndpoints | undefined> {
+/**
+ * Whether a recorded stack can be reused: every process ours, alive and answering its probe
+ * (within 15 s: a loaded machine answers slowly). Otherwise says what is wrong.
+ */
+async function recordedHealth(
+  state: StackState,
+  signal: AbortSignal | undefined,
+): Promise<{ endpoints: StackEndpoints } | { problem: string }> {
   const endpoints = completeEndpoints(state.endpoints);
-  if (endpoints === undefined || state.readyAt === undefined) return undefined;
+  if (endpoints === undefined || state.readyAt === undefined) return { problem: 'its start-up never finished' };
   for (const name of SERVICE_NAMES) {
     const record = state.processes.find((p) => p.name === name);
-    if (record === undefined || checkOwnership(record) !== 'owned') return undefined;
+    if (record === undefined) return { problem: `${name} is not recorded` };
+    if (checkOwnership(record) !== 'owned') return { problem: `${name} (pid ${record.pid}) is not running` };
   }
   const deadline = Date.now() + 15_000;
   for (const name of SERVICE_NAMES) {
     for (;;) {
+      signal?.throwIfAborted();
       try {
         await probe(name, endpoints);
         break;
       } catch (err) {
-        if (Date.now() >= deadline) {
-          log(`${name}: running but not answering (${errorMessage(err)})`);
-          return undefined;
-        }
+        if (Date.now() >= deadline) return { problem: `${name}: running but not answering: ${errorMessage(err)}` };
         await sleep(250);
       }
     }
   }
-  return endpoints;
+  return { endpoints };
+}
+
+/** The ports a recorded stack listens on (older state files: the three in its endpoints). */
+function recordedPorts(state: StackState): { [K in PortName]?: number } {
+  if (state.ports !== undefined) return state.ports;
+  const endpoints = completeEndpoints(state.endpoints);
+  if (endpoints === undefined) return {};
+  const kafka = Number(endpoints.kafkaBrokers[0]?.split(':').pop());
+  return { kafka, registry: portOf(endpoints.schemaRegistryUrl), redis: portOf(endpoints.redisUrl) };
+}
+
+/** One entry per fixed DRIFTLINE_STACK_*_PORT that differs from what the recorded stack uses. */
+function portChanges(cfg: StackConfig, state: StackState): string[] {
+  const recorded = recordedPorts(state);
+  return (Object.keys(PORT_VARIABLES) as PortName[]).flatMap((name) => {
+    const wanted = cfg.ports[name];
+    const actual = recorded[name];
+    return wanted === undefined || actual === undefined || wanted === actual
+      ? []
+      : [`${PORT_VARIABLES[name]}=${wanted} but the running stack uses ${actual}`];
+  });
 }
 
 function readStateOrWarn(file: string, log: (line: string) => void): StackState | undefined {
@@ -224,6 +265,7 @@ interface StartContext {
   log: (line: string) => void;
   /** Records a spawned process in state.json right away (so a failed `up` can still clean up). */
   record: (rec: ProcessRecord) => void;
+  signal: AbortSignal | undefined;
 }
 
 function logFileFor(cfg: StackConfig, name: ServiceName): string {
@@ -239,6 +281,7 @@ async function spawnService(
   port: number,
   markers: string[],
 ): Promise<SpawnedProcess> {
+  ctx.signal?.throwIfAborted(); // never start a process after Ctrl-C
   const logFile = logFileFor(ctx.cfg, name);
   const spawned = await spawnDetached({ command, args, cwd, logFile });
   ctx.record({
@@ -258,7 +301,7 @@ async function spawnService(
 
 async function startKafka(ctx: StartContext): Promise<void> {
   const { cfg } = ctx;
-  const dist = await ensureKafkaDist(cfg.cacheDir, cfg.kafkaVersion, cfg.mvn, ctx.log);
+  const dist = await ensureKafkaDist(cfg.cacheDir, cfg.kafkaVersion, cfg.mvn, ctx.log, ctx.signal);
   const dir = statePaths(cfg.stateDir).kafkaDir;
   const dataDir = path.join(dir, 'data');
   const propsFile = path.join(dir, 'server.properties');
@@ -295,7 +338,7 @@ async function startKafka(ctx: StartContext): Promise<void> {
       '-c',
       propsFile,
     ],
-    { cwd: dir, logFile, timeoutMs: 120_000, what: 'kafka storage format' },
+    { cwd: dir, logFile, timeoutMs: 120_000, what: 'kafka storage format', signal: ctx.signal },
   );
   const spawned = await spawnService(
     ctx,
@@ -306,12 +349,12 @@ async function startKafka(ctx: StartContext): Promise<void> {
     ctx.ports.kafka,
     [marker, 'kafka.Kafka'],
   );
-  await waitReady('kafka', () => kafkaReady(ctx.endpoints.kafkaBrokers), spawned, logFile, ctx.timeoutMs);
+  await waitReady('kafka', () => kafkaReady(ctx.endpoints.kafkaBrokers), spawned, logFile, ctx.timeoutMs, ctx.signal);
 }
 
 async function startRegistry(ctx: StartContext): Promise<void> {
   const { cfg } = ctx;
-  const dist = await ensureApicurioDist(cfg.cacheDir, cfg.apicurioVersion, cfg.mavenRepo, ctx.log);
+  const dist = await ensureApicurioDist(cfg.cacheDir, cfg.apicurioVersion, cfg.mavenRepo, ctx.log, ctx.signal);
   const dir = statePaths(cfg.stateDir).registryDir;
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
@@ -342,6 +385,7 @@ async function startRegistry(ctx: StartContext): Promise<void> {
     spawned,
     logFile,
     ctx.timeoutMs,
+    ctx.signal,
   );
   await setGlobalCompatibility(ctx.endpoints.schemaRegistryUrl, 'BACKWARD');
 }
@@ -360,19 +404,24 @@ async function startRedis(ctx: StartContext, redisServer: string): Promise<void>
     // stable marker; the recorded start time is what makes the identity unique.
     [path.basename(redisServer)],
   );
-  await waitReady('redis', () => redisPing(ctx.ports.redis), spawned, logFileFor(ctx.cfg, 'redis'), ctx.timeoutMs);
+  const logFile = logFileFor(ctx.cfg, 'redis');
+  await waitReady('redis', () => redisPing(ctx.ports.redis), spawned, logFile, ctx.timeoutMs, ctx.signal);
 }
 
-async function startFresh(
-  cfg: StackConfig,
-  timeoutMs: number,
-  log: (line: string) => void,
-  durableRedis: boolean,
-): Promise<{ endpoints: StackEndpoints; state: StackState }> {
+interface Binaries {
+  java: string;
+  redisServer: string;
+}
+
+/**
+ * The binaries a start needs, installed when missing and allowed (see ensureCommands) and checked
+ * (Java 17+). Run before anything of a recorded stack is stopped: a bad DRIFTLINE_STACK_JAVA used
+ * to stop a working stack and then fail to start a new one.
+ */
+async function checkRequirements(cfg: StackConfig, log: (line: string) => void): Promise<Binaries> {
   const paths = statePaths(cfg.stateDir);
   fs.mkdirSync(paths.logsDir, { recursive: true });
-
-  // System binaries first, serially: apt-get must not run twice at once.
+  // Serially: apt-get must not run twice at once.
   const requirements: Requirement[] = [
     { what: 'Java 17+', command: cfg.java, aptPackage: 'openjdk-17-jre-headless', explicit: cfg.javaExplicit },
     {
@@ -394,13 +443,26 @@ async function startFresh(
       `${java} is Java ${javaMajor}; Kafka ${cfg.kafkaVersion} and Apicurio need Java 17+ (set DRIFTLINE_STACK_JAVA)`,
     );
   }
+  return { java, redisServer };
+}
 
-  const assigned = await assignPorts([
-    { name: 'kafka', fixed: cfg.ports.kafka },
-    { name: 'kafkaController', fixed: cfg.ports.kafkaController },
-    { name: 'registry', fixed: cfg.ports.registry },
-    { name: 'redis', fixed: cfg.ports.redis },
-  ]);
+async function startFresh(
+  cfg: StackConfig,
+  binaries: Binaries,
+  timeoutMs: number,
+  log: (line: string) => void,
+  durableRedis: boolean,
+  signal: AbortSignal | undefined,
+): Promise<{ endpoints: StackEndpoints; state: StackState }> {
+  const paths = statePaths(cfg.stateDir);
+  const { java, redisServer } = binaries;
+  const assigned = await assignPorts(
+    (Object.keys(PORT_VARIABLES) as PortName[]).map((name) => ({
+      name,
+      fixed: cfg.ports[name],
+      variable: PORT_VARIABLES[name],
+    })),
+  );
   const port = (name: string) => {
     const p = assigned.get(name);
     if (p === undefined) throw new Error(`no port assigned for ${name}`);
@@ -422,6 +484,7 @@ async function startFresh(
     stackId: crypto.randomBytes(6).toString('hex'),
     createdAt: new Date().toISOString(),
     endpoints,
+    ports,
     processes: [],
   };
   writeState(paths.stateFile, state);
@@ -438,6 +501,7 @@ async function startFresh(
       state.processes.push(rec);
       writeState(paths.stateFile, state);
     },
+    signal,
   };
 
   const timed = async (name: ServiceName, start: () => Promise<void>) => {
@@ -452,13 +516,14 @@ async function startFresh(
   ]);
   const failures = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
   if (failures.length > 0) {
-    log('start-up failed; stopping what was started');
-    const failed = new Error(`stack up failed:\n${failures.join('\n\n')}`);
+    const aborted = signal?.aborted === true;
+    log(aborted ? 'start-up interrupted; stopping what was started' : 'start-up failed; stopping what was started');
+    const failed: unknown = aborted ? signal?.reason : new Error(`stack up failed:\n${failures.join('\n\n')}`);
     try {
       await stopProcesses(state.processes, { log, graceMs: 5_000 });
     } catch (err) {
       // Keep state.json so `stack down` can retry.
-      throw new Error(`${failed.message}\n\nand cleaning up failed too: ${errorMessage(err)}`);
+      throw new Error(`${errorMessage(failed)}\n\nand cleaning up failed too: ${errorMessage(err)}`);
     }
     removeState(paths.stateFile);
     removeRuntimeDirs(cfg);
@@ -478,31 +543,47 @@ export async function stackUp(options: StackUpOptions = {}): Promise<StackUpResu
   const timeoutMs = options.timeoutMs ?? cfg.timeoutMs;
   const paths = statePaths(cfg.stateDir);
   fs.mkdirSync(cfg.stateDir, { recursive: true });
-  const release = await acquireLock(paths.lockDir, { timeoutMs: LOCK_TIMEOUT_MS, log });
+  const { signal } = options;
+  const release = await acquireLock(paths.lockDir, { timeoutMs: LOCK_TIMEOUT_MS, log, signal });
   try {
     const existing = readStateOrWarn(paths.stateFile, log);
+    let binaries: Binaries;
     if (existing !== undefined) {
-      const endpoints = await tryReuse(existing, log);
-      if (endpoints !== undefined) {
+      const health = await recordedHealth(existing, signal);
+      const action = decideRecordedStack({
+        stateDir: cfg.stateDir,
+        problem: 'problem' in health ? health.problem : undefined,
+        leasedBy: liveLeases(existing).map((l) => l.pid),
+        portChanges: portChanges(cfg, existing),
+      });
+      if (action.kind === 'refuse') throw new Error(action.message);
+      if (action.kind === 'reuse' && 'endpoints' in health) {
+        if (action.note !== undefined) log(action.note);
         log(`reusing the running stack (state: ${paths.stateFile})`);
         if (options.testRun) writeState(paths.stateFile, withLease(existing));
         // An explicit `stack up` adopts a stack a test run started: test runs then leave it running.
         else if (existing.startedBy === 'test') writeState(paths.stateFile, { ...existing, startedBy: 'cli' });
-        return { endpoints, startedNow: false, startupMs: Math.round(performance.now() - t0) };
+        return { endpoints: health.endpoints, startedNow: false, startupMs: Math.round(performance.now() - t0) };
       }
-      log('a previous stack is recorded but not fully running; stopping what is left of it');
+      // What a new stack needs is checked before anything of the old one is stopped.
+      binaries = await checkRequirements(cfg, log);
+      signal?.throwIfAborted();
+      log(`${action.kind === 'replace' ? action.reason : 'replacing the recorded stack'}; stopping what is left of it`);
       await stopProcesses(existing.processes, { log });
       removeState(paths.stateFile);
+    } else {
+      binaries = await checkRequirements(cfg, log);
     }
+    const durableRedis = options.durableRedis === true;
     let started: { endpoints: StackEndpoints; state: StackState };
     try {
-      started = await startFresh(cfg, timeoutMs, log, options.durableRedis === true);
+      started = await startFresh(cfg, binaries, timeoutMs, log, durableRedis, signal);
     } catch (err) {
       // A freely picked port can be taken between picking and binding: retry once with new ports.
       const fixedPorts = Object.values(cfg.ports).some((p) => p !== undefined);
-      if (fixedPorts || !BIND_ERROR.test(errorMessage(err))) throw err;
+      if (signal?.aborted || fixedPorts || !BIND_ERROR.test(errorMessage(err))) throw err;
       log('a port was taken while starting; retrying once with new ports');
-      started = await startFresh(cfg, timeoutMs, log, options.durableRedis === true);
+      started = await startFresh(cfg, binaries, timeoutMs, log, durableRedis, signal);
     }
     const { endpoints, state } = started;
     const startupMs = Math.round(performance.now() - t0);
@@ -530,6 +611,11 @@ function leaseAlive(lease: Lease): boolean {
   return info !== undefined && !info.zombie && info.startTime === lease.startTime;
 }
 
+/** Leases of other processes that are still alive. */
+function liveLeases(state: StackState): Lease[] {
+  return (state.leases ?? []).filter((l) => l.pid !== process.pid && leaseAlive(l));
+}
+
 /** The state with this process's lease added and leases of dead processes dropped. */
 function withLease(state: StackState): StackState {
   const me = myLease();
@@ -551,8 +637,7 @@ export async function stackRelease(options: StackDownOptions & { keep?: boolean 
   try {
     const state = readStateOrWarn(paths.stateFile, log);
     if (state === undefined) return { stopped: 0 };
-    const me = process.pid;
-    const others = (state.leases ?? []).filter((l) => l.pid !== me && leaseAlive(l));
+    const others = liveLeases(state);
     if (state.startedBy !== 'test' || others.length > 0 || options.keep) {
       writeState(paths.stateFile, { ...state, leases: others });
       if (state.startedBy === 'test' && others.length > 0) {
@@ -606,7 +691,7 @@ async function stopStack(options: StackDownOptions): Promise<{ stopped: number }
       log(`no stack recorded in ${paths.stateFile}`);
       return { stopped: 0 };
     }
-    const live = (state.leases ?? []).filter((l) => l.pid !== process.pid && leaseAlive(l));
+    const live = liveLeases(state);
     if (live.length > 0) log(`note: test run(s) still using the stack: pid ${live.map((l) => l.pid).join(', ')}`);
     return await stopRecorded(state, cfg, options, log);
   } finally {

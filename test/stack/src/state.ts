@@ -5,6 +5,8 @@ import { z } from 'zod';
 export const SERVICE_NAMES = ['kafka', 'schema-registry', 'redis'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
+const portSchema = z.number().int().min(1).max(65535);
+
 const processSchema = z.object({
   name: z.enum(SERVICE_NAMES),
   pid: z.number().int().positive(),
@@ -35,6 +37,10 @@ export const stateSchema = z.object({
   /** Test runs (vitest processes) currently using the stack. */
   leases: z.array(z.object({ pid: z.number().int().positive(), startTime: z.string() })).optional(),
   endpoints: endpointsSchema.partial(),
+  /** Every port the stack listens on (older state files lack it: the endpoints say three of them). */
+  ports: z
+    .object({ kafka: portSchema, kafkaController: portSchema, registry: portSchema, redis: portSchema })
+    .optional(),
   processes: z.array(processSchema),
 });
 

@@ -5,6 +5,11 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
+/** A temp name beside `file` that no other process or call uses; `<file>.tmp-` starts every one. */
+export function uniqueTemp(file: string, suffix: string): string {
+  return `${file}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}.${suffix}`;
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** An error's message, plus its cause's (fetch says only "fetch failed" and puts ECONNREFUSED in the cause). */
@@ -60,22 +65,29 @@ export function which(command: string, env: NodeJS.ProcessEnv = process.env): st
   return undefined;
 }
 
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  logFile?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal | undefined;
+}
+
 export interface RunResult {
   code: number | null;
   output: string;
 }
 
 /** Runs a command to completion, capturing stdout+stderr (also appended to `logFile` if given). */
-export function run(
-  command: string,
-  args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; logFile?: string; timeoutMs?: number } = {},
-): Promise<RunResult> {
+export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
+    options.signal?.throwIfAborted();
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Ctrl-C of the caller: the command is killed, not left running on its own.
+      ...(options.signal === undefined ? {} : { signal: options.signal, killSignal: 'SIGKILL' as const }),
     });
     const chunks: Buffer[] = [];
     const log = options.logFile === undefined ? undefined : fs.createWriteStream(options.logFile, { flags: 'a' });
@@ -94,7 +106,8 @@ export function run(
     child.once('error', (err) => {
       if (timer) clearTimeout(timer);
       log?.end();
-      reject(new Error(`could not run ${command}: ${err.message}`));
+      if (options.signal?.aborted) reject(options.signal.reason);
+      else reject(new Error(`could not run ${command}: ${err.message}`));
     });
     child.once('close', (code) => {
       if (timer) clearTimeout(timer);
@@ -108,9 +121,10 @@ export function run(
 export async function runChecked(
   command: string,
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; logFile?: string; timeoutMs?: number; what?: string } = {},
+  options: RunOptions & { what?: string } = {},
 ): Promise<string> {
   const result = await run(command, args, options);
+  options.signal?.throwIfAborted();
   if (result.code !== 0) {
     const tail = result.output.trimEnd().split('\n').slice(-30).join('\n');
     const where = options.logFile === undefined ? '' : ` (full output: ${options.logFile})`;
@@ -122,16 +136,25 @@ export async function runChecked(
 }
 
 /**
- * Downloads `url` to `dest` (via a .part file, renamed when complete), retrying a few times.
- * When `sha1` is given, the download is checked against it.
+ * Downloads `url` to `dest` (via a temp file of its own, renamed when complete), retrying a few
+ * times. When `sha1` is given, the download is checked against it. Callers hold the cache lock
+ * (withCacheLock); the unique temp name keeps even an unlocked caller from writing into another's.
  */
-export async function download(url: string, dest: string, options: { sha1?: string; attempts?: number } = {}) {
+export async function download(
+  url: string,
+  dest: string,
+  options: { sha1?: string; attempts?: number; signal?: AbortSignal | undefined } = {},
+) {
   const attempts = options.attempts ?? 3;
-  const part = `${dest}.part`;
+  const part = uniqueTemp(dest, 'part');
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
+    options.signal?.throwIfAborted();
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(15 * 60_000) });
+      const timeout = AbortSignal.timeout(15 * 60_000);
+      const res = await fetch(url, {
+        signal: options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]),
+      });
       if (!res.ok || res.body === null) throw new Error(`GET ${url}: HTTP ${res.status}`);
       const hash = crypto.createHash('sha1');
       await pipeline(
@@ -153,6 +176,7 @@ export async function download(url: string, dest: string, options: { sha1?: stri
     } catch (err) {
       lastError = err;
       fs.rmSync(part, { force: true });
+      options.signal?.throwIfAborted();
       if (attempt < attempts) await sleep(1000 * attempt);
     }
   }

@@ -20,7 +20,15 @@ describe('port picking', () => {
     if (address === null || typeof address === 'string') throw new Error('no address');
     try {
       expect(await isPortFree(address.port)).toBe(false);
-      await expect(assignPorts([{ name: 'redis', fixed: address.port }])).rejects.toThrow(/redis is already in use/);
+      await expect(assignPorts([{ name: 'redis', fixed: address.port }])).rejects.toThrow(
+        /for redis.* is already in use/,
+      );
+      // The error names the variable that fixed the port, so the user knows what to change.
+      await expect(
+        assignPorts([{ name: 'redis', fixed: address.port, variable: 'DRIFTLINE_STACK_REDIS_PORT' }]),
+      ).rejects.toThrow(
+        `port ${address.port} for redis (DRIFTLINE_STACK_REDIS_PORT=${address.port}) is already in use`,
+      );
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }

@@ -2,7 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generateClusterId, renderKafkaPom, renderLog4j2Xml, renderServerProperties } from '../src/kafka.js';
+import {
+  escapeProperty,
+  generateClusterId,
+  renderKafkaPom,
+  renderLog4j2Xml,
+  renderServerProperties,
+} from '../src/kafka.js';
 import { redisArgs } from '../src/redis.js';
 import { apicurioUrl, findApicurioJar, registrySystemProperties } from '../src/registry.js';
 import { parseJavaMajor } from '../src/system.js';
@@ -44,6 +50,47 @@ describe('kafka server.properties', () => {
   it('escapes backslashes in paths', () => {
     const p = parseProperties(renderServerProperties({ port: 1, controllerPort: 2, logDir: 'C:\\kafka' }));
     expect(p.get('log.dirs')).toBe('C:\\\\kafka');
+  });
+});
+
+/**
+ * What java.util.Properties.load(InputStream) reads from these bytes: ISO-8859-1, then `\\uXXXX`
+ * and the other escapes; the key ends at the first unescaped `=`, `:` or space.
+ */
+function loadJavaProperties(bytes: Buffer): Map<string, string> {
+  const decode = (text: string) =>
+    text.replace(/\\(u[0-9a-fA-F]{4}|.)/g, (_, e: string) =>
+      e.length === 5
+        ? String.fromCharCode(Number.parseInt(e.slice(1), 16))
+        : ({ t: '\t', n: '\n', r: '\r', f: '\f' }[e] ?? e),
+    );
+  const map = new Map<string, string>();
+  for (const line of bytes.toString('latin1').split('\n')) {
+    if (/^\s*([#!]|$)/.test(line)) continue;
+    const m = /^((?:\\.|[^=:\s\\])*)\s*[=:\s]\s*(.*)$/.exec(line);
+    if (m) map.set(decode(m[1] ?? ''), decode(m[2] ?? ''));
+  }
+  return map;
+}
+
+describe('server.properties as Kafka reads it (ISO-8859-1)', () => {
+  it('keeps a data dir with non-ASCII characters intact (/home/zoë, CJK, emoji)', () => {
+    const logDir = '/home/zoë/流水/🚀 data/kafka';
+    const text = renderServerProperties({ port: 1, controllerPort: 2, logDir });
+    expect(Buffer.from(text, 'utf8').length).toBe(text.length); // pure ASCII
+    const props = loadJavaProperties(Buffer.from(text, 'utf8'));
+    expect(props.get('log.dirs')).toBe(logDir);
+    expect(props.get('listeners')).toBe('PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2');
+  });
+
+  it('round-trips backslashes, line breaks, a leading space and separators in keys', () => {
+    for (const [key, value] of [
+      ['a=b:c d#!', ' x\\y\nz\tq=:#!'],
+      ['k', 'C:\\kafka\\é'],
+    ] as const) {
+      const line = `${escapeProperty(key, 'key')}=${escapeProperty(value)}\n`;
+      expect(loadJavaProperties(Buffer.from(line, 'utf8')).get(key)).toBe(value);
+    }
   });
 });
 

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '@driftline/core';
 import type { Registry } from 'prom-client';
+import { errorJson, guardHttpServer } from './http-guard.js';
 import { createLogger } from './logger.js';
 
 export interface HealthCheck {
@@ -46,11 +47,23 @@ export const OBSERVABILITY_TIMEOUTS: ObservabilityTimeouts = {
 };
 
 /**
- * Connections the server holds at once; more are closed as they arrive. A scraper, a probe or two
- * and a person need a handful: the cap keeps a flood of connections from using up the process's
- * file descriptors, which its Kafka, Redis and ClickHouse clients need.
+ * Connections the server holds at once. A scraper, a probe or two and a person need a handful: the
+ * cap keeps a flood of connections from using up the process's file descriptors, which its Kafka,
+ * Redis and ClickHouse clients need. At the cap a new connection closes the longest-idle one (it
+ * was refused: 64 idle keep-alive connections locked every probe out, and the orchestrator
+ * restarted a healthy process).
  */
 export const MAX_OBSERVABILITY_CONNECTIONS = 64;
+
+/**
+ * Requests one connection may have in flight (pipelined, not yet answered); beyond it a 503 that
+ * closes the connection. Three connections pipelining /metrics without reading held ~280 MB of
+ * answers before it.
+ */
+export const MAX_OBSERVABILITY_PIPELINED = 4;
+
+/** The Retry-After of the server's 503s, in seconds. */
+const RETRY_AFTER_SECONDS = '1';
 
 const ALLOW = 'GET, HEAD';
 
@@ -73,17 +86,31 @@ export async function startObservabilityServer(options: {
   };
   /** Ends the answer; a client that does not read it within the write timeout loses its connection. */
   const send = (res: ServerResponse, status: number, headers: Record<string, string>, body?: string) => {
-    res.writeHead(status, headers).end(body);
+    const length = body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) };
+    res.writeHead(status, { ...headers, ...length }).end(body);
     if (res.writableFinished) return;
     const timer = setTimeout(() => res.socket?.destroy(), timeouts.writeTimeoutMs);
     timer.unref();
     res.once('close', () => clearTimeout(timer));
   };
+  const sendError = (res: ServerResponse, status: number, code: string, message: string, headers = {}) =>
+    send(res, status, { 'content-type': 'application/json', ...headers }, errorJson(code, message));
   const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (!guard.admit(req, res)) return;
+    if (guard.inFlightOn(req.socket) > MAX_OBSERVABILITY_PIPELINED) {
+      sendError(
+        res,
+        503,
+        'OVERLOADED',
+        `more than ${MAX_OBSERVABILITY_PIPELINED} requests in flight on one connection`,
+        { connection: 'close', 'retry-after': RETRY_AFTER_SECONDS },
+      );
+      return;
+    }
     const path = (req.url ?? '/').split('?')[0];
     // HEAD as GET without a body (node drops it): probes that only look at the status use it.
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, 405, { allow: ALLOW });
+      sendError(res, 405, 'BAD_REQUEST', `use ${ALLOW}`, { allow: ALLOW });
       return;
     }
     if (path === '/metrics') {
@@ -103,12 +130,12 @@ export async function startObservabilityServer(options: {
       send(
         res,
         ok ? 200 : 503,
-        { 'content-type': 'application/json' },
+        { 'content-type': 'application/json', ...(ok ? {} : { 'retry-after': RETRY_AFTER_SECONDS }) },
         JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...problems }),
       );
       return;
     }
-    send(res, 404, { 'content-type': 'application/json' }, JSON.stringify({ error: 'not found' }));
+    sendError(res, 404, 'NOT_FOUND', 'no route: /metrics, /healthz and /readyz are served');
   };
   const server: Server = createServer(
     {
@@ -117,10 +144,17 @@ export async function startObservabilityServer(options: {
       keepAliveTimeout: timeouts.keepAliveTimeoutMs,
       // How often node checks the two timeouts above (its default, 30 s, let a connection outlive them by that much).
       connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(timeouts.headersTimeoutMs / 4))),
+      // Checked by the guard, to answer in the JSON shape.
+      requireHostHeader: false,
     },
     handle,
   );
-  server.maxConnections = options.maxConnections ?? MAX_OBSERVABILITY_CONNECTIONS;
+  const guard = guardHttpServer(server, {
+    maxConnections: options.maxConnections ?? MAX_OBSERVABILITY_CONNECTIONS,
+    listener: 'observability',
+    registry: options.registry,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());

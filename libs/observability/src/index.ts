@@ -1,6 +1,8 @@
+export { CAP_WARNING_INTERVAL_MS, errorJson, guardHttpServer, type HttpGuard } from './http-guard.js';
 export {
   type HealthCheck,
   MAX_OBSERVABILITY_CONNECTIONS,
+  MAX_OBSERVABILITY_PIPELINED,
   OBSERVABILITY_TIMEOUTS,
   type ObservabilityServer,
   type ObservabilityTimeouts,

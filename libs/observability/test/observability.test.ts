@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -9,6 +9,7 @@ import {
   gauge,
   MAX_LABEL_VALUES,
   MAX_OBSERVABILITY_CONNECTIONS,
+  MAX_OBSERVABILITY_PIPELINED,
   OBSERVABILITY_TIMEOUTS,
   type ObservabilityServer,
   OTHER_LABEL_VALUE,
@@ -73,21 +74,103 @@ describe('observability server', () => {
     }
   });
 
-  it('holds at most maxConnections connections; more are closed as they arrive', async () => {
+  /** Raw bytes a socket receives until the server closes it (or `ms` pass). */
+  function received(socket: Socket, ms = 3_000): Promise<{ text: string; closedByServer: boolean }> {
+    return new Promise((resolve) => {
+      let text = '';
+      socket.on('data', (d) => {
+        text += d.toString('latin1');
+      });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        resolve({ text, closedByServer: false });
+      }, ms);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve({ text, closedByServer: true });
+      });
+      socket.on('error', () => {});
+    });
+  }
+  const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+
+  it('at maxConnections a new connection closes the longest-idle one: probes work under a flood (it was refused)', async () => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     server = await startObservabilityServer({
       registry,
       health: { healthy: () => true, ready: () => true },
-      maxConnections: 2,
-      timeouts: { headersTimeoutMs: 2_000, requestTimeoutMs: 2_000 },
+      maxConnections: 3,
     });
     expect(MAX_OBSERVABILITY_CONNECTIONS).toBe(64);
-    const held = [hold(server.port), hold(server.port)];
-    await new Promise((r) => setTimeout(r, 100));
-    const third = await hold(server.port);
-    expect(third).toMatchObject({ got: '' });
-    expect(third.closedAfterMs).toBeLessThan(1_000); // the two held ones last until their 2 s timeout
-    await Promise.all(held);
+    // Three keep-alive connections, each answered once and then idle (the flood of the review).
+    const idle: Array<{ socket: Socket; seen: Promise<{ text: string; closedByServer: boolean }> }> = [];
+    for (let i = 0; i < 3; i++) {
+      const socket = connect(server.port, '127.0.0.1');
+      const seen = received(socket, 5_000);
+      let got = '';
+      await new Promise<void>((resolve) => {
+        socket.on('data', (d) => {
+          got += String(d);
+          if (got.includes('"ok"')) resolve();
+        });
+        socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      });
+      idle.push({ socket, seen });
+    }
+    // A probe on a new connection is answered; the longest-idle connection made room for it.
+    const probe = await fetch(`http://127.0.0.1:${server.port}/healthz`);
+    expect(probe.status).toBe(200);
+    expect((await idle[0]!.seen).closedByServer).toBe(true);
+    expect(idle[1]!.socket.destroyed).toBe(false);
+    expect(await registry.metrics()).toContain(
+      'driftline_http_connections_shed_total{listener="observability",reason="evicted_idle",service="test"} 1',
+    );
+    for (const c of idle) c.socket.destroy();
+  });
+
+  it(`answers at most ${MAX_OBSERVABILITY_PIPELINED} pipelined requests of one connection at once; then a 503 that closes it`, async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    server = await startObservabilityServer({ registry, health: { healthy: () => true, ready: () => true } });
+    const socket = connect(server.port, '127.0.0.1');
+    const seen = received(socket);
+    socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(50));
+    const { text, closedByServer } = await seen;
+    const got = statuses(text);
+    expect(got.slice(0, MAX_OBSERVABILITY_PIPELINED)).toEqual(Array(MAX_OBSERVABILITY_PIPELINED).fill(200));
+    expect(got[MAX_OBSERVABILITY_PIPELINED]).toBe(503);
+    expect(got.filter((s) => s === 200)).toHaveLength(MAX_OBSERVABILITY_PIPELINED);
+    expect(text).toContain('retry-after: 1');
+    expect(text).toContain('"code":"OVERLOADED"');
+    expect(closedByServer).toBe(true);
+  });
+
+  it('answers every error in the one JSON shape, and a bad request closes its connection', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    server = await startObservabilityServer({ registry, health: { healthy: () => true, ready: () => false } });
+    const shape = /\r\n\r\n\{"error":\{"code":"[A-Z_]+","message":"[^"\n]+"\}\}$/;
+    for (const [request, status, closes] of [
+      ['GET /healthz HTTP/1.1\r\n\r\n', 400, true], // no Host
+      [
+        'GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 35\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n',
+        417,
+        true,
+      ],
+      ['NOT HTTP AT ALL\r\n\r\n', 400, true],
+      ['POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n', 405, true],
+      ['GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 404, true],
+    ] as const) {
+      const socket = connect(server.port, '127.0.0.1');
+      const seen = received(socket);
+      socket.write(request);
+      const { text, closedByServer } = await seen;
+      // One answer: the body of the 417 is never parsed as a request of its own.
+      expect(statuses(text)).toEqual([status]);
+      expect(text).toMatch(shape);
+      expect(closedByServer).toBe(closes);
+    }
+    const unready = await fetch(`http://127.0.0.1:${server.port}/readyz`);
+    expect(unready.status).toBe(503);
+    expect(unready.headers.get('retry-after')).toBe('1');
   });
 
   it('answers HEAD like GET without a body, other methods 405 with Allow', async () => {

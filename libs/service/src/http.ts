@@ -3,10 +3,10 @@
 // request and keep-alive timeouts, bounded work in flight and a graceful close. Exported as
 // `@driftline/service/http`.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { ConfigError, DriftlineError, envField, jsonDepthWithin, MAX_TIMER_MS } from '@driftline/core';
+import { ConfigError, DriftlineError, envField, jsonDepthWithin, type Logger, MAX_TIMER_MS } from '@driftline/core';
+import { guardHttpServer, type Registry } from '@driftline/observability';
 import { type ListenVariables, listenError } from './listen-error.js';
 
 export type { ListenVariables };
@@ -122,10 +122,32 @@ function bodyUnread(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** The Retry-After of every 503, in seconds: load shedding and outages are short, a client retries soon. */
+export const RETRY_AFTER_SECONDS = 1;
+
 /**
- * Writes `body` as JSON; a 401 names the bearer realm. An answer given before the request's body
- * was read (a 413, a 401, an unknown route) closes the connection: keeping it would mean reading
- * and discarding whatever the client goes on sending.
+ * Most answer bytes this process holds at once, over all answers written and not yet taken by
+ * their socket (a client that does not read, a pipelined answer queued behind one): past it, new
+ * requests and new answers are a 503. 64 clients each sending one ~6 MB batch and not reading held
+ * 400 MB before it, 10 connections pipelining 16 such batches a gigabyte. An answer alone larger
+ * than the bound is still sent when nothing else is held.
+ */
+export const MAX_HELD_ANSWER_BYTES = 64 * 1024 * 1024;
+
+/** A budget of answer bytes held: the process's, or a server's own (tests). */
+interface AnswerBudget {
+  held: number;
+  readonly max: number;
+}
+const processAnswers: AnswerBudget = { held: 0, max: MAX_HELD_ANSWER_BYTES };
+/** The budget of each answer of a {@link listenHttp} server (answers of other servers are not counted). */
+const answerBudgets = new WeakMap<ServerResponse, AnswerBudget>();
+
+/**
+ * Writes `body` as JSON; a 401 names the bearer realm, a 503 has a Retry-After. An answer given
+ * before the request's body was read (a 413, a 401, an unknown route) closes the connection:
+ * keeping it would mean reading and discarding whatever the client goes on sending. An answer of
+ * a {@link listenHttp} server that would pass {@link MAX_HELD_ANSWER_BYTES} is a 503 instead.
  */
 export function sendJson(
   res: ServerResponse,
@@ -136,15 +158,37 @@ export function sendJson(
 ): void {
   // Encoded once: byteLength + end(string) would walk the UTF-8 encoding twice.
   const bytes = Buffer.from(JSON.stringify(body), 'utf8');
+  const budget = answerBudgets.get(res);
+  if (budget !== undefined) {
+    // Error answers are small (a message): always sent, so the 503 itself never is refused.
+    if (status < 400 && budget.held > 0 && budget.held + bytes.length > budget.max) {
+      sendError(res, answersHeld(), realm);
+      return;
+    }
+    budget.held += bytes.length;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      budget.held -= bytes.length;
+    };
+    // `finish`: the last byte is with the socket's kernel buffer; `close`: the connection is gone.
+    res.once('finish', release);
+    res.once('close', release);
+  }
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': bytes.length,
     ...(res.req !== undefined && bodyUnread(res.req) ? { connection: 'close' } : {}),
     ...(status === 401 ? { 'www-authenticate': `Bearer realm="${realm}"` } : {}),
+    ...(status === 503 ? { 'retry-after': String(RETRY_AFTER_SECONDS) } : {}),
     ...headers,
   });
   res.end(bytes);
 }
+
+const answersHeld = () =>
+  new HttpError(503, 'OVERLOADED', 'too many answers not yet read by their clients; retry later');
 
 /** Answers `error` as `{"error": {"code", "message"}}`, with its Allow header when it has one. */
 export function sendError(res: ServerResponse, error: HttpError, realm: string): void {
@@ -240,6 +284,16 @@ export function serverTimeoutsFromEnv<P extends string>(
 export const MAX_PIPELINED_PER_CONNECTION = 16;
 /** Requests in flight over all connections; beyond it, a 503 at once (load shedding, retry later). */
 export const MAX_REQUESTS_IN_FLIGHT = 4_096;
+/**
+ * Connections a server holds at once (DRIFTLINE_*_MAX_CONNECTIONS): at the cap a new connection
+ * closes the longest-idle one (see guardHttpServer of `@driftline/observability`). Well under the
+ * usual file-descriptor limits (1,024 soft), which the process's Kafka, Redis and ClickHouse
+ * clients share: 1,150 idle connections under a limit of 1,100 made the runner's probes and the
+ * API fail, logging nothing.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 512;
+/** The variable of a server's connection cap: from 8 to 65,535. */
+export const maxConnectionsField = () => envField.int(8, 65_535).default(DEFAULT_MAX_CONNECTIONS);
 /** How long `close()` lets requests in flight finish before it closes their connections. */
 export const DEFAULT_CLOSE_GRACE_MS = 10_000;
 
@@ -254,29 +308,6 @@ export interface HttpServer {
 
 const overloaded = (message: string) => new HttpError(503, 'OVERLOADED', message);
 
-/** What node's parser refused, as the one error body (node's own answers have none). */
-function clientErrorAnswer(code: string | undefined): [number, string] {
-  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'request headers larger than 16 KiB'];
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'the request did not arrive within the request timeout'];
-  return [400, `malformed HTTP request${code === undefined ? '' : ` (${code})`}`];
-}
-
-/**
- * node's default for a request its parser refuses, with a JSON body: answered only when no answer
- * of the connection has started (else the bytes would corrupt it), then the connection closed.
- */
-function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (error.code !== 'ECONNRESET' && socket.writable && (current == null || !current.headersSent)) {
-    const [status, message] = clientErrorAnswer(error.code);
-    const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message } });
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
-  }
-  socket.destroy(error);
-}
-
 /**
  * Listens with `handle` on host:port (0: a free port), with the timeouts on every connection. With
  * `listenVariables`, an address that cannot be bound (port in use or not allowed) is a ConfigError
@@ -288,8 +319,20 @@ export async function listenHttp(
     readonly port?: number;
     readonly host?: string;
     readonly listenVariables?: ListenVariables;
+    /** Default {@link DEFAULT_MAX_CONNECTIONS}. */
+    readonly maxConnections?: number;
+    /** Names the server in the connection-cap warning and metric; default `http`. */
+    readonly listener?: string;
+    /** Where the connection-cap warning goes (at most once a minute). */
+    readonly logger?: Logger;
+    /** Where `driftline_http_connections_shed_total` is counted. */
+    readonly registry?: Registry;
+    /** A bound of answer bytes held of this server's own; default the process's {@link MAX_HELD_ANSWER_BYTES}. */
+    readonly maxHeldAnswerBytes?: number;
   },
 ): Promise<HttpServer> {
+  const answers: AnswerBudget =
+    options.maxHeldAnswerBytes === undefined ? processAnswers : { held: 0, max: options.maxHeldAnswerBytes };
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_TIMEOUTS.headersTimeoutMs;
   const requestTimeout = Math.max(headersTimeout, options.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestTimeoutMs);
   // Unanswered requests by connection, and all of them (a closed connection forgets its own,
@@ -311,6 +354,8 @@ export async function listenHttp(
     return set;
   };
   const admit = (req: IncomingMessage, res: ServerResponse) => {
+    if (!guard.admit(req, res)) return;
+    answerBudgets.set(res, answers);
     const onSocket = pendingOn(req.socket);
     if (onSocket.size >= MAX_PIPELINED_PER_CONNECTION || inFlight.size >= MAX_REQUESTS_IN_FLIGHT) {
       const why =
@@ -319,6 +364,10 @@ export async function listenHttp(
           : 'too many requests in flight; retry later';
       res.setHeader('connection', 'close');
       sendError(res, overloaded(why), '');
+      return;
+    }
+    if (answers.held >= answers.max) {
+      sendError(res, answersHeld(), '');
       return;
     }
     onSocket.add(res);
@@ -356,10 +405,18 @@ export async function listenHttp(
       // How often node checks the two timeouts above (its default, 30 s, would let a slow client
       // hold a connection up to that long past them).
       connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
+      // Checked by the guard, to answer in the JSON shape.
+      requireHostHeader: false,
     },
     admit,
   );
-  server.on('clientError', answerClientError);
+  // Connection cap, node's own error answers (unparsable request, unknown Expect) in the JSON shape.
+  const guard = guardHttpServer(server, {
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    listener: options.listener ?? 'http',
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.registry === undefined ? {} : { registry: options.registry }),
+  });
   // `Expect: 100-continue`: routed and authorised first; readBody sends the 100 when it reads.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     awaitingContinue.set(req, res);

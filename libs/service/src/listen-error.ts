@@ -14,11 +14,13 @@ const REFUSALS: ReadonlyMap<string, { readonly variable: keyof ListenVariables; 
   ],
   ['EACCES', { variable: 'port', why: 'permission denied (ports below 1024 need privileges)' }],
   ['EADDRNOTAVAIL', { variable: 'host', why: 'no network interface of this machine has this address' }],
+  // getaddrinfo's "no such name": a host name that does not resolve (a typo, a name of another machine).
+  ['ENOTFOUND', { variable: 'host', why: 'the host name does not resolve to an address' }],
 ]);
 
 /**
  * A listener that cannot be bound for a reason of its configuration (a port in use or not allowed,
- * an address the machine does not have) becomes a ConfigError naming the variable to change: it was
+ * an address the machine does not have, a host name that does not resolve) becomes a ConfigError naming the variable to change: it was
  * reported as an internal error, a bug to report. Anything else is returned as it is.
  */
 export function listenError(error: unknown, variables: ListenVariables, host: string, port: number): unknown {

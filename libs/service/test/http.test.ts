@@ -1,16 +1,20 @@
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { ConfigError } from '@driftline/core';
+import { ConfigError, silentLogger } from '@driftline/core';
+import { createMetricsRegistry } from '@driftline/observability';
 import { eventually } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   checkBearer,
+  DEFAULT_MAX_CONNECTIONS,
   HttpError,
   type HttpServer,
   listenHttp,
   MAX_BUFFERED_BODY_BYTES,
   MAX_PIPELINED_PER_CONNECTION,
+  maxConnectionsField,
   parseJsonBody,
+  RETRY_AFTER_SECONDS,
   readBody,
   type ServerTimeouts,
   sendError,
@@ -326,6 +330,163 @@ describe('the HTTP server bounds what a client can hold, and closes gracefully',
   }, 20_000);
 });
 
+describe('connections, answer bytes and error answers of listenHttp', () => {
+  const servers: HttpServer[] = [];
+  const sockets: Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    for (const s of servers.splice(0)) await s.close(0);
+  });
+  const open = (port: number) => {
+    const socket = connect(port, '127.0.0.1');
+    sockets.push(socket);
+    return socket;
+  };
+  /** Sends one request on `socket` and resolves once its whole (small) answer came. */
+  const ask = (socket: Socket, path = '/') =>
+    new Promise<string>((resolve) => {
+      let text = '';
+      const onData = (d: Buffer) => {
+        text += d.toString('latin1');
+        if (text.includes('\r\n\r\n{')) {
+          socket.off('data', onData);
+          resolve(text);
+        }
+      };
+      socket.on('data', onData);
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+
+  it('at maxConnections a new connection closes the longest-idle one, logs once and counts it (there was no cap)', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const warnings: unknown[] = [];
+    const logger = { ...silentLogger, warn: (obj: object) => warnings.push(obj) };
+    let busyRelease: () => void = () => {};
+    const server = await listenHttp(
+      async (req, res) => {
+        if (req.url === '/busy') await new Promise<void>((r) => (busyRelease = r));
+        sendJson(res, 200, { ok: true }, 'r');
+      },
+      { maxConnections: 3, listener: 'test-api', registry, logger },
+    );
+    servers.push(server);
+    const [oldest, middle, busy] = [open(server.port), open(server.port), open(server.port)];
+    const oldestSeen = received(oldest);
+    await ask(oldest);
+    await ask(middle);
+    busy.write('GET /busy HTTP/1.1\r\nHost: x\r\n\r\n'); // a request in flight: never evicted
+    await new Promise((r) => setTimeout(r, 50));
+    const fresh = open(server.port);
+    expect(statuses(await ask(fresh))).toEqual([200]);
+    expect((await oldestSeen).closedByServer).toBe(true);
+    expect(middle.destroyed).toBe(false);
+    // Two more: the middle one goes, then the fresh one (idle since its answer); the busy one stays.
+    const more = [open(server.port), open(server.port)];
+    for (const m of more) expect(statuses(await ask(m))).toEqual([200]);
+    expect(busy.destroyed).toBe(false);
+    busyRelease();
+    expect(warnings).toHaveLength(1); // rate-limited: one line for three evictions
+    expect(warnings[0]).toMatchObject({ listener: 'test-api', maxConnections: 3 });
+    expect(await registry.metrics()).toContain(
+      'driftline_http_connections_shed_total{listener="test-api",reason="evicted_idle",service="test"} 3',
+    );
+  });
+
+  it('the default cap is validated by its variable', () => {
+    expect(DEFAULT_MAX_CONNECTIONS).toBe(512);
+    expect(maxConnectionsField().parse(undefined)).toBe(DEFAULT_MAX_CONNECTIONS);
+    expect(maxConnectionsField().safeParse('0').success).toBe(false);
+    expect(maxConnectionsField().safeParse('2000').data).toBe(2_000);
+  });
+
+  /** A server whose every answer is 16 MiB of JSON (more than both ends' socket buffers hold). */
+  const bigAnswers = async (maxHeldAnswerBytes: number) => {
+    const answer = { x: 'x'.repeat(16 * 1024 * 1024) };
+    let handled = 0;
+    const server = await listenHttp(
+      (_req, res) => {
+        handled++;
+        sendJson(res, 200, answer, 'r');
+      },
+      { maxHeldAnswerBytes, writeTimeoutMs: 500 },
+    );
+    servers.push(server);
+    const stalled = open(server.port);
+    stalled.on('error', () => {});
+    stalled.pause(); // reads nothing
+    stalled.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await eventually(async () => (handled === 1 ? true : undefined), 5_000, 20);
+    return { server, stalled, handled: () => handled };
+  };
+
+  it('answer bytes held are bounded: a new request past the bound is a 503 with Retry-After, until the stuck client is dropped', async () => {
+    const { server, handled } = await bigAnswers(8 * 1024 * 1024);
+    const refused = open(server.port);
+    const refusedSeen = received(refused, 1_000);
+    refused.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const { text } = await refusedSeen;
+    expect(statuses(text)).toEqual([503]);
+    expect(text).toContain('retry-after: 1');
+    expect(text).toContain('too many answers not yet read by their clients');
+    expect(handled()).toBe(1); // refused before any work
+    // Past the write timeout the stalled connection is destroyed and its bytes come back.
+    await eventually(
+      async () => {
+        const socket = open(server.port);
+        const seen = received(socket, 10_000);
+        socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        return statuses((await seen).text)[0] === 200 ? true : undefined;
+      },
+      10_000,
+      100,
+    );
+  }, 20_000);
+
+  it('an answer that would pass the bound of answer bytes held is a 503 instead', async () => {
+    const { server, handled } = await bigAnswers(24 * 1024 * 1024);
+    const socket = open(server.port);
+    const seen = received(socket, 1_000);
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const { text } = await seen;
+    expect(handled()).toBe(2);
+    expect(statuses(text)).toEqual([503]);
+    expect(text).toContain('"code":"OVERLOADED"');
+  }, 20_000);
+
+  it('a request without Host and an unknown Expect get the JSON error and close their connection (node answered them bare)', async () => {
+    let handled = 0;
+    const server = await listenHttp((_req, res) => {
+      handled++;
+      sendJson(res, 200, {}, 'r');
+    }, {});
+    servers.push(server);
+    for (const [request, status] of [
+      ['GET / HTTP/1.1\r\n\r\n', 400],
+      ['POST / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 27\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n', 417],
+    ] as const) {
+      const socket = open(server.port);
+      const seen = received(socket);
+      socket.write(request);
+      const { text, closedByServer } = await seen;
+      expect(statuses(text)).toEqual([status]); // the 417's body is never run as a request
+      expect(text).toMatch(/\r\n\r\n\{"error":\{"code":"BAD_REQUEST","message":"[^"\n]+"\}\}$/);
+      expect(closedByServer).toBe(true);
+    }
+    expect(handled).toBe(0);
+  });
+
+  it('every 503 has a Retry-After', async () => {
+    const server = await listenHttp(
+      (_req, res) => sendError(res, new HttpError(503, 'SINK_UNAVAILABLE', 'down'), 'r'),
+      {},
+    );
+    servers.push(server);
+    const res = await fetch(`http://127.0.0.1:${server.port}/`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe(String(RETRY_AFTER_SECONDS));
+  });
+});
+
 describe('an address that cannot be bound', () => {
   const taken: Server[] = [];
   afterEach(() => {
@@ -353,6 +514,16 @@ describe('an address that cannot be bound', () => {
     await expect(listenHttp(() => {}, { port, host: '127.0.0.1' })).rejects.toMatchObject({ code: 'EADDRINUSE' });
   });
 
+  it('is a ConfigError naming the host variable when the host name does not resolve (it was an internal error)', async () => {
+    const error = await listenHttp(() => {}, { port: 0, host: 'nosuch.invalid', listenVariables: variables }).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toBe(
+      'DRIFTLINE_X_HOST: cannot listen on nosuch.invalid:0: the host name does not resolve to an address',
+    );
+  });
+
   it('names the port for a refused port, the host for an address the machine lacks, and passes the rest', () => {
     const systemError = (code: string) => Object.assign(new Error(`listen ${code}`), { code });
     const refused = listenError(systemError('EACCES'), variables, '::1', 80);
@@ -364,6 +535,9 @@ describe('an address that cannot be bound', () => {
       'DRIFTLINE_X_HOST',
     );
     const other = systemError('EMFILE');
+    expect((listenError(systemError('ENOTFOUND'), variables, 'nosuch.invalid', 1) as ConfigError).field).toBe(
+      'DRIFTLINE_X_HOST',
+    );
     expect(listenError(other, variables, '127.0.0.1', 1)).toBe(other);
     expect(listenError('constructor', variables, '127.0.0.1', 1)).toBe('constructor');
   });

@@ -33,6 +33,15 @@ describe('runner configuration', () => {
     ).rejects.toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: must be a URL/);
   });
 
+  it('a DRIFTLINE_HTTP_HOST that does not resolve is a ConfigError naming it (it was an internal error)', async () => {
+    const failure = await startRunner({
+      services: [],
+      env: { DRIFTLINE_KAFKA_BROKERS: '127.0.0.1:1', DRIFTLINE_HTTP_HOST: 'nosuch.invalid', DRIFTLINE_HTTP_PORT: '0' },
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect(failure).toMatchObject({ field: 'DRIFTLINE_HTTP_HOST' });
+  });
+
   it('selects services by name and refuses unknown ones', () => {
     const all = [{ name: 'a' }, { name: 'b' }];
     expect(selectServices(all, undefined)).toEqual(all);

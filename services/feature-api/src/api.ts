@@ -8,6 +8,10 @@ export interface FeatureApiOptions extends FeatureHandlerOptions, Partial<Server
   readonly host?: string;
   /** The variables naming port and host: a port in use is then a ConfigError naming them. */
   readonly listenVariables?: ListenVariables;
+  /** Connections held at once; at the cap a new one closes the longest-idle (default DEFAULT_MAX_CONNECTIONS). */
+  readonly maxConnections?: number;
+  /** A bound of answer bytes held of this server's own (tests); default the process's MAX_HELD_ANSWER_BYTES. */
+  readonly maxHeldAnswerBytes?: number;
 }
 
 export type FeatureApiServer = HttpServer;
@@ -19,9 +23,10 @@ export type FeatureApiServer = HttpServer;
  *   many entities of several views, one batch read of the store;
  * - `GET  /healthz` (never needs the token).
  * Bounded: body size, entities per batch, feature names per read (no repeats), an optional bearer
- * token, and header, request, keep-alive and write timeouts on every connection.
+ * token, header, request, keep-alive and write timeouts on every connection, connections held,
+ * and answer bytes not yet read by their clients (see `listenHttp`).
  * The store is any OnlineStore: Redis in the service, the in-memory spec in unit tests.
  */
 export async function startFeatureApi(options: FeatureApiOptions): Promise<FeatureApiServer> {
-  return listenHttp(createFeatureHandler(options), options);
+  return listenHttp(createFeatureHandler(options), { listener: 'feature-api', ...options });
 }

@@ -3,7 +3,7 @@ import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import { MAX_READ_BATCH, onlineStoreEnvShape } from '@driftline/online-store';
 import { defineService } from '@driftline/service';
-import { serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
+import { maxConnectionsField, serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
 import { z } from 'zod';
 import { type ServerTimeouts, startFeatureApi } from './api.js';
 import { DEFAULT_LIMITS, type RequestLimits } from './http.js';
@@ -25,6 +25,8 @@ export const featureApiEnvShape = {
   /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
   DRIFTLINE_FEATURE_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   ...serverTimeoutsEnvShape('DRIFTLINE_FEATURE_API'),
+  /** Connections held at once (8 to 65,535); at the cap a new one closes the longest-idle one. */
+  DRIFTLINE_FEATURE_API_MAX_CONNECTIONS: maxConnectionsField(),
   /**
    * `worker`: the HTTP server and its Redis reads run on a worker thread (own event loop and heap),
    * so services co-hosted in the process (the materializer) cannot stall reads; `main`: on the
@@ -45,6 +47,7 @@ export interface FeatureApiConfig {
   readonly host: string;
   readonly limits: RequestLimits;
   readonly timeouts: ServerTimeouts;
+  readonly maxConnections: number;
   readonly token?: string;
 }
 
@@ -74,6 +77,7 @@ export const featureApi = defineService({
         maxFeatures: env.DRIFTLINE_FEATURE_API_MAX_FEATURES,
       },
       timeouts,
+      maxConnections: env.DRIFTLINE_FEATURE_API_MAX_CONNECTIONS,
       ...(env.DRIFTLINE_FEATURE_API_TOKEN === undefined ? {} : { token: env.DRIFTLINE_FEATURE_API_TOKEN }),
     };
   },
@@ -87,6 +91,7 @@ export const featureApi = defineService({
     const bounds = {
       ...config.limits,
       ...config.timeouts,
+      maxConnections: config.maxConnections,
       ...(config.token === undefined ? {} : { token: config.token }),
     };
     if (config.thread === 'worker') {

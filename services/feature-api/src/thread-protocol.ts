@@ -18,6 +18,7 @@ export interface FeatureApiThreadData extends Partial<ServerTimeouts> {
   readonly maxBatchEntities?: number;
   readonly maxBodyBytes?: number;
   readonly maxFeatures?: number;
+  readonly maxConnections?: number;
   readonly token?: string;
   readonly redisPolicy?: Partial<RedisClientPolicy>;
 }

@@ -43,8 +43,12 @@ export const THREAD_HEARTBEAT_MS = 5_000;
  */
 export const THREAD_STALE_AFTER_MS = 30_000;
 
-/** Names of the metrics the handler creates (handler.ts); proxied into the main registry. */
-const THREAD_METRICS = ['driftline_feature_api_request_seconds', 'driftline_feature_api_rows_total'] as const;
+/** Names of the metrics the handler (handler.ts) and its listener create; proxied into the main registry. */
+const THREAD_METRICS = [
+  'driftline_feature_api_request_seconds',
+  'driftline_feature_api_rows_total',
+  'driftline_http_connections_shed_total',
+] as const;
 
 /**
  * The feature API on a worker thread of its own: HTTP server, request handling and its Redis

@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { silentLogger } from '@driftline/core';
 import { parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
@@ -165,6 +166,50 @@ describe('feature API over the in-memory online store', () => {
     try {
       expect((await fetch(`http://127.0.0.1:${api.port}/healthz`)).status).toBe(503);
     } finally {
+      await api.close();
+    }
+  });
+
+  it('a 503 (here: the store is down on /healthz) has a Retry-After', async () => {
+    const closed = new InMemoryOnlineStore();
+    await closed.close();
+    const api = await startFeatureApi({
+      store: closed,
+      views,
+      registry: createMetricsRegistry({ service: 't', defaultMetrics: false }),
+      logger: silentLogger,
+    });
+    try {
+      const res = await fetch(`http://127.0.0.1:${api.port}/healthz`);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('at maxConnections a new client closes the longest-idle connection, counted as the feature-api listener', async () => {
+    const capped = createMetricsRegistry({ service: 't', defaultMetrics: false });
+    const api = await startFeatureApi({ store, views, registry: capped, logger: silentLogger, maxConnections: 2 });
+    const idle: Socket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const socket = connect(api.port, '127.0.0.1');
+        socket.on('error', () => {});
+        idle.push(socket);
+        await new Promise<void>((resolve) => {
+          socket.once('data', () => resolve());
+          socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+        });
+      }
+      const first = new Promise<void>((resolve) => idle[0]!.once('close', () => resolve()));
+      expect((await fetch(`http://127.0.0.1:${api.port}/healthz`)).status).toBe(200);
+      await first;
+      expect(await capped.metrics()).toContain(
+        'driftline_http_connections_shed_total{listener="feature-api",reason="evicted_idle",service="t"} 1',
+      );
+    } finally {
+      for (const s of idle) s.destroy();
       await api.close();
     }
   });

@@ -22,6 +22,17 @@ describe('feature-api configuration (issue 11, defect 5)', () => {
       writeTimeoutMs: 30_000,
     });
     expect(config.token).toBeUndefined();
+    expect(config.maxConnections).toBe(512);
+  });
+
+  it('takes a connection cap, validated (it had none: a flood of idle connections used up the fds)', () => {
+    expect(configure({ DRIFTLINE_FEATURE_API_MAX_CONNECTIONS: '64' }).maxConnections).toBe(64);
+    expect(() => configure({ DRIFTLINE_FEATURE_API_MAX_CONNECTIONS: '0' })).toThrow(
+      /DRIFTLINE_FEATURE_API_MAX_CONNECTIONS/,
+    );
+    expect(() => configure({ DRIFTLINE_FEATURE_API_MAX_CONNECTIONS: 'many' })).toThrow(
+      /DRIFTLINE_FEATURE_API_MAX_CONNECTIONS/,
+    );
   });
 
   it('parses every bound and the token', () => {

@@ -1,9 +1,9 @@
-import { createServer } from 'node:net';
+import { connect as connectSocket, createServer, type Socket } from 'node:net';
 import { ConfigError, silentLogger } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
-import { stallableProxy, uniqueName } from '@driftline/test-support';
+import { eventually, stallableProxy, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { startFeatureApiThread } from '../src/thread.js';
 
@@ -220,6 +220,56 @@ describe('feature API on its worker thread, against a real Redis', () => {
       expect(errors).toEqual([]);
     } finally {
       await new Promise((r) => taken.close(r));
+    }
+  });
+  it('a host name that does not resolve is a ConfigError naming its variable (it was "thread failed to start")', async () => {
+    const failure = await startFeatureApiThread({
+      redis,
+      keyPrefix,
+      viewsText,
+      port: 0,
+      host: 'nosuch.invalid',
+      listenVariables: { port: 'DRIFTLINE_FEATURE_API_PORT', host: 'DRIFTLINE_FEATURE_API_HOST' },
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      logger: silentLogger,
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect(failure).toMatchObject({
+      field: 'DRIFTLINE_FEATURE_API_HOST',
+      message: expect.stringContaining('nosuch.invalid:0: the host name does not resolve'),
+    });
+  });
+
+  it('applies its connection cap on the thread, and its metric reaches the main registry', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const api = await startFeatureApiThread({
+      redis,
+      keyPrefix,
+      viewsText,
+      port: 0,
+      host: '127.0.0.1',
+      maxConnections: 8,
+      registry,
+      logger: silentLogger,
+    });
+    const idle: Socket[] = [];
+    try {
+      for (let i = 0; i < 9; i++) {
+        const socket = connectSocket(api.port, '127.0.0.1');
+        socket.on('error', () => {});
+        idle.push(socket);
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await eventually(
+        async () => ((await registry.metrics()).includes('reason="evicted_idle"') ? true : undefined),
+        5_000,
+        100,
+      );
+      expect(idle[0]!.destroyed || idle[0]!.readableEnded).toBe(true);
+    } finally {
+      for (const s of idle) s.destroy();
+      await api.close();
     }
   });
 });

@@ -64,10 +64,14 @@ function instance(json: unknown, where: string, maxFeatures: number): Instance {
       if (typeof v === 'number' && !Number.isFinite(v))
         throw badRequest(`${featureField(where, name)}: must be a finite number`);
       // The value is logged with the prediction (held while Kafka is down): bounded as feature events are.
-      if (typeof v === 'string' && v.length > MAX_STRING_FEATURE_LENGTH) {
-        throw badRequest(
-          `${featureField(where, name)}: at most ${MAX_STRING_FEATURE_LENGTH} characters, got ${v.length}`,
-        );
+      if (typeof v === 'string') {
+        if (v.length > MAX_STRING_FEATURE_LENGTH) {
+          throw badRequest(
+            `${featureField(where, name)}: at most ${MAX_STRING_FEATURE_LENGTH} characters, got ${v.length}`,
+          );
+        }
+        // A lone surrogate is scored as it is but logged (UTF-8) as U+FFFD: the log would not show what the model saw.
+        if (!isWellFormed(v)) throw badRequest(`${featureField(where, name)}: not well-formed Unicode`);
       }
     }
   }

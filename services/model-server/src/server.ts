@@ -59,6 +59,8 @@ export interface ModelServerOptions extends Partial<PredictLimits>, Partial<Serv
   readonly host?: string;
   /** The variables naming port and host: a port in use is then a ConfigError naming them. */
   readonly listenVariables?: ListenVariables;
+  /** Connections held at once; at the cap a new one closes the longest-idle (see `listenHttp`). */
+  readonly maxConnections?: number;
   readonly ready?: () => boolean;
   /** Accepted `event_time` of a request's instances. */
   readonly eventTime?: EventTimeBounds;
@@ -125,7 +127,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     logger: options.logger,
   });
   const handler = createModelHandler({ ...options, table, log });
-  const server = await listenHttp(handler, options).catch(async (error: unknown) => {
+  const server = await listenHttp(handler, { listener: 'model-server', ...options }).catch(async (error: unknown) => {
     await log.close(0);
     throw error;
   });

@@ -13,7 +13,12 @@ import type { ConsumerHandle } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import { contracts, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
-import { type ServerTimeouts, serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
+import {
+  maxConnectionsField,
+  type ServerTimeouts,
+  serverTimeoutsEnvShape,
+  serverTimeoutsFromEnv,
+} from '@driftline/service/http';
 import { z } from 'zod';
 import { threadedArtifactLoader } from './load-thread.js';
 import { modelsFollower } from './models-follower.js';
@@ -57,6 +62,8 @@ export const modelServerEnvShape = {
   /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
   DRIFTLINE_MODEL_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   ...serverTimeoutsEnvShape('DRIFTLINE_MODEL_SERVER'),
+  /** Connections held at once (8 to 65,535); at the cap a new one closes the longest-idle one. */
+  DRIFTLINE_MODEL_SERVER_MAX_CONNECTIONS: maxConnectionsField(),
 };
 
 export interface ModelServerConfig {
@@ -73,6 +80,7 @@ export interface ModelServerConfig {
   readonly logBounds: PredictionLogBounds;
   readonly logThread: boolean;
   readonly timeouts: ServerTimeouts;
+  readonly maxConnections: number;
   readonly token?: string;
 }
 
@@ -136,6 +144,7 @@ export const modelServer = defineService({
       },
       logThread: env.DRIFTLINE_MODEL_SERVER_LOG_THREAD,
       timeouts,
+      maxConnections: env.DRIFTLINE_MODEL_SERVER_MAX_CONNECTIONS,
       ...(env.DRIFTLINE_MODEL_SERVER_TOKEN === undefined ? {} : { token: env.DRIFTLINE_MODEL_SERVER_TOKEN }),
     };
   },
@@ -198,6 +207,7 @@ export const modelServer = defineService({
         listenVariables: { port: 'DRIFTLINE_MODEL_SERVER_PORT', host: 'DRIFTLINE_MODEL_SERVER_HOST' },
         ...config.limits,
         ...config.timeouts,
+        maxConnections: config.maxConnections,
         ...(config.token === undefined ? {} : { token: config.token }),
         ready: () => followerReady(),
         eventTime: ctx.common.eventTime,

@@ -14,7 +14,7 @@ import {
   sortedFinite,
   wassersteinSorted,
 } from '@driftline/stats';
-import { type Column, quotedName, shortName } from './columns.js';
+import { type Column, isTextNumber, parseNumberText, quotedName, shortName } from './columns.js';
 import { type EvidentlyDecision, type EvidentlyStattest, evidentlyCategorical, evidentlyNumeric } from './evidently.js';
 
 export interface DriftOptions {
@@ -110,9 +110,12 @@ function compareColumns(reference: Column, current: Column, options: DriftOption
   // side with no value at all is typed numeric: it compares as missing categories.)
   if (reference.kind !== current.kind && hasNumber(reference) && hasNumber(current)) {
     const [numeric, text] = reference.kind === 'numeric' ? ['reference', 'current'] : ['current', 'reference'];
+    const textColumn = reference.kind === 'numeric' ? current : reference;
+    const sample = textColumn.kind === 'categorical' ? textSample(textColumn.values) : undefined;
+    // --numeric would only move the error to the first text cell; --categorical always compares.
     throw new DriftlineError(
       'BAD_REQUEST',
-      `column ${quotedName(reference.name)}: numbers in the ${numeric} but text in the ${text} — choose its type with --categorical ${shortName(reference.name)} or --numeric ${shortName(reference.name)}`,
+      `column ${quotedName(reference.name)}: numbers in the ${numeric} but text in the ${text}${sample === undefined ? '' : ` (such as ${JSON.stringify(sample)})`} — compare it as categories with --categorical ${shellWord(shortName(reference.name))}, or make those values numbers`,
     );
   }
   const ref = categories(reference);
@@ -208,6 +211,17 @@ export function missingAsKindOf(like: Column, column: Column): Column {
 }
 
 /** False only for a numeric column without one number (all missing). */
+/** The first present cell that is not a number (cut to 40 characters), for the error line. */
+function textSample(values: ReadonlyArray<string | null>): string | undefined {
+  for (const v of values) if (v !== null && isTextNumber(parseNumberText(v), v)) return v.slice(0, 40);
+  return undefined;
+}
+
+/** A column name as a shell word: as it is when plain, else single-quoted. */
+function shellWord(name: string): string {
+  return /^[\w.@%+:/-]+$/.test(name) ? name : `'${name.replaceAll("'", `'\\''`)}'`;
+}
+
 function hasNumber(column: Column): boolean {
   if (column.kind === 'categorical') return true;
   for (const v of column.values) if (!Number.isNaN(v)) return true;

@@ -1,4 +1,5 @@
 import { cutText, DriftlineError } from '@driftline/core';
+import { booleanCategory } from '@driftline/drift';
 import { floatText, integerText } from './number-text.js';
 
 /** A typed column of a table: numbers (NaN = missing) or categories (null = missing). */
@@ -41,24 +42,63 @@ export function quotedName(name: string): string {
   return JSON.stringify(shortName(name));
 }
 
-const MISSING = new Set(['', 'NA', 'NaN', 'nan', 'null', 'NULL', 'None']);
+/** pandas' default `na_values` (read_csv's STR_NA_VALUES, pandas 2.3), exactly as written. */
+const MISSING = new Set([
+  '',
+  '#N/A',
+  '#N/A N/A',
+  '#NA',
+  '-1.#IND',
+  '-1.#QNAN',
+  '-NaN',
+  '-nan',
+  '1.#IND',
+  '1.#QNAN',
+  '<NA>',
+  'N/A',
+  'NA',
+  'NULL',
+  'NaN',
+  'None',
+  'n/a',
+  'nan',
+  'null',
+]);
 
-/** Empty, blank (Number(' ') is 0, not missing) or one of the usual NA spellings. */
+/** Empty, blank (Number(' ') is 0, not missing) or one of pandas' NA spellings. */
 export function isMissingCell(cell: string): boolean {
   return MISSING.has(cell) || cell.trim() === '';
 }
 
-/** A number that is neither finite nor missing: what `parseNumber*` return for a non-number. */
-export const NOT_A_NUMBER = Number.NEGATIVE_INFINITY;
+/** pandas' spellings of infinity, any case, no blanks: `inf`, `-Infinity`, `+INF` (to_csv writes `inf`). */
+const INFINITY_TEXT = /^[+-]?inf(inity)?$/i;
 
 /**
- * A text cell as a number: finite value, NaN when missing (`isMissingCell`), `NOT_A_NUMBER` when it
- * is text. A cell is a number when `Number(cell)` is finite (so ` 5 `, `1e3`, `0x1f` are numbers).
+ * A number that is neither finite nor missing: what `parseNumber*` return for a non-number — and
+ * for a spelling of −infinity, whose value it is; `isNegativeInfinityText` tells the two apart.
+ */
+export const NOT_A_NUMBER = Number.NEGATIVE_INFINITY;
+
+/** A cell pandas reads as −infinity (`-inf`, `-Infinity`, any case). */
+export function isNegativeInfinityText(cell: string): boolean {
+  return cell.charCodeAt(0) === 0x2d && INFINITY_TEXT.test(cell);
+}
+
+/**
+ * A text cell as a number: finite value, ±Infinity for pandas' infinity spellings, NaN when missing
+ * (`isMissingCell`), `NOT_A_NUMBER` when it is text (or −infinity: see `isNegativeInfinityText`).
+ * A cell is a number when `Number(cell)` is finite (so ` 5 `, `1e3`, `0x1f` are numbers).
  */
 export function parseNumberText(cell: string): number {
   const n = Number(cell);
   if (Number.isFinite(n)) return n === 0 && cell.trim() === '' ? Number.NaN : n;
-  return MISSING.has(cell) ? Number.NaN : NOT_A_NUMBER;
+  if (MISSING.has(cell)) return Number.NaN;
+  return INFINITY_TEXT.test(cell) && cell.charCodeAt(0) !== 0x2d ? Number.POSITIVE_INFINITY : NOT_A_NUMBER;
+}
+
+/** True when `parseNumberText(cell)` (or `parseNumberCell`) returned `x` for text, not for a number. */
+export function isTextNumber(x: number, cell: string): boolean {
+  return x === NOT_A_NUMBER && !isNegativeInfinityText(cell);
 }
 
 // Exact powers of ten: a decimal with at most 15 significant digits times or over one of these is
@@ -222,7 +262,7 @@ export function applyTableOptions(columns: readonly Column[], options: TableOpti
       const values = new Float64Array(column.values.length);
       column.values.forEach((cell, r) => {
         const x = cell === null ? Number.NaN : parseNumberText(cell);
-        if (x === NOT_A_NUMBER) {
+        if (cell !== null && isTextNumber(x, cell)) {
           throw new DriftlineError(
             'BAD_REQUEST',
             `${source}: row ${r + 1}: column ${quotedName(column.name)} is forced numeric but holds ${JSON.stringify(String(cell).slice(0, 40))} — fix the value or drop the column from --numeric`,
@@ -237,8 +277,9 @@ export function applyTableOptions(columns: readonly Column[], options: TableOpti
 }
 
 /**
- * Types raw text cells column by column: a column is numeric when every present cell parses as a
- * finite number, categorical otherwise. Empty and blank cells and the usual NA spellings are missing.
+ * Types raw text cells column by column, as pandas' read_csv does: a column is numeric when every
+ * present cell is a number (finite, or an infinity spelling), categorical otherwise. Empty and blank
+ * cells and pandas' NA spellings are missing.
  */
 export function typeColumns(header: readonly string[], rows: ReadonlyArray<readonly string[]>): Column[] {
   return header.map((name, c) => numericColumn(name, rows, c) ?? categoricalColumn(name, rows, c));
@@ -251,7 +292,7 @@ function numericColumn(name: string, rows: ReadonlyArray<readonly string[]>, c: 
   for (let r = 0; r < rows.length; r++) {
     const cell = rows[r]![c] ?? '';
     const x = parseNumberText(cell);
-    if (x === NOT_A_NUMBER) return undefined;
+    if (isTextNumber(x, cell)) return undefined;
     values[r] = x;
     if (integerText && !Number.isNaN(x) && !isIntegerText(cell)) integerText = false;
   }
@@ -269,6 +310,32 @@ function categoricalColumn(name: string, rows: ReadonlyArray<readonly string[]>,
   return {
     name,
     kind: 'categorical',
-    values: rows.map((row) => (isMissingCell(row[c] ?? '') ? null : (row[c] as string))),
+    values: booleanCells(rows.map((row) => (isMissingCell(row[c] ?? '') ? null : (row[c] as string)))),
   };
+}
+
+/** pandas' default true_values / false_values: a column of only these (and missing) is bool. */
+const BOOLEAN_TEXT = new Map<string, boolean>([
+  ['True', true],
+  ['TRUE', true],
+  ['true', true],
+  ['False', false],
+  ['FALSE', false],
+  ['false', false],
+]);
+
+/**
+ * Text cells of a CSV column as pandas types them: when every present cell spells a boolean the
+ * column is bool, keyed `True` / `False` (`booleanCategory`, as live events and Arrow/Parquet bools
+ * are), else the cells as written. A column forced categorical keeps its cells as written.
+ */
+export function booleanCells(values: Array<string | null>): Array<string | null> {
+  let any = false;
+  for (const v of values) {
+    if (v === null) continue;
+    if (!BOOLEAN_TEXT.has(v)) return values;
+    any = true;
+  }
+  if (!any) return values;
+  return values.map((v) => (v === null ? null : booleanCategory(BOOLEAN_TEXT.get(v)!)));
 }

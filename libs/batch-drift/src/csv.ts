@@ -1,10 +1,12 @@
 import { isUtf8 } from 'node:buffer';
 import { ConfigError, DriftlineError } from '@driftline/core';
 import {
+  booleanCells,
   type Column,
   checkHeader,
   decodeCell,
   isMissingCell,
+  isNegativeInfinityText,
   NOT_A_NUMBER,
   parseNumberCell,
   quotedName,
@@ -190,8 +192,8 @@ class CsvReader {
             x = this.numericField();
             atEnd = this.atEnd;
           }
-          if (x === notANumber) {
-            const cell = this.cell();
+          const cell = x === notANumber ? this.cell() : '';
+          if (x === notANumber && !isNegativeInfinityText(cell)) {
             if (forced[slot]) {
               throw new DriftlineError(
                 'BAD_REQUEST',
@@ -230,8 +232,10 @@ class CsvReader {
         return { name, kind: 'numeric', values, integerText: !fractional[slot] };
       }
       if (flippedAt[slot]! > 0) this.reread(texts[slot]!, c, rowStarts, flippedAt[slot]!);
-      // Categories are the cells exactly as written (`1.10` and `1.1` are two categories).
-      return { name, kind: 'categorical', values: texts[slot]! };
+      // Categories are the cells exactly as written (`1.10` and `1.1` are two categories), but for
+      // booleans, which pandas reads as bool whatever their spelling (`booleanCells`).
+      const values = options.categorical?.includes(name) ? texts[slot]! : booleanCells(texts[slot]!);
+      return { name, kind: 'categorical', values };
     });
   }
 

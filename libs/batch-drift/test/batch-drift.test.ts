@@ -1,6 +1,13 @@
 import { ks2samp, psiNumeric } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
-import { type Column, columnDistribution, columnDrift, tableDrift, typeColumns } from '../src/index.js';
+import {
+  applyTableOptions,
+  type Column,
+  columnDistribution,
+  columnDrift,
+  tableDrift,
+  typeColumns,
+} from '../src/index.js';
 
 const error = (fn: () => unknown): string => {
   try {
@@ -62,8 +69,20 @@ describe('columnDrift on a column typed differently on each side', () => {
     const [ref] = typeColumns(['k'], [['1.0'], ['2.0'], ['3.0']]);
     const [cur] = typeColumns(['k'], [['1.0'], ['2.0'], ['unknown']]);
     expect(() => columnDrift(ref!, cur!)).toThrow(
-      'column "k": numbers in the reference but text in the current — choose its type with --categorical k or --numeric k',
+      'column "k": numbers in the reference but text in the current (such as "unknown") — compare it as categories with --categorical k, or make those values numbers',
     );
+    // The suggested fix works: forced categorical on both sides, the column compares (found by a review:
+    // the message offered --numeric, which only moved the error to the text cell).
+    const header = ['k'];
+    const forced = (rows: string[][]) => applyTableOptions(typeColumns(header, rows), { categorical: ['k'] }, 't')[0]!;
+    expect(columnDrift(forced([['1.0'], ['2.0'], ['3.0']]), forced([['1.0'], ['2.0'], ['unknown']])).column).toBe('k');
+    expect(() => applyTableOptions(typeColumns(header, [['1.0'], ['unknown']]), { numeric: ['k'] }, 't')).toThrow(
+      /forced numeric/,
+    );
+    // A name that needs quoting in a shell is quoted.
+    const [odd] = typeColumns(["it's a k"], [['1.0']]);
+    const [oddText] = typeColumns(["it's a k"], [['x']]);
+    expect(() => columnDrift(odd!, oddText!)).toThrow(`--categorical 'it'\\''s a k'`);
     // A current side with no value at all still compares (as missing categories); a reference
     // without one is refused, naming the column (it was "psi: reference has no usable values").
     const [empty] = typeColumns(['k'], [[''], ['']]);

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError, DriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import { applyTableOptions, type Column, csvColumns } from '../src/index.js';
@@ -120,10 +122,37 @@ describe('csvColumns', () => {
     expect(Object.is(numbers(x)[1], -0)).toBe(true);
   });
 
-  it('a zero is a number, a blank cell is not; Infinity is text', () => {
+  it('a zero is a number, a blank cell is not; Infinity is a number, as pandas reads it', () => {
     const [x] = csvColumns('x\n0\n \n0.0\n', 't.csv');
     expect(numbers(x)).toEqual([0, Number.NaN, 0]);
-    expect(csvColumns('x\n1\nInfinity\n', 't.csv')[0]!.kind).toBe('categorical');
+    expect(numbers(csvColumns('x\n1\nInfinity\n', 't.csv')[0])).toEqual([1, Number.POSITIVE_INFINITY]);
+  });
+
+  describe('NA and infinity spellings, as pandas read_csv reads them (fixtures/make-na-values.py; found by a review)', () => {
+    const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'na-values.json'), 'utf8')) as {
+      cases: { cell: string; numeric: boolean; value: string }[];
+    };
+    const expected = (v: string) =>
+      v === 'nan' ? Number.NaN : v === 'inf' ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
+    for (const c of fixture.cases) {
+      it(`${JSON.stringify(c.cell)}: ${c.numeric ? c.value : 'text'}`, () => {
+        const quoted = c.cell.trim() === c.cell ? c.cell : `"${c.cell}"`;
+        // Late in a long column (the fast path's flip) and alone after a number (the general path).
+        for (const text of [`x\n${'1.5\n'.repeat(2000)}${quoted}\n`, `x\n1.5\n${quoted}\n`]) {
+          const [x] = csvColumns(text, 't.csv');
+          expect(x!.kind).toBe(c.numeric ? 'numeric' : 'categorical');
+          if (c.numeric) expect(numbers(x).at(-1)).toBe(expected(c.value));
+          else expect((x!.values as ReadonlyArray<string | null>).at(-1)).toBe(c.value);
+        }
+        // Typed readers' text forced numeric reads them the same way.
+        const forced = applyTableOptions(
+          [{ name: 'x', kind: 'categorical', values: ['1.5', c.cell] }],
+          { numeric: c.numeric ? ['x'] : [] },
+          't',
+        );
+        if (c.numeric) expect(numbers(forced[0]).at(-1)).toBe(expected(c.value));
+      });
+    }
   });
 
   it('a column that turns out to be text late keeps every earlier cell as written', () => {

@@ -13,6 +13,19 @@ describe('reference profiles from CSV', () => {
     expect(profiles.get('color')!.kind).toBe('categorical');
   });
 
+  it('a training column with one inf cell (as to_csv writes it) and pandas NA spellings stays numeric (found by a review)', () => {
+    const values = Array.from({ length: 2000 }, (_, i) => Math.round(Math.sin(i) * 1e6) / 1e4);
+    const cells = values.map((v, i) =>
+      i === 7 ? 'inf' : i === 8 ? '-inf' : i === 9 ? '#N/A' : i === 10 ? 'N/A' : String(v),
+    );
+    const profile = profilesFromCsv(`amount\n${cells.join('\n')}\n`).get('amount')!;
+    expect(profile.kind).toBe('numeric');
+    if (profile.kind !== 'numeric') return;
+    expect(profile.infinite).toBe(2);
+    expect(profile.missing).toBe(2);
+    expect(profile.n).toBe(1996);
+  });
+
   it('renames custom prediction and predicted-class columns', () => {
     const csv = ['score,label_hat,x', '0.2,a,1', '0.7,b,2'].join('\n');
     const profiles = profilesFromCsv(csv, { predictionColumn: 'score', predictedClassColumn: 'label_hat' });

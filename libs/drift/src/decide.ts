@@ -93,8 +93,9 @@ function numericResults(
     const psi = psiFromSummary(profile, s).value;
     out.push(row(feature, 'psi', psi, t.psi, psi >= t.psi, sizes));
     const ks = ksFromSummary(profile, s);
-    // The grid statistic is a lower bound of the exact D, so its p-value is an upper bound of the
-    // exact p-value: "p < alpha" here is a conservative drift call.
+    // The grid statistic is a lower bound of the exact D. Up to 10,000 rows a side the p-value is
+    // the exact one (as scipy's method='auto'), so it bounds the raw-data exact p from above and
+    // "p < alpha" is a conservative drift call; above, it is asymptotic, as scipy's is there.
     const p = ks.pValue;
     out.push(row(feature, 'ks', ks.statistic, t.ksAlpha, p < t.ksAlpha, sizes, p, ks.errorBound));
     const js = jensenShannonFromSummary(profile, s);

@@ -45,9 +45,20 @@ export function numericValue(v: FeatureValue | undefined): number | null {
   return null;
 }
 
-/** A value for a categorical profile: strings as they are, numbers/booleans as text, else missing. */
+/**
+ * The category of a boolean: `True` / `False`, as pandas writes a bool column to CSV and as
+ * Evidently names its values — so a profile from a pandas CSV, one from Arrow or Parquet and live
+ * events key booleans alike (before, live events and Arrow said `true` against the CSV's `True`:
+ * every value drifted).
+ */
+export function booleanCategory(v: boolean): 'True' | 'False' {
+  return v ? 'True' : 'False';
+}
+
+/** A value for a categorical profile: strings as they are, numbers as text, booleans as `booleanCategory`, else missing. */
 export function categoricalValue(v: FeatureValue | undefined): string | null {
   if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'boolean') return booleanCategory(v);
   return null;
 }

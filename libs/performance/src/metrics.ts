@@ -19,6 +19,17 @@ function checkBinary(labels: ArrayLike<number>, what: string): void {
   }
 }
 
+// A NaN score sorts nowhere (every comparison is false), so the rank walk would count it as
+// neither above nor below and return a confident number; scikit-learn refuses such input.
+function checkFiniteScores(scores: ArrayLike<number>, what: string): void {
+  for (let i = 0; i < scores.length; i++) {
+    const s = scores[i] as number;
+    if (!Number.isFinite(s)) {
+      throw new DriftlineError('VALIDATION_FAILED', `${what}: score ${String(s)} at ${i} is not a finite number`);
+    }
+  }
+}
+
 /** Confusion counts of binary labels against binary predicted classes (positive class = 1). */
 export interface Confusion {
   readonly tp: number;
@@ -78,7 +89,8 @@ export function f1Of(c: Confusion): number | null {
 
 /**
  * ROC AUC as the Mann-Whitney statistic with tied scores counted one half (equal to sklearn's
- * trapezoidal area under the ROC curve). Null when either class is absent (sklearn raises).
+ * trapezoidal area under the ROC curve). Null when either class is absent (sklearn raises);
+ * a non-finite score throws VALIDATION_FAILED (sklearn raises too).
  * The scores of each class are sorted natively (8 bytes per score; a comparator sort of an index
  * array took seconds and boxed memory on a window of millions) and walked together: every
  * positive counts the negatives below it, and half those tied with it. The counts are exact
@@ -87,6 +99,7 @@ export function f1Of(c: Confusion): number | null {
 export function rocAuc(labels: ArrayLike<number>, scores: ArrayLike<number>): number | null {
   checkLengths(labels, scores, 'roc_auc');
   checkBinary(labels, 'roc_auc');
+  checkFiniteScores(scores, 'roc_auc');
   let positives = 0;
   for (let i = 0; i < labels.length; i++) if (labels[i] === 1) positives++;
   const negatives = labels.length - positives;
@@ -118,6 +131,7 @@ export function rocAuc(labels: ArrayLike<number>, scores: ArrayLike<number>): nu
 export function logLoss(labels: ArrayLike<number>, probabilities: ArrayLike<number>): number | null {
   checkLengths(labels, probabilities, 'log_loss');
   checkBinary(labels, 'log_loss');
+  checkFiniteScores(probabilities, 'log_loss');
   if (labels.length === 0) return null;
   const sum = new CompensatedSum();
   const hi = 1 - FLOAT64_EPS;

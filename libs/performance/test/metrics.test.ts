@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { DriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import { classificationMetrics, logLoss, type Metrics, regressionMetrics, rocAuc } from '../src/index.js';
 
@@ -80,6 +81,25 @@ describe('edge cases', () => {
     expect(m.roc_auc).toBe(1);
     expect(m.accuracy).toBe(1);
     expect(classificationMetrics([1, 0], [1, 0], 0.5).log_loss).not.toBeNull(); // the bounds themselves are probabilities
+  });
+
+  it('a non-finite score is refused with VALIDATION_FAILED, as scikit-learn raises (found by a review)', () => {
+    // Before, the NaN sorted nowhere and rocAuc returned 1 for these four rows.
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      let thrown: unknown;
+      try {
+        rocAuc([0, 1, 0, 1], [0.1, bad, 0.3, 0.9]);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toBeInstanceOf(DriftlineError);
+      expect((thrown as DriftlineError).code).toBe('VALIDATION_FAILED');
+      expect((thrown as DriftlineError).message).toMatch(
+        new RegExp(`roc_auc: score ${String(bad)} at 1 is not a finite number`),
+      );
+    }
+    expect(() => classificationMetrics([0, 1, 0, 1], [0.1, Number.NaN, 0.3, 0.9])).toThrow(/not a finite number/);
+    expect(() => logLoss([0, 1], [0.1, Number.NaN])).toThrow(/log_loss: score NaN at 1/);
   });
 
   it('log loss clips certain mistakes instead of returning Infinity', () => {

@@ -1,19 +1,23 @@
 import { PoisonRecordError } from '@driftline/core';
 
 /**
- * HyperLogLog distinct-count sketch: 2^HLL_PRECISION one-byte registers, merged by taking the
- * register-wise maximum (associative, commutative, idempotent — a replayed value changes nothing).
- * Size is fixed (1,024 bytes, 1,368 base64 characters) whatever the number of values. Error: the
- * relative standard error of the estimate is 1.04/√1024 ≈ 3.25% (≈ 6.5% at two sigma); below
- * 2.5·1024 distinct values linear counting is used, which is much closer (it is exact up to hash
- * collisions for a few dozen values). The 32-bit hash bounds the useful range to ~10^8 distinct
- * values, far above any cardinality bound an expectation can usefully state.
+ * Distinct-count sketch, exact for small sets: up to EXACT_DISTINCT_LIMIT distinct values it keeps
+ * their 32-bit hashes (a set, ≤ 8 KB) and the estimate is the set's size — exact up to hash
+ * collisions (probability ≤ n²/2³³, 5·10⁻⁴ at 2,048; a collision undercounts by one). Past the
+ * limit it becomes a HyperLogLog: 2^HLL_PRECISION one-byte registers filled from the same hashes
+ * (so switching loses nothing), merged by register-wise maximum. Both forms merge associatively,
+ * commutatively and idempotently — a replayed value changes nothing. HLL error: relative standard
+ * error 1.04/√1024 ≈ 3.25% (linear counting below 2.5·1024, where the registers are not yet full).
+ * Linear counting alone was not enough at a bound: 300 distinct values estimated above 300 in 89 of
+ * 200 windows. The 32-bit hash bounds the useful range to ~10^8 distinct values.
  */
 export const HLL_PRECISION = 10;
 export const HLL_REGISTERS = 1 << HLL_PRECISION;
 /** Relative standard error of the estimate (1.04 / √registers). */
 export const HLL_RELATIVE_ERROR = 1.04 / Math.sqrt(HLL_REGISTERS);
 const BASE64_LENGTH = Math.ceil(HLL_REGISTERS / 3) * 4;
+/** Distinct values counted exactly (their hashes kept) before the sketch turns into a HyperLogLog. */
+export const EXACT_DISTINCT_LIMIT = 2048;
 
 /** FNV-1a over UTF-16 code units, then murmur3's finaliser for avalanche (FNV alone is weak in its low bits). */
 function hash32(s: string): number {
@@ -49,10 +53,27 @@ function hashNumber(x: number): number {
 }
 
 export class DistinctSketch {
-  readonly registers: Uint8Array;
+  /** Hashes of the distinct values while there are at most EXACT_DISTINCT_LIMIT; else undefined. */
+  private hashes: Set<number> | undefined;
+  private registerBytes: Uint8Array | undefined;
 
+  /** An empty (exact) sketch, or a HyperLogLog with these registers. */
   constructor(registers?: Uint8Array) {
-    this.registers = registers ?? new Uint8Array(HLL_REGISTERS);
+    if (registers === undefined) this.hashes = new Set();
+    else this.registerBytes = registers;
+  }
+
+  /** True while the estimate is the exact count of distinct hashes. */
+  get exact(): boolean {
+    return this.hashes !== undefined;
+  }
+
+  /** The HyperLogLog registers (filled from the kept hashes while exact). */
+  get registers(): Uint8Array {
+    if (this.registerBytes !== undefined) return this.registerBytes;
+    const out = new Uint8Array(HLL_REGISTERS);
+    for (const h of this.hashes!) addToRegisters(out, h);
+    return out;
   }
 
   add(value: string): void {
@@ -64,26 +85,39 @@ export class DistinctSketch {
   }
 
   private addHash(h: number): void {
-    const index = h >>> (32 - HLL_PRECISION);
-    const rest = (h << HLL_PRECISION) >>> 0;
-    // Rank: position of the first 1 bit in the remaining 22 bits (23 when they are all zero).
-    const rank = rest === 0 ? 32 - HLL_PRECISION + 1 : Math.clz32(rest) + 1;
-    if (rank > this.registers[index]!) this.registers[index] = rank;
+    if (this.hashes !== undefined) {
+      this.hashes.add(h);
+      if (this.hashes.size > EXACT_DISTINCT_LIMIT) {
+        this.registerBytes = this.registers;
+        this.hashes = undefined;
+      }
+      return;
+    }
+    addToRegisters(this.registerBytes!, h);
   }
 
-  /** Register-wise maximum into a new sketch. */
+  /** Union into a new sketch: exact while the union fits the limit, else register-wise maximum. */
   merge(other: DistinctSketch): DistinctSketch {
+    if (this.hashes !== undefined && other.hashes !== undefined) {
+      const union = new DistinctSketch();
+      for (const h of this.hashes) union.addHash(h);
+      for (const h of other.hashes) union.addHash(h);
+      return union;
+    }
+    const a = this.registers;
+    const b = other.registers;
     const out = new Uint8Array(HLL_REGISTERS);
-    for (let i = 0; i < HLL_REGISTERS; i++) out[i] = Math.max(this.registers[i]!, other.registers[i]!);
+    for (let i = 0; i < HLL_REGISTERS; i++) out[i] = Math.max(a[i]!, b[i]!);
     return new DistinctSketch(out);
   }
 
   estimate(): number {
+    if (this.hashes !== undefined) return this.hashes.size;
     const m = HLL_REGISTERS;
     let sum = 0;
     let zeros = 0;
     for (let i = 0; i < m; i++) {
-      const r = this.registers[i]!;
+      const r = this.registerBytes![i]!;
       sum += 2 ** -r;
       if (r === 0) zeros++;
     }
@@ -93,8 +127,17 @@ export class DistinctSketch {
     return raw;
   }
 
+  /** The registers, base64 (the HyperLogLog wire form, `hll`). */
   toBase64(): string {
-    return Buffer.from(this.registers.buffer, this.registers.byteOffset, this.registers.byteLength).toString('base64');
+    const r = this.registers;
+    return Buffer.from(r.buffer, r.byteOffset, r.byteLength).toString('base64');
+  }
+
+  /** Wire form: `{ hashes }` (sorted little-endian uint32, base64) while exact, else `{ hll }`. */
+  toJSON(): { readonly hashes: string } | { readonly hll: string } {
+    if (this.hashes === undefined) return { hll: this.toBase64() };
+    const sorted = Uint32Array.from(this.hashes).sort();
+    return { hashes: Buffer.from(sorted.buffer).toString('base64') };
   }
 
   /** Poison on anything but the exact encoded size with registers in range. */
@@ -111,4 +154,33 @@ export class DistinctSketch {
     }
     return new DistinctSketch(registers);
   }
+
+  /** The exact form from its wire text; poison unless it is 1 to EXACT_DISTINCT_LIMIT increasing hashes. */
+  static fromHashes(text: unknown, field: string): DistinctSketch {
+    const most = Math.ceil((EXACT_DISTINCT_LIMIT * 4) / 3) * 4;
+    if (typeof text !== 'string' || text.length > most) {
+      throw new PoisonRecordError('DECODE_FAILED', `${field} must be base64 of at most ${EXACT_DISTINCT_LIMIT} hashes`);
+    }
+    const bytes = Buffer.from(text, 'base64');
+    if (bytes.length % 4 !== 0 || bytes.toString('base64') !== text) {
+      throw new PoisonRecordError('DECODE_FAILED', `${field} is not base64 of 4-byte hashes`);
+    }
+    const sketch = new DistinctSketch();
+    let previous = -1;
+    for (let i = 0; i < bytes.length; i += 4) {
+      const h = bytes.readUInt32LE(i);
+      if (h <= previous) throw new PoisonRecordError('DECODE_FAILED', `${field} hashes must be increasing`);
+      previous = h;
+      sketch.addHash(h);
+    }
+    return sketch;
+  }
+}
+
+function addToRegisters(registers: Uint8Array, h: number): void {
+  const index = h >>> (32 - HLL_PRECISION);
+  const rest = (h << HLL_PRECISION) >>> 0;
+  // Rank: position of the first 1 bit in the remaining 22 bits (23 when they are all zero).
+  const rank = rest === 0 ? 32 - HLL_PRECISION + 1 : Math.clz32(rest) + 1;
+  if (rank > registers[index]!) registers[index] = rank;
 }

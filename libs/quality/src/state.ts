@@ -36,8 +36,10 @@ export interface FeatureQualityJson {
   readonly outside: number;
   readonly strings: number;
   readonly unseen: number;
-  /** base64 of the sketch's registers, when a cardinality is expected. */
+  /** base64 of the sketch's registers, when a cardinality is expected and past the exact limit. */
   readonly hll?: string;
+  /** base64 of the distinct values' hashes, when a cardinality is expected and within the exact limit. */
+  readonly hashes?: string;
 }
 
 /** The quality section of one (model, version, window) partial: built against expectation set `id`. */
@@ -129,7 +131,7 @@ export function qualityToJSON(q: FeatureQuality): FeatureQualityJson {
     outside,
     strings,
     unseen,
-    ...(q.sketch === undefined ? {} : { hll: q.sketch.toBase64() }),
+    ...(q.sketch === undefined ? {} : q.sketch.toJSON()),
   };
 }
 
@@ -151,7 +153,9 @@ export function qualityFromJSON(json: unknown, field: string): FeatureQuality {
   if (q.nulls + q.mismatched + q.numbers + q.strings > q.events || q.outside > q.numbers || q.unseen > q.strings) {
     throw bad(`${field}: counts do not add up`);
   }
+  if (json.hll !== undefined && json.hashes !== undefined) throw bad(`${field} must have hll or hashes, not both`);
   if (json.hll !== undefined) q.sketch = DistinctSketch.fromBase64(json.hll, `${field}.hll`);
+  if (json.hashes !== undefined) q.sketch = DistinctSketch.fromHashes(json.hashes, `${field}.hashes`);
   return q;
 }
 

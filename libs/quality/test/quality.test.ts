@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   DistinctSketch,
+  EXACT_DISTINCT_LIMIT,
   evaluateWindow,
   expectationSchema,
   expectationSet,
@@ -48,6 +49,16 @@ function section(events: ReadonlyArray<Record<string, FeatureValue>>): QualityPa
   for (const e of events) w.add(0, 'm', 'v1', e);
   return w.take(0, 'm', 'v1');
 }
+
+const wire = (sketch: DistinctSketch) => ({
+  nulls: 0,
+  mismatched: 0,
+  numbers: 0,
+  outside: 0,
+  strings: 0,
+  unseen: 0,
+  ...sketch.toJSON(),
+});
 
 function rowsOf(sections: ReadonlyArray<QualityPartial | undefined>) {
   const merged = mergeSections(sections, SET);
@@ -126,6 +137,62 @@ describe('quality state', () => {
     zero.addNumber(0);
     zero.addNumber(-0);
     expect(Math.round(zero.estimate())).toBe(1);
+  });
+
+  it('counts up to EXACT_DISTINCT_LIMIT distinct values exactly: a bound of 300 holds at 300 and breaks at 301 (found by a review)', () => {
+    // Before, linear counting estimated 300 distinct values above 300 in 89 of 200 windows.
+    const bound: FeatureExpectations = { feature: 'country', type: 'string', maxTypeMismatch: 0, maxCardinality: 300 };
+    const set = expectationSet([bound]);
+    for (let t = 0; t < 200; t++) {
+      for (const distinct of [300, 301]) {
+        // Two partitions with overlapping values, merged through the wire form.
+        const parts = [0, 1].map((p) => {
+          const w = new QualityWindows(set);
+          for (let i = p * 100; i < distinct; i++) w.add(0, 'm', 'v1', { country: `country-${t}-${i}` });
+          return w.take(0, 'm', 'v1');
+        });
+        const merged = mergeSections(parts, set);
+        if (merged.status !== 'merged') throw new Error(merged.status);
+        const row = evaluateWindow(set, merged.states).find((r) => r.expectation === 'cardinality')!;
+        expect(row.observed, `window ${t}`).toBe(distinct);
+        expect(row.passed).toBe(distinct <= 300);
+      }
+    }
+  });
+
+  it('switches to the HyperLogLog past the exact limit, losing nothing, and never estimates more than the values seen', () => {
+    const exact = new DistinctSketch();
+    const hll = new DistinctSketch();
+    for (let i = 0; i < EXACT_DISTINCT_LIMIT; i++) exact.add(`v${i}`);
+    for (let i = 0; i <= EXACT_DISTINCT_LIMIT; i++) hll.add(`v${i}`);
+    expect(exact.exact).toBe(true);
+    expect(exact.estimate()).toBe(EXACT_DISTINCT_LIMIT);
+    expect(hll.exact).toBe(false);
+    // The registers equal those of a sketch fed the same hashes all along.
+    const merged = exact.merge(new DistinctSketch(new Uint8Array(1024)));
+    expect(merged.exact).toBe(false);
+    expect(merged.toBase64()).toBe(exact.toBase64());
+    expect(qualityFromJSON({ ...wire(exact), events: 1 }, 'f').sketch!.estimate()).toBe(EXACT_DISTINCT_LIMIT);
+    expect(() => qualityFromJSON({ ...wire(exact), events: 1, hll: hll.toBase64() }, 'f')).toThrow(/not both/);
+    expect(() =>
+      qualityFromJSON(
+        { events: 1, nulls: 0, mismatched: 0, numbers: 0, outside: 0, strings: 0, unseen: 0, hashes: 'AAAAAQAAAAE=' },
+        'f',
+      ),
+    ).toThrow(PoisonRecordError);
+    // A HyperLogLog over a window of 3 values that estimates more is capped at 3.
+    const age3: FeatureExpectations = { feature: 'age', type: 'double', maxTypeMismatch: 0, maxCardinality: 1 };
+    const set = expectationSet([age3]);
+    const w = new QualityWindows(set);
+    for (const a of [1, 2, 3]) w.add(0, 'm', 'v1', { age: a });
+    const part = w.take(0, 'm', 'v1')!;
+    const big = new DistinctSketch();
+    for (let i = 0; i < 5000; i++) big.addNumber(i);
+    const { hashes: _exact, ...counts } = part.features.age!;
+    const tampered: QualityPartial = { ...part, features: { age: { ...counts, ...big.toJSON() } } };
+    const merged3 = mergeSections([tampered], set);
+    if (merged3.status !== 'merged') throw new Error(merged3.status);
+    expect(evaluateWindow(set, merged3.states).find((r) => r.expectation === 'cardinality')?.observed).toBe(3);
   });
 
   it('reports cardinality beyond its bound, and a type or category breach fails', () => {

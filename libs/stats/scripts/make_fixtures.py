@@ -145,6 +145,9 @@ def quantile_edges(s: list[float], bins: int) -> list[float]:
         q = quantile_of_sorted(s, k, bins)
         if not out or q > out[-1]:
             out.append(q)
+    if len(out) == 1 and math.isfinite(math.nextafter(out[0], -math.inf)):
+        # As quantileEdges: one edge c becomes bins below c, at c and above c.
+        out.insert(0, math.nextafter(out[0], -math.inf))
     return out
 
 

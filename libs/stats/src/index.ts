@@ -14,3 +14,10 @@ export * from './quantile.js';
 export * from './summary.js';
 export * from './summary-drift.js';
 export * from './summary-quantile.js';
+export {
+  buildTailSketch,
+  parseTailSketch,
+  TAIL_SKETCH_MAX_BITS,
+  type TailSketch,
+  tailSketchHas,
+} from './tail-sketch.js';

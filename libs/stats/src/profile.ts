@@ -3,6 +3,7 @@ import { ConfigError, DriftlineError } from '@driftline/core';
 import { lowerBound, type MaybeNumber, sortedFinite } from './numeric.js';
 import { DEFAULT_PSI_BINS, type MaybeCategory } from './psi.js';
 import { quantileEdges, quantileOfSorted } from './quantile.js';
+import { buildTailSketch, parseTailSketch, type TailSketch } from './tail-sketch.js';
 
 /**
  * Reference profiles: what the streaming drift monitor keeps about the training data of a model
@@ -64,6 +65,12 @@ export interface CategoricalReferenceProfile {
   readonly counts: number[];
   /** counts / n. */
   readonly shares: number[];
+  /**
+   * Membership sketch of the categories beyond the cap, present when there are any: summaries
+   * then count "in the reference's tail" and "never in the reference" apart (tail-sketch.ts).
+   * Profiles stored without it keep one "other" bin for both.
+   */
+  readonly tail?: TailSketch;
 }
 
 export type ReferenceProfile = NumericReferenceProfile | CategoricalReferenceProfile;
@@ -79,6 +86,13 @@ export interface CategoricalProfileOptions {
 
 function fingerprint(parts: unknown): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
+
+// Without a tail the fingerprint is what it always was, so stored profiles keep their ids.
+function categoricalFingerprint(categories: string[], counts: number[], tail: TailSketch | undefined): string {
+  return fingerprint(
+    tail ? ['categorical', categories, counts, tail.bits, tail.hashes, tail.size] : ['categorical', categories, counts],
+  );
 }
 
 function positiveInt(value: number, field: string): number {
@@ -130,15 +144,15 @@ export function buildNumericProfile(
   const n = sorted.length;
   if (n === 0) throw new DriftlineError('VALIDATION_FAILED', 'reference profile: no finite values');
 
+  const coarse = quantileEdges(sorted, bins);
   const candidates: number[] = [];
   for (let k = 1; k < fineBins; k++) candidates.push(quantileOfSorted(sorted, k, fineBins));
-  for (let k = 1; k < bins; k++) candidates.push(quantileOfSorted(sorted, k, bins));
+  for (const e of coarse) candidates.push(e);
   candidates.sort((a, b) => a - b);
   const cutList: number[] = [];
   for (const c of candidates) if (cutList.length === 0 || c > cutList[cutList.length - 1]!) cutList.push(c);
   const cuts = Float64Array.from(cutList);
 
-  const coarse = quantileEdges(sorted, bins);
   // Same function, same levels: every coarse edge is bit-identical to one of the cuts.
   const coarseCutIndex = Array.from(coarse, (e) => lowerBound(cuts, e));
   const slotCounts = slotCountsSorted(sorted, cuts);
@@ -186,19 +200,22 @@ export function buildCategoricalProfile(
   if (n === 0) throw new DriftlineError('VALIDATION_FAILED', 'reference profile: no categorical values');
   const ordered = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const kept = ordered.slice(0, maxCategories);
+  const rest = ordered.slice(maxCategories);
   let other = 0;
-  for (const [, c] of ordered.slice(maxCategories)) other += c;
+  for (const [, c] of rest) other += c;
   const categories = kept.map(([k]) => k);
   const countList = [...kept.map(([, c]) => c), other];
+  const tail = rest.length > 0 ? buildTailSketch(rest.map(([k]) => k)) : undefined;
   return {
     format: PROFILE_FORMAT,
     kind: 'categorical',
-    id: fingerprint(['categorical', categories, countList]),
+    id: categoricalFingerprint(categories, countList, tail),
     n,
     missing,
     categories,
     counts: countList,
     shares: countList.map((c) => c / n),
+    ...(tail ? { tail } : {}),
   };
 }
 
@@ -260,11 +277,25 @@ export function parseReferenceProfile(value: unknown, path = 'profile'): Referen
     if (new Set(categories).size !== categories.length) {
       throw new ConfigError(`${path}.categories`, 'expected distinct categories');
     }
-    if (id !== fingerprint(['categorical', categories, counts])) {
+    const tail = obj.tail === undefined ? undefined : parseTailSketch(obj.tail, `${path}.tail`);
+    if (tail && counts[categories.length] === 0) {
+      throw new ConfigError(`${path}.tail`, 'expected no tail sketch when "other" is empty');
+    }
+    if (id !== categoricalFingerprint(categories, counts, tail)) {
       throw new ConfigError(`${path}.id`, 'does not match the profile content');
     }
     const shares = counts.map((c) => c / n);
-    return { format: PROFILE_FORMAT, kind: 'categorical', id, n, missing, categories, counts, shares };
+    return {
+      format: PROFILE_FORMAT,
+      kind: 'categorical',
+      id,
+      n,
+      missing,
+      categories,
+      counts,
+      shares,
+      ...(tail ? { tail } : {}),
+    };
   }
   if (obj.kind !== 'numeric') throw new ConfigError(`${path}.kind`, 'expected "numeric" or "categorical"');
   const cuts = field(obj, 'cuts', path, arrayOf(isFiniteNumber), 'an array of finite numbers');

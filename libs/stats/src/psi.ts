@@ -36,6 +36,8 @@ export interface PsiResult {
 
 /** Bin label used for current categories that the reference never saw. */
 export const OTHER_CATEGORY = '__other__';
+/** Streaming bin of categories a capped reference never had (beside its tail's OTHER_CATEGORY). */
+export const NEW_CATEGORY = '__new__';
 
 /** PSI of two share vectors; zero shares replaced by `epsilon`. */
 export function psiFromShares(reference: ArrayLike<number>, current: ArrayLike<number>, epsilon = DEFAULT_PSI_EPSILON) {

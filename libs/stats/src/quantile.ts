@@ -22,15 +22,31 @@ export function quantileOfSorted(sorted: Float64Array, num: number, den: number)
   return Math.min(Math.max(v, a), b);
 }
 
+/** The largest double below x (x finite). */
+export function nextDown(x: number): number {
+  if (x === 0) return -Number.MIN_VALUE;
+  const bits = new Float64Array([x]);
+  const word = new BigInt64Array(bits.buffer);
+  word[0] = word[0]! + (x > 0 ? -1n : 1n);
+  return bits[0]!;
+}
+
 /**
  * Interior bin edges at levels k/bins, k = 1..bins-1, with duplicates (from ties) removed, so a
  * discrete column yields fewer, non-empty-width bins. Bins are right-closed: (e[i-1], e[i]].
+ * When every level lands on one value c (a constant reference, or one value holding most of it),
+ * the edge just below c is added, so the bins are below c, c itself and above c: with the single
+ * edge c, (−∞, c] took the whole reference and any shift below it went unseen (PSI 0).
  */
 export function quantileEdges(sorted: Float64Array, bins: number): Float64Array {
   const out: number[] = [];
   for (let k = 1; k < bins; k++) {
     const q = quantileOfSorted(sorted, k, bins);
     if (out.length === 0 || q > out[out.length - 1]!) out.push(q);
+  }
+  if (out.length === 1) {
+    const below = nextDown(out[0]!);
+    if (Number.isFinite(below)) out.unshift(below);
   }
   return Float64Array.from(out);
 }

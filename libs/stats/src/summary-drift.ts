@@ -1,9 +1,8 @@
 import { type ChiSquareResult, chiSquareHomogeneity } from './chi2.js';
 import { jensenShannon } from './distance.js';
-import { kstwoSf } from './kolmogorov.js';
-import { roundHalfEven } from './numeric.js';
+import { ksPValue } from './ks.js';
 import { type CategoricalReferenceProfile, coarseCounts, type NumericReferenceProfile } from './profile.js';
-import { DEFAULT_PSI_EPSILON, OTHER_CATEGORY, type PsiResult, psiFromCounts } from './psi.js';
+import { DEFAULT_PSI_EPSILON, NEW_CATEGORY, OTHER_CATEGORY, type PsiResult, psiFromCounts } from './psi.js';
 import type { CategoricalSummary, NumericSummary } from './summary.js';
 
 /** KS from a merged summary: the grid statistic and an interval that provably holds the exact D. */
@@ -13,22 +12,20 @@ export interface SummaryKsResult {
   /** Exact D on the raw data lies in [statistic, statistic + errorBound]. */
   readonly errorBound: number;
   readonly upperBound: number;
-  /** scipy's asymptotic p-value, kstwo.sf(statistic, round(n1·n2/(n1+n2))). */
+  /**
+   * The p-value of `statistic` as scipy's ks_2samp(method='auto') computes it for these sizes
+   * (`ksPValue`): exact when max(n1, n2) ≤ 10 000, else asymptotic. D_grid ≤ D_exact, so with the
+   * exact method this is an upper bound of the raw-data exact p-value.
+   */
   readonly pValue: number;
   /**
    * p-values at the two ends of the D interval, [p(upperBound), p(statistic)]; only when asked
    * for (each p-value can cost O(n) in scipy's upper-tail algorithm).
    */
   readonly pValueRange?: readonly [number, number];
-  readonly method: 'asymp';
+  readonly method: 'exact' | 'asymp';
   readonly n1: number;
   readonly n2: number;
-}
-
-function asymptoticP(d: number, n1: number, n2: number): number {
-  const m = Math.max(n1, n2);
-  const n = Math.min(n1, n2);
-  return kstwoSf(d, roundHalfEven((m * n) / (m + n)));
 }
 
 /**
@@ -86,14 +83,14 @@ export function ksFromSummary(
     }
   }
   if (upper < grid) upper = grid;
-  const pValue = asymptoticP(grid, n1, n2);
+  const { pValue, method } = ksPValue(grid, n1, n2);
   return {
     statistic: grid,
     errorBound: upper - grid,
     upperBound: upper,
     pValue,
-    ...(options.pValueRange ? { pValueRange: [asymptoticP(upper, n1, n2), pValue] as const } : {}),
-    method: 'asymp',
+    ...(options.pValueRange ? { pValueRange: [ksPValue(upper, n1, n2).pValue, pValue] as const } : {}),
+    method,
     n1,
     n2,
   };
@@ -138,17 +135,25 @@ export function outOfRangeShareFromSummary(summary: NumericSummary): number {
   return present === 0 ? Number.NaN : (summary.belowMin + summary.aboveMax + summary.infinite) / present;
 }
 
-/** Categorical PSI over the profile's categories plus "other". */
+/**
+ * The reference's counts on a summary's bins: with a tail sketch, "new" (categories the reference
+ * never had) is a bin of its own with a reference count of 0, so new categories show up.
+ */
+function referenceCounts(profile: CategoricalReferenceProfile): readonly number[] {
+  return profile.tail ? [...profile.counts, 0] : profile.counts;
+}
+
+/** Categorical PSI over the profile's categories plus "other" (and "new" with a tail sketch). */
 export function psiFromCategoricalSummary(
   profile: CategoricalReferenceProfile,
   summary: CategoricalSummary,
   epsilon = DEFAULT_PSI_EPSILON,
 ): PsiResult {
-  const r = psiFromCounts(profile.counts, summary.counts, epsilon);
+  const r = psiFromCounts(referenceCounts(profile), summary.counts, epsilon);
   return {
     ...r,
     binning: 'quantile',
-    labels: [...profile.categories, OTHER_CATEGORY],
+    labels: [...profile.categories, OTHER_CATEGORY, ...(profile.tail ? [NEW_CATEGORY] : [])],
     referenceSize: profile.n,
     currentSize: summary.count,
   };
@@ -158,7 +163,7 @@ export function chiSquareFromSummary(
   profile: CategoricalReferenceProfile,
   summary: CategoricalSummary,
 ): ChiSquareResult {
-  return chiSquareHomogeneity(profile.counts, summary.counts);
+  return chiSquareHomogeneity(referenceCounts(profile), summary.counts);
 }
 
 export function jensenShannonFromCategoricalSummary(
@@ -166,5 +171,5 @@ export function jensenShannonFromCategoricalSummary(
   summary: CategoricalSummary,
 ): number {
   if (summary.count === 0) return Number.NaN;
-  return jensenShannon(profile.counts, summary.counts);
+  return jensenShannon(referenceCounts(profile), summary.counts);
 }

@@ -5,6 +5,7 @@ import { GridIndex } from './grid-index.js';
 import type { MaybeNumber } from './numeric.js';
 import type { CategoricalReferenceProfile, NumericReferenceProfile, ReferenceProfile } from './profile.js';
 import type { MaybeCategory } from './psi.js';
+import { type TailSketch, tailSketchHas } from './tail-sketch.js';
 
 /**
  * Mergeable partial summaries of one (model, version, feature, window) against a reference
@@ -36,6 +37,11 @@ function gridOf(profile: NumericReferenceProfile): GridIndex {
     gridCache.set(profile, grid);
   }
   return grid;
+}
+
+/** Bins of a categorical summary: the categories, "other", and "new" when the profile has a tail sketch. */
+export function categoricalBins(profile: CategoricalReferenceProfile): number {
+  return profile.categories.length + (profile.tail ? 2 : 1);
 }
 
 function categoryIndexOf(profile: CategoricalReferenceProfile): Map<string, number> {
@@ -127,16 +133,22 @@ const CATEGORICAL_SCALARS = 2;
 export class CategoricalSummary {
   readonly kind = 'categorical' as const;
   readonly profileId: string;
-  /** Counts per reference category, then "other" (categories the profile does not list). */
+  /**
+   * Counts per reference category, then "other" (categories the profile does not list); when the
+   * profile has a tail sketch, "other" is the reference's tail and a last count holds categories
+   * the reference never had (`categoricalBins`).
+   */
   readonly counts: Float64Array;
   count = 0;
   missing = 0;
   private readonly index: Map<string, number>;
+  private readonly tail: TailSketch | undefined;
 
   constructor(profile: CategoricalReferenceProfile, counts?: Float64Array) {
     this.profileId = profile.id;
     this.index = categoryIndexOf(profile);
-    this.counts = counts ?? new Float64Array(profile.categories.length + 1);
+    this.tail = profile.tail;
+    this.counts = counts ?? new Float64Array(categoricalBins(profile));
   }
 
   add(value: MaybeCategory): void {
@@ -144,7 +156,11 @@ export class CategoricalSummary {
       this.missing++;
       return;
     }
-    const i = this.index.get(value) ?? this.counts.length - 1;
+    let i = this.index.get(value);
+    if (i === undefined) {
+      const last = this.counts.length - 1;
+      i = this.tail !== undefined && tailSketchHas(this.tail, value) ? last - 1 : last;
+    }
     this.counts[i]! += 1;
     this.count++;
   }
@@ -257,7 +273,7 @@ export function summaryFromJSON(json: unknown, profile: ReferenceProfile): Summa
     return s;
   }
   const unpacked = unpack(o.data, CATEGORICAL_SCALARS, o.encoding);
-  if (!unpacked || unpacked.counts.length !== profile.categories.length + 1) throw bad('data has the wrong length');
+  if (!unpacked || unpacked.counts.length !== categoricalBins(profile)) throw bad('data has the wrong length');
   const s = new CategoricalSummary(profile, unpacked.counts);
   [s.count, s.missing] = [unpacked.scalars[0]!, unpacked.scalars[1]!];
   checkCounters({ count: s.count, missing: s.missing }, unpacked.counts);

@@ -9,6 +9,7 @@ import {
   jensenShannon,
   jensenShannonNumeric,
   missingRate,
+  nextDown,
   OTHER_CATEGORY,
   outOfRangeShare,
   psiCategorical,
@@ -49,9 +50,11 @@ describe('psi', () => {
     expect(r.value).toBeCloseTo(0, 15);
   });
 
-  it('all-equal reference: one edge; a different constant current is maximal drift', () => {
+  it('all-equal reference: bins below, at and above it; a different constant current is maximal drift', () => {
     const same = psiNumeric([4, 4, 4, 4], [4, 4]);
-    expect(same.edges).toEqual([4]);
+    expect(same.edges).toEqual([nextDown(4), 4]);
+    expect(nextDown(4)).toBeLessThan(4);
+    expect(nextDown(4) + (4 - nextDown(4)) / 2).toBe(4); // no double between them
     expect(same.value).toBe(0);
     expect(psiNumeric([4, 4, 4, 4], [5, 5]).value).toBeGreaterThan(8);
   });

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError, DriftlineError, PoisonRecordError } from '@driftline/core';
 import { SeededRandom } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
@@ -13,12 +15,14 @@ import {
   jensenShannonCategorical,
   jensenShannonFromCategoricalSummary,
   ks2samp,
+  ksAsymptoticPValue,
   ksFromSummary,
   mergeAll,
   mergeSummaries,
   missingRate,
   missingRateFromSummary,
   type NumericSummary,
+  nextDown,
   outOfRangeShare,
   outOfRangeShareFromSummary,
   parseReferenceProfile,
@@ -28,6 +32,8 @@ import {
   psiNumeric,
   quantileFromSummary,
   summaryFromJSON,
+  TAIL_SKETCH_MAX_BITS,
+  tailSketchHas,
 } from '../src/index.js';
 import { generateNumeric } from './generate.js';
 
@@ -164,7 +170,8 @@ describe('numeric summaries', () => {
 
   it('handles an all-equal reference', () => {
     const p = buildNumericProfile([2, 2, 2, 2]);
-    expect(p.cuts).toEqual([2]);
+    expect(p.cuts).toEqual([nextDown(2), 2]);
+    expect(p.coarseEdges).toEqual([nextDown(2), 2]);
     const same = createSummary(p).addAll([2, 2]);
     expect(ksFromSummary(p, same).statistic).toBe(0);
     expect(ksFromSummary(p, same).errorBound).toBe(0);
@@ -266,5 +273,133 @@ describe('reference profiles', () => {
     expect(() => parseReferenceProfile(null)).toThrow(/profile/);
     const cat = buildCategoricalProfile(['x', 'y']);
     expect(parseReferenceProfile(JSON.parse(JSON.stringify(cat)) as unknown)).toEqual(cat);
+  });
+});
+
+describe('streaming KS p-value on small samples (found by a review)', () => {
+  // scipy's ks_2samp(method='auto') on grids rebuilt from the parameters (scripts/make_ks_small.py).
+  const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'ks-small.json'), 'utf8')) as {
+    cases: {
+      n1: number;
+      n2: number;
+      scale: number;
+      statistic: number;
+      auto_p: number;
+      asymp_p: number;
+      straddles_0_05: boolean;
+    }[];
+  };
+  it('has a case where the asymptotic p is below 0.05 and the exact one is not', () => {
+    expect(fixture.cases.some((c) => c.straddles_0_05 && c.asymp_p < 0.05 && c.auto_p >= 0.05)).toBe(true);
+  });
+  for (const c of fixture.cases) {
+    it(`${c.n1} vs ${c.n2} (scale ${c.scale}): the p-value scipy's method='auto' gives`, () => {
+      const ref = Array.from({ length: c.n1 }, (_, i) => (i + 0.5) / c.n1);
+      const cur = Array.from({ length: c.n2 }, (_, j) => ((j + 0.5) / c.n2) * c.scale);
+      // n1 − 1 fine bins put a cut on every reference value, so the grid statistic is the exact D.
+      const profile = buildNumericProfile(ref, { fineBins: c.n1 - 1 });
+      const ks = ksFromSummary(profile, createSummary(profile).addAll(cur));
+      expect(ks.statistic).toBeCloseTo(c.statistic, 12);
+      expect(ks.method).toBe('exact');
+      expect(Math.abs(ks.pValue - c.auto_p) / c.auto_p).toBeLessThan(1e-6);
+      if (c.straddles_0_05) expect(ks.pValue).toBeGreaterThanOrEqual(0.05);
+    });
+  }
+  it('takes the asymptotic p-value above 10,000 rows, as scipy does', () => {
+    const ref = Array.from({ length: 20_000 }, (_, i) => (i + 0.5) / 20_000);
+    const profile = buildNumericProfile(ref);
+    const ks = ksFromSummary(profile, createSummary(profile).addAll([0.1, 0.2, 0.3]));
+    expect(ks.method).toBe('asymp');
+    expect(ks.pValue).toBe(ksAsymptoticPValue(ks.statistic, 20_000, 3));
+  });
+});
+
+describe('a constant reference (found by a review)', () => {
+  // Evidently's psi_stat_test on the same samples (scripts/make_constant_reference.py).
+  const fixture = JSON.parse(
+    readFileSync(join(import.meta.dirname, 'fixtures', 'constant-reference.json'), 'utf8'),
+  ) as {
+    threshold: number;
+    cases: {
+      constant: number;
+      n_ref: number;
+      window: string;
+      start: number;
+      step: number;
+      n_cur: number;
+      evidently_psi: number;
+      evidently_drifted: boolean;
+    }[];
+  };
+  for (const c of fixture.cases) {
+    it(`${c.n_ref} × ${c.constant}, window ${c.window}: drifts as Evidently's PSI says, batch and streaming alike`, () => {
+      const ref = new Array<number>(c.n_ref).fill(c.constant);
+      const cur = Array.from({ length: c.n_cur }, (_, i) => c.constant + c.start + c.step * i);
+      const batch = psiNumeric(ref, cur).value;
+      const profile = buildNumericProfile(ref);
+      const stream = psiFromSummary(profile, createSummary(profile).addAll(cur)).value;
+      expect(stream).toBe(batch);
+      expect(stream >= fixture.threshold).toBe(c.evidently_drifted);
+      // One distinct current value: Evidently's per-value bins are our below / at / above bins.
+      if (c.step === 0) expect(Math.abs(stream - c.evidently_psi)).toBeLessThan(1e-9);
+    });
+  }
+  it('sees a shift below the constant as it sees one above', () => {
+    const ref = new Array<number>(1000).fill(0);
+    const profile = buildNumericProfile(ref);
+    const below = Array.from({ length: 500 }, (_, i) => -1000 - i);
+    const psi = (xs: number[]) => psiFromSummary(profile, createSummary(profile).addAll(xs)).value;
+    expect(psi(below)).toBeGreaterThan(1);
+    expect(psi(below)).toBe(psi(below.map((x) => -x)));
+  });
+});
+
+describe('categories beyond the cap (found by a review)', () => {
+  // 500 frequent categories and 50,000 rare ones: the rare half lands beyond the 1,000-category cap.
+  const ref: string[] = [];
+  for (let i = 0; i < 100_000; i++) ref.push(i % 2 ? `top${i % 500}` : `zip-${i}`);
+  const profile = buildCategoricalProfile(ref);
+  const kept = new Set(profile.categories);
+  const tail = [...new Set(ref)].filter((c) => !kept.has(c));
+  const window = (rare: (i: number) => string) => {
+    const cur: string[] = [];
+    for (let i = 0; i < 20_000; i++) cur.push(i % 2 ? `top${i % 500}` : rare(i));
+    return createSummary(profile).addAll(cur);
+  };
+
+  it('keeps a bounded sketch of the tail and finds every tail category in it', () => {
+    expect(profile.categories.length).toBe(1000);
+    expect(tail.length).toBeGreaterThan(40_000);
+    expect(profile.tail?.size).toBe(tail.length);
+    expect(Buffer.from(profile.tail!.bits, 'base64').length * 8).toBeLessThanOrEqual(TAIL_SKETCH_MAX_BITS);
+    for (const c of tail) expect(tailSketchHas(profile.tail!, c)).toBe(true);
+    expect(parseReferenceProfile(JSON.parse(JSON.stringify(profile)))).toEqual(profile);
+  });
+
+  it('counts categories the reference never had apart, so they drift', () => {
+    const fresh = window((i) => `NEW-${i}`);
+    const tailBin = fresh.counts.length - 2;
+    const newBin = fresh.counts.length - 1;
+    // New values taken for tail ones are the sketch's false positives: within 3 sigma of its rate.
+    const expectedFalse = 10_000 * profile.tail!.falsePositiveRate;
+    expect(fresh.counts[tailBin]).toBeLessThanOrEqual(expectedFalse + 3 * Math.sqrt(expectedFalse) + 1);
+    expect(fresh.counts[newBin]).toBe(10_000 - fresh.counts[tailBin]!);
+    expect(psiFromCategoricalSummary(profile, fresh).value).toBeGreaterThan(0.2);
+    expect(psiFromCategoricalSummary(profile, fresh).labels?.slice(-2)).toEqual(['__other__', '__new__']);
+    expect(chiSquareFromSummary(profile, fresh).pValue).toBeLessThan(1e-6);
+    // A summary survives its JSON form with the extra bin.
+    expect(summaryFromJSON(fresh.toJSON(), profile)).toEqual(fresh);
+  });
+
+  it('does not call drift when the rare values still come from the reference tail', () => {
+    const same = window((i) => tail[(i * 7) % tail.length]!);
+    expect(same.counts[same.counts.length - 1]).toBe(0);
+    expect(psiFromCategoricalSummary(profile, same).value).toBeLessThan(0.2);
+  });
+
+  it('keeps the one "other" bin (and the fingerprint) when nothing is beyond the cap', () => {
+    const small = buildCategoricalProfile(['a', 'b', 'a']);
+    expect(small.tail).toBeUndefined();
+    expect(createSummary(small).addAll(['c']).counts).toEqual(Float64Array.from([0, 0, 1]));
   });
 });

@@ -8,8 +8,9 @@ export type ReadOptions = CsvOptions;
 export const tableOptionsUsage = `  Formats: CSV (RFC 4180: header row, quoted fields with delimiters, line breaks and doubled
   quotes, CRLF, UTF-8 BOM), Arrow IPC (.arrow/.feather/.ipc, file or stream, uncompressed) and
   Parquet (.parquet; snappy, gzip, zstd, brotli, lz4), each optionally gzipped (.gz or gzip bytes).
-  A numeric column is one whose every present cell is a number; empty cells, NA, NaN, nan, null,
-  NULL and None are missing.
+  A numeric column is one whose every present cell is a number (inf, -inf, Infinity count as
+  numbers); empty cells and pandas' NA spellings (NA, N/A, #N/A, NaN, nan, null, NULL, None, …)
+  are missing.
   --delimiter C          CSV field separator: one character, or tab (default ',', tab for .tsv)
   --columns a,b          read only these columns
   --ignore c,d           leave these columns out

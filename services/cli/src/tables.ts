@@ -12,6 +12,7 @@ import {
   shortName,
 } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
+import { booleanCategory } from '@driftline/drift';
 import type { ReadOptions } from './table-options.js';
 
 type Format = 'csv' | 'arrow' | 'parquet';
@@ -304,6 +305,8 @@ function storedValues(vector: ArrowVector): Array<bigint | number> {
 function text(v: unknown): string | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Date) return v.toISOString();
+  // `True` / `False`, as pandas writes a bool column to CSV and live events are keyed.
+  if (typeof v === 'boolean') return booleanCategory(v);
   return String(v);
 }
 

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import type { Column } from '@driftline/batch-drift';
+import { type Column, profilesFromColumns } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
+import { categoricalValue } from '@driftline/drift';
 import { describe, expect, it } from 'vitest';
 import { MAX_TABLE_BYTES, readBytes, readTable } from '../src/tables.js';
 
@@ -20,7 +21,8 @@ describe('readTable', () => {
     { name: 'n', kind: 'numeric', values: Float64Array.from([1, 2, Number.NaN, 4, 5, 6]) },
     { name: 'small', kind: 'numeric', values: Float64Array.from([1, 2, 3, 1, 2, 3]) },
     { name: 'color', kind: 'categorical', values: ['red', 'blue', null, 'red', 'grün', 'blue'] },
-    { name: 'flag', kind: 'categorical', values: ['true', 'false', 'true', null, 'false', 'true'] },
+    // pandas reads a CSV column of true/false as bool; bools are keyed True/False in every format.
+    { name: 'flag', kind: 'categorical', values: ['True', 'False', 'True', null, 'False', 'True'] },
     { name: 'code', kind: 'categorical', values: ['01', '02', '03', '01', 'x', '02'] },
   ]);
 
@@ -183,6 +185,21 @@ describe('Arrow numeric types that are not plain typed arrays', () => {
     expect(fromCsv.map((c) => c.kind)).toEqual(['categorical', 'categorical', 'categorical']);
     expect(await readTable(fixture('categories.arrow'), options)).toEqual(fromCsv);
     expect(await readTable(fixture('categories.parquet'), options)).toEqual(fromCsv);
+  });
+
+  it('a bool column gives the categories pandas and Evidently see, as CSV, Arrow and Parquet and from live events (found by a review)', async () => {
+    // booleans.* and booleans.json were written by fixtures/make-booleans.py (pandas to_csv, pyarrow).
+    const want = JSON.parse(readFileSync(fixture('booleans.json'), 'utf8')) as { values: (string | null)[] };
+    const expected = [{ name: 'flag', kind: 'categorical', values: want.values }];
+    for (const name of ['booleans.csv', 'booleans.arrow', 'booleans.parquet']) {
+      expect(plain(await readTable(fixture(name))), name).toEqual(expected);
+    }
+    // The reference profile of the Parquet table (`driftline reference`) has the categories live events get.
+    const profile = profilesFromColumns(await readTable(fixture('booleans.parquet'))).get('flag')!;
+    expect(profile.kind).toBe('categorical');
+    if (profile.kind === 'categorical') {
+      expect([...profile.categories].sort()).toEqual([categoricalValue(false), categoricalValue(true)].sort());
+    }
   });
 
   it('a Parquet decimal stored as INT64 is a fraction, not an integer column (also under --categorical)', async () => {

@@ -344,7 +344,7 @@ function driftDashboard(): Obj {
           },
         ],
       },
-      [{ refId: 'A', rawSql: sql.distributionSql(`\${feature:sqlstring}`), format: 1 }],
+      [{ refId: 'A', rawSql: sql.distributionSql(sql.variableValue('feature')), format: 1 }],
     ),
     chPanel(
       {

@@ -28,6 +28,11 @@ export interface GrafanaQueryContext {
 
 const TEMPLATE = /\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?::([^}]+))?\}/g;
 
+/** Grafana's `encodeURIComponentStrict` (RFC 3986): also encodes `!'()*`, which encodeURIComponent keeps. */
+function encodeUriComponentStrict(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 function formatValue(value: VariableValue, format: string | undefined, name: string): string {
   const list = typeof value === 'string' ? [value] : [...value];
   switch (format) {
@@ -42,6 +47,9 @@ function formatValue(value: VariableValue, format: string | undefined, name: str
       return list.map((v) => `'${v.replaceAll("'", "''")}'`).join(',');
     case 'singlequote':
       return list.map((v) => `'${v.replaceAll("'", "\\'")}'`).join(',');
+    case 'percentencode':
+      // Grafana's formatter: a multi value is encoded as one glob `{a,b}`, each value not on its own.
+      return encodeUriComponentStrict(typeof value === 'string' ? value : `{${list.join(',')}}`);
     case 'doublequote':
       return list.map((v) => `"${v.replaceAll('"', '\\"')}"`).join(',');
     default:

@@ -2,24 +2,48 @@
  * The SQL of every ClickHouse panel, variable and annotation. Tables are qualified with the hidden
  * `${database}` constant (default `driftline`), so a deployment with another
  * DRIFTLINE_CLICKHOUSE_DATABASE changes one variable, and tests point the same SQL at their own
- * database. Values are inserted with `:sqlstring` (quoted, `'` doubled), never raw.
+ * database. User-selected values (`model`, `version`, `feature`) enter only through
+ * {@link variableValue} / {@link variableValues}: percent-encoded by Grafana, decoded by ClickHouse.
  */
 
 import { STALENESS_BOUNDS_MS } from '@driftline/skew';
 
 const T = (table: string) => `\${database}.${table}`;
 
+/**
+ * A single-value variable as a ClickHouse String. Names come from events with no character rule:
+ * `:sqlstring` only doubles `'` while ClickHouse also reads `\` as an escape, and the plugin expands
+ * `$__macros` after interpolation even inside string literals. Grafana's `:percentencode` leaves only
+ * `[A-Za-z0-9._~%-]` (RFC 3986 strict: `'`, `$`, `\`, `{`, `,` are encoded), so the literal cannot be
+ * left or carry a macro; the decoded constant is folded before index analysis, so the key is still used.
+ */
+export const variableValue = (variable: string): string => `decodeURLComponent('\${${variable}:percentencode}')`;
+
+/**
+ * A multi-value variable as Array(String), for `column IN ${variableValues('x')}` (uses the key like a
+ * literal list). Grafana percent-encodes a multi value as one glob `{a,b}`, so values are split on
+ * `,` after decoding: a name containing a comma cannot be selected exactly (it is never a way out
+ * of the literal). A single value (URL, repeated panel) arrives without braces.
+ */
+export function variableValues(variable: string): string {
+  const text = variableValue(variable);
+  return `splitByChar(',', if(startsWith(${text}, '{') AND endsWith(${text}, '}'), substring(${text}, 2, length(${text}) - 2), ${text}))`;
+}
+
+const MODEL = variableValue('model');
+const VERSIONS = variableValues('version');
+
 const DRIFT_FILTER = `$__timeFilter(window_start)
-  AND model = \${model:sqlstring}
-  AND version IN (\${version:sqlstring})`;
+  AND model = ${MODEL}
+  AND version IN ${VERSIONS}`;
 
 export const variableSql = {
   model: `SELECT DISTINCT model FROM ${T('drift_windows')} ORDER BY model`,
-  version: `SELECT DISTINCT version FROM ${T('drift_windows')} WHERE model = \${model:sqlstring} ORDER BY version`,
+  version: `SELECT DISTINCT version FROM ${T('drift_windows')} WHERE model = ${MODEL} ORDER BY version`,
   feature: `SELECT DISTINCT feature FROM ${T('drift_windows')}
-WHERE model = \${model:sqlstring} AND NOT startsWith(feature, '__') ORDER BY feature`,
+WHERE model = ${MODEL} AND NOT startsWith(feature, '__') ORDER BY feature`,
   perfModel: `SELECT DISTINCT model FROM ${T('performance_windows')} ORDER BY model`,
-  perfVersion: `SELECT DISTINCT model_version FROM ${T('performance_windows')} WHERE model = \${model:sqlstring} ORDER BY model_version`,
+  perfVersion: `SELECT DISTINCT model_version FROM ${T('performance_windows')} WHERE model = ${MODEL} ORDER BY model_version`,
 } as const;
 
 /** Per-feature statistic of one method over time (long format: one series per feature). */
@@ -27,7 +51,7 @@ export function driftStatisticSql(method: string, column: 'statistic' | 'p_value
   return `SELECT window_start AS time, feature, ${column} AS ${alias}
 FROM ${T('drift_windows')} FINAL
 WHERE ${DRIFT_FILTER}
-  AND feature IN (\${feature:sqlstring})
+  AND feature IN ${variableValues('feature')}
   AND method = '${method}'${column === 'p_value' ? '\n  AND p_value IS NOT NULL' : ''}
 ORDER BY time, feature`;
 }
@@ -97,7 +121,7 @@ export function distributionSql(featureExpr: string): string {
         NULL) AS str
     FROM ${T(table)} FINAL
     WHERE $__timeFilter(prediction_time)
-      AND model = \${model:sqlstring}`;
+      AND model = ${MODEL}`;
   return `WITH
 ref AS (
   SELECT
@@ -109,7 +133,7 @@ ref AS (
        JSONExtract(profile, 'referenceShares', 'Array(Float64)'),
        JSONExtract(profile, 'shares', 'Array(Float64)')) AS reference_shares
   FROM ${T('reference_profiles')} FINAL
-  WHERE model = \${model:sqlstring} AND feature = ${featureExpr}
+  WHERE model = ${MODEL} AND feature = ${featureExpr}
   ORDER BY created_at DESC
   LIMIT 1
 ),
@@ -152,8 +176,8 @@ ORDER BY bin`;
 }
 
 const PERF_FILTER = `$__timeFilter(window_start)
-  AND model = \${model:sqlstring}
-  AND model_version IN (\${version:sqlstring})
+  AND model = ${MODEL}
+  AND model_version IN ${VERSIONS}
   AND segment_feature = ''`;
 
 export function performanceSql(metrics: readonly string[]): string {
@@ -223,7 +247,7 @@ export const retrainAnnotationSql = `SELECT
   concat('retrain,', reason) AS tags
 FROM ${T('retrain_decisions')} FINAL
 WHERE $__timeFilter(decided_at)
-  AND model = \${model:sqlstring}
+  AND model = ${MODEL}
   AND decision = 'fire'
 ORDER BY time`;
 
@@ -234,19 +258,19 @@ export const modelVersionAnnotationSql = `SELECT
   concat('model,', lower(status)) AS tags
 FROM ${T('model_versions')} FINAL
 WHERE $__timeFilter(registered_at)
-  AND model = \${model:sqlstring}
+  AND model = ${MODEL}
 ORDER BY time`;
 
 export const retrainTableSql = `SELECT decided_at, model_version, decision, reason, detail, request_id
 FROM ${T('retrain_decisions')} FINAL
 WHERE $__timeFilter(decided_at)
-  AND model = \${model:sqlstring}
+  AND model = ${MODEL}
 ORDER BY decided_at DESC
 LIMIT 200`;
 
 const SKEW_FILTER = `$__timeFilter(window_start)
-  AND model = \${model:sqlstring}
-  AND model_version IN (\${version:sqlstring})`;
+  AND model = ${MODEL}
+  AND model_version IN ${VERSIONS}`;
 
 /**
  * A staleness quantile (ms) from the merged histogram `hist` (total `total`): the upper bound of

@@ -31,6 +31,19 @@ interface Result {
   data: Record<string, unknown>[];
 }
 
+/**
+ * Names with no character rule (they come from events): a backslash (ClickHouse's escape in string
+ * literals), one that tries to leave the literal, a backend macro, a newline, non-ASCII text.
+ */
+const HOSTILE_NAMES = [
+  'C:\\models\\fraud\\',
+  "\\' OR 1=1 --",
+  "x') OR 1=1 --",
+  'fraud$__fromTime',
+  'line\nbreak',
+  'modèle-日本-🚀',
+] as const;
+
 let ch: ClickHouse;
 let scenario: Scenario;
 let tables: { real: string[]; missing: string[] };
@@ -61,6 +74,8 @@ beforeAll(async () => {
   ch = await createClickHouse({ mode: 'embedded', path, database });
   tables = await migrateForDashboards(ch);
   scenario = await seedScenario(ch);
+  // The same seeded data under hostile names: every key starts with the model, so they sit beside it.
+  for (const model of HOSTILE_NAMES) await seedScenario(ch, model);
   process.stderr.write(
     `[dashboards] tables from the repository's DDL: ${tables.real.join(', ')}; missing: ${tables.missing.join(', ') || 'none'}\n`,
   );
@@ -245,6 +260,87 @@ describe('every ClickHouse query of the provisioned dashboards, macros expanded,
     const lags = lag.data.map((r) => Number(r.lag_ms));
     expect(lags[0]).toBe(2_000);
     expect(lags[lags.length - 1]).toBe(6 * 3_600_000); // the silent partition, not the max of the fresh one
+  });
+
+  // Every panel, annotation and variable of a hostile-named model shows exactly what the same data
+  // shows under a plain name (the seeded scenario, checked above): its own rows, nothing of the other
+  // models beside it, no syntax error. Added to a multi-value selection, a hostile name selects nothing.
+  const perModel = queries.filter((q) => q.text.includes('${model:'));
+  const runAll = async (q: DashboardQuery, model: string, extra: readonly string[]) => {
+    const results: Record<string, unknown>[][] = [];
+    const base = {
+      ...defaults(),
+      model,
+      version: ['v1', 'v2', ...extra],
+      feature: [...scenario.features, ...extra],
+    };
+    const variableSets = q.repeat === undefined ? [base] : scenario.features.map((f) => ({ ...base, [q.repeat!]: f }));
+    for (const variables of variableSets) {
+      const sql = expandGrafanaSql(q.text, context(variables));
+      expect(sql).not.toMatch(/\$\{?\w|\[\[/);
+      results.push((await run(sql)).data);
+    }
+    return results;
+  };
+  const renamed = (rows: Record<string, unknown>[][], from: string, to: string) =>
+    rows.map((set) =>
+      set.map((row) =>
+        Object.fromEntries(
+          Object.entries(row).map(([k, v]) => [k, typeof v === 'string' ? v.replaceAll(from, to) : v]),
+        ),
+      ),
+    );
+
+  for (const hostile of HOSTILE_NAMES) {
+    it(`a model named ${JSON.stringify(hostile)} sees exactly its own rows in every query`, async () => {
+      expect(perModel.length).toBeGreaterThanOrEqual(30);
+      for (const q of perModel) {
+        const plain = await runAll(q, scenario.model, []);
+        const victim = await runAll(q, hostile, []).catch((e: unknown) => {
+          throw new Error(`${q.dashboard}: ${q.where}: ${String(e)}`);
+        });
+        expect(renamed(victim, hostile, scenario.model), `${q.dashboard}: ${q.where}`).toEqual(plain);
+      }
+      // The model drop-downs list the name as stored, which is the value the panels receive.
+      for (const q of queries.filter((x) => x.where === 'variable model')) {
+        const { data } = await run(expandGrafanaSql(q.text, context(defaults())));
+        expect(data.map((r) => r.model)).toContain(hostile);
+      }
+    });
+  }
+
+  it('hostile names added to the version and feature selections select nothing', async () => {
+    for (const q of perModel) {
+      const plain = await runAll(q, scenario.model, []);
+      const widened = await runAll(q, scenario.model, HOSTILE_NAMES).catch((e: unknown) => {
+        throw new Error(`${q.dashboard}: ${q.where}: ${String(e)}`);
+      });
+      expect(widened, `${q.dashboard}: ${q.where}`).toEqual(plain);
+    }
+  });
+
+  it('the decoded values still select by the primary key (EXPLAIN indexes = 1)', async () => {
+    for (const q of perModel) {
+      const variables = q.repeat === undefined ? defaults() : { ...defaults(), [q.repeat]: scenario.features[0]! };
+      const sql = expandGrafanaSql(q.text, context(variables));
+      // Plan lines without the tree drawing; each PrimaryKey section ends with its Condition.
+      const plan = (await run(`EXPLAIN indexes = 1 ${sql}`)).data.map((r) =>
+        String(r.explain).replace(/^[\s│├└─]+/, ''),
+      );
+      const keyConditions = plan.flatMap((line, i) =>
+        line === 'PrimaryKey' ? [plan.slice(i).find((l) => l.startsWith('Condition: ')) ?? 'none'] : [],
+      );
+      expect(keyConditions.length, `${q.where}\n${plan.join('\n')}`).toBeGreaterThan(0);
+      for (const c of keyConditions) expect(c, `${q.dashboard}: ${q.where}`).toMatch(/\(model in \[/);
+    }
+  });
+
+  it('a hostile feature name in the repeated distribution panel selects nothing and runs', async () => {
+    const where = queries.find((q) => q.repeat === 'feature')!.where;
+    for (const feature of HOSTILE_NAMES) {
+      const { data } = await run(expandGrafanaSql(sqlOf(where), context({ ...defaults(), feature })));
+      expect(data, feature).toEqual([]);
+    }
   });
 
   it('the time range is applied: a range before the data returns nothing', async () => {

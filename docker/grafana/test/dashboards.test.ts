@@ -73,6 +73,29 @@ describe('provisioned dashboards', () => {
     expect(uids.size).toBe(onDisk.length);
   });
 
+  it('let selected values into ClickHouse SQL only percent-encoded and decoded as a value', () => {
+    const references = onDisk.flatMap((file) =>
+      dashboardQueries(file, JSON.parse(readFileSync(join(DASHBOARD_DIR, file), 'utf8')))
+        .filter((q) => q.datasourceUid === CLICKHOUSE.uid)
+        .flatMap((q) =>
+          [...q.text.matchAll(/\$\{(\w+)(?::([^}]*))?\}|\[\[(\w+)[^\]]*\]\]|\$(?!__)(\w+)/g)].map((m) => ({
+            where: `${file} ${q.where}`,
+            name: m[1] ?? m[3] ?? m[4]!,
+            format: m[2],
+            around: q.text.slice(Math.max(0, m.index - "decodeURLComponent('".length), m.index + m[0].length + 2),
+          })),
+        ),
+    );
+    expect(references.length).toBeGreaterThan(50);
+    for (const r of references) {
+      // `database` is the deployment's hidden constant (a table qualifier), not a selection.
+      if (r.name === 'database' && r.format === undefined) continue;
+      expect(r.around, `${r.where}: \${${r.name}${r.format === undefined ? '' : `:${r.format}`}}`).toBe(
+        `decodeURLComponent('\${${r.name}:percentencode}')`,
+      );
+    }
+  });
+
   it('ask Prometheus only for metrics the code exports, histograms by their buckets', () => {
     const metrics = exportedMetrics();
     const promQueries = onDisk.flatMap((file) =>

@@ -30,6 +30,23 @@ describe('Grafana macro expansion (grafana-clickhouse-datasource semantics)', ()
     expect(interpolateVariables('$__from $__to $__interval', ctx)).toBe('1735689600500 1735732800999 30s');
   });
 
+  it('percent-encodes as Grafana does: RFC 3986 strict, a multi value as one `{a,b}` glob', () => {
+    const hostile = { model: "C:\\m\\' OR 1=1 -- $__fromTime\n(é)*!", version: ['v1', 'v 2'] };
+    const c = { ...ctx, variables: { ...ctx.variables, ...hostile } };
+    const model = interpolateVariables('${model:percentencode}', c);
+    expect(model).toBe('C%3A%5Cm%5C%27%20OR%201%3D1%20--%20%24__fromTime%0A%28%C3%A9%29%2A%21');
+    expect(model).toMatch(/^[A-Za-z0-9._~%-]*$/);
+    expect(decodeURIComponent(model)).toBe(hostile.model);
+    expect(interpolateVariables('${version:percentencode}', c)).toBe('%7Bv1%2Cv%202%7D');
+    // Backend macros run after interpolation: an encoded value can carry none into the SQL.
+    expect(expandGrafanaSql("model = decodeURLComponent('${model:percentencode}')", c)).toBe(
+      `model = decodeURLComponent('${model}')`,
+    );
+    expect(expandGrafanaSql("model = '${model:raw}'", { ...c, variables: { model: 'fraud$__fromTime' } })).toBe(
+      "model = 'fraudtoDateTime(1735689600)'",
+    );
+  });
+
   it('applies $__conditionalAll before the variables', () => {
     const sql = 'WHERE $__conditionalAll(feature IN (${feature:sqlstring}), $feature)';
     expect(expandGrafanaSql(sql, ctx)).toBe("WHERE feature IN ('amount')");

@@ -53,8 +53,9 @@ export interface PromotionPolicy {
  * Rollback: production (incumbent) against the version it replaced (still shadow-scored on the
  * same predictions). d = loss(production) − loss(previous): positive when production is worse.
  * Roll back when the lower bound of mean d is above `margin` (false rollback ≤ `alpha`) or a
- * guard on production is breached; keep when the upper bound is below `margin` (at level
- * `alphaKeep`) or at `maxLabels`/`maxTimeMs` without evidence.
+ * guard on production is breached, or at `maxTimeMs` with fewer than `minLabels` labels (no
+ * evidence: the replaced version is restored, never retired); keep when the upper bound is below
+ * `margin` (at level `alphaKeep`) or at `maxLabels`/`maxTimeMs` with the interval containing `margin`.
  */
 export interface RollbackPolicy {
   readonly kind: 'rollback';

@@ -50,8 +50,20 @@ export type DecisionReason =
   | 'guard'
   /** max_labels reached without evidence either way. */
   | 'max_labels'
-  /** max_time reached without evidence either way. */
+  /** max_time reached with at least min_labels labels, the interval still containing the bar. */
   | 'max_time'
+  /**
+   * max_time reached with fewer than min_labels labels: no evidence either way. A promotion is
+   * rejected. A rollback watch keeps production (no evidence that it degraded: a rollback is for
+   * evidence) unless it has no pair at all, when it rolls back: a production that scored nothing
+   * may never have loaded, and retiring the version it replaced retired the one serving.
+   */
+  | 'too_few_labels'
+  /**
+   * Set by the rollout (runPlan), not here: max_time reached with no pair, and one of the two
+   * versions scored no labelled prediction since the comparison began (`Evidence.scored` says which).
+   */
+  | 'not_scored'
   /** Fewer labels than min_labels: no decision allowed yet. */
   | 'min_labels'
   /** Enough labels, the interval still contains the bar. */
@@ -88,6 +100,11 @@ export interface Evidence {
   readonly alpha_stay: number;
   readonly elapsed_ms: number;
   readonly guards: readonly GuardEvidence[];
+  /**
+   * Only on a comparison that ended with no pair, when the rollout looked: whether each version
+   * scored any labelled prediction since the comparison began (see the `not_scored` reason).
+   */
+  readonly scored?: { readonly incumbent: boolean; readonly challenger: boolean };
 }
 
 export interface ComparisonDecision {
@@ -225,6 +242,20 @@ export function decideComparison(policy: ComparisonPolicy, state: ComparisonStat
   if (n < policy.minLabels && evidence.elapsed_ms < policy.maxTimeMs) {
     // The hot path of a running comparison: no number formatting.
     return { action: 'continue', reason: 'min_labels', detail: `${n}/${policy.minLabels} labels`, evidence };
+  }
+  if (n < policy.minLabels) {
+    // Time is up with no evidence either way: a promotion stays where it is (rejected). A rollback
+    // watch keeps production when it has pairs (both versions score: no evidence of a degradation,
+    // and a rollback needs evidence — a low-traffic model's manual promotion must not be undone
+    // by the clock), but with no pair at all "keep" retired the version production replaced, which
+    // may be the one serving (a production that never loaded scores nothing; found by a review):
+    // it rolls back to it. The rollout refines the no-pair case with who scored (`not_scored`).
+    return {
+      action: policy.kind === 'promotion' ? 'reject' : n === 0 ? 'rollback' : 'keep',
+      reason: 'too_few_labels',
+      detail: `${evidence.elapsed_ms} ms elapsed with ${n}/${policy.minLabels} labels: no evidence either way`,
+      evidence,
+    };
   }
   const interval = () => `[${fmt(evidence.lower)}, ${fmt(evidence.upper)}] contains bar ${fmt(evidence.bar)}`;
   if (n >= policy.maxLabels) {

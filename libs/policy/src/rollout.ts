@@ -343,6 +343,16 @@ export interface ModelClock {
   readonly predictionTime: number;
 }
 
+/**
+ * Whether each version of a plan scored any labelled prediction (paired or not: a row carrying its
+ * score) since the plan began. Asked only of a comparison whose time is up with no pair, where it
+ * tells a production that never loaded from a replaced version nobody scores any more.
+ */
+export interface PlanScoring {
+  readonly incumbent: boolean;
+  readonly challenger: boolean;
+}
+
 export interface PlanOutcome {
   readonly plan: ComparisonPlan;
   readonly decision: ComparisonDecision;
@@ -369,12 +379,16 @@ const isEpochMs = (x: number) => Number.isSafeInteger(x) && x >= 0;
  * deciding label (a transition cannot be dated before the label that decided it arrived).
  * The positive_rate guard, when configured, gets the NEWER version's positive prediction (the
  * challenger when promoting, production when watching) with the other's as baseline.
+ * `scoring`: which version scored at all, for a comparison whose time is up with no pair
+ * (reason `not_scored`, see {@link PlanScoring}); without it such a comparison ends on
+ * `too_few_labels` (a watch rolls back, a promotion is rejected).
  */
 export function runPlan(
   plan: ComparisonPlan,
   policy: ComparisonPolicy,
   pairs: readonly PairInput[],
   clock?: ModelClock,
+  scoring?: PlanScoring,
 ): PlanOutcome {
   const guard = policy.guards.find((g) => g.name === POSITIVE_RATE_GUARD);
   let state: ComparisonState = startComparison(policy, plan.since);
@@ -431,7 +445,39 @@ export function runPlan(
     const label = clock !== undefined && clock.labelTime > newestLabel ? clock.labelTime : newestLabel;
     step({ kind: 'tick', time_ms: prediction }, label);
   }
+  if (decision.reason === 'too_few_labels' && decision.evidence.n === 0 && scoring !== undefined) {
+    decision = unscoredDecision(plan, decision, scoring);
+  }
   return { plan, decision, decidedAt, pairs: used, skipped };
+}
+
+/**
+ * A comparison whose time is up with no pair, decided by which version scored at all. Rollback
+ * watch: a production that scored nothing never served (the model servers gave it up and kept the
+ * replaced version): rolled back; a replaced version that scored nothing while production did is
+ * no fallback (it no longer loads): retired. Promotion: rejected either way, saying why. Both
+ * scored: the comparison's own decision (`too_few_labels`).
+ */
+function unscoredDecision(
+  plan: ComparisonPlan,
+  decision: ComparisonDecision,
+  scoring: PlanScoring,
+): ComparisonDecision {
+  if (scoring.incumbent && scoring.challenger) return decision;
+  const evidence = { ...decision.evidence, scored: { incumbent: scoring.incumbent, challenger: scoring.challenger } };
+  const none = (v: string, role: string) => `${v} (${role}) scored no labelled prediction since ${plan.since}`;
+  if (plan.kind === 'promotion') {
+    const detail = scoring.challenger
+      ? `${none(plan.incumbent, 'production')}: nothing to compare ${plan.challenger} with`
+      : none(plan.challenger, plan.stage);
+    return { action: 'reject', reason: 'not_scored', detail, evidence };
+  }
+  if (!scoring.incumbent) {
+    const detail = `${none(plan.incumbent, 'production')}: it does not serve; ${plan.challenger} is restored`;
+    return { action: 'rollback', reason: 'not_scored', detail, evidence };
+  }
+  const detail = `${none(plan.challenger, 'replaced production')} while ${plan.incumbent} did: no fallback, retired`;
+  return { action: 'keep', reason: 'not_scored', detail, evidence };
 }
 
 /** The transition a decided plan implies, or undefined (continue / nothing to move). */
@@ -474,7 +520,9 @@ export function transitionOf(
   } else if (decision.action === 'rollback') {
     move = { version: plan.incumbent, from: 'production', to: 'rolled_back', share: null, previous: plan.challenger };
   } else if (decision.action === 'keep') {
-    // The watch ends: the replaced version is retired (it is no longer scored).
+    // The watch ends (on evidence, on too few labels with pairs, or the replaced version scored
+    // nothing): the replaced version is retired. Never with no pair at all: that is a rollback
+    // (comparison.ts), or `not_scored` (unscoredDecision).
     move = { version: plan.challenger, from: 'production', to: 'retired', share: null, previous: plan.incumbent };
   }
   if (move === undefined || !canTransition(move.from, move.to)) return undefined;
@@ -503,17 +551,24 @@ export interface TickResult {
  * interval per extra transition. Waits, with the transition's `at` no earlier than what it waited
  * for (so replay gives the same times): shadow → canary while another version is in canary;
  * canary → production while a rollback watch is open. `clock`: the model's event clock
- * (see {@link runPlan}).
+ * (see {@link runPlan}); `scoringOf(plan)`: which of its versions scored at all (see {@link PlanScoring}).
  */
 export function tickModel(
   history: readonly TransitionFact[],
   pairsOf: (plan: ComparisonPlan) => readonly PairInput[],
   rollout: RolloutPolicy,
   clock?: ModelClock,
+  scoringOf?: (plan: ComparisonPlan) => PlanScoring | undefined,
 ): TickResult {
   const view = viewOf(history);
   const outcomes = comparisonsOf(view).map((plan) =>
-    runPlan(plan, plan.kind === 'promotion' ? rollout.promotion : rollout.rollback, pairsOf(plan), clock),
+    runPlan(
+      plan,
+      plan.kind === 'promotion' ? rollout.promotion : rollout.rollback,
+      pairsOf(plan),
+      clock,
+      scoringOf?.(plan),
+    ),
   );
   const canaryBusy = [...view.versions.values()].some((v) => v.stage === 'canary');
   const lastAt = history.reduce((m, t) => Math.max(m, t.at), 0);

@@ -150,6 +150,9 @@ describe('promotion decisions', () => {
     const late = stepComparison(policy, early.state, { kind: 'tick', time_ms: T0 + 3_600_000 });
     expect(late.decision).toMatchObject({ action: 'reject', reason: 'max_time' });
     expect(late.decision.evidence.elapsed_ms).toBe(3_600_000);
+    // Without min_labels labels it still rejects (no evidence, no switch), saying there were too few.
+    const none = stepComparison(policy, startComparison(policy, T0), { kind: 'tick', time_ms: T0 + 3_600_000 });
+    expect(none.decision).toMatchObject({ action: 'reject', reason: 'too_few_labels', evidence: { n: 0 } });
     // A late label (event time before the newest) does not move time backwards.
     const lateLabel = stepComparison(policy, early.state, pair(-5, 0.3, 0.3));
     expect(lateLabel.state.last_ms).toBe(T0 + 3_600_000 - 1);
@@ -351,8 +354,24 @@ describe('rollback decisions', () => {
     );
     expect(tie.decision).toMatchObject({ action: 'keep', reason: 'max_labels' });
     const timed = parseRollbackPolicy({ min_labels: 20, max_time: '10m' });
-    const t = run(timed, [pair(1, 0.3, 0.3), { kind: 'tick', time_ms: T0 + 600_000 }]);
+    const t = run(timed, [...repeat(20, (i) => pair(i, 0.3, 0.3)), { kind: 'tick', time_ms: T0 + 600_000 }]);
     expect(t.decision).toMatchObject({ action: 'keep', reason: 'max_time' });
+  });
+
+  it('a watch whose time is up with no pair rolls back (never retires the replaced version on nothing); with a few pairs it keeps (a rollback needs evidence)', () => {
+    // "keep" retires the version production replaced, which serves on when production never loaded
+    // (no pair at all): it was published as RETIRED while it was the version serving (found by a review).
+    const timed = parseRollbackPolicy({ min_labels: 20, max_time: '10m' });
+    const tick = { kind: 'tick', time_ms: T0 + 600_000 } as const;
+    for (const labels of [0, 1, 19]) {
+      const r = run(timed, [...repeat(labels, (i) => pair(i, 0.3, 0.3)), tick]);
+      const action = labels === 0 ? 'rollback' : 'keep';
+      expect(r.decision).toMatchObject({ action, reason: 'too_few_labels', evidence: { n: labels } });
+      expect(r.decision.detail).toBe(`600000 ms elapsed with ${labels}/20 labels: no evidence either way`);
+    }
+    // Before the time is up it waits for labels, as before.
+    const early = run(timed, [pair(1, 0.3, 0.3), { kind: 'tick', time_ms: T0 + 599_999 }]);
+    expect(early.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
   });
 
   it('a breached guard on production rolls it back', () => {

@@ -258,7 +258,7 @@ describe('tickModel', () => {
     // Decided when the deciding label arrived: the transition is dated by the label, not the prediction.
     expect(tickModel(shadowOfV2, only([...equal, late]), policy).transition).toMatchObject({
       to_stage: 'rejected',
-      reason: 'max_time',
+      reason: 'too_few_labels',
       at: T0 + day + 5_000,
     });
     // A label a day late of a prediction made a second after the start is not a day of evidence.
@@ -292,7 +292,7 @@ describe('tickModel', () => {
     ).toBeUndefined();
     expect(
       tickModel(shadowOfV2, only([]), policy, { labelTime: T0 + day + 60_000, predictionTime: T0 + day }).transition,
-    ).toMatchObject({ to_stage: 'rejected', reason: 'max_time', at: T0 + day + 60_000 });
+    ).toMatchObject({ to_stage: 'rejected', reason: 'too_few_labels', at: T0 + day + 60_000 });
     // The clock never moves time back: pairs newer than it decide as before.
     const equal = pairs(T0, 20, 0.5, 0.5);
     expect(
@@ -355,6 +355,108 @@ describe('tickModel', () => {
       previous_version: 'v1',
     });
     expect(viewOf(apply(history, r.transition)).production).toBe('v1');
+  });
+
+  describe('a comparison whose time is up without evidence (found by a review)', () => {
+    const day = 86_400_000;
+    // v2 promoted at T0 + 2 min, replacing v1; the watch's max_time (1 d) is up by the model's clock.
+    const promoted = [
+      ...shadowOfV2,
+      fact('v2', 'shadow', 'canary', T0 + MIN, 'v1'),
+      fact('v2', 'canary', 'production', T0 + 2 * MIN, 'v1'),
+    ];
+    const timeUp = { predictionTime: T0 + 2 * MIN + day, labelTime: T0 + 2 * MIN + day + 5_000 };
+    const scored = (incumbent: boolean, challenger: boolean) => () => ({ incumbent, challenger });
+
+    it('a production that never scored is rolled back, never the replaced version (serving) retired', () => {
+      // The model servers gave v2 up and serve v1: no pair has a v2 score, v1's labels move the clock.
+      const r = tickModel(promoted, only([]), policy, timeUp, scored(false, true));
+      expect(r.transition).toMatchObject({
+        version: 'v2',
+        from_stage: 'production',
+        to_stage: 'rolled_back',
+        previous_version: 'v1',
+        reason: 'not_scored',
+        at: timeUp.labelTime,
+      });
+      expect(r.transition!.detail).toMatch(
+        /^v2 \(production\) scored no labelled prediction since \d+: it does not serve; v1 is restored$/,
+      );
+      expect(JSON.parse(r.transition!.evidence)).toMatchObject({
+        n: 0,
+        scored: { incumbent: false, challenger: true },
+      });
+      const after = apply(promoted, r.transition);
+      expect(viewOf(after).production).toBe('v1');
+      expect(servesProduction(after, 'v1')).toBe(true);
+      expect(servesProduction(after, 'v2')).toBe(false);
+      // Not knowing who scored, the watch still rolls back on too few labels.
+      expect(tickModel(promoted, only([]), policy, timeUp).transition).toMatchObject({
+        version: 'v2',
+        to_stage: 'rolled_back',
+        previous_version: 'v1',
+        reason: 'too_few_labels',
+      });
+    });
+
+    it('a replaced version that scored nothing while production did is retired (no fallback left)', () => {
+      const r = tickModel(promoted, only([]), policy, timeUp, scored(true, false));
+      expect(r.transition).toMatchObject({
+        version: 'v1',
+        from_stage: 'production',
+        to_stage: 'retired',
+        previous_version: 'v2',
+        reason: 'not_scored',
+      });
+      expect(JSON.parse(r.transition!.evidence)).toMatchObject({ scored: { incumbent: true, challenger: false } });
+      expect(viewOf(apply(promoted, r.transition)).production).toBe('v2');
+    });
+
+    it('a watch with some pairs, fewer than min_labels, keeps production (no evidence of a degradation); with none it rolls back', () => {
+      const few = pairs(T0 + 2 * MIN, 10, 0.5, 0.5); // min_labels 30
+      const r = tickModel(promoted, only(few), policy, timeUp, scored(true, true));
+      expect(r.outcomes[0]).toMatchObject({ pairs: 10, decision: { action: 'keep', reason: 'too_few_labels' } });
+      expect(r.transition).toMatchObject({ version: 'v1', to_stage: 'retired', previous_version: 'v2' });
+      expect(JSON.parse(r.transition!.evidence)).toMatchObject({ n: 10 });
+      expect(JSON.parse(r.transition!.evidence).scored).toBeUndefined();
+      // Both scored, no pair: the same.
+      expect(tickModel(promoted, only([]), policy, timeUp, scored(true, true)).transition).toMatchObject({
+        version: 'v2',
+        to_stage: 'rolled_back',
+        reason: 'too_few_labels',
+      });
+      // Enough labels and no evidence either way: kept, and the replaced version retired, as before.
+      const enough = pairs(T0 + 2 * MIN, 30, 0.5, 0.5);
+      const kept = tickModel(promoted, only(enough), policy, timeUp);
+      expect(kept.outcomes[0]!.decision.action).toBe('keep');
+      expect(kept.transition).toMatchObject({ version: 'v1', to_stage: 'retired' });
+    });
+
+    it('a shadow or canary that scored nothing, or whose production did not, is rejected, production unchanged', () => {
+      const shadowUp = { predictionTime: T0 + day, labelTime: T0 + day + 5_000 };
+      expect(tickModel(shadowOfV2, only([]), policy, shadowUp, scored(true, false)).transition).toMatchObject({
+        version: 'v2',
+        to_stage: 'rejected',
+        reason: 'not_scored',
+        detail: `v2 (shadow) scored no labelled prediction since ${T0}`,
+      });
+      expect(tickModel(shadowOfV2, only([]), policy, shadowUp, scored(false, true)).transition).toMatchObject({
+        version: 'v2',
+        to_stage: 'rejected',
+        reason: 'not_scored',
+        detail: `v1 (production) scored no labelled prediction since ${T0}: nothing to compare v2 with`,
+      });
+      const canary = [...shadowOfV2, fact('v2', 'shadow', 'canary', T0 + MIN, 'v1')];
+      const canaryUp = { predictionTime: T0 + MIN + day, labelTime: T0 + MIN + day + 5_000 };
+      const r = tickModel(canary, only([]), policy, canaryUp, scored(true, false));
+      expect(r.transition).toMatchObject({
+        version: 'v2',
+        from_stage: 'canary',
+        to_stage: 'rolled_back',
+        reason: 'not_scored',
+      });
+      expect(viewOf(apply(canary, r.transition)).production).toBe('v1');
+    });
   });
 
   it('holds a second canary while one runs, and a promotion to production during a rollback watch', () => {

@@ -5,6 +5,7 @@ import {
   comparisonsOf,
   type ModelClock,
   type PairInput,
+  type PlanScoring,
   planKey,
   type RolloutPolicies,
   rolloutPolicyFor,
@@ -21,6 +22,10 @@ import type { ModelTransitionStore, TransitionRow } from '@driftline/warehouse';
  * both versions, and the count of those left out as unusable.
  */
 export interface PairReader {
+  /**
+   * Asked with `incumbent` = `challenger` = one version, it reads the labelled rows that version
+   * scored (the controller's check that a version scored at all; see scoredSince).
+   */
   readPairs(q: { model: string; incumbent: string; challenger: string; from: number; limit: number }): Promise<{
     readonly pairs: ReadonlyArray<PairInput & { readonly predictionId: string }>;
     /** Rows scored by both versions since `from` that the test cannot use (never among `pairs`). */
@@ -215,7 +220,25 @@ export class ModelController {
       labelled !== undefined && plausible(labelled.labelTime) && plausible(labelled.predictionTime)
         ? labelled
         : undefined;
-    const result = tickModel(history, (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [], policy, clock);
+    // A comparison whose time is up with no pair: did each version score at all? (A production
+    // that never loaded scores nothing; neither does a replaced version that no longer loads.)
+    const scoring = new Map<string, PlanScoring>();
+    for (const plan of plans) {
+      const maxTimeMs = plan.kind === 'promotion' ? policy.promotion.maxTimeMs : policy.rollback.maxTimeMs;
+      const timeUp = clock !== undefined && clock.predictionTime - plan.since >= maxTimeMs;
+      if (!timeUp || (read.get(planKey(plan)) ?? []).length > 0) continue;
+      scoring.set(planKey(plan), {
+        incumbent: await this.scoredSince(model, plan.incumbent, plan.since),
+        challenger: await this.scoredSince(model, plan.challenger, plan.since),
+      });
+    }
+    const result = tickModel(
+      history,
+      (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [],
+      policy,
+      clock,
+      (plan: ComparisonPlan) => scoring.get(planKey(plan)),
+    );
     for (const o of result.outcomes) {
       const labels = { model, version: o.plan.subject, kind: o.plan.kind };
       this.metrics.labels.set(labels, o.decision.evidence.n);
@@ -258,6 +281,21 @@ export class ModelController {
     );
     await this.publish([row]);
     return { republished, transition: row };
+  }
+
+  /**
+   * Whether `version` scored any labelled prediction of `model` predicted at or after `from`: the
+   * paired read of the version with itself (its rows, usable or not), one row at most.
+   */
+  private async scoredSince(model: string, version: string, from: number): Promise<boolean> {
+    const { pairs, unusable } = await this.deps.pairs.readPairs({
+      model,
+      incumbent: version,
+      challenger: version,
+      from,
+      limit: 1,
+    });
+    return pairs.length > 0 || unusable.labelNotBinary > 0 || unusable.scoreNotProbability > 0;
   }
 
   /**

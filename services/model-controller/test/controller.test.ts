@@ -313,6 +313,92 @@ describe('ModelController', () => {
   });
 });
 
+describe('a rollback watch whose time is up with no pair (found by a review)', () => {
+  const week = 7 * 86_400_000;
+  /** v2 promoted at T0 + 2 s replacing v1; labelled rows exist only of the versions in `scoring`. */
+  function promotedV2(scoring: readonly string[]) {
+    const { store, published, deps } = setup({});
+    store.rows.set('fraud/v2/canary', row('v2', 'shadow', 'canary', T0 + 1000, 'v1'));
+    store.rows.set('fraud/v2/production', row('v2', 'canary', 'production', T0 + 2000, 'v1'));
+    const later = T0 + 2000 + week + 60_000;
+    const reads: string[] = [];
+    const controller = new ModelController({
+      ...deps,
+      now: () => later,
+      pairs: {
+        // The replaced version's (or production's) own labelled predictions move the model's clock.
+        labelClock: async () => ({ labelTime: later, predictionTime: later - 1_000 }),
+        readPairs: async (q) => {
+          reads.push(`${q.incumbent}/${q.challenger}`);
+          const both = scoring.includes(q.incumbent) && scoring.includes(q.challenger);
+          const pairs =
+            both && q.incumbent === q.challenger
+              ? [
+                  {
+                    predictionId: 'p1',
+                    predictionTime: q.from,
+                    labelTime: q.from + 1,
+                    label: 1,
+                    incumbent: 0.7,
+                    challenger: 0.7,
+                  },
+                ]
+              : [];
+          return { pairs, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
+        },
+      },
+    });
+    return { controller, store, published, reads };
+  }
+
+  it('production that never loaded (only v1 scored): v2 is rolled back to v1, not v1 retired', async () => {
+    const { controller, store, published, reads } = promotedV2(['v1']);
+    const tick = await controller.tick();
+    expect(tick.failed).toBe(0);
+    expect(published.map((e) => `${e.version}:${e.kind}`)).not.toContain('v1:RETIRED');
+    expect(published.at(-1)).toMatchObject({
+      version: 'v2',
+      kind: 'ROLLED_BACK',
+      previous_version: 'v1',
+      decided_by: 'policy:rollback',
+    });
+    expect(published.at(-1)!.reason).toMatch(/^not_scored: v2 \(production\) scored no labelled prediction/);
+    expect(JSON.parse(published.at(-1)!.evidence!)).toMatchObject({
+      n: 0,
+      scored: { incumbent: false, challenger: true },
+    });
+    expect(store.rows.has('fraud/v1/retired')).toBe(false);
+    // Each version of the watch was asked once, alone, after the (empty) paired read.
+    expect(reads).toEqual(['v2/v1', 'v2/v2', 'v1/v1']);
+  });
+
+  it('a replaced version that no longer scores while production does is retired', async () => {
+    const { controller, published } = promotedV2(['v2']);
+    await controller.tick();
+    expect(published.at(-1)).toMatchObject({ version: 'v1', kind: 'RETIRED' });
+    expect(JSON.parse(published.at(-1)!.evidence!)).toMatchObject({ scored: { incumbent: true, challenger: false } });
+  });
+
+  it('before max_time no version is asked about (a comparison with no pair yet waits)', async () => {
+    const { store, published, deps } = setup({});
+    store.rows.set('fraud/v2/canary', row('v2', 'shadow', 'canary', T0 + 1000, 'v1'));
+    store.rows.set('fraud/v2/production', row('v2', 'canary', 'production', T0 + 2000, 'v1'));
+    const reads: string[] = [];
+    await new ModelController({
+      ...deps,
+      pairs: {
+        labelClock: async () => ({ labelTime: T0 + 3_600_000, predictionTime: T0 + 3_600_000 }),
+        readPairs: async (q) => {
+          reads.push(`${q.incumbent}/${q.challenger}`);
+          return { pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
+        },
+      },
+    }).tick();
+    expect(reads).toEqual(['v2/v1']);
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:PROMOTED']);
+  });
+});
+
 describe('unusable pairs', () => {
   it('rows the warehouse left out (scores outside [0, 1]: margins) are counted as skipped, and said once per comparison', async () => {
     const { published, deps } = setup({});

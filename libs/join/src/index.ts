@@ -1,3 +1,12 @@
+export {
+  type AppliedMarker,
+  coveredBy,
+  markerHolds,
+  markerOffset,
+  nextMarker,
+  type OffsetSpan,
+  type Positioned,
+} from './applied.js';
 export { type LogEvent, type OfflineJoin, offlineJoin } from './offline.js';
 export {
   backstopTtl,

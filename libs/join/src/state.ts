@@ -61,6 +61,8 @@ export interface PredictionInput<P> extends JoinRef {
   readonly eventTime: number;
   /** The record's Kafka timestamp (epoch ms), when it came from Kafka: bounds the watermark (batchWatermark). */
   readonly appendTime?: number;
+  /** The record's Kafka offset, when it came from Kafka: the applied-through marker (applied.ts). */
+  readonly offset?: number;
   /** Performance window the prediction counts in (pending counts per window). */
   readonly windowKey: string;
   readonly payload: P;
@@ -72,6 +74,8 @@ export interface LabelInput<L> extends JoinRef {
   readonly eventTime: number;
   /** The record's Kafka timestamp (epoch ms), when it came from Kafka: bounds the watermark (batchWatermark). */
   readonly appendTime?: number;
+  /** The record's Kafka offset, when it came from Kafka: the applied-through marker (applied.ts). */
+  readonly offset?: number;
   readonly payload: L;
 }
 

@@ -1,3 +1,4 @@
+import { type AppliedMarker, coveredBy, markerHolds, nextMarker, type OffsetSpan } from './applied.js';
 import {
   type ExpireOutcome,
   type JoinConfig,
@@ -70,12 +71,16 @@ export function batchWatermark(inputs: readonly { eventTime: number; appendTime?
 export interface JoinStore<P, L> {
   /**
    * Applies records read from `source` (one partition) and raises its watermark to their least
-   * event time ({@link batchWatermark}), in the same atomic step as their state.
+   * event time ({@link batchWatermark}), in the same atomic step as their state. With `span` (the
+   * offsets the batch covers), a record whose state is absent but that the source's applied
+   * marker covers is a `duplicate` (its tombstone expired), and the marker takes in `span`, in
+   * the same step (applied.ts). Without it, no marker is read or written.
    */
   applyPredictions(
     inputs: readonly PredictionInput<P>[],
     now: number,
     source: string,
+    span?: OffsetSpan,
   ): Promise<Array<Applied<P, L, PredictionOutcome>>>;
   /**
    * Like applyPredictions. A label repeated within `inputs` (same model and id) replays without a
@@ -86,6 +91,7 @@ export interface JoinStore<P, L> {
     inputs: readonly LabelInput<L>[],
     now: number,
     source: string,
+    span?: OffsetSpan,
   ): Promise<Array<Applied<P, L, LabelOutcome>>>;
   /** Records what the owners of these sources see now (reportedAt, and caughtUpAt when caught up). */
   reportSources(reports: readonly SourceReport[], now: number): Promise<void>;
@@ -147,6 +153,8 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
   readonly tallies = new Map<string, TallyCounts>();
   tallyBatch: TallyBatch | undefined;
   readonly watermarks = new Map<string, number>();
+  /** Applied-through marker per source (applied.ts). */
+  readonly markers = new Map<string, AppliedMarker>();
   readonly reports = new Map<string, { reportedAt: number; caughtUpAt?: number }>();
 
   constructor(readonly config: JoinConfig) {}
@@ -188,11 +196,28 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     if (watermark === undefined || eventTime > watermark) this.watermarks.set(source, eventTime);
   }
 
-  async applyPredictions(inputs: readonly PredictionInput<P>[], now: number, source: string) {
+  /** The source's marker if it holds for this batch (markerHolds), and a function that stores its successor. */
+  private marker(source: string, inputs: readonly PredictionInput<P>[] | readonly LabelInput<L>[], span?: OffsetSpan) {
+    const stored = this.markers.get(source);
+    const holding = markerHolds(stored, inputs, span) ? stored : undefined;
+    const commit = () => {
+      if (span === undefined || inputs.length === 0) return;
+      const next = nextMarker(holding, span);
+      if (next === undefined) this.markers.delete(source);
+      else this.markers.set(source, next);
+    };
+    return { holding, commit };
+  }
+
+  async applyPredictions(inputs: readonly PredictionInput<P>[], now: number, source: string, span?: OffsetSpan) {
     this.advance(source, inputs);
-    return inputs.map((input) => {
+    const marker = this.marker(source, inputs, span);
+    const out = inputs.map((input): Applied<P, L, PredictionOutcome> => {
       const key = joinKey(input);
-      const applied = this.apply(key, onPrediction(this.get(key, now), input, now, this.config), now);
+      const state = this.get(key, now);
+      // Applied before and its tombstone gone: a replay, not a new prediction (applied.ts).
+      if (state === undefined && coveredBy(marker.holding, input)) return { outcome: 'duplicate' };
+      const applied = this.apply(key, onPrediction(state, input, now, this.config), now);
       const t = input.tally;
       if (t !== undefined && FIRST_SEEN.has(applied.outcome)) {
         let counts = this.tallies.get(t.group);
@@ -204,19 +229,29 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
       }
       return applied;
     });
+    marker.commit();
+    return out;
   }
 
-  async applyLabels(inputs: readonly LabelInput<L>[], now: number, source: string) {
+  async applyLabels(inputs: readonly LabelInput<L>[], now: number, source: string, span?: OffsetSpan) {
     this.advance(source, inputs);
+    const marker = this.marker(source, inputs, span);
     const seen = new Set<string>();
-    return inputs.map((input): Applied<P, L, LabelOutcome> => {
+    const out = inputs.map((input): Applied<P, L, LabelOutcome> => {
       const key = joinKey(input);
-      const applied = this.apply(key, onLabel(this.get(key, now), input, now, this.config), now);
+      const state = this.get(key, now);
+      if (state === undefined && coveredBy(marker.holding, input)) {
+        seen.add(key);
+        return { outcome: 'duplicate' };
+      }
+      const applied = this.apply(key, onLabel(state, input, now, this.config), now);
       const repeated = seen.has(key);
       seen.add(key);
       // A repeat within the batch replays without a row: the earlier record emits it (JoinStore).
       return repeated && applied.outcome === 'replayed' ? { outcome: 'replayed' } : applied;
     });
+    marker.commit();
+    return out;
   }
 
   async ackJoined(refs: readonly JoinRef[], now: number) {

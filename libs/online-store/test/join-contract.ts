@@ -5,7 +5,10 @@ import {
   type Applied,
   InMemoryJoinStore,
   type JoinConfig,
+  type JoinRef,
   type JoinStore,
+  joinKey,
+  type OffsetSpan,
   type TakenTallies,
   type TallyInput,
 } from '@driftline/join';
@@ -18,6 +21,8 @@ export const joinContractConfig: JoinConfig = { maxDelayMs: 1_000, graceMs: 50, 
 export interface JoinContractSubject {
   /** A fresh, empty store (its own key space) configured with joinContractConfig. */
   readonly store: JoinStore<Buffer, Buffer>;
+  /** Drops one state as its TTL running out would (a `J`/`X` tombstone past its TTL). */
+  forget(ref: JoinRef): Promise<void>;
   cleanup?(): Promise<void>;
 }
 
@@ -38,11 +43,12 @@ export function joinStoreContract(
 ): void {
   describe(`JoinStore contract: ${name}`, () => {
     const subjects: JoinContractSubject[] = [];
-    const open = async () => {
+    const openSubject = async () => {
       const subject = await create();
       subjects.push(subject);
-      return subject.store;
+      return subject;
     };
+    const open = async () => (await openSubject()).store;
     afterEach(async () => {
       for (const s of subjects.splice(0)) await s.cleanup?.();
     });
@@ -391,6 +397,188 @@ export function joinStoreContract(
       expect(third?.mark).not.toBe(second?.mark);
       expect(await store.clearDirty('w', second?.mark ?? 0)).toBe(false);
     });
+
+    it('a redelivery whose tombstone expired is a no-op by the applied marker; records it never applied are not', async () => {
+      const { store, forget } = await openSubject();
+      const at = (offset: number, appendTime?: number) => ({
+        offset,
+        ...(appendTime === undefined ? {} : { appendTime }),
+      });
+      const p = (id: string, offset: number, appendTime?: number) => ({
+        model: 'm',
+        id,
+        eventTime: 0,
+        windowKey: 'w',
+        payload: Buffer.from(`p ${id}`),
+        tally: { group: 'g', slot: 1, value: 0.5 },
+        ...at(offset, appendTime),
+      });
+      const l = (id: string, offset: number, appendTime?: number) => ({
+        model: 'm',
+        id,
+        eventTime: 10,
+        payload: Buffer.from(`l ${id}`),
+        ...at(offset, appendTime),
+      });
+      const span = (first: number, last: number, maxAppendTime: number, restart = false): OffsetSpan => ({
+        first,
+        last,
+        maxAppendTime,
+        ...(restart ? { restart } : {}),
+      });
+      const outcomes = (a: ReadonlyArray<Applied<Buffer, Buffer, string>>) => a.map((x) => x.outcome);
+      // Offsets 5..6 of predictions/0 (a shadow record at 6 is covered by the span), 3 of labels/0.
+      expect(outcomes(await store.applyPredictions([p('a', 5, 100)], 10, 'predictions/0', span(5, 6, 101)))).toEqual([
+        'pending',
+      ]);
+      expect(outcomes(await store.applyLabels([l('a', 3, 105)], 11, 'labels/0', span(3, 3, 105)))).toEqual(['joined']);
+      // A crash before the acknowledgement: the covered replay still finds K and re-emits the row.
+      const replayed = await store.applyLabels([l('a', 3, 105)], 12, 'labels/0', span(3, 3, 105));
+      expect(replayed.map((x) => [x.outcome, x.emit?.prediction.toString()])).toEqual([['replayed', 'p a']]);
+      await store.ackJoined([{ model: 'm', id: 'a' }], 13);
+      await forget({ model: 'm', id: 'a' }); // the J tombstone's TTL ran out
+      // Redelivered from an earlier offset, hours later: no new pending prediction, no tally, no waiting label.
+      expect(outcomes(await store.applyPredictions([p('a', 5, 100)], 20, 'predictions/0', span(5, 6, 101)))).toEqual([
+        'duplicate',
+      ]);
+      expect(outcomes(await store.applyLabels([l('a', 3, 105)], 21, 'labels/0', span(3, 3, 105)))).toEqual([
+        'duplicate',
+      ]);
+      expect(await store.pendingCount('w')).toBe(0);
+      expect(await store.scheduledCount()).toBe(0);
+      const tallies = await store.takeTallies('t1');
+      expect([...(tallies.batch?.groups[0]?.slots.values() ?? [])]).toEqual([{ count: 1, sum: 0.5 }]);
+      // The next offset is a record never applied: a new prediction (the same id re-sent counts as today).
+      expect(outcomes(await store.applyPredictions([p('b', 7, 110)], 22, 'predictions/0', span(7, 7, 110)))).toEqual([
+        'pending',
+      ]);
+      // The topic deleted and recreated: offsets restart at 0, newer timestamps. Not skipped.
+      expect(outcomes(await store.applyPredictions([p('c', 5, 500)], 23, 'predictions/0', span(5, 5, 500)))).toEqual([
+        'pending',
+      ]);
+      // ... and the marker then describes the new log: a record of the old one (older time) is not covered by it either.
+      await forget({ model: 'm', id: 'a' });
+      expect(outcomes(await store.applyPredictions([p('a', 6, 100)], 24, 'predictions/0', span(6, 6, 100)))).toEqual([
+        'pending',
+      ]);
+      // Recreated with producer timestamps older than the marker's: only the restart (no committed offset) tells.
+      await store.applyPredictions([p('d', 10, 600)], 25, 'predictions/1', span(0, 10, 600));
+      await forget({ model: 'm', id: 'd' });
+      expect(
+        outcomes(await store.applyPredictions([p('e', 2, 50)], 26, 'predictions/1', span(0, 2, 50, true))),
+      ).toEqual(['pending']);
+      // A covered offset without a timestamp cannot be judged: applied as today.
+      await store.applyPredictions([p('f', 20, 700)], 27, 'predictions/2', span(20, 20, 700));
+      await forget({ model: 'm', id: 'f' });
+      expect(outcomes(await store.applyPredictions([p('f', 20)], 28, 'predictions/2', span(20, 20, 700)))).toEqual([
+        'pending',
+      ]);
+      // A gap (the position jumped forward): offsets in it were never applied and are not skipped.
+      await store.applyPredictions([p('g', 30, 800)], 29, 'predictions/3', span(30, 30, 800));
+      await store.applyPredictions([p('h', 40, 900)], 30, 'predictions/3', span(40, 40, 900));
+      expect(outcomes(await store.applyPredictions([p('i', 35, 850)], 31, 'predictions/3', span(35, 35, 850)))).toEqual(
+        ['pending'],
+      );
+      // Without a span (no offsets), nothing is skipped by a marker.
+      await forget({ model: 'm', id: 'h' });
+      expect(outcomes(await store.applyPredictions([p('h', 40, 900)], 32, 'predictions/3'))).toEqual(['pending']);
+    });
+
+    for (const seed of [21, 22, 23]) {
+      it(`random redeliveries, forgotten tombstones and recreated topics, seed ${seed}`, async () => {
+        const r = seededUniform(seed);
+        const { store: real, forget } = await openSubject();
+        const model = new InMemoryJoinStore<Buffer, Buffer>(config);
+        const ids = Array.from({ length: 12 }, (_, i) => `id-${i}`);
+        // One log per source: what was produced (id, event time, Kafka timestamp), an incarnation
+        // number bumped when the topic is recreated.
+        interface Logged {
+          readonly id: string;
+          readonly eventTime: number;
+          readonly appendTime: number;
+        }
+        const logs = new Map<string, { records: Logged[]; position: number }>();
+        let clock = 1_000;
+        const counted = new Map<string, number>(); // prediction id → first transitions (pending/joined)
+        let now = 1_000;
+        for (let step = 0; step < 250; step++) {
+          now += 10;
+          const side = r() < 0.5 ? 'predictions' : 'labels';
+          const source = `${side}/0`;
+          const log = logs.get(source) ?? { records: [], position: 0 };
+          logs.set(source, log);
+          const op = r();
+          let restart = false;
+          if (op < 0.05) {
+            logs.set(source, { records: [], position: 0 }); // deleted and recreated: offsets from 0
+            restart = r() < 0.5; // the consumer may or may not see the group's commits gone
+            continue;
+          }
+          if (op < 0.15) {
+            const ref = { model: 'm', id: ids[Math.floor(r() * ids.length)] as string };
+            await forget(ref);
+            model.states.delete(joinKey(ref));
+            continue;
+          }
+          if (op < 0.25) {
+            log.position = Math.floor(r() * (log.position + 1)); // an offset reset / redelivery
+          }
+          while (log.records.length < log.position + 5) {
+            clock += Math.floor(r() * 3);
+            log.records.push({
+              id: ids[Math.floor(r() * ids.length)] as string,
+              eventTime: Math.floor(r() * 500),
+              appendTime: clock,
+            });
+          }
+          const n = 1 + Math.floor(r() * 4);
+          const from = log.position;
+          const batch = log.records.slice(from, from + n).map((x, k) => ({ ...x, offset: from + k }));
+          log.position = from + batch.length;
+          const span: OffsetSpan = {
+            first: from,
+            last: from + batch.length - 1,
+            maxAppendTime: Math.max(...batch.map((b) => b.appendTime)),
+            ...(restart ? { restart } : {}),
+          };
+          if (side === 'predictions') {
+            const inputs = batch.map((b) => ({ model: 'm', ...b, windowKey: 'w', payload: Buffer.from(`p ${b.id}`) }));
+            const a = await real.applyPredictions(inputs, now, source, span);
+            const b = await model.applyPredictions(inputs, now, source, span);
+            expect(
+              a.map((x) => x.outcome),
+              `step ${step}`,
+            ).toEqual(b.map((x) => x.outcome));
+            a.forEach((x, k) => {
+              if (x.outcome === 'pending' || x.outcome === 'joined') {
+                const id = inputs[k]?.id as string;
+                counted.set(id, (counted.get(id) ?? 0) + 1);
+              }
+            });
+          } else {
+            const inputs = batch.map((b) => ({ model: 'm', ...b, payload: Buffer.from(`l ${b.id}`) }));
+            const a = await real.applyLabels(inputs, now, source, span);
+            const b = await model.applyLabels(inputs, now, source, span);
+            expect(
+              a.map((x) => x.outcome),
+              `step ${step}`,
+            ).toEqual(b.map((x) => x.outcome));
+            const joined = a.filter((x) => x.emit !== undefined).map((x) => x.emit?.id);
+            await real.ackJoined(
+              joined.map((id) => ({ model: 'm', id: id as string })),
+              now,
+            );
+            await model.ackJoined(
+              joined.map((id) => ({ model: 'm', id: id as string })),
+              now,
+            );
+          }
+          expect(await real.pendingCount('w'), `step ${step}`).toBe(await model.pendingCount('w'));
+        }
+        expect(await real.scheduledCount()).toBe(await model.scheduledCount());
+        expect(counted.size).toBeGreaterThan(0);
+      });
+    }
 
     it('requeues a window that failed to the back of the queue, unless it was marked again since', async () => {
       const store = await open();

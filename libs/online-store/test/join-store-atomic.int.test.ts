@@ -157,6 +157,26 @@ describe('RedisJoinStore: a prediction batch that fails writes nothing', () => {
     });
   }
 
+  it('an applied marker that is not from,through,time, or of another type (both scripts)', async () => {
+    const store = open();
+    const span = { first: 0, last: 4, maxAppendTime: 500 };
+    const positioned = <T>(inputs: T[]) => inputs.map((x, n) => ({ ...x, offset: n, appendTime: 100 + n }));
+    await redis.set(store.keys.applied('predictions/0'), '1,2');
+    const error = await failsWritingNothing(
+      store,
+      () => store.applyPredictions(positioned(predictions()), now, 'predictions/0', span),
+      'CONFIG_INVALID',
+    );
+    expect(error.message).toMatch(/applied:predictions\/0 is not an applied marker/);
+    await redis.hset(store.keys.applied('labels/0'), 'x', '1');
+    const labelError = await failsWritingNothing(
+      store,
+      () => store.applyLabels(positioned(labels()), now, 'labels/0', span),
+      'CONFIG_INVALID',
+    );
+    expect(labelError.message).toMatch(/applied:labels\/0 holds a hash, not an applied marker/);
+  });
+
   it("a string at a tally group's hash, or at the tally group set", async () => {
     const store = open();
     await redis.set(`${store.keys.tallyPrefix}g`, 'x');

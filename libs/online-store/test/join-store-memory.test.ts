@@ -1,4 +1,12 @@
-import { InMemoryJoinStore } from '@driftline/join';
+import { InMemoryJoinStore, joinKey } from '@driftline/join';
 import { joinContractConfig, joinStoreContract } from './join-contract.js';
 
-joinStoreContract('in memory', () => ({ store: new InMemoryJoinStore<Buffer, Buffer>(joinContractConfig) }));
+joinStoreContract('in memory', () => {
+  const store = new InMemoryJoinStore<Buffer, Buffer>(joinContractConfig);
+  return {
+    store,
+    async forget(ref) {
+      store.states.delete(joinKey(ref));
+    },
+  };
+});

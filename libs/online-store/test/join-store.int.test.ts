@@ -9,8 +9,12 @@ afterAll(() => redis.disconnect());
 
 joinStoreContract('Redis', () => {
   const prefix = `${uniqueName('jt')}:`;
+  const store = new RedisJoinStore(redis, prefix, joinContractConfig);
   return {
-    store: new RedisJoinStore(redis, prefix, joinContractConfig),
+    store,
+    async forget(ref) {
+      await redis.del(store.keys.state(ref));
+    },
     async cleanup() {
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length > 0) await redis.unlink(...keys);

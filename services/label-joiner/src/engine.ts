@@ -11,6 +11,7 @@ import {
   type JoinStore,
   joinKey,
   type LabelInput,
+  type OffsetSpan,
   type PredictionInput,
   type TallyInput,
 } from '@driftline/join';
@@ -23,9 +24,39 @@ import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
  * A decoded record with its original bytes (what the join state stores) and its Kafka timestamp
  * (`appendTime`: where the record is in the log, which bounds the partition's watermark).
  */
-export type JoinerRecord =
-  | { readonly kind: 'prediction'; readonly event: PredictionEvent; readonly raw: Buffer; readonly appendTime?: number }
-  | { readonly kind: 'label'; readonly event: LabelEvent; readonly raw: Buffer; readonly appendTime?: number };
+export type JoinerRecord = (
+  | { readonly kind: 'prediction'; readonly event: PredictionEvent }
+  | { readonly kind: 'label'; readonly event: LabelEvent }
+) & {
+  readonly raw: Buffer;
+  readonly appendTime?: number;
+  /** Kafka offset (markerOffset): the partition's applied-through marker skips replays by it. */
+  readonly offset?: number;
+};
+
+/**
+ * The offsets a batch covers (shadow records included: they are applied by being skipped), for
+ * the store's applied-through marker; undefined when a record has no offset. `restart`: the
+ * partition was assigned without a committed offset (see service.ts).
+ */
+export function batchSpan(records: readonly JoinerRecord[], restart = false): OffsetSpan | undefined {
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  let maxAppendTime: number | undefined = Number.NEGATIVE_INFINITY;
+  for (const r of records) {
+    if (r.offset === undefined) return undefined;
+    first = Math.min(first, r.offset);
+    last = Math.max(last, r.offset);
+    // One record without a timestamp: the span cannot be guarded, the store drops the marker.
+    const t = r.appendTime;
+    maxAppendTime =
+      maxAppendTime === undefined || t === undefined || !Number.isFinite(t) || t < 0
+        ? undefined
+        : Math.max(maxAppendTime, t);
+  }
+  if (records.length === 0) return undefined;
+  return { first, last, ...(maxAppendTime === undefined ? {} : { maxAppendTime }), ...(restart ? { restart } : {}) };
+}
 
 export interface PayloadDecoder {
   prediction(bytes: Buffer): Promise<PredictionEvent> | PredictionEvent;
@@ -151,7 +182,14 @@ export class JoinEngine {
   }
 
   /** Joins one batch of records read from `source` (a partition: its watermark rises with them). */
-  async process(records: readonly JoinerRecord[], now: number, source: string): Promise<EngineStats> {
+  async process(
+    records: readonly JoinerRecord[],
+    now: number,
+    source: string,
+    options: { readonly restart?: boolean } = {},
+  ): Promise<EngineStats> {
+    // All records of a batch come from one partition: one topic, so one of the two calls below.
+    const span = batchSpan(records, options.restart);
     const predictions: PredictionInput<Buffer>[] = [];
     const labels: LabelInput<Buffer>[] = [];
     const outcomes: Record<string, number> = {};
@@ -182,6 +220,7 @@ export class JoinEngine {
           id: e.prediction_id,
           eventTime: e.event_time,
           ...(r.appendTime === undefined ? {} : { appendTime: r.appendTime }),
+          ...(r.offset === undefined ? {} : { offset: r.offset }),
           windowKey: key,
           payload: r.raw,
           ...(tally === undefined ? {} : { tally }),
@@ -192,6 +231,7 @@ export class JoinEngine {
           id: r.event.prediction_id,
           eventTime: r.event.event_time,
           ...(r.appendTime === undefined ? {} : { appendTime: r.appendTime }),
+          ...(r.offset === undefined ? {} : { offset: r.offset }),
           payload: r.raw,
         });
       }
@@ -201,7 +241,7 @@ export class JoinEngine {
     const predictionRecords = joinable.filter((r) => r.kind === 'prediction');
     const labelRecords = joinable.filter((r) => r.kind === 'label');
     if (predictions.length > 0) this.tallies?.admit();
-    (await this.store.applyPredictions(predictions, now, source)).forEach((a, n) => {
+    (await this.store.applyPredictions(predictions, now, source, span)).forEach((a, n) => {
       count('prediction', a.outcome);
       if (a.emit === undefined) return;
       const r = predictionRecords[n];
@@ -209,7 +249,7 @@ export class JoinEngine {
         a.outcome === 'joined' && r?.kind === 'prediction' ? { emit: a.emit, prediction: r.event } : { emit: a.emit },
       );
     });
-    (await this.store.applyLabels(labels, now, source)).forEach((a, n) => {
+    (await this.store.applyLabels(labels, now, source, span)).forEach((a, n) => {
       count('label', a.outcome);
       if (a.emit === undefined) return;
       const r = labelRecords[n];

@@ -1,4 +1,11 @@
-import { deadLetterUnsent, groupHasCommitted, partitionKey } from '@driftline/kafka';
+import { markerOffset } from '@driftline/join';
+import {
+  committedOffsets,
+  deadLetterUnsent,
+  groupHasCommitted,
+  type InboundRecord,
+  partitionKey,
+} from '@driftline/kafka';
 import {
   checkRedisDurability,
   checkRedisServer,
@@ -14,6 +21,13 @@ import { labelJoinerEnvShape, toLabelJoinerConfig } from './config.js';
 import { JoinEngine, type JoinerRecord, type PayloadDecoder, validateLabel, validatePrediction } from './engine.js';
 import { ScoreCounter, WindowEstimator } from './estimates.js';
 import { ExpiryScanner, every, type UnwritableExpiry, WindowRecomputer } from './loops.js';
+import { RestartedLogs } from './restarts.js';
+
+/** A record's bytes and where it is in its partition (offset, Kafka timestamp). */
+const positionOf = (record: InboundRecord) => {
+  const offset = markerOffset(record.offset);
+  return { raw: record.value!, appendTime: record.timestamp, ...(offset === undefined ? {} : { offset }) };
+};
 
 /**
  * label-joiner: joins delayed labels to their predictions (state in Redis), writes each joined row
@@ -144,6 +158,8 @@ export const labelJoinerService = defineService({
         ctx.registry,
       );
 
+      // A partition whose log may have started over drops its applied-through marker (restarts.ts).
+      const restarts = new RestartedLogs((topic) => committedOffsets(ctx.kafka(), config.groupId, topic));
       const consumer = await ctx.consume<JoinerRecord>({
         groupId: config.groupId,
         topics: [predictionTopic, labelTopic],
@@ -155,21 +171,22 @@ export const labelJoinerService = defineService({
             if (record.topic === predictionTopic) {
               const event: PredictionEvent = await predictions.decode(record.value);
               validatePrediction(event, { bounds: ctx.common.eventTime, now: Date.now() });
-              return { kind: 'prediction', event, raw: record.value!, appendTime: record.timestamp };
+              return { kind: 'prediction', event, ...positionOf(record) };
             }
             const event: LabelEvent = await labels.decode(record.value);
             validateLabel(event, { bounds: ctx.common.eventTime, now: Date.now() });
-            return { kind: 'label', event, raw: record.value!, appendTime: record.timestamp };
+            return { kind: 'label', event, ...positionOf(record) };
           },
           async process(items, context) {
             // Never state written without the marker: a loss since the last check is reported first.
             await marker?.check();
-            await engine.process(
-              items.map((i) => i.value),
-              Date.now(),
-              partitionKey(context.topic, context.partition),
-            );
+            const records = items.map((i) => i.value);
+            const { topic, partition } = context;
+            const { restart, generation } = await restarts.check(topic, partition, records[0]?.offset);
+            await engine.process(records, Date.now(), partitionKey(topic, partition), { restart });
+            restarts.applied(topic, partition, generation, records.at(-1)?.offset);
           },
+          rebalanced: () => restarts.rebalanced(),
         },
       });
       // Expiry follows the slowest partition of either topic, over every instance (see loops.ts).

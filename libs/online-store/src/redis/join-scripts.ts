@@ -213,6 +213,56 @@ end
 `;
 
 /**
+ * The applied-through marker of the chunk's source (applied.ts of @driftline/join), value
+ * `from,through,greatest Kafka timestamp`. plan_marker reads it (before any write), keeps it only
+ * if it holds for these records (none at or below its end is newer than its greatest timestamp,
+ * or without one; span_restart '1' drops it) and returns it with the value it takes after the
+ * chunk (nil: deleted). span_first '' means no offsets: no marker is read or written.
+ * offsets and times: per record, a number or false.
+ */
+const MARKER = `
+local function plan_marker(key, span_first, span_last, span_time, span_restart, offsets, times, n)
+  if span_first == '' then return nil, nil, false end
+  local first, last = number_arg(span_first, 'span first offset'), number_arg(span_last, 'span last offset')
+  local m = nil
+  local v = get_string(key, 'an applied marker (a string)')
+  if v then
+    local f, t, x = string.match(v, '^([^,]+),([^,]+),([^,]+)$')
+    m = f and { finite(f), finite(t), finite(x) }
+    if not (m and m[1] and m[2] and m[3]) then malformed(key, 'an applied marker (from,through,time)') end
+  end
+  if span_restart == '1' then m = nil end
+  if m then
+    for i = 1, n do
+      local o = offsets[i]
+      if o and o <= m[2] and ((not times[i]) or times[i] > m[3]) then m = nil; break end
+    end
+  end
+  local t = span_time ~= '' and finite(span_time)
+  if not t or t < 0 then return m, nil, v ~= nil end
+  if m and first <= m[2] + 1 and last >= m[1] - 1 then
+    return m, { math.min(m[1], first), math.max(m[2], last), math.max(m[3], t) }, v ~= nil
+  end
+  return m, { first, last, t }, v ~= nil
+end
+local function covered(m, o) return m ~= nil and o and o >= m[1] and o <= m[2] end
+-- A record's offset or Kafka timestamp argument: a number, or false ('' or a negative time).
+local function position_arg(s, what)
+  if s == '' then return false end
+  local x = number_arg(s, what)
+  if x < 0 then return false end
+  return x
+end
+local function write_marker(key, nm, existed)
+  if nm then
+    redis.call('SET', key, string.format('%.17g,%.17g,%.17g', nm[1], nm[2], nm[3]))
+  elseif existed then
+    redis.call('DEL', key)
+  end
+end
+`;
+
+/**
  * Adds a batch's tallies (aggregated per group and slot in the script) to the groups' hashes and
  * lists the groups in the tally set (KEYS[5]). Sums are formatted with 17 significant digits: a
  * Lua number handed to redis.call is formatted with 14. check_tallies checks first that every
@@ -261,9 +311,13 @@ end
 `;
 
 /**
- * KEYS: schedule, pending counts, dirty windows, the source's watermark, tally groups, dirty mark sequence.
- * ARGV: now, backstop ttl, max event time, state key prefix, tally key prefix, then per record: id,
- * deadline, window key, prediction bytes, tally group ('' = none), tally slot, tally value.
+ * KEYS: schedule, pending counts, dirty windows, the source's watermark, tally groups, dirty mark
+ * sequence, the source's applied marker.
+ * ARGV: now, backstop ttl, max event time, state key prefix, tally key prefix, span first offset
+ * ('' = no marker), span last offset, span's greatest Kafka timestamp, '1' to drop the marker
+ * first, then per record: id, deadline, window key, prediction bytes, tally group ('' = none),
+ * tally slot, tally value, offset ('' = none), Kafka timestamp ('' = none).
+ * An absent state the marker covers is a replay whose tombstone expired: 'duplicate', nothing written.
  * Returns per record {outcome} or {outcome, prediction, label, joinedAt}.
  * First pass reads and checks (see CHECKS), second pass writes.
  */
@@ -272,13 +326,20 @@ local now, backstop, max_et, state_prefix, tally_prefix = ARGV[1], ARGV[2], ARGV
 ${FLUSH}
 ${MARK_DIRTY}
 ${ADD_TALLIES}
+${MARKER}
 number_arg(now, 'now')
 ttl_arg(backstop, 'backstop ttl')
 local max_et_n = number_arg(max_et, 'max event time')
-local n = (#ARGV - 5) / 7
+local n = (#ARGV - 9) / 9
 if n % 1 ~= 0 then bad_argument('argument count', #ARGV) end
-local keys = {}
-for i = 1, n do keys[i] = state_prefix .. ARGV[7 * i - 1] end
+local keys, offsets, times = {}, {}, {}
+for i = 1, n do
+  local j = 9 * i + 1
+  keys[i] = state_prefix .. ARGV[j]
+  offsets[i] = position_arg(ARGV[j + 7], 'offset')
+  times[i] = position_arg(ARGV[j + 8], 'kafka timestamp')
+end
+local marker, next_marker, marker_existed = plan_marker(KEYS[7], ARGV[6], ARGV[7], ARGV[8], ARGV[9], offsets, times, n)
 -- state: the batch's view of each state key (false: absent), its own writes included.
 local state, values = {}, read_states(keys)
 for i = 1, n do if state[keys[i]] == nil then state[keys[i]] = values[i] end end
@@ -294,13 +355,15 @@ local function tally(group, slot, value)
   if t then t[1] = t[1] + 1; t[2] = t[2] + x else slots[slot] = {1, x} end
 end
 for i = 1, n do
-  local j = 7 * i - 1
+  local j = 9 * i + 1
   local deadline, wk, payload = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
   local key = keys[i]
   local v = state[key]
   local tag = v and string.sub(v, 1, 1)
   local outcome = nil
-  if not v then
+  if not v and covered(marker, offsets[i]) then
+    out[i] = {'duplicate'}
+  elseif not v then
     outcome = 'pending'
   elseif tag == 'L' then
     local label_time, label = parse_l(key, v)
@@ -340,13 +403,14 @@ for i = 1, n do
   local a = act[i]
   if a == 1 then
     redis.call('SET', keys[i], written[i])
-    redis.call('ZADD', KEYS[1], ARGV[7 * i], ARGV[7 * i - 1])
+    redis.call('ZADD', KEYS[1], ARGV[9 * i + 2], ARGV[9 * i + 1])
   elseif a == 2 then
     redis.call('SET', keys[i], written[i], 'PX', backstop)
-    redis.call('ZREM', KEYS[1], ARGV[7 * i - 1])
+    redis.call('ZREM', KEYS[1], ARGV[9 * i + 1])
   end
 end
 flush(deltas, raise, max_et)
+write_marker(KEYS[7], next_marker, marker_existed)
 mark_dirty(KEYS[3], KEYS[6], dirty)
 add_tallies(tallies, tally_prefix)
 return out
@@ -430,23 +494,33 @@ return 1
 `;
 
 /**
- * KEYS: schedule, pending counts, dirty windows, the source's watermark.
- * ARGV: now, backstop ttl, max event time, state key prefix, then per record: id, label time,
- * wait-until score, label bytes, and '1' when an earlier record of the same batch has the same id
- * (its replay then carries no payloads: that earlier record's row is emitted already, and a flood
- * of one label repeated would otherwise return the stored prediction once per copy).
+ * KEYS: schedule, pending counts, dirty windows, the source's watermark, the source's applied marker.
+ * ARGV: now, backstop ttl, max event time, state key prefix, span first offset ('' = no marker),
+ * span last offset, span's greatest Kafka timestamp, '1' to drop the marker first, then per
+ * record: id, label time, wait-until score, label bytes, '1' when an earlier record of the same
+ * batch has the same id (its replay then carries no payloads: that earlier record's row is
+ * emitted already, and a flood of one label repeated would otherwise return the stored
+ * prediction once per copy), offset ('' = none), Kafka timestamp ('' = none).
+ * An absent state the marker covers is a replay whose tombstone expired: 'duplicate', nothing written.
  * First pass reads and checks (see CHECKS), second pass writes.
  */
 export const LABEL_SCRIPT = `${CHECKS}${PARSE_P}${BATCH_CHECKS}
 local now, backstop, max_et, state_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 ${FLUSH}
+${MARKER}
 number_arg(now, 'now')
 ttl_arg(backstop, 'backstop ttl')
 local max_et_n = number_arg(max_et, 'max event time')
-local n = (#ARGV - 4) / 5
+local n = (#ARGV - 8) / 7
 if n % 1 ~= 0 then bad_argument('argument count', #ARGV) end
-local keys = {}
-for i = 1, n do keys[i] = state_prefix .. ARGV[5 * i] end
+local keys, offsets, times = {}, {}, {}
+for i = 1, n do
+  local j = 7 * i + 2
+  keys[i] = state_prefix .. ARGV[j]
+  offsets[i] = position_arg(ARGV[j + 5], 'offset')
+  times[i] = position_arg(ARGV[j + 6], 'kafka timestamp')
+end
+local marker, next_marker, marker_existed = plan_marker(KEYS[5], ARGV[5], ARGV[6], ARGV[7], ARGV[8], offsets, times, n)
 -- state: the batch's view of each state key (false: absent), its own writes included.
 local state, values = {}, read_states(keys)
 for i = 1, n do if state[keys[i]] == nil then state[keys[i]] = values[i] end end
@@ -458,12 +532,14 @@ local function wait(i, key, et, wait_until, payload)
   act[i], written[i], state[key] = 1, waiting, waiting
 end
 for i = 1, n do
-  local j = 5 * i
+  local j = 7 * i + 2
   local et, wait_until, payload, repeated = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
   local key = keys[i]
   local v = state[key]
   local tag = v and string.sub(v, 1, 1)
-  if not v then
+  if not v and covered(marker, offsets[i]) then
+    out[i] = {'duplicate'}
+  elseif not v then
     number_arg(et, 'label time')
     wait(i, key, et, wait_until, payload)
     out[i] = {'waiting'}
@@ -499,13 +575,14 @@ for i = 1, n do
   local a = act[i]
   if a == 1 then
     redis.call('SET', keys[i], written[i])
-    redis.call('ZADD', KEYS[1], ARGV[5 * i + 2], ARGV[5 * i])
+    redis.call('ZADD', KEYS[1], ARGV[7 * i + 4], ARGV[7 * i + 2])
   elseif a == 2 then
     redis.call('SET', keys[i], written[i], 'PX', backstop)
-    redis.call('ZREM', KEYS[1], ARGV[5 * i])
+    redis.call('ZREM', KEYS[1], ARGV[7 * i + 2])
   end
 end
 flush(deltas, raise, max_et)
+write_marker(KEYS[5], next_marker, marker_existed)
 return out
 `;
 

@@ -14,6 +14,8 @@ import {
   type LabelInput,
   type LabelOutcome,
   labelWaitUntil,
+  type OffsetSpan,
+  type Positioned,
   type PredictionInput,
   type PredictionOutcome,
   parseJoinKey,
@@ -69,6 +71,8 @@ export interface RedisKeys {
   readonly dirtySeq: string;
   /** Greatest event time applied from a source (a partition): `watermarkPrefix + source`. */
   watermark(source: string): string;
+  /** A source's applied-through marker (applied.ts of @driftline/join): `from,through,greatest Kafka timestamp`. */
+  applied(source: string): string;
   readonly watermarkPrefix: string;
   /** Hash: source → `reportedAt,caughtUpAt` (see SourceProgress). */
   readonly sources: string;
@@ -95,6 +99,7 @@ export interface RedisKeys {
  *   <prefix>dirty            sorted set: window key → mark (a number of dirty-seq, unique per mark)
  *   <prefix>dirty-seq        string: the last mark number given
  *   <prefix>wm:<source>      string: a source's watermark (the least event time of its last batch, never lowered)
+ *   <prefix>applied:<source> string: offsets applied from a source, "from,through,greatest Kafka timestamp"
  *   <prefix>sources          hash: source → "reportedAt,caughtUpAt" (its owner's last report)
  *   <prefix>alerted:<id>     string with TTL: a performance alert was raised
  *   <prefix>tally:<group>    hash: c<slot> → count, s<slot> → sum, counted since the last take
@@ -114,6 +119,7 @@ export function redisKeys(prefix: string): RedisKeys {
     dirtySeq: `${prefix}dirty-seq`,
     watermark: (source) => `${prefix}wm:${source}`,
     watermarkPrefix: `${prefix}wm:`,
+    applied: (source) => `${prefix}applied:${source}`,
     sources: `${prefix}sources`,
     outbox: `${v}outbox`,
     alerted: (id) => `${prefix}alerted:${id}`,
@@ -165,6 +171,30 @@ async function execAll(pipeline: ChainableCommander, action: string): Promise<un
     if (error !== null) throw unavailable(action, error);
     return value;
   });
+}
+
+/** A record's offset and Kafka timestamp as the join scripts take them ('' for none). */
+function position(input: Positioned): [Arg, Arg] {
+  const offset = input.offset !== undefined && Number.isSafeInteger(input.offset) && input.offset >= 0;
+  const time = input.appendTime !== undefined && Number.isFinite(input.appendTime) && input.appendTime >= 0;
+  return [offset ? input.offset! : '', time ? input.appendTime! : ''];
+}
+
+/**
+ * The part of a batch's span one chunk (inputs[from, to)) covers, as the scripts' arguments: the
+ * first chunk from the span's first offset, each next one from after the previous chunk's last
+ * record, the last one to the span's last offset (records the join skips in between — shadow
+ * predictions — are covered by the chunk they fall in). Every chunk carries the span's greatest
+ * Kafka timestamp (at most one batch more than its own: the guard is that much more lenient).
+ */
+function chunkSpan(span: OffsetSpan | undefined, inputs: readonly Positioned[], from: number, to: number): Arg[] {
+  if (span === undefined) return ['', '', '', ''];
+  const first = from === 0 ? span.first : (inputs[from - 1]?.offset ?? span.first - 1) + 1;
+  const last = to >= inputs.length ? span.last : (inputs[to - 1]?.offset ?? span.last);
+  const time = span.maxAppendTime;
+  const timed = time !== undefined && Number.isFinite(time) && time >= 0;
+  // Dropping the marker is for the first chunk only: the next ones build on what it wrote.
+  return [first, last, timed ? time : '', from === 0 && span.restart === true ? '1' : ''];
 }
 
 /** A fresh join's reply leaves out the side the caller sent (`own`), to spare the transfer. */
@@ -285,18 +315,21 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     inputs: readonly PredictionInput<Buffer>[],
     now: number,
     source: string,
+    span?: OffsetSpan,
   ): Promise<Array<Applied<Buffer, Buffer, PredictionOutcome>>> {
     const ttl = backstopTtl(this.config);
     const k = this.keys;
     const head = {
-      keys: [k.schedule, k.pending, k.dirty, k.watermark(source), k.tallies, k.dirtySeq],
+      keys: [k.schedule, k.pending, k.dirty, k.watermark(source), k.tallies, k.dirtySeq, k.applied(source)],
       extra: [k.tallyPrefix],
     };
-    return this.batched(inputs, 'djPredictionBuffer', 'prediction', 'join (predictions)', now, ttl, head, (i, args) => {
+    const p = 'djPredictionBuffer';
+    return this.batched(inputs, p, 'prediction', 'join (predictions)', now, ttl, head, span, (i, args) => {
       const t = i.tally;
       args.push(joinKey(i), i.eventTime + this.config.maxDelayMs, i.windowKey, i.payload);
       if (t === undefined) args.push('', 0, 0);
       else args.push(t.group, tallySlot(t.slot), tallyValue(t.value));
+      args.push(...position(i));
     });
   }
 
@@ -304,21 +337,23 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     inputs: readonly LabelInput<Buffer>[],
     now: number,
     source: string,
+    span?: OffsetSpan,
   ): Promise<Array<Applied<Buffer, Buffer, LabelOutcome>>> {
     const ttl = backstopTtl(this.config);
     const k = this.keys;
-    const head = { keys: [k.schedule, k.pending, k.dirty, k.watermark(source)], extra: [] };
+    const head = { keys: [k.schedule, k.pending, k.dirty, k.watermark(source), k.applied(source)], extra: [] };
     const seen = new Set<string>();
-    return this.batched(inputs, 'djLabelBuffer', 'label', 'join (labels)', now, ttl, head, (i, args) => {
+    return this.batched(inputs, 'djLabelBuffer', 'label', 'join (labels)', now, ttl, head, span, (i, args) => {
       const key = joinKey(i);
       const repeated = seen.has(key);
       seen.add(key);
       args.push(key, i.eventTime, labelWaitUntil(i.eventTime, this.config), i.payload, repeated ? 1 : 0);
+      args.push(...position(i));
     });
   }
 
   /** One script call per chunk of records, all chunks in one pipeline (one round trip). */
-  private async batched<I extends JoinRef & { eventTime: number; payload: Buffer }, O extends string>(
+  private async batched<I extends JoinRef & Positioned & { eventTime: number; payload: Buffer }, O extends string>(
     inputs: readonly I[],
     command: 'djPredictionBuffer' | 'djLabelBuffer',
     side: 'prediction' | 'label',
@@ -326,6 +361,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     now: number,
     ttl: number,
     head: { readonly keys: readonly string[]; readonly extra: readonly Arg[] },
+    span: OffsetSpan | undefined,
     add: (input: I, args: Arg[]) => void,
   ): Promise<Array<Applied<Buffer, Buffer, O>>> {
     if (inputs.length === 0) return [];
@@ -335,6 +371,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     for (let from = 0; from < inputs.length; from += SCRIPT_CHUNK) {
       const chunk = inputs.slice(from, from + SCRIPT_CHUNK);
       const args: Arg[] = [head.keys.length, ...head.keys, now, ttl, watermark, this.keys.statePrefix, ...head.extra];
+      args.push(...chunkSpan(span, inputs, from, from + chunk.length));
       for (const input of chunk) add(input, args);
       p[command](...args);
     }

@@ -554,6 +554,7 @@ export async function stackUp(options: StackUpOptions = {}): Promise<StackUpResu
         stateDir: cfg.stateDir,
         problem: 'problem' in health ? health.problem : undefined,
         leasedBy: liveLeases(existing).map((l) => l.pid),
+        anyRunning: existing.processes.some((p) => checkOwnership(p) === 'owned'),
         portChanges: portChanges(cfg, existing),
       });
       if (action.kind === 'refuse') throw new Error(action.message);

@@ -86,7 +86,7 @@ async function halfDeadStack(dir: string, leases: StackState['leases']) {
 }
 
 describe('the lease rule (decideRecordedStack)', () => {
-  const base = { stateDir: '/s', problem: undefined, leasedBy: [], portChanges: [] };
+  const base = { stateDir: '/s', problem: undefined, leasedBy: [], portChanges: [], anyRunning: true };
 
   it('reuses a healthy stack and replaces an unhealthy one nobody else uses', () => {
     expect(decideRecordedStack(base)).toEqual({ kind: 'reuse' });
@@ -100,6 +100,15 @@ describe('the lease rule (decideRecordedStack)', () => {
     expect(action.message).toContain('redis: not answering');
     expect(action.message).toContain('4242');
     expect(action.message).not.toContain('\n');
+  });
+
+  it('replaces a stack none of whose services runs, whoever holds a lease: nothing is left to protect (found by a review)', () => {
+    const dead = { ...base, problem: 'kafka (pid 4000001) is not running', leasedBy: [4242], anyRunning: false };
+    expect(decideRecordedStack(dead)).toMatchObject({ kind: 'replace' });
+    const refused = decideRecordedStack({ ...dead, stateDir: '/tmp/x y', anyRunning: true });
+    expect(refused.kind === 'refuse' ? refused.message : '').toContain(
+      "DRIFTLINE_STACK_DIR='/tmp/x y' pnpm -s stack down",
+    );
   });
 
   it('restarts on a changed fixed port only when nobody else uses the stack, else says it is ignored', () => {

@@ -60,9 +60,21 @@ export function awaitsRelease(window: WrittenWindow, now: number, maxFutureMs: n
 export const releaseCatchUpMs = (windowMs: number): number => Math.min(86_400_000, 1_440 * windowMs);
 
 /**
- * The window ends a release sweep at `now` covers: after where the last sweep of this process got
- * to (`sweptTo`), or `releaseCatchUpMs` back at start-up (what a restart may have left held), and
- * never further back than that; up to the release horizon.
+ * How far back every sweep looks again, besides what came due since the last one: the clock
+ * difference between instances it tolerates. A window one instance's sweep passed (not breaching
+ * then) may be written breaching by another whose clock, a little behind, still counts it as held;
+ * after a rebalance only the first one's sweeps would see it (found by a review). Re-checking costs
+ * a query of these few minutes' windows per tick; an alert already raised here is not raised again.
+ */
+export const RELEASE_OVERLAP_MS = 5 * 60_000;
+
+/**
+ * The window ends a release sweep at `now` covers, up to the release horizon: from where the last
+ * sweep of this process got to (`sweptTo`), or at most {@link RELEASE_OVERLAP_MS} before the horizon
+ * when it got that far; with no position (start-up, a partition assignment), `releaseCatchUpMs`
+ * back (what a restart may have left held). A position is never cut short: a sweep failing through
+ * an outage resumes where it stopped (a clamp to the catch-up span skipped what came due meanwhile,
+ * found by a review); each sweep reads a bounded number of pages.
  */
 export function releaseRange(
   sweptTo: number | undefined,
@@ -71,8 +83,8 @@ export function releaseRange(
   maxFutureMs: number,
 ): { readonly after: number; readonly upTo: number } {
   const upTo = releaseHorizon(now, maxFutureMs);
-  const earliest = upTo - releaseCatchUpMs(windowMs);
-  return { after: sweptTo === undefined ? earliest : Math.max(sweptTo, earliest), upTo };
+  if (sweptTo === undefined) return { after: upTo - releaseCatchUpMs(windowMs), upTo };
+  return { after: Math.min(sweptTo, upTo - RELEASE_OVERLAP_MS), upTo };
 }
 
 /**

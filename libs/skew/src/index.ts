@@ -2,6 +2,7 @@ export {
   awaitsRelease,
   breaches,
   DEFAULT_ALERT_RULE,
+  RELEASE_OVERLAP_MS,
   releaseCatchUpMs,
   releaseHorizon,
   releaseMarginMs,

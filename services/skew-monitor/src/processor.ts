@@ -104,7 +104,8 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
   const partitions = new Map<string, Map<string, GroupState>>();
   const alerted = new Set<string>();
   /** Per topic, the last window the release sweep has checked (none: catch up, as at start-up). */
-  const released = new Map<string, SkewGroupKey & { readonly windowEnd: number }>();
+  // `complete`: that sweep read every window up to its horizon (not stopped by the page bound).
+  const released = new Map<string, SkewGroupKey & { readonly windowEnd: number; readonly complete: boolean }>();
   const registry = deps.registry;
   const metrics =
     registry === undefined
@@ -276,9 +277,10 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
     const at = now();
     const last = released.get(topic);
     const { after, upTo } = releaseRange(last?.windowEnd, at, deps.windowMs, deps.eventTime.maxFutureMs);
-    // From the last window checked, or from every window ending at `after` (a model is never '').
+    // From the last window checked while a backlog is read (the page bound stopped the last sweep,
+    // or it is behind the overlap), else from every window ending at `after` (a model is never '').
     let cursor =
-      last !== undefined && last.windowEnd >= after
+      last !== undefined && (!last.complete || last.windowEnd <= after)
         ? last
         : { model: '', version: '', windowStart: 0, windowEnd: after };
     let raised = 0;
@@ -287,11 +289,14 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       const held = windows.filter((w) => awaitsRelease(w, at, deps.eventTime.maxFutureMs));
       raised += await raiseBreaches(topic, held, at);
       const end = windows.at(-1);
-      if (end !== undefined) {
-        cursor = end;
-        released.set(topic, end);
+      if (windows.length < RELEASE_PAGE) {
+        // Read through the horizon: the position is the horizon itself (a sweep that found no
+        // window has one too, so an outage after it resumes there, not a catch-up span back).
+        released.set(topic, { model: '', version: '', windowStart: 0, windowEnd: upTo, complete: true });
+        break;
       }
-      if (windows.length < RELEASE_PAGE) break;
+      cursor = end!;
+      released.set(topic, { ...cursor, complete: false });
     }
     return raised;
   }
@@ -417,6 +422,9 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
     revoked(owned) {
       // A partition we own again later may have been advanced by another instance: re-read it then.
       for (const { topic, partition } of owned) partitions.delete(`${topic}\u0000${partition}`);
+      // A release position is kept only while the topic stays owned: owned again after a while,
+      // the sweep catches up from the bounded span, as at start-up.
+      for (const { topic } of owned) released.delete(topic);
     },
   };
 }

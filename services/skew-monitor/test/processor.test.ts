@@ -436,6 +436,46 @@ describe('skew processor', () => {
       expect(await restarted.processor.releaseDue(TOPIC)).toBe(0);
     });
 
+    it('a release failing through an outage longer than the catch-up span raises the alert once it works again (found by a review)', async () => {
+      const skew = new MemorySkewStore();
+      const clock = { now: T0 + 30 * 60_000 };
+      const { processor, published } = await held(skew, clock);
+      clock.now = due - 1;
+      expect(await processor.releaseDue(TOPIC)).toBe(0); // the position is set before it is due
+      for (const at of [due, due + HOUR, due + 24 * HOUR]) {
+        clock.now = at;
+        skew.failWindowsNext = 1;
+        await expect(processor.releaseDue(TOPIC)).rejects.toThrow(SinkUnavailableError);
+      }
+      clock.now = due + 25 * HOUR;
+      expect(await processor.releaseDue(TOPIC)).toBe(1);
+      expect(published.map((a) => a.window_start)).toEqual([T0]);
+    });
+
+    it('an instance whose clock is ahead raises a window another wrote as held after its sweep had passed (found by a review)', async () => {
+      const skew = new MemorySkewStore();
+      const store = await onlineStore();
+      const at = (now: number) => setup(skew, store, 1, { windowMs, now: () => now, eventTime: bounds });
+      // A window ending with the same end, of a model sorting after 'fraud', is in skew_windows.
+      const other = predictions(20).map((e) => ({ ...e, model: 'zz', prediction_id: `zz-${e.prediction_id}` }));
+      const early = at(T0 + 30 * 60_000);
+      await early.processor.process(await decodeAll(early.processor, other), context());
+      // Instance A (its clock 2 min ahead) sweeps: the fraud window has no row yet; A's position
+      // is the zz window, with the fraud window's end.
+      const a = { now: T0 + 61.5 * 60_000 };
+      const instanceA = setup(skew, store, 1, { windowMs, now: () => a.now, eventTime: bounds });
+      await instanceA.processor.releaseDue(TOPIC);
+      expect(instanceA.published.map((x) => x.model)).toEqual(['zz']);
+      // Instance B, 2 min behind, writes the fraud window breaching: by its clock still held.
+      const instanceB = at(T0 + 60 * 60_000);
+      await instanceB.processor.process(await decodeAll(instanceB.processor, predictions(20)), context());
+      expect(instanceB.published).toEqual([]);
+      // B's partition moves to A: A's next sweep raises it.
+      a.now = T0 + 62.25 * 60_000;
+      expect(await instanceA.processor.releaseDue(TOPIC)).toBe(1);
+      expect(instanceA.published.map((x) => x.model)).toEqual(['zz', 'fraud']);
+    });
+
     it('catches up at start-up no further back than a day of window ends', async () => {
       const skew = new MemorySkewStore();
       const clock = { now: T0 + 30 * 60_000 };

@@ -4,7 +4,7 @@ export {
   type FailingDelivery,
   MAX_DETAILED_ALERTS,
   MAX_EVIDENCE_CHARS,
-  MAX_JSON_BODY_CHARS,
+  MAX_JSON_BODY_BYTES,
   renderBody,
   renderDeliveryCheck,
   renderJson,
@@ -12,7 +12,9 @@ export {
   summaryLine,
 } from './render.js';
 export {
+  ANSWERS_TO_GIVE_UP,
   type AttemptVerdict,
+  checkShows,
   failingMessageVerdict,
   nextRetryDelay,
   type RetryPolicy,

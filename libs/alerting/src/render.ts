@@ -1,4 +1,4 @@
-import { cutText } from '@driftline/core';
+import { cutText, printable } from '@driftline/core';
 import type { AlertMessage, RoutedAlert } from './group.js';
 
 /** Alerts listed in full in one body; the rest are counted (`omitted`) and, in JSON, still listed by id. */
@@ -12,8 +12,12 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * its receiver (a 413: every alert of the group recorded failed).
  */
 export const MAX_EVIDENCE_CHARS = 4_096;
-/** Largest JSON body: alerts beyond what fits are counted in `omitted` (still listed by id). */
-export const MAX_JSON_BODY_CHARS = 96 * 1_024;
+/**
+ * Largest JSON body in UTF-8 bytes (what a receiver's size limit counts): alerts beyond what fits
+ * are counted in `omitted` (still listed by id). Counted in characters before, 50 alerts of CJK
+ * evidence made 52,408 characters but 148,408 bytes: a 413 at a 100 KB limit (found by a review).
+ */
+export const MAX_JSON_BODY_BYTES = 96 * 1_024;
 
 function evidenceOf(text: string): { evidence: unknown; evidence_truncated?: true } {
   if (text.length > MAX_EVIDENCE_CHARS)
@@ -47,14 +51,14 @@ function alertJson({ alert: a, severity }: RoutedAlert) {
 
 /**
  * The generic JSON body (`version: 1`): the group, the alert ids, and up to 50 alerts in full —
- * fewer when the body would pass MAX_JSON_BODY_CHARS (at least one is always shown). Past that,
+ * fewer when the body would pass MAX_JSON_BODY_BYTES (at least one is always shown). Past that,
  * the ids too are cut (`alert_ids_omitted`): a digest of thousands of alerts after an outage listed
  * every id, passed the bound (105,205 characters for 2,991 alerts) and a receiver's 413 failed them all.
  */
 export function renderJson(message: AlertMessage, receiver: string) {
   const all = message.alerts.length;
   let body = jsonBody(message, receiver, MAX_DETAILED_ALERTS.json, all);
-  const tooLong = () => JSON.stringify(body).length > MAX_JSON_BODY_CHARS;
+  const tooLong = () => Buffer.byteLength(JSON.stringify(body)) > MAX_JSON_BODY_BYTES;
   for (let n = body.alerts.length; n > 1 && tooLong(); ) {
     n = Math.max(1, Math.floor(n / 2));
     body = jsonBody(message, receiver, n, all);
@@ -83,35 +87,77 @@ function jsonBody(message: AlertMessage, receiver: string, detailed: number, ids
   };
 }
 
-/** Slack mrkdwn escaping (`&`, `<`, `>`), and a cap on the text length. */
-const esc = (s: string, max = 500) => {
-  const t = s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
-};
+/**
+ * One character of alert text as Slack shows it: on one line (control characters, U+2028/U+2029
+ * and the bidi controls written as `\u000a`-style text: a newline in a name forged a line of its
+ * own) and with Slack's only control characters, `&`, `<`, `>`, as entities (a model named
+ * `<!channel>` must not ping a channel).
+ */
+const slackChar = (c: string) =>
+  printable(c)
+    .replace(/[\u2028\u2029]/, (x) => `\\u${x.charCodeAt(0).toString(16)}`)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;');
+
+/**
+ * `text` as Slack shows it (`slackChar`), at most `max` characters once escaped: cut before it is
+ * escaped, between code points, so neither a surrogate pair nor an entity is cut in half (a cut
+ * after escaping left a lone surrogate, or `&am…`). Stops reading at the cut: the text is unbounded.
+ */
+function slackText(text: string, max: number, char: (c: string) => string = slackChar): string {
+  const pieces: string[] = [];
+  let length = 0;
+  for (const c of text) {
+    const piece = char(c);
+    pieces.push(piece);
+    length += piece.length;
+    if (length <= max) continue;
+    while (length > max - 1) length -= pieces.pop()!.length;
+    return `${pieces.join('')}…`;
+  }
+  return pieces.join('');
+}
+
+/**
+ * A name from an alert as an inline code span, where Slack applies no formatting (`*`, `_`, `~`,
+ * links): a backtick in it would close the span (Slack has no escape for one inside a span), so it
+ * is shown as `ˋ` (U+02CB); the ends are trimmed and an empty name is shown as `(empty)` outside
+ * the span, because a span must start and end with a non-blank character — else its backticks pair
+ * with the next span's and the name between is formatted after all.
+ */
+function slackCode(name: string, max: number): string {
+  const text = slackText(name.trim(), max - 2, (c) => slackChar(c === '`' ? '\u02cb' : c)).trim();
+  return text === '' ? '(empty)' : `\`${text}\``;
+}
 
 const fmt = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(4)).toString() : String(x));
 
-export function summaryLine(message: AlertMessage): string {
+/** `[SEVERITY] model: n kind alerts`; `name` shows the model name (as it is by default). */
+export function summaryLine(message: AlertMessage, name: (model: string) => string = (model) => model): string {
   const n = message.alerts.length;
   const what = message.kind ?? 'mixed';
-  const who = message.model ?? 'several models';
+  const who = message.model === undefined ? 'several models' : name(message.model);
   return `[${message.severity.toUpperCase()}] ${who}: ${n} ${what} alert${n === 1 ? '' : 's'}${message.key === 'digest' ? ' (digest: rate limit reached)' : ''}`;
 }
 
 /** A Slack-compatible body: `text` (notification fallback) and `blocks` (header, one section per alert up to 20, context). */
 export function renderSlack(message: AlertMessage) {
   const shown = message.alerts.slice(0, MAX_DETAILED_ALERTS.slack);
-  // Escaped in the fallback text too: a model named `<!channel>` must not ping a channel.
-  const summary = summaryLine(message);
-  const text = esc(summary, 300);
-  const blocks: unknown[] = [{ type: 'header', text: { type: 'plain_text', text: esc(summary, 150), emoji: false } }];
+  // The header is plain_text (no formatting); the notification text is mrkdwn: its model a code span.
+  const header = slackText(summaryLine(message), 150);
+  const text = summaryLine(message, (model) => slackCode(model, 200)); // kind and counts: no free text
+  const blocks: unknown[] = [{ type: 'header', text: { type: 'plain_text', text: header, emoji: false } }];
   for (const { alert: a, severity } of shown) {
+    // Every name from the alert in a code span, each on this one line (a section holds 3,000 characters).
+    const version = a.model_version === '' ? '' : ` version ${slackCode(a.model_version, 300)}`;
     const lines = [
-      `*${esc(a.kind)}* · ${esc(severity)} · model \`${esc(a.model)}\` ${esc(a.model_version)}${a.feature == null ? '' : ` · feature \`${esc(a.feature)}\``}`,
-      `${esc(a.method)} = ${fmt(a.statistic)} (threshold ${fmt(a.threshold)})${a.p_value == null ? '' : `, p = ${fmt(a.p_value)}`}${a.share_drifted == null ? '' : `, ${Math.round(a.share_drifted * 100)}% of features drifted`}`,
-      `window ${iso(a.window_start)} → ${iso(a.window_end)} · id \`${esc(a.alert_id, 200)}\``,
+      `*${slackText(a.kind, 50)}* · ${severity} · model ${slackCode(a.model, 500)}${version}${a.feature == null ? '' : ` · feature ${slackCode(a.feature, 500)}`}`,
+      `${slackCode(a.method, 200)} = ${fmt(a.statistic)} (threshold ${fmt(a.threshold)})${a.p_value == null ? '' : `, p = ${fmt(a.p_value)}`}${a.share_drifted == null ? '' : `, ${Math.round(a.share_drifted * 100)}% of features drifted`}`,
+      `window ${iso(a.window_start)} → ${iso(a.window_end)} · id ${slackCode(a.alert_id, 200)}`,
     ];
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } });
+    // verbatim: no URL, channel name or mention in the text is turned into a link by Slack.
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n'), verbatim: true } });
   }
   const omitted = message.alerts.length - shown.length;
   blocks.push({
@@ -140,8 +186,8 @@ const MAX_CHECK_LISTED = 10;
 
 /**
  * The body of a delivery check: a small message in the receiver's format, sent when a message
- * keeps failing with nothing else delivered after it. A 2xx shows the receiver up (the failing
- * message is then given up); anything else counts as an outage. It names the failing messages
+ * keeps failing with nothing else delivered after it. A 2xx, or a definite refusal, shows the
+ * receiver up (`checkShows`); anything else counts as an outage. It names the failing messages
  * by delivery id only: their content may be what the receiver cannot take. A JSON body has the
  * shape of any message (no alerts, `group: "delivery-check"`) so a receiver that reads ours takes it.
  */
@@ -156,8 +202,9 @@ export function renderDeliveryCheck(
   const text =
     `driftline delivery check: ${failing.length} message${failing.length === 1 ? '' : 's'} ` +
     `(${alerts} alert${alerts === 1 ? '' : 's'}) to this receiver kept failing (last: ${answer}) with nothing else ` +
-    'delivered meanwhile. This check reaching you shows the receiver up: each gets one more attempt and, ' +
-    `still failing, is given up (recorded failed in alert_deliveries): ${listed.map((f) => f.deliveryId).join(', ')}` +
+    'delivered meanwhile. This check reaching you shows the receiver up: each is retried again and, still ' +
+    'failing with the receiver shown up once more, is given up (recorded failed in alert_deliveries): ' +
+    `${listed.map((f) => f.deliveryId).join(', ')}` +
     (failing.length > listed.length ? ` and ${failing.length - listed.length} more` : '');
   if (receiver.format === 'slack') {
     return JSON.stringify({ text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] });

@@ -58,22 +58,44 @@ export function retryAfterMs(header: string | null | undefined, now: number): nu
 }
 
 /**
- * What a message still failing transiently after its retry budget means, from the evidence that
- * its receiver is up meanwhile:
- * - `receiver-up`: another message was delivered to the receiver after this one was first sent
- *   (`deliveredSince` > 0), or a delivery check sent after its failures was answered 2xx: the
- *   receiver takes messages but not this one. It gets one more attempt, then is given up.
- * - `check`: no evidence yet (nothing else was sent: the message is alone in its batch, or last):
- *   send a delivery check, then ask again with its verdict.
- * - `outage`: the check failed too (no answer, 5xx, or any other non-2xx): the receiver is not
- *   shown up, so nothing is given up; the batch is retried.
- * So a message is given up only on a 2xx of the same receiver after its own failures began, and a
- * receiver that fails everything never loses one.
+ * What the answer to a delivery check shows of its receiver (`status` undefined: no answer, or no
+ * request could be built): `up` when its application answered — a 2xx, or a definite refusal, a
+ * 4xx other than 408, 425 and 429 (it read the check and rejected it: a receiver whose schema
+ * wants alerts refuses `alerts: []`; counted as an outage, that held the partition for ever);
+ * `down` otherwise (no answer, 408, 425, 429, 5xx, a redirect).
+ */
+export function checkShows(status: number | undefined): 'up' | 'down' {
+  if (status === undefined) return 'down';
+  const definite = verdictOf(status) === 'delivered' || (status >= 400 && verdictOf(status) === 'failed');
+  return definite ? 'up' : 'down';
+}
+
+/**
+ * Answers of its receiver (other messages delivered, delivery checks answered) after a message's
+ * second failed budget before it is given up for good: more than one, so that one lucky 2xx of a
+ * receiver answering most requests 503 does not lose it (found by a review). After its first
+ * budget one answer is enough: it only buys the message a second budget.
+ */
+export const ANSWERS_TO_GIVE_UP = 2;
+
+/**
+ * What a message still failing transiently after a retry budget means, from `answers`, the
+ * answers of its receiver since that budget began (other messages delivered, delivery checks
+ * answered), `needed` of them to show the receiver up:
+ * - `receiver-up`: enough answers: the receiver takes requests but not this message.
+ * - `check`: not enough yet (nothing else was sent: the message is alone in its batch, or last):
+ *   send a delivery check, then ask again with what it shows (`checkShows`).
+ * - `outage`: the check showed the receiver down: nothing is given up; the batch is retried.
+ * The router asks twice: shown up after the message's first budget (one answer), the message gets
+ * a retry budget again (Retry-After and the rate limit honoured); only when that fails too and the
+ * receiver answers `ANSWERS_TO_GIVE_UP` times more is it given up. A receiver that fails
+ * everything never loses one; before, one 2xx between two failures gave a message up for good.
  */
 export function failingMessageVerdict(
-  deliveredSince: number,
-  check?: AttemptVerdict,
+  answers: number,
+  needed: number,
+  check?: 'up' | 'down',
 ): 'receiver-up' | 'check' | 'outage' {
-  if (deliveredSince > 0 || check === 'delivered') return 'receiver-up';
-  return check === undefined ? 'check' : 'outage';
+  if (answers >= needed) return 'receiver-up';
+  return check === 'down' ? 'outage' : 'check';
 }

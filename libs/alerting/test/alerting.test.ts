@@ -2,11 +2,13 @@ import type { DriftAlert } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
 import {
   type AlertMessage,
+  ANSWERS_TO_GIVE_UP,
+  checkShows,
   failingMessageVerdict,
   fullBucket,
   groupAlerts,
   MAX_EVIDENCE_CHARS,
-  MAX_JSON_BODY_CHARS,
+  MAX_JSON_BODY_BYTES,
   nextRetryDelay,
   parseRoutesText,
   planSends,
@@ -328,16 +330,33 @@ describe('retry schedule', () => {
 });
 
 describe('a message still failing after its budget: receiver up or outage', () => {
-  it('gives up only on a 2xx of the receiver after its failures: another delivery, or a delivery check', () => {
+  it('the receiver is up on enough answers after its failures: other deliveries, or delivery checks it answered', () => {
     // Another message delivered after it was first sent: the receiver is up, no check needed.
-    expect(failingMessageVerdict(1)).toBe('receiver-up');
-    expect(failingMessageVerdict(3, 'retry')).toBe('receiver-up');
+    expect(failingMessageVerdict(1, 1)).toBe('receiver-up');
+    expect(failingMessageVerdict(3, 1, 'down')).toBe('receiver-up');
     // Nothing delivered after it (alone in its batch, or last): before, this was an outage for ever.
-    expect(failingMessageVerdict(0)).toBe('check');
-    expect(failingMessageVerdict(0, 'delivered')).toBe('receiver-up');
-    // The check failing too, transiently or not: never given up during an outage.
-    expect(failingMessageVerdict(0, 'retry')).toBe('outage');
-    expect(failingMessageVerdict(0, 'failed')).toBe('outage');
+    expect(failingMessageVerdict(0, 1)).toBe('check');
+    expect(failingMessageVerdict(1, 1, 'up')).toBe('receiver-up');
+    // The check showing it down: never given up during an outage.
+    expect(failingMessageVerdict(0, 1, 'down')).toBe('outage');
+  });
+
+  it('gives a message up for good only on more than one answer after its second budget (found by a review)', () => {
+    // One lucky 2xx of a receiver answering most requests 503 gave the message up: no longer.
+    expect(ANSWERS_TO_GIVE_UP).toBeGreaterThan(1);
+    expect(failingMessageVerdict(1, ANSWERS_TO_GIVE_UP)).toBe('check');
+    expect(failingMessageVerdict(1, ANSWERS_TO_GIVE_UP, 'up')).toBe('check');
+    expect(failingMessageVerdict(1, ANSWERS_TO_GIVE_UP, 'down')).toBe('outage');
+    expect(failingMessageVerdict(ANSWERS_TO_GIVE_UP, ANSWERS_TO_GIVE_UP)).toBe('receiver-up');
+  });
+
+  it("a check answered by the receiver's application shows it up: a 2xx or a definite 4xx, not 408/425/429 (found by a review)", () => {
+    // A receiver rejecting the check's `alerts: []` answered it: before, an outage for ever.
+    for (const status of [200, 202, 204, 400, 401, 403, 404, 410, 413, 422]) expect(checkShows(status)).toBe('up');
+    // No answer, asked to come back, a server error or a redirect: nothing shown.
+    for (const status of [undefined, 408, 425, 429, 500, 502, 503, 504, 301, 302, 101]) {
+      expect(checkShows(status)).toBe('down');
+    }
   });
 
   it('a delivery check names the failing messages by delivery id, none of their content, in the receiver format', () => {
@@ -404,7 +423,7 @@ describe('bodies', () => {
     const body = renderJson(huge, 'team');
     expect(body.alerts[0]).toMatchObject({ evidence_truncated: true });
     expect((body.alerts[0]!.evidence as string).length).toBe(MAX_EVIDENCE_CHARS);
-    expect(JSON.stringify(body).length).toBeLessThanOrEqual(MAX_JSON_BODY_CHARS);
+    expect(Buffer.byteLength(JSON.stringify(body))).toBeLessThanOrEqual(MAX_JSON_BODY_BYTES);
     expect(body.alert_ids).toHaveLength(50);
     expect(body.omitted).toBe(50 - body.alerts.length);
     expect(body.alerts.length).toBeGreaterThanOrEqual(1);
@@ -419,11 +438,26 @@ describe('bodies', () => {
       60_000,
     )[0]!;
     const body = renderJson(digest, 'team');
-    expect(JSON.stringify(body).length).toBeLessThanOrEqual(MAX_JSON_BODY_CHARS); // 105,205 for 2,991 before
+    expect(Buffer.byteLength(JSON.stringify(body))).toBeLessThanOrEqual(MAX_JSON_BODY_BYTES); // 105,205 for 2,991 before
     expect(body.count).toBe(3_000);
     expect(body.alert_ids.length + body.alert_ids_omitted).toBe(3_000);
     expect(body.alert_ids.length).toBeGreaterThan(0);
     expect(body.alert_ids[0]).toBe(body.alerts[0]!.alert_id); // the first ones, in order
+  });
+
+  it('generic JSON: the bound is on UTF-8 bytes, what a receiver limits, not characters (found by a review)', () => {
+    // 4,000 CJK characters of evidence each: 3 bytes a character. Counted in characters, all 12
+    // alerts of 4,000 made 52,408 characters but 148,408 bytes: a 413 at a 100 KB limit.
+    const cjk = groupAlerts(
+      Array.from({ length: 50 }, (_, i) => routed(alert({ alert_id: `cjk${i}`, evidence: '漢'.repeat(4_000) }))),
+      60_000,
+    )[0]!;
+    const body = renderJson(cjk, 'team');
+    const bytes = Buffer.byteLength(JSON.stringify(body));
+    expect(bytes).toBeLessThanOrEqual(MAX_JSON_BODY_BYTES);
+    expect(body.alerts.length).toBeGreaterThanOrEqual(1);
+    expect(body.alerts[0]!.evidence).toBe('漢'.repeat(4_000)); // shown whole, fewer alerts in full
+    expect(body.omitted).toBe(50 - body.alerts.length);
   });
 
   it('Slack: a model name cannot ping a channel or hide a link in the notification text', () => {
@@ -438,9 +472,65 @@ describe('bodies', () => {
 
   it('Slack: text and blocks, escaped, at most 20 alert sections', () => {
     const body = renderSlack(group);
-    expect(body.text).toBe('[WARNING] fraud: 60 FEATURE_DRIFT alerts');
+    expect(body.text).toBe('[WARNING] `fraud`: 60 FEATURE_DRIFT alerts');
     expect(body.blocks).toHaveLength(22); // header, 20 sections, context
     expect(JSON.stringify(body.blocks[1])).toContain('&lt;b&gt;&amp;x');
     expect(JSON.stringify(body.blocks[21])).toContain('and 40 more alerts');
+  });
+
+  const sectionText = (body: ReturnType<typeof renderSlack>, i = 1) =>
+    (body.blocks[i] as { text: { text: string; verbatim?: boolean } }).text;
+  const oneAlert = (over: Partial<DriftAlert>) => groupAlerts([routed(alert(over))], 60_000)[0]!;
+
+  it('Slack: names stay inert: no code span closed by a backtick, no line forged by a newline (found by a review)', () => {
+    const model = 'm` *URGENT* _please_ ~x~ rotate keys at https://evil.example/reset `x';
+    const feature = 'f`\n*ACTION REQUIRED:* visit https://evil.example\n>quoted\u2028line';
+    const body = renderSlack(oneAlert({ model, feature, model_version: 'v`2', method: 'psi\r\n*x*' }));
+    const { text, verbatim } = sectionText(body);
+    expect(verbatim).toBe(true); // no URL or channel name turned into a link
+    const lines = text.split('\n');
+    expect(lines).toHaveLength(3); // one line per part, whatever the names hold
+    // Every backtick pairs up as a code span's delimiters, each span holding one whole name.
+    const spans = lines[0]!.match(/`[^`]*`/g) ?? [];
+    expect(lines[0]!.replace(/`[^`]*`/g, '')).not.toContain('`');
+    expect(spans).toHaveLength(3); // model, version, feature
+    expect(spans[0]).toBe('`mˋ *URGENT* _please_ ~x~ rotate keys at https://evil.example/reset ˋx`');
+    expect(spans[2]).toBe('`fˋ\\u000a*ACTION REQUIRED:* visit https://evil.example\\u000a&gt;quoted\\u2028line`');
+    expect(lines[1]).toMatch(/^`psi\\u000d\\u000a\*x\*` = /);
+    // The notification text: the model in a code span too; the header (plain text) on one line.
+    expect(body.text).toMatch(/^\[WARNING\] `mˋ [^`]*ˋx`: 1 FEATURE_DRIFT alert$/);
+    const header = (body.blocks[0] as { text: { text: string } }).text.text;
+    expect(header).not.toMatch(/[\n\r\u2028\u2029]/);
+    // An empty name is no empty span (its backticks would pair with the next span's).
+    expect(sectionText(renderSlack(oneAlert({ feature: '' }))).text).toContain('feature (empty)');
+    expect(sectionText(renderSlack(oneAlert({ feature: '  ' }))).text).toContain('feature (empty)');
+  });
+
+  it('Slack: a long name is cut before it is escaped: no half surrogate pair, no half entity (found by a review)', () => {
+    const emoji = renderSlack(oneAlert({ model: '😀'.repeat(300) }));
+    const lone = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+    for (const t of [sectionText(emoji).text, emoji.text, JSON.stringify(emoji.blocks[0])]) {
+      expect(t).not.toMatch(lone);
+      expect(t).toContain('😀…');
+    }
+    const amp = renderSlack(oneAlert({ model: '&'.repeat(200), feature: '<'.repeat(600) }));
+    for (const t of [sectionText(amp).text, amp.text, (amp.blocks[0] as { text: { text: string } }).text.text]) {
+      // Every & starts a whole entity; the cut text ends in one, then the ellipsis.
+      expect(t.replace(/&(amp|lt|gt);/g, '')).not.toContain('&');
+      expect(t).toMatch(/&(amp|lt|gt);…/);
+    }
+    // Bounded once escaped: the model's span at most 500 characters, a section within Slack's 3,000.
+    const model = sectionText(amp).text.match(/model (`[^`]*`)/)![1]!;
+    expect(model.length).toBeLessThanOrEqual(500);
+    const huge = renderSlack(
+      oneAlert({
+        model: '&'.repeat(256),
+        model_version: '>'.repeat(256),
+        feature: '<'.repeat(100_000),
+        method: '&'.repeat(10_000),
+        alert_id: '<'.repeat(10_000),
+      }),
+    );
+    expect(sectionText(huge).text.length).toBeLessThanOrEqual(3_000);
   });
 });

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type AlertMessage,
-  type AttemptVerdict,
+  ANSWERS_TO_GIVE_UP,
+  checkShows,
   failingMessageVerdict,
   fullBucket,
   groupAlerts,
@@ -47,6 +48,14 @@ export interface RouterDeps {
 }
 
 const ID_LOG_LIMIT = 20;
+
+/** How a receiver answered meanwhile, for the record of a message given up. */
+function answered(delivered: number, checks: number): string {
+  const took = `it took ${checks} delivery check${checks === 1 ? '' : 's'}`;
+  if (delivered === 0) return `${took} meanwhile`;
+  const others = `${delivered} other message${delivered === 1 ? ' was' : 's were'} delivered`;
+  return checks === 0 ? `${others} meanwhile` : `${others} and ${took} meanwhile`;
+}
 
 /**
  * The router's batch processor. Per batch: route every alert (model, kind, severity → receivers),
@@ -164,14 +173,13 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     /** One message's delivery, its row kept for the record; a transient failure past the budget returned. */
     async function send(
       message: AlertMessage,
-      retry: DeliverOptions['retry'],
+      budget: DeliverOptions['sharedBudget'] = sharedBudget,
     ): Promise<AlertDeliveryRow | ReceiverFailingError> {
       if (message.key === 'digest') m.digests.inc({ receiver: receiver.name });
       try {
         const row = await deliver(receiver, message, {
           ...deps.deliver,
-          retry,
-          sharedBudget,
+          sharedBudget: budget,
           onAttempt: async (verdict) => {
             m.attempts.inc({ receiver: receiver.name, outcome: verdict });
             if (verdict !== 'delivered') await heartbeat();
@@ -222,54 +230,83 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       if (unit.length === 0) continue;
       for (const message of await whenAllowed(unit)) {
         const from = deliveredTo(receiver.name);
-        const outcome = await send(message, deps.deliver.retry);
+        const outcome = await send(message);
         if (outcome instanceof ReceiverFailingError) failing.push({ message, error: outcome, from });
       }
     }
     if (failing.length === 0) return rows;
-    // The evidence that the receiver is up while a message fails: a 2xx of the receiver after that
-    // message was first sent — another message, or, when nothing else was sent after it (alone in
-    // its batch, or last), a delivery check. Any 2xx of the batch is not enough: a receiver that
-    // went down after the batch's first message (an outage) would have lost the rest.
-    const since = ({ from }: { readonly from: number }) => deliveredTo(receiver.name) - from;
-    let check: AttemptVerdict | undefined;
-    if (failing.some((f) => failingMessageVerdict(since(f)) === 'check')) {
-      check = await sendCheck(failing.filter((f) => failingMessageVerdict(since(f)) === 'check'));
-    }
-    const outage = failing.find((f) => failingMessageVerdict(since(f), check) === 'outage');
-    if (outage !== undefined) {
-      // An outage (as far as can be told): the batch is retried, nothing recorded failed, nothing lost.
-      suspects.set(
-        receiver.name,
-        new Set(failing.flatMap(({ message }) => message.alerts.map((a) => a.alert.alert_id))),
-      );
-      throw outage.error;
-    }
-    // Each failing message saw the receiver take another message, or the check, after it: one more
-    // attempt each (the receiver may have come back only after the message's budget was spent);
-    // still failing, it is a message this receiver cannot take: recorded failed like a refusal
-    // (logged, counted: DriftlineAlertDeliveryFailing), and the batch goes on.
+    // The evidence that the receiver is up while a message fails: answers of the receiver after
+    // that message's budget began — other messages delivered or, when too few were (alone in its
+    // batch, or last), delivery checks it answered. Any 2xx of the batch is not enough: a receiver
+    // that went down after the batch's first message (an outage) would have lost the rest. Shown
+    // up, the failing messages get a retry budget again (the receiver may have come back only
+    // after the first was spent, or be browning out); still failing, and the receiver shown up by
+    // ANSWERS_TO_GIVE_UP answers more, each is a message this receiver cannot take: recorded
+    // failed like a refusal (logged, counted: DriftlineAlertDeliveryFailing), and the batch goes
+    // on. One attempt more right after one 2xx lost messages to a receiver answering most requests
+    // 503, and that attempt ignored Retry-After (found by a review).
+    const first = await receiverShownUp(failing, 1);
+    const secondBudget = { startedAt: undefined as number | undefined };
+    const stillFailing: typeof failing = [];
     for (const f of failing) {
-      const evidence = since(f) > 0 ? 'other messages were delivered meanwhile' : 'it took a delivery check meanwhile';
       const [alone = f.message] = await whenAllowed([f.message]);
-      const outcome = await send(alone, { ...deps.deliver.retry, maxAttempts: 1 });
-      if (outcome instanceof ReceiverFailingError) {
-        const row = outcome.row;
-        keep(
-          { ...row, error: `${row.error}; ${evidence}: given up`.slice(0, 1_024) },
-          'alert delivery failing while the receiver takes other messages: recorded and given up',
-        );
-      }
+      const from = deliveredTo(receiver.name);
+      const outcome = await send(alone, secondBudget);
+      if (outcome instanceof ReceiverFailingError) stillFailing.push({ message: f.message, error: outcome, from });
+    }
+    const second = await receiverShownUp(stillFailing, ANSWERS_TO_GIVE_UP);
+    for (const f of stillFailing) {
+      const row = f.error.row;
+      const why = `${first.get(f.message)}, retried again; ${second.get(f.message)}: given up`;
+      keep(
+        { ...row, error: `${row.error}; ${why}`.slice(0, 1_024) },
+        'alert delivery failing while the receiver takes other messages: recorded and given up',
+      );
     }
     return rows;
 
     /**
-     * One delivery check (a token spent like any message): its verdict. Before, a message the
-     * receiver always failed with nothing sent after it looked exactly like an outage and held the
-     * receiver's alerts, and its partition's commit, for ever (found by a review).
+     * Per failing message of `round`, how its receiver answered at least `needed` times since its
+     * budget began: other messages delivered, then delivery checks (spaced like retries, so a
+     * receiver's own rate limit does not refuse the second). Throws the batch's retriable error
+     * when a check shows the receiver down: an outage as far as can be told, nothing recorded
+     * failed, nothing lost.
      */
-    async function sendCheck(unproven: ReadonlyArray<{ readonly error: ReceiverFailingError }>) {
-      await whenAllowed([failing[0]!.message]);
+    async function receiverShownUp(round: typeof failing, needed: number): Promise<Map<AlertMessage, string>> {
+      let checks = 0;
+      const since = ({ from }: { readonly from: number }) => deliveredTo(receiver.name) - from;
+      for (;;) {
+        const unproven = round.filter((f) => failingMessageVerdict(since(f) + checks, needed) === 'check');
+        if (unproven.length === 0) break;
+        if (checks > 0) {
+          await sleep(deps.deliver.retry.initialMs, undefined, { signal: deps.deliver.signal }).catch(() => {
+            throw new DriftlineError('SINK_UNAVAILABLE', 'stopping during delivery checks', { retriable: true });
+          });
+        }
+        const shows = await sendCheck(unproven);
+        const outage = unproven.find((f) => failingMessageVerdict(since(f) + checks, needed, shows) === 'outage');
+        if (outage !== undefined) {
+          // On the retry each goes out alone (see `suspects`).
+          suspects.set(
+            receiver.name,
+            new Set(round.flatMap(({ message }) => message.alerts.map((a) => a.alert.alert_id))),
+          );
+          throw outage.error;
+        }
+        checks++;
+      }
+      return new Map(round.map((f) => [f.message, answered(since(f), checks)]));
+    }
+
+    /**
+     * One delivery check (a token spent like any message): what it shows of the receiver. Before,
+     * a message the receiver always failed with nothing sent after it looked exactly like an
+     * outage and held the receiver's alerts, and its partition's commit, for ever (found by a review).
+     */
+    async function sendCheck(
+      unproven: ReadonlyArray<{ readonly message: AlertMessage; readonly error: ReceiverFailingError }>,
+    ) {
+      await whenAllowed([unproven[0]!.message]);
       const failingDeliveries = unproven.map(({ error: { row } }) => ({
         deliveryId: row.delivery_id,
         alerts: row.alert_ids.length,
@@ -278,15 +315,16 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       }));
       const answer = await checkReceiver(receiver, failingDeliveries, deps.deliver);
       m.checks.inc({ receiver: receiver.name, outcome: answer.verdict });
+      const shows = checkShows(answer.status);
       const fields = {
         receiver: receiver.name,
         deliveryIds: failingDeliveries.slice(0, ID_LOG_LIMIT).map((d) => d.deliveryId),
         checkStatus: answer.status,
       };
-      if (answer.verdict === 'delivered') {
+      if (shows === 'up') {
         deps.logger.warn(
           fields,
-          'alert delivery failing with the receiver up (it took a delivery check): one more attempt',
+          'alert delivery failing with the receiver up (it answered a delivery check): retried again, or given up after its second budget',
         );
       } else {
         deps.logger.warn(
@@ -294,7 +332,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
           'alert delivery failing and the delivery check failed too: the receiver looks down, the batch is retried',
         );
       }
-      return answer.verdict;
+      return shows;
     }
   }
 

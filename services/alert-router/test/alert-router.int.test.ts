@@ -135,7 +135,7 @@ routes:
     // oncall: Slack body, one message with the critical fraud alert, the configured header sent.
     const oncall = hooks.on('/oncall');
     expect(oncall).toHaveLength(1);
-    expect(oncall[0]!.body.text).toBe('[CRITICAL] fraud: 1 FEATURE_DRIFT alert');
+    expect(oncall[0]!.body.text).toBe('[CRITICAL] `fraud`: 1 FEATURE_DRIFT alert'); // the model a code span
     expect((oncall[0]!.body.blocks as unknown[]).length).toBe(3);
     expect(oncall[0]!.headers['x-token']).toBe('s3cret-token');
     // team: generic JSON, the three fraud drift alerts of one hour as one message (a2 once), churn apart.

@@ -171,7 +171,13 @@ describe('router processor', () => {
   });
 
   /** A receiver on loopback whose answer per request (1-based) and its alert ids `answer` decides; undefined: no answer. */
-  async function webhook(answer: (n: number, ids: readonly string[]) => number | undefined) {
+  /** A loopback receiver; `answer` gives the status (and headers), undefined to leave the request unanswered. */
+  async function webhook(
+    answer: (
+      n: number,
+      ids: readonly string[],
+    ) => number | { status: number; headers: Record<string, string> } | undefined,
+  ) {
     const listenPort = await freePort();
     const sent: string[][] = [];
     const hook = createServer((req, res) => {
@@ -181,7 +187,8 @@ describe('router processor', () => {
         const ids = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { alert_ids: string[] }).alert_ids;
         sent.push(ids);
         const status = answer(sent.length, ids);
-        if (status !== undefined) res.writeHead(status).end();
+        if (typeof status === 'number') res.writeHead(status).end();
+        else if (status !== undefined) res.writeHead(status.status, status.headers).end();
       });
     });
     await new Promise<void>((r) => hook.listen(listenPort, '127.0.0.1', r));
@@ -261,15 +268,18 @@ describe('router processor', () => {
       );
       expect(bad).toMatchObject({
         http_status: 500,
-        error: expect.stringMatching(/^HTTP 500.*delivered meanwhile: given up$/),
+        // Others delivered after its first budget; its second budget, then two checks answered.
+        error: expect.stringMatching(
+          /^HTTP 500.*2 other messages were delivered meanwhile, retried again; it took 2 delivery checks meanwhile: given up$/,
+        ),
       });
       expect(await registry.getSingleMetricAsString('driftline_alert_deliveries_total')).toMatch(
         /receiver="poison",status="failed"[^}]*\} 2$/m,
       );
-      // Each message went alone, the good ones once; the failing one its budget and one more attempt.
+      // Each message went alone, the good ones once; the failing one two budgets.
       expect(hook.sent.filter((ids) => ids.length > 1)).toEqual([]);
       expect(hook.sent.flat().filter((id) => id !== 'bad')).toEqual(['refused', 'good1', 'good2']);
-      expect(hook.sent.flat().filter((id) => id === 'bad')).toHaveLength(quick.maxAttempts + 1);
+      expect(hook.sent.flat().filter((id) => id === 'bad')).toHaveLength(2 * quick.maxAttempts);
       // The batch again (its commit failed): nothing is sent again, the refusal included.
       const before = hook.sent.length;
       await p.process(batch, context);
@@ -297,14 +307,94 @@ describe('router processor', () => {
       );
       expect(row).toMatchObject({
         http_status: 500,
-        attempts: 1, // the record is of the last attempt after the check
-        error: expect.stringMatching(/^HTTP 500.*it took a delivery check meanwhile: given up$/),
+        attempts: quick.maxAttempts, // the record is of its second budget
+        error: expect.stringMatching(
+          /^HTTP 500.*it took 1 delivery check meanwhile, retried again; it took 2 delivery checks meanwhile: given up$/,
+        ),
       });
-      // Its budget, then one check (no alert in it), then one more attempt.
-      expect(hook.sent).toEqual([...Array.from({ length: quick.maxAttempts }, () => ['lonely']), [], ['lonely']]);
+      // Its budget, one check (no alert in it), its budget again, then two checks.
+      const budget = Array.from({ length: quick.maxAttempts }, () => ['lonely']);
+      expect(hook.sent).toEqual([...budget, [], ...budget, [], []]);
       expect(await registry.getSingleMetricAsString('driftline_alert_delivery_checks_total')).toMatch(
-        /receiver="alone",outcome="delivered"[^}]*\} 1$/m,
+        /receiver="alone",outcome="delivered"[^}]*\} 3$/m,
       );
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('a receiver browning out (1 request in 9 answered) never loses a message alone in its batch (found by a review)', async () => {
+    // Before: 8 attempts 503, the check 200, one more attempt 503: recorded failed, the batch committed.
+    const hook = await webhook((n) => (n % 9 === 0 ? 200 : 503));
+    try {
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { brown: { url: "${hook.url}" } }\nroutes: [{ match: { model: brown }, receivers: [brown] }]`,
+        { maxAttempts: 8, initialMs: 10, maxDelayMs: 20, budgetMs: 60_000, jitter: 0 },
+      );
+      const batch = hourly('brown', ['flaky']);
+      let committed = false;
+      for (let round = 0; round < 5 && !committed; round++) {
+        committed = await p.process(batch, context).then(
+          () => true,
+          (error: unknown) => {
+            expect(error).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true }); // an outage: retried
+            return false;
+          },
+        );
+        expect(await statuses('brown')).not.toContainEqual(['failed', 'flaky']);
+      }
+      expect(committed).toBe(true);
+      expect(await statuses('brown')).toEqual([['delivered', 'flaky']]);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it("after a check the message is retried with a budget, honouring the receiver's Retry-After (found by a review)", async () => {
+    // Its budget 503, the check 200, then the receiver's rate limit: 429 asking 1 s, then 200.
+    // Before: the one attempt after the check met the 429 and the message was given up.
+    let rateLimitedAt = 0;
+    const hook = await webhook((n, ids) => {
+      if (ids.length === 0) return 200;
+      if (n <= quick.maxAttempts) return 503;
+      if (rateLimitedAt === 0) {
+        rateLimitedAt = Date.now();
+        return { status: 429, headers: { 'retry-after': '1' } };
+      }
+      return 200;
+    });
+    try {
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { limited: { url: "${hook.url}" } }\nroutes: [{ match: { model: limited }, receivers: [limited] }]`,
+        { ...quick, budgetMs: 5_000 },
+      );
+      await p.process(hourly('limited', ['waited']), context);
+      expect(await statuses('limited')).toEqual([['delivered', 'waited']]);
+      const [check, limited, delivered] = hook.sent.slice(quick.maxAttempts);
+      expect([check, limited, delivered]).toEqual([[], ['waited'], ['waited']]);
+      expect(hook.sent).toHaveLength(quick.maxAttempts + 3);
+      expect(Date.now() - rateLimitedAt).toBeGreaterThanOrEqual(1_000);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it("a receiver that refuses the check's body (4xx) is up: the message is given up, not held for ever (found by a review)", async () => {
+    // 500 for the alert, 400 for the check (its schema wants alerts): the receiver's application answers.
+    const hook = await webhook((_n, ids) => (ids.length === 0 ? 400 : 500));
+    try {
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { strict: { url: "${hook.url}" } }\nroutes: [{ match: { model: strict }, receivers: [strict] }]`,
+        quick,
+      );
+      // Before: every attempt of the batch ended in an outage (the check's 400), for ever.
+      await p.process(hourly('strict', ['unwanted']), context);
+      expect(await statuses('strict')).toEqual([['failed', 'unwanted']]);
+      const budget = Array.from({ length: quick.maxAttempts }, () => ['unwanted']);
+      expect(hook.sent).toEqual([...budget, [], ...budget, [], []]);
     } finally {
       await hook.close();
     }

@@ -35,3 +35,26 @@ export function featuresByDrift(rows: readonly DriftPoint[], others: Iterable<st
   const rest = [...new Set(others)].filter((f) => !score.has(f) && !isPredictionFeature(f)).sort(byName);
   return [...ranked, ...rest];
 }
+
+/**
+ * Most versions a chart draws (a series per version, per feature in the drift charts): 100
+ * versions × 288 windows made the performance charts 47 MB. The rest are named in a note.
+ */
+export const MAX_CHART_VERSIONS = 4;
+
+/**
+ * The versions charts draw: the production version, then the ones measured last (latest window,
+ * then the name), at most MAX_CHART_VERSIONS; `leftOut` the others, in the same order.
+ */
+export function chartedVersions(
+  rows: readonly { readonly version: string; readonly windowStart: number }[],
+  production: string | undefined,
+): { shown: string[]; leftOut: string[] } {
+  const latest = new Map<string, number>();
+  for (const r of rows)
+    latest.set(r.version, Math.max(latest.get(r.version) ?? Number.NEGATIVE_INFINITY, r.windowStart));
+  const ranked = [...latest.entries()]
+    .sort(([a, x], [b, y]) => (a === production ? -1 : b === production ? 1 : y - x || byName(a, b)))
+    .map(([version]) => version);
+  return { shown: ranked.slice(0, MAX_CHART_VERSIONS), leftOut: ranked.slice(MAX_CHART_VERSIONS) };
+}

@@ -1,10 +1,18 @@
 import { maxOf } from '@driftline/core';
 import { isPredictionFeature } from '@driftline/drift';
-import { featuresByDrift, MAX_REPORT_FEATURES } from './bounds.js';
+import { chartedVersions, featuresByDrift, MAX_CHART_VERSIONS, MAX_REPORT_FEATURES } from './bounds.js';
 import { businessSection, DEFAULT_REALIZED_COVERAGE, estimateSection } from './estimates.js';
 import { groupBy, iso } from './group.js';
 import { barChart, bdi, escapeHtml, lineChart, type Series, type VerticalMarker } from './svg.js';
-import type { DriftPoint, PerformancePoint, QualityPoint, ReportData, RetrainEvent, SkewPoint } from './types.js';
+import type {
+  DriftPoint,
+  DriftTotals,
+  PerformancePoint,
+  QualityPoint,
+  ReportData,
+  RetrainEvent,
+  SkewPoint,
+} from './types.js';
 
 const CLASSIFICATION_METRICS = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc'] as const;
 const REGRESSION_METRICS = ['mae', 'rmse'] as const;
@@ -444,26 +452,36 @@ const card = (label: string, value: string, alert = false) =>
  * version, not rows of every version over the names (4 features × 2 versions read "8 / 4").
  */
 function driftedCards(d: ReportData, production: string | undefined): string[] {
-  const primary = d.drift.filter((r) => r.method === 'psi' && !isPredictionFeature(r.feature));
-  if (primary.length === 0) return [card('features drifted (PSI, latest window)', '–')];
-  const byVersion = groupBy(primary, (r) => r.version);
-  const latest = maxOf(primary.map((r) => r.windowStart));
-  const versions =
-    production !== undefined && byVersion.has(production)
-      ? [production]
-      : [...new Set(primary.filter((r) => r.windowStart === latest).map((r) => r.version))].sort();
-  return versions.map((version) => {
-    const rows = byVersion.get(version)!;
-    const last = maxOf(rows.map((r) => r.windowStart));
-    const inLast = rows.filter((r) => r.windowStart === last);
-    const features = new Set(inLast.map((r) => r.feature)).size;
-    const drifted = new Set(inLast.filter((r) => r.drifted).map((r) => r.feature)).size;
+  const perVersion = d.driftTotals?.latest ?? latestPsiWindows(d.drift);
+  if (perVersion.length === 0) return [card('features drifted (PSI, latest window)', '–')];
+  const latest = maxOf(perVersion.map((v) => v.windowStart));
+  const productionLatest = perVersion.find((v) => v.version === production);
+  const shown =
+    productionLatest !== undefined
+      ? [productionLatest]
+      : perVersion.filter((v) => v.windowStart === latest).sort((a, b) => (a.version < b.version ? -1 : 1));
+  return shown.map(({ version, windowStart: last, features, drifted }) => {
     const who = version === production ? `production ${bdi(version)}` : bdi(version);
     return card(
       `features drifted · ${who} (PSI, window ${escapeHtml(iso(last))})`,
       `${drifted} / ${features}`,
       drifted > 0,
     );
+  });
+}
+
+/** Per version, its latest window with PSI rows of input features: features measured and drifted there. */
+function latestPsiWindows(rows: readonly DriftPoint[]): DriftTotals['latest'] {
+  const primary = rows.filter((r) => r.method === 'psi' && !isPredictionFeature(r.feature));
+  return [...groupBy(primary, (r) => r.version).entries()].map(([version, list]) => {
+    const last = maxOf(list.map((r) => r.windowStart));
+    const inLast = list.filter((r) => r.windowStart === last);
+    return {
+      version,
+      windowStart: last,
+      features: new Set(inLast.map((r) => r.feature)).size,
+      drifted: new Set(inLast.filter((r) => r.drifted).map((r) => r.feature)).size,
+    };
   });
 }
 
@@ -491,7 +509,7 @@ function performanceCard(d: ReportData, production: string | undefined): string 
 }
 
 function summary(d: ReportData): string {
-  const windows = new Set(d.drift.map((r) => r.windowStart)).size;
+  const windows = d.driftTotals?.windows ?? new Set(d.drift.map((r) => r.windowStart)).size;
   const production = productionVersion(d);
   const cards = [
     card('drift windows', String(windows)),
@@ -501,6 +519,25 @@ function summary(d: ReportData): string {
     card('production version', production === undefined ? '–' : bdi(production)),
   ];
   return `<div class="cards">${cards.join('')}</div>`;
+}
+
+/** Versions named in a note, at most this many (each name can be 256 characters). */
+const MAX_NAMED_VERSIONS = 20;
+
+function versionNote(
+  what: string,
+  versions: { shown: readonly string[]; leftOut: readonly string[] },
+  production: string | undefined,
+): string[] {
+  const { shown, leftOut } = versions;
+  if (leftOut.length === 0) return [];
+  const order =
+    shown[0] === production ? 'the production version first, then the latest measured' : 'the latest measured';
+  const named = leftOut.slice(0, MAX_NAMED_VERSIONS).join(', ');
+  const more = leftOut.length > MAX_NAMED_VERSIONS ? ` and ${leftOut.length - MAX_NAMED_VERSIONS} more` : '';
+  return [
+    `${shown.length + leftOut.length} versions: ${what} show ${MAX_CHART_VERSIONS} (${shown.join(', ')}: ${order}); ${leftOut.length} left out: ${named}${more}`,
+  ];
 }
 
 /** Renders the whole report: one HTML document, inline CSS and SVG, no script and no external resource. */
@@ -526,18 +563,34 @@ export function renderReport(d: ReportData, options: ReportOptions = {}): string
     d.distributions.map((x) => x.feature),
   );
   const shown = new Set(ranked.slice(0, MAX_REPORT_FEATURES));
+  // The reader may have left features out already (driftTotals counts them).
+  const inputFeatures = Math.max(ranked.length, d.driftTotals?.features ?? 0);
   const keep = (feature: string) => isPredictionFeature(feature) || shown.has(feature);
+  // And as many versions per chart (MAX_CHART_VERSIONS): the charts' points are bounded per
+  // chart, so without it every version got fewer of them.
+  const production = productionVersion(d);
+  const driftVersions = chartedVersions([...d.drift, ...(d.driftTotals?.latest ?? [])], production);
+  const performanceVersions = chartedVersions(d.performance, production);
+  const driftShown = new Set(driftVersions.shown);
+  const performanceShown = new Set(performanceVersions.shown);
   const view: ReportData = {
     ...d,
-    drift: d.drift.filter((r) => keep(r.feature)),
+    drift: d.drift.filter((r) => keep(r.feature) && driftShown.has(r.version)),
     distributions: d.distributions.filter((x) => keep(x.feature)),
   };
-  const capped =
-    ranked.length > MAX_REPORT_FEATURES
+  const performanceView: ReportData = {
+    ...d,
+    performance: d.performance.filter((r) => performanceShown.has(r.version)),
+  };
+  const capped = [
+    ...(inputFeatures > MAX_REPORT_FEATURES
       ? [
-          `${ranked.length} input features: drift over time, the latest window and the distributions show the ${MAX_REPORT_FEATURES} that drifted most (most drifted windows, then the largest PSI); ${ranked.length - MAX_REPORT_FEATURES} left out`,
+          `${inputFeatures} input features: drift over time, the latest window and the distributions show the ${MAX_REPORT_FEATURES} that drifted most (most drifted windows, then the largest PSI); ${inputFeatures - MAX_REPORT_FEATURES} left out`,
         ]
-      : [];
+      : []),
+    ...versionNote('drift over time and the latest window', driftVersions, production),
+    ...versionNote('performance, estimates and business outcome', performanceVersions, production),
+  ];
   const allNotes = [...(d.notes ?? []), ...capped];
   const notes =
     allNotes.length === 0 ? '' : `<div class="notes">${allNotes.map((n) => `<p>${escapeHtml(n)}</p>`).join('')}</div>`;
@@ -557,9 +610,9 @@ ${notes}
 ${summary(d)}
 ${driftSection(view, markers)}
 ${distributionSection(view)}
-${performanceSection(d, markers)}
-${estimateSection(d, markers, options.realizedCoverage ?? DEFAULT_REALIZED_COVERAGE)}
-${businessSection(d, markers)}
+${performanceSection(performanceView, markers)}
+${estimateSection(performanceView, markers, options.realizedCoverage ?? DEFAULT_REALIZED_COVERAGE)}
+${businessSection(performanceView, markers)}
 ${skewSection(d, markers)}
 ${qualitySection(d, markers)}
 ${retrainSection(d, markers, options.modelCards)}

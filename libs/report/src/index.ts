@@ -1,4 +1,4 @@
-export { featuresByDrift, MAX_REPORT_FEATURES } from './bounds.js';
+export { chartedVersions, featuresByDrift, MAX_CHART_VERSIONS, MAX_REPORT_FEATURES } from './bounds.js';
 export {
   type CategoricalProfileView,
   featureDistribution,
@@ -33,6 +33,7 @@ export type {
   BusinessOutcomePoint,
   DistributionBin,
   DriftPoint,
+  DriftTotals,
   EpochMs,
   FeatureDistribution,
   PerformancePoint,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 // A model card per version: where it came from (lineage), what it learned on, how it did offline
 // against the version it challenged, how it does live, and every stage it went through with the
 // evidence. Pure: data in (read by @driftline/warehouse), HTML or text out.
+import { MAX_REPORT_FEATURES } from './bounds.js';
 import { CSP, STYLE } from './html.js';
 import { bdi, escapeHtml } from './svg.js';
 import type { EpochMs } from './types.js';
@@ -84,16 +85,33 @@ export interface ModelCardData {
   readonly version: string;
   readonly generatedAt: EpochMs;
   readonly training: ModelCardTraining | undefined;
-  /** The version's input features (its reference profile, else its trained meta), sorted. */
+  /**
+   * The version's input features (its reference profile, else its trained meta), sorted; the card
+   * shows the first MAX_REPORT_FEATURES.
+   */
   readonly features: readonly string[];
+  /** How many input features the version has, when `features` holds only the first of them (the reader's cap). */
+  readonly featureCount?: number;
   readonly decision: ModelCardDecision | undefined;
   readonly reference: { readonly id: string; readonly createdAt: EpochMs; readonly features: number } | undefined;
   readonly transitions: readonly ModelCardTransition[];
   readonly live: readonly ModelCardLive[];
+  /** Most drifted first; the card shows the first MAX_REPORT_FEATURES rows. */
   readonly trainingDrift: readonly ModelCardDrift[];
+  /** How many (feature, method) rows there are, when `trainingDrift` holds only the first (the reader's cap). */
+  readonly trainingDriftCount?: number;
   /** The stage now: the last transition's target, or what the trainer's record says. */
   readonly stage: string;
   readonly notes: readonly string[];
+}
+
+/**
+ * The first MAX_REPORT_FEATURES of `items` and how many more there are (`total`: the count before
+ * a reader's cap): 100,000 features made a 60.8 MB card and a 2.3 MB line of text.
+ */
+function capped<T>(items: readonly T[], total: number | undefined): { shown: readonly T[]; more: number } {
+  const shown = items.slice(0, MAX_REPORT_FEATURES);
+  return { shown, more: Math.max(total ?? 0, items.length) - shown.length };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
@@ -166,7 +184,11 @@ export function renderModelCardText(card: ModelCardData): string {
       out.push(`  ${m.metric}: ${fmt(m.candidate)} vs ${fmt(m.challenged)} (${t.challenged})`);
     }
   }
-  out.push(`features (${card.features.length}): ${card.features.join(', ') || '—'}`);
+  const features = capped(card.features, card.featureCount);
+  const featureCount = features.shown.length + features.more;
+  out.push(
+    `features (${featureCount}): ${features.shown.join(', ') || '—'}${features.more > 0 ? `, … ${features.more} more not shown` : ''}`,
+  );
   const overall = card.live.find((l) => l.segmentFeature === '');
   out.push(
     overall === undefined
@@ -198,6 +220,8 @@ const table = (head: readonly string[], rows: readonly (readonly string[])[], nu
     .map((r) => `<tr>${r.map((c, i) => `<td${numeric.has(i) ? ' class="num"' : ''}>${c}</td>`).join('')}</tr>`)
     .join('')}</tbody></table>`;
 
+const moreNote = (more: number, what: string) =>
+  more > 0 ? `<p class="no-data">${more} more ${escapeHtml(what)} not shown</p>` : '';
 const section = (title: string, body: string) => `<section><h2>${escapeHtml(title)}</h2>${body}</section>`;
 const none = (what: string) => `<p class="no-data">${escapeHtml(what)}</p>`;
 const text = escapeHtml;
@@ -205,12 +229,15 @@ const text = escapeHtml;
 /** The card as one self-contained HTML page (no network, the report's CSP), in the report's style. */
 export function renderModelCard(card: ModelCardData): string {
   const t = card.training;
+  const features = capped(card.features, card.featureCount);
+  const featureCount = features.shown.length + features.more;
+  const trainingDrift = capped(card.trainingDrift, card.trainingDriftCount);
   const facts: Array<[string, string]> = [
     ['stage', bdi(card.stage)],
     ['training rows', t === undefined ? '—' : `${t.rowsTrain} (+${t.rowsHoldout} held out)`],
     ['device', t === undefined ? '—' : bdi(t.device)],
     ['challenged', t === undefined ? '—' : bdi(t.challenged)],
-    ['features', String(card.features.length)],
+    ['features', String(featureCount)],
   ];
   const cards = `<div class="cards">${facts.map(([k, v]) => `<div class="card">${text(k)}<b>${v}</b></div>`).join('')}</div>`;
   const training =
@@ -236,11 +263,11 @@ export function renderModelCard(card: ModelCardData): string {
           new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
         );
   const drift =
-    card.trainingDrift.length === 0
+    trainingDrift.shown.length === 0
       ? none('no drift windows of the challenged version over the training range')
       : table(
           ['feature', 'method', 'windows', 'drifted', 'max statistic'],
-          card.trainingDrift.map((d) => [
+          trainingDrift.shown.map((d) => [
             bdi(d.feature),
             text(d.method),
             String(d.windows),
@@ -248,7 +275,7 @@ export function renderModelCard(card: ModelCardData): string {
             fmt(d.maxStatistic),
           ]),
           new Set([2, 3, 4]),
-        );
+        ) + moreNote(trainingDrift.more, 'features · methods (the least drifted)');
   const stages =
     card.transitions.length === 0
       ? none('no stage transitions recorded')
@@ -305,7 +332,7 @@ export function renderModelCard(card: ModelCardData): string {
 <body><header><h1>${bdi(card.model)} ${bdi(card.version)} — model card</h1><p>generated ${text(iso(card.generatedAt))}</p></header>
 <main>${notes}${cards}
 ${section('Training data and offline evaluation', training)}
-${section(`Features (${card.features.length})`, card.features.length === 0 ? none('unknown') : `<p>${card.features.map((f) => `<span class="tag">${bdi(f)}</span>`).join(' ')}</p>`)}
+${section(`Features (${featureCount})`, features.shown.length === 0 ? none('unknown') : `<p>${features.shown.map((f) => `<span class="tag">${bdi(f)}</span>`).join(' ')}</p>${moreNote(features.more, 'features')}`)}
 ${section('Live performance (labelled predictions)', live)}
 ${section('Drift at training time (challenged version)', drift)}
 ${section('Stage history', stages)}

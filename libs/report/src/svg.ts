@@ -1,4 +1,5 @@
 import { maxOf, minOf } from '@driftline/core';
+import { groupBy } from './group.js';
 /**
  * Minimal chart rendering to inline SVG strings: no DOM, no fonts to fetch, no script. Every chart is
  * a `<figure class="chart" data-chart="…">` whose series are `path.series`, whose points are
@@ -93,6 +94,48 @@ export interface LineChartOptions {
 }
 
 const MARGIN = { top: 12, right: 16, bottom: 34, left: 56 };
+
+/**
+ * Most points a line chart draws over all its series (and as many rings). Each point is a circle
+ * with a title, ~150 bytes: 5-minute windows over 7 days (2,016) per feature and version made a
+ * 20-feature page 17.7 MB and a 500-feature one outgrow V8's longest string.
+ */
+export const MAX_CHART_POINTS = 8_000;
+
+/**
+ * Items in x order, at most `2 × buckets`: per bucket of equal width over [x0, x1] the lowest and
+ * the highest value (in x order), so a spike in either direction stays visible. Items are kept as
+ * they are when there are no more than that.
+ */
+export function downsample<T>(
+  items: readonly T[],
+  x: (t: T) => number,
+  y: (t: T) => number,
+  domain: readonly [number, number],
+  buckets: number,
+): T[] {
+  const sorted = [...items].sort((a, b) => x(a) - x(b));
+  if (sorted.length <= 2 * buckets) return sorted;
+  const [x0, x1] = domain;
+  const lows: (T | undefined)[] = new Array(buckets);
+  const highs: (T | undefined)[] = new Array(buckets);
+  for (const t of sorted) {
+    const k = Math.min(buckets - 1, Math.max(0, Math.floor(((x(t) - x0) / (x1 - x0)) * buckets)));
+    const low = lows[k];
+    const high = highs[k];
+    if (low === undefined || y(t) < y(low)) lows[k] = t;
+    if (high === undefined || y(t) > y(high)) highs[k] = t;
+  }
+  const out: T[] = [];
+  for (let k = 0; k < buckets; k++) {
+    const low = lows[k];
+    const high = highs[k];
+    if (low === undefined || high === undefined) continue;
+    if (low === high) out.push(low);
+    else out.push(...(x(low) <= x(high) ? [low, high] : [high, low]));
+  }
+  return out;
+}
 
 const fmt = (n: number): string => {
   if (n === 0) return '0';
@@ -205,9 +248,25 @@ export function lineChart(o: LineChartOptions): string {
       `<line class="threshold" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${px(sy(t.value))}" y2="${px(sy(t.value))}" stroke="${t.color ?? '#d62728'}"><title>${escapeHtml(t.label)}</title></line>`,
     );
   }
+  // Bounded whatever the windows: at most one point per pixel column per series, and
+  // MAX_CHART_POINTS over the chart (rings counted as one more series per colour and kind).
+  const highlightGroups = groupCount(o.highlights ?? [], (h) => `${h.color ?? ''}|${h.kind}`);
+  const buckets = Math.max(
+    1,
+    Math.min(Math.floor(iw / 2), Math.floor(MAX_CHART_POINTS / (2 * (series.length + highlightGroups)))),
+  );
+  let downsampled = false;
   series.forEach((s, i) => {
     const c = s.color ?? color(i);
-    const pts = [...s.points].filter((p) => Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
+    const finitePoints = s.points.filter((p) => Number.isFinite(p.y));
+    const pts = downsample(
+      finitePoints,
+      (p) => p.x,
+      (p) => p.y,
+      [x0, x1],
+      buckets,
+    );
+    if (pts.length < finitePoints.length) downsampled = true;
     const d = pts.map((p, k) => `${k === 0 ? 'M' : 'L'}${px(sx(p.x))} ${px(sy(p.y))}`).join(' ');
     parts.push(
       `<path class="series" data-series="${escapeHtml(s.name)}" d="${d}" stroke="${c}"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`,
@@ -218,8 +277,19 @@ export function lineChart(o: LineChartOptions): string {
       );
     }
   });
-  for (const h of o.highlights ?? []) {
-    if (!Number.isFinite(h.y) || h.x < x0 || h.x > x1) continue;
+  const rings = [...groupBy(o.highlights ?? [], (h) => `${h.color ?? ''}|${h.kind}`).values()].flatMap((list) => {
+    const shown = list.filter((h) => Number.isFinite(h.y) && h.x >= x0 && h.x <= x1);
+    const kept = downsample(
+      shown,
+      (h) => h.x,
+      (h) => h.y,
+      [x0, x1],
+      buckets,
+    );
+    if (kept.length < shown.length) downsampled = true;
+    return kept;
+  });
+  for (const h of rings) {
     parts.push(
       `<circle class="highlight" data-kind="${escapeHtml(h.kind)}" cx="${px(sx(h.x))}" cy="${px(sy(h.y))}" r="5.5" fill="none" stroke="${h.color ?? '#1d2330'}" stroke-width="1.5"><title>${escapeHtml(h.label)}</title></circle>`,
     );
@@ -233,7 +303,20 @@ export function lineChart(o: LineChartOptions): string {
     o.highlightLegend === undefined || (o.highlights ?? []).length === 0
       ? ''
       : `<li><span class="ring"></span>${escapeHtml(o.highlightLegend)}</li>`;
-  return `<figure class="chart" data-chart="${escapeHtml(o.id)}"><figcaption>${escapeHtml(o.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(o.title)}">${parts.join('')}</svg>${legend(items, ring)}</figure>`;
+  const bucketNote = downsampled
+    ? `<p class="no-data">more windows than the chart draws: the lowest and the highest value per ${escapeHtml(duration((x1 - x0) / buckets))} shown</p>`
+    : '';
+  return `<figure class="chart" data-chart="${escapeHtml(o.id)}"${downsampled ? ` data-buckets="${buckets}"` : ''}><figcaption>${escapeHtml(o.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(o.title)}">${parts.join('')}</svg>${legend(items, ring)}${bucketNote}</figure>`;
+}
+
+const groupCount = <T>(items: readonly T[], key: (t: T) => string) => new Set(items.map(key)).size;
+
+/** A bucket width for the chart's note: 45 min, 2.5 h, 3 d. */
+function duration(ms: number): string {
+  const minutes = ms / 60_000;
+  if (minutes < 120) return `${Number(minutes.toPrecision(2))} min`;
+  if (minutes < 48 * 60) return `${Number((minutes / 60).toPrecision(2))} h`;
+  return `${Number((minutes / 1440).toPrecision(2))} d`;
 }
 
 export interface BarGroup {

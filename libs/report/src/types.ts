@@ -115,12 +115,32 @@ export interface QualityPoint {
   readonly passed: boolean;
 }
 
+/**
+ * Counts over every drift row of the range, for a `drift` that holds only some of them: the
+ * warehouse reader reads the MAX_REPORT_FEATURES most drifted features, windows aggregated.
+ */
+export interface DriftTotals {
+  /** Distinct input features with a drift row in the range. */
+  readonly features: number;
+  /** Distinct drift windows in the range. */
+  readonly windows: number;
+  /** Per version, its latest window with a PSI row: input features measured and drifted there. */
+  readonly latest: readonly {
+    readonly version: string;
+    readonly windowStart: EpochMs;
+    readonly features: number;
+    readonly drifted: number;
+  }[];
+}
+
 export interface ReportData {
   readonly model: string;
   readonly from: EpochMs;
   readonly to: EpochMs;
   readonly generatedAt: EpochMs;
   readonly drift: readonly DriftPoint[];
+  /** Absent: `drift` holds every row, and the summary counts them. */
+  readonly driftTotals?: DriftTotals;
   readonly distributions: readonly FeatureDistribution[];
   readonly performance: readonly PerformancePoint[];
   readonly retrain: readonly RetrainEvent[];

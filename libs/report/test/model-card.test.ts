@@ -2,7 +2,13 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type ModelCardData, modelCardFileName, renderModelCard, renderModelCardText } from '../src/index.js';
+import {
+  MAX_REPORT_FEATURES,
+  type ModelCardData,
+  modelCardFileName,
+  renderModelCard,
+  renderModelCardText,
+} from '../src/index.js';
 
 const card: ModelCardData = {
   model: 'fraud',
@@ -126,5 +132,35 @@ describe('model cards: found by a review', () => {
     );
     expect(html).toContain('<h1><bdi>fraud\u202E</bdi> <bdi>v2</bdi> — model card</h1>');
     expect(html).toContain('<td><bdi>country</bdi> = <bdi>fr\u202Eoc</bdi></td><td class="num">1</td>');
+  });
+
+  it(`shows at most ${MAX_REPORT_FEATURES} features and drift rows, and says how many more there are`, () => {
+    // 100,000 features: a 60.8 MB card with 400,003 table rows and a 2.3 MB "features" line.
+    const features = Array.from({ length: 20_000 }, (_, i) => `feature_${String(i).padStart(5, '0')}`);
+    const wide: ModelCardData = {
+      ...card,
+      features,
+      trainingDrift: features.flatMap((feature, i) =>
+        ['psi', 'ks'].map((method) => ({ feature, method, windows: 10, drifted: i < 3 ? 5 : 0, maxStatistic: 0.1 })),
+      ),
+    };
+    const html = renderModelCard(wide);
+    expect(html.split('<span class="tag"><bdi>feature_').length - 1).toBe(MAX_REPORT_FEATURES);
+    expect(html).toContain(`<h2>Features (20000)</h2>`);
+    expect(html).toContain(`${20_000 - MAX_REPORT_FEATURES} more features not shown`);
+    expect(html.split('<tr><td><bdi>feature_').length - 1).toBe(MAX_REPORT_FEATURES);
+    expect(html).toContain('<tr><td><bdi>feature_00000</bdi></td><td>psi</td>'); // the most drifted first
+    expect(html).toContain(`${40_000 - MAX_REPORT_FEATURES} more features · methods (the least drifted) not shown`);
+    expect(html.length).toBeLessThan(250_000);
+    const text = renderModelCardText(wide);
+    const line = text.split('\n').find((l) => l.startsWith('features ('))!;
+    expect(line).toMatch(
+      new RegExp(`^features \\(20000\\): feature_00000, .*, … ${20_000 - MAX_REPORT_FEATURES} more not shown$`),
+    );
+    expect(line.split(', ').length).toBe(MAX_REPORT_FEATURES + 1);
+    // A reader that read only the first ones says how many there are.
+    const read: ModelCardData = { ...wide, features: features.slice(0, MAX_REPORT_FEATURES), featureCount: 20_000 };
+    expect(renderModelCard(read)).toContain(`${20_000 - MAX_REPORT_FEATURES} more features not shown`);
+    expect(renderModelCardText(read)).toContain(`features (20000): `);
   });
 });

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { featureDistribution } from '@driftline/report';
+import { featureDistribution, MAX_CHART_VERSIONS, MAX_REPORT_FEATURES, renderReport } from '@driftline/report';
 import { buildCategoricalProfile, buildNumericProfile } from '@driftline/stats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -100,6 +100,60 @@ describe('the model card read model', () => {
     expect(card.trainingDrift).toEqual([
       { feature: 'amount', method: 'psi', windows: 1, drifted: 0, maxStatistic: null },
     ]);
+  });
+});
+
+describe('the model card read model: bounded', () => {
+  it(`reads the first ${MAX_REPORT_FEATURES} features and the most drifted drift rows, and counts them all`, async () => {
+    // 100,000 features made a 60.8 MB card with 400,003 table rows (GROUP BY feature, method: no LIMIT).
+    const model = `wide-${randomUUID().slice(0, 8)}`;
+    const features = Array.from({ length: 520 }, (_, i) => `f${String(i).padStart(4, '0')}`);
+    await ch.insert(
+      'reference_profiles',
+      [...features, '__prediction__'].map((feature) => ({
+        model,
+        version: 'v2',
+        reference_id: 'ref-2',
+        feature,
+        kind: 'numeric',
+        profile: '{}',
+        created_at: chTime(T0),
+      })),
+    );
+    await ch.command(
+      `INSERT INTO ${ch.table('model_versions')} (model, version, request_id, base_version, status, promotion_reason, data_from, data_to, metrics, registered_at, updated_at)
+       VALUES ('${model}', 'v2', 'req-2', 'v1', 'PROMOTED', 'ok', '${chTime(T0)}', '${chTime(T0 + 2 * H)}', map('roc_auc', 0.8), '${chTime(T0 + 2 * H)}', '${chTime(T0 + 2 * H)}')`,
+    );
+    await ch.insert(
+      'drift_windows',
+      features.flatMap((feature, i) =>
+        ['psi', 'ks'].map((method) => ({
+          model,
+          version: 'v1',
+          reference_id: 'r',
+          feature,
+          window_start: chTime(T0),
+          window_end: chTime(T0 + H),
+          method,
+          statistic: 0.1,
+          p_value: null,
+          threshold: 0.2,
+          // The last feature drifted: the most drifted rows come first, whatever their name.
+          drifted: i === features.length - 1 ? 1 : 0,
+          computed_at: chTime(T0 + H),
+        })),
+      ),
+    );
+    const card = await warehouseOn(ch).modelCard(model, 'v2');
+    expect(card.features).toEqual(features.slice(0, MAX_REPORT_FEATURES));
+    expect(card.featureCount).toBe(520);
+    expect(card.reference?.features).toBe(520);
+    expect(card.trainingDrift).toHaveLength(MAX_REPORT_FEATURES);
+    expect(card.trainingDrift.slice(0, 2).map((d) => [d.feature, d.method, d.drifted])).toEqual([
+      ['f0519', 'ks', 1],
+      ['f0519', 'psi', 1],
+    ]);
+    expect(card.trainingDriftCount).toBe(1040);
   });
 });
 
@@ -222,6 +276,68 @@ describe('the report read model', () => {
       ),
       featureDistribution('flag', 'v1', numeric, numericCounts([1, 0, 1, 0.5], edges(numeric))),
     ]);
+  });
+
+  it('reads the most drifted features only, windows aggregated per bucket, the latest window as it is', async () => {
+    // Every drift row was read before the page kept 500 features: 7,000 features × 2,016 windows ×
+    // 2 methods were 28 M rows. Here 520 features × 30 five-minute windows in a 7-day range.
+    const model = `bounded-${randomUUID().slice(0, 8)}`;
+    const M5 = 300_000;
+    const start = Date.UTC(2026, 9, 1);
+    const features = 520;
+    const windows = 30;
+    const row = (version: string, feature: string, w: number, method: string, statistic: number, drifted: boolean) => ({
+      model,
+      version,
+      reference_id: 'r',
+      feature,
+      window_start: chTime(start + w * M5),
+      window_end: chTime(start + (w + 1) * M5),
+      method,
+      statistic,
+      p_value: method === 'ks' ? (drifted ? 1e-9 : 0.5) : null,
+      threshold: method === 'ks' ? 0.05 : 0.2,
+      drifted: drifted ? 1 : 0,
+      computed_at: chTime(start + (w + 1) * M5),
+    });
+    const inserted = [];
+    for (let f = 0; f < features; f++)
+      for (let w = 0; w < windows; w++) {
+        // feature_0000 spikes once (window 7); features 1..30 drift in 30 − f windows: the most drifted first.
+        const spike = f === 0 && w === 7;
+        const drifted = spike || (f > 0 && f <= 30 && w < 31 - f);
+        const name = `feature_${String(f).padStart(4, '0')}`;
+        inserted.push(row('v1', name, w, 'psi', spike ? 9 : drifted ? 0.5 : 0.01 + (w % 5) / 100, drifted));
+        inserted.push(row('v1', name, w, 'ks', 0.1, drifted));
+      }
+    // Five more versions measured once each, early on: six versions, the charts draw four (v1 first: measured last).
+    for (let v = 2; v <= 6; v++) inserted.push(row(`v${v}`, 'feature_0000', v - 2, 'psi', 0.3, true));
+    await ch.insert('drift_windows', inserted);
+    const data = await warehouseOn(ch).report({ model, from: start, to: start + 7 * 86_400_000 });
+
+    const read = new Set(data.drift.map((r) => r.feature));
+    expect(read.size).toBe(MAX_REPORT_FEATURES);
+    for (let f = 0; f <= 30; f++) expect(read.has(`feature_${String(f).padStart(4, '0')}`)).toBe(true);
+    expect(new Set(data.drift.map((r) => r.version))).toEqual(new Set(['v1', 'v6', 'v5', 'v4']));
+    expect(MAX_CHART_VERSIONS).toBe(4);
+    const series = data.drift.filter((r) => r.feature === 'feature_0000' && r.method === 'psi' && r.version === 'v1');
+    // A bucket is 7 d / 324 ≈ 31 min: 30 windows are 5 buckets and the latest window.
+    expect(series.length).toBeLessThanOrEqual(7);
+    expect(series.find((r) => r.statistic === 9)).toMatchObject({ drifted: true });
+    const latest = series.at(-1)!;
+    expect(latest.windowStart).toBe(start + (windows - 1) * M5);
+    expect(latest.statistic).toBeCloseTo(0.01 + ((windows - 1) % 5) / 100, 12);
+    expect(data.driftTotals).toMatchObject({ features, windows });
+    expect(data.driftTotals?.latest.find((l) => l.version === 'v1')).toEqual({
+      version: 'v1',
+      windowStart: start + (windows - 1) * M5,
+      features,
+      drifted: 1, // feature_0001 drifts in its first 30 windows
+    });
+    expect(data.driftTotals?.latest).toHaveLength(6);
+    const html = renderReport(data);
+    expect(html).toContain(`${features} input features: drift over time`);
+    expect(html).toContain('6 versions: drift over time and the latest window show 4');
   });
 
   it('says when the range holds no data for the model (an unknown --model made an empty page)', async () => {

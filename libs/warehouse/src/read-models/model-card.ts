@@ -1,11 +1,12 @@
 import { DriftlineError } from '@driftline/core';
-import type {
-  ModelCardData,
-  ModelCardDecision,
-  ModelCardDrift,
-  ModelCardLive,
-  ModelCardTraining,
-  ModelCardTransition,
+import {
+  MAX_REPORT_FEATURES,
+  type ModelCardData,
+  type ModelCardDecision,
+  type ModelCardDrift,
+  type ModelCardLive,
+  type ModelCardTraining,
+  type ModelCardTransition,
 } from '@driftline/report';
 import type { ClickHouse } from '../client.js';
 
@@ -93,9 +94,14 @@ async function loadReference(
   model: string,
   version: string,
   referenceId: string | null,
-): Promise<{ id: string; createdAt: number; features: string[] } | undefined> {
-  const list = await ch.select<{ reference_id: string; t: number; features: string[] }>(
-    `SELECT reference_id, toUnixTimestamp64Milli(max(created_at)) AS t, groupUniqArray(feature) AS features
+): Promise<{ id: string; createdAt: number; features: string[]; featureCount: number } | undefined> {
+  // The first MAX_REPORT_FEATURES names and the count: 100,000 features made a 60.8 MB card.
+  // Prediction pseudo-features (__prediction__, __predicted_class__) are outputs, not inputs.
+  const input = "NOT startsWith(feature, '__')";
+  const list = await ch.select<{ reference_id: string; t: number; features: string[]; n: number | string }>(
+    `SELECT reference_id, toUnixTimestamp64Milli(max(created_at)) AS t,
+       arraySlice(arraySort(groupUniqArrayIf(feature, ${input})), 1, ${MAX_REPORT_FEATURES}) AS features,
+       uniqExactIf(feature, ${input}) AS n
      FROM ${ch.table('reference_profiles')} FINAL
      WHERE model = {model:String} AND version = {version:String}
        AND ({id:String} = '' OR reference_id = {id:String})
@@ -104,8 +110,7 @@ async function loadReference(
   );
   const x = list[0];
   if (x === undefined) return undefined;
-  // Prediction pseudo-features (__prediction__, __predicted_class__) are outputs, not inputs.
-  return { id: x.reference_id, createdAt: ms(x.t), features: x.features.filter((f) => !f.startsWith('__')).sort() };
+  return { id: x.reference_id, createdAt: ms(x.t), features: x.features, featureCount: Number(x.n) };
 }
 
 async function loadTransitions(ch: ClickHouse, model: string, version: string): Promise<ModelCardTransition[]> {
@@ -177,29 +182,38 @@ async function loadLive(ch: ClickHouse, model: string, version: string): Promise
   }));
 }
 
-async function loadTrainingDrift(ch: ClickHouse, model: string, t: ModelCardTraining): Promise<ModelCardDrift[]> {
+/** The MAX_REPORT_FEATURES most drifted (feature, method) rows, and how many there are. */
+async function loadTrainingDrift(
+  ch: ClickHouse,
+  model: string,
+  t: ModelCardTraining,
+): Promise<{ rows: ModelCardDrift[]; count: number }> {
   const list = await ch.select<{
     feature: string;
     method: string;
     windows: number;
     n_drifted: number;
     top: number | null;
+    total: number | string;
   }>(
-    `SELECT feature, method, count() AS windows, sum(drifted) AS n_drifted, maxIfOrNull(statistic, isFinite(statistic)) AS top
+    `SELECT feature, method, count() AS windows, sum(drifted) AS n_drifted, maxIfOrNull(statistic, isFinite(statistic)) AS top,
+       count() OVER () AS total
      FROM ${ch.table('drift_windows')} FINAL
      WHERE model = {model:String} AND version = {version:String} AND method IN ('psi', 'ks', 'chi2')
        AND window_start >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
        AND window_start < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
-     GROUP BY feature, method ORDER BY n_drifted DESC, feature, method`,
+     GROUP BY feature, method ORDER BY n_drifted DESC, feature, method
+     LIMIT ${MAX_REPORT_FEATURES}`,
     { model, version: t.challenged, from: t.dataFrom, to: t.dataTo },
   );
-  return list.map((x) => ({
+  const rows = list.map((x) => ({
     feature: x.feature,
     method: x.method,
     windows: Number(x.windows),
     drifted: Number(x.n_drifted),
     maxStatistic: x.top === null ? null : Number(x.top),
   }));
+  return { rows, count: Number(list[0]?.total ?? 0) };
 }
 
 /** The stage a version is in: its last transition's target, else what the trainer's gate said. */
@@ -238,7 +252,9 @@ export async function loadModelCard(
   const transitions = has('model_transitions') ? await loadTransitions(ch, model, version) : [];
   const live = has('performance_windows') ? await loadLive(ch, model, version) : [];
   const trainingDrift =
-    training !== undefined && has('drift_windows') ? await loadTrainingDrift(ch, model, training) : [];
+    training !== undefined && has('drift_windows')
+      ? await loadTrainingDrift(ch, model, training)
+      : { rows: [], count: 0 };
   if (training === undefined && reference === undefined && transitions.length === 0 && live.length === 0) {
     throw new DriftlineError(
       'NOT_FOUND',
@@ -251,14 +267,16 @@ export async function loadModelCard(
     generatedAt: now,
     training,
     features: reference?.features ?? [],
+    ...(reference === undefined ? {} : { featureCount: reference.featureCount }),
     decision,
     reference:
       reference === undefined
         ? undefined
-        : { id: reference.id, createdAt: reference.createdAt, features: reference.features.length },
+        : { id: reference.id, createdAt: reference.createdAt, features: reference.featureCount },
     transitions,
     live,
-    trainingDrift,
+    trainingDrift: trainingDrift.rows,
+    trainingDriftCount: trainingDrift.count,
     stage: currentStage(transitions, training),
     notes,
   };

@@ -1,8 +1,10 @@
 import { toDriftlineError } from '@driftline/core';
-import { isPredictionFeature } from '@driftline/drift';
+import { isPredictionFeature, PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
 import { type Stage, usableTransitions, viewOf } from '@driftline/policy';
 import {
+  chartedVersions,
   type DriftPoint,
+  type DriftTotals,
   type FeatureDistribution,
   featureDistribution,
   featuresByDrift,
@@ -46,7 +48,70 @@ const RANGE_PARAMS = (r: ReportRange) => ({ model: r.model, from: r.from, to: r.
 const IN_RANGE = (col: string) =>
   `${col} >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND ${col} < fromUnixTimestamp64Milli({to:Int64}, 'UTC')`;
 
-async function loadDrift(ch: ClickHouse, r: ReportRange): Promise<DriftPoint[]> {
+/** Drift methods the report reads. */
+const DRIFT_METHODS = "method IN ('psi', 'ks', 'chi2', 'jensen_shannon')";
+/** Not an input feature: the prediction's own profiles (libs/drift isPredictionFeature). */
+const PREDICTION_FEATURES = `feature IN ('${PREDICTION_FEATURE}', '${PREDICTED_CLASS_FEATURE}')`;
+
+/**
+ * Drift rows read per (feature, method, version): windows are aggregated into at most this many
+ * buckets of the range (a chart's pixel columns: libs/report draws at most one point per two).
+ * 7,000 features × 2,016 windows × 2 methods were 28 M rows read before the page dropped all but
+ * 500 features.
+ */
+const DRIFT_BUCKETS = 324;
+
+/**
+ * The drift rows the page draws, bounded: the MAX_REPORT_FEATURES most drifted input features (as
+ * `featuresByDrift` ranks them: drifted rows, the largest PSI, the name) and the prediction's own,
+ * of the versions the charts draw (`chartedVersions`), windows aggregated per bucket of the range
+ * (the first window's start; the largest statistic, the smallest p-value, drifted when any window
+ * was) — each version's latest window as it is. `totals` counts every row for the summary.
+ */
+async function loadDrift(
+  ch: ClickHouse,
+  r: ReportRange,
+  production: string | undefined,
+): Promise<{ drift: DriftPoint[]; totals: DriftTotals }> {
+  const table = ch.table('drift_windows');
+  const where = `model = {model:String} AND ${IN_RANGE('window_start')} AND ${DRIFT_METHODS}`;
+  const [totals] = await rows<{ features: number | string; windows: number | string }>(
+    ch,
+    `SELECT uniqExactIf(feature, NOT ${PREDICTION_FEATURES}) AS features, uniqExact(window_start) AS windows
+     FROM ${table} WHERE ${where}`,
+    RANGE_PARAMS(r),
+  );
+  const latest = await rows<{ version: string; ws: number; features: number | string; drifted: number | string }>(
+    ch,
+    `SELECT version, toUnixTimestamp64Milli(window_start) AS ws, uniqExact(feature) AS features,
+       uniqExactIf(feature, drifted = 1) AS drifted
+     FROM ${table} FINAL
+     WHERE ${where} AND method = 'psi' AND NOT ${PREDICTION_FEATURES}
+       AND (version, window_start) IN (
+         SELECT version, max(window_start) FROM ${table}
+         WHERE ${where} AND method = 'psi' AND NOT ${PREDICTION_FEATURES} GROUP BY version)
+     GROUP BY version, window_start`,
+    RANGE_PARAMS(r),
+  );
+  const lastWindows = await rows<{ version: string; ws: number }>(
+    ch,
+    `SELECT version, toUnixTimestamp64Milli(max(window_start)) AS ws FROM ${table} WHERE ${where} GROUP BY version`,
+    RANGE_PARAMS(r),
+  );
+  const versions = chartedVersions(
+    lastWindows.map((x) => ({ version: x.version, windowStart: Number(x.ws) })),
+    production,
+  ).shown;
+  const ranked = await rows<{ feature: string }>(
+    ch,
+    `SELECT feature FROM ${table} FINAL
+     WHERE ${where} AND NOT ${PREDICTION_FEATURES}
+     GROUP BY feature
+     ORDER BY countIf(drifted = 1) DESC, maxIfOrNull(statistic, method = 'psi' AND isFinite(statistic)) DESC NULLS LAST, feature
+     LIMIT ${MAX_REPORT_FEATURES}`,
+    RANGE_PARAMS(r),
+  );
+  const last = new Map(lastWindows.map((x) => [x.version, Number(x.ws)]));
   const list = await rows<{
     feature: string;
     method: string;
@@ -58,13 +123,25 @@ async function loadDrift(ch: ClickHouse, r: ReportRange): Promise<DriftPoint[]> 
     drifted: number;
   }>(
     ch,
-    `SELECT feature, method, version, toUnixTimestamp64Milli(window_start) AS ws, statistic, p_value, threshold, drifted
-     FROM ${ch.table('drift_windows')} FINAL
-     WHERE model = {model:String} AND ${IN_RANGE('window_start')} AND method IN ('psi', 'ks', 'chi2', 'jensen_shannon')
-     ORDER BY window_start, feature, method`,
-    RANGE_PARAMS(r),
+    `SELECT feature, method, version, toUnixTimestamp64Milli(min(window_start)) AS ws,
+       maxIfOrNull(statistic, isFinite(statistic)) AS statistic, minIfOrNull(p_value, isFinite(p_value)) AS p_value,
+       max(threshold) AS threshold, max(drifted) AS drifted
+     FROM ${table} FINAL
+     WHERE ${where} AND version IN {versions:Array(String)}
+       AND (feature IN {features:Array(String)} OR ${PREDICTION_FEATURES})
+     GROUP BY feature, method, version,
+       if(toUnixTimestamp64Milli(window_start) = {lasts:Array(Int64)}[indexOf({versions:Array(String)}, version)], -1,
+          intDiv(toUnixTimestamp64Milli(window_start) - {from:Int64}, {bucket:Int64})) AS bucket
+     ORDER BY ws, feature, method`,
+    {
+      ...RANGE_PARAMS(r),
+      versions,
+      lasts: versions.map((v) => last.get(v) ?? 0),
+      features: ranked.map((x) => x.feature),
+      bucket: Math.max(1, Math.ceil((r.to - r.from) / DRIFT_BUCKETS)),
+    },
   );
-  return list.map((x) => ({
+  const drift = list.map((x) => ({
     feature: x.feature,
     method: x.method,
     version: x.version,
@@ -75,6 +152,19 @@ async function loadDrift(ch: ClickHouse, r: ReportRange): Promise<DriftPoint[]> 
     threshold: Number(x.threshold),
     drifted: Number(x.drifted) === 1,
   }));
+  return {
+    drift,
+    totals: {
+      features: Number(totals?.features ?? 0),
+      windows: Number(totals?.windows ?? 0),
+      latest: latest.map((x) => ({
+        version: x.version,
+        windowStart: Number(x.ws),
+        features: Number(x.features),
+        drifted: Number(x.drifted),
+      })),
+    },
+  };
 }
 
 /** The version whose reference the distributions compare against: the latest one drift was measured for. */
@@ -461,13 +551,16 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
   const notes = TABLES.filter((t) => !tables.has(t)).map(
     (t) => `table ${ch.database}.${t} does not exist (yet): its part of the report is empty`,
   );
-  const drift = tables.has('drift_windows') ? await loadDrift(ch, range) : [];
+  // First: the drift charts draw the production version's series whatever the others.
+  const production = tables.has('model_transitions') ? await productionAt(ch, range) : undefined;
+  const { drift, totals } = tables.has('drift_windows')
+    ? await loadDrift(ch, range, production)
+    : { drift: [], totals: undefined };
   const distributions = await loadDistributions(ch, range, tables, drift, notes);
   const performance = tables.has('performance_windows') ? await loadPerformance(ch, range, notes) : [];
   const retrain = await loadRetrain(ch, range, tables);
   const skew = tables.has('skew_windows') ? await loadSkew(ch, range) : [];
   const quality = tables.has('data_quality_windows') ? await loadQuality(ch, range) : [];
-  const production = tables.has('model_transitions') ? await productionAt(ch, range) : undefined;
   const empty =
     [drift, performance, retrain, skew, quality].every((list) => list.length === 0) &&
     distributions.every((d) => d.currentCount === 0);
@@ -484,6 +577,7 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
     to: range.to,
     generatedAt: now,
     drift,
+    ...(totals === undefined ? {} : { driftTotals: totals }),
     distributions,
     performance,
     retrain,

@@ -11,6 +11,7 @@ import { ConfigError, DriftlineError, maxOf, printable } from '@driftline/core';
 import { parseCommandArgs } from '../args.js';
 import { notAnInput, outputFile } from '../output-file.js';
 import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
+import { jsonLine } from './json-line.js';
 
 export const driftUsage = `usage: driftline drift --reference REF --current CUR [options]
 
@@ -194,7 +195,8 @@ export async function driftCommand(args: readonly string[]): Promise<number> {
   });
   // The results first: a page that cannot be written (a full disk) loses only the page.
   if (values.json) {
-    process.stdout.write(`${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+    const terminal = process.stdout.isTTY === true;
+    process.stdout.write(rows.map((r) => jsonLine(r, terminal)).join(''));
   } else {
     process.stdout.write(`${table(rows)}\n`);
     if (stattest === 'evidently') {

@@ -3,6 +3,7 @@ import { renderModelCard, renderModelCardText } from '@driftline/report';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import { outputFile, writeOutput } from '../output-file.js';
+import { jsonLine } from './json-line.js';
 
 export const modelCardUsage = `usage: driftline model-card --model M --version V [--out card.html] [--json]
 
@@ -52,7 +53,9 @@ export async function modelCardCommand(args: readonly string[]): Promise<number>
     }
     // Names and features come from events: printed, never run as terminal commands.
     process.stdout.write(
-      values.json ? `${JSON.stringify(card)}\n` : printable(renderModelCardText(card), { lines: true }),
+      values.json
+        ? jsonLine(card, process.stdout.isTTY === true)
+        : printable(renderModelCardText(card), { lines: true }),
     );
     return 0;
   } finally {

@@ -7,6 +7,7 @@ import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftlin
 import { parseCommandArgs } from '../args.js';
 import { outputFile, writeOutput } from '../output-file.js';
 import { parseTime } from '../time-options.js';
+import { jsonLine } from './json-line.js';
 
 export const reportUsage = `usage: driftline report --model M [--from T] [--to T] [--out report.html]
 
@@ -114,7 +115,18 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
     for (const note of data.notes ?? []) process.stderr.write(`note: ${printable(note)}\n`);
     if (cards === undefined) process.stderr.write(`note: ${out} is not a regular file: no model cards written\n`);
     process.stderr.write(
-      `${JSON.stringify({ report: out, model: values.model, drift_rows: data.drift.length, distributions: data.distributions.length, performance_rows: data.performance.length, retrain_events: data.retrain.length, model_cards: modelCards.size })}\n`,
+      jsonLine(
+        {
+          report: out,
+          model: values.model,
+          drift_rows: data.drift.length,
+          distributions: data.distributions.length,
+          performance_rows: data.performance.length,
+          retrain_events: data.retrain.length,
+          model_cards: modelCards.size,
+        },
+        process.stderr.isTTY === true,
+      ),
     );
     return 0;
   } finally {

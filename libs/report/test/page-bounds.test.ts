@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type DriftPoint,
+  MAX_CHART_VERSIONS,
+  MAX_REPORT_FEATURES,
+  type PerformancePoint,
+  type ReportData,
+  renderReport,
+} from '../src/index.js';
+import { downsample, MAX_CHART_POINTS } from '../src/svg.js';
+
+const STEP = 300_000; // 5-minute windows, the drift-monitor's default
+const from = Date.UTC(2026, 0, 1);
+
+/** PSI and KS rows of `features` × `versions` × `windows`, with one PSI spike (feature 0, window `spikeAt`). */
+function driftRows(features: number, versions: number, windows: number, spikeAt = -1): DriftPoint[] {
+  const rows: DriftPoint[] = [];
+  for (let v = 0; v < versions; v++)
+    for (let f = 0; f < features; f++)
+      for (let w = 0; w < windows; w++) {
+        const base = { feature: `feature_${f}`, version: `v${v}`, windowStart: from + w * STEP };
+        const spike = f === 0 && w === spikeAt;
+        const psi = spike ? 7.5 : 0.01 + ((w * 7 + f) % 10) / 100;
+        rows.push({ ...base, method: 'psi', statistic: psi, pValue: null, threshold: 0.2, drifted: spike });
+        rows.push({
+          ...base,
+          method: 'ks',
+          statistic: 0.05,
+          pValue: spike ? 1e-9 : 0.5,
+          threshold: 0.05,
+          drifted: spike,
+        });
+      }
+  return rows;
+}
+
+const page = (data: Partial<ReportData> & { to: number }): string =>
+  renderReport({
+    model: 'm',
+    from,
+    generatedAt: data.to,
+    drift: [],
+    distributions: [],
+    performance: [],
+    retrain: [],
+    ...data,
+  });
+
+/** The `<figure>` of chart `id`. */
+function chart(html: string, id: string): string {
+  const start = html.indexOf(`data-chart="${id}"`);
+  expect(start).toBeGreaterThan(-1);
+  return html.slice(start, html.indexOf('</figure>', start));
+}
+const count = (text: string, what: string) => text.split(what).length - 1;
+
+describe('report page size: found by a review', () => {
+  it('draws at most MAX_CHART_POINTS per chart over a week of 5-minute windows, and keeps a one-window spike', () => {
+    // 20 features × 2,016 windows drew 40,320 circles per drift chart: a 17.7 MB page.
+    const windows = 2016;
+    const html = page({ to: from + windows * STEP, drift: driftRows(10, 1, windows, 1234) });
+    for (const id of ['drift-psi', 'drift-ks', 'drift-ks-statistic']) {
+      const figure = chart(html, id);
+      expect(count(figure, '<circle class="point"')).toBeLessThanOrEqual(MAX_CHART_POINTS);
+      expect(count(figure, '<circle class="point"')).toBeGreaterThan(10 * 300); // still a line per feature
+      expect(figure).toContain('the lowest and the highest value per');
+    }
+    // The spike is one window of 2,016, in a bucket of several: still drawn, with its own value.
+    expect(chart(html, 'drift-psi')).toContain('feature_0 2026-01-05T06:50:00.000Z: 7.5</title>');
+    expect(chart(html, 'drift-ks')).toContain('feature_0 2026-01-05T06:50:00.000Z: 1.0e-9</title>');
+    expect(html.length).toBeLessThan(3_000_000);
+  });
+
+  it(`draws at most ${MAX_CHART_VERSIONS} versions per chart: the production version and the latest, the rest named in a note`, () => {
+    // 100 versions × 288 windows: 47 MB of performance charts.
+    const versions = 12;
+    const windows = 96;
+    const performance: PerformancePoint[] = [];
+    for (let v = 0; v < versions; v++)
+      for (let w = 0; w < windows; w++) {
+        // Version v is measured up to window 84 + v: the later the version, the later its last window.
+        if (w > 84 + v) continue;
+        performance.push({
+          version: `v${v}`,
+          windowStart: from + w * STEP,
+          task: 'classification',
+          predictions: 10,
+          labeled: 5,
+          labelCoverage: 0.5,
+          metrics: { roc_auc: 0.8, accuracy: 0.7, f1: 0.6 },
+        });
+      }
+    const html = page({
+      to: from + windows * STEP,
+      performance,
+      drift: driftRows(2, versions, 4),
+      productionVersion: 'v3',
+    });
+    const perf = chart(html, 'performance');
+    const charted = new Set([...perf.matchAll(/data-series="[a-z0-9_]+ (v\d+)"/g)].map((m) => m[1]));
+    expect([...charted].sort()).toEqual(['v10', 'v11', 'v3', 'v9']);
+    expect(count(chart(html, 'label-coverage'), '<path class="series"')).toBe(MAX_CHART_VERSIONS);
+    expect(count(chart(html, 'drift-psi'), '<path class="series"')).toBe(2 * MAX_CHART_VERSIONS);
+    expect(html).toContain(
+      '12 versions: performance, estimates and business outcome show 4 (v3, v11, v10, v9: the production version first, then the latest measured); 8 left out: v8, v7, v6, v5, v4, v2, v1, v0',
+    );
+    expect(html).toMatch(/12 versions: drift over time and the latest window show 4 \(v3, /);
+  });
+
+  it(`stays under 12 MB at the caps: ${MAX_REPORT_FEATURES} features × ${MAX_CHART_VERSIONS}+ versions`, () => {
+    // 500 features × 2 versions × 2,016 windows outgrew V8's longest string (RangeError). A chart's
+    // size no longer grows with the windows once they outnumber its points, so 8 windows stand in.
+    const html = page({ to: from + 8 * STEP, drift: driftRows(MAX_REPORT_FEATURES, MAX_CHART_VERSIONS + 1, 8) });
+    for (const id of ['drift-psi', 'drift-ks', 'drift-ks-statistic'])
+      expect(count(chart(html, id), '<circle class="point"')).toBeLessThanOrEqual(MAX_CHART_POINTS);
+    expect(html.length).toBeLessThan(12_000_000);
+  });
+});
+
+describe('downsample', () => {
+  it('keeps the lowest and the highest point of every bucket, in x order', () => {
+    const points = Array.from({ length: 100 }, (_, x) => ({ x, y: x === 37 ? -5 : x === 62 ? 9 : x % 3 }));
+    const kept = downsample(
+      points,
+      (p) => p.x,
+      (p) => p.y,
+      [0, 100],
+      4,
+    );
+    expect(kept.length).toBeLessThanOrEqual(8);
+    expect(kept.map((p) => p.x)).toEqual([...kept.map((p) => p.x)].sort((a, b) => a - b));
+    expect(kept).toContainEqual({ x: 37, y: -5 });
+    expect(kept).toContainEqual({ x: 62, y: 9 });
+    expect(
+      downsample(
+        points.slice(0, 8),
+        (p) => p.x,
+        (p) => p.y,
+        [0, 100],
+        4,
+      ),
+    ).toEqual(points.slice(0, 8));
+  });
+});

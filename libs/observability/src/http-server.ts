@@ -84,10 +84,13 @@ export async function startObservabilityServer(options: {
     logger ??= createLogger({ service: 'driftline' });
     return logger;
   };
-  /** Ends the answer; a client that does not read it within the write timeout loses its connection. */
+  /**
+   * Ends the answer (`headers`: the caller's own object, given its content-length here); a client
+   * that does not read it within the write timeout loses its connection.
+   */
   const send = (res: ServerResponse, status: number, headers: Record<string, string>, body?: string) => {
-    const length = body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) };
-    res.writeHead(status, { ...headers, ...length }).end(body);
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+    res.writeHead(status, headers).end(body);
     if (res.writableFinished) return;
     const timer = setTimeout(() => res.socket?.destroy(), timeouts.writeTimeoutMs);
     timer.unref();
@@ -96,8 +99,9 @@ export async function startObservabilityServer(options: {
   const sendError = (res: ServerResponse, status: number, code: string, message: string, headers = {}) =>
     send(res, status, { 'content-type': 'application/json', ...headers }, errorJson(code, message));
   const handle = (req: IncomingMessage, res: ServerResponse) => {
-    if (!guard.admit(req, res)) return;
-    if (guard.inFlightOn(req.socket) > MAX_OBSERVABILITY_PIPELINED) {
+    const inFlightOnConnection = guard.admit(req, res);
+    if (inFlightOnConnection === 0) return;
+    if (inFlightOnConnection > MAX_OBSERVABILITY_PIPELINED) {
       sendError(
         res,
         503,
@@ -127,12 +131,9 @@ export async function startObservabilityServer(options: {
     if (path === '/healthz' || path === '/readyz') {
       const ok = path === '/healthz' ? options.health.healthy() : options.health.ready();
       const problems = ok ? {} : (options.health.problems?.() ?? {});
-      send(
-        res,
-        ok ? 200 : 503,
-        { 'content-type': 'application/json', ...(ok ? {} : { 'retry-after': RETRY_AFTER_SECONDS }) },
-        JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...problems }),
-      );
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (!ok) headers['retry-after'] = RETRY_AFTER_SECONDS;
+      send(res, ok ? 200 : 503, headers, JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...problems }));
       return;
     }
     sendError(res, 404, 'NOT_FOUND', 'no route: /metrics, /healthz and /readyz are served');
@@ -152,6 +153,7 @@ export async function startObservabilityServer(options: {
   const guard = guardHttpServer(server, {
     maxConnections: options.maxConnections ?? MAX_OBSERVABILITY_CONNECTIONS,
     listener: 'observability',
+    headersTimeoutMs: timeouts.headersTimeoutMs,
     registry: options.registry,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });

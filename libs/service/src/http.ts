@@ -3,8 +3,14 @@
 // request and keep-alive timeouts, bounded work in flight and a graceful close. Exported as
 // `@driftline/service/http`.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import {
+  createServer,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ConfigError, DriftlineError, envField, jsonDepthWithin, type Logger, MAX_TIMER_MS } from '@driftline/core';
 import { guardHttpServer, type Registry } from '@driftline/observability';
 import { type ListenVariables, listenError } from './listen-error.js';
@@ -127,10 +133,12 @@ export const RETRY_AFTER_SECONDS = 1;
 
 /**
  * Most answer bytes this process holds at once, over all answers written and not yet taken by
- * their socket (a client that does not read, a pipelined answer queued behind one): past it, new
- * requests and new answers are a 503. 64 clients each sending one ~6 MB batch and not reading held
- * 400 MB before it, 10 connections pipelining 16 such batches a gigabyte. An answer alone larger
- * than the bound is still sent when nothing else is held.
+ * their socket (a client that does not read, a pipelined answer queued behind one): at it, new
+ * requests are a 503 before any work. 64 clients each sending one ~6 MB batch and not reading held
+ * 400 MB before it, 10 connections pipelining 16 such batches a gigabyte. The answer of a request
+ * admitted is always sent (refused then, its work — a prediction logged — would be done for
+ * nothing, and done again by the client's retry), so the bytes held may pass the bound by the
+ * answers of the requests in flight when it was reached.
  */
 export const MAX_HELD_ANSWER_BYTES = 64 * 1024 * 1024;
 
@@ -140,14 +148,22 @@ interface AnswerBudget {
   readonly max: number;
 }
 const processAnswers: AnswerBudget = { held: 0, max: MAX_HELD_ANSWER_BYTES };
-/** The budget of each answer of a {@link listenHttp} server (answers of other servers are not counted). */
-const answerBudgets = new WeakMap<ServerResponse, AnswerBudget>();
+
+/** Answer bytes the process's budget holds now (not those of a server with its own `maxHeldAnswerBytes`). */
+export const heldAnswerBytes = (): number => processAnswers.held;
+
+// Kept on each answer of a listenHttp server (properties: no map lookup per answer): its budget,
+// and the bytes it holds of it until its connection takes them or goes away.
+const answerBudget = Symbol('answerBudget');
+const answerBytesHeld = Symbol('answerBytesHeld');
+type BudgetedAnswer = ServerResponse & { [answerBudget]?: AnswerBudget; [answerBytesHeld]?: number };
 
 /**
  * Writes `body` as JSON; a 401 names the bearer realm, a 503 has a Retry-After. An answer given
  * before the request's body was read (a 413, a 401, an unknown route) closes the connection:
  * keeping it would mean reading and discarding whatever the client goes on sending. An answer of
- * a {@link listenHttp} server that would pass {@link MAX_HELD_ANSWER_BYTES} is a 503 instead.
+ * a {@link listenHttp} server counts against its bound of answer bytes held (see
+ * {@link MAX_HELD_ANSWER_BYTES}) until its socket takes it or closes.
  */
 export function sendJson(
   res: ServerResponse,
@@ -158,33 +174,31 @@ export function sendJson(
 ): void {
   // Encoded once: byteLength + end(string) would walk the UTF-8 encoding twice.
   const bytes = Buffer.from(JSON.stringify(body), 'utf8');
-  const budget = answerBudgets.get(res);
-  if (budget !== undefined) {
-    // Error answers are small (a message): always sent, so the 503 itself never is refused.
-    if (status < 400 && budget.held > 0 && budget.held + bytes.length > budget.max) {
-      sendError(res, answersHeld(), realm);
-      return;
-    }
+  const answer = res as BudgetedAnswer;
+  const budget = answer[answerBudget];
+  // Only what a live connection will hold: to a client already gone node writes nothing, and the
+  // answer's release (its close, or its connection's) has already run.
+  if (budget !== undefined && !res.destroyed && res.req?.socket.destroyed === false) {
     budget.held += bytes.length;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      budget.held -= bytes.length;
-    };
-    // `finish`: the last byte is with the socket's kernel buffer; `close`: the connection is gone.
-    res.once('finish', release);
-    res.once('close', release);
+    answer[answerBytesHeld] = bytes.length;
   }
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': bytes.length,
-    ...(res.req !== undefined && bodyUnread(res.req) ? { connection: 'close' } : {}),
-    ...(status === 401 ? { 'www-authenticate': `Bearer realm="${realm}"` } : {}),
-    ...(status === 503 ? { 'retry-after': String(RETRY_AFTER_SECONDS) } : {}),
-    ...headers,
-  });
+  const head: OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': bytes.length };
+  if (res.req !== undefined && bodyUnread(res.req)) head.connection = 'close';
+  if (status === 401) head['www-authenticate'] = `Bearer realm="${realm}"`;
+  if (status === 503) head['retry-after'] = String(RETRY_AFTER_SECONDS);
+  Object.assign(head, headers);
+  res.writeHead(status, head);
   res.end(bytes);
+}
+
+/** Gives back the bytes `res` holds of its budget (once: they are zero after). */
+function releaseAnswerBytes(res: ServerResponse): void {
+  const answer = res as BudgetedAnswer;
+  const held = answer[answerBytesHeld];
+  if (held === undefined || held === 0) return;
+  answer[answerBytesHeld] = 0;
+  const budget = answer[answerBudget];
+  if (budget !== undefined) budget.held -= held;
 }
 
 const answersHeld = () =>
@@ -335,47 +349,35 @@ export async function listenHttp(
     options.maxHeldAnswerBytes === undefined ? processAnswers : { held: 0, max: options.maxHeldAnswerBytes };
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_TIMEOUTS.headersTimeoutMs;
   const requestTimeout = Math.max(headersTimeout, options.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestTimeoutMs);
-  // Unanswered requests by connection, and all of them (a closed connection forgets its own,
-  // whether or not node emits `close` on answers it never started).
-  const pending = new WeakMap<Socket, Set<ServerResponse>>();
+  // Requests being handled, over all connections: bounded, swept for unread answers, and let
+  // finish by close().
   const inFlight = new Set<ServerResponse>();
   let closing = false;
-  const pendingOn = (socket: Socket): Set<ServerResponse> => {
-    let set = pending.get(socket);
-    if (set === undefined) {
-      const created = new Set<ServerResponse>();
-      pending.set(socket, created);
-      socket.once('close', () => {
-        for (const res of created) inFlight.delete(res);
-        created.clear();
-      });
-      set = created;
-    }
-    return set;
+  // Once per admitted request, from the guard: its answer was written, or its connection is gone
+  // (also for a pipelined answer node never started, which gets no `close` of its own).
+  const onAnswered = (res: ServerResponse) => {
+    inFlight.delete(res);
+    releaseAnswerBytes(res);
   };
   const admit = (req: IncomingMessage, res: ServerResponse) => {
-    if (!guard.admit(req, res)) return;
-    answerBudgets.set(res, answers);
-    const onSocket = pendingOn(req.socket);
-    if (onSocket.size >= MAX_PIPELINED_PER_CONNECTION || inFlight.size >= MAX_REQUESTS_IN_FLIGHT) {
+    const onConnection = guard.admit(req, res);
+    if (onConnection === 0) return;
+    (res as BudgetedAnswer)[answerBudget] = answers;
+    if (onConnection > MAX_PIPELINED_PER_CONNECTION || inFlight.size >= MAX_REQUESTS_IN_FLIGHT) {
       const why =
-        onSocket.size >= MAX_PIPELINED_PER_CONNECTION
+        onConnection > MAX_PIPELINED_PER_CONNECTION
           ? `more than ${MAX_PIPELINED_PER_CONNECTION} requests in flight on one connection`
           : 'too many requests in flight; retry later';
       res.setHeader('connection', 'close');
       sendError(res, overloaded(why), '');
       return;
     }
+    // The only refusal for answer bytes: before any work (an admitted request's answer is sent).
     if (answers.held >= answers.max) {
       sendError(res, answersHeld(), '');
       return;
     }
-    onSocket.add(res);
     inFlight.add(res);
-    res.once('close', () => {
-      inFlight.delete(res);
-      onSocket.delete(res);
-    });
     // While closing, every answer ends its connection.
     if (closing) res.setHeader('connection', 'close');
     void handle(req, res);
@@ -414,6 +416,8 @@ export async function listenHttp(
   const guard = guardHttpServer(server, {
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     listener: options.listener ?? 'http',
+    headersTimeoutMs: headersTimeout,
+    onAnswered,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.registry === undefined ? {} : { registry: options.registry }),
   });

@@ -326,8 +326,9 @@ const BOOLEAN_TEXT = new Map<string, boolean>([
 
 /**
  * Text cells of a CSV column as pandas types them: when every present cell spells a boolean the
- * column is bool, keyed `True` / `False` (`booleanCategory`, as live events and Arrow/Parquet bools
- * are), else the cells as written. A column forced categorical keeps its cells as written.
+ * column is bool, keyed `true` / `false` (`booleanCategory`, as live events, the trainer,
+ * Arrow/Parquet bools and stored profiles are), else the cells as written. A column forced
+ * categorical keeps its cells as written (the caller does not call this).
  */
 export function booleanCells(values: Array<string | null>): Array<string | null> {
   let any = false;

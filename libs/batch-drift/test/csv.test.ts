@@ -1,8 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, DriftlineError } from '@driftline/core';
+import { booleanSpellingOf, categoricalValue } from '@driftline/drift';
+import type { CategoricalReferenceProfile } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
-import { applyTableOptions, type Column, csvColumns } from '../src/index.js';
+import {
+  applyTableOptions,
+  type Column,
+  csvColumns,
+  profilesFromColumns,
+  profilesFromCsv,
+  typeColumns,
+} from '../src/index.js';
 
 const numbers = (c: Column | undefined) => Array.from(c!.values as Float64Array);
 const error = (fn: () => unknown): DriftlineError => {
@@ -360,5 +369,32 @@ describe('applyTableOptions (Arrow and Parquet columns)', () => {
     expect(error(() => applyTableOptions([columns[0]!, columns[0]!], {}, 'f.arrow')).message).toMatch(
       /^f\.arrow: duplicate column name "n"/,
     );
+  });
+});
+
+describe('boolean columns (found by a regression review of da5dfd1)', () => {
+  const csv = 'flag,n\nTrue,1\nFALSE,2\ntrue,3\n,4\nfalse,5\n';
+  // Profiles stored before da5dfd1 (trainer, Arrow/Parquet, live-built) hold String(v): one key for all.
+  const stored = (v: boolean | null) => (v === null ? null : String(v));
+  const live = (v: boolean | null) => (v === null ? null : categoricalValue(v));
+
+  it('a column of pandas bool spellings reads as the keys live events, the trainer and stored profiles use', () => {
+    expect([live(true), live(false)]).toEqual([stored(true), stored(false)]);
+    const [flag] = csvColumns(csv, 'b.csv');
+    expect(flag).toEqual({ name: 'flag', kind: 'categorical', values: [true, false, true, null, false].map(stored) });
+    expect(typeColumns(['flag'], [['True'], ['FALSE'], ['true'], [''], ['false']])[0]!.values).toEqual(
+      [true, false, true, null, false].map(live),
+    );
+    const profile = profilesFromCsv(csv).get('flag');
+    expect(profile?.kind === 'categorical' && [...profile.categories].sort()).toEqual([live(false), live(true)].sort());
+  });
+
+  it('a column forced --categorical keeps its cells as written; live booleans follow the profile spelling', () => {
+    const pandas = 'flag\nTrue\nFalse\nTrue\n';
+    const [flag] = csvColumns(pandas, 'b.csv', { categorical: ['flag'] });
+    expect(flag!.values).toEqual(['True', 'False', 'True']);
+    const profile = profilesFromColumns([flag!]).get('flag') as CategoricalReferenceProfile;
+    const booleans = booleanSpellingOf(profile);
+    expect([categoricalValue(true, booleans), categoricalValue(false, booleans)]).toEqual(['True', 'False']);
   });
 });

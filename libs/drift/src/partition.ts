@@ -9,6 +9,9 @@ import {
   type SummaryJson,
 } from '@driftline/stats';
 import {
+  type BooleanSpelling,
+  booleanSpellingOf,
+  CANONICAL_BOOLEANS,
   categoricalValue,
   numericValue,
   PREDICTED_CLASS_FEATURE,
@@ -106,6 +109,18 @@ function inputsOf(ref: ReferenceSet): readonly (string | undefined)[] {
   return inputs;
 }
 
+const booleansCache = new WeakMap<ReferenceSet, readonly BooleanSpelling[]>();
+
+/** Per feature, how its profile spells booleans (`booleanSpellingOf`), once per loaded reference. */
+function booleansOf(ref: ReferenceSet): readonly BooleanSpelling[] {
+  let booleans = booleansCache.get(ref);
+  if (booleans === undefined) {
+    booleans = ref.profiles.map((p) => (p.kind === 'categorical' ? booleanSpellingOf(p) : CANONICAL_BOOLEANS));
+    booleansCache.set(ref, booleans);
+  }
+  return booleans;
+}
+
 /**
  * What a previous owner of the partition made durable: every window ending at or before
  * `closedUntil` was emitted, by records before `offset`. Restoring it means a replay neither
@@ -139,6 +154,7 @@ interface ModelWindow {
 interface Scratch {
   ref: ReferenceSet;
   inputs: readonly (string | undefined)[];
+  booleans: readonly BooleanSpelling[];
   readonly values: (FeatureValue | undefined)[];
   slots: Int32Array;
 }
@@ -323,7 +339,7 @@ export class PartitionWindows {
       read[i] = raw;
       if (state.numeric[i]) slots[i] = (state.summaries[i] as NumericSummary).add(numericValue(raw));
       else {
-        (state.summaries[i] as CategoricalSummary).add(categoricalValue(raw));
+        (state.summaries[i] as CategoricalSummary).add(categoricalValue(raw, scratch.booleans[i]));
         slots[i] = -1;
       }
     }
@@ -334,11 +350,18 @@ export class PartitionWindows {
   private scratchFor(ref: ReferenceSet): Scratch {
     let s = this.scratch;
     if (s === undefined) {
-      s = { ref, inputs: inputsOf(ref), values: [], slots: new Int32Array(ref.features.length) };
+      s = {
+        ref,
+        inputs: inputsOf(ref),
+        booleans: booleansOf(ref),
+        values: [],
+        slots: new Int32Array(ref.features.length),
+      };
       this.scratch = s;
     } else if (s.ref !== ref) {
       s.ref = ref;
       s.inputs = inputsOf(ref);
+      s.booleans = booleansOf(ref);
       if (s.slots.length < ref.features.length) s.slots = new Int32Array(ref.features.length);
     }
     return s;

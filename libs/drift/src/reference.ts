@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FeatureValue } from '@driftline/schemas';
-import type { ReferenceProfile } from '@driftline/stats';
+import type { CategoricalReferenceProfile, ReferenceProfile } from '@driftline/stats';
 
 /** Feature name under which the prediction itself is profiled (prediction drift). */
 export const PREDICTION_FEATURE = '__prediction__';
@@ -46,19 +46,48 @@ export function numericValue(v: FeatureValue | undefined): number | null {
 }
 
 /**
- * The category of a boolean: `True` / `False`, as pandas writes a bool column to CSV and as
- * Evidently names its values — so a profile from a pandas CSV, one from Arrow or Parquet and live
- * events key booleans alike (before, live events and Arrow said `true` against the CSV's `True`:
- * every value drifted).
+ * The category of a boolean: `true` / `false`. One key everywhere: live events, the trainer,
+ * Arrow/Parquet bools, pandas' CSV bool columns (`booleanCells`) and every profile stored before
+ * da5dfd1 (which briefly keyed `True` / `False` and made every stored boolean profile drift).
  */
-export function booleanCategory(v: boolean): 'True' | 'False' {
-  return v ? 'True' : 'False';
+export function booleanCategory(v: boolean): 'true' | 'false' {
+  return v ? 'true' : 'false';
 }
 
-/** A value for a categorical profile: strings as they are, numbers as text, booleans as `booleanCategory`, else missing. */
-export function categoricalValue(v: FeatureValue | undefined): string | null {
+/** The categories a profile uses for the two booleans. */
+export interface BooleanSpelling {
+  readonly true: string;
+  readonly false: string;
+}
+
+export const CANONICAL_BOOLEANS: BooleanSpelling = { true: booleanCategory(true), false: booleanCategory(false) };
+const PANDAS_BOOLEANS: BooleanSpelling = { true: 'True', false: 'False' };
+
+/**
+ * How live booleans are keyed against a categorical profile: as the profile spells them. A profile
+ * built from a pandas CSV before today (cells kept as written) lists `True` / `False`; keyed
+ * `true` / `false`, every live boolean would land in "other" and drift. Such a profile (`True` or
+ * `False` among its categories, neither `true` nor `false`) gets `True` / `False`; any other the
+ * canonical keys. Its stored id is untouched.
+ */
+export function booleanSpellingOf(profile: CategoricalReferenceProfile): BooleanSpelling {
+  const { categories } = profile;
+  const pandas = categories.includes(PANDAS_BOOLEANS.true) || categories.includes(PANDAS_BOOLEANS.false);
+  if (!pandas) return CANONICAL_BOOLEANS;
+  const canonical = categories.includes(CANONICAL_BOOLEANS.true) || categories.includes(CANONICAL_BOOLEANS.false);
+  return canonical ? CANONICAL_BOOLEANS : PANDAS_BOOLEANS;
+}
+
+/**
+ * A value for a categorical profile: strings as they are, numbers as text, booleans as the
+ * profile spells them (`booleanSpellingOf`; canonical `booleanCategory` by default), else missing.
+ */
+export function categoricalValue(
+  v: FeatureValue | undefined,
+  booleans: BooleanSpelling = CANONICAL_BOOLEANS,
+): string | null {
   if (typeof v === 'string') return v;
   if (typeof v === 'number') return String(v);
-  if (typeof v === 'boolean') return booleanCategory(v);
+  if (typeof v === 'boolean') return v ? booleans.true : booleans.false;
   return null;
 }

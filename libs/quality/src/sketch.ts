@@ -2,7 +2,7 @@ import { PoisonRecordError } from '@driftline/core';
 
 /**
  * Distinct-count sketch, exact for small sets: up to EXACT_DISTINCT_LIMIT distinct values it keeps
- * their 32-bit hashes (a set, ≤ 8 KB) and the estimate is the set's size — exact up to hash
+ * their 32-bit hashes (an open-addressing table, ≤ 16 KiB) and the estimate is the set's size — exact up to hash
  * collisions (probability ≤ n²/2³³, 5·10⁻⁴ at 2,048; a collision undercounts by one). Past the
  * limit it becomes a HyperLogLog: 2^HLL_PRECISION one-byte registers filled from the same hashes
  * (so switching loses nothing), merged by register-wise maximum. Both forms merge associatively,
@@ -52,14 +52,80 @@ function hashNumber(x: number): number {
   return fmix32(Math.imul(u32[0]! ^ fmix32(u32[1]!), 0x9e3779b1) ^ 0x5bd1e995);
 }
 
+/** Slots of a new exact set's table; doubled at load 1/2, so 4,096 slots (16 KiB) at EXACT_DISTINCT_LIMIT. */
+const FIRST_TABLE_SLOTS = 16;
+
+/**
+ * A set of 32-bit hashes in one open-addressing Uint32Array (linear probing, load ≤ 1/2, doubled
+ * as it fills): 4 bytes a slot, ≤ 16 KiB at EXACT_DISTINCT_LIMIT. A `Set<number>` of the same
+ * 2,048 hashes took ~56 KiB of heap. Slot value 0 means empty, so the hash 0 is a flag of its own.
+ */
+class HashSet32 {
+  private table = new Uint32Array(FIRST_TABLE_SLOTS);
+  private hasZero = false;
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  has(h: number): boolean {
+    if (h === 0) return this.hasZero;
+    const mask = this.table.length - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const slot = this.table[i]!;
+      if (slot === h) return true;
+      if (slot === 0) return false;
+    }
+  }
+
+  /** Adds a hash known not to be in the set. */
+  insertNew(h: number): void {
+    this.count++;
+    if (h === 0) {
+      this.hasZero = true;
+      return;
+    }
+    if (2 * this.size > this.table.length) this.grow();
+    this.place(this.table, h);
+  }
+
+  /** The members, in table order (a new array of `size`). */
+  values(): Uint32Array {
+    const out = new Uint32Array(this.size);
+    let n = this.hasZero ? 1 : 0; // out[0] is already the hash 0
+    for (const h of this.table) if (h !== 0) out[n++] = h;
+    return out;
+  }
+
+  private grow(): void {
+    const old = this.table;
+    this.table = new Uint32Array(old.length * 2);
+    for (const h of old) if (h !== 0) this.place(this.table, h);
+  }
+
+  private place(table: Uint32Array, h: number): void {
+    const mask = table.length - 1;
+    let i = h & mask;
+    while (table[i] !== 0) i = (i + 1) & mask;
+    table[i] = h;
+  }
+}
+
+/** Wire form of a sketch: `hll` always (what every reader reads), `hashes` too while it is exact. */
+export interface DistinctSketchJson {
+  readonly hll: string;
+  readonly hashes?: string;
+}
+
 export class DistinctSketch {
   /** Hashes of the distinct values while there are at most EXACT_DISTINCT_LIMIT; else undefined. */
-  private hashes: Set<number> | undefined;
+  private hashes: HashSet32 | undefined;
   private registerBytes: Uint8Array | undefined;
 
   /** An empty (exact) sketch, or a HyperLogLog with these registers. */
   constructor(registers?: Uint8Array) {
-    if (registers === undefined) this.hashes = new Set();
+    if (registers === undefined) this.hashes = new HashSet32();
     else this.registerBytes = registers;
   }
 
@@ -72,7 +138,7 @@ export class DistinctSketch {
   get registers(): Uint8Array {
     if (this.registerBytes !== undefined) return this.registerBytes;
     const out = new Uint8Array(HLL_REGISTERS);
-    for (const h of this.hashes!) addToRegisters(out, h);
+    for (const h of this.hashes!.values()) addToRegisters(out, h);
     return out;
   }
 
@@ -85,12 +151,18 @@ export class DistinctSketch {
   }
 
   private addHash(h: number): void {
-    if (this.hashes !== undefined) {
-      this.hashes.add(h);
-      if (this.hashes.size > EXACT_DISTINCT_LIMIT) {
-        this.registerBytes = this.registers;
-        this.hashes = undefined;
+    const hashes = this.hashes;
+    if (hashes !== undefined) {
+      if (hashes.has(h)) return;
+      if (hashes.size < EXACT_DISTINCT_LIMIT) {
+        hashes.insertNew(h);
+        return;
       }
+      // One past the limit: the same hashes fill the registers, and the table is dropped.
+      const registers = this.registers;
+      addToRegisters(registers, h);
+      this.registerBytes = registers;
+      this.hashes = undefined;
       return;
     }
     addToRegisters(this.registerBytes!, h);
@@ -100,8 +172,8 @@ export class DistinctSketch {
   merge(other: DistinctSketch): DistinctSketch {
     if (this.hashes !== undefined && other.hashes !== undefined) {
       const union = new DistinctSketch();
-      for (const h of this.hashes) union.addHash(h);
-      for (const h of other.hashes) union.addHash(h);
+      for (const h of this.hashes.values()) union.addHash(h);
+      for (const h of other.hashes.values()) union.addHash(h);
       return union;
     }
     const a = this.registers;
@@ -133,11 +205,35 @@ export class DistinctSketch {
     return Buffer.from(r.buffer, r.byteOffset, r.byteLength).toString('base64');
   }
 
-  /** Wire form: `{ hashes }` (sorted little-endian uint32, base64) while exact, else `{ hll }`. */
-  toJSON(): { readonly hashes: string } | { readonly hll: string } {
-    if (this.hashes === undefined) return { hll: this.toBase64() };
-    const sorted = Uint32Array.from(this.hashes).sort();
-    return { hashes: Buffer.from(sorted.buffer).toString('base64') };
+  /**
+   * Wire form: `hll` always, and while exact `hashes` too (sorted little-endian uint32, base64).
+   * The previous release reads only `hll`: during a rolling upgrade its merge stage keeps
+   * evaluating cardinality (as a HyperLogLog) instead of silently skipping it.
+   */
+  toJSON(): DistinctSketchJson {
+    const hll = this.toBase64();
+    if (this.hashes === undefined) return { hll };
+    const sorted = this.hashes.values().sort();
+    return { hll, hashes: Buffer.from(sorted.buffer).toString('base64') };
+  }
+
+  /**
+   * A sketch from its wire form: the exact one from `hashes` when present (poison when `hll` is
+   * there too and does not hold the same hashes), else the HyperLogLog from `hll`.
+   */
+  static fromJSON(hll: unknown, hashes: unknown, field: string): DistinctSketch {
+    if (hashes === undefined) return DistinctSketch.fromBase64(hll, `${field}.hll`);
+    const exact = DistinctSketch.fromHashes(hashes, `${field}.hashes`);
+    if (hll !== undefined) {
+      const registers = DistinctSketch.fromBase64(hll, `${field}.hll`).registers;
+      const expected = exact.registers;
+      for (let i = 0; i < HLL_REGISTERS; i++) {
+        if (registers[i] !== expected[i]) {
+          throw new PoisonRecordError('DECODE_FAILED', `${field}.hll does not hold the hashes of ${field}.hashes`);
+        }
+      }
+    }
+    return exact;
   }
 
   /** Poison on anything but the exact encoded size with registers in range. */

@@ -36,9 +36,9 @@ export interface FeatureQualityJson {
   readonly outside: number;
   readonly strings: number;
   readonly unseen: number;
-  /** base64 of the sketch's registers, when a cardinality is expected and past the exact limit. */
+  /** base64 of the sketch's registers, whenever a cardinality is expected (every release reads it). */
   readonly hll?: string;
-  /** base64 of the distinct values' hashes, when a cardinality is expected and within the exact limit. */
+  /** base64 of the distinct values' hashes, beside `hll` while within the exact limit; preferred when present. */
   readonly hashes?: string;
 }
 
@@ -153,9 +153,9 @@ export function qualityFromJSON(json: unknown, field: string): FeatureQuality {
   if (q.nulls + q.mismatched + q.numbers + q.strings > q.events || q.outside > q.numbers || q.unseen > q.strings) {
     throw bad(`${field}: counts do not add up`);
   }
-  if (json.hll !== undefined && json.hashes !== undefined) throw bad(`${field} must have hll or hashes, not both`);
-  if (json.hll !== undefined) q.sketch = DistinctSketch.fromBase64(json.hll, `${field}.hll`);
-  if (json.hashes !== undefined) q.sketch = DistinctSketch.fromHashes(json.hashes, `${field}.hashes`);
+  // Exact `hashes` win; `hll` alone is a sketch past the limit (or the previous release's writer).
+  if (json.hll !== undefined || json.hashes !== undefined)
+    q.sketch = DistinctSketch.fromJSON(json.hll, json.hashes, field);
   return q;
 }
 

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ownValue, PoisonRecordError } from '@driftline/core';
 import type { FeatureValue } from '@driftline/schemas';
 import fc from 'fast-check';
@@ -173,7 +175,9 @@ describe('quality state', () => {
     expect(merged.exact).toBe(false);
     expect(merged.toBase64()).toBe(exact.toBase64());
     expect(qualityFromJSON({ ...wire(exact), events: 1 }, 'f').sketch!.estimate()).toBe(EXACT_DISTINCT_LIMIT);
-    expect(() => qualityFromJSON({ ...wire(exact), events: 1, hll: hll.toBase64() }, 'f')).toThrow(/not both/);
+    expect(() => qualityFromJSON({ ...wire(exact), events: 1, hll: hll.toBase64() }, 'f')).toThrow(
+      /hll does not hold the hashes/,
+    );
     expect(() =>
       qualityFromJSON(
         { events: 1, nulls: 0, mismatched: 0, numbers: 0, outside: 0, strings: 0, unseen: 0, hashes: 'AAAAAQAAAAE=' },
@@ -193,6 +197,55 @@ describe('quality state', () => {
     const merged3 = mergeSections([tampered], set);
     if (merged3.status !== 'merged') throw new Error(merged3.status);
     expect(evaluateWindow(set, merged3.states).find((r) => r.expectation === 'cardinality')?.observed).toBe(3);
+  });
+
+  it('holds an exact sketch at the limit in ~16 KiB, not ~56 KiB (found by a regression review of da5dfd1)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // Backing stores of dropped buffers (the smaller tables) are freed after a GC, off the main thread.
+    const held = async () => {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      gc();
+      const m = process.memoryUsage();
+      return { heap: m.heapUsed, buffers: m.arrayBuffers };
+    };
+    const fill = (count: number, from: number) =>
+      Array.from({ length: count }, (_, s) => {
+        const d = new DistinctSketch();
+        for (let i = 0; i < EXACT_DISTINCT_LIMIT; i++) d.addNumber((from + s) * EXACT_DISTINCT_LIMIT + i);
+        return d;
+      });
+    fill(20, 0); // warm-up: compiled code and one-off allocations are not the sketches'
+    const count = 400;
+    const before = await held();
+    const kept = fill(count, 20);
+    const after = await held();
+    const perSketch = (after.heap + after.buffers - before.heap - before.buffers) / count;
+    expect(kept.every((d) => d.exact && d.estimate() === EXACT_DISTINCT_LIMIT)).toBe(true);
+    // Measured 16.3 KiB: the 16 KiB table and the object (a Set<number> took ~56 KiB).
+    expect(perSketch).toBeLessThan(18 * 1024);
+  });
+
+  it('writes hll always, so the previous release still checks cardinality; hashes are preferred (found by a regression review)', () => {
+    const sketch = new DistinctSketch();
+    for (let i = 0; i < 300; i++) sketch.add(`v${i}`);
+    const json = wire(sketch);
+    // The previous release's reader reads `hll` alone (and ignores `hashes`).
+    const previous = DistinctSketch.fromBase64(json.hll, 'f.hll');
+    expect(Math.abs(previous.estimate() - 300)).toBeLessThan(300 * 4 * HLL_RELATIVE_ERROR);
+    expect(previous.toBase64()).toBe(sketch.toBase64());
+    // This release reads the exact count from `hashes`, and a partial of the previous release (hll only) too.
+    const read = qualityFromJSON({ ...json, events: 300 }, 'f').sketch!;
+    expect(read.exact).toBe(true);
+    expect(read.estimate()).toBe(300);
+    // The hash 0 (the table's empty slot) is a member like any other.
+    const zeroAndOne = Buffer.from(Uint32Array.of(0, 1).buffer).toString('base64');
+    const withZero = DistinctSketch.fromHashes(zeroAndOne, 'f.hashes');
+    expect(withZero.estimate()).toBe(2);
+    expect(withZero.toJSON().hashes).toBe(zeroAndOne);
+    const { hashes: _hashes, ...hllOnly } = json;
+    expect(qualityFromJSON({ ...hllOnly, events: 300 }, 'f').sketch!.toBase64()).toBe(sketch.toBase64());
   });
 
   it('reports cardinality beyond its bound, and a type or category breach fails', () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ConfigError, DriftlineError } from '@driftline/core';
 import { lowerBound, type MaybeNumber, sortedFinite } from './numeric.js';
 import { DEFAULT_PSI_BINS, type MaybeCategory } from './psi.js';
-import { quantileEdges, quantileOfSorted } from './quantile.js';
+import { nextDown, quantileEdges, quantileOfSorted } from './quantile.js';
 import { buildTailSketch, parseTailSketch, type TailSketch } from './tail-sketch.js';
 
 /**
@@ -117,14 +117,49 @@ function slotCountsSorted(sorted: Float64Array, cuts: Float64Array): number[] {
 
 /** Sums slot counts into right-closed coarse bins whose edges are cuts[coarseCutIndex[j]]. */
 export function coarseCounts(slotCounts: ArrayLike<number>, coarseCutIndex: readonly number[]): number[] {
-  const out = new Array<number>(coarseCutIndex.length + 1).fill(0);
+  return countsToSlotEnds(
+    slotCounts,
+    coarseCutIndex.map((k) => 2 * k + 1),
+  );
+}
+
+/** Sums slot counts into bins: bin j ends with slot ends[j], the last bin takes the rest. */
+function countsToSlotEnds(slotCounts: ArrayLike<number>, ends: readonly number[]): number[] {
+  const out = new Array<number>(ends.length + 1).fill(0);
   let bin = 0;
   for (let s = 0; s < slotCounts.length; s++) {
-    // Bin `bin` ends with the point slot of its upper edge.
-    while (bin < coarseCutIndex.length && s > 2 * coarseCutIndex[bin]! + 1) bin++;
+    while (bin < ends.length && s > ends[bin]!) bin++;
     out[bin]! += slotCounts[s]!;
   }
   return out;
+}
+
+/**
+ * True for a profile stored before da5dfd1 with one coarse edge c (a constant reference, or one
+ * value holding every coarse quantile): its bin (−∞, c] took the whole reference, so a shift below c
+ * gave PSI 0. The builder now adds the edge nextDown(c); for such a profile the same bins come from
+ * its stored grid: (−∞, nextDown(c)] is exactly the open slot below cut c. No cut is added, so its
+ * summaries keep their length (mixed releases, saved state) and the profile its id.
+ */
+function splitsBelowSingleEdge(cuts: readonly number[], coarseCutIndex: readonly number[]): boolean {
+  return coarseCutIndex.length === 1 && Number.isFinite(nextDown(cuts[coarseCutIndex[0]!]!));
+}
+
+/** The interior coarse edges of a profile's grid (with nextDown(c) for a stored single edge c). */
+function coarseEdgesOf(cuts: readonly number[], coarseCutIndex: readonly number[]): number[] {
+  const edges = coarseCutIndex.map((k) => cuts[k]!);
+  return splitsBelowSingleEdge(cuts, coarseCutIndex) ? [nextDown(edges[0]!), edges[0]!] : edges;
+}
+
+/** Counts on a profile's coarse bins (`coarseEdges`): of its reference slots, or of a summary's. */
+export function profileCoarseCounts(
+  profile: Pick<NumericReferenceProfile, 'cuts' | 'coarseCutIndex'>,
+  slotCounts: ArrayLike<number>,
+): number[] {
+  const { cuts, coarseCutIndex } = profile;
+  if (!splitsBelowSingleEdge(cuts, coarseCutIndex)) return coarseCounts(slotCounts, coarseCutIndex);
+  const k = coarseCutIndex[0]!;
+  return countsToSlotEnds(slotCounts, [2 * k, 2 * k + 1]);
 }
 
 export function buildNumericProfile(
@@ -156,7 +191,7 @@ export function buildNumericProfile(
   // Same function, same levels: every coarse edge is bit-identical to one of the cuts.
   const coarseCutIndex = Array.from(coarse, (e) => lowerBound(cuts, e));
   const slotCounts = slotCountsSorted(sorted, cuts);
-  const referenceShares = coarseCounts(slotCounts, coarseCutIndex).map((c) => c / n);
+  const referenceShares = profileCoarseCounts({ cuts: cutList, coarseCutIndex }, slotCounts).map((c) => c / n);
   let ksBound = 0;
   for (let s = 0; s < slotCounts.length; s += 2) ksBound = Math.max(ksBound, slotCounts[s]! / n);
 
@@ -317,10 +352,10 @@ export function parseReferenceProfile(value: unknown, path = 'profile'): Referen
   if (id !== fingerprint(['numeric', cuts, slotCounts, coarseCutIndex])) {
     throw new ConfigError(`${path}.id`, 'does not match the profile content');
   }
-  const coarseEdges = coarseCutIndex.map((k) => cuts[k]!);
+  const coarseEdges = coarseEdgesOf(cuts, coarseCutIndex);
   const min = field(obj, 'min', path, isFiniteNumber, 'a finite number');
   const max = field(obj, 'max', path, isFiniteNumber, 'a finite number');
-  const referenceShares = coarseCounts(slotCounts, coarseCutIndex).map((c) => c / n);
+  const referenceShares = profileCoarseCounts({ cuts, coarseCutIndex }, slotCounts).map((c) => c / n);
   let ksBound = 0;
   for (let s = 0; s < slotCounts.length; s += 2) ksBound = Math.max(ksBound, slotCounts[s]! / n);
   return {

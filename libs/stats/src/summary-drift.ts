@@ -1,7 +1,7 @@
 import { type ChiSquareResult, chiSquareHomogeneity } from './chi2.js';
 import { jensenShannon } from './distance.js';
-import { ksPValue } from './ks.js';
-import { type CategoricalReferenceProfile, coarseCounts, type NumericReferenceProfile } from './profile.js';
+import { type KsExactBudget, ksPValue } from './ks.js';
+import { type CategoricalReferenceProfile, type NumericReferenceProfile, profileCoarseCounts } from './profile.js';
 import { DEFAULT_PSI_EPSILON, NEW_CATEGORY, OTHER_CATEGORY, type PsiResult, psiFromCounts } from './psi.js';
 import type { CategoricalSummary, NumericSummary } from './summary.js';
 
@@ -14,7 +14,7 @@ export interface SummaryKsResult {
   readonly upperBound: number;
   /**
    * The p-value of `statistic` as scipy's ks_2samp(method='auto') computes it for these sizes
-   * (`ksPValue`): exact when max(n1, n2) ≤ 10 000, else asymptotic. D_grid ≤ D_exact, so with the
+   * (`ksPValue`): exact when max(n1, n2) ≤ 10 000 and the walk fits its budgets, else asymptotic. D_grid ≤ D_exact, so with the
    * exact method this is an upper bound of the raw-data exact p-value.
    */
   readonly pValue: number;
@@ -45,7 +45,7 @@ export interface SummaryKsResult {
 export function ksFromSummary(
   profile: NumericReferenceProfile,
   summary: NumericSummary,
-  options: { pValueRange?: boolean } = {},
+  options: { pValueRange?: boolean; budget?: KsExactBudget | undefined } = {},
 ): SummaryKsResult {
   const n1 = profile.n;
   const n2 = summary.count;
@@ -83,13 +83,13 @@ export function ksFromSummary(
     }
   }
   if (upper < grid) upper = grid;
-  const { pValue, method } = ksPValue(grid, n1, n2);
+  const { pValue, method } = ksPValue(grid, n1, n2, options.budget);
   return {
     statistic: grid,
     errorBound: upper - grid,
     upperBound: upper,
     pValue,
-    ...(options.pValueRange ? { pValueRange: [ksPValue(upper, n1, n2).pValue, pValue] as const } : {}),
+    ...(options.pValueRange ? { pValueRange: [ksPValue(upper, n1, n2, options.budget).pValue, pValue] as const } : {}),
     method,
     n1,
     n2,
@@ -102,8 +102,8 @@ export function psiFromSummary(
   summary: NumericSummary,
   epsilon = DEFAULT_PSI_EPSILON,
 ): PsiResult {
-  const ref = coarseCounts(profile.slotCounts, profile.coarseCutIndex);
-  const cur = coarseCounts(summary.counts, profile.coarseCutIndex);
+  const ref = profileCoarseCounts(profile, profile.slotCounts);
+  const cur = profileCoarseCounts(profile, summary.counts);
   const r = psiFromCounts(ref, cur, epsilon);
   return {
     ...r,
@@ -117,10 +117,7 @@ export function psiFromSummary(
 /** Jensen–Shannon distance on the profile's coarse bins (as jensenShannonNumeric on raw data). */
 export function jensenShannonFromSummary(profile: NumericReferenceProfile, summary: NumericSummary): number {
   if (summary.count === 0) return Number.NaN;
-  return jensenShannon(
-    coarseCounts(profile.slotCounts, profile.coarseCutIndex),
-    coarseCounts(summary.counts, profile.coarseCutIndex),
-  );
+  return jensenShannon(profileCoarseCounts(profile, profile.slotCounts), profileCoarseCounts(profile, summary.counts));
 }
 
 /** Share of events with a missing value (null/NaN) among all events of the window. */

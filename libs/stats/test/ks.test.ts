@@ -1,7 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { DriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { chi2Sf, ks2samp, ksAsymptoticPValue, kstwoSf, logGamma } from '../src/index.js';
+import {
+  chi2Sf,
+  KS_EXACT_P_BUDGET,
+  KsExactBudget,
+  ks2samp,
+  ksAsymptoticPValue,
+  ksExactCells,
+  ksPValue,
+  kstwoSf,
+  logGamma,
+} from '../src/index.js';
 
 const fixture = JSON.parse(readFileSync(new URL('./fixtures/expected.json', import.meta.url), 'utf8')) as {
   kstwo_sf: { n: number; d: number; sf: number }[];
@@ -109,5 +119,39 @@ describe('chi-square survival function against scipy.stats.chi2.sf', () => {
     expect(chi2Sf(3.841458820694124, 1)).toBeCloseTo(0.05, 12);
     expect(logGamma(0.5)).toBeCloseTo(0.5 * Math.log(Math.PI), 14);
     expect(logGamma(171)).toBeCloseTo(706.5730622457874, 9);
+  });
+});
+
+describe('ksPValue budgets (found by a regression review of da5dfd1)', () => {
+  it('takes the asymptotic p past KS_EXACT_P_BUDGET lattice cells, where the exact walk took 100-390 ms', () => {
+    // 10,000 vs 5,000 rows at D = 0.19: ~1.9e7 cells, ~5.5 ns each.
+    expect(ksExactCells(0.19, 10000, 5000)).toBeGreaterThan(KS_EXACT_P_BUDGET);
+    const r = ksPValue(0.19, 10000, 5000);
+    expect(r.method).toBe('asymp');
+    expect(r.pValue).toBeLessThan(1e-10);
+    // Within the budget nothing changed: exact, as scipy's method='auto'.
+    expect(ksExactCells(0.02, 10000, 5000)).toBeLessThanOrEqual(KS_EXACT_P_BUDGET);
+    expect(ksPValue(0.02, 10000, 5000).method).toBe('exact');
+    expect(ksPValue(0.5, 9000, 9000).method).toBe('exact'); // equal sizes: an O(n) series
+  });
+
+  it('past the budget the asymptotic p stays within 1% of the exact one near alpha', () => {
+    // 10,000 vs 9,999 evenly spread values, the second shifted: D ≈ 0.0192, p ≈ 0.05.
+    const a = Array.from({ length: 10000 }, (_, i) => i / 10000);
+    const b = Array.from({ length: 9999 }, (_, i) => i / 9999 + 0.0192);
+    const exact = ks2samp(a, b, 'exact');
+    expect(ksExactCells(exact.statistic, 10000, 9999)).toBeGreaterThan(KS_EXACT_P_BUDGET);
+    const p = ksPValue(exact.statistic, 10000, 9999);
+    expect(p.method).toBe('asymp');
+    expect(exact.pValue).toBeGreaterThan(0.01);
+    expect(relErr(p.pValue, exact.pValue)).toBeLessThan(0.01);
+  });
+
+  it('one KsExactBudget bounds the exact work of many calls (a window of features)', () => {
+    const cells = ksExactCells(0.02, 10000, 5000);
+    const budget = new KsExactBudget(2.5 * cells);
+    const methods = [0, 1, 2].map(() => ksPValue(0.02, 10000, 5000, budget).method);
+    expect(methods).toEqual(['exact', 'exact', 'asymp']);
+    expect(budget.left).toBeCloseTo(0.5 * cells, 6);
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, DriftlineError, PoisonRecordError } from '@driftline/core';
@@ -14,6 +15,7 @@ import {
   ExactSum,
   jensenShannonCategorical,
   jensenShannonFromCategoricalSummary,
+  jensenShannonFromSummary,
   ks2samp,
   ksAsymptoticPValue,
   ksFromSummary,
@@ -21,10 +23,12 @@ import {
   mergeSummaries,
   missingRate,
   missingRateFromSummary,
+  type NumericReferenceProfile,
   type NumericSummary,
   nextDown,
   outOfRangeShare,
   outOfRangeShareFromSummary,
+  PROFILE_FORMAT,
   parseReferenceProfile,
   psiCategorical,
   psiFromCategoricalSummary,
@@ -351,6 +355,35 @@ describe('a constant reference (found by a review)', () => {
     const psi = (xs: number[]) => psiFromSummary(profile, createSummary(profile).addAll(xs)).value;
     expect(psi(below)).toBeGreaterThan(1);
     expect(psi(below)).toBe(psi(below.map((x) => -x)));
+  });
+
+  it('a profile stored before the fix (one edge c) loads with its id and sees a shift below c (found by a regression review)', () => {
+    // What the builder stored for 1,000 × 5 before da5dfd1: one cut, one coarse edge; its id is
+    // the fingerprint of (cuts, slotCounts, coarseCutIndex), as profile.ts computes it.
+    const grid = { cuts: [5], slotCounts: [0, 1000, 0], coarseCutIndex: [0] };
+    const id = createHash('sha256')
+      .update(JSON.stringify(['numeric', grid.cuts, grid.slotCounts, grid.coarseCutIndex]))
+      .digest('hex')
+      .slice(0, 16);
+    const stored = {
+      ...{ format: PROFILE_FORMAT, kind: 'numeric', id, n: 1000, missing: 0, infinite: 0 },
+      ...{ min: 5, max: 5, fineBins: 1000, bins: 10, ...grid, coarseEdges: [5], referenceShares: [1], ksBound: 0 },
+    };
+    const old = parseReferenceProfile(stored);
+    if (old.kind !== 'numeric') throw new Error('numeric expected');
+    expect(old.id).toBe(id);
+    expect(old.cuts).toEqual([5]); // same grid: summaries keep their length
+    expect(old.coarseEdges).toEqual([nextDown(5), 5]);
+    const fresh = buildNumericProfile(new Array<number>(1000).fill(5));
+    expect(old.referenceShares).toEqual(fresh.referenceShares);
+    const cur = Array.from({ length: 500 }, (_, i) => (i < 250 ? 4 : 5));
+    const psi = (p: NumericReferenceProfile) => psiFromSummary(p, createSummary(p).addAll(cur)).value;
+    expect(psi(old)).toBeGreaterThan(1);
+    expect(psi(old)).toBeCloseTo(psi(fresh), 12);
+    expect(jensenShannonFromSummary(old, createSummary(old).addAll(cur))).toBeCloseTo(
+      jensenShannonFromSummary(fresh, createSummary(fresh).addAll(cur)),
+      12,
+    );
   });
 });
 

@@ -305,7 +305,7 @@ function storedValues(vector: ArrowVector): Array<bigint | number> {
 function text(v: unknown): string | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Date) return v.toISOString();
-  // `True` / `False`, as pandas writes a bool column to CSV and live events are keyed.
+  // `true` / `false`: the one boolean key of live events, the trainer and CSV bool columns.
   if (typeof v === 'boolean') return booleanCategory(v);
   return String(v);
 }

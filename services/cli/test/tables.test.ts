@@ -12,6 +12,8 @@ import { MAX_TABLE_BYTES, readBytes, readTable } from '../src/tables.js';
 // Fixtures written by pyarrow (fixtures/make-tables.py): one table as CSV, Parquet and Arrow IPC.
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'driftline-tables-'));
+/** How every profile stored before da5dfd1 keyed a boolean. */
+const storedKey = (v: boolean | null) => (v === null ? null : String(v));
 const plain = (columns: Column[]) =>
   columns.map((c) => ({ name: c.name, kind: c.kind, values: Array.from(c.values as ArrayLike<unknown>) }));
 
@@ -21,8 +23,9 @@ describe('readTable', () => {
     { name: 'n', kind: 'numeric', values: Float64Array.from([1, 2, Number.NaN, 4, 5, 6]) },
     { name: 'small', kind: 'numeric', values: Float64Array.from([1, 2, 3, 1, 2, 3]) },
     { name: 'color', kind: 'categorical', values: ['red', 'blue', null, 'red', 'grün', 'blue'] },
-    // pandas reads a CSV column of true/false as bool; bools are keyed True/False in every format.
-    { name: 'flag', kind: 'categorical', values: ['True', 'False', 'True', null, 'False', 'True'] },
+    // pandas reads a CSV column of true/false as bool; bools have one key in every format: the
+    // `true` / `false` of stored profiles (String(v)) and live events.
+    { name: 'flag', kind: 'categorical', values: [true, false, true, null, false, true].map(storedKey) },
     { name: 'code', kind: 'categorical', values: ['01', '02', '03', '01', 'x', '02'] },
   ]);
 
@@ -187,10 +190,15 @@ describe('Arrow numeric types that are not plain typed arrays', () => {
     expect(await readTable(fixture('categories.parquet'), options)).toEqual(fromCsv);
   });
 
-  it('a bool column gives the categories pandas and Evidently see, as CSV, Arrow and Parquet and from live events (found by a review)', async () => {
+  it('a bool column gives one key as CSV, Arrow and Parquet and from live events (found by reviews)', async () => {
     // booleans.* and booleans.json were written by fixtures/make-booleans.py (pandas to_csv, pyarrow).
     const want = JSON.parse(readFileSync(fixture('booleans.json'), 'utf8')) as { values: (string | null)[] };
-    const expected = [{ name: 'flag', kind: 'categorical', values: want.values }];
+    // pandas' str() of each bool (`True`), as the one key live events and stored profiles use.
+    const values = want.values.map((v) => (v === null ? null : storedKey(v === 'True')));
+    expect(values.filter((v) => v !== null).map((v) => v === categoricalValue(true))).toEqual(
+      want.values.filter((v) => v !== null).map((v) => v === 'True'),
+    );
+    const expected = [{ name: 'flag', kind: 'categorical', values }];
     for (const name of ['booleans.csv', 'booleans.arrow', 'booleans.parquet']) {
       expect(plain(await readTable(fixture(name))), name).toEqual(expected);
     }

@@ -23,6 +23,7 @@ import {
 import type { BatchProcessor } from '@driftline/kafka';
 import { type ExpectationSet, evaluateWindow, mergeSections } from '@driftline/quality';
 import type { DriftAlert } from '@driftline/schemas';
+import { KsExactBudget } from '@driftline/stats';
 import {
   chTime,
   type DataQualityRow,
@@ -87,12 +88,15 @@ async function evaluateGroup(
   const merged = mergeGroup(group, ref);
   const kinds = new Map<string, 'numeric' | 'categorical'>();
   const results = [];
+  // One budget of exact KS p-value work per group (its features are evaluated in one synchronous
+  // loop): beyond it the asymptotic p, within about 1% of the exact one (libs/stats ks.ts).
+  const ksBudget = new KsExactBudget();
   for (let i = 0; i < ref.features.length; i++) {
     const feature = ref.features[i]!;
     const profile = ref.profiles[i]!;
     kinds.set(feature, profile.kind);
     const summary = merged.get(feature);
-    if (summary !== undefined) results.push(...featureResults(feature, profile, summary, deps.thresholds));
+    if (summary !== undefined) results.push(...featureResults(feature, profile, summary, deps.thresholds, ksBudget));
   }
   for (const r of results) {
     rows.push({

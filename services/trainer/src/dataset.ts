@@ -1,4 +1,5 @@
 import { DriftlineError, setOwn } from '@driftline/core';
+import { booleanCategory } from '@driftline/drift';
 import type { FeatureValue } from '@driftline/schemas';
 import { SERVED_MODEL_LIMITS } from '@driftline/scoring';
 import {
@@ -257,7 +258,8 @@ export function* datasetSteps(input: readonly LabeledRow[], holdoutFraction: num
       const values = new Array<string | null>(n);
       for (let i = 0; i < n; i++) {
         const v = own(rows[i]!.features, name);
-        values[i] = v === null || v === undefined ? null : String(v);
+        // Booleans as live events key them (`booleanCategory`), so the profile matches the stream.
+        values[i] = v === null || v === undefined ? null : typeof v === 'boolean' ? booleanCategory(v) : String(v);
         if ((i & 4095) === 4095) yield;
       }
       features.push({ name, kind: 'categorical', values });

@@ -1,4 +1,5 @@
 import { parseEnv } from '@driftline/core';
+import { categoricalValue } from '@driftline/drift';
 import type { RetrainRequest } from '@driftline/schemas';
 import type { ModelVersionRow } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
@@ -55,6 +56,15 @@ describe('dataset', () => {
     expect(kinds).toEqual({ amount: 'numeric', code: 'categorical', country: 'categorical', vip: 'numeric' });
     const amount = ds.features.find((f) => f.name === 'amount')!.values as Float64Array;
     expect(amount.some((v) => Number.isNaN(v))).toBe(true);
+  });
+
+  it('keys booleans of a categorical column as live events do (found by a regression review of da5dfd1)', () => {
+    const flags: Array<boolean | string> = Array.from({ length: 10 }, (_, i) => (i === 4 ? 'unknown' : i % 2 === 0));
+    const mixed = rows.map((r, i) => ({ ...r, features: { ...r.features, flag: flags[i]! } }));
+    const flag = buildDataset(mixed, 0.2).features.find((f) => f.name === 'flag')!;
+    expect(flag.kind).toBe('categorical');
+    // The dataset is in time order: `rows` reversed.
+    expect(flag.values).toEqual(flags.map((v) => categoricalValue(v)).reverse());
   });
 
   it('keeps at least one row on each side of the split', () => {

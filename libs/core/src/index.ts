@@ -5,6 +5,7 @@ export * from './duration.js';
 export * from './errors.js';
 export * from './event-time.js';
 export * from './extremes.js';
+export * from './hash.js';
 export * from './json-depth.js';
 export * from './logger.js';
 export * from './names.js';

@@ -1,3 +1,5 @@
+import { fmix32 } from '@driftline/core';
+
 const encoder = new TextEncoder();
 let scratch = new Uint8Array(256);
 
@@ -28,13 +30,7 @@ export function murmur3(bytes: Uint8Array, seed = 0): number {
     k = Math.imul(k, c2);
     h ^= k;
   }
-  h ^= n;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h ^ n);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { PoisonRecordError } from '@driftline/core';
+import { fmix32, hashText32, PoisonRecordError } from '@driftline/core';
 
 /**
  * Distinct-count sketch, exact for small sets: up to EXACT_DISTINCT_LIMIT distinct values it keeps
@@ -19,32 +19,8 @@ const BASE64_LENGTH = Math.ceil(HLL_REGISTERS / 3) * 4;
 /** Distinct values counted exactly (their hashes kept) before the sketch turns into a HyperLogLog. */
 export const EXACT_DISTINCT_LIMIT = 2048;
 
-/** FNV-1a over UTF-16 code units, then murmur3's finaliser for avalanche (FNV alone is weak in its low bits). */
-function hash32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 const f64 = new Float64Array(1);
 const u32 = new Uint32Array(f64.buffer);
-
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** A double's 64 bits, mixed (10× faster than hashing its decimal text); -0 counts as 0. */
 function hashNumber(x: number): number {
@@ -143,7 +119,7 @@ export class DistinctSketch {
   }
 
   add(value: string): void {
-    this.addHash(hash32(value));
+    this.addHash(hashText32(value));
   }
 
   addNumber(value: number): void {

@@ -1,4 +1,4 @@
-import { ConfigError } from '@driftline/core';
+import { ConfigError, hashText32 } from '@driftline/core';
 
 /**
  * Membership sketch of a categorical reference's tail (the categories beyond the profile's cap): a
@@ -24,29 +24,14 @@ const MIN_BITS = 64;
 /** ~9.6 bits per category give a 1 % false-positive rate at the best k. */
 const BITS_PER_CATEGORY = 10;
 
-/** FNV-1a over UTF-16 code units from `seed`, then murmur3's finaliser (FNV alone is weak in its low bits). */
-function hash32(s: string, seed: number): number {
-  let h = seed;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 function falsePositiveRate(size: number, bits: number, hashes: number): number {
   return (1 - Math.exp((-hashes * size) / bits)) ** hashes;
 }
 
 /** Bit positions of a category: double hashing, h1 + i·h2 mod m (h2 odd, m a power of two). */
 function forEachBit(value: string, hashes: number, mask: number, visit: (bit: number) => boolean): boolean {
-  const h1 = hash32(value, 0x811c9dc5);
-  const h2 = hash32(value, 0x9747b28c) | 1;
+  const h1 = hashText32(value, 0x811c9dc5);
+  const h2 = hashText32(value, 0x9747b28c) | 1;
   for (let i = 0; i < hashes; i++) if (!visit((h1 + Math.imul(i, h2)) & mask)) return false;
   return true;
 }

@@ -15,6 +15,7 @@ export {
   ANSWERS_TO_GIVE_UP,
   type AttemptVerdict,
   checkShows,
+  checkSpacingMs,
   failingMessageVerdict,
   nextRetryDelay,
   type RetryPolicy,

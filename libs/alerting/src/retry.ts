@@ -58,16 +58,33 @@ export function retryAfterMs(header: string | null | undefined, now: number): nu
 }
 
 /**
+ * 4xx answers that only the receiver's application gives, having read the check's body and
+ * refused it (malformed, too large, wrong type, unprocessable). Other 4xx (401, 403, 404, 405, …)
+ * also come from what stands in front of it — an ingress's default backend, an auth gateway —
+ * while it is redeployed or gone.
+ */
+const BODY_REFUSALS: ReadonlySet<number> = new Set([400, 413, 415, 422]);
+
+/**
  * What the answer to a delivery check shows of its receiver (`status` undefined: no answer, or no
- * request could be built): `up` when its application answered — a 2xx, or a definite refusal, a
- * 4xx other than 408, 425 and 429 (it read the check and rejected it: a receiver whose schema
- * wants alerts refuses `alerts: []`; counted as an outage, that held the partition for ever);
- * `down` otherwise (no answer, 408, 425, 429, 5xx, a redirect).
+ * request could be built): `up` only when its application read the check — a 2xx, or a refusal
+ * of the body (400, 413, 415, 422: a receiver whose schema wants alerts refuses `alerts: []`;
+ * counted as an outage, that held the partition for ever); `down` otherwise (no answer, a
+ * redirect, 401, 403, 404, 405, 408, 425, 429, 5xx, …). An ingress's 404 or a gateway's 401/403
+ * during a redeploy had shown the receiver up, and a message failing 503 was given up: lost
+ * (found by a review).
  */
 export function checkShows(status: number | undefined): 'up' | 'down' {
   if (status === undefined) return 'down';
-  const definite = verdictOf(status) === 'delivered' || (status >= 400 && verdictOf(status) === 'failed');
-  return definite ? 'up' : 'down';
+  return verdictOf(status) === 'delivered' || BODY_REFUSALS.has(status) ? 'up' : 'down';
+}
+
+/**
+ * The wait between two delivery checks of one round: a retry's first delay, never above the
+ * delay cap (a 10-minute `initialMs` beside a 30-second `maxDelayMs` was slept whole).
+ */
+export function checkSpacingMs(policy: Pick<RetryPolicy, 'initialMs' | 'maxDelayMs'>): number {
+  return Math.min(policy.initialMs, policy.maxDelayMs);
 }
 
 /**

@@ -4,6 +4,7 @@ import {
   type AlertMessage,
   ANSWERS_TO_GIVE_UP,
   checkShows,
+  checkSpacingMs,
   failingMessageVerdict,
   fullBucket,
   groupAlerts,
@@ -350,13 +351,22 @@ describe('a message still failing after its budget: receiver up or outage', () =
     expect(failingMessageVerdict(ANSWERS_TO_GIVE_UP, ANSWERS_TO_GIVE_UP)).toBe('receiver-up');
   });
 
-  it("a check answered by the receiver's application shows it up: a 2xx or a definite 4xx, not 408/425/429 (found by a review)", () => {
+  it("a check answered by the receiver's application shows it up: a 2xx or a refusal of its body (found by reviews)", () => {
     // A receiver rejecting the check's `alerts: []` answered it: before, an outage for ever.
-    for (const status of [200, 202, 204, 400, 401, 403, 404, 410, 413, 422]) expect(checkShows(status)).toBe('up');
+    for (const status of [200, 202, 204, 400, 413, 415, 422]) expect(checkShows(status)).toBe('up');
     // No answer, asked to come back, a server error or a redirect: nothing shown.
     for (const status of [undefined, 408, 425, 429, 500, 502, 503, 504, 301, 302, 101]) {
       expect(checkShows(status)).toBe('down');
     }
+    // What an ingress's default backend or an auth gateway answers while the receiver is
+    // redeployed: before, "up", and a message failing 503 meanwhile was given up (lost).
+    for (const status of [401, 403, 404, 405, 407, 410, 421, 451, 499]) expect(checkShows(status)).toBe('down');
+  });
+
+  it('spaces delivery checks by the first retry delay, never above the delay cap (found by a review)', () => {
+    expect(checkSpacingMs({ initialMs: 1_000, maxDelayMs: 30_000 })).toBe(1_000);
+    // A 10-minute first delay beside a 30-second cap was slept whole: the partition marked stalled.
+    expect(checkSpacingMs({ initialMs: 600_000, maxDelayMs: 30_000 })).toBe(30_000);
   });
 
   it('a delivery check names the failing messages by delivery id, none of their content, in the receiver format', () => {

@@ -1,5 +1,5 @@
 import { parseRoutesText, type RetryPolicy, type RoutingTable } from '@driftline/alerting';
-import { envField, MAX_TIMER_MS, readConfigFile } from '@driftline/core';
+import { ConfigError, envField, MAX_TIMER_MS, readConfigFile } from '@driftline/core';
 import { z } from 'zod';
 
 export const alertRouterEnvShape = {
@@ -45,6 +45,13 @@ export function loadRoutes(file: string): RoutingTable {
 }
 
 export function toAlertRouterConfig(env: AlertRouterEnv): AlertRouterConfig {
+  // Every delay is capped at _RETRY_MAX_DELAY: a larger first delay is a mistake, not a wish.
+  if (env.DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL > env.DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY) {
+    throw new ConfigError(
+      'DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL',
+      `${env.DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL} ms is more than DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY (${env.DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY} ms), which caps every delay`,
+    );
+  }
   return {
     routes: env.DRIFTLINE_ALERT_ROUTES_FILE === undefined ? undefined : loadRoutes(env.DRIFTLINE_ALERT_ROUTES_FILE),
     routesSource: env.DRIFTLINE_ALERT_ROUTES_FILE ?? '(none)',
@@ -59,4 +66,23 @@ export function toAlertRouterConfig(env: AlertRouterEnv): AlertRouterConfig {
       jitter: 0.5,
     },
   };
+}
+
+/**
+ * Checked at start-up against DRIFTLINE_STALL_TIMEOUT (common config, not the router's own): the
+ * router heartbeats after every failed attempt and around delivery checks, so its longest silence
+ * is one delay and one request. Longer than the stall timeout, the partition is marked stalled,
+ * /healthz fails and the pod is restarted in a loop (found by a review).
+ */
+export function checkAgainstStallTimeout(
+  config: Pick<AlertRouterConfig, 'retry' | 'timeoutMs'>,
+  stallTimeoutMs: number,
+): void {
+  const silentMs = config.retry.maxDelayMs + config.timeoutMs;
+  if (silentMs >= stallTimeoutMs) {
+    throw new ConfigError(
+      'DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY',
+      `${config.retry.maxDelayMs} ms plus DRIFTLINE_ALERT_ROUTER_TIMEOUT (${config.timeoutMs} ms) must be less than DRIFTLINE_STALL_TIMEOUT (${stallTimeoutMs} ms): a wait that long without a heartbeat marks the partition stalled`,
+    );
+  }
 }

@@ -170,8 +170,8 @@ async function attempt(
 
 /**
  * One attempt of a delivery check (`renderDeliveryCheck`): the receiver's answer to a message of
- * ours when one of its messages keeps failing with nothing else delivered after it. Only a 2xx
- * shows the receiver up. Throws a retriable error when stopping.
+ * ours when one of its messages keeps failing with nothing else delivered after it. What the
+ * answer shows of the receiver is `checkShows`'s. Throws a retriable error when stopping.
  */
 export function checkReceiver(
   receiver: Receiver,

@@ -3,6 +3,7 @@ import {
   type AlertMessage,
   ANSWERS_TO_GIVE_UP,
   checkShows,
+  checkSpacingMs,
   failingMessageVerdict,
   fullBucket,
   groupAlerts,
@@ -16,8 +17,10 @@ import {
 } from '@driftline/alerting';
 import {
   alertNameProblem,
+  cutText,
   DriftlineError,
   type EventTimeBounds,
+  eventNameProblem,
   eventTimeProblem,
   type Logger,
   PoisonRecordError,
@@ -48,6 +51,10 @@ export interface RouterDeps {
 }
 
 const ID_LOG_LIMIT = 20;
+
+/** Characters of an alert id shown in a dead letter's reason: an id too long is cut, the problem stays in the reason's bound. */
+const ID_IN_REASON = 100;
+const idInReason = (id: string) => (id.length > ID_IN_REASON ? `${cutText(id, ID_IN_REASON)}…` : id);
 
 /** How a receiver answered meanwhile, for the record of a message given up. */
 function answered(delivered: number, checks: number): string {
@@ -267,10 +274,10 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
 
     /**
      * Per failing message of `round`, how its receiver answered at least `needed` times since its
-     * budget began: other messages delivered, then delivery checks (spaced like retries, so a
-     * receiver's own rate limit does not refuse the second). Throws the batch's retriable error
-     * when a check shows the receiver down: an outage as far as can be told, nothing recorded
-     * failed, nothing lost.
+     * budget began: other messages delivered, then delivery checks (spaced by `checkSpacingMs`,
+     * so a receiver's own rate limit does not refuse the second; heartbeats around each). Throws
+     * the batch's retriable error when a check shows the receiver down: an outage as far as can be
+     * told, nothing recorded failed, nothing lost.
      */
     async function receiverShownUp(round: typeof failing, needed: number): Promise<Map<AlertMessage, string>> {
       let checks = 0;
@@ -279,11 +286,17 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
         const unproven = round.filter((f) => failingMessageVerdict(since(f) + checks, needed) === 'check');
         if (unproven.length === 0) break;
         if (checks > 0) {
-          await sleep(deps.deliver.retry.initialMs, undefined, { signal: deps.deliver.signal }).catch(() => {
+          // A wait the consumer must see as progress: silent, a spacing of _RETRY_INITIAL (10 min
+          // accepted beside a 30 s _RETRY_MAX_DELAY) marked the partition stalled and failed
+          // /healthz, the pod restarted in a loop (found by a review).
+          await heartbeat();
+          await sleep(checkSpacingMs(deps.deliver.retry), undefined, { signal: deps.deliver.signal }).catch(() => {
             throw new DriftlineError('SINK_UNAVAILABLE', 'stopping during delivery checks', { retriable: true });
           });
+          await heartbeat();
         }
         const shows = await sendCheck(unproven);
+        await heartbeat();
         const outage = unproven.find((f) => failingMessageVerdict(since(f) + checks, needed, shows) === 'outage');
         if (outage !== undefined) {
           // On the retry each goes out alone (see `suspects`).
@@ -339,10 +352,16 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   return {
     decode: async (record) => {
       const alert = await deps.decode(record);
-      // The model name is bounded like the producers' (a route glob is matched against it).
-      const nameProblem = alertNameProblem(alert.model, alert.model_version);
+      // The names are bounded like the producers' (a route glob is matched against the model),
+      // and every name a body shows: one alert with a 100,000-character feature rendered a
+      // 200 KB body over the 96 KiB bound, refused 413 and recorded failed (found by a review).
+      const nameProblem =
+        alertNameProblem(alert.model, alert.model_version) ??
+        eventNameProblem('alert_id', alert.alert_id) ??
+        (alert.feature == null ? undefined : eventNameProblem('feature', alert.feature)) ??
+        eventNameProblem('method', alert.method);
       if (nameProblem !== undefined)
-        throw new PoisonRecordError('VALIDATION_FAILED', `alert ${alert.alert_id}: ${nameProblem}`);
+        throw new PoisonRecordError('VALIDATION_FAILED', `alert ${idInReason(alert.alert_id)}: ${nameProblem}`);
       // The window too: rendering an out-of-range window_start threw a RangeError at delivery,
       // dead-lettered as INTERNAL after every good message of the batch was re-sent (bisection).
       const problem =

@@ -1,7 +1,12 @@
 import type { ConsumerHandle } from '@driftline/kafka';
 import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
-import { type AlertRouterConfig, alertRouterEnvShape, toAlertRouterConfig } from './config.js';
+import {
+  type AlertRouterConfig,
+  alertRouterEnvShape,
+  checkAgainstStallTimeout,
+  toAlertRouterConfig,
+} from './config.js';
 import { routerProcessor } from './processor.js';
 import { receiverGroupId, seedReceiverGroups } from './receiver-groups.js';
 
@@ -20,6 +25,7 @@ export const alertRouterService = defineService({
       );
       return { ready: () => true, stop: async () => {} };
     }
+    checkAgainstStallTimeout(config, ctx.common.stallTimeoutMs);
     const warehouse = await ctx.warehouse();
     const alertCodec = ctx.codec().forTopic(contracts.alert, ctx.topic('alert'));
     const stopping = new AbortController();

@@ -1,9 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseEnv } from '@driftline/core';
+import { ConfigError, parseEnv } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { alertRouterEnvShape, toAlertRouterConfig } from '../src/config.js';
+import { alertRouterEnvShape, checkAgainstStallTimeout, toAlertRouterConfig } from '../src/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'router-config-'));
 const config = (env: Record<string, string>) => toAlertRouterConfig(parseEnv(alertRouterEnvShape, env));
@@ -34,6 +34,29 @@ describe('alert-router configuration', () => {
     [{ DRIFTLINE_ALERT_ROUTER_START: 'beginning' }, 'DRIFTLINE_ALERT_ROUTER_START: must be latest or earliest'],
   ])('refuses a bad value naming the variable (%#)', (env, message) => {
     expect(() => config(env)).toThrow(message);
+  });
+
+  it('refuses a first retry delay above the delay cap, naming the variable (found by a review)', () => {
+    // Accepted before: 10 minutes slept whole between delivery checks, the partition marked stalled.
+    const env = { DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL: '10m', DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY: '30s' };
+    expect(() => config(env)).toThrow(
+      new ConfigError(
+        'DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL',
+        '600000 ms is more than DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY (30000 ms), which caps every delay',
+      ),
+    );
+    expect(config({ ...env, DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL: '30s' }).retry.initialMs).toBe(30_000);
+  });
+
+  it('refuses, at start-up, a delay and a request that together outlast DRIFTLINE_STALL_TIMEOUT (found by a review)', () => {
+    // The defaults (30 s + 10 s) fit the default stall timeout, 5 minutes.
+    expect(() => checkAgainstStallTimeout(config({}), 300_000)).not.toThrow();
+    const slow = config({ DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY: '5m', DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL: '1m' });
+    expect(() => checkAgainstStallTimeout(slow, 300_000)).toThrow(
+      /^DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY: 300000 ms plus DRIFTLINE_ALERT_ROUTER_TIMEOUT \(10000 ms\) must be less than DRIFTLINE_STALL_TIMEOUT \(300000 ms\)/,
+    );
+    expect(() => checkAgainstStallTimeout(config({}), 40_000)).toThrow(ConfigError);
+    expect(() => checkAgainstStallTimeout(config({}), 40_001)).not.toThrow();
   });
 
   it('names the field of a bad routes file', () => {

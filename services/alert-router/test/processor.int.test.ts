@@ -400,6 +400,79 @@ describe('router processor', () => {
     }
   });
 
+  it('a check answered 401, 403 or 404 (an ingress or a gateway during a redeploy) is an outage: nothing given up (found by a review)', async () => {
+    // The alert answered 503; the check answered by what stands in front of the receiver.
+    for (const [i, status] of [401, 403, 404, 405].entries()) {
+      const hook = await webhook((_n, ids) => (ids.length === 0 ? status : 503));
+      const name = `front${i}`;
+      try {
+        const { processor: p } = processor(
+          warehouseOn(ch).alertDeliveries,
+          `receivers: { ${name}: { url: "${hook.url}" } }\nroutes: [{ match: { model: ${name} }, receivers: [${name}] }]`,
+          quick,
+        );
+        // Before: the check "showed the receiver up", and after two budgets the message was recorded failed.
+        await expect(p.process(hourly(name, [`held${i}`]), context)).rejects.toMatchObject({
+          code: 'SINK_UNAVAILABLE',
+          retriable: true,
+        });
+        expect(await statuses(name)).toEqual([]);
+        // Its budget, then one check: held as an outage, no second budget.
+        expect(hook.sent).toEqual([...Array.from({ length: quick.maxAttempts }, () => [`held${i}`]), []]);
+      } finally {
+        await hook.close();
+      }
+    }
+  });
+
+  it('spaces delivery checks by at most the delay cap, heartbeating around them (found by a review)', async () => {
+    // The message 500 for ever; each check 200 after CHECK_MS: a lone message's three checks,
+    // the last two spaced. Without heartbeats around them, check + spacing + check was silent.
+    const CHECK_MS = 400;
+    const checkPort = await freePort();
+    const sent: string[][] = [];
+    const slowChecks = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const ids = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { alert_ids: string[] }).alert_ids;
+        sent.push(ids);
+        if (ids.length === 0) setTimeout(() => res.writeHead(200).end(), CHECK_MS);
+        else res.writeHead(500).end();
+      });
+    });
+    await new Promise<void>((r) => slowChecks.listen(checkPort, '127.0.0.1', r));
+    try {
+      // A first delay far above the cap (the review's 10 min beside 30 s, scaled down).
+      const retry = { maxAttempts: 2, initialMs: 5_000, maxDelayMs: CHECK_MS, budgetMs: 2_000, jitter: 0 };
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { spaced: { url: "http://127.0.0.1:${checkPort}/h" } }\nroutes: [{ match: { model: spaced }, receivers: [spaced] }]`,
+        retry,
+      );
+      const beats: number[] = [];
+      const started = Date.now();
+      await p.process(hourly('spaced', ['lone']), {
+        ...context,
+        heartbeat: async () => {
+          beats.push(Date.now());
+        },
+      });
+      const finished = Date.now();
+      expect(await statuses('spaced')).toEqual([['failed', 'lone']]);
+      expect(sent.filter((ids) => ids.length === 0)).toHaveLength(3);
+      // Before: 5 s slept between the last two checks, then (capped) a check, the spacing and a
+      // check with no heartbeat between: each a stall once scaled up to minutes.
+      const times = [started, ...beats, finished];
+      const gaps = times.slice(1).map((t, i) => t - times[i]!);
+      expect(Math.max(...gaps)).toBeLessThan(2 * CHECK_MS);
+      expect(finished - started).toBeLessThan(5_000);
+    } finally {
+      slowChecks.closeAllConnections();
+      await new Promise((r) => slowChecks.close(r));
+    }
+  });
+
   it('a receiver down for everything, one message alone in its batch: the check fails too, nothing given up', async () => {
     let up = false;
     const hook = await webhook(() => (up ? 200 : 503));
@@ -584,5 +657,29 @@ describe('router processor', () => {
       model_version: '',
     });
     await expect(p.decode(record(alert('ok')))).resolves.toMatchObject({ alert_id: 'ok' });
+  });
+
+  it('dead-letters an alert whose feature, method or id is too long, with the reason (found by a review)', async () => {
+    const { processor: p } = processor(warehouseOn(ch).alertDeliveries);
+    // Before: decoded, and its body (200 KB for a 100,000-character feature) refused 413 for ever.
+    await expect(p.decode(record(alert('wide', { feature: 'f'.repeat(100_000) })))).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: 'alert wide: feature must be 1..256 characters (got 100000)',
+    });
+    await expect(p.decode(record(alert('wordy', { method: 'm'.repeat(257) })))).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: 'alert wordy: method must be 1..256 characters (got 257)',
+    });
+    // The id is cut in the reason, so the problem fits a dead letter's bounded reason header.
+    const id = 'i'.repeat(100_000);
+    await expect(p.decode(record(alert(id)))).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: `alert ${'i'.repeat(100)}…: alert_id must be 1..256 characters (got 100000)`,
+    });
+    await expect(p.decode(record(alert('')))).rejects.toThrow(/alert_id must be 1\.\.256 characters \(got 0\)/);
+    // At the bound, and without a feature, an alert is taken.
+    const longest = alert('x'.repeat(256), { feature: 'f'.repeat(256), method: 'm'.repeat(256) });
+    await expect(p.decode(record(longest))).resolves.toMatchObject({ feature: 'f'.repeat(256) });
+    await expect(p.decode(record(alert('no-feature', { feature: null })))).resolves.toMatchObject({ feature: null });
   });
 });

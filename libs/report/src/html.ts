@@ -3,6 +3,7 @@ import { isPredictionFeature } from '@driftline/drift';
 import { chartedVersions, featuresByDrift, MAX_CHART_VERSIONS, MAX_REPORT_FEATURES } from './bounds.js';
 import { businessSection, DEFAULT_REALIZED_COVERAGE, estimateSection } from './estimates.js';
 import { groupBy, iso } from './group.js';
+import { productionVersion } from './production.js';
 import { barChart, bdi, escapeHtml, lineChart, type Series, type VerticalMarker } from './svg.js';
 import type {
   DriftPoint,
@@ -110,6 +111,9 @@ function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string
   const ks = inputs.filter((r) => r.method === 'ks');
   const psiThreshold = thresholdOf(psi);
   const ksAlpha = thresholdOf(ks);
+  // The reader's buckets: every drift chart's points are the windows it kept.
+  const bucketMs = d.driftTotals?.bucketMs;
+  const aggregated = bucketMs === undefined ? {} : { aggregatedBucketMs: bucketMs };
   const charts = [
     lineChart({
       id: 'drift-psi',
@@ -118,6 +122,7 @@ function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string
       yLabel: 'PSI',
       xDomain: domain,
       markers,
+      ...aggregated,
       ...(psiThreshold === undefined
         ? {}
         : { thresholds: [{ value: psiThreshold, label: `PSI threshold ${psiThreshold}` }] }),
@@ -130,6 +135,7 @@ function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string
       yLog: true,
       xDomain: domain,
       markers,
+      ...aggregated,
       ...(ksAlpha === undefined ? {} : { thresholds: [{ value: ksAlpha, label: `alpha ${ksAlpha}` }] }),
     }),
     lineChart({
@@ -140,6 +146,7 @@ function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string
       yMin: 0,
       xDomain: domain,
       markers,
+      ...aggregated,
     }),
     lineChart({
       id: 'drift-prediction',
@@ -151,6 +158,7 @@ function driftSection(d: ReportData, markers: readonly VerticalMarker[]): string
       yLabel: 'PSI',
       xDomain: domain,
       markers,
+      ...aggregated,
       ...(psiThreshold === undefined
         ? {}
         : { thresholds: [{ value: psiThreshold, label: `PSI threshold ${psiThreshold}` }] }),
@@ -421,26 +429,6 @@ function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): stri
   const table = `<table class="quality"><thead><tr><th>feature</th><th>expectation</th><th>windows</th><th>failed</th><th>worst observed</th><th>bound</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
   const note = cappedNote(rows.length, all.length, 'expectations that failed most');
   return `<section id="quality"><h2>Data quality</h2><div class="grid-2">${chart}</div>${table}${note}</section>`;
-}
-
-/**
- * The version in production at the end of the range: the reader's (every transition up to `to`),
- * else the range's timeline — its last PRODUCTION stage, undone by a ROLLED_BACK of that version.
- * The trainer's PROMOTED counts only for a model without stage transitions (rollout `direct`): in a
- * staged rollout it means "passed the offline gate, into shadow", and a version later REJECTED
- * showed as promoted.
- */
-function productionVersion(d: ReportData): string | undefined {
-  if (d.productionVersion !== undefined) return d.productionVersion;
-  const events = [...d.retrain].sort((a, b) => a.time - b.time);
-  const stages = events.filter((e) => e.source === 'stage');
-  if (stages.length === 0) return events.filter((e) => e.source === 'model' && e.kind === 'PROMOTED').at(-1)?.version;
-  let production: string | undefined;
-  for (const e of stages) {
-    if (e.kind === 'PRODUCTION') production = e.version;
-    else if (e.kind === 'ROLLED_BACK' && e.version === production) production = e.previous ?? undefined;
-  }
-  return production;
 }
 
 const card = (label: string, value: string, alert = false) =>

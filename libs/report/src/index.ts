@@ -21,6 +21,7 @@ export {
   renderModelCard,
   renderModelCardText,
 } from './model-card.js';
+export { productionVersion } from './production.js';
 export {
   chartedColumns,
   MAX_TABLE_COLUMNS,

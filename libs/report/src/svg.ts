@@ -87,6 +87,12 @@ export interface LineChartOptions {
   /** Rings drawn over the series, and their legend entry (`highlightLegend`). */
   readonly highlights?: readonly Highlight[];
   readonly highlightLegend?: string;
+  /**
+   * Set when the series were reduced before the chart (the warehouse reader): per bucket of this
+   * width (ms), the windows with the lowest and the highest statistic. The chart says so, as when
+   * it reduces them itself.
+   */
+  readonly aggregatedBucketMs?: number;
   /** x domain (epoch ms); defaults to the data's extent. */
   readonly xDomain?: readonly [number, number];
   readonly width?: number;
@@ -103,9 +109,10 @@ const MARGIN = { top: 12, right: 16, bottom: 34, left: 56 };
 export const MAX_CHART_POINTS = 8_000;
 
 /**
- * Items in x order, at most `2 × buckets`: per bucket of equal width over [x0, x1] the lowest and
- * the highest value (in x order), so a spike in either direction stays visible. Items are kept as
- * they are when there are no more than that.
+ * Items in x order, at most `2 × buckets + 2`: per bucket of equal width over [x0, x1] the lowest
+ * and the highest value (in x order), so a spike in either direction stays visible, and always the
+ * first and the last item — the newest window was dropped whenever it was neither extreme of its
+ * bucket. Items are kept as they are when there are no more than `2 × buckets`.
  */
 export function downsample<T>(
   items: readonly T[],
@@ -126,15 +133,15 @@ export function downsample<T>(
     if (low === undefined || y(t) < y(low)) lows[k] = t;
     if (high === undefined || y(t) > y(high)) highs[k] = t;
   }
-  const out: T[] = [];
+  const kept = new Set<T>([sorted[0]!, sorted.at(-1)!]);
   for (let k = 0; k < buckets; k++) {
     const low = lows[k];
     const high = highs[k];
-    if (low === undefined || high === undefined) continue;
-    if (low === high) out.push(low);
-    else out.push(...(x(low) <= x(high) ? [low, high] : [high, low]));
+    if (low !== undefined) kept.add(low);
+    if (high !== undefined) kept.add(high);
   }
-  return out;
+  // `sorted` is in x order, so filtering it keeps that order (and equal-x items in input order).
+  return sorted.filter((t) => kept.has(t));
 }
 
 const fmt = (n: number): string => {
@@ -248,13 +255,12 @@ export function lineChart(o: LineChartOptions): string {
       `<line class="threshold" x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${px(sy(t.value))}" y2="${px(sy(t.value))}" stroke="${t.color ?? '#d62728'}"><title>${escapeHtml(t.label)}</title></line>`,
     );
   }
-  // Bounded whatever the windows: at most one point per pixel column per series, and
-  // MAX_CHART_POINTS over the chart (rings counted as one more series per colour and kind).
+  // Bounded whatever the windows: about one point per pixel column per series, and
+  // MAX_CHART_POINTS over the chart (rings counted as one more series per colour and kind; each
+  // keeps 2 per bucket plus its first and last point).
   const highlightGroups = groupCount(o.highlights ?? [], (h) => `${h.color ?? ''}|${h.kind}`);
-  const buckets = Math.max(
-    1,
-    Math.min(Math.floor(iw / 2), Math.floor(MAX_CHART_POINTS / (2 * (series.length + highlightGroups)))),
-  );
+  const perSeries = Math.floor(MAX_CHART_POINTS / (series.length + highlightGroups));
+  const buckets = Math.max(1, Math.min(Math.floor(iw / 2), Math.floor((perSeries - 2) / 2)));
   let downsampled = false;
   series.forEach((s, i) => {
     const c = s.color ?? color(i);
@@ -303,9 +309,16 @@ export function lineChart(o: LineChartOptions): string {
     o.highlightLegend === undefined || (o.highlights ?? []).length === 0
       ? ''
       : `<li><span class="ring"></span>${escapeHtml(o.highlightLegend)}</li>`;
-  const bucketNote = downsampled
-    ? `<p class="no-data">more windows than the chart draws: the lowest and the highest value per ${escapeHtml(duration((x1 - x0) / buckets))} shown</p>`
-    : '';
+  const reduced = [
+    ...(o.aggregatedBucketMs === undefined
+      ? []
+      : [`per ${duration(o.aggregatedBucketMs)} the windows with the lowest and the highest statistic`]),
+    ...(downsampled ? [`the lowest and the highest value per ${duration((x1 - x0) / buckets)}`] : []),
+  ];
+  const bucketNote =
+    reduced.length === 0
+      ? ''
+      : `<p class="no-data">more windows than the chart draws: ${escapeHtml(reduced.join(', of those '))} shown</p>`;
   return `<figure class="chart" data-chart="${escapeHtml(o.id)}"${downsampled ? ` data-buckets="${buckets}"` : ''}><figcaption>${escapeHtml(o.title)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(o.title)}">${parts.join('')}</svg>${legend(items, ring)}${bucketNote}</figure>`;
 }
 

@@ -124,6 +124,11 @@ export interface DriftTotals {
   readonly features: number;
   /** Distinct drift windows in the range. */
   readonly windows: number;
+  /**
+   * Set when the reader aggregated windows and some were left out: per bucket of this width and
+   * (feature, method, version) `drift` holds the windows with the lowest and the highest statistic.
+   */
+  readonly bucketMs?: number;
   /** Per version, its latest window with a PSI row: input features measured and drifted there. */
   readonly latest: readonly {
     readonly version: string;
@@ -150,8 +155,9 @@ export interface ReportData {
   readonly quality?: readonly QualityPoint[];
   /**
    * The version in production at `to`, from every recorded stage transition up to then (the
-   * model-controller's reading, rollbacks included). Absent: not known to the reader; the page then
-   * reads it from the range's timeline (`retrain`).
+   * model-controller's reading, rollbacks included), or as `productionVersion(data)` reads the
+   * range's timeline (`retrain`) — the reader sets what it read the drift of first. Absent: the
+   * page reads it from the timeline by the same function.
    */
   readonly productionVersion?: string;
   /** Notes shown at the top, e.g. tables that were missing when the report was made. */

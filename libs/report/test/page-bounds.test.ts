@@ -7,7 +7,7 @@ import {
   type ReportData,
   renderReport,
 } from '../src/index.js';
-import { downsample, MAX_CHART_POINTS } from '../src/svg.js';
+import { downsample, lineChart, MAX_CHART_POINTS } from '../src/svg.js';
 
 const STEP = 300_000; // 5-minute windows, the drift-monitor's default
 const from = Date.UTC(2026, 0, 1);
@@ -127,7 +127,7 @@ describe('downsample', () => {
       [0, 100],
       4,
     );
-    expect(kept.length).toBeLessThanOrEqual(8);
+    expect(kept.length).toBeLessThanOrEqual(2 * 4 + 2);
     expect(kept.map((p) => p.x)).toEqual([...kept.map((p) => p.x)].sort((a, b) => a - b));
     expect(kept).toContainEqual({ x: 37, y: -5 });
     expect(kept).toContainEqual({ x: 62, y: 9 });
@@ -140,5 +140,75 @@ describe('downsample', () => {
         4,
       ),
     ).toEqual(points.slice(0, 8));
+  });
+
+  it('always keeps the first and the last point: the newest window was dropped when neither extreme of its bucket', () => {
+    // Found by a review: 5,000 points in 300 buckets, the newest (0.5) between its bucket's 0.1 and 0.9.
+    const points = Array.from({ length: 5000 }, (_, x) => ({ x, y: x === 4999 ? 0.5 : x % 3 === 0 ? 0.1 : 0.9 }));
+    const kept = downsample(
+      [...points].reverse(),
+      (p) => p.x,
+      (p) => p.y,
+      [0, 4999],
+      300,
+    );
+    expect(kept.length).toBeLessThanOrEqual(2 * 300 + 2);
+    expect(kept[0]).toBe(points[0]);
+    expect(kept.at(-1)).toBe(points[4999]);
+    expect(kept.map((p) => p.x)).toEqual([...kept.map((p) => p.x)].sort((a, b) => a - b));
+  });
+});
+
+describe('lineChart: reduced series', () => {
+  const T = Date.UTC(2026, 9, 1);
+  const BUCKET = 1_860_000; // ~31-minute buckets of the reader: 325 points per series
+  const series = (n: number) =>
+    Array.from({ length: n }, (_, f) => ({
+      name: `f${f}`,
+      points: Array.from({ length: 325 }, (_, i) => ({ x: T + i * BUCKET, y: i === 324 ? 0.15 : i % 2 ? 0.05 : 0.3 })),
+    }));
+
+  it("draws every series' newest point and the newest ring, within MAX_CHART_POINTS", () => {
+    const list = series(100);
+    const newest = new Date(T + 324 * BUCKET).toISOString();
+    const svg = lineChart({
+      id: 'c',
+      title: 't',
+      series: list,
+      xDomain: [T, T + 324 * BUCKET],
+      highlights: list[0]!.points.map((p) => ({ x: p.x, y: p.y, kind: 'current', label: `ring ${p.x}` })),
+    });
+    for (const s of list) expect(svg).toContain(`<title>${s.name} ${newest}: 0.15</title>`);
+    expect(svg).toContain(`<title>ring ${T + 324 * BUCKET}</title>`);
+    expect(count(svg, '<circle class="point"') + count(svg, '<circle class="highlight"')).toBeLessThanOrEqual(
+      MAX_CHART_POINTS,
+    );
+    expect(svg).toContain('the lowest and the highest value per');
+  });
+
+  it('says the series were aggregated before it, even when it draws every point it got', () => {
+    const svg = lineChart({
+      id: 'c',
+      title: 't',
+      series: series(1),
+      xDomain: [T, T + 324 * BUCKET],
+      aggregatedBucketMs: BUCKET,
+    });
+    expect(count(svg, '<circle class="point"')).toBe(325);
+    expect(svg).toContain(
+      'more windows than the chart draws: per 31 min the windows with the lowest and the highest statistic shown',
+    );
+    expect(lineChart({ id: 'c', title: 't', series: series(1), xDomain: [T, T + 324 * BUCKET] })).not.toContain(
+      'more windows than the chart draws',
+    );
+  });
+
+  it("puts the note on every drift chart when the reader's driftTotals has a bucket width", () => {
+    const drift = driftRows(1, 1, 4);
+    const totals = { features: 1, windows: 4, latest: [] };
+    const aggregated = page({ to: from + 4 * STEP, drift, driftTotals: { ...totals, bucketMs: 2 * STEP } });
+    for (const id of ['drift-psi', 'drift-ks', 'drift-ks-statistic'])
+      expect(chart(aggregated, id)).toContain('per 10 min the windows with the lowest and the highest statistic');
+    expect(page({ to: from + 4 * STEP, drift, driftTotals: totals })).not.toContain('the highest statistic');
   });
 });

@@ -340,6 +340,121 @@ describe('the report read model', () => {
     expect(html).toContain('6 versions: drift over time and the latest window show 4');
   });
 
+  it('keeps per bucket the windows with the lowest and the highest statistic, at their own times and values', async () => {
+    // Found by a review: per ~31-min bucket the largest PSI, the smallest p-value and "drifted if any"
+    // at the bucket's first window charted a feature drifting in 1 window of 6 (0.21 vs 0.05) as
+    // drifted in every point, tooltips naming windows that were 0.05 — and no note said so.
+    const model = `buckets-${randomUUID().slice(0, 8)}`;
+    const M5 = 300_000;
+    const start = Date.UTC(2026, 9, 1);
+    const windows = 288; // a day of 5-minute windows in a 7-day range: about 12 per bucket
+    const stored = new Map<string, { statistic: number; pValue: number | null; drifted: boolean }>();
+    const inserted = [];
+    for (let w = 0; w < windows; w++) {
+      const drifted = w % 6 === 3;
+      for (const [method, statistic, pValue] of [
+        ['psi', drifted ? 0.21 : 0.05, null],
+        ['ks', drifted ? 0.3 : 0.02, drifted ? 0.001 : 0.6],
+      ] as const) {
+        stored.set(`${method}@${start + w * M5}`, { statistic, pValue, drifted });
+        inserted.push({
+          model,
+          version: 'v1',
+          reference_id: 'r',
+          feature: 'amount',
+          window_start: chTime(start + w * M5),
+          window_end: chTime(start + (w + 1) * M5),
+          method,
+          statistic,
+          p_value: pValue,
+          threshold: method === 'ks' ? 0.05 : 0.2,
+          drifted: drifted ? 1 : 0,
+          computed_at: chTime(start + (w + 1) * M5),
+        });
+      }
+    }
+    await ch.insert('drift_windows', inserted);
+    const data = await warehouseOn(ch).report({ model, from: start, to: start + 7 * 86_400_000 });
+    expect(data.drift.length).toBeLessThan(inserted.length);
+    // Every point is a stored window, with that window's own values.
+    for (const r of data.drift)
+      expect({ method: r.method, statistic: r.statistic, pValue: r.pValue, drifted: r.drifted }).toEqual({
+        method: r.method,
+        ...stored.get(`${r.method}@${r.windowStart}`),
+      });
+    // Both extremes of every bucket: drifted and quiet windows alike.
+    for (const method of ['psi', 'ks']) {
+      const points = data.drift.filter((r) => r.method === method);
+      expect(points.filter((r) => r.drifted).length).toBeGreaterThan(0);
+      expect(points.filter((r) => !r.drifted).length).toBeGreaterThanOrEqual(points.filter((r) => r.drifted).length);
+    }
+    expect(data.drift.at(-1)?.windowStart).toBe(start + (windows - 1) * M5);
+    expect(data.driftTotals?.bucketMs).toBe(Math.ceil((7 * 86_400_000) / 162));
+    const html = renderReport(data);
+    expect(html).toContain(
+      'more windows than the chart draws: per 62 min the windows with the lowest and the highest statistic',
+    );
+
+    // A range whose buckets hold a window each is read as it is, and the page says nothing.
+    const hour = await warehouseOn(ch).report({ model, from: start, to: start + H });
+    expect(hour.drift).toHaveLength(2 * 12);
+    expect(hour.driftTotals?.bucketMs).toBeUndefined();
+    expect(renderReport(hour)).not.toContain('more windows than the chart draws');
+  });
+
+  it('reads the drift of the version the page names in production (a PROMOTED one without stage transitions)', async () => {
+    // Found by a review: the reader took production only from model_transitions, the page also from
+    // the trainer's PROMOTED: v2 (promoted, measured first) was left out of the drift read while
+    // the page's note said the production version was shown first.
+    const model = `promoted-${randomUUID().slice(0, 8)}`;
+    const start = Date.UTC(2026, 9, 1);
+    const spans: Record<string, number[]> = { v2: [0, 1], v3: [2], v4: [3], v5: [4], v6: [5] };
+    await ch.insert(
+      'drift_windows',
+      Object.entries(spans).flatMap(([version, hours]) =>
+        hours.map((h) => ({
+          model,
+          version,
+          reference_id: 'r',
+          feature: 'amount',
+          window_start: chTime(start + h * H),
+          window_end: chTime(start + (h + 1) * H),
+          method: 'psi',
+          statistic: 0.1,
+          p_value: null,
+          threshold: 0.2,
+          drifted: 0,
+          computed_at: chTime(start + (h + 1) * H),
+        })),
+      ),
+    );
+    await ch.insert('model_versions', [
+      {
+        model,
+        version: 'v2',
+        request_id: 'req-2',
+        base_version: 'v1',
+        status: 'PROMOTED',
+        promotion_reason: 'ok',
+        data_from: chTime(start - 2 * H),
+        data_to: chTime(start - H),
+        metrics: { roc_auc: 0.8 },
+        registered_at: chTime(start + H / 2),
+        updated_at: chTime(start + H / 2),
+      },
+    ]);
+    const data = await warehouseOn(ch).report({ model, from: start, to: start + 24 * H });
+    expect(data.productionVersion).toBe('v2');
+    expect(new Set(data.drift.map((r) => r.version))).toEqual(new Set(['v2', 'v6', 'v5', 'v4']));
+    const html = renderReport(data);
+    const psi = html.slice(
+      html.indexOf('data-chart="drift-psi"'),
+      html.indexOf('</figure>', html.indexOf('data-chart="drift-psi"')),
+    );
+    expect(psi).toContain('data-series="amount (v2)"');
+    expect(html).toContain('show 4 (v2, v6, v5, v4: the production version first');
+  });
+
   it('says when the range holds no data for the model (an unknown --model made an empty page)', async () => {
     const T1 = Date.UTC(2026, 11, 1);
     await ch.insert('performance_windows', [perf('known', 'v1', T1, 10, { mae: 1 })]);

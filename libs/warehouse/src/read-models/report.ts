@@ -11,6 +11,7 @@ import {
   MAX_REPORT_FEATURES,
   type PerformancePoint,
   type ProfileView,
+  productionVersion,
   type QualityPoint,
   type ReportData,
   type RetrainEvent,
@@ -54,19 +55,22 @@ const DRIFT_METHODS = "method IN ('psi', 'ks', 'chi2', 'jensen_shannon')";
 const PREDICTION_FEATURES = `feature IN ('${PREDICTION_FEATURE}', '${PREDICTED_CLASS_FEATURE}')`;
 
 /**
- * Drift rows read per (feature, method, version): windows are aggregated into at most this many
- * buckets of the range (a chart's pixel columns: libs/report draws at most one point per two).
- * 7,000 features × 2,016 windows × 2 methods were 28 M rows read before the page dropped all but
- * 500 features.
+ * Buckets of the range per (feature, method, version) whose windows are read as two rows: the
+ * window with the lowest and the one with the highest statistic, at their own times — 324 rows per
+ * series at most, a chart's pixel columns (libs/report draws at most one point per two). 7,000
+ * features × 2,016 windows × 2 methods were 28 M rows read before the page dropped all but 500
+ * features. One row per bucket of the largest statistic, the smallest p-value and "drifted if any",
+ * at the bucket's first window, charted a spike in one window of six as six windows of it.
  */
-const DRIFT_BUCKETS = 324;
+const DRIFT_BUCKETS = 162;
 
 /**
  * The drift rows the page draws, bounded: the MAX_REPORT_FEATURES most drifted input features (as
  * `featuresByDrift` ranks them: drifted rows, the largest PSI, the name) and the prediction's own,
- * of the versions the charts draw (`chartedVersions`), windows aggregated per bucket of the range
- * (the first window's start; the largest statistic, the smallest p-value, drifted when any window
- * was) — each version's latest window as it is. `totals` counts every row for the summary.
+ * of the versions the charts draw (`chartedVersions`), per bucket of the range the windows with
+ * the lowest and the highest statistic as they are (NaN and ±Inf count as neither: a bucket of
+ * only those keeps one of them) — each version's latest window as it is. `totals` counts every row
+ * for the summary, and gives the bucket width when a bucket left a window out.
  */
 async function loadDrift(
   ch: ClickHouse,
@@ -112,6 +116,11 @@ async function loadDrift(
     RANGE_PARAMS(r),
   );
   const last = new Map(lastWindows.map((x) => [x.version, Number(x.ws)]));
+  const bucketMs = Math.max(1, Math.ceil((r.to - r.from) / DRIFT_BUCKETS));
+  // A window's row as a tuple (time, statistic, p-value, threshold, drifted), so the two picked
+  // per bucket keep their own values; ties go to the earliest window.
+  const windowRow = 'tuple(toUnixTimestamp64Milli(window_start), statistic, p_value, threshold, drifted)';
+  const finiteStatistic = 'if(isFinite(statistic), statistic, 0)';
   const list = await rows<{
     feature: string;
     method: string;
@@ -121,24 +130,31 @@ async function loadDrift(
     p_value: number | null;
     threshold: number;
     drifted: number;
+    dropped: number | string;
   }>(
     ch,
-    `SELECT feature, method, version, toUnixTimestamp64Milli(min(window_start)) AS ws,
-       maxIfOrNull(statistic, isFinite(statistic)) AS statistic, minIfOrNull(p_value, isFinite(p_value)) AS p_value,
-       max(threshold) AS threshold, max(drifted) AS drifted
-     FROM ${table} FINAL
-     WHERE ${where} AND version IN {versions:Array(String)}
-       AND (feature IN {features:Array(String)} OR ${PREDICTION_FEATURES})
-     GROUP BY feature, method, version,
-       if(toUnixTimestamp64Milli(window_start) = {lasts:Array(Int64)}[indexOf({versions:Array(String)}, version)], -1,
-          intDiv(toUnixTimestamp64Milli(window_start) - {from:Int64}, {bucket:Int64})) AS bucket
+    `SELECT feature, method, version, kept.1 AS ws, kept.2 AS statistic, kept.3 AS p_value, kept.4 AS threshold,
+       kept.5 AS drifted, windows - length(pair) AS dropped
+     FROM (
+       SELECT feature, method, version, uniqExact(window_start) AS windows,
+         argMin(${windowRow}, tuple(NOT isFinite(statistic), ${finiteStatistic}, window_start)) AS lowest,
+         argMax(${windowRow}, tuple(isFinite(statistic), ${finiteStatistic}, -toUnixTimestamp64Milli(window_start))) AS highest,
+         if(lowest.1 = highest.1, [lowest], [lowest, highest]) AS pair
+       FROM ${table} FINAL
+       WHERE ${where} AND version IN {versions:Array(String)}
+         AND (feature IN {features:Array(String)} OR ${PREDICTION_FEATURES})
+       GROUP BY feature, method, version,
+         if(toUnixTimestamp64Milli(window_start) = {lasts:Array(Int64)}[indexOf({versions:Array(String)}, version)], -1,
+            intDiv(toUnixTimestamp64Milli(window_start) - {from:Int64}, {bucket:Int64})) AS bucket
+     )
+     ARRAY JOIN pair AS kept
      ORDER BY ws, feature, method`,
     {
       ...RANGE_PARAMS(r),
       versions,
       lasts: versions.map((v) => last.get(v) ?? 0),
       features: ranked.map((x) => x.feature),
-      bucket: Math.max(1, Math.ceil((r.to - r.from) / DRIFT_BUCKETS)),
+      bucket: bucketMs,
     },
   );
   const drift = list.map((x) => ({
@@ -152,11 +168,13 @@ async function loadDrift(
     threshold: Number(x.threshold),
     drifted: Number(x.drifted) === 1,
   }));
+  const aggregated = list.some((x) => Number(x.dropped) > 0);
   return {
     drift,
     totals: {
       features: Number(totals?.features ?? 0),
       windows: Number(totals?.windows ?? 0),
+      ...(aggregated ? { bucketMs } : {}),
       latest: latest.map((x) => ({
         version: x.version,
         windowStart: Number(x.ws),
@@ -551,14 +569,20 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
   const notes = TABLES.filter((t) => !tables.has(t)).map(
     (t) => `table ${ch.database}.${t} does not exist (yet): its part of the report is empty`,
   );
-  // First: the drift charts draw the production version's series whatever the others.
-  const production = tables.has('model_transitions') ? await productionAt(ch, range) : undefined;
+  // First: the drift charts draw the production version's series whatever the others — the
+  // version the page names, by the page's own rule (a model without stage transitions: its
+  // trainer's last PROMOTED).
+  const retrain = await loadRetrain(ch, range, tables);
+  const transitionsProduction = tables.has('model_transitions') ? await productionAt(ch, range) : undefined;
+  const production = productionVersion({
+    retrain,
+    ...(transitionsProduction === undefined ? {} : { productionVersion: transitionsProduction }),
+  });
   const { drift, totals } = tables.has('drift_windows')
     ? await loadDrift(ch, range, production)
     : { drift: [], totals: undefined };
   const distributions = await loadDistributions(ch, range, tables, drift, notes);
   const performance = tables.has('performance_windows') ? await loadPerformance(ch, range, notes) : [];
-  const retrain = await loadRetrain(ch, range, tables);
   const skew = tables.has('skew_windows') ? await loadSkew(ch, range) : [];
   const quality = tables.has('data_quality_windows') ? await loadQuality(ch, range) : [];
   const empty =

@@ -7,6 +7,9 @@ export {
   serialize,
 } from './dashboards.js';
 export {
+  ALL_VALUE,
+  type AllSelected,
+  applyConditionalAll,
   expandGrafanaSql,
   expandMacros,
   type GrafanaQueryContext,

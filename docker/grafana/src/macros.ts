@@ -14,7 +14,21 @@
  * of reaching ClickHouse as text.
  */
 
-export type VariableValue = string | readonly string[];
+/**
+ * "All" selected in a multi-value variable without a custom allValue: Grafana's current value is
+ * `$__all`, interpolated as every option of the variable (`options`, as its query returned them).
+ */
+export interface AllSelected {
+  readonly all: readonly string[];
+}
+
+/** A single value, a multi-value selection (possibly empty), or All. */
+export type VariableValue = string | readonly string[] | AllSelected;
+
+/** Grafana's value for All (ALL_VARIABLE_VALUE). */
+export const ALL_VALUE = '$__all';
+
+const isAll = (value: VariableValue): value is AllSelected => typeof value === 'object' && 'all' in value;
 
 export interface GrafanaQueryContext {
   /** Dashboard time range, epoch milliseconds. */
@@ -22,7 +36,7 @@ export interface GrafanaQueryContext {
   readonly to: number;
   /** Panel interval (Grafana's `$__interval`), milliseconds. */
   readonly intervalMs: number;
-  /** Template variables by name; an array is a multi-value (or All) selection. */
+  /** Template variables by name; an array is a multi-value selection, `{ all }` is All. */
   readonly variables: Readonly<Record<string, VariableValue>>;
 }
 
@@ -33,7 +47,12 @@ function encodeUriComponentStrict(text: string): string {
   return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-function formatValue(value: VariableValue, format: string | undefined, name: string): string {
+function formatValue(selected: VariableValue, format: string | undefined, name: string): string {
+  if (typeof selected === 'string' ? selected === ALL_VALUE : !isAll(selected) && selected[0] === ALL_VALUE) {
+    throw new Error(`variable ${name}: All is { all: options } here (Grafana interpolates every option)`);
+  }
+  // Grafana's getAllValue without a custom allValue: the options, formatted as a multi value.
+  const value = isAll(selected) ? selected.all : selected;
   const list = typeof value === 'string' ? [value] : [...value];
   switch (format) {
     case undefined:
@@ -72,7 +91,12 @@ function builtin(name: string, ctx: GrafanaQueryContext): string | undefined {
   }
 }
 
-/** `$__conditionalAll(condition, $var)`: the plugin's frontend macro, resolved before variables. */
+/**
+ * `$__conditionalAll(condition, $var)`: the plugin's frontend macro, resolved before variables, as
+ * CHDatasource.applyConditionalAll: `1=1` when the variable's current value, as a string, is `$__all`
+ * or empty (All, nothing selected), else the condition; an unknown variable keeps the condition. The
+ * plugin puts the result back with String.replace, so `$'`, `$&`… in a condition are patterns here too.
+ */
 export function applyConditionalAll(sql: string, variables: GrafanaQueryContext['variables']): string {
   const macro = '$__conditionalAll(';
   let out = sql;
@@ -80,10 +104,12 @@ export function applyConditionalAll(sql: string, variables: GrafanaQueryContext[
     const args = splitArgs(out, at + macro.length - 1);
     if (args === undefined || args.list.length !== 2) throw new Error(`$__conditionalAll needs 2 arguments at ${at}`);
     const [condition, variable] = args.list as [string, string];
-    const name = /\$\{?(\w+)\}?/.exec(variable.trim())?.[1];
+    const name = /(?<=\$\{)\w+(?=\})|(?<=\$)\w+/.exec(variable.trim())?.[0];
     const value = name === undefined ? undefined : variables[name];
-    const all = value === undefined || value === '' || value === '$__all';
-    out = out.slice(0, at) + (all ? '1=1' : condition) + out.slice(args.end);
+    // `current.value.toString()`: an array joins with ',', so [] is '' and ['$__all'] is '$__all'.
+    const current = value === undefined ? undefined : isAll(value) ? ALL_VALUE : String(value);
+    const phrase = current === '' || current === ALL_VALUE ? '1=1' : condition;
+    out = out.replace(`${macro}${condition},${variable})`, phrase);
   }
   return out;
 }

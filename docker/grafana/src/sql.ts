@@ -3,7 +3,7 @@
  * `${database}` constant (default `driftline`), so a deployment with another
  * DRIFTLINE_CLICKHOUSE_DATABASE changes one variable, and tests point the same SQL at their own
  * database. User-selected values (`model`, `version`, `feature`) enter only through
- * {@link variableValue} / {@link variableValues}: percent-encoded by Grafana, decoded by ClickHouse.
+ * {@link variableValue} / {@link inSelection}: percent-encoded by Grafana, decoded by ClickHouse.
  */
 
 import { STALENESS_BOUNDS_MS } from '@driftline/skew';
@@ -20,22 +20,26 @@ const T = (table: string) => `\${database}.${table}`;
 export const variableValue = (variable: string): string => `decodeURLComponent('\${${variable}:percentencode}')`;
 
 /**
- * A multi-value variable as Array(String), for `column IN ${variableValues('x')}` (uses the key like a
- * literal list). Grafana percent-encodes a multi value as one glob `{a,b}`, so values are split on
- * `,` after decoding: a name containing a comma cannot be selected exactly (it is never a way out
- * of the literal). A single value (URL, repeated panel) arrives without braces.
+ * `column IN <the selection of a multi-value variable>`, or no filter at all (`1=1`) when All or nothing
+ * is selected: the plugin's `$__conditionalAll` looks at the variable's current value before
+ * interpolation. Without it Grafana spells All as every option, and 10,000 feature names of 64
+ * characters are ~670 KB percent-encoded even once: over ClickHouse's max_query_size (256 KiB).
+ * An explicit selection is decoded once (its size enters the SQL once): Grafana percent-encodes a
+ * multi value as one glob `{a,b}`, whose braces the regular expression strips (a single value arrives
+ * without them) before the split on `,`; a name containing a comma cannot be selected exactly (it is
+ * never a way out of the literal). The regular expression ends in `\z`, not `$`: the plugin puts
+ * the condition back with String.replace, where `$'` is a pattern.
  */
-export function variableValues(variable: string): string {
-  const text = variableValue(variable);
-  return `splitByChar(',', if(startsWith(${text}, '{') AND endsWith(${text}, '}'), substring(${text}, 2, length(${text}) - 2), ${text}))`;
+export function inSelection(column: string, variable: string): string {
+  const selected = `splitByChar(',', replaceRegexpOne(${variableValue(variable)}, '(?s)^[{](.*)[}]\\\\z', '\\\\1'))`;
+  return `$__conditionalAll(${column} IN ${selected}, $${variable})`;
 }
 
 const MODEL = variableValue('model');
-const VERSIONS = variableValues('version');
 
 const DRIFT_FILTER = `$__timeFilter(window_start)
   AND model = ${MODEL}
-  AND version IN ${VERSIONS}`;
+  AND ${inSelection('version', 'version')}`;
 
 export const variableSql = {
   model: `SELECT DISTINCT model FROM ${T('drift_windows')} ORDER BY model`,
@@ -51,7 +55,8 @@ export function driftStatisticSql(method: string, column: 'statistic' | 'p_value
   return `SELECT window_start AS time, feature, ${column} AS ${alias}
 FROM ${T('drift_windows')} FINAL
 WHERE ${DRIFT_FILTER}
-  AND feature IN ${variableValues('feature')}
+  AND NOT startsWith(feature, '__')
+  AND ${inSelection('feature', 'feature')}
   AND method = '${method}'${column === 'p_value' ? '\n  AND p_value IS NOT NULL' : ''}
 ORDER BY time, feature`;
 }
@@ -177,7 +182,7 @@ ORDER BY bin`;
 
 const PERF_FILTER = `$__timeFilter(window_start)
   AND model = ${MODEL}
-  AND model_version IN ${VERSIONS}
+  AND ${inSelection('model_version', 'version')}
   AND segment_feature = ''`;
 
 export function performanceSql(metrics: readonly string[]): string {
@@ -270,7 +275,7 @@ LIMIT 200`;
 
 const SKEW_FILTER = `$__timeFilter(window_start)
   AND model = ${MODEL}
-  AND model_version IN ${VERSIONS}`;
+  AND ${inSelection('model_version', 'version')}`;
 
 /**
  * A staleness quantile (ms) from the merged histogram `hist` (total `total`): the upper bound of

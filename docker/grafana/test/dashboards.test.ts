@@ -3,10 +3,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
+  applyConditionalAll,
   CLICKHOUSE,
   DASHBOARD_DIR,
   dashboardQueries,
   dashboards,
+  expandGrafanaSql,
+  type GrafanaQueryContext,
   PROMETHEUS,
   REPO_ROOT,
   serialize,
@@ -15,6 +18,17 @@ import {
 const onDisk = readdirSync(DASHBOARD_DIR)
   .filter((f) => f.endsWith('.json'))
   .sort();
+
+const clickHouseQueries = () =>
+  onDisk.flatMap((file) =>
+    dashboardQueries(file, JSON.parse(readFileSync(join(DASHBOARD_DIR, file), 'utf8'))).filter(
+      (q) => q.datasourceUid === CLICKHOUSE.uid,
+    ),
+  );
+
+/** ClickHouse's default max_query_size: a longer query is a SYNTAX_ERROR before it runs. */
+const MAX_QUERY_SIZE = 256 * 1024;
+const asciiNames = (n: number) => Array.from({ length: n }, (_, i) => `feature_${String(i).padStart(56, '0')}`);
 
 /** Metric names the sources register with prom-client (`counter(registry, 'name', …)` and friends). */
 function exportedMetrics(): Map<string, string> {
@@ -74,18 +88,17 @@ describe('provisioned dashboards', () => {
   });
 
   it('let selected values into ClickHouse SQL only percent-encoded and decoded as a value', () => {
-    const references = onDisk.flatMap((file) =>
-      dashboardQueries(file, JSON.parse(readFileSync(join(DASHBOARD_DIR, file), 'utf8')))
-        .filter((q) => q.datasourceUid === CLICKHOUSE.uid)
-        .flatMap((q) =>
-          [...q.text.matchAll(/\$\{(\w+)(?::([^}]*))?\}|\[\[(\w+)[^\]]*\]\]|\$(?!__)(\w+)/g)].map((m) => ({
-            where: `${file} ${q.where}`,
-            name: m[1] ?? m[3] ?? m[4]!,
-            format: m[2],
-            around: q.text.slice(Math.max(0, m.index - "decodeURLComponent('".length), m.index + m[0].length + 2),
-          })),
-        ),
-    );
+    const references = clickHouseQueries()
+      // `$__conditionalAll(condition, $var)` is resolved before interpolation: `$var` never reaches the SQL.
+      .map((q) => ({ ...q, text: applyConditionalAll(q.text, {}) }))
+      .flatMap((q) =>
+        [...q.text.matchAll(/\$\{(\w+)(?::([^}]*))?\}|\[\[(\w+)[^\]]*\]\]|\$(?!__)(\w+)/g)].map((m) => ({
+          where: `${q.dashboard} ${q.where}`,
+          name: m[1] ?? m[3] ?? m[4]!,
+          format: m[2],
+          around: q.text.slice(Math.max(0, m.index - "decodeURLComponent('".length), m.index + m[0].length + 2),
+        })),
+      );
     expect(references.length).toBeGreaterThan(50);
     for (const r of references) {
       // `database` is the deployment's hidden constant (a table qualifier), not a selection.
@@ -93,6 +106,51 @@ describe('provisioned dashboards', () => {
       expect(r.around, `${r.where}: \${${r.name}${r.format === undefined ? '' : `:${r.format}`}}`).toBe(
         `decodeURLComponent('\${${r.name}:percentencode}')`,
       );
+    }
+  });
+
+  // The review's numbers: "All" of 3,500 ASCII names (or ~1,000 CJK ones) passed 256 KiB on every
+  // feature panel, each selection being repeated five times; a model may have 10,000 features.
+  const context = (variables: GrafanaQueryContext['variables']): GrafanaQueryContext => ({
+    from: 1_735_689_600_000,
+    to: 1_735_776_000_000,
+    intervalMs: 60_000,
+    variables: { database: 'driftline', model: 'm', version: ['v1', 'v2'], feature: ['amount'], ...variables },
+  });
+  const selecting = (variable: string) =>
+    clickHouseQueries().filter((q) => q.repeat !== variable && q.text.includes(`\${${variable}:percentencode}`));
+
+  it('leave All and an empty selection out of the SQL: its size does not grow with the options', () => {
+    for (const variable of ['feature', 'version']) {
+      const queries = selecting(variable);
+      expect(queries.length, variable).toBeGreaterThanOrEqual(variable === 'feature' ? 3 : 20);
+      for (const q of queries) {
+        const all = (options: readonly string[]) => expandGrafanaSql(q.text, context({ [variable]: { all: options } }));
+        const many = all(asciiNames(10_000));
+        expect(Buffer.byteLength(many), `${q.dashboard} ${q.where}`).toBeLessThan(16 * 1024);
+        expect(many, `${q.dashboard} ${q.where}`).toBe(all(['amount', 'v1']));
+        // Nothing selected reads as the plugin reads it: like All (no `IN ['']`).
+        expect(expandGrafanaSql(q.text, context({ [variable]: [] })), `${q.dashboard} ${q.where}`).toBe(many);
+      }
+    }
+  });
+
+  it('decode an explicit selection once: 3,500 feature names of 64 characters fit max_query_size', () => {
+    const names = asciiNames(3_500);
+    const encoded = encodeURIComponent(`{${names.join(',')}}`);
+    for (const variable of ['feature', 'version']) {
+      for (const q of selecting(variable)) {
+        const sql = expandGrafanaSql(q.text, context({ [variable]: names }));
+        const copies = sql.split(encoded).length - 1;
+        if (variable === 'feature') {
+          expect(copies, `${q.dashboard} ${q.where}`).toBe(1);
+          expect(Buffer.byteLength(sql), `${q.dashboard} ${q.where}`).toBeLessThan(MAX_QUERY_SIZE);
+        } else {
+          // The latest-window table filters versions twice (its max(window_start) subquery).
+          expect(copies, `${q.dashboard} ${q.where}`).toBeGreaterThanOrEqual(1);
+          expect(copies, `${q.dashboard} ${q.where}`).toBeLessThanOrEqual(2);
+        }
+      }
     }
   });
 

@@ -1,6 +1,12 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: Grafana template variables, not JavaScript templates
 import { describe, expect, it } from 'vitest';
-import { expandGrafanaSql, expandMacros, type GrafanaQueryContext, interpolateVariables } from '../src/index.js';
+import {
+  applyConditionalAll,
+  expandGrafanaSql,
+  expandMacros,
+  type GrafanaQueryContext,
+  interpolateVariables,
+} from '../src/index.js';
 
 const ctx: GrafanaQueryContext = {
   from: 1_735_689_600_500,
@@ -51,6 +57,29 @@ describe('Grafana macro expansion (grafana-clickhouse-datasource semantics)', ()
     const sql = 'WHERE $__conditionalAll(feature IN (${feature:sqlstring}), $feature)';
     expect(expandGrafanaSql(sql, ctx)).toBe("WHERE feature IN ('amount')");
     expect(expandGrafanaSql(sql, { ...ctx, variables: { ...ctx.variables, feature: '$__all' } })).toBe('WHERE 1=1');
+  });
+
+  it('reads All, ["$__all"] and an empty selection as the plugin does (current.value.toString())', () => {
+    const sql =
+      "WHERE $__conditionalAll(f IN splitByChar(',', decodeURLComponent('${feature:percentencode}')), $feature)";
+    const all = (feature: GrafanaQueryContext['variables'][string]) =>
+      applyConditionalAll(sql, { ...ctx.variables, feature });
+    for (const feature of [{ all: ['a', 'b'] }, ['$__all'], [], '']) expect(all(feature)).toBe('WHERE 1=1');
+    expect(all(['a'])).toBe("WHERE f IN splitByChar(',', decodeURLComponent('${feature:percentencode}'))");
+    // A variable the dashboard does not have keeps the condition (and interpolation then fails on it).
+    expect(applyConditionalAll(sql, {})).toBe(all(['a']));
+    // String.replace puts the condition back: `$'` in it would be a pattern, as in the plugin.
+    expect(applyConditionalAll("$__conditionalAll(x = '$', $v) AND y", { v: ['a'] })).toBe("x = ' AND y AND y");
+  });
+
+  it('interpolates All as every option (no custom allValue) and refuses a bare $__all', () => {
+    const all = { ...ctx, variables: { ...ctx.variables, feature: { all: ['a', 'b c'] } } };
+    expect(interpolateVariables('${feature:percentencode} ${feature}', all)).toBe("%7Ba%2Cb%20c%7D 'a','b c'");
+    for (const feature of ['$__all', ['$__all']]) {
+      expect(() => interpolateVariables('${feature}', { ...ctx, variables: { ...ctx.variables, feature } })).toThrow(
+        /All is \{ all: options \}/,
+      );
+    }
   });
 
   it('refuses what would not reach ClickHouse as meant', () => {

@@ -53,9 +53,10 @@ export interface PromotionPolicy {
  * Rollback: production (incumbent) against the version it replaced (still shadow-scored on the
  * same predictions). d = loss(production) − loss(previous): positive when production is worse.
  * Roll back when the lower bound of mean d is above `margin` (false rollback ≤ `alpha`) or a
- * guard on production is breached, or at `maxTimeMs` with fewer than `minLabels` labels (no
- * evidence: the replaced version is restored, never retired); keep when the upper bound is below
- * `margin` (at level `alphaKeep`) or at `maxLabels`/`maxTimeMs` with the interval containing `margin`.
+ * guard on production is breached; keep when the upper bound is below `margin` (at level
+ * `alphaKeep`), at `maxLabels`/`maxTimeMs` with the interval containing `margin`, or at `maxTimeMs`
+ * with a few pairs (fewer than `minLabels`: no evidence of a degradation). At `maxTimeMs` with no
+ * pair the rollout decides by whether production answered at all (`runPlan`'s `answered`).
  */
 export interface RollbackPolicy {
   readonly kind: 'rollback';

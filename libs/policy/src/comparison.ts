@@ -54,14 +54,16 @@ export type DecisionReason =
   | 'max_time'
   /**
    * max_time reached with fewer than min_labels labels: no evidence either way. A promotion is
-   * rejected. A rollback watch keeps production (no evidence that it degraded: a rollback is for
-   * evidence) unless it has no pair at all, when it rolls back: a production that scored nothing
-   * may never have loaded, and retiring the version it replaced retired the one serving.
+   * rejected; a rollback watch with a few pairs keeps production (no evidence that it degraded: a
+   * rollback is for evidence). A watch with no pair at all is not decided here (`continue`): pairs
+   * cannot tell whether production serves; the rollout decides it by whether production answered
+   * any prediction since the watch began (keep, else `not_scored`).
    */
   | 'too_few_labels'
   /**
-   * Set by the rollout (runPlan), not here: max_time reached with no pair, and one of the two
-   * versions scored no labelled prediction since the comparison began (`Evidence.scored` says which).
+   * Set by the rollout (runPlan), not here: a rollback watch's max_time came with no pair, and
+   * production answered no prediction since the watch began (`Evidence.production_answered`
+   * false): it never served, and is rolled back.
    */
   | 'not_scored'
   /** Fewer labels than min_labels: no decision allowed yet. */
@@ -101,10 +103,11 @@ export interface Evidence {
   readonly elapsed_ms: number;
   readonly guards: readonly GuardEvidence[];
   /**
-   * Only on a comparison that ended with no pair, when the rollout looked: whether each version
-   * scored any labelled prediction since the comparison began (see the `not_scored` reason).
+   * Only on a rollback watch whose max_time came with no pair (`n` 0): whether production answered
+   * any prediction (rows whose model_version is it, labelled or expired) since the watch began, the
+   * read that decided it (true: kept, the replaced version retired; false: `not_scored`).
    */
-  readonly scored?: { readonly incumbent: boolean; readonly challenger: boolean };
+  readonly production_answered?: boolean;
 }
 
 export interface ComparisonDecision {
@@ -244,16 +247,21 @@ export function decideComparison(policy: ComparisonPolicy, state: ComparisonStat
     return { action: 'continue', reason: 'min_labels', detail: `${n}/${policy.minLabels} labels`, evidence };
   }
   if (n < policy.minLabels) {
-    // Time is up with no evidence either way: a promotion stays where it is (rejected). A rollback
-    // watch keeps production when it has pairs (both versions score: no evidence of a degradation,
-    // and a rollback needs evidence — a low-traffic model's manual promotion must not be undone
-    // by the clock), but with no pair at all "keep" retired the version production replaced, which
-    // may be the one serving (a production that never loaded scores nothing; found by a review):
-    // it rolls back to it. The rollout refines the no-pair case with who scored (`not_scored`).
+    const elapsed = `${evidence.elapsed_ms} ms elapsed with ${n}/${policy.minLabels} labels`;
+    if (policy.kind === 'rollback' && n === 0) {
+      // No pair says nothing about whether production serves (a version the model servers never
+      // loaded scores nothing; nor does a margin-score model or a producer without `scores`):
+      // neither keep (it retires the replaced version) nor rollback is a safe default. The rollout
+      // decides by whether production answered (runPlan).
+      return { action: 'continue', reason: 'too_few_labels', detail: `${elapsed}: no pair`, evidence };
+    }
+    // Time is up with no evidence either way: a promotion stays where it is (rejected); a watch
+    // with pairs keeps production (both versions score, nothing shows a degradation, and a rollback
+    // needs evidence: a low-traffic model's manual promotion must not be undone by the clock).
     return {
-      action: policy.kind === 'promotion' ? 'reject' : n === 0 ? 'rollback' : 'keep',
+      action: stay,
       reason: 'too_few_labels',
-      detail: `${evidence.elapsed_ms} ms elapsed with ${n}/${policy.minLabels} labels: no evidence either way`,
+      detail: `${elapsed}: no evidence either way`,
       evidence,
     };
   }

@@ -343,16 +343,6 @@ export interface ModelClock {
   readonly predictionTime: number;
 }
 
-/**
- * Whether each version of a plan scored any labelled prediction (paired or not: a row carrying its
- * score) since the plan began. Asked only of a comparison whose time is up with no pair, where it
- * tells a production that never loaded from a replaced version nobody scores any more.
- */
-export interface PlanScoring {
-  readonly incumbent: boolean;
-  readonly challenger: boolean;
-}
-
 export interface PlanOutcome {
   readonly plan: ComparisonPlan;
   readonly decision: ComparisonDecision;
@@ -370,7 +360,7 @@ const isEpochMs = (x: number) => Number.isSafeInteger(x) && x >= 0;
  * Steps the plan's policy over its pairs (in the order given: label time, then prediction id),
  * then a `tick` at the newest labelled prediction time — of the pairs, or of `clock` (the model's,
  * paired or not) when later — so `max_time` decides on event time, never wall clock, and a
- * comparison that gets no pairs (a version nobody scores any more) still ends on `max_time`.
+ * comparison that gets no pairs (a version nobody scores any more) still reaches `max_time`.
  *
  * `max_time` is measured on PREDICTION time: how long a stretch of predictions since the stage
  * began has labels. On label time, labels of predictions made before the stage began moved the
@@ -379,16 +369,17 @@ const isEpochMs = (x: number) => Number.isSafeInteger(x) && x >= 0;
  * deciding label (a transition cannot be dated before the label that decided it arrived).
  * The positive_rate guard, when configured, gets the NEWER version's positive prediction (the
  * challenger when promoting, production when watching) with the other's as baseline.
- * `scoring`: which version scored at all, for a comparison whose time is up with no pair
- * (reason `not_scored`, see {@link PlanScoring}); without it such a comparison ends on
- * `too_few_labels` (a watch rolls back, a promotion is rejected).
+ * `answered`: whether production (the incumbent) answered any prediction since the plan began,
+ * for a rollback watch whose time is up with no pair ({@link awaitsAnswered}): true keeps
+ * production (the replaced version is retired), false rolls it back (`not_scored`); without it
+ * such a watch stays undecided (`continue`), never a default.
  */
 export function runPlan(
   plan: ComparisonPlan,
   policy: ComparisonPolicy,
   pairs: readonly PairInput[],
   clock?: ModelClock,
-  scoring?: PlanScoring,
+  answered?: boolean,
 ): PlanOutcome {
   const guard = policy.guards.find((g) => g.name === POSITIVE_RATE_GUARD);
   let state: ComparisonState = startComparison(policy, plan.since);
@@ -444,40 +435,47 @@ export function runPlan(
       clock !== undefined && clock.predictionTime > newestPrediction ? clock.predictionTime : newestPrediction;
     const label = clock !== undefined && clock.labelTime > newestLabel ? clock.labelTime : newestLabel;
     step({ kind: 'tick', time_ms: prediction }, label);
-  }
-  if (decision.reason === 'too_few_labels' && decision.evidence.n === 0 && scoring !== undefined) {
-    decision = unscoredDecision(plan, decision, scoring);
+    if (answered !== undefined && awaitsAnswered(plan, decision)) {
+      decision = answeredDecision(plan, decision, answered);
+      decidedAt = Math.max(plan.since, label);
+    }
   }
   return { plan, decision, decidedAt, pairs: used, skipped };
 }
 
 /**
- * A comparison whose time is up with no pair, decided by which version scored at all. Rollback
- * watch: a production that scored nothing never served (the model servers gave it up and kept the
- * replaced version): rolled back; a replaced version that scored nothing while production did is
- * no fallback (it no longer loads): retired. Promotion: rejected either way, saying why. Both
- * scored: the comparison's own decision (`too_few_labels`).
+ * Whether a plan's decision waits for {@link runPlan}'s `answered`: a rollback watch whose
+ * max_time is up with no pair (the comparison cannot tell whether production serves).
  */
-function unscoredDecision(
-  plan: ComparisonPlan,
-  decision: ComparisonDecision,
-  scoring: PlanScoring,
-): ComparisonDecision {
-  if (scoring.incumbent && scoring.challenger) return decision;
-  const evidence = { ...decision.evidence, scored: { incumbent: scoring.incumbent, challenger: scoring.challenger } };
-  const none = (v: string, role: string) => `${v} (${role}) scored no labelled prediction since ${plan.since}`;
-  if (plan.kind === 'promotion') {
-    const detail = scoring.challenger
-      ? `${none(plan.incumbent, 'production')}: nothing to compare ${plan.challenger} with`
-      : none(plan.challenger, plan.stage);
-    return { action: 'reject', reason: 'not_scored', detail, evidence };
+export function awaitsAnswered(plan: ComparisonPlan, decision: ComparisonDecision): boolean {
+  return plan.kind === 'rollback' && decision.action === 'continue' && decision.reason === 'too_few_labels';
+}
+
+/**
+ * A rollback watch whose time is up with no pair, decided by whether production answered since it
+ * began (rows of its model_version, whatever their `scores`). Answered: production serves, and the
+ * replaced version is only not shadow-scored (a server that no longer scores it, a margin-score
+ * model whose rows are no pairs, a producer without `scores`): kept, the replaced one retired.
+ * Answered nothing: it never served (the model servers gave it up and serve the replaced
+ * version): rolled back.
+ */
+function answeredDecision(plan: ComparisonPlan, decision: ComparisonDecision, answered: boolean): ComparisonDecision {
+  const evidence = { ...decision.evidence, production_answered: answered };
+  const since = `since ${plan.since}`;
+  if (answered) {
+    return {
+      action: 'keep',
+      reason: 'too_few_labels',
+      detail: `${decision.detail}; ${plan.incumbent} (production) answered predictions ${since}: it serves, ${plan.challenger} is retired`,
+      evidence,
+    };
   }
-  if (!scoring.incumbent) {
-    const detail = `${none(plan.incumbent, 'production')}: it does not serve; ${plan.challenger} is restored`;
-    return { action: 'rollback', reason: 'not_scored', detail, evidence };
-  }
-  const detail = `${none(plan.challenger, 'replaced production')} while ${plan.incumbent} did: no fallback, retired`;
-  return { action: 'keep', reason: 'not_scored', detail, evidence };
+  return {
+    action: 'rollback',
+    reason: 'not_scored',
+    detail: `${decision.detail}; ${plan.incumbent} (production) answered no prediction ${since}: it does not serve, ${plan.challenger} is restored`,
+    evidence,
+  };
 }
 
 /** The transition a decided plan implies, or undefined (continue / nothing to move). */
@@ -520,9 +518,8 @@ export function transitionOf(
   } else if (decision.action === 'rollback') {
     move = { version: plan.incumbent, from: 'production', to: 'rolled_back', share: null, previous: plan.challenger };
   } else if (decision.action === 'keep') {
-    // The watch ends (on evidence, on too few labels with pairs, or the replaced version scored
-    // nothing): the replaced version is retired. Never with no pair at all: that is a rollback
-    // (comparison.ts), or `not_scored` (unscoredDecision).
+    // The watch ends (on evidence, on too few labels with pairs, or with no pair while production
+    // answered): the replaced version is retired.
     move = { version: plan.challenger, from: 'production', to: 'retired', share: null, previous: plan.incumbent };
   }
   if (move === undefined || !canTransition(move.from, move.to)) return undefined;
@@ -551,14 +548,15 @@ export interface TickResult {
  * interval per extra transition. Waits, with the transition's `at` no earlier than what it waited
  * for (so replay gives the same times): shadow → canary while another version is in canary;
  * canary → production while a rollback watch is open. `clock`: the model's event clock
- * (see {@link runPlan}); `scoringOf(plan)`: which of its versions scored at all (see {@link PlanScoring}).
+ * (see {@link runPlan}); `answeredOf(plan)`: whether production answered since a watch began, for
+ * a watch whose outcome {@link awaitsAnswered} (undefined: it stays undecided this tick).
  */
 export function tickModel(
   history: readonly TransitionFact[],
   pairsOf: (plan: ComparisonPlan) => readonly PairInput[],
   rollout: RolloutPolicy,
   clock?: ModelClock,
-  scoringOf?: (plan: ComparisonPlan) => PlanScoring | undefined,
+  answeredOf?: (plan: ComparisonPlan) => boolean | undefined,
 ): TickResult {
   const view = viewOf(history);
   const outcomes = comparisonsOf(view).map((plan) =>
@@ -567,7 +565,7 @@ export function tickModel(
       plan.kind === 'promotion' ? rollout.promotion : rollout.rollback,
       pairsOf(plan),
       clock,
-      scoringOf?.(plan),
+      answeredOf?.(plan),
     ),
   );
   const canaryBusy = [...view.versions.values()].some((v) => v.stage === 'canary');

@@ -358,15 +358,17 @@ describe('rollback decisions', () => {
     expect(t.decision).toMatchObject({ action: 'keep', reason: 'max_time' });
   });
 
-  it('a watch whose time is up with no pair rolls back (never retires the replaced version on nothing); with a few pairs it keeps (a rollback needs evidence)', () => {
-    // "keep" retires the version production replaced, which serves on when production never loaded
-    // (no pair at all): it was published as RETIRED while it was the version serving (found by a review).
+  it('a watch whose time is up with a few pairs keeps (a rollback needs evidence); with no pair it is not decided here', () => {
+    // No pair cannot tell whether production serves (a version never loaded, a margin-score model,
+    // rows without `scores` all give none): the rollout decides by whether production answered.
     const timed = parseRollbackPolicy({ min_labels: 20, max_time: '10m' });
     const tick = { kind: 'tick', time_ms: T0 + 600_000 } as const;
-    for (const labels of [0, 1, 19]) {
+    const none = run(timed, [tick]);
+    expect(none.decision).toMatchObject({ action: 'continue', reason: 'too_few_labels', evidence: { n: 0 } });
+    expect(none.decision.detail).toBe('600000 ms elapsed with 0/20 labels: no pair');
+    for (const labels of [1, 19]) {
       const r = run(timed, [...repeat(labels, (i) => pair(i, 0.3, 0.3)), tick]);
-      const action = labels === 0 ? 'rollback' : 'keep';
-      expect(r.decision).toMatchObject({ action, reason: 'too_few_labels', evidence: { n: labels } });
+      expect(r.decision).toMatchObject({ action: 'keep', reason: 'too_few_labels', evidence: { n: labels } });
       expect(r.decision.detail).toBe(`600000 ms elapsed with ${labels}/20 labels: no evidence either way`);
     }
     // Before the time is up it waits for labels, as before.

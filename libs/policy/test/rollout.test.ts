@@ -2,6 +2,7 @@ import { ConfigError } from '@driftline/core';
 import { SeededRandom } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
+  awaitsAnswered,
   type ComparisonPlan,
   comparisonsOf,
   eventKindOf,
@@ -357,7 +358,7 @@ describe('tickModel', () => {
     expect(viewOf(apply(history, r.transition)).production).toBe('v1');
   });
 
-  describe('a comparison whose time is up without evidence (found by a review)', () => {
+  describe('a comparison whose time is up without evidence (found by reviews)', () => {
     const day = 86_400_000;
     // v2 promoted at T0 + 2 min, replacing v1; the watch's max_time (1 d) is up by the model's clock.
     const promoted = [
@@ -366,11 +367,49 @@ describe('tickModel', () => {
       fact('v2', 'canary', 'production', T0 + 2 * MIN, 'v1'),
     ];
     const timeUp = { predictionTime: T0 + 2 * MIN + day, labelTime: T0 + 2 * MIN + day + 5_000 };
-    const scored = (incumbent: boolean, challenger: boolean) => () => ({ incumbent, challenger });
+    /** What the controller read for each plan it asked about: whether production answered since the watch began. */
+    const answered = (value: boolean) => {
+      const asked: ComparisonPlan[] = [];
+      const of = (plan: ComparisonPlan) => {
+        asked.push(plan);
+        return value;
+      };
+      return { asked, of };
+    };
 
-    it('a production that never scored is rolled back, never the replaced version (serving) retired', () => {
-      // The model servers gave v2 up and serve v1: no pair has a v2 score, v1's labels move the clock.
-      const r = tickModel(promoted, only([]), policy, timeUp, scored(false, true));
+    it('a production that answered but gives no pair (rows without a scores map) is kept, the replaced version retired', () => {
+      // The SDK, outside producers and rows before 0520 write no `scores`: no pair, production serves.
+      const a = answered(true);
+      const r = tickModel(promoted, only([]), policy, timeUp, a.of);
+      expect(r.outcomes[0]!.decision).toMatchObject({ action: 'keep', reason: 'too_few_labels' });
+      expect(r.transition).toMatchObject({
+        version: 'v1',
+        from_stage: 'production',
+        to_stage: 'retired',
+        previous_version: 'v2',
+        reason: 'too_few_labels',
+        at: timeUp.labelTime,
+      });
+      expect(r.transition!.detail).toBe(
+        `${day} ms elapsed with 0/30 labels: no pair; v2 (production) answered predictions since ${T0 + 2 * MIN}: it serves, v1 is retired`,
+      );
+      expect(JSON.parse(r.transition!.evidence)).toMatchObject({ n: 0, production_answered: true });
+      expect(viewOf(apply(promoted, r.transition)).production).toBe('v2');
+      // Asked about the watch (production v2, since its promotion), and only about it.
+      expect(a.asked.filter((p) => p.kind === 'rollback')).toMatchObject([
+        { incumbent: 'v2', challenger: 'v1', since: T0 + 2 * MIN },
+      ]);
+    });
+
+    it('a margin-score production (rows scored, never a usable pair) that answered is kept', () => {
+      const margins = pairs(T0 + 2 * MIN, 40, 0.5, 0.5).map((p) => ({ ...p, incumbent: 2.5, challenger: -1.5 }));
+      const r = tickModel(promoted, only(margins), policy, timeUp, answered(true).of);
+      expect(r.outcomes[0]).toMatchObject({ pairs: 0, skipped: 40, decision: { action: 'keep' } });
+      expect(r.transition).toMatchObject({ version: 'v1', to_stage: 'retired', previous_version: 'v2' });
+    });
+
+    it('a production that answered nothing is rolled back (it never served), never the version serving retired', () => {
+      const r = tickModel(promoted, only([]), policy, timeUp, answered(false).of);
       expect(r.transition).toMatchObject({
         version: 'v2',
         from_stage: 'production',
@@ -379,52 +418,39 @@ describe('tickModel', () => {
         reason: 'not_scored',
         at: timeUp.labelTime,
       });
-      expect(r.transition!.detail).toMatch(
-        /^v2 \(production\) scored no labelled prediction since \d+: it does not serve; v1 is restored$/,
+      expect(r.transition!.detail).toBe(
+        `${day} ms elapsed with 0/30 labels: no pair; v2 (production) answered no prediction since ${T0 + 2 * MIN}: it does not serve, v1 is restored`,
       );
-      expect(JSON.parse(r.transition!.evidence)).toMatchObject({
-        n: 0,
-        scored: { incumbent: false, challenger: true },
-      });
+      expect(JSON.parse(r.transition!.evidence)).toMatchObject({ n: 0, production_answered: false });
       const after = apply(promoted, r.transition);
       expect(viewOf(after).production).toBe('v1');
       expect(servesProduction(after, 'v1')).toBe(true);
       expect(servesProduction(after, 'v2')).toBe(false);
-      // Not knowing who scored, the watch still rolls back on too few labels.
-      expect(tickModel(promoted, only([]), policy, timeUp).transition).toMatchObject({
-        version: 'v2',
-        to_stage: 'rolled_back',
-        previous_version: 'v1',
-        reason: 'too_few_labels',
-      });
     });
 
-    it('a replaced version that scored nothing while production did is retired (no fallback left)', () => {
-      const r = tickModel(promoted, only([]), policy, timeUp, scored(true, false));
-      expect(r.transition).toMatchObject({
-        version: 'v1',
-        from_stage: 'production',
-        to_stage: 'retired',
-        previous_version: 'v2',
-        reason: 'not_scored',
-      });
-      expect(JSON.parse(r.transition!.evidence)).toMatchObject({ scored: { incumbent: true, challenger: false } });
-      expect(viewOf(apply(promoted, r.transition)).production).toBe('v2');
+    it('not knowing whether production answered (the read failed), the watch stays undecided: no default', () => {
+      for (const r of [
+        tickModel(promoted, only([]), policy, timeUp),
+        tickModel(promoted, only([]), policy, timeUp, () => undefined),
+      ]) {
+        expect(r.transition).toBeUndefined();
+        expect(r.outcomes[0]!.decision).toMatchObject({ action: 'continue', reason: 'too_few_labels' });
+        expect(awaitsAnswered(r.outcomes[0]!.plan, r.outcomes[0]!.decision)).toBe(true);
+      }
+      // Before max_time a watch with no pair waits for labels, and asks nothing.
+      const early = tickModel(promoted, only([]), policy, { ...timeUp, predictionTime: timeUp.predictionTime - 1 });
+      expect(early.outcomes[0]!.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
+      expect(awaitsAnswered(early.outcomes[0]!.plan, early.outcomes[0]!.decision)).toBe(false);
     });
 
-    it('a watch with some pairs, fewer than min_labels, keeps production (no evidence of a degradation); with none it rolls back', () => {
+    it('a watch with some pairs, fewer than min_labels, keeps production whatever was answered (a rollback needs evidence)', () => {
       const few = pairs(T0 + 2 * MIN, 10, 0.5, 0.5); // min_labels 30
-      const r = tickModel(promoted, only(few), policy, timeUp, scored(true, true));
+      const r = tickModel(promoted, only(few), policy, timeUp, answered(false).of);
       expect(r.outcomes[0]).toMatchObject({ pairs: 10, decision: { action: 'keep', reason: 'too_few_labels' } });
+      expect(awaitsAnswered(r.outcomes[0]!.plan, r.outcomes[0]!.decision)).toBe(false);
       expect(r.transition).toMatchObject({ version: 'v1', to_stage: 'retired', previous_version: 'v2' });
       expect(JSON.parse(r.transition!.evidence)).toMatchObject({ n: 10 });
-      expect(JSON.parse(r.transition!.evidence).scored).toBeUndefined();
-      // Both scored, no pair: the same.
-      expect(tickModel(promoted, only([]), policy, timeUp, scored(true, true)).transition).toMatchObject({
-        version: 'v2',
-        to_stage: 'rolled_back',
-        reason: 'too_few_labels',
-      });
+      expect(JSON.parse(r.transition!.evidence).production_answered).toBeUndefined();
       // Enough labels and no evidence either way: kept, and the replaced version retired, as before.
       const enough = pairs(T0 + 2 * MIN, 30, 0.5, 0.5);
       const kept = tickModel(promoted, only(enough), policy, timeUp);
@@ -432,28 +458,22 @@ describe('tickModel', () => {
       expect(kept.transition).toMatchObject({ version: 'v1', to_stage: 'retired' });
     });
 
-    it('a shadow or canary that scored nothing, or whose production did not, is rejected, production unchanged', () => {
+    it('a shadow or canary with no pair is rejected on too_few_labels, whatever production answered', () => {
       const shadowUp = { predictionTime: T0 + day, labelTime: T0 + day + 5_000 };
-      expect(tickModel(shadowOfV2, only([]), policy, shadowUp, scored(true, false)).transition).toMatchObject({
-        version: 'v2',
-        to_stage: 'rejected',
-        reason: 'not_scored',
-        detail: `v2 (shadow) scored no labelled prediction since ${T0}`,
-      });
-      expect(tickModel(shadowOfV2, only([]), policy, shadowUp, scored(false, true)).transition).toMatchObject({
-        version: 'v2',
-        to_stage: 'rejected',
-        reason: 'not_scored',
-        detail: `v1 (production) scored no labelled prediction since ${T0}: nothing to compare v2 with`,
-      });
+      for (const value of [true, false]) {
+        const r = tickModel(shadowOfV2, only([]), policy, shadowUp, answered(value).of);
+        expect(awaitsAnswered(r.outcomes[0]!.plan, r.outcomes[0]!.decision)).toBe(false);
+        expect(r.transition).toMatchObject({ version: 'v2', to_stage: 'rejected', reason: 'too_few_labels' });
+        expect(JSON.parse(r.transition!.evidence).production_answered).toBeUndefined();
+      }
       const canary = [...shadowOfV2, fact('v2', 'shadow', 'canary', T0 + MIN, 'v1')];
       const canaryUp = { predictionTime: T0 + MIN + day, labelTime: T0 + MIN + day + 5_000 };
-      const r = tickModel(canary, only([]), policy, canaryUp, scored(true, false));
+      const r = tickModel(canary, only([]), policy, canaryUp, answered(false).of);
       expect(r.transition).toMatchObject({
         version: 'v2',
         from_stage: 'canary',
         to_stage: 'rolled_back',
-        reason: 'not_scored',
+        reason: 'too_few_labels',
       });
       expect(viewOf(apply(canary, r.transition)).production).toBe('v1');
     });

@@ -275,3 +275,45 @@ describe("labeled_predictions: a model's label clock", () => {
     expect(await predictions.labelClock('other', now)).toBeUndefined();
   });
 });
+
+describe('predictions: whether a version answered since a time (a rollback watch with no pair)', () => {
+  it('reads model_version (labelled or expired rows), whatever the scores map holds', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const wh = warehouseOn(ch);
+    const since = Date.now() - 3_600_000;
+    const joined = (
+      id: string,
+      t: number,
+      extra: Partial<PredictionEvent> & { scores?: Record<string, number> | null },
+    ) => ({
+      prediction: prediction(id, t, extra),
+      label: label(id, t + 1_000),
+      joinedAt: t + 1_001,
+    });
+    await wh.predictions.insertJoined([
+      // v2 answered after `since`, with no scores map (the SDK, an outside producer): no pair, answered.
+      joined('a1', since + 60_000, { model_version: 'v2', scores: null }),
+      // v1 answered only before `since`; v3 only scored (in v1's map), never answered.
+      joined('a2', since - 60_000, { model_version: 'v1', scores: { v1: 0.2, v3: 0.4 } }),
+      joined('a3', since - 1, { model_version: 'v1', scores: { v1: 0.2, v3: 0.4 } }),
+      // Another model's v5 answered: not fraud's.
+      joined('a4', since + 60_000, { model: 'churn', model_version: 'v5' }),
+    ]);
+    // v4 answered after `since`, its prediction expired with no label: it answered all the same.
+    await wh.predictions.insertExpired([
+      { prediction: prediction('x1', since + 120_000, { model_version: 'v4' }), deadline: since, expiredAt: since },
+    ]);
+    const answered = (model: string, version: string, from = since) =>
+      wh.predictions.answeredSince(model, version, from);
+    expect(await answered('fraud', 'v2')).toBe(true);
+    expect(await answered('fraud', 'v4')).toBe(true);
+    expect(await answered('fraud', 'v1')).toBe(false); // its rows are all predicted before `since`
+    expect(await answered('fraud', 'v1', since - 1)).toBe(true); // `since` is inclusive
+    expect(await answered('fraud', 'v3')).toBe(false); // scored, never answered
+    expect(await answered('fraud', 'v5')).toBe(false);
+    expect(await answered('churn', 'v5')).toBe(true);
+    expect(await answered('fraud', 'v2', since + 60_001)).toBe(false);
+    await ch.close();
+  });
+});

@@ -1,11 +1,11 @@
 import { DEFAULT_EVENT_TIME_BOUNDS, type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import {
+  awaitsAnswered,
   type ComparisonPlan,
   comparisonsOf,
   type ModelClock,
   type PairInput,
-  type PlanScoring,
   planKey,
   type RolloutPolicies,
   rolloutPolicyFor,
@@ -18,14 +18,11 @@ import type { ModelEvent } from '@driftline/schemas';
 import type { ModelTransitionStore, TransitionRow } from '@driftline/warehouse';
 
 /**
- * The paired read of the warehouse (PredictionStore.readPairsCounted): labelled rows scored by
- * both versions, and the count of those left out as unusable.
+ * The reads of the warehouse's PredictionStore: the paired read (readPairsCounted: labelled rows
+ * scored by both versions, and the count of those left out as unusable), the model's clock, and
+ * whether a version answered at all.
  */
 export interface PairReader {
-  /**
-   * Asked with `incumbent` = `challenger` = one version, it reads the labelled rows that version
-   * scored (the controller's check that a version scored at all; see scoredSince).
-   */
   readPairs(q: { model: string; incumbent: string; challenger: string; from: number; limit: number }): Promise<{
     readonly pairs: ReadonlyArray<PairInput & { readonly predictionId: string }>;
     /** Rows scored by both versions since `from` that the test cannot use (never among `pairs`). */
@@ -36,6 +33,12 @@ export interface PairReader {
    * before `notAfter` (event time moves on while a comparison gets no pairs).
    */
   labelClock(model: string, notAfter: number): Promise<ModelClock | undefined>;
+  /**
+   * Whether `version` of `model` answered any prediction (a row whose model_version is it,
+   * labelled or expired) predicted at or after `since`: one bounded query. Asked only of a
+   * rollback watch whose max_time is up with no pair.
+   */
+  answeredSince(model: string, version: string, since: number): Promise<boolean>;
 }
 
 export interface ControllerDeps {
@@ -220,25 +223,20 @@ export class ModelController {
       labelled !== undefined && plausible(labelled.labelTime) && plausible(labelled.predictionTime)
         ? labelled
         : undefined;
-    // A comparison whose time is up with no pair: did each version score at all? (A production
-    // that never loaded scores nothing; neither does a replaced version that no longer loads.)
-    const scoring = new Map<string, PlanScoring>();
-    for (const plan of plans) {
-      const maxTimeMs = plan.kind === 'promotion' ? policy.promotion.maxTimeMs : policy.rollback.maxTimeMs;
-      const timeUp = clock !== undefined && clock.predictionTime - plan.since >= maxTimeMs;
-      if (!timeUp || (read.get(planKey(plan)) ?? []).length > 0) continue;
-      scoring.set(planKey(plan), {
-        incumbent: await this.scoredSince(model, plan.incumbent, plan.since),
-        challenger: await this.scoredSince(model, plan.challenger, plan.since),
-      });
+    const pairsOf = (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [];
+    let result = tickModel(history, pairsOf, policy, clock);
+    // A rollback watch whose time is up with no pair is decided by whether production answered
+    // since it began (no pair cannot tell: a production never loaded, a margin-score model and rows
+    // without `scores` all give none). Read only then; a failed read fails this model's tick
+    // (retried), it never defaults to a decision.
+    const awaiting = result.outcomes.filter((o) => awaitsAnswered(o.plan, o.decision));
+    if (awaiting.length > 0) {
+      const answered = new Map<string, boolean>();
+      for (const { plan } of awaiting) {
+        answered.set(planKey(plan), await deps.pairs.answeredSince(model, plan.incumbent, plan.since));
+      }
+      result = tickModel(history, pairsOf, policy, clock, (plan) => answered.get(planKey(plan)));
     }
-    const result = tickModel(
-      history,
-      (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [],
-      policy,
-      clock,
-      (plan: ComparisonPlan) => scoring.get(planKey(plan)),
-    );
     for (const o of result.outcomes) {
       const labels = { model, version: o.plan.subject, kind: o.plan.kind };
       this.metrics.labels.set(labels, o.decision.evidence.n);
@@ -281,21 +279,6 @@ export class ModelController {
     );
     await this.publish([row]);
     return { republished, transition: row };
-  }
-
-  /**
-   * Whether `version` scored any labelled prediction of `model` predicted at or after `from`: the
-   * paired read of the version with itself (its rows, usable or not), one row at most.
-   */
-  private async scoredSince(model: string, version: string, from: number): Promise<boolean> {
-    const { pairs, unusable } = await this.deps.pairs.readPairs({
-      model,
-      incumbent: version,
-      challenger: version,
-      from,
-      limit: 1,
-    });
-    return pairs.length > 0 || unusable.labelNotBinary > 0 || unusable.scoreNotProbability > 0;
   }
 
   /**

@@ -23,6 +23,7 @@ export const modelControllerService = defineService({
       pairs: {
         readPairs: (q) => warehouse.predictions.readPairsCounted(q),
         labelClock: (model, notAfter) => warehouse.predictions.labelClock(model, notAfter),
+        answeredSince: (model, version, since) => warehouse.predictions.answeredSince(model, version, since),
       },
       publish: (events) => models.publish(events),
       policies: config.policies,

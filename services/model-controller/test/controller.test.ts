@@ -40,9 +40,15 @@ class MemoryTransitions implements ModelTransitionStore {
   }
 }
 
+/** The answered read, where no test expects it (only a rollback watch at max_time with no pair asks). */
+const notAsked = async (): Promise<boolean> => {
+  throw new Error('answeredSince asked');
+};
+
 /** Pairs per (incumbent, challenger): `quality` per version; seeded, one label a second from `since`. */
 function pairsFor(quality: Record<string, number>, n = 600): PairReader {
   return {
+    answeredSince: notAsked,
     async labelClock() {
       return undefined;
     },
@@ -214,6 +220,7 @@ describe('ModelController', () => {
     const controller = new ModelController({
       ...deps,
       pairs: {
+        answeredSince: notAsked,
         labelClock: async () => ({ labelTime: micros, predictionTime: T0 + 1_000 }),
         readPairs: async (q) => {
           const read = await few.readPairs(q);
@@ -237,6 +244,7 @@ describe('ModelController', () => {
       ...deps,
       now: () => later,
       pairs: {
+        answeredSince: notAsked,
         labelClock: async () => ({ labelTime: later, predictionTime: later - 1_000 }),
         readPairs: (q) => few.readPairs(q),
       },
@@ -257,6 +265,7 @@ describe('ModelController', () => {
       ...deps,
       now: () => later,
       pairs: {
+        answeredSince: notAsked,
         // As the warehouse reads it: the newest times of rows with both at or before the bound.
         labelClock: async (_model: string, notAfter: number) => {
           const within = rows.filter((r) => r.labelTime <= notAfter && r.predictionTime <= notAfter);
@@ -313,89 +322,129 @@ describe('ModelController', () => {
   });
 });
 
-describe('a rollback watch whose time is up with no pair (found by a review)', () => {
+describe('a rollback watch whose time is up with no pair (found by reviews)', () => {
   const week = 7 * 86_400_000;
-  /** v2 promoted at T0 + 2 s replacing v1; labelled rows exist only of the versions in `scoring`. */
-  function promotedV2(scoring: readonly string[]) {
+  const since = T0 + 2000; // v2 promoted, replacing v1
+  const later = since + week + 60_000;
+  /** A labelled row as the warehouse holds it: the version that answered, and `scores` (null: none sent). */
+  interface Row {
+    readonly answered: string;
+    readonly predictionTime: number;
+    readonly scores: Readonly<Record<string, number>> | null;
+  }
+  /** Labelled rows over the week after the promotion, each answered by `answered` with `scores`. */
+  const week_of = (answered: string, scores: Row['scores']): Row[] =>
+    Array.from({ length: 8 }, (_, i) => ({ answered, predictionTime: since + i * 86_400_000 + 1000, scores }));
+  /**
+   * The warehouse's reads over `rows`, as its queries define them: pairs need both versions in
+   * `scores` and both in [0, 1]; answeredSince reads model_version only. `down`: the answered read fails.
+   */
+  function warehouse(rows: readonly Row[], down = false) {
+    const asked: string[] = [];
+    const reader: PairReader = {
+      labelClock: async () => ({
+        labelTime: Math.max(...rows.map((r) => r.predictionTime)) + 1000,
+        predictionTime: Math.max(...rows.map((r) => r.predictionTime)),
+      }),
+      readPairs: async (q) => {
+        const both = rows.filter(
+          (r) =>
+            r.predictionTime >= q.from && r.scores?.[q.incumbent] !== undefined && r.scores[q.challenger] !== undefined,
+        );
+        const unit = (x: number | undefined) => x !== undefined && x >= 0 && x <= 1;
+        const usable = both.filter((r) => unit(r.scores?.[q.incumbent]) && unit(r.scores?.[q.challenger]));
+        return {
+          pairs: usable.slice(0, q.limit).map((r, i) => ({
+            predictionId: `p${i}`,
+            predictionTime: r.predictionTime,
+            labelTime: r.predictionTime + 1000,
+            label: i % 2,
+            incumbent: r.scores![q.incumbent]!,
+            challenger: r.scores![q.challenger]!,
+          })),
+          unusable: { labelNotBinary: 0, scoreNotProbability: both.length - usable.length },
+        };
+      },
+      answeredSince: async (model, version, from) => {
+        asked.push(`${model}/${version}/${from}`);
+        if (down) throw new Error('clickhouse down');
+        return rows.some((r) => r.answered === version && r.predictionTime >= from);
+      },
+    };
+    return { reader, asked };
+  }
+  function promotedV2(rows: readonly Row[], down = false) {
     const { store, published, deps } = setup({});
     store.rows.set('fraud/v2/canary', row('v2', 'shadow', 'canary', T0 + 1000, 'v1'));
-    store.rows.set('fraud/v2/production', row('v2', 'canary', 'production', T0 + 2000, 'v1'));
-    const later = T0 + 2000 + week + 60_000;
-    const reads: string[] = [];
-    const controller = new ModelController({
-      ...deps,
-      now: () => later,
-      pairs: {
-        // The replaced version's (or production's) own labelled predictions move the model's clock.
-        labelClock: async () => ({ labelTime: later, predictionTime: later - 1_000 }),
-        readPairs: async (q) => {
-          reads.push(`${q.incumbent}/${q.challenger}`);
-          const both = scoring.includes(q.incumbent) && scoring.includes(q.challenger);
-          const pairs =
-            both && q.incumbent === q.challenger
-              ? [
-                  {
-                    predictionId: 'p1',
-                    predictionTime: q.from,
-                    labelTime: q.from + 1,
-                    label: 1,
-                    incumbent: 0.7,
-                    challenger: 0.7,
-                  },
-                ]
-              : [];
-          return { pairs, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
-        },
-      },
-    });
-    return { controller, store, published, reads };
+    store.rows.set('fraud/v2/production', row('v2', 'canary', 'production', since, 'v1'));
+    const w = warehouse(rows, down);
+    const controller = new ModelController({ ...deps, now: () => later, pairs: w.reader });
+    return { controller, store, published, asked: w.asked, deps };
   }
 
-  it('production that never loaded (only v1 scored): v2 is rolled back to v1, not v1 retired', async () => {
-    const { controller, store, published, reads } = promotedV2(['v1']);
+  it('a production that answered, its rows without a scores map (SDK, outside producers, before 0520), is kept: the replaced version retired', async () => {
+    const { controller, store, published, asked } = promotedV2(week_of('v2', null));
     const tick = await controller.tick();
     expect(tick.failed).toBe(0);
-    expect(published.map((e) => `${e.version}:${e.kind}`)).not.toContain('v1:RETIRED');
+    expect(published.at(-1)).toMatchObject({ version: 'v1', kind: 'RETIRED', decided_by: 'policy:rollback' });
+    expect(published.at(-1)!.reason).toMatch(/^too_few_labels: .*v2 \(production\) answered predictions since/);
+    expect(JSON.parse(published.at(-1)!.evidence!)).toMatchObject({ n: 0, production_answered: true });
+    expect(published.map((e) => `${e.version}:${e.kind}`)).not.toContain('v2:ROLLED_BACK');
+    expect(store.rows.get('fraud/v1/retired')?.previous_version).toBe('v2');
+    // One read, of production since the watch began (not of the replaced version).
+    expect(asked).toEqual([`fraud/v2/${since}`]);
+  });
+
+  it('a margin-score production (scored rows, never a usable pair) that answers is kept, not rolled back', async () => {
+    const { controller, published } = promotedV2(week_of('v2', { v2: 2.3, v1: -0.8 }));
+    await controller.tick();
+    expect(published.at(-1)).toMatchObject({ version: 'v1', kind: 'RETIRED' });
+    expect(JSON.parse(published.at(-1)!.evidence!)).toMatchObject({ n: 0, production_answered: true });
+  });
+
+  it('a production that never answered (the servers gave it up and serve v1) is rolled back to v1, v1 not retired', async () => {
+    const { controller, store, published } = promotedV2(week_of('v1', { v1: 0.4 }));
+    const tick = await controller.tick();
+    expect(tick.failed).toBe(0);
     expect(published.at(-1)).toMatchObject({
       version: 'v2',
       kind: 'ROLLED_BACK',
       previous_version: 'v1',
       decided_by: 'policy:rollback',
     });
-    expect(published.at(-1)!.reason).toMatch(/^not_scored: v2 \(production\) scored no labelled prediction/);
-    expect(JSON.parse(published.at(-1)!.evidence!)).toMatchObject({
-      n: 0,
-      scored: { incumbent: false, challenger: true },
-    });
+    expect(published.at(-1)!.reason).toMatch(/^not_scored: .*v2 \(production\) answered no prediction since/);
+    expect(JSON.parse(published.at(-1)!.evidence!)).toMatchObject({ n: 0, production_answered: false });
     expect(store.rows.has('fraud/v1/retired')).toBe(false);
-    // Each version of the watch was asked once, alone, after the (empty) paired read.
-    expect(reads).toEqual(['v2/v1', 'v2/v2', 'v1/v1']);
   });
 
-  it('a replaced version that no longer scores while production does is retired', async () => {
-    const { controller, published } = promotedV2(['v2']);
-    await controller.tick();
+  it('the answered read unavailable (ClickHouse down): no decision this tick, decided on the next', async () => {
+    const rows = week_of('v2', null);
+    const { controller, store, published, deps } = promotedV2(rows, true);
+    const tick = await controller.tick();
+    expect(tick.failed).toBe(1);
+    expect(tick.transitions).toEqual([]);
+    expect(published.map((e) => e.kind)).not.toContain('RETIRED');
+    expect(published.map((e) => e.kind)).not.toContain('ROLLED_BACK');
+    expect([...store.rows.keys()].filter((k) => k.endsWith('/retired') || k.endsWith('/rolled_back'))).toEqual([]);
+    const back = new ModelController({ ...deps, now: () => later, pairs: warehouse(rows).reader });
+    await back.tick();
     expect(published.at(-1)).toMatchObject({ version: 'v1', kind: 'RETIRED' });
-    expect(JSON.parse(published.at(-1)!.evidence!)).toMatchObject({ scored: { incumbent: true, challenger: false } });
   });
 
-  it('before max_time no version is asked about (a comparison with no pair yet waits)', async () => {
-    const { store, published, deps } = setup({});
-    store.rows.set('fraud/v2/canary', row('v2', 'shadow', 'canary', T0 + 1000, 'v1'));
-    store.rows.set('fraud/v2/production', row('v2', 'canary', 'production', T0 + 2000, 'v1'));
-    const reads: string[] = [];
-    await new ModelController({
-      ...deps,
-      pairs: {
-        labelClock: async () => ({ labelTime: T0 + 3_600_000, predictionTime: T0 + 3_600_000 }),
-        readPairs: async (q) => {
-          reads.push(`${q.incumbent}/${q.challenger}`);
-          return { pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
-        },
-      },
-    }).tick();
-    expect(reads).toEqual(['v2/v1']);
-    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:PROMOTED']);
+  it('before max_time, or with pairs, production is not asked about', async () => {
+    const early = setup({});
+    early.store.rows.set('fraud/v2/canary', row('v2', 'shadow', 'canary', T0 + 1000, 'v1'));
+    early.store.rows.set('fraud/v2/production', row('v2', 'canary', 'production', since, 'v1'));
+    const w = warehouse([{ answered: 'v2', predictionTime: since + 3_600_000, scores: null }]);
+    await new ModelController({ ...early.deps, pairs: w.reader }).tick();
+    expect(w.asked).toEqual([]);
+    expect(early.published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:PROMOTED']);
+    // Time up with a few usable pairs (fewer than min_labels): kept on them, nothing asked.
+    const few = promotedV2(week_of('v2', { v2: 0.4, v1: 0.4 }));
+    await few.controller.tick();
+    expect(few.asked).toEqual([]);
+    expect(few.published.at(-1)).toMatchObject({ version: 'v1', kind: 'RETIRED' });
+    expect(JSON.parse(few.published.at(-1)!.evidence!)).toMatchObject({ n: 8 });
   });
 });
 
@@ -409,6 +458,7 @@ describe('unusable pairs', () => {
       ...deps,
       now: () => T0 + 3_600_000,
       pairs: {
+        answeredSince: notAsked,
         labelClock: async () => ({ labelTime: T0 + 3_000_000, predictionTime: T0 + 2_999_000 }),
         readPairs: async () => ({ pairs: [], unusable: { labelNotBinary: 2, scoreNotProbability: 1200 } }),
       },
@@ -430,6 +480,7 @@ describe('unusable pairs', () => {
       ...deps,
       now: () => later,
       pairs: {
+        answeredSince: notAsked,
         labelClock: async () => ({ labelTime: later, predictionTime: later - 1_000 }),
         readPairs: async () => ({ pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 5000 } }),
       },
@@ -453,6 +504,7 @@ describe('models the policy file does not list', () => {
       ...deps,
       policies: parseRolloutPolicyText(policyText, 'rollout.yaml'),
       pairs: {
+        answeredSince: notAsked,
         labelClock: pairs.labelClock,
         readPairs: (q) => {
           reads.push(q.model);

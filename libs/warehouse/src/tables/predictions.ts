@@ -198,6 +198,13 @@ export interface PredictionStore {
    * implausible, so no comparison of the model could end on max_time.
    */
   labelClock(model: string, notAfter: number): Promise<LabelClock | undefined>;
+  /**
+   * Whether `version` of `model` answered any prediction with prediction_time >= `since` (ms): a
+   * row whose model_version is it, labelled or expired (unlabeled_predictions), whatever its
+   * `scores` (empty for the SDK, outside producers and rows before 0520). One query, each table
+   * read on its primary key prefix with LIMIT 1.
+   */
+  answeredSince(model: string, version: string, since: number): Promise<boolean>;
 }
 
 /**
@@ -392,6 +399,21 @@ export class ClickHousePredictionStore implements PredictionStore {
     );
     if (row === undefined || Number(row.n) === 0) return undefined;
     return { labelTime: Number(row.lt), predictionTime: Number(row.pt) };
+  }
+
+  async answeredSince(model: string, version: string, since: number): Promise<boolean> {
+    // No FINAL: a duplicate row answers the same. Shadow rows never reach these tables (never
+    // answered, never joined); the role test keeps it so.
+    const answered = (table: string) =>
+      `(SELECT 1 FROM ${this.ch.table(table)}
+        WHERE model = {model:String} AND model_version = {version:String}
+          AND prediction_time >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') AND role != 'shadow'
+        LIMIT 1)`;
+    const rows = await this.ch.select<{ n: number | string }>(
+      `SELECT count() AS n FROM (${answered('labeled_predictions')} UNION ALL ${answered('unlabeled_predictions')})`,
+      { model, version, since },
+    );
+    return Number(rows[0]?.n ?? 0) > 0;
   }
 
   async readPairs(q: PairQuery): Promise<PairedOutcome[]> {

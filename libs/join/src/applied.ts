@@ -12,13 +12,17 @@
  * still describes the partition ({@link markerHolds}): a record at or below its end that is newer
  * than anything it applied (its Kafka timestamp above the marker's greatest) proves a new log, and
  * the marker is dropped (today's tombstone dedup remains); so is a record without a timestamp.
+ * The greatest timestamp is capped at the clock of the step that applied it ({@link nextMarker}).
  */
 export interface AppliedMarker {
   /** First offset of the span (inclusive). */
   readonly from: number;
   /** Last offset of the span (inclusive). */
   readonly through: number;
-  /** Greatest Kafka timestamp (epoch ms) of a record of the span. */
+  /**
+   * Greatest Kafka timestamp (epoch ms) of a record of the span, capped at the clock of the step
+   * that applied it: one future-dated record must not make a new log's records pass as older.
+   */
   readonly maxAppendTime: number;
 }
 
@@ -67,20 +71,31 @@ export const coveredBy = (marker: AppliedMarker | undefined, r: Positioned): boo
   marker !== undefined && r.offset !== undefined && r.offset >= marker.from && r.offset <= marker.through;
 
 /**
- * The marker after a step applied `span` (`holding`: the marker before it if it
+ * The marker after a step at `now` applied `span` (`holding`: the marker before it if it
  * {@link markerHolds}, else undefined). Spans that touch or overlap merge; one that does not (a
  * jump of the consumer's position, a poison record dead-lettered in between) starts a new marker,
  * forgetting the old span: records in a gap were never applied here. Without a timestamp the
  * step cannot be guarded, and the marker is dropped (undefined).
+ *
+ * The span's greatest timestamp is taken at most `now`: a record stamped ahead of the clock (a
+ * skewed producer; Kafka 4.x accepts an hour ahead by default, 3.x anything) had raised the guard
+ * for good, and a recreated log's records stamped with the real time passed as replays. The cost:
+ * a replay of that record itself (stamped above the cap) drops the marker (tombstone dedup only).
  */
-export function nextMarker(holding: AppliedMarker | undefined, span: OffsetSpan): AppliedMarker | undefined {
+export function nextMarker(
+  holding: AppliedMarker | undefined,
+  span: OffsetSpan,
+  now: number,
+): AppliedMarker | undefined {
   if (!known(span.maxAppendTime)) return undefined;
+  const time = Math.min(span.maxAppendTime, now);
+  if (!known(time)) return undefined;
   if (holding !== undefined && span.first <= holding.through + 1 && span.last >= holding.from - 1) {
     return {
       from: Math.min(holding.from, span.first),
       through: Math.max(holding.through, span.last),
-      maxAppendTime: Math.max(holding.maxAppendTime, span.maxAppendTime),
+      maxAppendTime: Math.max(holding.maxAppendTime, time),
     };
   }
-  return { from: span.first, through: span.last, maxAppendTime: span.maxAppendTime };
+  return { from: span.first, through: span.last, maxAppendTime: time };
 }

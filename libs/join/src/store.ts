@@ -74,7 +74,8 @@ export interface JoinStore<P, L> {
    * event time ({@link batchWatermark}), in the same atomic step as their state. With `span` (the
    * offsets the batch covers), a record whose state is absent but that the source's applied
    * marker covers is a `duplicate` (its tombstone expired), and the marker takes in `span`, in
-   * the same step (applied.ts). Without it, no marker is read or written.
+   * the same step (applied.ts), its greatest timestamp taken at most `now`; also with no inputs
+   * (a batch of records the join skips). Without it, no marker is read or written.
    */
   applyPredictions(
     inputs: readonly PredictionInput<P>[],
@@ -197,12 +198,19 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
   }
 
   /** The source's marker if it holds for this batch (markerHolds), and a function that stores its successor. */
-  private marker(source: string, inputs: readonly PredictionInput<P>[] | readonly LabelInput<L>[], span?: OffsetSpan) {
+  private marker(
+    source: string,
+    inputs: readonly PredictionInput<P>[] | readonly LabelInput<L>[],
+    now: number,
+    span?: OffsetSpan,
+  ) {
     const stored = this.markers.get(source);
     const holding = markerHolds(stored, inputs, span) ? stored : undefined;
+    // Also for no inputs: a span of records the join skips (shadow predictions) was applied too,
+    // and left out it made a gap that restarted the marker at the next batch.
     const commit = () => {
-      if (span === undefined || inputs.length === 0) return;
-      const next = nextMarker(holding, span);
+      if (span === undefined) return;
+      const next = nextMarker(holding, span, now);
       if (next === undefined) this.markers.delete(source);
       else this.markers.set(source, next);
     };
@@ -211,7 +219,7 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
 
   async applyPredictions(inputs: readonly PredictionInput<P>[], now: number, source: string, span?: OffsetSpan) {
     this.advance(source, inputs);
-    const marker = this.marker(source, inputs, span);
+    const marker = this.marker(source, inputs, now, span);
     const out = inputs.map((input): Applied<P, L, PredictionOutcome> => {
       const key = joinKey(input);
       const state = this.get(key, now);
@@ -235,7 +243,7 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
 
   async applyLabels(inputs: readonly LabelInput<L>[], now: number, source: string, span?: OffsetSpan) {
     this.advance(source, inputs);
-    const marker = this.marker(source, inputs, span);
+    const marker = this.marker(source, inputs, now, span);
     const seen = new Set<string>();
     const out = inputs.map((input): Applied<P, L, LabelOutcome> => {
       const key = joinKey(input);

@@ -31,19 +31,31 @@ describe('applied-through marker', () => {
   });
 
   it('merges spans that touch or overlap; a gap starts over; no time drops it', () => {
-    expect(nextMarker(marker, span)).toEqual({ from: 10, through: 25, maxAppendTime: 1_100 });
-    expect(nextMarker(marker, { first: 5, last: 9, maxAppendTime: 500 })).toEqual({
+    const now = 10_000;
+    expect(nextMarker(marker, span, now)).toEqual({ from: 10, through: 25, maxAppendTime: 1_100 });
+    expect(nextMarker(marker, { first: 5, last: 9, maxAppendTime: 500 }, now)).toEqual({
       from: 5,
       through: 20,
       maxAppendTime: 1_000,
     });
-    expect(nextMarker(marker, { first: 22, last: 30, maxAppendTime: 1_200 })).toEqual({
+    expect(nextMarker(marker, { first: 22, last: 30, maxAppendTime: 1_200 }, now)).toEqual({
       from: 22,
       through: 30,
       maxAppendTime: 1_200,
     });
-    expect(nextMarker(undefined, span)).toEqual({ from: 21, through: 25, maxAppendTime: 1_100 });
-    expect(nextMarker(marker, { first: 21, last: 25 })).toBeUndefined();
+    expect(nextMarker(undefined, span, now)).toEqual({ from: 21, through: 25, maxAppendTime: 1_100 });
+    expect(nextMarker(marker, { first: 21, last: 25 }, now)).toBeUndefined();
+  });
+
+  it('records a future-dated timestamp as the clock of the step, so a new log stamped later is not a replay', () => {
+    // One record of the old log stamped an hour ahead of the clock that applied it.
+    const applied = nextMarker(undefined, { first: 0, last: 9, maxAppendTime: 1_000 + 3_600_000 }, 1_000);
+    expect(applied?.maxAppendTime).toBe(1_000);
+    expect(nextMarker(marker, { first: 21, last: 25, maxAppendTime: 5_000 }, 2_000)?.maxAppendTime).toBe(2_000);
+    // The topic recreated a minute later: its offset 3, stamped with the real time, proves a new log.
+    expect(
+      markerHolds(applied, [{ offset: 3, appendTime: 61_000 }], { first: 3, last: 3, maxAppendTime: 61_000 }),
+    ).toBe(false);
   });
 
   it('takes Kafka offsets it can hold exactly', () => {

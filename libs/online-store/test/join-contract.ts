@@ -428,20 +428,22 @@ export function joinStoreContract(
       });
       const outcomes = (a: ReadonlyArray<Applied<Buffer, Buffer, string>>) => a.map((x) => x.outcome);
       // Offsets 5..6 of predictions/0 (a shadow record at 6 is covered by the span), 3 of labels/0.
-      expect(outcomes(await store.applyPredictions([p('a', 5, 100)], 10, 'predictions/0', span(5, 6, 101)))).toEqual([
+      expect(outcomes(await store.applyPredictions([p('a', 5, 100)], 1010, 'predictions/0', span(5, 6, 101)))).toEqual([
         'pending',
       ]);
-      expect(outcomes(await store.applyLabels([l('a', 3, 105)], 11, 'labels/0', span(3, 3, 105)))).toEqual(['joined']);
+      expect(outcomes(await store.applyLabels([l('a', 3, 105)], 1011, 'labels/0', span(3, 3, 105)))).toEqual([
+        'joined',
+      ]);
       // A crash before the acknowledgement: the covered replay still finds K and re-emits the row.
-      const replayed = await store.applyLabels([l('a', 3, 105)], 12, 'labels/0', span(3, 3, 105));
+      const replayed = await store.applyLabels([l('a', 3, 105)], 1012, 'labels/0', span(3, 3, 105));
       expect(replayed.map((x) => [x.outcome, x.emit?.prediction.toString()])).toEqual([['replayed', 'p a']]);
-      await store.ackJoined([{ model: 'm', id: 'a' }], 13);
+      await store.ackJoined([{ model: 'm', id: 'a' }], 1013);
       await forget({ model: 'm', id: 'a' }); // the J tombstone's TTL ran out
       // Redelivered from an earlier offset, hours later: no new pending prediction, no tally, no waiting label.
-      expect(outcomes(await store.applyPredictions([p('a', 5, 100)], 20, 'predictions/0', span(5, 6, 101)))).toEqual([
+      expect(outcomes(await store.applyPredictions([p('a', 5, 100)], 1020, 'predictions/0', span(5, 6, 101)))).toEqual([
         'duplicate',
       ]);
-      expect(outcomes(await store.applyLabels([l('a', 3, 105)], 21, 'labels/0', span(3, 3, 105)))).toEqual([
+      expect(outcomes(await store.applyLabels([l('a', 3, 105)], 1021, 'labels/0', span(3, 3, 105)))).toEqual([
         'duplicate',
       ]);
       expect(await store.pendingCount('w')).toBe(0);
@@ -449,39 +451,110 @@ export function joinStoreContract(
       const tallies = await store.takeTallies('t1');
       expect([...(tallies.batch?.groups[0]?.slots.values() ?? [])]).toEqual([{ count: 1, sum: 0.5 }]);
       // The next offset is a record never applied: a new prediction (the same id re-sent counts as today).
-      expect(outcomes(await store.applyPredictions([p('b', 7, 110)], 22, 'predictions/0', span(7, 7, 110)))).toEqual([
+      expect(outcomes(await store.applyPredictions([p('b', 7, 110)], 1022, 'predictions/0', span(7, 7, 110)))).toEqual([
         'pending',
       ]);
       // The topic deleted and recreated: offsets restart at 0, newer timestamps. Not skipped.
-      expect(outcomes(await store.applyPredictions([p('c', 5, 500)], 23, 'predictions/0', span(5, 5, 500)))).toEqual([
+      expect(outcomes(await store.applyPredictions([p('c', 5, 500)], 1023, 'predictions/0', span(5, 5, 500)))).toEqual([
         'pending',
       ]);
       // ... and the marker then describes the new log: a record of the old one (older time) is not covered by it either.
       await forget({ model: 'm', id: 'a' });
-      expect(outcomes(await store.applyPredictions([p('a', 6, 100)], 24, 'predictions/0', span(6, 6, 100)))).toEqual([
+      expect(outcomes(await store.applyPredictions([p('a', 6, 100)], 1024, 'predictions/0', span(6, 6, 100)))).toEqual([
         'pending',
       ]);
       // Recreated with producer timestamps older than the marker's: only the restart (no committed offset) tells.
-      await store.applyPredictions([p('d', 10, 600)], 25, 'predictions/1', span(0, 10, 600));
+      await store.applyPredictions([p('d', 10, 600)], 1025, 'predictions/1', span(0, 10, 600));
       await forget({ model: 'm', id: 'd' });
       expect(
-        outcomes(await store.applyPredictions([p('e', 2, 50)], 26, 'predictions/1', span(0, 2, 50, true))),
+        outcomes(await store.applyPredictions([p('e', 2, 50)], 1026, 'predictions/1', span(0, 2, 50, true))),
       ).toEqual(['pending']);
       // A covered offset without a timestamp cannot be judged: applied as today.
-      await store.applyPredictions([p('f', 20, 700)], 27, 'predictions/2', span(20, 20, 700));
+      await store.applyPredictions([p('f', 20, 700)], 1027, 'predictions/2', span(20, 20, 700));
       await forget({ model: 'm', id: 'f' });
-      expect(outcomes(await store.applyPredictions([p('f', 20)], 28, 'predictions/2', span(20, 20, 700)))).toEqual([
+      expect(outcomes(await store.applyPredictions([p('f', 20)], 1028, 'predictions/2', span(20, 20, 700)))).toEqual([
         'pending',
       ]);
       // A gap (the position jumped forward): offsets in it were never applied and are not skipped.
-      await store.applyPredictions([p('g', 30, 800)], 29, 'predictions/3', span(30, 30, 800));
-      await store.applyPredictions([p('h', 40, 900)], 30, 'predictions/3', span(40, 40, 900));
-      expect(outcomes(await store.applyPredictions([p('i', 35, 850)], 31, 'predictions/3', span(35, 35, 850)))).toEqual(
-        ['pending'],
-      );
+      await store.applyPredictions([p('g', 30, 800)], 1029, 'predictions/3', span(30, 30, 800));
+      await store.applyPredictions([p('h', 40, 900)], 1030, 'predictions/3', span(40, 40, 900));
+      expect(
+        outcomes(await store.applyPredictions([p('i', 35, 850)], 1031, 'predictions/3', span(35, 35, 850))),
+      ).toEqual(['pending']);
       // Without a span (no offsets), nothing is skipped by a marker.
       await forget({ model: 'm', id: 'h' });
-      expect(outcomes(await store.applyPredictions([p('h', 40, 900)], 32, 'predictions/3'))).toEqual(['pending']);
+      expect(outcomes(await store.applyPredictions([p('h', 40, 900)], 1032, 'predictions/3'))).toEqual(['pending']);
+    });
+
+    it('takes in the span of a batch with nothing to apply (only shadow predictions): no gap, no forgotten history', async () => {
+      const { store, forget } = await openSubject();
+      const p = (id: string, offset: number) => ({
+        model: 'm',
+        id,
+        eventTime: 0,
+        appendTime: 100 + offset,
+        offset,
+        windowKey: 'w',
+        payload: Buffer.from(`p ${id}`),
+      });
+      const outcomes = (a: ReadonlyArray<Applied<Buffer, Buffer, string>>) => a.map((x) => x.outcome);
+      const source = 'predictions/0';
+      await store.applyPredictions([p('a', 0)], 1_000, source, { first: 0, last: 0, maxAppendTime: 100 });
+      // Offsets 1..4: shadow predictions only, so nothing to apply, but applied all the same.
+      expect(await store.applyPredictions([], 1_001, source, { first: 1, last: 4, maxAppendTime: 104 })).toEqual([]);
+      await store.applyPredictions([p('b', 5)], 1_002, source, { first: 5, last: 5, maxAppendTime: 105 });
+      // Both tombstones gone, offsets 0..5 read again: one span from 0, so both are replays.
+      await forget({ model: 'm', id: 'a' });
+      await forget({ model: 'm', id: 'b' });
+      const replay = [p('a', 0), p('b', 5)];
+      expect(
+        outcomes(await store.applyPredictions(replay, 1_003, source, { first: 0, last: 5, maxAppendTime: 105 })),
+      ).toEqual(['duplicate', 'duplicate']);
+      expect(await store.pendingCount('w')).toBe(2); // not 4
+      // A step of no records moves no watermark (it has no event time)...
+      await store.reportSources([{ source, caughtUp: true }], 1_003);
+      const watermark = async () => (await store.sources()).find((x) => x.source === source)?.watermark;
+      const before = await watermark();
+      await store.applyPredictions([], 1_004, source, { first: 6, last: 6, maxAppendTime: 106 });
+      expect(await watermark()).toBe(before);
+      // ... and a restart span still drops the marker.
+      await store.applyPredictions([], 1_004, source, { first: 0, last: 0, maxAppendTime: 100, restart: true });
+      await forget({ model: 'm', id: 'b' });
+      expect(
+        outcomes(await store.applyPredictions([p('b', 5)], 1_005, source, { first: 5, last: 5, maxAppendTime: 105 })),
+      ).toEqual(['pending']);
+    });
+
+    it("records a future-dated record's time as the clock that applied it: a recreated log stamped later is not a replay", async () => {
+      const { store, forget } = await openSubject();
+      const hour = 3_600_000;
+      const now = 1_700_000_000_000;
+      const p = (id: string, offset: number, appendTime: number) => ({
+        model: 'm',
+        id,
+        eventTime: now - hour,
+        appendTime,
+        offset,
+        windowKey: 'w',
+        payload: Buffer.from(`p ${id}`),
+      });
+      const outcomes = (a: ReadonlyArray<Applied<Buffer, Buffer, string>>) => a.map((x) => x.outcome);
+      const source = 'predictions/0';
+      // The old log: offsets 0..1, one record stamped by a producer clock an hour ahead.
+      await store.applyPredictions([p('a', 0, now - 1_000), p('b', 1, now + hour)], now, source, {
+        first: 0,
+        last: 1,
+        maxAppendTime: now + hour,
+      });
+      // Recreated ten minutes later (the group's commit on it set by an operator: no restart known).
+      // Its record at offset 0 is stamped with the real time: newer than anything applied, so new.
+      await forget({ model: 'm', id: 'c' });
+      const later = now + 10 * 60_000;
+      expect(
+        outcomes(
+          await store.applyPredictions([p('c', 0, later)], later, source, { first: 0, last: 0, maxAppendTime: later }),
+        ),
+      ).toEqual(['pending']);
     });
 
     for (const seed of [21, 22, 23]) {
@@ -528,7 +601,8 @@ export function joinStoreContract(
             log.records.push({
               id: ids[Math.floor(r() * ids.length)] as string,
               eventTime: Math.floor(r() * 500),
-              appendTime: clock,
+              // Now and then a producer clock ahead of the joiner's (the marker caps its time at now).
+              appendTime: r() < 0.05 ? clock + 1_000 : clock,
             });
           }
           const n = 1 + Math.floor(r() * 4);
@@ -542,7 +616,14 @@ export function joinStoreContract(
             ...(restart ? { restart } : {}),
           };
           if (side === 'predictions') {
-            const inputs = batch.map((b) => ({ model: 'm', ...b, windowKey: 'w', payload: Buffer.from(`p ${b.id}`) }));
+            // Now and then a batch of shadow predictions only: nothing to apply but its span.
+            const shadow = r() < 0.1;
+            const inputs = (shadow ? [] : batch).map((b) => ({
+              model: 'm',
+              ...b,
+              windowKey: 'w',
+              payload: Buffer.from(`p ${b.id}`),
+            }));
             const a = await real.applyPredictions(inputs, now, source, span);
             const b = await model.applyPredictions(inputs, now, source, span);
             expect(

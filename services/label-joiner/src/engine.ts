@@ -188,8 +188,11 @@ export class JoinEngine {
     source: string,
     options: { readonly restart?: boolean } = {},
   ): Promise<EngineStats> {
-    // All records of a batch come from one partition: one topic, so one of the two calls below.
-    const span = batchSpan(records, options.restart);
+    // All records of a batch come from one partition, so one topic: its span goes to that side's
+    // call, even with nothing to apply (only shadow predictions), so that the marker takes it in.
+    // A mixed batch is no partition: no marker.
+    const side = records.every((r) => r.kind === records[0]?.kind) ? records[0]?.kind : undefined;
+    const span = side === undefined ? undefined : batchSpan(records, options.restart);
     const predictions: PredictionInput<Buffer>[] = [];
     const labels: LabelInput<Buffer>[] = [];
     const outcomes: Record<string, number> = {};
@@ -241,15 +244,17 @@ export class JoinEngine {
     const predictionRecords = joinable.filter((r) => r.kind === 'prediction');
     const labelRecords = joinable.filter((r) => r.kind === 'label');
     if (predictions.length > 0) this.tallies?.admit();
-    (await this.store.applyPredictions(predictions, now, source, span)).forEach((a, n) => {
-      count('prediction', a.outcome);
-      if (a.emit === undefined) return;
-      const r = predictionRecords[n];
-      emits.push(
-        a.outcome === 'joined' && r?.kind === 'prediction' ? { emit: a.emit, prediction: r.event } : { emit: a.emit },
-      );
-    });
-    (await this.store.applyLabels(labels, now, source, span)).forEach((a, n) => {
+    (await this.store.applyPredictions(predictions, now, source, side === 'prediction' ? span : undefined)).forEach(
+      (a, n) => {
+        count('prediction', a.outcome);
+        if (a.emit === undefined) return;
+        const r = predictionRecords[n];
+        emits.push(
+          a.outcome === 'joined' && r?.kind === 'prediction' ? { emit: a.emit, prediction: r.event } : { emit: a.emit },
+        );
+      },
+    );
+    (await this.store.applyLabels(labels, now, source, side === 'label' ? span : undefined)).forEach((a, n) => {
       count('label', a.outcome);
       if (a.emit === undefined) return;
       const r = labelRecords[n];

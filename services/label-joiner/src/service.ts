@@ -182,9 +182,9 @@ export const labelJoinerService = defineService({
             await marker?.check();
             const records = items.map((i) => i.value);
             const { topic, partition } = context;
-            const { restart, generation } = await restarts.check(topic, partition, records[0]?.offset);
-            await engine.process(records, Date.now(), partitionKey(topic, partition), { restart });
-            restarts.applied(topic, partition, generation, records.at(-1)?.offset);
+            const started = await restarts.check(topic, partition, records[0]?.offset);
+            await engine.process(records, Date.now(), partitionKey(topic, partition), { restart: started.restart });
+            restarts.applied(topic, partition, started, records.at(-1)?.offset);
           },
           rebalanced: () => restarts.rebalanced(),
         },

@@ -120,6 +120,7 @@ end
 -- another type as absent, so an EXISTS counting more keys than MGET found one: it is named.
 local function read_states(keys)
   local values, base = {}, 0
+  if #keys == 0 then return values end -- a chunk of no records (only its span: a marker)
   for _, part in ipairs(slices(keys)) do
     local got = redis.call('MGET', unpack(part))
     local found = 0
@@ -217,11 +218,11 @@ end
  * `from,through,greatest Kafka timestamp`. plan_marker reads it (before any write), keeps it only
  * if it holds for these records (none at or below its end is newer than its greatest timestamp,
  * or without one; span_restart '1' drops it) and returns it with the value it takes after the
- * chunk (nil: deleted). span_first '' means no offsets: no marker is read or written.
- * offsets and times: per record, a number or false.
+ * chunk (nil: deleted), its greatest timestamp at most `now` (nextMarker). span_first '' means no
+ * offsets: no marker is read or written. offsets and times: per record, a number or false.
  */
 const MARKER = `
-local function plan_marker(key, span_first, span_last, span_time, span_restart, offsets, times, n)
+local function plan_marker(key, span_first, span_last, span_time, span_restart, offsets, times, n, now)
   if span_first == '' then return nil, nil, false end
   local first, last = number_arg(span_first, 'span first offset'), number_arg(span_last, 'span last offset')
   local m = nil
@@ -240,6 +241,7 @@ local function plan_marker(key, span_first, span_last, span_time, span_restart, 
   end
   local t = span_time ~= '' and finite(span_time)
   if not t or t < 0 then return m, nil, v ~= nil end
+  t = math.min(t, now)
   if m and first <= m[2] + 1 and last >= m[1] - 1 then
     return m, { math.min(m[1], first), math.max(m[2], last), math.max(m[3], t) }, v ~= nil
   end
@@ -313,7 +315,7 @@ end
 /**
  * KEYS: schedule, pending counts, dirty windows, the source's watermark, tally groups, dirty mark
  * sequence, the source's applied marker.
- * ARGV: now, backstop ttl, max event time, state key prefix, tally key prefix, span first offset
+ * ARGV: now, backstop ttl, max event time ('' = no records), state key prefix, tally key prefix, span first offset
  * ('' = no marker), span last offset, span's greatest Kafka timestamp, '1' to drop the marker
  * first, then per record: id, deadline, window key, prediction bytes, tally group ('' = none),
  * tally slot, tally value, offset ('' = none), Kafka timestamp ('' = none).
@@ -327,9 +329,10 @@ ${FLUSH}
 ${MARK_DIRTY}
 ${ADD_TALLIES}
 ${MARKER}
-number_arg(now, 'now')
+local now_n = number_arg(now, 'now')
 ttl_arg(backstop, 'backstop ttl')
-local max_et_n = number_arg(max_et, 'max event time')
+-- '' for a chunk of no records: no event time, the watermark stays.
+local max_et_n = max_et ~= '' and number_arg(max_et, 'max event time')
 local n = (#ARGV - 9) / 9
 if n % 1 ~= 0 then bad_argument('argument count', #ARGV) end
 local keys, offsets, times = {}, {}, {}
@@ -339,7 +342,7 @@ for i = 1, n do
   offsets[i] = position_arg(ARGV[j + 7], 'offset')
   times[i] = position_arg(ARGV[j + 8], 'kafka timestamp')
 end
-local marker, next_marker, marker_existed = plan_marker(KEYS[7], ARGV[6], ARGV[7], ARGV[8], ARGV[9], offsets, times, n)
+local marker, next_marker, marker_existed = plan_marker(KEYS[7], ARGV[6], ARGV[7], ARGV[8], ARGV[9], offsets, times, n, now_n)
 -- state: the batch's view of each state key (false: absent), its own writes included.
 local state, values = {}, read_states(keys)
 for i = 1, n do if state[keys[i]] == nil then state[keys[i]] = values[i] end end
@@ -395,7 +398,7 @@ for i = 1, n do
 end
 if next(act) ~= nil then check_type(KEYS[1], 'zset', 'the schedule (a sorted set)') end
 check_counts(KEYS[2], deltas)
-local raise = raises_watermark(KEYS[4], max_et_n)
+local raise = max_et_n and raises_watermark(KEYS[4], max_et_n)
 if next(dirty) ~= nil then check_mark(KEYS[3], KEYS[6]) end
 check_tallies(tallies, tally_prefix)
 -- Second pass: the plan, which nothing can fail now.
@@ -495,7 +498,7 @@ return 1
 
 /**
  * KEYS: schedule, pending counts, dirty windows, the source's watermark, the source's applied marker.
- * ARGV: now, backstop ttl, max event time, state key prefix, span first offset ('' = no marker),
+ * ARGV: now, backstop ttl, max event time ('' = no records), state key prefix, span first offset ('' = no marker),
  * span last offset, span's greatest Kafka timestamp, '1' to drop the marker first, then per
  * record: id, label time, wait-until score, label bytes, '1' when an earlier record of the same
  * batch has the same id (its replay then carries no payloads: that earlier record's row is
@@ -508,9 +511,10 @@ export const LABEL_SCRIPT = `${CHECKS}${PARSE_P}${BATCH_CHECKS}
 local now, backstop, max_et, state_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 ${FLUSH}
 ${MARKER}
-number_arg(now, 'now')
+local now_n = number_arg(now, 'now')
 ttl_arg(backstop, 'backstop ttl')
-local max_et_n = number_arg(max_et, 'max event time')
+-- '' for a chunk of no records: no event time, the watermark stays.
+local max_et_n = max_et ~= '' and number_arg(max_et, 'max event time')
 local n = (#ARGV - 8) / 7
 if n % 1 ~= 0 then bad_argument('argument count', #ARGV) end
 local keys, offsets, times = {}, {}, {}
@@ -520,7 +524,7 @@ for i = 1, n do
   offsets[i] = position_arg(ARGV[j + 5], 'offset')
   times[i] = position_arg(ARGV[j + 6], 'kafka timestamp')
 end
-local marker, next_marker, marker_existed = plan_marker(KEYS[5], ARGV[5], ARGV[6], ARGV[7], ARGV[8], offsets, times, n)
+local marker, next_marker, marker_existed = plan_marker(KEYS[5], ARGV[5], ARGV[6], ARGV[7], ARGV[8], offsets, times, n, now_n)
 -- state: the batch's view of each state key (false: absent), its own writes included.
 local state, values = {}, read_states(keys)
 for i = 1, n do if state[keys[i]] == nil then state[keys[i]] = values[i] end end
@@ -569,7 +573,7 @@ for i = 1, n do
 end
 if next(act) ~= nil then check_type(KEYS[1], 'zset', 'the schedule (a sorted set)') end
 check_counts(KEYS[2], deltas)
-local raise = raises_watermark(KEYS[4], max_et_n)
+local raise = max_et_n and raises_watermark(KEYS[4], max_et_n)
 -- Second pass: the plan, which nothing can fail now.
 for i = 1, n do
   local a = act[i]

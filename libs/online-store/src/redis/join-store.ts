@@ -364,11 +364,12 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     span: OffsetSpan | undefined,
     add: (input: I, args: Arg[]) => void,
   ): Promise<Array<Applied<Buffer, Buffer, O>>> {
-    if (inputs.length === 0) return [];
+    if (inputs.length === 0 && span === undefined) return [];
     const p = this.pipeline();
     // Every chunk raises the watermark to the least event time of the whole batch (batchWatermark).
-    const watermark = batchWatermark(inputs);
-    for (let from = 0; from < inputs.length; from += SCRIPT_CHUNK) {
+    // No inputs but a span (records the join skips): one chunk of none writes the marker alone.
+    const watermark = inputs.length === 0 ? '' : batchWatermark(inputs);
+    for (let from = 0; from === 0 || from < inputs.length; from += SCRIPT_CHUNK) {
       const chunk = inputs.slice(from, from + SCRIPT_CHUNK);
       const args: Arg[] = [head.keys.length, ...head.keys, now, ttl, watermark, this.keys.statePrefix, ...head.extra];
       args.push(...chunkSpan(span, inputs, from, from + chunk.length));

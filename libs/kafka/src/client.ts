@@ -16,29 +16,78 @@ const clients = new WeakMap<KafkaClient, Kafka>();
 const deadLetterConfig = new WeakMap<KafkaClient, NonNullable<KafkaConfig['deadLetter']>>();
 const faultHolds = new WeakMap<KafkaClient, number>();
 
-/** Routes kafkajs' own logs into our structured logger (kafkajs logs error-level noise during rebalances). */
-function logCreatorFor(logger: Logger) {
+/** A consumer's fetch position kafkajs moved to the group's default (earliest or latest) on its own. */
+export interface OffsetReset {
+  readonly groupId: string;
+  readonly topic: string;
+  readonly partition: number;
+}
+
+type OffsetResetListener = (reset: OffsetReset) => void;
+const offsetResetListeners = new WeakMap<KafkaClient, Set<OffsetResetListener>>();
+const unknownPartitionListeners = new WeakMap<KafkaClient, Set<() => void>>();
+
+/**
+ * kafkajs reports an out-of-range reset only in its log (it then fetches from the default offset,
+ * skipping or re-reading records without telling its user): this routes that line to the consumer
+ * loop of the group, which counts and names it. Returns the unsubscribe. Package-internal.
+ */
+export function onOffsetReset(client: KafkaClient, listener: OffsetResetListener): () => void {
+  const listeners = offsetResetListeners.get(client);
+  listeners?.add(listener);
+  return () => listeners?.delete(listener);
+}
+
+/**
+ * A broker answered "does not host this topic-partition" to a request of this client (kafkajs
+ * logs it without the topic): a topic may have been deleted, and created again a moment later
+ * (kafkajs then fetches at its old position in the new log). Returns the unsubscribe. Package-internal.
+ */
+export function onUnknownTopicPartition(client: KafkaClient, listener: () => void): () => void {
+  const listeners = unknownPartitionListeners.get(client);
+  listeners?.add(listener);
+  return () => listeners?.delete(listener);
+}
+
+/**
+ * Routes kafkajs' own logs into our structured logger (kafkajs logs error-level noise during
+ * rebalances). Its crash and restart lines go to debug: the consumer loop logs each crash itself,
+ * rate-limited (a crash loop wrote hundreds of lines with stacks a minute).
+ */
+function logCreatorFor(logger: Logger, resets: Set<OffsetResetListener>, unknowns: Set<() => void>) {
   const log = logger.child({ stage: 'kafkajs' });
   return () =>
     ({ level, log: entry }: { level: logLevel; log: { message: string } & Record<string, unknown> }) => {
       const { message, timestamp: _t, logger: _l, ...rest } = entry;
-      if (level === logLevel.ERROR || level === logLevel.WARN) log.warn(rest, message);
+      if (message === 'Offset out of range, resetting to default offset') {
+        const { groupId, topic, partition } = rest;
+        if (typeof groupId === 'string' && typeof topic === 'string' && typeof partition === 'number') {
+          for (const listener of resets) listener({ groupId, topic, partition });
+        }
+      }
+      if (rest.error === 'This server does not host this topic-partition') for (const listener of unknowns) listener();
+      const consumerRestart = message.startsWith('Crash: ') || message.startsWith('Restarting the consumer in');
+      if ((level === logLevel.ERROR || level === logLevel.WARN) && !consumerRestart) log.warn(rest, message);
       else log.debug(rest, message);
     };
 }
 
 export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLogger): KafkaClient {
+  const resets = new Set<OffsetResetListener>();
+  const unknowns = new Set<() => void>();
   const kafka = new Kafka({
     clientId: config.clientId,
     brokers: [...config.brokers],
     ssl: config.ssl,
     ...(config.sasl === undefined ? {} : { sasl: { ...config.sasl } as never }),
     logLevel: logLevel.WARN,
-    logCreator: logCreatorFor(logger),
+    logCreator: logCreatorFor(logger, resets, unknowns),
     retry: { initialRetryTime: 100, retries: 8 },
   });
   const client: KafkaClient = Object.freeze({ clientId: config.clientId, brokers: [...config.brokers] });
   clients.set(client, kafka);
+  offsetResetListeners.set(client, resets);
+  unknownPartitionListeners.set(client, unknowns);
   if (config.deadLetter !== undefined) deadLetterConfig.set(client, config.deadLetter);
   if (config.faultHoldMs !== undefined) faultHolds.set(client, config.faultHoldMs);
   return client;

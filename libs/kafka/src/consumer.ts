@@ -2,10 +2,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError, formatDuration, type Logger, toDriftlineError } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
-import { AdminSession, adminBackoff, committedOffsets, deleteGroup, isTransient, topicOffsets } from './admin.js';
+import {
+  AdminSession,
+  adminBackoff,
+  committedOffsets,
+  deleteGroup,
+  isTransient,
+  listTopics,
+  topicOffsets,
+} from './admin.js';
 import { type BackoffPolicy, backoffDelay, defaultBackoff } from './backoff.js';
 import { deliverWithBisect, isProcessorFaultCode, suspectsProcessor } from './bisect.js';
-import { deadLetterConfigOf, faultHoldOf, type KafkaClient, kafkajsOf } from './client.js';
+import {
+  deadLetterConfigOf,
+  faultHoldOf,
+  type KafkaClient,
+  kafkajsOf,
+  onOffsetReset,
+  onUnknownTopicPartition,
+} from './client.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
 import { type IdlePartition, refreshIdleLag } from './idle-lag.js';
 import { partitionKey } from './partition-key.js';
@@ -32,6 +47,19 @@ export const DEFAULT_FAULT_HOLD_MS = 60_000;
 const LAG_REFRESH_MS = 5_000;
 /** How often the member heartbeats, also while a batch is processed (a tenth of the default session). */
 const HEARTBEAT_INTERVAL_MS = 3_000;
+/**
+ * Default of `metadataMaxAgeMs`: how old kafkajs lets its topic metadata get. Partitions added to
+ * a topic are seen (and the group rebalanced onto them) only at the next refresh; kafkajs' own
+ * default of 5 minutes left them unread and unreported that long. The cost is one metadata request
+ * of the subscribed topics per 30 s per consumer.
+ */
+export const DEFAULT_METADATA_MAX_AGE_MS = 30_000;
+/** Restarts after kafkajs crashed the consumer (a deleted input topic): it restarted every 100 ms. */
+const crashBackoff: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000, multiplier: 2, jitter: 0.2 };
+/** A crash this long after the last one (or a batch processed meanwhile) starts a new crash streak. */
+const CRASH_QUIET_MS = 120_000;
+/** During a crash streak, at most one error line per this interval (the others are counted). */
+const CRASH_LOG_INTERVAL_MS = 60_000;
 
 /** What a service plugs into the loop: how to read a record, and how to hand a batch to its sink. */
 export interface BatchProcessor<T> {
@@ -119,6 +147,8 @@ export interface ConsumerOptions<T> {
    * reader a group id of its own per process.
    */
   readonly ephemeral?: boolean;
+  /** How old kafkajs' topic metadata may get (default `DEFAULT_METADATA_MAX_AGE_MS`): the delay before added partitions are read. */
+  readonly metadataMaxAgeMs?: number;
 }
 
 export interface ConsumerHandle {
@@ -221,6 +251,18 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     batchSeconds: histogram(registry, 'driftline_batch_duration_seconds', 'Time to decode, sink and commit one batch', [
       'topic',
     ]),
+    skipped: counter(
+      registry,
+      'driftline_consumer_records_skipped_total',
+      'Records never processed because the fetch position was moved past them (offset out of range: removed by retention before they were read)',
+      ['group', 'topic', 'partition', 'reason'],
+    ),
+    restarts: counter(
+      registry,
+      'driftline_consumer_restarts_total',
+      'Restarts after the Kafka client crashed the consumer',
+      ['group'],
+    ),
     latency: histogram(
       registry,
       'driftline_record_latency_seconds',
@@ -236,11 +278,37 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     heartbeatInterval: HEARTBEAT_INTERVAL_MS,
     maxBytesPerPartition: options.maxBytesPerPartition ?? 1_048_576,
     allowAutoTopicCreation: false,
+    metadataMaxAge: options.metadataMaxAgeMs ?? DEFAULT_METADATA_MAX_AGE_MS,
+    // kafkajs restarts a crashed consumer after 100 ms, for ever: a deleted input topic made a hot
+    // loop (10 restarts/s, hundreds of error lines with stacks a minute, healthy all along).
+    retry: { restartOnFailure: (error: Error) => restartAfterCrash(error) },
   });
   let joined = false;
   let stopping = false;
   const backingOff = new Set<string>();
   const lastCommitted = new Map<string, bigint>();
+  /**
+   * Per partition, the last offset this process committed, kept through rebalances: the broker
+   * deletes a group's commits with their topic, so a commit of ours that is gone says the log
+   * restarted (a topic deleted and created again), and kafkajs' fetch position means nothing.
+   */
+  const committedHere = new Map<string, bigint>();
+  /** Partitions whose first batch after a join checks the group's commit (see checkPosition). */
+  const verify = new Set<string>();
+  /**
+   * The group's commits per topic, read as soon as the group is joined (undefined: the read
+   * failed): where kafkajs starts fetching. Read then because kafkajs commits its default offset
+   * over the old commit when it resets an out-of-range position, before the next batch.
+   */
+  const joinCommits = new Map<string, Promise<Map<number, bigint> | undefined>>();
+  /**
+   * The group's last known commit per partition (read before the first join, at each join, and
+   * our own): where kafkajs fetched from when it resets a position out of range. kafkajs commits
+   * its default offset over it right away, and the read at the join came too late for it.
+   */
+  const knownCommits = new Map<string, bigint>();
+  /** Partitions kafkajs reset to the default offset (out of range), with the position they had. */
+  const resets = new Map<string, bigint | undefined>();
   /**
    * The commit a stateful processor last held back per partition (below its batch's end): a later
    * batch that never reaches the processor (every record poison) must not commit past it — the
@@ -360,8 +428,15 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       lastLagRefresh.delete(k);
       faultSince.delete(k);
       retrying.delete(k);
+      resets.delete(k);
     }
     lastCommitted.clear(); // another member may have committed meanwhile
+    // The first batch of each partition this process committed before checks the group's commit
+    // is still there (see checkPosition): a topic deleted for longer crashes kafkajs into a rejoin.
+    for (const k of now.keys()) if (committedHere.has(k)) verify.add(k);
+    joinCommits.clear();
+    if (options.ephemeral !== true)
+      for (const topic of new Set([...now.values()].map((p) => p.topic))) void commitsOf(topic);
     progress.retain((topic, partition) => now.has(partitionKey(topic, partition)));
     for (const [, { topic, partition }] of lost) {
       const labels = { group: groupId, topic, partition: String(partition) };
@@ -377,14 +452,74 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   let dead = false;
   consumer.on(consumer.events.CRASH, (event) => {
     joined = false;
-    if (event.payload.restart === false) dead = true;
+    // A restart is logged by restartAfterCrash (with backoff); one refused while stopping is no crash.
+    if (event.payload.restart !== false || stopping) return;
+    dead = true;
     logger.error(
-      { err: event.payload.error, restart: event.payload.restart },
-      event.payload.restart === false
-        ? 'consumer crashed and will not restart: /healthz fails, restart the process'
-        : 'consumer crashed',
+      { err: event.payload.error, restart: false },
+      'consumer crashed and will not restart: /healthz fails, restart the process',
     );
   });
+  /** The current crash streak: when it began, the last crash, how many, when last logged and how many lines were left out since. */
+  let crashes: { since: number; last: number; count: number; loggedAt: number; unlogged: number } | undefined;
+  /** Ends a crash streak: the consumer processed a batch again. */
+  const crashRecovered = () => {
+    if (crashes === undefined) return;
+    logger.info({ crashes: crashes.count }, 'consumer recovered from its crashes');
+    crashes = undefined;
+  };
+  /** A crash streak that lasted the stall timeout makes the consumer unhealthy (a restart may cure it). */
+  const crashLooping = () =>
+    crashes !== undefined &&
+    Date.now() - crashes.last < CRASH_QUIET_MS &&
+    crashes.last - crashes.since >= stallTimeoutMs;
+  /** Which of the input topics are missing now (undefined when that cannot be read). */
+  const missingTopics = async (): Promise<string[] | undefined> => {
+    try {
+      const existing = new Set(await listTopics(kafka));
+      return options.topics.filter((t) => !existing.has(t));
+    } catch {
+      return undefined;
+    }
+  };
+  /** kafkajs' restartOnFailure: logs the crash (rate-limited), waits with capped backoff, then restarts. */
+  async function restartAfterCrash(error: Error): Promise<boolean> {
+    joined = false;
+    const now = Date.now();
+    if (crashes === undefined || now - crashes.last >= CRASH_QUIET_MS)
+      crashes = { since: now, last: now, count: 0, loggedAt: 0, unlogged: 0 };
+    const streak = crashes;
+    streak.count++;
+    streak.last = now;
+    metrics.restarts.inc({ group: groupId });
+    const delay = backoffDelay(crashBackoff, streak.count - 1);
+    if (now - streak.loggedAt >= CRASH_LOG_INTERVAL_MS) {
+      const missing = await missingTopics();
+      const first = streak.count === 1;
+      logger.error(
+        {
+          // The stack once per streak: the same one repeated is noise.
+          err: first ? error : error.message,
+          crashes: streak.count,
+          crashingForMs: now - streak.since,
+          linesLeftOut: streak.unlogged,
+          restartInMs: delay,
+          ...(missing === undefined ? {} : { missingTopics: missing }),
+        },
+        missing !== undefined && missing.length > 0
+          ? `consumer crashed: input topic ${missing.join(', ')} does not exist; restarting with backoff until it does`
+          : 'consumer crashed; restarting with backoff',
+      );
+      streak.loggedAt = Date.now();
+      streak.unlogged = 0;
+    } else streak.unlogged++;
+    try {
+      await sleep(delay, undefined, { signal: abort.signal });
+    } catch {
+      return false; // stopping
+    }
+    return !stopping;
+  }
 
   /** Ends a partition's processor-fault hold (a record got through, an outage, the batch left). */
   function clearFault(key: string, labels: Record<string, string>, why: string): void {
@@ -516,11 +651,123 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     return { kind: 'done', commitOffset, processed };
   }
 
+  /** The group's commits of a topic: read once per join (or after a topic went missing), shared by its partitions. */
+  function commitsOf(topic: string): Promise<Map<number, bigint> | undefined> {
+    let pending = joinCommits.get(topic);
+    if (pending === undefined) {
+      pending = committedOffsets(admin, groupId, topic).then(
+        (commits) => {
+          rememberCommits(topic, commits);
+          return commits;
+        },
+        (error: unknown) => {
+          logger.debug({ topic, err: error }, 'reading the group commits failed');
+          return undefined;
+        },
+      );
+      joinCommits.set(topic, pending);
+    }
+    return pending;
+  }
+
+  /** Keeps the real commits of a read (not kafkajs' -2 of a reset, nor -1 for none). */
+  function rememberCommits(topic: string, commits: ReadonlyMap<number, bigint>): void {
+    for (const [partition, offset] of commits)
+      if (offset >= 0n) knownCommits.set(partitionKey(topic, partition), offset);
+  }
+
+  /** Forgets what this process knew of a partition's position: its offsets started over. */
+  function forgetPosition(key: string, topic: string, partition: number): void {
+    lastCommitted.delete(key);
+    committedHere.delete(key);
+    knownCommits.delete(key);
+    heldBack.delete(key);
+    processedTo.delete(key);
+    progress.forget(topic, partition);
+  }
+
+  /**
+   * Checks where a batch starts against what this process knows, before anything of it is
+   * processed. False when the partition was sought elsewhere and this batch must be dropped.
+   * - The group's commit of a partition this process had committed is gone: the broker deleted it
+   *   with its topic, and the topic exists again (kafkajs kept fetching at its old position in the
+   *   new log: a topic recreated within a second had its first records skipped). Seek to the start
+   *   of the log.
+   * - kafkajs reset an out-of-range position to the default offset (records removed by retention
+   *   before they were read): count what was skipped, name both offsets.
+   * - The batch starts below the last commit (a reset backwards): commit from there again (the
+   *   loop never committed backwards, so it committed nothing until it passed the old offset).
+   */
+  async function checkPosition(batch: Batch): Promise<boolean> {
+    const { topic, partition } = batch;
+    const key = partitionKey(topic, partition);
+    const first = BigInt(batch.firstOffset() ?? batch.messages[0]?.offset ?? batch.highWatermark);
+    if (verify.has(key) || resets.has(key)) {
+      const wasReset = resets.has(key);
+      const before = resets.get(key);
+      verify.delete(key);
+      resets.delete(key);
+      const commits = await commitsOf(topic);
+      const stored = commits?.get(partition);
+      const had = committedHere.get(key);
+      if (commits !== undefined && had !== undefined && had > 0n && (stored === undefined || stored < 0n)) {
+        // Unreadable, offset 0 serves too: below the start of the log, kafkajs resets it to the earliest.
+        const low = await topicOffsets(admin, topic).then(
+          (offsets) => offsets.find((o) => o.partition === partition)?.low ?? 0n,
+          () => 0n,
+        );
+        forgetPosition(key, topic, partition);
+        logger.error(
+          {
+            topic,
+            partition,
+            committedBefore: had.toString(),
+            fetchOffset: first.toString(),
+            startOfLog: low.toString(),
+          },
+          "the group's commit of this partition is gone (its topic was deleted and created again): reading it from the start of its log",
+        );
+        if (first > low) {
+          consumer.seek({ topic, partition, offset: low.toString() });
+          return false;
+        }
+        return true;
+      }
+      if (wasReset) {
+        const old = before ?? (stored !== undefined && stored >= 0n ? stored : undefined);
+        knownCommits.delete(key);
+        const skipped = old === undefined || first <= old ? 0n : first - old;
+        if (skipped > 0n) {
+          metrics.skipped.inc(
+            { group: groupId, topic, partition: String(partition), reason: 'offset_out_of_range' },
+            Number(skipped),
+          );
+        }
+        logger.error(
+          { topic, partition, from: old?.toString(), to: first.toString(), skipped: skipped.toString() },
+          skipped > 0n
+            ? 'offset out of range: the fetch position was reset forward and the records between were never processed (removed by retention before they were read)'
+            : 'offset out of range: the fetch position was reset to the default offset',
+        );
+      }
+    }
+    const last = lastCommitted.get(key);
+    if (last !== undefined && first < last) {
+      logger.warn(
+        { topic, partition, lastCommitted: last.toString(), firstOffset: first.toString() },
+        'offsets moved backwards (a reset, or the log restarted): committing from the new position',
+      );
+      forgetPosition(key, topic, partition);
+    }
+    return true;
+  }
+
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     if (batch.messages.length === 0) return;
     const started = process.hrtime.bigint();
     const key = partitionKey(batch.topic, batch.partition);
+    if (!(await checkPosition(batch))) return; // sought elsewhere: nothing of this batch is processed
     fetched.add(key);
     lastBatchAt.set(key, Date.now());
     const labels = { group: groupId, topic: batch.topic, partition: String(batch.partition) };
@@ -554,6 +801,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
           });
         }
         lastCommitted.set(key, safe);
+        if (options.ephemeral !== true) {
+          committedHere.set(key, safe);
+          knownCommits.set(key, safe);
+        }
       }
       return safe;
     };
@@ -676,6 +927,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     );
     const now = Date.now();
     metrics.out.inc({ topic: batch.topic }, batch.messages.length);
+    crashRecovered();
     metrics.batchSeconds.observe({ topic: batch.topic }, Number(process.hrtime.bigint() - started) / 1e9);
     for (const message of batch.messages)
       metrics.latency.observe({ topic: batch.topic }, Math.max(0, now - Number(message.timestamp)) / 1000);
@@ -796,9 +1048,27 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       });
   };
 
+  const stopResets = onOffsetReset(kafka, (reset) => {
+    if (reset.groupId !== groupId) return;
+    const key = partitionKey(reset.topic, reset.partition);
+    // Where kafkajs was: after the last batch here, else (none yet) the group's commit.
+    resets.set(key, processedTo.get(key) ?? knownCommits.get(key));
+  });
+  const stopUnknowns = onUnknownTopicPartition(kafka, () => {
+    // Some topic was missing a moment ago (kafkajs does not say which, nor rejoin when it is back
+    // in time): check the commits of every partition this process committed, at their next batch.
+    joinCommits.clear();
+    for (const k of owned.keys()) if (committedHere.has(k)) verify.add(k);
+  });
   await consumer.connect();
   try {
     for (const topic of options.topics) await subscribe(consumer, topic, options.fromBeginning ?? true);
+    // Before the first join: kafkajs may reset (and overwrite) an out-of-range commit a few
+    // milliseconds after it. Subscribed: the topics exist.
+    if (options.ephemeral !== true) {
+      for (const topic of options.topics)
+        rememberCommits(topic, await committedOffsets(admin, groupId, topic).catch(() => new Map<number, bigint>()));
+    }
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -810,6 +1080,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // connected consumer behind, one more per attempt.
     await consumer.disconnect().catch(() => {});
     await admin.close();
+    stopResets();
+    stopUnknowns();
     throw error;
   }
   // Evaluated on a timer too, so the gauge and the log line appear without anyone asking /healthz.
@@ -827,6 +1099,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       if (stopping) return;
       stopping = true;
       clearInterval(watch);
+      stopResets();
+      stopUnknowns();
       abort.abort();
       // kafkajs waits for the batch in hand to finish before leaving the group.
       try {
@@ -843,8 +1117,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
           ),
         );
     },
-    ready: () => joined && !stopping && !dead && backingOff.size === 0 && stalls().length === 0,
-    healthy: () => !dead && stalls().length === 0,
+    ready: () => joined && !stopping && !dead && !crashLooping() && backingOff.size === 0 && stalls().length === 0,
+    healthy: () => !dead && !crashLooping() && stalls().length === 0,
     stalls,
     positions,
   };

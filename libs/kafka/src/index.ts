@@ -23,6 +23,7 @@ export {
   type ConsumerHandle,
   type ConsumerOptions,
   DEFAULT_FAULT_HOLD_MS,
+  DEFAULT_METADATA_MAX_AGE_MS,
   DEFAULT_STALL_TIMEOUT_MS,
   type PartitionPosition,
   type ProcessResult,

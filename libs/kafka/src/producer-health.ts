@@ -52,6 +52,11 @@ export class ProducerHealth {
     this.replaceNow = true;
   }
 
+  /** The broker no longer accepts this producer's id or sequence numbers: the next send goes through a fresh one. */
+  stateLost(now: number): void {
+    this.timedOut(now);
+  }
+
   /** What the next attempt goes through; when not 'keep', the clock of the run restarts. */
   shouldReplace(now: number): Replacement {
     if (this.replaceNow) {

@@ -26,15 +26,37 @@ export const MAX_SEND_BYTES = 1_048_576;
 const TOO_LARGE_TYPES = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
 
 /** The broker's "too large" answer inside a client error (wrapped by the client's retrier), if any. */
-function tooLargeType(error: unknown, depth = 0): string | undefined {
+function tooLargeType(error: unknown): string | undefined {
+  return kafkaErrorTypeIn(error, TOO_LARGE_TYPES);
+}
+
+/** The first kafkajs error type of `types` in an error or its causes. */
+function kafkaErrorTypeIn(error: unknown, types: ReadonlySet<string>, depth = 0): string | undefined {
   if (error === null || typeof error !== 'object' || depth > 4) return undefined;
   const e = error as { type?: unknown; cause?: unknown; originalError?: unknown; errors?: unknown };
-  if (typeof e.type === 'string' && TOO_LARGE_TYPES.has(e.type)) return e.type;
+  if (typeof e.type === 'string' && types.has(e.type)) return e.type;
   for (const inner of [e.cause, e.originalError, ...(Array.isArray(e.errors) ? e.errors : [])]) {
-    const found = tooLargeType(inner, depth + 1);
+    const found = kafkaErrorTypeIn(inner, types, depth + 1);
     if (found !== undefined) return found;
   }
   return undefined;
+}
+
+/**
+ * Broker answers that the idempotent producer's id or sequence numbers are out of step with the
+ * broker (kafkajs marks them non-retriable): every resend through the same producer gets the same
+ * answer, so it was retried for the 30 s of `replaceAfterMs` before a fresh producer got through.
+ */
+const PRODUCER_STATE_TYPES = new Set([
+  'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  'DUPLICATE_SEQUENCE_NUMBER',
+  'UNKNOWN_PRODUCER_ID',
+  'INVALID_PRODUCER_EPOCH',
+]);
+
+/** True when a send failed because the producer's idempotence state is lost: replace it at once. */
+export function producerStateLost(error: unknown): boolean {
+  return kafkaErrorTypeIn(error, PRODUCER_STATE_TYPES) !== undefined;
 }
 
 /** True when a send failed because the broker refused the messages as too large (not retriable as they are). */
@@ -189,7 +211,8 @@ export async function createProducer(
     } catch (error) {
       const classified = classifySendError(topic, error);
       // Only an unavailable Kafka counts against the producer: refused messages are the messages' fault.
-      if (classified.retriable) health.failed(Date.now(), isBrokerUnreachable(error));
+      if (producerStateLost(error)) health.stateLost(Date.now());
+      else if (classified.retriable) health.failed(Date.now(), isBrokerUnreachable(error));
       throw classified;
     }
     health.succeeded();

@@ -90,6 +90,11 @@ export class ProgressTracker {
     return this.partitions.get(partitionKey(topic, partition))?.progress.committed;
   }
 
+  /** Forgets a partition's progress (its offsets started over). */
+  forget(topic: string, partition: number): void {
+    this.partitions.delete(partitionKey(topic, partition));
+  }
+
   /** Forgets partitions no longer owned (a rebalance): their commits are another member's now. */
   retain(owned: (topic: string, partition: number) => boolean): void {
     for (const [key, p] of this.partitions) if (!owned(p.topic, p.partition)) this.partitions.delete(key);

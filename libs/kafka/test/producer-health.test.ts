@@ -1,5 +1,6 @@
 import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
+import { producerStateLost } from '../src/producer.js';
 import { isBrokerUnreachable, ProducerHealth, producerRetries } from '../src/producer-health.js';
 
 const policy = { replaceAfterMs: 30_000, sendDeadlineMs: 120_000 };
@@ -42,6 +43,22 @@ describe('producer health: when a fresh producer replaces the failing one', () =
     h.timedOut(5_000);
     expect(h.shouldReplace(5_000)).toBe('replace');
     expect(h.shouldReplace(5_001)).toBe('keep');
+  });
+
+  it('at once when the broker refuses the idempotent producer id or sequence (not after 30 s of the same refusal)', () => {
+    const outOfOrder = new KafkaJSProtocolError({
+      type: 'OUT_OF_ORDER_SEQUENCE_NUMBER',
+      code: 45,
+      retriable: false,
+      message: 'The broker received an out of order sequence number',
+    } as never);
+    const wrapped = new KafkaJSNumberOfRetriesExceeded(outOfOrder, { retryCount: 0, retryTime: 100 });
+    expect(producerStateLost(wrapped)).toBe(true);
+    expect(producerStateLost(new KafkaJSProtocolError({ type: 'UNKNOWN_PRODUCER_ID', code: 59 } as never))).toBe(true);
+    expect(producerStateLost(new KafkaJSProtocolError('There is no leader for this topic-partition'))).toBe(false);
+    const h = new ProducerHealth(policy);
+    h.stateLost(1_000);
+    expect(h.shouldReplace(1_001)).toBe('replace');
   });
 });
 

@@ -1,0 +1,204 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Logger, silentLogger } from '@driftline/core';
+import { createMetricsRegistry, type Registry } from '@driftline/observability';
+import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
+import type { Consumer } from 'kafkajs';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { kafkajsOf } from '../src/client.js';
+import {
+  committedOffsets,
+  createProducer,
+  deleteTopics,
+  type EventProducer,
+  ensureTopics,
+  listTopics,
+  setGroupOffsets,
+  startConsumer,
+} from '../src/index.js';
+
+const stack = inject('stack');
+
+/**
+ * Where kafkajs moves a fetch position on its own — a topic deleted and created again, records
+ * removed by retention, a reset backwards, a topic gone for good — the loop must never skip or
+ * stop committing silently (found by a review on the real stack).
+ */
+describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
+  });
+
+  async function setUp(
+    prefix: string,
+    options: { stallTimeoutMs?: number; logger?: Logger; metadataMaxAgeMs?: number } = {},
+  ) {
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    // A hold on the kafkajs consumers the loop creates (to move a position as kafkajs would).
+    const kafkajs = kafkajsOf(kafka);
+    const made: Consumer[] = [];
+    const create = kafkajs.consumer.bind(kafkajs);
+    kafkajs.consumer = (config) => {
+      const c = create(config);
+      made.push(c);
+      return c;
+    };
+    const topic = uniqueName(prefix);
+    const groupId = uniqueName(`${prefix}-group`);
+    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    const producer: EventProducer = await createProducer(kafka);
+    const registry: Registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const seen: string[] = [];
+    const send = (generation: string, n: number) =>
+      producer.send(
+        topic,
+        Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: Buffer.from(`${generation}-${i}`) })),
+      );
+    const start = async () => {
+      const handle = await startConsumer<string>({
+        kafka,
+        groupId,
+        topics: [topic],
+        producer,
+        logger: silentLogger,
+        registry,
+        ...options,
+        processor: {
+          decode: (r) => r.value!.toString(),
+          async process(items) {
+            for (const i of items) seen.push(i.value);
+          },
+        },
+      });
+      cleanup.push(async () => {
+        await handle.stop();
+      });
+      return handle;
+    };
+    cleanup.push(async () => {
+      await producer.disconnect();
+      const existing = new Set(await listTopics(kafka));
+      await deleteTopics(
+        kafka,
+        [topic, `${topic}.dlq`].filter((name) => existing.has(name)),
+      );
+    });
+    const committed = async () => (await committedOffsets(kafka, groupId, topic)).get(0);
+    /**
+     * Deletes the topic and creates it again a moment later (the reviewer's 0.3 s: kafkajs sees it
+     * gone for a moment only and does not rejoin the group).
+     */
+    const recreate = async () => {
+      await deleteTopics(kafka, [topic]);
+      await sleep(300);
+      await ensureTopics(kafka, [{ topic }]);
+    };
+    return { kafka, topic, groupId, registry, seen, send, start, committed, recreate, made };
+  }
+
+  it('a topic deleted and created again a moment later is read from its start, not from the old position', async () => {
+    const t = await setUp('recreated');
+    await t.start();
+    await t.send('gen1', 100);
+    await eventually(async () => ((await t.committed()) === 100n ? true : undefined), 15_000);
+    await t.recreate();
+    await t.send('gen2', 150);
+    const gen2 = () => new Set(t.seen.filter((v) => v.startsWith('gen2-')));
+    // Before: kafkajs went on at offset 100 of the new log, gen2-0 … gen2-99 were never processed.
+    await eventually(async () => (gen2().size === 150 && (await t.committed()) === 150n ? true : undefined), 15_000);
+    expect(gen2().size).toBe(150);
+  }, 40_000);
+
+  it('a position reset backwards commits again from the new position', async () => {
+    const t = await setUp('backwards');
+    await t.start();
+    await t.send('gen1', 100);
+    await eventually(async () => ((await t.committed()) === 100n ? true : undefined), 15_000);
+    await t.recreate();
+    await t.send('gen2', 30);
+    // Before: every record processed, nothing committed until the offsets passed the old 100.
+    await eventually(async () => ((await t.committed()) === 30n ? true : undefined), 15_000);
+    expect(new Set(t.seen.filter((v) => v.startsWith('gen2-'))).size).toBe(30);
+  }, 40_000);
+
+  it('a position moved below the last commit is named once and committed from', async () => {
+    const warnings: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg }),
+      child: () => logger,
+    };
+    const t = await setUp('moved-back', { logger });
+    await t.start();
+    await t.send('gen1', 100);
+    await eventually(async () => ((await t.committed()) === 100n ? true : undefined), 15_000);
+    // As kafkajs' own reset to the earliest offset does: the loop's position, moved behind its commit.
+    t.made[0]!.seek({ topic: t.topic, partition: 0, offset: '0' });
+    await eventually(async () => (t.seen.length >= 200 ? true : undefined), 15_000);
+    await t.send('gen2', 5);
+    await eventually(async () => ((await t.committed()) === 105n ? true : undefined), 15_000);
+    const moved = warnings.filter((w) => w.msg?.startsWith('offsets moved backwards'));
+    expect(moved).toHaveLength(1);
+    expect(moved[0]?.obj).toMatchObject({ topic: t.topic, partition: 0, lastCommitted: '100', firstOffset: '0' });
+  }, 40_000);
+
+  it('records removed before they were read are counted as skipped, with both offsets', async () => {
+    const t = await setUp('out-of-range');
+    await t.send('gen1', 100);
+    await setGroupOffsets(t.kafka, t.groupId, t.topic, new Map([[0, 10n]]));
+    const admin = kafkajsOf(t.kafka).admin();
+    await admin.connect();
+    try {
+      await admin.fetchTopicMetadata({ topics: [t.topic] }); // deleteTopicRecords needs it loaded
+      await admin.deleteTopicRecords({ topic: t.topic, partitions: [{ partition: 0, offset: '60' }] });
+    } finally {
+      await admin.disconnect();
+    }
+    await t.start();
+    await eventually(async () => ((await t.committed()) === 100n ? true : undefined), 15_000);
+    const skipped = (await t.registry.getSingleMetric('driftline_consumer_records_skipped_total')?.get())?.values.find(
+      (v) => v.labels.topic === t.topic,
+    );
+    // Offsets 10 … 59 were gone when the group came to read them: 50 records never processed.
+    expect(skipped?.value).toBe(50);
+    expect(skipped?.labels).toMatchObject({ partition: '0', reason: 'offset_out_of_range', group: t.groupId });
+    expect(t.seen).toHaveLength(40);
+  }, 40_000);
+
+  it('an input topic deleted for good: restarts back off and the consumer turns unhealthy', async () => {
+    const t = await setUp('gone', { stallTimeoutMs: 3_000 });
+    const handle = await t.start();
+    await t.send('gen1', 1);
+    await eventually(async () => (t.seen.length === 1 ? true : undefined), 15_000);
+    await deleteTopics(t.kafka, [t.topic]);
+    // Before: ~10 restarts a second, healthy() true throughout.
+    await eventually(async () => (handle.healthy() ? undefined : true), 15_000);
+    await sleep(2_000);
+    const restarts = (await t.registry.getSingleMetric('driftline_consumer_restarts_total')?.get())?.values[0]?.value;
+    expect(restarts).toBeGreaterThan(0);
+    expect(restarts).toBeLessThan(8);
+  }, 40_000);
+
+  it('partitions added at run time are read after the metadata age, not 5 minutes later', async () => {
+    const t = await setUp('grown', { metadataMaxAgeMs: 2_000 });
+    const handle = await t.start();
+    await t.send('gen1', 5);
+    await eventually(async () => (t.seen.length === 5 ? true : undefined), 15_000);
+    const admin = kafkajsOf(t.kafka).admin();
+    await admin.connect();
+    try {
+      await admin.createPartitions({ topicPartitions: [{ topic: t.topic, count: 2 }] });
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = await createProducer(t.kafka);
+    try {
+      await producer.send(t.topic, [{ key: 'x', value: Buffer.from('p1-0'), partition: 1 }]);
+    } finally {
+      await producer.disconnect();
+    }
+    // Before: kafkajs' 5-minute metadata age; positions() listed partition 0 only, caught up.
+    await eventually(async () => (t.seen.includes('p1-0') ? true : undefined), 15_000);
+    expect((await handle.positions()).map((p) => p.partition).sort()).toEqual([0, 1]);
+  }, 40_000);
+});

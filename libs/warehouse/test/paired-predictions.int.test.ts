@@ -277,7 +277,7 @@ describe("labeled_predictions: a model's label clock", () => {
 });
 
 describe('predictions: whether a version answered since a time (a rollback watch with no pair)', () => {
-  it('reads model_version (labelled or expired rows), whatever the scores map holds', async () => {
+  it('reads model_version of production answers (labelled or expired rows), whatever the scores map holds', async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
     await migrate(ch, migrations);
     const wh = warehouseOn(ch);
@@ -299,6 +299,8 @@ describe('predictions: whether a version answered since a time (a rollback watch
       joined('a3', since - 1, { model_version: 'v1', scores: { v1: 0.2, v3: 0.4 } }),
       // Another model's v5 answered: not fraud's.
       joined('a4', since + 60_000, { model: 'churn', model_version: 'v5' }),
+      // v6 answered after `since` as a canary only: not an answer as production (found by a review).
+      joined('a5', since + 3_000, { model_version: 'v6', role: 'canary' }),
     ]);
     // v4 answered after `since`, its prediction expired with no label: it answered all the same.
     await wh.predictions.insertExpired([
@@ -314,6 +316,7 @@ describe('predictions: whether a version answered since a time (a rollback watch
     expect(await answered('fraud', 'v5')).toBe(false);
     expect(await answered('churn', 'v5')).toBe(true);
     expect(await answered('fraud', 'v2', since + 60_001)).toBe(false);
+    expect(await answered('fraud', 'v6')).toBe(false);
     await ch.close();
   });
 });

@@ -227,13 +227,22 @@ export class ModelController {
     let result = tickModel(history, pairsOf, policy, clock);
     // A rollback watch whose time is up with no pair is decided by whether production answered
     // since it began (no pair cannot tell: a production never loaded, a margin-score model and rows
-    // without `scores` all give none). Read only then; a failed read fails this model's tick
-    // (retried), it never defaults to a decision.
+    // without `scores` all give none). Read only then. A failed read never defaults to a decision:
+    // that watch waits (next tick), and the model's other comparisons decide as usual — a failing
+    // read had held them all, a bad canary serving on (found by a review).
     const awaiting = result.outcomes.filter((o) => awaitsAnswered(o.plan, o.decision));
     if (awaiting.length > 0) {
       const answered = new Map<string, boolean>();
       for (const { plan } of awaiting) {
-        answered.set(planKey(plan), await deps.pairs.answeredSince(model, plan.incumbent, plan.since));
+        try {
+          answered.set(planKey(plan), await deps.pairs.answeredSince(model, plan.incumbent, plan.since));
+        } catch (error) {
+          const e = toDriftlineError(error);
+          deps.logger.warn(
+            { model, version: plan.incumbent, code: e.code, err: e.message },
+            'whether production answered could not be read; its watch waits for the next tick',
+          );
+        }
       }
       result = tickModel(history, pairsOf, policy, clock, (plan) => answered.get(planKey(plan)));
     }

@@ -421,7 +421,7 @@ describe('a rollback watch whose time is up with no pair (found by reviews)', ()
     const rows = week_of('v2', null);
     const { controller, store, published, deps } = promotedV2(rows, true);
     const tick = await controller.tick();
-    expect(tick.failed).toBe(1);
+    expect(tick.failed).toBe(0); // the watch waits; the model's other comparisons are not held
     expect(tick.transitions).toEqual([]);
     expect(published.map((e) => e.kind)).not.toContain('RETIRED');
     expect(published.map((e) => e.kind)).not.toContain('ROLLED_BACK');
@@ -429,6 +429,82 @@ describe('a rollback watch whose time is up with no pair (found by reviews)', ()
     const back = new ModelController({ ...deps, now: () => later, pairs: warehouse(rows).reader });
     await back.tick();
     expect(published.at(-1)).toMatchObject({ version: 'v1', kind: 'RETIRED' });
+  });
+
+  it('the answered read failing holds only the watch waiting on it: a worse canary is still rolled back (found by a review)', async () => {
+    const since = T0 + 2000;
+    const later = since + 8 * 86_400_000;
+    const log: string[] = [];
+    const store = new MemoryTransitions(log);
+    const at = (
+      version: string,
+      from: TransitionRow['from_stage'] | null,
+      to: string,
+      time: number,
+      previous: string | null,
+    ) =>
+      store.rows.set(`fraud/${version}/${to}`, {
+        model: 'fraud',
+        version,
+        from_stage: from,
+        to_stage: to,
+        at: time,
+        decided_by: 'test',
+        reason: 'test',
+        detail: '',
+        evidence: '',
+        canary_share: null,
+        previous_version: previous,
+        recorded_at: time,
+      } as TransitionRow);
+    at('v2', null, 'candidate', T0, null);
+    at('v2', 'candidate', 'shadow', T0, 'v1');
+    at('v2', 'shadow', 'canary', T0 + 1000, 'v1');
+    at('v2', 'canary', 'production', since, 'v1');
+    at('v3', null, 'candidate', T0 + 3000, null);
+    at('v3', 'candidate', 'shadow', T0 + 3000, 'v2');
+    at('v3', 'shadow', 'canary', T0 + 4000, 'v2');
+    const published: string[] = [];
+    const pairs: PairReader = {
+      labelClock: async () => ({ labelTime: later, predictionTime: later - 1000 }),
+      readPairs: async (q) => {
+        if (q.incumbent !== 'v2' || q.challenger !== 'v3') {
+          return { pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 300 } }; // margins: no pair
+        }
+        // The canary v3 much worse than production v2 on 300 labelled requests.
+        const worse: Array<PairInput & { predictionId: string }> = Array.from({ length: 300 }, (_, i) => ({
+          predictionId: `c${i}`,
+          predictionTime: T0 + 5000 + i * 1000,
+          labelTime: T0 + 6000 + i * 1000,
+          label: i % 2,
+          incumbent: i % 2 ? 0.9 : 0.1,
+          challenger: i % 2 ? 0.1 : 0.9,
+        }));
+        return { pairs: worse, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
+      },
+      answeredSince: async () => {
+        throw new Error('Code: 497. DB::Exception: Not enough privileges (SELECT ON driftline.unlabeled_predictions)');
+      },
+    };
+    const controller = new ModelController({
+      transitions: store,
+      pairs,
+      publish: async (events) => {
+        published.push(...events.map((e) => `${e.version}:${e.kind}`));
+      },
+      policies: parseRolloutPolicy({ defaults: { promotion: { min_labels: 50 }, rollback: { min_labels: 50 } } }),
+      maxPairs: 100_000,
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      now: () => later,
+    });
+    const tick = await controller.tick();
+    expect(tick.failed).toBe(0);
+    expect(tick.transitions.map((t) => `${t.version}:${t.from_stage}>${t.to_stage}`)).toEqual([
+      'v3:canary>rolled_back',
+    ]);
+    expect(published).toContain('v3:ROLLED_BACK');
+    expect(published).not.toContain('v1:RETIRED');
   });
 
   it('before max_time, or with pairs, production is not asked about', async () => {

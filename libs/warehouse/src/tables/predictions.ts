@@ -402,12 +402,15 @@ export class ClickHousePredictionStore implements PredictionStore {
   }
 
   async answeredSince(model: string, version: string, since: number): Promise<boolean> {
-    // No FINAL: a duplicate row answers the same. Shadow rows never reach these tables (never
-    // answered, never joined); the role test keeps it so.
+    // No FINAL: a duplicate row answers the same. Production answers only: a version's canary
+    // answers made after `since` (before the servers switched it to production) said nothing of
+    // whether it serves as production (found by a review: a canary row kept a production that never
+    // loaded). Rows written before migration 0520 have the column's default, 'production'.
     const answered = (table: string) =>
       `(SELECT 1 FROM ${this.ch.table(table)}
         WHERE model = {model:String} AND model_version = {version:String}
-          AND prediction_time >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') AND role != 'shadow'
+          AND prediction_time >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+          AND role = 'production'
         LIMIT 1)`;
     const rows = await this.ch.select<{ n: number | string }>(
       `SELECT count() AS n FROM (${answered('labeled_predictions')} UNION ALL ${answered('unlabeled_predictions')})`,

@@ -29,6 +29,13 @@ function evidenceOf(text: string): { evidence: unknown; evidence_truncated?: tru
   }
 }
 
+/**
+ * Longest feature or method name a JSON body shows, in characters: producers do not bound feature
+ * names (a reference's column, a segment feature), so a body shows a long one cut rather than the
+ * router dead-lettering an alert the retrain-trigger acts on (found by a review).
+ */
+export const MAX_JSON_NAME_CHARS = 256;
+
 function alertJson({ alert: a, severity }: RoutedAlert) {
   return {
     alert_id: a.alert_id,
@@ -36,11 +43,11 @@ function alertJson({ alert: a, severity }: RoutedAlert) {
     severity,
     model: a.model,
     model_version: a.model_version,
-    feature: a.feature,
+    feature: a.feature == null ? a.feature : cutText(a.feature, MAX_JSON_NAME_CHARS),
     window_start: iso(a.window_start),
     window_end: iso(a.window_end),
     event_time: iso(a.event_time),
-    method: a.method,
+    method: cutText(a.method, MAX_JSON_NAME_CHARS),
     statistic: a.statistic,
     p_value: a.p_value ?? null,
     threshold: a.threshold,

@@ -352,14 +352,12 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   return {
     decode: async (record) => {
       const alert = await deps.decode(record);
-      // The names are bounded like the producers' (a route glob is matched against the model),
-      // and every name a body shows: one alert with a 100,000-character feature rendered a
-      // 200 KB body over the 96 KiB bound, refused 413 and recorded failed (found by a review).
+      // Model, version and id are bounded like the producers' (a route glob is matched against the
+      // model; ids are hashes). Feature and method names are not bounded upstream: refusing them
+      // here dead-lettered alerts the retrain-trigger acted on (found by a review), so the bodies
+      // show them cut instead (a 100,000-character feature had rendered a 200 KB body, 413).
       const nameProblem =
-        alertNameProblem(alert.model, alert.model_version) ??
-        eventNameProblem('alert_id', alert.alert_id) ??
-        (alert.feature == null ? undefined : eventNameProblem('feature', alert.feature)) ??
-        eventNameProblem('method', alert.method);
+        alertNameProblem(alert.model, alert.model_version) ?? eventNameProblem('alert_id', alert.alert_id);
       if (nameProblem !== undefined)
         throw new PoisonRecordError('VALIDATION_FAILED', `alert ${idInReason(alert.alert_id)}: ${nameProblem}`);
       // The window too: rendering an out-of-range window_start threw a RangeError at delivery,

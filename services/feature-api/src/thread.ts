@@ -126,7 +126,18 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
     });
     return inFlight;
   };
-  for (const name of THREAD_METRICS) registry.registerMetric(proxyMetric(name, threadMetrics) as never);
+  // A metric of the same name may exist here already (the process's own HTTP listeners count
+  // connections shed under the same name): its values are served beside the thread's, and it is
+  // put back at close. Registering over it had failed the start (found by a fresh-clone run).
+  const local = new Map<string, LocalMetric>();
+  for (const name of THREAD_METRICS) {
+    const existing = registry.getSingleMetric(name);
+    if (existing !== undefined) {
+      local.set(name, existing as unknown as LocalMetric);
+      registry.removeSingleMetric(name);
+    }
+    registry.registerMetric(proxyMetric(name, threadMetrics, local.get(name)) as never);
+  }
 
   // The heartbeat: a metrics request whose answer is ignored. A thread whose event loop is
   // wedged (a synchronous loop, a deadlock in native code) kept `exited` false, so liveness said
@@ -166,20 +177,36 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
           await exit;
           clearTimeout(timer);
         }
-        for (const name of THREAD_METRICS) registry.removeSingleMetric(name);
+        for (const name of THREAD_METRICS) {
+          registry.removeSingleMetric(name);
+          const own = local.get(name);
+          if (own !== undefined) registry.registerMetric(own as never);
+        }
       })();
       return closing;
     },
   };
 }
 
-/** A registry entry whose values are the thread's metric of that name (prom-client reads name and get()). */
-function proxyMetric(name: string, fetch: () => Promise<ThreadMetrics>) {
+/** What the proxy needs of a metric this process registered itself under a thread metric's name. */
+interface LocalMetric {
+  get(): Promise<ThreadMetrics[number]> | ThreadMetrics[number];
+}
+
+/**
+ * A registry entry whose values are the thread's metric of that name (prom-client reads name and
+ * get()), and those of `local`, this process's own metric of that name, when there is one.
+ */
+function proxyMetric(name: string, fetch: () => Promise<ThreadMetrics>, local?: LocalMetric) {
   return {
     name,
     async get() {
-      const found = (await fetch()).find((m) => m.name === name);
-      return found ?? { name, help: name, type: 'untyped', values: [], aggregator: 'sum' };
+      const [found, own] = await Promise.all([
+        fetch().then((metrics) => metrics.find((m) => m.name === name)),
+        local?.get(),
+      ]);
+      const shape = found ?? own ?? { name, help: name, type: 'untyped', values: [], aggregator: 'sum' };
+      return { ...shape, values: [...(own?.values ?? []), ...(found?.values ?? [])] };
     },
     reset() {},
   };

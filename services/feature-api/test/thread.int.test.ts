@@ -1,7 +1,7 @@
 import { connect as connectSocket, createServer, type Socket } from 'node:net';
 import { ConfigError, silentLogger } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
-import { createMetricsRegistry } from '@driftline/observability';
+import { counter, createMetricsRegistry } from '@driftline/observability';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { eventually, stallableProxy, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -271,6 +271,51 @@ describe('feature API on its worker thread, against a real Redis', () => {
       for (const s of idle) s.destroy();
       await api.close();
     }
+  });
+
+  it("starts when the main registry already counts shed connections (the observability port's), and serves both counts (found by a fresh-clone run)", async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    // What the process's observability listener registers before the services start.
+    counter(registry, 'driftline_http_connections_shed_total', 'shed', ['listener', 'reason']).inc(
+      { listener: 'observability', reason: 'evicted_idle' },
+      3,
+    );
+    const api = await startFeatureApiThread({
+      redis,
+      keyPrefix,
+      viewsText,
+      port: 0,
+      host: '127.0.0.1',
+      maxConnections: 8,
+      registry,
+      logger: silentLogger,
+    });
+    const idle: Socket[] = [];
+    try {
+      for (let i = 0; i < 9; i++) {
+        const socket = connectSocket(api.port, '127.0.0.1');
+        socket.on('error', () => {});
+        idle.push(socket);
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const text = await eventually(
+        async () => {
+          const t = await registry.metrics();
+          return t.includes('listener="feature-api"') ? t : undefined;
+        },
+        5_000,
+        100,
+      );
+      expect(text).toContain(
+        'driftline_http_connections_shed_total{listener="observability",reason="evicted_idle",service="test"} 3',
+      );
+    } finally {
+      for (const s of idle) s.destroy();
+      await api.close();
+    }
+    // Closed: the process's own metric is back.
+    expect(await registry.metrics()).toContain('listener="observability"');
   });
 });
 

@@ -1,7 +1,7 @@
 // What every driftline HTTP listener does the same way (the observability port here, the feature
 // API and the model-server through `listenHttp` of `@driftline/service/http`): a bounded number
-// of connections, where a new one closes the longest-idle one; one JSON shape for every error
-// answer, node's own included; and a bad request closing its connection.
+// of connections, where a new one closes the longest-idle one (else a partial request); one JSON
+// shape for every error answer, node's own included; and a bad request closing its connection.
 import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -10,6 +10,13 @@ import { counter, type Registry } from './metrics.js';
 
 /** How often at most a listener logs that it is at its connection cap. */
 export const CAP_WARNING_INTERVAL_MS = 60_000;
+
+/**
+ * How long a new connection that has sent nothing yet counts as about to send, not idle: its
+ * request is on its way (an RTT and a turn of the event loop). Taken for idle at once, a probe was
+ * closed by the next connection of a one-byte flood before its request was read (2 probes in 20).
+ */
+export const FIRST_BYTES_GRACE_MS = 1_000;
 
 /** The one shape of an error answer: `{"error":{"code","message"}}`. */
 export function errorJson(code: string, message: string): string {
@@ -62,32 +69,42 @@ export interface HttpGuard {
   connections(): number;
 }
 
+/** Why a listener at its cap closed a connection (the `reason` label). */
+type ShedReason = 'evicted_idle' | 'evicted_partial' | 'refused';
+
 /** What the guard knows of one connection. */
 interface Connection {
   /** Admitted requests whose answer is not done (written, or the connection gone), oldest first. */
   readonly answers: Set<ServerResponse>;
-  /** In the idle list: no answer pending and no request seen arriving. */
-  idle: boolean;
-  /** `socket.bytesRead` when it became idle: more since then is a request arriving. */
-  readAtIdle: number;
-  /** When an eviction first found bytes of a request arriving on it (no request parsed yet). */
-  arrivingSince: number | undefined;
+  /** No request dispatched to the handler: in the fresh, idle or partial list. */
+  waiting: boolean;
+  /** `socket.bytesRead` when it began waiting: more since then is a request arriving. */
+  readAtWaiting: number;
+  /** Orders waiting connections of different lists: lower began waiting earlier. */
+  waitingOrder: number;
+  /** When it was accepted (the grace of a fresh connection). */
+  readonly acceptedAt: number;
   /** A request its parser refused came behind answers in flight: closed once they are written. */
   closeWhenAnswered: boolean;
 }
 
 /**
  * Guards `server` (created with `requireHostHeader: false`: the Host check is done here, to
- * answer it in the JSON shape). At `maxConnections`, a new connection closes the one idle for
- * longest (no answer pending and no byte received since its last answer was written: between
- * keep-alive requests, or never sent one) rather than being refused: a flood of idle connections
- * can then never lock probes and clients out, and the cap keeps the file descriptors the process's
- * Kafka, Redis and ClickHouse clients need. A connection whose request is still arriving (its
- * headers in part) is busy, not idle, for up to `headersTimeoutMs` from when an eviction first saw
- * it so (a real request has its headers in by then, or node closed it; bytes trickled to look busy
- * do not hold a place for longer). Only when every connection is busy is the new one closed. Each
- * is counted in `driftline_http_connections_shed_total{listener, reason}`; a warning is logged at
- * most once a {@link CAP_WARNING_INTERVAL_MS}.
+ * answer it in the JSON shape). At `maxConnections`, a new connection is never refused while a
+ * connection can make room; it closes, in this order:
+ * 1. the one fully idle for longest: no request dispatched and no byte received since its last
+ *    answer was written (between keep-alive requests), or since it was accepted
+ *    {@link FIRST_BYTES_GRACE_MS} or more ago;
+ * 2. else the one with a partial request (bytes received, no request dispatched yet) waiting
+ *    longest: a client sending one byte per connection must not hold places (8 such connections
+ *    locked every probe out). A legitimate client still sending its headers is then cut, but only
+ *    at the cap with nothing idle: a flood;
+ * 3. else the oldest of the new connections that have sent nothing yet.
+ * Only when every connection has a request dispatched to the handler is the new one closed. A
+ * flood can then never lock probes and clients out, and the cap keeps the file descriptors the
+ * process's Kafka, Redis and ClickHouse clients need. Each is counted in
+ * `driftline_http_connections_shed_total{listener, reason}`; a warning is logged at most once a
+ * {@link CAP_WARNING_INTERVAL_MS}.
  *
  * A request node's parser refuses (malformed, headers too large, too slow) is answered with the
  * JSON error and its connection closed, unless answers of that connection are pending: a 400
@@ -101,8 +118,6 @@ export function guardHttpServer(
     readonly maxConnections: number;
     /** Names the listener in the log line and the metric label (e.g. `observability`, `feature-api`). */
     readonly listener: string;
-    /** The server's headers timeout: how long a connection with a request arriving is spared. */
-    readonly headersTimeoutMs: number;
     readonly logger?: Logger;
     readonly registry?: Registry;
     readonly now?: () => number;
@@ -113,56 +128,67 @@ export function guardHttpServer(
     readonly onAnswered?: (res: ServerResponse) => void;
   },
 ): HttpGuard {
-  const { maxConnections, listener, headersTimeoutMs, logger, registry, onAnswered } = options;
+  const { maxConnections, listener, logger, registry, onAnswered } = options;
   const now = options.now ?? Date.now;
   const connections = new Map<Socket, Connection>();
-  // Idle connections in the order they became idle: the first is the longest idle. A Map keeps
-  // insertion order, so eviction is O(1) (amortised: one found receiving a request is moved
-  // behind the idle ones once).
+  // Connections with no request dispatched, each list in the order they began waiting (a Map keeps
+  // insertion order; the first is the one waiting longest): new ones that never had one, answered
+  // ones waiting for their next, and those an eviction found with bytes of a request (moved there
+  // once, so an eviction is O(1) amortised).
+  const fresh = new Map<Socket, Connection>();
   const idle = new Map<Socket, Connection>();
+  const partial = new Map<Socket, Connection>();
+  let waitingOrder = 0;
   const shed =
     registry === undefined
       ? undefined
       : counter(
           registry,
           'driftline_http_connections_shed_total',
-          'Connections closed because a listener was at its connection cap, by listener and reason (evicted_idle: the longest-idle one made room; refused: every connection was busy)',
+          'Connections closed because a listener was at its connection cap, by listener and reason (evicted_idle: the longest-idle one made room; evicted_partial: nothing was idle, the longest-waiting one with a partial request made room; refused: every connection had a request in flight)',
           ['listener', 'reason'],
         );
   let lastWarning = Number.NEGATIVE_INFINITY;
   let shedSinceWarning = 0;
-  const onShed = (reason: 'evicted_idle' | 'refused') => {
+  const onShed = (reason: ShedReason) => {
     shed?.inc({ listener, reason });
     shedSinceWarning++;
     if (logger !== undefined && now() - lastWarning >= CAP_WARNING_INTERVAL_MS) {
       logger.warn(
         { listener, maxConnections, shed: shedSinceWarning, reason },
-        'HTTP listener at its connection cap: closing the longest-idle connections (more clients than the cap, or a flood)',
+        'HTTP listener at its connection cap: closing the longest-idle connections, or partial requests when none is idle (more clients than the cap, or a flood)',
       );
       lastWarning = now();
       shedSinceWarning = 0;
     }
   };
 
-  const becomeIdle = (socket: Socket, connection: Connection) => {
-    connection.idle = true;
-    connection.readAtIdle = socket.bytesRead;
-    connection.arrivingSince = undefined;
-    idle.set(socket, connection);
+  const startWaiting = (socket: Socket, connection: Connection, list: Map<Socket, Connection>) => {
+    connection.waiting = true;
+    connection.readAtWaiting = socket.bytesRead;
+    connection.waitingOrder = waitingOrder++;
+    list.set(socket, connection);
+  };
+  const stopWaiting = (socket: Socket, connection: Connection) => {
+    connection.waiting = false;
+    fresh.delete(socket);
+    idle.delete(socket);
+    partial.delete(socket);
   };
   const track = (socket: Socket): Connection => {
     const connection: Connection = {
       answers: new Set(),
-      idle: false,
-      readAtIdle: 0,
-      arrivingSince: undefined,
+      waiting: false,
+      readAtWaiting: 0,
+      waitingOrder: 0,
+      acceptedAt: now(),
       closeWhenAnswered: false,
     };
     connections.set(socket, connection);
-    becomeIdle(socket, connection);
+    startWaiting(socket, connection, fresh);
     socket.once('close', () => {
       connections.delete(socket);
-      idle.delete(socket);
+      stopWaiting(socket, connection);
       // Pipelined answers node never started get no `close` of their own.
       for (const res of connection.answers) onAnswered?.(res);
       connection.answers.clear();
@@ -174,39 +200,60 @@ export function guardHttpServer(
     onAnswered?.(res);
     if (connection.answers.size > 0 || socket.destroyed) return;
     if (connection.closeWhenAnswered) socket.destroy();
-    else becomeIdle(socket, connection);
+    else startWaiting(socket, connection, idle);
   };
-  /** Closes the longest-idle connection; false when every connection is busy. */
-  const evictIdle = (): boolean => {
-    let unseen = idle.size;
-    for (const [socket, connection] of idle) {
-      if (unseen-- === 0) break; // the ones moved behind are seen once
-      if (socket.bytesRead !== connection.readAtIdle) {
-        // Bytes since its last answer and no request yet: a request's headers are arriving.
-        const at = now();
-        connection.arrivingSince ??= at;
-        if (at - connection.arrivingSince < headersTimeoutMs) {
-          idle.delete(socket);
-          idle.set(socket, connection); // behind the idle ones
-          continue;
-        }
-      }
-      idle.delete(socket);
-      connection.idle = false;
-      socket.destroy();
-      return true;
+  const close = (socket: Socket, connection: Connection) => {
+    // Uncounted at once: its `close` comes later, and new connections of the same burst must not
+    // close one more each.
+    connections.delete(socket);
+    stopWaiting(socket, connection);
+    socket.destroy();
+  };
+  /** The first connection of `list` with no byte since it began waiting; those before it with bytes move to the partial list. */
+  const firstSilent = (list: Map<Socket, Connection>): [Socket, Connection] | undefined => {
+    for (const [socket, connection] of list) {
+      if (socket.bytesRead === connection.readAtWaiting) return [socket, connection];
+      // Bytes since it began waiting and no request dispatched: a partial request.
+      list.delete(socket);
+      partial.set(socket, connection);
     }
-    return false;
+    return undefined;
+  };
+  /** Closes a connection to make room (the order: see guardHttpServer); undefined when every one has a request dispatched. */
+  const evict = (): ShedReason | undefined => {
+    const afterAnswer = firstSilent(idle);
+    const silentNew = firstSilent(fresh);
+    const silentLong =
+      silentNew !== undefined && now() - silentNew[1].acceptedAt >= FIRST_BYTES_GRACE_MS ? silentNew : undefined;
+    const longestIdle =
+      afterAnswer === undefined ||
+      (silentLong !== undefined && silentLong[1].waitingOrder < afterAnswer[1].waitingOrder)
+        ? silentLong
+        : afterAnswer;
+    if (longestIdle !== undefined) {
+      close(...longestIdle);
+      return 'evicted_idle';
+    }
+    for (const [socket, connection] of partial) {
+      close(socket, connection);
+      return 'evicted_partial';
+    }
+    if (silentNew !== undefined) {
+      close(...silentNew);
+      return 'evicted_idle';
+    }
+    return undefined;
   };
 
   server.on('connection', (socket: Socket) => {
     if (connections.size >= maxConnections) {
-      if (!evictIdle()) {
+      const reason = evict();
+      if (reason === undefined) {
         socket.destroy();
         onShed('refused');
         return;
       }
-      onShed('evicted_idle');
+      onShed(reason);
     }
     track(socket);
   });
@@ -239,10 +286,7 @@ export function guardHttpServer(
       }
       const socket = req.socket;
       const connection = connections.get(socket) ?? track(socket);
-      if (connection.idle) {
-        connection.idle = false;
-        idle.delete(socket);
-      }
+      if (connection.waiting) stopWaiting(socket, connection);
       connection.answers.add(res);
       res.once('close', () => answered(socket, connection, res));
       return connection.answers.size;

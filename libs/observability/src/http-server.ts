@@ -153,7 +153,6 @@ export async function startObservabilityServer(options: {
   const guard = guardHttpServer(server, {
     maxConnections: options.maxConnections ?? MAX_OBSERVABILITY_CONNECTIONS,
     listener: 'observability',
-    headersTimeoutMs: timeouts.headersTimeoutMs,
     registry: options.registry,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });

@@ -1,10 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FIRST_BYTES_GRACE_MS } from '../src/http-guard.js';
 import {
   createMetricsRegistry,
   guardHttpServer,
   type ObservabilityServer,
+  type Registry,
   startObservabilityServer,
 } from '../src/index.js';
 
@@ -60,7 +62,7 @@ describe('guardHttpServer', () => {
   /** A plain node server behind the guard; `handle` runs for every admitted request. */
   const guarded = async (
     handle: (req: IncomingMessage, res: ServerResponse) => void,
-    options: { maxConnections?: number; headersTimeoutMs?: number; now?: () => number } = {},
+    options: { maxConnections?: number; now?: () => number; registry?: Registry } = {},
   ) => {
     const server = createServer({ requireHostHeader: false }, (req, res) => {
       if (guard.admit(req, res) > 0) handle(req, res);
@@ -68,8 +70,8 @@ describe('guardHttpServer', () => {
     const guard = guardHttpServer(server, {
       maxConnections: options.maxConnections ?? 8,
       listener: 'test',
-      headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
       ...(options.now === undefined ? {} : { now: options.now }),
+      ...(options.registry === undefined ? {} : { registry: options.registry }),
     });
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -78,52 +80,95 @@ describe('guardHttpServer', () => {
   const answer = (res: ServerResponse, body = '{"ok":true}') =>
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
 
-  it('at the cap, a connection whose request headers are arriving is busy: the idle one is closed instead (it was closed mid-request)', async () => {
+  /** A new connection that has sent `bytes` (once the server has them). */
+  const sending = async (port: number, bytes: string) => {
+    const socket = open(port);
+    const seen = received(socket, 2_000);
+    await new Promise<void>((r) => socket.once('connect', r));
+    if (bytes !== '') socket.write(bytes);
+    await sleep(30);
+    return { socket, seen };
+  };
+  const shedCount = async (registry: Registry, reason: string) =>
+    Number(
+      new RegExp(
+        `driftline_http_connections_shed_total\\{listener="[^"]+",reason="${reason}",service="test"\\} (\\d+)`,
+      ).exec(await registry.metrics())?.[1] ?? 0,
+    );
+  const probeRequest = 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
+
+  it('a one-byte flood at the cap leaves probes answered: partial requests are closed, longest waiting first (8 one-byte connections reset every probe)', async () => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     observability = await startObservabilityServer({
       registry,
       health: { healthy: () => true, ready: () => true },
-      maxConnections: 3,
+      maxConnections: 4,
     });
     const port = observability.port;
-    const arriving = open(port);
-    const arrivingSeen = received(arriving);
-    arriving.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'); // the headers in part
-    await sleep(50);
-    const idle = open(port);
-    const idleSeen = received(idle);
-    await sleep(50);
-    await ask(open(port), '/healthz');
-    // A new connection at the cap: the longest idle is the one still sending; it is spared.
-    expect(statuses(await ask(open(port), '/healthz'))).toEqual([200]);
-    expect((await idleSeen).closedByServer).toBe(true);
-    expect(arriving.destroyed).toBe(false);
-    arriving.write('Connection: close\r\n\r\n');
-    expect(statuses((await arrivingSeen).text)).toEqual([200]);
+    const flood = [];
+    for (let i = 0; i < 4; i++) flood.push(await sending(port, 'G'));
+    for (const expectedClosed of [0, 1]) {
+      const probe = await sending(port, probeRequest);
+      const { text } = await probe.seen;
+      expect(statuses(text)).toEqual([200]);
+      expect((await flood[expectedClosed]!.seen).closedByServer).toBe(true);
+      // The probe's connection closed after its answer: the flood takes its place again.
+      flood.push(await sending(port, 'G'));
+    }
+    expect(flood.slice(2).map((f) => f.socket.destroyed)).toEqual([false, false, false, false]);
+    expect(await shedCount(registry, 'evicted_partial')).toBe(2);
+    expect(await shedCount(registry, 'refused')).toBe(0);
   });
 
-  it('bytes trickled with no request spare a connection for the headers timeout only', async () => {
-    let clock = 1_000_000;
+  it('a partial request survives while an idle connection exists; with nothing idle the new connection closes it, and only when every connection has a request dispatched is it refused', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const { port } = await guarded((req, res) => (req.url === '/hold' ? undefined : answer(res)), {
-      maxConnections: 2,
-      headersTimeoutMs: 5_000,
-      now: () => clock,
+      maxConnections: 3,
+      registry,
     });
-    const trickler = open(port);
-    const tricklerSeen = received(trickler);
-    await ask(trickler); // answered, then idle
-    open(port).write('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n'); // busy: never answered
-    await sleep(50);
-    trickler.write('\r\n'); // looks like a request arriving (node ignores it)
-    await sleep(50);
-    const refused = received(open(port), 1_000);
-    expect((await refused).closedByServer).toBe(true); // every connection busy
-    expect(trickler.destroyed).toBe(false);
-    clock += 5_000;
-    trickler.write('\r\n');
-    await sleep(50);
-    expect(statuses(await ask(open(port)))).toEqual([200]);
-    expect((await tricklerSeen).closedByServer).toBe(true);
+    const arriving = await sending(port, 'GET / HTTP/1.1\r\nHost: x\r\n'); // a client mid-headers
+    const keepAlive = open(port);
+    const keepAliveSeen = received(keepAlive);
+    await ask(keepAlive); // answered, then idle
+    const busy = await sending(port, 'GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
+    // At the cap with an idle connection: it makes room; the client mid-headers is kept.
+    const holding = await sending(port, 'GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect((await keepAliveSeen).closedByServer).toBe(true);
+    expect(arriving.socket.destroyed).toBe(false);
+    // Nothing idle: the partial request makes room (it was spared, and the new connection refused).
+    const fresh = open(port);
+    expect(statuses(await ask(fresh))).toEqual([200]);
+    expect((await arriving.seen).closedByServer).toBe(true);
+    expect(await shedCount(registry, 'evicted_partial')).toBe(1);
+    // Every connection with a request dispatched: a new one is refused.
+    fresh.write('GET /hold HTTP/1.1\r\nHost: x\r\n\r\n');
+    await sleep(30);
+    const refused = await sending(port, '');
+    expect((await refused.seen).closedByServer).toBe(true);
+    expect(await shedCount(registry, 'refused')).toBe(1);
+    expect([busy.socket.destroyed, holding.socket.destroyed, fresh.destroyed]).toEqual([false, false, false]);
+  });
+
+  it(`a new connection that has sent nothing yet is not idle for ${FIRST_BYTES_GRACE_MS} ms: the flood's next connection closes a partial request, not a probe whose request is on its way (2 probes in 20 were reset)`, async () => {
+    let clock = 1_000_000;
+    const { port } = await guarded((_req, res) => answer(res), { maxConnections: 3, now: () => clock });
+    const flood = [await sending(port, 'G'), await sending(port, 'G')];
+    const probe = await sending(port, ''); // accepted; its request not yet read
+    flood.push(await sending(port, 'G'));
+    expect((await flood[0]!.seen).closedByServer).toBe(true);
+    expect(probe.socket.destroyed).toBe(false);
+    probe.socket.write(probeRequest);
+    expect(statuses((await probe.seen).text)).toEqual([200]);
+    // Silent past the grace, a new connection is idle: it goes before the partial requests.
+    const silent = await sending(port, '');
+    clock += FIRST_BYTES_GRACE_MS;
+    const next = await sending(port, 'G');
+    expect((await silent.seen).closedByServer).toBe(true);
+    expect([flood[1]!.socket.destroyed, flood[2]!.socket.destroyed, next.socket.destroyed]).toEqual([
+      false,
+      false,
+      false,
+    ]);
   });
 
   it('a request its parser refuses behind an answer in flight: no 400 read as that answer; closed once it is written', async () => {

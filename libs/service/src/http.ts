@@ -135,10 +135,10 @@ export const RETRY_AFTER_SECONDS = 1;
  * Most answer bytes this process holds at once, over all answers written and not yet taken by
  * their socket (a client that does not read, a pipelined answer queued behind one): at it, new
  * requests are a 503 before any work. 64 clients each sending one ~6 MB batch and not reading held
- * 400 MB before it, 10 connections pipelining 16 such batches a gigabyte. The answer of a request
- * admitted is always sent (refused then, its work — a prediction logged — would be done for
- * nothing, and done again by the client's retry), so the bytes held may pass the bound by the
- * answers of the requests in flight when it was reached.
+ * 400 MB before it, 10 connections pipelining 16 such batches a gigabyte. Requests arriving
+ * together are all admitted while nothing is held (60 connections x 16 pipelined 1 MB answers
+ * held 813 MB against a 1 MB bound), so a server whose work may be thrown away also refuses an
+ * answer that would pass the bound (see {@link AnswersPastBound}).
  */
 export const MAX_HELD_ANSWER_BYTES = 64 * 1024 * 1024;
 
@@ -147,23 +147,44 @@ interface AnswerBudget {
   held: number;
   readonly max: number;
 }
+
+/**
+ * What a {@link listenHttp} server does with a success answer that would pass its bound of answer
+ * bytes held (an answer alone larger than the bound is sent when nothing else is held; error
+ * answers, a message each, always are):
+ * - `refuse`: a 503 `OVERLOADED` with Retry-After in its place, so the bound holds. For idempotent
+ *   handlers (a read: the work thrown away is redone by the retry, with the same effect).
+ * - `send`: sent anyway, for handlers whose work has effects (the model-server logs a prediction
+ *   before answering: refused, a retry logged it twice). Only admission refuses then, so the bytes
+ *   held may pass the bound by the answers of the requests admitted together: at worst
+ *   connections x {@link MAX_PIPELINED_PER_CONNECTION} (at most {@link MAX_REQUESTS_IN_FLIGHT})
+ *   x the largest answer; such a server must keep its answers small.
+ */
+export type AnswersPastBound = 'refuse' | 'send';
+
+/** The bound of a listenHttp server's answers: its budget and what it does past it. */
+interface AnswerBound {
+  readonly budget: AnswerBudget;
+  readonly pastBound: AnswersPastBound;
+}
 const processAnswers: AnswerBudget = { held: 0, max: MAX_HELD_ANSWER_BYTES };
 
 /** Answer bytes the process's budget holds now (not those of a server with its own `maxHeldAnswerBytes`). */
 export const heldAnswerBytes = (): number => processAnswers.held;
 
-// Kept on each answer of a listenHttp server (properties: no map lookup per answer): its budget,
-// and the bytes it holds of it until its connection takes them or goes away.
-const answerBudget = Symbol('answerBudget');
+// Kept on each answer of a listenHttp server (properties: no map lookup per answer): its bound,
+// and the bytes it holds of its budget until its connection takes them or goes away.
+const answerBound = Symbol('answerBound');
 const answerBytesHeld = Symbol('answerBytesHeld');
-type BudgetedAnswer = ServerResponse & { [answerBudget]?: AnswerBudget; [answerBytesHeld]?: number };
+type BudgetedAnswer = ServerResponse & { [answerBound]?: AnswerBound; [answerBytesHeld]?: number };
 
 /**
  * Writes `body` as JSON; a 401 names the bearer realm, a 503 has a Retry-After. An answer given
  * before the request's body was read (a 413, a 401, an unknown route) closes the connection:
  * keeping it would mean reading and discarding whatever the client goes on sending. An answer of
  * a {@link listenHttp} server counts against its bound of answer bytes held (see
- * {@link MAX_HELD_ANSWER_BYTES}) until its socket takes it or closes.
+ * {@link MAX_HELD_ANSWER_BYTES}) until its socket takes it or closes; past the bound it is a 503
+ * instead when the server refuses such answers ({@link AnswersPastBound}).
  */
 export function sendJson(
   res: ServerResponse,
@@ -175,10 +196,15 @@ export function sendJson(
   // Encoded once: byteLength + end(string) would walk the UTF-8 encoding twice.
   const bytes = Buffer.from(JSON.stringify(body), 'utf8');
   const answer = res as BudgetedAnswer;
-  const budget = answer[answerBudget];
+  const bound = answer[answerBound];
   // Only what a live connection will hold: to a client already gone node writes nothing, and the
   // answer's release (its close, or its connection's) has already run.
-  if (budget !== undefined && !res.destroyed && res.req?.socket.destroyed === false) {
+  if (bound !== undefined && !res.destroyed && res.req?.socket.destroyed === false) {
+    const { budget } = bound;
+    if (bound.pastBound === 'refuse' && status < 400 && budget.held > 0 && budget.held + bytes.length > budget.max) {
+      sendError(res, answersHeld(), realm);
+      return;
+    }
     budget.held += bytes.length;
     answer[answerBytesHeld] = bytes.length;
   }
@@ -197,8 +223,8 @@ function releaseAnswerBytes(res: ServerResponse): void {
   const held = answer[answerBytesHeld];
   if (held === undefined || held === 0) return;
   answer[answerBytesHeld] = 0;
-  const budget = answer[answerBudget];
-  if (budget !== undefined) budget.held -= held;
+  const bound = answer[answerBound];
+  if (bound !== undefined) bound.budget.held -= held;
 }
 
 const answersHeld = () =>
@@ -343,10 +369,17 @@ export async function listenHttp(
     readonly registry?: Registry;
     /** A bound of answer bytes held of this server's own; default the process's {@link MAX_HELD_ANSWER_BYTES}. */
     readonly maxHeldAnswerBytes?: number;
+    /**
+     * What a success answer that would pass the bound of answer bytes held gets: `refuse` (a 503;
+     * the default, so the bound holds) for idempotent handlers, `send` for handlers whose work has
+     * effects (see {@link AnswersPastBound}).
+     */
+    readonly answersPastBound?: AnswersPastBound;
   },
 ): Promise<HttpServer> {
   const answers: AnswerBudget =
     options.maxHeldAnswerBytes === undefined ? processAnswers : { held: 0, max: options.maxHeldAnswerBytes };
+  const bound: AnswerBound = { budget: answers, pastBound: options.answersPastBound ?? 'refuse' };
   const headersTimeout = options.headersTimeoutMs ?? DEFAULT_TIMEOUTS.headersTimeoutMs;
   const requestTimeout = Math.max(headersTimeout, options.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestTimeoutMs);
   // Requests being handled, over all connections: bounded, swept for unread answers, and let
@@ -362,7 +395,7 @@ export async function listenHttp(
   const admit = (req: IncomingMessage, res: ServerResponse) => {
     const onConnection = guard.admit(req, res);
     if (onConnection === 0) return;
-    (res as BudgetedAnswer)[answerBudget] = answers;
+    (res as BudgetedAnswer)[answerBound] = bound;
     if (onConnection > MAX_PIPELINED_PER_CONNECTION || inFlight.size >= MAX_REQUESTS_IN_FLIGHT) {
       const why =
         onConnection > MAX_PIPELINED_PER_CONNECTION
@@ -372,7 +405,7 @@ export async function listenHttp(
       sendError(res, overloaded(why), '');
       return;
     }
-    // The only refusal for answer bytes: before any work (an admitted request's answer is sent).
+    // Before any work: the only refusal for answer bytes of a server that sends every answer.
     if (answers.held >= answers.max) {
       sendError(res, answersHeld(), '');
       return;
@@ -416,7 +449,6 @@ export async function listenHttp(
   const guard = guardHttpServer(server, {
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     listener: options.listener ?? 'http',
-    headersTimeoutMs: headersTimeout,
     onAnswered,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.registry === undefined ? {} : { registry: options.registry }),

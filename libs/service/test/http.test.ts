@@ -5,6 +5,7 @@ import { createMetricsRegistry } from '@driftline/observability';
 import { eventually } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  type AnswersPastBound,
   checkBearer,
   DEFAULT_MAX_CONNECTIONS,
   HttpError,
@@ -401,7 +402,7 @@ describe('connections, answer bytes and error answers of listenHttp', () => {
   });
 
   /** A server whose every answer is 16 MiB of JSON (more than both ends' socket buffers hold). */
-  const bigAnswers = async (maxHeldAnswerBytes: number) => {
+  const bigAnswers = async (maxHeldAnswerBytes: number, answersPastBound?: AnswersPastBound) => {
     const answer = { x: 'x'.repeat(16 * 1024 * 1024) };
     let handled = 0;
     const server = await listenHttp(
@@ -409,7 +410,7 @@ describe('connections, answer bytes and error answers of listenHttp', () => {
         handled++;
         sendJson(res, 200, answer, 'r');
       },
-      { maxHeldAnswerBytes, writeTimeoutMs: 500 },
+      { maxHeldAnswerBytes, writeTimeoutMs: 500, ...(answersPastBound === undefined ? {} : { answersPastBound }) },
     );
     servers.push(server);
     const stalled = open(server.port);
@@ -443,8 +444,8 @@ describe('connections, answer bytes and error answers of listenHttp', () => {
     );
   }, 20_000);
 
-  it('an admitted request is always answered, past the bound too: refused only at admission, before any work (it did the work, then answered 503)', async () => {
-    const { server, handled } = await bigAnswers(24 * 1024 * 1024);
+  it("answersPastBound 'send': an admitted request is always answered, past the bound too: refused only at admission, before any work (the model-server logged a prediction, then answered 503)", async () => {
+    const { server, handled } = await bigAnswers(24 * 1024 * 1024, 'send');
     // 16 MiB held, under the bound: admitted, its 16 MiB answer passes the bound and is sent.
     const socket = open(server.port);
     const seen = received(socket, 10_000);
@@ -454,6 +455,44 @@ describe('connections, answer bytes and error answers of listenHttp', () => {
     expect(statuses(text)).toEqual([200]);
     expect(text.length).toBeGreaterThan(16 * 1024 * 1024);
   }, 20_000);
+
+  /**
+   * Three clients that read nothing each send a request for a 16 MiB answer at once, all admitted
+   * while nothing is held (bound: 24 MiB); the statuses the server answered them, sorted.
+   */
+  const answeredTogether = async (answersPastBound: AnswersPastBound) => {
+    const answer = { x: 'x'.repeat(16 * 1024 * 1024) };
+    const answered: number[] = [];
+    let handled = 0;
+    let releaseAll: () => void = () => {};
+    const together = new Promise<void>((r) => (releaseAll = r));
+    const server = await listenHttp(
+      async (_req, res) => {
+        if (++handled === 3) releaseAll();
+        await together; // the work of all three done before any answer is written
+        sendJson(res, 200, answer, 'r');
+        answered.push(res.statusCode);
+      },
+      { maxHeldAnswerBytes: 24 * 1024 * 1024, writeTimeoutMs: 5_000, answersPastBound },
+    );
+    servers.push(server);
+    for (let i = 0; i < 3; i++) {
+      const stalled = open(server.port);
+      stalled.on('error', () => {});
+      stalled.pause(); // reads nothing
+      stalled.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    }
+    await eventually(async () => (answered.length === 3 ? true : undefined), 5_000, 20);
+    return answered.sort();
+  };
+
+  it("answersPastBound 'refuse' (the default): requests admitted together hold at most the bound; an answer past it is a 503 (60 connections x 16 held 813 MB against 1 MB)", async () => {
+    expect(await answeredTogether('refuse')).toEqual([200, 503, 503]);
+  });
+
+  it("answersPastBound 'send': requests admitted together are all answered, past the bound", async () => {
+    expect(await answeredTogether('send')).toEqual([200, 200, 200]);
+  });
 
   it('answer bytes come back on every path: a client gone before its answer, pipelined answers never started, errors, HEAD, refusals (they leaked: every later request 503)', async () => {
     expect(heldAnswerBytes()).toBe(0);
@@ -549,7 +588,7 @@ describe('connections, answer bytes and error answers of listenHttp', () => {
     await new Promise((r) => setTimeout(r, 50));
     const idle = open(server.port);
     const idleSeen = received(idle, 2_000);
-    await new Promise((r) => setTimeout(r, 50));
+    await ask(idle); // answered, then idle (keep-alive)
     const third = open(server.port);
     await ask(third);
     // At the cap: the longest idle is the one still sending its request; it is spared.

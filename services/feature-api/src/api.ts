@@ -28,5 +28,6 @@ export type FeatureApiServer = HttpServer;
  * The store is any OnlineStore: Redis in the service, the in-memory spec in unit tests.
  */
 export async function startFeatureApi(options: FeatureApiOptions): Promise<FeatureApiServer> {
-  return listenHttp(createFeatureHandler(options), { listener: 'feature-api', ...options });
+  // A read: an answer refused past the bound of answer bytes is redone by the retry, so the bound holds.
+  return listenHttp(createFeatureHandler(options), { listener: 'feature-api', ...options, answersPastBound: 'refuse' });
 }

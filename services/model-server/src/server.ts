@@ -127,7 +127,13 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     logger: options.logger,
   });
   const handler = createModelHandler({ ...options, table, log });
-  const server = await listenHttp(handler, { listener: 'model-server', ...options }).catch(async (error: unknown) => {
+  // A prediction is logged before it is answered: refused then, a retry would log it twice. Its
+  // answers are bounded by DRIFTLINE_MODEL_SERVER_MAX_BATCH instead (README: Connections).
+  const server = await listenHttp(handler, {
+    listener: 'model-server',
+    ...options,
+    answersPastBound: 'send',
+  }).catch(async (error: unknown) => {
     await log.close(0);
     throw error;
   });

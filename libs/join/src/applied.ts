@@ -81,11 +81,17 @@ export const coveredBy = (marker: AppliedMarker | undefined, r: Positioned): boo
  * skewed producer; Kafka 4.x accepts an hour ahead by default, 3.x anything) had raised the guard
  * for good, and a recreated log's records stamped with the real time passed as replays. The cost:
  * a replay of that record itself (stamped above the cap) drops the marker (tombstone dedup only).
+ *
+ * `checked`: the step had records the guard looked at. A step with none (a batch of shadow
+ * predictions only) extends the span but never raises the greatest timestamp: nothing proved its
+ * records old, and raised by them the guard let a recreated log's next records pass for replays
+ * (found by a review).
  */
 export function nextMarker(
   holding: AppliedMarker | undefined,
   span: OffsetSpan,
   now: number,
+  checked = true,
 ): AppliedMarker | undefined {
   if (!known(span.maxAppendTime)) return undefined;
   const time = Math.min(span.maxAppendTime, now);
@@ -94,7 +100,7 @@ export function nextMarker(
     return {
       from: Math.min(holding.from, span.first),
       through: Math.max(holding.through, span.last),
-      maxAppendTime: Math.max(holding.maxAppendTime, time),
+      maxAppendTime: checked ? Math.max(holding.maxAppendTime, time) : holding.maxAppendTime,
     };
   }
   return { from: span.first, through: span.last, maxAppendTime: time };

@@ -210,7 +210,7 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     // and left out it made a gap that restarted the marker at the next batch.
     const commit = () => {
       if (span === undefined) return;
-      const next = nextMarker(holding, span, now);
+      const next = nextMarker(holding, span, now, inputs.length > 0);
       if (next === undefined) this.markers.delete(source);
       else this.markers.set(source, next);
     };

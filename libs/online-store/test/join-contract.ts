@@ -525,6 +525,28 @@ export function joinStoreContract(
       ).toEqual(['pending']);
     });
 
+    it("a step of shadow predictions only never raises the guard: a recreated log's next records are not replays (found by a review)", async () => {
+      const { store } = await openSubject();
+      const p = (id: string, offset: number, appendTime: number) => ({
+        model: 'm',
+        id,
+        eventTime: 0,
+        appendTime,
+        offset,
+        windowKey: 'w',
+        payload: Buffer.from(`p ${id}`),
+      });
+      const source = 'predictions/0';
+      const old = Array.from({ length: 10 }, (_, i) => p(`old${i}`, i, 100 + i));
+      await store.applyPredictions(old, 1_000, source, { first: 0, last: 9, maxAppendTime: 109 });
+      // The log restarts unnoticed (no restart flag); its first batch is shadow predictions only.
+      expect(await store.applyPredictions([], 6_000, source, { first: 0, last: 1, maxAppendTime: 5_000 })).toEqual([]);
+      // Its next records, stamped like those shadows, are new: pending, not duplicates.
+      const next = [p('n0', 2, 5_000), p('n1', 3, 5_000)];
+      const applied = await store.applyPredictions(next, 6_001, source, { first: 2, last: 3, maxAppendTime: 5_000 });
+      expect(applied.map((x) => x.outcome)).toEqual(['pending', 'pending']);
+    });
+
     it("records a future-dated record's time as the clock that applied it: a recreated log stamped later is not a replay", async () => {
       const { store, forget } = await openSubject();
       const hour = 3_600_000;

@@ -69,7 +69,16 @@ export class RestartedLogs {
       commits = read;
       this.commits.set(topic, read);
     }
-    return { restart: (await this.commitOf(commits, topic, partition)) === undefined, generation };
+    const atJoin = await this.commitOf(commits, topic, partition);
+    if (atJoin === undefined) return { restart: true, generation };
+    // A partition's first batch after a join starts at the group's commit. Below the commit read at
+    // the join (read once per topic: an idle partition's log may have been recreated since, with no
+    // rejoin), read it again, as for a backwards read (found by a review).
+    if (firstOffset !== undefined && BigInt(firstOffset) < atJoin) {
+      const now = await this.commitOf(this.committed(topic), topic, partition);
+      return { restart: now === undefined || BigInt(firstOffset) < now, generation };
+    }
+    return { restart: false, generation };
   }
 
   /**

@@ -106,6 +106,21 @@ describe('RestartedLogs', () => {
     expect(asked).toHaveLength(2);
   });
 
+  it("a partition's first batch below the commit read at the join asks again: its log may have been recreated since, with no rejoin (found by a review)", async () => {
+    let commits = new Map([
+      [0, 500n],
+      [1, 10n],
+    ]);
+    const logs = new RestartedLogs(async () => commits);
+    expect((await logs.check('t', 0, 500)).restart).toBe(false); // reads, and keeps, the commits
+    commits = new Map(); // topic deleted and recreated: Kafka deleted the group's commits
+    expect((await logs.check('t', 1, 0)).restart).toBe(true);
+    // At the commit, or past it, the join's read stands (no second look-up).
+    commits = new Map([[2, 7n]]);
+    const again = new RestartedLogs(async () => commits);
+    expect((await again.check('t', 2, 7)).restart).toBe(false);
+  });
+
   it('counts a refused look-up as no commit (the marker dropped), and asks again next time', async () => {
     let calls = 0;
     const logs = new RestartedLogs(async () => {

@@ -243,7 +243,8 @@ local function plan_marker(key, span_first, span_last, span_time, span_restart, 
   if not t or t < 0 then return m, nil, v ~= nil end
   t = math.min(t, now)
   if m and first <= m[2] + 1 and last >= m[1] - 1 then
-    return m, { math.min(m[1], first), math.max(m[2], last), math.max(m[3], t) }, v ~= nil
+    -- A step with no record checked (shadow predictions only) never raises the greatest time.
+    return m, { math.min(m[1], first), math.max(m[2], last), n > 0 and math.max(m[3], t) or m[3] }, v ~= nil
   end
   return m, { first, last, t }, v ~= nil
 end

@@ -18,6 +18,19 @@ export const CAP_WARNING_INTERVAL_MS = 60_000;
  */
 export const FIRST_BYTES_GRACE_MS = 1_000;
 
+/**
+ * `driftline_http_connections_shed_total{listener, reason}` of `registry`, created on first use:
+ * every listener of a process counts into the one metric (a worker thread's are served beside it).
+ */
+export function connectionsShedCounter(registry: Registry) {
+  return counter(
+    registry,
+    'driftline_http_connections_shed_total',
+    'Connections closed because a listener was at its connection cap, by listener and reason (evicted_idle: the longest-idle one made room; evicted_partial: nothing was idle, the longest-waiting one with a partial request made room; refused: every connection had a request in flight)',
+    ['listener', 'reason'],
+  );
+}
+
 /** The one shape of an error answer: `{"error":{"code","message"}}`. */
 export function errorJson(code: string, message: string): string {
   return JSON.stringify({ error: { code, message } });
@@ -139,15 +152,7 @@ export function guardHttpServer(
   const idle = new Map<Socket, Connection>();
   const partial = new Map<Socket, Connection>();
   let waitingOrder = 0;
-  const shed =
-    registry === undefined
-      ? undefined
-      : counter(
-          registry,
-          'driftline_http_connections_shed_total',
-          'Connections closed because a listener was at its connection cap, by listener and reason (evicted_idle: the longest-idle one made room; evicted_partial: nothing was idle, the longest-waiting one with a partial request made room; refused: every connection had a request in flight)',
-          ['listener', 'reason'],
-        );
+  const shed = registry === undefined ? undefined : connectionsShedCounter(registry);
   let lastWarning = Number.NEGATIVE_INFINITY;
   let shedSinceWarning = 0;
   const onShed = (reason: ShedReason) => {

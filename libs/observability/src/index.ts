@@ -1,4 +1,10 @@
-export { CAP_WARNING_INTERVAL_MS, errorJson, guardHttpServer, type HttpGuard } from './http-guard.js';
+export {
+  CAP_WARNING_INTERVAL_MS,
+  connectionsShedCounter,
+  errorJson,
+  guardHttpServer,
+  type HttpGuard,
+} from './http-guard.js';
 export {
   type HealthCheck,
   MAX_OBSERVABILITY_CONNECTIONS,

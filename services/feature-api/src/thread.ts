@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '@driftline/core';
-import type { Registry } from '@driftline/observability';
+import { connectionsShedCounter, type Registry } from '@driftline/observability';
 import { awaitStarted, startWorker } from '@driftline/service/worker';
 import type { FeatureApiServer } from './api.js';
 import type { FeatureApiThreadData, FromThread, ThreadMetrics, ToThread } from './thread-protocol.js';
@@ -126,17 +126,25 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
     });
     return inFlight;
   };
-  // A metric of the same name may exist here already (the process's own HTTP listeners count
-  // connections shed under the same name): its values are served beside the thread's, and it is
-  // put back at close. Registering over it had failed the start (found by a fresh-clone run).
-  const local = new Map<string, LocalMetric>();
+  // The process's own listeners count shed connections under the name the thread's listener
+  // uses: that metric is made here first (a real counter, whoever asks for it later gets it: a
+  // proxy in its place was handed to the model server's listener, whose first shed threw), and
+  // the thread's values are served beside its own by wrapping its `get`, undone at close.
+  // Registering a proxy over it had failed the start (found by a fresh-clone run).
+  connectionsShedCounter(registry);
+  const restores: Array<() => void> = [];
   for (const name of THREAD_METRICS) {
-    const existing = registry.getSingleMetric(name);
-    if (existing !== undefined) {
-      local.set(name, existing as unknown as LocalMetric);
-      registry.removeSingleMetric(name);
+    const existing = registry.getSingleMetric(name) as unknown as LocalMetric | undefined;
+    if (existing === undefined) {
+      registry.registerMetric(proxyMetric(name, threadMetrics) as never);
+      restores.push(() => registry.removeSingleMetric(name));
+      continue;
     }
-    registry.registerMetric(proxyMetric(name, threadMetrics, local.get(name)) as never);
+    const own = existing.get.bind(existing);
+    existing.get = proxyMetric(name, threadMetrics, { get: own }).get as LocalMetric['get'];
+    restores.push(() => {
+      existing.get = own;
+    });
   }
 
   // The heartbeat: a metrics request whose answer is ignored. A thread whose event loop is
@@ -177,11 +185,7 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
           await exit;
           clearTimeout(timer);
         }
-        for (const name of THREAD_METRICS) {
-          registry.removeSingleMetric(name);
-          const own = local.get(name);
-          if (own !== undefined) registry.registerMetric(own as never);
-        }
+        for (const restore of restores) restore();
       })();
       return closing;
     },
@@ -190,7 +194,7 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
 
 /** What the proxy needs of a metric this process registered itself under a thread metric's name. */
 interface LocalMetric {
-  get(): Promise<ThreadMetrics[number]> | ThreadMetrics[number];
+  get: () => Promise<ThreadMetrics[number]> | ThreadMetrics[number];
 }
 
 /**

@@ -310,6 +310,18 @@ describe('feature API on its worker thread, against a real Redis', () => {
       expect(text).toContain(
         'driftline_http_connections_shed_total{listener="observability",reason="evicted_idle",service="test"} 3',
       );
+      // A listener started after the thread (the model server's, in one process) gets the real
+      // counter: its first shed had thrown "inc is not a function" on a proxy (found by a review).
+      counter(registry, 'driftline_http_connections_shed_total', 'shed', ['listener', 'reason']).inc({
+        listener: 'model-server',
+        reason: 'refused',
+      });
+      const after = await registry.metrics();
+      expect(after).toContain(
+        'driftline_http_connections_shed_total{listener="model-server",reason="refused",service="test"} 1',
+      );
+      expect(after).toContain('listener="feature-api"');
+      expect(after.match(/# TYPE driftline_http_connections_shed_total/g)).toHaveLength(1);
     } finally {
       for (const s of idle) s.destroy();
       await api.close();

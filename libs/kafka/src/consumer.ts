@@ -21,6 +21,7 @@ import {
   onOffsetReset,
   onUnknownTopicPartition,
 } from './client.js';
+import { type CrashStreak, crashLooping as crashStreakLooping, recordCrash } from './crash-streak.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
 import { type IdlePartition, refreshIdleLag } from './idle-lag.js';
 import { partitionKey } from './partition-key.js';
@@ -56,8 +57,10 @@ const HEARTBEAT_INTERVAL_MS = 3_000;
 export const DEFAULT_METADATA_MAX_AGE_MS = 30_000;
 /** Restarts after kafkajs crashed the consumer (a deleted input topic): it restarted every 100 ms. */
 const crashBackoff: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000, multiplier: 2, jitter: 0.2 };
-/** A crash this long after the last one (or a batch processed meanwhile) starts a new crash streak. */
+/** A crash this long after the last one (or a join or a batch processed meanwhile) starts a new crash streak. */
 const CRASH_QUIET_MS = 120_000;
+/** The offset Kafka reports for a partition the group has no commit of. */
+const ABSENT_COMMIT = -1n;
 /** During a crash streak, at most one error line per this interval (the others are counted). */
 const CRASH_LOG_INTERVAL_MS = 60_000;
 
@@ -409,6 +412,9 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   let owned = new Map<string, { readonly topic: string; readonly partition: number }>();
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     joined = true;
+    // Joined again after crashes: recovered (an idle topic has no batch to say so, and healthy()
+    // stayed false up to CRASH_QUIET_MS after a recreated topic).
+    crashRecovered();
     // Tell a stateful processor which partitions it lost in this rebalance.
     const now = new Map<string, { readonly topic: string; readonly partition: number }>();
     for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
@@ -431,9 +437,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       resets.delete(k);
     }
     lastCommitted.clear(); // another member may have committed meanwhile
-    // The first batch of each partition this process committed before checks the group's commit
-    // is still there (see checkPosition): a topic deleted for longer crashes kafkajs into a rejoin.
-    for (const k of now.keys()) if (committedHere.has(k)) verify.add(k);
+    // The first batch of each partition whose commit this process knew (its own, or read at a
+    // join) checks the group's commit is still there (see checkPosition): a topic deleted for
+    // longer crashes kafkajs into a rejoin.
+    for (const k of now.keys()) if (committedHere.has(k) || knownCommits.has(k)) verify.add(k);
     joinCommits.clear();
     if (options.ephemeral !== true)
       for (const topic of new Set([...now.values()].map((p) => p.topic))) void commitsOf(topic);
@@ -461,18 +468,18 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     );
   });
   /** The current crash streak: when it began, the last crash, how many, when last logged and how many lines were left out since. */
-  let crashes: { since: number; last: number; count: number; loggedAt: number; unlogged: number } | undefined;
-  /** Ends a crash streak: the consumer processed a batch again. */
+  let crashes: CrashStreak | undefined;
+  /** Ends a crash streak: the consumer joined its group or processed a batch again. */
   const crashRecovered = () => {
     if (crashes === undefined) return;
     logger.info({ crashes: crashes.count }, 'consumer recovered from its crashes');
     crashes = undefined;
   };
-  /** A crash streak that lasted the stall timeout makes the consumer unhealthy (a restart may cure it). */
-  const crashLooping = () =>
-    crashes !== undefined &&
-    Date.now() - crashes.last < CRASH_QUIET_MS &&
-    crashes.last - crashes.since >= stallTimeoutMs;
+  /**
+   * Crashes naming a missing input topic for the stall timeout make the consumer unhealthy (a
+   * restart may cure it); crashes while the brokers are unreachable do not (a Kafka outage).
+   */
+  const crashLooping = () => crashStreakLooping(crashes, Date.now(), stallTimeoutMs, CRASH_QUIET_MS);
   /** Which of the input topics are missing now (undefined when that cannot be read). */
   const missingTopics = async (): Promise<string[] | undefined> => {
     try {
@@ -486,11 +493,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   async function restartAfterCrash(error: Error): Promise<boolean> {
     joined = false;
     const now = Date.now();
-    if (crashes === undefined || now - crashes.last >= CRASH_QUIET_MS)
-      crashes = { since: now, last: now, count: 0, loggedAt: 0, unlogged: 0 };
-    const streak = crashes;
-    streak.count++;
-    streak.last = now;
+    const streak = recordCrash(crashes, error, now, CRASH_QUIET_MS);
+    crashes = streak;
     metrics.restarts.inc({ group: groupId });
     const delay = backoffDelay(crashBackoff, streak.count - 1);
     if (now - streak.loggedAt >= CRASH_LOG_INTERVAL_MS) {
@@ -709,8 +713,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       resets.delete(key);
       const commits = await commitsOf(topic);
       const stored = commits?.get(partition);
-      const had = committedHere.get(key);
-      if (commits !== undefined && had !== undefined && had > 0n && (stored === undefined || stored < 0n)) {
+      const had = committedHere.get(key) ?? knownCommits.get(key);
+      // Gone: absent (-1, or not listed) after a "does not host this topic-partition". Never after
+      // kafkajs reset the position as out of range: it commits -2 (earliest) or -1 (latest) over
+      // the old commit itself, and the commits read at the join may predate ours (-1 for a group
+      // new then); that is records removed by retention, counted below, not a recreated topic.
+      const gone = !wasReset && (stored === undefined || stored === ABSENT_COMMIT);
+      if (commits !== undefined && had !== undefined && had > 0n && gone) {
         // Unreadable, offset 0 serves too: below the start of the log, kafkajs resets it to the earliest.
         const low = await topicOffsets(admin, topic).then(
           (offsets) => offsets.find((o) => o.partition === partition)?.low ?? 0n,
@@ -1056,9 +1065,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   });
   const stopUnknowns = onUnknownTopicPartition(kafka, () => {
     // Some topic was missing a moment ago (kafkajs does not say which, nor rejoin when it is back
-    // in time): check the commits of every partition this process committed, at their next batch.
+    // in time): check the commits of every partition whose commit this process knew, at their
+    // next batch (a restarted member that never committed itself knows the one read at its join).
     joinCommits.clear();
-    for (const k of owned.keys()) if (committedHere.has(k)) verify.add(k);
+    for (const k of owned.keys()) if (committedHere.has(k) || knownCommits.has(k)) verify.add(k);
   });
   await consumer.connect();
   try {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Logger, silentLogger } from '@driftline/core';
+import { DriftlineError, type Logger, silentLogger } from '@driftline/core';
 import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import type { Consumer } from 'kafkajs';
@@ -32,6 +32,8 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
   async function setUp(
     prefix: string,
     options: { stallTimeoutMs?: number; logger?: Logger; metadataMaxAgeMs?: number } = {},
+    /** While true, the sink refuses (retriable) every batch holding a record it names. */
+    sinkDown: (value: string) => boolean = () => false,
   ) {
     const kafka = kafkaFor(stack.kafkaBrokers);
     // A hold on the kafkajs consumers the loop creates (to move a position as kafkajs would).
@@ -66,6 +68,8 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
         processor: {
           decode: (r) => r.value!.toString(),
           async process(items) {
+            if (items.some((i) => sinkDown(i.value)))
+              throw new DriftlineError('SINK_UNAVAILABLE', 'sink down (test)', { retriable: true });
             for (const i of items) seen.push(i.value);
           },
         },
@@ -93,7 +97,46 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
       await sleep(300);
       await ensureTopics(kafka, [{ topic }]);
     };
-    return { kafka, topic, groupId, registry, seen, send, start, committed, recreate, made };
+    /** Records below `offset` removed, as retention does. */
+    const removeBefore = async (offset: number) => {
+      const admin = kafkajsOf(kafka).admin();
+      await admin.connect();
+      try {
+        await admin.fetchTopicMetadata({ topics: [topic] }); // deleteTopicRecords needs it loaded
+        await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: String(offset) }] });
+      } finally {
+        await admin.disconnect();
+      }
+    };
+    const skippedCount = async () =>
+      (await registry.getSingleMetric('driftline_consumer_records_skipped_total')?.get())?.values.find(
+        (v) => v.labels.topic === topic,
+      );
+    return {
+      kafka,
+      topic,
+      groupId,
+      registry,
+      seen,
+      send,
+      start,
+      committed,
+      recreate,
+      made,
+      removeBefore,
+      skippedCount,
+    };
+  }
+
+  /** A logger that keeps the error lines' messages and fields. */
+  function errorLines() {
+    const lines: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
+    const logger: Logger = {
+      ...silentLogger,
+      error: (obj, msg) => lines.push({ obj: obj as Record<string, unknown>, msg }),
+      child: () => logger,
+    };
+    return { lines, logger };
   }
 
   it('a topic deleted and created again a moment later is read from its start, not from the old position', async () => {
@@ -164,6 +207,66 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(skipped?.labels).toMatchObject({ partition: '0', reason: 'offset_out_of_range', group: t.groupId });
     expect(t.seen).toHaveLength(40);
   }, 40_000);
+
+  it('a running consumer of a new group that falls behind retention counts the skip, never a recreated topic', async () => {
+    const { lines, logger } = errorLines();
+    let down = false;
+    const t = await setUp('behind-retention', { logger }, (v) => down && v.startsWith('gen2-'));
+    await t.start();
+    await t.send('gen1', 100);
+    await eventually(async () => ((await t.committed()) === 100n ? true : undefined), 15_000);
+    down = true;
+    await t.send('gen2', 100);
+    await sleep(1_000); // the sink refuses the batch from 100 and backs off
+    await t.send('gen3', 100);
+    await t.removeBefore(250); // gen3's first 50, and whatever of gen2 kafkajs had not fetched yet
+    down = false;
+    await eventually(async () => ((await t.committed()) === 300n ? true : undefined), 20_000);
+    // Before: the commits read at the join (-1: the group was new then) read as a deleted commit,
+    // "topic deleted and created again", and the skipped records were counted nowhere.
+    expect(lines.filter((l) => l.msg?.includes('created again'))).toHaveLength(0);
+    const outOfRange = lines.filter((l) => l.msg?.startsWith('offset out of range'));
+    expect(outOfRange).toHaveLength(1);
+    const { from, to, skipped } = outOfRange[0]!.obj as { from: string; to: string; skipped: string };
+    expect(to).toBe('250');
+    expect(Number(skipped)).toBe(250 - Number(from));
+    expect(Number(skipped)).toBeGreaterThan(0);
+    const counted = await t.skippedCount();
+    expect(counted?.value).toBe(Number(skipped));
+    expect(counted?.labels).toMatchObject({ partition: '0', reason: 'offset_out_of_range' });
+    // Every offset of gen2 and gen3 either processed or counted as skipped.
+    const later = new Set(t.seen.filter((v) => !v.startsWith('gen1-')));
+    expect(later.size + Number(skipped)).toBe(200);
+  }, 40_000);
+
+  it('a topic recreated under a restarted member that never committed itself is read from its start', async () => {
+    const t = await setUp('recreated-idle');
+    const first = await t.start();
+    await t.send('gen1', 100);
+    await eventually(async () => ((await t.committed()) === 100n ? true : undefined), 15_000);
+    await first.stop();
+    const second = await t.start(); // caught up: it has nothing to commit
+    await eventually(async () => ((await second.positions()).length > 0 ? true : undefined), 15_000);
+    await sleep(1_000);
+    await t.recreate();
+    await t.send('gen2', 150);
+    const gen2 = () => new Set(t.seen.filter((v) => v.startsWith('gen2-')));
+    // Before: only partitions this process had committed were checked: gen2-0 … gen2-99 skipped.
+    await eventually(async () => (gen2().size === 150 && (await t.committed()) === 150n ? true : undefined), 15_000);
+    expect(gen2().size).toBe(150);
+  }, 40_000);
+
+  it('an input topic deleted and created again: healthy once the group is joined, with nothing to read', async () => {
+    const t = await setUp('gone-back', { stallTimeoutMs: 3_000 });
+    const handle = await t.start();
+    await t.send('gen1', 1);
+    await eventually(async () => (t.seen.length === 1 ? true : undefined), 15_000);
+    await deleteTopics(t.kafka, [t.topic]);
+    await eventually(async () => (handle.healthy() ? undefined : true), 15_000);
+    await ensureTopics(t.kafka, [{ topic: t.topic }]); // left idle: no batch will say it recovered
+    // Before: unhealthy until two minutes without a crash.
+    await eventually(async () => (handle.healthy() && handle.ready() ? true : undefined), 20_000);
+  }, 50_000);
 
   it('an input topic deleted for good: restarts back off and the consumer turns unhealthy', async () => {
     const t = await setUp('gone', { stallTimeoutMs: 3_000 });

@@ -38,10 +38,8 @@ const aside = (lockDir: string, what: string) => `${lockDir}.${what}.${process.p
  * A cross-process mutex so two `stack up`/`down` runs never race each other. The lock is a
  * directory renamed into place with its owner.json already in it (a rename onto an existing,
  * non-empty lock fails atomically), so no lock is ever seen without its owner. A lock whose owner
- * died is moved aside (one rename: one waiter wins) and checked to be the one judged stale: a
- * check-then-remove had let two waiters both take over, the second removing the first's fresh
- * lock (found by a review: overlapping holders in 2 of 15 trials of 6 waiters). Release removes
- * the lock only while it is still this process'.
+ * died is removed by one waiter at a time (see {@link takeOverStale}); the path is then free and
+ * taken like any other. Release removes the lock only while it is still this process'.
  */
 export async function acquireLock(
   lockDir: string,
@@ -82,25 +80,7 @@ export async function acquireLock(
       stale = !ownerAlive(owner);
     }
     if (stale) {
-      const trash = aside(lockDir, 'stale');
-      try {
-        fs.renameSync(lockDir, trash);
-      } catch {
-        continue; // another waiter moved it first
-      }
-      const moved = readOwner(trash);
-      if (moved !== undefined && ownerAlive(moved)) {
-        // A fresh lock taken between the look and the move: give it back (the path is free
-        // unless a third waiter got in, which the loop then waits for like any holder).
-        try {
-          fs.renameSync(trash, lockDir);
-        } catch {
-          fs.rmSync(trash, { recursive: true, force: true });
-        }
-      } else {
-        options.log?.(`took over a stale lock ${lockDir}`);
-        fs.rmSync(trash, { recursive: true, force: true });
-      }
+      takeOverStale(lockDir, owner, options.log);
       continue;
     }
     if (Date.now() >= deadline) {
@@ -111,5 +91,44 @@ export async function acquireLock(
       announced = true;
     }
     await sleep(250);
+  }
+}
+
+/** A takeover mark older than this belongs to a waiter that died in the middle of one. */
+const TAKEOVER_STALE_MS = 5_000;
+
+/**
+ * Removes a stale lock, one waiter at a time: under a takeover mark (a directory beside the lock:
+ * mkdir is atomic), the lock's owner is read again and the lock removed only if it is still the
+ * one judged stale. No waiter can take the path meanwhile (the stale lock is still there), so a
+ * fresh lock is never removed. Moving the stale lock aside instead had a window: a fresh lock
+ * moved aside by a slow waiter could not always be put back once a third waiter had taken the
+ * path, and two holders overlapped (seen under load).
+ */
+function takeOverStale(lockDir: string, judged: LockOwner | undefined, log?: (line: string) => void): void {
+  const mark = `${lockDir}.takeover`;
+  try {
+    fs.mkdirSync(mark);
+  } catch {
+    try {
+      if (Date.now() - fs.statSync(mark).mtimeMs > TAKEOVER_STALE_MS) fs.rmSync(mark, { recursive: true, force: true });
+    } catch {
+      // gone meanwhile: the next round tries again
+    }
+    return;
+  }
+  try {
+    const now = readOwner(lockDir);
+    const still = judged === undefined ? now === undefined : sameOwner(now, judged);
+    if (still && (now === undefined || !ownerAlive(now))) {
+      log?.(`took over a stale lock ${lockDir}`);
+      // Moved aside first (one rename), then removed: removed in place, the lock is an empty
+      // directory for a moment, which a waiter's rename takes (and the removal then fails).
+      const trash = aside(lockDir, 'stale');
+      fs.renameSync(lockDir, trash);
+      fs.rmSync(trash, { recursive: true, force: true });
+    }
+  } finally {
+    fs.rmSync(mark, { recursive: true, force: true });
   }
 }

@@ -110,25 +110,59 @@ function takeOverStale(lockDir: string, judged: LockOwner | undefined, log?: (li
   try {
     fs.mkdirSync(mark);
   } catch {
-    try {
-      if (Date.now() - fs.statSync(mark).mtimeMs > TAKEOVER_STALE_MS) fs.rmSync(mark, { recursive: true, force: true });
-    } catch {
-      // gone meanwhile: the next round tries again
-    }
+    clearStaleMark(lockDir, mark);
     return;
   }
   try {
     const now = readOwner(lockDir);
     const still = judged === undefined ? now === undefined : sameOwner(now, judged);
-    if (still && (now === undefined || !ownerAlive(now))) {
-      log?.(`took over a stale lock ${lockDir}`);
-      // Moved aside first (one rename), then removed: removed in place, the lock is an empty
-      // directory for a moment, which a waiter's rename takes (and the removal then fails).
-      const trash = aside(lockDir, 'stale');
+    if (!still || (now !== undefined && ownerAlive(now))) return;
+    // Moved aside first (one rename), then removed: removed in place, the lock is an empty
+    // directory for a moment, which a waiter's rename takes (and the removal then fails).
+    const trash = aside(lockDir, 'stale');
+    try {
       fs.renameSync(lockDir, trash);
-      fs.rmSync(trash, { recursive: true, force: true });
+    } catch {
+      return; // gone already (another waiter took it over first): the loop tries again
     }
+    const moved = readOwner(trash);
+    if (moved !== undefined && ownerAlive(moved)) {
+      // A live lock after all (two takers at once after a mark was cleared): put it back, or, if
+      // the path is taken again, leave it aside rather than remove a live holder's lock.
+      try {
+        fs.renameSync(trash, lockDir);
+      } catch {
+        // left aside: its holder's release finds the path not its own and leaves it
+      }
+      return;
+    }
+    log?.(`took over a stale lock ${lockDir}`);
+    fs.rmSync(trash, { recursive: true, force: true });
   } finally {
     fs.rmSync(mark, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Clears a takeover mark left by a waiter that died in the middle of one (older than
+ * TAKEOVER_STALE_MS): moved aside first, and removed only if what was moved is that old mark — a
+ * check-then-remove by path had removed a live waiter's fresh mark (found by a review).
+ */
+function clearStaleMark(lockDir: string, mark: string): void {
+  try {
+    if (Date.now() - fs.statSync(mark).mtimeMs <= TAKEOVER_STALE_MS) return;
+    const trash = aside(lockDir, 'takeover');
+    fs.renameSync(mark, trash);
+    if (Date.now() - fs.statSync(trash).mtimeMs > TAKEOVER_STALE_MS) {
+      fs.rmSync(trash, { recursive: true, force: true });
+      return;
+    }
+    try {
+      fs.renameSync(trash, mark); // a fresh mark after all: put it back
+    } catch {
+      fs.rmSync(trash, { recursive: true, force: true }); // its path taken again: a mark is only a mark
+    }
+  } catch {
+    // gone meanwhile: the next round tries again
   }
 }

@@ -220,6 +220,31 @@ describe('stackRelease (test-run leases)', () => {
 });
 
 describe('lock', () => {
+  it('a stale lock another waiter took over first is not an error: the loop takes the free path (found by a review)', async () => {
+    const lockDir = path.join(root, 'gone-first', '.lock');
+    fs.mkdirSync(lockDir, { recursive: true });
+    fs.writeFileSync(path.join(lockDir, 'owner.json'), '{"pid": 12'); // half-written: no owner
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(lockDir, old, old);
+    // Another waiter finishes its takeover just before this one gets the takeover mark.
+    const mkdir = fs.mkdirSync;
+    let once = true;
+    fs.mkdirSync = ((p: fs.PathLike, o?: fs.MakeDirectoryOptions) => {
+      if (once && String(p).endsWith('.takeover')) {
+        once = false;
+        fs.rmSync(lockDir, { recursive: true, force: true });
+      }
+      return mkdir(p, o);
+    }) as typeof fs.mkdirSync;
+    try {
+      const release = await acquireLock(lockDir, { timeoutMs: 2_000 });
+      release();
+    } finally {
+      fs.mkdirSync = mkdir;
+    }
+    expect(fs.readdirSync(path.dirname(lockDir))).toEqual([]);
+  });
+
   it('serialises holders and takes over a lock whose owner died', async () => {
     const lockDir = path.join(root, 'lock-test', '.lock');
     const release = await acquireLock(lockDir, { timeoutMs: 1_000 });

@@ -217,6 +217,33 @@ describe('stackRelease (test-run leases)', () => {
     expect(checkOwnership({ name: 'x', pid: service.pid, startTime: service.startTime, markers: [] })).toBe('owned');
     expect(await stackDown({ stateDir, graceMs: 5_000 })).toEqual({ stopped: 1 });
   });
+
+  it('a stack a DRIFTLINE_STACK_KEEP run leaves running is left running by later plain runs too (found by a review)', async () => {
+    const stateDir = path.join(root, 'lease-keep');
+    const stateFile = path.join(stateDir, 'state.json');
+    const service = await sleeper('driftline-test-kept');
+    const me = readProcInfo(process.pid);
+    if (me === undefined) throw new Error('cannot read own process info');
+    const lease = { pid: process.pid, startTime: me.startTime };
+    writeState(stateFile, {
+      version: 1,
+      stackId: 'keep',
+      createdAt: new Date().toISOString(),
+      readyAt: new Date().toISOString(),
+      startedBy: 'test', // started by the KEEP run's global setup
+      endpoints: {},
+      processes: [record('redis', service, 'driftline-test-kept')],
+      leases: [lease],
+    });
+    expect(await stackRelease({ stateDir, keep: true })).toEqual({ stopped: 0 });
+    // The next plain run reuses it (stackUp({ testRun: true }) adds its lease) and tears down.
+    const kept = readState(stateFile);
+    if (kept === undefined) throw new Error('the kept stack lost its state');
+    writeState(stateFile, { ...kept, leases: [lease] });
+    expect(await stackRelease({ stateDir, graceMs: 5_000 })).toEqual({ stopped: 0 });
+    expect(checkOwnership({ name: 'x', pid: service.pid, startTime: service.startTime, markers: [] })).toBe('owned');
+    expect(await stackDown({ stateDir, graceMs: 5_000 })).toEqual({ stopped: 1 });
+  });
 });
 
 describe('lock', () => {

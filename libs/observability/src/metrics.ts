@@ -1,11 +1,26 @@
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, type Logger } from '@driftline/core';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { createLogger } from './logger.js';
 
-/** One registry per service (never the global one), so tests and co-hosted services stay isolated. */
-export function createMetricsRegistry(options: { service: string; defaultMetrics?: boolean }): Registry {
+/** Where a registry's metrics report trouble (a series cap reached), by registry. */
+const registryLogs = new WeakMap<Registry, { service: string; logger?: Logger }>();
+
+/**
+ * One registry per service (never the global one), so tests and co-hosted services stay isolated.
+ * `logger`: where its bounded metrics warn of a series cap reached (default: a JSON logger of `service`).
+ */
+export function createMetricsRegistry(options: {
+  service: string;
+  defaultMetrics?: boolean;
+  logger?: Logger;
+}): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ service: options.service });
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'driftline_' });
+  registryLogs.set(registry, {
+    service: options.service,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  });
   return registry;
 }
 
@@ -17,6 +32,15 @@ export const MAX_LABEL_VALUES = 100;
 export const OTHER_LABEL_VALUE = '__other__';
 /** How long a bounded label's value keeps its place without an update while new values wait for one. */
 export const BOUNDED_LABEL_IDLE_MS = 10 * 60_000;
+/**
+ * Series a metric with bounded labels keeps (those with at least one bounded value of its own);
+ * past it, a new combination is recorded with every bounded label {@link OTHER_LABEL_VALUE}. Each
+ * label bounded alone still allowed (max + 1)^k series for k labels (10,201 for two). 2,000 is
+ * 100 models × 20 values of a closed label set (outcomes, reasons) or of a second bounded label
+ * (features or versions per model, on average over all 100): beyond what driftline's metrics
+ * reach in normal use, and a scrape of ~200 kB per metric at worst.
+ */
+export const MAX_SERIES_PER_METRIC = 2_000;
 
 /**
  * Labels whose values come from events (model names, versions, features) rather than from
@@ -28,27 +52,53 @@ export const BOUNDED_LABEL_IDLE_MS = 10 * 60_000;
  * series are removed): a burst of junk names holds the places for `idleMs` at most, so a real
  * model seen later gets its own series, while a steady flood renews at most `max` series per
  * `idleMs` (no churn of series in Prometheus). A gauge's `__other__` series holds the last value set.
+ * A metric also keeps at most `maxSeries` series with a bounded value of their own: past it, a new
+ * combination is recorded with every bounded label `__other__` (counted in
+ * `driftline_metric_series_dropped_total{metric}`, a warning once per metric), or, once a value has
+ * been idle for `idleMs`, takes the room of that value's series.
  */
 export interface BoundedLabels<L extends string> {
   readonly bounded: readonly L[];
   readonly max?: number;
   /** Default {@link BOUNDED_LABEL_IDLE_MS}. */
   readonly idleMs?: number;
+  /** Default {@link MAX_SERIES_PER_METRIC}. */
+  readonly maxSeries?: number;
 }
 
 type LabelSet = Record<string, unknown>;
+/** A bounded value's place: when it was last recorded, and the keys of its series. */
+type Place = { at: number; series: Set<string> };
 
 /** Methods that record a value under their labels (the first argument, when it is an object). */
 const RECORDING_METHODS = ['inc', 'dec', 'set', 'setToCurrentTime', 'observe', 'startTimer', 'zero'] as const;
 /** Methods of a `labels(...)` child, each the metric's own with the child's labels first. */
 const CHILD_METHODS = ['inc', 'dec', 'set', 'setToCurrentTime', 'observe', 'startTimer'] as const;
 
+/** Recordings that a metric's series cap folded into `__other__`, by metric. */
+function seriesDroppedCounter(registry: Registry) {
+  return counter(
+    registry,
+    'driftline_metric_series_dropped_total',
+    'Recordings of a new series past its metric series cap, recorded with every bounded label __other__',
+    ['metric'],
+  );
+}
+
 /** Rewrites the label arguments of a metric's methods so that bounded labels stay within their bound. */
-function bound<M extends object>(metric: M, labelNames: readonly string[], limits: BoundedLabels<string>): M {
+function bound<M extends object>(
+  metric: M,
+  labelNames: readonly string[],
+  limits: BoundedLabels<string>,
+  owner: { registry: Registry; name: string },
+): M {
   const max = limits.max ?? MAX_LABEL_VALUES;
   const idleMs = limits.idleMs ?? BOUNDED_LABEL_IDLE_MS;
+  const maxSeries = limits.maxSeries ?? MAX_SERIES_PER_METRIC;
+  const seriesDropped = seriesDroppedCounter(owner.registry);
+  let warnedOfSeriesCap = false;
   /** Per bounded label, its values with a place (least recently updated first) and the series of each. */
-  const places = new Map(limits.bounded.map((l) => [l, new Map<string, { at: number; series: Set<string> }>()]));
+  const places = new Map(limits.bounded.map((l) => [l, new Map<string, Place>()]));
   /** Every series recorded under values with a place, by key. */
   const series = new Map<string, LabelSet>();
   const target = metric as unknown as Record<string, unknown>;
@@ -69,7 +119,7 @@ function bound<M extends object>(metric: M, labelNames: readonly string[], limit
       if (place?.series.size === 0) values.delete(String(labels[label]));
     }
   };
-  const evict = (values: Map<string, { at: number; series: Set<string> }>, value: string) => {
+  const evict = (values: Map<string, Place>, value: string) => {
     for (const key of [...(values.get(value)?.series ?? [])]) {
       removeSeries(series.get(key));
       forget(key);
@@ -82,38 +132,58 @@ function bound<M extends object>(metric: M, labelNames: readonly string[], limit
     const raw = labels[label];
     return raw === undefined || String(raw) === OTHER_LABEL_VALUE ? undefined : String(raw);
   };
+  /** Past the series cap: every bounded label `__other__`, counted, and a warning the first time. */
+  const foldPastSeriesCap = (out: LabelSet) => {
+    for (const label of places.keys()) if (out[label] !== undefined) out[label] = OTHER_LABEL_VALUE;
+    seriesDropped.inc({ metric: owner.name });
+    if (warnedOfSeriesCap) return;
+    warnedOfSeriesCap = true;
+    const log = registryLogs.get(owner.registry);
+    (log?.logger ?? createLogger({ service: log?.service ?? 'driftline' })).warn(
+      { metric: owner.name, maxSeries, bounded: [...places.keys()] },
+      'metric reached its series cap: new combinations of its bounded labels are recorded as __other__',
+    );
+  };
   /** The labels to record under: each bounded value with a place (taking or renewing it), else `__other__`. */
   const admit = (labels: LabelSet): LabelSet => {
     const now = Date.now();
+    // At the series cap a new series makes room as a new value does at a label's bound: from a
+    // value idle for idleMs (a burst of junk combinations holds the room for idleMs at most).
+    const seriesFull = series.size >= maxSeries && !series.has(keyOf(labels));
     // Room first, for every label, so an eviction (which can free places of the other labels)
     // never takes back a place given in this same call.
     for (const [label, values] of places) {
       const value = boundedValue(labels, label);
-      if (value === undefined || values.has(value) || values.size < max) continue;
+      if (value === undefined) continue;
+      const labelFull = !values.has(value) && values.size >= max;
+      if (!labelFull && !(seriesFull && series.size >= maxSeries)) continue;
       const [oldest, entry] = values.entries().next().value ?? [];
       if (oldest !== undefined && entry !== undefined && now - entry.at >= idleMs) evict(values, oldest);
     }
     const out: LabelSet = { ...labels };
-    const placed: Array<{ at: number; series: Set<string> }> = [];
+    const placing: Array<{ values: Map<string, Place>; value: string; place: Place | undefined }> = [];
     for (const [label, values] of places) {
       const value = boundedValue(labels, label);
       if (value === undefined) continue;
-      const place = values.get(value) ?? (values.size < max ? { at: now, series: new Set<string>() } : undefined);
-      if (place === undefined) {
-        out[label] = OTHER_LABEL_VALUE;
-        continue;
-      }
+      const place = values.get(value);
+      if (place === undefined && values.size >= max) out[label] = OTHER_LABEL_VALUE;
+      else placing.push({ values, value, place });
+    }
+    if (placing.length === 0) return out;
+    const key = keyOf(out);
+    if (series.size >= maxSeries && !series.has(key)) {
+      foldPastSeriesCap(out); // takes no place, renews none: no series of theirs was updated
+      return out;
+    }
+    for (const { values, value, place } of placing) {
+      const kept = place ?? { at: now, series: new Set<string>() };
       // (Re)inserted at the end: the map's first entry is the least recently updated value.
       values.delete(value);
-      place.at = now;
-      values.set(value, place);
-      placed.push(place);
+      kept.at = now;
+      kept.series.add(key);
+      values.set(value, kept);
     }
-    if (placed.length > 0) {
-      const key = keyOf(out);
-      series.set(key, out);
-      for (const place of placed) place.series.add(key);
-    }
+    series.set(key, out);
     return out;
   };
 
@@ -163,7 +233,7 @@ const limitsOf = new WeakMap<object, string>();
 const limitsKey = (limits: BoundedLabels<string> | undefined) =>
   limits === undefined
     ? 'unbounded'
-    : `bounded [${[...limits.bounded].sort().join(', ')}], max ${limits.max ?? MAX_LABEL_VALUES}, idle ${limits.idleMs ?? BOUNDED_LABEL_IDLE_MS} ms`;
+    : `bounded [${[...limits.bounded].sort().join(', ')}], max ${limits.max ?? MAX_LABEL_VALUES}, idle ${limits.idleMs ?? BOUNDED_LABEL_IDLE_MS} ms, series ${limits.maxSeries ?? MAX_SERIES_PER_METRIC}`;
 
 /**
  * The metric already registered under `name`, or undefined. Asked again with other limits (a
@@ -185,9 +255,10 @@ function created<M extends object>(
   metric: M,
   labelNames: readonly string[],
   limits: BoundedLabels<string> | undefined,
+  owner: { registry: Registry; name: string },
 ): M {
   limitsOf.set(metric, limitsKey(limits));
-  return limits === undefined ? metric : bound(metric, labelNames, limits);
+  return limits === undefined ? metric : bound(metric, labelNames, limits, owner);
 }
 
 /** Get-or-create by name: two components asking for the same metric (with the same limits) share it. */
@@ -200,7 +271,8 @@ export function counter<L extends string>(
 ): Counter<L> {
   const found = existing(registry, name, limits);
   if (found !== undefined) return found as Counter<L>;
-  return created(new Counter({ name, help, labelNames: [...labelNames], registers: [registry] }), labelNames, limits);
+  const metric = new Counter({ name, help, labelNames: [...labelNames], registers: [registry] });
+  return created(metric, labelNames, limits, { registry, name });
 }
 
 export function gauge<L extends string>(
@@ -212,7 +284,8 @@ export function gauge<L extends string>(
 ): Gauge<L> {
   const found = existing(registry, name, limits);
   if (found !== undefined) return found as Gauge<L>;
-  return created(new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] }), labelNames, limits);
+  const metric = new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] });
+  return created(metric, labelNames, limits, { registry, name });
 }
 
 export function histogram<L extends string>(
@@ -232,7 +305,7 @@ export function histogram<L extends string>(
     buckets: [...buckets],
     registers: [registry],
   });
-  return created(metric, labelNames, limits);
+  return created(metric, labelNames, limits, { registry, name });
 }
 
 export type { Registry } from 'prom-client';

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
+import type { Logger } from '@driftline/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   BOUNDED_LABEL_IDLE_MS,
@@ -15,6 +16,7 @@ import {
   OTHER_LABEL_VALUE,
   startObservabilityServer,
 } from '../src/index.js';
+import { MAX_SERIES_PER_METRIC } from '../src/metrics.js';
 
 describe('observability server', () => {
   let server: ObservabilityServer | undefined;
@@ -365,7 +367,7 @@ describe('bounded labels', () => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     counter(registry, 'driftline_y_total', 'y', ['model']);
     expect(() => counter(registry, 'driftline_y_total', 'y', ['model'], { bounded: ['model'], max: 1 })).toThrow(
-      /^metric driftline_y_total requested bounded \[model\], max 1, idle 600000 ms, but it exists unbounded$/,
+      /^metric driftline_y_total requested bounded \[model\], max 1, idle 600000 ms, series 2000, but it exists unbounded$/,
     );
     const bounded = gauge(registry, 'driftline_z', 'z', ['model'], { bounded: ['model'] });
     expect(gauge(registry, 'driftline_z', 'z', ['model'], { bounded: ['model'] })).toBe(bounded);
@@ -373,6 +375,106 @@ describe('bounded labels', () => {
       expect.objectContaining({ code: 'INTERNAL' }),
     );
     expect(() => gauge(registry, 'driftline_z', 'z', ['model'])).toThrow(/exists bounded \[model\]/);
+    expect(() => gauge(registry, 'driftline_z', 'z', ['model'], { bounded: ['model'], maxSeries: 10 })).toThrow(
+      /requested bounded \[model\], max 100, idle 600000 ms, series 10, but it exists/,
+    );
+  });
+
+  /** A logger that keeps its warnings. */
+  function warningsLogger() {
+    const warnings: Array<Record<string, unknown>> = [];
+    const logger: Logger = {
+      debug: () => {},
+      info: () => {},
+      warn: (obj) => void warnings.push({ ...obj }),
+      error: () => {},
+      child: () => logger,
+    };
+    return { logger, warnings };
+  }
+
+  it('caps the series of a metric, not only each label: new combinations past the cap share __other__, counted, warned once', async () => {
+    const { logger, warnings } = warningsLogger();
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false, logger });
+    const statistic = counter(registry, 'driftline_stat_total', 's', ['model', 'feature'], {
+      bounded: ['model', 'feature'],
+    });
+    const coverage = gauge(registry, 'driftline_cov', 'c', ['model', 'model_version'], {
+      bounded: ['model', 'model_version'],
+    });
+    // 150 × 150 combinations: each label alone within its bound made (100 + 1)² = 10,201 series.
+    const names = 150;
+    for (let m = 0; m < names; m++) {
+      for (let f = 0; f < names; f++) {
+        statistic.inc({ model: `m${m}`, feature: `f${f}` });
+        coverage.set({ model: `m${m}`, model_version: `v${f}` }, 1);
+      }
+    }
+    const other = { model: OTHER_LABEL_VALUE, feature: OTHER_LABEL_VALUE };
+    const valuesOf = async () => (await statistic.get()).values;
+    const overflow = async () =>
+      (await valuesOf()).find((v) => v.labels.model === other.model && v.labels.feature === other.feature)?.value;
+    // The series with a bounded value of their own, plus the one all-__other__ series.
+    expect(await valuesOf()).toHaveLength(MAX_SERIES_PER_METRIC + 1);
+    expect((await coverage.get()).values).toHaveLength(MAX_SERIES_PER_METRIC + 1);
+    // Nothing lost: every recording is in some series; those past the cap are in __other__, and counted.
+    const recorded = async () => (await valuesOf()).reduce((sum, v) => sum + v.value, 0);
+    expect(await recorded()).toBe(names * names);
+    const dropped = async (metric: string) =>
+      (await registry.getSingleMetric('driftline_metric_series_dropped_total')?.get())?.values.find(
+        (v) => v.labels.metric === metric,
+      )?.value;
+    const overflowBefore = await overflow();
+    expect(overflowBefore).toBeGreaterThan(0);
+    expect(await dropped('driftline_stat_total')).toBe(overflowBefore);
+    expect(await dropped('driftline_cov')).toBeGreaterThan(0);
+    // A series recorded before the cap keeps its own; a new combination of values that each have
+    // a place (a series of their own) is folded.
+    const own = (await valuesOf()).filter((v) => v.labels.model !== OTHER_LABEL_VALUE);
+    const seen = new Set(own.map((v) => `${v.labels.model}/${v.labels.feature}`));
+    const models = [...new Set(own.map((v) => String(v.labels.model)))];
+    const features = [...new Set(own.map((v) => String(v.labels.feature)))].filter((f) => f !== OTHER_LABEL_VALUE);
+    const combinations = models.flatMap((model) => features.map((feature) => ({ model, feature })));
+    const fresh = combinations.find((l) => !seen.has(`${l.model}/${l.feature}`));
+    if (fresh === undefined) throw new Error('every combination of placed values has a series');
+    statistic.inc({ model: 'm0', feature: 'f0' });
+    statistic.inc(fresh);
+    const m0f0 = (await valuesOf()).find((v) => v.labels.model === 'm0' && v.labels.feature === 'f0');
+    expect(m0f0?.value).toBe(2);
+    expect(await overflow()).toBe((overflowBefore ?? 0) + 1);
+    // Removing a folded combination removes nothing: not the shared __other__ series.
+    statistic.remove(fresh);
+    expect(await overflow()).toBe((overflowBefore ?? 0) + 1);
+    // One warning per metric, however many recordings it folded.
+    expect(warnings.map((w) => w.metric).sort()).toEqual(['driftline_cov', 'driftline_stat_total']);
+    expect(warnings[0]).toMatchObject({ maxSeries: MAX_SERIES_PER_METRIC });
+  });
+
+  it('at the series cap, a new combination takes the room of a value idle for idleMs', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const registry = createMetricsRegistry({
+        service: 'test',
+        defaultMetrics: false,
+        logger: warningsLogger().logger,
+      });
+      const statistic = counter(registry, 'driftline_stat_total', 's', ['model', 'feature'], {
+        bounded: ['model', 'feature'],
+        maxSeries: 4,
+      });
+      // Junk combinations fill the cap while each label is far from its own bound.
+      for (const model of ['junk-a', 'junk-b']) for (const feature of ['x', 'y']) statistic.inc({ model, feature });
+      statistic.inc({ model: 'fraud', feature: 'amount' });
+      const own = async () => (await statistic.get()).values.filter((v) => v.labels.model !== OTHER_LABEL_VALUE);
+      expect((await own()).map((v) => v.labels.model)).not.toContain('fraud');
+      vi.advanceTimersByTime(BOUNDED_LABEL_IDLE_MS);
+      statistic.inc({ model: 'fraud', feature: 'amount' });
+      const models = (await own()).map((v) => `${v.labels.model}/${v.labels.feature}`);
+      // The least recently updated value went, with its series; the cap holds.
+      expect(models.sort()).toEqual(['fraud/amount', 'junk-b/x', 'junk-b/y']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('leaves labels without a bound (values from configuration) as they are', async () => {

@@ -1,7 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
+import {
+  type ClickHouseClient,
+  ClickHouseLogLevel,
+  createClient,
+  type Logger,
+  type LogParams,
+} from '@clickhouse/client';
 import {
   ConfigError,
   cutText,
@@ -12,7 +19,7 @@ import {
 } from '@driftline/core';
 import { createChdbConnection } from 'chdb/connection';
 import { type ClickHouseConfig, DEFAULT_CLICKHOUSE_TIMEOUT_MS } from './config.js';
-import { exceptionInAnswer, toWarehouseError } from './errors.js';
+import { exceptionInAnswer, toWarehouseError, withRefusedUrlStatus } from './errors.js';
 
 export type QueryParams = Readonly<Record<string, unknown>>;
 
@@ -153,6 +160,7 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
     );
   }
   const timeoutMs = config.timeoutMs ?? DEFAULT_CLICKHOUSE_TIMEOUT_MS;
+  const refusedUrls = new Map<string, number>();
   const client =
     config.mode === 'embedded'
       ? embeddedClient(config.path)
@@ -161,8 +169,9 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
           // The abort signal below bounds each call; this is the client's own socket-level bound.
           request_timeout: timeoutMs,
           // Failures are classified and raised to the caller (which logs them once); the client's
-          // own console logging would print every retried one again.
-          log: { level: ClickHouseLogLevel.OFF },
+          // own console logging would print every retried one again. Its DEBUG line per answer is
+          // read for one thing only: the status of an answer refusing the URL (see urlRefusalLog).
+          log: { LoggerClass: urlRefusalLog(refusedUrls), level: ClickHouseLogLevel.DEBUG },
           // The embedded engine returns 64-bit integers as JSON numbers; make the server agree.
           clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
           ...(config.username === undefined ? {} : { username: config.username }),
@@ -171,8 +180,12 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
 
   // Every call goes through here: bounded by an abort signal (the chdb connection honours it too,
   // unlike request_timeout) and classified by ClickHouse error code.
-  async function call<T>(action: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const result = await withDeadline(timeoutMs, fn);
+  // Each call has its own query id, by which a refused URL's status is found.
+  async function call<T>(action: string, fn: (signal: AbortSignal, queryId: string) => Promise<T>): Promise<T> {
+    const queryId = randomUUID();
+    const result = await withDeadline(timeoutMs, (signal) => fn(signal, queryId));
+    const refusedStatus = refusedUrls.get(queryId);
+    refusedUrls.delete(queryId);
     if (result.ok) return result.value;
     if (result.timedOut) {
       throw new SinkUnavailableError(`clickhouse ${action}: timed out after ${timeoutMs} ms`, {
@@ -180,7 +193,8 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
         details: { clickhouse: { category: 'unavailable', name: 'TIMEOUT' } },
       });
     }
-    throw toWarehouseError(action, result.error, config.mode);
+    const error = refusedStatus === undefined ? result.error : withRefusedUrlStatus(result.error, refusedStatus);
+    throw toWarehouseError(action, error, config.mode);
   }
 
   // On the server connection an answer counts only when ClickHouse gave it: a proxy or another
@@ -203,12 +217,13 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
   // The table's column types as the engine has them (migrations included), by name.
   const columnTypes = async (name: string): Promise<Map<string, string>> => {
     table(name);
-    const rows = await call('query', async (abort_signal) => {
+    const rows = await call('query', async (abort_signal, query_id) => {
       const result = await client.query({
         query: 'SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {table:String}',
         query_params: { db: config.database, table: name },
         format: 'JSONEachRow',
         abort_signal,
+        query_id,
       });
       fromClickHouse('query', result);
       return readRows<{ name: string; type: string }>(result.stream());
@@ -228,43 +243,52 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
       // such a number is present.
       const nonFinite = columnsWithNonFinite(rows);
       if (nonFinite.size > 0) rejectNonFinite(action, rows, nonFinite, await columnTypes(name));
-      await call(action, async (abort_signal) => {
+      await call(action, async (abort_signal, query_id) => {
         const result = await client.insert({
           table: table(name),
           values: [...rows],
           format: 'JSONEachRow',
           abort_signal,
+          query_id,
         });
         fromClickHouse(action, result);
       });
     },
     select<T>(sql: string, params: QueryParams = {}) {
-      return call('query', async (abort_signal) => {
+      return call('query', async (abort_signal, query_id) => {
         const result = await client.query({
           query: sql,
           query_params: { ...params },
           format: 'JSONEachRow',
           abort_signal,
+          query_id,
         });
         fromClickHouse('query', result);
         return readRows<T>(result.stream());
       });
     },
     selectEach(sql, params, onRows) {
-      return call('query', async (abort_signal) => {
+      return call('query', async (abort_signal, query_id) => {
         const result = await client.query({
           query: sql,
           query_params: { ...params },
           format: 'JSONCompactEachRow',
           abort_signal,
+          query_id,
         });
         fromClickHouse('query', result);
         for await (const rows of result.stream<unknown[]>()) onRows(rows.map((row) => rowOf<unknown[]>(row)));
       });
     },
     selectTyped(sql, params = {}) {
-      return call('query', async (abort_signal) => {
-        const result = await client.query({ query: sql, query_params: { ...params }, format: 'JSON', abort_signal });
+      return call('query', async (abort_signal, query_id) => {
+        const result = await client.query({
+          query: sql,
+          query_params: { ...params },
+          format: 'JSON',
+          abort_signal,
+          query_id,
+        });
         fromClickHouse('query', result);
         const text = await result.text();
         try {
@@ -275,19 +299,20 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
       });
     },
     async command(sql) {
-      await call('command', async (abort_signal) => {
-        const result = await client.command({ query: sql, abort_signal });
+      await call('command', async (abort_signal, query_id) => {
+        const result = await client.command({ query: sql, abort_signal, query_id });
         fromClickHouse('command', result);
       });
     },
     async verify() {
       if (config.mode !== 'server') return;
       // The error answer is read here, not thrown by the client, which would drop its status and headers.
-      const answer = await call('connect', async (abort_signal) => {
+      const answer = await call('connect', async (abort_signal, query_id) => {
         const result = await client.exec({
           query: 'SELECT version() FORMAT JSONEachRow',
           ignore_error_response: true,
           abort_signal,
+          query_id,
         });
         return {
           status: result.http_status_code ?? 0,
@@ -304,6 +329,32 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
 }
 
 type ResponseHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+// Entries left by calls that timed out before their answer came: bounded, never read.
+const MAX_REFUSED_URLS = 1_000;
+
+/**
+ * A logger for @clickhouse/client that records, by query id, the status of an answer refusing a
+ * request's URL or headers (414; 431 from a Node server, whose header bound counts the URL) into
+ * `statuses`, and prints nothing. The client drops a failed answer's status (it raises
+ * `new Error(body)`) and Node's 431 has no body, so its DEBUG line "got a response" (1.23,
+ * socket_pool.js: `args.query_id`, `args.response_status`) is the one place the status is seen.
+ */
+function urlRefusalLog(statuses: Map<string, number>): new () => Logger {
+  return class UrlRefusalLog implements Logger {
+    debug({ args }: LogParams): void {
+      const status = args?.response_status;
+      const queryId = args?.query_id;
+      if ((status !== 414 && status !== 431) || typeof queryId !== 'string') return;
+      if (statuses.size >= MAX_REFUSED_URLS) statuses.clear();
+      statuses.set(queryId, status);
+    }
+    trace(): void {}
+    info(): void {}
+    warn(): void {}
+    error(): void {}
+  };
+}
 
 /**
  * ClickHouse (and `driftline clickhouse serve`) answers every query with X-ClickHouse-Query-Id and

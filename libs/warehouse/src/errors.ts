@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { cutText, DriftlineError, SinkUnavailableError } from '@driftline/core';
 import { ENVIRONMENT_CODES, REJECTED_CODES, UNAVAILABLE_CODES } from './error-codes.js';
 
@@ -100,6 +101,15 @@ const UNSUPPORTED_ENCODING = 'UNSUPPORTED_ENCODING';
 /** `details.clickhouse.name` of an error @clickhouse/client raises about the call itself, before sending it. */
 const CLIENT_REFUSED = 'CLIENT_REFUSED';
 const TOO_LARGE_ANSWER = /\b413\b|Request Entity Too Large|Payload Too Large|Content Too Large|request body too large/i;
+/**
+ * `details.clickhouse.name` of a server's refusal of a request's URL or headers (HTTP 414, or 431 from
+ * a Node server, whose header bound counts the URL): query parameters travel in the URL, so the same
+ * query is refused on every retry — never an outage.
+ */
+export const ANSWER_URL_TOO_LONG = 'REQUEST_URI_TOO_LONG';
+// nginx answers an over-long request line 414 and over-large headers 400 with this title.
+const URL_TOO_LONG_ANSWER =
+  /\b414\b|\b431\b|URI Too Long|Request-URI Too Large|Request Header Fields Too Large|Request Header Or Cookie Too Large/i;
 
 // What @clickhouse/client (1.23) raises itself as a plain Error without a code, by message (its other
 // plain Errors are the body of a failed answer: a proxy's page). Each repeats for the same call, so
@@ -140,6 +150,17 @@ function clientOwnError(error: unknown, message: string): Omit<ClickHouseErrorIn
   if (CLIENT_ENCODING.test(message)) return { category: 'environment', name: UNSUPPORTED_ENCODING };
   if (CLIENT_REFUSAL.test(message)) return { category: 'unknown', name: CLIENT_REFUSED };
   return undefined;
+}
+
+/**
+ * A failed answer whose HTTP status refused the request's URL or headers (414, 431), as an error the
+ * classification reads: @clickhouse/client drops the status, and Node's 431 has no body. An error
+ * with a ClickHouse code keeps it (the code names the failure better).
+ */
+export function withRefusedUrlStatus(error: unknown, status: number): unknown {
+  if (clickhouseCode(error) !== undefined || !isFailedAnswer(error)) return error;
+  const body = (error as Error).message;
+  return new Error(`HTTP ${status} ${STATUS_CODES[status] ?? ''}${body === '' ? '' : `: ${body}`}`, { cause: error });
 }
 
 /** An answer's body as one readable line: a proxy's HTML page without its tags, or that it was empty. */
@@ -184,6 +205,8 @@ export function classifyClickHouseError(error: unknown, connection: ClickHouseCo
     // refusal bisection can split, never an outage (retried as one, the same batch forever).
     if (TOO_LARGE_ANSWER.test(message))
       return { category: 'rejected', name: ANSWER_TOO_LARGE, message: answerText(message) };
+    if (URL_TOO_LONG_ANSWER.test(message))
+      return { category: 'rejected', name: ANSWER_URL_TOO_LONG, message: answerText(message) };
     return { category: 'unavailable', name: ANSWER_WITHOUT_CODE, message: answerText(message) };
   }
   return { category: 'unknown', message };

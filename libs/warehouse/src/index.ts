@@ -3,6 +3,7 @@ export { type ClickHouseConfig, clickhouseEnvShape, toClickHouseConfig } from '.
 export { ENVIRONMENT_CODES, REJECTED_CODES, UNAVAILABLE_CODES } from './error-codes.js';
 export {
   ANSWER_TOO_LARGE,
+  ANSWER_URL_TOO_LONG,
   ANSWER_WITHOUT_CODE,
   type ClickHouseConnection,
   type ClickHouseErrorCategory,

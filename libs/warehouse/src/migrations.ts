@@ -6,7 +6,7 @@ import { driftQuarantineMigration } from './tables/drift-quarantine.js';
 import { driftWindowsMigration } from './tables/drift-windows.js';
 import { modelTransitionsMigration } from './tables/model-transitions.js';
 import { modelVersionsMigration } from './tables/model-versions.js';
-import { performanceEstimatesMigration } from './tables/performance-estimates.js';
+import { performanceEstimatesMigration, scoreHistogramsThresholdKeyMigration } from './tables/performance-estimates.js';
 import { performanceWindowsMigration } from './tables/performance-windows.js';
 import { pairedPredictionsMigration, predictionsMigration } from './tables/predictions.js';
 import { referenceProfilesMigration } from './tables/reference-profiles.js';
@@ -34,4 +34,5 @@ export const migrations: readonly Migration[] = [
   performanceEstimatesMigration, // 0610 CBPE + business columns, score_histograms (TTL 400 days), calibration_maps
   skewWindowsMigration, // 0620 (TTL 400 days, in the table)
   sequentialDetectionsMigration, // 0640 (TTL 400 days, in the table)
+  scoreHistogramsThresholdKeyMigration, // 0650 threshold in score_histograms' key (table rebuilt, rows copied)
 ];

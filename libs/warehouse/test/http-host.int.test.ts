@@ -1,13 +1,21 @@
 // The ClickHouse host (`driftline clickhouse serve`) as its own process, used through the
 // warehouse's server connection exactly as a service uses a ClickHouse server.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ClickHouse, createClickHouse, migrate, migrations, openWarehouse } from '../src/index.js';
+import {
+  type ClickHouse,
+  createClickHouse,
+  type DecisionRow,
+  migrate,
+  migrations,
+  openWarehouse,
+  warehouseOn,
+} from '../src/index.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/host-process.ts', import.meta.url));
 const children: ChildProcess[] = [];
@@ -105,6 +113,84 @@ describe('the ClickHouse host over the embedded engine', () => {
       (e: unknown) => e,
     );
     expect(missing).toMatchObject({ code: 'SINK_UNAVAILABLE', details: { clickhouse: { code: 60 } } });
+    await ch.close();
+  });
+
+  it('takes a URL as long as ClickHouse does (1 MiB): lookups of thousands of ids answer; a longer URL is refused by name (found by a review)', async () => {
+    const { url } = await startHost(join(dir, 'long-urls'));
+    const ch = await server(url);
+    await migrate(ch, migrations);
+    const warehouse = warehouseOn(ch);
+    const hex = (i: number) => createHash('sha256').update(String(i)).digest('hex').slice(0, 32);
+    // 5,000 alert ids of 32 hex: from 400 on, one lookup was refused 431 and retried for ever.
+    const alertIds = Array.from({ length: 5_000 }, (_, i) => hex(i));
+    const delivered = alertIds.filter((_, i) => i % 7 === 0);
+    const at = '2026-12-05 10:00:00.000';
+    await warehouse.alertDeliveries.write([
+      {
+        delivery_id: 'd1',
+        receiver: 'pager',
+        alert_ids: delivered,
+        group_key: 'g',
+        model: 'fraud',
+        kind: 'drift',
+        severity: 'high',
+        status: 'delivered',
+        attempts: 1,
+        http_status: 200,
+        latency_ms: 5,
+        error: '',
+        first_attempt_at: at,
+        finished_at: at,
+      },
+    ]);
+    const outcomes = await warehouse.alertDeliveries.outcomes('pager', alertIds);
+    expect([...outcomes.keys()].sort()).toEqual([...delivered].sort());
+    // loadStates and recordedAlerts of 5,000 models / alerts (loadStates sent them all in one URL).
+    const models = alertIds.map((id) => `model-${id}`);
+    const decision = (model: string, alertId: string, seq: number): DecisionRow => ({
+      model,
+      alert_id: alertId,
+      alert_kind: 'drift',
+      model_version: 'v1',
+      window_start: at,
+      window_end: at,
+      alert_time: at,
+      decision: 'hold',
+      fired: 0,
+      reason: 'no_signal',
+      detail: '',
+      signals: [],
+      streak: 0,
+      request_id: null,
+      data_from: null,
+      data_to: null,
+      seq,
+      first: 1,
+      state: JSON.stringify({ seq }),
+      decided_at: at,
+    });
+    const decided = [models[3]!, models[4_999]!];
+    await warehouse.decisions.write(decided.map((m, i) => decision(m, alertIds[i]!, i + 1)));
+    const states = await warehouse.decisions.loadStates(models);
+    expect([...states.keys()].sort()).toEqual([...decided].sort());
+    const recorded = await warehouse.decisions.recordedAlerts(new Map([[decided[0]!, alertIds]]));
+    expect([...(recorded.get(decided[0]!) ?? [])]).toEqual([alertIds[0]]);
+
+    // One parameter of 1,000,000 bytes (over max_query_size, which bounds query text, not parameters).
+    const text = 'x'.repeat(1_000_000);
+    expect(await ch.select('SELECT length({text:String}) AS n', { text })).toEqual([{ n: text.length }]);
+    // Past 1 MiB and the other headers' 16 KiB: refused, not retried, named; the host serves on.
+    const refused = await ch.select('SELECT length({text:String}) AS n', { text: 'x'.repeat(1_100_000) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(refused).toMatchObject({
+      code: 'INTERNAL',
+      retriable: false,
+      details: { clickhouse: { category: 'rejected', name: 'REQUEST_URI_TOO_LONG' } },
+    });
+    expect(await ch.select('SELECT 1 AS one')).toEqual([{ one: 1 }]);
     await ch.close();
   });
 

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { fitIsotonicCalibration, mergeScoreHistograms, scoreHistogram } from '@driftline/performance';
 import { describe, expect, it } from 'vitest';
 import { createClickHouse, migrate, migrations, warehouseOn } from '../src/index.js';
-import { ClickHousePerformanceEstimateStore } from '../src/tables/performance-estimates.js';
+import {
+  ClickHousePerformanceEstimateStore,
+  scoreHistogramsThresholdKeyMigration,
+} from '../src/tables/performance-estimates.js';
 
 // The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
 const path = mkdtempSync(join(tmpdir(), 'driftline-ch-estimates-'));
@@ -59,6 +62,81 @@ describe('score_histograms and calibration_maps (0610)', () => {
       },
     ]);
     await expect(store.calibration('bad', 'v1')).rejects.toThrow(/calibration_maps\[bad\/v1\/r\]\.calibration/);
+    await ch.close();
+  });
+});
+
+describe('score_histograms keyed by threshold (0650)', () => {
+  it("keeps two thresholds' tallies of one window taken in one flush (found by a review: one was merged away)", async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const store = warehouseOn(ch).estimates;
+    // A changed DRIFTLINE_JOINER_THRESHOLD: the old threshold's tally and the new one's, one flush id.
+    const old = scoreHistogram([0.1, 0.2, 0.7, 0.9], 0.5);
+    const current = scoreHistogram([0.3, 0.8, 0.95], 0.6);
+    await store.insertHistograms([
+      { ref, threshold: 0.5, flushId: 'f1', histogram: old },
+      { ref, threshold: 0.6, flushId: 'f1', histogram: current },
+    ]);
+    expect((await store.histogram(ref, 0.5))?.counts).toEqual(old.counts);
+    expect((await store.histogram(ref, 0.6))?.counts).toEqual(current.counts);
+    await ch.close();
+  });
+
+  it('rebuilds a 0610 table with the new key, keeping every row and its written_at; a crash mid-way resumes', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    const db = ch.database;
+    await migrate(
+      ch,
+      migrations.filter((m) => m !== scoreHistogramsThresholdKeyMigration),
+    );
+    const sortingKey = async () =>
+      (
+        await ch.select<{ sorting_key: string }>(
+          `SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = 'score_histograms'`,
+          { db },
+        )
+      )[0]?.sorting_key;
+    expect(await sortingKey()).toBe('model, model_version, window_start, flush_id');
+    // Rows of an existing deployment, written a year ago (the retention clock must not restart).
+    await ch.command(
+      `INSERT INTO ${db}.score_histograms
+         (model, model_version, window_start, threshold, flush_id, slots, counts, sums, recorded_at, written_at)
+       SETTINGS insert_allow_materialized_columns = 1
+       VALUES ('fraud', 'v1', '2023-11-14 22:13:20.000', 0.5, 'f1', [1, 7], [2, 3], [0.1, 2.2], '2025-12-01 00:00:00.000', '2025-12-01 00:00:00'),
+              ('fraud', 'v1', '2023-11-14 22:23:20.000', 0.5, 'f2', [4], [1], [0.45], '2025-12-01 00:00:00.000', '2025-12-01 00:00:00')`,
+    );
+    const rows = () =>
+      ch.select(
+        `SELECT model, window_start, threshold, flush_id, slots, counts, sums, recorded_at, written_at
+         FROM ${db}.score_histograms FINAL ORDER BY flush_id`,
+      );
+    const before = await rows();
+    expect(before).toHaveLength(2);
+
+    expect(await migrate(ch, migrations)).toEqual(['0650_score_histograms_threshold_key']);
+    expect(await sortingKey()).toBe('model, model_version, window_start, threshold, flush_id');
+    expect(await rows()).toEqual(before);
+    const tables = async () =>
+      (
+        await ch.select<{ name: string }>(
+          `SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE 'score_histograms%' ORDER BY name`,
+          { db },
+        )
+      ).map((t) => t.name);
+    expect(await tables()).toEqual(['score_histograms']);
+
+    // A process that died after moving the table aside: the next run copies the rows back, once.
+    await ch.command(`RENAME TABLE ${db}.score_histograms TO ${db}.score_histograms_0610`);
+    await scoreHistogramsThresholdKeyMigration.apply?.(ch);
+    // ...or after creating the new table and copying part of it: run again, nothing doubles.
+    await scoreHistogramsThresholdKeyMigration.apply?.(ch);
+    expect(await rows()).toEqual(before);
+    expect(await tables()).toEqual(['score_histograms']);
+    const store = warehouseOn(ch).estimates;
+    expect((await store.histogram({ ...ref, windowStart: Date.UTC(2023, 10, 14, 22, 13, 20) }, 0.5))?.counts[7]).toBe(
+      3,
+    );
     await ch.close();
   });
 });

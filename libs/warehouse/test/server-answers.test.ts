@@ -154,3 +154,38 @@ describe('ch.verify() accepts every ClickHouse build', () => {
     },
   );
 });
+
+describe('a server refusing the URL (414, 431) refuses that query: not retried, named', () => {
+  const NGINX_414 =
+    '<html><head><title>414 Request-URI Too Large</title></head><body><center><h1>414 Request-URI Too Large</h1></center><hr><center>nginx</center></body></html>';
+  const NGINX_400_HEADERS =
+    '<html><head><title>400 Request Header Or Cookie Too Large</title></head><body><center><h1>400 Bad Request</h1></center></body></html>';
+  const refusal = {
+    code: 'INTERNAL',
+    retriable: false,
+    details: { clickhouse: { category: 'rejected', name: 'REQUEST_URI_TOO_LONG' } },
+  };
+
+  it.each<Answer>([
+    { status: 431, body: '' },
+    { status: 414, body: '' },
+    { status: 414, body: NGINX_414 },
+    { status: 400, body: NGINX_400_HEADERS },
+  ])('HTTP $status $body → REQUEST_URI_TOO_LONG', async (answer) => {
+    const { url } = await answering(answer);
+    const ch = await createClickHouse({ mode: 'server', url, database: 'driftline', timeoutMs: 5_000 });
+    const error = await failure(ch.select('SELECT 1 WHERE {ids:Array(String)} != []', { ids: ['a'] }));
+    await ch.close();
+    expect(error).toMatchObject(refusal);
+  });
+
+  it('a Node server over its header bound (431 without a body, sent before any handler)', async () => {
+    const { url, seen } = await answering({ status: 200, body: '' });
+    const ch = await createClickHouse({ mode: 'server', url, database: 'driftline', timeoutMs: 5_000 });
+    const error = await failure(ch.select('SELECT {text:String}', { text: 'x'.repeat(20_000) }));
+    await ch.close();
+    expect(seen).toHaveLength(0);
+    expect(error).toMatchObject(refusal);
+    expect((error as Error).message).toContain('HTTP 431 Request Header Fields Too Large');
+  });
+});

@@ -99,10 +99,21 @@ export class ChdbEngine {
     }
     const set = setStatement(request, this.settings);
     if (set !== undefined) {
+      // Parameters are no query text: a server takes 1 MiB of them in the URL whatever
+      // max_query_size, but here they are parsed in a SET, which max_query_size (256 KiB) bounds.
+      // The bound is raised for that SET only, then put back to the request's value or DEFAULT.
+      const setBytes = Buffer.byteLength(set);
+      const raise = setBytes > DEFAULT_MAX_QUERY_SIZE;
+      const requested = request.settings.max_query_size;
       try {
+        if (raise) await this.session.queryAsync(`SET max_query_size = ${setBytes + 1}`, { format: 'TabSeparated' });
         await this.session.queryAsync(set, { format: 'TabSeparated' });
+        if (raise) {
+          const restored = requested !== undefined && /^\d+$/.test(requested) ? requested : 'DEFAULT';
+          await this.session.queryAsync(`SET max_query_size = ${restored}`, { format: 'TabSeparated' });
+        }
       } catch (error) {
-        await this.resetSettings(Object.keys(request.settings));
+        await this.resetSettings([...Object.keys(request.settings), ...(raise ? ['max_query_size'] : [])]);
         throw error;
       }
       this.settings.clear();
@@ -135,6 +146,9 @@ export class ChdbEngine {
     this.session.close();
   }
 }
+
+// ClickHouse's default max_query_size, bytes.
+const DEFAULT_MAX_QUERY_SIZE = 262_144;
 
 function timeout(when: string): HostError {
   return new HostError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: the request's deadline passed ${when}`, 500);

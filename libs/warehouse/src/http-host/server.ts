@@ -4,6 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { DriftlineError, type Logger, silentLogger } from '@driftline/core';
 import { ChdbEngine } from './engine.js';
@@ -36,7 +37,21 @@ export const CLICKHOUSE_HOST_DEFAULTS = {
   maxBodyBytes: 64 * 1024 * 1024,
   requestTimeoutMs: 60_000,
   maxQueue: 256,
+  /**
+   * Longest request URL (ClickHouse's `http_max_uri_size`, 1 MiB): the client sends query
+   * parameters in it. Node's default bound on a request's headers, URL included, is 16 KiB: a
+   * lookup of 400 ids was refused 431 where ClickHouse takes it (found by a review).
+   */
+  maxUriBytes: 1024 * 1024,
 } as const;
+
+// Room for the request's other headers beside its URL (Node's whole default bound).
+const OTHER_HEADER_BYTES = 16 * 1024;
+
+const HEADERS_TOO_LARGE_TEXT = `Request Header Fields Too Large: the URL and headers exceed ${CLICKHOUSE_HOST_DEFAULTS.maxUriBytes + OTHER_HEADER_BYTES} bytes (http_max_uri_size)\n`;
+const HEADERS_TOO_LARGE = `HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: ${Buffer.byteLength(HEADERS_TOO_LARGE_TEXT)}\r\n\r\n${HEADERS_TOO_LARGE_TEXT}`;
+const REQUEST_TIMEOUT = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 
 export interface ClickHouseHost {
   /** `http://host:port` for DRIFTLINE_CLICKHOUSE_URL. */
@@ -160,6 +175,8 @@ export async function startClickHouseHost(options: ClickHouseHostOptions): Promi
   const server = createServer(
     {
       headersTimeout: 10_000,
+      // A longer URL or larger headers are answered 431 (by Node, before any handler).
+      maxHeaderSize: CLICKHOUSE_HOST_DEFAULTS.maxUriBytes + OTHER_HEADER_BYTES,
       // The whole request must arrive within the request bound; the engine's wait is bounded apart.
       requestTimeout: timeoutMs,
       keepAliveTimeout: 10_000,
@@ -167,6 +184,20 @@ export async function startClickHouseHost(options: ClickHouseHostOptions): Promi
     },
     (req, res) => void handle(req, res),
   );
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code !== 'HPE_HEADER_OVERFLOW' || !socket.writable) {
+      // Node's own answer to the other malformed requests (it gives none once a listener is set).
+      if (socket.writable) socket.end(error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? REQUEST_TIMEOUT : BAD_REQUEST);
+      socket.destroy();
+      return;
+    }
+    // Answered 431, then the rest of the request is read and dropped: a socket closed with the
+    // URL still arriving is reset before the client reads the answer, an outage to it
+    // (ECONNRESET, retried for ever) where 431 is a refusal of that query.
+    socket.end(HEADERS_TOO_LARGE);
+    socket.resume();
+    setTimeout(() => socket.destroy(), timeoutMs).unref();
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -1,4 +1,5 @@
 import type { ClickHouse } from '../client.js';
+import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
 import type { Migration } from '../migrate.js';
 
 /**
@@ -67,16 +68,13 @@ export interface AlertDeliveryStore {
   write(rows: readonly AlertDeliveryRow[]): Promise<void>;
 }
 
-const LOOKUP_CHUNK = 1_000;
-
 export class ClickHouseAlertDeliveryStore implements AlertDeliveryStore {
   constructor(private readonly ch: ClickHouse) {}
 
   async outcomes(receiver: string, alertIds: readonly string[]): Promise<Map<string, AlertDeliveryOutcome>> {
     const out = new Map<string, AlertDeliveryOutcome>();
-    const unique = [...new Set(alertIds)];
-    for (let i = 0; i < unique.length; i += LOOKUP_CHUNK) {
-      const ids = unique.slice(i, i + LOOKUP_CHUNK);
+    // The ids travel in the URL: chunks by their encoded bytes (1,000 ids of 32 hex were 39 KiB).
+    for (const ids of chunksByUrlBytes(new Set(alertIds), arrayElementUrlBytes)) {
       const rows = await this.ch.select<{ id: string; delivered: number }>(
         // ARRAY JOIN + IN (a hash set of the ids): linear in the receiver's rows; hasAny per row
         // compared every id with every element and was 50× slower at 100k rows.

@@ -24,7 +24,7 @@ import { chTime } from '../time.js';
  *   (`slots`, `counts`, `sums`). A window's histogram is the sum over its rows (`sumMap`).
  *   `flush_id` is fixed when the increments are taken, so a retried insert of the same flush
  *   replaces itself (ReplacingMergeTree, read FINAL) instead of adding twice. Kept 400 days from
- *   the write, as performance_windows.
+ *   the write, as performance_windows. Its key gains `threshold` in 0650 (below).
  * - `calibration_maps`: the calibration of a version's scores, fitted by the trainer on the
  *   labeled rows its reference profile is built from, under the same `reference_id`. At most
  *   MAX_CALIBRATION_POINTS knots (~40 KB). No TTL, like reference_profiles: one row per reference,
@@ -47,7 +47,21 @@ export const performanceEstimatesMigration: Migration = {
       'false_alarm_cost Nullable(Float64)',
       'business_net Nullable(Float64)',
     ].map((column) => `ALTER TABLE {db}.performance_windows ADD COLUMN IF NOT EXISTS ${column}`),
-    `CREATE TABLE IF NOT EXISTS {db}.score_histograms (
+    scoreHistogramsTable('(model, model_version, window_start, flush_id)'),
+    `CREATE TABLE IF NOT EXISTS {db}.calibration_maps (
+      model String,
+      version String,
+      reference_id String,
+      calibration String,
+      created_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree(created_at)
+    ORDER BY (model, version, reference_id)`,
+  ],
+};
+
+/** `score_histograms` with a sorting key: 0610's, and 0650's (with `threshold`). */
+function scoreHistogramsTable(orderBy: string): string {
+  return `CREATE TABLE IF NOT EXISTS {db}.score_histograms (
       model LowCardinality(String),
       model_version LowCardinality(String),
       window_start DateTime64(3, 'UTC'),
@@ -59,17 +73,60 @@ export const performanceEstimatesMigration: Migration = {
       recorded_at DateTime64(3, 'UTC'),
       written_at DateTime MATERIALIZED now() COMMENT 'when the row was written (retention clock)'
     ) ENGINE = ReplacingMergeTree(recorded_at)
-    ORDER BY (model, model_version, window_start, flush_id)
-    TTL written_at + INTERVAL 400 DAY`,
-    `CREATE TABLE IF NOT EXISTS {db}.calibration_maps (
-      model String,
-      version String,
-      reference_id String,
-      calibration String,
-      created_at DateTime64(3, 'UTC')
-    ) ENGINE = ReplacingMergeTree(created_at)
-    ORDER BY (model, version, reference_id)`,
-  ],
+    ORDER BY ${orderBy}
+    TTL written_at + INTERVAL 400 DAY`;
+}
+
+/** Where 0650 moves the table with 0610's key while its rows are copied; dropped after. */
+const RETIRED_SCORE_HISTOGRAMS = 'score_histograms_0610';
+const SCORE_HISTOGRAM_COLUMNS =
+  'model, model_version, window_start, threshold, flush_id, slots, counts, sums, recorded_at, written_at';
+
+/**
+ * 0650: `threshold` in the key of `score_histograms`. The label-joiner writes every tally group of a
+ * flush — one per (threshold, window) — under one flush_id; two thresholds of one window (a changed
+ * DRIFTLINE_JOINER_THRESHOLD, in a rolling restart or with the old threshold's tallies still in
+ * Redis) shared the key, and the replacing merge (within the insert block already) kept one: the
+ * current threshold's counts were lost for good (found by a review).
+ *
+ * A MergeTree's ORDER BY takes by ALTER only columns added in the same ALTER, at its end, so the
+ * table is rebuilt under its own name (readers and writers keep it): the old table is renamed aside
+ * — from then on a writer of the old code fails UNKNOWN_TABLE, retried, instead of writing where
+ * the copy has passed — the new one is created, the rows are copied (`written_at` kept: the
+ * retention clock does not restart), and the old table is dropped. Each step may run again after a
+ * crash or beside another process migrating: the rename happens only while the table has the old
+ * key, and a row copied twice replaces itself (same key, same recorded_at).
+ */
+export const scoreHistogramsThresholdKeyMigration: Migration = {
+  id: '0650_score_histograms_threshold_key',
+  statements: [],
+  async apply(ch) {
+    const tables = await ch.select<{ name: string; sorting_key: string }>(
+      `SELECT name, sorting_key FROM system.tables
+       WHERE database = {db:String} AND name IN ('score_histograms', {retired:String})`,
+      { db: ch.database, retired: RETIRED_SCORE_HISTOGRAMS },
+    );
+    const current = tables.find((t) => t.name === 'score_histograms');
+    if (current !== undefined && !current.sorting_key.split(', ').includes('threshold')) {
+      await ch.command(
+        `RENAME TABLE IF EXISTS ${ch.table('score_histograms')} TO ${ch.table(RETIRED_SCORE_HISTOGRAMS)}`,
+      );
+    }
+    await ch.command(
+      scoreHistogramsTable('(model, model_version, window_start, threshold, flush_id)').replaceAll('{db}', ch.database),
+    );
+    const retired = await ch.select<{ name: string }>(
+      'SELECT name FROM system.tables WHERE database = {db:String} AND name = {retired:String}',
+      { db: ch.database, retired: RETIRED_SCORE_HISTOGRAMS },
+    );
+    if (retired.length === 0) return;
+    await ch.command(
+      `INSERT INTO ${ch.table('score_histograms')} (${SCORE_HISTOGRAM_COLUMNS})
+       SETTINGS insert_allow_materialized_columns = 1
+       SELECT ${SCORE_HISTOGRAM_COLUMNS} FROM ${ch.table(RETIRED_SCORE_HISTOGRAMS)}`,
+    );
+    await ch.command(`DROP TABLE IF EXISTS ${ch.table(RETIRED_SCORE_HISTOGRAMS)}`);
+  },
 };
 
 /** Increments of one window's score histogram taken by one instance, with a fixed id. */

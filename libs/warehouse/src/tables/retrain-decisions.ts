@@ -1,5 +1,6 @@
 import type { Baseline, ModelState } from '@driftline/policy';
 import type { ClickHouse } from '../client.js';
+import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
 import type { Migration } from '../migrate.js';
 import { ClickHouseModelRegistry } from './model-versions.js';
 
@@ -76,9 +77,6 @@ export interface DecisionStore {
   write(rows: readonly DecisionRow[]): Promise<void>;
 }
 
-// (model, alert_id) pairs per lookup: they travel as query parameters (bounded text).
-const LOOKUP_CHUNK = 1_000;
-
 // An unknown version is looked up again after this long (it may be registered meanwhile).
 const UNKNOWN_BASELINE_TTL_MS = 60_000;
 const MAX_CACHED_BASELINES = 10_000;
@@ -95,13 +93,17 @@ export class ClickHouseDecisionStore implements DecisionStore {
   }
 
   async loadStates(models: readonly string[]): Promise<Map<string, ModelState>> {
-    if (models.length === 0) return new Map();
-    const rows = await this.ch.select<{ model: string; state: string }>(
-      `SELECT model, argMax(state, seq) AS state FROM ${this.ch.table('retrain_decisions')}
-       WHERE model IN {models:Array(String)} AND first = 1 GROUP BY model`,
-      { models },
-    );
-    return new Map(rows.map((r) => [r.model, JSON.parse(r.state) as ModelState]));
+    const states = new Map<string, ModelState>();
+    // The names travel in the URL: chunks by their encoded bytes (a model is in one chunk only).
+    for (const chunk of chunksByUrlBytes(new Set(models), arrayElementUrlBytes)) {
+      const rows = await this.ch.select<{ model: string; state: string }>(
+        `SELECT model, argMax(state, seq) AS state FROM ${this.ch.table('retrain_decisions')}
+         WHERE model IN {models:Array(String)} AND first = 1 GROUP BY model`,
+        { models: chunk },
+      );
+      for (const r of rows) states.set(r.model, JSON.parse(r.state) as ModelState);
+    }
+    return states;
   }
 
   async baseline(model: string, version: string): Promise<Baseline | undefined> {
@@ -121,8 +123,10 @@ export class ClickHouseDecisionStore implements DecisionStore {
     const pairs = [...alertIds].flatMap(([model, ids]) => [...new Set(ids)].map((id) => [model, id] as const));
     const asked = new Set(pairs.map(([model, id]) => `${model}\u0000${id}`));
     const out = new Map<string, Set<string>>();
-    for (let i = 0; i < pairs.length; i += LOOKUP_CHUNK) {
-      const chunk = pairs.slice(i, i + LOOKUP_CHUNK);
+    // The pairs travel in the URL: chunks by their encoded bytes (each pair counted whole).
+    const pairBytes = ([model, id]: readonly [string, string]) =>
+      arrayElementUrlBytes(model) + arrayElementUrlBytes(id);
+    for (const chunk of chunksByUrlBytes(pairs, pairBytes)) {
       // Both columns of the sorting key: a range of the index per model, not a scan; the
       // cross-product the two INs allow is narrowed to the asked pairs below.
       const rows = await this.ch.select<{ model: string; alert_id: string }>(

@@ -1,4 +1,5 @@
 import type { ClickHouse } from '../client.js';
+import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
 import type { Migration } from '../migrate.js';
 import { chTime } from '../time.js';
 
@@ -118,8 +119,8 @@ export interface SkewWindowStore {
   ): Promise<SkewWrittenWindow[]>;
 }
 
-/** Windows per query: the key tuples travel as query parameters (bounded text). */
-const KEYS_PER_QUERY = 500;
+/** Most windows `windowsEnding` answers at once. */
+const WINDOWS_PER_PAGE = 500;
 
 interface RawCounts {
   sampled: number | string;
@@ -139,6 +140,10 @@ const SUM_COLUMNS = `sum(sampled) AS sampled, sum(compared) AS compared, sum(mis
   sum(numeric_compared) AS numeric_compared, sum(abs_diff_sum) AS abs_diff_sum,
   sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
   sum(newer_row) AS newer_row, sumForEach(staleness_hist) AS staleness_hist`;
+
+/** Bytes a window key adds to the three arrays in the URL (its start: digits and a comma). */
+const keyUrlBytes = (k: SkewWindowKey) =>
+  arrayElementUrlBytes(k.model) + arrayElementUrlBytes(k.version) + String(k.windowStart).length + 3;
 
 /** Window keys as three parallel arrays (zipped in SQL: tuples are no query parameter type of the client). */
 function keyParams(keys: readonly SkewWindowKey[]) {
@@ -194,7 +199,8 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
 
   async partials(topic: string, partition: number, keys: readonly SkewWindowKey[]): Promise<SkewPartialRow[]> {
     const out: SkewPartialRow[] = [];
-    for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
+    // The keys travel in the URL: chunks by their encoded bytes.
+    for (const chunk of chunksByUrlBytes(keys, keyUrlBytes)) {
       const rows = await this.ch.select<
         RawCounts & {
           model: string;
@@ -214,7 +220,7 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
            AND model IN {models:Array(String)}
            AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
                    (model, model_version, toUnixTimestamp64Milli(window_start)))`,
-        { topic, partition, ...keyParams(keys.slice(i, i + KEYS_PER_QUERY)) },
+        { topic, partition, ...keyParams(chunk) },
       );
       for (const r of rows) {
         out.push({
@@ -270,7 +276,7 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
         afterModel: after.model,
         afterVersion: after.version,
         afterStart: after.windowStart,
-        limit: Math.min(limit, KEYS_PER_QUERY),
+        limit: Math.min(limit, WINDOWS_PER_PAGE),
       },
     );
     return rows.map((r) => ({
@@ -284,7 +290,8 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
 
   async totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]> {
     const out: SkewTotalsRow[] = [];
-    for (let i = 0; i < keys.length; i += KEYS_PER_QUERY) {
+    // The keys travel in the URL: chunks by their encoded bytes.
+    for (const chunk of chunksByUrlBytes(keys, keyUrlBytes)) {
       const rows = await this.ch.select<
         RawCounts & { model: string; model_version: string; ws: number | string; feature: string }
       >(
@@ -295,7 +302,7 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
            AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
                    (model, model_version, toUnixTimestamp64Milli(window_start)))
          GROUP BY model, model_version, window_start, feature`,
-        { topic, ...keyParams(keys.slice(i, i + KEYS_PER_QUERY)) },
+        { topic, ...keyParams(chunk) },
       );
       for (const r of rows) {
         out.push({

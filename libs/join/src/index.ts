@@ -8,6 +8,7 @@ export {
   type Positioned,
 } from './applied.js';
 export { type LogEvent, type OfflineJoin, offlineJoin } from './offline.js';
+export { isWrittenReplay, type ReplayCandidate, replayLookups } from './replay.js';
 export {
   backstopTtl,
   type ExpireOutcome,

@@ -95,6 +95,8 @@ export async function benchJoiner(
       rows += r.length;
     },
     insertExpired: async () => {},
+    // No dead-letter replays here: nothing is looked up.
+    writtenPredictions: async () => [],
   };
   const prefixes: string[] = [];
   const now = Date.now();

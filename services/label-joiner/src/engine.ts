@@ -7,18 +7,20 @@ import {
   PoisonRecordError,
 } from '@driftline/core';
 import {
+  isWrittenReplay,
   type Joined,
   type JoinStore,
   joinKey,
   type LabelInput,
   type OffsetSpan,
   type PredictionInput,
+  replayLookups,
   type TallyInput,
 } from '@driftline/join';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import { windowKey, windowStart } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
-import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
+import type { ExpiredPredictionRow, JoinedRow, PredictionStore } from '@driftline/warehouse';
 
 /**
  * A decoded record with its original bytes (what the join state stores) and its Kafka timestamp
@@ -32,6 +34,8 @@ export type JoinerRecord = (
   readonly appendTime?: number;
   /** Kafka offset (markerOffset): the partition's applied-through marker skips replays by it. */
   readonly offset?: number;
+  /** Carries the replay header (`driftline dlq replay`): checked against the sink's rows first. */
+  readonly replayed?: boolean;
 };
 
 /**
@@ -66,6 +70,8 @@ export interface PayloadDecoder {
 export interface JoinedSink {
   insertJoined(rows: readonly JoinedRow[]): Promise<void>;
   insertExpired(rows: readonly ExpiredPredictionRow[]): Promise<void>;
+  /** Which predictions already have a labeled or unlabeled row (replayed dead letters only). */
+  writtenPredictions: PredictionStore['writtenPredictions'];
 }
 
 const MAX_ID_LENGTH = 512;
@@ -204,9 +210,28 @@ export class JoinEngine {
     // Shadow records are never joined: no label names their id, and the answered record's `scores`
     // carries the shadow's score on the same instance (the paired comparison reads it). Counted,
     // then committed with the batch.
-    const joinable = records.filter((r) => {
+    const unshadowed = records.filter((r) => {
       if (r.kind !== 'prediction' || r.event.role !== 'shadow') return true;
       count('prediction', 'shadow');
+      return false;
+    });
+    // A dead letter replayed to its topic after its tombstone expired (a new offset: the marker
+    // does not know it) whose prediction the sink already holds: skipped like a shadow record,
+    // inside the span. An outage of the look-up fails the batch before anything is applied.
+    const refOf = (r: JoinerRecord) => ({
+      model: r.event.model,
+      id: r.event.prediction_id,
+      replayed: r.replayed === true,
+    });
+    const lookups = replayLookups(unshadowed.map(refOf));
+    const written = new Set<string>();
+    if (lookups.length > 0) {
+      const held = await this.sink.writtenPredictions(lookups.map((r) => ({ model: r.model, predictionId: r.id })));
+      for (const r of held) written.add(joinKey({ model: r.model, id: r.predictionId }));
+    }
+    const joinable = unshadowed.filter((r) => {
+      if (!isWrittenReplay(refOf(r), written)) return true;
+      count(r.kind, 'replay-duplicate');
       return false;
     });
     for (const r of joinable) {

@@ -5,6 +5,7 @@ import {
   groupHasCommitted,
   type InboundRecord,
   partitionKey,
+  REPLAYED_FROM_HEADER,
 } from '@driftline/kafka';
 import {
   checkRedisDurability,
@@ -23,10 +24,15 @@ import { ScoreCounter, WindowEstimator } from './estimates.js';
 import { ExpiryScanner, every, type UnwritableExpiry, WindowRecomputer } from './loops.js';
 import { RestartedLogs } from './restarts.js';
 
-/** A record's bytes and where it is in its partition (offset, Kafka timestamp). */
+/** A record's bytes, where it is in its partition (offset, Kafka timestamp), and whether a DLQ replay sent it. */
 const positionOf = (record: InboundRecord) => {
   const offset = markerOffset(record.offset);
-  return { raw: record.value!, appendTime: record.timestamp, ...(offset === undefined ? {} : { offset }) };
+  return {
+    raw: record.value!,
+    appendTime: record.timestamp,
+    ...(offset === undefined ? {} : { offset }),
+    ...(record.headers[REPLAYED_FROM_HEADER] === undefined ? {} : { replayed: true }),
+  };
 };
 
 /**
@@ -183,7 +189,15 @@ export const labelJoinerService = defineService({
             const records = items.map((i) => i.value);
             const { topic, partition } = context;
             const started = await restarts.check(topic, partition, records[0]?.offset);
-            await engine.process(records, Date.now(), partitionKey(topic, partition), { restart: started.restart });
+            const source = partitionKey(topic, partition);
+            const { outcomes } = await engine.process(records, Date.now(), source, { restart: started.restart });
+            const skipped = (outcomes['prediction:replay-duplicate'] ?? 0) + (outcomes['label:replay-duplicate'] ?? 0);
+            if (skipped > 0) {
+              logger.info(
+                { source, skipped },
+                'replayed dead letters whose prediction is already written were skipped',
+              );
+            }
             restarts.applied(topic, partition, started, records.at(-1)?.offset);
           },
           rebalanced: () => restarts.rebalanced(),

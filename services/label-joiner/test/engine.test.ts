@@ -52,6 +52,16 @@ class FlakySink {
     if (this.failNext-- > 0) throw new SinkUnavailableError('down');
     this.expired.push(...rows);
   }
+  lookups: Array<ReadonlyArray<{ model: string; predictionId: string }>> = [];
+  /** What the warehouse answers: the predictions among `refs` that have a joined or expired row here. */
+  async writtenPredictions(refs: ReadonlyArray<{ model: string; predictionId: string }>) {
+    if (this.failNext-- > 0) throw new SinkUnavailableError('down');
+    this.lookups.push(refs);
+    const held = new Set(
+      [...this.joined, ...this.expired].map((r) => JSON.stringify([r.prediction.model, r.prediction.prediction_id])),
+    );
+    return refs.filter((r) => held.has(JSON.stringify([r.model, r.predictionId])));
+  }
 }
 
 const config = { maxDelayMs: 10_000, graceMs: 0, tombstoneMs: 60_000 };
@@ -494,5 +504,66 @@ describe('JoinEngine: shadow records and paired scores', () => {
     expect(await registry.getSingleMetricAsString('driftline_joiner_events_total')).toMatch(
       /kind="prediction",outcome="shadow",service="test"} 1/,
     );
+  });
+});
+
+describe('JoinEngine: dead letters replayed after the tombstone expired (driftline dlq replay)', () => {
+  const replayed = (r: JoinerRecord): JoinerRecord => ({ ...r, replayed: true });
+
+  it('skips a replayed prediction or label whose prediction the warehouse holds: no pending, no state, no second row', async () => {
+    // Tombstones of 1 ms: what an hour leaves of them by default.
+    const store = new InMemoryJoinStore<Buffer, Buffer>({ ...config, tombstoneMs: 1 });
+    const sink = new FlakySink();
+    const registry = createMetricsRegistry({ service: 't', defaultMetrics: false });
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000, registry);
+    await engine.process([prediction('a'), prediction('b')], 1, 'test/0');
+    await engine.process([label('a')], 2, 'test/1');
+    await plainScanner(store, sink).pass(20_000); // b expires unlabeled
+    expect(sink.joined.map((r) => r.prediction.prediction_id)).toEqual(['a']);
+    expect(sink.expired.map((r) => r.prediction.prediction_id)).toEqual(['b']);
+    expect(await store.scheduledCount()).toBe(0);
+    // Hours later, another group's dead letters come back under new offsets, with the header.
+    const stats = await engine.process([replayed(prediction('a')), replayed(prediction('b'))], 30_000, 'test/0');
+    expect(stats.outcomes).toEqual({ 'prediction:replay-duplicate': 2 });
+    const labels = await engine.process([replayed(label('a')), replayed(label('b'))], 30_001, 'test/1');
+    expect(labels.outcomes).toEqual({ 'label:replay-duplicate': 2 });
+    expect(await store.scheduledCount()).toBe(0);
+    expect(await store.pendingCount('["m","v1",0]')).toBe(0);
+    // No live state either (only the expired tombstones the memory store drops when read).
+    expect([...store.states.values()].filter((e) => e.expiresAt > 30_001)).toEqual([]);
+    expect(sink.joined).toHaveLength(1);
+    expect(await registry.getSingleMetricAsString('driftline_joiner_events_total')).toMatch(
+      /kind="prediction",outcome="replay-duplicate",service="t"} 2/,
+    );
+  });
+
+  it('looks up replayed records only; a replayed record the warehouse lacks takes its transition', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    await engine.process([prediction('a'), label('b')], 1, 'test/0');
+    expect(sink.lookups).toEqual([]); // records without the header pay nothing
+    // The joiner's own dead letter of c, replayed after a fix: new to it, so pending as usual.
+    const stats = await engine.process([replayed(prediction('c')), prediction('d')], 2, 'test/0');
+    expect(stats.outcomes).toEqual({ 'prediction:pending': 2 });
+    expect(sink.lookups).toEqual([[{ model: 'm', predictionId: 'c' }]]);
+    // A replayed label of a prediction still pending joins it.
+    expect((await engine.process([replayed(label('a'))], 3, 'test/0')).outcomes).toEqual({ 'label:joined': 1 });
+  });
+
+  it('an outage of the look-up fails the batch before anything is applied (retriable)', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000);
+    sink.failNext = 1;
+    const failed = engine.process([prediction('x'), replayed(prediction('a'))], 1, 'test/0');
+    await expect(failed).rejects.toBeInstanceOf(SinkUnavailableError);
+    expect(store.states.size).toBe(0);
+    expect(await store.scheduledCount()).toBe(0);
+    expect(store.watermarks.size).toBe(0);
+    // The consumer loop retries the batch.
+    expect((await engine.process([prediction('x'), replayed(prediction('a'))], 2, 'test/0')).outcomes).toEqual({
+      'prediction:pending': 2,
+    });
   });
 });

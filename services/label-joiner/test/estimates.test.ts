@@ -43,6 +43,9 @@ class Sinks {
   }
   async insertJoined(_rows: readonly JoinedRow[]) {}
   async insertExpired() {}
+  async writtenPredictions() {
+    return [];
+  }
 }
 
 function setup(maxWindows = 100) {

@@ -38,6 +38,9 @@ const sink = {
     this.joined.push(...rows);
   },
   async insertExpired(_rows: readonly ExpiredPredictionRow[]) {},
+  async writtenPredictions() {
+    return [];
+  },
 };
 
 describe('batchSpan', () => {

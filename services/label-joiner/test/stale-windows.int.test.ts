@@ -222,6 +222,8 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
       },
       insertExpired: (rows: Parameters<Warehouse['predictions']['insertExpired']>[0]) =>
         warehouse.predictions.insertExpired(rows),
+      writtenPredictions: (refs: Parameters<Warehouse['predictions']['writtenPredictions']>[0]) =>
+        warehouse.predictions.writtenPredictions(refs),
     };
     const engine = new JoinEngine(s.store, s.decoder, sink, WINDOW, metrics());
 

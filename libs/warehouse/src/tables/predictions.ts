@@ -2,6 +2,7 @@ import { cutText, DriftlineError } from '@driftline/core';
 import { MISSING_SEGMENT, type WindowColumns, WindowColumnsBuilder, type WindowRef } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ClickHouse } from '../client.js';
+import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
 import type { Migration } from '../migrate.js';
 import { chTime } from '../time.js';
 
@@ -205,6 +206,19 @@ export interface PredictionStore {
    * read on its primary key prefix with LIMIT 1.
    */
   answeredSince(model: string, version: string, since: number): Promise<boolean>;
+  /**
+   * Which of these predictions, by (model, prediction id), already have a row in
+   * `labeled_predictions` or `unlabeled_predictions`: the label-joiner skips a dead letter replayed
+   * to its topic (`driftline dlq replay`) whose prediction it joined or expired long ago. One query
+   * per chunk of ids (`chunksByUrlBytes`: they travel in the URL); none for an empty list.
+   */
+  writtenPredictions(refs: readonly PredictionRef[]): Promise<PredictionRef[]>;
+}
+
+/** A prediction by its key in the join: the model and its prediction id. */
+export interface PredictionRef {
+  readonly model: string;
+  readonly predictionId: string;
 }
 
 /**
@@ -417,6 +431,36 @@ export class ClickHousePredictionStore implements PredictionStore {
       { model, version, since },
     );
     return Number(rows[0]?.n ?? 0) > 0;
+  }
+
+  async writtenPredictions(refs: readonly PredictionRef[]): Promise<PredictionRef[]> {
+    const key = (model: string, id: string) => JSON.stringify([model, id]);
+    const wanted = new Map(refs.map((r) => [key(r.model, r.predictionId), r]));
+    const found: PredictionRef[] = [];
+    const lookUp = async (chunk: readonly PredictionRef[]) => {
+      // No FINAL: a ReplacingMergeTree without a deleted flag merges duplicates of a key away, never
+      // the last row, so any row is one FINAL shows. The ids' set is filtered to exact pairs below.
+      const held = (table: string) =>
+        `SELECT toString(model) AS model, prediction_id FROM ${this.ch.table(table)}
+         WHERE model IN {models:Array(String)} AND prediction_id IN {ids:Array(String)}`;
+      const rows = await this.ch.select<{ model: string; prediction_id: string }>(
+        `SELECT DISTINCT model, prediction_id
+         FROM (${held('labeled_predictions')} UNION ALL ${held('unlabeled_predictions')})`,
+        {
+          models: [...new Set(chunk.map((r) => r.model))],
+          ids: [...new Set(chunk.map((r) => r.predictionId))],
+        },
+      );
+      for (const r of rows) {
+        const ref = wanted.get(key(r.model, r.prediction_id));
+        if (ref !== undefined) found.push(ref);
+      }
+    };
+    // The ids travel in the URL: chunks by their encoded bytes (model names counted with each id,
+    // an upper bound of the models' parameter).
+    const refBytes = (r: PredictionRef) => arrayElementUrlBytes(r.predictionId) + arrayElementUrlBytes(r.model);
+    for (const chunk of chunksByUrlBytes(wanted.values(), refBytes)) await lookUp(chunk);
+    return found;
   }
 
   async readPairs(q: PairQuery): Promise<PairedOutcome[]> {

@@ -11,14 +11,28 @@ export interface MergeConfig {
   readonly idleTimeoutMs: number;
 }
 
-/** The partials of one (model, version, reference) of a completed window, one per source. */
-export interface MergeGroup {
-  readonly model: string;
-  readonly version: string;
+/** The partials of a (model, version) of a completed window built on one reference, one per source. */
+export interface ReferencePart {
   readonly referenceId: string;
   readonly partials: readonly PartialMessage[];
+  /** Events summarised (on time), and late events (counted only). */
   readonly events: number;
   readonly late: number;
+}
+
+/**
+ * The partials of one (model, version) of a completed window. Its drift is measured on one
+ * reference: `referenceId`, `partials`, `events` and `late` are that part's (see
+ * {@link measuredPart}). Sources that summarised the window on other references (a reference
+ * re-stored while instances refreshed their catalogs at different times, or a replay after it)
+ * are in `setAside`: summaries on other bins cannot be merged, so their events are left out of the
+ * drift; data quality, which does not depend on the reference, counts them ({@link wholeWindow}).
+ */
+export interface MergeGroup extends ReferencePart {
+  readonly model: string;
+  readonly version: string;
+  /** The other references' parts, by id; empty unless the sources disagreed. */
+  readonly setAside: readonly ReferencePart[];
 }
 
 export interface CompletedWindow {
@@ -189,29 +203,36 @@ export class MergeState {
       if (now - this.lastAny >= this.config.idleTimeoutMs) return undefined;
       idle.push(s);
     }
-    const groups = new Map<string, PartialMessage[]>();
+    // Per (model, version), then per reference the partials were built on.
+    const groups = new Map<string, Map<string, PartialMessage[]>>();
     const reported: number[] = [];
     for (let s = 0; s < partitions; s++) if (!idle.includes(s)) reported.push(s);
     for (const s of [...w.markers.keys()].sort((a, b) => a - b)) {
       for (const mv of w.markers.get(s)!.models) {
         const partial = w.partials.get(s + SEP + mv.model + SEP + mv.version);
         if (partial === undefined) return undefined;
-        const key = partial.model + SEP + partial.version + SEP + partial.referenceId;
-        const list = groups.get(key);
-        if (list === undefined) groups.set(key, [partial]);
+        const key = partial.model + SEP + partial.version;
+        let byReference = groups.get(key);
+        if (byReference === undefined) {
+          byReference = new Map();
+          groups.set(key, byReference);
+        }
+        const list = byReference.get(partial.referenceId);
+        if (list === undefined) byReference.set(partial.referenceId, [partial]);
         else list.push(partial);
       }
     }
     const merged: MergeGroup[] = [...groups.keys()].sort().map((key) => {
-      const partials = groups.get(key)!;
-      const first = partials[0]!;
-      let events = 0;
-      let late = 0;
-      for (const p of partials) {
-        events += p.events;
-        late += p.late;
-      }
-      return { model: first.model, version: first.version, referenceId: first.referenceId, partials, events, late };
+      const byReference = groups.get(key)!;
+      const parts = [...byReference.keys()].sort().map((id) => referencePart(id, byReference.get(id)!));
+      const measured = measuredPart(parts);
+      const first = measured.partials[0]!;
+      return {
+        model: first.model,
+        version: first.version,
+        ...measured,
+        setAside: parts.filter((p) => p !== measured),
+      };
     });
     return {
       windowStart: w.start,
@@ -246,11 +267,52 @@ export class MergeState {
   }
 }
 
+function referencePart(referenceId: string, partials: readonly PartialMessage[]): ReferencePart {
+  let events = 0;
+  let late = 0;
+  for (const p of partials) {
+    events += p.events;
+    late += p.late;
+  }
+  return { referenceId, partials, events, late };
+}
+
 /**
- * Merges a group's partials feature by feature against the reference they were built with.
- * Summaries are merged in source order; merging is exact, so the order does not matter anyway.
+ * The part a window summarised on several references is measured on: the one with the most
+ * summarised events, ties to the smaller reference id. Only the partials decide (the stored time
+ * of a reference is not in them, and the catalog's latest changes with the next re-store), so every
+ * merge instance and every replay of the window chooses the same and writes the same drift_windows
+ * key (`reference_id` is in it: two choices made two answers for one window).
  */
-export function mergeGroup(group: MergeGroup, ref: ReferenceSet): Map<string, Summary> {
+export function measuredPart(parts: readonly ReferencePart[]): ReferencePart {
+  let best: ReferencePart | undefined;
+  for (const p of parts) {
+    if (best === undefined || p.events > best.events || (p.events === best.events && p.referenceId < best.referenceId))
+      best = p;
+  }
+  if (best === undefined) throw new DriftlineError('INTERNAL', 'merge: a (model, version) without partials');
+  return best;
+}
+
+/**
+ * Every partial of the group's (model, version) and window, whatever its reference, with their
+ * events: what data quality is measured on.
+ */
+export function wholeWindow(group: MergeGroup): Pick<ReferencePart, 'partials' | 'events' | 'late'> {
+  const parts: readonly ReferencePart[] = [group, ...group.setAside];
+  return {
+    partials: parts.flatMap((p) => p.partials),
+    events: parts.reduce((n, p) => n + p.events, 0),
+    late: parts.reduce((n, p) => n + p.late, 0),
+  };
+}
+
+/**
+ * Merges the partials of a group's measured part (never its `setAside`) feature by feature against
+ * the reference they were built with. Summaries are merged in source order; merging is exact, so
+ * the order does not matter anyway.
+ */
+export function mergeGroup(group: Omit<MergeGroup, 'setAside'>, ref: ReferenceSet): Map<string, Summary> {
   if (group.referenceId !== ref.referenceId) {
     throw new DriftlineError(
       'VALIDATION_FAILED',

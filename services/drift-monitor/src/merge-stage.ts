@@ -19,6 +19,7 @@ import {
   type QuarantineCause,
   quarantineAlert,
   restoredFrontierProblem,
+  wholeWindow,
   windowVerdict,
 } from '@driftline/drift';
 import type { BatchProcessor } from '@driftline/kafka';
@@ -71,9 +72,10 @@ type EvaluateDeps = Pick<
 >;
 
 /**
- * Results of one (model, version, reference) group of a completed window: drift_windows rows and
- * alerts. Pure given the references. Throws when the group cannot be evaluated: a reference that
- * is gone (NOT_FOUND) or partials that do not fit it (VALIDATION_FAILED) are non-retriable.
+ * Results of one (model, version) of a completed window on the reference it is measured on (the
+ * group's measured part; `setAside` parts are not in its drift): drift_windows rows and alerts.
+ * Pure given the references. Throws when the group cannot be evaluated: a reference that is gone
+ * (NOT_FOUND) or partials that do not fit it (VALIDATION_FAILED) are non-retriable.
  */
 async function evaluateGroup(
   w: CompletedWindow,
@@ -129,10 +131,13 @@ async function evaluateGroup(
 }
 
 /**
- * The data-quality rows and alert of one group: its partials' quality sections merged (exact, any
- * order) and evaluated against the expectations. Sections built against other expectations (a
- * config change between the stages) are not evaluated: logged, no rows. A malformed section throws
- * (poison), which quarantines the group like a malformed summary.
+ * The data-quality rows and alert of one group: the quality sections of every partial of its
+ * window, whatever reference they were summarised on (`wholeWindow`: quality counts do not depend
+ * on it), merged (exact, any order) and evaluated against the expectations. Per group before, a
+ * window split across references wrote two sets of rows on one key, and one of them was kept.
+ * Sections built against other expectations (a config change between the stages) are not
+ * evaluated: logged, no rows. A malformed section throws (poison), which quarantines the group
+ * like a malformed summary.
  */
 function evaluateQuality(
   w: CompletedWindow,
@@ -142,8 +147,9 @@ function evaluateQuality(
 ): { rows: DataQualityRow[]; alert: DriftAlert | undefined } {
   const q = deps.quality;
   if (q === undefined) return { rows: [], alert: undefined };
+  const whole = wholeWindow(group);
   const merged = mergeSections(
-    group.partials.map((p) => p.quality),
+    whole.partials.map((p) => p.quality),
     q.expectations,
   );
   if (merged.status === 'mismatch') {
@@ -173,13 +179,14 @@ function evaluateQuality(
       bound: r.bound,
       passed: r.passed ? 1 : 0,
       count: r.count,
-      events: group.events,
+      events: whole.events,
       detail: r.detail,
       expectations_id: q.expectations.id,
       computed_at: chTime(computedAt),
     }),
   );
-  return { rows, alert: dataQualityAlert(alertContext(w, group), results) };
+  const context = { ...alertContext(w, group), events: whole.events, lateEvents: whole.late };
+  return { rows, alert: dataQualityAlert(context, results) };
 }
 
 const alertContext = (w: CompletedWindow, group: MergeGroup): AlertContext => ({
@@ -191,6 +198,31 @@ const alertContext = (w: CompletedWindow, group: MergeGroup): AlertContext => ({
   events: group.events,
   lateEvents: group.late,
 });
+
+/**
+ * A window whose sources summarised a (model, version) on different references: its drift is the
+ * measured part's alone (`measuredPart` of @driftline/drift), the others' events are only in its
+ * data quality. Said once the window is written, so a retried batch does not say it twice.
+ */
+function reportReferenceSplits(windows: readonly CompletedWindow[], deps: Pick<MergeDeps, 'logger' | 'metrics'>): void {
+  for (const w of windows) {
+    for (const g of w.groups) {
+      if (g.setAside.length === 0) continue;
+      deps.metrics?.referenceSplits.inc();
+      deps.logger.warn(
+        {
+          model: g.model,
+          version: g.version,
+          windowStart: w.windowStart,
+          windowEnd: w.windowEnd,
+          measured: { referenceId: g.referenceId, events: g.events },
+          setAside: g.setAside.map((p) => ({ referenceId: p.referenceId, events: p.events })),
+        },
+        'drift window summarised on different references (a reference re-stored while instances refreshed): drift measured on the one with the most events, the others left out of drift, data quality over all',
+      );
+    }
+  }
+}
 
 /** One group of a completed window on its way out: its results, or why it is quarantined. */
 interface Outcome {
@@ -238,7 +270,8 @@ async function isolate<P>(
 
 /**
  * Stage 2: merges the partials of every source partition per (model, version, window), writes
- * drift_windows and alerts, records the last completed window, then lets the commit pass.
+ * drift_windows (on one reference per window), data_quality_windows (over every event) and alerts,
+ * records the last completed window, then lets the commit pass.
  * A group that fails non-retriably is quarantined (drift_quarantine, a DRIFT_WINDOW_QUARANTINED
  * alert, a metric and an error log) and forgotten: it never blames the partials that carried it,
  * never stays in memory and never blocks later windows of the partition.
@@ -312,6 +345,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
     const last = complete[complete.length - 1]!;
     await deps.progress.save('merge', deps.group, topic, partition, { position: last.windowStart, offset: 0 });
     state.markDone(complete);
+    reportReferenceSplits(complete, deps);
     const done = now();
     for (const w of complete) deps.metrics?.mergeLatency.observe(Math.max(0, done - w.firstSeenAt) / 1000);
     deps.metrics?.windowsMerged.inc(complete.length);

@@ -11,6 +11,7 @@ export interface DriftMetrics {
   readonly partialsDropped: Counter<'reason'>;
   readonly eventsExcluded: Counter<never>;
   readonly windowsQuarantined: Counter<'code'>;
+  readonly referenceSplits: Counter<never>;
   readonly mergeLatency: Histogram<never>;
   readonly statistic: Gauge<'model' | 'feature'>;
   readonly drifted: Gauge<'model' | 'feature'>;
@@ -71,6 +72,12 @@ export function driftMetrics(registry: Registry, windowMs = 0): DriftMetrics {
       'driftline_drift_windows_quarantined_total',
       'Windows (model, version, window) whose drift could not be computed or stored, set aside by the merge stage',
       ['code'],
+    ),
+    referenceSplits: counter(
+      registry,
+      'driftline_drift_reference_splits_total',
+      'Merged windows (model, version, window) whose sources summarised on different references: drift on the one with the most events, the others in data quality only',
+      [],
     ),
     mergeLatency: histogram(
       registry,

@@ -1,4 +1,10 @@
-import { DEFAULT_EVENT_TIME_BOUNDS, DriftlineError, silentLogger, toDriftlineError } from '@driftline/core';
+import {
+  DEFAULT_EVENT_TIME_BOUNDS,
+  DriftlineError,
+  type Logger,
+  silentLogger,
+  toDriftlineError,
+} from '@driftline/core';
 import {
   DEFAULT_THRESHOLDS,
   decodePartials,
@@ -8,9 +14,16 @@ import {
 } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
+import { expectationSet } from '@driftline/quality';
 import type { DriftAlert, PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
-import { chTime, type DriftQuarantineRow, type DriftWindowRow, type ReferenceStore } from '@driftline/warehouse';
+import {
+  chTime,
+  type DataQualityRow,
+  type DriftQuarantineRow,
+  type DriftWindowRow,
+  type ReferenceStore,
+} from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { mergeProcessor } from '../src/merge-stage.js';
 import { type DriftMetrics, driftMetrics } from '../src/metrics.js';
@@ -266,5 +279,158 @@ describe('merge stage: a source declared idle', () => {
     expect((await metrics.eventsExcluded.get()).values[0]?.value ?? 0).toBe(0);
     expect(await consume(stalled)).toEqual([]); // arrives after the window completed without it
     expect((await metrics.eventsExcluded.get()).values[0]?.value).toBe(2); // one event each of m and n
+  });
+});
+
+describe('merge stage: a reference re-stored while instances refreshed at different times', () => {
+  // Partition 0's instance still holds R1, partition 1's already R2 (each catalog refreshes on its own).
+  const r1 = referenceSet('s', 'v1', new Map([['x', profile]]));
+  const r2 = referenceSet(
+    's',
+    'v1',
+    new Map([['x', buildNumericProfile(Array.from({ length: 100 }, (_, i) => i + 0.5))]]),
+  );
+  const storeWith = (ref: ReferenceSet): ReferenceStore => ({
+    save: async () => {},
+    latest: async () => ref,
+    byId: async (id) => [r1, r2].find((r) => r.referenceId === id),
+    newest: async () => [ref],
+    catalog: async () => [{ model: ref.model, version: ref.version, referenceId: ref.referenceId }],
+  });
+  const expectations = expectationSet([
+    {
+      feature: 'x',
+      type: 'double',
+      maxTypeMismatch: 0,
+      maxNullRate: 0.2,
+      range: { min: 0, max: 100, maxShareOutside: 1 },
+    },
+  ]);
+
+  /** The real stage one of one source partition (of two) whose windows open on `ref`: W0 gets these x values. */
+  async function sourceOn(ref: ReferenceSet, partition: number, xs: ReadonlyArray<number | null>) {
+    const out: PartialsMessage[] = [];
+    const stageOne = stageOneProcessor({
+      spec: { sizeMs: 1000, latenessMs: 0 },
+      references: new ReferenceCache(storeWith(ref)),
+      progress: memoryProgress(),
+      group: 'g',
+      sourceTopic: 'p',
+      sourcePartitions: 2,
+      mergePartitions: 1,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      expectations,
+      now: () => NOW,
+      decode: async () => {
+        throw new Error('not used');
+      },
+      emit: async (messages) => {
+        for (const m of messages) out.push(decodePartials(m.value));
+      },
+    });
+    const times = [...xs.map((_, i) => W0 + 100 + i), W0 + 1100];
+    const items: DecodedRecord<PredictionEvent>[] = times.map((t, i) => ({
+      record: { topic: 'p', partition, offset: String(i), key: null, value: null, headers: {}, timestamp: 0 },
+      value: {
+        prediction_id: `p${partition}-${i}`,
+        model: 's',
+        model_version: 'v1',
+        entity_id: 'e',
+        event_time: t,
+        features: { x: i < xs.length ? xs[i]! : 1 },
+        prediction: 0,
+        predicted_class: null,
+      },
+    }));
+    await stageOne.process(items, { topic: 'p', partition, highWatermark: '0' });
+    return out.filter((m) => m.windowStart === W0);
+  }
+
+  function merge() {
+    const rows: DriftWindowRow[] = [];
+    const quality: DataQualityRow[] = [];
+    const alerts: DriftAlert[] = [];
+    const warnings: Array<[object, string | undefined]> = [];
+    const logger: Logger = { ...silentLogger, warn: (obj, msg) => void warnings.push([obj, msg]), child: () => logger };
+    const metrics = driftMetrics(createMetricsRegistry({ service: 'drift-monitor', defaultMetrics: false }));
+    const processor = mergeProcessor({
+      driftWindows: { insert: async (batch) => void rows.push(...batch) },
+      quarantine: { insert: async () => {} },
+      references: new ReferenceCache(storeWith(r2)),
+      progress: memoryProgress(),
+      group: 'g-merge',
+      idleTimeoutMs: 60_000,
+      windowMs: 1000,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      thresholds: DEFAULT_THRESHOLDS,
+      primary: 'psi',
+      alertShare: 0.5,
+      alertMinEvents: 1,
+      logger,
+      metrics,
+      now: () => NOW,
+      sendAlerts: async (batch) => void alerts.push(...batch),
+      quality: { expectations, store: { insert: async (batch) => void quality.push(...batch) } },
+    });
+    const consume = (messages: readonly PartialsMessage[]) =>
+      processor.process(
+        messages.map((value, i) => ({
+          record: { topic: 'dp', partition: 0, offset: String(i), key: null, value: null, headers: {}, timestamp: 0 },
+          value,
+        })),
+        { topic: 'dp', partition: 0, highWatermark: '0' },
+      );
+    return { consume, rows, quality, alerts, warnings, metrics };
+  }
+
+  it('writes one drift answer on one reference, chosen the same in any order, and quality over every event', async () => {
+    const onR1 = await sourceOn(r1, 0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]); // 12 events, no null
+    const onR2 = await sourceOn(r2, 1, [90, null, null, null, 95, 96, 97, 98]); // 8 events, 3 null
+    const runs = [];
+    for (const order of [
+      [...onR1, ...onR2],
+      [...onR2, ...onR1],
+    ]) {
+      const run = merge();
+      await run.consume(order);
+      runs.push(run);
+    }
+    for (const { rows, quality, alerts, warnings, metrics } of runs) {
+      // One row per (feature, method), on the part with the most events (R1), with its own events.
+      const psi = rows.filter((r) => r.feature === 'x' && r.method === 'psi');
+      expect(psi.map((r) => [r.reference_id, r.events, r.current_size])).toEqual([[r1.referenceId, 12, 12]]);
+      expect(new Set(rows.map((r) => r.reference_id))).toEqual(new Set([r1.referenceId]));
+      expect(rows.length).toBe(new Set(rows.map((r) => `${r.feature}/${r.method}`)).size);
+      // Quality over all 20 events: one row per expectation, 3 nulls in 20.
+      const nullRate = quality.filter((r) => r.expectation === 'null_rate');
+      expect(nullRate.map((r) => [r.observed, r.count, r.events])).toEqual([[3 / 20, 20, 20]]);
+      expect(quality.length).toBe(new Set(quality.map((r) => `${r.feature}/${r.expectation}`)).size);
+      expect(alerts.filter((a) => a.kind === 'DATA_QUALITY')).toHaveLength(0); // 0.15 ≤ 0.2; 3 of 8 would fail
+      expect(new Set(alerts.map((a) => a.alert_id)).size).toBe(alerts.length);
+      // The split is visible: a counter and one log line naming the window and both references.
+      expect((await metrics.referenceSplits.get()).values[0]?.value).toBe(1);
+      const split = warnings.filter(([, msg]) => msg?.includes('different references'));
+      expect(split.map(([obj]) => obj)).toEqual([
+        {
+          model: 's',
+          version: 'v1',
+          windowStart: W0,
+          windowEnd: W0 + 1000,
+          measured: { referenceId: r1.referenceId, events: 12 },
+          setAside: [{ referenceId: r2.referenceId, events: 8 }],
+        },
+      ]);
+    }
+    expect(runs[1]!.rows).toEqual(runs[0]!.rows);
+    expect(runs[1]!.quality).toEqual(runs[0]!.quality);
+  });
+
+  it('says nothing of a window on one reference', async () => {
+    const run = merge();
+    await run.consume([...(await sourceOn(r2, 0, [1, 2])), ...(await sourceOn(r2, 1, [3, null]))]);
+    expect(new Set(run.rows.map((r) => `${r.reference_id}:${r.events}`))).toEqual(new Set([`${r2.referenceId}:4`]));
+    expect(run.quality.find((r) => r.expectation === 'null_rate')).toMatchObject({ observed: 1 / 4, events: 4 });
+    expect((await run.metrics.referenceSplits.get()).values[0]?.value ?? 0).toBe(0);
+    expect(run.warnings).toEqual([]);
   });
 });

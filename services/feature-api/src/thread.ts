@@ -12,7 +12,7 @@ export interface FeatureApiThreadOptions extends FeatureApiThreadData {
   /** The process' registry: the thread's metrics are exposed through it. */
   readonly registry: Registry;
   readonly logger: Logger;
-  /** Called with the thread's Worker once started (tests end it as a crash would). */
+  /** Called with the thread's Worker before its start is awaited (tests end it as a crash would, or await its exit). */
   readonly onWorker?: (worker: Worker) => void;
   /** Default {@link THREAD_METRICS_TIMEOUT_MS}. */
   readonly metricsTimeoutMs?: number;
@@ -98,8 +98,8 @@ export async function startFeatureApiThread(options: FeatureApiThreadOptions): P
     if (!closeAsked) logger.error({ code }, 'feature API thread exited: nothing serves; liveness fails');
   });
 
-  const started = await awaitStarted<FromThread, 'listening'>(worker, 'listening', 'feature API thread');
   onWorker?.(worker);
+  const started = await awaitStarted<FromThread, 'listening'>(worker, 'listening', 'feature API thread');
 
   // An exited or wedged thread answers nothing: after the deadline its metrics are empty (and
   // the request forgotten), not a scrape that never returns while requests pile up.

@@ -199,6 +199,7 @@ describe('feature API on its worker thread, against a real Redis', () => {
     const port = (taken.address() as { port: number }).port;
     const errors: string[] = [];
     const logger = { ...silentLogger, error: (_obj: object, msg?: string) => errors.push(msg ?? '') };
+    let exited: Promise<unknown> | undefined;
     try {
       const failure = await startFeatureApiThread({
         redis,
@@ -209,6 +210,9 @@ describe('feature API on its worker thread, against a real Redis', () => {
         listenVariables: { port: 'DRIFTLINE_FEATURE_API_PORT', host: 'DRIFTLINE_FEATURE_API_HOST' },
         registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
         logger,
+        onWorker: (worker) => {
+          exited = new Promise((resolve) => worker.once('exit', resolve));
+        },
       }).catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(ConfigError);
       expect(failure).toMatchObject({
@@ -216,7 +220,9 @@ describe('feature API on its worker thread, against a real Redis', () => {
         message: expect.stringContaining(`cannot listen on 127.0.0.1:${port}: the port is in use`),
       });
       // The error is the one report: "thread exited: nothing serves" came with it (found by a review).
-      await new Promise((r) => setTimeout(r, 200));
+      // Asked once the thread is gone, whenever that is: its exit is when that line would be logged.
+      expect(exited).toBeDefined();
+      await exited;
       expect(errors).toEqual([]);
     } finally {
       await new Promise((r) => taken.close(r));

@@ -136,22 +136,49 @@ describe('stage applier over a real serving table: versions that do not load, in
   }
 
   it('a retry that fires while a newer PROMOTED arrives never replays the older one after it', async () => {
-    const unreadable = new Set(['v2']);
-    const table = tableWith(unreadable);
+    // The retry's load of v2 stays in flight until the test ends it, so the newer PROMOTED arrives
+    // during it however slow the machine is (a fixed sleep let a late timer miss the interleaving).
+    let v2Loads = 0;
+    let retryLoadStarted = () => {};
+    const retryLoadInFlight = new Promise<void>((resolve) => {
+      retryLoadStarted = resolve;
+    });
+    let endRetryLoad = () => {};
+    const retryLoadEnded = new Promise<void>((resolve) => {
+      endRetryLoad = resolve;
+    });
+    const table = new ServingTable({
+      views,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) => {
+        if (version === 'v2' && ++v2Loads <= 2) {
+          if (v2Loads === 2) {
+            retryLoadStarted();
+            await retryLoadEnded;
+          }
+          throw notThereYet('ENOENT model.json'); // v2's files appear after its retry's load
+        }
+        return buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES });
+      },
+    });
     const applier = createStageApplier({
       apply: (m, e) => table.apply(m, e),
       logger: silentLogger,
-      firstDelayMs: 20,
-      maxDelayMs: 40,
+      firstDelayMs: 5,
+      maxDelayMs: 10,
     });
     await applier.apply('fraud', [promoted('v1')]);
-    await applier.apply('fraud', [promoted('v2')]); // not readable: held, retried in 20 ms
-    await sleep(25); // the retry's load is in flight
-    await applier.apply('fraud', [promoted('v3')]);
-    unreadable.clear(); // v2's files appear later
-    await sleep(300);
+    await applier.apply('fraud', [promoted('v2')]); // not readable: held, retried on a timer
+    await retryLoadInFlight;
+    const newer = applier.apply('fraud', [promoted('v3')]);
+    endRetryLoad();
+    await newer;
+    // Whatever is still held is retried, and v2 loads now: the end state once nothing is held.
+    await expect.poll(() => applier.pending(), { timeout: 10_000 }).toEqual([]);
     expect(table.get('fraud')?.production.loaded.version).toBe('v3');
-    expect(applier.pending()).toEqual([]);
+    expect(v2Loads).toBe(2);
     applier.stop();
   });
 

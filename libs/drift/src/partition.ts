@@ -3,7 +3,9 @@ import type { QualityPartial } from '@driftline/quality';
 import type { FeatureValue } from '@driftline/schemas';
 import {
   type CategoricalSummary,
+  categoricalBins,
   createSummary,
+  EXACT_SUM_LIMBS,
   type NumericSummary,
   type Summary,
   type SummaryJson,
@@ -68,21 +70,64 @@ export interface CloseResult {
 }
 
 /**
- * 'refused': the event's window already holds {@link MAX_MODEL_VERSIONS_PER_WINDOW} (model,
- * version) pairs and this is a new one (see `refusal`).
+ * 'refused': the event's (model, version) is new to its window, and the window already holds
+ * {@link MAX_MODEL_VERSIONS_PER_WINDOW} pairs or the pair's summaries would take the partition's
+ * open windows past their byte budget ({@link PARTITION_STATE_BUDGET_BYTES}; see `refusal`).
  */
 export type AddOutcome = 'added' | 'late' | 'ahead' | 'unreferenced' | 'replayed' | 'refused';
 
 /**
  * Most (model, version) pairs one window of one partition holds. A producer inventing a version
- * per event would otherwise grow the state per version (about 17 KB per numeric feature each with
- * the default 1,000-cut profiles, measured by a review: 1,000 pairs × 20 features ≈ 340 MB per
- * partition and open window, and their partials as much at the merge) and close
- * the window with a marker larger than the merge stage accepts (PARTIALS_MAX_MODELS), which
- * then dropped the window for every model in it. Far above a real deployment (a production, a
- * canary and a few shadows per model).
+ * per event would otherwise close the window with a marker larger than the merge stage accepts
+ * (PARTIALS_MAX_MODELS), which then dropped the window for every model in it. It does not bound
+ * memory (1,000 pairs × 20 features ≈ 343 MB): {@link PARTITION_STATE_BUDGET_BYTES} does. Far
+ * above a real deployment (a production, a canary and a few shadows per model).
  */
 export const MAX_MODEL_VERSIONS_PER_WINDOW = 1_000;
+
+/**
+ * Default byte budget of one partition's open windows: the summaries of all their (model,
+ * version) pairs, as {@link pairStateBytes} estimates them. The pair cap alone let 1,000 invented
+ * versions × 20 features take 343 MB per partition and window (332 MB of it off-heap, which
+ * --max-old-space-size does not cap), 1.7 GB with 100 features: an OOM kill that replayed the same
+ * window, a crash loop. 256 MiB holds ~750 pairs of 20 numeric features on the default 1,000-cut
+ * grid, far above a production, a canary and a few shadows per model.
+ */
+export const PARTITION_STATE_BUDGET_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A summary's bytes beside its counters (objects, typed-array headers and backing stores; the
+ * numeric one has two arrays and an exact sum), and a (model, version) entry's beside its
+ * summaries (map entry, key, arrays): measured with `--expose-gc`, rounded up.
+ */
+const NUMERIC_OVERHEAD_BYTES = 576;
+const CATEGORICAL_OVERHEAD_BYTES = 320;
+const PAIR_OVERHEAD_BYTES = 256;
+const PAIR_FEATURE_OVERHEAD_BYTES = 16;
+
+const pairBytesCache = new WeakMap<ReferenceSet, number>();
+
+/**
+ * Estimated bytes one (model, version) of one window holds against `ref`, what it charges its
+ * partition's budget: 256, plus per numeric feature 8·(2·cuts + 1 + 68) + 592 (float64 counters
+ * per slot and exact-sum limbs), per categorical one 8·bins + 336 (categories, "other", "new").
+ * Arithmetic on the profiles (once per reference), never a look at the heap.
+ */
+export function pairStateBytes(ref: ReferenceSet): number {
+  let bytes = pairBytesCache.get(ref);
+  if (bytes === undefined) {
+    bytes = PAIR_OVERHEAD_BYTES;
+    for (const p of ref.profiles) {
+      bytes +=
+        PAIR_FEATURE_OVERHEAD_BYTES +
+        (p.kind === 'numeric'
+          ? 8 * (2 * p.cuts.length + 1 + EXACT_SUM_LIMBS) + NUMERIC_OVERHEAD_BYTES
+          : 8 * categoricalBins(p) + CATEGORICAL_OVERHEAD_BYTES);
+    }
+    pairBytesCache.set(ref, bytes);
+  }
+  return bytes;
+}
 
 /**
  * What the last `add` that returned 'added' read, so the other monitors of stage one (data
@@ -164,6 +209,16 @@ interface OpenWindow {
   /** Smallest offset whose effect lives in this window (events and late counts). */
   firstOffset: number;
   readonly models: Map<string, ModelWindow>;
+  /** `pairStateBytes` of its pairs, charged to the partition's budget until it closes. */
+  bytes: number;
+}
+
+/** Why the last refused event was refused: its window's pair cap, or the partition's byte budget. */
+interface Refusal {
+  readonly start: number;
+  readonly cause: 'pairs' | 'bytes';
+  /** For 'bytes': the bytes the pair needed. */
+  readonly needed: number;
 }
 
 const SEP = '\u0000';
@@ -194,7 +249,9 @@ export class PartitionWindows {
 
   replayedEvents = 0;
   refusedEvents = 0;
-  private lastRefusedStart = 0;
+  private lastRefusal: Refusal = { start: 0, cause: 'pairs', needed: 0 };
+  /** `pairStateBytes` of every pair of the open windows (at most `maxStateBytes`). */
+  private heldBytes = 0;
   private readonly restored: RestoredProgress | undefined;
   private scratch: Scratch | undefined;
   /**
@@ -208,6 +265,7 @@ export class PartitionWindows {
     private readonly resolve: ReferenceResolver,
     restored?: RestoredProgress,
     private readonly maxPairs = MAX_MODEL_VERSIONS_PER_WINDOW,
+    private readonly maxStateBytes = PARTITION_STATE_BUDGET_BYTES,
   ) {
     this.restored = restored;
     if (restored !== undefined) {
@@ -254,6 +312,11 @@ export class PartitionWindows {
 
   openWindows(): number {
     return this.open.size;
+  }
+
+  /** Estimated bytes of the open windows' summaries (`pairStateBytes` per pair): what the budget bounds. */
+  stateBytes(): number {
+    return this.heldBytes;
   }
 
   /** The values of the last event whose `add` returned 'added' (undefined before the first). */
@@ -311,7 +374,6 @@ export class PartitionWindows {
     const state = this.modelWindow(start, event.model, event.model_version, ref, offset);
     if (state === undefined) {
       this.refusedEvents++;
-      this.lastRefusedStart = start;
       return 'refused';
     }
     if (late || ahead) {
@@ -369,7 +431,12 @@ export class PartitionWindows {
 
   /** Why the last event `add` refused (of `model`/`version`) was refused, for its dead letter. */
   refusal(model: string, version: string): string {
-    return `window ${new Date(this.lastRefusedStart).toISOString()} already holds ${this.maxPairs} (model, version) pairs, the most one window takes; model ${JSON.stringify(model)} version ${JSON.stringify(version)} is not counted`;
+    const r = this.lastRefusal;
+    const window = `window ${new Date(r.start).toISOString()}`;
+    const pair = `model ${JSON.stringify(model)} version ${JSON.stringify(version)} is not counted`;
+    if (r.cause === 'pairs')
+      return `${window} already holds ${this.maxPairs} (model, version) pairs, the most one window takes; ${pair}`;
+    return `${window}: the partition's open windows hold ${this.heldBytes} bytes of summaries and a new (model, version) needs ${r.needed} more, past the partition's budget of ${this.maxStateBytes} bytes (the drift-monitor's DRIFTLINE_DRIFT_PARTITION_STATE_BYTES); ${pair}`;
   }
 
   private modelWindow(
@@ -381,15 +448,30 @@ export class PartitionWindows {
   ): ModelWindow | undefined {
     const key = model + SEP + version;
     const existing = this.open.get(start);
-    if (existing !== undefined && existing.models.size >= this.maxPairs && !existing.models.has(key)) return undefined;
+    let state = existing?.models.get(key);
+    // A new pair is refused before anything is made for it (a window included): the pair cap
+    // bounds the window's marker, the budget the memory of every open window of the partition.
+    let needed = 0;
+    if (state === undefined) {
+      if (existing !== undefined && existing.models.size >= this.maxPairs) {
+        this.lastRefusal = { start, cause: 'pairs', needed: 0 };
+        return undefined;
+      }
+      needed = pairStateBytes(ref);
+      if (this.heldBytes + needed > this.maxStateBytes) {
+        this.lastRefusal = { start, cause: 'bytes', needed };
+        return undefined;
+      }
+    }
     let window = existing;
     if (window === undefined) {
-      window = { start, firstOffset: offset, models: new Map() };
+      window = { start, firstOffset: offset, models: new Map(), bytes: 0 };
       this.open.set(start, window);
       if (start < this.earliest) this.earliest = start;
     } else if (offset < window.firstOffset) window.firstOffset = offset;
-    let state = window.models.get(key);
     if (state === undefined) {
+      window.bytes += needed;
+      this.heldBytes += needed;
       state = {
         model,
         version,
@@ -420,6 +502,7 @@ export class PartitionWindows {
     for (const start of ready) {
       const window = this.open.get(start)!;
       this.open.delete(start);
+      this.heldBytes -= window.bytes;
       out.push({
         windowStart: start,
         windowEnd: start + size,

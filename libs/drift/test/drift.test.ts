@@ -2,6 +2,8 @@ import { PoisonRecordError } from '@driftline/core';
 import {
   buildCategoricalProfile,
   buildNumericProfile,
+  categoricalBins,
+  EXACT_SUM_LIMBS,
   type NumericSummary,
   type ReferenceProfile,
 } from '@driftline/stats';
@@ -19,9 +21,11 @@ import {
   MergeState,
   mergeGroup,
   nextOpenWindowStart,
+  PARTITION_STATE_BUDGET_BYTES,
   type PartialsMessage,
   PartitionWindows,
   PREDICTION_FEATURE,
+  pairStateBytes,
   referenceSet,
   routeModel,
   WATERMARK_MAX_AHEAD_MS,
@@ -88,6 +92,63 @@ describe('PartitionWindows (stage 1)', () => {
     expect(closed[0]!.partials[0]!.events).toBe(1);
     expect(Object.keys(closed[0]!.partials[0]!.summaries).sort()).toEqual([PREDICTION_FEATURE, 'color', 'x']);
     expect(p.openWindows()).toBe(1);
+  });
+
+  it('refuses a flood of invented versions at the byte budget of the partition, counted, and frees the budget as windows close (found by a review: 1,000 versions × 20 features took 343 MB)', () => {
+    const anyVersion = (model: string) => (model === 'm' ? ref : undefined);
+    const pair = pairStateBytes(ref);
+    // Room for 10 pairs across the open windows, far below the 1,000-pair cap.
+    const budget = 10 * pair + pair / 2;
+    const p = new PartitionWindows({ sizeMs: 1000, latenessMs: 500 }, anyVersion, undefined, 1_000, budget);
+    const outcomes = Array.from({ length: 50 }, (_, i) =>
+      p.add(event(100 + i, 0, { model_version: `invented-${i}` }), i),
+    );
+    expect(outcomes.filter((o) => o === 'added')).toHaveLength(10);
+    expect(outcomes.slice(10).every((o) => o === 'refused')).toBe(true);
+    expect(p.refusedEvents).toBe(40);
+    expect(p.stateBytes()).toBe(10 * pair);
+    expect(p.refusal('m', 'invented-49')).toBe(
+      `window 1970-01-01T00:00:00.000Z: the partition's open windows hold ${10 * pair} bytes of summaries and a new (model, version) needs ${pair} more, past the partition's budget of ${budget} bytes (the drift-monitor's DRIFTLINE_DRIFT_PARTITION_STATE_BYTES); model "m" version "invented-49" is not counted`,
+    );
+    expect(p.add(event(200, 0, { model_version: 'invented-3' }), 50)).toBe('added'); // a pair it holds still counts
+    // Across windows: the next window's new pairs share the same budget while this one is open.
+    expect(p.add(event(1100, 0, { model_version: 'v1' }), 51)).toBe('refused');
+    expect(p.add(event(1600, 0, { model_version: 'v1' }), 52)).toBe('refused'); // closes window 0 after this batch
+    const [w0] = p.closeReady().windows;
+    expect(w0!.partials).toHaveLength(10);
+    expect(w0!.partials.reduce((n, x) => n + x.events, 0)).toBe(11);
+    expect(p.stateBytes()).toBe(0);
+    expect(p.add(event(1601, 0, { model_version: 'v1' }), 53)).toBe('added');
+    expect(p.stateBytes()).toBe(pair);
+    expect(p.refusedEvents).toBe(42);
+  });
+
+  it('estimates a pair from its profiles: counters per slot and exact-sum limbs for numbers, per bin for categories', () => {
+    const fine = buildNumericProfile(normals(5000, 0, 3)); // the default 1,000-cut grid
+    const one = (profile: ReferenceProfile) => pairStateBytes(referenceSet('m', 'v', new Map([['f', profile]])));
+    const two = (profile: ReferenceProfile) =>
+      pairStateBytes(
+        referenceSet(
+          'm',
+          'v',
+          new Map([
+            ['f', profile],
+            ['g', profile],
+          ]),
+        ),
+      );
+    const perNumeric = two(fine) - one(fine);
+    expect(perNumeric - (two(x) - one(x))).toBe(8 * 2 * (fine.cuts.length - x.cuts.length));
+    expect(perNumeric).toBeGreaterThan(8 * (2 * fine.cuts.length + 1 + EXACT_SUM_LIMBS));
+    expect(perNumeric).toBeLessThan(8 * (2 * fine.cuts.length + 1 + EXACT_SUM_LIMBS) + 1024);
+    const perCategorical = two(color) - one(color);
+    expect(perCategorical).toBeGreaterThan(8 * categoricalBins(color));
+    expect(perCategorical).toBeLessThan(8 * categoricalBins(color) + 1024);
+    // The default budget holds the review's flood only in part: 20 numeric features, default grid.
+    const twenty = referenceSet('m', 'v', new Map(Array.from({ length: 20 }, (_, i) => [`f${i}`, fine] as const)));
+    const pairs = Math.floor(PARTITION_STATE_BUDGET_BYTES / pairStateBytes(twenty));
+    expect(pairs).toBeGreaterThan(100); // room for every real version of many models
+    expect(pairs).toBeLessThan(1_000); // …but not for 1,000 invented ones (343 MB measured)
   });
 
   it('refuses a new (model, version) pair past the bound per window, keeps the pairs it holds, and the next window starts afresh', () => {

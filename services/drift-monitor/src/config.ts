@@ -2,6 +2,7 @@ import { envField } from '@driftline/core';
 import {
   DEFAULT_THRESHOLDS,
   type DriftThresholds,
+  PARTITION_STATE_BUDGET_BYTES,
   type PrimaryMethod,
   type SequentialConfig,
   WATERMARK_MAX_AHEAD_MS,
@@ -60,6 +61,11 @@ export const driftEnvShape = {
    * against the 0.2 threshold): a quiet model alerted every window, and the retrain policy fired.
    */
   DRIFTLINE_DRIFT_ALERT_MIN_EVENTS: envField.int(1, 1_000_000_000).default(100),
+  /**
+   * Byte budget of one source partition's open windows (summaries of every (model, version), as
+   * `pairStateBytes` estimates them): a new pair past it is refused like one past the pair cap.
+   */
+  DRIFTLINE_DRIFT_PARTITION_STATE_BYTES: envField.int(1_048_576, 2 ** 40).default(PARTITION_STATE_BUDGET_BYTES),
   /** Partitions of the internal partials topic (default: DRIFTLINE_TOPIC_PARTITIONS). */
   DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: envField.int(1, 10_000).optional(),
   /** Consumer group of stage 1 (the merge stage uses `<group>-merge`), prefixed by the topic prefix. */
@@ -80,6 +86,8 @@ export interface DriftConfig {
   readonly primary: PrimaryMethod;
   readonly alertShare: number;
   readonly alertMinEvents: number;
+  /** Byte budget of one source partition's open windows in stage one (`PartitionWindows`). */
+  readonly partitionStateBytes: number;
   readonly partialsPartitions: number | undefined;
   readonly group: string;
   /** The online sequential detector (undefined: off). */
@@ -106,6 +114,7 @@ export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): 
     primary: env.DRIFTLINE_DRIFT_METHOD,
     alertShare: env.DRIFTLINE_DRIFT_ALERT_SHARE,
     alertMinEvents: env.DRIFTLINE_DRIFT_ALERT_MIN_EVENTS,
+    partitionStateBytes: env.DRIFTLINE_DRIFT_PARTITION_STATE_BYTES,
     partialsPartitions: env.DRIFTLINE_DRIFT_PARTIALS_PARTITIONS,
     group: env.DRIFTLINE_DRIFT_GROUP,
     sequential: toSequentialConfig(env),

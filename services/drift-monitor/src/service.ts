@@ -150,6 +150,7 @@ export const driftMonitorService = defineService({
       expectations: config.expectations,
       sourceIdleMs: config.sourceIdleMs,
       sourceIdleCheckMs: idleCheckMs,
+      maxStateBytes: config.partitionStateBytes,
       ...(config.sequential === undefined
         ? {}
         : {

@@ -39,6 +39,12 @@ export const DEFAULT_SEQUENTIAL: SequentialConfig = {
 export interface Calibrated {
   readonly grid: SequentialGrid;
   readonly thresholds: SequentialThresholds;
+  /**
+   * The detector bin of each slot of the profile's fine grid (`slotBins`), undefined where the
+   * grid's edges are not cuts of the profile. Made once per profile and shared (read only) by
+   * every stream: a copy per (model, version) was 2 KB per feature, 2.4× the detector itself.
+   */
+  readonly slotBins: Uint8Array | undefined;
 }
 
 /** FNV-1a of text: the calibration seed, so every instance derives the same thresholds. */
@@ -104,7 +110,7 @@ export class CalibrationCache {
       bootstraps: c.bootstraps,
       seed: seedOf(`${profile.id}/${c.statistic}/${c.window}/${c.every}/${c.ert}/${c.bins}/${c.bootstraps}`),
     });
-    return { grid, thresholds };
+    return { grid, thresholds, slotBins: slotBins(profile.cuts, grid) };
   }
 }
 
@@ -122,12 +128,8 @@ interface ModelStreams {
    * undefined while the feature's calibration is not computed yet (its values are skipped until then).
    */
   readonly detectors: (SequentialDetector | null | undefined)[];
-  readonly grids: (SequentialGrid | null | undefined)[];
-  /**
-   * Per feature, the detector bin of each slot of the profile's fine grid (the slot stage one's
-   * summary computed), undefined where the detector grid is not made of the profile's cuts.
-   */
-  readonly slotBins: (Uint8Array | undefined)[];
+  /** Per feature, its profile's calibration (grid and slot table, shared by every stream of the profile). */
+  readonly calibrations: (Calibrated | null | undefined)[];
   /** Drift window of the last kept alarm per feature (NaN: none). */
   readonly lastAlarmWindow: Float64Array;
 }
@@ -135,9 +137,11 @@ interface ModelStreams {
 /**
  * The detectors of ONE source partition, in offset order: per (model, version) one detector per
  * numeric feature of its reference (the prediction included), started once the feature's
- * calibration is in the cache (`CalibrationCache.get` computes it; values before are skipped). Memory per (model, version):
- * features × (W bytes + 4·bins); at most `maxStreams` of them (the oldest created evicted: its
- * detectors restart empty if it comes back). A new reference for the pair restarts its detectors.
+ * calibration is in the cache (`CalibrationCache.get` computes it; values before are skipped).
+ * Memory per (model, version): per numeric feature a detector, W + 4·bins bytes of counters plus
+ * their objects (see the README); grids and slot tables are the calibration's, shared. At most
+ * `maxStreams` of them (the oldest created evicted: its detectors restart empty if it comes
+ * back). A new reference for the pair restarts its detectors.
  * Pure: no I/O, no clock.
  */
 export class SequentialStreams {
@@ -156,6 +160,16 @@ export class SequentialStreams {
 
   get size(): number {
     return this.streams.size;
+  }
+
+  /**
+   * The fine slot → bin table the detector of `feature` of (model, version) reads: its profile's
+   * calibration's, never a copy (undefined before the detector started, or without a table).
+   */
+  slotTableOf(model: string, version: string, feature: string): Uint8Array | undefined {
+    const s = this.streams.get(`${model}\u0000${version}`);
+    const i = s?.ref.features.indexOf(feature) ?? -1;
+    return i < 0 ? undefined : s!.calibrations[i]?.slotBins;
   }
 
   /**
@@ -189,13 +203,13 @@ export class SequentialStreams {
     }
     const features = ref.features;
     const detectors = s.detectors;
-    const tables = slots === undefined ? undefined : s.slotBins;
     let fed = 0;
     for (let i = 0; i < features.length; i++) {
       let d = detectors[i];
       if (d === undefined) d = this.attach(s, i);
       if (d === null || d === undefined) continue;
-      const table = tables === undefined ? undefined : tables[i];
+      const calibrated = s.calibrations[i]!;
+      const table = slots === undefined ? undefined : calibrated.slotBins;
       let bin: number;
       if (table !== undefined) {
         const slot = slots![i]!;
@@ -205,7 +219,7 @@ export class SequentialStreams {
         const f = features[i]!;
         const x = f === PREDICTION_FEATURE ? event.prediction : numericValue(event.features[f]);
         if (x === null || !Number.isFinite(x)) continue;
-        bin = s.grids[i]!.index.lowerBound(x);
+        bin = calibrated.grid.index.lowerBound(x);
       }
       fed++;
       const alarm = d.push(bin);
@@ -240,8 +254,7 @@ export class SequentialStreams {
     return {
       ref,
       detectors: new Array<undefined>(n).fill(undefined),
-      grids: new Array<undefined>(n).fill(undefined),
-      slotBins: new Array<undefined>(n).fill(undefined),
+      calibrations: new Array<undefined>(n).fill(undefined),
       lastAlarmWindow: new Float64Array(n).fill(Number.NaN),
     };
   }
@@ -252,9 +265,7 @@ export class SequentialStreams {
     if (c === undefined) return undefined;
     const d = c === null ? null : new SequentialDetector(c.grid.refCounts, c.grid.n, c.thresholds);
     s.detectors[i] = d;
-    s.grids[i] = c === null ? null : c.grid;
-    const profile = s.ref.profiles[i]!;
-    if (c !== null && profile.kind === 'numeric') s.slotBins[i] = slotBins(profile.cuts, c.grid);
+    s.calibrations[i] = c;
     return d;
   }
 }

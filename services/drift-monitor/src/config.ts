@@ -29,7 +29,7 @@ const positive = (fallback: number) =>
 
 export const driftEnvShape = {
   /** Tumbling event-time window size (30s, 5m, 1h, 1d). */
-  DRIFTLINE_DRIFT_WINDOW: envField.duration(1).default(5 * 60_000),
+  DRIFTLINE_DRIFT_WINDOW: envField.duration(1_000).default(5 * 60_000),
   /** How far behind the largest event time the watermark trails. */
   DRIFTLINE_DRIFT_ALLOWED_LATENESS: envField.duration().default(60_000),
   /**

@@ -16,7 +16,15 @@ import type { DecodedRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import { expectationSet } from '@driftline/quality';
 import type { DriftAlert, PredictionEvent } from '@driftline/schemas';
-import { buildNumericProfile } from '@driftline/stats';
+import {
+  buildNumericProfile,
+  KS_EXACT_P_WINDOW_BUDGET,
+  ksAsymptoticPValue,
+  ksExactCells,
+  ksFromSummary,
+  ksPValue,
+  NumericSummary,
+} from '@driftline/stats';
 import {
   chTime,
   type DataQualityRow,
@@ -48,12 +56,16 @@ const store: ReferenceStore = {
     [...refs.values()].map((r) => ({ model: r.model, version: r.version, referenceId: r.referenceId })),
 };
 
-/** The partials stage one emits for predictions of models m and n at these times (by default one source partition). */
-async function partialsFor(times: number[], source = { partition: 0, partitions: 1 }): Promise<PartialsMessage[]> {
+/** The partials the real stage one, reading these predictions on one source partition, emits. */
+async function stageOnePartials(
+  references: ReferenceStore,
+  events: readonly PredictionEvent[],
+  source = { partition: 0, partitions: 1 },
+): Promise<PartialsMessage[]> {
   const out: PartialsMessage[] = [];
   const stageOne = stageOneProcessor({
     spec: { sizeMs: 1000, latenessMs: 0 },
-    references: new ReferenceCache(store),
+    references: new ReferenceCache(references),
     progress: memoryProgress(),
     group: 'g',
     sourceTopic: 'p',
@@ -68,18 +80,19 @@ async function partialsFor(times: number[], source = { partition: 0, partitions:
       for (const m of messages) out.push(decodePartials(m.value));
     },
   });
-  const items: DecodedRecord<PredictionEvent>[] = times.flatMap((t, i) =>
-    ['m', 'n'].map((model, j) => ({
-      record: {
-        topic: 'p',
-        partition: 0,
-        offset: String(2 * i + j),
-        key: null,
-        value: null,
-        headers: {},
-        timestamp: 0,
-      },
-      value: {
+  const items: DecodedRecord<PredictionEvent>[] = events.map((value, i) => ({
+    record: { topic: 'p', partition: 0, offset: String(i), key: null, value: null, headers: {}, timestamp: 0 },
+    value,
+  }));
+  await stageOne.process(items, { topic: 'p', partition: source.partition, highWatermark: '0' });
+  return out;
+}
+
+/** The partials stage one emits for predictions of models m and n at these times (by default one source partition). */
+function partialsFor(times: number[], source = { partition: 0, partitions: 1 }): Promise<PartialsMessage[]> {
+  const events = times.flatMap((t, i) =>
+    ['m', 'n'].map(
+      (model): PredictionEvent => ({
         prediction_id: `${model}${i}`,
         model,
         model_version: 'v1',
@@ -88,11 +101,10 @@ async function partialsFor(times: number[], source = { partition: 0, partitions:
         features: { x: (i * 7) % 100 },
         prediction: 0,
         predicted_class: null,
-      },
-    })),
+      }),
+    ),
   );
-  await stageOne.process(items, { topic: 'p', partition: source.partition, highWatermark: '0' });
-  return out;
+  return stageOnePartials(store, events, source);
 }
 
 /** What the consumer loop does with a processed batch: retry nothing, bisect a non-retriable failure into the DLQ. */
@@ -119,6 +131,7 @@ function setup(
     clock?: () => number;
     metrics?: DriftMetrics;
     alertMinEvents?: number;
+    references?: ReferenceCache;
   } = {},
 ) {
   const rows: DriftWindowRow[] = [];
@@ -141,7 +154,7 @@ function setup(
         quarantined.push(...batch);
       },
     },
-    references: new ReferenceCache(store),
+    references: options.references ?? new ReferenceCache(store),
     progress: memoryProgress(),
     group: 'g-merge',
     idleTimeoutMs: 60_000,
@@ -249,6 +262,87 @@ describe('merge stage: one poison window does not poison the stream', () => {
     expect(windowsOf(rows)).toEqual([`m@${chTime(W0 + 1000)}`, `n@${chTime(W0)}`, `n@${chTime(W0 + 1000)}`]);
     expect(quarantined.map((r) => [r.model, r.window_start, r.code])).toEqual([['m', chTime(W0), expect.any(String)]]);
     expect(alerts.filter((a) => a.kind === 'DRIFT_WINDOW_QUARANTINED')).toHaveLength(1);
+  });
+});
+
+describe('merge stage: one exact-KS budget per merge step', () => {
+  it('a group evaluated after the step spent the budget gets the asymptotic KS p, though alone it would get the exact one', async () => {
+    const referenceSize = 10_000; // the largest sample with an exact p (KS_MAX_AUTO_N)
+    const wide = buildNumericProfile(Array.from({ length: referenceSize }, (_, i) => i / referenceSize));
+    // Shifted by 0.1 on 1,000 events: an exact p alone (within KS_EXACT_P_BUDGET), ~2e6 lattice cells.
+    const current = Array.from({ length: 1000 }, (_, i) => 0.1 + i / 1000);
+    const summary = new NumericSummary(wide);
+    for (const v of current) summary.add(v);
+    const d = ksFromSummary(wide, summary).statistic;
+    const alone = ksPValue(d, referenceSize, current.length);
+    expect(alone.method).toBe('exact');
+    const asymptotic = ksAsymptoticPValue(d, referenceSize, current.length);
+    expect(asymptotic).not.toBe(alone.pValue);
+    // Model m has one feature more than a step's budget pays exact p-values for; model n (evaluated
+    // after m: groups go in model order) has one feature, which a budget of its own would pay for.
+    const fits = Math.floor(KS_EXACT_P_WINDOW_BUDGET / ksExactCells(d, referenceSize, current.length));
+    const features = Array.from({ length: fits + 1 }, (_, k) => `f${String(k).padStart(3, '0')}`);
+    const sets = [
+      referenceSet('m', 'v1', new Map(features.map((f) => [f, wide]))),
+      referenceSet('n', 'v1', new Map([[features[0]!, wide]])),
+    ];
+    const wideStore: ReferenceStore = {
+      save: async () => {},
+      latest: async (model) => sets.find((r) => r.model === model),
+      byId: async (id) => sets.find((r) => r.referenceId === id),
+      newest: async () => sets,
+      catalog: async () => sets.map((r) => ({ model: r.model, version: r.version, referenceId: r.referenceId })),
+    };
+    const event = (set: ReferenceSet, i: number, eventTime: number, x: number): PredictionEvent => ({
+      prediction_id: `${set.model}${i}`,
+      model: set.model,
+      model_version: 'v1',
+      entity_id: 'e',
+      event_time: eventTime,
+      features: Object.fromEntries(set.features.map((f) => [f, x])),
+      prediction: 0,
+      predicted_class: null,
+    });
+    const events = [
+      ...sets.flatMap((set) => current.map((x, i) => event(set, i, W0 + (i % 1000), x))),
+      ...sets.map((set) => event(set, current.length, W0 + 1100, 0)), // closes W0
+    ];
+    const { consume, rows } = setup({ references: new ReferenceCache(wideStore) });
+    expect(await consume(await stageOnePartials(wideStore, events))).toEqual([]);
+
+    const ks = rows.filter((r) => r.method === 'ks'); // in the order the step evaluated them
+    expect(ks.map((r) => [r.model, r.statistic, r.reference_size, r.current_size])).toEqual([
+      ...features.map(() => ['m', d, referenceSize, current.length]),
+      ['n', d, referenceSize, current.length],
+    ]);
+    // Exact while the step's one budget lasts, then asymptotic: m's last feature and n's only one.
+    expect(ks.map((r) => r.p_value)).toEqual(ks.map((_, k) => (k < fits ? alone.pValue : asymptotic)));
+  });
+});
+
+describe('merge stage: a turn of the event loop between groups', () => {
+  /** Notes, at each group's reference look-up, whether a setImmediate queued at the previous one has run. */
+  class TurnRecordingCache extends ReferenceCache {
+    readonly turnedSincePrevious: boolean[] = [];
+    private previous: { ran: boolean } | undefined;
+    override byReferenceId(id: string): Promise<ReferenceSet | undefined> {
+      if (this.previous !== undefined) this.turnedSincePrevious.push(this.previous.ran);
+      const queued = { ran: false };
+      setImmediate(() => {
+        queued.ran = true;
+      });
+      this.previous = queued;
+      return super.byReferenceId(id);
+    }
+  }
+
+  it('gives the event loop a turn before each group after the first (references come from a cache, as microtasks)', async () => {
+    const references = new TurnRecordingCache(store);
+    const { consume, rows } = setup({ references });
+    // Closes W0 and W0+1000 in one step: four groups (two windows of models m and n).
+    expect(await consume(await partialsFor([W0 + 100, W0 + 1100, W0 + 2100]))).toEqual([]);
+    expect(windowsOf(rows)).toHaveLength(4);
+    expect(references.turnedSincePrevious).toEqual([true, true, true]);
   });
 });
 

@@ -4,12 +4,12 @@ import { DEFAULT_REGISTRY_TIMEOUT_MS, type RegistryConfig } from './registry.js'
 
 /** Environment variables of the Schema Registry connection (services and SDK users alike). */
 export const registryEnvShape = {
-  /** Confluent-compatible API base URL (Apicurio: `http://host:port/apis/ccompat/v7`). */
-  DRIFTLINE_SCHEMA_REGISTRY_URL: envField.url(),
-  DRIFTLINE_SCHEMA_REGISTRY_USERNAME: envField.string().optional(),
+  /** Confluent-compatible API base URL, http(s) (Apicurio: `http://host:port/apis/ccompat/v7`). */
+  DRIFTLINE_SCHEMA_REGISTRY_URL: envField.httpUrl(),
+  DRIFTLINE_SCHEMA_REGISTRY_USERNAME: envField.name().optional(),
   DRIFTLINE_SCHEMA_REGISTRY_PASSWORD: z.string().optional(),
-  /** Bound on every registry call; one that exceeds it fails as retriable (TIMEOUT). */
-  DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: envField.duration(1).default(DEFAULT_REGISTRY_TIMEOUT_MS),
+  /** Bound on every registry call (100 ms to MAX_TIMER_MS); one that exceeds it fails as retriable (TIMEOUT). */
+  DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: envField.timeout().default(DEFAULT_REGISTRY_TIMEOUT_MS),
 };
 
 /**

@@ -1,5 +1,7 @@
+import { MAX_TIMER_MS, parseEnv } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { toRegistryConfig } from '../src/config.js';
+import { registryEnvShape, toRegistryConfig } from '../src/config.js';
+import { DEFAULT_REGISTRY_TIMEOUT_MS } from '../src/registry.js';
 
 describe('registry config (issue 11, defect 9)', () => {
   it('moves credentials out of the URL into basic auth: fetch refuses them and errors would print them', () => {
@@ -40,6 +42,34 @@ describe('registry config (issue 11, defect 9)', () => {
         code: 'CONFIG_INVALID',
         message: 'DRIFTLINE_SCHEMA_REGISTRY_URL: its credentials are not valid percent-encoding',
       }),
+    );
+  });
+});
+
+describe('registry variables (found by a review)', () => {
+  const parse = (env: Record<string, string>) =>
+    parseEnv(registryEnvShape, { DRIFTLINE_SCHEMA_REGISTRY_URL: 'http://r:8081/apis/ccompat/v7', ...env });
+
+  it('refuses a URL without http(s): it passed and then every call failed, an endless outage', () => {
+    for (const url of ['localhost:8081/apis/ccompat/v7', 'ftp://r:8081/x', 'r:8081'])
+      expect(() => parse({ DRIFTLINE_SCHEMA_REGISTRY_URL: url })).toThrow(
+        /^DRIFTLINE_SCHEMA_REGISTRY_URL: must be an http:\/\/ or https:\/\/ URL/,
+      );
+    expect(parse({}).DRIFTLINE_SCHEMA_REGISTRY_URL).toBe('http://r:8081/apis/ccompat/v7');
+  });
+
+  it('bounds the timeout by 100 ms and MAX_TIMER_MS: 25d fired after 1 ms', () => {
+    expect(() => parse({ DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: '25d' })).toThrow(
+      `DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: must be at most ${MAX_TIMER_MS} ms`,
+    );
+    expect(() => parse({ DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: '1' })).toThrow(/must be at least 100 ms/);
+    expect(parse({ DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT: '24d' }).DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT).toBe(24 * 86_400_000);
+    expect(parse({}).DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT).toBe(DEFAULT_REGISTRY_TIMEOUT_MS);
+  });
+
+  it('refuses a user name with white space at an end', () => {
+    expect(() => parse({ DRIFTLINE_SCHEMA_REGISTRY_USERNAME: 'svc ' })).toThrow(
+      /^DRIFTLINE_SCHEMA_REGISTRY_USERNAME: must not start or end with white space/,
     );
   });
 });

@@ -3,11 +3,41 @@ import { envField } from './config.js';
 
 /** Variables of a Redis connection, shared by every service that keeps state in Redis. */
 export const redisEnvShape = {
-  /** redis:// or rediss:// URL. */
-  DRIFTLINE_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+  /** redis:// or rediss:// URL; its path, if any, is the database index (`/0`, the default). */
+  DRIFTLINE_REDIS_URL: z.string().transform((v, ctx) => {
+    const problem = redisUrlProblem(v);
+    if (problem !== undefined) {
+      ctx.addIssue({ code: 'custom', message: problem });
+      return z.NEVER;
+    }
+    return v;
+  }),
   DRIFTLINE_REDIS_PASSWORD: z.string().optional(),
   DRIFTLINE_REDIS_TLS: envField.bool().default(false),
 };
+
+/** Largest database index accepted: Redis reads SELECT's argument as a C int. */
+const MAX_REDIS_DB = 2 ** 31 - 1;
+
+/**
+ * Why a Redis URL cannot work, or undefined. The database path is checked here because ioredis
+ * does not: `/abc` threw inside the client (a restart loop of the feature API thread). Whether the
+ * index is below the server's `databases` is only known at connect.
+ */
+export function redisUrlProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'must be a redis:// or rediss:// URL';
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return 'must be a redis:// or rediss:// URL';
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !(/^\d{1,10}$/.test(db) && Number(db) <= MAX_REDIS_DB)) {
+    return 'its path must be a database index, an integer >= 0 (redis://host:6379/0)';
+  }
+  return undefined;
+}
 
 export interface RedisConnectionConfig {
   readonly url: string;

@@ -5,12 +5,16 @@ import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import {
   ConfigError,
+  closestNames,
+  editDistance,
   envField,
   MAX_TIMER_MS,
   parseEnv,
   readConfigFile,
   redactConfigValue,
   redactCredentials,
+  redisEnvShape,
+  redisUrlProblem,
   rejectUnknownEnv,
 } from '../src/index.js';
 
@@ -60,10 +64,29 @@ describe('parseEnv', () => {
 describe('rejectUnknownEnv', () => {
   const known = ['DRIFTLINE_B', 'DRIFTLINE_A'];
 
-  it('names the unknown variable and lists the known ones, sorted', () => {
+  it('names the unknown variable and the nearest known ones, not every known one', () => {
     const e = configError(() => rejectUnknownEnv('DRIFTLINE_', known, { DRIFTLINE_A: '1', DRIFTLINE_AA: '2' }));
     expect(e.field).toBe('DRIFTLINE_AA');
-    expect(e.message).toBe('DRIFTLINE_AA: unknown variable (known: DRIFTLINE_A, DRIFTLINE_B)');
+    expect(e.message).toBe('DRIFTLINE_AA: unknown variable (did you mean DRIFTLINE_A?)');
+    const two = configError(() => rejectUnknownEnv('DRIFTLINE_', known, { DRIFTLINE_C: '1' }));
+    expect(two.message).toBe('DRIFTLINE_C: unknown variable (did you mean DRIFTLINE_A or DRIFTLINE_B?)');
+    // ~160 names were listed: a transposed URL names only the one it meant.
+    const many = [...Array.from({ length: 160 }, (_, i) => `DRIFTLINE_VAR_${i}`), 'DRIFTLINE_CLICKHOUSE_URL'];
+    const typo = configError(() => rejectUnknownEnv('DRIFTLINE_', many, { DRIFTLINE_CLICKHOUSE_ULR: 'http://h' }));
+    expect(typo.message).toBe('DRIFTLINE_CLICKHOUSE_ULR: unknown variable (did you mean DRIFTLINE_CLICKHOUSE_URL?)');
+    const far = configError(() => rejectUnknownEnv('DRIFTLINE_', many, { DRIFTLINE_SOMETHING_ELSE: '1' }));
+    expect(far.message).toMatch(/^DRIFTLINE_SOMETHING_ELSE: unknown variable \(none known is close/);
+    expect(far.message.length).toBeLessThan(120);
+  });
+
+  it('editDistance counts an adjacent transposition as one edit and stops past its limit', () => {
+    expect(editDistance('ULR', 'URL')).toBe(1);
+    expect(editDistance('kitten', 'sitting')).toBe(3);
+    expect(editDistance('', 'abc')).toBe(3);
+    expect(editDistance('abcdef', 'uvwxyz', 2)).toBe(3);
+    expect(closestNames('DRIFTLINE_HTTP_PROT', ['DRIFTLINE_HTTP_PORT', 'DRIFTLINE_HTTP_HOST'])).toEqual([
+      'DRIFTLINE_HTTP_PORT',
+    ]);
   });
 
   it('passes known variables, other prefixes and the ignored prefixes', () => {
@@ -120,15 +143,59 @@ describe('envField', () => {
     expect(parse(envField.bool(), 'TRUE').error?.issues[0]?.message).toBe('must be true or false');
   });
 
-  it('list splits on commas, trims and drops empties, but needs one value', () => {
-    expect(parse(envField.list(), ' a, b ,,c ').data).toEqual(['a', 'b', 'c']);
-    expect(parse(envField.list(), ' , ').error?.issues[0]?.message).toBe('must list at least one value');
+  it('list splits on commas and trims; an empty item or a duplicate is refused, and it needs one value', () => {
+    expect(parse(envField.list(), ' a, b ,c ').data).toEqual(['a', 'b', 'c']);
+    for (const text of ['a:1,,b:2', 'a,', ',a', ' , '])
+      expect(parse(envField.list(), text).error?.issues[0]?.message).toBe(
+        'has an empty item (two commas, or one at an end)',
+      );
+    expect(parse(envField.list(), 'a:1, a:1').error?.issues[0]?.message).toBe('lists "a:1" twice');
+    expect(parse(envField.list(), '').error?.issues[0]?.message).toBe('must list at least one value');
+    expect(parse(envField.list({ min: 0 }), '').data).toEqual([]);
+    // A key: two items for one model are a duplicate even with different values (the last won).
+    const byModel = envField.list({ key: (item) => item.split(':')[0]! });
+    expect(parse(byModel, 'a:regression,a:classification').error?.issues[0]?.message).toBe('lists "a" twice');
+    expect(parse(byModel, 'a:regression,b:classification').data).toEqual(['a:regression', 'b:classification']);
   });
 
-  it('string rejects the empty string; url needs a URL', () => {
+  it('name refuses white space at either end or only white space (one rule for names and tokens)', () => {
+    expect(parse(envField.name(), 'drift-monitor').data).toBe('drift-monitor');
+    expect(parse(envField.name(), 'a b').data).toBe('a b');
+    for (const text of [' drift-monitor ', 'tok ', '\tx', '   '])
+      expect(parse(envField.name(), text).error?.issues[0]?.message).toBe('must not start or end with white space');
+    expect(parse(envField.name(), '').success).toBe(false);
+    expect(parse(envField.name({ empty: true }), '').data).toBe('');
+  });
+
+  it('httpUrl takes http(s) only, with no query or fragment; path: false refuses a path too', () => {
+    expect(parse(envField.httpUrl(), 'http://h:8081/apis/ccompat/v7').data).toBe('http://h:8081/apis/ccompat/v7');
+    expect(parse(envField.httpUrl(), 'https://u:p@h').success).toBe(true);
+    for (const [text, message] of [
+      ['localhost:8123', 'must be an http:// or https:// URL'],
+      ['ftp://h:1', 'must be an http:// or https:// URL'],
+      ['h:8081/apis', 'must be an http:// or https:// URL'],
+      ['not a url', 'must be an http:// or https:// URL'],
+      ['http://h:1/?foo=bar', 'must have no query (?…)'],
+      ['http://h:1/?', 'must have no query (?…)'],
+      ['http://h:1/#x', 'must have no fragment (#…)'],
+    ] as const)
+      expect(parse(envField.httpUrl(), text).error?.issues[0]?.message).toBe(message);
+    expect(parse(envField.httpUrl({ path: false }), 'http://h:8123').success).toBe(true);
+    expect(parse(envField.httpUrl({ path: false }), 'http://h:8123/').success).toBe(true);
+    expect(parse(envField.httpUrl({ path: false }), 'http://h:8123/db').error?.issues[0]?.message).toBe(
+      'must have no path',
+    );
+  });
+
+  it('timeout is a duration from 100 ms to MAX_TIMER_MS', () => {
+    expect(parse(envField.timeout(), '100').data).toBe(100);
+    expect(parse(envField.timeout(), '24d').data).toBe(24 * 86_400_000);
+    expect(parse(envField.timeout(), '99').error?.issues[0]?.message).toBe('must be at least 100 ms');
+    expect(parse(envField.timeout(), '25d').error?.issues[0]?.message).toBe(`must be at most ${MAX_TIMER_MS} ms`);
+  });
+
+  it('string rejects the empty string', () => {
     expect(parse(envField.string(), '').success).toBe(false);
-    expect(parse(envField.url(), 'http://localhost:8081').success).toBe(true);
-    expect(parse(envField.url(), 'localhost').error?.issues[0]?.message).toBe('must be a URL');
   });
 
   it('duration parses the grammar into ms and enforces the minimum', () => {
@@ -148,7 +215,7 @@ describe('envField', () => {
 describe('config errors never print credentials (issue 11, defect 9)', () => {
   const shape = {
     DRIFTLINE_REDIS_URL: envField.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-    DRIFTLINE_CLICKHOUSE_URL: envField.url().optional(),
+    DRIFTLINE_CLICKHOUSE_URL: envField.httpUrl().optional(),
     DRIFTLINE_KAFKA_SASL_PASSWORD: envField.string().max(4).optional(),
     DRIFTLINE_FEATURE_API_TOKEN: envField.string().min(16).optional(),
   };
@@ -235,5 +302,31 @@ describe('readConfigFile', () => {
         ),
       }),
     );
+  });
+});
+
+describe('redisUrlProblem (DRIFTLINE_REDIS_URL)', () => {
+  it('takes redis:// and rediss:// with no path or a database index', () => {
+    for (const url of ['redis://h:6379', 'redis://h:6379/', 'redis://h:6379/0', 'rediss://:pw@h:6380/15', 'redis://'])
+      expect(redisUrlProblem(url)).toBeUndefined();
+  });
+
+  it('refuses another scheme, a URL that does not parse, and a path that is not an index', () => {
+    for (const url of ['http://h:6379', 'h:6379', 'redis://h:port', 'unix:///tmp/redis.sock'])
+      expect(redisUrlProblem(url)).toBe('must be a redis:// or rediss:// URL');
+    for (const url of [
+      'redis://h:1/abc',
+      'redis://h:1/-1',
+      'redis://h:1/1.5',
+      'redis://h:1/0/x',
+      'redis://h:1/99999999999',
+    ])
+      expect(redisUrlProblem(url)).toMatch(/^its path must be a database index, an integer >= 0/);
+  });
+
+  it('through parseEnv: one line naming the variable', () => {
+    const e = configError(() => parseEnv(redisEnvShape, { DRIFTLINE_REDIS_URL: 'redis://h:1/abc' }));
+    expect(e.field).toBe('DRIFTLINE_REDIS_URL');
+    expect(e.message).not.toContain('\n');
   });
 });

@@ -113,7 +113,7 @@ describe('config parsing under fuzzing (fast-check, seeded)', { timeout: 60_000 
     DRIFTLINE_A_INT: envField.int(1, 65_535),
     DRIFTLINE_A_BOOL: envField.bool(),
     DRIFTLINE_A_LIST: envField.list(),
-    DRIFTLINE_A_URL: envField.url(),
+    DRIFTLINE_A_URL: envField.httpUrl(),
     DRIFTLINE_A_DURATION: envField.duration(1_000),
     DRIFTLINE_A_STRING: envField.string(),
     DRIFTLINE_A_PASSWORD: envField.string(),

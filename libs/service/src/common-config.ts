@@ -12,6 +12,30 @@ import { DEFAULT_STALL_TIMEOUT_MS, kafkaEnvShape } from '@driftline/kafka';
 import { clickhouseEnvShape } from '@driftline/warehouse';
 import { z } from 'zod';
 
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * Epoch ms of an ISO date (`2000-01-01`, UTC) or date-time with a zone (`…T12:00:00Z`,
+ * `…T12:00+02:00`); undefined unless every part exists: Date.parse rolls 2024-02-30 over into
+ * March and reads a date-time without a zone in local time.
+ */
+function parseIsoTimeMs(text: string): number | undefined {
+  const m = ISO_TIME.exec(text);
+  if (m === null) return undefined;
+  const [year, month, day, hour = 0, minute = 0, second = 0] = m
+    .slice(1, 7)
+    .map((p) => (p === undefined ? undefined : Number(p)));
+  const date = new Date(Date.UTC(year!, month! - 1, day!));
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month! - 1 || date.getUTCDate() !== day)
+    return undefined;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  const zone = m[7];
+  if (zone !== undefined && zone !== 'Z' && (Number(zone.slice(1, 3)) > 23 || Number(zone.slice(4)) > 59))
+    return undefined;
+  const ms = Date.parse(zone === undefined ? `${text}T00:00:00Z` : text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
 /** `auto` (undefined: decided from the cluster) or an integer in [min, max]. */
 function autoOrInt(min: number, max: number) {
   return z.union([z.literal('auto').transform(() => undefined), envField.int(min, max)]).optional();
@@ -24,7 +48,7 @@ export const DEFAULT_STARTUP_TIMEOUT_MS = 2 * 60_000;
 export const baseEnvShape = {
   /** Port of /metrics, /healthz, /readyz (0 picks a free one). */
   DRIFTLINE_HTTP_PORT: envField.int(0, 65_535).default(9464),
-  DRIFTLINE_HTTP_HOST: envField.string().default('127.0.0.1'),
+  DRIFTLINE_HTTP_HOST: envField.name().default('127.0.0.1'),
   DRIFTLINE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Prepended to every topic name (isolates tenants, tests and demos on one cluster). */
   DRIFTLINE_TOPIC_PREFIX: z
@@ -45,8 +69,10 @@ export const baseEnvShape = {
    */
   DRIFTLINE_STALL_TIMEOUT: envField.duration(1_000).default(DEFAULT_STALL_TIMEOUT_MS),
   /**
-   * How long start-up keeps retrying while a backend is unreachable (a broker restarting, a
-   * registry not up yet), with backoff; `0` = one attempt. Config errors never retry.
+   * How long start-up keeps starting again while a backend is unreachable (a broker restarting, a
+   * registry not up yet), with backoff; `0` = no new attempt after the first fails. It bounds when
+   * a new attempt may begin, not one attempt: each attempt's own calls retry inside it (kafkajs'
+   * retries, topic creation's attempts) and keep their own timeouts. Config errors never retry.
    */
   DRIFTLINE_STARTUP_TIMEOUT: envField.duration().default(DEFAULT_STARTUP_TIMEOUT_MS),
   /** Largest accepted skew of event_time into the future of the wall clock (later events go to the DLQ). */
@@ -58,14 +84,19 @@ export const baseEnvShape = {
         .max(EVENT_TIME_MAX_FUTURE_LIMIT_MS, `must be at most ${formatDuration(EVENT_TIME_MAX_FUTURE_LIMIT_MS)}`),
     )
     .default(DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs),
-  /** Earliest accepted event_time, an ISO date (UTC) or date-time (earlier events go to the DLQ). */
+  /**
+   * Earliest accepted event_time, an ISO date (UTC) or date-time (earlier events go to the DLQ);
+   * a day that does not exist (2024-02-30) is refused, not rolled over into the next month.
+   */
   DRIFTLINE_EVENT_TIME_MIN: z
     .string()
-    .regex(/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2}))?$/, 'must be an ISO date such as 2000-01-01')
     .transform((v, ctx) => {
-      const ms = Date.parse(v.length === 10 ? `${v}T00:00:00Z` : v);
-      if (Number.isNaN(ms)) {
-        ctx.addIssue({ code: 'custom', message: 'must be a valid ISO date such as 2000-01-01' });
+      const ms = parseIsoTimeMs(v);
+      if (ms === undefined) {
+        const message = ISO_TIME.test(v)
+          ? 'must be a valid ISO date: that day or time does not exist'
+          : 'must be an ISO date such as 2000-01-01 (or 2000-01-01T00:00:00Z)';
+        ctx.addIssue({ code: 'custom', message });
         return z.NEVER;
       }
       return ms;
@@ -110,13 +141,21 @@ export interface CommonConfig {
   readonly eventTime: EventTimeBounds;
 }
 
-export function toCommonConfig(env: z.infer<z.ZodObject<typeof baseEnvShape>>): CommonConfig {
+/** `now`: the wall clock the event-time minimum is checked against (tests pass their own). */
+export function toCommonConfig(env: z.infer<z.ZodObject<typeof baseEnvShape>>, now = Date.now()): CommonConfig {
   const rf = env.DRIFTLINE_TOPIC_REPLICATION_FACTOR;
   const isr = env.DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS;
   if (rf !== undefined && isr !== undefined && isr > rf) {
     throw new ConfigError(
       'DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS',
       `must be at most DRIFTLINE_TOPIC_REPLICATION_FACTOR (${rf}), or every acks=all write fails (got ${isr})`,
+    );
+  }
+  if (env.DRIFTLINE_EVENT_TIME_MIN > now) {
+    // Every event of the present would be before the minimum: everything would be dead-lettered.
+    throw new ConfigError(
+      'DRIFTLINE_EVENT_TIME_MIN',
+      `must not be in the future (${new Date(env.DRIFTLINE_EVENT_TIME_MIN).toISOString()}): every event would go to the DLQ`,
     );
   }
   return {

@@ -11,7 +11,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, DriftlineError, envField, jsonDepthWithin, type Logger, MAX_TIMER_MS } from '@driftline/core';
+import { ConfigError, DriftlineError, envField, jsonDepthWithin, type Logger } from '@driftline/core';
 import { guardHttpServer, type Registry } from '@driftline/observability';
 import { type ListenVariables, listenError } from './listen-error.js';
 
@@ -272,8 +272,8 @@ export const DEFAULT_TIMEOUTS: ServerTimeouts = {
   writeTimeoutMs: 30_000,
 };
 
-/** A server timeout variable: a duration from 100 ms to what a timer keeps. */
-const timeoutField = (fallback: number) => envField.duration(100, MAX_TIMER_MS).default(fallback);
+/** A server timeout variable: a duration from MIN_TIMEOUT_MS (100 ms) to what a timer keeps. */
+const timeoutField = (fallback: number) => envField.timeout().default(fallback);
 
 type TimeoutNames<P extends string> =
   | `${P}_HEADERS_TIMEOUT`

@@ -1,4 +1,5 @@
 export { type CommonConfig, commonEnvShape } from './common-config.js';
+export { FOREIGN_ENV_PREFIXES, knownEnvNames, rejectSharedPorts, rejectUnknownDriftlineEnv } from './env-names.js';
 export type { ResourceConfigs } from './resource-config.js';
 export {
   parseRunnerEnv,

@@ -1,13 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError, type Env, isRetriable, type Logger, parseEnv, rejectUnknownEnv } from '@driftline/core';
+import { ConfigError, type Env, isRetriable, type Logger, parseEnv } from '@driftline/core';
 import {
   createLogger,
   createMetricsRegistry,
   type Registry as MetricsRegistry,
   startObservabilityServer,
 } from '@driftline/observability';
-import { baseEnvShape, type CommonConfig, commonEnvShape, toCommonConfig } from './common-config.js';
+import { baseEnvShape, type CommonConfig, toCommonConfig } from './common-config.js';
 import { createSharedResources, type SharedResources } from './context.js';
+import { rejectSharedPorts, rejectUnknownDriftlineEnv } from './env-names.js';
 import { listenError } from './listen-error.js';
 import { type ResourceConfigs, resolveResourceConfigs } from './resource-config.js';
 import type { RunningService, ServiceContext, ServiceDefinition, ServiceNeed } from './service.js';
@@ -47,28 +48,15 @@ export function parseRunnerEnv(options: Omit<RunnerOptions, 'logger'>): RunnerEn
   const env = options.env ?? process.env;
   const shapes = options.services.map((s) => s.envShape as Record<string, never>);
   const knownShapes = (options.knownServices ?? options.services).map((s) => s.envShape as Record<string, never>);
-  const known = [
-    ...Object.keys(commonEnvShape),
-    ...[...shapes, ...knownShapes].flatMap((s) => Object.keys(s)),
-    'DRIFTLINE_SERVICES',
-    // Read by the trainer's bootstrap (worker/setup-venv.sh), documented as overrides: one env file
-    // serves both, and `run` refused them (exit 78).
-    'DRIFTLINE_TRAINER_FLAVOUR',
-    'DRIFTLINE_TRAINER_VENV',
-  ];
-  // The stack tool, the demo, the benchmarks and `driftline clickhouse serve` have variables of
-  // their own (one env file can serve both `run` and the ClickHouse host).
-  rejectUnknownEnv('DRIFTLINE_', known, env, [
-    'DRIFTLINE_STACK_',
-    'DRIFTLINE_DEMO_',
-    'DRIFTLINE_BENCH_',
-    'DRIFTLINE_CLICKHOUSE_HOST_',
-  ]);
-  const common = toCommonConfig(parseEnv(baseEnvShape, env));
+  // `driftline clickhouse serve` reads DRIFTLINE_CLICKHOUSE_HOST_*: the CLI checks those names
+  // (one env file can serve both), this library does not know them.
+  rejectUnknownDriftlineEnv([...shapes, ...knownShapes], env, ['DRIFTLINE_CLICKHOUSE_HOST_']);
+  const base = parseEnv(baseEnvShape, env);
+  const common = toCommonConfig(base);
   const configs = resolveResourceConfigs(env, options.services);
-  const serviceConfigs = options.services.map((s) =>
-    s.configure(parseEnv(s.envShape as Record<string, never>, env) as never),
-  );
+  const serviceEnvs = shapes.map((shape) => parseEnv(shape, env));
+  rejectSharedPorts([base, ...serviceEnvs]);
+  const serviceConfigs = options.services.map((s, i) => s.configure(serviceEnvs[i] as never));
   return { common, configs, serviceConfigs };
 }
 

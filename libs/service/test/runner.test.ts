@@ -1,6 +1,14 @@
-import { ConfigError } from '@driftline/core';
+import { ConfigError, envField } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { selectServices, startRunner } from '../src/index.js';
+import {
+  defineService,
+  knownEnvNames,
+  parseRunnerEnv,
+  rejectSharedPorts,
+  type ServiceDefinition,
+  selectServices,
+  startRunner,
+} from '../src/index.js';
 
 describe('runner configuration', () => {
   it('fails fast, before connecting, naming a wrong variable', async () => {
@@ -9,7 +17,7 @@ describe('runner configuration', () => {
         services: [],
         env: { DRIFTLINE_KAFKA_BROKERS: '127.0.0.1:1', DRIFTLINE_SCHEMA_REGISTRY_URL: 'not a url' },
       }),
-    ).rejects.toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: must be a URL/);
+    ).rejects.toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: must be an http:\/\/ or https:\/\/ URL/);
   });
 
   it('rejects a misspelt variable instead of using a default', async () => {
@@ -30,7 +38,7 @@ describe('runner configuration', () => {
           DRIFTLINE_SCHEMA_REGISTRY_URL: 'not a url',
         },
       }),
-    ).rejects.toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: must be a URL/);
+    ).rejects.toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: must be an http:\/\/ or https:\/\/ URL/);
   });
 
   it('a DRIFTLINE_HTTP_HOST that does not resolve is a ConfigError naming it (it was an internal error)', async () => {
@@ -52,5 +60,39 @@ describe('runner configuration', () => {
     // A list of no names ran nothing for ever (found by a review).
     for (const names of [',', ' , ,'])
       expect(() => selectServices(all, names)).toThrow(/^DRIFTLINE_SERVICES: names no service \(known: a, b\)/);
+  });
+});
+
+describe('unknown variables and shared ports (found by a review)', () => {
+  const parse = (env: Record<string, string>, services: Parameters<typeof parseRunnerEnv>[0]['services'] = []) =>
+    parseRunnerEnv({ services, env: { DRIFTLINE_KAFKA_BROKERS: '127.0.0.1:1', ...env } });
+
+  it('a misspelt variable names the closest known one, in one short line', () => {
+    expect(() => parse({ DRIFTLINE_CLICKHOUSE_ULR: 'http://h:8123' })).toThrow(
+      /^DRIFTLINE_CLICKHOUSE_ULR: unknown variable \(did you mean DRIFTLINE_CLICKHOUSE_URL\?\)$/,
+    );
+    expect(knownEnvNames([{ DRIFTLINE_X_PORT: 1 }]).has('DRIFTLINE_X_PORT')).toBe(true);
+  });
+
+  it('two listeners of the process on one port: refused at parse, naming both variables', () => {
+    const api = defineService({
+      name: 'api',
+      description: 'a listener',
+      needs: [],
+      envShape: { DRIFTLINE_API_PORT: envField.int(0, 65_535).default(8080) },
+      configure: (env) => env,
+      start: async () => ({ ready: () => true, stop: async () => {} }),
+    }) as unknown as ServiceDefinition<never, unknown>;
+    expect(() => parse({ DRIFTLINE_API_PORT: '9464' }, [api])).toThrow(
+      /^DRIFTLINE_API_PORT: is 9464, as is DRIFTLINE_HTTP_PORT: two listeners of this process cannot share a port/,
+    );
+    expect(() => parse({ DRIFTLINE_API_PORT: '7000', DRIFTLINE_HTTP_PORT: '7000' }, [api])).toThrow(ConfigError);
+    // 0 picks a free port for each: no collision.
+    expect(() => parse({ DRIFTLINE_API_PORT: '0', DRIFTLINE_HTTP_PORT: '0' }, [api])).not.toThrow();
+    expect(() => parse({}, [api])).not.toThrow();
+  });
+
+  it('rejectSharedPorts ignores what is not a port variable', () => {
+    expect(() => rejectSharedPorts([{ DRIFTLINE_A_PORT: 1, DRIFTLINE_B_COUNT: 1 }])).not.toThrow();
   });
 });

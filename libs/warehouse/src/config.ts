@@ -5,18 +5,21 @@ import { z } from 'zod';
 export const DEFAULT_CLICKHOUSE_TIMEOUT_MS = 30_000;
 
 export const clickhouseEnvShape = {
-  /** A ClickHouse server over HTTP; when absent the embedded engine (chdb) is used. */
-  DRIFTLINE_CLICKHOUSE_URL: envField.url().optional(),
-  DRIFTLINE_CLICKHOUSE_USERNAME: envField.string().optional(),
+  /**
+   * A ClickHouse server over HTTP(S); when absent the embedded engine (chdb) is used. No path: the
+   * client would take it as the database, which is DRIFTLINE_CLICKHOUSE_DATABASE.
+   */
+  DRIFTLINE_CLICKHOUSE_URL: envField.httpUrl({ path: false }).optional(),
+  DRIFTLINE_CLICKHOUSE_USERNAME: envField.name().optional(),
   DRIFTLINE_CLICKHOUSE_PASSWORD: z.string().optional(),
   DRIFTLINE_CLICKHOUSE_DATABASE: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier')
     .default('driftline'),
   /** Data directory of the embedded engine (one per process). */
-  DRIFTLINE_CLICKHOUSE_PATH: envField.string().default('.driftline/chdb'),
-  /** Bound on every call; a call that exceeds it fails as retriable (SINK_UNAVAILABLE). */
-  DRIFTLINE_CLICKHOUSE_TIMEOUT: envField.duration(1).default(DEFAULT_CLICKHOUSE_TIMEOUT_MS),
+  DRIFTLINE_CLICKHOUSE_PATH: envField.name().default('.driftline/chdb'),
+  /** Bound on every call (100 ms to MAX_TIMER_MS); a call that exceeds it fails as retriable (SINK_UNAVAILABLE). */
+  DRIFTLINE_CLICKHOUSE_TIMEOUT: envField.timeout().default(DEFAULT_CLICKHOUSE_TIMEOUT_MS),
 };
 
 interface CommonConfig {

@@ -30,6 +30,12 @@ export const MAX_JOIN_LIFETIME_MS = 365 * 86_400_000;
  */
 const sessionTimeout = () => duration(6_000, 300_000);
 
+/** Two bounds of one metric in one direction (`accuracy<0.8,accuracy<0.9`) contradict: the key of each. */
+function boundKey(bound: string): string {
+  const m = /^\s*(\w+)\s*([<>])/.exec(bound);
+  return m === null ? bound : `${m[1]!.toLowerCase()}${m[2]}`;
+}
+
 export const labelJoinerEnvShape = {
   /** The join state store (same variables as the online store). */
   ...redisEnvShape,
@@ -38,9 +44,12 @@ export const labelJoinerEnvShape = {
     .string()
     .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'letters, digits, dot, colon, dash, underscore only (1..64)')
     .default('dl:joiner:'),
-  DRIFTLINE_JOINER_GROUP: envField.string().default('driftline-label-joiner'),
-  /** Labels later than this after their prediction (event time) never join; pending predictions then expire. */
-  DRIFTLINE_JOINER_MAX_LABEL_DELAY: duration(1, MAX_JOIN_LIFETIME_MS).default(7 * 86_400_000),
+  DRIFTLINE_JOINER_GROUP: envField.name().default('driftline-label-joiner'),
+  /**
+   * Labels later than this after their prediction (event time) never join; pending predictions then
+   * expire. At least 1 s: below it nearly every label arrives too late and nothing joins.
+   */
+  DRIFTLINE_JOINER_MAX_LABEL_DELAY: duration(1_000, MAX_JOIN_LIFETIME_MS).default(7 * 86_400_000),
   /** Allowance for pipeline lag before a due prediction is declared unlabeled. */
   DRIFTLINE_JOINER_EXPIRY_GRACE: duration(0, MAX_JOIN_LIFETIME_MS).default(5 * 60_000),
   /** How long joined/expired tombstones recognise replays. */
@@ -50,15 +59,17 @@ export const labelJoinerEnvShape = {
   DRIFTLINE_JOINER_WINDOW: duration(1_000).default(3_600_000),
   DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: envField.duration(10, MAX_TIMER_MS).default(10_000),
   DRIFTLINE_JOINER_TASK: z.enum(['classification', 'regression']).default('classification'),
-  /** Per-model task overrides: `model:regression,other:classification`. */
-  DRIFTLINE_JOINER_MODEL_TASKS: z.string().default(''),
+  /** Per-model task overrides: `model:regression,other:classification` (a model once). */
+  DRIFTLINE_JOINER_MODEL_TASKS: envField
+    .list({ min: 0, key: (item) => item.slice(0, Math.max(0, item.lastIndexOf(':'))) || item })
+    .default([]),
   /** Score threshold of the positive class. */
   DRIFTLINE_JOINER_THRESHOLD: envField.number(0, 1).default(0.5),
   /** Features to slice performance by (e.g. `country,device`). */
-  DRIFTLINE_JOINER_SEGMENT_FEATURES: z.string().default(''),
+  DRIFTLINE_JOINER_SEGMENT_FEATURES: envField.list({ min: 0 }).default([]),
   DRIFTLINE_JOINER_MAX_SEGMENTS: envField.int(1, 1_000).default(20),
-  /** Alert bounds, e.g. `accuracy<0.8,roc_auc<0.7,rmse>12`. */
-  DRIFTLINE_JOINER_ALERT_BOUNDS: z.string().default(''),
+  /** Alert bounds, e.g. `accuracy<0.8,roc_auc<0.7,rmse>12` (a metric once per direction). */
+  DRIFTLINE_JOINER_ALERT_BOUNDS: envField.list({ min: 0, key: boundKey }).default([]),
   DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: envField.int(1).default(100),
   DRIFTLINE_JOINER_ALERT_SEGMENTS: envField.bool().default(false),
   /** Partitions processed concurrently by one instance (each still strictly in order). */
@@ -73,18 +84,7 @@ export const labelJoinerEnvShape = {
   /** Score histograms waiting in Redis for ClickHouse; past it consumption pauses. */
   DRIFTLINE_JOINER_SCORE_WINDOWS: envField.int(1, 100_000).default(1_000),
   /** Cost of one false alarm in the business outcome; empty: a false alarm costs its label's value. */
-  DRIFTLINE_JOINER_FALSE_ALARM_COST: z
-    .string()
-    .default('')
-    .transform((v, ctx) => {
-      if (v.trim() === '') return undefined;
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) {
-        ctx.addIssue({ code: 'custom', message: 'must be a number >= 0 (or empty)' });
-        return z.NEVER;
-      }
-      return n;
-    }),
+  DRIFTLINE_JOINER_FALSE_ALARM_COST: z.preprocess((v) => (v === '' ? undefined : v), envField.number(0).optional()),
   /** How long a version's calibration map is cached before it is read again. */
   DRIFTLINE_JOINER_CALIBRATION_REFRESH: envField.duration(0, MAX_TIMER_MS).default(300_000),
 };
@@ -117,10 +117,9 @@ export interface LabelJoinerConfig {
   readonly calibrationRefreshMs: number;
 }
 
-function parseModelTasks(text: string): Map<string, Task> {
+function parseModelTasks(parts: readonly string[]): Map<string, Task> {
   const out = new Map<string, Task>();
-  for (const part of text.split(',').map((s) => s.trim())) {
-    if (part === '') continue;
+  for (const part of parts) {
     const at = part.lastIndexOf(':');
     const model = part.slice(0, at);
     const task = part.slice(at + 1);
@@ -136,9 +135,6 @@ function parseModelTasks(text: string): Map<string, Task> {
 }
 
 export function toLabelJoinerConfig(env: LabelJoinerEnv): LabelJoinerConfig {
-  const segmentFeatures = env.DRIFTLINE_JOINER_SEGMENT_FEATURES.split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
   return {
     redis: toRedisConnectionConfig(env),
     keyPrefix: env.DRIFTLINE_JOINER_KEY_PREFIX,
@@ -154,9 +150,9 @@ export function toLabelJoinerConfig(env: LabelJoinerEnv): LabelJoinerConfig {
     defaultTask: env.DRIFTLINE_JOINER_TASK,
     modelTasks: parseModelTasks(env.DRIFTLINE_JOINER_MODEL_TASKS),
     threshold: env.DRIFTLINE_JOINER_THRESHOLD,
-    segmentFeatures,
+    segmentFeatures: env.DRIFTLINE_JOINER_SEGMENT_FEATURES,
     maxSegments: env.DRIFTLINE_JOINER_MAX_SEGMENTS,
-    bounds: parseBounds(env.DRIFTLINE_JOINER_ALERT_BOUNDS, 'DRIFTLINE_JOINER_ALERT_BOUNDS'),
+    bounds: parseBounds(env.DRIFTLINE_JOINER_ALERT_BOUNDS.join(','), 'DRIFTLINE_JOINER_ALERT_BOUNDS'),
     alertMinSamples: env.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES,
     alertSegments: env.DRIFTLINE_JOINER_ALERT_SEGMENTS,
     concurrency: env.DRIFTLINE_JOINER_CONCURRENCY,

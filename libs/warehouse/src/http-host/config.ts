@@ -1,16 +1,17 @@
 import { envField } from '@driftline/core';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { CLICKHOUSE_HOST_DEFAULTS, type ClickHouseHostOptions } from './server.js';
 
 /** `driftline clickhouse serve`: the host's environment (the data directory is DRIFTLINE_CLICKHOUSE_PATH). */
 export const clickhouseHostEnvShape = {
-  DRIFTLINE_CLICKHOUSE_PATH: envField.string().default('.driftline/chdb'),
-  DRIFTLINE_CLICKHOUSE_HOST_BIND: envField.string().default(CLICKHOUSE_HOST_DEFAULTS.host),
+  DRIFTLINE_CLICKHOUSE_PATH: envField.name().default('.driftline/chdb'),
+  DRIFTLINE_CLICKHOUSE_HOST_BIND: envField.name().default(CLICKHOUSE_HOST_DEFAULTS.host),
   DRIFTLINE_CLICKHOUSE_HOST_PORT: envField.int(0, 65_535).default(CLICKHOUSE_HOST_DEFAULTS.port),
-  DRIFTLINE_CLICKHOUSE_HOST_USER: envField.string().default(CLICKHOUSE_HOST_DEFAULTS.username),
-  DRIFTLINE_CLICKHOUSE_HOST_PASSWORD: z.string().optional(),
+  DRIFTLINE_CLICKHOUSE_HOST_USER: envField.name().default(CLICKHOUSE_HOST_DEFAULTS.username),
+  /** Compared with what clients send; a header loses leading and trailing white space, so it may have none. */
+  DRIFTLINE_CLICKHOUSE_HOST_PASSWORD: envField.name({ empty: true }).optional(),
   DRIFTLINE_CLICKHOUSE_HOST_MAX_BODY_BYTES: envField.int(1024, 2 ** 31).default(CLICKHOUSE_HOST_DEFAULTS.maxBodyBytes),
-  DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT: envField.duration(100).default(CLICKHOUSE_HOST_DEFAULTS.requestTimeoutMs),
+  DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT: envField.timeout().default(CLICKHOUSE_HOST_DEFAULTS.requestTimeoutMs),
   DRIFTLINE_CLICKHOUSE_HOST_MAX_QUEUE: envField.int(1, 100_000).default(CLICKHOUSE_HOST_DEFAULTS.maxQueue),
 };
 

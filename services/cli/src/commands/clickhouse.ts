@@ -1,5 +1,6 @@
-import { type Logger, parseEnv, rejectUnknownEnv } from '@driftline/core';
+import { type Logger, parseEnv } from '@driftline/core';
 import { clickhouseHostEnvShape, startClickHouseHost, toClickHouseHostOptions } from '@driftline/warehouse/http-host';
+import { checkEnvNames } from './env-names.js';
 
 export const clickhouseUsage = `usage: driftline clickhouse serve
 
@@ -47,7 +48,7 @@ export async function clickhouseCommand(args: readonly string[]): Promise<number
     );
     return 2;
   }
-  rejectUnknownEnv('DRIFTLINE_CLICKHOUSE_HOST_', Object.keys(clickhouseHostEnvShape));
+  await checkEnvNames();
   const options = toClickHouseHostOptions(parseEnv(clickhouseHostEnvShape));
   const logger = stderrLogger({ service: 'clickhouse-host' });
   const host = await startClickHouseHost({ ...options, logger });

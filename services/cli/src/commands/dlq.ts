@@ -19,6 +19,7 @@ import {
 } from '@driftline/kafka';
 import { parseCommandArgs } from '../args.js';
 import { parseTime } from '../time-options.js';
+import { checkEnvNames } from './env-names.js';
 
 export const dlqUsage = `usage: driftline dlq list --topic TOPIC [options]
        driftline dlq replay --topic TOPIC [options]
@@ -33,11 +34,14 @@ their reasons) without committing anything.
            makes a later run skip every letter of that record that failed before it, filtered
            out or not, while a letter of a copy that failed again afterwards stays replayable).
            Every consumer group of TOPIC reads them again,
-           not only the one that dead-lettered them: the stores keyed by event id (features, joins,
-           ClickHouse rows) take a record twice as once, but the drift, skew and quality windows
-           count a record a group had already taken again. So a DLQ holding letters of several
-           groups needs --group. A dead letter cut to fit the DLQ (driftline.dlq.truncated) has lost
-           its bytes: counted, not sent. A record that fails again goes back to the DLQ.
+           not only the one that dead-lettered them: the online store and the ClickHouse rows keyed
+           by event id take a record twice as once, and the label-joiner skips a replayed
+           prediction or label whose prediction it already wrote (labeled or expired unlabeled: a
+           label replayed after its prediction expired does not join it), but the drift, skew and
+           quality windows count a record a group had already taken again. So a DLQ holding
+           letters of several groups needs --group. A dead letter cut to fit the DLQ
+           (driftline.dlq.truncated) has lost its bytes: counted, not sent. A record that fails
+           again goes back to the DLQ.
 Kafka comes from DRIFTLINE_KAFKA_* (the services' variables).
 
   --topic TOPIC          the source topic as Kafka names it (with DRIFTLINE_TOPIC_PREFIX), e.g. predictions.v1
@@ -100,6 +104,7 @@ export async function dlqCommand(args: readonly string[]): Promise<number> {
   if (selection.since !== undefined && selection.until !== undefined && !(selection.since < selection.until)) {
     throw new ConfigError('--since', 'must be before --until');
   }
+  await checkEnvNames();
   const kafka = createKafkaClient(toKafkaConfig(parseEnv(kafkaEnvShape)));
   const dlq = `${topic}.dlq`;
   return sub === 'list'

@@ -3,6 +3,7 @@ import { renderModelCard, renderModelCardText } from '@driftline/report';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import { outputFile, writeOutput } from '../output-file.js';
+import { checkEnvNames } from './env-names.js';
 import { jsonLine } from './json-line.js';
 
 export const modelCardUsage = `usage: driftline model-card --model M --version V [--out card.html] [--json]
@@ -44,6 +45,7 @@ export async function modelCardCommand(args: readonly string[]): Promise<number>
   if (values.version === undefined || values.version === '') throw new ConfigError('--version', 'is required');
   const out = values.out === undefined ? undefined : outputFile('--out', values.out);
   // Reading only: a mistyped database is an error, not a new empty one, and a read-only user can read.
+  await checkEnvNames();
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)), { migrate: false });
   try {
     const card = await warehouse.modelCard(values.model, values.version);

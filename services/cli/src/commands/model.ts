@@ -3,6 +3,7 @@ import { ARTIFACT_NAME_RULE, ConfigError, DriftlineError, isArtifactName, parseE
 import { operatorTransitions, STAGE_TRANSITIONS, type Stage } from '@driftline/policy';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
+import { checkEnvNames } from './env-names.js';
 
 const STAGES = Object.keys(STAGE_TRANSITIONS) as Stage[];
 
@@ -84,6 +85,7 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
   if (share !== undefined && !(share > 0 && share <= 1)) throw new ConfigError('--share', 'must be a number in (0, 1]');
   const operator = values.by ?? osUserName();
   if (!/^[A-Za-z0-9._@-]{1,64}$/.test(operator)) throw new ConfigError('--by', 'must be 1-64 of A-Z a-z 0-9 . _ @ -');
+  await checkEnvNames();
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {
     const now = Date.now();

@@ -5,6 +5,7 @@ import { clickhouseEnvShape, openWarehouse, type ReferenceStore, toClickHouseCon
 import { parseCommandArgs } from '../args.js';
 import { type ReadOptions, tableArgOptions, tableOptionsFrom, tableOptionsUsage } from '../table-options.js';
 import { readTable } from '../tables.js';
+import { checkEnvNames } from './env-names.js';
 
 export const referenceUsage = `usage: driftline reference --model NAME --version V --file TABLE [options]
 
@@ -77,6 +78,7 @@ export async function referenceCommand(args: readonly string[]): Promise<number>
   // Read before opening the warehouse: a bad file fails fast and touches nothing.
   const table = await readTable(file, read);
   const profiles = profilesFromColumns(table, predictionColumn === undefined ? {} : { predictionColumn }, file);
+  await checkEnvNames();
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {
     const set = referenceSet(values.model, values.version, profiles);

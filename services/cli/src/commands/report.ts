@@ -7,6 +7,7 @@ import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftlin
 import { parseCommandArgs } from '../args.js';
 import { outputFile, writeOutput } from '../output-file.js';
 import { parseTime } from '../time-options.js';
+import { checkEnvNames } from './env-names.js';
 import { jsonLine } from './json-line.js';
 
 export const reportUsage = `usage: driftline report --model M [--from T] [--to T] [--out report.html]
@@ -101,6 +102,7 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
   const out = outputFile('--out', values.out ?? 'report.html');
   const cards = cardDirectory(out);
   // Reading only: a mistyped database is an error, not a new empty one, and a read-only user can report.
+  await checkEnvNames();
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)), { migrate: false });
   try {
     const data = await warehouse.report({ model: values.model, from, to }, now);

@@ -1,5 +1,6 @@
 import { type Runner, selectServices, startRunner } from '@driftline/service';
 import { allServices } from '../services.js';
+import { checkEnvNames } from './env-names.js';
 
 /** A later signal forces the exit only when it comes this long after the first (duplicates come at once). */
 const FORCE_AFTER_MS = 2_000;
@@ -31,6 +32,7 @@ export async function runCommand(args: readonly string[]): Promise<number> {
     process.stdout.write(runUsage);
     return 0;
   }
+  await checkEnvNames();
   const names = args[0] ?? process.env.DRIFTLINE_SERVICES;
   const services = selectServices(allServices, names);
 

@@ -1,0 +1,49 @@
+import { MAX_TIMER_MS, parseEnv } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { clickhouseEnvShape, DEFAULT_CLICKHOUSE_TIMEOUT_MS, toClickHouseConfig } from '../src/config.js';
+import { clickhouseHostEnvShape } from '../src/http-host/config.js';
+
+const parse = (env: Record<string, string>) => parseEnv(clickhouseEnvShape, env);
+
+describe('ClickHouse variables (found by a review)', () => {
+  it('DRIFTLINE_CLICKHOUSE_URL: http(s), no query, fragment or path (it ended as "internal error")', () => {
+    for (const [url, message] of [
+      ['localhost:8123', 'must be an http:// or https:// URL'],
+      ['ftp://h:8123', 'must be an http:// or https:// URL'],
+      ['http://h:1/?foo=bar', 'must have no query (?…)'],
+      ['http://h:1/#x', 'must have no fragment (#…)'],
+      // The client would read the path as the database; that is DRIFTLINE_CLICKHOUSE_DATABASE.
+      ['http://h:1/other_db', 'must have no path'],
+    ] as const)
+      expect(() => parse({ DRIFTLINE_CLICKHOUSE_URL: url })).toThrow(`DRIFTLINE_CLICKHOUSE_URL: ${message}`);
+    expect(toClickHouseConfig(parse({ DRIFTLINE_CLICKHOUSE_URL: 'https://h:8443' }))).toMatchObject({
+      mode: 'server',
+      url: 'https://h:8443',
+    });
+  });
+
+  it('timeouts: at least 100 ms and at most MAX_TIMER_MS (25d fired after 1 ms)', () => {
+    expect(() => parse({ DRIFTLINE_CLICKHOUSE_TIMEOUT: '25d' })).toThrow(
+      `DRIFTLINE_CLICKHOUSE_TIMEOUT: must be at most ${MAX_TIMER_MS} ms`,
+    );
+    expect(() => parse({ DRIFTLINE_CLICKHOUSE_TIMEOUT: '1' })).toThrow(/must be at least 100 ms/);
+    expect(parse({}).DRIFTLINE_CLICKHOUSE_TIMEOUT).toBe(DEFAULT_CLICKHOUSE_TIMEOUT_MS);
+    const host = (env: Record<string, string>) => parseEnv(clickhouseHostEnvShape, env);
+    expect(() => host({ DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT: '30d' })).toThrow(
+      `DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT: must be at most ${MAX_TIMER_MS} ms`,
+    );
+    expect(host({ DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT: '24d' }).DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT).toBe(24 * 86_400_000);
+  });
+
+  it('names and passwords compared as they are refuse white space at an end', () => {
+    expect(() => parse({ DRIFTLINE_CLICKHOUSE_USERNAME: ' admin' })).toThrow(
+      /^DRIFTLINE_CLICKHOUSE_USERNAME: must not start or end with white space/,
+    );
+    const host = (env: Record<string, string>) => parseEnv(clickhouseHostEnvShape, env);
+    expect(() => host({ DRIFTLINE_CLICKHOUSE_HOST_PASSWORD: 'secret ' })).toThrow(
+      /^DRIFTLINE_CLICKHOUSE_HOST_PASSWORD: must not start or end with white space$/,
+    );
+    expect(() => host({ DRIFTLINE_CLICKHOUSE_HOST_USER: '   ' })).toThrow(/^DRIFTLINE_CLICKHOUSE_HOST_USER: /);
+    expect(host({ DRIFTLINE_CLICKHOUSE_HOST_PASSWORD: '' }).DRIFTLINE_CLICKHOUSE_HOST_PASSWORD).toBe('');
+  });
+});

@@ -1,0 +1,58 @@
+import { parseEnv } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { labelJoinerEnvShape, toLabelJoinerConfig } from '../src/config.js';
+
+const configure = (env: Record<string, string>) =>
+  toLabelJoinerConfig(parseEnv(labelJoinerEnvShape, { DRIFTLINE_REDIS_URL: 'redis://127.0.0.1:6379', ...env }));
+
+describe('label-joiner variables (found by a review)', () => {
+  it('lists refuse a repeated item: the last of two model tasks won, with the wrong metrics', () => {
+    for (const [name, value, twice] of [
+      ['DRIFTLINE_JOINER_SEGMENT_FEATURES', 'country,country', 'country'],
+      ['DRIFTLINE_JOINER_MODEL_TASKS', 'a:regression,a:classification', 'a'],
+      ['DRIFTLINE_JOINER_ALERT_BOUNDS', 'accuracy<0.8,accuracy<0.9', 'accuracy<'],
+    ] as const)
+      expect(() => configure({ [name]: value })).toThrow(`${name}: lists ${JSON.stringify(twice)} twice`);
+    expect(() => configure({ DRIFTLINE_JOINER_SEGMENT_FEATURES: 'country,,device' })).toThrow(
+      /^DRIFTLINE_JOINER_SEGMENT_FEATURES: has an empty item/,
+    );
+    const config = configure({
+      DRIFTLINE_JOINER_SEGMENT_FEATURES: 'country, device',
+      DRIFTLINE_JOINER_MODEL_TASKS: 'a:regression,b:classification',
+      DRIFTLINE_JOINER_ALERT_BOUNDS: 'accuracy<0.8,rmse>3',
+    });
+    expect(config.segmentFeatures).toEqual(['country', 'device']);
+    expect([...config.modelTasks]).toEqual([
+      ['a', 'regression'],
+      ['b', 'classification'],
+    ]);
+    expect(config.bounds.map((b) => `${b.metric}${b.op}${b.value}`)).toEqual(['accuracy<0.8', 'rmse>3']);
+    // Unset: none of each.
+    const none = configure({});
+    expect([none.segmentFeatures, [...none.modelTasks], none.bounds]).toEqual([[], [], []]);
+  });
+
+  it('DRIFTLINE_JOINER_FALSE_ALARM_COST is a decimal (0x10, 0b101 and " 5 " were read as numbers)', () => {
+    for (const text of ['0x10', '0b101', ' 5 ', 'Infinity'])
+      expect(() => configure({ DRIFTLINE_JOINER_FALSE_ALARM_COST: text })).toThrow(
+        /^DRIFTLINE_JOINER_FALSE_ALARM_COST: must be a decimal number/,
+      );
+    expect(() => configure({ DRIFTLINE_JOINER_FALSE_ALARM_COST: '-5' })).toThrow(
+      /^DRIFTLINE_JOINER_FALSE_ALARM_COST: /,
+    );
+    expect(configure({ DRIFTLINE_JOINER_FALSE_ALARM_COST: '2.5' }).falseAlarmCost).toBe(2.5);
+    expect(configure({ DRIFTLINE_JOINER_FALSE_ALARM_COST: '' }).falseAlarmCost).toBeUndefined();
+    expect(configure({}).falseAlarmCost).toBeUndefined();
+  });
+
+  it('DRIFTLINE_JOINER_MAX_LABEL_DELAY is at least 1 s; the group has no white space at an end', () => {
+    expect(() => configure({ DRIFTLINE_JOINER_MAX_LABEL_DELAY: '999' })).toThrow(
+      /^DRIFTLINE_JOINER_MAX_LABEL_DELAY: must be at least 1000 ms/,
+    );
+    expect(configure({ DRIFTLINE_JOINER_MAX_LABEL_DELAY: '1s' }).join.maxDelayMs).toBe(1_000);
+    for (const group of [' driftline-label-joiner ', '   '])
+      expect(() => configure({ DRIFTLINE_JOINER_GROUP: group })).toThrow(
+        /^DRIFTLINE_JOINER_GROUP: must not start or end with white space/,
+      );
+  });
+});

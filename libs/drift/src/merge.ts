@@ -225,14 +225,8 @@ export class MergeState {
     const merged: MergeGroup[] = [...groups.keys()].sort().map((key) => {
       const byReference = groups.get(key)!;
       const parts = [...byReference.keys()].sort().map((id) => referencePart(id, byReference.get(id)!));
-      const measured = measuredPart(parts);
-      const first = measured.partials[0]!;
-      return {
-        model: first.model,
-        version: first.version,
-        ...measured,
-        setAside: parts.filter((p) => p !== measured),
-      };
+      const first = parts[0]!.partials[0]!;
+      return groupOn(first.model, first.version, parts, []);
     });
     return {
       windowStart: w.start,
@@ -278,20 +272,46 @@ function referencePart(referenceId: string, partials: readonly PartialMessage[])
 }
 
 /**
- * The part a window summarised on several references is measured on: the one with the most
- * summarised events, ties to the smaller reference id. Only the partials decide (the stored time
- * of a reference is not in them, and the catalog's latest changes with the next re-store), so every
- * merge instance and every replay of the window chooses the same and writes the same drift_windows
- * key (`reference_id` is in it: two choices made two answers for one window).
+ * The part a window summarised on several references is measured on. A reference its drift was
+ * already written on (`written`, read back from drift_windows) wins while the window has a part on
+ * it: the parts of one window can differ between attempts (an idle source's partial arriving
+ * before a retry or a replay), and a second choice writes a second answer for the window
+ * (`reference_id` is in drift_windows' key). Otherwise, and among several written, the one with
+ * the most summarised events, ties to the smaller reference id: only the partials decide (the
+ * stored time of a reference is not in them, and the catalog's latest changes with the next
+ * re-store), so every merge instance choosing first chooses the same.
  */
-export function measuredPart(parts: readonly ReferencePart[]): ReferencePart {
+export function measuredPart(parts: readonly ReferencePart[], written: readonly string[] = []): ReferencePart {
+  const onWritten = parts.filter((p) => written.includes(p.referenceId));
   let best: ReferencePart | undefined;
-  for (const p of parts) {
+  for (const p of onWritten.length > 0 ? onWritten : parts) {
     if (best === undefined || p.events > best.events || (p.events === best.events && p.referenceId < best.referenceId))
       best = p;
   }
   if (best === undefined) throw new DriftlineError('INTERNAL', 'merge: a (model, version) without partials');
   return best;
+}
+
+/**
+ * The group measured again, now knowing the references its window's drift was already written on
+ * (see {@link measuredPart}); the same parts, the measured one perhaps another.
+ */
+export function measuredOnWritten(group: MergeGroup, written: readonly string[]): MergeGroup {
+  const { referenceId, partials, events, late } = group;
+  const parts = [{ referenceId, partials, events, late }, ...group.setAside].sort((a, b) =>
+    a.referenceId < b.referenceId ? -1 : 1,
+  );
+  return groupOn(group.model, group.version, parts, written);
+}
+
+function groupOn(
+  model: string,
+  version: string,
+  parts: readonly ReferencePart[],
+  written: readonly string[],
+): MergeGroup {
+  const measured = measuredPart(parts, written);
+  return { model, version, ...measured, setAside: parts.filter((p) => p !== measured) };
 }
 
 /**

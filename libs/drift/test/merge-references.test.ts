@@ -4,6 +4,7 @@ import {
   decodePartials,
   flushMessages,
   MergeState,
+  measuredOnWritten,
   measuredPart,
   mergeGroup,
   type PartialsMessage,
@@ -75,6 +76,26 @@ describe('merge: a window its sources summarised on different references', () =>
     ];
     expect(measuredPart(parts).referenceId).toBe('c');
     expect(measuredPart(parts.slice(0, 2)).referenceId).toBe('a');
+  });
+
+  it('a reference the window was already written on wins while the window has a part on it', () => {
+    const parts = [
+      { referenceId: 'a', partials: [], events: 4, late: 0 },
+      { referenceId: 'b', partials: [], events: 6, late: 0 },
+      { referenceId: 'c', partials: [], events: 5, late: 0 },
+    ];
+    expect(measuredPart(parts, ['a']).referenceId).toBe('a');
+    expect(measuredPart(parts, ['z', 'c']).referenceId).toBe('c');
+    // Several written (duplicates from before): the usual rule among them. None of the parts: as before.
+    expect(measuredPart(parts, ['a', 'c']).referenceId).toBe('c');
+    expect(measuredPart(parts, ['z']).referenceId).toBe('b');
+    // A completed window measured again on the written one: the same parts, the others set aside.
+    const g = window0([...sourceOn(large, 0, 3), ...sourceOn(small, 1, 2)]).groups[0]!;
+    const again = measuredOnWritten(g, [small.referenceId]);
+    expect([again.model, again.version, again.referenceId, again.events]).toEqual(['m', 'v1', small.referenceId, 2]);
+    expect(again.setAside.map((p) => [p.referenceId, p.events])).toEqual([[large.referenceId, 3]]);
+    expect((mergeGroup(again, small).get('x') as NumericSummary).count).toBe(2);
+    expect(wholeWindow(again).events).toBe(5);
   });
 
   it('one reference: nothing set aside, the whole window is the measured part', () => {

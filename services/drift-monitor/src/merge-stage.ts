@@ -12,12 +12,14 @@ import {
   featureResults,
   type MergeGroup,
   MergeState,
+  measuredOnWritten,
   mergeGroup,
   type PartialsMessage,
   type PrimaryMethod,
   primaryMethodFor,
   type QuarantineCause,
   quarantineAlert,
+  type ReferencePart,
   restoredFrontierProblem,
   wholeWindow,
   windowVerdict,
@@ -40,7 +42,8 @@ import type { DriftMetrics } from './metrics.js';
 import type { ReferenceCache } from './reference-cache.js';
 
 export interface MergeDeps {
-  readonly driftWindows: DriftWindowStore;
+  /** `writtenReferences`: the reference a split window's drift was first written on sticks. */
+  readonly driftWindows: Pick<DriftWindowStore, 'insert' | 'writtenReferences'>;
   /** Where a (model, version, window) whose drift cannot be computed or stored is recorded. */
   readonly quarantine: DriftQuarantineStore;
   readonly references: ReferenceCache;
@@ -130,24 +133,46 @@ async function evaluateGroup(
   return { rows, alerts: group.events >= deps.alertMinEvents ? buildAlerts(alertContext(w, group), verdict) : [] };
 }
 
+/** A set-aside part of a group whose data-quality sections cannot be merged (malformed). */
+interface PartFailure {
+  readonly part: ReferencePart;
+  readonly failure: QuarantineCause;
+}
+
 /**
  * The data-quality rows and alert of one group: the quality sections of every partial of its
  * window, whatever reference they were summarised on (`wholeWindow`: quality counts do not depend
  * on it), merged (exact, any order) and evaluated against the expectations. Per group before, a
  * window split across references wrote two sets of rows on one key, and one of them was kept.
  * Sections built against other expectations (a config change between the stages) are not
- * evaluated: logged, no rows. A malformed section throws (poison), which quarantines the group
- * like a malformed summary.
+ * evaluated: logged, no rows. A malformed section of the measured part throws (poison), which
+ * quarantines the group like a malformed summary; a set-aside part with one is left out of the
+ * quality and returned in `failedParts` (to be quarantined alone: the drift does not use it).
  */
 function evaluateQuality(
   w: CompletedWindow,
   group: MergeGroup,
   deps: Pick<MergeDeps, 'quality' | 'logger'>,
   computedAt: number,
-): { rows: DataQualityRow[]; alert: DriftAlert | undefined } {
+): { rows: DataQualityRow[]; alert: DriftAlert | undefined; failedParts: PartFailure[] } {
   const q = deps.quality;
-  if (q === undefined) return { rows: [], alert: undefined };
-  const whole = wholeWindow(group);
+  const failedParts: PartFailure[] = [];
+  if (q === undefined) return { rows: [], alert: undefined, failedParts };
+  const setAside = group.setAside.filter((part) => {
+    try {
+      mergeSections(
+        part.partials.map((p) => p.quality),
+        q.expectations,
+      );
+      return true;
+    } catch (thrown) {
+      const error = toDriftlineError(thrown);
+      if (error.retriable) throw error;
+      failedParts.push({ part, failure: { code: error.code, reason: error.message } });
+      return false;
+    }
+  });
+  const whole = wholeWindow({ ...group, setAside });
   const merged = mergeSections(
     whole.partials.map((p) => p.quality),
     q.expectations,
@@ -164,7 +189,7 @@ function evaluateQuality(
       'data-quality counts were built against other expectations: window not evaluated',
     );
   }
-  if (merged.status !== 'merged') return { rows: [], alert: undefined };
+  if (merged.status !== 'merged') return { rows: [], alert: undefined, failedParts };
   const results = evaluateWindow(q.expectations, merged.states);
   const rows = results.map(
     (r): DataQualityRow => ({
@@ -186,7 +211,7 @@ function evaluateQuality(
     }),
   );
   const context = { ...alertContext(w, group), events: whole.events, lateEvents: whole.late };
-  return { rows, alert: dataQualityAlert(context, results) };
+  return { rows, alert: dataQualityAlert(context, results), failedParts };
 }
 
 const alertContext = (w: CompletedWindow, group: MergeGroup): AlertContext => ({
@@ -204,34 +229,35 @@ const alertContext = (w: CompletedWindow, group: MergeGroup): AlertContext => ({
  * measured part's alone (`measuredPart` of @driftline/drift), the others' events are only in its
  * data quality. Said once the window is written, so a retried batch does not say it twice.
  */
-function reportReferenceSplits(windows: readonly CompletedWindow[], deps: Pick<MergeDeps, 'logger' | 'metrics'>): void {
-  for (const w of windows) {
-    for (const g of w.groups) {
-      if (g.setAside.length === 0) continue;
-      deps.metrics?.referenceSplits.inc();
-      deps.logger.warn(
-        {
-          model: g.model,
-          version: g.version,
-          windowStart: w.windowStart,
-          windowEnd: w.windowEnd,
-          measured: { referenceId: g.referenceId, events: g.events },
-          setAside: g.setAside.map((p) => ({ referenceId: p.referenceId, events: p.events })),
-        },
-        'drift window summarised on different references (a reference re-stored while instances refreshed): drift measured on the one with the most events, the others left out of drift, data quality over all',
-      );
-    }
+function reportReferenceSplits(outcomes: readonly Outcome[], deps: Pick<MergeDeps, 'logger' | 'metrics'>): void {
+  for (const { window: w, group: g } of outcomes) {
+    if (g.setAside.length === 0) continue;
+    deps.metrics?.referenceSplits.inc();
+    deps.logger.warn(
+      {
+        model: g.model,
+        version: g.version,
+        windowStart: w.windowStart,
+        windowEnd: w.windowEnd,
+        measured: { referenceId: g.referenceId, events: g.events },
+        setAside: g.setAside.map((p) => ({ referenceId: p.referenceId, events: p.events })),
+      },
+      'drift window summarised on different references (a reference re-stored while instances refreshed): drift measured on the one it was already written on, else the one with the most events, the others left out of drift, data quality over all',
+    );
   }
 }
 
 /** One group of a completed window on its way out: its results, or why it is quarantined. */
 interface Outcome {
   readonly window: CompletedWindow;
-  readonly group: MergeGroup;
+  /** Measured on the reference already written, once that is read (`measuredOnWritten`). */
+  group: MergeGroup;
   rows: DriftWindowRow[];
   alerts: DriftAlert[];
   qualityRows: DataQualityRow[];
   failure: QuarantineCause | undefined;
+  /** Set-aside parts left out of the quality (quarantined alone; the group's results stand). */
+  failedParts: PartFailure[];
 }
 
 /**
@@ -302,14 +328,33 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
     const ksBudget = new KsExactBudget();
     let evaluated = 0;
     for (const window of complete) {
-      for (const group of window.groups) {
+      for (const completed of window.groups) {
         if (evaluated++ > 0) await setImmediate();
-        const outcome: Outcome = { window, group, rows: [], alerts: [], qualityRows: [], failure: undefined };
+        const outcome: Outcome = {
+          window,
+          group: completed,
+          rows: [],
+          alerts: [],
+          qualityRows: [],
+          failure: undefined,
+          failedParts: [],
+        };
         outcomes.push(outcome);
         try {
+          // A split window's parts can differ between attempts (an idle source's partial arriving
+          // before a retry or a replay): the reference its drift was written on sticks, or the
+          // window gets a second answer under another drift_windows key. Read like the write: an
+          // outage is retried, a refusal quarantines the group.
+          const written =
+            completed.setAside.length === 0
+              ? []
+              : await deps.driftWindows.writtenReferences(completed.model, completed.version, window.windowStart);
+          const group = written.length === 0 ? completed : measuredOnWritten(completed, written);
+          outcome.group = group;
           Object.assign(outcome, await evaluateGroup(window, group, deps, t, ksBudget));
           const quality = evaluateQuality(window, group, deps, t);
           outcome.qualityRows = quality.rows;
+          outcome.failedParts = quality.failedParts;
           if (quality.alert !== undefined) outcome.alerts.push(quality.alert);
         } catch (thrown) {
           const error = toDriftlineError(thrown);
@@ -336,41 +381,68 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
       (o) => o.alerts,
       (alerts) => deps.sendAlerts(alerts),
     );
-    await quarantine(
-      outcomes.filter((o) => o.failure !== undefined),
-      topic,
-      partition,
-      t,
-    );
+    await quarantine(outcomes, topic, partition, t);
     const last = complete[complete.length - 1]!;
     await deps.progress.save('merge', deps.group, topic, partition, { position: last.windowStart, offset: 0 });
     state.markDone(complete);
-    reportReferenceSplits(complete, deps);
+    reportReferenceSplits(outcomes, deps);
     const done = now();
     for (const w of complete) deps.metrics?.mergeLatency.observe(Math.max(0, done - w.firstSeenAt) / 1000);
     deps.metrics?.windowsMerged.inc(complete.length);
   }
 
-  /** Records the failed groups in drift_quarantine and raises a DRIFT_WINDOW_QUARANTINED alert each. */
-  async function quarantine(failed: readonly Outcome[], topic: string, partition: number, t: number): Promise<void> {
-    if (failed.length === 0) return;
-    const rows: DriftQuarantineRow[] = failed.map(({ window: w, group: g, failure }) => ({
+  /**
+   * Records the failed groups in drift_quarantine and raises a DRIFT_WINDOW_QUARANTINED alert each.
+   * A set-aside part whose quality failed gets a row of its own and an error log, no alert: the
+   * group's drift does not use it, and its quality is written without it.
+   */
+  async function quarantine(outcomes: readonly Outcome[], topic: string, partition: number, t: number): Promise<void> {
+    const failed = outcomes.filter((o) => o.failure !== undefined);
+    const failedParts = outcomes.flatMap((o) => o.failedParts.map((f) => ({ window: o.window, group: o.group, ...f })));
+    if (failed.length === 0 && failedParts.length === 0) return;
+    const row = (
+      w: CompletedWindow,
+      g: MergeGroup,
+      part: Pick<ReferencePart, 'referenceId' | 'events' | 'late'>,
+      failure: QuarantineCause,
+    ): DriftQuarantineRow => ({
       model: g.model,
       version: g.version,
-      reference_id: g.referenceId,
+      reference_id: part.referenceId,
       window_start: chTime(w.windowStart),
       window_end: chTime(w.windowEnd),
-      events: g.events,
-      late_events: g.late,
+      events: part.events,
+      late_events: part.late,
       source_partitions: w.sourcePartitions,
       idle_partitions: w.idle.length,
-      code: failure!.code,
-      reason: capReason(failure!.reason),
+      code: failure.code,
+      reason: capReason(failure.reason),
       topic,
       partition,
       quarantined_at: chTime(t),
-    }));
+    });
+    const rows = [
+      ...failed.map((o) => row(o.window, o.group, o.group, o.failure!)),
+      ...failedParts.map((f) => row(f.window, f.group, f.part, f.failure)),
+    ];
     await bestEffort(() => deps.quarantine.insert(rows), 'drift_quarantine refused the record of a quarantined window');
+    for (const f of failedParts) {
+      deps.logger.error(
+        {
+          model: f.group.model,
+          version: f.group.version,
+          referenceId: f.part.referenceId,
+          events: f.part.events,
+          windowStart: f.window.windowStart,
+          topic,
+          partition,
+          code: f.failure.code,
+          reason: capReason(f.failure.reason),
+        },
+        'drift window part on a set-aside reference quarantined: its data-quality counts cannot be merged, so they are left out of the quality of the window (its drift does not use them)',
+      );
+    }
+    if (failed.length === 0) return;
     const alerts = failed.map((o) => quarantineAlert(alertContext(o.window, o.group), o.failure!));
     await bestEffort(() => deps.sendAlerts(alerts), 'quarantine alert refused');
     for (const o of failed) {

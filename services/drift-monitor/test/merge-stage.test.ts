@@ -148,6 +148,7 @@ function setup(
           throw new DriftlineError('SINK_REJECTED', `drift_windows: row refused (${poison.model})`);
         rows.push(...batch);
       },
+      writtenReferences: async (model, version, windowStart) => writtenReferences(rows, model, version, windowStart),
     },
     quarantine: {
       insert: async (batch) => {
@@ -448,7 +449,10 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
     const logger: Logger = { ...silentLogger, warn: (obj, msg) => void warnings.push([obj, msg]), child: () => logger };
     const metrics = driftMetrics(createMetricsRegistry({ service: 'drift-monitor', defaultMetrics: false }));
     const processor = mergeProcessor({
-      driftWindows: { insert: async (batch) => void rows.push(...batch) },
+      driftWindows: {
+        insert: async (batch) => void rows.push(...batch),
+        writtenReferences: async (model, version, windowStart) => writtenReferences(rows, model, version, windowStart),
+      },
       quarantine: { insert: async () => {} },
       references: new ReferenceCache(storeWith(r2)),
       progress: memoryProgress(),
@@ -528,3 +532,11 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
     expect(run.warnings).toEqual([]);
   });
 });
+
+/** The reference ids `rows` hold for a (model, version, window): drift_windows' own answer, in memory. */
+function writtenReferences(rows: readonly DriftWindowRow[], model: string, version: string, windowStart: number) {
+  const ids = rows
+    .filter((r) => r.model === model && r.version === version && r.window_start === chTime(windowStart))
+    .map((r) => r.reference_id);
+  return [...new Set(ids)].sort();
+}

@@ -56,6 +56,11 @@ export interface DriftWindowRow {
 export interface DriftWindowStore {
   /** Idempotent: a replayed window rewrites the same key (newest computed_at wins). */
   insert(rows: readonly DriftWindowRow[]): Promise<void>;
+  /**
+   * The reference ids drift_windows holds rows of a (model, version, window start) on, sorted:
+   * empty when none was written. The merge reads it so a window keeps the reference it was written on.
+   */
+  writtenReferences(model: string, version: string, windowStart: number): Promise<string[]>;
 }
 
 export class ClickHouseDriftWindowStore implements DriftWindowStore {
@@ -63,5 +68,18 @@ export class ClickHouseDriftWindowStore implements DriftWindowStore {
 
   insert(rows: readonly DriftWindowRow[]): Promise<void> {
     return this.ch.insert('drift_windows', rows);
+  }
+
+  async writtenReferences(model: string, version: string, windowStart: number): Promise<string[]> {
+    // No FINAL: merging replaces rows of one key only and reference_id is in the key, so the set of
+    // ids is the same before and after merges.
+    const rows = await this.ch.select<{ reference_id: string }>(
+      `SELECT DISTINCT reference_id FROM ${this.ch.table('drift_windows')}
+       WHERE model = {model:String} AND version = {version:String}
+         AND window_start = fromUnixTimestamp64Milli({start:Int64}, 'UTC')
+       ORDER BY reference_id`,
+      { model, version, start: windowStart },
+    );
+    return rows.map((r) => r.reference_id);
   }
 }

@@ -35,7 +35,12 @@ export interface WindowedEvent {
   readonly predicted_class?: string | null;
 }
 
-/** Finds the reference to measure (model, version) against in the window starting at `windowStart`. */
+/**
+ * Finds the reference to measure (model, version) against in the window starting at `windowStart`:
+ * the version's own, or one BORROWED from another version of the model (a set whose `version` is
+ * another one: the drift monitor's fallback to the promoted version), which
+ * {@link MAX_BORROWED_VERSIONS_PER_MODEL} bounds.
+ */
 export type ReferenceResolver = (model: string, version: string, windowStart: number) => ReferenceSet | undefined;
 
 /** One (model, version) of one closed window of one partition: what stage 1 emits. */
@@ -71,8 +76,9 @@ export interface CloseResult {
 
 /**
  * 'refused': the event's (model, version) is new to its window, and the window already holds
- * {@link MAX_MODEL_VERSIONS_PER_WINDOW} pairs or the pair's summaries would take the partition's
- * open windows past their byte budget ({@link PARTITION_STATE_BUDGET_BYTES}; see `refusal`).
+ * {@link MAX_MODEL_VERSIONS_PER_WINDOW} pairs, or the version borrows its reference and the window
+ * already measures {@link MAX_BORROWED_VERSIONS_PER_MODEL} versions of the model on borrowed ones
+ * (see `refusal`). Either holds until the window closes: a refused pair never joins it mid-window.
  */
 export type AddOutcome = 'added' | 'late' | 'ahead' | 'unreferenced' | 'replayed' | 'refused';
 
@@ -80,20 +86,21 @@ export type AddOutcome = 'added' | 'late' | 'ahead' | 'unreferenced' | 'replayed
  * Most (model, version) pairs one window of one partition holds. A producer inventing a version
  * per event would otherwise close the window with a marker larger than the merge stage accepts
  * (PARTIALS_MAX_MODELS), which then dropped the window for every model in it. It does not bound
- * memory (1,000 pairs × 20 features ≈ 343 MB): {@link PARTITION_STATE_BUDGET_BYTES} does. Far
+ * memory (1,000 pairs × 20 features ≈ 343 MB): {@link MAX_BORROWED_VERSIONS_PER_MODEL} does. Far
  * above a real deployment (a production, a canary and a few shadows per model).
  */
 export const MAX_MODEL_VERSIONS_PER_WINDOW = 1_000;
 
 /**
- * Default byte budget of one partition's open windows: the summaries of all their (model,
- * version) pairs, as {@link pairStateBytes} estimates them. The pair cap alone let 1,000 invented
- * versions × 20 features take 343 MB per partition and window (332 MB of it off-heap, which
- * --max-old-space-size does not cap), 1.7 GB with 100 features: an OOM kill that replayed the same
- * window, a crash loop. 256 MiB holds ~750 pairs of 20 numeric features on the default 1,000-cut
- * grid, far above a production, a canary and a few shadows per model.
+ * Default of the most versions of one model one window measures against a BORROWED reference
+ * (another version's, the promoted one: see {@link ReferenceResolver}); a new one past it is refused
+ * for the rest of the window. Only such versions can be invented at will (1,000 of them × 20
+ * features took 343 MB per partition and window, an OOM crash loop); versions with a reference of
+ * their own, and models with references, are the operator's and never refused by it. A
+ * partition's open windows hold at most open windows × (own-reference pairs + models × this)
+ * pairs of {@link pairStateBytes} each. (A byte budget over all pairs refused real traffic.)
  */
-export const PARTITION_STATE_BUDGET_BYTES = 256 * 1024 * 1024;
+export const MAX_BORROWED_VERSIONS_PER_MODEL = 16;
 
 /**
  * A summary's bytes beside its counters (objects, typed-array headers and backing stores; the
@@ -108,9 +115,10 @@ const PAIR_FEATURE_OVERHEAD_BYTES = 16;
 const pairBytesCache = new WeakMap<ReferenceSet, number>();
 
 /**
- * Estimated bytes one (model, version) of one window holds against `ref`, what it charges its
- * partition's budget: 256, plus per numeric feature 8·(2·cuts + 1 + 68) + 592 (float64 counters
- * per slot and exact-sum limbs), per categorical one 8·bins + 336 (categories, "other", "new").
+ * Estimated bytes one (model, version) of one window holds against `ref`, the unit of the memory
+ * bound (see {@link MAX_BORROWED_VERSIONS_PER_MODEL}): 256, plus per numeric feature
+ * 8·(2·cuts + 1 + 68) + 592 (float64 counters per slot and exact-sum limbs), per categorical one
+ * 8·bins + 336 (categories, "other", "new").
  * Arithmetic on the profiles (once per reference), never a look at the heap.
  */
 export function pairStateBytes(ref: ReferenceSet): number {
@@ -209,16 +217,16 @@ interface OpenWindow {
   /** Smallest offset whose effect lives in this window (events and late counts). */
   firstOffset: number;
   readonly models: Map<string, ModelWindow>;
-  /** `pairStateBytes` of its pairs, charged to the partition's budget until it closes. */
-  bytes: number;
+  /** Per model, how many of its pairs here are measured against a borrowed reference. */
+  readonly borrowed: Map<string, number>;
 }
 
-/** Why the last refused event was refused: its window's pair cap, or the partition's byte budget. */
+/** Why the last refused event was refused: its window's pair cap, or its model's borrowed versions. */
 interface Refusal {
   readonly start: number;
-  readonly cause: 'pairs' | 'bytes';
-  /** For 'bytes': the bytes the pair needed. */
-  readonly needed: number;
+  readonly cause: 'pairs' | 'borrowed';
+  /** For 'borrowed': the version whose reference it would have borrowed. */
+  readonly lender: string;
 }
 
 const SEP = '\u0000';
@@ -249,9 +257,7 @@ export class PartitionWindows {
 
   replayedEvents = 0;
   refusedEvents = 0;
-  private lastRefusal: Refusal = { start: 0, cause: 'pairs', needed: 0 };
-  /** `pairStateBytes` of every pair of the open windows (at most `maxStateBytes`). */
-  private heldBytes = 0;
+  private lastRefusal: Refusal = { start: 0, cause: 'pairs', lender: '' };
   private readonly restored: RestoredProgress | undefined;
   private scratch: Scratch | undefined;
   /**
@@ -265,7 +271,7 @@ export class PartitionWindows {
     private readonly resolve: ReferenceResolver,
     restored?: RestoredProgress,
     private readonly maxPairs = MAX_MODEL_VERSIONS_PER_WINDOW,
-    private readonly maxStateBytes = PARTITION_STATE_BUDGET_BYTES,
+    private readonly maxBorrowed = MAX_BORROWED_VERSIONS_PER_MODEL,
   ) {
     this.restored = restored;
     if (restored !== undefined) {
@@ -312,11 +318,6 @@ export class PartitionWindows {
 
   openWindows(): number {
     return this.open.size;
-  }
-
-  /** Estimated bytes of the open windows' summaries (`pairStateBytes` per pair): what the budget bounds. */
-  stateBytes(): number {
-    return this.heldBytes;
   }
 
   /** The values of the last event whose `add` returned 'added' (undefined before the first). */
@@ -436,7 +437,7 @@ export class PartitionWindows {
     const pair = `model ${JSON.stringify(model)} version ${JSON.stringify(version)} is not counted`;
     if (r.cause === 'pairs')
       return `${window} already holds ${this.maxPairs} (model, version) pairs, the most one window takes; ${pair}`;
-    return `${window}: the partition's open windows hold ${this.heldBytes} bytes of summaries and a new (model, version) needs ${r.needed} more, past the partition's budget of ${this.maxStateBytes} bytes (the drift-monitor's DRIFTLINE_DRIFT_PARTITION_STATE_BYTES); ${pair}`;
+    return `${window} already measures ${this.maxBorrowed} versions of model ${JSON.stringify(model)} against another version's reference (version ${JSON.stringify(r.lender)}'s), the most one window takes (the drift-monitor's DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS; versions with a reference of their own are not limited); ${pair}`;
   }
 
   private modelWindow(
@@ -449,29 +450,28 @@ export class PartitionWindows {
     const key = model + SEP + version;
     const existing = this.open.get(start);
     let state = existing?.models.get(key);
-    // A new pair is refused before anything is made for it (a window included): the pair cap
-    // bounds the window's marker, the budget the memory of every open window of the partition.
-    let needed = 0;
+    // A new pair is refused before anything is made for it (a window included). Both counts only
+    // grow until the window closes, and depend on this window's events alone: a refused pair stays
+    // refused for the whole window, and a replay of the window refuses the same events.
+    const borrowed = ref.model !== model || ref.version !== version;
     if (state === undefined) {
-      if (existing !== undefined && existing.models.size >= this.maxPairs) {
-        this.lastRefusal = { start, cause: 'pairs', needed: 0 };
+      if ((existing?.models.size ?? 0) >= this.maxPairs) {
+        this.lastRefusal = { start, cause: 'pairs', lender: '' };
         return undefined;
       }
-      needed = pairStateBytes(ref);
-      if (this.heldBytes + needed > this.maxStateBytes) {
-        this.lastRefusal = { start, cause: 'bytes', needed };
+      if (borrowed && (existing?.borrowed.get(model) ?? 0) >= this.maxBorrowed) {
+        this.lastRefusal = { start, cause: 'borrowed', lender: ref.version };
         return undefined;
       }
     }
     let window = existing;
     if (window === undefined) {
-      window = { start, firstOffset: offset, models: new Map(), bytes: 0 };
+      window = { start, firstOffset: offset, models: new Map(), borrowed: new Map() };
       this.open.set(start, window);
       if (start < this.earliest) this.earliest = start;
     } else if (offset < window.firstOffset) window.firstOffset = offset;
     if (state === undefined) {
-      window.bytes += needed;
-      this.heldBytes += needed;
+      if (borrowed) window.borrowed.set(model, (window.borrowed.get(model) ?? 0) + 1);
       state = {
         model,
         version,
@@ -502,7 +502,6 @@ export class PartitionWindows {
     for (const start of ready) {
       const window = this.open.get(start)!;
       this.open.delete(start);
-      this.heldBytes -= window.bytes;
       out.push({
         windowStart: start,
         windowEnd: start + size,

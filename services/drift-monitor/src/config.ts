@@ -2,7 +2,8 @@ import { envField } from '@driftline/core';
 import {
   DEFAULT_THRESHOLDS,
   type DriftThresholds,
-  PARTITION_STATE_BUDGET_BYTES,
+  MAX_BORROWED_VERSIONS_PER_MODEL,
+  MAX_MODEL_VERSIONS_PER_WINDOW,
   type PrimaryMethod,
   type SequentialConfig,
   WATERMARK_MAX_AHEAD_MS,
@@ -62,10 +63,13 @@ export const driftEnvShape = {
    */
   DRIFTLINE_DRIFT_ALERT_MIN_EVENTS: envField.int(1, 1_000_000_000).default(100),
   /**
-   * Byte budget of one source partition's open windows (summaries of every (model, version), as
-   * `pairStateBytes` estimates them): a new pair past it is refused like one past the pair cap.
+   * Most versions of one model one window of a source partition measures against another
+   * version's (the promoted) reference: a new one past it is refused for that window, like one past
+   * the pair cap. Versions with a reference of their own are not limited.
    */
-  DRIFTLINE_DRIFT_PARTITION_STATE_BYTES: envField.int(1_048_576, 2 ** 40).default(PARTITION_STATE_BUDGET_BYTES),
+  DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS: envField
+    .int(1, MAX_MODEL_VERSIONS_PER_WINDOW)
+    .default(MAX_BORROWED_VERSIONS_PER_MODEL),
   /** Partitions of the internal partials topic (default: DRIFTLINE_TOPIC_PARTITIONS). */
   DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: envField.int(1, 10_000).optional(),
   /** Consumer group of stage 1 (the merge stage uses `<group>-merge`), prefixed by the topic prefix. */
@@ -86,8 +90,8 @@ export interface DriftConfig {
   readonly primary: PrimaryMethod;
   readonly alertShare: number;
   readonly alertMinEvents: number;
-  /** Byte budget of one source partition's open windows in stage one (`PartitionWindows`). */
-  readonly partitionStateBytes: number;
+  /** Most versions per model and window on a borrowed reference in stage one (`PartitionWindows`). */
+  readonly maxBorrowedVersions: number;
   readonly partialsPartitions: number | undefined;
   readonly group: string;
   /** The online sequential detector (undefined: off). */
@@ -114,7 +118,7 @@ export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): 
     primary: env.DRIFTLINE_DRIFT_METHOD,
     alertShare: env.DRIFTLINE_DRIFT_ALERT_SHARE,
     alertMinEvents: env.DRIFTLINE_DRIFT_ALERT_MIN_EVENTS,
-    partitionStateBytes: env.DRIFTLINE_DRIFT_PARTITION_STATE_BYTES,
+    maxBorrowedVersions: env.DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS,
     partialsPartitions: env.DRIFTLINE_DRIFT_PARTIALS_PARTITIONS,
     group: env.DRIFTLINE_DRIFT_GROUP,
     sequential: toSequentialConfig(env),

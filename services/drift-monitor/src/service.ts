@@ -150,7 +150,7 @@ export const driftMonitorService = defineService({
       expectations: config.expectations,
       sourceIdleMs: config.sourceIdleMs,
       sourceIdleCheckMs: idleCheckMs,
-      maxStateBytes: config.partitionStateBytes,
+      maxBorrowedVersions: config.maxBorrowedVersions,
       ...(config.sequential === undefined
         ? {}
         : {

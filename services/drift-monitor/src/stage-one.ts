@@ -70,8 +70,8 @@ export interface StageOneDeps {
   readonly sourceIdleMs?: number;
   /** How often `advanceIdle` is called (a longer gap between calls starts quiet time over). */
   readonly sourceIdleCheckMs?: number;
-  /** Byte budget of one partition's open windows (`PartitionWindows`; its default when absent). */
-  readonly maxStateBytes?: number;
+  /** Most versions per model and window on a borrowed reference (`PartitionWindows`; its default when absent). */
+  readonly maxBorrowedVersions?: number;
 }
 
 /**
@@ -239,7 +239,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
         );
       }
     }
-    const windows = new PartitionWindows(deps.spec, resolve, restored, undefined, deps.maxStateBytes);
+    const windows = new PartitionWindows(deps.spec, resolve, restored, undefined, deps.maxBorrowedVersions);
     const quality = new QualityWindows(deps.expectations ?? EMPTY_EXPECTATIONS);
     const entry: PartitionEntry = {
       windows,

@@ -1,5 +1,5 @@
 import { ConfigError, parseEnv } from '@driftline/core';
-import { PARTITION_STATE_BUDGET_BYTES } from '@driftline/drift';
+import { MAX_BORROWED_VERSIONS_PER_MODEL } from '@driftline/drift';
 import { describe, expect, it } from 'vitest';
 import { driftEnvShape, toDriftConfig } from '../src/config.js';
 
@@ -25,14 +25,18 @@ describe('drift-monitor config', () => {
     expect(toDriftConfig(parseEnv(driftEnvShape, { DRIFTLINE_DRIFT_MAX_AHEAD: '1h' })).maxAheadMs).toBe(3_600_000);
   });
 
-  it('the byte budget of a partition: 256 MiB by default, bytes as an integer, a one-line error otherwise', () => {
-    const budget = (value?: string) =>
+  it('versions per model and window on a borrowed reference: 16 by default, an integer from 1 to the pair cap; the byte budget is gone (it refused real traffic)', () => {
+    const borrowed = (value?: string) =>
       toDriftConfig(
-        parseEnv(driftEnvShape, value === undefined ? {} : { DRIFTLINE_DRIFT_PARTITION_STATE_BYTES: value }),
-      ).partitionStateBytes;
-    expect(budget()).toBe(PARTITION_STATE_BUDGET_BYTES);
-    expect(budget('536870912')).toBe(536_870_912);
-    expect(() => budget('256MiB')).toThrow('DRIFTLINE_DRIFT_PARTITION_STATE_BYTES: must be an integer (got "256MiB")');
-    expect(() => budget('1000')).toThrow(/^DRIFTLINE_DRIFT_PARTITION_STATE_BYTES: [^\n]*1048576[^\n]*$/);
+        parseEnv(driftEnvShape, value === undefined ? {} : { DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS: value }),
+      ).maxBorrowedVersions;
+    expect(borrowed()).toBe(MAX_BORROWED_VERSIONS_PER_MODEL);
+    expect(MAX_BORROWED_VERSIONS_PER_MODEL).toBe(16);
+    expect(borrowed('4')).toBe(4);
+    expect(() => borrowed('many')).toThrow('DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS: must be an integer (got "many")');
+    expect(() => borrowed('0')).toThrow(/^DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS: [^\n]*1[^\n]*$/);
+    expect(() => borrowed('1001')).toThrow(/^DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS: [^\n]*1000[^\n]*$/);
+    // Unknown now, so the service refuses it at start (a leftover setting is named, not ignored).
+    expect(Object.keys(driftEnvShape)).not.toContain('DRIFTLINE_DRIFT_PARTITION_STATE_BYTES');
   });
 });

@@ -6,7 +6,14 @@ import {
   SinkUnavailableError,
   silentLogger,
 } from '@driftline/core';
-import { decodePartials, MergeState, type OutboundPartials, type ReferenceSet, referenceSet } from '@driftline/drift';
+import {
+  decodePartials,
+  MAX_BORROWED_VERSIONS_PER_MODEL,
+  MergeState,
+  type OutboundPartials,
+  type ReferenceSet,
+  referenceSet,
+} from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
@@ -53,6 +60,7 @@ function setup(
     references?: ReferenceCache;
     /** Messages Kafka refuses as they are (too large). */
     refuse?: (m: OutboundPartials) => boolean;
+    maxBorrowedVersions?: number;
   } = {},
 ) {
   const sent: OutboundPartials[] = [];
@@ -75,6 +83,7 @@ function setup(
     eventTime: DEFAULT_EVENT_TIME_BOUNDS,
     now: () => options.now ?? Date.now(),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.maxBorrowedVersions === undefined ? {} : { maxBorrowedVersions: options.maxBorrowedVersions }),
     // The record's value is the JSON of the event (the registry codec's part is not under test here).
     decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
     emit: async (messages) => {
@@ -374,7 +383,8 @@ describe('stage-1 processor: a flood of model versions', () => {
     // v1 promoted: a version without a reference of its own is measured against v1's.
     const references = new ReferenceCache(store);
     await references.promoted('m', 'v1', 0);
-    const { processor, sent } = setup(0, { now: NOW, references });
+    // As many borrowed versions as the pair cap allows: this is about the cap.
+    const { processor, sent } = setup(0, { now: NOW, references, maxBorrowedVersions: 1_000 });
     // v1, then 1,001 invented versions, in one window; then an event that closes it.
     const batch = items(Array.from({ length: 1_003 }, () => NOW - 5_000)).map((item, i) => ({
       ...item,
@@ -395,5 +405,36 @@ describe('stage-1 processor: a flood of model versions', () => {
     const partials = messages.filter((m) => m.type === 'partial');
     expect(partials).toHaveLength(1_000);
     expect(partials.some((p) => p.type === 'partial' && p.version === 'v1' && p.events === 1)).toBe(true);
+  });
+
+  it('dead-letters versions past DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS on the promoted reference for their whole window, never the version with its own (found by a review)', async () => {
+    const references = new ReferenceCache(store);
+    await references.promoted('m', 'v1', 0);
+    const { processor, sent } = setup(0, { now: NOW, references });
+    // 32 invented versions, each twice, with v1 between them, in one window; then an event that closes it.
+    const versions = Array.from({ length: 80 }, (_, i) => (i % 5 === 0 ? 'v1' : `invented-${i % 40}`));
+    const batch = items(versions.map(() => NOW - 5_000)).map((item, i) => ({
+      ...item,
+      value: { ...item.value, model_version: versions[i]! },
+    }));
+    const result = await processor.process(batch, ctx);
+    const refused = (result === undefined ? [] : (result.deadLetters ?? [])).map((d) => ({
+      version: versions[Number(d.record.offset)],
+      reason: d.reason,
+    }));
+    const invented = [...new Set(versions.filter((v) => v !== 'v1'))];
+    const admitted = invented.slice(0, MAX_BORROWED_VERSIONS_PER_MODEL);
+    expect(refused.some((r) => r.version === 'v1' || admitted.includes(r.version!))).toBe(false);
+    expect(new Set(refused.map((r) => r.version))).toEqual(new Set(invented.slice(MAX_BORROWED_VERSIONS_PER_MODEL)));
+    expect(refused[0]!.reason).toMatch(
+      new RegExp(
+        `already measures ${MAX_BORROWED_VERSIONS_PER_MODEL} versions of model "m" .*DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS`,
+      ),
+    );
+    await processor.process(items([NOW - 3_000], 80), ctx);
+    const partials = sent.map((m) => decodePartials(m.value)).filter((m) => m.type === 'partial');
+    expect(new Set(partials.map((p) => p.version))).toEqual(new Set(['v1', ...admitted]));
+    // Each admitted version has all its events: none was refused, then counted part-way.
+    for (const p of partials) expect(p.events).toBe(versions.filter((v) => v === p.version).length);
   });
 });

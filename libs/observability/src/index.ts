@@ -23,6 +23,7 @@ export {
   gauge,
   histogram,
   MAX_LABEL_VALUES,
+  MAX_SERIES_PER_METRIC,
   OTHER_LABEL_VALUE,
   type Registry,
 } from './metrics.js';

@@ -37,8 +37,9 @@ export const BOUNDED_LABEL_IDLE_MS = 10 * 60_000;
  * past it, a new combination is recorded with every bounded label {@link OTHER_LABEL_VALUE}. Each
  * label bounded alone still allowed (max + 1)^k series for k labels (10,201 for two). 2,000 is
  * 100 models × 20 values of a closed label set (outcomes, reasons) or of a second bounded label
- * (features or versions per model, on average over all 100): beyond what driftline's metrics
- * reach in normal use, and a scrape of ~200 kB per metric at worst.
+ * (features or versions per model, on average over all 100), a scrape of ~200 kB per metric at
+ * worst. It does not follow `max`: a metric whose documented bound holds more series passes its own
+ * `maxSeries` (the drift-monitor's model × feature gauges: 100 × 100).
  */
 export const MAX_SERIES_PER_METRIC = 2_000;
 
@@ -47,7 +48,7 @@ export const MAX_SERIES_PER_METRIC = 2_000;
  * configuration: each keeps at most `max` distinct values per metric, and a value without a place
  * is recorded as {@link OTHER_LABEL_VALUE}, so a flood of random names cannot grow a registry (and
  * Prometheus) without bound. A value takes a place when it is first recorded (inc, dec, set,
- * observe, a timer; not `labels()` or `remove()` alone). When all are taken, a new value takes the
+ * observe, a timer when it ends; not `labels()` or `remove()` alone). When all are taken, a new value takes the
  * place of the least recently updated one if that one has not been updated for `idleMs` (its
  * series are removed): a burst of junk names holds the places for `idleMs` at most, so a real
  * model seen later gets its own series, while a steady flood renews at most `max` series per
@@ -62,7 +63,7 @@ export interface BoundedLabels<L extends string> {
   readonly max?: number;
   /** Default {@link BOUNDED_LABEL_IDLE_MS}. */
   readonly idleMs?: number;
-  /** Default {@link MAX_SERIES_PER_METRIC}. */
+  /** Default {@link MAX_SERIES_PER_METRIC}, whatever `max`. */
   readonly maxSeries?: number;
 }
 
@@ -70,8 +71,14 @@ type LabelSet = Record<string, unknown>;
 /** A bounded value's place: when it was last recorded, and the keys of its series. */
 type Place = { at: number; series: Set<string> };
 
-/** Methods that record a value under their labels (the first argument, when it is an object). */
-const RECORDING_METHODS = ['inc', 'dec', 'set', 'setToCurrentTime', 'observe', 'startTimer', 'zero'] as const;
+/**
+ * Methods that record a value under their labels (the first argument, when it is an object). Not
+ * `startTimer`: its labels may be partial until the timer ends (`startTimer({ model })({ outcome })`),
+ * and prom-client ends it through `observe` / `set` with the merged labels, admitted then (admitted
+ * at the start, the partial set took a series of its own, and at the cap sent the observation to
+ * `__other__` although its full series existed).
+ */
+const RECORDING_METHODS = ['inc', 'dec', 'set', 'setToCurrentTime', 'observe', 'zero'] as const;
 /** Methods of a `labels(...)` child, each the metric's own with the child's labels first. */
 const CHILD_METHODS = ['inc', 'dec', 'set', 'setToCurrentTime', 'observe', 'startTimer'] as const;
 
@@ -96,6 +103,9 @@ function bound<M extends object>(
   const idleMs = limits.idleMs ?? BOUNDED_LABEL_IDLE_MS;
   const maxSeries = limits.maxSeries ?? MAX_SERIES_PER_METRIC;
   const seriesDropped = seriesDroppedCounter(owner.registry);
+  // At 0 from the start: Prometheus' increase() does not count a series' first sample, so an alert
+  // (DriftlineMetricSeriesDropped) would miss a first fold that created the series.
+  seriesDropped.inc({ metric: owner.name }, 0);
   let warnedOfSeriesCap = false;
   /** Per bounded label, its values with a place (least recently updated first) and the series of each. */
   const places = new Map(limits.bounded.map((l) => [l, new Map<string, Place>()]));
@@ -202,8 +212,10 @@ function bound<M extends object>(
     const labels = first !== null && typeof first === 'object' ? (first as LabelSet) : positional(args);
     const child: Record<string, unknown> = {};
     for (const method of CHILD_METHODS) {
-      const own = target[method];
-      if (typeof own === 'function') child[method] = (...a: unknown[]) => own(labels, ...a);
+      if (typeof target[method] !== 'function') continue;
+      // Bound to the metric: `startTimer` is prom-client's own method, which needs its `this`.
+      const call = original(method);
+      child[method] = (...a: unknown[]) => call(labels, ...a);
     }
     return child;
   };

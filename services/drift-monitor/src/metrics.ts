@@ -1,4 +1,11 @@
-import { BOUNDED_LABEL_IDLE_MS, counter, gauge, histogram, type Registry } from '@driftline/observability';
+import {
+  BOUNDED_LABEL_IDLE_MS,
+  counter,
+  gauge,
+  histogram,
+  MAX_LABEL_VALUES,
+  type Registry,
+} from '@driftline/observability';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 
 export interface DriftMetrics {
@@ -21,10 +28,17 @@ export interface DriftMetrics {
  * `windowMs`: the drift window plus the merge's idle timeout. The per-feature gauges are set once
  * per completed window: a value idle for the default 10 minutes gave its place away between two
  * windows, and with more than 100 features over the models each model's series vanished for part
- * of every cycle (found by a review). A value keeps its place for three windows.
+ * of every cycle (found by a review). A value keeps its place for three windows. Every pair within
+ * the documented bound (MAX_LABEL_VALUES models × MAX_LABEL_VALUES features) keeps a series of its
+ * own: under the default series cap (2,000) 25 models × 90 features folded a drifted pair into
+ * `__other__` = 0 (found by a review).
  */
 export function driftMetrics(registry: Registry, windowMs = 0): DriftMetrics {
-  const perWindow = { bounded: ['model', 'feature'], idleMs: Math.max(BOUNDED_LABEL_IDLE_MS, 3 * windowMs) } as const;
+  const perWindow = {
+    bounded: ['model', 'feature'],
+    idleMs: Math.max(BOUNDED_LABEL_IDLE_MS, 3 * windowMs),
+    maxSeries: MAX_LABEL_VALUES * MAX_LABEL_VALUES,
+  } as const;
   return {
     values: counter(registry, 'driftline_drift_values_total', 'Feature values added to window summaries', []),
     events: counter(
@@ -87,7 +101,7 @@ export function driftMetrics(registry: Registry, windowMs = 0): DriftMetrics {
       [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
     ),
     // (model, feature) pairs come from stored references, which only grow: bounded all the same
-    // (MAX_LABEL_VALUES each, then `__other__`).
+    // (MAX_LABEL_VALUES each, then `__other__`; every pair within that a series of its own).
     statistic: gauge(
       registry,
       'driftline_drift_statistic',

@@ -1,4 +1,4 @@
-import { createMetricsRegistry, MAX_LABEL_VALUES } from '@driftline/observability';
+import { createMetricsRegistry, MAX_LABEL_VALUES, OTHER_LABEL_VALUE } from '@driftline/observability';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { driftMetrics } from '../src/metrics.js';
 
@@ -12,6 +12,34 @@ describe('drift metrics', () => {
     }
     expect((await metrics.statistic.get()).values.length).toBe(MAX_LABEL_VALUES + 1);
     expect((await metrics.drifted.get()).values.length).toBe(MAX_LABEL_VALUES + 1);
+  });
+
+  it('keep a series of its own for every (model, feature) pair within the bound: a drifted pair is never folded (found by a review)', async () => {
+    const registry = createMetricsRegistry({ service: 'drift-monitor', defaultMetrics: false });
+    const metrics = driftMetrics(registry, 60_000);
+    const models = MAX_LABEL_VALUES;
+    const features = MAX_LABEL_VALUES;
+    const drifted = { model: `m${models - 1}`, feature: `f${features - 1}` }; // the last pair set
+    // Two windows, every pair renewed in each (nothing idles).
+    for (let window = 0; window < 2; window++) {
+      for (let m = 0; m < models; m++) {
+        for (let f = 0; f < features; f++) {
+          const pair = { model: `m${m}`, feature: `f${f}` };
+          metrics.statistic.set(pair, (m * features + f) / (models * features));
+          metrics.drifted.set(pair, pair.model === drifted.model && pair.feature === drifted.feature ? 1 : 0);
+        }
+      }
+    }
+    const values = (await metrics.drifted.get()).values;
+    expect(values).toHaveLength(models * features);
+    expect(values.filter((v) => v.labels.model === OTHER_LABEL_VALUE)).toEqual([]);
+    expect(values.filter((v) => v.value === 1).map((v) => v.labels)).toEqual([drifted]);
+    const statistic = (await metrics.statistic.get()).values.find(
+      (v) => v.labels.model === 'm42' && v.labels.feature === 'f7',
+    );
+    expect(statistic?.value).toBe((42 * features + 7) / (models * features));
+    const dropped = (await registry.getSingleMetric('driftline_metric_series_dropped_total')?.get())?.values;
+    expect(dropped?.map((v) => v.value)).toEqual([0, 0]);
   });
 
   afterEach(() => {

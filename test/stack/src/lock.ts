@@ -15,7 +15,10 @@ interface LockOwner {
 
 /** How long waiters sleep between attempts. */
 const WAIT_INTERVAL_MS = 250;
-/** An ownerless lock (an older version writing it, or its writer died before writing) older than this is stale. */
+/**
+ * An ownerless lock (an older version writing it, or its writer died before writing) older (or
+ * dated further ahead: a clock step) than this is stale, like a takeover mark.
+ */
 const OWNERLESS_STALE_MS = 5_000;
 /**
  * An owner on another host or in another pid namespace (a container sharing the folder) cannot be
@@ -97,11 +100,20 @@ function sight(dir: string): LockSighting | undefined {
   return { identity: `${stat.dev}:${stat.ino}:${ownerKey}`, owner, ageMs: Date.now() - stat.mtimeMs };
 }
 
+/**
+ * Whether something that proves no liveness (an ownerless lock, a takeover mark) is older than
+ * `staleMs`, or dated further ahead: waiting for the clock to pass a clock step blocked every run.
+ */
+const outlived = (ageMs: number, staleMs: number) => Math.abs(ageMs) > staleMs;
+
 function isStale(seen: LockSighting): boolean {
-  if (seen.owner === undefined) return seen.ageMs > OWNERLESS_STALE_MS;
+  if (seen.owner === undefined) return outlived(seen.ageMs, OWNERLESS_STALE_MS);
   if (!ownerIsLocal(seen.owner)) return seen.ageMs > FOREIGN_LOCK_MAX_AGE_MS;
   return !ownerAlive(seen.owner);
 }
+
+/** The mark a waiter holds (mkdir is atomic) while it removes a stale lock: one takeover at a time. */
+const takeoverMark = (lockDir: string) => `${lockDir}.takeover`;
 
 /** A name beside the lock no other process uses; pid and place tag let a later run tell whether it is a leftover. */
 const aside = (lockDir: string, what: string) =>
@@ -238,7 +250,7 @@ function releaseLock(lockDir: string, me: LockOwner): void {
  * race: two holders for seconds). Returns whether it removed the lock.
  */
 function takeOverStale(lockDir: string, judged: LockSighting, log?: (line: string) => void): boolean {
-  const mark = `${lockDir}.takeover`;
+  const mark = takeoverMark(lockDir);
   try {
     fs.mkdirSync(mark);
   } catch {
@@ -290,7 +302,7 @@ function takeOverStale(lockDir: string, judged: LockSighting, log?: (line: strin
  */
 function clearStaleMark(lockDir: string, mark: string): void {
   const judged = sight(mark);
-  if (judged === undefined || Math.abs(judged.ageMs) <= TAKEOVER_STALE_MS) return;
+  if (judged === undefined || !outlived(judged.ageMs, TAKEOVER_STALE_MS)) return;
   const trash = aside(lockDir, 'takeover');
   try {
     fs.renameSync(mark, trash);
@@ -314,9 +326,12 @@ const LEFTOVER = /^\.(new|stale|takeover|released)\.(\d+)\.(?:([0-9a-f]{8})\.)?[
 /**
  * Removes what processes killed mid-step left beside the lock: staging dirs (killed between mkdir
  * and rename), locks moved aside and not yet removed. One whose pid is dead here goes at once; one
- * of another host or pid namespace (or an older version's name) only once it is old.
+ * of another host or pid namespace (or an older version's name) only once it is old. A bare
+ * takeover mark (`<lock>.takeover`, no pid in its name) goes by {@link clearStaleMark}'s rule:
+ * only a waiter finding a stale lock cleared it, so with the lock free it stayed forever.
  */
 function removeLeftovers(lockDir: string): void {
+  clearStaleMark(lockDir, takeoverMark(lockDir));
   const dir = path.dirname(lockDir);
   const prefix = path.basename(lockDir);
   let names: string[];

@@ -629,7 +629,9 @@ function withLease(state: StackState): StackState {
  * process's lease and, when the stack was started by a test run and no other live test run still
  * uses it, stops it. A stack started with `stack up` is never stopped here. `keep`
  * (DRIFTLINE_STACK_KEEP) leaves the stack running as if started with `stack up`: left as it was, the
- * next plain test run reused it as a test run's stack and stopped it at its teardown.
+ * next plain test run reused it as a test run's stack and stopped it at its teardown. KEEP wins
+ * over the runs sharing the stack: one that started it and ends after the KEEP run leaves it
+ * running too (the KEEP run asked for the stack after its end, whoever started it).
  */
 export async function stackRelease(options: StackDownOptions & { keep?: boolean } = {}): Promise<{ stopped: number }> {
   const log = options.log ?? (() => {});
@@ -643,8 +645,9 @@ export async function stackRelease(options: StackDownOptions & { keep?: boolean 
     const others = liveLeases(state);
     if (state.startedBy !== 'test' || others.length > 0 || options.keep) {
       writeState(paths.stateFile, { ...state, leases: others, ...(options.keep ? { startedBy: 'cli' as const } : {}) });
-      if (options.keep && state.startedBy === 'test') log('DRIFTLINE_STACK_KEEP: the stack runs until `stack down`');
-      else if (state.startedBy === 'test' && others.length > 0) {
+      if (options.keep && state.startedBy === 'test') {
+        log('DRIFTLINE_STACK_KEEP: the stack runs until `stack down` (test runs using it leave it too)');
+      } else if (state.startedBy === 'test' && others.length > 0) {
         log(
           `leaving the stack running for ${others.length} other test run(s) (pid ${others.map((l) => l.pid).join(', ')})`,
         );

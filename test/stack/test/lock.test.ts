@@ -155,6 +155,19 @@ describe('lock takeover', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
+  it('takes over an ownerless lock dated far ahead (a clock step), like a takeover mark (found by a review)', async () => {
+    const { dir, lockDir } = scratch('ownerless-future');
+    // Its owner.json half-written (an older version's lock, or its writer died writing): no owner,
+    // and not empty, so no rename can replace it.
+    placeLock(lockDir, '{"pid": 12');
+    const ahead = new Date(Date.now() + 3_600_000);
+    fs.utimesSync(lockDir, ahead, ahead);
+    const release = await acquireLock(lockDir, { timeoutMs: 1_000 });
+    expect(typeof ownerId(lockDir)).toBe('string');
+    release();
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
   it('takes a lock of another pid namespace or host for held until it is older than the bound (found by a review)', async () => {
     const { dir, lockDir } = scratch('foreign');
     const pid1Start = Number(readProcInfo(1)?.startTime ?? 0);
@@ -247,6 +260,10 @@ describe('lock leftovers', () => {
     mkLeftover(`.lock.new.${dead}.ffffffff.0a1b2c3f`); // another namespace's, recent
     mkLeftover(`.lock.released.${process.pid}.${tag}.0a1b2c40`); // a live process' (this one)
     fs.writeFileSync(path.join(dir, '.lock.json'), '{}'); // not ours at all
+    // A takeover mark left by a waiter killed mid-takeover (its name carries no pid), found with the lock free.
+    fs.mkdirSync(`${lockDir}.takeover`);
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(`${lockDir}.takeover`, old, old);
     const release = await acquireLock(lockDir, { timeoutMs: 1_000 });
     release();
     expect(fs.readdirSync(dir).sort()).toEqual(

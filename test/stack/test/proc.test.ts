@@ -244,6 +244,38 @@ describe('stackRelease (test-run leases)', () => {
     expect(checkOwnership({ name: 'x', pid: service.pid, startTime: service.startTime, markers: [] })).toBe('owned');
     expect(await stackDown({ stateDir, graceMs: 5_000 })).toEqual({ stopped: 1 });
   });
+
+  it('KEEP wins: a stack another live run started is left running by that run too, when it ends last', async () => {
+    const stateDir = path.join(root, 'lease-keep-shared');
+    const stateFile = path.join(stateDir, 'state.json');
+    const service = await sleeper('driftline-test-kept-shared');
+    const starter = await sleeper('driftline-test-starting-run'); // run B: started the stack, still running
+    const me = readProcInfo(process.pid);
+    if (me === undefined) throw new Error('cannot read own process info');
+    const myLease = { pid: process.pid, startTime: me.startTime };
+    const starterLease = { pid: starter.pid, startTime: starter.startTime };
+    writeState(stateFile, {
+      version: 1,
+      stackId: 'keep-shared',
+      createdAt: new Date().toISOString(),
+      readyAt: new Date().toISOString(),
+      startedBy: 'test', // started by run B's global setup
+      endpoints: {},
+      processes: [record('redis', service, 'driftline-test-kept-shared')],
+      leases: [starterLease, myLease],
+    });
+    // This run (KEEP) ends first: B's lease stays, and the stack is now kept.
+    expect(await stackRelease({ stateDir, keep: true })).toEqual({ stopped: 0 });
+    const kept = readState(stateFile);
+    expect({ startedBy: kept?.startedBy, leases: kept?.leases }).toEqual({ startedBy: 'cli', leases: [starterLease] });
+    // B ends last (its release, with no other live lease): the stack stays.
+    if (kept === undefined) throw new Error('the kept stack lost its state');
+    writeState(stateFile, { ...kept, leases: [myLease] });
+    expect(await stackRelease({ stateDir, graceMs: 5_000 })).toEqual({ stopped: 0 });
+    expect(checkOwnership({ name: 'x', pid: service.pid, startTime: service.startTime, markers: [] })).toBe('owned');
+    await stopProcesses([{ name: 'run', pid: starter.pid, startTime: starter.startTime, markers: [] }]);
+    expect(await stackDown({ stateDir, graceMs: 5_000 })).toEqual({ stopped: 1 });
+  });
 });
 
 describe('lock', () => {

@@ -15,10 +15,10 @@ export const kafkaEnvShape = {
       }
     }
   }),
-  DRIFTLINE_KAFKA_CLIENT_ID: envField.string().default('driftline'),
+  DRIFTLINE_KAFKA_CLIENT_ID: envField.name().default('driftline'),
   DRIFTLINE_KAFKA_SSL: envField.bool().default(false),
   DRIFTLINE_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
-  DRIFTLINE_KAFKA_SASL_USERNAME: envField.string().optional(),
+  DRIFTLINE_KAFKA_SASL_USERNAME: envField.name().optional(),
   DRIFTLINE_KAFKA_SASL_PASSWORD: envField.string().optional(),
   /** Bytes of one dead-letter produce request, and so the largest dead letter (larger ones are truncated). */
   DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES: envField.int(16 * 1024, 64 * 1024 * 1024).default(512 * 1024),

@@ -76,3 +76,15 @@ describe('kafka config', () => {
     );
   });
 });
+
+describe('kafka names (padding, commit 25e952a)', () => {
+  it('refuses a padded or blank client id or SASL user, naming the variable', () => {
+    const env = (extra: Record<string, string>) =>
+      parseEnv(kafkaEnvShape, { DRIFTLINE_KAFKA_BROKERS: 'a:1', ...extra });
+    expect(toKafkaConfig(env({ DRIFTLINE_KAFKA_CLIENT_ID: 'my app' })).clientId).toBe('my app');
+    for (const name of ['DRIFTLINE_KAFKA_CLIENT_ID', 'DRIFTLINE_KAFKA_SASL_USERNAME']) {
+      for (const bad of [' x', 'x ', '\tx', '   '])
+        expect(() => env({ [name]: bad })).toThrow(new RegExp(`^${name}: `));
+    }
+  });
+});

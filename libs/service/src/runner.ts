@@ -108,7 +108,11 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   const { common, configs, serviceConfigs } = parseRunnerEnv(options);
 
   const logger = options.logger ?? createLogger({ service: 'driftline', level: common.logLevel });
-  const registry = createMetricsRegistry({ service: options.services.map((s) => s.name).join('+') || 'driftline' });
+  // Its bounded metrics warn of a series cap through the runner's logger, as every other line.
+  const registry = createMetricsRegistry({
+    service: options.services.map((s) => s.name).join('+') || 'driftline',
+    logger,
+  });
   // Served before the services start: a start-up that waits for a backend
   // (DRIFTLINE_STARTUP_TIMEOUT) answered no probe at all, and a liveness probe killed the process
   // long before the wait ended (found by a review). Live while starting, not ready.

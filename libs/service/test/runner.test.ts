@@ -1,4 +1,5 @@
-import { ConfigError, envField } from '@driftline/core';
+import { ConfigError, envField, type Logger, silentLogger } from '@driftline/core';
+import { counter } from '@driftline/observability';
 import { describe, expect, it } from 'vitest';
 import {
   defineService,
@@ -94,5 +95,28 @@ describe('unknown variables and shared ports (found by a review)', () => {
 
   it('rejectSharedPorts ignores what is not a port variable', () => {
     expect(() => rejectSharedPorts([{ DRIFTLINE_A_PORT: 1, DRIFTLINE_B_COUNT: 1 }])).not.toThrow();
+  });
+});
+
+describe('the runner’s metrics registry', () => {
+  it('warns of a metric’s series cap through the runner’s logger, as every other line', async () => {
+    const warnings: string[] = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (_obj, msg) => void warnings.push(msg ?? ''),
+      child: () => logger,
+    };
+    const runner = await startRunner({ services: [], env: { DRIFTLINE_HTTP_PORT: '0' }, logger });
+    try {
+      const capped = counter(runner.context.registry, 'runner_test_capped_total', 'test', ['model'], {
+        bounded: ['model'],
+        maxSeries: 1,
+      });
+      capped.inc({ model: 'a' });
+      capped.inc({ model: 'b' }); // past the cap
+      expect(warnings.filter((m) => m.includes('series cap'))).toHaveLength(1);
+    } finally {
+      await runner.stop();
+    }
   });
 });

@@ -4,8 +4,8 @@ import { z } from 'zod';
 
 export const alertRouterEnvShape = {
   /** YAML or JSON routes file: receivers, routes, default receivers, group window. Without it the router is idle. */
-  DRIFTLINE_ALERT_ROUTES_FILE: envField.string().optional(),
-  DRIFTLINE_ALERT_ROUTER_GROUP: envField.string().default('driftline-alert-router'),
+  DRIFTLINE_ALERT_ROUTES_FILE: envField.name().optional(),
+  DRIFTLINE_ALERT_ROUTER_GROUP: envField.name().default('driftline-alert-router'),
   /**
    * Where a receiver's new consumer group starts when no other group says where the router was:
    * `latest` (the end of the topic: alerts published from now on) or `earliest` (the topic's
@@ -16,7 +16,7 @@ export const alertRouterEnvShape = {
     .default('latest'),
   /** Bound on one HTTP request to a receiver (connect, send, answer headers). */
   DRIFTLINE_ALERT_ROUTER_TIMEOUT: envField
-    .duration(100)
+    .timeout()
     .pipe(z.number().max(120_000, 'must be at most 2m'))
     .default(10_000),
   DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS: envField.int(1, 100).default(8),

@@ -67,3 +67,13 @@ describe('alert-router configuration', () => {
     );
   });
 });
+
+describe('alert-router names (padding, commit 25e952a)', () => {
+  it('refuses a padded or blank group or routes file, naming the variable', () => {
+    expect(config({ DRIFTLINE_ALERT_ROUTER_GROUP: 'routers' }).group).toBe('routers');
+    for (const name of ['DRIFTLINE_ALERT_ROUTER_GROUP', 'DRIFTLINE_ALERT_ROUTES_FILE']) {
+      for (const bad of [' x', 'x ', '\tx', '   '])
+        expect(() => config({ [name]: bad })).toThrow(new RegExp(`^${name}: must not`));
+    }
+  });
+});

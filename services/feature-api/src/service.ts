@@ -13,7 +13,7 @@ export const featureApiEnvShape = {
   ...onlineStoreEnvShape,
   /** Port of the feature API (0 picks a free one). */
   DRIFTLINE_FEATURE_API_PORT: envField.int(0, 65_535).default(8080),
-  DRIFTLINE_FEATURE_API_HOST: envField.string().default('127.0.0.1'),
+  DRIFTLINE_FEATURE_API_HOST: envField.name().default('127.0.0.1'),
   /** Most entities one batch request may ask for, over all its views. */
   // Capped at what the store reads in one batch: beyond it a request the API allows was refused
   // with the store's limit in its message.
@@ -23,7 +23,7 @@ export const featureApiEnvShape = {
   /** Most feature names one read may select (repeats are refused). */
   DRIFTLINE_FEATURE_API_MAX_FEATURES: envField.int(1, 10_000).default(DEFAULT_LIMITS.maxFeatures),
   /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
-  DRIFTLINE_FEATURE_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  DRIFTLINE_FEATURE_API_TOKEN: envField.name().pipe(z.string().min(16, 'must be at least 16 characters')).optional(),
   ...serverTimeoutsEnvShape('DRIFTLINE_FEATURE_API'),
   /** Connections held at once (8 to 65,535); at the cap a new one closes the longest-idle one. */
   DRIFTLINE_FEATURE_API_MAX_CONNECTIONS: maxConnectionsField(),
@@ -94,6 +94,13 @@ export const featureApi = defineService({
       maxConnections: config.maxConnections,
       ...(config.token === undefined ? {} : { token: config.token }),
     };
+    // Loaded here, not at module load: importing this package (unit tests) never loads ioredis.
+    const { checkRedisDatabase, corruptRowReporter, createRedisOnlineStore } = await import(
+      '@driftline/online-store/redis'
+    );
+    // A database the server refuses (`/99` of 16) fails start-up, in the thread's mode too: ioredis
+    // would go on in database 0.
+    await checkRedisDatabase(config.redis);
     if (config.thread === 'worker') {
       const server = await startFeatureApiThread({
         redis: config.redis,
@@ -110,8 +117,6 @@ export const featureApi = defineService({
       ctx.logger.info({ port: server.port, host: config.host, thread: 'worker' }, 'feature API listening');
       return { port: server.port, ready: server.ready, healthy: server.healthy, stop: () => server.close() };
     }
-    // Loaded here, not at module load: importing this package (unit tests) never loads ioredis.
-    const { corruptRowReporter, createRedisOnlineStore } = await import('@driftline/online-store/redis');
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-read',
       keyPrefix: config.keyPrefix,

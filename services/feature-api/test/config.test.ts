@@ -76,3 +76,16 @@ describe('feature-api configuration (issue 11, defect 5)', () => {
     }
   });
 });
+
+describe('feature-api names and token (padding, commit 25e952a)', () => {
+  it('refuses a token or host with white space at an end, naming the variable: Node strips it from the header', () => {
+    const token = 'x'.repeat(20);
+    expect(configure({ DRIFTLINE_FEATURE_API_TOKEN: token }).token).toBe(token);
+    for (const padded of [`${token} `, ` ${token}`, ' '.repeat(20)]) {
+      expect(() => configure({ DRIFTLINE_FEATURE_API_TOKEN: padded })).toThrow(/^DRIFTLINE_FEATURE_API_TOKEN: /);
+    }
+    // Its own length rule still holds.
+    expect(() => configure({ DRIFTLINE_FEATURE_API_TOKEN: 'short' })).toThrow(/DRIFTLINE_FEATURE_API_TOKEN: .*16/);
+    expect(() => configure({ DRIFTLINE_FEATURE_API_HOST: '127.0.0.1 ' })).toThrow(/^DRIFTLINE_FEATURE_API_HOST: /);
+  });
+});

@@ -9,6 +9,7 @@ import { type FeatureViews, freshnessSpecs, loadFeatureViews } from '@driftline/
 import { defaultBackoff, groupHasCommitted } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import {
+  checkRedisDatabase,
   checkRedisDurability,
   checkRedisServer,
   createRedisOnlineStore,
@@ -20,7 +21,6 @@ import type { FreshnessResult } from '@driftline/quality';
 import { deadLetterTopic } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { chTime, type DataQualityRow, type Warehouse } from '@driftline/warehouse';
-import { z } from 'zod';
 import { startFeatureMaterializer } from './materializer.js';
 
 /** How soon a failed start-up check of the state marker is tried again. */
@@ -29,7 +29,7 @@ const MARKER_RETRY_MS = 5_000;
 export const materializerEnvShape = {
   ...onlineStoreEnvShape,
   /** Consumer group of the materializer (every instance of one deployment shares it). */
-  DRIFTLINE_MATERIALIZER_GROUP: z.string().min(1).default('driftline-feature-materializer'),
+  DRIFTLINE_MATERIALIZER_GROUP: envField.name().default('driftline-feature-materializer'),
   /** Partitions processed concurrently by one instance (each still strictly in order). */
   DRIFTLINE_MATERIALIZER_CONCURRENCY: envField.int(1, 64).default(6),
   DRIFTLINE_MATERIALIZER_MAX_BYTES_PER_PARTITION: envField.int(1_024, 64 * 1_048_576).default(1_048_576),
@@ -75,6 +75,8 @@ export const featureMaterializer = defineService({
     };
   },
   async start(ctx, config) {
+    // A database the server refuses (`/99` of 16) fails start-up: ioredis would go on in database 0.
+    await checkRedisDatabase(config.redis);
     const prefix = ctx.common.topicPrefix;
     // Views may read from other topics than the contract's default one: create every source (and its DLQ).
     await ctx.ensureTopics(

@@ -9,7 +9,7 @@ export const modelControllerEnvShape = {
    * `promotion`, `rollback` and `canary_share`, or `manual: true`. A model not listed gets `*`, or
    * the defaults when the file has no `*`. Without a file every model gets the defaults.
    */
-  DRIFTLINE_PROMOTION_POLICY: envField.string().optional(),
+  DRIFTLINE_PROMOTION_POLICY: envField.name().optional(),
   /** Wall-clock time between two ticks (decisions use event time only). */
   DRIFTLINE_MODEL_CONTROLLER_INTERVAL: envField.duration(100, MAX_TIMER_MS).default(10_000),
   /**

@@ -32,9 +32,9 @@ export const modelServerEnvShape = {
   ...onlineStoreEnvShape,
   /** Port of the model server (0 picks a free one). */
   DRIFTLINE_MODEL_SERVER_PORT: envField.int(0, 65_535).default(8081),
-  DRIFTLINE_MODEL_SERVER_HOST: envField.string().default('127.0.0.1'),
+  DRIFTLINE_MODEL_SERVER_HOST: envField.name().default('127.0.0.1'),
   /** The trainer's artifact directory: versions are read from <dir>/<model>/<version>/{model,meta}.json. */
-  DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: envField.string().default('.driftline/models'),
+  DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR: envField.name().default('.driftline/models'),
   /** Operator override of the staged canaries: `model=version@share,...` (share in (0, 1], sticky per entity). */
   DRIFTLINE_MODEL_SERVER_CANARY: envField.string().default(''),
   /** Operator shadows, added to the staged ones: `model=version,...` (scored and logged on every request, never answered). */
@@ -60,7 +60,7 @@ export const modelServerEnvShape = {
   /** Encode and send prediction records on a worker thread of their own (off: on the serving thread). */
   DRIFTLINE_MODEL_SERVER_LOG_THREAD: envField.bool().default(true),
   /** When set, /v1 routes need `Authorization: Bearer <token>`; at least 16 characters. */
-  DRIFTLINE_MODEL_SERVER_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  DRIFTLINE_MODEL_SERVER_TOKEN: envField.name().pipe(z.string().min(16, 'must be at least 16 characters')).optional(),
   ...serverTimeoutsEnvShape('DRIFTLINE_MODEL_SERVER'),
   /** Connections held at once (8 to 65,535); at the cap a new one closes the longest-idle one. */
   DRIFTLINE_MODEL_SERVER_MAX_CONNECTIONS: maxConnectionsField(),
@@ -149,6 +149,9 @@ export const modelServer = defineService({
     };
   },
   async start(ctx, config) {
+    const { checkRedisDatabase } = await import('@driftline/online-store/redis');
+    // A database the server refuses (`/99` of 16) fails start-up: ioredis would go on in database 0.
+    await checkRedisDatabase(config.redis);
     if (config.token === undefined && !LOOPBACK.has(config.host)) {
       ctx.logger.warn(
         { host: config.host },

@@ -44,3 +44,19 @@ describe('model-server configuration of the online store', () => {
     expect(() => configure({ DRIFTLINE_FEATURE_READ_V1: 'maybe' })).toThrow(/DRIFTLINE_FEATURE_READ_V1/);
   });
 });
+
+describe('model-server names and token (padding, commit 25e952a)', () => {
+  it('refuses a token, host or artifact directory with white space at an end, naming the variable', () => {
+    const token = 'y'.repeat(20);
+    expect(configure({ DRIFTLINE_MODEL_SERVER_TOKEN: token }).token).toBe(token);
+    for (const [name, value] of [
+      ['DRIFTLINE_MODEL_SERVER_TOKEN', `${token} `],
+      ['DRIFTLINE_MODEL_SERVER_TOKEN', ' '.repeat(20)],
+      ['DRIFTLINE_MODEL_SERVER_HOST', ' 0.0.0.0'],
+      ['DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR', 'models '],
+    ] as const) {
+      expect(() => configure({ [name]: value })).toThrow(new RegExp(`^${name}: `));
+    }
+    expect(() => configure({ DRIFTLINE_MODEL_SERVER_TOKEN: 'short' })).toThrow(/DRIFTLINE_MODEL_SERVER_TOKEN: .*16/);
+  });
+});

@@ -4,8 +4,8 @@ import type { z } from 'zod';
 
 export const retrainTriggerEnvShape = {
   /** YAML or JSON policy file; without it the built-in default policy applies to every model. */
-  DRIFTLINE_RETRAIN_POLICY_FILE: envField.string().optional(),
-  DRIFTLINE_RETRAIN_GROUP: envField.string().default('driftline-retrain-trigger'),
+  DRIFTLINE_RETRAIN_POLICY_FILE: envField.name().optional(),
+  DRIFTLINE_RETRAIN_GROUP: envField.name().default('driftline-retrain-trigger'),
 };
 
 export type RetrainTriggerEnv = z.infer<z.ZodObject<typeof retrainTriggerEnvShape>>;

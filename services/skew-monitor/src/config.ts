@@ -35,7 +35,7 @@ export const skewEnvShape = {
   DRIFTLINE_SKEW_RELATIVE_TOLERANCE: number(0, 1).default(DEFAULT_TOLERANCE.relative),
   DRIFTLINE_SKEW_ABSOLUTE_TOLERANCE: number(0, Number.MAX_VALUE).default(DEFAULT_TOLERANCE.absolute),
   /** Consumer group, prefixed by DRIFTLINE_TOPIC_PREFIX. */
-  DRIFTLINE_SKEW_GROUP: envField.string().default('skew-monitor'),
+  DRIFTLINE_SKEW_GROUP: envField.name().default('skew-monitor'),
 };
 
 export interface SkewConfig {

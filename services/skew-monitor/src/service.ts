@@ -1,5 +1,5 @@
 import type { ConsumerHandle } from '@driftline/kafka';
-import { corruptRowReporter, createRedisOnlineStore } from '@driftline/online-store/redis';
+import { checkRedisDatabase, corruptRowReporter, createRedisOnlineStore } from '@driftline/online-store/redis';
 import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { featureSources } from '@driftline/skew';
@@ -15,6 +15,8 @@ export const skewMonitorService = defineService({
   envShape: skewEnvShape,
   configure: toSkewConfig,
   async start(ctx: ServiceContext, config: SkewConfig) {
+    // A database the server refuses (`/99` of 16) fails start-up: ioredis would go on in database 0.
+    await checkRedisDatabase(config.redis);
     const warehouse = await ctx.warehouse();
     const sources = featureSources(config.views);
     if (sources.ambiguous.size > 0) {

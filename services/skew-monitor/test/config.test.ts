@@ -43,3 +43,11 @@ describe('skew-monitor configuration', () => {
     );
   });
 });
+
+describe('skew-monitor consumer group (padding, commit 25e952a)', () => {
+  it('refuses a padded or blank group, naming the variable: " skew-monitor " is another group', () => {
+    expect((parse({ DRIFTLINE_SKEW_GROUP: 'skew-a' }).serviceConfigs[0] as { group: string }).group).toBe('skew-a');
+    for (const bad of [' x', 'x ', '\tx', '   '])
+      expect(() => parse({ DRIFTLINE_SKEW_GROUP: bad })).toThrow(/DRIFTLINE_SKEW_GROUP: /);
+  });
+});

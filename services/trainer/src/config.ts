@@ -9,14 +9,17 @@ import { defaultMaxCells } from './training-source.js';
 import type { Device } from './worker.js';
 
 // Both durations drive timers (the worker's kill, the session): bounded by what a timer keeps.
-const duration = (min = 1) => envField.duration(min, MAX_TIMER_MS);
+const duration = (min: number) => envField.duration(min, MAX_TIMER_MS);
+
+/** Floor of DRIFTLINE_TRAINER_TIMEOUT. */
+export const MIN_TRAINING_TIMEOUT_MS = 1_000;
 
 export const trainerEnvShape = {
-  DRIFTLINE_TRAINER_GROUP: envField.string().default('driftline-trainer'),
+  DRIFTLINE_TRAINER_GROUP: envField.name().default('driftline-trainer'),
   /** Where model artifacts (and the training set they came from) are kept: <dir>/<model>/<version>/. */
-  DRIFTLINE_TRAINER_ARTIFACT_DIR: envField.string().default('.driftline/models'),
+  DRIFTLINE_TRAINER_ARTIFACT_DIR: envField.name().default('.driftline/models'),
   /** Python interpreter of the worker; by default the venv worker/setup-venv.sh creates (once). */
-  DRIFTLINE_TRAINER_PYTHON: envField.string().optional(),
+  DRIFTLINE_TRAINER_PYTHON: envField.name().optional(),
   /** auto: CUDA when nvidia-smi lists a GPU and xgboost has CUDA, else CPU. */
   DRIFTLINE_TRAINER_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   DRIFTLINE_TRAINER_PROMOTION_METRIC: z.enum(['roc_auc', 'log_loss', 'accuracy']).default('roc_auc'),
@@ -61,7 +64,11 @@ export const trainerEnvShape = {
   DRIFTLINE_TRAINER_MAX_CELLS: envField.int(1_000, 10_000_000_000).optional(),
   DRIFTLINE_TRAINER_ROUNDS: envField.int(1, 100_000).default(200),
   DRIFTLINE_TRAINER_MAX_DEPTH: envField.int(1, 32).default(4),
-  DRIFTLINE_TRAINER_TIMEOUT: duration().default(20 * 60_000),
+  /**
+   * Longest training run (the worker is killed past it), at least 1 s: the worker's Python start
+   * alone takes longer, so a smaller value (a bare `5` is 5 ms) failed every run as a timeout.
+   */
+  DRIFTLINE_TRAINER_TIMEOUT: duration(MIN_TRAINING_TIMEOUT_MS).default(20 * 60_000),
   /**
    * Kafka session timeout of the trainer's group. The service heartbeats every 3 s while it trains
    * (service.ts), so this only has to cover a stalled process, not the longest training. At least

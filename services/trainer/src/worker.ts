@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -19,7 +19,12 @@ export type Device = 'auto' | 'cpu' | 'cuda';
  */
 export async function ensureWorkerPython(logger: Logger, explicit?: string): Promise<string> {
   if (explicit !== undefined) {
-    if (!existsSync(explicit)) throw new ConfigError('DRIFTLINE_TRAINER_PYTHON', `${explicit} does not exist`);
+    const found = statSync(explicit, { throwIfNoEntry: false });
+    if (found === undefined) throw new ConfigError('DRIFTLINE_TRAINER_PYTHON', `${explicit} does not exist`);
+    // A directory passed an exists check, then every training failed to spawn it (EACCES).
+    if (found.isDirectory()) {
+      throw new ConfigError('DRIFTLINE_TRAINER_PYTHON', `${explicit} is a directory, not a Python interpreter`);
+    }
     return explicit;
   }
   const started = Date.now();

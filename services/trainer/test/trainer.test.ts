@@ -511,3 +511,26 @@ describe('label wait: rows, and both classes on both sides of the split', () => 
     });
   });
 });
+
+describe('config: names and the training timeout (commit 25e952a)', () => {
+  it('refuses a padded or blank group, artifact directory or interpreter, naming the variable', () => {
+    const parsed = parseEnv(trainerEnvShape, {
+      DRIFTLINE_TRAINER_GROUP: 'g 1',
+      DRIFTLINE_TRAINER_PYTHON: '/usr/bin/python3',
+    });
+    expect(toTrainerConfig(parsed)).toMatchObject({ group: 'g 1', python: '/usr/bin/python3' });
+    for (const name of ['DRIFTLINE_TRAINER_GROUP', 'DRIFTLINE_TRAINER_ARTIFACT_DIR', 'DRIFTLINE_TRAINER_PYTHON']) {
+      for (const bad of [' x', 'x ', '\tx', '   '])
+        expect(() => parseEnv(trainerEnvShape, { [name]: bad })).toThrow(new RegExp(`^${name}: `));
+    }
+  });
+
+  it('gives a training run at least 1 s (DRIFTLINE_TRAINER_TIMEOUT): a bare 5 was 5 ms, every run a timeout', () => {
+    const timeout = (v: string) =>
+      toTrainerConfig(parseEnv(trainerEnvShape, { DRIFTLINE_TRAINER_TIMEOUT: v })).timeoutMs;
+    expect(timeout('1s')).toBe(1_000);
+    expect(timeout('30m')).toBe(1_800_000);
+    for (const bad of ['5', '999ms'])
+      expect(() => timeout(bad)).toThrow(/^DRIFTLINE_TRAINER_TIMEOUT: must be at least 1000 ms/);
+  });
+});

@@ -1,5 +1,7 @@
-import { ConfigError, type Logger } from '@driftline/core';
-import type { RedisClient } from './client.js';
+import { ConfigError, type Logger, type RedisConnectionConfig } from '@driftline/core';
+import { ReplyError } from 'ioredis';
+import { createRedisClient, type RedisClient, waitReady } from './client.js';
+import { classifyRedisError } from './errors.js';
 
 /** A Redis setting that weakens what driftline can promise about the state it keeps there. */
 export interface DurabilityFinding {
@@ -141,9 +143,11 @@ export function unsupportedRedis(info: string): string | undefined {
 
 /**
  * Fails start-up, naming DRIFTLINE_REDIS_URL, on a server driftline's scripts cannot run on (see
- * unsupportedRedis). A server that refuses INFO (managed Redis) is tolerated: nothing is known.
+ * unsupportedRedis), or one that refused the URL's database (see checkRedisDatabase). A server
+ * that refuses INFO (managed Redis) is tolerated: nothing is known.
  */
 export async function checkRedisServer(redis: RedisClient): Promise<void> {
+  await checkSelectedDatabase(redis);
   let info: string;
   try {
     info = `${await redis.info('server')}\n${await redis.info('cluster')}`;
@@ -152,4 +156,44 @@ export async function checkRedisServer(redis: RedisClient): Promise<void> {
   }
   const problem = unsupportedRedis(info);
   if (problem !== undefined) throw new ConfigError('DRIFTLINE_REDIS_URL', problem);
+}
+
+/** The database a Redis URL selects: its path (`/3`), 0 without one (redisUrlProblem checked it). */
+function databaseIndex(url: string): number {
+  return Number(new URL(url).pathname.slice(1) || 0);
+}
+
+/**
+ * Fails start-up with one line naming DRIFTLINE_REDIS_URL when the server refuses the database
+ * the URL selects (`/99` where it has `databases 16`): ioredis only emits the refused SELECT as an
+ * error event and goes on in database 0, every read and write in the wrong database. Database 0
+ * (no path) always exists: nothing is asked. Otherwise one short-lived connection asks; Redis not
+ * answering within `readyTimeoutMs` is a retriable outage (start-up waits for it).
+ */
+export async function checkRedisDatabase(config: RedisConnectionConfig, readyTimeoutMs = 10_000): Promise<void> {
+  if (databaseIndex(config.url) === 0) return;
+  const client = createRedisClient(config, 'tooling', { name: 'driftline-database-check' });
+  // The refused SELECT of the connect and connection errors: answered by the check below.
+  client.on('error', () => {});
+  try {
+    await waitReady(client, readyTimeoutMs);
+    await checkSelectedDatabase(client);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Selects the client's database again: the server accepts it or refuses it (a ConfigError). */
+async function checkSelectedDatabase(redis: RedisClient): Promise<void> {
+  const db = redis.options.db ?? 0;
+  if (db === 0) return;
+  try {
+    await redis.select(db);
+  } catch (error) {
+    if (!(error instanceof ReplyError)) throw classifyRedisError(error, `SELECT ${db}`);
+    throw new ConfigError(
+      'DRIFTLINE_REDIS_URL',
+      `the server refuses database ${db} (${(error as Error).message.split('\n')[0]!.slice(0, 200)}): use an index below its \`databases\` setting (16 by default)`,
+    );
+  }
 }

@@ -10,6 +10,7 @@ export {
   waitReady,
 } from './client.js';
 export {
+  checkRedisDatabase,
   checkRedisDurability,
   checkRedisServer,
   type DurabilityReport,

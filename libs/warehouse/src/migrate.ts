@@ -5,17 +5,11 @@ export interface Migration {
   readonly id: string;
   /** DDL statements; `{db}` is replaced by the database name. */
   readonly statements: readonly string[];
-  /**
-   * Run after the statements, for a change DDL alone cannot make idempotent (a new sorting key: a
-   * MergeTree's ORDER BY cannot take an existing column by ALTER, so the table is rebuilt). Must be
-   * safe to run again after a crash at any point, and beside another process running it.
-   */
-  readonly apply?: (ch: ClickHouse) => Promise<void>;
 }
 
 /**
  * Creates the database when missing and applies the migrations not applied yet, in id order, recording each in `schema_migrations`.
- * Statements and `apply` must be idempotent (`IF NOT EXISTS`), so two processes migrating at once is harmless.
+ * Statements must be idempotent (`IF NOT EXISTS`), so two processes migrating at once is harmless.
  */
 export async function migrate(ch: ClickHouse, migrations: readonly Migration[]): Promise<string[]> {
   await ch.command(`CREATE DATABASE IF NOT EXISTS ${ch.database}`);
@@ -29,7 +23,6 @@ export async function migrate(ch: ClickHouse, migrations: readonly Migration[]):
   for (const migration of [...migrations].sort((a, b) => a.id.localeCompare(b.id))) {
     if (applied.has(migration.id)) continue;
     for (const statement of migration.statements) await ch.command(statement.replaceAll('{db}', ch.database));
-    await migration.apply?.(ch);
     await ch.insert('schema_migrations', [{ id: migration.id }]);
     done.push(migration.id);
   }

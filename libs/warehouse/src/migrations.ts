@@ -6,9 +6,9 @@ import { driftQuarantineMigration } from './tables/drift-quarantine.js';
 import { driftWindowsMigration } from './tables/drift-windows.js';
 import { modelTransitionsMigration } from './tables/model-transitions.js';
 import { modelVersionsMigration } from './tables/model-versions.js';
-import { performanceEstimatesMigration, scoreHistogramsThresholdKeyMigration } from './tables/performance-estimates.js';
+import { performanceEstimatesMigration, scoreHistogramsV2Migration } from './tables/performance-estimates.js';
 import { performanceWindowsMigration } from './tables/performance-windows.js';
-import { pairedPredictionsMigration, predictionsMigration } from './tables/predictions.js';
+import { pairedPredictionsMigration, predictionIdIndexMigration, predictionsMigration } from './tables/predictions.js';
 import { referenceProfilesMigration } from './tables/reference-profiles.js';
 import { retentionMigration } from './tables/retention.js';
 import { retrainDecisionsMigration } from './tables/retrain-decisions.js';
@@ -34,5 +34,6 @@ export const migrations: readonly Migration[] = [
   performanceEstimatesMigration, // 0610 CBPE + business columns, score_histograms (TTL 400 days), calibration_maps
   skewWindowsMigration, // 0620 (TTL 400 days, in the table)
   sequentialDetectionsMigration, // 0640 (TTL 400 days, in the table)
-  scoreHistogramsThresholdKeyMigration, // 0650 threshold in score_histograms' key (table rebuilt, rows copied)
+  scoreHistogramsV2Migration, // 0650 score_histograms_v2: threshold in the key (a new table, both read; nothing copied)
+  predictionIdIndexMigration, // 0660 bloom filter of prediction_id on labeled/unlabeled_predictions (new parts)
 ];

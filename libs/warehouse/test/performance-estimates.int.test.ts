@@ -2,13 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fitIsotonicCalibration, mergeScoreHistograms, scoreHistogram } from '@driftline/performance';
-import { describe, expect, it } from 'vitest';
-import { createClickHouse, migrate, migrations, warehouseOn } from '../src/index.js';
 import {
-  ClickHousePerformanceEstimateStore,
-  scoreHistogramsThresholdKeyMigration,
-} from '../src/tables/performance-estimates.js';
+  fitIsotonicCalibration,
+  mergeScoreHistograms,
+  type ScoreHistogram,
+  scoreHistogram,
+} from '@driftline/performance';
+import { describe, expect, it } from 'vitest';
+import { type ClickHouse, chTime, createClickHouse, migrate, migrations, warehouseOn } from '../src/index.js';
+import { ClickHousePerformanceEstimateStore } from '../src/tables/performance-estimates.js';
 
 // The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
 const path = mkdtempSync(join(tmpdir(), 'driftline-ch-estimates-'));
@@ -66,7 +68,7 @@ describe('score_histograms and calibration_maps (0610)', () => {
   });
 });
 
-describe('score_histograms keyed by threshold (0650)', () => {
+describe('score_histograms_v2: threshold in the key, the 0610 table still read (0650)', () => {
   it("keeps two thresholds' tallies of one window taken in one flush (found by a review: one was merged away)", async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
     await migrate(ch, migrations);
@@ -78,68 +80,111 @@ describe('score_histograms keyed by threshold (0650)', () => {
       { ref, threshold: 0.5, flushId: 'f1', histogram: old },
       { ref, threshold: 0.6, flushId: 'f1', histogram: current },
     ]);
+    await ch.command(`OPTIMIZE TABLE ${ch.table('score_histograms_v2')} FINAL`);
     expect((await store.histogram(ref, 0.5))?.counts).toEqual(old.counts);
     expect((await store.histogram(ref, 0.6))?.counts).toEqual(current.counts);
     await ch.close();
   });
 
-  it('rebuilds a 0610 table with the new key, keeping every row and its written_at; a crash mid-way resumes', async () => {
-    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
-    const db = ch.database;
+  it('migrates a 0610 deployment without copying (two processes at once): its rows stay where they are and still count', async () => {
+    const db = database();
+    const first = await createClickHouse({ mode: 'embedded', path, database: db });
+    const second = await createClickHouse({ mode: 'embedded', path, database: db });
     await migrate(
-      ch,
-      migrations.filter((m) => m !== scoreHistogramsThresholdKeyMigration),
+      first,
+      migrations.filter((m) => m.id < '0650'),
     );
-    const sortingKey = async () =>
-      (
-        await ch.select<{ sorting_key: string }>(
-          `SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = 'score_histograms'`,
-          { db },
-        )
-      )[0]?.sorting_key;
-    expect(await sortingKey()).toBe('model, model_version, window_start, flush_id');
-    // Rows of an existing deployment, written a year ago (the retention clock must not restart).
-    await ch.command(
-      `INSERT INTO ${db}.score_histograms
-         (model, model_version, window_start, threshold, flush_id, slots, counts, sums, recorded_at, written_at)
-       SETTINGS insert_allow_materialized_columns = 1
-       VALUES ('fraud', 'v1', '2023-11-14 22:13:20.000', 0.5, 'f1', [1, 7], [2, 3], [0.1, 2.2], '2025-12-01 00:00:00.000', '2025-12-01 00:00:00'),
-              ('fraud', 'v1', '2023-11-14 22:23:20.000', 0.5, 'f2', [4], [1], [0.45], '2025-12-01 00:00:00.000', '2025-12-01 00:00:00')`,
-    );
-    const rows = () =>
-      ch.select(
-        `SELECT model, window_start, threshold, flush_id, slots, counts, sums, recorded_at, written_at
-         FROM ${db}.score_histograms FINAL ORDER BY flush_id`,
-      );
-    const before = await rows();
-    expect(before).toHaveLength(2);
+    // A flush the 0610 code wrote (its table, its key).
+    const written = scoreHistogram([0.1, 0.7, 0.9], 0.5);
+    await insert0610(first, [{ flushId: 'f-old', threshold: 0.5, histogram: written }]);
+    const [a, b] = await Promise.all([migrate(first, migrations), migrate(second, migrations)]);
+    expect([...a, ...b]).toContain('0650_score_histograms_v2');
+    expect(await sortingKeys(first)).toEqual({
+      score_histograms: 'model, model_version, window_start, flush_id',
+      score_histograms_v2: 'model, model_version, window_start, threshold, flush_id',
+    });
+    expect(await first.select(`SELECT count() AS n FROM ${first.table('score_histograms')}`)).toEqual([{ n: 1 }]);
 
-    expect(await migrate(ch, migrations)).toEqual(['0650_score_histograms_threshold_key']);
-    expect(await sortingKey()).toBe('model, model_version, window_start, threshold, flush_id');
-    expect(await rows()).toEqual(before);
-    const tables = async () =>
-      (
-        await ch.select<{ name: string }>(
-          `SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE 'score_histograms%' ORDER BY name`,
-          { db },
-        )
-      ).map((t) => t.name);
-    expect(await tables()).toEqual(['score_histograms']);
+    const store = warehouseOn(first).estimates;
+    const later = scoreHistogram([0.2, 0.6], 0.5);
+    await store.insertHistograms([{ ref, threshold: 0.5, flushId: 'f-new', histogram: later }]);
+    expect(await first.select(`SELECT flush_id FROM ${first.table('score_histograms_v2')}`)).toEqual([
+      { flush_id: 'f-new' },
+    ]);
+    expect((await store.histogram(ref, 0.5))?.counts).toEqual(mergeScoreHistograms(written, later).counts);
+    await first.close();
+    await second.close();
+  });
 
-    // A process that died after moving the table aside: the next run copies the rows back, once.
-    await ch.command(`RENAME TABLE ${db}.score_histograms TO ${db}.score_histograms_0610`);
-    await scoreHistogramsThresholdKeyMigration.apply?.(ch);
-    // ...or after creating the new table and copying part of it: run again, nothing doubles.
-    await scoreHistogramsThresholdKeyMigration.apply?.(ch);
-    expect(await rows()).toEqual(before);
-    expect(await tables()).toEqual(['score_histograms']);
+  it('counts a flush that landed in both tables once (a batch in flight retaken across a rolling deploy)', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
     const store = warehouseOn(ch).estimates;
-    expect((await store.histogram({ ...ref, windowStart: Date.UTC(2023, 10, 14, 22, 13, 20) }, 0.5))?.counts[7]).toBe(
-      3,
-    );
+    const both = scoreHistogram([0.1, 0.9, 0.95], 0.5);
+    const other = scoreHistogram([0.4], 0.6);
+    const oldOnly = scoreHistogram([0.3, 0.55], 0.5);
+    // An old-code instance inserted flush f1 and died before acknowledging it; a new-code instance
+    // took the same batch again and inserted it into the new table (its 0.6 group too, which the old
+    // table had merged away). f2 only ever reached the old table.
+    await insert0610(ch, [
+      { flushId: 'f1', threshold: 0.5, histogram: both },
+      { flushId: 'f2', threshold: 0.5, histogram: oldOnly },
+    ]);
+    await store.insertHistograms([
+      { ref, threshold: 0.5, flushId: 'f1', histogram: both },
+      { ref, threshold: 0.6, flushId: 'f1', histogram: other },
+    ]);
+    const want = mergeScoreHistograms(both, oldOnly);
+    expect((await store.histogram(ref, 0.5))?.counts).toEqual(want.counts);
+    expect((await store.histogram(ref, 0.6))?.counts).toEqual(other.counts);
+    const scores = (h: { counts: readonly number[] }) => h.counts.reduce((x, y) => x + y, 0);
+    expect(
+      (await store.scoreTotals(ref.model)).map(({ modelVersion, windowStart, threshold, count }) => ({
+        modelVersion,
+        windowStart,
+        threshold,
+        count,
+      })),
+    ).toEqual([
+      { modelVersion: 'v1', windowStart: ref.windowStart, threshold: 0.5, count: scores(want) },
+      { modelVersion: 'v1', windowStart: ref.windowStart, threshold: 0.6, count: scores(other) },
+    ]);
+    expect(await store.scoreTotals('no-such-model')).toEqual([]);
     await ch.close();
   });
 });
+
+/** Rows as the 0610 code wrote them: into `score_histograms`, sparse slots. */
+async function insert0610(
+  ch: ClickHouse,
+  flushes: ReadonlyArray<{ flushId: string; threshold: number; histogram: ScoreHistogram }>,
+): Promise<void> {
+  await ch.insert(
+    'score_histograms',
+    flushes.map(({ flushId, threshold, histogram }) => {
+      const slots = [...histogram.counts.keys()].filter((slot) => histogram.counts[slot] !== 0);
+      return {
+        model: ref.model,
+        model_version: ref.modelVersion,
+        window_start: chTime(ref.windowStart),
+        threshold,
+        flush_id: flushId,
+        slots,
+        counts: slots.map((slot) => histogram.counts[slot]),
+        sums: slots.map((slot) => histogram.sums[slot]),
+        recorded_at: chTime(Date.now()),
+      };
+    }),
+  );
+}
+
+async function sortingKeys(ch: ClickHouse): Promise<Record<string, string>> {
+  const rows = await ch.select<{ name: string; sorting_key: string }>(
+    `SELECT name, sorting_key FROM system.tables WHERE database = {db:String} AND name LIKE 'score_histograms%'`,
+    { db: ch.database },
+  );
+  return Object.fromEntries(rows.map((r) => [r.name, r.sorting_key]));
+}
 
 describe('model card live metrics over performance_windows', () => {
   it("counts each window's newest recompute only: a segment that moved into __other__ is not counted twice (found by a review)", async () => {

@@ -62,6 +62,7 @@ describe('the warehouse on the embedded engine', () => {
       'retrain_decisions',
       'schema_migrations',
       'score_histograms',
+      'score_histograms_v2',
       'sequential_detections',
       'skew_windows',
       'unlabeled_predictions',

@@ -78,4 +78,56 @@ describe('writtenPredictions: which replayed predictions already have a row', ()
       await ch.close();
     }
   }, 60_000);
+
+  it('reads only the granules whose bloom filter of prediction_id may hold an id (0660; a full scan of the model before)', async () => {
+    const ch = await createClickHouse(testClickHouse(path, `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`));
+    try {
+      await migrate(ch, migrations);
+      // 200,000 rows of one model per table, in one month (one partition): 25 granules of 8,192 each.
+      const rows = 200_000;
+      const t0 = `toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + number`;
+      await ch.command(
+        `INSERT INTO ${ch.table('labeled_predictions')}
+           (model, model_version, prediction_id, entity_id, prediction_time, label_time, features, prediction, label, joined_at)
+         SELECT 'a', 'v1', concat('p-', toString(number)), 'e', ${t0}, ${t0}, '{}', 0.5, 1, now64(3) FROM numbers(${rows})`,
+      );
+      await ch.command(
+        `INSERT INTO ${ch.table('unlabeled_predictions')}
+           (model, model_version, prediction_id, entity_id, prediction_time, deadline, expired_at, features, prediction)
+         SELECT 'a', 'v1', concat('u-', toString(number)), 'e', ${t0}, ${t0}, now64(3), '{}', 0.5 FROM numbers(${rows})`,
+      );
+      const sent: Array<{ sql: string; params: Record<string, unknown> }> = [];
+      const store = new ClickHousePredictionStore({
+        ...ch,
+        select: (sql, params = {}) => {
+          sent.push({ sql, params });
+          return ch.select(sql, params);
+        },
+      });
+      const refs = ['p-17', 'p-100000', 'u-199999', 'u-none'].map((predictionId) => ({ model: 'a', predictionId }));
+      const found = await store.writtenPredictions(refs);
+      expect(found.map((r) => r.predictionId).sort()).toEqual(['p-100000', 'p-17', 'u-199999']);
+      expect(sent).toHaveLength(1);
+      const { sql, params } = sent[0]!;
+      // The plan of the very query the store sent: the skip index of each table drops granules.
+      const plan = (await ch.select<{ explain: string }>(`EXPLAIN indexes = 1 ${sql}`, params))
+        .map((r) => r.explain)
+        .join('\n');
+      const skipped = [...plan.matchAll(/Name: prediction_id_bloom[\s\S]*?Granules: (\d+)\/(\d+)/g)].map((m) => ({
+        read: Number(m[1]),
+        of: Number(m[2]),
+      }));
+      expect(skipped).toHaveLength(2);
+      for (const { read, of } of skipped) {
+        expect(of).toBeGreaterThanOrEqual(Math.floor(rows / 8_192));
+        expect(read).toBeLessThanOrEqual(2);
+      }
+      // And what the engine read running it: a few granules, not the 400,000 rows.
+      const { statistics } = (await ch.selectTyped(sql, params)) as { statistics?: { rows_read?: number } };
+      expect(statistics?.rows_read).toBeGreaterThan(0);
+      expect(statistics?.rows_read).toBeLessThanOrEqual(4 * 8_192);
+    } finally {
+      await ch.close();
+    }
+  }, 60_000);
 });

@@ -51,7 +51,7 @@ function histogramOf(tally: GroupTally): ScoreHistogram {
  * CBPE score histograms per (model, version, window), tallied by the join store in the same atomic
  * step as each prediction's first transition (see @driftline/join tally.ts): a prediction's score is
  * counted exactly once, whatever Kafka redelivers and wherever a process is killed. The recompute
- * loop moves the tallies to ClickHouse `score_histograms`: take (a batch with a fixed `flush_id`),
+ * loop moves the tallies to ClickHouse `score_histograms_v2`: take (a batch with a fixed `flush_id`),
  * insert, acknowledge. A crash or a failed insert in between leaves the batch in flight, and the
  * next take (by any instance) sends it again under the same id, which replaces itself.
  *
@@ -77,7 +77,7 @@ export class ScoreCounter implements PredictionTallies {
       flushed: counter(
         registry,
         'driftline_joiner_scores_flushed_total',
-        'Prediction scores written to ClickHouse score_histograms for CBPE',
+        'Prediction scores written to ClickHouse score_histograms_v2 for CBPE',
         [],
       ),
       windows: gauge(

@@ -322,13 +322,12 @@ export async function checkInvariants(input: CheckInput): Promise<CheckResult> {
     const key = `${e.model_version}|${windowStart(e.event_time, input.joinerWindowMs)}`;
     wantScores.set(key, (wantScores.get(key) ?? 0) + 1);
   }
-  const histograms = await ch.select<{ version: string; start: number | string; n: number | string }>(
-    `SELECT model_version AS version, toUnixTimestamp64Milli(window_start) AS start, sum(count) AS n
-     FROM ${ch.table('score_histograms')} FINAL ARRAY JOIN counts AS count
-     WHERE model = {model:String} GROUP BY model_version, window_start`,
-    { model: MODEL },
-  );
-  const gotScores = new Map(histograms.map((h) => [`${h.version}|${Number(h.start)}`, Number(h.n)]));
+  // Through the store: both score_histograms tables (0610's and _v2), each flush once.
+  const gotScores = new Map<string, number>();
+  for (const t of await warehouseOn(ch).estimates.scoreTotals(MODEL)) {
+    const key = `${t.modelVersion}|${t.windowStart}`;
+    gotScores.set(key, (gotScores.get(key) ?? 0) + t.count);
+  }
   let scoresMissing = 0;
   let scoresExtra = 0;
   for (const key of new Set([...wantScores.keys(), ...gotScores.keys()])) {

@@ -100,10 +100,12 @@ export class ChdbEngine {
     const set = setStatement(request, this.settings);
     if (set !== undefined) {
       // Parameters are no query text: a server takes 1 MiB of them in the URL whatever
-      // max_query_size, but here they are parsed in a SET, which max_query_size (256 KiB) bounds.
-      // The bound is raised for that SET only, then put back to the request's value or DEFAULT.
+      // max_query_size, but here they are parsed in a SET, which max_query_size bounds — the
+      // session's, as the previous request left it (a client's max_query_size=2000 made the next
+      // request's 4 KB of ids a SYNTAX_ERROR, found by a review), not the default. The bound is
+      // raised for that SET only, then put back to the request's value or DEFAULT.
       const setBytes = Buffer.byteLength(set);
-      const raise = setBytes > DEFAULT_MAX_QUERY_SIZE;
+      const raise = setBytes > this.sessionMaxQuerySize();
       const requested = request.settings.max_query_size;
       try {
         if (raise) await this.session.queryAsync(`SET max_query_size = ${setBytes + 1}`, { format: 'TabSeparated' });
@@ -127,6 +129,14 @@ export class ChdbEngine {
       bytesRead: result.bytesRead,
       elapsedSeconds: result.elapsed,
     };
+  }
+
+  /** The max_query_size parsing the next statement: what an earlier request set, else the default. */
+  private sessionMaxQuerySize(): number {
+    const set = this.settings.get('max_query_size');
+    if (set === undefined) return DEFAULT_MAX_QUERY_SIZE;
+    // A value the engine took but that is no plain number (e.g. '2e3'): assume the smallest bound.
+    return /^\d+$/.test(set) ? Number(set) : 0;
   }
 
   // A refused SET (an unknown setting, a bad value) may have applied part of it: put every setting

@@ -10,6 +10,13 @@ import type { ClickHouse } from '../client.js';
 import type { Migration } from '../migrate.js';
 import { chTime } from '../time.js';
 
+/** Where flushes are written since 0650. */
+const SCORE_HISTOGRAMS = 'score_histograms_v2';
+/** 0610's table: still read (old-code writers in a rolling deploy, rows until its TTL ages them out). */
+const SCORE_HISTOGRAMS_0610 = 'score_histograms';
+/** A flush's row of one (window, threshold): the key of `score_histograms_v2`. */
+const FLUSH_ROW_KEY = 'model, model_version, window_start, threshold, flush_id';
+
 /**
  * 0610: performance before labels (CBPE) and the business outcome.
  *
@@ -24,7 +31,7 @@ import { chTime } from '../time.js';
  *   (`slots`, `counts`, `sums`). A window's histogram is the sum over its rows (`sumMap`).
  *   `flush_id` is fixed when the increments are taken, so a retried insert of the same flush
  *   replaces itself (ReplacingMergeTree, read FINAL) instead of adding twice. Kept 400 days from
- *   the write, as performance_windows. Its key gains `threshold` in 0650 (below).
+ *   the write, as performance_windows. Written to `score_histograms_v2` since 0650 (below).
  * - `calibration_maps`: the calibration of a version's scores, fitted by the trainer on the
  *   labeled rows its reference profile is built from, under the same `reference_id`. At most
  *   MAX_CALIBRATION_POINTS knots (~40 KB). No TTL, like reference_profiles: one row per reference,
@@ -47,7 +54,7 @@ export const performanceEstimatesMigration: Migration = {
       'false_alarm_cost Nullable(Float64)',
       'business_net Nullable(Float64)',
     ].map((column) => `ALTER TABLE {db}.performance_windows ADD COLUMN IF NOT EXISTS ${column}`),
-    scoreHistogramsTable('(model, model_version, window_start, flush_id)'),
+    scoreHistogramsTable(SCORE_HISTOGRAMS_0610, '(model, model_version, window_start, flush_id)'),
     `CREATE TABLE IF NOT EXISTS {db}.calibration_maps (
       model String,
       version String,
@@ -59,9 +66,9 @@ export const performanceEstimatesMigration: Migration = {
   ],
 };
 
-/** `score_histograms` with a sorting key: 0610's, and 0650's (with `threshold`). */
-function scoreHistogramsTable(orderBy: string): string {
-  return `CREATE TABLE IF NOT EXISTS {db}.score_histograms (
+/** `score_histograms` (0610) and `score_histograms_v2` (0650): the same columns and TTL, two sorting keys. */
+function scoreHistogramsTable(name: string, orderBy: string): string {
+  return `CREATE TABLE IF NOT EXISTS {db}.${name} (
       model LowCardinality(String),
       model_version LowCardinality(String),
       window_start DateTime64(3, 'UTC'),
@@ -77,56 +84,22 @@ function scoreHistogramsTable(orderBy: string): string {
     TTL written_at + INTERVAL 400 DAY`;
 }
 
-/** Where 0650 moves the table with 0610's key while its rows are copied; dropped after. */
-const RETIRED_SCORE_HISTOGRAMS = 'score_histograms_0610';
-const SCORE_HISTOGRAM_COLUMNS =
-  'model, model_version, window_start, threshold, flush_id, slots, counts, sums, recorded_at, written_at';
-
 /**
- * 0650: `threshold` in the key of `score_histograms`. The label-joiner writes every tally group of a
- * flush — one per (threshold, window) — under one flush_id; two thresholds of one window (a changed
- * DRIFTLINE_JOINER_THRESHOLD, in a rolling restart or with the old threshold's tallies still in
- * Redis) shared the key, and the replacing merge (within the insert block already) kept one: the
- * current threshold's counts were lost for good (found by a review).
+ * 0650: `score_histograms_v2`, `score_histograms` with `threshold` in the key. The label-joiner
+ * writes every tally group of a flush — one per (threshold, window) — under one flush_id; two
+ * thresholds of one window (a changed DRIFTLINE_JOINER_THRESHOLD, in a rolling restart or with the
+ * old threshold's tallies still in Redis) shared 0610's key, and the replacing merge (within the
+ * insert block already) kept one: the current threshold's counts were lost for good (found by a review).
  *
- * A MergeTree's ORDER BY takes by ALTER only columns added in the same ALTER, at its end, so the
- * table is rebuilt under its own name (readers and writers keep it): the old table is renamed aside
- * — from then on a writer of the old code fails UNKNOWN_TABLE, retried, instead of writing where
- * the copy has passed — the new one is created, the rows are copied (`written_at` kept: the
- * retention clock does not restart), and the old table is dropped. Each step may run again after a
- * crash or beside another process migrating: the rename happens only while the table has the old
- * key, and a row copied twice replaces itself (same key, same recorded_at).
+ * A MergeTree's ORDER BY takes by ALTER only columns added in the same ALTER, so the key is a new
+ * table, not a rebuild: a copy of the rows was bounded by the call timeout (a large table never
+ * finished, and each retry copied again), and a rename beside other processes raced. Nothing is
+ * copied: writers use the new table, readers read both (see `flushRows`), and the 0610 table's rows
+ * age out by its TTL while old-code writers of a rolling deploy may still add to it.
  */
-export const scoreHistogramsThresholdKeyMigration: Migration = {
-  id: '0650_score_histograms_threshold_key',
-  statements: [],
-  async apply(ch) {
-    const tables = await ch.select<{ name: string; sorting_key: string }>(
-      `SELECT name, sorting_key FROM system.tables
-       WHERE database = {db:String} AND name IN ('score_histograms', {retired:String})`,
-      { db: ch.database, retired: RETIRED_SCORE_HISTOGRAMS },
-    );
-    const current = tables.find((t) => t.name === 'score_histograms');
-    if (current !== undefined && !current.sorting_key.split(', ').includes('threshold')) {
-      await ch.command(
-        `RENAME TABLE IF EXISTS ${ch.table('score_histograms')} TO ${ch.table(RETIRED_SCORE_HISTOGRAMS)}`,
-      );
-    }
-    await ch.command(
-      scoreHistogramsTable('(model, model_version, window_start, threshold, flush_id)').replaceAll('{db}', ch.database),
-    );
-    const retired = await ch.select<{ name: string }>(
-      'SELECT name FROM system.tables WHERE database = {db:String} AND name = {retired:String}',
-      { db: ch.database, retired: RETIRED_SCORE_HISTOGRAMS },
-    );
-    if (retired.length === 0) return;
-    await ch.command(
-      `INSERT INTO ${ch.table('score_histograms')} (${SCORE_HISTOGRAM_COLUMNS})
-       SETTINGS insert_allow_materialized_columns = 1
-       SELECT ${SCORE_HISTOGRAM_COLUMNS} FROM ${ch.table(RETIRED_SCORE_HISTOGRAMS)}`,
-    );
-    await ch.command(`DROP TABLE IF EXISTS ${ch.table(RETIRED_SCORE_HISTOGRAMS)}`);
-  },
+export const scoreHistogramsV2Migration: Migration = {
+  id: '0650_score_histograms_v2',
+  statements: [scoreHistogramsTable(SCORE_HISTOGRAMS, `(${FLUSH_ROW_KEY})`)],
 };
 
 /** Increments of one window's score histogram taken by one instance, with a fixed id. */
@@ -137,6 +110,20 @@ export interface HistogramFlush {
   readonly histogram: ScoreHistogram;
 }
 
+/** {@link PerformanceEstimateStore.scoreTotals}: one (version, window, threshold) of a model. */
+export interface ScoreTotal {
+  readonly modelVersion: string;
+  readonly windowStart: number;
+  readonly threshold: number;
+  /** Predictions tallied. */
+  readonly count: number;
+  /** Their scores' sum. */
+  readonly sum: number;
+}
+
+/** Most rows one {@link PerformanceEstimateStore.scoreTotals} call returns. */
+export const MAX_SCORE_TOTALS = 100_000;
+
 export interface StoredCalibration {
   readonly referenceId: string;
   readonly map: CalibrationMap;
@@ -146,6 +133,11 @@ export interface PerformanceEstimateStore {
   insertHistograms(flushes: readonly HistogramFlush[]): Promise<void>;
   /** The window's histogram summed over every flush of `threshold`; undefined when none. */
   histogram(ref: WindowRef, threshold: number): Promise<ScoreHistogram | undefined>;
+  /**
+   * A model's scores tallied per (version, window, threshold): count and sum over every flush; at
+   * most MAX_SCORE_TOTALS rows, newest windows first (a check of what the label-joiner wrote).
+   */
+  scoreTotals(model: string): Promise<ScoreTotal[]>;
   saveCalibration(model: string, version: string, referenceId: string, map: CalibrationMap): Promise<void>;
   /** The newest calibration of (model, version); a malformed map throws ConfigError naming it. */
   calibration(model: string, version: string): Promise<StoredCalibration | undefined>;
@@ -161,7 +153,7 @@ export class ClickHousePerformanceEstimateStore implements PerformanceEstimateSt
     if (flushes.length === 0) return Promise.resolve();
     const recordedAt = chTime(this.now());
     return this.ch.insert(
-      'score_histograms',
+      SCORE_HISTOGRAMS,
       flushes.map((f) => {
         const slots: number[] = [];
         const counts: number[] = [];
@@ -190,10 +182,11 @@ export class ClickHousePerformanceEstimateStore implements PerformanceEstimateSt
   async histogram(ref: WindowRef, threshold: number): Promise<ScoreHistogram | undefined> {
     const rows = await this.ch.select<{ slot: number; count: string | number; sum: number }>(
       `SELECT slot, sum(count) AS count, sum(s) AS sum
-       FROM ${this.ch.table('score_histograms')} FINAL
+       FROM (${this.flushRows(
+         `model = {model:String} AND model_version = {version:String}
+          AND window_start = fromUnixTimestamp64Milli({start:Int64}, 'UTC') AND threshold = {threshold:Float64}`,
+       )})
        ARRAY JOIN slots AS slot, counts AS count, sums AS s
-       WHERE model = {model:String} AND model_version = {version:String}
-         AND window_start = fromUnixTimestamp64Milli({start:Int64}, 'UTC') AND threshold = {threshold:Float64}
        GROUP BY slot`,
       { model: ref.model, version: ref.modelVersion, start: ref.windowStart, threshold },
     );
@@ -206,6 +199,50 @@ export class ClickHousePerformanceEstimateStore implements PerformanceEstimateSt
       h.sums[slot] = Number(r.sum);
     }
     return h;
+  }
+
+  async scoreTotals(model: string): Promise<ScoreTotal[]> {
+    const rows = await this.ch.select<{
+      model_version: string;
+      start: string | number;
+      threshold: number;
+      count: string | number;
+      sum: number;
+    }>(
+      `SELECT toString(model_version) AS model_version, toUnixTimestamp64Milli(window_start) AS start, threshold,
+         sum(arraySum(counts)) AS count, sum(arraySum(sums)) AS sum
+       FROM (${this.flushRows('model = {model:String}')})
+       GROUP BY model_version, window_start, threshold
+       ORDER BY window_start DESC, model_version, threshold
+       LIMIT {limit:UInt32}`,
+      { model, limit: MAX_SCORE_TOTALS },
+    );
+    return rows.map((r) => ({
+      modelVersion: r.model_version,
+      windowStart: Number(r.start),
+      threshold: Number(r.threshold),
+      count: Number(r.count),
+      sum: Number(r.sum),
+    }));
+  }
+
+  /**
+   * The flush rows matching `where` (over columns both tables have) from both tables, each FINAL
+   * (a retried flush replaces itself). One flush can land in both only across a rolling deploy: the
+   * batch in flight in Redis is taken again under the same id by any instance, so an old-code
+   * instance's insert that landed without its acknowledgement is sent again by a new-code one (or
+   * the reverse). Its rows are then the same counts in both tables, so a 0610 row whose
+   * (window, threshold, flush) the new table holds is left out. In 0610's table a flush keeps one
+   * row per window whatever its thresholds (the merged-away tally is lost there), so its key with
+   * `threshold` is unique too.
+   */
+  private flushRows(where: string): string {
+    const columns = `${FLUSH_ROW_KEY}, slots, counts, sums`;
+    const current = this.ch.table(SCORE_HISTOGRAMS);
+    return `SELECT ${columns} FROM ${current} FINAL WHERE ${where}
+      UNION ALL
+      SELECT ${columns} FROM ${this.ch.table(SCORE_HISTOGRAMS_0610)} FINAL
+      WHERE ${where} AND (${FLUSH_ROW_KEY}) NOT IN (SELECT ${FLUSH_ROW_KEY} FROM ${current} WHERE ${where})`;
   }
 
   saveCalibration(model: string, version: string, referenceId: string, map: CalibrationMap): Promise<void> {

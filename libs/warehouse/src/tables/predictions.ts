@@ -66,6 +66,22 @@ export const pairedPredictionsMigration: Migration = {
   ],
 };
 
+/**
+ * 0660: a bloom filter of `prediction_id` on both tables, for `writtenPredictions`: the key starts
+ * with (model, model_version, prediction_time), so a lookup by id alone read every granule of the
+ * model (a billion-row model would pass the call timeout: retried for ever, a stalled partition).
+ * New parts get the index (and parts merged from old ones); parts written before stay unindexed
+ * and read as before until they merge or expire — no MATERIALIZE INDEX here: a mutation of every
+ * part of the two largest tables, started by whichever process migrates first (see the README).
+ */
+export const predictionIdIndexMigration: Migration = {
+  id: '0660_prediction_id_index',
+  statements: ['labeled_predictions', 'unlabeled_predictions'].map(
+    (table) =>
+      `ALTER TABLE {db}.${table} ADD INDEX IF NOT EXISTS prediction_id_bloom prediction_id TYPE bloom_filter(0.001) GRANULARITY 1`,
+  ),
+};
+
 /** Most rows one {@link PredictionStore.readPairs} call returns. */
 export const MAX_PAIRS_PER_READ = 1_000_000;
 

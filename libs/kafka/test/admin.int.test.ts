@@ -1,3 +1,4 @@
+import type { Logger } from '@driftline/core';
 import { uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
 import { AdminSession } from '../src/admin.js';
@@ -71,6 +72,60 @@ describe('topic admin through the facade, on the real broker', () => {
 
   it('gives up on a topic that does not exist with NOT_FOUND', async () => {
     await expect(partitionCount(client(), uniqueName('missing'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('an existing topic whose configs differ from its spec (an upgrade: models.v1 kept for good)', () => {
+  /** A client whose logger keeps its warning and debug lines. */
+  function loggingClient() {
+    const lines: Array<{ level: 'warn' | 'debug'; fields: Record<string, unknown>; msg: string }> = [];
+    const logger: Logger = {
+      debug: (fields, msg = '') => lines.push({ level: 'debug', fields: fields as Record<string, unknown>, msg }),
+      info: () => {},
+      warn: (fields, msg = '') => lines.push({ level: 'warn', fields: fields as Record<string, unknown>, msg }),
+      error: () => {},
+      child: () => logger,
+    };
+    const kafka = createKafkaClient(
+      { brokers: stack.kafkaBrokers, clientId: uniqueName('drift-test'), ssl: false },
+      logger,
+    );
+    return { kafka, warnings: () => lines.filter((l) => l.level === 'warn' && l.msg.includes('configs')) };
+  }
+  const required = { 'retention.ms': '-1', 'retention.bytes': '-1' };
+
+  it('warns once per topic with the found and required values and the command, and alters nothing', async () => {
+    const topic = uniqueName('models.v1');
+    const other = uniqueName('models.v1');
+    // As an old release created them: the broker's 7-day retention.
+    await ensureTopics(client(), [
+      { topic, partitions: 1, config: { 'retention.ms': '604800000' } },
+      { topic: other, partitions: 1, config: { 'retention.ms': '604800000' } },
+    ]);
+    const { kafka, warnings } = loggingClient();
+    await ensureTopics(kafka, [
+      { topic, partitions: 1, config: required },
+      { topic: other, partitions: 1, config: required },
+    ]);
+    expect(warnings()).toHaveLength(2);
+    const line = warnings().find((w) => w.fields.topic === topic);
+    expect(line?.fields.mismatches).toEqual([{ key: 'retention.ms', found: '604800000', required: '-1' }]);
+    const command =
+      `kafka-configs.sh --bootstrap-server ${stack.kafkaBrokers.join(',')} --alter --entity-type topics` +
+      ` --entity-name ${topic} --add-config 'retention.ms=-1'`;
+    expect(line?.fields.command).toBe(command);
+    expect(line?.msg).toContain(`topic ${topic}`);
+    expect(line?.msg).toContain('retention.ms is 604800000, required -1');
+    expect(line?.msg).toContain(command);
+    expect((await describeTopic(client(), topic)).overrides['retention.ms']).toBe('604800000');
+  });
+
+  it('says nothing when the existing topic already has the required configs', async () => {
+    const topic = uniqueName('models.v1');
+    await ensureTopics(client(), [{ topic, partitions: 1, config: required }]);
+    const { kafka, warnings } = loggingClient();
+    await ensureTopics(kafka, [{ topic, partitions: 1, config: required }]);
+    expect(warnings()).toEqual([]);
   });
 });
 

@@ -1,6 +1,9 @@
+import { createServer, type Server } from 'node:net';
+import type { Logger } from '@driftline/core';
 import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
-import { describe, expect, it } from 'vitest';
-import { isTransient } from '../src/admin.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { configDrift, isTransient, warnOnConfigDrift } from '../src/admin.js';
+import { createKafkaClient } from '../src/client.js';
 
 describe('isTransient (admin calls)', () => {
   it('a broker that refuses connections is an outage, not a configuration error (found by make chaos)', () => {
@@ -27,5 +30,69 @@ describe('isTransient (admin calls)', () => {
     } as never);
     expect(isTransient(denied)).toBe(false);
     expect(isTransient(new KafkaJSNumberOfRetriesExceeded(denied, { retryCount: 5, retryTime: 3_000 }))).toBe(false);
+  });
+});
+
+describe('configDrift (a required config an existing topic lacks)', () => {
+  const brokers = ['k1:9092', 'k2:9092'];
+
+  it('names each differing key with both values and the command that sets only those', () => {
+    const found = new Map([
+      ['retention.ms', '604800000'],
+      ['retention.bytes', '-1'],
+      ['cleanup.policy', 'delete'],
+    ]);
+    const drift = configDrift(
+      'prod.models.v1',
+      { 'retention.ms': '-1', 'retention.bytes': '-1', 'cleanup.policy': 'compact,delete' },
+      found,
+      brokers,
+    );
+    expect(drift?.mismatches).toEqual([
+      { key: 'retention.ms', found: '604800000', required: '-1' },
+      { key: 'cleanup.policy', found: 'delete', required: 'compact,delete' },
+    ]);
+    expect(drift?.command).toBe(
+      'kafka-configs.sh --bootstrap-server k1:9092,k2:9092 --alter --entity-type topics --entity-name prod.models.v1' +
+        " --add-config 'retention.ms=-1,cleanup.policy=[compact,delete]'",
+    );
+  });
+
+  it('is undefined when every required value matches, and skips keys the broker does not report', () => {
+    expect(configDrift('t', { 'retention.ms': '-1' }, new Map([['retention.ms', '-1']]), brokers)).toBeUndefined();
+    expect(configDrift('t', { 'retention.ms': '-1' }, new Map(), brokers)).toBeUndefined();
+  });
+});
+
+describe('the config check of existing topics', () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  });
+
+  it('a failed or unanswered read of the configs is a debug line, never a failed or held start', async () => {
+    // A broker gone since the topics were ensured: a port nothing listens on.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    await new Promise((r) => server.close(r));
+    const lines: Array<{ level: string; msg: string }> = [];
+    const logger: Logger = {
+      debug: (_fields, msg = '') => lines.push({ level: 'debug', msg }),
+      info: () => {},
+      warn: (_fields, msg = '') => lines.push({ level: 'warn', msg }),
+      error: () => {},
+      child: () => logger,
+    };
+    const client = createKafkaClient({ brokers: [`127.0.0.1:${port}`], clientId: 'config-check', ssl: false }, logger);
+    const started = Date.now();
+    await expect(
+      warnOnConfigDrift(client, [{ topic: 'models.v1', config: { 'retention.ms': '-1' } }], 300),
+    ).resolves.toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(lines.filter((l) => l.msg.startsWith('could not read the configs'))).toEqual([
+      { level: 'debug', msg: 'could not read the configs of existing topics; not checked' },
+    ]);
+    expect(lines.filter((l) => l.msg.includes('exists with other configs'))).toEqual([]);
   });
 });

@@ -35,6 +35,12 @@ export const DEFAULT_REFERENCE_CACHE_LIMITS: ReferenceCacheLimits = {
   maxPromotedModels: 10_000,
 };
 
+/** The pairs that have a reference, each with its latest reference id, and when that was read. */
+interface Catalog {
+  readonly pairs: Map<string, string>;
+  readonly at: number;
+}
+
 /** A Map in least-recently-used order with a maximum size. */
 class Lru<V> {
   private readonly map = new Map<string, V>();
@@ -57,9 +63,6 @@ class Lru<V> {
   delete(key: string): void {
     this.map.delete(key);
   }
-  keys(): IterableIterator<string> {
-    return this.map.keys();
-  }
   set(key: string, value: V): void {
     this.map.delete(key);
     this.map.set(key, value);
@@ -73,17 +76,19 @@ class Lru<V> {
  * own is measured against the latest version of the model PROMOTED at or before the window start
  * (from models.v1), when one is known.
  *
- * Bounded whatever the events say: at most `maxEntries` reference sets (LRU), and which pairs have
- * a reference at all comes from one catalog (the (model, version) pairs of `reference_profiles`,
- * no profiles) refreshed at most once per `catalogTtlMs` — so a flood of predictions with random
- * versions costs no memory and at most one small query per TTL, not a query per record or version.
+ * Bounded whatever the events say: at most `maxEntries` reference sets (LRU; plus those of the last
+ * batch the LRU evicted since, at most `maxEntries`), and which pairs have a reference at all comes
+ * from one catalog (the (model, version) pairs of `reference_profiles`, no profiles) refreshed at
+ * most once per `catalogTtlMs` — so a flood of predictions with random versions costs no memory
+ * and at most one small query per TTL, not a query per record or version.
  */
 export class ReferenceCache {
   private readonly sets: Lru<ReferenceSet>;
   private readonly byId: Lru<ReferenceSet>;
   private readonly promotions: Lru<Array<{ version: string; eventTime: number }>>;
-  /** The pairs that have a reference, each with its latest reference id. */
-  private catalog: { pairs: Map<string, string>; at: number } | undefined;
+  private catalog: Catalog | undefined;
+  /** The sets the last `ensure` found for its batch (at most `maxEntries`): held even if evicted. */
+  private held = new Map<string, ReferenceSet>();
   private readonly limits: ReferenceCacheLimits;
 
   constructor(
@@ -107,16 +112,13 @@ export class ReferenceCache {
     this.byId.set(set.referenceId, set);
   }
 
-  private async refreshCatalog(): Promise<Map<string, string>> {
+  private async refreshCatalog(): Promise<Catalog> {
     const pairs = new Map((await this.store.catalog()).map((p) => [p.model + SEP + p.version, p.referenceId]));
+    // A set whose reference was re-stored stays until a batch needs it (`ensure` replaces it then):
+    // dropping it here took the set of a pair the same batch had already checked, whose events then
+    // borrowed the promoted version's reference or were refused by the borrowed-version cap.
     this.catalog = { pairs, at: this.now() };
-    // A reference re-stored for a pair held here: dropped, so the next batch loads the latest
-    // (before, a running instance kept the old one while a restarted one used the new one).
-    for (const key of [...this.sets.keys()]) {
-      const latest = pairs.get(key);
-      if (latest !== undefined && this.sets.peek(key)?.referenceId !== latest) this.sets.delete(key);
-    }
-    return pairs;
+    return this.catalog;
   }
 
   /**
@@ -133,45 +135,75 @@ export class ReferenceCache {
   }
 
   /**
-   * Loads the references of (model, version) pairs not in memory. A pair missing from the
-   * catalog is absent without a query while the catalog is fresh; a stale catalog is re-read
-   * once, for all of them (so a reference stored after start-up is found within `catalogTtlMs`).
+   * Loads what a batch's (model, version) pairs need: each pair's own reference, the latest in the
+   * catalog, or else its model's promoted ones. The catalog is read at most once, first: when its
+   * periodic refresh is due, or when a pair is neither in memory nor in it and it is older than
+   * `catalogTtlMs`. Then every set the batch needs is held until the next `ensure`, even if the
+   * LRU evicts it: at most `maxEntries` of them; own-reference pairs past that resolve to nothing
+   * (unreferenced), never to a borrowed reference. Nothing is loaded twice while the catalog holds.
    */
   async ensure(pairs: Iterable<readonly [string, string]>): Promise<void> {
-    if (this.catalog !== undefined && this.now() - this.catalog.at >= this.limits.catalogRefreshMs) {
-      await this.refreshCatalog();
-    }
+    const batch = [...pairs];
     let catalog = this.catalog;
-    for (const [model, version] of pairs) {
+    const age = catalog === undefined ? Number.POSITIVE_INFINITY : this.now() - catalog.at;
+    const unknown = ([model, version]: readonly [string, string]) =>
+      !catalog?.pairs.has(model + SEP + version) && this.sets.peek(model + SEP + version) === undefined;
+    if (
+      catalog === undefined ||
+      age >= this.limits.catalogRefreshMs ||
+      (age >= this.limits.catalogTtlMs && batch.some(unknown))
+    ) {
+      catalog = await this.refreshCatalog();
+    }
+    const needed = new Map<string, ReferenceSet>();
+    for (const [model, version] of batch) {
       const key = model + SEP + version;
-      if (this.sets.get(key) !== undefined) continue;
-      if (catalog === undefined || (!catalog.pairs.has(key) && this.now() - catalog.at >= this.limits.catalogTtlMs)) {
-        catalog = { pairs: await this.refreshCatalog(), at: this.now() };
-      }
-      if (catalog.pairs.has(key)) await this.load(model, version);
+      if (catalog.pairs.has(key) || this.sets.peek(key) !== undefined) await this.hold(catalog, needed, model, version);
       else {
         // Measured against a promoted version: make sure that one is in memory (it may have been evicted).
         for (const p of this.promotions.get(model) ?? [])
-          if (catalog.pairs.has(model + SEP + p.version)) await this.load(model, p.version);
+          if (catalog.pairs.has(model + SEP + p.version)) await this.hold(catalog, needed, model, p.version);
       }
     }
+    this.held = needed;
   }
 
-  private async load(model: string, version: string): Promise<void> {
-    if (this.sets.get(model + SEP + version) !== undefined) return;
-    const set = await this.store.latest(model, version);
-    if (set !== undefined) this.put(set);
+  /** Adds the pair's latest set to `needed`, loading it when it is missing or older than the catalog's. */
+  private async hold(catalog: Catalog, needed: Map<string, ReferenceSet>, model: string, version: string) {
+    const key = model + SEP + version;
+    if (needed.has(key) || needed.size >= this.limits.maxEntries) return;
+    const latest = catalog.pairs.get(key);
+    let set = this.sets.get(key);
+    if (latest !== undefined && set?.referenceId !== latest) {
+      set = await this.store.latest(model, version);
+      if (set === undefined) {
+        // Deleted since the catalog was read: the version borrows until the next read says otherwise.
+        catalog.pairs.delete(key);
+        this.sets.delete(key);
+        return;
+      }
+      // Saved again since the catalog was read: the id loaded is the latest, not reloaded per batch.
+      catalog.pairs.set(key, set.referenceId);
+      this.put(set);
+    }
+    if (set !== undefined) needed.set(key, set);
   }
 
   resolve(model: string, version: string, windowStart: number): ReferenceSet | undefined {
-    const own = this.sets.get(model + SEP + version);
+    const key = model + SEP + version;
+    const own = this.sets.get(key) ?? this.held.get(key);
     if (own !== undefined) return own;
+    // A version with a reference of its own is never measured on another's (nor counted against
+    // the borrowed-version cap): only past the batch bound is its set not held, see `ensure`.
+    if (this.catalog?.pairs.has(key)) return undefined;
     const promoted = this.promotions.get(model);
     if (promoted === undefined) return undefined;
     let best: { version: string; eventTime: number } | undefined;
     for (const p of promoted)
       if (p.eventTime <= windowStart && (best === undefined || p.eventTime >= best.eventTime)) best = p;
-    return best === undefined ? undefined : this.sets.get(model + SEP + best.version);
+    if (best === undefined) return undefined;
+    const lender = model + SEP + best.version;
+    return this.sets.get(lender) ?? this.held.get(lender);
   }
 
   /** A PROMOTED model event: load that version's reference and remember when it took over. */

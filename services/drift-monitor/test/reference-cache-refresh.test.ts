@@ -1,0 +1,162 @@
+import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
+import { decodePartials, type OutboundPartials, type ReferenceSet, referenceSet } from '@driftline/drift';
+import type { DecodedRecord } from '@driftline/kafka';
+import type { PredictionEvent } from '@driftline/schemas';
+import { buildNumericProfile } from '@driftline/stats';
+import type { ReferenceStore } from '@driftline/warehouse';
+import { describe, expect, it } from 'vitest';
+import { ReferenceCache } from '../src/reference-cache.js';
+import { stageOneProcessor } from '../src/stage-one.js';
+import { memoryProgress } from './support.js';
+
+const profiles = (shift: number) =>
+  new Map([['x', buildNumericProfile(Array.from({ length: 100 }, (_, i) => i + shift))]]);
+
+/** A reference store in memory: the last set saved for a pair is its latest; every load counted. */
+function memoryStore(initial: ReferenceSet[]) {
+  const saved = [...initial];
+  const calls = { latest: 0, catalog: 0 };
+  const latestOf = () => new Map(saved.map((s) => [`${s.model}/${s.version}`, s]));
+  const store: ReferenceStore = {
+    save: async (s) => {
+      saved.push(s);
+    },
+    latest: async (model, version) => {
+      calls.latest++;
+      return latestOf().get(`${model}/${version}`);
+    },
+    byId: async (id) => saved.find((s) => s.referenceId === id),
+    newest: async (limit) => saved.slice(-limit).reverse(),
+    catalog: async () => {
+      calls.catalog++;
+      return [...latestOf().values()].map((s) => ({ model: s.model, version: s.version, referenceId: s.referenceId }));
+    },
+  };
+  return { store, calls };
+}
+
+describe('ReferenceCache: a batch keeps its own references across a catalog refresh', () => {
+  it("a re-stored version's events are measured on its new reference, none refused by the borrowed cap", async () => {
+    const promoted = referenceSet('m', 'v1', profiles(0));
+    const firstV2 = referenceSet('m', 'v2', profiles(0.1)); // a canary with a reference of its own
+    const { store } = memoryStore([promoted, firstV2]);
+    let clock = Date.UTC(2024, 11, 2, 12, 0, 0);
+    const references = new ReferenceCache(store, () => clock);
+    await references.preload();
+    await references.promoted('m', 'v1', 0);
+    const sent: OutboundPartials[] = [];
+    const stageOne = stageOneProcessor({
+      spec: { sizeMs: 60_000, latenessMs: 0 },
+      references,
+      progress: memoryProgress(),
+      group: 'g',
+      sourceTopic: 'p',
+      sourcePartitions: 1,
+      mergePartitions: 1,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      now: () => clock,
+      maxBorrowedVersions: 1,
+      decode: async () => {
+        throw new Error('not used: events come decoded');
+      },
+      emit: async (messages) => {
+        sent.push(...messages);
+      },
+    });
+    let offset = 0;
+    const event = (version: string, eventTime: number): DecodedRecord<PredictionEvent> => ({
+      record: { topic: 'p', partition: 0, offset: String(offset++), key: null, value: null, headers: {}, timestamp: 0 },
+      value: {
+        prediction_id: `p${offset}`,
+        model: 'm',
+        model_version: version,
+        entity_id: 'e',
+        event_time: eventTime,
+        features: { x: 5 },
+        prediction: 0,
+        predicted_class: null,
+      },
+    });
+    const ctx = { topic: 'p', partition: 0, highWatermark: '0' };
+    const w = Math.floor(clock / 60_000) * 60_000 - 60_000; // an open window
+    const v2Offsets = new Set<string>();
+    const v2 = (eventTime: number) => {
+      const e = event('v2', eventTime);
+      v2Offsets.add(e.record.offset);
+      return e;
+    };
+    const refusedV2: string[] = [];
+    const run = async (batch: DecodedRecord<PredictionEvent>[]) => {
+      const result = await stageOne.process(batch, ctx);
+      for (const d of result?.deadLetters ?? []) if (v2Offsets.has(d.record.offset)) refusedV2.push(d.reason);
+    };
+
+    // v2 in the window before W, and an invented version that takes W's one borrowed slot.
+    await run([v2(w - 30_000), event('invented-1', w + 1_000)]);
+    // v2's reference is re-stored; the catalog grows older than its 250 ms TTL.
+    const secondV2 = referenceSet('m', 'v2', profiles(0.2));
+    await store.save(secondV2);
+    clock += 300;
+    // v2's first event in W, then an unknown version whose look-up re-reads the catalog.
+    await run([v2(w + 2_000), event('invented-2', w + 3_000)]);
+    await run([v2(w + 4_000), v2(w + 5_000), v2(w + 6_000), event('v1', w + 150_000)]); // closes W
+
+    expect(refusedV2).toEqual([]);
+    const v2InW = sent
+      .map((m) => decodePartials(m.value))
+      .filter((p) => p.type === 'partial' && p.windowStart === w && p.version === 'v2');
+    expect(v2InW.map((p) => (p.type === 'partial' ? [p.events, p.referenceId] : []))).toEqual([
+      [4, secondV2.referenceId],
+    ]);
+  });
+
+  it('a refresh in the middle of a batch leaves the pairs already checked on their latest own set, loaded once', async () => {
+    const promoted = referenceSet('m', 'v1', profiles(0));
+    const { store, calls } = memoryStore([promoted, referenceSet('m', 'v2', profiles(0.1))]);
+    let now = 1_000_000;
+    const cache = new ReferenceCache(store, () => now);
+    await cache.preload();
+    await cache.promoted('m', 'v1', 0);
+    const restored = referenceSet('m', 'v2', profiles(0.2));
+    await store.save(restored);
+    now += 300; // past the catalog TTL, within its periodic refresh
+    const loadsBefore = calls.latest;
+    const batch: Array<[string, string]> = [
+      ['m', 'v2'],
+      ['m', 'unknown'],
+    ];
+    await cache.ensure(batch);
+    expect(cache.resolve('m', 'v2', 1)?.referenceId).toBe(restored.referenceId);
+    expect(cache.resolve('m', 'unknown', 1)?.version).toBe('v1');
+    expect(calls.latest - loadsBefore).toBe(1); // the re-stored v2 only
+    now += 100;
+    await cache.ensure(batch); // the next batch: nothing loaded again
+    expect(calls.latest - loadsBefore).toBe(1);
+    expect(cache.resolve('m', 'v2', 1)?.referenceId).toBe(restored.referenceId);
+  });
+
+  it('a batch with more own-reference pairs than the cache holds: bounded, never borrowed, no reload per batch', async () => {
+    const sets = ['v0', 'v1', 'v2', 'v3'].map((v, i) => referenceSet('m', v, profiles(i)));
+    const { store, calls } = memoryStore(sets);
+    const cache = new ReferenceCache(store, () => 0, { maxEntries: 2 });
+    await cache.preload();
+    await cache.promoted('m', 'v0', 0);
+    const batch: Array<[string, string]> = [
+      ['m', 'v1'],
+      ['m', 'v2'],
+      ['m', 'v3'],
+    ];
+    await cache.ensure(batch);
+    const loadsBefore = calls.latest;
+    await cache.ensure(batch);
+    expect(calls.latest).toBe(loadsBefore); // the sets it holds are not loaded again, batch after batch
+    // models.v1 re-announces v0 while the batch runs: the LRU evicts one of the batch's sets.
+    await cache.promoted('m', 'v0', 0);
+    expect(cache.size).toBe(2);
+    expect(cache.resolve('m', 'v1', 1)?.version).toBe('v1');
+    expect(cache.resolve('m', 'v2', 1)?.version).toBe('v2');
+    // Past the bound: unreferenced, never measured on (or counted as borrowing) v0's reference.
+    expect(cache.resolve('m', 'v3', 1)).toBeUndefined();
+    expect(cache.resolve('m', 'no-reference', 1)?.version).toBe('v0');
+  });
+});

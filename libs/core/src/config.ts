@@ -60,6 +60,205 @@ export function rejectUnknownEnv(
   }
 }
 
+/**
+ * Every DRIFTLINE_* name driftline reads, written out so that checking names loads no service code
+ * (the CLI loaded kafkajs, pino and prom-client for it, and every service when a service's variable
+ * was set): the runner's and resources' variables, every service's, the ClickHouse host's, the
+ * runner's service list and the trainer bootstrap's overrides (worker/setup-venv.sh). services/cli's
+ * env-names test fails when it differs from those: add a new variable here too.
+ */
+export const DRIFTLINE_ENV_NAMES: readonly string[] = [
+  'DRIFTLINE_ALERT_ROUTER_GROUP',
+  'DRIFTLINE_ALERT_ROUTER_MAX_ATTEMPTS',
+  'DRIFTLINE_ALERT_ROUTER_RETRY_BUDGET',
+  'DRIFTLINE_ALERT_ROUTER_RETRY_INITIAL',
+  'DRIFTLINE_ALERT_ROUTER_RETRY_MAX_DELAY',
+  'DRIFTLINE_ALERT_ROUTER_START',
+  'DRIFTLINE_ALERT_ROUTER_TIMEOUT',
+  'DRIFTLINE_ALERT_ROUTES_FILE',
+  'DRIFTLINE_CLICKHOUSE_DATABASE',
+  'DRIFTLINE_CLICKHOUSE_HOST_BIND',
+  'DRIFTLINE_CLICKHOUSE_HOST_MAX_BODY_BYTES',
+  'DRIFTLINE_CLICKHOUSE_HOST_MAX_QUEUE',
+  'DRIFTLINE_CLICKHOUSE_HOST_PASSWORD',
+  'DRIFTLINE_CLICKHOUSE_HOST_PORT',
+  'DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT',
+  'DRIFTLINE_CLICKHOUSE_HOST_USER',
+  'DRIFTLINE_CLICKHOUSE_PASSWORD',
+  'DRIFTLINE_CLICKHOUSE_PATH',
+  'DRIFTLINE_CLICKHOUSE_TIMEOUT',
+  'DRIFTLINE_CLICKHOUSE_URL',
+  'DRIFTLINE_CLICKHOUSE_USERNAME',
+  'DRIFTLINE_DRIFT_ALERT_MIN_EVENTS',
+  'DRIFTLINE_DRIFT_ALERT_SHARE',
+  'DRIFTLINE_DRIFT_ALLOWED_LATENESS',
+  'DRIFTLINE_DRIFT_CHI2_ALPHA',
+  'DRIFTLINE_DRIFT_GROUP',
+  'DRIFTLINE_DRIFT_IDLE_TIMEOUT',
+  'DRIFTLINE_DRIFT_JS_THRESHOLD',
+  'DRIFTLINE_DRIFT_KS_ALPHA',
+  'DRIFTLINE_DRIFT_MAX_AHEAD',
+  'DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS',
+  'DRIFTLINE_DRIFT_METHOD',
+  'DRIFTLINE_DRIFT_MISSING_RATE_INCREASE',
+  'DRIFTLINE_DRIFT_OUT_OF_RANGE',
+  'DRIFTLINE_DRIFT_PARTIALS_PARTITIONS',
+  'DRIFTLINE_DRIFT_PSI_THRESHOLD',
+  'DRIFTLINE_DRIFT_SOURCE_IDLE',
+  'DRIFTLINE_DRIFT_WINDOW',
+  'DRIFTLINE_EVENT_TIME_MAX_FUTURE',
+  'DRIFTLINE_EVENT_TIME_MIN',
+  'DRIFTLINE_FEATURE_API_HEADERS_TIMEOUT',
+  'DRIFTLINE_FEATURE_API_HOST',
+  'DRIFTLINE_FEATURE_API_KEEP_ALIVE_TIMEOUT',
+  'DRIFTLINE_FEATURE_API_MAX_BATCH',
+  'DRIFTLINE_FEATURE_API_MAX_BODY_BYTES',
+  'DRIFTLINE_FEATURE_API_MAX_CONNECTIONS',
+  'DRIFTLINE_FEATURE_API_MAX_FEATURES',
+  'DRIFTLINE_FEATURE_API_PORT',
+  'DRIFTLINE_FEATURE_API_REQUEST_TIMEOUT',
+  'DRIFTLINE_FEATURE_API_THREAD',
+  'DRIFTLINE_FEATURE_API_TOKEN',
+  'DRIFTLINE_FEATURE_API_WRITE_TIMEOUT',
+  'DRIFTLINE_FEATURE_KEY_PREFIX',
+  'DRIFTLINE_FEATURE_READ_V1',
+  'DRIFTLINE_FEATURE_VIEWS',
+  'DRIFTLINE_FRESHNESS_WINDOW',
+  'DRIFTLINE_HTTP_HOST',
+  'DRIFTLINE_HTTP_PORT',
+  'DRIFTLINE_JOINER_ALERT_BOUNDS',
+  'DRIFTLINE_JOINER_ALERT_MIN_SAMPLES',
+  'DRIFTLINE_JOINER_ALERT_SEGMENTS',
+  'DRIFTLINE_JOINER_CALIBRATION_REFRESH',
+  'DRIFTLINE_JOINER_CONCURRENCY',
+  'DRIFTLINE_JOINER_ESTIMATES',
+  'DRIFTLINE_JOINER_EXPIRY_GRACE',
+  'DRIFTLINE_JOINER_EXPIRY_INTERVAL',
+  'DRIFTLINE_JOINER_FALSE_ALARM_COST',
+  'DRIFTLINE_JOINER_GROUP',
+  'DRIFTLINE_JOINER_KEY_PREFIX',
+  'DRIFTLINE_JOINER_MAX_BATCH_BYTES',
+  'DRIFTLINE_JOINER_MAX_LABEL_DELAY',
+  'DRIFTLINE_JOINER_MAX_SEGMENTS',
+  'DRIFTLINE_JOINER_MODEL_TASKS',
+  'DRIFTLINE_JOINER_REALIZED_COVERAGE',
+  'DRIFTLINE_JOINER_RECOMPUTE_INTERVAL',
+  'DRIFTLINE_JOINER_SCORE_WINDOWS',
+  'DRIFTLINE_JOINER_SEGMENT_FEATURES',
+  'DRIFTLINE_JOINER_SESSION_TIMEOUT',
+  'DRIFTLINE_JOINER_TASK',
+  'DRIFTLINE_JOINER_THRESHOLD',
+  'DRIFTLINE_JOINER_TOMBSTONE_TTL',
+  'DRIFTLINE_JOINER_WINDOW',
+  'DRIFTLINE_KAFKA_BROKERS',
+  'DRIFTLINE_KAFKA_CLIENT_ID',
+  'DRIFTLINE_KAFKA_DLQ_MAX_BATCH_BYTES',
+  'DRIFTLINE_KAFKA_DLQ_MAX_BATCH_RECORDS',
+  'DRIFTLINE_KAFKA_FAULT_HOLD',
+  'DRIFTLINE_KAFKA_SASL_MECHANISM',
+  'DRIFTLINE_KAFKA_SASL_PASSWORD',
+  'DRIFTLINE_KAFKA_SASL_USERNAME',
+  'DRIFTLINE_KAFKA_SSL',
+  'DRIFTLINE_LOG_LEVEL',
+  'DRIFTLINE_MATERIALIZER_BACKOFF_MAX_MS',
+  'DRIFTLINE_MATERIALIZER_CONCURRENCY',
+  'DRIFTLINE_MATERIALIZER_GROUP',
+  'DRIFTLINE_MATERIALIZER_MAX_BYTES_PER_PARTITION',
+  'DRIFTLINE_MATERIALIZER_SESSION_TIMEOUT_MS',
+  'DRIFTLINE_MODEL_CONTROLLER_INTERVAL',
+  'DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS',
+  'DRIFTLINE_MODEL_SERVER_ARTIFACT_DIR',
+  'DRIFTLINE_MODEL_SERVER_CANARY',
+  'DRIFTLINE_MODEL_SERVER_HEADERS_TIMEOUT',
+  'DRIFTLINE_MODEL_SERVER_HOST',
+  'DRIFTLINE_MODEL_SERVER_KEEP_ALIVE_TIMEOUT',
+  'DRIFTLINE_MODEL_SERVER_LOG_BUFFER',
+  'DRIFTLINE_MODEL_SERVER_LOG_BUFFER_BYTES',
+  'DRIFTLINE_MODEL_SERVER_LOG_FLUSH',
+  'DRIFTLINE_MODEL_SERVER_LOG_THREAD',
+  'DRIFTLINE_MODEL_SERVER_LOG_WAIT',
+  'DRIFTLINE_MODEL_SERVER_MAX_BATCH',
+  'DRIFTLINE_MODEL_SERVER_MAX_BODY_BYTES',
+  'DRIFTLINE_MODEL_SERVER_MAX_CONNECTIONS',
+  'DRIFTLINE_MODEL_SERVER_MAX_FEATURES',
+  'DRIFTLINE_MODEL_SERVER_PORT',
+  'DRIFTLINE_MODEL_SERVER_REQUEST_TIMEOUT',
+  'DRIFTLINE_MODEL_SERVER_SHADOW',
+  'DRIFTLINE_MODEL_SERVER_TOKEN',
+  'DRIFTLINE_MODEL_SERVER_WRITE_TIMEOUT',
+  'DRIFTLINE_PROMOTION_POLICY',
+  'DRIFTLINE_REDIS_PASSWORD',
+  'DRIFTLINE_REDIS_TLS',
+  'DRIFTLINE_REDIS_URL',
+  'DRIFTLINE_RETRAIN_GROUP',
+  'DRIFTLINE_RETRAIN_POLICY_FILE',
+  'DRIFTLINE_SCHEMA_REGISTRY_PASSWORD',
+  'DRIFTLINE_SCHEMA_REGISTRY_TIMEOUT',
+  'DRIFTLINE_SCHEMA_REGISTRY_URL',
+  'DRIFTLINE_SCHEMA_REGISTRY_USERNAME',
+  'DRIFTLINE_SEQUENTIAL',
+  'DRIFTLINE_SEQUENTIAL_BINS',
+  'DRIFTLINE_SEQUENTIAL_BOOTSTRAPS',
+  'DRIFTLINE_SEQUENTIAL_ERT',
+  'DRIFTLINE_SEQUENTIAL_EVERY',
+  'DRIFTLINE_SEQUENTIAL_MAX_STREAMS',
+  'DRIFTLINE_SEQUENTIAL_STATISTIC',
+  'DRIFTLINE_SEQUENTIAL_WINDOW',
+  'DRIFTLINE_SERVICES',
+  'DRIFTLINE_SKEW_ABSOLUTE_TOLERANCE',
+  'DRIFTLINE_SKEW_GROUP',
+  'DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED',
+  'DRIFTLINE_SKEW_MIN_COMPARED',
+  'DRIFTLINE_SKEW_RELATIVE_TOLERANCE',
+  'DRIFTLINE_SKEW_SAMPLE_RATE',
+  'DRIFTLINE_SKEW_WINDOW',
+  'DRIFTLINE_STALL_TIMEOUT',
+  'DRIFTLINE_STARTUP_TIMEOUT',
+  'DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS',
+  'DRIFTLINE_TOPIC_PARTITIONS',
+  'DRIFTLINE_TOPIC_PREFIX',
+  'DRIFTLINE_TOPIC_REPLICATION_FACTOR',
+  'DRIFTLINE_TRAINER_ARTIFACT_DIR',
+  'DRIFTLINE_TRAINER_DEVICE',
+  'DRIFTLINE_TRAINER_FLAVOUR',
+  'DRIFTLINE_TRAINER_GROUP',
+  'DRIFTLINE_TRAINER_HOLDOUT_FRACTION',
+  'DRIFTLINE_TRAINER_LABEL_POLL',
+  'DRIFTLINE_TRAINER_LABEL_WAIT',
+  'DRIFTLINE_TRAINER_MAX_CELLS',
+  'DRIFTLINE_TRAINER_MAX_DEPTH',
+  'DRIFTLINE_TRAINER_MAX_ROWS',
+  'DRIFTLINE_TRAINER_MIN_CLASS_ROWS',
+  'DRIFTLINE_TRAINER_MIN_ROWS',
+  'DRIFTLINE_TRAINER_PROMOTION_MARGIN',
+  'DRIFTLINE_TRAINER_PROMOTION_METRIC',
+  'DRIFTLINE_TRAINER_PYTHON',
+  'DRIFTLINE_TRAINER_ROLLOUT',
+  'DRIFTLINE_TRAINER_ROUNDS',
+  'DRIFTLINE_TRAINER_SESSION_TIMEOUT',
+  'DRIFTLINE_TRAINER_TIMEOUT',
+  'DRIFTLINE_TRAINER_VENV',
+];
+
+/** Prefixes of other tools' variables (the stack tool, the demo, the benchmarks): never checked. */
+export const FOREIGN_ENV_PREFIXES: readonly string[] = ['DRIFTLINE_STACK_', 'DRIFTLINE_DEMO_', 'DRIFTLINE_BENCH_'];
+
+/**
+ * Refuses a DRIFTLINE_* variable that is neither in DRIFTLINE_ENV_NAMES nor `alsoKnown` (a
+ * misspelt DRIFTLINE_CLICKHOUSE_ULR fell back to the embedded store), naming the closest known
+ * ones; other tools' prefixes and `ignorePrefixes` pass. The one rule of every command and the runner.
+ */
+export function rejectUnknownDriftlineVariables(
+  env: Env = process.env,
+  alsoKnown: Iterable<string> = [],
+  ignorePrefixes: readonly string[] = [],
+): void {
+  rejectUnknownEnv('DRIFTLINE_', [...DRIFTLINE_ENV_NAMES, ...alsoKnown], env, [
+    ...FOREIGN_ENV_PREFIXES,
+    ...ignorePrefixes,
+  ]);
+}
+
 /** Largest edit distance at which a known name is suggested for an unknown one. */
 const MAX_SUGGESTION_DISTANCE = 3;
 /** At most this many suggestions. */
@@ -67,16 +266,17 @@ const MAX_SUGGESTIONS = 3;
 
 /** The known names nearest to `name` (edit distance at most MAX_SUGGESTION_DISTANCE), sorted; at most MAX_SUGGESTIONS. */
 export function closestNames(name: string, known: Iterable<string>): string[] {
-  let best = MAX_SUGGESTION_DISTANCE + 1;
+  let best = MAX_SUGGESTION_DISTANCE;
   let nearest: string[] = [];
   for (const candidate of known) {
+    // Past `best`, editDistance answers best + 1: a start at MAX + 1 tied with it (4 edits suggested).
     const distance = editDistance(name, candidate, best);
+    if (distance > best) continue;
     if (distance < best) {
       best = distance;
-      nearest = [candidate];
-    } else if (distance === best) {
-      nearest.push(candidate);
+      nearest = [];
     }
+    nearest.push(candidate);
   }
   return nearest.sort().slice(0, MAX_SUGGESTIONS);
 }
@@ -118,8 +318,14 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export const MIN_TIMEOUT_MS = 100;
 
-/** Leading or trailing white space, or none but white space: never meant in a name or a token. */
-const PADDED = /^\s|\s$/;
+/**
+ * Why a value padded with white space (or a control character: URL parsers drop those from the
+ * ends too) is refused, or undefined: never meant in a name, a token or a URL.
+ */
+export function paddingProblem(text: string): string | undefined {
+  const blank = (c: string | undefined) => c !== undefined && (c <= ' ' || /\s/.test(c));
+  return blank(text[0]) || blank(text.at(-1)) ? 'must not start or end with white space' : undefined;
+}
 
 /** Options of `envField.list`. */
 export interface ListFieldOptions {
@@ -152,7 +358,10 @@ export const envField = {
     z
       .string()
       .min(empty ? 0 : 1)
-      .refine((v) => !PADDED.test(v), 'must not start or end with white space'),
+      .superRefine((v, ctx) => {
+        const problem = paddingProblem(v);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      }),
   int: (min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER) =>
     z
       .string()
@@ -197,6 +406,8 @@ export const envField = {
    * An http:// or https:// URL with no query or fragment (a client appends its own paths and
    * parameters to it); `path: false` also refuses a path (e.g. where a client would read it as
    * something else). `localhost:8123` is refused: a URL parser takes `localhost:` as its scheme.
+   * So is padding: `new URL` trims it, but the value is used as given (a registry base URL ending
+   * in a space made every schema fetch a 404).
    */
   httpUrl: ({ path = true }: { readonly path?: boolean } = {}) =>
     z.string().transform((v, ctx) => {
@@ -228,6 +439,8 @@ function durationField(min: number, max: number) {
 }
 
 function httpUrlProblem(text: string, allowPath: boolean): string | undefined {
+  const padding = paddingProblem(text);
+  if (padding !== undefined) return padding;
   let url: URL;
   try {
     url = new URL(text);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envField } from './config.js';
+import { envField, paddingProblem } from './config.js';
 
 /** Variables of a Redis connection, shared by every service that keeps state in Redis. */
 export const redisEnvShape = {
@@ -20,20 +20,34 @@ export const redisEnvShape = {
 const MAX_REDIS_DB = 2 ** 31 - 1;
 
 /**
- * Why a Redis URL cannot work, or undefined. The database path is checked here because ioredis
- * does not: `/abc` threw inside the client (a restart loop of the feature API thread). Whether the
- * index is below the server's `databases` is only known at connect.
+ * The path of a URL's text as written (`//authority` skipped, up to `?` or `#`): the URL parser
+ * resolves dot segments (`/abc/..` → `/`), ioredis (Node's legacy parser) does not.
+ */
+const RAW_PATH = /^[a-z][a-z\d+.-]*:\/\/[^/?#]*([^?#]*)/i;
+
+/** No path, `/`, or `/<index>`: ioredis reads everything after the first `/` as the database. */
+const DATABASE_PATH = /^\/?$|^\/\d{1,10}$/;
+
+/**
+ * Why a Redis URL cannot work, or undefined. The database path is checked here, as written,
+ * because ioredis does not: `/abc` (or `/abc/..`, which a URL parser normalises to `/`) threw
+ * inside the client (a restart loop). Whether the index is below the server's `databases` is only
+ * known at connect.
  */
 export function redisUrlProblem(text: string): string | undefined {
+  const padding = paddingProblem(text);
+  if (padding !== undefined) return padding;
   let url: URL;
   try {
     url = new URL(text);
   } catch {
     return 'must be a redis:// or rediss:// URL';
   }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return 'must be a redis:// or rediss:// URL';
-  const db = url.pathname.replace(/^\//, '');
-  if (db !== '' && !(/^\d{1,10}$/.test(db) && Number(db) <= MAX_REDIS_DB)) {
+  const rawPath = RAW_PATH.exec(text)?.[1];
+  if ((url.protocol !== 'redis:' && url.protocol !== 'rediss:') || rawPath === undefined) {
+    return 'must be a redis:// or rediss:// URL';
+  }
+  if (!DATABASE_PATH.test(rawPath) || Number(rawPath.slice(1)) > MAX_REDIS_DB) {
     return 'its path must be a database index, an integer >= 0 (redis://host:6379/0)';
   }
   return undefined;

@@ -89,6 +89,17 @@ describe('rejectUnknownEnv', () => {
     ]);
   });
 
+  it('suggests names at most 3 edits away, never 4 (the limit tied with the answer past it)', () => {
+    const three = 'DRIFTLINE_ABCXYZ';
+    const four = 'DRIFTLINE_ABWXYZ';
+    expect(editDistance('DRIFTLINE_ABCDEF', three)).toBe(3);
+    expect(editDistance('DRIFTLINE_ABCDEF', four)).toBe(4);
+    expect(closestNames('DRIFTLINE_ABCDEF', [four, three])).toEqual([three]);
+    expect(closestNames('DRIFTLINE_ABCDEF', [four])).toEqual([]);
+    const e = configError(() => rejectUnknownEnv('DRIFTLINE_', [four], { DRIFTLINE_ABCDEF: '1' }));
+    expect(e.message).toMatch(/^DRIFTLINE_ABCDEF: unknown variable \(none known is close/);
+  });
+
   it('passes known variables, other prefixes and the ignored prefixes', () => {
     expect(() =>
       rejectUnknownEnv(
@@ -184,6 +195,26 @@ describe('envField', () => {
     expect(parse(envField.httpUrl({ path: false }), 'http://h:8123/').success).toBe(true);
     expect(parse(envField.httpUrl({ path: false }), 'http://h:8123/db').error?.issues[0]?.message).toBe(
       'must have no path',
+    );
+  });
+
+  it('httpUrl refuses padding: the URL parser trims it, the value is used as given (a 404 on every call)', () => {
+    for (const [text, trimmed] of [
+      ['http://h:8081/apis/ccompat/v7 ', 'http://h:8081/apis/ccompat/v7'],
+      [' http://h:8081', 'http://h:8081'],
+      ['http://h:8081\t', 'http://h:8081'],
+      ['http://h:8081\n', 'http://h:8081'],
+      ['http://h\u0001', 'http://h'],
+    ] as const) {
+      // Why it passed before: the parser accepts it, as the trimmed URL.
+      expect(new URL(text).href).toBe(new URL(trimmed).href);
+      expect(parse(envField.httpUrl(), text).error?.issues[0]?.message).toBe('must not start or end with white space');
+    }
+    const e = configError(() =>
+      parseEnv({ DRIFTLINE_A_URL: envField.httpUrl() }, { DRIFTLINE_A_URL: 'http://h:8081/apis/ccompat/v7 ' }),
+    );
+    expect(e.message).toBe(
+      'DRIFTLINE_A_URL: must not start or end with white space (got "http://h:8081/apis/ccompat/v7 ")',
     );
   });
 
@@ -322,6 +353,17 @@ describe('redisUrlProblem (DRIFTLINE_REDIS_URL)', () => {
       'redis://h:1/99999999999',
     ])
       expect(redisUrlProblem(url)).toMatch(/^its path must be a database index, an integer >= 0/);
+  });
+
+  it('checks the path as written: dot segments the URL parser resolves are refused', () => {
+    // ioredis reads the raw text after the first `/` (db "abc/.."); new URL normalises it away.
+    for (const url of ['redis://h:1/abc/..', 'redis://h:1/abc/../', 'redis://h:1/./3']) {
+      expect(new URL(url).pathname).toMatch(/^\/\d*$/);
+      expect(redisUrlProblem(url)).toMatch(/^its path must be a database index, an integer >= 0/);
+    }
+    for (const url of ['redis://h:1/3 ', ' redis://h:1/3'])
+      expect(redisUrlProblem(url)).toBe('must not start or end with white space');
+    expect(redisUrlProblem('redis://h:1/2147483647?family=6')).toBeUndefined();
   });
 
   it('through parseEnv: one line naming the variable', () => {

@@ -36,6 +36,15 @@ describe('SDK connection settings', () => {
     expect(() => connectionFromEnv({ DRIFTLINE_KAFKA_BROKERS: 'b:1' })).toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: /);
   });
 
+  it('refuses a padded registry URL, naming it (a trailing space made every schema fetch a 404)', () => {
+    expect(() =>
+      connectionFromEnv({
+        DRIFTLINE_KAFKA_BROKERS: 'b:1',
+        DRIFTLINE_SCHEMA_REGISTRY_URL: 'http://r:8080/apis/ccompat/v7 ',
+      }),
+    ).toThrow(/^DRIFTLINE_SCHEMA_REGISTRY_URL: must not start or end with white space/);
+  });
+
   it('refuses to start without a Kafka connection', async () => {
     await expect(
       createDriftlineProducer({ kafka: { brokers: [], clientId: 'x', ssl: false }, registry: { url: 'http://r' } }),

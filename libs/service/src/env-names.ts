@@ -1,59 +1,74 @@
-import { ConfigError, type Env, rejectUnknownEnv } from '@driftline/core';
-import { commonEnvShape } from './common-config.js';
+import { isIP } from 'node:net';
+import {
+  ConfigError,
+  DRIFTLINE_ENV_NAMES,
+  type Env,
+  FOREIGN_ENV_PREFIXES,
+  rejectUnknownDriftlineVariables,
+} from '@driftline/core';
 
-/**
- * Variables of driftline's own that no service schema declares: the runner's service list, and
- * the trainer bootstrap's overrides (worker/setup-venv.sh), documented as such: one env file
- * serves both, and `run` refused them (exit 78).
- */
-const EXTRA_ENV_NAMES = ['DRIFTLINE_SERVICES', 'DRIFTLINE_TRAINER_FLAVOUR', 'DRIFTLINE_TRAINER_VENV'];
+export { FOREIGN_ENV_PREFIXES };
 
-/** Prefixes of other tools' variables (the stack tool, the demo, the benchmarks): never checked here. */
-export const FOREIGN_ENV_PREFIXES: readonly string[] = ['DRIFTLINE_STACK_', 'DRIFTLINE_DEMO_', 'DRIFTLINE_BENCH_'];
-
-/**
- * Every DRIFTLINE_* name driftline reads: the common and resource variables, each given shape
- * (the services' and, from the CLI, the ClickHouse host's) and the extras above.
- */
-export function knownEnvNames(shapes: Iterable<Readonly<Record<string, unknown>>>): Set<string> {
-  const names = new Set([...Object.keys(commonEnvShape), ...EXTRA_ENV_NAMES]);
+/** Every known DRIFTLINE_* name (DRIFTLINE_ENV_NAMES, @driftline/core) and those of the given shapes (a test's own service). */
+export function knownEnvNames(shapes: Iterable<Readonly<Record<string, unknown>>> = []): Set<string> {
+  const names = new Set(DRIFTLINE_ENV_NAMES);
   for (const shape of shapes) for (const name of Object.keys(shape)) names.add(name);
   return names;
 }
 
 /**
- * Refuses a DRIFTLINE_* variable no shape declares (a misspelt DRIFTLINE_CLICKHOUSE_ULR fell back
- * to the embedded store), naming the closest known ones. Every command applies this one rule.
+ * Refuses a DRIFTLINE_* variable that is not known and no shape declares, naming the closest known
+ * ones: rejectUnknownDriftlineVariables (@driftline/core, which the CLI applies) with the shapes' names.
  */
 export function rejectUnknownDriftlineEnv(
   shapes: Iterable<Readonly<Record<string, unknown>>>,
   env: Env = process.env,
   ignorePrefixes: readonly string[] = [],
 ): void {
-  rejectUnknownEnv('DRIFTLINE_', knownEnvNames(shapes), env, [...FOREIGN_ENV_PREFIXES, ...ignorePrefixes]);
+  rejectUnknownDriftlineVariables(env, knownEnvNames(shapes), ignorePrefixes);
 }
 
-/** A listener's port variable: 0 (any free port) never collides. */
-const PORT_VARIABLE = /^DRIFTLINE_\w+_PORT$/;
+/** A listener's port variable (0, any free port, never collides); its host is `<prefix>HOST`. */
+const PORT_VARIABLE = /^(DRIFTLINE_\w+_)PORT$/;
+
+/** Hosts a listener binds every address on: they share a port with no other host. */
+const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::']);
+
+/** The address a host variable binds, compared as written (IPv6 canonical); undefined = every address. */
+function boundAddress(host: unknown): string | undefined {
+  // No host variable: Node listens on every address.
+  if (typeof host !== 'string') return undefined;
+  const lower = host.toLowerCase();
+  const address = isIP(lower) === 6 ? new URL(`http://[${lower}]`).hostname.slice(1, -1) : lower;
+  return WILDCARD_HOSTS.has(address) ? undefined : address;
+}
 
 /**
- * Refuses two port variables of one process set to the same port (e.g. DRIFTLINE_FEATURE_API_PORT
- * = DRIFTLINE_HTTP_PORT): the second listener failed as "in use by another process", naming one.
- * `parsed`: the parsed variables of each shape the process reads (port variables are numbers).
+ * Refuses two port variables of one process set to the same port on hosts that can collide
+ * (equal, or either a wildcard or without a host variable), e.g. DRIFTLINE_FEATURE_API_PORT =
+ * DRIFTLINE_HTTP_PORT on the default hosts: the second listener failed as "in use by another
+ * process", naming one. 127.0.0.1 and 127.0.0.2 on one port do not collide. Two host names that
+ * resolve to one address are found at bind only. `parsed`: the parsed variables of each shape the
+ * process reads (port variables are numbers).
  */
 export function rejectSharedPorts(parsed: Iterable<Readonly<Record<string, unknown>>>): void {
-  const owners = new Map<number, string>();
-  for (const values of parsed) {
-    for (const [name, port] of Object.entries(values)) {
-      if (!PORT_VARIABLE.test(name) || typeof port !== 'number' || port === 0) continue;
-      const owner = owners.get(port);
-      if (owner !== undefined && owner !== name) {
-        throw new ConfigError(
-          name,
-          `is ${port}, as is ${owner}: two listeners of this process cannot share a port (pick another, or 0 for any free one)`,
-        );
-      }
-      owners.set(port, name);
+  const values: Record<string, unknown> = {};
+  for (const shapeValues of parsed) Object.assign(values, shapeValues);
+  const listeners = new Map<number, Array<{ name: string; address: string | undefined }>>();
+  for (const [name, port] of Object.entries(values)) {
+    const prefix = PORT_VARIABLE.exec(name)?.[1];
+    if (prefix === undefined || typeof port !== 'number' || port === 0) continue;
+    const address = boundAddress(values[`${prefix}HOST`]);
+    const onPort = listeners.get(port) ?? [];
+    const other = onPort.find((l) => l.address === undefined || address === undefined || l.address === address);
+    if (other !== undefined) {
+      throw new ConfigError(
+        name,
+        `is ${port}, as is ${other.name}: two listeners of this process cannot share a port on one host ` +
+          '(pick another port or host, or 0 for any free port)',
+      );
     }
+    onPort.push({ name, address });
+    listeners.set(port, onPort);
   }
 }

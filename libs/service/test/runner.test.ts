@@ -93,6 +93,47 @@ describe('unknown variables and shared ports (found by a review)', () => {
     expect(() => parse({}, [api])).not.toThrow();
   });
 
+  it('one port on hosts that cannot collide is legal (127.0.0.1 and 127.0.0.2); on ones that can, refused', () => {
+    const base = { DRIFTLINE_HTTP_PORT: 7000, DRIFTLINE_HTTP_HOST: '127.0.0.1' };
+    const api = (host: string) => ({ DRIFTLINE_FEATURE_API_PORT: 7000, DRIFTLINE_FEATURE_API_HOST: host });
+    expect(() => rejectSharedPorts([base, api('127.0.0.2')])).not.toThrow();
+    expect(() => rejectSharedPorts([{ ...base, DRIFTLINE_HTTP_HOST: '::1' }, api('127.0.0.1')])).not.toThrow();
+    // Equal (as written or as one IPv6 address), or either binding every address.
+    for (const [httpHost, apiHost] of [
+      ['127.0.0.1', '127.0.0.1'],
+      ['::1', '0:0:0:0:0:0:0:1'],
+      ['Host.Local', 'host.local'],
+      ['0.0.0.0', '127.0.0.2'],
+      ['127.0.0.2', '::'],
+      ['', '127.0.0.2'],
+      ['127.0.0.1', '::0'],
+    ] as const)
+      expect(() => rejectSharedPorts([{ ...base, DRIFTLINE_HTTP_HOST: httpHost }, api(apiHost)])).toThrow(
+        /^DRIFTLINE_FEATURE_API_PORT: is 7000, as is DRIFTLINE_HTTP_PORT: two listeners of this process cannot share a port/,
+      );
+    // A listener without a host variable binds every address.
+    expect(() => rejectSharedPorts([base, { DRIFTLINE_X_PORT: 7000 }])).toThrow(/^DRIFTLINE_X_PORT: /);
+  });
+
+  it('through the runner: the documented hosts on one port start (found by a review)', () => {
+    const feature = defineService({
+      name: 'api',
+      description: 'a listener with a host',
+      needs: [],
+      envShape: {
+        DRIFTLINE_FEATURE_API_PORT: envField.int(0, 65_535).default(8080),
+        DRIFTLINE_FEATURE_API_HOST: envField.name().default('127.0.0.1'),
+      },
+      configure: (env) => env,
+      start: async () => ({ ready: () => true, stop: async () => {} }),
+    }) as unknown as ServiceDefinition<never, unknown>;
+    const env = { DRIFTLINE_HTTP_PORT: '7000', DRIFTLINE_FEATURE_API_PORT: '7000' };
+    expect(() =>
+      parse({ ...env, DRIFTLINE_HTTP_HOST: '127.0.0.1', DRIFTLINE_FEATURE_API_HOST: '127.0.0.2' }, [feature]),
+    ).not.toThrow();
+    expect(() => parse(env, [feature])).toThrow(/^DRIFTLINE_FEATURE_API_PORT: is 7000, as is DRIFTLINE_HTTP_PORT/);
+  });
+
   it('rejectSharedPorts ignores what is not a port variable', () => {
     expect(() => rejectSharedPorts([{ DRIFTLINE_A_PORT: 1, DRIFTLINE_B_COUNT: 1 }])).not.toThrow();
   });

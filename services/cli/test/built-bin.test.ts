@@ -81,6 +81,22 @@ describe('the built driftline bin', () => {
       expect(loaded.filter((p) => p.startsWith(heavy))).toEqual([]);
   });
 
+  it('the warehouse commands load no Kafka, registry or service code (checking variable names needs none)', () => {
+    const main = relative(root, built.main);
+    for (const command of ['model', 'model-card', 'report', 'reference']) {
+      const chunk = built.metafile.outputs[main]?.imports.find(
+        (i) => i.kind === 'dynamic-import' && new RegExp(`/${command}-[A-Z0-9]+\\.js$`).test(i.path),
+      );
+      expect(chunk, command).toBeDefined();
+      const loaded = [...staticExternals(built.metafile, chunk!.path)];
+      for (const heavy of ['kafkajs', 'avsc', 'pino', 'prom-client', 'ioredis', 'apache-arrow'])
+        expect(
+          loaded.filter((p) => p.startsWith(heavy)),
+          command,
+        ).toEqual([]);
+    }
+  });
+
   it('ships the trainer worker where the bundled trainer looks for it', () => {
     for (const file of ['train.py', 'setup-venv.sh']) expect(existsSync(join(dir, 'dist', 'worker', file))).toBe(true);
   });

@@ -14,6 +14,8 @@ const demoEnvShape = {
   DRIFTLINE_DEMO_RATE: envField.int(1, 1_000).default(40),
   DRIFTLINE_DEMO_SPEED: envField.number(0.1, 600).default(30),
   DRIFTLINE_DEMO_KEEP: envField.bool().default(false),
+  /** A failed demo prints its stack (read by main.ts; declared so it is a known name). */
+  DRIFTLINE_DEMO_DEBUG: envField.bool().default(false),
   // `make demo SCENARIO=…` sets it.
   DRIFTLINE_DEMO_SCENARIO: envField
     .string()

@@ -82,7 +82,7 @@ main().catch((error: unknown) => {
     warn(`demo: ${error.message}`);
     process.exit(EXIT.config);
   }
-  const debug = process.env.DRIFTLINE_DEBUG === '1';
+  const debug = ['1', 'true', 'yes'].includes(process.env.DRIFTLINE_DEMO_DEBUG ?? '');
   warn(
     `demo failed: ${error instanceof Error ? (debug ? (error.stack ?? error.message) : error.message) : String(error)}`,
   );

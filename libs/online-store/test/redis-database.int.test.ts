@@ -1,21 +1,84 @@
-import { ConfigError, isRetriable } from '@driftline/core';
-import { describe, expect, inject, it } from 'vitest';
+import { connect, createServer, type Server } from 'node:net';
+import { ConfigError, silentLogger } from '@driftline/core';
+import { freePort } from '@driftline/test-support';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import { checkRedisDatabase, checkRedisServer, createRedisClient, waitReady } from '../src/redis/index.js';
 
 const stack = inject('stack');
 /** The stack's Redis (`databases 16`, the default) with a database path. */
 const atDatabase = (db: number) => `${stack.redisUrl.replace(/\/\d*$/, '')}/${db}`;
 const REFUSED_99 = /^DRIFTLINE_REDIS_URL: the server refuses database 99 \(ERR DB index is out of range\)[^\n]*$/;
+const stackRedis = new URL(stack.redisUrl);
 
-describe('the database of DRIFTLINE_REDIS_URL at start-up (the stack’s Redis)', () => {
-  it('one the server refuses is a one-line config error naming the variable; one it has passes', async () => {
+/** Redis coming up on `port`: a TCP proxy to the stack's Redis, listening from now on. */
+async function redisUpOn(port: number): Promise<Server> {
+  const server = createServer((client) => {
+    const upstream = connect(Number(stackRedis.port), stackRedis.hostname);
+    client.pipe(upstream).pipe(client);
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      a.on('error', () => {});
+      a.on('close', () => b.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return server;
+}
+
+describe('the database of DRIFTLINE_REDIS_URL, asked when Redis answers (the stack’s Redis)', () => {
+  const cleanup: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  /** The check, its refusals recorded instead of ending the process. */
+  function check(url: string) {
+    const refusals: ConfigError[] = [];
+    const database = checkRedisDatabase(
+      { url, tls: false },
+      { logger: silentLogger, onRefused: (error) => refusals.push(error) },
+    );
+    cleanup.push(() => database.stop());
+    return { database, refusals };
+  }
+
+  it('one the server refuses is a one-line config error naming the variable; one it has is accepted', async () => {
     // ioredis only emitted the refused SELECT as an error event and read and wrote database 0.
-    const refused = await checkRedisDatabase({ url: atDatabase(99), tls: false }).catch((error: unknown) => error);
-    expect(refused).toBeInstanceOf(ConfigError);
-    expect((refused as ConfigError).field).toBe('DRIFTLINE_REDIS_URL');
-    expect((refused as Error).message).toMatch(REFUSED_99);
-    await expect(checkRedisDatabase({ url: atDatabase(15), tls: false })).resolves.toBeUndefined();
-    await expect(checkRedisDatabase({ url: atDatabase(0), tls: false })).resolves.toBeUndefined();
+    const refused = check(atDatabase(99));
+    const error = await new Promise<ConfigError>((resolve) => {
+      const poll = setInterval(() => {
+        if (refused.refusals.length === 0) return;
+        clearInterval(poll);
+        resolve(refused.refusals[0]!);
+      }, 20);
+    });
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.field).toBe('DRIFTLINE_REDIS_URL');
+    expect(error.message).toMatch(REFUSED_99);
+    expect(refused.database.accepted()).toBe(false);
+    const had = check(atDatabase(15));
+    await had.database.whenAccepted;
+    expect(had.database.accepted()).toBe(true);
+    expect(had.refusals).toEqual([]);
+    expect(check(atDatabase(0)).database.accepted()).toBe(true);
+  });
+
+  it('never waits for Redis: down, it is an outage (no refusal); it asks when Redis comes up', async () => {
+    // It waited 10 s for Redis, then failed start-up (retried until DRIFTLINE_STARTUP_TIMEOUT: a crash loop).
+    const port = await freePort();
+    const started = Date.now();
+    const down = check(`redis://127.0.0.1:${port}/3`);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await new Promise((resolve) => setTimeout(resolve, 700)); // several refused connections
+    expect(down.database.accepted()).toBe(false);
+    expect(down.refusals).toEqual([]);
+    const redis = await redisUpOn(port);
+    cleanup.push(() => new Promise((resolve) => redis.close(resolve)));
+    await down.database.whenAccepted;
+    expect(down.database.accepted()).toBe(true);
+    expect(down.refusals).toEqual([]);
   });
 
   it('the server check of a connected client refuses it too (the label-joiner’s start-up)', async () => {
@@ -27,11 +90,5 @@ describe('the database of DRIFTLINE_REDIS_URL at start-up (the stack’s Redis)'
     } finally {
       client.disconnect();
     }
-  });
-
-  it('Redis not answering is a retriable outage (start-up waits for it), not a config error', async () => {
-    const error = await checkRedisDatabase({ url: 'redis://127.0.0.1:1/3', tls: false }, 300).catch((e: unknown) => e);
-    expect(error).not.toBeInstanceOf(ConfigError);
-    expect(isRetriable(error)).toBe(true);
   });
 });

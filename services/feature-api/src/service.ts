@@ -98,9 +98,10 @@ export const featureApi = defineService({
     const { checkRedisDatabase, corruptRowReporter, createRedisOnlineStore } = await import(
       '@driftline/online-store/redis'
     );
-    // A database the server refuses (`/99` of 16) fails start-up, in the thread's mode too: ioredis
-    // would go on in database 0.
-    await checkRedisDatabase(config.redis);
+    // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers, in
+    // the thread's mode too: ioredis would go on in database 0. The start never waits for Redis (503
+    // while it is down); not ready before the database is accepted.
+    const database = checkRedisDatabase(config.redis, { logger: ctx.logger });
     if (config.thread === 'worker') {
       const server = await startFeatureApiThread({
         redis: config.redis,
@@ -113,9 +114,20 @@ export const featureApi = defineService({
         ...bounds,
         registry: ctx.registry,
         logger: ctx.logger,
+      }).catch((error: unknown) => {
+        database.stop();
+        throw error;
       });
       ctx.logger.info({ port: server.port, host: config.host, thread: 'worker' }, 'feature API listening');
-      return { port: server.port, ready: server.ready, healthy: server.healthy, stop: () => server.close() };
+      return {
+        port: server.port,
+        ready: () => database.accepted() && server.ready(),
+        healthy: server.healthy,
+        stop: () => {
+          database.stop();
+          return server.close();
+        },
+      };
     }
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-read',
@@ -139,13 +151,15 @@ export const featureApi = defineService({
       ctx.logger.info({ port: server.port, host: config.host }, 'feature API listening');
       return {
         port: server.port,
-        ready: () => store.ready(),
+        ready: () => database.accepted() && store.ready(),
         async stop() {
+          database.stop();
           await server.close();
           await store.close();
         },
       };
     } catch (error) {
+      database.stop();
       await store.close();
       throw error;
     }

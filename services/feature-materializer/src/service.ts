@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   envField,
   type RedisConnectionConfig,
   SinkUnavailableError,
@@ -75,8 +76,6 @@ export const featureMaterializer = defineService({
     };
   },
   async start(ctx, config) {
-    // A database the server refuses (`/99` of 16) fails start-up: ioredis would go on in database 0.
-    await checkRedisDatabase(config.redis);
     const prefix = ctx.common.topicPrefix;
     // Views may read from other topics than the contract's default one: create every source (and its DLQ).
     await ctx.ensureTopics(
@@ -85,6 +84,9 @@ export const featureMaterializer = defineService({
         { topic: deadLetterTopic(`${prefix}${s}`), partitions: 1 },
       ]),
     );
+    // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers:
+    // ioredis would go on in database 0. The start never waits for Redis.
+    const database = checkRedisDatabase(config.redis, { logger: ctx.logger });
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-write',
       keyPrefix: config.keyPrefix,
@@ -97,16 +99,28 @@ export const featureMaterializer = defineService({
     // A server the write script cannot run on (older than 7.0: PXAT; a cluster) fails liveness with
     // one error line naming DRIFTLINE_REDIS_URL: every write failed, held one record a minute.
     let unsupported: string | undefined;
-    const checkDurability = () => {
-      void checkRedisDurability(store.client, ctx.logger, ONLINE_FEATURES_STAKES);
+    let stopped = false;
+    const whenRedisReady = (check: () => void) => {
+      if (store.client.status === 'ready') check();
+      else store.client.once('ready', check);
+    };
+    const checkServer = () => {
       void checkRedisServer(store.client).catch((error: unknown) => {
-        unsupported = (error as Error).message;
+        if (!(error instanceof ConfigError)) {
+          // A connection error (a glitch right after the first ready) is an outage, not a verdict.
+          if (!stopped) setTimeout(() => whenRedisReady(checkServer), MARKER_RETRY_MS).unref();
+          return;
+        }
+        unsupported = error.message;
         ctx.logger.error({ reason: unsupported }, 'Redis cannot run the feature write script: /healthz fails');
       });
     };
+    const checkDurability = () => {
+      void checkRedisDurability(store.client, ctx.logger, ONLINE_FEATURES_STAKES);
+      checkServer();
+    };
     // Redis losing the features (an empty restart, a failover, eviction) is reported, not silent.
     let marker: StateMarker | undefined;
-    let stopped = false;
     const watchMarker = () => {
       watchStateMarker(store.client, {
         key: `${config.keyPrefix}:state-marker:features`,
@@ -137,10 +151,12 @@ export const featureMaterializer = defineService({
         },
       );
     };
-    if (store.client.status === 'ready') checkDurability();
-    else store.client.once('ready', checkDurability);
-    if (store.client.status === 'ready') watchMarker();
-    else store.client.once('ready', watchMarker);
+    // Once the database is accepted: the marker, which every write waits for, never in database 0.
+    void database.whenAccepted.then(() => {
+      if (stopped) return;
+      whenRedisReady(checkDurability);
+      whenRedisReady(watchMarker);
+    });
     const specs = freshnessSpecs(config.views);
     try {
       const warehouse = specs.length > 0 ? await freshnessWarehouse(ctx) : undefined;
@@ -192,6 +208,7 @@ export const featureMaterializer = defineService({
         healthy: () => unsupported === undefined,
         async stop() {
           stopped = true;
+          database.stop();
           marker?.stop();
           await handle.stop();
           await store.close();
@@ -199,6 +216,7 @@ export const featureMaterializer = defineService({
       };
     } catch (error) {
       stopped = true;
+      database.stop();
       marker?.stop();
       await store.close();
       throw error;

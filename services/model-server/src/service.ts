@@ -149,9 +149,6 @@ export const modelServer = defineService({
     };
   },
   async start(ctx, config) {
-    const { checkRedisDatabase } = await import('@driftline/online-store/redis');
-    // A database the server refuses (`/99` of 16) fails start-up: ioredis would go on in database 0.
-    await checkRedisDatabase(config.redis);
     if (config.token === undefined && !LOOPBACK.has(config.host)) {
       ctx.logger.warn(
         { host: config.host },
@@ -165,7 +162,11 @@ export const modelServer = defineService({
     await ctx.ensureTopics([{ topic: deadLetterTopic(predictions.topic), partitions: 1 }]);
     const modelCodec = ctx.codec().forTopic(contracts.model, ctx.topic('model'));
     // Loaded here, not at module load: importing this package never loads ioredis.
-    const { createRedisOnlineStore } = await import('@driftline/online-store/redis');
+    const { checkRedisDatabase, createRedisOnlineStore } = await import('@driftline/online-store/redis');
+    // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers:
+    // ioredis would go on in database 0. The start never waits for Redis (requests carrying every
+    // feature never need it).
+    const database = checkRedisDatabase(config.redis, { logger: ctx.logger });
     // No onCorruptRow: a damaged row fails the request as a server fault (500), never "no features"
     // (a client error) nor a score without them.
     const store = createRedisOnlineStore(config.redis, {
@@ -262,6 +263,7 @@ export const modelServer = defineService({
       })();
     } catch (error) {
       stopped = true;
+      database.stop();
       await server?.close();
       await loader.close();
       await store.close();
@@ -272,11 +274,12 @@ export const modelServer = defineService({
     ctx.logger.info({ port: running.port, host: config.host }, 'model server listening');
     return {
       port: running.port,
-      ready: () => store.ready() && followerReady() && running.log.ready(),
+      ready: () => database.accepted() && store.ready() && followerReady() && running.log.ready(),
       // A log whose thread exited refuses every request for good: liveness fails, the process is restarted.
       healthy: () => running.log.ready(),
       async stop() {
         stopped = true;
+        database.stop();
         stopStages();
         await handle.stop().catch(() => {});
         await running.close(); // drains the prediction log (and ends its thread)

@@ -15,8 +15,6 @@ export const skewMonitorService = defineService({
   envShape: skewEnvShape,
   configure: toSkewConfig,
   async start(ctx: ServiceContext, config: SkewConfig) {
-    // A database the server refuses (`/99` of 16) fails start-up: ioredis would go on in database 0.
-    await checkRedisDatabase(config.redis);
     const warehouse = await ctx.warehouse();
     const sources = featureSources(config.views);
     if (sources.ambiguous.size > 0) {
@@ -30,6 +28,9 @@ export const skewMonitorService = defineService({
     const alerts = ctx.publisher(contracts.alert);
     // An incompatible schema fails start-up: at the first alert it failed every batch of the topic consumed.
     await alerts.prepare();
+    // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers:
+    // ioredis would go on in database 0. The start never waits for Redis.
+    const database = checkRedisDatabase(config.redis, { logger: ctx.logger });
     // Reads only, failing fast (online-read policy): an outage surfaces to the consumer loop, which
     // pauses the partition and retries without committing.
     const store = createRedisOnlineStore(config.redis, {
@@ -80,14 +81,16 @@ export const skewMonitorService = defineService({
         'skew-monitor consuming',
       );
       return {
-        ready: () => started.ready() && store.ready(),
+        ready: () => database.accepted() && started.ready() && store.ready(),
         async stop() {
+          database.stop();
           await release.stop();
           await started.stop();
           await store.close();
         },
       };
     } catch (error) {
+      database.stop();
       await release.stop();
       await store.close();
       throw error;

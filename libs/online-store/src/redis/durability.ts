@@ -1,6 +1,6 @@
 import { ConfigError, type Logger, type RedisConnectionConfig } from '@driftline/core';
 import { ReplyError } from 'ioredis';
-import { createRedisClient, type RedisClient, waitReady } from './client.js';
+import { createRedisClient, type RedisClient } from './client.js';
 import { classifyRedisError } from './errors.js';
 
 /** A Redis setting that weakens what driftline can promise about the state it keeps there. */
@@ -144,7 +144,8 @@ export function unsupportedRedis(info: string): string | undefined {
 /**
  * Fails start-up, naming DRIFTLINE_REDIS_URL, on a server driftline's scripts cannot run on (see
  * unsupportedRedis), or one that refused the URL's database (see checkRedisDatabase). A server
- * that refuses INFO (managed Redis) is tolerated: nothing is known.
+ * that refuses INFO (managed Redis) is tolerated: nothing is known. A connection error while asking
+ * for the database is a retriable error, not a verdict: the caller asks again when Redis answers.
  */
 export async function checkRedisServer(redis: RedisClient): Promise<void> {
   await checkSelectedDatabase(redis);
@@ -163,24 +164,95 @@ function databaseIndex(url: string): number {
   return Number(new URL(url).pathname.slice(1) || 0);
 }
 
+/** The exit code of a configuration error (the CLI's): a supervisor shows it as such, not as a crash. */
+const CONFIG_ERROR_EXIT_CODE = 78;
+
+/** How soon the database is asked again after a command failed on a connection still up. */
+const DATABASE_RETRY_MS = 1_000;
+
+/** The background check of the database a Redis URL selects (see checkRedisDatabase). */
+export interface RedisDatabaseCheck {
+  /** Whether the server has accepted the database (at once without a path, or `/0`). */
+  accepted(): boolean;
+  /** Resolves once it has; never rejects (a refusal goes to `onRefused`). */
+  readonly whenAccepted: Promise<void>;
+  /** Stops asking and closes its connection (the service stops). */
+  stop(): void;
+}
+
+export interface RedisDatabaseCheckOptions {
+  readonly logger: Logger;
+  /**
+   * What a refusal does; by default one error line naming DRIFTLINE_REDIS_URL and exit 78. Tests
+   * pass their own.
+   */
+  readonly onRefused?: (error: ConfigError) => void;
+}
+
 /**
- * Fails start-up with one line naming DRIFTLINE_REDIS_URL when the server refuses the database
- * the URL selects (`/99` where it has `databases 16`): ioredis only emits the refused SELECT as an
- * error event and goes on in database 0, every read and write in the wrong database. Database 0
- * (no path) always exists: nothing is asked. Otherwise one short-lived connection asks; Redis not
- * answering within `readyTimeoutMs` is a retriable outage (start-up waits for it).
+ * Asks the server, when it first answers, whether it has the database the URL selects, without
+ * holding the start: Redis being down is an outage the services back off from (the feature API
+ * answers 503), never a reason to exit. ioredis only emits a refused SELECT (`/99` where the server
+ * has `databases 16`) as an error event and goes on in database 0, every read and write in the
+ * wrong database: a refusal (an error reply) calls `onRefused` with a ConfigError naming
+ * DRIFTLINE_REDIS_URL. A connection error or timeout is an outage: asked again on the next
+ * connection. Database 0 (no path) always exists: nothing is asked.
  */
-export async function checkRedisDatabase(config: RedisConnectionConfig, readyTimeoutMs = 10_000): Promise<void> {
-  if (databaseIndex(config.url) === 0) return;
+export function checkRedisDatabase(
+  config: RedisConnectionConfig,
+  options: RedisDatabaseCheckOptions,
+): RedisDatabaseCheck {
+  if (databaseIndex(config.url) === 0) return { accepted: () => true, whenAccepted: Promise.resolve(), stop: () => {} };
+  const onRefused = options.onRefused ?? ((error: ConfigError) => exitOnConfigError(error, options.logger));
   const client = createRedisClient(config, 'tooling', { name: 'driftline-database-check' });
-  // The refused SELECT of the connect and connection errors: answered by the check below.
+  // The refused SELECT of the connect and connection errors: answered by `ask` below.
   client.on('error', () => {});
-  try {
-    await waitReady(client, readyTimeoutMs);
-    await checkSelectedDatabase(client);
-  } finally {
+  let accepted = false;
+  let done = false;
+  let retry: NodeJS.Timeout | undefined;
+  let resolveAccepted: () => void = () => {};
+  const whenAccepted = new Promise<void>((resolve) => {
+    resolveAccepted = resolve;
+  });
+  const stop = () => {
+    done = true;
+    clearTimeout(retry);
     client.disconnect();
-  }
+  };
+  const ask = () => {
+    if (done) return;
+    checkSelectedDatabase(client).then(
+      () => {
+        if (done) return;
+        accepted = true;
+        stop();
+        resolveAccepted();
+      },
+      (error: unknown) => {
+        if (done) return;
+        if (error instanceof ConfigError) {
+          stop();
+          onRefused(error);
+        } else if (client.status === 'ready') {
+          // A timeout on a connection still up: the next 'ready' would never come.
+          clearTimeout(retry);
+          retry = setTimeout(ask, DATABASE_RETRY_MS).unref();
+        }
+      },
+    );
+  };
+  client.on('ready', ask);
+  return { accepted: () => accepted, whenAccepted, stop };
+}
+
+/**
+ * Ends the process on a configuration error found after start-up (a refused database): one error
+ * line and exit 78, as the CLI does for one found before. At once, without stopping the services:
+ * whatever they did went to the wrong database, and a graceful stop would commit it.
+ */
+function exitOnConfigError(error: ConfigError, logger: Logger): never {
+  logger.error({ field: error.field }, `configuration error: ${error.message}`);
+  process.exit(CONFIG_ERROR_EXIT_CODE);
 }
 
 /** Selects the client's database again: the server accepts it or refuses it (a ConfigError). */

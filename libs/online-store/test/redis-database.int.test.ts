@@ -1,6 +1,5 @@
-import { connect, createServer, type Server } from 'node:net';
 import { ConfigError, silentLogger } from '@driftline/core';
-import { freePort } from '@driftline/test-support';
+import { freePort, proxyOn } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { checkRedisDatabase, checkRedisServer, createRedisClient, waitReady } from '../src/redis/index.js';
 
@@ -8,24 +7,6 @@ const stack = inject('stack');
 /** The stack's Redis (`databases 16`, the default) with a database path. */
 const atDatabase = (db: number) => `${stack.redisUrl.replace(/\/\d*$/, '')}/${db}`;
 const REFUSED_99 = /^DRIFTLINE_REDIS_URL: the server refuses database 99 \(ERR DB index is out of range\)[^\n]*$/;
-const stackRedis = new URL(stack.redisUrl);
-
-/** Redis coming up on `port`: a TCP proxy to the stack's Redis, listening from now on. */
-async function redisUpOn(port: number): Promise<Server> {
-  const server = createServer((client) => {
-    const upstream = connect(Number(stackRedis.port), stackRedis.hostname);
-    client.pipe(upstream).pipe(client);
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      a.on('error', () => {});
-      a.on('close', () => b.destroy());
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return server;
-}
 
 describe('the database of DRIFTLINE_REDIS_URL, asked when Redis answers (the stack’s Redis)', () => {
   const cleanup: Array<() => unknown> = [];
@@ -74,7 +55,7 @@ describe('the database of DRIFTLINE_REDIS_URL, asked when Redis answers (the sta
     await new Promise((resolve) => setTimeout(resolve, 700)); // several refused connections
     expect(down.database.accepted()).toBe(false);
     expect(down.refusals).toEqual([]);
-    const redis = await redisUpOn(port);
+    const redis = await proxyOn(port, stack.redisUrl);
     cleanup.push(() => new Promise((resolve) => redis.close(resolve)));
     await down.database.whenAccepted;
     expect(down.database.accepted()).toBe(true);

@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@driftline/core';
 import { startRunner } from '@driftline/service';
-import { eventually, freePort, serviceEnv, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, proxyOn, serviceEnv, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { featureApi } from '../src/service.js';
 
@@ -16,24 +15,6 @@ const dir = mkdtempSync(join(tmpdir(), 'feature-api-redis-db-'));
 const views = join(dir, 'views.yaml');
 writeFileSync(views, 'views:\n  - name: user\n    entity: user_id\n    features: { f0: double }\n');
 const REFUSED_99 = /configuration error: DRIFTLINE_REDIS_URL: the server refuses database 99 \(ERR DB index/;
-
-/** Redis coming up on `port`: a TCP proxy to the stack's Redis, listening from now on. */
-async function redisUpOn(port: number): Promise<Server> {
-  const target = new URL(stack.redisUrl);
-  const server = createServer((client) => {
-    const upstream = connect(Number(target.port), target.hostname);
-    client.pipe(upstream).pipe(client);
-    for (const [a, b] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      a.on('error', () => {});
-      a.on('close', () => b.destroy());
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return server;
-}
 
 const apiHealth = async (port: number) => (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
 
@@ -90,7 +71,7 @@ describe('feature-api start-up and the database of DRIFTLINE_REDIS_URL', () => {
       if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${output}`);
       return (await apiHealth(apiPort)) === 503 ? true : undefined;
     }, 60_000);
-    const redis = await redisUpOn(redisPort);
+    const redis = await proxyOn(redisPort, stack.redisUrl);
     cleanup.push(() => new Promise((resolve) => redis.close(resolve)));
     expect(await exited).toBe(78);
     expect(output.split('\n').filter((line) => line.includes('DRIFTLINE_REDIS_URL'))).toEqual([

@@ -1,4 +1,4 @@
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /** A loopback TCP proxy whose path can go silent (see {@link stallableProxy}). */
 export interface StallableProxy {
@@ -52,4 +52,26 @@ export async function stallableProxy(port: number, host = '127.0.0.1'): Promise<
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * A server coming up on `listenPort`: from now on, a loopback TCP proxy to `target` (`host:port` or
+ * a URL with both, e.g. the stack's Redis URL). Tests of "down at start, up later" start a service
+ * on a port nothing listens on, then call this.
+ */
+export async function proxyOn(listenPort: number, target: string): Promise<Server> {
+  const { hostname, port } = new URL(target.includes('://') ? target : `tcp://${target}`);
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), hostname);
+    client.pipe(upstream).pipe(client);
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      a.on('error', () => {});
+      a.on('close', () => b.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve));
+  return server;
 }

@@ -34,13 +34,34 @@ const PORT_VARIABLE = /^(DRIFTLINE_\w+_)PORT$/;
 /** Hosts a listener binds every address on: they share a port with no other host. */
 const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::']);
 
-/** The address a host variable binds, compared as written (IPv6 canonical); undefined = every address. */
+/**
+ * The address a host variable binds, in one spelling per address (IPv4 shorthand such as `127.1`
+ * or `0`, IPv6 canonical, an IPv4-mapped IPv6 as its IPv4); undefined = every address. A zone id
+ * (`fe80::1%eth0`) or a name is compared as written: names resolving to one address are found at
+ * bind only.
+ */
 function boundAddress(host: unknown): string | undefined {
   // No host variable: Node listens on every address.
   if (typeof host !== 'string') return undefined;
-  const lower = host.toLowerCase();
-  const address = isIP(lower) === 6 ? new URL(`http://[${lower}]`).hostname.slice(1, -1) : lower;
+  const address = canonicalHost(host.toLowerCase());
   return WILDCARD_HOSTS.has(address) ? undefined : address;
+}
+
+function canonicalHost(host: string): string {
+  if (host.includes('%')) return host; // a zone id: WHATWG URLs refuse it, and it is one interface's
+  try {
+    // The URL parser spells IPv4 shorthand (`127.1`, `0`) and IPv6 in full canonical form.
+    const parsed = new URL(`http://${isIP(host) === 6 ? `[${host}]` : host}`).hostname;
+    const v6 = parsed.startsWith('[') ? parsed.slice(1, -1) : undefined;
+    if (v6 === undefined) return parsed;
+    // ::ffff:7f00:1 is 127.0.0.1 (a dual-stack socket binds the IPv4 address).
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+    if (mapped === null) return v6;
+    const [hi, lo] = [Number.parseInt(mapped[1]!, 16), Number.parseInt(mapped[2]!, 16)];
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  } catch {
+    return host; // not a URL host (a name with odd characters): compared as written
+  }
 }
 
 /**

@@ -107,10 +107,21 @@ describe('unknown variables and shared ports (found by a review)', () => {
       ['127.0.0.2', '::'],
       ['', '127.0.0.2'],
       ['127.0.0.1', '::0'],
+      // One address in other spellings (found by a review: each passed, then failed at bind).
+      ['127.0.0.1', '::ffff:127.0.0.1'],
+      ['127.0.0.1', '127.1'],
+      ['127.0.0.1', '0'],
     ] as const)
       expect(() => rejectSharedPorts([{ ...base, DRIFTLINE_HTTP_HOST: httpHost }, api(apiHost)])).toThrow(
         /^DRIFTLINE_FEATURE_API_PORT: is 7000, as is DRIFTLINE_HTTP_PORT: two listeners of this process cannot share a port/,
       );
+    // A zone id (a link-local address of one interface) is compared as written, never an internal error.
+    expect(() =>
+      rejectSharedPorts([{ ...base, DRIFTLINE_HTTP_HOST: 'fe80::1%eth0' }, api('fe80::1%eth1')]),
+    ).not.toThrow();
+    expect(() => rejectSharedPorts([{ ...base, DRIFTLINE_HTTP_HOST: 'fe80::1%eth0' }, api('FE80::1%eth0')])).toThrow(
+      /^DRIFTLINE_FEATURE_API_PORT: /,
+    );
     // A listener without a host variable binds every address.
     expect(() => rejectSharedPorts([base, { DRIFTLINE_X_PORT: 7000 }])).toThrow(/^DRIFTLINE_X_PORT: /);
   });

@@ -204,7 +204,8 @@ export const featureMaterializer = defineService({
         'feature materializer consuming',
       );
       return {
-        ready: handle.ready,
+        // Not ready while its database is unchecked: it writes nothing before (its marker waits).
+        ready: () => handle.ready() && database.accepted(),
         healthy: () => unsupported === undefined,
         async stop() {
           stopped = true;

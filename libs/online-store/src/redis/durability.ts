@@ -255,6 +255,9 @@ function exitOnConfigError(error: ConfigError, logger: Logger): never {
   process.exit(CONFIG_ERROR_EXIT_CODE);
 }
 
+/** The server's refusal of a database index: "ERR DB index is out of range" (older: "ERR invalid DB index"). */
+const DATABASE_REFUSED = /^ERR (DB index is out of range|invalid DB index)/i;
+
 /** Selects the client's database again: the server accepts it or refuses it (a ConfigError). */
 async function checkSelectedDatabase(redis: RedisClient): Promise<void> {
   const db = redis.options.db ?? 0;
@@ -262,7 +265,10 @@ async function checkSelectedDatabase(redis: RedisClient): Promise<void> {
   try {
     await redis.select(db);
   } catch (error) {
-    if (!(error instanceof ReplyError)) throw classifyRedisError(error, `SELECT ${db}`);
+    // Only a refusal of the index is a verdict; any other reply (BUSY while a script runs past its
+    // threshold, LOADING while a restarted server reads its data) is an outage, asked again.
+    if (!(error instanceof ReplyError) || !DATABASE_REFUSED.test((error as Error).message))
+      throw classifyRedisError(error, `SELECT ${db}`);
     throw new ConfigError(
       'DRIFTLINE_REDIS_URL',
       `the server refuses database ${db} (${(error as Error).message.split('\n')[0]!.slice(0, 200)}): use an index below its \`databases\` setting (16 by default)`,

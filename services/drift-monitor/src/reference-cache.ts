@@ -135,12 +135,15 @@ export class ReferenceCache {
   }
 
   /**
-   * Loads what a batch's (model, version) pairs need: each pair's own reference, the latest in the
-   * catalog, or else its model's promoted ones. The catalog is read at most once, first: when its
-   * periodic refresh is due, or when a pair is neither in memory nor in it and it is older than
-   * `catalogTtlMs`. Then every set the batch needs is held until the next `ensure`, even if the
-   * LRU evicts it: at most `maxEntries` of them; own-reference pairs past that resolve to nothing
-   * (unreferenced), never to a borrowed reference. Nothing is loaded twice while the catalog holds.
+   * Loads what a batch's (model, version) pairs need and holds it until the next `ensure`, even if
+   * the LRU evicts it: at most `maxEntries` sets. First each pair's own reference (the latest in the
+   * catalog), then, for each model with a pair that has none, one lender: its latest promoted
+   * version with a reference. Own references first, so lenders never crowd one out of the bound
+   * (holding every promoted version, 16 borrowing models took 1,024 sets); past it an own-reference
+   * pair resolves to nothing (unreferenced), never to a borrowed reference. A window before that
+   * promotion borrows an older promoted version only while the LRU still has it.
+   * The catalog is read at most once, first: when its periodic refresh is due, or when a pair is
+   * neither in memory nor in it and it is older than `catalogTtlMs`. Nothing is loaded twice.
    */
   async ensure(pairs: Iterable<readonly [string, string]>): Promise<void> {
     const batch = [...pairs];
@@ -156,22 +159,35 @@ export class ReferenceCache {
       catalog = await this.refreshCatalog();
     }
     const needed = new Map<string, ReferenceSet>();
+    const borrowing = new Set<string>();
     for (const [model, version] of batch) {
       const key = model + SEP + version;
-      if (catalog.pairs.has(key) || this.sets.peek(key) !== undefined) await this.hold(catalog, needed, model, version);
-      else {
-        // Measured against a promoted version: make sure that one is in memory (it may have been evicted).
-        for (const p of this.promotions.get(model) ?? [])
-          if (catalog.pairs.has(model + SEP + p.version)) await this.hold(catalog, needed, model, p.version);
+      const own = catalog.pairs.has(key) || this.sets.peek(key) !== undefined;
+      if (!own || !(await this.hold(catalog, needed, model, version))) borrowing.add(model);
+    }
+    for (const model of borrowing) {
+      const promoted = this.promotions.get(model) ?? [];
+      for (const p of [...promoted].reverse()) {
+        if (!catalog.pairs.has(model + SEP + p.version)) continue;
+        if (await this.hold(catalog, needed, model, p.version)) break; // deleted meanwhile: the one before
       }
     }
     this.held = needed;
   }
 
-  /** Adds the pair's latest set to `needed`, loading it when it is missing or older than the catalog's. */
-  private async hold(catalog: Catalog, needed: Map<string, ReferenceSet>, model: string, version: string) {
+  /**
+   * Adds the pair's latest set to `needed`, loading it when it is missing or older than the
+   * catalog's. False when the store no longer has one (deleted since the catalog was read); true
+   * when held, and past the batch bound (not held, nothing loaded).
+   */
+  private async hold(
+    catalog: Catalog,
+    needed: Map<string, ReferenceSet>,
+    model: string,
+    version: string,
+  ): Promise<boolean> {
     const key = model + SEP + version;
-    if (needed.has(key) || needed.size >= this.limits.maxEntries) return;
+    if (needed.has(key) || needed.size >= this.limits.maxEntries) return true;
     const latest = catalog.pairs.get(key);
     let set = this.sets.get(key);
     if (latest !== undefined && set?.referenceId !== latest) {
@@ -180,13 +196,15 @@ export class ReferenceCache {
         // Deleted since the catalog was read: the version borrows until the next read says otherwise.
         catalog.pairs.delete(key);
         this.sets.delete(key);
-        return;
+        return false;
       }
       // Saved again since the catalog was read: the id loaded is the latest, not reloaded per batch.
       catalog.pairs.set(key, set.referenceId);
       this.put(set);
     }
-    if (set !== undefined) needed.set(key, set);
+    if (set === undefined) return false;
+    needed.set(key, set);
+    return true;
   }
 
   resolve(model: string, version: string, windowStart: number): ReferenceSet | undefined {

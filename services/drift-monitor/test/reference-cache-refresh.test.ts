@@ -32,7 +32,7 @@ function memoryStore(initial: ReferenceSet[]) {
       return [...latestOf().values()].map((s) => ({ model: s.model, version: s.version, referenceId: s.referenceId }));
     },
   };
-  return { store, calls };
+  return { store, calls, saved };
 }
 
 describe('ReferenceCache: a batch keeps its own references across a catalog refresh', () => {
@@ -158,5 +158,67 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
     // Past the bound: unreferenced, never measured on (or counted as borrowing) v0's reference.
     expect(cache.resolve('m', 'v3', 1)).toBeUndefined();
     expect(cache.resolve('m', 'no-reference', 1)?.version).toBe('v0');
+  });
+
+  it('lenders never crowd out a version with its own reference: 16 models × 64 promotions, then other/v1', async () => {
+    const small = new Map([['x', buildNumericProfile(Array.from({ length: 20 }, (_, i) => i))]]);
+    const other = referenceSet('other', 'v1', small); // saved first: not among those preloaded
+    const promotedSets: ReferenceSet[] = [];
+    for (let m = 0; m < 16; m++) for (let v = 0; v < 64; v++) promotedSets.push(referenceSet(`m${m}`, `v${v}`, small));
+    const { store, calls } = memoryStore([other, ...promotedSets]);
+    const loads: string[] = [];
+    const counted: ReferenceStore = {
+      ...store,
+      latest: (model, version) => {
+        loads.push(`${model}/${version}`);
+        return store.latest(model, version);
+      },
+    };
+    let now = 1_000_000;
+    const cache = new ReferenceCache(counted, () => now);
+    await cache.preload();
+    for (const s of promotedSets) await cache.promoted(s.model, s.version, Number(s.version.slice(1)));
+    // Each model's canary borrows (no reference of its own); other/v1 comes last in the batch.
+    const batch: Array<[string, string]> = [
+      ...Array.from({ length: 16 }, (_, m): [string, string] => [`m${m}`, 'canary']),
+      ['other', 'v1'],
+    ];
+    const perBatch: Array<{ loads: number; catalogReads: number }> = [];
+    loads.length = 0;
+    for (let b = 0; b < 3; b++) {
+      now += 300; // past the catalog TTL: the unknown canaries re-read it, once per batch
+      const before = { loads: loads.length, catalog: calls.catalog };
+      await cache.ensure(batch);
+      const loadedNow = loads.slice(before.loads);
+      expect(new Set(loadedNow).size).toBe(loadedNow.length); // nothing loaded twice in a batch
+      perBatch.push({ loads: loadedNow.length, catalogReads: calls.catalog - before.catalog });
+      expect(cache.resolve('other', 'v1', 1_000)?.referenceId).toBe(other.referenceId);
+      for (let m = 0; m < 16; m++) expect(cache.resolve(`m${m}`, 'canary', 1_000)?.version).toBe('v63');
+      expect(cache.resolve('m15', 'canary', 10)?.version).toBe('v10'); // an older window: its lender is still in memory
+    }
+    expect(perBatch.every((b) => b.catalogReads <= 1)).toBe(true);
+    // other/v1 loaded once in all; the lenders the promotions loaded are not loaded again.
+    expect(loads.filter((p) => p === 'other/v1')).toEqual(['other/v1']);
+    expect(perBatch.slice(1).map((b) => b.loads)).toEqual([0, 0]);
+    expect(perBatch[0]!.loads).toBeLessThanOrEqual(batch.length);
+  });
+
+  it('a version whose reference was deleted since the catalog read borrows the promoted one in the same batch', async () => {
+    const lender = referenceSet('m', 'v1', profiles(0));
+    const { store, saved } = memoryStore([
+      lender,
+      referenceSet('m', 'v2', profiles(0.1)),
+      referenceSet('o', 'a', profiles(0)),
+    ]);
+    const cache = new ReferenceCache(store, () => 0, { maxEntries: 1 });
+    await cache.preload();
+    await cache.promoted('m', 'v1', 0);
+    await cache.ensure([['o', 'a']]); // the LRU (one set) evicts the lender
+    saved.splice(
+      saved.findIndex((s) => s.version === 'v2'),
+      1,
+    ); // deleted: the catalog still names it
+    await cache.ensure([['m', 'v2']]);
+    expect(cache.resolve('m', 'v2', 1)?.referenceId).toBe(lender.referenceId);
   });
 });

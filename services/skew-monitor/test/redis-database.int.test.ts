@@ -1,16 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@driftline/core';
 import { startRunner } from '@driftline/service';
-import { eventually, freePort, proxyOn, serviceEnv, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, proxyOn, serviceEnv, spawnDriftlineRun, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { skewMonitorService } from '../src/service.js';
 
 const stack = inject('stack');
-const root = fileURLToPath(new URL('../../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'skew-monitor-redis-db-'));
 const views = join(dir, 'views.yaml');
 writeFileSync(views, 'views:\n  - name: user\n    entity: user_id\n    features: { f0: double }\n');
@@ -49,30 +46,21 @@ describe('skew-monitor start-up and the database of DRIFTLINE_REDIS_URL', () => 
 
   it('a database the server refuses (`/99` of 16) ends the process when Redis answers: one line, exit 78', async () => {
     const redisPort = await freePort();
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', '--conditions=source', 'services/cli/src/main.ts', 'run', 'skew-monitor'],
-      {
-        cwd: root,
-        env: serviceEnv(stack, env(`redis://127.0.0.1:${redisPort}/99`)),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    cleanup.push(() => child.exitCode === null && child.kill('SIGKILL'));
+    const child = spawnDriftlineRun('skew-monitor', serviceEnv(stack, env(`redis://127.0.0.1:${redisPort}/99`)));
+    cleanup.push(() => child.kill());
     // Started while Redis is down.
     await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`exited ${child.exitCode}: ${output}`);
-      return output.includes('"msg":"service started"') ? true : undefined;
+      child.assertRunning();
+      return child.output().includes('"msg":"service started"') ? true : undefined;
     }, 60_000);
     const redis = await proxyOn(redisPort, stack.redisUrl);
     cleanup.push(() => new Promise((resolve) => redis.close(resolve)));
-    expect(await exited).toBe(78);
-    expect(output.split('\n').filter((line) => line.includes('DRIFTLINE_REDIS_URL'))).toEqual([
-      expect.stringMatching(REFUSED_99),
-    ]);
+    expect(await child.exited).toBe(78);
+    expect(
+      child
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('DRIFTLINE_REDIS_URL')),
+    ).toEqual([expect.stringMatching(REFUSED_99)]);
   });
 });

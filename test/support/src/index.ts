@@ -6,6 +6,7 @@ import { createKafkaClient, type KafkaClient } from '@driftline/kafka';
 // Topic reads go through the Kafka facade like everything else (no client library here).
 export { readTopic } from '@driftline/kafka/testing';
 export { proxyOn, type StallableProxy, stallableProxy } from './proxy.js';
+export { type DriftlineRun, spawnDriftlineRun } from './run-process.js';
 
 /** A name no other test uses: topics, groups, key prefixes and tables are isolated per test. */
 export function uniqueName(prefix: string): string {

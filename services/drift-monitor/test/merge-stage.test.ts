@@ -37,7 +37,7 @@ import { mergeProcessor } from '../src/merge-stage.js';
 import { type DriftMetrics, driftMetrics } from '../src/metrics.js';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
-import { memoryProgress } from './support.js';
+import { memoryProgress, stageOnePartialsOfW0 } from './support.js';
 
 /** Wall clock: windows of 1 s just before it. */
 const NOW = Date.UTC(2024, 11, 2, 12, 0, 0);
@@ -404,41 +404,8 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
 
   /** The real stage one of one source partition (of two) whose windows open on `ref`: W0 gets these x values. */
   async function sourceOn(ref: ReferenceSet, partition: number, xs: ReadonlyArray<number | null>) {
-    const out: PartialsMessage[] = [];
-    const stageOne = stageOneProcessor({
-      spec: { sizeMs: 1000, latenessMs: 0 },
-      references: new ReferenceCache(storeWith(ref)),
-      progress: memoryProgress(),
-      group: 'g',
-      sourceTopic: 'p',
-      sourcePartitions: 2,
-      mergePartitions: 1,
-      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
-      expectations,
-      now: () => NOW,
-      decode: async () => {
-        throw new Error('not used');
-      },
-      emit: async (messages) => {
-        for (const m of messages) out.push(decodePartials(m.value));
-      },
-    });
-    const times = [...xs.map((_, i) => W0 + 100 + i), W0 + 1100];
-    const items: DecodedRecord<PredictionEvent>[] = times.map((t, i) => ({
-      record: { topic: 'p', partition, offset: String(i), key: null, value: null, headers: {}, timestamp: 0 },
-      value: {
-        prediction_id: `p${partition}-${i}`,
-        model: 's',
-        model_version: 'v1',
-        entity_id: 'e',
-        event_time: t,
-        features: { x: i < xs.length ? xs[i]! : 1 },
-        prediction: 0,
-        predicted_class: null,
-      },
-    }));
-    await stageOne.process(items, { topic: 'p', partition, highWatermark: '0' });
-    return out.filter((m) => m.windowStart === W0);
+    const references = new ReferenceCache(storeWith(ref));
+    return stageOnePartialsOfW0({ references, expectations, partition, sourcePartitions: 2, xs, w0: W0, now: NOW });
   }
 
   function merge() {

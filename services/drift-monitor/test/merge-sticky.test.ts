@@ -1,15 +1,13 @@
 import { DEFAULT_EVENT_TIME_BOUNDS, DriftlineError, type Logger, silentLogger } from '@driftline/core';
 import {
   DEFAULT_THRESHOLDS,
-  decodePartials,
   type PartialMessage,
   type PartialsMessage,
   type ReferenceSet,
   referenceSet,
 } from '@driftline/drift';
-import type { DecodedRecord } from '@driftline/kafka';
 import { expectationSet } from '@driftline/quality';
-import type { DriftAlert, PredictionEvent } from '@driftline/schemas';
+import type { DriftAlert } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
 import {
   chTime,
@@ -23,8 +21,7 @@ import {
 import { describe, expect, it } from 'vitest';
 import { mergeProcessor } from '../src/merge-stage.js';
 import { ReferenceCache } from '../src/reference-cache.js';
-import { stageOneProcessor } from '../src/stage-one.js';
-import { memoryProgress } from './support.js';
+import { memoryProgress, stageOnePartialsOfW0 } from './support.js';
 
 /** Wall clock: windows of 1 s just before it. */
 const NOW = Date.UTC(2024, 11, 2, 12, 0, 0);
@@ -62,42 +59,10 @@ const expectations = expectationSet([
 ]);
 
 /** The real stage one of source `partition` (of three) on `ref`: W0 gets `events` events, then W1 opens (W0 closes). */
-async function sourceOn(ref: ReferenceSet, partition: number, events: number): Promise<PartialsMessage[]> {
-  const out: PartialsMessage[] = [];
-  const stageOne = stageOneProcessor({
-    spec: { sizeMs: 1000, latenessMs: 0 },
-    references: new ReferenceCache(storeWith(ref)),
-    progress: memoryProgress(),
-    group: 'g',
-    sourceTopic: 'p',
-    sourcePartitions: 3,
-    mergePartitions: 1,
-    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
-    expectations,
-    now: () => NOW,
-    decode: async () => {
-      throw new Error('not used');
-    },
-    emit: async (messages) => {
-      for (const m of messages) out.push(decodePartials(m.value));
-    },
-  });
-  const times = [...Array.from({ length: events }, (_, i) => W0 + 100 + i), W0 + 1100];
-  const items: DecodedRecord<PredictionEvent>[] = times.map((t, i) => ({
-    record: { topic: 'p', partition, offset: String(i), key: null, value: null, headers: {}, timestamp: 0 },
-    value: {
-      prediction_id: `p${partition}-${i}`,
-      model: 's',
-      model_version: 'v1',
-      entity_id: 'e',
-      event_time: t,
-      features: { x: (i * 7) % 100 },
-      prediction: 0,
-      predicted_class: null,
-    },
-  }));
-  await stageOne.process(items, { topic: 'p', partition, highWatermark: '0' });
-  return out.filter((m) => m.windowStart === W0);
+function sourceOn(ref: ReferenceSet, partition: number, events: number): Promise<PartialsMessage[]> {
+  const xs = Array.from({ length: events }, (_, i) => (i * 7) % 100);
+  const references = new ReferenceCache(storeWith(ref));
+  return stageOnePartialsOfW0({ references, expectations, partition, sourcePartitions: 3, xs, w0: W0, now: NOW });
 }
 
 /** Source 0's marker that it closed W1 too: heard again, and past W0. */

@@ -1,5 +1,11 @@
-import type { ReferenceSet } from '@driftline/drift';
+import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
+import { decodePartials, type PartialsMessage, type ReferenceSet } from '@driftline/drift';
+import type { DecodedRecord } from '@driftline/kafka';
+import type { ExpectationSet } from '@driftline/quality';
+import type { PredictionEvent } from '@driftline/schemas';
 import type { Progress, ProgressStore, ReferenceStore } from '@driftline/warehouse';
+import type { ReferenceCache } from '../src/reference-cache.js';
+import { stageOneProcessor } from '../src/stage-one.js';
 
 /** A reference store that holds one reference set and names it for every model and version. */
 export function storeOf(ref: ReferenceSet): ReferenceStore {
@@ -21,4 +27,56 @@ export function memoryProgress(): ProgressStore {
       saved.set([s, g, t, p].join('/'), progress);
     },
   };
+}
+
+/**
+ * W0's partials from the real stage one of source `partition` (of `sourcePartitions`), its windows
+ * opened on what `references` resolves: model s/v1 with feature `x` = `xs` in W0 = [w0, w0 + 1 s)
+ * from w0 + 100 ms, then one event at w0 + 1.1 s that closes W0.
+ */
+export async function stageOnePartialsOfW0(options: {
+  readonly references: ReferenceCache;
+  readonly expectations: ExpectationSet;
+  readonly partition: number;
+  readonly sourcePartitions: number;
+  readonly xs: ReadonlyArray<number | null>;
+  readonly w0: number;
+  readonly now: number;
+}): Promise<PartialsMessage[]> {
+  const { partition, w0, xs } = options;
+  const out: PartialsMessage[] = [];
+  const stageOne = stageOneProcessor({
+    spec: { sizeMs: 1000, latenessMs: 0 },
+    references: options.references,
+    progress: memoryProgress(),
+    group: 'g',
+    sourceTopic: 'p',
+    sourcePartitions: options.sourcePartitions,
+    mergePartitions: 1,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+    expectations: options.expectations,
+    now: () => options.now,
+    decode: async () => {
+      throw new Error('not used');
+    },
+    emit: async (messages) => {
+      for (const m of messages) out.push(decodePartials(m.value));
+    },
+  });
+  const times = [...xs.map((_, i) => w0 + 100 + i), w0 + 1100];
+  const items: DecodedRecord<PredictionEvent>[] = times.map((t, i) => ({
+    record: { topic: 'p', partition, offset: String(i), key: null, value: null, headers: {}, timestamp: 0 },
+    value: {
+      prediction_id: `p${partition}-${i}`,
+      model: 's',
+      model_version: 'v1',
+      entity_id: 'e',
+      event_time: t,
+      features: { x: i < xs.length ? xs[i]! : 1 },
+      prediction: 0,
+      predicted_class: null,
+    },
+  }));
+  await stageOne.process(items, { topic: 'p', partition, highWatermark: '0' });
+  return out.filter((m) => m.windowStart === w0);
 }

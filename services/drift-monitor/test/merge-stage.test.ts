@@ -37,7 +37,7 @@ import { mergeProcessor } from '../src/merge-stage.js';
 import { type DriftMetrics, driftMetrics } from '../src/metrics.js';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
-import { memoryProgress, stageOnePartialsOfW0 } from './support.js';
+import { memoryProgress, stageOnePartialsOfW0, writtenReferences } from './support.js';
 
 /** Wall clock: windows of 1 s just before it. */
 const NOW = Date.UTC(2024, 11, 2, 12, 0, 0);
@@ -499,11 +499,3 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
     expect(run.warnings).toEqual([]);
   });
 });
-
-/** The reference ids `rows` hold for a (model, version, window): drift_windows' own answer, in memory. */
-function writtenReferences(rows: readonly DriftWindowRow[], model: string, version: string, windowStart: number) {
-  const ids = rows
-    .filter((r) => r.model === model && r.version === version && r.window_start === chTime(windowStart))
-    .map((r) => r.reference_id);
-  return [...new Set(ids)].sort();
-}

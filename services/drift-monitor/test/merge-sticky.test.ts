@@ -21,7 +21,7 @@ import {
 import { describe, expect, it } from 'vitest';
 import { mergeProcessor } from '../src/merge-stage.js';
 import { ReferenceCache } from '../src/reference-cache.js';
-import { memoryProgress, stageOnePartialsOfW0 } from './support.js';
+import { memoryProgress, stageOnePartialsOfW0, writtenReferences } from './support.js';
 
 /** Wall clock: windows of 1 s just before it. */
 const NOW = Date.UTC(2024, 11, 2, 12, 0, 0);
@@ -77,14 +77,7 @@ function memoryDriftWindows(): DriftWindowStore & { readonly rows: DriftWindowRo
   return {
     rows,
     insert: async (batch) => void rows.push(...batch),
-    writtenReferences: async (model, version, windowStart) =>
-      [
-        ...new Set(
-          rows
-            .filter((r) => r.model === model && r.version === version && r.window_start === chTime(windowStart))
-            .map((r) => r.reference_id),
-        ),
-      ].sort(),
+    writtenReferences: async (model, version, windowStart) => writtenReferences(rows, model, version, windowStart),
   };
 }
 

@@ -3,7 +3,13 @@ import { decodePartials, type PartialsMessage, type ReferenceSet } from '@driftl
 import type { DecodedRecord } from '@driftline/kafka';
 import type { ExpectationSet } from '@driftline/quality';
 import type { PredictionEvent } from '@driftline/schemas';
-import type { Progress, ProgressStore, ReferenceStore } from '@driftline/warehouse';
+import {
+  chTime,
+  type DriftWindowRow,
+  type Progress,
+  type ProgressStore,
+  type ReferenceStore,
+} from '@driftline/warehouse';
 import type { ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
 
@@ -79,4 +85,17 @@ export async function stageOnePartialsOfW0(options: {
   }));
   await stageOne.process(items, { topic: 'p', partition, highWatermark: '0' });
   return out.filter((m) => m.windowStart === w0);
+}
+
+/** The reference ids `rows` hold for a (model, version, window): drift_windows' own answer, in memory. */
+export function writtenReferences(
+  rows: readonly DriftWindowRow[],
+  model: string,
+  version: string,
+  windowStart: number,
+) {
+  const ids = rows
+    .filter((r) => r.model === model && r.version === version && r.window_start === chTime(windowStart))
+    .map((r) => r.reference_id);
+  return [...new Set(ids)].sort();
 }

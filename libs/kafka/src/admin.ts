@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DriftlineError } from '@driftline/core';
 import { type ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { type BackoffPolicy, backoffDelay } from './backoff.js';
-import { type KafkaClient, kafkajsOf } from './client.js';
+import { isSecured, type KafkaClient, kafkajsOf } from './client.js';
 
 export interface TopicSpec {
   readonly topic: string;
@@ -198,16 +198,22 @@ export interface ConfigMismatch {
   readonly required: string;
 }
 
+/** The properties file a printed kafka-configs.sh command names for a TLS or SASL cluster. */
+const CLIENT_PROPERTIES = 'client.properties';
+
 /**
  * The configs of `required` that `found` (the topic's values as the broker reports them) holds with
  * another value, and the `kafka-configs.sh` command that sets them; undefined when none differs. A
- * key the broker does not report is left out: nothing to compare. Package-internal.
+ * key the broker does not report is left out: nothing to compare. A cluster reached with TLS or SASL
+ * needs the tool's own client settings: the command then names a properties file to fill in.
+ * Package-internal.
  */
 export function configDrift(
   topic: string,
   required: Readonly<Record<string, string>>,
   found: ReadonlyMap<string, string>,
   brokers: readonly string[],
+  secured = false,
 ): { mismatches: ConfigMismatch[]; command: string } | undefined {
   const mismatches: ConfigMismatch[] = [];
   for (const [key, value] of Object.entries(required)) {
@@ -218,10 +224,17 @@ export function configDrift(
   // kafka-configs.sh takes a value holding commas as [a,b]; the whole list is one shell word.
   const assignments = mismatches.map((m) => `${m.key}=${m.required.includes(',') ? `[${m.required}]` : m.required}`);
   const command =
-    `kafka-configs.sh --bootstrap-server ${brokers.join(',')} --alter --entity-type topics` +
-    ` --entity-name ${topic} --add-config '${assignments.join(',').replaceAll("'", `'\\''`)}'`;
+    `kafka-configs.sh --bootstrap-server ${brokers.join(',')}` +
+    (secured ? ` --command-config ${CLIENT_PROPERTIES}` : '') +
+    ` --alter --entity-type topics --entity-name ${topic} --add-config '${assignments.join(',').replaceAll("'", `'\\''`)}'`;
   return { mismatches, command };
 }
+
+/**
+ * Drifts already warned of in this process (brokers, topic, command): a start-up retried on an
+ * outage ensures its topics again, and repeated the same warning on every attempt.
+ */
+const warnedDrifts = new Set<string>();
 
 /** How long the config check of existing topics may hold a start (kafkajs retries its connect). */
 export const CONFIG_CHECK_TIMEOUT_MS = 10_000;
@@ -268,11 +281,15 @@ export async function warnOnConfigDrift(
       const found = new Map<string, string>();
       // A sensitive config's value is reported as null: nothing to compare.
       for (const e of entries) if (typeof e.configValue === 'string') found.set(e.configName, e.configValue);
-      const drift = configDrift(spec.topic, spec.config ?? {}, found, client.brokers);
+      const drift = configDrift(spec.topic, spec.config ?? {}, found, client.brokers, isSecured(client));
       if (drift === undefined) continue;
+      const key = `${client.brokers.join(',')}\0${spec.topic}\0${drift.command}`;
+      if (warnedDrifts.has(key)) continue;
+      warnedDrifts.add(key);
       const differences = drift.mismatches.map((m) => `${m.key} is ${m.found}, required ${m.required}`).join('; ');
       log.warn(
-        `topic ${spec.topic} exists with other configs than it requires: ${differences}; not altered automatically, run: ${drift.command}`,
+        `topic ${spec.topic} exists with other configs than it requires: ${differences}; not altered automatically, run: ${drift.command}` +
+          (isSecured(client) ? ` (${CLIENT_PROPERTIES}: your cluster's TLS/SASL client settings)` : ''),
         { topic: spec.topic, mismatches: drift.mismatches, command: drift.command },
       );
     }

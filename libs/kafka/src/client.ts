@@ -15,6 +15,8 @@ export interface KafkaClient {
 const clients = new WeakMap<KafkaClient, Kafka>();
 const deadLetterConfig = new WeakMap<KafkaClient, NonNullable<KafkaConfig['deadLetter']>>();
 const faultHolds = new WeakMap<KafkaClient, number>();
+/** Clients that speak TLS or SASL: a command-line tool needs the same settings (see configDrift). */
+const securedClients = new WeakSet<KafkaClient>();
 
 /** A consumer's fetch position kafkajs moved to the group's default (earliest or latest) on its own. */
 export interface OffsetReset {
@@ -90,7 +92,13 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLo
   unknownPartitionListeners.set(client, unknowns);
   if (config.deadLetter !== undefined) deadLetterConfig.set(client, config.deadLetter);
   if (config.faultHoldMs !== undefined) faultHolds.set(client, config.faultHoldMs);
+  if (config.ssl || config.sasl !== undefined) securedClients.add(client);
   return client;
+}
+
+/** Whether the handle connects with TLS or SASL (package-internal). */
+export function isSecured(client: KafkaClient): boolean {
+  return securedClients.has(client);
 }
 
 /** The dead-letter bounds configured on a handle, if any (package-internal). */

@@ -118,6 +118,10 @@ describe('an existing topic whose configs differ from its spec (an upgrade: mode
     expect(line?.msg).toContain('retention.ms is 604800000, required -1');
     expect(line?.msg).toContain(command);
     expect((await describeTopic(client(), topic)).overrides['retention.ms']).toBe('604800000');
+    // A start-up retried on an outage ensures the topics again, with a new client: said once.
+    const retried = loggingClient();
+    await ensureTopics(retried.kafka, [{ topic, partitions: 1, config: required }]);
+    expect(retried.warnings()).toEqual([]);
   });
 
   it('says nothing when the existing topic already has the required configs', async () => {

@@ -58,6 +58,14 @@ describe('configDrift (a required config an existing topic lacks)', () => {
     );
   });
 
+  it('names a client properties file for a cluster reached with TLS or SASL', () => {
+    const drift = configDrift('t', { 'retention.ms': '-1' }, new Map([['retention.ms', '1']]), brokers, true);
+    expect(drift?.command).toBe(
+      'kafka-configs.sh --bootstrap-server k1:9092,k2:9092 --command-config client.properties' +
+        " --alter --entity-type topics --entity-name t --add-config 'retention.ms=-1'",
+    );
+  });
+
   it('is undefined when every required value matches, and skips keys the broker does not report', () => {
     expect(configDrift('t', { 'retention.ms': '-1' }, new Map([['retention.ms', '-1']]), brokers)).toBeUndefined();
     expect(configDrift('t', { 'retention.ms': '-1' }, new Map(), brokers)).toBeUndefined();

@@ -41,6 +41,19 @@ interface Catalog {
   readonly at: number;
 }
 
+/** A version of a model PROMOTED (models.v1) and when: it is in force for windows starting from then. */
+interface Promotion {
+  readonly version: string;
+  readonly eventTime: number;
+}
+
+/** A (model, version) of a batch and the earliest start of the windows its events fall in. */
+export interface BatchPair {
+  readonly model: string;
+  readonly version: string;
+  readonly earliestWindowStart: number;
+}
+
 /** A Map in least-recently-used order with a maximum size. */
 class Lru<V> {
   private readonly map = new Map<string, V>();
@@ -74,7 +87,7 @@ class Lru<V> {
  * In-memory view of the reference store for the hot path: `resolve` is synchronous; `ensure`
  * loads what a batch needs before the batch is processed. A version without a profile of its
  * own is measured against the latest version of the model PROMOTED at or before the window start
- * (from models.v1), when one is known.
+ * (from models.v1) that has one, when one is known.
  *
  * Bounded whatever the events say: at most `maxEntries` reference sets (LRU; plus those of the last
  * batch the LRU evicted since, at most `maxEntries`), and which pairs have a reference at all comes
@@ -85,7 +98,7 @@ class Lru<V> {
 export class ReferenceCache {
   private readonly sets: Lru<ReferenceSet>;
   private readonly byId: Lru<ReferenceSet>;
-  private readonly promotions: Lru<Array<{ version: string; eventTime: number }>>;
+  private readonly promotions: Lru<Promotion[]>;
   private catalog: Catalog | undefined;
   /** The sets the last `ensure` found for its batch (at most `maxEntries`): held even if evicted. */
   private held = new Map<string, ReferenceSet>();
@@ -137,19 +150,22 @@ export class ReferenceCache {
   /**
    * Loads what a batch's (model, version) pairs need and holds it until the next `ensure`, even if
    * the LRU evicts it: at most `maxEntries` sets. First each pair's own reference (the latest in the
-   * catalog), then, for each model with a pair that has none, one lender: its latest promoted
-   * version with a reference. Own references first, so lenders never crowd one out of the bound
-   * (holding every promoted version, 16 borrowing models took 1,024 sets); past it an own-reference
-   * pair resolves to nothing (unreferenced), never to a borrowed reference. A window before that
-   * promotion borrows an older promoted version only while the LRU still has it.
+   * catalog), then, for each model with a pair that has none, its lenders: the promoted version in
+   * force at the earliest window start of those pairs and every one promoted after it (a window's
+   * events may be counted in a later window: late ones in the next open one), newest first across
+   * models — every borrowing model's newest lender, then each one's next older, and so on. Holding
+   * only the newest, a window before that promotion was measured only while the LRU still had its
+   * lender, else its events were unreferenced. Own references first, so lenders never crowd one
+   * out of the bound (holding every promoted version, 16 borrowing models took 1,024 sets); past it
+   * an own-reference pair resolves to nothing (unreferenced), never to a borrowed reference.
    * The catalog is read at most once, first: when its periodic refresh is due, or when a pair is
    * neither in memory nor in it and it is older than `catalogTtlMs`. Nothing is loaded twice.
    */
-  async ensure(pairs: Iterable<readonly [string, string]>): Promise<void> {
+  async ensure(pairs: Iterable<BatchPair>): Promise<void> {
     const batch = [...pairs];
     let catalog = this.catalog;
     const age = catalog === undefined ? Number.POSITIVE_INFINITY : this.now() - catalog.at;
-    const unknown = ([model, version]: readonly [string, string]) =>
+    const unknown = ({ model, version }: BatchPair) =>
       !catalog?.pairs.has(model + SEP + version) && this.sets.peek(model + SEP + version) === undefined;
     if (
       catalog === undefined ||
@@ -159,20 +175,48 @@ export class ReferenceCache {
       catalog = await this.refreshCatalog();
     }
     const needed = new Map<string, ReferenceSet>();
-    const borrowing = new Set<string>();
-    for (const [model, version] of batch) {
-      const key = model + SEP + version;
-      const own = catalog.pairs.has(key) || this.sets.peek(key) !== undefined;
-      if (!own || !(await this.hold(catalog, needed, model, version))) borrowing.add(model);
+    /** Each borrowing model and the earliest window start its borrowing pairs have in the batch. */
+    const borrowing = new Map<string, number>();
+    for (const { model, version, earliestWindowStart } of batch) {
+      if (this.hasReference(model + SEP + version) && (await this.hold(catalog, needed, model, version))) continue;
+      const earliest = borrowing.get(model);
+      if (earliest === undefined || earliestWindowStart < earliest) borrowing.set(model, earliestWindowStart);
     }
-    for (const model of borrowing) {
-      const promoted = this.promotions.get(model) ?? [];
-      for (const p of [...promoted].reverse()) {
-        if (!catalog.pairs.has(model + SEP + p.version)) continue;
-        if (await this.hold(catalog, needed, model, p.version)) break; // deleted meanwhile: the one before
-      }
+    // A copy of each model's promotions: a models.v1 event read while this batch loads changes the list.
+    let lending = [...borrowing].map(([model, from]) => ({
+      model,
+      from,
+      promoted: [...(this.promotions.get(model) ?? [])],
+    }));
+    while (lending.length > 0 && needed.size < this.limits.maxEntries) {
+      const more: typeof lending = [];
+      for (const lender of lending) if (await this.holdNextLender(catalog, needed, lender)) more.push(lender);
+      lending = more;
     }
     this.held = needed;
+  }
+
+  /**
+   * Holds the newest promoted version left in `lender.promoted` that has a reference (and takes it,
+   * and those skipped, off the list). True while older ones are in force in the batch: the one held
+   * was promoted after its earliest window start. A set deleted since the catalog read is skipped:
+   * the one before it is in force instead (`resolve` skips it too).
+   */
+  private async holdNextLender(
+    catalog: Catalog,
+    needed: Map<string, ReferenceSet>,
+    lender: { readonly model: string; readonly from: number; readonly promoted: Promotion[] },
+  ): Promise<boolean> {
+    for (let p = lender.promoted.pop(); p !== undefined; p = lender.promoted.pop()) {
+      if (!this.hasReference(lender.model + SEP + p.version)) continue;
+      if (await this.hold(catalog, needed, lender.model, p.version)) return p.eventTime > lender.from;
+    }
+    return false;
+  }
+
+  /** Whether the pair has a reference of its own: in the catalog, or loaded since it was read. */
+  private hasReference(key: string): boolean {
+    return this.catalog?.pairs.has(key) === true || this.sets.peek(key) !== undefined;
   }
 
   /**
@@ -216,12 +260,15 @@ export class ReferenceCache {
     if (this.catalog?.pairs.has(key)) return undefined;
     const promoted = this.promotions.get(model);
     if (promoted === undefined) return undefined;
-    let best: { version: string; eventTime: number } | undefined;
-    for (const p of promoted)
-      if (p.eventTime <= windowStart && (best === undefined || p.eventTime >= best.eventTime)) best = p;
-    if (best === undefined) return undefined;
-    const lender = model + SEP + best.version;
-    return this.sets.get(lender) ?? this.held.get(lender);
+    // In force at the window start: the latest promoted at or before it with a reference (the same
+    // one `ensure` holds; a promoted version without one leaves the one before it in force).
+    for (let i = promoted.length - 1; i >= 0; i--) {
+      const p = promoted[i]!;
+      if (p.eventTime > windowStart) continue;
+      const lender = model + SEP + p.version;
+      if (this.hasReference(lender)) return this.sets.get(lender) ?? this.held.get(lender);
+    }
+    return undefined;
   }
 
   /** A PROMOTED model event: load that version's reference and remember when it took over. */

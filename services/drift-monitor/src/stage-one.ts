@@ -318,9 +318,16 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     }
     const entry = await entryFor(ctx.topic, ctx.partition);
     await send(entry, ctx.topic, ctx.partition); // what a failed attempt closed but could not send
-    const pairs = new Map<string, readonly [string, string]>();
-    for (const item of items) {
-      pairs.set(`${item.value.model}\u0000${item.value.model_version}`, [item.value.model, item.value.model_version]);
+    // One entry per (model, version) with its earliest window: a version borrowing a promoted
+    // version's reference needs the lender in force there too (a late window, before a promotion).
+    const pairs = new Map<string, { model: string; version: string; earliestWindowStart: number }>();
+    for (const { value: e } of items) {
+      const key = `${e.model}\u0000${e.model_version}`;
+      const windowStart = windowStartOf(e.event_time, deps.spec.sizeMs);
+      const pair = pairs.get(key);
+      if (pair === undefined)
+        pairs.set(key, { model: e.model, version: e.model_version, earliestWindowStart: windowStart });
+      else if (windowStart < pair.earliestWindowStart) pair.earliestWindowStart = windowStart;
     }
     await deps.references.ensure(pairs.values());
     await deps.sequential?.prepare(items.map((i) => i.value));

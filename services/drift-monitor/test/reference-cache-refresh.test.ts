@@ -7,39 +7,16 @@ import type { ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
-import { memoryProgress } from './support.js';
+import { batchPairs, memoryProgress, memoryReferenceStore, predictionRecord } from './support.js';
 
 const profiles = (shift: number) =>
   new Map([['x', buildNumericProfile(Array.from({ length: 100 }, (_, i) => i + shift))]]);
-
-/** A reference store in memory: the last set saved for a pair is its latest; every load counted. */
-function memoryStore(initial: ReferenceSet[]) {
-  const saved = [...initial];
-  const calls = { latest: 0, catalog: 0 };
-  const latestOf = () => new Map(saved.map((s) => [`${s.model}/${s.version}`, s]));
-  const store: ReferenceStore = {
-    save: async (s) => {
-      saved.push(s);
-    },
-    latest: async (model, version) => {
-      calls.latest++;
-      return latestOf().get(`${model}/${version}`);
-    },
-    byId: async (id) => saved.find((s) => s.referenceId === id),
-    newest: async (limit) => saved.slice(-limit).reverse(),
-    catalog: async () => {
-      calls.catalog++;
-      return [...latestOf().values()].map((s) => ({ model: s.model, version: s.version, referenceId: s.referenceId }));
-    },
-  };
-  return { store, calls, saved };
-}
 
 describe('ReferenceCache: a batch keeps its own references across a catalog refresh', () => {
   it("a re-stored version's events are measured on its new reference, none refused by the borrowed cap", async () => {
     const promoted = referenceSet('m', 'v1', profiles(0));
     const firstV2 = referenceSet('m', 'v2', profiles(0.1)); // a canary with a reference of its own
-    const { store } = memoryStore([promoted, firstV2]);
+    const { store } = memoryReferenceStore([promoted, firstV2]);
     let clock = Date.UTC(2024, 11, 2, 12, 0, 0);
     const references = new ReferenceCache(store, () => clock);
     await references.preload();
@@ -64,19 +41,7 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
       },
     });
     let offset = 0;
-    const event = (version: string, eventTime: number): DecodedRecord<PredictionEvent> => ({
-      record: { topic: 'p', partition: 0, offset: String(offset++), key: null, value: null, headers: {}, timestamp: 0 },
-      value: {
-        prediction_id: `p${offset}`,
-        model: 'm',
-        model_version: version,
-        entity_id: 'e',
-        event_time: eventTime,
-        features: { x: 5 },
-        prediction: 0,
-        predicted_class: null,
-      },
-    });
+    const event = (version: string, eventTime: number) => predictionRecord('m', version, eventTime, offset++);
     const ctx = { topic: 'p', partition: 0, highWatermark: '0' };
     const w = Math.floor(clock / 60_000) * 60_000 - 60_000; // an open window
     const v2Offsets = new Set<string>();
@@ -112,7 +77,7 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
 
   it('a refresh in the middle of a batch leaves the pairs already checked on their latest own set, loaded once', async () => {
     const promoted = referenceSet('m', 'v1', profiles(0));
-    const { store, calls } = memoryStore([promoted, referenceSet('m', 'v2', profiles(0.1))]);
+    const { store, calls } = memoryReferenceStore([promoted, referenceSet('m', 'v2', profiles(0.1))]);
     let now = 1_000_000;
     const cache = new ReferenceCache(store, () => now);
     await cache.preload();
@@ -125,19 +90,19 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
       ['m', 'v2'],
       ['m', 'unknown'],
     ];
-    await cache.ensure(batch);
+    await cache.ensure(batchPairs(batch, 1));
     expect(cache.resolve('m', 'v2', 1)?.referenceId).toBe(restored.referenceId);
     expect(cache.resolve('m', 'unknown', 1)?.version).toBe('v1');
     expect(calls.latest - loadsBefore).toBe(1); // the re-stored v2 only
     now += 100;
-    await cache.ensure(batch); // the next batch: nothing loaded again
+    await cache.ensure(batchPairs(batch, 1)); // the next batch: nothing loaded again
     expect(calls.latest - loadsBefore).toBe(1);
     expect(cache.resolve('m', 'v2', 1)?.referenceId).toBe(restored.referenceId);
   });
 
   it('a batch with more own-reference pairs than the cache holds: bounded, never borrowed, no reload per batch', async () => {
     const sets = ['v0', 'v1', 'v2', 'v3'].map((v, i) => referenceSet('m', v, profiles(i)));
-    const { store, calls } = memoryStore(sets);
+    const { store, calls } = memoryReferenceStore(sets);
     const cache = new ReferenceCache(store, () => 0, { maxEntries: 2 });
     await cache.preload();
     await cache.promoted('m', 'v0', 0);
@@ -146,9 +111,9 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
       ['m', 'v2'],
       ['m', 'v3'],
     ];
-    await cache.ensure(batch);
+    await cache.ensure(batchPairs(batch, 1));
     const loadsBefore = calls.latest;
-    await cache.ensure(batch);
+    await cache.ensure(batchPairs(batch, 1));
     expect(calls.latest).toBe(loadsBefore); // the sets it holds are not loaded again, batch after batch
     // models.v1 re-announces v0 while the batch runs: the LRU evicts one of the batch's sets.
     await cache.promoted('m', 'v0', 0);
@@ -165,7 +130,7 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
     const other = referenceSet('other', 'v1', small); // saved first: not among those preloaded
     const promotedSets: ReferenceSet[] = [];
     for (let m = 0; m < 16; m++) for (let v = 0; v < 64; v++) promotedSets.push(referenceSet(`m${m}`, `v${v}`, small));
-    const { store, calls } = memoryStore([other, ...promotedSets]);
+    const { store, calls } = memoryReferenceStore([other, ...promotedSets]);
     const loads: string[] = [];
     const counted: ReferenceStore = {
       ...store,
@@ -188,7 +153,7 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
     for (let b = 0; b < 3; b++) {
       now += 300; // past the catalog TTL: the unknown canaries re-read it, once per batch
       const before = { loads: loads.length, catalog: calls.catalog };
-      await cache.ensure(batch);
+      await cache.ensure(batchPairs(batch, 1_000));
       const loadedNow = loads.slice(before.loads);
       expect(new Set(loadedNow).size).toBe(loadedNow.length); // nothing loaded twice in a batch
       perBatch.push({ loads: loadedNow.length, catalogReads: calls.catalog - before.catalog });
@@ -205,7 +170,7 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
 
   it('a version whose reference was deleted since the catalog read borrows the promoted one in the same batch', async () => {
     const lender = referenceSet('m', 'v1', profiles(0));
-    const { store, saved } = memoryStore([
+    const { store, saved } = memoryReferenceStore([
       lender,
       referenceSet('m', 'v2', profiles(0.1)),
       referenceSet('o', 'a', profiles(0)),
@@ -213,12 +178,12 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
     const cache = new ReferenceCache(store, () => 0, { maxEntries: 1 });
     await cache.preload();
     await cache.promoted('m', 'v1', 0);
-    await cache.ensure([['o', 'a']]); // the LRU (one set) evicts the lender
+    await cache.ensure(batchPairs([['o', 'a']], 1)); // the LRU (one set) evicts the lender
     saved.splice(
       saved.findIndex((s) => s.version === 'v2'),
       1,
     ); // deleted: the catalog still names it
-    await cache.ensure([['m', 'v2']]);
+    await cache.ensure(batchPairs([['m', 'v2']], 1));
     expect(cache.resolve('m', 'v2', 1)?.referenceId).toBe(lender.referenceId);
   });
 });

@@ -3,6 +3,7 @@ import { buildNumericProfile } from '@driftline/stats';
 import type { ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
+import { batchPairs } from './support.js';
 
 const profile = buildNumericProfile(Array.from({ length: 100 }, (_, i) => i));
 const refOf = (model: string, version: string): ReferenceSet => referenceSet(model, version, new Map([['x', profile]]));
@@ -44,7 +45,7 @@ describe('ReferenceCache bounds', () => {
       const pairs: Array<[string, string]> = [];
       for (let i = 0; i < 100; i++) pairs.push(i % 2 === 0 ? ['m', `rnd-${batch}-${i}`] : [`model-${batch}-${i}`, 'v']);
       pairs.push(['m', 'v1']);
-      await cache.ensure(pairs);
+      await cache.ensure(batchPairs(pairs, 0));
       now += 100; // 20 s in all: within one catalog TTL
     }
     expect(calls.latest).toBe(0); // v1 came with the preload; nothing else exists
@@ -60,18 +61,23 @@ describe('ReferenceCache bounds', () => {
     let now = 1_000_000;
     const cache = new ReferenceCache(store, () => now, { catalogTtlMs: 30_000 });
     await cache.preload();
-    await cache.ensure([['m', 'v2']]);
+    await cache.ensure(batchPairs([['m', 'v2']], 0));
     expect(cache.resolve('m', 'v2', 0)).toBeUndefined();
     await store.save(refOf('m', 'v2')); // stored after start-up (e.g. `driftline reference`)
     now += 10_000;
-    await cache.ensure([['m', 'v2']]);
+    await cache.ensure(batchPairs([['m', 'v2']], 0));
     expect(cache.resolve('m', 'v2', 0)).toBeUndefined(); // negative answer still fresh
     now += 20_000;
-    await cache.ensure([
-      ['m', 'v2'],
-      ['m', 'v3'],
-      ['x', 'y'],
-    ]);
+    await cache.ensure(
+      batchPairs(
+        [
+          ['m', 'v2'],
+          ['m', 'v3'],
+          ['x', 'y'],
+        ],
+        0,
+      ),
+    );
     expect(cache.resolve('m', 'v2', 0)?.version).toBe('v2');
     expect(calls.catalog).toBe(2); // the preload's, then one for the three pairs
     expect(calls.latest).toBe(1);
@@ -87,14 +93,14 @@ describe('ReferenceCache bounds', () => {
     const restored = referenceSet('m', 'v1', new Map([['y', profile]])); // new profiles for v1
     await store.save(restored);
     now += 30_000;
-    await cache.ensure([['m', 'v1']]);
+    await cache.ensure(batchPairs([['m', 'v1']], 0));
     expect(cache.resolve('m', 'v1', 0)?.referenceId).toBe(first.referenceId); // within the refresh
     now += 30_000;
-    await cache.ensure([['m', 'v1']]);
+    await cache.ensure(batchPairs([['m', 'v1']], 0));
     expect(cache.resolve('m', 'v1', 0)?.referenceId).toBe(restored.referenceId);
     expect(calls.catalog).toBe(2);
     now += 60_000;
-    await cache.ensure([['m', 'v1']]); // unchanged: nothing reloaded
+    await cache.ensure(batchPairs([['m', 'v1']], 0)); // unchanged: nothing reloaded
     expect(calls.latest).toBe(1);
   });
 
@@ -105,7 +111,7 @@ describe('ReferenceCache bounds', () => {
     await cache.preload();
     expect(cache.size).toBe(10);
     for (let i = 0; i < 30; i++) {
-      await cache.ensure([['m', `v${i}`]]);
+      await cache.ensure(batchPairs([['m', `v${i}`]], 0));
       expect(cache.resolve('m', `v${i}`, 0)?.version).toBe(`v${i}`);
       expect(cache.size).toBeLessThanOrEqual(10);
     }
@@ -120,7 +126,7 @@ describe('ReferenceCache bounds', () => {
     expect(cache.size).toBe(16);
     expect(cache.resolve('m', 'v4999', 0)?.version).toBe('v4999');
     expect(calls.latest).toBe(0);
-    await cache.ensure([['m', 'v7']]); // an old version still scored somewhere: in the catalog, loaded now
+    await cache.ensure(batchPairs([['m', 'v7']], 0)); // an old version still scored somewhere: in the catalog, loaded now
     expect(cache.resolve('m', 'v7', 0)?.version).toBe('v7');
     expect(calls.latest).toBe(1);
   });
@@ -130,9 +136,9 @@ describe('ReferenceCache bounds', () => {
     const { store } = countingStore(sets);
     const cache = new ReferenceCache(store, () => 0, { maxEntries: 1, maxPromotionsPerModel: 2 });
     await cache.promoted('m', 'v1', 100);
-    await cache.ensure([['other', 'a']]);
-    await cache.ensure([['other', 'b']]); // evicts m/v1
-    await cache.ensure([['m', 'canary']]);
+    await cache.ensure(batchPairs([['other', 'a']], 0));
+    await cache.ensure(batchPairs([['other', 'b']], 0)); // evicts m/v1
+    await cache.ensure(batchPairs([['m', 'canary']], 50));
     expect(cache.resolve('m', 'canary', 200)?.version).toBe('v1');
     expect(cache.resolve('m', 'canary', 50)).toBeUndefined();
     // Promotions kept per model are bounded: the oldest go first.

@@ -10,8 +10,30 @@ import {
   type ProgressStore,
   type ReferenceStore,
 } from '@driftline/warehouse';
-import type { ReferenceCache } from '../src/reference-cache.js';
+import type { BatchPair, ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
+
+/** A prediction of `model` / `version` at `eventTime` (feature x = 5) as stage one reads it, at `offset` of p/0. */
+export function predictionRecord(
+  model: string,
+  version: string,
+  eventTime: number,
+  offset: number,
+): DecodedRecord<PredictionEvent> {
+  return {
+    record: { topic: 'p', partition: 0, offset: String(offset), key: null, value: null, headers: {}, timestamp: 0 },
+    value: {
+      prediction_id: `p${offset}`,
+      model,
+      model_version: version,
+      entity_id: 'e',
+      event_time: eventTime,
+      features: { x: 5 },
+      prediction: 0,
+      predicted_class: null,
+    },
+  };
+}
 
 /** A reference store that holds one reference set and names it for every model and version. */
 export function storeOf(ref: ReferenceSet): ReferenceStore {
@@ -22,6 +44,29 @@ export function storeOf(ref: ReferenceSet): ReferenceStore {
     newest: async () => [ref],
     catalog: async () => [{ model: ref.model, version: ref.version, referenceId: ref.referenceId }],
   };
+}
+
+/** A reference store in memory: the last set saved for a pair is its latest; every load counted. */
+export function memoryReferenceStore(initial: ReferenceSet[]) {
+  const saved = [...initial];
+  const calls = { latest: 0, catalog: 0 };
+  const latestOf = () => new Map(saved.map((s) => [`${s.model}/${s.version}`, s]));
+  const store: ReferenceStore = {
+    save: async (s) => {
+      saved.push(s);
+    },
+    latest: async (model, version) => {
+      calls.latest++;
+      return latestOf().get(`${model}/${version}`);
+    },
+    byId: async (id) => saved.find((s) => s.referenceId === id),
+    newest: async (limit) => saved.slice(-limit).reverse(),
+    catalog: async () => {
+      calls.catalog++;
+      return [...latestOf().values()].map((s) => ({ model: s.model, version: s.version, referenceId: s.referenceId }));
+    },
+  };
+  return { store, calls, saved };
 }
 
 /** drift_progress in memory: what a stage saved, loaded again by (stage, group, topic, partition). */
@@ -98,4 +143,9 @@ export function writtenReferences(
     .filter((r) => r.model === model && r.version === version && r.window_start === chTime(windowStart))
     .map((r) => r.reference_id);
   return [...new Set(ids)].sort();
+}
+
+/** A batch's (model, version) pairs for `ReferenceCache.ensure`, each with events from `earliestWindowStart` on. */
+export function batchPairs(pairs: ReadonlyArray<readonly [string, string]>, earliestWindowStart: number): BatchPair[] {
+  return pairs.map(([model, version]) => ({ model, version, earliestWindowStart }));
 }

@@ -54,6 +54,17 @@ export class ConfigError extends DriftlineError {
   }
 }
 
+/** The exit code of a configuration error (sysexits' EX_CONFIG): a supervisor shows it as such, not as a crash. */
+export const CONFIG_ERROR_EXIT_CODE = 78;
+
+/**
+ * The one line a person reads for a configuration error, `configuration error: <field>: <what>`:
+ * the CLI's for one found at start-up, the runner's for one found after.
+ */
+export function configErrorLine(error: DriftlineError): string {
+  return `configuration error: ${error.message}`;
+}
+
 /** The record itself is bad (undecodable or invalid): dead-letter it, never retry it. */
 export class PoisonRecordError extends DriftlineError {
   constructor(code: 'DECODE_FAILED' | 'VALIDATION_FAILED', message: string, options: DriftlineErrorOptions = {}) {

@@ -1,7 +1,7 @@
 import { type AddressInfo, createServer, type Server } from 'node:net';
-import { type ConfigError, silentLogger } from '@driftline/core';
+import type { ConfigError } from '@driftline/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkRedisDatabase } from '../src/redis/durability.js';
+import { checkRedisDatabase, type RedisDatabaseCheckOptions } from '../src/redis/durability.js';
 
 /**
  * A fake Redis speaking just enough RESP: it accepts the connection's own SELECT, then answers the
@@ -30,6 +30,15 @@ async function fakeRedis(replies: readonly string[]): Promise<{ server: Server; 
   return { server, port: (server.address() as AddressInfo).port, selects: () => selects };
 }
 
+describe('checkRedisDatabase: the caller decides what a refusal does', () => {
+  it('onRefused is required: no default that ends the process (services pass ctx.fatal, the runner exits)', () => {
+    // Checked by the type checker (`pnpm typecheck`): it defaulted to a process.exit(78) in this library.
+    type OnRefused = Pick<RedisDatabaseCheckOptions, 'onRefused'>;
+    const required: OnRefused extends Required<OnRefused> ? true : false = true;
+    expect(required).toBe(true);
+  });
+});
+
 describe('checkRedisDatabase: only a refusal of the index is a verdict', () => {
   const servers: Server[] = [];
   afterEach(() => {
@@ -42,7 +51,7 @@ describe('checkRedisDatabase: only a refusal of the index is a verdict', () => {
     const refused: ConfigError[] = [];
     const check = checkRedisDatabase(
       { url: `redis://127.0.0.1:${fake.port}/3`, tls: false },
-      { logger: silentLogger, onRefused: (e) => void refused.push(e) },
+      { onRefused: (e) => void refused.push(e) },
     );
     try {
       await check.whenAccepted;
@@ -58,10 +67,7 @@ describe('checkRedisDatabase: only a refusal of the index is a verdict', () => {
     const fake = await fakeRedis(['-ERR DB index is out of range']);
     servers.push(fake.server);
     const refusal = new Promise<ConfigError>((resolve) => {
-      const check = checkRedisDatabase(
-        { url: `redis://127.0.0.1:${fake.port}/3`, tls: false },
-        { logger: silentLogger, onRefused: resolve },
-      );
+      const check = checkRedisDatabase({ url: `redis://127.0.0.1:${fake.port}/3`, tls: false }, { onRefused: resolve });
       setTimeout(() => check.stop(), 20_000).unref();
     });
     const error = await refusal;

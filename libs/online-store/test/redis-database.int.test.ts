@@ -1,4 +1,4 @@
-import { ConfigError, silentLogger } from '@driftline/core';
+import { ConfigError } from '@driftline/core';
 import { freePort, proxyOn } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { checkRedisDatabase, checkRedisServer, createRedisClient, waitReady } from '../src/redis/index.js';
@@ -17,10 +17,7 @@ describe('the database of DRIFTLINE_REDIS_URL, asked when Redis answers (the sta
   /** The check, its refusals recorded instead of ending the process. */
   function check(url: string) {
     const refusals: ConfigError[] = [];
-    const database = checkRedisDatabase(
-      { url, tls: false },
-      { logger: silentLogger, onRefused: (error) => refusals.push(error) },
-    );
+    const database = checkRedisDatabase({ url, tls: false }, { onRefused: (error) => refusals.push(error) });
     cleanup.push(() => database.stop());
     return { database, refusals };
   }

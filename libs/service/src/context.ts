@@ -17,6 +17,7 @@ import type { Registry } from '@driftline/observability';
 import { type ContractName, contracts, deadLetterTopic } from '@driftline/schemas';
 import { openWarehouse, type Warehouse } from '@driftline/warehouse';
 import type { CommonConfig } from './common-config.js';
+import type { FatalHandler } from './fatal.js';
 import type { ResourceConfigs } from './resource-config.js';
 import type { ServiceContext, ServiceNeed } from './service.js';
 
@@ -25,6 +26,8 @@ export interface SharedResourcesOptions {
   readonly configs: ResourceConfigs;
   readonly logger: Logger;
   readonly registry: Registry;
+  /** `ServiceContext.fatal` of every context (the runner's, once per process). */
+  readonly fatal: FatalHandler;
 }
 
 export interface SharedResources {
@@ -64,7 +67,7 @@ function once<T>(create: () => Promise<T>): { get(): Promise<T>; peek(): Promise
  * (consumed, published to, or asked for), once per process.
  */
 export function createSharedResources(options: SharedResourcesOptions): SharedResources {
-  const { common, configs, logger, registry } = options;
+  const { common, configs, logger, registry, fatal } = options;
   let kafka: KafkaClient | undefined;
   let codec: SchemaRegistryCodec | undefined;
   const ensured = new Map<string, Promise<void>>();
@@ -197,6 +200,7 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
           need('clickhouse');
           return warehouse.get();
         },
+        fatal,
       };
     },
     stalls: () => consumers.flatMap((c) => c.stalls()),

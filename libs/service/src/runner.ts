@@ -9,6 +9,7 @@ import {
 import { baseEnvShape, type CommonConfig, toCommonConfig } from './common-config.js';
 import { createSharedResources, type SharedResources } from './context.js';
 import { rejectSharedPorts, rejectUnknownDriftlineEnv } from './env-names.js';
+import { exitOnConfigError, type FatalHandler } from './fatal.js';
 import { listenError } from './listen-error.js';
 import { type ResourceConfigs, resolveResourceConfigs } from './resource-config.js';
 import type { RunningService, ServiceContext, ServiceDefinition, ServiceNeed } from './service.js';
@@ -21,6 +22,12 @@ export interface RunnerOptions {
   readonly knownServices?: ReadonlyArray<ServiceDefinition<never, unknown>>;
   /** Aborting it ends start-up retries at once (a SIGTERM while a backend is still down). */
   readonly signal?: AbortSignal;
+  /**
+   * What `ctx.fatal` does with a configuration error found after start-up, called once (the first):
+   * by default one error line naming the field and exit 78 at once, no graceful stop (see
+   * `exitOnConfigError`). Tests and embedders pass their own; the services are not stopped for it.
+   */
+  readonly onFatal?: FatalHandler;
 }
 
 export interface Runner {
@@ -72,8 +79,9 @@ async function startServices(
   serviceConfigs: readonly unknown[],
   logger: Logger,
   registry: MetricsRegistry,
+  fatal: FatalHandler,
 ): Promise<{ resources: SharedResources; running: Array<{ name: string; service: RunningService }> }> {
-  const resources = createSharedResources({ common, configs, logger, registry });
+  const resources = createSharedResources({ common, configs, logger, registry, fatal });
   const running: Array<{ name: string; service: RunningService }> = [];
   try {
     for (const [i, definition] of options.services.entries()) {
@@ -117,6 +125,16 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // (DRIFTLINE_STARTUP_TIMEOUT) answered no probe at all, and a liveness probe killed the process
   // long before the wait ended (found by a review). Live while starting, not ready.
   const started = Date.now();
+  // The runner owns the exit: a service that finds its configuration wrong after start (a refused
+  // Redis database) hands it here, also during a start-up attempt. Once: the services of `all`
+  // each check their database, and one line says it.
+  const onFatal = options.onFatal ?? exitOnConfigError(logger);
+  let fatalCalled = false;
+  const fatal: FatalHandler = (error) => {
+    if (fatalCalled) return;
+    fatalCalled = true;
+    onFatal(error);
+  };
   let resources: SharedResources | undefined;
   let running: Array<{ name: string; service: RunningService }> = [];
   // Liveness fails on a stalled partition (lag, and no commit for DRIFTLINE_STALL_TIMEOUT, not
@@ -169,7 +187,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        up = await startServices(options, common, configs, serviceConfigs, logger, registry);
+        up = await startServices(options, common, configs, serviceConfigs, logger, registry, fatal);
         break;
       } catch (error) {
         const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));

@@ -14,6 +14,7 @@ import type { Contract, ContractName } from '@driftline/schemas';
 import type { Warehouse } from '@driftline/warehouse';
 import type { z } from 'zod';
 import type { CommonConfig } from './common-config.js';
+import type { FatalHandler } from './fatal.js';
 
 /**
  * A shared resource a service uses. The runner validates the variables of a resource only when a
@@ -64,6 +65,13 @@ export interface ServiceContext {
   partitionCount(topic: string): Promise<number>;
   /** The process' warehouse (ClickHouse stores and read models), opened and migrated on first use (needs `clickhouse`). */
   warehouse(): Promise<Warehouse>;
+  /**
+   * Ends the process on a configuration error found after start-up (a Redis database the server
+   * refuses, known only once Redis answers): one error line naming the field and exit 78 at once,
+   * without a graceful stop (the runner's `onFatal` decides; only its first call counts). A plain
+   * function: pass it as a callback as it is.
+   */
+  readonly fatal: FatalHandler;
 }
 
 export interface RunningService {

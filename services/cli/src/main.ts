@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { ConfigError, DriftlineError, printable } from '@driftline/core';
+import { CONFIG_ERROR_EXIT_CODE, ConfigError, configErrorLine, DriftlineError, printable } from '@driftline/core';
 
 const USAGE = `usage: driftline <command> [options] [--debug]
 
@@ -19,7 +19,7 @@ cannot be read or parsed), 78 configuration (an environment variable), 130 force
 `;
 
 /** Exit codes of the command (documented in the CLI README and `driftline --help`). */
-const EXIT = { ok: 0, internal: 1, usage: 2, data: 3, config: 78 } as const;
+const EXIT = { ok: 0, internal: 1, usage: 2, data: 3, config: CONFIG_ERROR_EXIT_CODE } as const;
 
 type Command = (args: readonly string[]) => Promise<number>;
 
@@ -60,7 +60,7 @@ function describeError(error: unknown, command: string | undefined): { line: str
     return { line: withHint(error.message, `see ${help}`), code: EXIT.usage };
   }
   if (error instanceof DriftlineError && error.code === 'CONFIG_INVALID') {
-    return { line: `configuration error: ${error.message}`, code: EXIT.config };
+    return { line: configErrorLine(error), code: EXIT.config };
   }
   if (error instanceof DriftlineError && DATA_CODES.has(error.code)) {
     // NOT_FOUND names a model, version or reference the warehouse does not hold: no file to check.

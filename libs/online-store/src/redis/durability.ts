@@ -164,9 +164,6 @@ function databaseIndex(url: string): number {
   return Number(new URL(url).pathname.slice(1) || 0);
 }
 
-/** The exit code of a configuration error (the CLI's): a supervisor shows it as such, not as a crash. */
-const CONFIG_ERROR_EXIT_CODE = 78;
-
 /** How soon the database is asked again after a command failed on a connection still up. */
 const DATABASE_RETRY_MS = 1_000;
 
@@ -181,12 +178,11 @@ export interface RedisDatabaseCheck {
 }
 
 export interface RedisDatabaseCheckOptions {
-  readonly logger: Logger;
   /**
-   * What a refusal does; by default one error line naming DRIFTLINE_REDIS_URL and exit 78. Tests
-   * pass their own.
+   * What a refusal does: a service passes `ctx.fatal` (the runner's one line naming
+   * DRIFTLINE_REDIS_URL and exit 78); tests pass their own. A library never ends the process.
    */
-  readonly onRefused?: (error: ConfigError) => void;
+  readonly onRefused: (error: ConfigError) => void;
 }
 
 /**
@@ -203,7 +199,7 @@ export function checkRedisDatabase(
   options: RedisDatabaseCheckOptions,
 ): RedisDatabaseCheck {
   if (databaseIndex(config.url) === 0) return { accepted: () => true, whenAccepted: Promise.resolve(), stop: () => {} };
-  const onRefused = options.onRefused ?? ((error: ConfigError) => exitOnConfigError(error, options.logger));
+  const { onRefused } = options;
   const client = createRedisClient(config, 'tooling', { name: 'driftline-database-check' });
   // The refused SELECT of the connect and connection errors: answered by `ask` below.
   client.on('error', () => {});
@@ -243,16 +239,6 @@ export function checkRedisDatabase(
   };
   client.on('ready', ask);
   return { accepted: () => accepted, whenAccepted, stop };
-}
-
-/**
- * Ends the process on a configuration error found after start-up (a refused database): one error
- * line and exit 78, as the CLI does for one found before. At once, without stopping the services:
- * whatever they did went to the wrong database, and a graceful stop would commit it.
- */
-function exitOnConfigError(error: ConfigError, logger: Logger): never {
-  logger.error({ field: error.field }, `configuration error: ${error.message}`);
-  process.exit(CONFIG_ERROR_EXIT_CODE);
 }
 
 /** The server's refusal of a database index: "ERR DB index is out of range" (older: "ERR invalid DB index"). */

@@ -1,7 +1,10 @@
+import { joinKey } from '@driftline/join';
+import { createMetricsRegistry } from '@driftline/observability';
 import { uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createRedisClient, RedisJoinStore } from '../src/redis/index.js';
+import { createRedisClient, RedisJoinStore, watchStateMarker } from '../src/redis/index.js';
 import { joinContractConfig, joinStoreContract } from './join-contract.js';
+import { recordingLogger } from './support.js';
 
 const stack = inject('stack');
 const redis = createRedisClient({ url: stack.redisUrl, tls: false }, 'tooling', { name: 'join-contract' });
@@ -95,5 +98,95 @@ describe('RedisJoinStore expired rows', () => {
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length > 0) await redis.unlink(...keys);
     }
+  });
+});
+
+describe('RedisJoinStore.holdsState: the state marker adopts what older releases left, and only that', () => {
+  const model = 'm';
+  const tombstoneMs = 86_400_000;
+
+  /** The marker's start-up verdict over this prefix, the consumer group having committed offsets. */
+  async function verdict(store: RedisJoinStore) {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const marker = await watchStateMarker(redis, {
+      key: `${store.prefix}state-marker:join`,
+      store: 'join',
+      consumedBefore: async () => true,
+      stateExists: () => store.holdsState(),
+      recovery: 'replay it',
+      logger: recordingLogger('error', []),
+      registry,
+    });
+    marker.stop();
+    const lost = (await registry.getSingleMetric('driftline_redis_state_lost_total')?.get())?.values[0]?.value ?? 0;
+    return { atStart: marker.atStart, lost };
+  }
+
+  async function withPrefix(run: (store: RedisJoinStore, prefix: string) => Promise<void>) {
+    const prefix = `${uniqueName('jh')}:`;
+    try {
+      await run(new RedisJoinStore(redis, prefix, joinContractConfig), prefix);
+    } finally {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.unlink(...keys);
+    }
+  }
+
+  // Keys as each release without the marker leaves them once nothing is pending (README, "Join
+  // store key layout"): schedule and pending counts are deleted when empty, dirty marks cleared.
+  const releases: Array<[string, (prefix: string) => Promise<unknown>]> = [
+    [
+      'v2 with one watermark (be546f0): predictions joined and expired, all acknowledged',
+      async (prefix) => {
+        await redis.set(`${prefix}v2:s:${joinKey({ model, id: 'p1' })}`, 'J', 'PX', tombstoneMs);
+        await redis.set(`${prefix}v2:s:${joinKey({ model, id: 'p2' })}`, 'X', 'PX', tombstoneMs);
+        await redis.set(`${prefix}watermark`, String(Date.now() - 300_000));
+      },
+    ],
+    [
+      'v2 with one watermark: a window still dirty, an expired row not yet in the sink',
+      async (prefix) => {
+        const window = JSON.stringify([model, 'v1', 1_700_000_000_000]);
+        await redis.set(`${prefix}watermark`, String(Date.now() - 300_000));
+        await redis.zadd(`${prefix}dirty`, Date.now(), window);
+        await redis.set(
+          `${prefix}v2:s:${joinKey({ model, id: 'p3' })}`,
+          `E1\n${window}\nprediction`,
+          'PX',
+          tombstoneMs,
+        );
+        await redis.zadd(`${prefix}v2:outbox`, Date.now(), joinKey({ model, id: 'p3' }));
+      },
+    ],
+    [
+      'per-partition watermarks, before dirty-mark numbers reached it: labels only, none waiting',
+      async (prefix) => {
+        await redis.set(`${prefix}wm:labels.v1/0`, String(Date.now() - 300_000));
+        await redis.hset(`${prefix}sources`, 'labels.v1/0', `${Date.now()},${Date.now()}`, 'predictions.v1/0', '1,');
+      },
+    ],
+  ];
+
+  for (const [release, leave] of releases) {
+    it(`adopts the state of ${release}`, async () => {
+      await withPrefix(async (store, prefix) => {
+        await leave(prefix);
+        expect(await store.holdsState()).toBe(true);
+        expect(await verdict(store)).toEqual({ atStart: 'adopted', lost: 0 });
+      });
+    });
+  }
+
+  it('a Redis empty of the prefix, or holding only the reported sources, lost the state', async () => {
+    await withPrefix(async (store) => {
+      expect(await store.holdsState()).toBe(false);
+      expect(await verdict(store)).toEqual({ atStart: 'lost', lost: 1 });
+    });
+    // Every expiry pass reports its partitions, even on an empty state: they name keys, not state.
+    await withPrefix(async (store, prefix) => {
+      await redis.hset(`${prefix}sources`, 'labels.v1/0', `${Date.now()},${Date.now()}`);
+      expect(await store.holdsState()).toBe(false);
+      expect(await verdict(store)).toEqual({ atStart: 'lost', lost: 1 });
+    });
   });
 });

@@ -298,13 +298,30 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   }
 
   /**
-   * Whether Redis holds join state of this prefix: its schedule, pending counts or dirty-mark
-   * sequence (one of them exists once a batch was applied). For the state marker. Not the reported
-   * sources: every expiry pass writes them, even on an empty state.
+   * Whether Redis holds join state of this prefix, written by this release or an older one (for the
+   * state marker: missing with no state left, the state was lost). Every release leaves a key
+   * without TTL once it applied a batch, written in the batch's own step and never deleted: the one
+   * `<prefix>watermark` (v1 and v2 before per-partition watermarks) or `<prefix>wm:<source>`; with
+   * nothing pending, the schedule and pending counts are gone and older releases had no `dirty-seq`.
+   * State keys (`v2:s:*` rows and tombstones) never exist without one of those watermarks, so no
+   * SCAN: a bounded one sees a few pages of a keyspace the feature rows may fill (a joiner key found
+   * by chance), an unbounded one is O(keyspace). The reported sources only name the per-source keys
+   * to look at; they are not state (every expiry pass writes them, even on an empty state).
    */
   async holdsState(): Promise<boolean> {
     const k = this.keys;
-    return (await this.redis.exists(k.schedule, k.pending, k.dirtySeq)) > 0;
+    const fixed = [k.schedule, k.outbox, k.pending, k.dirty, k.dirtySeq, k.tallies, k.tallyFlight, k.tallyTaken];
+    const p = this.redis.pipeline();
+    p.exists(...fixed, `${this.prefix}watermark`);
+    p.hkeys(k.sources);
+    const [held, sources] = (await execAll(p, 'join state look-up')) as [number, string[]];
+    if (held > 0) return true;
+    if (sources.length === 0) return false;
+    try {
+      return (await this.redis.exists(sources.flatMap((s) => [k.watermark(s), k.applied(s)]))) > 0;
+    } catch (error) {
+      throw unavailable('join state look-up', error);
+    }
   }
 
   private pipeline(): ChainableCommander & ScriptPipeline {

@@ -46,11 +46,22 @@ export const alertRouterService = defineService({
     const topic = ctx.topic('alert');
     const group = `${ctx.common.topicPrefix}${config.group}`;
     await ctx.ensureTopics([{ topic }]);
-    for (const { receiver, from } of await seedReceiverGroups(ctx.kafka(), topic, group, receivers, config.start)) {
-      ctx.logger.info(
-        { receiver, group: receiverGroupId(group, receiver), from },
-        'new receiver group: where it starts',
-      );
+    const seeded = await seedReceiverGroups(
+      ctx.kafka(),
+      topic,
+      group,
+      receivers,
+      warehouse.alertDeliveries,
+      config.start,
+    );
+    for (const { receiver, from } of seeded) {
+      const fields = { receiver, group: receiverGroupId(group, receiver), from };
+      if (from === 'start of topic') {
+        ctx.logger.warn(
+          fields,
+          'receiver group has no commits but the receiver has delivery records (its commits were deleted: the topic re-created, or the group deleted or expired): reading the topic from its start; alert_deliveries drops what it delivered',
+        );
+      } else ctx.logger.info(fields, 'new receiver group: where it starts');
     }
     const consumers: ConsumerHandle[] = [];
     for (const [i, receiver] of receivers.entries()) {

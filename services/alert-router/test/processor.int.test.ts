@@ -101,6 +101,7 @@ describe('router processor', () => {
     let writes = 0;
     const store: AlertDeliveryStore = {
       outcomes: (r, ids) => real.outcomes(r, ids),
+      receiversWithDeliveries: (receivers) => real.receiversWithDeliveries(receivers),
       async write(rows) {
         writes++;
         if (writes === 1) throw new DriftlineError('SINK_UNAVAILABLE', 'ClickHouse is down', { retriable: true });
@@ -147,6 +148,7 @@ describe('router processor', () => {
           }
           return real.outcomes(receiver, ids);
         },
+        receiversWithDeliveries: (receivers) => real.receiversWithDeliveries(receivers),
         write: (rows) => real.write(rows),
       };
       const { processor: p } = processor(

@@ -1,12 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setGroupOffsets, topicOffsets } from '@driftline/kafka';
+import { SinkUnavailableError } from '@driftline/core';
+import { committedOffsets, deleteTopics, listTopics, setGroupOffsets, topicOffsets } from '@driftline/kafka';
 import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
 import { eventually, freePort, kafkaFor, uniqueName } from '@driftline/test-support';
 import { type ClickHouse, createClickHouse, migrate, migrations } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { alertRouterService } from '../src/index.js';
+import { receiverGroupId, seedReceiverGroups } from '../src/receiver-groups.js';
 import { driftAlert, publishAlerts, type Received, Receiver, routerEnv } from './fixtures.js';
 
 const stack = inject('stack');
@@ -120,5 +122,85 @@ routes:
     await eventually(async () => (up.on('/renamed').length > 0 ? true : undefined), 20_000);
     // From the beginning it re-sent o1, o2, b1 and b2, which the topic still held.
     expect(up.on('/renamed').flatMap(ids)).toEqual(['n1']);
+  });
+});
+
+describe('alert-router: a receiver whose commits were deleted with its topic', () => {
+  const recreated = `${uniqueName('rgone')}.`;
+  const goneDatabase = uniqueName('rgone').replaceAll('-', '_');
+  const goneTopic = `${recreated}alerts.v1`;
+  const routesFile = join(dir, 'gone.yaml');
+  let ch: ClickHouse;
+  let hook: Receiver;
+  let runner: Runner | undefined;
+  const start = () =>
+    startRunner({
+      services: [alertRouterService as unknown as ServiceDefinition<never, unknown>],
+      env: routerEnv({
+        stack,
+        prefix: recreated,
+        database: goneDatabase,
+        chdbPath: join(dir, 'chdb'),
+        routesFile,
+        group: 'router',
+        retryBudget: '5s',
+      }),
+    });
+
+  beforeAll(async () => {
+    hook = new Receiver(await freePort());
+    await hook.start();
+    writeFileSync(
+      routesFile,
+      `receivers: { hook: { url: "http://127.0.0.1:${hook.port}/hook" } }\nroutes: [{ receivers: [hook] }]\n`,
+    );
+    ch = await createClickHouse({ mode: 'embedded', path: join(dir, 'chdb'), database: goneDatabase });
+    await migrate(ch, migrations);
+  });
+
+  afterAll(async () => {
+    await runner?.stop();
+    await hook?.stop();
+  });
+
+  it('reads the topic created again from its start: the alert published while it was stopped is delivered, once (found by a review)', async () => {
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const group = receiverGroupId(`${recreated}router`, 'hook');
+    runner = await start();
+    await publishAlerts(stack, goneTopic, [driftAlert('g1', BASE)]);
+    await eventually(
+      async () => ((await committedOffsets(kafka, group, goneTopic)).get(0) === 1n ? true : undefined),
+      20_000,
+    );
+    await runner.stop();
+    runner = undefined;
+
+    // Stopped: the topic is deleted (its groups' commits with it) and created again; the drift-monitor
+    // publishes g2, and g1 again (a replay) that the record must drop.
+    await deleteTopics(kafka, [goneTopic]);
+    await eventually(async () => ((await listTopics(kafka)).includes(goneTopic) ? undefined : true), 15_000);
+    await publishAlerts(stack, goneTopic, [driftAlert('g1', BASE), driftAlert('g2', BASE + 60_000)]);
+    expect((await committedOffsets(kafka, group, goneTopic)).get(0) ?? -1n).toBe(-1n);
+
+    runner = await start();
+    // Seeded at the end (`latest`), g2 was never delivered: "new receiver group: where it starts".
+    await eventually(
+      async () => ((await committedOffsets(kafka, group, goneTopic)).get(0) === 2n ? true : undefined),
+      20_000,
+    );
+    expect(hook.on('/hook').map(ids)).toEqual([['g1'], ['g2']]);
+  }, 40_000);
+
+  it('a ClickHouse outage while reading the delivery record fails the start retriably and seeds nothing, never at the end', async () => {
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${recreated}outage.alerts.v1`;
+    await publishAlerts(stack, topic, [driftAlert('x1', BASE)]);
+    const down = {
+      receiversWithDeliveries: () => Promise.reject(new SinkUnavailableError('clickhouse query: ECONNREFUSED')),
+    };
+    await expect(seedReceiverGroups(kafka, topic, `${recreated}outage`, ['hook'], down)).rejects.toMatchObject({
+      retriable: true,
+    });
+    expect((await committedOffsets(kafka, `${recreated}outage.hook`, topic)).get(0) ?? -1n).toBe(-1n);
   });
 });

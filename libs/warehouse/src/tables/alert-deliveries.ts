@@ -65,6 +65,11 @@ export interface AlertDeliveryStore {
    * send again what was given up (it did, once, when only delivered rows were read).
    */
   outcomes(receiver: string, alertIds: readonly string[]): Promise<Map<string, AlertDeliveryOutcome>>;
+  /**
+   * Which of `receivers` have any row (delivered or failed, within the 90-day TTL): the router's
+   * start-up tells a receiver whose group's commits were deleted from a new one by it.
+   */
+  receiversWithDeliveries(receivers: readonly string[]): Promise<Set<string>>;
   write(rows: readonly AlertDeliveryRow[]): Promise<void>;
 }
 
@@ -87,6 +92,20 @@ export class ClickHouseAlertDeliveryStore implements AlertDeliveryStore {
       for (const r of rows) out.set(r.id, Number(r.delivered) === 1 ? 'delivered' : 'failed');
     }
     return out;
+  }
+
+  async receiversWithDeliveries(receivers: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (const names of chunksByUrlBytes(new Set(receivers), arrayElementUrlBytes)) {
+      // `receiver` leads the order key: only those receivers' granules are read.
+      const rows = await this.ch.select<{ receiver: string }>(
+        `SELECT DISTINCT receiver FROM ${this.ch.table('alert_deliveries')}
+         WHERE receiver IN {receivers:Array(String)}`,
+        { receivers: names },
+      );
+      for (const r of rows) found.add(r.receiver);
+    }
+    return found;
   }
 
   write(rows: readonly AlertDeliveryRow[]): Promise<void> {

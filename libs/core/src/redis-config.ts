@@ -32,7 +32,7 @@ const DATABASE_PATH = /^\/?$|^\/\d{1,10}$/;
  * Why a Redis URL cannot work, or undefined. The database path is checked here, as written,
  * because ioredis does not: `/abc` (or `/abc/..`, which a URL parser normalises to `/`) threw
  * inside the client (a restart loop). Whether the index is below the server's `databases` is only
- * known at connect.
+ * known at connect. Query parameters are client options to ioredis (see queryProblem).
  */
 export function redisUrlProblem(text: string): string | undefined {
   const padding = paddingProblem(text);
@@ -50,6 +50,29 @@ export function redisUrlProblem(text: string): string | undefined {
   if (!DATABASE_PATH.test(rawPath) || Number(rawPath.slice(1)) > MAX_REDIS_DB) {
     return 'its path must be a database index, an integer >= 0 (redis://host:6379/0)';
   }
+  return queryProblem(url.searchParams);
+}
+
+/** The one query parameter accepted: the address family of the host's look-up (0 = either). */
+const FAMILY = /^[046]$/;
+
+/**
+ * ioredis copies every query parameter of the URL into its client options, ahead of driftline's
+ * own: `?db=99` selected a database no check saw (writes in database 0, or in one never asked),
+ * and `?keyPrefix=`, `?commandTimeout=`, `?password=` would override the key layout, the policy
+ * of the use or DRIFTLINE_REDIS_PASSWORD. Only `family` (4 or 6) means what it says.
+ */
+function queryProblem(query: URLSearchParams): string | undefined {
+  const names = [...query.keys()];
+  if (names.includes('db')) {
+    return 'a database in the query (db=) escapes the database check: write it as the path (redis://host:6379/3)';
+  }
+  const foreign = names.find((name, i) => name !== 'family' || names.indexOf(name) !== i);
+  if (foreign !== undefined) {
+    return `its query parameter ${JSON.stringify(foreign)} would override the Redis client's options: only family=4 or family=6 is accepted`;
+  }
+  const family = query.get('family');
+  if (family !== null && !FAMILY.test(family)) return 'its query parameter family must be 4, 6 or 0 (either)';
   return undefined;
 }
 

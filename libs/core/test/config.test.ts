@@ -366,6 +366,28 @@ describe('redisUrlProblem (DRIFTLINE_REDIS_URL)', () => {
     expect(redisUrlProblem('redis://h:1/2147483647?family=6')).toBeUndefined();
   });
 
+  it('refuses query parameters, which ioredis reads as client options ahead of driftline’s; family=4|6 passes', () => {
+    // `?db=99` selected database 99 past the path's check and the database check (writes in 0 or an unchecked one).
+    for (const url of [
+      'redis://h:1?db=99',
+      'redis://h:1/?db=99',
+      'redis://h:1/0?db=99',
+      'redis://h:1/3?family=4&db=3',
+      'redis://h:1/?%64b=2',
+    ])
+      expect(redisUrlProblem(url)).toBe(
+        'a database in the query (db=) escapes the database check: write it as the path (redis://host:6379/3)',
+      );
+    expect(redisUrlProblem('redis://h:1/3?keyPrefix=x')).toMatch(
+      /^its query parameter "keyPrefix" would override the Redis client's options/,
+    );
+    expect(redisUrlProblem('redis://h:1?commandTimeout=1')).toMatch(/"commandTimeout"/);
+    expect(redisUrlProblem('redis://h:1?family=6&family=4')).toMatch(/"family" would override/);
+    expect(redisUrlProblem('redis://h:1?family=ipv6')).toBe('its query parameter family must be 4, 6 or 0 (either)');
+    for (const url of ['redis://h:1/3?family=6', 'redis://h:1?family=4', 'redis://h:1/3?', 'redis://h:1/3#x?db=4'])
+      expect(redisUrlProblem(url)).toBeUndefined();
+  });
+
   it('through parseEnv: one line naming the variable', () => {
     const e = configError(() => parseEnv(redisEnvShape, { DRIFTLINE_REDIS_URL: 'redis://h:1/abc' }));
     expect(e.field).toBe('DRIFTLINE_REDIS_URL');

@@ -1,7 +1,9 @@
+import { rmSync } from 'node:fs';
 import { ConfigError } from '@driftline/core';
 import { freePort, proxyOn } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { checkRedisDatabase, checkRedisServer, createRedisClient, waitReady } from '../src/redis/index.js';
+import { privateRedis } from './support.js';
 
 const stack = inject('stack');
 /** The stack's Redis (`databases 16`, the default) with a database path. */
@@ -53,7 +55,8 @@ describe('the database of DRIFTLINE_REDIS_URL, asked when Redis answers (the sta
     expect(down.database.accepted()).toBe(false);
     expect(down.refusals).toEqual([]);
     const redis = await proxyOn(port, stack.redisUrl);
-    cleanup.push(() => new Promise((resolve) => redis.close(resolve)));
+    // Closed after the check stops: the check keeps its connection once accepted, and close waits for it.
+    cleanup.unshift(() => new Promise((resolve) => redis.close(resolve)));
     await down.database.whenAccepted;
     expect(down.database.accepted()).toBe(true);
     expect(down.refusals).toEqual([]);
@@ -68,5 +71,50 @@ describe('the database of DRIFTLINE_REDIS_URL, asked when Redis answers (the sta
     } finally {
       client.disconnect();
     }
+  });
+
+  /** A private redis-server, killed and its directory removed after the test. */
+  async function ownRedis(args: string[], port?: number) {
+    const server = await privateRedis(args, port);
+    cleanup.push(() => {
+      server.process.kill('SIGKILL');
+      rmSync(server.dir, { recursive: true, force: true });
+    });
+    return server;
+  }
+
+  /** Resolves with the first refusal of a check (polling its record). */
+  const firstRefusal = (refusals: ConfigError[]) =>
+    new Promise<ConfigError>((resolve) => {
+      const poll = setInterval(() => {
+        if (refusals.length === 0) return;
+        clearInterval(poll);
+        resolve(refusals[0]!);
+      }, 20);
+    });
+
+  it('a Redis Cluster node refuses SELECT 3: one refusal naming it (it was asked again for ever, silently)', async () => {
+    const cluster = await ownRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf']);
+    const refused = check(`${cluster.url}/3`);
+    const error = await firstRefusal(refused.refusals);
+    expect(error.message).toBe(
+      'DRIFTLINE_REDIS_URL: the server refuses SELECT 3: ERR SELECT is not allowed in cluster mode (a Redis Cluster has only database 0)',
+    );
+    expect(refused.database.accepted()).toBe(false);
+  });
+
+  it('accepted, then the address serves a Redis with fewer databases: the reconnect refuses it', async () => {
+    // Never asked again once accepted: the store clients' SELECT failed (an error event) and they wrote to database 0.
+    const first = await ownRedis(['--databases', '16']);
+    const watched = check(`${first.url}/3`);
+    await watched.database.whenAccepted;
+    first.process.kill('SIGKILL');
+    await new Promise((resolve) => first.process.once('exit', resolve));
+    await ownRedis(['--databases', '1'], first.port);
+    const error = await firstRefusal(watched.refusals);
+    expect(error.message).toMatch(
+      /^DRIFTLINE_REDIS_URL: the server refuses database 3 \(ERR DB index is out of range\)/,
+    );
+    expect(watched.refusals).toHaveLength(1);
   });
 });

@@ -31,20 +31,41 @@ export function rejectUnknownDriftlineEnv(
 /** A listener's port variable (0, any free port, never collides); its host is `<prefix>HOST`. */
 const PORT_VARIABLE = /^(DRIFTLINE_\w+_)PORT$/;
 
-/** Hosts a listener binds every address on: they share a port with no other host. */
-const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::']);
+/**
+ * Where a listener binds: `all` every address of both families (`::`, empty, no host variable:
+ * Node listens on `::`, dual-stack on Linux), `all-ipv4` every IPv4 address (`0.0.0.0`, `0`), or
+ * one address (`family` 0: a name, resolved at bind only).
+ */
+type Bound =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'all-ipv4' }
+  | { readonly kind: 'one'; readonly address: string; readonly family: 0 | 4 | 6 };
 
 /**
  * The address a host variable binds, in one spelling per address (IPv4 shorthand such as `127.1`
- * or `0`, IPv6 canonical, an IPv4-mapped IPv6 as its IPv4); undefined = every address. A zone id
- * (`fe80::1%eth0`) or a name is compared as written: names resolving to one address are found at
- * bind only.
+ * or `0`, IPv6 canonical, an IPv4-mapped IPv6 as its IPv4). A zone id (`fe80::1%eth0`) or a name
+ * is compared as written: names resolving to one address are found at bind only.
  */
-function boundAddress(host: unknown): string | undefined {
+function boundAddress(host: unknown): Bound {
   // No host variable: Node listens on every address.
-  if (typeof host !== 'string') return undefined;
+  if (typeof host !== 'string') return { kind: 'all' };
   const address = canonicalHost(host.toLowerCase());
-  return WILDCARD_HOSTS.has(address) ? undefined : address;
+  if (address === '' || address === '::') return { kind: 'all' };
+  if (address === '0.0.0.0') return { kind: 'all-ipv4' };
+  const family = isIP(address);
+  return { kind: 'one', address, family: family === 4 || family === 6 ? family : 0 };
+}
+
+/**
+ * Whether two listeners on one port can collide at bind (Linux): `all` takes every address; the
+ * IPv4 wildcard takes the IPv4 ones (a name may resolve to one) but leaves IPv6 addresses free
+ * (`0.0.0.0` and `::1` both bind); one address collides with itself.
+ */
+function collide(a: Bound, b: Bound): boolean {
+  if (a.kind === 'all' || b.kind === 'all') return true;
+  if (a.kind === 'all-ipv4') return b.kind === 'all-ipv4' || b.family !== 6;
+  if (b.kind === 'all-ipv4') return a.family !== 6;
+  return a.address === b.address;
 }
 
 function canonicalHost(host: string): string {
@@ -65,23 +86,43 @@ function canonicalHost(host: string): string {
 }
 
 /**
+ * Why a host variable's value is not a host, or undefined: a port (`127.0.0.1:7000`, `[::1]:80`), a
+ * scheme or a path is not part of a host (the port is `<prefix>PORT`), and Node's listen would
+ * look the whole text up as a name. An IPv6 address is written bare (`::1`, `fe80::1%eth0`).
+ */
+function hostProblem(host: string): string | undefined {
+  if (isIP(host) !== 0) return undefined;
+  if (/^[a-z][a-z\d+.-]*:\/\//i.test(host)) return 'must be a host name or an IP address, not a URL (no scheme)';
+  if (host.includes('/')) return 'must be a host name or an IP address, without a path';
+  if (host.startsWith('[')) return 'must be a host name or an IP address: an IPv6 address goes without brackets (::1)';
+  if (host.includes(':')) return 'must be a host name or an IP address, without a port (the port has its own variable)';
+  return undefined;
+}
+
+/**
  * Refuses two port variables of one process set to the same port on hosts that can collide
- * (equal, or either a wildcard or without a host variable), e.g. DRIFTLINE_FEATURE_API_PORT =
- * DRIFTLINE_HTTP_PORT on the default hosts: the second listener failed as "in use by another
- * process", naming one. 127.0.0.1 and 127.0.0.2 on one port do not collide. Two host names that
- * resolve to one address are found at bind only. `parsed`: the parsed variables of each shape the
- * process reads (port variables are numbers).
+ * (see collide), e.g. DRIFTLINE_FEATURE_API_PORT = DRIFTLINE_HTTP_PORT on the default hosts: the
+ * second listener failed as "in use by another process", naming one. 127.0.0.1 and 127.0.0.2 on
+ * one port do not collide, nor do 0.0.0.0 and ::1. Two host names that resolve to one address are
+ * found at bind only. A listener's host variable that is not a host (see hostProblem) is refused
+ * first, naming it: `127.0.0.1:7000` was reported as a shared port (its `:7000` dropped by the
+ * comparison) or failed at bind as an unknown name. `parsed`: the parsed variables of each shape
+ * the process reads (port variables are numbers).
  */
 export function rejectSharedPorts(parsed: Iterable<Readonly<Record<string, unknown>>>): void {
   const values: Record<string, unknown> = {};
   for (const shapeValues of parsed) Object.assign(values, shapeValues);
-  const listeners = new Map<number, Array<{ name: string; address: string | undefined }>>();
+  const listeners = new Map<number, Array<{ name: string; bound: Bound }>>();
   for (const [name, port] of Object.entries(values)) {
     const prefix = PORT_VARIABLE.exec(name)?.[1];
-    if (prefix === undefined || typeof port !== 'number' || port === 0) continue;
-    const address = boundAddress(values[`${prefix}HOST`]);
+    if (prefix === undefined || typeof port !== 'number') continue;
+    const host = values[`${prefix}HOST`];
+    const problem = typeof host === 'string' ? hostProblem(host) : undefined;
+    if (problem !== undefined) throw new ConfigError(`${prefix}HOST`, problem);
+    if (port === 0) continue;
+    const bound = boundAddress(host);
     const onPort = listeners.get(port) ?? [];
-    const other = onPort.find((l) => l.address === undefined || address === undefined || l.address === address);
+    const other = onPort.find((l) => collide(l.bound, bound));
     if (other !== undefined) {
       throw new ConfigError(
         name,
@@ -89,7 +130,7 @@ export function rejectSharedPorts(parsed: Iterable<Readonly<Record<string, unkno
           '(pick another port or host, or 0 for any free port)',
       );
     }
-    onPort.push({ name, address });
+    onPort.push({ name, bound });
     listeners.set(port, onPort);
   }
 }

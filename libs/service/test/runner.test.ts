@@ -126,6 +126,64 @@ describe('unknown variables and shared ports (found by a review)', () => {
     expect(() => rejectSharedPorts([base, { DRIFTLINE_X_PORT: 7000 }])).toThrow(/^DRIFTLINE_X_PORT: /);
   });
 
+  it('the IPv4 wildcard leaves IPv6 addresses free: 0.0.0.0 (or 0) and ::1 share a port, as Linux binds both', () => {
+    // Refused as a shared port (found by a review: both bind). `::` takes IPv4 too (dual-stack).
+    const http = (host: string) => ({ DRIFTLINE_HTTP_PORT: 7000, DRIFTLINE_HTTP_HOST: host });
+    const api = (host: string) => ({ DRIFTLINE_FEATURE_API_PORT: 7000, DRIFTLINE_FEATURE_API_HOST: host });
+    for (const [httpHost, apiHost] of [
+      ['0.0.0.0', '::1'],
+      ['::1', '0.0.0.0'],
+      ['0', '::1'],
+      ['0.0.0.0', 'fe80::1%eth0'],
+      ['0.0.0.0', '2001:db8::1'],
+    ] as const)
+      expect(() => rejectSharedPorts([http(httpHost), api(apiHost)])).not.toThrow();
+    for (const [httpHost, apiHost] of [
+      ['0.0.0.0', '::'],
+      ['0', '0.0.0.0'],
+      ['0.0.0.0', '::ffff:127.0.0.1'],
+      ['0.0.0.0', 'localhost'], // a name may resolve to an IPv4 address
+      ['', '::1'],
+    ] as const)
+      expect(() => rejectSharedPorts([http(httpHost), api(apiHost)])).toThrow(
+        /^DRIFTLINE_FEATURE_API_PORT: is 7000, as is DRIFTLINE_HTTP_PORT: /,
+      );
+    expect(() => rejectSharedPorts([{ DRIFTLINE_HTTP_PORT: 7000 }, api('::1')])).toThrow(
+      /^DRIFTLINE_FEATURE_API_PORT: /,
+    );
+  });
+
+  it('a host variable with a port, a scheme or a path is refused as such, naming it (not as a shared port)', () => {
+    // `127.0.0.1:7000` was "two listeners share a port" (the comparison dropped :7000), or failed at bind.
+    const api = { DRIFTLINE_FEATURE_API_PORT: 7000, DRIFTLINE_FEATURE_API_HOST: '127.0.0.1' };
+    for (const [host, what] of [
+      ['127.0.0.1:7000', /without a port/],
+      ['[::1]:7000', /without brackets/],
+      ['[::1]', /without brackets/],
+      ['localhost:80', /without a port/],
+      ['http://127.0.0.1', /not a URL/],
+      ['127.0.0.1/metrics', /without a path/],
+    ] as const) {
+      const error = (() => {
+        try {
+          rejectSharedPorts([{ DRIFTLINE_HTTP_PORT: 7000, DRIFTLINE_HTTP_HOST: host }, api]);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).field).toBe('DRIFTLINE_HTTP_HOST');
+      expect((error as ConfigError).message).toMatch(what);
+    }
+    // On its own port (or 0) too: Node looked the whole text up as a name at bind.
+    expect(() => rejectSharedPorts([{ DRIFTLINE_HTTP_PORT: 0, DRIFTLINE_HTTP_HOST: '127.0.0.1:9464' }])).toThrow(
+      /^DRIFTLINE_HTTP_HOST: must be a host name or an IP address, without a port/,
+    );
+    for (const host of ['::1', 'fe80::1%eth0', '127.0.0.1', 'host.local', '0.0.0.0', '::'])
+      expect(() => rejectSharedPorts([{ DRIFTLINE_HTTP_PORT: 7000, DRIFTLINE_HTTP_HOST: host }])).not.toThrow();
+  });
+
   it('through the runner: the documented hosts on one port start (found by a review)', () => {
     const feature = defineService({
       name: 'api',

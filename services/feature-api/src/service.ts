@@ -101,7 +101,7 @@ export const featureApi = defineService({
     // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers, in
     // the thread's mode too: ioredis would go on in database 0. The start never waits for Redis (503
     // while it is down); not ready before the database is accepted.
-    const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal });
+    const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal, logger: ctx.logger });
     if (config.thread === 'worker') {
       const server = await startFeatureApiThread({
         redis: config.redis,

@@ -86,7 +86,7 @@ export const featureMaterializer = defineService({
     );
     // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers:
     // ioredis would go on in database 0. The start never waits for Redis.
-    const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal });
+    const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal, logger: ctx.logger });
     const store = createRedisOnlineStore(config.redis, {
       use: 'online-write',
       keyPrefix: config.keyPrefix,

@@ -166,7 +166,7 @@ export const modelServer = defineService({
     // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers:
     // ioredis would go on in database 0. The start never waits for Redis (requests carrying every
     // feature never need it).
-    const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal });
+    const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal, logger: ctx.logger });
     // No onCorruptRow: a damaged row fails the request as a server fault (500), never "no features"
     // (a client error) nor a score without them.
     const store = createRedisOnlineStore(config.redis, {

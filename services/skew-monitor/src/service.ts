@@ -30,7 +30,7 @@ export const skewMonitorService = defineService({
     await alerts.prepare();
     // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers:
     // ioredis would go on in database 0. The start never waits for Redis.
-    const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal });
+    const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal, logger: ctx.logger });
     // Reads only, failing fast (online-read policy): an outage surfaces to the consumer loop, which
     // pauses the partition and retries without committing.
     const store = createRedisOnlineStore(config.redis, {

@@ -1,4 +1,4 @@
-import { ConfigError, type Logger, type RedisConnectionConfig } from '@driftline/core';
+import { ConfigError, DriftlineError, type Logger, type RedisConnectionConfig } from '@driftline/core';
 import { ReplyError } from 'ioredis';
 import { createRedisClient, type RedisClient } from './client.js';
 import { classifyRedisError } from './errors.js';
@@ -164,8 +164,11 @@ function databaseIndex(url: string): number {
   return Number(new URL(url).pathname.slice(1) || 0);
 }
 
-/** How soon the database is asked again after a command failed on a connection still up. */
+/** How soon the database is asked again after a reply that can change, on a connection still up. */
 const DATABASE_RETRY_MS = 1_000;
+
+/** At most one warning per this long for replies asked again (the check asks every second). */
+const DATABASE_WARNING_EVERY_MS = 60_000;
 
 /** The background check of the database a Redis URL selects (see checkRedisDatabase). */
 export interface RedisDatabaseCheck {
@@ -183,29 +186,37 @@ export interface RedisDatabaseCheckOptions {
    * DRIFTLINE_REDIS_URL and exit 78); tests pass their own. A library never ends the process.
    */
   readonly onRefused: (error: ConfigError) => void;
+  /** Where a reply asked again is reported (one warning a minute); without it, nowhere. */
+  readonly logger?: Logger;
 }
 
 /**
- * Asks the server, when it first answers, whether it has the database the URL selects, without
- * holding the start: Redis being down is an outage the services back off from (the feature API
- * answers 503), never a reason to exit. ioredis only emits a refused SELECT (`/99` where the server
- * has `databases 16`) as an error event and goes on in database 0, every read and write in the
- * wrong database: a refusal (an error reply) calls `onRefused` with a ConfigError naming
- * DRIFTLINE_REDIS_URL. A connection error or timeout is an outage: asked again on the next
- * connection. Database 0 (no path) always exists: nothing is asked.
+ * Asks the server, when it first answers and again on every reconnect, whether it has the database
+ * the URL selects, without holding the start: Redis being down is an outage the services back off
+ * from (the feature API answers 503), never a reason to exit. ioredis only emits a refused SELECT
+ * (`/99` where the server has `databases 16`, a Redis Cluster, an ACL user without SELECT) as an
+ * error event and goes on in database 0, every read and write in the wrong database: an error
+ * reply that cannot change (see judgeReply) calls `onRefused` with a ConfigError naming the
+ * variable, as does an authentication refusal (the connection never becomes ready). A reply that
+ * can change (BUSY, LOADING, …) is asked again every second, with one warning a minute; a
+ * connection error or timeout is an outage, asked again on the next connection. The connection
+ * stays open once the database is accepted: a server that replaced the accepted one (a restart
+ * with fewer databases, a failover, a DNS move) drops it too, and the reconnect asks again.
+ * Database 0 (no path) always exists: nothing is asked.
  */
 export function checkRedisDatabase(
   config: RedisConnectionConfig,
   options: RedisDatabaseCheckOptions,
 ): RedisDatabaseCheck {
-  if (databaseIndex(config.url) === 0) return { accepted: () => true, whenAccepted: Promise.resolve(), stop: () => {} };
-  const { onRefused } = options;
+  const db = databaseIndex(config.url);
+  if (db === 0) return { accepted: () => true, whenAccepted: Promise.resolve(), stop: () => {} };
+  const { onRefused, logger } = options;
+  const credentialsField = credentialsVariable(config.url);
   const client = createRedisClient(config, 'tooling', { name: 'driftline-database-check' });
-  // The refused SELECT of the connect and connection errors: answered by `ask` below.
-  client.on('error', () => {});
   let accepted = false;
   let done = false;
   let retry: NodeJS.Timeout | undefined;
+  let warnedAt = Number.NEGATIVE_INFINITY;
   let resolveAccepted: () => void = () => {};
   const whenAccepted = new Promise<void>((resolve) => {
     resolveAccepted = resolve;
@@ -215,25 +226,45 @@ export function checkRedisDatabase(
     clearTimeout(retry);
     client.disconnect();
   };
+  const refuse = (error: ConfigError) => {
+    if (done) return;
+    stop();
+    onRefused(error);
+  };
+  const warn = (reply: string, command: string) => {
+    const now = Date.now();
+    if (now - warnedAt < DATABASE_WARNING_EVERY_MS) return;
+    warnedAt = now;
+    logger?.warn(
+      { reply, command },
+      `Redis answers ${command} with "${reply}", a state that can change: asked again (DRIFTLINE_REDIS_URL's database ${db} is not confirmed yet)`,
+    );
+  };
+  // Replies to the connection's own commands (its SELECT at connect, AUTH, the ready check's INFO):
+  // a refused password or INFO means the connection never becomes ready, and no 'ready' would ask.
+  client.on('error', (error: Error) => {
+    if (done || !(error instanceof ReplyError)) return; // a connection error: an outage
+    const command = commandOf(error, db);
+    const verdict = judgeReply(replyText(error), command, db, credentialsField);
+    if (verdict === undefined) warn(replyText(error), command);
+    else refuse(verdict);
+  });
   const ask = () => {
     if (done) return;
-    checkSelectedDatabase(client).then(
+    clearTimeout(retry);
+    checkSelectedDatabase(client, credentialsField).then(
       () => {
-        if (done) return;
+        if (done || accepted) return;
         accepted = true;
-        stop();
         resolveAccepted();
       },
       (error: unknown) => {
         if (done) return;
-        if (error instanceof ConfigError) {
-          stop();
-          onRefused(error);
-        } else if (client.status === 'ready') {
-          // A timeout on a connection still up: the next 'ready' would never come.
-          clearTimeout(retry);
-          retry = setTimeout(ask, DATABASE_RETRY_MS).unref();
-        }
+        if (error instanceof ConfigError) return refuse(error);
+        const cause = error instanceof DriftlineError ? error.cause : undefined;
+        if (cause instanceof ReplyError) warn(replyText(cause as Error), `SELECT ${db}`);
+        // A reply that can change, or a timeout, on a connection still up: no 'ready' would ask again.
+        if (client.status === 'ready') retry = setTimeout(ask, DATABASE_RETRY_MS).unref();
       },
     );
   };
@@ -241,23 +272,81 @@ export function checkRedisDatabase(
   return { accepted: () => accepted, whenAccepted, stop };
 }
 
+/**
+ * The variable an authentication refusal names: the URL when it carries user info (ioredis prefers
+ * it to DRIFTLINE_REDIS_PASSWORD), else DRIFTLINE_REDIS_PASSWORD.
+ */
+function credentialsVariable(url: string): string {
+  const parsed = new URL(url);
+  return parsed.username !== '' || parsed.password !== '' ? 'DRIFTLINE_REDIS_URL' : 'DRIFTLINE_REDIS_PASSWORD';
+}
+
+/** An error reply's first line, bounded (it goes into a log line). */
+function replyText(error: Error): string {
+  return error.message.split('\n')[0]!.slice(0, 200);
+}
+
+/** The command an error reply answered, as a log names it (never AUTH's arguments: the password). */
+function commandOf(error: Error, db: number): string {
+  const name = (error as Error & { command?: { name?: unknown } }).command?.name;
+  if (typeof name !== 'string') return 'a command';
+  return name.toLowerCase() === 'select' ? `SELECT ${db}` : name.toUpperCase();
+}
+
 /** The server's refusal of a database index: "ERR DB index is out of range" (older: "ERR invalid DB index"). */
 const DATABASE_REFUSED = /^ERR (DB index is out of range|invalid DB index)/i;
 
-/** Selects the client's database again: the server accepts it or refuses it (a ConfigError). */
-async function checkSelectedDatabase(redis: RedisClient): Promise<void> {
+/**
+ * Replies that name a state of the server that ends on its own: a script past its busy threshold
+ * (BUSY), a dataset being loaded (LOADING), a slot being migrated (TRYAGAIN), a replica cut off from
+ * its primary (MASTERDOWN), a demoted primary until the address leads to the new one (READONLY),
+ * the server's client limit (sent as the connection's first reply). Real Redis lets SELECT through
+ * LOADING and MASTERDOWN (it is flagged `loading stale`); a proxy may not.
+ */
+const REPLY_THAT_CAN_CHANGE = /^(BUSY|LOADING|TRYAGAIN|MASTERDOWN|READONLY)\b|^ERR max number of clients reached/;
+
+/** Authentication refused: no password given where one is required, or a wrong one (or user). */
+const AUTH_REFUSED = /^(NOAUTH|WRONGPASS)\b|^ERR invalid password/;
+
+/** Replies only a Redis Cluster node gives (CLUSTERDOWN: a cluster never has another database either). */
+const CLUSTER_REPLY = /cluster mode|^(CLUSTERDOWN|MOVED|ASK)\b/i;
+
+/**
+ * What an error reply to the database check says: undefined for a reply that can change (asked
+ * again), else the refusal. Every reply but those can never change while the server and the
+ * configuration stay: a Redis Cluster ("ERR SELECT is not allowed in cluster mode"), a proxy or
+ * Sentinel without SELECT ("ERR unknown command"), an ACL user without it (NOPERM), an index past
+ * `databases`, a password refused. They were retried once a second, for ever and silently.
+ */
+function judgeReply(reply: string, command: string, db: number, credentialsField: string): ConfigError | undefined {
+  if (REPLY_THAT_CAN_CHANGE.test(reply)) return undefined;
+  if (AUTH_REFUSED.test(reply)) {
+    return new ConfigError(credentialsField, `the server refuses to authenticate the connection: ${reply}`);
+  }
+  if (DATABASE_REFUSED.test(reply)) {
+    return new ConfigError(
+      'DRIFTLINE_REDIS_URL',
+      `the server refuses database ${db} (${reply}): use an index below its \`databases\` setting (16 by default)`,
+    );
+  }
+  const hint = CLUSTER_REPLY.test(reply) ? ' (a Redis Cluster has only database 0)' : '';
+  return new ConfigError('DRIFTLINE_REDIS_URL', `the server refuses ${command}: ${reply}${hint}`);
+}
+
+/**
+ * Selects the client's database again: the server accepts it, or refuses it (a ConfigError, see
+ * judgeReply); a reply that can change, a connection error or a timeout is a retriable error.
+ */
+async function checkSelectedDatabase(redis: RedisClient, credentialsField = 'DRIFTLINE_REDIS_PASSWORD'): Promise<void> {
   const db = redis.options.db ?? 0;
   if (db === 0) return;
   try {
     await redis.select(db);
   } catch (error) {
-    // Only a refusal of the index is a verdict; any other reply (BUSY while a script runs past its
-    // threshold, LOADING while a restarted server reads its data) is an outage, asked again.
-    if (!(error instanceof ReplyError) || !DATABASE_REFUSED.test((error as Error).message))
-      throw classifyRedisError(error, `SELECT ${db}`);
-    throw new ConfigError(
-      'DRIFTLINE_REDIS_URL',
-      `the server refuses database ${db} (${(error as Error).message.split('\n')[0]!.slice(0, 200)}): use an index below its \`databases\` setting (16 by default)`,
-    );
+    const refusal =
+      error instanceof ReplyError
+        ? judgeReply(replyText(error as Error), `SELECT ${db}`, db, credentialsField)
+        : undefined;
+    throw refusal ?? classifyRedisError(error, `SELECT ${db}`);
   }
 }

@@ -47,3 +47,11 @@ export function cutText(text: string, max: number): string {
   const last = cut.charCodeAt(cut.length - 1);
   return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;
 }
+
+/**
+ * The one line a person reads on stderr for an error that ends a command or a process:
+ * `driftline: <text>` on one line, never a terminal command (messages quote input: names, headers).
+ */
+export function errorLine(text: string): string {
+  return `driftline: ${printable(text.replace(/\s*\n\s*/g, ' '))}\n`;
+}

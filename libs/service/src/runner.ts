@@ -128,7 +128,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // The runner owns the exit: a service that finds its configuration wrong after start (a refused
   // Redis database) hands it here, also during a start-up attempt. Once: the services of `all`
   // each check their database, and one line says it.
-  const onFatal = options.onFatal ?? exitOnConfigError(logger);
+  const onFatal = options.onFatal ?? exitOnConfigError();
   let fatalCalled = false;
   const fatal: FatalHandler = (error) => {
     if (fatalCalled) return;

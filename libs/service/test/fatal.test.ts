@@ -54,32 +54,36 @@ describe('a configuration error found after start-up (ctx.fatal): the runner own
     expect(events).toEqual(['fatal DRIFTLINE_REDIS_URL', 'service stopped']);
   });
 
-  it('by default: one error line naming the field, then exit 78 at once, without a graceful stop', async () => {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DRIFTLINE_')));
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', fixture], {
-      cwd: root,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    const status = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
-    const lines = output.split('\n').filter((line) => line !== '');
-    expect(status, output).toBe(78);
-    expect(lines.some((line) => line.startsWith('started '))).toBe(true);
-    const named = lines.filter((line) => line.includes('DRIFTLINE_FATAL_TEST_URL'));
-    expect(named).toHaveLength(1);
-    // The CLI's shape of a configuration error found at start-up, as an error-level log line.
-    expect(JSON.parse(named[0]!)).toMatchObject({
-      level: 'error',
-      field: 'DRIFTLINE_FATAL_TEST_URL',
-      msg: 'configuration error: DRIFTLINE_FATAL_TEST_URL: the server refuses it after start',
-    });
-    expect(lines).not.toContain('graceful stop');
-    expect(lines).not.toContain('still running after fatal');
-  });
+  it.each(['info', 'silent'])(
+    'by default: one line naming the field, then exit 78 at once, without a graceful stop (log level %s)',
+    async (level) => {
+      const env = {
+        ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DRIFTLINE_'))),
+        FIXTURE_LOG_LEVEL: level,
+      };
+      const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', fixture], {
+        cwd: root,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      const status = await new Promise<number | null>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', resolve);
+      });
+      const lines = output.split('\n').filter((line) => line !== '');
+      expect(status, output).toBe(78);
+      expect(lines.some((line) => line.startsWith('started '))).toBe(true);
+      const named = lines.filter((line) => line.includes('DRIFTLINE_FATAL_TEST_URL'));
+      expect(named).toHaveLength(1);
+      // The CLI's line for a configuration error found at start-up, on stderr, whatever the log level.
+      expect(named[0]).toBe(
+        'driftline: configuration error: DRIFTLINE_FATAL_TEST_URL: the server refuses it after start',
+      );
+      expect(lines).not.toContain('graceful stop');
+      expect(lines).not.toContain('still running after fatal');
+    },
+  );
 });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { CONFIG_ERROR_EXIT_CODE, ConfigError, configErrorLine, DriftlineError, printable } from '@driftline/core';
+import { CONFIG_ERROR_EXIT_CODE, ConfigError, configErrorLine, DriftlineError, errorLine } from '@driftline/core';
 
 const USAGE = `usage: driftline <command> [options] [--debug]
 
@@ -106,8 +106,7 @@ main(args).then(
   (code) => exitAfterOutput(code),
   (error: unknown) => {
     const { line, code } = describeError(error, args[0]);
-    // One line, and never a terminal command: messages quote input (file headers, names).
-    process.stderr.write(`driftline: ${printable(line.replace(/\s*\n\s*/g, ' '))}\n`);
+    process.stderr.write(errorLine(line));
     if (debug) process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     exitAfterOutput(code);
   },

@@ -28,6 +28,7 @@ import {
   labelEventProblem,
   predictionEventProblem,
 } from './checks.js';
+import { type FullBound, SendLanes } from './lanes.js';
 import { RoomWaiters } from './room.js';
 
 /** A feature event as producers write it: the event id and time default to a UUID and now. */
@@ -110,10 +111,7 @@ export interface DriftlineProducer {
   readonly deadLettered: number;
 }
 
-interface Pending {
-  readonly topic: string;
-  readonly message: OutboundMessage & { readonly key: string; readonly value: Buffer };
-}
+type Pending = OutboundMessage & { readonly key: string; readonly value: Buffer };
 
 /** Most encoded bytes per Kafka request: half the broker's default record-batch limit (1 MiB). */
 const MAX_SEND_BYTES = 512 * 1024;
@@ -126,6 +124,9 @@ const DEFAULT_BUFFER_WAIT_MS = 60_000;
 
 /** Encoded bytes buffered by default: room for ~130 events of the largest size, a small part of a heap. */
 const DEFAULT_MAX_BUFFERED_BYTES = 128 * 1024 * 1024;
+
+/** Pause before a topic whose send failed is tried again in the background. */
+const RETRY_AFTER_MS = 500;
 
 /** Who the SDK's dead letters name as their producer (`driftline.dlq.consumer.group`). */
 const PRODUCED_BY = 'driftline-sdk';
@@ -143,10 +144,11 @@ function wholeOption(name: string, value: number | undefined, fallback: number, 
  * The producer SDK: typed publish calls per contract, Avro over the Schema Registry (validated
  * before anything is sent), keys per contract (features by entity id, predictions and labels by
  * prediction id), batching with a bounded buffer, an idempotent acks=all producer underneath.
- * A send that fails retriably (Kafka unreachable) keeps its messages buffered and fails `flush()`;
- * they are retried in the background and by the next flush. Events Kafka refuses as they are are
- * isolated by halving the send and go to `<topic>.dlq` with the reason: one bad event never holds
- * up the others.
+ * Each topic is sent on its own (one request in flight per topic, in order): a send that fails
+ * retriably (Kafka unreachable, a topic missing) keeps that topic's messages buffered and fails
+ * `flush()` naming the topic; they are retried in the background and by the next flush, and the
+ * other topics go on. Events Kafka refuses as they are are isolated by halving the send and go to
+ * `<topic>.dlq` with the reason: one bad event never holds up the others.
  */
 export async function createDriftlineProducer(options: DriftlineProducerOptions): Promise<DriftlineProducer> {
   const logger = options.logger ?? silentLogger;
@@ -185,49 +187,35 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     return c as TopicCodec<T>;
   };
 
-  let queue: Pending[] = [];
-  let inFlight = 0;
-  /** Encoded bytes queued or in flight: released when Kafka acknowledges (or the DLQ takes) them. */
-  let bufferedBytes = 0;
-  let sending: Promise<void> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let lastError: unknown;
   /** Set by close(): publish calls are refused from then on. */
   let closing = false;
   let closed = false;
-  // Messages leave the queue in publish order, one send at a time: "everything published before a
-  // flush" is everything up to a count of messages queued.
-  let queuedTotal = 0;
-  let settledTotal = 0;
   let deadLettered = 0;
   /** Publish calls between their first check and the moment their messages are queued. */
   let publishing = 0;
   let publishesDone: (() => void) | undefined;
   const roomWaiters = new RoomWaiters();
+  const lanes: SendLanes<Pending> = new SendLanes<Pending>({
+    send: (topic, messages) => sendOrDeadLetter(topic, messages),
+    batchSize,
+    maxSendBytes: MAX_SEND_BYTES,
+    lingerMs,
+    retryAfterMs: RETRY_AFTER_MS,
+    // Woken waiters look again with their own size; one that still does not fit waits on.
+    onSent: () => roomWaiters.wake(() => lanes.pending < maxBuffered && lanes.pendingBytes < maxBufferedBytes),
+    logger,
+  });
 
-  /** flush() calls waiting for settledTotal to reach their target (woken per batch sent). */
-  const settleWaiters = new Set<{ readonly target: number; readonly wake: () => void }>();
-  const wakeSettled = () => {
-    for (const w of settleWaiters) if (settledTotal >= w.target) w.wake();
-  };
-
-  const buffered = () => queue.length + inFlight;
-  /** The bound an event of `bytes` finds full now, or undefined when it fits. */
-  const fullBound = (bytes: number): 'maxBuffered' | 'maxBufferedBytes' | undefined =>
-    buffered() >= maxBuffered
-      ? 'maxBuffered'
-      : bufferedBytes + bytes > maxBufferedBytes
-        ? 'maxBufferedBytes'
-        : undefined;
-  // Woken waiters look again with their own size; one that still does not fit waits on.
-  const wakeWriters = () => roomWaiters.wake(() => buffered() < maxBuffered && bufferedBytes < maxBufferedBytes);
+  /** The bound an event of `bytes` for `topic` finds full now, or undefined when it fits. */
+  const fullBound = (topic: string, bytes: number): FullBound | undefined =>
+    lanes.fullBound(topic, bytes, maxBuffered, maxBufferedBytes);
 
   /**
    * Sends one topic's messages; those Kafka refuses as they are (non-retriable) are isolated by
    * halving and dead-lettered, the rest sent (a half sent before the refusal may be sent again:
    * at-least-once). A retriable failure, of the send or of the dead-letter topic, is rethrown.
    */
-  async function sendOrDeadLetter(topic: string, messages: ReadonlyArray<Pending['message']>): Promise<void> {
+  async function sendOrDeadLetter(topic: string, messages: readonly Pending[]): Promise<void> {
     try {
       await producer.send(topic, messages);
       return;
@@ -260,76 +248,6 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     );
   }
 
-  /**
-   * Sends everything queued now, in order: one Kafka request per topic run of up to batchSize
-   * messages and MAX_SEND_BYTES (a message larger than that alone).
-   */
-  async function sendQueued(): Promise<void> {
-    while (queue.length > 0) {
-      const topic = queue[0]!.topic;
-      let n = 0;
-      let bytes = 0;
-      while (n < queue.length && n < batchSize && queue[n]!.topic === topic) {
-        const size = queue[n]!.message.value.length;
-        if (n > 0 && bytes + size > MAX_SEND_BYTES) break;
-        bytes += size;
-        n++;
-      }
-      const taken = queue.splice(0, n);
-      inFlight += n;
-      try {
-        await sendOrDeadLetter(
-          topic,
-          taken.map((p) => p.message),
-        );
-        settledTotal += n;
-        bufferedBytes -= bytes;
-        wakeSettled();
-      } catch (error) {
-        queue = [...taken, ...queue]; // keep order; a later flush retries
-        lastError = error;
-        throw error;
-      } finally {
-        inFlight -= n;
-        wakeWriters();
-      }
-    }
-  }
-
-  /**
-   * Starts the send loop unless it runs. Its outcome is handled here, once per loop: a failure is
-   * logged and retried after a pause (the messages stay queued; a flush reports it), and the
-   * flush calls waiting are woken to look again. Callers attach nothing to the loop: a handler per
-   * flush or publish stayed in memory for as long as a loop ran, for ever under steady traffic.
-   */
-  function drain(): void {
-    if (timer !== undefined) {
-      clearTimeout(timer);
-      timer = undefined;
-    }
-    if (sending !== undefined) return;
-    sending = sendQueued()
-      .catch((error: unknown) => {
-        logger.warn({ err: (error as Error).message }, 'driftline SDK: send failed; retrying');
-        if (!closed) setTimeout(schedule, 500).unref();
-      })
-      .finally(() => {
-        sending = undefined;
-        for (const waiter of settleWaiters) waiter.wake();
-      });
-  }
-
-  function schedule(): void {
-    if (queue.length >= batchSize) {
-      drain();
-      return;
-    }
-    timer ??= setTimeout(() => {
-      timer = undefined;
-      drain();
-    }, lingerMs);
-  }
-
   /** The problem the services would dead-letter an event for, when the SDK can tell without the views. */
   function problemOf<T>(contract: Contract<T>, value: T, now: number): string | undefined {
     const time = (value as { event_time: unknown }).event_time;
@@ -346,22 +264,25 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
    * Why a publish call gives up waiting for room: the bound that is full, the buffer, what of the
    * call is buffered.
    */
-  function noRoom(queued: number, events: number, eventBytes: number): DriftlineError {
-    const cause = lastError;
+  function noRoom(topic: string, queued: number, events: number, eventBytes: number): DriftlineError {
+    const bound = fullBound(topic, eventBytes) ?? 'maxBuffered';
+    const cause = bound === 'failingTopicShare' ? lanes.failureOf(topic) : lanes.lastFailure;
     const why = cause === undefined ? '' : `; last send failure: ${(cause as Error).message}`;
     const part = events > 1 ? ` (${queued} of the call's ${events} events were buffered and will be sent)` : '';
-    const bound = fullBound(eventBytes) ?? 'maxBuffered';
+    const held = lanes.held(topic);
     const buffer =
       bound === 'maxBuffered'
         ? `the buffer of ${maxBuffered} messages (maxBuffered)`
-        : `the buffer of ${maxBufferedBytes} bytes (maxBufferedBytes; ${bufferedBytes} held) for an event of ${eventBytes} bytes`;
+        : bound === 'maxBufferedBytes'
+          ? `the buffer of ${maxBufferedBytes} bytes (maxBufferedBytes; ${lanes.pendingBytes} held) for an event of ${eventBytes} bytes`
+          : `the half of the buffer ${topic} may hold while its sends fail (${held.messages} of ${maxBuffered} messages, ${held.bytes} of ${maxBufferedBytes} bytes held) for an event of ${eventBytes} bytes`;
     return new DriftlineError(
       'SINK_UNAVAILABLE',
       `driftline SDK: no room in ${buffer} within ${bufferWaitMs} ms (bufferWaitMs): Kafka is not taking the sends${why}${part}`,
       {
         retriable: true,
         ...(cause === undefined ? {} : { cause }),
-        details: { bound, maxBuffered, maxBufferedBytes, bufferWaitMs, buffered: queued, events },
+        details: { bound, topic, maxBuffered, maxBufferedBytes, bufferWaitMs, buffered: queued, events },
       },
     );
   }
@@ -409,56 +330,21 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
             `the event is ${encoded.length} bytes encoded, more than the whole buffer of maxBufferedBytes (${maxBufferedBytes})`,
           );
         }
-        messages.push({ topic: c.topic, message: { key: contract.key(value), value: encoded } });
+        messages.push({ key: contract.key(value), value: encoded });
       }
       for (const [i, m] of messages.entries()) {
-        const bytes = m.message.value.length;
+        const bytes = m.value.length;
         // Bounded: with Kafka unreachable no room ever frees, and the call had waited for ever.
         const deadline = Date.now() + bufferWaitMs;
-        while (fullBound(bytes) !== undefined) {
-          schedule();
-          await roomWaiters.wait(deadline, () => noRoom(i, messages.length, bytes));
+        while (fullBound(c.topic, bytes) !== undefined) {
+          lanes.sendNow();
+          await roomWaiters.wait(deadline, () => noRoom(c.topic, i, messages.length, bytes));
         }
-        queue.push(m);
-        queuedTotal++;
-        bufferedBytes += bytes;
+        lanes.push(c.topic, m);
       }
-      schedule();
     } finally {
       publishing--;
       if (publishing === 0) publishesDone?.();
-    }
-  }
-
-  /**
-   * Waits until every message up to `target` (a queuedTotal) is acknowledged or dead-lettered:
-   * woken by the batch that reaches it, not by the end of the send loop, which under steady
-   * publishing from other callers never came (flush() never returned; found by a review).
-   */
-  async function settle(target: number): Promise<void> {
-    lastError = undefined;
-    while (settledTotal < target && (queue.length > 0 || sending !== undefined)) {
-      drain();
-      // Woken by the batch that reaches the target, or by the end of the loop (done or failed).
-      await new Promise<void>((resolve) => {
-        const waiter = {
-          target,
-          wake: () => {
-            settleWaiters.delete(waiter);
-            resolve();
-          },
-        };
-        settleWaiters.add(waiter);
-      });
-      if (settledTotal >= target) return;
-      if (lastError !== undefined) {
-        const error = lastError;
-        throw new DriftlineError(
-          'SINK_UNAVAILABLE',
-          `driftline SDK: ${buffered()} messages not delivered: ${(error as Error).message}`,
-          { cause: error, retriable: true },
-        );
-      }
     }
   }
 
@@ -487,7 +373,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
         contracts.label,
         eventsOf(events).map((e) => ({ ...e, event_time: e.event_time ?? Date.now() })),
       ),
-    flush: () => settle(queuedTotal),
+    flush: () => lanes.flush(),
     async close() {
       if (closed) return;
       closing = true;
@@ -497,17 +383,18 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
           publishesDone = resolve;
         });
         // Sending frees room for calls waiting for it; a send that fails fails the close.
-        await Promise.race([done, settle(queuedTotal).then(() => done)]);
+        await Promise.race([done, lanes.flush().then(() => done)]);
       }
-      await settle(queuedTotal);
+      await lanes.flush();
       closed = true;
+      lanes.stop();
       await producer.disconnect();
     },
     get pending() {
-      return buffered();
+      return lanes.pending;
     },
     get pendingBytes() {
-      return bufferedBytes;
+      return lanes.pendingBytes;
     },
     get deadLettered() {
       return deadLettered;

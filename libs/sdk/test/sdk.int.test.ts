@@ -412,3 +412,99 @@ describe('producer SDK: input of the wrong type or text that UTF-8 cannot carry 
     await sdk.close();
   });
 });
+
+describe('producer SDK: one topic failing holds no other topic back (found by a review)', () => {
+  it('delivers predictions and features promptly while labels.v1 is missing, and flush() names the failing topic', async () => {
+    const prefix = `${uniqueName('sdk-lanes')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const labels = `${prefix}labels.v1`;
+    // labels.v1 is not created (the broker does not auto-create topics): every send to it fails
+    // retriably, each attempt only after the client's retries (tens of seconds).
+    await ensureTopics(kafka, [
+      { topic: `${prefix}predictions.v1`, partitions: 2 },
+      { topic: `${prefix}features.v1`, partitions: 2 },
+    ]);
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      batchSize: 10,
+      lingerMs: 1,
+      maxBuffered: 20,
+      bufferWaitMs: 1_000,
+    });
+    const prediction = (i: number) => ({
+      prediction_id: `p${i}`,
+      model: 'churn',
+      model_version: '3',
+      entity_id: `u${i % 3}`,
+      features: {},
+      prediction: i / 100,
+    });
+    // The labels are published first: they head the buffer, as in the review's run.
+    await sdk.publishLabel([0, 1, 2].map((i) => ({ prediction_id: `p${i}`, model: 'churn', label: 1 })));
+    await new Promise((r) => setTimeout(r, 200)); // their send is under way
+    const started = Date.now();
+    for (let i = 0; i < 30; i++) {
+      await sdk.publishPrediction(prediction(i));
+      await sdk.publishFeatures({ view: 'profile', entity_id: `u${i % 3}`, features: { age: i } });
+      if (i % 10 === 0) await sdk.publishLabel({ prediction_id: `p${i}`, model: 'churn', label: 0 });
+    }
+    // Acknowledged by Kafka (acks=all) within a bound far below one failing send to labels.v1:
+    // only the 6 labels stay buffered. Before, all 66 waited behind the labels (73 s in the review).
+    await eventually(async () => (sdk.pending === 6 ? true : undefined), 5_000, 20);
+    expect(Date.now() - started).toBeLessThan(5_000);
+
+    // The failing topic gives one clear error naming it, once its send has failed.
+    const failure = await sdk.flush().then(
+      () => 'flushed',
+      (error: unknown) => error,
+    );
+    expect(failure).toMatchObject({
+      name: 'DriftlineError',
+      code: 'SINK_UNAVAILABLE',
+      retriable: true,
+      message: expect.stringContaining(`6 messages to ${labels} not delivered: `),
+      details: { undelivered: { [labels]: 6 } },
+    });
+    expect(sdk.pending).toBe(6);
+
+    // A failing topic holds at most half the buffer (10 of 20): its fifth label finds no room,
+    // and the other topics keep theirs.
+    const more = ['q0', 'q1', 'q2', 'q3', 'q4'].map((id) => ({ prediction_id: id, model: 'churn', label: 1 }));
+    await expect(sdk.publishLabel(more)).rejects.toMatchObject({
+      code: 'SINK_UNAVAILABLE',
+      retriable: true,
+      message: expect.stringContaining(`no room in the half of the buffer ${labels} may hold while its sends fail`),
+      details: { bound: 'failingTopicShare', topic: labels, buffered: 4, events: 5 },
+    });
+    const sharedAt = Date.now();
+    for (let i = 30; i < 45; i++) await sdk.publishPrediction(prediction(i));
+    await eventually(async () => (sdk.pending === 10 ? true : undefined), 5_000, 20);
+    expect(Date.now() - sharedAt).toBeLessThan(5_000);
+
+    // Order is kept per topic: each partition holds its keys' predictions in publish order.
+    const predictions = await readTopic(kafka, `${prefix}predictions.v1`, 45);
+    for (const partition of [0, 1]) {
+      const ids = predictions.filter((r) => r.partition === partition).map((r) => Number(String(r.key).slice(1)));
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    }
+    expect(new Set(predictions.map((r) => String(r.key))).size).toBe(45);
+    expect(await readTopic(kafka, `${prefix}features.v1`, 30)).toHaveLength(30);
+
+    // Once the topic exists the labels go too, in publish order.
+    await ensureTopics(kafka, [{ topic: labels, partitions: 1 }]);
+    await eventually(
+      () =>
+        sdk.flush().then(
+          () => true,
+          () => undefined,
+        ),
+      90_000,
+      500,
+    );
+    await sdk.close();
+    const labelled = await readTopic(kafka, labels, 10);
+    expect(labelled.map((r) => String(r.key))).toEqual(['p0', 'p1', 'p2', 'p0', 'p10', 'p20', 'q0', 'q1', 'q2', 'q3']);
+  }, 180_000);
+});

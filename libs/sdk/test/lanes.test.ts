@@ -1,0 +1,190 @@
+import { DriftlineError, silentLogger } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { runLength, SendLanes } from '../src/lanes.js';
+
+interface Msg {
+  readonly id: string;
+  readonly value: Buffer;
+}
+
+const msg = (id: string, bytes = 10): Msg => ({ id, value: Buffer.alloc(bytes) });
+
+/** A send that records what reached Kafka per topic; `fail` decides per call whether the topic's send fails. */
+function fakeKafka(fail: (topic: string) => boolean | 'hang') {
+  const delivered = new Map<string, string[]>();
+  const attempts: string[] = [];
+  const send = async (topic: string, messages: readonly Msg[]) => {
+    attempts.push(topic);
+    await new Promise((r) => setTimeout(r, 1));
+    const outcome = fail(topic);
+    if (outcome === 'hang') return new Promise<void>(() => {});
+    if (outcome) {
+      throw new DriftlineError('SINK_UNAVAILABLE', `producing to ${topic} failed: no such topic`, { retriable: true });
+    }
+    delivered.set(topic, [...(delivered.get(topic) ?? []), ...messages.map((m) => m.id)]);
+  };
+  return { send, delivered, attempts };
+}
+
+const lanesOver = (send: (topic: string, messages: readonly Msg[]) => Promise<void>, retryAfterMs = 10_000) =>
+  new SendLanes<Msg>({
+    send,
+    batchSize: 2,
+    maxSendBytes: 1_000,
+    lingerMs: 0,
+    retryAfterMs,
+    onSent: () => {},
+    logger: silentLogger,
+  });
+
+const waitFor = async (condition: () => boolean, ms = 2_000) => {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+};
+
+describe('runLength (one send of a queue front)', () => {
+  it('takes at most batchSize messages and maxSendBytes, but always the first however large', () => {
+    expect(runLength([msg('a'), msg('b'), msg('c')], 2, 1_000)).toBe(2);
+    expect(runLength([msg('a', 600), msg('b', 600)], 10, 1_000)).toBe(1);
+    expect(runLength([msg('a', 5_000), msg('b')], 10, 1_000)).toBe(1);
+    expect(runLength([msg('a', 400), msg('b', 600), msg('c')], 10, 1_000)).toBe(2);
+    expect(runLength([], 10, 1_000)).toBe(0);
+  });
+});
+
+describe('SendLanes (one queue and send loop per topic)', () => {
+  it('delivers the other topics while one keeps failing; flush then rejects naming the failing topic and its count', async () => {
+    const kafka = fakeKafka((topic) => topic === 'labels');
+    const lanes = lanesOver(kafka.send);
+    // The failing topic heads the buffer: with one queue for all topics nothing behind it went.
+    for (const id of ['l1', 'l2', 'l3']) lanes.push('labels', msg(id));
+    for (let i = 0; i < 5; i++) {
+      lanes.push('predictions', msg(`p${i}`));
+      lanes.push('features', msg(`f${i}`));
+    }
+    const failure = await lanes.flush().then(
+      () => 'flushed',
+      (error: unknown) => error,
+    );
+    expect(kafka.delivered.get('predictions')).toEqual(['p0', 'p1', 'p2', 'p3', 'p4']);
+    expect(kafka.delivered.get('features')).toEqual(['f0', 'f1', 'f2', 'f3', 'f4']);
+    expect(kafka.delivered.has('labels')).toBe(false);
+    expect(failure).toMatchObject({
+      code: 'SINK_UNAVAILABLE',
+      retriable: true,
+      message: 'driftline SDK: 3 messages to labels not delivered: producing to labels failed: no such topic',
+      details: { undelivered: { labels: 3 } },
+    });
+    expect(lanes.pending).toBe(3);
+    expect(lanes.pendingBytes).toBe(30);
+    expect((lanes.lastFailure as Error).message).toMatch(/producing to labels failed/);
+    lanes.stop();
+  });
+
+  it('a topic whose send never answers holds back none of the others', async () => {
+    const kafka = fakeKafka((topic) => (topic === 'labels' ? 'hang' : false));
+    const lanes = lanesOver(kafka.send);
+    lanes.push('labels', msg('l1'));
+    await waitFor(() => kafka.attempts.includes('labels'));
+    lanes.push('predictions', msg('p1'));
+    lanes.push('predictions', msg('p2'));
+    await waitFor(() => lanes.pending === 1);
+    expect(kafka.delivered.get('predictions')).toEqual(['p1', 'p2']);
+    lanes.stop();
+  });
+
+  it('keeps order within a topic across a failed send, and a later flush retries at once', async () => {
+    let labelsUp = false;
+    const kafka = fakeKafka((topic) => topic === 'labels' && !labelsUp);
+    const lanes = lanesOver(kafka.send);
+    for (const id of ['l1', 'l2', 'l3']) lanes.push('labels', msg(id));
+    await expect(lanes.flush()).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE' });
+    lanes.push('labels', msg('l4'));
+    labelsUp = true;
+    await lanes.flush(); // without waiting out the 10 s pause
+    expect(kafka.delivered.get('labels')).toEqual(['l1', 'l2', 'l3', 'l4']);
+    expect(lanes.pending).toBe(0);
+    expect(lanes.pendingBytes).toBe(0);
+    expect(lanes.lastFailure).toBeUndefined();
+  });
+
+  it('retries a failed topic in the background after its pause', async () => {
+    let labelsUp = false;
+    const kafka = fakeKafka((topic) => topic === 'labels' && !labelsUp);
+    const lanes = lanesOver(kafka.send, 20);
+    lanes.push('labels', msg('l1'));
+    await waitFor(() => lanes.lastFailure !== undefined);
+    labelsUp = true;
+    await waitFor(() => lanes.pending === 0);
+    expect(kafka.delivered.get('labels')).toEqual(['l1']);
+  });
+
+  it('a flush waits for the other topics before it reports the failing one, and not for messages pushed after it', async () => {
+    let release: () => void = () => {};
+    const slow = new Promise<void>((r) => {
+      release = r;
+    });
+    const delivered: string[] = [];
+    const lanes = lanesOver(async (topic, messages) => {
+      if (topic === 'labels') throw new DriftlineError('SINK_UNAVAILABLE', 'labels down', { retriable: true });
+      if (messages[0]?.id === 'p1') await slow;
+      delivered.push(...messages.map((m) => m.id));
+    });
+    lanes.push('labels', msg('l1'));
+    lanes.push('predictions', msg('p1'));
+    let outcome = 'pending';
+    const flushed = lanes.flush().then(
+      () => {
+        outcome = 'flushed';
+      },
+      () => {
+        outcome = 'rejected';
+      },
+    );
+    await waitFor(() => lanes.lastFailure !== undefined);
+    lanes.push('predictions', msg('p2'));
+    lanes.push('predictions', msg('p3'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(outcome).toBe('pending'); // p1 is still being sent
+    release();
+    await flushed;
+    expect(outcome).toBe('rejected');
+    expect(delivered[0]).toBe('p1');
+    lanes.stop();
+  });
+
+  it('a topic whose sends are failing holds at most half of each bound; healthy topics the whole buffer', async () => {
+    const kafka = fakeKafka((topic) => (topic === 'labels' ? true : topic === 'predictions' ? 'hang' : false));
+    const lanes = lanesOver(kafka.send);
+    const fits = (topic: string, bytes = 10) => lanes.fullBound(topic, bytes, 10, 1_000);
+    for (let i = 0; i < 4; i++) lanes.push('labels', msg(`l${i}`));
+    // Not failing yet: the topic may take the whole buffer.
+    expect(fits('labels')).toBeUndefined();
+    await lanes.flush().catch(() => {});
+    expect(fits('labels')).toBeUndefined(); // 4 of 10 held
+    lanes.push('labels', msg('l4'));
+    expect(fits('labels')).toBe('failingTopicShare'); // 5 of 10
+    expect(lanes.held('labels')).toEqual({ messages: 5, bytes: 50 });
+    expect((lanes.failureOf('labels') as Error).message).toMatch(/producing to labels failed/);
+    expect(fits('predictions')).toBeUndefined(); // the others keep their half
+    for (let i = 0; i < 5; i++) lanes.push('predictions', msg(`p${i}`)); // sends never answered
+    expect(fits('predictions')).toBe('maxBuffered'); // the shared bounds come first
+    expect(fits('labels')).toBe('maxBuffered');
+    lanes.stop();
+  });
+
+  it('a failing topic holds at most half of the bytes too; the others keep the rest', async () => {
+    const kafka = fakeKafka((topic) => topic === 'labels');
+    const lanes = lanesOver(kafka.send);
+    lanes.push('labels', msg('l0', 400));
+    await lanes.flush().catch(() => {});
+    expect(lanes.fullBound('labels', 100, 100, 1_000)).toBeUndefined(); // 500 of 1,000 bytes
+    expect(lanes.fullBound('labels', 101, 100, 1_000)).toBe('failingTopicShare');
+    expect(lanes.fullBound('features', 590, 100, 1_000)).toBeUndefined();
+    expect(lanes.fullBound('features', 601, 100, 1_000)).toBe('maxBufferedBytes');
+    lanes.stop();
+  });
+});

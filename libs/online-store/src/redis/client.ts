@@ -133,7 +133,7 @@ export function waitReady(client: RedisClient, timeoutMs = 10_000): Promise<void
 export const STALLED_AFTER_TIMEOUTS = 3;
 
 /** The message of ioredis' command timeout (`commandTimeout`). */
-const COMMAND_TIMED_OUT = 'Command timed out';
+export const COMMAND_TIMED_OUT = 'Command timed out';
 
 /**
  * Notices a connection that stopped answering without closing: a blackholed peer (a proxy that

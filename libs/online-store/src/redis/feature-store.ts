@@ -13,12 +13,20 @@ import {
   type RowProjection,
   withinTtl,
 } from '../rows.js';
+import { argsBytes, type CallResult, ChunkedPipeline, type PipelineRunner } from './chunked-pipeline.js';
 import { createRedisClient, type RedisClient, type RedisClientPolicy, StallWatch } from './client.js';
 import { classifyRedisError } from './errors.js';
 import { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
 
 type ScriptArg = string | number;
 type ScriptCall = (...args: ScriptArg[]) => unknown;
+
+/** One entity's arguments of a write call (see RedisOnlineStore.argsOf). */
+interface EntityArgs {
+  readonly view: FeatureView;
+  readonly keys: readonly ScriptArg[];
+  readonly values: readonly ScriptArg[];
+}
 
 /** Per-view constants of the script call, computed once. */
 interface ViewPlan {
@@ -90,8 +98,9 @@ export function createRedisOnlineStore(
 
 /**
  * The Redis adapter of {@link OnlineStore} (key layout v2, see keys.ts).
- * Writes: one pipeline per batch, one EVALSHA of {@link FEATURE_WRITE_SCRIPT} per chunk of entities
- * of a view; resolves only when Redis acknowledged every command.
+ * Writes: one EVALSHA of {@link FEATURE_WRITE_SCRIPT} per chunk of entities of a view, pipelined in
+ * sequential chunks sized to what Redis answers within the command timeout (ChunkedPipeline);
+ * resolves only when Redis acknowledged every command.
  * Reads: GET of the row's JSON; a batch is one pipeline of one MGET per request, so one write and
  * one read on the socket and one command per request. Entities found absent are looked up once
  * more in layout v1 (rows not written since an upgrade), in one more round trip, unless `readV1`
@@ -108,6 +117,8 @@ export class RedisOnlineStore implements OnlineStore {
   private readonly entitiesPerCall: number;
   private readonly keyPrefix: string;
   private readonly stall: StallWatch;
+  private readonly chunks: ChunkedPipeline;
+  private readonly writeRunner: PipelineRunner<ReturnType<RedisClient['pipeline']>>;
 
   constructor(
     readonly client: RedisClient,
@@ -118,6 +129,12 @@ export class RedisOnlineStore implements OnlineStore {
     client.defineCommand(COMMAND, { lua: FEATURE_WRITE_SCRIPT });
     client.defineCommand(V1_READ_COMMAND, { lua: FEATURE_V1_READ_SCRIPT });
     this.stall = new StallWatch(client);
+    this.chunks = new ChunkedPipeline({ timeoutMs: client.options.commandTimeout ?? Number.POSITIVE_INFINITY });
+    this.writeRunner = {
+      open: () => this.client.pipeline(),
+      exec: (pipeline) => this.execResults(pipeline, 'write'),
+      failure: (error) => classifyRedisError(error, 'write'),
+    };
   }
 
   /** Runs one command, its outcome counted by the stall watch. */
@@ -132,9 +149,9 @@ export class RedisOnlineStore implements OnlineStore {
     }
   }
 
-  /** Runs a pipeline; the first failed command fails the whole step (every step is idempotent). */
-  private async execPipeline(pipeline: ReturnType<RedisClient['pipeline']>, action: string): Promise<unknown[]> {
-    let results: Array<[Error | null, unknown]> | null;
+  /** Runs a pipeline: every command's outcome, counted once by the stall watch (as its first error). */
+  private async execResults(pipeline: ReturnType<RedisClient['pipeline']>, action: string): Promise<CallResult[]> {
+    let results: CallResult[] | null;
     try {
       results = await pipeline.exec();
     } catch (error) {
@@ -145,7 +162,12 @@ export class RedisOnlineStore implements OnlineStore {
     // Its commands time out one by one: a pipeline counts once, as its first error.
     const failed = results.find(([error]) => error !== null);
     this.stall.observe(failed === undefined ? null : failed[0]);
-    return results.map(([error, value]) => {
+    return results;
+  }
+
+  /** Runs a pipeline; the first failed command fails the whole step (every step is idempotent). */
+  private async execPipeline(pipeline: ReturnType<RedisClient['pipeline']>, action: string): Promise<unknown[]> {
+    return (await this.execResults(pipeline, action)).map(([error, value]) => {
       if (error !== null) throw classifyRedisError(error, action);
       return value;
     });
@@ -213,53 +235,59 @@ export class RedisOnlineStore implements OnlineStore {
     return plan;
   }
 
-  /** Script arguments (numkeys first) of one call writing entities of one view. */
-  private argsOf(view: FeatureView, writes: readonly EntityWrite[]): ScriptArg[] {
-    const plan = this.plan(view);
+  /** One entity's part of a script call: its keys, and its values (the ARGV after the view's head). */
+  private entityArgs(view: FeatureView, plan: ViewPlan, w: EntityWrite): EntityArgs {
     const windowed = view.aggregates.length > 0;
-    const args: ScriptArg[] = [writes.length * (windowed ? 4 : 2)];
-    for (const w of writes) {
-      const row = rowKey(this.keyPrefix, view.name, w.entity);
-      const v1 = v1RowKey(row);
-      args.push(row, v1);
-      if (windowed) args.push(windowKey(row), windowKey(v1));
-    }
-    for (const a of plan.head) args.push(a);
-    args.push(Date.now() + EVENT_TIME_MAX_FUTURE_LIMIT_MS, writes.length);
+    const row = rowKey(this.keyPrefix, view.name, w.entity);
+    const v1 = v1RowKey(row);
+    const keys: ScriptArg[] = windowed ? [row, v1, windowKey(row), windowKey(v1)] : [row, v1];
+    const { winner } = w;
+    const values: ScriptArg[] = [winner.eventTime, winner.eventId, copyDigest(winner), plan.allPresent];
     const nf = view.features.length;
-    for (const w of writes) {
-      const { winner } = w;
-      args.push(winner.eventTime, winner.eventId, copyDigest(winner), plan.allPresent);
-      const maskAt = args.length - 1;
-      let mask = '';
-      let complete = true;
-      for (let i = 0; i < nf; i++) {
-        const value = winner.values[i];
-        if (value === undefined) {
-          complete = false;
-          mask += '0';
-          args.push('');
-        } else {
-          mask += '1';
-          args.push(value);
-        }
-      }
-      if (!complete) args[maskAt] = mask;
-      if (windowed) {
-        args.push(w.windowEvents.length);
-        for (const e of w.windowEvents) {
-          let packed = '';
-          for (let s = 0; s < plan.slotIndexes.length; s++) {
-            if (s > 0) packed += ',';
-            packed += e.values[plan.slotIndexes[s]!] ?? '';
-          }
-          args.push(e.eventTime, e.eventId, copyDigest(e), packed);
-        }
+    let mask = '';
+    let complete = true;
+    for (let i = 0; i < nf; i++) {
+      const value = winner.values[i];
+      if (value === undefined) {
+        complete = false;
+        mask += '0';
+        values.push('');
+      } else {
+        mask += '1';
+        values.push(value);
       }
     }
+    if (!complete) values[3] = mask;
+    if (windowed) {
+      values.push(w.windowEvents.length);
+      for (const e of w.windowEvents) {
+        let packed = '';
+        for (let s = 0; s < plan.slotIndexes.length; s++) {
+          if (s > 0) packed += ',';
+          packed += e.values[plan.slotIndexes[s]!] ?? '';
+        }
+        values.push(e.eventTime, e.eventId, copyDigest(e), packed);
+      }
+    }
+    return { view, keys, values };
+  }
+
+  /** Script arguments (numkeys first) of one call writing entities of one view. */
+  private argsOf(entities: readonly EntityArgs[]): ScriptArg[] {
+    const view = entities[0]!.view;
+    const args: ScriptArg[] = [entities.length * (view.aggregates.length > 0 ? 4 : 2)];
+    for (const e of entities) for (const key of e.keys) args.push(key);
+    for (const a of this.plan(view).head) args.push(a);
+    args.push(Date.now() + EVENT_TIME_MAX_FUTURE_LIMIT_MS, entities.length);
+    for (const e of entities) for (const value of e.values) args.push(value);
     return args;
   }
 
+  /**
+   * One EVALSHA per up to `entitiesPerCall` entities of a view, sent in sequential chunks
+   * (ChunkedPipeline): a batch Redis cannot take within the command timeout at once still passes
+   * on a retry, in smaller chunks.
+   */
   async write(writes: readonly EntityWrite[]): Promise<WriteStats> {
     if (writes.length === 0) return { entities: 0, rowsApplied: 0, aggregatesUpdated: 0, rowsRepaired: 0 };
     const byView = new Map<FeatureView, EntityWrite[]>();
@@ -269,19 +297,34 @@ export class RedisOnlineStore implements OnlineStore {
       else list.push(w);
     }
     // Arguments first (a bad entity id throws here, before anything is sent).
-    const calls: ScriptArg[][] = [];
+    const entities: EntityArgs[] = [];
+    const itemBytes: number[] = [];
+    const runEnds: number[] = [];
     for (const [view, list] of byView) {
-      for (let i = 0; i < list.length; i += this.entitiesPerCall) {
-        calls.push(this.argsOf(view, list.slice(i, i + this.entitiesPerCall)));
+      const plan = this.plan(view);
+      for (const w of list) {
+        const e = this.entityArgs(view, plan, w);
+        entities.push(e);
+        itemBytes.push(argsBytes(e.keys) + argsBytes(e.values));
       }
+      runEnds.push(entities.length);
     }
-    const pipeline = this.client.pipeline();
-    const call = (pipeline as unknown as Record<string, ScriptCall>)[COMMAND]!.bind(pipeline);
-    for (const args of calls) call(...args);
+    const replies = await this.chunks.send(
+      {
+        runEnds,
+        itemBytes,
+        itemsPerCall: this.entitiesPerCall,
+        queue: (pipeline, from, to) => {
+          const call = (pipeline as unknown as Record<string, ScriptCall>)[COMMAND]!;
+          call.apply(pipeline, this.argsOf(entities.slice(from, to)));
+        },
+      },
+      this.writeRunner,
+    );
     let rowsApplied = 0;
     let aggregatesUpdated = 0;
     let rowsRepaired = 0;
-    for (const value of await this.execPipeline(pipeline, 'write')) {
+    for (const value of replies) {
       const [rows, aggregates, repaired] = value as [number, number, number];
       rowsApplied += rows;
       aggregatesUpdated += aggregates;

@@ -25,6 +25,7 @@ import {
   type TakenTallies,
 } from '@driftline/join';
 import type { ChainableCommander } from 'ioredis';
+import { argBytes, argsBytes, type CallResult, ChunkedPipeline, type PipelineRunner } from './chunked-pipeline.js';
 import { createRedisClient, type RedisClient, type RedisClientPolicy } from './client.js';
 import { classifyRedisError } from './errors.js';
 import {
@@ -42,7 +43,10 @@ import {
 
 type Arg = string | number | Buffer;
 
-/** Records per script call: big enough to amortise the call, small enough not to stall Redis. */
+/**
+ * Records per script call: big enough to amortise the call, small enough not to stall Redis. The
+ * calls of a batch go out in sequential chunks (ChunkedPipeline), smaller ones when Redis is slow.
+ */
 const SCRIPT_CHUNK = 500;
 type ScriptCommand = (...args: Arg[]) => ChainableCommander;
 interface ScriptPipeline {
@@ -158,16 +162,21 @@ function unavailable(action: string, error: unknown): DriftlineError {
   return classifyRedisError(error, action);
 }
 
-/** Runs a pipeline; the first failed command fails the whole step (every step is idempotent). */
-async function execAll(pipeline: ChainableCommander, action: string): Promise<unknown[]> {
-  let results: Array<[Error | null, unknown]> | null;
+/** Runs a pipeline: every command's outcome (throws when the pipeline fails as a whole). */
+async function execResults(pipeline: ChainableCommander, action: string): Promise<CallResult[]> {
+  let results: CallResult[] | null;
   try {
     results = await pipeline.exec();
   } catch (error) {
     throw unavailable(action, error);
   }
   if (results === null) throw unavailable(action, new Error('pipeline discarded'));
-  return results.map(([error, value]) => {
+  return results;
+}
+
+/** Runs a pipeline; the first failed command fails the whole step (every step is idempotent). */
+async function execAll(pipeline: ChainableCommander, action: string): Promise<unknown[]> {
+  return (await execResults(pipeline, action)).map(([error, value]) => {
     if (error !== null) throw unavailable(action, error);
     return value;
   });
@@ -271,11 +280,13 @@ export function createRedisJoinStore(
 
 /**
  * The Redis adapter of {@link JoinStore}: one Lua script per transition (atomic), pipelined per
- * batch so a batch costs one round trip per step. Values are the raw Kafka record bytes, so the
- * pending state is as compact as the Avro on the wire.
+ * batch so a batch costs one round trip per step when Redis is quick, and goes out in sequential
+ * chunks that fit the command timeout when it is slow (ChunkedPipeline). Values are the raw Kafka
+ * record bytes, so the pending state is as compact as the Avro on the wire.
  */
 export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   readonly keys: RedisKeys;
+  private readonly chunks: ChunkedPipeline;
 
   constructor(
     readonly redis: RedisClient,
@@ -284,6 +295,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     private readonly ownsClient = false,
   ) {
     this.keys = redisKeys(prefix);
+    this.chunks = new ChunkedPipeline({ timeoutMs: redis.options.commandTimeout ?? Number.POSITIVE_INFINITY });
     // Batch scripts take their number of keys as first argument (one state key per record).
     redis.defineCommand('djPrediction', { lua: PREDICTION_SCRIPT });
     redis.defineCommand('djLabel', { lua: LABEL_SCRIPT });
@@ -328,6 +340,15 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     return this.redis.pipeline() as ChainableCommander & ScriptPipeline;
   }
 
+  /** Runs the script pipelines of one write step (see ChunkedPipeline). */
+  private runner(action: string): PipelineRunner<ChainableCommander & ScriptPipeline> {
+    return {
+      open: () => this.pipeline(),
+      exec: (pipeline) => execResults(pipeline, action),
+      failure: (error) => unavailable(action, error),
+    };
+  }
+
   async applyPredictions(
     inputs: readonly PredictionInput<Buffer>[],
     now: number,
@@ -369,7 +390,7 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     });
   }
 
-  /** One script call per chunk of records, all chunks in one pipeline (one round trip). */
+  /** One script call per up to SCRIPT_CHUNK records, sent in sequential chunks (one round trip when Redis is quick). */
   private async batched<I extends JoinRef & Positioned & { eventTime: number; payload: Buffer }, O extends string>(
     inputs: readonly I[],
     command: 'djPredictionBuffer' | 'djLabelBuffer',
@@ -382,18 +403,30 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     add: (input: I, args: Arg[]) => void,
   ): Promise<Array<Applied<Buffer, Buffer, O>>> {
     if (inputs.length === 0 && span === undefined) return [];
-    const p = this.pipeline();
-    // Every chunk raises the watermark to the least event time of the whole batch (batchWatermark).
-    // No inputs but a span (records the join skips): one chunk of none writes the marker alone.
+    // Every call raises the watermark to the least event time of the whole batch (batchWatermark).
+    // No inputs but a span (records the join skips): one call of none writes the marker alone.
     const watermark = inputs.length === 0 ? '' : batchWatermark(inputs);
-    for (let from = 0; from === 0 || from < inputs.length; from += SCRIPT_CHUNK) {
-      const chunk = inputs.slice(from, from + SCRIPT_CHUNK);
-      const args: Arg[] = [head.keys.length, ...head.keys, now, ttl, watermark, this.keys.statePrefix, ...head.extra];
-      args.push(...chunkSpan(span, inputs, from, from + chunk.length));
-      for (const input of chunk) add(input, args);
-      p[command](...args);
-    }
-    const replies = ((await execAll(p, action)) as Buffer[][][]).flat();
+    const records = inputs.map((input) => {
+      const args: Arg[] = [];
+      add(input, args);
+      return args;
+    });
+    const callHead: Arg[] = [head.keys.length, ...head.keys, now, ttl, watermark, this.keys.statePrefix, ...head.extra];
+    const calls = await this.chunks.send(
+      {
+        runEnds: [inputs.length],
+        itemBytes: records.map(argsBytes),
+        itemsPerCall: SCRIPT_CHUNK,
+        queue: (pipeline, from, to) => {
+          // A call's span follows its own records, wherever a chunk cuts the batch.
+          const args = [...callHead, ...chunkSpan(span, inputs, from, to)];
+          for (let n = from; n < to; n++) for (const arg of records[n]!) args.push(arg);
+          pipeline[command](...args);
+        },
+      },
+      this.runner(action),
+    );
+    const replies = (calls as Buffer[][][]).flat();
     return replies.map((reply, n) => {
       const outcome = reply[0]?.toString() as O;
       const input = inputs[n] as I;
@@ -409,12 +442,26 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
   private async ack(keys: readonly string[], tag: 'K' | 'E'): Promise<void> {
     if (keys.length === 0) return;
     const k = this.keys;
-    const p = this.pipeline();
-    for (let from = 0; from < keys.length; from += SCRIPT_CHUNK) {
-      const chunk = keys.slice(from, from + SCRIPT_CHUNK);
-      p.djAck(3, k.dirty, k.outbox, k.dirtySeq, this.config.tombstoneMs, tag, k.statePrefix, ...chunk);
-    }
-    await execAll(p, 'ack');
+    await this.chunks.send(
+      {
+        runEnds: [keys.length],
+        itemBytes: keys.map(argBytes),
+        itemsPerCall: SCRIPT_CHUNK,
+        queue: (pipeline, from, to) => {
+          pipeline.djAck(
+            3,
+            k.dirty,
+            k.outbox,
+            k.dirtySeq,
+            this.config.tombstoneMs,
+            tag,
+            k.statePrefix,
+            ...keys.slice(from, to),
+          );
+        },
+      },
+      this.runner('ack'),
+    );
   }
 
   ackJoined(refs: readonly JoinRef[]): Promise<void> {
@@ -469,13 +516,30 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
       throw unavailable('expiry scan', error);
     }
     if (members.length === 0) return { cutoff, counts };
-    const p = this.pipeline();
     const ttl = backstopTtl(this.config);
-    for (const key of members) {
-      const k = this.keys;
-      p.djExpire(k.statePrefix + key, k.schedule, k.pending, k.outbox, key, cutoff, now, ttl);
-    }
-    for (const outcome of (await execAll(p, 'expire')) as ExpireOutcome[]) counts[outcome]++;
+    const k = this.keys;
+    const callOf = (key: string): Arg[] => [
+      k.statePrefix + key,
+      k.schedule,
+      k.pending,
+      k.outbox,
+      key,
+      cutoff,
+      now,
+      ttl,
+    ];
+    const outcomes = await this.chunks.send(
+      {
+        runEnds: [members.length],
+        itemBytes: members.map((key) => argsBytes(callOf(key))),
+        itemsPerCall: 1,
+        queue: (pipeline, from) => {
+          pipeline.djExpire(...callOf(members[from]!));
+        },
+      },
+      this.runner('expire'),
+    );
+    for (const outcome of outcomes as ExpireOutcome[]) counts[outcome]++;
     return { cutoff, counts };
   }
 

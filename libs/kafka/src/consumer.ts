@@ -26,6 +26,7 @@ import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from 
 import { type IdlePartition, refreshIdleLag } from './idle-lag.js';
 import { partitionKey } from './partition-key.js';
 import type { EventProducer } from './producer.js';
+import { recordFingerprint } from './record-fingerprint.js';
 import {
   capText,
   type DeadLetter,
@@ -59,6 +60,8 @@ export const DEFAULT_METADATA_MAX_AGE_MS = 30_000;
 const crashBackoff: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000, multiplier: 2, jitter: 0.2 };
 /** A crash this long after the last one (or a join or a batch processed meanwhile) starts a new crash streak. */
 const CRASH_QUIET_MS = 120_000;
+/** Batches an ephemeral partition drops waiting for its last record again (checkRecord) before giving up. */
+const RECORD_CHECK_TRIES = 5;
 /** The offset Kafka reports for a partition the group has no commit of. */
 const ABSENT_COMMIT = -1n;
 /** During a crash streak, at most one error line per this interval (the others are counted). */
@@ -78,6 +81,13 @@ export interface BatchProcessor<T> {
   revoked?(partitions: ReadonlyArray<{ topic: string; partition: number }>): void;
   /** After every join of the group (a rebalance: members or the topics' partitions changed). */
   rebalanced?(): void;
+  /**
+   * The partition's log started over (its topic was deleted and created again): its offsets now
+   * name other records, from the start of the new log. Called once per restart found, before the
+   * first batch of the new log is handed over. A processor that skips offsets it already applied
+   * (a replay guard) forgets them for this partition; what it holds in memory stays.
+   */
+  logRestarted?(topic: string, partition: number): void;
 }
 
 /**
@@ -260,6 +270,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       'Records never processed because the fetch position was moved past them (offset out of range: removed by retention before they were read)',
       ['group', 'topic', 'partition', 'reason'],
     ),
+    logRestarts: counter(
+      registry,
+      'driftline_consumer_log_restarts_total',
+      'Partition logs found started over (topic deleted and created again): read again from their start',
+      ['group', 'topic', 'partition'],
+    ),
     restarts: counter(
       registry,
       'driftline_consumer_restarts_total',
@@ -312,6 +328,14 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   const knownCommits = new Map<string, bigint>();
   /** Partitions kafkajs reset to the default offset (out of range), with the position they had. */
   const resets = new Map<string, bigint | undefined>();
+  /**
+   * An ephemeral consumer's last record processed per partition (offset and recordFingerprint):
+   * it has no commit to lose when its topic is recreated, so after a "does not host this
+   * topic-partition" each partition re-reads that record (see checkRecord).
+   */
+  const lastRecord = new Map<string, { readonly offset: bigint; readonly fingerprint: string }>();
+  /** Ephemeral partitions sought back to their last record, with the batches dropped meanwhile. */
+  const recordChecks = new Map<string, number>();
   /**
    * The commit a stateful processor last held back per partition (below its batch's end): a later
    * batch that never reaches the processor (every record poison) must not commit past it — the
@@ -435,6 +459,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       faultSince.delete(k);
       retrying.delete(k);
       resets.delete(k);
+      lastRecord.delete(k);
+      recordChecks.delete(k);
     }
     lastCommitted.clear(); // another member may have committed meanwhile
     // The first batch of each partition whose commit this process knew (its own, or read at a
@@ -687,7 +713,82 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     knownCommits.delete(key);
     heldBack.delete(key);
     processedTo.delete(key);
+    lastRecord.delete(key);
     progress.forget(topic, partition);
+  }
+
+  /** One partition's start and end now; undefined when unreadable or not listed. */
+  function partitionOffsets(topic: string, partition: number): Promise<{ low: bigint; high: bigint } | undefined> {
+    return topicOffsets(admin, topic).then(
+      (offsets) => offsets.find((o) => o.partition === partition),
+      () => undefined,
+    );
+  }
+
+  /**
+   * A partition's log started over: forgets its position here, tells the processor (before any
+   * batch of the new log reaches it), and seeks to the start of the log unless the batch starts
+   * there. Returns checkPosition's answer: true to process this batch, false to drop it.
+   */
+  async function restartLog(
+    batch: Batch,
+    first: bigint,
+    evidence: Record<string, string | undefined>,
+    found = 'the log ends below the offset this process read to',
+  ): Promise<boolean> {
+    const { topic, partition } = batch;
+    const key = partitionKey(topic, partition);
+    // Unreadable, offset 0 serves too: below the start of the log, kafkajs resets it to the earliest.
+    const low = (await partitionOffsets(topic, partition))?.low ?? 0n;
+    // After the read, all at once: a check of the log ends that read the old position during it
+    // found the restart again (the new log read twice).
+    verify.delete(key);
+    resets.delete(key);
+    recordChecks.delete(key);
+    forgetPosition(key, topic, partition);
+    metrics.logRestarts.inc({ group: groupId, topic, partition: String(partition) });
+    logger.error(
+      { topic, partition, ...evidence, fetchOffset: first.toString(), startOfLog: low.toString() },
+      `${found} (its topic was deleted and created again): reading it from the start of its log`,
+    );
+    processor.logRestarted?.(topic, partition);
+    if (first > low) {
+      consumer.seek({ topic, partition, offset: low.toString() });
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * An ephemeral partition sought back to its last record processed (after a "does not host this
+   * topic-partition"): the same record there, the log is the one read (seek past it, nothing
+   * handed over twice); another, the topic was recreated. A batch from elsewhere (fetched before
+   * the seek) is dropped and the seek repeated, at most RECORD_CHECK_TRIES times (a compacted
+   * record never comes back): then the check is given up and the batch processed.
+   */
+  function checkRecord(batch: Batch, first: bigint): Promise<boolean> | boolean {
+    const { topic, partition } = batch;
+    const key = partitionKey(topic, partition);
+    const known = lastRecord.get(key);
+    const dropped = recordChecks.get(key) ?? 0;
+    if (known === undefined) {
+      recordChecks.delete(key);
+      return true;
+    }
+    if (first === known.offset) {
+      if (recordFingerprint(batch.messages[0]!) !== known.fingerprint)
+        return restartLog(batch, first, { offset: first.toString() }, 'another record is at the offset last processed');
+      recordChecks.delete(key);
+      consumer.seek({ topic, partition, offset: (known.offset + 1n).toString() });
+      return false;
+    }
+    if (dropped >= RECORD_CHECK_TRIES) {
+      recordChecks.delete(key);
+      return true;
+    }
+    recordChecks.set(key, dropped + 1);
+    consumer.seek({ topic, partition, offset: known.offset.toString() });
+    return false;
   }
 
   /**
@@ -698,14 +799,28 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
    *   new log: a topic recreated within a second had its first records skipped). Seek to the start
    *   of the log.
    * - kafkajs reset an out-of-range position to the default offset (records removed by retention
-   *   before they were read): count what was skipped, name both offsets.
+   *   before they were read): count what was skipped, name both offsets. Reset below the position
+   *   it had, the log had ended below it: restarted shorter.
+   * - The log ends below the offset after the last batch processed here (the batch's high
+   *   watermark, confirmed by a fresh read): restarted, with no commit to say so (an ephemeral
+   *   follower, or a rejoin from the start). An ephemeral partition sought back to its last
+   *   record finds another one there (checkRecord).
    * - The batch starts below the last commit (a reset backwards): commit from there again (the
    *   loop never committed backwards, so it committed nothing until it passed the old offset).
+   * Each restarted log is forgotten and handed to the processor's `logRestarted` (restartLog).
    */
   async function checkPosition(batch: Batch): Promise<boolean> {
     const { topic, partition } = batch;
     const key = partitionKey(topic, partition);
     const first = BigInt(batch.firstOffset() ?? batch.messages[0]?.offset ?? batch.highWatermark);
+    const processed = processedTo.get(key);
+    if (processed !== undefined && BigInt(batch.highWatermark) < processed) {
+      // A leader that just took over may report a high watermark behind the old leader's for a
+      // moment: only a fresh read that agrees says the records processed here are gone.
+      const end = await partitionOffsets(topic, partition);
+      if (end !== undefined && end.high < processed)
+        return restartLog(batch, first, { processedTo: processed.toString(), endOfLog: end.high.toString() });
+    }
     if (verify.has(key) || resets.has(key)) {
       const wasReset = resets.has(key);
       const before = resets.get(key);
@@ -719,32 +834,27 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       // the old commit itself, and the commits read at the join may predate ours (-1 for a group
       // new then); that is records removed by retention, counted below, not a recreated topic.
       const gone = !wasReset && (stored === undefined || stored === ABSENT_COMMIT);
-      if (commits !== undefined && had !== undefined && had > 0n && gone) {
-        // Unreadable, offset 0 serves too: below the start of the log, kafkajs resets it to the earliest.
-        const low = await topicOffsets(admin, topic).then(
-          (offsets) => offsets.find((o) => o.partition === partition)?.low ?? 0n,
-          () => 0n,
+      if (commits !== undefined && had !== undefined && had > 0n && gone)
+        return restartLog(
+          batch,
+          first,
+          { committedBefore: had.toString() },
+          "the group's commit of this partition is gone",
         );
-        forgetPosition(key, topic, partition);
-        logger.error(
-          {
-            topic,
-            partition,
-            committedBefore: had.toString(),
-            fetchOffset: first.toString(),
-            startOfLog: low.toString(),
-          },
-          "the group's commit of this partition is gone (its topic was deleted and created again): reading it from the start of its log",
-        );
-        if (first > low) {
-          consumer.seek({ topic, partition, offset: low.toString() });
-          return false;
-        }
-        return true;
-      }
       if (wasReset) {
         const old = before ?? (stored !== undefined && stored >= 0n ? stored : undefined);
+        // Reset as out of range to an offset below where it was: the log ended below the position
+        // (retention only removes records below it). Before, read from the default offset as if
+        // nothing had happened, and a processor's replay guard dropped the new log's records.
+        if (old !== undefined && first < old)
+          return restartLog(
+            batch,
+            first,
+            { resetFrom: old.toString() },
+            'the fetch position was out of range above the end of the log',
+          );
         knownCommits.delete(key);
+        recordChecks.delete(key); // the last record was removed by retention: nothing to compare
         const skipped = old === undefined || first <= old ? 0n : first - old;
         if (skipped > 0n) {
           metrics.skipped.inc(
@@ -760,6 +870,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         );
       }
     }
+    if (recordChecks.has(key)) return checkRecord(batch, first);
     const last = lastCommitted.get(key);
     if (last !== undefined && first < last) {
       logger.warn(
@@ -925,6 +1036,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // stateful processor still holds part of it in memory only. Never move a commit backwards.
     const next = BigInt(last) + 1n;
     processedTo.set(key, next);
+    if (options.ephemeral === true) {
+      const lastMessage = batch.messages[batch.messages.length - 1]!;
+      lastRecord.set(key, { offset: BigInt(lastMessage.offset), fingerprint: recordFingerprint(lastMessage) });
+    }
     const safe = await commitUpTo(next, commitOffset);
     const before = committedBefore();
     observe(
@@ -1069,6 +1184,17 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // next batch (a restarted member that never committed itself knows the one read at its join).
     joinCommits.clear();
     for (const k of owned.keys()) if (committedHere.has(k) || knownCommits.has(k)) verify.add(k);
+    // An ephemeral consumer has no commit to lose: each partition re-reads its last record.
+    for (const [k, known] of lastRecord) {
+      const p = owned.get(k);
+      if (p === undefined || recordChecks.has(k)) continue;
+      recordChecks.set(k, 0);
+      try {
+        consumer.seek({ topic: p.topic, partition: p.partition, offset: known.offset.toString() });
+      } catch {
+        recordChecks.delete(k); // not running (yet, or any more): nothing is fetched to check
+      }
+    }
   });
   await consumer.connect();
   try {

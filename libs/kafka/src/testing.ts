@@ -57,3 +57,14 @@ export async function readTopic(
   }
   return out;
 }
+
+/** Test helper: grows a topic to `count` partitions (an operator's `kafka-topics --alter --partitions`). */
+export async function growTopic(client: KafkaClient, topic: string, count: number): Promise<void> {
+  const admin = kafkajsOf(client).admin();
+  await admin.connect();
+  try {
+    await admin.createPartitions({ topicPartitions: [{ topic, count }] });
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -31,9 +31,10 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
 
   async function setUp(
     prefix: string,
-    options: { stallTimeoutMs?: number; logger?: Logger; metadataMaxAgeMs?: number } = {},
+    options: { stallTimeoutMs?: number; logger?: Logger; metadataMaxAgeMs?: number; ephemeral?: boolean } = {},
     /** While true, the sink refuses (retriable) every batch holding a record it names. */
     sinkDown: (value: string) => boolean = () => false,
+    partitions = 1,
   ) {
     const kafka = kafkaFor(stack.kafkaBrokers);
     // A hold on the kafkajs consumers the loop creates (to move a position as kafkajs would).
@@ -47,10 +48,14 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     };
     const topic = uniqueName(prefix);
     const groupId = uniqueName(`${prefix}-group`);
-    await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
+    await ensureTopics(kafka, [{ topic, partitions }, { topic: `${topic}.dlq` }]);
     const producer: EventProducer = await createProducer(kafka);
     const registry: Registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const seen: string[] = [];
+    /** Every record handed to the processor, with its partition, in order. */
+    const handed: Array<{ partition: number; value: string }> = [];
+    /** The processor's `logRestarted` calls, each with how many records had been handed before it. */
+    const restarted: Array<{ topic: string; partition: number; handedBefore: number }> = [];
     const send = (generation: string, n: number) =>
       producer.send(
         topic,
@@ -70,8 +75,12 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
           async process(items) {
             if (items.some((i) => sinkDown(i.value)))
               throw new DriftlineError('SINK_UNAVAILABLE', 'sink down (test)', { retriable: true });
-            for (const i of items) seen.push(i.value);
+            for (const i of items) {
+              seen.push(i.value);
+              handed.push({ partition: i.record.partition, value: i.value });
+            }
           },
+          logRestarted: (topic, partition) => restarted.push({ topic, partition, handedBefore: handed.length }),
         },
       });
       cleanup.push(async () => {
@@ -95,7 +104,7 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     const recreate = async () => {
       await deleteTopics(kafka, [topic]);
       await sleep(300);
-      await ensureTopics(kafka, [{ topic }]);
+      await ensureTopics(kafka, [{ topic, partitions }]);
     };
     /** Records below `offset` removed, as retention does. */
     const removeBefore = async (offset: number) => {
@@ -118,6 +127,8 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
       groupId,
       registry,
       seen,
+      handed,
+      restarted,
       send,
       start,
       committed,
@@ -150,6 +161,83 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     // Before: kafkajs went on at offset 100 of the new log, gen2-0 … gen2-99 were never processed.
     await eventually(async () => (gen2().size === 150 && (await t.committed()) === 150n ? true : undefined), 15_000);
     expect(gen2().size).toBe(150);
+  }, 40_000);
+
+  /** Each restarted partition told once, and before any record of its new log (`gen2-`) was handed over. */
+  function expectToldOncePerPartition(t: Awaited<ReturnType<typeof setUp>>, partitions: number[]): void {
+    expect(t.restarted.map((r) => r.partition).sort()).toEqual(partitions);
+    for (const r of t.restarted) {
+      expect(r.topic).toBe(t.topic);
+      const firstNew = t.handed.findIndex((h) => h.partition === r.partition && h.value.startsWith('gen2-'));
+      expect(firstNew).toBeGreaterThanOrEqual(r.handedBefore);
+    }
+  }
+
+  it("a recreated topic calls the processor's logRestarted once per partition, before the new log's records", async () => {
+    const t = await setUp('recreated-hook', {}, undefined, 2);
+    await t.start();
+    await t.send('gen1', 100);
+    const committedTotal = async () =>
+      [...(await committedOffsets(t.kafka, t.groupId, t.topic)).values()].reduce((a, b) => a + b, 0n);
+    await eventually(async () => ((await committedTotal()) === 100n ? true : undefined), 15_000);
+    await t.recreate();
+    await t.send('gen2', 150);
+    const gen2 = () => new Set(t.seen.filter((v) => v.startsWith('gen2-')));
+    await eventually(async () => (gen2().size === 150 && (await committedTotal()) === 150n ? true : undefined), 15_000);
+    // Before: the loop sought to the start of the new log but never said so (no call): a processor
+    // guarding against replays by offset dropped the new log's records up to the old offsets.
+    expectToldOncePerPartition(t, [0, 1]);
+  }, 40_000);
+
+  it('an ephemeral follower (no commits) is told when its log restarted shorter than its position', async () => {
+    const t = await setUp('recreated-eph', { ephemeral: true });
+    await t.start();
+    await t.send('gen1', 50);
+    await eventually(async () => (t.seen.length === 50 ? true : undefined), 15_000);
+    await t.recreate();
+    await t.send('gen2', 10); // below the old position 50
+    await eventually(async () => (t.seen.filter((v) => v.startsWith('gen2-')).length >= 10 ? true : undefined), 15_000);
+    await t.send('gen3', 60);
+    await eventually(
+      async () => (t.seen.filter((v) => v.startsWith('gen3-')).length === 60 ? true : undefined),
+      15_000,
+    );
+    // Before: no commit to lose, nothing said: kafkajs reset the position to the start and the
+    // records came, but a follower skipping offsets it applied dropped 0 … 49 of the new log.
+    expectToldOncePerPartition(t, [0]);
+    expect(new Set(t.seen.filter((v) => v.startsWith('gen2-'))).size).toBe(10);
+  }, 40_000);
+
+  it('an ephemeral follower reads a recreated topic from its start also when the new log passed its position at once', async () => {
+    const t = await setUp('recreated-eph-long', { ephemeral: true });
+    await t.start();
+    await t.send('gen1', 50);
+    await eventually(async () => (t.seen.length === 50 ? true : undefined), 15_000);
+    await t.recreate();
+    await t.send('gen2', 60); // at once: longer than the old position before the consumer looks
+    const gen2 = () => new Set(t.seen.filter((v) => v.startsWith('gen2-')));
+    // Before: kafkajs went on at offset 50 of the new log, gen2-0 … gen2-49 were never delivered.
+    await eventually(async () => (gen2().size === 60 ? true : undefined), 15_000).catch(() => undefined);
+    expect(gen2().size).toBe(60);
+    expectToldOncePerPartition(t, [0]);
+    // The old log's records are not handed over again by the check (it re-reads one, and skips it).
+    expect(t.seen.filter((v) => v.startsWith('gen1-'))).toHaveLength(50);
+  }, 40_000);
+
+  it('an ephemeral follower whose topic was not recreated: the check after an unknown-partition answer changes nothing', async () => {
+    const t = await setUp('eph-not-recreated', { ephemeral: true });
+    await t.start();
+    await t.send('gen1', 50);
+    await eventually(async () => (t.seen.length === 50 ? true : undefined), 15_000);
+    // The client's signal, as kafkajs logs it for any topic (another one deleted, say).
+    kafkajsOf(t.kafka).logger().error('Response Fetch', { error: 'This server does not host this topic-partition' });
+    await sleep(1_000);
+    await t.send('gen2', 20);
+    await eventually(async () => (t.seen.length >= 70 ? true : undefined), 15_000);
+    await sleep(500);
+    expect(t.restarted).toEqual([]);
+    expect(t.seen).toHaveLength(70); // the last record re-read for the check is not handed over again
+    expect(new Set(t.seen).size).toBe(70);
   }, 40_000);
 
   it('a position reset backwards commits again from the new position', async () => {

@@ -11,12 +11,19 @@ import type { ModelEvent } from '@driftline/schemas';
  *   previous production" instead of the version the controller watches.
  * - The follower's group keeps no offsets, so a rejoin (a broker restart) reads the topic from its
  *   start again: records at or below the last offset applied per partition are skipped. Replayed on
- *   top of today's stages, an old PROMOTED took production back to a retired version.
+ *   top of today's stages, an old PROMOTED took production back to a retired version. A log that
+ *   restarted (`logRestarted`, from the consumer) starts that count over.
  */
 export interface ModelsFollower {
   process(items: ReadonlyArray<DecodedRecord<ModelEvent>>, context: Pick<BatchContext, 'partition'>): Promise<void>;
   /** Applies the held start-up replay (once); later batches are applied as they come. */
   finishReplay(): Promise<number>;
+  /**
+   * The consumer's `logRestarted`: models.v1 was deleted and created again, its offsets start
+   * over. The last offset applied of the partition is forgotten (the new log's events were skipped
+   * up to it); what was applied stays applied.
+   */
+  logRestarted(partition: number): void;
 }
 
 /** `apply` enqueues a model's events (applied per model in call order) and resolves once applied. */
@@ -40,6 +47,9 @@ export function modelsFollower(apply: (model: string, events: ModelEvent[]) => P
       if (last !== undefined && BigInt(last.record.offset) > done)
         applied.set(context.partition, BigInt(last.record.offset));
       if (replay === undefined) await applyAll(byModel);
+    },
+    logRestarted(partition) {
+      applied.delete(partition);
     },
     async finishReplay() {
       const held = replay;

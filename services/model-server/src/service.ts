@@ -237,6 +237,8 @@ export const modelServer = defineService({
         processor: {
           decode: (r) => modelCodec.decode(r.value),
           process: (items, context) => stageEvents.process(items, context),
+          // models.v1 deleted and created again: its offsets start over (a new log, not replays).
+          logRestarted: (_topic, partition) => stageEvents.logRestarted(partition),
         },
       });
       // In the background: loading a replay's artifacts may outlast the start-up timeout.

@@ -72,4 +72,21 @@ describe('models.v1 follower of the model server', () => {
     await f.process(records(0, [event('churn', 'SHADOW', 'v2')]), { partition: 1 });
     expect(calls.at(-1)).toEqual(['churn', ['SHADOW v2']]);
   });
+
+  it('a restarted log (logRestarted: models.v1 recreated) applies its events from offset 0 again', async () => {
+    const { f, calls } = follower();
+    await f.process(records(0, history), { partition: 0 });
+    await f.process(records(0, [event('churn', 'SHADOW', 'v2')]), { partition: 1 });
+    await f.finishReplay();
+    calls.length = 0;
+    f.logRestarted(0);
+    // The new log's first events: before, skipped as re-reads of offsets 0 … 5 already applied.
+    await f.process(records(0, [event('fraud', 'PROMOTED', 'v4'), event('fraud', 'ROLLED_BACK', 'v4')]), {
+      partition: 0,
+    });
+    expect(calls).toEqual([['fraud', ['PROMOTED v4', 'ROLLED_BACK v4']]]);
+    // Only that partition's count starts over: a re-read of partition 1 is still skipped.
+    await f.process(records(0, [event('churn', 'SHADOW', 'v2')]), { partition: 1 });
+    expect(calls).toHaveLength(1);
+  });
 });

@@ -426,6 +426,19 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       // the sweep catches up from the bounded span, as at start-up.
       for (const { topic } of owned) released.delete(topic);
     },
+
+    logRestarted(topic, partition) {
+      // The topic was deleted and created again: its offsets start over, and brand-new predictions
+      // at or below a window's through offset were counted as replayed. The counts stay; the
+      // offsets go. (A window loaded from skew_windows later still brings the old log's offset.)
+      const state = partitions.get(`${topic}\u0000${partition}`);
+      if (state === undefined) return;
+      for (const [id, g] of state) state.set(id, { ...g, throughOffset: -1 });
+      logger.warn(
+        { topic, partition, windows: state.size },
+        'source log restarted: through offsets in memory forgotten',
+      );
+    },
   };
 }
 

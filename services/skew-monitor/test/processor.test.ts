@@ -262,6 +262,39 @@ describe('skew processor', () => {
     expect(second.published.map((a) => a.alert_id)).toEqual(first.published.map((a) => a.alert_id));
   });
 
+  it("counts a restarted log's predictions (logRestarted: the topic recreated), not as replays", async () => {
+    const skew = new MemorySkewStore();
+    const { processor } = setup(skew, await onlineStore());
+    // One window (T0 … T0+60 s): the old log's offsets 0 … 29.
+    await processor.process(await decodeAll(processor, predictions(30)), context());
+    expect(skew.counts('amount').sampled).toBe(30);
+    processor.logRestarted?.(TOPIC, 0);
+    // The new log from offset 0 again, other predictions of the same window. Before: the 30 at
+    // offsets up to 29 passed for replays (metric `replayed`), only the last 10 counted.
+    await processor.process(
+      await decodeAll(
+        processor,
+        predictions(40, 100).map((e, i) => ({ ...e, event_time: T0 + i * 1_000 })),
+      ),
+      context(),
+    );
+    expect(skew.counts('amount').sampled).toBe(70);
+    // Another partition's offsets are untouched: its replays are still skipped.
+    await processor.process(
+      await decodeAll(processor, predictions(5)).then((items) =>
+        items.map((i) => ({ ...i, record: { ...i.record, partition: 1 } })),
+      ),
+      context(1),
+    );
+    await processor.process(
+      await decodeAll(processor, predictions(5)).then((items) =>
+        items.map((i) => ({ ...i, record: { ...i.record, partition: 1 } })),
+      ),
+      context(1),
+    );
+    expect(skew.counts('amount').sampled).toBe(75);
+  });
+
   it('an online store outage is retriable and writes nothing', async () => {
     const skew = new MemorySkewStore();
     const store = await onlineStore();

@@ -75,6 +75,21 @@ export interface CloseResult {
 }
 
 /**
+ * Where `add` counts an event, and the event-time clock it leaves (`PartitionWindows.placement`).
+ * `windowStart` is undefined for a replayed event (a previous owner counted it).
+ */
+export interface EventPlacement {
+  /** Its own window; when late, the next open one after the watermark; when ahead, the horizon's. */
+  readonly windowStart: number | undefined;
+  readonly late: boolean;
+  readonly ahead: boolean;
+  /** How far the event moves the clock: its time, at most its horizon (`now + maxAheadMs`). */
+  readonly reached: number;
+  /** The event-time clock after the event (the clock before it, or `reached` when later). */
+  readonly eventClock: number;
+}
+
+/**
  * 'refused': the event's (model, version) is new to its window, and the window already holds
  * {@link MAX_MODEL_VERSIONS_PER_WINDOW} pairs, or the version borrows its reference and the window
  * already measures {@link MAX_BORROWED_VERSIONS_PER_MODEL} versions of the model on borrowed ones
@@ -258,7 +273,8 @@ export class PartitionWindows {
   replayedEvents = 0;
   refusedEvents = 0;
   private lastRefusal: Refusal = { start: 0, cause: 'pairs', lender: '' };
-  private readonly restored: RestoredProgress | undefined;
+  /** The frontier a previous owner recorded, the partition restored from (undefined without one). */
+  readonly restored: RestoredProgress | undefined;
   private scratch: Scratch | undefined;
   /**
    * Where the frontier (`nextOpenWindowStart` of the watermark) moved since the last `lateFrom`
@@ -335,13 +351,11 @@ export class PartitionWindows {
    * to the event-time bound, an hour by default), past the stall timeout: restarts in a loop.
    */
   add(event: WindowedEvent, offset: number, now = Number.POSITIVE_INFINITY): AddOutcome {
-    const size = this.spec.sizeMs;
-    const t = event.event_time;
-    const horizon = now + (this.spec.maxAheadMs ?? WATERMARK_MAX_AHEAD_MS);
-    const advance = Math.min(t, horizon);
-    if (advance > this.maxEventTime) {
-      this.maxEventTime = advance;
-      const frontier = nextOpenWindowStart(advance - this.spec.latenessMs, size);
+    const placed = this.placement(event.event_time, offset, now);
+    const { reached, late, ahead } = placed;
+    if (placed.eventClock > this.maxEventTime) {
+      this.maxEventTime = placed.eventClock;
+      const frontier = nextOpenWindowStart(reached - this.spec.latenessMs, this.spec.sizeMs);
       const last = this.crossings.at(-1);
       if (last === undefined || frontier > last.frontier) {
         this.crossings.push({ frontier, offset });
@@ -349,24 +363,13 @@ export class PartitionWindows {
         if (this.crossings.length > MAX_CROSSINGS) this.crossings.shift();
       }
     }
-    const wm = this.maxEventTime - this.spec.latenessMs;
-    let start = windowStartOf(t, size);
-    const late = start + size <= wm;
-    const ahead = Number.isFinite(horizon) && start > windowStartOf(horizon, size);
-    if (ahead) start = windowStartOf(horizon, size);
-    const r = this.restored;
-    if (late && r !== undefined && offset < r.offset) {
-      // In a window the previous owner emitted (its own, or the open one its late count went
-      // to): not counted twice. A late count it put in a window still open then is rebuilt here.
-      const emitted = r.lateFrom === undefined ? start + size <= r.closedUntil : offset < r.lateFrom;
-      if (emitted) {
-        this.replayedEvents++;
-        return 'replayed';
-      }
+    const start = placed.windowStart;
+    if (start === undefined) {
+      this.replayedEvents++;
+      return 'replayed';
     }
     // Events a previous owner had taken tell nothing about where this partition is now.
-    if (advance > this.eventMax) this.eventMax = advance;
-    if (late) start = nextOpenWindowStart(wm, size);
+    if (reached > this.eventMax) this.eventMax = reached;
     const ref = this.resolve(event.model, event.model_version, start);
     if (ref === undefined) {
       this.unreferencedEvents++;
@@ -408,6 +411,33 @@ export class PartitionWindows {
     }
     this.valuesAdded += features.length;
     return 'added';
+  }
+
+  /**
+   * Where `add` would count an event at `eventTime` of `offset` read at wall time `now`, with the
+   * event-time clock at `eventClock` (this partition's by default), and the clock it leaves: what
+   * `add` itself uses, changing nothing. Placing a batch's events in order, each from the clock the
+   * one before left, gives the windows `add` will count them in (the drift monitor loads each
+   * window's borrowed reference before the batch from these).
+   */
+  placement(eventTime: number, offset: number, now: number, eventClock = this.maxEventTime): EventPlacement {
+    const size = this.spec.sizeMs;
+    const horizon = now + (this.spec.maxAheadMs ?? WATERMARK_MAX_AHEAD_MS);
+    const reached = Math.min(eventTime, horizon);
+    const clock = Math.max(eventClock, reached);
+    const wm = clock - this.spec.latenessMs;
+    const own = windowStartOf(eventTime, size);
+    const late = own + size <= wm;
+    const ahead = Number.isFinite(horizon) && own > windowStartOf(horizon, size);
+    const start = ahead ? windowStartOf(horizon, size) : own;
+    const r = this.restored;
+    if (late && r !== undefined && offset < r.offset) {
+      // In a window the previous owner emitted (its own, or the open one its late count went
+      // to): not counted twice. A late count it put in a window still open then is rebuilt here.
+      const emitted = r.lateFrom === undefined ? start + size <= r.closedUntil : offset < r.lateFrom;
+      if (emitted) return { windowStart: undefined, late, ahead, reached, eventClock: clock };
+    }
+    return { windowStart: late ? nextOpenWindowStart(wm, size) : start, late, ahead, reached, eventClock: clock };
   }
 
   private scratchFor(ref: ReferenceSet): Scratch {

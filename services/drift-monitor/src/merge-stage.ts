@@ -67,6 +67,30 @@ export interface MergeDeps {
   readonly quality?: { readonly expectations: ExpectationSet; readonly store: DataQualityStore };
 }
 
+/** Completed windows per partials partition whose sources are remembered for the log line of a late source. */
+const COMPLETED_REMEMBERED = 256;
+
+/** Who a completed window waited for: its source partition count, and the sources it found idle. */
+interface CompletedSources {
+  readonly sourcePartitions: number;
+  readonly idle: readonly number[];
+}
+
+/**
+ * Why a source's partial came after its window completed, as far as this member saw the completion.
+ * A source at or past the window's count was not expected: the source topic grew after its markers
+ * named the old count (the log said "idle" for it, within a second of the growth).
+ */
+function lateSourceMessage(source: number, completed: CompletedSources | undefined): string {
+  if (completed !== undefined && source >= completed.sourcePartitions) {
+    return `partial of a source its window did not expect when it completed (${completed.sourcePartitions} source partitions then: the source topic grew after the window closed); its events are not merged`;
+  }
+  if (completed?.idle.includes(source) === true) {
+    return 'partial arrived after its window completed without its source, idle for DRIFTLINE_DRIFT_IDLE_TIMEOUT; its events are not merged';
+  }
+  return 'partial arrived after its window completed without its source; its events are not merged';
+}
+
 const finiteOrNull = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
 
 type EvaluateDeps = Pick<
@@ -308,6 +332,8 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
   const keyOf = (topic: string, partition: number) => `${topic}/${partition}`;
   /** One batch or tick of a partials partition at a time. */
   const locked = serialByKey();
+  /** Per partials partition, the sources its recently completed windows expected and found idle. */
+  const completedWith = new Map<string, Map<number, CompletedSources>>();
 
   async function completeReady(topic: string, partition: number, state: MergeState): Promise<void> {
     const t = now();
@@ -385,10 +411,21 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
     const last = complete[complete.length - 1]!;
     await deps.progress.save('merge', deps.group, topic, partition, { position: last.windowStart, offset: 0 });
     state.markDone(complete);
+    rememberCompleted(keyOf(topic, partition), complete);
     reportReferenceSplits(outcomes, deps);
     const done = now();
     for (const w of complete) deps.metrics?.mergeLatency.observe(Math.max(0, done - w.firstSeenAt) / 1000);
     deps.metrics?.windowsMerged.inc(complete.length);
+  }
+
+  function rememberCompleted(key: string, windows: readonly CompletedWindow[]): void {
+    let known = completedWith.get(key);
+    if (known === undefined) {
+      known = new Map();
+      completedWith.set(key, known);
+    }
+    for (const w of windows) known.set(w.windowStart, { sourcePartitions: w.sourcePartitions, idle: w.idle });
+    while (known.size > COMPLETED_REMEMBERED) known.delete(known.keys().next().value!);
   }
 
   /**
@@ -506,14 +543,17 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
           if (result !== 'accepted') deps.metrics?.partialsDropped.inc({ reason: result });
           if (result === 'after_completion' && item.value.type === 'partial' && item.value.events > 0) {
             deps.metrics?.eventsExcluded.inc(item.value.events);
+            const completed = completedWith.get(key)?.get(item.value.windowStart);
             deps.logger.warn(
               {
                 model: item.value.model,
                 windowStart: item.value.windowStart,
                 source: item.value.source.partition,
+                sourcePartitions: item.value.source.partitions,
                 events: item.value.events,
+                ...(completed === undefined ? {} : { completedWith: completed.sourcePartitions }),
               },
-              'partial arrived after its window completed without its source (idle for DRIFTLINE_DRIFT_IDLE_TIMEOUT); its events are not merged',
+              lateSourceMessage(item.value.source.partition, completed),
             );
           }
         }
@@ -522,7 +562,10 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
       });
     },
     revoked(partitions) {
-      for (const p of partitions) states.delete(keyOf(p.topic, p.partition));
+      for (const p of partitions) {
+        states.delete(keyOf(p.topic, p.partition));
+        completedWith.delete(keyOf(p.topic, p.partition));
+      }
     },
     /** Idleness is a matter of processing time: re-check pending windows even when nothing arrives. */
     async tick() {

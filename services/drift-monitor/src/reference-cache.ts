@@ -47,11 +47,20 @@ interface Promotion {
   readonly eventTime: number;
 }
 
-/** A (model, version) of a batch and the earliest start of the windows its events fall in. */
+/**
+ * A (model, version) of a batch and the earliest start of the windows its events are counted in
+ * (`PartitionWindows.placement`: a late event's is the open window it goes to, not its own).
+ */
 export interface BatchPair {
   readonly model: string;
   readonly version: string;
   readonly earliestWindowStart: number;
+}
+
+/** A reference set in memory and the `loads` count it was loaded at (see `refreshCatalog`). */
+interface Loaded {
+  readonly set: ReferenceSet;
+  readonly load: number;
 }
 
 /** A Map in least-recently-used order with a maximum size. */
@@ -76,6 +85,10 @@ class Lru<V> {
   delete(key: string): void {
     this.map.delete(key);
   }
+  /** Every entry, least recently used first, without using any. */
+  entries(): IterableIterator<[string, V]> {
+    return this.map.entries();
+  }
   set(key: string, value: V): void {
     this.map.delete(key);
     this.map.set(key, value);
@@ -85,9 +98,12 @@ class Lru<V> {
 
 /**
  * In-memory view of the reference store for the hot path: `resolve` is synchronous; `ensure`
- * loads what a batch needs before the batch is processed. A version without a profile of its
- * own is measured against the latest version of the model PROMOTED at or before the window start
- * (from models.v1) that has one, when one is known.
+ * loads what a batch needs before the batch is processed. A version has a reference when the
+ * catalog names it (`hasReference`, for both). A version without one that was never
+ * PROMOTED (models.v1; a canary tag) is measured against the latest version of the model promoted
+ * at or before the window start that has one, when one is known; a promoted version without one
+ * is unreferenced: it never borrows on its own behalf (measured on its predecessor's training
+ * distribution, a retrained version flagged drift that is not there).
  *
  * Bounded whatever the events say: at most `maxEntries` reference sets (LRU; plus those of the last
  * batch the LRU evicted since, at most `maxEntries`), and which pairs have a reference at all comes
@@ -96,10 +112,12 @@ class Lru<V> {
  * and at most one small query per TTL, not a query per record or version.
  */
 export class ReferenceCache {
-  private readonly sets: Lru<ReferenceSet>;
+  private readonly sets: Lru<Loaded>;
   private readonly byId: Lru<ReferenceSet>;
   private readonly promotions: Lru<Promotion[]>;
   private catalog: Catalog | undefined;
+  /** Sets loaded so far (`put`): a catalog read begun before a load may not name its pair yet. */
+  private loads = 0;
   /** The sets the last `ensure` found for its batch (at most `maxEntries`): held even if evicted. */
   private held = new Map<string, ReferenceSet>();
   private readonly limits: ReferenceCacheLimits;
@@ -121,12 +139,36 @@ export class ReferenceCache {
   }
 
   private put(set: ReferenceSet): void {
-    this.sets.set(set.model + SEP + set.version, set);
+    this.loads++;
+    this.sets.set(set.model + SEP + set.version, { set, load: this.loads });
     this.byId.set(set.referenceId, set);
   }
 
+  /** The pair's set in memory (the LRU, else the last batch's), whether or not it still has a reference. */
+  private setOf(key: string): ReferenceSet | undefined {
+    return this.sets.get(key)?.set ?? this.held.get(key);
+  }
+
+  /** Forgets the pair's set: its reference is gone. */
+  private forget(key: string): void {
+    this.catalog?.pairs.delete(key);
+    this.sets.delete(key);
+    this.held.delete(key);
+  }
+
   private async refreshCatalog(): Promise<Catalog> {
+    const loadsBefore = this.loads;
     const pairs = new Map((await this.store.catalog()).map((p) => [p.model + SEP + p.version, p.referenceId]));
+    // A pair the catalog no longer names lost its reference: its set leaves memory, so that this
+    // instance resolves as a fresh one does (kept, a running instance measured on the deleted set
+    // for as long as it ran, a restarted one on the promoted version: one window split between
+    // them). A set loaded while the read ran is newer than the read: kept, and named.
+    for (const [key, loaded] of this.sets.entries()) {
+      if (pairs.has(key)) continue;
+      if (loaded.load > loadsBefore) pairs.set(key, loaded.set.referenceId);
+      else this.sets.delete(key);
+    }
+    for (const key of this.held.keys()) if (!pairs.has(key)) this.held.delete(key);
     // A set whose reference was re-stored stays until a batch needs it (`ensure` replaces it then):
     // dropping it here took the set of a pair the same batch had already checked, whose events then
     // borrowed the promoted version's reference or were refused by the borrowed-version cap.
@@ -150,23 +192,23 @@ export class ReferenceCache {
   /**
    * Loads what a batch's (model, version) pairs need and holds it until the next `ensure`, even if
    * the LRU evicts it: at most `maxEntries` sets. First each pair's own reference (the latest in the
-   * catalog), then, for each model with a pair that has none, its lenders: the promoted version in
-   * force at the earliest window start of those pairs and every one promoted after it (a window's
-   * events may be counted in a later window: late ones in the next open one), newest first across
+   * catalog), then, for each model with a pair that has none and was never promoted, its lenders:
+   * the promoted version in force at the earliest window start of those pairs and every one
+   * promoted after it (the windows `PartitionWindows.placement` counts the events in: a later
+   * window resolves to one of those), newest first across
    * models — every borrowing model's newest lender, then each one's next older, and so on. Holding
    * only the newest, a window before that promotion was measured only while the LRU still had its
    * lender, else its events were unreferenced. Own references first, so lenders never crowd one
    * out of the bound (holding every promoted version, 16 borrowing models took 1,024 sets); past it
    * an own-reference pair resolves to nothing (unreferenced), never to a borrowed reference.
    * The catalog is read at most once, first: when its periodic refresh is due, or when a pair is
-   * neither in memory nor in it and it is older than `catalogTtlMs`. Nothing is loaded twice.
+   * not in it and it is older than `catalogTtlMs`. Nothing is loaded twice.
    */
   async ensure(pairs: Iterable<BatchPair>): Promise<void> {
     const batch = [...pairs];
     let catalog = this.catalog;
     const age = catalog === undefined ? Number.POSITIVE_INFINITY : this.now() - catalog.at;
-    const unknown = ({ model, version }: BatchPair) =>
-      !catalog?.pairs.has(model + SEP + version) && this.sets.peek(model + SEP + version) === undefined;
+    const unknown = ({ model, version }: BatchPair) => !this.hasReference(model + SEP + version);
     if (
       catalog === undefined ||
       age >= this.limits.catalogRefreshMs ||
@@ -179,6 +221,7 @@ export class ReferenceCache {
     const borrowing = new Map<string, number>();
     for (const { model, version, earliestWindowStart } of batch) {
       if (this.hasReference(model + SEP + version) && (await this.hold(catalog, needed, model, version))) continue;
+      if (this.wasPromoted(model, version)) continue; // unreferenced: never borrows on its own behalf
       const earliest = borrowing.get(model);
       if (earliest === undefined || earliestWindowStart < earliest) borrowing.set(model, earliestWindowStart);
     }
@@ -214,9 +257,18 @@ export class ReferenceCache {
     return false;
   }
 
-  /** Whether the pair has a reference of its own: in the catalog, or loaded since it was read. */
+  /**
+   * Whether the pair has a reference of its own: the catalog names it (a set is in memory only
+   * while it does; `refreshCatalog`). `ensure` and `resolve` both decide by it: counting a set
+   * still in memory too kept a deleted reference in force on a running instance for good.
+   */
   private hasReference(key: string): boolean {
-    return this.catalog?.pairs.has(key) === true || this.sets.peek(key) !== undefined;
+    return this.catalog?.pairs.has(key) === true;
+  }
+
+  /** Whether the version is one of the model's promotions remembered (`promoted`): it never borrows. */
+  private wasPromoted(model: string, version: string): boolean {
+    return this.promotions.peek(model)?.some((p) => p.version === version) === true;
   }
 
   /**
@@ -233,13 +285,13 @@ export class ReferenceCache {
     const key = model + SEP + version;
     if (needed.has(key) || needed.size >= this.limits.maxEntries) return true;
     const latest = catalog.pairs.get(key);
-    let set = this.sets.get(key);
+    let set = this.sets.get(key)?.set;
     if (latest !== undefined && set?.referenceId !== latest) {
       set = await this.store.latest(model, version);
       if (set === undefined) {
-        // Deleted since the catalog was read: the version borrows until the next read says otherwise.
+        // Deleted since the catalog was read: no reference until the next read says otherwise.
         catalog.pairs.delete(key);
-        this.sets.delete(key);
+        this.forget(key);
         return false;
       }
       // Saved again since the catalog was read: the id loaded is the latest, not reloaded per batch.
@@ -253,11 +305,10 @@ export class ReferenceCache {
 
   resolve(model: string, version: string, windowStart: number): ReferenceSet | undefined {
     const key = model + SEP + version;
-    const own = this.sets.get(key) ?? this.held.get(key);
-    if (own !== undefined) return own;
     // A version with a reference of its own is never measured on another's (nor counted against
     // the borrowed-version cap): only past the batch bound is its set not held, see `ensure`.
-    if (this.catalog?.pairs.has(key)) return undefined;
+    if (this.hasReference(key)) return this.setOf(key);
+    if (this.wasPromoted(model, version)) return undefined;
     const promoted = this.promotions.get(model);
     if (promoted === undefined) return undefined;
     // In force at the window start: the latest promoted at or before it with a reference (the same
@@ -266,7 +317,7 @@ export class ReferenceCache {
       const p = promoted[i]!;
       if (p.eventTime > windowStart) continue;
       const lender = model + SEP + p.version;
-      if (this.hasReference(lender)) return this.sets.get(lender) ?? this.held.get(lender);
+      if (this.hasReference(lender)) return this.setOf(lender);
     }
     return undefined;
   }
@@ -277,6 +328,10 @@ export class ReferenceCache {
     if (set !== undefined) {
       this.put(set);
       this.catalog?.pairs.set(model + SEP + version, set.referenceId);
+    } else {
+      // Kept, `resolve` stopped at this version (it has a reference, none held) until the next
+      // batch: a canary's events meanwhile were unreferenced instead of borrowing the one before.
+      this.forget(model + SEP + version);
     }
     const list = this.promotions.get(model) ?? [];
     if (!list.some((p) => p.version === version && p.eventTime === eventTime)) {

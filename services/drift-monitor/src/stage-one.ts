@@ -7,6 +7,7 @@ import {
   PoisonRecordError,
   serialByKey,
   silentLogger,
+  toDriftlineError,
 } from '@driftline/core';
 import {
   type CloseResult,
@@ -36,6 +37,13 @@ import type { DriftMetrics } from './metrics.js';
 import type { ReferenceCache } from './reference-cache.js';
 import type { SequentialHook } from './sequential.js';
 
+/**
+ * How old a source partition count may be when the markers of a closing window name it: a window
+ * closes once per window size and partition, so this is about one admin metadata request per
+ * window close of an instance (its partitions close the same window within a moment).
+ */
+export const SOURCE_COUNT_MAX_AGE_MS = 1_000;
+
 export interface StageOneDeps {
   readonly spec: WindowSpec;
   readonly references: ReferenceCache;
@@ -45,8 +53,10 @@ export interface StageOneDeps {
   /** The source topic's partition count at start-up. */
   readonly sourcePartitions: number;
   /**
-   * Reads the source topic's partition count again: called when a batch comes from a partition at
-   * or past the count known (the topic grew after start-up, as the README's scaling allows).
+   * Reads the source topic's partition count from the brokers (admin metadata, never kafkajs'
+   * cached view): before the markers of windows it closes are built (at most once per
+   * `SOURCE_COUNT_MAX_AGE_MS`), after a rebalance, and when a batch comes from a partition at or
+   * past the count known (the topic grew after start-up, as the README's scaling allows).
    */
   readonly currentSourcePartitions?: () => Promise<number>;
   readonly mergePartitions: number;
@@ -87,6 +97,11 @@ interface PartitionEntry {
   unsent: OutboundPartials[];
   /** The frontier of windows already sent, not yet recorded in drift_progress: saved first on retry. */
   unsentProgress: Progress | undefined;
+  /**
+   * Windows closed whose messages are not built yet: `send` builds them once the source partition
+   * count is read (kept here when the read fails, so the retry still sends them).
+   */
+  closing: CloseResult | undefined;
   /** Data-quality counts of the same added events, taken when their window closes. */
   readonly quality: QualityWindows;
   /** Dead letters of the current batch's refused events, by offset: named again if it is retried. */
@@ -131,13 +146,46 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
   // Set by a rebalance: partitions added to the source topic start one on every member, also on
   // those that own none of the new ones and would otherwise keep naming the old count.
   let recountSource = false;
+  /** When the source partition count was last read (processing time, at the read's start). */
+  let countedAt = Number.NEGATIVE_INFINITY;
+  /** The read in flight: partitions closing a window meanwhile share it. */
+  let counting: Promise<void> | undefined;
   /** Re-reads the source topic's partition count (a topic only grows); one line when it grew. */
   const recount = async (topic: string): Promise<void> => {
+    const started = now();
     const n = (await deps.currentSourcePartitions?.()) ?? 0;
+    countedAt = started;
     if (n <= sourcePartitions) return;
     sourcePartitions = n;
     logger.info({ topic, partitions: n }, 'source topic has more partitions now');
   };
+  /**
+   * The source partition count the markers of windows closing now name. kafkajs' view of a grown
+   * topic lags by up to its metadata age (30 s) and a rejoin: partitions 0 and 1 closed windows
+   * naming 2 partitions while producers already wrote to partition 2, and the merge completed the
+   * windows without it, its events excluded. Read from the brokers, at most once per
+   * `SOURCE_COUNT_MAX_AGE_MS`; a failed read is retriable (the windows wait in `closing`).
+   */
+  async function closingSourcePartitions(topic: string): Promise<number> {
+    if (deps.currentSourcePartitions === undefined || now() - countedAt < SOURCE_COUNT_MAX_AGE_MS) {
+      return sourcePartitions;
+    }
+    counting ??= recount(topic).finally(() => {
+      counting = undefined;
+    });
+    try {
+      await counting;
+    } catch (error) {
+      // Retriable whatever the cause (an outage ends as NOT_FOUND after the admin's retries): a
+      // non-retriable error here would dead-letter records already counted in the windows.
+      throw new DriftlineError(
+        'SOURCE_UNAVAILABLE',
+        `${topic}: the partition count for the markers of closing windows could not be read: ${toDriftlineError(error).message}`,
+        { retriable: true, cause: error },
+      );
+    }
+    return sourcePartitions;
+  }
   const logger = deps.logger ?? silentLogger;
   const resolve = (m: string, v: string, w: number) => deps.references.resolve(m, v, w);
   const openWindows = () => {
@@ -170,6 +218,17 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     const check = () => {
       if (!owned()) throw new NoLongerOwned();
     };
+    if (entry.closing !== undefined) {
+      const partitions = await closingSourcePartitions(topic);
+      const built = flushMessages(
+        { topic, partition, partitions },
+        entry.closing,
+        deps.spec.sizeMs,
+        deps.mergePartitions,
+      );
+      entry.unsent = [...entry.unsent, ...built];
+      entry.closing = undefined;
+    }
     // Window by window (a window's partials, then its markers), each step forgotten once sent.
     while (entry.unsent.length > 0) {
       check();
@@ -246,6 +305,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       lastOffset: -1,
       unsent: [],
       unsentProgress: undefined,
+      closing: undefined,
       quality,
       refused: new Map(),
       clock: 0,
@@ -290,6 +350,19 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       }
       deps.metrics?.windowsOpen.set(openWindows());
     },
+    logRestarted(topic, partition) {
+      // The source topic was deleted and created again: its offsets start over, and the replay
+      // guard dropped the new log's records up to the old last offset (windows never written, or
+      // short). The open windows stay: they are the old log's events, still to be emitted.
+      const entry = topic === deps.sourceTopic ? states.get(partition) : undefined;
+      if (entry === undefined) return;
+      logger.warn(
+        { topic, partition, lastOffset: entry.lastOffset },
+        'source log restarted: offsets applied before are forgotten (stage 1)',
+      );
+      entry.lastOffset = -1;
+      entry.refused.clear();
+    },
   };
 
   async function processBatch(
@@ -318,12 +391,28 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     }
     const entry = await entryFor(ctx.topic, ctx.partition);
     await send(entry, ctx.topic, ctx.partition); // what a failed attempt closed but could not send
-    // One entry per (model, version) with its earliest window: a version borrowing a promoted
-    // version's reference needs the lender in force there too (a late window, before a promotion).
+    // One entry per (model, version) with the earliest window its events are counted in: a version
+    // borrowing a promoted version's reference needs the lender in force there and every later one.
+    // Placed as `add` places them (late: in the open window; ahead: in the horizon's; replayed or
+    // applied already: in none): by their own windows, one late event made the batch load every
+    // lender promoted since its long-closed window. The clocks move as in the loop below, on a wall
+    // time read before it: a clock that is later there only moves an event to a later window.
     const pairs = new Map<string, { model: string; version: string; earliestWindowStart: number }>();
-    for (const { value: e } of items) {
+    const placedAt = now();
+    let eventClock = entry.windows.eventClock();
+    let recordClock = entry.clock;
+    for (const { value: e, record } of items) {
+      const offset = Number(record.offset);
+      if (offset <= entry.lastOffset) continue;
+      recordClock = Math.max(
+        recordClock,
+        record.timestamp > 0 && record.timestamp < placedAt ? record.timestamp : placedAt,
+      );
+      const placed = entry.windows.placement(e.event_time, offset, recordClock, eventClock);
+      eventClock = placed.eventClock;
+      const windowStart = placed.windowStart;
+      if (windowStart === undefined) continue;
       const key = `${e.model}\u0000${e.model_version}`;
-      const windowStart = windowStartOf(e.event_time, deps.spec.sizeMs);
       const pair = pairs.get(key);
       if (pair === undefined)
         pairs.set(key, { model: e.model, version: e.model_version, earliestWindowStart: windowStart });
@@ -388,14 +477,8 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     }
     const next = Number(last.record.offset) + 1;
     const flush = withQuality(state.closeReady(), entry.quality);
-    const messages = flushMessages(
-      { topic: ctx.topic, partition: ctx.partition, partitions: sourcePartitions },
-      flush,
-      deps.spec.sizeMs,
-      deps.mergePartitions,
-    );
-    if (messages.length > 0) {
-      entry.unsent = messages;
+    if (hasMessages(flush)) {
+      entry.closing = flush;
       entry.unsentProgress = {
         position: flush.closedUntil,
         offset: next,
@@ -495,14 +578,8 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     const closedBefore = state.watermark();
     state.advanceTo(target);
     const flush = withQuality(state.closeReady(), entry.quality);
-    const messages = flushMessages(
-      { topic, partition, partitions: sourcePartitions },
-      flush,
-      deps.spec.sizeMs,
-      deps.mergePartitions,
-    );
-    if (messages.length === 0) return;
-    entry.unsent = messages;
+    if (!hasMessages(flush)) return;
+    entry.closing = flush;
     const offset = Math.max(entry.lastOffset + 1, entry.restoredOffset);
     entry.unsentProgress = { position: flush.closedUntil, offset, lateFrom: state.lateFrom(flush.closedUntil, offset) };
     await send(entry, topic, partition, owned);
@@ -514,6 +591,11 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       'silent partition advanced its watermark on processing time',
     );
   }
+}
+
+/** Whether `flushMessages` has anything to send for a flush: closed windows, or a frontier that moved. */
+function hasMessages(flush: CloseResult): boolean {
+  return flush.advanced || flush.windows.length > 0;
 }
 
 /** Puts each closed partial's quality section (if any) into it, and forgets it. */

@@ -130,6 +130,7 @@ function setup(
     rejectModel?: string;
     clock?: () => number;
     metrics?: DriftMetrics;
+    logger?: Logger;
     alertMinEvents?: number;
     references?: ReferenceCache;
   } = {},
@@ -165,7 +166,7 @@ function setup(
     primary: 'psi',
     alertShare: 0.5,
     alertMinEvents: options.alertMinEvents ?? 1,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     now: options.clock ?? (() => NOW),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     sendAlerts: async (batch) => {
@@ -354,7 +355,9 @@ describe('merge stage: a source declared idle', () => {
     const stalled = await partialsFor([W0 + 300, W0 + 1300], { partition: 1, ...two }); // closes W0, later
     let clock = NOW;
     const metrics = driftMetrics(createMetricsRegistry({ service: 'drift-monitor', defaultMetrics: false }));
-    const { consume, rows } = setup({ clock: () => clock, metrics });
+    const warnings: string[] = [];
+    const logger: Logger = { ...silentLogger, warn: (_obj, msg) => void warnings.push(msg ?? ''), child: () => logger };
+    const { consume, rows } = setup({ clock: () => clock, metrics, logger });
     expect(await consume(first)).toEqual([]);
     expect(rows).toEqual([]); // source 1 has not reported W0
     // Source 0 keeps reporting (closes W0+1000, then W0+2000) while source 1 stays silent for longer
@@ -374,6 +377,35 @@ describe('merge stage: a source declared idle', () => {
     expect((await metrics.eventsExcluded.get()).values[0]?.value ?? 0).toBe(0);
     expect(await consume(stalled)).toEqual([]); // arrives after the window completed without it
     expect((await metrics.eventsExcluded.get()).values[0]?.value).toBe(2); // one event each of m and n
+    expect(warnings).toHaveLength(2);
+    expect(warnings.every((w) => w.includes('without its source, idle for DRIFTLINE_DRIFT_IDLE_TIMEOUT'))).toBe(true);
+  });
+});
+
+describe('merge stage: a source the window did not expect', () => {
+  it('says so when a partial of a partition added after the window completed arrives, instead of blaming idleness', async () => {
+    // Sources 0 and 1 close W0 naming 2 partitions; the topic then grows and source 2 closes W0 too.
+    const before = await Promise.all(
+      [0, 1].map((partition) => partialsFor([W0 + 100, W0 + 1100], { partition, partitions: 2 })),
+    );
+    const added = await partialsFor([W0 + 200, W0 + 1100], { partition: 2, partitions: 3 });
+    const warnings: Array<[object, string]> = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (obj, msg) => void warnings.push([obj, msg ?? '']),
+      child: () => logger,
+    };
+    const { consume, rows } = setup({ logger }); // the clock stands still: nothing is idle
+    expect(await consume(before.flat())).toEqual([]);
+    expect(rows.some((r) => r.window_start === chTime(W0))).toBe(true); // completed with sources 0 and 1
+    expect(await consume(added.filter((m) => m.windowStart === W0))).toEqual([]);
+    const late = warnings.filter(([obj]) => (obj as { source?: number }).source === 2);
+    expect(late).toHaveLength(2); // models m and n
+    for (const [obj, msg] of late) {
+      expect(msg).toMatch(/did not expect when it completed \(2 source partitions then/);
+      expect(msg).not.toMatch(/idle/);
+      expect(obj).toMatchObject({ sourcePartitions: 3, completedWith: 2 });
+    }
   });
 });
 

@@ -8,7 +8,7 @@ import {
 } from '@driftline/drift';
 import { buildNumericProfile } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
-import { ReferenceCache } from '../src/reference-cache.js';
+import { type BatchPair, ReferenceCache } from '../src/reference-cache.js';
 import { stageOneProcessor } from '../src/stage-one.js';
 import { batchPairs, memoryProgress, memoryReferenceStore, predictionRecord } from './support.js';
 
@@ -167,5 +167,135 @@ describe('ReferenceCache: late events after a promotion', () => {
     await cache.promoted('m', 'v2', 2_000);
     await cache.ensure(batchPairs([['m', 'canary']], 3_000));
     expect(cache.resolve('m', 'canary', 3_000)?.referenceId).toBe(v2.referenceId);
+  });
+
+  it('a promoted version without a reference is unreferenced for its own events; a canary still borrows', async () => {
+    const v1 = referenceSet('m', 'v1', profiles(0));
+    const { store, calls } = memoryReferenceStore([v1, referenceSet('o', 'a', profiles(0))]);
+    const cache = new ReferenceCache(store, () => NOW, { maxEntries: 1 });
+    await cache.preload();
+    await cache.promoted('m', 'v1', 1_000);
+    await cache.promoted('m', 'v2', 2_000); // e.g. a rollback tool: no reference stored for v2
+    await cache.ensure(batchPairs([['o', 'a']], 3_000)); // the LRU (one set) evicts v1
+    const loads = calls.latest;
+    await cache.ensure(batchPairs([['m', 'v2']], 3_000));
+    expect(calls.latest).toBe(loads); // v2 borrows nothing: no lender loaded for it
+    // Measured on v1's training distribution, a retrained v2 flagged drift that is not there.
+    expect(cache.resolve('m', 'v2', 3_000)).toBeUndefined();
+    await cache.ensure(batchPairs([['m', 'canary']], 3_000));
+    expect(cache.resolve('m', 'canary', 3_000)?.referenceId).toBe(v1.referenceId);
+    expect(cache.resolve('m', 'v2', 3_000)).toBeUndefined();
+  });
+});
+
+describe('stage one: the windows a batch holds lenders for are those its events are counted in', () => {
+  /** Stage one on `references`, recording per batch the pairs `ensure` got and each `resolve` window and answer. */
+  function recordedStageOne(references: ReferenceCache, progress = memoryProgress(), latenessMs = 0) {
+    const ensured: BatchPair[][] = [];
+    const resolved: Array<Array<{ pair: string; window: number; version: string | undefined }>> = [];
+    const ensure = references.ensure.bind(references);
+    const resolve = references.resolve.bind(references);
+    references.ensure = async (pairs) => {
+      const batch = [...pairs].map((p) => ({ ...p }));
+      ensured.push(batch);
+      resolved.push([]);
+      await ensure(batch);
+    };
+    references.resolve = (model, version, window) => {
+      const set = resolve(model, version, window);
+      resolved.at(-1)?.push({ pair: `${model}/${version}`, window, version: set?.version });
+      return set;
+    };
+    const stageOne = stageOneProcessor({
+      spec: { sizeMs: MINUTE, latenessMs },
+      references,
+      progress,
+      group: 'g',
+      sourceTopic: 'p',
+      sourcePartitions: 1,
+      mergePartitions: 1,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      now: () => NOW,
+      decode: async () => {
+        throw new Error('not used: events come decoded');
+      },
+      emit: async () => {},
+    });
+    /** Per batch: each pair's earliest window as `ensure` got it, and as `add` resolved its events. */
+    const earliest = (b: number) => {
+      const given = new Map(ensured[b]!.map((p) => [`${p.model}/${p.version}`, p.earliestWindowStart]));
+      const counted = new Map<string, number>();
+      for (const { pair, window } of resolved[b]!) counted.set(pair, Math.min(window, counted.get(pair) ?? window));
+      return { given, counted };
+    };
+    return { stageOne, earliest, resolved };
+  }
+
+  it('late, ahead, retried and replayed events: each pair from the earliest window add counts it in', async () => {
+    const { store } = memoryReferenceStore([referenceSet('m', 'v1', profiles(0))]);
+    const references = new ReferenceCache(store, () => NOW);
+    await references.preload();
+    await references.promoted('m', 'v1', NOW - 24 * 60 * MINUTE);
+    const progress = memoryProgress();
+    const { stageOne, earliest } = recordedStageOne(references, progress);
+    const ctx = { topic: 'p', partition: 0, highWatermark: '0' };
+    const open = windowStartOf(NOW - 1_000, MINUTE);
+    const batches = [
+      [predictionRecord('m', 'canary', NOW - 1_000, 0)],
+      // Late by 30 minutes (counted in the open window); dated 30 minutes ahead (in the horizon's).
+      [predictionRecord('m', 'late', NOW - 30 * MINUTE, 1), predictionRecord('m', 'ahead', NOW + 30 * MINUTE, 2)],
+      // Retried with one more: offsets 1 and 2 were applied (skipped), only offset 3 is counted.
+      [
+        predictionRecord('m', 'late', NOW - 30 * MINUTE, 1),
+        predictionRecord('m', 'ahead', NOW + 30 * MINUTE, 2),
+        predictionRecord('m', 'late', NOW - 1_500, 3),
+      ],
+    ];
+    for (const batch of batches) await stageOne.process(batch, ctx);
+    for (let b = 0; b < batches.length; b++) {
+      const { given, counted } = earliest(b);
+      expect(given).toEqual(counted);
+    }
+    expect(earliest(1).counted).toEqual(
+      new Map([
+        ['m/late', open],
+        ['m/ahead', windowStartOf(NOW + 60_000, MINUTE)],
+      ]),
+    );
+
+    // A restart: the new owner replays from the committed offset; events in windows the previous
+    // owner emitted are replayed (counted by it), not placed in any window.
+    await stageOne.process([predictionRecord('m', 'canary', NOW + 59_000, 4)], ctx); // closes `open`, saves it
+    const restarted = recordedStageOne(references, progress);
+    await restarted.stageOne.process([predictionRecord('m', 'late', NOW - 30 * MINUTE, 1)], ctx);
+    expect(restarted.earliest(0)).toEqual({ given: new Map(), counted: new Map() });
+  });
+
+  it('one late event of a model holds no lender of its long-closed window: another model keeps its own', async () => {
+    const promotedA: ReferenceSet[] = Array.from({ length: 20 }, (_, i) => referenceSet('A', `a${i}`, profiles(i)));
+    const promotedB = [0, 1, 2].map((i) => referenceSet('B', `b${i}`, profiles(i)));
+    const { store } = memoryReferenceStore([...promotedA, ...promotedB]);
+    const references = new ReferenceCache(store, () => NOW, { maxEntries: 4, preloadEntries: 0 });
+    await references.preload();
+    for (const [i, s] of promotedA.entries()) await references.promoted('A', s.version, NOW - 40 * MINUTE + i * MINUTE);
+    for (const [i, at] of [9, 5, 3].entries()) await references.promoted('B', `b${i}`, NOW - at * MINUTE);
+    const { stageOne, resolved } = recordedStageOne(references, memoryProgress(), 10 * MINUTE);
+    const ctx = { topic: 'p', partition: 0, highWatermark: '0' };
+    await stageOne.process([predictionRecord('B', 'canary', NOW - 1_000, 0)], ctx); // watermark: NOW - 10 min 1 s
+    // A's event is 30 minutes late: counted in the open window at the watermark, where a19
+    // (promoted 21 minutes ago) is in force. B's is on time, in a window where b0 is in force:
+    // it needs b0, b1 and b2 held, a19 the fourth. Holding A's lenders since its own window
+    // (a9…a19, newest first across models) took b0's place: B's event was unreferenced.
+    await stageOne.process(
+      [
+        predictionRecord('A', 'canary', NOW - 30 * MINUTE, 1),
+        predictionRecord('B', 'canary', NOW - 8 * MINUTE + 1_000, 2),
+      ],
+      ctx,
+    );
+    expect(resolved[1]).toEqual([
+      { pair: 'A/canary', window: windowStartOf(NOW - 10 * MINUTE - 1_000, MINUTE), version: 'a19' },
+      { pair: 'B/canary', window: NOW - 8 * MINUTE, version: 'b0' },
+    ]);
   });
 });

@@ -186,4 +186,82 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
     await cache.ensure(batchPairs([['m', 'v2']], 1));
     expect(cache.resolve('m', 'v2', 1)?.referenceId).toBe(lender.referenceId);
   });
+
+  it('a deleted reference leaves a running instance at the next catalog read: it resolves as a fresh one', async () => {
+    const v1 = referenceSet('m', 'v1', profiles(0));
+    const v2 = referenceSet('m', 'v2', profiles(0.1));
+    const v3 = referenceSet('m', 'v3', profiles(0.2));
+    const { store, saved } = memoryReferenceStore([v1, v2, v3]);
+    let now = 1_000_000;
+    const started = async () => {
+      const cache = new ReferenceCache(store, () => now);
+      await cache.preload();
+      await cache.promoted('m', 'v1', 0);
+      await cache.promoted('m', 'v3', 500);
+      return cache;
+    };
+    const running = await started();
+    const batch = batchPairs(
+      [
+        ['m', 'v2'],
+        ['m', 'canary'],
+      ],
+      1_000,
+    );
+    await running.ensure(batch);
+    expect(running.resolve('m', 'v2', 1_000)?.referenceId).toBe(v2.referenceId);
+    expect(running.resolve('m', 'canary', 1_000)?.referenceId).toBe(v3.referenceId);
+    // v2's own reference and the lender v3's are deleted; the periodic catalog read sees it.
+    for (const gone of [v2, v3]) saved.splice(saved.indexOf(gone), 1);
+    now += 61_000;
+    await running.ensure(batch);
+    const fresh = await started();
+    await fresh.ensure(batch);
+    for (const version of ['v2', 'canary']) {
+      expect(fresh.resolve('m', version, 1_000)?.referenceId).toBe(v1.referenceId);
+      expect(running.resolve('m', version, 1_000)?.referenceId).toBe(v1.referenceId);
+    }
+  });
+
+  it('a set loaded while a catalog read runs is kept by it (the read may predate its save)', async () => {
+    const v1 = referenceSet('m', 'v1', profiles(0));
+    const { store } = memoryReferenceStore([v1]);
+    let releaseRead = () => {};
+    let gated = false;
+    const slowCatalog: ReferenceStore = {
+      ...store,
+      catalog: async () => {
+        const pairs = await store.catalog(); // read now, answered later
+        if (gated) await new Promise<void>((resolve) => (releaseRead = resolve));
+        return pairs;
+      },
+    };
+    let now = 1_000_000;
+    const cache = new ReferenceCache(slowCatalog, () => now);
+    await cache.preload();
+    gated = true;
+    now += 61_000;
+    const reading = cache.ensure(batchPairs([['o', 'x']], 0)); // the periodic read starts
+    const v2 = referenceSet('m', 'v2', profiles(0.1));
+    await store.save(v2); // a retrain, then its promotion is read while the catalog read runs
+    await cache.promoted('m', 'v2', 500);
+    releaseRead();
+    await reading;
+    expect(cache.resolve('m', 'v2', 1_000)?.referenceId).toBe(v2.referenceId);
+    expect(cache.resolve('m', 'canary', 1_000)?.referenceId).toBe(v2.referenceId);
+  });
+
+  it('a promotion whose reference was deleted since the catalog read: resolve steps back to the one before at once', async () => {
+    const v2 = referenceSet('m', 'v2', profiles(0));
+    const v3 = referenceSet('m', 'v3', profiles(0.1));
+    const { store, saved } = memoryReferenceStore([v3, v2]);
+    const cache = new ReferenceCache(store, () => 1_000_000, { preloadEntries: 1 });
+    await cache.preload(); // the catalog names v2 and v3
+    await cache.promoted('m', 'v2', 1_000);
+    saved.splice(saved.indexOf(v3), 1); // v3's reference deleted after the catalog read
+    await cache.ensure(batchPairs([['m', 'canary']], 3_000));
+    expect(cache.resolve('m', 'canary', 3_000)?.referenceId).toBe(v2.referenceId);
+    await cache.promoted('m', 'v3', 2_000); // models.v1, between ensure and the batch's events
+    expect(cache.resolve('m', 'canary', 3_000)?.referenceId).toBe(v2.referenceId);
+  });
 });

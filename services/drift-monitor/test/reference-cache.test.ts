@@ -3,7 +3,7 @@ import { buildNumericProfile } from '@driftline/stats';
 import type { ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
-import { batchPairs } from './support.js';
+import { batchPairs, memoryReferenceStore } from './support.js';
 
 const profile = buildNumericProfile(Array.from({ length: 100 }, (_, i) => i));
 const refOf = (model: string, version: string): ReferenceSet => referenceSet(model, version, new Map([['x', profile]]));
@@ -22,7 +22,7 @@ function countingStore(sets: ReferenceSet[]) {
     byId: async (id) => sets.find((s) => s.referenceId === id),
     newest: async (limit) => {
       calls.newest++;
-      return sets.slice(-limit).reverse();
+      return limit > 0 ? sets.slice(-limit).reverse() : [];
     },
     catalog: async () => {
       calls.catalog++;
@@ -129,6 +129,15 @@ describe('ReferenceCache bounds', () => {
     await cache.ensure(batchPairs([['m', 'v7']], 0)); // an old version still scored somewhere: in the catalog, loaded now
     expect(cache.resolve('m', 'v7', 0)?.version).toBe('v7');
     expect(calls.latest).toBe(1);
+  });
+
+  it('preloadEntries 0: start-up loads no reference set (the test stores too: slice(-0) is all of them)', async () => {
+    for (const store of [memoryReferenceStore([refOf('m', 'v1')]).store, countingStore([refOf('m', 'v1')]).store]) {
+      expect(await store.newest(0)).toEqual([]);
+      const cache = new ReferenceCache(store, () => 0, { preloadEntries: 0 });
+      expect(await cache.preload()).toBe(0);
+      expect(cache.size).toBe(0);
+    }
   });
 
   it('a version without a reference of its own falls back to the promoted one, reloaded when evicted', async () => {

@@ -20,7 +20,7 @@ import { buildNumericProfile } from '@driftline/stats';
 import type { Progress, ProgressStore, ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
-import { stageOneProcessor } from '../src/stage-one.js';
+import { SOURCE_COUNT_MAX_AGE_MS, stageOneProcessor } from '../src/stage-one.js';
 
 const ref: ReferenceSet = referenceSet(
   'm',
@@ -327,14 +327,21 @@ describe('stage-1 processor: a ClickHouse outage while recording progress', () =
   });
 });
 
-/** A stage-one processor started with 2 source partitions, whose topic now has `count()`. */
-function growingTopic(count: () => number) {
+/** A stage-one processor started with 2 source partitions, whose topic now has `count()` (which may throw). */
+function growingTopic(count: () => number, now?: () => number) {
   const sent: OutboundPartials[] = [];
+  const saved: Progress[] = [];
   let reads = 0;
   const processor = stageOneProcessor({
     spec: { sizeMs: 1000, latenessMs: 0 },
     references: new ReferenceCache(store),
-    progress: { load: async () => undefined, save: async () => {} },
+    progress: {
+      load: async () => undefined,
+      save: async (_s, _g, _t, _p, progress) => {
+        saved.push(progress);
+      },
+    },
+    ...(now === undefined ? {} : { now }),
     group: 'g',
     sourceTopic: 'p',
     sourcePartitions: 2, // at start-up
@@ -349,8 +356,12 @@ function growingTopic(count: () => number) {
       sent.push(...messages);
     },
   });
-  return { processor, sent, reads: () => reads };
+  return { processor, sent, saved, reads: () => reads };
 }
+
+/** [window start, source partitions named] of every message sent. */
+const namedCounts = (sent: readonly OutboundPartials[]) =>
+  sent.map((m) => decodePartials(m.value)).map((d) => [d.windowStart, d.source.partitions] as const);
 
 describe('stage-1 processor: the source topic grew after start-up', () => {
   it('a batch of a new partition re-reads the count: its partials name the new count, which the merge accepts', async () => {
@@ -375,6 +386,62 @@ describe('stage-1 processor: the source topic grew after start-up', () => {
     expect(counts.filter(([start]) => start === 0).every(([, n]) => n === 2)).toBe(true);
     expect(counts.filter(([start]) => (start as number) >= 2000).every(([, n]) => n === 4)).toBe(true);
     expect(counts.some(([start]) => (start as number) >= 2000)).toBe(true);
+  });
+
+  it('a window closing after the topic grew names the new count, before kafkajs rebalanced or read a new partition', async () => {
+    // kafkajs' metadata lags a grown topic by up to 30 s: partitions 0 and 1 closed windows naming
+    // 2 while producers already wrote to partition 2, and the merge completed them without it.
+    let count = 2;
+    let clock = 1_000_000;
+    const { processor, sent } = growingTopic(
+      () => count,
+      () => clock,
+    );
+    await processor.process(items([100]), ctx); // window 0 opens
+    count = 3; // the operator added one; this member is not told (no rebalance yet)
+    clock += SOURCE_COUNT_MAX_AGE_MS;
+    await processor.process(items([1100], 1), ctx); // closes window 0
+    const window0 = namedCounts(sent).filter(([start]) => start === 0);
+    expect(window0.length).toBeGreaterThan(0);
+    expect(window0.every(([, n]) => n === 3)).toBe(true);
+  });
+
+  it('reads the count when windows close, at most once per SOURCE_COUNT_MAX_AGE_MS, shared by the partitions', async () => {
+    const clock = 1_000_000;
+    let wall = clock;
+    const { processor, reads } = growingTopic(
+      () => 2,
+      () => wall,
+    );
+    await processor.process(items([100]), ctx); // the frontier moves: its marker names a fresh count
+    expect(reads()).toBe(1);
+    await processor.process(items([200], 1), ctx); // closes nothing: no read
+    await processor.process(items([1100], 2), ctx); // closes window 0 within the interval
+    await processor.process(items([1100]), { ...ctx, partition: 1 }); // another partition, same interval
+    expect(reads()).toBe(1);
+    wall = clock + SOURCE_COUNT_MAX_AGE_MS;
+    await processor.process(items([2100], 3), ctx); // closes window 1000
+    expect(reads()).toBe(2);
+  });
+
+  it('a failed read is retriable and loses nothing: the retry sends the closed window with the count read then', async () => {
+    let failing = true;
+    const { processor, sent, saved } = growingTopic(() => {
+      if (failing) throw new Error('brokers unreachable');
+      return 3;
+    });
+    const batch = items([100, 1100]); // closes window 0
+    const refused = await processor.process(batch, ctx).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(DriftlineError);
+    expect((refused as DriftlineError).retriable).toBe(true);
+    expect(sent).toEqual([]);
+    expect(saved).toEqual([]); // the frontier is not recorded ahead of its markers
+    failing = false;
+    await processor.process(batch, ctx); // the consumer loop's retry
+    const counts = namedCounts(sent);
+    expect(counts.filter(([start]) => start === 0).length).toBe(2); // window 0's partial and marker, once
+    expect(counts.every(([, n]) => n === 3)).toBe(true);
+    expect(saved.map((p) => p.position)).toEqual([1000]);
   });
 });
 

@@ -60,7 +60,7 @@ export function memoryReferenceStore(initial: ReferenceSet[]) {
       return latestOf().get(`${model}/${version}`);
     },
     byId: async (id) => saved.find((s) => s.referenceId === id),
-    newest: async (limit) => saved.slice(-limit).reverse(),
+    newest: async (limit) => (limit > 0 ? saved.slice(-limit).reverse() : []), // slice(-0) is every set
     catalog: async () => {
       calls.catalog++;
       return [...latestOf().values()].map((s) => ({ model: s.model, version: s.version, referenceId: s.referenceId }));

@@ -1,8 +1,19 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SinkUnavailableError } from '@driftline/core';
-import { committedOffsets, deleteTopics, listTopics, setGroupOffsets, topicOffsets } from '@driftline/kafka';
+import { SinkUnavailableError, silentLogger } from '@driftline/core';
+import {
+  committedOffsets,
+  createProducer,
+  deleteTopics,
+  describeGroup,
+  ensureTopics,
+  listTopics,
+  setGroupOffsets,
+  startConsumer,
+  topicOffsets,
+} from '@driftline/kafka';
+import { createMetricsRegistry } from '@driftline/observability';
 import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
 import { eventually, freePort, kafkaFor, uniqueName } from '@driftline/test-support';
 import { type ClickHouse, createClickHouse, migrate, migrations } from '@driftline/warehouse';
@@ -203,4 +214,56 @@ describe('alert-router: a receiver whose commits were deleted with its topic', (
     });
     expect((await committedOffsets(kafka, `${recreated}outage.hook`, topic)).get(0) ?? -1n).toBe(-1n);
   });
+});
+
+describe('alert-router: a start that fails between two seeds (found by a review)', () => {
+  const run = `${uniqueName('rseed')}.`;
+  const seedTopic = `${run}alerts.v1`;
+  // 'b' has delivery records (its commits were deleted); 'a' is a receiver added now.
+  const history = {
+    receiversWithDeliveries: async (receivers: readonly string[]) => new Set(receivers.filter((r) => r === 'b')),
+  };
+
+  /** A member in `groupId`, reading another topic: the broker refuses to set the group's offsets meanwhile. */
+  async function occupied(groupId: string): Promise<() => Promise<void>> {
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic: `${run}idle`, partitions: 1 }]);
+    const producer = await createProducer(kafka);
+    const member = await startConsumer<Buffer | null>({
+      kafka,
+      groupId,
+      topics: [`${run}idle`],
+      producer,
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      processor: { decode: (r) => r.value, async process() {} },
+    });
+    await eventually(async () => ((await describeGroup(kafka, groupId)).members > 0 ? true : undefined), 15_000);
+    return async () => {
+      await member.stop();
+      await producer.disconnect();
+    };
+  }
+
+  // The other order ([b, a], a refused: a sent the whole history) is checked on the pure plan
+  // (receiver-groups.test.ts): each seed takes seconds on the real broker.
+  it('routes [a, b], the seed of b refused after a was seeded: the retry reads b from the start of the topic, not the end', async () => {
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const group = `${run}router`;
+    const receivers = ['a', 'b'];
+    // Published while the router was stopped: b must get them, a (new) must not.
+    await publishAlerts(stack, seedTopic, [driftAlert('s1', BASE), driftAlert('s2', BASE)]);
+    const [watermarks] = await topicOffsets(kafka, seedTopic);
+    const release = await occupied(receiverGroupId(group, 'b'));
+    await expect(seedReceiverGroups(kafka, seedTopic, group, receivers, history)).rejects.toThrow(/offsets of .*\.b/);
+    await release();
+    expect((await committedOffsets(kafka, receiverGroupId(group, 'a'), seedTopic)).get(0)).toBe(watermarks!.high);
+
+    // The runner's retry of the start: a, seeded, now looks like a running receiver.
+    expect(await seedReceiverGroups(kafka, seedTopic, group, receivers, history)).toEqual([
+      { receiver: 'b', from: 'start of topic' },
+    ]);
+    expect((await committedOffsets(kafka, receiverGroupId(group, 'a'), seedTopic)).get(0)).toBe(watermarks!.high);
+    expect((await committedOffsets(kafka, receiverGroupId(group, 'b'), seedTopic)).get(0)).toBe(watermarks!.low);
+  }, 30_000);
 });

@@ -7,7 +7,8 @@ export const alertRouterEnvShape = {
   DRIFTLINE_ALERT_ROUTES_FILE: envField.name().optional(),
   DRIFTLINE_ALERT_ROUTER_GROUP: envField.name().default('driftline-alert-router'),
   /**
-   * Where a receiver's new consumer group starts when no other group says where the router was:
+   * Where a receiver's new consumer group starts when it has no delivery record and no other group
+   * says where the router was (a receiver with records reads from the start; see receiver-groups.ts):
    * `latest` (the end of the topic: alerts published from now on) or `earliest` (the topic's
    * history, sent once). See receiver-groups.ts.
    */

@@ -57,6 +57,12 @@ export interface Admission<R> {
   heldBytes(): number;
   /** Rejects every waiter (the log closes or its thread died). */
   refuseAll(error: Error): void;
+  /**
+   * True from a refusal for lack of room until the log takes records again: a request is admitted,
+   * or acknowledgements leave room under the bound with nobody waiting (the instance, out of its
+   * load balancer meanwhile, gets no request to admit).
+   */
+  refusing(): boolean;
 }
 
 /**
@@ -89,6 +95,7 @@ export function createAdmission<R>(options: {
   /** Enqueued requests not yet wholly settled, oldest first: records left unsettled, bytes. */
   const held: Array<{ records: number; readonly bytes: number }> = [];
   let heldBytes = 0;
+  let refusing = false;
   // A request larger than the bound (a full batch times its shadows, long string features) could
   // never fit: it is admitted alone, once the backlog is empty, rather than refused every time.
   const fits = (records: number, bytes: number) => {
@@ -96,6 +103,7 @@ export function createAdmission<R>(options: {
     return (n + records <= bound.records && heldBytes + bytes <= bound.bytes) || (n === 0 && heldBytes === 0);
   };
   const take = (events: readonly R[], bytes: number) => {
+    refusing = false;
     held.push({ records: events.length, bytes });
     heldBytes += bytes;
     enqueue(events);
@@ -122,7 +130,10 @@ export function createAdmission<R>(options: {
         take(events, bytes);
         return Promise.resolve();
       }
-      if (maxWaitMs <= 0) return Promise.reject(backlogFull(bound));
+      if (maxWaitMs <= 0) {
+        refusing = true;
+        return Promise.reject(backlogFull(bound));
+      }
       return new Promise<void>((resolve, reject) => {
         const waiter = {
           events,
@@ -131,6 +142,7 @@ export function createAdmission<R>(options: {
           reject,
           timer: setTimeout(() => {
             waiters.splice(waiters.indexOf(waiter), 1);
+            refusing = true;
             reject(backlogFull(bound, maxWaitMs));
             release(); // those behind it may fit now
           }, maxWaitMs),
@@ -151,8 +163,10 @@ export function createAdmission<R>(options: {
         }
       }
       release();
+      if (waiters.length === 0 && backlog() < bound.records && heldBytes < bound.bytes) refusing = false;
     },
     heldBytes: () => heldBytes,
+    refusing: () => refusing,
     refuseAll(error) {
       for (const w of waiters.splice(0)) {
         clearTimeout(w.timer);

@@ -23,8 +23,11 @@ export interface ThreadLogOptions extends LogThreadSendPolicy {
   readonly onRejected?: (records: number) => void;
 }
 
-/** Longest wait for the thread to answer a close beyond the drain deadline. */
-const CLOSE_GRACE_MS = 10_000;
+/**
+ * Longest wait for the thread to answer a close beyond the drain deadline (it disconnects its
+ * producer within PRODUCER_DISCONNECT_MS of log-worker.ts), then it is stopped.
+ */
+const CLOSE_GRACE_MS = 5_000;
 
 /**
  * Records wait up to HAND_OFF_DELAY_MS on the serving thread, so that one message carries several
@@ -46,7 +49,8 @@ const HAND_OFF_RECORDS = 1_000;
  * (packed-predictions.ts).
  *
  * Loss window: what is held when the process dies (at most `maxBuffered`; in steady state about a
- * flush interval of traffic plus one send, plus HAND_OFF_DELAY_MS); a graceful close drains first. If the thread exits,
+ * flush interval of traffic plus one send, plus HAND_OFF_DELAY_MS); a graceful close drains first. While a full
+ * buffer refuses requests, readiness fails (`ready`) until the log takes records again. If the thread exits,
  * every later append is a 503, readiness and liveness fail (the service restarts), and the records it
  * held are lost (logged, counted).
  */
@@ -144,7 +148,8 @@ export async function startThreadLog(
       return admission.admit(events);
     },
     backlog,
-    ready: () => !exited,
+    alive: () => !exited,
+    ready: () => !exited && closing === undefined && !admission.refusing(),
     async drain(deadlineMs) {
       handOff();
       if (exited) return backlog();

@@ -11,6 +11,8 @@ import { directEncodingApplies, encodePacked, setSchemaId } from './packed-avro.
 import { type PackedPredictions, textBuffer, textSpan, unpackPredictions } from './packed-predictions.js';
 import { createPredictionLog, PartialPublishError, predictionDeadLetters } from './prediction-log.js';
 
+/** Longest wait for the producer's disconnect when the log closes. */
+const PRODUCER_DISCONNECT_MS = 2_000;
 /** Most encoded bytes per producer send (a quarter of the broker's default message.max.bytes). */
 const SEND_CHUNK_BYTES = 256 * 1024;
 
@@ -145,7 +147,16 @@ try {
       void (async () => {
         const left = await log.drain(message.deadlineMs);
         await log.close(0);
-        await producer.disconnect().catch(() => {});
+        // Bounded: a hung broker must not hold the stop (the serving thread stops this one after
+        // CLOSE_GRACE_MS anyway, and then nobody hears what was lost).
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          producer.disconnect().catch(() => {}),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, PRODUCER_DISCONNECT_MS);
+          }),
+        ]);
+        clearTimeout(timer);
         post({ type: 'closed', left });
         port.close();
       })();

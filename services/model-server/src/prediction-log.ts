@@ -94,7 +94,12 @@ export interface PredictionLog<R = PredictionEvent> {
   append(records: readonly R[]): Promise<void>;
   /** Records held: queued plus in flight. */
   backlog(): number;
-  /** False once the log can no longer send (its thread exited): readiness and liveness fail. */
+  /** False once the log can no longer send (its thread exited): liveness fails. */
+  alive(): boolean;
+  /**
+   * Alive and not refusing requests for lack of room (a full buffer whose wait ran out, until the
+   * log takes records again): readiness, so a load balancer stops sending what can only be refused.
+   */
   ready(): boolean;
   /** Sends everything queued now, retrying until it is sent or `deadlineMs` passed; returns what is left. */
   drain(deadlineMs: number): Promise<number>;
@@ -119,6 +124,7 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
   let inFlight = 0;
   let sending: Promise<void> | undefined;
   let lastFailureLog = 0;
+  let closed = false;
   const backlog = () => queue.length + inFlight;
   const report = () => options.onBacklog?.(backlog());
 
@@ -241,14 +247,17 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
   }
 
   return {
-    append: (events) => admission.admit(events),
+    // Refused once closing: nothing would send what it queued, nor count it lost.
+    append: (events) => (closed ? Promise.reject(logNotRunning()) : admission.admit(events)),
     backlog,
-    ready: () => true,
+    alive: () => !closed,
+    ready: () => !closed && !admission.refusing(),
     drain,
     async close(deadlineMs = 10_000) {
+      closed = true;
+      admission.refuseAll(logNotRunning());
       const left = await drain(deadlineMs);
       clearInterval(timer);
-      admission.refuseAll(logNotRunning());
       if (left > 0) {
         logger.error({ lost: left }, 'prediction log closed with records not sent; they are lost');
         options.onLost?.(left);

@@ -89,6 +89,28 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const REPLAY_WAIT_MS = 60_000;
 /** How often the replay's positions are read (each read opens an admin connection). */
 const REPLAY_POLL_MS = 500;
+/**
+ * Longest a stop waits for the models.v1 follower to leave its group, counted from the stop's start
+ * (it stops alongside the HTTP and log drains). Its group is ephemeral and holds no offsets: a
+ * follower that cannot leave (Kafka hung or down) loses nothing, and the broker forgets it.
+ */
+const FOLLOWER_STOP_MS = 10_000;
+
+/** Resolves true once `work` settles, false after `ms` if it has not (it runs on, unawaited). */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    work.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return outcome;
+}
 
 /** The model-server service: scores models as models.v1 stages them, on online features; logs every prediction. */
 export const modelServer = defineService({
@@ -276,15 +298,29 @@ export const modelServer = defineService({
     ctx.logger.info({ port: running.port, host: config.host }, 'model server listening');
     return {
       port: running.port,
-      ready: () => database.accepted() && store.ready() && followerReady() && running.log.ready(),
+      // Not ready while stopping, nor while the prediction log refuses requests for lack of room
+      // (Kafka down or hung): a load balancer would keep sending what can only be refused.
+      ready: () => !stopped && database.accepted() && store.ready() && followerReady() && running.log.ready(),
       // A log whose thread exited refuses every request for good: liveness fails, the process is restarted.
-      healthy: () => running.log.ready(),
+      healthy: () => running.log.alive(),
       async stop() {
+        const stopStarted = Date.now();
         stopped = true;
         database.stop();
         stopStages();
-        await handle.stop().catch(() => {});
-        await running.close(); // drains the prediction log (and ends its thread)
+        // The follower leaves its group alongside, never ahead of the drains: with Kafka hung its
+        // stop took minutes, and the HTTP and log drains only began after it.
+        const followerStopped = handle.stop();
+        // Stops listening and lets requests in flight finish (<= 10 s), then drains the prediction
+        // log (<= 10 s) and ends its thread.
+        await running.close();
+        const left = Math.max(0, FOLLOWER_STOP_MS - (Date.now() - stopStarted));
+        if (!(await settlesWithin(followerStopped, left))) {
+          ctx.logger.warn(
+            { waitedMs: FOLLOWER_STOP_MS },
+            'models.v1 follower did not leave its group in time: stopping without it (its group is ephemeral, nothing is lost)',
+          );
+        }
         await loader.close();
         await store.close();
       },

@@ -28,3 +28,29 @@ describe('admission 503s', () => {
     }
   });
 });
+
+describe('admission refusing', () => {
+  it('refusing from a refusal for lack of room until records are taken or acknowledgements make room', async () => {
+    let backlog = 2;
+    const admission = createAdmission<string>({
+      bound: { records: 2, bytes: 1_000 },
+      maxWaitMs: 0,
+      backlog: () => backlog,
+      enqueue: (records) => {
+        backlog += records.length;
+      },
+    });
+    expect(admission.refusing()).toBe(false);
+    await expect(admission.admit(['x'])).rejects.toThrow(/backlog full/);
+    expect(admission.refusing()).toBe(true);
+    admission.settled(0); // nothing acknowledged: still full
+    expect(admission.refusing()).toBe(true);
+    backlog = 1;
+    admission.settled(1); // room again, nobody waiting: no request is needed to find out
+    expect(admission.refusing()).toBe(false);
+    await expect(admission.admit(['y', 'z'])).rejects.toThrow(/backlog full/); // 1 + 2 > 2
+    expect(admission.refusing()).toBe(true);
+    await admission.admit(['y']); // taken
+    expect(admission.refusing()).toBe(false);
+  });
+});

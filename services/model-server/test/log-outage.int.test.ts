@@ -35,14 +35,14 @@ function traffic(log: Awaited<ReturnType<typeof startThreadLog>>) {
   const refusedIds: number[] = [];
   const refusalWaits: number[] = [];
   const unexpected: unknown[] = [];
-  const notReady: number[] = [];
+  const notAlive: number[] = [];
   let next = 0;
   let running = true;
   const done = (async () => {
     while (running) {
       const ids = Array.from({ length: PER_REQUEST }, () => next++);
       const began = Date.now();
-      if (!log.ready()) notReady.push(began);
+      if (!log.alive()) notAlive.push(began);
       try {
         await log.append(ids.map(prediction));
         admitted.push(...ids);
@@ -60,7 +60,7 @@ function traffic(log: Awaited<ReturnType<typeof startThreadLog>>) {
     refusedIds,
     refusalWaits,
     unexpected,
-    notReady,
+    notAlive,
     async stop() {
       running = false;
       await done;
@@ -147,7 +147,7 @@ describe('prediction log thread through Kafka outages (a stack of its own)', () 
       await log.close(30_000);
     }
     expect(load.unexpected).toEqual([]);
-    expect(load.notReady).toEqual([]); // an outage is not a dead log thread: readiness holds
+    expect(load.notAlive).toEqual([]); // an outage is not a dead log thread: liveness holds
     expect(lost).toEqual([]);
     // A refusal comes only after the wait for room (back-pressure first), never before.
     expect(Math.min(...load.refusalWaits)).toBeGreaterThanOrEqual(MAX_WAIT_MS - 5);

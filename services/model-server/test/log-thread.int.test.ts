@@ -92,6 +92,7 @@ describe('prediction log on its worker thread (real Kafka and registry)', () => 
     await log.close();
     expect(log.backlog()).toBe(0);
     expect(log.ready()).toBe(false); // its thread has ended: readiness fails
+    expect(log.alive()).toBe(false); // and liveness
     await expect(log.append([prediction(999)])).rejects.toThrow(/prediction log is not running/);
   });
 

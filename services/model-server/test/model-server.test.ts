@@ -771,6 +771,55 @@ describe('prediction log', () => {
     await log.close();
   });
 
+  it('is not ready while it refuses for lack of room, and ready again once acknowledgements make room (liveness holds)', async () => {
+    // It stayed ready while every request past the bound waited and got its 503: a load balancer
+    // kept sending the instance traffic it could only refuse (found by a review).
+    const kafka = manualKafka();
+    const log = createPredictionLog({
+      publish: kafka.publish,
+      maxBuffered: 4,
+      maxWaitMs: 50,
+      flushIntervalMs: 5,
+      maxBatch: 4,
+      deadLetter: noDeadLetters,
+      logger: silentLogger,
+    });
+    await log.append([ev(1), ev(2), ev(3), ev(4)]); // full: sent, never acknowledged (Kafka hung)
+    expect(log.ready()).toBe(true); // full, but nothing refused: waiting is back-pressure
+    const waiting = log.append([ev(5)]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(log.ready()).toBe(true); // still within its wait
+    await expect(waiting).rejects.toThrow(/backlog full/);
+    expect(log.ready()).toBe(false);
+    expect(log.alive()).toBe(true); // an outage is not a dead log: liveness holds
+    kafka.release(); // Kafka answers: room again, with no request needed to find out
+    await eventually(async () => (log.ready() ? true : undefined), 2_000, 5);
+    await log.append([ev(6)]);
+    expect(log.ready()).toBe(true);
+    kafka.auto();
+    expect(await log.drain(2_000)).toBe(0);
+    await log.close();
+  });
+
+  it('refuses appends once closing (they were queued, answered and never sent nor counted lost)', async () => {
+    const kafka = manualKafka();
+    kafka.auto();
+    const log = createPredictionLog({
+      publish: kafka.publish,
+      maxBuffered: 10,
+      maxWaitMs: 0,
+      flushIntervalMs: 5,
+      maxBatch: 100,
+      deadLetter: noDeadLetters,
+      logger: silentLogger,
+    });
+    await log.append([ev(1)]);
+    await log.close(1_000);
+    await expect(log.append([ev(2)])).rejects.toThrow(/not running/);
+    expect(log.backlog()).toBe(0);
+    expect(kafka.sent).toEqual(['p1']);
+  });
+
   it('bounds bytes as well as records: a request waits until the oldest requests are wholly acknowledged', async () => {
     const kafka = manualKafka();
     const text = (i: number, chars: number): PredictionEvent => ({
@@ -844,7 +893,7 @@ describe('prediction log', () => {
     });
     await log.close(30);
     expect(lost).toEqual([3]);
-    expect(log.ready()).toBe(true); // the in-thread log has no thread to lose
+    expect(log.alive()).toBe(false); // closed: it sends nothing more
   });
 
   it('a close waits for a send that hangs only until its deadline, then counts its records lost', async () => {

@@ -5,8 +5,8 @@ export interface LaneMessage {
   readonly value: Buffer;
 }
 
-/** The buffer bound a message finds full: one of the two shared ones, or a failing topic's share. */
-export type FullBound = 'maxBuffered' | 'maxBufferedBytes' | 'failingTopicShare';
+/** The buffer bound a message finds full: one of the two shared ones, or its topic's share. */
+export type FullBound = 'maxBuffered' | 'maxBufferedBytes' | 'topicShare';
 
 export interface SendLanesOptions<M extends LaneMessage> {
   /** Sends one topic's messages in order; a rejection leaves them buffered and retried. */
@@ -38,6 +38,8 @@ interface Lane<M> {
   failure: unknown;
   /** When `failure` was set, in failures over all topics (which failed last). */
   failureSeq: number;
+  /** Whether the topic's last send was delivered: until one is, the topic holds at most its share. */
+  lastSendDelivered: boolean;
   sending: Promise<void> | undefined;
   linger: NodeJS.Timeout | undefined;
   retry: NodeJS.Timeout | undefined;
@@ -88,20 +90,19 @@ export class SendLanes<M extends LaneMessage> {
   }
 
   /**
-   * The bound a message of `bytes` for `topic` finds full now, or undefined when it fits. A topic
-   * whose sends are failing holds at most half of each bound: the other topics keep the rest, as
-   * a failing topic that filled the shared buffer made every publish call wait again.
+   * The bound a message of `bytes` for `topic` finds full now, or undefined when it fits. Until
+   * its last send was delivered (its first still unanswered, or failing) a topic holds at most half
+   * of each bound, and always one message: the other topics keep the rest. A failing topic that
+   * filled the shared buffer made every publish call wait again, and so did a missing topic whose
+   * first send took seconds to fail. A topic whose last send was delivered may fill the buffer.
    */
   fullBound(topic: string, bytes: number, maxBuffered: number, maxBufferedBytes: number): FullBound | undefined {
     if (this.messages >= maxBuffered) return 'maxBuffered';
     if (this.totalBytes + bytes > maxBufferedBytes) return 'maxBufferedBytes';
     const lane = this.lanes.get(topic);
-    if (
-      lane?.failure !== undefined &&
-      ((lane.queue.length + lane.inFlight) * 2 >= maxBuffered || (lane.bytes + bytes) * 2 > maxBufferedBytes)
-    ) {
-      return 'failingTopicShare';
-    }
+    if (lane === undefined || lane.lastSendDelivered) return undefined;
+    const held = lane.queue.length + lane.inFlight;
+    if (held > 0 && (held * 2 >= maxBuffered || (lane.bytes + bytes) * 2 > maxBufferedBytes)) return 'topicShare';
     return undefined;
   }
 
@@ -186,6 +187,7 @@ export class SendLanes<M extends LaneMessage> {
         failedLoops: 0,
         failure: undefined,
         failureSeq: 0,
+        lastSendDelivered: false,
         sending: undefined,
         linger: undefined,
         retry: undefined,
@@ -217,8 +219,10 @@ export class SendLanes<M extends LaneMessage> {
     clearTimeout(lane.retry);
     lane.retry = undefined;
     if (lane.sending !== undefined) return;
+    let failed = false;
     lane.sending = this.sendQueued(lane)
       .catch((error: unknown) => {
+        failed = true;
         lane.failedLoops++;
         lane.failure = error;
         lane.failureSeq = ++this.failures;
@@ -236,6 +240,9 @@ export class SendLanes<M extends LaneMessage> {
       })
       .finally(() => {
         lane.sending = undefined;
+        // Pushed after the loop's last look at the queue (a publish woken by its last ack pushing a
+        // whole batch): their drain() found the loop running and returned, and no timer is left.
+        if (!failed && lane.queue.length > 0) this.drain(lane);
         this.wakeFlushes();
       });
   }
@@ -253,6 +260,7 @@ export class SendLanes<M extends LaneMessage> {
       try {
         await this.options.send(lane.topic, taken);
         lane.failure = undefined;
+        lane.lastSendDelivered = true;
         lane.settledTotal += n;
         lane.bytes -= bytes;
         this.messages -= n;
@@ -260,6 +268,7 @@ export class SendLanes<M extends LaneMessage> {
         this.wakeFlushes();
       } catch (error) {
         lane.queue = [...taken, ...lane.queue]; // keep order; retried
+        lane.lastSendDelivered = false;
         throw error;
       } finally {
         lane.inFlight -= n;

@@ -266,8 +266,13 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
    */
   function noRoom(topic: string, queued: number, events: number, eventBytes: number): DriftlineError {
     const bound = fullBound(topic, eventBytes) ?? 'maxBuffered';
-    const cause = bound === 'failingTopicShare' ? lanes.failureOf(topic) : lanes.lastFailure;
-    const why = cause === undefined ? '' : `; last send failure: ${(cause as Error).message}`;
+    const cause = bound === 'topicShare' ? lanes.failureOf(topic) : lanes.lastFailure;
+    const why =
+      cause !== undefined
+        ? `; last send failure: ${(cause as Error).message}`
+        : bound === 'topicShare'
+          ? `; no send to ${topic} answered yet`
+          : '';
     const part = events > 1 ? ` (${queued} of the call's ${events} events were buffered and will be sent)` : '';
     const held = lanes.held(topic);
     const buffer =
@@ -275,7 +280,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
         ? `the buffer of ${maxBuffered} messages (maxBuffered)`
         : bound === 'maxBufferedBytes'
           ? `the buffer of ${maxBufferedBytes} bytes (maxBufferedBytes; ${lanes.pendingBytes} held) for an event of ${eventBytes} bytes`
-          : `the half of the buffer ${topic} may hold while its sends fail (${held.messages} of ${maxBuffered} messages, ${held.bytes} of ${maxBufferedBytes} bytes held) for an event of ${eventBytes} bytes`;
+          : `the half of the buffer ${topic} may hold until a send to it is delivered (${held.messages} of ${maxBuffered} messages, ${held.bytes} of ${maxBufferedBytes} bytes held) for an event of ${eventBytes} bytes`;
     return new DriftlineError(
       'SINK_UNAVAILABLE',
       `driftline SDK: no room in ${buffer} within ${bufferWaitMs} ms (bufferWaitMs): Kafka is not taking the sends${why}${part}`,

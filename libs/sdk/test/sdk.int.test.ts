@@ -289,8 +289,10 @@ describe('producer SDK: a buffer bounded in bytes too (found by a review)', () =
     const prefix = `${uniqueName('sdk-bytes')}.`;
     const kafka = kafkaFor(stack.kafkaBrokers);
     const topic = `${prefix}features.v1`;
-    // The topic does not exist yet: every send fails retriably, as with Kafka unreachable. Before,
-    // only the message count (20,000) bounded the buffer: events of 900 KB filled the heap.
+    const predictionsTopic = `${prefix}predictions.v1`;
+    // The topics do not exist yet: every send fails retriably, as with Kafka unreachable. Before,
+    // only the message count (20,000) bounded the buffer: events of 900 KB filled the heap. Two
+    // topics fill it, as each may hold only half of it until a send to it is delivered.
     const sdk = await createDriftlineProducer({
       client: kafka,
       registry: { url: stack.schemaRegistryUrl },
@@ -304,14 +306,23 @@ describe('producer SDK: a buffer bounded in bytes too (found by a review)', () =
       entity_id: `user-${i}`,
       features: { note: 'x'.repeat(chars) },
     });
-    await sdk.publishFeatures([sized(1, 3_000), sized(2, 3_000), sized(3, 3_000)]);
-    expect(sdk.pending).toBe(3);
+    const sizedPrediction = (i: number, chars: number) => ({
+      prediction_id: `p${i}`,
+      model: 'm',
+      model_version: '1',
+      entity_id: `user-${i}`,
+      features: { note: 'x'.repeat(chars) },
+      prediction: 0.5,
+    });
+    await sdk.publishFeatures([sized(1, 2_300), sized(2, 2_300)]);
+    await sdk.publishPrediction([sizedPrediction(1, 2_300), sizedPrediction(2, 2_300)]);
+    expect(sdk.pending).toBe(4);
     const held = sdk.pendingBytes;
     expect(held).toBeGreaterThan(9_000);
     expect(held).toBeLessThanOrEqual(10_000);
 
     const started = Date.now();
-    await expect(sdk.publishFeatures(sized(4, 3_000))).rejects.toMatchObject({
+    await expect(sdk.publishFeatures(sized(4, 2_300))).rejects.toMatchObject({
       code: 'SINK_UNAVAILABLE',
       retriable: true,
       message: expect.stringMatching(
@@ -320,7 +331,7 @@ describe('producer SDK: a buffer bounded in bytes too (found by a review)', () =
       details: { bound: 'maxBufferedBytes', maxBufferedBytes: 10_000, bufferWaitMs: 1_000, buffered: 0, events: 1 },
     });
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
-    expect(sdk.pending).toBe(3);
+    expect(sdk.pending).toBe(4);
     expect(sdk.pendingBytes).toBe(held);
 
     // Larger than the whole buffer: no wait could ever make room for it.
@@ -332,10 +343,13 @@ describe('producer SDK: a buffer bounded in bytes too (found by a review)', () =
       ),
     });
     expect(Date.now() - refusedAt).toBeLessThan(900);
-    expect(sdk.pending).toBe(3);
+    expect(sdk.pending).toBe(4);
 
     // Kafka takes the sends again: the buffered events go, their bytes are released, the next fits.
-    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await ensureTopics(kafka, [
+      { topic, partitions: 1 },
+      { topic: predictionsTopic, partitions: 1 },
+    ]);
     await eventually(
       () =>
         sdk.flush().then(
@@ -348,12 +362,8 @@ describe('producer SDK: a buffer bounded in bytes too (found by a review)', () =
     expect(sdk.pendingBytes).toBe(0);
     await sdk.publishFeatures(sized(6, 3_000));
     await sdk.close();
-    expect((await readTopic(kafka, topic, 4)).map((r) => r.key?.toString())).toEqual([
-      'user-1',
-      'user-2',
-      'user-3',
-      'user-6',
-    ]);
+    expect((await readTopic(kafka, topic, 3)).map((r) => r.key?.toString())).toEqual(['user-1', 'user-2', 'user-6']);
+    expect((await readTopic(kafka, predictionsTopic, 2)).map((r) => r.key?.toString())).toEqual(['p1', 'p2']);
   });
 });
 
@@ -475,8 +485,10 @@ describe('producer SDK: one topic failing holds no other topic back (found by a 
     await expect(sdk.publishLabel(more)).rejects.toMatchObject({
       code: 'SINK_UNAVAILABLE',
       retriable: true,
-      message: expect.stringContaining(`no room in the half of the buffer ${labels} may hold while its sends fail`),
-      details: { bound: 'failingTopicShare', topic: labels, buffered: 4, events: 5 },
+      message: expect.stringContaining(
+        `no room in the half of the buffer ${labels} may hold until a send to it is delivered`,
+      ),
+      details: { bound: 'topicShare', topic: labels, buffered: 4, events: 5 },
     });
     const sharedAt = Date.now();
     for (let i = 30; i < 45; i++) await sdk.publishPrediction(prediction(i));
@@ -507,4 +519,61 @@ describe('producer SDK: one topic failing holds no other topic back (found by a 
     const labelled = await readTopic(kafka, labels, 10);
     expect(labelled.map((r) => String(r.key))).toEqual(['p0', 'p1', 'p2', 'p0', 'p10', 'p20', 'q0', 'q1', 'q2', 'q3']);
   }, 180_000);
+});
+
+describe('producer SDK: a missing topic whose first send is not answered yet (found by a review)', () => {
+  it('holds at most half the buffer, so a prediction published next is buffered and delivered at once', async () => {
+    const prefix = `${uniqueName('sdk-share')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const labels = `${prefix}labels.v1`;
+    await ensureTopics(kafka, [{ topic: `${prefix}predictions.v1`, partitions: 1 }]); // labels.v1 missing
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      batchSize: 5,
+      maxBuffered: 20,
+      lingerMs: 5,
+      bufferWaitMs: 1_000,
+    });
+    // A burst of labels before the first send to the missing topic has failed: before, all 20 were
+    // buffered and the prediction after them waited bufferWaitMs for room, then failed.
+    const burst = Array.from({ length: 20 }, (_, i) => ({ prediction_id: `l${i}`, model: 'm', label: 1 }));
+    await expect(sdk.publishLabel(burst)).rejects.toMatchObject({
+      code: 'SINK_UNAVAILABLE',
+      retriable: true,
+      message: expect.stringContaining(
+        `no room in the half of the buffer ${labels} may hold until a send to it is delivered (10 of 20 messages`,
+      ),
+      details: { bound: 'topicShare', topic: labels, buffered: 10, events: 20 },
+    });
+    const publishedAt = Date.now();
+    await sdk.publishPrediction({
+      prediction_id: 'x',
+      model: 'm',
+      model_version: '1',
+      entity_id: 'e',
+      features: { a: 1 },
+      prediction: 0.5,
+    });
+    await eventually(async () => (sdk.pending === 10 ? true : undefined), 5_000, 20);
+    expect(Date.now() - publishedAt).toBeLessThan(5_000);
+    expect((await readTopic(kafka, `${prefix}predictions.v1`, 1)).map((r) => String(r.key))).toEqual(['x']);
+
+    // Once the topic exists its 10 buffered labels go, in order.
+    await ensureTopics(kafka, [{ topic: labels, partitions: 1 }]);
+    await eventually(
+      () =>
+        sdk.flush().then(
+          () => true,
+          () => undefined,
+        ),
+      90_000,
+      500,
+    );
+    await sdk.close();
+    expect((await readTopic(kafka, labels, 10)).map((r) => String(r.key))).toEqual(
+      burst.slice(0, 10).map((l) => l.prediction_id),
+    );
+  }, 120_000);
 });

@@ -229,7 +229,10 @@ interface Scratch {
 
 interface OpenWindow {
   readonly start: number;
-  /** Smallest offset whose effect lives in this window (events and late counts). */
+  /**
+   * Smallest offset whose effect lives in this window (events and late counts); Infinity when its
+   * effects are all of a log that restarted since (`logRestarted`).
+   */
   firstOffset: number;
   readonly models: Map<string, ModelWindow>;
   /** Per model, how many of its pairs here are measured against a borrowed reference. */
@@ -273,8 +276,11 @@ export class PartitionWindows {
   replayedEvents = 0;
   refusedEvents = 0;
   private lastRefusal: Refusal = { start: 0, cause: 'pairs', lender: '' };
-  /** The frontier a previous owner recorded, the partition restored from (undefined without one). */
-  readonly restored: RestoredProgress | undefined;
+  /**
+   * The frontier a previous owner recorded, the partition restored from (undefined without one);
+   * its offsets forgotten (0) once the log restarted (`logRestarted`).
+   */
+  private restoredProgress: RestoredProgress | undefined;
   private scratch: Scratch | undefined;
   /**
    * Where the frontier (`nextOpenWindowStart` of the watermark) moved since the last `lateFrom`
@@ -289,11 +295,41 @@ export class PartitionWindows {
     private readonly maxPairs = MAX_MODEL_VERSIONS_PER_WINDOW,
     private readonly maxBorrowed = MAX_BORROWED_VERSIONS_PER_MODEL,
   ) {
-    this.restored = restored;
+    this.restoredProgress = restored;
     if (restored !== undefined) {
       this.maxEventTime = restored.closedUntil + spec.latenessMs;
       this.announced = restored.closedUntil;
     }
+  }
+
+  /** The frontier the partition was restored from (see `RestoredProgress`), undefined without one. */
+  get restored(): RestoredProgress | undefined {
+    return this.restoredProgress;
+  }
+
+  /**
+   * The partition's log started over (its topic deleted and created again): offsets recorded
+   * before name the old log's records. Forgets them — the restored progress's offset and lateFrom
+   * (no record of the new log was counted before, so none is a replay), the frontier crossings (the
+   * watermark had passed the current frontier before the new log's first record), and the open
+   * windows' first offsets (their old-log events are in memory only; no offset of the new log
+   * rebuilds them, so they no longer hold the commit back). The event-time clock and the closed
+   * frontier stay: windows closed before stay closed, and the new log's events dated in them are late.
+   */
+  logRestarted(): void {
+    const r = this.restoredProgress;
+    if (r !== undefined) this.restoredProgress = { closedUntil: r.closedUntil, offset: 0 };
+    const wm = this.watermark();
+    this.crossings = Number.isFinite(wm) ? [{ frontier: nextOpenWindowStart(wm, this.spec.sizeMs), offset: 0 }] : [];
+    for (const w of this.open.values()) w.firstOffset = Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Every window ending at or before this was closed by `closeReady` (or by the previous owner of
+   * a restored frontier): the frontier last announced, -Infinity before any.
+   */
+  closedUntil(): number {
+    return this.announced;
   }
 
   /** Largest event time seen minus the allowed lateness (-Infinity before any event). */

@@ -108,8 +108,6 @@ interface PartitionEntry {
   readonly refused: Map<number, DeadLetter>;
   /** The watermark horizon's clock (Kafka timestamps, never backwards); 0 before the first event. */
   clock: number;
-  /** The offset a restored frontier was recorded at (0 without one): the floor of the next record's. */
-  readonly restoredOffset: number;
 }
 
 export interface StageOne extends BatchProcessor<PredictionEvent> {
@@ -136,6 +134,8 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
   let lastCheck: number | undefined;
   /** Set by `stopIdle`: idle advances write nothing more. */
   let stopped = false;
+  /** Source partitions whose log restarted before their state was made: it forgets the progress it loads. */
+  const restartedLogs = new Set<number>();
   /**
    * One batch or idle advance of a partition at a time (a timer drives the advances); a stale
    * advance of a revoked partition finishes before a new owner's batch of it starts.
@@ -272,8 +272,10 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     }
     if (entry.unsentProgress !== undefined) {
       check();
-      await deps.progress.save('stage1', deps.group, topic, partition, entry.unsentProgress);
-      entry.unsentProgress = undefined;
+      const progress = entry.unsentProgress;
+      await deps.progress.save('stage1', deps.group, topic, partition, progress);
+      // Replaced meanwhile by a log restart (`forgetLog`): the new log's progress is still to be saved.
+      if (entry.unsentProgress === progress) entry.unsentProgress = undefined;
     }
   }
   /** The partition's state, restoring the frontier a previous owner recorded on first use. */
@@ -309,10 +311,26 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       quality,
       refused: new Map(),
       clock: 0,
-      restoredOffset: restored?.offset ?? 0,
     };
     states.set(partition, entry);
+    if (restartedLogs.delete(partition)) forgetLog(entry);
     return entry;
+  }
+  /**
+   * The source partition's log restarted: offsets applied, refused or recorded before name the old
+   * log's records. Forgotten by the replay guard (it dropped the new log's records up to the old
+   * last offset), the windows (a restored offset made the new log's late events below it replays,
+   * dropped: DESIGN says late events are counted) and drift_progress, whose old offsets a new owner
+   * would restore: the frontier is recorded again before the new log's first batch, with offsets of
+   * the new log (none of its records before it). The open windows stay: they are the old log's
+   * events, still to be emitted; so do the closed frontier and the clock.
+   */
+  function forgetLog(entry: PartitionEntry): void {
+    entry.lastOffset = -1;
+    entry.refused.clear();
+    entry.windows.logRestarted();
+    const position = entry.windows.closedUntil();
+    if (Number.isFinite(position)) entry.unsentProgress = { position, offset: 0, lateFrom: 0 };
   }
   return {
     openWindows,
@@ -346,22 +364,22 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
         if (p.topic !== deps.sourceTopic) continue;
         states.delete(p.partition);
         quietSince.delete(p.partition);
+        restartedLogs.delete(p.partition); // a new owner records the new log's progress itself
         deps.sequential?.revoked(p.partition);
       }
       deps.metrics?.windowsOpen.set(openWindows());
     },
     logRestarted(topic, partition) {
-      // The source topic was deleted and created again: its offsets start over, and the replay
-      // guard dropped the new log's records up to the old last offset (windows never written, or
-      // short). The open windows stay: they are the old log's events, still to be emitted.
-      const entry = topic === deps.sourceTopic ? states.get(partition) : undefined;
-      if (entry === undefined) return;
+      // The source topic was deleted and created again: its offsets start over (see `forgetLog`).
+      if (topic !== deps.sourceTopic) return;
+      const entry = states.get(partition);
       logger.warn(
-        { topic, partition, lastOffset: entry.lastOffset },
-        'source log restarted: offsets applied before are forgotten (stage 1)',
+        { topic, partition, lastOffset: entry?.lastOffset },
+        'source log restarted: offsets applied and recorded before are forgotten (stage 1)',
       );
-      entry.lastOffset = -1;
-      entry.refused.clear();
+      // Not owned yet here (revoked while the topic was gone): the progress loaded with it is the old log's.
+      if (entry === undefined) restartedLogs.add(partition);
+      else forgetLog(entry);
     },
   };
 
@@ -580,7 +598,8 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     const flush = withQuality(state.closeReady(), entry.quality);
     if (!hasMessages(flush)) return;
     entry.closing = flush;
-    const offset = Math.max(entry.lastOffset + 1, entry.restoredOffset);
+    // Not below a restored frontier's offset (0 once the log restarted: it named the old log's records).
+    const offset = Math.max(entry.lastOffset + 1, state.restored?.offset ?? 0);
     entry.unsentProgress = { position: flush.closedUntil, offset, lateFrom: state.lateFrom(flush.closedUntil, offset) };
     await send(entry, topic, partition, owned);
     if (flush.windows.length > 0) deps.metrics?.windowsClosed.inc(flush.windows.length);

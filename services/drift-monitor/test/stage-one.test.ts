@@ -11,16 +11,20 @@ import {
   MAX_BORROWED_VERSIONS_PER_MODEL,
   MergeState,
   type OutboundPartials,
+  type PartialsMessage,
   type ReferenceSet,
   referenceSet,
 } from '@driftline/drift';
-import type { DecodedRecord } from '@driftline/kafka';
+import type { DecodedRecord, ProcessResult } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
 import type { Progress, ProgressStore, ReferenceStore } from '@driftline/warehouse';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
+import { driftMetrics } from '../src/metrics.js';
 import { ReferenceCache } from '../src/reference-cache.js';
 import { SOURCE_COUNT_MAX_AGE_MS, stageOneProcessor } from '../src/stage-one.js';
+import { memoryProgress } from './support.js';
 
 const ref: ReferenceSet = referenceSet(
   'm',
@@ -503,5 +507,152 @@ describe('stage-1 processor: a flood of model versions', () => {
     expect(new Set(partials.map((p) => p.version))).toEqual(new Set(['v1', ...admitted]));
     // Each admitted version has all its events: none was refused, then counted part-way.
     for (const p of partials) expect(p.events).toBe(versions.filter((v) => v === p.version).length);
+  });
+});
+
+/**
+ * The source topic deleted and created again after a previous owner recorded progress (found by a
+ * regression review of db1feb7): the restored offsets were the old log's, so the new log's late
+ * events below them were dropped as replays (outcome 'replayed'), never counted late.
+ */
+describe('stage-1 processor: a source log restarted after progress was restored', () => {
+  const B = NOW - 60_000;
+  const at = (times: number[], from: number) =>
+    items(
+      times.map((t) => B + t),
+      from,
+    );
+  /** Stage one on `progress`, with the event counts by outcome and the partials it sends. */
+  function restartable(progress: ProgressStore, options: { sourceIdleMs?: number; clock?: { now: number } } = {}) {
+    const { sourceIdleMs, clock = { now: NOW } } = options;
+    const registry = new Registry();
+    const sent: PartialsMessage[] = [];
+    const processor = stageOneProcessor({
+      spec: { sizeMs: 1000, latenessMs: 0 },
+      references: new ReferenceCache(store),
+      progress,
+      group: 'g',
+      sourceTopic: 'p',
+      sourcePartitions: 1,
+      mergePartitions: 1,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      now: () => clock.now,
+      metrics: driftMetrics(registry),
+      ...(sourceIdleMs === undefined ? {} : { sourceIdleMs, sourceIdleCheckMs: 1_000 }),
+      decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
+      emit: async (messages) => {
+        sent.push(...messages.map((m) => decodePartials(m.value)));
+      },
+    });
+    const outcomes = async () =>
+      Object.fromEntries(
+        (await registry.getSingleMetric('driftline_drift_events_total')!.get()).values.map((v) => [
+          v.labels.outcome,
+          v.value,
+        ]),
+      );
+    /** Window (ms after B) → [events, late] of its partials. */
+    const windows = () =>
+      sent.flatMap((m) => (m.type === 'partial' ? [[m.windowStart - B, m.events, m.late] as const] : []));
+    return { processor, outcomes, windows };
+  }
+  /** drift_progress holding what an owner of the old log recorded: windows to B + 10 s closed, offsets to 1000. */
+  const oldLogProgress = async () => {
+    const progress = memoryProgress();
+    await progress.save('stage1', 'g', 'p', 0, { position: B + 10_000, offset: 1000, lateFrom: 1000 });
+    return progress;
+  };
+
+  it("counts the new log's events dated in closed windows late, and reopens no closed window", async () => {
+    const { processor, outcomes, windows } = restartable(await oldLogProgress());
+    // The old log from its restored offset: window 10 s closes, 11 s stays open.
+    await processor.process(at([10_100, 10_200, 11_100], 1000), ctx);
+    processor.logRestarted!('p', 0);
+    // The new log from offset 0: three events of window 5 s (closed before the restart), one on time.
+    await processor.process(at([5_100, 5_200, 5_300, 11_200], 0), ctx);
+    expect(await outcomes()).toMatchObject({ late: 3 });
+    expect((await outcomes()).replayed).toBeUndefined();
+    await processor.process(at([12_500], 4), ctx); // closes window 11 s
+    // Window 10 s once, before the restart; 5 s never again: its events are late in the open window.
+    expect(windows()).toEqual([
+      [10_000, 2, 0],
+      [11_000, 2, 3],
+    ]);
+  });
+
+  it('records the new log before its first batch: a new owner replaying it counts the same late events', async () => {
+    const progress = await oldLogProgress();
+    const first = restartable(progress);
+    await first.processor.process(at([10_100, 10_200, 11_100], 1000), ctx);
+    first.processor.logRestarted!('p', 0);
+    const batch = at([5_100, 5_200, 5_300, 11_200], 0);
+    const result = await first.processor.process(batch, ctx);
+    // No window closed by the new log yet: what drift_progress holds is the restart's record.
+    expect(await progress.load('stage1', 'g', 'p', 0)).toEqual({ position: B + 11_000, offset: 0, lateFrom: 0 });
+    // The member stops; the next owner restores that progress and replays from the commit.
+    const commit = Number((result as ProcessResult).commitOffset);
+    const next = restartable(progress);
+    await next.processor.process(batch.slice(commit), ctx);
+    await next.processor.process(at([12_500], 4), ctx);
+    expect(await next.outcomes()).toMatchObject({ late: 3 });
+    expect(next.windows()).toEqual([[11_000, 1, 3]]); // the old log's event there went with the member
+  });
+
+  it('a restart reported before the partition is owned again forgets the offsets of the progress then loaded', async () => {
+    const { processor, outcomes, windows } = restartable(await oldLogProgress());
+    // Revoked while the topic was gone; the consumer finds the restart at the first batch after.
+    processor.logRestarted!('p', 0);
+    await processor.process(at([5_100, 10_200, 11_200], 0), ctx);
+    await processor.process(at([12_500], 3), ctx);
+    expect(await outcomes()).toMatchObject({ late: 1, added: 3 });
+    expect(windows()).toEqual([
+      [10_000, 1, 1],
+      [11_000, 1, 0],
+    ]);
+  });
+
+  it('an idle advance after the restart records an offset of the new log', async () => {
+    const progress = await oldLogProgress();
+    const clock = { now: NOW };
+    const { processor } = restartable(progress, { sourceIdleMs: 2_000, clock });
+    await processor.process(at([10_100, 10_200, 11_100], 1000), ctx);
+    processor.logRestarted!('p', 0);
+    // Silent and read to its end (the new log is empty): the clock moves on processing time.
+    for (let i = 0; i < 6; i++) {
+      clock.now += 1_000;
+      await processor.advanceIdle(async () => [0]);
+    }
+    const saved = await progress.load('stage1', 'g', 'p', 0);
+    expect(saved?.position).toBeGreaterThan(B + 11_000);
+    expect(saved).toMatchObject({ offset: 0, lateFrom: 0 });
+  });
+
+  it('a restart while an idle advance records the old log does not lose the record of the new one', async () => {
+    const memory = await oldLogProgress();
+    let release: (() => void) | undefined;
+    const progress: ProgressStore = {
+      load: memory.load,
+      save: async (...args) => {
+        if (release === undefined) await new Promise<void>((resolve) => (release = resolve));
+        await memory.save(...args);
+      },
+    };
+    const clock = { now: NOW };
+    const { processor } = restartable(progress, { sourceIdleMs: 2_000, clock });
+    release = () => {};
+    await processor.process(at([10_100, 10_200, 11_100], 1000), ctx);
+    release = undefined; // the idle advance's save waits
+    let advance: Promise<void> | undefined;
+    for (let i = 0; i < 6 && release === undefined; i++) {
+      clock.now += 1_000;
+      advance = processor.advanceIdle(async () => [0]);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    processor.logRestarted!('p', 0);
+    release!();
+    await advance;
+    // The new log's first batch: late events only, no window closes.
+    await processor.process(at([5_100], 0), ctx);
+    expect(await memory.load('stage1', 'g', 'p', 0)).toMatchObject({ offset: 0, lateFrom: 0 });
   });
 });

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DriftlineError, formatDuration, type Logger, toDriftlineError } from '@driftline/core';
+import { DriftlineError, formatDuration, type Logger, toDriftlineError, withDeadline } from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
 import {
@@ -23,7 +23,7 @@ import {
 } from './client.js';
 import { type CrashStreak, crashLooping as crashStreakLooping, recordCrash } from './crash-streak.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
-import { type IdlePartition, refreshIdleLag } from './idle-lag.js';
+import { type IdlePartition, LagKnowledge, refreshIdleLag } from './idle-lag.js';
 import { partitionKey } from './partition-key.js';
 import type { EventProducer } from './producer.js';
 import { recordFingerprint } from './record-fingerprint.js';
@@ -47,6 +47,11 @@ export const DEFAULT_FAULT_HOLD_MS = 60_000;
  * partition must have had no batch to count as idle.
  */
 const LAG_REFRESH_MS = 5_000;
+/**
+ * Readiness turns false once an owned topic's lag has been unknown for the stall timeout, never
+ * sooner than this: a quiet topic's offsets are read only every 5 to 10 s.
+ */
+const LAG_UNKNOWN_MIN_MS = 4 * LAG_REFRESH_MS;
 /** How often the member heartbeats, also while a batch is processed (a tenth of the default session). */
 const HEARTBEAT_INTERVAL_MS = 3_000;
 /**
@@ -62,6 +67,14 @@ const crashBackoff: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000, multiplie
 const CRASH_QUIET_MS = 120_000;
 /** Batches an ephemeral partition drops waiting for its last record again (checkRecord) before giving up. */
 const RECORD_CHECK_TRIES = 5;
+/**
+ * How long `stop()` may take: the batch in hand, leaving the group, and deleting an ephemeral
+ * group. With the brokers slow or unreachable a SIGTERM took 87 s to 3.5 minutes (kafkajs' request
+ * timeouts and retries). Past it, stop() returns: the batch in hand is not committed (redelivered),
+ * the broker drops the member at its session timeout, and an ephemeral group, empty and holding no
+ * offsets, is forgotten by the broker.
+ */
+export const STOP_DEADLINE_MS = 10_000;
 /** The offset Kafka reports for a partition the group has no commit of. */
 const ABSENT_COMMIT = -1n;
 /** During a crash streak, at most one error line per this interval (the others are counted). */
@@ -165,9 +178,15 @@ export interface ConsumerOptions<T> {
 }
 
 export interface ConsumerHandle {
-  /** Finishes the batch in hand (or abandons a retry without committing), commits, leaves the group. */
+  /**
+   * Finishes the batch in hand (or abandons a retry without committing), commits, leaves the group;
+   * returns within STOP_DEADLINE_MS whatever Kafka does (what is not done by then is left undone).
+   */
   stop(): Promise<void>;
-  /** True while joined to the group, not backing off on a failing sink and not stalled. */
+  /**
+   * True while joined to the group, not backing off on a failing sink, not stalled, and the lag of
+   * every owned topic known within the stall timeout (Kafka answering).
+   */
   ready(): boolean;
   /**
    * False while a partition is stalled (lag on the committed offset and no commit for
@@ -243,6 +262,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       'driftline_consumer_lag',
       'High watermark minus committed offset (what a restart would read again)',
       ['group', 'topic', 'partition'],
+    ),
+    lagAge: gauge(
+      registry,
+      'driftline_consumer_lag_age_seconds',
+      "Seconds since the lag of the topic's partitions was last known (a batch fetched, or a read of its offsets that answered); grows while Kafka does not answer, when the lag gauges keep their last values",
+      ['group', 'topic'],
     ),
     backingOff: gauge(registry, 'driftline_consumer_backing_off', '1 while a partition waits on a failing sink', [
       'group',
@@ -355,6 +380,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   /** Per partition in a retry loop, when its last attempt began or failed. */
   const retrying = new Map<string, number>();
   const progress = new ProgressTracker(stallTimeoutMs);
+  const lagKnown = new LagKnowledge();
+  /** Sets the lag age gauges of the owned topics. */
+  const observeLagAge = (now: number) => {
+    for (const { topic, ageMs } of lagKnown.ages(now)) metrics.lagAge.set({ group: groupId, topic }, ageMs / 1000);
+  };
   /** Records what is committed and the lag on it, and the time the commit last moved. */
   const observe = (topic: string, partition: number, committed: bigint, highWatermark: string, caughtUp = false) => {
     const p = progress.observe(
@@ -413,6 +443,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     lagRefreshing.add(key);
     void (async () => {
       const offsets = await topicOffsets(admin, topic);
+      lagKnown.known(topic, now);
       const high = offsets.find((o) => o.partition === partition)?.high;
       // Owned still: a refresh that ends after a rebalance must not bring back a lost partition's gauge.
       if (high !== undefined && backingOff.has(key) && owned.has(key)) {
@@ -426,7 +457,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       await observeWaiting(topic, offsets);
       const others = new Set<string>();
       for (const [k, p] of owned) if (p.topic !== topic && !fetched.has(k)) others.add(p.topic);
-      for (const other of others) await observeWaiting(other, await topicOffsets(admin, other));
+      for (const other of others) {
+        const at = Date.now();
+        const offsets = await topicOffsets(admin, other);
+        lagKnown.known(other, at);
+        await observeWaiting(other, offsets);
+      }
     })()
       .catch(() => {}) // Kafka itself may be what is down: the gauges keep their last values
       .finally(() => lagRefreshing.delete(key));
@@ -434,6 +470,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   const abort = new AbortController();
   /** The partitions assigned to this member, by partitionKey. */
   let owned = new Map<string, { readonly topic: string; readonly partition: number }>();
+  /** The member id of the last join: kafkajs rejoins under a new one only after it was out of the group. */
+  let memberId: string | undefined;
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     joined = true;
     // Joined again after crashes: recovered (an idle topic has no batch to say so, and healthy()
@@ -444,9 +482,29 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
       for (const partition of partitions) now.set(partitionKey(topic, partition), { topic, partition });
     }
-    const lost = [...owned].filter(([k]) => !now.has(k));
+    // A new member id: this member was out of the group (evicted past its session timeout by a
+    // pause — GC, a frozen VM, CPU starvation — or a restart after a crash), so the generations in
+    // between went on without it and another member may have processed and committed its
+    // partitions. Every partition owned before is lost, also one assigned again: kept, its state
+    // from before the pause was folded with records past the other member's commit. (A member
+    // that keeps its id took part in every generation: kafkajs' join payload has no generation.)
+    const previousMemberId = memberId;
+    memberId = event.payload.memberId;
+    const rejoined = previousMemberId !== undefined && previousMemberId !== memberId;
+    const lost = [...owned].filter(([k]) => rejoined || !now.has(k));
+    if (rejoined && owned.size > 0) {
+      logger.info(
+        { previousMemberId, memberId, partitions: lost.map(([k]) => k) },
+        'rejoined the group under a new member id (it was out of the group): every partition owned before is revoked, also those assigned again',
+      );
+    }
     owned = now;
-    for (const [k] of lost) {
+    for (const topic of lagKnown.assigned(new Set([...now.values()].map((p) => p.topic)), Date.now()))
+      metrics.lagAge.remove({ group: groupId, topic });
+    observeLagAge(Date.now()); // the gauge from the join on, not from the first tick of the watch
+    for (const [k, { topic, partition }] of lost) {
+      // Assigned again: its progress is the other member's commit now, not what was observed here.
+      progress.forget(topic, partition);
       heldBack.delete(k);
       processedTo.delete(k);
       fetched.delete(k);
@@ -890,6 +948,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     if (!(await checkPosition(batch))) return; // sought elsewhere: nothing of this batch is processed
     fetched.add(key);
     lastBatchAt.set(key, Date.now());
+    lagKnown.known(batch.topic, Date.now());
     const labels = { group: groupId, topic: batch.topic, partition: String(batch.partition) };
     metrics.in.inc({ topic: batch.topic }, batch.messages.length);
     // Before any commit of this process, the fetch started at the committed offset: the first record's.
@@ -1163,6 +1222,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         working: (topic, partition, at) => progress.working(topic, partition, at),
         failed: (topic, error) =>
           logger.debug({ topic, err: error }, 'reading the high watermark of idle partitions failed'),
+        known: (topic, at) => lagKnown.known(topic, at),
+        stale: (at) => lagKnown.stale(at, LAG_REFRESH_MS),
       },
       LAG_REFRESH_MS,
     )
@@ -1225,6 +1286,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     () => {
       refreshIdle();
       void stalls();
+      observeLagAge(Date.now());
     },
     Math.min(5_000, Math.max(100, stallTimeoutMs / 4)),
   );
@@ -1238,22 +1300,51 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       stopResets();
       stopUnknowns();
       abort.abort();
-      // kafkajs waits for the batch in hand to finish before leaving the group.
-      try {
-        await consumer.disconnect();
-      } finally {
-        joined = false;
-        await admin.close(); // also when the disconnect failed: a second stop() returns at once
-      }
-      if (options.ephemeral === true)
-        await deleteGroup(kafka, groupId).catch((error: unknown) =>
-          logger.warn(
-            { err: error },
-            'could not delete the ephemeral group (it holds no offsets; the broker drops it)',
+      const leave = async () => {
+        // kafkajs waits for the batch in hand to finish before leaving the group.
+        try {
+          await consumer.disconnect();
+        } finally {
+          joined = false;
+          await admin.close(); // also when the disconnect failed: a second stop() returns at once
+        }
+        if (options.ephemeral === true)
+          await deleteGroup(kafka, groupId).catch((error: unknown) =>
+            logger.warn(
+              { err: error },
+              'could not delete the ephemeral group (it holds no offsets; the broker drops it)',
+            ),
+          );
+      };
+      // Bounded: a SIGTERM must not wait on a Kafka that is slow or down (see STOP_DEADLINE_MS).
+      const left = await withDeadline(STOP_DEADLINE_MS, (signal) =>
+        Promise.race([
+          leave(),
+          new Promise<never>((_, reject) =>
+            signal.addEventListener('abort', () => reject(signal.reason), { once: true }),
           ),
-        );
+        ]),
+      );
+      if (left.ok) return;
+      if (!left.timedOut) throw left.error;
+      joined = false;
+      void admin.close();
+      logger.warn(
+        { stopDeadlineMs: STOP_DEADLINE_MS },
+        `stopping did not finish within ${formatDuration(STOP_DEADLINE_MS)} (Kafka slow or unreachable): left without it; a batch still in hand is redelivered, the broker drops this member at its session timeout${options.ephemeral === true ? ' and forgets the empty ephemeral group' : ''}`,
+      );
     },
-    ready: () => joined && !stopping && !dead && !crashLooping() && backingOff.size === 0 && stalls().length === 0,
+    // Not ready either while the lag of a topic has been unknown for the stall timeout (Kafka slow
+    // or blackholed: nothing answers, nothing is consumed), as when it is down (kafkajs crashes out
+    // of the group). Readiness restarts nothing; liveness stays true through a Kafka outage.
+    ready: () =>
+      joined &&
+      !stopping &&
+      !dead &&
+      !crashLooping() &&
+      backingOff.size === 0 &&
+      stalls().length === 0 &&
+      lagKnown.stale(Date.now(), Math.max(stallTimeoutMs, LAG_UNKNOWN_MIN_MS)).length === 0,
     healthy: () => !dead && !crashLooping() && stalls().length === 0,
     stalls,
     positions,

@@ -46,8 +46,15 @@ export interface IdleRefreshDeps {
    */
   blocked(now: number): boolean;
   working(topic: string, partition: number, now: number): void;
-  /** A read failed (Kafka may be what is down): the gauges keep their last values. */
+  /**
+   * A read failed (Kafka may be what is down): the lag gauges keep their last values, so the
+   * topic's lag is not known since (see LagKnowledge: its age grows).
+   */
   failed(topic: string, error: unknown): void;
+  /** The topic's offsets were read: its lag is known as of `at` (when the read began). */
+  known(topic: string, at: number): void;
+  /** Owned topics whose lag has not been known for a while: read too, even with no idle partition. */
+  stale(now: number): readonly string[];
 }
 
 export interface IdleObservation {
@@ -94,13 +101,18 @@ export async function refreshIdleLag(deps: IdleRefreshDeps, refreshMs: number): 
     list.set(p.partition, p);
     due.set(p.topic, list);
   }
+  // A topic whose partitions all have batches in hand for long (a training run) is read too: its
+  // lag is not known otherwise, and a broker that stopped answering would look like that.
+  for (const topic of deps.stale(started)) if (!due.has(topic)) due.set(topic, new Map());
   const read: string[] = [];
   for (const [topic, partitions] of due) {
     let offsets: Map<number, TopicOffsets>;
     let commits: ReadonlyMap<number, bigint> | undefined;
     try {
+      const at = deps.now();
       offsets = new Map((await deps.readOffsets(topic)).map((o) => [o.partition, o]));
       read.push(topic);
+      deps.known(topic, at);
       const unseen = [...partitions.values()].some((p) => p.processedTo === undefined && p.committed === undefined);
       if (unseen) commits = await deps.readCommits(topic);
     } catch (error) {
@@ -123,4 +135,42 @@ export async function refreshIdleLag(deps: IdleRefreshDeps, refreshMs: number): 
     }
   }
   return read;
+}
+
+/**
+ * How long each owned topic's lag has not been known, for `driftline_consumer_lag_age_seconds`.
+ * The lag gauges keep their last values when nothing answers: with the path to the broker slow
+ * (answers 45 s late), /healthz and /readyz said 200 and every lag gauge stayed 0 for 95 s while
+ * nothing was consumed. Known: a batch fetched, or a read of the topic's offsets that answered
+ * (as of when it began). A topic newly assigned counts from its assignment.
+ */
+export class LagKnowledge {
+  private readonly knownAt = new Map<string, number>();
+
+  /** The topics owned now (after a join): new ones count from `now`; returns the topics no longer owned. */
+  assigned(topics: Iterable<string>, now: number): string[] {
+    const owned = new Set(topics);
+    const gone = [...this.knownAt.keys()].filter((t) => !owned.has(t));
+    for (const t of gone) this.knownAt.delete(t);
+    for (const t of owned) if (!this.knownAt.has(t)) this.knownAt.set(t, now);
+    return gone;
+  }
+
+  /** The topic's lag was known at `at` (an older answer than the one held changes nothing). */
+  known(topic: string, at: number): void {
+    const before = this.knownAt.get(topic);
+    if (before !== undefined && at > before) this.knownAt.set(topic, at);
+  }
+
+  /** Per owned topic, milliseconds since its lag was last known. */
+  ages(now: number): Array<{ readonly topic: string; readonly ageMs: number }> {
+    return [...this.knownAt].map(([topic, at]) => ({ topic, ageMs: Math.max(0, now - at) }));
+  }
+
+  /** Owned topics not known for `ms` or longer. */
+  stale(now: number, ms: number): string[] {
+    return this.ages(now)
+      .filter((a) => a.ageMs >= ms)
+      .map((a) => a.topic);
+  }
 }

@@ -5,6 +5,7 @@ import {
   type IdleRefreshDeps,
   idleObservation,
   isIdle,
+  LagKnowledge,
   refreshIdleLag,
   type TopicOffsets,
 } from '../src/idle-lag.js';
@@ -83,6 +84,8 @@ function harness(options: { partitions: number; topics?: string[] }) {
   let duringRead: (() => void) | undefined;
   const k = (topic: string, partition: number) => `${topic}/${partition}`;
   const owned = new Set(topics.flatMap((t) => Array.from({ length: options.partitions }, (_, i) => k(t, i))));
+  const knowledge = new LagKnowledge();
+  knowledge.assigned(topics, now);
   const deps: IdleRefreshDeps = {
     now: () => now,
     partitions: () =>
@@ -123,6 +126,8 @@ function harness(options: { partitions: number; topics?: string[] }) {
     blocked: () => blocked,
     working: (topic, partition, at) => tracker.working(topic, partition, at),
     failed: (topic) => failures.push(topic),
+    known: (topic, at) => knowledge.known(topic, at),
+    stale: (at) => knowledge.stale(at, R),
   };
   return {
     tracker,
@@ -152,6 +157,7 @@ function harness(options: { partitions: number; topics?: string[] }) {
     batch(topic: string, partition: number, opts: { from: bigint; to: bigint; high: bigint; commit: bigint }) {
       const key = k(topic, partition);
       lastBatchAt.set(key, now);
+      knowledge.known(topic, now);
       const before = tracker.committed(topic, partition) ?? opts.from;
       tracker.observe(topic, partition, { committed: before, highWatermark: opts.high, caughtUp: false }, now);
       processedTo.set(key, opts.to);
@@ -161,6 +167,8 @@ function harness(options: { partitions: number; topics?: string[] }) {
     },
     refresh: () => refreshIdleLag(deps, R),
     stalled: () => tracker.stalls(now).map((s) => `${s.topic}/${s.partition}:${s.lag}`),
+    /** Seconds since each topic's lag was known, as the gauge shows it. */
+    lagAges: () => Object.fromEntries(knowledge.ages(now).map((a) => [a.topic, a.ageMs / 1000])),
   };
 }
 
@@ -305,5 +313,70 @@ describe('refreshIdleLag (a fetch that wedges once caught up)', () => {
     await expect(h.refresh()).resolves.toEqual([]);
     expect(h.failures).toEqual(['a', 'b']);
     expect(h.observed).toEqual([]);
+  });
+});
+
+describe('how long the lag has not been known (driftline_consumer_lag_age_seconds)', () => {
+  it('grows while reads fail (the gauges keep their last values), and a read that answers resets it', async () => {
+    const h = harness({ partitions: 1 });
+    h.batch('t', 0, { from: 0n, to: 10n, high: 10n, commit: 10n });
+    h.highs.set(h.k('t', 0), 10n);
+    h.advance(R);
+    await h.refresh();
+    expect(h.lagAges()).toEqual({ t: 0 }); // read, nothing new
+    // The broker stops answering: the lag gauge stays 0, and its age says how stale that 0 is.
+    h.failReads(true);
+    for (let i = 0; i < 19; i++) {
+      h.advance(R);
+      await h.refresh();
+    }
+    expect(h.observed).toEqual([]);
+    expect(h.lagAges()).toEqual({ t: 95 });
+    h.failReads(false);
+    h.advance(R);
+    await h.refresh();
+    expect(h.lagAges()).toEqual({ t: 0 });
+  });
+
+  it('an answer 45 s late knows the lag as of when the read began', async () => {
+    const h = harness({ partitions: 1 });
+    h.batch('t', 0, { from: 0n, to: 10n, high: 10n, commit: 10n });
+    h.advance(R);
+    h.duringRead(() => h.advance(45_000));
+    await h.refresh();
+    expect(h.lagAges()).toEqual({ t: 45 });
+  });
+
+  it('a topic whose partitions all have a batch in hand for long is read for its age alone', async () => {
+    const h = harness({ partitions: 2 });
+    h.batch('t', 0, { from: 0n, to: 1n, high: 1n, commit: 1n });
+    h.batch('t', 1, { from: 0n, to: 1n, high: 1n, commit: 1n });
+    h.busy.add(h.k('t', 0));
+    h.busy.add(h.k('t', 1));
+    h.highs.set(h.k('t', 0), 9n);
+    h.advance(R - 1);
+    expect(await h.refresh()).toEqual([]); // known within the interval: nothing to read
+    h.advance(1);
+    expect(await h.refresh()).toEqual(['t']);
+    expect(h.observed).toEqual([]); // busy partitions have observations of their own
+    expect(h.lagAges()).toEqual({ t: 0 });
+  });
+
+  it('counts a new topic from its assignment; a topic no longer owned is dropped and a late answer brings it back not', () => {
+    const knowledge = new LagKnowledge();
+    expect(knowledge.assigned(['a', 'b'], 1_000)).toEqual([]);
+    knowledge.known('a', 4_000);
+    knowledge.known('a', 3_000); // an older answer than the one held
+    expect(knowledge.ages(10_000)).toEqual([
+      { topic: 'a', ageMs: 6_000 },
+      { topic: 'b', ageMs: 9_000 },
+    ]);
+    expect(knowledge.stale(10_000, 7_000)).toEqual(['b']);
+    expect(knowledge.assigned(['a', 'c'], 10_000)).toEqual(['b']);
+    knowledge.known('b', 10_000);
+    expect(knowledge.ages(12_000)).toEqual([
+      { topic: 'a', ageMs: 8_000 },
+      { topic: 'c', ageMs: 2_000 },
+    ]);
   });
 });

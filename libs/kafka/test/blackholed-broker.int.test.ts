@@ -1,0 +1,112 @@
+// A broker that stops answering (a blackholed path, a hung broker): connections stay open and
+// nothing comes back. Both tests route this process' Kafka connections through a proxy that can go
+// silent, so the shared stack itself is never touched.
+import net from 'node:net';
+import { silentLogger } from '@driftline/core';
+import { createMetricsRegistry } from '@driftline/observability';
+import { eventually, kafkaFor, type StallableProxy, stallableProxy, uniqueName } from '@driftline/test-support';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { STOP_DEADLINE_MS, startConsumer } from '../src/consumer.js';
+import { createProducer, ensureTopics } from '../src/index.js';
+
+const stack = inject('stack');
+
+describe('a consumer whose broker stops answering', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await Promise.resolve(fn()).catch(() => {});
+  });
+
+  /**
+   * A topic with one record, and a proxy every Kafka connection of this process goes through from
+   * now on: the broker advertises its own address, so a proxy given as the bootstrap broker would
+   * carry the bootstrap only. kafkajs opens its sockets with `net.connect({ host, port }, cb)`.
+   */
+  async function blackholable(): Promise<{
+    topic: string;
+    proxy: StallableProxy;
+    producer: Awaited<ReturnType<typeof createProducer>>;
+  }> {
+    const topic = uniqueName('blackholed');
+    const direct = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(direct, [{ topic, partitions: 1 }]);
+    const producer = await createProducer(direct);
+    cleanup.push(() => producer.disconnect());
+    await producer.send(topic, [{ key: 'k', value: Buffer.from('v') }]);
+    const [host, port] = stack.kafkaBrokers[0]!.split(':') as [string, string];
+    const proxy = await stallableProxy(Number(port), host);
+    cleanup.push(() => proxy.close());
+    const connect = net.connect;
+    net.connect = ((options: net.TcpNetConnectOpts, onConnect?: () => void) =>
+      connect(
+        Number(options.port) === Number(port) ? { ...options, host: '127.0.0.1', port: proxy.port } : options,
+        onConnect,
+      )) as typeof net.connect;
+    cleanup.push(() => {
+      net.connect = connect;
+    });
+    return { topic, proxy, producer };
+  }
+
+  async function consume(topic: string, producer: Awaited<ReturnType<typeof createProducer>>, stallTimeoutMs?: number) {
+    let processed = 0;
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const handle = await startConsumer<string>({
+      kafka: kafkaFor(stack.kafkaBrokers),
+      groupId: uniqueName('group'),
+      topics: [topic],
+      producer,
+      logger: silentLogger,
+      registry,
+      ...(stallTimeoutMs === undefined ? {} : { stallTimeoutMs }),
+      processor: {
+        decode: (r) => r.value!.toString(),
+        async process(items) {
+          processed += items.length;
+        },
+      },
+    });
+    await eventually(async () => (processed === 1 && handle.ready() ? true : undefined), 20_000);
+    return { handle, registry };
+  }
+
+  it('stop() returns within its deadline (a SIGTERM took 87 s to 3.5 minutes: found by a review)', async () => {
+    const { topic, proxy, producer } = await blackholable();
+    const { handle } = await consume(topic, producer);
+    expect(proxy.connections()).toBeGreaterThan(0); // the consumer's sockets do go through the proxy
+
+    proxy.stall(); // nothing answers any more, nothing is refused
+    const started = Date.now();
+    const stopped = await Promise.race([
+      handle.stop().then(() => Date.now() - started),
+      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), STOP_DEADLINE_MS + 10_000).unref()),
+    ]);
+    expect(stopped).not.toBe('hung');
+    expect(stopped).toBeLessThanOrEqual(STOP_DEADLINE_MS + 1_000);
+  }, 60_000);
+
+  it('shows how long the lag has not been known, and turns unready (never unhealthy) past the stall timeout', async () => {
+    const { topic, proxy, producer } = await blackholable();
+    // The least that counts (a quiet topic is read every 5 to 10 s), and under kafkajs' 30 s request
+    // timeout, after which it leaves the group (not ready, before too).
+    const stallTimeoutMs = 20_000;
+    const { handle, registry } = await consume(topic, producer, stallTimeoutMs);
+    cleanup.push(async () => {
+      proxy.resume();
+      await handle.stop();
+    });
+    const lagAge = async () => {
+      const line = (await registry.metrics()).match(/^driftline_consumer_lag_age_seconds\{[^}]*\} (\S+)$/m);
+      return line === null ? undefined : Number(line[1]);
+    };
+    expect(await eventually(lagAge)).toBeLessThan(stallTimeoutMs / 1000);
+
+    // Before: the lag gauge stayed 0, /readyz and /healthz 200, while nothing was consumed.
+    proxy.stall();
+    const stalledAt = Date.now();
+    await eventually(async () => (handle.ready() ? undefined : true), 25_000, 250);
+    expect(Date.now() - stalledAt).toBeGreaterThanOrEqual(stallTimeoutMs - 10_000);
+    expect(await lagAge()).toBeGreaterThanOrEqual(stallTimeoutMs / 1000 - 5);
+    expect(handle.healthy()).toBe(true); // liveness would restart every service through a Kafka outage
+  }, 60_000);
+});

@@ -901,14 +901,19 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         );
       if (wasReset) {
         const old = before ?? (stored !== undefined && stored >= 0n ? stored : undefined);
-        // Reset as out of range to an offset below where it was: the log ended below the position
-        // (retention only removes records below it). Before, read from the default offset as if
-        // nothing had happened, and a processor's replay guard dropped the new log's records.
-        if (old !== undefined && first < old)
+        // Reset as out of range to an offset below the group's commit: the log ended below every
+        // position kafkajs could have fetched at (never below the commit: a rejoin or a retry
+        // resumes there), so it started over. Before, read from the default offset as if nothing had
+        // happened, and a processor's replay guard dropped the new log's records. Not below where
+        // this process read to: a stateful processor holds its commit back, a rejoin resumes at
+        // that commit, and retention removing records past it resets forward to a start still
+        // below what was read — taken for a restart, the replay guards were dropped and those
+        // records counted twice (found by a review).
+        if (had !== undefined && first < had)
           return restartLog(
             batch,
             first,
-            { resetFrom: old.toString() },
+            { resetFrom: old?.toString(), committedBefore: had.toString() },
             'the fetch position was out of range above the end of the log',
           );
         knownCommits.delete(key);

@@ -15,6 +15,7 @@ import {
   setGroupOffsets,
   startConsumer,
 } from '../src/index.js';
+import { growTopic } from '../src/testing.js';
 
 const stack = inject('stack');
 
@@ -31,7 +32,14 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
 
   async function setUp(
     prefix: string,
-    options: { stallTimeoutMs?: number; logger?: Logger; metadataMaxAgeMs?: number; ephemeral?: boolean } = {},
+    options: {
+      stallTimeoutMs?: number;
+      logger?: Logger;
+      metadataMaxAgeMs?: number;
+      ephemeral?: boolean;
+      /** A stateful processor's commit held back at this offset (stage one's oldest open window). */
+      holdCommitAt?: string;
+    } = {},
     /** While true, the sink refuses (retriable) every batch holding a record it names. */
     sinkDown: (value: string) => boolean = () => false,
     partitions = 1,
@@ -69,7 +77,10 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
         producer,
         logger: silentLogger,
         registry,
-        ...options,
+        ...(options.stallTimeoutMs === undefined ? {} : { stallTimeoutMs: options.stallTimeoutMs }),
+        ...(options.logger === undefined ? {} : { logger: options.logger }),
+        ...(options.metadataMaxAgeMs === undefined ? {} : { metadataMaxAgeMs: options.metadataMaxAgeMs }),
+        ...(options.ephemeral === undefined ? {} : { ephemeral: options.ephemeral }),
         processor: {
           decode: (r) => r.value!.toString(),
           async process(items) {
@@ -79,6 +90,7 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
               seen.push(i.value);
               handed.push({ partition: i.record.partition, value: i.value });
             }
+            return options.holdCommitAt === undefined ? undefined : { commitOffset: options.holdCommitAt };
           },
           logRestarted: (topic, partition) => restarted.push({ topic, partition, handedBefore: handed.length }),
         },
@@ -325,6 +337,25 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     // Every offset of gen2 and gen3 either processed or counted as skipped.
     const later = new Set(t.seen.filter((v) => !v.startsWith('gen1-')));
     expect(later.size + Number(skipped)).toBe(200);
+  }, 40_000);
+
+  it('retention past a held-back commit, then a rejoin: a forward reset, never a restarted log', async () => {
+    const { lines, logger } = errorLines();
+    const t = await setUp('held-back', { logger, metadataMaxAgeMs: 2_000, holdCommitAt: '2' });
+    await t.start();
+    await t.send('gen1', 10);
+    await eventually(async () => (t.handed.length === 10 && (await t.committed()) === 2n ? true : undefined), 15_000);
+    await t.removeBefore(5);
+    // An ordinary rebalance: kafkajs fetches again from the commit (2), now below the log's start.
+    await growTopic(t.kafka, t.topic, 2);
+    await eventually(
+      async () => (lines.some((l) => l.msg?.startsWith('offset out of range')) ? true : undefined),
+      20_000,
+    );
+    // Before: the reset to 5, below the 10 read here, was taken for a recreated topic: the
+    // processor's replay guard was dropped and 5–9 counted twice (found by a review).
+    expect(t.restarted).toEqual([]);
+    expect(lines.filter((l) => l.msg?.includes('created again'))).toHaveLength(0);
   }, 40_000);
 
   it('a topic recreated under a restarted member that never committed itself is read from its start', async () => {

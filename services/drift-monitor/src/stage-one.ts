@@ -317,6 +317,30 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     return entry;
   }
   /**
+   * Progress restored by a partition that has applied nothing here yet, naming an offset past the
+   * end of the log being read: the log started over where no process saw it (the topic deleted and
+   * created again while the monitor was down, or while another member owned the partition: the
+   * consumer's `logRestarted` needs the old position, and Kafka deletes the group's commits with
+   * the topic). Its offsets name the old log's records: forgotten as on `logRestarted`, or the
+   * new log's late events below them were dropped as replays (found by a review). A new log that
+   * has grown past the old offset before the monitor reads it is not told apart.
+   */
+  function forgetRestoredOfAnotherLog(
+    entry: PartitionEntry,
+    ctx: { readonly topic: string; readonly partition: number; readonly highWatermark: string },
+    items: ReadonlyArray<DecodedRecord<PredictionEvent>>,
+  ): void {
+    const restoredOffset = entry.windows.restored?.offset;
+    if (entry.lastOffset >= 0 || restoredOffset === undefined || restoredOffset <= 0 || items.length === 0) return;
+    const logEnd = Math.max(Number(ctx.highWatermark), Number(items[items.length - 1]!.record.offset) + 1);
+    if (logEnd >= restoredOffset) return;
+    logger.warn(
+      { topic: ctx.topic, partition: ctx.partition, restoredOffset, logEnd },
+      'restored drift progress names offsets past the end of the log (its topic was deleted and created again): its offsets are forgotten',
+    );
+    forgetLog(entry);
+  }
+  /**
    * The source partition's log restarted: offsets applied, refused or recorded before name the old
    * log's records. Forgotten by the replay guard (it dropped the new log's records up to the old
    * last offset), the windows (a restored offset made the new log's late events below it replays,
@@ -408,6 +432,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       }
     }
     const entry = await entryFor(ctx.topic, ctx.partition);
+    forgetRestoredOfAnotherLog(entry, ctx, items);
     await send(entry, ctx.topic, ctx.partition); // what a failed attempt closed but could not send
     // One entry per (model, version) with the earliest window its events are counted in: a version
     // borrowing a promoted version's reference needs the lender in force there and every later one.

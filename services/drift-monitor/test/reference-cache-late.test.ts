@@ -238,7 +238,9 @@ describe('stage one: the windows a batch holds lenders for are those its events 
     await references.promoted('m', 'v1', NOW - 24 * 60 * MINUTE);
     const progress = memoryProgress();
     const { stageOne, earliest } = recordedStageOne(references, progress);
-    const ctx = { topic: 'p', partition: 0, highWatermark: '0' };
+    // The log's end as Kafka reports it: past every offset below (a restored offset beyond it would
+    // be another log's).
+    const ctx = { topic: 'p', partition: 0, highWatermark: '5' };
     const open = windowStartOf(NOW - 1_000, MINUTE);
     const batches = [
       [predictionRecord('m', 'canary', NOW - 1_000, 0)],

@@ -598,6 +598,27 @@ describe('stage-1 processor: a source log restarted after progress was restored'
     expect(next.windows()).toEqual([[11_000, 1, 3]]); // the old log's event there went with the member
   });
 
+  it('a restart no process here saw (the monitor down, or another member owning it): restored offsets past the end of the log are forgotten', async () => {
+    const { processor, outcomes, windows } = restartable(await oldLogProgress());
+    // No logRestarted: the consumer cannot tell (Kafka deleted the group's commits with the topic).
+    await processor.process(at([5_100, 10_200, 11_200], 0), { ...ctx, highWatermark: '3' });
+    await processor.process(at([12_500], 3), { ...ctx, highWatermark: '4' });
+    // As when the restart is reported: before, the late event below offset 1000 was a replay, dropped.
+    expect(await outcomes()).toMatchObject({ late: 1, added: 3 });
+    expect((await outcomes()).replayed).toBeUndefined();
+    expect(windows()).toEqual([
+      [10_000, 1, 1],
+      [11_000, 1, 0],
+    ]);
+  });
+
+  it('restored offsets within the log being read are kept: its records below them are replays', async () => {
+    const { processor, outcomes } = restartable(await oldLogProgress());
+    // The same log, replayed from a commit below the restored offset (its end is past it).
+    await processor.process(at([5_100, 10_200], 998), { ...ctx, highWatermark: '1500' });
+    expect(await outcomes()).toMatchObject({ replayed: 1 });
+  });
+
   it('a restart reported before the partition is owned again forgets the offsets of the progress then loaded', async () => {
     const { processor, outcomes, windows } = restartable(await oldLogProgress());
     // Revoked while the topic was gone; the consumer finds the restart at the first batch after.

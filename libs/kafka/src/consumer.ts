@@ -490,7 +490,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // that keeps its id took part in every generation: kafkajs' join payload has no generation.)
     const previousMemberId = memberId;
     memberId = event.payload.memberId;
-    const rejoined = previousMemberId !== undefined && previousMemberId !== memberId;
+    // Not an ephemeral consumer: its group is its own (no other member can have read meanwhile),
+    // and what it read here (processedTo, its last record) is its only evidence of a recreated
+    // topic — a topic deleted long enough crashes kafkajs into this very rejoin (found by a review).
+    const rejoined = previousMemberId !== undefined && previousMemberId !== memberId && options.ephemeral !== true;
     const lost = [...owned].filter(([k]) => rejoined || !now.has(k));
     if (rejoined && owned.size > 0) {
       logger.info(
@@ -892,7 +895,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       // the old commit itself, and the commits read at the join may predate ours (-1 for a group
       // new then); that is records removed by retention, counted below, not a recreated topic.
       const gone = !wasReset && (stored === undefined || stored === ABSENT_COMMIT);
-      if (commits !== undefined && had !== undefined && had > 0n && gone)
+      // A commit of 0 counts once this process read past it (stage one holds its commit at 0 through
+      // a fresh topic's first window: such a recreated topic was read from the old position).
+      const readPast = had !== undefined && (had > 0n || (processedTo.get(key) ?? 0n) > 0n);
+      if (commits !== undefined && readPast && gone)
         return restartLog(
           batch,
           first,
@@ -909,11 +915,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         // that commit, and retention removing records past it resets forward to a start still
         // below what was read — taken for a restart, the replay guards were dropped and those
         // records counted twice (found by a review).
-        if (had !== undefined && first < had)
+        // An ephemeral consumer has no commit: below what it read here is its only sign.
+        const floor = options.ephemeral === true ? old : had;
+        if (floor !== undefined && first < floor)
           return restartLog(
             batch,
             first,
-            { resetFrom: old?.toString(), committedBefore: had.toString() },
+            { resetFrom: old?.toString(), committedBefore: had?.toString() },
             'the fetch position was out of range above the end of the log',
           );
         knownCommits.delete(key);

@@ -220,6 +220,35 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(new Set(t.seen.filter((v) => v.startsWith('gen2-'))).size).toBe(10);
   }, 40_000);
 
+  it('an ephemeral follower whose position kafkajs reset as out of range on the empty new log is told, also after a burst', async () => {
+    const t = await setUp('recreated-eph-reset', { ephemeral: true });
+    await t.start();
+    await t.send('gen1', 10);
+    await eventually(async () => (t.seen.length === 10 ? true : undefined), 15_000);
+    await t.recreate();
+    await sleep(3_000); // kafkajs meets "out of range" on the empty log and resets to its start
+    await t.send('gen2', 25); // at once: the first batch after the reset reaches past the old position
+    const gen2 = () => new Set(t.seen.filter((v) => v.startsWith('gen2-')));
+    await eventually(async () => (gen2().size === 25 ? true : undefined), 15_000);
+    // Before (with the commit-based rule alone): an ephemeral consumer has no commit, the reset
+    // below what it read was not a restart, and a follower skipping applied offsets dropped 0 … 9.
+    expectToldOncePerPartition(t, [0]);
+  }, 40_000);
+
+  it("a commit held at 0 (a fresh topic's first window) still names a recreated topic read past it", async () => {
+    const t = await setUp('recreated-hold0', { holdCommitAt: '0' });
+    await t.start();
+    await t.send('gen1', 10);
+    await eventually(async () => (t.seen.length === 10 && (await t.committed()) === 0n ? true : undefined), 15_000);
+    await t.recreate();
+    await t.send('gen2', 25);
+    const gen2 = () => new Set(t.seen.filter((v) => v.startsWith('gen2-')));
+    await eventually(async () => (gen2().size === 25 ? true : undefined), 15_000).catch(() => undefined);
+    // Before: a commit of 0 read as "no commit": nothing said, gen2-0 … gen2-9 silently skipped.
+    expect(gen2().size).toBe(25);
+    expectToldOncePerPartition(t, [0]);
+  }, 40_000);
+
   it('an ephemeral follower reads a recreated topic from its start also when the new log passed its position at once', async () => {
     const t = await setUp('recreated-eph-long', { ephemeral: true });
     await t.start();

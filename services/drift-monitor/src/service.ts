@@ -60,7 +60,8 @@ export const driftMonitorService = defineService({
       clearInterval(timer);
       clearInterval(idleTimer);
       await stageOne.stopIdle();
-      for (const c of consumers.reverse()) await c.stop().catch(() => {});
+      // Together: each is bounded at 10 s, in turn three took 30 s with a hung broker.
+      await Promise.all(consumers.map((c) => c.stop().catch(() => {})));
     };
 
     // Promotions: every instance reads all of models.v1 on every start to know every swap, through

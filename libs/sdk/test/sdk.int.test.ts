@@ -7,6 +7,19 @@ import { createDriftlineProducer } from '../src/index.js';
 
 const stack = inject('stack');
 
+/** Flushes until a flush succeeds (a topic created meanwhile takes its buffered messages), up to 90 s. */
+function flushOnceDelivered(sdk: { flush(): Promise<void> }): Promise<true> {
+  return eventually(
+    () =>
+      sdk.flush().then(
+        () => true as const,
+        () => undefined,
+      ),
+    90_000,
+    500,
+  );
+}
+
 describe('producer SDK against real Kafka and Schema Registry', () => {
   it('publishes typed events keyed per contract, through a small bounded buffer, and flushes them all', async () => {
     const prefix = `${uniqueName('sdk')}.`;
@@ -269,15 +282,7 @@ describe('producer SDK: a full buffer Kafka does not drain (found by a review)',
 
     // Kafka takes the sends again: the buffered event is delivered, room frees, the producer goes on.
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
-    await eventually(
-      () =>
-        sdk.flush().then(
-          () => true,
-          () => undefined,
-        ),
-      90_000,
-      500,
-    );
+    await flushOnceDelivered(sdk);
     await sdk.publishLabel({ prediction_id: 'd', model: 'm', label: 1 });
     await sdk.close();
     expect((await readTopic(kafka, topic, 2)).map((r) => r.key?.toString())).toEqual(['a', 'd']);
@@ -350,15 +355,7 @@ describe('producer SDK: a buffer bounded in bytes too (found by a review)', () =
       { topic, partitions: 1 },
       { topic: predictionsTopic, partitions: 1 },
     ]);
-    await eventually(
-      () =>
-        sdk.flush().then(
-          () => true,
-          () => undefined,
-        ),
-      90_000,
-      500,
-    );
+    await flushOnceDelivered(sdk);
     expect(sdk.pendingBytes).toBe(0);
     await sdk.publishFeatures(sized(6, 3_000));
     await sdk.close();
@@ -506,15 +503,7 @@ describe('producer SDK: one topic failing holds no other topic back (found by a 
 
     // Once the topic exists the labels go too, in publish order.
     await ensureTopics(kafka, [{ topic: labels, partitions: 1 }]);
-    await eventually(
-      () =>
-        sdk.flush().then(
-          () => true,
-          () => undefined,
-        ),
-      90_000,
-      500,
-    );
+    await flushOnceDelivered(sdk);
     await sdk.close();
     const labelled = await readTopic(kafka, labels, 10);
     expect(labelled.map((r) => String(r.key))).toEqual(['p0', 'p1', 'p2', 'p0', 'p10', 'p20', 'q0', 'q1', 'q2', 'q3']);
@@ -562,15 +551,7 @@ describe('producer SDK: a missing topic whose first send is not answered yet (fo
 
     // Once the topic exists its 10 buffered labels go, in order.
     await ensureTopics(kafka, [{ topic: labels, partitions: 1 }]);
-    await eventually(
-      () =>
-        sdk.flush().then(
-          () => true,
-          () => undefined,
-        ),
-      90_000,
-      500,
-    );
+    await flushOnceDelivered(sdk);
     await sdk.close();
     expect((await readTopic(kafka, labels, 10)).map((r) => String(r.key))).toEqual(
       burst.slice(0, 10).map((l) => l.prediction_id),

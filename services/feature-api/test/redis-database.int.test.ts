@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
 import { startRunner } from '@driftline/service';
-import { eventually, freePort, proxyOn, serviceEnv, spawnDriftlineRun, uniqueName } from '@driftline/test-support';
+import {
+  DATABASE_99_REFUSED_LINE,
+  eventually,
+  freePort,
+  proxyOn,
+  serviceEnv,
+  spawnDriftlineRun,
+  uniqueName,
+} from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { featureApi } from '../src/service.js';
 
@@ -11,7 +19,6 @@ const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'feature-api-redis-db-'));
 const views = join(dir, 'views.yaml');
 writeFileSync(views, 'views:\n  - name: user\n    entity: user_id\n    features: { f0: double }\n');
-const REFUSED_99 = /configuration error: DRIFTLINE_REDIS_URL: the server refuses database 99 \(ERR DB index/;
 
 const apiHealth = async (port: number) => (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
 
@@ -62,11 +69,6 @@ describe('feature-api start-up and the database of DRIFTLINE_REDIS_URL', () => {
     const redis = await proxyOn(redisPort, stack.redisUrl);
     cleanup.push(() => new Promise((resolve) => redis.close(resolve)));
     expect(await child.exited).toBe(78);
-    expect(
-      child
-        .output()
-        .split('\n')
-        .filter((line) => line.includes('DRIFTLINE_REDIS_URL')),
-    ).toEqual([expect.stringMatching(REFUSED_99)]);
+    expect(child.linesNaming('DRIFTLINE_REDIS_URL')).toEqual([expect.stringMatching(DATABASE_99_REFUSED_LINE)]);
   });
 });

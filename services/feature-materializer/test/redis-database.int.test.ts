@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
 import { startRunner } from '@driftline/service';
-import { eventually, freePort, serviceEnv, spawnDriftlineRun, uniqueName } from '@driftline/test-support';
+import {
+  DATABASE_99_REFUSED_LINE,
+  eventually,
+  freePort,
+  serviceEnv,
+  spawnDriftlineRun,
+  uniqueName,
+} from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { featureMaterializer } from '../src/service.js';
 
@@ -12,7 +19,6 @@ const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'feature-materializer-redis-db-'));
 const views = join(dir, 'views.yaml');
 writeFileSync(views, 'views:\n  - name: user\n    entity: user_id\n    features: { f0: double }\n');
-const REFUSED_99 = /configuration error: DRIFTLINE_REDIS_URL: the server refuses database 99 \(ERR DB index/;
 
 /**
  * A TCP proxy to the stack's Redis on `port`. `dropsSelectOf` names a connection (CLIENT SETNAME)
@@ -112,19 +118,10 @@ describe('feature-materializer start-up and the database of DRIFTLINE_REDIS_URL'
       serviceEnv(stack, env(`redis://127.0.0.1:${redisPort}/99`)),
     );
     cleanup.push(() => child.kill());
-    // Started while Redis is down.
-    await eventually(async () => {
-      child.assertRunning();
-      return child.output().includes('"msg":"service started"') ? true : undefined;
-    }, 60_000);
+    await child.untilOutput('"msg":"service started"'); // started while Redis is down
     const redis = await redisProxy(redisPort);
     cleanup.push(() => redis.close());
     expect(await child.exited).toBe(78);
-    expect(
-      child
-        .output()
-        .split('\n')
-        .filter((line) => line.includes('DRIFTLINE_REDIS_URL')),
-    ).toEqual([expect.stringMatching(REFUSED_99)]);
+    expect(child.linesNaming('DRIFTLINE_REDIS_URL')).toEqual([expect.stringMatching(DATABASE_99_REFUSED_LINE)]);
   });
 });

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
 import { startRunner } from '@driftline/service';
-import { eventually, freePort, proxyOn, serviceEnv, spawnDriftlineRun, uniqueName } from '@driftline/test-support';
+import {
+  DATABASE_99_REFUSED_LINE,
+  freePort,
+  proxyOn,
+  serviceEnv,
+  spawnDriftlineRun,
+  uniqueName,
+} from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { modelServer } from '../src/service.js';
 
@@ -11,7 +18,6 @@ const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'model-server-redis-db-'));
 const views = join(dir, 'views.yaml');
 writeFileSync(views, 'views:\n  - name: user\n    entity: user_id\n    features: { f0: double }\n');
-const REFUSED_99 = /configuration error: DRIFTLINE_REDIS_URL: the server refuses database 99 \(ERR DB index/;
 
 const env = (redisUrl: string) => ({
   DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
@@ -47,19 +53,10 @@ describe('model-server start-up and the database of DRIFTLINE_REDIS_URL', () => 
     const redisPort = await freePort();
     const child = spawnDriftlineRun('model-server', serviceEnv(stack, env(`redis://127.0.0.1:${redisPort}/99`)));
     cleanup.push(() => child.kill());
-    // Started while Redis is down.
-    await eventually(async () => {
-      child.assertRunning();
-      return child.output().includes('"msg":"service started"') ? true : undefined;
-    }, 60_000);
+    await child.untilOutput('"msg":"service started"'); // started while Redis is down
     const redis = await proxyOn(redisPort, stack.redisUrl);
     cleanup.push(() => new Promise((resolve) => redis.close(resolve)));
     expect(await child.exited).toBe(78);
-    expect(
-      child
-        .output()
-        .split('\n')
-        .filter((line) => line.includes('DRIFTLINE_REDIS_URL')),
-    ).toEqual([expect.stringMatching(REFUSED_99)]);
+    expect(child.linesNaming('DRIFTLINE_REDIS_URL')).toEqual([expect.stringMatching(DATABASE_99_REFUSED_LINE)]);
   });
 });

@@ -1,7 +1,7 @@
 import { DriftlineError } from '@driftline/core';
 import { planWrites, validateFeatureEvent } from '@driftline/features';
 import type { PredictionInput } from '@driftline/join';
-import { uniqueName } from '@driftline/test-support';
+import { throttledProxy, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { rowKey } from '../src/index.js';
 import {
@@ -13,7 +13,6 @@ import {
 } from '../src/redis/index.js';
 import { contractViews } from './contract.js';
 import { joinContractConfig } from './join-contract.js';
-import { throttledProxy } from './throttled-proxy.js';
 
 // A slow (not down) Redis: the stack's Redis behind a proxy carrying 50 KB/s each way, commands
 // timing out after 1 s. A batch needing about 4 s of the link (several timeouts' worth) was sent

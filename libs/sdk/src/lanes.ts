@@ -22,7 +22,17 @@ export interface SendLanesOptions<M extends LaneMessage> {
   /** Called after every send, delivered or failed: room may have freed. */
   readonly onSent: () => void;
   readonly logger: Logger;
+  /** A send unanswered this long makes its topic hold at most its share again (default SLOW_SEND_MS). */
+  readonly slowSendMs?: number;
+  readonly now?: () => number;
 }
+
+/**
+ * On a healthy cluster a send is answered in milliseconds, tens under load. One unanswered for a
+ * second is a broker that stopped answering (a leader gone quiet, a half-open connection) until
+ * kafkajs' request timeout says so, 30 s later.
+ */
+export const SLOW_SEND_MS = 1_000;
 
 interface Lane<M> {
   readonly topic: string;
@@ -40,6 +50,8 @@ interface Lane<M> {
   failureSeq: number;
   /** Whether the topic's last send was delivered: until one is, the topic holds at most its share. */
   lastSendDelivered: boolean;
+  /** When the send in flight started (undefined: none in flight). */
+  sendStartedAt: number | undefined;
   sending: Promise<void> | undefined;
   linger: NodeJS.Timeout | undefined;
   retry: NodeJS.Timeout | undefined;
@@ -67,8 +79,13 @@ export class SendLanes<M extends LaneMessage> {
   private messages = 0;
   private totalBytes = 0;
   private stopped = false;
+  private readonly now: () => number;
+  private readonly slowSendMs: number;
 
-  constructor(private readonly options: SendLanesOptions<M>) {}
+  constructor(private readonly options: SendLanesOptions<M>) {
+    this.now = options.now ?? Date.now;
+    this.slowSendMs = options.slowSendMs ?? SLOW_SEND_MS;
+  }
 
   /** Messages queued or in flight, over all topics. */
   get pending(): number {
@@ -94,16 +111,25 @@ export class SendLanes<M extends LaneMessage> {
    * its last send was delivered (its first still unanswered, or failing) a topic holds at most half
    * of each bound, and always one message: the other topics keep the rest. A failing topic that
    * filled the shared buffer made every publish call wait again, and so did a missing topic whose
-   * first send took seconds to fail. A topic whose last send was delivered may fill the buffer.
+   * first send took seconds to fail. A topic whose last send was delivered may fill the buffer,
+   * unless its send in flight has gone unanswered for `slowSendMs`: a topic delivered and then hung
+   * took the whole buffer until kafkajs' request timeout failed it (found by a review).
    */
   fullBound(topic: string, bytes: number, maxBuffered: number, maxBufferedBytes: number): FullBound | undefined {
     if (this.messages >= maxBuffered) return 'maxBuffered';
     if (this.totalBytes + bytes > maxBufferedBytes) return 'maxBufferedBytes';
     const lane = this.lanes.get(topic);
-    if (lane === undefined || lane.lastSendDelivered) return undefined;
+    if (lane === undefined || this.answering(lane)) return undefined;
     const held = lane.queue.length + lane.inFlight;
     if (held > 0 && (held * 2 >= maxBuffered || (lane.bytes + bytes) * 2 > maxBufferedBytes)) return 'topicShare';
     return undefined;
+  }
+
+  /** Its last send was delivered and the one in flight, if any, is not slow. */
+  private answering(lane: Lane<M>): boolean {
+    return (
+      lane.lastSendDelivered && (lane.sendStartedAt === undefined || this.now() - lane.sendStartedAt < this.slowSendMs)
+    );
   }
 
   /** Messages and encoded bytes a topic holds queued or in flight. */
@@ -188,6 +214,7 @@ export class SendLanes<M extends LaneMessage> {
         failure: undefined,
         failureSeq: 0,
         lastSendDelivered: false,
+        sendStartedAt: undefined,
         sending: undefined,
         linger: undefined,
         retry: undefined,
@@ -257,6 +284,7 @@ export class SendLanes<M extends LaneMessage> {
       const taken = lane.queue.splice(0, n);
       const bytes = taken.reduce((sum, m) => sum + m.value.length, 0);
       lane.inFlight += n;
+      lane.sendStartedAt = this.now();
       try {
         await this.options.send(lane.topic, taken);
         lane.failure = undefined;
@@ -272,6 +300,7 @@ export class SendLanes<M extends LaneMessage> {
         throw error;
       } finally {
         lane.inFlight -= n;
+        lane.sendStartedAt = undefined;
         this.options.onSent();
       }
     }

@@ -236,6 +236,40 @@ describe('SendLanes (one queue and send loop per topic)', () => {
     failing.stop();
   });
 
+  it('a topic delivered and then hung holds at most half again once its send is slow (found by a review)', async () => {
+    // Before, a topic whose last send was delivered could fill the whole buffer: a broker that
+    // then stopped answering held every other topic's publish until kafkajs' request timeout.
+    let hang = false;
+    let clock = 0;
+    const kafka = fakeKafka(() => (hang ? 'hang' : false));
+    const lanes = new SendLanes<Msg>({
+      send: kafka.send,
+      batchSize: 1,
+      maxSendBytes: 1_000,
+      lingerMs: 0,
+      retryAfterMs: 10_000,
+      onSent: () => {},
+      logger: silentLogger,
+      slowSendMs: 1_000,
+      now: () => clock,
+    });
+    const fits = (topic: string) => lanes.fullBound(topic, 10, 10, 1_000);
+    lanes.push('predictions', msg('p0'));
+    await lanes.flush();
+    hang = true;
+    lanes.push('predictions', msg('p1')); // its send starts at clock 0 and never returns
+    await waitFor(() => kafka.attempts.length === 2);
+    clock = 999; // not slow yet: held as at full speed
+    for (let i = 2; i <= 6; i++) {
+      expect(fits('predictions')).toBeUndefined();
+      lanes.push('predictions', msg(`p${i}`));
+    }
+    clock = 1_000; // unanswered for a second: its share again, and the others keep the rest
+    expect(fits('predictions')).toBe('topicShare');
+    expect(fits('features')).toBeUndefined();
+    lanes.stop();
+  });
+
   it('a send loop that ends with messages queued sends them: a publish woken by its last ack never stalls (found by a review)', async () => {
     // maxBuffered = batchSize: a publish waiting for room is woken by the last ack of a loop and
     // pushes a whole batch before the loop has ended; its drain() found the loop running, the loop

@@ -1,5 +1,16 @@
 import { z } from 'zod';
-import { envField, paddingProblem } from './config.js';
+import { envField, MIN_TIMEOUT_MS, paddingProblem } from './config.js';
+
+/**
+ * Longest Redis timeout a variable may set (1 min): Redis that has not answered within a minute is
+ * down, not slow, and the consumer loop should be backing off already. It also keeps the stall
+ * watch's replacement of a silent connection (after 3 command timeouts) within 3 min, ahead of
+ * TCP giving up (~15 min).
+ */
+export const MAX_REDIS_TIMEOUT_MS = 60_000;
+
+/** A Redis timeout variable: a duration from MIN_TIMEOUT_MS to MAX_REDIS_TIMEOUT_MS; unset, the use's default. */
+const redisTimeoutField = () => envField.duration(MIN_TIMEOUT_MS, MAX_REDIS_TIMEOUT_MS).optional();
 
 /** Variables of a Redis connection, shared by every service that keeps state in Redis. */
 export const redisEnvShape = {
@@ -14,6 +25,12 @@ export const redisEnvShape = {
   }),
   DRIFTLINE_REDIS_PASSWORD: z.string().optional(),
   DRIFTLINE_REDIS_TLS: envField.bool().default(false),
+  /** Deadline of every command but feature reads: materializer writes, join state, checks (default 10 s). */
+  DRIFTLINE_REDIS_COMMAND_TIMEOUT: redisTimeoutField(),
+  /** Deadline of every feature read: feature API, model-server, skew-monitor (default 2 s). */
+  DRIFTLINE_REDIS_READ_TIMEOUT: redisTimeoutField(),
+  /** Deadline of opening a connection, TCP and TLS (default 5 s, feature reads 2 s). */
+  DRIFTLINE_REDIS_CONNECT_TIMEOUT: redisTimeoutField(),
 };
 
 /** Largest database index accepted: Redis reads SELECT's argument as a C int. */
@@ -76,20 +93,36 @@ function queryProblem(query: URLSearchParams): string | undefined {
   return undefined;
 }
 
+/**
+ * Where a Redis connection goes and the timeouts the operator set. An absent timeout is the
+ * default of the connection's use (REDIS_POLICIES of libs/online-store), which applies them.
+ */
 export interface RedisConnectionConfig {
   readonly url: string;
   readonly password?: string;
   readonly tls: boolean;
+  /** DRIFTLINE_REDIS_COMMAND_TIMEOUT: every connection but the feature reads'. */
+  readonly commandTimeoutMs?: number | undefined;
+  /** DRIFTLINE_REDIS_READ_TIMEOUT: the feature reads' connections (`online-read`). */
+  readonly readTimeoutMs?: number | undefined;
+  /** DRIFTLINE_REDIS_CONNECT_TIMEOUT: every connection. */
+  readonly connectTimeoutMs?: number | undefined;
 }
 
 export function toRedisConnectionConfig(env: {
   DRIFTLINE_REDIS_URL: string;
   DRIFTLINE_REDIS_PASSWORD?: string | undefined;
   DRIFTLINE_REDIS_TLS: boolean;
+  DRIFTLINE_REDIS_COMMAND_TIMEOUT?: number | undefined;
+  DRIFTLINE_REDIS_READ_TIMEOUT?: number | undefined;
+  DRIFTLINE_REDIS_CONNECT_TIMEOUT?: number | undefined;
 }): RedisConnectionConfig {
   return {
     url: env.DRIFTLINE_REDIS_URL,
     tls: env.DRIFTLINE_REDIS_TLS,
     ...(env.DRIFTLINE_REDIS_PASSWORD === undefined ? {} : { password: env.DRIFTLINE_REDIS_PASSWORD }),
+    commandTimeoutMs: env.DRIFTLINE_REDIS_COMMAND_TIMEOUT,
+    readTimeoutMs: env.DRIFTLINE_REDIS_READ_TIMEOUT,
+    connectTimeoutMs: env.DRIFTLINE_REDIS_CONNECT_TIMEOUT,
   };
 }

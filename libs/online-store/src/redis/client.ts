@@ -22,9 +22,11 @@ export interface RedisClientPolicy {
 }
 
 /**
- * Policy per use. Every policy fails fast and bounds every command: an outage must surface as a
- * retriable error to the caller (the consumer loop backs off and retries the whole idempotent
- * batch; the feature API answers 503), never as a promise that waits for the server to come back.
+ * Policy per use; its timeouts are defaults the operator may override (DRIFTLINE_REDIS_*_TIMEOUT,
+ * see {@link configuredTimeouts}). Every policy fails fast and bounds every command: an outage must
+ * surface as a retriable error to the caller (the consumer loop backs off and retries the whole
+ * idempotent batch; the feature API answers 503), never as a promise that waits for the server to
+ * come back.
  * Commands half-sent when a connection drops are never resent by the client on its own
  * (`autoResendUnfulfilledCommands: false`): the caller's retry is the only retry.
  */
@@ -78,15 +80,29 @@ export interface RedisClientOptions {
 }
 
 /**
- * The one Redis client factory: URL, password and TLS from libs/core's RedisConnectionConfig,
- * everything else from the policy of the use. Connects at once; `status === 'ready'` when usable.
+ * The timeouts the operator set for a use: feature reads (`online-read`, a latency budget) take
+ * DRIFTLINE_REDIS_READ_TIMEOUT, every other use (batches of scripts, checks) the command timeout;
+ * the connect timeout is the network path's, the same for all. Absent ones: the use's defaults.
+ */
+function configuredTimeouts(config: RedisConnectionConfig, use: RedisUse): Partial<RedisClientPolicy> {
+  const command = use === 'online-read' ? config.readTimeoutMs : config.commandTimeoutMs;
+  return {
+    ...(command === undefined ? {} : { commandTimeoutMs: command }),
+    ...(config.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: config.connectTimeoutMs }),
+  };
+}
+
+/**
+ * The one Redis client factory: URL, password, TLS and the configured timeouts from libs/core's
+ * RedisConnectionConfig, everything else from the policy of the use (`options.policy` overrides
+ * both). Connects at once; `status === 'ready'` when usable.
  */
 export function createRedisClient(
   config: RedisConnectionConfig,
   use: RedisUse,
   options: RedisClientOptions = {},
 ): RedisClient {
-  const policy = { ...REDIS_POLICIES[use], ...options.policy };
+  const policy = { ...REDIS_POLICIES[use], ...configuredTimeouts(config, use), ...options.policy };
   return new Redis(config.url, {
     ...(config.password === undefined ? {} : { password: config.password }),
     ...(config.tls ? { tls: {} } : {}),
@@ -106,11 +122,20 @@ export function createRedisClient(
   });
 }
 
+/** How long {@link waitReady} waits by default, at least. */
+const READY_WAIT_MS = 10_000;
+
 /**
  * Resolves once the client is ready; rejects after `timeoutMs` with a retriable error: Redis not
  * answering yet is an outage (start-up waits for it, DRIFTLINE_STARTUP_TIMEOUT), not a defect.
+ * By default it waits 10 s, or twice the client's connect timeout when that is longer: a connect
+ * may take its whole timeout and the handshake on so slow a path about as long again (a fixed
+ * 10 s would cut a longer DRIFTLINE_REDIS_CONNECT_TIMEOUT short, failing every start-up attempt).
  */
-export function waitReady(client: RedisClient, timeoutMs = 10_000): Promise<void> {
+export function waitReady(
+  client: RedisClient,
+  timeoutMs = Math.max(READY_WAIT_MS, 2 * (client.options.connectTimeout ?? 0)),
+): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -1,4 +1,13 @@
-import type { ReferenceSet } from '@driftline/drift';
+import {
+  EMPTY_PRODUCTION_HISTORY,
+  followStageChange,
+  type ProductionHistory,
+  type ProductionSpell,
+  type ProductionStep,
+  type ReferenceSet,
+  type StageChange,
+  servingNow,
+} from '@driftline/drift';
 import type { ReferenceStore } from '@driftline/warehouse';
 
 const SEP = '\u0000';
@@ -19,8 +28,13 @@ export interface ReferenceCacheLimits {
    * a version already in memory (its latest `reference_id` changed) is then loaded within it.
    */
   readonly catalogRefreshMs: number;
-  /** Promotions remembered per model (the most recent by event time), and models with promotions. */
-  readonly maxPromotionsPerModel: number;
+  /**
+   * Production spells remembered per model (the newest: each promotion or rollback that changed
+   * the serving version starts one), versions that ended remembered per model (the newest), and
+   * models with a production history.
+   */
+  readonly maxSpellsPerModel: number;
+  readonly maxEndedPerModel: number;
   readonly maxPromotedModels: number;
 }
 
@@ -31,7 +45,8 @@ export const DEFAULT_REFERENCE_CACHE_LIMITS: ReferenceCacheLimits = {
   // a flood of unknown versions still costs at most 4 small queries per second.
   catalogTtlMs: 250,
   catalogRefreshMs: 60_000,
-  maxPromotionsPerModel: 64,
+  maxSpellsPerModel: 64,
+  maxEndedPerModel: 64,
   maxPromotedModels: 10_000,
 };
 
@@ -39,12 +54,6 @@ export const DEFAULT_REFERENCE_CACHE_LIMITS: ReferenceCacheLimits = {
 interface Catalog {
   readonly pairs: Map<string, string>;
   readonly at: number;
-}
-
-/** A version of a model PROMOTED (models.v1) and when: it is in force for windows starting from then. */
-interface Promotion {
-  readonly version: string;
-  readonly eventTime: number;
 }
 
 /**
@@ -99,11 +108,11 @@ class Lru<V> {
 /**
  * In-memory view of the reference store for the hot path: `resolve` is synchronous; `ensure`
  * loads what a batch needs before the batch is processed. A version has a reference when the
- * catalog names it (`hasReference`, for both). A version without one that was never
- * PROMOTED (models.v1; a canary tag) is measured against the latest version of the model promoted
- * at or before the window start that has one, when one is known; a promoted version without one
- * is unreferenced: it never borrows on its own behalf (measured on its predecessor's training
- * distribution, a retrained version flagged drift that is not there).
+ * catalog names it (`hasReference`, for both). A version without one that never served production
+ * (a canary tag) is measured against the version serving at the window start (models.v1 folded by
+ * `followStageChange`: promotions and rollbacks), or the latest one before it that has a reference;
+ * a version that served without one is unreferenced: it never borrows on its own behalf (measured
+ * on its predecessor's training distribution, a retrained version flagged drift that is not there).
  *
  * Bounded whatever the events say: at most `maxEntries` reference sets (LRU; plus those of the last
  * batch the LRU evicted since, at most `maxEntries`), and which pairs have a reference at all comes
@@ -114,7 +123,7 @@ class Lru<V> {
 export class ReferenceCache {
   private readonly sets: Lru<Loaded>;
   private readonly byId: Lru<ReferenceSet>;
-  private readonly promotions: Lru<Promotion[]>;
+  private readonly histories: Lru<ProductionHistory>;
   private catalog: Catalog | undefined;
   /** Sets loaded so far (`put`): a catalog read begun before a load may not name its pair yet. */
   private loads = 0;
@@ -130,7 +139,7 @@ export class ReferenceCache {
     this.limits = { ...DEFAULT_REFERENCE_CACHE_LIMITS, ...limits };
     this.sets = new Lru(this.limits.maxEntries);
     this.byId = new Lru(this.limits.maxEntries);
-    this.promotions = new Lru(this.limits.maxPromotedModels);
+    this.histories = new Lru(this.limits.maxPromotedModels);
   }
 
   /** Reference sets held now (at most `maxEntries`). */
@@ -192,9 +201,9 @@ export class ReferenceCache {
   /**
    * Loads what a batch's (model, version) pairs need and holds it until the next `ensure`, even if
    * the LRU evicts it: at most `maxEntries` sets. First each pair's own reference (the latest in the
-   * catalog), then, for each model with a pair that has none and was never promoted, its lenders:
-   * the promoted version in force at the earliest window start of those pairs and every one
-   * promoted after it (the windows `PartitionWindows.placement` counts the events in: a later
+   * catalog), then, for each model with a pair that has none and never served, its lenders:
+   * the version in force at the earliest window start of those pairs and every one serving
+   * after it (the windows `PartitionWindows.placement` counts the events in: a later
    * window resolves to one of those), newest first across
    * models — every borrowing model's newest lender, then each one's next older, and so on. Holding
    * only the newest, a window before that promotion was measured only while the LRU still had its
@@ -221,15 +230,15 @@ export class ReferenceCache {
     const borrowing = new Map<string, number>();
     for (const { model, version, earliestWindowStart } of batch) {
       if (this.hasReference(model + SEP + version) && (await this.hold(catalog, needed, model, version))) continue;
-      if (this.wasPromoted(model, version)) continue; // unreferenced: never borrows on its own behalf
+      if (this.hasServed(model, version)) continue; // unreferenced: never borrows on its own behalf
       const earliest = borrowing.get(model);
       if (earliest === undefined || earliestWindowStart < earliest) borrowing.set(model, earliestWindowStart);
     }
-    // A copy of each model's promotions: a models.v1 event read while this batch loads changes the list.
+    // A copy of each model's spells: a models.v1 event read while this batch loads changes the list.
     let lending = [...borrowing].map(([model, from]) => ({
       model,
       from,
-      promoted: [...(this.promotions.get(model) ?? [])],
+      spells: [...(this.histories.get(model)?.spells ?? [])],
     }));
     while (lending.length > 0 && needed.size < this.limits.maxEntries) {
       const more: typeof lending = [];
@@ -240,19 +249,19 @@ export class ReferenceCache {
   }
 
   /**
-   * Holds the newest promoted version left in `lender.promoted` that has a reference (and takes it,
-   * and those skipped, off the list). True while older ones are in force in the batch: the one held
-   * was promoted after its earliest window start. A set deleted since the catalog read is skipped:
-   * the one before it is in force instead (`resolve` skips it too).
+   * Holds the version of the newest spell left in `lender.spells` that has a reference (and takes
+   * it, and those skipped, off the list). True while older ones are in force in the batch: the one
+   * held began serving after its earliest window start. A set deleted since the catalog read is
+   * skipped: the one before it is in force instead (`resolve` skips it too).
    */
   private async holdNextLender(
     catalog: Catalog,
     needed: Map<string, ReferenceSet>,
-    lender: { readonly model: string; readonly from: number; readonly promoted: Promotion[] },
+    lender: { readonly model: string; readonly from: number; readonly spells: ProductionSpell[] },
   ): Promise<boolean> {
-    for (let p = lender.promoted.pop(); p !== undefined; p = lender.promoted.pop()) {
+    for (let p = lender.spells.pop(); p !== undefined; p = lender.spells.pop()) {
       if (!this.hasReference(lender.model + SEP + p.version)) continue;
-      if (await this.hold(catalog, needed, lender.model, p.version)) return p.eventTime > lender.from;
+      if (await this.hold(catalog, needed, lender.model, p.version)) return p.from > lender.from;
     }
     return false;
   }
@@ -266,9 +275,9 @@ export class ReferenceCache {
     return this.catalog?.pairs.has(key) === true;
   }
 
-  /** Whether the version is one of the model's promotions remembered (`promoted`): it never borrows. */
-  private wasPromoted(model: string, version: string): boolean {
-    return this.promotions.peek(model)?.some((p) => p.version === version) === true;
+  /** Whether the version served production in one of the model's spells remembered: it never borrows. */
+  private hasServed(model: string, version: string): boolean {
+    return this.histories.peek(model)?.spells.some((p) => p.version === version) === true;
   }
 
   /**
@@ -308,40 +317,56 @@ export class ReferenceCache {
     // A version with a reference of its own is never measured on another's (nor counted against
     // the borrowed-version cap): only past the batch bound is its set not held, see `ensure`.
     if (this.hasReference(key)) return this.setOf(key);
-    if (this.wasPromoted(model, version)) return undefined;
-    const promoted = this.promotions.get(model);
-    if (promoted === undefined) return undefined;
-    // In force at the window start: the latest promoted at or before it with a reference (the same
-    // one `ensure` holds; a promoted version without one leaves the one before it in force).
-    for (let i = promoted.length - 1; i >= 0; i--) {
-      const p = promoted[i]!;
-      if (p.eventTime > windowStart) continue;
+    if (this.hasServed(model, version)) return undefined;
+    const spells = this.histories.get(model)?.spells;
+    if (spells === undefined) return undefined;
+    // In force at the window start: the latest spell begun at or before it with a reference (the
+    // same one `ensure` holds; a version serving without one leaves the one before it in force).
+    for (let i = spells.length - 1; i >= 0; i--) {
+      const p = spells[i]!;
+      if (p.from > windowStart) continue;
       const lender = model + SEP + p.version;
       if (this.hasReference(lender)) return this.setOf(lender);
     }
     return undefined;
   }
 
-  /** A PROMOTED model event: load that version's reference and remember when it took over. */
-  async promoted(model: string, version: string, eventTime: number): Promise<ReferenceSet | undefined> {
+  /**
+   * A models.v1 event of `model`, in topic order: folded into the model's production history
+   * (`followStageChange`: what the model-server serves from the event's time on). When it names
+   * the serving version — a promotion, a rollback's restored version, a PROMOTED of the one serving
+   * — that version's reference is loaded (`set`, undefined when it has none).
+   */
+  async modelEvent(model: string, e: StageChange): Promise<ProductionStep & { readonly set?: ReferenceSet }> {
+    const limits = { maxSpells: this.limits.maxSpellsPerModel, maxEnded: this.limits.maxEndedPerModel };
+    const step = followStageChange(this.histories.get(model) ?? EMPTY_PRODUCTION_HISTORY, e, limits);
+    if (step.outcome === 'ignored') return step;
+    const serving = servingNow(step.history);
+    const named =
+      serving !== undefined && (step.outcome === 'swapped' || (e.kind === 'PROMOTED' && e.version === serving));
+    // Loaded before the history says it serves: `resolve` meanwhile answers as before the event.
+    const set = named ? await this.loadServing(model, serving) : undefined;
+    this.histories.set(model, step.history);
+    return set === undefined ? step : { ...step, set };
+  }
+
+  /** The serving version's latest reference, into memory and the catalog; forgotten when it has none. */
+  private async loadServing(model: string, version: string): Promise<ReferenceSet | undefined> {
     const set = await this.store.latest(model, version);
-    if (set !== undefined) {
-      this.put(set);
-      this.catalog?.pairs.set(model + SEP + version, set.referenceId);
-    } else {
+    if (set === undefined) {
       // Kept, `resolve` stopped at this version (it has a reference, none held) until the next
       // batch: a canary's events meanwhile were unreferenced instead of borrowing the one before.
       this.forget(model + SEP + version);
+      return undefined;
     }
-    const list = this.promotions.get(model) ?? [];
-    if (!list.some((p) => p.version === version && p.eventTime === eventTime)) {
-      list.push({ version, eventTime });
-      list.sort((a, b) => a.eventTime - b.eventTime);
-      if (list.length > this.limits.maxPromotionsPerModel)
-        list.splice(0, list.length - this.limits.maxPromotionsPerModel);
-    }
-    this.promotions.set(model, list);
+    this.put(set);
+    this.catalog?.pairs.set(model + SEP + version, set.referenceId);
     return set;
+  }
+
+  /** A PROMOTED event of `version` at `eventTime` (`modelEvent`); the version's reference if it serves. */
+  async promoted(model: string, version: string, eventTime: number): Promise<ReferenceSet | undefined> {
+    return (await this.modelEvent(model, { kind: 'PROMOTED', version, event_time: eventTime })).set;
   }
 
   async byReferenceId(id: string): Promise<ReferenceSet | undefined> {

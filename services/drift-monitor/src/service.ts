@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { checkEventTime, toDriftlineError } from '@driftline/core';
-import { PARTIALS_MAX_BYTES } from '@driftline/drift';
+import { PARTIALS_MAX_BYTES, servingNow } from '@driftline/drift';
 import { type ConsumerHandle, untilCaughtUp } from '@driftline/kafka';
 import { contracts, type DriftAlert, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
@@ -64,9 +64,10 @@ export const driftMonitorService = defineService({
       await Promise.all(consumers.map((c) => c.stop().catch(() => {})));
     };
 
-    // Promotions: every instance reads all of models.v1 on every start to know every swap, through
-    // a group of its own that stores no offsets (deleted on stop; forgotten by the broker once
-    // empty after a crash): restarts leave no groups behind.
+    // Production over time: every instance reads all of models.v1 on every start, in topic order
+    // as the model-server does, to know every swap (promotions and rollbacks), through a group of
+    // its own that stores no offsets (deleted on stop; forgotten by the broker once empty after a
+    // crash): restarts leave no groups behind.
     consumers.push(
       await ctx.consume<ModelEvent>({
         groupId: `${group}-models-${randomUUID().slice(0, 8)}`,
@@ -82,20 +83,23 @@ export const driftMonitorService = defineService({
           },
           async process(items) {
             for (const { value: e } of items) {
-              if (e.kind !== 'PROMOTED') continue;
-              const set = await references.promoted(e.model, e.version, e.event_time);
-              if (set === undefined)
-                logger.warn({ model: e.model, version: e.version }, 'promoted version has no reference profile');
-              else
-                logger.info({ model: e.model, version: e.version, referenceId: set.referenceId }, 'reference swapped');
+              const step = await references.modelEvent(e.model, e);
+              const about = { model: e.model, version: e.version, kind: e.kind };
+              // Ignored by the model-server too: what serves stays.
+              if (step.outcome === 'ignored') logger.info({ ...about, reason: step.reason }, 'model event ignored');
+              if (step.outcome !== 'swapped') continue;
+              const serving = servingNow(step.history);
+              if (step.set === undefined)
+                logger.warn({ ...about, serving }, 'the version serving production has no reference profile');
+              else logger.info({ ...about, serving, referenceId: step.set.referenceId }, 'reference swapped');
             }
           },
         },
       }),
     );
 
-    // Stage one resolves versions measured against a promoted reference from what this reader
-    // rebuilt: started before it read models.v1 to its end, their events found no reference, were
+    // Stage one resolves versions measured against the serving version's reference from what this
+    // reader rebuilt: started before it read models.v1 to its end, their events found no reference, were
     // counted unreferenced and committed, on every start.
     if (!(await untilCaughtUp(consumers[0]!, MODELS_CATCH_UP_MS))) {
       logger.warn(

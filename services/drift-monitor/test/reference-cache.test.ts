@@ -143,17 +143,18 @@ describe('ReferenceCache bounds', () => {
   it('a version without a reference of its own falls back to the promoted one, reloaded when evicted', async () => {
     const sets = [refOf('m', 'v1'), refOf('other', 'a'), refOf('other', 'b')];
     const { store } = countingStore(sets);
-    const cache = new ReferenceCache(store, () => 0, { maxEntries: 1, maxPromotionsPerModel: 2 });
+    const cache = new ReferenceCache(store, () => 0, { maxEntries: 1, maxSpellsPerModel: 2 });
     await cache.promoted('m', 'v1', 100);
     await cache.ensure(batchPairs([['other', 'a']], 0));
     await cache.ensure(batchPairs([['other', 'b']], 0)); // evicts m/v1
     await cache.ensure(batchPairs([['m', 'canary']], 50));
     expect(cache.resolve('m', 'canary', 200)?.version).toBe('v1');
     expect(cache.resolve('m', 'canary', 50)).toBeUndefined();
-    // Promotions kept per model are bounded: the oldest go first.
-    await cache.promoted('m', 'v1', 300);
-    await cache.promoted('m', 'v1', 400);
+    // Production spells kept per model are bounded: the oldest go first.
+    await cache.promoted('m', 'v2', 300);
+    await cache.modelEvent('m', { kind: 'ROLLED_BACK', version: 'v2', event_time: 400, previous_version: 'v1' });
     expect(cache.resolve('m', 'canary', 200)).toBeUndefined();
-    expect(cache.resolve('m', 'canary', 350)?.version).toBe('v1');
+    expect(cache.resolve('m', 'canary', 350)).toBeUndefined(); // v2 has no reference, v1's spell from 100 is gone
+    expect(cache.resolve('m', 'canary', 450)?.version).toBe('v1');
   });
 });

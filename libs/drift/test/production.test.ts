@@ -1,0 +1,161 @@
+import type { ModelEventKind } from '@driftline/schemas';
+import { describe, expect, it } from 'vitest';
+import {
+  EMPTY_PRODUCTION_HISTORY,
+  followStageChange,
+  type ProductionHistory,
+  type ProductionLimits,
+  type ProductionStep,
+  type StageChange,
+  servingNow,
+} from '../src/index.js';
+
+const LIMITS: ProductionLimits = { maxSpells: 64, maxEnded: 64 };
+
+const ev = (kind: ModelEventKind, version: string, at: number, previous?: string): StageChange =>
+  previous === undefined
+    ? { kind, version, event_time: at }
+    : { kind, version, event_time: at, previous_version: previous };
+
+/** The history after `events` in topic order, and each event's step. */
+function fold(events: readonly StageChange[], limits = LIMITS, from = EMPTY_PRODUCTION_HISTORY) {
+  const steps: ProductionStep[] = [];
+  let history: ProductionHistory = from;
+  for (const e of events) {
+    const step = followStageChange(history, e, limits);
+    steps.push(step);
+    history = step.history;
+  }
+  return { history, steps, outcomes: steps.map((s) => s.outcome) };
+}
+
+const spells = (h: ProductionHistory) => h.spells.map((s) => [s.version, s.from]);
+
+describe('followStageChange: production over event time from models.v1, as the model-server serves it', () => {
+  it('a rollback of the serving version starts a spell of the version serving instead; earlier spells stay', () => {
+    const { history, outcomes } = fold([
+      ev('PROMOTED', 'v1', 1_000),
+      ev('PROMOTED', 'v2', 2_000),
+      ev('ROLLED_BACK', 'v2', 3_000, 'v1'),
+    ]);
+    expect(outcomes).toEqual(['swapped', 'swapped', 'swapped']);
+    expect(spells(history)).toEqual([
+      ['v1', 1_000],
+      ['v2', 2_000],
+      ['v1', 3_000],
+    ]);
+    expect(servingNow(history)).toBe('v1');
+    expect(history.watched).toBeUndefined();
+    expect(history.ended).toEqual([{ version: 'v2', at: 3_000 }]);
+  });
+
+  it('a rollback without previous_version restores the version the serving one replaced', () => {
+    const { history } = fold([
+      ev('PROMOTED', 'v1', 1_000),
+      ev('PROMOTED', 'v2', 2_000),
+      ev('ROLLED_BACK', 'v2', 3_000),
+    ]);
+    expect(servingNow(history)).toBe('v1');
+    // Once the watch ended (the replaced version retired), nothing says what serves instead: ignored.
+    const retired = fold([
+      ev('PROMOTED', 'v1', 1_000),
+      ev('PROMOTED', 'v2', 2_000),
+      ev('RETIRED', 'v1', 2_500),
+      ev('ROLLED_BACK', 'v2', 3_000),
+    ]);
+    expect(retired.outcomes.at(-1)).toBe('ignored');
+    expect(retired.steps.at(-1)?.reason).toMatch(/no previous_version/);
+    expect(servingNow(retired.history)).toBe('v2');
+  });
+
+  it('a rolled-back canary, a rejected or retired version leave production as it is; RETIRED of the serving version is ignored', () => {
+    const { history, outcomes } = fold([
+      ev('PROMOTED', 'v1', 1_000),
+      ev('CANARY', 'v2', 2_000),
+      ev('ROLLED_BACK', 'v2', 3_000, 'v1'),
+      ev('REJECTED', 'v3', 3_500),
+      ev('RETIRED', 'v1', 4_000),
+    ]);
+    expect(outcomes).toEqual(['swapped', 'kept', 'kept', 'kept', 'ignored']);
+    expect(spells(history)).toEqual([['v1', 1_000]]);
+    expect(history.ended.map((e) => e.version)).toEqual(['v2', 'v3']);
+  });
+
+  it('the whole topic read again in order, or each event delivered twice, gives the same history', () => {
+    const events = [
+      ev('TRAINED', 'v1', 500),
+      ev('PROMOTED', 'v1', 1_000),
+      ev('SHADOW', 'v2', 1_500, 'v1'),
+      ev('CANARY', 'v2', 1_800),
+      ev('PROMOTED', 'v2', 2_000, 'v1'),
+      ev('ROLLED_BACK', 'v2', 3_000, 'v1'),
+      ev('PROMOTED', 'v3', 4_000, 'v1'),
+      ev('RETIRED', 'v1', 5_000),
+    ];
+    const once = fold(events).history;
+    expect(fold(events.flatMap((e) => [e, e])).history).toEqual(once);
+    expect(spells(once)).toEqual([
+      ['v1', 1_000],
+      ['v2', 2_000],
+      ['v1', 3_000],
+      ['v3', 4_000],
+    ]);
+  });
+
+  it('a promotion re-published after the rollback of its version is stale; one dated after it serves again', () => {
+    const rolledBack = [ev('PROMOTED', 'v1', 1_000), ev('PROMOTED', 'v2', 2_000), ev('ROLLED_BACK', 'v2', 3_000, 'v1')];
+    const stale = fold([...rolledBack, ev('PROMOTED', 'v2', 2_000), ev('PROMOTED', 'v2', 3_000)]);
+    expect(stale.outcomes.slice(3)).toEqual(['ignored', 'ignored']);
+    expect(servingNow(stale.history)).toBe('v1');
+    const again = fold([...rolledBack, ev('PROMOTED', 'v2', 6_000)]);
+    expect(spells(again.history).at(-1)).toEqual(['v2', 6_000]);
+    expect(again.history.watched).toBe('v1');
+  });
+
+  it('a PROMOTED of the replaced (watched) version is stale; of an older one no longer watched it serves again', () => {
+    const base = [ev('PROMOTED', 'v1', 1_000), ev('PROMOTED', 'v2', 2_000)];
+    const watched = fold([...base, ev('PROMOTED', 'v1', 3_000)]);
+    expect(watched.outcomes.at(-1)).toBe('ignored');
+    expect(servingNow(watched.history)).toBe('v2');
+    const older = fold([...base, ev('PROMOTED', 'v3', 3_000), ev('PROMOTED', 'v1', 4_000)]);
+    expect(spells(older.history).slice(-2)).toEqual([
+      ['v3', 3_000],
+      ['v1', 4_000],
+    ]);
+    expect(older.history.watched).toBe('v3');
+    // The watch ended by retiring the replaced version: promoted later, it serves again.
+    const retired = fold([...base, ev('RETIRED', 'v1', 2_500), ev('PROMOTED', 'v1', 4_000)]);
+    expect(servingNow(retired.history)).toBe('v1');
+  });
+
+  it('an event dated before the last swap (another writer clock) takes effect from that swap, in topic order', () => {
+    const { history } = fold([
+      ev('PROMOTED', 'v1', 1_000),
+      ev('ROLLED_BACK', 'v1', 500, 'v0'),
+      ev('PROMOTED', 'v2', 3_000),
+      ev('PROMOTED', 'v3', 2_500),
+    ]);
+    expect(spells(history)).toEqual([
+      ['v1', 1_000],
+      ['v0', 1_000],
+      ['v2', 3_000],
+      ['v3', 3_000],
+    ]);
+    expect(servingNow(history)).toBe('v3');
+  });
+
+  it('keeps the newest spells and ended versions within the limits', () => {
+    const events: StageChange[] = [];
+    for (let i = 0; i < 10; i++) {
+      events.push(ev('PROMOTED', `v${i}`, i * 1_000));
+      events.push(ev('ROLLED_BACK', `c${i}`, i * 1_000 + 500)); // a canary rolled back
+    }
+    const { history } = fold(events, { maxSpells: 3, maxEnded: 2 });
+    expect(spells(history)).toEqual([
+      ['v7', 7_000],
+      ['v8', 8_000],
+      ['v9', 9_000],
+    ]);
+    expect(history.ended.map((e) => e.version)).toEqual(['c8', 'c9']);
+  });
+});

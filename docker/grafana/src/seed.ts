@@ -12,6 +12,7 @@ export const TABLES_READ = [
   'retrain_decisions',
   'model_versions',
   'skew_windows',
+  'skew_windows_v2',
   'data_quality_windows',
 ] as const;
 
@@ -294,16 +295,18 @@ export async function seedScenario(
     version('v2', 'PROMOTED', 'roc_auc 0.91 > current 0.74', promotedAt),
   ]);
   // Skew per window, feature and source partition: `amount` arrives in cents from the drift moment on.
+  // Partition 1's topic was recreated: its counts are split between its first log (skew_windows)
+  // and its second (skew_windows_v2, log epoch 1), and the panels add them up.
   const skew: Record<string, unknown>[] = [];
+  const skewLater: Record<string, unknown>[] = [];
   for (const ws of windows) {
     for (const feature of ['amount', 'country']) {
-      for (const partition of [0, 1]) {
-        const compared = 40 + partition;
-        const mismatched = feature === 'amount' && ws >= driftAt ? compared : partition;
+      const drifted = feature === 'amount' && ws >= driftAt;
+      const row = (partition: number, compared: number, mismatched: number, stale: number, notComparable: number) => {
         const hist = new Array<number>(STALENESS_BUCKETS).fill(0);
-        hist[STALENESS_BOUNDS_MS.indexOf(1_000)] = compared - 2; // 500 ms to 1 s
-        hist[STALENESS_BOUNDS_MS.indexOf(100_000)] = 2; // 50 s to 100 s
-        skew.push({
+        hist[STALENESS_BOUNDS_MS.indexOf(1_000)] = compared - stale; // 500 ms to 1 s
+        hist[STALENESS_BOUNDS_MS.indexOf(100_000)] = stale; // 50 s to 100 s
+        return {
           model,
           model_version: versionAt(ws),
           window_start: chTime(ws),
@@ -312,21 +315,27 @@ export async function seedScenario(
           source_topic: 'predictions.v1',
           source_partition: partition,
           through_offset: 100,
-          sampled: compared + 3,
+          sampled: compared + notComparable + Math.sign(notComparable),
           compared,
           mismatched,
           numeric_compared: feature === 'amount' ? compared : 0,
           abs_diff_sum: feature === 'amount' ? mismatched * 99 * 20 : 0,
-          missing_in_store: 2,
+          missing_in_store: notComparable,
           missing_in_prediction: 0,
-          newer_row: 1,
+          newer_row: Math.sign(notComparable),
           staleness_hist: hist,
           updated_at: chTime(ws + HOUR),
-        });
-      }
+        };
+      };
+      // Per partition over its logs: 40 and 41 compared, 2 of each stale, 3 not comparable;
+      // mismatched: every one once drifted, else partition 1's one.
+      skew.push(row(0, 40, drifted ? 40 : 0, 2, 2));
+      skew.push(row(1, 21, drifted ? 21 : 1, 2, 2));
+      skewLater.push({ ...row(1, 20, drifted ? 20 : 0, 0, 0), log_epoch: 1 });
     }
   }
   await insert(ch, 'skew_windows', skew);
+  await insert(ch, 'skew_windows_v2', skewLater);
   // Data quality: `amount` half null from the drift moment on; a country outside the allowed list in one window.
   const quality: Record<string, unknown>[] = [];
   const check = (ws: number, feature: string, expectation: string, observed: number, bound: number) => ({

@@ -7,6 +7,7 @@
  */
 
 import { STALENESS_BOUNDS_MS } from '@driftline/skew';
+import { skewWindowRows } from '@driftline/warehouse';
 
 const T = (table: string) => `\${database}.${table}`;
 
@@ -273,9 +274,13 @@ WHERE $__timeFilter(decided_at)
 ORDER BY decided_at DESC
 LIMIT 200`;
 
-const SKEW_FILTER = `$__timeFilter(window_start)
+/** The skew rows of the selection, of every source partition and log (skew_windows and skew_windows_v2). */
+const SKEW_ROWS = `(${skewWindowRows(
+  T,
+  `$__timeFilter(window_start)
   AND model = ${MODEL}
-  AND ${inSelection('model_version', 'version')}`;
+  AND ${inSelection('model_version', 'version')}`,
+)})`;
 
 /**
  * A staleness quantile (ms) from the merged histogram `hist` (total `total`): the upper bound of
@@ -288,8 +293,7 @@ function stalenessQuantileSql(q: number, alias: string): string {
 
 /** Share of sampled feature values that differ from the online store's row as of the prediction, per feature. */
 export const skewShareSql = `SELECT window_start AS time, feature, sum(mismatched) / sum(compared) AS share_mismatched
-FROM ${T('skew_windows')} FINAL
-WHERE ${SKEW_FILTER}
+FROM ${SKEW_ROWS}
 GROUP BY time, feature
 HAVING sum(compared) > 0
 ORDER BY time, feature`;
@@ -298,8 +302,7 @@ ORDER BY time, feature`;
 export const skewStalenessSql = `SELECT time, feature, ${stalenessQuantileSql(0.99, 'staleness_p99_ms')}
 FROM (
   SELECT window_start AS time, feature, sumForEach(staleness_hist) AS hist, arraySum(hist) AS total
-  FROM ${T('skew_windows')} FINAL
-  WHERE ${SKEW_FILTER}
+  FROM ${SKEW_ROWS}
   GROUP BY time, feature
 )
 WHERE total > 0
@@ -317,8 +320,7 @@ FROM (
     sum(mismatched) AS mismatched, sum(numeric_compared) AS numeric, sum(abs_diff_sum) AS diff,
     sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
     sum(newer_row) AS newer_row, sumForEach(staleness_hist) AS hist, arraySum(hist) AS total
-  FROM ${T('skew_windows')} FINAL
-  WHERE ${SKEW_FILTER}
+  FROM ${SKEW_ROWS}
   GROUP BY feature, version
 )
 ORDER BY share_mismatched DESC, feature, version`;

@@ -13,7 +13,7 @@ import { referenceProfilesMigration } from './tables/reference-profiles.js';
 import { retentionMigration } from './tables/retention.js';
 import { retrainDecisionsMigration } from './tables/retrain-decisions.js';
 import { sequentialDetectionsMigration } from './tables/sequential-detections.js';
-import { skewWindowsMigration } from './tables/skew-windows.js';
+import { skewWindowsMigration, skewWindowsV2Migration } from './tables/skew-windows.js';
 
 /** Every table of driftline, in the order it is created. The only list of ClickHouse DDL. */
 export const migrations: readonly Migration[] = [
@@ -36,4 +36,5 @@ export const migrations: readonly Migration[] = [
   sequentialDetectionsMigration, // 0640 (TTL 400 days, in the table)
   scoreHistogramsV2Migration, // 0650 score_histograms_v2: threshold in the key (a new table, both read; nothing copied)
   predictionIdIndexMigration, // 0660 bloom filter of prediction_id on labeled/unlabeled_predictions (new parts)
+  skewWindowsV2Migration, // 0670 skew_windows_v2: a recreated source log's rows, its epoch in the key (both read; nothing copied)
 ];

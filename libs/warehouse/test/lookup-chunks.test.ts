@@ -61,7 +61,7 @@ describe('id lookups stay within a bounded URL, whatever the number of ids', () 
       version: `v-${model}`,
       windowStart: 1_700_000_000_000 + i,
     }));
-    await skew.partials('topic', 0, keys);
+    await skew.partials('topic', 0, 0, keys);
     await skew.totals('topic', keys);
     await ch.close();
 

@@ -65,6 +65,7 @@ describe('the warehouse on the embedded engine', () => {
       'score_histograms_v2',
       'sequential_detections',
       'skew_windows',
+      'skew_windows_v2',
       'unlabeled_predictions',
     ]);
     const wh = warehouseOn(ch);

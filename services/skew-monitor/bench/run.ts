@@ -22,6 +22,9 @@ class NullSkewStore implements SkewWindowStore {
   async write(rows: readonly SkewPartialRow[]) {
     this.rows += rows.length;
   }
+  async logEpoch() {
+    return 0;
+  }
   async partials() {
     return [];
   }

@@ -50,6 +50,11 @@ export interface SkewProcessorDeps {
   readonly registry?: Registry;
   /** Window states kept in memory per partition (least recently used evicted, re-read from ClickHouse). */
   readonly windowsPerPartition?: number;
+  /**
+   * The partition's log end read fresh from Kafka (throws when unreadable: the batch is retried):
+   * confirms that rows read back name offsets past it (another log's) before a new log epoch starts.
+   */
+  readonly logEnd?: (topic: string, partition: number) => Promise<number>;
 }
 
 /** What `decode` hands to `process`: only what the comparison needs (unsampled records carry nothing). */
@@ -57,11 +62,20 @@ export interface SkewRecord {
   readonly sampled?: SampledPrediction;
 }
 
-/** One (model, version, window) of one partition: its counts per feature through `throughOffset`. */
+/** One (model, version, window) of one partition's log: its counts per feature through `throughOffset`. */
 interface GroupState {
   readonly key: SkewGroupKey;
   readonly throughOffset: number;
   readonly features: Map<string, SkewCounts>;
+}
+
+/**
+ * A partition's windows in memory, all of one log: `logEpoch` (0 the first, +1 at each recreation
+ * of the topic) names the rows they are read from and written to.
+ */
+interface PartitionState {
+  logEpoch: number;
+  readonly windows: Map<string, GroupState>;
 }
 
 const MAX_NAME = 256;
@@ -89,7 +103,9 @@ export interface SkewProcessor extends BatchProcessor<SkewRecord> {
  * touched windows' totals over every partition against the alert rule.
  *
  * Replays: each window's row carries the last offset it counts; a prediction at or below it is
- * skipped, so a batch retried after a crash (rows written, commit lost) counts nothing twice. The
+ * skipped, so a batch retried after a crash (rows written, commit lost) counts nothing twice.
+ * Offsets name records of one log: a recreated topic's partition starts a new log epoch, whose
+ * rows (and replay guard) are its own and whose counts add to the earlier logs'. The
  * state is updated only after the write, so a failed write leaves nothing half-applied. The alert
  * check runs for every window the batch touches, replayed or not: an alert lost with a crash after
  * the write is raised by the retry. A window whose end lies beyond the event-time bound (alert
@@ -101,7 +117,9 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
   const logger = deps.logger ?? silentLogger;
   const now = deps.now ?? Date.now;
   const capacity = deps.windowsPerPartition ?? 256;
-  const partitions = new Map<string, Map<string, GroupState>>();
+  const partitions = new Map<string, PartitionState>();
+  /** Partitions whose log restarted before this process held their state (taken up: a new epoch). */
+  const restartedLogs = new Set<string>();
   const alerted = new Set<string>();
   /** Per topic, the last window the release sweep has checked (none: catch up, as at start-up). */
   // `complete`: that sweep read every window up to its horizon (not stopped by the page bound).
@@ -133,32 +151,50 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           ),
         };
 
-  const partitionState = (topic: string, partition: number) => {
-    const id = `${topic}\u0000${partition}`;
+  const partitionId = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+  /** The partition's state; taken up (a new owner), its log epoch is the latest written, or the next after a restart. */
+  async function partitionState(topic: string, partition: number): Promise<PartitionState> {
+    const id = partitionId(topic, partition);
     let state = partitions.get(id);
     if (state === undefined) {
-      state = new Map();
+      const written = await deps.skew.logEpoch(topic, partition);
+      state = { logEpoch: restartedLogs.delete(id) ? written + 1 : written, windows: new Map() };
       partitions.set(id, state);
     }
     return state;
-  };
+  }
 
-  /** The states of `keys` for this partition: from memory, else from skew_windows (a new owner). */
+  /** The partition's log started over: a new epoch, whose windows start empty (the old log's rows stay, summed). */
+  function startLog(state: PartitionState, topic: string, partition: number, why: string): void {
+    state.logEpoch++;
+    state.windows.clear();
+    logger.warn(
+      { topic, partition, logEpoch: state.logEpoch },
+      `${why}: its predictions are counted in rows of their own`,
+    );
+  }
+
+  /**
+   * The states of `keys` for this partition's log: from memory, else from skew_windows (a new
+   * owner). `restoredThrough`: the highest offset of the rows read back (-1 when none).
+   */
   async function load(
-    state: Map<string, GroupState>,
+    state: PartitionState,
     topic: string,
     partition: number,
     keys: ReadonlyMap<string, SkewGroupKey>,
-  ): Promise<Map<string, GroupState>> {
+  ): Promise<{ groups: Map<string, GroupState>; restoredThrough: number }> {
     const out = new Map<string, GroupState>();
     const missing: SkewGroupKey[] = [];
+    let restoredThrough = -1;
     for (const [id, key] of keys) {
-      const known = state.get(id);
+      const known = state.windows.get(id);
       if (known === undefined) missing.push(key);
       else out.set(id, known);
     }
     if (missing.length > 0) {
-      const rows = await deps.skew.partials(topic, partition, missing);
+      const rows = await deps.skew.partials(topic, partition, state.logEpoch, missing);
       const loaded = new Map<string, { throughOffset: number; features: Map<string, SkewCounts> }>();
       for (const r of rows) {
         const id = groupId(r);
@@ -168,6 +204,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           loaded.set(id, g);
         }
         g.throughOffset = Math.max(g.throughOffset, r.throughOffset);
+        restoredThrough = Math.max(restoredThrough, r.throughOffset);
         g.features.set(r.feature, { ...r.counts, stalenessHist: [...r.counts.stalenessHist] });
       }
       for (const key of missing) {
@@ -176,16 +213,37 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
         out.set(id, { key, throughOffset: g?.throughOffset ?? -1, features: g?.features ?? new Map() });
       }
     }
-    return out;
+    return { groups: out, restoredThrough };
+  }
+
+  /**
+   * Whether rows read back name an offset past the end of the log being read: its topic was
+   * deleted and created again where no process of this one saw it (while the monitor was down, or
+   * another member owned the partition; the consumer's `logRestarted` needs the old position).
+   * The batch's high watermark, or its last record, shows where the log ends; a leader just
+   * elected may report its high watermark behind for a moment, so a fresh read must agree. A new
+   * log grown past the old offsets before it is read is not told apart.
+   */
+  async function ofAnotherLog(
+    restoredThrough: number,
+    items: ReadonlyArray<DecodedRecord<SkewRecord>>,
+    context: BatchContext,
+  ): Promise<boolean> {
+    const last = items[items.length - 1];
+    const batchEnd = Math.max(Number(context.highWatermark), last === undefined ? 0 : Number(last.record.offset) + 1);
+    if (restoredThrough < batchEnd) return false;
+    if (deps.logEnd === undefined) return true;
+    return restoredThrough >= (await deps.logEnd(context.topic, context.partition));
   }
 
   /** Stores the new states as most recently used, evicting the oldest beyond the capacity (they are durable). */
-  function remember(state: Map<string, GroupState>, groups: Iterable<[string, GroupState]>): void {
+  function remember(state: PartitionState, groups: Iterable<[string, GroupState]>): void {
+    const windows = state.windows;
     for (const [id, g] of groups) {
-      state.delete(id);
-      state.set(id, g);
+      windows.delete(id);
+      windows.set(id, g);
     }
-    while (state.size > capacity) state.delete(state.keys().next().value!);
+    while (windows.size > capacity) windows.delete(windows.keys().next().value!);
   }
 
   /** One readBatch per batch, split only when it would exceed the store's bound (MAX_READ_BATCH entities). */
@@ -343,7 +401,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       metrics?.predictions.inc({ outcome: 'not_sampled' }, items.length - sampled.length);
       if (sampled.length === 0) return;
 
-      const state = partitionState(topic, partition);
+      const state = await partitionState(topic, partition);
       const keys = new Map<string, SkewGroupKey>();
       for (const s of sampled) {
         if (!keys.has(s.id)) {
@@ -354,7 +412,12 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           });
         }
       }
-      const current = await load(state, topic, partition, keys);
+      const loaded = await load(state, topic, partition, keys);
+      let current = loaded.groups;
+      if (await ofAnotherLog(loaded.restoredThrough, items, context)) {
+        startLog(state, topic, partition, 'rows read back name offsets past the end of the source log (recreated)');
+        current = (await load(state, topic, partition, keys)).groups;
+      }
       const fresh = sampled.filter((s) => s.offset > current.get(s.id)!.throughOffset);
       metrics?.predictions.inc({ outcome: 'replayed' }, sampled.length - fresh.length);
       metrics?.predictions.inc({ outcome: 'sampled' }, fresh.length);
@@ -398,6 +461,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
               feature,
               topic,
               partition,
+              logEpoch: state.logEpoch,
               throughOffset: g.throughOffset,
               counts,
               updatedAt,
@@ -420,24 +484,23 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
     releaseDue,
 
     revoked(owned) {
-      // A partition we own again later may have been advanced by another instance: re-read it then.
-      for (const { topic, partition } of owned) partitions.delete(`${topic}\u0000${partition}`);
+      // A partition we own again later may have been advanced by another instance: re-read it then
+      // (a restart of its log seen here is then the new owner's to find, or already in its rows).
+      for (const { topic, partition } of owned) {
+        partitions.delete(partitionId(topic, partition));
+        restartedLogs.delete(partitionId(topic, partition));
+      }
       // A release position is kept only while the topic stays owned: owned again after a while,
       // the sweep catches up from the bounded span, as at start-up.
       for (const { topic } of owned) released.delete(topic);
     },
 
     logRestarted(topic, partition) {
-      // The topic was deleted and created again: its offsets start over, and brand-new predictions
-      // at or below a window's through offset were counted as replayed. The counts stay; the
-      // offsets go. (A window loaded from skew_windows later still brings the old log's offset.)
-      const state = partitions.get(`${topic}\u0000${partition}`);
-      if (state === undefined) return;
-      for (const [id, g] of state) state.set(id, { ...g, throughOffset: -1 });
-      logger.warn(
-        { topic, partition, windows: state.size },
-        'source log restarted: through offsets in memory forgotten',
-      );
+      // The topic was deleted and created again: its offsets start over and name other records.
+      // The windows' rows of the old log keep its counts; the new log's are written in a new epoch.
+      const state = partitions.get(partitionId(topic, partition));
+      if (state === undefined) restartedLogs.add(partitionId(topic, partition));
+      else startLog(state, topic, partition, 'source log restarted');
     },
   };
 }

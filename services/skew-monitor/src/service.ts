@@ -1,4 +1,4 @@
-import type { ConsumerHandle } from '@driftline/kafka';
+import { type ConsumerHandle, topicOffsets } from '@driftline/kafka';
 import { checkRedisDatabase, corruptRowReporter, createRedisOnlineStore } from '@driftline/online-store/redis';
 import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
@@ -54,6 +54,9 @@ export const skewMonitorService = defineService({
       eventTime: ctx.common.eventTime,
       logger: ctx.logger,
       registry: ctx.registry,
+      // Only when rows read back look like another log's (a recreated topic): rare, an admin round trip.
+      logEnd: async (topic, partition) =>
+        Number((await topicOffsets(ctx.kafka(), topic)).find((o) => o.partition === partition)?.high ?? 0),
     });
     let consumer: ConsumerHandle | undefined;
     // Alerts whose window end was beyond the event-time bound when their batch ran: raised from

@@ -37,8 +37,9 @@ const WINDOW = 60_000;
 const TOPIC = 'predictions.v1';
 
 /**
- * skew_windows' semantics in memory: ReplacingMergeTree(through_offset) keyed by window, feature
- * and source partition; totals summed over partitions. (The real table: the integration test.)
+ * skew_windows' semantics in memory: ReplacingMergeTree(through_offset) keyed by window, feature,
+ * source partition and log epoch; totals summed over partitions and epochs. (The real tables: the
+ * integration test.)
  */
 class MemorySkewStore implements SkewWindowStore {
   readonly rows = new Map<string, SkewPartialRow>();
@@ -51,14 +52,25 @@ class MemorySkewStore implements SkewWindowStore {
     }
     this.writes++;
     for (const r of rows) {
-      const id = JSON.stringify([r.model, r.version, r.windowStart, r.feature, r.topic, r.partition]);
+      const id = JSON.stringify([r.model, r.version, r.windowStart, r.feature, r.topic, r.partition, r.logEpoch]);
       const old = this.rows.get(id);
       if (old === undefined || old.throughOffset <= r.throughOffset) this.rows.set(id, structuredClone(r));
     }
   }
-  async partials(topic: string, partition: number, keys: readonly SkewWindowKey[]): Promise<SkewPartialRow[]> {
+  async logEpoch(topic: string, partition: number): Promise<number> {
+    let epoch = 0;
+    for (const r of this.rows.values())
+      if (r.topic === topic && r.partition === partition) epoch = Math.max(epoch, r.logEpoch);
+    return epoch;
+  }
+  async partials(
+    topic: string,
+    partition: number,
+    logEpoch: number,
+    keys: readonly SkewWindowKey[],
+  ): Promise<SkewPartialRow[]> {
     return [...this.rows.values()].filter(
-      (r) => r.topic === topic && r.partition === partition && keys.some((k) => same(k, r)),
+      (r) => r.topic === topic && r.partition === partition && r.logEpoch === logEpoch && keys.some((k) => same(k, r)),
     );
   }
   async totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]> {
@@ -172,7 +184,12 @@ const record = (e: PredictionEvent, offset: number, partition = 0): InboundRecor
   headers: {},
   timestamp: 0,
 });
-const context = (partition = 0): BatchContext => ({ topic: TOPIC, partition, highWatermark: '0' });
+/** A batch's context; the high watermark past every offset the tests use unless given (a log's end). */
+const context = (partition = 0, highWatermark = 1_000_000): BatchContext => ({
+  topic: TOPIC,
+  partition,
+  highWatermark: String(highWatermark),
+});
 
 function setup(
   skew: MemorySkewStore,
@@ -184,6 +201,7 @@ function setup(
     eventTime?: { maxFutureMs: number; minMs: number };
     registry?: Registry;
     decode?: (v: Buffer | null) => Promise<PredictionEvent>;
+    logEnd?: (topic: string, partition: number) => Promise<number>;
   } = {},
 ) {
   const published: DriftAlert[] = [];
@@ -202,6 +220,7 @@ function setup(
     eventTime: options.eventTime ?? { maxFutureMs: 86_400_000, minMs: 0 },
     now: options.now ?? (() => T0 + 3_600_000),
     ...(options.registry === undefined ? {} : { registry: options.registry }),
+    ...(options.logEnd === undefined ? {} : { logEnd: options.logEnd }),
   });
   return { processor, published };
 }
@@ -293,6 +312,72 @@ describe('skew processor', () => {
       context(1),
     );
     expect(skew.counts('amount').sampled).toBe(75);
+  });
+
+  describe('a source topic recreated: each log of a partition has rows of its own, summed', () => {
+    /** Predictions of window T0 only (one a second from T0 + from s), as a log from `offset`. */
+    const inWindow = (n: number, from: number) =>
+      predictions(n, 1_000 + from).map((e, i) => ({ ...e, event_time: T0 + (from + i) * 1_000 }));
+    const OLD = 50; // the old log: offsets 0 … 49
+    async function oldLog(skew: MemorySkewStore) {
+      const first = setup(skew, await onlineStore());
+      await first.processor.process(await decodeAll(first.processor, predictions(OLD)), context(0, OLD));
+      expect(skew.counts('amount').sampled).toBe(OLD);
+      return first;
+    }
+
+    it('a window spanning the recreation counts both logs, the new one below the old offsets too', async () => {
+      const skew = new MemorySkewStore();
+      const { processor } = await oldLog(skew);
+      processor.logRestarted?.(TOPIC, 0);
+      // The new log, offsets 0 … 19. Before: written as the old counts plus these through offset
+      // 19, the row lost to the old one (through 49): still 50.
+      const newLog = await decodeAll(processor, inWindow(20, 0));
+      await processor.process(newLog, context(0, 20));
+      expect(skew.counts('amount').sampled).toBe(OLD + 20);
+      // A new owner takes up the new log's rows: a replay is skipped, later records are counted.
+      const next = setup(skew, await onlineStore());
+      await next.processor.process(await decodeAll(next.processor, inWindow(30, 0)), context(0, 30));
+      expect(skew.counts('amount').sampled).toBe(OLD + 30);
+      await next.processor.process(await decodeAll(next.processor, inWindow(30, 0)), context(0, 30));
+      expect(skew.counts('amount').sampled).toBe(OLD + 30);
+    });
+
+    it('a new owner finds a recreation no process saw: rows read back name offsets past the log end', async () => {
+      const skew = new MemorySkewStore();
+      await oldLog(skew);
+      // A monitor started after the recreation, the new log 20 records long. Before: offsets ≤ 49
+      // were taken for replays of the old row, nothing counted.
+      const next = setup(skew, await onlineStore(), 1, { logEnd: async () => 20 });
+      await next.processor.process(await decodeAll(next.processor, inWindow(20, 0)), context(0, 20));
+      expect(skew.counts('amount').sampled).toBe(OLD + 20);
+      // The next owner resumes in the new log's epoch: a replay counts nothing, no third epoch.
+      const third = setup(skew, await onlineStore(), 1, { logEnd: async () => 20 });
+      await third.processor.process(await decodeAll(third.processor, inWindow(20, 0)), context(0, 20));
+      expect(skew.counts('amount').sampled).toBe(OLD + 20);
+      expect(new Set([...skew.rows.values()].map((r) => r.logEpoch))).toEqual(new Set([0, 1]));
+    });
+
+    it('a high watermark behind the rows is no recreation when a fresh read of the log end disagrees', async () => {
+      const skew = new MemorySkewStore();
+      await oldLog(skew);
+      // A leader just elected reports 20 for a moment; the log ends at 50: the same log replayed.
+      const next = setup(skew, await onlineStore(), 1, { logEnd: async () => OLD });
+      await next.processor.process(await decodeAll(next.processor, predictions(20)), context(0, 20));
+      expect(skew.counts('amount').sampled).toBe(OLD);
+      expect([...skew.rows.values()].every((r) => r.logEpoch === 0)).toBe(true);
+    });
+
+    it("a restart the consumer reports before the partition's first batch here starts a new epoch", async () => {
+      const skew = new MemorySkewStore();
+      await oldLog(skew);
+      const next = setup(skew, await onlineStore());
+      // Told before any state is held (revoked while the topic was gone, assigned back). Before:
+      // ignored, the old row's offset 49 skipped the new log's records as replays.
+      next.processor.logRestarted?.(TOPIC, 0);
+      await next.processor.process(await decodeAll(next.processor, inWindow(20, 0)), context(0, 60));
+      expect(skew.counts('amount').sampled).toBe(OLD + 20);
+    });
   });
 
   it('an online store outage is retriable and writes nothing', async () => {

@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
-import { committedOffsets, createProducer, topicOffsets } from '@driftline/kafka';
+import { committedOffsets, topicOffsets } from '@driftline/kafka';
 import { createRedisOnlineStore, type RedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type DriftAlert, type FeatureEvent, type PredictionEvent } from '@driftline/schemas';
 import { type Runner, startRunner } from '@driftline/service';
@@ -12,6 +12,7 @@ import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-sup
 import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { skewMonitorService } from '../src/service.js';
+import { producePredictions, skewEnv } from './fixtures/stack.js';
 
 const stack = inject('stack');
 const chPath = mkdtempSync(join(tmpdir(), 'skew-ch-'));
@@ -59,38 +60,13 @@ function stream(): PredictionEvent[] {
   return out;
 }
 
-function env(prefix: string, database: string, keyPrefix: string, group: string): Record<string, string> {
-  const viewsFile = join(dir, 'views.yaml');
-  writeFileSync(viewsFile, VIEWS_YAML);
-  return {
-    DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-    DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-    DRIFTLINE_REDIS_URL: stack.redisUrl,
-    DRIFTLINE_FEATURE_VIEWS: viewsFile,
-    DRIFTLINE_FEATURE_KEY_PREFIX: keyPrefix,
-    DRIFTLINE_TOPIC_PREFIX: prefix,
-    DRIFTLINE_TOPIC_PARTITIONS: '2',
-    DRIFTLINE_HTTP_PORT: '0',
-    DRIFTLINE_LOG_LEVEL: process.env.SKEW_TEST_LOG_LEVEL ?? 'error',
-    DRIFTLINE_CLICKHOUSE_DATABASE: database,
-    DRIFTLINE_CLICKHOUSE_PATH: chPath,
-    DRIFTLINE_SKEW_SAMPLE_RATE: String(RATE),
-    DRIFTLINE_SKEW_WINDOW: '1m',
-    DRIFTLINE_SKEW_MIN_COMPARED: '20',
-    DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: '0.05',
-    DRIFTLINE_SKEW_GROUP: group,
-  };
-}
-
-async function produce(topic: string, events: readonly PredictionEvent[]): Promise<void> {
-  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
-  const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
-  const messages = [];
-  for (const [i, e] of events.entries())
-    messages.push({ key: e.prediction_id, value: await codec.encode(e), partition: i % 2 });
-  for (let i = 0; i < messages.length; i += 200) await producer.send(topic, messages.slice(i, i + 200));
-  await producer.disconnect();
-}
+const env = (prefix: string, database: string, keyPrefix: string, group: string) =>
+  skewEnv(
+    stack,
+    { dir, viewsYaml: VIEWS_YAML, prefix, database, chPath, keyPrefix, group, sampleRate: RATE },
+    { DRIFTLINE_SKEW_MIN_COMPARED: '20', DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: '0.05' },
+  );
+const produce = (topic: string, events: readonly PredictionEvent[]) => producePredictions(stack, topic, events);
 
 interface Totals {
   ws: number;
@@ -258,7 +234,7 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     await ch.close();
   });
 
-  it('skew_windows: a partition row replaces its older self, partitions add up', async () => {
+  it('skew_windows: a partition row replaces its older self, partitions and log epochs add up', async () => {
     const database = uniqueName('skew').replaceAll('-', '_');
     const ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
     await migrate(ch, migrations);
@@ -268,7 +244,7 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
       hist[3] = compared;
       return { ...emptyCounts(), sampled: compared, compared, mismatched, stalenessHist: hist };
     };
-    const row = (partition: number, throughOffset: number, compared: number, mismatched: number) => ({
+    const row = (partition: number, throughOffset: number, compared: number, mismatched: number, logEpoch = 0) => ({
       model: 'm',
       version: 'v',
       windowStart: T0,
@@ -276,6 +252,7 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
       feature: 'f',
       topic: 't',
       partition,
+      logEpoch,
       throughOffset,
       counts: counts(compared, mismatched),
       updatedAt: T0,
@@ -284,11 +261,31 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     await store.write([row(0, 25, 9, 2)]);
     await store.write([row(0, 10, 5, 1)]); // a late replay of an older state loses
     const key = { model: 'm', version: 'v', windowStart: T0 };
-    const p0 = await store.partials('t', 0, [key]);
+    const p0 = await store.partials('t', 0, 0, [key]);
     expect(p0.map((r) => [r.throughOffset, r.counts.compared])).toEqual([[25, 9]]);
     const [total] = await store.totals('t', [key]);
     expect(total!.counts).toMatchObject({ compared: 13, mismatched: 6, sampled: 13 });
     expect(total!.counts.stalenessHist[3]).toBe(13);
+
+    // Partition 0's topic recreated: its new log (epoch 1) from offset 0 again has rows of its own
+    // (skew_windows_v2), which neither replace the first log's nor lose to them; totals add them.
+    expect(await store.logEpoch('t', 0)).toBe(0);
+    await store.write([row(0, 3, 2, 2, 1)]);
+    await store.write([row(0, 6, 4, 3, 1)]);
+    await store.write([row(0, 3, 2, 2, 1)]); // a replay of the new log's older state loses
+    expect([await store.logEpoch('t', 0), await store.logEpoch('t', 1)]).toEqual([1, 0]);
+    expect(
+      (await store.partials('t', 0, 1, [key])).map((r) => [r.logEpoch, r.throughOffset, r.counts.compared]),
+    ).toEqual([[1, 6, 4]]);
+    expect((await store.partials('t', 0, 0, [key])).map((r) => [r.throughOffset, r.counts.compared])).toEqual([
+      [25, 9],
+    ]);
+    const [both] = await store.totals('t', [key]);
+    expect(both!.counts).toMatchObject({ compared: 17, mismatched: 9, sampled: 17 });
+    expect(both!.counts.stalenessHist[3]).toBe(17);
+    // The report reads both tables too.
+    const [point] = (await warehouseOn(ch).report({ model: 'm', from: T0, to: T0 + WINDOW })).skew ?? [];
+    expect(point).toMatchObject({ compared: 17, mismatched: 9 });
     expect(await store.totals('t', [{ ...key, windowStart: T0 + WINDOW }])).toEqual([]);
 
     // The release sweep's read: windows by end, their latest write over partitions and features,
@@ -308,13 +305,19 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
       at(T0 + 2 * WINDOW, 'a', 'f', T0 + 2),
       at(T0 + 9 * WINDOW, 'a', 'f', T0 + 3), // ends after the bound below
     ]);
+    // A window only a later log wrote, and a later log's newer write of another (both found).
+    await store.write([
+      { ...at(T0 + WINDOW, 'c', 'f', T0 + 4), logEpoch: 1 },
+      { ...at(T0 + WINDOW, 'a', 'g', T0 + 11), logEpoch: 2 },
+    ]);
     const from = { model: '', version: '', windowStart: 0, windowEnd: T0 + WINDOW };
     const upTo = T0 + 3 * WINDOW;
     const all = await store.windowsEnding('t', from, upTo, WINDOW, 500);
     expect(all.map((w) => [w.windowEnd, w.model, w.lastWrittenAt])).toEqual([
       [T0 + WINDOW, 'm', T0], // ends at the cursor's end: after ('', '', 0) in the order
-      [T0 + 2 * WINDOW, 'a', T0 + 9],
+      [T0 + 2 * WINDOW, 'a', T0 + 11],
       [T0 + 2 * WINDOW, 'b', T0 + 5],
+      [T0 + 2 * WINDOW, 'c', T0 + 4],
       [T0 + 3 * WINDOW, 'a', T0 + 2],
     ]);
     // Pages of one: a page may end between two windows of the same end.

@@ -19,6 +19,7 @@ import {
 } from '@driftline/report';
 import type { ClickHouse, QueryParams } from '../client.js';
 import { parseStoredProfile } from '../tables/reference-profiles.js';
+import { skewWindowRows } from '../tables/skew-windows.js';
 
 // Tables the report reads and the columns it relies on. A missing table leaves its section empty
 // with a note instead of failing the whole report (an older database, or one migrated by an older build).
@@ -32,6 +33,7 @@ const TABLES = [
   'model_versions',
   'model_transitions',
   'skew_windows',
+  'skew_windows_v2',
   'data_quality_windows',
 ] as const;
 type Table = (typeof TABLES)[number];
@@ -455,7 +457,7 @@ async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<T
   return out.sort((a, b) => a.time - b.time);
 }
 
-/** Skew per (window, feature, version), the source partitions summed (skew_windows keeps one row per partition). */
+/** Skew per (window, feature, version), the source partitions and logs summed (skew_windows keeps one row per partition and log). */
 async function loadSkew(ch: ClickHouse, r: ReportRange): Promise<SkewPoint[]> {
   const list = await rows<Record<string, number | string | null>>(
     ch,
@@ -463,8 +465,7 @@ async function loadSkew(ch: ClickHouse, r: ReportRange): Promise<SkewPoint[]> {
        sum(compared) AS compared, sum(mismatched) AS mismatched, sum(numeric_compared) AS numeric_compared,
        sum(abs_diff_sum) AS abs_diff_sum, sum(missing_in_store) AS missing_in_store,
        sum(missing_in_prediction) AS missing_in_prediction, sum(newer_row) AS newer_row
-     FROM ${ch.table('skew_windows')} FINAL
-     WHERE model = {model:String} AND ${IN_RANGE('window_start')}
+     FROM (${skewWindowRows((name) => ch.table(name), `model = {model:String} AND ${IN_RANGE('window_start')}`)})
      GROUP BY window_start, feature, model_version
      ORDER BY window_start, feature, version`,
     RANGE_PARAMS(r),
@@ -583,7 +584,7 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
     : { drift: [], totals: undefined };
   const distributions = await loadDistributions(ch, range, tables, drift, notes);
   const performance = tables.has('performance_windows') ? await loadPerformance(ch, range, notes) : [];
-  const skew = tables.has('skew_windows') ? await loadSkew(ch, range) : [];
+  const skew = tables.has('skew_windows') && tables.has('skew_windows_v2') ? await loadSkew(ch, range) : [];
   const quality = tables.has('data_quality_windows') ? await loadQuality(ch, range) : [];
   const empty =
     [drift, performance, retrain, skew, quality].every((list) => list.length === 0) &&

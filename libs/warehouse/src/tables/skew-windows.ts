@@ -3,24 +3,18 @@ import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
 import type { Migration } from '../migrate.js';
 import { chTime } from '../time.js';
 
-/**
- * `skew_windows` (training-serving skew, the skew-monitor): one row per (model, version, window,
- * feature, source topic, source partition) holding that partition's counts of the window SO FAR,
- * with `through_offset` = the last source offset they include. ReplacingMergeTree(through_offset):
- * a partition's newer row replaces its older one, a replayed batch writes the same row again, and
- * rows of different partitions never replace each other — a window's value is the SUM over
- * partitions of the FINAL rows (`totals`, the dashboards). The row is also the partition's state:
- * a new owner (restart, rebalance) reads it back and skips every offset ≤ `through_offset`, so a
- * replay never counts a prediction twice.
- *
- * Why not the drift-monitor's two-stage merge: skew counts are sums, which merge exactly at read
- * time, so a per-partition cumulative row needs no second stage, no watermark and no held commits
- * (a late prediction simply updates its window's row). Kept 400 days from the write, as drift_windows.
- */
-export const skewWindowsMigration: Migration = {
-  id: '0620_skew_windows',
-  statements: [
-    `CREATE TABLE IF NOT EXISTS {db}.skew_windows (
+/** Where a partition's first log's rows live (0620), and its later logs' (0670). */
+const SKEW_WINDOWS = 'skew_windows';
+const SKEW_WINDOWS_V2 = 'skew_windows_v2';
+
+/** The columns both tables have: what every read of {@link skewWindowRows} may use. */
+const ROW_COLUMNS = `model, model_version, window_start, window_end, feature, source_topic, source_partition,
+  through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum, missing_in_store,
+  missing_in_prediction, newer_row, staleness_hist, updated_at`;
+
+/** `skew_windows` (0620) and `skew_windows_v2` (0670): the same columns and TTL, v2 with `log_epoch` in its key. */
+function skewWindowsTable(name: string, epochColumn: string, epochKey: string): string {
+  return `CREATE TABLE IF NOT EXISTS {db}.${name} (
       model LowCardinality(String),
       model_version LowCardinality(String),
       window_start DateTime64(3, 'UTC'),
@@ -28,6 +22,7 @@ export const skewWindowsMigration: Migration = {
       feature LowCardinality(String),
       source_topic LowCardinality(String),
       source_partition UInt32,
+      ${epochColumn}
       through_offset UInt64 COMMENT 'last source offset counted: the replacing version and the replay guard',
       sampled UInt64 COMMENT 'sampled predictions carrying the feature',
       compared UInt64 COMMENT 'of those, with a store row current at the prediction time',
@@ -41,10 +36,64 @@ export const skewWindowsMigration: Migration = {
       updated_at DateTime64(3, 'UTC'),
       written_at DateTime MATERIALIZED now() COMMENT 'when the row was written (retention clock)'
     ) ENGINE = ReplacingMergeTree(through_offset)
-    ORDER BY (model, model_version, window_start, feature, source_topic, source_partition)
-    TTL written_at + INTERVAL 400 DAY`,
+    ORDER BY (model, model_version, window_start, feature, source_topic, source_partition${epochKey})
+    TTL written_at + INTERVAL 400 DAY`;
+}
+
+/**
+ * `skew_windows` (training-serving skew, the skew-monitor): one row per (model, version, window,
+ * feature, source topic, source partition) holding that partition's counts of the window SO FAR,
+ * with `through_offset` = the last source offset they include. ReplacingMergeTree(through_offset):
+ * a partition's newer row replaces its older one, a replayed batch writes the same row again, and
+ * rows of different partitions never replace each other — a window's value is the SUM over
+ * partitions of the FINAL rows (`totals`, the dashboards). The row is also the partition's state:
+ * a new owner (restart, rebalance) reads it back and skips every offset ≤ `through_offset`, so a
+ * replay never counts a prediction twice. Offsets name records of one log: a recreated source
+ * topic's later logs have rows of their own in `skew_windows_v2` (0670, below).
+ *
+ * Why not the drift-monitor's two-stage merge: skew counts are sums, which merge exactly at read
+ * time, so a per-partition cumulative row needs no second stage, no watermark and no held commits
+ * (a late prediction simply updates its window's row). Kept 400 days from the write, as drift_windows.
+ */
+export const skewWindowsMigration: Migration = {
+  id: '0620_skew_windows',
+  statements: [skewWindowsTable(SKEW_WINDOWS, '', '')],
+};
+
+/**
+ * 0670: `skew_windows_v2`, `skew_windows` with the source log's epoch in its key (`log_epoch`). A
+ * source topic deleted and created again starts its offsets over, and `through_offset` — the
+ * replacing version and the replay guard — named the old log's records: in one row per partition,
+ * the new log's counts of a window spanning the recreation lost to the old row until its offsets
+ * passed the old one, and a new owner skipped the new log's predictions as replays (found by a
+ * review). Each log of a partition now has rows of its own: epoch 0 (the first log) in
+ * `skew_windows`, where they always were — an instance of the previous release in a rolling deploy
+ * reads and writes the same rows —, every later epoch in `skew_windows_v2`. Nothing is copied; a
+ * window's value is the sum over both tables, every partition and every epoch ({@link skewWindowRows}).
+ */
+export const skewWindowsV2Migration: Migration = {
+  id: '0670_skew_windows_v2',
+  statements: [
+    skewWindowsTable(
+      SKEW_WINDOWS_V2,
+      `log_epoch UInt32 COMMENT 'which log of the source partition: 1 after its first recreation, +1 at each next (0, the first log: skew_windows)',`,
+      ', log_epoch',
+    ),
   ],
 };
+
+/**
+ * Every current row (FINAL) of skew_windows matching `where` (over {@link ROW_COLUMNS}), of every log
+ * epoch: a subquery of both tables, `table` qualifying their names. A window's value is the sum of
+ * these rows — over partitions and epochs —, for the skew-monitor's alerts, the report and the
+ * dashboards alike. Epochs never share a row: epoch 0 lives only in `skew_windows`, others only
+ * in `skew_windows_v2`.
+ */
+export function skewWindowRows(table: (name: string) => string, where: string): string {
+  return `SELECT ${ROW_COLUMNS} FROM ${table(SKEW_WINDOWS)} FINAL WHERE ${where}
+    UNION ALL
+    SELECT ${ROW_COLUMNS} FROM ${table(SKEW_WINDOWS_V2)} FINAL WHERE ${where}`;
+}
 
 /** Mergeable counts (the `SkewCounts` of @driftline/skew). */
 export interface SkewCountsRow {
@@ -66,12 +115,14 @@ export interface SkewWindowKey {
   readonly windowStart: number;
 }
 
-/** One partition's counts of one feature of one window, through a source offset. */
+/** One partition's counts of one feature of one window, through a source offset of one of its logs. */
 export interface SkewPartialRow extends SkewWindowKey {
   readonly windowEnd: number;
   readonly feature: string;
   readonly topic: string;
   readonly partition: number;
+  /** Which log of the partition `throughOffset` and the counts are of: 0 the first, +1 at each recreation. */
+  readonly logEpoch: number;
   readonly throughOffset: number;
   readonly counts: SkewCountsRow;
   readonly updatedAt: number;
@@ -99,10 +150,21 @@ export interface SkewWrittenWindow extends SkewWindowKey {
 export type SkewWindowCursor = SkewWindowKey & { readonly windowEnd: number };
 
 export interface SkewWindowStore {
+  /** Epoch 0's rows go to `skew_windows`, later epochs' to `skew_windows_v2` (one insert each). */
   write(rows: readonly SkewPartialRow[]): Promise<void>;
-  /** The current rows of one source partition for these windows (its state after a restart or rebalance). */
-  partials(topic: string, partition: number, keys: readonly SkewWindowKey[]): Promise<SkewPartialRow[]>;
-  /** Window counts summed over every partition of `topic`, for these windows and features. */
+  /** The latest log epoch a row of the source partition was written with (0 when none above it). */
+  logEpoch(topic: string, partition: number): Promise<number>;
+  /**
+   * The current rows of one source partition for these windows, of one of its logs (its state
+   * after a restart or rebalance).
+   */
+  partials(
+    topic: string,
+    partition: number,
+    logEpoch: number,
+    keys: readonly SkewWindowKey[],
+  ): Promise<SkewPartialRow[]>;
+  /** Window counts summed over every partition and log epoch of `topic`, for these windows and features. */
   totals(topic: string, keys: readonly SkewWindowKey[]): Promise<SkewTotalsRow[]>;
   /**
    * Windows of `topic` after `after` whose end is at most `upTo`, in (window_end, model, version,
@@ -171,34 +233,39 @@ function countsOf(r: RawCounts): SkewCountsRow {
 export class ClickHouseSkewWindowStore implements SkewWindowStore {
   constructor(private readonly ch: ClickHouse) {}
 
-  write(rows: readonly SkewPartialRow[]): Promise<void> {
-    return this.ch.insert(
-      'skew_windows',
-      rows.map((r) => ({
-        model: r.model,
-        model_version: r.version,
-        window_start: chTime(r.windowStart),
-        window_end: chTime(r.windowEnd),
-        feature: r.feature,
-        source_topic: r.topic,
-        source_partition: r.partition,
-        through_offset: r.throughOffset,
-        sampled: r.counts.sampled,
-        compared: r.counts.compared,
-        mismatched: r.counts.mismatched,
-        numeric_compared: r.counts.numericCompared,
-        abs_diff_sum: r.counts.absDiffSum,
-        missing_in_store: r.counts.missingInStore,
-        missing_in_prediction: r.counts.missingInPrediction,
-        newer_row: r.counts.newerRow,
-        staleness_hist: r.counts.stalenessHist,
-        updated_at: chTime(r.updatedAt),
-      })),
-    );
+  async write(rows: readonly SkewPartialRow[]): Promise<void> {
+    const first = rows.filter((r) => r.logEpoch === 0);
+    const later = rows.filter((r) => r.logEpoch !== 0);
+    if (first.length > 0) await this.ch.insert(SKEW_WINDOWS, first.map(columnsOf));
+    if (later.length > 0)
+      await this.ch.insert(
+        SKEW_WINDOWS_V2,
+        later.map((r) => ({ ...columnsOf(r), log_epoch: r.logEpoch })),
+      );
   }
 
-  async partials(topic: string, partition: number, keys: readonly SkewWindowKey[]): Promise<SkewPartialRow[]> {
+  async logEpoch(topic: string, partition: number): Promise<number> {
+    // skew_windows_v2 holds only the partitions whose topic was recreated: small, and read once
+    // per partition a process takes up.
+    const [row] = await this.ch.select<{ epoch: number | string }>(
+      `SELECT max(log_epoch) AS epoch FROM ${this.ch.table(SKEW_WINDOWS_V2)}
+       WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32}`,
+      { topic, partition },
+    );
+    return Number(row?.epoch ?? 0);
+  }
+
+  async partials(
+    topic: string,
+    partition: number,
+    logEpoch: number,
+    keys: readonly SkewWindowKey[],
+  ): Promise<SkewPartialRow[]> {
     const out: SkewPartialRow[] = [];
+    const from =
+      logEpoch === 0
+        ? `${this.ch.table(SKEW_WINDOWS)} FINAL WHERE 1`
+        : `${this.ch.table(SKEW_WINDOWS_V2)} FINAL WHERE log_epoch = {logEpoch:UInt32}`;
     // The keys travel in the URL: chunks by their encoded bytes.
     for (const chunk of chunksByUrlBytes(keys, keyUrlBytes)) {
       const rows = await this.ch.select<
@@ -215,12 +282,12 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
         `SELECT model, model_version, toUnixTimestamp64Milli(window_start) AS ws,
            toUnixTimestamp64Milli(window_end) AS we, feature, through_offset,
            toUnixTimestamp64Milli(updated_at) AS ua, ${COUNT_COLUMNS}
-         FROM ${this.ch.table('skew_windows')} FINAL
-         WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32}
+         FROM ${from}
+           AND source_topic = {topic:String} AND source_partition = {partition:UInt32}
            AND model IN {models:Array(String)}
            AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
                    (model, model_version, toUnixTimestamp64Milli(window_start)))`,
-        { topic, partition, ...keyParams(chunk) },
+        { topic, partition, logEpoch, ...keyParams(chunk) },
       );
       for (const r of rows) {
         out.push({
@@ -231,6 +298,7 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
           feature: r.feature,
           topic,
           partition,
+          logEpoch,
           throughOffset: Number(r.through_offset),
           counts: countsOf(r),
           updatedAt: Number(r.ua),
@@ -258,13 +326,15 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
     }>(
       `SELECT model, model_version, toUnixTimestamp64Milli(window_start) AS ws,
          toUnixTimestamp64Milli(window_end) AS we, toUnixTimestamp64Milli(max(updated_at)) AS written
-       FROM ${this.ch.table('skew_windows')} FINAL
-       WHERE source_topic = {topic:String}
-         AND window_start >= fromUnixTimestamp64Milli({startFrom:Int64}, 'UTC')
-         AND window_start <= fromUnixTimestamp64Milli({upTo:Int64}, 'UTC')
-         AND window_end <= fromUnixTimestamp64Milli({upTo:Int64}, 'UTC')
-         AND (toUnixTimestamp64Milli(window_end), model, model_version, toUnixTimestamp64Milli(window_start))
-             > ({afterEnd:Int64}, {afterModel:String}, {afterVersion:String}, {afterStart:Int64})
+       FROM (${skewWindowRows(
+         (name) => this.ch.table(name),
+         `source_topic = {topic:String}
+           AND window_start >= fromUnixTimestamp64Milli({startFrom:Int64}, 'UTC')
+           AND window_start <= fromUnixTimestamp64Milli({upTo:Int64}, 'UTC')
+           AND window_end <= fromUnixTimestamp64Milli({upTo:Int64}, 'UTC')
+           AND (toUnixTimestamp64Milli(window_end), model, model_version, toUnixTimestamp64Milli(window_start))
+               > ({afterEnd:Int64}, {afterModel:String}, {afterVersion:String}, {afterStart:Int64})`,
+       )})
        GROUP BY model, model_version, window_start, window_end
        ORDER BY we, model, model_version, ws
        LIMIT {limit:UInt32}`,
@@ -296,11 +366,13 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
         RawCounts & { model: string; model_version: string; ws: number | string; feature: string }
       >(
         `SELECT model, model_version, toUnixTimestamp64Milli(window_start) AS ws, feature, ${SUM_COLUMNS}
-         FROM ${this.ch.table('skew_windows')} FINAL
-         WHERE source_topic = {topic:String}
-           AND model IN {models:Array(String)}
-           AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
-                   (model, model_version, toUnixTimestamp64Milli(window_start)))
+         FROM (${skewWindowRows(
+           (name) => this.ch.table(name),
+           `source_topic = {topic:String}
+             AND model IN {models:Array(String)}
+             AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
+                     (model, model_version, toUnixTimestamp64Milli(window_start)))`,
+         )})
          GROUP BY model, model_version, window_start, feature`,
         { topic, ...keyParams(chunk) },
       );
@@ -316,4 +388,28 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
     }
     return out;
   }
+}
+
+/** A row's columns shared by both tables. */
+function columnsOf(r: SkewPartialRow) {
+  return {
+    model: r.model,
+    model_version: r.version,
+    window_start: chTime(r.windowStart),
+    window_end: chTime(r.windowEnd),
+    feature: r.feature,
+    source_topic: r.topic,
+    source_partition: r.partition,
+    through_offset: r.throughOffset,
+    sampled: r.counts.sampled,
+    compared: r.counts.compared,
+    mismatched: r.counts.mismatched,
+    numeric_compared: r.counts.numericCompared,
+    abs_diff_sum: r.counts.absDiffSum,
+    missing_in_store: r.counts.missingInStore,
+    missing_in_prediction: r.counts.missingInPrediction,
+    newer_row: r.counts.newerRow,
+    staleness_hist: r.counts.stalenessHist,
+    updated_at: chTime(r.updatedAt),
+  };
 }

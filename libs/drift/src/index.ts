@@ -5,7 +5,6 @@ export * from './idleness.js';
 export * from './merge.js';
 export * from './messages.js';
 export * from './partition.js';
-export * from './production.js';
 export * from './reference.js';
 export * from './sequential/index.js';
 export * from './window.js';

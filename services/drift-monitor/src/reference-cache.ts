@@ -1,13 +1,12 @@
+import type { ReferenceSet } from '@driftline/drift';
 import {
+  type DatedStageEvent,
   EMPTY_PRODUCTION_HISTORY,
-  followStageChange,
+  followProduction,
   type ProductionHistory,
   type ProductionSpell,
   type ProductionStep,
-  type ReferenceSet,
-  type StageChange,
-  servingNow,
-} from '@driftline/drift';
+} from '@driftline/policy';
 import type { ReferenceStore } from '@driftline/warehouse';
 
 const SEP = '\u0000';
@@ -30,11 +29,10 @@ export interface ReferenceCacheLimits {
   readonly catalogRefreshMs: number;
   /**
    * Production spells remembered per model (the newest: each promotion or rollback that changed
-   * the serving version starts one), versions that ended remembered per model (the newest), and
-   * models with a production history.
+   * the serving version starts one), and models with a production history. The versions that
+   * ended are the stages' own bound (`MAX_ENDED` of `@driftline/policy`, the model-server's).
    */
   readonly maxSpellsPerModel: number;
-  readonly maxEndedPerModel: number;
   readonly maxPromotedModels: number;
 }
 
@@ -46,7 +44,6 @@ export const DEFAULT_REFERENCE_CACHE_LIMITS: ReferenceCacheLimits = {
   catalogTtlMs: 250,
   catalogRefreshMs: 60_000,
   maxSpellsPerModel: 64,
-  maxEndedPerModel: 64,
   maxPromotedModels: 10_000,
 };
 
@@ -110,7 +107,7 @@ class Lru<V> {
  * loads what a batch needs before the batch is processed. A version has a reference when the
  * catalog names it (`hasReference`, for both). A version without one that never served production
  * (a canary tag) is measured against the version serving at the window start (models.v1 folded by
- * `followStageChange`: promotions and rollbacks), or the latest one before it that has a reference;
+ * `followProduction`: promotions and rollbacks), or the latest one before it that has a reference;
  * a version that served without one is unreferenced: it never borrows on its own behalf (measured
  * on its predecessor's training distribution, a retrained version flagged drift that is not there).
  *
@@ -333,15 +330,15 @@ export class ReferenceCache {
 
   /**
    * A models.v1 event of `model`, in topic order: folded into the model's production history
-   * (`followStageChange`: what the model-server serves from the event's time on). When it names
+   * (`followProduction`: what the model-server serves from the event's time on). When it names
    * the serving version — a promotion, a rollback's restored version, a PROMOTED of the one serving
    * — that version's reference is loaded (`set`, undefined when it has none).
    */
-  async modelEvent(model: string, e: StageChange): Promise<ProductionStep & { readonly set?: ReferenceSet }> {
-    const limits = { maxSpells: this.limits.maxSpellsPerModel, maxEnded: this.limits.maxEndedPerModel };
-    const step = followStageChange(this.histories.get(model) ?? EMPTY_PRODUCTION_HISTORY, e, limits);
+  async modelEvent(model: string, e: DatedStageEvent): Promise<ProductionStep & { readonly set?: ReferenceSet }> {
+    const history = this.histories.get(model) ?? EMPTY_PRODUCTION_HISTORY;
+    const step = followProduction(history, e, this.limits.maxSpellsPerModel);
     if (step.outcome === 'ignored') return step;
-    const serving = servingNow(step.history);
+    const serving = step.history.stages.production;
     const named =
       serving !== undefined && (step.outcome === 'swapped' || (e.kind === 'PROMOTED' && e.version === serving));
     // Loaded before the history says it serves: `resolve` meanwhile answers as before the event.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { checkEventTime, toDriftlineError } from '@driftline/core';
-import { PARTIALS_MAX_BYTES, servingNow } from '@driftline/drift';
+import { PARTIALS_MAX_BYTES } from '@driftline/drift';
 import { type ConsumerHandle, untilCaughtUp } from '@driftline/kafka';
 import { contracts, type DriftAlert, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
@@ -88,7 +88,7 @@ export const driftMonitorService = defineService({
               // Ignored by the model-server too: what serves stays.
               if (step.outcome === 'ignored') logger.info({ ...about, reason: step.reason }, 'model event ignored');
               if (step.outcome !== 'swapped') continue;
-              const serving = servingNow(step.history);
+              const serving = step.history.stages.production;
               if (step.set === undefined)
                 logger.warn({ ...about, serving }, 'the version serving production has no reference profile');
               else logger.info({ ...about, serving, referenceId: step.set.referenceId }, 'reference swapped');

@@ -1,6 +1,7 @@
 import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
-import { decodePartials, type OutboundPartials, referenceSet, type StageChange, windowStartOf } from '@driftline/drift';
+import { decodePartials, type OutboundPartials, referenceSet, windowStartOf } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
+import type { DatedStageEvent } from '@driftline/policy';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ const own = [referenceSet('o', 'a', profiles(0)), referenceSet('o', 'b', profile
 const promotedAt = NOW - 20 * MINUTE;
 const rolledBackAt = NOW - 10 * MINUTE;
 /** models.v1 of model m in topic order: v2 promoted, rolled back to v1, then v2's promotion re-published (stale). */
-const modelEvents: StageChange[] = [
+const modelEvents: DatedStageEvent[] = [
   { kind: 'PROMOTED', version: 'v1', event_time: NOW - 24 * 60 * MINUTE },
   { kind: 'PROMOTED', version: 'v2', event_time: promotedAt, previous_version: 'v1' },
   { kind: 'ROLLED_BACK', version: 'v2', event_time: rolledBackAt, previous_version: 'v1' },

@@ -2,6 +2,7 @@ import type { EventTimeBounds, Logger } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
+import type { CanarySpec } from '@driftline/policy';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, type ListenVariables, listenHttp, type ServerTimeouts } from '@driftline/service/http';
 import { approxRecordBytes } from './admission.js';
@@ -11,7 +12,6 @@ import { type LogThreadData, startThreadLog } from './log-thread.js';
 import { createPredictionLog, type PredictionLog, type RejectedPrediction } from './prediction-log.js';
 import type { PredictLimits } from './request.js';
 import { ServingTable } from './serving.js';
-import type { CanarySpec } from './specs.js';
 
 export interface PredictionLogBounds {
   readonly maxBuffered: number;

@@ -11,6 +11,7 @@ import {
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import type { ConsumerHandle } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
+import type { CanarySpec } from '@driftline/policy';
 import { contracts, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
 import {
@@ -25,7 +26,7 @@ import { modelsFollower } from './models-follower.js';
 import { predictionDeadLetters } from './prediction-log.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits } from './request.js';
 import { DEFAULT_LOG_BOUNDS, type PredictionLogBounds, startModelServer, THREAD_LOG_BATCH } from './server.js';
-import { type CanarySpec, parseCanaries, parseShadows } from './specs.js';
+import { parseCanaries, parseShadows } from './specs.js';
 import { createStageApplier } from './stage-retry.js';
 
 export const modelServerEnvShape = {

@@ -1,16 +1,15 @@
 import { DriftlineError, isRetriable, type Logger, serialByKey, toDriftlineError } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
-import type { VersionLoader } from './artifacts.js';
-import type { CanarySpec } from './specs.js';
 import {
   applyStageEvent,
+  type CanarySpec,
   EMPTY_STAGES,
   MAX_WATCHED,
   type ModelStages,
-  type ServedSet,
   type StageEvent,
-  servedSet,
-} from './stages.js';
+} from '@driftline/policy';
+import type { VersionLoader } from './artifacts.js';
+import { type ServedSet, servedSet } from './stages.js';
 import { type LoadedVersion, planServing, type ServingPlan } from './version.js';
 
 export interface ServingTableOptions {

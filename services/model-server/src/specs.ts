@@ -1,10 +1,5 @@
 import { ConfigError } from '@driftline/core';
-
-/** Static canary of one model: the version and the share of entities it answers. */
-export interface CanarySpec {
-  readonly version: string;
-  readonly share: number;
-}
+import type { CanarySpec } from '@driftline/policy';
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 

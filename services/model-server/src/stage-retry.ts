@@ -1,8 +1,8 @@
 import type { Logger } from '@driftline/core';
 import { serialByKey, toDriftlineError } from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
+import type { StageEvent } from '@driftline/policy';
 import { VersionGivenUpError, VersionsNotServedError } from './serving.js';
-import type { StageEvent } from './stages.js';
 
 export interface StageApplierOptions {
   /**

@@ -5,13 +5,13 @@ import type { Worker } from 'node:worker_threads';
 import { DriftlineError, silentLogger } from '@driftline/core';
 import { parseFeatureViewsText } from '@driftline/features';
 import { createMetricsRegistry, MAX_LABEL_VALUES, OTHER_LABEL_VALUE } from '@driftline/observability';
+import type { StageEvent } from '@driftline/policy';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it } from 'vitest';
 import { artifactLoader } from '../src/artifacts.js';
 import { MAX_LOAD_THREAD_DEATHS, threadedArtifactLoader } from '../src/load-thread.js';
 import { ServingTable, VersionsNotServedError } from '../src/serving.js';
 import { createStageApplier } from '../src/stage-retry.js';
-import type { StageEvent } from '../src/stages.js';
 import { buildVersion } from '../src/version.js';
 import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
 

@@ -1,13 +1,7 @@
+import { applyStageEvent, EMPTY_STAGES, MAX_SHADOWS, type ModelStages, type StageEvent } from '@driftline/policy';
 import type { ModelEventKind } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
-import {
-  applyStageEvent,
-  EMPTY_STAGES,
-  MAX_SHADOWS,
-  type ModelStages,
-  type StageEvent,
-  servedSet,
-} from '../src/stages.js';
+import { servedSet } from '../src/stages.js';
 
 const ev = (kind: ModelEventKind, version: string, extra: Partial<StageEvent> = {}): StageEvent => ({
   kind,

@@ -1,28 +1,30 @@
 import type { ModelEventKind } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
 import {
+  type DatedStageEvent,
   EMPTY_PRODUCTION_HISTORY,
-  followStageChange,
+  followProduction,
+  MAX_ENDED,
   type ProductionHistory,
-  type ProductionLimits,
   type ProductionStep,
-  type StageChange,
-  servingNow,
 } from '../src/index.js';
 
-const LIMITS: ProductionLimits = { maxSpells: 64, maxEnded: 64 };
+const MAX_SPELLS = 64;
 
-const ev = (kind: ModelEventKind, version: string, at: number, previous?: string): StageChange =>
-  previous === undefined
-    ? { kind, version, event_time: at }
-    : { kind, version, event_time: at, previous_version: previous };
+const ev = (
+  kind: ModelEventKind,
+  version: string,
+  at: number,
+  extra: Omit<Partial<DatedStageEvent>, 'kind' | 'version' | 'event_time'> = {},
+): DatedStageEvent => ({ kind, version, event_time: at, ...extra });
+const previous = (version: string) => ({ previous_version: version });
 
 /** The history after `events` in topic order, and each event's step. */
-function fold(events: readonly StageChange[], limits = LIMITS, from = EMPTY_PRODUCTION_HISTORY) {
+function fold(events: readonly DatedStageEvent[], maxSpells = MAX_SPELLS, from = EMPTY_PRODUCTION_HISTORY) {
   const steps: ProductionStep[] = [];
   let history: ProductionHistory = from;
   for (const e of events) {
-    const step = followStageChange(history, e, limits);
+    const step = followProduction(history, e, maxSpells);
     steps.push(step);
     history = step.history;
   }
@@ -30,13 +32,14 @@ function fold(events: readonly StageChange[], limits = LIMITS, from = EMPTY_PROD
 }
 
 const spells = (h: ProductionHistory) => h.spells.map((s) => [s.version, s.from]);
+const serving = (h: ProductionHistory) => h.stages.production;
 
-describe('followStageChange: production over event time from models.v1, as the model-server serves it', () => {
+describe('followProduction: production over event time from models.v1, by the stages the model-server serves', () => {
   it('a rollback of the serving version starts a spell of the version serving instead; earlier spells stay', () => {
     const { history, outcomes } = fold([
       ev('PROMOTED', 'v1', 1_000),
       ev('PROMOTED', 'v2', 2_000),
-      ev('ROLLED_BACK', 'v2', 3_000, 'v1'),
+      ev('ROLLED_BACK', 'v2', 3_000, previous('v1')),
     ]);
     expect(outcomes).toEqual(['swapped', 'swapped', 'swapped']);
     expect(spells(history)).toEqual([
@@ -44,9 +47,9 @@ describe('followStageChange: production over event time from models.v1, as the m
       ['v2', 2_000],
       ['v1', 3_000],
     ]);
-    expect(servingNow(history)).toBe('v1');
-    expect(history.watched).toBeUndefined();
-    expect(history.ended).toEqual([{ version: 'v2', at: 3_000 }]);
+    expect(serving(history)).toBe('v1');
+    expect(history.stages.watched).toEqual([]);
+    expect(history.stages.ended).toEqual([{ version: 'v2', stage: 'rolled_back', at: 3_000 }]);
   });
 
   it('a rollback without previous_version restores the version the serving one replaced', () => {
@@ -55,7 +58,7 @@ describe('followStageChange: production over event time from models.v1, as the m
       ev('PROMOTED', 'v2', 2_000),
       ev('ROLLED_BACK', 'v2', 3_000),
     ]);
-    expect(servingNow(history)).toBe('v1');
+    expect(serving(history)).toBe('v1');
     // Once the watch ended (the replaced version retired), nothing says what serves instead: ignored.
     const retired = fold([
       ev('PROMOTED', 'v1', 1_000),
@@ -65,35 +68,36 @@ describe('followStageChange: production over event time from models.v1, as the m
     ]);
     expect(retired.outcomes.at(-1)).toBe('ignored');
     expect(retired.steps.at(-1)?.reason).toMatch(/no previous_version/);
-    expect(servingNow(retired.history)).toBe('v2');
+    expect(serving(retired.history)).toBe('v2');
   });
 
   it('a rolled-back canary, a rejected or retired version leave production as it is; RETIRED of the serving version is ignored', () => {
     const { history, outcomes } = fold([
       ev('PROMOTED', 'v1', 1_000),
-      ev('CANARY', 'v2', 2_000),
-      ev('ROLLED_BACK', 'v2', 3_000, 'v1'),
+      ev('CANARY', 'v2', 2_000, { canary_share: 0.1 }),
+      ev('ROLLED_BACK', 'v2', 3_000, previous('v1')),
       ev('REJECTED', 'v3', 3_500),
       ev('RETIRED', 'v1', 4_000),
     ]);
     expect(outcomes).toEqual(['swapped', 'kept', 'kept', 'kept', 'ignored']);
     expect(spells(history)).toEqual([['v1', 1_000]]);
-    expect(history.ended.map((e) => e.version)).toEqual(['v2', 'v3']);
+    expect(history.stages.ended.map((e) => e.version)).toEqual(['v2', 'v3']);
   });
 
   it('the whole topic read again in order, or each event delivered twice, gives the same history', () => {
     const events = [
       ev('TRAINED', 'v1', 500),
       ev('PROMOTED', 'v1', 1_000),
-      ev('SHADOW', 'v2', 1_500, 'v1'),
-      ev('CANARY', 'v2', 1_800),
-      ev('PROMOTED', 'v2', 2_000, 'v1'),
-      ev('ROLLED_BACK', 'v2', 3_000, 'v1'),
-      ev('PROMOTED', 'v3', 4_000, 'v1'),
+      ev('SHADOW', 'v2', 1_500),
+      ev('CANARY', 'v2', 1_800, { canary_share: 0.1 }),
+      ev('PROMOTED', 'v2', 2_000, previous('v1')),
+      ev('ROLLED_BACK', 'v2', 3_000, previous('v1')),
+      ev('PROMOTED', 'v3', 4_000, previous('v1')),
       ev('RETIRED', 'v1', 5_000),
     ];
     const once = fold(events).history;
     expect(fold(events.flatMap((e) => [e, e])).history).toEqual(once);
+    expect(fold([...events, ...events]).history).toEqual(once);
     expect(spells(once)).toEqual([
       ['v1', 1_000],
       ['v2', 2_000],
@@ -103,35 +107,40 @@ describe('followStageChange: production over event time from models.v1, as the m
   });
 
   it('a promotion re-published after the rollback of its version is stale; one dated after it serves again', () => {
-    const rolledBack = [ev('PROMOTED', 'v1', 1_000), ev('PROMOTED', 'v2', 2_000), ev('ROLLED_BACK', 'v2', 3_000, 'v1')];
+    const rolledBack = [
+      ev('PROMOTED', 'v1', 1_000),
+      ev('PROMOTED', 'v2', 2_000),
+      ev('ROLLED_BACK', 'v2', 3_000, previous('v1')),
+    ];
     const stale = fold([...rolledBack, ev('PROMOTED', 'v2', 2_000), ev('PROMOTED', 'v2', 3_000)]);
     expect(stale.outcomes.slice(3)).toEqual(['ignored', 'ignored']);
-    expect(servingNow(stale.history)).toBe('v1');
+    expect(stale.steps.at(-1)?.reason).toMatch(/v2 was rolled back at 3000; a PROMOTED dated 3000 is stale/);
+    expect(serving(stale.history)).toBe('v1');
     const again = fold([...rolledBack, ev('PROMOTED', 'v2', 6_000)]);
     expect(spells(again.history).at(-1)).toEqual(['v2', 6_000]);
-    expect(again.history.watched).toBe('v1');
+    expect(again.history.stages.watched).toEqual(['v1']);
   });
 
   it('a PROMOTED of the replaced (watched) version is stale; of an older one no longer watched it serves again', () => {
     const base = [ev('PROMOTED', 'v1', 1_000), ev('PROMOTED', 'v2', 2_000)];
     const watched = fold([...base, ev('PROMOTED', 'v1', 3_000)]);
     expect(watched.outcomes.at(-1)).toBe('ignored');
-    expect(servingNow(watched.history)).toBe('v2');
+    expect(serving(watched.history)).toBe('v2');
     const older = fold([...base, ev('PROMOTED', 'v3', 3_000), ev('PROMOTED', 'v1', 4_000)]);
     expect(spells(older.history).slice(-2)).toEqual([
       ['v3', 3_000],
       ['v1', 4_000],
     ]);
-    expect(older.history.watched).toBe('v3');
+    expect(older.history.stages.watched).toEqual(['v3']);
     // The watch ended by retiring the replaced version: promoted later, it serves again.
     const retired = fold([...base, ev('RETIRED', 'v1', 2_500), ev('PROMOTED', 'v1', 4_000)]);
-    expect(servingNow(retired.history)).toBe('v1');
+    expect(serving(retired.history)).toBe('v1');
   });
 
   it('an event dated before the last swap (another writer clock) takes effect from that swap, in topic order', () => {
     const { history } = fold([
       ev('PROMOTED', 'v1', 1_000),
-      ev('ROLLED_BACK', 'v1', 500, 'v0'),
+      ev('ROLLED_BACK', 'v1', 500, previous('v0')),
       ev('PROMOTED', 'v2', 3_000),
       ev('PROMOTED', 'v3', 2_500),
     ]);
@@ -141,21 +150,25 @@ describe('followStageChange: production over event time from models.v1, as the m
       ['v2', 3_000],
       ['v3', 3_000],
     ]);
-    expect(servingNow(history)).toBe('v3');
+    expect(serving(history)).toBe('v3');
   });
 
-  it('keeps the newest spells and ended versions within the limits', () => {
-    const events: StageChange[] = [];
+  it('keeps the newest spells within maxSpells, and the newest ended versions within the stages bound', () => {
+    const events: DatedStageEvent[] = [];
     for (let i = 0; i < 10; i++) {
       events.push(ev('PROMOTED', `v${i}`, i * 1_000));
       events.push(ev('ROLLED_BACK', `c${i}`, i * 1_000 + 500)); // a canary rolled back
     }
-    const { history } = fold(events, { maxSpells: 3, maxEnded: 2 });
+    const { history } = fold(events, 3);
     expect(spells(history)).toEqual([
       ['v7', 7_000],
       ['v8', 8_000],
       ['v9', 9_000],
     ]);
-    expect(history.ended.map((e) => e.version)).toEqual(['c8', 'c9']);
+    expect(history.stages.ended.map((e) => e.version)).toEqual(Array.from({ length: 10 }, (_, i) => `c${i}`));
+    const canaries = Array.from({ length: MAX_ENDED + 2 }, (_, i) => ev('ROLLED_BACK', `c${i}`, i));
+    const ended = fold(canaries).history.stages.ended;
+    expect(ended).toHaveLength(MAX_ENDED);
+    expect(ended[0]?.version).toBe('c2');
   });
 });

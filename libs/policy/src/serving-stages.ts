@@ -1,0 +1,245 @@
+import type { ModelEventKind } from '@driftline/schemas';
+import type { Stage } from './stages.js';
+
+/**
+ * The stages of a model's versions on the serving path, reduced from its models.v1 events
+ * ({@link applyStageEvent}). `stages.ts` is the stage graph one version's recorded transitions
+ * follow (the controller writes them, then publishes each as a models.v1 event); this module is
+ * what those events make the model serve, read by the model-server (which versions score) and the
+ * drift-monitor (which version served production when, `production-history.ts`), so both follow
+ * the same rules. It follows the graph: terminal stages end a version, no event moves one back.
+ */
+
+/** A canary of one model: the version and the share of entities it answers, in (0, 1]. */
+export interface CanarySpec {
+  readonly version: string;
+  readonly share: number;
+}
+
+/** The part of a models.v1 event the stages follow. */
+export interface StageEvent {
+  readonly kind: ModelEventKind;
+  readonly version: string;
+  readonly canary_share?: number | null;
+  readonly previous_version?: string | null;
+  /**
+   * The decision's event time (models.v1 `event_time`; the controller re-publishes a transition
+   * with the same one). Absent only for a call made in-process: such an event is never taken as stale.
+   */
+  readonly event_time?: number;
+}
+
+/**
+ * What models.v1 says one model's versions do on the serving path. Plain data; the reducer
+ * {@link applyStageEvent} builds it from the model's events in order, so replaying the topic
+ * from the start gives the same state.
+ */
+export interface ModelStages {
+  readonly production?: string;
+  readonly canary?: CanarySpec;
+  /** Versions moved to shadow (SHADOW events), oldest first. */
+  readonly shadows: readonly string[];
+  /**
+   * The production version the current one replaced, scored as a shadow for the rollback watch
+   * until it is retired, rolled back or rejected, or until the next promotion replaces it (at most
+   * {@link MAX_WATCHED}: each costs one scoring per instance).
+   */
+  readonly watched: readonly string[];
+  /**
+   * Versions that ended (ROLLED_BACK, RETIRED, REJECTED: terminal stages), in the order they
+   * ended, at most {@link MAX_ENDED}, with the event time of their end: a SHADOW, CANARY or
+   * PROMOTED of one dated at or before it is a stale or re-delivered event, and is ignored.
+   */
+  readonly ended: readonly EndedVersion[];
+}
+
+/** A version whose stage became terminal, and when (the event time of its newest end, when known). */
+export interface EndedVersion {
+  readonly version: string;
+  readonly stage: Extract<Stage, 'rolled_back' | 'retired' | 'rejected'>;
+  readonly at?: number;
+}
+
+export const EMPTY_STAGES: ModelStages = { shadows: [], watched: [], ended: [] };
+
+/** Replaced production versions scored for the rollback watch: the one the current production replaced. */
+export const MAX_WATCHED = 1;
+/** Shadows from SHADOW events per model; a SHADOW beyond it is ignored (every shadow scores every instance). */
+export const MAX_SHADOWS = 8;
+/** Ended versions remembered per model (the newest); one older than these is taken as unknown. */
+export const MAX_ENDED = 1000;
+
+export interface StageStep {
+  readonly stages: ModelStages;
+  /** `ignored`: the event would leave the model without production or breaks a bound; `reason` says why. */
+  readonly outcome: 'applied' | 'unchanged' | 'ignored';
+  readonly reason?: string;
+}
+
+const without = (list: readonly string[], v: string) => (list.includes(v) ? list.filter((x) => x !== v) : list);
+
+/** Removes `v` from every role but production. */
+function stop(s: ModelStages, v: string): ModelStages {
+  const canary = s.canary === undefined || s.canary.version === v ? undefined : s.canary;
+  return {
+    ...(s.production === undefined ? {} : { production: s.production }),
+    ...(canary === undefined ? {} : { canary }),
+    shadows: without(s.shadows, v),
+    watched: without(s.watched, v),
+    ended: s.ended,
+  };
+}
+
+const endedOf = (s: ModelStages, v: string) => s.ended.find((e) => e.version === v);
+
+/**
+ * `v` stopped and remembered as ended at `at`. A version that ended before keeps its place, and
+ * takes the newer end (a repeated event changes nothing).
+ */
+function end(s: ModelStages, v: string, stage: EndedVersion['stage'], at: number | undefined): ModelStages {
+  const rest = stop(s, v);
+  const record: EndedVersion = at === undefined ? { version: v, stage } : { version: v, stage, at };
+  const known = endedOf(s, v);
+  if (known === undefined) return { ...rest, ended: [...s.ended, record].slice(-MAX_ENDED) };
+  if (at === undefined || (known.at !== undefined && known.at >= at)) return rest;
+  return { ...rest, ended: s.ended.map((x) => (x === known ? record : x)) };
+}
+
+/**
+ * Order of the serving stages along the stage graph (`STAGE_TRANSITIONS`: candidate → shadow → canary
+ * → production, no edge back), by the event kind that moves a version there.
+ */
+const STAGE_ORDER = { SHADOW: 1, CANARY: 2, PROMOTED: 3 } as const;
+
+/** The serving stage `v` is at now, or undefined when it has none. A watched version is still at production. */
+function stageOf(s: ModelStages, v: string): { order: number; name: string } | undefined {
+  if (v === s.production) return { order: STAGE_ORDER.PROMOTED, name: 'production' };
+  if (s.watched.includes(v)) return { order: STAGE_ORDER.PROMOTED, name: 'the replaced production (watched)' };
+  if (s.canary?.version === v) return { order: STAGE_ORDER.CANARY, name: 'canary' };
+  if (s.shadows.includes(v)) return { order: STAGE_ORDER.SHADOW, name: 'shadow' };
+  return undefined;
+}
+
+/**
+ * Why `e` is an old event of its version re-published or re-delivered, or undefined: it would move
+ * the version back along the stage graph (SHADOW of a canary, CANARY or SHADOW of production), or
+ * serve a replaced production again by PROMOTED (it returns only by a ROLLED_BACK naming it).
+ * No edge of the graph does either, so no event time is compared: the trainer's and the
+ * controller's clocks may differ.
+ */
+function backwardMove(s: ModelStages, e: StageEvent): string | undefined {
+  if (e.kind !== 'SHADOW' && e.kind !== 'CANARY' && e.kind !== 'PROMOTED') return undefined;
+  const held = stageOf(s, e.version);
+  if (held === undefined) return undefined;
+  const replaced = e.kind === 'PROMOTED' && s.watched.includes(e.version);
+  if (STAGE_ORDER[e.kind] >= held.order && !replaced) return undefined;
+  return `${e.version} is ${held.name} already; a ${e.kind} would move it back, so it is stale (re-published or re-delivered)`;
+}
+
+const ENDED_AS: Readonly<Record<EndedVersion['stage'], string>> = {
+  rolled_back: 'rolled back',
+  retired: 'retired',
+  rejected: 'rejected',
+};
+
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const same = (a: ModelStages, b: ModelStages) =>
+  a.production === b.production &&
+  a.canary?.version === b.canary?.version &&
+  a.canary?.share === b.canary?.share &&
+  sameList(a.shadows, b.shadows) &&
+  sameList(a.watched, b.watched) &&
+  a.ended.length === b.ended.length &&
+  a.ended.every(
+    (e, i) => e.version === b.ended[i]?.version && e.stage === b.ended[i]?.stage && e.at === b.ended[i]?.at,
+  );
+
+/**
+ * One models.v1 event applied to a model's stages (pure):
+ * - SHADOW(v): v is scored as a shadow;
+ * - CANARY(v, share): v answers `share` of the entities, replacing any canary of the model;
+ * - PROMOTED(v): production = v (it leaves canary/shadow); the replaced production is watched;
+ * - ROLLED_BACK(v): if v is production, production = previous_version (or the watched version
+ *   when absent), else v stops (a canary ends);
+ * - REJECTED(v), RETIRED(v): v stops being scored;
+ * - TRAINED: nothing.
+ * ROLLED_BACK, REJECTED and RETIRED end v: its stage is terminal (the stage graph, `stages.ts`; the
+ * operator command refuses to move it out too). A SHADOW, CANARY or PROMOTED of v whose event time
+ * is at or before that end is a stale or re-delivered event (a second controller's re-publish, a
+ * send retried) and is ignored, with the reason; one dated after it is a new decision and applies,
+ * as does one without a time. A rollback serves its previous_version even when that one ended: the
+ * rollback names what serves instead.
+ * The stage graph has no edge back either: a SHADOW of a canary or production version, a CANARY
+ * of production, a PROMOTED of the replaced (watched) production is an old event re-published (the
+ * trainer's retried request, a second controller's start) and is ignored, with the reason,
+ * whatever its event time (an in-process call, without one, is not: it is no re-publish).
+ * An event that would leave the model without a production version (RETIRED/REJECTED/SHADOW/
+ * CANARY of production, a rollback with nothing to roll back to) is ignored, with the reason.
+ */
+export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
+  const v = e.version;
+  const ignored = (reason: string): StageStep => ({ stages: s, outcome: 'ignored', reason });
+  const result = (next: ModelStages): StageStep =>
+    same(s, next) ? { stages: s, outcome: 'unchanged' } : { stages: next, outcome: 'applied' };
+  const ended = endedOf(s, v);
+  const at = e.event_time;
+  if (
+    ended?.at !== undefined &&
+    at !== undefined &&
+    at <= ended.at &&
+    (e.kind === 'SHADOW' || e.kind === 'CANARY' || e.kind === 'PROMOTED')
+  ) {
+    return ignored(
+      `${v} was ${ENDED_AS[ended.stage]} at ${ended.at}; a ${e.kind} dated ${at} is stale (re-published or re-delivered)`,
+    );
+  }
+  const back = at === undefined ? undefined : backwardMove(s, e);
+  if (back !== undefined) return ignored(back);
+  switch (e.kind) {
+    case 'TRAINED':
+      return { stages: s, outcome: 'unchanged' };
+    case 'SHADOW': {
+      if (v === s.production) return ignored(`${v} is production; promote another version first`);
+      if (s.shadows.includes(v)) return { stages: s, outcome: 'unchanged' };
+      const rest = stop(s, v);
+      if (rest.shadows.length >= MAX_SHADOWS) {
+        return ignored(`${MAX_SHADOWS} shadows already (${s.shadows.join(', ')}); reject or retire one first`);
+      }
+      return result({ ...rest, shadows: [...rest.shadows, v] });
+    }
+    case 'CANARY': {
+      const share = e.canary_share;
+      if (typeof share !== 'number' || !(share > 0 && share <= 1)) {
+        return ignored(`canary_share must be a number in (0, 1], got ${JSON.stringify(share ?? null)}`);
+      }
+      if (v === s.production) return ignored(`${v} is production already`);
+      return result({ ...stop(s, v), canary: { version: v, share } });
+    }
+    case 'PROMOTED': {
+      if (v === s.production) return { stages: s, outcome: 'unchanged' };
+      const rest = stop(s, v);
+      const replaced = s.production;
+      const watched =
+        replaced === undefined ? rest.watched : [...without(rest.watched, replaced), replaced].slice(-MAX_WATCHED);
+      return result({ ...rest, production: v, watched });
+    }
+    case 'ROLLED_BACK': {
+      if (v !== s.production) return result(end(s, v, 'rolled_back', at));
+      const target = e.previous_version ?? s.watched.at(-1);
+      if (target === undefined || target === '' || target === v) {
+        return ignored(`${v} is production and no previous_version says what serves instead`);
+      }
+      const restored = stop(s, target);
+      return result({
+        ...end({ ...restored, ended: restored.ended.filter((x) => x.version !== target) }, v, 'rolled_back', at),
+        production: target,
+      });
+    }
+    case 'REJECTED':
+    case 'RETIRED':
+      if (v === s.production) return ignored(`${v} is production; promote or roll back to another version first`);
+      return result(end(s, v, e.kind === 'RETIRED' ? 'retired' : 'rejected', at));
+    default:
+      return ignored(`unknown kind ${JSON.stringify(e.kind)}`);
+  }
+}

@@ -22,7 +22,7 @@ export interface SendLanesOptions<M extends LaneMessage> {
   /** Called after every send, delivered or failed: room may have freed. */
   readonly onSent: () => void;
   readonly logger: Logger;
-  /** A send unanswered this long makes its topic hold at most its share again (default SLOW_SEND_MS). */
+  /** A send unanswered this long makes its topic hold at most its share again while other topics hold messages (default SLOW_SEND_MS). */
   readonly slowSendMs?: number;
   readonly now?: () => number;
 }
@@ -112,24 +112,37 @@ export class SendLanes<M extends LaneMessage> {
    * of each bound, and always one message: the other topics keep the rest. A failing topic that
    * filled the shared buffer made every publish call wait again, and so did a missing topic whose
    * first send took seconds to fail. A topic whose last send was delivered may fill the buffer,
-   * unless its send in flight has gone unanswered for `slowSendMs`: a topic delivered and then hung
-   * took the whole buffer until kafkajs' request timeout failed it (found by a review).
+   * unless its send in flight has gone unanswered for `slowSendMs` while another topic holds
+   * messages: a topic delivered and then hung held every other topic's publish until kafkajs'
+   * request timeout failed it (found by a review). Alone, a topic keeps the whole buffer however
+   * slow its sends: the half only leaves room for others (a single-topic producer on a slow link
+   * had publishes refused at half its buffer, found by the next review).
    */
   fullBound(topic: string, bytes: number, maxBuffered: number, maxBufferedBytes: number): FullBound | undefined {
     if (this.messages >= maxBuffered) return 'maxBuffered';
     if (this.totalBytes + bytes > maxBufferedBytes) return 'maxBufferedBytes';
     const lane = this.lanes.get(topic);
-    if (lane === undefined || this.answering(lane)) return undefined;
+    if (lane === undefined) return undefined;
+    if (lane.lastSendDelivered && (this.slowFor(topic) === undefined || !this.othersHold(lane))) return undefined;
     const held = lane.queue.length + lane.inFlight;
     if (held > 0 && (held * 2 >= maxBuffered || (lane.bytes + bytes) * 2 > maxBufferedBytes)) return 'topicShare';
     return undefined;
   }
 
-  /** Its last send was delivered and the one in flight, if any, is not slow. */
-  private answering(lane: Lane<M>): boolean {
-    return (
-      lane.lastSendDelivered && (lane.sendStartedAt === undefined || this.now() - lane.sendStartedAt < this.slowSendMs)
-    );
+  /**
+   * How long the send in flight of a topic whose last send was delivered has gone unanswered, when
+   * that is `slowSendMs` or more (its share applies again while other topics hold messages).
+   */
+  slowFor(topic: string): number | undefined {
+    const lane = this.lanes.get(topic);
+    if (lane?.lastSendDelivered !== true || lane.sendStartedAt === undefined) return undefined;
+    const waited = this.now() - lane.sendStartedAt;
+    return waited >= this.slowSendMs ? waited : undefined;
+  }
+
+  private othersHold(lane: Lane<M>): boolean {
+    for (const other of this.lanes.values()) if (other !== lane && other.queue.length + other.inFlight > 0) return true;
+    return false;
   }
 
   /** Messages and encoded bytes a topic holds queued or in flight. */

@@ -267,12 +267,16 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   function noRoom(topic: string, queued: number, events: number, eventBytes: number): DriftlineError {
     const bound = fullBound(topic, eventBytes) ?? 'maxBuffered';
     const cause = bound === 'topicShare' ? lanes.failureOf(topic) : lanes.lastFailure;
+    // A topic whose sends were delivered holds its half only while its send in flight is slow.
+    const slowMs = bound === 'topicShare' ? lanes.slowFor(topic) : undefined;
     const why =
       cause !== undefined
         ? `; last send failure: ${(cause as Error).message}`
-        : bound === 'topicShare'
-          ? `; no send to ${topic} answered yet`
-          : '';
+        : slowMs !== undefined
+          ? `; its send in flight to ${topic} unanswered for ${slowMs} ms`
+          : bound === 'topicShare'
+            ? `; no send to ${topic} answered yet`
+            : '';
     const part = events > 1 ? ` (${queued} of the call's ${events} events were buffered and will be sent)` : '';
     const held = lanes.held(topic);
     const buffer =
@@ -280,14 +284,23 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
         ? `the buffer of ${maxBuffered} messages (maxBuffered)`
         : bound === 'maxBufferedBytes'
           ? `the buffer of ${maxBufferedBytes} bytes (maxBufferedBytes; ${lanes.pendingBytes} held) for an event of ${eventBytes} bytes`
-          : `the half of the buffer ${topic} may hold until a send to it is delivered (${held.messages} of ${maxBuffered} messages, ${held.bytes} of ${maxBufferedBytes} bytes held) for an event of ${eventBytes} bytes`;
+          : `the half of the buffer ${topic} may hold ${slowMs === undefined ? 'until a send to it is delivered' : 'while its send is slow and other topics hold messages'} (${held.messages} of ${maxBuffered} messages, ${held.bytes} of ${maxBufferedBytes} bytes held) for an event of ${eventBytes} bytes`;
     return new DriftlineError(
       'SINK_UNAVAILABLE',
       `driftline SDK: no room in ${buffer} within ${bufferWaitMs} ms (bufferWaitMs): Kafka is not taking the sends${why}${part}`,
       {
         retriable: true,
         ...(cause === undefined ? {} : { cause }),
-        details: { bound, topic, maxBuffered, maxBufferedBytes, bufferWaitMs, buffered: queued, events },
+        details: {
+          bound,
+          topic,
+          maxBuffered,
+          maxBufferedBytes,
+          bufferWaitMs,
+          buffered: queued,
+          events,
+          ...(slowMs === undefined ? {} : { slowSendMs: slowMs }),
+        },
       },
     );
   }

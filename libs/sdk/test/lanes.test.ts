@@ -264,9 +264,48 @@ describe('SendLanes (one queue and send loop per topic)', () => {
       expect(fits('predictions')).toBeUndefined();
       lanes.push('predictions', msg(`p${i}`));
     }
-    clock = 1_000; // unanswered for a second: its share again, and the others keep the rest
+    clock = 1_000; // unanswered for a second, but alone: the whole buffer is still its own
+    expect(fits('predictions')).toBeUndefined();
+    lanes.push('features', msg('f0')); // another topic holds a message: its share again
+    await waitFor(() => kafka.attempts.length === 3);
     expect(fits('predictions')).toBe('topicShare');
+    expect(lanes.slowFor('predictions')).toBe(1_000);
     expect(fits('features')).toBeUndefined();
+    lanes.stop();
+  });
+
+  it('a single topic whose sends are slow but delivered keeps the whole buffer (found by a review)', async () => {
+    // The half leaves room for other topics: applied to a lone topic on a slow link, it refused
+    // publishes at half the buffer that the buffer had room for.
+    let clock = 0;
+    const kafka = fakeKafka(() => 'hang');
+    const lanes = new SendLanes<Msg>({
+      send: async (topic, messages) => {
+        if (kafka.attempts.length === 0) {
+          kafka.attempts.push(topic); // the first send is delivered at once
+          return;
+        }
+        return kafka.send(topic, messages);
+      },
+      batchSize: 1,
+      maxSendBytes: 1_000,
+      lingerMs: 0,
+      retryAfterMs: 10_000,
+      onSent: () => {},
+      logger: silentLogger,
+      slowSendMs: 1_000,
+      now: () => clock,
+    });
+    lanes.push('predictions', msg('p0'));
+    await lanes.flush();
+    lanes.push('predictions', msg('p1'));
+    await waitFor(() => kafka.attempts.length === 2);
+    clock = 5_000;
+    for (let i = 2; i <= 10; i++) {
+      expect(lanes.fullBound('predictions', 10, 10, 1_000)).toBeUndefined();
+      lanes.push('predictions', msg(`p${i}`));
+    }
+    expect(lanes.fullBound('predictions', 10, 10, 1_000)).toBe('maxBuffered');
     lanes.stop();
   });
 

@@ -6,12 +6,12 @@ import { SchemaRegistryCodec } from '@driftline/codec';
 import { type ReferenceSet, referenceSet } from '@driftline/drift';
 import { createProducer, listGroups } from '@driftline/kafka';
 import { contracts, type DriftAlert, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
+import type { Runner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { driftMonitorService } from '../src/service.js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { driftEnv, driftMonitors } from './runner.js';
 
 const stack = inject('stack');
 const chPath = mkdtempSync(join(tmpdir(), 'drift-ch-'));
@@ -49,20 +49,11 @@ const flush = (p: number): PredictionEvent => ({ ...stream[0]!, prediction_id: `
 const ROWS_PER_WINDOW = 5 + 5 + 4 + 5; // x, y, __prediction__: psi ks js missing out_of_range; color: psi chi2 js missing
 
 function env(prefix: string, database: string): Record<string, string> {
-  return {
-    DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-    DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-    DRIFTLINE_TOPIC_PREFIX: prefix,
-    DRIFTLINE_TOPIC_PARTITIONS: String(PARTITIONS),
-    DRIFTLINE_HTTP_PORT: '0',
-    DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'error',
-    DRIFTLINE_CLICKHOUSE_DATABASE: database,
-    DRIFTLINE_CLICKHOUSE_PATH: chPath,
-    DRIFTLINE_DRIFT_WINDOW: '1s',
-    DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
-    DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
-    DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2',
-  };
+  return driftEnv(
+    stack,
+    { prefix, partitions: PARTITIONS, database, path: chPath },
+    { DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2' },
+  );
 }
 
 /** Until the runner's models.v1 follower has processed the one record of the deployment's models.v1. */
@@ -140,15 +131,7 @@ async function allWindows(ch: ClickHouse): Promise<Row[]> {
 }
 
 describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', () => {
-  const runners: Runner[] = [];
-  const start = async (e: Record<string, string>) => {
-    const runner = await startRunner({ services: [driftMonitorService as never], env: e });
-    runners.push(runner);
-    return runner;
-  };
-  afterEach(async () => {
-    for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
-  });
+  const { start } = driftMonitors();
   let baseline: Row[] = [];
   beforeAll(() => {
     expect(stream).toHaveLength(WINDOWS * PER_WINDOW);
@@ -262,7 +245,6 @@ describe('drift-monitor on real Kafka, the registry and embedded ClickHouse', ()
       // Every start reads the promotion again (nothing stored), then stops.
       await promotionRead(runner, prefix);
       await runner.stop();
-      runners.splice(runners.indexOf(runner), 1);
     }
     const left = (await listGroups(kafka)).filter((g) => g.startsWith(`${prefix}drift-monitor-models-`));
     expect(left).toEqual([]);

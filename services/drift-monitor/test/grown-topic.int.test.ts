@@ -8,15 +8,14 @@ import { referenceSet } from '@driftline/drift';
 import { createProducer } from '@driftline/kafka';
 import { growTopic } from '@driftline/kafka/testing';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import { createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 // Services never grow a topic (operators do), so the facade has no call for it: the test reaches
 // the client inside libs/kafka for this one admin request.
-import { driftMonitorService } from '../src/service.js';
 import { SOURCE_COUNT_MAX_AGE_MS } from '../src/stage-one.js';
+import { driftEnv, driftMonitors } from './runner.js';
 
 const stack = inject('stack');
 const chPath = mkdtempSync(join(tmpdir(), 'drift-grown-ch-'));
@@ -29,10 +28,7 @@ const normal = () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.P
 const referenceCsv = ['x,prediction', ...Array.from({ length: 2000 }, () => `${normal()},${r()}`)].join('\n');
 
 describe('drift-monitor: partitions added to predictions.v1 while it runs', () => {
-  const runners: Runner[] = [];
-  afterEach(async () => {
-    for (const runner of runners.splice(0)) await runner.stop().catch(() => {});
-  });
+  const monitors = driftMonitors();
 
   it('windows closed before the group rebalanced wait for the new partition: every event merged', async () => {
     const prefix = `${uniqueName('drift-grown')}.`;
@@ -44,26 +40,18 @@ describe('drift-monitor: partitions added to predictions.v1 while it runs', () =
     });
     await migrate(ch, migrations);
     await warehouseOn(ch).references.save(referenceSet('fraud', 'v1', profilesFromCsv(referenceCsv)));
-    const runner = await startRunner({
-      services: [driftMonitorService as never],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: '2',
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'error',
-        DRIFTLINE_CLICKHOUSE_DATABASE: ch.database,
-        DRIFTLINE_CLICKHOUSE_PATH: chPath,
-        DRIFTLINE_DRIFT_WINDOW: '1s',
-        DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
-        // Longer than the test: a window completes only when every source partition reported it.
-        DRIFTLINE_DRIFT_IDLE_TIMEOUT: '5m',
-        DRIFTLINE_DRIFT_SOURCE_IDLE: '0',
-        DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '1',
-      },
-    });
-    runners.push(runner);
+    const runner = await monitors.start(
+      driftEnv(
+        stack,
+        { prefix, partitions: 2, database: ch.database, path: chPath },
+        {
+          // Longer than the test: a window completes only when every source partition reported it.
+          DRIFTLINE_DRIFT_IDLE_TIMEOUT: '5m',
+          DRIFTLINE_DRIFT_SOURCE_IDLE: '0',
+          DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '1',
+        },
+      ),
+    );
     const kafka = kafkaFor(stack.kafkaBrokers);
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);
     const event = (id: string, eventTime: number): PredictionEvent => ({

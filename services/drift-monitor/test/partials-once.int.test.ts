@@ -5,12 +5,12 @@ import { SchemaRegistryCodec } from '@driftline/codec';
 import { decodePartials, referenceSet } from '@driftline/drift';
 import { createProducer, topicOffsets } from '@driftline/kafka';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
 import { buildNumericProfile } from '@driftline/stats';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
-import { afterAll, describe, expect, inject, it } from 'vitest';
-import { driftMonitorService, PARTIALS_TOPIC } from '../src/service.js';
+import { describe, expect, inject, it } from 'vitest';
+import { PARTIALS_TOPIC } from '../src/service.js';
+import { driftEnv, driftMonitors } from './runner.js';
 
 const stack = inject('stack');
 const chPath = mkdtempSync(join(tmpdir(), 'drift-once-'));
@@ -18,10 +18,7 @@ const W0 = Math.floor(Date.now() / 1000) * 1000 - 60_000;
 const RETRIES = 4;
 
 describe('drift-monitor stage one during a ClickHouse outage (real Kafka, embedded ClickHouse)', () => {
-  const runners: Runner[] = [];
-  afterAll(async () => {
-    for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
-  });
+  const monitors = driftMonitors();
 
   it('emits each window to the partials topic once, however often the batch is retried', async () => {
     const prefix = `${uniqueName('drifto')}.`;
@@ -29,23 +26,13 @@ describe('drift-monitor stage one during a ClickHouse outage (real Kafka, embedd
     await migrate(ch, migrations);
     const profile = buildNumericProfile(Array.from({ length: 200 }, (_, i) => i % 100));
     await warehouseOn(ch).references.save(referenceSet('qa', 'v1', new Map([['x', profile]])));
-    const runner = await startRunner({
-      services: [driftMonitorService as never],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: '1',
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'fatal',
-        DRIFTLINE_CLICKHOUSE_DATABASE: ch.database,
-        DRIFTLINE_CLICKHOUSE_PATH: chPath,
-        DRIFTLINE_DRIFT_WINDOW: '1s',
-        DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
-        DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
-      },
-    });
-    runners.push(runner);
+    const runner = await monitors.start(
+      driftEnv(
+        stack,
+        { prefix, partitions: 1, database: ch.database, path: chPath },
+        { DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'fatal' },
+      ),
+    );
 
     const predictions = `${prefix}predictions.v1`;
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, predictions);

@@ -6,12 +6,11 @@ import { SchemaRegistryCodec } from '@driftline/codec';
 import { referenceSet } from '@driftline/drift';
 import { createProducer } from '@driftline/kafka';
 import { contracts, type DriftAlert, type FeatureValue, type PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import { createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { driftMonitorService } from '../src/service.js';
+import { describe, expect, inject, it } from 'vitest';
+import { driftEnv, driftMonitors } from './runner.js';
 
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'quality-'));
@@ -89,10 +88,7 @@ interface QualityRow {
 }
 
 describe('data-quality expectations in the drift-monitor (real Kafka, registry, embedded ClickHouse)', () => {
-  const runners: Runner[] = [];
-  afterEach(async () => {
-    for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
-  });
+  const monitors = driftMonitors();
 
   it('writes one row per (window, feature, expectation) and a DATA_QUALITY alert per failing window', async () => {
     const prefix = `${uniqueName('quality')}.`;
@@ -100,25 +96,13 @@ describe('data-quality expectations in the drift-monitor (real Kafka, registry, 
     const ch = await createClickHouse({ mode: 'embedded', path: join(dir, 'ch'), database });
     await migrate(ch, migrations);
     await warehouseOn(ch).references.save(referenceSet('shop', 'v1', profilesFromCsv(referenceCsv)));
-    const runner = await startRunner({
-      services: [driftMonitorService as never],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: String(PARTITIONS),
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_LOG_LEVEL: 'error',
-        DRIFTLINE_CLICKHOUSE_DATABASE: database,
-        DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
-        DRIFTLINE_DRIFT_WINDOW: '1s',
-        DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
-        DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
-        DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2',
-        DRIFTLINE_FEATURE_VIEWS: viewsPath,
-      },
-    });
-    runners.push(runner);
+    await monitors.start(
+      driftEnv(
+        stack,
+        { prefix, partitions: PARTITIONS, database, path: join(dir, 'ch') },
+        { DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2', DRIFTLINE_FEATURE_VIEWS: viewsPath },
+      ),
+    );
 
     const topic = `${prefix}predictions.v1`;
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);

@@ -6,14 +6,14 @@ import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
 import { decodePartials, type OutboundPartials, referenceSet } from '@driftline/drift';
 import { committedOffsets, createProducer, type DecodedRecord, topicOffsets } from '@driftline/kafka';
 import { contracts, type DriftAlert, type PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
 import { buildNumericProfile } from '@driftline/stats';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
-import { driftMonitorService, PARTIALS_TOPIC } from '../src/service.js';
+import { PARTIALS_TOPIC } from '../src/service.js';
 import { stageOneProcessor } from '../src/stage-one.js';
+import { driftEnv, driftMonitors } from './runner.js';
 
 const stack = inject('stack');
 const chPath = mkdtempSync(join(tmpdir(), 'drift-q-'));
@@ -23,10 +23,7 @@ const W0 = Math.floor(Date.now() / 1000) * 1000 - 60_000;
 const MODELS = ['qa', 'qb'];
 
 describe('drift-monitor merge stage: a poison window on real Kafka and embedded ClickHouse', () => {
-  const runners: Runner[] = [];
-  afterAll(async () => {
-    for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
-  });
+  const monitors = driftMonitors();
 
   it('quarantines the window (drift_quarantine + alert), sends nothing to the DLQ, and later windows land', async () => {
     const prefix = `${uniqueName('driftq')}.`;
@@ -36,24 +33,16 @@ describe('drift-monitor merge stage: a poison window on real Kafka and embedded 
     const profile = buildNumericProfile(Array.from({ length: 200 }, (_, i) => i % 100));
     for (const model of MODELS) await warehouse.references.save(referenceSet(model, 'v1', new Map([['x', profile]])));
 
-    const runner = await startRunner({
-      services: [driftMonitorService as never],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: '1',
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'fatal',
-        DRIFTLINE_CLICKHOUSE_DATABASE: ch.database,
-        DRIFTLINE_CLICKHOUSE_PATH: chPath,
-        DRIFTLINE_DRIFT_WINDOW: '1s',
-        DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
-        DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
-        DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: String(MERGE_PARTITIONS),
-      },
-    });
-    runners.push(runner);
+    await monitors.start(
+      driftEnv(
+        stack,
+        { prefix, partitions: 1, database: ch.database, path: chPath },
+        {
+          DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'fatal',
+          DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: String(MERGE_PARTITIONS),
+        },
+      ),
+    );
 
     // What stage one emits for windows W0..W2 of both models (closed by an event in W3), built by
     // the real stage-one processor; then model qa's partial of W0+1000 is corrupted: it decodes,

@@ -7,12 +7,11 @@ import { SchemaRegistryCodec } from '@driftline/codec';
 import { referenceSet } from '@driftline/drift';
 import { createProducer, deleteTopics, ensureTopics } from '@driftline/kafka';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import { createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { driftMonitorService } from '../src/service.js';
+import { describe, expect, inject, it } from 'vitest';
+import { driftEnv, driftMonitors } from './runner.js';
 
 const stack = inject('stack');
 const T0 = 1_700_000_000_000;
@@ -47,10 +46,7 @@ function events(tag: string, from: number, to: number, opener: number): Predicti
  * for replays of the old log's offsets (windows of the new log were never written, or short).
  */
 describe('drift-monitor stage one over a source topic recreated under it (real Kafka, embedded ClickHouse)', () => {
-  const runners: Runner[] = [];
-  afterEach(async () => {
-    for (const runner of runners.splice(0)) await runner.stop().catch(() => {});
-  });
+  const monitors = driftMonitors();
 
   it("writes the new log's windows complete", async () => {
     const prefix = `${uniqueName('drift-recreated')}.`;
@@ -83,24 +79,8 @@ describe('drift-monitor stage one over a source topic recreated under it (real K
           )
         ).map((row) => [(Number(row.ws) - T0) / 1000, Number(row.events)]),
       );
-    runners.push(
-      await startRunner({
-        services: [driftMonitorService as never],
-        env: {
-          DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-          DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-          DRIFTLINE_TOPIC_PREFIX: prefix,
-          DRIFTLINE_TOPIC_PARTITIONS: String(PARTITIONS),
-          DRIFTLINE_HTTP_PORT: '0',
-          DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'error',
-          DRIFTLINE_CLICKHOUSE_DATABASE: database,
-          DRIFTLINE_CLICKHOUSE_PATH: path,
-          DRIFTLINE_DRIFT_WINDOW: '1s',
-          DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
-          DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
-          DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2',
-        },
-      }),
+    await monitors.start(
+      driftEnv(stack, { prefix, partitions: PARTITIONS, database, path }, { DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2' }),
     );
     // The old log: windows 0 … 2 written, window 3 open (its events hold the group's commit).
     await produce(events('old', 0, 3, 4));

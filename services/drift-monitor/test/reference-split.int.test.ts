@@ -6,14 +6,14 @@ import { type OutboundPartials, type ReferenceSet, referenceSet } from '@driftli
 import { expectationsOf, loadFeatureViews } from '@driftline/features';
 import { createProducer, type DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
 import { buildNumericProfile } from '@driftline/stats';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import { createClickHouse, migrate, migrations, type ReferenceStore, warehouseOn } from '@driftline/warehouse';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
-import { driftMonitorService, PARTIALS_TOPIC } from '../src/service.js';
+import { PARTIALS_TOPIC } from '../src/service.js';
 import { stageOneProcessor } from '../src/stage-one.js';
+import { driftEnv, driftMonitors } from './runner.js';
 import { memoryProgress } from './support.js';
 
 const stack = inject('stack');
@@ -94,10 +94,7 @@ async function partialsOf(
 }
 
 describe('a reference re-stored while stage-one instances hold different ones (real Kafka, embedded ClickHouse)', () => {
-  const runners: Runner[] = [];
-  afterEach(async () => {
-    for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
-  });
+  const monitors = driftMonitors();
 
   it('writes one drift answer per window on one reference and quality over all its events', async () => {
     const prefix = `${uniqueName('refsplit')}.`;
@@ -107,25 +104,13 @@ describe('a reference re-stored while stage-one instances hold different ones (r
     const references = warehouseOn(ch).references;
     await references.save(r1);
     await references.save(r2);
-    const runner = await startRunner({
-      services: [driftMonitorService as never],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: '2',
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_LOG_LEVEL: 'error',
-        DRIFTLINE_CLICKHOUSE_DATABASE: database,
-        DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
-        DRIFTLINE_DRIFT_WINDOW: '1s',
-        DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
-        DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
-        DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2',
-        DRIFTLINE_FEATURE_VIEWS: viewsPath,
-      },
-    });
-    runners.push(runner);
+    const runner = await monitors.start(
+      driftEnv(
+        stack,
+        { prefix, partitions: 2, database, path: join(dir, 'ch') },
+        { DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2', DRIFTLINE_FEATURE_VIEWS: viewsPath },
+      ),
+    );
 
     // Partition 0's instance still on R1 (12 events, no null), partition 1's on R2 (8 events, 3 null).
     const sourceTopic = `${prefix}predictions.v1`;

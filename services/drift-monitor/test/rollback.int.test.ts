@@ -6,12 +6,11 @@ import { SchemaRegistryCodec } from '@driftline/codec';
 import { referenceSet } from '@driftline/drift';
 import { createProducer, ensureTopics } from '@driftline/kafka';
 import { contracts, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import { createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { driftMonitorService } from '../src/service.js';
+import { describe, expect, inject, it } from 'vitest';
+import { driftEnv, driftMonitors } from './runner.js';
 
 const stack = inject('stack');
 const T0 = 1_700_000_000_000;
@@ -47,10 +46,7 @@ const modelEvent = (
  * on PROMOTED only and kept measuring on the rolled-back v2's reference, silently.
  */
 describe('drift-monitor follows ROLLED_BACK on models.v1 (real Kafka, the registry, embedded ClickHouse)', () => {
-  const runners: Runner[] = [];
-  afterEach(async () => {
-    for (const runner of runners.splice(0)) await runner.stop().catch(() => {});
-  });
+  const monitors = driftMonitors();
 
   it('measures a canary on the version serving instead from the rollback on, the windows before unchanged', async () => {
     const prefix = `${uniqueName('drift-rollback')}.`;
@@ -85,24 +81,8 @@ describe('drift-monitor follows ROLLED_BACK on models.v1 (real Kafka, the regist
     );
 
     // Started after: stage one starts once the follower has read models.v1 whole.
-    runners.push(
-      await startRunner({
-        services: [driftMonitorService as never],
-        env: {
-          DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-          DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-          DRIFTLINE_TOPIC_PREFIX: prefix,
-          DRIFTLINE_TOPIC_PARTITIONS: String(PARTITIONS),
-          DRIFTLINE_HTTP_PORT: '0',
-          DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'error',
-          DRIFTLINE_CLICKHOUSE_DATABASE: database,
-          DRIFTLINE_CLICKHOUSE_PATH: path,
-          DRIFTLINE_DRIFT_WINDOW: '1s',
-          DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
-          DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
-          DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2',
-        },
-      }),
+    await monitors.start(
+      driftEnv(stack, { prefix, partitions: PARTITIONS, database, path }, { DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2' }),
     );
 
     const predictions: PredictionEvent[] = [];

@@ -6,12 +6,11 @@ import { SchemaRegistryCodec } from '@driftline/codec';
 import { referenceSet } from '@driftline/drift';
 import { createProducer } from '@driftline/kafka';
 import { contracts, type DriftAlert, type PredictionEvent } from '@driftline/schemas';
-import { type Runner, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import { createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
-import { afterEach, describe, expect, inject, it } from 'vitest';
-import { driftMonitorService } from '../src/service.js';
+import { describe, expect, inject, it } from 'vitest';
+import { driftEnv, driftMonitors } from './runner.js';
 
 const stack = inject('stack');
 const chPath = mkdtempSync(join(tmpdir(), 'drift-seq-ch-'));
@@ -41,10 +40,7 @@ const shiftTime = stream[SHIFT_AT]!.event_time;
 const flush = (p: number): PredictionEvent => ({ ...stream[0]!, prediction_id: `flush-${p}`, event_time: T0 + 60_000 });
 
 describe('drift-monitor sequential detector on real Kafka, the registry and embedded ClickHouse', () => {
-  const runners: Runner[] = [];
-  afterEach(async () => {
-    for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
-  });
+  const monitors = driftMonitors();
 
   it('a shifted prediction stream raises SEQUENTIAL_DRIFT on alerts.v1 and rows in sequential_detections', async () => {
     const prefix = `${uniqueName('seq')}.`;
@@ -56,21 +52,11 @@ describe('drift-monitor sequential detector on real Kafka, the registry and embe
     await migrate(ch, migrations);
     const warehouse = warehouseOn(ch);
     await warehouse.references.save(referenceSet('fraud', 'v1', profilesFromCsv(referenceCsv)));
-    runners.push(
-      await startRunner({
-        services: [driftMonitorService as never],
-        env: {
-          DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-          DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-          DRIFTLINE_TOPIC_PREFIX: prefix,
-          DRIFTLINE_TOPIC_PARTITIONS: String(PARTITIONS),
-          DRIFTLINE_HTTP_PORT: '0',
-          DRIFTLINE_LOG_LEVEL: process.env.DRIFT_TEST_LOG_LEVEL ?? 'error',
-          DRIFTLINE_CLICKHOUSE_DATABASE: ch.database,
-          DRIFTLINE_CLICKHOUSE_PATH: chPath,
-          DRIFTLINE_DRIFT_WINDOW: '1s',
-          DRIFTLINE_DRIFT_ALLOWED_LATENESS: '0',
-          DRIFTLINE_DRIFT_IDLE_TIMEOUT: '30s',
+    await monitors.start(
+      driftEnv(
+        stack,
+        { prefix, partitions: PARTITIONS, database: ch.database, path: chPath },
+        {
           // Only the sequential detector alerts here: the window tests' alerts are covered elsewhere.
           DRIFTLINE_DRIFT_PSI_THRESHOLD: '1000',
           DRIFTLINE_SEQUENTIAL: 'true',
@@ -79,7 +65,7 @@ describe('drift-monitor sequential detector on real Kafka, the registry and embe
           DRIFTLINE_SEQUENTIAL_ERT: '50000',
           DRIFTLINE_SEQUENTIAL_BOOTSTRAPS: '2000',
         },
-      }),
+      ),
     );
     const topic = `${prefix}predictions.v1`;
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.prediction, topic);

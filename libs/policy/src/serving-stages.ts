@@ -51,6 +51,24 @@ export interface ModelStages {
    * PROMOTED of one dated at or before it is a stale or re-delivered event, and is ignored.
    */
   readonly ended: readonly EndedVersion[];
+  /**
+   * When each version with a role above took it: the event time of the event that moved it there
+   * (the replaced production: of the promotion that replaced it), for events that had one. A
+   * ROLLED_BACK, RETIRED or REJECTED of it dated before is a decision made before it took that role
+   * (a second controller's contradicting view, an old event re-published), and is ignored.
+   */
+  readonly entered: readonly EnteredRole[];
+  /**
+   * Versions that have been production by these events (promoted, or restored by a rollback),
+   * oldest first, at most {@link MAX_PRODUCTIONS}: the versions a rollback may restore.
+   */
+  readonly productions: readonly string[];
+}
+
+/** A version with a role, and the event time of the event that gave it that role. */
+export interface EnteredRole {
+  readonly version: string;
+  readonly at: number;
 }
 
 /** A version whose stage became terminal, and when (the event time of its newest end, when known). */
@@ -60,7 +78,7 @@ export interface EndedVersion {
   readonly at?: number;
 }
 
-export const EMPTY_STAGES: ModelStages = { shadows: [], watched: [], ended: [] };
+export const EMPTY_STAGES: ModelStages = { shadows: [], watched: [], ended: [], entered: [], productions: [] };
 
 /** Replaced production versions scored for the rollback watch: the one the current production replaced. */
 export const MAX_WATCHED = 1;
@@ -68,6 +86,8 @@ export const MAX_WATCHED = 1;
 export const MAX_SHADOWS = 8;
 /** Ended versions remembered per model (the newest); one older than these is taken as unknown. */
 export const MAX_ENDED = 1000;
+/** Versions remembered per model as having been production (the newest); a rollback to an older one is ignored. */
+export const MAX_PRODUCTIONS = 1000;
 
 export interface StageStep {
   readonly stages: ModelStages;
@@ -77,6 +97,9 @@ export interface StageStep {
 }
 
 const without = (list: readonly string[], v: string) => (list.includes(v) ? list.filter((x) => x !== v) : list);
+/** `list` with `v` its newest entry, at most {@link MAX_PRODUCTIONS}. */
+const remembered = (list: readonly string[], v: string) =>
+  list.at(-1) === v ? list : [...without(list, v), v].slice(-MAX_PRODUCTIONS);
 
 /** Removes `v` from every role but production. */
 function stop(s: ModelStages, v: string): ModelStages {
@@ -87,6 +110,8 @@ function stop(s: ModelStages, v: string): ModelStages {
     shadows: without(s.shadows, v),
     watched: without(s.watched, v),
     ended: s.ended,
+    entered: s.entered,
+    productions: s.productions,
   };
 }
 
@@ -119,6 +144,62 @@ function stageOf(s: ModelStages, v: string): { order: number; name: string } | u
   if (s.shadows.includes(v)) return { order: STAGE_ORDER.SHADOW, name: 'shadow' };
   return undefined;
 }
+
+const enteredOf = (s: ModelStages, v: string) => s.entered.find((x) => x.version === v);
+
+/**
+ * `next` with the time each of its versions took its role: kept from the first of `earlier` in
+ * which the version had that same role (a new share of a canary is no new role), else `at` (the
+ * event that gave it the role), else unknown (an in-process call: never taken as stale).
+ */
+function withEntered(next: ModelStages, at: number | undefined, ...earlier: readonly ModelStages[]): ModelStages {
+  const versions = [
+    ...(next.production === undefined ? [] : [next.production]),
+    ...(next.canary === undefined ? [] : [next.canary.version]),
+    ...next.shadows,
+    ...next.watched,
+  ];
+  const entered: EnteredRole[] = [];
+  for (const v of new Set(versions)) {
+    const role = stageOf(next, v)?.name;
+    const from = earlier.find((s) => stageOf(s, v)?.name === role);
+    const time = from === undefined ? at : enteredOf(from, v)?.at;
+    if (time !== undefined) entered.push({ version: v, at: time });
+  }
+  return { ...next, entered };
+}
+
+/**
+ * `next` with production and the watched versions replaced by what a server actually serves (the
+ * production the events name did not load, so the one serving stays; a replaced version that never
+ * served is not watched). Each version keeps the time it took that role in `next`, or else in
+ * `before`; one that takes a role it had in neither has no time (its terminal events are not
+ * taken as stale).
+ */
+export function withServing(
+  next: ModelStages,
+  before: ModelStages,
+  serving: Pick<ModelStages, 'production' | 'watched'>,
+): ModelStages {
+  return withEntered({ ...next, ...serving }, undefined, next, before);
+}
+
+/**
+ * Why a ROLLED_BACK, RETIRED or REJECTED `e` of a version is older than the role the version has,
+ * or undefined: the event that gave it that role is dated after `e`, so `e` was decided before it
+ * (another controller's view of the model, or an old event re-published). At equal times it
+ * applies: ties go to the end, as the stale check of an ended version does, so both orders of the
+ * two events end the version.
+ */
+function endBeforeRole(s: ModelStages, e: StageEvent): string | undefined {
+  if (e.kind !== 'ROLLED_BACK' && e.kind !== 'RETIRED' && e.kind !== 'REJECTED') return undefined;
+  const entered = enteredOf(s, e.version);
+  if (entered === undefined || e.event_time === undefined || e.event_time >= entered.at) return undefined;
+  return `${e.version} is ${stageOf(s, e.version)?.name} since ${entered.at}; a ${e.kind} dated ${e.event_time} was decided before that, so it is stale (a contradicting or re-published event)`;
+}
+
+/** What a number or missing value printed in a reason reads as (`JSON.stringify` printed NaN as null). */
+const shown = (x: unknown) => (typeof x === 'number' ? String(x) : JSON.stringify(x ?? null));
 
 /**
  * Why `e` is an old event of its version re-published or re-delivered, or undefined: it would move
@@ -167,8 +248,15 @@ const same = (a: ModelStages, b: ModelStages) =>
  * operator command refuses to move it out too). A SHADOW, CANARY or PROMOTED of v whose event time
  * is at or before that end is a stale or re-delivered event (a second controller's re-publish, a
  * send retried) and is ignored, with the reason; one dated after it is a new decision and applies,
- * as does one without a time. A rollback serves its previous_version even when that one ended: the
- * rollback names what serves instead.
+ * as does one without a time.
+ * The other way round, a ROLLED_BACK, REJECTED or RETIRED of v dated before the event that gave v
+ * its role (`entered`) was decided before v had it — two controllers' contradicting views
+ * (PROMOTED v2 at 100, then ROLLED_BACK v2 at 90 had served v1 for good while the controller
+ * watched v2 against v1) — and is ignored, with the reason; at the same time it applies.
+ * A rollback serves only a version that has been production by these events (`productions`:
+ * promoted or restored; the watched one among them), even one that ended since — what the
+ * controller takes as production after it too; a previous_version never production (written by
+ * hand, a canary's) is ignored, with the reason.
  * The stage graph has no edge back either: a SHADOW of a canary or production version, a CANARY
  * of production, a PROMOTED of the replaced (watched) production is an old event re-published (the
  * trainer's retried request, a second controller's start) and is ignored, with the reason,
@@ -178,11 +266,11 @@ const same = (a: ModelStages, b: ModelStages) =>
  */
 export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
   const v = e.version;
+  const at = e.event_time;
   const ignored = (reason: string): StageStep => ({ stages: s, outcome: 'ignored', reason });
   const result = (next: ModelStages): StageStep =>
-    same(s, next) ? { stages: s, outcome: 'unchanged' } : { stages: next, outcome: 'applied' };
+    same(s, next) ? { stages: s, outcome: 'unchanged' } : { stages: withEntered(next, at, s), outcome: 'applied' };
   const ended = endedOf(s, v);
-  const at = e.event_time;
   if (
     ended?.at !== undefined &&
     at !== undefined &&
@@ -195,6 +283,8 @@ export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
   }
   const back = at === undefined ? undefined : backwardMove(s, e);
   if (back !== undefined) return ignored(back);
+  const old = endBeforeRole(s, e);
+  if (old !== undefined) return ignored(old);
   switch (e.kind) {
     case 'TRAINED':
       return { stages: s, outcome: 'unchanged' };
@@ -210,7 +300,7 @@ export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
     case 'CANARY': {
       const share = e.canary_share;
       if (typeof share !== 'number' || !(share > 0 && share <= 1)) {
-        return ignored(`canary_share must be a number in (0, 1], got ${JSON.stringify(share ?? null)}`);
+        return ignored(`canary_share must be a number in (0, 1], got ${shown(share)}`);
       }
       if (v === s.production) return ignored(`${v} is production already`);
       return result({ ...stop(s, v), canary: { version: v, share } });
@@ -221,7 +311,7 @@ export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
       const replaced = s.production;
       const watched =
         replaced === undefined ? rest.watched : [...without(rest.watched, replaced), replaced].slice(-MAX_WATCHED);
-      return result({ ...rest, production: v, watched });
+      return result({ ...rest, production: v, watched, productions: remembered(rest.productions, v) });
     }
     case 'ROLLED_BACK': {
       if (v !== s.production) return result(end(s, v, 'rolled_back', at));
@@ -229,10 +319,16 @@ export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
       if (target === undefined || target === '' || target === v) {
         return ignored(`${v} is production and no previous_version says what serves instead`);
       }
+      if (!s.watched.includes(target) && !s.productions.includes(target)) {
+        return ignored(
+          `previous_version ${shown(target)} has never been production of this model (not promoted nor restored by its events); a rollback of ${v} serves only a version that was`,
+        );
+      }
       const restored = stop(s, target);
       return result({
         ...end({ ...restored, ended: restored.ended.filter((x) => x.version !== target) }, v, 'rolled_back', at),
         production: target,
+        productions: remembered(restored.productions, target),
       });
     }
     case 'REJECTED':

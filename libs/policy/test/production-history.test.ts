@@ -140,17 +140,35 @@ describe('followProduction: production over event time from models.v1, by the st
   it('an event dated before the last swap (another writer clock) takes effect from that swap, in topic order', () => {
     const { history } = fold([
       ev('PROMOTED', 'v1', 1_000),
-      ev('ROLLED_BACK', 'v1', 500, previous('v0')),
       ev('PROMOTED', 'v2', 3_000),
       ev('PROMOTED', 'v3', 2_500),
+      ev('ROLLED_BACK', 'v3', 2_700, previous('v2')),
     ]);
     expect(spells(history)).toEqual([
       ['v1', 1_000],
-      ['v0', 1_000],
       ['v2', 3_000],
       ['v3', 3_000],
+      ['v2', 3_000],
     ]);
-    expect(serving(history)).toBe('v3');
+    expect(serving(history)).toBe('v2');
+  });
+
+  it('a rollback dated before the promotion of its version, or to a version never production, changes no spell (found by a review)', () => {
+    // Two controllers' contradicting views: the rollback was decided before v2 was promoted.
+    const promoted = [ev('PROMOTED', 'v1', 50_000), ev('PROMOTED', 'v2', 100_000, previous('v1'))];
+    const stale = fold([...promoted, ev('ROLLED_BACK', 'v2', 90_000, previous('v1')), ev('RETIRED', 'v1', 110_000)]);
+    expect(stale.outcomes).toEqual(['swapped', 'swapped', 'ignored', 'kept']);
+    expect(stale.steps[2]?.reason).toMatch(/v2 is production since 100000; a ROLLED_BACK dated 90000/);
+    expect(spells(stale.history)).toEqual([
+      ['v1', 50_000],
+      ['v2', 100_000],
+    ]);
+    // The watch of v1 ended by its RETIRED, as the controller's view has it (it had been ignored as "v1 is production").
+    expect(stale.history.stages.watched).toEqual([]);
+    // A hand-written rollback to a version that never served production.
+    const handWritten = fold([...promoted, ev('ROLLED_BACK', 'v2', 120_000, previous('old'))]);
+    expect(handWritten.outcomes.at(-1)).toBe('ignored');
+    expect(serving(handWritten.history)).toBe('v2');
   });
 
   it('keeps the newest spells within maxSpells, and the newest ended versions within the stages bound', () => {

@@ -125,6 +125,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     canaries: options.canaries ?? new Map(),
     shadows: options.shadows ?? new Map(),
     logger: options.logger,
+    registry: options.registry,
   });
   const handler = createModelHandler({ ...options, table, log });
   // A prediction is logged before it is answered: refused then, a retry would log it twice. Its

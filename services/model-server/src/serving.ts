@@ -1,5 +1,6 @@
 import { DriftlineError, isRetriable, type Logger, serialByKey, toDriftlineError } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
+import { gauge, type Registry } from '@driftline/observability';
 import {
   applyStageEvent,
   type CanarySpec,
@@ -7,6 +8,7 @@ import {
   MAX_WATCHED,
   type ModelStages,
   type StageEvent,
+  withServing,
 } from '@driftline/policy';
 import type { VersionLoader } from './artifacts.js';
 import { type ServedSet, servedSet } from './stages.js';
@@ -20,6 +22,8 @@ export interface ServingTableOptions {
   /** Operator overrides (DRIFTLINE_MODEL_SERVER_SHADOW): scored in addition to the staged shadows. */
   readonly shadows: ReadonlyMap<string, readonly string[]>;
   readonly logger: Logger;
+  /** Where `driftline_model_serving{model,version,role}` is exported (none: not exported). */
+  readonly registry?: Registry;
   /** Called after each swap (metrics, tests). */
   readonly onSwap?: (plan: ServingPlan) => void;
 }
@@ -47,8 +51,25 @@ export class ServingTable {
   private readonly servedProductions = new Map<string, Set<string>>();
   /** Versions given up by `model/version`, oldest first (at most {@link MAX_GIVEN_UP}). */
   private readonly givenUpVersions = new Map<string, VersionGivenUpError>();
+  /** What serves, as a gauge: 1 per model, version and role served (see `showServing`). */
+  private readonly servingGauge;
+  /** The series of `servingGauge` set per model, by `version/role`: those no longer served are removed. */
+  private readonly shown = new Map<string, Map<string, ServingLabels>>();
 
-  constructor(private readonly options: ServingTableOptions) {}
+  constructor(private readonly options: ServingTableOptions) {
+    // Model and version names come from models.v1: bounded label values (a model serves one
+    // production, one canary, at most 8 staged shadows, one watched version and the overrides).
+    this.servingGauge =
+      options.registry === undefined
+        ? undefined
+        : gauge(
+            options.registry,
+            'driftline_model_serving',
+            'Versions this instance serves, 1 per model, version and role (production, canary, shadow, watched: the replaced production scored for the rollback watch); compare with model_transitions',
+            ['model', 'version', 'role'],
+            { bounded: ['model', 'version'] },
+          );
+  }
 
   get(model: string): ServingPlan | undefined {
     return this.plans.get(model);
@@ -160,15 +181,24 @@ export class ServingTable {
   }
 
   private async reduce(model: string, events: readonly StageEvent[], replayed: number): Promise<void> {
+    try {
+      await this.reduceAndSwap(model, events, replayed);
+    } finally {
+      this.showServing(model);
+    }
+  }
+
+  private async reduceAndSwap(model: string, events: readonly StageEvent[], replayed: number): Promise<void> {
     const { logger } = this.options;
     for (const e of events.slice(replayed)) {
       for (const v of [e.version, e.previous_version]) if (v) this.givenUpVersions.delete(`${model}/${v}`);
     }
     const before = this.stages.get(model) ?? EMPTY_STAGES;
     let stages = before;
-    for (const e of events) {
+    for (const [i, e] of events.entries()) {
       const step = applyStageEvent(stages, e);
-      if (step.outcome === 'ignored') {
+      // A retry applies its held events again: each was logged when it was new.
+      if (step.outcome === 'ignored' && i >= replayed) {
         logger.warn({ model, version: e.version, kind: e.kind, reason: step.reason }, 'models.v1 event ignored');
       }
       stages = step.stages;
@@ -198,7 +228,7 @@ export class ServingTable {
         model,
         serving === undefined
           ? before
-          : { ...stages, production: serving.production.loaded.version, watched: before.watched },
+          : withServing(stages, before, { production: serving.production.loaded.version, watched: before.watched }),
       );
       // A production given up must not end the retries of a canary or shadow that may still load.
       const retried = [...failures.keys()].filter(retriable);
@@ -234,7 +264,31 @@ export class ServingTable {
       { model, never_served: stages.watched.filter((v) => !kept.includes(v)), watched },
       'a replaced production that never served here is not watched; the one that served is',
     );
-    return { ...stages, watched };
+    return withServing(stages, before, { watched });
+  }
+
+  /**
+   * Sets `driftline_model_serving` to what `model` serves now (its plan; a shadow that is the
+   * replaced production is `watched`), and removes the series of versions or roles it no longer
+   * serves, which would otherwise be exported until a restart and hold their bounded places.
+   */
+  private showServing(model: string): void {
+    const metric = this.servingGauge;
+    if (metric === undefined) return;
+    const plan = this.plans.get(model);
+    const watched = this.stages.get(model)?.watched ?? [];
+    const now = new Map<string, ServingLabels>();
+    const add = (version: string, role: ServingLabels['role']) =>
+      now.set(`${version}/${role}`, { model, version, role });
+    if (plan !== undefined) {
+      add(plan.production.loaded.version, 'production');
+      if (plan.canary !== undefined) add(plan.canary.planned.loaded.version, 'canary');
+      for (const s of plan.shadows) add(s.loaded.version, watched.includes(s.loaded.version) ? 'watched' : 'shadow');
+    }
+    for (const [key, labels] of this.shown.get(model) ?? []) if (!now.has(key)) metric.remove(labels);
+    for (const labels of now.values()) metric.set(labels, 1);
+    if (now.size === 0) this.shown.delete(model);
+    else this.shown.set(model, now);
   }
 
   /**
@@ -279,32 +333,36 @@ export class ServingTable {
       const v = await this.optional(model, s, 'shadow', failures);
       if (v !== undefined) shadows.push(v);
     }
-    const plan = planServing(views, {
-      production,
-      ...(canary === undefined || spec === undefined ? {} : { canary: { loaded: canary, share: spec.share } }),
-      shadows,
-    });
-    // The swap: one assignment.
-    this.plans.set(model, plan);
+    const staged = canary === undefined || spec === undefined ? undefined : { loaded: canary, share: spec.share };
+    // A retry whose production still does not load plans what serves already: no swap, no line
+    // (it logged "model swapped" with the same production as previous at every retry).
+    if (current === undefined || !isPlanOf(current, production, staged, shadows)) {
+      const plan = planServing(views, { production, ...(staged === undefined ? {} : { canary: staged }), shadows });
+      // The swap: one assignment.
+      this.plans.set(model, plan);
+      logger.info(
+        {
+          model,
+          production: production.version,
+          previous: current?.production.loaded.version,
+          canary: plan.canary === undefined ? undefined : `${plan.canary.planned.loaded.version}@${plan.canary.share}`,
+          shadows: shadows.map((s) => s.version),
+        },
+        'model swapped',
+      );
+      this.options.onSwap?.(plan);
+    }
     const answered = this.servedProductions.get(model) ?? new Set<string>();
     answered.add(production.version);
     this.servedProductions.set(model, answered);
     // Forget versions of this model no plan uses any more.
+    const plan = this.plans.get(model);
     const inUse = new Set(
-      [plan.production, ...(plan.canary ? [plan.canary.planned] : []), ...plan.shadows].map((p) => p.loaded),
+      plan === undefined
+        ? []
+        : [plan.production, ...(plan.canary ? [plan.canary.planned] : []), ...plan.shadows].map((p) => p.loaded),
     );
     for (const [key, v] of this.loaded) if (v.model === model && !inUse.has(v)) this.loaded.delete(key);
-    logger.info(
-      {
-        model,
-        production: production.version,
-        previous: current?.production.loaded.version,
-        canary: plan.canary === undefined ? undefined : `${plan.canary.planned.loaded.version}@${plan.canary.share}`,
-        shadows: shadows.map((s) => s.version),
-      },
-      'model swapped',
-    );
-    this.options.onSwap?.(plan);
     if (failure !== undefined) throw failure;
   }
 }
@@ -360,6 +418,29 @@ function notServed(plan: ServingPlan | undefined, served: ServedSet): string[] {
   ]);
   const named = [...(served.canary === undefined ? [] : [served.canary.version]), ...served.shadows];
   return [...new Set(named)].filter((v) => !serving.has(v));
+}
+
+/** The labels of one series of `driftline_model_serving`. */
+interface ServingLabels {
+  readonly model: string;
+  readonly version: string;
+  readonly role: 'production' | 'canary' | 'shadow' | 'watched';
+}
+
+/** Whether `plan` is the plan of exactly these loaded versions (the same loads, canary share included). */
+function isPlanOf(
+  plan: ServingPlan,
+  production: LoadedVersion,
+  canary: { readonly loaded: LoadedVersion; readonly share: number } | undefined,
+  shadows: readonly LoadedVersion[],
+): boolean {
+  return (
+    plan.production.loaded === production &&
+    plan.canary?.planned.loaded === canary?.loaded &&
+    plan.canary?.share === canary?.share &&
+    plan.shadows.length === shadows.length &&
+    plan.shadows.every((p, i) => p.loaded === shadows[i])
+  );
 }
 
 /** Whether `plan` serves exactly `served`: its production, canary (share included) and shadows. */

@@ -10,7 +10,7 @@ import { syntheticModelJson } from '@driftline/scoring/bench';
 import { describe, expect, it } from 'vitest';
 import { artifactLoader } from '../src/artifacts.js';
 import { MAX_LOAD_THREAD_DEATHS, threadedArtifactLoader } from '../src/load-thread.js';
-import { ServingTable, VersionsNotServedError } from '../src/serving.js';
+import { ServingTable, type ServingTableOptions, VersionsNotServedError } from '../src/serving.js';
 import { createStageApplier } from '../src/stage-retry.js';
 import { buildVersion } from '../src/version.js';
 import { FEATURES, VIEWS_YAML, writeVersion } from './fixtures.js';
@@ -121,12 +121,13 @@ describe('stage applier over a real serving table: versions that do not load, in
   const views = parseFeatureViewsText(VIEWS_YAML);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   /** A serving table whose `unreadable` versions fail to load (after a 30 ms read). */
-  function tableWith(unreadable: Set<string>) {
+  function tableWith(unreadable: Set<string>, options: Partial<ServingTableOptions> = {}) {
     return new ServingTable({
       views,
       canaries: new Map(),
       shadows: new Map(),
       logger: silentLogger,
+      ...options,
       load: async (model, version) => {
         await sleep(unreadable.has(version) ? 30 : 0);
         if (unreadable.has(version)) throw notThereYet('ENOENT model.json');
@@ -197,6 +198,76 @@ describe('stage applier over a real serving table: versions that do not load, in
     await applier.apply('fraud', [{ kind: 'ROLLED_BACK', version: 'v3' }]);
     expect(table.get('fraud')?.production.loaded.version).toBe('v1');
     applier.stop();
+  });
+
+  it('a production that does not load is retried without repeating its ignored events or a swap to the same plan (found by a review)', async () => {
+    // Before, every retry (up to once a minute, for as long as the artifacts were missing) logged
+    // each ignored event of the held batch again and "model swapped production v1 previous v1".
+    const lines: string[] = [];
+    const keep = (_obj: object, msg?: string) => void lines.push(msg ?? '');
+    const table = tableWith(new Set(['v2']), { logger: { ...silentLogger, info: keep, warn: keep } });
+    let attempts = 0;
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      logger: { ...silentLogger, error: () => void attempts++ },
+      firstDelayMs: 2,
+      maxDelayMs: 5,
+    });
+    await applier.apply('fraud', [promoted('v1')]);
+    await applier.apply('fraud', [promoted('v2'), { kind: 'CANARY', version: 'v4', canary_share: Number.NaN }]);
+    await expect.poll(() => attempts, { timeout: 10_000 }).toBeGreaterThanOrEqual(5);
+    applier.stop();
+    expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+    expect(lines.filter((l) => l === 'models.v1 event ignored')).toHaveLength(1);
+    expect(lines.filter((l) => l === 'model swapped')).toHaveLength(1); // v1's
+  });
+
+  it('a production that did not load leaves the one serving with the time it took production: an end dated before it is stale', async () => {
+    const table = tableWith(new Set(['v2']));
+    const at = (kind: StageEvent['kind'], version: string, t: number, previous?: string): StageEvent => ({
+      kind,
+      version,
+      event_time: t,
+      ...(previous === undefined ? {} : { previous_version: previous }),
+    });
+    await table.apply('fraud', [at('PROMOTED', 'v0', 5), at('PROMOTED', 'v1', 10, 'v0')]);
+    await expect(table.apply('fraud', [at('PROMOTED', 'v2', 100, 'v1')])).rejects.toThrow(/ENOENT/);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+    // Decided before v1 took production (at 10): stale.
+    await table.apply('fraud', [at('ROLLED_BACK', 'v1', 8, 'v0')]);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+    // After it (and before v2's promotion, which never served here): it applies.
+    await table.apply('fraud', [at('ROLLED_BACK', 'v1', 50, 'v0')]);
+    expect(table.describe()).toEqual([{ model: 'fraud', production: 'v0', shadows: [] }]);
+  });
+
+  it('exports driftline_model_serving per model, version and role; what no longer serves is removed', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const table = tableWith(new Set(['v5']), { shadows: new Map([['fraud', ['v9']]]), registry });
+    const series = async () =>
+      ((await registry.getSingleMetric('driftline_model_serving')?.get())?.values ?? [])
+        .map((v) => `${v.labels.model} ${v.labels.version} ${v.labels.role} ${v.value}`)
+        .sort();
+    await table.apply('fraud', [promoted('v1'), { kind: 'SHADOW', version: 'v2' }]);
+    await table.apply('fraud', [{ kind: 'CANARY', version: 'v3', canary_share: 0.2 }]);
+    expect(await series()).toEqual([
+      'fraud v1 production 1',
+      'fraud v2 shadow 1',
+      'fraud v3 canary 1',
+      'fraud v9 shadow 1',
+    ]);
+    await table.apply('fraud', [promoted('v3')]);
+    expect(await series()).toEqual([
+      'fraud v1 watched 1',
+      'fraud v2 shadow 1',
+      'fraud v3 production 1',
+      'fraud v9 shadow 1',
+    ]);
+    await table.apply('fraud', [{ kind: 'RETIRED', version: 'v1' }]);
+    expect(await series()).toEqual(['fraud v2 shadow 1', 'fraud v3 production 1', 'fraud v9 shadow 1']);
+    // A production that does not load: what serves is shown, not what the stages name.
+    await expect(table.apply('fraud', [promoted('v5')])).rejects.toThrow(/ENOENT/);
+    expect(await series()).toEqual(['fraud v2 shadow 1', 'fraud v3 production 1', 'fraud v9 shadow 1']);
   });
 
   it('at start, a newest production that cannot load leaves the previous one serving, not none', async () => {

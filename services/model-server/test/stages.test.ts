@@ -1,4 +1,11 @@
-import { applyStageEvent, EMPTY_STAGES, MAX_SHADOWS, type ModelStages, type StageEvent } from '@driftline/policy';
+import {
+  applyStageEvent,
+  EMPTY_STAGES,
+  MAX_PRODUCTIONS,
+  MAX_SHADOWS,
+  type ModelStages,
+  type StageEvent,
+} from '@driftline/policy';
 import type { ModelEventKind } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
 import { servedSet } from '../src/stages.js';
@@ -64,10 +71,10 @@ describe('stage following: models.v1 events → what a model serves', () => {
     });
     // No previous_version: the watched (replaced) version.
     expect(fold([...promoted, ev('ROLLED_BACK', 'v2')]).served).toEqual({ production: 'v1', shadows: [] });
-    // previous_version not served any more (retired long ago): it is loaded again.
+    // previous_version retired since, after it served production: it is loaded again.
     expect(
-      fold([...promoted, ev('RETIRED', 'v1'), ev('ROLLED_BACK', 'v2', { previous_version: 'v0' })]).served,
-    ).toEqual({ production: 'v0', shadows: [] });
+      fold([...promoted, ev('RETIRED', 'v1'), ev('ROLLED_BACK', 'v2', { previous_version: 'v1' })]).served,
+    ).toEqual({ production: 'v1', shadows: [] });
     // Nothing to roll back to: ignored, production keeps serving.
     const r = fold([ev('PROMOTED', 'v1'), ev('ROLLED_BACK', 'v1')]);
     expect(r.outcomes).toEqual(['applied', 'ignored']);
@@ -232,6 +239,126 @@ describe('stage following: models.v1 events → what a model serves', () => {
       at('PROMOTED', 'v2', 10_000, { previous_version: 'v1' }),
     ];
     expect(fold([...log, ...log]).stages).toEqual(fold(log).stages);
+  });
+
+  it('an end dated before the event that gave the version its role is stale: two controllers cannot make the server diverge (found by a review)', () => {
+    const at = (kind: ModelEventKind, version: string, t: number, extra: Partial<StageEvent> = {}) =>
+      ev(kind, version, { event_time: t, ...extra });
+    // The review's case: the rollback was decided before v2's promotion (a rolling deploy's two
+    // controllers). It served v1 while the controller watched v2 against v1, and RETIRED v1 was
+    // then ignored ("v1 is production"): diverged for good.
+    const promoted = [at('PROMOTED', 'v1', 50_000), at('PROMOTED', 'v2', 100_000, { previous_version: 'v1' })];
+    const stale = fold([...promoted, at('ROLLED_BACK', 'v2', 90_000, { previous_version: 'v1' })]);
+    expect(stale.outcomes).toEqual(['applied', 'applied', 'ignored']);
+    expect(stale.served).toEqual({ production: 'v2', shadows: ['v1'] });
+    const step = applyStageEvent(fold(promoted).stages, at('ROLLED_BACK', 'v2', 90_000, { previous_version: 'v1' }));
+    expect(step.reason).toMatch(/v2 is production since 100000; a ROLLED_BACK dated 90000 was decided before that/);
+    expect(fold([at('RETIRED', 'v1', 110_000)], stale.stages).served).toEqual({ production: 'v2', shadows: [] });
+    // At the same time the rollback applies: in either order the two events end v2.
+    expect(fold([...promoted, at('ROLLED_BACK', 'v2', 100_000, { previous_version: 'v1' })]).served).toEqual({
+      production: 'v1',
+      shadows: [],
+    });
+    expect(
+      fold([
+        at('PROMOTED', 'v1', 50_000),
+        at('CANARY', 'v2', 60_000, { canary_share: 0.1 }),
+        at('ROLLED_BACK', 'v2', 100_000, { previous_version: 'v1' }),
+        at('PROMOTED', 'v2', 100_000, { previous_version: 'v1' }),
+      ]).served,
+    ).toEqual({ production: 'v1', shadows: [] });
+    // The watched version took its role with the promotion that replaced it: an older RETIRED is stale.
+    expect(fold([at('RETIRED', 'v1', 99_999)], fold(promoted).stages).outcomes).toEqual(['ignored']);
+    // Canary and shadow: an end dated before their SHADOW or CANARY is stale; a new share is no new role.
+    const staged = fold([
+      at('PROMOTED', 'v1', 0),
+      at('SHADOW', 'v3', 200),
+      at('CANARY', 'v4', 300, { canary_share: 0.1 }),
+      at('CANARY', 'v4', 500, { canary_share: 0.2 }),
+    ]).stages;
+    for (const e of [at('REJECTED', 'v3', 199), at('RETIRED', 'v3', 150), at('ROLLED_BACK', 'v4', 299)]) {
+      expect(applyStageEvent(staged, e), `${e.kind} ${e.version}`).toMatchObject({
+        outcome: 'ignored',
+        stages: staged,
+      });
+    }
+    expect(servedSet(fold([at('ROLLED_BACK', 'v4', 400), at('REJECTED', 'v3', 200)], staged).stages)).toEqual({
+      production: 'v1',
+      shadows: [],
+    });
+    // The version a rollback restored took production with it: an end dated before is stale.
+    const restored = fold([at('ROLLED_BACK', 'v2', 120_000, { previous_version: 'v1' })], stale.stages).stages;
+    expect(applyStageEvent(restored, at('ROLLED_BACK', 'v1', 110_000)).reason).toMatch(/v1 is production since 120000/);
+    // In-process calls have no event time: never taken as stale, as before.
+    expect(fold([ev('PROMOTED', 'v1'), ev('PROMOTED', 'v2'), at('ROLLED_BACK', 'v2', 1)]).served).toEqual({
+      production: 'v1',
+      shadows: [],
+    });
+    expect(fold([...promoted, ev('ROLLED_BACK', 'v2')]).served).toEqual({ production: 'v1', shadows: [] });
+    // The whole topic replayed ends as the first pass did.
+    const log = [
+      ...promoted,
+      at('ROLLED_BACK', 'v2', 90_000, { previous_version: 'v1' }),
+      at('RETIRED', 'v1', 110_000),
+    ];
+    expect(fold([...log, ...log]).stages).toEqual(fold(log).stages);
+  });
+
+  it('a rollback serves only a version that has been production; a hand-written previous_version is ignored (found by a review)', () => {
+    // `previous_version: "old"`, a version never promoted: it was served, with one info line.
+    const handWritten = fold([ev('PROMOTED', 'v1'), ev('ROLLED_BACK', 'v1', { previous_version: 'old' })]);
+    expect(handWritten.outcomes).toEqual(['applied', 'ignored']);
+    expect(handWritten.served).toEqual({ production: 'v1', shadows: [] });
+    expect(
+      applyStageEvent(fold([ev('PROMOTED', 'v1')]).stages, ev('ROLLED_BACK', 'v1', { previous_version: 'old' })).reason,
+    ).toMatch(/previous_version "old" has never been production of this model/);
+    // A rolled-back canary or a shadow never served production either.
+    const canary = fold([
+      ev('PROMOTED', 'v1'),
+      ev('CANARY', 'v2', { canary_share: 0.1 }),
+      ev('ROLLED_BACK', 'v2', { previous_version: 'v1' }),
+      ev('SHADOW', 'v4'),
+      ev('PROMOTED', 'v3', { previous_version: 'v1' }),
+    ]).stages;
+    for (const target of ['v2', 'v4']) {
+      const step = applyStageEvent(canary, ev('ROLLED_BACK', 'v3', { previous_version: target }));
+      expect([step.outcome, step.stages], target).toEqual(['ignored', canary]);
+    }
+    // Versions that were production stay eligible: ended since, or no longer watched.
+    expect(
+      fold([
+        ev('PROMOTED', 'v1'),
+        ev('PROMOTED', 'v2'),
+        ev('PROMOTED', 'v3'),
+        ev('ROLLED_BACK', 'v3', { previous_version: 'v1' }),
+      ]).served,
+    ).toEqual({ production: 'v1', shadows: ['v2'] });
+    const rolledBackTo = fold([
+      ev('PROMOTED', 'v1'),
+      ev('PROMOTED', 'v2'),
+      ev('ROLLED_BACK', 'v2', { previous_version: 'v1' }),
+      ev('PROMOTED', 'v3'),
+      ev('ROLLED_BACK', 'v3', { previous_version: 'v2' }),
+    ]);
+    expect(rolledBackTo.served).toEqual({ production: 'v2', shadows: ['v1'] });
+    // Remembered: the newest MAX_PRODUCTIONS.
+    const many = fold(Array.from({ length: MAX_PRODUCTIONS + 1 }, (_, i) => ev('PROMOTED', `p${i}`))).stages;
+    expect(many.productions).toHaveLength(MAX_PRODUCTIONS);
+    expect(applyStageEvent(many, ev('ROLLED_BACK', `p${MAX_PRODUCTIONS}`, { previous_version: 'p0' })).outcome).toBe(
+      'ignored',
+    );
+    expect(applyStageEvent(many, ev('ROLLED_BACK', `p${MAX_PRODUCTIONS}`, { previous_version: 'p1' })).outcome).toBe(
+      'applied',
+    );
+  });
+
+  it('a CANARY whose share is NaN says NaN in its reason (JSON printed it as null)', () => {
+    const p = fold([ev('PROMOTED', 'v1')]).stages;
+    expect(applyStageEvent(p, ev('CANARY', 'v2', { canary_share: Number.NaN })).reason).toMatch(/got NaN$/);
+    expect(applyStageEvent(p, ev('CANARY', 'v2', { canary_share: Number.POSITIVE_INFINITY })).reason).toMatch(
+      /got Infinity$/,
+    );
+    expect(applyStageEvent(p, ev('CANARY', 'v2')).reason).toMatch(/got null$/);
   });
 
   it('watches one replaced version: a third promotion stops the oldest', () => {

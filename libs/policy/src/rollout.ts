@@ -276,7 +276,22 @@ export function viewOf(history: readonly TransitionFact[]): ModelView {
 // ---------------------------------------------------------------------------------------------
 // Comparisons
 
-/** One open comparison of a model: which pairs to read (scored by both versions, since `since`). */
+/** The role a version answered a request in (predictions.v1 `role`; a shadow never answers). */
+export type AnsweringRole = 'production' | 'canary';
+
+/**
+ * Which answered requests a comparison's pairs come from: the version that answered (the row's
+ * `model_version`) and the role it answered in (`role`). A labelled row carries the scores of
+ * every version scored on the request, so without this the same rows fed every test: a shadow
+ * test's production-answered rows decided the canary stage and the rollback watch too (found by
+ * a review), when those exist for what only the new version's own answers show.
+ */
+export interface PairSource {
+  readonly version: string;
+  readonly role: AnsweringRole;
+}
+
+/** One open comparison of a model: which pairs to read (answered by `answeredBy`, scored by both versions, since `since`). */
 export interface ComparisonPlan {
   readonly kind: 'promotion' | 'rollback';
   /** The version a decision moves: the challenger when promoting, production when rolling back. */
@@ -286,16 +301,32 @@ export interface ComparisonPlan {
   readonly challenger: string;
   /** Event time the comparison starts: when the subject's stage (or the watch) began. */
   readonly since: number;
+  /** The answered requests its pairs come from (see {@link pairSourceOf}). */
+  readonly answeredBy: PairSource;
+}
+
+/**
+ * The answered requests a comparison reads, one kind per stage, so that no row is evidence for two
+ * stages of a version: a shadow is scored on the requests production answers (as production); a
+ * canary is compared on the requests it answered itself (as canary), which production also scores;
+ * a rollback watch, on the requests the new production answered (as production), which the
+ * replaced version still scores.
+ */
+function pairSourceOf(kind: ComparisonPlan['kind'], stage: Stage, incumbent: string, challenger: string): PairSource {
+  if (kind === 'promotion' && stage === 'canary') return { version: challenger, role: 'canary' };
+  return { version: incumbent, role: 'production' };
 }
 
 /** A stable key of a plan, for the pairs read for it. */
 export function planKey(plan: ComparisonPlan): string {
-  return `${plan.kind}\u0000${plan.incumbent}\u0000${plan.challenger}\u0000${plan.since}`;
+  const { version, role } = plan.answeredBy;
+  return `${plan.kind}\u0000${plan.incumbent}\u0000${plan.challenger}\u0000${plan.since}\u0000${version}\u0000${role}`;
 }
 
 /**
  * The comparisons open in a view: every shadow and canary version against production, and the
- * rollback watch (production against the version it replaced). None without a known production.
+ * rollback watch (production against the version it replaced), each with the answered requests its
+ * pairs come from. None without a known production.
  */
 export function comparisonsOf(view: ModelView): ComparisonPlan[] {
   const production = view.production;
@@ -303,7 +334,15 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
   const plans: ComparisonPlan[] = [];
   for (const [version, { stage, since }] of view.versions) {
     if ((stage === 'shadow' || stage === 'canary') && version !== production) {
-      plans.push({ kind: 'promotion', subject: version, stage, incumbent: production, challenger: version, since });
+      plans.push({
+        kind: 'promotion',
+        subject: version,
+        stage,
+        incumbent: production,
+        challenger: version,
+        since,
+        answeredBy: pairSourceOf('promotion', stage, production, version),
+      });
     }
   }
   const w = view.watch;
@@ -319,6 +358,7 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
       incumbent: production,
       challenger: w.previous,
       since: w.since,
+      answeredBy: pairSourceOf('rollback', 'production', production, w.previous),
     });
   }
   return plans;

@@ -166,7 +166,15 @@ describe('the view of recorded transitions', () => {
   it('takes production from the gate before any promotion, then from promotions and rollbacks', () => {
     expect(viewOf(shadowOfV2)).toMatchObject({ production: 'v1' });
     expect(comparisonsOf(viewOf(shadowOfV2))).toEqual([
-      { kind: 'promotion', subject: 'v2', stage: 'shadow', incumbent: 'v1', challenger: 'v2', since: T0 },
+      {
+        kind: 'promotion',
+        subject: 'v2',
+        stage: 'shadow',
+        incumbent: 'v1',
+        challenger: 'v2',
+        since: T0,
+        answeredBy: { version: 'v1', role: 'production' },
+      },
     ]);
     const promoted = [
       ...shadowOfV2,
@@ -177,7 +185,15 @@ describe('the view of recorded transitions', () => {
     expect(view.production).toBe('v2');
     expect(view.watch).toEqual({ production: 'v2', previous: 'v1', since: T0 + 2 * MIN });
     expect(comparisonsOf(view)).toEqual([
-      { kind: 'rollback', subject: 'v2', stage: 'production', incumbent: 'v2', challenger: 'v1', since: T0 + 2 * MIN },
+      {
+        kind: 'rollback',
+        subject: 'v2',
+        stage: 'production',
+        incumbent: 'v2',
+        challenger: 'v1',
+        since: T0 + 2 * MIN,
+        answeredBy: { version: 'v2', role: 'production' },
+      },
     ]);
     const rolledBack = viewOf([...promoted, fact('v2', 'production', 'rolled_back', T0 + 3 * MIN, 'v1')]);
     expect(rolledBack.production).toBe('v1');
@@ -189,6 +205,31 @@ describe('the view of recorded transitions', () => {
     expect(comparisonsOf(kept)).toEqual([]);
     // Input order does not matter.
     expect(viewOf([...promoted].reverse())).toEqual(view);
+  });
+
+  it("reads each stage of a version on requests of its own: production's answers, then its canary answers, then its production answers (found by a review)", () => {
+    const sourceOf = (history: TransitionFact[], subject: string) =>
+      comparisonsOf(viewOf(history)).find((p) => p.subject === subject)?.answeredBy;
+    const canary = [...shadowOfV2, fact('v2', 'shadow', 'canary', T0 + MIN, 'v1')];
+    const promoted = [...canary, fact('v2', 'canary', 'production', T0 + 2 * MIN, 'v1')];
+    const sources = [sourceOf(shadowOfV2, 'v2'), sourceOf(canary, 'v2'), sourceOf(promoted, 'v2')];
+    expect(sources).toEqual([
+      { version: 'v1', role: 'production' },
+      { version: 'v2', role: 'canary' },
+      { version: 'v2', role: 'production' },
+    ]);
+    // A row has one answering version and role: no row is evidence for two stages of v2.
+    expect(new Set(sources.map((s) => `${s?.version}/${s?.role}`)).size).toBe(3);
+    // A shadow during the watch is scored on the requests production (v2) answers.
+    const v3 = [
+      ...promoted,
+      fact('v3', null, 'candidate', T0 + 3 * MIN),
+      fact('v3', 'candidate', 'shadow', T0 + 3 * MIN, 'v2'),
+    ];
+    expect(sourceOf(v3, 'v3')).toEqual({ version: 'v2', role: 'production' });
+    // The source is part of the plan's key (the pairs read for it).
+    const [shadowPlan] = comparisonsOf(viewOf(shadowOfV2));
+    expect(planKey(shadowPlan!)).not.toBe(planKey({ ...shadowPlan!, answeredBy: { version: 'v2', role: 'canary' } }));
   });
 
   it('opens nothing without a known production version', () => {

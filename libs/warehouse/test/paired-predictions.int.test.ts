@@ -320,3 +320,71 @@ describe('predictions: whether a version answered since a time (a rollback watch
     await ch.close();
   });
 });
+
+describe("labeled_predictions: a comparison's pairs come from the requests it is about (found by a review)", () => {
+  it('answeredBy: production-answered rows carrying both scores are no canary or watch pairs; each row feeds one of them', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const wh = warehouseOn(ch);
+    const t0 = Date.now() - 3_600_000;
+    // As the model server logs them: v1 answers as production with v2 shadow-scored; v2 answers its
+    // canary share with production's score too; after the promotion v2 answers as production with
+    // the replaced v1 still scored. Every row carries both scores.
+    const rows = [
+      ['s1', 'v1', 'production', { v1: 0.2, v2: 0.7 }, 1],
+      ['s2', 'v1', 'production', { v1: 0.4, v2: 0.6 }, 0],
+      ['s3', 'v1', 'production', { v1: 0.3, v2: 0.1 }, 2], // a label the test cannot use
+      ['c1', 'v2', 'canary', { v2: 0.8, v1: 0.3 }, 1],
+      ['c2', 'v2', 'canary', { v2: 2.5, v1: 0.3 }, 1], // a margin: unusable
+      ['c3', 'v2', 'canary', { v2: 0.1, v1: 0.5 }, 0],
+      ['w1', 'v2', 'production', { v2: 0.9, v1: 0.6 }, 1],
+      ['w2', 'v2', 'production', { v2: 0.2, v1: 0.1 }, 0],
+    ] as const;
+    await wh.predictions.insertJoined(
+      rows.map(([id, version, role, scores, y], i) => ({
+        prediction: prediction(id, t0 + i * 1_000, {
+          model_version: version,
+          role,
+          scores: { ...scores },
+          prediction: scores[version as 'v1'],
+        }),
+        label: { ...label(id, t0 + i * 1_000 + 500), label: y },
+        joinedAt: t0 + i * 1_000 + 501,
+      })),
+    );
+    const read = async (incumbent: string, challenger: string, answeredBy?: { version: string; role: string }) => {
+      const r = await wh.predictions.readPairsCounted({
+        model: 'fraud',
+        incumbent,
+        challenger,
+        from: t0,
+        limit: 100,
+        ...(answeredBy === undefined ? {} : { answeredBy }),
+      });
+      return { ids: r.pairs.map((p) => p.predictionId), unusable: r.unusable };
+    };
+    // The shadow test of v2: v1's production answers only.
+    expect(await read('v1', 'v2', { version: 'v1', role: 'production' })).toEqual({
+      ids: ['s1', 's2'],
+      unusable: { labelNotBinary: 1, scoreNotProbability: 0 },
+    });
+    // v2's canary test: its canary answers only, never the production-answered rows that carry its score.
+    expect(await read('v1', 'v2', { version: 'v2', role: 'canary' })).toEqual({
+      ids: ['c1', 'c3'],
+      unusable: { labelNotBinary: 0, scoreNotProbability: 1 },
+    });
+    // The rollback watch of v2: its production answers only (neither v1's nor its own canary answers).
+    expect(await read('v2', 'v1', { version: 'v2', role: 'production' })).toEqual({
+      ids: ['w1', 'w2'],
+      unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+    });
+    // A version in a role it never answered in: nothing.
+    expect(await read('v1', 'v2', { version: 'v1', role: 'canary' })).toEqual({
+      ids: [],
+      unusable: { labelNotBinary: 0, scoreNotProbability: 0 },
+    });
+    // Without answeredBy: whatever answered (a read of the data, not a comparison's).
+    expect((await read('v1', 'v2')).ids).toEqual(['s1', 's2', 'c1', 'c3', 'w1', 'w2']);
+    await ch.close();
+  });
+});

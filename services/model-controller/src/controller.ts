@@ -6,6 +6,7 @@ import {
   comparisonsOf,
   type ModelClock,
   type PairInput,
+  type PairSource,
   planKey,
   type RolloutPolicies,
   rolloutPolicyFor,
@@ -19,11 +20,19 @@ import type { ModelTransitionStore, TransitionRow } from '@driftline/warehouse';
 
 /**
  * The reads of the warehouse's PredictionStore: the paired read (readPairsCounted: labelled rows
- * scored by both versions, and the count of those left out as unusable), the model's clock, and
- * whether a version answered at all.
+ * answered as the plan says and scored by both versions, and the count of those left out as
+ * unusable), the model's clock, and whether a version answered at all.
  */
 export interface PairReader {
-  readPairs(q: { model: string; incumbent: string; challenger: string; from: number; limit: number }): Promise<{
+  readPairs(q: {
+    model: string;
+    incumbent: string;
+    challenger: string;
+    from: number;
+    limit: number;
+    /** The answered requests the comparison is about (its plan's `answeredBy`): always given. */
+    answeredBy: PairSource;
+  }): Promise<{
     readonly pairs: ReadonlyArray<PairInput & { readonly predictionId: string }>;
     /** Rows scored by both versions since `from` that the test cannot use (never among `pairs`). */
     readonly unusable: { readonly labelNotBinary: number; readonly scoreNotProbability: number };
@@ -51,13 +60,17 @@ export interface ControllerDeps {
   readonly maxPairs: number;
   readonly logger: Logger;
   readonly registry: Registry;
-  /** recorded_at of new rows (wall clock; decisions never read it). */
+  /**
+   * Wall clock: recorded_at of new rows, and the bound of event times (an event dated after it has
+   * not happened yet: neither a pair nor the clock reads it).
+   */
   readonly now?: () => number;
   /**
    * Largest skew of an event time into the future (DRIFTLINE_EVENT_TIME_MAX_FUTURE): a pair whose
    * label or prediction time lies beyond wall clock + this (µs read as ms, a year 2099) is left
-   * out, and so is such a row from the clock, so one bad row cannot end every comparison of its
-   * model on `max_time`.
+   * out as implausible (counted, and said once per comparison). One dated after the wall clock but
+   * within this waits until the wall clock reaches it, and the clock reads no row dated after the
+   * wall clock: one row dated ahead must not end a comparison on `max_time`.
    */
   readonly maxFutureMs?: number;
 }
@@ -68,6 +81,13 @@ export interface TickSummary {
   readonly republished: number;
   /** Models whose tick failed (logged; retried on the next tick). */
   readonly failed: number;
+}
+
+/** The newest label or prediction time of the rows (a loop: a read holds up to a million). */
+function newestTime(rows: readonly PairInput[]): number {
+  let newest = Number.NEGATIVE_INFINITY;
+  for (const r of rows) newest = Math.max(newest, r.labelTime, r.predictionTime);
+  return newest;
 }
 
 const versionKey = (model: string, version: string) => `${model}\u0000${version}`;
@@ -112,7 +132,13 @@ export class ModelController {
       skipped: counter(
         r,
         'driftline_model_controller_skipped_pairs_total',
-        'Paired rows left out of a comparison (label not 0/1, score outside [0, 1], label time beyond the allowed future)',
+        'Paired rows left out of a comparison, by reason: label_not_binary, score_not_probability, time_beyond_future (dated beyond wall clock + the allowed future), invalid',
+        ['reason'],
+      ),
+      pairedRows: counter(
+        r,
+        'driftline_model_controller_paired_rows_total',
+        "Paired rows the comparisons' reads covered (pairs, and rows counted as unusable), at every tick: the base of skipped_pairs_total",
         [],
       ),
       labels: gauge(
@@ -196,7 +222,8 @@ export class ModelController {
       return { republished };
     }
     const plans = comparisonsOf(view);
-    const notAfter = (deps.now ?? Date.now)() + (deps.maxFutureMs ?? DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs);
+    const now = (deps.now ?? Date.now)();
+    const notAfter = now + (deps.maxFutureMs ?? DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs);
     const read = new Map<string, readonly PairInput[]>();
     const logged = this.unusableLogged.get(model) ?? new Set<string>();
     const stillLogged = new Set<string>();
@@ -208,17 +235,27 @@ export class ModelController {
         challenger: plan.challenger,
         from: plan.since,
         limit: Math.min(deps.maxPairs, maxLabels),
+        answeredBy: plan.answeredBy,
       });
-      this.countUnusable(model, plan, unusable, logged, stillLogged);
+      this.metrics.pairedRows.inc(rows.length + unusable.labelNotBinary + unusable.scoreNotProbability);
       const plausible = rows.filter((r) => !(r.labelTime > notAfter) && !(r.predictionTime > notAfter));
-      if (plausible.length < rows.length) this.metrics.skipped.inc(rows.length - plausible.length);
-      read.set(planKey(plan), plausible);
+      const ahead = rows.length - plausible.length;
+      // The figures that tell a slow host clock from a producer's bad times, for the warning.
+      const clockDetail = ahead === 0 ? {} : { now, max_future_ms: notAfter - now, newest: newestTime(rows) };
+      this.countLeftOut(model, plan, { ...unusable, timeBeyondFuture: ahead }, logged, stillLogged, clockDetail);
+      // Dated after the wall clock but within the allowed skew: not happened yet here, read again at
+      // a later tick. Counted at once, one row dated ahead ended its comparison on max_time early
+      // (its time the newest of all) and dated the decision ahead (found by a review).
+      read.set(
+        planKey(plan),
+        plausible.filter((r) => !(r.labelTime > now) && !(r.predictionTime > now)),
+      );
     }
     if (stillLogged.size === 0) this.unusableLogged.delete(model);
     else this.unusableLogged.set(model, stillLogged);
-    const labelled = plans.length === 0 ? undefined : await deps.pairs.labelClock(model, notAfter);
-    // The event clock of max_time: only times an event could have (see maxFutureMs).
-    const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
+    // The event clock of max_time never runs ahead of the wall clock: rows dated after it are not read.
+    const labelled = plans.length === 0 ? undefined : await deps.pairs.labelClock(model, now);
+    const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= now;
     const clock =
       labelled !== undefined && plausible(labelled.labelTime) && plausible(labelled.predictionTime)
         ? labelled
@@ -252,7 +289,7 @@ export class ModelController {
       this.metrics.estimate.set({ ...labels, bound: 'estimate' }, o.decision.evidence.estimate);
       this.metrics.estimate.set({ ...labels, bound: 'lower' }, o.decision.evidence.lower);
       this.metrics.estimate.set({ ...labels, bound: 'upper' }, o.decision.evidence.upper);
-      if (o.skipped > 0) this.metrics.skipped.inc(o.skipped);
+      if (o.skipped > 0) this.metrics.skipped.inc({ reason: 'invalid' }, o.skipped);
       deps.logger.debug(
         {
           model,
@@ -291,33 +328,43 @@ export class ModelController {
   }
 
   /**
-   * Counts the rows the warehouse left out of a comparison's pairs as unusable (at every tick that
-   * reads them, like every skipped pair), and says so once per open comparison and reason: a
-   * comparison whose rows are all unusable gets no pair and ends on max_time, and the operator saw
-   * only "no labels".
+   * Counts the rows left out of a comparison's pairs (at every tick that reads them), and says so
+   * once per open comparison and reason: a comparison whose rows are all left out gets no pair, and
+   * the operator saw only "no labels" (unusable rows: it ends on max_time) or nothing at all (rows
+   * dated beyond the allowed future, as every row is to a host whose clock runs an hour slow: it
+   * never decides). `clockDetail`: the wall clock and the newest time read, for that warning.
    */
-  private countUnusable(
+  private countLeftOut(
     model: string,
     plan: ComparisonPlan,
-    unusable: { readonly labelNotBinary: number; readonly scoreNotProbability: number },
+    left: { readonly labelNotBinary: number; readonly scoreNotProbability: number; readonly timeBeyondFuture: number },
     logged: ReadonlySet<string>,
     stillLogged: Set<string>,
+    clockDetail: Readonly<Record<string, number>>,
   ): void {
     const reasons = [
       [
         'scoreNotProbability',
-        unusable.scoreNotProbability,
+        'score_not_probability',
+        left.scoreNotProbability,
         'paired rows with a score outside [0, 1] left out: a model whose objective is not a probability (e.g. binary:logitraw margins); its comparison gets no pair from them and ends on max_time',
       ],
       [
         'labelNotBinary',
-        unusable.labelNotBinary,
+        'label_not_binary',
+        left.labelNotBinary,
         'paired rows with a label other than 0/1 left out: the comparison is of binary outcomes',
       ],
+      [
+        'timeBeyondFuture',
+        'time_beyond_future',
+        left.timeBeyondFuture,
+        "paired rows dated beyond this host's clock + DRIFTLINE_EVENT_TIME_MAX_FUTURE left out: this host's clock runs slow (check its time sync), or producers send event times ahead (µs read as ms); a comparison whose rows are all left out never decides",
+      ],
     ] as const;
-    for (const [reason, n, message] of reasons) {
+    for (const [reason, metricReason, n, message] of reasons) {
       if (!(n > 0)) continue;
-      this.metrics.skipped.inc(n);
+      this.metrics.skipped.inc({ reason: metricReason }, n);
       const key = `${planKey(plan)}\u0000${reason}`;
       stillLogged.add(key);
       if (logged.has(key)) continue;
@@ -330,6 +377,7 @@ export class ModelController {
           since: plan.since,
           reason,
           rows: n,
+          ...(reason === 'timeBeyondFuture' ? clockDetail : {}),
         },
         message,
       );

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseEnv, silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
-import { type PairInput, parseRolloutPolicy, parseRolloutPolicyText } from '@driftline/policy';
+import { type PairInput, type PairSource, parseRolloutPolicy, parseRolloutPolicyText } from '@driftline/policy';
 import type { ModelEvent } from '@driftline/schemas';
 import { SeededRandom } from '@driftline/test-support/random';
 import type { ModelTransitionStore, TransitionRow, VersionArtifacts } from '@driftline/warehouse';
@@ -336,8 +336,9 @@ describe('a rollback watch whose time is up with no pair (found by reviews)', ()
   const week_of = (answered: string, scores: Row['scores']): Row[] =>
     Array.from({ length: 8 }, (_, i) => ({ answered, predictionTime: since + i * 86_400_000 + 1000, scores }));
   /**
-   * The warehouse's reads over `rows`, as its queries define them: pairs need both versions in
-   * `scores` and both in [0, 1]; answeredSince reads model_version only. `down`: the answered read fails.
+   * The warehouse's reads over `rows`, as its queries define them: pairs need the plan's answering
+   * version (all rows here answered as production) and both versions in `scores`, both in [0, 1];
+   * answeredSince reads model_version only. `down`: the answered read fails.
    */
   function warehouse(rows: readonly Row[], down = false) {
     const asked: string[] = [];
@@ -349,7 +350,10 @@ describe('a rollback watch whose time is up with no pair (found by reviews)', ()
       readPairs: async (q) => {
         const both = rows.filter(
           (r) =>
-            r.predictionTime >= q.from && r.scores?.[q.incumbent] !== undefined && r.scores[q.challenger] !== undefined,
+            r.answered === q.answeredBy.version &&
+            r.predictionTime >= q.from &&
+            r.scores?.[q.incumbent] !== undefined &&
+            r.scores[q.challenger] !== undefined,
         );
         const unit = (x: number | undefined) => x !== undefined && x >= 0 && x <= 1;
         const usable = both.filter((r) => unit(r.scores?.[q.incumbent]) && unit(r.scores?.[q.challenger]));
@@ -541,11 +545,16 @@ describe('unusable pairs', () => {
       logger: { ...silentLogger, warn: (o: object, msg?: string) => warnings.push({ ...o, msg }) },
     });
     const skipped = async () =>
-      (await deps.registry.getSingleMetric('driftline_model_controller_skipped_pairs_total')?.get())?.values[0]?.value;
+      Object.fromEntries(
+        (
+          (await deps.registry.getSingleMetric('driftline_model_controller_skipped_pairs_total')?.get())?.values ?? []
+        ).map((v) => [v.labels.reason, v.value]),
+      );
     await controller.tick();
-    expect(await skipped()).toBe(1202);
+    expect(await skipped()).toEqual({ score_not_probability: 1200, label_not_binary: 2 });
     await controller.tick();
-    expect(await skipped()).toBe(2404); // counted at every tick that reads them, like every skipped pair
+    // Counted at every tick that reads them, like every skipped pair.
+    expect(await skipped()).toEqual({ score_not_probability: 2400, label_not_binary: 4 });
     expect(warnings.map((w) => [w.model, w.reason, w.rows, w.challenger])).toEqual([
       ['fraud', 'scoreNotProbability', 1200, 'v2'],
       ['fraud', 'labelNotBinary', 2, 'v2'],
@@ -667,5 +676,196 @@ describe('config', () => {
     expect(() => parseEnv(modelControllerEnvShape, { DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS: '5000000' })).toThrow(
       /DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS/,
     );
+  });
+});
+
+/** A labelled row as labeled_predictions holds it: who answered, in which role, and every version's score. */
+interface LabelledRow {
+  readonly id: string;
+  readonly answered: string;
+  readonly role: 'production' | 'canary';
+  readonly predictionTime: number;
+  readonly labelTime: number;
+  readonly label: number;
+  readonly scores: Readonly<Record<string, number>>;
+}
+
+/**
+ * The warehouse's reads over `rows`, as its queries define them (readPairsCounted, labelClock,
+ * answeredSince). A read naming no `answeredBy` gets every answered row, as the warehouse's does:
+ * what a controller that names none compared. `reads`: each paired read's source.
+ */
+function labelledTable(rows: LabelledRow[]) {
+  const reads: string[] = [];
+  const reader: PairReader = {
+    readPairs: async (q) => {
+      const source = q.answeredBy as PairSource | undefined;
+      reads.push(source === undefined ? 'any' : `${source.version}/${source.role}`);
+      const pairs = rows
+        .filter(
+          (r) =>
+            (source === undefined || (r.answered === source.version && r.role === source.role)) &&
+            r.predictionTime >= q.from &&
+            r.scores[q.incumbent] !== undefined &&
+            r.scores[q.challenger] !== undefined,
+        )
+        .sort((a, b) => a.labelTime - b.labelTime || a.id.localeCompare(b.id))
+        .slice(0, q.limit)
+        .map((r) => ({
+          predictionId: r.id,
+          predictionTime: r.predictionTime,
+          labelTime: r.labelTime,
+          label: r.label,
+          incumbent: r.scores[q.incumbent]!,
+          challenger: r.scores[q.challenger]!,
+        }));
+      return { pairs, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
+    },
+    labelClock: async (_model, notAfter) => {
+      const within = rows.filter((r) => r.labelTime <= notAfter && r.predictionTime <= notAfter);
+      if (within.length === 0) return undefined;
+      return {
+        labelTime: Math.max(...within.map((r) => r.labelTime)),
+        predictionTime: Math.max(...within.map((r) => r.predictionTime)),
+      };
+    },
+    answeredSince: async (_model, version, since) =>
+      rows.some((r) => r.answered === version && r.role === 'production' && r.predictionTime >= since),
+  };
+  return { reader, reads };
+}
+
+/** `n` labelled rows answered by `answered` as `role`, predicted from `from` one a second, labelled `delay` later; `quality` per version scored. */
+function batch(
+  prefix: string,
+  answered: string,
+  role: LabelledRow['role'],
+  from: number,
+  n: number,
+  quality: Record<string, number>,
+  delay = 1_000,
+): LabelledRow[] {
+  const r = new SeededRandom(from % 1_000_003);
+  return Array.from({ length: n }, (_, i) => {
+    const label = r.uniform() < 0.4 ? 1 : 0;
+    const scores: Record<string, number> = {};
+    for (const [v, q] of Object.entries(quality)) {
+      scores[v] = Math.min(1, Math.max(0, 0.5 + (label === 1 ? 0.45 : -0.45) * q + (r.uniform() - 0.5) * 0.3));
+    }
+    return {
+      id: `${prefix}${String(i).padStart(4, '0')}`,
+      answered,
+      role,
+      predictionTime: from + i * 1_000,
+      labelTime: from + i * 1_000 + delay,
+      label,
+      scores,
+    };
+  });
+}
+
+describe('each stage is decided on the requests it is about (found by a review)', () => {
+  it('one batch answered by production (the shadow scored) takes the shadow to canary and no further; canary answers promote it, its production answers retire the old version', async () => {
+    const { store, published, deps } = setup({});
+    const rows = batch('p', 'v1', 'production', T0 + 500, 400, { v1: 0.2, v2: 0.8 });
+    const table = labelledTable(rows);
+    const controller = new ModelController({ ...deps, pairs: table.reader });
+    const kinds = () => published.map((e) => `${e.version}:${e.kind}`);
+    for (let i = 0; i < 4; i++) await controller.tick();
+    // Before, the same rows decided the canary stage and the watch too: v1 retired within seconds,
+    // though v2 never answered a request.
+    expect(kinds()).toEqual(['v2:SHADOW', 'v2:CANARY']);
+    expect(new Set(table.reads)).toEqual(new Set(['v1/production', 'v2/canary']));
+    // The canary's own answers (production scored them too) decide canary → production.
+    const canaryAt = store.rows.get('fraud/v2/canary')!.at;
+    rows.push(...batch('c', 'v2', 'canary', canaryAt + 1, 400, { v1: 0.2, v2: 0.8 }));
+    for (let i = 0; i < 3; i++) await controller.tick();
+    expect(kinds()).toEqual(['v2:SHADOW', 'v2:CANARY', 'v2:PROMOTED']);
+    expect(table.reads.at(-1)).toBe('v2/production'); // the watch: v2's production answers, none yet
+    // The new production's own answers (v1 still scored) decide the watch.
+    const promotedAt = store.rows.get('fraud/v2/production')!.at;
+    rows.push(...batch('w', 'v2', 'production', promotedAt + 1, 400, { v1: 0.2, v2: 0.8 }));
+    await controller.tick();
+    expect(kinds()).toEqual(['v2:SHADOW', 'v2:CANARY', 'v2:PROMOTED', 'v1:RETIRED']);
+    // Each decision was dated after the rows it read began.
+    expect(promotedAt).toBeGreaterThan(canaryAt + 1);
+    expect(store.rows.get('fraud/v1/retired')!.at).toBeGreaterThan(promotedAt + 1);
+  });
+});
+
+describe("the controller's clock never runs ahead of the wall clock (found by a review)", () => {
+  const hourly = parseRolloutPolicy({ defaults: { promotion: { min_labels: 40, max_time: '1h' } } });
+
+  it('one labelled prediction dated 50 min ahead neither ends a shadow on max_time nor counts before its time', async () => {
+    const { published, deps } = setup({});
+    const now = T0 + 30 * 60_000;
+    // 21 labelled requests of equal versions in the shadow's first 20 minutes, and one dated now + 50 min.
+    const rows = batch('p', 'v1', 'production', T0, 21, { v1: 0.5, v2: 0.5 });
+    rows.push({ ...rows[0]!, id: 'ahead', predictionTime: now + 50 * 60_000, labelTime: now + 50 * 60_000 + 1_000 });
+    const table = labelledTable(rows);
+    const controller = new ModelController({ ...deps, policies: hourly, now: () => now, pairs: table.reader });
+    const tick = await controller.tick();
+    // Before: rejected, "4800000 ms elapsed with 22/40 labels", dated now + 50 min.
+    expect(tick.transitions).toEqual([]);
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW']);
+    const labels = await deps.registry.getSingleMetric('driftline_model_controller_comparison_labels')?.get();
+    expect(labels?.values.map((v) => v.value)).toEqual([21]);
+    // Once the wall clock has passed it, the row counts: max_time is up, dated by its label.
+    const later = now + 60 * 60_000;
+    const after = await new ModelController({
+      ...deps,
+      policies: hourly,
+      now: () => later,
+      pairs: table.reader,
+    }).tick();
+    expect(after.transitions.map((t) => [t.to_stage, t.reason, t.at])).toEqual([
+      ['rejected', 'too_few_labels', now + 50 * 60_000 + 1_000],
+    ]);
+  });
+
+  it('labels dated ahead of the wall clock decide nothing until it reaches them: no decision dated in the future', async () => {
+    const { published, deps } = setup({});
+    const now = T0 + 3_600_000;
+    // A label producer whose clock runs 10 minutes ahead: every label dated after `now`.
+    const rows = batch('p', 'v1', 'production', T0, 200, { v1: 0.2, v2: 0.8 }, now - T0 + 10 * 60_000);
+    let wall = now;
+    const controller = new ModelController({ ...deps, now: () => wall, pairs: labelledTable(rows).reader });
+    expect((await controller.tick()).transitions).toEqual([]);
+    wall = now + 20 * 60_000;
+    const decided = await controller.tick();
+    expect(decided.transitions.map((t) => t.to_stage)).toEqual(['canary']);
+    expect(decided.transitions[0]!.at).toBeLessThanOrEqual(wall);
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW', 'v2:CANARY']);
+  });
+
+  it('a controller whose clock runs more than the allowed future slow says so, once per comparison, and counts the rows by reason', async () => {
+    const { deps } = setup({});
+    const hostNow = T0; // two hours behind the producers
+    const rows = batch('p', 'v1', 'production', T0 + 2 * 3_600_000, 50, { v1: 0.5, v2: 0.5 });
+    const warnings: Array<Record<string, unknown> & { msg: string | undefined }> = [];
+    const controller = new ModelController({
+      ...deps,
+      now: () => hostNow,
+      pairs: labelledTable(rows).reader,
+      logger: { ...silentLogger, warn: (o: object, msg?: string) => warnings.push({ ...o, msg }) },
+    });
+    await controller.tick();
+    await controller.tick();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({
+      model: 'fraud',
+      kind: 'promotion',
+      challenger: 'v2',
+      reason: 'timeBeyondFuture',
+      rows: 50,
+      now: hostNow,
+      max_future_ms: 3_600_000,
+      newest: rows.at(-1)!.labelTime,
+    });
+    expect(warnings[0]!.msg).toMatch(/clock \+ DRIFTLINE_EVENT_TIME_MAX_FUTURE left out: this host's clock runs slow/);
+    const values = async (name: string) =>
+      ((await deps.registry.getSingleMetric(name)?.get())?.values ?? []).map((v) => [v.labels.reason, v.value]);
+    expect(await values('driftline_model_controller_skipped_pairs_total')).toEqual([['time_beyond_future', 100]]);
+    expect(await values('driftline_model_controller_paired_rows_total')).toEqual([[undefined, 100]]);
   });
 });

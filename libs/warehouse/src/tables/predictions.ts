@@ -136,6 +136,13 @@ export interface PairQuery {
   readonly from: number;
   /** At most this many rows, 1 to {@link MAX_PAIRS_PER_READ}. */
   readonly limit: number;
+  /**
+   * Only rows answered by this version (`model_version`) in this role (`role`: production or
+   * canary): the requests a comparison is about. The model-controller always names them (a shadow
+   * test: production's answers; a canary test: the canary's; a rollback watch: the new
+   * production's), so no row is evidence for two stages of a version. Omitted: whatever answered.
+   */
+  readonly answeredBy?: { readonly version: string; readonly role: string };
 }
 
 export interface JoinedRow {
@@ -192,19 +199,20 @@ export interface PredictionStore {
     baseVersion?: string,
   ): Promise<TrainingRow[]>;
   /**
-   * Labeled rows of `model` whose `scores` hold BOTH versions, with prediction_time >= from,
-   * ordered by (label_time, prediction_id), at most `limit` (deduplicated: FINAL). Shadow rows are
-   * never joined, so each instance is one row, keyed by the answered prediction. Only rows the
-   * binary comparison can use (label 0 or 1, both scores in [0, 1]): a row it would skip must not
-   * take a place under `limit`, or a comparison could never reach its max_labels.
+   * Labeled rows of `model` whose `scores` hold BOTH versions, answered as `answeredBy` says (when
+   * given), with prediction_time >= from, ordered by (label_time, prediction_id), at most `limit`
+   * (deduplicated: FINAL). Shadow rows are never joined, so each instance is one row, keyed by the
+   * answered prediction. Only rows the binary comparison can use (label 0 or 1, both scores in
+   * [0, 1]): a row it would skip must not take a place under `limit`, or a comparison could never
+   * reach its max_labels.
    */
   readPairs(q: PairQuery): Promise<PairedOutcome[]>;
   /**
    * {@link readPairs}, and in the same query the rows it leaves out for being unusable (scored by
-   * both versions since `from`, but a label other than 0/1 or a score outside [0, 1]), counted by
-   * reason over all of them, not only up to `limit`. They were filtered out and never counted: a
-   * model scoring margins (±2.5) had every candidate rejected at max_time with 0 pairs, and the
-   * operator saw "no labels".
+   * both versions since `from` and answered as asked, but a label other than 0/1 or a score
+   * outside [0, 1]), counted by reason over all of them, not only up to `limit`. They were
+   * filtered out and never counted: a model scoring margins (±2.5) had every candidate rejected at
+   * max_time with 0 pairs, and the operator saw "no labels".
    */
   readPairsCounted(q: PairQuery): Promise<PairRead>;
   /**
@@ -491,7 +499,9 @@ export class ClickHousePredictionStore implements PredictionStore {
       );
     }
     const table = `${this.ch.table('labeled_predictions')} FINAL`;
-    const paired = `model = {model:String}
+    const answered =
+      q.answeredBy === undefined ? '' : 'AND model_version = {answeredVersion:String} AND role = {answeredRole:String}';
+    const paired = `model = {model:String} ${answered}
          AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
          AND mapContains(scores, {incumbent:String}) AND mapContains(scores, {challenger:String})`;
     const probabilities = 'scores[{incumbent:String}] BETWEEN 0 AND 1 AND scores[{challenger:String}] BETWEEN 0 AND 1';
@@ -526,7 +536,16 @@ export class ClickHousePredictionStore implements PredictionStore {
           WHERE ${paired})
        )
        ORDER BY kind, lt, prediction_id`,
-      { model: q.model, incumbent: q.incumbent, challenger: q.challenger, from: q.from, limit: q.limit },
+      {
+        model: q.model,
+        incumbent: q.incumbent,
+        challenger: q.challenger,
+        from: q.from,
+        limit: q.limit,
+        ...(q.answeredBy === undefined
+          ? {}
+          : { answeredVersion: q.answeredBy.version, answeredRole: q.answeredBy.role }),
+      },
     );
     const pairs: PairedOutcome[] = [];
     let unusable: UnusablePairs = { labelNotBinary: 0, scoreNotProbability: 0 };

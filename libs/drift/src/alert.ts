@@ -26,7 +26,7 @@ const nullable = (v: number | null): number | null => (v === null || Number.isNa
 
 function evidenceRow(r: MethodResult) {
   return {
-    feature: r.feature,
+    feature: alertName(r.feature),
     method: r.method,
     statistic: r.statistic,
     p_value: nullable(r.pValue),
@@ -38,8 +38,63 @@ function evidenceRow(r: MethodResult) {
 }
 
 /**
+ * Items an alert's evidence lists in detail (drifted features, failed expectations), the first in
+ * its order; the rest are counted. alerts.v1 keeps the broker's 1 MB `max.message.bytes`: a
+ * FEATURE_DRIFT alert listing all of 8,000 drifted features (~147 B each) was refused and its
+ * window quarantined (found by a review).
+ */
+export const ALERT_LIST_MAX_ITEMS = 100;
+/** UTF-8 bytes of the JSON of an evidence's list (a quarter of alerts.v1's 1 MB): long names fill it first. */
+export const ALERT_LIST_MAX_BYTES = 256 * 1024;
+/** Longest feature name an alert carries (`feature`, the evidence's names): longer ones are cut, ending in `…`. */
+export const ALERT_NAME_MAX_CHARS = 1_000;
+
+function capText(text: string, max: number): string {
+  return text.length <= max ? text : `${cutText(text, max)}…`;
+}
+
+/** A feature name as an alert carries it: reference columns' names are not bounded anywhere else. */
+export function alertName(name: string): string {
+  return capText(name, ALERT_NAME_MAX_CHARS);
+}
+
+/**
+ * The entries of the first `items` whose JSON array fits `ALERT_LIST_MAX_BYTES` (always the first
+ * one: its name is at most ALERT_NAME_MAX_CHARS, 6 bytes each escaped).
+ */
+function boundedList<T, E>(items: readonly T[], entry: (item: T, index: number) => E): E[] {
+  const out: E[] = [];
+  let bytes = 2;
+  for (const item of items) {
+    const e = entry(item, out.length);
+    const size = Buffer.byteLength(JSON.stringify(e)) + (out.length > 0 ? 1 : 0);
+    if (out.length > 0 && bytes + size > ALERT_LIST_MAX_BYTES) break;
+    out.push(e);
+    bytes += size;
+  }
+  return out;
+}
+
+/**
+ * Most severe first: by p-value where the method has one (ks, chi2: the decision is p < alpha, and
+ * chi-square statistics of different degrees of freedom do not compare), then the larger statistic
+ * (psi, Jensen–Shannon), then the feature name, so the order (and a replay's alert) is deterministic.
+ */
+function bySeverity(a: MethodResult, b: MethodResult): number {
+  const pa = nullable(a.pValue) ?? Number.POSITIVE_INFINITY;
+  const pb = nullable(b.pValue) ?? Number.POSITIVE_INFINITY;
+  if (pa !== pb) return pa - pb;
+  if (a.statistic !== b.statistic) return b.statistic - a.statistic;
+  return a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0;
+}
+
+/**
  * At most one FEATURE_DRIFT and one PREDICTION_DRIFT alert per (model, version, window), built only
  * from the window's data (event_time = window end), so a replay produces byte-identical alerts.
+ * FEATURE_DRIFT's `method`/`statistic`/`p_value` are the most severe drifted feature's; its evidence
+ * lists the drifted features most severe first — ALERT_LIST_MAX_ITEMS in detail, then names only,
+ * within ALERT_LIST_MAX_BYTES — with `drifted_count` (all of them) and `drifted_truncated` (some
+ * not named). PREDICTION_DRIFT lists at most the two prediction features.
  */
 export function buildAlerts(ctx: AlertContext, verdict: WindowVerdict): DriftAlert[] {
   const alerts: DriftAlert[] = [];
@@ -52,18 +107,29 @@ export function buildAlerts(ctx: AlertContext, verdict: WindowVerdict): DriftAle
   };
   const common = { reference_id: ctx.referenceId, events: ctx.events, late_events: ctx.lateEvents };
   if (verdict.featureDrift) {
-    const top = [...verdict.drifted].sort((a, b) => b.statistic - a.statistic)[0]!;
+    const ranked = [...verdict.drifted].sort(bySeverity);
+    const top = ranked[0]!;
+    // Past the detailed rows, names only: the retrain policy's key_features reads `drifted[].feature`.
+    const listed = boundedList(ranked, (r, i) =>
+      i < ALERT_LIST_MAX_ITEMS ? evidenceRow(r) : { feature: alertName(r.feature) },
+    );
     alerts.push({
       ...base,
       alert_id: alertId(ctx.model, ctx.version, ctx.windowStart, 'FEATURE_DRIFT'),
       kind: 'FEATURE_DRIFT',
-      feature: verdict.drifted.length === 1 ? top.feature : null,
+      feature: verdict.drifted.length === 1 ? alertName(top.feature) : null,
       method: top.method,
       statistic: top.statistic,
       p_value: nullable(top.pValue),
       threshold: top.threshold,
       share_drifted: verdict.shareDrifted,
-      evidence: JSON.stringify({ ...common, features: verdict.features, drifted: verdict.drifted.map(evidenceRow) }),
+      evidence: JSON.stringify({
+        ...common,
+        features: verdict.features,
+        drifted_count: ranked.length,
+        drifted_truncated: listed.length < ranked.length,
+        drifted: listed,
+      }),
     });
   }
   if (verdict.predictionDrift.length > 0) {
@@ -94,14 +160,14 @@ export interface QuarantineCause {
 export const QUARANTINE_REASON_MAX_CHARS = 2000;
 
 export function capReason(reason: string): string {
-  return reason.length <= QUARANTINE_REASON_MAX_CHARS ? reason : `${cutText(reason, QUARANTINE_REASON_MAX_CHARS)}…`;
+  return capText(reason, QUARANTINE_REASON_MAX_CHARS);
 }
 
 /**
- * The alert for a (model, version, window) whose drift could not be computed or stored and was
- * quarantined: deterministic (id from the window, event_time = window end), so a replay that
- * quarantines it again yields the same alert. It carries no statistic (0, NaN-free); the evidence
- * holds the code and the reason.
+ * The alert for a (model, version, window) whose drift could not be computed or stored, or whose
+ * alerts were refused, and was quarantined: deterministic (id from the window, event_time = window
+ * end), so a replay that quarantines it again yields the same alert. It carries no statistic (0,
+ * NaN-free); the evidence holds the code and the reason.
  */
 export function quarantineAlert(ctx: AlertContext, cause: QuarantineCause): DriftAlert {
   return {
@@ -128,26 +194,32 @@ export function quarantineAlert(ctx: AlertContext, cause: QuarantineCause): Drif
   };
 }
 
-/** Failed expectations listed in one DATA_QUALITY alert's evidence (the rest are counted). */
-export const QUALITY_ALERT_MAX_FAILURES = 100;
-
 /**
  * One DATA_QUALITY alert per (model, version, window) with at least one failed expectation, or
  * undefined. Deterministic (id from the window and kind, event_time = window end), so a replay
  * yields the same alert. `method` and `statistic` are those of the first failure in evaluation
- * order (features sorted; per feature type, null_rate, range, categories, cardinality); `feature` is set when a single feature failed; the evidence lists every failure.
+ * order (features sorted; per feature type, null_rate, range, categories, cardinality); `feature` is
+ * set when a single feature failed; the evidence lists the first ALERT_LIST_MAX_ITEMS failures within
+ * ALERT_LIST_MAX_BYTES, with `failed_count` (all of them) and `failed_truncated`.
  */
 export function dataQualityAlert(ctx: AlertContext, results: readonly ExpectationResult[]): DriftAlert | undefined {
   const failed = results.filter((r) => !r.passed);
   const first = failed[0];
   if (first === undefined) return undefined;
   const features = new Set(failed.map((r) => r.feature));
+  const listed = boundedList(failed.slice(0, ALERT_LIST_MAX_ITEMS), (r) => ({
+    feature: alertName(r.feature),
+    expectation: r.expectation,
+    observed: r.observed,
+    bound: r.bound,
+    count: r.count,
+  }));
   return {
     alert_id: alertId(ctx.model, ctx.version, ctx.windowStart, 'DATA_QUALITY'),
     kind: 'DATA_QUALITY',
     model: ctx.model,
     model_version: ctx.version,
-    feature: features.size === 1 ? first.feature : null,
+    feature: features.size === 1 ? alertName(first.feature) : null,
     window_start: ctx.windowStart,
     window_end: ctx.windowEnd,
     event_time: ctx.windowEnd,
@@ -161,13 +233,8 @@ export function dataQualityAlert(ctx: AlertContext, results: readonly Expectatio
       late_events: ctx.lateEvents,
       expectations: results.length,
       failed_count: failed.length,
-      failed: failed.slice(0, QUALITY_ALERT_MAX_FAILURES).map((r) => ({
-        feature: r.feature,
-        expectation: r.expectation,
-        observed: r.observed,
-        bound: r.bound,
-        count: r.count,
-      })),
+      failed_truncated: listed.length < failed.length,
+      failed: listed,
     }),
   };
 }

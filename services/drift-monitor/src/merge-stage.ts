@@ -495,7 +495,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
           code: o.failure!.code,
           reason: capReason(o.failure!.reason),
         },
-        'drift window quarantined: its drift could not be computed or stored; the stream moves on',
+        'drift window quarantined: its drift could not be computed or stored, or its alerts were refused (the code and reason say which); the stream moves on',
       );
     }
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DriftAlert } from '@driftline/schemas';
+import { alertName } from '../alert.js';
 import type { SequentialAlarm, SequentialThresholds } from './detector.js';
 
 /** Where and on what an alarm happened: one (model, version, feature) of one source partition. */
@@ -30,6 +31,7 @@ export function sequentialAlertId(model: string, version: string, feature: strin
  * SEQUENTIAL_DRIFT alert. Its id hashes (model, version, feature, window start): at most one alert
  * per feature and drift window, whichever partition alarms first, so consumers that deduplicate
  * by id (alert-router, retrain-trigger) see one; the evidence names the partition and offset.
+ * `feature` is cut like every alert's (`alertName`); the id hashes the whole name.
  */
 export function sequentialAlert(
   ctx: SequentialAlarmContext,
@@ -41,7 +43,7 @@ export function sequentialAlert(
     kind: 'SEQUENTIAL_DRIFT',
     model: ctx.model,
     model_version: ctx.version,
-    feature: ctx.feature,
+    feature: alertName(ctx.feature),
     window_start: ctx.windowStart,
     window_end: ctx.windowEnd,
     event_time: ctx.eventTime,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -79,11 +79,13 @@ function embeddedClient(path: string): ClickHouseClient {
     }
     return embedded.client;
   }
-  mkdirSync(absolute, { recursive: true });
-  // Checked before the engine opens: it prints its own "Cannot lock file" line on stderr and throws
-  // a bare "Failed to create connection", which the CLI showed as an internal error to report.
+  // Both checked before the engine opens: it prints its own line on stderr ("Cannot lock file", or
+  // "Cannot open file …/status: errno: 28") and throws a bare "Failed to create connection", which
+  // the CLI showed as an internal error to report.
   let holder = lockHolder(absolute);
   if (holder !== undefined) throw inUse(absolute, holder);
+  const outage = directoryOutage(absolute);
+  if (outage !== undefined) throw engineOutage(absolute, outage);
   let connection: ReturnType<typeof createChdbConnection>;
   try {
     connection = createChdbConnection({ path: absolute });
@@ -95,6 +97,58 @@ function embeddedClient(path: string): ClickHouseClient {
   const client = createClient({ connection } as unknown as Parameters<typeof createClient>[0]);
   embedded = { path: absolute, client };
   return client;
+}
+
+// What the machine, not the configuration, refuses a write for: full (blocks or inodes), over
+// quota, read-only (a disk the kernel remounted after errors), failing, out of files or memory.
+const OUTAGE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
+// 4 KiB: a block of most file systems, so a disk without a free block refuses it as it would a part.
+const PROBE = Buffer.alloc(4_096);
+
+/**
+ * The machine's refusal to write in the engine's data directory (its code among OUTAGE_ERRNOS), by
+ * creating the directory and writing and removing a file in it, as the engine does when it opens
+ * (its `status` file); undefined when the write succeeds. A directory this user may not write is a
+ * ConfigError naming DRIFTLINE_CLICKHOUSE_PATH; any other failure is thrown as it is.
+ */
+function directoryOutage(path: string): NodeJS.ErrnoException | undefined {
+  const probe = join(path, `.driftline-write-probe-${process.pid}`);
+  try {
+    mkdirSync(path, { recursive: true });
+    const fd = openSync(probe, 'w');
+    try {
+      writeSync(fd, PROBE);
+    } finally {
+      closeSync(fd);
+    }
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (OUTAGE_ERRNOS.has(code)) return error as NodeJS.ErrnoException;
+    if (code === 'EACCES' || code === 'EPERM') {
+      const message = `${path} is not writable by this user: ${(error as Error).message}`;
+      throw new ConfigError('DRIFTLINE_CLICKHOUSE_PATH', message, { cause: error });
+    }
+    throw error;
+  } finally {
+    try {
+      rmSync(probe, { force: true });
+    } catch {
+      // Not created (a read-only or full file system); nothing to remove.
+    }
+  }
+}
+
+/**
+ * The engine cannot open its directory now, for want of a resource: an outage, retried at start-up
+ * (DRIFTLINE_STARTUP_TIMEOUT). `run` used to exit at once on the engine's bare error, a restart loop
+ * under a supervisor (found by a review).
+ */
+function engineOutage(path: string, cause: NodeJS.ErrnoException): SinkUnavailableError {
+  return new SinkUnavailableError(
+    `clickhouse: the embedded engine cannot write its data directory ${path} (DRIFTLINE_CLICKHOUSE_PATH): ${cause.message}`,
+    { cause, details: { clickhouse: { category: 'unavailable', name: 'ENGINE_DIRECTORY', errno: cause.code }, path } },
+  );
 }
 
 /**

@@ -5,7 +5,9 @@
 
 /** The server is unavailable, overloaded or timed out: nothing is wrong with the rows. Retry. */
 export const UNAVAILABLE_CODES: Readonly<Record<number, string>> = {
-  // The server's own files (a full or failing disk, too many open files): the machine, not the rows.
+  // The server's own files and descriptors (74-77, 172, 204, 294, 460, 573, 586: a full, failing or
+  // read-only disk, too many open files): the machine, not the rows. 172-586 were `unknown` (found
+  // by a review: EMFILE sent 400 labels to the DLQ as 460 and 573).
   74: 'CANNOT_READ_FROM_FILE_DESCRIPTOR',
   75: 'CANNOT_WRITE_TO_FILE_DESCRIPTOR',
   76: 'CANNOT_OPEN_FILE',
@@ -14,10 +16,12 @@ export const UNAVAILABLE_CODES: Readonly<Record<number, string>> = {
   96: 'CANNOT_WRITE_TO_SOCKET',
   159: 'TIMEOUT_EXCEEDED',
   160: 'TOO_SLOW',
+  172: 'CANNOT_CREATE_DIRECTORY',
   173: 'CANNOT_ALLOCATE_MEMORY',
   201: 'QUOTA_EXCEEDED',
   202: 'TOO_MANY_SIMULTANEOUS_QUERIES',
   203: 'NO_FREE_CONNECTION',
+  204: 'CANNOT_FSYNC',
   209: 'SOCKET_TIMEOUT',
   210: 'NETWORK_ERROR',
   218: 'TABLE_IS_DROPPED',
@@ -31,13 +35,17 @@ export const UNAVAILABLE_CODES: Readonly<Record<number, string>> = {
   279: 'ALL_CONNECTION_TRIES_FAILED',
   285: 'TOO_FEW_LIVE_REPLICAS',
   289: 'REPLICA_IS_NOT_IN_QUORUM',
+  294: 'CANNOT_WRITE_TO_FILE',
   319: 'UNKNOWN_STATUS_OF_INSERT',
   369: 'ALL_REPLICAS_ARE_STALE',
   394: 'QUERY_WAS_CANCELLED',
   425: 'SYSTEM_ERROR',
   439: 'CANNOT_SCHEDULE_TASK',
+  460: 'CANNOT_CREATE_TIMER',
   473: 'DEADLOCK_AVOIDED',
   499: 'S3_ERROR',
+  573: 'EPOLL_ERROR',
+  586: 'CANNOT_CREATE_FILE',
   745: 'SERVER_OVERLOADED',
   999: 'KEEPER_EXCEPTION',
   // Poco's network and I/O layer (a remote disk, a TLS connection of the server's own).

@@ -11,6 +11,8 @@ export interface ClickHouseErrorInfo {
   readonly code?: number;
   /** ClickHouse's error name (e.g. CANNOT_PARSE_DATETIME), or the Node/chdb code for transport errors. */
   readonly name?: string;
+  /** The machine's resource the message says ran out (ENOSPC, EROFS, EMFILE, …), when it says one. */
+  readonly errno?: string;
   readonly message: string;
 }
 
@@ -39,6 +41,42 @@ const SYSTEM_CODE =
 // see ANSWER_WITHOUT_CODE.)
 const TRANSPORT_MESSAGE =
   /^Timeout error\.|The user aborted a request|socket hang up|Query aborted|ChdbConnection is closed/i;
+
+// Errno values of a machine out of a resource (disk, inodes, files, memory, processes) or with a
+// failing or read-only disk, as ClickHouse's ErrnoException words them ("…, errno: 24, strerror: Too
+// many open files"), under any code: the machine, never the rows. A code without a table entry was
+// `unknown`, so a full inode table or EMFILE dead-lettered every record (found by a review).
+const RESOURCE_ERRNOS: Readonly<Record<number, string>> = {
+  5: 'EIO',
+  11: 'EAGAIN',
+  12: 'ENOMEM',
+  23: 'ENFILE',
+  24: 'EMFILE',
+  28: 'ENOSPC',
+  30: 'EROFS',
+  122: 'EDQUOT',
+};
+const ERRNO_IN_MESSAGE = /, errno: (\d+), strerror: /;
+// A std::filesystem error (STD_EXCEPTION, 1001) carries only the text of its errno: "filesystem
+// error: in create_directories: No space left on device [path]". Longest text first (ENFILE's
+// contains EMFILE's).
+const RESOURCE_STRERRORS: ReadonlyArray<readonly [string, string]> = [
+  ['No space left on device', 'ENOSPC'],
+  ['Read-only file system', 'EROFS'],
+  ['Too many open files in system', 'ENFILE'],
+  ['Too many open files', 'EMFILE'],
+  ['Disk quota exceeded', 'EDQUOT'],
+  ['Input/output error', 'EIO'],
+];
+const FILESYSTEM_ERROR = /filesystem error: [^[]*/;
+
+/** The resource a ClickHouse message says ran out (its errno, or a std::filesystem error's text). */
+function resourceErrno(message: string): string | undefined {
+  const errno = ERRNO_IN_MESSAGE.exec(message);
+  if (errno !== null) return RESOURCE_ERRNOS[Number(errno[1])];
+  const text = FILESYSTEM_ERROR.exec(message)?.[0];
+  return text === undefined ? undefined : RESOURCE_STRERRORS.find(([words]) => text.includes(words))?.[1];
+}
 
 // "Code: 41. DB::Exception: ... (CANNOT_PARSE_DATETIME)" as either connection words it.
 const CODE_IN_MESSAGE = /Code: (\d+)\. DB::Exception: .*?\(([A-Z][A-Z0-9_]{2,})\)/s;
@@ -175,12 +213,14 @@ function answerText(body: string): string {
 /**
  * Classifies a failed ClickHouse call, from either connection, by ClickHouse error code:
  * unavailable/overloaded/timed out and environment (schema, auth) → retry; a value the server
- * refused → poison. Only ClickHouse's own errors carry a code (`Code: N. DB::Exception`, the
- * X-ClickHouse-Exception-Code header), so only they can be poison. Without a code: a transport
- * failure retries; @clickhouse/client's own errors are classified by what they say (an answer too
- * large or unreadable is refused: the same call fails alike); on the server connection, anything else
- * the server (or a proxy, a load balancer, a wrong endpoint) answered retries — an outage page is
- * never the record's fault. Anything else (an embedded-engine failure without a code, a row this
+ * refused → poison. A code in none of the tables whose message names a resource that ran out
+ * (`errno: 28`, a std::filesystem error's "Read-only file system") is unavailable too: a full or
+ * read-only disk or EMFILE is an outage, never a dead letter. Only ClickHouse's own errors carry a
+ * code (`Code: N. DB::Exception`, the X-ClickHouse-Exception-Code header), so only they can be
+ * poison. Without a code: a transport failure retries; @clickhouse/client's own errors are
+ * classified by what they say (an answer too large or unreadable is refused: the same call fails
+ * alike); on the server connection, anything else the server (or a proxy, a load balancer, a wrong
+ * endpoint) answered retries — an outage page is never the record's fault. Anything else (an embedded-engine failure without a code, a row this
  * process cannot serialize) is `unknown` and not retried, so a genuinely unknown failure cannot
  * pause a partition forever (bisection isolates it, the DLQ keeps the record).
  */
@@ -191,10 +231,12 @@ export function classifyClickHouseError(error: unknown, connection: ClickHouseCo
     const known = UNAVAILABLE_CODES[ch.code] ?? ENVIRONMENT_CODES[ch.code] ?? REJECTED_CODES[ch.code];
     const name = ch.name ?? known;
     const base = { code: ch.code, ...(name === undefined ? {} : { name }), message };
-    if (UNAVAILABLE_CODES[ch.code] !== undefined) return { category: 'unavailable', ...base };
     if (ENVIRONMENT_CODES[ch.code] !== undefined) return { category: 'environment', ...base };
     if (REJECTED_CODES[ch.code] !== undefined) return { category: 'rejected', ...base };
-    return { category: 'unknown', ...base };
+    // Any other code (STD_EXCEPTION's filesystem errors above all) naming a resource that ran out.
+    const errno = resourceErrno(message);
+    const unavailable = UNAVAILABLE_CODES[ch.code] !== undefined || errno !== undefined;
+    return { category: unavailable ? 'unavailable' : 'unknown', ...base, ...(errno === undefined ? {} : { errno }) };
   }
   const transport = transportCode(error);
   if (transport !== undefined) return { category: 'unavailable', name: transport, message };
@@ -230,6 +272,7 @@ export function toWarehouseError(action: string, error: unknown, connection: Cli
       category: info.category,
       ...(info.code === undefined ? {} : { code: info.code }),
       ...(info.name === undefined ? {} : { name: info.name }),
+      ...(info.errno === undefined ? {} : { errno: info.errno }),
     },
   };
   if (info.category === 'unavailable' || info.category === 'environment') {

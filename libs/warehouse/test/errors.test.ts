@@ -191,6 +191,128 @@ describe('classifyClickHouseError over errors captured from chdb and @clickhouse
   });
 });
 
+// The messages a review saw ClickHouse give an insert with a full inode table, a read-only data
+// directory and a process at its open-file limit (embedded engine and `driftline clickhouse serve`):
+// every record went to the DLQ and its offset was committed.
+describe('a full, failing or read-only disk or too many open files is an outage, never a dead letter', () => {
+  const exhausted: Array<[string, number, string, string]> = [
+    [
+      'ENOSPC',
+      1001,
+      'STD_EXCEPTION',
+      'std::__1::filesystem::filesystem_error: filesystem error: in create_directories: No space left on device ["/tmp/review-exhaustion/ino/chdb/store/8ad/8ad1bb5f-c718-49ca-9a8d-f6cd68e21869/tmp_insert_202612_9_9_1"]. ',
+    ],
+    [
+      'EROFS',
+      1001,
+      'STD_EXCEPTION',
+      'std::__1::filesystem::filesystem_error: filesystem error: in create_directories: Read-only file system ["/tmp/review-exhaustion/chdb-ro/store/10b/10b288d8-ee59-4969-ac48-7f41eeb61fe4/tmp_insert_all_2_2_1"]. ',
+    ],
+    [
+      'EMFILE',
+      460,
+      'CANNOT_CREATE_TIMER',
+      'Cannot create timer_fd descriptor: , errno: 24, strerror: Too many open files. ',
+    ],
+    ['EMFILE', 573, 'EPOLL_ERROR', 'Cannot open epoll descriptor: , errno: 24, strerror: Too many open files. '],
+    [
+      'EMFILE',
+      76,
+      'CANNOT_OPEN_FILE',
+      'Cannot open file /tmp/review-exhaustion/chdb-j3/store/1dc/1dcfa639-e256-49d5-a130-b1ed7ab607c3/tmp_insert_all_1_1_1/primary.cidx: , errno: 24, strerror: Too many open files. ',
+    ],
+    // By errno alone, under a code in no table.
+    [
+      'EIO',
+      214,
+      'CANNOT_STATVFS',
+      'Could not calculate available disk space (statvfs), errno: 5, strerror: Input/output error. ',
+    ],
+    [
+      'EDQUOT',
+      1001,
+      'STD_EXCEPTION',
+      'std::__1::filesystem::filesystem_error: filesystem error: in create_directories: Disk quota exceeded ["/d/tmp_insert_all_1_1_1"]. ',
+    ],
+    [
+      'ENFILE',
+      1001,
+      'STD_EXCEPTION',
+      'std::__1::filesystem::filesystem_error: filesystem error: in directory_iterator::directory_iterator(...): Too many open files in system ["/d"]. ',
+    ],
+  ];
+
+  // As each connection gets it: chdb's error (the code a number, the text whole) under the client's
+  // ClickHouseError, and a server's (or the host's) answer body.
+  const shapes = (code: number, name: string, text: string): Array<[ClickHouseConnection, Error]> => {
+    const whole = `Code: ${code}. DB::Exception: ${text}(${name})`;
+    const chdb = Object.assign(new Error(whole), { code: 'CHDB_QUERY', clickhouseCode: code });
+    const embedded = new ClickHouseError({ message: text, code: String(code), type: name });
+    Object.defineProperty(embedded, 'cause', { value: chdb });
+    return [
+      ['embedded', embedded],
+      ['server', new ClickHouseError({ message: text, code: String(code), type: name })],
+      ['server', new Error(`${whole} (version 26.7.2.1)`)],
+    ];
+  };
+
+  it.each(exhausted)('%s: %s %s is SINK_UNAVAILABLE, retried', (errno, code, name, text) => {
+    for (const [connection, error] of shapes(code, name, text)) {
+      expect(classifyClickHouseError(error, connection)).toMatchObject({ category: 'unavailable', code, name, errno });
+      const insert = toWarehouseError('insert into labeled_predictions', error, connection);
+      expect(insert).toBeInstanceOf(SinkUnavailableError);
+      expect(insert.details).toEqual({ clickhouse: { category: 'unavailable', code, name, errno } });
+      expect(insert.message).toMatch(
+        new RegExp(`^clickhouse insert into labeled_predictions: ${name} \\(${code}\\): `),
+      );
+      expect(toWarehouseError('query', error, connection).retriable).toBe(true);
+    }
+  });
+
+  it('poison stays poison, and a failure that names no resource stays as it was', () => {
+    const cases: Array<[number, string, string, ClickHouseErrorCategory]> = [
+      // A value that happens to hold the words: its code decides.
+      [
+        27,
+        'CANNOT_PARSE_INPUT_ASSERTION_FAILED',
+        "Cannot parse input: expected '\"' before: 'x, errno: 28, strerror: No space left on device': ",
+        'rejected',
+      ],
+      [
+        41,
+        'CANNOT_PARSE_DATETIME',
+        'Cannot read DateTime64: filesystem error: in x: Read-only file system: ',
+        'rejected',
+      ],
+      // Another errno (ENOENT), another std::filesystem failure, another std exception.
+      [76, 'CANNOT_OPEN_FILE', 'Cannot open file /x: , errno: 2, strerror: No such file or directory. ', 'unavailable'],
+      [
+        1001,
+        'STD_EXCEPTION',
+        'std::__1::filesystem::filesystem_error: filesystem error: in rename: No such file or directory ["/a"] ["/b"]. ',
+        'unknown',
+      ],
+      [1001, 'STD_EXCEPTION', 'std::out_of_range: basic_string. ', 'unknown'],
+      // The words outside a std::filesystem error, an errno outside ClickHouse's wording.
+      [62, 'SYNTAX_ERROR', 'Syntax error: failed at position 1 (No space left on device): ', 'unknown'],
+      [62, 'SYNTAX_ERROR', 'Syntax error: failed at position 1 (errno: 28): ', 'unknown'],
+    ];
+    for (const [code, name, text, category] of cases) {
+      for (const [connection, error] of shapes(code, name, text)) {
+        const info = classifyClickHouseError(error, connection);
+        expect(info, text).toMatchObject({ category, code, name });
+        expect(info.errno, text).toBeUndefined();
+      }
+    }
+    expect(
+      toWarehouseError('insert', shapes(27, 'CANNOT_PARSE_INPUT_ASSERTION_FAILED', 'x: ')[0]![1], 'embedded'),
+    ).toMatchObject({
+      code: 'SINK_REJECTED',
+      retriable: false,
+    });
+  });
+});
+
 describe('toWarehouseError', () => {
   it('a rejected row is SINK_REJECTED, not retriable, code name and number in message and details', () => {
     const error = toWarehouseError(

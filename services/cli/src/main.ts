@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { CONFIG_ERROR_EXIT_CODE, ConfigError, configErrorLine, DriftlineError, errorLine } from '@driftline/core';
+import { errorLine } from '@driftline/core';
+import { describeError, EXIT, UsageError } from './describe-error.js';
 
 const USAGE = `usage: driftline <command> [options] [--debug]
 
@@ -18,9 +19,6 @@ exit codes: 0 done, 1 internal error, 2 usage (a bad or missing option), 3 input
 cannot be read or parsed), 78 configuration (an environment variable), 130 forced stop (run).
 `;
 
-/** Exit codes of the command (documented in the CLI README and `driftline --help`). */
-const EXIT = { ok: 0, internal: 1, usage: 2, data: 3, config: CONFIG_ERROR_EXIT_CODE } as const;
-
 type Command = (args: readonly string[]) => Promise<number>;
 
 // Loaded on demand: `run` pulls in every service, the offline commands need none of them.
@@ -35,8 +33,6 @@ const commands: Record<string, () => Promise<Command>> = {
   dlq: async () => (await import('./commands/dlq.js')).dlqCommand,
 };
 
-class UsageError extends Error {}
-
 async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
@@ -46,45 +42,6 @@ async function main(argv: readonly string[]): Promise<number> {
   const load = commands[name];
   if (load === undefined) throw new UsageError(`unknown command ${JSON.stringify(name)} — driftline --help lists them`);
   return (await load())(rest);
-}
-
-const DATA_CODES = new Set(['BAD_REQUEST', 'VALIDATION_FAILED', 'DECODE_FAILED', 'NOT_FOUND']);
-
-/** One line for a person, and the exit code, for an error a command threw. */
-function describeError(error: unknown, command: string | undefined): { line: string; code: number } {
-  const help =
-    command === undefined || commands[command] === undefined ? 'driftline --help' : `driftline ${command} --help`;
-  if (error instanceof UsageError) return { line: error.message, code: EXIT.usage };
-  // Command-line options (the field is the option) are usage errors; environment variables are configuration.
-  if (error instanceof ConfigError && error.field.startsWith('-')) {
-    return { line: withHint(error.message, `see ${help}`), code: EXIT.usage };
-  }
-  if (error instanceof DriftlineError && error.code === 'CONFIG_INVALID') {
-    return { line: configErrorLine(error), code: EXIT.config };
-  }
-  if (error instanceof DriftlineError && DATA_CODES.has(error.code)) {
-    // NOT_FOUND names a model, version or reference the warehouse does not hold: no file to check.
-    const hint = error.code === 'NOT_FOUND' ? 'check the names given' : 'check the input file';
-    return { line: withHint(error.message, hint), code: EXIT.data };
-  }
-  // node:util parseArgs: an unknown option, a missing value, a stray argument.
-  const nodeCode = (error as { code?: unknown } | null)?.code;
-  if (typeof nodeCode === 'string' && nodeCode.startsWith('ERR_PARSE_ARGS_')) {
-    return {
-      line: withHint((error as Error).message.replace(/\. To specify .*$/s, ''), `see ${help}`),
-      code: EXIT.usage,
-    };
-  }
-  if (error instanceof DriftlineError) return { line: error.message, code: EXIT.internal };
-  const message = error instanceof Error ? error.message : String(error);
-  return {
-    line: `internal error: ${message} — rerun with --debug for the stack trace and report it`,
-    code: EXIT.internal,
-  };
-}
-
-function withHint(message: string, hint: string): string {
-  return message.includes(' — ') ? message : `${message} — ${hint}`;
 }
 
 const argv = process.argv.slice(2);
@@ -105,7 +62,10 @@ function exitAfterOutput(code: number): void {
 main(args).then(
   (code) => exitAfterOutput(code),
   (error: unknown) => {
-    const { line, code } = describeError(error, args[0]);
+    const command = args[0];
+    const help =
+      command === undefined || commands[command] === undefined ? 'driftline --help' : `driftline ${command} --help`;
+    const { line, code } = describeError(error, help);
     process.stderr.write(errorLine(line));
     if (debug) process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     exitAfterOutput(code);

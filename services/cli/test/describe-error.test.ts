@@ -1,0 +1,67 @@
+import { ConfigError, DriftlineError, SinkUnavailableError, toDriftlineError } from '@driftline/core';
+import { describe, expect, it } from 'vitest';
+import { describeError, EXIT } from '../src/describe-error.js';
+
+/** A Node system error as fs and the module loader throw it. */
+function systemError(code: string, text: string, syscall: string, path: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${text}, ${syscall} '${path}'`), { code, syscall, path, errno: -1 });
+}
+
+describe('describeError: the machine out of a resource is one line saying what to do, never "internal error … report it" (found by a review)', () => {
+  it.each([
+    [
+      'EMFILE',
+      // `ulimit -n 64`: a module of the command could not be loaded.
+      systemError('EMFILE', 'too many open files', 'open', '/app/node_modules/zod/v4/locales/eo.js'),
+      /^EMFILE: too many open files, open '\/app\/node_modules\/zod\/v4\/locales\/eo\.js' — too many open files for this process: raise its limit \(ulimit -n; LimitNOFILE= under systemd; --ulimit nofile= under Docker\)/,
+    ],
+    [
+      'ENFILE',
+      systemError('ENFILE', 'file table overflow', 'open', '/data/x'),
+      /^ENFILE: file table overflow, open '\/data\/x' — the system's table of open files is full: raise fs\.file-max/,
+    ],
+    [
+      'ENOSPC',
+      // A full disk under the embedded engine at start-up, after DRIFTLINE_STARTUP_TIMEOUT.
+      new SinkUnavailableError(
+        "clickhouse: the embedded engine cannot write its data directory /data/chdb (DRIFTLINE_CLICKHOUSE_PATH): ENOSPC: no space left on device, open '/data/chdb/.driftline-write-probe-7'",
+        { cause: systemError('ENOSPC', 'no space left on device', 'open', '/data/chdb/.driftline-write-probe-7') },
+      ),
+      /^clickhouse: the embedded engine cannot write its data directory \/data\/chdb \(DRIFTLINE_CLICKHOUSE_PATH\): ENOSPC: .* — no space left on that file system: free space or inodes \(df -h, df -i\)/,
+    ],
+    [
+      'EDQUOT',
+      toDriftlineError(systemError('EDQUOT', 'disk quota exceeded', 'write', '/data/report.html')),
+      /^EDQUOT: disk quota exceeded, write '\/data\/report\.html' — this user's disk quota is used up/,
+    ],
+    [
+      'EROFS',
+      systemError('EROFS', 'read-only file system', 'mkdir', '/data/chdb'),
+      /^EROFS: read-only file system, mkdir '\/data\/chdb' — that file system is read-only: remount it read-write .*check dmesg/,
+    ],
+  ])('%s', (_code, error, line) => {
+    const described = describeError(error, 'driftline run --help');
+    expect(described.line).toMatch(line);
+    expect(described.line).not.toMatch(/internal error|report it|\n/);
+    expect(described.code).toBe(EXIT.internal);
+  });
+
+  it('any other failure keeps its line: a configuration error, a bug', () => {
+    const config = new ConfigError('DRIFTLINE_CLICKHOUSE_PATH', '/data is not writable by this user: EACCES', {
+      cause: systemError('EACCES', 'permission denied', 'open', '/data/x'),
+    });
+    expect(describeError(config, 'driftline --help')).toEqual({
+      line: 'configuration error: DRIFTLINE_CLICKHOUSE_PATH: /data is not writable by this user: EACCES',
+      code: EXIT.config,
+    });
+    expect(describeError(systemError('ENOENT', 'no such file', 'open', '/x'), 'driftline --help').line).toBe(
+      "internal error: ENOENT: no such file, open '/x' — rerun with --debug for the stack trace and report it",
+    );
+    expect(
+      describeError(new DriftlineError('SINK_UNAVAILABLE', 'clickhouse insert: down'), 'driftline --help'),
+    ).toEqual({
+      line: 'clickhouse insert: down',
+      code: EXIT.internal,
+    });
+  });
+});

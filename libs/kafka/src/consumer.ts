@@ -24,6 +24,19 @@ import {
 import { type CrashStreak, crashLooping as crashStreakLooping, recordCrash } from './crash-streak.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
 import { type IdlePartition, LagKnowledge, refreshIdleLag } from './idle-lag.js';
+import {
+  type BatchCheck,
+  commitsForward,
+  type Decision,
+  initialLogPosition,
+  type LogMode,
+  type LogPosition,
+  type Observation,
+  readsMarker,
+  rejoinedUnderNewId,
+  restartFound,
+  step,
+} from './log-position.js';
 import { partitionKey } from './partition-key.js';
 import type { EventProducer } from './producer.js';
 import { recordFingerprint } from './record-fingerprint.js';
@@ -65,8 +78,6 @@ export const DEFAULT_METADATA_MAX_AGE_MS = 30_000;
 const crashBackoff: BackoffPolicy = { initialMs: 1_000, maxMs: 30_000, multiplier: 2, jitter: 0.2 };
 /** A crash this long after the last one (or a join or a batch processed meanwhile) starts a new crash streak. */
 const CRASH_QUIET_MS = 120_000;
-/** Batches an ephemeral partition drops waiting for its last record again (checkRecord) before giving up. */
-const RECORD_CHECK_TRIES = 5;
 /**
  * How long `stop()` may take: the batch in hand, leaving the group, and deleting an ephemeral
  * group. With the brokers slow or unreachable a SIGTERM took 87 s to 3.5 minutes (kafkajs' request
@@ -75,8 +86,6 @@ const RECORD_CHECK_TRIES = 5;
  * offsets, is forgotten by the broker.
  */
 export const STOP_DEADLINE_MS = 10_000;
-/** The offset Kafka reports for a partition the group has no commit of. */
-const ABSENT_COMMIT = -1n;
 /** During a crash streak, at most one error line per this interval (the others are counted). */
 const CRASH_LOG_INTERVAL_MS = 60_000;
 
@@ -330,37 +339,27 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   let joined = false;
   let stopping = false;
   const backingOff = new Set<string>();
-  const lastCommitted = new Map<string, bigint>();
   /**
-   * Per partition, the last offset this process committed, kept through rebalances: the broker
-   * deletes a group's commits with their topic, so a commit of ours that is gone says the log
-   * restarted (a topic deleted and created again), and kafkajs' fetch position means nothing.
+   * Per partition (kept through rebalances), what this process knows of its position: its
+   * commits, what it processed, the signals that its log may have started over (log-position.ts
+   * decides; checkPosition does the reads, seeks and logs).
    */
-  const committedHere = new Map<string, bigint>();
-  /** Partitions whose first batch after a join checks the group's commit (see checkPosition). */
-  const verify = new Set<string>();
+  const logs = new Map<string, LogPosition>();
+  const mode: LogMode = { ephemeral: options.ephemeral === true, fromBeginning: options.fromBeginning ?? true };
+  const logOf = (key: string): LogPosition => logs.get(key) ?? initialLogPosition;
+  /** Folds an observation into a partition's state; returns what to do. */
+  const observeLog = (key: string, observation: Observation): Decision => {
+    const { state, decision } = step(logOf(key), observation, mode);
+    logs.set(key, state);
+    return decision;
+  };
   /**
    * The group's commits per topic, read as soon as the group is joined (undefined: the read
    * failed): where kafkajs starts fetching. Read then because kafkajs commits its default offset
-   * over the old commit when it resets an out-of-range position, before the next batch.
+   * over the old commit when it resets an out-of-range position, before the next batch; read again
+   * after a "does not host" answer, and after such a reset (whether its -2 still stands).
    */
   const joinCommits = new Map<string, Promise<Map<number, bigint> | undefined>>();
-  /**
-   * The group's last known commit per partition (read before the first join, at each join, and
-   * our own): where kafkajs fetched from when it resets a position out of range. kafkajs commits
-   * its default offset over it right away, and the read at the join came too late for it.
-   */
-  const knownCommits = new Map<string, bigint>();
-  /** Partitions kafkajs reset to the default offset (out of range), with the position they had. */
-  const resets = new Map<string, bigint | undefined>();
-  /**
-   * An ephemeral consumer's last record processed per partition (offset and recordFingerprint):
-   * it has no commit to lose when its topic is recreated, so after a "does not host this
-   * topic-partition" each partition re-reads that record (see checkRecord).
-   */
-  const lastRecord = new Map<string, { readonly offset: bigint; readonly fingerprint: string }>();
-  /** Ephemeral partitions sought back to their last record, with the batches dropped meanwhile. */
-  const recordChecks = new Map<string, number>();
   /**
    * The commit a stateful processor last held back per partition (below its batch's end): a later
    * batch that never reaches the processor (every record poison) must not commit past it — the
@@ -368,7 +367,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
    */
   const heldBack = new Map<string, bigint>();
   /** Per partition, the offset after the last batch processed since it was assigned here. */
-  const processedTo = new Map<string, bigint>();
+  const processedTo = (key: string) => logs.get(key)?.processedTo;
   const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const faultHoldMs = options.faultHoldMs ?? faultHoldOf(kafka) ?? DEFAULT_FAULT_HOLD_MS;
   /** Per partition, when its held processor fault (or the current record's hold) began. */
@@ -490,10 +489,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // that keeps its id took part in every generation: kafkajs' join payload has no generation.)
     const previousMemberId = memberId;
     memberId = event.payload.memberId;
-    // Not an ephemeral consumer: its group is its own (no other member can have read meanwhile),
-    // and what it read here (processedTo, its last record) is its only evidence of a recreated
-    // topic — a topic deleted long enough crashes kafkajs into this very rejoin (found by a review).
-    const rejoined = previousMemberId !== undefined && previousMemberId !== memberId && options.ephemeral !== true;
+    const rejoined = rejoinedUnderNewId(previousMemberId, memberId, mode);
     const lost = [...owned].filter(([k]) => rejoined || !now.has(k));
     if (rejoined && owned.size > 0) {
       logger.info(
@@ -509,7 +505,6 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       // Assigned again: its progress is the other member's commit now, not what was observed here.
       progress.forget(topic, partition);
       heldBack.delete(k);
-      processedTo.delete(k);
       fetched.delete(k);
       lastBatchAt.delete(k);
       // A partition lost while backing off (its retry left at the rebalance) is no longer this
@@ -519,15 +514,13 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       lastLagRefresh.delete(k);
       faultSince.delete(k);
       retrying.delete(k);
-      resets.delete(k);
-      lastRecord.delete(k);
-      recordChecks.delete(k);
     }
-    lastCommitted.clear(); // another member may have committed meanwhile
-    // The first batch of each partition whose commit this process knew (its own, or read at a
-    // join) checks the group's commit is still there (see checkPosition): a topic deleted for
-    // longer crashes kafkajs into a rejoin.
-    for (const k of now.keys()) if (committedHere.has(k) || knownCommits.has(k)) verify.add(k);
+    const lostKeys = new Set(lost.map(([k]) => k));
+    for (const k of logs.keys()) {
+      const decision = observeLog(k, { kind: 'joined', assigned: now.has(k), revoked: lostKeys.has(k) });
+      const p = now.get(k);
+      if (decision.kind === 'seek' && p !== undefined) seekBack(k, p, decision.offset);
+    }
     joinCommits.clear();
     if (options.ephemeral !== true)
       for (const topic of new Set([...now.values()].map((p) => p.topic))) void commitsOf(topic);
@@ -763,19 +756,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
 
   /** Keeps the real commits of a read (not kafkajs' -2 of a reset, nor -1 for none). */
   function rememberCommits(topic: string, commits: ReadonlyMap<number, bigint>): void {
-    for (const [partition, offset] of commits)
-      if (offset >= 0n) knownCommits.set(partitionKey(topic, partition), offset);
-  }
-
-  /** Forgets what this process knew of a partition's position: its offsets started over. */
-  function forgetPosition(key: string, topic: string, partition: number): void {
-    lastCommitted.delete(key);
-    committedHere.delete(key);
-    knownCommits.delete(key);
-    heldBack.delete(key);
-    processedTo.delete(key);
-    lastRecord.delete(key);
-    progress.forget(topic, partition);
+    for (const [partition, stored] of commits)
+      observeLog(partitionKey(topic, partition), { kind: 'commitRead', stored });
   }
 
   /** One partition's start and end now; undefined when unreadable or not listed. */
@@ -787,170 +769,106 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   }
 
   /**
-   * A partition's log started over: forgets its position here, tells the processor (before any
-   * batch of the new log reaches it), and seeks to the start of the log unless the batch starts
-   * there. Returns checkPosition's answer: true to process this batch, false to drop it.
-   */
-  async function restartLog(
-    batch: Batch,
-    first: bigint,
-    evidence: Record<string, string | undefined>,
-    found = 'the log ends below the offset this process read to',
-  ): Promise<boolean> {
-    const { topic, partition } = batch;
-    const key = partitionKey(topic, partition);
-    // Unreadable, offset 0 serves too: below the start of the log, kafkajs resets it to the earliest.
-    const low = (await partitionOffsets(topic, partition))?.low ?? 0n;
-    // After the read, all at once: a check of the log ends that read the old position during it
-    // found the restart again (the new log read twice).
-    verify.delete(key);
-    resets.delete(key);
-    recordChecks.delete(key);
-    forgetPosition(key, topic, partition);
-    metrics.logRestarts.inc({ group: groupId, topic, partition: String(partition) });
-    logger.error(
-      { topic, partition, ...evidence, fetchOffset: first.toString(), startOfLog: low.toString() },
-      `${found} (its topic was deleted and created again): reading it from the start of its log`,
-    );
-    processor.logRestarted?.(topic, partition);
-    if (first > low) {
-      consumer.seek({ topic, partition, offset: low.toString() });
-      return false;
-    }
-    return true;
-  }
-
-  /**
-   * An ephemeral partition sought back to its last record processed (after a "does not host this
-   * topic-partition"): the same record there, the log is the one read (seek past it, nothing
-   * handed over twice); another, the topic was recreated. A batch from elsewhere (fetched before
-   * the seek) is dropped and the seek repeated, at most RECORD_CHECK_TRIES times (a compacted
-   * record never comes back): then the check is given up and the batch processed.
-   */
-  function checkRecord(batch: Batch, first: bigint): Promise<boolean> | boolean {
-    const { topic, partition } = batch;
-    const key = partitionKey(topic, partition);
-    const known = lastRecord.get(key);
-    const dropped = recordChecks.get(key) ?? 0;
-    if (known === undefined) {
-      recordChecks.delete(key);
-      return true;
-    }
-    if (first === known.offset) {
-      if (recordFingerprint(batch.messages[0]!) !== known.fingerprint)
-        return restartLog(batch, first, { offset: first.toString() }, 'another record is at the offset last processed');
-      recordChecks.delete(key);
-      consumer.seek({ topic, partition, offset: (known.offset + 1n).toString() });
-      return false;
-    }
-    if (dropped >= RECORD_CHECK_TRIES) {
-      recordChecks.delete(key);
-      return true;
-    }
-    recordChecks.set(key, dropped + 1);
-    consumer.seek({ topic, partition, offset: known.offset.toString() });
-    return false;
-  }
-
-  /**
-   * Checks where a batch starts against what this process knows, before anything of it is
-   * processed. False when the partition was sought elsewhere and this batch must be dropped.
-   * - The group's commit of a partition this process had committed is gone: the broker deleted it
-   *   with its topic, and the topic exists again (kafkajs kept fetching at its old position in the
-   *   new log: a topic recreated within a second had its first records skipped). Seek to the start
-   *   of the log.
-   * - kafkajs reset an out-of-range position to the default offset (records removed by retention
-   *   before they were read): count what was skipped, name both offsets. Reset below the position
-   *   it had, the log had ended below it: restarted shorter.
-   * - The log ends below the offset after the last batch processed here (the batch's high
-   *   watermark, confirmed by a fresh read): restarted, with no commit to say so (an ephemeral
-   *   follower, or a rejoin from the start). An ephemeral partition sought back to its last
-   *   record finds another one there (checkRecord).
-   * - The batch starts below the last commit (a reset backwards): commit from there again (the
-   *   loop never committed backwards, so it committed nothing until it passed the old offset).
-   * Each restarted log is forgotten and handed to the processor's `logRestarted` (restartLog).
+   * Checks where a batch starts against what this process knows (log-position.ts decides), before
+   * anything of it is processed: reads what the decision needs, then seeks, logs and counts. False
+   * when the partition was sought elsewhere and this batch must be dropped. A restarted log is
+   * forgotten here too and handed to the processor's `logRestarted`, before any batch of it.
    */
   async function checkPosition(batch: Batch): Promise<boolean> {
     const { topic, partition } = batch;
     const key = partitionKey(topic, partition);
     const first = BigInt(batch.firstOffset() ?? batch.messages[0]?.offset ?? batch.highWatermark);
-    const processed = processedTo.get(key);
-    if (processed !== undefined && BigInt(batch.highWatermark) < processed) {
-      // A leader that just took over may report a high watermark behind the old leader's for a
-      // moment: only a fresh read that agrees says the records processed here are gone.
-      const end = await partitionOffsets(topic, partition);
-      if (end !== undefined && end.high < processed)
-        return restartLog(batch, first, { processedTo: processed.toString(), endOfLog: end.high.toString() });
-    }
-    if (verify.has(key) || resets.has(key)) {
-      const wasReset = resets.has(key);
-      const before = resets.get(key);
-      verify.delete(key);
-      resets.delete(key);
-      const commits = await commitsOf(topic);
-      const stored = commits?.get(partition);
-      const had = committedHere.get(key) ?? knownCommits.get(key);
-      // Gone: absent (-1, or not listed) after a "does not host this topic-partition". Never after
-      // kafkajs reset the position as out of range: it commits -2 (earliest) or -1 (latest) over
-      // the old commit itself, and the commits read at the join may predate ours (-1 for a group
-      // new then); that is records removed by retention, counted below, not a recreated topic.
-      const gone = !wasReset && (stored === undefined || stored === ABSENT_COMMIT);
-      // A commit of 0 counts once this process read past it (stage one holds its commit at 0 through
-      // a fresh topic's first window: such a recreated topic was read from the old position).
-      const readPast = had !== undefined && (had > 0n || (processedTo.get(key) ?? 0n) > 0n);
-      if (commits !== undefined && readPast && gone)
-        return restartLog(
-          batch,
-          first,
-          { committedBefore: had.toString() },
-          "the group's commit of this partition is gone",
-        );
-      if (wasReset) {
-        const old = before ?? (stored !== undefined && stored >= 0n ? stored : undefined);
-        // Reset as out of range to an offset below the group's commit: the log ended below every
-        // position kafkajs could have fetched at (never below the commit: a rejoin or a retry
-        // resumes there), so it started over. Before, read from the default offset as if nothing had
-        // happened, and a processor's replay guard dropped the new log's records. Not below where
-        // this process read to: a stateful processor holds its commit back, a rejoin resumes at
-        // that commit, and retention removing records past it resets forward to a start still
-        // below what was read — taken for a restart, the replay guards were dropped and those
-        // records counted twice (found by a review).
-        // An ephemeral consumer has no commit: below what it read here is its only sign.
-        const floor = options.ephemeral === true ? old : had;
-        if (floor !== undefined && first < floor)
-          return restartLog(
-            batch,
-            first,
-            { resetFrom: old?.toString(), committedBefore: had?.toString() },
-            'the fetch position was out of range above the end of the log',
+    let check: BatchCheck = { first, highWatermark: BigInt(batch.highWatermark) };
+    for (;;) {
+      const decision = observeLog(key, { kind: 'batch', check });
+      switch (decision.kind) {
+        case 'read':
+          check =
+            decision.read === 'fingerprint' // at once: nothing may come between the check's steps
+              ? { ...decision.check, fingerprint: recordFingerprint(batch.messages[0]!) }
+              : await readFor(batch, decision.read, decision.check);
+          continue;
+        case 'seek':
+          consumer.seek({ topic, partition, offset: decision.offset.toString() });
+          return false;
+        case 'restarted': {
+          heldBack.delete(key);
+          progress.forget(topic, partition);
+          metrics.logRestarts.inc({ group: groupId, topic, partition: String(partition) });
+          logger.error(
+            {
+              topic,
+              partition,
+              ...decision.found.evidence,
+              fetchOffset: first.toString(),
+              startOfLog: decision.startOfLog.toString(),
+            },
+            `${restartFound[decision.found.reason]} (its topic was deleted and created again): reading it from the start of its log`,
           );
-        knownCommits.delete(key);
-        recordChecks.delete(key); // the last record was removed by retention: nothing to compare
-        const skipped = old === undefined || first <= old ? 0n : first - old;
-        if (skipped > 0n) {
-          metrics.skipped.inc(
-            { group: groupId, topic, partition: String(partition), reason: 'offset_out_of_range' },
-            Number(skipped),
-          );
+          processor.logRestarted?.(topic, partition);
+          if (decision.seekTo === undefined) return true;
+          consumer.seek({ topic, partition, offset: decision.seekTo.toString() });
+          return false;
         }
-        logger.error(
-          { topic, partition, from: old?.toString(), to: first.toString(), skipped: skipped.toString() },
-          skipped > 0n
-            ? 'offset out of range: the fetch position was reset forward and the records between were never processed (removed by retention before they were read)'
-            : 'offset out of range: the fetch position was reset to the default offset',
-        );
+        case 'skipped':
+          if (decision.count > 0n) {
+            metrics.skipped.inc(
+              { group: groupId, topic, partition: String(partition), reason: 'offset_out_of_range' },
+              Number(decision.count),
+            );
+          }
+          logger.error(
+            {
+              topic,
+              partition,
+              from: decision.from?.toString(),
+              to: first.toString(),
+              skipped: decision.count.toString(),
+            },
+            decision.count > 0n
+              ? 'offset out of range: the fetch position was reset forward and the records between were never processed (removed by retention before they were read)'
+              : 'offset out of range: the fetch position was reset to the default offset',
+          );
+          if (decision.movedBackwards !== undefined) movedBackwards(batch, first, decision.movedBackwards);
+          return true;
+        case 'movedBackwards':
+          movedBackwards(batch, first, decision.lastCommitted);
+          return true;
+        case 'process':
+        case 'none':
+          return true;
       }
     }
-    if (recordChecks.has(key)) return checkRecord(batch, first);
-    const last = lastCommitted.get(key);
-    if (last !== undefined && first < last) {
-      logger.warn(
-        { topic, partition, lastCommitted: last.toString(), firstOffset: first.toString() },
-        'offsets moved backwards (a reset, or the log restarted): committing from the new position',
-      );
-      forgetPosition(key, topic, partition);
+  }
+
+  /** A batch starting below the last commit: committed from its position again (the commit state is forgotten). */
+  function movedBackwards(batch: Batch, first: bigint, lastCommitted: bigint): void {
+    const { topic, partition } = batch;
+    logger.warn(
+      { topic, partition, lastCommitted: lastCommitted.toString(), firstOffset: first.toString() },
+      'offsets moved backwards (a reset, or the log restarted): committing from the new position',
+    );
+    heldBack.delete(partitionKey(topic, partition));
+    progress.forget(topic, partition);
+  }
+
+  /** Answers a batch check's read from Kafka: the log's start or end now, the group's commit. */
+  async function readFor(
+    batch: Batch,
+    what: 'logEnd' | 'logStart' | 'groupCommit',
+    check: BatchCheck,
+  ): Promise<BatchCheck> {
+    const { topic, partition } = batch;
+    switch (what) {
+      case 'groupCommit': {
+        const commits = await commitsOf(topic);
+        return { ...check, groupCommit: commits === undefined ? 'unreadable' : { stored: commits.get(partition) } };
+      }
+      case 'logEnd':
+        return { ...check, logEnd: (await partitionOffsets(topic, partition))?.high ?? null };
+      case 'logStart':
+        return { ...check, logStart: (await partitionOffsets(topic, partition))?.low ?? null };
     }
-    return true;
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -981,7 +899,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     /** Never moves a commit backwards, nor past what a stateful processor still holds in memory only. */
     const commitUpTo = async (next: bigint, offered: string | undefined): Promise<bigint> => {
       const safe = offered !== undefined && BigInt(offered) < next ? BigInt(offered) : next;
-      if (safe > (lastCommitted.get(key) ?? -1n)) {
+      if (commitsForward(logOf(key), safe)) {
         // Through the batch's own commit (the consumer group's, unwrapped): kafkajs' consumer-level
         // commitOffsets returned without committing once stop() had begun (a batch finished during
         // a SIGTERM was redelivered on every start), and wrapped a rebalance error so kafkajs no
@@ -992,11 +910,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
             topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: safe.toString() }] }],
           });
         }
-        lastCommitted.set(key, safe);
-        if (options.ephemeral !== true) {
-          committedHere.set(key, safe);
-          knownCommits.set(key, safe);
-        }
+        observeLog(key, { kind: 'committed', offset: safe });
       }
       return safe;
     };
@@ -1107,11 +1021,15 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // Commit only now that the sink and the DLQ hold everything up to `last` — or less, when a
     // stateful processor still holds part of it in memory only. Never move a commit backwards.
     const next = BigInt(last) + 1n;
-    processedTo.set(key, next);
-    if (options.ephemeral === true) {
-      const lastMessage = batch.messages[batch.messages.length - 1]!;
-      lastRecord.set(key, { offset: BigInt(lastMessage.offset), fingerprint: recordFingerprint(lastMessage) });
-    }
+    const lastMessage = batch.messages[batch.messages.length - 1]!;
+    observeLog(key, {
+      kind: 'processed',
+      next,
+      // A fingerprint costs a hash: kept by an ephemeral consumer only (its only evidence of a recreated topic).
+      lastRecord: mode.ephemeral
+        ? { offset: BigInt(lastMessage.offset), fingerprint: recordFingerprint(lastMessage) }
+        : undefined,
+    });
     const safe = await commitUpTo(next, commitOffset);
     const before = committedBefore();
     observe(
@@ -1179,7 +1097,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
         const key = partitionKey(topic, partition);
         const o = offsets.get(partition);
         if (o === undefined) continue;
-        let next = processedTo.get(key);
+        let next = processedTo(key);
         if (next === undefined) {
           // No batch yet: where it starts reading; a group starting at the end has nothing before it.
           commits ??= await committedOffsets(admin, groupId, topic);
@@ -1207,7 +1125,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     return [...owned].map(([key, { topic, partition }]) => ({
       topic,
       partition,
-      processedTo: processedTo.get(key),
+      processedTo: processedTo(key),
       committed: progress.committed(topic, partition),
       lastBatchAt: lastBatchAt.get(key),
       busy: inFlight.has(key) || retrying.has(key) || backingOff.has(key),
@@ -1248,28 +1166,31 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
 
   const stopResets = onOffsetReset(kafka, (reset) => {
     if (reset.groupId !== groupId) return;
-    const key = partitionKey(reset.topic, reset.partition);
-    // Where kafkajs was: after the last batch here, else (none yet) the group's commit.
-    resets.set(key, processedTo.get(key) ?? knownCommits.get(key));
+    // The next batch reads the group's commit again: whether kafkajs' reset still stands.
+    joinCommits.delete(reset.topic);
+    observeLog(partitionKey(reset.topic, reset.partition), { kind: 'offsetReset' });
   });
   const stopUnknowns = onUnknownTopicPartition(kafka, () => {
-    // Some topic was missing a moment ago (kafkajs does not say which, nor rejoin when it is back
-    // in time): check the commits of every partition whose commit this process knew, at their
-    // next batch (a restarted member that never committed itself knows the one read at its join).
+    // Some topic was missing a moment ago (kafkajs does not say which): the commits are read again.
     joinCommits.clear();
-    for (const k of owned.keys()) if (committedHere.has(k) || knownCommits.has(k)) verify.add(k);
-    // An ephemeral consumer has no commit to lose: each partition re-reads its last record.
-    for (const [k, known] of lastRecord) {
-      const p = owned.get(k);
-      if (p === undefined || recordChecks.has(k)) continue;
-      recordChecks.set(k, 0);
-      try {
-        consumer.seek({ topic: p.topic, partition: p.partition, offset: known.offset.toString() });
-      } catch {
-        recordChecks.delete(k); // not running (yet, or any more): nothing is fetched to check
-      }
+    for (const [k, p] of owned) {
+      const decision = observeLog(k, { kind: 'topicMissing' });
+      const reset = readsMarker(logOf(k), mode);
+      if (reset !== undefined)
+        void commitsOf(p.topic).then((commits) => {
+          if (commits !== undefined) observeLog(k, { kind: 'markerRead', reset, stored: commits.get(p.partition) });
+        });
+      if (decision.kind === 'seek') seekBack(k, p, decision.offset);
     }
   });
+  /** An ephemeral partition sought back to its last record, to compare what is there now. */
+  function seekBack(key: string, p: { readonly topic: string; readonly partition: number }, offset: bigint): void {
+    try {
+      consumer.seek({ topic: p.topic, partition: p.partition, offset: offset.toString() });
+    } catch {
+      observeLog(key, { kind: 'seekFailed' }); // not running (yet, or any more): nothing is fetched to check
+    }
+  }
   await consumer.connect();
   try {
     for (const topic of options.topics) await subscribe(consumer, topic, options.fromBeginning ?? true);

@@ -1,0 +1,176 @@
+import { describe, expect, it } from 'vitest';
+import { initialLogPosition, type LogMode, step } from '../src/log-position.js';
+import { type Cause, type causes, explore, run, type WorldBounds } from './partition-world.js';
+
+/**
+ * `log-position.ts` against a model of one partition (`partition-world.ts`): every sequence of
+ * events up to DEPTH — appends, retention, the topic deleted and created again (with or without a
+ * "does not host" answer reaching the loop), fetches (a processor committing or holding its commit
+ * back, a leader whose high watermark lags), answers for another topic, rebalances, rejoins under a
+ * new member id (after another member committed everything), process restarts, an operator's reset
+ * backwards or forwards — with the invariants checked at every step: a restart is told iff the log
+ * changed since the loop last saw it, before any record of the new log; no record is handed twice
+ * without a join between (a replay from the group's commit); none is skipped without being counted.
+ */
+const DEPTH = 7;
+const committing: WorldBounds = { mode: { ephemeral: false, fromBeginning: true }, maxOffset: 3 };
+const ephemeral: WorldBounds = { mode: { ephemeral: true, fromBeginning: true }, maxOffset: 3 };
+
+/** A sequence of events, named as the findings name them. */
+const events = (sequence: string) => sequence.split(' → ');
+
+/** The causes a run met (`defect` when the loop could have told). */
+function causesOf(bounds: WorldBounds, sequence: string): Cause[] {
+  return [...new Set(run(bounds, events(sequence)).findings.map((f) => f.cause))];
+}
+
+describe('log-position: every sequence of events up to the depth, against a model of a partition', () => {
+  it.each([
+    // 15,429,487 sequences at depth 7 (at depth 9 with offsets to 4: 2,142,269,286, also without a
+    // defect, and startMoved, resetTwice and their consequences met too).
+    ['a committing group', committing, 15_000_000, ['positionUnknown', 'processDied', 'unseen']],
+    // 2,030,203 (147,279,460).
+    ['an ephemeral follower', ephemeral, 2_000_000, ['positionUnknown', 'unseen']],
+  ] as const)('%s: no defect, only the cases no loop can tell', (_name, bounds, atLeast, limits) => {
+    const { sequences, findings } = explore(bounds, DEPTH);
+    expect(sequences).toBeGreaterThan(atLeast);
+    expect(findings.filter((f) => f.cause === 'defect')).toEqual([]);
+    expect([...new Set(findings.map((f) => f.cause))].sort()).toEqual(limits);
+  });
+});
+
+/** Each failed on the old logic (the checks inline in consumer.ts, before this module). */
+describe('defects the model check found', () => {
+  it('a commit held at 0, the topic recreated shorter: kafkajs resets below where it was, then a burst passes it', () => {
+    // Before: a reset was a restart only below the group's commit, 0 here: the new log was taken for the old one.
+    expect(causesOf(committing, 'append → fetch, hold → recreate → fetch → append → fetch')).toEqual([]);
+  });
+
+  it('an operator reset backwards while the member was out, then retention past it: a forward reset, not a restart', () => {
+    // Before: below the commit made here (2) before the operator's reset (0): a restart, replay guards dropped.
+    const sequence =
+      'append → append → fetch → operator resets to 0, rejoin under a new id → retention to 1 → fetch → fetch';
+    expect(causesOf(committing, sequence)).toEqual([]);
+  });
+
+  it('kafkajs resets, then the member rejoins under a new id before the next batch: the skip is counted', () => {
+    // Before: the rejoin dropped the pending reset with the partition's state: record 0 skipped uncounted.
+    const sequence =
+      'append → append → operator resets to 0, rejoin under a new id → retention to 1 → fetch → rejoin under a new id → fetch';
+    expect(causesOf(committing, sequence)).toEqual([]);
+  });
+
+  it("another member committed past this one's commit held at 0, then the topic was recreated: read from its start", () => {
+    // Before: the commit made here (0) was preferred to the other member's (1): "never read past 0".
+    const sequence =
+      'append → fetch, hold → another member commits all, rejoin under a new id → recreate → append → append → fetch';
+    expect(causesOf(committing, sequence)).toEqual([]);
+  });
+
+  it('a reset in the old log, then the topic recreated before the next batch: the gone commit is seen', () => {
+    // Before: the pending reset ruled out "commit gone" for good: the new log read from kafkajs' old position.
+    const sequence = 'append → fetch, hold → retention to 1 → rebalance → fetch → recreate → append → append → fetch';
+    expect(causesOf(committing, sequence)).toEqual([]);
+  });
+
+  it('the same, with kafkajs resetting again in the new log: the commit is read at once after the answer', () => {
+    // The new log's reset commits -2 again: only a read right after "does not host" sees the commit gone.
+    const sequence = 'append → fetch, hold → retention to 1 → rebalance → fetch → recreate → fetch → append → fetch';
+    expect(causesOf(committing, sequence)).toEqual([]);
+  });
+
+  it('an ephemeral follower whose topic was recreated and grew past its position, then a rebalance', () => {
+    // Before: after a join kafkajs read it from the start, nothing compared: the new log taken for the old one.
+    expect(causesOf(ephemeral, 'append → fetch → recreate unseen → append → rebalance → fetch')).toEqual([]);
+  });
+
+  it('an ephemeral follower after a rebalance: records removed meanwhile are counted, not skipped', () => {
+    // Before: kafkajs went to the earliest offset at the join, past record 1, and nothing was counted.
+    const sequence = 'append → append → append → fetch, lagging leader → retention to 2 → rebalance → fetch';
+    expect(causesOf(ephemeral, sequence)).toEqual([]);
+  });
+
+  it('an ephemeral follower after a rebalance and retention: a forward reset, not a restart', () => {
+    // Before: the reset was compared with what was read (2), not where kafkajs was (0): a restart.
+    const sequence = 'append → append → fetch → rebalance → retention to 1 → fetch → append → fetch';
+    expect(causesOf(ephemeral, sequence)).toEqual([]);
+  });
+});
+
+describe('guards of these fixes, found by the model check while making them', () => {
+  it('kafkajs resets twice, an operator reset between: the second counts from where the operator put it', () => {
+    // A reset kept across a rejoin, then another: the second's from is where the operator put kafkajs.
+    const sequence =
+      'append → append → append → retention to 1 → fetch → operator resets to 1, rejoin under a new id → retention to 2 → fetch → fetch';
+    expect(causesOf(committing, sequence)).toEqual([]);
+  });
+
+  it('a reset before a rejoin whose commit read finds the commit gone: a recreated topic, not retention', () => {
+    const sequence =
+      'append → retention to 1 → fetch → another member commits all, rejoin under a new id → recreate → append → append → fetch';
+    expect(causesOf(committing, sequence)).toEqual([]);
+  });
+
+  it('an ephemeral follower sought back at a join while a reset of its recreated log is pending', () => {
+    const sequence = 'append → append → fetch → recreate → fetch → append → append → rebalance → fetch';
+    expect(causesOf(ephemeral, sequence)).toEqual([]);
+  });
+
+  it("a commit found gone after a reset does not outlive an operator's commit read since", () => {
+    const sequence =
+      'append → retention to 1 → fetch → recreate → append → append → operator resets to 1, rejoin under a new id → fetch';
+    expect(causesOf(committing, sequence)).toEqual([]);
+  });
+
+  it('retention past a held-back commit, then a rebalance: a forward reset, never a restart (as offset-resets.int)', () => {
+    const sequence = 'append → append → append → fetch, hold → retention to 2 → rebalance → fetch → fetch';
+    const { findings, world } = run(committing, events(sequence));
+    expect(findings).toEqual([]);
+    expect(world.toldGen).toBe(0); // the processor still holds the log it was told of
+  });
+});
+
+describe('what the loop cannot tell (README: "Restart detection, checked")', () => {
+  const limits: ReadonlyArray<[keyof typeof causes, WorldBounds, string]> = [
+    ['unseen', committing, 'append → fetch → recreate unseen → append → append → fetch'],
+    ['unseen', ephemeral, 'append → fetch → recreate unseen → append → append → fetch'],
+    ['positionUnknown', committing, 'append → retention to 1 → fetch → recreate → append → append → fetch'],
+    ['startMoved', committing, 'append → fetch → recreate → append → append → append → retention to 2 → fetch → fetch'],
+    [
+      'processDied',
+      committing,
+      'append → append → operator resets to 0, rejoin under a new id → retention to 1 → fetch → process restart → fetch',
+    ],
+    [
+      'resetTwice',
+      committing,
+      'append → fetch, hold → retention to 1 → rebalance → fetch → recreate unseen → fetch → append → fetch',
+    ],
+  ];
+  it.each(limits)('%s (%#)', (cause, bounds, sequence) => {
+    expect(causesOf(bounds, sequence)).toEqual([cause]);
+  });
+});
+
+describe('step', () => {
+  const mode: LogMode = { ephemeral: false, fromBeginning: true };
+
+  it('asks for the reads it needs, one at a time, and changes nothing before the last answer', () => {
+    const processed = step(initialLogPosition, { kind: 'processed', next: 10n, lastRecord: undefined }, mode).state;
+    const committed = step(processed, { kind: 'committed', offset: 10n }, mode).state;
+    const signalled = step(committed, { kind: 'topicMissing' }, mode).state;
+    // A batch from the old position: the group's commit is read (the signal taken now), then the log's start.
+    const first = step(signalled, { kind: 'batch', check: { first: 10n, highWatermark: 20n } }, mode);
+    expect(first.decision).toMatchObject({ kind: 'read', read: 'groupCommit' });
+    expect(first.state.verify).toBe(false);
+    if (first.decision.kind !== 'read') throw new Error('unreachable');
+    const gone = { ...first.decision.check, groupCommit: { stored: -1n } };
+    const second = step(first.state, { kind: 'batch', check: gone }, mode);
+    expect(second.decision).toMatchObject({ kind: 'read', read: 'logStart' });
+    expect(second.state).toBe(first.state);
+    if (second.decision.kind !== 'read') throw new Error('unreachable');
+    const last = step(second.state, { kind: 'batch', check: { ...second.decision.check, logStart: 0n } }, mode);
+    expect(last.decision).toMatchObject({ kind: 'restarted', seekTo: 0n, found: { reason: 'commitGone' } });
+    expect(last.state).toEqual({ ...initialLogPosition, position: 0n });
+  });
+});

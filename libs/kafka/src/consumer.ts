@@ -23,6 +23,7 @@ import {
 } from './client.js';
 import { type CrashStreak, crashLooping as crashStreakLooping, recordCrash } from './crash-streak.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
+import { type Membership, watchMembership } from './group-membership.js';
 import { type IdlePartition, LagKnowledge, refreshIdleLag } from './idle-lag.js';
 import {
   type BatchCheck,
@@ -211,6 +212,12 @@ export interface ConsumerHandle {
    * had no batch yet). Empty before the group is joined and once stopping.
    */
   positions(): Promise<PartitionPosition[]>;
+  /**
+   * This member's group membership now: the partitions of its current generation (none while it
+   * rejoins, after a crash, once stopping) and when the coordinator last confirmed it
+   * (`leasedPartitions` makes a lease of it).
+   */
+  membership(): Membership;
 }
 
 export interface PartitionPosition {
@@ -336,6 +343,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // loop (10 restarts/s, hundreds of error lines with stacks a minute, healthy all along).
     retry: { restartOnFailure: (error: Error) => restartAfterCrash(error) },
   });
+  const groupMembership = watchMembership(consumer);
   let joined = false;
   let stopping = false;
   const backingOff = new Set<string>();
@@ -1230,6 +1238,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     async stop() {
       if (stopping) return;
       stopping = true;
+      groupMembership.lost(); // from here on this member acts on nothing, before it has left
       clearInterval(watch);
       stopResets();
       stopUnknowns();
@@ -1282,6 +1291,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     healthy: () => !dead && !crashLooping() && stalls().length === 0,
     stalls,
     positions,
+    membership: () => groupMembership.current(),
   };
 }
 

@@ -31,7 +31,9 @@ export {
   untilCaughtUp,
 } from './consumer.js';
 export { type DeadLetterLimits, deadLetterUnsent, type UnsentRecord } from './dead-letters.js';
+export { type HeldPartition, leasedPartitions, type Membership } from './group-membership.js';
 export { partitionKey } from './partition-key.js';
+export { partitionOf } from './partitioner.js';
 export { createProducer, type EventProducer } from './producer.js';
 export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';
 export { readToEnd } from './read-to-end.js';

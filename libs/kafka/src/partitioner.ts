@@ -43,6 +43,16 @@ export function murmur2(key: string | Buffer): number {
 }
 
 /**
+ * The partition a record keyed `key` goes to in a topic of `partitions` partitions, as every
+ * producer of ours (and the Java client) chooses it: murmur2 of the key modulo the count. Readers
+ * that need to know where a key's records live (the model-controller's ownership of a model by its
+ * models.v1 partition) use this, never a hash of their own.
+ */
+export function partitionOf(key: string | Buffer, partitions: number): number {
+  return (murmur2(key) & 0x7fffffff) % partitions;
+}
+
+/**
  * The producers' partitioner: kafkajs's `DefaultPartitioner` (the Java client's choice — explicit
  * partition, else murmur2 of the key modulo the partition count, else round robin over available
  * partitions), with the key hash in 32-bit integer arithmetic. kafkajs hashes with a 64-bit `Long`
@@ -55,6 +65,6 @@ export const keyHashPartitioner: ICustomPartitioner = () => {
   return (args) => {
     const { message, partitionMetadata } = args;
     if (message.partition != null || message.key == null) return fallback(args);
-    return (murmur2(message.key) & 0x7fffffff) % partitionMetadata.length;
+    return partitionOf(message.key, partitionMetadata.length);
   };
 };

@@ -17,6 +17,12 @@ export const modelControllerEnvShape = {
    * and it fits in one read of the warehouse (MAX_PAIRS_PER_READ).
    */
   DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS: envField.int(1, MAX_PAIRS_PER_READ).default(100_000),
+  /**
+   * The controllers' consumer group on models.v1 (after DRIFTLINE_TOPIC_PREFIX): each model is
+   * decided by the one member that holds its partition. Controllers with different groups each
+   * decide every model.
+   */
+  DRIFTLINE_MODEL_CONTROLLER_GROUP: envField.name().default('model-controller'),
 };
 
 export type ModelControllerEnv = z.infer<z.ZodObject<typeof modelControllerEnvShape>>;
@@ -26,6 +32,8 @@ export interface ModelControllerConfig {
   readonly policySource: string;
   readonly intervalMs: number;
   readonly maxPairs: number;
+  /** Consumer group of the controllers, without the topic prefix. */
+  readonly group: string;
 }
 
 /** Reads and validates the policy file; errors name the variable or the field inside the file. */
@@ -52,5 +60,11 @@ export function toModelControllerConfig(env: ModelControllerEnv): ModelControlle
       }
     }
   }
-  return { policies, policySource: source, intervalMs: env.DRIFTLINE_MODEL_CONTROLLER_INTERVAL, maxPairs };
+  return {
+    policies,
+    policySource: source,
+    intervalMs: env.DRIFTLINE_MODEL_CONTROLLER_INTERVAL,
+    maxPairs,
+    group: env.DRIFTLINE_MODEL_CONTROLLER_GROUP,
+  };
 }

@@ -17,6 +17,7 @@ import {
 } from '@driftline/policy';
 import type { ModelEvent } from '@driftline/schemas';
 import type { ModelTransitionStore, TransitionRow } from '@driftline/warehouse';
+import type { Ownership } from './ownership.js';
 
 /**
  * The reads of the warehouse's PredictionStore: the paired read (readPairsCounted: labelled rows
@@ -73,6 +74,13 @@ export interface ControllerDeps {
    * wall clock: one row dated ahead must not end a comparison on `max_time`.
    */
   readonly maxFutureMs?: number;
+  /**
+   * What this controller may do with a model now (its share of the controllers' group, see
+   * ownership.ts): `decide`, `publish` only (a model just taken over, settling), or `none` (another
+   * controller's). Asked when the model's tick begins and again just before a decision is
+   * recorded. Absent: every model is this controller's (one controller).
+   */
+  readonly ownership?: (model: string) => Ownership;
 }
 
 export interface TickSummary {
@@ -81,6 +89,8 @@ export interface TickSummary {
   readonly republished: number;
   /** Models whose tick failed (logged; retried on the next tick). */
   readonly failed: number;
+  /** Models left to another controller (not this one's now: nothing read, published or decided). */
+  readonly notOwned: number;
 }
 
 /** The newest label or prediction time of the rows (a loop: a read holds up to a million). */
@@ -148,6 +158,12 @@ export class ModelController {
         ['model', 'version', 'kind'],
         { bounded: ['model', 'version'] },
       ),
+      owned: gauge(
+        r,
+        'driftline_model_controller_models',
+        "Models at the last tick by what this controller may do with them: decide, publish (just taken over, settling), none (another controller's)",
+        ['ownership'],
+      ),
       estimate: gauge(
         r,
         'driftline_model_controller_comparison_estimate',
@@ -170,7 +186,14 @@ export class ModelController {
     const transitions: TransitionRow[] = [];
     let republished = 0;
     let failed = 0;
+    const owned: Record<Ownership, number> = { decide: 0, publish: 0, none: 0 };
     for (const model of models) {
+      const ownership = this.ownershipOf(model);
+      owned[ownership]++;
+      if (ownership === 'none') {
+        this.closeComparisons(model, []); // its open comparisons are another controller's to show
+        continue;
+      }
       try {
         const r = await this.tickModel(model);
         republished += r.republished;
@@ -184,7 +207,12 @@ export class ModelController {
       }
     }
     this.metrics.ticks.inc({ outcome: failed === 0 ? 'ok' : 'failed' });
-    return { models: models.length, transitions, republished, failed };
+    for (const [ownership, n] of Object.entries(owned)) this.metrics.owned.set({ ownership }, n);
+    return { models: models.length, transitions, republished, failed, notOwned: owned.none };
+  }
+
+  private ownershipOf(model: string): Ownership {
+    return this.deps.ownership?.(model) ?? 'decide';
   }
 
   /**
@@ -208,7 +236,12 @@ export class ModelController {
       );
     }
     const view = viewOf(history);
+    if (this.ownershipOf(model) === 'none') return { republished: 0 }; // lost while its history was read
     const republished = await this.republish(model, history, view.versions);
+    if (this.ownershipOf(model) !== 'decide') {
+      this.closeComparisons(model, []);
+      return { republished };
+    }
     const policy = rolloutPolicyFor(deps.policies, model);
     if (policy === undefined) {
       // Only an explicit `manual: true` gets here (a model not listed gets `*` or the defaults): said once.
@@ -308,6 +341,16 @@ export class ModelController {
     );
     for (const w of result.waiting) deps.logger.info({ model }, w);
     if (result.transition === undefined) return { republished };
+    // Checked again just before the write: the reads above take time, and the model may have gone
+    // to another controller meanwhile (a rebalance, or this member's membership unconfirmed for
+    // the lease). Its new owner decides it from the rows; two owners would record contradictions.
+    if (this.ownershipOf(model) !== 'decide') {
+      deps.logger.info(
+        { model, version: result.transition.version, to: result.transition.to_stage },
+        'the model went to another controller during its tick: this decision is not recorded (its owner decides)',
+      );
+      return { republished };
+    }
     const row: TransitionRow = { ...result.transition, model, recorded_at: (deps.now ?? Date.now)() };
     await deps.transitions.record([row]);
     this.metrics.transitions.inc({ model, to_stage: row.to_stage });

@@ -10,6 +10,7 @@ import type { ModelTransitionStore, TransitionRow, VersionArtifacts } from '@dri
 import { describe, expect, it } from 'vitest';
 import { modelControllerEnvShape, toModelControllerConfig } from '../src/config.js';
 import { ModelController, type PairReader } from '../src/controller.js';
+import type { Ownership } from '../src/ownership.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -625,6 +626,78 @@ describe('models the policy file does not list', () => {
     expect(published.filter((e) => e.model === 'churn').map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW']);
     expect(info.filter((l) => l.includes('"churn"') && l.includes('manual'))).toHaveLength(1);
     expect(reads).toContain('fraud');
+  });
+});
+
+describe('controllers sharing the models (their group as a lease per model; found by a review)', () => {
+  /** fraud and churn with v2 in shadow and better; `ownership` answers for each model; the reads recorded. */
+  function twoModels(ownership: (model: string) => Ownership, onReadPairs: (model: string) => void = () => {}) {
+    const { store, published, deps } = setup({ v1: 0.1, v2: 0.95 });
+    for (const r of [...store.rows.values()])
+      store.rows.set(`churn/${r.version}/${r.to_stage}`, { ...r, model: 'churn' });
+    const histories: string[] = [];
+    const info: string[] = [];
+    const transitions: ModelTransitionStore = {
+      record: (rows) => store.record(rows),
+      models: () => store.models(),
+      artifacts: (model, version) => store.artifacts(model, version),
+      history: (model) => {
+        histories.push(model);
+        return store.history(model);
+      },
+    };
+    const controller = new ModelController({
+      ...deps,
+      transitions,
+      ownership,
+      pairs: {
+        ...deps.pairs,
+        readPairs: (q) => {
+          onReadPairs(q.model);
+          return deps.pairs.readPairs(q);
+        },
+      },
+      logger: { ...silentLogger, info: (o: object, msg?: string) => info.push(`${JSON.stringify(o)} ${msg}`) },
+    });
+    const events = (model: string) => published.filter((e) => e.model === model).map((e) => `${e.version}:${e.kind}`);
+    return { controller, store, events, histories, info, registry: deps.registry };
+  }
+
+  it("another controller's model is neither read, published nor decided here; this one's is", async () => {
+    const { controller, store, events, histories, registry } = twoModels((m) => (m === 'fraud' ? 'decide' : 'none'));
+    const tick = await controller.tick();
+    expect(tick).toMatchObject({ models: 2, notOwned: 1, failed: 0 });
+    expect(histories).toEqual(['fraud']);
+    expect(events('churn')).toEqual([]);
+    expect(store.rows.has('churn/v2/canary')).toBe(false);
+    expect(events('fraud')).toEqual(['v2:SHADOW', 'v2:CANARY']);
+    const gauge = await registry.getSingleMetricAsString('driftline_model_controller_models');
+    expect(gauge).toMatch(/ownership="decide"[^}]*\} 1$/m);
+    expect(gauge).toMatch(/ownership="none"[^}]*\} 1$/m);
+  });
+
+  it('a model just taken over (settling) is re-published, not decided', async () => {
+    const { controller, store, events } = twoModels(() => 'publish');
+    await controller.tick();
+    expect(events('fraud')).toEqual(['v2:SHADOW']);
+    expect(events('churn')).toEqual(['v2:SHADOW']);
+    expect(store.rows.has('fraud/v2/canary') || store.rows.has('churn/v2/canary')).toBe(false);
+  });
+
+  it('a model that goes to another controller during its tick: the decision is not recorded (checked just before the write)', async () => {
+    // fraud is this controller's when the tick begins, and another's once its pairs have been read.
+    let lost = false;
+    const { controller, store, events, info } = twoModels(
+      (m) => (m === 'fraud' && !lost ? 'decide' : 'none'),
+      (m) => {
+        if (m === 'fraud') lost = true;
+      },
+    );
+    const tick = await controller.tick();
+    expect(tick.transitions).toEqual([]);
+    expect(store.rows.has('fraud/v2/canary')).toBe(false);
+    expect(events('fraud')).toEqual(['v2:SHADOW']);
+    expect(info.filter((l) => l.includes('went to another controller'))).toHaveLength(1);
   });
 });
 

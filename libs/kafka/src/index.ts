@@ -37,6 +37,7 @@ export { partitionOf } from './partitioner.js';
 export { createProducer, type EventProducer } from './producer.js';
 export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';
 export { readToEnd } from './read-to-end.js';
+export { recordFingerprint } from './record-fingerprint.js';
 export {
   type DeadLetter,
   type DecodedRecord,

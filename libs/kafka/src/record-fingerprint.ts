@@ -11,7 +11,8 @@ export interface FingerprintedRecord {
  * Identifies a record by its timestamp, key and value (lengths included, so no two splits of the
  * same bytes agree; null apart from empty). The record at an offset with the same fingerprint as
  * the one processed there is that record, or one with the same content: the consumer loop's test
- * of whether a follower's log restarted under it (see `startConsumer`, ephemeral). Package-internal.
+ * of whether a follower's log restarted under it (see `startConsumer`, ephemeral), and what names
+ * a log epoch of the skew-monitor (the record the epoch began with).
  */
 export function recordFingerprint(record: FingerprintedRecord): string {
   const hash = createHash('sha256');

@@ -485,6 +485,52 @@ describe('openWarehouse({ migrate: false })', () => {
     expect(Number(row?.n)).toBe(0);
   });
 
+  it('reads the skew of a database not yet migrated to skew_windows_v2 from skew_windows alone (found by a review)', async () => {
+    // Migrated by the previous release (every migration before 0670), with skew rows of one partition.
+    const older = `${database}_before_0670`;
+    const previous = await createClickHouse(testClickHouse(path, older));
+    await migrate(
+      previous,
+      migrations.filter((m) => m.id !== '0670_skew_windows_v2'),
+    );
+    const skewRow = (throughOffset: number, compared: number, mismatched: number) => ({
+      model: 'm',
+      model_version: 'v1',
+      window_start: chTime(T0),
+      window_end: chTime(T0 + H),
+      feature: 'amount',
+      source_topic: 'predictions.v1',
+      source_partition: 0,
+      through_offset: throughOffset,
+      sampled: compared,
+      compared,
+      mismatched,
+      numeric_compared: compared,
+      abs_diff_sum: compared,
+      missing_in_store: 0,
+      missing_in_prediction: 0,
+      newer_row: 0,
+      staleness_hist: [],
+      updated_at: chTime(T0),
+    });
+    await previous.insert('skew_windows', [skewRow(10, 5, 1), skewRow(30, 8, 2)]); // the later replaces the earlier
+    await previous.close();
+    const warehouse = await openWarehouse(testClickHouse(path, older), { migrate: false });
+    const data = await warehouse.report({ model: 'm', from: T0, to: T0 + H });
+    // Before: the whole skew section was dropped for want of skew_windows_v2.
+    expect(data.skew).toEqual([
+      expect.objectContaining({ feature: 'amount', version: 'v1', windowStart: T0, compared: 8, mismatched: 2 }),
+    ]);
+    expect(data.notes).toContain(
+      `table ${older}.skew_windows_v2 does not exist (yet): its part of the report is empty`,
+    );
+    const tables = await ch.select<{ name: string }>('SELECT name FROM system.tables WHERE database = {db:String}', {
+      db: older,
+    });
+    expect(tables.map((t) => t.name)).not.toContain('skew_windows_v2');
+    await warehouse.close();
+  });
+
   it('reads an existing database without migrating it: a missing table is the report note, not a new table', async () => {
     const bare = `${database}_bare`;
     await ch.command(`CREATE DATABASE ${bare}`);

@@ -22,8 +22,8 @@ class NullSkewStore implements SkewWindowStore {
   async write(rows: readonly SkewPartialRow[]) {
     this.rows += rows.length;
   }
-  async logEpoch() {
-    return 0;
+  async latestLog() {
+    return { epoch: 0 };
   }
   async partials() {
     return [];

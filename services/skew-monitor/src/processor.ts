@@ -1,5 +1,11 @@
 import { checkEventTime, type EventTimeBounds, type Logger, PoisonRecordError, silentLogger } from '@driftline/core';
-import type { BatchContext, BatchProcessor, DecodedRecord } from '@driftline/kafka';
+import {
+  type BatchContext,
+  type BatchProcessor,
+  type DecodedRecord,
+  type InboundRecord,
+  recordFingerprint,
+} from '@driftline/kafka';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import { encodeEntity, type FeatureRow, MAX_READ_BATCH, type OnlineStore } from '@driftline/online-store';
 import type { DriftAlert, PredictionEvent } from '@driftline/schemas';
@@ -69,12 +75,20 @@ interface GroupState {
   readonly features: Map<string, SkewCounts>;
 }
 
+/** The latest log of a partition rows were written for (`SkewWindowStore.latestLog`). */
+type PartitionLog = Awaited<ReturnType<SkewWindowStore['latestLog']>>;
+/** The first record processed in a log epoch: which log the epoch is (`SkewPartialRow.logStart`). */
+type LogStart = NonNullable<PartitionLog['start']>;
+
 /**
  * A partition's windows in memory, all of one log: `logEpoch` (0 the first, +1 at each recreation
- * of the topic) names the rows they are read from and written to.
+ * of the topic) names the rows they are read from and written to; `logStart`, written with them
+ * from epoch 1, the record the epoch began with — `'next batch'` while an epoch this process
+ * started has seen no batch yet, undefined when unknown (epoch 0; rows written without it).
  */
 interface PartitionState {
   logEpoch: number;
+  logStart: LogStart | 'next batch' | undefined;
   readonly windows: Map<string, GroupState>;
 }
 
@@ -118,7 +132,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
   const now = deps.now ?? Date.now;
   const capacity = deps.windowsPerPartition ?? 256;
   const partitions = new Map<string, PartitionState>();
-  /** Partitions whose log restarted before this process held their state (taken up: a new epoch). */
+  /** Partitions whose log restarted before this process held their state (settled at take-up: `takeUp`). */
   const restartedLogs = new Set<string>();
   const alerted = new Set<string>();
   /** Per topic, the last window the release sweep has checked (none: catch up, as at start-up). */
@@ -153,21 +167,61 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
 
   const partitionId = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
-  /** The partition's state; taken up (a new owner), its log epoch is the latest written, or the next after a restart. */
-  async function partitionState(topic: string, partition: number): Promise<PartitionState> {
+  /**
+   * The partition's state for a batch of `items` (not empty): taken up if this process holds none
+   * ({@link takeUp}); an epoch started here with no batch yet is named by this batch's first record.
+   */
+  async function partitionState(
+    topic: string,
+    partition: number,
+    items: ReadonlyArray<DecodedRecord<SkewRecord>>,
+  ): Promise<PartitionState> {
     const id = partitionId(topic, partition);
     let state = partitions.get(id);
     if (state === undefined) {
-      const written = await deps.skew.logEpoch(topic, partition);
-      state = { logEpoch: restartedLogs.delete(id) ? written + 1 : written, windows: new Map() };
+      state = await takeUp(topic, partition, items);
       partitions.set(id, state);
     }
+    if (state.logStart === 'next batch') state.logStart = startOf(items[0]!.record);
     return state;
   }
 
-  /** The partition's log started over: a new epoch, whose windows start empty (the old log's rows stay, summed). */
-  function startLog(state: PartitionState, topic: string, partition: number, why: string): void {
+  /**
+   * A partition taken up (start, rebalance): the latest log written for it, or after a restart
+   * the consumer reported, the one {@link afterReportedRestart} decides. The choice is logged.
+   */
+  async function takeUp(
+    topic: string,
+    partition: number,
+    items: ReadonlyArray<DecodedRecord<SkewRecord>>,
+  ): Promise<PartitionState> {
+    const latest = await deps.skew.latestLog(topic, partition);
+    const restartReported = restartedLogs.delete(partitionId(topic, partition));
+    const { next, why } = restartReported
+      ? afterReportedRestart(latest, items)
+      : { next: false, why: 'the latest written for it' };
+    const logEpoch = next ? latest.epoch + 1 : latest.epoch;
+    const fields = { topic, partition, logEpoch, restartReported };
+    const message = `source partition taken up in log epoch ${logEpoch}: ${why}`;
+    // Quiet for the common case: the first log, no restart.
+    if (restartReported || logEpoch > 0) logger.info(fields, message);
+    else logger.debug(fields, message);
+    return { logEpoch, logStart: next ? startOf(items[0]!.record) : latest.start, windows: new Map() };
+  }
+
+  /**
+   * The partition's log started over: a new epoch, whose windows start empty (the old log's rows
+   * stay, summed), named by `start` (the record it begins with, or the next batch's first).
+   */
+  function startLog(
+    state: PartitionState,
+    topic: string,
+    partition: number,
+    start: LogStart | 'next batch',
+    why: string,
+  ): void {
     state.logEpoch++;
+    state.logStart = start;
     state.windows.clear();
     logger.warn(
       { topic, partition, logEpoch: state.logEpoch },
@@ -399,9 +453,14 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
         sampled.push({ offset: Number(item.record.offset), p, id: groupId(key) });
       }
       metrics?.predictions.inc({ outcome: 'not_sampled' }, items.length - sampled.length);
-      if (sampled.length === 0) return;
+      // A restarted log's epoch is settled by its first batch here, sampled or not: the epoch is
+      // named by that batch's first record, the log's start the consumer reads it from.
+      const id = partitionId(topic, partition);
+      const settles = restartedLogs.has(id) || partitions.get(id)?.logStart === 'next batch';
+      if (sampled.length === 0 && !(settles && items.length > 0)) return;
 
-      const state = await partitionState(topic, partition);
+      const state = await partitionState(topic, partition, items);
+      if (sampled.length === 0) return;
       const keys = new Map<string, SkewGroupKey>();
       for (const s of sampled) {
         if (!keys.has(s.id)) {
@@ -415,7 +474,13 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       const loaded = await load(state, topic, partition, keys);
       let current = loaded.groups;
       if (await ofAnotherLog(loaded.restoredThrough, items, context)) {
-        startLog(state, topic, partition, 'rows read back name offsets past the end of the source log (recreated)');
+        startLog(
+          state,
+          topic,
+          partition,
+          startOf(items[0]!.record),
+          'rows read back name offsets past the end of the source log (recreated)',
+        );
         current = (await load(state, topic, partition, keys)).groups;
       }
       const fresh = sampled.filter((s) => s.offset > current.get(s.id)!.throughOffset);
@@ -462,6 +527,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
               topic,
               partition,
               logEpoch: state.logEpoch,
+              ...(typeof state.logStart === 'object' ? { logStart: state.logStart } : {}),
               throughOffset: g.throughOffset,
               counts,
               updatedAt,
@@ -500,8 +566,58 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       // The windows' rows of the old log keep its counts; the new log's are written in a new epoch.
       const state = partitions.get(partitionId(topic, partition));
       if (state === undefined) restartedLogs.add(partitionId(topic, partition));
-      else startLog(state, topic, partition, 'source log restarted');
+      else startLog(state, topic, partition, 'next batch', 'source log restarted');
     },
+  };
+}
+
+/**
+ * At a take-up after a restart the consumer reported, whether the batch (the restarted log from its
+ * start) starts the next epoch after `latest`. `latest` may already count this log: its starter
+ * wrote rows and lost its commit, and this consumer reports the same restart again. It does when
+ * the batch's record at the offset `latest` began with has that record's fingerprint: `latest`
+ * goes on. Another record there, or an epoch naming none (the first log), is a new log. A batch not
+ * holding that offset (retention moved the log's start past it) goes on in `latest` too: rows read
+ * back naming offsets past the log's end then start the next (`ofAnotherLog`).
+ */
+function afterReportedRestart(
+  latest: PartitionLog,
+  items: ReadonlyArray<DecodedRecord<SkewRecord>>,
+): { next: boolean; why: string } {
+  const reported = 'the consumer reported a restart of the log';
+  const began = latest.start;
+  if (began === undefined) {
+    const which = latest.epoch === 0 ? ' (the first log)' : '';
+    return {
+      next: true,
+      why: `${reported}, and epoch ${latest.epoch}${which} names no record it began with: a new log`,
+    };
+  }
+  const there = items.find((i) => Number(i.record.offset) === began.offset);
+  if (there === undefined) {
+    const batch = `offsets ${items[0]!.record.offset} to ${items.at(-1)!.record.offset}`;
+    return {
+      next: false,
+      why: `${reported}, but this batch (${batch}) does not hold offset ${began.offset}, which epoch ${latest.epoch} began with (the log's start moved past it?): it goes on unless rows read back name offsets past the log's end`,
+    };
+  }
+  return startOf(there.record).fingerprint === began.fingerprint
+    ? {
+        next: false,
+        why: `${reported}, and its record at offset ${began.offset} is the one epoch ${latest.epoch} began with: that log, already counted in it (a commit lost)`,
+      }
+    : {
+        next: true,
+        why: `${reported}, and its record at offset ${began.offset} is not the one epoch ${latest.epoch} began with: a new log`,
+      };
+}
+
+/** A record as the start of a log epoch: its offset and fingerprint. */
+function startOf(record: InboundRecord): LogStart {
+  const { key, value, timestamp } = record;
+  return {
+    offset: Number(record.offset),
+    fingerprint: recordFingerprint({ key, value, timestamp: String(timestamp) }),
   };
 }
 

@@ -4,6 +4,7 @@ import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { featureSources } from '@driftline/skew';
 import { type SkewConfig, skewEnvShape, toSkewConfig } from './config.js';
+import { logEndOf } from './log-end.js';
 import { skewProcessor } from './processor.js';
 import { type ReleaseLoop, releaseIntervalMs, startReleaseLoop } from './release.js';
 
@@ -55,8 +56,7 @@ export const skewMonitorService = defineService({
       logger: ctx.logger,
       registry: ctx.registry,
       // Only when rows read back look like another log's (a recreated topic): rare, an admin round trip.
-      logEnd: async (topic, partition) =>
-        Number((await topicOffsets(ctx.kafka(), topic)).find((o) => o.partition === partition)?.high ?? 0),
+      logEnd: async (topic, partition) => logEndOf(await topicOffsets(ctx.kafka(), topic), topic, partition),
     });
     let consumer: ConsumerHandle | undefined;
     // Alerts whose window end was beyond the event-time bound when their batch ran: raised from

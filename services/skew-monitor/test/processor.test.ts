@@ -1,6 +1,7 @@
 import {
   DEFAULT_EVENT_TIME_BOUNDS,
   eventTimeProblem,
+  type Logger,
   PoisonRecordError,
   SinkUnavailableError,
   windowTimeProblem,
@@ -20,8 +21,12 @@ import {
   type WrittenWindow,
 } from '@driftline/skew';
 import type { SkewPartialRow, SkewTotalsRow, SkewWindowKey, SkewWindowStore } from '@driftline/warehouse';
+
+type SkewLog = Awaited<ReturnType<SkewWindowStore['latestLog']>>;
+
 import { describe, expect, it } from 'vitest';
 import { type SkewRecord, skewProcessor } from '../src/processor.js';
+import { recordingLogger } from './fixtures/logger.js';
 
 const views = parseFeatureViewsText(`
 views:
@@ -57,11 +62,16 @@ class MemorySkewStore implements SkewWindowStore {
       if (old === undefined || old.throughOffset <= r.throughOffset) this.rows.set(id, structuredClone(r));
     }
   }
-  async logEpoch(topic: string, partition: number): Promise<number> {
-    let epoch = 0;
-    for (const r of this.rows.values())
-      if (r.topic === topic && r.partition === partition) epoch = Math.max(epoch, r.logEpoch);
-    return epoch;
+  /** The latest epoch's start as its rows carry it (written in order: the first such row is its starter's). */
+  async latestLog(topic: string, partition: number): Promise<SkewLog> {
+    let latest: SkewPartialRow | undefined;
+    for (const r of this.rows.values()) {
+      if (r.topic === topic && r.partition === partition && r.logEpoch > (latest?.logEpoch ?? 0)) latest = r;
+    }
+    if (latest === undefined) return { epoch: 0 };
+    return latest.logStart === undefined
+      ? { epoch: latest.logEpoch }
+      : { epoch: latest.logEpoch, start: latest.logStart };
   }
   async partials(
     topic: string,
@@ -200,6 +210,7 @@ function setup(
     now?: () => number;
     eventTime?: { maxFutureMs: number; minMs: number };
     registry?: Registry;
+    logger?: Logger;
     decode?: (v: Buffer | null) => Promise<PredictionEvent>;
     logEnd?: (topic: string, partition: number) => Promise<number>;
   } = {},
@@ -220,6 +231,7 @@ function setup(
     eventTime: options.eventTime ?? { maxFutureMs: 86_400_000, minMs: 0 },
     now: options.now ?? (() => T0 + 3_600_000),
     ...(options.registry === undefined ? {} : { registry: options.registry }),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logEnd === undefined ? {} : { logEnd: options.logEnd }),
   });
   return { processor, published };
@@ -377,6 +389,65 @@ describe('skew processor', () => {
       next.processor.logRestarted?.(TOPIC, 0);
       await next.processor.process(await decodeAll(next.processor, inWindow(20, 0)), context(0, 60));
       expect(skew.counts('amount').sampled).toBe(OLD + 20);
+    });
+
+    const epochs = (skew: MemorySkewStore) => new Set([...skew.rows.values()].map((r) => r.logEpoch));
+
+    it('a restart reported again by the next owner, the new log counted in epoch 1 by the first whose commit was lost, is that epoch: counted once (found by a review)', async () => {
+      const skew = new MemorySkewStore();
+      const first = await oldLog(skew);
+      // The owner sees the restart and counts the new log (offsets 0 … 19) in epoch 1; its commit is lost.
+      first.processor.logRestarted?.(TOPIC, 0);
+      await first.processor.process(await decodeAll(first.processor, inWindow(20, 0)), context(0, 20));
+      expect(skew.counts('amount').sampled).toBe(OLD + 20);
+      // The next owner's consumer knew the old log's commit: it reports the same restart and reads
+      // the new log from its start. Before: epoch 2, the 20 counted again (90, epochs 0, 1, 2).
+      const { logger, lines } = recordingLogger();
+      const next = setup(skew, await onlineStore(), 1, { logger });
+      next.processor.logRestarted?.(TOPIC, 0);
+      await next.processor.process(await decodeAll(next.processor, inWindow(20, 0)), context(0, 20));
+      expect(skew.counts('amount').sampled).toBe(OLD + 20);
+      expect(epochs(skew)).toEqual(new Set([0, 1]));
+      // The take-up says which epoch and why.
+      expect(lines.filter((l) => l.msg?.startsWith('source partition taken up'))).toEqual([
+        {
+          level: 'info',
+          fields: { topic: TOPIC, partition: 0, logEpoch: 1, restartReported: true },
+          msg: 'source partition taken up in log epoch 1: the consumer reported a restart of the log, and its record at offset 0 is the one epoch 1 began with: that log, already counted in it (a commit lost)',
+        },
+      ]);
+      // Its later records are counted in epoch 1 too.
+      await next.processor.process(await decodeAll(next.processor, inWindow(30, 0)), context(0, 30));
+      expect(skew.counts('amount').sampled).toBe(OLD + 30);
+
+      // The topic recreated again: a third log from offset 0, other records. Reported at the take-up
+      // of a third owner, its record at offset 0 is not the one epoch 1 began with: epoch 2.
+      const third = setup(skew, await onlineStore());
+      third.processor.logRestarted?.(TOPIC, 0);
+      await third.processor.process(await decodeAll(third.processor, inWindow(10, 40)), context(0, 10));
+      expect(skew.counts('amount').sampled).toBe(OLD + 30 + 10);
+      expect(epochs(skew)).toEqual(new Set([0, 1, 2]));
+    });
+
+    it('a restart reported at take-up, the batch not holding the record the epoch began with (retention moved the start): the epoch goes on, rows past the log end decide', async () => {
+      const skew = new MemorySkewStore();
+      const first = await oldLog(skew);
+      first.processor.logRestarted?.(TOPIC, 0);
+      await first.processor.process(await decodeAll(first.processor, inWindow(20, 0)), context(0, 20));
+      // The next owner reads the new log from its start, now offset 5: its records up to 19 are
+      // replays of epoch 1, the later ones new. Before: epoch 2, offsets 5 … 19 counted again.
+      const next = setup(skew, await onlineStore(), 1, { logEnd: async () => 30 });
+      next.processor.logRestarted?.(TOPIC, 0);
+      await next.processor.process(await decodeAll(next.processor, inWindow(25, 5), 5), context(0, 30));
+      expect(skew.counts('amount').sampled).toBe(OLD + 30);
+      expect(epochs(skew)).toEqual(new Set([0, 1]));
+      // A third log (recreated again) whose start moved past offset 0 as well, ending below the
+      // rows of epoch 1 (through 29): those rows name offsets past its end, a new epoch.
+      const third = setup(skew, await onlineStore(), 1, { logEnd: async () => 10 });
+      third.processor.logRestarted?.(TOPIC, 0);
+      await third.processor.process(await decodeAll(third.processor, inWindow(8, 42), 2), context(0, 10));
+      expect(skew.counts('amount').sampled).toBe(OLD + 30 + 8);
+      expect(epochs(skew)).toEqual(new Set([0, 1, 2]));
     });
   });
 

@@ -1,23 +1,7 @@
-import { DEFAULT_EVENT_TIME_BOUNDS, type Logger, SinkUnavailableError } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, SinkUnavailableError } from '@driftline/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { releaseIntervalMs, startReleaseLoop } from '../src/release.js';
-
-function recordingLogger() {
-  const lines: Array<{ level: string; msg: string | undefined }> = [];
-  const at =
-    (level: string) =>
-    (_: object, msg?: string): void => {
-      lines.push({ level, msg });
-    };
-  const logger: Logger = {
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: () => logger,
-  };
-  return { logger, lines };
-}
+import { recordingLogger } from './fixtures/logger.js';
 
 describe('the release loop', () => {
   afterEach(() => {

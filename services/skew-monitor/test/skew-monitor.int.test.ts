@@ -269,11 +269,16 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
 
     // Partition 0's topic recreated: its new log (epoch 1) from offset 0 again has rows of its own
     // (skew_windows_v2), which neither replace the first log's nor lose to them; totals add them.
-    expect(await store.logEpoch('t', 0)).toBe(0);
-    await store.write([row(0, 3, 2, 2, 1)]);
-    await store.write([row(0, 6, 4, 3, 1)]);
-    await store.write([row(0, 3, 2, 2, 1)]); // a replay of the new log's older state loses
-    expect([await store.logEpoch('t', 0), await store.logEpoch('t', 1)]).toEqual([1, 0]);
+    // Each row of a later epoch names the record it began with (its log).
+    expect(await store.latestLog('t', 0)).toEqual({ epoch: 0 });
+    const logStart = { offset: 0, fingerprint: 'fp-of-offset-0' };
+    await store.write([{ ...row(0, 3, 2, 2, 1), logStart }]);
+    await store.write([{ ...row(0, 6, 4, 3, 1), logStart }]);
+    await store.write([{ ...row(0, 3, 2, 2, 1), logStart }]); // a replay of the new log's older state loses
+    expect([await store.latestLog('t', 0), await store.latestLog('t', 1)]).toEqual([
+      { epoch: 1, start: logStart },
+      { epoch: 0 },
+    ]);
     expect(
       (await store.partials('t', 0, 1, [key])).map((r) => [r.logEpoch, r.throughOffset, r.counts.compared]),
     ).toEqual([[1, 6, 4]]);

@@ -19,7 +19,7 @@ import {
 } from '@driftline/report';
 import type { ClickHouse, QueryParams } from '../client.js';
 import { parseStoredProfile } from '../tables/reference-profiles.js';
-import { skewWindowRows } from '../tables/skew-windows.js';
+import { SKEW_WINDOW_TABLES, skewWindowRows } from '../tables/skew-windows.js';
 
 // Tables the report reads and the columns it relies on. A missing table leaves its section empty
 // with a note instead of failing the whole report (an older database, or one migrated by an older build).
@@ -457,15 +457,22 @@ async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<T
   return out.sort((a, b) => a.time - b.time);
 }
 
-/** Skew per (window, feature, version), the source partitions and logs summed (skew_windows keeps one row per partition and log). */
-async function loadSkew(ch: ClickHouse, r: ReportRange): Promise<SkewPoint[]> {
+/**
+ * Skew per (window, feature, version), the source partitions and logs summed (skew_windows keeps one
+ * row per partition and log), from `tables`: those of SKEW_WINDOW_TABLES the database has.
+ */
+async function loadSkew(
+  ch: ClickHouse,
+  r: ReportRange,
+  tables: ReadonlyArray<(typeof SKEW_WINDOW_TABLES)[number]>,
+): Promise<SkewPoint[]> {
   const list = await rows<Record<string, number | string | null>>(
     ch,
     `SELECT feature, model_version AS version, toUnixTimestamp64Milli(window_start) AS ws, sum(sampled) AS sampled,
        sum(compared) AS compared, sum(mismatched) AS mismatched, sum(numeric_compared) AS numeric_compared,
        sum(abs_diff_sum) AS abs_diff_sum, sum(missing_in_store) AS missing_in_store,
        sum(missing_in_prediction) AS missing_in_prediction, sum(newer_row) AS newer_row
-     FROM (${skewWindowRows((name) => ch.table(name), `model = {model:String} AND ${IN_RANGE('window_start')}`)})
+     FROM (${skewWindowRows((name) => ch.table(name), `model = {model:String} AND ${IN_RANGE('window_start')}`, tables)})
      GROUP BY window_start, feature, model_version
      ORDER BY window_start, feature, version`,
     RANGE_PARAMS(r),
@@ -584,7 +591,9 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
     : { drift: [], totals: undefined };
   const distributions = await loadDistributions(ch, range, tables, drift, notes);
   const performance = tables.has('performance_windows') ? await loadPerformance(ch, range, notes) : [];
-  const skew = tables.has('skew_windows') && tables.has('skew_windows_v2') ? await loadSkew(ch, range) : [];
+  // A database not yet migrated to 0670 (the report only reads) has the first logs' rows alone.
+  const skewTables = SKEW_WINDOW_TABLES.filter((t) => tables.has(t));
+  const skew = skewTables.length > 0 ? await loadSkew(ch, range, skewTables) : [];
   const quality = tables.has('data_quality_windows') ? await loadQuality(ch, range) : [];
   const empty =
     [drift, performance, retrain, skew, quality].every((list) => list.length === 0) &&

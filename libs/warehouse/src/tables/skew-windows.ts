@@ -12,8 +12,11 @@ const ROW_COLUMNS = `model, model_version, window_start, window_end, feature, so
   through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum, missing_in_store,
   missing_in_prediction, newer_row, staleness_hist, updated_at`;
 
-/** `skew_windows` (0620) and `skew_windows_v2` (0670): the same columns and TTL, v2 with `log_epoch` in its key. */
-function skewWindowsTable(name: string, epochColumn: string, epochKey: string): string {
+/**
+ * `skew_windows` (0620) and `skew_windows_v2` (0670): the same columns and TTL, v2 with `log_epoch`
+ * in its key and the epoch's first record (`logColumns`).
+ */
+function skewWindowsTable(name: string, logColumns: string, epochKey: string): string {
   return `CREATE TABLE IF NOT EXISTS {db}.${name} (
       model LowCardinality(String),
       model_version LowCardinality(String),
@@ -22,7 +25,7 @@ function skewWindowsTable(name: string, epochColumn: string, epochKey: string): 
       feature LowCardinality(String),
       source_topic LowCardinality(String),
       source_partition UInt32,
-      ${epochColumn}
+      ${logColumns}
       through_offset UInt64 COMMENT 'last source offset counted: the replacing version and the replay guard',
       sampled UInt64 COMMENT 'sampled predictions carrying the feature',
       compared UInt64 COMMENT 'of those, with a store row current at the prediction time',
@@ -70,29 +73,42 @@ export const skewWindowsMigration: Migration = {
  * `skew_windows`, where they always were — an instance of the previous release in a rolling deploy
  * reads and writes the same rows —, every later epoch in `skew_windows_v2`. Nothing is copied; a
  * window's value is the sum over both tables, every partition and every epoch ({@link skewWindowRows}).
+ * Every row of an epoch also names the log it counts — the offset and fingerprint of the first
+ * record its starter processed in it (`log_start_*`) —, so that a process told of a restart the epoch's starter
+ * already counted (its commit lost) continues that epoch instead of counting the log again.
  */
 export const skewWindowsV2Migration: Migration = {
   id: '0670_skew_windows_v2',
   statements: [
     skewWindowsTable(
       SKEW_WINDOWS_V2,
-      `log_epoch UInt32 COMMENT 'which log of the source partition: 1 after its first recreation, +1 at each next (0, the first log: skew_windows)',`,
+      `log_epoch UInt32 COMMENT 'which log of the source partition: 1 after its first recreation, +1 at each next (0, the first log: skew_windows)',
+      log_start_offset UInt64 COMMENT 'offset of the first record its starter processed in this epoch (where it read the log from)',
+      log_start_fingerprint String COMMENT 'recordFingerprint (@driftline/kafka) of that record: with its offset, which log the epoch is',`,
       ', log_epoch',
     ),
   ],
 };
+
+/** The tables of skew rows: the first log's (0620) and the later logs' (0670). */
+export const SKEW_WINDOW_TABLES = [SKEW_WINDOWS, SKEW_WINDOWS_V2] as const;
 
 /**
  * Every current row (FINAL) of skew_windows matching `where` (over {@link ROW_COLUMNS}), of every log
  * epoch: a subquery of both tables, `table` qualifying their names. A window's value is the sum of
  * these rows — over partitions and epochs —, for the skew-monitor's alerts, the report and the
  * dashboards alike. Epochs never share a row: epoch 0 lives only in `skew_windows`, others only
- * in `skew_windows_v2`.
+ * in `skew_windows_v2`. `tables` (not empty): those to read — a reader of a database it does not
+ * migrate (the report) passes those that exist: one not yet migrated to 0670 has no later log.
  */
-export function skewWindowRows(table: (name: string) => string, where: string): string {
-  return `SELECT ${ROW_COLUMNS} FROM ${table(SKEW_WINDOWS)} FINAL WHERE ${where}
-    UNION ALL
-    SELECT ${ROW_COLUMNS} FROM ${table(SKEW_WINDOWS_V2)} FINAL WHERE ${where}`;
+export function skewWindowRows(
+  table: (name: string) => string,
+  where: string,
+  tables: ReadonlyArray<(typeof SKEW_WINDOW_TABLES)[number]> = SKEW_WINDOW_TABLES,
+): string {
+  return tables
+    .map((name) => `SELECT ${ROW_COLUMNS} FROM ${table(name)} FINAL WHERE ${where}`)
+    .join('\n    UNION ALL\n    ');
 }
 
 /** Mergeable counts (the `SkewCounts` of @driftline/skew). */
@@ -115,6 +131,22 @@ export interface SkewWindowKey {
   readonly windowStart: number;
 }
 
+/** The first record processed in a log epoch (sampled or not): its offset and `recordFingerprint` (@driftline/kafka). */
+export interface SkewLogStart {
+  readonly offset: number;
+  readonly fingerprint: string;
+}
+
+/**
+ * The latest log of a source partition rows were written for: its epoch (0 the first log, +1 at each
+ * recreation of the topic) and, from epoch 1, the first record its starter processed (it reads the
+ * new log from its start): a log whose record at that offset has that fingerprint is the same log.
+ */
+export interface SkewLog {
+  readonly epoch: number;
+  readonly start?: SkewLogStart;
+}
+
 /** One partition's counts of one feature of one window, through a source offset of one of its logs. */
 export interface SkewPartialRow extends SkewWindowKey {
   readonly windowEnd: number;
@@ -123,6 +155,11 @@ export interface SkewPartialRow extends SkewWindowKey {
   readonly partition: number;
   /** Which log of the partition `throughOffset` and the counts are of: 0 the first, +1 at each recreation. */
   readonly logEpoch: number;
+  /**
+   * From epoch 1: the first record processed in it, written with every row of the epoch (see
+   * {@link SkewLog}). Absent, the epoch names no record: a restart reported later starts the next one.
+   */
+  readonly logStart?: SkewLogStart;
   readonly throughOffset: number;
   readonly counts: SkewCountsRow;
   readonly updatedAt: number;
@@ -152,8 +189,8 @@ export type SkewWindowCursor = SkewWindowKey & { readonly windowEnd: number };
 export interface SkewWindowStore {
   /** Epoch 0's rows go to `skew_windows`, later epochs' to `skew_windows_v2` (one insert each). */
   write(rows: readonly SkewPartialRow[]): Promise<void>;
-  /** The latest log epoch a row of the source partition was written with (0 when none above it). */
-  logEpoch(topic: string, partition: number): Promise<number>;
+  /** The latest log a row of the source partition was written for (epoch 0, no start, when none above it). */
+  latestLog(topic: string, partition: number): Promise<SkewLog>;
   /**
    * The current rows of one source partition for these windows, of one of its logs (its state
    * after a restart or rebalance).
@@ -240,19 +277,31 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
     if (later.length > 0)
       await this.ch.insert(
         SKEW_WINDOWS_V2,
-        later.map((r) => ({ ...columnsOf(r), log_epoch: r.logEpoch })),
+        later.map((r) => ({
+          ...columnsOf(r),
+          log_epoch: r.logEpoch,
+          log_start_offset: r.logStart?.offset ?? 0,
+          log_start_fingerprint: r.logStart?.fingerprint ?? '',
+        })),
       );
   }
 
-  async logEpoch(topic: string, partition: number): Promise<number> {
+  async latestLog(topic: string, partition: number): Promise<SkewLog> {
     // skew_windows_v2 holds only the partitions whose topic was recreated: small, and read once
-    // per partition a process takes up.
-    const [row] = await this.ch.select<{ epoch: number | string }>(
-      `SELECT max(log_epoch) AS epoch FROM ${this.ch.table(SKEW_WINDOWS_V2)}
-       WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32}`,
+    // per partition a process takes up. Of the latest epoch, its earliest row: its starter's.
+    const [row] = await this.ch.select<{ epoch: number | string; offset: number | string; fingerprint: string }>(
+      `SELECT log_epoch AS epoch, log_start_offset AS offset, log_start_fingerprint AS fingerprint
+       FROM ${this.ch.table(SKEW_WINDOWS_V2)}
+       WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32}
+       ORDER BY log_epoch DESC, updated_at
+       LIMIT 1`,
       { topic, partition },
     );
-    return Number(row?.epoch ?? 0);
+    if (row === undefined) return { epoch: 0 };
+    const epoch = Number(row.epoch);
+    return row.fingerprint === ''
+      ? { epoch }
+      : { epoch, start: { offset: Number(row.offset), fingerprint: row.fingerprint } };
   }
 
   async partials(

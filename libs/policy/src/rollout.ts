@@ -374,9 +374,10 @@ export interface PairInput {
 }
 
 /**
- * A model's event clock, from its labelled predictions (paired or not): the newest label time, and
- * the newest prediction time that has a label. `max_time` is measured on the second; a decision's
- * time is on the first (when the deciding label arrived).
+ * A model's event clock, from its labelled predictions (paired or not): a label time, and a
+ * prediction time that has a label — the warehouse gives the quorum-th newest of each, so one row
+ * dated ahead cannot move it. `max_time` is measured on the second; a decision's time is on the
+ * first (when the deciding label arrived). No pair moves time past it.
  */
 export interface ModelClock {
   readonly labelTime: number;
@@ -430,6 +431,10 @@ export function runPlan(
   let newestLabel = plan.since;
   let used = 0;
   let skipped = 0;
+  // No pair moves time past the model's clock (its quorum-th newest times, see ModelClock): one
+  // row dated ahead, the newest of the comparison, ended it on max_time (found by a review).
+  const predictionCap = clock?.predictionTime ?? Number.POSITIVE_INFINITY;
+  const labelCap = clock?.labelTime ?? Number.POSITIVE_INFINITY;
   const step = (event: ComparisonEvent, labelTime: number) => {
     const r = stepComparison(policy, state, event);
     state = r.state;
@@ -453,20 +458,18 @@ export function runPlan(
     }
     used++;
     // A pair predicted before the stage began (the reader's bound is inclusive of `since`) adds no time.
-    const time = Math.max(plan.since, p.predictionTime);
+    const time = Math.max(plan.since, Math.min(p.predictionTime, predictionCap));
+    const labelTime = Math.min(p.labelTime, labelCap);
     newestPrediction = Math.max(newestPrediction, time);
-    newestLabel = Math.max(newestLabel, p.labelTime);
-    step(
-      { kind: 'pair', time_ms: time, label: p.label, incumbent: p.incumbent, challenger: p.challenger },
-      p.labelTime,
-    );
+    newestLabel = Math.max(newestLabel, labelTime);
+    step({ kind: 'pair', time_ms: time, label: p.label, incumbent: p.incumbent, challenger: p.challenger }, labelTime);
     if (guard !== undefined && state.decision === undefined) {
       const newer = plan.kind === 'promotion' ? p.challenger : p.incumbent;
       const older = plan.kind === 'promotion' ? p.incumbent : p.challenger;
       const positive = (x: number) => (x >= policy.threshold ? 1 : 0);
       step(
         { kind: 'guard', time_ms: time, name: guard.name, value: positive(newer), baseline: positive(older) },
-        p.labelTime,
+        labelTime,
       );
     }
   }

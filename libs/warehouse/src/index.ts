@@ -39,6 +39,7 @@ export {
   ClickHousePredictionStore,
   type ExpiredPredictionRow,
   type JoinedRow,
+  LABEL_CLOCK_QUORUM,
   type LabelClock,
   MAX_PAIRS_PER_READ,
   MAX_SEGMENT_CHARS,

@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
-import { chTime, createClickHouse, migrate, migrations, type PairedOutcome, warehouseOn } from '../src/index.js';
+import {
+  chTime,
+  createClickHouse,
+  LABEL_CLOCK_QUORUM,
+  migrate,
+  migrations,
+  type PairedOutcome,
+  warehouseOn,
+} from '../src/index.js';
 
 // The embedded engine (chdb) is a real ClickHouse; one data directory per test process.
 const path = mkdtempSync(join(tmpdir(), 'driftline-ch-pairs-'));
@@ -233,11 +241,11 @@ describe('labeled_predictions: unusable pairs are counted', () => {
 });
 
 describe("labeled_predictions: a model's label clock", () => {
-  it('is the newest label and labelled prediction time at or before the bound: a row dated in 2099 is left out', async () => {
+  it('is the LABEL_CLOCK_QUORUM-th newest label and labelled prediction time at or before the bound: a row dated ahead moves nothing', async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
     await migrate(ch, migrations);
     const now = Date.now();
-    const row = (id: string, labelTime: number, predictionTime = now - 60_000) => ({
+    const row = (id: string, labelTime: number, predictionTime: number) => ({
       model: 'fraud',
       model_version: 'v1',
       prediction_id: id,
@@ -250,28 +258,30 @@ describe("labeled_predictions: a model's label clock", () => {
       label: 1,
       joined_at: chTime(now),
     });
+    expect(LABEL_CLOCK_QUORUM).toBe(5);
+    // Seven rows a second apart, labelled 500 ms after their prediction: the 5th newest is r2.
+    const rows = Array.from({ length: 7 }, (_, i) =>
+      row(`r${i}`, now - 60_000 + i * 1_000 + 500, now - 60_000 + i * 1_000),
+    );
     await ch.insert('labeled_predictions', [
-      row('a', now - 1_000),
-      row('b', Date.UTC(2099, 0, 1)),
-      // Labelled early, predicted later (the newest prediction need not have the newest label).
-      row('c', now - 30_000, now - 40_000),
-      // A prediction time no event may have, labelled now: left out of both.
-      row('d', now - 500, Date.UTC(2099, 0, 1)),
+      ...rows,
+      // Dated ahead (a client's clock, within the allowed future): the newest of all, it moved the clock.
+      row('ahead', now + 50 * 60_000 + 1_000, now + 50 * 60_000),
+      // A time no event may have: left out by the bound.
+      row('b', Date.UTC(2099, 0, 1), now - 1_000),
     ]);
     const predictions = warehouseOn(ch).predictions;
-    expect(await predictions.labelClock('fraud', now)).toEqual({
-      labelTime: now - 1_000,
-      predictionTime: now - 40_000,
+    const bound = now + 3_600_000;
+    expect(await predictions.labelClock('fraud', bound)).toEqual({
+      labelTime: now - 60_000 + 3_000 + 500,
+      predictionTime: now - 60_000 + 3_000,
     });
-    expect(await predictions.labelClock('fraud', Date.UTC(2100, 0, 1))).toEqual({
-      labelTime: Date.UTC(2099, 0, 1),
-      predictionTime: Date.UTC(2099, 0, 1),
+    // Fewer rows within the bound than the quorum: the oldest of them.
+    expect(await predictions.labelClock('fraud', now - 60_000 + 1_600)).toEqual({
+      labelTime: now - 60_000 + 500,
+      predictionTime: now - 60_000,
     });
-    expect(await predictions.labelClock('fraud', now - 2_000)).toEqual({
-      labelTime: now - 30_000,
-      predictionTime: now - 40_000,
-    });
-    expect(await predictions.labelClock('fraud', now - 50_000)).toBeUndefined();
+    expect(await predictions.labelClock('fraud', now - 70_000)).toBeUndefined();
     expect(await predictions.labelClock('other', now)).toBeUndefined();
   });
 });

@@ -40,7 +40,9 @@ export interface PairReader {
   }>;
   /**
    * The model's event clock from its labelled predictions, paired or not, with both times at or
-   * before `notAfter` (event time moves on while a comparison gets no pairs).
+   * before `notAfter` (event time moves on while a comparison gets no pairs): the
+   * LABEL_CLOCK_QUORUM-th newest of each time (all of them fewer: the oldest), so one row dated
+   * ahead — a client's clock, a bad event time within the allowed future — cannot move it.
    */
   labelClock(model: string, notAfter: number): Promise<ModelClock | undefined>;
   /**
@@ -61,17 +63,15 @@ export interface ControllerDeps {
   readonly maxPairs: number;
   readonly logger: Logger;
   readonly registry: Registry;
-  /**
-   * Wall clock: recorded_at of new rows, and the bound of event times (an event dated after it has
-   * not happened yet: neither a pair nor the clock reads it).
-   */
+  /** Wall clock: recorded_at of new rows, and with maxFutureMs the bound of plausible event times. */
   readonly now?: () => number;
   /**
    * Largest skew of an event time into the future (DRIFTLINE_EVENT_TIME_MAX_FUTURE): a pair whose
    * label or prediction time lies beyond wall clock + this (µs read as ms, a year 2099) is left
-   * out as implausible (counted, and said once per comparison). One dated after the wall clock but
-   * within this waits until the wall clock reaches it, and the clock reads no row dated after the
-   * wall clock: one row dated ahead must not end a comparison on `max_time`.
+   * out as implausible (counted, and said once per comparison). Event time may run ahead of the
+   * wall clock within it (a replay, a clock ahead, the demo's accelerated time); the model's clock
+   * is the LABEL_CLOCK_QUORUM-th newest time, so one row dated ahead does not end a comparison on
+   * `max_time`.
    */
   readonly maxFutureMs?: number;
   /**
@@ -276,19 +276,15 @@ export class ModelController {
       // The figures that tell a slow host clock from a producer's bad times, for the warning.
       const clockDetail = ahead === 0 ? {} : { now, max_future_ms: notAfter - now, newest: newestTime(rows) };
       this.countLeftOut(model, plan, { ...unusable, timeBeyondFuture: ahead }, logged, stillLogged, clockDetail);
-      // Dated after the wall clock but within the allowed skew: not happened yet here, read again at
-      // a later tick. Counted at once, one row dated ahead ended its comparison on max_time early
-      // (its time the newest of all) and dated the decision ahead (found by a review).
-      read.set(
-        planKey(plan),
-        plausible.filter((r) => !(r.labelTime > now) && !(r.predictionTime > now)),
-      );
+      read.set(planKey(plan), plausible);
     }
     if (stillLogged.size === 0) this.unusableLogged.delete(model);
     else this.unusableLogged.set(model, stillLogged);
-    // The event clock of max_time never runs ahead of the wall clock: rows dated after it are not read.
-    const labelled = plans.length === 0 ? undefined : await deps.pairs.labelClock(model, now);
-    const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= now;
+    // The event clock of max_time: the LABEL_CLOCK_QUORUM-th newest plausible times (see labelClock).
+    // Not capped at the wall clock: event time runs ahead of it in a replay or an accelerated run
+    // (capped, the demo's comparisons waited for ever, found by running it).
+    const labelled = plans.length === 0 ? undefined : await deps.pairs.labelClock(model, notAfter);
+    const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
     const clock =
       labelled !== undefined && plausible(labelled.labelTime) && plausible(labelled.predictionTime)
         ? labelled

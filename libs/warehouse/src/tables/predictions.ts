@@ -217,8 +217,10 @@ export interface PredictionStore {
   readPairsCounted(q: PairQuery): Promise<PairRead>;
   /**
    * `model`'s event clock, from its labelled predictions (paired or not) with both times at or
-   * before `notAfter`: the newest label time and the newest labelled prediction time, or undefined
-   * when there are none. The controller's max_time runs on the second. The bound leaves out a time
+   * before `notAfter`: the LABEL_CLOCK_QUORUM-th newest label time and labelled prediction time (the
+   * oldest when there are fewer), or undefined when there are none. One row dated ahead (a
+   * client's clock, within the allowed future) cannot move it: as the newest of all it had ended a
+   * comparison on max_time 50 min early (found by a review). The controller's max_time runs on the second. The bound leaves out a time
    * no event may have (µs read as ms, a year 2099): the newest of all, it had made the whole clock
    * implausible, so no comparison of the model could end on max_time.
    */
@@ -238,6 +240,9 @@ export interface PredictionStore {
    */
   writtenPredictions(refs: readonly PredictionRef[]): Promise<PredictionRef[]>;
 }
+
+/** How many labelled rows must reach a time before the model's event clock does (labelClock). */
+export const LABEL_CLOCK_QUORUM = 5;
 
 /** A prediction by its key in the join: the model and its prediction id. */
 export interface PredictionRef {
@@ -427,13 +432,20 @@ export class ClickHousePredictionStore implements PredictionStore {
   }
 
   async labelClock(model: string, notAfter: number): Promise<LabelClock | undefined> {
+    // The quorum-th newest of each time: min over the newest few (a top-N read, not a sort of all).
+    const newest = (column: string) =>
+      `(SELECT toUnixTimestamp64Milli(min(t)) FROM (SELECT ${column} AS t FROM ${this.ch.table('labeled_predictions')}
+         WHERE model = {model:String}
+           AND label_time <= fromUnixTimestamp64Milli({notAfter:Int64})
+           AND prediction_time <= fromUnixTimestamp64Milli({notAfter:Int64})
+         ORDER BY ${column} DESC LIMIT {quorum:UInt32}))`;
     const [row] = await this.ch.select<{ n: number | string; lt: number | string; pt: number | string }>(
-      `SELECT count() AS n, toUnixTimestamp64Milli(max(label_time)) AS lt, toUnixTimestamp64Milli(max(prediction_time)) AS pt
+      `SELECT count() AS n, ${newest('label_time')} AS lt, ${newest('prediction_time')} AS pt
        FROM ${this.ch.table('labeled_predictions')}
        WHERE model = {model:String}
          AND label_time <= fromUnixTimestamp64Milli({notAfter:Int64})
          AND prediction_time <= fromUnixTimestamp64Milli({notAfter:Int64})`,
-      { model, notAfter },
+      { model, notAfter, quorum: LABEL_CLOCK_QUORUM },
     );
     if (row === undefined || Number(row.n) === 0) return undefined;
     return { labelTime: Number(row.lt), predictionTime: Number(row.pt) };

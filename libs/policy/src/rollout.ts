@@ -701,7 +701,10 @@ export function transitionEvent(t: TransitionRecord, artifacts: EventArtifacts |
 export interface OperatorRequest {
   readonly version: string;
   readonly to: Stage;
-  /** Wall-clock time of the command (an operator's decision has no event time); never before the current stage began. */
+  /**
+   * Wall-clock time of the command (an operator's decision has no event time); the rows are dated
+   * no earlier than the current stage began and after the model's last recorded transition.
+   */
   readonly at: number;
   /** The operator's name: decided_by is `operator:<name>`. */
   readonly operator: string;
@@ -715,7 +718,9 @@ export interface OperatorRequest {
  * the recorded transitions: the rows to record. A version with no record is a candidate (it gets
  * its `candidate` row first), except the production version known only from the gate. The
  * previous_version follows the controller's rules (production: the replaced version; rolled back
- * from production: the version it replaced, which must be known). Errors are BAD_REQUEST naming
+ * from production: the version it replaced, which must be known). The rows are dated after the
+ * model's last recorded transition whatever the operator's clock, as the controller's are: the
+ * servers take an end dated before the version's role as stale. Errors are BAD_REQUEST naming
  * the stages.
  */
 export function operatorTransitions(
@@ -729,7 +734,11 @@ export function operatorTransitions(
   const implicit = view.production === r.version || view.watch?.previous === r.version;
   const current: Stage = known?.stage ?? (implicit ? 'production' : 'candidate');
   const since = known?.since ?? 0;
-  const at = Math.max(r.at, since);
+  // After every recorded transition of the model, as the controller dates its own (tickModel): an
+  // operator's slow clock dated the end of the watched version at or after its own `since` (its
+  // promotion) but before the promotion that made it watched, and the servers ignored it as stale.
+  const lastAt = usableTransitions(history).reduce((m, t) => Math.max(m, t.at), -1);
+  const at = Math.max(r.at, since, lastAt + 1);
   const decided_by = `operator:${r.operator}`;
   const base = { decided_by, reason: r.reason, detail: '', evidence: '' };
   // The graph check and its one-line error are the stage machine's own.

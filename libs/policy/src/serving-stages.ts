@@ -59,8 +59,9 @@ export interface ModelStages {
    */
   readonly entered: readonly EnteredRole[];
   /**
-   * Versions that have been production by these events (promoted, or restored by a rollback),
-   * oldest first, at most {@link MAX_PRODUCTIONS}: the versions a rollback may restore.
+   * Versions that have been production by these events (promoted, restored by a rollback, or named
+   * by a PROMOTED as the production it replaced), in the order they first were, at most
+   * {@link MAX_PRODUCTIONS} (the newest): the versions a rollback may restore.
    */
   readonly productions: readonly string[];
 }
@@ -97,9 +98,20 @@ export interface StageStep {
 }
 
 const without = (list: readonly string[], v: string) => (list.includes(v) ? list.filter((x) => x !== v) : list);
-/** `list` with `v` its newest entry, at most {@link MAX_PRODUCTIONS}. */
-const remembered = (list: readonly string[], v: string) =>
-  list.at(-1) === v ? list : [...without(list, v), v].slice(-MAX_PRODUCTIONS);
+
+/**
+ * `list` with those of `versions` it lacks added as its newest entries, at most
+ * {@link MAX_PRODUCTIONS}; `list` itself when it has them all. A version keeps the place it was
+ * first added at: moving it to the end copied the whole list at every promotion and rollback.
+ */
+function remembered(list: readonly string[], ...versions: readonly (string | undefined)[]): readonly string[] {
+  const added: string[] = [];
+  for (const v of versions) if (v !== undefined && !list.includes(v) && !added.includes(v)) added.push(v);
+  if (added.length === 0) return list;
+  // concat allocates the exact length (a push grew the copy by half again: 4 KB more per model).
+  const drop = list.length + added.length - MAX_PRODUCTIONS;
+  return (drop > 0 ? list.slice(drop) : list).concat(added);
+}
 
 /** Removes `v` from every role but production. */
 function stop(s: ModelStages, v: string): ModelStages {
@@ -198,6 +210,20 @@ function endBeforeRole(s: ModelStages, e: StageEvent): string | undefined {
   return `${e.version} is ${stageOf(s, e.version)?.name} since ${entered.at}; a ${e.kind} dated ${e.event_time} was decided before that, so it is stale (a contradicting or re-published event)`;
 }
 
+/**
+ * Why a PROMOTED `e` of another version than production is older than the production, or
+ * undefined: production took its role after `e` was decided (a controller's start re-publishes
+ * every version's newest transition, a PROMOTED of the version production replaced among them; on
+ * a log retention cut, that version had no role left to refuse it, and it took production back).
+ * At equal times it applies, in topic order.
+ */
+function promotedBeforeProduction(s: ModelStages, e: StageEvent): string | undefined {
+  const production = s.production;
+  const entered = production === undefined ? undefined : enteredOf(s, production);
+  if (entered === undefined || e.event_time === undefined || e.event_time >= entered.at) return undefined;
+  return `${production} is production since ${entered.at}; a PROMOTED of ${e.version} dated ${e.event_time} was decided before that, so it is stale (re-published or another controller's view)`;
+}
+
 /** What a number or missing value printed in a reason reads as (`JSON.stringify` printed NaN as null). */
 const shown = (x: unknown) => (typeof x === 'number' ? String(x) : JSON.stringify(x ?? null));
 
@@ -252,11 +278,13 @@ const same = (a: ModelStages, b: ModelStages) =>
  * The other way round, a ROLLED_BACK, REJECTED or RETIRED of v dated before the event that gave v
  * its role (`entered`) was decided before v had it — two controllers' contradicting views
  * (PROMOTED v2 at 100, then ROLLED_BACK v2 at 90 had served v1 for good while the controller
- * watched v2 against v1) — and is ignored, with the reason; at the same time it applies.
+ * watched v2 against v1) — and is ignored, with the reason; at the same time it applies. So is a
+ * PROMOTED of another version dated before production took its role: a re-published promotion
+ * of the version production replaced, which a log cut by retention no longer shows as watched.
  * A rollback serves only a version that has been production by these events (`productions`:
- * promoted or restored; the watched one among them), even one that ended since — what the
- * controller takes as production after it too; a previous_version never production (written by
- * hand, a canary's) is ignored, with the reason.
+ * promoted, restored, or named by a PROMOTED as the production it replaced; the watched one among
+ * them), even one that ended since — what the controller takes as production after it too; a
+ * previous_version never production (written by hand, a canary's) is ignored, with the reason.
  * The stage graph has no edge back either: a SHADOW of a canary or production version, a CANARY
  * of production, a PROMOTED of the replaced (watched) production is an old event re-published (the
  * trainer's retried request, a second controller's start) and is ignored, with the reason,
@@ -307,11 +335,18 @@ export function applyStageEvent(s: ModelStages, e: StageEvent): StageStep {
     }
     case 'PROMOTED': {
       if (v === s.production) return { stages: s, outcome: 'unchanged' };
+      const stale = promotedBeforeProduction(s, e);
+      if (stale !== undefined) return ignored(stale);
       const rest = stop(s, v);
       const replaced = s.production;
       const watched =
         replaced === undefined ? rest.watched : [...without(rest.watched, replaced), replaced].slice(-MAX_WATCHED);
-      return result({ ...rest, production: v, watched, productions: remembered(rest.productions, v) });
+      // The production it replaced, as the controller names it, has been production even when these
+      // events do not say so (retention dropped its PROMOTED before this server started): a rollback
+      // may restore it. It is not watched: it may be a version no server can load (the rules a first
+      // version was gated against), which a server that read the whole log does not watch either.
+      const named = e.previous_version && e.previous_version !== v ? e.previous_version : undefined;
+      return result({ ...rest, production: v, watched, productions: remembered(rest.productions, named, v) });
     }
     case 'ROLLED_BACK': {
       if (v !== s.production) return result(end(s, v, 'rolled_back', at));

@@ -137,20 +137,36 @@ describe('followProduction: production over event time from models.v1, by the st
     expect(serving(retired.history)).toBe('v1');
   });
 
-  it('an event dated before the last swap (another writer clock) takes effect from that swap, in topic order', () => {
-    const { history } = fold([
+  it('a PROMOTED dated before the last swap is stale: no spell; at the same time it swaps, in topic order', () => {
+    const { history, outcomes, steps } = fold([
       ev('PROMOTED', 'v1', 1_000),
       ev('PROMOTED', 'v2', 3_000),
       ev('PROMOTED', 'v3', 2_500),
-      ev('ROLLED_BACK', 'v3', 2_700, previous('v2')),
+      ev('PROMOTED', 'v3', 3_000),
     ]);
+    expect(outcomes).toEqual(['swapped', 'swapped', 'ignored', 'swapped']);
+    expect(steps[2]?.reason).toMatch(/v2 is production since 3000; a PROMOTED of v3 dated 2500/);
     expect(spells(history)).toEqual([
       ['v1', 1_000],
       ['v2', 3_000],
       ['v3', 3_000],
-      ['v2', 3_000],
     ]);
-    expect(serving(history)).toBe('v2');
+    expect(serving(history)).toBe('v3');
+  });
+
+  it('after a retention cut, the rollback to the production PROMOTED named starts its spell (found by a review)', () => {
+    // models.v1 no longer holds PROMOTED v1 (1_000); the controller's start re-publishes it, then the rollback.
+    const { history, outcomes } = fold([
+      ev('PROMOTED', 'v2', 3_000, previous('v1')),
+      ev('PROMOTED', 'v1', 1_000),
+      ev('PROMOTED', 'v2', 3_000, previous('v1')),
+      ev('ROLLED_BACK', 'v2', 4_000, previous('v1')),
+    ]);
+    expect(outcomes).toEqual(['swapped', 'ignored', 'kept', 'swapped']);
+    expect(spells(history)).toEqual([
+      ['v2', 3_000],
+      ['v1', 4_000],
+    ]);
   });
 
   it('a rollback dated before the promotion of its version, or to a version never production, changes no spell (found by a review)', () => {

@@ -2,9 +2,11 @@ import { ConfigError } from '@driftline/core';
 import { SeededRandom } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
+  applyStageEvent,
   awaitsAnswered,
   type ComparisonPlan,
   comparisonsOf,
+  EMPTY_STAGES,
   eventKindOf,
   operatorTransitions,
   type PairInput,
@@ -639,8 +641,36 @@ describe('operatorTransitions (driftline model stage)', () => {
       'null>candidate',
       'candidate>shadow',
     ]);
-    // Never dated before the current stage began.
-    expect(ask(promoted, 'v2', 'rolled_back', T0)[0]!.at).toBe(T0 + 2 * MIN);
+    // Never dated at or before the model's last recorded transition (here: v2's promotion).
+    expect(ask(promoted, 'v2', 'rolled_back', T0)[0]!.at).toBe(T0 + 2 * MIN + 1);
+  });
+
+  it("dates its rows after the model's last transition, whatever the operator's clock, so the servers apply them (found by a review)", () => {
+    // v1 promoted at T0 - 1 h (its own `since`), watched from v2's promotion at T0 + 2 min; the
+    // operator ends the watch with a clock 1 min slow.
+    const history = [fact('v1', 'canary', 'production', T0 - 60 * MIN), ...promoted];
+    const rows = ask(history, 'v1', 'retired', T0 + MIN);
+    expect(rows.map((r) => [r.from_stage, r.to_stage, r.at])).toEqual([['production', 'retired', T0 + 2 * MIN + 1]]);
+    // What a server makes of the events the controller publishes: v1 is no longer scored. Dated
+    // T0 + 1 min, before v1 became the watched version, the RETIRED was stale and ignored.
+    let stages = EMPTY_STAGES;
+    for (const t of [...history, ...rows]) {
+      if (t.to_stage !== 'production' && t.to_stage !== 'retired') continue;
+      const e = {
+        kind: eventKindOf(t.to_stage),
+        version: t.version,
+        event_time: t.at,
+        previous_version: t.previous_version,
+      };
+      const step = applyStageEvent(stages, e);
+      expect(step.outcome, `${e.kind} ${e.version}`).toBe('applied');
+      stages = step.stages;
+    }
+    expect(stages).toMatchObject({ production: 'v2', watched: [] });
+    // A candidate registered by hand takes the same time for both of its rows.
+    expect(ask(history, 'v9', 'shadow', T0).map((r) => r.at)).toEqual([T0 + 2 * MIN + 1, T0 + 2 * MIN + 1]);
+    // A clock ahead keeps its own time.
+    expect(ask(history, 'v1', 'retired', T0 + 10 * MIN)[0]!.at).toBe(T0 + 10 * MIN);
   });
 
   it('refuses an edge the graph does not have, and a rollback with nothing to restore', () => {

@@ -1,6 +1,6 @@
 import { DriftlineError, isRetriable, type Logger, serialByKey, toDriftlineError } from '@driftline/core';
 import type { FeatureViews } from '@driftline/features';
-import { gauge, type Registry } from '@driftline/observability';
+import { gauge, MAX_SERIES_PER_METRIC, type Registry } from '@driftline/observability';
 import {
   applyStageEvent,
   type CanarySpec,
@@ -57,8 +57,12 @@ export class ServingTable {
   private readonly shown = new Map<string, Map<string, ServingLabels>>();
 
   constructor(private readonly options: ServingTableOptions) {
-    // Model and version names come from models.v1: bounded label values (a model serves one
-    // production, one canary, at most 8 staged shadows, one watched version and the overrides).
+    // Model and version names come from models.v1: bounded labels. The versions of a model are
+    // few (one production, one canary, at most 8 staged shadows, one watched version and the
+    // overrides), so only the series cap binds: at the default 100 values per label, 60 models'
+    // productions and watched versions put 20 series under version="__other__" (quiet models lost
+    // theirs), which remove() cannot clear. Bounding the model alone would leak instead: past 100
+    // models, each new version of the rest adds a model="__other__" series that is never removed.
     this.servingGauge =
       options.registry === undefined
         ? undefined
@@ -67,7 +71,7 @@ export class ServingTable {
             'driftline_model_serving',
             'Versions this instance serves, 1 per model, version and role (production, canary, shadow, watched: the replaced production scored for the rollback watch); compare with model_transitions',
             ['model', 'version', 'role'],
-            { bounded: ['model', 'version'] },
+            { bounded: ['model', 'version'], max: MAX_SERIES_PER_METRIC },
           );
   }
 

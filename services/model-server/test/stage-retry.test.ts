@@ -270,6 +270,24 @@ describe('stage applier over a real serving table: versions that do not load, in
     expect(await series()).toEqual(['fraud v2 shadow 1', 'fraud v3 production 1', 'fraud v9 shadow 1']);
   });
 
+  it('driftline_model_serving keeps every model its own versions past 100 version names (found by a review)', async () => {
+    // 60 models × (production + watched): 120 version names. Bounded at 100 versions per metric,
+    // 20 series were version="__other__", and removing them cleared nothing.
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const table = tableWith(new Set(), { registry });
+    const models = Array.from({ length: 60 }, (_, i) => `model-${i}`);
+    const series = async () =>
+      ((await registry.getSingleMetric('driftline_model_serving')?.get())?.values ?? []).map(
+        (v) => `${v.labels.model} ${v.labels.version} ${v.labels.role}`,
+      );
+    for (const m of models) await table.apply(m, [promoted(`${m}-a`), promoted(`${m}-b`)]);
+    expect((await series()).sort()).toEqual(
+      models.flatMap((m) => [`${m} ${m}-a watched`, `${m} ${m}-b production`]).sort(),
+    );
+    for (const m of models) await table.apply(m, [{ kind: 'RETIRED', version: `${m}-a` }]);
+    expect((await series()).sort()).toEqual(models.map((m) => `${m} ${m}-b production`).sort());
+  });
+
   it('at start, a newest production that cannot load leaves the previous one serving, not none', async () => {
     const table = tableWith(new Set(['v2']));
     await expect(table.apply('fraud', [promoted('v1'), promoted('v2')])).rejects.toThrow(/ENOENT/);

@@ -352,6 +352,79 @@ describe('stage following: models.v1 events → what a model serves', () => {
     );
   });
 
+  it('after a retention cut of models.v1, a restarted server follows the rollback to the production PROMOTED named (found by a review)', () => {
+    const at = (kind: ModelEventKind, version: string, t: number, extra: Partial<StageEvent> = {}) =>
+      ev(kind, version, { event_time: t, ...extra });
+    const P1 = 1_000_000;
+    const P2 = P1 + 9 * 86_400_000;
+    const full = [at('PROMOTED', 'v1', P1), at('PROMOTED', 'v2', P2, { previous_version: 'v1' })];
+    // Retention dropped PROMOTED v1: a server started since reads only PROMOTED v2.
+    const cut = full.slice(1);
+    const rollback = at('ROLLED_BACK', 'v2', P2 + 3_600_000, { previous_version: 'v1' });
+    // It was ignored ("previous_version v1 has never been production") and v2 served for good,
+    // while a server up since before the cut served v1.
+    const restarted = fold([...cut, rollback]);
+    expect(restarted.outcomes).toEqual(['applied', 'applied']);
+    expect(restarted.served).toEqual({ production: 'v1', shadows: [] });
+    // It serves the production a server up since before the cut serves, whatever comes next (the
+    // controller's restart re-publishing PROMOTED v1 included, and later rollbacks to v1).
+    const later = [
+      at('PROMOTED', 'v1', P1),
+      rollback,
+      at('PROMOTED', 'v3', P2 + 7_200_000, { previous_version: 'v1' }),
+      at('ROLLED_BACK', 'v3', P2 + 9_000_000, { previous_version: 'v1' }),
+    ];
+    for (let n = 0; n <= later.length; n++) {
+      expect(fold([...cut, ...later.slice(0, n)]).served?.production, `after ${n}`).toBe(
+        fold([...full, ...later.slice(0, n)]).served?.production,
+      );
+    }
+    expect(fold([...cut, ...later]).served).toEqual({ production: 'v1', shadows: [] });
+    // The named version is not watched: it may be one no server loads (the rules a first version
+    // was gated against), which a server that read the whole log does not watch either.
+    expect(fold(cut).served).toEqual({ production: 'v2', shadows: [] });
+    // A version never named nor promoted is still refused.
+    expect(applyStageEvent(fold(cut).stages, at('ROLLED_BACK', 'v2', P2 + 1, { previous_version: 'v0' })).outcome).toBe(
+      'ignored',
+    );
+  });
+
+  it("a PROMOTED dated before production took its role is stale: a controller's start after a retention cut does not serve the replaced version (found by a review)", () => {
+    const at = (kind: ModelEventKind, version: string, t: number, extra: Partial<StageEvent> = {}) =>
+      ev(kind, version, { event_time: t, ...extra });
+    // The log after the cut holds PROMOTED v2; the controller's start re-publishes the newest
+    // transition of every version: PROMOTED v1 (still watched), then PROMOTED v2. v1 took
+    // production back, and the re-published v2 was then ignored as the replaced production:
+    // servers served v1 while the controller said v2.
+    const cut = [at('PROMOTED', 'v2', 2_000, { previous_version: 'v1' })];
+    const republished = [at('PROMOTED', 'v1', 1_000), at('PROMOTED', 'v2', 2_000, { previous_version: 'v1' })];
+    const r = fold([...cut, ...republished]);
+    expect(r.outcomes).toEqual(['applied', 'ignored', 'unchanged']);
+    expect(r.served).toEqual({ production: 'v2', shadows: [] });
+    // With no previous_version (a direct rollout's events), nothing but the time tells it is old.
+    const direct = fold([at('PROMOTED', 'v2', 2_000)]).stages;
+    const step = applyStageEvent(direct, at('PROMOTED', 'v1', 1_000));
+    expect([step.outcome, step.stages]).toEqual(['ignored', direct]);
+    expect(step.reason).toMatch(/v2 is production since 2000; a PROMOTED of v1 dated 1000 was decided before that/);
+    // Legitimate sequences apply: a promotion after production took its role, or at the same time
+    // (topic order), one without a time (in-process), and the re-published PROMOTED of a version a
+    // rollback restored is no change (no warning at every controller start).
+    expect(fold([at('PROMOTED', 'v1', 2_000)], direct).outcomes).toEqual(['applied']);
+    expect(fold([at('PROMOTED', 'v1', 2_001)], direct).outcomes).toEqual(['applied']);
+    expect(fold([ev('PROMOTED', 'v1')], direct).outcomes).toEqual(['applied']);
+    const restored = fold([
+      at('PROMOTED', 'v1', 1_000),
+      at('PROMOTED', 'v2', 2_000, { previous_version: 'v1' }),
+      at('ROLLED_BACK', 'v2', 3_000, { previous_version: 'v1' }),
+      at('PROMOTED', 'v1', 1_000),
+      at('SHADOW', 'v3', 2_500),
+      at('CANARY', 'v3', 3_001, { canary_share: 0.1 }),
+      at('PROMOTED', 'v3', 3_002, { previous_version: 'v1' }),
+    ]);
+    expect(restored.outcomes).toEqual(['applied', 'applied', 'applied', 'unchanged', 'applied', 'applied', 'applied']);
+    expect(restored.served).toEqual({ production: 'v3', shadows: ['v1'] });
+  });
+
   it('a CANARY whose share is NaN says NaN in its reason (JSON printed it as null)', () => {
     const p = fold([ev('PROMOTED', 'v1')]).stages;
     expect(applyStageEvent(p, ev('CANARY', 'v2', { canary_share: Number.NaN })).reason).toMatch(/got NaN$/);

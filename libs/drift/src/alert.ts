@@ -44,8 +44,13 @@ function evidenceRow(r: MethodResult) {
  * window quarantined (found by a review).
  */
 export const ALERT_LIST_MAX_ITEMS = 100;
-/** UTF-8 bytes of the JSON of an evidence's list (a quarter of alerts.v1's 1 MB): long names fill it first. */
-export const ALERT_LIST_MAX_BYTES = 256 * 1024;
+/**
+ * UTF-8 bytes of the JSON of an evidence's list: long names fill it first. 900 KiB leaves alerts.v1's
+ * 1 MB room for the rest of the alert (every other field is bounded). A quarter of it, first, cut
+ * names the whole list had fit before, and the retrain policy's `key_features` missed a key feature
+ * it had seen (found by a review).
+ */
+export const ALERT_LIST_MAX_BYTES = 900 * 1024;
 /** Longest feature name an alert carries (`feature`, the evidence's names): longer ones are cut, ending in `…`. */
 export const ALERT_NAME_MAX_CHARS = 1_000;
 

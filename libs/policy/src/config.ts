@@ -60,8 +60,14 @@ const performanceRule = z
 const signalsShape = z.strictObject({
   /** FEATURE_DRIFT alerts whose share of drifted features is at least this. */
   share_drifted: z.number().min(0).max(1).optional(),
-  /** FEATURE_DRIFT alerts in which any of these features drifted. */
-  key_features: z.array(z.string().min(1)).min(1).optional(),
+  /**
+   * FEATURE_DRIFT alerts in which any of these features drifted. At most 1,000 characters: alerts
+   * carry names cut there (ALERT_NAME_MAX_CHARS of libs/drift), so a longer one could never match.
+   */
+  key_features: z
+    .array(z.string().min(1).max(1_000, 'at most 1,000 characters: alerts carry feature names cut there'))
+    .min(1)
+    .optional(),
   /** PREDICTION_DRIFT alerts count. */
   prediction_drift: z.boolean().optional(),
   performance: z.array(performanceRule).min(1).optional(),

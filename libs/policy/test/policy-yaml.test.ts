@@ -39,6 +39,16 @@ describe('policy text: hostile YAML is one clear line, at once', () => {
     );
   });
 
+  it('refuses a key feature longer than the names alerts carry (1,000 characters): it could never match', () => {
+    const long = 'k'.repeat(1_001);
+    expect(refusal(`version: 1\nmodels:\n  "*": { signals: { key_features: [${long}] } }\n`)).toMatch(
+      /key_features.*at most 1,000 characters/,
+    );
+    expect(() =>
+      parsePolicyText(`version: 1\nmodels:\n  "*": { signals: { key_features: [${'k'.repeat(1_000)}] } }\n`, 'p.yaml'),
+    ).not.toThrow();
+  });
+
   it('a model named like a property of every object gets the * policy, not Object.prototype', () => {
     const policy = parsePolicyText('version: 1\nmodels:\n  "*": { signals: { share_drifted: 0.4 } }\n', 'p.yaml');
     for (const model of ['constructor', 'toString', '__proto__']) {

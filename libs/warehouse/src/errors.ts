@@ -11,7 +11,10 @@ export interface ClickHouseErrorInfo {
   readonly code?: number;
   /** ClickHouse's error name (e.g. CANNOT_PARSE_DATETIME), or the Node/chdb code for transport errors. */
   readonly name?: string;
-  /** The machine's resource the message says ran out (ENOSPC, EROFS, EMFILE, …), when it says one. */
+  /**
+   * The errno for which the machine refused ClickHouse's system call, when its message says one: a
+   * resource that ran out (ENOSPC, EROFS, EMFILE, …) or a permission (EACCES, EPERM).
+   */
   readonly errno?: string;
   readonly message: string;
 }
@@ -42,40 +45,132 @@ const SYSTEM_CODE =
 const TRANSPORT_MESSAGE =
   /^Timeout error\.|The user aborted a request|socket hang up|Query aborted|ChdbConnection is closed/i;
 
-// Errno values of a machine out of a resource (disk, inodes, files, memory, processes) or with a
-// failing or read-only disk, as ClickHouse's ErrnoException words them ("…, errno: 24, strerror: Too
-// many open files"), under any code: the machine, never the rows. A code without a table entry was
-// `unknown`, so a full inode table or EMFILE dead-lettered every record (found by a review).
-const RESOURCE_ERRNOS: Readonly<Record<number, string>> = {
-  5: 'EIO',
-  11: 'EAGAIN',
-  12: 'ENOMEM',
-  23: 'ENFILE',
-  24: 'EMFILE',
-  28: 'ENOSPC',
-  30: 'EROFS',
-  122: 'EDQUOT',
+// Errno values that are the machine's, never the rows': a machine out of a resource (disk, inodes,
+// files, memory, processes) or with a failing or read-only disk is `unavailable`; a data directory
+// this user may no longer write (a restore or a chown gone wrong) is `environment`: every record
+// would fail alike, so the partition pauses. Under a code in no table they were `unknown`, so a full
+// inode table, EMFILE or a directory made unwritable dead-lettered every record (found by reviews).
+// Each with the text glibc's strerror gives it, which the engine prints.
+const MACHINE_ERRNOS: Readonly<Record<number, MachineErrno>> = {
+  1: { name: 'EPERM', text: 'Operation not permitted', category: 'environment' },
+  5: { name: 'EIO', text: 'Input/output error', category: 'unavailable' },
+  11: { name: 'EAGAIN', text: 'Resource temporarily unavailable', category: 'unavailable' },
+  12: { name: 'ENOMEM', text: 'Cannot allocate memory', category: 'unavailable' },
+  13: { name: 'EACCES', text: 'Permission denied', category: 'environment' },
+  23: { name: 'ENFILE', text: 'Too many open files in system', category: 'unavailable' },
+  24: { name: 'EMFILE', text: 'Too many open files', category: 'unavailable' },
+  28: { name: 'ENOSPC', text: 'No space left on device', category: 'unavailable' },
+  30: { name: 'EROFS', text: 'Read-only file system', category: 'unavailable' },
+  122: { name: 'EDQUOT', text: 'Disk quota exceeded', category: 'unavailable' },
 };
-const ERRNO_IN_MESSAGE = /, errno: (\d+), strerror: /;
-// A std::filesystem error (STD_EXCEPTION, 1001) carries only the text of its errno: "filesystem
-// error: in create_directories: No space left on device [path]". Longest text first (ENFILE's
-// contains EMFILE's).
-const RESOURCE_STRERRORS: ReadonlyArray<readonly [string, string]> = [
-  ['No space left on device', 'ENOSPC'],
-  ['Read-only file system', 'EROFS'],
-  ['Too many open files in system', 'ENFILE'],
-  ['Too many open files', 'EMFILE'],
-  ['Disk quota exceeded', 'EDQUOT'],
-  ['Input/output error', 'EIO'],
-];
-const FILESYSTEM_ERROR = /filesystem error: [^[]*/;
 
-/** The resource a ClickHouse message says ran out (its errno, or a std::filesystem error's text). */
-function resourceErrno(message: string): string | undefined {
-  const errno = ERRNO_IN_MESSAGE.exec(message);
-  if (errno !== null) return RESOURCE_ERRNOS[Number(errno[1])];
-  const text = FILESYSTEM_ERROR.exec(message)?.[0];
-  return text === undefined ? undefined : RESOURCE_STRERRORS.find(([words]) => text.includes(words))?.[1];
+interface MachineErrno {
+  readonly name: string;
+  readonly text: string;
+  readonly category: 'unavailable' | 'environment';
+}
+
+// The codes ClickHouse raises for a failed system call (its ErrnoException), checked against the
+// engine with `errorCodeToName` (26.7). Only under these is an errno in the message the engine's
+// own: another code's message may hold a value it was given, whole — a query parameter it cannot
+// parse (457 BAD_QUERY_PARAMETER), a regular expression (427 CANNOT_COMPILE_REGEXP), throwIf's text
+// (395) — and a value holding ", errno: 28, strerror: No space left on device" made a permanent
+// error an outage, retried for ever (found by a review).
+const SYSTEM_CALL_CODES: Readonly<Record<number, string>> = {
+  74: 'CANNOT_READ_FROM_FILE_DESCRIPTOR',
+  75: 'CANNOT_WRITE_TO_FILE_DESCRIPTOR',
+  76: 'CANNOT_OPEN_FILE',
+  77: 'CANNOT_CLOSE_FILE',
+  87: 'CANNOT_SEEK_THROUGH_FILE',
+  88: 'CANNOT_TRUNCATE_FILE',
+  109: 'CANNOT_BLOCK_SIGNAL',
+  110: 'CANNOT_UNBLOCK_SIGNAL',
+  111: 'CANNOT_MANIPULATE_SIGSET',
+  112: 'CANNOT_WAIT_FOR_SIGNAL',
+  114: 'CANNOT_CLOCK_GETTIME',
+  172: 'CANNOT_CREATE_DIRECTORY',
+  173: 'CANNOT_ALLOCATE_MEMORY',
+  204: 'CANNOT_FSYNC',
+  214: 'CANNOT_STATVFS',
+  239: 'CANNOT_MUNMAP',
+  240: 'CANNOT_MREMAP',
+  272: 'CANNOT_IO_SUBMIT',
+  273: 'CANNOT_IO_GETEVENTS',
+  274: 'AIO_READ_ERROR',
+  275: 'AIO_WRITE_ERROR',
+  294: 'CANNOT_WRITE_TO_FILE',
+  298: 'CANNOT_PIPE',
+  299: 'CANNOT_FORK',
+  301: 'CANNOT_CREATE_CHILD_PROCESS',
+  303: 'CANNOT_SELECT',
+  304: 'CANNOT_WAITPID',
+  400: 'CANNOT_STAT',
+  402: 'CANNOT_IOSETUP',
+  411: 'PTHREAD_ERROR',
+  413: 'CANNOT_SET_SIGNAL_HANDLER',
+  423: 'CANNOT_GETTIMEOFDAY',
+  424: 'CANNOT_LINK',
+  425: 'SYSTEM_ERROR',
+  445: 'CANNOT_MPROTECT',
+  458: 'CANNOT_UNLINK',
+  459: 'CANNOT_SET_THREAD_PRIORITY',
+  460: 'CANNOT_CREATE_TIMER',
+  461: 'CANNOT_SET_TIMER_PERIOD',
+  463: 'CANNOT_FCNTL',
+  468: 'CANNOT_PTHREAD_ATTR',
+  502: 'CANNOT_SIGQUEUE',
+  531: 'CANNOT_FSTAT',
+  566: 'CANNOT_RMDIR',
+  573: 'EPOLL_ERROR',
+  586: 'CANNOT_CREATE_FILE',
+  590: 'CANNOT_SYSCONF',
+  615: 'CANNOT_ADVISE',
+  625: 'IO_SETUP_ERROR',
+  635: 'CANNOT_POLL',
+  641: 'CANNOT_APPEND_TO_FILE',
+  661: 'CANNOT_SEND_SIGNAL',
+  678: 'IO_URING_INIT_FAILED',
+  679: 'IO_URING_SUBMIT_ERROR',
+  757: 'CANNOT_GET_THREAD_PRIORITY',
+};
+
+// ClickHouse's wording of an errno, appended to the message of the call that failed (26.x: "Cannot
+// open file /x: , errno: 24, strerror: Too many open files"; before: "…, errno: 24, strerror: …"),
+// the text followed by the end of the message, '.', ':' (context added after) or a line break.
+const ERRNO_IN_MESSAGE = /, errno: (\d+), strerror: /g;
+const AFTER_STRERROR = /^(?:$|[.:\n])/;
+
+/**
+ * The errno a system call's failure names: every `, errno: N, strerror: TEXT` of the message names
+ * the same N, with N's own text. ClickHouse appends one errno to an exception; a message naming two,
+ * or an errno with another text, holds text from elsewhere (a path, a query echoed), so none is
+ * trusted.
+ */
+function systemCallErrno(message: string): MachineErrno | undefined {
+  let found: MachineErrno | undefined;
+  for (const m of message.matchAll(ERRNO_IN_MESSAGE)) {
+    const errno = MACHINE_ERRNOS[Number(m[1])];
+    const rest = message.slice(m.index + m[0].length);
+    const worded =
+      errno !== undefined && rest.startsWith(errno.text) && AFTER_STRERROR.test(rest.slice(errno.text.length));
+    if (!worded || (found !== undefined && found !== errno)) return undefined;
+    found = errno;
+  }
+  return found;
+}
+
+const STD_EXCEPTION = 1001;
+// libc++'s std::filesystem error, which ClickHouse reports as STD_EXCEPTION (1001) with only the
+// errno's text: "filesystem error: in create_directories: No space left on device [\"/path\"]".
+const FILESYSTEM_ERROR = /filesystem error: in [^\n[]*?: ([^\n:[]+?)(?: \[|\.?\s*$)/;
+
+/** The errno a ClickHouse error of `code` says the machine refused the call for, when it says one. */
+function machineErrno(code: number, message: string): MachineErrno | undefined {
+  if (code === STD_EXCEPTION) {
+    const text = FILESYSTEM_ERROR.exec(message)?.[1];
+    return Object.values(MACHINE_ERRNOS).find((errno) => errno.text === text);
+  }
+  return SYSTEM_CALL_CODES[code] === undefined ? undefined : systemCallErrno(message);
 }
 
 // "Code: 41. DB::Exception: ... (CANNOT_PARSE_DATETIME)" as either connection words it.
@@ -213,9 +308,11 @@ function answerText(body: string): string {
 /**
  * Classifies a failed ClickHouse call, from either connection, by ClickHouse error code:
  * unavailable/overloaded/timed out and environment (schema, auth) → retry; a value the server
- * refused → poison. A code in none of the tables whose message names a resource that ran out
- * (`errno: 28`, a std::filesystem error's "Read-only file system") is unavailable too: a full or
- * read-only disk or EMFILE is an outage, never a dead letter. Only ClickHouse's own errors carry a
+ * refused → poison. A system call's failure under a code in none of the tables takes its errno's
+ * category (`, errno: 28, strerror: No space left on device` under a system call's code, a
+ * std::filesystem error's "Read-only file system" under STD_EXCEPTION): a full or read-only disk
+ * or EMFILE is an outage, a data directory made unwritable the environment, never a dead letter;
+ * the same words under another code are a value echoed, not the machine. Only ClickHouse's own errors carry a
  * code (`Code: N. DB::Exception`, the X-ClickHouse-Exception-Code header), so only they can be
  * poison. Without a code: a transport failure retries; @clickhouse/client's own errors are
  * classified by what they say (an answer too large or unreadable is refused: the same call fails
@@ -233,10 +330,11 @@ export function classifyClickHouseError(error: unknown, connection: ClickHouseCo
     const base = { code: ch.code, ...(name === undefined ? {} : { name }), message };
     if (ENVIRONMENT_CODES[ch.code] !== undefined) return { category: 'environment', ...base };
     if (REJECTED_CODES[ch.code] !== undefined) return { category: 'rejected', ...base };
-    // Any other code (STD_EXCEPTION's filesystem errors above all) naming a resource that ran out.
-    const errno = resourceErrno(message);
-    const unavailable = UNAVAILABLE_CODES[ch.code] !== undefined || errno !== undefined;
-    return { category: unavailable ? 'unavailable' : 'unknown', ...base, ...(errno === undefined ? {} : { errno }) };
+    // A system call's failure (a std::filesystem error's too) names its errno: a code of no table
+    // takes the errno's category; a retried code keeps its own.
+    const errno = machineErrno(ch.code, message);
+    const category = UNAVAILABLE_CODES[ch.code] === undefined ? (errno?.category ?? 'unknown') : 'unavailable';
+    return { category, ...base, ...(errno === undefined ? {} : { errno: errno.name }) };
   }
   const transport = transportCode(error);
   if (transport !== undefined) return { category: 'unavailable', name: transport, message };

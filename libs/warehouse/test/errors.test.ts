@@ -311,6 +311,127 @@ describe('a full, failing or read-only disk or too many open files is an outage,
       retriable: false,
     });
   });
+
+  // A review echoed ", errno: 28, strerror: No space left on device" through values the engine
+  // quotes in its messages: each was retried for ever as ENOSPC. The engine's messages, verbatim.
+  it('an errno or a filesystem error echoed from a value (a query parameter, a regexp, throwIf) is no outage: the code decides', () => {
+    const magic = 'x, errno: 28, strerror: No space left on device';
+    const worded = 'a: , errno: 28, strerror: No space left on device'; // ClickHouse's own wording, given as a value
+    const echoed: Array<[number, string, string]> = [
+      [
+        457,
+        'BAD_QUERY_PARAMETER',
+        `Value ${magic} cannot be parsed as Int64 for query parameter 'p' because it isn't parsed completely: only 0 of 47 bytes was parsed: . `,
+      ],
+      [
+        427,
+        'CANNOT_COMPILE_REGEXP',
+        `OptimizedRegularExpression: cannot compile re2: (${magic}, error: missing ): (${magic}. Look at https://github.com/google/re2/wiki/Syntax for reference. Please note that if you specify regex as an SQL string literal, the slashes have to be additionally escaped. For example, to match an opening brace, write '\\(' -- the first slash is for SQL and the second one is for regex: In scope SELECT match('a', '(${magic}') AS x. `,
+      ],
+      [
+        395,
+        'FUNCTION_THROW_IF_VALUE_IS_NON_ZERO',
+        `${magic}: while executing 'FUNCTION throwIf(1_UInt8 :: 1, '${magic}'_String :: 2) -> throwIf(1_UInt8, '${magic}'_String) UInt8 : 3'. `,
+      ],
+      [395, 'FUNCTION_THROW_IF_VALUE_IS_NON_ZERO', `${worded}. `],
+      [
+        395,
+        'FUNCTION_THROW_IF_VALUE_IS_NON_ZERO',
+        "filesystem error: in x: No space left on device [a]: while executing 'FUNCTION throwIf(1_UInt8 :: 1, 'filesystem error: in x: No space left on device [a]'_String :: 2) -> throwIf(1_UInt8, 'filesystem error: in x: No space left on device [a]'_String) UInt8 : 3'. ",
+      ],
+      [36, 'BAD_ARGUMENTS', 'filesystem error: in x: Permission denied ["/a"]. '],
+    ];
+    for (const [code, name, text] of echoed) {
+      for (const [connection, error] of shapes(code, name, text)) {
+        const info = classifyClickHouseError(error, connection);
+        expect(info, text).toMatchObject({ category: 'unknown', code, name });
+        expect(info.errno, text).toBeUndefined();
+        expect(toWarehouseError('insert into t', error, connection)).toMatchObject({
+          code: 'SINK_REJECTED',
+          retriable: false,
+        });
+      }
+    }
+  });
+
+  it("a system call's code trusts an errno only in ClickHouse's wording with its own text, and one errno alone", () => {
+    const cases: Array<[string, string | undefined]> = [
+      [
+        'Could not calculate available disk space (statvfs): , errno: 28, strerror: No space left on device. ',
+        'ENOSPC',
+      ],
+      ['Cannot statvfs /x: , errno: 24, strerror: Too many open files: while reading. ', 'EMFILE'],
+      ['Cannot statvfs /x: , errno: 23, strerror: Too many open files in system. ', 'ENFILE'],
+      // Another errno's text, or more words after it: not ClickHouse's wording.
+      ['Cannot statvfs /x: , errno: 28, strerror: Too many open files. ', undefined],
+      ['Cannot statvfs /x: , errno: 24, strerror: Too many open files in system. ', undefined],
+      ['Cannot statvfs /x: , errno: 28, strerror: No space left on device cannot be parsed. ', undefined],
+      // Two errnos in one message: one of them came from elsewhere (here a path).
+      [
+        'Cannot statvfs /a, errno: 28, strerror: No space left on device: , errno: 2, strerror: No such file or directory. ',
+        undefined,
+      ],
+    ];
+    for (const [text, errno] of cases) {
+      for (const [connection, error] of shapes(214, 'CANNOT_STATVFS', text)) {
+        const info = classifyClickHouseError(error, connection);
+        expect(info, text).toMatchObject({ code: 214, category: errno === undefined ? 'unknown' : 'unavailable' });
+        expect(info.errno, text).toBe(errno);
+      }
+    }
+  });
+
+  // A data directory made unwritable under a running service (a review: chmod 555 on a table's
+  // directory, uid 65534): every record went to the DLQ as STD_EXCEPTION. Every record would fail
+  // alike: the environment, retried with the partition paused.
+  it('EACCES and EPERM are the environment: retried, never a dead letter', () => {
+    const cases: Array<[number, string, string, string, ClickHouseErrorCategory]> = [
+      [
+        1001,
+        'STD_EXCEPTION',
+        'std::__1::filesystem::filesystem_error: filesystem error: in create_directories: Permission denied ["/data/chdb/store/bd4/bd4e2172-d152-4907-b890-25e344a94f76/tmp_insert_all_2_2_0"]. ',
+        'EACCES',
+        'environment',
+      ],
+      [
+        1001,
+        'STD_EXCEPTION',
+        'std::__1::filesystem::filesystem_error: filesystem error: in rename: Operation not permitted ["/a"] ["/b"]. ',
+        'EPERM',
+        'environment',
+      ],
+      [
+        400,
+        'CANNOT_STAT',
+        'Cannot stat file /data/chdb/x: , errno: 13, strerror: Permission denied. ',
+        'EACCES',
+        'environment',
+      ],
+      [
+        458,
+        'CANNOT_UNLINK',
+        'Cannot unlink file /x: , errno: 1, strerror: Operation not permitted. ',
+        'EPERM',
+        'environment',
+      ],
+      // A retried code keeps its category, and names the errno.
+      [
+        76,
+        'CANNOT_OPEN_FILE',
+        'Cannot open file /x: , errno: 13, strerror: Permission denied. ',
+        'EACCES',
+        'unavailable',
+      ],
+    ];
+    for (const [code, name, text, errno, category] of cases) {
+      for (const [connection, error] of shapes(code, name, text)) {
+        expect(classifyClickHouseError(error, connection), text).toMatchObject({ category, code, name, errno });
+        const insert = toWarehouseError('insert into labeled_predictions', error, connection);
+        expect(insert).toBeInstanceOf(SinkUnavailableError);
+        expect(insert.details).toEqual({ clickhouse: { category, code, name, errno } });
+      }
+    }
+  });
 });
 
 describe('toWarehouseError', () => {

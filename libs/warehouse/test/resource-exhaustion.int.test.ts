@@ -4,7 +4,7 @@
 // record of a batch went to the DLQ and its offset was committed; and start-up on a full disk exited
 // at once with "internal error … report it".
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,9 +24,13 @@ interface Step {
   message?: string;
 }
 
-/** Runs the fixture's steps in a process of its own (`prefix` before node: a mount namespace). */
-async function run(steps: readonly string[], prefix: readonly string[] = []): Promise<Step[]> {
+/**
+ * Runs the fixture's steps in a process of its own (`prefix` before node: a mount namespace, another
+ * user `owner`, who is given the base directory).
+ */
+async function run(steps: readonly string[], prefix: readonly string[] = [], owner?: number): Promise<Step[]> {
   const base = mkdtempSync(join(tmpdir(), 'driftline-exhaustion-'));
+  if (owner !== undefined) chownSync(base, owner, owner);
   const [command, ...args] = [...prefix, ...node, base, ...steps] as [string, ...string[]];
   try {
     const { stdout } = await execFileAsync(command, args);
@@ -45,6 +49,13 @@ const outage = (step: string, errno: string) => ({ step, ok: false, code: 'SINK_
 const namespace = ['unshare', '--mount', '--map-root-user'];
 const canMount = spawnSync(namespace[0]!, [...namespace.slice(1), 'true']).status === 0;
 
+// A directory's mode binds every user but root: as root, the fixture runs as nobody (65534), as the
+// review did.
+const NOBODY = 65_534;
+const asRoot = process.getuid?.() === 0;
+const asOtherUser = asRoot ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : [];
+const canDropRoot = !asRoot || spawnSync(asOtherUser[0]!, [...asOtherUser.slice(1), 'true']).status === 0;
+
 describe('resource exhaustion in the embedded engine is an outage, never a dead letter', () => {
   it('EMFILE: an insert with every file descriptor of the process taken is retriable, and writes once they are back', async () => {
     const steps = await run(['open', 'insert', 'insert-files-full', 'insert', 'count']);
@@ -56,6 +67,25 @@ describe('resource exhaustion in the embedded engine is an outage, never a dead 
       { step: 'count', ok: true },
     ]);
   });
+
+  it.skipIf(!canDropRoot)(
+    'EACCES: an insert into a table whose directory this user may no longer write is the environment (retried, the partition paused), and writes once it may again',
+    async () => {
+      const steps = await run(
+        ['open', 'insert', 'insert-unwritable', 'insert', 'count'],
+        asOtherUser,
+        asRoot ? NOBODY : undefined,
+      );
+      expect(steps).toMatchObject([
+        { step: 'open', ok: true },
+        { step: 'insert', ok: true },
+        { ...outage('insert-unwritable', 'EACCES'), category: 'environment' },
+        { step: 'insert', ok: true },
+        { step: 'count', ok: true },
+      ]);
+      expect(steps[2]?.message).toMatch(/^clickhouse insert into t: STD_EXCEPTION \(1001\): .*Permission denied/);
+    },
+  );
 
   it.skipIf(!canMount)(
     'ENOSPC and EROFS: opening on a full inode table, inserting into it or into a read-only data directory is retriable, and writes once the disk is back',

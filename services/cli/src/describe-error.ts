@@ -20,11 +20,18 @@ const RESOURCE_HINTS: Readonly<Record<string, string>> = {
     'that file system is read-only: remount it read-write (a disk the kernel remounted read-only after errors: check dmesg) or use a path on a writable one',
 };
 
-/** The resource a failure ran out of: a Node system error's code in its cause chain. */
+/**
+ * The resource a failure ran out of: a Node system error's code in its cause chain, or the errno
+ * ClickHouse named (`details.clickhouse.errno`: a command that hit ENOSPC inside ClickHouse printed
+ * its line without a hint, found by a review).
+ */
 function exhaustedResource(error: unknown): string | undefined {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && RESOURCE_HINTS[code] !== undefined) return code;
+    const errno =
+      e instanceof DriftlineError ? (e.details.clickhouse as { errno?: unknown } | undefined)?.errno : undefined;
+    if (typeof errno === 'string' && RESOURCE_HINTS[errno] !== undefined) return errno;
   }
   return undefined;
 }

@@ -1,4 +1,5 @@
 import { ConfigError, DriftlineError, SinkUnavailableError, toDriftlineError } from '@driftline/core';
+import { toWarehouseError } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { describeError, EXIT } from '../src/describe-error.js';
 
@@ -41,6 +42,37 @@ describe('describeError: the machine out of a resource is one line saying what t
     ],
   ])('%s', (_code, error, line) => {
     const described = describeError(error, 'driftline run --help');
+    expect(described.line).toMatch(line);
+    expect(described.line).not.toMatch(/internal error|report it|\n/);
+    expect(described.code).toBe(EXIT.internal);
+  });
+
+  // ClickHouse names the errno in its own text: the hint comes from `details.clickhouse.errno`.
+  it.each([
+    [
+      'ENOSPC, an insert',
+      toWarehouseError(
+        'insert into drift_results',
+        new Error(
+          'Code: 1001. DB::Exception: std::__1::filesystem::filesystem_error: filesystem error: in create_directories: No space left on device ["/data/chdb/store/e58/e5854f78-a024-4512-8d4d-91eae3eeccda/tmp_insert_all_2_2_1"]. (STD_EXCEPTION) (version 26.7.2.1)',
+        ),
+        'server',
+      ),
+      /^clickhouse insert into drift_results: STD_EXCEPTION \(1001\): .*No space left on device .* — no space left on that file system: free space or inodes \(df -h, df -i\)/,
+    ],
+    [
+      'EMFILE, a query',
+      toWarehouseError(
+        'query',
+        new Error(
+          'Code: 460. DB::Exception: Cannot create timer_fd descriptor: , errno: 24, strerror: Too many open files. (CANNOT_CREATE_TIMER) (version 26.7.2.1)',
+        ),
+        'server',
+      ),
+      /^clickhouse query: CANNOT_CREATE_TIMER \(460\): .* — too many open files for this process: raise its limit \(ulimit -n/,
+    ],
+  ])('%s in ClickHouse', (_label, error, line) => {
+    const described = describeError(error, 'driftline report --help');
     expect(described.line).toMatch(line);
     expect(described.line).not.toMatch(/internal error|report it|\n/);
     expect(described.code).toBe(EXIT.internal);

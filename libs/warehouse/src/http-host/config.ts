@@ -2,6 +2,9 @@ import { envField } from '@driftline/core';
 import type { z } from 'zod';
 import { CLICKHOUSE_HOST_DEFAULTS, type ClickHouseHostOptions } from './server.js';
 
+// libs/service's DEFAULT_STARTUP_TIMEOUT_MS (not imported: the command loads no service code).
+const DEFAULT_STARTUP_TIMEOUT_MS = 2 * 60_000;
+
 /** `driftline clickhouse serve`: the host's environment (the data directory is DRIFTLINE_CLICKHOUSE_PATH). */
 export const clickhouseHostEnvShape = {
   DRIFTLINE_CLICKHOUSE_PATH: envField.name().default('.driftline/chdb'),
@@ -13,11 +16,13 @@ export const clickhouseHostEnvShape = {
   DRIFTLINE_CLICKHOUSE_HOST_MAX_BODY_BYTES: envField.int(1024, 2 ** 31).default(CLICKHOUSE_HOST_DEFAULTS.maxBodyBytes),
   DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT: envField.timeout().default(CLICKHOUSE_HOST_DEFAULTS.requestTimeoutMs),
   DRIFTLINE_CLICKHOUSE_HOST_MAX_QUEUE: envField.int(1, 100_000).default(CLICKHOUSE_HOST_DEFAULTS.maxQueue),
+  /** How long start-up retries a full or read-only disk; the variable and default of `driftline run`. */
+  DRIFTLINE_STARTUP_TIMEOUT: envField.duration().default(DEFAULT_STARTUP_TIMEOUT_MS),
 };
 
 export function toClickHouseHostOptions(
   env: z.infer<z.ZodObject<typeof clickhouseHostEnvShape>>,
-): Omit<ClickHouseHostOptions, 'logger'> {
+): Omit<ClickHouseHostOptions, 'logger' | 'signal'> {
   return {
     path: env.DRIFTLINE_CLICKHOUSE_PATH,
     host: env.DRIFTLINE_CLICKHOUSE_HOST_BIND,
@@ -29,5 +34,6 @@ export function toClickHouseHostOptions(
     maxBodyBytes: env.DRIFTLINE_CLICKHOUSE_HOST_MAX_BODY_BYTES,
     requestTimeoutMs: env.DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT,
     maxQueue: env.DRIFTLINE_CLICKHOUSE_HOST_MAX_QUEUE,
+    startupTimeoutMs: env.DRIFTLINE_STARTUP_TIMEOUT,
   };
 }

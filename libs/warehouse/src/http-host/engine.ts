@@ -2,9 +2,9 @@
 // at a time. Serial because a request's settings and parameters live on the shared session
 // (SET ...) until the next request replaces them: two requests interleaved would read each
 // other's. chdb itself serializes parameterized calls process-wide for the same reason.
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Session, version } from 'chdb';
+import { openEngineDirectory } from '../engine-directory.js';
 import { HostError, type HostRequest, hostErrorFrom, setStatement } from './protocol.js';
 
 export interface EngineResult {
@@ -15,7 +15,7 @@ export interface EngineResult {
 }
 
 export interface EngineOptions {
-  /** The data directory (created when missing). */
+  /** The data directory (created when missing; see openEngineDirectory). */
   readonly path: string;
   /** Requests waiting for the engine at most; more are refused (TOO_MANY_SIMULTANEOUS_QUERIES, retriable). */
   readonly maxQueue: number;
@@ -36,10 +36,17 @@ export class ChdbEngine {
 
   constructor(private readonly options: EngineOptions) {
     this.path = resolve(options.path);
-    mkdirSync(this.path, { recursive: true });
     // Read before the session opens: chdb reports "unknown" once a session holds the engine.
     this.version = version().libchdb.replaceAll('"', '');
-    this.session = new Session(this.path);
+    // The embedded client's checks (a full or read-only disk is SinkUnavailableError, retried at
+    // start-up): on the engine's bare error this process exited at once as an internal error, a
+    // restart loop under a supervisor (found by a review).
+    const path = this.path;
+    this.session = openEngineDirectory(
+      path,
+      () => new Session(path),
+      'stop that process, or give this one a directory of its own',
+    );
   }
 
   /** Requests queued or running. */

@@ -5,8 +5,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
-import { DriftlineError, type Logger, silentLogger } from '@driftline/core';
+import { DriftlineError, isRetriable, type Logger, silentLogger } from '@driftline/core';
 import { ChdbEngine } from './engine.js';
 import { contentType, exceptionText, HostError, hostErrorFrom, parseHostRequest } from './protocol.js';
 
@@ -27,6 +28,14 @@ export interface ClickHouseHostOptions {
   readonly requestTimeoutMs?: number;
   /** Requests waiting for the engine at most; default 256. More are refused, 503 (retriable). */
   readonly maxQueue?: number;
+  /**
+   * How long start-up keeps trying to open the engine, with backoff, while the machine refuses its
+   * directory for want of a resource (a full or read-only disk: SinkUnavailableError); default 0,
+   * one attempt. `driftline clickhouse serve` passes DRIFTLINE_STARTUP_TIMEOUT.
+   */
+  readonly startupTimeoutMs?: number;
+  /** Ends start-up's retries at once (a signal while it waits), with the last failure. */
+  readonly signal?: AbortSignal;
   readonly logger?: Logger;
 }
 
@@ -64,6 +73,36 @@ export interface ClickHouseHost {
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
+// Start-up's backoff between attempts to open the engine, as `driftline run`'s (libs/service).
+const STARTUP_RETRY_INITIAL_MS = 1_000;
+const STARTUP_RETRY_MAX_MS = 15_000;
+
+/**
+ * The engine, opened again with backoff while the machine refuses its directory, for
+ * `startupTimeoutMs`: the host exited at once on a full or read-only disk, a restart loop under a
+ * supervisor (found by a review). Anything not retriable (a directory in use or not writable by
+ * this user) fails at once.
+ */
+async function openEngine(options: ClickHouseHostOptions, logger: Logger): Promise<ChdbEngine> {
+  const started = Date.now();
+  const aborted = () => options.signal?.aborted === true;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return new ChdbEngine({ path: options.path, maxQueue: options.maxQueue ?? CLICKHOUSE_HOST_DEFAULTS.maxQueue });
+    } catch (error) {
+      const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
+      const left = (options.startupTimeoutMs ?? 0) - (Date.now() - started);
+      if (!isRetriable(error) || delay > left || aborted()) throw error;
+      logger.warn(
+        { err: (error as Error).message, attempt, retryInMs: delay, giveUpInMs: left },
+        'start-up failed: the engine cannot open its data directory; retrying (DRIFTLINE_STARTUP_TIMEOUT)',
+      );
+      await sleep(delay, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(() => {});
+      if (aborted()) throw error;
+    }
+  }
+}
+
 /** Starts the host; refuses a non-loopback address without a password (CONFIG_INVALID). */
 export async function startClickHouseHost(options: ClickHouseHostOptions): Promise<ClickHouseHost> {
   const host = options.host ?? CLICKHOUSE_HOST_DEFAULTS.host;
@@ -76,10 +115,7 @@ export async function startClickHouseHost(options: ClickHouseHostOptions): Promi
   const maxBody = options.maxBodyBytes ?? CLICKHOUSE_HOST_DEFAULTS.maxBodyBytes;
   const timeoutMs = options.requestTimeoutMs ?? CLICKHOUSE_HOST_DEFAULTS.requestTimeoutMs;
   const logger = options.logger ?? silentLogger;
-  const engine = new ChdbEngine({
-    path: options.path,
-    maxQueue: options.maxQueue ?? CLICKHOUSE_HOST_DEFAULTS.maxQueue,
-  });
+  const engine = await openEngine(options, logger);
   const credentials =
     options.password === undefined || options.password === ''
       ? undefined

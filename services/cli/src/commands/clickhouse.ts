@@ -18,6 +18,7 @@ environment:
   DRIFTLINE_CLICKHOUSE_HOST_MAX_BODY_BYTES  largest request body (default 67108864)
   DRIFTLINE_CLICKHOUSE_HOST_TIMEOUT         bound on a request, waiting included (default 60s)
   DRIFTLINE_CLICKHOUSE_HOST_MAX_QUEUE       requests waiting for the engine at most (default 256)
+  DRIFTLINE_STARTUP_TIMEOUT                 start-up retries a full or read-only disk this long (default 2m)
 
 Prints one JSON line {"url": ..., "path": ...} on stdout once it listens. SIGTERM or SIGINT
 answers the requests in hand, closes the engine and exits 0.
@@ -51,13 +52,29 @@ export async function clickhouseCommand(args: readonly string[]): Promise<number
   await checkEnvNames();
   const options = toClickHouseHostOptions(parseEnv(clickhouseHostEnvShape));
   const logger = stderrLogger({ service: 'clickhouse-host' });
-  const host = await startClickHouseHost({ ...options, logger });
+  // Listened for from the start: a signal while start-up waits for the disk ends the wait.
+  const stopping = new AbortController();
+  let requested: string | undefined;
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = (signal: string) => {
+      requested ??= signal;
+      stopping.abort();
+      resolve();
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  });
+  let host: Awaited<ReturnType<typeof startClickHouseHost>>;
+  try {
+    host = await startClickHouseHost({ ...options, logger, signal: stopping.signal });
+  } catch (error) {
+    if (requested === undefined) throw error;
+    process.stderr.write(`driftline: stopped during start-up (${requested}); nothing was started\n`);
+    return 0;
+  }
   process.stdout.write(`${JSON.stringify({ url: host.url, path: host.path })}\n`);
   logger.info({ url: host.url, path: host.path }, 'clickhouse host listening');
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', () => resolve());
-    process.once('SIGINT', () => resolve());
-  });
+  await stopped;
   await host.close();
   logger.info({}, 'clickhouse host stopped');
   return 0;

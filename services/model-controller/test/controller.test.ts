@@ -873,6 +873,91 @@ describe('each stage is decided on the requests it is about (found by a review)'
   });
 });
 
+describe('after a backlog longer than max_time, a canary or watch counts max_time from its own answers (found by a review)', () => {
+  const hourly = parseRolloutPolicy({
+    defaults: { promotion: { min_labels: 40, max_time: '1h' }, rollback: { min_labels: 40, max_time: '1h' } },
+  });
+  const backlog = 3 * 3_600_000;
+  /** `n` labelled rows answered by `answered` as `role`, one every 18 s from `from` (600: 3 h), labelled 500 ms later. */
+  const spread = (prefix: string, answered: string, role: LabelledRow['role'], from: number, n = 600) =>
+    batch(prefix, answered, role, from, n, { v1: 0.2, v2: 0.8 }).map((r, i) => ({
+      ...r,
+      predictionTime: from + i * 18_000,
+      labelTime: from + i * 18_000 + 500,
+    }));
+  const kinds = (published: readonly ModelEvent[]) => published.map((e) => `${e.version}:${e.kind}`);
+
+  it('a canary decided on 3 h of backfilled shadow pairs is not rolled back before it answers; its answers decide it', async () => {
+    const { published, store, deps } = setup({});
+    // The shadow was gated at T0; the controller was down for 3 h, the labelled rows are all in.
+    const rows = spread('p', 'v1', 'production', T0 + 500);
+    let now = T0 + backlog + 60_000;
+    const table = labelledTable(rows);
+    const controller = new ModelController({ ...deps, policies: hourly, now: () => now, pairs: table.reader });
+    await controller.tick();
+    expect(kinds(published)).toEqual(['v2:SHADOW', 'v2:CANARY']);
+    const canary = store.rows.get('fraud/v2/canary')!;
+    expect(canary.at).toBeLessThan(T0 + 3_600_000); // dated by its deciding label, long before the record
+    expect(canary.recorded_at).toBe(now);
+    // Before: rolled back at once, "9… ms elapsed with 0/40 labels", v2 having answered nothing.
+    now += 10_000;
+    expect((await controller.tick()).transitions).toEqual([]);
+    // Production's answers go on meanwhile (v2 answers a share from now on): still no decision.
+    rows.push(...spread('q', 'v1', 'production', now + 500, 100));
+    expect((await controller.tick()).transitions).toEqual([]);
+    // The canary's own answers decide it.
+    rows.push(...batch('c', 'v2', 'canary', now + 1_000, 400, { v1: 0.2, v2: 0.8 }));
+    now += 600_000;
+    const decided = await controller.tick();
+    expect(decided.transitions.map((t) => `${t.from_stage}>${t.to_stage}:${t.reason}`)).toEqual([
+      'canary>production:evidence',
+    ]);
+  });
+
+  it('a canary that never answers is rolled back once max_time has passed since it was recorded', async () => {
+    const { published, deps } = setup({});
+    const rows = spread('p', 'v1', 'production', T0 + 500);
+    let now = T0 + backlog + 60_000;
+    const recorded = now;
+    const controller = new ModelController({
+      ...deps,
+      policies: hourly,
+      now: () => now,
+      pairs: labelledTable(rows).reader,
+    });
+    await controller.tick();
+    // Production answers (and is labelled) for 59 min after the record: the canary waits.
+    rows.push(...spread('q', 'v1', 'production', recorded + 1_000, 196));
+    now = recorded + 2 * 3_600_000;
+    expect((await controller.tick()).transitions).toEqual([]);
+    // … and past an hour after it: too few labels, rolled back (as a canary that never answered live).
+    rows.push(...spread('r', 'v1', 'production', recorded + 3_600_000 + 60_000, 10));
+    const tick = await controller.tick();
+    expect(tick.transitions.map((t) => `${t.to_stage}:${t.reason}`)).toEqual(['rolled_back:too_few_labels']);
+    expect(kinds(published)).toEqual(['v2:SHADOW', 'v2:CANARY', 'v2:ROLLED_BACK']);
+  });
+
+  it('a production promoted on 3 h of backfilled canary pairs is not rolled back not_scored before it answers; its answers decide the watch', async () => {
+    const { published, store, deps } = setup({});
+    store.rows.set('fraud/v2/canary', row('v2', 'shadow', 'canary', T0 + 1_000, 'v1'));
+    const rows = spread('c', 'v2', 'canary', T0 + 1_500);
+    let now = T0 + backlog + 60_000;
+    const table = labelledTable(rows);
+    const controller = new ModelController({ ...deps, policies: hourly, now: () => now, pairs: table.reader });
+    await controller.tick();
+    expect(kinds(published)).toEqual(['v2:CANARY', 'v2:PROMOTED']); // re-published, then decided
+    expect(store.rows.get('fraud/v2/production')!.at).toBeLessThan(T0 + 3_600_000);
+    // Before: rolled back at once, "answered no prediction since …": the servers switch only now.
+    now += 10_000;
+    expect((await controller.tick()).transitions).toEqual([]);
+    // The new production's own answers (v1 still scored, worse) decide the watch: v1 retired.
+    rows.push(...batch('w', 'v2', 'production', now + 1_000, 400, { v1: 0.2, v2: 0.8 }));
+    now += 600_000;
+    const decided = await controller.tick();
+    expect(decided.transitions.map((t) => `${t.version}:${t.to_stage}:${t.reason}`)).toEqual(['v1:retired:evidence']);
+  });
+});
+
 describe("the controller's clock: one row dated ahead cannot move it (found by a review)", () => {
   const hourly = parseRolloutPolicy({ defaults: { promotion: { min_labels: 40, max_time: '1h' } } });
 

@@ -152,8 +152,6 @@ export interface TransitionFact {
   readonly to_stage: Stage;
   readonly at: number;
   readonly previous_version: string | null;
-  /** When the row was written (wall clock, stored with it): the servers switch only after it is published. */
-  readonly recorded_at?: number;
 }
 
 /**
@@ -182,19 +180,13 @@ export interface PlannedTransition extends TransitionFields {
   readonly from_stage: Stage;
 }
 
-/** When a stage began: its transition's event time, and when that transition was recorded (when known). */
-interface StageStart {
-  readonly since: number;
-  readonly recordedAt?: number;
-}
-
 export interface ModelView {
   /** Every version's current stage and when it began. */
-  readonly versions: ReadonlyMap<string, StageStart & { readonly stage: Stage }>;
+  readonly versions: ReadonlyMap<string, { readonly stage: Stage; readonly since: number }>;
   /** The version production traffic goes to, when known. */
   readonly production?: string;
   /** After a promotion: the replaced version, shadow-scored, compared with the new production. */
-  readonly watch?: StageStart & { readonly production: string; readonly previous: string };
+  readonly watch?: { readonly production: string; readonly previous: string; readonly since: number };
 }
 
 const RANK: Readonly<Record<Stage, number>> = {
@@ -249,21 +241,20 @@ export function viewOf(history: readonly TransitionFact[]): ModelView {
   const sorted = [...history].sort(
     (a, b) => a.at - b.at || RANK[a.to_stage] - RANK[b.to_stage] || a.version.localeCompare(b.version),
   );
-  const versions = new Map<string, StageStart & { stage: Stage }>();
+  const versions = new Map<string, { stage: Stage; since: number }>();
   let production: string | undefined;
   let gatedAgainst: string | undefined;
-  let watch: (StageStart & { production: string; previous: string }) | undefined;
+  let watch: { production: string; previous: string; since: number } | undefined;
   for (const t of sorted) {
     const before = versions.get(t.version)?.stage;
-    const start = { since: t.at, ...(isEpochMs(t.recorded_at) ? { recordedAt: t.recorded_at } : {}) };
-    versions.set(t.version, { stage: t.to_stage, ...start });
+    versions.set(t.version, { stage: t.to_stage, since: t.at });
     if (t.to_stage === 'shadow' && t.previous_version !== null) gatedAgainst = t.previous_version;
     if (t.to_stage === 'production') {
       const replaced = t.previous_version ?? production;
       production = t.version;
       watch =
         replaced !== undefined && replaced !== t.version
-          ? { production: t.version, previous: replaced, ...start }
+          ? { production: t.version, previous: replaced, since: t.at }
           : undefined;
     } else if (t.to_stage === 'rolled_back' && (t.version === production || before === 'production')) {
       production = t.previous_version ?? watch?.previous;
@@ -310,12 +301,6 @@ export interface ComparisonPlan {
   readonly challenger: string;
   /** Event time the comparison starts: when the subject's stage (or the watch) began. */
   readonly since: number;
-  /**
-   * A canary's or a watch's (a stage whose pairs are its subject's own answers): when the
-   * transition that began it was recorded. No own answer can come before: `max_time` counts from
-   * the first own answer, or from this while there is none (see {@link evidenceStart}).
-   */
-  readonly recordedAt?: number;
   /** The answered requests its pairs come from (see {@link pairSourceOf}). */
   readonly answeredBy: PairSource;
 }
@@ -347,7 +332,7 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
   const production = view.production;
   if (production === undefined) return [];
   const plans: ComparisonPlan[] = [];
-  for (const [version, { stage, since, recordedAt }] of view.versions) {
+  for (const [version, { stage, since }] of view.versions) {
     if ((stage === 'shadow' || stage === 'canary') && version !== production) {
       plans.push({
         kind: 'promotion',
@@ -356,7 +341,6 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
         incumbent: production,
         challenger: version,
         since,
-        ...(stage === 'canary' && recordedAt !== undefined ? { recordedAt } : {}),
         answeredBy: pairSourceOf('promotion', stage, production, version),
       });
     }
@@ -374,7 +358,6 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
       incumbent: production,
       challenger: w.previous,
       since: w.since,
-      ...(w.recordedAt === undefined ? {} : { recordedAt: w.recordedAt }),
       answeredBy: pairSourceOf('rollback', 'production', production, w.previous),
     });
   }
@@ -412,26 +395,7 @@ export interface PlanOutcome {
 }
 
 const isUnit = (x: number) => Number.isFinite(x) && x >= 0 && x <= 1;
-const isEpochMs = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
-
-/**
- * Event time from which a plan's `max_time` counts: its `since`, except for a canary or a watch
- * (a plan with `recordedAt`), whose pairs are its subject's own answers and which can have none
- * before the servers switch, i.e. before its transition was recorded and published. For those, the
- * first own answer's prediction time, or — none yet — the transition's `recorded_at`, whichever is
- * earlier (never before `since`). `since` is the deciding label's time, which after a backlog
- * (a controller or label-joiner outage, labels backfilled) lies long before the record: the stage
- * began with `max_time` spent, and the next tick rolled a canary back `too_few_labels`, or a new
- * production `not_scored`, on no answer of its own (found by a review). Both times are stored, so a
- * replay decides the same; the first own answer keeps a replay whose event time lies behind the
- * wall clock (recorded now, predicted last month) counting from its answers.
- */
-function evidenceStart(plan: ComparisonPlan, pairs: readonly PairInput[]): number {
-  if (plan.recordedAt === undefined || plan.recordedAt <= plan.since) return plan.since;
-  let first = plan.recordedAt;
-  for (const p of pairs) if (isEpochMs(p.predictionTime) && p.predictionTime < first) first = p.predictionTime;
-  return Math.max(plan.since, first);
-}
+const isEpochMs = (x: number) => Number.isSafeInteger(x) && x >= 0;
 
 /**
  * Steps the plan's policy over its pairs (in the order given: label time, then prediction id),
@@ -440,10 +404,9 @@ function evidenceStart(plan: ComparisonPlan, pairs: readonly PairInput[]): numbe
  * comparison that gets no pairs (a version nobody scores any more) still reaches `max_time`.
  *
  * `max_time` is measured on PREDICTION time: how long a stretch of predictions since the stage
- * began (a canary's or a watch's: since its first own answer, see {@link evidenceStart}) has
- * labels. On label time, labels of predictions made before the stage began moved the clock too,
- * so with a label delay D a comparison got `max_time − D` of evidence, and none when D ≥
- * `max_time` (every shadow rejected with no pairs). The decision's time stays that of its
+ * began has labels. On label time, labels of predictions made before the stage began moved the
+ * clock too, so with a label delay D a comparison got `max_time − D` of evidence, and none when
+ * D ≥ `max_time` (every shadow rejected with no pairs). The decision's time stays that of its
  * deciding label (a transition cannot be dated before the label that decided it arrived).
  * The positive_rate guard, when configured, gets the NEWER version's positive prediction (the
  * challenger when promoting, production when watching) with the other's as baseline.
@@ -460,12 +423,11 @@ export function runPlan(
   answered?: boolean,
 ): PlanOutcome {
   const guard = policy.guards.find((g) => g.name === POSITIVE_RATE_GUARD);
-  const start = evidenceStart(plan, pairs);
-  let state: ComparisonState = startComparison(policy, start);
+  let state: ComparisonState = startComparison(policy, plan.since);
   let decision: ComparisonDecision = decideComparison(policy, state);
   let decided = false;
   let decidedAt = plan.since;
-  let newestPrediction = start;
+  let newestPrediction = plan.since;
   let newestLabel = plan.since;
   let used = 0;
   let skipped = 0;
@@ -496,7 +458,7 @@ export function runPlan(
     }
     used++;
     // A pair predicted before the stage began (the reader's bound is inclusive of `since`) adds no time.
-    const time = Math.max(start, Math.min(p.predictionTime, predictionCap));
+    const time = Math.max(plan.since, Math.min(p.predictionTime, predictionCap));
     const labelTime = Math.min(p.labelTime, labelCap);
     newestPrediction = Math.max(newestPrediction, time);
     newestLabel = Math.max(newestLabel, labelTime);

@@ -283,33 +283,6 @@ describe('tickModel', () => {
     expect(tickModel(shadowOfV2, only(pairs(T0, 800, 0.2, 0.8)), policy).transition).toEqual(a.transition);
   });
 
-  it("a canary's or watch's max_time counts from its first own answer, or from its record while it has none; a shadow's from `since`", () => {
-    const day = 86_400_000;
-    const recorded = T0 + 3 * day; // the deciding label's time `at` lies 3 days before: a backlog
-    const canary = [...shadowOfV2, { ...fact('v2', 'shadow', 'canary', T0 + MIN, 'v1'), recorded_at: recorded }];
-    const clock = (t: number) => ({ labelTime: t + 1000, predictionTime: t });
-    const run = (history: TransitionFact[], data: PairInput[], at: number) =>
-      tickModel(history, only(data), policy, clock(at)).outcomes[0]!.decision;
-    // No own answer, max_time (1 d) long past `since` but not past the record: it waits.
-    expect(run(canary, [], recorded + day - MIN)).toMatchObject({ action: 'continue' });
-    expect(run(canary, [], recorded + day)).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
-    // Own answers predicted before the record (a replay: recorded now, predicted last month) count from the first.
-    const early = pairs(T0 + 2 * day, 10, 0.5, 0.5);
-    expect(run(canary, early, recorded + MIN)).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
-    // A watch likewise: no not_scored question before a day after the promotion was recorded.
-    const promoted = [...canary, { ...fact('v2', 'canary', 'production', T0 + 2 * MIN, 'v1'), recorded_at: recorded }];
-    const watch = tickModel(promoted, only([]), policy, clock(recorded + day - MIN)).outcomes;
-    expect(watch.map((o) => [o.plan.kind, o.decision.action, awaitsAnswered(o.plan, o.decision)])).toEqual([
-      ['rollback', 'continue', false],
-    ]);
-    // A shadow's pairs are production's answers: its record changes nothing.
-    const shadow = [
-      fact('v2', null, 'candidate', T0),
-      { ...fact('v2', 'candidate', 'shadow', T0, 'v1'), recorded_at: recorded },
-    ];
-    expect(run(shadow, [], T0 + day)).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
-  });
-
   it('rejects a worse shadow, and waits (continue) with too few labels', () => {
     expect(tickModel(shadowOfV2, only(pairs(T0, 400, 0.8, 0.2)), policy).transition).toMatchObject({
       version: 'v2',

@@ -241,7 +241,7 @@ describe('labeled_predictions: unusable pairs are counted', () => {
 });
 
 describe("labeled_predictions: a model's label clock", () => {
-  it('is the LABEL_CLOCK_QUORUM-th newest label and labelled prediction time at or before the bound: a row dated ahead moves nothing', async () => {
+  it('is the newest time before the wall clock, or the LABEL_CLOCK_QUORUM-th newest within the bound when later: one row dated ahead moves nothing', async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
     await migrate(ch, migrations);
     const now = Date.now();
@@ -272,17 +272,24 @@ describe("labeled_predictions: a model's label clock", () => {
     ]);
     const predictions = warehouseOn(ch).predictions;
     const bound = now + 3_600_000;
-    expect(await predictions.labelClock('fraud', bound)).toEqual({
+    // Behind the wall clock, the newest row moves it (r6), as it always did; the one row ahead does not.
+    expect(await predictions.labelClock('fraud', now, bound)).toEqual({
+      labelTime: now - 60_000 + 6_000 + 500,
+      predictionTime: now - 60_000 + 6_000,
+    });
+    // Time ahead of the wall clock moves it once LABEL_CLOCK_QUORUM rows reach it: with the wall
+    // clock at r1, the 5th newest within the bound (r3) is later than r1.
+    expect(await predictions.labelClock('fraud', now - 60_000 + 1_600, bound)).toEqual({
       labelTime: now - 60_000 + 3_000 + 500,
       predictionTime: now - 60_000 + 3_000,
     });
-    // Fewer rows within the bound than the quorum: the oldest of them.
-    expect(await predictions.labelClock('fraud', now - 60_000 + 1_600)).toEqual({
+    // Fewer rows within the bound than the quorum and none before the wall clock: the oldest of them.
+    expect(await predictions.labelClock('fraud', now - 70_000, now - 60_000 + 1_600)).toEqual({
       labelTime: now - 60_000 + 500,
       predictionTime: now - 60_000,
     });
-    expect(await predictions.labelClock('fraud', now - 70_000)).toBeUndefined();
-    expect(await predictions.labelClock('other', now)).toBeUndefined();
+    expect(await predictions.labelClock('fraud', now - 80_000, now - 70_000)).toBeUndefined();
+    expect(await predictions.labelClock('other', now, bound)).toBeUndefined();
   });
 });
 

@@ -39,12 +39,13 @@ export interface PairReader {
     readonly unusable: { readonly labelNotBinary: number; readonly scoreNotProbability: number };
   }>;
   /**
-   * The model's event clock from its labelled predictions, paired or not, with both times at or
-   * before `notAfter` (event time moves on while a comparison gets no pairs): the
-   * LABEL_CLOCK_QUORUM-th newest of each time (all of them fewer: the oldest), so one row dated
-   * ahead — a client's clock, a bad event time within the allowed future — cannot move it.
+   * The model's event clock from its labelled predictions, paired or not (event time moves on
+   * while a comparison gets no pairs): per time, the newest at or before `now` (the wall clock), or
+   * the LABEL_CLOCK_QUORUM-th newest within `notAfter` when later — so a few rows dated ahead (a
+   * client's clock) cannot move it, while event time running ahead as a whole (a replay, the demo)
+   * does.
    */
-  labelClock(model: string, notAfter: number): Promise<ModelClock | undefined>;
+  labelClock(model: string, now: number, notAfter: number): Promise<ModelClock | undefined>;
   /**
    * Whether `version` of `model` answered any prediction (a row whose model_version is it,
    * labelled or expired) predicted at or after `since`: one bounded query. Asked only of a
@@ -280,10 +281,10 @@ export class ModelController {
     }
     if (stillLogged.size === 0) this.unusableLogged.delete(model);
     else this.unusableLogged.set(model, stillLogged);
-    // The event clock of max_time: the LABEL_CLOCK_QUORUM-th newest plausible times (see labelClock).
+    // The event clock of max_time (see labelClock).
     // Not capped at the wall clock: event time runs ahead of it in a replay or an accelerated run
     // (capped, the demo's comparisons waited for ever, found by running it).
-    const labelled = plans.length === 0 ? undefined : await deps.pairs.labelClock(model, notAfter);
+    const labelled = plans.length === 0 ? undefined : await deps.pairs.labelClock(model, now, notAfter);
     const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
     const clock =
       labelled !== undefined && plausible(labelled.labelTime) && plausible(labelled.predictionTime)

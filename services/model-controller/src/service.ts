@@ -71,7 +71,7 @@ export const modelControllerService = defineService({
       transitions: warehouse.transitions,
       pairs: {
         readPairs: (q) => warehouse.predictions.readPairsCounted(q),
-        labelClock: (model, notAfter) => warehouse.predictions.labelClock(model, notAfter),
+        labelClock: (model, now, notAfter) => warehouse.predictions.labelClock(model, now, notAfter),
         answeredSince: (model, version, since) => warehouse.predictions.answeredSince(model, version, since),
       },
       publish: (events) => models.publish(events),

@@ -273,7 +273,7 @@ describe('ModelController', () => {
       pairs: {
         answeredSince: notAsked,
         // As the warehouse reads it: the newest times of rows with both at or before the bound.
-        labelClock: async (_model: string, notAfter: number) => {
+        labelClock: async (_model: string, _now: number, notAfter: number) => {
           const within = rows.filter((r) => r.labelTime <= notAfter && r.predictionTime <= notAfter);
           return {
             labelTime: Math.max(...within.map((r) => r.labelTime)),
@@ -799,15 +799,18 @@ function labelledTable(rows: LabelledRow[]) {
         }));
       return { pairs, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
     },
-    labelClock: async (_model, notAfter) => {
+    labelClock: async (_model, now, notAfter) => {
       const within = rows.filter((r) => r.labelTime <= notAfter && r.predictionTime <= notAfter);
       if (within.length === 0) return undefined;
-      // The LABEL_CLOCK_QUORUM-th newest of each time, as the warehouse's query.
-      const nth = (times: number[]) => times.sort((a, b) => b - a)[Math.min(LABEL_CLOCK_QUORUM, times.length) - 1]!;
-      return {
-        labelTime: nth(within.map((r) => r.labelTime)),
-        predictionTime: nth(within.map((r) => r.predictionTime)),
+      // As the warehouse's query: the newest at or before the wall clock, or the
+      // LABEL_CLOCK_QUORUM-th newest within notAfter when later.
+      const clock = (time: (r: LabelledRow) => number) => {
+        const past = within.filter((r) => r.labelTime <= now && r.predictionTime <= now).map(time);
+        const all = within.map(time).sort((a, b) => b - a);
+        const quorum = all[Math.min(LABEL_CLOCK_QUORUM, all.length) - 1]!;
+        return Math.max(past.length === 0 ? Number.NEGATIVE_INFINITY : Math.max(...past), quorum);
       };
+      return { labelTime: clock((r) => r.labelTime), predictionTime: clock((r) => r.predictionTime) };
     },
     answeredSince: async (_model, version, since) =>
       rows.some((r) => r.answered === version && r.role === 'production' && r.predictionTime >= since),
@@ -888,6 +891,29 @@ describe("the controller's clock: one row dated ahead cannot move it (found by a
     // Before: rejected, "4800000 ms elapsed with 22/40 labels", dated now + 50 min.
     expect(tick.transitions).toEqual([]);
     expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW']);
+  });
+
+  it('a model with fewer labelled rows than the quorum ends on max_time, dated by the label that ends it (found by a review)', async () => {
+    // A quorum over every row made the clock the oldest of four rows: never at max_time, and the
+    // pairs' times clamped to it dated decisions before their labels.
+    const { published, deps } = setup({});
+    const minutes = [0, 20, 40, 65];
+    const rows = batch('p', 'v1', 'production', T0, 4, { v1: 0.5, v2: 0.5 }).map((r, i) => ({
+      ...r,
+      predictionTime: T0 + minutes[i]! * 60_000,
+      labelTime: T0 + minutes[i]! * 60_000 + 30_000,
+    }));
+    const now = T0 + 2 * 3_600_000;
+    const tick = await new ModelController({
+      ...deps,
+      policies: hourly,
+      now: () => now,
+      pairs: labelledTable(rows).reader,
+    }).tick();
+    expect(tick.transitions.map((t) => [t.to_stage, t.reason, t.at])).toEqual([
+      ['rejected', 'too_few_labels', T0 + 65 * 60_000 + 30_000],
+    ]);
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW', 'v2:REJECTED']);
   });
 
   it('event time running ahead of the wall clock, within the allowed future, is decided on (a replay, the demo)', async () => {

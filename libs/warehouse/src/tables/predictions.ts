@@ -216,15 +216,17 @@ export interface PredictionStore {
    */
   readPairsCounted(q: PairQuery): Promise<PairRead>;
   /**
-   * `model`'s event clock, from its labelled predictions (paired or not) with both times at or
-   * before `notAfter`: the LABEL_CLOCK_QUORUM-th newest label time and labelled prediction time (the
-   * oldest when there are fewer), or undefined when there are none. One row dated ahead (a
-   * client's clock, within the allowed future) cannot move it: as the newest of all it had ended a
-   * comparison on max_time 50 min early (found by a review). The controller's max_time runs on the second. The bound leaves out a time
-   * no event may have (µs read as ms, a year 2099): the newest of all, it had made the whole clock
-   * implausible, so no comparison of the model could end on max_time.
+   * `model`'s event clock, from its labelled predictions (paired or not), or undefined when there
+   * are none within `notAfter`: per time (label, labelled prediction) the later of the newest at or
+   * before `now` (the wall clock) and the LABEL_CLOCK_QUORUM-th newest at or before `notAfter`. So
+   * event time behind the wall clock moves it row by row, as it always did, and time ahead of the
+   * wall clock (a replay, the demo's accelerated time, a client's clock) only once that many rows
+   * reach it: one row dated ahead had ended a comparison on max_time 50 min early (found by a
+   * review); a quorum over every row delayed low-volume models by four labels and dated decisions
+   * before their labels (found by the next). The controller's max_time runs on the prediction time.
+   * `notAfter` leaves out a time no event may have (µs read as ms, a year 2099).
    */
-  labelClock(model: string, notAfter: number): Promise<LabelClock | undefined>;
+  labelClock(model: string, now: number, notAfter: number): Promise<LabelClock | undefined>;
   /**
    * Whether `version` of `model` answered any prediction with prediction_time >= `since` (ms): a
    * row whose model_version is it, labelled or expired (unlabeled_predictions), whatever its
@@ -431,21 +433,22 @@ export class ClickHousePredictionStore implements PredictionStore {
     }));
   }
 
-  async labelClock(model: string, notAfter: number): Promise<LabelClock | undefined> {
-    // The quorum-th newest of each time: min over the newest few (a top-N read, not a sort of all).
-    const newest = (column: string) =>
-      `(SELECT toUnixTimestamp64Milli(min(t)) FROM (SELECT ${column} AS t FROM ${this.ch.table('labeled_predictions')}
-         WHERE model = {model:String}
-           AND label_time <= fromUnixTimestamp64Milli({notAfter:Int64})
-           AND prediction_time <= fromUnixTimestamp64Milli({notAfter:Int64})
-         ORDER BY ${column} DESC LIMIT {quorum:UInt32}))`;
+  async labelClock(model: string, now: number, notAfter: number): Promise<LabelClock | undefined> {
+    const table = this.ch.table('labeled_predictions');
+    const within = (bound: string) =>
+      `model = {model:String} AND label_time <= fromUnixTimestamp64Milli({${bound}:Int64})
+         AND prediction_time <= fromUnixTimestamp64Milli({${bound}:Int64})`;
+    // Per time: the newest at or before the wall clock, or the quorum-th newest within notAfter
+    // (min over the newest few: a top-N read, not a sort of all) when later.
+    const clock = (column: string) =>
+      `greatest(
+         (SELECT toUnixTimestamp64Milli(max(${column})) FROM ${table} WHERE ${within('now')}),
+         (SELECT toUnixTimestamp64Milli(min(t)) FROM (SELECT ${column} AS t FROM ${table}
+            WHERE ${within('notAfter')} ORDER BY ${column} DESC LIMIT {quorum:UInt32})))`;
     const [row] = await this.ch.select<{ n: number | string; lt: number | string; pt: number | string }>(
-      `SELECT count() AS n, ${newest('label_time')} AS lt, ${newest('prediction_time')} AS pt
-       FROM ${this.ch.table('labeled_predictions')}
-       WHERE model = {model:String}
-         AND label_time <= fromUnixTimestamp64Milli({notAfter:Int64})
-         AND prediction_time <= fromUnixTimestamp64Milli({notAfter:Int64})`,
-      { model, notAfter, quorum: LABEL_CLOCK_QUORUM },
+      `SELECT count() AS n, ${clock('label_time')} AS lt, ${clock('prediction_time')} AS pt
+       FROM ${table} WHERE ${within('notAfter')}`,
+      { model, now, notAfter, quorum: LABEL_CLOCK_QUORUM },
     );
     if (row === undefined || Number(row.n) === 0) return undefined;
     return { labelTime: Number(row.lt), predictionTime: Number(row.pt) };

@@ -1,10 +1,9 @@
 // A broker that stops answering (a blackholed path, a hung broker): connections stay open and
 // nothing comes back. Both tests route this process' Kafka connections through a proxy that can go
 // silent, so the shared stack itself is never touched.
-import net from 'node:net';
 import { silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
-import { eventually, kafkaFor, type StallableProxy, stallableProxy, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, type StallableProxy, stallableBroker, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { STOP_DEADLINE_MS, startConsumer } from '../src/consumer.js';
 import { createProducer, ensureTopics } from '../src/index.js';
@@ -33,18 +32,8 @@ describe('a consumer whose broker stops answering', () => {
     const producer = await createProducer(direct);
     cleanup.push(() => producer.disconnect());
     await producer.send(topic, [{ key: 'k', value: Buffer.from('v') }]);
-    const [host, port] = stack.kafkaBrokers[0]!.split(':') as [string, string];
-    const proxy = await stallableProxy(Number(port), host);
+    const proxy = await stallableBroker(stack.kafkaBrokers[0]!);
     cleanup.push(() => proxy.close());
-    const connect = net.connect;
-    net.connect = ((options: net.TcpNetConnectOpts, onConnect?: () => void) =>
-      connect(
-        Number(options.port) === Number(port) ? { ...options, host: '127.0.0.1', port: proxy.port } : options,
-        onConnect,
-      )) as typeof net.connect;
-    cleanup.push(() => {
-      net.connect = connect;
-    });
     return { topic, proxy, producer };
   }
 

@@ -3,10 +3,9 @@
 // bound. Only this process' Kafka connections go through a proxy that can go silent (as in
 // libs/kafka's blackholed-broker test): the shared stack is never touched.
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, stallableProxy, uniqueName } from '@driftline/test-support';
+import { eventually, stallableBroker, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { driftEnv, driftMonitors } from './runner.js';
 
@@ -22,20 +21,9 @@ describe('drift-monitor stop with a hung broker', () => {
   });
 
   it('stops its three consumers together: one 10 s bound, not three in turn (30 s)', async () => {
-    // The broker advertises its own address, so a proxy given as the bootstrap broker would carry
-    // the bootstrap only: every connection to the broker's port is sent to the proxy instead.
-    const [host, port] = stack.kafkaBrokers[0]!.split(':') as [string, string];
-    const proxy = await stallableProxy(Number(port), host);
+    // Every connection of this process to the broker goes through the proxy.
+    const proxy = await stallableBroker(stack.kafkaBrokers[0]!);
     cleanup.push(() => proxy.close());
-    const connect = net.connect;
-    net.connect = ((options: net.TcpNetConnectOpts, onConnect?: () => void) =>
-      connect(
-        Number(options.port) === Number(port) ? { ...options, host: '127.0.0.1', port: proxy.port } : options,
-        onConnect,
-      )) as typeof net.connect;
-    cleanup.push(() => {
-      net.connect = connect;
-    });
 
     const runner = await monitors.start(
       driftEnv(stack, {

@@ -5,7 +5,14 @@ import { createKafkaClient, type KafkaClient } from '@driftline/kafka';
 
 // Topic reads go through the Kafka facade like everything else (no client library here).
 export { readTopic } from '@driftline/kafka/testing';
-export { proxyOn, type StallableProxy, stallableProxy, type ThrottledProxy, throttledProxy } from './proxy.js';
+export {
+  proxyOn,
+  type StallableProxy,
+  stallableBroker,
+  stallableProxy,
+  type ThrottledProxy,
+  throttledProxy,
+} from './proxy.js';
 export { DATABASE_99_REFUSED_LINE, type DriftlineRun, spawnDriftlineRun } from './run-process.js';
 
 /** A name no other test uses: topics, groups, key prefixes and tables are isolated per test. */

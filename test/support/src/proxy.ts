@@ -1,4 +1,4 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import net, { connect, createServer, type Server, type Socket } from 'node:net';
 
 /** A loopback TCP proxy whose path can go silent (see {@link stallableProxy}). */
 export interface StallableProxy {
@@ -145,4 +145,29 @@ export async function proxyOn(listenPort: number, target: string): Promise<Serve
   });
   await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve));
   return server;
+}
+
+/**
+ * A stallable proxy in front of the Kafka broker `host:port` that every connection of this process
+ * to the broker's port goes through (`net.connect` patched): the broker advertises its own address,
+ * so a proxy given only as the bootstrap broker would carry the bootstrap alone. The proxy's own
+ * upstream connection is not redirected (it uses the unpatched binding). `close` puts
+ * `net.connect` back, then closes the proxy.
+ */
+export async function stallableBroker(broker: string): Promise<StallableProxy> {
+  const [host, port] = broker.split(':') as [string, string];
+  const proxy = await stallableProxy(Number(port), host);
+  const original = net.connect;
+  net.connect = ((options: net.TcpNetConnectOpts, onConnect?: () => void) =>
+    original(
+      Number(options.port) === Number(port) ? { ...options, host: '127.0.0.1', port: proxy.port } : options,
+      onConnect,
+    )) as typeof net.connect;
+  return {
+    ...proxy,
+    close: async () => {
+      net.connect = original;
+      await proxy.close();
+    },
+  };
 }

@@ -1,6 +1,6 @@
 import { DriftlineError, silentLogger } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { runLength, SendLanes } from '../src/lanes.js';
+import { runLength, SendLanes, type SendLanesOptions } from '../src/lanes.js';
 import { RoomWaiters } from '../src/room.js';
 
 interface Msg {
@@ -27,7 +27,11 @@ function fakeKafka(fail: (topic: string) => boolean | 'hang') {
   return { send, delivered, attempts };
 }
 
-const lanesOver = (send: (topic: string, messages: readonly Msg[]) => Promise<void>, retryAfterMs = 10_000) =>
+const lanesOver = (
+  send: (topic: string, messages: readonly Msg[]) => Promise<void>,
+  retryAfterMs = 10_000,
+  more: Partial<SendLanesOptions<Msg>> = {},
+) =>
   new SendLanes<Msg>({
     send,
     batchSize: 2,
@@ -36,7 +40,12 @@ const lanesOver = (send: (topic: string, messages: readonly Msg[]) => Promise<vo
     retryAfterMs,
     onSent: () => {},
     logger: silentLogger,
+    ...more,
   });
+
+/** Lanes of one message per send whose clock is `clock()` and a send slow after 1 s. */
+const slowAfterSecond = (send: (topic: string, messages: readonly Msg[]) => Promise<void>, clock: () => number) =>
+  lanesOver(send, 10_000, { batchSize: 1, slowSendMs: 1_000, now: clock });
 
 const waitFor = async (condition: () => boolean, ms = 2_000) => {
   const deadline = Date.now() + ms;
@@ -242,17 +251,7 @@ describe('SendLanes (one queue and send loop per topic)', () => {
     let hang = false;
     let clock = 0;
     const kafka = fakeKafka(() => (hang ? 'hang' : false));
-    const lanes = new SendLanes<Msg>({
-      send: kafka.send,
-      batchSize: 1,
-      maxSendBytes: 1_000,
-      lingerMs: 0,
-      retryAfterMs: 10_000,
-      onSent: () => {},
-      logger: silentLogger,
-      slowSendMs: 1_000,
-      now: () => clock,
-    });
+    const lanes = slowAfterSecond(kafka.send, () => clock);
     const fits = (topic: string) => lanes.fullBound(topic, 10, 10, 1_000);
     lanes.push('predictions', msg('p0'));
     await lanes.flush();
@@ -279,23 +278,16 @@ describe('SendLanes (one queue and send loop per topic)', () => {
     // publishes at half the buffer that the buffer had room for.
     let clock = 0;
     const kafka = fakeKafka(() => 'hang');
-    const lanes = new SendLanes<Msg>({
-      send: async (topic, messages) => {
+    const lanes = slowAfterSecond(
+      async (topic, messages) => {
         if (kafka.attempts.length === 0) {
           kafka.attempts.push(topic); // the first send is delivered at once
           return;
         }
         return kafka.send(topic, messages);
       },
-      batchSize: 1,
-      maxSendBytes: 1_000,
-      lingerMs: 0,
-      retryAfterMs: 10_000,
-      onSent: () => {},
-      logger: silentLogger,
-      slowSendMs: 1_000,
-      now: () => clock,
-    });
+      () => clock,
+    );
     lanes.push('predictions', msg('p0'));
     await lanes.flush();
     lanes.push('predictions', msg('p1'));

@@ -22,4 +22,4 @@ export {
   type Scenario,
   seedScenario,
 } from './seed.js';
-export { type DashboardQuery, dashboardQueries } from './walk.js';
+export { clickhouseQueriesOnDisk, type DashboardQuery, dashboardQueries } from './walk.js';

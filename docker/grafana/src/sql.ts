@@ -7,7 +7,6 @@
  */
 
 import { STALENESS_BOUNDS_MS } from '@driftline/skew';
-import { skewWindowRows } from '@driftline/warehouse';
 
 const T = (table: string) => `\${database}.${table}`;
 
@@ -274,13 +273,18 @@ WHERE $__timeFilter(decided_at)
 ORDER BY decided_at DESC
 LIMIT 200`;
 
-/** The skew rows of the selection, of every source partition and log (skew_windows and skew_windows_v2). */
-const SKEW_ROWS = `(${skewWindowRows(
-  T,
-  `$__timeFilter(window_start)
+/**
+ * The skew rows of the selection, of every source partition and log: `skew_windows` (a partition's
+ * first log, 0620) and `skew_windows_v2` (its later logs, 0670) read through `merge()` over their
+ * names, so the panels also work on a database no service of this release has migrated yet (no
+ * `skew_windows_v2`: naming it failed every skew panel with UNKNOWN_TABLE until then). FINAL applies
+ * to each table with its own key, and epochs never share a row: the sum over both is the window's.
+ * The regular expression ends in `\z`, not `$` (see {@link inSelection}).
+ */
+const SKEW_ROWS = `(SELECT * FROM merge(\${database}, '^skew_windows(_v2)?\\\\z') FINAL
+  WHERE $__timeFilter(window_start)
   AND model = ${MODEL}
-  AND ${inSelection('model_version', 'version')}`,
-)})`;
+  AND ${inSelection('model_version', 'version')})`;
 
 /**
  * A staleness quantile (ms) from the merged histogram `hist` (total `total`): the upper bound of

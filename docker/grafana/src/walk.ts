@@ -1,3 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLICKHOUSE, dashboards } from './dashboards.js';
+import { DASHBOARD_DIR } from './paths.js';
+
 /** Every query of a provisioned dashboard JSON, found by walking it (not by trusting the generator). */
 export interface DashboardQuery {
   readonly dashboard: string;
@@ -70,4 +75,12 @@ export function dashboardQueries(file: string, json: unknown): DashboardQuery[] 
     });
   }
   return out;
+}
+
+/** Every ClickHouse query (panel, variable, annotation) of the dashboard files on disk, as Grafana reads them. */
+export function clickhouseQueriesOnDisk(): DashboardQuery[] {
+  return dashboards()
+    .map((d) => d.file)
+    .flatMap((file) => dashboardQueries(file, JSON.parse(readFileSync(join(DASHBOARD_DIR, file), 'utf8'))))
+    .filter((q) => q.datasourceUid === CLICKHOUSE.uid);
 }

@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ClickHouse, createClickHouse } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CLICKHOUSE,
-  DASHBOARD_DIR,
+  clickhouseQueriesOnDisk,
   type DashboardQuery,
-  dashboardQueries,
-  dashboards,
   expandGrafanaSql,
   type GrafanaQueryContext,
   migrateForDashboards,
@@ -48,10 +45,7 @@ let ch: ClickHouse;
 let scenario: Scenario;
 let tables: { real: string[]; missing: string[] };
 
-const queries: DashboardQuery[] = dashboards()
-  .map((d) => d.file)
-  .flatMap((file) => dashboardQueries(file, JSON.parse(readFileSync(join(DASHBOARD_DIR, file), 'utf8'))))
-  .filter((q) => q.datasourceUid === CLICKHOUSE.uid);
+const queries: DashboardQuery[] = clickhouseQueriesOnDisk();
 
 function context(variables: GrafanaQueryContext['variables']): GrafanaQueryContext {
   return { from: scenario.from, to: scenario.to, intervalMs: 60_000, variables };

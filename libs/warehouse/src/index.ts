@@ -60,6 +60,5 @@ export type {
   SkewWindowKey,
   SkewWindowStore,
 } from './tables/skew-windows.js';
-export { skewWindowRows } from './tables/skew-windows.js';
 export { chTime } from './time.js';
 export { openWarehouse, type Warehouse, warehouseOn } from './warehouse.js';

@@ -96,8 +96,8 @@ export const SKEW_WINDOW_TABLES = [SKEW_WINDOWS, SKEW_WINDOWS_V2] as const;
 /**
  * Every current row (FINAL) of skew_windows matching `where` (over {@link ROW_COLUMNS}), of every log
  * epoch: a subquery of both tables, `table` qualifying their names. A window's value is the sum of
- * these rows — over partitions and epochs —, for the skew-monitor's alerts, the report and the
- * dashboards alike. Epochs never share a row: epoch 0 lives only in `skew_windows`, others only
+ * these rows — over partitions and epochs —, for the skew-monitor's alerts and the report (the
+ * dashboards read both tables through `merge()` instead: Grafana cannot ask which exist). Epochs never share a row: epoch 0 lives only in `skew_windows`, others only
  * in `skew_windows_v2`. `tables` (not empty): those to read — a reader of a database it does not
  * migrate (the report) passes those that exist: one not yet migrated to 0670 has no later log.
  */

@@ -1,0 +1,139 @@
+// The skew panels on both shapes of database Grafana may find, through the ClickHouse host
+// (`driftline clickhouse serve`) as a deployment without a ClickHouse server runs it: one migrated
+// by a release before 0670 (`skew_windows` alone: services of this release not started yet, or
+// rolled back) and one with `skew_windows_v2` beside it.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ClickHouse, createClickHouse, migrate, migrations } from '@driftline/warehouse';
+import { type ClickHouseHost, startClickHouseHost } from '@driftline/warehouse/http-host';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  clickhouseQueriesOnDisk,
+  type DashboardQuery,
+  expandGrafanaSql,
+  type GrafanaQueryContext,
+  type Scenario,
+  seedScenario,
+} from '../src/index.js';
+
+const queries: DashboardQuery[] = clickhouseQueriesOnDisk();
+const skewQueries = queries.filter((q) => q.text.includes('skew_windows'));
+
+/** Every migration a release before 0670 applied (0670 is the one creating skew_windows_v2). */
+const previousRelease = migrations.slice(
+  0,
+  migrations.findIndex((m) => m.id.startsWith('0670_')),
+);
+
+const SHAPES = { previous: 'skew_windows only (before 0670)', current: 'skew_windows and skew_windows_v2' } as const;
+type ShapeKey = keyof typeof SHAPES;
+
+interface Shape {
+  readonly name: string;
+  readonly ch: ClickHouse;
+  readonly database: string;
+  readonly scenario: Scenario;
+}
+
+let host: ClickHouseHost;
+const clients: ClickHouse[] = [];
+const opened = new Map<ShapeKey, Shape>();
+const shapeOf = (key: ShapeKey): Shape => opened.get(key)!;
+
+beforeAll(async () => {
+  host = await startClickHouseHost({ path: mkdtempSync(join(tmpdir(), 'driftline-dash-host-')), port: 0 });
+  for (const key of Object.keys(SHAPES) as ShapeKey[]) {
+    const database = `dash_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    const ch = await createClickHouse({ mode: 'server', url: host.url, database, timeoutMs: 60_000 });
+    clients.push(ch);
+    await migrate(ch, key === 'previous' ? previousRelease : migrations);
+    const scenario = await seedScenario(ch, "credit's-risk", Date.UTC(2025, 0, 1), {
+      skewLaterLogs: key === 'current',
+    });
+    opened.set(key, { name: SHAPES[key], ch, database, scenario });
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const ch of clients) await ch.close();
+  await host?.close();
+});
+
+function variables(shape: Shape): GrafanaQueryContext['variables'] {
+  return {
+    database: shape.database,
+    model: shape.scenario.model,
+    version: ['v1', 'v2'],
+    feature: ['amount', 'country'],
+  };
+}
+
+async function run(shape: Shape, q: DashboardQuery): Promise<Record<string, unknown>[]> {
+  const sql = expandGrafanaSql(q.text, {
+    from: shape.scenario.from,
+    to: shape.scenario.to,
+    intervalMs: 60_000,
+    variables: variables(shape),
+  });
+  const result = await shape.ch.selectTyped(sql).catch((e: unknown) => {
+    throw new Error(`${shape.name}: ${q.where}: ${String(e).slice(0, 300)}`);
+  });
+  return result.data as Record<string, unknown>[];
+}
+
+const sqlOf = (where: string): DashboardQuery => {
+  const q = queries.find((x) => x.where === where);
+  if (q === undefined) throw new Error(`no query ${where}`);
+  return q;
+};
+
+describe('the skew panels on a database before and after migration 0670, through the ClickHouse host', () => {
+  it('the two shapes: skew_windows_v2 missing from the previous release’s database only', async () => {
+    expect(skewQueries.length).toBe(3);
+    const tables = async (shape: Shape) =>
+      (
+        await shape.ch.select<{ name: string }>(
+          "SELECT name FROM system.tables WHERE database = {db:String} AND startsWith(name, 'skew_windows')",
+          { db: shape.database },
+        )
+      )
+        .map((r) => r.name)
+        .sort();
+    expect(await tables(shapeOf('previous'))).toEqual(['skew_windows']);
+    expect(await tables(shapeOf('current'))).toEqual(['skew_windows', 'skew_windows_v2']);
+  });
+
+  for (const key of Object.keys(SHAPES) as ShapeKey[]) {
+    it(`every ClickHouse query of the dashboards runs on ${SHAPES[key]}; the skew panels have rows`, async () => {
+      for (const q of queries) {
+        if (q.repeat !== undefined) continue; // per feature: the distributions read no skew table
+        const rows = await run(shapeOf(key), q);
+        if (skewQueries.includes(q)) expect(rows.length, `${SHAPES[key]}: ${q.where}`).toBeGreaterThan(0);
+      }
+    });
+  }
+
+  it('the counts of every log present are summed: partition 1’s second log only where skew_windows_v2 exists', async () => {
+    const share = sqlOf('panel "Skew: share mismatched per feature" A');
+    const table = sqlOf('panel "Skew in the range, per feature" A');
+    const stale = sqlOf('panel "Skew: staleness p99 per feature" A');
+    // Per window: 40 (partition 0) + 21 (partition 1, first log) compared, + 20 (its second log) in v2.
+    for (const [key, compared] of [
+      ['previous', 61],
+      ['current', 81],
+    ] as const) {
+      const s = shapeOf(key);
+      const amount = (await run(s, share)).filter((r) => r.feature === 'amount');
+      expect(amount).toHaveLength(s.scenario.windows.length);
+      expect(Number(amount[0]!.share_mismatched), s.name).toBeCloseTo(1 / compared, 12);
+      expect(Number(amount[6]!.share_mismatched), s.name).toBe(1); // every value in cents
+      const rows = (await run(s, table)).filter((r) => r.feature === 'amount');
+      const total = rows.reduce((sum, r) => sum + Number(r.compared), 0);
+      expect(total, s.name).toBe(compared * s.scenario.windows.length);
+      const p99 = (await run(s, stale)).map((r) => Number(r.staleness_p99_ms));
+      expect(new Set(p99), s.name).toEqual(new Set([100_000]));
+    }
+  });
+});

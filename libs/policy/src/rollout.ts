@@ -152,7 +152,18 @@ export interface TransitionFact {
   readonly to_stage: Stage;
   readonly at: number;
   readonly previous_version: string | null;
+  /** JSON text of the decision's evidence ('' or absent: none); its `serving_from` is read (see {@link SERVING_FROM}). */
+  readonly evidence?: string;
 }
+
+/**
+ * The evidence key of a transition to canary or production: the event time from which the servers
+ * can answer in the new stage — the model's label clock (its newest label time, quorum-robust) at
+ * the tick that decided it. The stage's `max_time` counts from it, or from its first own answer
+ * when later (see {@link ComparisonPlan.servingFrom}). Stored with the transition so a replay
+ * decides the same; rows without it (recorded before) count from `since`.
+ */
+export const SERVING_FROM = 'serving_from';
 
 /**
  * A stage transition as it is recorded (model_transitions) and published (models.v1), without
@@ -180,13 +191,19 @@ export interface PlannedTransition extends TransitionFields {
   readonly from_stage: Stage;
 }
 
+/** When a stage began (event time), and, for a canary or production, from when it can serve (its {@link SERVING_FROM}). */
+interface StageStart {
+  readonly since: number;
+  readonly servingFrom?: number;
+}
+
 export interface ModelView {
   /** Every version's current stage and when it began. */
-  readonly versions: ReadonlyMap<string, { readonly stage: Stage; readonly since: number }>;
+  readonly versions: ReadonlyMap<string, StageStart & { readonly stage: Stage }>;
   /** The version production traffic goes to, when known. */
   readonly production?: string;
   /** After a promotion: the replaced version, shadow-scored, compared with the new production. */
-  readonly watch?: { readonly production: string; readonly previous: string; readonly since: number };
+  readonly watch?: StageStart & { readonly production: string; readonly previous: string };
 }
 
 const RANK: Readonly<Record<Stage, number>> = {
@@ -237,24 +254,38 @@ export function usableTransitions<T extends TransitionFact>(recorded: readonly T
   );
 }
 
+/** A transition's {@link SERVING_FROM} (epoch ms, not before its `at`), when its evidence has one. */
+function servingFromOf(t: TransitionFact): number | undefined {
+  if (t.evidence === undefined || !t.evidence.includes(SERVING_FROM)) return undefined;
+  let value: unknown;
+  try {
+    value = (JSON.parse(t.evidence) as Record<string, unknown> | null)?.[SERVING_FROM];
+  } catch {
+    return undefined; // evidence written by hand: the stage counts from `since`, as before
+  }
+  return isEpochMs(value) && value >= t.at ? value : undefined;
+}
+
 export function viewOf(history: readonly TransitionFact[]): ModelView {
   const sorted = [...history].sort(
     (a, b) => a.at - b.at || RANK[a.to_stage] - RANK[b.to_stage] || a.version.localeCompare(b.version),
   );
-  const versions = new Map<string, { stage: Stage; since: number }>();
+  const versions = new Map<string, StageStart & { stage: Stage }>();
   let production: string | undefined;
   let gatedAgainst: string | undefined;
-  let watch: { production: string; previous: string; since: number } | undefined;
+  let watch: (StageStart & { production: string; previous: string }) | undefined;
   for (const t of sorted) {
     const before = versions.get(t.version)?.stage;
-    versions.set(t.version, { stage: t.to_stage, since: t.at });
+    const servingFrom = t.to_stage === 'canary' || t.to_stage === 'production' ? servingFromOf(t) : undefined;
+    const start = { since: t.at, ...(servingFrom === undefined ? {} : { servingFrom }) };
+    versions.set(t.version, { stage: t.to_stage, ...start });
     if (t.to_stage === 'shadow' && t.previous_version !== null) gatedAgainst = t.previous_version;
     if (t.to_stage === 'production') {
       const replaced = t.previous_version ?? production;
       production = t.version;
       watch =
         replaced !== undefined && replaced !== t.version
-          ? { production: t.version, previous: replaced, since: t.at }
+          ? { production: t.version, previous: replaced, ...start }
           : undefined;
     } else if (t.to_stage === 'rolled_back' && (t.version === production || before === 'production')) {
       production = t.previous_version ?? watch?.previous;
@@ -301,6 +332,12 @@ export interface ComparisonPlan {
   readonly challenger: string;
   /** Event time the comparison starts: when the subject's stage (or the watch) began. */
   readonly since: number;
+  /**
+   * A canary's or a watch's (a stage compared on its subject's own answers), when its transition
+   * stored one: the event time from which the servers could answer in it ({@link SERVING_FROM}).
+   * `max_time` counts from it, or from the first own answer when later (see {@link runPlan}).
+   */
+  readonly servingFrom?: number;
   /** The answered requests its pairs come from (see {@link pairSourceOf}). */
   readonly answeredBy: PairSource;
 }
@@ -332,7 +369,7 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
   const production = view.production;
   if (production === undefined) return [];
   const plans: ComparisonPlan[] = [];
-  for (const [version, { stage, since }] of view.versions) {
+  for (const [version, { stage, since, servingFrom }] of view.versions) {
     if ((stage === 'shadow' || stage === 'canary') && version !== production) {
       plans.push({
         kind: 'promotion',
@@ -341,6 +378,7 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
         incumbent: production,
         challenger: version,
         since,
+        ...(stage === 'canary' && servingFrom !== undefined ? { servingFrom } : {}),
         answeredBy: pairSourceOf('promotion', stage, production, version),
       });
     }
@@ -358,6 +396,7 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
       incumbent: production,
       challenger: w.previous,
       since: w.since,
+      ...(w.servingFrom === undefined ? {} : { servingFrom: w.servingFrom }),
       answeredBy: pairSourceOf('rollback', 'production', production, w.previous),
     });
   }
@@ -395,7 +434,27 @@ export interface PlanOutcome {
 }
 
 const isUnit = (x: number) => Number.isFinite(x) && x >= 0 && x <= 1;
-const isEpochMs = (x: number) => Number.isSafeInteger(x) && x >= 0;
+const isEpochMs = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/**
+ * Event time from which a plan's `max_time` counts: `since`, or for a canary or a watch that
+ * stored {@link ComparisonPlan.servingFrom}, the later of it and the first own answer among the
+ * pairs (the pairs of those stages are its subject's own answers). `since` is the deciding label's
+ * time: after a backlog longer than `max_time` (a controller or label-joiner outage) it lies that
+ * far back, the stage began with `max_time` spent, and the next tick rolled a canary back
+ * `too_few_labels`, or a new production `not_scored`, before the servers had switched (found by
+ * a review). Counting from the transition's `recorded_at` instead (wall clock, d955225) never
+ * ended a stage with no own answer where event time runs behind the wall clock. Both times here
+ * are event times, so a version that never serves ends `max_time` after `servingFrom`, whichever
+ * way event time runs; one that serves gets `max_time` from its first own (labelled) answer,
+ * whatever the lag of its switch or the label delay.
+ */
+function evidenceStart(plan: ComparisonPlan, pairs: readonly PairInput[]): number {
+  if (plan.servingFrom === undefined) return plan.since;
+  let first = Number.POSITIVE_INFINITY;
+  for (const p of pairs) if (isEpochMs(p.predictionTime) && p.predictionTime < first) first = p.predictionTime;
+  return Math.max(plan.since, plan.servingFrom, first === Number.POSITIVE_INFINITY ? 0 : first);
+}
 
 /**
  * Steps the plan's policy over its pairs (in the order given: label time, then prediction id),
@@ -423,11 +482,12 @@ export function runPlan(
   answered?: boolean,
 ): PlanOutcome {
   const guard = policy.guards.find((g) => g.name === POSITIVE_RATE_GUARD);
-  let state: ComparisonState = startComparison(policy, plan.since);
+  const start = evidenceStart(plan, pairs);
+  let state: ComparisonState = startComparison(policy, start);
   let decision: ComparisonDecision = decideComparison(policy, state);
   let decided = false;
   let decidedAt = plan.since;
-  let newestPrediction = plan.since;
+  let newestPrediction = start;
   let newestLabel = plan.since;
   let used = 0;
   let skipped = 0;
@@ -456,10 +516,13 @@ export function runPlan(
       skipped++;
       continue;
     }
+    // A pair labelled after the model's clock waits for it: used now, it was dated at the clock,
+    // before its own label (event time ahead of the wall clock, where the clock is a quorum's).
+    if (p.labelTime > labelCap) continue;
     used++;
     // A pair predicted before the stage began (the reader's bound is inclusive of `since`) adds no time.
-    const time = Math.max(plan.since, Math.min(p.predictionTime, predictionCap));
-    const labelTime = Math.min(p.labelTime, labelCap);
+    const time = Math.max(start, Math.min(p.predictionTime, predictionCap));
+    const labelTime = p.labelTime;
     newestPrediction = Math.max(newestPrediction, time);
     newestLabel = Math.max(newestLabel, labelTime);
     step({ kind: 'pair', time_ms: time, label: p.label, incumbent: p.incumbent, challenger: p.challenger }, labelTime);
@@ -521,20 +584,31 @@ function answeredDecision(plan: ComparisonPlan, decision: ComparisonDecision, an
   };
 }
 
-/** The transition a decided plan implies, or undefined (continue / nothing to move). */
+/**
+ * The transition a decided plan implies, or undefined (continue / nothing to move). `labelClock`:
+ * the model's label time at this tick; a transition to canary or production stores the later of
+ * it and `at` as its {@link SERVING_FROM}.
+ */
 export function transitionOf(
   outcome: PlanOutcome,
   rollout: RolloutPolicy,
   notBefore: number,
+  labelClock?: number,
 ): PlannedTransition | undefined {
   const { plan, decision } = outcome;
   const at = Math.max(outcome.decidedAt, notBefore);
+  const servingFrom = Math.max(at, labelClock ?? at);
+  const evidence = (to: Stage) =>
+    JSON.stringify(
+      to === 'canary' || to === 'production'
+        ? { ...decision.evidence, [SERVING_FROM]: servingFrom }
+        : decision.evidence,
+    );
   const base = {
     at,
     decided_by: `policy:${plan.kind}`,
     reason: decision.reason,
     detail: decision.detail,
-    evidence: JSON.stringify(decision.evidence),
   };
   let move: { version: string; from: Stage; to: Stage; share: number | null; previous: string | null } | undefined;
   if (plan.kind === 'promotion') {
@@ -568,6 +642,7 @@ export function transitionOf(
   if (move === undefined || !canTransition(move.from, move.to)) return undefined;
   return {
     ...base,
+    evidence: evidence(move.to),
     version: move.version,
     from_stage: move.from,
     to_stage: move.to,
@@ -635,7 +710,7 @@ export function tickModel(
     // served; and at the same time as a watch's rollback, a replay ordered the promotion before
     // the rollback (stage rank), which then took production back from it.
     const notBefore = Math.max(p.since, lastAt + 1);
-    const t = transitionOf(outcome, rollout, notBefore);
+    const t = transitionOf(outcome, rollout, notBefore, clock?.labelTime);
     if (t !== undefined && (best === undefined || t.at < best.at || (t.at === best.at && t.version < best.version)))
       best = t;
   }

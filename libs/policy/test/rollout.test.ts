@@ -337,11 +337,86 @@ describe('tickModel', () => {
     expect(
       tickModel(shadowOfV2, only([]), policy, { labelTime: T0 + day + 60_000, predictionTime: T0 + day }).transition,
     ).toMatchObject({ to_stage: 'rejected', reason: 'too_few_labels', at: T0 + day + 60_000 });
-    // The clock never moves time back: pairs newer than it decide as before.
+    // The clock never moves time back (pairs labelled after it wait for it, see below).
     const equal = pairs(T0, 20, 0.5, 0.5);
     expect(
       tickModel(shadowOfV2, only(equal), policy, { labelTime: T0, predictionTime: T0 }).transition,
     ).toBeUndefined();
+  });
+
+  it("a pair labelled after the model's clock waits for it: a decision is never dated before its deciding label (found by the time model)", () => {
+    const better = pairs(T0, 800, 0.2, 0.8);
+    const decided = tickModel(shadowOfV2, only(better), policy).transition!;
+    // The deciding pair is labelled at decided.at; a clock one ms before it (a quorum's, with event
+    // time ahead of the wall clock) dated the promotion at the clock, before that label.
+    const before = { labelTime: decided.at - 1, predictionTime: decided.at - 1_001 };
+    expect(tickModel(shadowOfV2, only(better), policy, before).transition).toBeUndefined();
+    const reached = { labelTime: decided.at, predictionTime: decided.at - 1_000 };
+    expect(tickModel(shadowOfV2, only(better), policy, reached).transition).toEqual({
+      ...decided,
+      evidence: JSON.stringify({ ...JSON.parse(decided.evidence), serving_from: decided.at }),
+    });
+  });
+
+  describe("a canary's or watch's max_time counts from when it could serve (found by the time model)", () => {
+    const day = 86_400_000;
+    const backlog = T0 + 3 * day; // the model's label clock when the shadow was decided: 3 days of backlog
+    const better = pairs(T0, 800, 0.2, 0.8);
+    const promoted = tickModel(shadowOfV2, only(better), policy, {
+      labelTime: backlog,
+      predictionTime: backlog - 1_000,
+    }).transition!;
+    const canary = [
+      ...shadowOfV2,
+      { ...fact('v2', 'shadow', 'canary', promoted.at, 'v1'), evidence: promoted.evidence },
+    ];
+    const at = (prediction: number) => ({ labelTime: prediction + 1_000, predictionTime: prediction });
+    const canaryOn = (data: PairInput[], prediction: number) =>
+      tickModel(canary, only(data), policy, at(prediction)).outcomes[0]!.decision;
+
+    it('the transition stores the label clock of the tick that decided it', () => {
+      expect(promoted).toMatchObject({ to_stage: 'canary' });
+      expect(promoted.at).toBeLessThan(T0 + 2 * MIN); // dated by its deciding label, days before the clock
+      expect(JSON.parse(promoted.evidence)).toMatchObject({ serving_from: backlog });
+    });
+
+    it('no own answer: the canary ends max_time after serving_from, not after its since (event time, whatever the wall clock)', () => {
+      // Before: rolled back too_few_labels at the first tick, max_time long spent since `since`.
+      expect(canaryOn([], backlog - 1_000)).toMatchObject({ action: 'continue' });
+      expect(canaryOn([], backlog + day - 1)).toMatchObject({ action: 'continue' });
+      expect(canaryOn([], backlog + day)).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
+    });
+
+    it('own answers: max_time counts from the first, when later (the servers switched late, labels came late)', () => {
+      const first = backlog + 2 * 3_600_000;
+      const own = pairs(first, 10, 0.5, 0.5);
+      expect(canaryOn(own, backlog + day + MIN)).toMatchObject({ action: 'continue' });
+      expect(canaryOn(own, first + day)).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
+    });
+
+    it('a watch: production is asked whether it answered only max_time after its serving_from', () => {
+      const prod = tickModel(canary, only(pairs(backlog, 800, 0.2, 0.8)), policy, at(backlog + 5 * day)).transition!;
+      expect(prod).toMatchObject({ to_stage: 'production' });
+      const served = JSON.parse(prod.evidence).serving_from as number;
+      expect(served).toBe(backlog + 5 * day + 1_000);
+      const watched = [...canary, { ...fact('v2', 'canary', 'production', prod.at, 'v1'), evidence: prod.evidence }];
+      const watch = (prediction: number) => tickModel(watched, only([]), policy, at(prediction)).outcomes;
+      expect(
+        watch(prod.at + day).map((o) => [o.plan.kind, o.decision.action, awaitsAnswered(o.plan, o.decision)]),
+      ).toEqual([['rollback', 'continue', false]]);
+      const up = watch(served + day);
+      expect(awaitsAnswered(up[0]!.plan, up[0]!.decision)).toBe(true);
+    });
+
+    it('rows recorded before (no serving_from, or evidence that is not JSON) count from `since`, as before', () => {
+      for (const evidence of ['', 'not json {', JSON.stringify({ n: 3 })]) {
+        const old = [...shadowOfV2, { ...fact('v2', 'shadow', 'canary', promoted.at, 'v1'), evidence }];
+        expect(tickModel(old, only([]), policy, at(promoted.at + day)).outcomes[0]!.decision).toMatchObject({
+          action: 'reject',
+          reason: 'too_few_labels',
+        });
+      }
+    });
   });
 
   it('skips pairs that would be poison (label not 0/1, score outside [0, 1]) and counts them', () => {

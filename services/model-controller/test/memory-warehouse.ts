@@ -1,0 +1,130 @@
+import type { PairSource } from '@driftline/policy';
+import { SeededRandom } from '@driftline/test-support/random';
+import {
+  LABEL_CLOCK_QUORUM,
+  type ModelTransitionStore,
+  type TransitionRow,
+  type VersionArtifacts,
+} from '@driftline/warehouse';
+import type { PairReader } from '../src/controller.js';
+
+// The model-controller's ClickHouse tables in memory, read as its queries define them (unit tests:
+// controller.test.ts, and the time model's world, time-world.ts).
+
+/** model_transitions in memory; `failing`: every call fails as with ClickHouse down. */
+export class MemoryTransitions implements ModelTransitionStore {
+  readonly rows = new Map<string, TransitionRow>();
+  failing = false;
+  constructor(private readonly log: string[]) {}
+  async record(rows: readonly TransitionRow[]) {
+    if (this.failing) throw new Error('clickhouse down');
+    for (const r of rows) this.rows.set(`${r.model}/${r.version}/${r.to_stage}`, r);
+    this.log.push(...rows.map((r) => `record ${r.version}:${r.to_stage}`));
+  }
+  async history(model: string) {
+    if (this.failing) throw new Error('clickhouse down');
+    return [...this.rows.values()].filter((r) => r.model === model).sort((a, b) => a.at - b.at);
+  }
+  async models() {
+    if (this.failing) throw new Error('clickhouse down');
+    return [...new Set([...this.rows.values()].map((r) => r.model))].sort();
+  }
+  async artifacts(_model: string, version: string): Promise<VersionArtifacts | undefined> {
+    return {
+      request_id: `req-${version}`,
+      artifact_uri: `file:///m/${version}/model.json`,
+      reference_uri: null,
+      metrics: { roc_auc: 0.8 },
+    };
+  }
+}
+
+/** A labelled row as labeled_predictions holds it: who answered, in which role, and every version's score. */
+export interface LabelledRow {
+  readonly id: string;
+  readonly answered: string;
+  readonly role: 'production' | 'canary';
+  readonly predictionTime: number;
+  readonly labelTime: number;
+  readonly label: number;
+  readonly scores: Readonly<Record<string, number>>;
+}
+
+/**
+ * The warehouse's reads over `rows`, as its queries define them (readPairsCounted, labelClock,
+ * answeredSince). A read naming no `answeredBy` gets every answered row, as the warehouse's does:
+ * what a controller that names none compared. `reads`: each paired read's source.
+ */
+export function labelledTable(rows: LabelledRow[]) {
+  const reads: string[] = [];
+  const reader: PairReader = {
+    readPairs: async (q) => {
+      const source = q.answeredBy as PairSource | undefined;
+      reads.push(source === undefined ? 'any' : `${source.version}/${source.role}`);
+      const pairs = rows
+        .filter(
+          (r) =>
+            (source === undefined || (r.answered === source.version && r.role === source.role)) &&
+            r.predictionTime >= q.from &&
+            r.scores[q.incumbent] !== undefined &&
+            r.scores[q.challenger] !== undefined,
+        )
+        .sort((a, b) => a.labelTime - b.labelTime || a.id.localeCompare(b.id))
+        .slice(0, q.limit)
+        .map((r) => ({
+          predictionId: r.id,
+          predictionTime: r.predictionTime,
+          labelTime: r.labelTime,
+          label: r.label,
+          incumbent: r.scores[q.incumbent]!,
+          challenger: r.scores[q.challenger]!,
+        }));
+      return { pairs, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
+    },
+    labelClock: async (_model, now, notAfter) => {
+      const within = rows.filter((r) => r.labelTime <= notAfter && r.predictionTime <= notAfter);
+      if (within.length === 0) return undefined;
+      // As the warehouse's query: the newest at or before the wall clock, or the
+      // LABEL_CLOCK_QUORUM-th newest within notAfter when later.
+      const clock = (time: (r: LabelledRow) => number) => {
+        const past = within.filter((r) => r.labelTime <= now && r.predictionTime <= now).map(time);
+        const all = within.map(time).sort((a, b) => b - a);
+        const quorum = all[Math.min(LABEL_CLOCK_QUORUM, all.length) - 1]!;
+        return Math.max(past.length === 0 ? Number.NEGATIVE_INFINITY : Math.max(...past), quorum);
+      };
+      return { labelTime: clock((r) => r.labelTime), predictionTime: clock((r) => r.predictionTime) };
+    },
+    answeredSince: async (_model, version, since) =>
+      rows.some((r) => r.answered === version && r.role === 'production' && r.predictionTime >= since),
+  };
+  return { reader, reads };
+}
+
+/** `n` labelled rows answered by `answered` as `role`, predicted from `from` one a second, labelled `delay` later; `quality` per version scored. */
+export function batch(
+  prefix: string,
+  answered: string,
+  role: LabelledRow['role'],
+  from: number,
+  n: number,
+  quality: Record<string, number>,
+  delay = 1_000,
+): LabelledRow[] {
+  const r = new SeededRandom(from % 1_000_003);
+  return Array.from({ length: n }, (_, i) => {
+    const label = r.uniform() < 0.4 ? 1 : 0;
+    const scores: Record<string, number> = {};
+    for (const [v, q] of Object.entries(quality)) {
+      scores[v] = Math.min(1, Math.max(0, 0.5 + (label === 1 ? 0.45 : -0.45) * q + (r.uniform() - 0.5) * 0.3));
+    }
+    return {
+      id: `${prefix}${String(i).padStart(4, '0')}`,
+      answered,
+      role,
+      predictionTime: from + i * 1_000,
+      labelTime: from + i * 1_000 + delay,
+      label,
+      scores,
+    };
+  });
+}

@@ -32,6 +32,8 @@ import {
   initialLogPosition,
   type LogMode,
   type LogPosition,
+  type MarkerReads,
+  markerReadDue,
   type Observation,
   readsMarker,
   rejoinedUnderNewId,
@@ -522,13 +524,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       lastLagRefresh.delete(k);
       faultSince.delete(k);
       retrying.delete(k);
+      markerReads.delete(k);
     }
     const lostKeys = new Set(lost.map(([k]) => k));
-    for (const k of logs.keys()) {
-      const decision = observeLog(k, { kind: 'joined', assigned: now.has(k), revoked: lostKeys.has(k) });
-      const p = now.get(k);
-      if (decision.kind === 'seek' && p !== undefined) seekBack(k, p, decision.offset);
-    }
+    for (const k of logs.keys()) observeLog(k, { kind: 'joined', assigned: now.has(k), revoked: lostKeys.has(k) });
     joinCommits.clear();
     if (options.ephemeral !== true)
       for (const topic of new Set([...now.values()].map((p) => p.topic))) void commitsOf(topic);
@@ -620,8 +619,34 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     logger.info({ group: groupId, key }, why);
   }
 
+  /**
+   * An ephemeral follower's partitions: the end of each log when the follower started (read
+   * before its first join). What lay below it is re-read at every start, by every instance: a record
+   * refused there was dead-lettered when it arrived, by the followers running then, and every start
+   * of every instance wrote another letter (and tripped the DLQ alert again). It is now skipped
+   * with a warning line. Absent (a partition added since, a log that restarted, an unreadable
+   * end): every refusal is dead-lettered.
+   */
+  const replayEnds = new Map<string, bigint>();
+
   /** Sends dead letters (bounded requests; a DLQ outage throws retriable: nothing is committed) and logs each. */
-  async function deadLetterAll(batch: Batch, letters: readonly DeadLetter[]): Promise<void> {
+  async function deadLetterAll(batch: Batch, all: readonly DeadLetter[]): Promise<void> {
+    const replayEnd = replayEnds.get(partitionKey(batch.topic, batch.partition));
+    const replayed = (d: DeadLetter) => replayEnd !== undefined && BigInt(d.record.offset) < replayEnd;
+    const fields = (d: DeadLetter) => ({
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: d.record.offset,
+      code: d.code,
+      reason: capText(d.reason, deadLetterLimits.maxReasonBytes),
+    });
+    for (const d of all.filter(replayed)) {
+      logger.warn(
+        fields(d),
+        `record refused again in the start-up replay of an ephemeral follower: skipped, not sent to ${batch.topic}.dlq again (the followers running when it arrived sent it)`,
+      );
+    }
+    const letters = replayEnd === undefined ? all : all.filter((d) => !replayed(d));
     if (letters.length === 0) return;
     const now = Date.now();
     // Bounded produce requests; a record too large for the DLQ lands there truncated (flagged).
@@ -633,16 +658,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     );
     for (const d of letters) {
       metrics.dlq.inc({ topic: batch.topic, code: d.code });
-      logger.warn(
-        {
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: d.record.offset,
-          code: d.code,
-          reason: capText(d.reason, deadLetterLimits.maxReasonBytes),
-        },
-        `record sent to ${batch.topic}.dlq`,
-      );
+      logger.warn(fields(d), `record sent to ${batch.topic}.dlq`);
     }
   }
 
@@ -813,6 +829,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
             },
             `${restartFound[decision.found.reason]} (its topic was deleted and created again): reading it from the start of its log`,
           );
+          replayEnds.delete(key); // the new log's records arrive while this process runs
           processor.logRestarted?.(topic, partition);
           if (decision.seekTo === undefined) return true;
           consumer.seek({ topic, partition, offset: decision.seekTo.toString() });
@@ -1178,27 +1195,27 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     joinCommits.delete(reset.topic);
     observeLog(partitionKey(reset.topic, reset.partition), { kind: 'offsetReset' });
   });
+  /** Per partition, the marker reads of its pending reset so far (see markerReadDue). */
+  const markerReads = new Map<string, MarkerReads>();
   const stopUnknowns = onUnknownTopicPartition(kafka, () => {
     // Some topic was missing a moment ago (kafkajs does not say which): the commits are read again.
     joinCommits.clear();
+    const now = Date.now();
     for (const [k, p] of owned) {
-      const decision = observeLog(k, { kind: 'topicMissing' });
+      observeLog(k, { kind: 'topicMissing' });
       const reset = readsMarker(logOf(k), mode);
-      if (reset !== undefined)
-        void commitsOf(p.topic).then((commits) => {
-          if (commits !== undefined) observeLog(k, { kind: 'markerRead', reset, stored: commits.get(p.partition) });
-        });
-      if (decision.kind === 'seek') seekBack(k, p, decision.offset);
+      if (reset === undefined) {
+        markerReads.delete(k);
+        continue;
+      }
+      const reads = markerReadDue(markerReads.get(k), reset, now);
+      if (reads === undefined) continue;
+      markerReads.set(k, reads);
+      void commitsOf(p.topic).then((commits) => {
+        if (commits !== undefined) observeLog(k, { kind: 'markerRead', reset, stored: commits.get(p.partition) });
+      });
     }
   });
-  /** An ephemeral partition sought back to its last record, to compare what is there now. */
-  function seekBack(key: string, p: { readonly topic: string; readonly partition: number }, offset: bigint): void {
-    try {
-      consumer.seek({ topic: p.topic, partition: p.partition, offset: offset.toString() });
-    } catch {
-      observeLog(key, { kind: 'seekFailed' }); // not running (yet, or any more): nothing is fetched to check
-    }
-  }
   await consumer.connect();
   try {
     for (const topic of options.topics) await subscribe(consumer, topic, options.fromBeginning ?? true);
@@ -1207,6 +1224,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     if (options.ephemeral !== true) {
       for (const topic of options.topics)
         rememberCommits(topic, await committedOffsets(admin, groupId, topic).catch(() => new Map<number, bigint>()));
+    } else {
+      for (const topic of options.topics)
+        for (const o of await topicOffsets(admin, topic).catch(() => []))
+          replayEnds.set(partitionKey(topic, o.partition), o.high);
     }
     await consumer.run({
       autoCommit: false,

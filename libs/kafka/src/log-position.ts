@@ -55,7 +55,7 @@ export interface LogPosition {
   readonly reset: PendingReset | undefined;
   /** An ephemeral consumer's last record processed: its only evidence of a recreated topic. */
   readonly lastRecord: LastRecord | undefined;
-  /** An ephemeral partition sought back to `lastRecord`: the batches dropped meanwhile. */
+  /** An ephemeral partition's next batch checks `lastRecord` is still there: the batches dropped meanwhile. */
   readonly recordCheck: number | undefined;
 }
 
@@ -142,8 +142,6 @@ export type Observation =
   | { readonly kind: 'offsetReset' }
   /** A broker answered "does not host this topic-partition" (for some topic) while this partition was owned. */
   | { readonly kind: 'topicMissing' }
-  /** The seek a `topicMissing` asked for could not be made (the consumer is not running). */
-  | { readonly kind: 'seekFailed' }
   /**
    * The group's commit read right after a `topicMissing` while `reset` was pending (see
    * `readsMarker`); ignored when that reset is no longer the pending one.
@@ -218,6 +216,37 @@ export function readsMarker(state: LogPosition, mode: LogMode): PendingReset | u
   return mode.fromBeginning && state.reset !== undefined && !state.reset.markerGone ? state.reset : undefined;
 }
 
+/** The marker reads of one pending reset after "does not host" answers. */
+export interface MarkerReads {
+  readonly reset: PendingReset;
+  readonly count: number;
+  /** When the last one began. */
+  readonly at: number;
+}
+
+/** Spacing of a pending reset's marker reads after the first: 250 ms, doubling with each read, at most 30 s. */
+const MARKER_READ_SPACING_MS = { first: 250, max: 30_000 } as const;
+
+/**
+ * Whether a "does not host" answer at `now` reads the marker of `reset` (then the reads so far,
+ * this one included), or not (undefined). The first answer after a reset reads at once (a topic
+ * deleted and created again must be seen before kafkajs' reset in the new log writes its -2
+ * again); later ones at spacings doubling from 250 ms to 30 s. kafkajs retries a request about a
+ * missing topic with backoff, and a consumer crash-looping on one restarts for as long as it is
+ * missing: every one of their answers read the commits again (37 reads in 40 s against 2 without a
+ * reset pending: a review; 41 for 40 answers in `offset-resets.int.test.ts`). A group coordinator
+ * a moment behind the partition's leader still gets reads at 0.25, 0.75 and 1.75 s.
+ */
+export function markerReadDue(
+  last: MarkerReads | undefined,
+  reset: PendingReset,
+  now: number,
+): MarkerReads | undefined {
+  if (last === undefined || last.reset !== reset) return { reset, count: 1, at: now };
+  const spacing = Math.min(MARKER_READ_SPACING_MS.first * 2 ** (last.count - 1), MARKER_READ_SPACING_MS.max);
+  return now - last.at >= spacing ? { reset, count: last.count + 1, at: now } : undefined;
+}
+
 /** Whether a commit of `offset` moves the partition's commit (never backwards). */
 export function commitsForward(state: LogPosition, offset: bigint): boolean {
   return offset > (state.lastCommitted ?? -1n);
@@ -262,10 +291,9 @@ export function step(state: LogPosition, observation: Observation, mode: LogMode
       // kafkajs into a rejoin.
       if (observation.assigned && knowsCommit(next)) next = { ...next, verify: true };
       // An ephemeral consumer has no commit: kafkajs would read the whole log again from its start
-      // (a recreated one longer than what was read: taken for the old one). It re-reads its last
-      // record instead, as after a "does not host" answer.
-      if (observation.assigned && mode.ephemeral && next.lastRecord !== undefined)
-        return recheckRecord({ ...next, recordCheck: undefined }, next.lastRecord);
+      // (a recreated one longer than what was read: taken for the old one). Its next batch re-reads
+      // its last record instead, as after a "does not host" answer.
+      if (observation.assigned && mode.ephemeral && next.lastRecord !== undefined) next = { ...next, recordCheck: 0 };
       return { state: next, decision: none };
     }
     case 'offsetReset':
@@ -287,9 +315,9 @@ export function step(state: LogPosition, observation: Observation, mode: LogMode
       // Some topic was missing a moment ago (kafkajs does not say which, nor rejoin when it is back
       // in time): the next batch checks the commit this process knew.
       const next = knowsCommit(state) ? { ...state, verify: true } : state;
-      // An ephemeral consumer has no commit to lose: it re-reads its last record.
+      // An ephemeral consumer has no commit to lose: its next batch re-reads its last record.
       if (state.lastRecord === undefined || state.recordCheck !== undefined) return { state: next, decision: none };
-      return recheckRecord(next, state.lastRecord);
+      return { state: { ...next, recordCheck: 0 }, decision: none };
     }
     case 'markerRead': {
       // While a reset is pending no batch is processed here: nothing of this process' own came between.
@@ -298,8 +326,6 @@ export function step(state: LogPosition, observation: Observation, mode: LogMode
       if (state.reset !== reset || !gone) return { state, decision: none };
       return { state: { ...state, reset: { ...reset, markerGone: true } }, decision: none };
     }
-    case 'seekFailed':
-      return { state: { ...state, recordCheck: undefined, position: undefined }, decision: none };
     case 'processed':
       return {
         state: {
@@ -327,14 +353,6 @@ export function step(state: LogPosition, observation: Observation, mode: LogMode
   }
 }
 
-/** Seeks back to the last record processed, to compare what is there now (see checkRecord). */
-function recheckRecord(state: LogPosition, last: LastRecord): Outcome {
-  return {
-    state: { ...state, recordCheck: state.recordCheck ?? 0, position: last.offset },
-    decision: { kind: 'seek', offset: last.offset },
-  };
-}
-
 function laterOf(a: bigint | undefined, b: bigint | undefined): bigint | undefined {
   if (a === undefined) return b;
   return b === undefined || a > b ? a : b;
@@ -355,8 +373,9 @@ function knowsCommit(state: LogPosition): boolean {
  * - kafkajs reset an out-of-range position (and its -2 is still the group's commit): to below where
  *   it was (after a batch, or where the loop sought it; after a join, the group's commit), the log
  *   ended below it: restarted; else records removed by retention before they were read: counted;
- * - an ephemeral partition sought back to its last record (after a "does not host" answer or a
- *   join) finds another one there: restarted; the same, it seeks past it;
+ * - an ephemeral partition checking its last record (after a "does not host" answer or a join)
+ *   finds another one there: restarted; the same, it seeks past it; gone below the log's start
+ *   (retention), it goes on from where it read to;
  * - the batch starts below the last commit: the commit state is forgotten (the loop never commits
  *   backwards, so it committed nothing until it passed the old offset).
  */
@@ -483,11 +502,17 @@ function afterCommitRead(
 }
 
 /**
- * An ephemeral partition sought back to its last record processed (after a "does not host this
- * topic-partition" answer, or a join): the same record there, the log is the one read (seek past it, nothing handed
- * over twice); another, the topic was recreated. A batch from elsewhere (fetched before the seek)
- * is dropped and the seek repeated, at most RECORD_CHECK_TRIES times (a compacted record never
- * comes back): then the check is given up and the batch processed.
+ * An ephemeral partition's first batch after a "does not host this topic-partition" answer or a
+ * join, checked against the last record processed: the same record there, the log is the one read
+ * (seek past it, nothing handed over twice); another, the topic was recreated. A batch from below
+ * the record seeks to it. A batch from above it (kafkajs went on from where it was, or the log now
+ * starts past it) reads the log's start: the record removed by retention, there is nothing to
+ * compare and the partition goes on from where it was read to (records removed past it counted as
+ * skipped); else it seeks to the record. The loop seeks only once a batch showed where the log is:
+ * sought at the signal, a record retention had removed was out of range, and kafkajs' reset
+ * committed -2 into the ephemeral group (kept by the broker for 7 days after it emptied). At most
+ * RECORD_CHECK_TRIES batches are dropped (a compacted record never comes back): then the check is
+ * given up and the batch processed.
  */
 function checkRecord(state: LogPosition, check: BatchCheck): Outcome {
   const known = state.lastRecord;
@@ -502,9 +527,26 @@ function checkRecord(state: LogPosition, check: BatchCheck): Outcome {
       decision: { kind: 'seek', offset: known.offset + 1n },
     };
   }
+  let to = known.offset;
+  if (check.first > known.offset) {
+    if (check.logStart === undefined) return read(state, 'logStart', check);
+    // Unreadable: sought to the record, as before the log's start was read.
+    if (check.logStart !== null && check.logStart > known.offset) {
+      const readTo = state.processedTo ?? known.offset + 1n;
+      to = check.logStart > readTo ? check.logStart : readTo;
+      if (check.first === to) {
+        const next = { ...state, recordCheck: undefined };
+        if (to === readTo) return { state: next, decision: proceed };
+        return {
+          state: next,
+          decision: { kind: 'skipped', from: readTo, count: to - readTo, movedBackwards: undefined },
+        };
+      }
+    }
+  }
   if (dropped >= RECORD_CHECK_TRIES) return { state: { ...state, recordCheck: undefined }, decision: proceed };
   return {
-    state: { ...state, recordCheck: dropped + 1, position: known.offset },
-    decision: { kind: 'seek', offset: known.offset },
+    state: { ...state, recordCheck: dropped + 1, position: to },
+    decision: { kind: 'seek', offset: to },
   };
 }

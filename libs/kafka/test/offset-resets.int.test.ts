@@ -56,6 +56,18 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     };
     const topic = uniqueName(prefix);
     const groupId = uniqueName(`${prefix}-group`);
+    /** The group's commits read through an admin client (the loop's reads, and this test's own). */
+    let commitReads = 0;
+    const createAdmin = kafkajs.admin.bind(kafkajs);
+    kafkajs.admin = (config) => {
+      const admin = createAdmin(config);
+      const fetchOffsets = admin.fetchOffsets.bind(admin);
+      admin.fetchOffsets = (request) => {
+        if (request.groupId === groupId) commitReads++;
+        return fetchOffsets(request);
+      };
+      return admin;
+    };
     await ensureTopics(kafka, [{ topic, partitions }, { topic: `${topic}.dlq` }]);
     const producer: EventProducer = await createProducer(kafka);
     const registry: Registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
@@ -148,8 +160,13 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
       made,
       removeBefore,
       skippedCount,
+      commitReads: () => commitReads,
     };
   }
+
+  /** A "does not host this topic-partition" answer, as kafkajs logs it (for any topic: another one deleted, say). */
+  const answerUnknown = (t: { kafka: Parameters<typeof kafkajsOf>[0] }) =>
+    kafkajsOf(t.kafka).logger().error('Response Fetch', { error: 'This server does not host this topic-partition' });
 
   /** A logger that keeps the error lines' messages and fields. */
   function errorLines() {
@@ -281,8 +298,7 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     await t.start();
     await t.send('gen1', 50);
     await eventually(async () => (t.seen.length === 50 ? true : undefined), 15_000);
-    // The client's signal, as kafkajs logs it for any topic (another one deleted, say).
-    kafkajsOf(t.kafka).logger().error('Response Fetch', { error: 'This server does not host this topic-partition' });
+    answerUnknown(t);
     await sleep(1_000);
     await t.send('gen2', 20);
     await eventually(async () => (t.seen.length >= 70 ? true : undefined), 15_000);
@@ -309,6 +325,63 @@ describe('fetch positions kafkajs moves on its own (real Kafka)', () => {
     expect(t.seen.filter((v) => v.startsWith('gen1-'))).toHaveLength(20);
     expect(t.seen.filter((v) => v.startsWith('gen2-'))).toHaveLength(10);
     expect(t.restarted).toEqual([]);
+  }, 40_000);
+
+  it.each([
+    ['a rebalance', 'rebalance'],
+    ['an unknown-partition answer', 'answer'],
+  ] as const)(
+    'an ephemeral follower whose last record retention removed, then %s: no reset, nothing committed into its group',
+    async (_case, signal) => {
+      const { lines, logger } = errorLines();
+      const t = await setUp(`eph-retained-${signal}`, { ephemeral: true, logger, metadataMaxAgeMs: 2_000 });
+      const handle = await t.start();
+      await t.send('gen1', 10);
+      await eventually(async () => (t.seen.length === 10 ? true : undefined), 15_000);
+      await t.removeBefore(10); // its last record (9) removed, as retention does
+      if (signal === 'rebalance') {
+        await growTopic(t.kafka, t.topic, 2);
+        await eventually(async () => ((await handle.positions()).length === 2 ? true : undefined), 20_000);
+      } else answerUnknown(t);
+      await sleep(2_000);
+      await t.send('gen2', 6);
+      await eventually(
+        async () => (t.seen.filter((v) => v.startsWith('gen2-')).length === 6 ? true : undefined),
+        15_000,
+      );
+      await sleep(500);
+      // Before: sought back to record 9 at the signal, below the log's start: "offset out of range" (an
+      // error line, 0 skipped), and kafkajs committed -2 into the group, which the broker then kept
+      // for 7 days after a SIGKILL.
+      expect(lines.filter((l) => l.msg?.startsWith('offset out of range'))).toEqual([]);
+      expect(await t.committed()).toBe(-1n); // none
+      expect(t.restarted).toEqual([]);
+      expect(t.seen).toHaveLength(16);
+      expect(new Set(t.seen).size).toBe(16);
+    },
+    40_000,
+  );
+
+  it('while a reset waits for its batch, a burst of unknown-partition answers reads the commits a few times', async () => {
+    const t = await setUp('reset-waits');
+    await t.send('gen1', 10);
+    await setGroupOffsets(t.kafka, t.groupId, t.topic, new Map([[0, 5n]]));
+    await t.removeBefore(10); // the commit (5) below the log's start, and nothing after it to fetch
+    await t.start();
+    await eventually(async () => ((await t.committed()) === -2n ? true : undefined), 15_000); // kafkajs reset
+    await sleep(1_000);
+    const before = t.commitReads();
+    // kafkajs retrying requests about a deleted topic: an answer every 100 ms for 4 s.
+    for (let i = 0; i < 40; i++) {
+      answerUnknown(t);
+      await sleep(100);
+    }
+    await sleep(500);
+    const reads = t.commitReads() - before;
+    // Before: one read per answer (40). Now the first at once, then 250 ms, 500 ms, 1 s, 2 s apart.
+    expect(reads).toBeGreaterThanOrEqual(2);
+    expect(reads).toBeLessThanOrEqual(6);
+    expect(await t.committed()).toBe(-2n); // the reset still stands: nothing changed but the reads
   }, 40_000);
 
   it('a position reset backwards commits again from the new position', async () => {

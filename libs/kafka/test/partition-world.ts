@@ -76,7 +76,12 @@ export type Violation =
   /** A record handed twice with no join between (no replay from a commit). */
   | 'handed twice'
   /** Records neither processed nor counted as skipped. */
-  | 'skipped silently';
+  | 'skipped silently'
+  /**
+   * The loop sought outside the log: kafkajs resets the position and commits -2 (also into an
+   * ephemeral group, which then outlives its process by the broker's offset retention).
+   */
+  | 'sought outside the log';
 
 export interface WorldEvent {
   readonly name: string;
@@ -157,8 +162,15 @@ function readCommit(w: World, mode: LogMode): World {
   };
 }
 
+/** The loop seeks kafkajs to `offset` (after a batch, or at a signal). */
+function seek(w: World, offset: bigint, violations: Violation[]): World {
+  const at = Number(offset);
+  if (at < w.low || at > w.high) violations.push('sought outside the log');
+  return { ...w, position: at, defaultPosition: false, blind: false };
+}
+
 /** kafkajs joins the group: the loop's GROUP_JOIN, then fetching from the group's commit. */
-function join(w: World, mode: LogMode, newMemberId: boolean): World {
+function join(w: World, mode: LogMode, newMemberId: boolean): Outcome {
   const memberId = newMemberId ? w.memberId + 1 : w.memberId;
   const revoked = rejoinedUnderNewId(w.loopMemberId, String(memberId), mode);
   let next: World = {
@@ -174,10 +186,13 @@ function join(w: World, mode: LogMode, newMemberId: boolean): World {
   const joined = observe(next, { kind: 'joined', assigned: true, revoked }, mode);
   next = joined.world;
   if (!mode.ephemeral) next = readCommit(next, mode);
-  if (joined.decision.kind === 'seek')
-    return { ...next, position: Number(joined.decision.offset), defaultPosition: false };
+  const violations: Violation[] = [];
+  if (joined.decision.kind === 'seek') return { world: seek(next, joined.decision.offset, violations), violations };
   const committed = typeof w.commit === 'number';
-  return { ...next, position: committed ? (w.commit as number) : w.low, defaultPosition: !committed };
+  return {
+    world: { ...next, position: committed ? (w.commit as number) : w.low, defaultPosition: !committed },
+    violations,
+  };
 }
 
 /** A new process: a fresh loop and processor; a committing group's commits are read before the join. */
@@ -192,11 +207,11 @@ function startProcess(w: World, mode: LogMode): Outcome {
     // A group of its own per process: no commit, read from the start; this process has no position yet.
     next = { ...next, commit: undefined, frontier: w.low, entered: false };
   } else next = readCommit(next, mode);
-  return { world: join(next, mode, true), violations: [] };
+  return join(next, mode, true);
 }
 
 /** A "does not host this topic-partition" answer reaching the loop (for this topic or another). */
-function topicMissing(w: World, mode: LogMode): World {
+function topicMissing(w: World, mode: LogMode): Outcome {
   const out = observe({ ...w, joinRead: undefined, unseen: false }, { kind: 'topicMissing' }, mode);
   let world = out.world;
   const reset = readsMarker(world.log, mode);
@@ -204,8 +219,9 @@ function topicMissing(w: World, mode: LogMode): World {
     world = readCommit(world, mode);
     world = observe(world, { kind: 'markerRead', reset, stored: storedOf(world.commit) }, mode).world;
   }
-  if (out.decision.kind !== 'seek') return world;
-  return { ...world, position: Number(out.decision.offset), defaultPosition: false, blind: false };
+  const violations: Violation[] = [];
+  if (out.decision.kind !== 'seek') return { world, violations };
+  return { world: seek(world, out.decision.offset, violations), violations };
 }
 
 /** kafkajs fetches at its position: an out-of-range reset, or a batch the loop checks and processes. */
@@ -237,12 +253,7 @@ function fetch(w: World, mode: LogMode, hold: boolean, lagging: boolean): Outcom
       if (d.read === 'groupCommit' && world.joinRead === undefined) world = readCommit(world, mode);
       continue;
     }
-    const sought = (offset: bigint): World => ({
-      ...world,
-      position: Number(offset),
-      defaultPosition: false,
-      blind: false,
-    });
+    const sought = (offset: bigint): World => seek(world, offset, violations);
     if (d.kind === 'seek') return { world: sought(d.offset), violations };
     if (d.kind === 'restarted') {
       if (!(world.refGen !== undefined && world.refGen < world.gen)) violations.push('restart not a restart');
@@ -350,23 +361,22 @@ export function events(w: World, bounds: WorldBounds): WorldEvent[] {
     entered: false,
     blind: x.defaultPosition,
   });
-  out.push({ name: 'recreate', apply: (x) => unchanged(topicMissing({ ...recreated(x), unseen: false }, mode)) });
+  out.push({ name: 'recreate', apply: (x) => topicMissing({ ...recreated(x), unseen: false }, mode) });
   out.push({ name: 'recreate unseen', apply: (x) => unchanged({ ...recreated(x), unseen: true }) });
   const outOfRange = w.position < w.low || w.position > w.high;
   if (outOfRange || w.position < w.high) out.push({ name: 'fetch', apply: (x) => fetch(x, mode, false, false) });
   if (!outOfRange && w.position < w.high) out.push({ name: 'fetch, hold', apply: (x) => fetch(x, mode, true, false) });
   if (!outOfRange && w.position + 1 < w.high)
     out.push({ name: 'fetch, lagging leader', apply: (x) => fetch(x, mode, false, true) });
-  out.push({ name: 'does not host (another topic)', apply: (x) => unchanged(topicMissing(x, mode)) });
-  out.push({ name: 'rebalance', apply: (x) => unchanged(join(x, mode, false)) });
-  out.push({ name: 'rejoin under a new id', apply: (x) => unchanged(join(x, mode, true)) });
+  out.push({ name: 'does not host (another topic)', apply: (x) => topicMissing(x, mode) });
+  out.push({ name: 'rebalance', apply: (x) => join(x, mode, false) });
+  out.push({ name: 'rejoin under a new id', apply: (x) => join(x, mode, true) });
   out.push({ name: 'process restart', apply: (x) => startProcess(x, mode) });
   if (!mode.ephemeral) {
     // Out of the group, another member processed everything and committed, then this one rejoins.
     out.push({
       name: 'another member commits all, rejoin under a new id',
-      apply: (x) =>
-        unchanged(join({ ...x, commit: x.high, frontier: Math.max(x.frontier, x.high), entered: true }, mode, true)),
+      apply: (x) => join({ ...x, commit: x.high, frontier: Math.max(x.frontier, x.high), entered: true }, mode, true),
     });
     // An operator's reset (the group has no member meanwhile: this one was out, or restarted).
     for (let to = w.low; to <= w.high; to++) {
@@ -379,7 +389,7 @@ export function events(w: World, bounds: WorldBounds): WorldEvent[] {
       });
       out.push({
         name: `operator resets to ${to}, rejoin under a new id`,
-        apply: (x) => unchanged(join(reset(x), mode, true)),
+        apply: (x) => join(reset(x), mode, true),
       });
       out.push({ name: `operator resets to ${to}, process restart`, apply: (x) => startProcess(reset(x), mode) });
     }

@@ -124,6 +124,10 @@ const thresholdOverride = (name: string): Json => ({
 
 const byLabel = (label: string) => `\${__field.labels.${label}}`;
 
+/** How the drift panels of one series per feature name their series (sql.ts perVersionWhenOverlapping). */
+const PER_VERSION_WHEN_OVERLAPPING =
+  'One series per feature; per feature · version when two versions were measured in one window of the range (a canary, a shadow), each against its own reference.';
+
 const databaseVariable: Obj = {
   name: 'database',
   type: 'constant',
@@ -223,12 +227,12 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'PSI per feature',
-        description: 'Population stability index of each input feature per window; at or above the threshold = drift.',
+        description: `Population stability index of each input feature per window; at or above the threshold = drift. ${PER_VERSION_WHEN_OVERLAPPING}`,
         grid: [0, 1, 12, 9],
         min: 0,
         thresholds: psiSteps,
         thresholdLine: true,
-        displayName: byLabel('feature'),
+        displayName: byLabel('series'),
         overrides: [thresholdOverride('psi_threshold')],
       },
       [
@@ -239,10 +243,10 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'KS p-value per feature',
-        description: 'Two-sample Kolmogorov–Smirnov p-value (upper bound from merged summaries); below alpha = drift.',
+        description: `Two-sample Kolmogorov–Smirnov p-value (upper bound from merged summaries); below alpha = drift. ${PER_VERSION_WHEN_OVERLAPPING}`,
         grid: [12, 1, 12, 9],
         log: true,
-        displayName: byLabel('feature'),
+        displayName: byLabel('series'),
         overrides: [thresholdOverride('ks_alpha')],
       },
       [
@@ -251,19 +255,30 @@ function driftDashboard(): Obj {
       ],
     ),
     chPanel(
-      { title: 'KS statistic D per feature', grid: [0, 10, 12, 8], min: 0, max: 1, displayName: byLabel('feature') },
+      {
+        title: 'KS statistic D per feature',
+        description: PER_VERSION_WHEN_OVERLAPPING,
+        grid: [0, 10, 12, 8],
+        min: 0,
+        max: 1,
+        displayName: byLabel('series'),
+      },
       [{ refId: 'A', rawSql: sql.driftStatisticSql('ks', 'statistic', 'ks_d'), format: 0 }],
     ),
     chPanel(
       {
         title: 'Share of drifted features',
+        description:
+          'Per version and window: the share of its input features whose PSI is at or above the threshold, and how many. A version measured beside another (canary, shadow) is its own series.',
         grid: [12, 10, 12, 8],
         unit: 'percentunit',
         min: 0,
         max: 1,
+        displayName: `\${__field.name} ${byLabel('version')}`,
         overrides: [
           {
-            matcher: { id: 'byName', options: 'drifted_features' },
+            // By pattern: the version label is part of the field's display name.
+            matcher: { id: 'byRegexp', options: '^drifted_features' },
             properties: [
               { id: 'unit', value: 'none' },
               { id: 'custom.axisPlacement', value: 'right' },
@@ -276,7 +291,7 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'Prediction drift',
-        description: 'Drift of the model output itself (__prediction__ / __predicted_class__).',
+        description: `Drift of the model output itself (__prediction__ / __predicted_class__). ${PER_VERSION_WHEN_OVERLAPPING}`,
         grid: [0, 18, 12, 8],
         min: 0,
         displayName: byLabel('measure'),
@@ -530,9 +545,17 @@ function performanceDashboard(): Obj {
       },
       [{ refId: 'A', rawSql: sql.labelCountsSql, format: 0 }],
     ),
-    chPanel({ title: 'Versions in the range', type: 'table', grid: [0, 25, 24, 7], options: { showHeader: true } }, [
-      { refId: 'A', rawSql: sql.versionSummarySql, format: 1 },
-    ]),
+    chPanel(
+      {
+        title: 'Versions in the range',
+        description:
+          'Per version over its windows in the range, each window weighted by its labels (as the model card): accuracy and RMSE pooled (RMSE as the root of the weighted mean square); F1 and ROC AUC cannot be pooled from windows and are the label-weighted mean of the windows’ values.',
+        type: 'table',
+        grid: [0, 25, 24, 7],
+        options: { showHeader: true },
+      },
+      [{ refId: 'A', rawSql: sql.versionSummarySql, format: 1 }],
+    ),
     chPanel(
       {
         title: 'Estimated vs realized ROC AUC',

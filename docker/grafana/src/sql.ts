@@ -50,15 +50,31 @@ WHERE model = ${MODEL} AND NOT startsWith(feature, '__') ORDER BY feature`,
   perfVersion: `SELECT DISTINCT model_version FROM ${T('performance_windows')} WHERE model = ${MODEL} ORDER BY model_version`,
 } as const;
 
-/** Per-feature statistic of one method over time (long format: one series per feature). */
+/**
+ * The label of a series of one feature per window: the feature, or `feature · version` when two
+ * versions were measured in one window of the range (a canary, a shadow; the drift monitor writes a
+ * row per version, each against its own reference), which would otherwise share one series with two
+ * points per time. Versions that only follow each other (a promotion) keep one line per feature.
+ * Reads `versions` (versions measured in the row's window) and `version` of the inner query.
+ */
+const perVersionWhenOverlapping = (label: string) =>
+  `if(max(versions) OVER () > 1, concat(${label}, ' · ', version), ${label})`;
+
+/** Versions measured in the row's window, for {@link perVersionWhenOverlapping}. */
+const VERSIONS_IN_WINDOW = 'uniqExact(version) OVER (PARTITION BY window_start) AS versions';
+
+/** Per-feature statistic of one method over time (long format: one series per feature, per version when they overlap). */
 export function driftStatisticSql(method: string, column: 'statistic' | 'p_value', alias: string): string {
-  return `SELECT window_start AS time, feature, ${column} AS ${alias}
-FROM ${T('drift_windows')} FINAL
-WHERE ${DRIFT_FILTER}
-  AND NOT startsWith(feature, '__')
-  AND ${inSelection('feature', 'feature')}
-  AND method = '${method}'${column === 'p_value' ? '\n  AND p_value IS NOT NULL' : ''}
-ORDER BY time, feature`;
+  return `SELECT time, ${perVersionWhenOverlapping('feature')} AS series, ${alias}
+FROM (
+  SELECT window_start AS time, feature, version, ${column} AS ${alias}, ${VERSIONS_IN_WINDOW}
+  FROM ${T('drift_windows')} FINAL
+  WHERE ${DRIFT_FILTER}
+    AND NOT startsWith(feature, '__')
+    AND ${inSelection('feature', 'feature')}
+    AND method = '${method}'${column === 'p_value' ? '\n    AND p_value IS NOT NULL' : ''}
+)
+ORDER BY time, series`;
 }
 
 /** The threshold the rows were judged against, as its own series (it may change with config). */
@@ -71,13 +87,20 @@ GROUP BY time
 ORDER BY time`;
 }
 
-export const shareDriftedSql = `SELECT window_start AS time, avg(drifted) AS share_drifted, countIf(drifted = 1) AS drifted_features
+/**
+ * Per window and version, the share of its input features whose PSI row says drifted and how many:
+ * a version measured beside another (canary, shadow) is its own series, each over its own features
+ * (counted once however many references a version has in the window).
+ */
+export const shareDriftedSql = `SELECT window_start AS time, version,
+  uniqExactIf(feature, drifted = 1) / uniqExact(feature) AS share_drifted,
+  uniqExactIf(feature, drifted = 1) AS drifted_features
 FROM ${T('drift_windows')} FINAL
 WHERE ${DRIFT_FILTER}
   AND method = 'psi'
   AND NOT startsWith(feature, '__')
-GROUP BY time
-ORDER BY time`;
+GROUP BY time, version
+ORDER BY time, version`;
 
 export const latestDriftTableSql = `SELECT feature, method, version, window_start, statistic, p_value, threshold, drifted, current_size, late_events
 FROM ${T('drift_windows')} FINAL
@@ -89,11 +112,15 @@ WHERE ${DRIFT_FILTER}
   )
 ORDER BY drifted DESC, feature, method`;
 
-export const predictionDriftSql = `SELECT window_start AS time, concat(feature, ' ', method) AS measure, statistic
-FROM ${T('drift_windows')} FINAL
-WHERE ${DRIFT_FILTER}
-  AND startsWith(feature, '__')
-  AND method IN ('psi', 'ks', 'jensen_shannon')
+/** Drift of the model's outputs per measure (`feature method`), per version when versions overlap. */
+export const predictionDriftSql = `SELECT time, ${perVersionWhenOverlapping('output_method')} AS measure, statistic
+FROM (
+  SELECT window_start AS time, concat(feature, ' ', method) AS output_method, version, statistic, ${VERSIONS_IN_WINDOW}
+  FROM ${T('drift_windows')} FINAL
+  WHERE ${DRIFT_FILTER}
+    AND startsWith(feature, '__')
+    AND method IN ('psi', 'ks', 'jensen_shannon')
+)
 ORDER BY time, measure`;
 
 export const eventsPerWindowSql = `SELECT window_start AS time, max(events) AS events, max(late_events) AS late_events
@@ -105,7 +132,10 @@ ORDER BY time`;
 /**
  * Reference vs current shares of one feature on the latest reference profile of the model: numeric
  * profiles on their coarse, right-closed bins (bin = number of edges below the value), categorical
- * ones per reference category plus "other". Current values are the predictions of the reference's
+ * ones per reference category plus "other". A boolean is the category its profile spells it as, as the
+ * drift monitor keys it (libs/drift `booleanSpellingOf`): `True` / `False` for a profile built from a
+ * pandas CSV before booleans were canonical (`True` or `False` among its categories, neither `true`
+ * nor `false`), else `true` / `false` (JSON's own spelling). Current values are the predictions of the reference's
  * version in the range that were joined to a label or expired unlabeled (where the label-joiner
  * keeps prediction features); `__prediction__` / `__predicted_class__` use the prediction columns.
  */
@@ -123,7 +153,8 @@ export function distributionSql(featureExpr: string): string {
         ${featureExpr} = '__predicted_class__', predicted_class,
         JSONType(features, ${featureExpr}) = 'String', JSONExtractString(features, ${featureExpr}),
         JSONType(features, ${featureExpr}) IN ('Int64', 'UInt64', 'Double', 'Bool'), JSONExtractRaw(features, ${featureExpr}),
-        NULL) AS str
+        NULL) AS str,
+      JSONType(features, ${featureExpr}) = 'Bool' AS is_bool
     FROM ${T(table)} FINAL
     WHERE $__timeFilter(prediction_time)
       AND model = ${MODEL}`;
@@ -136,7 +167,8 @@ ref AS (
     JSONExtract(profile, 'categories', 'Array(String)') AS categories,
     if(kind = 'numeric',
        JSONExtract(profile, 'referenceShares', 'Array(Float64)'),
-       JSONExtract(profile, 'shares', 'Array(Float64)')) AS reference_shares
+       JSONExtract(profile, 'shares', 'Array(Float64)')) AS reference_shares,
+    hasAny(categories, ['True', 'False']) AND NOT hasAny(categories, ['true', 'false']) AS pandas_booleans
   FROM ${T('reference_profiles')} FINAL
   WHERE model = ${MODEL} AND feature = ${featureExpr}
   ORDER BY created_at DESC
@@ -151,11 +183,15 @@ cur AS (
   SELECT
     if(ref_kind = 'numeric',
        toUInt64(arrayCount(e -> e < num, edges)),
-       toUInt64(if(indexOf(categories, str) = 0, length(categories), indexOf(categories, str) - 1))) AS bin,
+       toUInt64(if(indexOf(categories, category) = 0, length(categories), indexOf(categories, category) - 1))) AS bin,
     count() AS n
-  FROM vals CROSS JOIN ref
-  WHERE model_version = ref_version
-    AND if(ref_kind = 'numeric', num IS NOT NULL AND isFinite(num), str IS NOT NULL)
+  FROM (
+    SELECT num, ref_kind, edges, categories,
+      if(is_bool AND pandas_booleans, if(str = 'true', 'True', 'False'), str) AS category
+    FROM vals CROSS JOIN ref
+    WHERE model_version = ref_version
+      AND if(ref_kind = 'numeric', num IS NOT NULL AND isFinite(num), str IS NOT NULL)
+  )
   GROUP BY bin
 ),
 grid AS (
@@ -228,6 +264,19 @@ WHERE ${PERF_FILTER}
 GROUP BY time
 ORDER BY time`;
 
+/**
+ * A metric over a version's windows that have a finite value of it, weighted by their labels (a
+ * window of 10 labels counts a hundredth of one of 1,000), as the model card pools it: accuracy is
+ * then the pooled value, RMSE the root of the weighted mean square (`squared`); ROC AUC and F1 have
+ * no pooled form from windows, and their columns say "mean of windows".
+ */
+function labelWeighted(metric: string, alias: string, squared = false): string {
+  const has = `${metric} IS NOT NULL AND isFinite(${metric})`;
+  const term = squared ? `${metric} * ${metric}` : metric;
+  const mean = `if(sumIf(labeled, ${has}) = 0, NULL, sumIf(${term} * labeled, ${has}) / sumIf(labeled, ${has}))`;
+  return `${squared ? `sqrt(${mean})` : mean} AS ${alias}`;
+}
+
 export const versionSummarySql = `SELECT
   model_version,
   min(window_start) AS first_window,
@@ -236,10 +285,10 @@ export const versionSummarySql = `SELECT
   sum(labeled) AS total_labeled,
   sum(expired) AS total_expired,
   if(total_labeled + total_expired = 0, NULL, total_labeled / (total_labeled + total_expired)) AS coverage,
-  avg(accuracy) AS avg_accuracy,
-  avg(f1) AS avg_f1,
-  avg(roc_auc) AS avg_roc_auc,
-  avg(rmse) AS avg_rmse
+  ${labelWeighted('accuracy', 'pooled_accuracy')},
+  ${labelWeighted('f1', 'f1_mean_of_windows')},
+  ${labelWeighted('roc_auc', 'roc_auc_mean_of_windows')},
+  ${labelWeighted('rmse', 'pooled_rmse', true)}
 FROM ${T('performance_windows')} FINAL
 WHERE ${PERF_FILTER}
 GROUP BY model_version

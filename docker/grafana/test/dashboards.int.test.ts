@@ -152,9 +152,10 @@ describe('every ClickHouse query of the provisioned dashboards, macros expanded,
 
   it('PSI per feature: one series per selected input feature, drift visible after the drift moment', async () => {
     const { data } = await run(expandGrafanaSql(sqlOf('panel "PSI per feature" A'), context(defaults())));
-    expect(new Set(data.map((r) => r.feature))).toEqual(new Set(['amount', 'country']));
+    // v1 then v2 (a promotion, never both in one window): one line per feature across it.
+    expect(new Set(data.map((r) => r.series))).toEqual(new Set(['amount', 'country']));
     expect(data).toHaveLength(scenario.windows.length * 2);
-    const amount = data.filter((r) => r.feature === 'amount');
+    const amount = data.filter((r) => r.series === 'amount');
     expect(Number(amount[0]!.psi)).toBeLessThan(0.2);
     expect(Number(amount[6]!.psi)).toBeGreaterThan(0.2);
     const only = await run(
@@ -163,7 +164,7 @@ describe('every ClickHouse query of the provisioned dashboards, macros expanded,
         context({ ...defaults(), feature: 'country', version: 'v2' }),
       ),
     );
-    expect(new Set(only.data.map((r) => r.feature))).toEqual(new Set(['country']));
+    expect(new Set(only.data.map((r) => r.series))).toEqual(new Set(['country']));
     expect(only.data.length).toBeLessThan(scenario.windows.length);
   });
 

@@ -1,0 +1,295 @@
+// Panels' figures against an independent computation on the rows seeded for them (the review's
+// set-ups): booleans against a profile spelling them `True` / `False`, the versions table weighted
+// by labels, and drift panels of two versions measured in the same window (a canary).
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildCategoricalProfile } from '@driftline/stats';
+import { type ClickHouse, chTime, createClickHouse } from '@driftline/warehouse';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  clickhouseQueriesOnDisk,
+  expandGrafanaSql,
+  type GrafanaQueryContext,
+  migrateForDashboards,
+} from '../src/index.js';
+
+const path = mkdtempSync(join(tmpdir(), 'driftline-dash-figures-'));
+const database = `figs_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+const HOUR = 3_600_000;
+const T0 = Date.UTC(2025, 0, 1);
+
+let ch: ClickHouse;
+
+const queries = clickhouseQueriesOnDisk();
+const sqlOf = (where: string): string => {
+  const q = queries.find((x) => x.where === where);
+  if (q === undefined) throw new Error(`no query ${where}`);
+  return q.text;
+};
+const DISTRIBUTION = queries.find((q) => q.repeat === 'feature')!.where;
+
+type Row = Record<string, unknown>;
+interface Result {
+  meta: { name: string; type: string }[];
+  data: Row[];
+}
+
+async function panel(where: string, variables: GrafanaQueryContext['variables']): Promise<Result> {
+  const sql = expandGrafanaSql(sqlOf(where), { from: T0, to: T0 + 4 * HOUR, intervalMs: 60_000, variables });
+  return (await ch.selectTyped(sql)) as unknown as Result;
+}
+
+/** A time series row's series, as Grafana's long format reads it: its string columns (the labels). */
+function seriesOf(result: Result, row: Row): string {
+  return result.meta
+    .filter((m) => m.name !== 'time' && /String/.test(m.type))
+    .map((m) => String(row[m.name]))
+    .join(' ');
+}
+
+const prediction = (model: string, i: number, features: Record<string, unknown>) => ({
+  model,
+  model_version: 'v1',
+  prediction_id: `p${i}`,
+  entity_id: `e${i}`,
+  prediction_time: chTime(T0 + i * 10_000),
+  features: JSON.stringify(features),
+  prediction: 0.5,
+  predicted_class: '1',
+});
+
+/** Booleans of the live predictions: 1 in 4 true, every fifth row expired unlabeled. */
+const FLAGS = Array.from({ length: 100 }, (_, i) => i % 4 === 0);
+
+async function seedBooleans(model: string, referenceValues: readonly string[]): Promise<void> {
+  const profile = buildCategoricalProfile(referenceValues);
+  await ch.insert('reference_profiles', [
+    {
+      model,
+      version: 'v1',
+      reference_id: 'r1',
+      feature: 'flag',
+      kind: 'categorical',
+      profile: JSON.stringify(profile),
+      created_at: chTime(T0 - HOUR),
+    },
+  ]);
+  const rows = FLAGS.map((flag, i) => prediction(model, i, { flag, amount: i }));
+  await ch.insert(
+    'labeled_predictions',
+    rows
+      .filter((_, i) => i % 5 !== 0)
+      .map((r) => ({ ...r, label_time: r.prediction_time, label: 1, joined_at: r.prediction_time })),
+  );
+  await ch.insert(
+    'unlabeled_predictions',
+    rows
+      .filter((_, i) => i % 5 === 0)
+      .map((r) => ({ ...r, deadline: r.prediction_time, expired_at: r.prediction_time })),
+  );
+}
+
+interface PerfWindow {
+  readonly version: string;
+  readonly labeled: number;
+  readonly accuracy: number | null;
+  readonly f1: number | null;
+  readonly roc_auc: number | null;
+  readonly rmse: number | null;
+}
+
+/** The review's windows (1,000 labels at 0.9 and 10 at 0.1), one with no labels, and a regression version. */
+const PERF: readonly PerfWindow[] = [
+  { version: 'v1', labeled: 1000, accuracy: 0.9, f1: 0.88, roc_auc: 0.95, rmse: null },
+  { version: 'v1', labeled: 10, accuracy: 0.1, f1: 0.12, roc_auc: 0.3, rmse: null },
+  { version: 'v1', labeled: 0, accuracy: null, f1: null, roc_auc: null, rmse: null },
+  { version: 'v2', labeled: 500, accuracy: null, f1: null, roc_auc: null, rmse: 2 },
+  { version: 'v2', labeled: 5, accuracy: null, f1: null, roc_auc: null, rmse: 10 },
+];
+
+async function seedPerformance(model: string): Promise<void> {
+  await ch.insert(
+    'performance_windows',
+    PERF.map((w, k) => ({
+      model,
+      model_version: w.version,
+      window_start: chTime(T0 + k * HOUR),
+      window_end: chTime(T0 + (k + 1) * HOUR),
+      segment_feature: '',
+      segment: '',
+      task: w.rmse === null ? 'binary' : 'regression',
+      predictions: w.labeled,
+      labeled: w.labeled,
+      expired: 0,
+      pending: 0,
+      label_coverage: 1,
+      invalid_labels: 0,
+      accuracy: w.accuracy,
+      f1: w.f1,
+      roc_auc: w.roc_auc,
+      rmse: w.rmse,
+      threshold: 0.5,
+      version: 1,
+      computed_at: chTime(T0 + (k + 1) * HOUR),
+    })),
+  );
+}
+
+/** Σ x·labels / Σ labels over the windows of `version` with a value (of x² under the root for RMSE). */
+function labelWeighted(version: string, metric: 'accuracy' | 'f1' | 'roc_auc' | 'rmse'): number {
+  const rows = PERF.filter((w) => w.version === version && w[metric] !== null);
+  const labels = rows.reduce((s, w) => s + w.labeled, 0);
+  if (metric === 'rmse') return Math.sqrt(rows.reduce((s, w) => s + w[metric]! ** 2 * w.labeled, 0) / labels);
+  return rows.reduce((s, w) => s + w[metric]! * w.labeled, 0) / labels;
+}
+
+interface DriftRow {
+  readonly version: string;
+  readonly feature: string;
+  readonly window: number;
+  readonly psi: number;
+}
+
+/**
+ * A canary: in the first window v1 (4 of 4 features drifted) and v2 (1 of 3) are both measured, each
+ * against its own reference; in the second only v1 (1 of 4). The prediction is measured by both.
+ */
+const DRIFT: readonly DriftRow[] = [
+  ...['a', 'b', 'c', 'd'].map((feature) => ({ version: 'v1', feature, window: 0, psi: 0.5 })),
+  ...['a', 'b', 'c'].map((feature, i) => ({ version: 'v2', feature, window: 0, psi: i === 0 ? 0.3 : 0.01 })),
+  ...['a', 'b', 'c', 'd'].map((feature, i) => ({ version: 'v1', feature, window: 1, psi: i === 3 ? 0.4 : 0.05 })),
+  { version: 'v1', feature: '__prediction__', window: 0, psi: 0.25 },
+  { version: 'v2', feature: '__prediction__', window: 0, psi: 0.02 },
+];
+const PSI_THRESHOLD = 0.2;
+
+async function seedCanary(model: string): Promise<void> {
+  await ch.insert(
+    'drift_windows',
+    DRIFT.map((d) => ({
+      model,
+      version: d.version,
+      reference_id: `ref-${d.version}`,
+      feature: d.feature,
+      window_start: chTime(T0 + d.window * HOUR),
+      window_end: chTime(T0 + (d.window + 1) * HOUR),
+      method: 'psi',
+      statistic: d.psi,
+      p_value: null,
+      threshold: PSI_THRESHOLD,
+      drifted: d.psi >= PSI_THRESHOLD ? 1 : 0,
+      reference_size: 100,
+      current_size: 100,
+      events: 100,
+      late_events: 0,
+      source_partitions: 1,
+      idle_partitions: 0,
+      computed_at: chTime(T0 + (d.window + 1) * HOUR),
+    })),
+  );
+}
+
+beforeAll(async () => {
+  ch = await createClickHouse({ mode: 'embedded', path, database });
+  await migrateForDashboards(ch);
+  // A reference built by `driftline reference` from a pandas CSV (cells as written) and one built
+  // from JSON booleans: the drift monitor keys live booleans as each spells them.
+  await seedBooleans('pandas-flags', ['True', 'False', 'False', 'True', 'True']);
+  await seedBooleans('json-flags', ['true', 'false', 'false', 'true', 'true']);
+  await seedPerformance('weighted');
+  await seedCanary('canary');
+}, 60_000);
+
+afterAll(async () => {
+  await ch?.close();
+});
+
+describe('panel figures against an independent computation on the seeded rows', () => {
+  for (const [model, spelling] of [
+    ['pandas-flags', { true: 'True', false: 'False' }],
+    ['json-flags', { true: 'true', false: 'false' }],
+  ] as const) {
+    it(`distribution of a boolean against a profile spelling it ${spelling.true} / ${spelling.false}`, async () => {
+      const { data } = await panel(DISTRIBUTION, { database, model, version: ['v1'], feature: 'flag' });
+      const share = (category: string) =>
+        FLAGS.filter((f) => (f ? spelling.true : spelling.false) === category).length / FLAGS.length;
+      expect(data.map((r) => String(r.bucket)).sort()).toEqual([spelling.false, spelling.true, 'other'].sort());
+      for (const r of data) expect(Number(r.current), String(r.bucket)).toBeCloseTo(share(String(r.bucket)), 12);
+      expect(share(spelling.true)).toBe(0.25);
+    });
+  }
+
+  it('versions in the range: metrics weighted by labels as the model card pools them', async () => {
+    const { data } = await panel('panel "Versions in the range" A', { database, model: 'weighted', version: [] });
+    expect(data.map((r) => r.model_version)).toEqual(['v1', 'v2']);
+    // Whatever the column is called, its figure: the metric's name is in it.
+    const column = (row: Row, metric: string) => {
+      const names = Object.keys(row).filter((k) => k.includes(metric));
+      expect(names, metric).toHaveLength(1);
+      return row[names[0]!];
+    };
+    for (const row of data) {
+      const version = String(row.model_version);
+      for (const metric of ['accuracy', 'f1', 'roc_auc', 'rmse'] as const) {
+        const has = PERF.some((w) => w.version === version && w[metric] !== null);
+        const value = column(row, metric);
+        if (!has) expect(value, `${version} ${metric}`).toBeNull();
+        else expect(Number(value), `${version} ${metric}`).toBeCloseTo(labelWeighted(version, metric), 12);
+      }
+    }
+    // The review's figure: the card's 0.8921, not the plain mean 0.5.
+    expect(labelWeighted('v1', 'accuracy')).toBeCloseTo(0.8921, 4);
+  });
+
+  const canary = { database, model: 'canary', version: ['v1', 'v2'], feature: ['a', 'b', 'c', 'd'] };
+  const at = (window: number) => chTime(T0 + window * HOUR).slice(0, 19);
+  const timeOf = (r: Row) => String(r.time).slice(0, 19);
+
+  it('PSI per feature with a canary: one series per feature · version, each with its own values', async () => {
+    const result = await panel('panel "PSI per feature" A', canary);
+    const points = result.data.map((r) => [timeOf(r), seriesOf(result, r), Number(r.psi)]);
+    const expected = DRIFT.filter((d) => !d.feature.startsWith('__')).map((d) => [
+      at(d.window),
+      `${d.feature} · ${d.version}`,
+      d.psi,
+    ]);
+    const order = (a: (string | number)[], b: (string | number)[]) => `${a[0]}${a[1]}`.localeCompare(`${b[0]}${b[1]}`);
+    expect(points.sort(order)).toEqual(expected.sort(order));
+  });
+
+  it('prediction drift with a canary: one series per measure · version', async () => {
+    const result = await panel('panel "Prediction drift" A', canary);
+    const points = result.data.map((r) => [timeOf(r), seriesOf(result, r), Number(r.statistic)]);
+    expect(points).toEqual(
+      DRIFT.filter((d) => d.feature === '__prediction__').map((d) => [
+        at(d.window),
+        `__prediction__ psi · ${d.version}`,
+        d.psi,
+      ]),
+    );
+  });
+
+  it('share of drifted features with a canary: per version, over its own features', async () => {
+    const result = await panel('panel "Share of drifted features" A', canary);
+    const got = result.data.map((r) => ({
+      time: timeOf(r),
+      series: seriesOf(result, r),
+      share: Number(r.share_drifted),
+      drifted: Number(r.drifted_features),
+    }));
+    const expected = [
+      { window: 0, version: 'v1' },
+      { window: 0, version: 'v2' },
+      { window: 1, version: 'v1' },
+    ].map(({ window, version }) => {
+      const rows = DRIFT.filter((d) => d.window === window && d.version === version && !d.feature.startsWith('__'));
+      const drifted = rows.filter((d) => d.psi >= PSI_THRESHOLD).length;
+      return { time: at(window), series: version, share: drifted / rows.length, drifted };
+    });
+    expect(got).toEqual(expected);
+    // The review's figures were 0.5 and 4 for the first window's v1 (4 of 4) and v2.
+    expect(expected[0]).toMatchObject({ share: 1, drifted: 4 });
+  });
+});

@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { DriftlineError, type Logger } from '@driftline/core';
 import {
@@ -18,6 +19,7 @@ import { type ContractName, contracts, deadLetterTopic } from '@driftline/schema
 import { openWarehouse, type Warehouse } from '@driftline/warehouse';
 import type { CommonConfig } from './common-config.js';
 import type { FatalHandler } from './fatal.js';
+import { type ConsumerFetch, checkFetchHeap } from './fetch-heap.js';
 import type { ResourceConfigs } from './resource-config.js';
 import type { ServiceContext, ServiceNeed } from './service.js';
 
@@ -72,6 +74,8 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
   let codec: SchemaRegistryCodec | undefined;
   const ensured = new Map<string, Promise<void>>();
   const consumers: ConsumerHandle[] = [];
+  /** The fetch bounds of the process's consumers, which fetch at the same time (all of them on a backlog). */
+  const fetches: ConsumerFetch[] = [];
 
   const kafkaClient = (): KafkaClient => {
     if (configs.kafka === undefined) throw new DriftlineError('INTERNAL', 'Kafka is not configured');
@@ -88,6 +92,13 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
     if (configs.registry === undefined) throw new DriftlineError('INTERNAL', 'the Schema Registry is not configured');
     codec ??= new SchemaRegistryCodec(configs.registry);
     return codec;
+  };
+  /** Checks a consumer's fetch against the heap, with those of the consumers counted before it, and counts it. */
+  const checkFetch = (fetch: ConsumerFetch, logger: Logger): void => {
+    const heap = checkFetchHeap(fetch, fetches, getHeapStatistics().heap_size_limit);
+    fetches.push(fetch);
+    if (heap.tight) logger.warn(heap.fields, heap.message);
+    else logger.info(heap.fields, heap.message);
   };
   const topicOf = (name: ContractName) => `${common.topicPrefix}${contracts[name].defaultTopic}`;
 
@@ -163,8 +174,18 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
             },
           });
         },
-        async consume(consumeOptions) {
+        async consume({ fetchBytesField, ...consumeOptions }) {
           need('kafka');
+          const logger = consumeOptions.logger ?? serviceLogger;
+          // Before any broker is asked: a fetch that cannot fit the heap is a configuration error.
+          checkFetch(
+            {
+              groupId: consumeOptions.groupId,
+              maxBytesPerPartition: consumeOptions.maxBytesPerPartition,
+              fetchBytesField,
+            },
+            logger,
+          );
           await ensure(
             consumeOptions.topics.flatMap((topic) => [{ topic }, { topic: deadLetterTopic(topic), partitions: 1 }]),
           );
@@ -173,11 +194,14 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
             ...consumeOptions,
             kafka: kafkaClient(),
             producer: await producer.get(),
-            logger: consumeOptions.logger ?? serviceLogger,
+            logger,
             registry,
           });
           consumers.push(handle);
           return handle;
+        },
+        checkFetch(fetch) {
+          checkFetch(fetch, serviceLogger);
         },
         async ensureTopics(specs) {
           need('kafka');

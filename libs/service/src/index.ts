@@ -1,5 +1,6 @@
 export { type CommonConfig, commonEnvShape } from './common-config.js';
 export { FOREIGN_ENV_PREFIXES, knownEnvNames, rejectSharedPorts, rejectUnknownDriftlineEnv } from './env-names.js';
+export type { ConsumerFetch } from './fetch-heap.js';
 export type { ResourceConfigs } from './resource-config.js';
 export {
   parseRunnerEnv,

@@ -15,6 +15,7 @@ import type { Warehouse } from '@driftline/warehouse';
 import type { z } from 'zod';
 import type { CommonConfig } from './common-config.js';
 import type { FatalHandler } from './fatal.js';
+import type { ConsumerFetch } from './fetch-heap.js';
 
 /**
  * A shared resource a service uses. The runner validates the variables of a resource only when a
@@ -25,6 +26,11 @@ export type ServiceNeed = 'kafka' | 'registry' | 'clickhouse' | 'redis';
 /** What `ctx.consume` needs from a service; the client, DLQ producer, logger and metrics come from the context. */
 export type ConsumeOptions<T> = Omit<ConsumerOptions<T>, 'kafka' | 'producer' | 'logger' | 'registry'> & {
   readonly logger?: Logger;
+  /**
+   * The variable that set `maxBytesPerPartition`: a fetch bound the JS heap cannot hold fails
+   * start-up naming it (see fetch-heap.ts).
+   */
+  readonly fetchBytesField?: string;
 };
 
 /**
@@ -59,6 +65,12 @@ export interface ServiceContext {
    * letters; the topics and their `.dlq` topics are created first when missing (needs `kafka`).
    */
   consume<T>(options: ConsumeOptions<T>): Promise<ConsumerHandle>;
+  /**
+   * For a consumer a service starts itself (not through `consume`, which does this): checks that
+   * one full fetch of it and of the process's other consumers, decoded, fits the JS heap — else a
+   * ConfigError naming `fetchBytesField` or NODE_OPTIONS — and logs the bound and the heap limit.
+   */
+  checkFetch(fetch: ConsumerFetch): void;
   /** Creates missing topics, once per process; `partitions` defaults to DRIFTLINE_TOPIC_PARTITIONS (needs `kafka`). */
   ensureTopics(specs: readonly TopicSpec[]): Promise<void>;
   /** Partition count of a topic, created with the default partitions when missing (needs `kafka`). */

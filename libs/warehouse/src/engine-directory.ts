@@ -22,7 +22,29 @@ export function openEngineDirectory<T>(path: string, open: () => T, inUseAdvice:
   } catch (error) {
     holder = lockHolder(path); // another process took it since the check
     throw holder === undefined ? error : inUse(path, holder, inUseAdvice, error);
+  } finally {
+    restoreDefaultAbort(); // also when the open failed: the engine may have installed its handlers first
   }
+}
+
+/**
+ * Gives SIGABRT back its default action (end the process at once, core dump), once the engine has
+ * installed ClickHouse's fatal-signal handler over it: that handler waits up to 300 s for a
+ * stack-printing thread chdb does not run, so V8's out-of-memory abort() (or any abort(), an
+ * external `kill -ABRT`) froze the process 5 minutes before it died (found by a review: 304 s,
+ * against 0.3 s without the engine), and a supervisor restarted it that much later. libuv installs
+ * its own handler for a listener and puts SIG_DFL back when the last one is removed. A no-op in a
+ * worker thread (signals go to the main thread's listeners); the engine is opened in the main one.
+ */
+function restoreDefaultAbort(): void {
+  // Listeners of this process (none in driftline) come back on libuv's handler, which returns:
+  // abort() then ends the process all the same, and a `kill -ABRT` reaches them.
+  const listeners = process.listeners('SIGABRT');
+  const none = () => {};
+  for (const listener of listeners) process.removeListener('SIGABRT', listener);
+  process.on('SIGABRT', none);
+  process.removeListener('SIGABRT', none);
+  for (const listener of listeners) process.on('SIGABRT', listener);
 }
 
 // What the machine, not the configuration, refuses a write for: full (blocks or inodes), over

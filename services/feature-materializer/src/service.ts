@@ -77,6 +77,12 @@ export const featureMaterializer = defineService({
   },
   async start(ctx, config) {
     const prefix = ctx.common.topicPrefix;
+    // Its consumer is started below, not through ctx.consume: its fetch is checked against the heap here.
+    ctx.checkFetch({
+      groupId: config.groupId,
+      maxBytesPerPartition: config.maxBytesPerPartition,
+      fetchBytesField: 'DRIFTLINE_MATERIALIZER_MAX_BYTES_PER_PARTITION',
+    });
     // Views may read from other topics than the contract's default one: create every source (and its DLQ).
     await ctx.ensureTopics(
       config.views.sources.flatMap((s) => [

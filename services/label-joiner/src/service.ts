@@ -172,6 +172,7 @@ export const labelJoinerService = defineService({
         partitionsConsumedConcurrently: config.concurrency,
         sessionTimeoutMs: config.sessionTimeoutMs,
         maxBytesPerPartition: config.maxBatchBytes,
+        fetchBytesField: 'DRIFTLINE_JOINER_MAX_BATCH_BYTES',
         processor: {
           async decode(record) {
             if (record.topic === predictionTopic) {

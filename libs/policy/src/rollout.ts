@@ -447,14 +447,31 @@ const isEpochMs = (x: unknown): x is number => Number.isSafeInteger(x) && (x as 
  * ended a stage with no own answer where event time runs behind the wall clock. Both times here
  * are event times, so a version that never serves ends `max_time` after `servingFrom`, whichever
  * way event time runs; one that serves gets `max_time` from its first own (labelled) answer,
- * whatever the lag of its switch or the label delay.
+ * whatever the lag of its switch or the label delay — provided labels arrive by their label time
+ * (`servingFrom` is a label clock: labels delivered `max_time` after their label time still end
+ * a serving stage with none of its own; see the model-controller's "Time semantics").
  */
-function evidenceStart(plan: ComparisonPlan, pairs: readonly PairInput[]): number {
-  if (plan.servingFrom === undefined) return plan.since;
+function evidenceStart(plan: ComparisonPlan, pairs: readonly PairInput[], labelCap: number, maxTimeMs: number): number {
+  // A controller writes the clock of the deciding tick, and the clock only moves on (but for a
+  // host whose wall clock is behind the last one's): a serving_from more than max_time past the
+  // current clock was written by hand. Kept, a year ahead held the stage, and every later
+  // promotion, for a year (found by a review); ignored, the stage counts from `since`.
+  if (plan.servingFrom === undefined || plan.servingFrom - maxTimeMs > labelCap) return plan.since;
   let first = Number.POSITIVE_INFINITY;
-  for (const p of pairs) if (isEpochMs(p.predictionTime) && p.predictionTime < first) first = p.predictionTime;
+  // The first own answer among the pairs this tick uses: a pair that waits for the clock moved the
+  // start, so a decision depended on a label that came after it (found by a review).
+  for (const p of pairs)
+    if (usablePair(p) && p.labelTime <= labelCap && p.predictionTime < first) first = p.predictionTime;
   return Math.max(plan.since, plan.servingFrom, first === Number.POSITIVE_INFINITY ? 0 : first);
 }
+
+/** A pair the comparison can use: a 0/1 label, both scores in [0, 1], epoch-ms times (others are skipped and counted). */
+const usablePair = (p: PairInput): boolean =>
+  (p.label === 0 || p.label === 1) &&
+  isUnit(p.incumbent) &&
+  isUnit(p.challenger) &&
+  isEpochMs(p.labelTime) &&
+  isEpochMs(p.predictionTime);
 
 /**
  * Steps the plan's policy over its pairs (in the order given: label time, then prediction id),
@@ -482,7 +499,11 @@ export function runPlan(
   answered?: boolean,
 ): PlanOutcome {
   const guard = policy.guards.find((g) => g.name === POSITIVE_RATE_GUARD);
-  const start = evidenceStart(plan, pairs);
+  // No pair moves time past the model's clock (its quorum-th newest times, see ModelClock): one
+  // row dated ahead, the newest of the comparison, ended it on max_time (found by a review).
+  const predictionCap = clock?.predictionTime ?? Number.POSITIVE_INFINITY;
+  const labelCap = clock?.labelTime ?? Number.POSITIVE_INFINITY;
+  const start = evidenceStart(plan, pairs, labelCap, policy.maxTimeMs);
   let state: ComparisonState = startComparison(policy, start);
   let decision: ComparisonDecision = decideComparison(policy, state);
   let decided = false;
@@ -491,10 +512,6 @@ export function runPlan(
   let newestLabel = plan.since;
   let used = 0;
   let skipped = 0;
-  // No pair moves time past the model's clock (its quorum-th newest times, see ModelClock): one
-  // row dated ahead, the newest of the comparison, ended it on max_time (found by a review).
-  const predictionCap = clock?.predictionTime ?? Number.POSITIVE_INFINITY;
-  const labelCap = clock?.labelTime ?? Number.POSITIVE_INFINITY;
   const step = (event: ComparisonEvent, labelTime: number) => {
     const r = stepComparison(policy, state, event);
     state = r.state;
@@ -506,13 +523,7 @@ export function runPlan(
   };
   for (const p of pairs) {
     if (state.decision !== undefined) break;
-    if (
-      (p.label !== 0 && p.label !== 1) ||
-      !isUnit(p.incumbent) ||
-      !isUnit(p.challenger) ||
-      !isEpochMs(p.labelTime) ||
-      !isEpochMs(p.predictionTime)
-    ) {
+    if (!usablePair(p)) {
       skipped++;
       continue;
     }

@@ -401,11 +401,40 @@ describe('tickModel', () => {
       expect(served).toBe(backlog + 5 * day + 1_000);
       const watched = [...canary, { ...fact('v2', 'canary', 'production', prod.at, 'v1'), evidence: prod.evidence }];
       const watch = (prediction: number) => tickModel(watched, only([]), policy, at(prediction)).outcomes;
+      // A day after `since` (its since: prod.at) the watch is not up: its time runs from serving_from.
       expect(
-        watch(prod.at + day).map((o) => [o.plan.kind, o.decision.action, awaitsAnswered(o.plan, o.decision)]),
+        watch(served + day - 1_001).map((o) => [o.plan.kind, o.decision.action, awaitsAnswered(o.plan, o.decision)]),
       ).toEqual([['rollback', 'continue', false]]);
       const up = watch(served + day);
       expect(awaitsAnswered(up[0]!.plan, up[0]!.decision)).toBe(true);
+    });
+
+    it('a pair waiting for the clock does not move the start: the same decision with or without it (found by a review)', () => {
+      const clock = at(backlog + day + 10 * MIN);
+      const used = pairs(backlog + 2 * 3_600_000, 3, 0.5, 0.5); // own answers, labelled before the clock
+      // An own answer predicted earlier, labelled after the clock: it waits, and must not make the
+      // canary's max_time start earlier (it ended the canary too_few_labels on its account).
+      const waiting = {
+        predictionTime: backlog + 10 * MIN,
+        labelTime: clock.labelTime + 1,
+        label: 0,
+        incumbent: 0.4,
+        challenger: 0.6,
+      };
+      const without = tickModel(canary, only(used), policy, clock).outcomes[0]!.decision;
+      expect(without).toMatchObject({ action: 'continue' });
+      expect(tickModel(canary, only([...used, waiting]), policy, clock).outcomes[0]!.decision).toEqual(without);
+    });
+
+    it("a serving_from past the model's clock (written by hand: no controller writes one) is ignored: the stage counts from `since`", () => {
+      const ahead = JSON.stringify({ ...JSON.parse(promoted.evidence), serving_from: backlog + 365 * day });
+      // (one max_time past the clock is tolerated: a host whose wall clock is behind the last one's)
+      const held = [...shadowOfV2, { ...fact('v2', 'shadow', 'canary', promoted.at, 'v1'), evidence: ahead }];
+      // Kept, it held the canary (and every later promotion) for a year.
+      expect(tickModel(held, only([]), policy, at(backlog + 2 * day)).outcomes[0]!.decision).toMatchObject({
+        action: 'reject',
+        reason: 'too_few_labels',
+      });
     });
 
     it('rows recorded before (no serving_from, or evidence that is not JSON) count from `since`, as before', () => {

@@ -115,6 +115,32 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export const MAX_ALERT_IDS_PER_WINDOW = 32;
 
 /**
+ * Most alert ids one model state remembers in all (its windows' ids, newest windows first): 32 per
+ * window over up to 512 windows still let a state reach ~340 KB (40 per-feature alerts per 5-minute
+ * window over a day), and the retrain-trigger's rows carried it until ClickHouse refused the batch
+ * (found by a review). At the cap the oldest windows' ids are forgotten, their windows and signals
+ * kept: a forgotten id replayed is looked up in retrain_decisions by the retrain-trigger (held as
+ * the duplicate it is), so deduplication stays exact; the alert that fired last is kept apart
+ * (`lastFire.alertId`). Without that record (decide alone) such an id decides as new, with no
+ * effect on the state or the requests (see MAX_ALERT_IDS_PER_WINDOW).
+ */
+export const MAX_ALERT_IDS_PER_STATE = 256;
+
+/** The windows with at most MAX_ALERT_IDS_PER_STATE ids in all: the newest windows keep theirs. */
+function capAlertIds(windows: readonly WindowEntry[]): WindowEntry[] {
+  let left = MAX_ALERT_IDS_PER_STATE;
+  const out: WindowEntry[] = [];
+  for (let i = windows.length - 1; i >= 0; i--) {
+    const w = windows[i]!;
+    const keep = Math.min(left, w.alertIds.length);
+    left -= keep;
+    // Each window's list is oldest first: its newest ids are the ones kept.
+    out.push(keep === w.alertIds.length ? w : { ...w, alertIds: w.alertIds.slice(w.alertIds.length - keep) });
+  }
+  return out.reverse();
+}
+
+/**
  * Whether `state` still remembers deciding `alertId` (its window's newest ids, or the alert that
  * fired last). A forgotten id may still have been decided: the caller that needs certainty keeps
  * a record of every decision (the retrain-trigger: retrain_decisions).
@@ -208,7 +234,7 @@ export function decideForModel(
   const next: ModelState = {
     seq: state.seq + 1,
     maxWindowEnd,
-    windows: windows.slice(Math.max(0, windows.length - MAX_WINDOWS)),
+    windows: capAlertIds(windows.slice(Math.max(0, windows.length - MAX_WINDOWS))),
     lastFire: last,
   };
   if (last !== null && alert.window_start < last.windowEnd) {

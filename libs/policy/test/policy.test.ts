@@ -7,6 +7,7 @@ import {
   decide,
   decideForModel,
   driftedFeatures,
+  MAX_ALERT_IDS_PER_STATE,
   MAX_ALERT_IDS_PER_WINDOW,
   MAX_WINDOWS,
   type ModelPolicy,
@@ -258,6 +259,35 @@ describe('decide', () => {
     ]);
     expect(after.at(-1)!.decision).toMatchObject({ kind: 'hold', reason: 'duplicate' });
     expect(after.at(-1)!.state.lastFire?.alertId).toBe(deciding.alert_id);
+  });
+
+  it('40 per-feature alerts per 5-minute window over a day: at most MAX_ALERT_IDS_PER_STATE ids, the newest windows keep theirs (found by a review)', () => {
+    const five = 300_000;
+    const wide = (w: number, f: number) =>
+      alert(0, {
+        alert_id: `w${w}-f${f}`,
+        feature: `f${f}`,
+        window_start: T0 + w * five,
+        window_end: T0 + (w + 1) * five,
+        event_time: T0 + (w + 1) * five,
+      });
+    const all = Array.from({ length: 288 }, (_, w) => Array.from({ length: 40 }, (_, f) => wide(w, f))).flat();
+    const rs = run(all);
+    const state = rs.at(-1)!.state;
+    // Before: 32 ids for each of the 288 windows, a ~340 KB state with 32-hex ids.
+    expect(state.windows).toHaveLength(288); // windows and their signals are all kept
+    expect(state.windows.reduce((n, w) => n + w.alertIds.length, 0)).toBe(MAX_ALERT_IDS_PER_STATE);
+    expect(JSON.stringify(state).length).toBeLessThan(40_000);
+    // The newest windows keep their newest ids; the oldest windows' ids are forgotten first.
+    const full = MAX_ALERT_IDS_PER_STATE / MAX_ALERT_IDS_PER_WINDOW;
+    expect(state.windows.slice(-full).every((w) => w.alertIds.length === MAX_ALERT_IDS_PER_WINDOW)).toBe(true);
+    expect(state.windows.slice(0, -full).every((w) => w.alertIds.length === 0)).toBe(true);
+    expect(remembersAlert(state, wide(287, 39).alert_id)).toBe(true);
+    expect(remembersAlert(state, wide(0, 39).alert_id)).toBe(false);
+    // The alert that fired last stays remembered apart, whatever its window.
+    const fired = rs.filter((r) => r.decision.kind === 'fire').at(-1)!;
+    expect(state.lastFire).toEqual(fired.state.lastFire);
+    expect(remembersAlert(state, state.lastFire!.alertId!)).toBe(true);
   });
 
   it('remembersAlert: the ids its windows keep and the alert that fired, nothing it forgot', () => {

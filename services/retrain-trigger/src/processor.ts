@@ -28,7 +28,8 @@ import { chTime, type DecisionRow, type DecisionStore } from '@driftline/warehou
  * The decision row. `first = 0` for an alert seen before (a duplicate the policy recognised, or an
  * id already in retrain_decisions): retrain_decisions keeps the row with the greatest `first` per
  * (model, alert_id) and, between equals, the last written, so a replay written with `first = 1`
- * replaced the original decision (a fire overwritten by too_late; found by a review).
+ * replaced the original decision (a fire overwritten by too_late; found by a review). `state` is
+ * written by the caller on the rows that must carry it (`withModelStates`), `''` here.
  */
 export function decisionRow(alert: DriftAlert, result: DecideResult, now: number, seenBefore = false): DecisionRow {
   const d = result.decision;
@@ -52,9 +53,34 @@ export function decisionRow(alert: DriftAlert, result: DecideResult, now: number
     data_to: plan === undefined ? null : chTime(plan.dataTo),
     seq: result.state.seq,
     first: seenBefore || (d.kind === 'hold' && d.reason === 'duplicate') ? 0 : 1,
-    state: JSON.stringify(result.state),
+    state: '',
     decided_at: chTime(now),
   };
+}
+
+/**
+ * The rows with each model's state after the batch on its last first-sighting row (the newest
+ * `seq`), the others `''`. A state on every row made a batch of one model's per-feature alerts
+ * hundreds of MB (a 340 KB state × 6,520 rows: ClickHouse refused the insert, the partition
+ * stopped for good; found by a review). Only a first-sighting row: a duplicate's (`first = 0`)
+ * is replaced by its key's first row in the ReplacingMergeTree. The last row in insert order:
+ * an insert that lands in part lands a prefix, so a model's state row landing means its earlier
+ * rows did; rows that landed without theirs are decided again (`recordedAlerts`'s `includedThrough`).
+ */
+function withModelStates(
+  rows: readonly DecisionRow[],
+  states: ReadonlyMap<string, ModelState | undefined>,
+): DecisionRow[] {
+  const last = new Map<string, number>();
+  rows.forEach((r, i) => {
+    if (r.first === 1) last.set(r.model, i);
+  });
+  const out = [...rows];
+  for (const [model, i] of last) {
+    const state = states.get(model);
+    if (state !== undefined) out[i] = { ...rows[i]!, state: JSON.stringify(state) };
+  }
+  return out;
 }
 
 /**
@@ -152,8 +178,8 @@ export const MAX_MODEL_STATES = 10_000;
  * The trigger's batch processor. Per batch: load the state of models not in memory (from the last
  * persisted decision), look up in retrain_decisions the ids those states do not remember (one
  * query), decide each alert in order — an id recorded is a duplicate whatever its offset, one not
- * recorded is new — publish the fired requests, then record every decision (with the state after
- * it), and only then adopt the new state and let the loop commit.
+ * recorded is new — publish the fired requests, then record every decision (each model's state
+ * after the batch on its last row), and only then adopt the new state and let the loop commit.
  *
  * By id, not by position: offsets restart at 0 when alerts.v1 is recreated (a new alert there
  * was taken for a replay), and a producer may publish an id again at a later offset (decided as
@@ -182,7 +208,12 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
       const work = new Map<string, ModelState | undefined>();
       for (const m of missing) work.set(m, loaded.get(m));
       const stateOf = (model: string) => (work.has(model) ? work.get(model) : states.get(model));
-      const recorded = await deps.store.recordedAlerts(forgottenIds(items, stateOf));
+      const forgotten = forgottenIds(items, stateOf);
+      // An id whose decision is newer than the state (its rows landed from an insert whose state
+      // row did not) is decided again from that state: the same decision, `seq` and request id.
+      // Held as a duplicate instead, the fire it made was forgotten (a second one in its cooldown).
+      const includedThrough = new Map([...forgotten.keys()].map((m) => [m, stateOf(m)?.seq ?? 0]));
+      const recorded = await deps.store.recordedAlerts(forgotten, includedThrough);
       // Ids decided earlier in this batch: not in retrain_decisions yet, and a hold that left the
       // state unchanged (too_late) does not remember them either.
       const decidedHere = new Set<string>();
@@ -207,6 +238,11 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
           baseline = await deps.store.baseline(alert.model, alert.model_version);
         }
         const decided = decide(deps.policy, current, alert, baseline, serving.get(key) ?? true);
+        if (decided.decision.kind === 'hold' && decided.decision.reason === 'duplicate') {
+          // Remembered by the state: a `first = 0` row, the state as it is (nothing new to persist).
+          rows.push(decisionRow(alert, decided, at));
+          continue;
+        }
         // Every decision orders after the one before it: a hold that leaves the policy state as it
         // was (too_late, not_serving, unknown_model…) would keep its `seq`, and argMax(state, seq)
         // between equal seqs picks either row.
@@ -218,7 +254,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
       }
       await deps.send(requests);
       try {
-        await deps.store.write(rows);
+        await deps.store.write(withModelStates(rows, work));
       } catch (error) {
         // The rows may have landed (a timeout after the server wrote them): the retry then finds
         // every id recorded and holds it as a duplicate, against a state in memory from before

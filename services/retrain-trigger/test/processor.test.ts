@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { DEFAULT_EVENT_TIME_BOUNDS, PoisonRecordError, silentLogger } from '@driftline/core';
 import type { DecodedRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
-import { type ModelState, parsePolicyText } from '@driftline/policy';
+import { type ModelState, type Policy, parsePolicyText } from '@driftline/policy';
 import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
 import type { DecisionRow, DecisionStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +14,16 @@ const W = 60_000;
 const policy = parsePolicyText(`
 models:
   fraud:
+    signals: { share_drifted: 0.3 }
+    sustain: 2
+    cooldown: 1h
+    training_window: 1h
+`);
+
+/** Any model: sustain 2, cooldown 1h. */
+const wildcard = parsePolicyText(`
+models:
+  '*':
     signals: { share_drifted: 0.3 }
     sustain: 2
     cooldown: 1h
@@ -63,6 +74,8 @@ class MemoryStore implements DecisionStore {
   failWrites = 0;
   /** Writes that land and then fail (a timeout after the server wrote them). */
   landThenFail = 0;
+  /** The next write lands only its first this many rows, then fails (an insert cut short). */
+  landPrefixThenFail: number | undefined;
   failLookups = 0;
   /** The ids each recordedAlerts call asked for, by model. */
   readonly lookups: Array<Map<string, string[]>> = [];
@@ -74,7 +87,9 @@ class MemoryStore implements DecisionStore {
   async loadStates(models: readonly string[]) {
     const out = new Map<string, ModelState>();
     for (const m of models) {
-      const ordered = this.rows.filter((r) => r.model === m && r.first === 1).sort((a, b) => a.seq - b.seq);
+      const ordered = this.rows
+        .filter((r) => r.model === m && r.first === 1 && r.state !== '')
+        .sort((a, b) => a.seq - b.seq);
       const top = ordered.at(-1);
       const last = this.ties === 'last' ? top : ordered.find((r) => r.seq === top?.seq);
       if (last !== undefined) out.set(m, JSON.parse(last.state) as ModelState);
@@ -94,16 +109,28 @@ class MemoryStore implements DecisionStore {
   async baseline() {
     return undefined;
   }
-  async recordedAlerts(alertIds: ReadonlyMap<string, readonly string[]>) {
+  async recordedAlerts(
+    alertIds: ReadonlyMap<string, readonly string[]>,
+    includedThrough?: ReadonlyMap<string, number>,
+  ) {
     if (this.failLookups > 0) {
       this.failLookups--;
       throw new Error('ClickHouse down');
     }
     this.lookups.push(new Map([...alertIds].map(([m, ids]) => [m, [...ids]])));
-    const out = new Map<string, Set<string>>();
+    // Per id: the seq of its first decision (`minIf(seq, first = 1)`, 0 without one).
+    const firstSeq = new Map<string, number | undefined>();
     for (const r of this.rows) {
       if (!alertIds.get(r.model)?.includes(r.alert_id)) continue;
-      out.set(r.model, (out.get(r.model) ?? new Set<string>()).add(r.alert_id));
+      const key = `${r.model}\u0000${r.alert_id}`;
+      const prior = firstSeq.get(key);
+      firstSeq.set(key, r.first === 0 ? prior : Math.min(prior ?? r.seq, r.seq));
+    }
+    const out = new Map<string, Set<string>>();
+    for (const [key, seq] of firstSeq) {
+      const [model, id] = key.split('\u0000') as [string, string];
+      if ((seq ?? 0) > (includedThrough?.get(model) ?? Number.POSITIVE_INFINITY)) continue;
+      out.set(model, (out.get(model) ?? new Set<string>()).add(id));
     }
     return out;
   }
@@ -111,6 +138,11 @@ class MemoryStore implements DecisionStore {
     if (this.failWrites > 0) {
       this.failWrites--;
       throw new Error('ClickHouse down');
+    }
+    if (this.landPrefixThenFail !== undefined) {
+      this.rows.push(...rows.slice(0, this.landPrefixThenFail));
+      this.landPrefixThenFail = undefined;
+      throw new Error('clickhouse insert: ECONNRESET: socket hang up');
     }
     this.rows.push(...rows);
     if (this.landThenFail > 0) {
@@ -124,10 +156,11 @@ function processor(
   store: DecisionStore,
   sent: RetrainRequest[],
   isServing?: (model: string, version: string) => Promise<boolean>,
+  policyOf: Policy = policy,
 ) {
   return triggerProcessor({
     ...(isServing === undefined ? {} : { isServing }),
-    policy,
+    policy: policyOf,
     store,
     decode: () => alert(0),
     eventTime: DEFAULT_EVENT_TIME_BOUNDS,
@@ -442,14 +475,6 @@ models:
   });
 
   it('keeps at most maxModelStates model states; an evicted model reloads the same state', async () => {
-    const wildcard = parsePolicyText(`
-models:
-  '*':
-    signals: { share_drifted: 0.3 }
-    sustain: 2
-    cooldown: 1h
-    training_window: 1h
-`);
     const store = new MemoryStore();
     let loads = 0;
     const loadStates = store.loadStates.bind(store);
@@ -538,5 +563,103 @@ models:
   it('names the variable when the policy file is missing, the field when it is wrong', () => {
     expect(() => loadPolicy('/nonexistent/policy.yaml')).toThrow(/DRIFTLINE_RETRAIN_POLICY_FILE/);
     expect(Object.keys(loadPolicy(undefined).models)).toEqual(['*']);
+  });
+});
+
+describe('the state in retrain_decisions: once per model and batch, bounded (found by a review)', () => {
+  const FIVE = 300_000;
+  /** The review's shape: one model, 40 per-feature alerts (32-hex ids) per 5-minute window, 288 windows. */
+  const wide = (w: number, f: number): DriftAlert => ({
+    ...alert(0),
+    alert_id: createHash('sha256').update(`wide${w}-${f}`).digest('hex').slice(0, 32),
+    model: 'mwide',
+    feature: `f${f}`,
+    share_drifted: 0.6,
+    window_start: T0 + w * FIVE,
+    window_end: T0 + (w + 1) * FIVE,
+    event_time: T0 + (w + 1) * FIVE,
+  });
+  const backlog = Array.from({ length: 288 }, (_, w) => Array.from({ length: 40 }, (_, f) => wide(w, f))).flat();
+  const wideItems = (alerts: readonly DriftAlert[]) => alerts.map((value) => ({ record: record(), value }));
+  const withPolicy = (policyOf: Policy, store: DecisionStore, sent: RetrainRequest[]) =>
+    processor(store, sent, undefined, policyOf);
+
+  it("40 features × 288 windows: each batch's rows stay bounded in bytes, and a restart replays them exactly", async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = withPolicy(loadPolicy(undefined), store, sent);
+    // The review's batches: 625 at a time, then the remaining 6,520 at once (1.6 GB of state before).
+    const bounds = [...Array.from({ length: 9 }, (_, i) => i * 625), backlog.length];
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      const before = store.rows.length;
+      await p.process(wideItems(backlog.slice(bounds[i], bounds[i + 1])), ctx);
+      const rows = store.rows.slice(before);
+      expect(rows).toHaveLength(bounds[i + 1]! - bounds[i]!);
+      // One row carries the model's state (its last), and that state is bounded.
+      const carrying = rows.filter((r) => r.state !== '');
+      expect(carrying.map((r) => r.seq)).toEqual([rows.at(-1)!.seq]);
+      expect(carrying[0]!.state.length).toBeLessThan(40_000);
+      expect(Buffer.byteLength(JSON.stringify(rows))).toBeLessThan(rows.length * 600 + 40_000);
+    }
+    expect(sent).toHaveLength(1); // sustain 3, then a 24 h cooldown
+    // A restart replays the whole backlog: every alert a duplicate, nothing sent again.
+    const again: RetrainRequest[] = [];
+    const replayed = store.rows.length;
+    await withPolicy(loadPolicy(undefined), store, again).process(wideItems(backlog), ctx);
+    expect(again).toEqual([]);
+    expect(new Set(store.rows.slice(replayed).map((r) => `${r.reason}/${r.first}`))).toEqual(new Set(['duplicate/0']));
+    expect((await store.loadStates(['mwide'])).get('mwide')?.seq).toBe(backlog.length);
+  });
+
+  /** fraud and other interleaved, windows 0..5: each fires on window 1, then cools down. */
+  const mixed = () => [0, 1, 2, 3, 4, 5].flatMap((w) => [alert(w), { ...alert(w), model: 'other', alert_id: `o${w}` }]);
+  const finalRows = (store: MemoryStore) =>
+    store
+      .final()
+      .map((r) => [r.model, r.alert_id, r.reason, r.seq, r.request_id, r.first].join('/'))
+      .sort();
+
+  it('an insert that landed in part (no state row among it) is decided again the same way: no second fire', async () => {
+    const clean = new MemoryStore();
+    const cleanSent: RetrainRequest[] = [];
+    await withPolicy(wildcard, clean, cleanSent).process(wideItems(mixed()), ctx);
+    expect(cleanSent.map((r) => r.model)).toEqual(['fraud', 'other']);
+
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = withPolicy(wildcard, store, sent);
+    // The first 4 rows land (both fires among them), none of them the models' last: no state.
+    store.landPrefixThenFail = 4;
+    await expect(p.process(wideItems(mixed()), ctx)).rejects.toThrow(/socket hang up/);
+    expect(store.rows.filter((r) => r.state !== '')).toEqual([]);
+    await p.process(wideItems(mixed()), ctx); // the loop's retry of the batch
+    // Held as duplicates, the landed fires were forgotten and windows 2..3 fired again.
+    expect(new Set(sent.map((r) => r.request_id))).toEqual(new Set(cleanSent.map((r) => r.request_id)));
+    expect(finalRows(store)).toEqual(finalRows(clean));
+    // And a restart after it replays the batch as duplicates.
+    const again: RetrainRequest[] = [];
+    await withPolicy(wildcard, store, again).process(wideItems(mixed()), ctx);
+    expect(again).toEqual([]);
+    expect(finalRows(store)).toEqual(finalRows(clean));
+  });
+
+  it('rows of the previous release (a state on every row) load, and newer rows without one do not hide it', async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    // One alert per batch: every row carries the state after it, as every row did before.
+    for (const a of mixed().slice(0, 4)) await withPolicy(wildcard, store, sent).process(wideItems([a]), ctx);
+    expect(store.rows.every((r) => r.state !== '')).toBe(true);
+    // A new process decides on from those states (cooldown), its rows carrying one state per model.
+    await withPolicy(wildcard, store, sent).process(wideItems(mixed().slice(4)), ctx);
+    expect(store.rows.slice(4).map((r) => r.reason)).toEqual(Array.from({ length: 8 }, () => 'cooldown'));
+    expect(
+      store.rows
+        .slice(4)
+        .filter((r) => r.state !== '')
+        .map((r) => r.alert_id),
+    ).toEqual(['a5', 'o5']);
+    expect(sent.map((r) => r.model)).toEqual(['fraud', 'other']);
+    const states = await store.loadStates(['fraud', 'other']);
+    expect([states.get('fraud')?.seq, states.get('other')?.seq]).toEqual([6, 6]);
   });
 });

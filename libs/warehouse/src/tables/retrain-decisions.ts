@@ -6,9 +6,11 @@ import { ClickHouseModelRegistry } from './model-versions.js';
 
 /**
  * `retrain_decisions`: one row per (model, alert_id) — every alert's decision, fired or held and
- * why, with the model's policy state after it (`state`, ordered by `seq`) so a restarted or new
- * owner rebuilds its state with one query. A replayed alert writes the same key: a first sighting
- * (`first = 1`) outranks a later duplicate sighting (`first = 0`) in the ReplacingMergeTree.
+ * why, ordered per model by `seq`. The model's policy state after a batch (`state`) is on its last
+ * first-sighting row of that batch only (`''` on the others; rows of releases before carry it on
+ * every row), so a restarted or new owner rebuilds its state with one query. A replayed alert
+ * writes the same key: a first sighting (`first = 1`) outranks a later duplicate sighting
+ * (`first = 0`) in the ReplacingMergeTree.
  */
 export const retrainDecisionsMigration: Migration = {
   id: '0300_retrain_decisions',
@@ -59,21 +61,31 @@ export interface DecisionRow {
   readonly data_to: string | null;
   readonly seq: number;
   readonly first: 0 | 1;
+  /** The model's state after this decision (JSON) on its last first-sighting row of the batch, else `''`. */
   readonly state: string;
   readonly decided_at: string;
 }
 
 /** What the retrain-trigger needs from storage. */
 export interface DecisionStore {
-  /** The latest persisted policy state of each model (absent models have none yet). */
+  /**
+   * The latest persisted policy state of each model (absent models have none yet): of its
+   * first-sighting rows that carry one, the greatest `seq`'s.
+   */
   loadStates(models: readonly string[]): Promise<Map<string, ModelState>>;
   /** Metrics the serving version reached at its evaluation (model_versions), if it was registered here. */
   baseline(model: string, version: string): Promise<Baseline | undefined>;
   /**
    * Of the alert ids of each model, those with a decision row (any: first or duplicate), within
    * the table's 400-day TTL. How the trigger knows an alert was decided whatever its offset.
+   * With `includedThrough` (a model's state `seq`), an id whose first decision has a greater `seq`
+   * is left out: a decision the state does not include, its row landed from an insert whose
+   * state-carrying row did not (decided again, the same way, by the replay).
    */
-  recordedAlerts(alertIds: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Set<string>>>;
+  recordedAlerts(
+    alertIds: ReadonlyMap<string, readonly string[]>,
+    includedThrough?: ReadonlyMap<string, number>,
+  ): Promise<Map<string, Set<string>>>;
   write(rows: readonly DecisionRow[]): Promise<void>;
 }
 
@@ -96,12 +108,15 @@ export class ClickHouseDecisionStore implements DecisionStore {
     const states = new Map<string, ModelState>();
     // The names travel in the URL: chunks by their encoded bytes (a model is in one chunk only).
     for (const chunk of chunksByUrlBytes(new Set(models), arrayElementUrlBytes)) {
-      const rows = await this.ch.select<{ model: string; state: string }>(
-        `SELECT model, argMax(state, seq) AS state FROM ${this.ch.table('retrain_decisions')}
-         WHERE model IN {models:Array(String)} AND first = 1 GROUP BY model`,
+      const rows = await this.ch.select<{ model: string; newest: string }>(
+        // Most rows carry no state (only a batch's last row of each model does); rows of releases
+        // before carry it on every row, so both load. Not aliased `state`: the alias would
+        // replace the column in WHERE.
+        `SELECT model, argMax(state, seq) AS newest FROM ${this.ch.table('retrain_decisions')}
+         WHERE model IN {models:Array(String)} AND first = 1 AND state != '' GROUP BY model`,
         { models: chunk },
       );
-      for (const r of rows) states.set(r.model, JSON.parse(r.state) as ModelState);
+      for (const r of rows) states.set(r.model, JSON.parse(r.newest) as ModelState);
     }
     return states;
   }
@@ -119,7 +134,10 @@ export class ClickHouseDecisionStore implements DecisionStore {
     return value;
   }
 
-  async recordedAlerts(alertIds: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Set<string>>> {
+  async recordedAlerts(
+    alertIds: ReadonlyMap<string, readonly string[]>,
+    includedThrough?: ReadonlyMap<string, number>,
+  ): Promise<Map<string, Set<string>>> {
     const pairs = [...alertIds].flatMap(([model, ids]) => [...new Set(ids)].map((id) => [model, id] as const));
     const asked = new Set(pairs.map(([model, id]) => `${model}\u0000${id}`));
     const out = new Map<string, Set<string>>();
@@ -129,13 +147,15 @@ export class ClickHouseDecisionStore implements DecisionStore {
     for (const chunk of chunksByUrlBytes(pairs, pairBytes)) {
       // Both columns of the sorting key: a range of the index per model, not a scan; the
       // cross-product the two INs allow is narrowed to the asked pairs below.
-      const rows = await this.ch.select<{ model: string; alert_id: string }>(
-        `SELECT DISTINCT model, alert_id FROM ${this.ch.table('retrain_decisions')}
-         WHERE model IN {models:Array(String)} AND alert_id IN {ids:Array(String)}`,
+      // minIf over no first-sighting row is 0: a duplicate row alone counts as included.
+      const rows = await this.ch.select<{ model: string; alert_id: string; seq: number | string }>(
+        `SELECT model, alert_id, minIf(seq, first = 1) AS seq FROM ${this.ch.table('retrain_decisions')}
+         WHERE model IN {models:Array(String)} AND alert_id IN {ids:Array(String)} GROUP BY model, alert_id`,
         { models: [...new Set(chunk.map(([m]) => m))], ids: [...new Set(chunk.map(([, id]) => id))] },
       );
       for (const r of rows) {
         if (!asked.has(`${r.model}\u0000${r.alert_id}`)) continue;
+        if (Number(r.seq) > (includedThrough?.get(r.model) ?? Number.POSITIVE_INFINITY)) continue;
         const ids = out.get(r.model) ?? new Set<string>();
         ids.add(r.alert_id);
         out.set(r.model, ids);

@@ -1,0 +1,193 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_EVENT_TIME_BOUNDS, silentLogger } from '@driftline/core';
+import type { DecodedRecord } from '@driftline/kafka';
+import { createMetricsRegistry } from '@driftline/observability';
+import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
+import {
+  type ClickHouse,
+  createClickHouse,
+  type DecisionRow,
+  type DecisionStore,
+  migrate,
+  migrations,
+  warehouseOn,
+} from '@driftline/warehouse';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadPolicy } from '../src/config.js';
+import { triggerProcessor } from '../src/processor.js';
+
+// The review's backlog through the real engine (embedded ClickHouse): one model with 40
+// per-feature alerts per 5-minute window over 288 windows. Every row carried the model's state
+// (up to ~340 KB): 1.6 GB for the last 6,520 alerts, an insert ClickHouse refused for ever.
+const T0 = Date.UTC(2024, 0, 1);
+const FIVE = 300_000;
+const wide = (w: number, f: number): DriftAlert => ({
+  alert_id: createHash('sha256').update(`wide${w}-${f}`).digest('hex').slice(0, 32),
+  kind: 'FEATURE_DRIFT',
+  model: 'mwide',
+  model_version: 'v1',
+  feature: `f${f}`,
+  window_start: T0 + w * FIVE,
+  window_end: T0 + (w + 1) * FIVE,
+  event_time: T0 + (w + 1) * FIVE,
+  method: 'psi',
+  statistic: 0.5,
+  p_value: null,
+  threshold: 0.2,
+  share_drifted: 0.6,
+  evidence: '{}',
+});
+const backlog = Array.from({ length: 288 }, (_, w) => Array.from({ length: 40 }, (_, f) => wide(w, f))).flat();
+const items = (alerts: readonly DriftAlert[]): Array<DecodedRecord<DriftAlert>> =>
+  alerts.map((value, i) => ({
+    record: { topic: 'alerts.v1', partition: 0, offset: String(i), key: null, value: null, headers: {}, timestamp: 0 },
+    value,
+  }));
+const ctx = { topic: 'alerts.v1', partition: 0, highWatermark: '0' };
+// The review's batches: 625 at a time, then the remaining 6,520 at once.
+const BATCHES = [...Array.from({ length: 9 }, (_, i) => i * 625), backlog.length];
+
+function processor(store: DecisionStore, sent: RetrainRequest[]) {
+  return triggerProcessor({
+    policy: loadPolicy(undefined),
+    store,
+    decode: () => backlog[0]!,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+    send: async (r) => {
+      sent.push(...r);
+    },
+    logger: silentLogger,
+    registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+    now: () => T0,
+  });
+}
+
+async function run(store: DecisionStore, sent: RetrainRequest[], from = 0): Promise<void> {
+  const p = processor(store, sent);
+  for (let i = 0; i + 1 < BATCHES.length; i++) {
+    if (BATCHES[i + 1]! <= from) continue;
+    const batch = items(backlog.slice(Math.max(from, BATCHES[i]!), BATCHES[i + 1]));
+    // The consumer loop retries a failed batch as it is.
+    await p.process(batch, ctx).catch(() => p.process(batch, ctx));
+  }
+}
+
+describe('retrain-trigger: a backlog of per-feature alerts through ClickHouse (found by a review)', () => {
+  const chs: ClickHouse[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'retrain-backlog-'));
+  async function database(name: string): Promise<ClickHouse> {
+    const ch = await createClickHouse({
+      mode: 'embedded',
+      path: join(dir, 'chdb'),
+      database: `retrain_${name}_${randomUUID().slice(0, 8)}`,
+    });
+    await migrate(ch, migrations);
+    chs.push(ch);
+    return ch;
+  }
+  afterAll(async () => {
+    for (const ch of chs) await ch.close();
+  });
+  /** The decisions of record (FINAL), without the state column. */
+  const decisions = async (ch: ClickHouse) =>
+    ch.select<{ row: string }>(
+      `SELECT concat(alert_id, '/', reason, '/', toString(seq), '/', toString(first), '/', ifNull(request_id, '')) AS row
+       FROM ${ch.table('retrain_decisions')} FINAL ORDER BY alert_id`,
+    );
+
+  /** The store, recording the rows written through it. */
+  const recording = (real: DecisionStore, written: DecisionRow[]): DecisionStore => ({
+    loadStates: (models) => real.loadStates(models),
+    baseline: (model, version) => real.baseline(model, version),
+    recordedAlerts: (ids, through) => real.recordedAlerts(ids, through),
+    async write(rows) {
+      await real.write(rows);
+      written.push(...rows);
+    },
+  });
+
+  // The backlog decided without incident: what every other way of getting there must match.
+  let reference: { ch: ClickHouse; sent: RetrainRequest[]; took: number };
+  beforeAll(async () => {
+    const ch = await database('clean');
+    const sent: RetrainRequest[] = [];
+    const started = Date.now();
+    await run(warehouseOn(ch).decisions, sent);
+    reference = { ch, sent, took: Date.now() - started };
+  });
+
+  it('records the backlog with one bounded state per batch; a restart replays it as duplicates', async () => {
+    const { ch, sent, took } = reference;
+    const [table] = await ch.select<{ rows: number; carrying: number; total: number; largest: number }>(
+      `SELECT toUInt32(count()) AS rows, toUInt32(countIf(state != '')) AS carrying,
+              toUInt64(sum(length(state))) AS total, toUInt64(max(length(state))) AS largest
+       FROM ${ch.table('retrain_decisions')}`,
+    );
+    // One state per batch (9), each under 40 KB: before, 11,520 states, up to 342,790 bytes each.
+    expect(table).toEqual({
+      rows: backlog.length,
+      carrying: BATCHES.length - 1,
+      total: expect.any(Number),
+      largest: expect.any(Number),
+    });
+    expect(Number(table!.largest)).toBeLessThan(40_000);
+    expect(Number(table!.total)).toBeLessThan(9 * 40_000);
+    expect(sent).toHaveLength(1); // sustain 3, then the 24 h cooldown
+    console.log(
+      `retrain-trigger: backlog of ${backlog.length} alerts recorded in ${took} ms, states ${table!.total} bytes`,
+    );
+
+    // A restart: the state reloads from the newest row carrying one, every alert is a duplicate.
+    const before = await decisions(ch);
+    const again: RetrainRequest[] = [];
+    const replayed: DecisionRow[] = [];
+    await run(recording(warehouseOn(ch).decisions, replayed), again);
+    expect(again).toEqual([]);
+    expect(replayed).toHaveLength(backlog.length);
+    expect(new Set(replayed.map((r) => `${r.reason}/${r.first}/${r.state}`))).toEqual(new Set(['duplicate/0/']));
+    expect(await decisions(ch)).toEqual(before);
+  });
+
+  it('an insert that lands in part (the fire among it, no state row) is decided again exactly: no second fire', async () => {
+    const ch = await database('partial');
+    const real = warehouseOn(ch).decisions;
+    let cut = true;
+    const store: DecisionStore = {
+      loadStates: (models) => real.loadStates(models),
+      baseline: (model, version) => real.baseline(model, version),
+      recordedAlerts: (ids, through) => real.recordedAlerts(ids, through),
+      async write(rows: readonly DecisionRow[]) {
+        if (!cut) return real.write(rows);
+        cut = false;
+        // The first 200 rows land (window 2's fire is row 80; the state is on row 624), then the insert fails.
+        await real.write(rows.slice(0, 200));
+        throw new Error('clickhouse insert: ECONNRESET: socket hang up');
+      },
+    };
+    const sent: RetrainRequest[] = [];
+    await run(store, sent);
+    expect(cut).toBe(false);
+    // The fire was sent twice (before the failed record, and by the retry): the same request id.
+    expect(new Set(sent.map((r) => r.request_id))).toEqual(new Set(reference.sent.map((r) => r.request_id)));
+    expect(await decisions(ch)).toEqual(await decisions(reference.ch));
+  });
+
+  it('rows of the previous release (a state on every row) load: a new process decides on from them exactly', async () => {
+    const ch = await database('upgrade');
+    const store = warehouseOn(ch).decisions;
+    const sent: RetrainRequest[] = [];
+    // One alert per batch: each row carries the state after it, as every row did before.
+    const old = processor(store, sent);
+    for (const a of backlog.slice(0, 200)) await old.process(items([a]), ctx);
+    const [carrying] = await ch.select<{ n: number }>(
+      `SELECT toUInt32(countIf(state != '')) AS n FROM ${ch.table('retrain_decisions')}`,
+    );
+    expect(carrying!.n).toBe(200);
+    await run(store, sent, 200);
+    expect(new Set(sent.map((r) => r.request_id))).toEqual(new Set(reference.sent.map((r) => r.request_id)));
+    expect(await decisions(ch)).toEqual(await decisions(reference.ch));
+  });
+});

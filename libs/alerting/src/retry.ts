@@ -13,14 +13,24 @@ export interface RetryPolicy {
 export type AttemptVerdict = 'delivered' | 'retry' | 'failed';
 
 /**
- * 2xx delivered; 408, 425, 429 and 5xx (and no answer at all: `undefined`) are retried; any
- * other status (400, 401, 403, 404, 410, 413, …) would fail the same way again: failed at once.
+ * 4xx answers that only the receiver's application gives, having read the request's body and
+ * refused it (malformed, too large, wrong type, unprocessable). Other 4xx (401, 403, 404, 405, …)
+ * and redirects also come from what stands in front of it — an ingress's default backend, an auth
+ * gateway — while it is redeployed or gone.
+ */
+const BODY_REFUSALS: ReadonlySet<number> = new Set([400, 413, 415, 422]);
+
+/**
+ * 2xx delivered; a refusal of the body (400, 413, 415, 422: the receiver is up and would refuse it
+ * again) failed at once; anything else — no answer (`undefined`), a redirect, 401, 403, 404, 405,
+ * 408, 429, 5xx, … — is retried within the budget, then weighed like a 5xx (`checkShows`). One 302
+ * or 404 of an ingress or a gateway during a redeploy was taken for a refusal and the alert lost
+ * (found by a review).
  */
 export function verdictOf(status: number | undefined): AttemptVerdict {
   if (status === undefined) return 'retry';
   if (status >= 200 && status < 300) return 'delivered';
-  if (status === 408 || status === 425 || status === 429 || status >= 500) return 'retry';
-  return 'failed';
+  return BODY_REFUSALS.has(status) ? 'failed' : 'retry';
 }
 
 /**
@@ -58,14 +68,6 @@ export function retryAfterMs(header: string | null | undefined, now: number): nu
 }
 
 /**
- * 4xx answers that only the receiver's application gives, having read the check's body and
- * refused it (malformed, too large, wrong type, unprocessable). Other 4xx (401, 403, 404, 405, …)
- * also come from what stands in front of it — an ingress's default backend, an auth gateway —
- * while it is redeployed or gone.
- */
-const BODY_REFUSALS: ReadonlySet<number> = new Set([400, 413, 415, 422]);
-
-/**
  * What the answer to a delivery check shows of its receiver (`status` undefined: no answer, or no
  * request could be built): `up` only when its application read the check — a 2xx, or a refusal
  * of the body (400, 413, 415, 422: a receiver whose schema wants alerts refuses `alerts: []`;
@@ -75,8 +77,8 @@ const BODY_REFUSALS: ReadonlySet<number> = new Set([400, 413, 415, 422]);
  * (found by a review).
  */
 export function checkShows(status: number | undefined): 'up' | 'down' {
-  if (status === undefined) return 'down';
-  return verdictOf(status) === 'delivered' || BODY_REFUSALS.has(status) ? 'up' : 'down';
+  // The same line as a message's verdict: only what a retry would not change shows it up.
+  return verdictOf(status) === 'retry' ? 'down' : 'up';
 }
 
 /**

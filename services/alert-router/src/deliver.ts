@@ -28,8 +28,9 @@ export interface DeliverOptions {
   /**
    * A retry budget shared by several messages (the router: a batch's messages to one receiver):
    * it starts at the first retriable failure, runs on across messages while they keep failing,
-   * and stops when one is delivered. A permanent refusal (a 4xx) neither starts nor stops it, so a
-   * healthy receiver keeps a full budget for its next transient failure. Absent: per message.
+   * and stops when one is delivered. A permanent refusal (400, 413, 415, 422) neither starts nor
+   * stops it, so a healthy receiver keeps a full budget for its next transient failure. Absent: per
+   * message.
    */
   readonly sharedBudget?: { startedAt: number | undefined };
   readonly now?: () => number;
@@ -94,10 +95,11 @@ function buildRequest(receiver: Receiver, body: string, signal: AbortSignal): Re
 }
 
 /**
- * A message its receiver still failed transiently (no answer, 408, 425, 429, 5xx) when the retry
- * budget ended: retriable, so on its own it fails the batch (an outage). `row` is its record were
- * it given up: the router records it `failed` when the receiver took another message, or a
- * delivery check, after it (the receiver is up; this message is what it cannot take).
+ * A message its receiver still failed transiently (no answer, a redirect, 401, 403, 404, 429,
+ * 5xx, …) when the retry budget ended: retriable, so on its own it fails the batch (an outage).
+ * `row` is its record were it given up: the router records it `failed` when the receiver took
+ * another message, or a delivery check, after it (the receiver is up; this message is what it
+ * cannot take).
  */
 export class ReceiverFailingError extends DriftlineError {
   readonly row: AlertDeliveryRow;
@@ -182,10 +184,10 @@ export function checkReceiver(
 }
 
 /**
- * POSTs one message to one receiver until it is delivered or refused for good (a 4xx other than
- * 408/425/429, or a request that cannot be built) and returns the delivery's record. Throws a
- * retriable error when the retry budget (attempts, total time) ends on a transient failure (no
- * answer, 408, 425, 429, 5xx) or the service stops: the batch is retried, nothing committed.
+ * POSTs one message to one receiver until it is delivered or refused for good (400, 413, 415, 422,
+ * or a request that cannot be built: `verdictOf`) and returns the delivery's record. Throws a
+ * retriable error when the retry budget (attempts, total time) ends on a transient failure (any
+ * other answer, or none) or the service stops: the batch is retried, nothing committed.
  */
 export async function deliver(
   receiver: Receiver,

@@ -71,14 +71,15 @@ function answered(delivered: number, checks: number): string {
  * token), deliver — receivers in parallel, each message until delivered or its retry budget is
  * spent — record every outcome in alert_deliveries, and only then let the loop commit.
  *
- * So: at-least-once per receiver. A receiver that stays down (no answer, 408, 425, 429, 5xx) fails
- * the batch retriably once its retry budget, shared by the batch's messages to it, is spent: the
- * loop backs off and retries it, nothing committed, the outcomes already reached recorded and
- * skipped. A permanent refusal (another 4xx, a request that cannot be built) is recorded `failed`
- * and given up, and so is a message still failing transiently while the receiver takes others (or,
- * with nothing else sent after it, a delivery check). It never delays the other receivers'
- * deliveries of the batch, and the service runs one processor per receiver (`receiver` set), each
- * in its own consumer group, so it does not delay their later batches either.
+ * So: at-least-once per receiver. A receiver that stays down (no answer, a redirect, 401, 403,
+ * 404, 429, 5xx, …) fails the batch retriably once its retry budget, shared by the batch's messages
+ * to it, is spent: the loop backs off and retries it, nothing committed, the outcomes already
+ * reached recorded and skipped. A permanent refusal (400, 413, 415, 422, a request that cannot be
+ * built) is recorded `failed` and given up, and so is a message still failing transiently while
+ * the receiver takes others (or, with nothing else sent after it, a delivery check). It never
+ * delays the other receivers' deliveries of the batch, and the service runs one processor per
+ * receiver (`receiver` set), each in its own consumer group, so it does not delay their later
+ * batches either.
  */
 export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   const now = deps.now ?? Date.now;

@@ -25,7 +25,7 @@ const ids = (r: Received) => r.body.alert_ids as string[];
 describe('alert-router on the real stack: routes, bodies, grouping, rate limit, retries, dedupe across restarts', () => {
   let ch: ClickHouse;
   let runner: Runner | undefined;
-  let hooks: Receiver; // oncall (Slack), team, limited, gone (404)
+  let hooks: Receiver; // oncall (Slack), team, limited, refusing (422: it reads the body and refuses it)
   let flaky: Receiver; // 500, 500, then refused, then 200
   let flakyBackAt = 0;
   const routesFile = join(dir, 'routes.yaml');
@@ -60,7 +60,7 @@ describe('alert-router on the real stack: routes, bodies, grouping, rate limit, 
     );
 
   beforeAll(async () => {
-    hooks = new Receiver(await freePort(), (path) => (path === '/gone' ? 404 : 200));
+    hooks = new Receiver(await freePort(), (path) => (path === '/refusing' ? 422 : 200));
     await hooks.start();
     // flaky answers 500 twice, then refuses connections for 1.5 s (its server closed), then answers 200.
     flaky = new Receiver(
@@ -86,7 +86,7 @@ receivers:
   oncall: { url: "${h}/oncall", format: slack, headers: { X-Token: s3cret-token } }
   team: { url: "${h}/team" }
   limited: { url: "${h}/limited", rate_limit: { per_minute: 1, burst: 2 } }
-  gone: { url: "${h}/gone" }
+  refusing: { url: "${h}/refusing" }
   flaky: { url: "http://127.0.0.1:${flaky.port}/flaky" }
 routes:
   - match: { model: "fraud*", severity: critical }
@@ -99,7 +99,7 @@ routes:
     receivers: [flaky]
     continue: true
   - match: { model: legacy }
-    receivers: [gone]
+    receivers: [refusing]
     continue: true
   - receivers: [limited]
 `,
@@ -159,8 +159,8 @@ routes:
       [expect.stringMatching(/^fraud\/FEATURE_DRIFT\//), ['a1', 'a2', 'a3']],
       ['digest', ['a4', 'a5']],
     ]);
-    // gone answers 404: recorded failed at once, not retried.
-    expect(hooks.on('/gone')).toHaveLength(1);
+    // refusing answers 422: recorded failed at once, not retried.
+    expect(hooks.on('/refusing')).toHaveLength(1);
     // flaky: 500, 500, refused for 1.5 s, then delivered — and the others were not held up by it.
     const flakyOk = flaky.on('/flaky');
     expect(flakyOk.length).toBe(3);
@@ -177,12 +177,12 @@ routes:
     const flakyRow = byReceiver['flaky:a1,a2,a3']!;
     expect(flakyRow.attempts).toBeGreaterThan(3); // two 500s, at least one refused connection, then 200
     expect(flakyRow.error).toMatch(/ECONNREFUSED|HTTP 500/);
-    expect(byReceiver['gone:a5']).toMatchObject({ status: 'failed', attempts: 1, http_status: 404 });
-    expect(byReceiver['gone:a5']!.error).toContain('HTTP 404: status 404');
+    expect(byReceiver['refusing:a5']).toMatchObject({ status: 'failed', attempts: 1, http_status: 422 });
+    expect(byReceiver['refusing:a5']!.error).toContain('HTTP 422: status 422');
     expect(byReceiver['limited:a4,a5']).toMatchObject({ status: 'delivered', group_key: 'digest', attempts: 1 });
     expect(rows.filter((r) => r.status === 'delivered')).toHaveLength(6);
     const metrics = await runner.context.registry.getSingleMetricAsString('driftline_alert_deliveries_total');
-    expect(metrics).toMatch(/receiver="gone",status="failed"[^}]*\} 1$/m);
+    expect(metrics).toMatch(/receiver="refusing",status="failed"[^}]*\} 1$/m);
     console.log('alert-router: first batch delivered in ms', took);
   });
 
@@ -198,13 +198,13 @@ routes:
     );
     await eventually(async () => (flaky.received.length > before.flaky ? true : undefined));
     const after = hooks.received.slice(before.hooks);
-    // Only a7 is new for team, limited and flaky; gone refused a5 (recorded failed): not sent again
+    // Only a7 is new for team, limited and flaky; refusing refused a5 (recorded failed): not sent again
     // either (before, the lookup read delivered rows only and a new process re-sent it).
     expect(after.filter((r) => r.path === '/team').map(ids)).toEqual([['a7']]);
     expect(after.filter((r) => r.path === '/limited').map(ids)).toEqual([['a7']]);
     expect(after.filter((r) => r.path === '/oncall')).toEqual([]);
-    expect(after.filter((r) => r.path === '/gone')).toEqual([]);
-    expect((await deliveries()).filter((r) => r.receiver === 'gone').map((r) => r.status)).toEqual(['failed']);
+    expect(after.filter((r) => r.path === '/refusing')).toEqual([]);
+    expect((await deliveries()).filter((r) => r.receiver === 'refusing').map((r) => r.status)).toEqual(['failed']);
     expect(flaky.received.slice(before.flaky).map(ids)).toEqual([['a7']]);
     const metrics = await runner.context.registry.getSingleMetricAsString('driftline_alerts_deduplicated_total');
     expect(metrics).toMatch(/receiver="team"[^}]*\} [1-9]\d*$/m);

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { groupAlerts, parseRoutesText, type Receiver } from '@driftline/alerting';
 import { freePort } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deliver } from '../src/deliver.js';
+import { deliver, ReceiverFailingError } from '../src/deliver.js';
 
 // deliver() against real sockets on loopback (no Kafka needed): timeouts, permanent failures, stop.
 const message = groupAlerts(
@@ -98,14 +98,55 @@ describe('deliver', () => {
     let requests = 0;
     const receiver = await listen((_req, res) => {
       requests++;
-      res.writeHead(403, { 'content-type': 'text/plain' });
+      res.writeHead(422, { 'content-type': 'text/plain' });
       res.write(''); // headers out, the body never comes
       res.flushHeaders();
     });
     const row = await deliver(receiver, message, { retry, timeoutMs: 300, signal: new AbortController().signal });
-    expect(row).toMatchObject({ status: 'failed', attempts: 1, http_status: 403 });
-    expect(row.error).toMatch(/^HTTP 403/);
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, http_status: 422 });
+    expect(row.error).toMatch(/^HTTP 422/);
     expect(requests).toBe(1);
+  });
+
+  it('a receiver redirecting while it is redeployed, then up: delivered, not refused (found by a review)', async () => {
+    const answers: number[] = [];
+    const receiver = await listen((_req, res) => {
+      // A login redirect (an auth gateway in front of a receiver being redeployed), then the receiver.
+      const status = answers.length < 2 ? 302 : 200;
+      answers.push(status);
+      res.writeHead(status, status === 302 ? { location: 'https://login.example.com/' } : {});
+      res.end();
+    });
+    const row = await deliver(receiver, message, { retry, timeoutMs: 1_000, signal: new AbortController().signal });
+    expect(answers).toEqual([302, 302, 200]);
+    expect(row).toMatchObject({ status: 'delivered', attempts: 3, http_status: 200 });
+    expect(row.error).toMatch(/^HTTP 302/); // what it recovered from
+  });
+
+  it('a receiver answering 404 for the whole budget fails the batch retriably, naming the status and the limit', async () => {
+    let requests = 0;
+    const receiver = await listen((_req, res) => {
+      requests++;
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('default backend - 404');
+    });
+    const error = await deliver(receiver, message, {
+      retry,
+      timeoutMs: 1_000,
+      signal: new AbortController().signal,
+    }).then(
+      () => undefined,
+      (e: unknown) => e as ReceiverFailingError,
+    );
+    expect(requests).toBe(3);
+    // An ingress's default backend during a redeploy: before, recorded failed at once (lost).
+    expect(error).toBeInstanceOf(ReceiverFailingError);
+    expect(error).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
+    expect(error?.message).toMatch(
+      /^receiver r still failing: HTTP 404: default backend - 404 \(3 attempts in \d+ ms; the most attempts, 3\); the batch is retried$/,
+    );
+    // Its record, were the receiver shown up (the delivery-check rule): failed, with the reason.
+    expect(error?.row).toMatchObject({ status: 'failed', attempts: 3, http_status: 404 });
   });
 
   it("waits what a 429's Retry-After asks, beyond the delay cap", async () => {

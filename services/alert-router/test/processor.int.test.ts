@@ -427,6 +427,37 @@ describe('router processor', () => {
     }
   });
 
+  it('a receiver answering 302 or 404 while it is redeployed loses nothing: held, then delivered once it is back (found by a review)', async () => {
+    for (const [i, status] of [302, 404].entries()) {
+      let back = false;
+      const hook = await webhook(() =>
+        back ? 200 : status === 302 ? { status, headers: { location: 'https://login.example.com/' } } : status,
+      );
+      const name = `redeploy${i}`;
+      try {
+        const { processor: p } = processor(
+          warehouseOn(ch).alertDeliveries,
+          `receivers: { ${name}: { url: "${hook.url}" } }\nroutes: [{ match: { model: ${name} }, receivers: [${name}] }]`,
+          quick,
+        );
+        const batch = hourly(name, [`ar-${i}`]);
+        // Before: "alert delivery refused: recorded and given up" at the first answer, never sent again.
+        const error = await p.process(batch, context).then(
+          () => undefined,
+          (e: unknown) => e as DriftlineError,
+        );
+        expect(error).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
+        expect(error?.message).toContain(`HTTP ${status}`);
+        expect(await statuses(name)).toEqual([]);
+        back = true;
+        await p.process(batch, context); // the loop's retry, the receiver back
+        expect(await statuses(name)).toEqual([['delivered', `ar-${i}`]]);
+      } finally {
+        await hook.close();
+      }
+    }
+  });
+
   it('spaces delivery checks by at most the delay cap, heartbeating around them (found by a review)', async () => {
     // The message 500 for ever; each check 200 after CHECK_MS: a lone message's three checks,
     // the last two spaced. Without heartbeats around them, check + spacing + check was silent.

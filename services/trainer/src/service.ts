@@ -3,6 +3,7 @@ import type { ConsumerHandle } from '@driftline/kafka';
 import { counter, gauge } from '@driftline/observability';
 import { contracts, type ModelEvent, type RetrainRequest } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
+import { checkArtifactDir } from './artifact-dir.js';
 import { type TrainerConfig, toTrainerConfig, trainerEnvShape } from './config.js';
 import { handleRequest, type TrainerDeps } from './trainer.js';
 import { TRAINING_PAGE_ROWS, warehouseTrainingSource } from './training-source.js';
@@ -15,6 +16,8 @@ export const trainerService = defineService({
   envShape: trainerEnvShape,
   configure: toTrainerConfig,
   async start(ctx: ServiceContext, config: TrainerConfig) {
+    // An artifact directory the trainer cannot write fails start-up here, not every request later.
+    checkArtifactDir(config.artifactDir);
     // Set the worker's Python environment up first (once per machine; reused afterwards).
     const python = await ensureWorkerPython(ctx.logger, config.python);
     const warehouse = await ctx.warehouse();
@@ -70,6 +73,8 @@ export const trainerService = defineService({
           // is redelivered, which the trainer recognises by its request id.
           const rebalanced = new AbortController();
           const signal = AbortSignal.any([stopping.signal, rebalanced.signal]);
+          // A request's lines name its partition: a wait for labels holds the process (README, step 3).
+          const logger = deps.logger.child({ partition: context.partition });
           const lost = membershipLoss();
           const beat = setInterval(
             () =>
@@ -83,7 +88,7 @@ export const trainerService = defineService({
           );
           try {
             for (const { value } of items) {
-              const outcome = await handleRequest({ ...deps, signal }, value);
+              const outcome = await handleRequest({ ...deps, signal, logger }, value);
               outcomes.inc({ model: value.model, outcome });
             }
           } finally {

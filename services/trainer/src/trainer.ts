@@ -39,6 +39,7 @@ import {
   type TransitionRow,
 } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
+import { fileEnvironmentCode } from './artifact-dir.js';
 import type { TrainerConfig } from './config.js';
 import { arrowSteps, classCounts, type Dataset, datasetSteps } from './dataset.js';
 import {
@@ -127,7 +128,6 @@ async function runWorkerCounted<T>(
   now: () => number,
 ): Promise<T> {
   const file = join(dir, 'worker-attempts');
-  const environmentFile = join(dir, 'worker-environment-failures');
   const failed = existsSync(file) ? Number.parseInt(readFileSync(file, 'utf8'), 10) || 0 : 0;
   if (failed >= MAX_WORKER_ATTEMPTS) {
     rmSync(file, { force: true }); // given up: a replay from the DLQ starts a count of its own
@@ -141,22 +141,22 @@ async function runWorkerCounted<T>(
   try {
     const output = read(await runWorker(run));
     rmSync(file, { force: true });
-    rmSync(environmentFile, { force: true });
+    clearEnvironmentStreak(dir);
     return output;
   } catch (error) {
     if (error instanceof WorkerEnvironmentError) {
       writeFileSync(file, String(failed));
       if (error.failure === 'stopped') throw error;
-      const previous = existsSync(environmentFile)
-        ? parseEnvironmentStreak(readFileSync(environmentFile, 'utf8'))
-        : undefined;
-      const streak = recordEnvironmentFailure(previous, startedAt, now());
-      writeFileSync(environmentFile, JSON.stringify(streak));
-      if (!environmentExhausted(streak)) throw error;
-      rmSync(file, { force: true }); // given up (the streak stays: a replay still broken is given up at once)
-      throw new DriftlineError('INTERNAL', environmentGivenUp(error, streak, run), { cause: error });
+      const fix =
+        error.failure === 'cannot-start'
+          ? `make ${run.python} a working interpreter: restart the trainer to rebuild its venv (worker/setup-venv.sh; DRIFTLINE_TRAINER_VENV), or point DRIFTLINE_TRAINER_PYTHON at a working Python with the worker's packages`
+          : `fix the OS error (a full disk or file table, permissions) of the worker's files in ${dirname(run.outDir)} (DRIFTLINE_TRAINER_ARTIFACT_DIR) or of its interpreter ${run.python}`;
+      const outcome = recordEnvironmentFailureOf(dir, error, startedAt, now(), fix);
+      // Given up: no count left (the streak stays: a replay still broken is given up at once).
+      if (outcome !== error) rmSync(file, { force: true });
+      throw outcome;
     }
-    rmSync(environmentFile, { force: true }); // the worker ran: its environment works
+    clearEnvironmentStreak(dir); // the worker ran: its environment works
     const failure = toDriftlineError(error);
     if (failure.retriable && failed + 1 < MAX_WORKER_ATTEMPTS) throw error;
     rmSync(file, { force: true }); // dead-lettered now: a replay from the DLQ starts a count of its own
@@ -169,14 +169,90 @@ async function runWorkerCounted<T>(
   }
 }
 
-/** Why a request is given up after its environment failures, and what to fix. */
-function environmentGivenUp(error: WorkerEnvironmentError, streak: EnvironmentStreak, run: WorkerRun): string {
+/** A request's environment streak, in its version directory (so a restart does not reset it). */
+const ENVIRONMENT_STREAK_FILE = 'worker-environment-failures';
+
+/**
+ * Streaks that could not be written to their version directory (it cannot be created or written:
+ * the very failure counted), by directory. Lost at a restart, but then the start-up check of the
+ * artifact directory refuses to start while it stays unwritable (checkArtifactDir).
+ */
+const unwrittenStreaks = new Map<string, EnvironmentStreak>();
+
+function readEnvironmentStreak(dir: string): EnvironmentStreak | undefined {
+  try {
+    const file = join(dir, ENVIRONMENT_STREAK_FILE);
+    if (existsSync(file)) return parseEnvironmentStreak(readFileSync(file, 'utf8'));
+  } catch {
+    // Unreadable: the one kept in memory, if any.
+  }
+  return unwrittenStreaks.get(dir);
+}
+
+function writeEnvironmentStreak(dir: string, streak: EnvironmentStreak): void {
+  try {
+    writeFileSync(join(dir, ENVIRONMENT_STREAK_FILE), JSON.stringify(streak));
+    unwrittenStreaks.delete(dir);
+  } catch {
+    unwrittenStreaks.set(dir, streak);
+  }
+}
+
+function clearEnvironmentStreak(dir: string): void {
+  unwrittenStreaks.delete(dir);
+  rmSync(join(dir, ENVIRONMENT_STREAK_FILE), { force: true });
+}
+
+/**
+ * Counts one environment failure of the request in `dir` (not a stop): returns the failure itself
+ * (retriable) while within the bound, else the give-up (non-retriable: dead-lettered with the reason
+ * and `fix`).
+ */
+function recordEnvironmentFailureOf(
+  dir: string,
+  error: WorkerEnvironmentError,
+  startedAt: number,
+  now: number,
+  fix: string,
+): DriftlineError {
+  const streak = recordEnvironmentFailure(readEnvironmentStreak(dir), startedAt, now);
+  writeEnvironmentStreak(dir, streak);
+  if (!environmentExhausted(streak)) return error;
   const minutes = Math.round((streak.last - streak.since) / 60_000);
-  const fix =
-    error.failure === 'cannot-start'
-      ? `make ${run.python} a working interpreter: restart the trainer to rebuild its venv (worker/setup-venv.sh; DRIFTLINE_TRAINER_VENV), or point DRIFTLINE_TRAINER_PYTHON at a working Python with the worker's packages`
-      : `fix the OS error (a full disk or file table, permissions) of the worker's files in ${dirname(run.outDir)} (DRIFTLINE_TRAINER_ARTIFACT_DIR) or of its interpreter ${run.python}`;
-  return `trainer worker environment failed ${streak.failures} times in a row over ${minutes} min (bound: ${formatDuration(ENVIRONMENT_FAILURE_BUDGET_MS)}): ${error.reason}; given up (a new request may succeed). To fix: ${fix}`;
+  return new DriftlineError(
+    'INTERNAL',
+    `trainer worker environment failed ${streak.failures} times in a row over ${minutes} min (bound: ${formatDuration(ENVIRONMENT_FAILURE_BUDGET_MS)}): ${error.reason}; given up (a new request may succeed). To fix: ${fix}`,
+    { cause: error },
+  );
+}
+
+/**
+ * Runs `step`, a use of the version's directory `dir`; a failure of the directory's environment
+ * (fileEnvironmentCode: permissions, a path through a file, the disk) is counted toward the
+ * environment bound like the worker's exit 75 — retried, then given up after
+ * ENVIRONMENT_FAILURE_BUDGET_MS — never dead-lettered as a fault of the request.
+ */
+async function usingArtifactDir<T>(deps: TrainerDeps, dir: string, step: () => T | Promise<T>): Promise<T> {
+  const now = deps.now ?? Date.now;
+  const startedAt = now();
+  try {
+    return await step();
+  } catch (error) {
+    const code = fileEnvironmentCode(error);
+    if (code === undefined) throw error;
+    const reason = `the artifact directory cannot be used (${(error as Error).message})`;
+    const failure = new WorkerEnvironmentError('artifact-dir', `${reason}: retried, not counted as an attempt`, {
+      cause: error,
+      reason,
+    });
+    throw recordEnvironmentFailureOf(
+      dir,
+      failure,
+      startedAt,
+      now(),
+      `make ${resolve(deps.config.artifactDir)} (DRIFTLINE_TRAINER_ARTIFACT_DIR) and what is under it writable by the trainer's user, or free its disk`,
+    );
+  }
 }
 
 /** A run's files besides result.json, moved into the version's directory before it. */
@@ -520,7 +596,8 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   if (ahead !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', `retrain ${request.request_id}: ${ahead}`);
   const version = versionFor(request);
   const dir = artifactDirFor(config.artifactDir, request.model, version);
-  mkdirSync(dir, { recursive: true });
+  // Before the window is read: an unusable directory fails each retry without a ClickHouse read.
+  await usingArtifactDir(deps, dir, () => mkdirSync(dir, { recursive: true }));
   const window = await readLabeledWindow(deps, request, log);
   const rows = window.rows;
   if (window.truncated) {
@@ -530,7 +607,15 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     );
   }
   // Built in slices that let the event loop run (heartbeats, /healthz): see steps.ts.
-  const ds: Dataset = await runYielding(datasetSteps(rows, config.holdoutFraction));
+  const ds: Dataset = await runYielding(datasetSteps(rows, config.holdoutFraction)).catch((error: unknown) => {
+    // The refusal reaches the DLQ alone: it names the request it refuses (the dataset knows only rows).
+    const failure = toDriftlineError(error);
+    throw new DriftlineError(
+      failure.code,
+      `retrain ${request.request_id} of ${request.model} in [${iso(request.data_from)}, ${iso(request.data_to)}): ${failure.message}`,
+      { cause: error, retriable: failure.retriable },
+    );
+  });
   const { counts: dropped, examples } = ds.dropped;
   if (Object.values(dropped).some((n) => n > 0) || ds.outOfRange > 0) {
     log.warn(
@@ -539,22 +624,23 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     );
   }
   const arrow = await runYielding(arrowSteps(ds));
-  let run = readCompletedRun(dir, ds.rows);
-  // A completed run is reused only on the very rows it was trained on. Labels keep joining for
-  // days, so the window read again after a failure may differ (more rows, or as many different ones
-  // when truncated): its scores would then be paired with rows they were not computed for (a wrong
-  // reference and calibration, or a count mismatch retried for ever).
-  if (run !== undefined && !sameBytes(join(dir, 'train.arrow'), arrow)) {
-    log.info({ version, rows: ds.rows }, 'training window changed since the completed run; training again');
-    run = undefined;
-  }
-  if (run === undefined) {
+  const run = await usingArtifactDir(deps, dir, async () => {
+    const completed = readCompletedRun(dir, ds.rows);
+    // A completed run is reused only on the very rows it was trained on. Labels keep joining for
+    // days, so the window read again after a failure may differ (more rows, or as many different ones
+    // when truncated): its scores would then be paired with rows they were not computed for (a wrong
+    // reference and calibration, or a count mismatch retried for ever).
+    if (completed !== undefined && sameBytes(join(dir, 'train.arrow'), arrow)) {
+      log.info({ version }, 'completed training found in the artifact directory; reused');
+      return completed;
+    }
+    if (completed !== undefined) {
+      log.info({ version, rows: ds.rows }, 'training window changed since the completed run; training again');
+    }
     // result.json last: without it, no run counts as completed (an unreadable one included).
     rmSync(join(dir, 'result.json'), { force: true });
-    run = await trainRun(deps, dir, arrow, ds.rows, log.child({ version }));
-  } else {
-    log.info({ version }, 'completed training found in the artifact directory; reused');
-  }
+    return trainRun(deps, dir, arrow, ds.rows, log.child({ version }));
+  });
   const { result, scores } = run;
 
   // A model the model-server would refuse to load is never promoted: it registers as REJECTED, and

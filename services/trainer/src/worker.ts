@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -19,12 +19,7 @@ export type Device = 'auto' | 'cpu' | 'cuda';
  */
 export async function ensureWorkerPython(logger: Logger, explicit?: string): Promise<string> {
   if (explicit !== undefined) {
-    const found = statSync(explicit, { throwIfNoEntry: false });
-    if (found === undefined) throw new ConfigError('DRIFTLINE_TRAINER_PYTHON', `${explicit} does not exist`);
-    // A directory passed an exists check, then every training failed to spawn it (EACCES).
-    if (found.isDirectory()) {
-      throw new ConfigError('DRIFTLINE_TRAINER_PYTHON', `${explicit} is a directory, not a Python interpreter`);
-    }
+    checkExplicitPython(explicit);
     return explicit;
   }
   const started = Date.now();
@@ -42,6 +37,30 @@ export async function ensureWorkerPython(logger: Logger, explicit?: string): Pro
     throw new DriftlineError('CONFIG_INVALID', `trainer worker environment: ${(error as Error).message}`, {
       cause: error,
     });
+  }
+}
+
+/**
+ * DRIFTLINE_TRAINER_PYTHON (used as given, no set-up) is a file this process may execute. Anything
+ * else is a ConfigError naming the variable: a directory passed an exists check, then every
+ * training failed to spawn it; a path this user cannot look up (EACCES, ENOTDIR) had ended the
+ * process as "internal error … report it" (found by a review).
+ */
+function checkExplicitPython(path: string): void {
+  const refuse = (what: string, cause?: unknown) =>
+    new ConfigError('DRIFTLINE_TRAINER_PYTHON', `${path} ${what}`, cause === undefined ? {} : { cause });
+  let found: ReturnType<typeof statSync>;
+  try {
+    found = statSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    throw refuse(`cannot be read: ${(error as Error).message}`, error);
+  }
+  if (found === undefined) throw refuse('does not exist');
+  if (found.isDirectory()) throw refuse('is a directory, not a Python interpreter');
+  try {
+    accessSync(path, constants.X_OK);
+  } catch (error) {
+    throw refuse(`is not executable by this user: ${(error as Error).message}`, error);
   }
 }
 
@@ -109,10 +128,11 @@ export const WORKER_OS_ERROR_EXIT = 75;
 
 /**
  * Why a worker run failed outside the data and the worker: its interpreter cannot be started
- * (`cannot-start`), it hit an OS error (`os-error`, exit 75), or it was stopped (`stopped`: a stop
- * or a rebalance, no failure of anything).
+ * (`cannot-start`), it hit an OS error (`os-error`, exit 75), the trainer could not use the
+ * artifact directory (`artifact-dir`: EACCES, ENOTDIR, a full disk; artifact-dir.ts), or it was
+ * stopped (`stopped`: a stop or a rebalance, no failure of anything).
  */
-export type WorkerEnvironmentFailure = 'cannot-start' | 'os-error' | 'stopped';
+export type WorkerEnvironmentFailure = 'cannot-start' | 'os-error' | 'artifact-dir' | 'stopped';
 
 /**
  * A worker run that failed for a reason outside the data and the worker: its interpreter cannot be

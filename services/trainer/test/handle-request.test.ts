@@ -321,6 +321,18 @@ describe('handleRequest (idempotency)', () => {
     await expect(handleRequest(deps, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
   });
 
+  it('refuses a window whose every feature is missing, the reason naming the request and the model (found by a review)', async () => {
+    const missing = rows.map((r) => ({ ...r, features: { x: null, color: null } }));
+    const { deps } = setup({ source: { read: async () => ({ rows: missing, truncated: false }) } });
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      retriable: false,
+      message: expect.stringMatching(
+        /^retrain req-1 of fraud in \[1970-01-01T00:00:00\.000Z, 1970-01-01T00:01:40\.000Z\): none of the 2 feature names of the 50 labeled predictions can train/,
+      ),
+    });
+  });
+
   it('passes a window whose feature names XGBoost refuses by name (income[eur]) on to the worker', async () => {
     const bad = rows.map((r) => ({ ...r, features: { ...r.features, 'income[eur]': 1 } }));
     const seen = mkdtempSync(join(tmpdir(), 'trainer-seen-'));
@@ -698,6 +710,60 @@ describe('handleRequest (environment failures that last: given up after a longer
       ),
     });
   });
+
+  const asRoot = process.getuid?.() === 0;
+  const unusableDirs: Array<[string, (root: string) => string, string]> = [
+    // A path through a regular file: denied to every user, root included.
+    ['ENOTDIR (a path through a file)', (root) => join(root, 'file', 'models'), 'ENOTDIR'],
+  ];
+  // Read-only to its owner; root is not denied by a mode (the case above covers root).
+  if (!asRoot)
+    unusableDirs.push([
+      'EACCES (mode 0555)',
+      (root) => {
+        chmodSync(root, 0o555);
+        return join(root, 'models');
+      },
+      'EACCES',
+    ]);
+  it.each(unusableDirs)(
+    'an artifact directory the trainer cannot use, %s, is retried within the environment bound, then given up naming DRIFTLINE_TRAINER_ARTIFACT_DIR (found by a review)',
+    async (_case, unusable, code) => {
+      let clock = 1_000_000;
+      let reads = 0;
+      const root = mkdtempSync(join(tmpdir(), 'trainer-art-env-'));
+      writeFileSync(join(root, 'file'), '');
+      const artifactDir = unusable(root);
+      const { deps } = setup({
+        now: () => clock,
+        source: {
+          read: async () => {
+            reads++;
+            return { rows, truncated: false };
+          },
+        },
+      });
+      const denied = { ...deps, config: { ...deps.config, artifactDir } };
+      // Had been an unclassified error: dead-lettered after the processor-fault hold (20 s).
+      for (let attempt = 1; attempt < MIN_ENVIRONMENT_FAILURES; attempt++) {
+        await expect(handleRequest(denied, request)).rejects.toMatchObject({
+          name: 'WorkerEnvironmentError',
+          retriable: true,
+          message: expect.stringContaining(`the artifact directory cannot be used (${code}`),
+        });
+        clock += step;
+      }
+      expect(reads).toBe(0); // refused before the window is read
+      await expect(handleRequest(denied, request)).rejects.toMatchObject({
+        retriable: false,
+        message: expect.stringMatching(
+          new RegExp(
+            `^trainer worker environment failed ${MIN_ENVIRONMENT_FAILURES} times in a row over 60 min \\(bound: 1h\\): the artifact directory cannot be used \\(${code}: .*\\); given up \\(a new request may succeed\\)\\. To fix: make ${artifactDir} \\(DRIFTLINE_TRAINER_ARTIFACT_DIR\\) and what is under it writable`,
+          ),
+        ),
+      });
+    },
+  );
 
   it('a stop or a rebalance is no environment failure: never counted, never given up', async () => {
     let clock = 1_000_000;

@@ -20,4 +20,22 @@ describe('DRIFTLINE_TRAINER_PYTHON at start-up', () => {
     chmodSync(python, 0o755);
     expect(await ensureWorkerPython(silentLogger, python)).toBe(python);
   });
+
+  it('refuses a path it cannot look up or execute in one line naming the variable, not an internal error (found by a review)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trainer-python-'));
+    const file = join(dir, 'file');
+    writeFileSync(file, '#!/bin/sh\n');
+    chmodSync(file, 0o644);
+    // A path through a file: ENOTDIR for every user (a parent without search permission, EACCES, is
+    // the same path for a user other than root).
+    await expect(ensureWorkerPython(silentLogger, join(file, 'python'))).rejects.toMatchObject({
+      name: 'ConfigError',
+      message: expect.stringMatching(/^DRIFTLINE_TRAINER_PYTHON: \S+ cannot be read: ENOTDIR: [^\n]*$/),
+    });
+    // No execute bit: every training would fail to spawn it (EACCES), root's included.
+    await expect(ensureWorkerPython(silentLogger, file)).rejects.toMatchObject({
+      name: 'ConfigError',
+      message: expect.stringMatching(/^DRIFTLINE_TRAINER_PYTHON: \S+ is not executable by this user: EACCES: [^\n]*$/),
+    });
+  });
 });

@@ -1,5 +1,6 @@
 import { isPredictionFeature } from '@driftline/drift';
-import type { DriftPoint } from './types.js';
+import { productionVersion } from './production.js';
+import type { DriftPoint, ReportData } from './types.js';
 
 /**
  * Most features (columns) a report draws or lists one by one: its charts, its latest-window and
@@ -57,4 +58,57 @@ export function chartedVersions(
     .sort(([a, x], [b, y]) => (a === production ? -1 : b === production ? 1 : y - x || byName(a, b)))
     .map(([version]) => version);
   return { shown: ranked.slice(0, MAX_CHART_VERSIONS), leftOut: ranked.slice(MAX_CHART_VERSIONS) };
+}
+
+/**
+ * Timeline events (fired retrain decisions, trained versions, stage transitions) the page lists
+ * and charts: the latest. Each was a table row and a marker on every time chart: 10,000 versions
+ * (60,000 events) made a 33 MB page, 180,000 transitions "Invalid string length".
+ */
+export const MAX_TIMELINE_EVENTS = 1_000;
+
+/** Timeline events marked (a dotted line) on each time chart. */
+export const MAX_CHART_MARKERS = 100;
+
+/** Model cards written beside a report (~7 queries each; one per version took 369 s for 10,000). */
+export const MAX_MODEL_CARDS = 50;
+
+/** The latest `max` of `events` (by time; ties in input order), in time order. */
+export function latestEvents<T extends { readonly time: number }>(events: readonly T[], max: number): T[] {
+  const sorted = [...events].sort((a, b) => a.time - b.time);
+  return sorted.slice(Math.max(0, sorted.length - max));
+}
+
+/**
+ * The events each time chart marks, at most MAX_CHART_MARKERS, in time order: every event when
+ * they fit; else retrain decisions and the events of `versions` (those the charts draw, the
+ * production version) first, the latest of them, then the latest others. `total` the events they
+ * were chosen from.
+ */
+export function markedEvents<T extends { readonly time: number; readonly source: string; readonly version: string }>(
+  events: readonly T[],
+  versions: ReadonlySet<string>,
+): { marked: T[]; total: number } {
+  const relevant = (e: T) => e.source === 'decision' || versions.has(e.version);
+  const first = latestEvents(events.filter(relevant), MAX_CHART_MARKERS);
+  const rest = latestEvents(
+    events.filter((e) => !relevant(e)),
+    MAX_CHART_MARKERS - first.length,
+  );
+  return { marked: [...first, ...rest].sort((a, b) => a.time - b.time), total: events.length };
+}
+
+/**
+ * Versions whose model card a report writes and links, at most MAX_MODEL_CARDS: the production
+ * version and the charted ones (drift, performance) first, then those of the listed timeline
+ * events, the latest first. `named` counts every version the page names (charts and timeline).
+ */
+export function modelCardVersions(d: ReportData): { versions: string[]; named: number } {
+  const production = productionVersion(d);
+  const ordered = new Set<string>();
+  if (production !== undefined) ordered.add(production);
+  for (const v of chartedVersions([...d.drift, ...(d.driftTotals?.latest ?? [])], production).shown) ordered.add(v);
+  for (const v of chartedVersions(d.performance, production).shown) ordered.add(v);
+  for (const e of latestEvents(d.retrain, MAX_TIMELINE_EVENTS).reverse()) ordered.add(e.version);
+  return { versions: [...ordered].slice(0, MAX_MODEL_CARDS), named: ordered.size };
 }

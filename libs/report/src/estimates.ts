@@ -1,5 +1,5 @@
 import { groupBy, iso } from './group.js';
-import { bdi, color, escapeHtml, type Highlight, lineChart, type Series, type VerticalMarker } from './svg.js';
+import { bdi, color, escapeHtml, type Highlight, isolate, lineChart, type Series, type VerticalMarker } from './svg.js';
 import type { PerformancePoint, ReportData } from './types.js';
 
 /**
@@ -81,7 +81,7 @@ function estimateChart(
         y: current.value,
         kind: current.kind,
         color: c,
-        label: `current ${m.label} ${version} ${iso(r.windowStart)}: ${current.value.toFixed(4)} (${current.kind}, label coverage ${r.labelCoverage === null ? '–' : coverageText(r.labelCoverage, bound)})`,
+        label: `current ${m.label} ${isolate(version)} ${iso(r.windowStart)}: ${current.value.toFixed(4)} (${current.kind}, label coverage ${r.labelCoverage === null ? '–' : coverageText(r.labelCoverage, bound)})`,
       });
     }
   });

@@ -1,19 +1,21 @@
-import { maxOf } from '@driftline/core';
+import { maxOf, printable } from '@driftline/core';
 import { isPredictionFeature } from '@driftline/drift';
-import { chartedVersions, featuresByDrift, MAX_CHART_VERSIONS, MAX_REPORT_FEATURES } from './bounds.js';
+import {
+  chartedVersions,
+  featuresByDrift,
+  latestEvents,
+  MAX_CHART_VERSIONS,
+  MAX_REPORT_FEATURES,
+  MAX_TIMELINE_EVENTS,
+  markedEvents,
+} from './bounds.js';
 import { businessSection, DEFAULT_REALIZED_COVERAGE, estimateSection } from './estimates.js';
 import { groupBy, iso } from './group.js';
 import { productionVersion } from './production.js';
-import { barChart, bdi, escapeHtml, lineChart, type Series, type VerticalMarker } from './svg.js';
-import type {
-  DriftPoint,
-  DriftTotals,
-  PerformancePoint,
-  QualityPoint,
-  ReportData,
-  RetrainEvent,
-  SkewPoint,
-} from './types.js';
+import { qualityChecks } from './quality.js';
+import { skewFeatures } from './skew.js';
+import { barChart, bdi, cutName, escapeHtml, isolate, lineChart, type Series, type VerticalMarker } from './svg.js';
+import type { DriftPoint, DriftTotals, PerformancePoint, QualityCheck, ReportData, RetrainEvent } from './types.js';
 
 const CLASSIFICATION_METRICS = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc'] as const;
 const REGRESSION_METRICS = ['mae', 'rmse'] as const;
@@ -68,11 +70,14 @@ tfoot th.num { text-align: right; font-variant-numeric: tabular-nums; }
 
 function driftSeries(rows: readonly DriftPoint[], value: (r: DriftPoint) => number | null): Series[] {
   const versions = new Set(rows.map((r) => r.version));
-  const label = (r: DriftPoint) => (versions.size > 1 ? `${r.feature} (${r.version})` : r.feature);
-  return [...groupBy(rows, label).entries()]
+  // Keyed by the whole names (two features may share a cut prefix), named with cut ones.
+  const key = (r: DriftPoint) => (versions.size > 1 ? `${r.feature} (${r.version})` : r.feature);
+  const label = (r: DriftPoint) =>
+    versions.size > 1 ? `${cutName(r.feature)} (${cutName(r.version)})` : cutName(r.feature);
+  return [...groupBy(rows, key).entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([name, list]) => ({
-      name,
+    .map(([, list]) => ({
+      name: label(list[0]!),
       points: list.flatMap((r) => {
         const y = value(r);
         return y === null || !Number.isFinite(y) ? [] : [{ x: r.windowStart, y }];
@@ -99,7 +104,7 @@ const MARKER_COLORS: Readonly<Record<string, string>> = {
 function retrainMarkers(events: readonly RetrainEvent[]): VerticalMarker[] {
   return events.map((e) => ({
     x: e.time,
-    label: `${e.kind} ${e.version} ${iso(e.time)}${e.detail === '' ? '' : `: ${e.detail}`}`,
+    label: `${e.kind} ${isolate(cutName(e.version))} ${iso(e.time)}${e.detail === '' ? '' : `: ${isolate(cutName(e.detail))}`}`,
     color: MARKER_COLORS[e.kind] ?? (e.source === 'decision' ? '#c62828' : '#1565c0'),
   }));
 }
@@ -174,10 +179,17 @@ function latestDriftTable(rows: readonly DriftPoint[]): string {
   const last = primary
     .filter((r) => r.windowStart === latest)
     .sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : a.method < b.method ? -1 : 1));
+  // The whole name on a feature's first row, cut on its others (methods, versions).
+  const named = new Set<string>();
+  const name = (feature: string) => {
+    if (named.has(feature)) return cutName(feature);
+    named.add(feature);
+    return feature;
+  };
   const body = last
     .map(
       (r) =>
-        `<tr><td>${bdi(r.feature)}</td><td>${escapeHtml(r.method)}</td><td>${bdi(r.version)}</td><td class="num">${r.statistic === null ? '—' : r.statistic.toFixed(4)}</td><td class="num">${r.pValue === null ? '' : r.pValue.toExponential(2)}</td><td class="num">${r.threshold}</td><td>${r.drifted ? '<span class="tag drift">drift</span>' : 'ok'}</td></tr>`,
+        `<tr><td>${bdi(name(r.feature))}</td><td>${escapeHtml(r.method)}</td><td>${bdi(r.version)}</td><td class="num">${r.statistic === null ? '—' : r.statistic.toFixed(4)}</td><td class="num">${r.pValue === null ? '' : r.pValue.toExponential(2)}</td><td class="num">${r.threshold}</td><td>${r.drifted ? '<span class="tag drift">drift</span>' : 'ok'}</td></tr>`,
     )
     .join('');
   return `<h3>Latest window (${escapeHtml(iso(latest))})</h3><table class="latest"><thead><tr><th>feature</th><th>method</th><th>version</th><th>statistic</th><th>p-value</th><th>threshold</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
@@ -188,8 +200,8 @@ function distributionSection(d: ReportData): string {
     .sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0))
     .map((f) =>
       barChart({
-        id: `dist-${f.feature}`,
-        title: `${f.feature} (${f.kind}, ${f.version}; current n=${f.currentCount})`,
+        id: `dist-${cutName(f.feature)}`,
+        title: `${isolate(cutName(f.feature))} (${f.kind}, ${isolate(cutName(f.version))}; current n=${f.currentCount})`,
         seriesNames: ['reference', 'current'],
         colors: ['#90a4ae', '#ef6c00'],
         groups: f.bins.map((b) => ({ label: b.label, values: [b.reference, b.current] })),
@@ -270,7 +282,7 @@ function retrainSection(
     // model-card-a%20b-v1.html is linked as model-card-a%2520b-v1.html.
     return file === undefined ? bdi(v) : `<a href="${escapeHtml(encodeURIComponent(file))}">${bdi(v)}</a>`;
   };
-  const events = [...d.retrain].sort((a, b) => a.time - b.time);
+  const events = latestEvents(d.retrain, MAX_TIMELINE_EVENTS);
   // One step series per source: each event is a point, so the timeline shows when things happened.
   const bySource = groupBy(events, (e) => (e.source === 'decision' ? 'retrain decisions' : `${e.source} ${e.kind}`));
   const levels = [
@@ -314,8 +326,16 @@ function retrainSection(
     events.length === 0
       ? '<p class="no-data">no retrain decisions or model versions in the selected range</p>'
       : `<table class="retrain"><thead><tr><th>time</th><th>source</th><th>event</th><th>version</th><th>detail</th></tr></thead><tbody>${rows}</tbody></table>`;
-  return `<section id="retrain"><h2>Retrain history</h2>${chart}${table}</section>`;
+  const total = timelineEvents(d);
+  const note =
+    events.length < total
+      ? `<p class="no-data">the latest ${events.length} of ${total} timeline events; ${total - events.length} earlier ones left out</p>`
+      : '';
+  return `<section id="retrain"><h2>Retrain history</h2>${chart}${table}${note}</section>`;
 }
+
+/** Timeline events in the range: the reader's count when it read the latest only. */
+const timelineEvents = (d: ReportData) => Math.max(d.retrain.length, d.timelineTotals?.events ?? 0);
 
 /** A section's note when it shows only the first `shown` of `total` rows. */
 const cappedNote = (shown: number, total: number, what: string) =>
@@ -323,33 +343,24 @@ const cappedNote = (shown: number, total: number, what: string) =>
 
 /**
  * Training-serving skew: share mismatched per feature over time, and the range per feature
- * (partitions and windows summed); the MAX_REPORT_FEATURES features with the largest share.
+ * (partitions and windows summed); the MAX_REPORT_FEATURES features with the largest share
+ * (`skewFeatures`, or the reader's).
  */
 function skewSection(d: ReportData, markers: readonly VerticalMarker[]): string {
   const points = d.skew ?? [];
-  if (points.length === 0) return '';
-  const sum = (
-    list: readonly SkewPoint[],
-    k: 'sampled' | 'compared' | 'mismatched' | 'missingInStore' | 'missingInPrediction' | 'newerRow',
-  ) => list.reduce((s, p) => s + p[k], 0);
-  const all = [...groupBy(points, (p) => p.feature).entries()]
-    .map(([feature, list]) => {
-      const compared = sum(list, 'compared');
-      const share = compared === 0 ? null : sum(list, 'mismatched') / compared;
-      const diffs = list.filter((p) => p.meanAbsDiff !== null && p.compared > 0);
-      const weight = diffs.reduce((s, p) => s + p.compared, 0);
-      const meanAbsDiff = weight === 0 ? null : diffs.reduce((s, p) => s + p.meanAbsDiff! * p.compared, 0) / weight;
-      return { feature, list, compared, share, meanAbsDiff };
-    })
-    .sort((a, b) => (b.share ?? -1) - (a.share ?? -1) || (a.feature < b.feature ? -1 : 1));
-  const rows = all.slice(0, MAX_REPORT_FEATURES);
-  const series: Series[] = rows.map(({ feature, list }) => ({
-    name: feature,
-    points: [...groupBy(list, (p) => String(p.windowStart)).values()].flatMap((w) => {
+  const features = d.skewTotals?.features ?? skewFeatures(points);
+  if (features.length === 0) return '';
+  const total = Math.max(features.length, d.skewTotals?.total ?? 0);
+  const rows = features.slice(0, MAX_REPORT_FEATURES);
+  const byFeature = groupBy(points, (p) => p.feature);
+  const series: Series[] = rows.map(({ feature }) => ({
+    name: cutName(feature),
+    points: [...groupBy(byFeature.get(feature) ?? [], (p) => String(p.windowStart)).values()].flatMap((w) => {
       const compared = w.reduce((s, p) => s + p.compared, 0);
       return compared === 0 ? [] : [{ x: w[0]!.windowStart, y: w.reduce((s, p) => s + p.mismatched, 0) / compared }];
     }),
   }));
+  const bucketMs = d.skewTotals?.bucketMs;
   const chart = lineChart({
     id: 'skew-share',
     title: 'Training-serving skew: share of sampled values differing from the online store',
@@ -358,15 +369,16 @@ function skewSection(d: ReportData, markers: readonly VerticalMarker[]): string 
     yMin: 0,
     xDomain: [d.from, d.to],
     markers,
+    ...(bucketMs === undefined ? {} : { aggregatedBucketMs: bucketMs }),
   });
   const body = rows
     .map(
       (r) =>
-        `<tr><td>${bdi(r.feature)}</td><td class="num">${sum(r.list, 'sampled')}</td><td class="num">${r.compared}</td><td class="num">${r.share === null ? '' : r.share.toFixed(4)}</td><td class="num">${r.meanAbsDiff === null ? '' : r.meanAbsDiff.toPrecision(4)}</td><td class="num">${sum(r.list, 'missingInStore')}</td><td class="num">${sum(r.list, 'missingInPrediction')}</td><td class="num">${sum(r.list, 'newerRow')}</td></tr>`,
+        `<tr><td>${bdi(r.feature)}</td><td class="num">${r.sampled}</td><td class="num">${r.compared}</td><td class="num">${r.share === null ? '' : r.share.toFixed(4)}</td><td class="num">${r.meanAbsDiff === null ? '' : r.meanAbsDiff.toPrecision(4)}</td><td class="num">${r.missingInStore}</td><td class="num">${r.missingInPrediction}</td><td class="num">${r.newerRow}</td></tr>`,
     )
     .join('');
   const table = `<table class="skew"><thead><tr><th>feature</th><th>sampled</th><th>compared</th><th>share mismatched</th><th>mean |served − stored|</th><th>missing in store</th><th>missing in prediction</th><th>row newer than prediction</th></tr></thead><tbody>${body}</tbody></table>`;
-  const note = cappedNote(rows.length, all.length, 'features with the largest share mismatched');
+  const note = cappedNote(rows.length, total, 'features with the largest share mismatched');
   return `<section id="skew"><h2>Training-serving skew</h2><div class="grid-2">${chart}</div>${table}${note}</section>`;
 }
 
@@ -376,35 +388,29 @@ const finite = (v: number | null | undefined): v is number => typeof v === 'numb
 
 /**
  * Data quality: the shares per feature · expectation over time, and every expectation's record in
- * the range; the MAX_REPORT_FEATURES checks that failed most.
+ * the range; the MAX_REPORT_FEATURES checks that failed most (`qualityChecks`, or the reader's).
  */
 function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): string {
   const points = d.quality ?? [];
-  if (points.length === 0) return '';
-  const all = [...groupBy(points, (p) => `${p.feature} · ${p.expectation}`).entries()]
-    .map(([name, list]: [string, readonly QualityPoint[]]) => {
-      const observed = list.map((p) => p.observed).filter(finite);
-      return {
-        name,
-        list,
-        first: list[0]!,
-        windows: list.length,
-        failed: list.filter((p) => !p.passed).length,
-        worst: observed.length === 0 ? null : maxOf(observed),
-      };
-    })
-    .sort((a, b) => b.failed - a.failed || (a.first.feature < b.first.feature ? -1 : 1));
-  const rows = all.slice(0, MAX_REPORT_FEATURES);
+  const checks = d.qualityTotals?.checks ?? qualityChecks(points);
+  if (checks.length === 0) return '';
+  const total = Math.max(checks.length, d.qualityTotals?.total ?? 0);
+  const rows = checks.slice(0, MAX_REPORT_FEATURES);
+  const key = (feature: string, expectation: string) => `${feature} · ${expectation}`;
+  const byCheck = groupBy(points, (p) => key(p.feature, p.expectation));
   const series: Series[] = rows
-    .filter((r) => QUALITY_SHARES.has(r.first.expectation))
+    .filter((r) => QUALITY_SHARES.has(r.expectation))
     .map((r) => ({
-      name: r.name,
+      name: key(cutName(r.feature), r.expectation),
       // The worst version per window (one series per check, as the dashboard).
-      points: [...groupBy(r.list, (p) => String(p.windowStart)).values()].flatMap((w) => {
+      points: [
+        ...groupBy(byCheck.get(key(r.feature, r.expectation)) ?? [], (p) => String(p.windowStart)).values(),
+      ].flatMap((w) => {
         const observed = w.map((p) => p.observed).filter(finite);
         return observed.length === 0 ? [] : [{ x: w[0]!.windowStart, y: maxOf(observed) }];
       }),
     }));
+  const bucketMs = d.qualityTotals?.bucketMs;
   const chart = lineChart({
     id: 'quality-share',
     title: 'Data quality: share of events breaking each expectation',
@@ -413,21 +419,18 @@ function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): stri
     yMin: 0,
     xDomain: [d.from, d.to],
     markers,
+    ...(bucketMs === undefined ? {} : { aggregatedBucketMs: bucketMs }),
   });
-  const fmt = (r: (typeof rows)[number], v: number | null) =>
-    v === null || !Number.isFinite(v)
-      ? '—'
-      : r.first.expectation === 'cardinality'
-        ? String(Math.round(v))
-        : v.toFixed(4);
+  const fmt = (r: QualityCheck, v: number | null) =>
+    v === null || !Number.isFinite(v) ? '—' : r.expectation === 'cardinality' ? String(Math.round(v)) : v.toFixed(4);
   const body = rows
     .map(
       (r) =>
-        `<tr><td>${bdi(r.first.feature)}</td><td>${escapeHtml(r.first.expectation)}</td><td class="num">${r.windows}</td><td class="num">${r.failed}</td><td class="num">${fmt(r, r.worst)}</td><td class="num">${fmt(r, r.first.bound)}</td><td>${r.failed > 0 ? '<span class="tag drift">failed</span>' : 'ok'}</td></tr>`,
+        `<tr><td>${bdi(r.feature)}</td><td>${escapeHtml(r.expectation)}</td><td class="num">${r.windows}</td><td class="num">${r.failed}</td><td class="num">${fmt(r, r.worst)}</td><td class="num">${fmt(r, r.bound)}</td><td>${r.failed > 0 ? '<span class="tag drift">failed</span>' : 'ok'}</td></tr>`,
     )
     .join('');
   const table = `<table class="quality"><thead><tr><th>feature</th><th>expectation</th><th>windows</th><th>failed</th><th>worst observed</th><th>bound</th><th></th></tr></thead><tbody>${body}</tbody></table>`;
-  const note = cappedNote(rows.length, all.length, 'expectations that failed most');
+  const note = cappedNote(rows.length, total, 'expectations that failed most');
   return `<section id="quality"><h2>Data quality</h2><div class="grid-2">${chart}</div>${table}${note}</section>`;
 }
 
@@ -503,7 +506,10 @@ function summary(d: ReportData): string {
     card('drift windows', String(windows)),
     ...driftedCards(d, production),
     performanceCard(d, production),
-    card('retrain decisions', String(d.retrain.filter((e) => e.source === 'decision').length)),
+    card(
+      'retrain decisions',
+      String(d.timelineTotals?.decisions ?? d.retrain.filter((e) => e.source === 'decision').length),
+    ),
     card('production version', production === undefined ? '–' : bdi(production)),
   ];
   return `<div class="cards">${cards.join('')}</div>`;
@@ -540,10 +546,11 @@ export interface ReportOptions {
    * (the label-joiner's DRIFTLINE_JOINER_REALIZED_COVERAGE); default DEFAULT_REALIZED_COVERAGE (0.5).
    */
   readonly realizedCoverage?: number;
+  /** More notes for the top of the page (the CLI's: model cards left out). */
+  readonly notes?: readonly string[];
 }
 
 export function renderReport(d: ReportData, options: ReportOptions = {}): string {
-  const markers = retrainMarkers(d.retrain);
   // Per-feature sections show the most drifted features only (MAX_REPORT_FEATURES), so the page
   // stays a page; the summary counts every feature.
   const ranked = featuresByDrift(
@@ -561,6 +568,10 @@ export function renderReport(d: ReportData, options: ReportOptions = {}): string
   const performanceVersions = chartedVersions(d.performance, production);
   const driftShown = new Set(driftVersions.shown);
   const performanceShown = new Set(performanceVersions.shown);
+  // Markers on every time chart: a line each on ~12 charts, so those of the charted versions only.
+  const charted = new Set([...driftShown, ...performanceShown, ...(production === undefined ? [] : [production])]);
+  const marked = markedEvents(d.retrain, charted);
+  const markers = retrainMarkers(marked.marked);
   const view: ReportData = {
     ...d,
     drift: d.drift.filter((r) => keep(r.feature) && driftShown.has(r.version)),
@@ -578,17 +589,26 @@ export function renderReport(d: ReportData, options: ReportOptions = {}): string
       : []),
     ...versionNote('drift over time and the latest window', driftVersions, production),
     ...versionNote('performance, estimates and business outcome', performanceVersions, production),
+    ...(marked.marked.length < timelineEvents(d)
+      ? [
+          `${timelineEvents(d)} timeline events: the time charts mark ${marked.marked.length} (retrain decisions and the events of the charted versions first, then the latest others)`,
+        ]
+      : []),
   ];
-  const allNotes = [...(d.notes ?? []), ...capped];
+  const allNotes = [...(d.notes ?? []), ...capped, ...(options.notes ?? [])];
   const notes =
-    allNotes.length === 0 ? '' : `<div class="notes">${allNotes.map((n) => `<p>${escapeHtml(n)}</p>`).join('')}</div>`;
+    allNotes.length === 0
+      ? ''
+      : // A note quotes names (models, versions, features): a bidi control in one is shown as its
+        // escape, as on stderr, never reordering the note's numbers.
+        `<div class="notes">${allNotes.map((n) => `<p>${escapeHtml(printable(n))}</p>`).join('')}</div>`;
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="${CSP}">
-<title>driftline report · ${escapeHtml(d.model)}</title>
+<title>driftline report · ${escapeHtml(isolate(d.model))}</title>
 <style>${STYLE}</style>
 </head>
 <body>

@@ -1,4 +1,14 @@
-export { chartedVersions, featuresByDrift, MAX_CHART_VERSIONS, MAX_REPORT_FEATURES } from './bounds.js';
+export {
+  chartedVersions,
+  featuresByDrift,
+  latestEvents,
+  MAX_CHART_MARKERS,
+  MAX_CHART_VERSIONS,
+  MAX_MODEL_CARDS,
+  MAX_REPORT_FEATURES,
+  MAX_TIMELINE_EVENTS,
+  modelCardVersions,
+} from './bounds.js';
 export {
   type CategoricalProfileView,
   featureDistribution,
@@ -22,6 +32,8 @@ export {
   renderModelCardText,
 } from './model-card.js';
 export { productionVersion } from './production.js';
+export { qualityChecks } from './quality.js';
+export { skewFeatures } from './skew.js';
 export {
   chartedColumns,
   MAX_TABLE_COLUMNS,
@@ -38,8 +50,13 @@ export type {
   EpochMs,
   FeatureDistribution,
   PerformancePoint,
+  QualityCheck,
   QualityPoint,
+  QualityTotals,
   ReportData,
   RetrainEvent,
+  SkewFeature,
   SkewPoint,
+  SkewTotals,
+  TimelineTotals,
 } from './types.js';

@@ -93,12 +93,44 @@ export interface SkewPoint {
   readonly sampled: number;
   readonly compared: number;
   readonly mismatched: number;
-  /** Mean |served − stored| over the numeric comparisons; null when none. */
-  readonly meanAbsDiff: number | null;
+  /** Comparisons of numeric values: the denominator of mean |served − stored|. */
+  readonly numericCompared: number;
+  /** Σ |served − stored| over those; null when not stored. */
+  readonly absDiffSum: number | null;
   readonly missingInStore: number;
   readonly missingInPrediction: number;
   /** Rows written after the prediction: not comparable as of its time. */
   readonly newerRow: number;
+}
+
+/** One feature's skew over the range (windows, versions and partitions summed). */
+export interface SkewFeature {
+  readonly feature: string;
+  readonly sampled: number;
+  readonly compared: number;
+  /** Mismatched / compared; null when nothing was compared. */
+  readonly share: number | null;
+  /** Σ |served − stored| / Σ numeric comparisons; null when none. */
+  readonly meanAbsDiff: number | null;
+  readonly missingInStore: number;
+  readonly missingInPrediction: number;
+  readonly newerRow: number;
+}
+
+/**
+ * The skew of the range per feature, for a `skew` that holds the chart's windows only (the
+ * warehouse reader aggregates in SQL).
+ */
+export interface SkewTotals {
+  /** The features the page lists (at most MAX_REPORT_FEATURES), ranked as `skewFeatures` ranks them. */
+  readonly features: readonly SkewFeature[];
+  /** Features with skew rows in the range. */
+  readonly total: number;
+  /**
+   * Set when windows were left out of `skew`: per feature and bucket of this width it holds the
+   * windows with the lowest and the highest share mismatched, and the latest window.
+   */
+  readonly bucketMs?: number;
 }
 
 /** One data-quality expectation of one feature in one window (data_quality_windows, drift-monitor). */
@@ -113,6 +145,35 @@ export interface QualityPoint {
   /** The largest observed value that passes. */
   readonly bound: number;
   readonly passed: boolean;
+}
+
+/** One data-quality check (feature · expectation) over the range. */
+export interface QualityCheck {
+  readonly feature: string;
+  readonly expectation: string;
+  /** Rows measured: windows × versions. */
+  readonly windows: number;
+  readonly failed: number;
+  /** The largest finite observed value; null when none was. */
+  readonly worst: number | null;
+  /** The bound of its earliest window (the lowest version name first). */
+  readonly bound: number;
+}
+
+/**
+ * The data-quality checks of the range, for a `quality` that holds the chart's points only (the
+ * warehouse reader aggregates in SQL).
+ */
+export interface QualityTotals {
+  /** The checks the page lists (at most MAX_REPORT_FEATURES), ranked as `qualityChecks` ranks them. */
+  readonly checks: readonly QualityCheck[];
+  /** Checks in the range. */
+  readonly total: number;
+  /**
+   * Set when windows were left out of `quality`: per check and bucket of this width it holds the
+   * rows with the lowest and the highest value, and the latest window's.
+   */
+  readonly bucketMs?: number;
 }
 
 /**
@@ -138,6 +199,14 @@ export interface DriftTotals {
   }[];
 }
 
+/** Timeline events in the range, of which `ReportData.retrain` may hold only the latest. */
+export interface TimelineTotals {
+  /** Every event: fired decisions, trained versions, stage transitions. */
+  readonly events: number;
+  /** Fired retrain decisions. */
+  readonly decisions: number;
+}
+
 export interface ReportData {
   readonly model: string;
   readonly from: EpochMs;
@@ -149,10 +218,19 @@ export interface ReportData {
   readonly distributions: readonly FeatureDistribution[];
   readonly performance: readonly PerformancePoint[];
   readonly retrain: readonly RetrainEvent[];
+  /**
+   * Counts over every timeline event of the range, for a `retrain` that holds only the latest
+   * (the warehouse reader reads MAX_TIMELINE_EVENTS). Absent: `retrain` holds every event.
+   */
+  readonly timelineTotals?: TimelineTotals;
   /** Training-serving skew per window and feature (absent: no skew-monitor data). */
   readonly skew?: readonly SkewPoint[];
+  /** Absent: `skew` holds every row, and the section sums them. */
+  readonly skewTotals?: SkewTotals;
   /** Data-quality expectations per window and feature (absent: none declared or no data). */
   readonly quality?: readonly QualityPoint[];
+  /** Absent: `quality` holds every row, and the section counts them. */
+  readonly qualityTotals?: QualityTotals;
   /**
    * The version in production at `to`, from every recorded stage transition up to then (the
    * model-controller's reading, rollbacks included), or as `productionVersion(data)` reads the

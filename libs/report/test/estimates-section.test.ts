@@ -74,7 +74,9 @@ describe('the estimated-vs-realized section of the report', () => {
       ['realized ROC AUC v2', false],
     ]);
     expect(kinds(auc)).toEqual(['realized', 'realized', 'estimated', 'estimated']);
-    expect(auc).toContain('current ROC AUC v2 2025-01-01 02:00:00Z: 0.8300 (estimated, label coverage 0.49)');
+    expect(auc).toContain(
+      'current ROC AUC \u2068v2\u2069 2025-01-01 02:00:00Z: 0.8300 (estimated, label coverage 0.49)',
+    );
     expect(chart(s, 'estimated-accuracy')).toContain('data-series="estimated accuracy v2"');
     const rows = [...s.matchAll(/<span class="tag (\w+)">/g)].map((m) => m[1]);
     expect(rows).toEqual(['realized', 'realized', 'estimated', 'estimated']);

@@ -1,13 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
   type DriftPoint,
+  MAX_CHART_MARKERS,
   MAX_CHART_VERSIONS,
+  MAX_MODEL_CARDS,
   MAX_REPORT_FEATURES,
+  MAX_TIMELINE_EVENTS,
+  modelCardVersions,
   type PerformancePoint,
   type ReportData,
+  type RetrainEvent,
   renderReport,
 } from '../src/index.js';
-import { downsample, lineChart, MAX_CHART_POINTS } from '../src/svg.js';
+import { downsample, lineChart, MAX_CHART_NAME, MAX_CHART_POINTS } from '../src/svg.js';
 
 const STEP = 300_000; // 5-minute windows, the drift-monitor's default
 const from = Date.UTC(2026, 0, 1);
@@ -66,8 +71,8 @@ describe('report page size: found by a review', () => {
       expect(figure).toContain('the lowest and the highest value per');
     }
     // The spike is one window of 2,016, in a bucket of several: still drawn, with its own value.
-    expect(chart(html, 'drift-psi')).toContain('feature_0 2026-01-05T06:50:00.000Z: 7.5</title>');
-    expect(chart(html, 'drift-ks')).toContain('feature_0 2026-01-05T06:50:00.000Z: 1.0e-9</title>');
+    expect(chart(html, 'drift-psi')).toContain('\u2068feature_0\u2069 2026-01-05T06:50:00.000Z: 7.5</title>');
+    expect(chart(html, 'drift-ks')).toContain('\u2068feature_0\u2069 2026-01-05T06:50:00.000Z: 1.0e-9</title>');
     expect(html.length).toBeLessThan(3_000_000);
   });
 
@@ -178,7 +183,7 @@ describe('lineChart: reduced series', () => {
       xDomain: [T, T + 324 * BUCKET],
       highlights: list[0]!.points.map((p) => ({ x: p.x, y: p.y, kind: 'current', label: `ring ${p.x}` })),
     });
-    for (const s of list) expect(svg).toContain(`<title>${s.name} ${newest}: 0.15</title>`);
+    for (const s of list) expect(svg).toContain(`<title>\u2068${s.name}\u2069 ${newest}: 0.15</title>`);
     expect(svg).toContain(`<title>ring ${T + 324 * BUCKET}</title>`);
     expect(count(svg, '<circle class="point"') + count(svg, '<circle class="highlight"')).toBeLessThanOrEqual(
       MAX_CHART_POINTS,
@@ -210,5 +215,95 @@ describe('lineChart: reduced series', () => {
     for (const id of ['drift-psi', 'drift-ks', 'drift-ks-statistic'])
       expect(chart(aggregated, id)).toContain('per 10 min the windows with the lowest and the highest statistic');
     expect(page({ to: from + 4 * STEP, drift, driftTotals: totals })).not.toContain('the highest statistic');
+  });
+});
+
+describe('the version timeline, bounded (found by a review)', () => {
+  // The reviewer's shape: 10,000 versions, each registered and moved through five stages (60,000
+  // events) — a table row each and a marker on every time chart: a 33 MB page.
+  const versions = 10_000;
+  const stages = ['SHADOW', 'CANARY', 'PRODUCTION', 'RETIRED', 'ROLLED_BACK'];
+  const to = from + 7 * 86_400_000;
+  const name = (v: number) => `v${String(v).padStart(6, '0')}`;
+  const retrain: RetrainEvent[] = [];
+  for (let v = 0; v < versions; v++) {
+    const t = from + Math.floor((v / versions) * (to - from));
+    retrain.push({ time: t, source: 'model', kind: 'PROMOTED', version: name(v), detail: 'roc_auc 0.91 > 0.90' });
+    for (const [k, kind] of stages.entries())
+      retrain.push({ time: t + (k + 1) * 1000, source: 'stage', kind, version: name(v), detail: 'policy:promotion' });
+  }
+  const performance: PerformancePoint[] = [0, 1].map((w) => ({
+    version: name(42),
+    windowStart: from + w * 3_600_000,
+    task: 'binary_classification',
+    predictions: 100,
+    labeled: 100,
+    labelCoverage: 1,
+    metrics: { accuracy: 0.9 },
+  }));
+
+  it(`lists the latest ${MAX_TIMELINE_EVENTS} events and marks at most ${MAX_CHART_MARKERS} per chart, saying so`, () => {
+    const html = page({ to, retrain, performance, productionVersion: name(7) });
+    expect(html.length).toBeLessThan(2_000_000);
+    expect(count(html.slice(html.indexOf('<table class="retrain">')), '<tr>')).toBe(MAX_TIMELINE_EVENTS + 1);
+    expect(html).toContain(`the latest ${MAX_TIMELINE_EVENTS} of 60000 timeline events; 59000 earlier ones left out`);
+    const performanceChart = chart(html, 'performance');
+    expect(count(performanceChart, 'class="marker"')).toBe(MAX_CHART_MARKERS);
+    // The charted versions' events first (v000042's and the production version's, early in the
+    // week), then the latest others.
+    expect(performanceChart).toContain('PRODUCTION \u2068v000007\u2069');
+    expect(performanceChart).toContain('SHADOW \u2068v000042\u2069');
+    expect(performanceChart).toContain('ROLLED_BACK \u2068v009999\u2069');
+    expect(performanceChart).not.toContain('\u2068v000100\u2069');
+    expect(html).toContain(`60000 timeline events: the time charts mark ${MAX_CHART_MARKERS}`);
+  });
+
+  it('counts every retrain decision when the reader read the latest events only', () => {
+    const html = page({ to, retrain: [], timelineTotals: { events: 7, decisions: 7 } });
+    expect(html).toContain('<span>retrain decisions</span><b>7</b>');
+  });
+
+  it(`writes the model cards of at most ${MAX_MODEL_CARDS} versions: production and charted first, then the latest events`, () => {
+    const chosen = modelCardVersions({
+      model: 'm',
+      from,
+      to,
+      generatedAt: to,
+      drift: [],
+      distributions: [],
+      performance,
+      retrain,
+      productionVersion: name(7),
+    });
+    expect(chosen.versions).toHaveLength(MAX_MODEL_CARDS);
+    expect(chosen.versions.slice(0, 4)).toEqual([name(7), name(42), name(9999), name(9998)]);
+    // The versions the page names: production, the charted one, those of the listed events.
+    expect(chosen.named).toBe(2 + Math.ceil(MAX_TIMELINE_EVENTS / 6));
+  });
+});
+
+describe('long names (found by a review)', () => {
+  it('repeats a cut name in tooltips and legends, and shows the whole name once, in the table', () => {
+    // Each point's tooltip repeated the name: 500 features named with 10,000 characters made a
+    // 322 MB page, 20,000 characters "Invalid string length".
+    const to = from + 24 * 3_600_000;
+    const names = Array.from({ length: 20 }, (_, i) => `f${i}_${'x'.repeat(20_000)}`);
+    const drift: DriftPoint[] = names.flatMap((feature) =>
+      Array.from({ length: 24 }, (_, w) => ({
+        feature,
+        method: 'psi',
+        version: 'v1',
+        windowStart: from + w * 3_600_000,
+        statistic: 0.1,
+        pValue: null,
+        threshold: 0.2,
+        drifted: false,
+      })),
+    );
+    const html = page({ to, drift });
+    expect(html.length).toBeLessThan(2_000_000);
+    for (const name of names) expect(html.split(name).length - 1).toBe(1);
+    expect(html).toContain(`<bdi>${names[3]}</bdi>`);
+    expect(chart(html, 'drift-psi')).toContain(`\u2068${names[3]!.slice(0, MAX_CHART_NAME - 1)}…\u2069 `);
   });
 });

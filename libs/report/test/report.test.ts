@@ -184,6 +184,54 @@ describe('renderReport: found by a review', () => {
     expect(html).toContain('<h1>Drift report · <bdi>fraud\u202Egnp.exe</bdi></h1>');
     expect(html).toContain('<td><bdi>amount</bdi></td>');
   });
+
+  it('leaves no bidi override outside an isolate: captions, legends, tooltips, markers, notes (found by a review)', () => {
+    // A feature `amount\u202E` rendered its caption "amount(0521=n tnerruc ;1v ,ciremun)"; 33 of 36
+    // overrides in a hostile page were outside <bdi>.
+    const R = '\u202E';
+    const d = sample();
+    const versions = ['v1', 'v2', 'v3', 'v4', `v5${R}`, `v6${R}`];
+    const html = renderReport({
+      ...d,
+      model: `fraud${R}`,
+      drift: versions.flatMap((version) => d.drift.map((r) => ({ ...r, feature: `amount${R}`, version }))),
+      distributions: [
+        {
+          feature: `amount${R}`,
+          kind: 'categorical',
+          version: `v1${R}`,
+          currentCount: 1250,
+          referenceCount: 2000,
+          bins: [{ label: `de${R}`, reference: 0.5, current: 0.1 }],
+        },
+      ],
+      performance: versions.map((version, k) => ({
+        version,
+        windowStart: d.from + k * 3_600_000,
+        task: 'binary_classification',
+        predictions: 10,
+        labeled: 10,
+        labelCoverage: 1,
+        metrics: { accuracy: 0.9, roc_auc: 0.8 },
+        scored: 10,
+        estimated: { accuracy: 0.9, roc_auc: 0.8 },
+      })),
+      retrain: [{ time: d.from + 1000, source: 'stage', kind: 'PRODUCTION', version: `v1${R}`, detail: `why${R}` }],
+      notes: [`reference profile of amount${R} (v1) is malformed (x); its distribution is left out`],
+    });
+    expect(html.split(R).length - 1).toBeGreaterThan(30);
+    // data-series and data-chart attributes name what was drawn for tests; a browser shows them nowhere.
+    const outside = html
+      .replaceAll(/ data-(series|chart)="[^"]*"/g, '')
+      .replaceAll(/<bdi>[^<]*<\/bdi>/g, '')
+      .replaceAll(/\u2068[^\u2068\u2069]*\u2069/g, '');
+    expect(outside.split(R).length - 1).toBe(0);
+    expect(html).toContain(
+      '<figcaption>\u2068amount\u202E\u2069 (categorical, \u2068v1\u202E\u2069; current n=1250)</figcaption>',
+    );
+    // Notes show the override as its escape, as stderr does.
+    expect(html).toContain('<p>reference profile of amount\\u202e (v1) is malformed');
+  });
 });
 
 describe('distributions', () => {

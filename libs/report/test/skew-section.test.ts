@@ -25,7 +25,8 @@ const point = (feature: string, k: number, version: string, compared: number, mi
   sampled: compared + 1,
   compared,
   mismatched,
-  meanAbsDiff: feature === 'amount' ? mismatched * 10 : null,
+  numericCompared: feature === 'amount' ? compared : 0,
+  absDiffSum: feature === 'amount' ? mismatched * 10 * compared : null,
   missingInStore: 1,
   missingInPrediction: 0,
   newerRow: 2,
@@ -50,12 +51,32 @@ describe('the skew section of the report', () => {
     expect(html).toContain('&lt;age&gt;');
     expect(html).not.toContain('<age>');
     const rows = [...html.matchAll(/<table class="skew">.*?<tbody>(.*?)<\/tbody>/gs)][0]![1]!.split('</tr>');
-    // amount: 40 mismatched of 80 compared; mean |diff| weighted by compared: (0·40 + 300·30 + 100·10) / 80.
+    // amount: 40 mismatched of 80 compared; mean |diff| = Σ|diff| / Σ numeric: (0·40 + 300·30 + 100·10) / 80.
     expect(rows[0]).toContain(
       '<td><bdi>amount</bdi></td><td class="num">83</td><td class="num">80</td><td class="num">0.5000</td><td class="num">125.0</td>',
     );
     expect(rows[1]).toContain(
       '<td><bdi>&lt;age&gt;</bdi></td><td class="num">51</td><td class="num">50</td><td class="num">0.0200</td><td class="num"></td>',
     );
+  });
+
+  it('pools mean |served − stored| over the numeric comparisons, as the dashboard does (found by a review)', () => {
+    // Windows (100 compared, 10 numeric, Σ|diff| 10) and (10, 10, 100): pooled 110 / 20 = 5.5; the
+    // windows' means weighted by all comparisons read (1·100 + 10·10) / 110 = 1.818.
+    const window = (k: number, compared: number, numericCompared: number, absDiffSum: number): SkewPoint => ({
+      feature: 'amount',
+      version: 'v1',
+      windowStart: t0 + k * H,
+      sampled: compared,
+      compared,
+      mismatched: numericCompared,
+      numericCompared,
+      absDiffSum,
+      missingInStore: 0,
+      missingInPrediction: 0,
+      newerRow: 0,
+    });
+    const html = renderReport(data([window(0, 100, 10, 10), window(1, 10, 10, 100)]));
+    expect(html).toContain('<td class="num">0.1818</td><td class="num">5.500</td>');
   });
 });

@@ -4,8 +4,19 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { featureDistribution, MAX_CHART_VERSIONS, MAX_REPORT_FEATURES, renderReport } from '@driftline/report';
-import { buildCategoricalProfile, buildNumericProfile } from '@driftline/stats';
+import {
+  featureDistribution,
+  MAX_CHART_VERSIONS,
+  MAX_REPORT_FEATURES,
+  MAX_TIMELINE_EVENTS,
+  type QualityPoint,
+  qualityChecks,
+  renderReport,
+  type SkewFeature,
+  type SkewPoint,
+  skewFeatures,
+} from '@driftline/report';
+import { buildCategoricalProfile, buildNumericProfile, type ReferenceProfile } from '@driftline/stats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type ClickHouse,
@@ -57,6 +68,36 @@ const perf = (model: string, version: string, ws: number, labeled: number, metri
   version: 1,
   computed_at: chTime(ws + H),
   ...metrics,
+});
+
+/** Version v1's reference (ref-1) of `model`: a profile per feature. */
+const insertProfiles = (model: string, profiles: Record<string, ReferenceProfile>) =>
+  ch.insert(
+    'reference_profiles',
+    Object.entries(profiles).map(([feature, profile]) => ({
+      model,
+      version: 'v1',
+      reference_id: 'ref-1',
+      feature,
+      kind: profile.kind,
+      profile: JSON.stringify(profile),
+      created_at: chTime(T0),
+    })),
+  );
+
+/** A labeled prediction of `model` v1 at `time` with `features`, labelled an hour after T0. */
+const labeled = (model: string, id: string, time: number, features: object, prediction: number) => ({
+  model,
+  model_version: 'v1',
+  prediction_id: id,
+  entity_id: 'e',
+  prediction_time: chTime(time),
+  label_time: chTime(T0 + H),
+  features: JSON.stringify(features),
+  prediction,
+  predicted_class: null,
+  label: 1,
+  joined_at: chTime(T0 + H),
 });
 
 beforeAll(async () => {
@@ -195,20 +236,7 @@ describe('the report read model', () => {
     const numeric = buildNumericProfile(amounts, { bins: 4, fineBins: 20 });
     const prediction = buildNumericProfile([0.1, 0.3, 0.5, 0.7, 0.9], { bins: 3, fineBins: 10 });
     const country = buildCategoricalProfile(['de', 'de', 'fr', 'es']);
-    await ch.insert(
-      'reference_profiles',
-      Object.entries({ amount: numeric, flag: numeric, country, __prediction__: prediction }).map(
-        ([feature, profile]) => ({
-          model,
-          version: 'v1',
-          reference_id: 'ref-1',
-          feature,
-          kind: profile.kind,
-          profile: JSON.stringify(profile),
-          created_at: chTime(T0),
-        }),
-      ),
-    );
+    await insertProfiles(model, { amount: numeric, flag: numeric, country, __prediction__: prediction });
     // Ints, doubles, booleans, strings, numbers where a category is expected, missing and null values.
     const features = [
       { amount: 3, flag: true, country: 'de' },
@@ -220,19 +248,7 @@ describe('the report read model', () => {
     ];
     await ch.insert(
       'labeled_predictions',
-      features.slice(0, 3).map((f, i) => ({
-        model,
-        model_version: 'v1',
-        prediction_id: `l${i}`,
-        entity_id: 'e',
-        prediction_time: chTime(T0 + i * 1000),
-        label_time: chTime(T0 + H),
-        features: JSON.stringify(f),
-        prediction: i / 4,
-        predicted_class: null,
-        label: 1,
-        joined_at: chTime(T0 + H),
-      })),
+      features.slice(0, 3).map((f, i) => labeled(model, `l${i}`, T0 + i * 1000, f, i / 4)),
     );
     await ch.insert(
       'unlabeled_predictions',
@@ -453,6 +469,210 @@ describe('the report read model', () => {
     );
     expect(psi).toContain('data-series="amount (v2)"');
     expect(html).toContain('show 4 (v2, v6, v5, v4: the production version first');
+  });
+
+  it('counts live booleans under the spelling of the reference profile, as the drift monitor keys them (found by a review)', async () => {
+    // A reference built by `driftline reference` from a pandas CSV lists True / False: read as
+    // true / false, every live boolean fell into "other" (current 100 % other).
+    const model = 'bools';
+    const pandas = buildCategoricalProfile(['True', 'False', 'True', 'False']);
+    const canonical = buildCategoricalProfile(['true', 'false', 'false']);
+    await insertProfiles(model, { flag: pandas, opted_in: canonical });
+    const live = [
+      { flag: true, opted_in: true },
+      { flag: true, opted_in: false },
+      { flag: true, opted_in: false },
+      { flag: false, opted_in: 'maybe' },
+    ];
+    await ch.insert(
+      'labeled_predictions',
+      live.map((f, i) => labeled(model, `b${i}`, T0 + i * 1000, f, 0.5)),
+    );
+    const data = await warehouseOn(ch).report({ model, from: T0, to: T0 + H });
+    expect(data.distributions).toEqual([
+      featureDistribution(
+        'flag',
+        'v1',
+        pandas,
+        new Map([
+          ['True', 3],
+          ['False', 1],
+        ]),
+      ),
+      featureDistribution(
+        'opted_in',
+        'v1',
+        canonical,
+        new Map([
+          ['true', 1],
+          ['false', 2],
+          ['maybe', 1],
+        ]),
+      ),
+    ]);
+    expect(data.distributions[0]?.bins.find((b) => b.label === 'other')?.current).toBe(0);
+  });
+
+  it('reads the latest MAX_TIMELINE_EVENTS timeline events and counts every one (found by a review)', async () => {
+    // Every decision, version and transition of the range was read, a table row and a marker on
+    // every chart each: 10,000 versions made a 33 MB page in six minutes.
+    const model = 'timeline';
+    const decisions = 5;
+    const transitions = MAX_TIMELINE_EVENTS + 100;
+    await ch.command(
+      `INSERT INTO ${ch.table('retrain_decisions')} (model, alert_id, model_version, decision, fired, reason, detail, decided_at)
+       SELECT 'timeline', concat('a', toString(number)), 'v0', 'fire', 1, 'fire', '', fromUnixTimestamp64Milli(toInt64(${T0} + number * 1000), 'UTC')
+       FROM numbers(${decisions})`,
+    );
+    await ch.insert(
+      'model_transitions',
+      Array.from({ length: transitions }, (_, i) => ({
+        ...transition(`v${i + 1}`, 'candidate', 'shadow', T0 + 60_000 + i * 1000),
+        model,
+      })),
+    );
+    const data = await warehouseOn(ch).report({ model, from: T0, to: T0 + 2 * H });
+    expect(data.retrain).toHaveLength(MAX_TIMELINE_EVENTS);
+    expect(data.timelineTotals).toEqual({ events: decisions + transitions, decisions });
+    // The latest, in time order: the decisions (first) and the earliest transitions are left out.
+    expect(data.retrain.at(-1)).toMatchObject({ version: `v${transitions}`, kind: 'SHADOW' });
+    expect(data.retrain[0]).toMatchObject({ version: `v${transitions - MAX_TIMELINE_EVENTS + 1}` });
+    const html = renderReport(data);
+    expect(html).toContain(`<span>retrain decisions</span><b>${decisions}</b>`);
+    expect(html).toContain(
+      `the latest ${MAX_TIMELINE_EVENTS} of ${decisions + transitions} timeline events; ${decisions + 100} earlier ones left out`,
+    );
+  });
+
+  it('aggregates data quality in SQL: every check counted as the rows say, the chart bounded (found by a review)', async () => {
+    // Every row was read: 5-minute windows × 50 features × 4 expectations over 90 days were 4.35 GB.
+    const model = 'quality-bounded';
+    const M5 = 300_000;
+    const windows = 600;
+    const start = Date.UTC(2026, 8, 1);
+    await ch.command(
+      `INSERT INTO ${ch.table('data_quality_windows')} (model, version, feature, expectation, scope, window_start, window_end, observed, bound, passed, computed_at)
+       SELECT '${model}', v, concat('f', toString(f)), e, '', ws, ws + toIntervalMinute(5), o, b, o <= b, ws
+       FROM (
+         SELECT w.number AS w, fs.number AS f, ['type', 'null_rate', 'range', 'cardinality'][es.number + 1] AS e,
+           ['v1', 'v2'][vs.number + 1] AS v, fromUnixTimestamp64Milli(toInt64(${start} + w * ${M5}), 'UTC') AS ws,
+           multiIf(e = 'cardinality', 100 + (w * 13 + f) % 50, f = 0 AND e = 'null_rate' AND w = 100 AND v = 'v1', 0.9,
+             f = 1 AND e = 'range' AND w = 200, nan, ((w * 7 + f + vs.number) % 10) / 100) AS o,
+           if(e = 'cardinality', 140, 0.05 + w / 1e6) AS b
+         FROM numbers(${windows}) AS w, numbers(3) AS fs, numbers(4) AS es, numbers(2) AS vs
+       )`,
+    );
+    const data = await warehouseOn(ch).report({ model, from: start, to: start + 7 * 86_400_000 });
+    // Independently: every row as it is stored, through the page's own ranking.
+    const points = await ch.select<QualityPoint>(
+      `SELECT feature, expectation, version, toFloat64(toUnixTimestamp64Milli(window_start)) AS windowStart, observed,
+         bound, toBool(passed) AS passed
+       FROM ${ch.table('data_quality_windows')} FINAL WHERE model = {model:String}`,
+      { model },
+    );
+    expect(points).toHaveLength(windows * 3 * 4 * 2);
+    expect(data.qualityTotals?.checks).toEqual(qualityChecks(points));
+    expect(data.qualityTotals?.total).toBe(12);
+    expect(data.qualityTotals?.bucketMs).toBe(Math.ceil((7 * 86_400_000) / 162));
+    // The chart's points: the shares only, ≤ 2 rows per ~62-minute bucket and per latest window, per check.
+    expect(new Set(data.quality?.map((q) => q.expectation))).toEqual(new Set(['type', 'null_rate', 'range']));
+    const buckets = Math.ceil((windows * M5) / (data.qualityTotals?.bucketMs ?? 1));
+    expect(data.quality?.length).toBeLessThanOrEqual(9 * (2 * buckets + 2));
+    expect(data.quality?.find((q) => q.observed === 0.9)).toMatchObject({
+      feature: 'f0',
+      expectation: 'null_rate',
+      version: 'v1',
+      windowStart: start + 100 * M5,
+      passed: false,
+    });
+    // The latest window as it is: both versions' rows, so the chart's worst version is there.
+    const series = data.quality?.filter((q) => q.feature === 'f2' && q.expectation === 'type') ?? [];
+    const lastWindow = series.filter((q) => q.windowStart === start + (windows - 1) * M5);
+    expect(lastWindow.map((q) => [q.version, q.observed]).sort()).toEqual([
+      ['v1', ((599 * 7 + 2) % 10) / 100],
+      ['v2', ((599 * 7 + 2 + 1) % 10) / 100],
+    ]);
+    const html = renderReport(data);
+    expect(html).toContain('per 62 min the windows with the lowest and the highest statistic');
+  });
+
+  it('pools the skew table as the rows pool: Σ|served − stored| / Σ numeric comparisons (found by a review)', async () => {
+    const model = 'skew-pooled';
+    const row = (w: number, partition: number, compared: number, numeric: number, diff: number) => ({
+      model,
+      model_version: 'v1',
+      window_start: chTime(T0 + w * H),
+      window_end: chTime(T0 + (w + 1) * H),
+      feature: 'amount',
+      source_topic: 'predictions.v1',
+      source_partition: partition,
+      through_offset: 1,
+      sampled: compared,
+      compared,
+      mismatched: numeric,
+      numeric_compared: numeric,
+      abs_diff_sum: diff,
+      missing_in_store: 0,
+      missing_in_prediction: 0,
+      newer_row: 0,
+      staleness_hist: [],
+      updated_at: chTime(T0 + w * H),
+    });
+    await ch.insert('skew_windows', [row(0, 0, 100, 10, 10), row(1, 0, 10, 10, 100), row(1, 1, 7, 3, 0.25)]);
+    const [pooled] = await ch.select<{ mean: number }>(
+      `SELECT sum(abs_diff_sum) / sum(numeric_compared) AS mean FROM ${ch.table('skew_windows')} FINAL WHERE model = {model:String}`,
+      { model },
+    );
+    const data = await warehouseOn(ch).report({ model, from: T0, to: T0 + 2 * H });
+    const html = renderReport(data);
+    const cells = html.slice(html.indexOf('<table class="skew">')).match(/<td class="num">([^<]*)<\/td>/g) ?? [];
+    expect(cells[3]).toBe(`<td class="num">${Number(pooled?.mean).toPrecision(4)}</td>`);
+    expect(Number(pooled?.mean)).toBeCloseTo(110.25 / 23, 12);
+  });
+
+  it('aggregates skew in SQL: every feature summed and pooled as the rows say, the chart bounded', async () => {
+    // Every (window, feature, version) row was read into memory, as the data-quality rows were.
+    const model = 'skew-bounded';
+    const M5 = 300_000;
+    const windows = 600;
+    const start = Date.UTC(2026, 8, 1);
+    await ch.command(
+      `INSERT INTO ${ch.table('skew_windows')} (model, model_version, window_start, window_end, feature, source_topic,
+         source_partition, through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum,
+         missing_in_store, missing_in_prediction, newer_row, staleness_hist, updated_at)
+       SELECT '${model}', ['v1', 'v2'][vs.number + 1], ws, ws + toIntervalMinute(5), concat('f', toString(fs.number)),
+         'predictions.v1', ps.number, 1, 20, 20, if(fs.number = 0 AND w.number = 100, 20, (w.number + fs.number) % 7),
+         10, if(fs.number = 1 AND w.number = 50, nan, (w.number % 13) / 4), 1, 0, ps.number, [], ws
+       FROM numbers(${windows}) AS w, numbers(3) AS fs, numbers(2) AS vs, numbers(2) AS ps
+       ARRAY JOIN [fromUnixTimestamp64Milli(toInt64(${start} + w.number * ${M5}), 'UTC')] AS ws`,
+    );
+    const data = await warehouseOn(ch).report({ model, from: start, to: start + 7 * 86_400_000 });
+    // Independently: every (window, feature, version), partitions summed, through the page's own pooling.
+    const points = await ch.select<SkewPoint>(
+      `SELECT feature, model_version AS version, toFloat64(toUnixTimestamp64Milli(window_start)) AS windowStart,
+         toFloat64(sum(sampled)) AS sampled, toFloat64(sum(compared)) AS compared, toFloat64(sum(mismatched)) AS mismatched,
+         toFloat64(sum(numeric_compared)) AS numericCompared, sum(abs_diff_sum) AS absDiffSum,
+         toFloat64(sum(missing_in_store)) AS missingInStore, toFloat64(sum(missing_in_prediction)) AS missingInPrediction,
+         toFloat64(sum(newer_row)) AS newerRow
+       FROM ${ch.table('skew_windows')} FINAL WHERE model = {model:String}
+       GROUP BY feature, model_version, window_start`,
+      { model },
+    );
+    expect(points).toHaveLength(windows * 3 * 2);
+    const rounded = (list: readonly SkewFeature[] | undefined) =>
+      list?.map((f) => ({ ...f, meanAbsDiff: f.meanAbsDiff === null ? null : Number(f.meanAbsDiff.toPrecision(12)) }));
+    expect(rounded(data.skewTotals?.features)).toEqual(rounded(skewFeatures(points)));
+    expect(data.skewTotals?.features[0]).toMatchObject({ feature: 'f0', compared: windows * 2 * 40 });
+    expect(data.skewTotals?.total).toBe(3);
+    expect(data.skewTotals?.bucketMs).toBe(Math.ceil((7 * 86_400_000) / 162));
+    // The chart's windows: ≤ 2 per ~62-minute bucket and the latest, per feature, each with its versions.
+    const buckets = Math.ceil((windows * M5) / (data.skewTotals?.bucketMs ?? 1));
+    expect(data.skew?.length).toBeLessThanOrEqual(3 * (2 * buckets + 1) * 2);
+    expect(data.skew?.filter((p) => p.feature === 'f0' && p.windowStart === start + 100 * M5)).toHaveLength(2);
+    expect(data.skew?.filter((p) => p.windowStart === start + (windows - 1) * M5)).toHaveLength(3 * 2);
+    const html = renderReport(data);
+    const skewChart = html.slice(html.indexOf('data-chart="skew-share"'));
+    expect(skewChart).toContain('per 62 min the windows with the lowest and the highest statistic');
   });
 
   it('says when the range holds no data for the model (an unknown --model made an empty page)', async () => {

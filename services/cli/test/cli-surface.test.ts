@@ -7,12 +7,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { DriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import { dlqOptions, dlqUsage } from '../src/commands/dlq.js';
 import { driftOptions, driftUsage } from '../src/commands/drift.js';
 import { modelCardOptions, modelCardUsage } from '../src/commands/model-card.js';
 import { referenceOptions, referenceUsage } from '../src/commands/reference.js';
 import { reportOptions, reportUsage } from '../src/commands/report.js';
+import { describeError } from '../src/describe-error.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -54,6 +56,22 @@ describe('--help shows every option', () => {
     ['dlq', dlqOptions, dlqUsage],
   ] as const)('%s', (_name, options, usage) => {
     for (const option of Object.keys(options)) expect(usage).toContain(`--${option}`);
+  });
+});
+
+describe('exit codes are documented as they are given (found by a review)', () => {
+  it('3 covers a model or version the warehouse does not hold: --help, model-card --help, the README', async () => {
+    // `model-card --version nope` exits 3, which --help described as "a file that cannot be read or parsed".
+    const notFound = describeError(new DriftlineError('NOT_FOUND', 'nothing recorded for model m version nope'), 'x');
+    expect(notFound.code).toBe(3);
+    const { stdout } = await driftline('--help');
+    expect(stdout.replaceAll(/\s+/g, ' ')).toContain(
+      '3 input data (a file that cannot be read or parsed, or a model or version the warehouse does not hold)',
+    );
+    expect(modelCardUsage).toContain('exits 3');
+    const readme = readFileSync(join(root, 'services/cli/README.md'), 'utf8');
+    const row = readme.split('\n').find((l) => l.startsWith('| 3 '));
+    expect(row).toContain('a model or version the warehouse does not hold');
   });
 });
 

@@ -2,11 +2,22 @@
 // ClickHouse shared through `driftline clickhouse serve`: defects found by a review.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { MAX_MODEL_CARDS, MAX_TIMELINE_EVENTS, modelCardFileName } from '@driftline/report';
 import { type ClickHouse, chTime, createClickHouse, migrate, migrations } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -158,6 +169,70 @@ describe('driftline report (found by a review)', () => {
     expect(stderr).toContain(`note: ${note}\n`);
     expect(readFileSync(out, 'utf8')).toContain(`<p>${note}</p>`);
   });
+});
+
+describe('driftline report: model cards beside the page (found by a review)', () => {
+  it('never writes a card through a symbolic link planted at its name', async () => {
+    // The names are predictable: a link at one made the report overwrite whatever it pointed to.
+    const dir = mkdtempSync(join(work, 'linked-'));
+    const precious = join(work, `precious-${randomUUID()}.txt`);
+    writeFileSync(precious, 'keep me');
+    const card = join(dir, modelCardFileName(MODEL, VERSION));
+    symlinkSync(precious, card);
+    const out = join(dir, 'report.html');
+    const { code, stderr } = await driftline(['report', '--model', MODEL, ...range, '--out', out], served());
+    expect(readFileSync(precious, 'utf8')).toBe('keep me');
+    expect(lstatSync(card).isSymbolicLink()).toBe(true);
+    expect([code, stderr]).toEqual([
+      2,
+      expect.stringContaining(`cannot write the model card ${card} (it is a symbolic link`),
+    ]);
+    // The page came first, and stands.
+    expect(readFileSync(out, 'utf8')).toContain('</html>');
+  });
+
+  it(`writes at most ${MAX_MODEL_CARDS} cards, after the page, and says so on the page and on stderr`, async () => {
+    // One card per version of the range, ~7 queries each, before the page: 10,000 versions took six minutes.
+    const model = 'many versions';
+    const versions = MAX_TIMELINE_EVENTS + 30;
+    await ch.insert(
+      'model_transitions',
+      Array.from({ length: versions }, (_, i) => ({
+        model,
+        version: `v${String(i).padStart(4, '0')}`,
+        from_stage: 'candidate',
+        to_stage: 'shadow',
+        at: chTime(T0 + H + i * 1000),
+        decided_by: 'policy:promotion',
+        reason: 'evidence',
+        detail: '',
+        evidence: '',
+        canary_share: null,
+        previous_version: null,
+        recorded_at: chTime(T0 + H + i * 1000),
+      })),
+    );
+    const dir = mkdtempSync(join(work, 'many-'));
+    const out = join(dir, 'report.html');
+    const { code, stderr } = await driftline(['report', '--model', model, ...range, '--out', out], served());
+    expect(code).toBe(0);
+    const cards = readdirSync(dir).filter((f) => f.startsWith('model-card-'));
+    expect(cards).toHaveLength(MAX_MODEL_CARDS);
+    // The latest versions' cards.
+    expect(cards).toContain(modelCardFileName(model, `v${String(versions - 1).padStart(4, '0')}`));
+    expect(cards).not.toContain(modelCardFileName(model, 'v0000'));
+    // The page names the versions of the latest MAX_TIMELINE_EVENTS events.
+    const note = `model cards for ${MAX_MODEL_CARDS} of the ${MAX_TIMELINE_EVENTS} versions the page names`;
+    expect(stderr).toContain(
+      `note: the timeline lists the latest ${MAX_TIMELINE_EVENTS} of ${versions} events (decisions, versions, stages)\n`,
+    );
+    expect(stderr).toContain(`note: ${note}`);
+    expect(stderr).toContain(`note: reading model cards 1-10 of ${MAX_MODEL_CARDS}`);
+    expect(stderr).toContain(`"model_cards":${MAX_MODEL_CARDS}`);
+    const html = readFileSync(out, 'utf8');
+    expect(html).toContain(note);
+    expect([...html.matchAll(/<a href="/g)]).toHaveLength(MAX_MODEL_CARDS);
+  }, 120_000);
 });
 
 describe('report and model-card only read (found by a review)', () => {

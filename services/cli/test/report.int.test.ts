@@ -192,7 +192,7 @@ describe('driftline report', () => {
       held.current
         .map(
           (c) =>
-            `current ROC AUC ${c.version} ${iso(c.ws)}: ${c.value.toFixed(4)} (${c.kind}, label coverage ${c.coverage.toFixed(2)})`,
+            `current ROC AUC \u2068${c.version}\u2069 ${iso(c.ws)}: ${c.value.toFixed(4)} (${c.kind}, label coverage ${c.coverage.toFixed(2)})`,
         )
         .sort(),
     );

@@ -1,5 +1,5 @@
 import { toDriftlineError } from '@driftline/core';
-import { isPredictionFeature, PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
+import { booleanSpellingOf, isPredictionFeature, PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
 import { type Stage, usableTransitions, viewOf } from '@driftline/policy';
 import {
   chartedVersions,
@@ -8,15 +8,20 @@ import {
   type FeatureDistribution,
   featureDistribution,
   featuresByDrift,
+  latestEvents,
   MAX_REPORT_FEATURES,
+  MAX_TIMELINE_EVENTS,
   type PerformancePoint,
-  type ProfileView,
   productionVersion,
   type QualityPoint,
+  type QualityTotals,
   type ReportData,
   type RetrainEvent,
   type SkewPoint,
+  type SkewTotals,
+  type TimelineTotals,
 } from '@driftline/report';
+import type { ReferenceProfile } from '@driftline/stats';
 import type { ClickHouse, QueryParams } from '../client.js';
 import { parseStoredProfile } from '../tables/reference-profiles.js';
 import { SKEW_WINDOW_TABLES, skewWindowRows } from '../tables/skew-windows.js';
@@ -211,7 +216,10 @@ async function currentVersion(ch: ClickHouse, r: ReportRange, tables: ReadonlySe
  * Current values of the features `{names:Array(String)}` (ARRAY JOINed as `f`, beside `{edges:…}`
  * as `e` for numeric ones): the predictions of the version in the range that were joined to a label
  * or expired without one (the label-joiner's tables are where prediction features are kept).
- * `__prediction__` / `__predicted_class__` are the prediction columns themselves. One scan for every
+ * `__prediction__` / `__predicted_class__` are the prediction columns themselves. A categorical
+ * feature's booleans are spelled as its profile spells them (`{trues:…}` / `{falses:…}` as `bt` /
+ * `bf`, libs/drift booleanSpellingOf), as the drift monitor keys them: read as `true` / `false`, a
+ * profile from a pandas CSV (`True` / `False`) charted every live boolean as "other". One scan for every
  * feature of a kind: a query per feature was thousands of scans of the same rows on a wide model.
  */
 function currentValuesSql(
@@ -228,7 +236,8 @@ function currentValuesSql(
           JSONType(features, f) = 'Bool', toFloat64(JSONExtractBool(features, f)), NULL)`
       : `multiIf(f = '__prediction__', toString(prediction), f = '__predicted_class__', predicted_class,
           JSONType(features, f) = 'String', JSONExtractString(features, f),
-          JSONType(features, f) IN ('Int64', 'UInt64', 'Double', 'Bool'), JSONExtractRaw(features, f), NULL)`;
+          JSONType(features, f) = 'Bool', if(JSONExtractBool(features, f), bt, bf),
+          JSONType(features, f) IN ('Int64', 'UInt64', 'Double'), JSONExtractRaw(features, f), NULL)`;
   const rowsOf = sources
     .map(
       (t) => `SELECT features, prediction, predicted_class FROM ${ch.table(t)} FINAL
@@ -238,7 +247,7 @@ function currentValuesSql(
   const joined =
     kind === 'numeric'
       ? '{names:Array(String)} AS f, {edges:Array(Array(Float64))} AS e'
-      : '{names:Array(String)} AS f';
+      : '{names:Array(String)} AS f, {trues:Array(String)} AS bt, {falses:Array(String)} AS bf';
   return `SELECT f, ${kind === 'numeric' ? 'e, ' : ''}${value} AS v FROM (${rowsOf}) ARRAY JOIN ${joined}`;
 }
 
@@ -268,7 +277,7 @@ async function loadDistributions(
       profiles.map((p) => p.feature),
     ).slice(0, MAX_REPORT_FEATURES),
   );
-  const views: Array<{ feature: string; view: ProfileView }> = [];
+  const views: Array<{ feature: string; view: ReferenceProfile }> = [];
   for (const p of profiles) {
     if (!shown.has(p.feature) && !isPredictionFeature(p.feature)) continue;
     try {
@@ -281,7 +290,9 @@ async function loadDistributions(
   }
   const params = { ...RANGE_PARAMS(r), version };
   const numeric = views.flatMap((x) => (x.view.kind === 'numeric' ? [{ feature: x.feature, view: x.view }] : []));
-  const categorical = views.filter((x) => x.view.kind === 'categorical').map((x) => x.feature);
+  const categorical = views.flatMap((x) =>
+    x.view.kind === 'categorical' ? [{ feature: x.feature, booleans: booleanSpellingOf(x.view) }] : [],
+  );
   const numericSql = currentValuesSql(ch, 'numeric', tables);
   const categoricalSql = currentValuesSql(ch, 'categorical', tables);
   // Counts by feature: per bin index (right-closed bins on the reference's coarse edges: the
@@ -304,7 +315,12 @@ async function loadDistributions(
     const list = await rows<{ f: string; v: string; n: number }>(
       ch,
       `SELECT f, v, count() AS n FROM (${categoricalSql}) WHERE v IS NOT NULL GROUP BY f, v`,
-      { ...params, names: categorical },
+      {
+        ...params,
+        names: categorical.map((x) => x.feature),
+        trues: categorical.map((x) => x.booleans.true),
+        falses: categorical.map((x) => x.booleans.false),
+      },
     );
     for (const c of list) {
       const m = (counts.get(c.f) as Map<string, number> | undefined) ?? new Map<string, number>();
@@ -389,18 +405,60 @@ function estimateFields(
   };
 }
 
-async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<Table>): Promise<RetrainEvent[]> {
+/**
+ * The latest MAX_TIMELINE_EVENTS rows of `table` matching `where` (the newest first: each source
+ * is cut to the bound before the three are merged) and how many match in all.
+ */
+async function latestRows<T>(
+  ch: ClickHouse,
+  r: ReportRange,
+  table: Table,
+  columns: string,
+  where: string,
+  time: string,
+): Promise<{ list: T[]; total: number }> {
+  const from = `FROM ${ch.table(table)} FINAL WHERE model = {model:String} AND ${where} AND ${IN_RANGE(time)}`;
+  const [count] = await rows<{ n: number | string }>(ch, `SELECT count() AS n ${from}`, RANGE_PARAMS(r));
+  const list = await rows<T>(
+    ch,
+    `SELECT ${columns} ${from} ORDER BY ${time} DESC LIMIT ${MAX_TIMELINE_EVENTS}`,
+    RANGE_PARAMS(r),
+  );
+  return { list, total: Number(count?.n ?? 0) };
+}
+
+/**
+ * The range's timeline, bounded: the latest MAX_TIMELINE_EVENTS events (what the page lists and
+ * marks), and counts of every one. Every decision, version and transition of the range was read:
+ * 10,000 versions, 60,000 events, and the report and its cards took six minutes.
+ */
+async function loadRetrain(
+  ch: ClickHouse,
+  r: ReportRange,
+  tables: ReadonlySet<Table>,
+): Promise<{ retrain: RetrainEvent[]; totals: TimelineTotals }> {
   const out: RetrainEvent[] = [];
+  let events = 0;
+  let decisions = 0;
   if (tables.has('retrain_decisions')) {
     // Fired decisions only: holds (duplicate, sustaining, cooldown…) are the policy working as meant.
-    const list = await rows<{ t: number; version: string; reason: string; detail: string; request_id: string | null }>(
+    const { list, total } = await latestRows<{
+      t: number;
+      version: string;
+      reason: string;
+      detail: string;
+      request_id: string | null;
+    }>(
       ch,
-      `SELECT toUnixTimestamp64Milli(decided_at) AS t, model_version AS version, reason, detail, request_id
-       FROM ${ch.table('retrain_decisions')} FINAL
-       WHERE model = {model:String} AND decision = 'fire' AND ${IN_RANGE('decided_at')} ORDER BY decided_at`,
-      RANGE_PARAMS(r),
+      r,
+      'retrain_decisions',
+      'toUnixTimestamp64Milli(decided_at) AS t, model_version AS version, reason, detail, request_id',
+      "decision = 'fire'",
+      'decided_at',
     );
-    for (const x of list) {
+    events += total;
+    decisions = total;
+    for (const x of list.reverse()) {
       const detail = [x.reason, x.detail, x.request_id === null ? '' : `request ${x.request_id}`]
         .filter((s) => s !== '')
         .join(' · ');
@@ -409,14 +467,16 @@ async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<T
   }
   if (tables.has('model_versions')) {
     // One row per trained version (trainer): PROMOTED or REJECTED, at its training time.
-    const list = await rows<{ t: number; version: string; status: string; reason: string }>(
+    const { list, total } = await latestRows<{ t: number; version: string; status: string; reason: string }>(
       ch,
-      `SELECT toUnixTimestamp64Milli(registered_at) AS t, version, status, promotion_reason AS reason
-       FROM ${ch.table('model_versions')} FINAL
-       WHERE model = {model:String} AND ${IN_RANGE('registered_at')} ORDER BY registered_at`,
-      RANGE_PARAMS(r),
+      r,
+      'model_versions',
+      'toUnixTimestamp64Milli(registered_at) AS t, version, status, promotion_reason AS reason',
+      '1',
+      'registered_at',
     );
-    for (const x of list) {
+    events += total;
+    for (const x of list.reverse()) {
       out.push({
         time: Number(x.t),
         source: 'model',
@@ -428,7 +488,7 @@ async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<T
   }
   if (tables.has('model_transitions')) {
     // The version timeline: every stage a version entered (shadow, canary, production, rolled back…).
-    const list = await rows<{
+    const { list, total } = await latestRows<{
       t: number;
       version: string;
       to_stage: string;
@@ -438,12 +498,14 @@ async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<T
       previous_version: string | null;
     }>(
       ch,
-      `SELECT toUnixTimestamp64Milli(at) AS t, version, to_stage, decided_by, reason, detail, previous_version
-       FROM ${ch.table('model_transitions')} FINAL
-       WHERE model = {model:String} AND ${IN_RANGE('at')} ORDER BY at`,
-      RANGE_PARAMS(r),
+      r,
+      'model_transitions',
+      'toUnixTimestamp64Milli(at) AS t, version, to_stage, decided_by, reason, detail, previous_version',
+      '1',
+      'at',
     );
-    for (const x of list) {
+    events += total;
+    for (const x of list.reverse()) {
       out.push({
         time: Number(x.t),
         source: 'stage',
@@ -454,73 +516,237 @@ async function loadRetrain(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<T
       });
     }
   }
-  return out.sort((a, b) => a.time - b.time);
+  return { retrain: latestEvents(out, MAX_TIMELINE_EVENTS), totals: { events, decisions } };
 }
 
 /**
- * Skew per (window, feature, version), the source partitions and logs summed (skew_windows keeps one
- * row per partition and log), from `tables`: those of SKEW_WINDOW_TABLES the database has.
+ * Skew aggregated in SQL, as the drift rows are: per feature (windows, versions, source partitions
+ * and logs summed; skew_windows keeps one row per partition and log) the MAX_REPORT_FEATURES with
+ * the largest share mismatched (`skewFeatures` of libs/report ranks and pools them the same way),
+ * and for the chart, per listed feature and bucket of the range the windows with the lowest and
+ * the highest share (versions summed), the latest window as it is — as rows per (window, feature,
+ * version). `tables`: those of SKEW_WINDOW_TABLES the database has. Every row was read.
  */
 async function loadSkew(
   ch: ClickHouse,
   r: ReportRange,
   tables: ReadonlyArray<(typeof SKEW_WINDOW_TABLES)[number]>,
-): Promise<SkewPoint[]> {
-  const list = await rows<Record<string, number | string | null>>(
-    ch,
-    `SELECT feature, model_version AS version, toUnixTimestamp64Milli(window_start) AS ws, sum(sampled) AS sampled,
-       sum(compared) AS compared, sum(mismatched) AS mismatched, sum(numeric_compared) AS numeric_compared,
-       sum(abs_diff_sum) AS abs_diff_sum, sum(missing_in_store) AS missing_in_store,
-       sum(missing_in_prediction) AS missing_in_prediction, sum(newer_row) AS newer_row
+): Promise<{ skew: SkewPoint[]; totals: SkewTotals | undefined }> {
+  const perWindow = `SELECT feature, model_version AS version, toUnixTimestamp64Milli(window_start) AS ws,
+       sum(sampled) AS sampled, sum(compared) AS compared, sum(mismatched) AS mismatched,
+       sum(numeric_compared) AS numeric_compared, sum(abs_diff_sum) AS abs_diff_sum,
+       sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
+       sum(newer_row) AS newer_row
      FROM (${skewWindowRows((name) => ch.table(name), `model = {model:String} AND ${IN_RANGE('window_start')}`, tables)})
-     GROUP BY window_start, feature, model_version
-     ORDER BY window_start, feature, version`,
+     GROUP BY window_start, feature, model_version`;
+  const [count] = await rows<{ n: number | string }>(
+    ch,
+    `SELECT uniqExact(feature) AS n FROM (${perWindow})`,
     RANGE_PARAMS(r),
   );
-  return list.map((x) => ({
+  const total = Number(count?.n ?? 0);
+  if (total === 0) return { skew: [], totals: undefined };
+  // A (window, version) whose Σ|diff| is NaN or ±Inf (JSON null) counts for neither sum.
+  const pooled = 'isFinite(abs_diff_sum) AND numeric_compared > 0';
+  const features = await rows<{
+    feature: string;
+    sampled_sum: number | string;
+    compared_sum: number | string;
+    share: number | null;
+    mean_abs_diff: number | null;
+    missing_in_store_sum: number | string;
+    missing_in_prediction_sum: number | string;
+    newer_row_sum: number | string;
+    windows: number | string;
+  }>(
+    ch,
+    // Aliases unlike the columns: ClickHouse reads a column name as the alias that shadows it.
+    `SELECT feature, sum(sampled) AS sampled_sum, sum(compared) AS compared_sum,
+       if(compared_sum = 0, NULL, sum(mismatched) / compared_sum) AS share,
+       if(sumIf(numeric_compared, ${pooled}) = 0, NULL,
+          sumIf(abs_diff_sum, ${pooled}) / sumIf(numeric_compared, ${pooled})) AS mean_abs_diff,
+       sum(missing_in_store) AS missing_in_store_sum, sum(missing_in_prediction) AS missing_in_prediction_sum,
+       sum(newer_row) AS newer_row_sum, uniqExactIf(ws, compared > 0) AS windows
+     FROM (${perWindow})
+     GROUP BY feature
+     ORDER BY ifNull(share, -1) DESC, feature
+     LIMIT ${MAX_REPORT_FEATURES}`,
+    RANGE_PARAMS(r),
+  );
+  const bucketMs = Math.max(1, Math.ceil((r.to - r.from) / DRIFT_BUCKETS));
+  const listed = features.map((f) => f.feature);
+  const list = await rows<Record<string, number | string | null>>(
+    ch,
+    `SELECT * FROM (${perWindow})
+     WHERE feature IN {features:Array(String)} AND (feature, ws) IN (
+       SELECT feature, arrayJoin(if(lowest.1 = highest.1, [lowest.1], [lowest.1, highest.1])) FROM (
+         SELECT feature, argMin(tuple(ws, share), tuple(share, ws)) AS lowest,
+           argMax(tuple(ws, share), tuple(share, -ws)) AS highest
+         FROM (
+           SELECT feature, ws, share, max(ws) OVER (PARTITION BY feature) AS last
+           FROM (
+             SELECT feature, ws, sum(mismatched) / sum(compared) AS share FROM (${perWindow})
+             WHERE feature IN {features:Array(String)} GROUP BY feature, ws HAVING sum(compared) > 0
+           )
+         )
+         GROUP BY feature, if(ws = last, -1, intDiv(ws - {from:Int64}, {bucket:Int64}))
+       )
+     )
+     ORDER BY ws, feature, version`,
+    { ...RANGE_PARAMS(r), features: listed, bucket: bucketMs },
+  );
+  const skew = list.map((x) => ({
     feature: String(x.feature),
     version: String(x.version),
     windowStart: Number(x.ws),
     sampled: Number(x.sampled),
     compared: Number(x.compared),
     mismatched: Number(x.mismatched),
-    meanAbsDiff:
-      Number(x.numeric_compared) === 0 || x.abs_diff_sum === null
-        ? null
-        : Number(x.abs_diff_sum) / Number(x.numeric_compared),
+    numericCompared: Number(x.numeric_compared),
+    absDiffSum: x.abs_diff_sum === null ? null : Number(x.abs_diff_sum),
     missingInStore: Number(x.missing_in_store),
     missingInPrediction: Number(x.missing_in_prediction),
     newerRow: Number(x.newer_row),
   }));
+  const charted = new Set(skew.filter((p) => p.compared > 0).map((p) => `${p.feature}\u0000${p.windowStart}`));
+  const kept = new Map<string, number>();
+  for (const key of charted) {
+    const feature = key.slice(0, key.indexOf('\u0000'));
+    kept.set(feature, (kept.get(feature) ?? 0) + 1);
+  }
+  const aggregated = features.some((f) => (kept.get(f.feature) ?? 0) < Number(f.windows));
+  const num = (v: number | string | null) => (v === null ? null : Number(v));
+  return {
+    skew,
+    totals: {
+      features: features.map((f) => ({
+        feature: f.feature,
+        sampled: Number(f.sampled_sum),
+        compared: Number(f.compared_sum),
+        share: num(f.share),
+        meanAbsDiff: num(f.mean_abs_diff),
+        missingInStore: Number(f.missing_in_store_sum),
+        missingInPrediction: Number(f.missing_in_prediction_sum),
+        newerRow: Number(f.newer_row_sum),
+      })),
+      total,
+      ...(aggregated ? { bucketMs } : {}),
+    },
+  };
 }
 
-/** Data-quality expectations of the model's prediction features per window (the drift-monitor's rows). */
-async function loadQuality(ch: ClickHouse, r: ReportRange): Promise<QualityPoint[]> {
-  const list = await rows<{
-    feature: string;
-    expectation: string;
-    version: string;
-    ws: number;
-    observed: number | null;
-    bound: number;
-    passed: number;
-  }>(
+/** The data-quality expectations that are shares, the ones the page charts (libs/report). */
+const QUALITY_SHARES = ['type', 'null_rate', 'range', 'categories'];
+
+/**
+ * Data-quality expectations of the model's features, aggregated in SQL as the drift rows are: per
+ * check (feature · expectation) its windows, failures, worst finite value and first bound, the
+ * MAX_REPORT_FEATURES that failed most (`qualityChecks` of libs/report ranks them the same way); and
+ * for the chart, per charted check and bucket of the range the rows with the lowest and the highest
+ * value (the page charts the worst version per window), the latest window as it is. Every row was
+ * read: 5-minute windows × 50 features × 4 expectations over 90 days were 4.35 GB.
+ */
+async function loadQuality(
+  ch: ClickHouse,
+  r: ReportRange,
+): Promise<{ quality: QualityPoint[]; totals: QualityTotals | undefined }> {
+  const table = ch.table('data_quality_windows');
+  const where = `model = {model:String} AND ${IN_RANGE('window_start')}`;
+  const [count] = await rows<{ n: number | string }>(
     ch,
-    `SELECT feature, expectation, version, toUnixTimestamp64Milli(window_start) AS ws, observed, bound, passed
-     FROM ${ch.table('data_quality_windows')} FINAL
-     WHERE model = {model:String} AND ${IN_RANGE('window_start')}
-     ORDER BY window_start, feature, expectation, version`,
+    `SELECT uniqExact(feature, expectation) AS n FROM ${table} WHERE ${where}`,
     RANGE_PARAMS(r),
   );
-  return list.map((x) => ({
-    feature: x.feature,
-    expectation: x.expectation,
-    version: x.version,
-    windowStart: Number(x.ws),
-    observed: x.observed === null ? null : Number(x.observed),
-    bound: Number(x.bound),
-    passed: Number(x.passed) === 1,
-  }));
+  const total = Number(count?.n ?? 0);
+  if (total === 0) return { quality: [], totals: undefined };
+  const checks = await rows<{
+    feature: string;
+    expectation: string;
+    windows: number | string;
+    failed: number | string;
+    worst: number | null;
+    bound: number;
+    last: number | string;
+  }>(
+    ch,
+    `SELECT feature, expectation, count() AS windows, countIf(passed = 0) AS failed,
+       maxIfOrNull(observed, isFinite(observed)) AS worst, argMin(bound, tuple(window_start, version)) AS bound,
+       toUnixTimestamp64Milli(max(window_start)) AS last
+     FROM ${table} FINAL WHERE ${where}
+     GROUP BY feature, expectation
+     ORDER BY failed DESC, feature, expectation
+     LIMIT ${MAX_REPORT_FEATURES}`,
+    RANGE_PARAMS(r),
+  );
+  const charted = checks.filter((c) => QUALITY_SHARES.includes(c.expectation));
+  const bucketMs = Math.max(1, Math.ceil((r.to - r.from) / DRIFT_BUCKETS));
+  // A row as a tuple (time, observed, version, bound, passed), so the two kept per bucket keep
+  // their own values; NaN and ±Inf count as neither extreme (a bucket of only those keeps one).
+  // Rows, not each window's worst version first: that grouping per window held 700 MB.
+  const row = 'tuple(toUnixTimestamp64Milli(window_start), observed, version, bound, passed)';
+  const finite = 'if(isFinite(observed), observed, 0)';
+  const key = "concat(feature, '\\0', expectation)";
+  const list =
+    charted.length === 0
+      ? []
+      : await rows<{
+          feature: string;
+          expectation: string;
+          ws: number;
+          observed: number | null;
+          version: string;
+          bound: number;
+          passed: number;
+          dropped: number | string;
+        }>(
+          ch,
+          `SELECT feature, expectation, kept.1 AS ws, kept.2 AS observed, kept.3 AS version, kept.4 AS bound,
+             kept.5 AS passed, measured - length(pair) AS dropped
+           FROM (
+             SELECT feature, expectation, count() AS measured,
+               argMin(${row}, tuple(NOT isFinite(observed), ${finite}, window_start)) AS lowest,
+               argMax(${row}, tuple(isFinite(observed), ${finite}, -toUnixTimestamp64Milli(window_start))) AS highest,
+               if(lowest.1 = highest.1 AND lowest.3 = highest.3, [lowest], [lowest, highest]) AS pair
+             FROM ${table} FINAL
+             WHERE ${where} AND ${key} IN {keys:Array(String)}
+             GROUP BY feature, expectation,
+               if(toUnixTimestamp64Milli(window_start) = transform(${key}, {keys:Array(String)}, {lasts:Array(Int64)}, toInt64(0)), -1,
+                  intDiv(toUnixTimestamp64Milli(window_start) - {from:Int64}, {bucket:Int64})) AS bucket
+           )
+           ARRAY JOIN pair AS kept
+           ORDER BY ws, feature, expectation`,
+          {
+            ...RANGE_PARAMS(r),
+            keys: charted.map((c) => `${c.feature}\0${c.expectation}`),
+            lasts: charted.map((c) => Number(c.last)),
+            bucket: bucketMs,
+          },
+        );
+  const aggregated = list.some((x) => Number(x.dropped) > 0);
+  return {
+    quality: list.map((x) => ({
+      feature: x.feature,
+      expectation: x.expectation,
+      version: x.version,
+      windowStart: Number(x.ws),
+      // NaN and ±Inf arrive as JSON null: kept null, never Number(null) = 0.
+      observed: x.observed === null ? null : Number(x.observed),
+      bound: Number(x.bound),
+      passed: Number(x.passed) === 1,
+    })),
+    totals: {
+      checks: checks.map((c) => ({
+        feature: c.feature,
+        expectation: c.expectation,
+        windows: Number(c.windows),
+        failed: Number(c.failed),
+        worst: c.worst === null ? null : Number(c.worst),
+        bound: Number(c.bound),
+      })),
+      total,
+      ...(aggregated ? { bucketMs } : {}),
+    },
+  };
 }
 
 /**
@@ -580,7 +806,7 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
   // First: the drift charts draw the production version's series whatever the others — the
   // version the page names, by the page's own rule (a model without stage transitions: its
   // trainer's last PROMOTED).
-  const retrain = await loadRetrain(ch, range, tables);
+  const { retrain, totals: timelineTotals } = await loadRetrain(ch, range, tables);
   const transitionsProduction = tables.has('model_transitions') ? await productionAt(ch, range) : undefined;
   const production = productionVersion({
     retrain,
@@ -593,11 +819,15 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
   const performance = tables.has('performance_windows') ? await loadPerformance(ch, range, notes) : [];
   // A database not yet migrated to 0670 (the report only reads) has the first logs' rows alone.
   const skewTables = SKEW_WINDOW_TABLES.filter((t) => tables.has(t));
-  const skew = skewTables.length > 0 ? await loadSkew(ch, range, skewTables) : [];
-  const quality = tables.has('data_quality_windows') ? await loadQuality(ch, range) : [];
+  const { skew, totals: skewTotals } =
+    skewTables.length > 0 ? await loadSkew(ch, range, skewTables) : { skew: [], totals: undefined };
+  const { quality, totals: qualityTotals } = tables.has('data_quality_windows')
+    ? await loadQuality(ch, range)
+    : { quality: [], totals: undefined };
   const empty =
-    [drift, performance, retrain, skew, quality].every((list) => list.length === 0) &&
-    distributions.every((d) => d.currentCount === 0);
+    [drift, performance, retrain, skew, skewTotals?.features ?? [], quality, qualityTotals?.checks ?? []].every(
+      (list) => list.length === 0,
+    ) && distributions.every((d) => d.currentCount === 0);
   if (empty) {
     // An unknown --model made an empty page that looked like a quiet model.
     const others = tables.has('drift_windows') ? await otherModels(ch, range) : [];
@@ -615,8 +845,11 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
     distributions,
     performance,
     retrain,
+    timelineTotals,
     skew,
+    ...(skewTotals === undefined ? {} : { skewTotals }),
     quality,
+    ...(qualityTotals === undefined ? {} : { qualityTotals }),
     ...(production === undefined ? {} : { productionVersion: production }),
     notes,
   };

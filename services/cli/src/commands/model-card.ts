@@ -13,7 +13,8 @@ device, offline metrics against the version it challenged, live metrics overall 
 drift of the challenged version over the training window, stage history with the evidence of
 every decision, and lineage (retrain request and decision, reference profile, artifact).
 Prints the card as text; --out also writes it as one self-contained HTML page, --json prints the
-card's data as one JSON object instead of text.
+card's data as one JSON object instead of text. A model and version nothing is recorded for exits 3
+("check the names given").
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTLINE_CLICKHOUSE_PATH;
 the database is DRIFTLINE_CLICKHOUSE_DATABASE.
 

@@ -1,7 +1,7 @@
-import { realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError, DriftlineError, parseEnv, printable } from '@driftline/core';
-import { modelCardFileName, type ReportData, renderModelCard, renderReport } from '@driftline/report';
+import { modelCardFileName, modelCardVersions, renderModelCard, renderReport } from '@driftline/report';
 import type { Warehouse } from '@driftline/warehouse';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
@@ -15,9 +15,11 @@ export const reportUsage = `usage: driftline report --model M [--from T] [--to T
 Writes one self-contained HTML page (inline SVG, no network) for model M from ClickHouse:
 drift over time (PSI, KS), feature distributions (reference vs current), prediction drift,
 performance and label coverage per version, retrain decisions, model versions and their stage
-timeline. The model card of every version in the range is written beside it
-(model-card-<model>-<version>.html) and linked from the version timeline, unless FILE is not a
-regular file (/dev/stdout, a pipe): then only the page is written. Status lines go to stderr.
+timeline (the latest 1,000 events). After the page, the model cards of at most 50 versions it
+names (production and charted versions first, then those of the latest events) are written beside
+it (model-card-<model>-<version>.html, never through a symbolic link) and linked from the
+timeline, unless FILE is not a regular file (/dev/stdout, a pipe): then only the page is written.
+Status lines, notes of what was left out and progress go to stderr.
 T is an ISO-8601 time, UTC unless an offset is given (2025-01-31, 2025-01-31T12:00,
 2025-01-31T12:00+01:00), integer epoch milliseconds from 2000 to 2100 (not seconds), or a duration
 before now (30m, 6h, 7d). Defaults: --to now, --from 7d before --to, --out report.html.
@@ -64,26 +66,60 @@ function cardDirectory(out: string): string | undefined {
 /** Paths that name this process's stdout. */
 const STDOUT = new Set(['/dev/stdout', '/dev/fd/1', '/proc/self/fd/1']);
 
-/** Writes the card of every version the report names; versions with nothing recorded get no card. */
-async function writeModelCards(
+interface CardPage {
+  readonly file: string;
+  readonly html: string;
+}
+
+/**
+ * The model cards of `versions` (modelCardVersions: bounded), rendered; a version with nothing
+ * recorded gets none. Read before the page, which links the ones found; written after it.
+ */
+async function readModelCards(
   warehouse: Warehouse,
-  data: ReportData,
-  dir: string,
+  model: string,
+  versions: readonly string[],
   now: number,
-): Promise<Map<string, string>> {
-  const versions = new Set([...data.retrain.map((e) => e.version), ...data.performance.map((p) => p.version)]);
-  const written = new Map<string, string>();
-  for (const version of [...versions].sort()) {
+): Promise<Map<string, CardPage>> {
+  const cards = new Map<string, CardPage>();
+  for (const [i, version] of versions.entries()) {
+    // A line per ten cards: each is about seven queries.
+    if (i % 10 === 0)
+      process.stderr.write(
+        `note: reading model cards ${i + 1}-${Math.min(i + 10, versions.length)} of ${versions.length}\n`,
+      );
     try {
-      const card = await warehouse.modelCard(data.model, version, now);
-      const file = modelCardFileName(data.model, version);
-      writeOutput('--out', join(dir, file), renderModelCard(card));
-      written.set(version, file);
+      const card = await warehouse.modelCard(model, version, now);
+      cards.set(version, { file: modelCardFileName(model, version), html: renderModelCard(card) });
     } catch (error) {
       if (!(error instanceof DriftlineError && error.code === 'NOT_FOUND')) throw error;
     }
   }
-  return written;
+  return cards;
+}
+
+/**
+ * Writes a model card beside the page, never through a symbolic link (O_NOFOLLOW): the names are
+ * predictable, and a link planted at one made the report overwrite whatever it pointed to. A link
+ * there is a usage error naming it; a regular file is replaced.
+ */
+function writeCard(path: string, html: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o666);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'ELOOP' ? 'it is a symbolic link; remove it or choose another --out directory' : code;
+    throw new ConfigError('--out', `cannot write the model card ${path} (${why})`, { cause: error });
+  }
+  try {
+    writeFileSync(fd, html);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError('--out', `cannot write the model card ${path} (${code})`, { cause: error });
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** `driftline report`: the drift report as one HTML file. */
@@ -106,15 +142,35 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)), { migrate: false });
   try {
     const data = await warehouse.report({ model: values.model, from, to }, now);
-    const modelCards =
-      cards === undefined ? new Map<string, string>() : await writeModelCards(warehouse, data, cards, now);
-    const page = renderReport(data, { modelCards });
+    const chosen = modelCardVersions(data);
+    const cardPages =
+      cards === undefined
+        ? new Map<string, CardPage>()
+        : await readModelCards(warehouse, data.model, chosen.versions, now);
+    const modelCards = new Map([...cardPages].map(([version, c]) => [version, c.file]));
+    const cardNotes =
+      cards !== undefined && chosen.named > chosen.versions.length
+        ? [
+            `model cards for ${chosen.versions.length} of the ${chosen.named} versions the page names (the production and charted versions, then those of the latest events; \`driftline model-card\` writes any other)`,
+          ]
+        : [];
+    // The page says so under its timeline table.
+    const events = data.timelineTotals?.events ?? data.retrain.length;
+    const cliNotes = [
+      ...(events > data.retrain.length
+        ? [`the timeline lists the latest ${data.retrain.length} of ${events} events (decisions, versions, stages)`]
+        : []),
+      ...cardNotes,
+    ];
+    const page = renderReport(data, { modelCards, notes: cardNotes });
     // Through the stream, not the path: opening /dev/stdout fails (ENXIO) when stdout is a socket,
     // as it is under Node's child_process and many supervisors.
     if (STDOUT.has(out)) process.stdout.write(page);
     else writeOutput('--out', out, page);
+    // After the page: a card refused (a symbolic link, EACCES) ends the command, the page written.
+    if (cards !== undefined) for (const c of cardPages.values()) writeCard(join(cards, c.file), c.html);
     // stderr: --out may be /dev/stdout, and nothing may follow the page there.
-    for (const note of data.notes ?? []) process.stderr.write(`note: ${printable(note)}\n`);
+    for (const note of [...(data.notes ?? []), ...cliNotes]) process.stderr.write(`note: ${printable(note)}\n`);
     if (cards === undefined) process.stderr.write(`note: ${out} is not a regular file: no model cards written\n`);
     process.stderr.write(
       jsonLine(

@@ -114,6 +114,8 @@ function capped<T>(items: readonly T[], total: number | undefined): { shown: rea
   return { shown, more: Math.max(total ?? 0, items.length) - shown.length };
 }
 
+/** The latest time a Date holds (ms); beyond it toISOString throws. */
+const MAX_DATE_MS = 8.64e15;
 const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
 /**
  * A metric or an evidence value: whole numbers as they are; below 1, `digits` significant digits
@@ -142,6 +144,12 @@ export function offlineComparison(
     .map((metric) => ({ metric, candidate: metrics[metric]!, challenged: metrics[`current_${metric}`] ?? null }));
 }
 
+/**
+ * Evidence keys whose value is an event time (epoch ms): shown as a time, not a 13-digit number.
+ * `serving_from`: from when a canary or new production could serve (libs/policy's SERVING_FROM).
+ */
+const EVIDENCE_TIMES: ReadonlySet<string> = new Set(['serving_from']);
+
 /** Evidence JSON as short `key: value` lines (nested objects stay JSON); malformed text shown as is. */
 function evidenceLines(text: string): string[] {
   if (text === '') return [];
@@ -153,7 +161,16 @@ function evidenceLines(text: string): string[] {
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return [text];
   return Object.entries(parsed as Record<string, unknown>).map(
-    ([k, v]) => `${k}: ${typeof v === 'number' ? fmt(v, 6) : typeof v === 'string' ? v : JSON.stringify(v)}`,
+    ([k, v]) =>
+      `${k}: ${
+        typeof v === 'number'
+          ? EVIDENCE_TIMES.has(k) && Number.isSafeInteger(v) && v >= 0 && v <= MAX_DATE_MS
+            ? iso(v)
+            : fmt(v, 6)
+          : typeof v === 'string'
+            ? v
+            : JSON.stringify(v)
+      }`,
   );
 }
 

@@ -118,6 +118,17 @@ describe('model cards: found by a review', () => {
     expect(text).toContain('mae 0.00004');
   });
 
+  it("shows a transition's serving_from as a time, not as epoch milliseconds", () => {
+    const evidence = JSON.stringify({ n: 40, serving_from: Date.UTC(2026, 0, 4, 3) });
+    const html = renderModelCard({ ...full, transitions: [{ ...card.transitions[0]!, evidence }] });
+    expect(html).toContain('<bdi>serving_from: 2026-01-04 03:00:00Z</bdi>');
+    // Out of a Date's range: shown as the number it is, never a throw.
+    const huge = JSON.stringify({ serving_from: 9e15 });
+    expect(renderModelCard({ ...full, transitions: [{ ...card.transitions[0]!, evidence: huge }] })).toContain(
+      '<bdi>serving_from: 9000000000000000</bdi>',
+    );
+  });
+
   it('labels ROC AUC and F1 as the mean of windows: not the pooled value', () => {
     const html = renderModelCard(full);
     expect(html).toContain('<th>roc_auc (mean of windows)</th><th>accuracy</th><th>f1 (mean of windows)</th>');

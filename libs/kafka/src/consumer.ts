@@ -619,20 +619,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     logger.info({ group: groupId, key }, why);
   }
 
-  /**
-   * An ephemeral follower's partitions: the end of each log when the follower started (read
-   * before its first join). What lay below it is re-read at every start, by every instance: a record
-   * refused there was dead-lettered when it arrived, by the followers running then, and every start
-   * of every instance wrote another letter (and tripped the DLQ alert again). It is now skipped
-   * with a warning line. Absent (a partition added since, a log that restarted, an unreadable
-   * end): every refusal is dead-lettered.
-   */
-  const replayEnds = new Map<string, bigint>();
-
   /** Sends dead letters (bounded requests; a DLQ outage throws retriable: nothing is committed) and logs each. */
-  async function deadLetterAll(batch: Batch, all: readonly DeadLetter[]): Promise<void> {
-    const replayEnd = replayEnds.get(partitionKey(batch.topic, batch.partition));
-    const replayed = (d: DeadLetter) => replayEnd !== undefined && BigInt(d.record.offset) < replayEnd;
+  async function deadLetterAll(batch: Batch, letters: readonly DeadLetter[]): Promise<void> {
     const fields = (d: DeadLetter) => ({
       topic: batch.topic,
       partition: batch.partition,
@@ -640,13 +628,6 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       code: d.code,
       reason: capText(d.reason, deadLetterLimits.maxReasonBytes),
     });
-    for (const d of all.filter(replayed)) {
-      logger.warn(
-        fields(d),
-        `record refused again in the start-up replay of an ephemeral follower: skipped, not sent to ${batch.topic}.dlq again (the followers running when it arrived sent it)`,
-      );
-    }
-    const letters = replayEnd === undefined ? all : all.filter((d) => !replayed(d));
     if (letters.length === 0) return;
     const now = Date.now();
     // Bounded produce requests; a record too large for the DLQ lands there truncated (flagged).
@@ -829,7 +810,6 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
             },
             `${restartFound[decision.found.reason]} (its topic was deleted and created again): reading it from the start of its log`,
           );
-          replayEnds.delete(key); // the new log's records arrive while this process runs
           processor.logRestarted?.(topic, partition);
           if (decision.seekTo === undefined) return true;
           consumer.seek({ topic, partition, offset: decision.seekTo.toString() });
@@ -1224,10 +1204,6 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     if (options.ephemeral !== true) {
       for (const topic of options.topics)
         rememberCommits(topic, await committedOffsets(admin, groupId, topic).catch(() => new Map<number, bigint>()));
-    } else {
-      for (const topic of options.topics)
-        for (const o of await topicOffsets(admin, topic).catch(() => []))
-          replayEnds.set(partitionKey(topic, o.partition), o.high);
     }
     await consumer.run({
       autoCommit: false,

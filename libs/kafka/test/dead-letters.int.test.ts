@@ -257,21 +257,16 @@ describe('dead letters against real Kafka', () => {
     ]);
   });
 
-  it('an ephemeral follower dead-letters a refused record when it arrives, not again at each start', async () => {
+  it("an ephemeral follower dead-letters a record its start-up replay refuses, though an earlier start took it (a refusal can depend on the reader's configuration)", async () => {
     const topic = uniqueName('eph-poison');
     const kafka = kafkaFor(stack.kafkaBrokers);
     await ensureTopics(kafka, [{ topic }, { topic: `${topic}.dlq` }]);
     const producer = await createProducer(kafka);
     cleanup.push(() => producer.disconnect());
-    const send = (values: string[]) =>
-      producer.send(
-        topic,
-        values.map((v) => ({ key: 'model', value: Buffer.from(v) })),
-      );
     const letters = async () => (await topicOffsets(kafka, `${topic}.dlq`)).reduce((n, o) => n + o.high, 0n);
     const seen: string[] = [];
     /** One follower process: a group of its own, no commits, the whole topic read on every start. */
-    const follow = async () => {
+    const follow = async (refuses: (value: string) => boolean) => {
       const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
       const handle = await startConsumer<string>({
         kafka,
@@ -285,7 +280,7 @@ describe('dead letters against real Kafka', () => {
         processor: {
           decode(record) {
             const value = record.value?.toString() ?? '';
-            if (value.startsWith('poison')) throw new PoisonRecordError('VALIDATION_FAILED', `refused ${value}`);
+            if (refuses(value)) throw new PoisonRecordError('VALIDATION_FAILED', `refused ${value}`);
             return value;
           },
           async process(items) {
@@ -294,24 +289,21 @@ describe('dead letters against real Kafka', () => {
         },
       });
       cleanup.push(() => handle.stop());
-      return { handle, registry };
+      return handle;
     };
-    const dlqCount = async (registry: ReturnType<typeof createMetricsRegistry>) =>
-      (await registry.getSingleMetric('driftline_records_dlq_total')?.get())?.values.reduce((n, v) => n + v.value, 0) ??
-      0;
 
-    const first = await follow();
-    await send(['good-0', 'poison-1', 'good-2']); // arrives while the first follower runs
-    await eventually(async () => ((await letters()) === 1n && seen.length === 2 ? true : undefined), 30_000);
-    await first.handle.stop();
-
-    const second = await follow(); // a restart: the whole topic read again
-    await eventually(async () => (seen.length === 4 ? true : undefined), 30_000);
-    await send(['poison-3', 'good-4']); // arrives while the second runs
-    await eventually(async () => (seen.length === 5 ? true : undefined), 30_000);
-    await eventually(async () => ((await letters()) >= 2n ? true : undefined), 30_000);
-    // Before: poison-1 dead-lettered again by the second start (3 letters; one more per start and instance).
-    expect(await letters()).toBe(2n);
-    expect(await dlqCount(second.registry)).toBe(1);
+    const first = await follow(() => false);
+    await producer.send(
+      topic,
+      ['good-0', 'v2-event-1', 'good-2'].map((v) => ({ key: 'model', value: Buffer.from(v) })),
+    );
+    await eventually(async () => (seen.length === 3 ? true : undefined), 30_000);
+    await first.stop();
+    // A restart whose reader refuses what the first took (a raised DRIFTLINE_EVENT_TIME_MIN, a
+    // schema the registry lost): its replay's refusal is a letter, never skipped (a version of
+    // 105f456 skipped refusals below the start-up log end, taking them for letters already sent).
+    await follow((v) => v.startsWith('v2-'));
+    await eventually(async () => ((await letters()) === 1n && seen.length === 5 ? true : undefined), 30_000);
+    expect(seen.slice(3)).toEqual(['good-0', 'good-2']);
   }, 90_000);
 });

@@ -39,7 +39,8 @@ export function openEngineDirectory<T>(path: string, open: () => T, inUseAdvice:
 function restoreDefaultAbort(): void {
   // Listeners of this process (none in driftline) come back on libuv's handler, which returns:
   // abort() then ends the process all the same, and a `kill -ABRT` reaches them.
-  const listeners = process.listeners('SIGABRT');
+  // rawListeners: a `once` listener keeps its wrapper, so it stays once (listeners() had made it permanent).
+  const listeners = process.rawListeners('SIGABRT') as Array<(...args: unknown[]) => void>;
   const none = () => {};
   for (const listener of listeners) process.removeListener('SIGABRT', listener);
   process.on('SIGABRT', none);

@@ -108,9 +108,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * (or after its window left the horizon) decides as new, with no effect on the state or the
  * requests: its signals are already the window's, a fire's request id depends only on the
  * deciding window, and a window the last fire covered is before_last_retrain. Its decision differs
- * from the first one, though (too_late, say): the retrain-trigger looks an id its state does not
- * remember up in retrain_decisions and records a recorded one as a duplicate, so it does not
- * replace the original decision's row.
+ * from the first one, though (too_late, say): the retrain-trigger records as a duplicate an id its
+ * state remembered before the batch or retrain_decisions records, so it does not replace the
+ * original decision's row.
  */
 export const MAX_ALERT_IDS_PER_WINDOW = 32;
 
@@ -119,10 +119,13 @@ export const MAX_ALERT_IDS_PER_WINDOW = 32;
  * window over up to 512 windows still let a state reach ~340 KB (40 per-feature alerts per 5-minute
  * window over a day), and the retrain-trigger's rows carried it until ClickHouse refused the batch
  * (found by a review). At the cap the oldest windows' ids are forgotten, their windows and signals
- * kept: a forgotten id replayed is looked up in retrain_decisions by the retrain-trigger (held as
- * the duplicate it is), so deduplication stays exact; the alert that fired last is kept apart
- * (`lastFire.alertId`). Without that record (decide alone) such an id decides as new, with no
- * effect on the state or the requests (see MAX_ALERT_IDS_PER_WINDOW).
+ * kept; the alert that fired last is kept apart (`lastFire.alertId`). decide alone then takes a
+ * forgotten id replayed for new, with no effect on the state or the requests (see
+ * MAX_ALERT_IDS_PER_WINDOW) but a decision other than the first one's. The retrain-trigger does
+ * not rely on this memory alone: an id the state did not remember before a batch it looks up in
+ * retrain_decisions, and one it did is a duplicate for the whole batch, though the batch pushes it
+ * out (it was decided as new, its row replacing a fire; found by a review). So its deduplication
+ * is exact while retrain_decisions holds the id's row (400 days).
  */
 export const MAX_ALERT_IDS_PER_STATE = 256;
 

@@ -114,23 +114,30 @@ function replayOf(state: ModelState | undefined, alert: DriftAlert, offset: stri
   };
 }
 
+const alertKeyOf = (alert: DriftAlert) => `${alert.model}\u0000${alert.alert_id}`;
+
 /**
- * The alert ids of the batch that the model states before it do not remember, by model: the ones
- * to look up in retrain_decisions. An id remembered is a duplicate to the policy anyway.
+ * The batch's alert ids split by the model states before it: the ones they remember (by
+ * `alertKeyOf`), duplicates whatever the batch does to the state, and the others by model, the
+ * ones to look up in retrain_decisions.
  */
-function forgottenIds(
+function idsByMemory(
   items: ReadonlyArray<DecodedRecord<DriftAlert>>,
   stateOf: (model: string) => ModelState | undefined,
-): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+): { remembered: Set<string>; forgotten: Map<string, string[]> } {
+  const remembered = new Set<string>();
+  const forgotten = new Map<string, string[]>();
   for (const { value: alert } of items) {
     const state = stateOf(alert.model);
-    if (state !== undefined && remembersAlert(state, alert.alert_id)) continue;
-    const ids = out.get(alert.model) ?? [];
+    if (state !== undefined && remembersAlert(state, alert.alert_id)) {
+      remembered.add(alertKeyOf(alert));
+      continue;
+    }
+    const ids = forgotten.get(alert.model) ?? [];
     ids.push(alert.alert_id);
-    out.set(alert.model, ids);
+    forgotten.set(alert.model, ids);
   }
-  return out;
+  return { remembered, forgotten };
 }
 
 export function retrainRequestOf(plan: RetrainPlan): RetrainRequest {
@@ -177,9 +184,10 @@ export const MAX_MODEL_STATES = 10_000;
 /**
  * The trigger's batch processor. Per batch: load the state of models not in memory (from the last
  * persisted decision), look up in retrain_decisions the ids those states do not remember (one
- * query), decide each alert in order — an id recorded is a duplicate whatever its offset, one not
- * recorded is new — publish the fired requests, then record every decision (each model's state
- * after the batch on its last row), and only then adopt the new state and let the loop commit.
+ * query), decide each alert in order — an id those states remember or retrain_decisions records is
+ * a duplicate whatever its offset, any other new — publish the fired requests, then record every
+ * decision (each model's state after the batch on its last row), and only then adopt the new state
+ * and let the loop commit.
  *
  * By id, not by position: offsets restart at 0 when alerts.v1 is recreated (a new alert there
  * was taken for a replay), and a producer may publish an id again at a later offset (decided as
@@ -208,14 +216,17 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
       const work = new Map<string, ModelState | undefined>();
       for (const m of missing) work.set(m, loaded.get(m));
       const stateOf = (model: string) => (work.has(model) ? work.get(model) : states.get(model));
-      const forgotten = forgottenIds(items, stateOf);
+      const { remembered, forgotten } = idsByMemory(items, stateOf);
       // An id whose decision is newer than the state (its rows landed from an insert whose state
       // row did not) is decided again from that state: the same decision, `seq` and request id.
       // Held as a duplicate instead, the fire it made was forgotten (a second one in its cooldown).
       const includedThrough = new Map([...forgotten.keys()].map((m) => [m, stateOf(m)?.seq ?? 0]));
       const recorded = await deps.store.recordedAlerts(forgotten, includedThrough);
       // Ids decided earlier in this batch: not in retrain_decisions yet, and a hold that left the
-      // state unchanged (too_late) does not remember them either.
+      // state unchanged (too_late) does not remember them either. With `remembered` and `recorded`
+      // every id decided before is a duplicate: the batch's new ids can push a remembered id out of
+      // the state (MAX_ALERT_IDS_PER_STATE) before it comes again, and decided as new its first = 1
+      // row replaced the original decision (a fire lost; found by a review).
       const decidedHere = new Set<string>();
       const rows: DecisionRow[] = [];
       const requests: RetrainRequest[] = [];
@@ -223,8 +234,8 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
       const serving = new Map<string, boolean>();
       for (const { value: alert, record } of items) {
         const current = stateOf(alert.model);
-        const alertKey = `${alert.model}\u0000${alert.alert_id}`;
-        if (recorded.get(alert.model)?.has(alert.alert_id) || decidedHere.has(alertKey)) {
+        const alertKey = alertKeyOf(alert);
+        if (remembered.has(alertKey) || recorded.get(alert.model)?.has(alert.alert_id) || decidedHere.has(alertKey)) {
           rows.push(decisionRow(alert, replayOf(current, alert, record.offset), at, true));
           continue;
         }
@@ -239,7 +250,8 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
         }
         const decided = decide(deps.policy, current, alert, baseline, serving.get(key) ?? true);
         if (decided.decision.kind === 'hold' && decided.decision.reason === 'duplicate') {
-          // Remembered by the state: a `first = 0` row, the state as it is (nothing new to persist).
+          // Remembered by the state (the checks above already catch it; kept so that a duplicate
+          // never takes a `seq`): a `first = 0` row, the state as it is (nothing new to persist).
           rows.push(decisionRow(alert, decided, at));
           continue;
         }

@@ -611,6 +611,49 @@ describe('the state in retrain_decisions: once per model and batch, bounded (fou
     expect((await store.loadStates(['mwide'])).get('mwide')?.seq).toBe(backlog.length);
   });
 
+  /** Windows [from, to) with `perWindow` alerts each. */
+  const windows = (from: number, to: number, perWindow = 40) =>
+    Array.from({ length: to - from }, (_, k) => Array.from({ length: perWindow }, (_, f) => wide(from + k, f))).flat();
+
+  it('an id the state remembered before the batch, pushed out of it by the batch, is a duplicate when it comes again in that batch (found by a review)', async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = withPolicy(loadPolicy(undefined), store, sent);
+    const again = wide(0, 39); // the newest alert of window 0: the state after batch 1 remembers it
+    await p.process(wideItems(windows(0, 1)), ctx);
+    const original = store.final().find((r) => r.alert_id === again.alert_id)!;
+    expect([original.reason, original.first, original.seq]).toEqual(['sustaining', 1, 40]);
+    // 800 new ids (windows 1..20) push window 0's ids out of the state (256 at most), then the
+    // producer publishes the window 0 alert again: decided as new it was before_last_retrain, first = 1.
+    const before = store.rows.length;
+    await p.process(wideItems([...windows(1, 21), again]), ctx);
+    expect(store.rows.slice(before).at(-1)).toMatchObject({ alert_id: again.alert_id, reason: 'duplicate', first: 0 });
+    expect(store.final().find((r) => r.alert_id === again.alert_id)).toEqual(original);
+    // The duplicate takes no seq: the state is the 800 new decisions' after the 40 before.
+    expect((await store.loadStates(['mwide'])).get('mwide')?.seq).toBe(840);
+  });
+
+  it('a fire remembered before the batch and pushed out of it keeps its row when it comes again in that batch (found by a review)', async () => {
+    // Every signalled window fires, one window (5 minutes) after the last.
+    const everyWindow = parsePolicyText(
+      "models: { '*': { signals: { share_drifted: 0.3 }, sustain: 1, cooldown: 5m, training_window: 1h } }",
+    );
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = withPolicy(everyWindow, store, sent);
+    const fired = wide(0, 0);
+    await p.process(wideItems([fired]), ctx);
+    expect(store.final().map((r) => [r.reason, r.fired])).toEqual([['fire', 1]]);
+    // Windows 1..9 fire each (the last fire is no longer window 0's) and their 288 ids push
+    // window 0's out of the state; decided as new, window 0's alert was before_last_retrain and
+    // its row replaced the fire (the request id gone from the decisions).
+    await p.process(wideItems([...windows(1, 10, 32), fired]), ctx);
+    expect(store.rows.at(-1)).toMatchObject({ alert_id: fired.alert_id, reason: 'duplicate', first: 0 });
+    const kept = store.final().find((r) => r.alert_id === fired.alert_id)!;
+    expect([kept.reason, kept.fired, kept.request_id]).toEqual(['fire', 1, sent[0]!.request_id]);
+    expect(sent).toHaveLength(10);
+  });
+
   /** fraud and other interleaved, windows 0..5: each fires on window 1, then cools down. */
   const mixed = () => [0, 1, 2, 3, 4, 5].flatMap((w) => [alert(w), { ...alert(w), model: 'other', alert_id: `o${w}` }]);
   const finalRows = (store: MemoryStore) =>

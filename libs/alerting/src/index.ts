@@ -17,6 +17,7 @@ export {
   checkShows,
   checkSpacingMs,
   failingMessageVerdict,
+  looksMisconfigured,
   nextRetryDelay,
   type RetryPolicy,
   retryAfterMs,

@@ -34,6 +34,21 @@ export function verdictOf(status: number | undefined): AttemptVerdict {
 }
 
 /**
+ * Answers that also come, for ever, from a receiver configured wrong: a redirect (an `http://` URL
+ * behind an ingress that redirects to https), 401 or 403 (a revoked token), 404 or 410 (a deleted
+ * webhook, a Slack webhook of an archived channel), 405. Retried all the same (`verdictOf`: an
+ * ingress or a gateway answers them while a receiver is redeployed, nothing is lost), but named to
+ * the operator as what they may be: the generic "backing off" alone left a wrong URL unnoticed,
+ * its alerts held for ever (found by a review).
+ */
+export function looksMisconfigured(status: number | undefined): boolean {
+  if (status === undefined) return false;
+  return (status >= 300 && status < 400) || MISCONFIGURED_ANSWERS.has(status);
+}
+
+const MISCONFIGURED_ANSWERS: ReadonlySet<number> = new Set([401, 403, 404, 405, 410]);
+
+/**
  * The delay before the next attempt after `attempts` attempts (1-based) and `elapsedMs` since the
  * first one, or undefined when the budget is spent (attempts, or the time the next would start).
  * Exponential (`initialMs · 2^(attempts−1)`, capped at `maxDelayMs`) minus up to `jitter` of it.

@@ -8,6 +8,7 @@ import {
   failingMessageVerdict,
   fullBucket,
   groupAlerts,
+  looksMisconfigured,
   MAX_EVIDENCE_CHARS,
   MAX_JSON_BODY_BYTES,
   nextRetryDelay,
@@ -320,6 +321,16 @@ describe('retry schedule', () => {
     // The same line as the delivery check's: a message is given up early only by a receiver shown up.
     for (const status of [undefined, 200, 302, 400, 404, 413, 415, 422, 500]) {
       expect(verdictOf(status) === 'retry').toBe(checkShows(status) === 'down');
+    }
+  });
+
+  it('names the retried answers a receiver configured wrong gives for ever: redirects, 401, 403, 404, 405, 410 (found by a review)', () => {
+    for (const status of [300, 301, 302, 307, 308, 399, 401, 403, 404, 405, 410]) {
+      expect(looksMisconfigured(status)).toBe(true);
+      expect(verdictOf(status)).toBe('retry'); // named, never given up
+    }
+    for (const status of [undefined, 200, 299, 400, 402, 406, 408, 413, 422, 429, 500, 503]) {
+      expect(looksMisconfigured(status)).toBe(false);
     }
   });
 });

@@ -12,7 +12,7 @@ import {
   retryAfterMs,
   verdictOf,
 } from '@driftline/alerting';
-import { DriftlineError, redactCredentials, withDeadline } from '@driftline/core';
+import { cutText, DriftlineError, redactCredentials, withDeadline } from '@driftline/core';
 import { type AlertDeliveryRow, chTime } from '@driftline/warehouse';
 
 /** Bytes of a receiver's error answer kept in the delivery record. */
@@ -58,6 +58,30 @@ async function head(response: Response): Promise<string> {
   } finally {
     await reader.cancel().catch(() => {});
   }
+}
+
+/** Characters of a redirect target's origin shown. */
+const LOCATION_ORIGIN_CHARS = 200;
+
+/**
+ * Where a redirect points, as far as it may be shown: the `Location`'s origin (scheme, host, port)
+ * and whether its path and query are the receiver's own, those withheld like the receiver's URL (a
+ * Slack webhook's path is its secret, and a redirect to https keeps it). Enough to tell an
+ * `http://` URL behind an ingress that redirects to https (`https://host (the same path)`) from a
+ * login page (`https://login.host (another path)`).
+ */
+function redirectTarget(location: string | null, receiverUrl: string): string {
+  if (location === null) return 'no Location';
+  let target: URL;
+  try {
+    target = new URL(location, receiverUrl);
+  } catch {
+    return 'an unreadable Location';
+  }
+  const base = new URL(receiverUrl);
+  const origin = cutText(target.origin === 'null' ? target.protocol : target.origin, LOCATION_ORIGIN_CHARS);
+  const same = target.pathname === base.pathname && target.search === base.search;
+  return `${origin} (${same ? 'the same path' : 'another path'})`;
 }
 
 /**
@@ -119,12 +143,16 @@ function whyStopped(retry: RetryPolicy, attempts: number, elapsedMs: number, ask
   return `the ${retry.budgetMs} ms retry budget is spent`;
 }
 
-/** One attempt's outcome: the status (undefined without an answer), its verdict, why it failed, the wait asked. */
+/**
+ * One attempt's outcome: the status (undefined without an answer), its verdict, why it failed, the
+ * wait asked, and where a redirect points (`redirectTarget`).
+ */
 interface AttemptOutcome {
   readonly status: number | undefined;
   readonly verdict: AttemptVerdict;
   readonly error: string;
   readonly askedMs: number | undefined;
+  readonly location?: string;
 }
 
 /** One POST of `body` to the receiver within `timeoutMs`; throws a retriable error when stopping. */
@@ -151,10 +179,16 @@ async function attempt(
       // a 4xx counted as "no answer" and was retried (found by a review): unread, it is left out.
       // A receiver's answer may echo the request (its URL, credentials included): head() redacts.
       const text = await head(response).catch(() => '(body not read within the timeout)');
+      // Retried for ever when it is the receiver's URL that moved: the log names where to.
+      const location =
+        response.status >= 300 && response.status < 400
+          ? redirectTarget(response.headers.get('location'), receiver.url)
+          : undefined;
       return {
         status: response.status,
         verdict: answered,
-        error: `HTTP ${response.status}${text === '' ? '' : `: ${text}`}`,
+        error: `HTTP ${response.status}${location === undefined ? '' : ` to ${location}`}${text === '' ? '' : `: ${text}`}`,
+        ...(location === undefined ? {} : { location }),
         // A 429 or 503 may say when to come back (Slack's rate limits do): waited for, not hammered.
         askedMs: retryAfterMs(response.headers.get('retry-after'), now()),
       };

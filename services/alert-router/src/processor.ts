@@ -7,6 +7,7 @@ import {
   failingMessageVerdict,
   fullBucket,
   groupAlerts,
+  looksMisconfigured,
   planSends,
   type Receiver,
   type RoutedAlert,
@@ -27,7 +28,7 @@ import {
   windowTimeProblem,
 } from '@driftline/core';
 import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/kafka';
-import { counter, histogram, type Registry } from '@driftline/observability';
+import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { DriftAlert } from '@driftline/schemas';
 import type { AlertDeliveryRow, AlertDeliveryStore } from '@driftline/warehouse';
 import { checkReceiver, type DeliverOptions, deliver, ReceiverFailingError } from './deliver.js';
@@ -62,6 +63,16 @@ function answered(delivered: number, checks: number): string {
   if (delivered === 0) return `${took} meanwhile`;
   const others = `${delivered} other message${delivered === 1 ? ' was' : 's were'} delivered`;
   return checks === 0 ? `${others} meanwhile` : `${others} and ${took} meanwhile`;
+}
+
+/** The log line of a delivery check that failed too: what the receiver answers, and what that may mean. */
+function checkFailedText(status: number | undefined): string {
+  const failed = 'alert delivery failing and the delivery check failed too';
+  if (status === undefined) return `${failed}: no answer, the receiver looks down; the batch is retried`;
+  if (looksMisconfigured(status)) {
+    return `${failed}: the receiver is answering HTTP ${status}, as a wrong URL, a deleted webhook or a revoked token does for ever; the batch is retried until it answers otherwise`;
+  }
+  return `${failed}: the receiver is answering HTTP ${status}, down or overloaded; the batch is retried`;
 }
 
 /**
@@ -118,6 +129,14 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       'Delivery checks sent to a receiver whose message kept failing with nothing else delivered, by verdict',
       ['receiver', 'outcome'],
     ),
+    // Alerted on (DriftlineAlertReceiverMisconfigured): such a receiver is retried for ever, and
+    // the generic backing-off warning alone hid a wrong URL (found by a review).
+    refusing: gauge(
+      deps.registry,
+      'driftline_alert_receiver_refusing',
+      "1 while the receiver's last answer is a redirect, 401, 403, 404, 405 or 410 (by status): retried, as a wrong URL, a deleted webhook or a revoked token answers for ever",
+      ['receiver', 'status'],
+    ),
     seconds: histogram(
       deps.registry,
       'driftline_alert_delivery_seconds',
@@ -126,6 +145,21 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300],
     ),
   };
+
+  // Per receiver, the status its series of driftline_alert_receiver_refusing shows.
+  const refusingWith = new Map<string, number>();
+  /** Shows a receiver's answer (undefined: none) in driftline_alert_receiver_refusing. */
+  function answeredWith(receiver: string, status: number | undefined): void {
+    const shown = refusingWith.get(receiver);
+    const refusal = looksMisconfigured(status) ? status : undefined;
+    if (shown === refusal) return;
+    if (shown !== undefined) m.refusing.remove({ receiver, status: String(shown) });
+    if (refusal === undefined) refusingWith.delete(receiver);
+    else {
+      m.refusing.set({ receiver, status: String(refusal) }, 1);
+      refusingWith.set(receiver, refusal);
+    }
+  }
 
   // Per receiver, the alert ids of messages that still failed transiently when an earlier attempt of
   // the batch failed it: on the retry each goes out alone. In a digest with healthy messages, its
@@ -188,8 +222,9 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
         const row = await deliver(receiver, message, {
           ...deps.deliver,
           sharedBudget: budget,
-          onAttempt: async (verdict) => {
+          onAttempt: async (verdict, status) => {
             m.attempts.inc({ receiver: receiver.name, outcome: verdict });
+            answeredWith(receiver.name, status);
             if (verdict !== 'delivered') await heartbeat();
           },
         });
@@ -329,6 +364,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       }));
       const answer = await checkReceiver(receiver, failingDeliveries, deps.deliver);
       m.checks.inc({ receiver: receiver.name, outcome: answer.verdict });
+      answeredWith(receiver.name, answer.status);
       const shows = checkShows(answer.status);
       const fields = {
         receiver: receiver.name,
@@ -341,10 +377,8 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
           'alert delivery failing with the receiver up (it answered a delivery check): retried again, or given up after its second budget',
         );
       } else {
-        deps.logger.warn(
-          { ...fields, checkError: answer.error },
-          'alert delivery failing and the delivery check failed too: the receiver looks down, the batch is retried',
-        );
+        const location = answer.location === undefined ? {} : { location: answer.location };
+        deps.logger.warn({ ...fields, checkError: answer.error, ...location }, checkFailedText(answer.status));
       }
       return shows;
     }

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AlertMessage, MAX_JSON_BODY_BYTES, parseRoutesText, renderJson } from '@driftline/alerting';
-import { DEFAULT_EVENT_TIME_BOUNDS, DriftlineError, silentLogger } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, DriftlineError, type Logger, silentLogger } from '@driftline/core';
 import type { DecodedRecord, InboundRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { DriftAlert } from '@driftline/schemas';
@@ -75,6 +75,7 @@ describe('router processor', () => {
     routesText = `receivers: { team: { url: "http://127.0.0.1:${port}/team" } }\nroutes: [{ match: { model: fraud }, receivers: [team] }]`,
     retry = { maxAttempts: 2, initialMs: 10, maxDelayMs: 10, budgetMs: 1_000, jitter: 0 },
     signal = new AbortController().signal,
+    logger: Logger = silentLogger,
   ) {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const routes = parseRoutesText(routesText);
@@ -90,7 +91,7 @@ describe('router processor', () => {
           timeoutMs: 2_000,
           signal,
         },
-        logger: silentLogger,
+        logger,
         registry,
       }),
     };
@@ -452,6 +453,69 @@ describe('router processor', () => {
         back = true;
         await p.process(batch, context); // the loop's retry, the receiver back
         expect(await statuses(name)).toEqual([['delivered', `ar-${i}`]]);
+      } finally {
+        await hook.close();
+      }
+    }
+  });
+
+  it('a receiver answering 308 or 410 for ever is held, and named: its status in a gauge, the log line, the redirect target (found by a review)', async () => {
+    // An http:// URL behind an ingress that redirects to https (Location: the same path), and a
+    // Slack webhook of an archived channel (410). Before: "the receiver looks down", the Location
+    // not shown, and only the generic backing-off warning on its group.
+    for (const [i, status] of [308, 410].entries()) {
+      let back = false;
+      let hookPort = 0;
+      const hook = await webhook(() =>
+        back
+          ? 200
+          : status === 308
+            ? { status, headers: { location: `https://127.0.0.1:${hookPort}/h/T000/secret` } }
+            : status,
+      );
+      hookPort = Number(new URL(hook.url).port);
+      const name = `wrong${i}`;
+      const warnings: Array<{ msg: string; fields: Record<string, unknown> }> = [];
+      const logger: Logger = {
+        ...silentLogger,
+        warn: (fields, msg) => void warnings.push({ msg: msg ?? '', fields: fields as Record<string, unknown> }),
+      };
+      try {
+        const { processor: p, registry } = processor(
+          warehouseOn(ch).alertDeliveries,
+          `receivers: { ${name}: { url: "${hook.url}/T000/secret" } }\nroutes: [{ match: { model: ${name} }, receivers: [${name}] }]`,
+          quick,
+          undefined,
+          logger,
+        );
+        const refusing = async () =>
+          (await registry.getSingleMetric('driftline_alert_receiver_refusing')?.get())?.values.filter(
+            (v) => v.labels.receiver === name,
+          ) ?? [];
+        const batch = hourly(name, [`wrong-${i}`]);
+        const error = await p.process(batch, context).then(
+          () => undefined,
+          (e: unknown) => e as DriftlineError,
+        );
+        // Still held, nothing lost: retried until the receiver answers otherwise.
+        expect(error).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
+        expect(await statuses(name)).toEqual([]);
+        expect((await refusing()).map((v) => [v.labels.status, v.value])).toEqual([[String(status), 1]]);
+        const [check] = warnings;
+        expect(warnings).toHaveLength(1);
+        expect(check?.msg).toContain(`the receiver is answering HTTP ${status}`);
+        expect(check?.msg).not.toContain('looks down');
+        if (status === 308) {
+          const target = `https://127.0.0.1:${hookPort} (the same path)`;
+          expect(check?.fields.location).toBe(target);
+          expect(error?.message).toContain(`HTTP 308 to ${target}`);
+        }
+        // The receiver's path is its secret (a Slack webhook's): never in the log, the target's neither.
+        expect(JSON.stringify(warnings) + error?.message).not.toContain('secret');
+        back = true;
+        await p.process(batch, context); // the loop's retry, the URL fixed
+        expect(await statuses(name)).toEqual([['delivered', `wrong-${i}`]]);
+        expect(await refusing()).toEqual([]);
       } finally {
         await hook.close();
       }

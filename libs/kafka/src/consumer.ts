@@ -23,6 +23,7 @@ import {
 } from './client.js';
 import { type CrashStreak, crashLooping as crashStreakLooping, recordCrash } from './crash-streak.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
+import { acceptDeferral, type Deferral, earlierDeferral, type HeldDeferral, waitsBehind } from './deferral.js';
 import { type Membership, watchMembership } from './group-membership.js';
 import { type IdlePartition, LagKnowledge, refreshIdleLag } from './idle-lag.js';
 import {
@@ -129,6 +130,15 @@ export interface ProcessResult {
    * whole batch has succeeded.
    */
   readonly deadLetters?: readonly DeadLetter[];
+  /**
+   * Not yet: the items from `defer.offset` on are not processed now (the ones before it are).
+   * The loop commits nothing from that offset on, pauses only this partition for `defer.delayMs`
+   * and returns, so the other partitions of the process are fetched and processed meanwhile; then
+   * the partition is fetched again from that offset and its records offered again. The wait counts
+   * as a known one: no stall, `driftline_consumer_deferred` 1. A rebalance or a stop ends it early
+   * (the partition's next owner starts from the commit and asks the processor again).
+   */
+  readonly defer?: Deferral;
 }
 
 export interface BatchContext {
@@ -296,6 +306,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       registry,
       'driftline_consumer_stalled',
       '1 while a partition has lag and its commit has not moved for the stall timeout',
+      ['group', 'topic', 'partition'],
+    ),
+    deferred: gauge(
+      registry,
+      'driftline_consumer_deferred',
+      "1 while a partition waits on its processor's deferral (paused, to be fetched again from the deferred record)",
       ['group', 'topic', 'partition'],
     ),
     fault: gauge(
@@ -481,8 +497,53 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   let owned = new Map<string, { readonly topic: string; readonly partition: number }>();
   /** The member id of the last join: kafkajs rejoins under a new one only after it was out of the group. */
   let memberId: string | undefined;
+  /** Joins so far: a batch that began before the last one may no longer be this member's to pause. */
+  let joins = 0;
+  /** Per partition, the record it last deferred at (its repeated deferrals log at debug). */
+  const lastDeferredAt = new Map<string, bigint>();
+  /**
+   * Partitions waiting on a processor's deferral (ProcessResult.defer), by partitionKey: paused in
+   * kafkajs until `timer` fires, then a known wait still until their next batch begins (the fetch
+   * after a resume may take kafkajs' maxWaitTime), for at most the stall timeout after `resumedAt`.
+   */
+  const deferred = new Map<
+    string,
+    {
+      readonly topic: string;
+      readonly partition: number;
+      timer: NodeJS.Timeout | undefined;
+      resumedAt: number | undefined;
+    }
+  >();
+  /** Whether a partition waits on a deferral now: no stall (resumed, its batch must come within the stall timeout). */
+  const waitsDeferred = (key: string, now: number) => {
+    const wait = deferred.get(key);
+    return wait !== undefined && (wait.resumedAt === undefined || now - wait.resumedAt < stallTimeoutMs);
+  };
+  /** Lets kafkajs fetch a partition again. */
+  const resumeFetching = (topic: string, partition: number) => {
+    try {
+      consumer.resume([{ topic, partitions: [partition] }]);
+    } catch {
+      // kafkajs restarted after a crash: a new consumer group, nothing of it paused
+    }
+  };
+  /** Ends a partition's deferral: resumed in kafkajs (its paused state must not outlive it, also for a later assignment). */
+  const endDeferral = (key: string) => {
+    const wait = deferred.get(key);
+    if (wait === undefined) return;
+    clearTimeout(wait.timer);
+    deferred.delete(key);
+    // kafkajs keeps paused partitions across joins: a partition assigned here again later would never be fetched.
+    if (!stopping) resumeFetching(wait.topic, wait.partition);
+    metrics.deferred.set({ group: groupId, topic: wait.topic, partition: String(wait.partition) }, 0);
+  };
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     joined = true;
+    joins++;
+    // A deferral ends at a join: a partition kept is fetched again from the group's commit (its
+    // processor asks again), one lost is its next owner's, who starts from that commit and waits there itself.
+    for (const k of [...deferred.keys()]) endDeferral(k);
     // Joined again after crashes: recovered (an idle topic has no batch to say so, and healthy()
     // stayed false up to CRASH_QUIET_MS after a recreated topic).
     crashRecovered();
@@ -525,6 +586,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       faultSince.delete(k);
       retrying.delete(k);
       markerReads.delete(k);
+      lastDeferredAt.delete(k);
     }
     const lostKeys = new Set(lost.map(([k]) => k));
     for (const k of logs.keys()) observeLog(k, { kind: 'joined', assigned: now.has(k), revoked: lostKeys.has(k) });
@@ -538,6 +600,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       metrics.backingOff.remove(labels);
       metrics.stalled.remove(labels);
       metrics.fault.remove(labels);
+      metrics.deferred.remove(labels);
     }
     if (lost.length > 0 && processor.revoked !== undefined) processor.revoked(lost.map(([, p]) => p));
     processor.rebalanced?.();
@@ -645,14 +708,20 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
 
   /**
    * One attempt at the batch's records from index `from`. `skipped`: a suspected processor fault
-   * was held for `faultHoldMs`, and the records before `next` are now dead-lettered.
+   * was held for `faultHoldMs`, and the records before `next` are now dead-lettered. `deferral`:
+   * the processor said "not yet" from that record on; nothing from it on is dead-lettered here.
    */
   async function attemptBatch(
     batch: Batch,
     from: number,
     heartbeat: () => Promise<void>,
   ): Promise<
-    | { readonly kind: 'done'; readonly commitOffset: string | undefined; readonly processed: boolean }
+    | {
+        readonly kind: 'done';
+        readonly commitOffset: string | undefined;
+        readonly processed: boolean;
+        readonly deferral: HeldDeferral | undefined;
+      }
     | { readonly kind: 'skipped'; readonly next: number }
   > {
     const decoded: Array<DecodedRecord<T>> = [];
@@ -680,9 +749,20 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     let commitOffset: string | undefined;
     let processed = false;
     const refused: DeadLetter[] = [];
-    const rejected = await deliverWithBisect(decoded, async (items) => {
+    let deferral: HeldDeferral | undefined;
+    const offered = await deliverWithBisect(decoded, async (items) => {
+      // Bisection goes on in offset order: the halves after a deferral wait behind it, unoffered.
+      if (waitsBehind(deferral, items[0]!.record.offset)) return;
       const result = await processor.process(items, context);
       processed = true;
+      if (result?.defer !== undefined)
+        deferral = earlierDeferral(
+          deferral,
+          acceptDeferral(
+            items.map((i) => i.record.offset),
+            result.defer,
+          ),
+        );
       if (result?.deadLetters !== undefined) refused.push(...result.deadLetters);
       const offered = result?.commitOffset;
       if (offered !== undefined && (commitOffset === undefined || BigInt(offered) < BigInt(commitOffset))) {
@@ -691,9 +771,16 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     });
     const key = partitionKey(batch.topic, batch.partition);
     const labels = { group: groupId, topic: batch.topic, partition: String(batch.partition) };
+    // The records from a deferral on are offered again when the partition is fetched again: none
+    // of them is dead-lettered now (a refusal there would be sent once per redelivery).
+    const dueNow = (d: DeadLetter) => !waitsBehind(deferral, d.record.offset);
+    const rejected = offered.filter(dueNow);
     // Decode failures count too: a TypeError in a processor's decode fails every record as well.
-    const failed = dead.length === 0 ? rejected : [...dead, ...rejected].sort(byOffset);
-    if (faultHoldMs > 0 && suspectsProcessor(messages.length, failed)) {
+    const failed = dead.length === 0 ? rejected : [...dead.filter(dueNow), ...rejected].sort(byOffset);
+    // A deferral is an answer of the processor: the deferred record counts as one that got through.
+    const tried =
+      deferral === undefined ? messages.length : messages.filter((m) => !waitsBehind(deferral, m.offset)).length + 1;
+    if (faultHoldMs > 0 && suspectsProcessor(tried, failed)) {
       const oldest = failed.find((r) => isProcessorFaultCode(r.code)) as DeadLetter;
       const now = Date.now();
       const since = faultSince.get(key) ?? now;
@@ -734,10 +821,10 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     }
     // Cleared by a record that got through (an attempt on nothing, the end of a batch consumed by
     // skips, says nothing: the gauge flapped at every batch boundary).
-    if (decoded.length > rejected.length) clearFault(key, labels, 'processor fault cleared');
+    if (deferral !== undefined || decoded.length > rejected.length) clearFault(key, labels, 'processor fault cleared');
     // A DLQ outage throws a retriable error: the batch is retried and nothing is committed.
-    await deadLetterAll(batch, [...dead, ...rejected, ...refused]);
-    return { kind: 'done', commitOffset, processed };
+    await deadLetterAll(batch, [...dead.filter(dueNow), ...rejected, ...refused.filter(dueNow)]);
+    return { kind: 'done', commitOffset, processed, deferral };
   }
 
   /** The group's commits of a topic: read once per join (or after a topic went missing), shared by its partitions. */
@@ -881,6 +968,12 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     if (batch.messages.length === 0) return;
     const started = process.hrtime.bigint();
     const key = partitionKey(batch.topic, batch.partition);
+    const joinsBefore = joins;
+    if (deferred.has(key)) {
+      // The deferred records are back: the wait, a known one, is over; this batch's own stall clock starts.
+      endDeferral(key);
+      progress.working(batch.topic, batch.partition, Date.now());
+    }
     if (!(await checkPosition(batch))) return; // sought elsewhere: nothing of this batch is processed
     fetched.add(key);
     lastBatchAt.set(key, Date.now());
@@ -892,6 +985,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       progress.committed(batch.topic, batch.partition) ?? BigInt(batch.messages[0]?.offset ?? batch.highWatermark);
     observe(batch.topic, batch.partition, committedBefore(), batch.highWatermark);
     let commitOffset: string | undefined;
+    let deferral: HeldDeferral | undefined;
     // kafkajs heartbeats only between batches: a batch whose sink calls outlast the session timeout
     // (a ClickHouse that hangs to its deadline call after call, a webhook retried for a minute) had
     // the member evicted, the group rebalancing and the batch redelivered, on every attempt; so did
@@ -970,6 +1064,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
             const held = heldBack.get(key);
             commitOffset = held === undefined ? undefined : held.toString();
           }
+          deferral = result.deferral;
           settled = true;
           break;
         } catch (thrown) {
@@ -1021,20 +1116,27 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       metrics.backingOff.set(labels, 0);
       logger.info({ topic: batch.topic, partition: batch.partition }, 'sink recovered; partition resumed');
     }
-    const last = batch.lastOffset();
-    payload.resolveOffset(last);
-    // Commit only now that the sink and the DLQ hold everything up to `last` — or less, when a
+    // Deferred: processed up to the deferred record only; nothing from it on is resolved (kafkajs
+    // fetches from there once the partition is resumed) nor committed.
+    const done =
+      deferral === undefined ? batch.messages : batch.messages.filter((m) => !waitsBehind(deferral, m.offset));
+    // Commit only now that the sink and the DLQ hold everything up to `next` — or less, when a
     // stateful processor still holds part of it in memory only. Never move a commit backwards.
-    const next = BigInt(last) + 1n;
-    const lastMessage = batch.messages[batch.messages.length - 1]!;
-    observeLog(key, {
-      kind: 'processed',
-      next,
-      // A fingerprint costs a hash: kept by an ephemeral consumer only (its only evidence of a recreated topic).
-      lastRecord: mode.ephemeral
-        ? { offset: BigInt(lastMessage.offset), fingerprint: recordFingerprint(lastMessage) }
-        : undefined,
-    });
+    const next = deferral?.offset ?? BigInt(batch.lastOffset()) + 1n;
+    payload.resolveOffset((next - 1n).toString());
+    const lastMessage = done[done.length - 1];
+    // The offset after what was processed: the redelivery from a deferred record starts there, an
+    // ordinary replay of the same offsets, neither a restart nor a reset (log-position.ts).
+    if (lastMessage !== undefined) {
+      observeLog(key, {
+        kind: 'processed',
+        next,
+        // A fingerprint costs a hash: kept by an ephemeral consumer only (its only evidence of a recreated topic).
+        lastRecord: mode.ephemeral
+          ? { offset: BigInt(lastMessage.offset), fingerprint: recordFingerprint(lastMessage) }
+          : undefined,
+      });
+    }
     const safe = await commitUpTo(next, commitOffset);
     const before = committedBefore();
     observe(
@@ -1045,11 +1147,56 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       next >= BigInt(batch.highWatermark),
     );
     const now = Date.now();
-    metrics.out.inc({ topic: batch.topic }, batch.messages.length);
+    metrics.out.inc({ topic: batch.topic }, done.length);
     crashRecovered();
     metrics.batchSeconds.observe({ topic: batch.topic }, Number(process.hrtime.bigint() - started) / 1e9);
-    for (const message of batch.messages)
+    for (const message of done)
       metrics.latency.observe({ topic: batch.topic }, Math.max(0, now - Number(message.timestamp)) / 1000);
+    if (deferral !== undefined) deferPartition(batch, deferral, joinsBefore);
+  }
+
+  /**
+   * Pauses a partition whose processor deferred its records (ProcessResult.defer) until the delay
+   * is over: kafkajs then fetches it again from the deferred record (resolved up to it), while the
+   * other partitions are fetched and processed meanwhile. Not after a join since the batch began
+   * (the partition may be another member's; kept, it is fetched again from the group's commit), nor
+   * while stopping.
+   */
+  function deferPartition(batch: Batch, deferral: HeldDeferral, joinsBefore: number): void {
+    const { topic, partition } = batch;
+    const key = partitionKey(topic, partition);
+    if (stopping || joins !== joinsBefore || !owned.has(key)) return;
+    consumer.pause([{ topic, partitions: [partition] }]);
+    const timer = setTimeout(() => {
+      const wait = deferred.get(key);
+      if (wait?.timer !== timer) return;
+      // Still a known wait until its next batch begins (the fetch may take kafkajs' maxWaitTime).
+      wait.timer = undefined;
+      wait.resumedAt = Date.now();
+      resumeFetching(topic, partition);
+    }, deferral.delayMs);
+    timer.unref();
+    const previous = deferred.get(key);
+    clearTimeout(previous?.timer);
+    deferred.set(key, { topic, partition, timer, resumedAt: undefined });
+    metrics.deferred.set({ group: groupId, topic, partition: String(partition) }, 1);
+    // The wait is known: its stall clock starts now (and stalls() leaves the partition out meanwhile).
+    progress.working(topic, partition, Date.now());
+    const fields = {
+      topic,
+      partition,
+      offset: deferral.offset.toString(),
+      delayMs: deferral.delayMs,
+      reason: deferral.reason,
+    };
+    // One info line when a partition starts waiting on a record; its further deferrals at debug.
+    if (lastDeferredAt.get(key) === deferral.offset) logger.debug(fields, 'partition deferred again');
+    else
+      logger.info(
+        fields,
+        'processor deferred the partition: paused, fetched again from the deferred record after the delay',
+      );
+    lastDeferredAt.set(key, deferral.offset);
   }
 
   let reported = new Map<string, Stall>();
@@ -1065,7 +1212,14 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     // each retry starts its own stall clock, so an attempt that hangs is still a stall.
     const now = Date.now();
     const waiting = [...retrying.values()].some((t) => now - t < stallTimeoutMs);
-    const found = progress.stalls(now).filter((s) => !waiting || inFlight.has(partitionKey(s.topic, s.partition)));
+    // A partition waiting on its processor's deferral waits on purpose (ProcessResult.defer).
+    const found = progress
+      .stalls(now)
+      .filter(
+        (s) =>
+          !waitsDeferred(partitionKey(s.topic, s.partition), now) &&
+          (!waiting || inFlight.has(partitionKey(s.topic, s.partition))),
+      );
     const keys = new Map(found.map((s) => [partitionKey(s.topic, s.partition), s]));
     for (const s of found) {
       const labels = { group: groupId, topic: s.topic, partition: String(s.partition) };
@@ -1240,6 +1394,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       stopResets();
       stopUnknowns();
       abort.abort();
+      // Nothing is fetched again: a deferred partition's commit stays at its deferred record.
+      for (const k of [...deferred.keys()]) endDeferral(k);
       const leave = async () => {
         // kafkajs waits for the batch in hand to finish before leaving the group.
         try {

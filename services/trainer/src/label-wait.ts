@@ -68,3 +68,29 @@ export function labelWaitStep(
   if (now >= until) return { kind: 'refuse', until, shortfall };
   return { kind: 'wait', ms: Math.min(policy.pollMs, until - now), until, shortfall };
 }
+
+/**
+ * The requests waiting for labels now, in memory: a waiting request is no longer held inside its
+ * batch (that held every partition of the process) but deferred and redelivered every poll, so
+ * when it began waiting (its first log line, the gauge, how long it waited) is kept here across
+ * those redeliveries. A restart forgets it: the first delivery after it logs the wait's start
+ * again. Its deadline is in event time (`data_to + waitMs`), so a restart does not lengthen it.
+ */
+export class LabelWaits {
+  readonly #since = new Map<string, { readonly model: string; readonly since: number }>();
+
+  /** The request waits (again) at `now`: since when, and whether it starts waiting here. */
+  waiting(requestId: string, model: string, now: number): { readonly since: number; readonly began: boolean } {
+    const known = this.#since.get(requestId);
+    if (known !== undefined) return { since: known.since, began: false };
+    this.#since.set(requestId, { model, since: now });
+    return { since: now, began: true };
+  }
+
+  /** The request waits no more (trained, refused, or its partition is another member's): its wait, if any. */
+  end(requestId: string): { readonly model: string; readonly since: number } | undefined {
+    const known = this.#since.get(requestId);
+    this.#since.delete(requestId);
+    return known;
+  }
+}

@@ -1,10 +1,11 @@
 import type { ReferenceSet } from '@driftline/drift';
-import type { ConsumerHandle } from '@driftline/kafka';
+import { type ConsumerHandle, partitionKey } from '@driftline/kafka';
 import { counter, gauge } from '@driftline/observability';
 import { contracts, type ModelEvent, type RetrainRequest } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { checkArtifactDir } from './artifact-dir.js';
 import { type TrainerConfig, toTrainerConfig, trainerEnvShape } from './config.js';
+import { LabelWaits } from './label-wait.js';
 import { handleRequest, type TrainerDeps } from './trainer.js';
 import { TRAINING_PAGE_ROWS, warehouseTrainingSource } from './training-source.js';
 import { ensureWorkerPython } from './worker.js';
@@ -39,8 +40,17 @@ export const trainerService = defineService({
       ['model'],
       { bounded: ['model'] },
     );
-    // Aborts every wait for labels at stop: the batch is then left uncommitted and redelivered.
+    // Aborts a training run at stop: the batch is then left uncommitted and redelivered.
     const stopping = new AbortController();
+    const waits = new LabelWaits();
+    /** Per partition (partitionKey), the request it defers waiting for labels, and its model. */
+    const awaiting = new Map<string, { readonly requestId: string; readonly model: string }>();
+    /** The partition's wait is over, or another member's now: the gauge drops with it. */
+    const forgetWait = (key: string) => {
+      const wait = awaiting.get(key);
+      awaiting.delete(key);
+      if (wait !== undefined && waits.end(wait.requestId) !== undefined) waiting.set({ model: wait.model }, 0);
+    };
     const deps: TrainerDeps = {
       config,
       python,
@@ -55,6 +65,7 @@ export const trainerService = defineService({
       transitions: warehouse.transitions,
       saveCalibration: (model, version, referenceId, map) =>
         warehouse.estimates.saveCalibration(model, version, referenceId, map),
+      waits,
       onWaiting: (model, on) => waiting.set({ model }, on ? 1 : 0),
       eventTime: ctx.common.eventTime,
     };
@@ -67,14 +78,15 @@ export const trainerService = defineService({
         decode: (r) => retrainCodec.decode(r.value),
         async process(items, context) {
           // Training takes minutes: keep the group membership alive while it runs. A lost membership
-          // (see membershipLoss) or a stop ends a wait for labels and kills the worker's process
-          // group at once (the partition may be another member's now, and two workers on one
-          // request would only compete): the batch fails retriable, uncommitted, and the request
-          // is redelivered, which the trainer recognises by its request id.
+          // (see membershipLoss) or a stop kills the worker's process group at once (the partition
+          // may be another member's now, and two workers on one request would only compete): the
+          // batch fails retriable, uncommitted, and the request is redelivered, which the trainer
+          // recognises by its request id.
           const rebalanced = new AbortController();
           const signal = AbortSignal.any([stopping.signal, rebalanced.signal]);
-          // A request's lines name its partition: a wait for labels holds the process (README, step 3).
+          // A request's lines name its partition: a wait for labels holds it (README, step 3).
           const logger = deps.logger.child({ partition: context.partition });
+          const key = partitionKey(context.topic, context.partition);
           const lost = membershipLoss();
           const beat = setInterval(
             () =>
@@ -87,13 +99,29 @@ export const trainerService = defineService({
             3_000,
           );
           try {
-            for (const { value } of items) {
-              const outcome = await handleRequest({ ...deps, signal, logger }, value);
-              outcomes.inc({ model: value.model, outcome });
+            for (const { record, value } of items) {
+              const handled = await handleRequest({ ...deps, signal, logger }, value);
+              if (typeof handled === 'object') {
+                // Waiting for labels: only this partition waits, deferred from this request (the
+                // later ones queue behind it; requests of one model keep their order). Sleeping
+                // here held every partition of the process (kafkajs fetches again only once every
+                // batch of a fetch is done).
+                const before = awaiting.get(key);
+                if (before !== undefined && before.requestId !== value.request_id) forgetWait(key);
+                awaiting.set(key, { requestId: value.request_id, model: value.model });
+                return { defer: { offset: record.offset, delayMs: handled.retryInMs, reason: handled.shortfall } };
+              }
+              // Handled: the partition waits no more (a request still waiting, dead-lettered meanwhile, neither).
+              forgetWait(key);
+              outcomes.inc({ model: value.model, outcome: handled });
             }
           } finally {
             clearInterval(beat);
           }
+        },
+        // Another member handles the partition's waiting request now (from the commit): its wait is its own.
+        revoked(partitions) {
+          for (const p of partitions) forgetWait(partitionKey(p.topic, p.partition));
         },
       },
     });

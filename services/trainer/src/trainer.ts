@@ -13,7 +13,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { setTimeout as sleepFor } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import {
   ARTIFACT_NAME_RULE,
@@ -49,7 +48,7 @@ import {
   parseEnvironmentStreak,
   recordEnvironmentFailure,
 } from './environment-failures.js';
-import { labelWaitStep } from './label-wait.js';
+import { type LabelWaits, labelWaitStep } from './label-wait.js';
 import { decidePromotion, type PromotionVerdict, versionFor } from './promotion.js';
 import { calibrationFromDataset, referenceSteps } from './reference.js';
 import { servingProblem } from './serving-check.js';
@@ -68,10 +67,10 @@ export interface TrainerDeps {
   readonly publish: (events: readonly ModelEvent[]) => Promise<void>;
   readonly logger: Logger;
   readonly now?: () => number;
-  /** Waits between label polls (default: a timer); rejects when `signal` aborts. */
-  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /** Aborts a wait for labels: the service stops, or the group rebalances (the batch is then retried). */
+  /** Aborts a training run: the service stops, or the group rebalances (the batch is then retried). */
   readonly signal?: AbortSignal;
+  /** The requests waiting for labels, kept across their redeliveries (one per process). */
+  readonly waits: LabelWaits;
   /**
    * Accepted event times (DRIFTLINE_EVENT_TIME_*): a `data_to` further ahead than this is poison,
    * so a request cannot hold its partition waiting for labels of a far future window.
@@ -91,6 +90,19 @@ export interface TrainerDeps {
 }
 
 export type Outcome = 'already_done' | 'republished' | 'promoted' | 'shadowed' | 'rejected';
+
+/**
+ * Not enough labels yet, and the wait (`data_to + DRIFTLINE_TRAINER_LABEL_WAIT`) is not over: the
+ * request is to be handled again after `retryInMs` (the service defers its partition; nothing of
+ * it is committed, nothing else waits).
+ */
+export interface AwaitingLabels {
+  readonly kind: 'awaiting_labels';
+  readonly retryInMs: number;
+  /** When the wait ends (epoch ms): then the request trains or is refused. */
+  readonly until: number;
+  readonly shortfall: string;
+}
 
 /** Latest time a Date (hence a version name and a ClickHouse DateTime64) can hold, in ms. */
 const MAX_DATE_MS = 8.64e15;
@@ -494,69 +506,54 @@ export function modelEvents(row: ModelVersionRow, eventTime: number): ModelEvent
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
- * Reads the request's window; with fewer than DRIFTLINE_TRAINER_MIN_ROWS labeled rows it waits for
- * labels (label-wait.ts): reads again every DRIFTLINE_TRAINER_LABEL_POLL until
- * `data_to + DRIFTLINE_TRAINER_LABEL_WAIT`, then refuses (poison: dead-lettered with the reason).
- * The service's heartbeats keep the group membership and the stall check satisfied meanwhile; an
- * aborted wait (stop, rebalance) is retriable, so the request is redelivered, never lost.
+ * Reads the request's window; with fewer than DRIFTLINE_TRAINER_MIN_ROWS labeled rows (or a class
+ * missing) it answers `awaiting_labels` (label-wait.ts): read again after DRIFTLINE_TRAINER_LABEL_POLL,
+ * until `data_to + DRIFTLINE_TRAINER_LABEL_WAIT`, then refused (poison: dead-lettered with the
+ * reason). It used to sleep here, inside the batch, and that held every partition of the process
+ * (kafkajs fetches again only once every batch of a fetch is done): the service now defers the
+ * request's partition instead. `deps.waits` keeps when the wait began across the redeliveries.
  */
-async function readLabeledWindow(deps: TrainerDeps, request: RetrainRequest, log: Logger): Promise<TrainingWindow> {
+async function readLabeledWindow(
+  deps: TrainerDeps,
+  request: RetrainRequest,
+  log: Logger,
+): Promise<TrainingWindow | AwaitingLabels> {
   const { config } = deps;
   const now = deps.now ?? Date.now;
-  const sleep = deps.sleep ?? ((ms: number, signal?: AbortSignal) => sleepFor(ms, undefined, { signal }));
   const range = `[${iso(request.data_from)}, ${iso(request.data_to)})`;
-  let waited = false;
-  try {
-    for (;;) {
-      const window = await deps.source.read(
-        request.model,
-        request.data_from,
-        request.data_to,
-        config.maxRows,
-        request.model_version,
+  const window = await deps.source.read(
+    request.model,
+    request.data_from,
+    request.data_to,
+    config.maxRows,
+    request.model_version,
+  );
+  const rows = window.rows.length;
+  const counts = classCounts(window.rows, config.holdoutFraction);
+  const needs = { minRows: config.minRows, minClassRows: config.minClassRows };
+  const at = now();
+  const step = labelWaitStep(counts, needs, request.data_to, at, config.labelWait, `of ${request.model} in ${range}`);
+  if (step.kind === 'wait') {
+    const { since, began } = deps.waits.waiting(request.request_id, request.model, at);
+    if (began) {
+      deps.onWaiting?.(request.model, true);
+      log.info(
+        { rows, shortfall: step.shortfall, until: iso(step.until), pollMs: config.labelWait.pollMs },
+        'not enough labels yet; waiting for labels (its partition only: the request is handled again every poll)',
       );
-      const rows = window.rows.length;
-      const counts = classCounts(window.rows, config.holdoutFraction);
-      const needs = { minRows: config.minRows, minClassRows: config.minClassRows };
-      const step = labelWaitStep(
-        counts,
-        needs,
-        request.data_to,
-        now(),
-        config.labelWait,
-        `of ${request.model} in ${range}`,
-      );
-      if (step.kind === 'train') {
-        if (waited) log.info({ rows }, 'enough labeled rows arrived; training');
-        return window;
-      }
-      if (step.kind === 'refuse') {
-        throw new DriftlineError(
-          'VALIDATION_FAILED',
-          `retrain ${request.request_id}: ${step.shortfall}; labels were awaited until ${iso(step.until)} (data_to + DRIFTLINE_TRAINER_LABEL_WAIT)`,
-        );
-      }
-      if (!waited) {
-        waited = true;
-        deps.onWaiting?.(request.model, true);
-        log.info(
-          { rows, shortfall: step.shortfall, until: iso(step.until), pollMs: config.labelWait.pollMs },
-          'not enough labels yet; waiting for labels',
-        );
-      }
-      try {
-        await sleep(step.ms, deps.signal);
-      } catch (cause) {
-        throw new DriftlineError(
-          'SOURCE_UNAVAILABLE',
-          `retrain ${request.request_id}: the wait for labels was interrupted (stopping or rebalancing); the request will be redelivered`,
-          { retriable: true, cause },
-        );
-      }
-    }
-  } finally {
-    if (waited) deps.onWaiting?.(request.model, false);
+    } else log.debug({ rows, waitedMs: at - since, until: iso(step.until) }, 'still not enough labels; waiting');
+    return { kind: 'awaiting_labels', retryInMs: step.ms, until: step.until, shortfall: step.shortfall };
   }
+  const waited = deps.waits.end(request.request_id);
+  if (waited !== undefined) deps.onWaiting?.(request.model, false);
+  if (step.kind === 'train') {
+    if (waited !== undefined) log.info({ rows, waitedMs: at - waited.since }, 'enough labeled rows arrived; training');
+    return window;
+  }
+  throw new DriftlineError(
+    'VALIDATION_FAILED',
+    `retrain ${request.request_id}: ${step.shortfall}; labels were awaited until ${iso(step.until)} (data_to + DRIFTLINE_TRAINER_LABEL_WAIT)`,
+  );
 }
 
 /**
@@ -566,14 +563,14 @@ async function readLabeledWindow(deps: TrainerDeps, request: RetrainRequest, log
  *    trains once); a registered but unpublished one (crash after registering) → publish its events;
  * 2. a completed worker run in the version's artifact directory (crash after training, before
  *    registering) → reuse it instead of training again;
- * 3. else read the window from labeled_predictions (waiting a bounded time for labels when it
- *    holds too few), write it as Arrow IPC, run the worker.
+ * 3. else read the window from labeled_predictions (too few labels: `awaiting_labels`, handled
+ *    again later, for a bounded time), write it as Arrow IPC, run the worker.
  *
  * Then evaluate against the serving model on the held-out slice, store the reference profile (on
  * promotion, before the PROMOTED event so drift-monitor finds it), register, publish, mark published.
  * Requests of one model arrive on one partition, so Kafka's partition ownership serialises them.
  */
-export async function handleRequest(deps: TrainerDeps, request: RetrainRequest): Promise<Outcome> {
+export async function handleRequest(deps: TrainerDeps, request: RetrainRequest): Promise<Outcome | AwaitingLabels> {
   const { config, logger } = deps;
   const now = deps.now ?? Date.now;
   const log = logger.child({ model: request.model, requestId: request.request_id });
@@ -599,6 +596,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   // Before the window is read: an unusable directory fails each retry without a ClickHouse read.
   await usingArtifactDir(deps, dir, () => mkdirSync(dir, { recursive: true }));
   const window = await readLabeledWindow(deps, request, log);
+  if (!('rows' in window)) return window;
   const rows = window.rows;
   if (window.truncated) {
     log.warn(

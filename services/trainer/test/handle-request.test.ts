@@ -10,8 +10,15 @@ import { describe, expect, it } from 'vitest';
 import { toTrainerConfig } from '../src/config.js';
 import { buildDataset, datasetToArrow, type LabeledRow } from '../src/dataset.js';
 import { ENVIRONMENT_FAILURE_BUDGET_MS, MIN_ENVIRONMENT_FAILURES } from '../src/environment-failures.js';
+import { LabelWaits } from '../src/label-wait.js';
 import { versionFor } from '../src/promotion.js';
-import { handleRequest, MAX_WORKER_ATTEMPTS, type TrainerDeps } from '../src/trainer.js';
+import {
+  type AwaitingLabels,
+  handleRequest,
+  MAX_WORKER_ATTEMPTS,
+  type Outcome,
+  type TrainerDeps,
+} from '../src/trainer.js';
 import { metaJson, modelJson } from './fixtures.js';
 
 const request: RetrainRequest = {
@@ -83,9 +90,30 @@ function setup(over: Partial<TrainerDeps> = {}) {
     },
     logger: silentLogger,
     now: () => 1_000_000,
+    waits: new LabelWaits(),
     ...over,
   };
   return { dir, deps, registry, published, references };
+}
+
+/**
+ * Handles the request as the service does: while it answers `awaiting_labels`, it is delivered
+ * again after the delay asked for (`advance` moves the clock by it). Returns the outcome and the
+ * delays in between.
+ */
+async function redeliveredUntilHandled(
+  deps: TrainerDeps,
+  req: RetrainRequest,
+  advance: (ms: number) => void,
+): Promise<{ outcome: Outcome; delays: number[] }> {
+  const delays: number[] = [];
+  for (;;) {
+    const handled: Outcome | AwaitingLabels = await handleRequest(deps, req);
+    if (typeof handled === 'string') return { outcome: handled, delays };
+    expect(handled.kind).toBe('awaiting_labels');
+    delays.push(handled.retryInMs);
+    advance(handled.retryInMs);
+  }
 }
 
 /**
@@ -433,18 +461,13 @@ describe('handleRequest (the training window)', () => {
 });
 
 describe('handleRequest (waiting for labels)', () => {
-  /** A clock that only the fake sleep moves, and a source whose rows arrive after `arrivesAfter` reads. */
+  /** A clock that only the redeliveries move, and a source whose rows arrive after `arrivesAfter` reads. */
   function waiting(opts: { waitMs: number; arrivesAfter: number; start: number }) {
     let clock = opts.start;
-    const sleeps: number[] = [];
     const states: boolean[] = [];
     let reads = 0;
     const made = setup({
       now: () => clock,
-      sleep: async (ms) => {
-        sleeps.push(ms);
-        clock += ms;
-      },
       onWaiting: (model, on) => {
         expect(model).toBe('fraud');
         states.push(on);
@@ -454,21 +477,33 @@ describe('handleRequest (waiting for labels)', () => {
       },
     });
     made.deps = { ...made.deps, config: { ...made.deps.config, labelWait: { waitMs: opts.waitMs, pollMs: 10_000 } } };
-    return { ...made, sleeps, states, reads: () => reads };
+    const advance = (ms: number) => {
+      clock += ms;
+    };
+    return { ...made, states, advance, reads: () => reads };
   }
 
-  it('trains once the labels arrive, polling every DRIFTLINE_TRAINER_LABEL_POLL', async () => {
+  it('answers "awaiting labels" instead of sleeping in the batch (that held every partition), then trains once they arrive', async () => {
     const w = waiting({ waitMs: 60_000, arrivesAfter: 2, start: request.data_to + 1_000 });
     completedRun(w.dir, 0.9); // the worker's output: no Python needed
-    expect(await handleRequest(w.deps, request)).toBe('promoted');
-    expect(w.sleeps).toEqual([10_000, 10_000]);
+    expect(await handleRequest(w.deps, request)).toEqual({
+      kind: 'awaiting_labels',
+      retryInMs: 10_000,
+      until: request.data_to + 60_000,
+      shortfall: '5 labeled rows of fraud in [1970-01-01T00:00:00.000Z, 1970-01-01T00:01:40.000Z) — at least 20 needed',
+    });
+    w.advance(10_000);
+    const { outcome, delays } = await redeliveredUntilHandled(w.deps, request, w.advance);
+    expect(outcome).toBe('promoted');
+    expect(delays).toEqual([10_000]);
     expect(w.reads()).toBe(3);
+    // One wait across the redeliveries (kept in memory): the gauge on once, off once.
     expect(w.states).toEqual([true, false]);
   });
 
   it('refuses (poison) once data_to + DRIFTLINE_TRAINER_LABEL_WAIT has passed, the last poll cut to the deadline', async () => {
     const w = waiting({ waitMs: 35_000, arrivesAfter: Number.POSITIVE_INFINITY, start: request.data_to });
-    const error = await handleRequest(w.deps, request).then(
+    const error = await redeliveredUntilHandled(w.deps, request, w.advance).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -477,14 +512,26 @@ describe('handleRequest (waiting for labels)', () => {
       '5 labeled rows of fraud in [1970-01-01T00:00:00.000Z, 1970-01-01T00:01:40.000Z) — at least 20 needed',
     );
     expect((error as Error).message).toContain(`awaited until ${new Date(request.data_to + 35_000).toISOString()}`);
-    expect(w.sleeps).toEqual([10_000, 10_000, 10_000, 5_000]);
+    expect(w.reads()).toBe(5); // at 0, 10, 20, 30 and 35 s
     expect(w.states).toEqual([true, false]);
+  });
+
+  it('a wait forgotten (a restart) starts its log line and gauge again but keeps its deadline (event time)', async () => {
+    const w = waiting({ waitMs: 35_000, arrivesAfter: Number.POSITIVE_INFINITY, start: request.data_to });
+    expect(await handleRequest(w.deps, request)).toMatchObject({ retryInMs: 10_000 });
+    w.advance(30_000);
+    const restarted = { ...w.deps, waits: new LabelWaits() };
+    expect(await handleRequest(restarted, request)).toMatchObject({
+      retryInMs: 5_000,
+      until: request.data_to + 35_000,
+    });
+    expect(w.states).toEqual([true, true]);
   });
 
   it('refuses at once, without waiting, a request whose wait is already over (a replay of an old window)', async () => {
     const w = waiting({ waitMs: 60_000, arrivesAfter: Number.POSITIVE_INFINITY, start: request.data_to + 60_000 });
     await expect(handleRequest(w.deps, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
-    expect(w.sleeps).toEqual([]);
+    expect(w.reads()).toBe(1);
     expect(w.states).toEqual([]);
   });
 
@@ -498,27 +545,7 @@ describe('handleRequest (waiting for labels)', () => {
     expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
     expect((error as Error).message).toContain('data_to');
     expect((error as Error).message).toContain('in the future');
-    expect(w.sleeps).toEqual([]);
     expect(w.reads()).toBe(0);
-  });
-
-  it('an interrupted wait (stop, rebalance) is retriable: the request is redelivered, never dead-lettered', async () => {
-    const w = waiting({ waitMs: 60_000, arrivesAfter: Number.POSITIVE_INFINITY, start: request.data_to });
-    const stop = new AbortController();
-    const deps: TrainerDeps = {
-      ...w.deps,
-      signal: stop.signal,
-      sleep: (_ms, signal) =>
-        new Promise((_resolve, reject) => signal?.addEventListener('abort', () => reject(signal.reason))),
-    };
-    const handled = handleRequest(deps, request).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    await new Promise((r) => setTimeout(r, 10));
-    stop.abort();
-    expect(await handled).toMatchObject({ code: 'SOURCE_UNAVAILABLE', retriable: true });
-    expect(w.states).toEqual([true, false]);
   });
 });
 
@@ -842,18 +869,15 @@ describe('handleRequest (one class only)', () => {
   it('waits for the other class like for missing labels, and trains once it is there', async () => {
     let clock = request.data_to;
     let reads = 0;
-    const sleeps: number[] = [];
     const { dir, deps } = setup({
       now: () => clock,
-      sleep: async (ms) => {
-        sleeps.push(ms);
-        clock += ms;
-      },
       source: { read: async () => ({ rows: reads++ < 2 ? labeled(() => 0) : rows, truncated: false }) },
     });
     completedRun(dir, 0.9);
     const waiting = { ...deps, config: { ...deps.config, labelWait: { waitMs: 60_000, pollMs: 10_000 } } };
-    expect(await handleRequest(waiting, request)).toBe('promoted');
-    expect(sleeps).toEqual([10_000, 10_000]);
+    const handled = await redeliveredUntilHandled(waiting, request, (ms) => {
+      clock += ms;
+    });
+    expect(handled).toEqual({ outcome: 'promoted', delays: [10_000, 10_000] });
   });
 });

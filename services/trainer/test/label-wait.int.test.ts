@@ -43,10 +43,12 @@ async function insertLabeled(ch: ClickHouse, model: string, from: number, to: nu
   await ch.insert('labeled_predictions', rows);
 }
 
-async function publish(request: RetrainRequest): Promise<void> {
-  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.retrain, retrainTopic);
+async function publish(request: RetrainRequest, topic = retrainTopic, partition?: number): Promise<void> {
+  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.retrain, topic);
   const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
-  await producer.send(retrainTopic, [{ key: request.model, value: await codec.encode(request) }]);
+  await producer.send(topic, [
+    { key: request.model, value: await codec.encode(request), ...(partition === undefined ? {} : { partition }) },
+  ]);
   await producer.disconnect();
 }
 
@@ -60,6 +62,31 @@ const requestOf = (model: string, dataTo: number): RetrainRequest => ({
   data_to: dataTo,
   event_time: dataTo,
 });
+
+/** The trainer alone on the stack: polls every 300 ms, a 5 s stall timeout (shorter than the waits: a wait is no stall). */
+function startTrainer(opts: { prefix: string; database: string; partitions: number; labelWait: string }) {
+  return startRunner({
+    services: [trainerService as unknown as ServiceDefinition<never, unknown>],
+    env: {
+      DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+      DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+      DRIFTLINE_TOPIC_PREFIX: opts.prefix,
+      DRIFTLINE_TOPIC_PARTITIONS: String(opts.partitions),
+      DRIFTLINE_HTTP_PORT: '0',
+      DRIFTLINE_CLICKHOUSE_DATABASE: opts.database,
+      DRIFTLINE_CLICKHOUSE_PATH: chPath,
+      DRIFTLINE_TRAINER_ARTIFACT_DIR: mkdtempSync(join(tmpdir(), 'trainer-wait-art-')),
+      DRIFTLINE_TRAINER_DEVICE: 'cpu',
+      DRIFTLINE_TRAINER_ROUNDS: '10',
+      DRIFTLINE_TRAINER_MIN_ROWS: String(MIN_ROWS),
+      DRIFTLINE_TRAINER_PROMOTION_MARGIN: '0',
+      DRIFTLINE_TRAINER_LABEL_WAIT: opts.labelWait,
+      DRIFTLINE_TRAINER_LABEL_POLL: '300ms',
+      DRIFTLINE_STALL_TIMEOUT: '5s',
+    },
+    logger: silentLogger,
+  });
+}
 
 describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINER_LABEL_WAIT)', () => {
   let ch: ClickHouse;
@@ -85,29 +112,8 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
   beforeAll(async () => {
     ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
     await migrate(ch, migrations);
-    runner = await startRunner({
-      services: [trainerService as unknown as ServiceDefinition<never, unknown>],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        // One partition: the requests queue behind each other, as requests of models sharing one do.
-        DRIFTLINE_TOPIC_PARTITIONS: '1',
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_CLICKHOUSE_DATABASE: database,
-        DRIFTLINE_CLICKHOUSE_PATH: chPath,
-        DRIFTLINE_TRAINER_ARTIFACT_DIR: mkdtempSync(join(tmpdir(), 'trainer-wait-art-')),
-        DRIFTLINE_TRAINER_DEVICE: 'cpu',
-        DRIFTLINE_TRAINER_ROUNDS: '10',
-        DRIFTLINE_TRAINER_MIN_ROWS: String(MIN_ROWS),
-        DRIFTLINE_TRAINER_PROMOTION_MARGIN: '0',
-        DRIFTLINE_TRAINER_LABEL_WAIT: `${LABEL_WAIT_MS}ms`,
-        DRIFTLINE_TRAINER_LABEL_POLL: '300ms',
-        // Shorter than the waits below: a wait must not look like a stall (the heartbeats count).
-        DRIFTLINE_STALL_TIMEOUT: '5s',
-      },
-      logger: silentLogger,
-    });
+    // One partition: the requests queue behind each other, as requests of models sharing one do.
+    runner = await startTrainer({ prefix, database, partitions: 1, labelWait: `${LABEL_WAIT_MS}ms` });
     // Joined to its group before anything is published: the waits below are timed from publishing.
     await eventually(async () => (runner.ready() ? true : undefined), 60_000, 100);
   });
@@ -155,5 +161,56 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
     expect(Number(rows[0]!.rows_train)).toBe(240); // 300 rows, 20 % held out
     expect(await waitingGauge('lagging')).toBe('0');
     expect(await dlqCount()).toBe(1); // only the first test's
+  });
+});
+
+describe('a request waiting for labels holds only its own partition (found by a review)', () => {
+  const waitPrefix = `${uniqueName('label-wait-2p')}.`;
+  const waitTopic = `${waitPrefix}retrain.v1`;
+  const waitDatabase = uniqueName('label_wait_2p').replace('-', '_');
+  let ch: ClickHouse;
+  let runner: Runner;
+
+  const http = (path: string) => fetch(`http://127.0.0.1:${runner.httpPort}${path}`);
+  const published = (model: string) =>
+    ch.select<{ version: string }>(
+      `SELECT version FROM ${ch.table('model_versions')} FINAL WHERE model = {model:String} AND published = 1`,
+      { model },
+    );
+
+  beforeAll(async () => {
+    ch = await createClickHouse({ mode: 'embedded', path: chPath, database: waitDatabase });
+    await migrate(ch, migrations);
+    // The waiting request waits past the end of this test: it must not hold the other partition.
+    runner = await startTrainer({ prefix: waitPrefix, database: waitDatabase, partitions: 2, labelWait: '30m' });
+    await eventually(async () => (runner.ready() ? true : undefined), 60_000, 100);
+  });
+
+  afterAll(async () => {
+    await runner?.stop();
+  });
+
+  it('another partition trains within seconds while one request waits; its own partition waits, healthy', async () => {
+    const dataTo = Date.now();
+    await publish(requestOf('waits', dataTo), waitTopic, 1); // no labels at all yet
+    const text = () => http('/metrics').then((r) => r.text());
+    await eventually(
+      async () =>
+        /^driftline_trainer_waiting_for_labels\{model="waits"[^}]*\} 1$/m.test(await text()) ? true : undefined,
+      20_000,
+      100,
+    );
+    // Published once the other is waiting (the reviewer's order): it needs a fetch of its own.
+    await insertLabeled(ch, 'ready', dataTo - 10 * 60_000, dataTo, 300);
+    await publish(requestOf('ready', dataTo), waitTopic, 0);
+    await eventually(async () => ((await published('ready')).length === 1 ? true : undefined), 60_000, 200);
+    // A later request on the waiting partition queues behind it (requests of one model keep their order).
+    await insertLabeled(ch, 'behind', dataTo - 10 * 60_000, dataTo, 300);
+    await publish(requestOf('behind', dataTo), waitTopic, 1);
+    await new Promise((r) => setTimeout(r, 6_000)); // past the stall timeout
+    expect(await published('behind')).toEqual([]);
+    expect(await published('waits')).toEqual([]);
+    expect((await http('/healthz')).status).toBe(200);
+    expect(await text()).toMatch(/^driftline_trainer_waiting_for_labels\{model="waits"[^}]*\} 1$/m);
   });
 });

@@ -124,9 +124,9 @@ const thresholdOverride = (name: string): Json => ({
 
 const byLabel = (label: string) => `\${__field.labels.${label}}`;
 
-/** How the drift panels of one series per feature name their series (sql.ts perVersionWhenOverlapping). */
+/** How the drift panels of one series per feature name their series (sql.ts perVersionWhereOverlapping). */
 const PER_VERSION_WHEN_OVERLAPPING =
-  'One series per feature; per feature · version when two versions were measured in one window of the range (a canary, a shadow), each against its own reference.';
+  'One line per feature; in a window where two versions were measured (a canary, a shadow), each against its own reference, the version measured first in the range stays on the line and the others are feature · version.';
 
 const databaseVariable: Obj = {
   name: 'database',

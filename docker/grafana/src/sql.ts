@@ -51,30 +51,42 @@ WHERE model = ${MODEL} AND NOT startsWith(feature, '__') ORDER BY feature`,
 } as const;
 
 /**
- * The label of a series of one feature per window: the feature, or `feature · version` when two
- * versions were measured in one window of the range (a canary, a shadow; the drift monitor writes a
- * row per version, each against its own reference), which would otherwise share one series with two
- * points per time. Versions that only follow each other (a promotion) keep one line per feature.
- * Reads `versions` (versions measured in the row's window) and `version` of the inner query.
+ * A drift query whose series are one per `label` (a feature, an output measure) over time: one
+ * line following the version measured alone in each window; in a window of two or more versions
+ * (a canary, a shadow; the drift monitor writes a row per version, each against its own reference)
+ * the one measured first in the range (then the smaller name) stays on that line and the others'
+ * rows are `label · version`, each with its own values. Labelling every row of the range by
+ * version once any one window held two (`max(versions) OVER () > 1`) cut each feature's line into
+ * one series per version: 12 daily versions with an hour's canary each were 240 day-long series
+ * of 20 features. `inner` selects `time`, `version`, the label's columns and `value` AS `alias`.
  */
-const perVersionWhenOverlapping = (label: string) =>
-  `if(max(versions) OVER () > 1, concat(${label}, ' · ', version), ${label})`;
-
-/** Versions measured in the row's window, for {@link perVersionWhenOverlapping}. */
-const VERSIONS_IN_WINDOW = 'uniqExact(version) OVER (PARTITION BY window_start) AS versions';
-
-/** Per-feature statistic of one method over time (long format: one series per feature, per version when they overlap). */
-export function driftStatisticSql(method: string, column: 'statistic' | 'p_value', alias: string): string {
-  return `SELECT time, ${perVersionWhenOverlapping('feature')} AS series, ${alias}
+function perVersionWhereOverlapping(label: string, as: string, alias: string, inner: string): string {
+  return `SELECT time, if(version = main, ${label}, concat(${label}, ' · ', version)) AS ${as}, ${alias}
 FROM (
-  SELECT window_start AS time, feature, version, ${column} AS ${alias}, ${VERSIONS_IN_WINDOW}
-  FROM ${T('drift_windows')} FINAL
-  WHERE ${DRIFT_FILTER}
-    AND NOT startsWith(feature, '__')
-    AND ${inSelection('feature', 'feature')}
-    AND method = '${method}'${column === 'p_value' ? '\n    AND p_value IS NOT NULL' : ''}
+  SELECT *, argMin(version, tuple(since, version)) OVER (PARTITION BY time) AS main
+  FROM (
+    SELECT *, min(time) OVER (PARTITION BY version) AS since
+    FROM (
+${inner}
+    )
+  )
 )
-ORDER BY time, series`;
+ORDER BY time, ${as}`;
+}
+
+/** Per-feature statistic of one method over time (long format: one series per feature, per version where they overlap). */
+export function driftStatisticSql(method: string, column: 'statistic' | 'p_value', alias: string): string {
+  return perVersionWhereOverlapping(
+    'feature',
+    'series',
+    alias,
+    `      SELECT window_start AS time, feature, version, ${column} AS ${alias}
+      FROM ${T('drift_windows')} FINAL
+      WHERE ${DRIFT_FILTER}
+        AND NOT startsWith(feature, '__')
+        AND ${inSelection('feature', 'feature')}
+        AND method = '${method}'${column === 'p_value' ? '\n        AND p_value IS NOT NULL' : ''}`,
+  );
 }
 
 /** The threshold the rows were judged against, as its own series (it may change with config). */
@@ -112,16 +124,17 @@ WHERE ${DRIFT_FILTER}
   )
 ORDER BY drifted DESC, feature, method`;
 
-/** Drift of the model's outputs per measure (`feature method`), per version when versions overlap. */
-export const predictionDriftSql = `SELECT time, ${perVersionWhenOverlapping('output_method')} AS measure, statistic
-FROM (
-  SELECT window_start AS time, concat(feature, ' ', method) AS output_method, version, statistic, ${VERSIONS_IN_WINDOW}
-  FROM ${T('drift_windows')} FINAL
-  WHERE ${DRIFT_FILTER}
-    AND startsWith(feature, '__')
-    AND method IN ('psi', 'ks', 'jensen_shannon')
-)
-ORDER BY time, measure`;
+/** Drift of the model's outputs per measure (`feature method`), per version where versions overlap. */
+export const predictionDriftSql = perVersionWhereOverlapping(
+  'output_method',
+  'measure',
+  'statistic',
+  `      SELECT window_start AS time, concat(feature, ' ', method) AS output_method, version, statistic
+      FROM ${T('drift_windows')} FINAL
+      WHERE ${DRIFT_FILTER}
+        AND startsWith(feature, '__')
+        AND method IN ('psi', 'ks', 'jensen_shannon')`,
+);
 
 export const eventsPerWindowSql = `SELECT window_start AS time, max(events) AS events, max(late_events) AS late_events
 FROM ${T('drift_windows')} FINAL

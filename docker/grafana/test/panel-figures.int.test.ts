@@ -36,8 +36,8 @@ interface Result {
   data: Row[];
 }
 
-async function panel(where: string, variables: GrafanaQueryContext['variables']): Promise<Result> {
-  const sql = expandGrafanaSql(sqlOf(where), { from: T0, to: T0 + 4 * HOUR, intervalMs: 60_000, variables });
+async function panel(where: string, variables: GrafanaQueryContext['variables'], hours = 4): Promise<Result> {
+  const sql = expandGrafanaSql(sqlOf(where), { from: T0, to: T0 + hours * HOUR, intervalMs: 60_000, variables });
   return (await ch.selectTyped(sql)) as unknown as Result;
 }
 
@@ -165,10 +165,26 @@ const DRIFT: readonly DriftRow[] = [
 ];
 const PSI_THRESHOLD = 0.2;
 
-async function seedCanary(model: string): Promise<void> {
+/** A version a day for 12 days, each next one measured beside it in its last hour (a canary). */
+const DAILY_VERSIONS = 12;
+const DAILY_FEATURES = 20;
+const DAILY: readonly DriftRow[] = Array.from({ length: DAILY_VERSIONS * 24 }, (_, window) => {
+  const day = Math.floor(window / 24);
+  const versions = [day, ...(window % 24 === 23 && day + 1 < DAILY_VERSIONS ? [day + 1] : [])];
+  return versions.flatMap((v) =>
+    Array.from({ length: DAILY_FEATURES }, (_, f) => ({
+      version: `v${v}`,
+      feature: `f${f}`,
+      window,
+      psi: (v * 100 + f * 3 + (window % 24)) / 1000,
+    })),
+  );
+}).flat();
+
+async function seedCanary(model: string, rows: readonly DriftRow[] = DRIFT): Promise<void> {
   await ch.insert(
     'drift_windows',
-    DRIFT.map((d) => ({
+    rows.map((d) => ({
       model,
       version: d.version,
       reference_id: `ref-${d.version}`,
@@ -200,6 +216,7 @@ beforeAll(async () => {
   await seedBooleans('json-flags', ['true', 'false', 'false', 'true', 'true']);
   await seedPerformance('weighted');
   await seedCanary('canary');
+  await seedCanary('daily', DAILY);
 }, 60_000);
 
 afterAll(async () => {
@@ -247,28 +264,73 @@ describe('panel figures against an independent computation on the seeded rows', 
   const at = (window: number) => chTime(T0 + window * HOUR).slice(0, 19);
   const timeOf = (r: Row) => String(r.time).slice(0, 19);
 
-  it('PSI per feature with a canary: one series per feature · version, each with its own values', async () => {
+  // Per seeded rows, the version staying on the line in each window.
+  const mains = new Map<readonly DriftRow[], Map<number, string>>();
+
+  /**
+   * The label a row's series has, computed on the seeded rows: the feature for the version that
+   * stays on its line in the window (measured first in the range, then the smaller name), else
+   * `feature · version`.
+   */
+  const labelOf = (rows: readonly DriftRow[], d: DriftRow, label: string) => {
+    let main = mains.get(rows)?.get(d.window);
+    if (main === undefined) {
+      const first = new Map<string, number>();
+      for (const r of rows) first.set(r.version, Math.min(first.get(r.version) ?? r.window, r.window));
+      const byWindow = new Map<number, string>();
+      for (const r of rows) {
+        const current = byWindow.get(r.window);
+        const before =
+          current === undefined ||
+          first.get(r.version)! < first.get(current)! ||
+          (first.get(r.version) === first.get(current) && r.version < current);
+        if (before) byWindow.set(r.window, r.version);
+      }
+      mains.set(rows, byWindow);
+      main = byWindow.get(d.window);
+    }
+    return d.version === main ? label : `${label} · ${d.version}`;
+  };
+
+  it('PSI per feature with a canary: one line per feature, the canary apart with its own values', async () => {
     const result = await panel('panel "PSI per feature" A', canary);
     const points = result.data.map((r) => [timeOf(r), seriesOf(result, r), Number(r.psi)]);
-    const expected = DRIFT.filter((d) => !d.feature.startsWith('__')).map((d) => [
-      at(d.window),
-      `${d.feature} · ${d.version}`,
-      d.psi,
-    ]);
+    const inputs = DRIFT.filter((d) => !d.feature.startsWith('__'));
+    const expected = inputs.map((d) => [at(d.window), labelOf(inputs, d, d.feature), d.psi]);
+    // Production's line goes on through the canary's window: v1 is `a` in both windows.
+    expect(expected.filter((e) => e[1] === 'a').map((e) => e[2])).toEqual([0.5, 0.05]);
+    expect(expected.filter((e) => e[1] === 'a · v2').map((e) => e[2])).toEqual([0.3]);
     const order = (a: (string | number)[], b: (string | number)[]) => `${a[0]}${a[1]}`.localeCompare(`${b[0]}${b[1]}`);
     expect(points.sort(order)).toEqual(expected.sort(order));
   });
 
-  it('prediction drift with a canary: one series per measure · version', async () => {
+  it('prediction drift with a canary: one line per measure, the canary apart', async () => {
     const result = await panel('panel "Prediction drift" A', canary);
     const points = result.data.map((r) => [timeOf(r), seriesOf(result, r), Number(r.statistic)]);
-    expect(points).toEqual(
-      DRIFT.filter((d) => d.feature === '__prediction__').map((d) => [
-        at(d.window),
-        `__prediction__ psi · ${d.version}`,
-        d.psi,
-      ]),
+    const outputs = DRIFT.filter((d) => d.feature === '__prediction__');
+    expect(points).toEqual(outputs.map((d) => [at(d.window), labelOf(outputs, d, '__prediction__ psi'), d.psi]));
+    expect(points.map((p) => p[1])).toEqual(['__prediction__ psi', '__prediction__ psi · v2']);
+  });
+
+  it('PSI per feature of 12 daily versions, each with an hour of canary: 20 lines, the canaries apart (found by a review)', async () => {
+    // Once any window held two versions every row was `feature · version`: 240 series, each a day.
+    const rows = DAILY.filter((d) => !d.feature.startsWith('__'));
+    const result = await panel(
+      'panel "PSI per feature" A',
+      { database, model: 'daily', version: [], feature: [] },
+      DAILY_VERSIONS * 24,
     );
+    const points = result.data.map((r) => [timeOf(r), seriesOf(result, r), Number(r.psi)]);
+    const expected = rows.map((d) => [at(d.window), labelOf(rows, d, d.feature), d.psi]);
+    const order = (a: (string | number)[], b: (string | number)[]) => `${a[0]}${a[1]}`.localeCompare(`${b[0]}${b[1]}`);
+    expect(points.sort(order)).toEqual(expected.sort(order));
+    const perSeries = new Map<string, number>();
+    for (const p of points) perSeries.set(String(p[1]), (perSeries.get(String(p[1])) ?? 0) + 1);
+    // Each feature a line through every hour; each canary's hour its own point.
+    for (let f = 0; f < DAILY_FEATURES; f++) expect(perSeries.get(`f${f}`)).toBe(DAILY_VERSIONS * 24);
+    expect(perSeries.size).toBe(DAILY_FEATURES + DAILY_FEATURES * (DAILY_VERSIONS - 1));
+    expect(perSeries.get('f0 · v1')).toBe(1);
+    expect(perSeries.has('f0 · v0')).toBe(false);
   });
 
   it('share of drifted features with a canary: per version, over its own features', async () => {

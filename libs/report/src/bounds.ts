@@ -81,21 +81,34 @@ export function latestEvents<T extends { readonly time: number }>(events: readon
 
 /**
  * The events each time chart marks, at most MAX_CHART_MARKERS, in time order: every event when
- * they fit; else retrain decisions and the events of `versions` (those the charts draw, the
- * production version) first, the latest of them, then the latest others. `total` the events they
+ * they fit; else slots reserved in this order — the stage transitions and trained versions of
+ * `versions` (those the charts draw, the production version), then every other ROLLED_BACK, each
+ * the latest first; then retrain decisions, thinned evenly over their times (the latest kept);
+ * then the latest others. Decisions name the production version too: ranked with its stages, 150
+ * of them pushed its PRODUCTION marker and a rollback off every chart. `total` the events they
  * were chosen from.
  */
-export function markedEvents<T extends { readonly time: number; readonly source: string; readonly version: string }>(
-  events: readonly T[],
-  versions: ReadonlySet<string>,
-): { marked: T[]; total: number } {
-  const relevant = (e: T) => e.source === 'decision' || versions.has(e.version);
-  const first = latestEvents(events.filter(relevant), MAX_CHART_MARKERS);
-  const rest = latestEvents(
-    events.filter((e) => !relevant(e)),
-    MAX_CHART_MARKERS - first.length,
-  );
-  return { marked: [...first, ...rest].sort((a, b) => a.time - b.time), total: events.length };
+export function markedEvents<
+  T extends { readonly time: number; readonly source: string; readonly kind: string; readonly version: string },
+>(events: readonly T[], versions: ReadonlySet<string>): { marked: T[]; total: number } {
+  const decision = (e: T) => e.source === 'decision';
+  const charted = (e: T) => !decision(e) && versions.has(e.version);
+  const rollback = (e: T) => !decision(e) && !charted(e) && e.kind === 'ROLLED_BACK';
+  const other = (e: T) => !decision(e) && !charted(e) && !rollback(e);
+  const marked: T[] = [];
+  const free = () => MAX_CHART_MARKERS - marked.length;
+  marked.push(...latestEvents(events.filter(charted), free()));
+  marked.push(...latestEvents(events.filter(rollback), free()));
+  marked.push(...thinned(events.filter(decision), free()));
+  marked.push(...latestEvents(events.filter(other), free()));
+  return { marked: marked.sort((a, b) => a.time - b.time), total: events.length };
+}
+
+/** `max` of `events` spread evenly over them in time order, the latest among them. */
+function thinned<T extends { readonly time: number }>(events: readonly T[], max: number): T[] {
+  const sorted = [...events].sort((a, b) => a.time - b.time);
+  if (sorted.length <= max) return sorted;
+  return Array.from({ length: max }, (_, i) => sorted[Math.round(((i + 1) * sorted.length) / max) - 1]!);
 }
 
 /**

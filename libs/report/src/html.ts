@@ -72,8 +72,9 @@ function driftSeries(rows: readonly DriftPoint[], value: (r: DriftPoint) => numb
   const versions = new Set(rows.map((r) => r.version));
   // Keyed by the whole names (two features may share a cut prefix), named with cut ones.
   const key = (r: DriftPoint) => (versions.size > 1 ? `${r.feature} (${r.version})` : r.feature);
+  // Each part isolated: a bidi override in a feature name reversed the version after it.
   const label = (r: DriftPoint) =>
-    versions.size > 1 ? `${cutName(r.feature)} (${cutName(r.version)})` : cutName(r.feature);
+    versions.size > 1 ? `${isolate(cutName(r.feature))} (${isolate(cutName(r.version))})` : cutName(r.feature);
   return [...groupBy(rows, key).entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, list]) => ({
@@ -401,7 +402,8 @@ function qualitySection(d: ReportData, markers: readonly VerticalMarker[]): stri
   const series: Series[] = rows
     .filter((r) => QUALITY_SHARES.has(r.expectation))
     .map((r) => ({
-      name: key(cutName(r.feature), r.expectation),
+      // Each part isolated, as the drift series' names.
+      name: key(isolate(cutName(r.feature)), isolate(r.expectation)),
       // The worst version per window (one series per check, as the dashboard).
       points: [
         ...groupBy(byCheck.get(key(r.feature, r.expectation)) ?? [], (p) => String(p.windowStart)).values(),
@@ -591,7 +593,7 @@ export function renderReport(d: ReportData, options: ReportOptions = {}): string
     ...versionNote('performance, estimates and business outcome', performanceVersions, production),
     ...(marked.marked.length < timelineEvents(d)
       ? [
-          `${timelineEvents(d)} timeline events: the time charts mark ${marked.marked.length} (retrain decisions and the events of the charted versions first, then the latest others)`,
+          `${timelineEvents(d)} timeline events: the time charts mark ${marked.marked.length} (the charted versions' stages and every rollback first, then retrain decisions spread over the range, then the latest others)`,
         ]
       : []),
   ];

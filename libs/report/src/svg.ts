@@ -1,4 +1,4 @@
-import { cutText, maxOf, minOf } from '@driftline/core';
+import { cutText, hashText32, maxOf, minOf } from '@driftline/core';
 import { groupBy } from './group.js';
 /**
  * Minimal chart rendering to inline SVG strings: no DOM, no fonts to fetch, no script. Every chart is
@@ -58,9 +58,15 @@ export const MAX_CHART_NAME = 100;
 /** Most characters of a whole series name or label a chart draws (names in it cut already). */
 const MAX_CHART_TEXT = 3 * MAX_CHART_NAME;
 
-/** `name` cut to `max` characters, `…` marking the cut (never half a surrogate pair). */
+/**
+ * `name` cut to `max` characters (never half a surrogate pair): its start, `…` and `#` with 7
+ * characters of a hash of the whole name — two names sharing their first 99 characters were one
+ * legend entry and one `data-series`; the tag tells them apart and stays the same from page to page.
+ */
 export function cutName(name: string, max = MAX_CHART_NAME): string {
-  return name.length <= max ? name : `${cutText(name, max - 1)}…`;
+  if (name.length <= max) return name;
+  const tag = `#${hashText32(name).toString(36).padStart(7, '0')}`;
+  return `${cutText(name, Math.max(1, max - 1 - tag.length))}…${tag}`;
 }
 
 export interface Point {

@@ -171,7 +171,8 @@ export interface QualityTotals {
   readonly total: number;
   /**
    * Set when windows were left out of `quality`: per check and bucket of this width it holds the
-   * rows with the lowest and the highest value, and the latest window's.
+   * windows whose worst version (what the page charts) is the lowest and the highest, each with
+   * every version's row, and the latest window's.
    */
   readonly bucketMs?: number;
 }
@@ -233,8 +234,10 @@ export interface ReportData {
   readonly qualityTotals?: QualityTotals;
   /**
    * The version in production at `to`, from every recorded stage transition up to then (the
-   * model-controller's reading, rollbacks included), or as `productionVersion(data)` reads the
-   * range's timeline (`retrain`) — the reader sets what it read the drift of first. Absent: the
+   * model-controller's reading, rollbacks included), for a model without any the trainer's last
+   * PROMOTED in the range (the warehouse reader reads it in SQL, older than the latest timeline
+   * events too), or as `productionVersion(data)` reads the range's timeline (`retrain`) — the
+   * reader sets what it read the drift of first. Absent: the
    * page reads it from the timeline by the same function.
    */
   readonly productionVersion?: string;

@@ -258,6 +258,51 @@ describe('the version timeline, bounded (found by a review)', () => {
     expect(html).toContain(`60000 timeline events: the time charts mark ${MAX_CHART_MARKERS}`);
   });
 
+  it("marks the production version's PRODUCTION and a rollback whatever the decisions, and spreads the decisions", () => {
+    // Decisions name the production version too: 150 of them, ranked with its stages, pushed its
+    // PRODUCTION marker and v-bad's rollback off every chart.
+    const end = from + 30 * 86_400_000;
+    const H = 3_600_000;
+    const timeline: RetrainEvent[] = [
+      { time: from + 2 * H, source: 'stage', kind: 'PRODUCTION', version: 'v-prod', detail: '', previous: 'v-old' },
+      { time: from + 5 * H, source: 'stage', kind: 'CANARY', version: 'v-bad', detail: '', previous: null },
+      { time: from + 9 * H, source: 'stage', kind: 'ROLLED_BACK', version: 'v-bad', detail: '', previous: 'v-prod' },
+      { time: from + 9 * H + 1, source: 'model', kind: 'REJECTED', version: 'v-other', detail: '' },
+    ];
+    const decisions = 150;
+    for (let i = 0; i < decisions; i++)
+      timeline.push({
+        time: from + 10 * H + i * 4 * H,
+        source: 'decision',
+        kind: 'retrain',
+        version: 'v-prod',
+        detail: '',
+      });
+    const drift = [0, 1].map((w) => ({
+      feature: 'a',
+      method: 'psi',
+      version: 'v-prod',
+      windowStart: from + w * H,
+      statistic: 0.1,
+      pValue: null,
+      threshold: 0.2,
+      drifted: false,
+    }));
+    const psi = chart(page({ to: end, drift, retrain: timeline, productionVersion: 'v-prod' }), 'drift-psi');
+    const labels = [...psi.matchAll(/<line class="marker"[^>]*><title>([^<]*)<\/title>/g)].map((m) => m[1]!);
+    expect(labels).toHaveLength(MAX_CHART_MARKERS);
+    expect(labels.filter((l) => l.startsWith('PRODUCTION \u2068v-prod\u2069'))).toHaveLength(1);
+    expect(labels.filter((l) => l.startsWith('ROLLED_BACK \u2068v-bad\u2069'))).toHaveLength(1);
+    // The decisions over the whole range, the first weeks' too and the latest, not the latest 98.
+    const marked = labels.filter((l) => l.startsWith('retrain '));
+    expect(marked).toHaveLength(MAX_CHART_MARKERS - 2);
+    const at = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
+    const times = timeline.filter((e) => e.source === 'decision').map((e) => e.time);
+    const markedAt = (k: number) => marked.some((l) => l.includes(` ${at(times[k]!)}`));
+    expect(markedAt(decisions - 1)).toBe(true);
+    expect(times.slice(0, 10).some((_, k) => markedAt(k))).toBe(true);
+  });
+
   it('counts every retrain decision when the reader read the latest events only', () => {
     const html = page({ to, retrain: [], timelineTotals: { events: 7, decisions: 7 } });
     expect(html).toContain('<span>retrain decisions</span><b>7</b>');
@@ -304,6 +349,42 @@ describe('long names (found by a review)', () => {
     expect(html.length).toBeLessThan(2_000_000);
     for (const name of names) expect(html.split(name).length - 1).toBe(1);
     expect(html).toContain(`<bdi>${names[3]}</bdi>`);
-    expect(chart(html, 'drift-psi')).toContain(`\u2068${names[3]!.slice(0, MAX_CHART_NAME - 1)}…\u2069 `);
+    // Its start, `…` and a tag of the whole name (#, 7 characters): MAX_CHART_NAME in all.
+    expect(chart(html, 'drift-psi')).toMatch(
+      new RegExp(`\u2068${names[3]!.slice(0, MAX_CHART_NAME - 9)}…#[0-9a-z]{7}\u2069 `),
+    );
+  });
+
+  it('isolates each part of a composite series name: a bidi override in a feature cannot reverse the version after it', () => {
+    const to = from + 3 * 3_600_000;
+    const feature = 'amount\u202E';
+    const drift = (['v1', 'v2'] as const).flatMap((version) =>
+      driftRows(1, 1, 3).map((r) => ({ ...r, feature, version })),
+    );
+    const quality = [0, 1].map((w) => ({
+      feature,
+      expectation: 'null_rate',
+      version: 'v1',
+      windowStart: from + w * 3_600_000,
+      observed: 0.25,
+      bound: 0.1,
+      passed: false,
+    }));
+    const html = page({ to, drift, quality });
+    expect(chart(html, 'drift-psi')).toContain('data-series="\u2068amount\u202E\u2069 (\u2068v2\u2069)"');
+    expect(chart(html, 'quality-share')).toContain('data-series="\u2068amount\u202E\u2069 · \u2068null_rate\u2069"');
+  });
+
+  it('tells apart two cut names that share their first characters, the same way on every page', () => {
+    // Both cut to the same 99 characters and `…`: one legend entry for two series.
+    const to = from + 3 * 3_600_000;
+    const names = [`${'p'.repeat(99)}AB`, `${'p'.repeat(99)}AC`];
+    const drift = names.flatMap((feature) => driftRows(1, 1, 3).map((r) => ({ ...r, feature })));
+    const series = (html: string) => [...chart(html, 'drift-psi').matchAll(/data-series="([^"]+)"/g)].map((m) => m[1]!);
+    const first = series(page({ to, drift }));
+    expect(first).toHaveLength(2);
+    expect(new Set(first).size).toBe(2);
+    for (const s of first) expect(s.length).toBeLessThanOrEqual(MAX_CHART_NAME);
+    expect(series(page({ to, drift: [...drift].reverse() }))).toEqual(first);
   });
 });

@@ -467,8 +467,37 @@ describe('the report read model', () => {
       html.indexOf('data-chart="drift-psi"'),
       html.indexOf('</figure>', html.indexOf('data-chart="drift-psi"')),
     );
-    expect(psi).toContain('data-series="amount (v2)"');
+    expect(psi).toContain('data-series="\u2068amount\u2069 (\u2068v2\u2069)"');
     expect(html).toContain('show 4 (v2, v6, v5, v4: the production version first');
+  });
+
+  it('names the production version of a direct rollout behind more than MAX_TIMELINE_EVENTS newer versions (found by a review)', async () => {
+    // No stage transitions: v-prod PROMOTED, then 1,000 rejected candidates. The production
+    // version was the last PROMOTED among the latest 1,000 timeline events: none, so no name.
+    const model = `direct-${randomUUID().slice(0, 8)}`;
+    const start = Date.UTC(2026, 9, 1);
+    const version = (name: string, t: number, status: string) => ({
+      model,
+      version: name,
+      request_id: `req-${name}`,
+      base_version: 'v-prod',
+      status,
+      promotion_reason: status === 'PROMOTED' ? 'better' : 'not better',
+      data_from: chTime(t - H),
+      data_to: chTime(t),
+      metrics: { roc_auc: 0.9 },
+      registered_at: chTime(t),
+      updated_at: chTime(t),
+    });
+    await ch.insert('model_versions', [
+      version('v-prod', start + H, 'PROMOTED'),
+      ...Array.from({ length: MAX_TIMELINE_EVENTS }, (_, i) =>
+        version(`cand-${i}`, start + 2 * H + i * 60_000, 'REJECTED'),
+      ),
+    ]);
+    const data = await warehouseOn(ch).report({ model, from: start, to: start + 7 * 86_400_000 });
+    expect(data.retrain.some((e) => e.version === 'v-prod')).toBe(false);
+    expect(data.productionVersion).toBe('v-prod');
   });
 
   it('counts live booleans under the spelling of the reference profile, as the drift monitor keys them (found by a review)', async () => {
@@ -574,10 +603,11 @@ describe('the report read model', () => {
     expect(data.qualityTotals?.checks).toEqual(qualityChecks(points));
     expect(data.qualityTotals?.total).toBe(12);
     expect(data.qualityTotals?.bucketMs).toBe(Math.ceil((7 * 86_400_000) / 162));
-    // The chart's points: the shares only, ≤ 2 rows per ~62-minute bucket and per latest window, per check.
+    // The chart's points: the shares only, ≤ 2 windows per ~62-minute bucket and the latest window,
+    // per check, each with its 2 versions' rows.
     expect(new Set(data.quality?.map((q) => q.expectation))).toEqual(new Set(['type', 'null_rate', 'range']));
     const buckets = Math.ceil((windows * M5) / (data.qualityTotals?.bucketMs ?? 1));
-    expect(data.quality?.length).toBeLessThanOrEqual(9 * (2 * buckets + 2));
+    expect(data.quality?.length).toBeLessThanOrEqual(9 * 2 * (2 * buckets + 1));
     expect(data.quality?.find((q) => q.observed === 0.9)).toMatchObject({
       feature: 'f0',
       expectation: 'null_rate',
@@ -594,6 +624,48 @@ describe('the report read model', () => {
     ]);
     const html = renderReport(data);
     expect(html).toContain('per 62 min the windows with the lowest and the highest statistic');
+  });
+
+  it("charts each window's worst version, never another version's passing value for a failing window (found by a review)", async () => {
+    // v1 (production) fails every 5-minute window for 7 days (~0.30, bound 0.1), v2 (canary) passes
+    // (~0.00): the extremes over the rows kept windows for v2's lowest row, and the page drew 154
+    // of 317 points below the bound for a check that failed in every window.
+    const model = 'quality-worst-version';
+    const start = Date.UTC(2026, 8, 1);
+    await ch.command(
+      `INSERT INTO ${ch.table('data_quality_windows')} (model, version, feature, expectation, scope, window_start, window_end, observed, bound, passed, computed_at)
+       SELECT '${model}', v, 'amount', 'null_rate', '', ws, ws + toIntervalMinute(5), o, 0.1, o <= 0.1, ws
+       FROM (
+         SELECT ['v1', 'v2'][vs.number + 1] AS v, fromUnixTimestamp64Milli(toInt64(${start} + w.number * 300000), 'UTC') AS ws,
+           if(v = 'v1', 0.29 + (cityHash64(w.number, 1) % 100) / 5000, (cityHash64(w.number, 2) % 100) / 5000) AS o
+         FROM numbers(2016) AS w, numbers(2) AS vs
+       )`,
+    );
+    const data = await warehouseOn(ch).report({ model, from: start, to: start + 7 * 86_400_000 });
+    const [truth] = await ch.select<{ lowest: number; highest: number }>(
+      `SELECT min(worst) AS lowest, max(worst) AS highest FROM (
+         SELECT window_start, max(observed) AS worst FROM ${ch.table('data_quality_windows')} FINAL
+         WHERE model = {model:String} GROUP BY window_start)`,
+      { model },
+    );
+    expect(data.qualityTotals?.bucketMs).toBeDefined();
+    const worst = new Map<number, number>();
+    for (const q of data.quality ?? [])
+      worst.set(q.windowStart, Math.max(worst.get(q.windowStart) ?? -1, q.observed ?? -1));
+    expect(worst.size).toBeGreaterThan(162);
+    expect(Math.min(...worst.values())).toBe(truth?.lowest);
+    expect(Math.max(...worst.values())).toBe(truth?.highest);
+    // Every window kept with each version's row, the failing one among them.
+    expect(
+      [...worst.keys()].every((ws) =>
+        data.quality?.some((q) => q.windowStart === ws && q.version === 'v1' && !q.passed),
+      ),
+    ).toBe(true);
+    const drawn = [...renderReport(data).matchAll(/<circle class="point"[^>]*><title>([^<]*)<\/title>/g)].map((m) =>
+      Number(m[1]?.split(': ').at(-1)),
+    );
+    expect(drawn.length).toBeGreaterThan(0);
+    expect(drawn.filter((y) => y < 0.1)).toEqual([]);
   });
 
   it('pools the skew table as the rows pool: Σ|served − stored| / Σ numeric comparisons (found by a review)', async () => {

@@ -1,6 +1,6 @@
 // `driftline report` and `model-card` as a user runs them (the source entry, its own process) on a
 // ClickHouse shared through `driftline clickhouse serve`: defects found by a review.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
   existsSync,
@@ -45,12 +45,13 @@ function env(extra: Record<string, string>): NodeJS.ProcessEnv {
 async function driftline(
   args: readonly string[],
   extra: Record<string, string>,
+  timeout = 0,
 ): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
     const { stdout, stderr } = await run(
       process.execPath,
       ['--import', 'tsx', '--conditions=source', 'services/cli/src/main.ts', ...args],
-      { cwd: root, env: env(extra), maxBuffer: 64 * 1024 * 1024 },
+      { cwd: root, env: env(extra), maxBuffer: 64 * 1024 * 1024, timeout },
     );
     return { stdout, stderr, code: 0 };
   } catch (error) {
@@ -187,11 +188,66 @@ describe('driftline report: model cards beside the page (found by a review)', ()
       2,
       expect.stringContaining(`cannot write the model card ${card} (it is a symbolic link`),
     ]);
-    // The page came first, and stands.
-    expect(readFileSync(out, 'utf8')).toContain('</html>');
+    // The page stands, and does not link the card it could not write.
+    const page = readFileSync(out, 'utf8');
+    expect(page).toContain('</html>');
+    expect(page).not.toContain('<a href=');
   });
 
-  it(`writes at most ${MAX_MODEL_CARDS} cards, after the page, and says so on the page and on stderr`, async () => {
+  it('writes the cards first and links only those written: a card refused is no dead link, the others still written', async () => {
+    // The page linked every card read, was written, then the cards: the first refused ended the
+    // command, and the page linked it and every card after it, none of them there.
+    const model = 'two cards';
+    const version = (name: string, status: string, t: number) => ({
+      model,
+      version: name,
+      request_id: `req-${name}`,
+      base_version: 'v0',
+      status,
+      promotion_reason: 'evidence',
+      data_from: chTime(T0 - 2 * H),
+      data_to: chTime(T0),
+      metrics: { roc_auc: 0.8 },
+      registered_at: chTime(t),
+      updated_at: chTime(t),
+    });
+    await ch.insert('model_versions', [version('a', 'PROMOTED', T0 + H), version('b', 'REJECTED', T0 + 2 * H)]);
+    const dir = mkdtempSync(join(work, 'refused-'));
+    const refused = join(dir, modelCardFileName(model, 'a'));
+    symlinkSync(join(work, 'nowhere.html'), refused);
+    const out = join(dir, 'report.html');
+    const { code, stderr } = await driftline(['report', '--model', model, ...range, '--out', out], served());
+    expect(code).toBe(2);
+    expect(stderr.split('\n').filter((l) => l.startsWith('driftline: '))).toEqual([
+      expect.stringMatching(
+        new RegExp(`^driftline: --out: cannot write the model card ${refused} \\(it is a symbolic link`),
+      ),
+    ]);
+    expect(stderr).toContain('"model_cards":1');
+    const hrefs = [...readFileSync(out, 'utf8').matchAll(/<a href="([^"]+)">/g)].map((m) =>
+      fileURLToPath(new URL(m[1]!, pathToFileURL(out))),
+    );
+    expect(hrefs).toEqual([join(dir, modelCardFileName(model, 'b'))]);
+    expect(hrefs.every((h) => existsSync(h))).toBe(true);
+    expect(existsSync(join(work, 'nowhere.html'))).toBe(false);
+  });
+
+  it('refuses a FIFO planted at a card name at once, instead of waiting for a reader for ever', async () => {
+    const dir = mkdtempSync(join(work, 'fifo-'));
+    const fifo = join(dir, modelCardFileName(MODEL, VERSION));
+    // Node has no mkfifo; by its path, which knip does not count as an unlisted binary.
+    execFileSync('/usr/bin/mkfifo', [fifo]);
+    const out = join(dir, 'report.html');
+    const { code, stderr } = await driftline(['report', '--model', MODEL, ...range, '--out', out], served(), 60_000);
+    expect([code, stderr]).toEqual([
+      2,
+      expect.stringContaining(`driftline: --out: cannot write the model card ${fifo} (it is not a regular file;`),
+    ]);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(readFileSync(out, 'utf8')).not.toContain('<a href=');
+  }, 90_000);
+
+  it(`writes at most ${MAX_MODEL_CARDS} cards beside the page, and says so on the page and on stderr`, async () => {
     // One card per version of the range, ~7 queries each, before the page: 10,000 versions took six minutes.
     const model = 'many versions';
     const versions = MAX_TIMELINE_EVENTS + 30;

@@ -642,9 +642,9 @@ const QUALITY_SHARES = ['type', 'null_rate', 'range', 'categories'];
  * Data-quality expectations of the model's features, aggregated in SQL as the drift rows are: per
  * check (feature · expectation) its windows, failures, worst finite value and first bound, the
  * MAX_REPORT_FEATURES that failed most (`qualityChecks` of libs/report ranks them the same way); and
- * for the chart, per charted check and bucket of the range the rows with the lowest and the highest
- * value (the page charts the worst version per window), the latest window as it is. Every row was
- * read: 5-minute windows × 50 features × 4 expectations over 90 days were 4.35 GB.
+ * for the chart, per charted check and bucket of the range the windows whose worst version (what the
+ * page charts) is the lowest and the highest, with every version's row, the latest window as it is.
+ * Every row was read: 5-minute windows × 50 features × 4 expectations over 90 days were 4.35 GB.
  */
 async function loadQuality(
   ch: ClickHouse,
@@ -680,12 +680,17 @@ async function loadQuality(
   );
   const charted = checks.filter((c) => QUALITY_SHARES.includes(c.expectation));
   const bucketMs = Math.max(1, Math.ceil((r.to - r.from) / DRIFT_BUCKETS));
-  // A row as a tuple (time, observed, version, bound, passed), so the two kept per bucket keep
-  // their own values; NaN and ±Inf count as neither extreme (a bucket of only those keeps one).
-  // Rows, not each window's worst version first: that grouping per window held 700 MB.
-  const row = 'tuple(toUnixTimestamp64Milli(window_start), observed, version, bound, passed)';
-  const finite = 'if(isFinite(observed), observed, 0)';
-  const key = "concat(feature, '\\0', expectation)";
+  // The page charts each window's worst version, so the extremes are taken over that: each
+  // window's largest value first (grouped by the check's index and the time, numbers only), then
+  // per bucket the windows with the lowest and the highest of them, kept with every version's row.
+  // Extremes over the rows kept a window for another version's lowest value: a failing window
+  // drawn at the canary's passing one. NaN and ±Inf count as neither extreme (a window of only
+  // those is -inf; a bucket of only those keeps its first window).
+  const ws = 'toUnixTimestamp64Milli(window_start)';
+  // The check's index (1-based; 0 not charted) by a hash lookup: indexOf compared every name per row.
+  const check =
+    "transform(concat(feature, '\\0', expectation), {keys:Array(String)}, arrayEnumerate({keys:Array(String)}), 0)";
+  const finite = 'if(isFinite(worst), worst, 0)';
   const list =
     charted.length === 0
       ? []
@@ -700,21 +705,27 @@ async function loadQuality(
           dropped: number | string;
         }>(
           ch,
-          `SELECT feature, expectation, kept.1 AS ws, kept.2 AS observed, kept.3 AS version, kept.4 AS bound,
-             kept.5 AS passed, measured - length(pair) AS dropped
+          `SELECT feature, expectation, ws, observed, version, bound, passed, dropped
            FROM (
-             SELECT feature, expectation, count() AS measured,
-               argMin(${row}, tuple(NOT isFinite(observed), ${finite}, window_start)) AS lowest,
-               argMax(${row}, tuple(isFinite(observed), ${finite}, -toUnixTimestamp64Milli(window_start))) AS highest,
-               if(lowest.1 = highest.1 AND lowest.3 = highest.3, [lowest], [lowest, highest]) AS pair
-             FROM ${table} FINAL
-             WHERE ${where} AND ${key} IN {keys:Array(String)}
-             GROUP BY feature, expectation,
-               if(toUnixTimestamp64Milli(window_start) = transform(${key}, {keys:Array(String)}, {lasts:Array(Int64)}, toInt64(0)), -1,
-                  intDiv(toUnixTimestamp64Milli(window_start) - {from:Int64}, {bucket:Int64})) AS bucket
-           )
-           ARRAY JOIN pair AS kept
-           ORDER BY ws, feature, expectation`,
+             SELECT ${check} AS check, feature, expectation, ${ws} AS ws, observed, version, bound, passed
+             FROM ${table} FINAL WHERE ${where} AND check > 0
+           ) AS q
+           INNER JOIN (
+             SELECT check, arrayJoin(if(lowest = highest, [lowest], [lowest, highest])) AS ws,
+               windows - if(lowest = highest, 1, 2) AS dropped
+             FROM (
+               SELECT check, count() AS windows,
+                 argMin(ws, tuple(NOT isFinite(worst), ${finite}, ws)) AS lowest,
+                 argMax(ws, tuple(isFinite(worst), ${finite}, -ws)) AS highest
+               FROM (
+                 SELECT ${check} AS check, ${ws} AS ws, max(if(isFinite(observed), observed, -inf)) AS worst
+                 FROM ${table} FINAL WHERE ${where} AND check > 0
+                 GROUP BY check, ws
+               )
+               GROUP BY check, if(ws = {lasts:Array(Int64)}[check], -1, intDiv(ws - {from:Int64}, {bucket:Int64}))
+             )
+           ) AS k USING (check, ws)
+           ORDER BY ws, feature, expectation, version`,
           {
             ...RANGE_PARAMS(r),
             keys: charted.map((c) => `${c.feature}\0${c.expectation}`),
@@ -753,7 +764,10 @@ async function loadQuality(
  * The version in production at `to`: the model-controller's reading (viewOf) of every transition
  * recorded before it — a promotion older than the range counts, a rollback hands production back.
  */
-async function productionAt(ch: ClickHouse, r: ReportRange): Promise<string | undefined> {
+async function productionAt(
+  ch: ClickHouse,
+  r: ReportRange,
+): Promise<{ production: string | undefined; staged: boolean }> {
   const list = await rows<{
     version: string;
     from_stage: string;
@@ -777,7 +791,23 @@ async function productionAt(ch: ClickHouse, r: ReportRange): Promise<string | un
       previous_version: x.previous_version,
     })),
   );
-  return viewOf(facts).production;
+  return { production: viewOf(facts).production, staged: list.length > 0 };
+}
+
+/**
+ * The version a model without stage transitions (rollout `direct`) serves: the trainer's last
+ * PROMOTED in the range, read as such — the latest MAX_TIMELINE_EVENTS timeline events lost it
+ * behind 1,000 newer rejected versions.
+ */
+async function lastPromoted(ch: ClickHouse, r: ReportRange): Promise<string | undefined> {
+  const [x] = await rows<{ version: string }>(
+    ch,
+    `SELECT version FROM ${ch.table('model_versions')} FINAL
+     WHERE model = {model:String} AND upper(status) = 'PROMOTED' AND ${IN_RANGE('registered_at')}
+     ORDER BY registered_at DESC, version DESC LIMIT 1`,
+    RANGE_PARAMS(r),
+  );
+  return x?.version;
 }
 
 /** Transitions read for the production version (the model-controller reads as many). */
@@ -805,13 +835,15 @@ export async function loadReportData(ch: ClickHouse, range: ReportRange, now = D
   );
   // First: the drift charts draw the production version's series whatever the others — the
   // version the page names, by the page's own rule (a model without stage transitions: its
-  // trainer's last PROMOTED).
+  // trainer's last PROMOTED, read in SQL: the timeline is the latest events only).
   const { retrain, totals: timelineTotals } = await loadRetrain(ch, range, tables);
-  const transitionsProduction = tables.has('model_transitions') ? await productionAt(ch, range) : undefined;
-  const production = productionVersion({
-    retrain,
-    ...(transitionsProduction === undefined ? {} : { productionVersion: transitionsProduction }),
-  });
+  const transitions = tables.has('model_transitions')
+    ? await productionAt(ch, range)
+    : { production: undefined, staged: false };
+  const read =
+    transitions.production ??
+    (!transitions.staged && tables.has('model_versions') ? await lastPromoted(ch, range) : undefined);
+  const production = productionVersion({ retrain, ...(read === undefined ? {} : { productionVersion: read }) });
   const { drift, totals } = tables.has('drift_windows')
     ? await loadDrift(ch, range, production)
     : { drift: [], totals: undefined };

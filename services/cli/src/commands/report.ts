@@ -1,10 +1,20 @@
-import { closeSync, constants, openSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ConfigError, DriftlineError, parseEnv, printable } from '@driftline/core';
+import { ConfigError, DriftlineError, errorLine, parseEnv, printable } from '@driftline/core';
 import { modelCardFileName, modelCardVersions, renderModelCard, renderReport } from '@driftline/report';
 import type { Warehouse } from '@driftline/warehouse';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
+import { describeError, EXIT } from '../describe-error.js';
 import { outputFile, writeOutput } from '../output-file.js';
 import { parseTime } from '../time-options.js';
 import { checkEnvNames } from './env-names.js';
@@ -15,10 +25,12 @@ export const reportUsage = `usage: driftline report --model M [--from T] [--to T
 Writes one self-contained HTML page (inline SVG, no network) for model M from ClickHouse:
 drift over time (PSI, KS), feature distributions (reference vs current), prediction drift,
 performance and label coverage per version, retrain decisions, model versions and their stage
-timeline (the latest 1,000 events). After the page, the model cards of at most 50 versions it
-names (production and charted versions first, then those of the latest events) are written beside
-it (model-card-<model>-<version>.html, never through a symbolic link) and linked from the
-timeline, unless FILE is not a regular file (/dev/stdout, a pipe): then only the page is written.
+timeline (the latest 1,000 events). First the model cards of at most 50 versions it names
+(production and charted versions first, then those of the latest events) are written beside it
+(model-card-<model>-<version>.html, regular files only: never through a symbolic link, nor into a
+FIFO or device), then the page, which links the cards written; a card that cannot be written is
+one error line, the others and the page are still written, and the command exits non-zero. No
+cards when FILE is not a regular file (/dev/stdout, a pipe): then only the page is written.
 Status lines, notes of what was left out and progress go to stderr.
 T is an ISO-8601 time, UTC unless an offset is given (2025-01-31, 2025-01-31T12:00,
 2025-01-31T12:00+01:00), integer epoch milliseconds from 2000 to 2100 (not seconds), or a duration
@@ -73,7 +85,7 @@ interface CardPage {
 
 /**
  * The model cards of `versions` (modelCardVersions: bounded), rendered; a version with nothing
- * recorded gets none. Read before the page, which links the ones found; written after it.
+ * recorded gets none. Read and written before the page, which links the ones written.
  */
 async function readModelCards(
   warehouse: Warehouse,
@@ -98,28 +110,63 @@ async function readModelCards(
   return cards;
 }
 
+const NOT_A_FILE = 'it is not a regular file; remove it or choose another --out directory';
+
 /**
  * Writes a model card beside the page, never through a symbolic link (O_NOFOLLOW): the names are
- * predictable, and a link planted at one made the report overwrite whatever it pointed to. A link
- * there is a usage error naming it; a regular file is replaced.
+ * predictable, and a link planted at one made the report overwrite whatever it pointed to. Nor
+ * into anything but a regular file: opened without waiting (O_NONBLOCK; a FIFO's open waited for a
+ * reader for ever) and checked before it is truncated. A link or another kind of file there is a
+ * usage error naming it; a regular file is replaced.
  */
 function writeCard(path: string, html: string): void {
+  const refused = (why: string, cause?: unknown) =>
+    new ConfigError('--out', `cannot write the model card ${path} (${why})`, { cause });
   let fd: number;
   try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o666);
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o666);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    const why = code === 'ELOOP' ? 'it is a symbolic link; remove it or choose another --out directory' : code;
-    throw new ConfigError('--out', `cannot write the model card ${path} (${why})`, { cause: error });
+    // ENXIO: a FIFO without a reader.
+    const why =
+      code === 'ELOOP'
+        ? 'it is a symbolic link; remove it or choose another --out directory'
+        : code === 'ENXIO'
+          ? NOT_A_FILE
+          : code;
+    throw refused(why, error);
   }
   try {
+    if (!fstatSync(fd).isFile()) throw refused(NOT_A_FILE);
+    ftruncateSync(fd, 0);
     writeFileSync(fd, html);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError('--out', `cannot write the model card ${path} (${code})`, { cause: error });
+    if (error instanceof ConfigError) throw error;
+    throw refused((error as NodeJS.ErrnoException).code ?? 'error', error);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Writes the cards (before the page, which links those written): a card refused is one error line
+ * on stderr, the others still written. Returns the versions written and the exit code of the first
+ * refusal (0 when none).
+ */
+function writeCards(dir: string, cards: ReadonlyMap<string, CardPage>): { written: Map<string, string>; code: number } {
+  const written = new Map<string, string>();
+  let code: number = EXIT.ok;
+  for (const [version, c] of cards) {
+    try {
+      writeCard(join(dir, c.file), c.html);
+      written.set(version, c.file);
+    } catch (error) {
+      const described = describeError(error, 'driftline report --help');
+      process.stderr.write(errorLine(described.line));
+      if (code === EXIT.ok) code = described.code;
+    }
+  }
+  return { written, code };
 }
 
 /** `driftline report`: the drift report as one HTML file. */
@@ -147,7 +194,9 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
       cards === undefined
         ? new Map<string, CardPage>()
         : await readModelCards(warehouse, data.model, chosen.versions, now);
-    const modelCards = new Map([...cardPages].map(([version, c]) => [version, c.file]));
+    // The cards first: the page links only those written (a card refused was a dead link).
+    const { written: modelCards, code } =
+      cards === undefined ? { written: new Map<string, string>(), code: EXIT.ok } : writeCards(cards, cardPages);
     const cardNotes =
       cards !== undefined && chosen.named > chosen.versions.length
         ? [
@@ -167,8 +216,6 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
     // as it is under Node's child_process and many supervisors.
     if (STDOUT.has(out)) process.stdout.write(page);
     else writeOutput('--out', out, page);
-    // After the page: a card refused (a symbolic link, EACCES) ends the command, the page written.
-    if (cards !== undefined) for (const c of cardPages.values()) writeCard(join(cards, c.file), c.html);
     // stderr: --out may be /dev/stdout, and nothing may follow the page there.
     for (const note of [...(data.notes ?? []), ...cliNotes]) process.stderr.write(`note: ${printable(note)}\n`);
     if (cards === undefined) process.stderr.write(`note: ${out} is not a regular file: no model cards written\n`);
@@ -186,7 +233,7 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
         process.stderr.isTTY === true,
       ),
     );
-    return 0;
+    return code;
   } finally {
     await warehouse.close();
   }

@@ -72,6 +72,8 @@ const LOCATION_ORIGIN_CHARS = 200;
  */
 function redirectTarget(location: string | null, receiverUrl: string): string {
   if (location === null) return 'no Location';
+  // Resolved, an empty one is the receiver's own URL: it was shown as a redirect to itself.
+  if (location.trim() === '') return 'an empty Location';
   let target: URL;
   try {
     target = new URL(location, receiverUrl);

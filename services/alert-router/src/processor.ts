@@ -385,6 +385,13 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   }
 
   return {
+    // The series is the last answer this instance saw; with the partition gone, it sees no more of
+    // them. Kept, DriftlineAlertReceiverMisconfigured (max by receiver and status) stayed firing
+    // after the new owner delivered (a short 404 in a rolling restart; found by a review). A
+    // partition still owned here shows the answer again on its next attempt.
+    revoked() {
+      for (const receiver of [...refusingWith.keys()]) answeredWith(receiver, undefined);
+    },
     decode: async (record) => {
       const alert = await deps.decode(record);
       // Model, version and id are bounded like the producers' (a route glob is matched against the

@@ -123,6 +123,24 @@ describe('deliver', () => {
     expect(row.error).toMatch(/^HTTP 302/); // what it recovered from
   });
 
+  it('a redirect with an empty Location says so, not a redirect to the receiver itself (found by a review)', async () => {
+    const receiver = await listen((_req, res) => {
+      res.writeHead(302, { location: '' });
+      res.end();
+    });
+    const error = await deliver(receiver, message, {
+      retry: { ...retry, maxAttempts: 1 },
+      timeoutMs: 1_000,
+      signal: new AbortController().signal,
+    }).then(
+      () => undefined,
+      (e: unknown) => e as ReceiverFailingError,
+    );
+    expect(error).toBeInstanceOf(ReceiverFailingError);
+    // Resolved against the receiver's URL it had read "HTTP 302 to http://127.0.0.1:… (the same path)".
+    expect(error?.row.error).toMatch(/^HTTP 302 to an empty Location \(1 attempt in \d+ ms/);
+  });
+
   it('a receiver answering 404 for the whole budget fails the batch retriably, naming the status and the limit', async () => {
     let requests = 0;
     const receiver = await listen((_req, res) => {

@@ -522,6 +522,35 @@ describe('router processor', () => {
     }
   });
 
+  it('an instance that lost the partition drops its refusing series: the alert does not fire on for ever after the new owner delivered (found by a review)', async () => {
+    // Two replicas, a short 404 during the receiver's rolling restart, and a rebalance meanwhile.
+    let up = false;
+    const hook = await webhook(() => (up ? 200 : 404));
+    const name = 'moved';
+    const routes = `receivers: { ${name}: { url: "${hook.url}" } }\nroutes: [{ match: { model: ${name} }, receivers: [${name}] }]`;
+    const refusing = async (registry: ReturnType<typeof processor>['registry']) =>
+      (await registry.getSingleMetric('driftline_alert_receiver_refusing')?.get())?.values.filter(
+        (v) => v.labels.receiver === name,
+      ) ?? [];
+    try {
+      const a = processor(warehouseOn(ch).alertDeliveries, routes, quick);
+      const b = processor(warehouseOn(ch).alertDeliveries, routes, quick);
+      const batch = hourly(name, ['m1']);
+      await expect(a.processor.process(batch, context)).rejects.toMatchObject({ retriable: true });
+      expect((await refusing(a.registry)).map((v) => [v.labels.status, v.value])).toEqual([['404', 1]]);
+      // The group rebalances: the partition moves to B, and the receiver is back.
+      a.processor.revoked?.([{ topic: context.topic, partition: context.partition }]);
+      up = true;
+      await b.processor.process(batch, context);
+      expect(await statuses(name)).toEqual([['delivered', 'm1']]);
+      expect(await refusing(b.registry)).toEqual([]);
+      // Kept at 1 on A, DriftlineAlertReceiverMisconfigured (max by receiver, status) never resolved.
+      expect(await refusing(a.registry)).toEqual([]);
+    } finally {
+      await hook.close();
+    }
+  });
+
   it('spaces delivery checks by at most the delay cap, heartbeating around them (found by a review)', async () => {
     // The message 500 for ever; each check 200 after CHECK_MS: a lone message's three checks,
     // the last two spaced. Without heartbeats around them, check + spacing + check was silent.

@@ -1,5 +1,5 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { lstatSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
 import { ConfigError, DriftlineError } from '@driftline/core';
 
 /**
@@ -56,4 +56,51 @@ export function checkArtifactDir(path: string): void {
     throw refuse('is not writable', error);
   }
   rmSync(probe, { recursive: true, force: true });
+}
+
+/**
+ * The first path below `root` on the way to `dir` that exists but is no directory (a regular file,
+ * a dangling link), or undefined when there is none.
+ */
+function nonDirectoryOnTheWay(root: string, dir: string): string | undefined {
+  let at = resolve(root);
+  for (const segment of relative(at, resolve(dir)).split(sep)) {
+    if (segment === '') continue;
+    at = join(at, segment);
+    try {
+      // Missing: nothing in the way below root; unreadable (root itself through a file): not below root.
+      if (lstatSync(at, { throwIfNoEntry: false }) === undefined) return undefined;
+    } catch {
+      return undefined;
+    }
+    let isDirectory = false;
+    try {
+      isDirectory = statSync(at).isDirectory();
+    } catch {
+      // A link to nothing: in the way as much as a file.
+    }
+    if (!isDirectory) return at;
+  }
+  return undefined;
+}
+
+/**
+ * Creates the version's directory `dir` under the artifact directory `root`. A non-directory in its
+ * way inside `root` (a model named like a file there: ENOTDIR, EEXIST) is no failure of the
+ * environment that passes: held for the environment budget, it was given up after an hour with
+ * advice (permissions, the disk) that cannot fix it (found by a review). Given up at once instead
+ * (non-retriable: dead-lettered), naming the path. Any other failure is thrown as it is.
+ */
+export function makeVersionDir(root: string, dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    const inTheWay = nonDirectoryOnTheWay(root, dir);
+    if (inTheWay === undefined) throw error;
+    throw new DriftlineError(
+      'INTERNAL',
+      `the version's artifact directory ${dir} cannot be created: ${inTheWay} is in the way and is no directory; given up, no retry can fix it. To fix: move ${inTheWay} out of ${resolve(root)} (DRIFTLINE_TRAINER_ARTIFACT_DIR), then replay the request from the DLQ`,
+      { cause: error },
+    );
+  }
 }

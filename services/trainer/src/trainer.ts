@@ -2,7 +2,6 @@ import {
   closeSync,
   existsSync,
   fsyncSync,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -38,7 +37,7 @@ import {
   type TransitionRow,
 } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
-import { fileEnvironmentCode } from './artifact-dir.js';
+import { fileEnvironmentCode, makeVersionDir } from './artifact-dir.js';
 import type { TrainerConfig } from './config.js';
 import { arrowSteps, classCounts, type Dataset, datasetSteps } from './dataset.js';
 import {
@@ -130,8 +129,11 @@ export const MAX_WORKER_ATTEMPTS = 3;
  * longer bound of their own instead, kept in `dir` too (environment-failures.ts): failing for
  * ENVIRONMENT_FAILURE_BUDGET_MS and MIN_ENVIRONMENT_FAILURES times in a row, the request is given
  * up like one past MAX_WORKER_ATTEMPTS (a non-retriable error: dead-lettered with the reason and how
- * to fix it). Before, a venv deleted after start had the request retried for ever. A run that
- * reaches the worker (whatever its outcome) ends the streak.
+ * to fix it). Before, a venv deleted after start had the request retried for ever. The streak is
+ * not ended here, whatever the worker's outcome: only a run moved into place ends it (handleRequest),
+ * so a file error after a successful run (moving it into place: a failing disk) counts on it too.
+ * Ended by the worker's success, such a failure was retried for ever, training again each time
+ * (found by a review).
  */
 async function runWorkerCounted<T>(
   dir: string,
@@ -153,7 +155,6 @@ async function runWorkerCounted<T>(
   try {
     const output = read(await runWorker(run));
     rmSync(file, { force: true });
-    clearEnvironmentStreak(dir);
     return output;
   } catch (error) {
     if (error instanceof WorkerEnvironmentError) {
@@ -168,7 +169,6 @@ async function runWorkerCounted<T>(
       if (outcome !== error) rmSync(file, { force: true });
       throw outcome;
     }
-    clearEnvironmentStreak(dir); // the worker ran: its environment works
     const failure = toDriftlineError(error);
     if (failure.retriable && failed + 1 < MAX_WORKER_ATTEMPTS) throw error;
     rmSync(file, { force: true }); // dead-lettered now: a replay from the DLQ starts a count of its own
@@ -212,7 +212,12 @@ function writeEnvironmentStreak(dir: string, streak: EnvironmentStreak): void {
 
 function clearEnvironmentStreak(dir: string): void {
   unwrittenStreaks.delete(dir);
-  rmSync(join(dir, ENVIRONMENT_STREAK_FILE), { force: true });
+  try {
+    rmSync(join(dir, ENVIRONMENT_STREAK_FILE), { force: true });
+  } catch {
+    // Left behind in a directory gone read-only: the run is in place, the request goes on (a
+    // streak left there only matters to a request that fails again).
+  }
 }
 
 /**
@@ -594,7 +599,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   const version = versionFor(request);
   const dir = artifactDirFor(config.artifactDir, request.model, version);
   // Before the window is read: an unusable directory fails each retry without a ClickHouse read.
-  await usingArtifactDir(deps, dir, () => mkdirSync(dir, { recursive: true }));
+  await usingArtifactDir(deps, dir, () => makeVersionDir(config.artifactDir, dir));
   const window = await readLabeledWindow(deps, request, log);
   if (!('rows' in window)) return window;
   const rows = window.rows;
@@ -628,16 +633,21 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     // days, so the window read again after a failure may differ (more rows, or as many different ones
     // when truncated): its scores would then be paired with rows they were not computed for (a wrong
     // reference and calibration, or a count mismatch retried for ever).
+    let inPlace: CompletedRun;
     if (completed !== undefined && sameBytes(join(dir, 'train.arrow'), arrow)) {
       log.info({ version }, 'completed training found in the artifact directory; reused');
-      return completed;
+      inPlace = completed;
+    } else {
+      if (completed !== undefined) {
+        log.info({ version, rows: ds.rows }, 'training window changed since the completed run; training again');
+      }
+      // result.json last: without it, no run counts as completed (an unreadable one included).
+      rmSync(join(dir, 'result.json'), { force: true });
+      inPlace = await trainRun(deps, dir, arrow, ds.rows, log.child({ version }));
     }
-    if (completed !== undefined) {
-      log.info({ version, rows: ds.rows }, 'training window changed since the completed run; training again');
-    }
-    // result.json last: without it, no run counts as completed (an unreadable one included).
-    rmSync(join(dir, 'result.json'), { force: true });
-    return trainRun(deps, dir, arrow, ds.rows, log.child({ version }));
+    // The run is in place: only now does the request's environment streak end (runWorkerCounted).
+    clearEnvironmentStreak(dir);
+    return inPlace;
   });
   const { result, scores } = run;
 

@@ -150,6 +150,16 @@ function completedRun(
   );
 }
 
+/** A stand-in worker that completes: after `before` (sh), it copies a completed run (AUC 0.9) into its output directory. */
+function completingWorker(scratch: string, before = ''): string {
+  const template = join(scratch, 'template');
+  completedRun(scratch, 0.9, { out: template });
+  return standIn(
+    scratch,
+    `${before}cp "${template}"/model.json "${template}"/meta.json "${template}"/scores.arrow "${template}"/result.json "$5"/`,
+  );
+}
+
 /** A stand-in interpreter running `body` (sh) with the worker's arguments: $3 is the data file, $5 the output directory. */
 function standIn(dir: string, body: string): string {
   const python = join(dir, `python-${Math.random().toString(36).slice(2)}`);
@@ -644,12 +654,7 @@ describe('handleRequest (failures of the environment are retried and not counted
 
   it('counts failed runs only: a completed run clears the count, so a later failure is not the last', async () => {
     const scratch = mkdtempSync(join(tmpdir(), 'trainer-count-'));
-    const template = join(scratch, 'template');
-    completedRun(scratch, 0.9, { out: template });
-    const succeeds = standIn(
-      scratch,
-      `cp "${template}"/model.json "${template}"/meta.json "${template}"/scores.arrow "${template}"/result.json "$5"/`,
-    );
+    const succeeds = completingWorker(scratch);
     const fails = standIn(scratch, 'echo boom >&2; exit 1');
     let saves = 0;
     const later: LabeledRow[] = [
@@ -808,29 +813,84 @@ describe('handleRequest (environment failures that last: given up after a longer
     expect(existsSync(join(versionDir(dir), 'worker-environment-failures'))).toBe(false);
   });
 
-  it('a run that reaches the worker ends the streak: the environment failing again starts a new one', async () => {
+  it('only a run moved into place ends the streak: a run the worker fails on does not (MAX_WORKER_ATTEMPTS bounds those)', async () => {
     let clock = 1_000_000;
-    const fails = standIn(mkdtempSync(join(tmpdir(), 'trainer-env-')), 'echo boom >&2; exit 1');
+    const scratch = mkdtempSync(join(tmpdir(), 'trainer-env-'));
+    const succeeds = completingWorker(scratch);
+    const fails = standIn(scratch, 'echo boom >&2; exit 1');
     const { dir, deps } = setup({ python: '/nonexistent/python', now: () => clock });
+    const streak = () => join(versionDir(dir), 'worker-environment-failures');
     for (let attempt = 1; attempt < MIN_ENVIRONMENT_FAILURES; attempt++) {
       await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
       clock += step;
     }
-    // The venv is back for one run (the worker itself fails: a counted attempt).
+    // The venv is back for one run, and the worker itself fails: a counted attempt, the streak kept.
     await expect(handleRequest({ ...deps, python: fails }, request)).rejects.toMatchObject({
       retriable: true,
       message: expect.stringContaining('trainer worker exited with 1'),
     });
-    expect(existsSync(join(versionDir(dir), 'worker-environment-failures'))).toBe(false);
     expect(counted(dir)).toBe('1');
-    // Gone again: the tenth environment failure, an hour after the first, is the first of a new streak.
+    expect(JSON.parse(readFileSync(streak(), 'utf8'))).toMatchObject({ failures: MIN_ENVIRONMENT_FAILURES - 1 });
+    // A run that completes and is moved into place ends it.
+    await expect(handleRequest({ ...deps, python: succeeds }, request)).resolves.toBe('promoted');
+    expect(existsSync(streak())).toBe(false);
+  });
+
+  it('a file error after the worker ran (moving its run into place) counts on the streak: given up within the bound, not trained again for ever (found by a review)', async () => {
+    let clock = 1_000_000;
+    const scratch = mkdtempSync(join(tmpdir(), 'trainer-post-'));
+    const runs = () => (existsSync(join(scratch, 'runs')) ? readFileSync(join(scratch, 'runs'), 'utf8').length : 0);
+    // A worker that succeeds, leaving its train.arrow a directory: moving it onto the version's
+    // train.arrow (a file, below) fails with ENOTDIR every time, after the run (as a failing disk's EIO).
+    const python = completingWorker(scratch, `printf x >> "${scratch}/runs"; rm "$3" && mkdir "$3" && `);
+    const { dir, deps } = setup({ python, now: () => clock });
+    mkdirSync(versionDir(dir), { recursive: true });
+    writeFileSync(join(versionDir(dir), 'train.arrow'), 'an earlier run');
+    // Had been retriable every time, the worker run again each time: the worker's success ended the streak.
+    for (let attempt = 1; attempt < MIN_ENVIRONMENT_FAILURES; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({
+        name: 'WorkerEnvironmentError',
+        retriable: true,
+        message: expect.stringContaining('the artifact directory cannot be used (ENOTDIR'),
+      });
+      clock += step;
+    }
     await expect(handleRequest(deps, request)).rejects.toMatchObject({
-      name: 'WorkerEnvironmentError',
-      retriable: true,
+      retriable: false,
+      message: expect.stringMatching(
+        new RegExp(
+          `^trainer worker environment failed ${MIN_ENVIRONMENT_FAILURES} times in a row over 60 min \\(bound: 1h\\): the artifact directory cannot be used \\(ENOTDIR: .*\\); given up`,
+        ),
+      ),
     });
-    expect(JSON.parse(readFileSync(join(versionDir(dir), 'worker-environment-failures'), 'utf8'))).toMatchObject({
-      failures: 1,
-    });
+    expect(runs()).toBe(MIN_ENVIRONMENT_FAILURES);
+  });
+
+  it('a file in the way of the version directory inside the artifact directory (a model named like a file) is given up at once, naming it (found by a review)', async () => {
+    for (const inTheWay of [
+      (root: string) => join(root, 'fraud'), // ENOTDIR
+      (root: string) => join(root, 'fraud', versionFor(request)), // EEXIST
+    ]) {
+      let reads = 0;
+      const { dir, deps } = setup({
+        source: {
+          read: async () => {
+            reads++;
+            return { rows, truncated: false };
+          },
+        },
+      });
+      const path = inTheWay(dir);
+      mkdirSync(join(path, '..'), { recursive: true });
+      writeFileSync(path, 'notes');
+      // Had been held an hour as the environment (ENOTDIR), then given up advising permissions or the disk.
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({
+        code: 'INTERNAL',
+        retriable: false,
+        message: `the version's artifact directory ${versionDir(dir)} cannot be created: ${path} is in the way and is no directory; given up, no retry can fix it. To fix: move ${path} out of ${dir} (DRIFTLINE_TRAINER_ARTIFACT_DIR), then replay the request from the DLQ`,
+      });
+      expect(reads).toBe(0);
+    }
   });
 });
 

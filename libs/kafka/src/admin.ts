@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, type Logger } from '@driftline/core';
 import { type ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { type BackoffPolicy, backoffDelay } from './backoff.js';
 import { isSecured, type KafkaClient, kafkajsOf } from './client.js';
@@ -371,6 +371,69 @@ export async function setGroupOffsets(
   await withAdmin(client, `setting the offsets of ${groupId} on ${topic}`, (admin) =>
     admin.setOffsets({ groupId, topic, partitions }),
   );
+}
+
+/** A partition's commit one group took over from another. */
+export interface AdoptedOffset {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: bigint;
+}
+
+/**
+ * A group renamed from `from` to `to` (the label-joiner's and the feature-materializer's now carry
+ * the topic prefix): before `to`'s first member joins, `to` takes `from`'s commits on the
+ * partitions of `topics` it has none of, so it neither starts over from its default nor skips. A
+ * partition `to` committed is never touched (on later starts nothing is left to take), and
+ * neither is a group with running members (they started where they did already). Idempotent: a
+ * start that failed halfway takes the rest on its retry. Another instance adopting at the same
+ * moment (Kafka refuses a group with a member) is retried, then seen done. Logs one line when it
+ * took anything, and returns what it took.
+ */
+export async function adoptGroupOffsets(
+  client: KafkaClient,
+  options: { readonly from: string; readonly to: string; readonly topics: readonly string[]; readonly logger: Logger },
+): Promise<AdoptedOffset[]> {
+  const { from, to, topics } = options;
+  if (from === to || topics.length === 0) return [];
+  const wanted = new Set(topics);
+  const adopted = await withAdmin(client, `taking over the offsets of ${from} for ${to}`, async (admin) => {
+    const committed = (entries: Awaited<ReturnType<AdminApi['fetchOffsets']>>) =>
+      entries
+        .filter((t) => wanted.has(t.topic))
+        .flatMap((t) =>
+          t.partitions
+            .map((p) => ({ topic: t.topic, partition: p.partition, offset: BigInt(p.offset) }))
+            .filter((p) => p.offset >= 0n),
+        );
+    const own = new Set(committed(await admin.fetchOffsets({ groupId: to })).map((p) => `${p.topic}\0${p.partition}`));
+    const missing = committed(await admin.fetchOffsets({ groupId: from })).filter(
+      (p) => !own.has(`${p.topic}\0${p.partition}`),
+    );
+    if (missing.length === 0) return [];
+    const [group] = (await admin.describeGroups([to])).groups;
+    if (group !== undefined && group.state !== 'Empty' && group.state !== 'Dead') return [];
+    for (const topic of new Set(missing.map((p) => p.topic))) {
+      const partitions = missing
+        .filter((p) => p.topic === topic)
+        .map((p) => ({ partition: p.partition, offset: p.offset.toString() }));
+      try {
+        await admin.setOffsets({ groupId: to, topic, partitions });
+      } catch (error) {
+        // A member joined meanwhile (another instance adopting, or started): asked again, it is seen.
+        if (!/no running instances/.test(String(error))) throw error;
+        throw Object.assign(new Error(`${to} gained a member: ${(error as Error).message}`), { retriable: true });
+      }
+    }
+    return missing;
+  });
+  if (adopted.length > 0) {
+    options.logger.info(
+      { group: to, from, partitions: adopted.length, topics: [...new Set(adopted.map((p) => p.topic))] },
+      `consumer group ${to} took over the offsets of ${from} (the group name now carries the topic prefix): it resumes where ${from} stopped`,
+    );
+  }
+  return adopted;
 }
 
 /** Deletes an empty consumer group and whatever offsets it stored. */

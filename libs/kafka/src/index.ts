@@ -1,4 +1,6 @@
 export {
+  type AdoptedOffset,
+  adoptGroupOffsets,
   committedOffsets,
   deleteTopics,
   describeGroup,
@@ -31,9 +33,9 @@ export {
   untilCaughtUp,
 } from './consumer.js';
 export { type DeadLetterLimits, deadLetterUnsent, type UnsentRecord } from './dead-letters.js';
+export type { Deferral } from './deferral.js';
 export { type HeldPartition, leasedPartitions, type Membership } from './group-membership.js';
 export { partitionKey } from './partition-key.js';
-export type { Deferral } from './deferral.js';
 export { partitionOf } from './partitioner.js';
 export { createProducer, type EventProducer } from './producer.js';
 export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';

@@ -1,9 +1,10 @@
-import type { Logger } from '@driftline/core';
-import { uniqueName } from '@driftline/test-support';
+import { type Logger, silentLogger } from '@driftline/core';
+import { eventually, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
 import { AdminSession } from '../src/admin.js';
 import { kafkajsOf } from '../src/client.js';
 import {
+  adoptGroupOffsets,
   committedOffsets,
   createKafkaClient,
   createProducer,
@@ -146,6 +147,83 @@ describe('groupHasCommitted', () => {
     await setGroupOffsets(client(), group, topic, new Map([[1, 0n]]));
     expect(await groupHasCommitted(client(), group, [`${topic}-other`, topic])).toBe(true);
     expect(await groupHasCommitted(client(), group, [`${topic}-other`])).toBe(false);
+  });
+});
+
+describe('adoptGroupOffsets (a group renamed: the label-joiner and materializer groups gained the topic prefix)', () => {
+  it("takes the old group's commits of the partitions the new one has none of, once, and only of its topics", async () => {
+    const kafka = client();
+    const [t1, t2, other] = [uniqueName('adopt'), uniqueName('adopt'), uniqueName('adopt')];
+    await ensureTopics(kafka, [
+      { topic: t1, partitions: 3 },
+      { topic: t2, partitions: 2 },
+      { topic: other, partitions: 1 },
+    ]);
+    const producer = await createProducer(kafka);
+    for (const [topic, partitions] of [
+      [t1, 3],
+      [t2, 2],
+      [other, 1],
+    ] as const) {
+      const records = Array.from({ length: partitions * 4 }, (_, i) => ({
+        key: null,
+        value: Buffer.from('x'),
+        partition: i % partitions,
+      }));
+      await producer.send(topic, records);
+    }
+    await producer.disconnect();
+    const [from, to] = [uniqueName('old'), uniqueName('new')];
+    await setGroupOffsets(
+      kafka,
+      from,
+      t1,
+      new Map([
+        [0, 1n],
+        [1, 2n],
+        [2, 3n],
+      ]),
+    );
+    await setGroupOffsets(kafka, from, t2, new Map([[1, 4n]]));
+    await setGroupOffsets(kafka, from, other, new Map([[0, 2n]]));
+    await setGroupOffsets(kafka, to, t1, new Map([[0, 4n]])); // read further already: kept
+    const lines: string[] = [];
+    const logger: Logger = { ...silentLogger, info: (_obj, msg) => void lines.push(msg ?? '') };
+
+    const adopted = await adoptGroupOffsets(kafka, { from, to, topics: [t1, t2], logger });
+    expect(adopted.sort((a, b) => `${a.topic}${a.partition}`.localeCompare(`${b.topic}${b.partition}`))).toEqual(
+      [
+        { topic: t1, partition: 1, offset: 2n },
+        { topic: t1, partition: 2, offset: 3n },
+        { topic: t2, partition: 1, offset: 4n },
+      ].sort((a, b) => `${a.topic}${a.partition}`.localeCompare(`${b.topic}${b.partition}`)),
+    );
+    expect(Object.fromEntries(await committedOffsets(kafka, to, t1))).toEqual({ 0: 4n, 1: 2n, 2: 3n });
+    expect(Object.fromEntries(await committedOffsets(kafka, to, t2))).toEqual({ 0: -1n, 1: 4n });
+    expect(Object.fromEntries(await committedOffsets(kafka, to, other))).toEqual({ 0: -1n });
+    expect(lines).toEqual([
+      expect.stringMatching(new RegExp(`^consumer group ${to} took over the offsets of ${from}`)),
+    ]);
+
+    // Once: the old group's commits moved back are not taken again; the same name takes nothing.
+    await setGroupOffsets(kafka, from, t1, new Map([[1, 0n]]));
+    expect(await adoptGroupOffsets(kafka, { from, to, topics: [t1, t2], logger })).toEqual([]);
+    expect(await adoptGroupOffsets(kafka, { from, to: from, topics: [t1, t2], logger })).toEqual([]);
+    expect((await committedOffsets(kafka, to, t1)).get(1)).toBe(2n);
+    expect(lines).toHaveLength(1);
+
+    // A group with a running member started where it did: left alone.
+    const busy = uniqueName('busy');
+    const consumer = kafkajsOf(kafka).consumer({ groupId: busy });
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic: t2, fromBeginning: false });
+      await consumer.run({ eachMessage: async () => {} });
+      await eventually(async () => ((await describeGroup(kafka, busy)).state === 'Stable' ? true : undefined));
+      expect(await adoptGroupOffsets(kafka, { from, to: busy, topics: [t2], logger })).toEqual([]);
+    } finally {
+      await consumer.disconnect();
+    }
   });
 });
 

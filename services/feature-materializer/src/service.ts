@@ -7,7 +7,7 @@ import {
   toRedisConnectionConfig,
 } from '@driftline/core';
 import { type FeatureViews, freshnessSpecs, loadFeatureViews } from '@driftline/features';
-import { defaultBackoff, groupHasCommitted } from '@driftline/kafka';
+import { adoptGroupOffsets, defaultBackoff, groupHasCommitted } from '@driftline/kafka';
 import { onlineStoreEnvShape } from '@driftline/online-store';
 import {
   checkRedisDatabase,
@@ -29,7 +29,7 @@ const MARKER_RETRY_MS = 5_000;
 
 export const materializerEnvShape = {
   ...onlineStoreEnvShape,
-  /** Consumer group of the materializer (every instance of one deployment shares it). */
+  /** Consumer group of the materializer, after the topic prefix (every instance of one deployment shares it). */
   DRIFTLINE_MATERIALIZER_GROUP: envField.name().default('driftline-feature-materializer'),
   /** Partitions processed concurrently by one instance (each still strictly in order). */
   DRIFTLINE_MATERIALIZER_CONCURRENCY: envField.int(1, 64).default(6),
@@ -46,6 +46,7 @@ export interface MaterializerConfig {
   readonly views: FeatureViews;
   readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
+  /** The group's name as configured: the consumer group is this after the topic prefix. */
   readonly groupId: string;
   readonly concurrency: number;
   readonly maxBytesPerPartition: number;
@@ -77,9 +78,12 @@ export const featureMaterializer = defineService({
   },
   async start(ctx, config) {
     const prefix = ctx.common.topicPrefix;
+    // Prefixed like every service's: two deployments on one cluster (other prefixes) shared one
+    // group, and kafkajs gave each member partitions of the other's topics, which it dropped unread.
+    const groupId = `${prefix}${config.groupId}`;
     // Its consumer is started below, not through ctx.consume: its fetch is checked against the heap here.
     ctx.checkFetch({
-      groupId: config.groupId,
+      groupId,
       maxBytesPerPartition: config.maxBytesPerPartition,
       fetchBytesField: 'DRIFTLINE_MATERIALIZER_MAX_BYTES_PER_PARTITION',
     });
@@ -90,6 +94,9 @@ export const featureMaterializer = defineService({
         { topic: deadLetterTopic(`${prefix}${s}`), partitions: 1 },
       ]),
     );
+    const sources = config.views.sources.map((s) => `${prefix}${s}`);
+    // Upgrading from the unprefixed name: resume where that group stopped, not from the beginning.
+    await adoptGroupOffsets(ctx.kafka(), { from: config.groupId, to: groupId, topics: sources, logger: ctx.logger });
     // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers:
     // ioredis would go on in database 0. The start never waits for Redis.
     const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal, logger: ctx.logger });
@@ -131,12 +138,7 @@ export const featureMaterializer = defineService({
       watchStateMarker(store.client, {
         key: `${config.keyPrefix}:state-marker:features`,
         store: 'features',
-        consumedBefore: () =>
-          groupHasCommitted(
-            ctx.kafka(),
-            config.groupId,
-            config.views.sources.map((s) => `${prefix}${s}`),
-          ),
+        consumedBefore: () => groupHasCommitted(ctx.kafka(), groupId, sources),
         stateExists: () => store.holdsRows(),
         recovery:
           'online features were lost; they come back with their entities\' next events, or replay this group from Kafka (README, "What the backends must be")',
@@ -188,7 +190,7 @@ export const featureMaterializer = defineService({
         eventTime: ctx.common.eventTime,
         logger: ctx.logger,
         registry: ctx.registry,
-        groupId: config.groupId,
+        groupId,
         topicPrefix: prefix,
         partitionsConsumedConcurrently: config.concurrency,
         maxBytesPerPartition: config.maxBytesPerPartition,
@@ -206,7 +208,7 @@ export const featureMaterializer = defineService({
             }),
       });
       ctx.logger.info(
-        { topics: handle.topics, views: config.views.views.map((v) => v.name), group: config.groupId },
+        { topics: handle.topics, views: config.views.views.map((v) => v.name), group: groupId },
         'feature materializer consuming',
       );
       return {

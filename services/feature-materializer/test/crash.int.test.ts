@@ -45,7 +45,7 @@ describe('feature-materializer killed at random points', () => {
   it('SIGKILLed mid-stream and restarted, it ends in the offline last-write-wins state', async () => {
     const prefix = `${uniqueName('crash')}.`;
     const keyPrefix = uniqueName('fk');
-    const group = uniqueName('materializer');
+    const group = uniqueName('materializer'); // after the topic prefix
     const topic = `${prefix}features.v1`;
     const env = {
       DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
@@ -107,7 +107,7 @@ describe('feature-materializer killed at random points', () => {
     expect(differences(expected, await onlineState(store, expected)).slice(0, 3)).toEqual([]);
 
     async function committedTotal(): Promise<bigint> {
-      const offsets = await committedOffsets(kafka, group, topic).catch(() => new Map<number, bigint>());
+      const offsets = await committedOffsets(kafka, `${prefix}${group}`, topic).catch(() => new Map<number, bigint>());
       return [...offsets.values()].reduce((a, b) => a + (b > 0n ? b : 0n), 0n);
     }
   });

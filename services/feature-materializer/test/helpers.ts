@@ -10,7 +10,7 @@ import {
 } from '@driftline/features';
 import type { FeatureRow, OnlineStore } from '@driftline/online-store';
 import type { FeatureEvent } from '@driftline/schemas';
-import { uniqueName } from '@driftline/test-support';
+import { type StackAddresses, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 
 export const VIEWS_YAML = `
@@ -44,6 +44,17 @@ export function writeViewsFile(text = VIEWS_YAML): string {
   const path = join(tmpdir(), `${uniqueName('views')}.yaml`);
   writeFileSync(path, text);
   return path;
+}
+
+/** A materializer's runner environment on the stack (no HTTP port of its own); `vars` adds or overrides. */
+export function materializerEnv(stack: StackAddresses, vars: Record<string, string>): Record<string, string> {
+  return {
+    DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+    DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+    DRIFTLINE_REDIS_URL: stack.redisUrl,
+    DRIFTLINE_HTTP_PORT: '0',
+    ...vars,
+  };
 }
 
 /** A deterministic PRNG so failures are reproducible (the shared mulberry32). */

@@ -100,7 +100,10 @@ describe('feature-materializer while Redis is down', () => {
     const kafka = kafkaFor(stack.kafkaBrokers);
     const topic = `${prefix}features.v1`;
     const committed = async () =>
-      [...(await committedOffsets(kafka, group, topic)).values()].reduce((a, b) => a + (b > 0n ? b : 0n), 0n);
+      [...(await committedOffsets(kafka, `${prefix}${group}`, topic)).values()].reduce(
+        (a, b) => a + (b > 0n ? b : 0n),
+        0n,
+      );
 
     const log = eventLog(4_000, 50, 21);
     const delivery = shuffledWithDuplicates(log, 22);

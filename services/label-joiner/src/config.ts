@@ -94,6 +94,7 @@ export type LabelJoinerEnv = z.infer<z.ZodObject<typeof labelJoinerEnvShape>>;
 export interface LabelJoinerConfig {
   readonly redis: RedisConnectionConfig;
   readonly keyPrefix: string;
+  /** The group's name as configured: the consumer group is this after the topic prefix. */
   readonly groupId: string;
   readonly join: JoinConfig;
   readonly expiryIntervalMs: number;

@@ -1,5 +1,6 @@
 import { markerOffset } from '@driftline/join';
 import {
+  adoptGroupOffsets,
   committedOffsets,
   deadLetterUnsent,
   groupHasCommitted,
@@ -55,6 +56,16 @@ export const labelJoinerService = defineService({
     const alerts = ctx.publisher(contracts.alert);
     // An incompatible schema fails start-up: at the first alert it failed every batch of the topic consumed.
     await alerts.prepare();
+    // Prefixed like every service's: two deployments on one cluster (other prefixes) shared one
+    // group, and kafkajs gave each member partitions of the other's topics, which it dropped unread.
+    const groupId = `${ctx.common.topicPrefix}${config.groupId}`;
+    // Upgrading from the unprefixed name: resume where that group stopped, not from the beginning.
+    await adoptGroupOffsets(ctx.kafka(), {
+      from: config.groupId,
+      to: groupId,
+      topics: [predictionTopic, labelTopic],
+      logger,
+    });
     const store = createRedisJoinStore(config.redis, {
       prefix: config.keyPrefix,
       join: config.join,
@@ -86,7 +97,7 @@ export const labelJoinerService = defineService({
       marker = await watchStateMarker(store.redis, {
         key: `${config.keyPrefix}state-marker:join`,
         store: 'join',
-        consumedBefore: () => groupHasCommitted(ctx.kafka(), config.groupId, [predictionTopic, labelTopic]),
+        consumedBefore: () => groupHasCommitted(ctx.kafka(), groupId, [predictionTopic, labelTopic]),
         stateExists: () => store.holdsState(),
         recovery:
           'predictions waiting for a label were lost (their labels will be orphans) and performance windows keep their last counts; to rebuild, replay this group from now − max label delay − one window (README, "What the backends must be")',
@@ -165,9 +176,9 @@ export const labelJoinerService = defineService({
       );
 
       // A partition whose log may have started over drops its applied-through marker (restarts.ts).
-      const restarts = new RestartedLogs((topic) => committedOffsets(ctx.kafka(), config.groupId, topic));
+      const restarts = new RestartedLogs((topic) => committedOffsets(ctx.kafka(), groupId, topic));
       const consumer = await ctx.consume<JoinerRecord>({
-        groupId: config.groupId,
+        groupId,
         topics: [predictionTopic, labelTopic],
         partitionsConsumedConcurrently: config.concurrency,
         sessionTimeoutMs: config.sessionTimeoutMs,
@@ -244,7 +255,7 @@ export const labelJoinerService = defineService({
       );
       logger.info(
         {
-          group: config.groupId,
+          group: groupId,
           maxDelayMs: config.join.maxDelayMs,
           windowMs: config.windowMs,
           segments: config.segmentFeatures,

@@ -2,33 +2,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import {
-  committedOffsets,
-  createProducer,
-  type KafkaClient,
-  REPLAYED_FROM_HEADER,
-  topicOffsets,
-} from '@driftline/kafka';
+import { createProducer, REPLAYED_FROM_HEADER } from '@driftline/kafka';
 import { createRedisClient } from '@driftline/online-store/redis';
 import { windowStart } from '@driftline/performance';
 import { contracts, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import type { Runner } from '@driftline/service';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { consumedAll } from './fixtures/events.js';
 import { startJoiner } from './fixtures/runner.js';
 
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'lj-dlq-replay-'));
 const HOUR = 3_600_000;
-
-/** Waits until the group has committed every record of `topic`. */
-async function consumedAll(kafka: KafkaClient, group: string, topic: string): Promise<void> {
-  await eventually(async () => {
-    const ends = await topicOffsets(kafka, topic);
-    const committed = await committedOffsets(kafka, group, topic);
-    return ends.every((e) => (committed.get(e.partition) ?? -1n) === e.high) ? true : undefined;
-  }, 60_000);
-}
 
 describe('label-joiner: dead letters replayed after the tombstones expired (real Kafka, registry, Redis, ClickHouse)', () => {
   const runners: Runner[] = [];

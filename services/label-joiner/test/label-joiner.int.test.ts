@@ -136,7 +136,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
       DRIFTLINE_CLICKHOUSE_DATABASE: `lj_${prefix.slice(3, 11).replaceAll('-', '')}`,
       DRIFTLINE_CLICKHOUSE_PATH: dataDir,
       DRIFTLINE_JOINER_KEY_PREFIX: `${prefix}:`,
-      DRIFTLINE_JOINER_GROUP: `${prefix}joiner`,
+      DRIFTLINE_JOINER_GROUP: 'joiner', // the group is `${prefix}joiner`
       DRIFTLINE_JOINER_MAX_LABEL_DELAY: '1h',
       DRIFTLINE_JOINER_EXPIRY_GRACE: '1s',
       DRIFTLINE_JOINER_EXPIRY_INTERVAL: '300ms',

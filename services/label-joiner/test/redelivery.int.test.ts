@@ -7,28 +7,19 @@ import {
   createProducer,
   deleteTopics,
   ensureTopics,
-  type KafkaClient,
   setGroupOffsets,
   topicOffsets,
 } from '@driftline/kafka';
 import { createRedisClient } from '@driftline/online-store/redis';
-import { contracts, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
+import { contracts } from '@driftline/schemas';
 import type { Runner } from '@driftline/service';
 import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { consumedAll, fraudLabel, fraudPrediction } from './fixtures/events.js';
 import { startJoiner } from './fixtures/runner.js';
 
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'lj-redelivery-'));
-
-/** Waits until the group has committed every record of `topic`. */
-async function consumedAll(kafka: KafkaClient, group: string, topic: string): Promise<void> {
-  await eventually(async () => {
-    const ends = await topicOffsets(kafka, topic);
-    const committed = await committedOffsets(kafka, group, topic);
-    return ends.every((e) => (committed.get(e.partition) ?? -1n) === e.high) ? true : undefined;
-  }, 60_000);
-}
 
 describe('label-joiner: redeliveries after the tombstones expired (real Kafka, registry, Redis, ClickHouse)', () => {
   const runners: Runner[] = [];
@@ -69,23 +60,8 @@ describe('label-joiner: redeliveries after the tombstones expired (real Kafka, r
     const pc = codec.forTopic(contracts.prediction, predictionTopic);
     const lc = codec.forTopic(contracts.label, labelTopic);
     const now = Date.now();
-    const prediction = (id: string): PredictionEvent => ({
-      prediction_id: id,
-      model: 'fraud',
-      model_version: 'v1',
-      entity_id: `e-${id}`,
-      event_time: now - 60_000,
-      features: {},
-      prediction: 0.7,
-      predicted_class: null,
-    });
-    const label = (id: string): LabelEvent => ({
-      prediction_id: id,
-      model: 'fraud',
-      event_time: now - 30_000,
-      label: 1,
-      value: null,
-    });
+    const prediction = (id: string) => fraudPrediction(id, now - 60_000);
+    const label = (id: string) => fraudLabel(id, now - 30_000);
     const pendingTotal = async () =>
       Object.values(await redis.hgetall(`${keyPrefix}pending`)).reduce((sum, n) => sum + Number(n), 0);
     const scheduled = () => redis.zcard(`${keyPrefix}v2:schedule`);
@@ -177,16 +153,7 @@ describe('label-joiner: redeliveries after the tombstones expired (real Kafka, r
     const now = Date.now();
     const encode = async (id: string) => ({
       key: id,
-      value: await pc.encode({
-        prediction_id: id,
-        model: 'fraud',
-        model_version: 'v1',
-        entity_id: `e-${id}`,
-        event_time: now - 60_000,
-        features: {},
-        prediction: 0.7,
-        predicted_class: null,
-      }),
+      value: await pc.encode(fraudPrediction(id, now - 60_000)),
     });
     const pendingTotal = async () =>
       Object.values(await redis.hgetall(`${keyPrefix}pending`)).reduce((sum, n) => sum + Number(n), 0);

@@ -27,6 +27,9 @@ describe('label-joiner start-up', () => {
     const ctx = {
       logger: { info() {}, warn() {}, error() {}, debug() {}, child: () => ctx.logger },
       topic: (name: string) => `${name}.v1`,
+      // No prefix: the group keeps its name, nothing to take over (Kafka is not asked).
+      common: { topicPrefix: '' },
+      kafka: () => ({}),
       codec: () => codec,
       publisher: () => ({ prepare: async () => {} }),
       warehouse: async () => {

@@ -99,7 +99,8 @@ describe('driftline run: shutdown on signals', () => {
     };
     const topic = `${prefix}features.v1`;
     const kafka = kafkaFor(stack.kafkaBrokers);
-    return { env, topic, group, kafka, httpPort };
+    // The service puts the topic prefix before its group setting.
+    return { env, topic, group: `${prefix}${group}`, kafka, httpPort };
   }
 
   async function ready(child: ChildProcess, httpPort: number, output: () => string): Promise<void> {

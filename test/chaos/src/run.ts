@@ -250,8 +250,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     DRIFTLINE_FEATURE_VIEWS: join(dir, 'views.yaml'),
     DRIFTLINE_FEATURE_KEY_PREFIX: runId,
     DRIFTLINE_FEATURE_API_PORT: String(featureApiPort),
-    DRIFTLINE_MATERIALIZER_GROUP: names.materializerGroup,
-    DRIFTLINE_JOINER_GROUP: names.joinerGroup,
+    // The services put the topic prefix before these (names.materializerGroup / joinerGroup).
+    DRIFTLINE_MATERIALIZER_GROUP: 'materializer',
+    DRIFTLINE_JOINER_GROUP: 'joiner',
     DRIFTLINE_JOINER_KEY_PREFIX: `${runId}:joiner:`,
     DRIFTLINE_JOINER_WINDOW: `${JOINER_WINDOW_MS}ms`,
     DRIFTLINE_JOINER_RECOMPUTE_INTERVAL: '2000',

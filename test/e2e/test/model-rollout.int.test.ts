@@ -218,7 +218,7 @@ describe('model-controller on the real stack: shadow → canary → production, 
       DRIFTLINE_CLICKHOUSE_DATABASE: database,
       DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
       DRIFTLINE_JOINER_KEY_PREFIX: `${prefix}:`,
-      DRIFTLINE_JOINER_GROUP: `${prefix}joiner`,
+      DRIFTLINE_JOINER_GROUP: 'joiner', // after the topic prefix
       DRIFTLINE_JOINER_MAX_LABEL_DELAY: '1h',
       DRIFTLINE_JOINER_SESSION_TIMEOUT: '6s',
       DRIFTLINE_FEATURE_VIEWS: viewsFile,

@@ -145,8 +145,9 @@ describe('pipeline-health alerts reach a webhook through Alertmanager', () => {
     const redisPort = await freePort();
     redis = startRedis(redisPort);
     const prefix = `${uniqueName('healthy')}.`;
-    const group = uniqueName('materializer');
-    healthy = await startMaterializer('healthy', prefix, group, `redis://127.0.0.1:${redisPort}`);
+    const setting = uniqueName('materializer');
+    const group = `${prefix}${setting}`; // the service puts the topic prefix before its group setting
+    healthy = await startMaterializer('healthy', prefix, setting, `redis://127.0.0.1:${redisPort}`);
     await publish(prefix, 0, 200);
     await eventually(async () => ((await committed(group, `${prefix}features.v1`)) >= 200n ? true : undefined));
     const lag = await eventually(async () => {
@@ -160,14 +161,15 @@ describe('pipeline-health alerts reach a webhook through Alertmanager', () => {
 
   it('a stuck consumer (its sink is down; 10,500 records of lag that do not move) fires DriftlineConsumerLagHigh and DriftlineSinkBackingOff at the webhook', async () => {
     const prefix = `${uniqueName('stuck')}.`;
-    const group = uniqueName('materializer');
+    const setting = uniqueName('materializer');
+    const group = `${prefix}${setting}`;
     const topic = `${prefix}features.v1`;
     // The backlog is in Kafka before the consumer's first fetch, so the lag it reports is all of it
     // (a partition that fails keeps retrying the batch it fetched, with that fetch's high watermark).
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
     await publish(prefix, 0, 10_500);
     const deadRedis = `redis://127.0.0.1:${await freePort()}`; // nothing listens there
-    await startMaterializer('stuck', prefix, group, deadRedis);
+    await startMaterializer('stuck', prefix, setting, deadRedis);
     const [lagHigh] = await eventually(
       async () => {
         const found = firing(receiver.alerts, 'DriftlineConsumerLagHigh');

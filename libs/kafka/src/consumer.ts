@@ -536,6 +536,9 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     deferred.delete(key);
     // kafkajs keeps paused partitions across joins: a partition assigned here again later would never be fetched.
     if (!stopping) resumeFetching(wait.topic, wait.partition);
+    // Its stall clock starts again: kept by a join, it still carried the one from before its wait,
+    // up to the deferral's hour old, and was reported stalled until its processor answered (a review).
+    if (!stopping) progress.working(wait.topic, wait.partition, Date.now());
     metrics.deferred.set({ group: groupId, topic: wait.topic, partition: String(wait.partition) }, 0);
   };
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
@@ -1173,6 +1176,11 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       // Still a known wait until its next batch begins (the fetch may take kafkajs' maxWaitTime).
       wait.timer = undefined;
       wait.resumedAt = Date.now();
+      // A paused partition is not fetched, so no "does not host" answer told of a topic deleted and
+      // created again meanwhile: the redelivery re-reads the group's commit, as after such an
+      // answer (a review: a recreated one-partition topic's first records were skipped unseen).
+      joinCommits.delete(topic);
+      observeLog(key, { kind: 'topicMissing' });
       resumeFetching(topic, partition);
     }, deferral.delayMs);
     timer.unref();

@@ -7,6 +7,7 @@ import {
   type ConsumerHandle,
   committedOffsets,
   createProducer,
+  deleteTopics,
   ensureTopics,
   startConsumer,
 } from '../src/index.js';
@@ -165,4 +166,41 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 4n ? true : undefined));
     expect(a.handle.healthy()).toBe(true);
   }, 120_000);
+
+  it('a topic deleted and created again while its only partition is deferred: the redelivery finds the new log and reads it from its start (a paused partition gets no "does not host" answer)', async () => {
+    const topic = uniqueName('deferral-recreate');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await produceTo(topic, 0, ['gen1-0', 'gen1-1', 'gen1-2', 'gen1-3', 'gen1-4']);
+    const group = uniqueName('group');
+    const seen: string[] = [];
+    const restarted: number[] = [];
+    let deferrals = 0;
+    await consumer(group, topic, {
+      decode: (r) => r.value!.toString(),
+      async process(items) {
+        for (const item of items) {
+          if (item.value === 'gen1-2' && deferrals === 0) {
+            deferrals++;
+            return { defer: { offset: item.record.offset, delayMs: 6_000, reason: 'not yet (test)' } };
+          }
+          seen.push(item.value);
+        }
+      },
+      logRestarted: (_topic, partition) => restarted.push(partition),
+    });
+    await eventually(async () => ((await committedOffsets(kafka, group, topic)).get(0) === 2n ? true : undefined));
+    await deleteTopics(kafka, [topic]);
+    await new Promise((r) => setTimeout(r, 300));
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await produceTo(
+      topic,
+      0,
+      Array.from({ length: 8 }, (_, i) => `gen2-${i}`),
+    );
+    await eventually(async () => (seen.includes('gen2-7') ? true : undefined), 45_000, 50);
+    // Before: resumed at its old position 2, the new log's gen2-0 and gen2-1 were skipped, unseen and unlogged.
+    expect(seen.filter((v) => v.startsWith('gen2'))).toEqual(Array.from({ length: 8 }, (_, i) => `gen2-${i}`));
+    expect(restarted).toEqual([0]);
+  }, 90_000);
 });

@@ -46,6 +46,9 @@ export const trainerService = defineService({
     /** Per partition (partitionKey), the request it defers waiting for labels, and its model. */
     const awaiting = new Map<string, { readonly requestId: string; readonly model: string }>();
     /** The partition's wait is over, or another member's now: the gauge drops with it. */
+    /** Revocations so far, and per partition the one that last took it: a wait answered after it is no longer this member's. */
+    let revocations = 0;
+    const revokedAt = new Map<string, number>();
     const forgetWait = (key: string) => {
       const wait = awaiting.get(key);
       awaiting.delete(key);
@@ -98,6 +101,7 @@ export const trainerService = defineService({
               ),
             3_000,
           );
+          const revocationsBefore = revocations;
           try {
             for (const { record, value } of items) {
               const handled = await handleRequest({ ...deps, signal, logger }, value);
@@ -109,6 +113,9 @@ export const trainerService = defineService({
                 const before = awaiting.get(key);
                 if (before !== undefined && before.requestId !== value.request_id) forgetWait(key);
                 awaiting.set(key, { requestId: value.request_id, model: value.model });
+                // Revoked while the request was read (the loop then drops the deferral): the wait
+                // is the next owner's, and the gauge set by it would have stayed 1 here (a review).
+                if ((revokedAt.get(key) ?? 0) > revocationsBefore) forgetWait(key);
                 return { defer: { offset: record.offset, delayMs: handled.retryInMs, reason: handled.shortfall } };
               }
               // Handled: the partition waits no more (a request still waiting, dead-lettered meanwhile, neither).
@@ -121,7 +128,11 @@ export const trainerService = defineService({
         },
         // Another member handles the partition's waiting request now (from the commit): its wait is its own.
         revoked(partitions) {
-          for (const p of partitions) forgetWait(partitionKey(p.topic, p.partition));
+          revocations++;
+          for (const p of partitions) {
+            revokedAt.set(partitionKey(p.topic, p.partition), revocations);
+            forgetWait(partitionKey(p.topic, p.partition));
+          }
         },
       },
     });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { DriftlineError, SinkUnavailableError } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
-import { createRedisClient, createRedisJoinStore, type RedisJoinStore } from '@driftline/online-store/redis';
+import { createRedisClient, createRedisJoinStore, type RedisJoinStore, waitReady } from '@driftline/online-store/redis';
 import { classificationMetrics, type MetricBound, windowStart } from '@driftline/performance';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { uniqueName } from '@driftline/test-support';
@@ -107,12 +107,16 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
     const prefix = `${uniqueName(name)}:`;
     const store = createRedisJoinStore({ url: stack.redisUrl, tls: false }, { prefix, join: JOIN });
     stores.push(store);
+    // The join store's client queues nothing offline: a test's first batch could come before its
+    // connection (a full-suite run under load failed D with "Stream isn't writeable").
+    const connected = waitReady(store.redis);
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });
     const pc = codec.forTopic(contracts.prediction, `${prefix}predictions.v1`);
     const lc = codec.forTopic(contracts.label, `${prefix}labels.v1`);
     const decoder: PayloadDecoder = { prediction: (b) => pc.decode(b), label: (b) => lc.decode(b) };
-    const records = (es: ReadonlyArray<PredictionEvent | LabelEvent>): Promise<JoinerRecord[]> =>
-      Promise.all(
+    const records = async (es: ReadonlyArray<PredictionEvent | LabelEvent>): Promise<JoinerRecord[]> => {
+      await connected;
+      return Promise.all(
         es.map(
           async (event): Promise<JoinerRecord> =>
             'prediction' in event
@@ -120,6 +124,7 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
               : { kind: 'label', event, raw: (await lc.encode(event)) as Buffer },
         ),
       );
+    };
     const latest = async (model: string, start: number): Promise<LatestRow | undefined> =>
       (
         await ch.select<LatestRow>(

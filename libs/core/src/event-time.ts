@@ -21,6 +21,9 @@ export interface EventTimeCheck {
 
 /** Lowest minimum the configuration accepts: ClickHouse DateTime64 starts at 1900-01-01. */
 export const EVENT_TIME_FLOOR_MS = Date.UTC(1900, 0, 1);
+/** The latest time a JS Date (hence toISOString, a version name, a ClickHouse DateTime64) holds, in ms. */
+export const MAX_DATE_MS = 8.64e15;
+
 /** Largest skew into the future the configuration accepts (366 days). */
 export const EVENT_TIME_MAX_FUTURE_LIMIT_MS = 366 * 86_400_000;
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 // A model card per version: where it came from (lineage), what it learned on, how it did offline
 // against the version it challenged, how it does live, and every stage it went through with the
 // evidence. Pure: data in (read by @driftline/warehouse), HTML or text out.
+import { MAX_DATE_MS } from '@driftline/core';
 import { MAX_REPORT_FEATURES } from './bounds.js';
 import { CSP, STYLE } from './html.js';
 import { bdi, escapeHtml } from './svg.js';
@@ -114,8 +115,6 @@ function capped<T>(items: readonly T[], total: number | undefined): { shown: rea
   return { shown, more: Math.max(total ?? 0, items.length) - shown.length };
 }
 
-/** The latest time a Date holds (ms); beyond it toISOString throws. */
-const MAX_DATE_MS = 8.64e15;
 const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', 'Z');
 /**
  * A metric or an evidence value: whole numbers as they are; below 1, `digits` significant digits

@@ -22,6 +22,7 @@ import {
   formatDuration,
   isArtifactName,
   type Logger,
+  MAX_DATE_MS,
   PoisonRecordError,
   toDriftlineError,
 } from '@driftline/core';
@@ -102,9 +103,6 @@ export interface AwaitingLabels {
   readonly until: number;
   readonly shortfall: string;
 }
-
-/** Latest time a Date (hence a version name and a ClickHouse DateTime64) can hold, in ms. */
-const MAX_DATE_MS = 8.64e15;
 
 /**
  * Failed worker runs one retrain request may have. A window the worker fails on every time (past

@@ -1,4 +1,15 @@
-import { closeSync, lstatSync, openSync, readlinkSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  openSync,
+  readlinkSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '@driftline/core';
 
@@ -105,5 +116,43 @@ export function writeOutput(option: string, path: string, text: string): void {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new ConfigError(option, `cannot write ${path} (${code})`, { cause: error });
+  }
+}
+
+/**
+ * Writes `text` to a file at a predictable name beside an output (the report's model cards), never
+ * through a symbolic link (O_NOFOLLOW): a link planted there made the report overwrite whatever it
+ * pointed to. Nor into anything but a regular file: opened without waiting (O_NONBLOCK; a FIFO's
+ * open waited for a reader for ever) and checked before it is truncated. A link or another kind of
+ * file there is a usage error naming `option` and `what`; a regular file is replaced. (An `--out`
+ * file itself follows links on purpose: {@link writeOutput}.)
+ */
+export function writeRegularFile(option: string, what: string, path: string, text: string): void {
+  const refused = (why: string, cause?: unknown) =>
+    new ConfigError(option, `cannot write ${what} ${path} (${why})`, { cause });
+  const notAFile = `it is not a regular file; remove it or choose another ${option} directory`;
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o666);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    // ENXIO: a FIFO without a reader.
+    const why =
+      code === 'ELOOP'
+        ? `it is a symbolic link; remove it or choose another ${option} directory`
+        : code === 'ENXIO'
+          ? notAFile
+          : code;
+    throw refused(why, error);
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw refused(notAFile);
+    ftruncateSync(fd, 0);
+    writeFileSync(fd, text);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw refused((error as NodeJS.ErrnoException).code ?? 'error', error);
+  } finally {
+    closeSync(fd);
   }
 }

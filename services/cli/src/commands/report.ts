@@ -1,13 +1,4 @@
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  ftruncateSync,
-  openSync,
-  realpathSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError, DriftlineError, errorLine, parseEnv, printable } from '@driftline/core';
 import { modelCardFileName, modelCardVersions, renderModelCard, renderReport } from '@driftline/report';
@@ -15,7 +6,7 @@ import type { Warehouse } from '@driftline/warehouse';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import { describeError, EXIT } from '../describe-error.js';
-import { outputFile, writeOutput } from '../output-file.js';
+import { outputFile, writeOutput, writeRegularFile } from '../output-file.js';
 import { parseTime } from '../time-options.js';
 import { checkEnvNames } from './env-names.js';
 import { jsonLine } from './json-line.js';
@@ -110,44 +101,6 @@ async function readModelCards(
   return cards;
 }
 
-const NOT_A_FILE = 'it is not a regular file; remove it or choose another --out directory';
-
-/**
- * Writes a model card beside the page, never through a symbolic link (O_NOFOLLOW): the names are
- * predictable, and a link planted at one made the report overwrite whatever it pointed to. Nor
- * into anything but a regular file: opened without waiting (O_NONBLOCK; a FIFO's open waited for a
- * reader for ever) and checked before it is truncated. A link or another kind of file there is a
- * usage error naming it; a regular file is replaced.
- */
-function writeCard(path: string, html: string): void {
-  const refused = (why: string, cause?: unknown) =>
-    new ConfigError('--out', `cannot write the model card ${path} (${why})`, { cause });
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o666);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    // ENXIO: a FIFO without a reader.
-    const why =
-      code === 'ELOOP'
-        ? 'it is a symbolic link; remove it or choose another --out directory'
-        : code === 'ENXIO'
-          ? NOT_A_FILE
-          : code;
-    throw refused(why, error);
-  }
-  try {
-    if (!fstatSync(fd).isFile()) throw refused(NOT_A_FILE);
-    ftruncateSync(fd, 0);
-    writeFileSync(fd, html);
-  } catch (error) {
-    if (error instanceof ConfigError) throw error;
-    throw refused((error as NodeJS.ErrnoException).code ?? 'error', error);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Writes the cards (before the page, which links those written): a card refused is one error line
  * on stderr, the others still written. Returns the versions written and the exit code of the first
@@ -158,7 +111,7 @@ function writeCards(dir: string, cards: ReadonlyMap<string, CardPage>): { writte
   let code: number = EXIT.ok;
   for (const [version, c] of cards) {
     try {
-      writeCard(join(dir, c.file), c.html);
+      writeRegularFile('--out', 'the model card', join(dir, c.file), c.html);
       written.set(version, c.file);
     } catch (error) {
       const described = describeError(error, 'driftline report --help');

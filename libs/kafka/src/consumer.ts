@@ -23,7 +23,18 @@ import {
 } from './client.js';
 import { type CrashStreak, crashLooping as crashStreakLooping, recordCrash } from './crash-streak.js';
 import { type DeadLetterLimits, defaultDeadLetterLimits, sendDeadLetters } from './dead-letters.js';
-import { acceptDeferral, type Deferral, earlierDeferral, type HeldDeferral, waitsBehind } from './deferral.js';
+import {
+  acceptDeferral,
+  type Deferral,
+  type DeferralEvent,
+  type DeferralWait,
+  earlierDeferral,
+  type HeldDeferral,
+  processedUpTo,
+  stepDeferral,
+  waitsBehind,
+  waitsOnDeferral,
+} from './deferral.js';
 import { type Membership, watchMembership } from './group-membership.js';
 import { type IdlePartition, LagKnowledge, refreshIdleLag } from './idle-lag.js';
 import {
@@ -502,24 +513,15 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   /** Per partition, the record it last deferred at (its repeated deferrals log at debug). */
   const lastDeferredAt = new Map<string, bigint>();
   /**
-   * Partitions waiting on a processor's deferral (ProcessResult.defer), by partitionKey: paused in
-   * kafkajs until `timer` fires, then a known wait still until their next batch begins (the fetch
-   * after a resume may take kafkajs' maxWaitTime), for at most the stall timeout after `resumedAt`.
+   * Partitions waiting on a processor's deferral (ProcessResult.defer), by partitionKey: their wait
+   * (deferral.ts decides) and the timer that ends its pause.
    */
   const deferred = new Map<
     string,
-    {
-      readonly topic: string;
-      readonly partition: number;
-      timer: NodeJS.Timeout | undefined;
-      resumedAt: number | undefined;
-    }
+    { readonly topic: string; readonly partition: number; wait: DeferralWait; timer: NodeJS.Timeout | undefined }
   >();
   /** Whether a partition waits on a deferral now: no stall (resumed, its batch must come within the stall timeout). */
-  const waitsDeferred = (key: string, now: number) => {
-    const wait = deferred.get(key);
-    return wait !== undefined && (wait.resumedAt === undefined || now - wait.resumedAt < stallTimeoutMs);
-  };
+  const waitsDeferred = (key: string, now: number) => waitsOnDeferral(deferred.get(key)?.wait, now, stallTimeoutMs);
   /** Lets kafkajs fetch a partition again. */
   const resumeFetching = (topic: string, partition: number) => {
     try {
@@ -528,25 +530,32 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       // kafkajs restarted after a crash: a new consumer group, nothing of it paused
     }
   };
-  /** Ends a partition's deferral: resumed in kafkajs (its paused state must not outlive it, also for a later assignment). */
-  const endDeferral = (key: string) => {
-    const wait = deferred.get(key);
-    if (wait === undefined) return;
-    clearTimeout(wait.timer);
-    deferred.delete(key);
-    // kafkajs keeps paused partitions across joins: a partition assigned here again later would never be fetched.
-    if (!stopping) resumeFetching(wait.topic, wait.partition);
-    // Its stall clock starts again: kept by a join, it still carried the one from before its wait,
-    // up to the deferral's hour old, and was reported stalled until its processor answered (a review).
-    if (!stopping) progress.working(wait.topic, wait.partition, Date.now());
-    metrics.deferred.set({ group: groupId, topic: wait.topic, partition: String(wait.partition) }, 0);
+  /** Folds an event into a partition's deferral (stepDeferral) and does what it says. */
+  const onDeferral = (topic: string, partition: number, event: DeferralEvent): void => {
+    const key = partitionKey(topic, partition);
+    const entry = deferred.get(key);
+    const now = Date.now();
+    const next = stepDeferral(entry?.wait, event, now);
+    if (next.wait === undefined) {
+      clearTimeout(entry?.timer);
+      deferred.delete(key);
+    } else deferred.set(key, { topic, partition, wait: next.wait, timer: entry?.timer });
+    if (next.pause) consumer.pause([{ topic, partitions: [partition] }]);
+    if (next.recheckLog) {
+      joinCommits.delete(topic);
+      observeLog(key, { kind: 'topicMissing' });
+    }
+    if (next.resume) resumeFetching(topic, partition);
+    if (next.restartStallClock) progress.working(topic, partition, now);
+    if (next.wait === undefined && entry !== undefined)
+      metrics.deferred.set({ group: groupId, topic, partition: String(partition) }, 0);
   };
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     joined = true;
     joins++;
     // A deferral ends at a join: a partition kept is fetched again from the group's commit (its
     // processor asks again), one lost is its next owner's, who starts from that commit and waits there itself.
-    for (const k of [...deferred.keys()]) endDeferral(k);
+    for (const { topic, partition } of [...deferred.values()]) onDeferral(topic, partition, { kind: 'joined' });
     // Joined again after crashes: recovered (an idle topic has no batch to say so, and healthy()
     // stayed false up to CRASH_QUIET_MS after a recreated topic).
     crashRecovered();
@@ -972,11 +981,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     const started = process.hrtime.bigint();
     const key = partitionKey(batch.topic, batch.partition);
     const joinsBefore = joins;
-    if (deferred.has(key)) {
-      // The deferred records are back: the wait, a known one, is over; this batch's own stall clock starts.
-      endDeferral(key);
-      progress.working(batch.topic, batch.partition, Date.now());
-    }
+    // The deferred records are back: the wait, a known one, is over; this batch's own stall clock starts.
+    onDeferral(batch.topic, batch.partition, { kind: 'batch' });
     if (!(await checkPosition(batch))) return; // sought elsewhere: nothing of this batch is processed
     fetched.add(key);
     lastBatchAt.set(key, Date.now());
@@ -1125,21 +1131,24 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       deferral === undefined ? batch.messages : batch.messages.filter((m) => !waitsBehind(deferral, m.offset));
     // Commit only now that the sink and the DLQ hold everything up to `next` — or less, when a
     // stateful processor still holds part of it in memory only. Never move a commit backwards.
-    const next = deferral?.offset ?? BigInt(batch.lastOffset()) + 1n;
+    const next = processedUpTo(BigInt(batch.lastOffset()), deferral);
     payload.resolveOffset((next - 1n).toString());
     const lastMessage = done[done.length - 1];
     // The offset after what was processed: the redelivery from a deferred record starts there, an
     // ordinary replay of the same offsets, neither a restart nor a reset (log-position.ts).
-    if (lastMessage !== undefined) {
-      observeLog(key, {
-        kind: 'processed',
-        next,
-        // A fingerprint costs a hash: kept by an ephemeral consumer only (its only evidence of a recreated topic).
-        lastRecord: mode.ephemeral
-          ? { offset: BigInt(lastMessage.offset), fingerprint: recordFingerprint(lastMessage) }
-          : undefined,
-      });
-    }
+    observeLog(
+      key,
+      lastMessage === undefined
+        ? { kind: 'processedNone', at: next }
+        : {
+            kind: 'processed',
+            next,
+            // A fingerprint costs a hash: kept by an ephemeral consumer only (its only evidence of a recreated topic).
+            lastRecord: mode.ephemeral
+              ? { offset: BigInt(lastMessage.offset), fingerprint: recordFingerprint(lastMessage) }
+              : undefined,
+          },
+    );
     const safe = await commitUpTo(next, commitOffset);
     const before = committedBefore();
     observe(
@@ -1168,28 +1177,18 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
   function deferPartition(batch: Batch, deferral: HeldDeferral, joinsBefore: number): void {
     const { topic, partition } = batch;
     const key = partitionKey(topic, partition);
-    if (stopping || joins !== joinsBefore || !owned.has(key)) return;
-    consumer.pause([{ topic, partitions: [partition] }]);
+    const current = !stopping && joins === joinsBefore && owned.has(key);
+    onDeferral(topic, partition, { kind: 'deferred', offset: deferral.offset, current });
+    const entry = deferred.get(key);
+    if (!current || entry === undefined) return;
+    clearTimeout(entry.timer);
     const timer = setTimeout(() => {
-      const wait = deferred.get(key);
-      if (wait?.timer !== timer) return;
       // Still a known wait until its next batch begins (the fetch may take kafkajs' maxWaitTime).
-      wait.timer = undefined;
-      wait.resumedAt = Date.now();
-      // A paused partition is not fetched, so no "does not host" answer told of a topic deleted and
-      // created again meanwhile: the redelivery re-reads the group's commit, as after such an
-      // answer (a review: a recreated one-partition topic's first records were skipped unseen).
-      joinCommits.delete(topic);
-      observeLog(key, { kind: 'topicMissing' });
-      resumeFetching(topic, partition);
+      if (deferred.get(key)?.timer === timer) onDeferral(topic, partition, { kind: 'delayPassed' });
     }, deferral.delayMs);
     timer.unref();
-    const previous = deferred.get(key);
-    clearTimeout(previous?.timer);
-    deferred.set(key, { topic, partition, timer, resumedAt: undefined });
+    entry.timer = timer;
     metrics.deferred.set({ group: groupId, topic, partition: String(partition) }, 1);
-    // The wait is known: its stall clock starts now (and stalls() leaves the partition out meanwhile).
-    progress.working(topic, partition, Date.now());
     const fields = {
       topic,
       partition,
@@ -1403,7 +1402,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
       stopUnknowns();
       abort.abort();
       // Nothing is fetched again: a deferred partition's commit stays at its deferred record.
-      for (const k of [...deferred.keys()]) endDeferral(k);
+      for (const { topic, partition } of [...deferred.values()]) onDeferral(topic, partition, { kind: 'stopping' });
       const leave = async () => {
         // kafkajs waits for the batch in hand to finish before leaving the group.
         try {

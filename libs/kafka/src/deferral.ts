@@ -57,3 +57,97 @@ export function earlierDeferral(held: HeldDeferral | undefined, next: HeldDeferr
 export function waitsBehind(held: HeldDeferral | undefined, offset: string): boolean {
   return held !== undefined && BigInt(offset) >= held.offset;
 }
+
+/** The offset after what a batch processed: the deferred record, else the offset after its last. */
+export function processedUpTo(lastOffset: bigint, held: HeldDeferral | undefined): bigint {
+  return held?.offset ?? lastOffset + 1n;
+}
+
+/**
+ * A partition's wait on a deferral, as the loop keeps it (its timer is the loop's): paused in
+ * kafkajs until the delay passes, then a known wait still until its next batch begins.
+ */
+export interface DeferralWait {
+  /** The record it is fetched again from. */
+  readonly offset: bigint;
+  /** When the delay passed and the partition was resumed (undefined: still paused). */
+  readonly resumedAt: number | undefined;
+}
+
+export type DeferralEvent =
+  /**
+   * A batch ended deferred at `offset`. `current`: no join since the batch began, the partition
+   * still owned, not stopping (else it may be another member's now, or fetched from the group's
+   * commit again: nothing to pause).
+   */
+  | { readonly kind: 'deferred'; readonly offset: bigint; readonly current: boolean }
+  /** The delay passed. */
+  | { readonly kind: 'delayPassed' }
+  /** A batch of the partition begins (the deferred records are back). */
+  | { readonly kind: 'batch' }
+  /** The group was joined. */
+  | { readonly kind: 'joined' }
+  /** stop(): nothing is fetched again. */
+  | { readonly kind: 'stopping' };
+
+/** What the loop does after a deferral event, and the wait after it. */
+export interface DeferralStep {
+  readonly wait: DeferralWait | undefined;
+  /** Pause the partition in kafkajs. */
+  readonly pause: boolean;
+  /** Resume it in kafkajs (which keeps paused partitions paused across joins). */
+  readonly resume: boolean;
+  /**
+   * A paused partition is not fetched, so no "does not host" answer tells of its topic deleted and
+   * created again meanwhile: its next batch re-reads the group's commit, as after such an answer.
+   */
+  readonly recheckLog: boolean;
+  /** Its stall clock starts again now. */
+  readonly restartStallClock: boolean;
+}
+
+/**
+ * Folds an event into a partition's wait (pure: the loop pauses, resumes, re-reads and restarts
+ * the clock as told). Checked with the restart detection against every sequence of events of a
+ * model partition: `test/log-position.test.ts`.
+ */
+export function stepDeferral(wait: DeferralWait | undefined, event: DeferralEvent, now: number): DeferralStep {
+  const unchanged: DeferralStep = { wait, pause: false, resume: false, recheckLog: false, restartStallClock: false };
+  switch (event.kind) {
+    case 'deferred':
+      // The wait is known: its stall clock starts now (and the stall check leaves it out meanwhile).
+      if (!event.current) return unchanged;
+      return {
+        wait: { offset: event.offset, resumedAt: undefined },
+        pause: true,
+        resume: false,
+        recheckLog: false,
+        restartStallClock: true,
+      };
+    case 'delayPassed':
+      if (wait === undefined || wait.resumedAt !== undefined) return unchanged;
+      return {
+        wait: { ...wait, resumedAt: now },
+        pause: false,
+        resume: true,
+        recheckLog: true,
+        restartStallClock: false,
+      };
+    case 'batch':
+    case 'joined':
+      // Ended. kafkajs keeps a paused partition paused across joins: one assigned here again later
+      // would never be fetched. Its stall clock starts again: kept by a join, it still carried the
+      // one from before its wait, up to the deferral's hour old, and was reported stalled until its
+      // processor answered (a review).
+      if (wait === undefined) return unchanged;
+      return { wait: undefined, pause: false, resume: true, recheckLog: false, restartStallClock: true };
+    case 'stopping':
+      // Nothing is fetched again: its commit stays at the deferred record.
+      return { ...unchanged, wait: undefined };
+  }
+}
+
+/** Whether a partition waits on a deferral at `now`: paused, or resumed within the stall timeout (its batch must come by then). */
+export function waitsOnDeferral(wait: DeferralWait | undefined, now: number, stallTimeoutMs: number): boolean {
+  return wait !== undefined && (wait.resumedAt === undefined || now - wait.resumedAt < stallTimeoutMs);
+}

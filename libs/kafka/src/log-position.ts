@@ -151,6 +151,8 @@ export type Observation =
   | { readonly kind: 'batch'; readonly check: BatchCheck }
   /** A batch was processed up to `next`; `lastRecord` its last record (ephemeral). */
   | { readonly kind: 'processed'; readonly next: bigint; readonly lastRecord: LastRecord | undefined }
+  /** A batch whose processor took none of its records (it deferred at the first): kafkajs fetches from `at` again. */
+  | { readonly kind: 'processedNone'; readonly at: bigint }
   /** `offset` was committed (or, ephemeral, would have been). */
   | { readonly kind: 'committed'; readonly offset: bigint };
 
@@ -293,7 +295,10 @@ export function step(state: LogPosition, observation: Observation, mode: LogMode
       // An ephemeral consumer has no commit: kafkajs would read the whole log again from its start
       // (a recreated one longer than what was read: taken for the old one). Its next batch re-reads
       // its last record instead, as after a "does not host" answer.
-      if (observation.assigned && mode.ephemeral && next.lastRecord !== undefined) next = { ...next, recordCheck: 0 };
+      // One deferred at its first record has no record yet, only where it read to: its next batch
+      // goes on from there (records removed by retention meanwhile counted, not skipped unseen).
+      if (observation.assigned && mode.ephemeral && (next.lastRecord ?? next.processedTo) !== undefined)
+        next = { ...next, recordCheck: 0 };
       return { state: next, decision: none };
     }
     case 'offsetReset':
@@ -334,6 +339,13 @@ export function step(state: LogPosition, observation: Observation, mode: LogMode
           position: observation.next,
           lastRecord: mode.ephemeral ? observation.lastRecord : state.lastRecord,
         },
+        decision: none,
+      };
+    case 'processedNone':
+      // Where the partition was read to, never lowered (a replay from a commit held back does not
+      // unlearn what was read past): an ephemeral one that processed no record yet has nothing else.
+      return {
+        state: { ...state, position: observation.at, processedTo: laterOf(state.processedTo, observation.at) },
         decision: none,
       };
     case 'committed':
@@ -478,6 +490,16 @@ function afterCommitRead(
   // fresh topic's first window: such a recreated topic was read from the old position).
   const readPast = had !== undefined && (had > 0n || (state.processedTo ?? 0n) > 0n);
   if (readPast && gone) return found(state, check, 'commitGone', { committedBefore: had.toString() });
+  // Gone, never read past (a commit made at a record deferred at first, or held at 0): nothing of the
+  // old log was processed here; its commit is forgotten so that the new log's is made (kept, it
+  // held back every commit of the new log up to it, and the gone commit was taken at the next join
+  // for a restart the processor was told of).
+  if (gone && had !== undefined)
+    return afterSignals(
+      { ...state, lastCommitted: undefined, committedHere: undefined, knownCommit: undefined },
+      check,
+      undefined,
+    );
   if (reset === undefined) return afterSignals(state, check, undefined);
   // Where kafkajs fetched from when the position was out of range.
   const old = reset.from ?? state.knownCommit;
@@ -517,7 +539,7 @@ function afterCommitRead(
 function checkRecord(state: LogPosition, check: BatchCheck): Outcome {
   const known = state.lastRecord;
   const dropped = state.recordCheck ?? 0;
-  if (known === undefined) return { state: { ...state, recordCheck: undefined }, decision: proceed };
+  if (known === undefined) return checkReadTo(state, check, dropped);
   if (check.first === known.offset) {
     if (check.fingerprint === undefined) return read(state, 'fingerprint', check);
     if (check.fingerprint !== known.fingerprint)
@@ -549,4 +571,23 @@ function checkRecord(state: LogPosition, check: BatchCheck): Outcome {
     state: { ...state, recordCheck: dropped + 1, position: to },
     decision: { kind: 'seek', offset: to },
   };
+}
+
+/**
+ * An ephemeral partition that processed no record here yet (deferred at its first), after a join:
+ * nothing to compare, only where it read to. kafkajs fetches from the log's start: at that offset,
+ * it goes on; past it (retention removed the deferred records), the records between are counted as
+ * skipped; below it, the log is not the one read (the start of a log never moves back), and the
+ * batch is processed (nothing of this process' is handed twice).
+ */
+function checkReadTo(state: LogPosition, check: BatchCheck, dropped: number): Outcome {
+  const readTo = state.processedTo;
+  const done: LogPosition = { ...state, recordCheck: undefined };
+  if (readTo === undefined || check.first <= readTo) return { state: done, decision: proceed };
+  if (check.logStart === undefined) return read(state, 'logStart', check);
+  const to = check.logStart !== null && check.logStart > readTo ? check.logStart : readTo;
+  if (check.first === to)
+    return { state: done, decision: { kind: 'skipped', from: readTo, count: to - readTo, movedBackwards: undefined } };
+  if (dropped >= RECORD_CHECK_TRIES) return { state: done, decision: proceed };
+  return { state: { ...state, recordCheck: dropped + 1, position: to }, decision: { kind: 'seek', offset: to } };
 }

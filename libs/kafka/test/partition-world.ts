@@ -1,3 +1,4 @@
+import { type DeferralEvent, type DeferralWait, processedUpTo, stepDeferral } from '../src/deferral.js';
 import {
   type BatchCheck,
   type CommitRead,
@@ -23,6 +24,12 @@ import {
  * records from the position to the end; after it the position is the offset after it (resolved,
  * whatever was committed). After every join it fetches from the group's commit, or the earliest
  * offset without one. A topic deleted and created again keeps its position (in the new log).
+ *
+ * With `deferrals` (`ProcessResult.defer`), the processor may defer at any record it is offered
+ * (holding its commit back or not): the loop pauses the
+ * partition, and kafkajs fetches nothing of it — no batch, no reset, no "does not host" answer —
+ * until the loop resumes it (the delay passed, or a join: kafkajs keeps paused partitions paused
+ * across joins); a new process has a kafkajs of its own, nothing paused.
  */
 export interface World {
   /** The log's generation (one more per topic deleted and created again), its start and end. */
@@ -40,6 +47,11 @@ export interface World {
   readonly joinRead: CommitRead | undefined;
   /** A stateful processor's commit held back at the first record it holds in memory only. */
   readonly holdFrom: number | undefined;
+  /** The loop's wait on a processor's deferral (`deferral.ts`), and whether kafkajs has the partition paused. */
+  readonly deferral: DeferralWait | undefined;
+  readonly paused: boolean;
+  /** The offset of this generation a deferral asked to be redelivered from, until a batch is offered from anywhere. */
+  readonly redelivery: number | undefined;
   // What the invariants need.
   /** Records handed to this process' processor (`gen:offset`), true when handed since the last join. */
   readonly handed: ReadonlyMap<string, boolean>;
@@ -81,7 +93,15 @@ export type Violation =
    * The loop sought outside the log: kafkajs resets the position and commits -2 (also into an
    * ephemeral group, which then outlives its process by the broker's offset retention).
    */
-  | 'sought outside the log';
+  | 'sought outside the log'
+  /** A batch committed past the record its processor deferred at: those records would never be offered again. */
+  | 'committed past the deferral'
+  /** The redelivery from a deferred record (the same log, in range) taken for a restart, a reset or a move backwards. */
+  | 'redelivery taken for a reset'
+  /** kafkajs keeps the partition paused with no deferral of the loop left to resume it: never fetched again. */
+  | 'paused for good'
+  /** The partition still paused after a join (kafkajs keeps paused partitions across joins). */
+  | 'paused across a join';
 
 export interface WorldEvent {
   readonly name: string;
@@ -97,18 +117,23 @@ export interface WorldBounds {
   readonly mode: LogMode;
   /** The highest end of log. */
   readonly maxOffset: number;
+  /** Whether the processor may defer (`ProcessResult.defer`) at a record of its batch. */
+  readonly deferrals?: boolean;
 }
 
 /** What a process starts with: a fresh loop and processor. */
 function freshProcess(): Pick<
   World,
-  'log' | 'loopMemberId' | 'joinRead' | 'holdFrom' | 'handed' | 'toldGen' | 'refGen'
+  'log' | 'loopMemberId' | 'joinRead' | 'holdFrom' | 'deferral' | 'paused' | 'handed' | 'toldGen' | 'refGen'
 > {
   return {
     log: initialLogPosition,
     loopMemberId: undefined,
     joinRead: undefined,
     holdFrom: undefined,
+    // A new kafkajs consumer: nothing of it paused.
+    deferral: undefined,
+    paused: false,
     handed: new Map(),
     toldGen: undefined,
     refGen: undefined,
@@ -125,6 +150,7 @@ export function initialWorld(mode: LogMode): World {
     position: 0,
     memberId: 0,
     ...freshProcess(),
+    redelivery: undefined,
     frontier: 0,
     entered: false,
     unseen: false,
@@ -169,12 +195,35 @@ function seek(w: World, offset: bigint, violations: Violation[]): World {
   return { ...w, position: at, defaultPosition: false, blind: false };
 }
 
+/**
+ * A deferral event, as consumer.ts applies `stepDeferral`: kafkajs paused or resumed, the log
+ * re-checked as after a "does not host" answer (the group's commit read again). No time: the stall
+ * clock is not modelled (`test/deferral.test.ts`).
+ */
+function deferralEvent(w: World, event: DeferralEvent, mode: LogMode): World {
+  const next = stepDeferral(w.deferral, event, 0);
+  let world: World = { ...w, deferral: next.wait };
+  if (next.pause) world = { ...world, paused: true };
+  if (next.recheckLog) world = observe({ ...world, joinRead: undefined }, { kind: 'topicMissing' }, mode).world;
+  if (next.resume) world = { ...world, paused: false };
+  return world;
+}
+
+/**
+ * The delay of a deferral passes: the partition is resumed. A paused partition is not fetched, so
+ * no "does not host" answer can reach the loop for it: what happened to its log meanwhile is the
+ * loop's to find now (a recreation while paused is never "unseen": see the events).
+ */
+function delayPasses(w: World, mode: LogMode): Outcome {
+  return unchanged(deferralEvent(w, { kind: 'delayPassed' }, mode));
+}
+
 /** kafkajs joins the group: the loop's GROUP_JOIN, then fetching from the group's commit. */
 function join(w: World, mode: LogMode, newMemberId: boolean): Outcome {
   const memberId = newMemberId ? w.memberId + 1 : w.memberId;
   const revoked = rejoinedUnderNewId(w.loopMemberId, String(memberId), mode);
   let next: World = {
-    ...w,
+    ...deferralEvent(w, { kind: 'joined' }, mode),
     memberId,
     loopMemberId: String(memberId),
     joinRead: undefined,
@@ -186,7 +235,8 @@ function join(w: World, mode: LogMode, newMemberId: boolean): Outcome {
   const joined = observe(next, { kind: 'joined', assigned: true, revoked }, mode);
   next = joined.world;
   if (!mode.ephemeral) next = readCommit(next, mode);
-  const violations: Violation[] = [];
+  // kafkajs keeps a paused partition paused across joins.
+  const violations: Violation[] = next.paused ? ['paused across a join'] : [];
   if (joined.decision.kind === 'seek') return { world: seek(next, joined.decision.offset, violations), violations };
   const committed = typeof w.commit === 'number';
   return {
@@ -198,7 +248,8 @@ function join(w: World, mode: LogMode, newMemberId: boolean): Outcome {
 /** A new process: a fresh loop and processor; a committing group's commits are read before the join. */
 function startProcess(w: World, mode: LogMode): Outcome {
   let next: World = {
-    ...w,
+    // stop(): its deferral ends, nothing fetched again; the new process has a kafkajs of its own.
+    ...deferralEvent(w, { kind: 'stopping' }, mode),
     ...freshProcess(),
     // Its in-memory position went with it: a reset it saw is counted by no one.
     resetLost: w.resetLost || w.log.reset !== undefined,
@@ -225,12 +276,14 @@ function topicMissing(w: World, mode: LogMode): Outcome {
 }
 
 /** kafkajs fetches at its position: an out-of-range reset, or a batch the loop checks and processes. */
-function fetch(w: World, mode: LogMode, hold: boolean, lagging: boolean): Outcome {
+function fetch(w: World, mode: LogMode, hold: boolean, lagging: boolean, deferAt?: number): Outcome {
   if (w.position < w.low || w.position > w.high) {
     const seen: World = {
       ...w,
       resetTwice: w.resetTwice || (w.log.reset !== undefined && !w.log.reset.joinedSince),
       commit: 'earliest',
+      // What follows is the reset's batch, not the deferral's redelivery.
+      redelivery: undefined,
       joinRead: undefined,
       unseen: false,
       blind: false,
@@ -241,8 +294,11 @@ function fetch(w: World, mode: LogMode, hold: boolean, lagging: boolean): Outcom
   }
   // A leader that just took over may serve up to a high watermark behind the log's end for a moment.
   const end = lagging ? w.position + 1 : w.high;
-  let world = w;
+  // The batch begins: a deferral waiting for it is over.
+  let world = deferralEvent(w, { kind: 'batch' }, mode);
   const violations: Violation[] = [];
+  // An ordinary replay of the same offsets: no restart, reset, nor move backwards.
+  const redelivered = w.redelivery === w.position;
   let check: BatchCheck = { first: BigInt(w.position), highWatermark: BigInt(end) };
   for (;;) {
     const out = observe(world, { kind: 'batch', check }, mode);
@@ -253,6 +309,8 @@ function fetch(w: World, mode: LogMode, hold: boolean, lagging: boolean): Outcom
       if (d.read === 'groupCommit' && world.joinRead === undefined) world = readCommit(world, mode);
       continue;
     }
+    if (redelivered && (d.kind === 'restarted' || d.kind === 'skipped' || d.kind === 'movedBackwards'))
+      violations.push('redelivery taken for a reset');
     const sought = (offset: bigint): World => seek(world, offset, violations);
     if (d.kind === 'seek') return { world: sought(d.offset), violations };
     if (d.kind === 'restarted') {
@@ -267,7 +325,7 @@ function fetch(w: World, mode: LogMode, hold: boolean, lagging: boolean): Outcom
     }
     break;
   }
-  return handOver(world, mode, w.position, end, hold, violations);
+  return handOver(world, mode, w.position, end, hold, violations, deferAt);
 }
 
 /** The answer to a check's read, from the world as it is now. */
@@ -288,43 +346,68 @@ function answer(
   }
 }
 
-/** The processor takes records [from, end), then the loop commits (at most where the processor holds). */
-function handOver(w: World, mode: LogMode, from: number, end: number, hold: boolean, found: Violation[]): Outcome {
+/**
+ * The processor is offered records [from, end) and takes them, or those before `deferAt` (it defers
+ * the rest: redelivered from there after a delay); then the loop commits (at most where the
+ * processor holds) and, deferred, pauses the partition.
+ */
+function handOver(
+  w: World,
+  mode: LogMode,
+  from: number,
+  end: number,
+  hold: boolean,
+  found: Violation[],
+  deferAt: number | undefined,
+): Outcome {
   const violations = [...found];
+  const deferral = deferAt === undefined ? undefined : { offset: BigInt(deferAt), delayMs: 0, reason: '' };
+  const next = processedUpTo(BigInt(end - 1), deferral);
+  // The records processed (none: deferred at the first, the processor took nothing).
+  const taken = Number(next);
+  // Offered, also when it takes none: what it defers by is its state of the old log.
   if (w.toldGen !== undefined && w.toldGen < w.gen) violations.push('missed restart');
   if (from > w.frontier) violations.push('skipped silently');
   const handed = new Map(w.handed);
-  for (let o = from; o < end; o++) {
+  for (let o = from; o < taken; o++) {
     if (handed.get(key(w.gen, o)) === true && !violations.includes('handed twice')) violations.push('handed twice');
     handed.set(key(w.gen, o), true);
   }
   const holdFrom = hold ? (w.holdFrom ?? from) : undefined;
-  const next = BigInt(end);
   let world: World = {
     ...w,
     handed,
     holdFrom,
-    toldGen: w.gen,
-    refGen: w.gen,
-    frontier: from <= w.frontier ? Math.max(w.frontier, end) : w.frontier,
+    // Offered records it took none of (deferred at the first), the processor holds nothing of them,
+    // nor did the loop see more of the log than where it is.
+    toldGen: taken > from ? w.gen : w.toldGen,
+    refGen: taken > from ? w.gen : w.refGen,
+    frontier: from <= w.frontier ? Math.max(w.frontier, taken) : w.frontier,
     entered: true,
-    position: end,
+    // Resolved up to what was processed: kafkajs fetches from there next.
+    position: taken,
+    // Checked only for a log the loop had seen last: one recreated unseen before is found then (late).
+    redelivery: (taken > from ? w.gen : w.refGen) === w.gen ? deferAt : undefined,
     defaultPosition: false,
     blind: false,
     startPassed: false,
     resetLost: false,
     resetTwice: false,
   };
-  world = observe(
-    world,
-    { kind: 'processed', next, lastRecord: { offset: BigInt(end - 1), fingerprint: fingerprint(w.gen, end - 1) } },
-    mode,
-  ).world;
+  const processed: Observation =
+    taken > from
+      ? { kind: 'processed', next, lastRecord: { offset: next - 1n, fingerprint: fingerprint(w.gen, taken - 1) } }
+      : { kind: 'processedNone', at: next };
+  world = observe(world, processed, mode).world;
   const offered = holdFrom === undefined ? undefined : BigInt(holdFrom);
   const safe = offered !== undefined && offered < next ? offered : next;
   if (commitsForward(world.log, safe)) {
     if (!mode.ephemeral) world = { ...world, commit: Number(safe) };
     world = observe(world, { kind: 'committed', offset: safe }, mode).world;
+  }
+  if (deferAt !== undefined) {
+    if (safe > BigInt(deferAt)) violations.push('committed past the deferral');
+    world = deferralEvent(world, { kind: 'deferred', offset: BigInt(deferAt), current: true }, mode);
   }
   return { world, violations };
 }
@@ -353,6 +436,7 @@ export function events(w: World, bounds: WorldBounds): WorldEvent[] {
     });
   const recreated = (x: World): World => ({
     ...x,
+    redelivery: undefined,
     gen: x.gen + 1,
     low: 0,
     high: 0,
@@ -362,12 +446,30 @@ export function events(w: World, bounds: WorldBounds): WorldEvent[] {
     blind: x.defaultPosition,
   });
   out.push({ name: 'recreate', apply: (x) => topicMissing({ ...recreated(x), unseen: false }, mode) });
-  out.push({ name: 'recreate unseen', apply: (x) => unchanged({ ...recreated(x), unseen: true }) });
+  // A paused partition gets no answer at all: its resume re-checks the log (not unseen past it).
+  out.push({
+    name: 'recreate unseen',
+    apply: (x) => unchanged({ ...recreated(x), unseen: x.paused ? x.unseen : true }),
+  });
   const outOfRange = w.position < w.low || w.position > w.high;
-  if (outOfRange || w.position < w.high) out.push({ name: 'fetch', apply: (x) => fetch(x, mode, false, false) });
-  if (!outOfRange && w.position < w.high) out.push({ name: 'fetch, hold', apply: (x) => fetch(x, mode, true, false) });
-  if (!outOfRange && w.position + 1 < w.high)
+  // kafkajs fetches nothing of a paused partition (nor resets its position).
+  const fetching = !w.paused;
+  if (fetching && (outOfRange || w.position < w.high))
+    out.push({ name: 'fetch', apply: (x) => fetch(x, mode, false, false) });
+  if (fetching && !outOfRange && w.position < w.high)
+    out.push({ name: 'fetch, hold', apply: (x) => fetch(x, mode, true, false) });
+  if (fetching && !outOfRange && w.position + 1 < w.high)
     out.push({ name: 'fetch, lagging leader', apply: (x) => fetch(x, mode, false, true) });
+  if (bounds.deferrals === true) {
+    // The processor defers at one of the records it was offered (`acceptDeferral` refuses others).
+    if (fetching && !outOfRange)
+      for (let at = w.position; at < w.high; at++) {
+        out.push({ name: `fetch, defer at ${at}`, apply: (x) => fetch(x, mode, false, false, at) });
+        out.push({ name: `fetch, hold, defer at ${at}`, apply: (x) => fetch(x, mode, true, false, at) });
+      }
+    if (w.deferral !== undefined && w.deferral.resumedAt === undefined)
+      out.push({ name: 'delay passes', apply: (x) => delayPasses(x, mode) });
+  }
   out.push({ name: 'does not host (another topic)', apply: (x) => topicMissing(x, mode) });
   out.push({ name: 'rebalance', apply: (x) => join(x, mode, false) });
   out.push({ name: 'rejoin under a new id', apply: (x) => join(x, mode, true) });
@@ -376,13 +478,19 @@ export function events(w: World, bounds: WorldBounds): WorldEvent[] {
     // Out of the group, another member processed everything and committed, then this one rejoins.
     out.push({
       name: 'another member commits all, rejoin under a new id',
-      apply: (x) => join({ ...x, commit: x.high, frontier: Math.max(x.frontier, x.high), entered: true }, mode, true),
+      apply: (x) =>
+        join(
+          { ...x, commit: x.high, frontier: Math.max(x.frontier, x.high), entered: true, redelivery: undefined },
+          mode,
+          true,
+        ),
     });
     // An operator's reset (the group has no member meanwhile: this one was out, or restarted).
     for (let to = w.low; to <= w.high; to++) {
       if (to === w.commit) continue;
       const reset = (x: World): World => ({
         ...x,
+        redelivery: undefined,
         commit: to,
         frontier: Math.max(x.frontier, to),
         entered: true,
@@ -457,7 +565,10 @@ export interface Finding {
 
 /** One event: the next world and the violations met, each with its cause. */
 export function happen(w: World, e: WorldEvent): { world: World; findings: Array<Omit<Finding, 'sequence'>> } {
-  const { world, violations } = e.apply(w);
+  const { world, violations: met } = e.apply(w);
+  // Nothing resumes a partition kafkajs keeps paused but the loop's deferral, before its delay passed.
+  const pausedForGood = world.paused && (world.deferral === undefined || world.deferral.resumedAt !== undefined);
+  const violations: readonly Violation[] = pausedForGood ? [...met, 'paused for good'] : met;
   const findings = violations.map((violation) => ({ violation, cause: causeOf(w, violation) }));
   // A recreation the loop has nothing to tell by must be missed, or it was not unseen: no check
   // pending from before it, and the new log not ending below what was read.

@@ -56,7 +56,9 @@ export function decodeValue(type: FeatureType, stored: string | undefined | null
     case 'string':
       return stored;
     case 'boolean':
-      return stored === 'true';
+      // Only what encodeValue writes: a value left under the name by another type (a feature whose
+      // type changed to boolean, "1.5") is missing, not false (which a model scores as 0).
+      return stored === 'true' ? true : stored === 'false' ? false : null;
   }
 }
 

@@ -19,6 +19,8 @@ export { type EntityWrite, planWrites } from './plan.js';
 export {
   type AggregateFunction,
   type AggregateSpec,
+  aggregateDefinition,
+  aggregateDefinitionChanges,
   expectationsOf,
   type FeatureSpec,
   type FeatureType,

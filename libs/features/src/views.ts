@@ -267,3 +267,40 @@ export function freshnessSpecs(views: FeatureViews): FreshnessSpec[] {
 export function parseFeatureViewsText(text: string, origin = 'feature views'): FeatureViews {
   return parseFeatureViews(parseConfigText(text, origin));
 }
+
+/**
+ * What a view's stored aggregates were computed under: each aggregate's function, feature and
+ * window by name, and `max_events`. The online store keeps this per view; a start whose views say
+ * otherwise serves values of the old definition (and windows over the history kept under it).
+ */
+export function aggregateDefinition(view: FeatureView): string {
+  const aggregates: Record<string, string> = {};
+  for (const a of view.aggregates)
+    aggregates[a.name] = `${a.function}(${a.feature}) over ${formatDuration(a.windowMs)}`;
+  return JSON.stringify({ max_events: view.maxWindowEvents, aggregates });
+}
+
+/**
+ * The differences between a stored {@link aggregateDefinition} and the view's, one phrase each
+ * (`amount_max: max(amount) over 1h → max(amount) over 1d`, `tx_10m: added`, `max_events: 1000 → 5000`);
+ * empty when they agree. A removed aggregate is none (it is no longer read). A stored value that is
+ * not a definition is one difference.
+ */
+export function aggregateDefinitionChanges(stored: string, view: FeatureView): string[] {
+  let before: { max_events?: unknown; aggregates?: Record<string, unknown> };
+  try {
+    before = JSON.parse(stored) as typeof before;
+  } catch {
+    return [`unreadable stored definition ${JSON.stringify(stored.slice(0, 80))}`];
+  }
+  const now = JSON.parse(aggregateDefinition(view)) as { max_events: number; aggregates: Record<string, string> };
+  const old = typeof before.aggregates === 'object' && before.aggregates !== null ? before.aggregates : {};
+  const changes: string[] = [];
+  for (const [name, spec] of Object.entries(now.aggregates)) {
+    if (!(name in old)) changes.push(`${name}: added`);
+    else if (old[name] !== spec) changes.push(`${name}: ${String(old[name])} → ${spec}`);
+  }
+  if (before.max_events !== now.max_events)
+    changes.push(`max_events: ${String(before.max_events)} → ${now.max_events}`);
+  return changes;
+}

@@ -1,5 +1,5 @@
 import type { FeatureValue } from '@driftline/schemas';
-import { compareEventCopies, compareEventOrder, type ValidatedEvent } from './events.js';
+import { compareEventCopies, compareEventOrder, decodeValue, type ValidatedEvent } from './events.js';
 import type { AggregateFunction, FeatureView } from './views.js';
 
 /**
@@ -78,9 +78,7 @@ export function offlineRow(
   if (winner === undefined) return undefined;
   const features: Record<string, FeatureValue> = {};
   for (const [i, f] of view.features.entries()) {
-    const v = winner.values[i];
-    features[f.name] =
-      v === undefined ? null : f.type === 'double' ? Number(v) : f.type === 'boolean' ? v === 'true' : v;
+    features[f.name] = decodeValue(f.type, winner.values[i]);
   }
   Object.assign(features, computeAggregates(view, winner.eventTime, events));
   return { eventTime: winner.eventTime, eventId: winner.eventId, features };

@@ -69,6 +69,12 @@ describe('stored values', () => {
     expect(decodeValue('boolean', encodeValue('boolean', true))).toBe(true);
     expect(decodeValue('string', '')).toBe('');
   });
+
+  it('a boolean is only what encodeValue writes: a value left under the name by another type is missing, not false (found by a review)', () => {
+    expect(decodeValue('boolean', encodeValue('boolean', false))).toBe(false);
+    // A feature whose declared type changed to boolean: rows still hold the old type's values.
+    for (const foreign of ['1.5', '0', 'fr', '', 'TRUE', 'False']) expect(decodeValue('boolean', foreign)).toBeNull();
+  });
 });
 
 describe('event validation', () => {

@@ -1,6 +1,11 @@
 import { ConfigError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { parseFeatureViews, parseFeatureViewsText } from '../src/index.js';
+import {
+  aggregateDefinition,
+  aggregateDefinitionChanges,
+  parseFeatureViews,
+  parseFeatureViewsText,
+} from '../src/index.js';
 
 const yaml = `
 views:
@@ -214,5 +219,38 @@ describe('feature view config', () => {
       expect(error.field).toBe('views[0].ttl');
       expect(error.message).toMatch(/positive duration, or none/);
     }
+  });
+});
+
+describe('aggregate definitions (what the online store checks at start-up)', () => {
+  const viewOf = (aggregates: string, maxEvents = 1000) =>
+    parseFeatureViewsText(
+      `views:\n  - {name: s, entity: u, features: {amt: double, fee: double}, max_events: ${maxEvents}, aggregates: ${aggregates}}`,
+    ).get('s')!;
+  const base = viewOf(
+    '[{name: amt_max, feature: amt, function: max, window: 1h}, {feature: fee, function: sum, window: 10m}]',
+  );
+
+  it('agree with themselves and ignore what does not change a stored value (order, other features, a removed aggregate)', () => {
+    expect(aggregateDefinitionChanges(aggregateDefinition(base), base)).toEqual([]);
+    const reordered = viewOf(
+      '[{feature: fee, function: sum, window: 10m}, {name: amt_max, feature: amt, function: max, window: 60m}]',
+    );
+    expect(aggregateDefinitionChanges(aggregateDefinition(base), reordered)).toEqual([]);
+    const fewer = viewOf('[{name: amt_max, feature: amt, function: max, window: 1h}]');
+    expect(aggregateDefinitionChanges(aggregateDefinition(base), fewer)).toEqual([]);
+  });
+
+  it('name a lengthened window, a redefined name, an added aggregate and a changed max_events', () => {
+    const changed = viewOf(
+      '[{name: amt_max, feature: amt, function: sum, window: 1d}, {feature: fee, function: sum, window: 10m}, {feature: amt, function: count, window: 1h}]',
+      5000,
+    );
+    expect(aggregateDefinitionChanges(aggregateDefinition(base), changed)).toEqual([
+      'amt_max: max(amt) over 1h → sum(amt) over 1d',
+      'amt_count_1h: added',
+      'max_events: 1000 → 5000',
+    ]);
+    expect(aggregateDefinitionChanges('not json', base)).toEqual(['unreadable stored definition "not json"']);
   });
 });

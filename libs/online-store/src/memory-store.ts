@@ -29,8 +29,12 @@ interface Entry {
   /** Stored (encoded) feature values of the winning event. */
   values: Map<string, string>;
   aggregates: Map<string, number>;
-  /** The entity's events inside the longest window, by event id. */
-  window: Map<string, WindowEvent>;
+  expiresAt: number;
+}
+
+/** An entity's events inside the longest window, by event id; it outlives the row by a horizon (see write). */
+interface Window {
+  readonly events: Map<string, WindowEvent>;
   expiresAt: number;
 }
 
@@ -46,10 +50,12 @@ export interface InMemoryOnlineStoreOptions {
  * id, its greatest copy (event_time, copy digest) above `anchor − horizon` (anchor = greatest event
  * time seen); aggregates are recomputed when the
  * window or the anchor changed, folded in (event_time, event_id) order; a changed row expires the
- * view's TTL after its newest event time, and a read refuses a row older than now − the view's TTL.
+ * view's TTL after its newest event time, its window a horizon later (anchor + TTL + horizon), and a
+ * read refuses a row older than now − the view's TTL.
  */
 export class InMemoryOnlineStore implements OnlineStore {
   private readonly entries = new Map<string, Entry>();
+  private readonly windows = new Map<string, Window>();
   private readonly now: () => number;
   private closed = false;
 
@@ -61,16 +67,12 @@ export class InMemoryOnlineStore implements OnlineStore {
   get size(): number {
     const at = this.now();
     for (const [key, entry] of this.entries) if (entry.expiresAt <= at) this.entries.delete(key);
+    for (const [key, window] of this.windows) if (window.expiresAt <= at) this.windows.delete(key);
     return this.entries.size;
   }
 
   private live(key: string, at: number): Entry | undefined {
-    const entry = this.entries.get(key);
-    if (entry !== undefined && entry.expiresAt <= at) {
-      this.entries.delete(key);
-      return undefined;
-    }
-    return entry;
+    return liveIn(this.entries, key, at);
   }
 
   async write(writes: readonly EntityWrite[]): Promise<WriteStats> {
@@ -78,6 +80,7 @@ export class InMemoryOnlineStore implements OnlineStore {
     const at = this.now();
     let rowsApplied = 0;
     let aggregatesUpdated = 0;
+    let rowsExpired = 0;
     for (const w of writes) {
       const { view, winner } = w;
       const key = keyOf(view, w.entity);
@@ -97,26 +100,43 @@ export class InMemoryOnlineStore implements OnlineStore {
           copy: copyDigest(winner),
           values,
           aggregates: entry?.aggregates ?? new Map(),
-          window: entry?.window ?? new Map(),
           expiresAt: entry?.expiresAt ?? Number.POSITIVE_INFINITY,
         };
         this.entries.set(key, entry);
         rowsApplied++;
         changed = true;
       }
-      if (view.aggregates.length > 0 && updateWindow(view, entry, oldTime, w)) {
-        aggregatesUpdated++;
-        changed = true;
+      const won = changed;
+      if (view.aggregates.length > 0) {
+        let window = liveIn(this.windows, key, at);
+        if (window === undefined) {
+          window = { events: new Map(), expiresAt: Number.POSITIVE_INFINITY };
+          this.windows.set(key, window);
+        }
+        const anchor = updateWindow(view, entry, window.events, oldTime, w);
+        if (anchor !== undefined) {
+          aggregatesUpdated++;
+          changed = true;
+          // As in Redis: an event accepted until the row expires counts members down to its time − horizon.
+          if (view.ttlMs > 0) window.expiresAt = anchor + view.ttlMs + view.horizonMs;
+        }
+        if (window.expiresAt <= at) this.windows.delete(key);
       }
       // A changed row expires the view's TTL after its newest event time, as in Redis; one already
-      // past it is gone.
+      // past it is gone (expired, not applied).
       if (changed && view.ttlMs > 0) {
         entry.expiresAt = entry.eventTime + view.ttlMs;
-        if (entry.expiresAt <= at) this.entries.delete(key);
+        if (entry.expiresAt <= at) {
+          this.entries.delete(key);
+          if (won) {
+            rowsApplied--;
+            rowsExpired++;
+          }
+        }
       }
     }
     // Rows here were written by this process through the same bounds: none can be frozen.
-    return { entities: writes.length, rowsApplied, aggregatesUpdated, rowsRepaired: 0 };
+    return { entities: writes.length, rowsApplied, aggregatesUpdated, rowsRepaired: 0, rowsExpired };
   }
 
   async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {
@@ -170,8 +190,24 @@ function keyOf(view: FeatureView, entity: string): string {
   return `${view.name}\u0000${encodeEntity(entity)}`;
 }
 
-/** Window step of one entity write; true when the aggregates were recomputed. */
-function updateWindow(view: FeatureView, entry: Entry, oldTime: number | undefined, w: EntityWrite): boolean {
+/** The live value at `key`, dropping an expired one. */
+function liveIn<T extends { expiresAt: number }>(map: Map<string, T>, key: string, at: number): T | undefined {
+  const value = map.get(key);
+  if (value !== undefined && value.expiresAt <= at) {
+    map.delete(key);
+    return undefined;
+  }
+  return value;
+}
+
+/** Window step of one entity write; the anchor when the aggregates were recomputed, else undefined. */
+function updateWindow(
+  view: FeatureView,
+  entry: Entry,
+  window: Map<string, WindowEvent>,
+  oldTime: number | undefined,
+  w: EntityWrite,
+): number | undefined {
   const anchor = oldTime === undefined ? w.winner.eventTime : Math.max(oldTime, w.winner.eventTime);
   const floor = anchor - view.horizonMs;
   const slotIndexes = view.aggregatedFeatures.map((f) => view.featureIndex.get(f)!);
@@ -179,7 +215,7 @@ function updateWindow(view: FeatureView, entry: Entry, oldTime: number | undefin
   for (const e of w.windowEvents) {
     if (e.eventTime <= floor) continue;
     const copy = copyDigest(e);
-    const kept = entry.window.get(e.eventId);
+    const kept = window.get(e.eventId);
     // A copy kept already stays unless this one is greater: later, or as late with a greater digest.
     if (
       kept !== undefined &&
@@ -191,15 +227,15 @@ function updateWindow(view: FeatureView, entry: Entry, oldTime: number | undefin
       const v = e.values[i];
       return v === undefined ? undefined : Number(v);
     });
-    entry.window.set(e.eventId, { eventTime: e.eventTime, eventId: e.eventId, copy, slots });
+    window.set(e.eventId, { eventTime: e.eventTime, eventId: e.eventId, copy, slots });
     added++;
   }
   const moved = oldTime === undefined || anchor > oldTime;
-  if (added === 0 && !moved) return false;
-  if (moved) for (const [id, e] of entry.window) if (e.eventTime <= floor) entry.window.delete(id);
-  const events = [...entry.window.values()].sort(compareEventOrder);
+  if (added === 0 && !moved) return undefined;
+  if (moved) for (const [id, e] of window) if (e.eventTime <= floor) window.delete(id);
+  const events = [...window.values()].sort(compareEventOrder);
   // Newest maxWindowEvents kept (as the Redis script's ZREMRANGEBYRANK does).
-  for (const e of events.splice(0, Math.max(0, events.length - view.maxWindowEvents))) entry.window.delete(e.eventId);
+  for (const e of events.splice(0, Math.max(0, events.length - view.maxWindowEvents))) window.delete(e.eventId);
   for (const spec of view.aggregates) {
     const slot = view.aggregatedFeatures.indexOf(spec.feature);
     const values: number[] = [];
@@ -211,5 +247,5 @@ function updateWindow(view: FeatureView, entry: Entry, oldTime: number | undefin
     if (value === null) entry.aggregates.delete(spec.name);
     else entry.aggregates.set(spec.name, value);
   }
-  return true;
+  return anchor;
 }

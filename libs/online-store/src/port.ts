@@ -10,7 +10,7 @@ export interface FeatureRow {
 
 export interface WriteStats {
   readonly entities: number;
-  /** Rows whose last-write-wins winner changed. */
+  /** Rows whose last-write-wins winner changed (and is served: within the TTL). */
   readonly rowsApplied: number;
   /** Entities whose window aggregates changed. */
   readonly aggregatesUpdated: number;
@@ -19,6 +19,11 @@ export interface WriteStats {
    * bounded, e.g. µs read as ms) and replaced by this write instead of winning it forever.
    */
   readonly rowsRepaired: number;
+  /**
+   * Winners already older than the view's TTL (an old event for an entity without a live row):
+   * deleted as they arrive, never served; not counted in `rowsApplied`.
+   */
+  readonly rowsExpired: number;
 }
 
 /** Entities of one view to read, optionally projected to some features or aggregates. */
@@ -38,7 +43,8 @@ export const MAX_READ_BATCH = 10_000;
  * - `write` applies planned entity writes with event-time last-write-wins on (event_time, event_id)
  *   and maintains the views' sliding window aggregates, atomically per entity; replays, duplicates
  *   and older events change nothing, so a retried batch is harmless. A changed row expires
- *   `view.ttlMs` after its newest event time (never when 0). Resolves only once the store holds the batch.
+ *   `view.ttlMs` after its newest event time (never when 0); an entity's window events are kept
+ *   `view.horizonMs` longer, for the events that may still arrive within the TTL. Resolves only once the store holds the batch.
  * - `read` / `readBatch` return rows projected to the requested fields (every declared feature and
  *   aggregate by default, null when it has no value); `undefined` for an absent entity, and for
  *   a row whose event time is at or before now − `view.ttlMs` (the view's TTL as it is now).

@@ -52,6 +52,18 @@ export const contractViews: FeatureViews = parseFeatureViews({
         { feature: 'v', function: 'min', window: '10m' },
       ],
     },
+    {
+      // A TTL below the longest window: an entity quiet for a TTL keeps its window history.
+      name: 'quiet',
+      entity: 'user_id',
+      ttl: '1s',
+      features: { x: 'double' },
+      aggregates: [
+        { feature: 'x', function: 'sum', window: '1h' },
+        { feature: 'x', function: 'count', window: '1h' },
+        { feature: 'x', function: 'sum', window: '1s' },
+      ],
+    },
   ],
 });
 
@@ -59,6 +71,7 @@ const profile = contractViews.get('profile')!;
 const spend = contractViews.get('spend')!;
 const short = contractViews.get('short')!;
 const hot = contractViews.get('hot')!;
+const quiet = contractViews.get('quiet')!;
 
 /** A fresh, empty store (its own key space) and how to release it. */
 export interface ContractSubject {
@@ -132,7 +145,7 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       const store = await open();
       const t = Date.now();
       const first = await store.write(planWrites([event('profile', 'u', 'b', t, { age: 30, country: 'fr' })]));
-      expect(first).toEqual({ entities: 1, rowsApplied: 1, aggregatesUpdated: 0, rowsRepaired: 0 });
+      expect(first).toEqual({ entities: 1, rowsApplied: 1, aggregatesUpdated: 0, rowsRepaired: 0, rowsExpired: 0 });
       expect((await store.write(planWrites([event('profile', 'u', 'z', t - 1, { age: 1 })]))).rowsApplied).toBe(0);
       expect((await store.write(planWrites([event('profile', 'u', 'a', t, { age: 2 })]))).rowsApplied).toBe(0);
       expect(await store.read(profile, 'u')).toEqual({
@@ -167,6 +180,7 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
           rowsApplied: 0,
           aggregatesUpdated: 0,
           rowsRepaired: 0,
+          rowsExpired: 0,
         });
       }
       expect(await store.write(planWrites(events))).toEqual({
@@ -174,6 +188,7 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
         rowsApplied: 0,
         aggregatesUpdated: 0,
         rowsRepaired: 0,
+        rowsExpired: 0,
       });
       expect(await store.read(spend, 'e')).toEqual(before);
       expect(before).toEqual({
@@ -197,7 +212,7 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       await store.write(planWrites([event('spend', 'e', 'a', t, { amount: 10, fee: 1 })]));
       // Older than the row: the row stays, but the event is inside the 10 min window and counts.
       const late = await store.write(planWrites([event('spend', 'e', 'b', t - 5 * 60_000, { amount: 5 })]));
-      expect(late).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1, rowsRepaired: 0 });
+      expect(late).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1, rowsRepaired: 0, rowsExpired: 0 });
       // Outside 10 min, inside 1 h: only the 1 h mean sees it.
       await store.write(planWrites([event('spend', 'e', 'c', t - 30 * 60_000, { amount: 30, fee: 3 })]));
       expect((await store.read(spend, 'e'))?.features).toEqual({
@@ -223,12 +238,12 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       });
       // Late but inside the day of the anchor: only the 1 d max sees it.
       const late2 = await store.write(planWrites([event('spend', 'e', 'x', t - 3_600_000, { amount: 1, fee: 9 })]));
-      expect(late2).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1, rowsRepaired: 0 });
+      expect(late2).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 1, rowsRepaired: 0, rowsExpired: 0 });
       expect((await store.read(spend, 'e'))?.features).toMatchObject({ amount_count_10m: 0, fee_max_1d: 9 });
       // At or beyond the longest window of the anchor: never counted again, nothing recomputed.
       const floor = t + 2 * 3_600_000 - 86_400_000;
       const gone = await store.write(planWrites([event('spend', 'e', 'y', floor, { amount: 1, fee: 99 })]));
-      expect(gone).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 0, rowsRepaired: 0 });
+      expect(gone).toEqual({ entities: 1, rowsApplied: 0, aggregatesUpdated: 0, rowsRepaired: 0, rowsExpired: 0 });
       expect((await store.read(spend, 'e'))?.features.fee_max_1d).toBe(9);
     });
 
@@ -389,6 +404,44 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       await store.write(planWrites([event('short', 'k', 'c', t + 100, { x: 3 })]));
       expect(await store.read(short, 'k')).toBeUndefined();
       expect(await store.read(profile, 'k')).toBeDefined(); // ttl 1d
+    });
+
+    it('an event within the TTL after the row expired still counts the window history, like offlineRow (found by a review)', async () => {
+      const store = await open();
+      const t0 = Date.now();
+      const early = [event('quiet', 'a', 'a1', t0, { x: 5 }), event('quiet', 'b', 'b1', t0, { x: 5 })];
+      await store.write(planWrites(early));
+      // Both rows expire at t0 + 1 s; their window sets must outlive them.
+      await sleep(Math.max(0, t0 + 1_200 - Date.now()));
+      expect(await store.read(quiet, 'a')).toBeUndefined();
+      // a: a fresh event; b: a late one, older than now but within the TTL, b1 inside its 1 s window.
+      const later = [event('quiet', 'a', 'a2', Date.now(), { x: 7 }), event('quiet', 'b', 'b2', t0 + 600, { x: 7 })];
+      await store.write(planWrites(later));
+      for (const entity of ['a', 'b']) {
+        const expected = offlineRow(
+          quiet,
+          [...early, ...later].filter((e) => e.entity === entity),
+        );
+        expect(expected?.features).toMatchObject({ x_sum_1h: 12, x_count_1h: 2 });
+        expect(await store.read(quiet, entity)).toEqual(expected);
+      }
+      expect((await store.read(quiet, 'b'))?.features.x_sum_1s).toBe(12);
+    });
+
+    it('an event already past the TTL is expired, not applied; its window member still counts for a later event (found by a review)', async () => {
+      const store = await open();
+      const old = event('quiet', 'n', 'n1', Date.now() - 1_500, { x: 5 });
+      expect(await store.write(planWrites([old]))).toEqual({
+        entities: 1,
+        rowsApplied: 0,
+        aggregatesUpdated: 1,
+        rowsRepaired: 0,
+        rowsExpired: 1,
+      });
+      expect(await store.read(quiet, 'n')).toBeUndefined();
+      const fresh = event('quiet', 'n', 'n2', Date.now(), { x: 7 });
+      expect((await store.write(planWrites([fresh]))).rowsApplied).toBe(1);
+      expect(await store.read(quiet, 'n')).toEqual(offlineRow(quiet, [old, fresh]));
     });
 
     it("serves no row older than now − the view's current TTL: a TTL shortened after the write applies at once", async () => {

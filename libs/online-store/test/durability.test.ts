@@ -30,7 +30,7 @@ describe('Redis durability rules of the join store', () => {
       'no persistence at all (no AOF, no RDB snapshots): a Redis restart loses all join state',
     ]);
     expect(durabilityFindings(config, ONLINE_FEATURES_STAKES).map((f) => f.risk)).toEqual([
-      'under memory pressure Redis deletes online features: entities lose their features (served as missing) until their next event, without an error',
+      'under memory pressure Redis deletes online features: entities lose their features (served as missing until their next event; then the aggregates of a windowed view count only the events kept since, until its longest window has passed), without an error',
       'no persistence at all (no AOF, no RDB snapshots): a Redis restart loses all online features',
     ]);
   });

@@ -85,7 +85,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
     rows: counter(
       registry,
       'driftline_feature_rows_total',
-      'Entity writes by outcome (applied, stale; repaired also counts in applied)',
+      'Entity writes by outcome (applied, stale, expired: older than the TTL on arrival, deleted; repaired also counts in applied)',
       ['outcome'],
     ),
     aggregates: counter(registry, 'driftline_feature_aggregate_updates_total', 'Entity window aggregates updated', []),
@@ -137,7 +137,8 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
         const stats = await options.store.write(planWrites(events));
         metrics.pipeline.observe((performance.now() - started) / 1000);
         metrics.rows.inc({ outcome: 'applied' }, stats.rowsApplied);
-        metrics.rows.inc({ outcome: 'stale' }, stats.entities - stats.rowsApplied);
+        metrics.rows.inc({ outcome: 'expired' }, stats.rowsExpired);
+        metrics.rows.inc({ outcome: 'stale' }, stats.entities - stats.rowsApplied - stats.rowsExpired);
         metrics.aggregates.inc(stats.aggregatesUpdated);
         if (stats.rowsRepaired > 0) {
           metrics.rows.inc({ outcome: 'repaired' }, stats.rowsRepaired);

@@ -13,6 +13,7 @@ import {
   checkRedisDatabase,
   checkRedisDurability,
   checkRedisServer,
+  checkViewDefinitions,
   createRedisOnlineStore,
   ONLINE_FEATURES_STAKES,
   type StateMarker,
@@ -159,11 +160,28 @@ export const featureMaterializer = defineService({
         },
       );
     };
+    // Aggregates redefined since the rows were written are served wrong until a replay: reported
+    // (one error line per view, a metric), never a refused start — a rolling deploy would crash-loop.
+    const checkDefinitions = () => {
+      void checkViewDefinitions(store.client, {
+        keyPrefix: config.keyPrefix,
+        views: config.views,
+        logger: ctx.logger,
+        registry: ctx.registry,
+      }).catch((error: unknown) => {
+        ctx.logger.warn(
+          { err: toDriftlineError(error).message },
+          "could not check the views' aggregate definitions; retrying",
+        );
+        if (!stopped) setTimeout(() => whenRedisReady(checkDefinitions), MARKER_RETRY_MS).unref();
+      });
+    };
     // Once the database is accepted: the marker, which every write waits for, never in database 0.
     void database.whenAccepted.then(() => {
       if (stopped) return;
       whenRedisReady(checkDurability);
       whenRedisReady(watchMarker);
+      whenRedisReady(checkDefinitions);
     });
     const specs = freshnessSpecs(config.views);
     try {

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { silentLogger } from '@driftline/core';
 import { createProducer, DLQ_HEADERS } from '@driftline/kafka';
-import { createRedisOnlineStore, type RedisOnlineStore, waitReady } from '@driftline/online-store/redis';
+import {
+  createRedisOnlineStore,
+  type RedisOnlineStore,
+  viewDefinitionsKey,
+  waitReady,
+} from '@driftline/online-store/redis';
 import { contracts, type FeatureEvent } from '@driftline/schemas';
 import { createDriftlineProducer, type DriftlineProducer } from '@driftline/sdk';
 import { type Runner, startRunner } from '@driftline/service';
@@ -173,6 +178,10 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
     expect(metrics).toMatch(/driftline_feature_rows_total\{[^}]*outcome="applied"[^}]*\} [1-9]/);
     // The state marker that tells Redis losing the features (libs/online-store, watchStateMarker).
     expect(await store.client.exists(`${keyPrefix}:state-marker:features`)).toBe(1);
+    // The views' aggregate definitions, which the next start compares (libs/online-store, checkViewDefinitions).
+    expect(Object.keys(await store.client.hgetall(viewDefinitionsKey(keyPrefix))).sort()).toEqual(
+      views.views.map((v) => v.name).sort(),
+    );
   });
 
   it('event time out of bounds (µs, pre-2000, far future) goes to the DLQ with the reason and freezes no row', async () => {
@@ -202,6 +211,23 @@ describe('SDK → Kafka → feature-materializer → Redis online store', () => 
       expect.stringMatching(/^event_time \d+ is 1.9 days in the future/),
     ]);
     expect(dead.map((d) => d.headers[DLQ_HEADERS.code]?.toString())).toEqual(Array(3).fill('VALIDATION_FAILED'));
+  });
+
+  it('an event older than its view TTL for an entity without a row counts as expired, not applied, and is never served (found by a review)', async () => {
+    const { runner, sdk, store } = env;
+    // profile's ttl is 1d: written, it would be deleted at once (it had been counted applied).
+    await sdk.publishFeatures({
+      view: 'profile',
+      entity_id: 'dave',
+      event_time: Date.now() - 2 * 86_400_000,
+      features: { age: 50 },
+    });
+    await sdk.flush();
+    await eventually(async () => {
+      const metrics = await runner.context.registry.metrics();
+      return /driftline_feature_rows_total\{[^}]*outcome="expired"[^}]*\} 1\b/.test(metrics) ? true : undefined;
+    });
+    expect(await store.read(views.get('profile')!, 'dave')).toBeUndefined();
   });
 
   it('a shuffled, duplicated delivery of an event log ends in the offline last-write-wins state', async () => {

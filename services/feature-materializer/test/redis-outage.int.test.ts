@@ -163,7 +163,7 @@ describe('feature-materializer while Redis is down', () => {
     });
     const line = await eventually(async () => warnings.find((w) => w.includes('maxmemory-policy')), 20_000);
     expect(line).toBe(
-      'Redis durability of the online feature store: maxmemory-policy is allkeys-lru, expected noeviction: under memory pressure Redis deletes online features: entities lose their features (served as missing) until their next event, without an error',
+      'Redis durability of the online feature store: maxmemory-policy is allkeys-lru, expected noeviction: under memory pressure Redis deletes online features: entities lose their features (served as missing until their next event; then the aggregates of a windowed view count only the events kept since, until its longest window has passed), without an error',
     );
   });
 });

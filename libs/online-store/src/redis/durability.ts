@@ -43,7 +43,8 @@ export const JOIN_STATE_STAKES: DurabilityStakes = {
 export const ONLINE_FEATURES_STAKES: DurabilityStakes = {
   store: 'the online feature store',
   state: 'online features',
-  evicted: 'entities lose their features (served as missing) until their next event, without an error',
+  evicted:
+    'entities lose their features (served as missing until their next event; then the aggregates of a windowed view count only the events kept since, until its longest window has passed), without an error',
 };
 
 /**

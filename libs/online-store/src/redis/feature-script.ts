@@ -35,7 +35,10 @@ import { ROW_COPY, ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * configuration accepts) cannot come from an accepted event: it was written before event times were
  * bounded (a µs `event_time` read as ms). Such a row would win every later write forever, so it is
  * treated as absent (the new event replaces it) and window members above the ceiling are removed.
- * Returns { rows applied, entities whose aggregates changed, rows repaired }.
+ * Returns { rows applied, entities whose aggregates changed, rows repaired, rows expired } (expired:
+ * winners already past the TTL, deleted on arrival, not counted as applied).
+ * TTL: a changed row expires ttl after its newest event time; the window set anchor + ttl + horizon,
+ * since an event accepted until the row's expiry still counts members down to its time − horizon.
  *
  * Each entity's keys share a hash tag; driftline still needs a standalone Redis (the join scripts
  * take keys of several slots; a cluster's replies are CONFIG_INVALID). Needs Redis 6.2+ (PXAT).
@@ -85,7 +88,7 @@ local clock = redis.call('TIME')
 local nowms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 q = q + 2
 local stride = nagg > 0 and 4 or 2
-local applied, aggregated, repaired = 0, 0, 0
+local applied, aggregated, repaired, expired = 0, 0, 0, 0
 
 for e = 1, n do
   local k = (e - 1) * stride
@@ -119,7 +122,7 @@ for e = 1, n do
     oldT = nil
     repaired = repaired + 1
   end
-  local changed = false
+  local changed, won = false, false
   local oldId = cur and cur['${ROW_EVENT_ID}'] or ''
   if oldT == nil or t > oldT or (t == oldT and (gt(id, oldId) or (id == oldId and gt(copy, cur['${ROW_COPY}'] or '')))) then
     cur = cur or {}
@@ -130,7 +133,7 @@ for e = 1, n do
       if string.byte(mask, i) == 49 then cur[fields[i]] = ARGV[q + 3 + i] else cur[fields[i]] = nil end
     end
     applied = applied + 1
-    changed = true
+    changed, won = true, true
   end
   q = q + 4 + nf
   if nagg > 0 then
@@ -225,7 +228,11 @@ for e = 1, n do
       end
       for i = 1, #out, 2 do cur[out[i]] = out[i + 1] end
       for _, name in ipairs(dels) do cur[name] = nil end
-      if ttl > 0 then redis.call('PEXPIREAT', zkey, anchor + ttl) end
+      -- Kept a horizon past the row: an event accepted later (time > now − ttl) may still count
+      -- members down to its time − horizon, when the row it would have anchored on has expired
+      -- (deleted with the row, a quiet entity's next event aggregated over itself alone). A set
+      -- already past that is deleted here (PEXPIREAT in the past).
+      if ttl > 0 then redis.call('PEXPIREAT', zkey, anchor + ttl + horizon) end
       aggregated = aggregated + 1
       changed = true
     end
@@ -236,8 +243,12 @@ for e = 1, n do
   if changed and ttl > 0 then
     local expireAt = tonumber(cur['${ROW_TIME}']) + ttl
     if expireAt <= nowms then
+      -- The window set stays until its own expiry (above): later events within the TTL count it.
       redis.call('DEL', row)
-      if nagg > 0 then redis.call('DEL', KEYS[k + 3]) end
+      if won then
+        applied = applied - 1
+        expired = expired + 1
+      end
     else
       redis.call('SET', row, cjson.encode(cur), 'PXAT', expireAt)
     end
@@ -247,7 +258,7 @@ for e = 1, n do
     else redis.call('SET', row, cjson.encode(cur)) end
   end
 end
-return { applied, aggregated, repaired }
+return { applied, aggregated, repaired, expired }
 `;
 
 /**

@@ -289,7 +289,8 @@ export class RedisOnlineStore implements OnlineStore {
    * on a retry, in smaller chunks.
    */
   async write(writes: readonly EntityWrite[]): Promise<WriteStats> {
-    if (writes.length === 0) return { entities: 0, rowsApplied: 0, aggregatesUpdated: 0, rowsRepaired: 0 };
+    if (writes.length === 0)
+      return { entities: 0, rowsApplied: 0, aggregatesUpdated: 0, rowsRepaired: 0, rowsExpired: 0 };
     const byView = new Map<FeatureView, EntityWrite[]>();
     for (const w of writes) {
       const list = byView.get(w.view);
@@ -324,13 +325,15 @@ export class RedisOnlineStore implements OnlineStore {
     let rowsApplied = 0;
     let aggregatesUpdated = 0;
     let rowsRepaired = 0;
+    let rowsExpired = 0;
     for (const value of replies) {
-      const [rows, aggregates, repaired] = value as [number, number, number];
+      const [rows, aggregates, repaired, expired] = value as [number, number, number, number];
       rowsApplied += rows;
       aggregatesUpdated += aggregates;
       rowsRepaired += repaired;
+      rowsExpired += expired;
     }
-    return { entities: writes.length, rowsApplied, aggregatesUpdated, rowsRepaired };
+    return { entities: writes.length, rowsApplied, aggregatesUpdated, rowsRepaired, rowsExpired };
   }
 
   async read(view: FeatureView, entity: string, features?: readonly string[]): Promise<FeatureRow | undefined> {

@@ -43,3 +43,4 @@ export {
   type StateMarkerOptions,
   watchStateMarker,
 } from './state-marker.js';
+export { checkViewDefinitions, type ViewDefinitionChange, viewDefinitionsKey } from './view-definitions.js';

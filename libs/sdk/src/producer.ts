@@ -28,15 +28,17 @@ import {
   labelEventProblem,
   predictionEventProblem,
 } from './checks.js';
+import {
+  type DefaultSources,
+  type FeatureEventInput,
+  featuresWithDefaults,
+  type LabelEventInput,
+  labelsWithDefaults,
+  type PredictionEventInput,
+  predictionsWithDefaults,
+} from './defaults.js';
 import { type FullBound, SendLanes } from './lanes.js';
 import { RoomWaiters } from './room.js';
-
-/** A feature event as producers write it: the event id and time default to a UUID and now. */
-export type FeatureEventInput = Omit<FeatureEvent, 'event_id' | 'event_time'> &
-  Partial<Pick<FeatureEvent, 'event_id' | 'event_time'>>;
-export type PredictionEventInput = Omit<PredictionEvent, 'event_time' | 'predicted_class'> &
-  Partial<Pick<PredictionEvent, 'event_time' | 'predicted_class'>>;
-export type LabelEventInput = Omit<LabelEvent, 'event_time'> & Partial<Pick<LabelEvent, 'event_time'>>;
 
 /**
  * Where the SDK connects: the same Kafka settings the services read (brokers, client id, TLS, SASL;
@@ -92,10 +94,17 @@ export interface DriftlineProducer {
    * of the call is buffered. `flush()` tells when they are in Kafka. An event that finds no room
    * within `bufferWaitMs` rejects the call with a retriable SINK_UNAVAILABLE; the call's events
    * before it (`details.buffered` of `details.events`) stay buffered and are delivered.
+   *
+   * Resolves to the events as published, with the defaults the call assigned (`event_id`,
+   * `event_time`, `predicted_class`); a call that fails names them in `details.eventsWithDefaults`.
+   * Publishing those again, not the caller's input, is a safe retry: the same event ids and times
+   * are deduplicated downstream, where new ones would count twice.
    */
-  publishFeatures(events: FeatureEventInput | readonly FeatureEventInput[]): Promise<void>;
-  publishPrediction(events: PredictionEventInput | readonly PredictionEventInput[]): Promise<void>;
-  publishLabel(events: LabelEventInput | readonly LabelEventInput[]): Promise<void>;
+  publishFeatures(events: FeatureEventInput | readonly FeatureEventInput[]): Promise<readonly FeatureEvent[]>;
+  publishPrediction(
+    events: PredictionEventInput | readonly PredictionEventInput[],
+  ): Promise<readonly PredictionEvent[]>;
+  publishLabel(events: LabelEventInput | readonly LabelEventInput[]): Promise<readonly LabelEvent[]>;
   /**
    * Resolves when everything published before the call is acknowledged by Kafka (acks=all) or
    * dead-lettered; events published meanwhile do not hold it up.
@@ -305,7 +314,25 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     );
   }
 
-  async function publish<T>(contract: Contract<T>, values: readonly T[]): Promise<void> {
+  /**
+   * Publishes `values` (their defaults assigned) and returns them; a failure carries them in
+   * `details.eventsWithDefaults`, so the caller can retry exactly what the call published.
+   */
+  async function publish<T>(contract: Contract<T>, values: readonly T[]): Promise<readonly T[]> {
+    try {
+      await publishOnce(contract, values);
+      return values;
+    } catch (error) {
+      const e = toDriftlineError(error);
+      throw new DriftlineError(e.code, e.message, {
+        retriable: e.retriable,
+        ...(e.cause === undefined ? {} : { cause: e.cause }),
+        details: { ...e.details, eventsWithDefaults: values },
+      });
+    }
+  }
+
+  async function publishOnce<T>(contract: Contract<T>, values: readonly T[]): Promise<void> {
     if (closing) throw new DriftlineError('INTERNAL', 'driftline producer is closed');
     publishing++;
     try {
@@ -366,31 +393,13 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
     }
   }
 
+  const defaults: DefaultSources = { now: Date.now, newId: randomUUID };
   // async: a refusal of the input itself (null, not an object) rejects the call's promise too.
   const api: DriftlineProducer = {
-    publishFeatures: async (events) =>
-      publish(
-        contracts.feature,
-        eventsOf(events).map((e) => ({
-          ...e,
-          event_id: e.event_id ?? randomUUID(),
-          event_time: e.event_time ?? Date.now(),
-        })),
-      ),
+    publishFeatures: async (events) => publish(contracts.feature, featuresWithDefaults(eventsOf(events), defaults)),
     publishPrediction: async (events) =>
-      publish(
-        contracts.prediction,
-        eventsOf(events).map((e) => ({
-          ...e,
-          event_time: e.event_time ?? Date.now(),
-          predicted_class: e.predicted_class ?? null,
-        })),
-      ),
-    publishLabel: async (events) =>
-      publish(
-        contracts.label,
-        eventsOf(events).map((e) => ({ ...e, event_time: e.event_time ?? Date.now() })),
-      ),
+      publish(contracts.prediction, predictionsWithDefaults(eventsOf(events), defaults)),
+    publishLabel: async (events) => publish(contracts.label, labelsWithDefaults(eventsOf(events), defaults)),
     flush: () => lanes.flush(),
     async close() {
       if (closed) return;

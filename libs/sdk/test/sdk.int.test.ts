@@ -373,7 +373,7 @@ describe('producer SDK: input of the wrong type or text that UTF-8 cannot carry 
       registry: { url: stack.schemaRegistryUrl },
       topicPrefix: prefix,
     });
-    type Untyped = (events: unknown) => Promise<void>;
+    type Untyped = (events: unknown) => Promise<unknown>;
     const features = sdk.publishFeatures as Untyped;
     const prediction = sdk.publishPrediction as Untyped;
     const label = sdk.publishLabel as Untyped;
@@ -385,7 +385,7 @@ describe('producer SDK: input of the wrong type or text that UTF-8 cannot carry 
       features: {},
       prediction: 0.5,
     };
-    const cases: Array<[() => Promise<void>, RegExp]> = [
+    const cases: Array<[() => Promise<unknown>, RegExp]> = [
       // A bare TypeError thrown synchronously by the call, before.
       [() => features(null), /^an event must be an object, got null$/],
       [() => features([undefined]), /^an event must be an object, got undefined$/],
@@ -409,7 +409,7 @@ describe('producer SDK: input of the wrong type or text that UTF-8 cannot carry 
       ],
     ];
     for (const [call, message] of cases) {
-      let promise: Promise<void> | undefined;
+      let promise: Promise<unknown> | undefined;
       expect(() => {
         promise = call();
       }).not.toThrow();
@@ -557,4 +557,72 @@ describe('producer SDK: a missing topic whose first send is not answered yet (fo
       burst.slice(0, 10).map((l) => l.prediction_id),
     );
   }, 120_000);
+});
+
+describe('producer SDK: a safe retry with the defaults a call assigned (found by a review)', () => {
+  it('returns the events as published, and names them in a failed call, so publishing them again repeats the same ids and times', async () => {
+    const prefix = `${uniqueName('sdk-retry')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const featureTopic = `${prefix}features.v1`;
+    const labelTopic = `${prefix}labels.v1`;
+    await ensureTopics(kafka, [
+      { topic: featureTopic, partitions: 1 },
+      { topic: `${prefix}predictions.v1`, partitions: 1 },
+    ]);
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      maxBuffered: 1,
+      batchSize: 1,
+      bufferWaitMs: 300,
+    });
+    const batch = [{ view: 'spend', entity_id: 'retry1', features: { amount: 10 } }];
+    const published = await sdk.publishFeatures(batch);
+    expect(published).toEqual([{ ...batch[0], event_id: expect.any(String), event_time: expect.any(Number) }]);
+    expect(batch[0]).not.toHaveProperty('event_id'); // the caller's objects untouched
+    // The retry of the same call (at-least-once) re-publishes what the first call assigned.
+    expect(await sdk.publishFeatures(published)).toEqual(published);
+    const prediction = {
+      prediction_id: 'p1',
+      model: 'm',
+      model_version: '1',
+      entity_id: 'e',
+      features: {},
+      prediction: 1,
+    };
+    const predicted = await sdk.publishPrediction(prediction);
+    expect(predicted[0]).toMatchObject({ event_time: expect.any(Number), predicted_class: null });
+    await sdk.flush();
+
+    // labels.v1 is missing: the first label fills the buffer of one, the second call gives up. Its
+    // error names the events with their assigned times, the retry once the topic exists.
+    await sdk.publishLabel({ prediction_id: 'a', model: 'm', label: 1 });
+    const failed = await sdk.publishLabel({ prediction_id: 'b', model: 'm', label: 0 }).then(
+      () => undefined,
+      (error: unknown) => error as { code: string; details: { eventsWithDefaults: readonly LabelEvent[] } },
+    );
+    expect(failed).toMatchObject({ code: 'SINK_UNAVAILABLE', details: { buffered: 0, events: 1 } });
+    const toRetry = failed!.details.eventsWithDefaults;
+    expect(toRetry).toEqual([{ prediction_id: 'b', model: 'm', label: 0, event_time: expect.any(Number) }]);
+    await ensureTopics(kafka, [{ topic: labelTopic, partitions: 1 }]);
+    await flushOnceDelivered(sdk);
+    await sdk.publishLabel(toRetry);
+    await sdk.close();
+
+    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });
+    const features = await Promise.all(
+      (await readTopic(kafka, featureTopic, 2)).map((r) =>
+        codec.forTopic<FeatureEvent>(contracts.feature, featureTopic).decode(r.value),
+      ),
+    );
+    // Twice the same event: the materializer's dedup by event_id counts it once.
+    expect(features).toEqual([published[0], published[0]]);
+    const labels = await Promise.all(
+      (await readTopic(kafka, labelTopic, 2)).map((r) =>
+        codec.forTopic<LabelEvent>(contracts.label, labelTopic).decode(r.value),
+      ),
+    );
+    expect(labels[1]).toMatchObject({ ...toRetry[0] });
+  });
 });

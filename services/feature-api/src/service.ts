@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import { MAX_READ_BATCH, onlineStoreEnvShape } from '@driftline/online-store';
+import type { RedisClient } from '@driftline/online-store/redis';
 import { defineService } from '@driftline/service';
 import { maxConnectionsField, serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
 import { z } from 'zod';
@@ -95,14 +96,36 @@ export const featureApi = defineService({
       ...(config.token === undefined ? {} : { token: config.token }),
     };
     // Loaded here, not at module load: importing this package (unit tests) never loads ioredis.
-    const { checkRedisDatabase, corruptRowReporter, createRedisOnlineStore } = await import(
-      '@driftline/online-store/redis'
-    );
+    const {
+      checkRedisDatabase,
+      corruptRowReporter,
+      createRedisClient,
+      createRedisOnlineStore,
+      watchFeaturesStateMarker,
+    } = await import('@driftline/online-store/redis');
+    // Redis emptied, or a key prefix other than the materializer's: every read answers "not found"
+    // while the API looks healthy. A gauge and a warning, not readiness: a fresh deployment has no
+    // marker until the materializer's first start (see the README).
+    const watchMarker = (client: RedisClient) =>
+      watchFeaturesStateMarker(client, {
+        keyPrefix: config.keyPrefix,
+        consequence: 'every read answers {"found":false}',
+        logger: ctx.logger,
+        registry: ctx.registry,
+      });
     // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers, in
     // the thread's mode too: ioredis would go on in database 0. The start never waits for Redis (503
     // while it is down); not ready before the database is accepted.
     const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal, logger: ctx.logger });
     if (config.thread === 'worker') {
+      // The thread's connection serves reads; the main thread checks the marker on its own.
+      const markerClient = createRedisClient(config.redis, 'online-read', { name: 'driftline-feature-api-marker' });
+      markerClient.on('error', () => {}); // the thread's connection reports Redis errors
+      const marker = watchMarker(markerClient);
+      const stopMarker = () => {
+        marker.stop();
+        markerClient.disconnect();
+      };
       const server = await startFeatureApiThread({
         redis: config.redis,
         keyPrefix: config.keyPrefix,
@@ -116,6 +139,7 @@ export const featureApi = defineService({
         logger: ctx.logger,
       }).catch((error: unknown) => {
         database.stop();
+        stopMarker();
         throw error;
       });
       ctx.logger.info({ port: server.port, host: config.host, thread: 'worker' }, 'feature API listening');
@@ -125,6 +149,7 @@ export const featureApi = defineService({
         healthy: server.healthy,
         stop: () => {
           database.stop();
+          stopMarker();
           return server.close();
         },
       };
@@ -137,6 +162,7 @@ export const featureApi = defineService({
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
       onCorruptRow: corruptRowReporter(ctx.logger),
     });
+    const marker = watchMarker(store.client);
     try {
       const server = await startFeatureApi({
         store,
@@ -154,12 +180,14 @@ export const featureApi = defineService({
         ready: () => database.accepted() && store.ready(),
         async stop() {
           database.stop();
+          marker.stop();
           await server.close();
           await store.close();
         },
       };
     } catch (error) {
       database.stop();
+      marker.stop();
       await store.close();
       throw error;
     }

@@ -185,7 +185,9 @@ export const modelServer = defineService({
     await ctx.ensureTopics([{ topic: deadLetterTopic(predictions.topic), partitions: 1 }]);
     const modelCodec = ctx.codec().forTopic(contracts.model, ctx.topic('model'));
     // Loaded here, not at module load: importing this package never loads ioredis.
-    const { checkRedisDatabase, createRedisOnlineStore } = await import('@driftline/online-store/redis');
+    const { checkRedisDatabase, createRedisOnlineStore, watchFeaturesStateMarker } = await import(
+      '@driftline/online-store/redis'
+    );
     // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers:
     // ioredis would go on in database 0. The start never waits for Redis (requests carrying every
     // feature never need it).
@@ -198,6 +200,15 @@ export const modelServer = defineService({
       readV1: config.readV1,
       name: 'driftline-model-server',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
+    });
+    // Redis emptied or a key prefix other than the materializer's: every read finds nothing while
+    // the instance looks healthy. A gauge and a warning, not readiness (see the README).
+    const marker = watchFeaturesStateMarker(store.client, {
+      keyPrefix: config.keyPrefix,
+      consequence:
+        'a request that passes no features answers 422 "no features", one that passes some is scored with the others missing',
+      logger: ctx.logger,
+      registry: ctx.registry,
     });
     let follower: ConsumerHandle | undefined;
     // Ready once the start-up replay of models.v1 is read to its end and applied (every model
@@ -289,6 +300,7 @@ export const modelServer = defineService({
     } catch (error) {
       stopped = true;
       database.stop();
+      marker.stop();
       await server?.close();
       await loader.close();
       await store.close();
@@ -308,6 +320,7 @@ export const modelServer = defineService({
         const stopStarted = Date.now();
         stopped = true;
         database.stop();
+        marker.stop();
         stopStages();
         // The follower leaves its group alongside, never ahead of the drains: with Kafka hung its
         // stop took minutes, and the HTTP and log drains only began after it.

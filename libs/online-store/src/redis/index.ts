@@ -43,4 +43,9 @@ export {
   type StateMarkerOptions,
   watchStateMarker,
 } from './state-marker.js';
+export {
+  featuresStateMarkerKey,
+  type StateMarkerReader,
+  watchFeaturesStateMarker,
+} from './state-marker-reader.js';
 export { checkViewDefinitions, type ViewDefinitionChange, viewDefinitionsKey } from './view-definitions.js';

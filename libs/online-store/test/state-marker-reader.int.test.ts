@@ -1,0 +1,69 @@
+import { rmSync } from 'node:fs';
+import { createMetricsRegistry } from '@driftline/observability';
+import { eventually } from '@driftline/test-support';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRedisClient, waitReady, watchFeaturesStateMarker } from '../src/redis/index.js';
+import { privateRedis, recordingLogger } from './support.js';
+
+describe('a reader watching the materializer state marker (private redis-server, found by a review)', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  it('gauge 0 with the marker; after FLUSHDB 1 within the check period, one warning; back to 0 when rewritten', async () => {
+    // Its own server: FLUSHDB on the shared one would wipe every other test's keys.
+    const s = await privateRedis(['--save', '', '--appendonly', 'no']);
+    cleanup.push(() => {
+      s.process.kill('SIGKILL');
+      rmSync(s.dir, { recursive: true, force: true });
+    });
+    const redis = createRedisClient({ url: s.url, tls: false }, 'tooling');
+    redis.on('error', () => {});
+    cleanup.push(() => redis.disconnect());
+    await waitReady(redis, 10_000);
+    const marker = 'dl:state-marker:features';
+    await redis.set(marker, '2026-01-01T00:00:00.000Z');
+
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const warnings: Array<{ obj: object; msg?: string }> = [];
+    const intervalMs = 200;
+    const reader = watchFeaturesStateMarker(
+      redis,
+      { keyPrefix: 'dl', consequence: 'reads answer not found', logger: recordingLogger('warn', warnings), registry },
+      intervalMs,
+    );
+    cleanup.push(() => reader.stop());
+    const missing = async () =>
+      (await registry.getSingleMetric('driftline_online_store_state_missing')?.get())?.values.find(
+        (v) => v.labels.store === 'features',
+      )?.value;
+
+    expect(await eventually(async () => (await missing()) === 0 || undefined, 5_000)).toBe(true);
+    expect(warnings).toEqual([]);
+
+    // Redis restarted empty (or flushed): the reader tells within one check period.
+    await redis.flushdb();
+    const flushedAt = Date.now();
+    await eventually(async () => (await missing()) === 1 || undefined, 5_000);
+    expect(Date.now() - flushedAt).toBeLessThan(2_000); // a few check periods on a loaded machine
+    // Several checks later: still one warning, naming the marker and the likely causes.
+    await new Promise((r) => setTimeout(r, intervalMs * 4));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.obj).toMatchObject({ store: 'features', marker });
+    expect(warnings[0]?.msg).toMatch(
+      /^the features state marker is missing in Redis: reads answer not found\. .*DRIFTLINE_FEATURE_KEY_PREFIX/,
+    );
+    // The reader never writes the marker itself: that is the materializer's decision.
+    expect(await redis.exists(marker)).toBe(0);
+
+    // The materializer writes it again: gauge 0.
+    await redis.set(marker, '2026-01-01T00:10:00.000Z');
+    await eventually(async () => (await missing()) === 0 || undefined, 5_000);
+    // Rewritten between two checks (a loss the reader did not see missing): one more warning.
+    await redis.set(marker, '2026-01-01T00:20:00.000Z');
+    await eventually(async () => (warnings.length === 2 ? true : undefined), 5_000);
+    expect(warnings[1]?.msg).toMatch(/written again since the last check: Redis lost the features state/);
+    expect(await missing()).toBe(0);
+  });
+});

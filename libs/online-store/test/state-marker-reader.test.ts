@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest';
+import { featuresStateMarkerKey, markerChange } from '../src/redis/state-marker-reader.js';
+
+describe('markerChange: one log line per change of the writer marker, not per check', () => {
+  it('reports a marker going missing once, its return, and a value the writer wrote again', () => {
+    expect(markerChange(undefined, null)).toBe('missing'); // missing at the first check
+    expect(markerChange('t1', null)).toBe('missing');
+    expect(markerChange(null, null)).toBe('none'); // still missing: no new line
+    expect(markerChange(null, 't2')).toBe('found');
+    expect(markerChange(undefined, 't1')).toBe('none'); // present at the first check
+    expect(markerChange('t1', 't1')).toBe('none');
+    // Written again between two checks (the materializer recreates it within 10 s of a loss).
+    expect(markerChange('t1', 't2')).toBe('rewritten');
+  });
+
+  it('uses the feature-materializer key layout', () => {
+    expect(featuresStateMarkerKey('dl')).toBe('dl:state-marker:features');
+  });
+});

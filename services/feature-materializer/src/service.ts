@@ -15,6 +15,7 @@ import {
   checkRedisServer,
   checkViewDefinitions,
   createRedisOnlineStore,
+  featuresStateMarkerKey,
   ONLINE_FEATURES_STAKES,
   type StateMarker,
   watchStateMarker,
@@ -137,12 +138,12 @@ export const featureMaterializer = defineService({
     let marker: StateMarker | undefined;
     const watchMarker = () => {
       watchStateMarker(store.client, {
-        key: `${config.keyPrefix}:state-marker:features`,
+        key: featuresStateMarkerKey(config.keyPrefix),
         store: 'features',
         consumedBefore: () => groupHasCommitted(ctx.kafka(), groupId, sources),
         stateExists: () => store.holdsRows(),
         recovery:
-          'online features were lost; they come back with their entities\' next events, or replay this group from Kafka (README, "What the backends must be")',
+          'online features were lost: a row comes back with its entity\'s next event, a windowed aggregate is wrong until its longest window has passed; replay this group from Kafka to repair (README, "What the backends must be")',
         logger: ctx.logger,
         registry: ctx.registry,
       }).then(

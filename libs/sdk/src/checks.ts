@@ -90,12 +90,19 @@ export function predictionEventProblem(event: PredictionEvent): string | undefin
   return undefined;
 }
 
-/** A label's problem: ids that are not well-formed Unicode (the label-joiner joins on prediction_id). */
+/**
+ * A label's problem the label-joiner would dead-letter it for: ids that are not well-formed Unicode
+ * (it joins on prediction_id), a label that is not a finite number (its scores were checked here,
+ * its labels reached the topic and its DLQ).
+ */
 export function labelEventProblem(event: LabelEvent): string | undefined {
-  return firstTextProblem([
+  const text = firstTextProblem([
     ['prediction_id', event.prediction_id],
     ['model', event.model],
   ]);
+  if (text !== undefined) return text;
+  if (!Number.isFinite(event.label)) return `label is ${event.label}: not a finite number`;
+  return undefined;
 }
 
 /**

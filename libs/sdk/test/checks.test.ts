@@ -65,6 +65,13 @@ describe('labelEventProblem: ids that would not survive UTF-8', () => {
     expect(labelEventProblem({ ...label, prediction_id: 'p\uD800' })).toMatch(/^prediction_id is not well-formed/);
     expect(labelEventProblem({ ...label, model: '\uDFFFm' })).toMatch(/^model is not well-formed/);
   });
+  it('names a label that is not a finite number (the label-joiner dead-letters it)', () => {
+    expect(labelEventProblem({ ...label, label: Number.NaN })).toBe('label is NaN: not a finite number');
+    expect(labelEventProblem({ ...label, label: Number.NEGATIVE_INFINITY })).toBe(
+      'label is -Infinity: not a finite number',
+    );
+    expect(labelEventProblem({ ...label, label: 0 })).toBeUndefined();
+  });
 });
 
 describe('eventsOf and eventTimeTypeProblem: input of the wrong type (untyped callers)', () => {

@@ -278,15 +278,17 @@ GROUP BY time
 ORDER BY time`;
 
 /**
- * A metric over a version's windows that have a finite value of it, weighted by their labels (a
- * window of 10 labels counts a hundredth of one of 1,000), as the model card pools it: accuracy is
+ * A metric over a version's windows that have a finite value of it, weighted by their valid labels
+ * (`labeled - invalid_labels`, those its metrics used: a window of 10 counts a hundredth of one of
+ * 1,000), as the model card pools it: accuracy is
  * then the pooled value, RMSE the root of the weighted mean square (`squared`); ROC AUC and F1 have
  * no pooled form from windows, and their columns say "mean of windows".
  */
 function labelWeighted(metric: string, alias: string, squared = false): string {
   const has = `${metric} IS NOT NULL AND isFinite(${metric})`;
   const term = squared ? `${metric} * ${metric}` : metric;
-  const mean = `if(sumIf(labeled, ${has}) = 0, NULL, sumIf(${term} * labeled, ${has}) / sumIf(labeled, ${has}))`;
+  const weight = '(labeled - invalid_labels)';
+  const mean = `if(sumIf(${weight}, ${has}) = 0, NULL, sumIf(${term} * ${weight}, ${has}) / sumIf(${weight}, ${has}))`;
   return `${squared ? `sqrt(${mean})` : mean} AS ${alias}`;
 }
 

@@ -94,19 +94,26 @@ async function seedBooleans(model: string, referenceValues: readonly string[]): 
 interface PerfWindow {
   readonly version: string;
   readonly labeled: number;
+  /** Labels not 0 or 1 (rows written before they nulled the metrics still have metrics). */
+  readonly invalid?: number;
   readonly accuracy: number | null;
   readonly f1: number | null;
   readonly roc_auc: number | null;
   readonly rmse: number | null;
 }
 
-/** The review's windows (1,000 labels at 0.9 and 10 at 0.1), one with no labels, and a regression version. */
+/**
+ * The review's windows (1,000 labels at 0.9 and 10 at 0.1), one with no labels, a regression
+ * version, and a version with invalid labels (90 of 100 in a window whose 10 valid ones are right).
+ */
 const PERF: readonly PerfWindow[] = [
   { version: 'v1', labeled: 1000, accuracy: 0.9, f1: 0.88, roc_auc: 0.95, rmse: null },
   { version: 'v1', labeled: 10, accuracy: 0.1, f1: 0.12, roc_auc: 0.3, rmse: null },
   { version: 'v1', labeled: 0, accuracy: null, f1: null, roc_auc: null, rmse: null },
   { version: 'v2', labeled: 500, accuracy: null, f1: null, roc_auc: null, rmse: 2 },
   { version: 'v2', labeled: 5, accuracy: null, f1: null, roc_auc: null, rmse: 10 },
+  { version: 'v3', labeled: 100, invalid: 90, accuracy: 1, f1: 1, roc_auc: null, rmse: null },
+  { version: 'v3', labeled: 10, accuracy: 0, f1: 0, roc_auc: null, rmse: null },
 ];
 
 async function seedPerformance(model: string): Promise<void> {
@@ -125,7 +132,7 @@ async function seedPerformance(model: string): Promise<void> {
       expired: 0,
       pending: 0,
       label_coverage: 1,
-      invalid_labels: 0,
+      invalid_labels: w.invalid ?? 0,
       accuracy: w.accuracy,
       f1: w.f1,
       roc_auc: w.roc_auc,
@@ -137,12 +144,16 @@ async function seedPerformance(model: string): Promise<void> {
   );
 }
 
-/** Σ x·labels / Σ labels over the windows of `version` with a value (of x² under the root for RMSE). */
+/**
+ * Σ x·valid labels / Σ valid labels over the windows of `version` with a value (of x² under the
+ * root for RMSE); valid: labeled − invalid.
+ */
 function labelWeighted(version: string, metric: 'accuracy' | 'f1' | 'roc_auc' | 'rmse'): number {
   const rows = PERF.filter((w) => w.version === version && w[metric] !== null);
-  const labels = rows.reduce((s, w) => s + w.labeled, 0);
-  if (metric === 'rmse') return Math.sqrt(rows.reduce((s, w) => s + w[metric]! ** 2 * w.labeled, 0) / labels);
-  return rows.reduce((s, w) => s + w[metric]! * w.labeled, 0) / labels;
+  const valid = (w: PerfWindow) => w.labeled - (w.invalid ?? 0);
+  const labels = rows.reduce((s, w) => s + valid(w), 0);
+  if (metric === 'rmse') return Math.sqrt(rows.reduce((s, w) => s + w[metric]! ** 2 * valid(w), 0) / labels);
+  return rows.reduce((s, w) => s + w[metric]! * valid(w), 0) / labels;
 }
 
 interface DriftRow {
@@ -239,8 +250,8 @@ describe('panel figures against an independent computation on the seeded rows', 
   }
 
   it('versions in the range: metrics weighted by labels as the model card pools them', async () => {
-    const { data } = await panel('panel "Versions in the range" A', { database, model: 'weighted', version: [] });
-    expect(data.map((r) => r.model_version)).toEqual(['v1', 'v2']);
+    const { data } = await panel('panel "Versions in the range" A', { database, model: 'weighted', version: [] }, 8);
+    expect(data.map((r) => r.model_version)).toEqual(['v1', 'v2', 'v3']);
     // Whatever the column is called, its figure: the metric's name is in it.
     const column = (row: Row, metric: string) => {
       const names = Object.keys(row).filter((k) => k.includes(metric));
@@ -258,6 +269,8 @@ describe('panel figures against an independent computation on the seeded rows', 
     }
     // The review's figure: the card's 0.8921, not the plain mean 0.5.
     expect(labelWeighted('v1', 'accuracy')).toBeCloseTo(0.8921, 4);
+    // Invalid labels weigh nothing: 10 right of 20 valid, not 100 of 110 labeled.
+    expect(Number(column(data.find((r) => r.model_version === 'v3')!, 'accuracy'))).toBeCloseTo(0.5, 12);
   });
 
   const canary = { database, model: 'canary', version: ['v1', 'v2'], feature: ['a', 'b', 'c', 'd'] };

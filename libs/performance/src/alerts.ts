@@ -99,6 +99,16 @@ export interface EstimateBreach {
 }
 
 /**
+ * The label coverage by which {@link evaluateEstimateBounds} decides whether the realized metrics
+ * judge a window instead of its estimate: none (null) when the row has invalid labels, whose
+ * realized classification metrics are null (labels −1/+1 had left the window judged by neither).
+ */
+export function judgedCoverage(row: PerformanceRow | undefined): number | null {
+  if (row === undefined || row.invalidLabels > 0) return null;
+  return row.labelCoverage;
+}
+
+/**
  * The bounds a window's CBPE estimate breaks: the same bounds as the realized metrics, on the
  * metrics CBPE estimates (accuracy, precision, recall, f1, roc_auc), once at least `minSamples`
  * predictions are scored. Windows whose labels already cover `realizedCoverage` are judged on

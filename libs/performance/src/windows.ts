@@ -15,24 +15,36 @@ export interface WindowRef {
   readonly model: string;
   readonly modelVersion: string;
   readonly windowStart: number;
+  /**
+   * The window's size, in its key since keys carry it: a pending prediction's window is the one it
+   * was keyed with, also after DRIFTLINE_JOINER_WINDOW changed (its old start with the new size had
+   * made windows that overlap). Undefined for keys written before (size unknown).
+   */
+  readonly windowMs?: number;
 }
 
 export function windowKey(ref: WindowRef): string {
-  return JSON.stringify([ref.model, ref.modelVersion, ref.windowStart]);
+  return JSON.stringify(
+    ref.windowMs === undefined
+      ? [ref.model, ref.modelVersion, ref.windowStart]
+      : [ref.model, ref.modelVersion, ref.windowStart, ref.windowMs],
+  );
 }
 
 export function parseWindowKey(key: string): WindowRef {
   const parsed: unknown = JSON.parse(key);
   if (
     !Array.isArray(parsed) ||
-    parsed.length !== 3 ||
+    (parsed.length !== 3 && parsed.length !== 4) ||
     typeof parsed[0] !== 'string' ||
     typeof parsed[1] !== 'string' ||
-    typeof parsed[2] !== 'number'
+    typeof parsed[2] !== 'number' ||
+    (parsed.length === 4 && !(Number.isInteger(parsed[3]) && (parsed[3] as number) > 0))
   ) {
     throw new DriftlineError('VALIDATION_FAILED', `not a window key: ${key}`);
   }
-  return { model: parsed[0], modelVersion: parsed[1], windowStart: parsed[2] };
+  const ref = { model: parsed[0], modelVersion: parsed[1], windowStart: parsed[2] };
+  return parsed.length === 4 ? { ...ref, windowMs: parsed[3] as number } : ref;
 }
 
 export const ALL_SEGMENT = '__all__';
@@ -187,12 +199,19 @@ export interface PerformanceRow {
   readonly labeled: number;
   readonly expired: number;
   readonly pending: number;
-  /** labeled / predictions (null when there is none). */
+  /** Valid labels (labeled − invalidLabels) / predictions (null when there is none). */
   readonly labelCoverage: number | null;
-  /** Labeled rows left out of classification metrics because their label is not 0 or 1. */
+  /**
+   * Labeled rows whose label is not 0 or 1 in a classification window. With any of them the slice's
+   * classification metrics are null: what the label meant is unknown, and the rest without them is
+   * not the model's performance (labels −1/+1 had left only the positives: accuracy 1).
+   */
   readonly invalidLabels: number;
   readonly metrics: Metrics;
 }
+
+/** Whether a label is a class of a binary classification model (0 or 1): any other is invalid. */
+export const isClassLabel = (label: number): boolean => label === 0 || label === 1;
 
 /** The metrics of the labeled rows `rows` (indices into the window's columns; all when undefined). */
 function metricsOf(
@@ -208,13 +227,13 @@ function metricsOf(
   for (let k = 0; k < n; k++) {
     const i = rows === undefined ? k : (rows[k] as number);
     const label = window.labels[i] as number;
-    if (task === 'classification' && label !== 0 && label !== 1) continue;
+    if (task === 'classification' && !isClassLabel(label)) continue;
     labels[kept] = label;
     predictions[kept] = window.predictions[i] as number;
     kept++;
   }
   const invalid = n - kept;
-  if (kept === 0) return { metrics: emptyMetrics(), invalid };
+  if (kept === 0 || invalid > 0) return { metrics: emptyMetrics(), invalid };
   const [y, p] = [labels.subarray(0, kept), predictions.subarray(0, kept)];
   return {
     metrics: task === 'classification' ? classificationMetrics(y, p, threshold) : regressionMetrics(y, p),
@@ -240,7 +259,7 @@ function row(
     labeled,
     expired,
     pending,
-    labelCoverage: predictions === 0 ? null : labeled / predictions,
+    labelCoverage: predictions === 0 ? null : (labeled - invalid) / predictions,
     invalidLabels: invalid,
     metrics,
   };

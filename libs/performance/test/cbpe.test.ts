@@ -9,6 +9,7 @@ import {
   fitIsotonicCalibration,
   identityCalibration,
   mergeScoreHistograms,
+  OUT_OF_RANGE_SLOT,
   parseCalibrationMap,
   SCORE_BINS,
   SCORE_SLOTS,
@@ -158,8 +159,7 @@ describe('score histogram', () => {
     expect([low.high, low.positive, high.low, high.positive]).toEqual([t, false, t, true]);
     expect(low.low).toBeLessThan(t);
     expect(high.high).toBeGreaterThan(t);
-    expect(scoreSlot(-3, t)).toBe(0);
-    expect(scoreSlot(7, t)).toBe(SCORE_BINS - 1);
+    for (const s of [-3, 7, -1e-12, 1 + 1e-12, Number.NaN]) expect(scoreSlot(s, t), String(s)).toBe(OUT_OF_RANGE_SLOT);
     // Every score lands in a slot whose range holds it (edges included), on the right side.
     for (const s of [0, 1e-9, 1e-6, 0.01, 0.3, 0.42349, 0.4235, 0.5, 0.77, 0.999999, 1]) {
       const r = slotRange(scoreSlot(s, t), t);
@@ -168,6 +168,36 @@ describe('score histogram', () => {
     }
     // On a grid edge (0.5 is logit 0, an edge) the lower part is empty: 0.5 lands in the split slot.
     expect(scoreSlot(0.5, 0.5)).toBe(SCORE_BINS);
+  });
+
+  it('estimates nothing from scores outside [0, 1], where exact mode works on the raw scores (found by a review)', () => {
+    // The fixture's model as margins (logits), deciding at 0: the same decisions and calibrated
+    // probabilities as its scores at 0.5 (isotonic calibration follows any monotone transform).
+    const logit = (s: number) => Math.log(s / (1 - s));
+    const marginMap = fitIsotonicCalibration(fixture.reference.scores.map(logit), labels(fixture.reference.labels));
+    const c = chunks()[0]!;
+    const margins = c.scores.map(logit);
+    const exact = estimateCbpe(margins, marginMap, 0);
+    expect(exact.accuracy).toBeCloseTo(estimateCbpe(c.scores, map, 0.5).accuracy!, 6);
+    // The histogram had clipped the margins to 0 and 1 (accuracy 0.271 where exact said 0.944):
+    // now it counts them apart and estimates nothing, over every scored prediction.
+    const h = scoreHistogram(margins, 0);
+    expect(h.counts[OUT_OF_RANGE_SLOT]).toBe(margins.filter((m) => m < 0 || m > 1).length);
+    expect(estimateCbpeFromHistogram(h, marginMap, 0)).toMatchObject({
+      n: margins.length,
+      accuracy: null,
+      precision: null,
+      recall: null,
+      f1: null,
+      roc_auc: null,
+    });
+    // One such score in a window of probabilities is enough: the grid cannot say where it lies.
+    const mixed = scoreHistogram([...c.scores, 1.5], 0.5);
+    expect(estimateCbpeFromHistogram(mixed, map, 0.5).accuracy).toBeNull();
+    expect(estimateCbpeFromHistogram(scoreHistogram(c.scores, 0.5), map, 0.5).accuracy).toBeCloseTo(
+      estimateCbpe(c.scores, map, 0.5).accuracy!,
+      3,
+    );
   });
 
   it('merges by addition: two halves give the estimate of the whole', () => {

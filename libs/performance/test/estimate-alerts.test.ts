@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateBounds, evaluateEstimateBounds, parseBounds, performanceAlertId } from '../src/alerts.js';
+import {
+  evaluateBounds,
+  evaluateEstimateBounds,
+  judgedCoverage,
+  parseBounds,
+  performanceAlertId,
+} from '../src/alerts.js';
 import { estimateCbpe, identityCalibration } from '../src/cbpe.js';
 import { computeWindow } from '../src/windows.js';
-import { windowOf } from './window-of.js';
+import { plusMinusOneWindow, windowOf } from './window-of.js';
 
 const estimate = estimateCbpe(
   Array.from({ length: 200 }, (_, i) => (i % 100) / 100),
@@ -18,6 +24,23 @@ describe('alerts on the CBPE estimate and on business metrics', () => {
     expect(breaches[0]?.value).toBe(estimate.roc_auc);
     expect(evaluateEstimateBounds(estimate, 0.5, bounds, { minSamples: 100, realizedCoverage: 0.5 })).toEqual([]);
     expect(evaluateEstimateBounds(estimate, null, bounds, { minSamples: 201, realizedCoverage: 0.5 })).toEqual([]);
+  });
+
+  it('judges the estimate of a window whose invalid labels left no realized metrics (found by a review)', () => {
+    // 200 predictions scored 0.55, labels −1/+1: 100 valid labels cover half the window, which had
+    // skipped the estimate (realized judges from 0.5) while the realized accuracy (1) judged nothing.
+    const scores = Array.from({ length: 200 }, () => 0.55);
+    const rows = plusMinusOneWindow();
+    const accuracy = parseBounds('accuracy<0.8', 'B');
+    expect(evaluateBounds(rows, accuracy, { minSamples: 100, includeSegments: false })).toEqual([]);
+    expect(judgedCoverage(rows[0])).toBeNull();
+    const breaches = evaluateEstimateBounds(
+      estimateCbpe(scores, identityCalibration(), 0.5),
+      judgedCoverage(rows[0]),
+      accuracy,
+      { minSamples: 100, realizedCoverage: 0.5 },
+    );
+    expect(breaches.map((b) => [b.bound.metric, b.value])).toEqual([['accuracy', expect.closeTo(0.55, 12)]]);
   });
 
   it('a business bound is judged on the whole window with the business metrics given', () => {
@@ -58,7 +81,8 @@ describe('alerts on the CBPE estimate and on business metrics', () => {
     });
     expect(invalid[0]).toMatchObject({ labeled: 1000, invalidLabels: 995 });
     expect(evaluateBounds(invalid, accuracy, { minSamples: 100, includeSegments: false })).toEqual([]);
-    expect(evaluateBounds(invalid, accuracy, { minSamples: 5, includeSegments: false })).toHaveLength(1);
+    // Nor judged at all: with invalid labels the window has no classification metrics.
+    expect(evaluateBounds(invalid, accuracy, { minSamples: 5, includeSegments: false })).toEqual([]);
     // A segment whose value is literally `__all__`, 100 wrong rows (the window is 95% right): judged
     // only with segments on.
     const spoof = computeWindow({

@@ -59,8 +59,9 @@ function naiveWindow(
     const valid = task === 'classification' ? rows.filter((r) => r.label === 0 || r.label === 1) : rows;
     const y = valid.map((r) => r.label);
     const p = valid.map((r) => r.prediction);
+    // Any invalid label: no classification metrics (what it meant is unknown).
     const metrics =
-      valid.length === 0
+      valid.length === 0 || valid.length < rows.length
         ? (Object.fromEntries(Object.keys(regressionMetrics([1], [1])).map((k) => [k, null])) as Metrics)
         : task === 'classification'
           ? classificationMetrics(y, p, 0.5)
@@ -77,7 +78,7 @@ function naiveWindow(
       labeled: rows.length,
       expired: exp,
       pending: pend,
-      labelCoverage: predictions === 0 ? null : rows.length / predictions,
+      labelCoverage: predictions === 0 ? null : (rows.length - invalid) / predictions,
       invalidLabels: invalid,
       metrics,
     };

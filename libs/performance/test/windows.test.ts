@@ -11,7 +11,7 @@ import {
   windowKey,
   windowStart,
 } from '../src/index.js';
-import { windowOf } from './window-of.js';
+import { plusMinusOneWindow, windowOf } from './window-of.js';
 
 describe('windows', () => {
   it('assigns tumbling windows on event time, also before the epoch', () => {
@@ -56,9 +56,10 @@ describe('windows', () => {
       pending: 3,
     });
     const all = rows.find((r) => r.segment === ALL_SEGMENT);
-    expect(all).toMatchObject({ predictions: 10, labeled: 5, expired: 2, pending: 3, labelCoverage: 0.5 });
+    // Coverage of the valid labels: 4 of 10; the label 7 leaves the window without classification metrics.
+    expect(all).toMatchObject({ predictions: 10, labeled: 5, expired: 2, pending: 3, labelCoverage: 0.4 });
     expect(all?.invalidLabels).toBe(1);
-    expect(all?.metrics.accuracy).toBe(0.75);
+    expect(all?.metrics.accuracy).toBeNull();
     expect(rows.map((r) => `${r.segmentFeature}:${r.segment}`)).toEqual([
       ':__all__',
       'country:US',
@@ -67,6 +68,29 @@ describe('windows', () => {
     const us = rows.find((r) => r.segment === 'US');
     expect(us).toMatchObject({ labeled: 2, expired: 1, predictions: 3 });
     expect(us?.metrics.accuracy).toBe(1);
+  });
+
+  it('reports no metrics for labels −1/+1 of a classifier, never accuracy 1 on the positives left (found by a review)', () => {
+    // 200 predictions all scored 0.55, labels −1 and +1 half each: only the positives were kept.
+    const rows = plusMinusOneWindow();
+    expect(rows[0]).toMatchObject({ labeled: 200, invalidLabels: 100, labelCoverage: 0.5 });
+    for (const metric of ['accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'log_loss', 'brier'] as const) {
+      expect(rows[0]?.metrics[metric], metric).toBeNull();
+    }
+    // A regression model takes any finite value.
+    const regression = computeWindow({
+      task: 'regression',
+      threshold: 0.5,
+      segmentFeatures: [],
+      maxSegments: 5,
+      window: windowOf(0, [
+        { prediction: 0.5, label: -1, segments: [] },
+        { prediction: 0.5, label: 1, segments: [] },
+      ]),
+      pending: 0,
+    });
+    expect(regression[0]).toMatchObject({ invalidLabels: 0, labelCoverage: 1 });
+    expect(regression[0]?.metrics.mae).toBe(1);
   });
 
   it('regression windows fill regression metrics only', () => {

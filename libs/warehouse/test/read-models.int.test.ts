@@ -127,6 +127,19 @@ describe('the model card read model', () => {
     expect(overall.metrics.mae).toBeCloseTo((10 * 0.5 + 30 * 2.5) / 40, 12);
   });
 
+  it('weights classification windows by their valid labels, not by invalid ones (found by a review)', async () => {
+    // Window 1, written before invalid labels nulled the metrics: 100 labels, 90 of them invalid,
+    // accuracy 1 on the 10 valid ones. Window 2: 10 valid labels, all wrong.
+    await ch.insert('performance_windows', [
+      { ...perf('spam', 'v1', T0, 100, { accuracy: 1 }), task: 'classification', invalid_labels: 90 },
+      { ...perf('spam', 'v1', T0 + H, 10, { accuracy: 0 }), task: 'classification' },
+    ]);
+    const card = await warehouseOn(ch).modelCard('spam', 'v1');
+    const overall = card.live.find((l) => l.segmentFeature === '')!;
+    // 20 valid labels, 10 right: 0.5 (weighted by `labeled`, 100/110 = 0.909).
+    expect(overall.metrics.accuracy).toBeCloseTo(0.5, 12);
+  });
+
   it('reads a held-out metric and a drift statistic stored as NaN as null, not 0', async () => {
     await ch.command(
       `INSERT INTO ${ch.table('model_versions')} (model, version, request_id, base_version, status, promotion_reason, data_from, data_to, metrics, registered_at, updated_at)

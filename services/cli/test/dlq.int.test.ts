@@ -151,6 +151,34 @@ describe('driftline dlq', () => {
     );
     await expect(dlqCommand(['purge', '--topic', topic])).rejects.toThrow(/unknown subcommand "purge"/);
   });
+
+  it('names a DLQ the brokers lack at once, and the prefixed one when it exists (found by a review)', async () => {
+    // The review's case: `--topic labels.v1` under a prefix failed after 8 attempts with "does not
+    // host this topic-partition", naming no topic.
+    const prefix = `${uniqueName('pfx')}.`;
+    const logical = uniqueName('labels');
+    await ensureTopics(kafka, [{ topic: `${prefix}${logical}` }, { topic: `${prefix}${logical}.dlq` }]);
+    process.env.DRIFTLINE_TOPIC_PREFIX = prefix;
+    try {
+      const started = Date.now();
+      await expect(dlqCommand(['list', '--topic', logical])).rejects.toThrow(
+        `--topic: topic ${logical}.dlq does not exist on the brokers; the services' topic is ${prefix}${logical}.dlq (DRIFTLINE_TOPIC_PREFIX=${prefix}): --topic ${prefix}${logical}`,
+      );
+      expect(Date.now() - started).toBeLessThan(10_000);
+      // Without a prefixed one: the name alone. Replay checks the topic it sends to as well.
+      await expect(dlqCommand(['list', '--topic', 'nowhere.v1'])).rejects.toThrow(
+        /^--topic: topic nowhere\.v1\.dlq does not exist on the brokers$/,
+      );
+      const lone = uniqueName('dlq-only');
+      await ensureTopics(kafka, [{ topic: `${lone}.dlq` }]);
+      await expect(dlqCommand(['replay', '--topic', lone, '--dry-run'])).rejects.toThrow(
+        `--topic: topic ${lone} does not exist on the brokers`,
+      );
+      expect((await driftline('list', '--topic', `${prefix}${logical}`)).out).toMatch(/^0 dead letter\(s\)/);
+    } finally {
+      delete process.env.DRIFTLINE_TOPIC_PREFIX;
+    }
+  });
 });
 
 describe('driftline dlq replay: each source record once, across failures and runs', () => {

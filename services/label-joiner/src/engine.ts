@@ -3,6 +3,7 @@ import {
   type EventTimeCheck,
   eventNameProblem,
   eventTimeProblem,
+  type Logger,
   modelNameProblem,
   PoisonRecordError,
 } from '@driftline/core';
@@ -18,7 +19,7 @@ import {
   type TallyInput,
 } from '@driftline/join';
 import { counter, histogram, type Registry } from '@driftline/observability';
-import { windowKey, windowStart } from '@driftline/performance';
+import { isClassLabel, type Task, windowKey, windowStart } from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ExpiredPredictionRow, JoinedRow, PredictionStore } from '@driftline/warehouse';
 
@@ -115,7 +116,11 @@ export function validatePrediction(e: PredictionEvent, time: EventTimeCheck): vo
   }
 }
 
-export function validateLabel(e: LabelEvent, time: EventTimeCheck): void {
+/**
+ * `task`: the label's model's task (DRIFTLINE_JOINER_TASK, _MODEL_TASKS). A classification model's
+ * label must be a class, 0 or 1; a regression model takes any finite value.
+ */
+export function validateLabel(e: LabelEvent, time: EventTimeCheck, task?: Task): void {
   const bad = (why: string) =>
     new PoisonRecordError('VALIDATION_FAILED', `label of ${JSON.stringify(e.prediction_id)}: ${why}`);
   if (e.prediction_id.length === 0 || e.prediction_id.length > MAX_ID_LENGTH)
@@ -128,6 +133,13 @@ export function validateLabel(e: LabelEvent, time: EventTimeCheck): void {
   if (problem !== undefined) throw bad(problem);
   if (!Number.isFinite(e.label)) throw bad('label is not a finite number');
   if (!measurable(e.label)) throw bad(`label ${e.label} is beyond ±${MAX_METRIC_MAGNITUDE}`);
+  // Any other value was left out of the windows' metrics without a word: labels −1/+1 left only
+  // the positives, and a model scoring 0.55 on everything showed accuracy 1 (found by a review).
+  if (task === 'classification' && !isClassLabel(e.label)) {
+    throw bad(
+      `label ${e.label} is not a class (0 or 1): model ${JSON.stringify(e.model.slice(0, 64))} is a classification model (DRIFTLINE_JOINER_TASK, DRIFTLINE_JOINER_MODEL_TASKS)`,
+    );
+  }
   // A value that is not finite counts as none (the business outcome skips it); a finite one beyond
   // the bound would overflow its sums.
   if (typeof e.value === 'number' && Number.isFinite(e.value) && !measurable(e.value)) {
@@ -142,6 +154,19 @@ export interface PredictionTallies {
   tallyOf(event: PredictionEvent, windowKey: string): TallyInput | undefined;
 }
 
+/**
+ * Joined labels their model's task cannot use: validated before the task was (a label waiting in
+ * the join state since before this check, a model's task changed since). Counted per model and
+ * warned of at most once per {@link INVALID_LABEL_WARNING_MS}; their windows count them in
+ * `invalid_labels` and have no classification metrics.
+ */
+export interface JoinedLabelCheck {
+  readonly taskOf: (model: string) => Task;
+  readonly logger?: Logger;
+}
+
+export const INVALID_LABEL_WARNING_MS = 60_000;
+
 export interface EngineStats {
   joined: number;
   outcomes: Record<string, number>;
@@ -154,6 +179,8 @@ export interface EngineStats {
  */
 export class JoinEngine {
   private readonly metrics;
+  private invalidWarnedAt = Number.NEGATIVE_INFINITY;
+  private invalidSinceWarning = 0;
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
@@ -162,6 +189,7 @@ export class JoinEngine {
     private readonly windowMs: number,
     registry?: Registry,
     private readonly tallies?: PredictionTallies,
+    private readonly labelCheck?: JoinedLabelCheck,
   ) {
     this.metrics =
       registry === undefined
@@ -183,6 +211,14 @@ export class JoinEngine {
               'Label event time minus prediction event time of joined rows',
               [],
               [1, 60, 600, 3_600, 21_600, 86_400, 259_200, 604_800, 2_592_000],
+            ),
+            // `model` comes from events: bounded (MAX_LABEL_VALUES, then `__other__`).
+            invalidLabels: counter(
+              registry,
+              'driftline_joiner_invalid_labels_total',
+              "Joined labels their model's task cannot use (not 0 or 1 for a classification model), left out of its metrics",
+              ['model'],
+              { bounded: ['model'] },
             ),
           };
   }
@@ -241,6 +277,7 @@ export class JoinEngine {
           model: e.model,
           modelVersion: e.model_version,
           windowStart: windowStart(e.event_time, this.windowMs),
+          windowMs: this.windowMs,
         });
         const tally = this.tallies?.tallyOf(e, key);
         predictions.push({
@@ -307,11 +344,31 @@ export class JoinEngine {
       this.metrics?.delay.observe(Math.max(0, (label.event_time - prediction.event_time) / 1000));
     }
     await this.sink.insertJoined(rows);
+    this.checkLabels(rows, now);
     await this.store.ackJoined(
       [...unique.values()].map(({ emit }) => emit),
       now,
     );
     this.metrics?.joined.inc(rows.length);
     return { joined: rows.length, outcomes };
+  }
+
+  private checkLabels(rows: readonly JoinedRow[], now: number): void {
+    const check = this.labelCheck;
+    if (check === undefined) return;
+    let example: { model: string; prediction_id: string; label: number } | undefined;
+    for (const { prediction, label } of rows) {
+      if (check.taskOf(prediction.model) !== 'classification' || isClassLabel(label.label)) continue;
+      this.metrics?.invalidLabels.inc({ model: prediction.model });
+      this.invalidSinceWarning++;
+      example ??= { model: prediction.model, prediction_id: prediction.prediction_id, label: label.label };
+    }
+    if (example === undefined || now - this.invalidWarnedAt < INVALID_LABEL_WARNING_MS) return;
+    check.logger?.warn(
+      { invalidLabels: this.invalidSinceWarning, ...example },
+      'joined labels that are not a class (0 or 1) of a classification model: their windows have no classification metrics',
+    );
+    this.invalidWarnedAt = now;
+    this.invalidSinceWarning = 0;
   }
 }

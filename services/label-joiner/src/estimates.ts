@@ -10,6 +10,7 @@ import {
   emptyScoreHistogram,
   estimateCbpeFromHistogram,
   identityCalibration,
+  OUT_OF_RANGE_SLOT,
   parseWindowKey,
   SCORE_SLOTS,
   type ScoreHistogram,
@@ -80,6 +81,13 @@ export class ScoreCounter implements PredictionTallies {
         'Prediction scores written to ClickHouse score_histograms_v2 for CBPE',
         [],
       ),
+      // Their windows have no estimate (null): see OUT_OF_RANGE_SLOT of @driftline/performance.
+      outOfRange: counter(
+        registry,
+        'driftline_joiner_scores_out_of_range_total',
+        'Prediction scores outside [0, 1] written to score_histograms_v2: their windows have no CBPE estimate',
+        [],
+      ),
       windows: gauge(
         registry,
         'driftline_joiner_score_windows_waiting',
@@ -120,16 +128,19 @@ export class ScoreCounter implements PredictionTallies {
     if (batch === undefined) return [];
     const flushes: HistogramFlush[] = [];
     let scores = 0;
+    let outOfRange = 0;
     for (const tally of batch.groups) {
       const group = parseGroup(tally.group);
       if (group === undefined) continue; // not a group of ours: nothing to send for it
       const histogram = histogramOf(tally);
       for (const c of histogram.counts) scores += c;
+      outOfRange += histogram.counts[OUT_OF_RANGE_SLOT]!;
       flushes.push({ ...group, flushId: batch.flushId, histogram });
     }
     await sink.insertHistograms(flushes);
     await store.ackTallies(batch.flushId, [...new Set(flushes.map((f) => windowKey(f.ref)))]);
     this.metrics.flushed.inc(scores);
+    this.metrics.outOfRange.inc(outOfRange);
     this.setWaiting(buffered);
     return flushes.map((f) => f.ref);
   }

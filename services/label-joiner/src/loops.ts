@@ -8,6 +8,7 @@ import {
   computeWindow,
   evaluateBounds,
   evaluateEstimateBounds,
+  judgedCoverage,
   type MetricBound,
   type PerformanceRow,
   parseWindowKey,
@@ -341,13 +342,21 @@ export class WindowRecomputer {
     return dirty.length;
   }
 
-  async recompute(ref: WindowRef): Promise<PerformanceRow[]> {
+  async recompute(keyed: WindowRef): Promise<PerformanceRow[]> {
     const o = this.options;
     const readAt = Date.now();
+    // The window its predictions were keyed with, whatever DRIFTLINE_JOINER_WINDOW is now; a key
+    // from before keys carried their size is taken as of the current size (what it always was).
+    const windowMs = keyed.windowMs ?? o.windowMs;
+    const ref: WindowRef = { ...keyed, windowMs };
     // Pending first: a prediction moving from pending to labeled in between is then counted twice at
-    // worst (never lost), and the move marks the window dirty again anyway.
-    const pending = await this.store.pendingCount(windowKey(ref));
-    const window = await this.warehouse.predictions.readWindow(ref, o.windowMs, o.segmentFeatures);
+    // worst (never lost), and the move marks the window dirty again anyway. Of the current size,
+    // predictions keyed before keys carried it count too (they wait under the key without it).
+    const unsized = { model: ref.model, modelVersion: ref.modelVersion, windowStart: ref.windowStart };
+    const pending =
+      (await this.store.pendingCount(windowKey(ref))) +
+      (windowMs === o.windowMs ? await this.store.pendingCount(windowKey(unsized)) : 0);
+    const window = await this.warehouse.predictions.readWindow(ref, windowMs, o.segmentFeatures);
     const task = o.taskOf(ref.model);
     const rows = computeWindow({
       task,
@@ -361,7 +370,7 @@ export class WindowRecomputer {
       task === 'classification' && o.estimator !== undefined ? await o.estimator.extras(ref, window) : undefined;
     await this.warehouse.performance.insert({
       ref,
-      windowMs: o.windowMs,
+      windowMs,
       task,
       threshold: o.threshold,
       rows,
@@ -393,7 +402,7 @@ export class WindowRecomputer {
     const estimate = extras?.estimate;
     if (estimate !== undefined) {
       const coverage = all?.labelCoverage ?? null;
-      for (const breach of evaluateEstimateBounds(estimate.value, coverage, o.bounds, {
+      for (const breach of evaluateEstimateBounds(estimate.value, judgedCoverage(all), o.bounds, {
         minSamples: o.alertMinSamples,
         realizedCoverage: o.realizedCoverage ?? 0.5,
       })) {
@@ -419,7 +428,7 @@ export class WindowRecomputer {
     segment: string,
     evidence: Record<string, unknown>,
   ): Promise<void> {
-    const windowEnd = ref.windowStart + this.options.windowMs;
+    const windowEnd = ref.windowStart + (ref.windowMs ?? this.options.windowMs);
     const id = performanceAlertId({
       kind,
       model: ref.model,

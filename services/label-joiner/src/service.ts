@@ -124,7 +124,7 @@ export const labelJoinerService = defineService({
               falseAlarmCost: config.falseAlarmCost,
               cacheMs: config.calibrationRefreshMs,
             });
-      const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry, scores);
+      const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry, scores, { taskOf, logger });
       // Expired predictions that can never be written go to predictions.v1.dlq, their stored bytes
       // as they are, with the reason; a failure of the DLQ is retriable (the pass acks nothing).
       const producer = await ctx.producer();
@@ -192,7 +192,7 @@ export const labelJoinerService = defineService({
               return { kind: 'prediction', event, ...positionOf(record) };
             }
             const event: LabelEvent = await labels.decode(record.value);
-            validateLabel(event, { bounds: ctx.common.eventTime, now: Date.now() });
+            validateLabel(event, { bounds: ctx.common.eventTime, now: Date.now() }, taskOf(event.model));
             return { kind: 'label', event, ...positionOf(record) };
           },
           async process(items, context) {

@@ -113,7 +113,7 @@ describe('JoinEngine', () => {
     // A duplicate inside one batch yields one row.
     await engine.process([label('b'), label('b')], 9, 'test/0');
     expect(sink.joined.map((r) => r.prediction.prediction_id)).toEqual(['a', 'b']);
-    expect(await store.pendingCount('["m","v1",0]')).toBe(0);
+    expect(await store.pendingCount('["m","v1",0,3600000]')).toBe(0);
   });
 
   it('the expiry scanner counts an unlabeled prediction once, even when the sink failed the first time', async () => {
@@ -346,6 +346,46 @@ describe('JoinEngine', () => {
     expect(() => validateLabel(longModel, TIME)).toThrow('label of "a": model must be 1..256 characters (got 300)');
   });
 
+  it("a classification model's label other than 0 or 1 is poison, naming the value and the task; regression takes any finite value (found by a review)", () => {
+    const okLabel = label('a', TIME.now - 1_000).event as LabelEvent;
+    for (const bad of [-1, 2, 0.5]) {
+      expect(() => validateLabel({ ...okLabel, label: bad }, TIME, 'classification')).toThrow(PoisonRecordError);
+      expect(() => validateLabel({ ...okLabel, label: bad }, TIME, 'classification')).toThrow(
+        `label of "a": label ${bad} is not a class (0 or 1): model "m" is a classification model (DRIFTLINE_JOINER_TASK, DRIFTLINE_JOINER_MODEL_TASKS)`,
+      );
+      expect(() => validateLabel({ ...okLabel, label: bad }, TIME, 'regression')).not.toThrow();
+    }
+    for (const good of [0, 1]) {
+      expect(() => validateLabel({ ...okLabel, label: good }, TIME, 'classification')).not.toThrow();
+    }
+  });
+
+  it('counts and warns of joined labels a classification model cannot use (validated before its task was known)', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const registry = createMetricsRegistry({ service: 't', defaultMetrics: false });
+    const warnings: unknown[] = [];
+    const logger = { ...silentLogger, warn: (fields: unknown) => warnings.push(fields) } as typeof silentLogger;
+    const engine = new JoinEngine(store, decoder, sink, 3_600_000, registry, undefined, {
+      taskOf: () => 'classification',
+      logger,
+    });
+    await engine.process([prediction('a'), prediction('b'), prediction('c')], 1, 'test/0');
+    await engine.process([label('a', 2_000, -1), label('b', 2_000, 1), label('c', 2_000, 2)], 2, 'test/1');
+    expect(sink.joined).toHaveLength(3);
+    expect(await registry.getSingleMetricAsString('driftline_joiner_invalid_labels_total')).toMatch(
+      /model="m",service="t"} 2/,
+    );
+    expect(warnings).toEqual([{ invalidLabels: 2, model: 'm', prediction_id: 'a', label: -1 }]);
+    // Rate-limited: the next one within the minute is counted, not logged.
+    await engine.process([prediction('d')], 3, 'test/0');
+    await engine.process([label('d', 2_000, -1)], 4, 'test/1');
+    expect(warnings).toHaveLength(1);
+    expect(await registry.getSingleMetricAsString('driftline_joiner_invalid_labels_total')).toMatch(
+      /model="m",service="t"} 3/,
+    );
+  });
+
   it('a µs label or prediction is poison (DLQ with the reason) and never reaches the join state', async () => {
     const now = TIME.now;
     const usLabel = label('a', now * 1000);
@@ -528,7 +568,7 @@ describe('JoinEngine: dead letters replayed after the tombstone expired (driftli
     const labels = await engine.process([replayed(label('a')), replayed(label('b'))], 30_001, 'test/1');
     expect(labels.outcomes).toEqual({ 'label:replay-duplicate': 2 });
     expect(await store.scheduledCount()).toBe(0);
-    expect(await store.pendingCount('["m","v1",0]')).toBe(0);
+    expect(await store.pendingCount('["m","v1",0,3600000]')).toBe(0);
     // No live state either (only the expired tombstones the memory store drops when read).
     expect([...store.states.values()].filter((e) => e.expiresAt > 30_001)).toEqual([]);
     expect(sink.joined).toHaveLength(1);

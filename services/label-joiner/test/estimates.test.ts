@@ -61,7 +61,7 @@ function setup(maxWindows = 100) {
   return { store, counter, sinks, run, flush };
 }
 
-const ref = { model: 'm', modelVersion: 'v1', windowStart: 0 };
+const ref = { model: 'm', modelVersion: 'v1', windowStart: 0, windowMs: HOUR };
 
 describe('ScoreCounter (CBPE score histograms tallied by the join)', () => {
   it('counts a prediction once: at its first transition, never on a replay or a duplicate', async () => {
@@ -119,6 +119,6 @@ describe('ScoreCounter (CBPE score histograms tallied by the join)', () => {
     expect(await store.scheduledCount()).toBe(1);
     await flush();
     await run([prediction('b', 0.9, 'm', 2 * HOUR)]);
-    expect(await flush()).toEqual([{ model: 'm', modelVersion: 'v1', windowStart: 2 * HOUR }]);
+    expect(await flush()).toEqual([{ model: 'm', modelVersion: 'v1', windowStart: 2 * HOUR, windowMs: HOUR }]);
   });
 });

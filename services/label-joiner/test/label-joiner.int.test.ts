@@ -458,7 +458,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
       }
       // A label of a third model that never predicted this id: it must join nobody.
       if (i % 5 === 0) {
-        records.push({ kind: 'label', event: { prediction_id: id, model: 'ghost', event_time: now, label: 7 } });
+        records.push({ kind: 'label', event: { prediction_id: id, model: 'ghost', event_time: now, label: 1 } });
         waiting++;
       }
     }

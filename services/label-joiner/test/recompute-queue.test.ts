@@ -5,19 +5,10 @@ import { createMetricsRegistry } from '@driftline/observability';
 import { type WindowRef, windowKey } from '@driftline/performance';
 import { describe, expect, it } from 'vitest';
 import { type RecomputeOptions, WindowRecomputer } from '../src/loops.js';
+import { recomputeOptions } from './fixtures/recompute-options.js';
 
 const WINDOW = 600_000;
-const options: RecomputeOptions = {
-  windowMs: WINDOW,
-  taskOf: () => 'classification',
-  threshold: 0.5,
-  segmentFeatures: [],
-  maxSegments: 10,
-  bounds: [],
-  alertMinSamples: 100,
-  alertSegments: false,
-  batch: 5,
-};
+const options: RecomputeOptions = { ...recomputeOptions(WINDOW), batch: 5 };
 
 /** A recomputer whose windows of model `broken` always fail (retriably or not); the others succeed. */
 class Probe extends WindowRecomputer {

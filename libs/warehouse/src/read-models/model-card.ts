@@ -141,16 +141,18 @@ async function loadTransitions(ch: ClickHouse, model: string, version: string): 
 }
 
 /**
- * A live metric over the windows with a finite value of it, weighted by their labels (a window
- * with 10 labels counts a tenth of one with 100). A mean of per-label terms (accuracy, log loss,
+ * A live metric over the windows with a finite value of it, weighted by their valid labels, those
+ * its metrics used (a window with 10 counts a tenth of one with 100; `labeled` had weighted by the
+ * invalid ones too, which rows written before invalid labels nulled the metrics still have). A mean of per-label terms (accuracy, log loss,
  * Brier, MAE) pools exactly as the weighted mean; RMSE as the root of the weighted mean square (its
  * weighted mean understated it); ROC AUC and F1 have no such form — the card calls them the mean of
  * windows (libs/report WINDOW_MEAN_METRICS).
  */
 function pooled(m: (typeof LIVE_METRICS)[number]): string {
   const has = `${m} IS NOT NULL AND isFinite(${m})`;
+  const weight = '(labeled - invalid_labels)';
   const mean = (term: string) =>
-    `if(sumIf(labeled, ${has}) = 0, NULL, sumIf(${term} * labeled, ${has}) / sumIf(labeled, ${has}))`;
+    `if(sumIf(${weight}, ${has}) = 0, NULL, sumIf(${term} * ${weight}, ${has}) / sumIf(${weight}, ${has}))`;
   return m === 'rmse' ? `sqrt(${mean(`${m} * ${m}`)}) AS ${m}` : `${mean(m)} AS ${m}`;
 }
 

@@ -8,6 +8,7 @@ import {
   headerText,
   type InboundRecord,
   kafkaEnvShape,
+  listTopics,
   type OutboundMessage,
   REPLAYED_FROM_HEADER,
   readDeadLetter,
@@ -17,6 +18,7 @@ import {
   sourceRecordOf,
   toKafkaConfig,
 } from '@driftline/kafka';
+import { commonEnvShape } from '@driftline/service';
 import { parseCommandArgs } from '../args.js';
 import { parseTime } from '../time-options.js';
 import { checkEnvNames } from './env-names.js';
@@ -44,7 +46,9 @@ their reasons) without committing anything.
            again goes back to the DLQ.
 Kafka comes from DRIFTLINE_KAFKA_* (the services' variables).
 
-  --topic TOPIC          the source topic as Kafka names it (with DRIFTLINE_TOPIC_PREFIX), e.g. predictions.v1
+  --topic TOPIC          the source topic as Kafka names it, DRIFTLINE_TOPIC_PREFIX included (not added),
+                         e.g. predictions.v1; a TOPIC.dlq (or, for replay, a TOPIC) the brokers do not
+                         have stops the command at once, naming it (and the prefixed name if that one exists)
   --code CODE            only dead letters with this code (repeatable: INTERNAL, SINK_REJECTED, ...)
   --group GROUP          only those this consumer group dead-lettered (driftline.dlq.consumer.group)
   --since T              only those that failed at or after T (ISO time, epoch ms, or a duration ago: 2h)
@@ -107,9 +111,29 @@ export async function dlqCommand(args: readonly string[]): Promise<number> {
   await checkEnvNames();
   const kafka = createKafkaClient(toKafkaConfig(parseEnv(kafkaEnvShape)));
   const dlq = `${topic}.dlq`;
+  await checkTopics(kafka, sub === 'list' ? [dlq] : [dlq, topic]);
   return sub === 'list'
     ? list(kafka, dlq, selection, values.json)
     : replay(kafka, topic, dlq, selection, values['dry-run']);
+}
+
+/**
+ * Stops at once, naming the topic, when the brokers lack one of `topics`: reading a missing DLQ had
+ * failed after 8 attempts with "does not host this topic-partition" (`--topic labels.v1` under a
+ * DRIFTLINE_TOPIC_PREFIX, found by a review). The name is taken as given, never prefixed: with a
+ * prefix, the services' topic is the prefixed one, and the message says so when that one exists.
+ */
+async function checkTopics(kafka: ReturnType<typeof createKafkaClient>, topics: readonly string[]): Promise<void> {
+  const existing = new Set(await listTopics(kafka));
+  const missing = topics.find((t) => !existing.has(t));
+  if (missing === undefined) return;
+  const prefix = parseEnv({ DRIFTLINE_TOPIC_PREFIX: commonEnvShape.DRIFTLINE_TOPIC_PREFIX }).DRIFTLINE_TOPIC_PREFIX;
+  const prefixed = `${prefix}${missing}`;
+  const hint =
+    prefix !== '' && existing.has(prefixed)
+      ? `; the services' topic is ${prefixed} (DRIFTLINE_TOPIC_PREFIX=${prefix}): --topic ${prefixed.replace(/\.dlq$/, '')}`
+      : '';
+  throw new ConfigError('--topic', `topic ${missing} does not exist on the brokers${hint}`);
 }
 
 async function list(

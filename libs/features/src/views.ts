@@ -282,25 +282,81 @@ export function aggregateDefinition(view: FeatureView): string {
 
 /**
  * The differences between a stored {@link aggregateDefinition} and the view's, one phrase each
- * (`amount_max: max(amount) over 1h → max(amount) over 1d`, `tx_10m: added`, `max_events: 1000 → 5000`);
- * empty when they agree. A removed aggregate is none (it is no longer read). A stored value that is
- * not a definition is one difference.
+ * (`amount_max: max(amount) over 1h → max(amount) over 1d`, `tx_10m: added`, `max_events: 1000 → 5000`),
+ * by what they cost:
+ * - `rebuild`: served wrong until the view is rebuilt (a replay) or the history has passed — an
+ *   aggregate (new or redefined) whose window exceeds the old horizon (the kept history is shorter),
+ *   one over a feature the kept history does not carry, a function or feature redefined under the
+ *   same name (rows keep the old value), a raised `max_events` (sets were trimmed to the old one),
+ *   aggregated features in another slot order (the kept values would be read as other features);
+ * - `untilNextEvent`: stale or missing until each entity's next event, then exact — an aggregate
+ *   added or lengthened within the old horizon, a shortened window, a lowered `max_events`.
+ * A removed aggregate is none (it is no longer read), nor is anything of a view without aggregates
+ * now. A stored value that is not a definition is one `rebuild` difference.
  */
-export function aggregateDefinitionChanges(stored: string, view: FeatureView): string[] {
-  let before: { max_events?: unknown; aggregates?: Record<string, unknown> };
+export function aggregateDefinitionChanges(
+  stored: string,
+  view: FeatureView,
+): { rebuild: string[]; untilNextEvent: string[] } {
+  const rebuild: string[] = [];
+  const untilNextEvent: string[] = [];
+  if (view.aggregates.length === 0) return { rebuild, untilNextEvent };
+  const old = storedAggregates(stored);
+  if (old === undefined) {
+    rebuild.push(`unreadable stored definition ${JSON.stringify(stored.slice(0, 80))}`);
+    return { rebuild, untilNextEvent };
+  }
+  // Each member of a window set packs the values of the aggregated features, in first-use order: a
+  // slot holding another feature now misreads the kept values (a trailing slot dropped or added does not).
+  const oldSlots = [...new Set([...old.aggregates.values()].map((a) => a.feature))];
+  const oldHorizon = Math.max(0, ...[...old.aggregates.values()].map((a) => a.windowMs));
+  if (view.aggregatedFeatures.some((f, i) => i < oldSlots.length && oldSlots[i] !== f)) {
+    rebuild.push(`aggregated features: ${oldSlots.join(', ')} → ${view.aggregatedFeatures.join(', ')}`);
+  }
+  for (const a of view.aggregates) {
+    const spec = `${a.function}(${a.feature}) over ${formatDuration(a.windowMs)}`;
+    const before = old.aggregates.get(a.name);
+    if (before !== undefined && before.text === spec) continue;
+    const change = before === undefined ? `${a.name}: added (${spec})` : `${a.name}: ${before.text} → ${spec}`;
+    const harmful =
+      a.windowMs > oldHorizon ||
+      !oldSlots.includes(a.feature) ||
+      (before !== undefined && (before.function !== a.function || before.feature !== a.feature));
+    (harmful ? rebuild : untilNextEvent).push(change);
+  }
+  // Without old aggregates there was no window set: its max_events bounded nothing.
+  if (old.aggregates.size > 0 && old.maxEvents !== view.maxWindowEvents) {
+    const change = `max_events: ${String(old.maxEvents)} → ${view.maxWindowEvents}`;
+    (typeof old.maxEvents === 'number' && old.maxEvents > view.maxWindowEvents ? untilNextEvent : rebuild).push(change);
+  }
+  return { rebuild, untilNextEvent };
+}
+
+interface StoredAggregate {
+  readonly text: string;
+  readonly function: string;
+  readonly feature: string;
+  readonly windowMs: number;
+}
+
+/** A stored definition's aggregates by name, in their stored order; undefined when unreadable. */
+function storedAggregates(
+  stored: string,
+): { maxEvents: unknown; aggregates: Map<string, StoredAggregate> } | undefined {
+  let before: { max_events?: unknown; aggregates?: unknown };
   try {
     before = JSON.parse(stored) as typeof before;
   } catch {
-    return [`unreadable stored definition ${JSON.stringify(stored.slice(0, 80))}`];
+    return undefined;
   }
-  const now = JSON.parse(aggregateDefinition(view)) as { max_events: number; aggregates: Record<string, string> };
-  const old = typeof before.aggregates === 'object' && before.aggregates !== null ? before.aggregates : {};
-  const changes: string[] = [];
-  for (const [name, spec] of Object.entries(now.aggregates)) {
-    if (!(name in old)) changes.push(`${name}: added`);
-    else if (old[name] !== spec) changes.push(`${name}: ${String(old[name])} → ${spec}`);
+  if (typeof before !== 'object' || before === null) return undefined;
+  const aggregates = new Map<string, StoredAggregate>();
+  const raw = typeof before.aggregates === 'object' && before.aggregates !== null ? before.aggregates : {};
+  for (const [name, text] of Object.entries(raw)) {
+    const parsed = typeof text === 'string' ? /^(\w+)\((.*)\) over (.+)$/.exec(text) : null;
+    const windowMs = parsed === null ? undefined : parseDurationMs(parsed[3]!);
+    if (parsed === null || windowMs === undefined) return undefined;
+    aggregates.set(name, { text: text as string, function: parsed[1]!, feature: parsed[2]!, windowMs });
   }
-  if (before.max_events !== now.max_events)
-    changes.push(`max_events: ${String(before.max_events)} → ${now.max_events}`);
-  return changes;
+  return { maxEvents: before.max_events, aggregates };
 }

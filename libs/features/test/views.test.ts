@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   aggregateDefinition,
   aggregateDefinitionChanges,
+  type FeatureView,
   parseFeatureViews,
   parseFeatureViewsText,
 } from '../src/index.js';
@@ -227,30 +228,100 @@ describe('aggregate definitions (what the online store checks at start-up)', () 
     parseFeatureViewsText(
       `views:\n  - {name: s, entity: u, features: {amt: double, fee: double}, max_events: ${maxEvents}, aggregates: ${aggregates}}`,
     ).get('s')!;
-  const base = viewOf(
-    '[{name: amt_max, feature: amt, function: max, window: 1h}, {feature: fee, function: sum, window: 10m}]',
-  );
+  const baseAggregates =
+    '[{name: amt_max, feature: amt, function: max, window: 1h}, {feature: fee, function: sum, window: 10m}]';
+  const base = viewOf(baseAggregates);
 
-  it('agree with themselves and ignore what does not change a stored value (order, other features, a removed aggregate)', () => {
-    expect(aggregateDefinitionChanges(aggregateDefinition(base), base)).toEqual([]);
-    const reordered = viewOf(
-      '[{feature: fee, function: sum, window: 10m}, {name: amt_max, feature: amt, function: max, window: 60m}]',
-    );
-    expect(aggregateDefinitionChanges(aggregateDefinition(base), reordered)).toEqual([]);
-    const fewer = viewOf('[{name: amt_max, feature: amt, function: max, window: 1h}]');
-    expect(aggregateDefinitionChanges(aggregateDefinition(base), fewer)).toEqual([]);
+  const changesOf = (view: FeatureView, from = base) => aggregateDefinitionChanges(aggregateDefinition(from), view);
+  const none = { rebuild: [], untilNextEvent: [] };
+
+  it('agree with themselves and ignore what does not change a stored value (a window respelled, a removed aggregate)', () => {
+    expect(changesOf(base)).toEqual(none);
+    expect(
+      changesOf(
+        viewOf(
+          '[{name: amt_max, feature: amt, function: max, window: 60m}, {feature: fee, function: sum, window: 10m}]',
+        ),
+      ),
+    ).toEqual(none);
+    expect(changesOf(viewOf('[{name: amt_max, feature: amt, function: max, window: 1h}]'))).toEqual(none);
   });
 
-  it('name a lengthened window, a redefined name, an added aggregate and a changed max_events', () => {
-    const changed = viewOf(
-      '[{name: amt_max, feature: amt, function: sum, window: 1d}, {feature: fee, function: sum, window: 10m}, {feature: amt, function: count, window: 1h}]',
-      5000,
-    );
-    expect(aggregateDefinitionChanges(aggregateDefinition(base), changed)).toEqual([
-      'amt_max: max(amt) over 1h → sum(amt) over 1d',
-      'amt_count_1h: added',
-      'max_events: 1000 → 5000',
-    ]);
-    expect(aggregateDefinitionChanges('not json', base)).toEqual(['unreadable stored definition "not json"']);
+  it('need a rebuild: a window beyond the old horizon (new or lengthened), a redefined function or feature, a raised max_events', () => {
+    expect(
+      changesOf(
+        viewOf(
+          '[{name: amt_max, feature: amt, function: max, window: 1d}, {feature: fee, function: sum, window: 10m}, {feature: amt, function: sum, window: 1d}]',
+        ),
+      ),
+    ).toEqual({
+      rebuild: ['amt_max: max(amt) over 1h → max(amt) over 1d', 'amt_sum_1d: added (sum(amt) over 1d)'],
+      untilNextEvent: [],
+    });
+    expect(
+      changesOf(
+        viewOf(
+          '[{name: amt_max, feature: amt, function: sum, window: 1h}, {name: fee_sum_10m, feature: amt, function: sum, window: 10m}]',
+        ),
+      ).rebuild,
+    ).toEqual(['amt_max: max(amt) over 1h → sum(amt) over 1h', 'fee_sum_10m: sum(fee) over 10m → sum(amt) over 10m']);
+    expect(changesOf(viewOf(baseAggregates, 5000))).toEqual({
+      rebuild: ['max_events: 1000 → 5000'],
+      untilNextEvent: [],
+    });
+  });
+
+  it('need a rebuild: an aggregate over a feature the kept history lacks, or the kept values in another slot order', () => {
+    const amtOnly = viewOf('[{name: amt_max, feature: amt, function: max, window: 1h}]');
+    expect(
+      changesOf(
+        viewOf(
+          '[{name: amt_max, feature: amt, function: max, window: 1h}, {feature: fee, function: sum, window: 10m}]',
+        ),
+        amtOnly,
+      ),
+    ).toEqual({
+      rebuild: ['fee_sum_10m: added (sum(fee) over 10m)'],
+      untilNextEvent: [],
+    });
+    // fee first: the members' packed (amt, fee) would be read as (fee, amt).
+    expect(
+      changesOf(
+        viewOf(
+          '[{feature: fee, function: sum, window: 10m}, {name: amt_max, feature: amt, function: max, window: 1h}]',
+        ),
+      ),
+    ).toEqual({ rebuild: ['aggregated features: amt, fee → fee, amt'], untilNextEvent: [] });
+    // Without aggregates before there is no history: anything added is beyond the old horizon (0).
+    const plain = viewOf('[]');
+    expect(changesOf(amtOnly, plain).rebuild).toEqual(['amt_max: added (max(amt) over 1h)']);
+  });
+
+  it("heal with each entity's next event: an addition or a lengthening within the old horizon, a shortened window, a lowered max_events", () => {
+    expect(
+      changesOf(
+        viewOf(
+          '[{name: amt_max, feature: amt, function: max, window: 10m}, {name: fee_sum_10m, feature: fee, function: sum, window: 30m}, {feature: amt, function: count, window: 1h}]',
+          500,
+        ),
+      ),
+    ).toEqual({
+      rebuild: [],
+      untilNextEvent: [
+        'amt_max: max(amt) over 1h → max(amt) over 10m',
+        'fee_sum_10m: sum(fee) over 10m → sum(fee) over 30m',
+        'amt_count_1h: added (count(amt) over 1h)',
+        'max_events: 1000 → 500',
+      ],
+    });
+  });
+
+  it('ignore a view without aggregates now (its max_events bounds nothing), and call an unreadable stored value a rebuild', () => {
+    expect(changesOf(viewOf('[]', 5000))).toEqual(none);
+    expect(changesOf(viewOf('[]', 5000), viewOf('[]'))).toEqual(none);
+    expect(aggregateDefinitionChanges('not json', base)).toEqual({
+      rebuild: ['unreadable stored definition "not json"'],
+      untilNextEvent: [],
+    });
   });
 });

@@ -50,8 +50,9 @@ export interface InMemoryOnlineStoreOptions {
  * id, its greatest copy (event_time, copy digest) above `anchor − horizon` (anchor = greatest event
  * time seen); aggregates are recomputed when the
  * window or the anchor changed, folded in (event_time, event_id) order; a changed row expires the
- * view's TTL after its newest event time, its window a horizon later (anchor + TTL + horizon), and a
- * read refuses a row older than now − the view's TTL.
+ * view's TTL after its newest event time, its window a horizon later (anchor + TTL + horizon, never
+ * earlier than before; anchor = the newest event time seen, the window's included), and a read
+ * refuses a row older than now − the view's TTL.
  */
 export class InMemoryOnlineStore implements OnlineStore {
   private readonly entries = new Map<string, Entry>();
@@ -107,6 +108,7 @@ export class InMemoryOnlineStore implements OnlineStore {
         changed = true;
       }
       const won = changed;
+      let recomputed = false;
       if (view.aggregates.length > 0) {
         let window = liveIn(this.windows, key, at);
         if (window === undefined) {
@@ -115,10 +117,13 @@ export class InMemoryOnlineStore implements OnlineStore {
         }
         const anchor = updateWindow(view, entry, window.events, oldTime, w);
         if (anchor !== undefined) {
-          aggregatesUpdated++;
+          recomputed = true;
           changed = true;
-          // As in Redis: an event accepted until the row expires counts members down to its time − horizon.
-          if (view.ttlMs > 0) window.expiresAt = anchor + view.ttlMs + view.horizonMs;
+          // As in Redis: an event accepted until the row expires counts members down to its time −
+          // horizon; only ever extended (Infinity: a set just created).
+          const until = anchor + view.ttlMs + view.horizonMs;
+          if (view.ttlMs > 0 && (window.expiresAt === Number.POSITIVE_INFINITY || until > window.expiresAt))
+            window.expiresAt = until;
         }
         if (window.expiresAt <= at) this.windows.delete(key);
       }
@@ -132,8 +137,10 @@ export class InMemoryOnlineStore implements OnlineStore {
             rowsApplied--;
             rowsExpired++;
           }
+          recomputed = false; // never served
         }
       }
+      if (recomputed) aggregatesUpdated++;
     }
     // Rows here were written by this process through the same bounds: none can be frozen.
     return { entities: writes.length, rowsApplied, aggregatesUpdated, rowsRepaired: 0, rowsExpired };
@@ -208,7 +215,9 @@ function updateWindow(
   oldTime: number | undefined,
   w: EntityWrite,
 ): number | undefined {
-  const anchor = oldTime === undefined ? w.winner.eventTime : Math.max(oldTime, w.winner.eventTime);
+  // The newest event seen, as in Redis: the row's time, or a newer event its window kept past it.
+  let anchor = Math.max(oldTime ?? w.winner.eventTime, w.winner.eventTime);
+  for (const e of window.values()) if (e.eventTime > anchor) anchor = e.eventTime;
   const floor = anchor - view.horizonMs;
   const slotIndexes = view.aggregatedFeatures.map((f) => view.featureIndex.get(f)!);
   let added = 0;

@@ -17,6 +17,19 @@ import { SeededRandom } from '@driftline/test-support/random';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_READ_BATCH, type OnlineStore } from '../src/index.js';
 
+// A TTL below the longest window: an entity quiet for a TTL keeps its window history.
+const quietDefinition = {
+  name: 'quiet',
+  entity: 'user_id',
+  ttl: '1s',
+  features: { x: 'double' },
+  aggregates: [
+    { feature: 'x', function: 'sum', window: '1h' },
+    { feature: 'x', function: 'count', window: '1h' },
+    { feature: 'x', function: 'sum', window: '1s' },
+  ],
+};
+
 export const contractViews: FeatureViews = parseFeatureViews({
   views: [
     {
@@ -52,18 +65,7 @@ export const contractViews: FeatureViews = parseFeatureViews({
         { feature: 'v', function: 'min', window: '10m' },
       ],
     },
-    {
-      // A TTL below the longest window: an entity quiet for a TTL keeps its window history.
-      name: 'quiet',
-      entity: 'user_id',
-      ttl: '1s',
-      features: { x: 'double' },
-      aggregates: [
-        { feature: 'x', function: 'sum', window: '1h' },
-        { feature: 'x', function: 'count', window: '1h' },
-        { feature: 'x', function: 'sum', window: '1s' },
-      ],
-    },
+    quietDefinition,
   ],
 });
 
@@ -76,6 +78,11 @@ const quiet = contractViews.get('quiet')!;
 /** A fresh, empty store (its own key space) and how to release it. */
 export interface ContractSubject {
   readonly store: OnlineStore;
+  /**
+   * A store over the same data, as a restarted process opens it (with views reconfigured since);
+   * closed by the suite. Default: `store` itself.
+   */
+  reopen?(): Promise<OnlineStore>;
   cleanup?(): Promise<void>;
 }
 
@@ -129,12 +136,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export function onlineStoreContract(name: string, create: () => Promise<ContractSubject> | ContractSubject): void {
   describe(`OnlineStore contract: ${name}`, () => {
     const subjects: ContractSubject[] = [];
-    const open = async (): Promise<OnlineStore> => {
+    const reopened: OnlineStore[] = [];
+    const open = async (): Promise<OnlineStore> => (await openSubject()).store;
+    const openSubject = async (): Promise<ContractSubject> => {
       const subject = await create();
       subjects.push(subject);
-      return subject.store;
+      return subject;
+    };
+    const reopen = async (subject: ContractSubject): Promise<OnlineStore> => {
+      if (subject.reopen === undefined) return subject.store;
+      const store = await subject.reopen();
+      reopened.push(store);
+      return store;
     };
     afterEach(async () => {
+      for (const store of reopened.splice(0)) await store.close();
       for (const s of subjects.splice(0)) {
         await s.cleanup?.();
         await s.store.close();
@@ -428,13 +444,68 @@ export function onlineStoreContract(name: string, create: () => Promise<Contract
       expect((await store.read(quiet, 'b'))?.features.x_sum_1s).toBe(12);
     });
 
+    it('an old event replayed while the row has expired does not cut its window history short (found by a review)', async () => {
+      const store = await open();
+      const t0 = Date.now();
+      const e1 = event('quiet', 'a', 'a1', t0, { x: 5 });
+      await store.write(planWrites([e1]));
+      await sleep(Math.max(0, t0 + 1_200 - Date.now()));
+      // Inside e1's hour, older than the TTL: kept in the window, its row deleted as it arrives. It
+      // anchored the set at its own time, which then expired at t0 − 1 h + 0.5 s + 1 s + 1 h.
+      const e0 = event('quiet', 'a', 'a0', t0 - 3_600_000 + 500, { x: 1 });
+      expect(await store.write(planWrites([e0]))).toEqual({
+        entities: 1,
+        rowsApplied: 0,
+        aggregatesUpdated: 0, // never served
+        rowsRepaired: 0,
+        rowsExpired: 1,
+      });
+      await sleep(Math.max(0, t0 + 1_700 - Date.now()));
+      const e2 = event('quiet', 'a', 'a2', Date.now(), { x: 7 });
+      await store.write(planWrites([e2]));
+      const expected = offlineRow(quiet, [e0, e1, e2]);
+      expect(expected?.features).toMatchObject({ x_sum_1h: 12, x_count_1h: 2 });
+      expect(await store.read(quiet, 'a')).toEqual(expected);
+    });
+
+    it('a TTL raised after a row expired: a late event anchors the window at the newest event kept, as offlineRow (found by a review)', async () => {
+      const subject = await openSubject();
+      const t0 = Date.now();
+      const kept = event('quiet', 'a', 'a1', t0, { x: 5 });
+      await subject.store.write(planWrites([kept]));
+      await sleep(Math.max(0, t0 + 1_200 - Date.now()));
+      // Restarted with the view's TTL raised to an hour: the row written under 1 s is gone, its window is not.
+      const store = await reopen(subject);
+      const raised = parseFeatureViews({
+        views: [{ ...quietDefinition, ttl: '1h' }],
+      });
+      const late = validateFeatureEvent(raised, {
+        event_id: 'a0',
+        view: 'quiet',
+        entity_id: 'a',
+        event_time: t0 - 1_100,
+        features: { x: 1 },
+      });
+      await store.write(planWrites([late]));
+      const view = raised.get('quiet')!;
+      // The row is the late event's (the newer row was lost with its TTL); the windows end at t0, not
+      // at the late event's time (whose 1 s window would count a1, an event after it).
+      const reference = offlineRow(view, [kept, late]);
+      expect(reference?.features).toMatchObject({ x_sum_1h: 6, x_count_1h: 2, x_sum_1s: 5 });
+      expect(await store.read(view, 'a')).toEqual({
+        eventTime: late.eventTime,
+        eventId: 'a0',
+        features: { ...reference?.features, x: 1 },
+      });
+    });
+
     it('an event already past the TTL is expired, not applied; its window member still counts for a later event (found by a review)', async () => {
       const store = await open();
       const old = event('quiet', 'n', 'n1', Date.now() - 1_500, { x: 5 });
       expect(await store.write(planWrites([old]))).toEqual({
         entities: 1,
         rowsApplied: 0,
-        aggregatesUpdated: 1,
+        aggregatesUpdated: 0, // its aggregates are never served
         rowsRepaired: 0,
         rowsExpired: 1,
       });

@@ -33,9 +33,12 @@ async function dropPrefix(prefix: string): Promise<void> {
 // several script calls.
 onlineStoreContract('Redis', async () => {
   const keyPrefix = uniqueName('os');
-  const store = createRedisOnlineStore(config, { use: 'online-write', keyPrefix, entitiesPerCall: 7 });
-  await waitReady(store.client);
-  return { store, cleanup: () => dropPrefix(keyPrefix) };
+  const open = async () => {
+    const store = createRedisOnlineStore(config, { use: 'online-write', keyPrefix, entitiesPerCall: 7 });
+    await waitReady(store.client);
+    return store;
+  };
+  return { store: await open(), reopen: open, cleanup: () => dropPrefix(keyPrefix) };
 });
 
 const spendEvent = (id: string, t: number, amount: number) =>

@@ -85,10 +85,15 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
     rows: counter(
       registry,
       'driftline_feature_rows_total',
-      'Entity writes by outcome (applied, stale, expired: older than the TTL on arrival, deleted; repaired also counts in applied)',
+      'Entity writes by outcome (applied, stale, expired: older than the TTL on arrival, deleted; repaired: a row with an impossible stored time replaced, also counted in applied, or in expired when the replacing event is past the TTL)',
       ['outcome'],
     ),
-    aggregates: counter(registry, 'driftline_feature_aggregate_updates_total', 'Entity window aggregates updated', []),
+    aggregates: counter(
+      registry,
+      'driftline_feature_aggregate_updates_total',
+      'Entities whose served window aggregates were recomputed (not rows expired on arrival)',
+      [],
+    ),
     events: counter(registry, 'driftline_feature_events_total', 'Valid feature events materialized, by view', ['view']),
     pipeline: histogram(
       registry,

@@ -161,8 +161,9 @@ export const featureMaterializer = defineService({
         },
       );
     };
-    // Aggregates redefined since the rows were written are served wrong until a replay: reported
-    // (one error line per view, a metric), never a refused start — a rolling deploy would crash-loop.
+    // Aggregates redefined since the rows were written are served wrong until a replay or their
+    // history has passed: reported at every start meanwhile (an error line per view, a gauge),
+    // never a refused start — a rolling deploy would crash-loop.
     const checkDefinitions = () => {
       void checkViewDefinitions(store.client, {
         keyPrefix: config.keyPrefix,

@@ -35,10 +35,14 @@ import { ROW_COPY, ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * configuration accepts) cannot come from an accepted event: it was written before event times were
  * bounded (a µs `event_time` read as ms). Such a row would win every later write forever, so it is
  * treated as absent (the new event replaces it) and window members above the ceiling are removed.
- * Returns { rows applied, entities whose aggregates changed, rows repaired, rows expired } (expired:
- * winners already past the TTL, deleted on arrival, not counted as applied).
- * TTL: a changed row expires ttl after its newest event time; the window set anchor + ttl + horizon,
- * since an event accepted until the row's expiry still counts members down to its time − horizon.
+ * Returns { rows applied, entities whose served aggregates changed, rows repaired, rows expired }
+ * (expired: winners already past the TTL, deleted on arrival, counted neither as applied nor as
+ * aggregated).
+ * Anchor: the greatest of the event's time, the row's and the set's newest member's (a set outlives
+ * its row), as offlineRow anchors at the newest event.
+ * TTL: a changed row expires ttl after its newest event time; the window set at anchor + ttl +
+ * horizon, never earlier than it already would, since an event accepted until the row's expiry
+ * still counts members down to its time − horizon.
  *
  * Each entity's keys share a hash tag; driftline still needs a standalone Redis (the join scripts
  * take keys of several slots; a cluster's replies are CONFIG_INVALID). Needs Redis 6.2+ (PXAT).
@@ -122,7 +126,7 @@ for e = 1, n do
     oldT = nil
     repaired = repaired + 1
   end
-  local changed, won = false, false
+  local changed, won, recomputed = false, false, false
   local oldId = cur and cur['${ROW_EVENT_ID}'] or ''
   if oldT == nil or t > oldT or (t == oldT and (gt(id, oldId) or (id == oldId and gt(copy, cur['${ROW_COPY}'] or '')))) then
     cur = cur or {}
@@ -139,8 +143,13 @@ for e = 1, n do
   if nagg > 0 then
     local zkey = KEYS[k + 3]
     if frozen then redis.call('ZREMRANGEBYSCORE', zkey, '(' .. fmt(ceiling), '+inf') end
+    -- The window is anchored at the newest event seen, as offlineRow's: the row's time, or a newer
+    -- member the set kept past an expired row (a TTL raised since). An old event replayed in a quiet
+    -- spell, its row gone, anchored at its own time and cut the set's life short (found by a review).
     local anchor = t
-    if oldT ~= nil and oldT > t then anchor = oldT end
+    if oldT ~= nil and oldT > anchor then anchor = oldT end
+    local newest = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
+    if #newest > 0 and tonumber(newest[2]) > anchor then anchor = tonumber(newest[2]) end
     local floor = anchor - horizon
     local nev = tonumber(ARGV[q])
     q = q + 1
@@ -230,10 +239,15 @@ for e = 1, n do
       for _, name in ipairs(dels) do cur[name] = nil end
       -- Kept a horizon past the row: an event accepted later (time > now − ttl) may still count
       -- members down to its time − horizon, when the row it would have anchored on has expired
-      -- (deleted with the row, a quiet entity's next event aggregated over itself alone). A set
-      -- already past that is deleted here (PEXPIREAT in the past).
-      if ttl > 0 then redis.call('PEXPIREAT', zkey, anchor + ttl + horizon) end
+      -- (deleted with the row, a quiet entity's next event aggregated over itself alone). Only ever
+      -- extended: no write shortens a life given before (PEXPIREAT GT needs Redis 7). A set already
+      -- past it is deleted here (PEXPIREAT in the past).
+      if ttl > 0 then
+        local left = redis.call('PTTL', zkey)
+        if left < 0 or anchor + ttl + horizon > nowms + left then redis.call('PEXPIREAT', zkey, anchor + ttl + horizon) end
+      end
       aggregated = aggregated + 1
+      recomputed = true
       changed = true
     end
   end
@@ -249,6 +263,8 @@ for e = 1, n do
         applied = applied - 1
         expired = expired + 1
       end
+      -- Never served: not an aggregate update either (the set keeps the event for later ones).
+      if recomputed then aggregated = aggregated - 1 end
     else
       redis.call('SET', row, cjson.encode(cur), 'PXAT', expireAt)
     end

@@ -48,4 +48,4 @@ export {
   type StateMarkerReader,
   watchFeaturesStateMarker,
 } from './state-marker-reader.js';
-export { checkViewDefinitions, type ViewDefinitionChange, viewDefinitionsKey } from './view-definitions.js';
+export { checkViewDefinitions, type StaleView, staleViewsKey, viewDefinitionsKey } from './view-definitions.js';

@@ -5,7 +5,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { endpointsFromEnv, type StackEndpoints, stackRelease, stackUp } from '@driftline/stack';
+import {
+  abortOnSignals,
+  endpointsFromEnv,
+  Interrupted,
+  type StackEndpoints,
+  stackRelease,
+  stackUp,
+  unlessAborted,
+} from '@driftline/stack';
 
 type Bench = (endpoints: StackEndpoints) => Promise<Record<string, number | string>>;
 
@@ -87,9 +95,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 async function main(): Promise<void> {
   const external = endpointsFromEnv();
+  // Ctrl-C or SIGTERM stops the start-up or the running benchmark and still releases the stack
+  // below (the default exit on SIGINT skipped the `finally` and left the stack it started running).
+  const controller = new AbortController();
+  const { signal } = controller;
+  abortOnSignals(controller, { program: 'bench', warn: (l) => process.stderr.write(`${l}\n`) });
   // A lease like a test run's: a stack this run starts is stopped at the end, one it finds is kept.
   const started =
-    external === undefined ? await stackUp({ testRun: true, log: (l) => process.stderr.write(`${l}\n`) }) : undefined;
+    external === undefined
+      ? await stackUp({ testRun: true, log: (l) => process.stderr.write(`${l}\n`), signal })
+      : undefined;
   const endpoints = external ?? started!.endpoints;
   const summary: Record<string, number | string> = {
     'machine.cpus': cpus().length,
@@ -103,10 +118,15 @@ async function main(): Promise<void> {
       process.stderr.write(`bench ${entry.name}: running\n`);
       const t0 = Date.now();
       try {
-        const result = await (await entry.load())(endpoints);
+        // A benchmark takes no signal: the run stops waiting for it, and the exit below ends it.
+        const result = await unlessAborted(
+          entry.load().then((bench) => bench(endpoints)),
+          signal,
+        );
         Object.assign(summary, result);
         process.stderr.write(`bench ${entry.name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       } catch (error) {
+        if (signal.aborted) throw error;
         failures.push(entry.name);
         process.stderr.write(`bench ${entry.name}: FAILED: ${error instanceof Error ? error.stack : String(error)}\n`);
       }
@@ -123,4 +143,8 @@ async function main(): Promise<void> {
   process.exitCode = failures.length > 0 ? 1 : 0;
 }
 
-await main();
+await main().catch((error: unknown) => {
+  if (!(error instanceof Interrupted)) throw error;
+  process.stderr.write(`bench: stopped (${error.signal})\n`);
+  process.exit(error.exitCode);
+});

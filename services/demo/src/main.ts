@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { ConfigError } from '@driftline/core';
-import { stackRelease, stackUp, startedByThisProcess } from '@driftline/stack';
+import { abortOnSignals, Interrupted, StackConfigError, stackRelease, stackUp } from '@driftline/stack';
 import { parseDemoConfig } from './config.js';
 import { storyProblems } from './phases.js';
 import { runDemo } from './run-demo.js';
@@ -11,42 +11,8 @@ import { runDemo } from './run-demo.js';
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const warn = (line: string) => process.stderr.write(`${line}\n`);
 
-/** Exit codes like the services': 78 a bad variable or option, 130 / 143 stopped by a signal. */
+/** Exit codes like the services': 78 a bad variable or option (130 / 143 stopped by a signal: Interrupted). */
 const EXIT = { failed: 1, config: 78 } as const;
-const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
-
-class Interrupted extends Error {
-  constructor(readonly signal: keyof typeof SIGNAL_EXIT) {
-    super(`interrupted by ${signal}`);
-  }
-}
-
-/**
- * Ctrl-C or SIGTERM aborts the run: the stack start-up or the story stops where it is, the
- * services stop, the run folder is cleaned, and the local stack this run started is released
- * (stopped unless another run uses it); then exit 130 / 143. A second signal exits at once,
- * naming any process this run started that is still running. Before, the handler's release waited
- * for the lock its own `stackUp` held (a hang), and a second Ctrl-C left JVMs running unnamed.
- */
-function abortOnSignals(controller: AbortController): void {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (!controller.signal.aborted) {
-        warn(`demo: ${signal}: stopping and cleaning up (again to exit at once)…`);
-        controller.abort(new Interrupted(signal));
-        return;
-      }
-      const left = startedByThisProcess();
-      warn(
-        left.length === 0
-          ? `demo: ${signal} again: exiting now; nothing this demo started is left running`
-          : `demo: ${signal} again: exiting now; left running: ${left.map((p) => `${p.command} pid ${p.pid}`).join(', ')} ` +
-              '(stop them with `pnpm -s stack down`)',
-      );
-      process.exit(SIGNAL_EXIT[signal]);
-    });
-  }
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -57,7 +23,9 @@ async function main(): Promise<void> {
   const config = parseDemoConfig(process.env, values.scenario);
   const controller = new AbortController();
   const { signal } = controller;
-  abortOnSignals(controller);
+  // Ctrl-C or SIGTERM aborts the run: the stack start-up or the story stops where it is, the
+  // services stop, the run folder is cleaned, and the local stack this run started is released.
+  abortOnSignals(controller, { program: 'demo', warn });
   say('driftline demo: starting the local stack (Kafka, Schema Registry, Redis)…');
   const stack = await stackUp({ testRun: true, log: (l) => say(`  ${l}`), signal });
   say(`stack ready in ${(stack.startupMs / 1000).toFixed(1)} s`);
@@ -76,9 +44,10 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   if (error instanceof Interrupted) {
     warn(`demo: stopped (${error.signal})`);
-    process.exit(SIGNAL_EXIT[error.signal]);
+    process.exit(error.exitCode);
   }
-  if (error instanceof ConfigError) {
+  // A bad DRIFTLINE_STACK_* value (found when the stack starts) is a configuration error too.
+  if (error instanceof ConfigError || error instanceof StackConfigError) {
     warn(`demo: ${error.message}`);
     process.exit(EXIT.config);
   }

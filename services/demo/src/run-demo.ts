@@ -17,6 +17,7 @@ import { createDriftlineProducer } from '@driftline/sdk';
 import { startRunner } from '@driftline/service';
 import { pickFreePort, type StackEndpoints } from '@driftline/stack';
 import type { TransitionRow } from '@driftline/warehouse';
+import { kafkaWaiter } from './kafka-wait.js';
 import { invertedModel, liveAucByPhase, promotedAfter, stageTimeline, type Transition } from './phases.js';
 import { cleanUpRunDir } from './run-dir.js';
 import { predictBatch, servedModels } from './serving-client.js';
@@ -32,6 +33,11 @@ const WINDOWS_AFTER_PROMOTION = 4;
 /** Event-time minutes of labelled history before the live traffic (the first version's training data). */
 const HISTORY_MINUTES = 30;
 const HISTORY_EVENTS = 12_000;
+/** How long the traffic loop may stay stuck on Kafka before the run fails (one line, not minutes of silence). */
+const KAFKA_STALL_MS = 60_000;
+const SDK_BUFFER_WAIT_MS = 45_000;
+/** A failed run's clean-up is bounded too: with Kafka gone the producer's close waits on sends that never end. */
+const FAILED_CLEANUP_MS = 10_000;
 
 export type DemoScenario = 'retrain' | 'bad-candidate';
 
@@ -173,7 +179,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   try {
     result = await runStory(options, started, dir, (close) => open.unshift(close));
   } catch (error) {
-    await stopAll(open).catch(() => {}); // the run's own error is the one to report
+    // The run's own error is the one to report; what is not stopped in time ends with the process.
+    if (!(options.signal?.aborted ?? false)) options.say('the run failed; stopping its services…');
+    const stopped = await Promise.race([
+      stopAll(open).then(
+        () => true,
+        () => true,
+      ),
+      sleep(FAILED_CLEANUP_MS, false, { ref: false }),
+    ]);
+    if (!stopped)
+      options.say(`stopping the services took over ${FAILED_CLEANUP_MS / 1000} s; leaving them to the exit`);
     cleanUpRunDir(dir, options.keep === true);
     throw error;
   }
@@ -264,6 +280,9 @@ async function runStory(
     client: runner.context.kafka(),
     registry: { url: stack.endpoints.schemaRegistryUrl },
     topicPrefix: prefix,
+    // Under the traffic loop's bound on a stall (KAFKA_STALL_MS): a publish waiting on a Kafka
+    // that went away fails first, with the SDK's own precise line.
+    bufferWaitMs: SDK_BUFFER_WAIT_MS,
   });
   onClose(() => producer.close());
   const produced = { predictions: 0, features: 0, labels: 0 };
@@ -367,6 +386,7 @@ async function runStory(
   let badVersion: string | undefined;
   let lastReport = 0;
   const announced = new Set<string>();
+  const kafka = kafkaWaiter({ brokers: stack.endpoints.kafkaBrokers.join(','), say, limitMs: KAFKA_STALL_MS });
   const wallStart = Date.now();
   let second = 0;
   for (; second < MAX_WINDOWS * 60; second++) {
@@ -375,18 +395,25 @@ async function runStory(
     if (due > Date.now()) await pause(due - Date.now(), signal);
     const now = start + second * 1000;
     const events = eventsOfSecond(random, traffic, second);
-    await producer.publishFeatures(
-      events.map((e) => ({
-        view: 'user',
-        entity_id: e.entityId,
-        event_time: e.eventTime,
-        features: { ...e.features },
-      })),
+    await kafka(
+      'publishing features',
+      producer.publishFeatures(
+        events.map((e) => ({
+          view: 'user',
+          entity_id: e.entityId,
+          event_time: e.eventTime,
+          features: { ...e.features },
+        })),
+      ),
     );
-    const scored = await predictBatch(
-      servingPort,
-      MODEL,
-      events.map((e) => ({ entity_id: e.entityId, features: { ...e.features }, event_time: e.eventTime })),
+    // The model-server publishes what it scores: it waits on Kafka too.
+    const scored = await kafka(
+      'the model-server scoring',
+      predictBatch(
+        servingPort,
+        MODEL,
+        events.map((e) => ({ entity_id: e.entityId, features: { ...e.features }, event_time: e.eventTime })),
+      ),
     );
     events.forEach((e, i) => {
       if (e.labelTime !== null) {
@@ -402,14 +429,17 @@ async function runStory(
     produced.features += events.length;
     const dueLabels = pendingLabels.filter((l) => l.time <= now);
     if (dueLabels.length > 0) {
-      await producer.publishLabel(
-        dueLabels.map((l) => ({
-          prediction_id: l.id,
-          model: MODEL,
-          event_time: l.time,
-          label: l.label,
-          value: l.value,
-        })),
+      await kafka(
+        'publishing labels',
+        producer.publishLabel(
+          dueLabels.map((l) => ({
+            prediction_id: l.id,
+            model: MODEL,
+            event_time: l.time,
+            label: l.label,
+            value: l.value,
+          })),
+        ),
       );
       produced.labels += dueLabels.length;
       pendingLabels.splice(0, pendingLabels.length, ...pendingLabels.filter((l) => l.time > now));
@@ -446,7 +476,7 @@ async function runStory(
       if (promotedAtWindow !== undefined && window >= promotedAtWindow + WINDOWS_AFTER_PROMOTION + 1) break;
     }
   }
-  await producer.flush();
+  await kafka('flushing the producer', producer.flush());
   const end = start + second * 1000;
   await pause(4_000, signal);
 

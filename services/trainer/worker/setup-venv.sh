@@ -9,15 +9,28 @@
 # Flavour: with a working `nvidia-smi` we install the full `xgboost` wheel (CUDA build); without
 # one `xgboost-cpu` (same module, no CUDA libraries: a far smaller download). Override with
 # DRIFTLINE_TRAINER_FLAVOUR=cpu|gpu. PYTHON picks the base interpreter (default python3).
+# `--print-venv` prints the venv's folder and exits, creating nothing.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/driftline"
-dir="$here"
-while [[ "$dir" != "/" ]]; do
-  if [[ -f "$dir/pnpm-workspace.yaml" ]]; then cache="$dir/.cache"; break; fi
-  dir="$(dirname "$dir")"
-done
-venv="${DRIFTLINE_TRAINER_VENV:-$cache/pyenv-trainer}"
+
+# The venv's folder. HOME is read only when neither a checkout, DRIFTLINE_TRAINER_VENV nor
+# XDG_CACHE_HOME says where: under `set -u` an unset HOME (a bare service environment) killed the
+# script before it looked for the checkout.
+venv_dir() {
+  if [[ -n "${DRIFTLINE_TRAINER_VENV:-}" ]]; then echo "$DRIFTLINE_TRAINER_VENV"; return; fi
+  local dir="$here"
+  while [[ "$dir" != "/" ]]; do
+    if [[ -f "$dir/pnpm-workspace.yaml" ]]; then echo "$dir/.cache/pyenv-trainer"; return; fi
+    dir="$(dirname "$dir")"
+  done
+  if [[ -z "${XDG_CACHE_HOME:-}" && -z "${HOME:-}" ]]; then
+    echo "trainer worker: nowhere to create the venv: set DRIFTLINE_TRAINER_VENV (or HOME or XDG_CACHE_HOME)" >&2
+    return 2
+  fi
+  echo "${XDG_CACHE_HOME:-$HOME/.cache}/driftline/pyenv-trainer"
+}
+venv="$(venv_dir)"
+if [[ "${1:-}" == "--print-venv" ]]; then echo "$venv"; exit 0; fi
 
 flavour="${DRIFTLINE_TRAINER_FLAVOUR:-}"
 if [[ -z "$flavour" ]]; then

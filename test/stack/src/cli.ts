@@ -4,6 +4,7 @@ import {
   type MonitoringEndpoints,
   monitoringStatus,
   monitoringUp,
+  StackConfigError,
   type StackEndpoints,
   stackDown,
   stackStatus,
@@ -11,6 +12,9 @@ import {
   writeScrapeTargets,
 } from './index.js';
 import { formatMs } from './util.js';
+
+/** sysexits' EX_CONFIG, like the services: a bad DRIFTLINE_STACK_* value is no failed start. */
+const CONFIG_ERROR_EXIT = 78;
 
 const USAGE = `usage: pnpm -s stack <command>
 
@@ -133,6 +137,6 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`[stack] ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = err instanceof StackConfigError ? CONFIG_ERROR_EXIT : 1;
   },
 );

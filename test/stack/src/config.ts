@@ -31,6 +31,21 @@ export function defaultRepoRoot(): string {
   return path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..');
 }
 
+/**
+ * A wrong DRIFTLINE_STACK_* value: the message names the variable and what is wrong, in one line.
+ * Programs map it to exit code 78 (a configuration error), not to a failed run.
+ */
+export class StackConfigError extends Error {
+  readonly code = 'STACK_CONFIG_INVALID';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StackConfigError';
+  }
+}
+
 function nonEmpty(value: string | undefined): string | undefined {
   const trimmed = value?.trim();
   return trimmed === undefined || trimmed === '' ? undefined : trimmed;
@@ -39,16 +54,18 @@ function nonEmpty(value: string | undefined): string | undefined {
 export function parsePort(name: string, value: string | undefined): number | undefined {
   const v = nonEmpty(value);
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new Error(`${name} must be a TCP port number (got ${JSON.stringify(value)})`);
+  if (!/^\d+$/.test(v)) {
+    throw new StackConfigError(name, `${name} must be a TCP port number (got ${JSON.stringify(value)})`);
+  }
   const port = Number(v);
-  if (port < 1 || port > 65535) throw new Error(`${name} must be between 1 and 65535 (got ${port})`);
+  if (port < 1 || port > 65535) throw new StackConfigError(name, `${name} must be between 1 and 65535 (got ${port})`);
   return port;
 }
 
 function parseVersion(name: string, value: string | undefined, fallback: string): string {
   const v = nonEmpty(value) ?? fallback;
   if (!/^\d+\.\d+\.\d+([.-][A-Za-z0-9.]+)?$/.test(v)) {
-    throw new Error(`${name} must look like 1.2.3 (got ${JSON.stringify(v)})`);
+    throw new StackConfigError(name, `${name} must look like 1.2.3 (got ${JSON.stringify(v)})`);
   }
   return v;
 }
@@ -81,10 +98,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   if (timeoutRaw !== undefined) {
     if (!/^\d+$/.test(timeoutRaw) || Number(timeoutRaw) <= 0) {
-      throw new Error(`DRIFTLINE_STACK_TIMEOUT_MS must be a positive integer (got ${JSON.stringify(timeoutRaw)})`);
+      throw new StackConfigError(
+        'DRIFTLINE_STACK_TIMEOUT_MS',
+        `DRIFTLINE_STACK_TIMEOUT_MS must be a positive integer (got ${JSON.stringify(timeoutRaw)})`,
+      );
     }
     timeoutMs = Number(timeoutRaw);
   }
+  const kafkaVersion = parseVersion(
+    'DRIFTLINE_STACK_KAFKA_VERSION',
+    env.DRIFTLINE_STACK_KAFKA_VERSION,
+    DEFAULT_KAFKA_VERSION,
+  );
+  checkClasspath(stateDir, cacheDir);
   return {
     repoRoot,
     stateDir,
@@ -93,11 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     javaExplicit: explicitJava !== undefined,
     mvn: nonEmpty(env.DRIFTLINE_STACK_MVN) ?? 'mvn',
     redisServer: nonEmpty(env.DRIFTLINE_STACK_REDIS_SERVER) ?? 'redis-server',
-    kafkaVersion: parseVersion(
-      'DRIFTLINE_STACK_KAFKA_VERSION',
-      env.DRIFTLINE_STACK_KAFKA_VERSION,
-      DEFAULT_KAFKA_VERSION,
-    ),
+    kafkaVersion,
     apicurioVersion: parseVersion(
       'DRIFTLINE_STACK_APICURIO_VERSION',
       env.DRIFTLINE_STACK_APICURIO_VERSION,
@@ -112,6 +134,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     },
     timeoutMs,
   };
+}
+
+/**
+ * Kafka and the registry run in folders of the state dir with their jars named relative to it
+ * (kafkaClasspath, the registry's `-jar`): Java splits a classpath at `:`, and `-jar` puts its path
+ * on one. A `:` the state and cache dirs share is thus harmless; one left in the cache dir's path
+ * relative to the state dir is refused here, before anything starts.
+ */
+function checkClasspath(stateDir: string, cacheDir: string): void {
+  const relative = path.relative(stateDir, cacheDir);
+  if (relative.includes(path.delimiter)) {
+    throw new StackConfigError(
+      'DRIFTLINE_STACK_CACHE_DIR',
+      `DRIFTLINE_STACK_CACHE_DIR: the cache dir ${cacheDir} holds a '${path.delimiter}' outside the folder it shares with the state dir ${stateDir}, which breaks the Java classpath of Kafka and the registry; use a cache dir without '${path.delimiter}'`,
+    );
+  }
 }
 
 /** Paths inside the state dir. */

@@ -1,4 +1,4 @@
-export type { StackConfig } from './config.js';
+export { type StackConfig, StackConfigError } from './config.js';
 export {
   DEFAULT_SERVICE_TARGET,
   ensureMonitoringDist,
@@ -12,6 +12,14 @@ export {
 } from './monitoring.js';
 export { pickFreePort } from './ports.js';
 export { startedByThisProcess } from './proc.js';
+export {
+  type AbortOnSignalsOptions,
+  abortOnSignals,
+  Interrupted,
+  SIGNAL_EXIT_CODES,
+  type StopSignal,
+  unlessAborted,
+} from './signals.js';
 export {
   type ComponentOptions,
   endpointsFromEnv,

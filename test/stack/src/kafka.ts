@@ -132,8 +132,15 @@ ${dep('org.slf4j', 'slf4j-api', SLF4J_VERSION)}
 
 export interface KafkaDist {
   libsDir: string;
-  /** `<libs>/*`, for java -cp. */
-  classpath: string;
+}
+
+/**
+ * `<libs>/*` for java -cp, relative to Kafka's working directory (`kafkaDir`): Java splits the
+ * classpath at `:`, so a `:` in the part both paths share (a checkout under `/srv/a:b`) must not
+ * reach it. A `:` left in the relative path is refused at config load (loadConfig).
+ */
+export function kafkaClasspath(kafkaDir: string, libsDir: string): string {
+  return `${path.relative(kafkaDir, libsDir)}${path.sep}*`;
 }
 
 export function kafkaCachePaths(cacheDir: string, kafkaVersion: string) {
@@ -164,7 +171,7 @@ export async function ensureKafkaDist(
   signal?: AbortSignal,
 ): Promise<KafkaDist> {
   const p = kafkaCachePaths(cacheDir, kafkaVersion);
-  const dist = { libsDir: p.libsDir, classpath: `${p.libsDir}${path.sep}*` };
+  const dist = { libsDir: p.libsDir };
   if (fs.existsSync(p.marker)) return dist;
   return withCacheLock(cacheDir, 'maven', { log, signal }, async () => {
     if (fs.existsSync(p.marker)) return dist; // another run fetched them while we waited

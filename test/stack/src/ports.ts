@@ -59,22 +59,36 @@ export interface PortRequest {
 }
 
 /**
- * Resolves fixed ports (checking they are free, with a clear error naming the variable's service)
- * and picks free ones for the rest, all distinct.
+ * Checks that every fixed port is requested once and free, except those in `ownPorts` (held by the
+ * recorded stack that is about to be stopped): run before stopping it, so a taken port fails
+ * without pulling down a healthy stack. Throws naming the port's variable.
  */
-export async function assignPorts(requests: PortRequest[], host = '127.0.0.1'): Promise<Map<string, number>> {
-  const result = new Map<string, number>();
+export async function checkFixedPorts(
+  requests: PortRequest[],
+  host = '127.0.0.1',
+  ownPorts: ReadonlySet<number> = new Set(),
+): Promise<Set<number>> {
   const fixed = new Set<number>();
   for (const r of requests) {
     if (r.fixed === undefined) continue;
     const setBy = r.variable === undefined ? '' : ` (${r.variable}=${r.fixed})`;
     if (fixed.has(r.fixed)) throw new Error(`port ${r.fixed} is requested twice (${r.name}${setBy})`);
-    if (!(await isPortFree(r.fixed, host))) {
+    if (!ownPorts.has(r.fixed) && !(await isPortFree(r.fixed, host))) {
       throw new Error(`port ${r.fixed} for ${r.name}${setBy} is already in use on ${host}; unset it or pick another`);
     }
     fixed.add(r.fixed);
-    result.set(r.name, r.fixed);
   }
+  return fixed;
+}
+
+/**
+ * Resolves fixed ports (checking they are free, with a clear error naming the variable's service)
+ * and picks free ones for the rest, all distinct.
+ */
+export async function assignPorts(requests: PortRequest[], host = '127.0.0.1'): Promise<Map<string, number>> {
+  const result = new Map<string, number>();
+  const fixed = await checkFixedPorts(requests, host);
+  for (const r of requests) if (r.fixed !== undefined) result.set(r.name, r.fixed);
   const free = requests.filter((r) => r.fixed === undefined);
   // Pick a few spare ports so a picked port that collides with a fixed one can be skipped.
   const picked = (await pickFreePorts(free.length + fixed.size, host)).filter((p) => !fixed.has(p));

@@ -105,18 +105,23 @@ export async function ensureApicurioDist(
   });
 }
 
+/** The registry's H2 files, relative to its working directory (its folder in the state dir). */
+export const REGISTRY_DATA_DIR = 'data';
+
 /**
  * JVM system properties for the registry: loopback only, no separate management port, deletes allowed
  * (tests clean up subjects) and BACKWARD as the global compatibility, like Confluent's default.
- * Storage is Apicurio's default SQL storage on H2, but file-backed under `dataDir` instead of in
- * memory, so schemas and their ids survive a restart of the registry (the chaos run restarts it).
+ * Storage is Apicurio's default SQL storage on H2, but file-backed under REGISTRY_DATA_DIR instead of
+ * in memory, so schemas and their ids survive a restart of the registry (the chaos run restarts it).
+ * The H2 path is relative to the working directory: H2 ends the path at a `;`, which an absolute
+ * state dir may hold.
  */
-export function registrySystemProperties(port: number, dataDir: string): string[] {
+export function registrySystemProperties(port: number): string[] {
   return [
     `-Dquarkus.http.port=${port}`,
     '-Dapicurio.storage.kind=sql',
     '-Dapicurio.storage.sql.kind=h2',
-    `-Dapicurio.datasource.url=jdbc:h2:file:${dataDir}/registry;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0`,
+    `-Dapicurio.datasource.url=jdbc:h2:file:./${REGISTRY_DATA_DIR}/registry;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0`,
     '-Dquarkus.http.host=127.0.0.1',
     '-Dquarkus.management.enabled=false',
     '-Dapicurio.rest.deletion.artifact.enabled=true',

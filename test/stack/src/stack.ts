@@ -14,19 +14,21 @@ import {
   ensureKafkaDist,
   generateClusterId,
   isKafkaCached,
+  kafkaClasspath,
   kafkaReady,
   renderLog4j2Xml,
   renderServerProperties,
 } from './kafka.js';
 import { acquireLock } from './lock.js';
 import { monitoringDown } from './monitoring.js';
-import { assignPorts } from './ports.js';
+import { assignPorts, checkFixedPorts, type PortRequest } from './ports.js';
 import { checkOwnership, readProcInfo, type SpawnedProcess, spawnDetached, stopProcesses, stopState } from './proc.js';
 import { decideRecordedStack } from './recorded.js';
 import { redisArgs, redisPing } from './redis.js';
 import {
   CCOMPAT_PATH,
   ensureApicurioDist,
+  REGISTRY_DATA_DIR,
   registryReady,
   registrySystemProperties,
   setGlobalCompatibility,
@@ -240,6 +242,14 @@ function portChanges(cfg: StackConfig, state: StackState): string[] {
   });
 }
 
+function portRequests(cfg: StackConfig): PortRequest[] {
+  return (Object.keys(PORT_VARIABLES) as PortName[]).map((name) => ({
+    name,
+    fixed: cfg.ports[name],
+    variable: PORT_VARIABLES[name],
+  }));
+}
+
 function readStateOrWarn(file: string, log: (line: string) => void): StackState | undefined {
   try {
     return readState(file);
@@ -320,7 +330,7 @@ async function startKafka(ctx: StartContext): Promise<void> {
     `-Djava.io.tmpdir=${path.join(dir, 'tmp')}`,
     '-Djava.awt.headless=true',
     '-cp',
-    dist.classpath,
+    kafkaClasspath(dir, dist.libsDir),
   ];
   const logFile = logFileFor(cfg, 'kafka');
   await runChecked(
@@ -357,8 +367,10 @@ async function startRegistry(ctx: StartContext): Promise<void> {
   const dist = await ensureApicurioDist(cfg.cacheDir, cfg.apicurioVersion, cfg.mavenRepo, ctx.log, ctx.signal);
   const dir = statePaths(cfg.stateDir).registryDir;
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-  fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
+  fs.mkdirSync(path.join(dir, REGISTRY_DATA_DIR), { recursive: true });
   const marker = `-Ddriftline.stack=${ctx.stackId}`;
+  // Relative to its working directory: `-jar` puts the path on Java's classpath, split at `:`.
+  const jar = path.relative(dir, dist.jar);
   const spawned = await spawnService(
     ctx,
     'schema-registry',
@@ -370,13 +382,13 @@ async function startRegistry(ctx: StartContext): Promise<void> {
       '-XX:TieredStopAtLevel=1',
       marker,
       `-Djava.io.tmpdir=${path.join(dir, 'tmp')}`,
-      ...registrySystemProperties(ctx.ports.registry, path.join(dir, 'data')),
+      ...registrySystemProperties(ctx.ports.registry),
       '-jar',
-      dist.jar,
+      jar,
     ],
     dir,
     ctx.ports.registry,
-    [marker, dist.jar],
+    [marker, jar],
   );
   const logFile = logFileFor(cfg, 'schema-registry');
   await waitReady(
@@ -423,16 +435,29 @@ async function checkRequirements(cfg: StackConfig, log: (line: string) => void):
   fs.mkdirSync(paths.logsDir, { recursive: true });
   // Serially: apt-get must not run twice at once.
   const requirements: Requirement[] = [
-    { what: 'Java 17+', command: cfg.java, aptPackage: 'openjdk-17-jre-headless', explicit: cfg.javaExplicit },
+    {
+      what: 'Java 17+',
+      command: cfg.java,
+      aptPackage: 'openjdk-17-jre-headless',
+      explicit: cfg.javaExplicit,
+      variable: 'DRIFTLINE_STACK_JAVA',
+    },
     {
       what: 'redis-server',
       command: cfg.redisServer,
       aptPackage: 'redis-server',
       explicit: cfg.redisServer !== 'redis-server',
+      variable: 'DRIFTLINE_STACK_REDIS_SERVER',
     },
   ];
   if (!isKafkaCached(cfg.cacheDir, cfg.kafkaVersion)) {
-    requirements.push({ what: 'Maven', command: cfg.mvn, aptPackage: 'maven', explicit: cfg.mvn !== 'mvn' });
+    requirements.push({
+      what: 'Maven',
+      command: cfg.mvn,
+      aptPackage: 'maven',
+      explicit: cfg.mvn !== 'mvn',
+      variable: 'DRIFTLINE_STACK_MVN',
+    });
   }
   await ensureCommands(requirements, { logFile: path.join(paths.logsDir, 'apt.log'), log });
   const java = which(cfg.java) ?? cfg.java;
@@ -456,13 +481,7 @@ async function startFresh(
 ): Promise<{ endpoints: StackEndpoints; state: StackState }> {
   const paths = statePaths(cfg.stateDir);
   const { java, redisServer } = binaries;
-  const assigned = await assignPorts(
-    (Object.keys(PORT_VARIABLES) as PortName[]).map((name) => ({
-      name,
-      fixed: cfg.ports[name],
-      variable: PORT_VARIABLES[name],
-    })),
-  );
+  const assigned = await assignPorts(portRequests(cfg));
   const port = (name: string) => {
     const p = assigned.get(name);
     if (p === undefined) throw new Error(`no port assigned for ${name}`);
@@ -566,7 +585,10 @@ export async function stackUp(options: StackUpOptions = {}): Promise<StackUpResu
         else if (existing.startedBy === 'test') writeState(paths.stateFile, { ...existing, startedBy: 'cli' });
         return { endpoints: health.endpoints, startedNow: false, startupMs: Math.round(performance.now() - t0) };
       }
-      // What a new stack needs is checked before anything of the old one is stopped.
+      // What a new stack needs is checked before anything of the old one is stopped: its fixed
+      // ports (free, or the old stack's own) and its binaries.
+      const ownPorts = new Set(Object.values(recordedPorts(existing)).filter((p) => p !== undefined));
+      await checkFixedPorts(portRequests(cfg), undefined, ownPorts);
       binaries = await checkRequirements(cfg, log);
       signal?.throwIfAborted();
       log(`${action.kind === 'replace' ? action.reason : 'replacing the recorded stack'}; stopping what is left of it`);
@@ -612,6 +634,10 @@ function leaseAlive(lease: Lease): boolean {
   return info !== undefined && !info.zombie && info.startTime === lease.startTime;
 }
 
+function pidList(leases: readonly Lease[]): string {
+  return leases.map((l) => l.pid).join(', ');
+}
+
 /** Leases of other processes that are still alive. */
 function liveLeases(state: StackState): Lease[] {
   return (state.leases ?? []).filter((l) => l.pid !== process.pid && leaseAlive(l));
@@ -648,9 +674,7 @@ export async function stackRelease(options: StackDownOptions & { keep?: boolean 
       if (options.keep && state.startedBy === 'test') {
         log('DRIFTLINE_STACK_KEEP: the stack runs until `stack down` (test runs using it leave it too)');
       } else if (state.startedBy === 'test' && others.length > 0) {
-        log(
-          `leaving the stack running for ${others.length} other test run(s) (pid ${others.map((l) => l.pid).join(', ')})`,
-        );
+        log(`leaving the stack running for ${others.length} other run(s) using it (pid ${pidList(others)})`);
       }
       return { stopped: 0 };
     }
@@ -699,7 +723,10 @@ async function stopStack(options: StackDownOptions): Promise<{ stopped: number }
       return { stopped: 0 };
     }
     const live = liveLeases(state);
-    if (live.length > 0) log(`note: test run(s) still using the stack: pid ${live.map((l) => l.pid).join(', ')}`);
+    // Leases are held by test runs, demos and benchmarks alike: name none of them wrongly.
+    if (live.length > 0) {
+      log(`note: stopping it under run(s) still using it (tests, a demo or benchmarks): pid ${pidList(live)}`);
+    }
     return await stopRecorded(state, cfg, options, log);
   } finally {
     release();

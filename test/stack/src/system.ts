@@ -9,6 +9,8 @@ export interface Requirement {
   aptPackage: string;
   /** When the user named the binary explicitly we never install anything for it. */
   explicit: boolean;
+  /** The variable that points at another binary (DRIFTLINE_STACK_JAVA, …), named in the error. */
+  variable: string;
 }
 
 function isRoot(): boolean {
@@ -34,7 +36,7 @@ export async function ensureCommands(
   if (installable.length !== missing.length || apt === undefined || prefix === undefined) {
     throw new Error(
       `missing ${explain}. Install it (e.g. \`sudo apt-get install -y ${missing.map((r) => r.aptPackage).join(' ')}\`) ` +
-        'or point the DRIFTLINE_STACK_* variable at it (see test/stack/README.md).',
+        `or point ${missing.map((r) => r.variable).join(' / ')} at it (see test/stack/README.md).`,
     );
   }
   const packages = [...new Set(installable.map((r) => r.aptPackage))];

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { defaultRepoRoot } from '../src/config.js';
 import { checkOwnership, type SpawnedProcess, spawnDetached, startedByThisProcess } from '../src/proc.js';
 import { decideRecordedStack } from '../src/recorded.js';
 import { stackUp } from '../src/stack.js';
@@ -138,9 +140,34 @@ describe('stackUp on a recorded stack that is not fully running', () => {
   it('checks what a new stack needs before stopping anything of the old one', async () => {
     const dir = fs.mkdtempSync(path.join(root, 'badconfig-'));
     const { redis } = await halfDeadStack(dir, []);
+    // The error names the variable to fix, not a DRIFTLINE_STACK_* pattern (found by a review).
     await expect(withBrokenJava(() => stackUp({ stateDir: dir, cacheDir: path.join(root, 'cache') }))).rejects.toThrow(
-      /\/nonexistent\/java/,
+      /\/nonexistent\/java.*point DRIFTLINE_STACK_JAVA\b/,
     );
+    expect(checkOwnership(redis)).toBe('owned');
+    expect(readState(path.join(dir, 'state.json'))?.processes).toHaveLength(2);
+  });
+});
+
+describe('stackUp with a fixed port another process holds (found by a review)', () => {
+  it('fails naming the variable before stopping anything of the recorded stack', async () => {
+    const dir = fs.mkdtempSync(path.join(root, 'taken-port-'));
+    const { redis } = await halfDeadStack(dir, []);
+    const listener = net.createServer();
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as net.AddressInfo).port;
+    const before = process.env.DRIFTLINE_STACK_REDIS_PORT;
+    process.env.DRIFTLINE_STACK_REDIS_PORT = String(port);
+    try {
+      // The real cache: Kafka's jars are there, so no Maven is needed and only the port can fail.
+      await expect(
+        stackUp({ stateDir: dir, cacheDir: path.join(defaultRepoRoot(), '.cache', 'stack') }),
+      ).rejects.toThrow(`port ${port} for redis (DRIFTLINE_STACK_REDIS_PORT=${port}) is already in use`);
+    } finally {
+      if (before === undefined) delete process.env.DRIFTLINE_STACK_REDIS_PORT;
+      else process.env.DRIFTLINE_STACK_REDIS_PORT = before;
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+    }
     expect(checkOwnership(redis)).toBe('owned');
     expect(readState(path.join(dir, 'state.json'))?.processes).toHaveLength(2);
   });

@@ -122,11 +122,12 @@ describe('registry and redis helpers', () => {
   });
 
   it('binds the registry to loopback without a management port', () => {
-    const props = registrySystemProperties(18081, '/tmp/reg');
+    const props = registrySystemProperties(18081);
     expect(props).toContain('-Dquarkus.http.port=18081');
-    // file-backed H2: schemas and their ids survive a restart
+    // file-backed H2: schemas and their ids survive a restart. The path is relative to the registry's
+    // folder (its working directory): H2 ends the path at a `;`, which a state dir may hold.
     expect(props).toContain(
-      '-Dapicurio.datasource.url=jdbc:h2:file:/tmp/reg/registry;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0',
+      '-Dapicurio.datasource.url=jdbc:h2:file:./data/registry;DB_CLOSE_ON_EXIT=FALSE;WRITE_DELAY=0',
     );
     expect(props).toContain('-Dquarkus.http.host=127.0.0.1');
     expect(props).toContain('-Dquarkus.management.enabled=false');

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig, parsePort } from '../src/config.js';
+import { loadConfig, parsePort, StackConfigError, statePaths } from '../src/config.js';
+import { kafkaCachePaths, kafkaClasspath } from '../src/kafka.js';
 import { endpointsForPorts, endpointsFromEnv, envLines } from '../src/stack.js';
 import { readState, removeState, type StackState, writeState } from '../src/state.js';
 
@@ -127,7 +128,36 @@ describe('config', () => {
     expect(cfg.timeoutMs).toBe(5000);
   });
 
-  it('rejects bad values with the variable name', () => {
+  it('accepts `;` and `:` in the folder the state and cache dirs share: Kafka gets a relative classpath', () => {
+    const shared = '/tmp/a;b:c';
+    const cfg = loadConfig({
+      DRIFTLINE_STACK_DIR: `${shared}/.stack`,
+      DRIFTLINE_STACK_CACHE_DIR: `${shared}/.cache/stack`,
+    });
+    const classpath = kafkaClasspath(statePaths(cfg.stateDir).kafkaDir, kafkaCachePaths(cfg.cacheDir, '4.3.1').libsDir);
+    expect(classpath).toBe('../../.cache/stack/kafka-4.3.1/libs/*');
+  });
+
+  it('refuses a cache dir whose own part holds a `:` (Java splits the classpath there), in one line naming it', () => {
+    const error = (() => {
+      try {
+        loadConfig({ DRIFTLINE_STACK_DIR: '/tmp/state', DRIFTLINE_STACK_CACHE_DIR: '/tmp/cache:x/stack' });
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(StackConfigError);
+    expect((error as StackConfigError).variable).toBe('DRIFTLINE_STACK_CACHE_DIR');
+    expect((error as Error).message).toMatch(
+      /^DRIFTLINE_STACK_CACHE_DIR: the cache dir \/tmp\/cache:x\/stack holds a ':'/,
+    );
+    expect((error as Error).message).not.toContain('\n');
+  });
+
+  it('rejects bad values with the variable name, as a StackConfigError (exit 78 in the CLI and the demo)', () => {
+    expect(() => loadConfig({ DRIFTLINE_STACK_REDIS_PORT: 'abc' })).toThrow(StackConfigError);
+    expect(() => loadConfig({ DRIFTLINE_STACK_TIMEOUT_MS: '-1' })).toThrow(StackConfigError);
     expect(() => parsePort('DRIFTLINE_STACK_KAFKA_PORT', 'abc')).toThrow(/DRIFTLINE_STACK_KAFKA_PORT/);
     expect(() => parsePort('DRIFTLINE_STACK_KAFKA_PORT', '70000')).toThrow(/between 1 and 65535/);
     expect(() => loadConfig({ DRIFTLINE_STACK_APICURIO_VERSION: 'latest' })).toThrow(

@@ -11,16 +11,22 @@ describe('a reader watching the materializer state marker (private redis-server,
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
-  it('gauge 0 with the marker; after FLUSHDB 1 within the check period, one warning; back to 0 when rewritten', async () => {
-    // Its own server: FLUSHDB on the shared one would wipe every other test's keys.
+  /** A redis-server of its own and a client of `use` created now (not waited for). */
+  async function privateClient(use: 'tooling' | 'online-read') {
     const s = await privateRedis(['--save', '', '--appendonly', 'no']);
     cleanup.push(() => {
       s.process.kill('SIGKILL');
       rmSync(s.dir, { recursive: true, force: true });
     });
-    const redis = createRedisClient({ url: s.url, tls: false }, 'tooling');
+    const redis = createRedisClient({ url: s.url, tls: false }, use);
     redis.on('error', () => {});
     cleanup.push(() => redis.disconnect());
+    return redis;
+  }
+
+  it('gauge 0 with the marker; after FLUSHDB 1 within the check period, one warning; back to 0 when rewritten', async () => {
+    // Its own server: FLUSHDB on the shared one would wipe every other test's keys.
+    const redis = await privateClient('tooling');
     await waitReady(redis, 10_000);
     const marker = 'dl:state-marker:features';
     await redis.set(marker, '2026-01-01T00:00:00.000Z');
@@ -65,5 +71,53 @@ describe('a reader watching the materializer state marker (private redis-server,
     await eventually(async () => (warnings.length === 2 ? true : undefined), 5_000);
     expect(warnings[1]?.msg).toMatch(/written again since the last check: Redis lost the features state/);
     expect(await missing()).toBe(0);
+  });
+
+  it('checks as soon as a fresh client is ready, not at the second check 10 s later (found by a review)', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    // A client created just now, still connecting, as the services hand it over. Before, the first
+    // GET failed at once ("Stream isn't writeable": no offline queue) and the gauge was absent
+    // until the next check.
+    const redis = await privateClient('online-read');
+    const startedAt = Date.now();
+    const reader = watchFeaturesStateMarker(
+      redis,
+      { keyPrefix: 'dl', consequence: 'reads answer not found', logger: recordingLogger('warn', []), registry },
+      60_000,
+    );
+    cleanup.push(() => reader.stop());
+    const missing = async () =>
+      (await registry.getSingleMetric('driftline_online_store_state_missing')?.get())?.values[0]?.value;
+    await eventually(async () => ((await missing()) === 1 ? true : undefined), 5_000, 20);
+    expect(Date.now() - startedAt).toBeLessThan(1_500);
+  });
+
+  it('a reader that does not read the store reports nothing; once it reads, the missing marker (found by a review)', async () => {
+    const redis = await privateClient('tooling');
+    await waitReady(redis, 10_000);
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const warnings: Array<{ obj: object; msg?: string }> = [];
+    let reads = 0;
+    const reader = watchFeaturesStateMarker(
+      redis,
+      {
+        keyPrefix: 'dl',
+        consequence: 'reads answer not found',
+        logger: recordingLogger('warn', warnings),
+        registry,
+        storeReads: () => reads,
+      },
+      100,
+    );
+    cleanup.push(() => reader.stop());
+    const missing = async () =>
+      (await registry.getSingleMetric('driftline_online_store_state_missing')?.get())?.values[0]?.value;
+    // No marker, no reads (a model server whose requests carry every feature): 0, no warning.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await missing()).toBe(0);
+    expect(warnings).toEqual([]);
+    reads++;
+    await eventually(async () => ((await missing()) === 1 ? true : undefined), 5_000, 20);
+    expect(warnings).toHaveLength(1);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { featuresStateMarkerKey, markerChange } from '../src/redis/state-marker-reader.js';
+import { featuresStateMarkerKey, markerChange, storeInUse } from '../src/redis/state-marker-reader.js';
 
 describe('markerChange: one log line per change of the writer marker, not per check', () => {
   it('reports a marker going missing once, its return, and a value the writer wrote again', () => {
@@ -15,5 +15,30 @@ describe('markerChange: one log line per change of the writer marker, not per ch
 
   it('uses the feature-materializer key layout', () => {
     expect(featuresStateMarkerKey('dl')).toBe('dl:state-marker:features');
+  });
+});
+
+describe('storeInUse: a reader that may serve without the store reports a missing marker only while it reads it', () => {
+  it('is false until a read, true within the window after the last read, false again past it', () => {
+    let reads = 0;
+    let now = 0;
+    const inUse = storeInUse(
+      () => reads,
+      300_000,
+      () => now,
+    );
+    // Requests carrying every feature: no read, nothing to report (before: a critical alert for ever).
+    expect(inUse()).toBe(false);
+    now = 10_000;
+    expect(inUse()).toBe(false);
+    reads = 3;
+    now = 20_000;
+    expect(inUse()).toBe(true);
+    now = 20_000 + 299_999;
+    expect(inUse()).toBe(true);
+    now = 20_000 + 300_000;
+    expect(inUse()).toBe(false);
+    reads = 4; // reads resume
+    expect(inUse()).toBe(true);
   });
 });

@@ -15,12 +15,20 @@ export interface DefaultSources {
 
 // Copies, never the caller's objects: the events a call returns (and names in its error) are the
 // ones to publish again, so a retry carries the same event ids and times and is deduplicated
-// downstream, where a retry of the caller's own objects drew new ones and counted twice.
+// downstream, where a retry of the caller's own objects drew new ones and counted twice. The maps
+// (`features`, `scores`) are copied too: shared, a caller reusing its map for the next event changed
+// the returned one, and a retry sent other values under the same event id.
+
+/** A copy of an event's map; what is not an object is left for the checks to refuse. */
+function copyOf<T>(map: T): T {
+  return map !== null && typeof map === 'object' && !Array.isArray(map) ? { ...map } : map;
+}
 
 /** The feature events as published: a missing `event_id` gets a new UUID, a missing `event_time` now. */
 export function featuresWithDefaults(events: readonly FeatureEventInput[], sources: DefaultSources): FeatureEvent[] {
   return events.map((e) => ({
     ...e,
+    features: copyOf(e.features),
     event_id: e.event_id ?? sources.newId(),
     event_time: e.event_time ?? sources.now(),
   }));
@@ -33,6 +41,8 @@ export function predictionsWithDefaults(
 ): PredictionEvent[] {
   return events.map((e) => ({
     ...e,
+    features: copyOf(e.features),
+    ...(e.scores == null ? {} : { scores: copyOf(e.scores) }),
     event_time: e.event_time ?? sources.now(),
     predicted_class: e.predicted_class ?? null,
   }));

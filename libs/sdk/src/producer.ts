@@ -39,6 +39,7 @@ import {
 } from './defaults.js';
 import { type FullBound, SendLanes } from './lanes.js';
 import { RoomWaiters } from './room.js';
+import { withUnsent } from './unsent.js';
 
 /**
  * Where the SDK connects: the same Kafka settings the services read (brokers, client id, TLS, SASL;
@@ -95,10 +96,12 @@ export interface DriftlineProducer {
    * within `bufferWaitMs` rejects the call with a retriable SINK_UNAVAILABLE; the call's events
    * before it (`details.buffered` of `details.events`) stay buffered and are delivered.
    *
-   * Resolves to the events as published, with the defaults the call assigned (`event_id`,
-   * `event_time`, `predicted_class`); a call that fails names them in `details.eventsWithDefaults`.
-   * Publishing those again, not the caller's input, is a safe retry: the same event ids and times
-   * are deduplicated downstream, where new ones would count twice.
+   * Resolves to the events as the call published them, with the defaults it assigned (`event_id`,
+   * `event_time`, `predicted_class`). A call that fails keeps its error's class and carries
+   * `details.unsent`: the events with their defaults that the call did not buffer (all of them,
+   * but for a SINK_UNAVAILABLE the ones after the first `details.buffered`, which are delivered).
+   * Publishing `unsent` again, not the caller's input, is the retry: it repeats nothing already
+   * buffered, and keeps the ids and times. Not enumerable, so a logged error carries no events.
    */
   publishFeatures(events: FeatureEventInput | readonly FeatureEventInput[]): Promise<readonly FeatureEvent[]>;
   publishPrediction(
@@ -315,24 +318,25 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
   }
 
   /**
-   * Publishes `values` (their defaults assigned) and returns them; a failure carries them in
-   * `details.eventsWithDefaults`, so the caller can retry exactly what the call published.
+   * Publishes `values` (their defaults assigned) and returns them; a failure carries those not
+   * buffered in `details.unsent`, so the caller retries exactly what was not sent.
    */
   async function publish<T>(contract: Contract<T>, values: readonly T[]): Promise<readonly T[]> {
+    const progress = { buffered: 0 };
     try {
-      await publishOnce(contract, values);
+      await publishOnce(contract, values, progress);
       return values;
     } catch (error) {
-      const e = toDriftlineError(error);
-      throw new DriftlineError(e.code, e.message, {
-        retriable: e.retriable,
-        ...(e.cause === undefined ? {} : { cause: e.cause }),
-        details: { ...e.details, eventsWithDefaults: values },
-      });
+      // Events are buffered in call order, so the unsent ones are those after the buffered ones.
+      throw withUnsent(error, values.slice(progress.buffered));
     }
   }
 
-  async function publishOnce<T>(contract: Contract<T>, values: readonly T[]): Promise<void> {
+  async function publishOnce<T>(
+    contract: Contract<T>,
+    values: readonly T[],
+    progress: { buffered: number },
+  ): Promise<void> {
     if (closing) throw new DriftlineError('INTERNAL', 'driftline producer is closed');
     publishing++;
     try {
@@ -386,6 +390,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
           await roomWaiters.wait(deadline, () => noRoom(c.topic, i, messages.length, bytes));
         }
         lanes.push(c.topic, m);
+        progress.buffered++;
       }
     } finally {
       publishing--;

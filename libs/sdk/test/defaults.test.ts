@@ -43,4 +43,26 @@ describe('the defaults a publish call assigns (found by a review: a retry double
     expect(labels[0]?.event_time).toEqual(expect.any(Number));
     expect(labelsWithDefaults(labels, s)).toEqual(labels);
   });
+
+  it('copies the features and scores maps: a caller reusing its maps changes no returned event (found by a review)', () => {
+    const features: Record<string, number> = { amount: 10 };
+    const scores: Record<string, number> = { '1': 0.4 };
+    const s = sources();
+    const [feature] = featuresWithDefaults([{ view: 'spend', entity_id: 'e1', features }], s);
+    const [prediction] = predictionsWithDefaults(
+      [{ prediction_id: 'p', model: 'm', model_version: '1', entity_id: 'e', features, prediction: 0.4, scores }],
+      s,
+    );
+    // The caller fills the same maps for its next event: before, the returned (retry) events
+    // followed, and a retry sent 99 under the event id that had carried 10.
+    features.amount = 99;
+    scores['1'] = 0.9;
+    expect(feature?.features).toEqual({ amount: 10 });
+    expect(prediction?.features).toEqual({ amount: 10 });
+    expect(prediction?.scores).toEqual({ '1': 0.4 });
+    // No scores given stays no scores (null or absent as given).
+    const base = { prediction_id: 'q', model: 'm', model_version: '1', entity_id: 'e', features: {}, prediction: 1 };
+    expect(predictionsWithDefaults([base], s)[0]).not.toHaveProperty('scores');
+    expect(predictionsWithDefaults([{ ...base, scores: null }], s)[0]?.scores).toBeNull();
+  });
 });

@@ -1,9 +1,11 @@
 import { SchemaRegistryCodec } from '@driftline/codec';
+import { DriftlineError } from '@driftline/core';
 import { ensureTopics } from '@driftline/kafka';
 import { contracts, type FeatureEvent, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { describe, expect, inject, it } from 'vitest';
 import { createDriftlineProducer } from '../src/index.js';
+import { loggedErrorLine } from './log-line.js';
 
 const stack = inject('stack');
 
@@ -596,14 +598,14 @@ describe('producer SDK: a safe retry with the defaults a call assigned (found by
     await sdk.flush();
 
     // labels.v1 is missing: the first label fills the buffer of one, the second call gives up. Its
-    // error names the events with their assigned times, the retry once the topic exists.
+    // error names the events it did not send with their assigned times, the retry once the topic exists.
     await sdk.publishLabel({ prediction_id: 'a', model: 'm', label: 1 });
     const failed = await sdk.publishLabel({ prediction_id: 'b', model: 'm', label: 0 }).then(
       () => undefined,
-      (error: unknown) => error as { code: string; details: { eventsWithDefaults: readonly LabelEvent[] } },
+      (error: unknown) => error as { code: string; details: { unsent: readonly LabelEvent[] } },
     );
     expect(failed).toMatchObject({ code: 'SINK_UNAVAILABLE', details: { buffered: 0, events: 1 } });
-    const toRetry = failed!.details.eventsWithDefaults;
+    const toRetry = failed!.details.unsent;
     expect(toRetry).toEqual([{ prediction_id: 'b', model: 'm', label: 0, event_time: expect.any(Number) }]);
     await ensureTopics(kafka, [{ topic: labelTopic, partitions: 1 }]);
     await flushOnceDelivered(sdk);
@@ -625,4 +627,63 @@ describe('producer SDK: a safe retry with the defaults a call assigned (found by
     );
     expect(labels[1]).toMatchObject({ ...toRetry[0] });
   });
+});
+
+describe('producer SDK: a partial failure names exactly the events it did not send (found by a review)', () => {
+  it('retrying details.unsent delivers each prediction once, and a logged error carries counts, not events', async () => {
+    const prefix = `${uniqueName('sdk-unsent')}.`;
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    const topic = `${prefix}predictions.v1`;
+    // predictions.v1 is missing: the topic may hold half of the 4-message buffer, 2 of the 6.
+    const sdk = await createDriftlineProducer({
+      client: kafka,
+      registry: { url: stack.schemaRegistryUrl },
+      topicPrefix: prefix,
+      batchSize: 1,
+      maxBuffered: 4,
+      lingerMs: 0,
+      bufferWaitMs: 300,
+    });
+    const predictions = Array.from({ length: 6 }, (_, i) => ({
+      prediction_id: `p${i}`,
+      model: 'm',
+      model_version: '1',
+      entity_id: `e${i}`,
+      features: { secret_income: 1_000 + i },
+      prediction: 0.5,
+    }));
+    const failed = await sdk.publishPrediction(predictions).then(
+      () => undefined,
+      (error: unknown) => error as DriftlineError,
+    );
+    expect(failed).toBeInstanceOf(DriftlineError);
+    expect(failed).toMatchObject({ code: 'SINK_UNAVAILABLE', details: { buffered: 2, events: 6 } });
+    // The first `buffered` events are buffered and will be delivered: unsent are the others.
+    const unsent = failed!.details.unsent as readonly PredictionEvent[];
+    expect(unsent.map((p) => p.prediction_id)).toEqual(['p2', 'p3', 'p4', 'p5']);
+
+    // Logged as the services log it: counts, no events (before, every event with its features).
+    const line = loggedErrorLine(failed);
+    expect(line).toContain('"buffered":2');
+    expect(line).not.toContain('secret_income');
+    expect(line).not.toContain('"p5"');
+
+    // Retried once the topic exists: the drift monitor counts every prediction record, so a
+    // prediction sent twice counted twice (the whole call retried: p0 and p1 twice).
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await flushOnceDelivered(sdk);
+    await sdk.publishPrediction(unsent);
+    await sdk.close();
+    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });
+    const delivered = await Promise.all(
+      (await readTopic(kafka, topic, 6)).map((r) =>
+        codec.forTopic<PredictionEvent>(contracts.prediction, topic).decode(r.value),
+      ),
+    );
+    expect(delivered.map((p) => p.prediction_id)).toEqual(['p0', 'p1', 'p2', 'p3', 'p4', 'p5']);
+    // The retried ones keep the event time the failed call assigned (so their drift window).
+    expect(delivered.slice(2).map((p) => p.event_time)).toEqual(unsent.map((p) => p.event_time));
+    // Nothing more behind them: a read for a seventh finds none.
+    await expect(readTopic(kafka, topic, 7, 5_000)).rejects.toThrow(`read 6/7 messages of ${topic}`);
+  }, 120_000);
 });

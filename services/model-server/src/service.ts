@@ -10,7 +10,7 @@ import {
 } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import type { ConsumerHandle } from '@driftline/kafka';
-import { onlineStoreEnvShape } from '@driftline/online-store';
+import { type OnlineStore, onlineStoreEnvShape } from '@driftline/online-store';
 import type { CanarySpec } from '@driftline/policy';
 import { contracts, deadLetterTopic, type ModelEvent } from '@driftline/schemas';
 import { defineService } from '@driftline/service';
@@ -202,13 +202,30 @@ export const modelServer = defineService({
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
     });
     // Redis emptied or a key prefix other than the materializer's: every read finds nothing while
-    // the instance looks healthy. A gauge and a warning, not readiness (see the README).
+    // the instance looks healthy. A gauge and a warning, not readiness (see the README). Only while
+    // requests read the store: one whose requests carry every feature needs no materializer, and
+    // its missing marker was a critical alert for ever.
+    let storeReads = 0;
+    const countedStore: OnlineStore = {
+      write: (writes) => store.write(writes),
+      read: (view, entity, features) => {
+        storeReads++;
+        return store.read(view, entity, features);
+      },
+      readBatch: (requests) => {
+        storeReads++;
+        return store.readBatch(requests);
+      },
+      ready: () => store.ready(),
+      close: () => store.close(),
+    };
     const marker = watchFeaturesStateMarker(store.client, {
       keyPrefix: config.keyPrefix,
       consequence:
         'a request that passes no features answers 422 "no features", one that passes some is scored with the others missing',
       logger: ctx.logger,
       registry: ctx.registry,
+      storeReads: () => storeReads,
     });
     let follower: ConsumerHandle | undefined;
     // Ready once the start-up replay of models.v1 is read to its end and applied (every model
@@ -226,7 +243,7 @@ export const modelServer = defineService({
     const loader = threadedArtifactLoader(config.artifactDir);
     try {
       server = await startModelServer({
-        store,
+        store: countedStore,
         views: config.views,
         load: loader.load,
         log: config.logThread

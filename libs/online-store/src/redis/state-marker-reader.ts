@@ -33,6 +33,32 @@ export interface StateMarkerReaderOptions {
   readonly whenMissing: string;
   readonly logger: Logger;
   readonly registry: Registry;
+  /**
+   * Whether this reader reads the store now (`storeInUse`); absent, always. While it does not, no
+   * GET and the gauge 0: a reader that needs no store (a model server whose requests carry every
+   * feature) kept a missing marker at 1, a critical alert for ever.
+   */
+  readonly inUse?: () => boolean;
+}
+
+/** How long after its last read of the store a reader still reports a missing marker: the alert's hold. */
+const STORE_IN_USE_MS = 5 * 60_000;
+
+/**
+ * Whether the store was read within the last `windowMs`, from a count of reads that only grows
+ * (each call looks at the count; a read is seen at the call after it).
+ */
+export function storeInUse(reads: () => number, windowMs = STORE_IN_USE_MS, now: () => number = Date.now) {
+  let last = reads();
+  let lastReadAt: number | undefined;
+  return (): boolean => {
+    const count = reads();
+    if (count !== last) {
+      last = count;
+      lastReadAt = now();
+    }
+    return lastReadAt !== undefined && now() - lastReadAt < windowMs;
+  };
 }
 
 export interface StateMarkerReader {
@@ -44,8 +70,8 @@ export interface StateMarkerReader {
 /**
  * A reader's view of a writer's state marker (read-only: it never writes the marker). After Redis
  * restarted empty, or with a key prefix other than the writer's, readers answered "not found" for
- * every entity while healthy, and nothing told. Now: one GET now and every
- * STATE_MARKER_INTERVAL_MS, off the request path; `driftline_online_store_state_missing{store}` 1
+ * every entity while healthy, and nothing told. Now: one GET once the client is ready (and after
+ * each reconnection) and every STATE_MARKER_INTERVAL_MS, off the request path; `driftline_online_store_state_missing{store}` 1
  * while the marker is missing (alert DriftlineOnlineStoreStateMissing), and one log line per
  * change, not per check. Readiness stays: a fresh deployment has no marker until the writer's first
  * start, and failing readiness then would block the rollout.
@@ -64,6 +90,18 @@ export function watchStateMarkerAsReader(
   const fields = { store: options.store, marker: options.key };
   let seen: string | null | undefined;
   const check = async () => {
+    if (options.inUse !== undefined && !options.inUse()) {
+      if (seen === null) {
+        options.logger.info(
+          fields,
+          `the ${options.store} state marker is no longer checked: no read of the store lately`,
+        );
+      }
+      // Reads resuming with the marker still missing warn again.
+      seen = undefined;
+      missing.set({ store: options.store }, 0);
+      return;
+    }
     let value: string | null;
     try {
       value = await redis.get(options.key);
@@ -93,10 +131,20 @@ export function watchStateMarkerAsReader(
       checking = false;
     });
   };
-  tick();
+  // The first check once the client is ready, and again after each reconnection (a Redis restarted
+  // empty is seen at once): a GET on a client still connecting failed ("Stream isn't writeable",
+  // no offline queue), and the gauge appeared only at the second check, 10 s later.
+  redis.on('ready', tick);
+  if (redis.status === 'ready') tick();
   const timer = setInterval(tick, intervalMs);
   timer.unref();
-  return { check, stop: () => clearInterval(timer) };
+  return {
+    check,
+    stop: () => {
+      clearInterval(timer);
+      redis.off('ready', tick);
+    },
+  };
 }
 
 /**
@@ -110,6 +158,11 @@ export function watchFeaturesStateMarker(
     readonly consequence: string;
     readonly logger: Logger;
     readonly registry: Registry;
+    /**
+     * The reader's reads of the store so far, when it may serve without them (the model server):
+     * the marker is then checked only within STORE_IN_USE_MS of a read (`storeInUse`).
+     */
+    readonly storeReads?: () => number;
   },
   intervalMs = STATE_MARKER_INTERVAL_MS,
 ): StateMarkerReader {
@@ -121,6 +174,7 @@ export function watchFeaturesStateMarker(
       whenMissing: `${options.consequence}. Redis lost the online features (an empty restart, FLUSHALL, eviction) and no feature-materializer has written since, none has started on this Redis yet, or DRIFTLINE_FEATURE_KEY_PREFIX differs from the materializer's`,
       logger: options.logger,
       registry: options.registry,
+      ...(options.storeReads === undefined ? {} : { inUse: storeInUse(options.storeReads) }),
     },
     intervalMs,
   );

@@ -292,6 +292,7 @@ function labelWeighted(metric: string, alias: string, squared = false): string {
   return `${squared ? `sqrt(${mean})` : mean} AS ${alias}`;
 }
 
+/** `coverage`: of the valid labels, as each window's `label_coverage` (invalid labels cover nothing). */
 export const versionSummarySql = `SELECT
   model_version,
   min(window_start) AS first_window,
@@ -299,7 +300,7 @@ export const versionSummarySql = `SELECT
   sum(predictions) AS total_predictions,
   sum(labeled) AS total_labeled,
   sum(expired) AS total_expired,
-  if(total_labeled + total_expired = 0, NULL, total_labeled / (total_labeled + total_expired)) AS coverage,
+  if(total_labeled + total_expired = 0, NULL, (total_labeled - sum(invalid_labels)) / (total_labeled + total_expired)) AS coverage,
   ${labelWeighted('accuracy', 'pooled_accuracy')},
   ${labelWeighted('f1', 'f1_mean_of_windows')},
   ${labelWeighted('roc_auc', 'roc_auc_mean_of_windows')},

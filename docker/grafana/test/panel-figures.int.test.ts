@@ -271,6 +271,14 @@ describe('panel figures against an independent computation on the seeded rows', 
     expect(labelWeighted('v1', 'accuracy')).toBeCloseTo(0.8921, 4);
     // Invalid labels weigh nothing: 10 right of 20 valid, not 100 of 110 labeled.
     expect(Number(column(data.find((r) => r.model_version === 'v3')!, 'accuracy'))).toBeCloseTo(0.5, 12);
+    // Coverage of the valid labels, as label_coverage: v3's 20 of 110, not 110 of 110 (found by a review).
+    for (const row of data) {
+      const windows = PERF.filter((w) => w.version === row.model_version);
+      const labeled = windows.reduce((s, w) => s + w.labeled, 0);
+      const valid = windows.reduce((s, w) => s + w.labeled - (w.invalid ?? 0), 0);
+      expect(Number(row.coverage), String(row.model_version)).toBeCloseTo(valid / labeled, 12);
+    }
+    expect(Number(data.find((r) => r.model_version === 'v3')!.coverage)).toBeCloseTo(20 / 110, 12);
   });
 
   const canary = { database, model: 'canary', version: ['v1', 'v2'], feature: ['a', 'b', 'c', 'd'] };

@@ -40,9 +40,10 @@ export const BUSINESS_METRICS = ['value_caught', 'value_missed', 'false_alarm_co
 export type BusinessMetricName = (typeof BUSINESS_METRICS)[number];
 
 /**
- * Business outcome of binary decisions. Points whose label is not 0/1 are skipped (the window
- * already counts them as invalid); a missing value adds 0 to the sums but the point still counts
- * in the confusion counts. Null without labeled points, or when none carried a value and no
+ * Business outcome of binary decisions. A missing value adds 0 to the sums but the point still
+ * counts in the confusion counts. Null without labeled points, when any label is not 0 or 1 (as the
+ * window's classification metrics: what it meant is unknown, and the outcome of the rest is not the
+ * model's; labels −1/+1 had left the positives only), or when none carried a value and no
  * false-alarm cost is configured: nothing is known about money then, and 0 would read as "no loss".
  */
 export function businessOutcome(points: Iterable<ValuedPoint>, options: BusinessOptions): BusinessOutcome | null {
@@ -59,7 +60,7 @@ export function businessOutcome(points: Iterable<ValuedPoint>, options: Business
   let valued = 0;
   let judged = 0;
   for (const p of points) {
-    if (p.label !== 0 && p.label !== 1) continue;
+    if (p.label !== 0 && p.label !== 1) return null;
     judged++;
     const v = p.value !== null && Number.isFinite(p.value) ? p.value : null;
     if (v !== null) valued++;

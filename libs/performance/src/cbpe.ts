@@ -352,13 +352,24 @@ function thresholdBin(threshold: number): number {
   return binOf(threshold);
 }
 
-const inRange = (score: number): boolean => score >= 0 && score <= 1;
+/**
+ * How far outside [0, 1] a score is still a probability: float rounding of one (0.06 + 0.868 +
+ * 0.072 = 1.0000000000000002) had voided its window's whole estimate (found by a review).
+ */
+const SCORE_RANGE_TOLERANCE = 1e-9;
+
+/** The score clipped into [0, 1] when within {@link SCORE_RANGE_TOLERANCE} of it; undefined beyond (NaN too). */
+function probability(score: number): number | undefined {
+  if (!(score >= -SCORE_RANGE_TOLERANCE && score <= 1 + SCORE_RANGE_TOLERANCE)) return undefined;
+  return Math.min(1, Math.max(0, score));
+}
 
 /** The slot a score counts in, for a model deciding at `threshold` ({@link OUT_OF_RANGE_SLOT} outside [0, 1]). */
 export function scoreSlot(score: number, threshold: number): number {
-  if (!inRange(score)) return OUT_OF_RANGE_SLOT;
-  const bin = binOf(score);
-  if (bin === thresholdBin(threshold) && score >= threshold) return SCORE_BINS;
+  const p = probability(score);
+  if (p === undefined) return OUT_OF_RANGE_SLOT;
+  const bin = binOf(p);
+  if (bin === thresholdBin(threshold) && p >= threshold) return SCORE_BINS;
   return bin;
 }
 
@@ -398,8 +409,8 @@ export const emptyScoreHistogram = (): ScoreHistogram => ({
   sums: new Array<number>(SCORE_SLOTS).fill(0),
 });
 
-/** What a score adds to its slot's sum: the score, 0 outside [0, 1] (that slot's sum is never used). */
-export const slotValue = (score: number): number => (inRange(score) ? score : 0);
+/** What a score adds to its slot's sum: the score as its slot takes it, 0 outside [0, 1] (that slot's sum is never used). */
+export const slotValue = (score: number): number => probability(score) ?? 0;
 
 /** Adds one score. */
 export function addScore(h: ScoreHistogram, score: number, threshold: number): void {

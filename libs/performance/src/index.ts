@@ -57,6 +57,7 @@ export {
   ALL_SEGMENT,
   boundSegments,
   computeWindow,
+  currentWindow,
   isClassLabel,
   MISSING_SEGMENT,
   OTHER_SEGMENT,

@@ -15,22 +15,17 @@ export interface WindowRef {
   readonly model: string;
   readonly modelVersion: string;
   readonly windowStart: number;
-  /**
-   * The window's size, in its key since keys carry it: a pending prediction's window is the one it
-   * was keyed with, also after DRIFTLINE_JOINER_WINDOW changed (its old start with the new size had
-   * made windows that overlap). Undefined for keys written before (size unknown).
-   */
-  readonly windowMs?: number;
 }
 
 export function windowKey(ref: WindowRef): string {
-  return JSON.stringify(
-    ref.windowMs === undefined
-      ? [ref.model, ref.modelVersion, ref.windowStart]
-      : [ref.model, ref.modelVersion, ref.windowStart, ref.windowMs],
-  );
+  return JSON.stringify([ref.model, ref.modelVersion, ref.windowStart]);
 }
 
+/**
+ * `[model, version, start]`. A key of four elements, `[model, version, start, size]`, was written only
+ * by ce65220 (never released; the size in the key was reverted, see {@link currentWindow}): it is read
+ * as its start, its size ignored, so such keys left in Redis are recomputed like any other.
+ */
 export function parseWindowKey(key: string): WindowRef {
   const parsed: unknown = JSON.parse(key);
   if (
@@ -43,9 +38,21 @@ export function parseWindowKey(key: string): WindowRef {
   ) {
     throw new DriftlineError('VALIDATION_FAILED', `not a window key: ${key}`);
   }
-  const ref = { model: parsed[0], modelVersion: parsed[1], windowStart: parsed[2] };
-  return parsed.length === 4 ? { ...ref, windowMs: parsed[3] as number } : ref;
+  return { model: parsed[0], modelVersion: parsed[1], windowStart: parsed[2] };
 }
+
+/**
+ * The window of size `sizeMs` containing the start of `ref`: the one a key written under another
+ * window size (DRIFTLINE_JOINER_WINDOW changed while its predictions waited) is recomputed and its
+ * score tallies written as. Its old start with the new size had made windows that overlap; a size in
+ * the key made rows of two sizes share performance_windows' key (start, no size), where the newer
+ * replaced the other and lost its labels (both found by reviews).
+ */
+export const currentWindow = (ref: WindowRef, sizeMs: number): WindowRef => ({
+  model: ref.model,
+  modelVersion: ref.modelVersion,
+  windowStart: windowStart(ref.windowStart, sizeMs),
+});
 
 export const ALL_SEGMENT = '__all__';
 export const OTHER_SEGMENT = '__other__';

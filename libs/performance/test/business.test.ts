@@ -10,7 +10,6 @@ const points = [
   { score: 0.55, label: 0, value: null }, // FP, no value
   { score: 0.1, label: 0, value: 999 }, // TN: worth nothing either way
   { score: 0.8, label: 1, value: null }, // TP, no value
-  { score: 0.95, label: 7, value: 1e6 }, // invalid label: skipped
 ];
 
 describe('businessOutcome', () => {
@@ -45,6 +44,17 @@ describe('businessOutcome', () => {
     expect(o?.valueCaught).toBe(100);
     expect(o?.valueMissed).toBe(290);
     expect(o?.falsePositives).toBe(0);
+  });
+
+  it('is null when any label is not 0 or 1, as the classification metrics are (found by a review)', () => {
+    // Labels −1/+1: the outcome of the +1s alone had read as the model's (net 10 − 0 false alarms).
+    const plusMinusOne = [
+      { score: 0.55, label: 1, value: 10 },
+      { score: 0.55, label: -1, value: 5 },
+      { score: 0.55, label: -1, value: 5 },
+    ];
+    expect(businessOutcome(plusMinusOne, { threshold: 0.5, falseAlarmCost: 3 })).toBeNull();
+    expect(businessOutcome([...points, { score: 0.95, label: 7, value: 1e6 }], { threshold: 0.5 })).toBeNull();
   });
 
   it('is null when nothing carries a value and no cost is configured (unknown, not zero)', () => {

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  addScore,
   CALIBRATION_FORMAT,
   calibrate,
   ESTIMATED_METRICS,
+  emptyScoreHistogram,
   estimateCbpe,
   estimateCbpeFromHistogram,
   fitIsotonicCalibration,
@@ -159,7 +161,7 @@ describe('score histogram', () => {
     expect([low.high, low.positive, high.low, high.positive]).toEqual([t, false, t, true]);
     expect(low.low).toBeLessThan(t);
     expect(high.high).toBeGreaterThan(t);
-    for (const s of [-3, 7, -1e-12, 1 + 1e-12, Number.NaN]) expect(scoreSlot(s, t), String(s)).toBe(OUT_OF_RANGE_SLOT);
+    for (const s of [-3, 7, -1e-6, 1 + 1e-6, Number.NaN]) expect(scoreSlot(s, t), String(s)).toBe(OUT_OF_RANGE_SLOT);
     // Every score lands in a slot whose range holds it (edges included), on the right side.
     for (const s of [0, 1e-9, 1e-6, 0.01, 0.3, 0.42349, 0.4235, 0.5, 0.77, 0.999999, 1]) {
       const r = slotRange(scoreSlot(s, t), t);
@@ -168,6 +170,22 @@ describe('score histogram', () => {
     }
     // On a grid edge (0.5 is logit 0, an edge) the lower part is empty: 0.5 lands in the split slot.
     expect(scoreSlot(0.5, 0.5)).toBe(SCORE_BINS);
+  });
+
+  it('takes a score within 1e-9 of [0, 1] as a probability, clipped: float rounding voids no estimate (found by a review)', () => {
+    const h = emptyScoreHistogram();
+    addScore(h, 1 + 2 ** -52, 0.5);
+    addScore(h, 0.06 + 0.868 + 0.072, 0.5); // 1.0000000000000002
+    addScore(h, -1e-12, 0.5);
+    expect(h.counts[OUT_OF_RANGE_SLOT]).toBe(0);
+    expect(h.counts[scoreSlot(1, 0.5)]).toBe(2);
+    expect(h.sums[scoreSlot(1, 0.5)]).toBe(2);
+    expect(h.counts[scoreSlot(0, 0.5)]).toBe(1);
+    expect(h.sums[scoreSlot(0, 0.5)]).toBe(0);
+    const c = chunks()[0]!;
+    const withRounding = scoreHistogram([...c.scores, 0.06 + 0.868 + 0.072], 0.5);
+    expect(estimateCbpeFromHistogram(withRounding, map, 0.5).accuracy).not.toBeNull();
+    expect(scoreSlot(1 + 2e-9, 0.5)).toBe(OUT_OF_RANGE_SLOT);
   });
 
   it('estimates nothing from scores outside [0, 1], where exact mode works on the raw scores (found by a review)', () => {

@@ -3,6 +3,7 @@ import {
   ALL_SEGMENT,
   boundSegments,
   computeWindow,
+  currentWindow,
   evaluateBounds,
   OTHER_SEGMENT,
   parseBounds,
@@ -25,6 +26,17 @@ describe('windows', () => {
     const ref = { model: 'a|b"c', modelVersion: 'v:1', windowStart: 42 };
     expect(parseWindowKey(windowKey(ref))).toEqual(ref);
     expect(() => parseWindowKey('[1,2]')).toThrow(/not a window key/);
+  });
+
+  it("reads ce65220's sized keys as their start, and takes a key of another size as the current window containing it", () => {
+    const HOUR = 3_600_000;
+    expect(parseWindowKey('["m","v1",3600000,3600000]')).toEqual({ model: 'm', modelVersion: 'v1', windowStart: HOUR });
+    expect(windowKey(parseWindowKey('["m","v1",3600000,3600000]'))).toBe('["m","v1",3600000]');
+    expect(() => parseWindowKey('["m","v1",0,0]')).toThrow(/not a window key/);
+    // A 1h key at 1h after a change to 2h: the 2h window [0, 2h), never [1h, 3h) (windows overlapping).
+    const keyed = { model: 'm', modelVersion: 'v1', windowStart: HOUR };
+    expect(currentWindow(keyed, 2 * HOUR)).toEqual({ model: 'm', modelVersion: 'v1', windowStart: 0 });
+    expect(currentWindow(keyed, HOUR)).toEqual(keyed);
   });
 
   it('bounds segments to maxSegments with an __other__ bucket', () => {

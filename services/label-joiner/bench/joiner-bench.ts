@@ -122,7 +122,7 @@ export async function benchJoiner(
   // is counted in its window's histogram by the join's Lua step.
   const tallies = () =>
     new ScoreCounter(
-      { threshold: 0.5, maxWindows: 1_000, counts: () => true },
+      { threshold: 0.5, maxWindows: 1_000, windowMs: 3_600_000, counts: () => true },
       createMetricsRegistry({ service: 'bench', defaultMetrics: false }),
     );
 

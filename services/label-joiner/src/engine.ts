@@ -277,7 +277,6 @@ export class JoinEngine {
           model: e.model,
           modelVersion: e.model_version,
           windowStart: windowStart(e.event_time, this.windowMs),
-          windowMs: this.windowMs,
         });
         const tally = this.tallies?.tallyOf(e, key);
         predictions.push({

@@ -7,9 +7,11 @@ import {
   businessOutcome,
   type CalibrationMap,
   type CbpeEstimate,
+  currentWindow,
   emptyScoreHistogram,
   estimateCbpeFromHistogram,
   identityCalibration,
+  mergeScoreHistograms,
   OUT_OF_RANGE_SLOT,
   parseWindowKey,
   SCORE_SLOTS,
@@ -28,14 +30,17 @@ import type { PredictionTallies } from './engine.js';
 /** A tally group: one window's histogram at one threshold (the grid splits the threshold's bin). */
 const groupOf = (windowKey: string, threshold: number): string => JSON.stringify([threshold, windowKey]);
 
-function parseGroup(group: string): { ref: WindowRef; threshold: number } | undefined {
+/** The group's window (the current-size window containing its key's start: see currentWindow) and threshold. */
+function parseGroup(group: string, windowMs: number): { ref: WindowRef; threshold: number } | undefined {
+  let parsed: { ref: WindowRef; threshold: number };
   try {
     const [threshold, key] = JSON.parse(group) as [unknown, unknown];
     if (typeof threshold !== 'number' || typeof key !== 'string') return undefined;
-    return { ref: parseWindowKey(key), threshold };
+    parsed = { ref: parseWindowKey(key), threshold };
   } catch {
     return undefined;
   }
+  return { ref: currentWindow(parsed.ref, windowMs), threshold: parsed.threshold };
 }
 
 function histogramOf(tally: GroupTally): ScoreHistogram {
@@ -69,6 +74,8 @@ export class ScoreCounter implements PredictionTallies {
     private readonly options: {
       readonly threshold: number;
       readonly maxWindows: number;
+      /** DRIFTLINE_JOINER_WINDOW: tallies keyed under another size are written as of this one. */
+      readonly windowMs: number;
       /** Only binary classifiers are estimated. */
       readonly counts: (model: string) => boolean;
     },
@@ -126,17 +133,24 @@ export class ScoreCounter implements PredictionTallies {
     const { batch, buffered } = await store.takeTallies(randomUUID());
     this.setWaiting(buffered + (batch?.groups.length ?? 0));
     if (batch === undefined) return [];
-    const flushes: HistogramFlush[] = [];
+    // One row per (window, threshold): groups of one window under two keys (a key of another size
+    // or of ce65220's four elements beside the current one) are summed, as two rows with one
+    // score_histograms_v2 key in a flush replace each other and lose the counts of one (found by a review).
+    const byWindow = new Map<string, HistogramFlush>();
     let scores = 0;
     let outOfRange = 0;
     for (const tally of batch.groups) {
-      const group = parseGroup(tally.group);
+      const group = parseGroup(tally.group, this.options.windowMs);
       if (group === undefined) continue; // not a group of ours: nothing to send for it
       const histogram = histogramOf(tally);
       for (const c of histogram.counts) scores += c;
       outOfRange += histogram.counts[OUT_OF_RANGE_SLOT]!;
-      flushes.push({ ...group, flushId: batch.flushId, histogram });
+      const id = JSON.stringify([group.threshold, windowKey(group.ref)]);
+      const same = byWindow.get(id)?.histogram;
+      const summed = same === undefined ? histogram : mergeScoreHistograms(same, histogram);
+      byWindow.set(id, { ...group, flushId: batch.flushId, histogram: summed });
     }
+    const flushes = [...byWindow.values()];
     await sink.insertHistograms(flushes);
     await store.ackTallies(batch.flushId, [...new Set(flushes.map((f) => windowKey(f.ref)))]);
     this.metrics.flushed.inc(scores);

@@ -6,6 +6,7 @@ import {
   ALL_SEGMENT,
   businessMetrics,
   computeWindow,
+  currentWindow,
   evaluateBounds,
   evaluateEstimateBounds,
   judgedCoverage,
@@ -345,18 +346,14 @@ export class WindowRecomputer {
   async recompute(keyed: WindowRef): Promise<PerformanceRow[]> {
     const o = this.options;
     const readAt = Date.now();
-    // The window its predictions were keyed with, whatever DRIFTLINE_JOINER_WINDOW is now; a key
-    // from before keys carried their size is taken as of the current size (what it always was).
-    const windowMs = keyed.windowMs ?? o.windowMs;
-    const ref: WindowRef = { ...keyed, windowMs };
+    // A key written under another DRIFTLINE_JOINER_WINDOW: the current-size window containing its
+    // start (see currentWindow). Predictions still pending under such a key count in no window's
+    // `pending` until labeled or expired (their key is not this window's; README).
+    const ref = currentWindow(keyed, o.windowMs);
     // Pending first: a prediction moving from pending to labeled in between is then counted twice at
-    // worst (never lost), and the move marks the window dirty again anyway. Of the current size,
-    // predictions keyed before keys carried it count too (they wait under the key without it).
-    const unsized = { model: ref.model, modelVersion: ref.modelVersion, windowStart: ref.windowStart };
-    const pending =
-      (await this.store.pendingCount(windowKey(ref))) +
-      (windowMs === o.windowMs ? await this.store.pendingCount(windowKey(unsized)) : 0);
-    const window = await this.warehouse.predictions.readWindow(ref, windowMs, o.segmentFeatures);
+    // worst (never lost), and the move marks the window dirty again anyway.
+    const pending = await this.store.pendingCount(windowKey(ref));
+    const window = await this.warehouse.predictions.readWindow(ref, o.windowMs, o.segmentFeatures);
     const task = o.taskOf(ref.model);
     const rows = computeWindow({
       task,
@@ -370,7 +367,7 @@ export class WindowRecomputer {
       task === 'classification' && o.estimator !== undefined ? await o.estimator.extras(ref, window) : undefined;
     await this.warehouse.performance.insert({
       ref,
-      windowMs,
+      windowMs: o.windowMs,
       task,
       threshold: o.threshold,
       rows,
@@ -428,7 +425,7 @@ export class WindowRecomputer {
     segment: string,
     evidence: Record<string, unknown>,
   ): Promise<void> {
-    const windowEnd = ref.windowStart + (ref.windowMs ?? this.options.windowMs);
+    const windowEnd = ref.windowStart + this.options.windowMs;
     const id = performanceAlertId({
       kind,
       model: ref.model,

@@ -111,6 +111,7 @@ export const labelJoinerService = defineService({
             {
               threshold: config.threshold,
               maxWindows: config.scoreWindows,
+              windowMs: config.windowMs,
               counts: (model) => taskOf(model) === 'classification',
             },
             ctx.registry,

@@ -51,7 +51,7 @@ class Sinks {
 function setup(maxWindows = 100) {
   const store = new InMemoryJoinStore<Buffer, Buffer>({ maxDelayMs: HOUR, graceMs: 0, tombstoneMs: HOUR });
   const counter = new ScoreCounter(
-    { threshold: 0.5, maxWindows, counts: (model) => model !== 'price' },
+    { threshold: 0.5, maxWindows, windowMs: HOUR, counts: (model) => model !== 'price' },
     createMetricsRegistry({ service: 'test', defaultMetrics: false }),
   );
   const sinks = new Sinks();
@@ -61,7 +61,7 @@ function setup(maxWindows = 100) {
   return { store, counter, sinks, run, flush };
 }
 
-const ref = { model: 'm', modelVersion: 'v1', windowStart: 0, windowMs: HOUR };
+const ref = { model: 'm', modelVersion: 'v1', windowStart: 0 };
 
 describe('ScoreCounter (CBPE score histograms tallied by the join)', () => {
   it('counts a prediction once: at its first transition, never on a replay or a duplicate', async () => {
@@ -119,6 +119,6 @@ describe('ScoreCounter (CBPE score histograms tallied by the join)', () => {
     expect(await store.scheduledCount()).toBe(1);
     await flush();
     await run([prediction('b', 0.9, 'm', 2 * HOUR)]);
-    expect(await flush()).toEqual([{ model: 'm', modelVersion: 'v1', windowStart: 2 * HOUR, windowMs: HOUR }]);
+    expect(await flush()).toEqual([{ model: 'm', modelVersion: 'v1', windowStart: 2 * HOUR }]);
   });
 });

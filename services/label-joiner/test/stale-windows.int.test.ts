@@ -1,9 +1,6 @@
 // Regression tests: a window's performance row must not stay stale for good when a recompute pass
 // races the consumer (the dirty mark) or fails after the score tallies were flushed. The timing is
 // forced with gates around the real Redis join store and the real (embedded) ClickHouse warehouse.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { DriftlineError, SinkUnavailableError } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
@@ -12,21 +9,14 @@ import { classificationMetrics, type MetricBound, windowStart } from '@driftline
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import { uniqueName } from '@driftline/test-support';
 import { SeededRandom } from '@driftline/test-support/random';
-import {
-  type ClickHouse,
-  createClickHouse,
-  migrate,
-  migrations,
-  type Warehouse,
-  warehouseOn,
-} from '@driftline/warehouse';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Warehouse } from '@driftline/warehouse';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { JoinEngine, type JoinerRecord, type PayloadDecoder } from '../src/engine.js';
 import { ScoreCounter, WindowEstimator } from '../src/estimates.js';
 import { type RecomputeOptions, WindowRecomputer } from '../src/loops.js';
+import { embeddedWarehouse } from './fixtures/embedded-warehouse.js';
 
 const stack = inject('stack');
-const dir = mkdtempSync(join(tmpdir(), 'lj-stale-'));
 const WINDOW = 600_000;
 const JOIN = { maxDelayMs: 3_600_000, graceMs: 0, tombstoneMs: 3_600_000 };
 const BOUNDS: MetricBound[] = [{ metric: 'roc_auc', op: '<', value: 0.9 }];
@@ -75,17 +65,7 @@ function events(r: SeededRandom, model: string, start: number, n: number) {
 describe('label-joiner: no window stays stale after a racing or failing recompute (real Redis, registry, ClickHouse)', () => {
   const redis = createRedisClient({ url: stack.redisUrl, tls: false }, 'tooling', { name: 'lj-stale-test' });
   const stores: RedisJoinStore[] = [];
-  let ch: ClickHouse;
-  let warehouse: Warehouse;
-  beforeAll(async () => {
-    ch = await createClickHouse({
-      mode: 'embedded',
-      path: join(dir, 'ch'),
-      database: uniqueName('ljstale').replaceAll('-', '_'),
-    });
-    await migrate(ch, migrations);
-    warehouse = warehouseOn(ch);
-  });
+  const db = embeddedWarehouse('ljstale');
   afterAll(async () => {
     for (const store of stores) {
       const keys = await redis.keys(`${store.prefix}*`);
@@ -93,8 +73,6 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
       await store.close();
     }
     redis.disconnect();
-    await ch?.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   /**
@@ -127,8 +105,8 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
     };
     const latest = async (model: string, start: number): Promise<LatestRow | undefined> =>
       (
-        await ch.select<LatestRow>(
-          `SELECT labeled, roc_auc, scored, estimated_roc_auc FROM ${ch.table('performance_windows')} FINAL
+        await db.ch.select<LatestRow>(
+          `SELECT labeled, roc_auc, scored, estimated_roc_auc FROM ${db.ch.table('performance_windows')} FINAL
            WHERE model = {model:String} AND segment = '__all__'
              AND window_start = fromUnixTimestamp64Milli({start:Int64}, 'UTC')
            ORDER BY version DESC LIMIT 1`,
@@ -166,10 +144,10 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
   /** The warehouse with readWindow wrapped (the recompute pass's read of a window's rows). */
   const withRead = (wrap: (read: ReadWindow) => ReadWindow): RecomputeWarehouse => ({
     predictions: {
-      ...warehouse.predictions,
-      readWindow: wrap(warehouse.predictions.readWindow.bind(warehouse.predictions)),
+      ...db.warehouse.predictions,
+      readWindow: wrap(db.warehouse.predictions.readWindow.bind(db.warehouse.predictions)),
     },
-    performance: warehouse.performance,
+    performance: db.warehouse.performance,
   });
 
   /** The warehouse whose next `fail` window reads fail (ClickHouse briefly unavailable). */
@@ -209,10 +187,10 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
         return data;
       }),
       performance: {
-        ...warehouse.performance,
+        ...db.warehouse.performance,
         insert: async (w) => {
           if (gated) await batchDone.promise;
-          return warehouse.performance.insert(w);
+          return db.warehouse.performance.insert(w);
         },
       },
     };
@@ -223,12 +201,12 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
       insertJoined: async (rows: Parameters<Warehouse['predictions']['insertJoined']>[0]) => {
         racing ??= recomputer.pass();
         await windowRead.promise;
-        return warehouse.predictions.insertJoined(rows);
+        return db.warehouse.predictions.insertJoined(rows);
       },
       insertExpired: (rows: Parameters<Warehouse['predictions']['insertExpired']>[0]) =>
-        warehouse.predictions.insertExpired(rows),
+        db.warehouse.predictions.insertExpired(rows),
       writtenPredictions: (refs: Parameters<Warehouse['predictions']['writtenPredictions']>[0]) =>
-        warehouse.predictions.writtenPredictions(refs),
+        db.warehouse.predictions.writtenPredictions(refs),
     };
     const engine = new JoinEngine(s.store, s.decoder, sink, WINDOW, metrics());
 
@@ -263,13 +241,16 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
     const N = 200;
     const { predictions } = events(s.r, model, start, N);
     const registry = metrics();
-    const scores = new ScoreCounter({ threshold: 0.5, maxWindows: 1_000, counts: () => true }, registry);
-    const estimator = new WindowEstimator(warehouse.estimates, scores, s.store, {
+    const scores = new ScoreCounter(
+      { threshold: 0.5, maxWindows: 1_000, windowMs: WINDOW, counts: () => true },
+      registry,
+    );
+    const estimator = new WindowEstimator(db.warehouse.estimates, scores, s.store, {
       threshold: 0.5,
       falseAlarmCost: undefined,
       cacheMs: 300_000,
     });
-    const engine = new JoinEngine(s.store, s.decoder, warehouse.predictions, WINDOW, registry, scores);
+    const engine = new JoinEngine(s.store, s.decoder, db.warehouse.predictions, WINDOW, registry, scores);
     const records = await s.records(predictions);
 
     // The consumer's batch lands between the first pass's flush (nothing to flush yet) and its read
@@ -309,7 +290,7 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
   it('C: a window whose recompute fails does not hold up the other dirty windows of the pass', async () => {
     const s = setup('ljstaleC', 13);
     const { start } = s;
-    const engine = new JoinEngine(s.store, s.decoder, warehouse.predictions, WINDOW, metrics());
+    const engine = new JoinEngine(s.store, s.decoder, db.warehouse.predictions, WINDOW, metrics());
     // Two windows marked in order: the first (oldest mark) fails to read once.
     for (const model of ['fraud-c1', 'fraud-c2']) {
       const { predictions, labels } = events(s.r, model, start, 60);
@@ -329,7 +310,7 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
   it('D: windows that fail for good (refused, not unavailable) do not stop the pass for the others (found by a review)', async () => {
     const s = setup('ljstaleD', 17);
     const { start } = s;
-    const engine = new JoinEngine(s.store, s.decoder, warehouse.predictions, WINDOW, metrics());
+    const engine = new JoinEngine(s.store, s.decoder, db.warehouse.predictions, WINDOW, metrics());
     // Four windows of bad models marked first (oldest marks), then a good one.
     const models = ['bad-1', 'bad-2', 'bad-3', 'bad-4', 'good'];
     for (const model of models) {

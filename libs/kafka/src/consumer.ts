@@ -42,6 +42,7 @@ import {
   commitsForward,
   type Decision,
   initialLogPosition,
+  type LastRecord,
   type LogMode,
   type LogPosition,
   type MarkerReads,
@@ -67,6 +68,12 @@ import { committedLag, ProgressTracker, type Stall } from './stall.js';
 
 /** Default of `stallTimeoutMs` (DRIFTLINE_STALL_TIMEOUT): a partition with lag whose commit has not moved for this long is stalled. */
 export const DEFAULT_STALL_TIMEOUT_MS = 5 * 60_000;
+/**
+ * kafkajs' maxWaitTimeInMs (its default, set here because the deferral grace depends on it): how
+ * long the broker holds a fetch that finds no records, so also how long a resumed partition may wait
+ * for the fetch it joins.
+ */
+const FETCH_MAX_WAIT_MS = 5_000;
 /** Default of `faultHoldMs`: under the stall timeout, so a lone record the processor cannot take never stalls a partition. */
 export const DEFAULT_FAULT_HOLD_MS = 60_000;
 /**
@@ -258,6 +265,13 @@ function laterOf(a: bigint, b: bigint): bigint {
   return a > b ? a : b;
 }
 
+/** The record a batch was deferred at, as an ephemeral consumer keeps it (log-position.ts). */
+function deferredRecord(batch: Batch, deferral: HeldDeferral | undefined): LastRecord | undefined {
+  if (deferral === undefined) return undefined;
+  const message = batch.messages.find((m) => BigInt(m.offset) === deferral.offset);
+  return message && { offset: deferral.offset, fingerprint: recordFingerprint(message), deferred: true };
+}
+
 function toInbound(batch: Batch, message: Batch['messages'][number]): InboundRecord {
   return {
     topic: batch.topic,
@@ -366,6 +380,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     sessionTimeout: options.sessionTimeoutMs ?? 30_000,
     heartbeatInterval: HEARTBEAT_INTERVAL_MS,
     maxBytesPerPartition: options.maxBytesPerPartition ?? 1_048_576,
+    maxWaitTimeInMs: FETCH_MAX_WAIT_MS,
     allowAutoTopicCreation: false,
     metadataMaxAge: options.metadataMaxAgeMs ?? DEFAULT_METADATA_MAX_AGE_MS,
     // kafkajs restarts a crashed consumer after 100 ms, for ever: a deleted input topic made a hot
@@ -520,8 +535,9 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     string,
     { readonly topic: string; readonly partition: number; wait: DeferralWait; timer: NodeJS.Timeout | undefined }
   >();
-  /** Whether a partition waits on a deferral now: no stall (resumed, its batch must come within the stall timeout). */
-  const waitsDeferred = (key: string, now: number) => waitsOnDeferral(deferred.get(key)?.wait, now, stallTimeoutMs);
+  /** Whether a partition waits on a deferral now: no stall (resumed, its batch must come within the stall timeout and a fetch's wait). */
+  const waitsDeferred = (key: string, now: number) =>
+    waitsOnDeferral(deferred.get(key)?.wait, now, stallTimeoutMs, FETCH_MAX_WAIT_MS);
   /** Lets kafkajs fetch a partition again. */
   const resumeFetching = (topic: string, partition: number) => {
     try {
@@ -1139,7 +1155,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     observeLog(
       key,
       lastMessage === undefined
-        ? { kind: 'processedNone', at: next }
+        ? { kind: 'processedNone', at: next, deferred: mode.ephemeral ? deferredRecord(batch, deferral) : undefined }
         : {
             kind: 'processed',
             next,

@@ -147,7 +147,18 @@ export function stepDeferral(wait: DeferralWait | undefined, event: DeferralEven
   }
 }
 
-/** Whether a partition waits on a deferral at `now`: paused, or resumed within the stall timeout (its batch must come by then). */
-export function waitsOnDeferral(wait: DeferralWait | undefined, now: number, stallTimeoutMs: number): boolean {
-  return wait !== undefined && (wait.resumedAt === undefined || now - wait.resumedAt < stallTimeoutMs);
+/**
+ * Whether a partition waits on a deferral at `now`: paused, or resumed within the stall timeout
+ * plus `fetchMaxWaitMs` (its batch must come by then). kafkajs 2.2.4 adds a resumed partition to
+ * its broker's next fetch, which begins only after the current long poll ends, up to kafkajs'
+ * maxWaitTimeInMs later when the broker's other partitions are idle: a grace of the stall timeout
+ * alone reported a resumed partition stalled just before its batch came (a review).
+ */
+export function waitsOnDeferral(
+  wait: DeferralWait | undefined,
+  now: number,
+  stallTimeoutMs: number,
+  fetchMaxWaitMs: number,
+): boolean {
+  return wait !== undefined && (wait.resumedAt === undefined || now - wait.resumedAt < stallTimeoutMs + fetchMaxWaitMs);
 }

@@ -26,6 +26,11 @@ export interface LastRecord {
   readonly offset: bigint;
   /** `recordFingerprint` of the record. */
   readonly fingerprint: string;
+  /**
+   * The record a processor deferred at (`ProcessResult.defer`), not processed: an ephemeral
+   * follower that processed no record yet tells its log by it (nothing is sought past it).
+   */
+  readonly deferred?: true;
 }
 
 /** What the loop knows of one partition's position (immutable; `initialLogPosition` for none). */
@@ -53,7 +58,10 @@ export interface LogPosition {
   readonly verify: boolean;
   /** kafkajs reset the position as out of range, and the batch after has not come yet. */
   readonly reset: PendingReset | undefined;
-  /** An ephemeral consumer's last record processed: its only evidence of a recreated topic. */
+  /**
+   * An ephemeral consumer's last record processed (or, none yet, the one deferred at): its only
+   * evidence of a recreated topic.
+   */
   readonly lastRecord: LastRecord | undefined;
   /** An ephemeral partition's next batch checks `lastRecord` is still there: the batches dropped meanwhile. */
   readonly recordCheck: number | undefined;
@@ -124,7 +132,7 @@ export const restartFound: Readonly<Record<RestartReason, string>> = {
   logEnded: 'the log ends below the offset this process read to',
   commitGone: "the group's commit of this partition is gone",
   resetBelow: 'the fetch position was out of range above the end of the log',
-  recordReplaced: 'another record is at the offset last processed',
+  recordReplaced: 'another record is at the offset last processed (or deferred at)',
 };
 
 export interface RestartFound {
@@ -151,8 +159,11 @@ export type Observation =
   | { readonly kind: 'batch'; readonly check: BatchCheck }
   /** A batch was processed up to `next`; `lastRecord` its last record (ephemeral). */
   | { readonly kind: 'processed'; readonly next: bigint; readonly lastRecord: LastRecord | undefined }
-  /** A batch whose processor took none of its records (it deferred at the first): kafkajs fetches from `at` again. */
-  | { readonly kind: 'processedNone'; readonly at: bigint }
+  /**
+   * A batch whose processor took none of its records (it deferred at the first): kafkajs fetches
+   * from `at` again. `deferred`: the record deferred at (ephemeral; `deferred: true`).
+   */
+  | { readonly kind: 'processedNone'; readonly at: bigint; readonly deferred: LastRecord | undefined }
   /** `offset` was committed (or, ephemeral, would have been). */
   | { readonly kind: 'committed'; readonly offset: bigint };
 
@@ -295,10 +306,8 @@ export function step(state: LogPosition, observation: Observation, mode: LogMode
       // An ephemeral consumer has no commit: kafkajs would read the whole log again from its start
       // (a recreated one longer than what was read: taken for the old one). Its next batch re-reads
       // its last record instead, as after a "does not host" answer.
-      // One deferred at its first record has no record yet, only where it read to: its next batch
-      // goes on from there (records removed by retention meanwhile counted, not skipped unseen).
-      if (observation.assigned && mode.ephemeral && (next.lastRecord ?? next.processedTo) !== undefined)
-        next = { ...next, recordCheck: 0 };
+      // One deferred at its first record checks the record it deferred at (`processedNone`).
+      if (observation.assigned && mode.ephemeral && next.lastRecord !== undefined) next = { ...next, recordCheck: 0 };
       return { state: next, decision: none };
     }
     case 'offsetReset':
@@ -341,13 +350,19 @@ export function step(state: LogPosition, observation: Observation, mode: LogMode
         },
         decision: none,
       };
-    case 'processedNone':
+    case 'processedNone': {
       // Where the partition was read to, never lowered (a replay from a commit held back does not
-      // unlearn what was read past): an ephemeral one that processed no record yet has nothing else.
-      return {
-        state: { ...state, position: observation.at, processedTo: laterOf(state.processedTo, observation.at) },
-        decision: none,
-      };
+      // unlearn what was read past).
+      const next = { ...state, position: observation.at, processedTo: laterOf(state.processedTo, observation.at) };
+      // An ephemeral one that processed no record yet keeps the record deferred at: with only where
+      // it read to, a topic recreated while it was paused and written past that offset was taken
+      // for the old log, its records below never offered nor counted (a review).
+      const keeps =
+        mode.ephemeral &&
+        observation.deferred !== undefined &&
+        (state.lastRecord === undefined || state.lastRecord.deferred === true);
+      return { state: keeps ? { ...next, lastRecord: observation.deferred } : next, decision: none };
+    }
     case 'committed':
       return {
         state: mode.ephemeral
@@ -526,7 +541,8 @@ function afterCommitRead(
 /**
  * An ephemeral partition's first batch after a "does not host this topic-partition" answer or a
  * join, checked against the last record processed: the same record there, the log is the one read
- * (seek past it, nothing handed over twice); another, the topic was recreated. A batch from below
+ * (seek past it, nothing handed over twice; a record deferred at, not processed: the batch is
+ * processed from it); another, the topic was recreated. A batch from below
  * the record seeks to it. A batch from above it (kafkajs went on from where it was, or the log now
  * starts past it) reads the log's start: the record removed by retention, there is nothing to
  * compare and the partition goes on from where it was read to (records removed past it counted as
@@ -539,11 +555,12 @@ function afterCommitRead(
 function checkRecord(state: LogPosition, check: BatchCheck): Outcome {
   const known = state.lastRecord;
   const dropped = state.recordCheck ?? 0;
-  if (known === undefined) return checkReadTo(state, check, dropped);
+  if (known === undefined) return { state: { ...state, recordCheck: undefined }, decision: proceed };
   if (check.first === known.offset) {
     if (check.fingerprint === undefined) return read(state, 'fingerprint', check);
     if (check.fingerprint !== known.fingerprint)
       return found(state, check, 'recordReplaced', { offset: check.first.toString() });
+    if (known.deferred === true) return { state: { ...state, recordCheck: undefined }, decision: proceed };
     return {
       state: { ...state, recordCheck: undefined, position: known.offset + 1n },
       decision: { kind: 'seek', offset: known.offset + 1n },
@@ -554,7 +571,7 @@ function checkRecord(state: LogPosition, check: BatchCheck): Outcome {
     if (check.logStart === undefined) return read(state, 'logStart', check);
     // Unreadable: sought to the record, as before the log's start was read.
     if (check.logStart !== null && check.logStart > known.offset) {
-      const readTo = state.processedTo ?? known.offset + 1n;
+      const readTo = state.processedTo ?? (known.deferred === true ? known.offset : known.offset + 1n);
       to = check.logStart > readTo ? check.logStart : readTo;
       if (check.first === to) {
         const next = { ...state, recordCheck: undefined };
@@ -571,23 +588,4 @@ function checkRecord(state: LogPosition, check: BatchCheck): Outcome {
     state: { ...state, recordCheck: dropped + 1, position: to },
     decision: { kind: 'seek', offset: to },
   };
-}
-
-/**
- * An ephemeral partition that processed no record here yet (deferred at its first), after a join:
- * nothing to compare, only where it read to. kafkajs fetches from the log's start: at that offset,
- * it goes on; past it (retention removed the deferred records), the records between are counted as
- * skipped; below it, the log is not the one read (the start of a log never moves back), and the
- * batch is processed (nothing of this process' is handed twice).
- */
-function checkReadTo(state: LogPosition, check: BatchCheck, dropped: number): Outcome {
-  const readTo = state.processedTo;
-  const done: LogPosition = { ...state, recordCheck: undefined };
-  if (readTo === undefined || check.first <= readTo) return { state: done, decision: proceed };
-  if (check.logStart === undefined) return read(state, 'logStart', check);
-  const to = check.logStart !== null && check.logStart > readTo ? check.logStart : readTo;
-  if (check.first === to)
-    return { state: done, decision: { kind: 'skipped', from: readTo, count: to - readTo, movedBackwards: undefined } };
-  if (dropped >= RECORD_CHECK_TRIES) return { state: done, decision: proceed };
-  return { state: { ...state, recordCheck: dropped + 1, position: to }, decision: { kind: 'seek', offset: to } };
 }

@@ -42,7 +42,13 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => {});
   });
 
-  async function consumer(groupId: string, topic: string, processor: BatchProcessor<string>, logger?: Logger) {
+  async function consumer(
+    groupId: string,
+    topic: string,
+    processor: BatchProcessor<string>,
+    logger?: Logger,
+    follower?: { readonly ephemeral: true; readonly fromBeginning: boolean },
+  ) {
     const kafka = kafkaFor(stack.kafkaBrokers);
     const producer = await createProducer(kafka);
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
@@ -55,6 +61,7 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
       topics: [topic],
       processor,
       stallTimeoutMs: 1_000,
+      ...follower,
     });
     const stop = async () => {
       await handle.stop();
@@ -201,6 +208,52 @@ describe('a processor defers a partition (ProcessResult.defer): only that partit
     await eventually(async () => (seen.includes('gen2-7') ? true : undefined), 45_000, 50);
     // Before: resumed at its old position 2, the new log's gen2-0 and gen2-1 were skipped, unseen and unlogged.
     expect(seen.filter((v) => v.startsWith('gen2'))).toEqual(Array.from({ length: 8 }, (_, i) => `gen2-${i}`));
+    expect(restarted).toEqual([0]);
+  }, 90_000);
+
+  it('an ephemeral follower deferred at its first record past 0, its topic recreated meanwhile and written past it: the new log read from its start', async () => {
+    const topic = uniqueName('deferral-eph-recreate');
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    await produceTo(topic, 0, ['gen1-0', 'gen1-1', 'gen1-2']);
+    const offered: string[] = [];
+    const restarted: number[] = [];
+    let deferredAt: number | undefined;
+    await consumer(
+      uniqueName('group'),
+      topic,
+      {
+        decode: (r) => r.value!.toString(),
+        async process(items) {
+          for (const item of items) {
+            if (deferredAt === undefined) {
+              deferredAt = Number(item.record.offset);
+              return { defer: { offset: item.record.offset, delayMs: 4_000, reason: 'not yet (test)' } };
+            }
+            offered.push(item.value);
+          }
+        },
+        logRestarted: (_topic, partition) => restarted.push(partition),
+      },
+      undefined,
+      { ephemeral: true, fromBeginning: false },
+    );
+    // From the log's end, wherever kafkajs found it: written to until its first record comes (3 or past).
+    for (let i = 3; deferredAt === undefined && i < 60; i++) {
+      await produceTo(topic, 0, [`gen1-${i}`]);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(deferredAt).toBeGreaterThanOrEqual(3);
+    await deleteTopics(kafka, [topic]);
+    await new Promise((r) => setTimeout(r, 300));
+    await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+    // Written past the deferred offset while the partition is paused.
+    const gen2 = Array.from({ length: deferredAt! + 2 }, (_, i) => `gen2-${i}`);
+    await produceTo(topic, 0, gen2);
+    await eventually(async () => (offered.includes(gen2.at(-1)!) ? true : undefined), 45_000, 50);
+    // Before: resumed at the deferred offset of the new log, taken for the old one: the new log's
+    // records below it never offered nor counted, and no logRestarted.
+    expect(offered).toEqual(gen2);
     expect(restarted).toEqual([0]);
   }, 90_000);
 });

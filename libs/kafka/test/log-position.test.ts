@@ -74,6 +74,30 @@ describe('deferral defects the model check found (each failed on the code before
     expect(run(deferringEphemeral, events(sequence)).findings).toEqual([]);
   });
 
+  it('an ephemeral follower deferred at its first record past 0, its topic recreated while paused and written past it: read from the start', () => {
+    // Before: only where it read to was kept, so the resumed fetch at 1 in the new log was taken
+    // for the old one: record 0 of the new log never offered nor counted, no restart told (a review).
+    const sequence =
+      'append → append → retention to 1 → fetch → fetch, defer at 1 → recreate → append → append → delay passes → fetch';
+    expect(run(deferringEphemeral, events(sequence)).findings).toEqual([]);
+    // Told of the new log (the resumed batch at 1 dropped for a seek to 0), then both its records offered.
+    const { findings, world } = run(deferringEphemeral, events(`${sequence} → fetch`));
+    expect(findings).toEqual([]);
+    expect(world).toMatchObject({ gen: 1, toldGen: 1, frontier: 2 });
+    expect([...world.handed.keys()]).toEqual(['1:0', '1:1']);
+  });
+
+  it('the same, the new log empty at the resume: the reset below the deferred record is a restart of a log the loop saw', () => {
+    // Before: the loop kept nothing of the old log, so the restart it told was of a log it had not
+    // seen (logRestarted to a processor that took nothing), and with a record written past the
+    // deferred one before the resume, it took the new log for the old one (as above).
+    const sequence =
+      'append → append → retention to 1 → fetch → fetch, defer at 1 → recreate → delay passes → fetch → append → fetch';
+    const { findings, world } = run(deferringEphemeral, events(sequence));
+    expect(findings).toEqual([]);
+    expect(world).toMatchObject({ gen: 1, toldGen: 1, frontier: 1 });
+  });
+
   it('a commit made at a record deferred at first, its topic recreated: the new log is committed, no restart at the next join', () => {
     // Before: the gone commit (0, never read past: not a restart) was kept, so the new log's commit
     // of 0 was never made, and the next join found it gone again, now read past: the processor was

@@ -394,11 +394,20 @@ function handOver(
     resetLost: false,
     resetTwice: false,
   };
+  // As consumer.ts: the record deferred at is given to an ephemeral loop, which has no commit.
+  const deferredRecord =
+    mode.ephemeral && deferAt !== undefined
+      ? { offset: BigInt(deferAt), fingerprint: fingerprint(w.gen, deferAt), deferred: true as const }
+      : undefined;
   const processed: Observation =
     taken > from
       ? { kind: 'processed', next, lastRecord: { offset: next - 1n, fingerprint: fingerprint(w.gen, taken - 1) } }
-      : { kind: 'processedNone', at: next };
+      : { kind: 'processedNone', at: next, deferred: deferredRecord };
   world = observe(world, processed, mode).world;
+  // The loop kept the record deferred at: it saw this log (a restart of it is one), and the
+  // redelivery from that record is checked.
+  if (taken === from && deferAt !== undefined && world.log.lastRecord?.fingerprint === fingerprint(w.gen, deferAt))
+    world = { ...world, refGen: w.gen, redelivery: deferAt };
   const offered = holdFrom === undefined ? undefined : BigInt(holdFrom);
   const safe = offered !== undefined && offered < next ? offered : next;
   if (commitsForward(world.log, safe)) {

@@ -356,7 +356,7 @@ function thresholdBin(threshold: number): number {
  * How far outside [0, 1] a score is still a probability: float rounding of one (0.06 + 0.868 +
  * 0.072 = 1.0000000000000002) had voided its window's whole estimate (found by a review).
  */
-const SCORE_RANGE_TOLERANCE = 1e-9;
+const SCORE_RANGE_TOLERANCE = 1e-6;
 
 /** The score clipped into [0, 1] when within {@link SCORE_RANGE_TOLERANCE} of it; undefined beyond (NaN too). */
 function probability(score: number): number | undefined {

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import { SinkUnavailableError } from '@driftline/core';
-import { planWrites, validateFeatureEvent } from '@driftline/features';
+import { type FeatureViews, parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
 import { uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ROW_EVENT_ID, ROW_TIME, rowKey, v1RowKey, windowKey } from '../src/index.js';
@@ -270,6 +270,52 @@ describe('Redis adapter specifics', () => {
         rowsApplied: 1,
         rowsRepaired: 0,
       });
+    } finally {
+      await dropPrefix(keyPrefix);
+    }
+  });
+
+  it('repairs a window member above the ceiling whose row was lost: it anchored the set and emptied it for good (found by a review)', async () => {
+    const keyPrefix = uniqueName('os');
+    const store = new RedisOnlineStore(tooling, { keyPrefix });
+    try {
+      const at = Date.now();
+      const key = rowKey(keyPrefix, 'spend', 'e');
+      // A µs member of the era before bounds, its row gone (evicted, or deleted by hand).
+      await tooling.zadd(windowKey(key), at * 1000, 'old\u00009999,9');
+      expect(await store.write(planWrites([spendEvent('b', at - 1, 7)]))).toMatchObject({
+        rowsApplied: 1,
+        rowsRepaired: 1,
+      });
+      await store.write(planWrites([spendEvent('c', at, 11)]));
+      expect(JSON.parse((await tooling.get(key))!)).toMatchObject({ amount_count_10m: '2', amount_sum_10m: '18' });
+      expect(await tooling.zcard(windowKey(key))).toBe(2);
+    } finally {
+      await dropPrefix(keyPrefix);
+    }
+  });
+
+  it('reads members written when the view aggregated more features after one is removed: the first value is the kept one (found by a review)', async () => {
+    const keyPrefix = uniqueName('os');
+    const views = (aggregates: object[]) =>
+      parseFeatureViews({
+        views: [{ name: 'pair', entity: 'user_id', ttl: '1d', features: { x: 'double', y: 'double' }, aggregates }],
+      });
+    const before = views([
+      { feature: 'x', function: 'sum', window: '1h', name: 'sx' },
+      { feature: 'y', function: 'sum', window: '1h', name: 'sy' },
+    ]);
+    const after = views([{ feature: 'x', function: 'sum', window: '1h', name: 'sx' }]);
+    const event = (v: FeatureViews, id: string, t: number, x: number) =>
+      validateFeatureEvent(v, { event_id: id, view: 'pair', entity_id: 'e', event_time: t, features: { x, y: 1000 } });
+    // A store caches each view's write plan: a restart with the new view file is a new store.
+    const first = new RedisOnlineStore(tooling, { keyPrefix });
+    const second = new RedisOnlineStore(tooling, { keyPrefix });
+    try {
+      const at = Date.now() - 60_000;
+      await first.write(planWrites([event(before, 'a', at, 1), event(before, 'b', at + 1, 2)]));
+      await second.write(planWrites([event(after, 'c', at + 2, 4)]));
+      expect(JSON.parse((await tooling.get(rowKey(keyPrefix, 'pair', 'e')))!)).toMatchObject({ sx: '7' });
     } finally {
       await dropPrefix(keyPrefix);
     }

@@ -149,6 +149,13 @@ for e = 1, n do
     local anchor = t
     if oldT ~= nil and oldT > anchor then anchor = oldT end
     local newest = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
+    -- A member above the ceiling with no frozen row (a µs time of the era before bounds, its row
+    -- lost): as the anchor it would put every event below the floor and empty the set for good.
+    if not frozen and #newest > 0 and tonumber(newest[2]) > ceiling then
+      redis.call('ZREMRANGEBYSCORE', zkey, '(' .. fmt(ceiling), '+inf')
+      repaired = repaired + 1
+      newest = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
+    end
     if #newest > 0 and tonumber(newest[2]) > anchor then anchor = tonumber(newest[2]) end
     local floor = anchor - horizon
     local nev = tonumber(ARGV[q])
@@ -195,7 +202,10 @@ for e = 1, n do
         times[m] = tonumber(all[i + 1])
         local _, _, packed = member_parts(all[i])
         if nslots == 1 then
-          vals[m] = { tonumber(packed) }
+          -- A member written when the view aggregated more features holds more values: the first is
+          -- this one's (a feature changing its slot is reported as a rebuild). tonumber of the whole
+          -- was nil: every kept member read as missing after an aggregate was removed (a review).
+          vals[m] = { tonumber(packed) or tonumber(string.match(packed, '^([^,]*)')) }
         else
           local slots, k = {}, 0
           for v in string.gmatch(packed .. ',', '([^,]*),') do

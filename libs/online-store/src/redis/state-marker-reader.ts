@@ -41,8 +41,12 @@ export interface StateMarkerReaderOptions {
   readonly inUse?: () => boolean;
 }
 
-/** How long after its last read of the store a reader still reports a missing marker: the alert's hold. */
-const STORE_IN_USE_MS = 5 * 60_000;
+/**
+ * How long after its last read of the store a reader still reports a missing marker: under the
+ * alert's 5 minute hold, so one burst of reads and then none never fires it (a review: equal to the
+ * hold, it could fire for one evaluation).
+ */
+const STORE_IN_USE_MS = 4 * 60_000;
 
 /**
  * Whether the store was read within the last `windowMs`, from a count of reads that only grows

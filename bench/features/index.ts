@@ -41,7 +41,7 @@ export interface FeatureBenchOptions {
   readonly partitions?: number;
   readonly log?: (line: string) => void;
   /** Which measurements to run (default all); for profiling one of them. */
-  readonly parts?: ReadonlyArray<'throughput' | 'e2e' | 'api' | 'under_write'>;
+  readonly parts?: ReadonlyArray<'throughput' | 'throughput_aggregates' | 'e2e' | 'api' | 'under_write'>;
 }
 
 const views = benchViews;
@@ -57,7 +57,13 @@ const id = () => Math.random().toString(36).slice(2, 10);
 
 const event = benchEvent;
 
-async function produceEncoded(kafka: KafkaClient, registryUrl: string, topic: string, count: number): Promise<void> {
+async function produceEncoded(
+  kafka: KafkaClient,
+  registryUrl: string,
+  topic: string,
+  count: number,
+  view = 'bench',
+): Promise<void> {
   const codec = new SchemaRegistryCodec({ url: registryUrl }).forTopic(contracts.feature, topic);
   const producer = await createProducer(kafka);
   const base = Date.now() - 60_000;
@@ -65,7 +71,7 @@ async function produceEncoded(kafka: KafkaClient, registryUrl: string, topic: st
   for (let i = 0; i < count; i += chunk) {
     const messages = [];
     for (let j = i; j < Math.min(count, i + chunk); j++) {
-      const e = event(j, 50_000, base);
+      const e = event(j, 50_000, base, view);
       messages.push({ key: e.entity_id, value: await codec.encode(e) });
     }
     await producer.send(topic, messages);
@@ -412,7 +418,7 @@ export async function benchFeatures(
     silentLogger,
   );
 
-  const parts = new Set(options.parts ?? ['throughput', 'e2e', 'api', 'under_write']);
+  const parts = new Set(options.parts ?? ['throughput', 'throughput_aggregates', 'e2e', 'api', 'under_write']);
   const result: Record<string, number> = {};
   // The API first, while the heap is small: its tail latencies are what a serving process sees.
   // Feature API: rows written by the materializer's own script.
@@ -488,6 +494,22 @@ export async function benchFeatures(
       rates.push(rate);
     }
     result['materializer.events_per_s'] = Math.round(median(rates));
+  }
+  // The same throughput with windowed aggregates (view bench_agg): what the window sets cost.
+  if (parts.has('throughput_aggregates')) {
+    const prefix = `bench-tpa-${id()}.`;
+    createdTopics.push(prefix);
+    const topic = `${prefix}features.v1`;
+    await ensureTopics(kafka, [{ topic, partitions }, { topic: `${topic}.dlq` }]);
+    log(`producing ${total} events (10 features, 4 aggregates over 3 of them) to ${topic}`);
+    await produceEncoded(kafka, endpoints.schemaRegistryUrl, topic, total, 'bench_agg');
+    const rates: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      const rate = await throughputRun(endpoints, kafka, prefix, total, log);
+      log(`materializer run ${r + 1} with aggregates: ${Math.round(rate)} events/s`);
+      rates.push(rate);
+    }
+    result['materializer.aggregated.events_per_s'] = Math.round(median(rates));
   }
   // Reads while the materializer ingests at full speed. The unqualified keys are the same-process
   // figures (the harder case: the API shares the materializer's event loop, heap and GC).

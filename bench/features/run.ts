@@ -10,7 +10,7 @@ if (endpoints === undefined) {
 }
 const events = Number(process.env.DRIFTLINE_BENCH_EVENTS ?? 200_000);
 const repeats = Number(process.env.DRIFTLINE_BENCH_REPEATS ?? 3);
-// DRIFTLINE_BENCH_PARTS: a comma list of api, throughput, e2e, under_write (default all).
+// DRIFTLINE_BENCH_PARTS: a comma list of api, throughput, throughput_aggregates, e2e, under_write (default all).
 const parts = process.env.DRIFTLINE_BENCH_PARTS?.split(',') as FeatureBenchOptions['parts'];
 const result = await benchFeatures(endpoints, {
   events,

@@ -13,14 +13,28 @@ export const benchViewsDocument = {
       ttl: '1h',
       features: Object.fromEntries(FEATURES.map((f) => [f, 'double'])),
     },
+    {
+      // The same events with windowed aggregates over three of the features (the window-set path
+      // of the write script: its members, trims and recomputes).
+      name: 'bench_agg',
+      entity: 'entity_id',
+      ttl: '1h',
+      features: Object.fromEntries(FEATURES.map((f) => [f, 'double'])),
+      aggregates: [
+        { feature: 'f0', function: 'count', window: '10m' },
+        { feature: 'f0', function: 'sum', window: '10m' },
+        { feature: 'f1', function: 'mean', window: '1h' },
+        { feature: 'f2', function: 'max', window: '1d' },
+      ],
+    },
   ],
 };
 
 export const benchViews = parseFeatureViews(benchViewsDocument);
 
-/** Event `i` of a stream over `entities` entities, event time `time + i`. */
-export function benchEvent(i: number, entities: number, time: number): FeatureEvent {
+/** Event `i` of a stream over `entities` entities, event time `time + i`, of view `view`. */
+export function benchEvent(i: number, entities: number, time: number, view = 'bench'): FeatureEvent {
   const features: Record<string, number> = {};
   for (const [k, f] of FEATURES.entries()) features[f] = ((i * 7 + k) % 1000) / 8;
-  return { event_id: `e${i}`, view: 'bench', entity_id: `ent-${i % entities}`, event_time: time + i, features };
+  return { event_id: `e${i}`, view, entity_id: `ent-${i % entities}`, event_time: time + i, features };
 }

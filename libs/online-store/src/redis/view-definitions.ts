@@ -1,4 +1,4 @@
-import type { Logger } from '@driftline/core';
+import { type Logger, MAX_TIMER_MS } from '@driftline/core';
 import { aggregateDefinition, aggregateDefinitionChanges, type FeatureViews } from '@driftline/features';
 import { gauge, type Registry } from '@driftline/observability';
 import type { RedisClient } from './client.js';
@@ -28,9 +28,6 @@ export interface CheckViewDefinitionsOptions {
   /** Clock (default Date.now). */
   readonly now?: () => number;
 }
-
-/** setTimeout's longest delay; a later time is reached in several steps. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Compares the views' aggregate definitions with those the store was written under, records the

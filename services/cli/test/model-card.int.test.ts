@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeTree } from '@driftline/test-support';
 import { type ClickHouse, chTime, createClickHouse, migrate, migrations } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { modelCardCommand } from '../src/commands/model-card.js';
@@ -156,7 +157,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ch?.close();
-  rmSync(work, { recursive: true, force: true });
+  await removeTree(work);
 });
 
 async function run(args: string[]): Promise<{ code: number; out: string }> {

@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { migrateForDashboards, REPO_ROOT, type Scenario, seedScenario } from '@driftline/dashboards';
 import { renderReport } from '@driftline/report';
+import { removeTree } from '@driftline/test-support';
 import { chTime, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,7 +93,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  rmSync(work, { recursive: true, force: true });
+  await removeTree(work);
 });
 
 describe('driftline report', () => {

@@ -190,13 +190,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     ]);
     if (!stopped)
       options.say(`stopping the services took over ${FAILED_CLEANUP_MS / 1000} s; leaving them to the exit`);
-    cleanUpRunDir(dir, options.keep === true);
+    await cleanUpRunDir(dir, options.keep === true).catch((cleanup: unknown) =>
+      options.say(`could not remove the run folder ${dir}: ${String(cleanup)}`),
+    );
     throw error;
   }
   try {
     await stopAll(open);
   } finally {
-    cleanUpRunDir(dir, options.keep === true);
+    await cleanUpRunDir(dir, options.keep === true);
   }
   return result;
 }

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeFilesFor } from '@driftline/test-support';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanUpRunDir } from '../src/run-dir.js';
 
@@ -18,22 +19,35 @@ function runDir(name: string, withReport: boolean): string {
 }
 
 describe('cleaning up a demo run folder', () => {
-  it('a run that failed before its report leaves nothing behind', () => {
+  it('a run that failed before its report leaves nothing behind', async () => {
     const dir = runDir('failed', false);
-    expect(cleanUpRunDir(dir, false)).toBe('removed');
+    expect(await cleanUpRunDir(dir, false)).toBe('removed');
     expect(existsSync(dir)).toBe(false);
   });
 
-  it('a run with a report keeps the report and drops the ClickHouse data', () => {
+  it('a run with a report keeps the report and drops the ClickHouse data', async () => {
     const dir = runDir('reported', true);
-    expect(cleanUpRunDir(dir, false)).toBe('report kept');
+    expect(await cleanUpRunDir(dir, false)).toBe('report kept');
     expect(existsSync(join(dir, 'report.html'))).toBe(true);
     expect(existsSync(join(dir, 'chdb'))).toBe(false);
   });
 
-  it('DRIFTLINE_DEMO_KEEP keeps everything', () => {
+  // The engine is still open and may be merging a part into store/ as the folder goes (a plain
+  // rmSync failed there with ENOTEMPTY).
+  it('drops the ClickHouse data while the engine still writes into it', async () => {
+    const dir = runDir('merging', true);
+    const writer = writeFilesFor(join(dir, 'chdb', 'store'), 300);
+    await writer.started;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await cleanUpRunDir(dir, false)).toBe('report kept');
+    await writer.finished;
+    expect(existsSync(join(dir, 'chdb'))).toBe(false);
+    expect(existsSync(join(dir, 'report.html'))).toBe(true);
+  });
+
+  it('DRIFTLINE_DEMO_KEEP keeps everything', async () => {
     const dir = runDir('kept', false);
-    expect(cleanUpRunDir(dir, true)).toBe('kept');
+    expect(await cleanUpRunDir(dir, true)).toBe('kept');
     expect(existsSync(join(dir, 'chdb', 'store', 'part.bin'))).toBe(true);
   });
 });

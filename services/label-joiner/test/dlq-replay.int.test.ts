@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
@@ -7,7 +7,7 @@ import { createRedisClient } from '@driftline/online-store/redis';
 import { windowStart } from '@driftline/performance';
 import { contracts, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import type { Runner } from '@driftline/service';
-import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, removeTree, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { consumedAll } from './fixtures/events.js';
 import { startJoiner } from './fixtures/runner.js';
@@ -31,7 +31,7 @@ describe('label-joiner: dead letters replayed after the tombstones expired (real
       } while (cursor !== '0');
     }
     redis.disconnect();
-    rmSync(dir, { recursive: true, force: true });
+    await removeTree(dir);
   });
 
   it('counts a replayed prediction or label once when its prediction was joined or expired: no pending, no second score, same rows', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
@@ -13,7 +13,7 @@ import {
 } from '@driftline/performance';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import type { Runner } from '@driftline/service';
-import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, readTopic, removeTree, uniqueName } from '@driftline/test-support';
 import { SeededRandom } from '@driftline/test-support/random';
 import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -66,7 +66,7 @@ describe('label-joiner: CBPE estimates before labels, business outcome after (re
     }
     redis.disconnect();
     await ch?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await removeTree(dir);
   });
 
   it('writes estimated metrics for a window before its labels, realized and business metrics after; replays count once', async () => {

@@ -4,7 +4,7 @@
 // labels must still join when it recovers. With one clock for all partitions (the largest event
 // time seen anywhere), the predictions they belong to expired first and the labels were dropped
 // as late.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
@@ -20,7 +20,7 @@ import {
 import { createMetricsRegistry } from '@driftline/observability';
 import { createRedisClient, createRedisJoinStore } from '@driftline/online-store/redis';
 import { contracts, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
-import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, removeTree, uniqueName } from '@driftline/test-support';
 import { type ClickHouse, createClickHouse, migrate, migrations, warehouseOn } from '@driftline/warehouse';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { JoinEngine, type JoinerRecord, type PayloadDecoder } from '../src/engine.js';
@@ -35,7 +35,7 @@ describe('label-joiner expiry clock: a label partition with a backlog holds expi
   const cleanup: Array<() => Promise<void>> = [];
   afterAll(async () => {
     for (const fn of cleanup.reverse()) await fn().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await removeTree(dir);
   });
 
   it('labels read late after their partition recovers still join; only then do the unlabeled expire', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
@@ -6,7 +6,7 @@ import { type Logger, silentLogger } from '@driftline/core';
 import { createProducer, ensureTopics, setGroupOffsets, topicOffsets } from '@driftline/kafka';
 import { contracts } from '@driftline/schemas';
 import type { Runner } from '@driftline/service';
-import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, removeTree, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { consumedAll, fraudLabel, fraudPrediction } from './fixtures/events.js';
 import { startJoiner } from './fixtures/runner.js';
@@ -31,7 +31,7 @@ describe('label-joiner consumer group and DRIFTLINE_TOPIC_PREFIX (real Kafka, re
   const runners: Runner[] = [];
   afterAll(async () => {
     for (const runner of runners.splice(0).reverse()) await runner.stop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await removeTree(dir);
   });
   const kafka = kafkaFor(stack.kafkaBrokers);
   const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl });

@@ -1,6 +1,6 @@
 // Labels a classification model cannot use go to the DLQ with the reason (found by a review: labels
 // −1/+1 were joined, the −1 left out of the metrics silently, and the window showed accuracy 1).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
@@ -8,7 +8,7 @@ import { createProducer, DLQ_HEADERS } from '@driftline/kafka';
 import { windowStart } from '@driftline/performance';
 import { contracts, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
 import type { Runner } from '@driftline/service';
-import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, readTopic, removeTree, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { consumedAll } from './fixtures/events.js';
 import { startJoiner } from './fixtures/runner.js';
@@ -21,7 +21,7 @@ describe('label-joiner: labels that are not a class of a classification model (r
   const runners: Runner[] = [];
   afterAll(async () => {
     for (const runner of runners.splice(0)) await runner.stop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    await removeTree(dir);
   });
 
   it('dead-letters −1 of a classifier with the value and the task; joins +1, and −1 of a regression model', async () => {

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,7 +10,7 @@ import { committedOffsets, createProducer, ensureTopics, type KafkaClient, topic
 import { createRedisClient, redisKeys } from '@driftline/online-store/redis';
 import { classificationMetrics, windowStart } from '@driftline/performance';
 import { contracts, type DriftAlert, type LabelEvent, type PredictionEvent } from '@driftline/schemas';
-import { eventually, kafkaFor, readTopic, serviceEnv, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, readTopic, removeTree, serviceEnv, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
 import type { PairedOutcome } from '@driftline/warehouse';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -111,7 +111,7 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
   const dataDirs: string[] = [];
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+    for (const dir of dataDirs) await removeTree(dir);
     for (const prefix of prefixes) {
       let cursor = '0';
       do {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
@@ -13,7 +13,7 @@ import {
 import { createRedisClient } from '@driftline/online-store/redis';
 import { contracts } from '@driftline/schemas';
 import type { Runner } from '@driftline/service';
-import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, removeTree, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { consumedAll, fraudLabel, fraudPrediction } from './fixtures/events.js';
 import { startJoiner } from './fixtures/runner.js';
@@ -36,7 +36,7 @@ describe('label-joiner: redeliveries after the tombstones expired (real Kafka, r
       } while (cursor !== '0');
     }
     redis.disconnect();
-    rmSync(dir, { recursive: true, force: true });
+    await removeTree(dir);
   });
 
   it('counts a prediction redelivered from an earlier offset once; a recreated topic’s records at low offsets are read', async () => {

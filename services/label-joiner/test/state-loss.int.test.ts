@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { createProducer } from '@driftline/kafka';
 import { createRedisClient } from '@driftline/online-store/redis';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
-import { eventually, kafkaFor, uniqueName } from '@driftline/test-support';
+import { eventually, kafkaFor, removeTree, uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { startJoiner } from './fixtures/runner.js';
 
@@ -14,9 +14,9 @@ const dir = mkdtempSync(join(tmpdir(), 'lj-state-loss-'));
 
 describe('label-joiner: Redis losing the join state while it runs', () => {
   const redis = createRedisClient({ url: stack.redisUrl, tls: false }, 'tooling', { name: 'lj-state-loss' });
-  afterAll(() => {
+  afterAll(async () => {
     redis.disconnect();
-    rmSync(dir, { recursive: true, force: true });
+    await removeTree(dir);
   });
 
   it('is reported at the next batch: one error count, the marker written again, joining goes on', async () => {

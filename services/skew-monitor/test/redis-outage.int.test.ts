@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
@@ -9,7 +9,7 @@ import { committedOffsets, createProducer } from '@driftline/kafka';
 import { createRedisOnlineStore, waitReady } from '@driftline/online-store/redis';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { startRunner } from '@driftline/service';
-import { eventually, freePort, kafkaFor, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, kafkaFor, removeTree, uniqueName } from '@driftline/test-support';
 import { createClickHouse, migrate, migrations } from '@driftline/warehouse';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { skewMonitorService } from '../src/service.js';
@@ -38,7 +38,7 @@ describe('skew-monitor while Redis is down', () => {
     cleanup.push(async () => {
       redis.child.kill('SIGKILL');
       await redis.exit;
-      rmSync(dir, { recursive: true, force: true });
+      await removeTree(dir);
     });
     const url = `redis://127.0.0.1:${port}`;
     const keyPrefix = uniqueName('skew').replaceAll('-', '_');

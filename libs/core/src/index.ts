@@ -11,6 +11,7 @@ export * from './logger.js';
 export * from './names.js';
 export * from './own-keys.js';
 export * from './printable.js';
+export * from './recent-ids.js';
 export * from './redact.js';
 export * from './redis-config.js';
 export * from './serial.js';

@@ -36,7 +36,13 @@ describe('a reader watching the materializer state marker (private redis-server,
     const intervalMs = 200;
     const reader = watchFeaturesStateMarker(
       redis,
-      { keyPrefix: 'dl', consequence: 'reads answer not found', logger: recordingLogger('warn', warnings), registry },
+      {
+        keyPrefix: 'dl',
+        reader: 'test',
+        consequence: 'reads answer not found',
+        logger: recordingLogger('warn', warnings),
+        registry,
+      },
       intervalMs,
     );
     cleanup.push(() => reader.stop());
@@ -82,7 +88,13 @@ describe('a reader watching the materializer state marker (private redis-server,
     const startedAt = Date.now();
     const reader = watchFeaturesStateMarker(
       redis,
-      { keyPrefix: 'dl', consequence: 'reads answer not found', logger: recordingLogger('warn', []), registry },
+      {
+        keyPrefix: 'dl',
+        reader: 'test',
+        consequence: 'reads answer not found',
+        logger: recordingLogger('warn', []),
+        registry,
+      },
       60_000,
     );
     cleanup.push(() => reader.stop());
@@ -102,6 +114,7 @@ describe('a reader watching the materializer state marker (private redis-server,
       redis,
       {
         keyPrefix: 'dl',
+        reader: 'test',
         consequence: 'reads answer not found',
         logger: recordingLogger('warn', warnings),
         registry,
@@ -119,5 +132,36 @@ describe('a reader watching the materializer state marker (private redis-server,
     reads++;
     await eventually(async () => ((await missing()) === 1 ? true : undefined), 5_000, 20);
     expect(warnings).toHaveLength(1);
+  });
+
+  it('readers of one process keep a series each: an idle reader does not hide a missing marker (found by a review)', async () => {
+    // `driftline run all`: the services share one registry. Before, an idle model server's 0 and the
+    // feature-api's 1 took turns in one series, and the alert's 5 minutes never held.
+    const redis = await privateClient('tooling');
+    await waitReady(redis, 10_000);
+    const registry = createMetricsRegistry({ service: 'all', defaultMetrics: false });
+    const common = {
+      keyPrefix: 'dl',
+      consequence: 'reads answer not found',
+      logger: recordingLogger('warn', []),
+      registry,
+    };
+    const idle = watchFeaturesStateMarker(redis, { ...common, reader: 'model-server', storeReads: () => 0 }, 50);
+    const reading = watchFeaturesStateMarker(redis, { ...common, reader: 'feature-api' }, 50);
+    cleanup.push(() => idle.stop());
+    cleanup.push(() => reading.stop());
+    const series = async () =>
+      Object.fromEntries(
+        ((await registry.getSingleMetric('driftline_online_store_state_missing')?.get())?.values ?? []).map((v) => [
+          String(v.labels.reader),
+          v.value,
+        ]),
+      );
+    await eventually(async () => ((await series())['feature-api'] === 1 ? true : undefined), 5_000, 20);
+    // Many checks of both later, the reading reader's series still says missing.
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 30));
+      expect(await series()).toEqual({ 'model-server': 0, 'feature-api': 1 });
+    }
   });
 });

@@ -108,6 +108,7 @@ export const featureApi = defineService({
     // marker until the materializer's first start (see the README).
     const watchMarker = (client: RedisClient) =>
       watchFeaturesStateMarker(client, {
+        reader: 'feature-api',
         keyPrefix: config.keyPrefix,
         consequence: 'every read answers {"found":false}',
         logger: ctx.logger,

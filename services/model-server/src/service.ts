@@ -220,6 +220,7 @@ export const modelServer = defineService({
       close: () => store.close(),
     };
     const marker = watchFeaturesStateMarker(store.client, {
+      reader: 'model-server',
       keyPrefix: config.keyPrefix,
       consequence:
         'a request that passes no features answers 422 "no features", one that passes some is scored with the others missing',

@@ -19,6 +19,12 @@ const number = (min: number, max: number) =>
  */
 const MAX_SKEW_WINDOW_MS = 86_400_000;
 
+/** Sampled prediction ids remembered per source partition by default (~5 to 8 MB a partition). */
+export const DEFAULT_RECENT_IDS = 100_000;
+
+/** Most sampled ids remembered per source partition: ~50–80 MB a partition, so a typo cannot exhaust memory. */
+const MAX_RECENT_IDS = 1_000_000;
+
 export const skewEnvShape = {
   ...onlineStoreEnvShape,
   /** Share of predictions compared: those whose id hashes below it (the same ones on every replay). */
@@ -34,6 +40,11 @@ export const skewEnvShape = {
   /** Numbers are equal when |a − b| ≤ max(absolute, relative · max(|a|, |b|)). */
   DRIFTLINE_SKEW_RELATIVE_TOLERANCE: number(0, 1).default(DEFAULT_TOLERANCE.relative),
   DRIFTLINE_SKEW_ABSOLUTE_TOLERANCE: number(0, Number.MAX_VALUE).default(DEFAULT_TOLERANCE.absolute),
+  /**
+   * Sampled prediction ids remembered per source partition to count a re-sent prediction once
+   * (~52 to 80 B each); 0 remembers none (every sampled record counted).
+   */
+  DRIFTLINE_SKEW_RECENT_IDS: envField.int(0, MAX_RECENT_IDS).default(DEFAULT_RECENT_IDS),
   /** Consumer group, prefixed by DRIFTLINE_TOPIC_PREFIX. */
   DRIFTLINE_SKEW_GROUP: envField.name().default('skew-monitor'),
 };
@@ -48,6 +59,7 @@ export interface SkewConfig {
   readonly rule: SkewAlertRule;
   readonly tolerance: Tolerance;
   readonly group: string;
+  readonly recentIds: number;
 }
 
 export function toSkewConfig(env: z.infer<z.ZodObject<typeof skewEnvShape>>): SkewConfig {
@@ -65,5 +77,6 @@ export function toSkewConfig(env: z.infer<z.ZodObject<typeof skewEnvShape>>): Sk
       absolute: env.DRIFTLINE_SKEW_ABSOLUTE_TOLERANCE,
     },
     group: env.DRIFTLINE_SKEW_GROUP,
+    recentIds: env.DRIFTLINE_SKEW_RECENT_IDS,
   };
 }

@@ -1,4 +1,11 @@
-import { checkEventTime, type EventTimeBounds, type Logger, PoisonRecordError, silentLogger } from '@driftline/core';
+import {
+  checkEventTime,
+  type EventTimeBounds,
+  type Logger,
+  PoisonRecordError,
+  RecentIds,
+  silentLogger,
+} from '@driftline/core';
 import {
   type BatchContext,
   type BatchProcessor,
@@ -33,6 +40,7 @@ import {
   windowStartOf,
 } from '@driftline/skew';
 import type { SkewPartialRow, SkewWindowStore } from '@driftline/warehouse';
+import { DEFAULT_RECENT_IDS } from './config.js';
 
 export interface SkewProcessorDeps {
   readonly store: OnlineStore;
@@ -61,11 +69,19 @@ export interface SkewProcessorDeps {
    * confirms that rows read back name offsets past it (another log's) before a new log epoch starts.
    */
   readonly logEnd?: (topic: string, partition: number) => Promise<number>;
+  /**
+   * Sampled prediction ids remembered per source partition (DRIFTLINE_SKEW_RECENT_IDS): a
+   * prediction whose id is among them is a re-send, not counted again. 0: none (every record counted).
+   */
+  readonly recentIds?: number;
 }
 
-/** What `decode` hands to `process`: only what the comparison needs (unsampled records carry nothing). */
+/**
+ * What `decode` hands to `process`: only what the comparison needs, and the prediction id to know
+ * a re-send by (unsampled records carry nothing).
+ */
 export interface SkewRecord {
-  readonly sampled?: SampledPrediction;
+  readonly sampled?: SampledPrediction & { readonly predictionId: string };
 }
 
 /** One (model, version, window) of one partition's log: its counts per feature through `throughOffset`. */
@@ -90,6 +106,11 @@ interface PartitionState {
   logEpoch: number;
   logStart: LogStart | 'next batch' | undefined;
   readonly windows: Map<string, GroupState>;
+  /**
+   * The sampled prediction ids counted lately (not persisted: gone with the partition); none when
+   * off. Predictions are keyed by prediction id, so a re-send lands in its original's partition.
+   */
+  readonly counted: RecentIds | undefined;
 }
 
 const MAX_NAME = 256;
@@ -131,6 +152,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
   const logger = deps.logger ?? silentLogger;
   const now = deps.now ?? Date.now;
   const capacity = deps.windowsPerPartition ?? 256;
+  const recentIds = deps.recentIds ?? DEFAULT_RECENT_IDS;
   const partitions = new Map<string, PartitionState>();
   /** Partitions whose log restarted before this process held their state (settled at take-up: `takeUp`). */
   const restartedLogs = new Set<string>();
@@ -146,7 +168,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           predictions: counter(
             registry,
             'driftline_skew_predictions_total',
-            'Predictions seen by the skew-monitor, by outcome (sampled, not_sampled, replayed); shadow records count as not_sampled',
+            'Predictions seen by the skew-monitor, by outcome (sampled, not_sampled, replayed, duplicate); shadow records count as not_sampled, a sampled prediction id counted lately as duplicate',
             ['outcome'],
           ),
           comparisons: counter(
@@ -206,7 +228,12 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
     // Quiet for the common case: the first log, no restart.
     if (restartReported || logEpoch > 0) logger.info(fields, message);
     else logger.debug(fields, message);
-    return { logEpoch, logStart: next ? startOf(items[0]!.record) : latest.start, windows: new Map() };
+    return {
+      logEpoch,
+      logStart: next ? startOf(items[0]!.record) : latest.start,
+      windows: new Map(),
+      counted: recentIds > 0 ? new RecentIds(recentIds) : undefined,
+    };
   }
 
   /**
@@ -434,6 +461,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       }
       return {
         sampled: {
+          predictionId: event.prediction_id,
           model: event.model,
           version: event.model_version,
           entity: event.entity_id,
@@ -445,12 +473,12 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
 
     async process(items: ReadonlyArray<DecodedRecord<SkewRecord>>, context: BatchContext) {
       const { topic, partition } = context;
-      const sampled: Array<{ offset: number; p: SampledPrediction; id: string }> = [];
+      const sampled: Array<{ offset: number; p: SampledPrediction; predictionId: string; id: string }> = [];
       for (const item of items) {
         const p = item.value.sampled;
         if (p === undefined) continue;
         const key = { model: p.model, version: p.version, windowStart: windowStartOf(p.eventTime, deps.windowMs) };
-        sampled.push({ offset: Number(item.record.offset), p, id: groupId(key) });
+        sampled.push({ offset: Number(item.record.offset), p, predictionId: p.predictionId, id: groupId(key) });
       }
       metrics?.predictions.inc({ outcome: 'not_sampled' }, items.length - sampled.length);
       // A restarted log's epoch is settled by its first batch here, sampled or not: the epoch is
@@ -483,14 +511,29 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
         );
         current = (await load(state, topic, partition, keys)).groups;
       }
-      const fresh = sampled.filter((s) => s.offset > current.get(s.id)!.throughOffset);
+      const fresh: typeof sampled = [];
+      for (const s of sampled) {
+        if (s.offset > current.get(s.id)!.throughOffset) fresh.push(s);
+        // Counted before (a redelivery, a new owner): a re-send of it later in the log is a repeat.
+        else state.counted?.add(s.predictionId);
+      }
+      // A re-send of a prediction counted lately, or of one earlier in the batch, is not counted;
+      // its offset still advances its window's row, so a redelivery skips it as a replay. The ids
+      // are remembered only once the rows are written: a failed attempt's retry decides the same.
+      const inBatch = new Set<string>();
+      const counting = fresh.filter((s) => {
+        if (inBatch.has(s.predictionId)) return false;
+        inBatch.add(s.predictionId);
+        return state.counted?.has(s.predictionId) !== true;
+      });
       metrics?.predictions.inc({ outcome: 'replayed' }, sampled.length - fresh.length);
-      metrics?.predictions.inc({ outcome: 'sampled' }, fresh.length);
+      metrics?.predictions.inc({ outcome: 'duplicate' }, fresh.length - counting.length);
+      metrics?.predictions.inc({ outcome: 'sampled' }, counting.length);
 
       if (fresh.length > 0) {
-        const predictions = fresh.map((s) => s.p);
+        const predictions = counting.map((s) => s.p);
         const reads = planReads(predictions, deps.sources);
-        const rowOf = indexRows(reads, await readRows(reads));
+        const rowOf = indexRows(reads, reads.length === 0 ? [] : await readRows(reads));
         // Copy on write: the remembered state changes only once skew_windows has the new rows.
         const next = new Map<string, { key: SkewGroupKey; throughOffset: number; features: Map<string, SkewCounts> }>();
         for (const s of fresh) {
@@ -535,6 +578,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           }
         }
         await deps.skew.write(rows);
+        for (const s of counting) state.counted?.add(s.predictionId);
         remember(state, next);
         for (const [id, g] of next) current.set(id, g);
         if (metrics !== undefined) {

@@ -1,5 +1,10 @@
 import { type ConsumerHandle, topicOffsets } from '@driftline/kafka';
-import { checkRedisDatabase, corruptRowReporter, createRedisOnlineStore } from '@driftline/online-store/redis';
+import {
+  checkRedisDatabase,
+  corruptRowReporter,
+  createRedisOnlineStore,
+  watchFeaturesStateMarker,
+} from '@driftline/online-store/redis';
 import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
 import { featureSources } from '@driftline/skew';
@@ -42,6 +47,21 @@ export const skewMonitorService = defineService({
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
       onCorruptRow: corruptRowReporter(ctx.logger),
     });
+    // Redis emptied (an empty restart, FLUSHALL) or a key prefix other than the materializer's:
+    // every comparison is counted missing_in_store while the monitor looks healthy. The
+    // feature-api's gauge and warning (alert DriftlineOnlineStoreStateMissing), not readiness: a
+    // fresh deployment has no marker until the materializer's first start. Not at rate 0 (no read).
+    const marker =
+      config.sampleRate > 0
+        ? watchFeaturesStateMarker(store.client, {
+            reader: 'skew-monitor',
+            keyPrefix: config.keyPrefix,
+            consequence:
+              'every sampled prediction is counted missing_in_store, none compared: no skew is found or alerted',
+            logger: ctx.logger,
+            registry: ctx.registry,
+          })
+        : undefined;
     const processor = skewProcessor({
       store,
       skew: warehouse.skewWindows,
@@ -55,6 +75,7 @@ export const skewMonitorService = defineService({
       eventTime: ctx.common.eventTime,
       logger: ctx.logger,
       registry: ctx.registry,
+      recentIds: config.recentIds,
       // Only when rows read back look like another log's (a recreated topic): rare, an admin round trip.
       logEnd: async (topic, partition) => logEndOf(await topicOffsets(ctx.kafka(), topic), topic, partition),
     });
@@ -87,6 +108,7 @@ export const skewMonitorService = defineService({
         ready: () => database.accepted() && started.ready() && store.ready(),
         async stop() {
           database.stop();
+          marker?.stop();
           await release.stop();
           await started.stop();
           await store.close();
@@ -94,6 +116,7 @@ export const skewMonitorService = defineService({
       };
     } catch (error) {
       database.stop();
+      marker?.stop();
       await release.stop();
       await store.close();
       throw error;

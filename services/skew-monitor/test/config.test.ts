@@ -44,6 +44,18 @@ describe('skew-monitor configuration', () => {
   });
 });
 
+describe('DRIFTLINE_SKEW_RECENT_IDS', () => {
+  const recentIds = (env: Record<string, string>) => (parse(env).serviceConfigs[0] as { recentIds: number }).recentIds;
+  it('defaults to 100,000 sampled ids a partition, 0 turns it off, above 1,000,000 or not a whole number fails naming it', () => {
+    expect(recentIds({})).toBe(100_000);
+    expect(recentIds({ DRIFTLINE_SKEW_RECENT_IDS: '0' })).toBe(0);
+    expect(recentIds({ DRIFTLINE_SKEW_RECENT_IDS: '1000000' })).toBe(1_000_000);
+    for (const bad of ['1000001', '-1', '1e5', 'many', '']) {
+      expect(() => parse({ DRIFTLINE_SKEW_RECENT_IDS: bad })).toThrow(/DRIFTLINE_SKEW_RECENT_IDS/);
+    }
+  });
+});
+
 describe('skew-monitor consumer group (padding, commit 25e952a)', () => {
   it('refuses a padded or blank group, naming the variable: " skew-monitor " is another group', () => {
     expect((parse({ DRIFTLINE_SKEW_GROUP: 'skew-a' }).serviceConfigs[0] as { group: string }).group).toBe('skew-a');

@@ -213,6 +213,7 @@ function setup(
     logger?: Logger;
     decode?: (v: Buffer | null) => Promise<PredictionEvent>;
     logEnd?: (topic: string, partition: number) => Promise<number>;
+    recentIds?: number;
   } = {},
 ) {
   const published: DriftAlert[] = [];
@@ -233,6 +234,7 @@ function setup(
     ...(options.registry === undefined ? {} : { registry: options.registry }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logEnd === undefined ? {} : { logEnd: options.logEnd }),
+    ...(options.recentIds === undefined ? {} : { recentIds: options.recentIds }),
   });
   return { processor, published };
 }
@@ -291,6 +293,123 @@ describe('skew processor', () => {
     expect(skew.counts('amount')).toEqual(once);
     // The fresh instance re-raises the window's alert under the same id (consumers deduplicate).
     expect(second.published.map((a) => a.alert_id)).toEqual(first.published.map((a) => a.alert_id));
+  });
+
+  describe('a prediction its producer sent again (the same prediction_id at a later offset)', () => {
+    /** Records of `events` from offset `first`, decoded. */
+    const batch = (
+      processor: ReturnType<typeof setup>['processor'],
+      events: readonly PredictionEvent[],
+      first: number,
+    ) => decodeAll(processor, events, first);
+    const duplicates = async (registry: Registry) =>
+      (await registry.getMetricsAsJSON())
+        .find((m) => m.name === 'driftline_skew_predictions_total')!
+        .values.find((v) => v.labels.outcome === 'duplicate')?.value ?? 0;
+
+    it('is counted once: twice in one batch (the first wins), and again in a later batch (found by a review)', async () => {
+      const skew = new MemorySkewStore();
+      const registry = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+      const { processor } = setup(skew, await onlineStore(), 1, { registry });
+      const events = predictions(10);
+      const resent = events[3]!;
+      // Offsets 0 … 9, then pred-3 again at 10. Before: 11 counted, `amount` mismatched 11 times.
+      await processor.process(await batch(processor, [...events, resent], 0), context());
+      expect(skew.counts('amount')).toMatchObject({ sampled: 10, compared: 10, mismatched: 10 });
+      // A later batch: pred-3 once more (offset 11) and a new prediction (offset 12).
+      await processor.process(await batch(processor, [resent, ...predictions(1, 10)], 11), context());
+      expect(skew.counts('amount')).toMatchObject({ sampled: 11, compared: 11, mismatched: 11 });
+      expect(skew.counts('age')).toMatchObject({ sampled: 11, compared: 11, mismatched: 0 });
+      expect(await duplicates(registry)).toBe(2);
+    });
+
+    it('after a restart: a re-send already skipped stays skipped, one of a prediction read again is caught, one of a committed prediction counts twice', async () => {
+      const skew = new MemorySkewStore();
+      const store = await onlineStore();
+      const events = predictions(10);
+      const first = setup(skew, store);
+      await first.processor.process(await batch(first.processor, events, 0), context());
+      // A batch of nothing but a re-send (offset 10): not counted, yet its window's row goes through 10.
+      await first.processor.process(await batch(first.processor, [events[4]!], 10), context());
+      expect(skew.counts('amount').sampled).toBe(10);
+      // Offsets 0 … 9 committed, 10 not: a new owner (no ids in memory) reads 10 again, a replay.
+      const second = setup(skew, store);
+      await second.processor.process(await batch(second.processor, [events[4]!], 10), context());
+      expect(skew.counts('amount').sampled).toBe(10);
+      // Nothing committed: a new owner reads 0 … 11, pred-2 re-sent at 11. The originals, skipped
+      // as replays, are remembered first: pred-2 is a repeat.
+      const third = setup(skew, store);
+      await third.processor.process(await batch(third.processor, [...events, events[4]!, events[2]!], 0), context());
+      expect(skew.counts('amount').sampled).toBe(10);
+      // The limit: 0 … 11 committed, pred-2 sent a third time (12) is counted by a new owner.
+      const fourth = setup(skew, store);
+      await fourth.processor.process(await batch(fourth.processor, [events[2]!], 12), context());
+      expect(skew.counts('amount').sampled).toBe(11);
+    });
+
+    it('a failed write or store read leaves the retry to count the batch, once', async () => {
+      const skew = new MemorySkewStore();
+      const store = await onlineStore();
+      let down = true;
+      const readBatch = store.readBatch.bind(store);
+      store.readBatch = async (requests) => {
+        if (down) throw new SinkUnavailableError('redis down');
+        return readBatch(requests);
+      };
+      const { processor } = setup(skew, store);
+      const events = predictions(10);
+      const items = await batch(processor, [...events, events[0]!], 0);
+      await expect(processor.process(items, context())).rejects.toThrow(SinkUnavailableError);
+      down = false;
+      skew.failNext = 1;
+      await expect(processor.process(items, context())).rejects.toThrow(SinkUnavailableError);
+      expect(skew.writes).toBe(0);
+      // Their ids were taken by the failed attempts: still counted by the retry, the re-send not.
+      await processor.process(items, context());
+      expect(skew.counts('amount').sampled).toBe(10);
+      // Split as the loop bisects a refused batch: each half counted, the re-send still a repeat.
+      const other = new MemorySkewStore();
+      const bisected = setup(other, store);
+      const more = await batch(bisected.processor, [...predictions(6, 20), predictions(1, 20)[0]!], 0);
+      other.failNext = 1;
+      await expect(bisected.processor.process(more, context())).rejects.toThrow(SinkUnavailableError);
+      await bisected.processor.process(more.slice(0, 3), context());
+      await bisected.processor.process(more.slice(3), context());
+      expect(other.counts('amount').sampled).toBe(6);
+    });
+
+    it('is counted again further apart than DRIFTLINE_SKEW_RECENT_IDS sampled ids, and always with 0', async () => {
+      const events = predictions(5);
+      for (const [recentIds, counted] of [
+        [5, 5], // pred-0 is the fifth id back at its re-send: remembered
+        [4, 6], // forgotten
+        [0, 6], // off
+      ] as const) {
+        const skew = new MemorySkewStore();
+        const { processor } = setup(skew, await onlineStore(), 1, { recentIds });
+        for (const [i, e] of [...events, events[0]!].entries()) {
+          await processor.process(await batch(processor, [e], i), context());
+        }
+        expect([recentIds, skew.counts('amount').sampled]).toEqual([recentIds, counted]);
+      }
+    });
+
+    it('is remembered per source partition, and forgotten when the partition is revoked', async () => {
+      const skew = new MemorySkewStore();
+      const { processor } = setup(skew, await onlineStore());
+      const events = predictions(3);
+      await processor.process(await batch(processor, events, 0), context());
+      // Another partition's ids are its own.
+      await processor.process(
+        (await batch(processor, [events[1]!], 0)).map((i) => ({ ...i, record: { ...i.record, partition: 1 } })),
+        context(1),
+      );
+      expect(skew.counts('amount').sampled).toBe(4);
+      processor.revoked?.([{ topic: TOPIC, partition: 0 }]);
+      // Owned again, its originals not read again (committed): the ids counted before are forgotten.
+      await processor.process(await batch(processor, [events[1]!], 3), context());
+      expect(skew.counts('amount').sampled).toBe(5);
+    });
   });
 
   it("counts a restarted log's predictions (logRestarted: the topic recreated), not as replays", async () => {
@@ -686,7 +805,8 @@ describe('skew processor', () => {
     const { processor } = setup(skew, await onlineStore(), 0.5, { registry });
     const events = predictions(40);
     const shadow = { ...events[0]!, prediction_id: 'p.shadow', role: 'shadow' };
-    const items = await decodeAll(processor, [...events, shadow]);
+    const resent = events.find((e) => isSampled(e.prediction_id, 0.5))!;
+    const items = await decodeAll(processor, [...events, shadow, resent]);
     await processor.process(items, context());
     await processor.process(items, context()); // replayed
     const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === 'driftline_skew_predictions_total')!;

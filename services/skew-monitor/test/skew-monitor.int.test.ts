@@ -66,7 +66,8 @@ const env = (prefix: string, database: string, keyPrefix: string, group: string)
     { dir, viewsYaml: VIEWS_YAML, prefix, database, chPath, keyPrefix, group, sampleRate: RATE },
     { DRIFTLINE_SKEW_MIN_COMPARED: '20', DRIFTLINE_SKEW_MAX_SHARE_MISMATCHED: '0.05' },
   );
-const produce = (topic: string, events: readonly PredictionEvent[]) => producePredictions(stack, topic, events);
+const produce = (topic: string, events: readonly PredictionEvent[], partitionOf?: (index: number) => number) =>
+  producePredictions(stack, topic, events, partitionOf);
 
 interface Totals {
   ws: number;
@@ -124,7 +125,7 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     await writer.close();
   });
 
-  it('finds the unit-changed feature, alerts on it once, and a replay changes nothing', async () => {
+  it('finds the unit-changed feature, alerts on it once, counts a re-sent prediction once, and a replay changes nothing', async () => {
     const prefix = `${uniqueName('skew')}.`;
     const database = uniqueName('skew').replaceAll('-', '_');
     const ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
@@ -133,10 +134,15 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     const events = stream();
     const poisonId = Array.from({ length: 100 }, (_, i) => `poison-${i}`).find((id) => isSampled(id, RATE))!;
     const poison = { ...events[0]!, prediction_id: poisonId, entity_id: 'x'.repeat(2_000) };
+    // Sampled predictions of window 1 sent again by their producer (an SDK call retried whole):
+    // the same records, later in their partitions (i % 2, as sent first).
+    const resentAt = events.flatMap((e, i) => (i >= PER_WINDOW && isSampled(e.prediction_id, RATE) ? [i] : []));
+    const resent = resentAt.slice(0, 12);
     runners.push(
       await startRunner({ services: [skewMonitorService as never], env: env(prefix, database, keyPrefix, 'g1') }),
     );
-    await produce(topic, [...events, poison]);
+    const sent = [...events, poison, ...resent.map((i) => events[i]!)];
+    await produce(topic, sent, (i) => (i > events.length ? resent[i - events.length - 1]! % 2 : i % 2));
 
     const sampledIn = (pred: (e: PredictionEvent) => boolean) =>
       events.filter((e) => pred(e) && isSampled(e.prediction_id, RATE)).length;
@@ -165,9 +171,19 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     expect(at(T0 + WINDOW, 'amount').mean_abs_diff).toBeGreaterThan(1000);
     expect(at(T0 + WINDOW, 'age').mismatched).toBe(0);
     expect(at(T0 + WINDOW, 'country').mismatched).toBe(0);
+    // Every record processed and committed (the re-sends are last): the totals have not moved, and
+    // the re-sends are counted as duplicates. Before: window 1 held them twice.
+    const kafka = kafkaFor(stack.kafkaBrokers);
+    await eventually(async () => {
+      const commits = await committedOffsets(kafka, `${prefix}g1`, topic);
+      const offsets = await topicOffsets(kafka, topic);
+      return offsets.every((o) => commits.get(o.partition) === o.high && o.high > 0n) ? true : undefined;
+    }, 60_000);
+    expect(await totals(ch)).toEqual(got);
+    const duplicates = await runners[0]!.context.registry.getSingleMetricAsString('driftline_skew_predictions_total');
+    expect(duplicates).toMatch(new RegExp(`outcome="duplicate"[^}]*\\} ${resent.length}$`, 'm'));
 
     // One TRAINING_SERVING_SKEW alert id: amount, window 1.
-    const kafka = kafkaFor(stack.kafkaBrokers);
     const alertCodec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(
       contracts.alert,
       `${prefix}alerts.v1`,

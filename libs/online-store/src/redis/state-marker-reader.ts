@@ -29,6 +29,12 @@ export interface StateMarkerReaderOptions {
   readonly key: string;
   /** The state's name in the gauge's `store` label and the log lines: `features`. */
   readonly store: string;
+  /**
+   * The reading service, the gauge's `reader` label: the services of one process (`driftline run
+   * all`) share a registry, and one series of theirs flipped every check between an idle model
+   * server's 0 and the feature-api's 1, so the alert's 5 minutes never held.
+   */
+  readonly reader: string;
   /** What a missing marker means for this reader's answers and the likely causes, for the log line. */
   readonly whenMissing: string;
   readonly logger: Logger;
@@ -75,7 +81,7 @@ export interface StateMarkerReader {
  * A reader's view of a writer's state marker (read-only: it never writes the marker). After Redis
  * restarted empty, or with a key prefix other than the writer's, readers answered "not found" for
  * every entity while healthy, and nothing told. Now: one GET once the client is ready (and after
- * each reconnection) and every STATE_MARKER_INTERVAL_MS, off the request path; `driftline_online_store_state_missing{store}` 1
+ * each reconnection) and every STATE_MARKER_INTERVAL_MS, off the request path; `driftline_online_store_state_missing{store,reader}` 1
  * while the marker is missing (alert DriftlineOnlineStoreStateMissing), and one log line per
  * change, not per check. Readiness stays: a fresh deployment has no marker until the writer's first
  * start, and failing readiness then would block the rollout.
@@ -89,8 +95,9 @@ export function watchStateMarkerAsReader(
     options.registry,
     'driftline_online_store_state_missing',
     "1 while the writer's state marker is missing in Redis: the state is gone or the key prefix is not the writer's",
-    ['store'],
+    ['store', 'reader'],
   );
+  const series = { store: options.store, reader: options.reader };
   const fields = { store: options.store, marker: options.key };
   let seen: string | null | undefined;
   const check = async () => {
@@ -103,7 +110,7 @@ export function watchStateMarkerAsReader(
       }
       // Reads resuming with the marker still missing warn again.
       seen = undefined;
-      missing.set({ store: options.store }, 0);
+      missing.set(series, 0);
       return;
     }
     let value: string | null;
@@ -113,7 +120,7 @@ export function watchStateMarkerAsReader(
       // Redis down or slow: the reads fail and say so (503); the next check looks again.
       return;
     }
-    missing.set({ store: options.store }, value === null ? 1 : 0);
+    missing.set(series, value === null ? 1 : 0);
     const change = markerChange(seen, value);
     seen = value;
     if (change === 'missing') {
@@ -159,6 +166,8 @@ export function watchFeaturesStateMarker(
   redis: RedisClient,
   options: {
     readonly keyPrefix: string;
+    /** The reading service (the gauge's `reader` label). */
+    readonly reader: string;
     readonly consequence: string;
     readonly logger: Logger;
     readonly registry: Registry;
@@ -175,6 +184,7 @@ export function watchFeaturesStateMarker(
     {
       key: featuresStateMarkerKey(options.keyPrefix),
       store: 'features',
+      reader: options.reader,
       whenMissing: `${options.consequence}. Redis lost the online features (an empty restart, FLUSHALL, eviction) and no feature-materializer has written since, none has started on this Redis yet, or DRIFTLINE_FEATURE_KEY_PREFIX differs from the materializer's`,
       logger: options.logger,
       registry: options.registry,

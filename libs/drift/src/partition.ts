@@ -1,4 +1,4 @@
-import { setOwn } from '@driftline/core';
+import { RecentIds, setOwn } from '@driftline/core';
 import type { QualityPartial } from '@driftline/quality';
 import type { FeatureValue } from '@driftline/schemas';
 import {
@@ -27,6 +27,8 @@ export const WATERMARK_MAX_AHEAD_MS = 60_000;
 
 /** What stage 1 needs of a prediction event. */
 export interface WindowedEvent {
+  /** The producer's id of the prediction: a re-send carries the same one (see `PartitionWindows`' `recentIds`). */
+  readonly prediction_id?: string;
   readonly model: string;
   readonly model_version: string;
   readonly event_time: number;
@@ -94,8 +96,19 @@ export interface EventPlacement {
  * {@link MAX_MODEL_VERSIONS_PER_WINDOW} pairs, or the version borrows its reference and the window
  * already measures {@link MAX_BORROWED_VERSIONS_PER_MODEL} versions of the model on borrowed ones
  * (see `refusal`). Either holds until the window closes: a refused pair never joins it mid-window.
+ * 'duplicate': it would be summarized, but a prediction with its `prediction_id` was summarized
+ * among the last `recentIds` (a producer's re-send).
  */
-export type AddOutcome = 'added' | 'late' | 'ahead' | 'unreferenced' | 'replayed' | 'refused';
+export type AddOutcome = 'added' | 'late' | 'ahead' | 'unreferenced' | 'replayed' | 'refused' | 'duplicate';
+
+/**
+ * Default of the prediction ids a partition remembers to recognise a re-send (the drift-monitor's
+ * DRIFTLINE_DRIFT_RECENT_IDS): 2.4–4 MB per partition (`RecentIds`, 24–40 B an id).
+ */
+export const DEFAULT_RECENT_IDS = 100_000;
+
+/** Most prediction ids a partition remembers (~350 MB). */
+export const MAX_RECENT_IDS = 10_000_000;
 
 /**
  * Most (model, version) pairs one window of one partition holds. A producer inventing a version
@@ -258,6 +271,12 @@ const SEP = '\u0000';
  * Durability without snapshots: `commitOffset()` is the smallest offset that still has an effect
  * only in memory (the first offset of every open window), so replaying from there rebuilds the
  * open windows exactly. Pure: no I/O, no clock.
+ *
+ * Re-sends (`recentIds` > 0): an event that would be summarized, whose `prediction_id` is among
+ * the last `recentIds` ids summarized here, is not ('duplicate'). Late, ahead, unreferenced,
+ * refused and replayed events are neither checked nor remembered: an id is remembered only for an
+ * event summarized in an open window, which holds `commitOffset` back until it closes, so a replay
+ * from there decides as live processing did (README, "Re-sent predictions").
  */
 export class PartitionWindows {
   private maxEventTime = Number.NEGATIVE_INFINITY;
@@ -275,6 +294,10 @@ export class PartitionWindows {
 
   replayedEvents = 0;
   refusedEvents = 0;
+  /** Events not summarized because their prediction id was summarized recently (`recentIds`). */
+  duplicateEvents = 0;
+  /** Ids of the last summarized predictions; undefined when `recentIds` is 0. */
+  private readonly recent: RecentIds | undefined;
   private lastRefusal: Refusal = { start: 0, cause: 'pairs', lender: '' };
   /**
    * The frontier a previous owner recorded, the partition restored from (undefined without one);
@@ -294,7 +317,9 @@ export class PartitionWindows {
     restored?: RestoredProgress,
     private readonly maxPairs = MAX_MODEL_VERSIONS_PER_WINDOW,
     private readonly maxBorrowed = MAX_BORROWED_VERSIONS_PER_MODEL,
+    recentIds = 0,
   ) {
+    this.recent = recentIds > 0 ? new RecentIds(recentIds) : undefined;
     this.restoredProgress = restored;
     if (restored !== undefined) {
       this.maxEventTime = restored.closedUntil + spec.latenessMs;
@@ -411,11 +436,21 @@ export class PartitionWindows {
       this.unreferencedEvents++;
       return 'unreferenced';
     }
-    const state = this.modelWindow(start, event.model, event.model_version, ref, offset);
-    if (state === undefined) {
+    const key = event.model + SEP + event.model_version;
+    const window = this.open.get(start);
+    const known = window?.models.get(key);
+    if (known === undefined && !this.admits(window, start, event.model, event.model_version, ref)) {
       this.refusedEvents++;
       return 'refused';
     }
+    // Only where it would be summarized, after the clock moved: the watermark, the windows closed
+    // and the commit never depend on the memory, and a replay rebuilds it from the same events.
+    const id = event.prediction_id;
+    if (!late && !ahead && id !== undefined && this.recent?.repeat(id) === true) {
+      this.duplicateEvents++;
+      return 'duplicate';
+    }
+    const state = this.modelWindow(window, known, start, key, event.model, event.model_version, ref, offset);
     if (late || ahead) {
       state.late++;
       if (ahead) this.aheadEvents++;
@@ -506,30 +541,47 @@ export class PartitionWindows {
     return `${window} already measures ${this.maxBorrowed} versions of model ${JSON.stringify(model)} against another version's reference (version ${JSON.stringify(r.lender)}'s), the most one window takes (the drift-monitor's DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS; versions with a reference of their own are not limited); ${pair}`;
   }
 
-  private modelWindow(
+  /**
+   * Whether `window` (starting at `start`; undefined when not open yet) takes a pair it does not
+   * hold, (model, version) on `ref` (else `lastRefusal` says why). A new pair is refused before
+   * anything is made for it (a window included). Both counts only grow until the window closes,
+   * and depend on this window's events alone: a refused pair stays refused for the whole window,
+   * and a replay of the window refuses the same events.
+   */
+  private admits(
+    window: OpenWindow | undefined,
     start: number,
     model: string,
     version: string,
     ref: ReferenceSet,
-    offset: number,
-  ): ModelWindow | undefined {
-    const key = model + SEP + version;
-    const existing = this.open.get(start);
-    let state = existing?.models.get(key);
-    // A new pair is refused before anything is made for it (a window included). Both counts only
-    // grow until the window closes, and depend on this window's events alone: a refused pair stays
-    // refused for the whole window, and a replay of the window refuses the same events.
-    const borrowed = ref.model !== model || ref.version !== version;
-    if (state === undefined) {
-      if ((existing?.models.size ?? 0) >= this.maxPairs) {
-        this.lastRefusal = { start, cause: 'pairs', lender: '' };
-        return undefined;
-      }
-      if (borrowed && (existing?.borrowed.get(model) ?? 0) >= this.maxBorrowed) {
-        this.lastRefusal = { start, cause: 'borrowed', lender: ref.version };
-        return undefined;
-      }
+  ): boolean {
+    if ((window?.models.size ?? 0) >= this.maxPairs) {
+      this.lastRefusal = { start, cause: 'pairs', lender: '' };
+      return false;
     }
+    const borrowed = ref.model !== model || ref.version !== version;
+    if (borrowed && (window?.borrowed.get(model) ?? 0) >= this.maxBorrowed) {
+      this.lastRefusal = { start, cause: 'borrowed', lender: ref.version };
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * The pair's state (`known`, or made now: `admits` said the window takes it) in `existing` (or a
+   * window made now at `start`), whose first offset `offset` may lower.
+   */
+  private modelWindow(
+    existing: OpenWindow | undefined,
+    known: ModelWindow | undefined,
+    start: number,
+    key: string,
+    model: string,
+    version: string,
+    ref: ReferenceSet,
+    offset: number,
+  ): ModelWindow {
+    let state = known;
     let window = existing;
     if (window === undefined) {
       window = { start, firstOffset: offset, models: new Map(), borrowed: new Map() };
@@ -537,7 +589,8 @@ export class PartitionWindows {
       if (start < this.earliest) this.earliest = start;
     } else if (offset < window.firstOffset) window.firstOffset = offset;
     if (state === undefined) {
-      if (borrowed) window.borrowed.set(model, (window.borrowed.get(model) ?? 0) + 1);
+      if (ref.model !== model || ref.version !== version)
+        window.borrowed.set(model, (window.borrowed.get(model) ?? 0) + 1);
       state = {
         model,
         version,

@@ -1,9 +1,11 @@
 import { envField } from '@driftline/core';
 import {
+  DEFAULT_RECENT_IDS,
   DEFAULT_THRESHOLDS,
   type DriftThresholds,
   MAX_BORROWED_VERSIONS_PER_MODEL,
   MAX_MODEL_VERSIONS_PER_WINDOW,
+  MAX_RECENT_IDS,
   type PrimaryMethod,
   type SequentialConfig,
   WATERMARK_MAX_AHEAD_MS,
@@ -70,6 +72,11 @@ export const driftEnvShape = {
   DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS: envField
     .int(1, MAX_MODEL_VERSIONS_PER_WINDOW)
     .default(MAX_BORROWED_VERSIONS_PER_MODEL),
+  /**
+   * Prediction ids stage one remembers per source partition: a prediction whose id was summarized
+   * among them is a producer's re-send, not summarized again (`outcome="duplicate"`). 0: off.
+   */
+  DRIFTLINE_DRIFT_RECENT_IDS: envField.int(0, MAX_RECENT_IDS).default(DEFAULT_RECENT_IDS),
   /** Partitions of the internal partials topic (default: DRIFTLINE_TOPIC_PARTITIONS). */
   DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: envField.int(1, 10_000).optional(),
   /** Consumer group of stage 1 (the merge stage uses `<group>-merge`), prefixed by the topic prefix. */
@@ -92,6 +99,8 @@ export interface DriftConfig {
   readonly alertMinEvents: number;
   /** Most versions per model and window on a borrowed reference in stage one (`PartitionWindows`). */
   readonly maxBorrowedVersions: number;
+  /** Prediction ids remembered per source partition to recognise re-sends (0: off). */
+  readonly recentIds: number;
   readonly partialsPartitions: number | undefined;
   readonly group: string;
   /** The online sequential detector (undefined: off). */
@@ -119,6 +128,7 @@ export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): 
     alertShare: env.DRIFTLINE_DRIFT_ALERT_SHARE,
     alertMinEvents: env.DRIFTLINE_DRIFT_ALERT_MIN_EVENTS,
     maxBorrowedVersions: env.DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS,
+    recentIds: env.DRIFTLINE_DRIFT_RECENT_IDS,
     partialsPartitions: env.DRIFTLINE_DRIFT_PARTIALS_PARTITIONS,
     group: env.DRIFTLINE_DRIFT_GROUP,
     sequential: toSequentialConfig(env),

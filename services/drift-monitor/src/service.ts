@@ -156,6 +156,7 @@ export const driftMonitorService = defineService({
       sourceIdleMs: config.sourceIdleMs,
       sourceIdleCheckMs: idleCheckMs,
       maxBorrowedVersions: config.maxBorrowedVersions,
+      recentIds: config.recentIds,
       ...(config.sequential === undefined
         ? {}
         : {

@@ -11,6 +11,7 @@ import {
 } from '@driftline/core';
 import {
   type CloseResult,
+  DEFAULT_RECENT_IDS,
   flushMessages,
   idleAdvance,
   markerWithout,
@@ -82,6 +83,11 @@ export interface StageOneDeps {
   readonly sourceIdleCheckMs?: number;
   /** Most versions per model and window on a borrowed reference (`PartitionWindows`; its default when absent). */
   readonly maxBorrowedVersions?: number;
+  /**
+   * Prediction ids remembered per source partition to recognise a producer's re-send
+   * (`PartitionWindows`' `recentIds`; DEFAULT_RECENT_IDS when absent, 0: off).
+   */
+  readonly recentIds?: number;
 }
 
 /**
@@ -300,7 +306,15 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
         );
       }
     }
-    const windows = new PartitionWindows(deps.spec, resolve, restored, undefined, deps.maxBorrowedVersions);
+    // Its memory of prediction ids goes with it: dropped on revoke, rebuilt by the replay.
+    const windows = new PartitionWindows(
+      deps.spec,
+      resolve,
+      restored,
+      undefined,
+      deps.maxBorrowedVersions,
+      deps.recentIds ?? DEFAULT_RECENT_IDS,
+    );
     const quality = new QualityWindows(deps.expectations ?? EMPTY_EXPECTATIONS);
     const entry: PartitionEntry = {
       windows,
@@ -476,6 +490,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       unref: state.unreferencedEvents,
       replayed: state.replayedEvents,
       refused: state.refusedEvents,
+      duplicate: state.duplicateEvents,
     };
     let added = 0;
     const at = now();
@@ -502,6 +517,11 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
         };
         entry.refused.set(offset, refusal);
         deadLetters.push(refusal);
+        entry.lastOffset = offset;
+        continue;
+      }
+      // A re-send of a prediction summarized here: no window, quality or detector sees it again.
+      if (outcome === 'duplicate') {
         entry.lastOffset = offset;
         continue;
       }
@@ -536,6 +556,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       const unref = state.unreferencedEvents - before.unref;
       const replayed = state.replayedEvents - before.replayed;
       const refused = state.refusedEvents - before.refused;
+      const duplicate = state.duplicateEvents - before.duplicate;
       m.values.inc(state.valuesAdded - before.values);
       m.events.inc({ outcome: 'added' }, added - late - ahead - unref - replayed);
       if (late > 0) m.events.inc({ outcome: 'late' }, late);
@@ -543,6 +564,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       if (unref > 0) m.events.inc({ outcome: 'unreferenced' }, unref);
       if (replayed > 0) m.events.inc({ outcome: 'replayed' }, replayed);
       if (refused > 0) m.events.inc({ outcome: 'refused' }, refused);
+      if (duplicate > 0) m.events.inc({ outcome: 'duplicate' }, duplicate);
       if (flush.windows.length > 0) m.windowsClosed.inc(flush.windows.length);
       m.windowsOpen.set(openWindows());
     }

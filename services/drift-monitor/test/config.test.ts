@@ -1,5 +1,5 @@
 import { ConfigError, parseEnv } from '@driftline/core';
-import { MAX_BORROWED_VERSIONS_PER_MODEL } from '@driftline/drift';
+import { MAX_BORROWED_VERSIONS_PER_MODEL, MAX_RECENT_IDS } from '@driftline/drift';
 import { describe, expect, it } from 'vitest';
 import { driftEnvShape, toDriftConfig } from '../src/config.js';
 
@@ -38,5 +38,17 @@ describe('drift-monitor config', () => {
     expect(() => borrowed('1001')).toThrow(/^DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS: [^\n]*1000[^\n]*$/);
     // Unknown now, so the service refuses it at start (a leftover setting is named, not ignored).
     expect(Object.keys(driftEnvShape)).not.toContain('DRIFTLINE_DRIFT_PARTITION_STATE_BYTES');
+  });
+
+  it('prediction ids remembered per source partition: 100,000 by default, 0 (off) to MAX_RECENT_IDS, errors in one line naming the variable', () => {
+    const recentIds = (value?: string) =>
+      toDriftConfig(parseEnv(driftEnvShape, value === undefined ? {} : { DRIFTLINE_DRIFT_RECENT_IDS: value }))
+        .recentIds;
+    expect(recentIds()).toBe(100_000);
+    expect(recentIds('0')).toBe(0);
+    expect(recentIds('2500')).toBe(2500);
+    expect(() => recentIds('100,000')).toThrow(/^DRIFTLINE_DRIFT_RECENT_IDS: must be an integer[^\n]*$/);
+    expect(() => recentIds('-1')).toThrow(/^DRIFTLINE_DRIFT_RECENT_IDS: [^\n]*0[^\n]*$/);
+    expect(() => recentIds(String(MAX_RECENT_IDS + 1))).toThrow(/^DRIFTLINE_DRIFT_RECENT_IDS: [^\n]*10000000[^\n]*$/);
   });
 });

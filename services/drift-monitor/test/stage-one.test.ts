@@ -43,7 +43,7 @@ function items(times: number[], from = 0): DecodedRecord<PredictionEvent>[] {
   return times.map((t, i) => ({
     record: { topic: 'p', partition: 0, offset: String(from + i), key: null, value: null, headers: {}, timestamp: 0 },
     value: {
-      prediction_id: `p${i}`,
+      prediction_id: `p${from + i}`,
       model: 'm',
       model_version: 'v1',
       entity_id: 'e',

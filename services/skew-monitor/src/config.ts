@@ -19,10 +19,10 @@ const number = (min: number, max: number) =>
  */
 const MAX_SKEW_WINDOW_MS = 86_400_000;
 
-/** Sampled prediction ids remembered per source partition by default (~5 to 8 MB a partition). */
+/** Sampled prediction ids remembered per source partition by default (2.4 to 4 MB a partition). */
 export const DEFAULT_RECENT_IDS = 100_000;
 
-/** Most sampled ids remembered per source partition: ~50–80 MB a partition, so a typo cannot exhaust memory. */
+/** Most sampled ids remembered per source partition: ~35 MB a partition, so a typo cannot exhaust memory. */
 const MAX_RECENT_IDS = 1_000_000;
 
 export const skewEnvShape = {
@@ -42,7 +42,7 @@ export const skewEnvShape = {
   DRIFTLINE_SKEW_ABSOLUTE_TOLERANCE: number(0, Number.MAX_VALUE).default(DEFAULT_TOLERANCE.absolute),
   /**
    * Sampled prediction ids remembered per source partition to count a re-sent prediction once
-   * (~52 to 80 B each); 0 remembers none (every sampled record counted).
+   * (24 to 40 B each); 0 remembers none (every sampled record counted).
    */
   DRIFTLINE_SKEW_RECENT_IDS: envField.int(0, MAX_RECENT_IDS).default(DEFAULT_RECENT_IDS),
   /** Consumer group, prefixed by DRIFTLINE_TOPIC_PREFIX. */

@@ -114,7 +114,9 @@ export function eventTimeProblem(
  * Why the event-time window [start, end) an event reports (an alert's `window_start`/
  * `window_end`) is not acceptable, or undefined: `end` within the bounds, `start` not before
  * 1900 (ClickHouse DateTime64) and strictly before `end` (an empty window is no evidence, and one
- * had hung the retrain policy).
+ * had hung the retrain policy). A `start` at or after `end` is said to be so first: bounded by
+ * `end` as the latest time, an inverted window in the past read "is 0 ms in the future (at most
+ * 0 ms allowed): microseconds?" (found by a review).
  */
 export function windowTimeProblem(
   start: unknown,
@@ -124,16 +126,18 @@ export function windowTimeProblem(
 ): string | undefined {
   const endProblem = eventTimeProblem(end, now, bounds, 'window_end');
   if (endProblem !== undefined) return endProblem;
-  const startProblem = eventTimeProblem(
+  if (Number.isInteger(start) && (start as number) >= (end as number)) {
+    const inverted =
+      start === end ? 'an empty window' : `inverted, ${humanSpan((start as number) - (end as number))} after it`;
+    return `window_start ${start} is not before window_end ${end} (${inverted})`;
+  }
+  // Before `end` from here: only the floor applies (`end` as the latest time keeps the unit hints sane).
+  return eventTimeProblem(
     start,
     now,
     { minMs: EVENT_TIME_FLOOR_MS, maxFutureMs: (end as number) - now },
     'window_start',
   );
-  if (startProblem !== undefined) return startProblem;
-  return (start as number) < (end as number)
-    ? undefined
-    : `window_start ${start} is not before window_end ${end} (an empty window)`;
 }
 
 /** Returns `value` when it is an acceptable event time; otherwise a PoisonRecordError (VALIDATION_FAILED). */

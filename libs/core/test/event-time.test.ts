@@ -85,12 +85,29 @@ describe('event-time bounds', () => {
     expect(windowTimeProblem(end, end, NOW, B)).toBe(
       `window_start ${end} is not before window_end ${end} (an empty window)`,
     );
-    expect(windowTimeProblem(end + 1, end, NOW, B)).toMatch(/^window_start \d+ is .* in the future/);
+    expect(windowTimeProblem(end + 1, end, NOW, B)).toBe(
+      `window_start ${end + 1} is not before window_end ${end} (inverted, 1 ms after it)`,
+    );
     expect(windowTimeProblem(-9e15, end, NOW, B)).toMatch(
       /^window_start -9000000000000000 \(out of any date range\) is before the minimum 1900/,
     );
     expect(windowTimeProblem(end - 1, end * 1000, NOW, B)).toMatch(/^window_end \d+ is .* microseconds\?$/);
     expect(windowTimeProblem('x', end, NOW, B)).toMatch(/^window_start x is not an integer/);
+  });
+
+  it('says an inverted window is inverted, not that its start is in the future (found by a review)', () => {
+    // window_end 20 minutes ago, window_start 15: was "is 0 ms in the future (at most 0 ms allowed): microseconds?".
+    const start = NOW - 15 * 60_000;
+    const end = NOW - 20 * 60_000;
+    expect(windowTimeProblem(start, end, NOW, B)).toBe(
+      `window_start ${start} is not before window_end ${end} (inverted, 5 minutes after it)`,
+    );
+    // A start beyond the future bound too: still the inversion, the one thing wrong with it relative to end.
+    expect(windowTimeProblem(NOW + 2 * 3_600_000, end, NOW, B)).toMatch(/^window_start \d+ is not before window_end/);
+    // Before end, only the 1900 floor applies to start (with its unit hint).
+    expect(windowTimeProblem(Date.UTC(1899, 0, 1), end, NOW, B)).toMatch(
+      /^window_start -\d+ \(1899-01-01T00:00:00\.000Z\) is before the minimum 1900/,
+    );
   });
 
   it('spells spans for humans', () => {

@@ -104,7 +104,8 @@ export const trainerService = defineService({
           const revocationsBefore = revocations;
           try {
             for (const { record, value } of items) {
-              const handled = await handleRequest({ ...deps, signal, logger }, value);
+              const delivery = `${context.topic}/${context.partition}@${record.offset}`;
+              const handled = await handleRequest({ ...deps, signal, logger, delivery }, value);
               if (typeof handled === 'object') {
                 // Waiting for labels: only this partition waits, deferred from this request (the
                 // later ones queue behind it; requests of one model keep their order). Sleeping

@@ -38,6 +38,7 @@ import {
   type TransitionRow,
 } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
+import { z } from 'zod';
 import { fileEnvironmentCode, makeVersionDir } from './artifact-dir.js';
 import type { TrainerConfig } from './config.js';
 import { arrowSteps, classCounts, type Dataset, datasetSteps } from './dataset.js';
@@ -69,6 +70,13 @@ export interface TrainerDeps {
   readonly now?: () => number;
   /** Aborts a training run: the service stops, or the group rebalances (the batch is then retried). */
   readonly signal?: AbortSignal;
+  /**
+   * The Kafka record handled (`topic/partition@offset`). A request given up on its worker runs is
+   * given up again, without a run, on a redelivery of this very record (its dead-lettering failed,
+   * an outage); another record of it (a replay from the DLQ) gets MAX_WORKER_ATTEMPTS runs of its
+   * own. Undefined: every delivery counts as another record.
+   */
+  readonly delivery?: string;
   /** The requests waiting for labels, kept across their redeliveries (one per process). */
   readonly waits: LabelWaits;
   /**
@@ -108,12 +116,72 @@ export interface AwaitingLabels {
  * Failed worker runs one retrain request may have. A window the worker fails on every time (past
  * the timeout, killed for memory) was retried for ever, holding its retrain.v1 partition: no later
  * request of any model there was handled. Counted in the version's directory, so a restart of the
- * trainer does not reset it; past it the request is dead-lettered, and the retrain policy's next
- * fire (after its cooldown) tries again as a new request. The count is removed when the request is
- * given up, so the same request replayed from the DLQ (after raising the timeout or the memory)
- * gets MAX_WORKER_ATTEMPTS runs again; kept, it was given up at once, without a run.
+ * trainer does not reset it; past it the request is dead-lettered (giveUpWorkerRuns), and the
+ * retrain policy's next fire (after its cooldown) tries again as a new request. The count is
+ * removed when the request is given up, so the same request replayed from the DLQ (after raising
+ * the timeout or the memory) gets MAX_WORKER_ATTEMPTS runs again; kept, it was given up at once,
+ * without a run.
  */
 export const MAX_WORKER_ATTEMPTS = 3;
+
+const WORKER_ATTEMPTS_FILE = 'worker-attempts';
+/** The give-up of a request on its worker runs: the record given up and the reason (giveUpWorkerRuns). */
+const WORKER_GIVEN_UP_FILE = 'worker-given-up';
+const givenUpShape = z.object({ delivery: z.string().nullable(), reason: z.string() });
+
+/**
+ * Gives the request up on its worker runs, as poison (VALIDATION_FAILED): the consumer loop
+ * dead-letters it at once. It was INTERNAL, a code the loop takes for a fault of the processor when
+ * the record fails alone in its batch: held (DRIFTLINE_KAFKA_FAULT_HOLD) instead; the retry found
+ * no count and ran the worker MAX_WORKER_ATTEMPTS times again, each retriable failure restarting
+ * the hold, so it was never dead-lettered and its partition stuck (found by a review). The give-up
+ * is recorded with the record's delivery before the count goes: a redelivery of that record (the
+ * dead-letter write failed) is given up again without a run (givenUpBefore); a replay is another
+ * record. Not recorded (the disk), the count stays at the bound, which gives up without a run too.
+ */
+function giveUpWorkerRuns(
+  dir: string,
+  delivery: string | undefined,
+  reason: string,
+  cause?: unknown,
+): PoisonRecordError {
+  const error = new PoisonRecordError('VALIDATION_FAILED', reason, cause === undefined ? {} : { cause });
+  try {
+    writeFileSync(join(dir, WORKER_GIVEN_UP_FILE), JSON.stringify({ delivery: delivery ?? null, reason }));
+    rmSync(join(dir, WORKER_ATTEMPTS_FILE), { force: true });
+  } catch {
+    // The count, at the bound, gives the redelivery up without a run.
+  }
+  return error;
+}
+
+/**
+ * Throws the recorded give-up again when this very record was given up on its worker runs before
+ * (its dead-lettering failed, so it came back): at once, without reading the window or running the
+ * worker. A give-up of another record of the request (a replay from the DLQ) is forgotten here:
+ * the replay gets MAX_WORKER_ATTEMPTS runs of its own.
+ */
+function givenUpBefore(dir: string, delivery: string | undefined): void {
+  const file = join(dir, WORKER_GIVEN_UP_FILE);
+  if (!existsSync(file)) return;
+  let held: z.infer<typeof givenUpShape> | undefined;
+  try {
+    held = givenUpShape.parse(JSON.parse(readFileSync(file, 'utf8')));
+  } catch {
+    held = undefined; // unreadable: no give-up to repeat
+  }
+  if (delivery !== undefined && held?.delivery === delivery)
+    throw new PoisonRecordError('VALIDATION_FAILED', held.reason);
+  rmSync(file, { force: true });
+}
+
+/** A long failure kept readable within the DLQ's reason cap (1 KiB): its head (what ended) and tail (the error line). */
+function abridged(text: string, max = 600): string {
+  return text.length <= max ? text : `${text.slice(0, 200)} … ${text.slice(-(max - 203))}`;
+}
+
+const GIVEN_UP_ADVICE =
+  'given up (a new request, or this one replayed from the DLQ after raising DRIFTLINE_TRAINER_TIMEOUT or the memory, may succeed)';
 
 /**
  * runWorker, then `read` of its output, counting failures of either for this request in `dir`
@@ -121,31 +189,36 @@ export const MAX_WORKER_ATTEMPTS = 3;
  * raised before the run, so a trainer killed together with its worker (for memory) counts it too;
  * it is taken back when the run failed for a reason outside the data (WorkerEnvironmentError: the
  * interpreter missing, an OS error, a stop), and cleared when a run completes (before, completed
- * runs counted, so a later failure of the same request could be its last).
+ * runs counted, so a later failure of the same request could be its last). Past the bound, the
+ * request is given up as poison (giveUpWorkerRuns), the reason naming the attempts and the last
+ * failure.
  *
  * Failures of the environment (the interpreter cannot start, exit 75; not a stop) count toward a
  * longer bound of their own instead, kept in `dir` too (environment-failures.ts): failing for
  * ENVIRONMENT_FAILURE_BUDGET_MS and MIN_ENVIRONMENT_FAILURES times in a row, the request is given
- * up like one past MAX_WORKER_ATTEMPTS (a non-retriable error: dead-lettered with the reason and how
- * to fix it). Before, a venv deleted after start had the request retried for ever. The streak is
- * not ended here, whatever the worker's outcome: only a run moved into place ends it (handleRequest),
- * so a file error after a successful run (moving it into place: a failing disk) counts on it too.
+ * up (a non-retriable error: dead-lettered with the reason and how to fix it, after the loop's
+ * processor-fault hold). Before, a venv deleted after start had the request retried for ever. The
+ * streak is not ended here, whatever the worker's outcome: only a run moved into place ends it
+ * (handleRequest), so a file error after a successful run (moving it into place: a failing disk)
+ * counts on it too.
  * Ended by the worker's success, such a failure was retried for ever, training again each time
  * (found by a review).
  */
 async function runWorkerCounted<T>(
   dir: string,
-  run: WorkerRun,
+  run: WorkerRun & { readonly subject: string },
   read: (result: WorkerResult) => T,
   now: () => number,
+  delivery: string | undefined,
 ): Promise<T> {
-  const file = join(dir, 'worker-attempts');
+  const file = join(dir, WORKER_ATTEMPTS_FILE);
   const failed = existsSync(file) ? Number.parseInt(readFileSync(file, 'utf8'), 10) || 0 : 0;
   if (failed >= MAX_WORKER_ATTEMPTS) {
-    rmSync(file, { force: true }); // given up: a replay from the DLQ starts a count of its own
-    throw new DriftlineError(
-      'INTERNAL',
-      `trainer worker failed ${failed} times on this request; given up (a new request, or this one replayed from the DLQ, may succeed)`,
+    // The last run ended with the trainer (killed together with its worker: memory, as a rule).
+    throw giveUpWorkerRuns(
+      dir,
+      delivery,
+      `${run.subject}: trainer worker failed ${failed} times on this request (the last run ended with the trainer: killed together, for memory?); ${GIVEN_UP_ADVICE}`,
     );
   }
   writeFileSync(file, String(failed + 1));
@@ -169,12 +242,15 @@ async function runWorkerCounted<T>(
     }
     const failure = toDriftlineError(error);
     if (failure.retriable && failed + 1 < MAX_WORKER_ATTEMPTS) throw error;
-    rmSync(file, { force: true }); // dead-lettered now: a replay from the DLQ starts a count of its own
-    if (!failure.retriable) throw error;
-    throw new DriftlineError(
-      failure.code,
-      `${failure.message} (attempt ${failed + 1} of ${MAX_WORKER_ATTEMPTS}; given up, a new request or this one replayed from the DLQ may succeed)`,
-      { cause: error },
+    if (!failure.retriable) {
+      rmSync(file, { force: true }); // refused by the worker (exit 3): a replay starts a count of its own
+      throw error;
+    }
+    throw giveUpWorkerRuns(
+      dir,
+      delivery,
+      `${run.subject}: trainer worker failed ${failed + 1} times on this request; ${GIVEN_UP_ADVICE}. The last failure: ${abridged(failure.message)}`,
+      error,
     );
   }
 }
@@ -329,6 +405,7 @@ async function trainRun(
   arrow: Uint8Array,
   rows: number,
   log: Logger,
+  subject: string,
 ): Promise<CompletedRun> {
   const { config } = deps;
   for (const name of readdirSync(dir)) {
@@ -357,6 +434,7 @@ async function trainRun(
         params: config.params,
         timeoutMs: config.timeoutMs,
         logger: log,
+        subject,
         ...(deps.signal === undefined ? {} : { signal: deps.signal }),
       },
       () => {
@@ -369,6 +447,7 @@ async function trainRun(
         return completed;
       },
       deps.now ?? Date.now,
+      deps.delivery,
     );
     const { result } = run;
     log.info(
@@ -597,7 +676,10 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   const version = versionFor(request);
   const dir = artifactDirFor(config.artifactDir, request.model, version);
   // Before the window is read: an unusable directory fails each retry without a ClickHouse read.
-  await usingArtifactDir(deps, dir, () => makeVersionDir(config.artifactDir, dir));
+  await usingArtifactDir(deps, dir, () => {
+    makeVersionDir(config.artifactDir, dir);
+    givenUpBefore(dir, deps.delivery);
+  });
   const window = await readLabeledWindow(deps, request, log);
   if (!('rows' in window)) return window;
   const rows = window.rows;
@@ -641,7 +723,14 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
       }
       // result.json last: without it, no run counts as completed (an unreadable one included).
       rmSync(join(dir, 'result.json'), { force: true });
-      inPlace = await trainRun(deps, dir, arrow, ds.rows, log.child({ version }));
+      inPlace = await trainRun(
+        deps,
+        dir,
+        arrow,
+        ds.rows,
+        log.child({ version }),
+        `retrain ${request.request_id} of ${request.model}`,
+      );
     }
     // The run is in place: only now does the request's environment streak end (runWorkerCounted).
     clearEnvironmentStreak(dir);

@@ -20,23 +20,87 @@ export type Device = 'auto' | 'cpu' | 'cuda';
 export async function ensureWorkerPython(logger: Logger, explicit?: string): Promise<string> {
   if (explicit !== undefined) {
     checkExplicitPython(explicit);
+    const problem = await workerImportProblem(explicit);
+    if (problem !== undefined) {
+      throw new ConfigError(
+        'DRIFTLINE_TRAINER_PYTHON',
+        `${explicit} ${problem}: point it at a Python with the worker's packages (${WORKER_MODULES.join(', ')}; versions pinned in worker/setup-venv.sh), or unset it to use the trainer's own venv`,
+      );
+    }
     return explicit;
   }
   const started = Date.now();
+  let python: string;
   try {
     const { stdout, stderr } = await execFileAsync('bash', [join(WORKER_DIR, 'setup-venv.sh')], {
       timeout: 15 * 60_000,
       maxBuffer: 16 * 1024 * 1024,
     });
-    const python = stdout.trim().split('\n').at(-1) ?? '';
+    python = stdout.trim().split('\n').at(-1) ?? '';
     if (stderr.trim() !== '')
       logger.info({ ms: Date.now() - started, output: stderr.trim().slice(-2000) }, 'trainer venv set up');
     if (!existsSync(python)) throw new Error(`setup printed ${JSON.stringify(python)}`);
-    return python;
   } catch (error) {
     throw new DriftlineError('CONFIG_INVALID', `trainer worker environment: ${(error as Error).message}`, {
       cause: error,
     });
+  }
+  // The venv is reused while its stamp matches; a package broken or removed since would fail every run.
+  const problem = await workerImportProblem(python);
+  if (problem !== undefined) {
+    throw new DriftlineError(
+      'CONFIG_INVALID',
+      `trainer worker environment: ${python} ${problem}: remove ${dirname(dirname(python))} to have it built again at the next start`,
+    );
+  }
+  return python;
+}
+
+/** What train.py imports (keep in step with it): checked at start-up. */
+const WORKER_MODULES = ['numpy', 'pyarrow', 'pyarrow.ipc', 'xgboost'] as const;
+
+/**
+ * Bound on the start-up import check. It took 0.3–0.6 s here (about 2 s on a loaded machine, 20 s
+ * once with a cold disk): the bound is for an interpreter that hangs, not a measure of speed.
+ */
+const IMPORT_CHECK_TIMEOUT_MS = 120_000;
+
+/** Imports each module named in its arguments; at the first failure, one line naming it on stderr (`import check: `), exit 1. */
+const IMPORT_CHECK = `import importlib, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except BaseException as error:
+        print("import check: " + (f"{name} ({type(error).__name__}: {error}".splitlines() or [name])[0][:300] + ")", file=sys.stderr)
+        sys.exit(1)`;
+
+/**
+ * Why `python` cannot import what train.py imports, or undefined. Run in the worker's environment
+ * (workerEnv: PYTHONNOUSERSITE=1, no PYTHONPATH), so what passes here is what the worker gets.
+ * Without it an interpreter lacking numpy started, and every request failed `import numpy` three
+ * times (found by a review).
+ */
+async function workerImportProblem(python: string, timeoutMs = IMPORT_CHECK_TIMEOUT_MS): Promise<string | undefined> {
+  try {
+    await execFileAsync(python, ['-c', IMPORT_CHECK, ...WORKER_MODULES], {
+      env: workerEnv(),
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+      maxBuffer: 1024 * 1024,
+    });
+    return undefined;
+  } catch (error) {
+    const failed = error as { code?: unknown; killed?: boolean; signal?: unknown; stderr?: unknown };
+    if (typeof failed.code === 'string') return `cannot be run (${failed.code})`;
+    if (failed.killed === true) return `did not import ${WORKER_MODULES.join(', ')} within ${timeoutMs / 1000} s`;
+    const said =
+      String(failed.stderr ?? '')
+        .trim()
+        .split('\n')
+        .at(-1)
+        ?.slice(0, 400) ?? '';
+    if (said.startsWith('import check: ')) return `cannot import ${said.slice('import check: '.length)}`;
+    return `failed to import ${WORKER_MODULES.join(', ')} (exit ${String(failed.code ?? failed.signal)}${said === '' ? '' : `: ${said}`})`;
   }
 }
 
@@ -121,6 +185,8 @@ export interface WorkerRun {
   readonly logger: Logger;
   /** Stop or rebalance: the worker's process group is killed and the run fails, retriable. */
   readonly signal?: AbortSignal;
+  /** What the run trains, named in its failure (`retrain <request_id> of <model>`). */
+  readonly subject?: string;
 }
 
 /** train.py's exit code for an OSError (a file it cannot read or write, a full disk): EX_TEMPFAIL. */
@@ -169,6 +235,20 @@ function killGroup(pid: number | undefined): void {
   } catch {
     // Already gone.
   }
+}
+
+/**
+ * How a worker ended, for its failure's message. A signal the trainer did not send is named (the
+ * message had said "a signal" and nothing more): SIGKILL from outside is the kernel's OOM killer as
+ * a rule, the hint that the window needs more memory (or a lower DRIFTLINE_TRAINER_MAX_ROWS).
+ */
+function exitOf(code: number | null, signal: NodeJS.Signals | null, timedOut: boolean, timeoutMs: number): string {
+  if (code !== null) return String(code);
+  if (timedOut) return `a kill after the ${timeoutMs} ms timeout`;
+  if (signal === 'SIGKILL') {
+    return "signal SIGKILL, not sent by the trainer (the kernel's OOM killer, as a rule: check `dmesg` or the memory limit)";
+  }
+  return `signal ${signal ?? '(none reported)'}`;
 }
 
 /**
@@ -221,10 +301,11 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
   const onAbort = () => killGroup(child.pid);
   run.signal?.addEventListener('abort', onAbort, { once: true });
   let code: number | null;
+  let signal: NodeJS.Signals | null;
   try {
-    code = await new Promise<number | null>((done, fail) => {
+    [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done, fail) => {
       child.once('error', fail);
-      child.once('close', (c) => done(c));
+      child.once('close', (c, s) => done([c, s]));
     });
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
@@ -259,9 +340,10 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
     );
   }
   if (code !== 0) {
+    const subject = run.subject === undefined ? '' : ` (${run.subject})`;
     throw new DriftlineError(
       'INTERNAL',
-      `trainer worker exited with ${code ?? (timedOut ? `a kill after the ${run.timeoutMs} ms timeout` : 'a signal')}: ${stderr.trim().slice(-1500)}`,
+      `trainer worker exited with ${exitOf(code, signal, timedOut, run.timeoutMs)}${subject}: ${stderr.trim().slice(-1500)}`,
       {
         retriable: true,
       },

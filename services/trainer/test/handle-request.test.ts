@@ -395,9 +395,15 @@ describe('handleRequest (idempotency)', () => {
     for (let attempt = 1; attempt < MAX_WORKER_ATTEMPTS; attempt++) {
       await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
     }
+    // Poison (VALIDATION_FAILED), dead-lettered at once: INTERNAL, a processor-fault code to the
+    // consumer loop, was held instead, and its retry ran the worker again for ever (found by a review).
     await expect(handleRequest(deps, request)).rejects.toMatchObject({
+      name: 'PoisonRecordError',
+      code: 'VALIDATION_FAILED',
       retriable: false,
-      message: expect.stringMatching(/trainer worker exited with 1.*attempt 3 of 3; given up/s),
+      message: expect.stringMatching(
+        /^retrain req-1 of fraud: trainer worker failed 3 times on this request; given up .*\. The last failure: trainer worker exited with 1 \(retrain req-1 of fraud\): /s,
+      ),
     });
     // Another request of the model (the policy's next fire) starts its own count.
     await expect(
@@ -425,12 +431,60 @@ describe('handleRequest (a request given up on its worker runs, replayed from th
     // redelivery gives up without running, and a replay after it starts a count of its own.
     writeFileSync(attempts, String(MAX_WORKER_ATTEMPTS));
     await expect(handleRequest(deps, request)).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
       retriable: false,
-      message: expect.stringContaining(`failed ${MAX_WORKER_ATTEMPTS} times on this request; given up`),
+      message: expect.stringContaining(
+        `failed ${MAX_WORKER_ATTEMPTS} times on this request (the last run ended with the trainer: killed together, for memory?); given up`,
+      ),
     });
     expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 1);
     await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
     expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 2);
+  });
+});
+
+describe('handleRequest (a give-up whose dead-lettering failed: found by a review)', () => {
+  it('the same record redelivered is given up again at once, without a run; another record of the request (a replay) runs again', async () => {
+    const calls = mkdtempSync(join(tmpdir(), 'trainer-calls-'));
+    const runs = () => (existsSync(join(calls, 'runs')) ? readFileSync(join(calls, 'runs'), 'utf8').length : 0);
+    let reads = 0;
+    const { deps } = setup({
+      python: standIn(tmpdir(), `printf x >> "${calls}/runs"; echo "MemoryError: stand-in" >&2; exit 1`),
+      source: {
+        read: async () => {
+          reads++;
+          return { rows, truncated: false };
+        },
+      },
+      delivery: 'retrain.v1/0@7',
+    });
+    for (let attempt = 1; attempt < MAX_WORKER_ATTEMPTS; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+    }
+    const givenUp = await handleRequest(deps, request).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(givenUp).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+    expect(givenUp?.message).toContain('MemoryError: stand-in');
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS);
+    // The DLQ was down: the loop retries the very record. Before, the count was gone and it ran
+    // MAX_WORKER_ATTEMPTS times again. Now: the same reason, no run, not even a read of the window.
+    const readsBefore = reads;
+    for (let redelivery = 0; redelivery < 3; redelivery++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({
+        code: 'VALIDATION_FAILED',
+        retriable: false,
+        message: givenUp?.message,
+      });
+    }
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS);
+    expect(reads).toBe(readsBefore);
+    // `driftline dlq replay`: a new record of the request, which gets runs of its own.
+    await expect(handleRequest({ ...deps, delivery: 'retrain.v1/0@12' }, request)).rejects.toMatchObject({
+      retriable: true,
+    });
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 1);
   });
 });
 

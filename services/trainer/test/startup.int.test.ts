@@ -1,7 +1,8 @@
-// `driftline run trainer` with an artifact directory or an interpreter it cannot use: one line
-// naming the variable, exit 78 (a configuration error), before any request is taken. Found by a
-// review: an unwritable directory started, then dead-lettered every request (EACCES, unclassified);
-// an interpreter path it could not look up ended it as "internal error … report it".
+// `driftline run trainer` with an artifact directory or an interpreter it cannot use (or one that
+// cannot import the worker's packages): one line naming the variable, exit 78 (a configuration
+// error), before any request is taken. Found by a review: an unwritable directory started, then
+// dead-lettered every request (EACCES, unclassified); an interpreter path it could not look up
+// ended it as "internal error … report it".
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,5 +74,23 @@ describe('trainer start-up refuses what it cannot use, naming the variable (exit
       ]);
       expect(child.output()).not.toContain('internal error');
     }
+  });
+
+  it("an interpreter without the worker's packages (found by a review: it started, then every request failed `import numpy`)", async () => {
+    // A real Python that cannot import them: -S leaves out every site-packages directory.
+    const python = join(scratch, 'python-without-packages');
+    writeFileSync(python, '#!/bin/sh\nexec python3 -S "$@"\n');
+    chmodSync(python, 0o755);
+    const child = runTrainer({
+      DRIFTLINE_TRAINER_ARTIFACT_DIR: join(scratch, 'models'),
+      DRIFTLINE_TRAINER_PYTHON: python,
+    });
+    expect(await child.exited).toBe(78);
+    expect(child.linesNaming('DRIFTLINE_TRAINER_PYTHON')).toEqual([
+      expect.stringContaining(
+        `configuration error: DRIFTLINE_TRAINER_PYTHON: ${python} cannot import numpy (ModuleNotFoundError: No module named 'numpy'): point it at a Python with the worker's packages`,
+      ),
+    ]);
+    expect(child.output()).not.toContain('service started');
   });
 });

@@ -129,3 +129,23 @@ describe('runWorker classifies the failures of its environment (found by a revie
     expect(await run(data.python, data.dir)).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
   });
 });
+
+describe('runWorker names the signal that ended the worker (found by a review)', () => {
+  it('a SIGKILL the trainer did not send (the OOM killer) is named with the hint, and the request', async () => {
+    const { python, dir } = standIn('echo "allocating" >&2; kill -KILL $$');
+    expect(await run(python, dir, { subject: 'retrain req-9 of fraud' })).toMatchObject({
+      code: 'INTERNAL',
+      retriable: true,
+      message:
+        "trainer worker exited with signal SIGKILL, not sent by the trainer (the kernel's OOM killer, as a rule: check `dmesg` or the memory limit) (retrain req-9 of fraud): allocating",
+    });
+  });
+
+  it('any other signal is named too (the message had said "a signal" and nothing more)', async () => {
+    const { python, dir } = standIn('kill -SEGV $$');
+    expect(await run(python, dir)).toMatchObject({
+      retriable: true,
+      message: 'trainer worker exited with signal SIGSEGV: ',
+    });
+  });
+});

@@ -1,0 +1,152 @@
+// A retrain request the worker fails on every run is dead-lettered after MAX_WORKER_ATTEMPTS runs,
+// on the real stack. Found by a review: the give-up was INTERNAL, which the consumer loop takes for
+// a fault of the processor when the record fails alone in its batch, so it held the record (60 s)
+// instead; the retry found no count and ran the worker three times again, each retriable failure
+// restarting the hold: 25 worker kills in 2.5 minutes, nothing on retrain.v1.dlq, healthz 200.
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { silentLogger } from '@driftline/core';
+import { createProducer, topicOffsets } from '@driftline/kafka';
+import { contracts, type RetrainRequest } from '@driftline/schemas';
+import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
+import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { type ClickHouse, chTime, createClickHouse, migrate, migrations } from '@driftline/warehouse';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { trainerService } from '../src/service.js';
+import { MAX_WORKER_ATTEMPTS } from '../src/trainer.js';
+
+const stack = inject('stack');
+const scratch = mkdtempSync(join(tmpdir(), 'trainer-give-up-'));
+const chPath = mkdtempSync(join(scratch, 'ch-'));
+const prefix = `${uniqueName('give-up')}.`;
+const database = uniqueName('give_up').replace('-', '_');
+const retrainTopic = `${prefix}retrain.v1`;
+
+/** Every training run it is given fails (exit 1, as a worker killed or crashing); the start-up import check passes. */
+const runsFile = join(scratch, 'runs');
+const python = join(scratch, 'python');
+writeFileSync(
+  python,
+  `#!/bin/sh\nif [ "$1" = "-c" ]; then exit 0; fi\nprintf x >> "${runsFile}"\necho "MemoryError: stand-in worker, failing every run" >&2\nexit 1\n`,
+);
+chmodSync(python, 0o755);
+const runs = () => (existsSync(runsFile) ? readFileSync(runsFile, 'utf8').length : 0);
+
+const requestOf = (model: string, dataTo: number): RetrainRequest => ({
+  request_id: `${model}-request`,
+  model,
+  model_version: 'v1',
+  reason: 'test',
+  evidence: '{}',
+  data_from: dataTo - 10 * 60_000,
+  data_to: dataTo,
+  event_time: dataTo,
+});
+
+async function insertLabeled(ch: ClickHouse, model: string, from: number, to: number, n: number): Promise<void> {
+  const rows = Array.from({ length: n }, (_, i) => {
+    const t = from + Math.floor(((to - from) * i) / n);
+    return {
+      model,
+      model_version: 'v1',
+      prediction_id: `${model}-p${i}`,
+      entity_id: `e${i % 40}`,
+      prediction_time: chTime(t),
+      label_time: chTime(t + 1),
+      features: JSON.stringify({ x: i % 7, noise: (i * 37) % 11 }),
+      prediction: 0.5,
+      predicted_class: null,
+      label: i % 2,
+      joined_at: chTime(t + 1),
+    };
+  });
+  await ch.insert('labeled_predictions', rows);
+}
+
+describe('a request the worker fails on every run is dead-lettered once, after MAX_WORKER_ATTEMPTS runs (found by a review)', () => {
+  const kafka = kafkaFor(stack.kafkaBrokers);
+  let ch: ClickHouse;
+  let runner: Runner;
+  const dlqCount = async () =>
+    (await topicOffsets(kafka, `${retrainTopic}.dlq`).catch(() => [])).reduce(
+      (sum, o) => sum + Number(o.high - o.low),
+      0,
+    );
+
+  beforeAll(async () => {
+    ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
+    await migrate(ch, migrations);
+    runner = await startRunner({
+      services: [trainerService as unknown as ServiceDefinition<never, unknown>],
+      env: {
+        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+        DRIFTLINE_TOPIC_PREFIX: prefix,
+        DRIFTLINE_TOPIC_PARTITIONS: '1',
+        DRIFTLINE_HTTP_PORT: '0',
+        DRIFTLINE_CLICKHOUSE_DATABASE: database,
+        DRIFTLINE_CLICKHOUSE_PATH: chPath,
+        DRIFTLINE_TRAINER_ARTIFACT_DIR: mkdtempSync(join(scratch, 'art-')),
+        DRIFTLINE_TRAINER_PYTHON: python,
+        DRIFTLINE_TRAINER_DEVICE: 'cpu',
+        DRIFTLINE_TRAINER_MIN_ROWS: '100',
+        DRIFTLINE_TRAINER_LABEL_WAIT: '0',
+      },
+      logger: silentLogger,
+    });
+    await eventually(async () => (runner.ready() ? true : undefined), 60_000, 100);
+  });
+
+  afterAll(async () => {
+    await runner?.stop();
+  });
+
+  const publish = async (models: readonly string[], dataTo: number) => {
+    const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.retrain, retrainTopic);
+    const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
+    const messages = await Promise.all(
+      models.map(async (model) => ({ key: model, value: await codec.encode(requestOf(model, dataTo)) })),
+    );
+    await producer.send(retrainTopic, messages);
+    await producer.disconnect();
+  };
+  const reasonOf = (model: string) =>
+    new RegExp(
+      `^retrain ${model}-request of ${model}: trainer worker failed ${MAX_WORKER_ATTEMPTS} times on this request; given up .*The last failure: trainer worker exited with 1 \\(retrain ${model}-request of ${model}\\): MemoryError: stand-in worker, failing every run$`,
+      's',
+    );
+
+  it("alone in its batch (the review's case): dead-lettered once, naming the attempts and the last failure, within seconds; 3 runs", async () => {
+    const dataTo = Date.now();
+    await insertLabeled(ch, 'alone', dataTo - 10 * 60_000, dataTo, 300);
+    await publish(['alone'], dataTo);
+    // Within 30 s: less than the loop's 60 s processor-fault hold, which the old code never got out of.
+    await eventually(async () => ((await dlqCount()) >= 1 ? true : undefined), 30_000, 200);
+    const [givenUp] = await readTopic(kafka, `${retrainTopic}.dlq`, 1);
+    expect(String(givenUp?.headers['driftline.dlq.code'])).toBe('VALIDATION_FAILED');
+    expect(String(givenUp?.headers['driftline.dlq.reason'])).toMatch(reasonOf('alone'));
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS);
+    // Committed past: nothing runs or is dead-lettered again.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS);
+    expect(await dlqCount()).toBe(1);
+    expect((await fetch(`http://127.0.0.1:${runner.httpPort}/healthz`)).status).toBe(200);
+  });
+
+  it("with a request behind it (one batch: the loop's bisection hands the given-up record back): no run more, and the partition moves on", async () => {
+    const dataTo = Date.now();
+    await insertLabeled(ch, 'fails', dataTo - 10 * 60_000, dataTo, 300);
+    // 'behind' has no labels and no wait: refused at once.
+    await publish(['fails', 'behind'], dataTo);
+    await eventually(async () => ((await dlqCount()) >= 3 ? true : undefined), 30_000, 200);
+    const [, givenUp, behind] = await readTopic(kafka, `${retrainTopic}.dlq`, 3);
+    expect(String(givenUp?.headers['driftline.dlq.reason'])).toMatch(reasonOf('fails'));
+    expect(String(behind?.headers['driftline.dlq.reason'])).toContain('behind');
+    expect(runs()).toBe(2 * MAX_WORKER_ATTEMPTS);
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(runs()).toBe(2 * MAX_WORKER_ATTEMPTS);
+    expect(await dlqCount()).toBe(3);
+  });
+});

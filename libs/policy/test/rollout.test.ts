@@ -358,6 +358,37 @@ describe('tickModel', () => {
     });
   });
 
+  it('pairs come in arrival order: a decision is dated at the newest label among the pairs it used, not at the deciding pair (found by a review)', () => {
+    const better = pairs(T0, 800, 0.2, 0.8);
+    const decided = tickModel(shadowOfV2, only(better), policy).transition!;
+    // The first pair to arrive was labelled an hour after the deciding pair (which arrived later,
+    // its label delayed): the decision needed that label, and is dated at it, not before it.
+    const firstLabelledLater = { ...better[0]!, labelTime: decided.at + 3_600_000 };
+    const arrived = [firstLabelledLater, ...better.slice(1)];
+    const t = tickModel(shadowOfV2, only(arrived), policy).transition!;
+    expect([t.to_stage, t.reason, JSON.parse(t.evidence).n]).toEqual([
+      decided.to_stage,
+      decided.reason,
+      JSON.parse(decided.evidence).n,
+    ]);
+    expect(t.at).toBe(decided.at + 3_600_000);
+  });
+
+  it('a pair waiting for the clock holds back every pair that arrived after it: skipped alone, it came back into the middle of a path already tested', () => {
+    const better = pairs(T0, 800, 0.2, 0.8);
+    const newest = better[better.length - 1]!;
+    const clock = { labelTime: newest.labelTime, predictionTime: newest.predictionTime };
+    // The first to arrive is labelled after the clock (a producer's clock ahead): nothing after it is used yet.
+    const ahead = { ...better[0]!, labelTime: clock.labelTime + 60_000 };
+    const waiting = tickModel(shadowOfV2, only([ahead, ...better.slice(1)]), policy, clock);
+    expect(waiting.transition).toBeUndefined();
+    expect(waiting.outcomes[0]!.pairs).toBe(0);
+    // Once the clock reaches it, the path is the one that arrived, that pair first.
+    const reached = { ...clock, labelTime: ahead.labelTime };
+    const t = tickModel(shadowOfV2, only([ahead, ...better.slice(1)]), policy, reached).transition!;
+    expect(t).toMatchObject({ to_stage: 'canary', reason: 'evidence', at: ahead.labelTime });
+  });
+
   describe("a canary's or watch's max_time counts from when it could serve (found by the time model)", () => {
     const day = 86_400_000;
     const backlog = T0 + 3 * day; // the model's label clock when the shadow was decided: 3 days of backlog

@@ -59,12 +59,12 @@ describe('promotion policy by simulation', () => {
 });
 
 describe('rollback policy by simulation', () => {
-  it('production as good as the previous version: false rollbacks ≤ α', () => {
+  it('production as good as the previous version: false rollbacks ≤ α (the whole 95% interval of the rate)', () => {
     const policy = parseRollbackPolicy(limits);
     const r = simulate({ runs: 500, seed: 30_000, policy, incumbentNoise: 1, challengerNoise: 1 });
     report('false_rollback_rate (500 runs)', { rate: r.actRate, ci95: r.actRateCi, actions: r.actions });
-    expect(r.actRateCi[1]).toBeLessThanOrEqual(ALPHA + 0.01);
-    expect(r.actRate).toBeLessThanOrEqual(ALPHA);
+    // 0.004 (2/500), the interval up to 0.0145: it allowed α + 0.01, which the README did not say.
+    expect(r.actRateCi[1]).toBeLessThanOrEqual(ALPHA);
   }, 30_000);
 
   it('production worse than the previous version: rolled back, and how fast', () => {

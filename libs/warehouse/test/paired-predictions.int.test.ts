@@ -92,7 +92,7 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
     await ch.close();
   });
 
-  it('readPairs: rows scored by both versions since `from`, by (label_time, prediction_id), deduplicated, limited', async () => {
+  it('readPairs: rows scored by both versions since `from`, by arrival (joined_at, prediction_id), deduplicated, limited', async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
     await migrate(ch, migrations);
     const wh = warehouseOn(ch);
@@ -134,15 +134,12 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
       .filter((j) => j.prediction.scores?.v2 !== undefined)
       .filter((j) => j.label.label === 0 || j.label.label === 1)
       .filter((j) => [j.prediction.scores!.v1!, j.prediction.scores!.v2!].every((s) => s >= 0 && s <= 1))
-      .sort(
-        (a, b) =>
-          a.label.event_time - b.label.event_time ||
-          a.prediction.prediction_id.localeCompare(b.prediction.prediction_id),
-      )
+      .sort((a, b) => a.joinedAt - b.joinedAt || a.prediction.prediction_id.localeCompare(b.prediction.prediction_id))
       .map((j) => ({
         predictionId: j.prediction.prediction_id,
         predictionTime: j.prediction.event_time,
         labelTime: j.label.event_time,
+        joinedAt: j.joinedAt,
         label: j.label.label,
         incumbent: j.prediction.scores!.v1!,
         challenger: j.prediction.scores!.v2!,
@@ -188,6 +185,50 @@ describe('labeled_predictions: role, scores, label_value (0520) and the paired r
     await expect(wh.predictions.readPairs({ ...q, limit: 0 })).rejects.toThrow(
       /readPairs limit: an integer in \[1, 1000000\]/,
     );
+    await ch.close();
+  });
+});
+
+describe('labeled_predictions: the paired read in arrival order', () => {
+  it('a label that arrives late, dated before the others, is read last; a redelivery does not move a row; the limit keeps the first arrivals', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const wh = warehouseOn(ch);
+    const t0 = Date.now() - 3_600_000;
+    const scores = { v1: 0.2, v2: 0.7 };
+    const row = (id: string, labelAt: number, joinedAt: number) => ({
+      prediction: prediction(id, t0, { scores, prediction: 0.2 }),
+      label: label(id, t0 + labelAt),
+      joinedAt: t0 + joinedAt,
+    });
+    // Joined in the order of their labels, a second apart; then `late`, labelled before all of
+    // them, arrives ten minutes on. Ordered by label time it came first, and the controller's
+    // test looked at another path than the one it had tested the tick before.
+    const early = ['a', 'b', 'c'].map((id, i) => row(id, 10_000 + i * 1_000, 11_000 + i * 1_000));
+    await wh.predictions.insertJoined(early);
+    const late = row('late', 1_000, 600_000);
+    await wh.predictions.insertJoined([late]);
+    // A redelivery before the joiner's ack writes the row again with the same joined_at.
+    await wh.predictions.insertJoined([early[0]!]);
+    const q = { model: 'fraud', incumbent: 'v1', challenger: 'v2', from: t0 };
+    const read = await wh.predictions.readPairs({ ...q, limit: 100 });
+    expect(read.map((p) => [p.predictionId, p.labelTime - t0, p.joinedAt - t0])).toEqual([
+      ['a', 10_000, 11_000],
+      ['b', 11_000, 12_000],
+      ['c', 12_000, 13_000],
+      ['late', 1_000, 600_000],
+    ]);
+    // The limit keeps the first arrivals (the next tick's read extends this one).
+    expect((await wh.predictions.readPairs({ ...q, limit: 3 })).map((p) => p.predictionId)).toEqual(['a', 'b', 'c']);
+    // Same joined_at: by prediction id.
+    await wh.predictions.insertJoined([row('0tie', 500, 600_000)]);
+    expect((await wh.predictions.readPairs({ ...q, limit: 100 })).map((p) => p.predictionId)).toEqual([
+      'a',
+      'b',
+      'c',
+      '0tie',
+      'late',
+    ]);
     await ch.close();
   });
 });
@@ -290,6 +331,57 @@ describe("labeled_predictions: a model's label clock", () => {
     });
     expect(await predictions.labelClock('fraud', now - 80_000, now - 70_000)).toBeUndefined();
     expect(await predictions.labelClock('other', now, bound)).toBeUndefined();
+  });
+
+  it('counts each prediction once: one row written five times before a merge (redeliveries before the joiner acked) does not move it', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const table = ch.table('labeled_predictions');
+    // No merge may fold the copies away before the read: a real table holds them until its next merge.
+    await ch.command(`SYSTEM STOP MERGES ${table}`);
+    const now = Date.now();
+    const row = (id: string, labelTime: number, predictionTime: number) => ({
+      model: 'fraud',
+      model_version: 'v1',
+      prediction_id: id,
+      entity_id: 'e',
+      prediction_time: chTime(predictionTime),
+      label_time: chTime(labelTime),
+      features: '{}',
+      prediction: 0.3,
+      predicted_class: null,
+      label: 1,
+      joined_at: chTime(now),
+    });
+    await ch.insert(
+      'labeled_predictions',
+      Array.from({ length: 50 }, (_, i) => row(`r${i}`, now - 600_000 + i * 1_000 + 500, now - 600_000 + i * 1_000)),
+    );
+    const predictions = warehouseOn(ch).predictions;
+    const bound = now + 3_600_000;
+    const honest = await predictions.labelClock('fraud', now, bound);
+    expect(honest).toEqual({ labelTime: now - 600_000 + 49_000 + 500, predictionTime: now - 600_000 + 49_000 });
+    // One labelled prediction dated 55 min ahead, inserted five times (LABEL_CLOCK_QUORUM): it was
+    // five rows to the read, met the quorum alone, and moved the clock 55 min ahead, so a
+    // comparison with max_time 1h was rejected too_few_labels 55 min early.
+    for (let k = 0; k < LABEL_CLOCK_QUORUM; k++) {
+      await ch.insert('labeled_predictions', [row('ahead', now + 55 * 60_000 + 500, now + 55 * 60_000)]);
+    }
+    const copies = await ch.select<{ n: number | string }>(
+      `SELECT count() AS n FROM ${table} WHERE prediction_id = 'ahead'`,
+    );
+    expect(Number(copies[0]?.n)).toBe(LABEL_CLOCK_QUORUM);
+    expect(await predictions.labelClock('fraud', now, bound)).toEqual(honest);
+    // Five distinct predictions there do move it (event time running ahead as a whole).
+    for (let k = 0; k < LABEL_CLOCK_QUORUM - 1; k++) {
+      await ch.insert('labeled_predictions', [row(`ahead${k}`, now + 56 * 60_000 + 500, now + 56 * 60_000)]);
+    }
+    expect(await predictions.labelClock('fraud', now, bound)).toEqual({
+      labelTime: now + 55 * 60_000 + 500,
+      predictionTime: now + 55 * 60_000,
+    });
+    await ch.command(`SYSTEM START MERGES ${table}`);
+    await ch.close();
   });
 });
 

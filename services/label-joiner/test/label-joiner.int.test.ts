@@ -572,22 +572,25 @@ describe('label-joiner end to end (Kafka, Schema Registry, Redis, embedded Click
     // Performance windows stay per answered version: none for the shadow.
     const versions = new Set(dump.windows.filter((w) => w.segment === '__all__').map((w) => w.model_version));
     expect([...versions].sort()).toEqual(['v1', 'v2']);
-    // The paired read: every labelled answered row, by (label_time, prediction_id), with both scores.
+    // The paired read: every labelled answered row, with both scores, in the order the joiner wrote
+    // them ((joined_at, prediction_id): the model-controller's test only ever extends its path).
     const labels = new Map(
       records.filter((r) => r.kind === 'label').map((r) => [r.event.prediction_id, r.event as LabelEvent]),
     );
-    const expected = answered
-      .map((e) => ({
-        predictionId: e.prediction_id,
-        predictionTime: e.event_time,
-        labelTime: labels.get(e.prediction_id)!.event_time,
-        label: labels.get(e.prediction_id)!.label,
-        incumbent: e.scores!.v1!,
-        challenger: e.scores!.v2!,
-        answeredVersion: e.model_version,
-        role: e.role!,
-      }))
-      .sort((a, b) => a.labelTime - b.labelTime || (a.predictionId < b.predictionId ? -1 : 1));
-    expect(dump.pairs).toEqual(expected);
+    const expected = answered.map((e) => ({
+      predictionId: e.prediction_id,
+      predictionTime: e.event_time,
+      labelTime: labels.get(e.prediction_id)!.event_time,
+      label: labels.get(e.prediction_id)!.label,
+      incumbent: e.scores!.v1!,
+      challenger: e.scores!.v2!,
+      answeredVersion: e.model_version,
+      role: e.role!,
+    }));
+    const byId = (a: { predictionId: string }, b: { predictionId: string }) =>
+      a.predictionId < b.predictionId ? -1 : 1;
+    const byArrival = [...dump.pairs].sort((a, b) => a.joinedAt - b.joinedAt || byId(a, b));
+    expect(dump.pairs).toEqual(byArrival);
+    expect(dump.pairs.map(({ joinedAt: _, ...pair }) => pair).sort(byId)).toEqual(expected.sort(byId));
   });
 });

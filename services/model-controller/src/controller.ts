@@ -21,8 +21,10 @@ import type { Ownership } from './ownership.js';
 
 /**
  * The reads of the warehouse's PredictionStore: the paired read (readPairsCounted: labelled rows
- * answered as the plan says and scored by both versions, and the count of those left out as
- * unusable), the model's clock, and whether a version answered at all.
+ * answered as the plan says and scored by both versions, IN THE ORDER THEY ARRIVED — joined_at,
+ * then prediction id — so each tick's replay of the test extends the path the last one tested;
+ * and the count of those left out as unusable), the model's clock, and whether a version answered
+ * at all.
  */
 export interface PairReader {
   readPairs(q: {

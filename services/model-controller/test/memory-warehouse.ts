@@ -52,8 +52,10 @@ export interface LabelledRow {
 
 /**
  * The warehouse's reads over `rows`, as its queries define them (readPairsCounted, labelClock,
- * answeredSince). A read naming no `answeredBy` gets every answered row, as the warehouse's does:
- * what a controller that names none compared. `reads`: each paired read's source.
+ * answeredSince). `rows` are in the order they arrived (appended as the label-joiner writes them):
+ * the paired read keeps that order, as the warehouse's orders by `joined_at`. A read naming no
+ * `answeredBy` gets every answered row, as the warehouse's does: what a controller that names none
+ * compared. `reads`: each paired read's source.
  */
 export function labelledTable(rows: LabelledRow[]) {
   const reads: string[] = [];
@@ -69,7 +71,6 @@ export function labelledTable(rows: LabelledRow[]) {
             r.scores[q.incumbent] !== undefined &&
             r.scores[q.challenger] !== undefined,
         )
-        .sort((a, b) => a.labelTime - b.labelTime || a.id.localeCompare(b.id))
         .slice(0, q.limit)
         .map((r) => ({
           predictionId: r.id,

@@ -96,8 +96,8 @@ export interface EventPlacement {
  * {@link MAX_MODEL_VERSIONS_PER_WINDOW} pairs, or the version borrows its reference and the window
  * already measures {@link MAX_BORROWED_VERSIONS_PER_MODEL} versions of the model on borrowed ones
  * (see `refusal`). Either holds until the window closes: a refused pair never joins it mid-window.
- * 'duplicate': it would be summarized, but a prediction with its `prediction_id` was summarized
- * among the last `recentIds` (a producer's re-send).
+ * 'duplicate': it would be summarized, but a prediction of its model, version and window with its
+ * `prediction_id` was summarized among the last `recentIds` (a producer's re-send).
  */
 export type AddOutcome = 'added' | 'late' | 'ahead' | 'unreferenced' | 'replayed' | 'refused' | 'duplicate';
 
@@ -272,8 +272,9 @@ const SEP = '\u0000';
  * only in memory (the first offset of every open window), so replaying from there rebuilds the
  * open windows exactly. Pure: no I/O, no clock.
  *
- * Re-sends (`recentIds` > 0): an event that would be summarized, whose `prediction_id` is among
- * the last `recentIds` ids summarized here, is not ('duplicate'). Late, ahead, unreferenced,
+ * Re-sends (`recentIds` > 0): an event that would be summarized, whose (model, version, window,
+ * `prediction_id`) is among the last `recentIds` summarized here, is not ('duplicate'); an empty
+ * id is never one. Late, ahead, unreferenced,
  * refused and replayed events are neither checked nor remembered: an id is remembered only for an
  * event summarized in an open window, which holds `commitOffset` back until it closes, so a replay
  * from there decides as live processing did (README, "Re-sent predictions").
@@ -445,8 +446,18 @@ export class PartitionWindows {
     }
     // Only where it would be summarized, after the clock moved: the watermark, the windows closed
     // and the commit never depend on the memory, and a replay rebuilds it from the same events.
+    // Keyed by (model, version, window, id): ids are unique per model only (two models may score
+    // one request under one id), and a copy re-sent with a later event time (an SDK call retried
+    // with its input, drawing `now` again) in another window counts there, live and on replay
+    // alike. An empty id is no id (a producer that sets none would have every copy dropped).
     const id = event.prediction_id;
-    if (!late && !ahead && id !== undefined && this.recent?.repeat(id) === true) {
+    if (
+      !late &&
+      !ahead &&
+      id !== undefined &&
+      id !== '' &&
+      this.recent?.repeat(key + SEP + start + SEP + id) === true
+    ) {
       this.duplicateEvents++;
       return 'duplicate';
     }

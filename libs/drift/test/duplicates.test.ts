@@ -119,7 +119,10 @@ describe('PartitionWindows: re-sent predictions (recentIds)', () => {
       const events: WindowedEvent[] = [];
       for (let i = 0; events.length < 150; i++) {
         if (events.length > 0 && rng.int(4) === 0) {
-          events.push(events[Math.max(0, events.length - 1 - rng.int(10))]!);
+          const copy = events[Math.max(0, events.length - 1 - rng.int(10))]!;
+          // Half of the copies carry a later event time (a call retried with its input: `now`
+          // drawn again), often in another window.
+          events.push(rng.int(2) === 0 ? copy : { ...copy, event_time: Math.max(copy.event_time, i * 90) });
         } else {
           events.push(event(`p${i}`, Math.max(0, i * 90 - rng.int(2500))));
         }
@@ -142,12 +145,14 @@ describe('PartitionWindows: re-sent predictions (recentIds)', () => {
         all.push(...live.closeReady().windows);
       }
       all.push(...end(live));
-      // Each id summarized once: the windows' events are those of the stream without its copies.
+      // Each id summarized once per window: the windows' events are those of the stream without
+      // its copies in a window (a late copy is late, as its first would be).
       const once = new PartitionWindows(spec, resolve);
       const seen = new Set<string>();
       for (const [i, e] of events.entries()) {
-        if (seen.has(e.prediction_id!)) continue;
-        seen.add(e.prediction_id!);
+        const key = `${Math.floor(e.event_time / spec.sizeMs)}/${e.prediction_id}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
         once.add(e, i);
       }
       const events_ = (ws: readonly ClosedWindow[]) => counts(ws).map(([s, c]) => [s, c.split('/')[0]]);
@@ -180,5 +185,50 @@ describe('PartitionWindows: re-sent predictions (recentIds)', () => {
         expect(counts(emitted), `seed ${seed}, crash after batch ${k}`).toEqual(counts(all));
       }
     }
+  });
+
+  it('ids are unique per model only: two models scoring one request under one id are both summarized (found by a review)', () => {
+    const both = (model: string, version: string) =>
+      (model === 'm' || model === 'n') && version === 'v1' ? ref : undefined;
+    const p = new PartitionWindows(spec, both, undefined, undefined, undefined, 100);
+    expect(p.add(event('r1', 100), 0)).toBe('added');
+    expect(p.add(event('r1', 100, { model: 'n' }), 1)).toBe('added');
+    expect(p.add(event('r1', 100, { model_version: 'v2' }), 2)).toBe('unreferenced');
+    expect(p.add(event('r1', 100, { model: 'n' }), 3)).toBe('duplicate');
+    p.advanceTo(2000);
+    const models = p
+      .closeReady()
+      .windows.flatMap((w) => w.partials.map((q) => `${q.model}:${q.events}`))
+      .sort();
+    expect(models).toEqual(['m:1', 'n:1']);
+  });
+
+  it('an empty prediction id is no id: every such prediction is summarized (found by a review)', () => {
+    const p = new PartitionWindows(spec, resolve, undefined, undefined, undefined, 100);
+    expect([0, 1, 2].map((i) => p.add(event('', 100 + i), i))).toEqual(['added', 'added', 'added']);
+    expect(p.duplicateEvents).toBe(0);
+  });
+
+  it('a copy re-sent with a later event time in another window counts there, live and on replay alike (found by a review)', () => {
+    // a@900, x@1000, a@1050 (the call retried with its input: a new event time), y@2100.
+    const stream = [event('a', 900), event('x', 1000), event('a', 1050), event('y', 2100)];
+    const live = new PartitionWindows(spec, resolve, undefined, undefined, undefined, 100);
+    expect(stream.map((e, i) => live.add(e, i))).toEqual(['added', 'added', 'added', 'added']);
+    const liveWindows = counts(live.closeReady().windows);
+    // A crash after offset 1 (window 0 emitted, commit at 1): the new owner's memory starts empty.
+    const first = new PartitionWindows(spec, resolve, undefined, undefined, undefined, 100);
+    first.add(stream[0]!, 0);
+    first.add(stream[1]!, 1);
+    const flush = first.closeReady();
+    const saved = { closedUntil: flush.closedUntil, offset: 2, lateFrom: first.lateFrom(flush.closedUntil, 2) };
+    const commit = first.commitOffset(2);
+    const replay = new PartitionWindows(spec, resolve, saved, undefined, undefined, 100);
+    for (let i = commit; i < stream.length; i++) replay.add(stream[i]!, i);
+    const replayed = [...flush.windows, ...replay.closeReady().windows];
+    expect(counts(replayed)).toEqual(liveWindows);
+    expect(liveWindows).toEqual([
+      [0, '1/0'],
+      [1000, '2/0'],
+    ]);
   });
 });

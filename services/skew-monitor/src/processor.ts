@@ -515,20 +515,20 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       for (const s of sampled) {
         if (s.offset > current.get(s.id)!.throughOffset) fresh.push(s);
         // Counted before (a redelivery, a new owner): a re-send of it later in the log is a repeat.
-        else state.counted?.add(s.predictionId);
+        else if (s.predictionId !== '') state.counted?.add(sentKey(s));
       }
       // A re-send of a prediction counted lately, or of one earlier in the batch, is not counted;
       // its offset still advances its window's row, so a redelivery skips it as a replay. The ids
       // are remembered only once the rows are written: a failed attempt's retry decides the same.
+      // Within one batch every copy is caught (beyond the capacity too); with the memory off, none.
       const inBatch = new Set<string>();
       const counting = fresh.filter((s) => {
-        if (inBatch.has(s.predictionId)) return false;
-        inBatch.add(s.predictionId);
-        return state.counted?.has(s.predictionId) !== true;
+        if (state.counted === undefined || s.predictionId === '') return true;
+        const key = sentKey(s);
+        if (inBatch.has(key)) return false;
+        inBatch.add(key);
+        return state.counted?.has(key) !== true;
       });
-      metrics?.predictions.inc({ outcome: 'replayed' }, sampled.length - fresh.length);
-      metrics?.predictions.inc({ outcome: 'duplicate' }, fresh.length - counting.length);
-      metrics?.predictions.inc({ outcome: 'sampled' }, counting.length);
 
       if (fresh.length > 0) {
         const predictions = counting.map((s) => s.p);
@@ -578,7 +578,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           }
         }
         await deps.skew.write(rows);
-        for (const s of counting) state.counted?.add(s.predictionId);
+        for (const s of counting) if (s.predictionId !== '') state.counted?.add(sentKey(s));
         remember(state, next);
         for (const [id, g] of next) current.set(id, g);
         if (metrics !== undefined) {
@@ -588,6 +588,10 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           }
         }
       }
+      // Once the rows are written: a failed attempt and its retry count each record once.
+      metrics?.predictions.inc({ outcome: 'replayed' }, sampled.length - fresh.length);
+      metrics?.predictions.inc({ outcome: 'duplicate' }, fresh.length - counting.length);
+      metrics?.predictions.inc({ outcome: 'sampled' }, counting.length);
       await checkAlerts(topic, current);
     },
 
@@ -673,4 +677,14 @@ function add(
   into.mismatched += c.mismatched;
   into.newerRow += c.newerRow;
   into.missingInStore += c.missingInStore;
+}
+
+/**
+ * What a re-send is known by: its (model, version, window) and prediction id. Ids are unique per
+ * model only (two models may score one request under one id), and a copy re-sent with a later
+ * event time (an SDK call retried with its input, drawing `now` again) in another window is
+ * counted there. An empty id is no id: never taken for a re-send.
+ */
+function sentKey(s: { readonly id: string; readonly predictionId: string }): string {
+  return `${s.id}\u0000${s.predictionId}`;
 }

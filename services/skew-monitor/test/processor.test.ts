@@ -323,6 +323,21 @@ describe('skew processor', () => {
       expect(await duplicates(registry)).toBe(2);
     });
 
+    it('is known by model, version and window with its id; an empty id is never a re-send (found by a review)', async () => {
+      const skew = new MemorySkewStore();
+      const registry = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+      const { processor } = setup(skew, await onlineStore(), 1, { registry });
+      const [p] = predictions(1);
+      // Another version (or model) scoring the same request under the same id; a copy with a later
+      // event time in another window (a call retried with its input); producers that set no id.
+      const other = { ...p!, model_version: 'v2' };
+      const later = { ...p!, event_time: p!.event_time + WINDOW };
+      const blank = predictions(3, 1).map((e) => ({ ...e, prediction_id: '' }));
+      await processor.process(await batch(processor, [p!, other, later, ...blank, p!], 0), context());
+      expect(skew.counts('amount')).toMatchObject({ sampled: 6, compared: 6 });
+      expect(await duplicates(registry)).toBe(1);
+    });
+
     it('after a restart: a re-send already skipped stays skipped, one of a prediction read again is caught, one of a committed prediction counts twice', async () => {
       const skew = new MemorySkewStore();
       const store = await onlineStore();
@@ -392,6 +407,28 @@ describe('skew processor', () => {
         }
         expect([recentIds, skew.counts('amount').sampled]).toEqual([recentIds, counted]);
       }
+      // Off is off within a batch too (found by a review: the batch's own check still dropped the copy).
+      const skew = new MemorySkewStore();
+      const { processor } = setup(skew, await onlineStore(), 1, { recentIds: 0 });
+      await processor.process(await batch(processor, [...events, events[0]!], 0), context());
+      expect(skew.counts('amount').sampled).toBe(6);
+    });
+
+    it('the outcomes are counted once the rows are written: a failed attempt and its retry count once (found by a review)', async () => {
+      const skew = new MemorySkewStore();
+      const registry = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+      const { processor } = setup(skew, await onlineStore(), 1, { registry });
+      const events = predictions(4);
+      const items = await batch(processor, [...events, events[0]!], 0);
+      skew.failNext = 1;
+      await expect(processor.process(items, context())).rejects.toThrow(SinkUnavailableError);
+      await processor.process(items, context());
+      const outcomes = Object.fromEntries(
+        (await registry.getMetricsAsJSON())
+          .find((m) => m.name === 'driftline_skew_predictions_total')!
+          .values.map((v) => [String(v.labels.outcome), v.value]),
+      );
+      expect(outcomes).toMatchObject({ sampled: 4, duplicate: 1 });
     });
 
     it('is remembered per source partition, and forgotten when the partition is revoked', async () => {

@@ -451,13 +451,7 @@ export class PartitionWindows {
     // with its input, drawing `now` again) in another window counts there, live and on replay
     // alike. An empty id is no id (a producer that sets none would have every copy dropped).
     const id = event.prediction_id;
-    if (
-      !late &&
-      !ahead &&
-      id !== undefined &&
-      id !== '' &&
-      this.recent?.repeat(key + SEP + start + SEP + id) === true
-    ) {
+    if (!late && !ahead && id !== undefined && id !== '' && this.recent?.repeat(sentKey(event, start, id)) === true) {
       this.duplicateEvents++;
       return 'duplicate';
     }
@@ -687,4 +681,13 @@ function closePartial(m: ModelWindow, start: number, size: number): ClosedPartia
     late: m.late,
     summaries,
   };
+}
+
+/**
+ * A summarized prediction as its re-send memory knows it: model, version, window start and id,
+ * with the lengths of model and version first, so that no names can run together (a NUL in a
+ * version and an id made two distinct predictions one: names are bounded in length only).
+ */
+function sentKey(event: WindowedEvent, start: number, id: string): string {
+  return `${event.model.length}.${event.model_version.length}${SEP}${event.model}${event.model_version}${SEP}${start}${SEP}${id}`;
 }

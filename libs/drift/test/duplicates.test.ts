@@ -203,6 +203,13 @@ describe('PartitionWindows: re-sent predictions (recentIds)', () => {
     expect(models).toEqual(['m:1', 'n:1']);
   });
 
+  it('names cannot run together into the key of another prediction (found by a review: a NUL in a version and an id)', () => {
+    const any = () => ref;
+    const p = new PartitionWindows(spec, any, undefined, undefined, undefined, 100);
+    expect(p.add(event('x\u00001000\u0000y', 100), 0)).toBe('added');
+    expect(p.add(event('y', 1100, { model_version: 'v1\u00000\u0000x' }), 1)).toBe('added');
+  });
+
   it('an empty prediction id is no id: every such prediction is summarized (found by a review)', () => {
     const p = new PartitionWindows(spec, resolve, undefined, undefined, undefined, 100);
     expect([0, 1, 2].map((i) => p.add(event('', 100 + i), i))).toEqual(['added', 'added', 'added']);

@@ -73,8 +73,9 @@ export const driftEnvShape = {
     .int(1, MAX_MODEL_VERSIONS_PER_WINDOW)
     .default(MAX_BORROWED_VERSIONS_PER_MODEL),
   /**
-   * Prediction ids stage one remembers per source partition: a prediction whose id was summarized
-   * among them is a producer's re-send, not summarized again (`outcome="duplicate"`). 0: off.
+   * Predictions stage one remembers per source partition, by model, version, window and
+   * prediction id: one summarized among them is a producer's re-send, not summarized again
+   * (`outcome="duplicate"`). 0: off.
    */
   DRIFTLINE_DRIFT_RECENT_IDS: envField.int(0, MAX_RECENT_IDS).default(DEFAULT_RECENT_IDS),
   /** Partitions of the internal partials topic (default: DRIFTLINE_TOPIC_PARTITIONS). */

@@ -70,8 +70,9 @@ export interface SkewProcessorDeps {
    */
   readonly logEnd?: (topic: string, partition: number) => Promise<number>;
   /**
-   * Sampled prediction ids remembered per source partition (DRIFTLINE_SKEW_RECENT_IDS): a
-   * prediction whose id is among them is a re-send, not counted again. 0: none (every record counted).
+   * Sampled predictions remembered per source partition (DRIFTLINE_SKEW_RECENT_IDS), by model,
+   * version, window and prediction id: one among them is a re-send, not counted again. 0: none
+   * (every record counted).
    */
   readonly recentIds?: number;
 }
@@ -480,15 +481,21 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
         const key = { model: p.model, version: p.version, windowStart: windowStartOf(p.eventTime, deps.windowMs) };
         sampled.push({ offset: Number(item.record.offset), p, predictionId: p.predictionId, id: groupId(key) });
       }
-      metrics?.predictions.inc({ outcome: 'not_sampled' }, items.length - sampled.length);
+      const notSampled = items.length - sampled.length;
       // A restarted log's epoch is settled by its first batch here, sampled or not: the epoch is
       // named by that batch's first record, the log's start the consumer reads it from.
       const id = partitionId(topic, partition);
       const settles = restartedLogs.has(id) || partitions.get(id)?.logStart === 'next batch';
-      if (sampled.length === 0 && !(settles && items.length > 0)) return;
+      if (sampled.length === 0 && !(settles && items.length > 0)) {
+        metrics?.predictions.inc({ outcome: 'not_sampled' }, notSampled);
+        return;
+      }
 
       const state = await partitionState(topic, partition, items);
-      if (sampled.length === 0) return;
+      if (sampled.length === 0) {
+        metrics?.predictions.inc({ outcome: 'not_sampled' }, notSampled);
+        return;
+      }
       const keys = new Map<string, SkewGroupKey>();
       for (const s of sampled) {
         if (!keys.has(s.id)) {
@@ -588,7 +595,9 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           }
         }
       }
-      // Once the rows are written: a failed attempt and its retry count each record once.
+      // Once the rows are written: a read or write that fails and its retry count each record
+      // once (a batch retried after its rows were written, e.g. a failed alert, counts `replayed`).
+      metrics?.predictions.inc({ outcome: 'not_sampled' }, notSampled);
       metrics?.predictions.inc({ outcome: 'replayed' }, sampled.length - fresh.length);
       metrics?.predictions.inc({ outcome: 'duplicate' }, fresh.length - counting.length);
       metrics?.predictions.inc({ outcome: 'sampled' }, counting.length);

@@ -429,6 +429,18 @@ describe('skew processor', () => {
           .values.map((v) => [String(v.labels.outcome), v.value]),
       );
       expect(outcomes).toMatchObject({ sampled: 4, duplicate: 1 });
+      // Unsampled records too (they were counted before the write: once more per retry).
+      const half = new MemorySkewStore();
+      const registry2 = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+      const sampledHalf = setup(half, await onlineStore(), 0.5, { registry: registry2 });
+      const forty = await batch(sampledHalf.processor, predictions(40), 0);
+      half.failNext = 1;
+      await expect(sampledHalf.processor.process(forty, context())).rejects.toThrow(SinkUnavailableError);
+      await sampledHalf.processor.process(forty, context());
+      const counted = (await registry2.getMetricsAsJSON())
+        .find((m) => m.name === 'driftline_skew_predictions_total')!
+        .values.reduce((n, v) => n + v.value, 0);
+      expect(counted).toBe(40);
     });
 
     it('is remembered per source partition, and forgotten when the partition is revoked', async () => {

@@ -116,7 +116,8 @@ export function eventTimeProblem(
  * 1900 (ClickHouse DateTime64) and strictly before `end` (an empty window is no evidence, and one
  * had hung the retrain policy). A `start` at or after `end` is said to be so first: bounded by
  * `end` as the latest time, an inverted window in the past read "is 0 ms in the future (at most
- * 0 ms allowed): microseconds?" (found by a review).
+ * 0 ms allowed): microseconds?" (found by a review). A start past the future bound that, read as
+ * microseconds, lies in [bounds.minMs, end) keeps that hint after the inversion.
  */
 export function windowTimeProblem(
   start: unknown,
@@ -129,7 +130,12 @@ export function windowTimeProblem(
   if (Number.isInteger(start) && (start as number) >= (end as number)) {
     const inverted =
       start === end ? 'an empty window' : `inverted, ${humanSpan((start as number) - (end as number))} after it`;
-    return `window_start ${start} is not before window_end ${end} (${inverted})`;
+    // A start in µs beside an end in ms is "inverted" too: the hint the old order of checks gave is
+    // kept when start is no time in ms (past the future bound) but, read as µs, an accepted one before end.
+    const asMs = Math.trunc((start as number) / 1_000);
+    const microseconds = (start as number) > now + bounds.maxFutureMs && asMs >= bounds.minMs && asMs < (end as number);
+    const hint = microseconds ? ': microseconds?' : '';
+    return `window_start ${start} is not before window_end ${end} (${inverted})${hint}`;
   }
   // Before `end` from here: only the floor applies (`end` as the latest time keeps the unit hints sane).
   return eventTimeProblem(

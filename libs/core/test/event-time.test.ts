@@ -104,6 +104,17 @@ describe('event-time bounds', () => {
     );
     // A start beyond the future bound too: still the inversion, the one thing wrong with it relative to end.
     expect(windowTimeProblem(NOW + 2 * 3_600_000, end, NOW, B)).toMatch(/^window_start \d+ is not before window_end/);
+    // A start in µs beside an end in ms: inverted, and the hint the old reason gave is kept (found by a review).
+    const inMs = NOW - 30 * 60_000;
+    expect(windowTimeProblem(inMs * 1000, end, NOW, B)).toMatch(
+      new RegExp(
+        `^window_start ${inMs * 1000} is not before window_end ${end} \\(inverted, .* after it\\): microseconds\\?$`,
+      ),
+    );
+    // A start that is a time in ms gets no hint, nor one that read as µs is not before end.
+    expect(windowTimeProblem(start, end, NOW, B)).not.toMatch(/microseconds/);
+    expect(windowTimeProblem(NOW + 2 * 3_600_000, end, NOW, B)).not.toMatch(/microseconds/);
+    expect(windowTimeProblem(end * 1000, end, NOW, B)).not.toMatch(/microseconds/);
     // Before end, only the 1900 floor applies to start (with its unit hint).
     expect(windowTimeProblem(Date.UTC(1899, 0, 1), end, NOW, B)).toMatch(
       /^window_start -\d+ \(1899-01-01T00:00:00\.000Z\) is before the minimum 1900/,

@@ -175,9 +175,34 @@ function givenUpBefore(dir: string, delivery: string | undefined): void {
   rmSync(file, { force: true });
 }
 
-/** A long failure kept readable within the DLQ's reason cap (1 KiB): its head (what ended) and tail (the error line). */
-function abridged(text: string, max = 600): string {
-  return text.length <= max ? text : `${text.slice(0, 200)} … ${text.slice(-(max - 203))}`;
+/** The cap of a dead-letter reason, in UTF-8 bytes (libs/kafka's DEFAULT_MAX_REASON_BYTES). */
+const DLQ_REASON_BYTES = 1_024;
+
+/** What is kept of a failure however long the reason's prefix (a long request id and model name). */
+const MIN_FAILURE_BYTES = 256;
+
+/**
+ * `text` within `maxBytes` UTF-8 bytes: its head (what ended, a third) and its tail (the error
+ * line), never splitting a character. Counted in UTF-16 units against a cap in bytes, a stderr
+ * that was not ASCII lost its error line to the DLQ's cut of the tail (found by a review).
+ */
+function abridged(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  const gap = ' … ';
+  const room = Math.max(0, maxBytes - Buffer.byteLength(gap));
+  const isContinuation = (i: number) => i < bytes.length && (bytes[i]! & 0xc0) === 0x80;
+  let headEnd = Math.floor(room / 3);
+  while (headEnd > 0 && isContinuation(headEnd)) headEnd--;
+  let tailStart = bytes.length - (room - headEnd);
+  while (isContinuation(tailStart)) tailStart++;
+  return `${bytes.subarray(0, headEnd).toString('utf8')}${gap}${bytes.subarray(tailStart).toString('utf8')}`;
+}
+
+/** `prefix` + the failure abridged to the bytes left of the DLQ reason's cap. */
+function withFailure(prefix: string, failure: string): string {
+  const left = Math.max(MIN_FAILURE_BYTES, DLQ_REASON_BYTES - Buffer.byteLength(prefix));
+  return prefix + abridged(failure, left);
 }
 
 const GIVEN_UP_ADVICE =
@@ -232,7 +257,7 @@ async function runWorkerCounted<T>(
       writeFileSync(file, String(failed));
       if (error.failure === 'stopped') throw error;
       const fix =
-        error.failure === 'cannot-start'
+        error.failure === 'cannot-start' || error.failure === 'cannot-import'
           ? `make ${run.python} a working interpreter: restart the trainer to rebuild its venv (worker/setup-venv.sh; DRIFTLINE_TRAINER_VENV), or point DRIFTLINE_TRAINER_PYTHON at a working Python with the worker's packages`
           : `fix the OS error (a full disk or file table, permissions) of the worker's files in ${dirname(run.outDir)} (DRIFTLINE_TRAINER_ARTIFACT_DIR) or of its interpreter ${run.python}`;
       const outcome = recordEnvironmentFailureOf(dir, error, startedAt, now(), fix);
@@ -249,7 +274,10 @@ async function runWorkerCounted<T>(
     throw giveUpWorkerRuns(
       dir,
       delivery,
-      `${run.subject}: trainer worker failed ${failed + 1} times on this request; ${GIVEN_UP_ADVICE}. The last failure: ${abridged(failure.message)}`,
+      withFailure(
+        `${run.subject}: trainer worker failed ${failed + 1} times on this request; ${GIVEN_UP_ADVICE}. The last failure: `,
+        failure.message,
+      ),
       error,
     );
   }

@@ -15,18 +15,24 @@ export type Device = 'auto' | 'cpu' | 'cuda';
 
 /**
  * The worker's interpreter: `explicit` when given, else the venv that worker/setup-venv.sh creates
- * under .cache/pyenv-trainer (once; reused while its pinned stamp matches — a few ms).
+ * under .cache/pyenv-trainer (once; reused while its pinned stamp matches — a few ms), or under
+ * DRIFTLINE_TRAINER_VENV when set (read by the script; `env`).
  */
-export async function ensureWorkerPython(logger: Logger, explicit?: string): Promise<string> {
+export async function ensureWorkerPython(
+  logger: Logger,
+  explicit?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   if (explicit !== undefined) {
     checkExplicitPython(explicit);
     const problem = await workerImportProblem(explicit);
-    if (problem !== undefined) {
+    if (problem?.kind === 'import') {
       throw new ConfigError(
         'DRIFTLINE_TRAINER_PYTHON',
-        `${explicit} ${problem}: point it at a Python with the worker's packages (${WORKER_MODULES.join(', ')}; versions pinned in worker/setup-venv.sh), or unset it to use the trainer's own venv`,
+        `${explicit} ${problem.text}: point it at a Python with the worker's packages (${WORKER_MODULES.join(', ')}; versions pinned in worker/setup-venv.sh), or unset it to use the trainer's own venv`,
       );
     }
+    if (problem !== undefined) throw passingCheckFailure(explicit, problem.text);
     return explicit;
   }
   const started = Date.now();
@@ -35,6 +41,7 @@ export async function ensureWorkerPython(logger: Logger, explicit?: string): Pro
     const { stdout, stderr } = await execFileAsync('bash', [join(WORKER_DIR, 'setup-venv.sh')], {
       timeout: 15 * 60_000,
       maxBuffer: 16 * 1024 * 1024,
+      env,
     });
     python = stdout.trim().split('\n').at(-1) ?? '';
     if (stderr.trim() !== '')
@@ -47,13 +54,26 @@ export async function ensureWorkerPython(logger: Logger, explicit?: string): Pro
   }
   // The venv is reused while its stamp matches; a package broken or removed since would fail every run.
   const problem = await workerImportProblem(python);
-  if (problem !== undefined) {
-    throw new DriftlineError(
-      'CONFIG_INVALID',
-      `trainer worker environment: ${python} ${problem}: remove ${dirname(dirname(python))} to have it built again at the next start`,
-    );
+  if (problem?.kind === 'import') {
+    const venv = dirname(dirname(python));
+    const advice = `${python} ${problem.text}: remove ${venv} to have it built again at the next start`;
+    const chosen = env.DRIFTLINE_TRAINER_VENV;
+    if (chosen !== undefined && chosen !== '') throw new ConfigError('DRIFTLINE_TRAINER_VENV', advice);
+    throw new DriftlineError('CONFIG_INVALID', `trainer worker environment: ${advice}`);
   }
+  if (problem !== undefined) throw passingCheckFailure(python, problem.text);
   return python;
+}
+
+/**
+ * A start-up import check that failed for a passing reason (a kill under memory pressure, EAGAIN,
+ * the timeout): retriable, so the runner tries the start again (DRIFTLINE_STARTUP_TIMEOUT). It had
+ * exited 78 as a configuration error, advising to remove a healthy venv (found by a review).
+ */
+function passingCheckFailure(python: string, text: string): DriftlineError {
+  return new DriftlineError('INTERNAL', `trainer worker environment: the import check of ${python} ${text}`, {
+    retriable: true,
+  });
 }
 
 /** What train.py imports (keep in step with it): checked at start-up. */
@@ -65,22 +85,34 @@ const WORKER_MODULES = ['numpy', 'pyarrow', 'pyarrow.ipc', 'xgboost'] as const;
  */
 const IMPORT_CHECK_TIMEOUT_MS = 120_000;
 
-/** Imports each module named in its arguments; at the first failure, one line naming it on stderr (`import check: `), exit 1. */
+/**
+ * Imports each module named in its arguments; at the first failure, one line naming it on stderr
+ * (`import check: `), exit 1. A MemoryError or an interrupt is no verdict on the packages: exit 2,
+ * without that line.
+ */
 const IMPORT_CHECK = `import importlib, sys
 for name in sys.argv[1:]:
     try:
         importlib.import_module(name)
+    except (MemoryError, KeyboardInterrupt) as error:
+        print("interrupted importing " + name + ": " + type(error).__name__, file=sys.stderr)
+        sys.exit(2)
     except BaseException as error:
         print("import check: " + (f"{name} ({type(error).__name__}: {error}".splitlines() or [name])[0][:300] + ")", file=sys.stderr)
         sys.exit(1)`;
 
 /**
- * Why `python` cannot import what train.py imports, or undefined. Run in the worker's environment
- * (workerEnv: PYTHONNOUSERSITE=1, no PYTHONPATH), so what passes here is what the worker gets.
- * Without it an interpreter lacking numpy started, and every request failed `import numpy` three
- * times (found by a review).
+ * Why `python` failed the import check, or undefined: `import` when it cannot import what train.py
+ * imports (the check's own line: a configuration error), `passing` when the check did not come to
+ * a verdict (killed, timed out, not spawned: EAGAIN, ENOMEM; any other exit). Run in the worker's
+ * environment (workerEnv: PYTHONNOUSERSITE=1, no PYTHONPATH), so what passes here is what the
+ * worker gets. Without it an interpreter lacking numpy started, and every request failed `import
+ * numpy` three times (found by a review).
  */
-async function workerImportProblem(python: string, timeoutMs = IMPORT_CHECK_TIMEOUT_MS): Promise<string | undefined> {
+async function workerImportProblem(
+  python: string,
+  timeoutMs = IMPORT_CHECK_TIMEOUT_MS,
+): Promise<{ readonly kind: 'import' | 'passing'; readonly text: string } | undefined> {
   try {
     await execFileAsync(python, ['-c', IMPORT_CHECK, ...WORKER_MODULES], {
       env: workerEnv(),
@@ -91,16 +123,20 @@ async function workerImportProblem(python: string, timeoutMs = IMPORT_CHECK_TIME
     return undefined;
   } catch (error) {
     const failed = error as { code?: unknown; killed?: boolean; signal?: unknown; stderr?: unknown };
-    if (typeof failed.code === 'string') return `cannot be run (${failed.code})`;
-    if (failed.killed === true) return `did not import ${WORKER_MODULES.join(', ')} within ${timeoutMs / 1000} s`;
+    if (typeof failed.code === 'string') return { kind: 'passing', text: `could not be run (${failed.code})` };
+    if (failed.killed === true) {
+      return { kind: 'passing', text: `did not import ${WORKER_MODULES.join(', ')} within ${timeoutMs / 1000} s` };
+    }
     const said =
       String(failed.stderr ?? '')
         .trim()
         .split('\n')
         .at(-1)
         ?.slice(0, 400) ?? '';
-    if (said.startsWith('import check: ')) return `cannot import ${said.slice('import check: '.length)}`;
-    return `failed to import ${WORKER_MODULES.join(', ')} (exit ${String(failed.code ?? failed.signal)}${said === '' ? '' : `: ${said}`})`;
+    if (said.startsWith('import check: '))
+      return { kind: 'import', text: `cannot import ${said.slice('import check: '.length)}` };
+    const ended = typeof failed.signal === 'string' ? `signal ${failed.signal}` : `exit ${String(failed.code)}`;
+    return { kind: 'passing', text: `ended with ${ended} before a verdict${said === '' ? '' : `: ${said}`}` };
   }
 }
 
@@ -189,22 +225,30 @@ export interface WorkerRun {
   readonly subject?: string;
 }
 
-/** train.py's exit code for an OSError (a file it cannot read or write, a full disk): EX_TEMPFAIL. */
+/**
+ * train.py's exit code for an OSError (a file it cannot read or write, a full disk) and for packages
+ * it cannot import (a venv being rebuilt): EX_TEMPFAIL.
+ */
 export const WORKER_OS_ERROR_EXIT = 75;
+
+/** How train.py's line on stderr starts when it cannot import its packages (keep in step with it). */
+const WORKER_IMPORT_FAILURE = 'worker packages: cannot import ';
 
 /**
  * Why a worker run failed outside the data and the worker: its interpreter cannot be started
- * (`cannot-start`), it hit an OS error (`os-error`, exit 75), the trainer could not use the
+ * (`cannot-start`) or cannot import the worker's packages (`cannot-import`, exit 75 with train.py's
+ * line: a venv being rebuilt), it hit an OS error (`os-error`, exit 75), the trainer could not use the
  * artifact directory (`artifact-dir`: EACCES, ENOTDIR, a full disk; artifact-dir.ts), or it was
  * stopped (`stopped`: a stop or a rebalance, no failure of anything).
  */
-export type WorkerEnvironmentFailure = 'cannot-start' | 'os-error' | 'artifact-dir' | 'stopped';
+export type WorkerEnvironmentFailure = 'cannot-start' | 'cannot-import' | 'os-error' | 'artifact-dir' | 'stopped';
 
 /**
  * A worker run that failed for a reason outside the data and the worker: its interpreter cannot be
- * started (ENOENT while the venv is rebuilt, EACCES, EAGAIN), the worker hit an OS error (exit 75),
- * or the run was stopped (stop, rebalance). Retriable, and not counted toward MAX_WORKER_ATTEMPTS:
- * such failures had dead-lettered good requests. The first two count toward the trainer's longer
+ * started (ENOENT while the venv is rebuilt, EACCES, EAGAIN) or cannot import its packages (the venv
+ * rebuilt: created, its packages not installed yet), the worker hit an OS error (exit 75), or the run
+ * was stopped (stop, rebalance). Retriable, and not counted toward MAX_WORKER_ATTEMPTS:
+ * such failures had dead-lettered good requests. All but a stop count toward the trainer's longer
  * bound on environment failures instead (environment-failures.ts); a stop counts toward nothing.
  */
 export class WorkerEnvironmentError extends DriftlineError {
@@ -254,7 +298,7 @@ function exitOf(code: number | null, signal: NodeJS.Signals | null, timedOut: bo
 /**
  * Runs train.py as a child process. Exit 3 (the data can never train) is VALIDATION_FAILED, not
  * retriable: the request goes to the DLQ with the worker's reason. A worker that cannot start, exit
- * 75 (an OS error) or an abort is a {@link WorkerEnvironmentError}. Any other non-zero exit, a
+ * 75 (an OS error, or its packages cannot be imported) or an abort is a {@link WorkerEnvironmentError}. Any other non-zero exit, a
  * timeout or a missing result is a retriable error (the request is retried with backoff, never
  * committed past); the worker's stderr tail is in the message.
  *
@@ -285,11 +329,14 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
   });
   let stderr = '';
   let stdout = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout = (stdout + d.toString()).slice(-8_000);
+  // Decoded across chunks: a character split between two chunks is not two U+FFFD.
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    stdout = (stdout + d).slice(-8_000);
   });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-8_000);
+  child.stderr.on('data', (d: string) => {
+    stderr = (stderr + d).slice(-8_000);
   });
   // The pipe stays open while this process lives; a worker that exits first must not fail a write.
   child.stdin.on('error', () => {});
@@ -333,6 +380,19 @@ export async function runWorker(run: WorkerRun): Promise<WorkerResult> {
     throw new DriftlineError('VALIDATION_FAILED', `trainer worker refused the data: ${stderr.trim().slice(-1500)}`);
   }
   if (code === WORKER_OS_ERROR_EXIT) {
+    const importLine = stderr
+      .split('\n')
+      .find((line) => line.startsWith(WORKER_IMPORT_FAILURE))
+      ?.slice(0, 500);
+    if (importLine !== undefined) {
+      // Counted as a run, three in a row (backoff 100/200 ms) had dead-lettered a good request within
+      // seconds while setup-venv.sh reinstalled the packages (found by a review).
+      throw new WorkerEnvironmentError(
+        'cannot-import',
+        `trainer worker cannot import its packages (retried, not counted as an attempt): ${importLine}`,
+        { reason: `the worker's interpreter ${run.python} cannot import its packages: ${importLine}` },
+      );
+    }
     throw new WorkerEnvironmentError(
       'os-error',
       `trainer worker hit an OS error (retried, not counted as an attempt): ${stderr.trim().slice(-1500)}`,

@@ -412,6 +412,36 @@ describe('handleRequest (idempotency)', () => {
   });
 });
 
+describe("handleRequest (the give-up keeps the worker's error line within the DLQ reason cap: found by a review)", () => {
+  it.each([
+    ['3-byte characters', '特征值'],
+    ['4-byte characters', '🐍'],
+  ])(
+    'stderr of %s: the reason fits 1,024 UTF-8 bytes with the head and the last line, no character split',
+    async (_case, text) => {
+      const scratch = mkdtempSync(join(tmpdir(), 'trainer-utf8-'));
+      const fails = standIn(
+        scratch,
+        `printf 'Traceback: feature ' >&2; i=0; while [ $i -lt 300 ]; do printf '${text}' >&2; i=$((i+1)); done; printf '\\nMemoryError: the line that says what happened\\n' >&2; exit 1`,
+      );
+      const { deps } = setup({ python: fails });
+      for (let attempt = 1; attempt < MAX_WORKER_ATTEMPTS; attempt++) {
+        await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+      }
+      const given = await handleRequest(deps, request).catch((e: unknown) => e as Error);
+      expect(given).toMatchObject({ name: 'PoisonRecordError', code: 'VALIDATION_FAILED' });
+      const reason = (given as Error).message;
+      expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(1_024);
+      expect(reason).toMatch(
+        /The last failure: trainer worker exited with 1 \(retrain req-1 of fraud\): Traceback: feature /,
+      );
+      expect(reason.endsWith('MemoryError: the line that says what happened')).toBe(true);
+      expect(reason).not.toContain('\uFFFD');
+      expect(reason).toContain(' … ');
+    },
+  );
+});
+
 describe('handleRequest (a request given up on its worker runs, replayed from the DLQ: found by a review)', () => {
   it('a replay gets MAX_WORKER_ATTEMPTS runs again; a trainer killed with its last run gives up before running, and clears the count', async () => {
     const calls = mkdtempSync(join(tmpdir(), 'trainer-calls-'));
@@ -704,6 +734,29 @@ describe('handleRequest (failures of the environment are retried and not counted
       });
     }
     expect(counted(dir)).toBe('0');
+  });
+
+  it('an interpreter that cannot import its packages (a venv being rebuilt) is retried, not counted: trains once they are back (found by a review)', async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'trainer-env-'));
+    const runs = join(scratch, 'runs');
+    // The real train.py on python3 -S (no site-packages: the venv recreated, pip install running)
+    // for more runs than MAX_WORKER_ATTEMPTS, then a completing worker (the packages installed).
+    const python = completingWorker(
+      scratch,
+      `printf x >> "${runs}"\nif [ "$(wc -c < "${runs}")" -le ${MAX_WORKER_ATTEMPTS + 2} ]; then exec python3 -S "$@"; fi\n`,
+    );
+    const { dir, deps, published } = setup({ python });
+    for (let attempt = 0; attempt < MAX_WORKER_ATTEMPTS + 2; attempt++) {
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({
+        name: 'WorkerEnvironmentError',
+        failure: 'cannot-import',
+        retriable: true,
+        message: expect.stringContaining('cannot import numpy'),
+      });
+    }
+    expect(counted(dir)).toBe('0');
+    expect(await handleRequest(deps, request)).toBe('promoted');
+    expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'PROMOTED']);
   });
 
   it('counts failed runs only: a completed run clears the count, so a later failure is not the last', async () => {

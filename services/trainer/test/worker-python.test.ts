@@ -38,4 +38,33 @@ describe('DRIFTLINE_TRAINER_PYTHON at start-up', () => {
       message: expect.stringMatching(/^DRIFTLINE_TRAINER_PYTHON: \S+ is not executable by this user: EACCES: [^\n]*$/),
     });
   });
+
+  it('a check that did not come to a verdict (killed: memory pressure) is retriable, not a configuration error (found by a review)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trainer-python-'));
+    const python = join(dir, 'python');
+    writeFileSync(python, '#!/bin/sh\nif [ "$1" = "-c" ]; then kill -KILL $$; fi\n');
+    chmodSync(python, 0o755);
+    const failed = await ensureWorkerPython(silentLogger, python).catch((e: unknown) => e);
+    expect(failed).toMatchObject({
+      code: 'INTERNAL',
+      retriable: true, // the runner's start-up retry (DRIFTLINE_STARTUP_TIMEOUT) tries again
+      message: expect.stringContaining(`the import check of ${python} ended with signal SIGKILL before a verdict`),
+    });
+    expect(failed).not.toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((failed as Error).message).not.toContain('remove');
+  });
+
+  it('a clean import failure is a configuration error naming the variable and the module', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trainer-python-'));
+    const python = join(dir, 'python');
+    // -S: no site-packages, so numpy cannot be imported.
+    writeFileSync(python, '#!/bin/sh\nexec python3 -S "$@"\n');
+    chmodSync(python, 0o755);
+    await expect(ensureWorkerPython(silentLogger, python)).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(
+        /^DRIFTLINE_TRAINER_PYTHON: \S+ cannot import numpy \(ModuleNotFoundError: No module named 'numpy'\): /,
+      ),
+    });
+  });
 });

@@ -130,6 +130,27 @@ describe('runWorker classifies the failures of its environment (found by a revie
   });
 });
 
+describe('runWorker: packages that cannot be imported are the environment failing, not a run (found by a review)', () => {
+  it('train.py on an interpreter without its packages (a venv being rebuilt) exits 75: a WorkerEnvironmentError, not a counted run', async () => {
+    // -S: no site-packages, as in a venv recreated whose pip install is still running.
+    const { python, dir } = standIn('exec python3 -S "$@"');
+    expect(await run(python, dir)).toMatchObject({
+      name: 'WorkerEnvironmentError',
+      failure: 'cannot-import',
+      retriable: true,
+      message: expect.stringContaining(
+        'trainer worker cannot import its packages (retried, not counted as an attempt): worker packages: cannot import numpy (ModuleNotFoundError',
+      ),
+      reason: expect.stringContaining(`the worker's interpreter ${python} cannot import its packages: `),
+    });
+  });
+
+  it('exit 75 without that line stays an OS error', async () => {
+    const { python, dir } = standIn('echo "OS error: [Errno 2] No such file" >&2; exit 75');
+    expect(await run(python, dir)).toMatchObject({ name: 'WorkerEnvironmentError', failure: 'os-error' });
+  });
+});
+
 describe('runWorker names the signal that ended the worker (found by a review)', () => {
   it('a SIGKILL the trainer did not send (the OOM killer) is named with the hint, and the request', async () => {
     const { python, dir } = standIn('echo "allocating" >&2; kill -KILL $$');
@@ -139,6 +160,12 @@ describe('runWorker names the signal that ended the worker (found by a review)',
       message:
         "trainer worker exited with signal SIGKILL, not sent by the trainer (the kernel's OOM killer, as a rule: check `dmesg` or the memory limit) (retrain req-9 of fraud): allocating",
     });
+  });
+
+  it('stderr is decoded across its chunks: a character split between two writes stays one character', async () => {
+    // 特 (E7 89 B9) written in two parts, apart: two chunks on the pipe.
+    const { python, dir } = standIn("printf '\\347\\211' >&2; sleep 0.3; printf '\\271 end' >&2; exit 1");
+    expect(await run(python, dir)).toMatchObject({ message: expect.stringMatching(/: 特 end$/) });
   });
 
   it('any other signal is named too (the message had said "a signal" and nothing more)', async () => {

@@ -20,8 +20,9 @@ version on the held-out rows that carry its score (current_rows of them), and ga
 model on those same rows (what the offline gate compares when the two differ).
 
 Exit codes: 0 trained; 3 the data can never train (labels not 0/1, a feature name XGBoost refuses):
-the request is rejected, not retried; 75 an OSError (a file missing, a full disk): retried, not
-counted as an attempt; anything else (a crash, a signal) is retriable, counted.
+the request is rejected, not retried; 75 an OSError (a file missing, a full disk) or packages that
+cannot be imported (a venv being rebuilt; the line `worker packages: cannot import ...`): retried,
+not counted as an attempt; anything else (a crash, a signal) is retriable, counted.
 
 --watch-stdin: exit when stdin reaches its end. The trainer keeps the pipe open while it lives,
 so a worker never outlives it (a crash of the trainer closes the pipe).
@@ -43,15 +44,26 @@ import sys
 import threading
 import time
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.ipc as ipc
-import xgboost as xgb
-
-RESERVED = ("__time__", "__label__", "__current_score__", "__holdout__")
-
 EXIT_DATA = 3
 EXIT_OS_ERROR = 75  # EX_TEMPFAIL
+
+# An interpreter that starts but cannot import its packages is an environment failing, not a run
+# failing: a venv being rebuilt by setup-venv.sh (created, pip install still running). Exit 75 with
+# one line the trainer recognises (src/worker.ts: WORKER_IMPORT_FAILURE), so it is retried within
+# the environment bound (an hour) instead of counted as a failed run: exit 1 here had dead-lettered
+# a good request within seconds (found by a review).
+try:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+    import xgboost as xgb
+except (ImportError, OSError) as exc:
+    module = (exc.name if isinstance(exc, ImportError) else None) or "its packages"
+    said = (str(exc).splitlines() or [""])[0][:300]
+    print(f"worker packages: cannot import {module} ({type(exc).__name__}: {said})", file=sys.stderr)
+    sys.exit(EXIT_OS_ERROR)
+
+RESERVED = ("__time__", "__label__", "__current_score__", "__holdout__")
 
 
 def gpu_present() -> tuple[bool, str]:

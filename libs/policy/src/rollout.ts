@@ -521,7 +521,9 @@ function usableEnd(pairs: readonly PairInput[], labelCap: number): number {
  * dated later was slotted into the middle, and each tick tested another ordering: with labels
  * delayed 0–10 days over a day of predictions, α = 0.2 promoted an equal candidate in 28.3% of
  * runs (one path: 7.5%). In arrival order each tick only appends to the path the last one
- * tested (pairs that wait for the clock included: {@link usableEnd}). The decision is dated at
+ * tested (pairs that wait for the clock included: {@link usableEnd}; while one waits, the closing
+ * `tick` is at no later a prediction time than its, so `max_time` does not end a comparison whose
+ * evidence waits). The decision is dated at
  * the newest label time among the pairs used up to the deciding one, so a transition is never
  * dated before a label it needed.
  * The positive_rate guard, when configured, gets the NEWER version's positive prediction (the
@@ -588,8 +590,18 @@ export function runPlan(
     }
   }
   if (state.decision === undefined) {
-    const prediction =
-      clock !== undefined && clock.predictionTime > newestPrediction ? clock.predictionTime : newestPrediction;
+    // While a pair waits for the clock, the closing tick stops at its prediction time: at the
+    // clock's, max_time ended comparisons whose evidence was waiting (a label source 50 min ahead:
+    // 50 of 100 better candidates rejected on max_time, 16 before arrival order; found by a review).
+    // The wait ends when the clock passes the held label: the controller keeps only pairs labelled
+    // within the future bound of their arrival, and the clock reaches any label at or before the
+    // wall clock.
+    const held = end < pairs.length ? (pairs[end] as PairInput) : undefined;
+    const closingCap =
+      clock === undefined
+        ? undefined
+        : Math.min(clock.predictionTime, held?.predictionTime ?? Number.POSITIVE_INFINITY);
+    const prediction = closingCap !== undefined && closingCap > newestPrediction ? closingCap : newestPrediction;
     const label = clock !== undefined && clock.labelTime > newestLabel ? clock.labelTime : newestLabel;
     step({ kind: 'tick', time_ms: prediction }, label);
     if (answered !== undefined && awaitsAnswered(plan, decision)) {

@@ -389,6 +389,39 @@ describe('tickModel', () => {
     expect(t).toMatchObject({ to_stage: 'canary', reason: 'evidence', at: ahead.labelTime });
   });
 
+  it('while a pair waits for the clock, max_time does not run past its prediction time: a comparison whose evidence waits is not ended on max_time (found by a review)', () => {
+    const hourly = rolloutPolicyFor(
+      parseRolloutPolicy({ defaults: { promotion: { min_labels: 30, max_time: '1h' } } }),
+      'fraud',
+    ) as RolloutPolicy;
+    // One pair every 30 s, labelled 1 s later; label 1, so d = (1 − v1)² − (1 − v2)².
+    const at = (i: number, v1: number, v2: number): PairInput => ({
+      predictionTime: T0 + i * 30_000,
+      labelTime: T0 + i * 30_000 + 1_000,
+      label: 1,
+      incumbent: v1,
+      challenger: v2,
+    });
+    const even = Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? at(i, 0.5, 1) : at(i, 1, 0.5)));
+    const better = Array.from({ length: 150 }, (_, i) => at(51 + i, 0.5, 1));
+    const newest = better[better.length - 1]!;
+    // 100 min of predictions: max_time (1 h) is up on the clock's prediction time.
+    const clock = { labelTime: newest.labelTime, predictionTime: newest.predictionTime };
+    // The 51st to arrive is labelled 50 min after the clock (its source's clock ahead, within the bound).
+    const held = { ...at(50, 0.5, 1), labelTime: clock.labelTime + 50 * MIN };
+    const arrived = [...even, held, ...better];
+    // The clock's prediction time ended it on max_time with 50 even pairs (rejected), while 151
+    // pairs favouring the challenger waited for one label.
+    const waiting = tickModel(shadowOfV2, only(arrived), hourly, clock);
+    expect(waiting.transition).toBeUndefined();
+    expect(waiting.outcomes[0]!.pairs).toBe(50);
+    expect(waiting.outcomes[0]!.decision).toMatchObject({ action: 'continue' });
+    // Once the clock passes the held label, the whole path decides on evidence, dated at that label.
+    const passed = { labelTime: held.labelTime, predictionTime: newest.predictionTime + 50 * MIN };
+    const t = tickModel(shadowOfV2, only(arrived), hourly, passed).transition!;
+    expect(t).toMatchObject({ to_stage: 'canary', reason: 'evidence', at: held.labelTime });
+  });
+
   describe("a canary's or watch's max_time counts from when it could serve (found by the time model)", () => {
     const day = 86_400_000;
     const backlog = T0 + 3 * day; // the model's label clock when the shadow was decided: 3 days of backlog
@@ -454,7 +487,11 @@ describe('tickModel', () => {
       };
       const without = tickModel(canary, only(used), policy, clock).outcomes[0]!.decision;
       expect(without).toMatchObject({ action: 'continue' });
-      expect(tickModel(canary, only([...used, waiting]), policy, clock).outcomes[0]!.decision).toEqual(without);
+      // The same decision, but for the time: while it waits, max_time runs only to the pairs used
+      // (from the same start, the first own answer used).
+      const waited = tickModel(canary, only([...used, waiting]), policy, clock).outcomes[0]!.decision;
+      const elapsed = used[2]!.predictionTime - used[0]!.predictionTime;
+      expect(waited).toEqual({ ...without, evidence: { ...without.evidence, elapsed_ms: elapsed } });
     });
 
     it("a serving_from past the model's clock (written by hand: no controller writes one) is ignored: the stage counts from `since`", () => {

@@ -36,7 +36,8 @@ export interface PairReader {
     /** The answered requests the comparison is about (its plan's `answeredBy`): always given. */
     answeredBy: PairSource;
   }): Promise<{
-    readonly pairs: ReadonlyArray<PairInput & { readonly predictionId: string }>;
+    /** `joinedAt`: when the label-joiner joined the row (its wall clock), the bound of its plausible times. */
+    readonly pairs: ReadonlyArray<PairInput & { readonly predictionId: string; readonly joinedAt: number }>;
     /** Rows scored by both versions since `from` that the test cannot use (never among `pairs`). */
     readonly unusable: { readonly labelNotBinary: number; readonly scoreNotProbability: number };
   }>;
@@ -70,8 +71,9 @@ export interface ControllerDeps {
   readonly now?: () => number;
   /**
    * Largest skew of an event time into the future (DRIFTLINE_EVENT_TIME_MAX_FUTURE): a pair whose
-   * label or prediction time lies beyond wall clock + this (µs read as ms, a year 2099) is left
-   * out as implausible (counted, and said once per comparison). Event time may run ahead of the
+   * label or prediction time lies beyond its ARRIVAL (joined_at) + this (µs read as ms, a year
+   * 2099) is left out for good as implausible (counted, and said once per comparison); the wall
+   * clock bounds the model's clock with it. Event time may run ahead of the
    * wall clock within it (a replay, a clock ahead, the demo's accelerated time); the model's clock
    * is the LABEL_CLOCK_QUORUM-th newest time, so one row dated ahead does not end a comparison on
    * `max_time`.
@@ -96,11 +98,11 @@ export interface TickSummary {
   readonly notOwned: number;
 }
 
-/** The newest label or prediction time of the rows (a loop: a read holds up to a million). */
-function newestTime(rows: readonly PairInput[]): number {
-  let newest = Number.NEGATIVE_INFINITY;
-  for (const r of rows) newest = Math.max(newest, r.labelTime, r.predictionTime);
-  return newest;
+/** The most a row's newest time lies past its arrival (joined_at), for the warning (a loop: a read holds up to a million). */
+function mostAhead(rows: ReadonlyArray<PairInput & { readonly joinedAt: number }>): number {
+  let most = Number.NEGATIVE_INFINITY;
+  for (const r of rows) most = Math.max(most, Math.max(r.labelTime, r.predictionTime) - r.joinedAt);
+  return most;
 }
 
 const versionKey = (model: string, version: string) => `${model}\u0000${version}`;
@@ -145,7 +147,7 @@ export class ModelController {
       skipped: counter(
         r,
         'driftline_model_controller_skipped_pairs_total',
-        'Paired rows left out of a comparison, by reason: label_not_binary, score_not_probability, time_beyond_future (dated beyond wall clock + the allowed future), invalid',
+        'Paired rows left out of a comparison, by reason: label_not_binary, score_not_probability, time_beyond_future (dated beyond its arrival + the allowed future), invalid',
         ['reason'],
       ),
       pairedRows: counter(
@@ -259,7 +261,8 @@ export class ModelController {
     }
     const plans = comparisonsOf(view);
     const now = (deps.now ?? Date.now)();
-    const notAfter = now + (deps.maxFutureMs ?? DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs);
+    const maxFutureMs = deps.maxFutureMs ?? DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs;
+    const notAfter = now + maxFutureMs;
     const read = new Map<string, readonly PairInput[]>();
     const logged = this.unusableLogged.get(model) ?? new Set<string>();
     const stillLogged = new Set<string>();
@@ -274,10 +277,18 @@ export class ModelController {
         answeredBy: plan.answeredBy,
       });
       this.metrics.pairedRows.inc(rows.length + unusable.labelNotBinary + unusable.scoreNotProbability);
-      const plausible = rows.filter((r) => !(r.labelTime > notAfter) && !(r.predictionTime > notAfter));
+      // Bounded by the row's own arrival, not by this tick's wall clock: a row's inclusion never
+      // changes between ticks, so each tick's path extends the last one's. Bounded by `now`, a row
+      // left out at first came back into the middle of a path already tested once the wall clock
+      // caught up, and held back pairs already used: the path shrank (found by a review). A row
+      // kept is labelled at most the bound after it arrived, so a pair waiting for the clock waits
+      // at most that long (see runPlan).
+      const plausible = rows.filter(
+        (r) => !(r.labelTime > r.joinedAt + maxFutureMs) && !(r.predictionTime > r.joinedAt + maxFutureMs),
+      );
       const ahead = rows.length - plausible.length;
-      // The figures that tell a slow host clock from a producer's bad times, for the warning.
-      const clockDetail = ahead === 0 ? {} : { now, max_future_ms: notAfter - now, newest: newestTime(rows) };
+      // The figures that tell a producer's times ahead from a joiner's slow clock, for the warning.
+      const clockDetail = ahead === 0 ? {} : { max_future_ms: maxFutureMs, most_ahead_ms: mostAhead(rows) };
       this.countLeftOut(model, plan, { ...unusable, timeBeyondFuture: ahead }, logged, stillLogged, clockDetail);
       read.set(planKey(plan), plausible);
     }
@@ -373,8 +384,9 @@ export class ModelController {
    * Counts the rows left out of a comparison's pairs (at every tick that reads them), and says so
    * once per open comparison and reason: a comparison whose rows are all left out gets no pair, and
    * the operator saw only "no labels" (unusable rows: it ends on max_time) or nothing at all (rows
-   * dated beyond the allowed future, as every row is to a host whose clock runs an hour slow: it
-   * never decides). `clockDetail`: the wall clock and the newest time read, for that warning.
+   * dated beyond their arrival + the allowed future, as every row is to a label-joiner whose clock
+   * runs an hour slow: it never decides). `clockDetail`: the bound and how far the rows lie past
+   * their arrival, for that warning.
    */
   private countLeftOut(
     model: string,
@@ -401,7 +413,7 @@ export class ModelController {
         'timeBeyondFuture',
         'time_beyond_future',
         left.timeBeyondFuture,
-        "paired rows dated beyond this host's clock + DRIFTLINE_EVENT_TIME_MAX_FUTURE left out: this host's clock runs slow (check its time sync), or producers send event times ahead (µs read as ms); a comparison whose rows are all left out never decides",
+        "paired rows dated beyond their arrival (joined_at) + DRIFTLINE_EVENT_TIME_MAX_FUTURE left out for good: producers send event times ahead (µs read as ms), or the label-joiner's clock runs slow (check its time sync); a comparison whose rows are all left out never decides",
       ],
     ] as const;
     for (const [reason, metricReason, n, message] of reasons) {

@@ -47,6 +47,7 @@ function shadowOfV2(): MemoryTransitions {
 /** A controller over `arrived` (the rows in the order they arrived), its wall clock read from `wall`. */
 function controllerOver(arrived: LabelledRow[], wall: () => number, alpha: number, minLabels: number) {
   const store = shadowOfV2();
+  const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
   const controller = new ModelController({
     transitions: store,
     pairs: labelledTable(arrived).reader,
@@ -56,10 +57,13 @@ function controllerOver(arrived: LabelledRow[], wall: () => number, alpha: numbe
     }),
     maxPairs: 100_000,
     logger: silentLogger,
-    registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+    registry,
     now: wall,
   });
-  return { controller, store };
+  /** The pairs the open comparison used at the last tick. */
+  const used = async () =>
+    (await registry.getSingleMetric('driftline_model_controller_comparison_labels')?.get())?.values[0]?.value;
+  return { controller, store, used };
 }
 
 /** A labelled request answered by v1 (production) and shadow-scored by v2; label 1, so d = (1 − v1)² − (1 − v2)². */
@@ -102,6 +106,38 @@ describe('pairs in arrival order: each tick extends the path the last tick teste
     for (let i = 0; i < 60; i++) rows.push(pairRow(`b${String(i).padStart(4, '0')}`, T0 + 1_000 + i * 1_000, 0.5, 1));
     expect((await controller.tick()).transitions).toEqual([]);
     expect(store.rows.has('fraud/v2/canary')).toBe(false);
+  });
+
+  it('a row labelled beyond its arrival + the allowed future is left out for good: the path never shrinks as the wall clock passes it (found by a review)', async () => {
+    // One prediction every 30 s, labelled 10 min later and joined a second after; the 21st's label
+    // is dated 90 min ahead (its source's clock), beyond its arrival + the 1 h bound; the 41st's
+    // 50 min ahead, within it: it waits for the clock, which reaches it once the wall clock does.
+    const MIN = 60_000;
+    const world = Array.from({ length: 400 }, (_, i) => {
+      const arrived = T0 + i * 30_000 + 10 * MIN;
+      const up = i % 2 === 0;
+      const row = pairRow(`p${String(i).padStart(4, '0')}`, arrived, up ? 0.5 : 1, up ? 1 : 0.5);
+      const ahead = i === 20 ? 90 * MIN : i === 40 ? 50 * MIN : 0;
+      return { ...row, labelTime: arrived + ahead, joinedAt: arrived + 1_000 };
+    });
+    const rows: LabelledRow[] = [];
+    let wall = T0;
+    const { controller, used } = controllerOver(rows, () => wall, 0.05, 100_000);
+    const path: number[] = [];
+    const held = world[40]!;
+    for (wall = T0 + 15 * MIN; wall <= T0 + 3 * 60 * MIN; wall += 5 * MIN) {
+      while (rows.length < world.length && world[rows.length]!.joinedAt <= wall) rows.push(world[rows.length]!);
+      await controller.tick();
+      const n = (await used()) ?? 0;
+      path.push(n);
+      // Held (39 pairs: the 21st is out) until the wall clock reaches its label, then released.
+      if (wall >= held.joinedAt && wall < held.labelTime) expect(n).toBe(39);
+      // Every row that arrived, but the one left out.
+      if (wall >= held.labelTime) expect(n).toBe(rows.length - 1);
+    }
+    // Bounded by the wall clock, the 21st was left out, then came back at its arrival once within
+    // the bound and held back every pair after it: 69 pairs used, then 20.
+    for (let i = 1; i < path.length; i++) expect(path[i]).toBeGreaterThanOrEqual(path[i - 1]!);
   });
 
   it('an equal candidate, labels delayed up to 10 days over a day of predictions, ticked as they arrive: false promotions ≤ α (the 95% Wilson upper bound)', async () => {

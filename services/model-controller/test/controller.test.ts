@@ -31,13 +31,14 @@ function pairsFor(quality: Record<string, number>, n = 600): PairReader {
       const r = new SeededRandom(q.from % 1_000_003);
       const score = (label: number, v: string) =>
         Math.min(1, Math.max(0, 0.5 + (label === 1 ? 0.45 : -0.45) * (quality[v] ?? 0.5) + (r.uniform() - 0.5) * 0.3));
-      const out: Array<PairInput & { predictionId: string }> = [];
+      const out: Array<PairInput & { predictionId: string; joinedAt: number }> = [];
       for (let i = 0; i < Math.min(n, q.limit); i++) {
         const label = r.uniform() < 0.4 ? 1 : 0;
         out.push({
           predictionId: `p${i}`,
           predictionTime: q.from + i * 1000,
           labelTime: q.from + (i + 1) * 1000,
+          joinedAt: q.from + (i + 1) * 1000,
           label,
           incumbent: score(label, q.incumbent),
           challenger: score(label, q.challenger),
@@ -203,8 +204,24 @@ describe('ModelController', () => {
             ...read,
             pairs: [
               ...read.pairs,
-              { predictionId: 'us', predictionTime: T0, labelTime: micros, label: 1, incumbent: 0.5, challenger: 0.5 },
-              { predictionId: 'us2', predictionTime: micros, labelTime: T0, label: 1, incumbent: 0.5, challenger: 0.5 },
+              {
+                predictionId: 'us',
+                predictionTime: T0,
+                labelTime: micros,
+                joinedAt: T0,
+                label: 1,
+                incumbent: 0.5,
+                challenger: 0.5,
+              },
+              {
+                predictionId: 'us2',
+                predictionTime: micros,
+                labelTime: T0,
+                joinedAt: T0,
+                label: 1,
+                incumbent: 0.5,
+                challenger: 0.5,
+              },
             ],
           };
         },
@@ -337,6 +354,7 @@ describe('a rollback watch whose time is up with no pair (found by reviews)', ()
             predictionId: `p${i}`,
             predictionTime: r.predictionTime,
             labelTime: r.predictionTime + 1000,
+            joinedAt: r.predictionTime + 1000,
             label: i % 2,
             incumbent: r.scores![q.incumbent]!,
             challenger: r.scores![q.challenger]!,
@@ -451,14 +469,18 @@ describe('a rollback watch whose time is up with no pair (found by reviews)', ()
           return { pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 300 } }; // margins: no pair
         }
         // The canary v3 much worse than production v2 on 300 labelled requests.
-        const worse: Array<PairInput & { predictionId: string }> = Array.from({ length: 300 }, (_, i) => ({
-          predictionId: `c${i}`,
-          predictionTime: T0 + 5000 + i * 1000,
-          labelTime: T0 + 6000 + i * 1000,
-          label: i % 2,
-          incumbent: i % 2 ? 0.9 : 0.1,
-          challenger: i % 2 ? 0.1 : 0.9,
-        }));
+        const worse: Array<PairInput & { predictionId: string; joinedAt: number }> = Array.from(
+          { length: 300 },
+          (_, i) => ({
+            predictionId: `c${i}`,
+            predictionTime: T0 + 5000 + i * 1000,
+            labelTime: T0 + 6000 + i * 1000,
+            joinedAt: T0 + 6000 + i * 1000,
+            label: i % 2,
+            incumbent: i % 2 ? 0.9 : 0.1,
+            challenger: i % 2 ? 0.1 : 0.9,
+          }),
+        );
         return { pairs: worse, unusable: { labelNotBinary: 0, scoreNotProbability: 0 } };
       },
       answeredSince: async () => {
@@ -807,14 +829,18 @@ describe("the controller's clock: one row dated ahead cannot move it (found by a
     expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW', 'v2:CANARY']);
   });
 
-  it('a controller whose clock runs more than the allowed future slow says so, once per comparison, and counts the rows by reason', async () => {
+  it('rows dated more than the allowed future past their arrival are left out for good: said once per comparison, counted by reason, whatever the wall clock', async () => {
     const { deps } = setup({});
-    const hostNow = T0; // two hours behind the producers
-    const rows = batch('p', 'v1', 'production', T0 + 2 * 3_600_000, 50, { v1: 0.5, v2: 0.5 });
+    // Joined two hours before their label times (a label-joiner whose clock runs slow, or producers ahead).
+    const rows = batch('p', 'v1', 'production', T0 + 2 * 3_600_000, 50, { v1: 0.5, v2: 0.5 }).map((r) => ({
+      ...r,
+      joinedAt: T0,
+    }));
     const warnings: Array<Record<string, unknown> & { msg: string | undefined }> = [];
+    // This host's clock a day later: every row is within its bound, and they are still left out.
     const controller = new ModelController({
       ...deps,
-      now: () => hostNow,
+      now: () => T0 + 86_400_000,
       pairs: labelledTable(rows).reader,
       logger: { ...silentLogger, warn: (o: object, msg?: string) => warnings.push({ ...o, msg }) },
     });
@@ -827,11 +853,10 @@ describe("the controller's clock: one row dated ahead cannot move it (found by a
       challenger: 'v2',
       reason: 'timeBeyondFuture',
       rows: 50,
-      now: hostNow,
       max_future_ms: 3_600_000,
-      newest: rows.at(-1)!.labelTime,
+      most_ahead_ms: rows.at(-1)!.labelTime - T0,
     });
-    expect(warnings[0]!.msg).toMatch(/clock \+ DRIFTLINE_EVENT_TIME_MAX_FUTURE left out: this host's clock runs slow/);
+    expect(warnings[0]!.msg).toMatch(/arrival \(joined_at\) \+ DRIFTLINE_EVENT_TIME_MAX_FUTURE left out for good/);
     const values = async (name: string) =>
       ((await deps.registry.getSingleMetric(name)?.get())?.values ?? []).map((v) => [v.labels.reason, v.value]);
     expect(await values('driftline_model_controller_skipped_pairs_total')).toEqual([['time_beyond_future', 100]]);

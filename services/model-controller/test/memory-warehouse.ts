@@ -48,6 +48,8 @@ export interface LabelledRow {
   readonly labelTime: number;
   readonly label: number;
   readonly scores: Readonly<Record<string, number>>;
+  /** When the label-joiner joined it (`joined_at`); by default, its label's arrival at its newest time. */
+  readonly joinedAt?: number;
 }
 
 /**
@@ -76,6 +78,7 @@ export function labelledTable(rows: LabelledRow[]) {
           predictionId: r.id,
           predictionTime: r.predictionTime,
           labelTime: r.labelTime,
+          joinedAt: r.joinedAt ?? Math.max(r.labelTime, r.predictionTime),
           label: r.label,
           incumbent: r.scores[q.incumbent]!,
           challenger: r.scores[q.challenger]!,

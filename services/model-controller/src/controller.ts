@@ -108,6 +108,9 @@ function mostAhead(rows: ReadonlyArray<PairInput & { readonly joinedAt: number }
 const versionKey = (model: string, version: string) => `${model}\u0000${version}`;
 const transitionKey = (t: TransitionRow) => `${t.to_stage}\u0000${t.at}`;
 
+/** How far a row's arrival may lie past this host's clock before it says its clock runs behind. */
+const CLOCK_BEHIND_TOLERANCE_MS = 5_000;
+
 /**
  * The model-controller's work, one tick at a time. State lives in ClickHouse (model_transitions
  * and the paired labelled rows); the only memory is which transitions this process has seen on
@@ -120,6 +123,8 @@ export class ModelController {
   private readonly badRows = new Set<string>();
   /** Manual models (`manual: true` in the policy) already logged. */
   private readonly manual = new Set<string>();
+  /** Models whose rows were seen joined ahead of this host's clock (logged once, until they are not). */
+  private readonly clockBehindLogged = new Set<string>();
   /** model → the open comparisons (plan key and reason) whose unusable rows were logged. */
   private readonly unusableLogged = new Map<string, Set<string>>();
   /** model → the comparisons whose gauges the last tick set: a closed one's series are removed. */
@@ -266,6 +271,7 @@ export class ModelController {
     const read = new Map<string, readonly PairInput[]>();
     const logged = this.unusableLogged.get(model) ?? new Set<string>();
     const stillLogged = new Set<string>();
+    let newestJoined = Number.NEGATIVE_INFINITY;
     for (const plan of plans) {
       const maxLabels = plan.kind === 'promotion' ? policy.promotion.maxLabels : policy.rollback.maxLabels;
       const { pairs: rows, unusable } = await deps.pairs.readPairs({
@@ -287,11 +293,13 @@ export class ModelController {
         (r) => !(r.labelTime > r.joinedAt + maxFutureMs) && !(r.predictionTime > r.joinedAt + maxFutureMs),
       );
       const ahead = rows.length - plausible.length;
-      // The figures that tell a producer's times ahead from a joiner's slow clock, for the warning.
+      for (const r of rows) if (r.joinedAt > newestJoined) newestJoined = r.joinedAt;
+      // How far past their arrival the rows lie, against the bound, for the warning.
       const clockDetail = ahead === 0 ? {} : { max_future_ms: maxFutureMs, most_ahead_ms: mostAhead(rows) };
       this.countLeftOut(model, plan, { ...unusable, timeBeyondFuture: ahead }, logged, stillLogged, clockDetail);
       read.set(planKey(plan), plausible);
     }
+    this.sayClockBehind(model, newestJoined, now);
     if (stillLogged.size === 0) this.unusableLogged.delete(model);
     else this.unusableLogged.set(model, stillLogged);
     // The event clock of max_time (see labelClock).
@@ -388,6 +396,27 @@ export class ModelController {
    * runs an hour slow: it never decides). `clockDetail`: the bound and how far the rows lie past
    * their arrival, for that warning.
    */
+  /**
+   * Says once per model (again after it recovered) when a row arrived (joined_at, the
+   * label-joiner's clock) more than CLOCK_BEHIND_TOLERANCE_MS after this host's now: this host's
+   * clock runs slow, and every pair labelled near its arrival waits for the model clock about that
+   * long, less the allowed future — every comparison late, with nothing left out to count (found by
+   * a review: before e867833 such rows were counted time_beyond_future and warned about).
+   */
+  private sayClockBehind(model: string, newestJoined: number, now: number): void {
+    const behindMs = newestJoined - now;
+    if (!(behindMs > CLOCK_BEHIND_TOLERANCE_MS)) {
+      this.clockBehindLogged.delete(model);
+      return;
+    }
+    if (this.clockBehindLogged.has(model)) return;
+    this.clockBehindLogged.add(model);
+    this.deps.logger.warn(
+      { model, behind_ms: behindMs },
+      "paired rows joined after this host's clock: this host's clock runs behind the label-joiner's (check its time sync); decisions wait for the model clock that much longer",
+    );
+  }
+
   private countLeftOut(
     model: string,
     plan: ComparisonPlan,
@@ -413,7 +442,7 @@ export class ModelController {
         'timeBeyondFuture',
         'time_beyond_future',
         left.timeBeyondFuture,
-        "paired rows dated beyond their arrival (joined_at) + DRIFTLINE_EVENT_TIME_MAX_FUTURE left out for good: producers send event times ahead (µs read as ms), or the label-joiner's clock runs slow (check its time sync); a comparison whose rows are all left out never decides",
+        "paired rows dated beyond their arrival (joined_at) + DRIFTLINE_EVENT_TIME_MAX_FUTURE left out for good: this controller's DRIFTLINE_EVENT_TIME_MAX_FUTURE is smaller than the label-joiner's (keep it at least as large), or the joiners' clocks disagree; a comparison whose rows are all left out never decides",
       ],
     ] as const;
     for (const [reason, metricReason, n, message] of reasons) {

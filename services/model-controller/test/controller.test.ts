@@ -856,10 +856,38 @@ describe("the controller's clock: one row dated ahead cannot move it (found by a
       max_future_ms: 3_600_000,
       most_ahead_ms: rows.at(-1)!.labelTime - T0,
     });
-    expect(warnings[0]!.msg).toMatch(/arrival \(joined_at\) \+ DRIFTLINE_EVENT_TIME_MAX_FUTURE left out for good/);
+    expect(warnings[0]!.msg).toMatch(
+      /arrival \(joined_at\) \+ DRIFTLINE_EVENT_TIME_MAX_FUTURE left out for good: this controller's/,
+    );
     const values = async (name: string) =>
       ((await deps.registry.getSingleMetric(name)?.get())?.values ?? []).map((v) => [v.labels.reason, v.value]);
     expect(await values('driftline_model_controller_skipped_pairs_total')).toEqual([['time_beyond_future', 100]]);
     expect(await values('driftline_model_controller_paired_rows_total')).toEqual([[undefined, 100]]);
+  });
+
+  it("says once when rows arrive after this host's clock: its clock runs behind the label-joiner's (found by a review)", async () => {
+    const { deps } = setup({});
+    // Joined at true time, this host's clock two hours behind: nothing is left out, every pair waits.
+    const rows = batch('p', 'v1', 'production', T0, 50, { v1: 0.5, v2: 0.5 }).map((r) => ({
+      ...r,
+      joinedAt: r.labelTime,
+    }));
+    const warnings: Array<Record<string, unknown> & { msg: string | undefined }> = [];
+    let now = rows.at(-1)!.joinedAt - 2 * 3_600_000;
+    const controller = new ModelController({
+      ...deps,
+      now: () => now,
+      pairs: labelledTable(rows).reader,
+      logger: { ...silentLogger, warn: (o: object, msg?: string) => warnings.push({ ...o, msg }) },
+    });
+    await controller.tick();
+    await controller.tick();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ model: 'fraud', behind_ms: 2 * 3_600_000 });
+    expect(warnings[0]!.msg).toMatch(/this host's clock runs behind the label-joiner's/);
+    // The clock put right: nothing more to say.
+    now = rows.at(-1)!.joinedAt + 1_000;
+    await controller.tick();
+    expect(warnings).toHaveLength(1);
   });
 });

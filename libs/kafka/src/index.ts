@@ -42,6 +42,7 @@ export { createPublisher, type Publisher, type PublisherOptions } from './publis
 export { readToEnd } from './read-to-end.js';
 export { recordFingerprint } from './record-fingerprint.js';
 export {
+  DEFAULT_MAX_REASON_BYTES,
   type DeadLetter,
   type DecodedRecord,
   DLQ_HEADERS,

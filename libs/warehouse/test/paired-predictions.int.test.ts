@@ -281,24 +281,29 @@ describe('labeled_predictions: unusable pairs are counted', () => {
   });
 });
 
+/** A labelled row of `fraud`/v1 for the label-clock tests, joined at `joinedAt`. */
+function clockRow(id: string, labelTime: number, predictionTime: number, joinedAt: number) {
+  return {
+    model: 'fraud',
+    model_version: 'v1',
+    prediction_id: id,
+    entity_id: 'e',
+    prediction_time: chTime(predictionTime),
+    label_time: chTime(labelTime),
+    features: '{}',
+    prediction: 0.3,
+    predicted_class: null,
+    label: 1,
+    joined_at: chTime(joinedAt),
+  };
+}
+
 describe("labeled_predictions: a model's label clock", () => {
   it('is the newest time before the wall clock, or the LABEL_CLOCK_QUORUM-th newest within the bound when later: one row dated ahead moves nothing', async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
     await migrate(ch, migrations);
     const now = Date.now();
-    const row = (id: string, labelTime: number, predictionTime: number) => ({
-      model: 'fraud',
-      model_version: 'v1',
-      prediction_id: id,
-      entity_id: 'e',
-      prediction_time: chTime(predictionTime),
-      label_time: chTime(labelTime),
-      features: '{}',
-      prediction: 0.3,
-      predicted_class: null,
-      label: 1,
-      joined_at: chTime(now),
-    });
+    const row = (id: string, labelTime: number, predictionTime: number) => clockRow(id, labelTime, predictionTime, now);
     expect(LABEL_CLOCK_QUORUM).toBe(5);
     // Seven rows a second apart, labelled 500 ms after their prediction: the 5th newest is r2.
     const rows = Array.from({ length: 7 }, (_, i) =>
@@ -340,19 +345,7 @@ describe("labeled_predictions: a model's label clock", () => {
     // No merge may fold the copies away before the read: a real table holds them until its next merge.
     await ch.command(`SYSTEM STOP MERGES ${table}`);
     const now = Date.now();
-    const row = (id: string, labelTime: number, predictionTime: number) => ({
-      model: 'fraud',
-      model_version: 'v1',
-      prediction_id: id,
-      entity_id: 'e',
-      prediction_time: chTime(predictionTime),
-      label_time: chTime(labelTime),
-      features: '{}',
-      prediction: 0.3,
-      predicted_class: null,
-      label: 1,
-      joined_at: chTime(now),
-    });
+    const row = (id: string, labelTime: number, predictionTime: number) => clockRow(id, labelTime, predictionTime, now);
     await ch.insert(
       'labeled_predictions',
       Array.from({ length: 50 }, (_, i) => row(`r${i}`, now - 600_000 + i * 1_000 + 500, now - 600_000 + i * 1_000)),

@@ -142,6 +142,18 @@ class MemorySkewStore implements SkewWindowStore {
 const same = (k: SkewWindowKey, r: SkewWindowKey) =>
   k.model === r.model && k.version === r.version && k.windowStart === r.windowStart;
 
+/** The online store of `onlineStore()` whose batch reads fail retriably while `redis.down`. */
+async function storeGoingDown(): Promise<{ store: InMemoryOnlineStore; redis: { down: boolean } }> {
+  const store = await onlineStore();
+  const redis = { down: true };
+  const readBatch = store.readBatch.bind(store);
+  store.readBatch = async (requests) => {
+    if (redis.down) throw new SinkUnavailableError('redis down');
+    return readBatch(requests);
+  };
+  return { store, redis };
+}
+
 async function onlineStore(): Promise<InMemoryOnlineStore> {
   const store = new InMemoryOnlineStore();
   const events: FeatureEvent[] = [];
@@ -364,18 +376,12 @@ describe('skew processor', () => {
 
     it('a failed write or store read leaves the retry to count the batch, once', async () => {
       const skew = new MemorySkewStore();
-      const store = await onlineStore();
-      let down = true;
-      const readBatch = store.readBatch.bind(store);
-      store.readBatch = async (requests) => {
-        if (down) throw new SinkUnavailableError('redis down');
-        return readBatch(requests);
-      };
+      const { store, redis } = await storeGoingDown();
       const { processor } = setup(skew, store);
       const events = predictions(10);
       const items = await batch(processor, [...events, events[0]!], 0);
       await expect(processor.process(items, context())).rejects.toThrow(SinkUnavailableError);
-      down = false;
+      redis.down = false;
       skew.failNext = 1;
       await expect(processor.process(items, context())).rejects.toThrow(SinkUnavailableError);
       expect(skew.writes).toBe(0);
@@ -621,20 +627,14 @@ describe('skew processor', () => {
 
   it('an online store outage is retriable and writes nothing', async () => {
     const skew = new MemorySkewStore();
-    const store = await onlineStore();
-    let down = true;
-    const readBatch = store.readBatch.bind(store);
-    store.readBatch = async (requests) => {
-      if (down) throw new SinkUnavailableError('redis down');
-      return readBatch(requests);
-    };
+    const { store, redis } = await storeGoingDown();
     const { processor } = setup(skew, store);
     const items = await decodeAll(processor, predictions(10));
     const error = await processor.process(items, context()).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SinkUnavailableError);
     expect((error as SinkUnavailableError).retriable).toBe(true);
     expect(skew.writes).toBe(0);
-    down = false;
+    redis.down = false;
     await processor.process(items, context());
     expect(skew.counts('age').sampled).toBe(10);
   });

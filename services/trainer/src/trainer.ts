@@ -27,6 +27,7 @@ import {
   toDriftlineError,
 } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
+import { DEFAULT_MAX_REASON_BYTES } from '@driftline/kafka';
 import type { CalibrationMap } from '@driftline/performance';
 import { transitionEvent } from '@driftline/policy';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
@@ -175,9 +176,6 @@ function givenUpBefore(dir: string, delivery: string | undefined): void {
   rmSync(file, { force: true });
 }
 
-/** The cap of a dead-letter reason, in UTF-8 bytes (libs/kafka's DEFAULT_MAX_REASON_BYTES). */
-const DLQ_REASON_BYTES = 1_024;
-
 /** What is kept of a failure however long the reason's prefix (a long request id and model name). */
 const MIN_FAILURE_BYTES = 256;
 
@@ -201,7 +199,7 @@ function abridged(text: string, maxBytes: number): string {
 
 /** `prefix` + the failure abridged to the bytes left of the DLQ reason's cap. */
 function withFailure(prefix: string, failure: string): string {
-  const left = Math.max(MIN_FAILURE_BYTES, DLQ_REASON_BYTES - Buffer.byteLength(prefix));
+  const left = Math.max(MIN_FAILURE_BYTES, DEFAULT_MAX_REASON_BYTES - Buffer.byteLength(prefix));
   return prefix + abridged(failure, left);
 }
 

@@ -1,4 +1,6 @@
+import { getHeapStatistics } from 'node:v8';
 import { fmix32 } from './hash.js';
+import type { Logger } from './logger.js';
 
 /** A second, independent seed: two 32-bit hashes of an id make one 53-bit key. */
 const SECOND_SEED = 0x9e3779b9;
@@ -20,6 +22,52 @@ export function hashText53(text: string): number {
 
 /** Slots of a new table and ring: memory grows with the ids remembered, not with `capacity`. */
 const INITIAL_SLOTS = 1_024;
+
+/** Most bytes one remembered id takes: a table slot pair at load 1/2 doubled just after growth, and its ring slot. */
+export const RECENT_IDS_MAX_BYTES_PER_ID = 40;
+
+/**
+ * A warning when `tables` memories of `capacity` ids each (`setting`, the variable that sets it)
+ * can grow past half of `heapLimit` (V8's `heap_size_limit`): memory grows with traffic, so a capacity that fits at start-up can run the
+ * process out of heap hours later, on the partition that took it over the edge. Undefined when it
+ * fits or the memory is off (`capacity` 0).
+ */
+export function recentIdsHeapWarning(
+  setting: string,
+  tables: number,
+  capacity: number,
+  heapLimit: number,
+): string | undefined {
+  const most = tables * capacity * RECENT_IDS_MAX_BYTES_PER_ID;
+  if (capacity <= 0 || most <= heapLimit / 2) return undefined;
+  const mb = (bytes: number) => `${Math.round(bytes / 1_048_576)} MB`;
+  return (
+    `the prediction ids remembered for re-sends can take up to ${mb(most)} ` +
+    `(${tables} partitions × ${capacity} ids × ${RECENT_IDS_MAX_BYTES_PER_ID} B), over half the heap limit of ${mb(heapLimit)}: ` +
+    `lower ${setting}, run more instances, or raise node's --max-old-space-size`
+  );
+}
+
+/**
+ * A watch over the memories of one process's partitions (`capacity` ids each, set by `setting`):
+ * called with the number held whenever it grows, it warns once (recentIdsHeapWarning; `heapLimit`:
+ * the process's by default).
+ */
+export function recentIdsHeapWatch(
+  setting: string,
+  capacity: number,
+  logger: Logger,
+  heapLimit: number = getHeapStatistics().heap_size_limit,
+): (tables: number) => void {
+  let warned = false;
+  return (tables) => {
+    if (warned) return;
+    const warning = recentIdsHeapWarning(setting, tables, capacity, heapLimit);
+    if (warning === undefined) return;
+    warned = true;
+    logger.warn({ partitions: tables, recentIds: capacity }, warning);
+  };
+}
 
 /**
  * The last `capacity` distinct ids seen, to recognise an event sent again (an at-least-once

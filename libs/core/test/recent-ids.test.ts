@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { SeededRandom } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import { hashText32 } from '../src/hash.js';
-import { hashText53, RecentIds } from '../src/recent-ids.js';
+import { silentLogger } from '../src/logger.js';
+import { hashText53, RecentIds, recentIdsHeapWarning, recentIdsHeapWatch } from '../src/recent-ids.js';
 
 /** The same contract kept exactly (strings, oldest first out): what RecentIds must agree with. */
 function exactModel(capacity: number) {
@@ -92,5 +93,32 @@ describe('hashText53', () => {
     expect(hashText53('é-1')).toBe(hashText53('é-1'));
     // Its high bits are hashText32's: the same mixing as the sketches and the canary split.
     expect(Math.floor(hashText53('é-1') / 2 ** 21)).toBe(hashText32('é-1'));
+  });
+});
+
+describe('recentIdsHeapWarning / recentIdsHeapWatch', () => {
+  const MB = 1_048_576;
+  it('warns only past half the heap, naming the setting and the figures', () => {
+    // 10 partitions × 1,000,000 ids × 40 B = 400 MB: under half of 1 GB, over half of 512 MB.
+    expect(recentIdsHeapWarning('X_RECENT_IDS', 10, 1_000_000, 1024 * MB)).toBeUndefined();
+    const warning = recentIdsHeapWarning('X_RECENT_IDS', 10, 1_000_000, 512 * MB);
+    expect(warning).toContain('up to 381 MB (10 partitions × 1000000 ids × 40 B)');
+    expect(warning).toContain('heap limit of 512 MB');
+    expect(warning).toContain('lower X_RECENT_IDS');
+    expect(recentIdsHeapWarning('X_RECENT_IDS', 1000, 0, MB)).toBeUndefined(); // off
+  });
+
+  it('a watch warns once, when the partitions held first cross the line', () => {
+    const warnings: Array<[unknown, string]> = [];
+    const logger = { ...silentLogger, warn: (fields: unknown, message: string) => warnings.push([fields, message]) };
+    const watch = recentIdsHeapWatch('X_RECENT_IDS', 1_000_000, logger, 200 * MB);
+    watch(1);
+    watch(2);
+    expect(warnings).toHaveLength(0); // 80 MB of a 100 MB half
+    watch(3);
+    watch(4);
+    watch(3);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]![0]).toEqual({ partitions: 3, recentIds: 1_000_000 });
   });
 });

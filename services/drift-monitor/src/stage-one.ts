@@ -5,6 +5,7 @@ import {
   type Logger,
   modelNameProblem,
   PoisonRecordError,
+  recentIdsHeapWatch,
   serialByKey,
   silentLogger,
   toDriftlineError,
@@ -88,6 +89,8 @@ export interface StageOneDeps {
    * (`PartitionWindows`' `recentIds`; DEFAULT_RECENT_IDS when absent, 0: off).
    */
   readonly recentIds?: number;
+  /** V8's heap limit, against which the remembered ids of the partitions owned are checked (the process's when absent). */
+  readonly heapLimit?: number;
 }
 
 /**
@@ -193,6 +196,8 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     return sourcePartitions;
   }
   const logger = deps.logger ?? silentLogger;
+  const recentIds = deps.recentIds ?? DEFAULT_RECENT_IDS;
+  const watchHeap = recentIdsHeapWatch('DRIFTLINE_DRIFT_RECENT_IDS', recentIds, logger, deps.heapLimit);
   const resolve = (m: string, v: string, w: number) => deps.references.resolve(m, v, w);
   const openWindows = () => {
     let n = 0;
@@ -307,14 +312,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       }
     }
     // Its memory of prediction ids goes with it: dropped on revoke, rebuilt by the replay.
-    const windows = new PartitionWindows(
-      deps.spec,
-      resolve,
-      restored,
-      undefined,
-      deps.maxBorrowedVersions,
-      deps.recentIds ?? DEFAULT_RECENT_IDS,
-    );
+    const windows = new PartitionWindows(deps.spec, resolve, restored, undefined, deps.maxBorrowedVersions, recentIds);
     const quality = new QualityWindows(deps.expectations ?? EMPTY_EXPECTATIONS);
     const entry: PartitionEntry = {
       windows,
@@ -327,6 +325,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       clock: 0,
     };
     states.set(partition, entry);
+    watchHeap(states.size);
     if (restartedLogs.delete(partition)) forgetLog(entry);
     return entry;
   }

@@ -1,4 +1,4 @@
-import { DEFAULT_EVENT_TIME_BOUNDS, SinkUnavailableError } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, type Logger, SinkUnavailableError, silentLogger } from '@driftline/core';
 import { decodePartials, type PartialMessage, referenceSet } from '@driftline/drift';
 import type { DecodedRecord, ProcessResult } from '@driftline/kafka';
 import { expectationSet } from '@driftline/quality';
@@ -42,7 +42,14 @@ const record = (id: string, ms: number, offset: number): DecodedRecord<Predictio
  * fed; `failSends` sends to the partials topic fail first (retriable).
  */
 function stageOne(
-  options: { progress?: ProgressStore; recentIds?: number; failSends?: number; latenessMs?: number } = {},
+  options: {
+    progress?: ProgressStore;
+    recentIds?: number;
+    failSends?: number;
+    latenessMs?: number;
+    heapLimit?: number;
+    logger?: Logger;
+  } = {},
 ) {
   const registry = new Registry();
   const partials: PartialMessage[] = [];
@@ -68,6 +75,8 @@ function stageOne(
     expectations,
     sequential,
     ...(options.recentIds === undefined ? {} : { recentIds: options.recentIds }),
+    ...(options.heapLimit === undefined ? {} : { heapLimit: options.heapLimit }),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
     decode: async () => {
       throw new Error('not used');
     },
@@ -109,6 +118,24 @@ describe('stage one: a prediction re-sent by its producer (same prediction_id)',
     await processor.process([record('a', 100, 0), record('a', 100, 1), record('c', 1500, 2)], ctx);
     expect(windows()).toEqual([[0, 2, 0, 2]]);
     expect((await outcomes()).duplicate).toBeUndefined();
+  });
+
+  it('warns once, naming DRIFTLINE_DRIFT_RECENT_IDS, when the partitions owned can outgrow half the heap', async () => {
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (_fields: unknown, message: string) => warnings.push(message) };
+    // 100,000 ids × 40 B = 4 MB: over half of a 6 MB heap from the first partition on.
+    const { processor } = stageOne({ heapLimit: 6 * 1_048_576, logger });
+    await processor.process([record('a', 100, 0)], ctx);
+    await processor.process([record('b', 200, 1)], ctx);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('lower DRIFTLINE_DRIFT_RECENT_IDS');
+    const quiet: string[] = [];
+    const fits = stageOne({
+      heapLimit: 8 * 1_048_576,
+      logger: { ...silentLogger, warn: (_f: unknown, m: string) => quiet.push(m) },
+    });
+    await fits.processor.process([record('a', 100, 0)], ctx);
+    expect(quiet).toEqual([]);
   });
 
   it('a retried batch (offsets applied already) is skipped by offset as before, never taken for a re-send', async () => {

@@ -4,6 +4,7 @@ import {
   type Logger,
   PoisonRecordError,
   RecentIds,
+  recentIdsHeapWatch,
   silentLogger,
 } from '@driftline/core';
 import {
@@ -75,6 +76,8 @@ export interface SkewProcessorDeps {
    * (every record counted).
    */
   readonly recentIds?: number;
+  /** V8's heap limit, against which the remembered ids of the partitions held are checked (the process's when absent). */
+  readonly heapLimit?: number;
 }
 
 /**
@@ -154,6 +157,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
   const now = deps.now ?? Date.now;
   const capacity = deps.windowsPerPartition ?? 256;
   const recentIds = deps.recentIds ?? DEFAULT_RECENT_IDS;
+  const watchHeap = recentIdsHeapWatch('DRIFTLINE_SKEW_RECENT_IDS', recentIds, logger, deps.heapLimit);
   const partitions = new Map<string, PartitionState>();
   /** Partitions whose log restarted before this process held their state (settled at take-up: `takeUp`). */
   const restartedLogs = new Set<string>();
@@ -204,6 +208,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
     if (state === undefined) {
       state = await takeUp(topic, partition, items);
       partitions.set(id, state);
+      watchHeap(partitions.size);
     }
     if (state.logStart === 'next batch') state.logStart = startOf(items[0]!.record);
     return state;

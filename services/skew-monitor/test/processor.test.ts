@@ -4,6 +4,7 @@ import {
   type Logger,
   PoisonRecordError,
   SinkUnavailableError,
+  silentLogger,
   windowTimeProblem,
 } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
@@ -226,6 +227,7 @@ function setup(
     decode?: (v: Buffer | null) => Promise<PredictionEvent>;
     logEnd?: (topic: string, partition: number) => Promise<number>;
     recentIds?: number;
+    heapLimit?: number;
   } = {},
 ) {
   const published: DriftAlert[] = [];
@@ -247,6 +249,7 @@ function setup(
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logEnd === undefined ? {} : { logEnd: options.logEnd }),
     ...(options.recentIds === undefined ? {} : { recentIds: options.recentIds }),
+    ...(options.heapLimit === undefined ? {} : { heapLimit: options.heapLimit }),
   });
   return { processor, published };
 }
@@ -654,6 +657,24 @@ describe('skew processor', () => {
     await processor.process(p1, context(1));
     expect(skew.counts('age').sampled).toBe(40);
     expect(new Set([...skew.rows.values()].map((r) => r.partition))).toEqual(new Set([0, 1]));
+  });
+
+  it('warns once, naming DRIFTLINE_SKEW_RECENT_IDS, when the partitions held can outgrow half the heap', async () => {
+    const warnings: Array<[unknown, string]> = [];
+    const logger = { ...silentLogger, warn: (fields: unknown, message: string) => warnings.push([fields, message]) };
+    // 100,000 ids × 40 B = 4 MB a partition: the second partition crosses half of a 12 MB heap.
+    const { processor } = setup(new MemorySkewStore(), await onlineStore(), 1, {
+      logger,
+      recentIds: 100_000,
+      heapLimit: 12 * 1_048_576,
+    });
+    for (const partition of [0, 1, 2]) {
+      const r = record(predictions(1)[0]!, 0, partition);
+      await processor.process([{ record: r, value: await processor.decode(r) }], context(partition));
+      expect(warnings).toHaveLength(partition === 0 ? 0 : 1);
+    }
+    expect(warnings[0]![0]).toEqual({ partitions: 2, recentIds: 100_000 });
+    expect(warnings[0]![1]).toContain('lower DRIFTLINE_SKEW_RECENT_IDS');
   });
 
   it('counts rows written after the prediction apart, and entities without a row as missing', async () => {

@@ -1,5 +1,5 @@
 import type { ReferenceSet } from '@driftline/drift';
-import { type ConsumerHandle, partitionKey } from '@driftline/kafka';
+import { type ConsumerHandle, partitionKey, recordFingerprint } from '@driftline/kafka';
 import { counter, gauge } from '@driftline/observability';
 import { contracts, type ModelEvent, type RetrainRequest } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
@@ -104,7 +104,16 @@ export const trainerService = defineService({
           const revocationsBefore = revocations;
           try {
             for (const { record, value } of items) {
-              const delivery = `${context.topic}/${context.partition}@${record.offset}`;
+              // Its fingerprint tells a redelivery of the record from another at the same offset
+              // (a recreated topic starts again at 0): give-up-record.ts.
+              const delivery = {
+                position: `${context.topic}/${context.partition}@${record.offset}`,
+                fingerprint: recordFingerprint({
+                  key: record.key,
+                  value: record.value,
+                  timestamp: String(record.timestamp),
+                }),
+              };
               const handled = await handleRequest({ ...deps, signal, logger, delivery }, value);
               if (typeof handled === 'object') {
                 // Waiting for labels: only this partition waits, deferred from this request (the

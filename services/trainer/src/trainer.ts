@@ -39,7 +39,6 @@ import {
   type TransitionRow,
 } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
-import { z } from 'zod';
 import { fileEnvironmentCode, makeVersionDir } from './artifact-dir.js';
 import type { TrainerConfig } from './config.js';
 import { arrowSteps, classCounts, type Dataset, datasetSteps } from './dataset.js';
@@ -50,6 +49,14 @@ import {
   parseEnvironmentStreak,
   recordEnvironmentFailure,
 } from './environment-failures.js';
+import {
+  configurationDigest,
+  GIVE_UP_REMEMBERED_MS,
+  type GiveUpRecord,
+  giveUpDecision,
+  parseGiveUpRecord,
+  type RecordDelivery,
+} from './give-up-record.js';
 import { type LabelWaits, labelWaitStep } from './label-wait.js';
 import { decidePromotion, type PromotionVerdict, versionFor } from './promotion.js';
 import { calibrationFromDataset, referenceSteps } from './reference.js';
@@ -72,12 +79,13 @@ export interface TrainerDeps {
   /** Aborts a training run: the service stops, or the group rebalances (the batch is then retried). */
   readonly signal?: AbortSignal;
   /**
-   * The Kafka record handled (`topic/partition@offset`). A request given up on its worker runs is
-   * given up again, without a run, on a redelivery of this very record (its dead-lettering failed,
-   * an outage); another record of it (a replay from the DLQ) gets MAX_WORKER_ATTEMPTS runs of its
-   * own. Undefined: every delivery counts as another record.
+   * The Kafka record handled: its position and fingerprint. A request given up on its worker runs
+   * is given up again, without a run, on a redelivery of this very record under the same
+   * configuration within GIVE_UP_REMEMBERED_MS (give-up-record.ts); another record of it (a replay
+   * from the DLQ, a recreated topic) gets MAX_WORKER_ATTEMPTS runs of its own. Undefined: every
+   * delivery counts as another record.
    */
-  readonly delivery?: string;
+  readonly delivery?: RecordDelivery;
   /** The requests waiting for labels, kept across their redeliveries (one per process). */
   readonly waits: LabelWaits;
   /**
@@ -126,9 +134,15 @@ export interface AwaitingLabels {
 export const MAX_WORKER_ATTEMPTS = 3;
 
 const WORKER_ATTEMPTS_FILE = 'worker-attempts';
-/** The give-up of a request on its worker runs: the record given up and the reason (giveUpWorkerRuns). */
+/** The give-up of a request on its worker runs: the record given up, under what, when, why (give-up-record.ts). */
 const WORKER_GIVEN_UP_FILE = 'worker-given-up';
-const givenUpShape = z.object({ delivery: z.string().nullable(), reason: z.string() });
+
+/** What a give-up is recorded with: the record handled and the configuration it is decided under. */
+interface GiveUpContext {
+  readonly delivery: RecordDelivery | undefined;
+  readonly configuration: string;
+  readonly now: () => number;
+}
 
 /**
  * Gives the request up on its worker runs, as poison (VALIDATION_FAILED): the consumer loop
@@ -136,19 +150,17 @@ const givenUpShape = z.object({ delivery: z.string().nullable(), reason: z.strin
  * the record fails alone in its batch: held (DRIFTLINE_KAFKA_FAULT_HOLD) instead; the retry found
  * no count and ran the worker MAX_WORKER_ATTEMPTS times again, each retriable failure restarting
  * the hold, so it was never dead-lettered and its partition stuck (found by a review). The give-up
- * is recorded with the record's delivery before the count goes: a redelivery of that record (the
- * dead-letter write failed) is given up again without a run (givenUpBefore); a replay is another
- * record. Not recorded (the disk), the count stays at the bound, which gives up without a run too.
+ * is recorded with the record (position and fingerprint), the configuration and the time before the
+ * count goes: a redelivery of that record (the dead-letter write failed) is given up again without
+ * a run (givenUpBefore); a replay is another record. Not recorded (the disk), the count stays at
+ * the bound, which gives up without a run too.
  */
-function giveUpWorkerRuns(
-  dir: string,
-  delivery: string | undefined,
-  reason: string,
-  cause?: unknown,
-): PoisonRecordError {
+function giveUpWorkerRuns(dir: string, context: GiveUpContext, reason: string, cause?: unknown): PoisonRecordError {
   const error = new PoisonRecordError('VALIDATION_FAILED', reason, cause === undefined ? {} : { cause });
   try {
-    writeFileSync(join(dir, WORKER_GIVEN_UP_FILE), JSON.stringify({ delivery: delivery ?? null, reason }));
+    if (context.delivery === undefined) rmSync(join(dir, WORKER_GIVEN_UP_FILE), { force: true });
+    else
+      writeGiveUp(dir, { delivery: context.delivery, configuration: context.configuration, at: context.now(), reason });
     rmSync(join(dir, WORKER_ATTEMPTS_FILE), { force: true });
   } catch {
     // The count, at the bound, gives the redelivery up without a run.
@@ -156,23 +168,55 @@ function giveUpWorkerRuns(
   return error;
 }
 
+const giveUpContextOf = (deps: TrainerDeps): GiveUpContext => ({
+  delivery: deps.delivery,
+  configuration: configurationDigest(deps.config, deps.python),
+  now: deps.now ?? Date.now,
+});
+
+function writeGiveUp(dir: string, record: GiveUpRecord): void {
+  writeFileSync(join(dir, WORKER_GIVEN_UP_FILE), JSON.stringify(record));
+}
+
 /**
- * Throws the recorded give-up again when this very record was given up on its worker runs before
- * (its dead-lettering failed, so it came back): at once, without reading the window or running the
- * worker. A give-up of another record of the request (a replay from the DLQ) is forgotten here:
- * the replay gets MAX_WORKER_ATTEMPTS runs of its own.
+ * Throws the recorded give-up again when this very record was given up on its worker runs before,
+ * under the same configuration, lately (give-up-record.ts: its dead-lettering failed, or the
+ * trainer crashed before the commit, so it came back): at once, without reading the window or
+ * running the worker; the repeat renews the give-up's time, so an outage that keeps handing the
+ * record back keeps it given up. Otherwise the give-up is forgotten: another record of the request
+ * (a replay, a recreated topic), or this one reprocessed after a change of the configuration or
+ * GIVE_UP_REMEMBERED_MS, gets MAX_WORKER_ATTEMPTS runs of its own.
  */
-function givenUpBefore(dir: string, delivery: string | undefined): void {
+function givenUpBefore(dir: string, context: GiveUpContext, log: Logger): void {
   const file = join(dir, WORKER_GIVEN_UP_FILE);
   if (!existsSync(file)) return;
-  let held: z.infer<typeof givenUpShape> | undefined;
+  let held: GiveUpRecord | undefined;
   try {
-    held = givenUpShape.parse(JSON.parse(readFileSync(file, 'utf8')));
+    held = parseGiveUpRecord(readFileSync(file, 'utf8'));
   } catch {
     held = undefined; // unreadable: no give-up to repeat
   }
-  if (delivery !== undefined && held?.delivery === delivery)
-    throw new PoisonRecordError('VALIDATION_FAILED', held.reason);
+  const now = context.now();
+  const decision = giveUpDecision(held, context.delivery, context.configuration, now);
+  if (decision.kind === 'repeat') {
+    const { record } = decision;
+    try {
+      writeGiveUp(dir, { ...record, at: now });
+    } catch {
+      // Not renewed: it holds from the give-up (or its last renewal) all the same.
+    }
+    log.warn(
+      { delivery: context.delivery?.position, givenUpAt: iso(record.at) },
+      `this record was given up on its worker runs under the same configuration: given up again without a run (a redelivery). Reprocessed ${formatDuration(GIVE_UP_REMEMBERED_MS)} or more after its last give-up, or after a change of the trainer's configuration, it runs again; replayed from the DLQ, at once`,
+    );
+    throw new PoisonRecordError('VALIDATION_FAILED', record.reason);
+  }
+  if (held !== undefined && held.delivery.position === context.delivery?.position) {
+    log.info(
+      { delivery: held.delivery.position, givenUpAt: iso(held.at), why: decision.why },
+      'this position was given up on its worker runs before; not a redelivery of that record now: fresh worker runs',
+    );
+  }
   rmSync(file, { force: true });
 }
 
@@ -231,16 +275,16 @@ async function runWorkerCounted<T>(
   dir: string,
   run: WorkerRun & { readonly subject: string },
   read: (result: WorkerResult) => T,
-  now: () => number,
-  delivery: string | undefined,
+  giveUp: GiveUpContext,
 ): Promise<T> {
+  const { now } = giveUp;
   const file = join(dir, WORKER_ATTEMPTS_FILE);
   const failed = existsSync(file) ? Number.parseInt(readFileSync(file, 'utf8'), 10) || 0 : 0;
   if (failed >= MAX_WORKER_ATTEMPTS) {
     // The last run ended with the trainer (killed together with its worker: memory, as a rule).
     throw giveUpWorkerRuns(
       dir,
-      delivery,
+      giveUp,
       `${run.subject}: trainer worker failed ${failed} times on this request (the last run ended with the trainer: killed together, for memory?); ${GIVEN_UP_ADVICE}`,
     );
   }
@@ -271,7 +315,7 @@ async function runWorkerCounted<T>(
     }
     throw giveUpWorkerRuns(
       dir,
-      delivery,
+      giveUp,
       withFailure(
         `${run.subject}: trainer worker failed ${failed + 1} times on this request; ${GIVEN_UP_ADVICE}. The last failure: `,
         failure.message,
@@ -472,8 +516,7 @@ async function trainRun(
         }
         return completed;
       },
-      deps.now ?? Date.now,
-      deps.delivery,
+      giveUpContextOf(deps),
     );
     const { result } = run;
     log.info(
@@ -704,7 +747,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   // Before the window is read: an unusable directory fails each retry without a ClickHouse read.
   await usingArtifactDir(deps, dir, () => {
     makeVersionDir(config.artifactDir, dir);
-    givenUpBefore(dir, deps.delivery);
+    givenUpBefore(dir, giveUpContextOf(deps), log);
   });
   const window = await readLabeledWindow(deps, request, log);
   if (!('rows' in window)) return window;

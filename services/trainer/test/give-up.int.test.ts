@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
 import { silentLogger } from '@driftline/core';
-import { createProducer, topicOffsets } from '@driftline/kafka';
+import { createProducer, deleteTopics, ensureTopics, setGroupOffsets, topicOffsets } from '@driftline/kafka';
 import { contracts, type RetrainRequest } from '@driftline/schemas';
 import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
@@ -23,6 +23,9 @@ const chPath = mkdtempSync(join(scratch, 'ch-'));
 const prefix = `${uniqueName('give-up')}.`;
 const database = uniqueName('give_up').replace('-', '_');
 const retrainTopic = `${prefix}retrain.v1`;
+const group = `${prefix}driftline-trainer`;
+/** Kept across the restarts below: the give-up records live in the versions' directories. */
+const artifactDir = mkdtempSync(join(scratch, 'art-'));
 
 /** Every training run it is given fails (exit 1, as a worker killed or crashing); the start-up import check passes. */
 const runsFile = join(scratch, 'runs');
@@ -75,9 +78,8 @@ describe('a request the worker fails on every run is dead-lettered once, after M
       0,
     );
 
-  beforeAll(async () => {
-    ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
-    await migrate(ch, migrations);
+  /** Starts the trainer (`over`: settings changed since the first start). */
+  const start = async (over: Record<string, string> = {}) => {
     runner = await startRunner({
       services: [trainerService as unknown as ServiceDefinition<never, unknown>],
       env: {
@@ -88,21 +90,45 @@ describe('a request the worker fails on every run is dead-lettered once, after M
         DRIFTLINE_HTTP_PORT: '0',
         DRIFTLINE_CLICKHOUSE_DATABASE: database,
         DRIFTLINE_CLICKHOUSE_PATH: chPath,
-        DRIFTLINE_TRAINER_ARTIFACT_DIR: mkdtempSync(join(scratch, 'art-')),
+        DRIFTLINE_TRAINER_ARTIFACT_DIR: artifactDir,
         DRIFTLINE_TRAINER_PYTHON: python,
         DRIFTLINE_TRAINER_DEVICE: 'cpu',
         DRIFTLINE_TRAINER_MIN_ROWS: '100',
         DRIFTLINE_TRAINER_LABEL_WAIT: '0',
+        ...over,
       },
       logger: silentLogger,
     });
     await eventually(async () => (runner.ready() ? true : undefined), 60_000, 100);
+  };
+  /** Stops the trainer and resets its group to the start of the topic, as an operator reprocessing it does. */
+  const stopAndReset = async (between?: () => Promise<void>) => {
+    await runner.stop();
+    await between?.();
+    // Kafka refuses while the group still has a member (leaving takes a moment).
+    await eventually(
+      () =>
+        setGroupOffsets(kafka, group, retrainTopic, new Map([[0, 0n]])).then(
+          () => true,
+          () => undefined,
+        ),
+      30_000,
+      250,
+    );
+  };
+
+  beforeAll(async () => {
+    ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
+    await migrate(ch, migrations);
+    await start();
   });
 
   afterAll(async () => {
     await runner?.stop();
   });
 
+  /** The data_to of the request given up alone: sent again, it is the same request (same version directory). */
+  let aloneDataTo = 0;
   const publish = async (models: readonly string[], dataTo: number) => {
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.retrain, retrainTopic);
     const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
@@ -120,6 +146,7 @@ describe('a request the worker fails on every run is dead-lettered once, after M
 
   it("alone in its batch (the review's case): dead-lettered once, naming the attempts and the last failure, within seconds; 3 runs", async () => {
     const dataTo = Date.now();
+    aloneDataTo = dataTo;
     await insertLabeled(ch, 'alone', dataTo - 10 * 60_000, dataTo, 300);
     await publish(['alone'], dataTo);
     // Within 30 s: less than the loop's 60 s processor-fault hold, which the old code never got out of.
@@ -148,5 +175,59 @@ describe('a request the worker fails on every run is dead-lettered once, after M
     await new Promise((r) => setTimeout(r, 3_000));
     expect(runs()).toBe(2 * MAX_WORKER_ATTEMPTS);
     expect(await dlqCount()).toBe(3);
+  });
+  // Below, the operator's ways of handling a given-up request again (found by a review: the give-up
+  // record was keyed by topic/partition@offset alone and never expired, so each was given up at
+  // once with the old reason, never a run).
+  const dlqReasons = async (n: number) =>
+    (await readTopic(kafka, `${retrainTopic}.dlq`, n)).map((r) => String(r.headers['driftline.dlq.reason']));
+
+  it('the group reset under the same configuration (as a redelivery after a crash): given up again at once, no run', async () => {
+    await stopAndReset();
+    await start();
+    await eventually(async () => ((await dlqCount()) >= 6 ? true : undefined), 30_000, 200);
+    const [alone, fails, behind] = (await dlqReasons(6)).slice(3);
+    expect(alone).toMatch(reasonOf('alone'));
+    expect(fails).toMatch(reasonOf('fails'));
+    expect(behind).toContain('behind');
+    expect(runs()).toBe(2 * MAX_WORKER_ATTEMPTS);
+  });
+
+  it('the group reset after raising DRIFTLINE_TRAINER_TIMEOUT: each given-up request runs again, then is given up again', async () => {
+    const runsBefore = runs();
+    await stopAndReset();
+    await start({ DRIFTLINE_TRAINER_TIMEOUT: '30s' });
+    await eventually(async () => ((await dlqCount()) >= 9 ? true : undefined), 60_000, 200);
+    // Before: 0 runs, the three dead-lettered again at once with the reasons of the 20 min timeout.
+    expect(runs() - runsBefore).toBe(2 * MAX_WORKER_ATTEMPTS);
+    const [alone, fails] = (await dlqReasons(9)).slice(6);
+    expect(alone).toMatch(reasonOf('alone'));
+    expect(fails).toMatch(reasonOf('fails'));
+  });
+
+  it('the topic deleted and recreated, the request sent again at the offset it had: another record, fresh runs', async () => {
+    const before = await dlqCount();
+    const runsBefore = runs();
+    await stopAndReset(async () => {
+      await deleteTopics(kafka, [retrainTopic]);
+      await eventually(
+        () =>
+          ensureTopics(kafka, [{ topic: retrainTopic, partitions: 1 }]).then(
+            () => true,
+            () => undefined,
+          ),
+        30_000,
+        300,
+      );
+      await publish(['alone'], aloneDataTo); // offset 0, as the first time
+    });
+    const [offsets] = await topicOffsets(kafka, retrainTopic);
+    expect(offsets).toMatchObject({ low: 0n, high: 1n });
+    // The configuration of the last give-up (its record is what differs).
+    await start({ DRIFTLINE_TRAINER_TIMEOUT: '30s' });
+    await eventually(async () => ((await dlqCount()) >= before + 1 ? true : undefined), 60_000, 200);
+    // Before: given up at once, without a run, as the record given up at that offset of the old topic.
+    expect(runs() - runsBefore).toBe(MAX_WORKER_ATTEMPTS);
+    expect((await dlqReasons(before + 1)).at(-1)).toMatch(reasonOf('alone'));
   });
 });

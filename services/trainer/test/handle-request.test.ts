@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { toTrainerConfig } from '../src/config.js';
 import { buildDataset, datasetToArrow, type LabeledRow } from '../src/dataset.js';
 import { ENVIRONMENT_FAILURE_BUDGET_MS, MIN_ENVIRONMENT_FAILURES } from '../src/environment-failures.js';
+import { GIVE_UP_REMEMBERED_MS, type RecordDelivery } from '../src/give-up-record.js';
 import { LabelWaits } from '../src/label-wait.js';
 import { versionFor } from '../src/promotion.js';
 import {
@@ -167,6 +168,9 @@ function standIn(dir: string, body: string): string {
   chmodSync(python, 0o755);
   return python;
 }
+
+/** The record a request came in: its position and its fingerprint (what service.ts passes). */
+const deliveryAt = (position: string, fingerprint: string): RecordDelivery => ({ position, fingerprint });
 
 describe('handleRequest (idempotency)', () => {
   it('reuses a completed training after a crash before registering; promotes and stores the reference first', async () => {
@@ -486,7 +490,7 @@ describe('handleRequest (a give-up whose dead-lettering failed: found by a revie
           return { rows, truncated: false };
         },
       },
-      delivery: 'retrain.v1/0@7',
+      delivery: deliveryAt('retrain.v1/0@7', 'fp-7'),
     });
     for (let attempt = 1; attempt < MAX_WORKER_ATTEMPTS; attempt++) {
       await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
@@ -511,9 +515,76 @@ describe('handleRequest (a give-up whose dead-lettering failed: found by a revie
     expect(runs()).toBe(MAX_WORKER_ATTEMPTS);
     expect(reads).toBe(readsBefore);
     // `driftline dlq replay`: a new record of the request, which gets runs of its own.
-    await expect(handleRequest({ ...deps, delivery: 'retrain.v1/0@12' }, request)).rejects.toMatchObject({
+    await expect(
+      handleRequest({ ...deps, delivery: deliveryAt('retrain.v1/0@12', 'fp-12') }, request),
+    ).rejects.toMatchObject({
       retriable: true,
     });
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 1);
+  });
+});
+
+describe('handleRequest (the give-up holds for a redelivery of its record only: found by a review)', () => {
+  /** A worker failing every run (counted in `runs`), a clock to move, the record at retrain.v1/0@7. */
+  function failingEveryRun() {
+    const calls = mkdtempSync(join(tmpdir(), 'trainer-calls-'));
+    const runs = () => (existsSync(join(calls, 'runs')) ? readFileSync(join(calls, 'runs'), 'utf8').length : 0);
+    const clock = { t: 1_000_000 };
+    const { deps } = setup({
+      python: standIn(tmpdir(), `printf x >> "${calls}/runs"; echo "MemoryError: stand-in" >&2; exit 1`),
+      now: () => clock.t,
+      delivery: deliveryAt('retrain.v1/0@7', 'fp-7'),
+    });
+    const giveUp = async (on: TrainerDeps) => {
+      for (let attempt = 1; attempt < MAX_WORKER_ATTEMPTS; attempt++) {
+        await expect(handleRequest(on, request)).rejects.toMatchObject({ retriable: true });
+      }
+      await expect(handleRequest(on, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+    };
+    return { deps, runs, clock, giveUp };
+  }
+
+  it('the consumer group reset after DRIFTLINE_TRAINER_TIMEOUT was raised: the same record gets fresh runs', async () => {
+    const { deps, runs, giveUp } = failingEveryRun();
+    await giveUp(deps);
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS);
+    // Restarted under the same configuration (a crash): given up again, no run.
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS);
+    // Before: given up at once with the old reason for as long as the file lived, never a run.
+    const raised = { ...deps, config: { ...deps.config, timeoutMs: 60_000 } };
+    await expect(handleRequest(raised, request)).rejects.toMatchObject({ retriable: true });
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 1);
+    // Its own count: given up on its third run, then remembered under the raised timeout.
+    await expect(handleRequest(raised, request)).rejects.toMatchObject({ retriable: true });
+    await expect(handleRequest(raised, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(runs()).toBe(2 * MAX_WORKER_ATTEMPTS);
+    await expect(handleRequest(raised, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(runs()).toBe(2 * MAX_WORKER_ATTEMPTS);
+  });
+
+  it('the same record redelivered keeps being given up while it keeps coming back; reprocessed after the bound, it runs again', async () => {
+    const { deps, runs, clock, giveUp } = failingEveryRun();
+    await giveUp(deps);
+    // An outage of the DLQ hands it back for two hours: each repeat renews the give-up.
+    for (let i = 0; i < 4; i++) {
+      clock.t += GIVE_UP_REMEMBERED_MS / 2;
+      await expect(handleRequest(deps, request)).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    }
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS);
+    // Reset to reprocess once the bound has passed (the memory raised, no setting changed): runs.
+    clock.t += GIVE_UP_REMEMBERED_MS;
+    await expect(handleRequest(deps, request)).rejects.toMatchObject({ retriable: true });
+    expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 1);
+  });
+
+  it('a topic deleted and recreated: the request sent again lands at the remembered offset, another record, and gets fresh runs', async () => {
+    const { deps, runs, giveUp } = failingEveryRun();
+    await giveUp(deps);
+    // Offsets start again at 0: the same position, another Kafka timestamp (another fingerprint).
+    // Before: given up at once, with the reason of the record given up on the old topic.
+    const recreated = { ...deps, delivery: deliveryAt('retrain.v1/0@7', 'fp-sent-again') };
+    await expect(handleRequest(recreated, request)).rejects.toMatchObject({ retriable: true });
     expect(runs()).toBe(MAX_WORKER_ATTEMPTS + 1);
   });
 });

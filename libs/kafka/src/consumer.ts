@@ -69,11 +69,14 @@ import { committedLag, ProgressTracker, type Stall } from './stall.js';
 /** Default of `stallTimeoutMs` (DRIFTLINE_STALL_TIMEOUT): a partition with lag whose commit has not moved for this long is stalled. */
 export const DEFAULT_STALL_TIMEOUT_MS = 5 * 60_000;
 /**
- * kafkajs' maxWaitTimeInMs (its default, set here because the deferral grace depends on it): how
- * long the broker holds a fetch that finds no records, so also how long a resumed partition may wait
- * for the fetch it joins.
+ * kafkajs' maxWaitTimeInMs: how long the broker holds a fetch that finds no records, so also how
+ * long a resumed partition may wait for the fetch it joins (the deferral grace), and how long
+ * `stop()` waits for the fetch in flight — kafkajs' disconnect cannot cut a long poll short. At
+ * kafkajs' default of 5 s every stop of an idle consumer took 5 s (a SIGTERM, each rebalance-free
+ * restart, every test's stop); 500 ms is the Java client's default `fetch.max.wait.ms`: an idle
+ * consumer asks each broker twice a second, a busy one is answered as soon as records exist.
  */
-const FETCH_MAX_WAIT_MS = 5_000;
+const FETCH_MAX_WAIT_MS = 500;
 /** Default of `faultHoldMs`: under the stall timeout, so a lone record the processor cannot take never stalls a partition. */
 export const DEFAULT_FAULT_HOLD_MS = 60_000;
 /**

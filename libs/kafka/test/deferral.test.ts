@@ -50,7 +50,7 @@ describe('a processor deferral (ProcessResult.defer), as the consumer loop takes
 describe("a partition's wait on a deferral (stepDeferral) and its stall clock, as consumer.ts applies them", () => {
   const T = 60_000;
   /** kafkajs' fetch wait (maxWaitTimeInMs), as consumer.ts sets it. */
-  const W = 5_000;
+  const W = 500;
   /** One partition: the wait, kafkajs' paused state and the stall tracker, moved as consumer.ts's onDeferral does. */
   function partition() {
     const progress = new ProgressTracker(T);

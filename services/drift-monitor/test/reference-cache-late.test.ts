@@ -1,16 +1,8 @@
-import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
-import {
-  decodePartials,
-  type OutboundPartials,
-  type ReferenceSet,
-  referenceSet,
-  windowStartOf,
-} from '@driftline/drift';
+import { decodePartials, type ReferenceSet, referenceSet, windowStartOf } from '@driftline/drift';
 import { buildNumericProfile } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
 import { type BatchPair, ReferenceCache } from '../src/reference-cache.js';
-import { stageOneProcessor } from '../src/stage-one.js';
-import { batchPairs, memoryProgress, memoryReferenceStore, predictionRecord } from './support.js';
+import { batchPairs, memoryProgress, memoryReferenceStore, minuteStageOne, predictionRecord } from './support.js';
 
 const profiles = (shift: number) =>
   new Map([['x', buildNumericProfile(Array.from({ length: 100 }, (_, i) => i + shift))]]);
@@ -32,24 +24,8 @@ describe('ReferenceCache: late events after a promotion', () => {
     const before = windowStartOf(promotedAt - 2 * MINUTE, MINUTE); // opened while v1 was in force
     const after = windowStartOf(promotedAt + 2 * MINUTE, MINUTE);
 
-    const sent: OutboundPartials[] = [];
-    const stageOne = stageOneProcessor({
-      spec: { sizeMs: MINUTE, latenessMs: 5 * MINUTE }, // `before` is still open when its events come
-      references,
-      progress: memoryProgress(),
-      group: 'g',
-      sourceTopic: 'p',
-      sourcePartitions: 1,
-      mergePartitions: 1,
-      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
-      now: () => NOW,
-      decode: async () => {
-        throw new Error('not used: events come decoded');
-      },
-      emit: async (messages) => {
-        sent.push(...messages);
-      },
-    });
+    // `before` is still open when its events come.
+    const { stageOne, sent } = minuteStageOne(references, { latenessMs: 5 * MINUTE, now: () => NOW });
     let offset = 0;
     const event = (model: string, version: string, eventTime: number) =>
       predictionRecord(model, version, eventTime, offset++);
@@ -206,21 +182,7 @@ describe('stage one: the windows a batch holds lenders for are those its events 
       resolved.at(-1)?.push({ pair: `${model}/${version}`, window, version: set?.version });
       return set;
     };
-    const stageOne = stageOneProcessor({
-      spec: { sizeMs: MINUTE, latenessMs },
-      references,
-      progress,
-      group: 'g',
-      sourceTopic: 'p',
-      sourcePartitions: 1,
-      mergePartitions: 1,
-      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
-      now: () => NOW,
-      decode: async () => {
-        throw new Error('not used: events come decoded');
-      },
-      emit: async () => {},
-    });
+    const { stageOne } = minuteStageOne(references, { latenessMs, now: () => NOW, progress });
     /** Per batch: each pair's earliest window as `ensure` got it, and as `add` resolved its events. */
     const earliest = (b: number) => {
       const given = new Map(ensured[b]!.map((p) => [`${p.model}/${p.version}`, p.earliestWindowStart]));

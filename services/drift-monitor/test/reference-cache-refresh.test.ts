@@ -1,13 +1,11 @@
-import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
-import { decodePartials, type OutboundPartials, type ReferenceSet, referenceSet } from '@driftline/drift';
+import { decodePartials, type ReferenceSet, referenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
 import type { ReferenceStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
-import { stageOneProcessor } from '../src/stage-one.js';
-import { batchPairs, memoryProgress, memoryReferenceStore, predictionRecord } from './support.js';
+import { batchPairs, memoryReferenceStore, minuteStageOne, predictionRecord } from './support.js';
 
 const profiles = (shift: number) =>
   new Map([['x', buildNumericProfile(Array.from({ length: 100 }, (_, i) => i + shift))]]);
@@ -21,25 +19,7 @@ describe('ReferenceCache: a batch keeps its own references across a catalog refr
     const references = new ReferenceCache(store, () => clock);
     await references.preload();
     await references.promoted('m', 'v1', 0);
-    const sent: OutboundPartials[] = [];
-    const stageOne = stageOneProcessor({
-      spec: { sizeMs: 60_000, latenessMs: 0 },
-      references,
-      progress: memoryProgress(),
-      group: 'g',
-      sourceTopic: 'p',
-      sourcePartitions: 1,
-      mergePartitions: 1,
-      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
-      now: () => clock,
-      maxBorrowedVersions: 1,
-      decode: async () => {
-        throw new Error('not used: events come decoded');
-      },
-      emit: async (messages) => {
-        sent.push(...messages);
-      },
-    });
+    const { stageOne, sent } = minuteStageOne(references, { latenessMs: 0, now: () => clock, maxBorrowedVersions: 1 });
     let offset = 0;
     const event = (version: string, eventTime: number) => predictionRecord('m', version, eventTime, offset++);
     const ctx = { topic: 'p', partition: 0, highWatermark: '0' };

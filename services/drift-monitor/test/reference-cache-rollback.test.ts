@@ -1,13 +1,11 @@
-import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
-import { decodePartials, type OutboundPartials, referenceSet, windowStartOf } from '@driftline/drift';
+import { decodePartials, referenceSet, windowStartOf } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { DatedStageEvent } from '@driftline/policy';
 import type { PredictionEvent } from '@driftline/schemas';
 import { buildNumericProfile } from '@driftline/stats';
 import { describe, expect, it } from 'vitest';
 import { ReferenceCache } from '../src/reference-cache.js';
-import { stageOneProcessor } from '../src/stage-one.js';
-import { batchPairs, memoryProgress, memoryReferenceStore, predictionRecord } from './support.js';
+import { batchPairs, memoryReferenceStore, minuteStageOne, predictionRecord } from './support.js';
 
 const profiles = (shift: number) =>
   new Map([['x', buildNumericProfile(Array.from({ length: 100 }, (_, i) => i + shift))]]);
@@ -44,24 +42,8 @@ async function measured(
   batches: ReadonlyArray<ReadonlyArray<readonly [string, string, number]>>,
   between: (batch: number) => Promise<void> = async () => {},
 ) {
-  const sent: OutboundPartials[] = [];
-  const stageOne = stageOneProcessor({
-    spec: { sizeMs: MINUTE, latenessMs: 5 * MINUTE }, // `before` is still open when its late events come
-    references,
-    progress: memoryProgress(),
-    group: 'g',
-    sourceTopic: 'p',
-    sourcePartitions: 1,
-    mergePartitions: 1,
-    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
-    now: () => NOW,
-    decode: async () => {
-      throw new Error('not used: events come decoded');
-    },
-    emit: async (messages) => {
-      sent.push(...messages);
-    },
-  });
+  // `before` is still open when its late events come.
+  const { stageOne, sent } = minuteStageOne(references, { latenessMs: 5 * MINUTE, now: () => NOW });
   let offset = 0;
   for (const [i, batch] of batches.entries()) {
     await between(i);

@@ -1,5 +1,5 @@
 import { DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
-import { decodePartials, type PartialsMessage, type ReferenceSet } from '@driftline/drift';
+import { decodePartials, type OutboundPartials, type PartialsMessage, type ReferenceSet } from '@driftline/drift';
 import type { DecodedRecord } from '@driftline/kafka';
 import type { ExpectationSet } from '@driftline/quality';
 import type { PredictionEvent } from '@driftline/schemas';
@@ -78,6 +78,41 @@ export function memoryProgress(): ProgressStore {
       saved.set([s, g, t, p].join('/'), progress);
     },
   };
+}
+
+/**
+ * Stage one in one-minute windows over one source partition on `references`, its events given
+ * decoded (as `predictionRecord` makes them); what it emits is kept in `sent`.
+ */
+export function minuteStageOne(
+  references: ReferenceCache,
+  options: {
+    readonly latenessMs: number;
+    readonly now: () => number;
+    readonly progress?: ProgressStore;
+    readonly maxBorrowedVersions?: number;
+  },
+) {
+  const sent: OutboundPartials[] = [];
+  const stageOne = stageOneProcessor({
+    spec: { sizeMs: 60_000, latenessMs: options.latenessMs },
+    references,
+    progress: options.progress ?? memoryProgress(),
+    group: 'g',
+    sourceTopic: 'p',
+    sourcePartitions: 1,
+    mergePartitions: 1,
+    eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+    now: options.now,
+    ...(options.maxBorrowedVersions === undefined ? {} : { maxBorrowedVersions: options.maxBorrowedVersions }),
+    decode: async () => {
+      throw new Error('not used: events come decoded');
+    },
+    emit: async (messages) => {
+      sent.push(...messages);
+    },
+  });
+  return { stageOne, sent };
 }
 
 /**

@@ -22,6 +22,31 @@ describe('feature API on its worker thread, against a real Redis', () => {
     await writer.close();
   });
 
+  /** The thread with a cap of 8 connections, serving `registry`. */
+  function startCappedThread(registry: ReturnType<typeof createMetricsRegistry>) {
+    return startFeatureApiThread({
+      redis,
+      keyPrefix,
+      viewsText,
+      port: 0,
+      host: '127.0.0.1',
+      maxConnections: 8,
+      registry,
+      logger: silentLogger,
+    });
+  }
+
+  /** Opens 9 idle connections to `port`, one at a time, into `idle`: one past the cap, so the oldest is evicted. */
+  async function openIdleConnections(port: number, idle: Socket[]): Promise<void> {
+    for (let i = 0; i < 9; i++) {
+      const socket = connectSocket(port, '127.0.0.1');
+      socket.on('error', () => {});
+      idle.push(socket);
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   it('serves rows from its own connection and exposes its metrics in the main registry', async () => {
     await waitReady(writer.client);
     const views = parseFeatureViewsText(viewsText);
@@ -248,25 +273,10 @@ describe('feature API on its worker thread, against a real Redis', () => {
 
   it('applies its connection cap on the thread, and its metric reaches the main registry', async () => {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
-    const api = await startFeatureApiThread({
-      redis,
-      keyPrefix,
-      viewsText,
-      port: 0,
-      host: '127.0.0.1',
-      maxConnections: 8,
-      registry,
-      logger: silentLogger,
-    });
+    const api = await startCappedThread(registry);
     const idle: Socket[] = [];
     try {
-      for (let i = 0; i < 9; i++) {
-        const socket = connectSocket(api.port, '127.0.0.1');
-        socket.on('error', () => {});
-        idle.push(socket);
-        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await openIdleConnections(api.port, idle);
       await eventually(
         async () => ((await registry.metrics()).includes('reason="evicted_idle"') ? true : undefined),
         5_000,
@@ -286,25 +296,10 @@ describe('feature API on its worker thread, against a real Redis', () => {
       { listener: 'observability', reason: 'evicted_idle' },
       3,
     );
-    const api = await startFeatureApiThread({
-      redis,
-      keyPrefix,
-      viewsText,
-      port: 0,
-      host: '127.0.0.1',
-      maxConnections: 8,
-      registry,
-      logger: silentLogger,
-    });
+    const api = await startCappedThread(registry);
     const idle: Socket[] = [];
     try {
-      for (let i = 0; i < 9; i++) {
-        const socket = connectSocket(api.port, '127.0.0.1');
-        socket.on('error', () => {});
-        idle.push(socket);
-        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await openIdleConnections(api.port, idle);
       const text = await eventually(
         async () => {
           const t = await registry.metrics();

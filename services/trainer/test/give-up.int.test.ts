@@ -7,15 +7,14 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import { silentLogger } from '@driftline/core';
 import { createProducer, deleteTopics, ensureTopics, setGroupOffsets, topicOffsets } from '@driftline/kafka';
-import { contracts, type RetrainRequest } from '@driftline/schemas';
-import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
+import { contracts } from '@driftline/schemas';
+import type { Runner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
-import { type ClickHouse, chTime, createClickHouse, migrate, migrations } from '@driftline/warehouse';
+import { type ClickHouse, createClickHouse, migrate, migrations } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { trainerService } from '../src/service.js';
 import { MAX_WORKER_ATTEMPTS } from '../src/trainer.js';
+import { dlqRecordCount, insertLabeledRows, retrainRequestOf, startTrainerOnStack } from './on-stack.js';
 
 const stack = inject('stack');
 const scratch = mkdtempSync(join(tmpdir(), 'trainer-give-up-'));
@@ -37,69 +36,27 @@ writeFileSync(
 chmodSync(python, 0o755);
 const runs = () => (existsSync(runsFile) ? readFileSync(runsFile, 'utf8').length : 0);
 
-const requestOf = (model: string, dataTo: number): RetrainRequest => ({
-  request_id: `${model}-request`,
-  model,
-  model_version: 'v1',
-  reason: 'test',
-  evidence: '{}',
-  data_from: dataTo - 10 * 60_000,
-  data_to: dataTo,
-  event_time: dataTo,
-});
-
-async function insertLabeled(ch: ClickHouse, model: string, from: number, to: number, n: number): Promise<void> {
-  const rows = Array.from({ length: n }, (_, i) => {
-    const t = from + Math.floor(((to - from) * i) / n);
-    return {
-      model,
-      model_version: 'v1',
-      prediction_id: `${model}-p${i}`,
-      entity_id: `e${i % 40}`,
-      prediction_time: chTime(t),
-      label_time: chTime(t + 1),
-      features: JSON.stringify({ x: i % 7, noise: (i * 37) % 11 }),
-      prediction: 0.5,
-      predicted_class: null,
-      label: i % 2,
-      joined_at: chTime(t + 1),
-    };
-  });
-  await ch.insert('labeled_predictions', rows);
-}
+const insertLabeled = (ch: ClickHouse, model: string, from: number, to: number, n: number) =>
+  insertLabeledRows(ch, model, from, to, n, (i) => ({ features: { x: i % 7, noise: (i * 37) % 11 }, label: i % 2 }));
 
 describe('a request the worker fails on every run is dead-lettered once, after MAX_WORKER_ATTEMPTS runs (found by a review)', () => {
   const kafka = kafkaFor(stack.kafkaBrokers);
   let ch: ClickHouse;
   let runner: Runner;
-  const dlqCount = async () =>
-    (await topicOffsets(kafka, `${retrainTopic}.dlq`).catch(() => [])).reduce(
-      (sum, o) => sum + Number(o.high - o.low),
-      0,
-    );
+  const dlqCount = () => dlqRecordCount(kafka, retrainTopic);
 
   /** Starts the trainer (`over`: settings changed since the first start). */
   const start = async (over: Record<string, string> = {}) => {
-    runner = await startRunner({
-      services: [trainerService as unknown as ServiceDefinition<never, unknown>],
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: '1',
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_CLICKHOUSE_DATABASE: database,
-        DRIFTLINE_CLICKHOUSE_PATH: chPath,
-        DRIFTLINE_TRAINER_ARTIFACT_DIR: artifactDir,
+    runner = await startTrainerOnStack(
+      stack,
+      { prefix, partitions: 1, database, chPath, artifactDir },
+      {
         DRIFTLINE_TRAINER_PYTHON: python,
-        DRIFTLINE_TRAINER_DEVICE: 'cpu',
         DRIFTLINE_TRAINER_MIN_ROWS: '100',
         DRIFTLINE_TRAINER_LABEL_WAIT: '0',
         ...over,
       },
-      logger: silentLogger,
-    });
-    await eventually(async () => (runner.ready() ? true : undefined), 60_000, 100);
+    );
   };
   /** Stops the trainer and resets its group to the start of the topic, as an operator reprocessing it does. */
   const stopAndReset = async (between?: () => Promise<void>) => {
@@ -133,7 +90,7 @@ describe('a request the worker fails on every run is dead-lettered once, after M
     const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.retrain, retrainTopic);
     const producer = await createProducer(kafkaFor(stack.kafkaBrokers));
     const messages = await Promise.all(
-      models.map(async (model) => ({ key: model, value: await codec.encode(requestOf(model, dataTo)) })),
+      models.map(async (model) => ({ key: model, value: await codec.encode(retrainRequestOf(model, dataTo)) })),
     );
     await producer.send(retrainTopic, messages);
     await producer.disconnect();

@@ -2,15 +2,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SchemaRegistryCodec } from '@driftline/codec';
-import { silentLogger } from '@driftline/core';
-import { createProducer, topicOffsets } from '@driftline/kafka';
+import { createProducer } from '@driftline/kafka';
 import { contracts, type RetrainRequest } from '@driftline/schemas';
-import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
+import type { Runner } from '@driftline/service';
 import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { seededUniform } from '@driftline/test-support/random';
-import { type ClickHouse, chTime, createClickHouse, migrate, migrations } from '@driftline/warehouse';
+import { type ClickHouse, createClickHouse, migrate, migrations } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { trainerService } from '../src/service.js';
+import { dlqRecordCount, insertLabeledRows, retrainRequestOf, startTrainerOnStack } from './on-stack.js';
 
 const stack = inject('stack');
 const chPath = mkdtempSync(join(tmpdir(), 'trainer-wait-ch-'));
@@ -23,24 +22,10 @@ const LABEL_WAIT_MS = 120_000;
 /** `n` labeled predictions of `model` spread over [from, to), as the label-joiner writes them. */
 async function insertLabeled(ch: ClickHouse, model: string, from: number, to: number, n: number): Promise<void> {
   const r = seededUniform(11);
-  const rows = Array.from({ length: n }, (_, i) => {
-    const t = from + Math.floor(((to - from) * i) / n);
+  await insertLabeledRows(ch, model, from, to, n, () => {
     const x = r() * 4 - 2;
-    return {
-      model,
-      model_version: 'v1',
-      prediction_id: `${model}-p${i}`,
-      entity_id: `e${i % 40}`,
-      prediction_time: chTime(t),
-      label_time: chTime(t + 1),
-      features: JSON.stringify({ x, noise: r() }),
-      prediction: 0.5,
-      predicted_class: null,
-      label: r() < 1 / (1 + Math.exp(-2 * x)) ? 1 : 0,
-      joined_at: chTime(t + 1),
-    };
+    return { features: { x, noise: r() }, label: r() < 1 / (1 + Math.exp(-2 * x)) ? 1 : 0 };
   });
-  await ch.insert('labeled_predictions', rows);
 }
 
 async function publish(request: RetrainRequest, topic = retrainTopic, partition?: number): Promise<void> {
@@ -52,40 +37,24 @@ async function publish(request: RetrainRequest, topic = retrainTopic, partition?
   await producer.disconnect();
 }
 
-const requestOf = (model: string, dataTo: number): RetrainRequest => ({
-  request_id: `${model}-request`,
-  model,
-  model_version: 'v1',
-  reason: 'test',
-  evidence: '{}',
-  data_from: dataTo - 10 * 60_000,
-  data_to: dataTo,
-  event_time: dataTo,
-});
-
-/** The trainer alone on the stack: polls every 300 ms, a 5 s stall timeout (shorter than the waits: a wait is no stall). */
+/**
+ * The trainer alone on the stack, ready: polls every 300 ms, a 5 s stall timeout (shorter than the
+ * waits: a wait is no stall).
+ */
 function startTrainer(opts: { prefix: string; database: string; partitions: number; labelWait: string }) {
-  return startRunner({
-    services: [trainerService as unknown as ServiceDefinition<never, unknown>],
-    env: {
-      DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-      DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-      DRIFTLINE_TOPIC_PREFIX: opts.prefix,
-      DRIFTLINE_TOPIC_PARTITIONS: String(opts.partitions),
-      DRIFTLINE_HTTP_PORT: '0',
-      DRIFTLINE_CLICKHOUSE_DATABASE: opts.database,
-      DRIFTLINE_CLICKHOUSE_PATH: chPath,
-      DRIFTLINE_TRAINER_ARTIFACT_DIR: mkdtempSync(join(tmpdir(), 'trainer-wait-art-')),
-      DRIFTLINE_TRAINER_DEVICE: 'cpu',
+  const { labelWait, ...where } = opts;
+  return startTrainerOnStack(
+    stack,
+    { ...where, chPath, artifactDir: mkdtempSync(join(tmpdir(), 'trainer-wait-art-')) },
+    {
       DRIFTLINE_TRAINER_ROUNDS: '10',
       DRIFTLINE_TRAINER_MIN_ROWS: String(MIN_ROWS),
       DRIFTLINE_TRAINER_PROMOTION_MARGIN: '0',
-      DRIFTLINE_TRAINER_LABEL_WAIT: opts.labelWait,
+      DRIFTLINE_TRAINER_LABEL_WAIT: labelWait,
       DRIFTLINE_TRAINER_LABEL_POLL: '300ms',
       DRIFTLINE_STALL_TIMEOUT: '5s',
     },
-    logger: silentLogger,
-  });
+  );
 }
 
 describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINER_LABEL_WAIT)', () => {
@@ -98,11 +67,7 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
     const text = await http('/metrics').then((r) => r.text());
     return new RegExp(`^driftline_trainer_waiting_for_labels\\{model="${model}"[^}]*\\} (\\d+)$`, 'm').exec(text)?.[1];
   };
-  const dlqCount = async () =>
-    (await topicOffsets(kafka, `${retrainTopic}.dlq`).catch(() => [])).reduce(
-      (sum, o) => sum + Number(o.high - o.low),
-      0,
-    );
+  const dlqCount = () => dlqRecordCount(kafka, retrainTopic);
   const published = (model: string) =>
     ch.select<{ version: string; status: string; rows_train: string }>(
       `SELECT version, status, rows_train FROM ${ch.table('model_versions')} FINAL WHERE model = {model:String} AND published = 1`,
@@ -113,9 +78,8 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
     ch = await createClickHouse({ mode: 'embedded', path: chPath, database });
     await migrate(ch, migrations);
     // One partition: the requests queue behind each other, as requests of models sharing one do.
+    // Ready (joined to its group) before anything is published: the waits below are timed from publishing.
     runner = await startTrainer({ prefix, database, partitions: 1, labelWait: `${LABEL_WAIT_MS}ms` });
-    // Joined to its group before anything is published: the waits below are timed from publishing.
-    await eventually(async () => (runner.ready() ? true : undefined), 60_000, 100);
   });
 
   afterAll(async () => {
@@ -127,7 +91,7 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
     // before the checks below that nothing was dead-lettered yet.
     const dataTo = Date.now() - LABEL_WAIT_MS + 30_000;
     await insertLabeled(ch, 'late', dataTo - 10 * 60_000, dataTo, 20); // 20 of the 100 needed, never more
-    await publish(requestOf('late', dataTo));
+    await publish(retrainRequestOf('late', dataTo));
     await eventually(async () => ((await waitingGauge('late')) === '1' ? true : undefined), 20_000, 100);
     expect(await dlqCount()).toBe(0);
     // Past the 5 s stall timeout while waiting: still healthy (a wait is work, not a stall).
@@ -148,7 +112,7 @@ describe('the trainer waits a bounded time for labels that lag (DRIFTLINE_TRAINE
 
   it('trains once the labels arrive, nothing dead-lettered', async () => {
     const dataTo = Date.now();
-    await publish(requestOf('lagging', dataTo));
+    await publish(retrainRequestOf('lagging', dataTo));
     await eventually(async () => ((await waitingGauge('lagging')) === '1' ? true : undefined), 20_000, 100);
     await new Promise((r) => setTimeout(r, 1_000)); // a few polls find nothing
     expect(await published('lagging')).toEqual([]);
@@ -183,7 +147,6 @@ describe('a request waiting for labels holds only its own partition (found by a 
     await migrate(ch, migrations);
     // The waiting request waits past the end of this test: it must not hold the other partition.
     runner = await startTrainer({ prefix: waitPrefix, database: waitDatabase, partitions: 2, labelWait: '30m' });
-    await eventually(async () => (runner.ready() ? true : undefined), 60_000, 100);
   });
 
   afterAll(async () => {
@@ -192,7 +155,7 @@ describe('a request waiting for labels holds only its own partition (found by a 
 
   it('another partition trains within seconds while one request waits; its own partition waits, healthy', async () => {
     const dataTo = Date.now();
-    await publish(requestOf('waits', dataTo), waitTopic, 1); // no labels at all yet
+    await publish(retrainRequestOf('waits', dataTo), waitTopic, 1); // no labels at all yet
     const text = () => http('/metrics').then((r) => r.text());
     await eventually(
       async () =>
@@ -202,11 +165,11 @@ describe('a request waiting for labels holds only its own partition (found by a 
     );
     // Published once the other is waiting (the reviewer's order): it needs a fetch of its own.
     await insertLabeled(ch, 'ready', dataTo - 10 * 60_000, dataTo, 300);
-    await publish(requestOf('ready', dataTo), waitTopic, 0);
+    await publish(retrainRequestOf('ready', dataTo), waitTopic, 0);
     await eventually(async () => ((await published('ready')).length === 1 ? true : undefined), 60_000, 200);
     // A later request on the waiting partition queues behind it (requests of one model keep their order).
     await insertLabeled(ch, 'behind', dataTo - 10 * 60_000, dataTo, 300);
-    await publish(requestOf('behind', dataTo), waitTopic, 1);
+    await publish(retrainRequestOf('behind', dataTo), waitTopic, 1);
     await new Promise((r) => setTimeout(r, 6_000)); // past the stall timeout
     expect(await published('behind')).toEqual([]);
     expect(await published('waits')).toEqual([]);

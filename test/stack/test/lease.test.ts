@@ -1,52 +1,15 @@
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultRepoRoot } from '../src/config.js';
-import { checkOwnership, type SpawnedProcess, spawnDetached, startedByThisProcess } from '../src/proc.js';
+import { checkOwnership, startedByThisProcess } from '../src/proc.js';
 import { decideRecordedStack } from '../src/recorded.js';
 import { stackUp } from '../src/stack.js';
 import { type ProcessRecord, readState, type StackState, writeState } from '../src/state.js';
+import { processSandbox } from './support.js';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'driftline-stack-lease-'));
-const spawned: SpawnedProcess[] = [];
-
-async function sleeper(marker: string): Promise<SpawnedProcess> {
-  const p = await spawnDetached({
-    command: process.execPath,
-    args: ['-e', 'setInterval(() => {}, 1 << 30)', marker],
-    cwd: root,
-    logFile: path.join(root, `${marker}.log`),
-  });
-  spawned.push(p);
-  return p;
-}
-
-function record(name: ProcessRecord['name'], p: { pid: number; startTime: string }, marker: string): ProcessRecord {
-  return {
-    name,
-    pid: p.pid,
-    startTime: p.startTime,
-    markers: [marker],
-    port: 1,
-    command: ['node', marker],
-    cwd: root,
-    logFile: path.join(root, `${marker}.log`),
-    startedAt: new Date().toISOString(),
-  };
-}
-
-afterAll(() => {
-  for (const p of spawned) {
-    try {
-      process.kill(-p.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  fs.rmSync(root, { recursive: true, force: true });
-});
+const { root, sleeper, record } = processSandbox('driftline-stack-lease-');
 
 /** Runs `fn` with DRIFTLINE_STACK_JAVA pointing nowhere: a config no new stack can start with. */
 async function withBrokenJava<T>(fn: () => Promise<T>): Promise<T> {

@@ -1,58 +1,13 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { acquireLock } from '../src/lock.js';
-import {
-  checkOwnership,
-  readProcInfo,
-  type SpawnedProcess,
-  spawnDetached,
-  stopProcesses,
-  stopState,
-} from '../src/proc.js';
+import { checkOwnership, readProcInfo, spawnDetached, stopProcesses, stopState } from '../src/proc.js';
 import { stackDown, stackRelease, stackStatus } from '../src/stack.js';
-import { type ProcessRecord, readState, writeState } from '../src/state.js';
+import { readState, writeState } from '../src/state.js';
+import { processSandbox } from './support.js';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'driftline-stack-proc-'));
-const spawned: SpawnedProcess[] = [];
-
-/** A throwaway long-running process whose command line carries `marker`. */
-async function sleeper(marker: string): Promise<SpawnedProcess> {
-  const p = await spawnDetached({
-    command: process.execPath,
-    args: ['-e', 'setInterval(() => {}, 1 << 30)', marker],
-    cwd: root,
-    logFile: path.join(root, `${marker}.log`),
-  });
-  spawned.push(p);
-  return p;
-}
-
-function record(name: ProcessRecord['name'], p: { pid: number; startTime: string }, marker: string): ProcessRecord {
-  return {
-    name,
-    pid: p.pid,
-    startTime: p.startTime,
-    markers: [marker],
-    port: 1,
-    command: ['node', marker],
-    cwd: root,
-    logFile: path.join(root, `${marker}.log`),
-    startedAt: new Date().toISOString(),
-  };
-}
-
-afterAll(() => {
-  for (const p of spawned) {
-    try {
-      process.kill(-p.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  fs.rmSync(root, { recursive: true, force: true });
-});
+const { root, sleeper, record, track } = processSandbox('driftline-stack-proc-');
 
 describe('process identity', () => {
   it('reads start time and command line of a live process', async () => {
@@ -99,17 +54,18 @@ describe('process identity', () => {
   });
 
   it('stops a process that ignores SIGTERM with SIGKILL after the grace period', async () => {
-    const p = await spawnDetached({
-      command: process.execPath,
-      args: [
-        '-e',
-        "process.on('SIGTERM', () => {}); console.log('armed'); setInterval(() => {}, 1 << 30)",
-        'driftline-test-stubborn',
-      ],
-      cwd: root,
-      logFile: path.join(root, 'stubborn.log'),
-    });
-    spawned.push(p);
+    const p = track(
+      await spawnDetached({
+        command: process.execPath,
+        args: [
+          '-e',
+          "process.on('SIGTERM', () => {}); console.log('armed'); setInterval(() => {}, 1 << 30)",
+          'driftline-test-stubborn',
+        ],
+        cwd: root,
+        logFile: path.join(root, 'stubborn.log'),
+      }),
+    );
     // Wait until it has installed its SIGTERM handler.
     const deadline = Date.now() + 10_000;
     while (!fs.readFileSync(path.join(root, 'stubborn.log'), 'utf8').includes('armed')) {

@@ -109,10 +109,17 @@ function canonicalJson(value: unknown): string {
 }
 
 /**
- * The configuration a give-up is decided under: every setting of the trainer (the
- * DRIFTLINE_TRAINER_* it reads, MAX_CELLS' default from the heap limit included) and the worker's
- * interpreter. Any change is a deliberate act of an operator, which a crash never is.
+ * The configuration a give-up is decided under: what a worker run depends on — the timeout, the
+ * training parameters, the device, the rows and holdout it is given, and the interpreter. A change
+ * of one is a deliberate act of an operator, which a crash never is. Settings a worker run does not
+ * see stay out: a redelivery taken over by an instance whose MAX_CELLS default follows another heap
+ * limit, or whose session timeout or label poll differs, is still the redelivery (hashing every
+ * setting ran a given-up request's worker 3 more times there: found by a review).
  */
 export function configurationDigest(config: TrainerConfig, python: string): string {
-  return createHash('sha256').update(canonicalJson({ config, python })).digest('base64url').slice(0, 22);
+  const { timeoutMs, params, device, maxRows, holdoutFraction } = config;
+  return createHash('sha256')
+    .update(canonicalJson({ timeoutMs, params, device, maxRows, holdoutFraction, python }))
+    .digest('base64url')
+    .slice(0, 22);
 }

@@ -79,13 +79,24 @@ describe('the give-up of a request on its worker runs: repeated only for a redel
     });
   });
 
-  it('the configuration digest: the same settings in any order agree; any setting or the interpreter changed differs', () => {
+  it('the configuration digest: the same settings in any order agree; a setting a worker run depends on, or the interpreter, changed differs', () => {
     const reordered = Object.fromEntries(Object.entries(config).reverse()) as typeof config;
     expect(configurationDigest(reordered, python)).toBe(configuration);
     expect(configurationDigest({ ...config }, python)).toBe(configuration);
     expect(configurationDigest(config, '/usr/bin/python3')).not.toBe(configuration);
-    expect(configurationDigest({ ...config, maxCells: 2_000_000 }, python)).not.toBe(configuration);
     expect(configurationDigest({ ...config, params: { ...config.params, rounds: 6 } }, python)).not.toBe(configuration);
+    expect(configurationDigest({ ...config, maxRows: config.maxRows + 1 }, python)).not.toBe(configuration);
+    expect(configurationDigest({ ...config, holdoutFraction: 0.3 }, python)).not.toBe(configuration);
+  });
+
+  it('settings no worker run sees do not count: an instance with another heap (MAX_CELLS default), session timeout or label poll takes a redelivery over as a redelivery (found by a review)', () => {
+    const other = {
+      ...config,
+      maxCells: config.maxCells / 2,
+      sessionTimeoutMs: 90_000,
+      labelWait: { ...config.labelWait, pollMs: 10_000 },
+    };
+    expect(configurationDigest(other, python)).toBe(configuration);
   });
 
   it('stored as JSON and read back; unreadable or of the older form keyed by position alone: no give-up', () => {

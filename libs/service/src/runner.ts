@@ -234,23 +234,29 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   };
 }
 
-/** Picks services by name from a comma list (`all` or empty = every service). */
-export function selectServices<T extends { name: string }>(all: readonly T[], names: string | undefined): T[] {
+/**
+ * Picks services by name from a comma list (`all` or empty = every service); a problem names
+ * `field`: the variable, or the command-line argument the list came from.
+ */
+export function selectServices<T extends { name: string }>(
+  all: readonly T[],
+  names: string | undefined,
+  field = 'DRIFTLINE_SERVICES',
+): T[] {
   if (names === undefined || names.trim() === '' || names.trim() === 'all') return [...all];
-  const wanted = names
-    .split(',')
-    .map((n) => n.trim())
-    .filter(Boolean);
+  const items = names.split(',').map((n) => n.trim());
+  const wanted = items.filter(Boolean);
   if (wanted.length === 0) {
     // `,` or `, ,`: no name at all. It ran no service, for ever, looking healthy.
-    throw new ConfigError('DRIFTLINE_SERVICES', `names no service (known: ${all.map((s) => s.name).join(', ')})`);
+    throw new ConfigError(field, `names no service (known: ${all.map((s) => s.name).join(', ')})`);
   }
+  // As every list variable (envField.list): an empty item or a name twice is a typo or a paste.
+  if (wanted.length < items.length) throw new ConfigError(field, 'has an empty item (two commas, or one at an end)');
+  const twice = wanted.find((n, i) => wanted.indexOf(n) !== i);
+  if (twice !== undefined) throw new ConfigError(field, `lists ${JSON.stringify(twice)} twice`);
   const unknown = wanted.filter((n) => !all.some((s) => s.name === n));
   if (unknown.length > 0) {
-    throw new ConfigError(
-      'DRIFTLINE_SERVICES',
-      `unknown service ${unknown.join(', ')} (known: ${all.map((s) => s.name).join(', ')})`,
-    );
+    throw new ConfigError(field, `unknown service ${unknown.join(', ')} (known: ${all.map((s) => s.name).join(', ')})`);
   }
   return all.filter((s) => wanted.includes(s.name));
 }

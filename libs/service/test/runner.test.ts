@@ -61,6 +61,13 @@ describe('runner configuration', () => {
     // A list of no names ran nothing for ever (found by a review).
     for (const names of [',', ' , ,'])
       expect(() => selectServices(all, names)).toThrow(/^DRIFTLINE_SERVICES: names no service \(known: a, b\)/);
+    // As every list variable: accepted before, `a,,b` ran both and `a,a` ran a once (found by a review).
+    expect(() => selectServices(all, 'a,,b')).toThrow(/^DRIFTLINE_SERVICES: has an empty item/);
+    expect(() => selectServices(all, 'a,')).toThrow(/^DRIFTLINE_SERVICES: has an empty item/);
+    expect(() => selectServices(all, 'a, a')).toThrow(/^DRIFTLINE_SERVICES: lists "a" twice$/);
+    expect(selectServices(all, ' b , a ')).toEqual(all);
+    // From the command line, the argument is named, not a variable nobody set.
+    expect(() => selectServices(all, 'c', 'the service list')).toThrow(/^the service list: unknown service c/);
   });
 });
 

@@ -7,8 +7,9 @@
  * - another record: a DLQ replay, the trigger firing the same request again, or a topic deleted and
  *   recreated, whose offsets start again at 0. Told apart by the record's fingerprint (its Kafka
  *   timestamp, key and value), not by its position alone, which a recreated topic hands out again;
- * - the same record under another configuration: DRIFTLINE_TRAINER_TIMEOUT raised (or any setting
- *   the trainer reads), then the consumer group reset to reprocess it. A crash changes no setting;
+ * - the same record under another configuration: DRIFTLINE_TRAINER_TIMEOUT raised (or another
+ *   setting a worker run depends on: configurationDigest), then the consumer group reset to
+ *   reprocess it. A crash changes no setting;
  * - the same record when GIVE_UP_REMEMBERED_MS have passed since it was last given up: a redelivery
  *   comes within the trainer's restart or the loop's retries (each repeat renews the record); later,
  *   it is a deliberate reprocessing (the memory raised, which no setting shows).

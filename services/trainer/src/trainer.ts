@@ -207,7 +207,7 @@ function givenUpBefore(dir: string, context: GiveUpContext, log: Logger): void {
     }
     log.warn(
       { delivery: context.delivery?.position, givenUpAt: iso(record.at) },
-      `this record was given up on its worker runs under the same configuration: given up again without a run (a redelivery). Reprocessed ${formatDuration(GIVE_UP_REMEMBERED_MS)} or more after its last give-up, or after a change of the trainer's configuration, it runs again; replayed from the DLQ, at once`,
+      `this record was given up on its worker runs under the same configuration: given up again without a run (a redelivery). Reprocessed ${formatDuration(GIVE_UP_REMEMBERED_MS)} or more after its last give-up, or after a change of a setting a worker run depends on (DRIFTLINE_TRAINER_TIMEOUT, the training parameters, _DEVICE, _MAX_ROWS, _HOLDOUT_FRACTION, _PYTHON), it runs again; replayed from the DLQ, at once`,
     );
     throw new PoisonRecordError('VALIDATION_FAILED', record.reason);
   }

@@ -33,8 +33,10 @@ export async function runCommand(args: readonly string[]): Promise<number> {
     return 0;
   }
   await checkEnvNames();
-  const names = args[0] ?? process.env.DRIFTLINE_SERVICES;
-  const services = selectServices(allServices, names);
+  const services =
+    args[0] === undefined
+      ? selectServices(allServices, process.env.DRIFTLINE_SERVICES)
+      : selectServices(allServices, args[0], 'the service list of `driftline run`');
 
   let runner: Runner | undefined;
   const starting = new AbortController(); // a signal ends start-up retries at once

@@ -110,16 +110,22 @@ async function throughputRun(
   const done = async () => (await out.get()).values.reduce((a, v) => a + v.value, 0);
   let t0 = 0;
   let n0 = 0;
+  let cpu0 = process.cpuUsage();
   for (;;) {
     const n = await done();
     if (t0 === 0 && n > 0) {
       t0 = performance.now();
+      cpu0 = process.cpuUsage();
       n0 = n;
     }
     if (n >= total) break;
     await new Promise((r) => setTimeout(r, 5));
   }
   const rate = (total - n0) / ((performance.now() - t0) / 1000);
+  // The process' CPU per event over the same span (what the rate costs; less at the mercy of
+  // other work on the machine than the rate is).
+  const cpu = process.cpuUsage(cpu0);
+  const cpuPerEvent = (cpu.user + cpu.system) / Math.max(1, total - n0);
   const stat = async (name: string) => {
     const m = (await registry.getSingleMetric(name)?.get())?.values ?? [];
     const sum = m
@@ -133,7 +139,7 @@ async function throughputRun(
   const batches = await stat('driftline_batch_duration_seconds');
   const pipelines = await stat('driftline_feature_redis_pipeline_seconds');
   stats(
-    `${batches.count} batches of ${Math.round(total / Math.max(1, batches.count))} events, ${batches.meanMs.toFixed(1)} ms per batch (Redis pipeline ${pipelines.meanMs.toFixed(1)} ms)`,
+    `${batches.count} batches of ${Math.round(total / Math.max(1, batches.count))} events, ${batches.meanMs.toFixed(1)} ms per batch (Redis pipeline ${pipelines.meanMs.toFixed(1)} ms), ${cpuPerEvent.toFixed(1)} µs CPU per event`,
   );
   await handle.stop();
   await producer.disconnect();

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { EVENT_TIME_MAX_FUTURE_LIMIT_MS, type Logger, type RedisConnectionConfig } from '@driftline/core';
 import { copyDigest, type EntityWrite, type FeatureView } from '@driftline/features';
-import { rowKey, v1RowKey, windowKey } from '../keys.js';
+import { Command } from 'ioredis';
+import { rowKey, v1RowKey, WINDOW_SUFFIX, windowKey } from '../keys.js';
 import type { FeatureRow, OnlineStore, RowRequest, WriteStats } from '../port.js';
 import {
   checkBatchSize,
@@ -13,7 +15,7 @@ import {
   type RowProjection,
   withinTtl,
 } from '../rows.js';
-import { argsBytes, type CallResult, ChunkedPipeline, type PipelineRunner } from './chunked-pipeline.js';
+import { type CallResult, ChunkedPipeline, type PipelineRunner } from './chunked-pipeline.js';
 import { createRedisClient, type RedisClient, type RedisClientPolicy, StallWatch } from './client.js';
 import { classifyRedisError } from './errors.js';
 import { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
@@ -21,22 +23,100 @@ import { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.j
 type ScriptArg = string | number;
 type ScriptCall = (...args: ScriptArg[]) => unknown;
 
-/** One entity's arguments of a write call (see RedisOnlineStore.argsOf). */
-interface EntityArgs {
+/**
+ * One entity's part of a write call (see RedisOnlineStore.entityCall): its arguments as strings,
+ * RESP-framed only when the call is queued.
+ */
+interface EntityCall {
   readonly view: FeatureView;
-  readonly keys: readonly ScriptArg[];
-  readonly values: readonly ScriptArg[];
+  /** Its row key and layout-v1 hash key; window sets: `windowKey` of each. */
+  readonly row: string;
+  readonly v1: string;
+  /** UTF-8 bytes of `row`; `v1` differs from it in ASCII characters only. */
+  readonly rowBytes: number;
+  readonly write: EntityWrite;
+  readonly time: string;
+  readonly copy: string;
+  readonly mask: string;
+  /** Windowed views: nev, then (t, id, copy, packed values) per window event. */
+  readonly window: readonly string[] | undefined;
+  /** Request bytes of its arguments (keys and values). */
+  readonly bytes: number;
 }
 
 /** Per-view constants of the script call, computed once. */
 interface ViewPlan {
-  /** ttl, nf, field names, aggregate header: the head of every call's ARGV. */
-  readonly head: readonly ScriptArg[];
+  /** ttl, nf, field names, aggregate header: the head of every call's ARGV, RESP-framed. */
+  readonly head: string;
+  /** Arguments in `head`. */
+  readonly headArgs: number;
   readonly slotIndexes: readonly number[];
   readonly allPresent: string;
+  /** Per feature: its encoded values are ASCII (doubles, booleans), so their bytes are their length. */
+  readonly ascii: readonly boolean[];
+  /** The view's keys are ASCII (prefix and view name; the entity is percent-encoded): bytes = length. */
+  readonly asciiKeys: boolean;
 }
 
-const COMMAND = 'driftlineWriteRows';
+/** `\r\n$<bytes>\r\n`: ends the previous bulk string of a command and starts one of `bytes` bytes. */
+const BULK_HEADS: string[] = [];
+function bulkHead(bytes: number): string {
+  if (bytes >= 4096) return `\r\n$${bytes}\r\n`;
+  let head = BULK_HEADS[bytes];
+  if (head === undefined) {
+    head = `\r\n$${bytes}\r\n`;
+    BULK_HEADS[bytes] = head;
+  }
+  return head;
+}
+
+/** Request bytes of a bulk string of `bytes` bytes (what argBytes counts). */
+function bulkBytes(bytes: number): number {
+  return bytes + (bytes < 10 ? 1 : bytes < 100 ? 2 : bytes < 1000 ? 3 : String(bytes).length) + 5;
+}
+
+/** Appends `arg` as one bulk string (of `bytes` UTF-8 bytes) to `parts`. */
+function pushBulk(parts: string[], arg: string, bytes: number): void {
+  parts.push(bulkHead(bytes), arg);
+}
+
+/** Connections (sockets) the write script was sent to as EVAL: EVALSHA on them after. */
+const WRITE_SCRIPT_SENT = new WeakSet<object>();
+const WRITE_SCRIPT_SHA = createHash('sha1').update(FEATURE_WRITE_SCRIPT).digest('hex');
+const WRITE_SCRIPT_BYTES = Buffer.byteLength(FEATURE_WRITE_SCRIPT);
+
+/**
+ * One call of the write script, its RESP built by the store from strings (ioredis' own command
+ * building copied, converted and framed every argument: ~17% of the materializer's CPU). Sent as
+ * EVAL the first time on a connection and EVALSHA after, and again as EVAL after a NOSCRIPT (a
+ * Redis restarted or its scripts flushed), as ioredis' defineCommand does.
+ */
+class WriteScriptCommand extends Command {
+  constructor(
+    /** Arguments after the script or its SHA. */
+    private readonly argCount: number,
+    /** Those arguments, RESP-framed (each led by the CRLF ending the one before). */
+    private readonly body: string,
+  ) {
+    super('evalsha', []);
+  }
+
+  override toWritable(socket: object): string {
+    const reject = this.reject;
+    this.reject = (error: Error) => {
+      if (error.message.includes('NOSCRIPT')) WRITE_SCRIPT_SENT.delete(socket);
+      reject.call(this, error);
+    };
+    if (WRITE_SCRIPT_SENT.has(socket)) {
+      this.name = 'evalsha';
+      return `*${this.argCount + 2}\r\n$7\r\nevalsha\r\n$40\r\n${WRITE_SCRIPT_SHA}${this.body}\r\n`;
+    }
+    WRITE_SCRIPT_SENT.add(socket);
+    this.name = 'eval';
+    return `*${this.argCount + 2}\r\n$4\r\neval\r\n$${WRITE_SCRIPT_BYTES}\r\n${FEATURE_WRITE_SCRIPT}${this.body}\r\n`;
+  }
+}
+
 const V1_READ_COMMAND = 'driftlineReadV1Rows';
 
 export interface RedisOnlineStoreOptions {
@@ -114,6 +194,8 @@ const FEATURE_SCAN_PAGES = 100;
 
 export class RedisOnlineStore implements OnlineStore {
   private readonly plans = new Map<string, ViewPlan>();
+  /** callOf's scratch list of RESP pieces (kept: it grows to a call's size once). */
+  private readonly parts: string[] = [];
   private readonly entitiesPerCall: number;
   private readonly keyPrefix: string;
   private readonly stall: StallWatch;
@@ -126,7 +208,6 @@ export class RedisOnlineStore implements OnlineStore {
   ) {
     this.keyPrefix = options.keyPrefix;
     this.entitiesPerCall = Math.max(1, options.entitiesPerCall ?? 100);
-    client.defineCommand(COMMAND, { lua: FEATURE_WRITE_SCRIPT });
     client.defineCommand(V1_READ_COMMAND, { lua: FEATURE_V1_READ_SCRIPT });
     this.stall = new StallWatch(client);
     this.chunks = new ChunkedPipeline({ timeoutMs: client.options.commandTimeout ?? Number.POSITIVE_INFINITY });
@@ -225,10 +306,18 @@ export class RedisOnlineStore implements OnlineStore {
         head.push(view.aggregates.length, view.horizonMs, view.maxWindowEvents, slots.length);
         for (const a of view.aggregates) head.push(a.name, a.function, a.windowMs, slots.indexOf(a.feature) + 1);
       }
+      const parts: string[] = [];
+      for (const arg of head) {
+        const text = String(arg);
+        pushBulk(parts, text, Buffer.byteLength(text));
+      }
       plan = {
-        head,
+        head: parts.join(''),
+        headArgs: head.length,
         slotIndexes: slots.map((f) => view.featureIndex.get(f)!),
         allPresent: '1'.repeat(view.features.length),
+        ascii: view.features.map((f) => f.type !== 'string'),
+        asciiKeys: Buffer.byteLength(`${this.keyPrefix}${view.name}`) === this.keyPrefix.length + view.name.length,
       };
       this.plans.set(view.name, plan);
     }
@@ -236,51 +325,94 @@ export class RedisOnlineStore implements OnlineStore {
   }
 
   /** One entity's part of a script call: its keys, and its values (the ARGV after the view's head). */
-  private entityArgs(view: FeatureView, plan: ViewPlan, w: EntityWrite): EntityArgs {
+  private entityCall(view: FeatureView, plan: ViewPlan, w: EntityWrite): EntityCall {
     const windowed = view.aggregates.length > 0;
     const row = rowKey(this.keyPrefix, view.name, w.entity);
     const v1 = v1RowKey(row);
-    const keys: ScriptArg[] = windowed ? [row, v1, windowKey(row), windowKey(v1)] : [row, v1];
+    const rowBytes = plan.asciiKeys ? row.length : Buffer.byteLength(row);
+    const v1Bytes = rowBytes + v1.length - row.length;
+    let bytes = bulkBytes(rowBytes) + bulkBytes(v1Bytes);
+    if (windowed) bytes += bulkBytes(rowBytes + WINDOW_SUFFIX.length) + bulkBytes(v1Bytes + WINDOW_SUFFIX.length);
     const { winner } = w;
-    const values: ScriptArg[] = [winner.eventTime, winner.eventId, copyDigest(winner), plan.allPresent];
+    const time = String(winner.eventTime);
+    const copy = copyDigest(winner);
     const nf = view.features.length;
-    let mask = '';
-    let complete = true;
+    let mask = plan.allPresent;
     for (let i = 0; i < nf; i++) {
       const value = winner.values[i];
       if (value === undefined) {
-        complete = false;
+        if (mask === plan.allPresent) mask = mask.slice(0, i);
         mask += '0';
-        values.push('');
+        bytes += bulkBytes(0);
       } else {
-        mask += '1';
-        values.push(value);
+        if (mask !== plan.allPresent) mask += '1';
+        bytes += bulkBytes(plan.ascii[i] ? value.length : Buffer.byteLength(value));
       }
     }
-    if (!complete) values[3] = mask;
+    bytes +=
+      bulkBytes(time.length) + bulkBytes(Buffer.byteLength(winner.eventId)) + bulkBytes(copy.length) + bulkBytes(nf);
+    let window: string[] | undefined;
     if (windowed) {
-      values.push(w.windowEvents.length);
+      window = [String(w.windowEvents.length)];
       for (const e of w.windowEvents) {
         let packed = '';
         for (let s = 0; s < plan.slotIndexes.length; s++) {
           if (s > 0) packed += ',';
           packed += e.values[plan.slotIndexes[s]!] ?? '';
         }
-        values.push(e.eventTime, e.eventId, copyDigest(e), packed);
+        window.push(String(e.eventTime), e.eventId, copyDigest(e), packed);
       }
+      for (const arg of window) bytes += bulkBytes(Buffer.byteLength(arg));
     }
-    return { view, keys, values };
+    return { view, row, v1, rowBytes, write: w, time, copy, mask, window, bytes };
   }
 
-  /** Script arguments (numkeys first) of one call writing entities of one view. */
-  private argsOf(entities: readonly EntityArgs[]): ScriptArg[] {
-    const view = entities[0]!.view;
-    const args: ScriptArg[] = [entities.length * (view.aggregates.length > 0 ? 4 : 2)];
-    for (const e of entities) for (const key of e.keys) args.push(key);
-    for (const a of this.plan(view).head) args.push(a);
-    args.push(Date.now() + EVENT_TIME_MAX_FUTURE_LIMIT_MS, entities.length);
-    for (const e of entities) for (const value of e.values) args.push(value);
-    return args;
+  /** The RESP-framed arguments (numkeys first) of one call writing entities [from, to) of one view. */
+  private callOf(entities: readonly EntityCall[], from: number, to: number): { args: number; body: string } {
+    const view = entities[from]!.view;
+    const plan = this.plan(view);
+    const windowed = view.aggregates.length > 0;
+    const n = to - from;
+    const parts = this.parts;
+    parts.length = 0;
+    const numkeys = String(n * (windowed ? 4 : 2));
+    pushBulk(parts, numkeys, numkeys.length);
+    for (let i = from; i < to; i++) {
+      const { row, v1, rowBytes } = entities[i]!;
+      const v1Bytes = rowBytes + v1.length - row.length;
+      pushBulk(parts, row, rowBytes);
+      pushBulk(parts, v1, v1Bytes);
+      if (windowed) {
+        pushBulk(parts, windowKey(row), rowBytes + WINDOW_SUFFIX.length);
+        pushBulk(parts, windowKey(v1), v1Bytes + WINDOW_SUFFIX.length);
+      }
+    }
+    parts.push(plan.head);
+    const ceiling = String(Date.now() + EVENT_TIME_MAX_FUTURE_LIMIT_MS);
+    pushBulk(parts, ceiling, ceiling.length);
+    pushBulk(parts, String(n), String(n).length);
+    let args = 1 + Number(numkeys) + plan.headArgs + 2;
+    const nf = view.features.length;
+    for (let i = from; i < to; i++) {
+      const e = entities[i]!;
+      const { winner } = e.write;
+      pushBulk(parts, e.time, e.time.length);
+      pushBulk(parts, winner.eventId, Buffer.byteLength(winner.eventId));
+      pushBulk(parts, e.copy, e.copy.length);
+      pushBulk(parts, e.mask, e.mask.length);
+      for (let f = 0; f < nf; f++) {
+        const value = winner.values[f] ?? '';
+        pushBulk(parts, value, plan.ascii[f] ? value.length : Buffer.byteLength(value));
+      }
+      args += 4 + nf;
+      if (e.window !== undefined) {
+        for (const arg of e.window) pushBulk(parts, arg, Buffer.byteLength(arg));
+        args += e.window.length;
+      }
+    }
+    const body = parts.join('');
+    parts.length = 0;
+    return { args, body };
   }
 
   /**
@@ -298,15 +430,15 @@ export class RedisOnlineStore implements OnlineStore {
       else list.push(w);
     }
     // Arguments first (a bad entity id throws here, before anything is sent).
-    const entities: EntityArgs[] = [];
+    const entities: EntityCall[] = [];
     const itemBytes: number[] = [];
     const runEnds: number[] = [];
     for (const [view, list] of byView) {
       const plan = this.plan(view);
       for (const w of list) {
-        const e = this.entityArgs(view, plan, w);
-        entities.push(e);
-        itemBytes.push(argsBytes(e.keys) + argsBytes(e.values));
+        const call = this.entityCall(view, plan, w);
+        entities.push(call);
+        itemBytes.push(call.bytes);
       }
       runEnds.push(entities.length);
     }
@@ -316,8 +448,14 @@ export class RedisOnlineStore implements OnlineStore {
         itemBytes,
         itemsPerCall: this.entitiesPerCall,
         queue: (pipeline, from, to) => {
-          const call = (pipeline as unknown as Record<string, ScriptCall>)[COMMAND]!;
-          call.apply(pipeline, this.argsOf(entities.slice(from, to)));
+          const { args, body } = this.callOf(entities, from, to);
+          const command = new WriteScriptCommand(args, body);
+          // A NOSCRIPT (the script cache emptied): sent again, as EVAL, on the connection.
+          command.promise = command.promise.catch((error: Error) => {
+            if (!error.message.includes('NOSCRIPT')) throw error;
+            return this.client.sendCommand(new WriteScriptCommand(args, body));
+          });
+          (pipeline as unknown as { sendCommand(command: Command): unknown }).sendCommand(command);
         },
       },
       this.writeRunner,

@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { planWrites, validateFeatureEvent } from '@driftline/features';
+import { type EntityWrite, parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
 import type { FeatureEvent } from '@driftline/schemas';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRedisClient, createRedisOnlineStore, type RedisClient, waitReady } from '../src/redis/index.js';
@@ -90,5 +90,46 @@ describe('the write script on the wire', () => {
     const row = await store.read(spend, 'ü 😀');
     expect(row?.eventId).toBe('ïd-3 😀');
     expect(row?.features).toMatchObject({ amount: 5, fee: null, amount_count_10m: 3, amount_sum_10m: 10 });
+  });
+
+  it('counts every length from the bytes: a value framed short would run the rest as another command (found by a review)', async () => {
+    const { tooling, store } = await setup();
+    // A double slot holding non-ASCII text (a broken contract: validateFeatureEvent never makes one)
+    // whose tail is a whole command: counted by UTF-16 length, Redis ran the SET.
+    const views = parseFeatureViews({ views: [{ name: 'p', entity: 'u', features: { note: 'string', x: 'double' } }] });
+    const view = views.get('p')!;
+    const command = '*3\r\n$3\r\nSET\r\n$6\r\ncanary\r\n$5\r\npwned';
+    const value = `${'é'.repeat(command.length + 2)}--${command}`;
+    const winner = { view, entity: 'a', eventTime: Date.now() - 1000, eventId: 'e1', values: ['n', value] };
+    await store.write([{ view, entity: 'a', winner, windowEvents: [] } as unknown as EntityWrite]);
+    expect(await tooling.get('canary')).toBeNull();
+
+    // Long values: bulk heads past the cached ones (4,096 bytes and more), 4-byte characters.
+    const long = 'x'.repeat(5_000);
+    const emoji = '😀'.repeat(32_768);
+    const t = Date.now() - 60_000;
+    await store.write(
+      planWrites([
+        validated('profile', 'long', 'l1', t, { age: 1, country: long }),
+        validated('profile', 'emoji', 'm1', t, { age: 2, country: emoji }),
+      ]),
+    );
+    expect((await store.read(profile, 'long'))?.features.country).toBe(long);
+    expect((await store.read(profile, 'emoji'))?.features.country).toBe(emoji);
+  });
+
+  it('a view defined again under the same name is framed by its own plan, not the old one (found by a review)', async () => {
+    const { tooling, store } = await setup();
+    const before = parseFeatureViews({ views: [{ name: 'p', entity: 'u', features: { x: 'double' } }] });
+    const after = parseFeatureViews({ views: [{ name: 'p', entity: 'u', features: { x: 'string' } }] });
+    const t = Date.now() - 60_000;
+    const event = (views: typeof before, id: string, at: number, x: number | string) =>
+      validateFeatureEvent(views, { event_id: id, view: 'p', entity_id: 'a', event_time: at, features: { x } });
+    await store.write(planWrites([event(before, 'e1', t, 1.5)]));
+    const command = '*3\r\n$3\r\nSET\r\n$6\r\ncanary\r\n$5\r\npwned';
+    const text = `${'é'.repeat(command.length + 2)}--${command}`;
+    await store.write(planWrites([event(after, 'e2', t + 1, text)]));
+    expect(await tooling.get('canary')).toBeNull();
+    expect((await store.read(after.get('p')!, 'a'))?.features.x).toBe(text);
   });
 });

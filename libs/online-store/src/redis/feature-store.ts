@@ -32,8 +32,9 @@ interface EntityCall {
   /** Its row key and layout-v1 hash key; window sets: `windowKey` of each. */
   readonly row: string;
   readonly v1: string;
-  /** UTF-8 bytes of `row`; `v1` differs from it in ASCII characters only. */
+  /** UTF-8 bytes of `row` and `v1`. */
   readonly rowBytes: number;
+  readonly v1Bytes: number;
   readonly write: EntityWrite;
   readonly time: string;
   readonly copy: string;
@@ -52,10 +53,6 @@ interface ViewPlan {
   readonly headArgs: number;
   readonly slotIndexes: readonly number[];
   readonly allPresent: string;
-  /** Per feature: its encoded values are ASCII (doubles, booleans), so their bytes are their length. */
-  readonly ascii: readonly boolean[];
-  /** The view's keys are ASCII (prefix and view name; the entity is percent-encoded): bytes = length. */
-  readonly asciiKeys: boolean;
 }
 
 /** `\r\n$<bytes>\r\n`: ends the previous bulk string of a command and starts one of `bytes` bytes. */
@@ -193,7 +190,11 @@ export function createRedisOnlineStore(
 const FEATURE_SCAN_PAGES = 100;
 
 export class RedisOnlineStore implements OnlineStore {
-  private readonly plans = new Map<string, ViewPlan>();
+  /**
+   * By the view itself, not its name: a view of the same name defined again (another type) must
+   * not be framed with the plan of the old one.
+   */
+  private readonly plans = new WeakMap<FeatureView, ViewPlan>();
   /** callOf's scratch list of RESP pieces (kept: it grows to a call's size once). */
   private readonly parts: string[] = [];
   private readonly entitiesPerCall: number;
@@ -297,7 +298,7 @@ export class RedisOnlineStore implements OnlineStore {
   }
 
   private plan(view: FeatureView): ViewPlan {
-    let plan = this.plans.get(view.name);
+    let plan = this.plans.get(view);
     if (plan === undefined) {
       const slots = view.aggregatedFeatures;
       const head: ScriptArg[] = [view.ttlMs, view.features.length, ...view.features.map((f) => f.name)];
@@ -316,10 +317,8 @@ export class RedisOnlineStore implements OnlineStore {
         headArgs: head.length,
         slotIndexes: slots.map((f) => view.featureIndex.get(f)!),
         allPresent: '1'.repeat(view.features.length),
-        ascii: view.features.map((f) => f.type !== 'string'),
-        asciiKeys: Buffer.byteLength(`${this.keyPrefix}${view.name}`) === this.keyPrefix.length + view.name.length,
       };
-      this.plans.set(view.name, plan);
+      this.plans.set(view, plan);
     }
     return plan;
   }
@@ -329,8 +328,10 @@ export class RedisOnlineStore implements OnlineStore {
     const windowed = view.aggregates.length > 0;
     const row = rowKey(this.keyPrefix, view.name, w.entity);
     const v1 = v1RowKey(row);
-    const rowBytes = plan.asciiKeys ? row.length : Buffer.byteLength(row);
-    const v1Bytes = rowBytes + v1.length - row.length;
+    // Every length is counted from the bytes (never assumed from a type): a length short of the
+    // bytes written lets Redis read the rest of a value as protocol — another command.
+    const rowBytes = Buffer.byteLength(row);
+    const v1Bytes = Buffer.byteLength(v1);
     let bytes = bulkBytes(rowBytes) + bulkBytes(v1Bytes);
     if (windowed) bytes += bulkBytes(rowBytes + WINDOW_SUFFIX.length) + bulkBytes(v1Bytes + WINDOW_SUFFIX.length);
     const { winner } = w;
@@ -346,7 +347,7 @@ export class RedisOnlineStore implements OnlineStore {
         bytes += bulkBytes(0);
       } else {
         if (mask !== plan.allPresent) mask += '1';
-        bytes += bulkBytes(plan.ascii[i] ? value.length : Buffer.byteLength(value));
+        bytes += bulkBytes(Buffer.byteLength(value));
       }
     }
     bytes +=
@@ -364,7 +365,7 @@ export class RedisOnlineStore implements OnlineStore {
       }
       for (const arg of window) bytes += bulkBytes(Buffer.byteLength(arg));
     }
-    return { view, row, v1, rowBytes, write: w, time, copy, mask, window, bytes };
+    return { view, row, v1, rowBytes, v1Bytes, write: w, time, copy, mask, window, bytes };
   }
 
   /** The RESP-framed arguments (numkeys first) of one call writing entities [from, to) of one view. */
@@ -378,8 +379,7 @@ export class RedisOnlineStore implements OnlineStore {
     const numkeys = String(n * (windowed ? 4 : 2));
     pushBulk(parts, numkeys, numkeys.length);
     for (let i = from; i < to; i++) {
-      const { row, v1, rowBytes } = entities[i]!;
-      const v1Bytes = rowBytes + v1.length - row.length;
+      const { row, v1, rowBytes, v1Bytes } = entities[i]!;
       pushBulk(parts, row, rowBytes);
       pushBulk(parts, v1, v1Bytes);
       if (windowed) {
@@ -402,7 +402,7 @@ export class RedisOnlineStore implements OnlineStore {
       pushBulk(parts, e.mask, e.mask.length);
       for (let f = 0; f < nf; f++) {
         const value = winner.values[f] ?? '';
-        pushBulk(parts, value, plan.ascii[f] ? value.length : Buffer.byteLength(value));
+        pushBulk(parts, value, Buffer.byteLength(value));
       }
       args += 4 + nf;
       if (e.window !== undefined) {

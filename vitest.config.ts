@@ -46,9 +46,10 @@ export default defineConfig({
           include: ['{libs,services,schemas,test,docker}/**/*.int.test.ts'],
           exclude: ['**/node_modules/**', ...EXCLUSIVE],
           ...integration,
-          // Every file names its own topics, groups, databases and private servers, so two files
-          // can share the stack; most of their time is spent waiting on brokers and timers.
-          maxWorkers: 2,
+          // Every file names its own topics, groups, databases and private servers, so files can
+          // share the stack; most of their time is spent waiting on brokers and timers, so three
+          // run at once on two cores.
+          maxWorkers: 3,
           // After the unit tests (which have the cores to themselves first).
           sequence: { groupOrder: 1 },
         },

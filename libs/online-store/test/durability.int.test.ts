@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkRedisDurability, checkRedisServer, createRedisClient, waitReady } from '../src/redis/index.js';
-import { privateRedis, recordingLogger } from './support.js';
+import { privateRedis, privateRedisWithTooling, recordingLogger } from './support.js';
 
 describe('Redis durability check at start-up (real redis-server)', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -10,15 +10,7 @@ describe('Redis durability check at start-up (real redis-server)', () => {
   });
 
   async function check(args: string[]) {
-    const server = await privateRedis(args);
-    cleanup.push(() => {
-      server.process.kill('SIGKILL');
-      rmSync(server.dir, { recursive: true, force: true });
-    });
-    const redis = createRedisClient({ url: server.url, tls: false }, 'tooling');
-    redis.on('error', () => {}); // refused until the fresh server listens
-    cleanup.push(() => redis.disconnect());
-    await waitReady(redis, 10_000);
+    const { tooling: redis } = await privateRedisWithTooling(args, cleanup);
     const lines: Array<{ obj: object; msg?: string }> = [];
     const report = await checkRedisDurability(redis, recordingLogger('warn', lines));
     return { report, lines };

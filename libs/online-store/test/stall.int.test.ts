@@ -1,10 +1,9 @@
-import { rmSync } from 'node:fs';
 import { SinkUnavailableError } from '@driftline/core';
 import { stallableProxy } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRedisClient, createRedisOnlineStore, STALLED_AFTER_TIMEOUTS, waitReady } from '../src/redis/index.js';
+import { createRedisOnlineStore, STALLED_AFTER_TIMEOUTS, waitReady } from '../src/redis/index.js';
 import { contractViews } from './contract.js';
-import { privateRedis } from './support.js';
+import { privateRedisWithTooling } from './support.js';
 
 async function until(condition: () => boolean, timeoutMs: number, pollMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -21,15 +20,7 @@ describe('a stalled Redis connection (real redis-server behind a proxy that stop
   });
 
   async function stalledSetup() {
-    const server = await privateRedis(['--save', '']);
-    cleanup.push(() => {
-      server.process.kill('SIGKILL');
-      rmSync(server.dir, { recursive: true, force: true });
-    });
-    const direct = createRedisClient({ url: server.url, tls: false }, 'tooling');
-    direct.on('error', () => {}); // refused until the fresh server listens
-    cleanup.push(() => direct.disconnect());
-    await waitReady(direct, 10_000);
+    const { server } = await privateRedisWithTooling(['--save', ''], cleanup);
     const proxy = await stallableProxy(server.port);
     cleanup.push(() => proxy.close());
     const store = createRedisOnlineStore(

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '@driftline/core';
 import { freePort } from '@driftline/test-support';
+import { createRedisClient, type RedisClient, waitReady } from '../src/redis/index.js';
 
 /** A private redis-server (the shared stack's one is used by every other test: never reconfigure it). */
 export async function privateRedis(
@@ -16,6 +17,26 @@ export async function privateRedis(
     stdio: 'ignore',
   });
   return { url: `redis://127.0.0.1:${listen}`, port: listen, process: child, dir };
+}
+
+/**
+ * A private redis-server (`args`) and a ready tooling client of it; `cleanup` (run in reverse
+ * order after each test) disconnects the client, kills the server and removes its folder.
+ */
+export async function privateRedisWithTooling(
+  args: string[],
+  cleanup: Array<() => Promise<void> | void>,
+): Promise<{ server: Awaited<ReturnType<typeof privateRedis>>; tooling: RedisClient }> {
+  const server = await privateRedis(args);
+  cleanup.push(() => {
+    server.process.kill('SIGKILL');
+    rmSync(server.dir, { recursive: true, force: true });
+  });
+  const tooling = createRedisClient({ url: server.url, tls: false }, 'tooling');
+  tooling.on('error', () => {}); // refused until the fresh server listens
+  cleanup.push(() => tooling.disconnect());
+  await waitReady(tooling, 10_000);
+  return { server, tooling };
 }
 
 /** A logger that records the lines of one level (the others are dropped). */

@@ -1,10 +1,9 @@
-import { rmSync } from 'node:fs';
 import { type EntityWrite, parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
 import type { FeatureEvent } from '@driftline/schemas';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRedisClient, createRedisOnlineStore, type RedisClient, waitReady } from '../src/redis/index.js';
+import { createRedisOnlineStore, type RedisClient, waitReady } from '../src/redis/index.js';
 import { contractViews } from './contract.js';
-import { privateRedis } from './support.js';
+import { privateRedisWithTooling } from './support.js';
 
 // The store frames the write script's calls itself (not through ioredis' defineCommand): EVAL on
 // a connection's first call, EVALSHA after, EVAL again after the script cache was emptied. On a
@@ -16,15 +15,7 @@ describe('the write script on the wire', () => {
   });
 
   async function setup(keyPrefix = 'ws') {
-    const server = await privateRedis(['--save', '']);
-    cleanup.push(() => {
-      server.process.kill('SIGKILL');
-      rmSync(server.dir, { recursive: true, force: true });
-    });
-    const tooling = createRedisClient({ url: server.url, tls: false }, 'tooling');
-    tooling.on('error', () => {}); // refused until the fresh server listens
-    cleanup.push(() => tooling.disconnect());
-    await waitReady(tooling, 10_000);
+    const { server, tooling } = await privateRedisWithTooling(['--save', ''], cleanup);
     const store = createRedisOnlineStore(
       { url: server.url, tls: false },
       { use: 'online-write', keyPrefix, entitiesPerCall: 2 },

@@ -1,3 +1,5 @@
+import { type TrainerConfig, type TrainerEnv, toTrainerConfig } from '../src/config.js';
+
 /**
  * model.json of a binary:logistic model in XGBoost's layout (as train.py's save_model writes it):
  * `trees` stumps on the first feature, named `names` (or by position when `named` is false).
@@ -47,4 +49,30 @@ export function metaJson(
   categories: Readonly<Record<string, readonly string[]>> = {},
 ): string {
   return JSON.stringify({ features: names, categories, params: {}, rounds: 2, xgboost: '3.2.0', python: '3.11' });
+}
+
+/**
+ * The unit tests' trainer configuration: small (1,000 rows, depth 2, 5 rounds, a 10 s worker
+ * timeout), on the CPU, promoted directly; `vars` override it.
+ */
+export function unitTrainerConfig(artifactDir: string, vars: Partial<TrainerEnv> = {}): TrainerConfig {
+  return toTrainerConfig({
+    DRIFTLINE_TRAINER_GROUP: 'g',
+    DRIFTLINE_TRAINER_ARTIFACT_DIR: artifactDir,
+    DRIFTLINE_TRAINER_DEVICE: 'cpu',
+    DRIFTLINE_TRAINER_PROMOTION_METRIC: 'roc_auc',
+    DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
+    DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
+    DRIFTLINE_TRAINER_MIN_ROWS: 20,
+    DRIFTLINE_TRAINER_MIN_CLASS_ROWS: 1,
+    DRIFTLINE_TRAINER_LABEL_WAIT: 0,
+    DRIFTLINE_TRAINER_LABEL_POLL: 1_000,
+    DRIFTLINE_TRAINER_MAX_ROWS: 1_000,
+    DRIFTLINE_TRAINER_ROUNDS: 5,
+    DRIFTLINE_TRAINER_MAX_DEPTH: 2,
+    DRIFTLINE_TRAINER_TIMEOUT: 10_000,
+    DRIFTLINE_TRAINER_SESSION_TIMEOUT: 60_000,
+    DRIFTLINE_TRAINER_ROLLOUT: 'direct',
+    ...vars,
+  });
 }

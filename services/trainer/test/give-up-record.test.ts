@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { toTrainerConfig } from '../src/config.js';
 import {
   configurationDigest,
   GIVE_UP_REMEMBERED_MS,
@@ -8,25 +7,11 @@ import {
   parseGiveUpRecord,
   type RecordDelivery,
 } from '../src/give-up-record.js';
+import { unitTrainerConfig } from './fixtures.js';
 
-const config = toTrainerConfig({
-  DRIFTLINE_TRAINER_GROUP: 'g',
-  DRIFTLINE_TRAINER_ARTIFACT_DIR: '/tmp/models',
-  DRIFTLINE_TRAINER_DEVICE: 'cpu',
-  DRIFTLINE_TRAINER_PROMOTION_METRIC: 'roc_auc',
-  DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
-  DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
-  DRIFTLINE_TRAINER_MIN_ROWS: 20,
-  DRIFTLINE_TRAINER_MIN_CLASS_ROWS: 1,
-  DRIFTLINE_TRAINER_LABEL_WAIT: 0,
-  DRIFTLINE_TRAINER_LABEL_POLL: 1_000,
-  DRIFTLINE_TRAINER_MAX_ROWS: 1_000,
+const config = unitTrainerConfig('/tmp/models', {
   DRIFTLINE_TRAINER_MAX_CELLS: 1_000_000,
-  DRIFTLINE_TRAINER_ROUNDS: 5,
-  DRIFTLINE_TRAINER_MAX_DEPTH: 2,
   DRIFTLINE_TRAINER_TIMEOUT: 1_200_000,
-  DRIFTLINE_TRAINER_SESSION_TIMEOUT: 60_000,
-  DRIFTLINE_TRAINER_ROLLOUT: 'direct',
 });
 const python = '/venv/bin/python';
 const configuration = configurationDigest(config, python);

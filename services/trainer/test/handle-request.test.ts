@@ -7,7 +7,6 @@ import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
 import type { ModelRegistry, ModelVersionRow, TransitionRow } from '@driftline/warehouse';
 import { makeVector, Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { toTrainerConfig } from '../src/config.js';
 import { buildDataset, datasetToArrow, type LabeledRow } from '../src/dataset.js';
 import { ENVIRONMENT_FAILURE_BUDGET_MS, MIN_ENVIRONMENT_FAILURES } from '../src/environment-failures.js';
 import { GIVE_UP_REMEMBERED_MS, type RecordDelivery } from '../src/give-up-record.js';
@@ -20,7 +19,7 @@ import {
   type Outcome,
   type TrainerDeps,
 } from '../src/trainer.js';
-import { metaJson, modelJson } from './fixtures.js';
+import { metaJson, modelJson, unitTrainerConfig } from './fixtures.js';
 
 const request: RetrainRequest = {
   request_id: 'req-1',
@@ -53,26 +52,7 @@ class MemoryRegistry implements ModelRegistry {
 
 function setup(over: Partial<TrainerDeps> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'trainer-unit-'));
-  const config = {
-    ...toTrainerConfig({
-      DRIFTLINE_TRAINER_GROUP: 'g',
-      DRIFTLINE_TRAINER_ARTIFACT_DIR: dir,
-      DRIFTLINE_TRAINER_DEVICE: 'cpu',
-      DRIFTLINE_TRAINER_PROMOTION_METRIC: 'roc_auc',
-      DRIFTLINE_TRAINER_PROMOTION_MARGIN: 0.01,
-      DRIFTLINE_TRAINER_HOLDOUT_FRACTION: 0.2,
-      DRIFTLINE_TRAINER_MIN_ROWS: 20,
-      DRIFTLINE_TRAINER_MIN_CLASS_ROWS: 1,
-      DRIFTLINE_TRAINER_LABEL_WAIT: 0,
-      DRIFTLINE_TRAINER_LABEL_POLL: 1_000,
-      DRIFTLINE_TRAINER_MAX_ROWS: 1_000,
-      DRIFTLINE_TRAINER_ROUNDS: 5,
-      DRIFTLINE_TRAINER_MAX_DEPTH: 2,
-      DRIFTLINE_TRAINER_TIMEOUT: 10_000,
-      DRIFTLINE_TRAINER_SESSION_TIMEOUT: 60_000,
-      DRIFTLINE_TRAINER_ROLLOUT: 'direct',
-    }),
-  };
+  const config = unitTrainerConfig(dir);
   const registry = new MemoryRegistry();
   const published: ModelEvent[] = [];
   const references: ReferenceSet[] = [];

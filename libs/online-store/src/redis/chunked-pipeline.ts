@@ -61,9 +61,14 @@ export interface PipelineRunner<P extends Pingable> {
 
 /** Request bytes of one argument on the wire (RESP bulk string: `$<length>\r\n<bytes>\r\n`). */
 export function argBytes(arg: string | number | Buffer): number {
-  const length =
-    typeof arg === 'number' ? String(arg).length : typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length;
-  return length + String(length).length + 5;
+  return bulkBytes(
+    typeof arg === 'number' ? String(arg).length : typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length,
+  );
+}
+
+/** Request bytes of a bulk string of `bytes` bytes: `$<bytes>\r\n`, the bytes, `\r\n`. */
+export function bulkBytes(bytes: number): number {
+  return bytes + (bytes < 10 ? 1 : bytes < 100 ? 2 : bytes < 1000 ? 3 : String(bytes).length) + 5;
 }
 
 /** Request bytes of arguments on the wire. */

@@ -15,7 +15,7 @@ import {
   type RowProjection,
   withinTtl,
 } from '../rows.js';
-import { type CallResult, ChunkedPipeline, type PipelineRunner } from './chunked-pipeline.js';
+import { bulkBytes, type CallResult, ChunkedPipeline, type PipelineRunner } from './chunked-pipeline.js';
 import { createRedisClient, type RedisClient, type RedisClientPolicy, StallWatch } from './client.js';
 import { classifyRedisError } from './errors.js';
 import { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';
@@ -65,11 +65,6 @@ function bulkHead(bytes: number): string {
     BULK_HEADS[bytes] = head;
   }
   return head;
-}
-
-/** Request bytes of a bulk string of `bytes` bytes (what argBytes counts). */
-function bulkBytes(bytes: number): number {
-  return bytes + (bytes < 10 ? 1 : bytes < 100 ? 2 : bytes < 1000 ? 3 : String(bytes).length) + 5;
 }
 
 /** Appends `arg` as one bulk string (of `bytes` UTF-8 bytes) to `parts`. */

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError, type Env, isRetriable, type Logger, parseEnv } from '@driftline/core';
+import { ConfigError, type Env, envField, isRetriable, type Logger, parseEnv } from '@driftline/core';
 import {
   createLogger,
   createMetricsRegistry,
@@ -244,16 +244,14 @@ export function selectServices<T extends { name: string }>(
   field = 'DRIFTLINE_SERVICES',
 ): T[] {
   if (names === undefined || names.trim() === '' || names.trim() === 'all') return [...all];
-  const items = names.split(',').map((n) => n.trim());
-  const wanted = items.filter(Boolean);
-  if (wanted.length === 0) {
+  if (names.split(',').every((n) => n.trim() === '')) {
     // `,` or `, ,`: no name at all. It ran no service, for ever, looking healthy.
     throw new ConfigError(field, `names no service (known: ${all.map((s) => s.name).join(', ')})`);
   }
-  // As every list variable (envField.list): an empty item or a name twice is a typo or a paste.
-  if (wanted.length < items.length) throw new ConfigError(field, 'has an empty item (two commas, or one at an end)');
-  const twice = wanted.find((n, i) => wanted.indexOf(n) !== i);
-  if (twice !== undefined) throw new ConfigError(field, `lists ${JSON.stringify(twice)} twice`);
+  // The rule of every list variable: an empty item or a name twice is a typo or a paste.
+  const parsed = envField.list().safeParse(names);
+  if (!parsed.success) throw new ConfigError(field, parsed.error.issues[0]?.message ?? 'is not a comma-separated list');
+  const wanted = parsed.data;
   const unknown = wanted.filter((n) => !all.some((s) => s.name === n));
   if (unknown.length > 0) {
     throw new ConfigError(field, `unknown service ${unknown.join(', ')} (known: ${all.map((s) => s.name).join(', ')})`);

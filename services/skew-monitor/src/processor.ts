@@ -244,7 +244,9 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
 
   /**
    * The partition's log started over: a new epoch, whose windows start empty (the old log's rows
-   * stay, summed), named by `start` (the record it begins with, or the next batch's first).
+   * stay, summed), named by `start` (the record it begins with, or the next batch's first). The
+   * remembered ids stay: a prediction the old log counted is still in the summed totals, so its
+   * copy in the new log is a re-send (README, "A recreated topic").
    */
   function startLog(
     state: PartitionState,

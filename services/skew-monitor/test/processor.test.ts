@@ -452,6 +452,24 @@ describe('skew processor', () => {
       expect(counted).toBe(40);
     });
 
+    it('across a recreation of the topic is still the prediction the old log counted: not counted again, the old rows being summed', async () => {
+      const skew = new MemorySkewStore();
+      const registry = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+      const { processor } = setup(skew, await onlineStore(), 1, { registry });
+      const events = predictions(30); // one window, offsets 0 … 29 of the old log
+      await processor.process(await batch(processor, events, 0), context());
+      processor.logRestarted?.(TOPIC, 0);
+      // The new log from offset 0: the old log's last 10 sent again (a producer's send retried
+      // across the recreation, a backfill of what was counted), then 5 new predictions.
+      await processor.process(await batch(processor, [...events.slice(20), ...predictions(5, 30)], 0), context());
+      // Epoch 0's rows still count the 10 in this window's totals: counting them in epoch 1 too
+      // would make 45 comparisons of 35 predictions.
+      expect(skew.counts('amount')).toMatchObject({ sampled: 35, compared: 35, mismatched: 35 });
+      expect(await duplicates(registry)).toBe(10);
+      const newLog = [...skew.rows.values()].filter((r) => r.logEpoch === 1 && r.feature === 'amount');
+      expect(newLog.map((r) => [r.counts.sampled, r.throughOffset])).toEqual([[5, 14]]);
+    });
+
     it('is remembered per source partition, and forgotten when the partition is revoked', async () => {
       const skew = new MemorySkewStore();
       const { processor } = setup(skew, await onlineStore());

@@ -1,5 +1,6 @@
-// The CLI's user surface, through the source entry (as a user runs it): any table, errors as one
-// line with a documented exit code, --help with every option, --html, progress on stderr only.
+// The CLI's user surface, through its entry (a bundle of the current sources, as `make build`
+// ships it): any table, errors as one line with a documented exit code, --help with every option,
+// --html, progress on stderr only.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,18 +16,16 @@ import { modelCardOptions, modelCardUsage } from '../src/commands/model-card.js'
 import { referenceOptions, referenceUsage } from '../src/commands/reference.js';
 import { reportOptions, reportUsage } from '../src/commands/report.js';
 import { describeError } from '../src/describe-error.js';
+import { bundledCli } from './bundled-cli.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const fixtures = fileURLToPath(new URL('./fixtures', import.meta.url));
+const cliMain = bundledCli('cli-surface');
 
 async function driftline(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
-    const { stdout, stderr } = await run(
-      process.execPath,
-      ['--import', 'tsx', '--conditions=source', 'services/cli/src/main.ts', ...args],
-      { cwd: root },
-    );
+    const { stdout, stderr } = await run(process.execPath, [cliMain(), ...args], { cwd: root });
     return { stdout, stderr, code: 0 };
   } catch (error) {
     const e = error as { stdout: string; stderr: string; code: number };

@@ -6,10 +6,12 @@ import { dlqCommand } from '../src/commands/dlq.js';
 import { modelCardCommand } from '../src/commands/model-card.js';
 import { referenceCommand } from '../src/commands/reference.js';
 import { reportCommand } from '../src/commands/report.js';
+import { bundledCli } from './bundled-cli.js';
 
 const cwd = fileURLToPath(new URL('..', import.meta.url));
 const views = fileURLToPath(new URL('../../../docker/config/feature-views.yaml', import.meta.url));
 const fixture = fileURLToPath(new URL('fixtures/table.csv', import.meta.url));
+const cliMain = bundledCli('config-errors');
 
 /** The environment without any DRIFTLINE_* variable of the machine running the tests. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -17,13 +19,13 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-/** Runs the CLI from source, as `pnpm -s driftline` does; resolves to its exit code and stderr. */
+/** Runs the CLI (a bundle of the current sources); resolves to its exit code and stderr. */
 function driftline(
   args: readonly string[],
   env: Record<string, string>,
 ): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', 'src/main.ts', ...args], {
+    const child = spawn(process.execPath, [cliMain(), ...args], {
       cwd,
       env: cleanEnv(env),
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -6,10 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { jsonLine } from '../src/commands/json-line.js';
+import { bundledCli } from './bundled-cli.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../..', import.meta.url));
-const cli = [process.execPath, '--import', 'tsx', '--conditions=source', 'services/cli/src/main.ts'];
+const cliMain = bundledCli('json-terminal');
 
 /** What a terminal would act on or reorder by: C0 but newline, DEL, C1, bidi controls. */
 const terminalControls = (text: string) =>
@@ -38,7 +39,7 @@ describe('--json on a terminal: found by a review', () => {
 
   it('escapes C1 controls and bidi overrides as \\uXXXX when stdout is a terminal: still JSON, same value', async () => {
     // script(1) runs the command with a pseudo-terminal as its stdout.
-    const command = [...cli, ...args].map((a) => `'${a}'`).join(' ');
+    const command = [process.execPath, cliMain(), ...args].map((a) => `'${a}'`).join(' ');
     const { stdout } = await run('script', ['-q', '-e', '-c', command, '/dev/null'], { cwd: root });
     const line = stdout.replace(/\r\n/g, '\n').trim();
     expect(terminalControls(line)).toEqual([]);
@@ -47,7 +48,7 @@ describe('--json on a terminal: found by a review', () => {
   });
 
   it('writes the text unchanged into a pipe', async () => {
-    const { stdout } = await run(cli[0]!, [...cli.slice(1), ...args], { cwd: root });
+    const { stdout } = await run(process.execPath, [cliMain(), ...args], { cwd: root });
     expect(stdout).toContain(`"column":"${header}"`);
     expect((JSON.parse(stdout) as { column: string }).column).toBe(header);
   });

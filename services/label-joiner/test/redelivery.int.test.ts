@@ -170,6 +170,7 @@ describe('label-joiner: redeliveries after the tombstones expired (real Kafka, r
     await consumedAll(kafka, group, predictionTopic);
     expect(await pendingTotal()).toBe(3);
     await deleteTopics(kafka, [predictionTopic]);
+    // A bound for a hung broker, not a speed check: a loaded fresh-clone run once had no new topic within 30 s.
     await eventually(async () => {
       try {
         await ensureTopics(kafka, [{ topic: predictionTopic, partitions: 1 }]);
@@ -177,7 +178,7 @@ describe('label-joiner: redeliveries after the tombstones expired (real Kafka, r
       } catch {
         return undefined; // still being deleted
       }
-    }, 30_000);
+    }, 90_000);
     // Offsets 0..2 again, inside the old log's span, with timestamps older than its records'.
     producer = await createProducer(kafka);
     const old = String(now - 120_000);

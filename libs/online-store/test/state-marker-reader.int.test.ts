@@ -57,8 +57,8 @@ describe('a reader watching the materializer state marker (private redis-server,
     // Redis restarted empty (or flushed): the reader tells within one check period.
     await redis.flushdb();
     const flushedAt = Date.now();
-    await eventually(async () => (await missing()) === 1 || undefined, 5_000);
-    expect(Date.now() - flushedAt).toBeLessThan(2_000); // a few check periods on a loaded machine
+    await eventually(async () => (await missing()) === 1 || undefined, 10_000);
+    expect(Date.now() - flushedAt).toBeLessThan(5_000); // a few check periods on a loaded machine, not never
     // Several checks later: still one warning, naming the marker and the likely causes.
     await new Promise((r) => setTimeout(r, intervalMs * 4));
     expect(warnings).toHaveLength(1);
@@ -101,7 +101,7 @@ describe('a reader watching the materializer state marker (private redis-server,
     const missing = async () =>
       (await registry.getSingleMetric('driftline_online_store_state_missing')?.get())?.values[0]?.value;
     await eventually(async () => ((await missing()) === 1 ? true : undefined), 5_000, 20);
-    expect(Date.now() - startedAt).toBeLessThan(1_500);
+    expect(Date.now() - startedAt).toBeLessThan(10_000); // the first check, not the next (60 s); slack for a loaded run
   });
 
   it('a reader that does not read the store reports nothing; once it reads, the missing marker (found by a review)', async () => {

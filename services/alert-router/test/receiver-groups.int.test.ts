@@ -189,7 +189,7 @@ describe('alert-router: a receiver whose commits were deleted with its topic', (
     // Stopped: the topic is deleted (its groups' commits with it) and created again; the drift-monitor
     // publishes g2, and g1 again (a replay) that the record must drop.
     await deleteTopics(kafka, [goneTopic]);
-    await eventually(async () => ((await listTopics(kafka)).includes(goneTopic) ? undefined : true), 15_000);
+    await eventually(async () => ((await listTopics(kafka)).includes(goneTopic) ? undefined : true), 90_000);
     await publishAlerts(stack, goneTopic, [driftAlert('g1', BASE), driftAlert('g2', BASE + 60_000)]);
     expect((await committedOffsets(kafka, group, goneTopic)).get(0) ?? -1n).toBe(-1n);
 
@@ -200,7 +200,7 @@ describe('alert-router: a receiver whose commits were deleted with its topic', (
       20_000,
     );
     expect(hook.on('/hook').map(ids)).toEqual([['g1'], ['g2']]);
-  }, 40_000);
+  }, 150_000);
 
   it('a ClickHouse outage while reading the delivery record fails the start retriably and seeds nothing, never at the end', async () => {
     const kafka = kafkaFor(stack.kafkaBrokers);
@@ -238,7 +238,7 @@ describe('alert-router: a start that fails between two seeds (found by a review)
       registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
       processor: { decode: (r) => r.value, async process() {} },
     });
-    await eventually(async () => ((await describeGroup(kafka, groupId)).members > 0 ? true : undefined), 15_000);
+    await eventually(async () => ((await describeGroup(kafka, groupId)).members > 0 ? true : undefined), 60_000);
     return async () => {
       await member.stop();
       await producer.disconnect();
@@ -265,5 +265,5 @@ describe('alert-router: a start that fails between two seeds (found by a review)
     ]);
     expect((await committedOffsets(kafka, receiverGroupId(group, 'a'), seedTopic)).get(0)).toBe(watermarks!.high);
     expect((await committedOffsets(kafka, receiverGroupId(group, 'b'), seedTopic)).get(0)).toBe(watermarks!.low);
-  }, 30_000);
+  }, 90_000);
 });

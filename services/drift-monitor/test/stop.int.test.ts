@@ -43,6 +43,6 @@ describe('drift-monitor stop with a hung broker', () => {
     const took = Date.now() - started;
     // The broker did hang: a consumer waited out its bound (a stop that answers at once proves nothing).
     expect(took).toBeGreaterThanOrEqual(CONSUMER_STOP_BOUND_MS - 500);
-    expect(took).toBeLessThan(1.8 * CONSUMER_STOP_BOUND_MS);
+    expect(took).toBeLessThan(2.5 * CONSUMER_STOP_BOUND_MS); // one bound, not three in turn; slack for a loaded run
   }, 60_000);
 });

@@ -56,7 +56,7 @@ describe('feature-api: the materializer state marker missing is exposed, readine
         await redis.del(marker);
         const deletedAt = Date.now();
         await eventually(async () => (await gauge()) === 1 || undefined, 20_000, 250);
-        expect(Date.now() - deletedAt).toBeLessThan(12_000);
+        expect(Date.now() - deletedAt).toBeLessThan(17_000); // this check (every 10 s), not the next: under two periods, slack for a loaded run
         // Not a readiness failure: a fresh deployment has no marker before the materializer starts.
         expect((await fetch(`http://127.0.0.1:${apiPort}/healthz`)).status).toBe(200);
         expect(await redis.exists(marker)).toBe(0); // a reader never writes it

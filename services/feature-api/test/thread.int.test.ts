@@ -193,11 +193,11 @@ describe('feature API on its worker thread, against a real Redis', () => {
         new Promise((r) => setTimeout(() => r('hung'), 3_000)),
       ]);
       expect(scrapes).not.toBe('hung');
-      expect(Date.now() - started).toBeLessThan(1_500);
-      await expect.poll(() => api.healthy(), { timeout: 3_000, interval: 50 }).toBe(false);
+      expect(Date.now() - started).toBeLessThan(2_500);
+      await expect.poll(() => api.healthy(), { timeout: 10_000, interval: 50 }).toBe(false);
       // Answering again: healthy again.
       worker!.postMessage = post;
-      await expect.poll(() => api.healthy(), { timeout: 3_000, interval: 50 }).toBe(true);
+      await expect.poll(() => api.healthy(), { timeout: 10_000, interval: 50 }).toBe(true);
     } finally {
       await api.close();
     }

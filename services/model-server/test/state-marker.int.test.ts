@@ -60,7 +60,7 @@ describe('model-server: the materializer state marker missing is exposed while i
       await redis.del(marker);
       const deletedAt = Date.now();
       await eventually(async () => (await gauge(runner)) === 1 || undefined, 20_000, 250);
-      expect(Date.now() - deletedAt).toBeLessThan(12_000);
+      expect(Date.now() - deletedAt).toBeLessThan(17_000); // this check (every 10 s), not the next: under two periods, slack for a loaded run
       expect(await redis.exists(marker)).toBe(0); // a reader never writes it
     } finally {
       await runner.stop();
@@ -89,7 +89,7 @@ describe('model-server: the materializer state marker missing is exposed while i
       await predict(port, { f3: 1 });
       const readAt = Date.now();
       await eventually(async () => (await gauge(runner)) === 1 || undefined, 20_000, 250);
-      expect(Date.now() - readAt).toBeLessThan(12_000);
+      expect(Date.now() - readAt).toBeLessThan(17_000); // this check (every 10 s), not the next: under two periods, slack for a loaded run
     } finally {
       await runner.stop();
     }

@@ -54,7 +54,7 @@ describe('skew-monitor: the materializer state marker missing is exposed, readin
       await redis.del(marker);
       const deletedAt = Date.now();
       await eventually(async () => (await gauge()) === 1 || undefined, 20_000, 250);
-      expect(Date.now() - deletedAt).toBeLessThan(12_000);
+      expect(Date.now() - deletedAt).toBeLessThan(17_000); // this check (every 10 s), not the next: under two periods, slack for a loaded run
       // Not a readiness failure: a fresh deployment has no marker before the materializer starts.
       expect(runner.ready()).toBe(true);
       expect(await redis.exists(marker)).toBe(0); // a reader never writes it

@@ -26,10 +26,14 @@ export function kafkaFor(brokers: readonly string[], clientId = uniqueName('test
   return createKafkaClient({ brokers, clientId, ssl: false }, silentLogger);
 }
 
-/** Polls `check` until it returns a defined value or the timeout passes. */
+/**
+ * Polls `check` until it returns a defined value or the timeout passes. The timeout is a bound for
+ * a hung server, not a speed check: a loaded 2-core run of the suite stretches broker steps
+ * (a recreated topic once took over 30 s to be creatable).
+ */
 export async function eventually<T>(
   check: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
   everyMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
 function listen(port: number, host: string): Promise<net.Server> {
@@ -16,14 +17,68 @@ function close(server: net.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
+/** Linux's default ephemeral range, used where /proc does not say (macOS: 49152–65535). */
+const DEFAULT_EPHEMERAL = process.platform === 'darwin' ? { low: 49_152, high: 65_535 } : { low: 32_768, high: 60_999 };
+
 /**
- * Finds `count` distinct free TCP ports on `host` by binding port 0 (the kernel picks) and keeping
- * all sockets open until every port is known, so the same port is never handed out twice.
+ * The kernel's ephemeral port range: the local ports of outgoing connections, and what binding
+ * port 0 picks from. `rangeText` is /proc/sys/net/ipv4/ip_local_port_range's text ("32768\t60999").
+ */
+export function ephemeralPortRange(rangeText?: string): { low: number; high: number } {
+  let text = rangeText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+    } catch {
+      return DEFAULT_EPHEMERAL;
+    }
+  }
+  const [low, high] = text.trim().split(/\s+/).map(Number);
+  const valid = (n: number | undefined): n is number => Number.isInteger(n) && n! >= 1 && n! <= 65_535;
+  return valid(low) && valid(high) && low <= high ? { low, high } : DEFAULT_EPHEMERAL;
+}
+
+/** Lowest port picked: above the well-known and the busiest registered ones. */
+const PICK_LOW = 10_000;
+
+/**
+ * Where free ports are picked: below the ephemeral range, so that a server restarted on the port
+ * it keeps (`restartComponent`, the chaos run's faults, a test's outage) never finds it taken by an
+ * outgoing connection's local port or another port-0 bind made meanwhile (found by a run: Redis
+ * came back to "Address already in use"). Undefined when too few ports lie below the range.
+ */
+export function pickRange(ephemeral: { low: number; high: number }): { low: number; high: number } | undefined {
+  const high = ephemeral.low - 1;
+  return high - PICK_LOW >= 1_000 ? { low: PICK_LOW, high } : undefined;
+}
+
+/** Attempts at a random port of the pick range before falling back to port 0 (the kernel's pick). */
+const PICK_ATTEMPTS = 200;
+
+async function listenFree(host: string, range: { low: number; high: number } | undefined): Promise<net.Server> {
+  if (range !== undefined) {
+    for (let i = 0; i < PICK_ATTEMPTS; i++) {
+      const port = range.low + Math.floor(Math.random() * (range.high - range.low + 1));
+      try {
+        return await listen(port, host);
+      } catch {
+        // Taken (or not ours to bind): another.
+      }
+    }
+  }
+  return listen(0, host);
+}
+
+/**
+ * Finds `count` distinct free TCP ports on `host` at random below the ephemeral range (pickRange;
+ * port 0 where there is no room), keeping all sockets open until every port is known, so the same
+ * port is never handed out twice.
  */
 export async function pickFreePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
+  const range = pickRange(ephemeralPortRange());
   const servers: net.Server[] = [];
   try {
-    for (let i = 0; i < count; i++) servers.push(await listen(0, host));
+    for (let i = 0; i < count; i++) servers.push(await listenFree(host, range));
     return servers.map((s) => {
       const address = s.address();
       if (address === null || typeof address === 'string') throw new Error('could not read the bound port');

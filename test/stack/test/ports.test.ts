@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { assignPorts, isPortFree, pickFreePort, pickFreePorts } from '../src/ports.js';
+import { assignPorts, ephemeralPortRange, isPortFree, pickFreePort, pickFreePorts, pickRange } from '../src/ports.js';
 
 describe('port picking', () => {
   it('picks distinct, bindable ports', async () => {
@@ -11,6 +11,29 @@ describe('port picking', () => {
       expect(p).toBeLessThan(65536);
       expect(await isPortFree(p)).toBe(true);
     }
+  });
+
+  it('picks below the ephemeral range, where outgoing connections and port-0 binds never land', async () => {
+    const range = pickRange(ephemeralPortRange());
+    expect(range).toBeDefined(); // Linux's default 32768-60999 leaves 10000-32767
+    for (const p of await pickFreePorts(20)) {
+      expect(p).toBeGreaterThanOrEqual(range!.low);
+      expect(p).toBeLessThanOrEqual(range!.high);
+    }
+    expect(await pickFreePort()).toBeLessThan(ephemeralPortRange().low);
+  });
+
+  it('reads the ephemeral range from /proc text, falls back on nonsense, and picks freely where nothing is below it', () => {
+    expect(ephemeralPortRange('32768\t60999\n')).toEqual({ low: 32_768, high: 60_999 });
+    expect(ephemeralPortRange('49152 65535')).toEqual({ low: 49_152, high: 65_535 });
+    for (const bad of ['', 'x y', '60999 32768', '0 100', '1024 70000']) {
+      const fallback = ephemeralPortRange(bad);
+      expect(fallback.low).toBeGreaterThanOrEqual(32_768);
+    }
+    expect(pickRange({ low: 32_768, high: 60_999 })).toEqual({ low: 10_000, high: 32_767 });
+    expect(pickRange({ low: 49_152, high: 65_535 })).toEqual({ low: 10_000, high: 49_151 });
+    expect(pickRange({ low: 1_024, high: 65_535 })).toBeUndefined(); // no room below: port 0
+    expect(pickRange({ low: 10_500, high: 65_535 })).toBeUndefined();
   });
 
   it('reports a port in use as not free', async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { silentLogger } from '@driftline/core';
 import { createKafkaClient, type KafkaClient } from '@driftline/kafka';
+import { pickFreePort } from '@driftline/stack';
 
 // Topic reads go through the Kafka facade like everything else (no client library here).
 export { readTopic } from '@driftline/kafka/testing';
@@ -52,16 +52,13 @@ export async function eventually<T>(
   }
 }
 
-/** A TCP port free on loopback right now (for servers a test starts on a port of its choosing). */
+/**
+ * A TCP port free on loopback right now (for servers a test starts on a port of its choosing),
+ * picked as the stack picks its own: below the ephemeral range, where a server restarted on it
+ * cannot find it taken by an outgoing connection.
+ */
 export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+  return pickFreePort();
 }
 
 /** The endpoints a service process needs of the stack (the shape of `inject('stack')`). */

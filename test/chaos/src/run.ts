@@ -4,7 +4,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SchemaRegistryCodec } from '@driftline/codec';
@@ -20,7 +19,7 @@ import {
 import { createRedisClient, redisKeys } from '@driftline/online-store/redis';
 import { contracts } from '@driftline/schemas';
 import { createDriftlineProducer } from '@driftline/sdk';
-import { pauseComponent, restartComponent, type StackEndpoints } from '@driftline/stack';
+import { pauseComponent, pickFreePort, restartComponent, type StackEndpoints } from '@driftline/stack';
 import { type CheckResult, checkInvariants, type Names } from './check.js';
 import { type Fault, type FaultKind, faultSchedule, type SERVICE_KINDS } from './faults.js';
 import { hostileBytes } from './hostile.js';
@@ -76,17 +75,6 @@ models:
     cooldown: 30s
     training_window: 2m
 `;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject()));
-    });
-  });
 }
 
 async function runOnce(launcher: Launcher, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -212,11 +200,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   writeFileSync(join(dir, 'views.yaml'), views());
   writeFileSync(join(dir, 'policy.yaml'), policy());
   writeFileSync(join(dir, 'reference.csv'), referenceCsv(options.seed, 3_000));
-  const featureApiPort = await freePort();
+  const featureApiPort = await pickFreePort(); // restarted on it by the faults: the stack's pick
   const featureApiUrl = `http://127.0.0.1:${featureApiPort}`;
   // One ClickHouse host process owns the embedded engine's directory; every service reaches it
   // over HTTP, so the ClickHouse writers run as separate processes (two joiners, two drift-monitors).
-  const clickhousePort = await freePort();
+  const clickhousePort = await pickFreePort();
   const clickhouseUrl = `http://127.0.0.1:${clickhousePort}`;
   const names: Names = {
     prefix,

@@ -38,17 +38,23 @@ export function ephemeralPortRange(rangeText?: string): { low: number; high: num
   return valid(low) && valid(high) && low <= high ? { low, high } : DEFAULT_EPHEMERAL;
 }
 
-/** Lowest port picked: above the well-known and the busiest registered ones. */
+/**
+ * The pick range's bounds: above the well-known and the busiest registered ports, and below
+ * Kubernetes' NodePort range (30000–32767), which kube-proxy can redirect on loopback with no
+ * socket holding the port (a pick would see it free).
+ */
 const PICK_LOW = 10_000;
+const PICK_HIGH = 29_999;
 
 /**
  * Where free ports are picked: below the ephemeral range, so that a server restarted on the port
  * it keeps (`restartComponent`, the chaos run's faults, a test's outage) never finds it taken by an
  * outgoing connection's local port or another port-0 bind made meanwhile (found by a run: Redis
- * came back to "Address already in use"). Undefined when too few ports lie below the range.
+ * came back to "Address already in use"). Undefined when too few ports lie below the range: then
+ * port 0, as before (a range of 1024–65535, as some CI images set, leaves no room).
  */
 export function pickRange(ephemeral: { low: number; high: number }): { low: number; high: number } | undefined {
-  const high = ephemeral.low - 1;
+  const high = Math.min(PICK_HIGH, ephemeral.low - 1);
   return high - PICK_LOW >= 1_000 ? { low: PICK_LOW, high } : undefined;
 }
 

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { silentLogger } from '@driftline/core';
 import { createKafkaClient, type KafkaClient } from '@driftline/kafka';
-import { pickFreePort } from '@driftline/stack';
 
 // Topic reads go through the Kafka facade like everything else (no client library here).
 export { readTopic } from '@driftline/kafka/testing';
@@ -53,13 +52,11 @@ export async function eventually<T>(
 }
 
 /**
- * A TCP port free on loopback right now (for servers a test starts on a port of its choosing),
- * picked as the stack picks its own: below the ephemeral range, where a server restarted on it
- * cannot find it taken by an outgoing connection.
+ * A TCP port free on loopback right now (for servers a test starts on a port of its choosing): the
+ * stack's own pick, below the ephemeral range, where a server restarted on it cannot find it taken
+ * by a port-0 bind or an outgoing connection.
  */
-export function freePort(): Promise<number> {
-  return pickFreePort();
-}
+export { pickFreePort as freePort } from '@driftline/stack';
 
 /** The endpoints a service process needs of the stack (the shape of `inject('stack')`). */
 export interface StackAddresses {

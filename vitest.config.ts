@@ -1,4 +1,8 @@
 import { defineConfig } from 'vitest/config';
+import { useRunTempDir } from './test/support/src/run-temp-dir.js';
+
+// Every run's temporary files in one folder of its own, removed when the run passes.
+useRunTempDir();
 
 // `unit` needs no server and runs in seconds; `integration` and `integration-exclusive` talk to the
 // real local stack (Kafka, Schema Registry, Redis, embedded ClickHouse) started by the global setup.

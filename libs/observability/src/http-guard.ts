@@ -99,6 +99,8 @@ interface Connection {
   readonly acceptedAt: number;
   /** A request its parser refused came behind answers in flight: closed once they are written. */
   closeWhenAnswered: boolean;
+  /** The body of its request in flight was refused and handed to `onBodyError`: the parser's repeats are ignored. */
+  bodyRefused: boolean;
 }
 
 /**
@@ -123,7 +125,10 @@ interface Connection {
  * JSON error and its connection closed, unless answers of that connection are pending: a 400
  * written then would be read as the answer of an earlier request. The connection is then closed
  * without it, once those answers are written (at once when the refused bytes are the body of the
- * request in flight, which can then never end, or when the error is a timeout).
+ * request in flight, which can then never end, or when the error is a timeout). With
+ * `onBodyError`, a body the parser refuses of the one request in flight, nothing of its answer
+ * written yet, is handed to it instead (that request is then answered, with `connection: close`,
+ * and the connection closed after its answer).
  */
 export function guardHttpServer(
   server: Server,
@@ -139,9 +144,17 @@ export function guardHttpServer(
      * connection gone (also for a pipelined answer node never started, which gets no `close`).
      */
     readonly onAnswered?: (res: ServerResponse) => void;
+    /**
+     * Called once when the parser refuses the body of the one request in flight on its connection
+     * (bad chunked framing: `error.code` is the parser's `HPE_…`) before any of its answer is
+     * written: the handler reading that body is to answer it (a 400). The connection stays open
+     * until that answer is written, which says `connection: close`, then closes. Without it, the
+     * connection is closed at once with no answer (the body can never end).
+     */
+    readonly onBodyError?: (req: IncomingMessage, error: NodeJS.ErrnoException) => void;
   },
 ): HttpGuard {
-  const { maxConnections, listener, logger, registry, onAnswered } = options;
+  const { maxConnections, listener, logger, registry, onAnswered, onBodyError } = options;
   const now = options.now ?? Date.now;
   const connections = new Map<Socket, Connection>();
   // Connections with no request dispatched, each list in the order they began waiting (a Map keeps
@@ -188,6 +201,7 @@ export function guardHttpServer(
       waitingOrder: 0,
       acceptedAt: now(),
       closeWhenAnswered: false,
+      bodyRefused: false,
     };
     connections.set(socket, connection);
     startWaiting(socket, connection, fresh);
@@ -265,6 +279,26 @@ export function guardHttpServer(
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     const connection = connections.get(socket as Socket);
     if (connection !== undefined && connection.answers.size > 0) {
+      // The end of the stream mid-body (HPE_INVALID_EOF_STATE) is a client gone, not a bad body.
+      const parseError = error.code?.startsWith('HPE_') === true && error.code !== 'HPE_INVALID_EOF_STATE';
+      // The parser stays in its error state and refuses every later chunk again.
+      if (connection.bodyRefused && parseError) return;
+      const [only] = connection.answers;
+      if (
+        onBodyError !== undefined &&
+        parseError &&
+        connection.answers.size === 1 &&
+        only !== undefined &&
+        !only.req.complete &&
+        !only.headersSent
+      ) {
+        // Its own body: its answer is the next bytes on the connection, so it can say why.
+        connection.bodyRefused = true;
+        connection.closeWhenAnswered = true;
+        only.setHeader('connection', 'close');
+        onBodyError(only.req, error);
+        return;
+      }
       // A 400 now would be read as the answer of the oldest request in flight: none is written.
       let complete = true;
       for (const res of connection.answers) complete &&= res.req.complete;

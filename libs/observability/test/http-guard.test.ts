@@ -62,7 +62,12 @@ describe('guardHttpServer', () => {
   /** A plain node server behind the guard; `handle` runs for every admitted request. */
   const guarded = async (
     handle: (req: IncomingMessage, res: ServerResponse) => void,
-    options: { maxConnections?: number; now?: () => number; registry?: Registry } = {},
+    options: {
+      maxConnections?: number;
+      now?: () => number;
+      registry?: Registry;
+      onBodyError?: (req: IncomingMessage, error: NodeJS.ErrnoException) => void;
+    } = {},
   ) => {
     const server = createServer({ requireHostHeader: false }, (req, res) => {
       if (guard.admit(req, res) > 0) handle(req, res);
@@ -72,6 +77,7 @@ describe('guardHttpServer', () => {
       listener: 'test',
       ...(options.now === undefined ? {} : { now: options.now }),
       ...(options.registry === undefined ? {} : { registry: options.registry }),
+      ...(options.onBodyError === undefined ? {} : { onBodyError: options.onBodyError }),
     });
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -208,5 +214,61 @@ describe('guardHttpServer', () => {
     expect(text).toBe('');
     expect(closedByServer).toBe(true);
     expect(bodyFailed).toBe(true);
+  });
+
+  it('with onBodyError, a malformed body of the one request in flight is handed to its handler once, answered with connection: close, then closed (it was closed with no answer)', async () => {
+    const refused: string[] = [];
+    const handlers = new Map<IncomingMessage, (code: string) => void>();
+    const { port } = await guarded(
+      (req, res) => {
+        handlers.set(req, (code) => {
+          const body = `{"error":"${code}"}`;
+          res.writeHead(400, { 'content-type': 'application/json', 'content-length': body.length }).end(body);
+        });
+        req.resume();
+      },
+      {
+        onBodyError: (req, error) => {
+          refused.push(error.code ?? '');
+          handlers.get(req)?.(error.code ?? '');
+        },
+      },
+    );
+    const socket = open(port);
+    const seen = received(socket);
+    socket.write('POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n');
+    await sleep(20);
+    socket.write('more garbage\r\n'); // refused again by the parser: not handed over twice
+    const { text, closedByServer } = await seen;
+    expect(statuses(text)).toEqual([400]);
+    expect(text).toMatch(/connection: close\r\n/i);
+    expect(text).toMatch(/\r\n\r\n\{"error":"HPE_INVALID_CHUNK_SIZE"\}$/);
+    expect(closedByServer).toBe(true);
+    expect(refused).toEqual(['HPE_INVALID_CHUNK_SIZE']);
+  });
+
+  it('onBodyError is not called for a body behind an answer pending, nor for a client that ends mid-body', async () => {
+    const refused: string[] = [];
+    const { port } = await guarded(
+      (req, res) => {
+        if (req.url === '/first') setTimeout(() => answer(res), 150);
+        req.resume();
+      },
+      { onBodyError: (_req, error) => refused.push(error.code ?? '') },
+    );
+    const pipelined = open(port);
+    const pipelinedSeen = received(pipelined);
+    pipelined.write(
+      'GET /first HTTP/1.1\r\nHost: x\r\n\r\nPOST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n',
+    );
+    const { text, closedByServer } = await pipelinedSeen;
+    // The first request's answer was not written yet: closed at once, no 400 read as its answer.
+    expect(statuses(text)).toEqual([]);
+    expect(closedByServer).toBe(true);
+    const ending = open(port);
+    const endingSeen = received(ending);
+    ending.end('POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel');
+    expect((await endingSeen).closedByServer).toBe(true);
+    expect(refused).toEqual([]);
   });
 });

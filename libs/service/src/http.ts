@@ -69,11 +69,64 @@ let bufferedBodyBytes = 0;
 const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>();
 
 /**
- * Reads a request body up to `limit` bytes; more is a 413, bytes that are not UTF-8 a 400 (never
- * silently replaced), a client gone before the end a 499 (nothing to answer, not a server error),
- * and a body beyond the process's {@link MAX_BUFFERED_BODY_BYTES} a 503.
+ * Bodies node's parser refused (bad chunked framing), from the guard of a {@link listenHttp}
+ * server: the reader of one being read, or the parser's error of one not read yet.
+ */
+const bodyReaders = new WeakMap<IncomingMessage, (error: HttpError) => void>();
+const refusedBodies = new WeakMap<IncomingMessage, NodeJS.ErrnoException>();
+
+const malformedBody = (error: NodeJS.ErrnoException) =>
+  badRequest(`malformed HTTP request body${error.code === undefined ? '' : ` (${error.code})`}`);
+
+/** Hands a body the parser refused to its reader: the request is answered 400, not left to end as a 499. */
+function refuseBody(req: IncomingMessage, error: NodeJS.ErrnoException): void {
+  const reader = bodyReaders.get(req);
+  if (reader === undefined) refusedBodies.set(req, error);
+  else reader(malformedBody(error));
+}
+
+const tooLarge = (limit: number) => new HttpError(413, 'BAD_REQUEST', `request body larger than ${limit} bytes`);
+
+/** Content codings of a request other than `identity`, as sent (lower case). */
+function contentCodings(header: string | undefined): string[] {
+  if (header === undefined) return [];
+  return header
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity');
+}
+
+/** What the headers alone refuse: a declared length over the limit, a body that is compressed. */
+function refusedByHeaders(req: IncomingMessage, limit: number): HttpError | undefined {
+  // Refused before reading: with no body following, the client would wait for the request timeout.
+  const length = req.headers['content-length'];
+  if (length !== undefined && Number(length) > limit) return tooLarge(limit);
+  const codings = contentCodings(req.headers['content-encoding']);
+  if (codings.length > 0) {
+    return new HttpError(
+      415,
+      'BAD_REQUEST',
+      `content encoding ${oneLine(codings.join(', '), 64)} not supported; send the body uncompressed`,
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Reads a request body up to `limit` bytes; more is a 413 (a declared Content-Length over it at
+ * once, before any byte is read), a `Content-Encoding` other than `identity` a 415, bytes that are
+ * not UTF-8 a 400 (never silently replaced), chunked framing node's parser refuses a 400 naming its
+ * code (on a {@link listenHttp} server), a client gone before the end a 499 (nothing to answer,
+ * not a server error), and a body beyond the process's {@link MAX_BUFFERED_BODY_BYTES} a 503.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const parseError = refusedBodies.get(req);
+  const refused = refusedByHeaders(req, limit) ?? (parseError === undefined ? undefined : malformedBody(parseError));
+  if (refused !== undefined) {
+    // No `100 Continue`: the answer closes the connection, its body unread.
+    awaitingContinue.delete(req);
+    return Promise.reject(refused);
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -89,9 +142,15 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
       release();
       reject(error);
     };
+    // Nothing more comes once the parser refused the body: its answer closes the connection.
+    bodyReaders.set(req, (error) => {
+      req.off('data', onData);
+      release();
+      reject(error);
+    });
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) return refuse(new HttpError(413, 'BAD_REQUEST', `request body larger than ${limit} bytes`));
+      if (size > limit) return refuse(tooLarge(limit));
       if (bufferedBodyBytes + chunk.length > MAX_BUFFERED_BODY_BYTES) {
         return refuse(new HttpError(503, 'OVERLOADED', 'too many request bodies in flight; retry later'));
       }
@@ -102,6 +161,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
     req.on('data', onData);
     req.on('end', () => {
       const bytes = Buffer.concat(chunks);
+      bodyReaders.delete(req);
       release();
       try {
         resolve(utf8.decode(bytes));
@@ -111,6 +171,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
     });
     // The request stream fails only when its connection does (the client aborted or reset it).
     req.on('error', () => {
+      bodyReaders.delete(req);
       release();
       reject(
         new HttpError(CLIENT_CLOSED_REQUEST, 'BAD_REQUEST', 'the client closed the request before its body ended'),
@@ -179,12 +240,12 @@ const answerBytesHeld = Symbol('answerBytesHeld');
 type BudgetedAnswer = ServerResponse & { [answerBound]?: AnswerBound; [answerBytesHeld]?: number };
 
 /**
- * Writes `body` as JSON; a 401 names the bearer realm, a 503 has a Retry-After. An answer given
- * before the request's body was read (a 413, a 401, an unknown route) closes the connection:
- * keeping it would mean reading and discarding whatever the client goes on sending. An answer of
- * a {@link listenHttp} server counts against its bound of answer bytes held (see
- * {@link MAX_HELD_ANSWER_BYTES}) until its socket takes it or closes; past the bound it is a 503
- * instead when the server refuses such answers ({@link AnswersPastBound}).
+ * Writes `body` as JSON; a 401 names the bearer realm, a 415 accepts identity only, a 503 has a
+ * Retry-After. An answer given before the request's body was read (a 413, a 401, an unknown route)
+ * closes the connection: keeping it would mean reading and discarding whatever the client goes on
+ * sending. An answer of a {@link listenHttp} server counts against its bound of answer bytes held
+ * (see {@link MAX_HELD_ANSWER_BYTES}) until its socket takes it or closes; past the bound it is a
+ * 503 instead when the server refuses such answers ({@link AnswersPastBound}).
  */
 export function sendJson(
   res: ServerResponse,
@@ -211,6 +272,8 @@ export function sendJson(
   const head: OutgoingHttpHeaders = { 'content-type': 'application/json', 'content-length': bytes.length };
   if (res.req !== undefined && bodyUnread(res.req)) head.connection = 'close';
   if (status === 401) head['www-authenticate'] = `Bearer realm="${realm}"`;
+  // A 415 is a compressed body (readBody): only identity is read (RFC 9110 §15.5.16).
+  if (status === 415) head['accept-encoding'] = 'identity';
   if (status === 503) head['retry-after'] = String(RETRY_AFTER_SECONDS);
   Object.assign(head, headers);
   res.writeHead(status, head);
@@ -450,6 +513,8 @@ export async function listenHttp(
     maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     listener: options.listener ?? 'http',
     onAnswered,
+    // A chunked body the parser refuses: its reader answers 400 (the client was left with nothing, counted 499).
+    onBodyError: refuseBody,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.registry === undefined ? {} : { registry: options.registry }),
   });

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { ConfigError, silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { eventually } from '@driftline/test-support';
@@ -667,6 +668,122 @@ describe('connections, answer bytes and error answers of listenHttp', () => {
     const res = await fetch(`http://127.0.0.1:${server.port}/`);
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe(String(RETRY_AFTER_SECONDS));
+  });
+});
+
+describe('bodies refused at the shared HTTP boundary are answered, and counted as answered', () => {
+  const servers: HttpServer[] = [];
+  const sockets: Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    for (const s of servers.splice(0)) await s.close(0);
+  });
+  /**
+   * A server whose handler reads the body as the services do (readBody, then sendError of what it
+   * threw); `counted` holds the status of each request as its metrics would see it.
+   */
+  const service = async (limit = 1_024) => {
+    const counted: number[] = [];
+    const server = await listenHttp(async (req, res) => {
+      try {
+        const body = await readBody(req, limit);
+        counted.push(200);
+        sendJson(res, 200, { bytes: body.length }, 'r');
+      } catch (error) {
+        counted.push((error as HttpError).status);
+        sendError(res, error as HttpError, 'r');
+      }
+    }, {});
+    servers.push(server);
+    return { port: server.port, counted };
+  };
+  /** Writes `bytes` on a new connection; what it receives until the server closes it, and after how long. */
+  const exchange = async (port: number, ...bytes: (string | Buffer)[]) => {
+    const socket = connect(port, '127.0.0.1');
+    sockets.push(socket);
+    const started = Date.now();
+    const seen = received(socket);
+    for (const b of bytes) socket.write(b);
+    const got = await seen;
+    return { ...got, ms: Date.now() - started };
+  };
+  const head = (lines: string) => `POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\n${lines}\r\n`;
+  const errorBody = (text: string) => JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as unknown;
+
+  it('a chunked body the parser refuses is a 400 naming its code, connection closed, counted 400 (it closed with nothing, counted 499)', async () => {
+    const { port, counted } = await service();
+    for (const body of ['zz\r\nabc\r\n0\r\n\r\n', '5\r\n{"ent\r\nzz\r\n', '5\r\n{"ent\r\nzz\r\nmore junk\r\n']) {
+      const { text, closedByServer } = await exchange(port, head('Transfer-Encoding: chunked\r\n'), body);
+      expect(statuses(text)).toEqual([400]);
+      expect(text.toLowerCase()).toContain('connection: close');
+      expect(errorBody(text)).toEqual({
+        error: { code: 'BAD_REQUEST', message: 'malformed HTTP request body (HPE_INVALID_CHUNK_SIZE)' },
+      });
+      expect(text).toMatch(/\r\n\r\n[^\n]+$/); // one line
+      expect(closedByServer).toBe(true);
+    }
+    expect(counted).toEqual([400, 400, 400]);
+  });
+
+  it('a client that closes mid-body, chunked or not, is still a 499 (its end is no malformed body)', async () => {
+    const { port, counted } = await service();
+    for (const [framing, part] of [
+      ['Transfer-Encoding: chunked\r\n', '5\r\n{"ent\r\n'],
+      ['Content-Length: 100\r\n', '{"ent'],
+    ] as const) {
+      const before = counted.length;
+      const socket = connect(port, '127.0.0.1');
+      sockets.push(socket);
+      socket.on('error', () => {});
+      socket.write(`${head(framing)}${part}`);
+      await new Promise((r) => setTimeout(r, 50));
+      socket.destroy();
+      await eventually(async () => (counted.length > before ? true : undefined), 2_000, 10);
+    }
+    expect(counted).toEqual([499, 499]);
+  });
+
+  it('a declared Content-Length over the limit is a 413 at once, before any byte of the body (the connection was held 30 s, then closed with nothing)', async () => {
+    const { port, counted } = await service();
+    const { text, closedByServer, ms } = await exchange(port, head('Content-Length: 100000000000\r\n'));
+    expect(statuses(text)).toEqual([413]);
+    expect(errorBody(text)).toEqual({ error: { code: 'BAD_REQUEST', message: 'request body larger than 1024 bytes' } });
+    expect(text.toLowerCase()).toContain('connection: close');
+    expect(closedByServer).toBe(true);
+    expect(ms).toBeLessThan(1_000);
+    // Expect: 100-continue gets the 413 and no 100: the client never sends the body.
+    const refused = await exchange(port, head('Content-Length: 100000000000\r\nExpect: 100-continue\r\n'));
+    expect(statuses(refused.text)).toEqual([413]);
+    // The same message as a body that turns out too large as it streams.
+    const streamed = await exchange(port, head('Transfer-Encoding: chunked\r\n'), `800\r\n${'a'.repeat(2048)}\r\n`);
+    expect(statuses(streamed.text)).toEqual([413]);
+    expect(errorBody(streamed.text)).toEqual(errorBody(text));
+    expect(counted).toEqual([413, 413, 413]);
+  });
+
+  it('a compressed body is a 415 asking for it uncompressed (it was "body is not valid UTF-8"); identity is read', async () => {
+    const { port, counted } = await service();
+    const gzipped = gzipSync('{"entity_id":"u1"}');
+    for (const coding of ['gzip', 'GZIP', 'identity, gzip']) {
+      const { text, closedByServer } = await exchange(
+        port,
+        head(`Content-Encoding: ${coding}\r\nContent-Length: ${gzipped.length}\r\n`),
+        gzipped,
+      );
+      expect(statuses(text)).toEqual([415]);
+      expect(errorBody(text)).toEqual({
+        error: { code: 'BAD_REQUEST', message: 'content encoding gzip not supported; send the body uncompressed' },
+      });
+      expect(text.toLowerCase()).toContain('accept-encoding: identity');
+      expect(closedByServer).toBe(true);
+    }
+    const { text } = await exchange(
+      port,
+      head('Content-Encoding: identity\r\nContent-Length: 2\r\nConnection: close\r\n'),
+      '{}',
+    );
+    expect(statuses(text)).toEqual([200]);
+    expect(counted).toEqual([415, 415, 415, 200]);
   });
 });
 

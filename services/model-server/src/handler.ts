@@ -12,7 +12,7 @@ import { badRequest, checkBearer, HttpError, oneLine, readBody, sendError, sendJ
 import type { PredictionLog } from './prediction-log.js';
 import { scoreInstances } from './predictor.js';
 import { DEFAULT_PREDICT_LIMITS, type PredictLimits, parsePredictBody } from './request.js';
-import type { ServingTable } from './serving.js';
+import { type ServingTable, unservedReason } from './serving.js';
 
 export interface ModelHandlerOptions extends Partial<PredictLimits> {
   readonly table: ServingTable;
@@ -45,7 +45,7 @@ function toHttpError(error: unknown): HttpError {
 /**
  * The model server's routes:
  * - `POST /v1/models/{model}:predict` — one entity or `{"instances": [...]}`;
- * - `GET /v1/models` — the served models, their versions and roles;
+ * - `GET /v1/models` — the served models, their versions and roles, and the promoted ones not served;
  * - `GET /healthz` (never needs the token).
  */
 export function createModelHandler(options: ModelHandlerOptions) {
@@ -86,11 +86,13 @@ export function createModelHandler(options: ModelHandlerOptions) {
       if (options.ready?.() === false)
         throw new HttpError(503, 'SINK_UNAVAILABLE', 'models.v1 not read yet: this instance does not serve yet');
       // The name comes from the URL: quoted and cut, so the answer stays one line.
-      throw new HttpError(
-        404,
-        'NOT_FOUND',
-        `unknown model ${JSON.stringify(model.slice(0, 128))} (no promoted version is served)`,
-      );
+      const name = JSON.stringify(model.slice(0, 128));
+      // Promoted, but no version of it loads here (its files missing at start): a 404 "unknown
+      // model" told clients to give up on a model that serves once its files are back, or elsewhere.
+      const unserved = table.unservedProduction(model);
+      if (unserved !== undefined)
+        throw new HttpError(503, 'SINK_UNAVAILABLE', `model ${name}: ${unservedReason(unserved)}`);
+      throw new HttpError(404, 'NOT_FOUND', `unknown model ${name} (no version of it is promoted)`);
     }
     const request = parsePredictBody(await readBody(req, limits.maxBodyBytes), limits);
     const at = now();
@@ -139,7 +141,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
       } else if (path === '/v1/models') {
         route = 'models';
         if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'BAD_REQUEST', 'use GET', 'GET');
-        body = { models: table.describe() };
+        body = { models: table.describe(), not_served: table.describeUnserved() };
       } else if (path === '/healthz') {
         route = 'health';
         if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'BAD_REQUEST', 'use GET', 'GET');

@@ -47,6 +47,9 @@ const nextPredictionId = uuidV4Source();
 /** No versions besides the answering one (shared: most instances have none). */
 const NONE: readonly Scoring[] = [];
 
+/** Whether a number is missing as float32, what XGBoost stores: beyond ±3.4028234663852886e38 (or NaN). */
+const missingAsFloat32 = (x: number): boolean => !Number.isFinite(Math.fround(x));
+
 /** Whether a record has no own key (without listing its keys). */
 function isEmpty(record: Readonly<Record<string, unknown>>): boolean {
   for (const key in record) if (Object.hasOwn(record, key)) return false;
@@ -63,9 +66,9 @@ export function answering(plan: ServingPlan, entityId: string): PlannedVersion {
  * Scores instances with a serving plan. Features come from ONE batch read of the plan's views
  * (skipped when it reads none) and the request's values, which take precedence. A feature that is
  * neither in the store nor in the request is missing: null in the log, NaN to the model, which
- * takes its trained default direction. An instance with no row in any view and no values of its
- * own is a 422 (nothing to score); a value for a feature no version takes, or one the model cannot
- * encode, is a 400. Shadows score every instance and are logged, never answered. The answered
+ * takes its trained default direction; so is a number beyond float32's range. An instance with no
+ * row in any view and no values of its own is a 422 (nothing to score); a value for a feature no
+ * version takes, or one the model cannot encode, is a 400. Shadows score every instance and are logged, never answered. The answered
  * record carries `scores`: every version scored on the instance (production too when the canary
  * answered), by version.
  */
@@ -117,6 +120,7 @@ export async function scoreInstances(
   };
   const record = (v: PlannedVersion, i: number, inst: Instance): Readonly<Record<string, FeatureValue>> => {
     const names = v.loaded.features;
+    const { categorical } = v.loaded.encoder;
     const given = inst.features;
     const out: Record<string, FeatureValue> = {};
     for (let j = 0; j < names.length; j++) {
@@ -127,6 +131,9 @@ export async function scoreInstances(
         const r = v.sources[j]!;
         if (r >= 0 && needsRead) value = rows[r]![i]?.features[name];
       }
+      // A number beyond float32's range is missing to the model (trainerFeatureEncoder) and to the
+      // trainer (out_of_range_values): logged as sent (1e+308), monitors saw a value the model never did.
+      if (typeof value === 'number' && missingAsFloat32(value) && !categorical.has(name)) value = null;
       setOwn(out, name, value ?? null);
     }
     return out;

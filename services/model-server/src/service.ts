@@ -272,6 +272,7 @@ export const modelServer = defineService({
       const stages = createStageApplier({
         apply: (model, events, replayed) => table.apply(model, events, replayed),
         givenUp: (model) => table.givenUp(model),
+        unserved: (model) => table.unservedProduction(model),
         logger: ctx.logger,
         registry: ctx.registry,
       });

@@ -55,6 +55,8 @@ export class ServingTable {
   private readonly servingGauge;
   /** The series of `servingGauge` set per model, by `version/role`: those no longer served are removed. */
   private readonly shown = new Map<string, Map<string, ServingLabels>>();
+  /** Models promoted in models.v1 of which no version serves here (see `unservedProduction`). */
+  private readonly unserved = new Map<string, UnservedProduction>();
 
   constructor(private readonly options: ServingTableOptions) {
     // Model and version names come from models.v1: bounded labels. The versions of a model are
@@ -94,6 +96,21 @@ export class ServingTable {
         : { canary: { version: p.canary.planned.loaded.version, share: p.canary.share } }),
       shadows: p.shadows.map((s) => s.loaded.version),
     }));
+  }
+
+  /**
+   * The production the stages of `model` name while no version of the model serves here (its files
+   * missing or unreadable at start and no previous production loads, or it was given up), or
+   * undefined: the model serves, or was never promoted. Predict answers 503 for it, not 404
+   * "unknown model": the model is known, and another instance (or this one, later) can answer.
+   */
+  unservedProduction(model: string): UnservedProduction | undefined {
+    return this.unserved.get(model);
+  }
+
+  /** Every model promoted but served by no version here (for `GET /v1/models`). */
+  describeUnserved(): Array<{ model: string; production: string; reason: string }> {
+    return [...this.unserved].map(([model, u]) => ({ model, production: u.version, reason: unservedReason(u) }));
   }
 
   /** The versions of `model` given up (see the class): not loaded until models.v1 names them again. */
@@ -188,6 +205,7 @@ export class ServingTable {
     try {
       await this.reduceAndSwap(model, events, replayed);
     } finally {
+      if (this.plans.has(model)) this.unserved.delete(model);
       this.showServing(model);
     }
   }
@@ -214,6 +232,9 @@ export class ServingTable {
       ...(this.options.canaries.has(model) ? { canary: this.options.canaries.get(model)! } : {}),
       shadows: this.options.shadows.get(model) ?? [],
     });
+    // No production (no PROMOTED yet). A model whose production was given up with nothing serving
+    // gets here too: its events were not held, so its next ones (TRAINED, SHADOW) are reduced from
+    // the stages before them; it stays unserved (503) until a version serves.
     if (served === undefined) return;
     // Replays and TRAINED events change nothing: no reload, no swap — unless the plan is not yet
     // what the stages ask for (a version failed to load before): then any event retries it.
@@ -228,6 +249,14 @@ export class ServingTable {
       // re-published PROMOTED is a change again, and a version that never served is never watched
       // as "the previous production".
       const serving = this.plans.get(model);
+      // Nothing serves the model: its requests are told why (503), not "unknown model" (404).
+      if (serving === undefined) {
+        this.unserved.set(model, {
+          version: served.production,
+          retriable: isRetriable(error),
+          code: toDriftlineError(error).code,
+        });
+      }
       this.stages.set(
         model,
         serving === undefined
@@ -369,6 +398,25 @@ export class ServingTable {
     for (const [key, v] of this.loaded) if (v.model === model && !inUse.has(v)) this.loaded.delete(key);
     if (failure !== undefined) throw failure;
   }
+}
+
+/** A production that the stages of a model name while no version of the model serves. */
+export interface UnservedProduction {
+  readonly version: string;
+  /** Whether its load is retried (files missing or unreadable, a load thread death) or was given up. */
+  readonly retriable: boolean;
+  /** The code of its load's failure (`NOT_FOUND`: artifacts missing or unreadable). */
+  readonly code: string;
+}
+
+/** Why `u` does not serve, in one line (versions come from models.v1: escaped and cut). */
+export function unservedReason(u: UnservedProduction): string {
+  const version = JSON.stringify(u.version).slice(1, -1).slice(0, 128);
+  if (!u.retriable) {
+    return `production ${version} cannot be loaded here (given up: ${u.code}); nothing serves the model on this instance until models.v1 publishes a version again`;
+  }
+  const why = u.code === 'NOT_FOUND' ? 'artifacts missing or unreadable' : `its load failed: ${u.code}`;
+  return `production ${version} not loaded yet (${why}); retrying`;
 }
 
 /** Versions of a model remembered as given up, at most (the oldest forgotten: loaded once more if named again). */

@@ -2,7 +2,7 @@ import type { Logger } from '@driftline/core';
 import { serialByKey, toDriftlineError } from '@driftline/core';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import type { StageEvent } from '@driftline/policy';
-import { VersionGivenUpError, VersionsNotServedError } from './serving.js';
+import { type UnservedProduction, VersionGivenUpError, VersionsNotServedError } from './serving.js';
 
 export interface StageApplierOptions {
   /**
@@ -12,6 +12,8 @@ export interface StageApplierOptions {
   readonly apply: (model: string, events: readonly StageEvent[], replayed: number) => Promise<void>;
   /** The versions of a model given up (ServingTable.givenUp), for the metric. */
   readonly givenUp?: (model: string) => readonly string[];
+  /** The production named while nothing of the model serves (ServingTable.unservedProduction), for the log line. */
+  readonly unserved?: (model: string) => UnservedProduction | undefined;
   readonly logger: Logger;
   readonly registry?: Registry;
   /** First retry delay; it doubles up to `maxDelayMs`. */
@@ -102,16 +104,22 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       }
       failedModels.delete(model);
       const delay = Math.min(max, first * 2 ** attempt);
-      if (error instanceof VersionsNotServedError) {
+      // At start with no previous production that loads, nothing serves: the line said "the
+      // previous one keeps serving" while every request of the model was refused.
+      const unserved = options.unserved?.(model);
+      const fields = { model, err: (error as Error).message, attempt: attempt + 1, retry_in_ms: delay };
+      if (unserved !== undefined) {
+        logger.error(
+          { ...fields, version: unserved.version },
+          'production version could not be loaded and no version of the model serves: predict answers 503 until one does; retrying',
+        );
+      } else if (error instanceof VersionsNotServedError) {
         logger.warn(
           { model, versions: error.versions, attempt: attempt + 1, retry_in_ms: delay },
           'canary or shadow versions not served; production serves, retrying them',
         );
       } else {
-        logger.error(
-          { model, err: (error as Error).message, attempt: attempt + 1, retry_in_ms: delay },
-          'production version could not be loaded; the previous one keeps serving, retrying',
-        );
+        logger.error(fields, 'production version could not be loaded; the previous one keeps serving, retrying');
       }
       const timer = setTimeout(() => {
         void serially(model, async () => {

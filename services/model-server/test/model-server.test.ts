@@ -332,6 +332,7 @@ describe('model server over the in-memory store', () => {
     expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
     expect(await (await fetch(`${h.base}/v1/models`)).json()).toEqual({
       models: [{ model: 'm', production: 'v1', shadows: ['v3'] }],
+      not_served: [],
     });
     for (const path of ['/v1/models', '/healthz']) {
       const wrong = await fetch(`${h.base}${path}`, { method: 'DELETE' });
@@ -902,5 +903,161 @@ describe('prediction log', () => {
     await log.close(100);
     expect(Date.now() - t0).toBeLessThan(1_000);
     expect(lost).toEqual([3]);
+  });
+});
+
+describe('a promoted model of which no version loads (found by a review)', () => {
+  const answer = async (h: Harness, model: string) => {
+    const res = await post(h, model, { entity_id: 'u1', features: { f3: 1 } });
+    const body = (await res.json()) as { version?: string; error?: { code: string; message: string } };
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), ...body };
+  };
+
+  it('answers 503 with the version and why, Retry-After, while it does not load; 404 only for a model never promoted', async () => {
+    const h = await harness();
+    try {
+      // fraud at production v9 (v1 before it), neither's files there: as a restart with the
+      // artifact directory moved away.
+      await expect(
+        h.server.table.apply('fraud', [
+          { kind: 'PROMOTED', version: 'v1' },
+          { kind: 'PROMOTED', version: 'v9', previous_version: 'v1' },
+        ]),
+      ).rejects.toThrow(/no artifacts/);
+      expect(await answer(h, 'fraud')).toEqual({
+        status: 503,
+        retryAfter: '1',
+        error: {
+          code: 'SINK_UNAVAILABLE',
+          message: 'model "fraud": production v9 not loaded yet (artifacts missing or unreadable); retrying',
+        },
+      });
+      expect(await answer(h, 'nope')).toMatchObject({ status: 404, error: { code: 'NOT_FOUND' } });
+      expect(await (await fetch(`${h.base}/v1/models`)).json()).toEqual({
+        models: [],
+        not_served: [
+          {
+            model: 'fraud',
+            production: 'v9',
+            reason: 'production v9 not loaded yet (artifacts missing or unreadable); retrying',
+          },
+        ],
+      });
+      // Its files back, the retry (the stage applier's, here by hand) serves it, and says nothing more.
+      writeVersion(dir, 'fraud', 'v1', 8);
+      writeVersion(dir, 'fraud', 'v9', 9);
+      await h.server.table.apply('fraud', [
+        { kind: 'PROMOTED', version: 'v1' },
+        { kind: 'PROMOTED', version: 'v9', previous_version: 'v1' },
+      ]);
+      expect(await answer(h, 'fraud')).toMatchObject({ status: 200, version: 'v9' });
+      expect(((await (await fetch(`${h.base}/v1/models`)).json()) as { not_served: unknown[] }).not_served).toEqual([]);
+      // v9's folder gone and v1's model.json cut short (v1 given up): the same answer, for v9.
+      writeVersion(dir, 'cut', 'v1', 7);
+      truncateSync(join(dir, 'cut', 'v1', 'model.json'), 100);
+      await expect(
+        h.server.table.apply('cut', [
+          { kind: 'PROMOTED', version: 'v1' },
+          { kind: 'PROMOTED', version: 'v9', previous_version: 'v1' },
+        ]),
+      ).rejects.toThrow(/no artifacts/);
+      expect(await answer(h, 'cut')).toMatchObject({
+        status: 503,
+        error: { message: 'model "cut": production v9 not loaded yet (artifacts missing or unreadable); retrying' },
+      });
+    } finally {
+      await h.server.close();
+    }
+  });
+
+  it('a production given up with nothing serving is a 503 saying so, through later events of the model, until published again', async () => {
+    const h = await harness();
+    try {
+      const at = join(dir, 'broken', 'v1');
+      mkdirSync(at, { recursive: true });
+      writeFileSync(join(at, 'model.json'), '{"learner": ');
+      writeFileSync(join(at, 'meta.json'), JSON.stringify({ features: FEATURES }));
+      await expect(h.server.table.apply('broken', [{ kind: 'PROMOTED', version: 'v1' }])).rejects.toThrow();
+      const given = {
+        status: 503,
+        retryAfter: '1',
+        error: {
+          code: 'SINK_UNAVAILABLE',
+          message: expect.stringMatching(
+            /^model "broken": production v1 cannot be loaded here \(given up: [A-Z_]+\); nothing serves the model on this instance until models.v1 publishes a version again$/,
+          ),
+        },
+      };
+      expect(await answer(h, 'broken')).toEqual(given);
+      // A later event that names no production (its stages restart after a give-up) changes nothing.
+      await h.server.table.apply('broken', [{ kind: 'TRAINED', version: 'v2' }]);
+      expect(await answer(h, 'broken')).toEqual(given);
+      // Published again with good files: served.
+      writeVersion(dir, 'broken', 'v1', 4);
+      await h.server.table.apply('broken', [{ kind: 'PROMOTED', version: 'v1' }]);
+      expect(await answer(h, 'broken')).toMatchObject({ status: 200, version: 'v1' });
+    } finally {
+      await h.server.close();
+    }
+  });
+
+  it('a canary and a shadow whose files are gone at start: production answers every entity, the canary share included', async () => {
+    const h = await harness();
+    try {
+      writeVersion(dir, 'cs', 'v1', 5);
+      await expect(
+        h.server.table.apply('cs', [
+          { kind: 'PROMOTED', version: 'v1' },
+          { kind: 'CANARY', version: 'v2', canary_share: 1 },
+          { kind: 'SHADOW', version: 'v3' },
+        ]),
+      ).rejects.toThrow(VersionsNotServedError);
+      const res = await post(h, 'cs', {
+        instances: Array.from({ length: 20 }, (_, i) => ({ entity_id: `e${i}`, features: { f3: i } })),
+      });
+      expect(res.status).toBe(200);
+      const { predictions } = (await res.json()) as { predictions: Array<{ version: string; role: string }> };
+      expect(new Set(predictions.map((p) => `${p.version}/${p.role}`))).toEqual(new Set(['v1/production']));
+    } finally {
+      await h.server.close();
+    }
+  });
+});
+
+describe('numbers beyond float32 (found by a review)', () => {
+  it('are missing to the model and logged as null, from the request or the store; float32-range numbers as sent', async () => {
+    const h = await harness();
+    try {
+      await h.server.table.promote('m', 'v1');
+      await h.store.write(
+        planWrites([
+          validateFeatureEvent(views, {
+            event_id: 'big',
+            view: 'user',
+            entity_id: 'u-big',
+            event_time: Date.now(),
+            features: { f0: -1e300, f1: 2 },
+          }),
+        ]),
+      );
+      const res = await post(h, 'm', {
+        instances: [
+          { entity_id: 'u1', features: { f0: 1e308, f1: 3.5e38, f2: -3.5e38, f3: 3.4e38 } },
+          { entity_id: 'u-big', features: { f3: 1 } },
+        ],
+      });
+      expect(res.status).toBe(200);
+      const { predictions } = (await res.json()) as { predictions: Array<{ score: number; prediction_id: string }> };
+      expect(predictions.map((p) => p.score)).toEqual([
+        expected('v1', [null, null, null, 3.4e38]),
+        expected('v1', [null, 2, null, 1]),
+      ]);
+      await h.server.log.drain(5_000);
+      const byId = new Map(h.logged.map((e) => [e.prediction_id, e.features]));
+      expect(byId.get(predictions[0]!.prediction_id)).toEqual({ f0: null, f1: null, f2: null, f3: 3.4e38 });
+      expect(byId.get(predictions[1]!.prediction_id)).toEqual({ f0: null, f1: 2, f2: null, f3: 1 });
+    } finally {
+      await h.server.close();
+    }
   });
 });

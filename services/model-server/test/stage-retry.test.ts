@@ -288,6 +288,37 @@ describe('stage applier over a real serving table: versions that do not load, in
     expect((await series()).sort()).toEqual(models.map((m) => `${m} ${m}-b production`).sort());
   });
 
+  it('its error line says what serves meanwhile: the previous production, or nothing of the model (found by a review)', async () => {
+    const lines: Array<{ obj: object; msg: string | undefined }> = [];
+    const logger = { ...silentLogger, error: (obj: object, msg?: string) => void lines.push({ obj, msg }) };
+    const table = tableWith(new Set(['v1', 'v9', 'w9']));
+    const applier = createStageApplier({
+      apply: (model, events, replayed) => table.apply(model, events, replayed),
+      unserved: (model) => table.unservedProduction(model),
+      logger,
+      firstDelayMs: 60_000,
+    });
+    // Neither v9 nor the previous v1 loads: nothing serves fraud (it said "the previous one keeps serving").
+    await applier.apply('fraud', [promoted('v1'), { kind: 'PROMOTED', version: 'v9', previous_version: 'v1' }]);
+    expect(table.get('fraud')).toBeUndefined();
+    expect(table.unservedProduction('fraud')).toEqual({ version: 'v9', retriable: true, code: 'NOT_FOUND' });
+    // w1 loads, w9 does not: w1 serves on.
+    await applier.apply('other', [promoted('w1'), { kind: 'PROMOTED', version: 'w9', previous_version: 'w1' }]);
+    expect(table.get('other')?.production.loaded.version).toBe('w1');
+    expect(table.unservedProduction('other')).toBeUndefined();
+    expect(lines).toEqual([
+      {
+        obj: expect.objectContaining({ model: 'fraud', version: 'v9' }),
+        msg: 'production version could not be loaded and no version of the model serves: predict answers 503 until one does; retrying',
+      },
+      {
+        obj: expect.objectContaining({ model: 'other' }),
+        msg: 'production version could not be loaded; the previous one keeps serving, retrying',
+      },
+    ]);
+    applier.stop();
+  });
+
   it('at start, a newest production that cannot load leaves the previous one serving, not none', async () => {
     const table = tableWith(new Set(['v2']));
     await expect(table.apply('fraud', [promoted('v1'), promoted('v2')])).rejects.toThrow(/ENOENT/);

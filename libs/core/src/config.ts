@@ -246,8 +246,13 @@ export const DRIFTLINE_ENV_NAMES: readonly string[] = [
   'DRIFTLINE_TRAINER_VENV',
 ];
 
-/** Prefixes of other tools' variables (the stack tool, the demo, the benchmarks): never checked. */
-export const FOREIGN_ENV_PREFIXES: readonly string[] = ['DRIFTLINE_STACK_', 'DRIFTLINE_DEMO_', 'DRIFTLINE_BENCH_'];
+/** Prefixes of other tools' variables (the stack tool, the demo, the benchmarks, the test run): never checked. */
+export const FOREIGN_ENV_PREFIXES: readonly string[] = [
+  'DRIFTLINE_STACK_',
+  'DRIFTLINE_DEMO_',
+  'DRIFTLINE_BENCH_',
+  'DRIFTLINE_TEST_',
+];
 
 /**
  * Refuses a DRIFTLINE_* variable that is neither in DRIFTLINE_ENV_NAMES nor `alsoKnown` (a

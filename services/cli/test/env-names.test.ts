@@ -55,6 +55,9 @@ describe('checkEnvNames', () => {
         DRIFTLINE_FEATURE_API_PORT: '8080',
         DRIFTLINE_CLICKHOUSE_HOST_PORT: '8124',
         DRIFTLINE_STACK_KEEP: '1',
+        // The test run's own (test/support run-temp-dir): commands started by tests inherit them.
+        DRIFTLINE_TEST_TMPDIR: '/tmp/driftline-test-x',
+        DRIFTLINE_TEST_KEEP_TMP: '1',
         HOME: '/root',
       }),
     ).not.toThrow();

@@ -14,7 +14,7 @@ import {
   sortedFinite,
   wassersteinSorted,
 } from '@driftline/stats';
-import { type Column, isTextNumber, parseNumberText, quotedName, shortName } from './columns.js';
+import { type Column, isTextNumber, parseNumberText, quotedName, suggestedOption } from './columns.js';
 import { type EvidentlyDecision, type EvidentlyStattest, evidentlyCategorical, evidentlyNumeric } from './evidently.js';
 
 export interface DriftOptions {
@@ -30,6 +30,20 @@ export interface DriftOptions {
    * (see evidently.ts); the driftline statistics are reported either way.
    */
   readonly stattest?: 'driftline' | 'evidently';
+  /**
+   * Fewest present (non-missing) values a column needs on each side for PSI to decide its verdict
+   * (default 100, as the streaming monitor's DRIFTLINE_DRIFT_ALERT_MIN_EVENTS): under no drift PSI
+   * grows like (bins − 1)(1/n + 1/m), so on 20 rows it passed 0.2 for most unchanged columns. Below
+   * it only the tests with a p-value (KS, chi-square, the missing share) decide. Evidently's rule is
+   * never changed; the row says `small_sample` either way.
+   */
+  readonly minRows?: number;
+  /**
+   * A current missing share at least this much above the reference's (absolute, default 0.1) is
+   * drift by `missing` when the two-proportion test agrees (p < alpha); 1 leaves only a current
+   * column with every cell missing. Not in Evidently's rule.
+   */
+  readonly missingThreshold?: number;
 }
 
 export interface ColumnDrift {
@@ -49,6 +63,14 @@ export interface ColumnDrift {
   readonly jensen_shannon: number;
   readonly missing_rate_reference: number;
   readonly missing_rate_current: number;
+  /**
+   * The two missing shares compared as two proportions: chi-square of the 2×2 table (present,
+   * missing) × (reference, current) without continuity correction (scipy's
+   * `chi2_contingency(correction=False)`); 1 when neither side misses a value.
+   */
+  readonly missing_p_value: number;
+  /** A side has fewer present values than `minRows`: PSI did not decide (default mode). */
+  readonly small_sample: boolean;
   /** Numeric: share of current values outside [reference min, reference max]. */
   readonly out_of_range_share?: number;
   readonly drifted: boolean;
@@ -71,7 +93,7 @@ export function columnDrift(referenceColumn: Column, currentColumn: Column, opti
   if (!hasValue(reference)) {
     throw new DriftlineError(
       'BAD_REQUEST',
-      `column ${quotedName(reference.name)}: every cell of the reference is missing — nothing to compare against; leave it out with --ignore ${shortName(reference.name)}`,
+      `column ${quotedName(reference.name)}: every cell of the reference is missing — nothing to compare against; leave it out with ${suggestedOption('--ignore', reference.name)}`,
     );
   }
   let drift: ColumnDrift;
@@ -115,7 +137,7 @@ function compareColumns(reference: Column, current: Column, options: DriftOption
     // --numeric would only move the error to the first text cell; --categorical always compares.
     throw new DriftlineError(
       'BAD_REQUEST',
-      `column ${quotedName(reference.name)}: numbers in the ${numeric} but text in the ${text}${sample === undefined ? '' : ` (such as ${JSON.stringify(sample)})`} — compare it as categories with --categorical ${shellWord(shortName(reference.name))}, or make those values numbers`,
+      `column ${quotedName(reference.name)}: numbers in the ${numeric} but text in the ${text}${sample === undefined ? '' : ` (such as ${JSON.stringify(sample)})`} — compare it as categories with ${suggestedOption('--categorical', reference.name)}, or make those values numbers`,
     );
   }
   const ref = categories(reference);
@@ -126,6 +148,30 @@ function compareColumns(reference: Column, current: Column, options: DriftOption
   return options.stattest === 'evidently'
     ? withEvidently(drift, evidentlyCategorical(refCounts.counts, curCounts.counts))
     : drift;
+}
+
+/** Present values a side needs for PSI to decide (`DriftOptions.minRows`). */
+export const DEFAULT_MIN_ROWS = 100;
+/** Rise of the missing share that is drift when significant (`DriftOptions.missingThreshold`). */
+export const DEFAULT_MISSING_THRESHOLD = 0.1;
+
+/**
+ * The missing shares of the two sides as two proportions (`missing_p_value`), and whether the
+ * current one rose by at least the threshold and significantly: a feature 90% missing in the
+ * current table printed "no" (its present values were still N(0,1)).
+ */
+function missingShares(
+  reference: { readonly missing: number; readonly total: number },
+  current: { readonly missing: number; readonly total: number },
+  t: { readonly alpha: number; readonly missingThreshold: number },
+): { pValue: number; drifted: boolean } {
+  const { pValue } = chiSquareHomogeneity(
+    [reference.total - reference.missing, reference.missing],
+    [current.total - current.missing, current.missing],
+  );
+  const rise = current.missing / current.total - reference.missing / reference.total;
+  // A little slack: 0.3 − 0.2 is 0.0999… in binary, and "at least 0.1" means it.
+  return { pValue, drifted: rise >= t.missingThreshold - 1e-12 && pValue < t.alpha };
 }
 
 function withEvidently(drift: ColumnDrift, e: EvidentlyDecision): ColumnDrift {
@@ -143,6 +189,8 @@ function thresholds(options: DriftOptions) {
   return {
     psiThreshold: options.psiThreshold ?? 0.2,
     alpha: options.alpha ?? 0.05,
+    minRows: options.minRows ?? DEFAULT_MIN_ROWS,
+    missingThreshold: options.missingThreshold ?? DEFAULT_MISSING_THRESHOLD,
     psiOptions: {
       ...(options.bins === undefined ? {} : { bins: options.bins }),
       binning: options.binning ?? 'quantile',
@@ -157,12 +205,24 @@ function numericDrift(
   cur: Float64Array,
   options: DriftOptions,
 ): ColumnDrift {
-  const { psiThreshold, alpha, psiOptions } = thresholds(options);
+  const t = thresholds(options);
+  const { psiThreshold, alpha, psiOptions } = t;
   const psi = psiNumeric(ref, cur, psiOptions);
   const ks = ks2sampSorted(ref, cur);
   const min = ref.length > 0 ? ref[0]! : Number.NaN;
   const max = ref.length > 0 ? ref[ref.length - 1]! : Number.NaN;
-  const drifted_by = [...(psi.value >= psiThreshold ? ['psi'] : []), ...(ks.pValue < alpha ? ['ks'] : [])];
+  // ref and cur hold the finite values: the rest (NaN, and ±Infinity read as NaN) is missing.
+  const missing = missingShares(
+    { missing: reference.values.length - ref.length, total: reference.values.length },
+    { missing: current.values.length - cur.length, total: current.values.length },
+    t,
+  );
+  const small = ref.length < t.minRows || cur.length < t.minRows;
+  const drifted_by = [
+    ...(!small && psi.value >= psiThreshold ? ['psi'] : []),
+    ...(ks.pValue < alpha ? ['ks'] : []),
+    ...(missing.drifted ? ['missing'] : []),
+  ];
   return {
     column: reference.name,
     kind: 'numeric',
@@ -178,6 +238,8 @@ function numericDrift(
     jensen_shannon: jensenShannonNumeric(ref, cur, options.bins === undefined ? {} : { bins: options.bins }),
     missing_rate_reference: missingRate(reference.values),
     missing_rate_current: missingRate(current.values),
+    missing_p_value: missing.pValue,
+    small_sample: small,
     out_of_range_share: outOfRangeShare(current.values, min, max),
     drifted: drifted_by.length > 0,
     drifted_by,
@@ -186,8 +248,8 @@ function numericDrift(
 
 /**
  * The column with ±Infinity read as missing (NaN). Arrow and Parquet float columns keep
- * infinities (CSV reads `Infinity` as text); no statistic can use them, and dropping them
- * silently hid drift: a current column that was 90% +Infinity said "no drift" with a missing rate
+ * infinities, and the CSV reader reads pandas' spellings (`inf`, `-Infinity`) as them; no statistic
+ * can use them, and dropping them silently hid drift: a current column that was 90% +Infinity said "no drift" with a missing rate
  * of 0, and one all +Infinity said NaN statistics, "no drift" (found by a review). As missing,
  * the missing rate shows them and a column with no finite value is drifted by `missing`.
  */
@@ -215,11 +277,6 @@ export function missingAsKindOf(like: Column, column: Column): Column {
 function textSample(values: ReadonlyArray<string | null>): string | undefined {
   for (const v of values) if (v !== null && isTextNumber(parseNumberText(v), v)) return v.slice(0, 40);
   return undefined;
-}
-
-/** A column name as a shell word: as it is when plain, else single-quoted. */
-function shellWord(name: string): string {
-  return /^[\w.@%+:/-]+$/.test(name) ? name : `'${name.replaceAll("'", `'\\''`)}'`;
 }
 
 function hasNumber(column: Column): boolean {
@@ -262,7 +319,8 @@ function categoricalDrift(
   curCounts: { counts: Map<string, number>; missing: number },
   options: DriftOptions,
 ): ColumnDrift {
-  const { psiThreshold, alpha, psiOptions } = thresholds(options);
+  const t = thresholds(options);
+  const { psiThreshold, alpha, psiOptions } = t;
   const labels = [...refCounts.counts.keys()].sort();
   const referenceCounts = labels.map((k) => refCounts.counts.get(k)!);
   const currentCounts = labels.map((k) => curCounts.counts.get(k) ?? 0);
@@ -281,7 +339,17 @@ function categoricalDrift(
           currentSize,
         };
   const chi2 = chiSquareHomogeneity(referenceCounts, currentCounts);
-  const drifted_by = [...(psi.value >= psiThreshold ? ['psi'] : []), ...(chi2.pValue < alpha ? ['chi2'] : [])];
+  const missing = missingShares(
+    { missing: refCounts.missing, total: ref.length },
+    { missing: curCounts.missing, total: cur.length },
+    t,
+  );
+  const small = referenceSize < t.minRows || currentSize < t.minRows;
+  const drifted_by = [
+    ...(!small && psi.value >= psiThreshold ? ['psi'] : []),
+    ...(chi2.pValue < alpha ? ['chi2'] : []),
+    ...(missing.drifted ? ['missing'] : []),
+  ];
   return {
     column: name,
     kind: 'categorical',
@@ -296,6 +364,8 @@ function categoricalDrift(
       referenceSize === 0 || currentSize === 0 ? Number.NaN : jensenShannon(referenceCounts, currentCounts),
     missing_rate_reference: ref.length === 0 ? Number.NaN : refCounts.missing / ref.length,
     missing_rate_current: cur.length === 0 ? Number.NaN : curCounts.missing / cur.length,
+    missing_p_value: missing.pValue,
+    small_sample: small,
     drifted: drifted_by.length > 0,
     drifted_by,
   };

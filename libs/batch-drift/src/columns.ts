@@ -42,6 +42,74 @@ export function quotedName(name: string): string {
   return JSON.stringify(shortName(name));
 }
 
+const BLANK = /\s/;
+
+/**
+ * The names of a list option's value (`--ignore a,b`): split at commas, each name trimmed of
+ * blanks. A backslash before a comma, a backslash or a blank makes that character part of the
+ * name (`a\,b` is the one name `a,b`; `x\ ` ends with its blank); any other backslash is itself.
+ * `listItem` writes a name this way.
+ */
+export function parseNameList(value: string): string[] {
+  const names: string[] = [];
+  let name = '';
+  // The length of the name without its trailing blanks (an escaped blank is kept).
+  let kept = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    const next = value[i + 1];
+    if (c === '\\' && next !== undefined && (next === ',' || next === '\\' || BLANK.test(next))) {
+      name += next;
+      kept = name.length;
+      i++;
+    } else if (c === ',') {
+      names.push(name.slice(0, kept));
+      name = '';
+      kept = 0;
+    } else if (!(BLANK.test(c) && name === '')) {
+      name += c;
+      if (!BLANK.test(c)) kept = name.length;
+    }
+  }
+  names.push(name.slice(0, kept));
+  return names;
+}
+
+/**
+ * A column name as a list option takes it back (`parseNameList`): its commas, its blanks at
+ * either end, and a backslash that would escape the next character are escaped.
+ */
+export function listItem(name: string): string {
+  let first = 0;
+  while (first < name.length && BLANK.test(name[first]!)) first++;
+  let last = name.length - 1;
+  while (last >= 0 && BLANK.test(name[last]!)) last--;
+  let out = '';
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i]!;
+    const next = name[i + 1];
+    if (c === ',') out += '\\,';
+    else if (c === '\\' && (next === undefined || next === ',' || next === '\\' || BLANK.test(next))) out += '\\\\';
+    else if (BLANK.test(c) && (i < first || i > last)) out += `\\${c}`;
+    else out += c;
+  }
+  return out;
+}
+
+/** A word as a POSIX shell reads it back: as it is when plain, else single-quoted. */
+export function shellWord(word: string): string {
+  return /^[\w.@%+:/-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The option and column name an error line suggests (`--ignore 'a\,b'`), written so that a shell
+ * and the list option read back exactly that name; a name longer than an error line shows
+ * (`shortName`) cannot be copied from it, so the line says to give its full name instead.
+ */
+export function suggestedOption(option: string, name: string): string {
+  return name.length > NAME_CHARS ? `${option} and the column's full name` : `${option} ${shellWord(listItem(name))}`;
+}
+
 /** pandas' default `na_values` (read_csv's STR_NA_VALUES, pandas 2.3), exactly as written. */
 const MISSING = new Set([
   '',
@@ -85,14 +153,24 @@ export function isNegativeInfinityText(cell: string): boolean {
 }
 
 /**
+ * A decimal number as pandas' C parser reads one: ASCII blanks around it, a sign, digits with at
+ * most one point (`5.`, `.5`), an exponent with digits. `Number` reads more — `0x1F`, `0b101`,
+ * `0o17`, and blanks such as U+00A0 or a BOM around digits — which pandas keeps as text.
+ */
+const DECIMAL_TEXT = /^[ \t\n\v\f\r]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[ \t\n\v\f\r]*$/;
+
+/**
  * A text cell as a number: finite value, ±Infinity for pandas' infinity spellings, NaN when missing
  * (`isMissingCell`), `NOT_A_NUMBER` when it is text (or −infinity: see `isNegativeInfinityText`).
- * A cell is a number when `Number(cell)` is finite (so ` 5 `, `1e3`, `0x1f` are numbers).
+ * A cell is a number when it is a decimal (`DECIMAL_TEXT`: ` 5 `, `1e3`, `.5`; not `0x1f`) whose
+ * value is finite (`1e400` is text, as in pandas), or an infinity spelling.
  */
 export function parseNumberText(cell: string): number {
-  const n = Number(cell);
-  if (Number.isFinite(n)) return n === 0 && cell.trim() === '' ? Number.NaN : n;
-  if (MISSING.has(cell)) return Number.NaN;
+  if (DECIMAL_TEXT.test(cell)) {
+    const n = Number(cell);
+    return Number.isFinite(n) ? n : NOT_A_NUMBER;
+  }
+  if (isMissingCell(cell)) return Number.NaN;
   return INFINITY_TEXT.test(cell) && cell.charCodeAt(0) !== 0x2d ? Number.POSITIVE_INFINITY : NOT_A_NUMBER;
 }
 
@@ -164,7 +242,8 @@ export function parseNumberCell(bytes: Uint8Array, start: number, end: number): 
   return parseNumberText(decodeCell(bytes, start, end));
 }
 
-const utf8 = new TextDecoder('utf-8');
+// ignoreBOM: a U+FEFF that starts a cell is part of it (the decoder dropped it: `\uFEFF12` read as 12).
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** The UTF-8 cell `bytes[start, end)` as a string. */
 export function decodeCell(bytes: Uint8Array, start: number, end: number): string {
@@ -299,7 +378,7 @@ function numericColumn(name: string, rows: ReadonlyArray<readonly string[]>, c: 
   return { name, kind: 'numeric', values, integerText };
 }
 
-const INTEGER_TEXT = /^\s*[+-]?\d+\s*$/;
+const INTEGER_TEXT = /^[ \t\n\v\f\r]*[+-]?\d+[ \t\n\v\f\r]*$/;
 
 /** A number cell written as an integer, as pandas would read it into an int64 column. */
 export function isIntegerText(cell: string): boolean {

@@ -484,17 +484,20 @@ class CsvReader {
   }
 }
 
-/** Bytes of a cell that pandas reads as an integer: optional spaces and sign, then only digits. */
+/** An ASCII blank, as pandas' parser skips around a number: space, tab, LF, VT, FF, CR. */
+const isBlankByte = (b: number | undefined) => b === 0x20 || (b !== undefined && b >= 0x09 && b <= 0x0d);
+
+/** Bytes of a cell that pandas reads as an integer: optional blanks and sign, then only digits. */
 function integralBytes(bytes: Uint8Array, start: number, end: number): boolean {
   let i = start;
-  while (i < end && bytes[i] === 0x20) i++;
+  while (i < end && isBlankByte(bytes[i])) i++;
   if (i < end && (bytes[i] === 0x2b || bytes[i] === 0x2d)) i++;
   let digits = 0;
   while (i < end && bytes[i]! >= 0x30 && bytes[i]! <= 0x39) {
     i++;
     digits++;
   }
-  while (i < end && bytes[i] === 0x20) i++;
+  while (i < end && isBlankByte(bytes[i])) i++;
   return digits > 0 && i === end;
 }
 

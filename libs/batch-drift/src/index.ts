@@ -1,5 +1,23 @@
-export { type ColumnDrift, columnDrift, type DriftOptions, tableDrift } from './column-drift.js';
-export { applyTableOptions, type Column, quotedName, shortName, type TableOptions, typeColumns } from './columns.js';
+export {
+  type ColumnDrift,
+  columnDrift,
+  DEFAULT_MIN_ROWS,
+  DEFAULT_MISSING_THRESHOLD,
+  type DriftOptions,
+  tableDrift,
+} from './column-drift.js';
+export {
+  applyTableOptions,
+  type Column,
+  listItem,
+  parseNameList,
+  quotedName,
+  shellWord,
+  shortName,
+  suggestedOption,
+  type TableOptions,
+  typeColumns,
+} from './columns.js';
 export { type CsvOptions, csvColumns } from './csv.js';
 export { type ColumnBin, type ColumnDistribution, columnDistribution } from './distributions.js';
 export { datasetDrift, type EvidentlyStattest } from './evidently.js';

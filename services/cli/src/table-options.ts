@@ -1,4 +1,4 @@
-import type { CsvOptions } from '@driftline/batch-drift';
+import { type CsvOptions, parseNameList, quotedName, suggestedOption } from '@driftline/batch-drift';
 import { ConfigError } from '@driftline/core';
 
 /** What `readTable` takes: the CSV delimiter and the column selection and forced types. */
@@ -8,15 +8,18 @@ export type ReadOptions = CsvOptions;
 export const tableOptionsUsage = `  Formats: CSV (RFC 4180: header row, quoted fields with delimiters, line breaks and doubled
   quotes, CRLF, UTF-8 BOM), Arrow IPC (.arrow/.feather/.ipc, file or stream, uncompressed) and
   Parquet (.parquet; snappy, gzip, zstd, brotli, lz4), each optionally gzipped (.gz or gzip bytes).
-  A numeric column is one whose every present cell is a number (inf, -inf, Infinity count as
-  numbers); empty cells and pandas' NA spellings (NA, N/A, #N/A, NaN, nan, null, NULL, None, …)
-  are missing.
+  A numeric column is one whose every present cell is a decimal number as pandas reads one (12,
+  -1.5e3, .5; not 0x1F, 1_000 or ١٢, which are text); inf, -inf and Infinity count as numbers and
+  are then missing to every statistic. Empty cells and pandas' NA spellings (NA, N/A, #N/A, NaN,
+  nan, null, NULL, None, …) are missing.
   --delimiter C          CSV field separator: one character, or tab (default ',', tab for .tsv)
   --columns a,b          read only these columns
   --ignore c,d           leave these columns out
   --categorical x,y      read these columns as categories even if every value is a number
   --numeric z            these columns must be numbers (a value that is not is an error naming its line)
-  List options take comma-separated names and may be repeated.`;
+  List options take comma-separated names and may be repeated. In a name a backslash keeps a
+  comma (--ignore 'total\\, net'), a backslash, or a blank at either end of the name. A name given
+  to both --columns and --ignore, or to both --categorical and --numeric, is a usage error.`;
 
 /** The parseArgs definitions of the table options, shared by `drift` and `reference`. */
 export const tableArgOptions = {
@@ -29,14 +32,30 @@ export const tableArgOptions = {
 
 function names(option: string, values: readonly string[] | undefined): string[] | undefined {
   if (values === undefined) return undefined;
-  const out = values.flatMap((v) => v.split(',')).map((s) => s.trim());
+  const out = values.flatMap(parseNameList);
   if (out.some((s) => s === '')) {
     throw new ConfigError(
       `--${option}`,
-      `needs comma-separated column names (got ${JSON.stringify(values.join(','))})`,
+      `needs comma-separated column names (got ${JSON.stringify(values.join(','))}; \\, is a comma in a name)`,
     );
   }
   return out;
+}
+
+/** Options that contradict each other for one name: a usage error (2), before any file is read. */
+function checkConflicts(options: ReadOptions): void {
+  for (const [a, b] of [
+    ['columns', 'ignore'],
+    ['categorical', 'numeric'],
+  ] as const) {
+    const both = options[a]?.find((name) => options[b]?.includes(name));
+    if (both !== undefined) {
+      throw new ConfigError(
+        `--${b}`,
+        `column ${quotedName(both)} is also given to --${a} — give it to one of them (${suggestedOption(`--${a}`, both)} or ${suggestedOption(`--${b}`, both)})`,
+      );
+    }
+  }
 }
 
 /** `ReadOptions` from parsed `--delimiter`, `--columns`, `--ignore`, `--categorical`, `--numeric`. */
@@ -53,5 +72,6 @@ export function tableOptionsFrom(values: {
     const list = names(option, values[option]);
     if (list !== undefined) out[option] = list;
   }
+  checkConflicts(out);
   return out;
 }

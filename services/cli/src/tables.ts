@@ -9,7 +9,7 @@ import {
   floatText,
   integerText,
   quotedName,
-  shortName,
+  suggestedOption,
 } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import { booleanCategory } from '@driftline/drift';
@@ -154,7 +154,7 @@ function nestedColumn(path: string, name: string, type: string): DriftlineError 
   return badInput(
     path,
     `column ${quotedName(name)} is nested (${type}); only flat columns are compared`,
-    `leave it out with --ignore ${shortName(name)}, or flatten it`,
+    `leave it out with ${suggestedOption('--ignore', name)}, or flatten it`,
   );
 }
 
@@ -212,13 +212,14 @@ async function arrowColumns(bytes: Buffer, path: string, wanted: Wanted, asText:
     ) {
       throw nestedColumn(path, field.name, String(arrow.Type[type.typeId]).toLowerCase());
     }
-    columns.push(arrowColumn(arrow, field.name, type, table.getChildAt(i)!, asText(field.name)));
+    columns.push(arrowColumn(arrow, path, field.name, type, table.getChildAt(i)!, asText(field.name)));
   });
   return columns;
 }
 
 function arrowColumn(
   arrow: Arrow,
+  path: string,
   name: string,
   type: ArrowVector['type'],
   vector: ArrowVector,
@@ -226,7 +227,9 @@ function arrowColumn(
 ): Column {
   const cell = numericCell(arrow, type, vector);
   const { DataType, Precision } = arrow;
-  if (asText && cell !== undefined && (DataType.isInt(type) || DataType.isFloat(type))) {
+  // A duration is an integer (Parquet keeps it as one), so forced categorical it is its digits.
+  const integer = DataType.isInt(type) || DataType.isDuration(type);
+  if (asText && cell !== undefined && (integer || DataType.isFloat(type))) {
     const bits: FloatBits | undefined = DataType.isFloat(type)
       ? type.precision === Precision.HALF
         ? 16
@@ -244,11 +247,11 @@ function arrowColumn(
   if (cell !== undefined) {
     const values = new Float64Array(vector.length);
     for (let r = 0; r < vector.length; r++) values[r] = vector.isValid(r) ? cell(r) : Number.NaN;
-    const integerText = arrow.DataType.isInt(type) || (arrow.DataType.isDecimal(type) && type.scale === 0);
+    const integerText = integer || (DataType.isDecimal(type) && type.scale === 0);
     return { name, kind: 'numeric', values, integerText };
   }
   const values: Array<string | null> = [];
-  for (let r = 0; r < vector.length; r++) values.push(text(vector.get(r)));
+  for (let r = 0; r < vector.length; r++) values.push(cellText(vector.get(r), path, name, r));
   return { name, kind: 'categorical', values };
 }
 
@@ -284,6 +287,20 @@ function numericCell(
       return v instanceof Date ? v.getTime() : Number(v);
     };
   }
+  if (DataType.isTime(type) || DataType.isDuration(type)) {
+    // `get` is the stored integer (number or bigint). A time of day is milliseconds since midnight
+    // in every unit, as the Parquet reader makes it (Parquet stores time32[s] as milliseconds); a
+    // duration stays in its own unit, which Parquet does not keep (pyarrow writes the integer).
+    const toNumber = DataType.isDuration(type)
+      ? (v: bigint | number) => Number(v)
+      : {
+          [TimeUnit.SECOND]: epochMsOf.seconds,
+          [TimeUnit.MILLISECOND]: epochMsOf.millis,
+          [TimeUnit.MICROSECOND]: epochMsOf.micros,
+          [TimeUnit.NANOSECOND]: epochMsOf.nanos,
+        }[type.unit];
+    return (r) => toNumber(vector.get(r) as bigint | number);
+  }
   if (DataType.isFloat(type) && type.precision === Precision.HALF) return (r) => Number(vector.get(r));
   if (DataType.isInt(type) || DataType.isFloat(type)) {
     const values = vector.toArray() as ArrayLike<unknown>;
@@ -302,11 +319,45 @@ function storedValues(vector: ArrowVector): Array<bigint | number> {
   return out;
 }
 
-function text(v: unknown): string | null {
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Bytes that are not UTF-8, as the Parquet reader's string decoder hands them on (it decodes a
+ * dictionary once, before rows are known): `cellText` refuses them naming the column and row.
+ */
+class NotUtf8 {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+/** A Parquet string or byte array as strict UTF-8 (lenient decoding made every bad byte U+FFFD). */
+function stringFromBytes(bytes: Uint8Array | undefined): string | NotUtf8 | undefined {
+  if (bytes === undefined) return undefined;
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return new NotUtf8(bytes);
+  }
+}
+
+/**
+ * A cell of a text column as its category. Bytes (Arrow Binary, LargeBinary, FixedSizeBinary;
+ * Parquet byte arrays) are read as UTF-8 text, strictly, as the CSV reader reads a file: String()
+ * of a Uint8Array was its byte values (`b"a"` was the category "97").
+ */
+function cellText(v: unknown, path: string, name: string, row: number): string | null {
   if (v === null || v === undefined) return null;
   if (v instanceof Date) return v.toISOString();
   // `true` / `false`: the one boolean key of live events, the trainer and CSV bool columns.
   if (typeof v === 'boolean') return booleanCategory(v);
+  if (v instanceof Uint8Array || v instanceof NotUtf8) {
+    const text = v instanceof NotUtf8 ? v : stringFromBytes(v);
+    if (typeof text === 'string') return text;
+    throw badInput(
+      path,
+      `row ${row + 1}: column ${quotedName(name)} holds bytes that are not UTF-8 text`,
+      `write it as UTF-8 text, or leave it out with ${suggestedOption('--ignore', name)}`,
+    );
+  }
   return String(v);
 }
 
@@ -334,8 +385,27 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
     const names = elements.map((e) => e.name);
     const isTime = (e: (typeof elements)[number]) =>
       e.type === 'INT96' ||
-      ['TIMESTAMP', 'DATE'].includes(e.logical_type?.type ?? '') ||
-      ['TIMESTAMP_MILLIS', 'TIMESTAMP_MICROS', 'DATE'].includes(e.converted_type ?? '');
+      ['TIMESTAMP', 'DATE', 'TIME'].includes(e.logical_type?.type ?? '') ||
+      ['TIMESTAMP_MILLIS', 'TIMESTAMP_MICROS', 'DATE', 'TIME_MILLIS', 'TIME_MICROS'].includes(e.converted_type ?? '');
+    // A time of day as milliseconds since midnight, as the Arrow reader makes it: hyparquet gives
+    // the stored integer in the column's unit (milliseconds, microseconds or nanoseconds).
+    const timeOfDay = new Map<string, (v: bigint | number) => number>();
+    for (const e of elements) {
+      const logical = e.logical_type;
+      const unit =
+        logical?.type === 'TIME'
+          ? logical.unit
+          : e.converted_type === 'TIME_MILLIS'
+            ? 'MILLIS'
+            : e.converted_type === 'TIME_MICROS'
+              ? 'MICROS'
+              : undefined;
+      if (unit !== undefined)
+        timeOfDay.set(
+          e.name,
+          unit === 'MILLIS' ? epochMsOf.millis : unit === 'MICROS' ? epochMsOf.micros : epochMsOf.nanos,
+        );
+    }
     // A decimal stored as INT32/INT64 holds its unscaled integer: an integer only with scale 0.
     const isFraction = (e: (typeof elements)[number]) =>
       (e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL') && (e.scale ?? 0) !== 0;
@@ -361,6 +431,7 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
         timestampFromMicroseconds: epochMsOf.micros,
         timestampFromNanoseconds: epochMsOf.nanos,
         dateFromDays: epochMsOf.days,
+        stringFromBytes,
       },
       onChunk: (chunk) => {
         const list = chunks.get(chunk.columnName) ?? [];
@@ -387,12 +458,13 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
         return { name, kind: 'categorical' as const, values: cells.map(text) };
       }
       if (numeric) {
+        const toNumber = timeOfDay.get(name) ?? Number;
         const values = new Float64Array(rows);
         for (let r = 0; r < rows; r++)
-          values[r] = cells[r] === null || cells[r] === undefined ? Number.NaN : Number(cells[r]);
+          values[r] = cells[r] === null || cells[r] === undefined ? Number.NaN : toNumber(cells[r] as bigint | number);
         return { name, kind: 'numeric' as const, values, integerText: integerTyped.has(name) };
       }
-      return { name, kind: 'categorical' as const, values: cells.map(text) };
+      return { name, kind: 'categorical' as const, values: cells.map((v, r) => cellText(v, path, name, r)) };
     });
   } catch (error) {
     if (error instanceof DriftlineError) throw error;

@@ -86,15 +86,191 @@ describe('driftline drift', () => {
     expect(table.code).toBe(0);
     expect(controlsBesidesNewline(table.stdout)).toEqual([]);
     expect(table.stdout).toContain('\\u001b[2J\\u001b]0;pwned\\u0007col\\u000ax');
-    // The table keeps one line per column: header, two rows, blank, summary.
-    expect(table.stdout.trim().split('\n')).toHaveLength(5);
+    // The table keeps one line per column: header, two rows, blank, summary, the small-sample legend.
+    expect(table.stdout.trim().split('\n')).toHaveLength(6);
     const other = join(dir, 'evil-other.csv');
     writeFileSync(other, `x,c\n${Array.from({ length: 50 }, (_, i) => `${i},${'ab'[i % 2]}`).join('\n')}\n`);
     const error = await driftline('drift', '--reference', a, '--current', other);
     expect(error.code).not.toBe(0);
     expect(controlsBesidesNewline(error.stderr)).toEqual([]);
-    expect(error.stderr).toContain('--ignore \\u001b[2J');
+    expect(error.stderr).toContain("--ignore '\\u001b[2J");
     expect(error.stderr.split('\n')).toHaveLength(2); // one line and its newline
+  });
+});
+
+describe('driftline drift on small samples and missing shares (found by a review)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'driftline-rules-'));
+  const ref = join(dir, 'ref.csv');
+  const cur = join(dir, 'cur.csv');
+  // 200 reference rows over 0..19; 5 current rows spread over the same range: PSI 3.8 (five of ten
+  // bins empty), KS p = 0.999. It drifted by PSI alone.
+  writeFileSync(ref, `x\n${Array.from({ length: 200 }, (_, i) => i % 20).join('\n')}\n`);
+  writeFileSync(cur, 'x\n0\n5\n10\n15\n19\n');
+
+  it('a column with fewer than --min-rows present values: PSI does not decide; a mark, small_sample and a note', async () => {
+    const note =
+      'note: 1 column has fewer than 100 present values on a side (--min-rows): "x" (reference 200, current 5) — PSI is left out of the verdict there (the tests with a p-value decide)\n';
+    const json = await driftline('drift', '--reference', ref, '--current', cur, '--json');
+    expect([json.code, json.stderr]).toEqual([0, note]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ psi: expect.any(Number), small_sample: true, drifted: false });
+    const table = await driftline('drift', '--reference', ref, '--current', cur);
+    expect(table.stdout).toMatch(/^x +numeric +3\.79\d\d .* 0%→0% +no \* *$/m);
+    expect(table.stdout).toMatch(
+      /\n0 of 1 columns drifted\n\* fewer than 100 present values on a side \(--min-rows\): PSI did not decide\n$/,
+    );
+    // --min-rows 0: PSI decides on any sample, as before.
+    const old = await driftline('drift', '--reference', ref, '--current', cur, '--json', '--min-rows', '0');
+    expect([old.code, old.stderr]).toEqual([0, '']);
+    expect(JSON.parse(old.stdout)).toMatchObject({ small_sample: false, drifted_by: ['psi'] });
+    // Evidently's verdict is kept; the note says so.
+    const evidently = await driftline('drift', '--reference', ref, '--current', cur, '--stattest', 'evidently');
+    expect(evidently.stderr).toMatch(/^note: 1 column has .* — Evidently's verdict is kept\n$/);
+    expect(evidently.stdout).toContain(
+      "* fewer than 100 present values on a side (--min-rows); Evidently's verdict as it is",
+    );
+  });
+
+  it.each([
+    ['--min-rows', 'x', '--min-rows: must be a number (got "x")'],
+    ['--min-rows', '2.5', '--min-rows: must be an integer from 0 to 1000000000 (got "2.5")'],
+    ['--min-rows=-1', undefined, '--min-rows: must be an integer from 0 to 1000000000 (got "-1")'],
+    ['--missing-threshold', '2', '--missing-threshold: must be from 0 to 1 (got 2)'],
+    ['--missing-threshold', '', '--missing-threshold: must be a number (got "")'],
+  ])('%s %j is one line, exit 2', async (option, value, message) => {
+    const given = value === undefined ? [option] : [option, value];
+    const { stdout, stderr, code } = await driftline('drift', '--reference', ref, '--current', cur, ...given);
+    expect([code, stdout, stderr]).toEqual([2, '', `driftline: ${message} — see driftline drift --help\n`]);
+  });
+
+  it('a current column 90% missing is drifted by missing, and the table shows the missing shares', async () => {
+    const full = join(dir, 'full.csv');
+    const holes = join(dir, 'holes.csv');
+    writeFileSync(
+      full,
+      `x,c\n${Array.from({ length: 2000 }, (_, i) => `${(i * 7919) % 1000},${'ab'[i % 2]}`).join('\n')}\n`,
+    );
+    writeFileSync(
+      holes,
+      `x,c\n${Array.from({ length: 1000 }, (_, i) => (i % 10 === 0 ? `${(i * 7919) % 1000},${'ab'[(i / 10) % 2]}` : ',')).join('\n')}\n`,
+    );
+    const { stdout, code } = await driftline('drift', '--reference', full, '--current', holes);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^x +numeric .* 0%→90% +yes \(missing\) *$/m);
+    expect(stdout).toMatch(/^c +categorical .* 0%→90% +yes \(missing\) *$/m);
+    // --missing-threshold 1: only a current column with every cell missing.
+    const off = await driftline('drift', '--reference', full, '--current', holes, '--missing-threshold', '1', '--json');
+    expect(
+      off.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).drifted_by),
+    ).not.toContainEqual(['missing']);
+  });
+});
+
+describe('driftline drift: a suggested option works when followed (found by a review)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'driftline-suggest-'));
+  const csv = (name: string, header: string[], rows: string[][]) => {
+    const path = join(dir, name);
+    const field = (f: string) => (/[",\n]/.test(f) || f.trim() !== f ? `"${f.replaceAll('"', '""')}"` : f);
+    writeFileSync(path, `${[header, ...rows].map((r) => r.map(field).join(',')).join('\n')}\n`);
+    return path;
+  };
+  const numbers = Array.from({ length: 30 }, (_, i) => String(i));
+  /** The command again, through a shell, with the option the error line suggested appended. */
+  async function follow(args: string[], stderr: string): Promise<{ code: number; suggestion: string }> {
+    const suggestion = /(--(?:ignore|categorical) (?:'(?:'\\''|[^'])*'|[\w.@%+:/-]+))/.exec(stderr)?.[1];
+    expect(suggestion, stderr).toBeDefined();
+    const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
+    const line = [process.execPath, cliMain(), ...args].map(quote).join(' ');
+    try {
+      await run('sh', ['-c', `${line} ${suggestion}`], { cwd: root });
+      return { code: 0, suggestion: suggestion! };
+    } catch (error) {
+      return {
+        code: (error as { code: number }).code,
+        suggestion: `${suggestion} (${(error as { stderr: string }).stderr})`,
+      };
+    }
+  }
+
+  it.each([
+    ['a,b', "--ignore 'a\\,b'"],
+    ['total ', "--ignore 'total\\ '"],
+    ["it's, ok", "--ignore 'it'\\''s\\, ok'"],
+  ])('a column %j missing from the current table: %s', async (name, shown) => {
+    const ref = csv(
+      `ref-${name.length}.csv`,
+      ['x', name],
+      numbers.map((n) => [n, n]),
+    );
+    const cur = csv(
+      `cur-${name.length}.csv`,
+      ['x'],
+      numbers.map((n) => [n]),
+    );
+    const args = ['drift', '--reference', ref, '--current', cur];
+    const { code, stderr } = await driftline(...args);
+    expect(code).toBe(3);
+    expect(stderr).toContain(`leave it out with ${shown}`);
+    expect(await follow(args, stderr)).toMatchObject({ code: 0 });
+  });
+
+  it('numbers against text: the suggested --categorical works', async () => {
+    const name = 'price, net ';
+    const ref = csv(
+      'ref-text.csv',
+      [name],
+      numbers.map((n) => [n]),
+    );
+    const cur = csv(
+      'cur-text.csv',
+      [name],
+      numbers.map((n) => [`n${n}`]),
+    );
+    const args = ['drift', '--reference', ref, '--current', cur];
+    const { code, stderr } = await driftline(...args);
+    expect(code).toBe(3);
+    expect(stderr).toContain("--categorical 'price\\, net\\ '");
+    expect(await follow(args, stderr)).toMatchObject({ code: 0 });
+  });
+
+  it('a reference column with every cell missing: the suggested --ignore works', async () => {
+    const name = 'a,b';
+    const ref = csv(
+      'ref-empty.csv',
+      ['x', name],
+      numbers.map((n) => [n, '']),
+    );
+    const cur = csv(
+      'cur-empty.csv',
+      ['x', name],
+      numbers.map((n) => [n, n]),
+    );
+    const args = ['drift', '--reference', ref, '--current', cur];
+    const { code, stderr } = await driftline(...args);
+    expect(code).toBe(3);
+    expect(await follow(args, stderr)).toMatchObject({ code: 0 });
+  });
+
+  it('an escaped comma selects a column; a name given to two options that contradict is a usage error (2)', async () => {
+    const ref = csv(
+      'ref-sel.csv',
+      ['x', 'a,b'],
+      numbers.map((n) => [n, n]),
+    );
+    const ok = await driftline('drift', '--reference', ref, '--current', ref, '--columns', 'a\\,b', '--json');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ column: 'a,b' });
+    for (const [options, message] of [
+      [['--categorical', 'x', '--numeric', 'x'], 'driftline: --numeric: column "x" is also given to --categorical'],
+      [['--columns', 'x', '--ignore', 'x'], 'driftline: --ignore: column "x" is also given to --columns'],
+      [['--ignore', 'x,a\\,b'], 'driftline: --ignore: leaves no column to compare'],
+    ] as const) {
+      const { code, stdout, stderr } = await driftline('drift', '--reference', ref, '--current', ref, ...options);
+      expect([code, stdout]).toEqual([2, '']);
+      expect(stderr).toMatch(new RegExp(`^${message.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}.*\n$`));
+    }
   });
 });
 
@@ -143,13 +319,14 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
   it('a write the system refuses (ENOSPC) names --html and exits 2, not 1', async () => {
     const { stderr, code } = await drift('/dev/full');
     expect(code).toBe(2);
-    expect(stderr).toMatch(/^driftline: --html: cannot write \/dev\/full \(ENOSPC\)/);
+    // After the small-sample note of this 3-row table.
+    expect(stderr).toMatch(/^(note: [^\n]*\n)?driftline: --html: cannot write \/dev\/full \(ENOSPC\)/);
   });
 
   it('prints the results before writing the page: a page that cannot be written loses only the page', async () => {
     const { stdout, code } = await drift('/dev/full');
     expect(code).toBe(2);
-    expect(stdout).toMatch(/^column +kind +psi[\s\S]*\n0 of 1 columns drifted\n$/);
+    expect(stdout).toMatch(/^column +kind +psi[\s\S]*\n0 of 1 columns drifted\n\* fewer than 100 present values .*\n$/);
   });
 
   it('a file the system refuses to create is found before any table is read', async () => {
@@ -178,11 +355,12 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     writeFileSync(wideRef, `${names}\n${row(7)}\n${row(5)}\n`);
     writeFileSync(wideCur, `${names}\n${row(3)}\n${row(5)}\n`);
     const { stdout, stderr, code } = await driftline('drift', '--reference', wideRef, '--current', wideCur);
-    expect(stderr).toBe('');
+    // Two rows a side: every column is a small sample, named five at a time in one line.
+    expect(stderr).toMatch(/^note: 200000 columns have fewer than 100 present values .* and 199995 more — [^\n]*\n$/);
     expect(code).toBe(0);
     const lines = stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(n + 3);
-    expect(lines.at(-1)).toMatch(new RegExp(`^\\d+ of ${n} columns drifted$`));
+    expect(lines).toHaveLength(n + 4);
+    expect(lines.at(-2)).toMatch(new RegExp(`^\\d+ of ${n} columns drifted$`));
     unlinkSync(wideRef);
     unlinkSync(wideCur);
   }, 60_000);
@@ -208,7 +386,7 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
         '--html',
         html,
       );
-      expect([code, stderr]).toEqual([0, '']);
+      expect([code, stderr]).toEqual([0, expect.stringMatching(/^note: 100000 columns have fewer than 100 [^\n]*\n$/)]);
       const page = readFileSync(html, 'utf8');
       expect(page.match(/<figure class="chart"/g)).toHaveLength(500);
       expect(page).toContain('the 500 of 100000 columns that drifted most are charted; 99500 left out');

@@ -33,8 +33,9 @@ describe('--json on a terminal: found by a review', () => {
   const dir = mkdtempSync(join(tmpdir(), 'driftline-json-tty-'));
   const ref = join(dir, 'ref.csv');
   const cur = join(dir, 'cur.csv');
-  writeFileSync(ref, `${header}\n${Array.from({ length: 50 }, (_, i) => i % 10).join('\n')}\n`);
-  writeFileSync(cur, `${header}\n${Array.from({ length: 50 }, (_, i) => (i % 10) + 5).join('\n')}\n`);
+  // 150 rows a side: no small-sample note on stderr, which script(1) mixes into the terminal's output.
+  writeFileSync(ref, `${header}\n${Array.from({ length: 150 }, (_, i) => i % 10).join('\n')}\n`);
+  writeFileSync(cur, `${header}\n${Array.from({ length: 150 }, (_, i) => (i % 10) + 5).join('\n')}\n`);
   const args = ['drift', '--reference', ref, '--current', cur, '--json'];
 
   it('escapes C1 controls and bidi overrides as \\uXXXX when stdout is a terminal: still JSON, same value', async () => {

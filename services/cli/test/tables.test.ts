@@ -41,6 +41,43 @@ describe('readTable', () => {
     expect(plain(await readTable(fixture(name)))).toEqual(expected);
   });
 
+  it('bytes, times of day and durations: Arrow, Parquet and CSV read the same (kinds.*; found by a review)', async () => {
+    // Arrow's bytes were their byte values (b"red" the category "114,101,100"), its times and
+    // durations text; Parquet's times were integers in their unit (µs against ms).
+    const csv = plain(await readTable(fixture('kinds.csv')));
+    expect(csv.map((c) => [c.name, c.kind])).toEqual([
+      ['blob', 'categorical'],
+      ['large_blob', 'categorical'],
+      ['pair', 'categorical'],
+      ...['t_s', 't_ms', 't_us', 't_ns', 'wait_s', 'wait_ns'].map((n) => [n, 'numeric']),
+    ]);
+    expect(csv.find((c) => c.name === 't_us')!.values).toEqual([3723004.005, Number.NaN, 45296789.123, 0.001]);
+    expect(plain(await readTable(fixture('kinds.arrow')))).toEqual(csv);
+    expect(plain(await readTable(fixture('kinds.parquet')))).toEqual(csv);
+    // Forced categorical: the same text from every format.
+    const options = { columns: ['t_ns', 'wait_s', 'wait_ns'], categorical: ['t_ns', 'wait_s', 'wait_ns'] };
+    const text = await readTable(fixture('kinds.csv'), options);
+    expect(text.map((c) => c.values)).toEqual([
+      ['3723004.005', null, '45296789.123', '0.001'],
+      ['5', null, '-1', '86400'],
+      ['5001002003', '7', null, '-1'],
+    ]);
+    expect(await readTable(fixture('kinds.arrow'), options)).toEqual(text);
+    expect(await readTable(fixture('kinds.parquet'), options)).toEqual(text);
+  });
+
+  it('bytes that are not UTF-8 are refused alike from Arrow and Parquet, naming the row and column', async () => {
+    for (const name of ['not-utf8.arrow', 'not-utf8.parquet']) {
+      await expect(readTable(fixture(name))).rejects.toThrow(
+        new DriftlineError(
+          'BAD_REQUEST',
+          `${fixture(name)}: row 2: column "blob" holds bytes that are not UTF-8 text — write it as UTF-8 text, or leave it out with --ignore blob`,
+        ),
+      );
+      expect((await readTable(fixture(name), { ignore: ['blob'] })).map((c) => c.name)).toEqual(['x']);
+    }
+  });
+
   it('gunzips by magic bytes, with or without .gz', async () => {
     for (const name of ['t.csv.gz', 't.csv', 't.parquet.gz']) {
       const source = name.includes('parquet') ? 'table-snappy.parquet' : 'table.csv';

@@ -37,17 +37,29 @@ function stderrLogger(bindings: Record<string, unknown>): Logger {
   };
 }
 
+/** Shaped like node's parseArgs errors, so the CLI reports it as a usage error (exit 2), as `dlq` and `model` do. */
+function usageError(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ERR_PARSE_ARGS_UNKNOWN_SUBCOMMAND' });
+}
+
 /** `driftline clickhouse serve`: the ClickHouse host (libs/warehouse http-host) until a signal. */
 export async function clickhouseCommand(args: readonly string[]): Promise<number> {
-  if (args[0] === undefined || args[0] === '--help' || args[0] === '-h') {
+  const [sub, ...rest] = args;
+  if (
+    sub === '--help' ||
+    sub === '-h' ||
+    (sub === 'serve' && rest.length === 1 && ['--help', '-h'].includes(rest[0]!))
+  ) {
     process.stdout.write(clickhouseUsage);
-    return args[0] === undefined ? 2 : 0;
+    return 0;
   }
-  if (args[0] !== 'serve' || args.length > 1) {
-    process.stderr.write(
-      `driftline clickhouse: unknown arguments ${JSON.stringify(args.join(' '))} — see driftline clickhouse --help\n`,
+  // One error line on stderr, as `dlq` and `model` give: the whole usage on stdout was no error.
+  if (sub === undefined) throw usageError('a subcommand is needed: serve');
+  if (sub !== 'serve') throw usageError(`unknown subcommand ${JSON.stringify(sub)}: the only one is "serve"`);
+  if (rest.length > 0) {
+    throw usageError(
+      `serve takes no arguments (got ${JSON.stringify(rest.join(' '))}); it is configured by the environment`,
     );
-    return 2;
   }
   await checkEnvNames();
   const options = toClickHouseHostOptions(parseEnv(clickhouseHostEnvShape));

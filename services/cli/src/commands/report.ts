@@ -22,7 +22,9 @@ timeline (the latest 1,000 events). First the model cards of at most 50 versions
 FIFO or device), then the page, which links the cards written; a card that cannot be written is
 one error line, the others and the page are still written, and the command exits non-zero. No
 cards when FILE is not a regular file (/dev/stdout, a pipe): then only the page is written.
-Status lines, notes of what was left out and progress go to stderr.
+Status lines, notes of what was left out and progress go to stderr. A model with no data in the
+range (or a mistyped one) is a page that says so and a note naming the models that have drift
+windows, exit 0; model-card exits 3 for a version with nothing recorded.
 T is an ISO-8601 time, UTC unless an offset is given (2025-01-31, 2025-01-31T12:00,
 2025-01-31T12:00+01:00), integer epoch milliseconds from 2000 to 2100 (not seconds), or a duration
 before now (30m, 6h, 7d). Defaults: --to now, --from 7d before --to, --out report.html.

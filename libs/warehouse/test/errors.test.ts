@@ -284,12 +284,12 @@ describe('a full, failing or read-only disk or too many open files is an outage,
         'Cannot read DateTime64: filesystem error: in x: Read-only file system: ',
         'rejected',
       ],
-      // Another errno (ENOENT), another std::filesystem failure, another std exception.
-      [76, 'CANNOT_OPEN_FILE', 'Cannot open file /x: , errno: 2, strerror: No such file or directory. ', 'unavailable'],
+      // Another errno (EEXIST), another std::filesystem failure, another std exception.
+      [76, 'CANNOT_OPEN_FILE', 'Cannot open file /x: , errno: 17, strerror: File exists. ', 'unavailable'],
       [
         1001,
         'STD_EXCEPTION',
-        'std::__1::filesystem::filesystem_error: filesystem error: in rename: No such file or directory ["/a"] ["/b"]. ',
+        'std::__1::filesystem::filesystem_error: filesystem error: in create_directory: File exists ["/a"]. ',
         'unknown',
       ],
       [1001, 'STD_EXCEPTION', 'std::out_of_range: basic_string. ', 'unknown'],
@@ -431,6 +431,97 @@ describe('a full, failing or read-only disk or too many open files is an outage,
         expect(insert.details).toEqual({ clickhouse: { category, code, name, errno } });
       }
     }
+  });
+
+  // A data directory whose layout broke under a running service: a review replaced the engine's
+  // `store/` by a plain file, and every insert failed "Not a directory" as `unknown` — stage one
+  // dead-lettered 300 predictions its windows had counted, the merge quarantined one window 41 times.
+  // With `store/` moved away the engine recreates it and reads of the older parts fail "No such file
+  // or directory". No path driftline hands the engine comes from a record: every record would fail alike.
+  describe('a data directory whose layout is broken is the environment: retried, never a dead letter', () => {
+    const cases: Array<[number, string, string, string, ClickHouseErrorCategory]> = [
+      // Verbatim from the engine (chdb 26.7): `store/` a plain file, an insert.
+      [
+        1001,
+        'STD_EXCEPTION',
+        'std::__1::filesystem::filesystem_error: filesystem error: in create_directories: Not a directory ["/tmp/s28-r3/ch3-91617/store/251"]. ',
+        'ENOTDIR',
+        'environment',
+      ],
+      // `store/` moved away (the engine recreated it for an insert), a read of an older part.
+      [
+        1001,
+        'STD_EXCEPTION',
+        'std::__1::filesystem::filesystem_error: filesystem error: in file_size: No such file or directory ["/data/chdb/store/d8c/d8caf4f8-8401-4c1a-bf51-425267c81249/all_1_1_0/data.cmrk4"]. ',
+        'ENOENT',
+        'environment',
+      ],
+      // A part's data file gone, a read.
+      [
+        107,
+        'FILE_DOESNT_EXIST',
+        'Cannot open file /data/chdb/store/30a/30a7164a-4e0c-4f0e-8332-87c0eb3d0585/all_1_1_0/data.bin: , errno: 2, strerror: No such file or directory: (while reading from part /data/chdb/store/30a/30a7164a-4e0c-4f0e-8332-87c0eb3d0585/all_1_1_0/ in table x.t (30a7164a-4e0c-4f0e-8332-87c0eb3d0585) located on disk default of type local, from mark 0 with max_rows_to_read = 1, offset = 0). ',
+        'ENOENT',
+        'environment',
+      ],
+      // A shard directory of `store/` made a symlink to itself, an insert.
+      [
+        1001,
+        'STD_EXCEPTION',
+        'std::__1::filesystem::filesystem_error: filesystem error: in posix_stat: failed to determine attributes for the specified path: Too many levels of symbolic links ["/data/chdb/store/a03/a036f8aa-e937-44be-9d93-e75fec1597a6/tmp_insert_all_2_2_0/txn_version.txt"]. ',
+        'ELOOP',
+        'environment',
+      ],
+      // A data path of 4,040 characters (path shortened here).
+      [
+        1001,
+        'STD_EXCEPTION',
+        'std::__1::filesystem::filesystem_error: filesystem error: in create_directories: File name too long ["/data/ddd/eee/store/41c/41c4206d-4094-4fea-9a48-a1b657c30426"]. ',
+        'ENAMETOOLONG',
+        'environment',
+      ],
+      // Written here in the engine's wording (not seen live): a directory where a file belongs.
+      [
+        1001,
+        'STD_EXCEPTION',
+        'std::__1::filesystem::filesystem_error: filesystem error: in rename: Is a directory ["/a"] ["/b"]. ',
+        'EISDIR',
+        'environment',
+      ],
+      // A retried code keeps its category, and names the errno.
+      [
+        76,
+        'CANNOT_OPEN_FILE',
+        'Cannot open file /d/store/x/columns.txt: , errno: 20, strerror: Not a directory. ',
+        'ENOTDIR',
+        'unavailable',
+      ],
+    ];
+
+    it.each(cases)('%s %s: %s', (code, name, text, errno, category) => {
+      for (const [connection, error] of shapes(code, name, text)) {
+        expect(classifyClickHouseError(error, connection), text).toMatchObject({ category, code, name, errno });
+        for (const action of ['insert into drift_progress', 'query']) {
+          const failed = toWarehouseError(action, error, connection);
+          expect(failed).toBeInstanceOf(SinkUnavailableError);
+          expect(failed.details).toEqual({ clickhouse: { category, code, name, errno } });
+        }
+      }
+    });
+
+    it('the same words echoed from a value under another code are not the machine', () => {
+      const echoed: Array<[number, string, string]> = [
+        [36, 'BAD_ARGUMENTS', 'filesystem error: in x: Not a directory ["/a"]. '],
+        [395, 'FUNCTION_THROW_IF_VALUE_IS_NON_ZERO', 'a: , errno: 2, strerror: No such file or directory. '],
+      ];
+      for (const [code, name, text] of echoed) {
+        for (const [connection, error] of shapes(code, name, text)) {
+          const info = classifyClickHouseError(error, connection);
+          expect(info, text).toMatchObject({ category: 'unknown', code, name });
+          expect(info.errno, text).toBeUndefined();
+        }
+      }
+    });
   });
 });
 

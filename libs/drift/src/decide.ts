@@ -175,10 +175,26 @@ export function primaryMethodFor(kind: 'numeric' | 'categorical', primary: Prima
   return primary === 'ks' ? 'chi2' : primary;
 }
 
+/**
+ * The feature and method of the one `drift_windows` row a (model, version, window) gets when it has
+ * late events and no row of its own (no event on time: every statistic is NaN, so no method row):
+ * its `late_events` would reach no table otherwise (a review sent 3 late events, counted in the
+ * metric, and every row said 0). Not a measurement — statistic 0, never drifted, `events` 0 — and
+ * no verdict, alert or share reads it: queries filtering by method (the dashboards' and the
+ * report's) leave it out, and `max(late_events)` per window reads it like any row. `__` as the
+ * prediction features: not an input feature where names starting with `__` are left out.
+ */
+export const LATE_ONLY_FEATURE = '__window__';
+export const LATE_ONLY_METHOD = 'late_only';
+
 export interface WindowVerdict {
-  /** Input features measured (prediction features excluded). */
+  /**
+   * Input features the window covers (prediction features excluded): those with any row, which is
+   * every input feature of the reference once the window has an event (a feature absent from
+   * every event still has its missing_rate row).
+   */
   readonly features: number;
-  /** Their primary-method rows that drifted, sorted by feature. */
+  /** The rows that decided the drifted input features (see `windowVerdict`), sorted by feature. */
   readonly drifted: readonly MethodResult[];
   readonly shareDrifted: number;
   /** True when at least one input feature drifted and the share reached `alertShare`. */
@@ -187,10 +203,23 @@ export interface WindowVerdict {
   readonly predictionDrift: readonly MethodResult[];
 }
 
+/** The rows a feature without a primary row (no value the primary method can measure) is decided by. */
+const FALLBACK_METHODS: ReadonlySet<DriftMethod> = new Set(['missing_rate', 'out_of_range']);
+
+/** Whether a row is of a method that decides a feature only when it has no primary row. */
+export function isFallbackMethod(method: DriftMethod): boolean {
+  return FALLBACK_METHODS.has(method);
+}
+
 /**
  * Window-level verdict from the per-feature rows: a feature drifted when its primary method did;
- * the window has feature drift when at least one input feature and at least `alertShare` of them
- * drifted (0 = any), and prediction drift when `__prediction__`/`__predicted_class__` drifted.
+ * a feature without a primary row — no value in the window the primary method could measure:
+ * absent or null in every event, or every value infinite — drifted when its missing_rate (else its
+ * out_of_range) row did: it stopped arriving, which is drift, and it stays in the denominator.
+ * Before, such a feature left the share's denominator: one of three features gone and another
+ * drifted made the share 0.5 instead of 0.67, 9 of 10 gone and the tenth steady made it 0 over one
+ * feature (found by a review). The window has feature drift when at least one input feature and at least `alertShare`
+ * of them drifted (0 = any), and prediction drift when `__prediction__`/`__predicted_class__` drifted.
  */
 export function windowVerdict(
   rows: readonly MethodResult[],
@@ -198,17 +227,34 @@ export function windowVerdict(
   primary: PrimaryMethod,
   alertShare: number,
 ): WindowVerdict {
-  const primaryRows = rows
-    .filter((r) => r.method === primaryMethodFor(kinds.get(r.feature) ?? 'numeric', primary))
-    .sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0));
-  const inputs = primaryRows.filter((r) => !isPredictionFeature(r.feature));
-  const drifted = inputs.filter((r) => r.drifted);
+  const primaryRows = new Map<string, MethodResult>();
+  const fallbackRows = new Map<string, MethodResult>();
+  const covered = new Set<string>();
+  for (const r of rows) {
+    covered.add(r.feature);
+    if (r.method === primaryMethodFor(kinds.get(r.feature) ?? 'numeric', primary)) primaryRows.set(r.feature, r);
+    else if (r.drifted && isFallbackMethod(r.method)) {
+      // missing_rate first: the feature stopped arriving, before its values left the range.
+      const known = fallbackRows.get(r.feature);
+      if (known === undefined || (known.method !== 'missing_rate' && r.method === 'missing_rate'))
+        fallbackRows.set(r.feature, r);
+    }
+  }
+  const byName = (a: MethodResult, b: MethodResult) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0);
+  const inputs = [...covered].filter((f) => !isPredictionFeature(f));
+  const drifted = inputs
+    .map((f) => {
+      const measured = primaryRows.get(f);
+      return measured === undefined ? fallbackRows.get(f) : measured.drifted ? measured : undefined;
+    })
+    .filter((r): r is MethodResult => r !== undefined)
+    .sort(byName);
   const shareDrifted = inputs.length === 0 ? 0 : drifted.length / inputs.length;
   return {
     features: inputs.length,
     drifted,
     shareDrifted,
     featureDrift: drifted.length > 0 && shareDrifted >= alertShare,
-    predictionDrift: primaryRows.filter((r) => isPredictionFeature(r.feature) && r.drifted),
+    predictionDrift: [...primaryRows.values()].filter((r) => isPredictionFeature(r.feature) && r.drifted).sort(byName),
   };
 }

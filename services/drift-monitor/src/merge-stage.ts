@@ -10,6 +10,8 @@ import {
   dataQualityAlert,
   decodePartials,
   featureResults,
+  LATE_ONLY_FEATURE,
+  LATE_ONLY_METHOD,
   type MergeGroup,
   MergeState,
   measuredOnWritten,
@@ -39,6 +41,7 @@ import {
   type ProgressStore,
 } from '@driftline/warehouse';
 import type { DriftMetrics } from './metrics.js';
+import { saveProgress } from './progress.js';
 import type { ReferenceCache } from './reference-cache.js';
 
 export interface MergeDeps {
@@ -152,6 +155,31 @@ async function evaluateGroup(
       deps.metrics?.statistic.set({ model: group.model, feature: r.feature }, r.statistic);
       deps.metrics?.drifted.set({ model: group.model, feature: r.feature }, r.drifted ? 1 : 0);
     }
+  }
+  if (rows.length === 0 && group.late > 0) {
+    // No event on time, so no statistic: the late count gets a row of its own (LATE_ONLY_METHOD of
+    // @driftline/drift), or it reached no table.
+    rows.push({
+      model: group.model,
+      version: group.version,
+      reference_id: group.referenceId,
+      feature: LATE_ONLY_FEATURE,
+      window_start: chTime(w.windowStart),
+      window_end: chTime(w.windowEnd),
+      method: LATE_ONLY_METHOD,
+      statistic: 0,
+      p_value: null,
+      threshold: 0,
+      drifted: 0,
+      reference_size: 0,
+      current_size: 0,
+      events: group.events,
+      late_events: group.late,
+      error_bound: null,
+      source_partitions: w.sourcePartitions,
+      idle_partitions: w.idle.length,
+      computed_at: chTime(computedAt),
+    });
   }
   const verdict = windowVerdict(results, kinds, deps.primary, deps.alertShare);
   return { rows, alerts: group.events >= deps.alertMinEvents ? buildAlerts(alertContext(w, group), verdict) : [] };
@@ -271,6 +299,10 @@ function reportReferenceSplits(outcomes: readonly Outcome[], deps: Pick<MergeDep
   }
 }
 
+/** A quarantined group of a window — (model, version) — or a set-aside part of one (with its reference). */
+const quarantineKey = (model: string, version: string, referenceId = ''): string =>
+  JSON.stringify([model, version, referenceId]);
+
 /** One group of a completed window on its way out: its results, or why it is quarantined. */
 interface Outcome {
   readonly window: CompletedWindow;
@@ -280,6 +312,8 @@ interface Outcome {
   alerts: DriftAlert[];
   qualityRows: DataQualityRow[];
   failure: QuarantineCause | undefined;
+  /** Quarantined by an earlier attempt of this window (its progress save failed): not again. */
+  quarantined: boolean;
   /** Set-aside parts left out of the quality (quarantined alone; the group's results stand). */
   failedParts: PartFailure[];
 }
@@ -334,6 +368,16 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
   const locked = serialByKey();
   /** Per partials partition, the sources its recently completed windows expected and found idle. */
   const completedWith = new Map<string, Map<number, CompletedSources>>();
+  /**
+   * Per partials partition and window start, the groups and set-aside parts quarantined by an
+   * attempt whose window is not done yet (`quarantineKey`), with why. A failure after the
+   * quarantine (the progress save) retries the window: those are not evaluated, recorded or
+   * alerted again. Before, a window was quarantined again on every merge tick while
+   * drift_progress could not be written — 41 alerts of one id, quarantined_total 41 (found by a
+   * review). Forgotten once the window is done, and with the partition.
+   */
+  const quarantinedBefore = new Map<string, Map<number, Map<string, QuarantineCause>>>();
+  const quarantinedOf = (key: string, windowStart: number) => quarantinedBefore.get(key)?.get(windowStart);
 
   async function completeReady(topic: string, partition: number, state: MergeState): Promise<void> {
     const t = now();
@@ -353,19 +397,24 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
     // held the loop 2.1 s for 4 models of 20 features (found by a review).
     const ksBudget = new KsExactBudget();
     let evaluated = 0;
+    const key = keyOf(topic, partition);
     for (const window of complete) {
+      const before = quarantinedOf(key, window.windowStart);
       for (const completed of window.groups) {
-        if (evaluated++ > 0) await setImmediate();
+        const earlier = before?.get(quarantineKey(completed.model, completed.version));
         const outcome: Outcome = {
           window,
           group: completed,
           rows: [],
           alerts: [],
           qualityRows: [],
-          failure: undefined,
+          failure: earlier,
+          quarantined: earlier !== undefined,
           failedParts: [],
         };
         outcomes.push(outcome);
+        if (outcome.quarantined) continue;
+        if (evaluated++ > 0) await setImmediate();
         try {
           // A split window's parts can differ between attempts (an idle source's partial arriving
           // before a retry or a replay): the reference its drift was written on sticks, or the
@@ -380,7 +429,9 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
           Object.assign(outcome, await evaluateGroup(window, group, deps, t, ksBudget));
           const quality = evaluateQuality(window, group, deps, t);
           outcome.qualityRows = quality.rows;
-          outcome.failedParts = quality.failedParts;
+          outcome.failedParts = quality.failedParts.filter(
+            (f) => before?.has(quarantineKey(group.model, group.version, f.part.referenceId)) !== true,
+          );
           if (quality.alert !== undefined) outcome.alerts.push(quality.alert);
         } catch (thrown) {
           const error = toDriftlineError(thrown);
@@ -409,9 +460,12 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
     );
     await quarantine(outcomes, topic, partition, t);
     const last = complete[complete.length - 1]!;
-    await deps.progress.save('merge', deps.group, topic, partition, { position: last.windowStart, offset: 0 });
+    await saveProgress(deps.progress, 'merge', deps.group, topic, partition, { position: last.windowStart, offset: 0 });
     state.markDone(complete);
-    rememberCompleted(keyOf(topic, partition), complete);
+    const remembered = quarantinedBefore.get(key);
+    for (const w of complete) remembered?.delete(w.windowStart);
+    if (remembered?.size === 0) quarantinedBefore.delete(key);
+    rememberCompleted(key, complete);
     reportReferenceSplits(outcomes, deps);
     const done = now();
     for (const w of complete) deps.metrics?.mergeLatency.observe(Math.max(0, done - w.firstSeenAt) / 1000);
@@ -434,7 +488,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
    * group's drift does not use it, and its quality is written without it.
    */
   async function quarantine(outcomes: readonly Outcome[], topic: string, partition: number, t: number): Promise<void> {
-    const failed = outcomes.filter((o) => o.failure !== undefined);
+    const failed = outcomes.filter((o) => o.failure !== undefined && !o.quarantined);
     const failedParts = outcomes.flatMap((o) => o.failedParts.map((f) => ({ window: o.window, group: o.group, ...f })));
     if (failed.length === 0 && failedParts.length === 0) return;
     const row = (
@@ -479,6 +533,22 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
         'drift window part on a set-aside reference quarantined: its data-quality counts cannot be merged, so they are left out of the quality of the window (its drift does not use them)',
       );
     }
+    const remember = (windowStart: number, id: string, failure: QuarantineCause) => {
+      const key = keyOf(topic, partition);
+      let windows = quarantinedBefore.get(key);
+      if (windows === undefined) {
+        windows = new Map();
+        quarantinedBefore.set(key, windows);
+      }
+      let groups = windows.get(windowStart);
+      if (groups === undefined) {
+        groups = new Map();
+        windows.set(windowStart, groups);
+      }
+      groups.set(id, failure);
+    };
+    for (const f of failedParts)
+      remember(f.window.windowStart, quarantineKey(f.group.model, f.group.version, f.part.referenceId), f.failure);
     if (failed.length === 0) return;
     const alerts = failed.map((o) => quarantineAlert(alertContext(o.window, o.group), o.failure!));
     await bestEffort(() => deps.sendAlerts(alerts), 'quarantine alert refused');
@@ -497,6 +567,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
         },
         'drift window quarantined: its drift could not be computed or stored, or its alerts were refused (the code and reason say which); the stream moves on',
       );
+      remember(o.window.windowStart, quarantineKey(o.group.model, o.group.version), o.failure!);
     }
   }
 
@@ -565,6 +636,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
       for (const p of partitions) {
         states.delete(keyOf(p.topic, p.partition));
         completedWith.delete(keyOf(p.topic, p.partition));
+        quarantinedBefore.delete(keyOf(p.topic, p.partition));
       }
     },
     /** Idleness is a matter of processing time: re-check pending windows even when nothing arrives. */

@@ -36,6 +36,7 @@ import { EMPTY_EXPECTATIONS, type ExpectationSet, QualityWindows } from '@driftl
 import type { PredictionEvent } from '@driftline/schemas';
 import type { Progress, ProgressStore } from '@driftline/warehouse';
 import type { DriftMetrics } from './metrics.js';
+import { saveProgress } from './progress.js';
 import type { ReferenceCache } from './reference-cache.js';
 import type { SequentialHook } from './sequential.js';
 
@@ -284,7 +285,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     if (entry.unsentProgress !== undefined) {
       check();
       const progress = entry.unsentProgress;
-      await deps.progress.save('stage1', deps.group, topic, partition, progress);
+      await saveProgress(deps.progress, 'stage1', deps.group, topic, partition, progress);
       // Replaced meanwhile by a log restart (`forgetLog`): the new log's progress is still to be saved.
       if (entry.unsentProgress === progress) entry.unsentProgress = undefined;
     }

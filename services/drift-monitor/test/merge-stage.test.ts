@@ -8,6 +8,8 @@ import {
 import {
   DEFAULT_THRESHOLDS,
   decodePartials,
+  LATE_ONLY_FEATURE,
+  LATE_ONLY_METHOD,
   type PartialsMessage,
   type ReferenceSet,
   referenceSet,
@@ -30,6 +32,8 @@ import {
   type DataQualityRow,
   type DriftQuarantineRow,
   type DriftWindowRow,
+  type Progress,
+  type ProgressStore,
   type ReferenceStore,
 } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
@@ -133,6 +137,7 @@ function setup(
     logger?: Logger;
     alertMinEvents?: number;
     references?: ReferenceCache;
+    progress?: ProgressStore;
   } = {},
 ) {
   const rows: DriftWindowRow[] = [];
@@ -157,7 +162,7 @@ function setup(
       },
     },
     references: options.references ?? new ReferenceCache(store),
-    progress: memoryProgress(),
+    progress: options.progress ?? memoryProgress(),
     group: 'g-merge',
     idleTimeoutMs: 60_000,
     windowMs: 1000,
@@ -194,7 +199,7 @@ function setup(
       const result = await merge.process(items, ctx);
       if (result?.commitOffset !== undefined) commits.push(result.commitOffset);
     }, batch(messages));
-  return { consume, rows, quarantined, alerts, commits };
+  return { consume, rows, quarantined, alerts, commits, merge };
 }
 
 const windowsOf = (rows: readonly DriftWindowRow[]) =>
@@ -264,6 +269,104 @@ describe('merge stage: one poison window does not poison the stream', () => {
     expect(windowsOf(rows)).toEqual([`m@${chTime(W0 + 1000)}`, `n@${chTime(W0)}`, `n@${chTime(W0 + 1000)}`]);
     expect(quarantined.map((r) => [r.model, r.window_start, r.code])).toEqual([['m', chTime(W0), expect.any(String)]]);
     expect(alerts.filter((a) => a.kind === 'DRIFT_WINDOW_QUARANTINED')).toHaveLength(1);
+  });
+});
+
+// A review: chdb's `store/` replaced by a file, every insert failed as `unknown` (SINK_REJECTED):
+// W2's drift_windows rows were refused, the group quarantined, then the progress save failed too,
+// so every merge tick retried the window and quarantined it again: 41 DRIFT_WINDOW_QUARANTINED
+// alerts of one id, quarantined_total 41.
+describe('merge stage: the progress save after a quarantine fails', () => {
+  it('is retriable, and the retries quarantine the window once: one row, one alert, one count', async () => {
+    let failures = 4; // the batch's save and three ticks' fail, the fourth tick's goes through
+    const saved: Progress[] = [];
+    const progress: ProgressStore = {
+      load: async () => undefined,
+      save: async (_s, _g, _t, _p, p) => {
+        if (failures-- > 0) {
+          // What the warehouse made of chdb's error before ENOTDIR was classified: not retriable.
+          throw new DriftlineError(
+            'SINK_REJECTED',
+            'clickhouse insert into drift_progress: STD_EXCEPTION (1001): std::__1::filesystem::filesystem_error: filesystem error: in create_directories: Not a directory ["/data/store/e81"].',
+          );
+        }
+        saved.push(p);
+      },
+    };
+    const metrics = driftMetrics(createMetricsRegistry({ service: 'drift-monitor', defaultMetrics: false }));
+    const first = await partialsFor([W0 + 100, W0 + 200, W0 + 1100]); // closes W0
+    const { consume, merge, rows, quarantined, alerts, commits } = setup({
+      rejectWindow: W0,
+      rejectModel: 'm',
+      progress,
+      metrics,
+    });
+    // Retriable: the consumer retries the batch, nothing is bisected into the DLQ.
+    await expect(consume(first)).rejects.toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
+    for (let tick = 0; tick < 4; tick++) await merge.tick();
+    expect(saved).toEqual([{ position: W0, offset: 0 }]);
+    expect(alerts.filter((a) => a.kind === 'DRIFT_WINDOW_QUARANTINED')).toEqual([
+      expect.objectContaining({ model: 'm', window_start: W0 }),
+    ]);
+    expect(quarantined.map((r) => [r.model, r.window_start])).toEqual([['m', chTime(W0)]]);
+    expect((await metrics.windowsQuarantined.get()).values.map((v) => v.value)).toEqual([1]);
+    // The other model of the window is written (again on each retry: the same keys, idempotent).
+    expect(windowsOf(rows)).toEqual([`n@${chTime(W0)}`]);
+    // The window is done: later windows land, the batch retried commits.
+    const later = await partialsFor([W0 + 1100, W0 + 2100]); // closes W0+1000
+    expect(await consume(later.filter((m) => m.windowStart === W0 + 1000))).toEqual([]);
+    expect(windowsOf(rows)).toEqual([`m@${chTime(W0 + 1000)}`, `n@${chTime(W0)}`, `n@${chTime(W0 + 1000)}`]);
+    expect(commits.length).toBeGreaterThan(0);
+    expect(alerts.filter((a) => a.kind === 'DRIFT_WINDOW_QUARANTINED')).toHaveLength(1);
+  });
+});
+
+// A review sent 2 events dated in W0 and 1 in W7 after every window had closed: the metric said 3
+// late, every drift_windows row said late_events 0 — the window they were counted in had no event
+// of the model on time, so no statistic and no row.
+describe('merge stage: late events in a window without an event on time', () => {
+  it('reach drift_windows in a late-only row (no statistic, no alert)', async () => {
+    const prediction = (model: string, id: string, t: number): PredictionEvent => ({
+      prediction_id: id,
+      model,
+      model_version: 'v1',
+      entity_id: 'e',
+      event_time: t,
+      features: { x: 5 },
+      prediction: 0,
+      predicted_class: null,
+    });
+    // n moves the clock past W0 and W1; three predictions of m dated in W0 are late, counted in the
+    // window open then (W0+2000), which no event of m reaches on time; n closes it.
+    const messages = await stageOnePartials(store, [
+      prediction('n', 'n0', W0 + 100),
+      prediction('n', 'n1', W0 + 2100),
+      prediction('m', 'm0', W0 + 200),
+      prediction('m', 'm1', W0 + 300),
+      prediction('m', 'm2', W0 + 400),
+      prediction('n', 'n2', W0 + 3100),
+    ]);
+    const late = messages.filter((m) => m.type === 'partial' && m.model === 'm');
+    expect(late.map((m) => (m.type === 'partial' ? [m.windowStart, m.events, m.late] : []))).toEqual([
+      [W0 + 2000, 0, 3],
+    ]);
+    const { consume, rows, alerts } = setup();
+    expect(await consume(messages)).toEqual([]);
+    expect(rows.filter((r) => r.model === 'm')).toEqual([
+      expect.objectContaining({
+        version: 'v1',
+        feature: LATE_ONLY_FEATURE,
+        method: LATE_ONLY_METHOD,
+        window_start: chTime(W0 + 2000),
+        events: 0,
+        late_events: 3,
+        drifted: 0,
+        statistic: 0,
+      }),
+    ]);
+    expect(alerts.filter((a) => a.model === 'm')).toEqual([]);
+    // A window with events on time carries its late count on its own rows, as before: no late-only row.
+    expect(rows.filter((r) => r.method === LATE_ONLY_METHOD)).toHaveLength(1);
   });
 });
 

@@ -331,6 +331,57 @@ describe('stage-1 processor: a ClickHouse outage while recording progress', () =
   });
 });
 
+// A review: chdb's `store/` replaced by a file, the drift_progress insert failed as `unknown`
+// (SINK_REJECTED): process() threw a non-retriable error, so the consumer bisected the batch and
+// dead-lettered its 300 predictions, which the windows already sent had counted — replaying the DLQ
+// would count them twice.
+describe('stage-1 processor: drift_progress refuses the frontier (not retriable as the warehouse classified it)', () => {
+  it('the failure is retriable: nothing is dead-lettered, the retry records the frontier and sends nothing twice', async () => {
+    const sent: OutboundPartials[] = [];
+    const saved: Progress[] = [];
+    let refusals = 3;
+    const processor = stageOneProcessor({
+      spec: { sizeMs: 1000, latenessMs: 0 },
+      references: new ReferenceCache(store),
+      progress: {
+        load: async () => undefined,
+        save: async (_s, _g, _t, _p, p) => {
+          if (refusals-- > 0) {
+            throw new DriftlineError(
+              'SINK_REJECTED',
+              'clickhouse insert into drift_progress: STD_EXCEPTION (1001): std::__1::filesystem::filesystem_error: filesystem error: in create_directories: Not a directory ["/data/store/e81"].',
+            );
+          }
+          saved.push(p);
+        },
+      },
+      group: 'g',
+      sourceTopic: 'p',
+      sourcePartitions: 1,
+      mergePartitions: 1,
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      decode: async (value) => JSON.parse(String(value)) as PredictionEvent,
+      emit: async (messages) => {
+        sent.push(...messages);
+      },
+    });
+    const batch = items([100, 200, 1100, 2100]);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const failure = await processor.process(batch, ctx).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(failure).toBeInstanceOf(SinkUnavailableError);
+      expect(failure).toMatchObject({ code: 'SINK_UNAVAILABLE', retriable: true });
+      expect((failure as Error).message).toContain('Not a directory');
+    }
+    expect(await processor.process(batch, ctx)).toEqual({ commitOffset: '3' });
+    const kinds = sent.map((m) => decodePartials(m.value)).map((m) => `${m.type}@${m.windowStart}`);
+    expect(kinds.sort()).toEqual(['closed@0', 'closed@1000', 'partial@0', 'partial@1000']);
+    expect(saved).toEqual([{ position: 2000, offset: 4, lateFrom: 3 }]);
+  });
+});
+
 /** A stage-one processor started with 2 source partitions, whose topic now has `count()` (which may throw). */
 function growingTopic(count: () => number, now?: () => number) {
   const sent: OutboundPartials[] = [];

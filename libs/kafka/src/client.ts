@@ -1,5 +1,5 @@
 import { type Logger, silentLogger } from '@driftline/core';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, type KafkaConfig as KafkajsConfig, logLevel, type RetryOptions } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
 
 /**
@@ -13,6 +13,8 @@ export interface KafkaClient {
 }
 
 const clients = new WeakMap<KafkaClient, Kafka>();
+/** What each handle's kafkajs instance was made from: a producer's own instance is made from it too. */
+const kafkajsConfigs = new WeakMap<KafkaClient, KafkajsConfig>();
 const deadLetterConfig = new WeakMap<KafkaClient, NonNullable<KafkaConfig['deadLetter']>>();
 const faultHolds = new WeakMap<KafkaClient, number>();
 /** Clients that speak TLS or SASL: a command-line tool needs the same settings (see configDrift). */
@@ -77,7 +79,7 @@ function logCreatorFor(logger: Logger, resets: Set<OffsetResetListener>, unknown
 export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLogger): KafkaClient {
   const resets = new Set<OffsetResetListener>();
   const unknowns = new Set<() => void>();
-  const kafka = new Kafka({
+  const kafkajsConfig: KafkajsConfig = {
     clientId: config.clientId,
     brokers: [...config.brokers],
     ssl: config.ssl,
@@ -85,9 +87,11 @@ export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLo
     logLevel: logLevel.WARN,
     logCreator: logCreatorFor(logger, resets, unknowns),
     retry: { initialRetryTime: 100, retries: 8 },
-  });
+  };
+  const kafka = new Kafka(kafkajsConfig);
   const client: KafkaClient = Object.freeze({ clientId: config.clientId, brokers: [...config.brokers] });
   clients.set(client, kafka);
+  kafkajsConfigs.set(client, kafkajsConfig);
   offsetResetListeners.set(client, resets);
   unknownPartitionListeners.set(client, unknowns);
   if (config.deadLetter !== undefined) deadLetterConfig.set(client, config.deadLetter);
@@ -116,4 +120,16 @@ export function kafkajsOf(client: KafkaClient): Kafka {
   const kafka = clients.get(client);
   if (kafka === undefined) throw new TypeError('not a KafkaClient from createKafkaClient');
   return kafka;
+}
+
+/**
+ * A kafkajs instance on the handle's cluster (same brokers, TLS, SASL, logs) whose cluster-level
+ * retries — connecting, reading metadata — are `retry` (package-internal). kafkajs runs those
+ * inside every attempt of a producer's send, so a producer with a send deadline needs them bounded
+ * by it: see `producerRetryTiming`.
+ */
+export function kafkajsRetrying(client: KafkaClient, retry: RetryOptions): Kafka {
+  const config = kafkajsConfigs.get(client);
+  if (config === undefined) throw new TypeError('not a KafkaClient from createKafkaClient');
+  return new Kafka({ ...config, retry });
 }

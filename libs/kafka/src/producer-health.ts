@@ -12,10 +12,14 @@
  *   a few times, not on every retry). When the last failure was a broker that could not be reached
  *   (refused or dropped connections), only if a broker now accepts connections: while Kafka is
  *   down a fresh producer cannot connect either, and keeping the old one lets the broker drop the
- *   resend of a batch that landed just before the crash.
- * - A send (or a connect) unanswered for `sendDeadlineMs`: it counts as failed, and the producer is
- *   replaced at once (the abandoned send may still be retried by the old producer: it must not
- *   share a producer with the next one).
+ *   resend of a batch that landed just before the crash. And only once the producer failed to
+ *   reach Kafka again after a broker was seen accepting ({@link ProducerHealth.brokerAccepts}):
+ *   the first check after an outage finds Kafka just back, and the old producer's resend goes
+ *   first (a replacement there wrote the batch in flight at the outage twice).
+ * - A send (or a connect) unanswered for `sendDeadlineMs` while a broker accepts connections (a
+ *   hung broker, a wedged connection): it counts as failed, and the producer is replaced at once
+ *   (the abandoned send may still be retried by the old producer: it must not share a producer
+ *   with the next one). See {@link awaitAnswer} for one unanswered while no broker accepts.
  */
 export interface ProducerHealthPolicy {
   readonly replaceAfterMs: number;
@@ -32,6 +36,9 @@ export class ProducerHealth {
   private failingSince: number | undefined;
   private replaceNow = false;
   private lastUnreachable = false;
+  /** A broker accepted connections at the last check, and the producer was kept to try once more. */
+  private acceptedAtCheck = false;
+  private checkNow = false;
 
   constructor(readonly policy: ProducerHealthPolicy = defaultProducerHealth) {}
 
@@ -39,12 +46,27 @@ export class ProducerHealth {
     this.failingSince = undefined;
     this.replaceNow = false;
     this.lastUnreachable = false;
+    this.acceptedAtCheck = false;
+    this.checkNow = false;
   }
 
   /** A send failed; `unreachable` when no broker could be reached (see {@link isBrokerUnreachable}). */
   failed(now: number, unreachable = false): void {
     this.failingSince ??= now;
     this.lastUnreachable = unreachable;
+    // Kafka unreachable for this producer right after a broker accepted connections: check again at once.
+    if (unreachable && this.acceptedAtCheck) this.checkNow = true;
+  }
+
+  /**
+   * The answer to 'replace-if-reachable' (whether a broker accepts connections now): true when the
+   * producer is to be replaced, that is when it failed to reach Kafka since a broker was last seen
+   * accepting. The first time, the same producer tries again: Kafka may just be back.
+   */
+  brokerAccepts(accepts: boolean): boolean {
+    const replace = accepts && this.acceptedAtCheck;
+    this.acceptedAtCheck = accepts && !replace;
+    return replace;
   }
 
   timedOut(now: number): void {
@@ -63,6 +85,11 @@ export class ProducerHealth {
       this.replaceNow = false;
       this.failingSince = now;
       return 'replace';
+    }
+    if (this.checkNow) {
+      this.checkNow = false;
+      this.failingSince = now;
+      return 'replace-if-reachable';
     }
     if (this.failingSince === undefined || now - this.failingSince < this.policy.replaceAfterMs) return 'keep';
     this.failingSince = now;
@@ -94,4 +121,81 @@ export function producerRetries(sendDeadlineMs: number): number {
   let retries = 0;
   while (FIRST_RETRY_MS * (2 ** (retries + 1) - 1) * RETRY_JITTER <= sendDeadlineMs / 2) retries++;
   return retries;
+}
+
+/** kafkajs retry options, every one stated (the shape of its `RetryOptions`). */
+export interface RetryTiming {
+  readonly initialRetryTime: number;
+  readonly retries: number;
+  readonly multiplier: number;
+  readonly factor: number;
+  readonly maxRetryTime: number;
+}
+
+/**
+ * A producer's retries for its send deadline: its own (`send`: {@link producerRetries}) and its
+ * cluster's (`cluster`), which kafkajs runs inside a send — connecting and reading metadata, up to
+ * twice in a send to a broker that refuses connections — each within a quarter of the deadline.
+ * The cluster's were the client's 8 (doubling from 100 ms: ~25 s), so a send to a broker down for
+ * longer than the deadline went unanswered past it and the producer was replaced; its batch of
+ * unknown outcome was then written again under a new producer id (found by a review: 30 records
+ * twice in a 15 s outage). Every timing is stated: what is left out kafkajs takes from defaults
+ * that differ under NODE_ENV=test (1.5× and at most 1 s apart), where this never showed.
+ */
+export function producerRetryTiming(sendDeadlineMs: number): { send: RetryTiming; cluster: RetryTiming } {
+  const timing = { initialRetryTime: FIRST_RETRY_MS, multiplier: 2, factor: 0.2, maxRetryTime: 30_000 };
+  return {
+    send: { ...timing, retries: producerRetries(sendDeadlineMs) },
+    cluster: { ...timing, retries: producerRetries(sendDeadlineMs / 2) },
+  };
+}
+
+/** A send (or connect) left unanswered: see {@link awaitAnswer}. */
+export class SendUnanswered extends Error {
+  constructor(readonly waitedMs: number) {
+    super(`no answer within ${waitedMs} ms`);
+  }
+}
+
+/**
+ * The outcome of `send`, or a {@link SendUnanswered} once it is left unanswered: past `deadlineMs`
+ * while `brokerAccepts()` (a broker that takes connections and does not answer is hung), else past
+ * twice `deadlineMs`. While no broker accepts connections the send is kafkajs retrying a broker that
+ * is down, and it fails by itself (its retries fit the deadline); abandoned, it could still land
+ * after a fresh producer had sent its records again, under a new producer id.
+ */
+export async function awaitAnswer<T>(
+  send: Promise<T>,
+  deadlineMs: number,
+  brokerAccepts: () => Promise<boolean>,
+): Promise<T> {
+  let settled = false;
+  send.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true; // abandoned, it may still reject later
+    },
+  );
+  const late = Symbol('late');
+  const within = async (ms: number): Promise<T | typeof late> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const deadline = new Promise<typeof late>((resolve) => {
+        timer = setTimeout(() => resolve(late), ms);
+      });
+      return await Promise.race([send, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const first = await within(deadlineMs);
+  if (first !== late) return first;
+  if (!(await brokerAccepts()) || settled) {
+    const second = await within(deadlineMs);
+    if (second !== late) return second;
+    throw new SendUnanswered(2 * deadlineMs);
+  }
+  throw new SendUnanswered(deadlineMs);
 }

@@ -4,9 +4,16 @@ import { counter, type Registry } from '@driftline/observability';
 import { CompressionTypes, type Message, type Producer, type RecordMetadata } from 'kafkajs';
 import { adminBackoff, partitionCount } from './admin.js';
 import { backoffDelay } from './backoff.js';
-import { type KafkaClient, kafkajsOf } from './client.js';
+import { type KafkaClient, kafkajsRetrying } from './client.js';
 import { keyHashPartitioner } from './partitioner.js';
-import { isBrokerUnreachable, ProducerHealth, type ProducerHealthPolicy, producerRetries } from './producer-health.js';
+import {
+  awaitAnswer,
+  isBrokerUnreachable,
+  ProducerHealth,
+  type ProducerHealthPolicy,
+  producerRetryTiming,
+  SendUnanswered,
+} from './producer-health.js';
 import { anyBrokerAccepts } from './reachability.js';
 import { BATCH_OVERHEAD, boundedRuns, messageSize, type OutboundMessage } from './records.js';
 
@@ -86,14 +93,16 @@ export async function createProducer(
   // arithmetic), so keys land on the same partitions whoever produces them (co-partitioning of
   // predictions and labels depends on it).
   const health = new ProducerHealth(options.health);
-  const retry = { initialRetryTime: 100, retries: producerRetries(health.policy.sendDeadlineMs) };
+  const retry = producerRetryTiming(health.policy.sendDeadlineMs);
+  // Its own kafkajs instance: the cluster's retries run inside every send, and must fit its deadline.
+  const kafkajs = kafkajsRetrying(client, retry.cluster);
   const newProducer = (): Producer =>
-    kafkajsOf(client).producer({
+    kafkajs.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       createPartitioner: keyHashPartitioner,
-      retry,
+      retry: retry.send,
     });
   const replaced =
     options.registry === undefined
@@ -110,26 +119,18 @@ export async function createProducer(
     producer = newProducer();
     connected = false;
     replaced?.inc();
-    kafkajsOf(client).logger().warn(`producer replaced by a fresh one: ${why}`, {});
+    kafkajs.logger().warn(`producer replaced by a fresh one: ${why}`, {});
   };
-  /** The send, or a retriable failure (and a replacement at once) when it stays unanswered past the deadline. */
+  /** The send, or a retriable failure (and a replacement at once) when it is left unanswered (awaitAnswer). */
   const withDeadline = async <T>(send: Promise<T>): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        health.timedOut(Date.now());
-        reject(
-          new DriftlineError('SINK_UNAVAILABLE', `no answer from Kafka within ${health.policy.sendDeadlineMs} ms`, {
-            retriable: true,
-          }),
-        );
-      }, health.policy.sendDeadlineMs);
-    });
-    send.catch(() => {}); // abandoned at the deadline, it may still reject later
     try {
-      return await Promise.race([send, deadline]);
-    } finally {
-      clearTimeout(timer);
+      return await awaitAnswer(send, health.policy.sendDeadlineMs, () => anyBrokerAccepts(client.brokers));
+    } catch (error) {
+      if (!(error instanceof SendUnanswered)) throw error;
+      health.timedOut(Date.now());
+      throw new DriftlineError('SINK_UNAVAILABLE', `no answer from Kafka within ${error.waitedMs} ms`, {
+        retriable: true,
+      });
     }
   };
   // The producer sends go through; replaced by a fresh one when it stops recovering (ProducerHealth).
@@ -178,7 +179,7 @@ export async function createProducer(
     try {
       const replacement = health.shouldReplace(Date.now());
       if (replacement === 'replace') replace('sends kept failing with Kafka reachable, or one went unanswered');
-      else if (replacement === 'replace-if-reachable' && (await anyBrokerAccepts(client.brokers)))
+      else if (replacement === 'replace-if-reachable' && health.brokerAccepts(await anyBrokerAccepts(client.brokers)))
         replace('sends kept failing to connect while a broker accepts connections');
       if (!connected) {
         await withDeadline(producer.connect());

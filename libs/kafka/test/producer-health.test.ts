@@ -1,7 +1,14 @@
 import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { producerStateLost } from '../src/producer.js';
-import { isBrokerUnreachable, ProducerHealth, producerRetries } from '../src/producer-health.js';
+import {
+  awaitAnswer,
+  isBrokerUnreachable,
+  ProducerHealth,
+  producerRetries,
+  producerRetryTiming,
+  SendUnanswered,
+} from '../src/producer-health.js';
 
 const policy = { replaceAfterMs: 30_000, sendDeadlineMs: 120_000 };
 
@@ -36,6 +43,35 @@ describe('producer health: when a fresh producer replaces the failing one', () =
     expect(h.shouldReplace(31_000)).toBe('replace-if-reachable');
     h.failed(40_000, false); // it answers again, and still refuses the sends
     expect(h.shouldReplace(61_000)).toBe('replace');
+  });
+
+  it('after an outage, the same producer once more before a broker accepting connections gets it replaced', () => {
+    const h = new ProducerHealth(policy);
+    h.failed(1_000, true);
+    expect(h.shouldReplace(31_000)).toBe('replace-if-reachable');
+    expect(h.brokerAccepts(false)).toBe(false); // still down: kept
+    h.failed(32_000, true);
+    expect(h.shouldReplace(61_000)).toBe('replace-if-reachable');
+    // Kafka just back: before, replaced here, before the old producer's resend (written twice).
+    expect(h.brokerAccepts(true)).toBe(false);
+    h.succeeded(); // the resend went through (the broker dropped the copy)
+    expect(h.shouldReplace(200_000)).toBe('keep');
+  });
+
+  it('replaced at once when the kept producer still cannot reach Kafka while a broker accepts connections', () => {
+    const h = new ProducerHealth(policy);
+    h.failed(1_000, true);
+    expect(h.shouldReplace(31_000)).toBe('replace-if-reachable');
+    expect(h.brokerAccepts(true)).toBe(false);
+    h.failed(31_500, true); // stuck on its own connections
+    expect(h.shouldReplace(31_600)).toBe('replace-if-reachable');
+    expect(h.brokerAccepts(true)).toBe(true);
+    // A broker down again at that check: kept, and the next acceptance is a first one again.
+    h.failed(32_000, true);
+    expect(h.shouldReplace(62_000)).toBe('replace-if-reachable');
+    expect(h.brokerAccepts(false)).toBe(false);
+    h.failed(63_000, true);
+    expect(h.shouldReplace(63_100)).toBe('keep');
   });
 
   it('at once after a send that went unanswered past its deadline', () => {
@@ -90,5 +126,53 @@ describe('producerRetries', () => {
       expect(worst(n + 1)).toBeGreaterThan(deadline / 2);
     }
     expect(producerRetries(10_000)).toBe(5);
+  });
+});
+
+describe('producerRetryTiming', () => {
+  it('states every timing, and fits two of the cluster retries (a send to a refusing broker) in half the deadline', () => {
+    for (const deadline of [2_000, 10_000, 60_000]) {
+      const { send, cluster } = producerRetryTiming(deadline);
+      // Stated, so NODE_ENV=test (kafkajs: 1.5x, at most 1 s apart) runs what production runs.
+      for (const t of [send, cluster]) {
+        expect(t).toMatchObject({ initialRetryTime: 100, multiplier: 2, factor: 0.2, maxRetryTime: 30_000 });
+      }
+      expect(send.retries).toBe(producerRetries(deadline));
+      const worst = (k: number) => 100 * (2 ** k - 1) * 1.2;
+      expect(2 * worst(cluster.retries)).toBeLessThanOrEqual(deadline / 2);
+    }
+    // The model server's 10 s: was the client's 8 cluster retries (~25 s) inside every send.
+    expect(producerRetryTiming(10_000).cluster.retries).toBe(4); // at most 1.8 s of waits
+  });
+});
+
+describe('awaitAnswer', () => {
+  const DEADLINE = 60;
+  const never = () => new Promise<never>(() => {});
+  const later = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
+
+  it("is the send's outcome when it settles before the deadline", async () => {
+    await expect(awaitAnswer(later(5, 'ok'), DEADLINE, async () => true)).resolves.toBe('ok');
+    const refused = new Error('refused');
+    await expect(awaitAnswer(Promise.reject(refused), DEADLINE, async () => true)).rejects.toBe(refused);
+  });
+
+  it('gives up at the deadline while a broker accepts connections (a hung broker)', async () => {
+    const started = performance.now();
+    const error = await awaitAnswer(never(), DEADLINE, async () => true).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SendUnanswered);
+    expect((error as SendUnanswered).waitedMs).toBe(DEADLINE);
+    expect(performance.now() - started).toBeLessThan(DEADLINE * 1.9);
+  });
+
+  it('waits one more deadline while no broker accepts connections: the send is not abandoned to land later', async () => {
+    // Before: failed at the deadline, the producer replaced, and the send left running inside it.
+    await expect(awaitAnswer(later(DEADLINE * 1.5, 'ok'), DEADLINE, async () => false)).resolves.toBe('ok');
+    const refused = new Error('ECONNREFUSED');
+    const failsLate = later(DEADLINE * 1.5, undefined).then(() => Promise.reject(refused));
+    await expect(awaitAnswer(failsLate, DEADLINE, async () => false)).rejects.toBe(refused);
+    const error = await awaitAnswer(never(), DEADLINE, async () => false).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SendUnanswered);
+    expect((error as SendUnanswered).waitedMs).toBe(2 * DEADLINE);
   });
 });

@@ -14,15 +14,24 @@ export interface Tolerance {
 export const DEFAULT_TOLERANCE: Tolerance = { relative: 1e-9, absolute: 0 };
 
 // NaN is missing, as null is: the usual "missing" encoding of model inputs (XGBoost's default) and
-// what @driftline/quality counts as null. (The store never holds NaN.)
+// what @driftline/quality counts as null. (The store never holds NaN.) So is a finite number that
+// float32 rounds to ±Infinity (|v| ≥ 3.4028235677973366e38): XGBoost stores float32, the scorer and
+// the trainer read it as missing, and the model-server logs it as null while the store keeps it as
+// written (-1e300); compared as a value, every prediction of the entity was a mismatch, a false
+// TRAINING_SERVING_SKEW (found by a review). Both sides by the same rule, so a categorical
+// feature's number (logged as sent) agrees with its row. ±Infinity stays a value (`sameValue`):
+// neither the model-server's log nor the store carries one, so it comes from another producer.
 const isMissing = (value: FeatureValue): boolean =>
-  value === null || (typeof value === 'number' && Number.isNaN(value));
+  value === null ||
+  (typeof value === 'number' &&
+    (Number.isNaN(value) || (Number.isFinite(value) && !Number.isFinite(Math.fround(value)))));
 
 /**
  * Whether a served and a stored value agree, and their absolute difference when both are finite
  * numbers. ±Infinity equals only itself and has no difference: |a − b| would be Infinity or NaN, and
  * the relative bound (relative · ∞) would call it equal to every number. (The store holds finite
- * doubles only, so a served ±Infinity is always a mismatch.) NaN is `observe`'s business: missing.
+ * doubles only, so a served ±Infinity is always a mismatch.) NaN and finite numbers beyond float32
+ * are `observe`'s business: missing.
  */
 export function sameValue(
   served: FeatureValue,
@@ -49,8 +58,8 @@ export interface StoredValue {
  * Adds one (sampled prediction, feature) to `counts`: what the model saw (`served`, as the
  * prediction carries it) against the online row of the entity (`stored`, undefined when the store
  * has no row). A row newer than the prediction is not what the model could have seen: counted as
- * `newerRow`, not compared. NaN on either side is missing, as null is. See SkewCounts for every
- * outcome.
+ * `newerRow`, not compared. NaN or a finite number beyond float32 on either side is missing, as
+ * null is. See SkewCounts for every outcome.
  */
 export function observe(
   counts: SkewCounts,

@@ -61,9 +61,10 @@ export function copyCounts(c: Readonly<SkewCounts>): SkewCounts {
 }
 
 /**
- * x + y, at most the largest double: |served − stored| of ±1e308 values overflows to Infinity,
+ * x + y, at most the largest double: |served − stored| of ±1e308 values overflowed to Infinity,
  * which JSON writes as null and the skew_windows Float64 column refuses (the prediction was
- * dead-lettered). A saturated sum reads as "enormous", which it is.
+ * dead-lettered). Such numbers are missing now (beyond float32), but a sum is still merged with
+ * whatever skew_windows holds. A saturated sum reads as "enormous", which it is.
  */
 export function saturatedSum(x: number, y: number): number {
   const sum = x + y;

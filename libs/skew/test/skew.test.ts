@@ -123,11 +123,11 @@ describe('comparison of one value', () => {
     expect(summarize(c)).toMatchObject({ shareMismatched: 4 / 7, meanAbsDiff: 148.5 / 2, stalenessP50Ms: 100 });
   });
 
-  it('saturates the sum of differences at the largest double: ±1e308 values never make it Infinity (found by a review)', () => {
+  it('saturates the sum of differences at the largest double: huge sums never make it Infinity (found by a review)', () => {
     const c = emptyCounts();
-    observe(c, 1.7e308, at(900, -1.7e308), 1000, DEFAULT_TOLERANCE); // the difference overflows
-    observe(c, 1e308, at(900, -1e308), 1000, DEFAULT_TOLERANCE);
-    expect(c.absDiffSum).toBe(Number.MAX_VALUE);
+    observe(c, 3.4e38, at(900, -3.4e38), 1000, DEFAULT_TOLERANCE); // the largest difference of float32 values
+    expect(c.absDiffSum).toBe(6.8e38);
+    c.absDiffSum = 1.7e308; // as merged with sums read back from skew_windows
     expect(mergeInto(c, c).absDiffSum).toBe(Number.MAX_VALUE);
     expect(JSON.stringify(summarize(c).meanAbsDiff)).not.toBe('null');
   });
@@ -151,6 +151,34 @@ describe('comparison of one value', () => {
     expect(sameValue(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, DEFAULT_TOLERANCE)).toEqual({ equal: true });
     expect(sameValue(Number.POSITIVE_INFINITY, 1e308, DEFAULT_TOLERANCE)).toEqual({ equal: false });
     expect(Number.isFinite(summarize(inf).stalenessP50Ms)).toBe(true);
+  });
+
+  it('reads a finite number float32 rounds to ±Infinity as missing on either side, as the scorer, the trainer and the model-server log do (found by a review)', () => {
+    // The model-server logs a stored -1e300 as null; the row still holds -1e300: they agree.
+    const c = emptyCounts();
+    observe(c, null, { eventTime: 1, value: -1e300 }, 1000, DEFAULT_TOLERANCE);
+    expect(c).toMatchObject({ compared: 1, mismatched: 0, missingInPrediction: 0, missingInStore: 0 });
+    // Numbers float32 holds are values: 3.4e38 (and float32's largest) compared as before.
+    const inRange = emptyCounts();
+    observe(inRange, 3.4e38, at(900, 3.4e38), 1000, DEFAULT_TOLERANCE);
+    observe(inRange, -3.4028235677973362e38, at(900, -3.4028235677973362e38), 1000, DEFAULT_TOLERANCE);
+    observe(inRange, 3.4e38, at(900, 3.3e38), 1000, DEFAULT_TOLERANCE);
+    expect(inRange).toMatchObject({ compared: 3, mismatched: 1, numericCompared: 3, missingInPrediction: 0 });
+    // From halfway between float32's largest and 2^128: missing, as null is.
+    const beyond = emptyCounts();
+    observe(beyond, 3.4028235677973366e38, at(900, 1e300), 1000, DEFAULT_TOLERANCE); // both missing: agree
+    observe(beyond, -1e308, at(900, -1e308), 1000, DEFAULT_TOLERANCE); // a categorical number, logged as sent: agree
+    observe(beyond, 1e300, at(900, 5), 1000, DEFAULT_TOLERANCE); // the model saw missing
+    observe(beyond, 5, at(900, -1e300), 1000, DEFAULT_TOLERANCE); // the row says missing
+    expect(beyond).toMatchObject({
+      compared: 4,
+      mismatched: 2,
+      missingInPrediction: 1,
+      missingInStore: 1,
+      numericCompared: 0,
+      absDiffSum: 0,
+    });
+    expect(Number.isFinite(summarize(beyond).stalenessP50Ms)).toBe(true);
   });
 
   it('applies the tolerance as math.isclose does', () => {

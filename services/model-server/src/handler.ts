@@ -75,6 +75,14 @@ export function createModelHandler(options: ModelHandlerOptions) {
       'Instances a shadow version could not score (the request is answered all the same)',
       [],
     ),
+    // Only served models reach it (a plan exists): `model` is bounded all the same (names from models.v1).
+    outOfRange: counter(
+      registry,
+      'driftline_model_server_out_of_range_values_total',
+      'Feature values of answered predictions logged as null for lying beyond float32 (missing to the model; the trainer sees null, not out_of_range_values)',
+      ['model'],
+      { bounded: ['model'] },
+    ),
   };
 
   async function predict(req: IncomingMessage, model: string): Promise<unknown> {
@@ -114,6 +122,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
       metrics.predictions.inc({ role: 'shadow' }, scored.events.length - scored.predictions.length);
     }
     if (scored.shadowFailures > 0) metrics.shadowFailures.inc({}, scored.shadowFailures);
+    if (scored.outOfRange > 0) metrics.outOfRange.inc({ model: plan.model }, scored.outOfRange);
     if (!request.batch) return { model, ...scored.predictions[0]! };
     return { model, predictions: scored.predictions };
   }

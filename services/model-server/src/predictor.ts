@@ -23,6 +23,8 @@ export interface Scored {
   readonly events: PredictionEvent[];
   /** Versions scored only for comparison (shadows, production on canary instances) that could not score an instance (they never fail the request). */
   readonly shadowFailures: number;
+  /** Numbers of the answered records logged as null for being beyond float32's range (missing to the model). */
+  readonly outOfRange: number;
 }
 
 /** One version's input rows for a request, and its scores once the batch call ran. */
@@ -47,7 +49,11 @@ const nextPredictionId = uuidV4Source();
 /** No versions besides the answering one (shared: most instances have none). */
 const NONE: readonly Scoring[] = [];
 
-/** Whether a number is missing as float32, what XGBoost stores: beyond ±3.4028234663852886e38 (or NaN). */
+/**
+ * Whether a number is missing as float32, what XGBoost stores: one that rounds to ±Infinity
+ * (|x| ≥ 3.4028235677973366e38, halfway between float32's largest, 3.4028234663852886e38, and
+ * 2^128), ±Infinity, or NaN.
+ */
 const missingAsFloat32 = (x: number): boolean => !Number.isFinite(Math.fround(x));
 
 /** Whether a record has no own key (without listing its keys). */
@@ -118,7 +124,13 @@ export async function scoreInstances(
     }
     return b;
   };
-  const record = (v: PlannedVersion, i: number, inst: Instance): Readonly<Record<string, FeatureValue>> => {
+  let outOfRange = 0;
+  const record = (
+    v: PlannedVersion,
+    i: number,
+    inst: Instance,
+    answered: boolean,
+  ): Readonly<Record<string, FeatureValue>> => {
     const names = v.loaded.features;
     const { categorical } = v.loaded.encoder;
     const given = inst.features;
@@ -133,7 +145,11 @@ export async function scoreInstances(
       }
       // A number beyond float32's range is missing to the model (trainerFeatureEncoder) and to the
       // trainer (out_of_range_values): logged as sent (1e+308), monitors saw a value the model never did.
-      if (typeof value === 'number' && missingAsFloat32(value) && !categorical.has(name)) value = null;
+      // Counted on the answered record, the one the trainer reads (as null now, not out_of_range_values).
+      if (typeof value === 'number' && missingAsFloat32(value) && !categorical.has(name)) {
+        value = null;
+        if (answered) outOfRange++;
+      }
       setOwn(out, name, value ?? null);
     }
     return out;
@@ -169,7 +185,7 @@ export async function scoreInstances(
       );
     }
     const answer = answering(plan, inst.entityId);
-    const answerRecord = record(answer, i, inst);
+    const answerRecord = record(answer, i, inst, true);
     // A canary-answered instance is scored by production too: the pair (canary, production) on the
     // same instance. Not logged as a record of its own.
     const others = answer === plan.production ? plan.shadows : [plan.production, ...plan.shadows];
@@ -179,7 +195,7 @@ export async function scoreInstances(
         others.length === 0
           ? NONE
           : others.map((v) => {
-              const rec = record(v, i, inst);
+              const rec = record(v, i, inst, false);
               return { v, record: rec, row: enqueue(v, rec, false, i) };
             }),
     });
@@ -231,7 +247,7 @@ export async function scoreInstances(
       events.push(event(plan.model, other.v, shadowId, inst.entityId, inst.eventTime ?? now, other.record, s, null));
     }
   }
-  return { predictions, events, shadowFailures };
+  return { predictions, events, shadowFailures, outOfRange };
 }
 
 function event(

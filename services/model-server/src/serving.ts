@@ -57,6 +57,8 @@ export class ServingTable {
   private readonly shown = new Map<string, Map<string, ServingLabels>>();
   /** Models promoted in models.v1 of which no version serves here (see `unservedProduction`). */
   private readonly unserved = new Map<string, UnservedProduction>();
+  /** By model, the productions the stages named whose load failed while nothing served (see `unwatchNeverLoaded`). */
+  private readonly failedUnserved = new Map<string, Set<string>>();
 
   constructor(private readonly options: ServingTableOptions) {
     // Model and version names come from models.v1: bounded labels. The versions of a model are
@@ -205,7 +207,10 @@ export class ServingTable {
     try {
       await this.reduceAndSwap(model, events, replayed);
     } finally {
-      if (this.plans.has(model)) this.unserved.delete(model);
+      if (this.plans.has(model)) {
+        this.unserved.delete(model);
+        this.failedUnserved.delete(model);
+      }
       this.showServing(model);
     }
   }
@@ -226,15 +231,19 @@ export class ServingTable {
       stages = step.stages;
     }
     const current = this.plans.get(model);
-    if (current !== undefined) stages = this.watchServedOnly(model, before, stages, current);
+    // What may serve at start if the production does not load: every watched version, one that
+    // failed as production before included (its files may be back).
+    const fallbacks = stages.watched;
+    stages =
+      current === undefined
+        ? this.unwatchNeverLoaded(model, stages)
+        : this.watchServedOnly(model, before, stages, current);
     this.stages.set(model, stages);
     const served = servedSet(stages, {
       ...(this.options.canaries.has(model) ? { canary: this.options.canaries.get(model)! } : {}),
       shadows: this.options.shadows.get(model) ?? [],
     });
-    // No production (no PROMOTED yet). A model whose production was given up with nothing serving
-    // gets here too: its events were not held, so its next ones (TRAINED, SHADOW) are reduced from
-    // the stages before them; it stays unserved (503) until a version serves.
+    // No production (no PROMOTED yet).
     if (served === undefined) return;
     // Replays and TRAINED events change nothing: no reload, no swap — unless the plan is not yet
     // what the stages ask for (a version failed to load before): then any event retries it.
@@ -243,7 +252,7 @@ export class ServingTable {
     const failures = new Map<string, unknown>();
     const retriable = (v: string) => !failures.has(v) || isRetriable(failures.get(v));
     try {
-      await this.swap(model, served, stages.watched, failures);
+      await this.swap(model, served, fallbacks, failures);
     } catch (error) {
       // The production version did not load: the stages keep the one actually serving, so that a
       // re-published PROMOTED is a change again, and a version that never served is never watched
@@ -256,11 +265,20 @@ export class ServingTable {
           retriable: isRetriable(error),
           code: toDriftlineError(error).code,
         });
+        const failed = this.failedUnserved.get(model) ?? new Set<string>();
+        failed.add(served.production);
+        this.failedUnserved.set(model, failed);
       }
+      // With nothing serving, a retriable failure holds the events (the retry reduces them again
+      // from `before`); one that is not retriable does not, so the stages keep them: reset to
+      // `before`, a later ROLLED_BACK v9 -> v1 was reduced without v9 as production, ignored, and
+      // v1 never tried until a restart (found by a review).
       this.stages.set(
         model,
         serving === undefined
-          ? before
+          ? isRetriable(error)
+            ? before
+            : stages
           : withServing(stages, before, { production: serving.production.loaded.version, watched: before.watched }),
       );
       // A production given up must not end the retries of a canary or shadow that may still load.
@@ -298,6 +316,25 @@ export class ServingTable {
       'a replaced production that never served here is not watched; the one that served is',
     );
     return withServing(stages, before, { watched });
+  }
+
+  /**
+   * With nothing serving: the stages with their watched versions cut to those that did not fail
+   * here as production. PROMOTED x9 whose files are missing, then PROMOTED x10 that loads: x9 was
+   * watched as "the version x10 replaced" and retried for ever as a shadow (the stage pending
+   * alert up for good). A watched version that never was production here stays (a restart watches
+   * what models.v1 says), and is still a fallback at start.
+   */
+  private unwatchNeverLoaded(model: string, stages: ModelStages): ModelStages {
+    const failed = this.failedUnserved.get(model);
+    if (failed === undefined) return stages;
+    const watched = stages.watched.filter((v) => !failed.has(v));
+    if (watched.length === stages.watched.length) return stages;
+    this.options.logger.warn(
+      { model, never_served: stages.watched.filter((v) => failed.has(v)), watched },
+      'a replaced production that never served here is not watched',
+    );
+    return withServing(stages, stages, { watched });
   }
 
   /**

@@ -61,7 +61,7 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
       : gauge(
           options.registry,
           'driftline_model_server_stage_pending',
-          '1 while a version the stages name (production, canary or shadow) does not serve: retried, or given up (driftline_model_server_versions_given_up)',
+          '1 while a version the stages name (production, canary or shadow) does not serve, or no version of the model does (predict answers 503): retried, or given up (driftline_model_server_versions_given_up)',
           ['model'],
           { bounded: ['model'] },
         );
@@ -82,8 +82,12 @@ export function createStageApplier(options: StageApplierOptions): StageApplier {
   const run = async (model: string, events: readonly StageEvent[], attempt: number, replayed = 0): Promise<void> => {
     try {
       await options.apply(model, events, replayed);
-      if (attempt > 0) logger.info({ model, attempts: attempt + 1 }, 'versions the stages name serve after retries');
-      pendingGauge?.set({ model }, 0);
+      // An application can succeed with nothing of the model serving (an event that names no
+      // production, such as a TRAINED): the gauge went to 0 while predict answered 503.
+      const unserved = options.unserved?.(model) !== undefined;
+      if (attempt > 0 && !unserved)
+        logger.info({ model, attempts: attempt + 1 }, 'versions the stages name serve after retries');
+      pendingGauge?.set({ model }, unserved ? 1 : 0);
       failedModels.delete(model);
     } catch (error) {
       failures?.inc({ model });

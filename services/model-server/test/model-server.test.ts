@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, DriftlineError, SinkUnavailableError, silentLogger } from '@driftline/core';
 import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
-import { createMetricsRegistry } from '@driftline/observability';
+import { createMetricsRegistry, type Registry } from '@driftline/observability';
 import { InMemoryOnlineStore } from '@driftline/online-store';
 import type { PredictionEvent } from '@driftline/schemas';
 import { loadXgboostModel, SERVED_MODEL_LIMITS } from '@driftline/scoring';
@@ -130,11 +130,13 @@ interface Harness {
   base: string;
   logged: PredictionEvent[];
   store: InMemoryOnlineStore;
+  registry: Registry;
 }
 
 async function harness(options: { canary?: string; shadow?: string; maxBodyBytes?: number } = {}): Promise<Harness> {
   const store = new InMemoryOnlineStore();
   const logged: PredictionEvent[] = [];
+  const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
   const server = await startModelServer({
     store,
     views,
@@ -147,7 +149,7 @@ async function harness(options: { canary?: string; shadow?: string; maxBodyBytes
         throw new Error('no record is refused here');
       },
     },
-    registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+    registry,
     logger: silentLogger,
     canaries: parseCanaries(options.canary ?? ''),
     shadows: parseShadows(options.shadow ?? ''),
@@ -165,7 +167,7 @@ async function harness(options: { canary?: string; shadow?: string; maxBodyBytes
       event('user', 'u2', { f0: -0.3 }, 'e3'),
     ]),
   );
-  return { server, base: `http://127.0.0.1:${server.port}`, logged, store };
+  return { server, base: `http://127.0.0.1:${server.port}`, logged, store, registry };
 }
 
 const post = (h: Harness, model: string, body: unknown) =>
@@ -989,8 +991,8 @@ describe('a promoted model of which no version loads (found by a review)', () =>
         },
       };
       expect(await answer(h, 'broken')).toEqual(given);
-      // A later event that names no production (its stages restart after a give-up) changes nothing.
-      await h.server.table.apply('broken', [{ kind: 'TRAINED', version: 'v2' }]);
+      // A later event tries it and the previous productions again: none loads, the same answer.
+      await expect(h.server.table.apply('broken', [{ kind: 'TRAINED', version: 'v2' }])).rejects.toThrow();
       expect(await answer(h, 'broken')).toEqual(given);
       // Published again with good files: served.
       writeVersion(dir, 'broken', 'v1', 4);
@@ -1026,7 +1028,7 @@ describe('a promoted model of which no version loads (found by a review)', () =>
 
 describe('numbers beyond float32 (found by a review)', () => {
   it('are missing to the model and logged as null, from the request or the store; float32-range numbers as sent', async () => {
-    const h = await harness();
+    const h = await harness({ shadow: 'm=v2' });
     try {
       await h.server.table.promote('m', 'v1');
       await h.store.write(
@@ -1044,6 +1046,8 @@ describe('numbers beyond float32 (found by a review)', () => {
         instances: [
           { entity_id: 'u1', features: { f0: 1e308, f1: 3.5e38, f2: -3.5e38, f3: 3.4e38 } },
           { entity_id: 'u-big', features: { f3: 1 } },
+          // float32's bound: from halfway between its largest and 2^128 a number rounds to ±Infinity.
+          { entity_id: 'u3', features: { f0: 3.4028235677973366e38, f1: -3.4028235677973362e38, f3: 1 } },
         ],
       });
       expect(res.status).toBe(200);
@@ -1051,11 +1055,24 @@ describe('numbers beyond float32 (found by a review)', () => {
       expect(predictions.map((p) => p.score)).toEqual([
         expected('v1', [null, null, null, 3.4e38]),
         expected('v1', [null, 2, null, 1]),
+        expected('v1', [null, -3.4028235677973362e38, null, 1]),
       ]);
       await h.server.log.drain(5_000);
       const byId = new Map(h.logged.map((e) => [e.prediction_id, e.features]));
       expect(byId.get(predictions[0]!.prediction_id)).toEqual({ f0: null, f1: null, f2: null, f3: 3.4e38 });
       expect(byId.get(predictions[1]!.prediction_id)).toEqual({ f0: null, f1: 2, f2: null, f3: 1 });
+      expect(byId.get(predictions[2]!.prediction_id)).toEqual({
+        f0: null,
+        f1: -3.4028235677973362e38,
+        f2: null,
+        f3: 1,
+      });
+      expect(h.logged.filter((e) => e.role === 'shadow')).toHaveLength(3);
+      // Counted once per value of the answered records (the shadow's copies are not): the trainer
+      // reads these as null, no longer as out_of_range_values.
+      expect(await h.registry.getSingleMetricAsString('driftline_model_server_out_of_range_values_total')).toMatch(
+        /model="m"[^}]*\} 5$/m,
+      );
     } finally {
       await h.server.close();
     }

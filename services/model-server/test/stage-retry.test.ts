@@ -490,3 +490,118 @@ describe('stage applier: failures retrying cannot mend are not retried', () => {
     applier.stop();
   });
 });
+
+describe('nothing of a promoted model serves: what its later events do (found by a review)', () => {
+  const views = parseFeatureViewsText(VIEWS_YAML);
+  /** A table and applier whose `missing` versions fail to load retriably (files not there) and `broken` ones for good (malformed). */
+  function setUp() {
+    const missing = new Set<string>();
+    const broken = new Set<string>();
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const table = new ServingTable({
+      views,
+      canaries: new Map(),
+      shadows: new Map(),
+      logger: silentLogger,
+      load: async (model, version) => {
+        if (missing.has(version)) throw notThereYet(`ENOENT ${version}/model.json`);
+        if (broken.has(version)) throw new DriftlineError('VALIDATION_FAILED', `${version}: model.json cut short`);
+        return buildVersion(model, version, syntheticModelJson(version.length, 5, 3, 4), { features: FEATURES });
+      },
+    });
+    const applier = createStageApplier({
+      apply: (m, e, replayed) => table.apply(m, e, replayed),
+      givenUp: (m) => table.givenUp(m),
+      unserved: (m) => table.unservedProduction(m),
+      logger: silentLogger,
+      registry,
+      firstDelayMs: 60_000,
+    });
+    const pending = async (model: string) =>
+      new RegExp(`model="${model}"[^}]*\\} (\\d)$`, 'm').exec(
+        await registry.getSingleMetricAsString('driftline_model_server_stage_pending'),
+      )?.[1];
+    return { missing, broken, table, applier, pending };
+  }
+
+  it('a rollback of a production given up serves the previous version once it loads (it stayed 503 until a restart)', async () => {
+    const { missing, broken, table, applier, pending } = setUp();
+    // At start v9 is malformed (given up) and the previous v1's files are missing: nothing serves.
+    broken.add('v9');
+    missing.add('v1');
+    await applier.apply('fraud', [promoted('v1'), { kind: 'PROMOTED', version: 'v9', previous_version: 'v1' }]);
+    expect(table.get('fraud')).toBeUndefined();
+    expect(table.unservedProduction('fraud')).toMatchObject({ version: 'v9', retriable: false });
+    expect(await pending('fraud')).toBe('1');
+    // v1's files back, the controller rolls v9 back to v1: v1 serves.
+    missing.delete('v1');
+    await applier.apply('fraud', [{ kind: 'ROLLED_BACK', version: 'v9', previous_version: 'v1' }]);
+    expect(table.describe()).toEqual([{ model: 'fraud', production: 'v1', shadows: [] }]);
+    expect(table.unservedProduction('fraud')).toBeUndefined();
+    expect(await pending('fraud')).toBe('0');
+    applier.stop();
+  });
+
+  it('the pending gauge stays 1 through a later event while nothing serves (a TRAINED set it to 0)', async () => {
+    const { broken, table, applier, pending } = setUp();
+    broken.add('v1');
+    await applier.apply('fraud', [promoted('v1')]);
+    expect(await pending('fraud')).toBe('1');
+    await applier.apply('fraud', [{ kind: 'TRAINED', version: 'v10' }]);
+    expect(table.unservedProduction('fraud')).toMatchObject({ version: 'v1', retriable: false });
+    expect(await pending('fraud')).toBe('1');
+    // Published again with good files: served, and the gauge down.
+    broken.delete('v1');
+    await applier.apply('fraud', [promoted('v1')]);
+    expect(table.get('fraud')?.production.loaded.version).toBe('v1');
+    expect(await pending('fraud')).toBe('0');
+    applier.stop();
+  });
+
+  it('a production that never loaded is not watched by the one that replaced it, which then serves with nothing pending', async () => {
+    const { missing, broken, table, applier, pending } = setUp();
+    // x9's files missing (held, retried), then x10 promoted and loadable: x9 was watched, retried
+    // for ever as a shadow, and the model pending for good.
+    missing.add('x9');
+    await applier.apply('fraud', [promoted('x9')]);
+    expect(applier.pending()).toEqual(['fraud']);
+    await applier.apply('fraud', [{ kind: 'PROMOTED', version: 'x10', previous_version: 'x9' }]);
+    expect(table.describe()).toEqual([{ model: 'fraud', production: 'x10', shadows: [] }]);
+    expect(applier.pending()).toEqual([]);
+    expect(await pending('fraud')).toBe('0');
+    // The same for a production given up (malformed): z10 serves, z9 not watched.
+    broken.add('z9');
+    await applier.apply('other', [promoted('z9')]);
+    await applier.apply('other', [{ kind: 'PROMOTED', version: 'z10', previous_version: 'z9' }]);
+    expect(table.describe().find((d) => d.model === 'other')).toEqual({
+      model: 'other',
+      production: 'z10',
+      shadows: [],
+    });
+    expect(applier.failed()).toEqual([]);
+    expect(await pending('other')).toBe('0');
+    // A watched version that was never tried as production here stays watched (what models.v1 says).
+    await applier.apply('third', [promoted('w1'), { kind: 'PROMOTED', version: 'w2', previous_version: 'w1' }]);
+    expect(table.describe().find((d) => d.model === 'third')).toEqual({
+      model: 'third',
+      production: 'w2',
+      shadows: ['w1'],
+    });
+    applier.stop();
+  });
+
+  it('a successful application leaves the gauge at 1 while the model is unserved', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const applier = createStageApplier({
+      apply: async () => {},
+      unserved: () => ({ version: 'v9', retriable: false, code: 'VALIDATION_FAILED' }),
+      logger: silentLogger,
+      registry,
+    });
+    await applier.apply('fraud', [{ kind: 'TRAINED', version: 'v10' }]);
+    expect(await registry.getSingleMetricAsString('driftline_model_server_stage_pending')).toMatch(
+      /model="fraud"[^}]*\} 1$/m,
+    );
+    applier.stop();
+  });
+});

@@ -114,13 +114,26 @@ WHERE ${DRIFT_FILTER}
 GROUP BY time, version
 ORDER BY time, version`;
 
+/**
+ * The methods that measure a feature. The drift monitor also writes a `__window__` / `late_only`
+ * row (libs/drift LATE_ONLY_METHOD) for a window with late events and no event on time: it carries
+ * `late_events` and measures nothing, so the events panel reads it and the others leave it out.
+ */
+const MEASURED_METHODS = `method IN ('psi', 'ks', 'chi2', 'jensen_shannon', 'missing_rate', 'out_of_range')`;
+
+/**
+ * Every row of the latest window with a measurement. The latest window is taken over measured rows
+ * too: a model whose newest window had late events only (its late-only row alone) showed an empty
+ * table (found by a review).
+ */
 export const latestDriftTableSql = `SELECT feature, method, version, window_start, statistic, p_value, threshold, drifted, current_size, late_events
 FROM ${T('drift_windows')} FINAL
 WHERE ${DRIFT_FILTER}
-  AND method IN ('psi', 'ks', 'chi2', 'jensen_shannon', 'missing_rate', 'out_of_range')
+  AND ${MEASURED_METHODS}
   AND window_start = (
     SELECT max(window_start) FROM ${T('drift_windows')}
     WHERE ${DRIFT_FILTER}
+      AND ${MEASURED_METHODS}
   )
 ORDER BY drifted DESC, feature, method`;
 
@@ -136,6 +149,7 @@ export const predictionDriftSql = perVersionWhereOverlapping(
         AND method IN ('psi', 'ks', 'jensen_shannon')`,
 );
 
+/** Events and late events per window: every row, a late-only one too (its late events are on no other row). */
 export const eventsPerWindowSql = `SELECT window_start AS time, max(events) AS events, max(late_events) AS late_events
 FROM ${T('drift_windows')} FINAL
 WHERE ${DRIFT_FILTER}

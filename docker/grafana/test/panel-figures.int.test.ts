@@ -218,6 +218,35 @@ async function seedCanary(model: string, rows: readonly DriftRow[] = DRIFT): Pro
   );
 }
 
+/**
+ * The drift monitor's row for a window of `version` with late events and no event on time (libs/drift
+ * LATE_ONLY_FEATURE / LATE_ONLY_METHOD): it carries the late count and measures nothing.
+ */
+async function seedLateOnly(model: string, version: string, window: number, late: number): Promise<void> {
+  await ch.insert('drift_windows', [
+    {
+      model,
+      version,
+      reference_id: `ref-${version}`,
+      feature: '__window__',
+      window_start: chTime(T0 + window * HOUR),
+      window_end: chTime(T0 + (window + 1) * HOUR),
+      method: 'late_only',
+      statistic: 0,
+      p_value: null,
+      threshold: 0,
+      drifted: 0,
+      reference_size: 0,
+      current_size: 0,
+      events: 0,
+      late_events: late,
+      source_partitions: 1,
+      idle_partitions: 0,
+      computed_at: chTime(T0 + (window + 1) * HOUR),
+    },
+  ]);
+}
+
 beforeAll(async () => {
   ch = await createClickHouse({ mode: 'embedded', path, database });
   await migrateForDashboards(ch);
@@ -228,6 +257,9 @@ beforeAll(async () => {
   await seedPerformance('weighted');
   await seedCanary('canary');
   await seedCanary('daily', DAILY);
+  // The canary's rows, then a third window with 3 late events of v1 and nothing on time.
+  await seedCanary('late-only');
+  await seedLateOnly('late-only', 'v1', 2, 3);
 }, 60_000);
 
 afterAll(async () => {
@@ -374,5 +406,24 @@ describe('panel figures against an independent computation on the seeded rows', 
     expect(got).toEqual(expected);
     // The review's figures were 0.5 and 4 for the first window's v1 (4 of 4) and v2.
     expect(expected[0]).toMatchObject({ share: 1, drifted: 4 });
+  });
+
+  it('latest window table of a model whose newest window had late events only: the latest measured window (found by a review)', async () => {
+    // The latest window was taken over every row: the late-only row's window, whose rows the table
+    // leaves out, so the table was empty.
+    const late = { ...canary, model: 'late-only' };
+    const { data } = await panel('panel "Latest window: every feature and method" A', late);
+    // Window 1's rows of v1, drifted first (d), then by feature.
+    expect(data.map((r) => [String(r.window_start).slice(0, 19), r.version, r.feature, r.method])).toEqual(
+      ['d', 'a', 'b', 'c'].map((feature) => [at(1), 'v1', feature, 'psi']),
+    );
+    expect(data.map((r) => Number(r.drifted))).toEqual([1, 0, 0, 0]);
+    // The events panel still counts the late events of that window, from the late-only row.
+    const events = await panel('panel "Events per window (and late events)" A', late);
+    expect(events.data.map((r) => [timeOf(r), Number(r.events), Number(r.late_events)])).toEqual([
+      [at(0), 100, 0],
+      [at(1), 100, 0],
+      [at(2), 0, 3],
+    ]);
   });
 });

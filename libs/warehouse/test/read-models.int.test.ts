@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LATE_ONLY_FEATURE, LATE_ONLY_METHOD } from '@driftline/drift';
 import {
   featureDistribution,
   MAX_CHART_VERSIONS,
@@ -98,6 +99,42 @@ const labeled = (model: string, id: string, time: number, features: object, pred
   predicted_class: null,
   label: 1,
   joined_at: chTime(T0 + H),
+});
+
+/** A drift_windows row of `model` / `version` at window `ws` (an hour long). */
+const driftRow = (model: string, version: string, feature: string, ws: number, method: string, statistic: number) => ({
+  model,
+  version,
+  reference_id: `ref-${version}`,
+  feature,
+  window_start: chTime(ws),
+  window_end: chTime(ws + H),
+  method,
+  statistic,
+  p_value: null,
+  threshold: 0.2,
+  drifted: statistic >= 0.2 ? 1 : 0,
+  reference_size: 100,
+  current_size: 100,
+  events: 100,
+  late_events: 0,
+  source_partitions: 1,
+  idle_partitions: 0,
+  computed_at: chTime(ws + H),
+});
+
+/**
+ * The drift monitor's row for a window of (model, version) with `late` late events and none on
+ * time (libs/drift): it measures nothing, and carries the late count.
+ */
+const lateOnlyRow = (model: string, version: string, ws: number, late: number) => ({
+  ...driftRow(model, version, LATE_ONLY_FEATURE, ws, LATE_ONLY_METHOD, 0),
+  threshold: 0,
+  drifted: 0,
+  reference_size: 0,
+  current_size: 0,
+  events: 0,
+  late_events: late,
 });
 
 beforeAll(async () => {
@@ -760,6 +797,38 @@ describe('the report read model', () => {
     expect(skewChart).toContain('per 62 min the windows with the lowest and the highest statistic');
   });
 
+  it("compares distributions with the reference of the version measured last, not an old version's late events (found by a review)", async () => {
+    // v1 measured in the first hour, v2 (its successor) in the second; late events of v1 in the
+    // third hour, none on time, are v1's late-only row there. argMax over every row named v1.
+    const model = `late-${randomUUID().slice(0, 8)}`;
+    const start = Date.UTC(2026, 8, 1);
+    const profile = buildNumericProfile([1, 2, 3, 4, 5, 6, 7, 8], { bins: 2, fineBins: 4 });
+    await ch.insert(
+      'reference_profiles',
+      ['v1', 'v2'].map((version) => ({
+        model,
+        version,
+        reference_id: `ref-${version}`,
+        feature: 'amount',
+        kind: 'numeric',
+        profile: JSON.stringify(profile),
+        created_at: chTime(start - H),
+      })),
+    );
+    await ch.insert('drift_windows', [
+      driftRow(model, 'v1', 'amount', start, 'psi', 0.1),
+      driftRow(model, 'v2', 'amount', start + H, 'psi', 0.1),
+      lateOnlyRow(model, 'v1', start + 2 * H, 3),
+    ]);
+    const data = await warehouseOn(ch).report({ model, from: start, to: start + 3 * H });
+    expect(data.distributions.map((d) => [d.feature, d.version])).toEqual([['amount', 'v2']]);
+    // The late-only row is not a drift row of the page.
+    expect(data.drift.map((r) => [r.version, r.feature, r.method])).toEqual([
+      ['v1', 'amount', 'psi'],
+      ['v2', 'amount', 'psi'],
+    ]);
+  });
+
   it('says when the range holds no data for the model (an unknown --model made an empty page)', async () => {
     const T1 = Date.UTC(2026, 11, 1);
     await ch.insert('performance_windows', [perf('known', 'v1', T1, 10, { mae: 1 })]);
@@ -773,6 +842,29 @@ describe('the report read model', () => {
     );
     const known = await warehouseOn(ch).report({ model: 'known', from: T1, to: T1 + H });
     expect(known.notes?.some((n) => n.startsWith('no data'))).toBe(false);
+  });
+});
+
+describe('the pipeline summary read model', () => {
+  it('counts measurements: a late-only row is neither a drift row nor a measured window (found by a review)', async () => {
+    // Its own database: the counts are over every model.
+    const own = await createClickHouse(testClickHouse(path, `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`));
+    try {
+      await migrate(own, migrations);
+      const start = Date.UTC(2026, 8, 1);
+      await own.insert('drift_windows', [
+        driftRow('m', 'v1', 'amount', start, 'psi', 0.1),
+        driftRow('m', 'v1', 'amount', start, 'missing_rate', 0),
+        driftRow('m', 'v1', 'amount', start + H, 'psi', 0.5),
+        driftRow('m', 'v1', 'amount', start + H, 'missing_rate', 0),
+        // Late events of the third and fourth hours, none on time: no measurement.
+        lateOnlyRow('m', 'v1', start + 2 * H, 3),
+        lateOnlyRow('other', 'v1', start + 3 * H, 1),
+      ]);
+      expect(await warehouseOn(own).summary.counts()).toMatchObject({ driftRows: 4, windows: 2, driftedWindows: 1 });
+    } finally {
+      await own.close();
+    }
   });
 });
 

@@ -151,10 +151,8 @@ async function evaluateGroup(
       idle_partitions: w.idle.length,
       computed_at: chTime(computedAt),
     });
-    if (r.method === primaryMethodFor(kinds.get(r.feature) ?? 'numeric', deps.primary)) {
+    if (r.method === primaryMethodFor(kinds.get(r.feature) ?? 'numeric', deps.primary))
       deps.metrics?.statistic.set({ model: group.model, feature: r.feature }, r.statistic);
-      deps.metrics?.drifted.set({ model: group.model, feature: r.feature }, r.drifted ? 1 : 0);
-    }
   }
   if (rows.length === 0 && group.late > 0) {
     // No event on time, so no statistic: the late count gets a row of its own (LATE_ONLY_METHOD of
@@ -182,6 +180,12 @@ async function evaluateGroup(
     });
   }
   const verdict = windowVerdict(results, kinds, deps.primary, deps.alertShare);
+  // Drifted as the verdict decides, for every feature with a row: one without a primary row (absent
+  // or null in every event) is decided by its missing_rate or out_of_range row. Set from the primary
+  // row alone, its gauge kept the last window it arrived in (0) while the alert counted it drifted.
+  const drifted = new Set([...verdict.drifted, ...verdict.predictionDrift].map((r) => r.feature));
+  for (const feature of new Set(results.map((r) => r.feature)))
+    deps.metrics?.drifted.set({ model: group.model, feature }, drifted.has(feature) ? 1 : 0);
   return { rows, alerts: group.events >= deps.alertMinEvents ? buildAlerts(alertContext(w, group), verdict) : [] };
 }
 

@@ -370,6 +370,56 @@ describe('merge stage: late events in a window without an event on time', () => 
   });
 });
 
+describe('merge stage: the per-feature drifted gauge of a feature that stopped arriving', () => {
+  it('is 1 as the verdict decides (its missing_rate row), not left at the window it last arrived in', async () => {
+    // Model k on x and y: y arrives in W0, steady, and is absent from every event of W0+1000.
+    const k = referenceSet(
+      'k',
+      'v1',
+      new Map([
+        ['x', profile],
+        ['y', profile],
+      ]),
+    );
+    const kStore: ReferenceStore = {
+      save: async () => {},
+      latest: async () => k,
+      byId: async () => k,
+      newest: async () => [k],
+      catalog: async () => [{ model: 'k', version: 'v1', referenceId: k.referenceId }],
+    };
+    const event = (i: number, t: number, features: Record<string, number>): PredictionEvent => ({
+      prediction_id: `k${i}`,
+      model: 'k',
+      model_version: 'v1',
+      entity_id: 'e',
+      event_time: t,
+      features,
+      prediction: 0,
+      predicted_class: null,
+    });
+    const steady = (i: number) => (i * 7) % 100;
+    const messages = await stageOnePartials(kStore, [
+      ...Array.from({ length: 50 }, (_, i) => event(i, W0 + i, { x: steady(i), y: steady(i) })),
+      ...Array.from({ length: 50 }, (_, i) => event(100 + i, W0 + 1000 + i, { x: steady(i) })),
+      event(200, W0 + 2100, { x: 1 }),
+    ]);
+    const metrics = driftMetrics(createMetricsRegistry({ service: 'drift-monitor', defaultMetrics: false }));
+    const { consume, rows, alerts } = setup({ metrics, references: new ReferenceCache(kStore) });
+    const gauge = async () =>
+      Object.fromEntries((await metrics.drifted.get()).values.map((v) => [String(v.labels.feature), v.value]));
+    expect(await consume(messages.filter((m) => m.windowStart === W0))).toEqual([]);
+    expect(await gauge()).toEqual({ x: 0, y: 0 });
+    expect(await consume(messages.filter((m) => m.windowStart !== W0))).toEqual([]);
+    const second = rows.filter((r) => r.window_start === chTime(W0 + 1000) && r.feature === 'y');
+    expect(second.map((r) => [r.method, r.drifted])).toEqual([['missing_rate', 1]]);
+    // The alert counts y drifted; the gauge says the same.
+    const alert = alerts.find((a) => a.kind === 'FEATURE_DRIFT' && a.window_start === W0 + 1000);
+    expect(alert).toMatchObject({ feature: 'y', method: 'missing_rate' });
+    expect(await gauge()).toEqual({ x: 0, y: 1 });
+  });
+});
+
 describe('merge stage: one exact-KS budget per merge step', () => {
   it('a group evaluated after the step spent the budget gets the asymptotic KS p, though alone it would get the exact one', async () => {
     const referenceSize = 10_000; // the largest sample with an exact p (KS_MAX_AUTO_N)

@@ -1,8 +1,13 @@
+import { LATE_ONLY_METHOD } from '@driftline/drift';
 import type { ClickHouse } from '../client.js';
 
-/** How far the loop has come, across every model: what `make demo` prints while it runs. */
+/**
+ * How far the loop has come, across every model: what `make demo` prints while it runs. Drift
+ * figures count measurements: a late-only row (LATE_ONLY_METHOD: the late events of a window with
+ * none on time) measures nothing, so it is neither a drift row nor a measured window.
+ */
 export interface PipelineCounts {
-  /** Rows of drift_windows (one per feature, method and window). */
+  /** Measurement rows of drift_windows (one per feature, method and window). */
   readonly driftRows: number;
   /** Distinct windows measured, and those where some feature drifted. */
   readonly windows: number;
@@ -44,15 +49,17 @@ export class PipelineSummary {
 
   async counts(): Promise<PipelineCounts> {
     const t = (name: string) => this.ch.table(name);
+    const measured = 'method != {lateOnly:String}';
     const [row] = await this.ch.select<Record<keyof PipelineCounts, number | string>>(
       `SELECT
-         (SELECT count() FROM ${t('drift_windows')} FINAL) AS driftRows,
-         (SELECT uniqExact(window_start) FROM ${t('drift_windows')} FINAL) AS windows,
-         (SELECT uniqExact(window_start) FROM ${t('drift_windows')} FINAL WHERE drifted) AS driftedWindows,
+         (SELECT count() FROM ${t('drift_windows')} FINAL WHERE ${measured}) AS driftRows,
+         (SELECT uniqExact(window_start) FROM ${t('drift_windows')} FINAL WHERE ${measured}) AS windows,
+         (SELECT uniqExact(window_start) FROM ${t('drift_windows')} FINAL WHERE drifted AND ${measured}) AS driftedWindows,
          (SELECT count() FROM ${t('retrain_decisions')} FINAL) AS decisions,
          (SELECT count() FROM ${t('retrain_decisions')} FINAL WHERE fired) AS retrainRequests,
          (SELECT count() FROM ${t('model_versions')} FINAL) AS modelVersions,
          (SELECT count() FROM ${t('model_versions')} FINAL WHERE status = 'PROMOTED') AS promoted`,
+      { lateOnly: LATE_ONLY_METHOD },
     );
     const n = (k: keyof PipelineCounts) => Number(row?.[k] ?? 0);
     return {

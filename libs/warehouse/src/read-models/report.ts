@@ -1,5 +1,11 @@
 import { toDriftlineError } from '@driftline/core';
-import { booleanSpellingOf, isPredictionFeature, PREDICTED_CLASS_FEATURE, PREDICTION_FEATURE } from '@driftline/drift';
+import {
+  booleanSpellingOf,
+  isPredictionFeature,
+  LATE_ONLY_METHOD,
+  PREDICTED_CLASS_FEATURE,
+  PREDICTION_FEATURE,
+} from '@driftline/drift';
 import { type Stage, usableTransitions, viewOf } from '@driftline/policy';
 import {
   chartedVersions,
@@ -192,14 +198,19 @@ async function loadDrift(
   };
 }
 
-/** The version whose reference the distributions compare against: the latest one drift was measured for. */
+/**
+ * The version whose reference the distributions compare against: the latest one drift was measured
+ * for. A late-only row (LATE_ONLY_METHOD: late events of a window with none on time) measures
+ * nothing: an old version's late events in a newer window made it the "current" one (found by a review).
+ */
 async function currentVersion(ch: ClickHouse, r: ReportRange, tables: ReadonlySet<Table>): Promise<string | undefined> {
   if (tables.has('drift_windows')) {
     const [x] = await rows<{ version: string }>(
       ch,
       `SELECT argMax(version, window_start) AS version FROM ${ch.table('drift_windows')}
-       WHERE model = {model:String} AND ${IN_RANGE('window_start')} HAVING count() > 0`,
-      RANGE_PARAMS(r),
+       WHERE model = {model:String} AND ${IN_RANGE('window_start')} AND method != {lateOnly:String}
+       HAVING count() > 0`,
+      { ...RANGE_PARAMS(r), lateOnly: LATE_ONLY_METHOD },
     );
     if (x !== undefined) return x.version;
   }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { cutText } from '@driftline/core';
 import type { ExpectationResult } from '@driftline/quality';
 import type { AlertKind, DriftAlert } from '@driftline/schemas';
-import { isFallbackMethod, type MethodResult, type WindowVerdict } from './decide.js';
+import type { MethodResult, WindowVerdict } from './decide.js';
 
 /** Deterministic alert id: the same (model, version, window, kind) always yields the same id. */
 export function alertId(model: string, version: string, windowStart: number, kind: AlertKind): string {
@@ -84,13 +84,8 @@ function boundedList<T, E>(items: readonly T[], entry: (item: T, index: number) 
  * Most severe first: by p-value where the method has one (ks, chi2: the decision is p < alpha, and
  * chi-square statistics of different degrees of freedom do not compare), then the larger statistic
  * (psi, Jensen–Shannon), then the feature name, so the order (and a replay's alert) is deterministic.
- * Features decided by their missing_rate or out_of_range row (no value the primary method could
- * measure: `windowVerdict`) come after those the primary method decided: a rate does not compare
- * with a PSI, and the alert's `method` and `statistic` stay the primary method's while one drifted.
  */
 function bySeverity(a: MethodResult, b: MethodResult): number {
-  const fa = isFallbackMethod(a.method);
-  if (fa !== isFallbackMethod(b.method)) return fa ? 1 : -1;
   const pa = nullable(a.pValue) ?? Number.POSITIVE_INFINITY;
   const pb = nullable(b.pValue) ?? Number.POSITIVE_INFINITY;
   if (pa !== pb) return pa - pb;

@@ -194,7 +194,7 @@ export interface WindowVerdict {
    * every event still has its missing_rate row).
    */
   readonly features: number;
-  /** The rows that decided the drifted input features (see `windowVerdict`), sorted by feature. */
+  /** Their primary-method rows that drifted, sorted by feature. */
   readonly drifted: readonly MethodResult[];
   readonly shareDrifted: number;
   /** True when at least one input feature drifted and the share reached `alertShare`. */
@@ -203,23 +203,18 @@ export interface WindowVerdict {
   readonly predictionDrift: readonly MethodResult[];
 }
 
-/** The rows a feature without a primary row (no value the primary method can measure) is decided by. */
-const FALLBACK_METHODS: ReadonlySet<DriftMethod> = new Set(['missing_rate', 'out_of_range']);
-
-/** Whether a row is of a method that decides a feature only when it has no primary row. */
-export function isFallbackMethod(method: DriftMethod): boolean {
-  return FALLBACK_METHODS.has(method);
-}
-
 /**
  * Window-level verdict from the per-feature rows: a feature drifted when its primary method did;
- * a feature without a primary row — no value in the window the primary method could measure:
- * absent or null in every event, or every value infinite — drifted when its missing_rate (else its
- * out_of_range) row did: it stopped arriving, which is drift, and it stays in the denominator.
- * Before, such a feature left the share's denominator: one of three features gone and another
- * drifted made the share 0.5 instead of 0.67, 9 of 10 gone and the tenth steady made it 0 over one
- * feature (found by a review). The window has feature drift when at least one input feature and at least `alertShare`
- * of them drifted (0 = any), and prediction drift when `__prediction__`/`__predicted_class__` drifted.
+ * the window has feature drift when at least one input feature and at least `alertShare` of them
+ * drifted (0 = any), and prediction drift when `__prediction__`/`__predicted_class__` drifted.
+ * The share's denominator is every input feature the window covers, also one with no primary row
+ * (no value the primary method could measure: absent or null in every event, or every value
+ * infinite). Such a feature is not drifted here: its missing_rate / out_of_range rows record the
+ * outage, and a `max_null_rate` expectation (DATA_QUALITY) alerts on it. Before, it left the
+ * denominator, so a feature dropping out raised the share (x drifted and y gone: 0.5 where windows
+ * with y said 0.33; a review). Counting it as drifted (tried) made an upstream outage push the
+ * retrain policy towards training on broken data, and a reference column live events never carry
+ * raise FEATURE_DRIFT in every window (a regression review).
  */
 export function windowVerdict(
   rows: readonly MethodResult[],
@@ -228,26 +223,16 @@ export function windowVerdict(
   alertShare: number,
 ): WindowVerdict {
   const primaryRows = new Map<string, MethodResult>();
-  const fallbackRows = new Map<string, MethodResult>();
   const covered = new Set<string>();
   for (const r of rows) {
     covered.add(r.feature);
     if (r.method === primaryMethodFor(kinds.get(r.feature) ?? 'numeric', primary)) primaryRows.set(r.feature, r);
-    else if (r.drifted && isFallbackMethod(r.method)) {
-      // missing_rate first: the feature stopped arriving, before its values left the range.
-      const known = fallbackRows.get(r.feature);
-      if (known === undefined || (known.method !== 'missing_rate' && r.method === 'missing_rate'))
-        fallbackRows.set(r.feature, r);
-    }
   }
   const byName = (a: MethodResult, b: MethodResult) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0);
   const inputs = [...covered].filter((f) => !isPredictionFeature(f));
   const drifted = inputs
-    .map((f) => {
-      const measured = primaryRows.get(f);
-      return measured === undefined ? fallbackRows.get(f) : measured.drifted ? measured : undefined;
-    })
-    .filter((r): r is MethodResult => r !== undefined)
+    .map((f) => primaryRows.get(f))
+    .filter((r): r is MethodResult => r?.drifted === true)
     .sort(byName);
   const shareDrifted = inputs.length === 0 ? 0 : drifted.length / inputs.length;
   return {

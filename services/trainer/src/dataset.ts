@@ -245,7 +245,7 @@ export function* datasetSteps(input: readonly LabeledRow[], holdoutFraction: num
       for (let i = 0; i < n; i++) {
         const v = own(rows[i]!.features, name);
         let x = typeof v === 'number' ? v : typeof v === 'boolean' ? (v ? 1 : 0) : Number.NaN;
-        // Math.fround: what XGBoost stores; beyond ±3.4028234663852886e38 it is ±Infinity.
+        // Math.fround: what XGBoost stores; from ±3.4028235677973366e38 (halfway to 2^128) it is ±Infinity.
         if (!Number.isNaN(x) && !Number.isFinite(Math.fround(x))) {
           x = Number.NaN;
           outOfRange++;

@@ -15,7 +15,13 @@ export interface TableColumnDrift {
   readonly missing_rate_current: number;
   readonly drifted: boolean;
   readonly drifted_by: readonly string[];
+  /** A side had fewer present values than --min-rows: PSI did not decide (`driftline drift`). */
+  readonly small_sample?: boolean;
 }
+
+/** The mark of a column whose sample was too small for PSI to decide (the terminal table's `*`). */
+const SMALL_SAMPLE_MARK =
+  ' <span class="tag" title="fewer present values on a side than --min-rows: PSI did not decide">small sample</span>';
 
 /** A column's shares per bin on both sides (bins of the reference). */
 export interface TableColumnDistribution {
@@ -92,7 +98,7 @@ export function renderTableReport(d: TableReportData): string {
   const rows = listed
     .map(
       (c) =>
-        `<tr><td>${bdi(c.column)}</td><td>${c.kind}</td><td class="num">${num(c.psi)}</td><td class="num">${num(c.ks_p_value)}</td><td class="num">${num(c.chi2_p_value)}</td><td class="num">${num(c.wasserstein)}</td><td class="num">${num(c.jensen_shannon)}</td><td class="num">${num(c.missing_rate_reference, 3)} → ${num(c.missing_rate_current, 3)}</td><td>${c.drifted ? `<span class="tag drift">drift (${escapeHtml(c.drifted_by.join('+'))})</span>` : 'ok'}</td></tr>`,
+        `<tr><td>${bdi(c.column)}</td><td>${c.kind}</td><td class="num">${num(c.psi)}</td><td class="num">${num(c.ks_p_value)}</td><td class="num">${num(c.chi2_p_value)}</td><td class="num">${num(c.wasserstein)}</td><td class="num">${num(c.jensen_shannon)}</td><td class="num">${num(c.missing_rate_reference, 3)} → ${num(c.missing_rate_current, 3)}</td><td>${c.drifted ? `<span class="tag drift">drift (${escapeHtml(c.drifted_by.join('+'))})</span>` : 'ok'}${c.small_sample === true ? SMALL_SAMPLE_MARK : ''}</td></tr>`,
     )
     .join('');
   const rank = new Map(order.map((c, i) => [c.column, i]));

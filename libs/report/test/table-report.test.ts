@@ -56,3 +56,21 @@ describe('renderTableReport of a wide table (found by a review)', () => {
     expect(chartedColumns(columns)[0]).toBe(first);
   });
 });
+
+describe('renderTableReport: a column too small for PSI', () => {
+  it('is marked in the table as the terminal marks it, the others not', () => {
+    const small: TableColumnDrift = { ...column(1), column: 'few', small_sample: true };
+    const html = renderTableReport({
+      reference: { name: 'ref.csv', rows: 1000 },
+      current: { name: 'cur.csv', rows: 20 },
+      generatedAt: Date.UTC(2025, 0, 1),
+      rule: 'drift when PSI ≥ 0.2 or p < 0.05',
+      columns: [small, { ...column(2), column: 'many', small_sample: false }],
+      distributions: [],
+    });
+    const rowOf = (name: string) =>
+      html.split('<tr>').find((r) => r.startsWith(`<td><bdi>${name}`) || r.includes(`>${name}<`));
+    expect(rowOf('few')).toContain('small sample');
+    expect(rowOf('many')).not.toContain('small sample');
+  });
+});

@@ -1,6 +1,15 @@
+import { createRequire } from 'node:module';
 import { type Logger, silentLogger } from '@driftline/core';
-import { Kafka, type KafkaConfig as KafkajsConfig, logLevel, type RetryOptions } from 'kafkajs';
+import {
+  type ISocketFactory,
+  Kafka,
+  type KafkaConfig as KafkajsConfig,
+  type logCreator,
+  logLevel,
+  type RetryOptions,
+} from 'kafkajs';
 import type { KafkaConfig } from './config.js';
+import { admitLine, lineLimit } from './line-limit.js';
 
 /**
  * A handle on a Kafka cluster, created from a KafkaConfig. Opaque on purpose: producers,
@@ -54,14 +63,42 @@ export function onUnknownTopicPartition(client: KafkaClient, listener: () => voi
 }
 
 /**
- * Routes kafkajs' own logs into our structured logger (kafkajs logs error-level noise during
- * rebalances). Its crash and restart lines go to debug: the consumer loop logs each crash itself,
- * rate-limited (a crash loop wrote hundreds of lines with stacks a minute).
+ * kafkajs lines that each report one failed connection: a refused connect writes two ("Connection
+ * error: …" and "Failed to connect to seed broker, …"), and kafkajs retries it inside every send,
+ * connect and metadata read.
  */
-function logCreatorFor(logger: Logger, resets: Set<OffsetResetListener>, unknowns: Set<() => void>) {
+const CONNECTION_FAILED = /^(?:Connection error: |Connection timeout|Failed to connect to (?:seed )?broker)/;
+/** While a client's connections fail, at most one such line per this interval at warn. */
+export const CONNECTION_FAILURE_LOG_INTERVAL_MS = 10_000;
+
+/** A client's routing of kafkajs' logs (see {@link kafkajsLogging}). */
+interface KafkajsLogging {
+  readonly logCreator: logCreator;
+  /** A broker answered on a connection of the client: the next failed one is the first of an outage again. */
+  readonly answered: () => void;
+}
+
+/**
+ * Routes kafkajs' own logs into our structured logger (kafkajs logs error-level noise during
+ * rebalances). Package-internal. Its crash and restart lines go to debug: the consumer loop logs
+ * each crash itself, rate-limited (a crash loop wrote hundreds of lines with stacks a minute).
+ * Its failed-connection lines are rate-limited the same way, per client (every kafkajs instance
+ * made from it, a producer's own included): the first of an outage at warn, then at most one per
+ * {@link CONNECTION_FAILURE_LOG_INTERVAL_MS} with the count left out since (`linesLeftOut`), the
+ * others at debug, until a broker answers on a connection. A producer resending through a refusal
+ * wrote 384 such lines a minute (found by a review).
+ */
+export function kafkajsLogging(
+  logger: Logger,
+  resets: Set<OffsetResetListener>,
+  unknowns: Set<() => void>,
+  now: () => number = Date.now,
+): KafkajsLogging {
   const log = logger.child({ stage: 'kafkajs' });
-  return () =>
-    ({ level, log: entry }: { level: logLevel; log: { message: string } & Record<string, unknown> }) => {
+  let connectionFailures = lineLimit();
+  const logCreator: logCreator =
+    () =>
+    ({ level, log: entry }) => {
       const { message, timestamp: _t, logger: _l, ...rest } = entry;
       if (message === 'Offset out of range, resetting to default offset') {
         const { groupId, topic, partition } = rest;
@@ -71,21 +108,51 @@ function logCreatorFor(logger: Logger, resets: Set<OffsetResetListener>, unknown
       }
       if (rest.error === 'This server does not host this topic-partition') for (const listener of unknowns) listener();
       const consumerRestart = message.startsWith('Crash: ') || message.startsWith('Restarting the consumer in');
-      if ((level === logLevel.ERROR || level === logLevel.WARN) && !consumerRestart) log.warn(rest, message);
-      else log.debug(rest, message);
+      if ((level !== logLevel.ERROR && level !== logLevel.WARN) || consumerRestart) log.debug(rest, message);
+      else if (CONNECTION_FAILED.test(message)) {
+        const linesLeftOut = admitLine(connectionFailures, now(), CONNECTION_FAILURE_LOG_INTERVAL_MS);
+        if (linesLeftOut === undefined) log.debug(rest, message);
+        else log.warn({ ...rest, linesLeftOut }, message);
+      } else log.warn(rest, message);
     };
+  return {
+    logCreator,
+    answered: () => {
+      connectionFailures = lineLimit();
+    },
+  };
+}
+
+/**
+ * kafkajs' own socket factory (net or tls, keep-alive), which kafkajs does not export: 2.2.4, its
+ * last release, is pinned and patched.
+ */
+const kafkajsSocketFactory = createRequire(import.meta.url)(
+  'kafkajs/src/network/socketFactory',
+) as () => ISocketFactory;
+
+/**
+ * kafkajs' sockets, reporting to `answered` the first bytes a broker sends on each: a connection
+ * made and answered. Not the connect alone: a load balancer in front of a broker that is down
+ * accepts the connection and then resets it.
+ */
+export function socketFactoryReporting(answered: () => void): ISocketFactory {
+  const sockets = kafkajsSocketFactory();
+  return (args) => sockets(args).once('data', answered);
 }
 
 export function createKafkaClient(config: KafkaConfig, logger: Logger = silentLogger): KafkaClient {
   const resets = new Set<OffsetResetListener>();
   const unknowns = new Set<() => void>();
+  const logging = kafkajsLogging(logger, resets, unknowns);
   const kafkajsConfig: KafkajsConfig = {
     clientId: config.clientId,
     brokers: [...config.brokers],
     ssl: config.ssl,
     ...(config.sasl === undefined ? {} : { sasl: { ...config.sasl } as never }),
     logLevel: logLevel.WARN,
-    logCreator: logCreatorFor(logger, resets, unknowns),
+    logCreator: logging.logCreator,
+    socketFactory: socketFactoryReporting(logging.answered),
     retry: { initialRetryTime: 100, retries: 8 },
   };
   const kafka = new Kafka(kafkajsConfig);

@@ -37,6 +37,7 @@ import {
 } from './deferral.js';
 import { type Membership, watchMembership } from './group-membership.js';
 import { type IdlePartition, LagKnowledge, refreshIdleLag } from './idle-lag.js';
+import { admitLine } from './line-limit.js';
 import {
   type BatchCheck,
   commitsForward,
@@ -678,7 +679,8 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
     crashes = streak;
     metrics.restarts.inc({ group: groupId });
     const delay = backoffDelay(crashBackoff, streak.count - 1);
-    if (now - streak.loggedAt >= CRASH_LOG_INTERVAL_MS) {
+    const linesLeftOut = admitLine(streak, now, CRASH_LOG_INTERVAL_MS);
+    if (linesLeftOut !== undefined) {
       const missing = await missingTopics();
       const first = streak.count === 1;
       logger.error(
@@ -687,7 +689,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
           err: first ? error : error.message,
           crashes: streak.count,
           crashingForMs: now - streak.since,
-          linesLeftOut: streak.unlogged,
+          linesLeftOut,
           restartInMs: delay,
           ...(missing === undefined ? {} : { missingTopics: missing }),
         },
@@ -695,9 +697,7 @@ export async function startConsumer<T>(options: ConsumerOptions<T>): Promise<Con
           ? `consumer crashed: input topic ${missing.join(', ')} does not exist; restarting with backoff until it does`
           : 'consumer crashed; restarting with backoff',
       );
-      streak.loggedAt = Date.now();
-      streak.unlogged = 0;
-    } else streak.unlogged++;
+    }
     try {
       await sleep(delay, undefined, { signal: abort.signal });
     } catch {

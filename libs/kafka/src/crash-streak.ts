@@ -1,17 +1,16 @@
+import { type LineLimit, lineLimit } from './line-limit.js';
+
 /**
  * The consumer loop's crash streaks (pure): kafkajs crashes and restarts the consumer both when an
  * input topic is missing and while the brokers are unreachable. Only the first is something a
  * restart of the process may cure; failing liveness through a Kafka outage restarted every service.
  */
-export interface CrashStreak {
+export interface CrashStreak extends LineLimit {
   /** When the streak began. */
   since: number;
   /** The last crash. */
   last: number;
   count: number;
-  /** When a crash was last logged, and how many were left out since. */
-  loggedAt: number;
-  unlogged: number;
   /** When the crashes naming a missing topic began (undefined: the last crash named none). */
   missingTopicSince: number | undefined;
 }
@@ -50,7 +49,7 @@ export function recordCrash(
 ): CrashStreak {
   const current =
     streak === undefined || now - streak.last >= quietMs
-      ? { since: now, last: now, count: 0, loggedAt: 0, unlogged: 0, missingTopicSince: undefined }
+      ? { since: now, last: now, count: 0, ...lineLimit(), missingTopicSince: undefined }
       : streak;
   current.count++;
   current.last = now;

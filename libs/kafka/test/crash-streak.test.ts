@@ -1,6 +1,7 @@
 import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { type CrashStreak, crashLooping, namesMissingTopic, recordCrash } from '../src/crash-streak.js';
+import { admitLine } from '../src/line-limit.js';
 
 const STALL_MS = 5_000;
 const QUIET_MS = 120_000;
@@ -60,5 +61,19 @@ describe('crash streaks: only missing topics make the consumer unhealthy', () =>
     expect(crashLooping(streak, 11_000 + STALL_MS - 1_000, STALL_MS, QUIET_MS)).toBe(false);
     streak = recordCrash(streak, unknownTopic(), 11_000 + STALL_MS, QUIET_MS);
     expect(crashLooping(streak, 11_000 + STALL_MS, STALL_MS, QUIET_MS)).toBe(true);
+  });
+
+  it('logs the first crash of a streak, then one a minute with the count left out; a new streak at once', () => {
+    const MINUTE = 60_000;
+    let streak = recordCrash(undefined, refused(), 0, QUIET_MS);
+    expect(admitLine(streak, 0, MINUTE)).toBe(0);
+    for (let at = 1_000; at < MINUTE; at += 1_000) {
+      streak = recordCrash(streak, refused(), at, QUIET_MS);
+      expect(admitLine(streak, at, MINUTE)).toBeUndefined();
+    }
+    streak = recordCrash(streak, refused(), MINUTE, QUIET_MS);
+    expect(admitLine(streak, MINUTE, MINUTE)).toBe(59);
+    streak = recordCrash(streak, refused(), MINUTE + QUIET_MS, QUIET_MS);
+    expect(admitLine(streak, MINUTE + QUIET_MS, MINUTE)).toBe(0);
   });
 });

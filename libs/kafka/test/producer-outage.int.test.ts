@@ -20,10 +20,19 @@ const stack = inject('stack');
 const DEADLINE_MS = 3_000;
 const BATCH = 20;
 
-/** kafkajs's and the producer's warning lines, kept for the message of a failed expectation. */
-function recordingLogger(lines: string[]): Logger {
-  const line = (level: string) => (obj: object, msg?: string) =>
+/** A line written at info or above, as the test's logger received it. */
+interface LogLine {
+  readonly level: string;
+  readonly msg: string;
+  readonly obj: Record<string, unknown>;
+}
+
+/** kafkajs's and the producer's warning lines, kept for the message of a failed expectation (and in `entries`). */
+function recordingLogger(lines: string[], entries: LogLine[] = []): Logger {
+  const line = (level: string) => (obj: object, msg?: string) => {
     lines.push(`${new Date().toISOString()} ${level} ${msg ?? ''} ${JSON.stringify(obj)}`);
+    entries.push({ level, msg: msg ?? '', obj: obj as Record<string, unknown> });
+  };
   const logger: Logger = {
     debug: () => {},
     info: line('info'),
@@ -45,24 +54,31 @@ describe('a producer through a Kafka outage (a proxy in front of the shared brok
     for (const fn of cleanup.splice(0).reverse()) await Promise.resolve(fn()).catch(() => {});
   });
 
-  async function setUp(): Promise<{ proxy: OutageBroker; kafka: KafkaClient; topic: string; lines: string[] }> {
+  async function setUp(): Promise<{
+    proxy: OutageBroker;
+    kafka: KafkaClient;
+    topic: string;
+    lines: string[];
+    entries: LogLine[];
+  }> {
     const proxy = await outageBroker(stack.kafkaBrokers[0]!);
     cleanup.push(() => proxy.close());
     const lines: string[] = [];
+    const entries: LogLine[] = [];
     const kafka = createKafkaClient(
       { brokers: [proxy.broker], clientId: uniqueName('outage'), ssl: false },
-      recordingLogger(lines),
+      recordingLogger(lines, entries),
     );
     const topic = uniqueName('outage');
     await ensureTopics(kafka, [{ topic, partitions: 1 }]);
-    return { proxy, kafka, topic, lines };
+    return { proxy, kafka, topic, lines, entries };
   }
 
   /**
    * Sends batches one at a time as the prediction log does: a failed batch is sent again exactly
    * as it was (the same records, nothing added) until it is acknowledged, then the next one.
    */
-  function sendLoop(producer: Awaited<ReturnType<typeof createProducer>>, topic: string) {
+  function sendLoop(producer: Awaited<ReturnType<typeof createProducer>>, topic: string, retryPauseMs = 100) {
     let next = 0;
     let acknowledged = 0;
     let running = true;
@@ -82,7 +98,7 @@ describe('a producer through a Kafka outage (a proxy in front of the shared brok
           await sleep(5);
         } catch (error) {
           failures.push({ ms: Date.now() - began, message: (error as Error).message });
-          await sleep(100);
+          await sleep(retryPauseMs);
         }
       }
     })();
@@ -145,6 +161,59 @@ describe('a producer through a Kafka outage (a proxy in front of the shared brok
     // producer was replaced as soon as a broker accepted connections, before its own resend.
     await throughOutage(200);
   }, 90_000);
+
+  it("kafkajs's failed connections during a refusal are logged at most once per 10 s, again at once after Kafka answered (found by a review)", async () => {
+    // The review's shape: the prediction log's 10 s deadline, a failed batch sent again after 50 ms.
+    // Each send retries the connect inside it, two kafkajs lines per refused connect: 384 warning
+    // lines a minute from one producer, every one passed through.
+    const { proxy, kafka, topic, entries } = await setUp();
+    const producer = await createProducer(kafka, { health: { replaceAfterMs: 10_000, sendDeadlineMs: 10_000 } });
+    cleanup.push(() => producer.disconnect());
+    const load = sendLoop(producer, topic, 50);
+    /** Warning (and error) lines written while `during` runs, and how long it ran. */
+    const warningsDuring = async (during: () => Promise<void>) => {
+      const from = entries.length;
+      const began = Date.now();
+      await during();
+      return {
+        lines: entries.slice(from).filter((e) => e.level === 'warn' || e.level === 'error'),
+        ms: Date.now() - began,
+      };
+    };
+    const backAfter = async () => {
+      const after = load.acknowledged();
+      for (const until = Date.now() + 60_000; load.acknowledged() < after + 10 * BATCH && Date.now() < until; )
+        await sleep(100);
+      expect(load.acknowledged()).toBeGreaterThanOrEqual(after + 10 * BATCH);
+    };
+    const refusing = (ms: number) => async () => {
+      await proxy.refuse();
+      await sleep(ms);
+      await proxy.restore();
+    };
+    try {
+      await sleep(1_000);
+      const first = await warningsDuring(refusing(20_000));
+      await backAfter();
+      const second = await warningsDuring(refusing(3_000));
+      await backAfter();
+      const perMinute = Math.round((first.lines.length * 60_000) / first.ms);
+      console.log(
+        `[producer-outage] 20 s refusal: ${first.lines.length} warning lines (${perMinute}/min), ${load.failures.length} failed sends`,
+      );
+      const context = first.lines.map((l) => `${l.msg} ${JSON.stringify(l.obj).slice(0, 120)}`).join('\n');
+      expect(load.failures.length, context).toBeGreaterThan(5);
+      expect(perMinute, context).toBeLessThan(30);
+      // The first connection failure after a broker answered again is written, with nothing left out
+      // before it: the outage before it is over (else its left-out lines would be counted here).
+      const failure = second.lines.find((l) =>
+        /^(?:Connection error|Connection timeout|Failed to connect)/.test(l.msg),
+      );
+      expect(failure?.obj.linesLeftOut, second.lines.map((l) => l.msg).join('\n')).toBe(0);
+    } finally {
+      await load.stop();
+    }
+  }, 120_000);
 
   it('a broker that accepts connections and never answers still gets the producer replaced, and sends go on', async () => {
     const { proxy, kafka, topic } = await setUp();

@@ -130,7 +130,8 @@ const MAX_SEND_BYTES = 512 * 1024;
 
 /**
  * How long a publish call waits for room by default: the send deadline of @driftline/kafka's
- * producer (60 s), after which a send unanswered fails too.
+ * producer (60 s), after which a send unanswered fails too while a broker accepts connections
+ * (with none accepting, it may take up to 120 s).
  */
 const DEFAULT_BUFFER_WAIT_MS = 60_000;
 

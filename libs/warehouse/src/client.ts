@@ -68,7 +68,7 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // ClickHouse of the process and lives as long as the process.
 let embedded: { path: string; client: ClickHouseClient } | undefined;
 
-function embeddedClient(path: string): ClickHouseClient {
+function embeddedClient(path: string, createDirectory: boolean): ClickHouseClient {
   const absolute = resolve(path);
   if (embedded !== undefined) {
     if (embedded.path !== absolute) {
@@ -83,6 +83,7 @@ function embeddedClient(path: string): ClickHouseClient {
     absolute,
     () => createChdbConnection({ path: absolute }),
     'point DRIFTLINE_CLICKHOUSE_URL at `driftline clickhouse serve` instead',
+    { create: createDirectory },
   );
   // The connection hook is typed against client-common's Connection; chdb implements that interface.
   const client = createClient({ connection } as unknown as Parameters<typeof createClient>[0]);
@@ -94,8 +95,14 @@ function embeddedClient(path: string): ClickHouseClient {
  * One code path, two connections: `@clickhouse/client` over HTTP to a ClickHouse server, or over the
  * embedded chdb engine through the client's connection hook. Nothing is sent until the first call
  * (`migrate` creates the database), so a handle to an unreachable server can be made and fails per call.
+ * `createDirectory` (embedded; default true): create the engine's data directory when it is missing.
+ * False for a reader: a missing directory, or one holding no engine data, is a ConfigError naming
+ * DRIFTLINE_CLICKHOUSE_PATH, and nothing is created (see openEngineDirectory).
  */
-export async function createClickHouse(config: ClickHouseConfig): Promise<ClickHouse> {
+export async function createClickHouse(
+  config: ClickHouseConfig,
+  options: { readonly createDirectory?: boolean } = {},
+): Promise<ClickHouse> {
   if (!IDENTIFIER.test(config.database)) {
     throw new DriftlineError(
       'CONFIG_INVALID',
@@ -106,7 +113,7 @@ export async function createClickHouse(config: ClickHouseConfig): Promise<ClickH
   const refusedUrls = new Map<string, number>();
   const client =
     config.mode === 'embedded'
-      ? embeddedClient(config.path)
+      ? embeddedClient(config.path, options.createDirectory ?? true)
       : createClient({
           url: config.url,
           // The abort signal below bounds each call; this is the client's own socket-level bound.

@@ -2,19 +2,60 @@
 // engine: a process's embedded client (client.ts) and `driftline clickhouse serve` (http-host). The
 // engine prints its own line on stderr ("Cannot lock file", or "Cannot open file …/status: errno: 28")
 // and throws a bare "Failed to create connection", which the CLI showed as an internal error to report.
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  type Stats,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ConfigError, SinkUnavailableError } from '@driftline/core';
 
+/** How the engine's directory is opened. */
+export interface EngineDirectoryOptions {
+  /**
+   * Create the directory (and its parents) when it is missing: a process that writes (the services,
+   * the host). False for a reader (`report`, `model-card`): a missing directory, or one holding no
+   * engine data, is a ConfigError ("no warehouse at …") and nothing is created — the engine would
+   * lay out a new, empty warehouse there.
+   */
+  readonly create: boolean;
+}
+
 /**
- * Opens the engine on `path` (absolute) with `open`, after checking that no other process holds it
- * (a ConfigError naming DRIFTLINE_CLICKHOUSE_PATH, ending with `inUseAdvice`) and that this user can
- * write in it (SinkUnavailableError when the machine refuses for want of a resource — a starting
- * process retries it — a ConfigError when this user may not).
+ * Opens the engine on `path` (absolute) with `open`, after checking that the path can be its
+ * directory (a ConfigError naming DRIFTLINE_CLICKHOUSE_PATH: a file, or under one; a path the file
+ * system refuses; a directory whose layout is damaged), that no other process holds it (a
+ * ConfigError ending with `inUseAdvice`) and that this user can write in it (SinkUnavailableError
+ * when the machine refuses for want of a resource — a starting process retries it — a ConfigError
+ * when this user may not).
  */
-export function openEngineDirectory<T>(path: string, open: () => T, inUseAdvice: string): T {
+export function openEngineDirectory<T>(
+  path: string,
+  open: () => T,
+  inUseAdvice: string,
+  options: EngineDirectoryOptions = { create: true },
+): T {
+  const missing = prepareDirectory(path, options.create);
+  if (missing !== undefined) throw engineOutage(path, missing);
   let holder = lockHolder(path);
   if (holder !== undefined) throw inUse(path, holder, inUseAdvice);
+  if (!options.create && !isDirectory(join(path, 'metadata'))) {
+    throw noWarehouse(path, 'the directory holds no embedded ClickHouse data (no metadata/ in it)');
+  }
+  const damage = layoutDamage(path);
+  if (damage !== undefined) {
+    throw new ConfigError(
+      'DRIFTLINE_CLICKHOUSE_PATH',
+      `${path} is damaged: ${damage}, so the engine cannot read its tables — restore the directory from a backup, or point DRIFTLINE_CLICKHOUSE_PATH at another`,
+    );
+  }
   const outage = directoryOutage(path);
   if (outage !== undefined) throw engineOutage(path, outage);
   try {
@@ -56,14 +97,13 @@ const PROBE = Buffer.alloc(4_096);
 
 /**
  * The machine's refusal to write in the engine's data directory (its code among OUTAGE_ERRNOS), by
- * creating the directory and writing and removing a file in it, as the engine does when it opens
- * (its `status` file); undefined when the write succeeds. A directory this user may not write is a
- * ConfigError naming DRIFTLINE_CLICKHOUSE_PATH; any other failure is thrown as it is.
+ * writing and removing a file in it, as the engine does when it opens (its `status` file);
+ * undefined when the write succeeds. A directory this user may not write is a ConfigError naming
+ * DRIFTLINE_CLICKHOUSE_PATH, and so is any other refusal (the path is the deployment's).
  */
 function directoryOutage(path: string): NodeJS.ErrnoException | undefined {
   const probe = join(path, `.driftline-write-probe-${process.pid}`);
   try {
-    mkdirSync(path, { recursive: true });
     const fd = openSync(probe, 'w');
     try {
       writeSync(fd, PROBE);
@@ -72,13 +112,8 @@ function directoryOutage(path: string): NodeJS.ErrnoException | undefined {
     }
     return undefined;
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    if (OUTAGE_ERRNOS.has(code)) return error as NodeJS.ErrnoException;
-    if (code === 'EACCES' || code === 'EPERM') {
-      const message = `${path} is not writable by this user: ${(error as Error).message}`;
-      throw new ConfigError('DRIFTLINE_CLICKHOUSE_PATH', message, { cause: error });
-    }
-    throw error;
+    if (OUTAGE_ERRNOS.has(errnoOf(error))) return error as NodeJS.ErrnoException;
+    throw unusable(path, error);
   } finally {
     try {
       rmSync(probe, { force: true });
@@ -86,6 +121,196 @@ function directoryOutage(path: string): NodeJS.ErrnoException | undefined {
       // Not created (a read-only or full file system); nothing to remove.
     }
   }
+}
+
+function errnoOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException | null)?.code ?? '';
+}
+
+/**
+ * Makes sure `path` is a directory, creating it and its missing parents when `create`: returns the
+ * machine's refusal for want of a resource (an outage), throws a ConfigError naming
+ * DRIFTLINE_CLICKHOUSE_PATH for a path that cannot be the directory — it never will, so a starting
+ * service must not wait for it (before, ENOTDIR and EEXIST were "internal error … report it", and
+ * under /proc Node's recursive mkdir looped for ever on ENOENT: found by a review).
+ */
+function prepareDirectory(path: string, create: boolean): NodeJS.ErrnoException | undefined {
+  if (path.includes('\0')) throw pathError(`${JSON.stringify(path)} contains a NUL byte`);
+  let stats: Stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    const code = errnoOf(error);
+    if (OUTAGE_ERRNOS.has(code)) return error as NodeJS.ErrnoException;
+    if (code === 'ENOTDIR') throw pathError(underNonDirectory(path));
+    if (code !== 'ENOENT') throw unusable(path, error);
+    if (create) return createDirectory(path);
+    const link = symbolicLink(path);
+    throw noWarehouse(
+      path,
+      link === undefined
+        ? 'the directory does not exist (a typo, or nothing has written there yet)'
+        : `it is a symbolic link to ${link}, which does not exist`,
+    );
+  }
+  if (!stats.isDirectory()) throw pathError(`${path} is ${kindOf(stats)}, not a directory`);
+  return undefined;
+}
+
+/** Creates `path` one level at a time from its nearest existing ancestor (see prepareDirectory). */
+function createDirectory(path: string): NodeJS.ErrnoException | undefined {
+  const missing: string[] = [];
+  for (let dir = path; ; dir = dirname(dir)) {
+    let stats: Stats;
+    try {
+      stats = statSync(dir);
+    } catch (error) {
+      const code = errnoOf(error);
+      if (OUTAGE_ERRNOS.has(code)) return error as NodeJS.ErrnoException;
+      if (code !== 'ENOENT' || dir === dirname(dir)) throw unusable(path, error);
+      missing.push(dir);
+      continue;
+    }
+    if (!stats.isDirectory()) throw pathError(`${path} cannot be created: ${dir} is ${kindOf(stats)}, not a directory`);
+    break;
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir);
+    } catch (error) {
+      const code = errnoOf(error);
+      if (OUTAGE_ERRNOS.has(code)) return error as NodeJS.ErrnoException;
+      if (code === 'EEXIST' && isDirectory(dir)) continue; // made by another process meanwhile
+      const link = code === 'EEXIST' ? symbolicLink(dir) : undefined;
+      if (link !== undefined) {
+        throw pathError(`${path} cannot be created: ${dir} is a symbolic link to ${link}, which leads to no directory`);
+      }
+      throw unusable(path, error, 'cannot be created');
+    }
+  }
+  return undefined;
+}
+
+/** Why `path` cannot be a directory when a system call said ENOTDIR: the ancestor that is no directory. */
+function underNonDirectory(path: string): string {
+  for (let dir = dirname(path); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const stats = statSync(dir);
+      if (!stats.isDirectory()) return `${path} cannot be a directory: ${dir} is ${kindOf(stats)}, not a directory`;
+      break;
+    } catch {
+      // Under the culprit too: go up.
+    }
+  }
+  return `${path} cannot be a directory: a path above it is not a directory (ENOTDIR)`;
+}
+
+function kindOf(stats: Stats): string {
+  if (stats.isFile()) return 'a regular file';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
+  return 'a special file';
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+// The directories the engine lays out (a server's too); a file or a broken link at one of them
+// leaves the engine without its tables. Missing ones it creates.
+const ENGINE_DIRECTORIES = ['metadata', 'store', 'data', 'tmp', 'metadata_dropped'] as const;
+// Entries of metadata/ and data/<database>/ looked at: a bound, far above any driftline warehouse.
+const MAX_LAYOUT_ENTRIES = 10_000;
+
+/**
+ * What is damaged in the layout of an engine directory, or undefined: an engine directory that is
+ * not a directory (a `store/` replaced by a file), or a database's metadata (`metadata/<db>`) or a
+ * table's data (`data/<db>/<table>`) whose link into `store/` leads nowhere. The engine opened
+ * such a directory without a word: its databases had no tables, so `report` wrote an empty page
+ * with notes that every table "does not exist (yet)", exit 0, and a service retried its migrations
+ * for DRIFTLINE_STARTUP_TIMEOUT (found by a review). A table whose data is gone the engine even
+ * recreated empty.
+ */
+function layoutDamage(path: string): string | undefined {
+  for (const name of ENGINE_DIRECTORIES) {
+    const problem = entryProblem(path, name, false);
+    if (problem !== undefined) return problem;
+  }
+  const links = [
+    ...entries(join(path, 'metadata')).map((database) => `metadata/${database}`),
+    ...entries(join(path, 'data')).flatMap((database) =>
+      entries(join(path, 'data', database)).map((table) => `data/${database}/${table}`),
+    ),
+  ];
+  for (const name of links.slice(0, MAX_LAYOUT_ENTRIES)) {
+    const problem = entryProblem(path, name, true);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+/**
+ * What is wrong with the entry `name` of the engine directory `root`: not a directory, or (`linkOnly`:
+ * the entries of metadata/ and data/<db>/, where other files may lie) a symbolic link that leads to
+ * no directory. A missing entry is no damage: the engine creates it.
+ */
+function entryProblem(root: string, name: string, linkOnly: boolean): string | undefined {
+  const entry = join(root, name);
+  const link = symbolicLink(entry);
+  if (linkOnly && link === undefined) return undefined;
+  try {
+    const stats = statSync(entry);
+    if (stats.isDirectory()) return undefined;
+    return link === undefined
+      ? `${name} is ${kindOf(stats)}, not a directory`
+      : `${name} links to ${link}, which is ${kindOf(stats)}, not a directory`;
+  } catch (error) {
+    const code = errnoOf(error);
+    if (link === undefined) return code === 'ENOENT' ? undefined : `${name} cannot be read (${code})`;
+    return `${name} links to ${link}, which ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`;
+  }
+}
+
+/** Where `path` points when it is a symbolic link; else undefined. */
+function symbolicLink(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The names in a directory (at most MAX_LAYOUT_ENTRIES), none when it cannot be listed. */
+function entries(dir: string): string[] {
+  try {
+    return readdirSync(dir).slice(0, MAX_LAYOUT_ENTRIES);
+  } catch {
+    return [];
+  }
+}
+
+function pathError(message: string): ConfigError {
+  return new ConfigError('DRIFTLINE_CLICKHOUSE_PATH', message);
+}
+
+/** The file system refuses `path` for a reason of the configuration (not a resource): EACCES, ELOOP, ENAMETOOLONG, … */
+function unusable(path: string, cause: unknown, what = 'cannot be used'): ConfigError {
+  const code = errnoOf(cause);
+  const message = (cause as Error).message;
+  const text =
+    code === 'EACCES' || code === 'EPERM'
+      ? `${path} is not writable by this user: ${message}`
+      : `${path} ${what} as the engine's data directory: ${message}`;
+  return new ConfigError('DRIFTLINE_CLICKHOUSE_PATH', text, { cause });
+}
+
+function noWarehouse(path: string, why: string): ConfigError {
+  return new ConfigError('DRIFTLINE_CLICKHOUSE_PATH', `no warehouse at ${path}: ${why}; nothing was created`);
 }
 
 /**

@@ -84,6 +84,7 @@ export interface OpenOptions {
    * Apply pending migrations (default true). False for readers (`driftline report`, `model-card`):
    * no DDL is sent — a read-only user can read, and a mistyped database is an error instead of a
    * new, empty one — and a missing table or column is the read model's note, as for an older database.
+   * The embedded engine's directory must hold a warehouse already: nothing is created there.
    */
   readonly migrate?: boolean;
 }
@@ -93,13 +94,15 @@ export interface OpenOptions {
  * DRIFTLINE_CLICKHOUSE_URL otherwise: another service, or one answering 200 to anything, had
  * "applied" migrations and "stored" every insert), applies every pending migration (the one ordered
  * list), and returns the stores. With `migrate: false` it only checks that the database exists: a
- * ConfigError naming DRIFTLINE_CLICKHOUSE_DATABASE otherwise.
+ * ConfigError naming DRIFTLINE_CLICKHOUSE_DATABASE otherwise (DRIFTLINE_CLICKHOUSE_PATH when the
+ * embedded engine's directory holds no warehouse: a read-only command created the whole tree there).
  */
 export async function openWarehouse(config: ClickHouseConfig, options: OpenOptions = {}): Promise<Warehouse> {
-  const ch = await createClickHouse(config);
+  const migrating = options.migrate ?? true;
+  const ch = await createClickHouse(config, { createDirectory: migrating });
   try {
     await ch.verify();
-    if (options.migrate ?? true) await migrate(ch, migrations);
+    if (migrating) await migrate(ch, migrations);
     else await requireDatabase(ch, config);
   } catch (error) {
     await ch.close().catch(() => {});

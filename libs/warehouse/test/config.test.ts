@@ -46,4 +46,18 @@ describe('ClickHouse variables (found by a review)', () => {
     expect(() => host({ DRIFTLINE_CLICKHOUSE_HOST_USER: '   ' })).toThrow(/^DRIFTLINE_CLICKHOUSE_HOST_USER: /);
     expect(host({ DRIFTLINE_CLICKHOUSE_HOST_PASSWORD: '' }).DRIFTLINE_CLICKHOUSE_HOST_PASSWORD).toBe('');
   });
+
+  it('DRIFTLINE_CLICKHOUSE_PATH: not empty, no control character (a newline made a second warehouse at "/data/a<LF>b")', () => {
+    const host = (env: Record<string, string>) => parseEnv(clickhouseHostEnvShape, env);
+    for (const shape of [parse, host]) {
+      for (const path of ['/data/a\nb', '/data/a\tb', '/data/\u001b[2Jchdb', '/data/\u009bchdb']) {
+        expect(() => shape({ DRIFTLINE_CLICKHOUSE_PATH: path })).toThrow(
+          /^DRIFTLINE_CLICKHOUSE_PATH: must not contain control characters \(a newline, a tab: a paste\?\)/,
+        );
+      }
+      expect(() => shape({ DRIFTLINE_CLICKHOUSE_PATH: '' })).toThrow(/^DRIFTLINE_CLICKHOUSE_PATH: /);
+      expect(shape({ DRIFTLINE_CLICKHOUSE_PATH: '/data/é chdb' }).DRIFTLINE_CLICKHOUSE_PATH).toBe('/data/é chdb');
+      expect(shape({}).DRIFTLINE_CLICKHOUSE_PATH).toBe('.driftline/chdb');
+    }
+  });
 });

@@ -331,7 +331,8 @@ describe('report and model-card only read (found by a review)', () => {
 
   it('a status file a crashed engine left behind does not count as in use, even when its pid is alive again', async () => {
     const stale = join(work, 'stale');
-    mkdirSync(stale);
+    // An engine directory (a reader refuses one without metadata/: "no warehouse at …").
+    mkdirSync(join(stale, 'metadata'), { recursive: true });
     // The pid of a live process that holds no lock on this directory (a pid reused after a crash).
     writeFileSync(join(stale, 'status'), `PID: ${host!.pid}\nStarted at: 2026-01-01 00:00:00\nRevision: 1\n`);
     const { code, stderr } = await driftline(['model-card', '--model', MODEL, '--version', VERSION], {

@@ -1,5 +1,6 @@
 import { envField } from '@driftline/core';
 import type { z } from 'zod';
+import { enginePathField } from '../config.js';
 import { CLICKHOUSE_HOST_DEFAULTS, type ClickHouseHostOptions } from './server.js';
 
 // libs/service's DEFAULT_STARTUP_TIMEOUT_MS (not imported: the command loads no service code).
@@ -7,7 +8,7 @@ const DEFAULT_STARTUP_TIMEOUT_MS = 2 * 60_000;
 
 /** `driftline clickhouse serve`: the host's environment (the data directory is DRIFTLINE_CLICKHOUSE_PATH). */
 export const clickhouseHostEnvShape = {
-  DRIFTLINE_CLICKHOUSE_PATH: envField.name().default('.driftline/chdb'),
+  DRIFTLINE_CLICKHOUSE_PATH: enginePathField(),
   DRIFTLINE_CLICKHOUSE_HOST_BIND: envField.name().default(CLICKHOUSE_HOST_DEFAULTS.host),
   DRIFTLINE_CLICKHOUSE_HOST_PORT: envField.int(0, 65_535).default(CLICKHOUSE_HOST_DEFAULTS.port),
   DRIFTLINE_CLICKHOUSE_HOST_USER: envField.name().default(CLICKHOUSE_HOST_DEFAULTS.username),

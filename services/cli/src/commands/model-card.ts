@@ -16,7 +16,8 @@ Prints the card as text; --out also writes it as one self-contained HTML page, -
 card's data as one JSON object instead of text. A model and version nothing is recorded for exits 3
 ("check the names given").
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTLINE_CLICKHOUSE_PATH;
-the database is DRIFTLINE_CLICKHOUSE_DATABASE.
+the database is DRIFTLINE_CLICKHOUSE_DATABASE. Nothing is created: a database, or an engine
+directory, that holds no warehouse is a configuration error (exit 78).
 
   --model M      the model (required)
   --version V    the version (required)
@@ -45,7 +46,8 @@ export async function modelCardCommand(args: readonly string[]): Promise<number>
   if (values.model === undefined || values.model === '') throw new ConfigError('--model', 'is required');
   if (values.version === undefined || values.version === '') throw new ConfigError('--version', 'is required');
   const out = values.out === undefined ? undefined : outputFile('--out', values.out);
-  // Reading only: a mistyped database is an error, not a new empty one, and a read-only user can read.
+  // Reading only: a mistyped database or engine directory is an error, not a new empty one (nothing is
+  // created), and a read-only user can read.
   await checkEnvNames();
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)), { migrate: false });
   try {

@@ -29,7 +29,8 @@ T is an ISO-8601 time, UTC unless an offset is given (2025-01-31, 2025-01-31T12:
 2025-01-31T12:00+01:00), integer epoch milliseconds from 2000 to 2100 (not seconds), or a duration
 before now (30m, 6h, 7d). Defaults: --to now, --from 7d before --to, --out report.html.
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_URL, or the embedded engine at DRIFTLINE_CLICKHOUSE_PATH;
-the database is DRIFTLINE_CLICKHOUSE_DATABASE.
+the database is DRIFTLINE_CLICKHOUSE_DATABASE. Nothing is created: a database, or an engine
+directory, that holds no warehouse is a configuration error (exit 78).
 
   --model M      the model (required)
   --from T       start of the range (default: 7d before --to)
@@ -139,7 +140,8 @@ export async function reportCommand(args: readonly string[]): Promise<number> {
   // Checked before any query or file: a wrong --out writes nothing.
   const out = outputFile('--out', values.out ?? 'report.html');
   const cards = cardDirectory(out);
-  // Reading only: a mistyped database is an error, not a new empty one, and a read-only user can report.
+  // Reading only: a mistyped database or engine directory is an error, not a new empty one (nothing is
+  // created), and a read-only user can report.
   await checkEnvNames();
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)), { migrate: false });
   try {

@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { useRunTempDir } from './test/support/src/run-temp-dir.js';
+import { useRunTempDir } from './test/scripts/run-temp-dir.js';
 
 // Every run's temporary files in one folder of its own, removed when the run passes.
 useRunTempDir();

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { endRunTempDir, useRunTempDir } from '../src/run-temp-dir.js';
+import { endRunTempDir, useRunTempDir } from './run-temp-dir.js';
 
 describe('useRunTempDir', () => {
   it('points TMPDIR at a new folder once, and a second call (the config evaluated again) keeps it', () => {

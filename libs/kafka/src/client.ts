@@ -118,6 +118,13 @@ export function kafkajsLogging(
   return {
     logCreator,
     answered: () => {
+      // The lines left out since the last one written would be counted by no line at all.
+      if (connectionFailures.unlogged > 0) {
+        log.warn(
+          { linesLeftOut: connectionFailures.unlogged },
+          'a broker answered again; failed-connection lines left out since the last one written',
+        );
+      }
       connectionFailures = lineLimit();
     },
   };

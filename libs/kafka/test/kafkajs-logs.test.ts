@@ -77,6 +77,20 @@ describe('kafkajs logs: failed connections, rate-limited per client', () => {
     expect(warned().map((w) => w.obj.linesLeftOut)).toEqual([0, 3]);
   });
 
+  it('a broker answering again reports the lines left out since the last one written (none are lost to the count)', () => {
+    const { clock, logging, refused, warned } = routing();
+    refused(); // written, and its second line left out
+    clock.now = 1_000;
+    refused(); // both left out
+    logging.answered();
+    expect(warned().map((w) => [w.msg, w.obj.linesLeftOut])).toEqual([
+      [REFUSED, 0],
+      ['a broker answered again; failed-connection lines left out since the last one written', 3],
+    ]);
+    logging.answered(); // nothing left out since: no line
+    expect(warned()).toHaveLength(2);
+  });
+
   it('a broker answering again ends the outage: the next failure is written at once', () => {
     const { clock, logging, refused, warned } = routing();
     refused();
@@ -88,6 +102,7 @@ describe('kafkajs logs: failed connections, rate-limited per client', () => {
     refused();
     expect(warned().map((w) => [w.msg, w.obj.linesLeftOut])).toEqual([
       [REFUSED, 0],
+      ['a broker answered again; failed-connection lines left out since the last one written', 3],
       [REFUSED, 0],
     ]);
   });

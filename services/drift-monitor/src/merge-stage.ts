@@ -181,8 +181,8 @@ async function evaluateGroup(
   }
   const verdict = windowVerdict(results, kinds, deps.primary, deps.alertShare);
   // Drifted as the verdict decides, for every feature with a row: one without a primary row (absent
-  // or null in every event) is decided by its missing_rate or out_of_range row. Set from the primary
-  // row alone, its gauge kept the last window it arrived in (0) while the alert counted it drifted.
+  // or null in every event) is in the verdict's denominator and not drifted, so its gauge is 0. Set
+  // from the primary row alone, it kept the value of the last window the feature arrived in.
   const drifted = new Set([...verdict.drifted, ...verdict.predictionDrift].map((r) => r.feature));
   for (const feature of new Set(results.map((r) => r.feature)))
     deps.metrics?.drifted.set({ model: group.model, feature }, drifted.has(feature) ? 1 : 0);

@@ -1,7 +1,9 @@
 import { rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { freePort } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkRedisDurability, checkRedisServer, createRedisClient, waitReady } from '../src/redis/index.js';
-import { privateRedis, privateRedisWithTooling, recordingLogger } from './support.js';
+import { clusterNodeArgs, privateRedis, privateRedisWithTooling, recordingLogger } from './support.js';
 
 describe('Redis durability check at start-up (real redis-server)', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
@@ -16,9 +18,29 @@ describe('Redis durability check at start-up (real redis-server)', () => {
     return { report, lines };
   }
 
+  it('a private cluster node starts although the default bus port (its port + 10000) is taken', async () => {
+    // The free-port pick checks the client port only; a node whose bus port was busy exited.
+    let clientPort = await freePort();
+    while (clientPort + 10_000 > 65_535) clientPort = await freePort();
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(clientPort + 10_000, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => squatter.close(() => resolve())));
+    const node = await privateRedis(await clusterNodeArgs(clientPort), clientPort);
+    cleanup.push(() => {
+      node.process.kill('SIGKILL');
+      rmSync(node.dir, { recursive: true, force: true });
+    });
+    const redis = createRedisClient({ url: node.url, tls: false }, 'tooling');
+    redis.on('error', () => {});
+    cleanup.push(() => redis.disconnect());
+    await waitReady(redis, 10_000);
+    expect(await redis.call('CLUSTER', 'MYID')).toMatch(/^[0-9a-f]{40}$/);
+  });
+
   it('start-up refuses a Redis Cluster node, naming DRIFTLINE_REDIS_URL; a standalone 7.x passes', async () => {
     // Every join script failed with CROSSSLOT, retried as an outage for ever (found by a review).
-    const cluster = await privateRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf']);
+    const clusterPort = await freePort();
+    const cluster = await privateRedis(await clusterNodeArgs(clusterPort), clusterPort);
     const standalone = await privateRedis([]);
     for (const server of [cluster, standalone])
       cleanup.push(() => {

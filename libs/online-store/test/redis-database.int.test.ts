@@ -3,7 +3,7 @@ import { ConfigError } from '@driftline/core';
 import { freePort, proxyOn } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { checkRedisDatabase, checkRedisServer, createRedisClient, waitReady } from '../src/redis/index.js';
-import { privateRedis } from './support.js';
+import { clusterNodeArgs, privateRedis } from './support.js';
 
 const stack = inject('stack');
 /** The stack's Redis (`databases 16`, the default) with a database path. */
@@ -94,7 +94,8 @@ describe('the database of DRIFTLINE_REDIS_URL, asked when Redis answers (the sta
     });
 
   it('a Redis Cluster node refuses SELECT 3: one refusal naming it (it was asked again for ever, silently)', async () => {
-    const cluster = await ownRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf']);
+    const clusterPort = await freePort();
+    const cluster = await ownRedis(await clusterNodeArgs(clusterPort), clusterPort);
     const refused = check(`${cluster.url}/3`);
     const error = await firstRefusal(refused.refusals);
     expect(error.message).toBe(

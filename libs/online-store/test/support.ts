@@ -20,6 +20,18 @@ export async function privateRedis(
 }
 
 /**
+ * The arguments of a one-node Redis Cluster: its cluster bus on a port picked free too. By default
+ * the bus listens on the client port + 10000, which the free-port pick never checked: a node whose
+ * bus port was taken exited at once ("Failed listening on port … (cluster), aborting"), and the
+ * test waited 10 s for a server that was gone (a fresh clone's run).
+ */
+export async function clusterNodeArgs(clientPort: number): Promise<string[]> {
+  let bus = await freePort();
+  while (bus === clientPort) bus = await freePort();
+  return ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(bus)];
+}
+
+/**
  * A private redis-server (`args`) and a ready tooling client of it; `cleanup` (run in reverse
  * order after each test) disconnects the client, kills the server and removes its folder.
  */

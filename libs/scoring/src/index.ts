@@ -9,4 +9,4 @@ export {
 } from './model.js';
 export { SUPPORTED_OBJECTIVES } from './objective.js';
 export { DEFAULT_MODEL_LIMITS, type ModelLimits, SERVED_MODEL_LIMITS } from './parse.js';
-export { type TrainerFeatureEncoder, trainerFeatureEncoder } from './trainer-meta.js';
+export { missingAsFloat32, type TrainerFeatureEncoder, trainerFeatureEncoder } from './trainer-meta.js';

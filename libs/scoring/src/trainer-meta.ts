@@ -25,6 +25,15 @@ function metaFail(field: string, message: string): never {
 }
 
 /**
+ * Whether a number is missing as XGBoost stores features (float32): NaN, ±Infinity, or a finite
+ * number float32 rounds to ±Infinity (|v| ≥ ~3.4028235677973366e38). The one rule of the scorer,
+ * the model server's prediction log and the trainer's dataset.
+ */
+export function missingAsFloat32(x: number): boolean {
+  return !Number.isFinite(Math.fround(x));
+}
+
+/**
  * The encoder of a trainer-produced model from its meta.json (text or parsed). With `model`, checks
  * that the model's feature names are meta.features in the same order.
  */
@@ -80,7 +89,7 @@ export function trainerFeatureEncoder(meta: unknown, model?: XgboostModel): Trai
         else if (table !== undefined) x = table.get(String(v)) ?? Number.NaN;
         // Beyond float32 (what XGBoost stores) a number is missing, as the trainer reads it: taken
         // as ±Infinity it went down the split's other branch from the one the model learned.
-        else if (typeof v === 'number') x = Number.isFinite(Math.fround(v)) ? v : Number.NaN;
+        else if (typeof v === 'number') x = missingAsFloat32(v) ? Number.NaN : v;
         else if (typeof v === 'boolean') x = v ? 1 : 0;
         else
           throw new ScoringInputError(

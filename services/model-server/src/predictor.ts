@@ -3,7 +3,7 @@ import { hasFeatureType } from '@driftline/features';
 import { type FeatureRow, MAX_READ_BATCH, type OnlineStore } from '@driftline/online-store';
 import { inCanary } from '@driftline/policy';
 import type { FeatureValue, PredictionEvent } from '@driftline/schemas';
-import { ScoringInputError } from '@driftline/scoring';
+import { missingAsFloat32, ScoringInputError } from '@driftline/scoring';
 import { badRequest, HttpError, oneLine } from '@driftline/service/http';
 import type { Instance } from './request.js';
 import type { PlannedVersion, Role, ServingPlan } from './version.js';
@@ -48,13 +48,6 @@ const nextPredictionId = uuidV4Source();
 
 /** No versions besides the answering one (shared: most instances have none). */
 const NONE: readonly Scoring[] = [];
-
-/**
- * Whether a number is missing as float32, what XGBoost stores: one that rounds to ±Infinity
- * (|x| ≥ 3.4028235677973366e38, halfway between float32's largest, 3.4028234663852886e38, and
- * 2^128), ±Infinity, or NaN.
- */
-const missingAsFloat32 = (x: number): boolean => !Number.isFinite(Math.fround(x));
 
 /** Whether a record has no own key (without listing its keys). */
 function isEmpty(record: Readonly<Record<string, unknown>>): boolean {

@@ -1,7 +1,7 @@
 import { DriftlineError, setOwn } from '@driftline/core';
 import { booleanCategory } from '@driftline/drift';
 import type { FeatureValue } from '@driftline/schemas';
-import { SERVED_MODEL_LIMITS } from '@driftline/scoring';
+import { missingAsFloat32, SERVED_MODEL_LIMITS } from '@driftline/scoring';
 import {
   type DataType,
   Field,
@@ -245,8 +245,8 @@ export function* datasetSteps(input: readonly LabeledRow[], holdoutFraction: num
       for (let i = 0; i < n; i++) {
         const v = own(rows[i]!.features, name);
         let x = typeof v === 'number' ? v : typeof v === 'boolean' ? (v ? 1 : 0) : Number.NaN;
-        // Math.fround: what XGBoost stores; from ±3.4028235677973366e38 (halfway to 2^128) it is ±Infinity.
-        if (!Number.isNaN(x) && !Number.isFinite(Math.fround(x))) {
+        // Beyond float32 (what XGBoost stores) a number is missing: counted, then read as NaN.
+        if (!Number.isNaN(x) && missingAsFloat32(x)) {
           x = Number.NaN;
           outOfRange++;
         }

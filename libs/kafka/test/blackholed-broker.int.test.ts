@@ -1,9 +1,9 @@
 // A broker that stops answering (a blackholed path, a hung broker): connections stay open and
-// nothing comes back. Both tests route this process' Kafka connections through a proxy that can go
-// silent, so the shared stack itself is never touched.
+// nothing comes back. Both tests route the consumer's Kafka connections through a proxy that can
+// go silent, so the shared stack itself is never touched.
 import { silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
-import { eventually, kafkaFor, type StallableProxy, stallableBroker, uniqueName } from '@driftline/test-support';
+import { type BrokerProxy, brokerProxy, eventually, kafkaFor, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { STOP_DEADLINE_MS, startConsumer } from '../src/consumer.js';
 import { createProducer, ensureTopics } from '../src/index.js';
@@ -16,14 +16,10 @@ describe('a consumer whose broker stops answering', () => {
     for (const fn of cleanup.splice(0).reverse()) await Promise.resolve(fn()).catch(() => {});
   });
 
-  /**
-   * A topic with one record, and a proxy every Kafka connection of this process goes through from
-   * now on: the broker advertises its own address, so a proxy given as the bootstrap broker would
-   * carry the bootstrap only. kafkajs opens its sockets with `net.connect({ host, port }, cb)`.
-   */
+  /** A topic with one record (written directly), and a proxy in front of the broker for the consumer. */
   async function blackholable(): Promise<{
     topic: string;
-    proxy: StallableProxy;
+    proxy: BrokerProxy;
     producer: Awaited<ReturnType<typeof createProducer>>;
   }> {
     const topic = uniqueName('blackholed');
@@ -32,16 +28,21 @@ describe('a consumer whose broker stops answering', () => {
     const producer = await createProducer(direct);
     cleanup.push(() => producer.disconnect());
     await producer.send(topic, [{ key: 'k', value: Buffer.from('v') }]);
-    const proxy = await stallableBroker(stack.kafkaBrokers[0]!);
+    const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
     cleanup.push(() => proxy.close());
     return { topic, proxy, producer };
   }
 
-  async function consume(topic: string, producer: Awaited<ReturnType<typeof createProducer>>, stallTimeoutMs?: number) {
+  async function consume(
+    topic: string,
+    proxy: BrokerProxy,
+    producer: Awaited<ReturnType<typeof createProducer>>,
+    stallTimeoutMs?: number,
+  ) {
     let processed = 0;
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const handle = await startConsumer<string>({
-      kafka: kafkaFor(stack.kafkaBrokers),
+      kafka: kafkaFor([proxy.broker]),
       groupId: uniqueName('group'),
       topics: [topic],
       producer,
@@ -61,7 +62,7 @@ describe('a consumer whose broker stops answering', () => {
 
   it('stop() returns within its deadline (a SIGTERM took 87 s to 3.5 minutes: found by a review)', async () => {
     const { topic, proxy, producer } = await blackholable();
-    const { handle } = await consume(topic, producer);
+    const { handle } = await consume(topic, proxy, producer);
     expect(proxy.connections()).toBeGreaterThan(0); // the consumer's sockets do go through the proxy
 
     proxy.stall(); // nothing answers any more, nothing is refused
@@ -79,7 +80,7 @@ describe('a consumer whose broker stops answering', () => {
     // The least that counts (a quiet topic is read every 5 to 10 s), and under kafkajs' 30 s request
     // timeout, after which it leaves the group (not ready, before too).
     const stallTimeoutMs = 20_000;
-    const { handle, registry } = await consume(topic, producer, stallTimeoutMs);
+    const { handle, registry } = await consume(topic, proxy, producer, stallTimeoutMs);
     cleanup.push(async () => {
       proxy.resume();
       await handle.stop();

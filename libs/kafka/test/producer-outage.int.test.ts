@@ -1,14 +1,13 @@
-// The producer through Kafka outages, on the shared broker: every connection of this process goes
-// through a proxy (test/outage-broker.ts) that refuses connections (a broker down: killed,
+// The producer through Kafka outages, on the shared broker: the producer's connections go through
+// a proxy (test-support's brokerProxy) that refuses connections (a broker down: killed,
 // restarting) or goes silent (a hung broker), so the shared stack itself is never touched.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@driftline/core';
 import { createMetricsRegistry, type Registry } from '@driftline/observability';
-import { uniqueName } from '@driftline/test-support';
+import { type BrokerProxy, brokerProxy, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { createKafkaClient, createProducer, ensureTopics, type KafkaClient, topicOffsets } from '../src/index.js';
 import { readTopic } from '../src/testing.js';
-import { type OutageBroker, outageBroker } from './outage-broker.js';
 
 const stack = inject('stack');
 
@@ -55,13 +54,13 @@ describe('a producer through a Kafka outage (a proxy in front of the shared brok
   });
 
   async function setUp(): Promise<{
-    proxy: OutageBroker;
+    proxy: BrokerProxy;
     kafka: KafkaClient;
     topic: string;
     lines: string[];
     entries: LogLine[];
   }> {
-    const proxy = await outageBroker(stack.kafkaBrokers[0]!);
+    const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
     cleanup.push(() => proxy.close());
     const lines: string[] = [];
     const entries: LogLine[] = [];

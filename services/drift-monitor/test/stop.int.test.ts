@@ -1,11 +1,11 @@
 // A drift monitor stopped while its broker hangs (accepts connections, never answers): each of its
 // three consumers (models.v1 follower, merge, stage one) gives up leaving its group after its 10 s
-// bound. Only this process' Kafka connections go through a proxy that can go silent (as in
-// libs/kafka's blackholed-broker test): the shared stack is never touched.
+// bound. Its Kafka connections go through a proxy that can go silent (test-support's brokerProxy,
+// as in libs/kafka's blackholed-broker test): the shared stack is never touched.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, stallableBroker, uniqueName } from '@driftline/test-support';
+import { brokerProxy, eventually, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { driftEnv, driftMonitors } from './runner.js';
 
@@ -21,17 +21,20 @@ describe('drift-monitor stop with a hung broker', () => {
   });
 
   it('stops its three consumers together: one 10 s bound, not three in turn (30 s)', async () => {
-    // Every connection of this process to the broker goes through the proxy.
-    const proxy = await stallableBroker(stack.kafkaBrokers[0]!);
+    // Every connection of the monitor to the broker goes through the proxy.
+    const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
     cleanup.push(() => proxy.close());
 
     const runner = await monitors.start(
-      driftEnv(stack, {
-        prefix: `${uniqueName('drift-stop')}.`,
-        partitions: 1,
-        database: uniqueName('dstop').replaceAll('-', '_'),
-        path: mkdtempSync(join(tmpdir(), 'drift-stop-')),
-      }),
+      driftEnv(
+        { ...stack, kafkaBrokers: [proxy.broker] },
+        {
+          prefix: `${uniqueName('drift-stop')}.`,
+          partitions: 1,
+          database: uniqueName('dstop').replaceAll('-', '_'),
+          path: mkdtempSync(join(tmpdir(), 'drift-stop-')),
+        },
+      ),
     );
     // Every consumer in its group (a stop before the join leaves nothing to wait for).
     await eventually(async () => (runner.ready() ? true : undefined), 30_000, 100);

@@ -5,10 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { eventually, freePort, serviceEnv, uniqueName } from '@driftline/test-support';
+import { brokerProxy, eventually, freePort, serviceEnv, uniqueName } from '@driftline/test-support';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { VIEWS_YAML, writeVersion } from './fixtures.js';
-import { kafkaProxy } from './kafka-proxy.js';
 import { deploymentTopics } from './stack-fixtures.js';
 
 const stack = inject('stack');
@@ -31,7 +30,7 @@ async function deployment(cleanup: Array<() => unknown>) {
   const prefix = `${uniqueName('msslow')}.`;
   writeVersion(dir, 'fraud', 'v1', 21, 20, 4);
   await deploymentTopics(stack, prefix, dir).stage('fraud', 'PROMOTED', 'v1');
-  const proxy = await kafkaProxy(stack.kafkaBrokers[0]!);
+  const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
   cleanup.push(() => proxy.close());
   writeFileSync(join(dir, 'views.yaml'), VIEWS_YAML);
   const [port, httpPort] = [await freePort(), await freePort()];

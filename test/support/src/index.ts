@@ -5,9 +5,10 @@ import { createKafkaClient, type KafkaClient } from '@driftline/kafka';
 // Topic reads go through the Kafka facade like everything else (no client library here).
 export { readTopic } from '@driftline/kafka/testing';
 export {
+  type BrokerProxy,
+  brokerProxy,
   proxyOn,
   type StallableProxy,
-  stallableBroker,
   stallableProxy,
   type ThrottledProxy,
   throttledProxy,

@@ -1,4 +1,4 @@
-import net, { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /** A loopback TCP proxy whose path can go silent (see {@link stallableProxy}). */
 export interface StallableProxy {
@@ -147,27 +147,110 @@ export async function proxyOn(listenPort: number, target: string): Promise<Serve
   return server;
 }
 
+/** A loopback proxy in front of one Kafka broker that can go silent or refuse connections. */
+export interface BrokerProxy {
+  /** `host:port` of the proxy: the bootstrap broker to give a client (in this process or another). */
+  readonly broker: string;
+  /** Connections accepted so far. */
+  connections(): number;
+  /** Stops forwarding, closing nothing: connections open, nothing answered (a hung broker, a blackholed path). */
+  stall(): void;
+  /** Forwards again, delivering what it held meanwhile (as TCP retransmits once a path heals). */
+  resume(): void;
+  /**
+   * Kafka goes away: the answers to requests in flight are dropped for `landMs` (the broker has
+   * them, the client never hears back: a batch of unknown outcome), then every connection is
+   * closed and new ones are refused until {@link restore}.
+   */
+  refuse(landMs?: number): Promise<void>;
+  /** Accepts connections again, on the same port. */
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
- * A stallable proxy in front of the Kafka broker `host:port` that every connection of this process
- * to the broker's port goes through (`net.connect` patched): the broker advertises its own address,
- * so a proxy given only as the bootstrap broker would carry the bootstrap alone. The proxy's own
- * upstream connection is not redirected (it uses the unpatched binding). `close` puts
- * `net.connect` back, then closes the proxy.
+ * A proxy on 127.0.0.1 (a free port) to the Kafka broker `host:port`. The broker advertises its
+ * own address in its answers (metadata, coordinator), so a proxy that only forwarded would carry
+ * the bootstrap connection alone: the broker's port after its host's bytes is rewritten to the
+ * proxy's in every answer, and every connection a client opens goes through the proxy — a
+ * client in this process or a service in a child process, given {@link BrokerProxy.broker}.
+ * Nothing is patched and the shared stack is never touched.
  */
-export async function stallableBroker(broker: string): Promise<StallableProxy> {
-  const [host, port] = broker.split(':') as [string, string];
-  const proxy = await stallableProxy(Number(port), host);
-  const original = net.connect;
-  net.connect = ((options: net.TcpNetConnectOpts, onConnect?: () => void) =>
-    original(
-      Number(options.port) === Number(port) ? { ...options, host: '127.0.0.1', port: proxy.port } : options,
-      onConnect,
-    )) as typeof net.connect;
+export async function brokerProxy(broker: string): Promise<BrokerProxy> {
+  const [host, portText] = broker.split(':') as [string, string];
+  const brokerPort = Number(portText);
+  const hostBytes = Buffer.from(host);
+  const sockets = new Set<Socket>();
+  const held: Array<[Socket, Buffer]> = [];
+  let stalled = false;
+  let dropAnswers = false;
+  let connections = 0;
+  let ownPort = 0;
+  const forward = (to: Socket, data: Buffer) => {
+    if (stalled) held.push([to, data]);
+    else to.write(data);
+  };
+  const rewrite = (frame: Buffer) => {
+    for (let i = frame.indexOf(hostBytes); i !== -1; i = frame.indexOf(hostBytes, i + 1)) {
+      const at = i + hostBytes.length;
+      if (at + 4 <= frame.length && frame.readInt32BE(at) === brokerPort) frame.writeInt32BE(ownPort, at);
+    }
+    return frame;
+  };
+  const server = createServer((client) => {
+    connections++;
+    const upstream = connect(brokerPort, host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    }
+    pair(client, upstream);
+    client.on('data', (data: Buffer) => forward(upstream, data));
+    let pending = Buffer.alloc(0);
+    upstream.on('data', (data: Buffer) => {
+      if (dropAnswers) return;
+      pending = Buffer.concat([pending, data]);
+      // Whole size-prefixed answers only, so a rewrite never straddles two chunks.
+      while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
+        const size = 4 + pending.readInt32BE(0);
+        const frame = rewrite(Buffer.from(pending.subarray(0, size)));
+        pending = pending.subarray(size);
+        forward(client, frame);
+      }
+    });
+  });
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  const closeAll = async () => {
+    const closed = server.listening ? new Promise((resolve) => server.close(resolve)) : Promise.resolve();
+    for (const s of sockets) s.destroy();
+    await closed;
+  };
+  await listen(0);
+  ownPort = (server.address() as { port: number }).port;
   return {
-    ...proxy,
-    close: async () => {
-      net.connect = original;
-      await proxy.close();
+    broker: `127.0.0.1:${ownPort}`,
+    connections: () => connections,
+    stall: () => {
+      stalled = true;
     },
+    resume: () => {
+      stalled = false;
+      for (const [to, data] of held.splice(0)) if (!to.destroyed) to.write(data);
+    },
+    async refuse(landMs = 300) {
+      dropAnswers = true;
+      await new Promise((resolve) => setTimeout(resolve, landMs));
+      await closeAll();
+      dropAnswers = false;
+    },
+    restore: () => listen(ownPort),
+    close: closeAll,
   };
 }

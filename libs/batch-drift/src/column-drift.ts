@@ -1,4 +1,5 @@
 import { DriftlineError } from '@driftline/core';
+import { type MissingCount, missingShareRise } from '@driftline/drift';
 import {
   chiSquareHomogeneity,
   DEFAULT_PSI_EPSILON,
@@ -157,21 +158,17 @@ export const DEFAULT_MISSING_THRESHOLD = 0.1;
 
 /**
  * The missing shares of the two sides as two proportions (`missing_p_value`), and whether the
- * current one rose by at least the threshold and significantly: a feature 90% missing in the
- * current table printed "no" (its present values were still N(0,1)).
+ * current one rose by at least the threshold and significantly (`missingShareRise` of
+ * @driftline/drift, the streaming monitor's rule too): a feature 90% missing in the current
+ * table printed "no" (its present values were still N(0,1)).
  */
 function missingShares(
-  reference: { readonly missing: number; readonly total: number },
-  current: { readonly missing: number; readonly total: number },
+  reference: MissingCount,
+  current: MissingCount,
   t: { readonly alpha: number; readonly missingThreshold: number },
 ): { pValue: number; drifted: boolean } {
-  const { pValue } = chiSquareHomogeneity(
-    [reference.total - reference.missing, reference.missing],
-    [current.total - current.missing, current.missing],
-  );
-  const rise = current.missing / current.total - reference.missing / reference.total;
-  // A little slack: 0.3 − 0.2 is 0.0999… in binary, and "at least 0.1" means it.
-  return { pValue, drifted: rise >= t.missingThreshold - 1e-12 && pValue < t.alpha };
+  const { pValue, rose } = missingShareRise(reference, current, { alpha: t.alpha, increase: t.missingThreshold });
+  return { pValue, drifted: rose };
 }
 
 function withEvidently(drift: ColumnDrift, e: EvidentlyDecision): ColumnDrift {

@@ -3,6 +3,7 @@ import { cutText } from '@driftline/core';
 import type { ExpectationResult } from '@driftline/quality';
 import type { AlertKind, DriftAlert } from '@driftline/schemas';
 import type { MethodResult, WindowVerdict } from './decide.js';
+import { MISSING_SHARE_EXPECTATION, type MissingShareCheck, NO_MISSING_SHARE_CHECK } from './missing-share.js';
 
 /** Deterministic alert id: the same (model, version, window, kind) always yields the same id. */
 export function alertId(model: string, version: string, windowStart: number, kind: AlertKind): string {
@@ -199,16 +200,42 @@ export function quarantineAlert(ctx: AlertContext, cause: QuarantineCause): Drif
   };
 }
 
+/** A failure a DATA_QUALITY alert lists: a declared expectation's, or the built-in missing-share check's (with its p-value). */
+interface QualityFailure {
+  readonly feature: string;
+  readonly expectation: string;
+  readonly observed: number;
+  readonly bound: number;
+  readonly count: number;
+  readonly pValue?: number | null;
+}
+
 /**
- * One DATA_QUALITY alert per (model, version, window) with at least one failed expectation, or
- * undefined. Deterministic (id from the window and kind, event_time = window end), so a replay
- * yields the same alert. `method` and `statistic` are those of the first failure in evaluation
- * order (features sorted; per feature type, null_rate, range, categories, cardinality); `feature` is
- * set when a single feature failed; the evidence lists the first ALERT_LIST_MAX_ITEMS failures within
- * ALERT_LIST_MAX_BYTES, with `failed_count` (all of them) and `failed_truncated`.
+ * One DATA_QUALITY alert per (model, version, window) with at least one failed expectation or
+ * built-in missing-share failure (`missing`, from `missingShareCheck`), or undefined.
+ * Deterministic (id from the window and kind, event_time = window end), so a replay yields the
+ * same alert. The failures are listed by feature, a feature's declared ones (in evaluation order:
+ * type, null_rate, range, categories, cardinality) before its `missing_share`; `method`,
+ * `statistic`, `threshold` and `p_value` (null but for `missing_share`) are the first's; `feature`
+ * is set when a single feature failed; the evidence lists the first ALERT_LIST_MAX_ITEMS failures
+ * within ALERT_LIST_MAX_BYTES, with `expectations` (declared ones evaluated),
+ * `missing_share_checks` (features the built-in check measured), `failed_count` (all failures) and
+ * `failed_truncated`.
  */
-export function dataQualityAlert(ctx: AlertContext, results: readonly ExpectationResult[]): DriftAlert | undefined {
-  const failed = results.filter((r) => !r.passed);
+export function dataQualityAlert(
+  ctx: AlertContext,
+  results: readonly ExpectationResult[],
+  missing: MissingShareCheck = NO_MISSING_SHARE_CHECK,
+): DriftAlert | undefined {
+  const builtIn = missing.failed.map(
+    (f): QualityFailure => ({ ...f, expectation: MISSING_SHARE_EXPECTATION, pValue: nullable(f.pValue) }),
+  );
+  const declared: QualityFailure[] = results.filter((r) => !r.passed);
+  // Stable: a feature's declared failures keep their order and come before its built-in one.
+  const failed =
+    builtIn.length === 0
+      ? declared
+      : [...declared, ...builtIn].sort((a, b) => (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0));
   const first = failed[0];
   if (first === undefined) return undefined;
   const features = new Set(failed.map((r) => r.feature));
@@ -218,6 +245,7 @@ export function dataQualityAlert(ctx: AlertContext, results: readonly Expectatio
     observed: r.observed,
     bound: r.bound,
     count: r.count,
+    ...(r.pValue === undefined ? {} : { p_value: r.pValue }),
   }));
   return {
     alert_id: alertId(ctx.model, ctx.version, ctx.windowStart, 'DATA_QUALITY'),
@@ -230,13 +258,14 @@ export function dataQualityAlert(ctx: AlertContext, results: readonly Expectatio
     event_time: ctx.windowEnd,
     method: first.expectation,
     statistic: first.observed,
-    p_value: null,
+    p_value: first.pValue ?? null,
     threshold: first.bound,
     share_drifted: null,
     evidence: JSON.stringify({
       events: ctx.events,
       late_events: ctx.lateEvents,
       expectations: results.length,
+      missing_share_checks: missing.checked,
       failed_count: failed.length,
       failed_truncated: listed.length < failed.length,
       failed: listed,

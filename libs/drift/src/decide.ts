@@ -6,7 +6,6 @@ import {
   jensenShannonFromSummary,
   type KsExactBudget,
   ksFromSummary,
-  missingRateFromSummary,
   type NumericReferenceProfile,
   type NumericSummary,
   outOfRangeShareFromSummary,
@@ -15,6 +14,7 @@ import {
   type ReferenceProfile,
   type Summary,
 } from '@driftline/stats';
+import { type MissingCount, missingShareRise } from './missing-share.js';
 import { isPredictionFeature } from './reference.js';
 
 export type DriftMethod = 'psi' | 'ks' | 'jensen_shannon' | 'chi2' | 'missing_rate' | 'out_of_range';
@@ -30,7 +30,10 @@ export interface DriftThresholds {
   readonly jensenShannon: number;
   /** Chi-square p-value below this drifts (default 0.05). */
   readonly chi2Alpha: number;
-  /** Missing rate above the reference's rate plus this drifts (default 0.1). */
+  /**
+   * A missing rate at least this much above the reference's drifts when the two-proportion test
+   * agrees (p < `chi2Alpha`; `missingShareRise`) (default 0.1).
+   */
   readonly missingRateIncrease: number;
   /** Share of values outside the reference [min, max] above this drifts (default 0.1). */
   readonly outOfRange: number;
@@ -104,8 +107,13 @@ function numericResults(
     const js = jensenShannonFromSummary(profile, s);
     out.push(row(feature, 'jensen_shannon', js, t.jensenShannon, js >= t.jensenShannon, sizes));
   }
-  const refTotal = profile.n + profile.missing + profile.infinite;
-  pushQuality(out, feature, s, profile.missing / refTotal, t, [refTotal, s.count + s.missing + s.infinite]);
+  pushQuality(
+    out,
+    feature,
+    { missing: profile.missing, total: profile.n + profile.missing + profile.infinite },
+    { missing: s.missing, total: s.count + s.missing + s.infinite },
+    t,
+  );
   const oor = outOfRangeShareFromSummary(s);
   if (!Number.isNaN(oor))
     out.push(row(feature, 'out_of_range', oor, t.outOfRange, oor > t.outOfRange, [profile.n, s.count + s.infinite]));
@@ -130,23 +138,42 @@ function categoricalResults(
     const js = jensenShannonFromCategoricalSummary(profile, s);
     out.push(row(feature, 'jensen_shannon', js, t.jensenShannon, js >= t.jensenShannon, sizes));
   }
-  const refTotal = profile.n + profile.missing;
-  pushQuality(out, feature, s, profile.missing / refTotal, t, [refTotal, s.count + s.missing]);
+  pushQuality(
+    out,
+    feature,
+    { missing: profile.missing, total: profile.n + profile.missing },
+    { missing: s.missing, total: s.count + s.missing },
+    t,
+  );
   return out;
 }
 
+/**
+ * The `missing_rate` row: the current share, drifted by `missingShareRise` (a rise of at least
+ * `missingRateIncrease` and p < `chi2Alpha`), its threshold the reference's share plus the
+ * increase, its p-value the test's. Before, any rate above the threshold drifted, without a test:
+ * ~2% of 100-event windows against a reference share of 0.4.
+ */
 function pushQuality(
   out: MethodResult[],
   feature: string,
-  s: Summary,
-  referenceRate: number,
+  reference: MissingCount,
+  current: MissingCount,
   t: DriftThresholds,
-  sizes: [number, number],
 ): void {
-  const rate = missingRateFromSummary(s);
-  if (Number.isNaN(rate)) return;
-  const limit = referenceRate + t.missingRateIncrease;
-  out.push(row(feature, 'missing_rate', rate, limit, rate > limit, sizes));
+  if (current.total === 0) return;
+  const m = missingShareRise(reference, current, { alpha: t.chi2Alpha, increase: t.missingRateIncrease });
+  out.push(
+    row(
+      feature,
+      'missing_rate',
+      m.rate,
+      m.referenceRate + t.missingRateIncrease,
+      m.rose,
+      [reference.total, current.total],
+      Number.isNaN(m.pValue) ? null : m.pValue,
+    ),
+  );
 }
 
 /**
@@ -210,7 +237,9 @@ export interface WindowVerdict {
  * The share's denominator is every input feature the window covers, also one with no primary row
  * (no value the primary method could measure: absent or null in every event, or every value
  * infinite). Such a feature is not drifted here: its missing_rate / out_of_range rows record the
- * outage, and a `max_null_rate` expectation (DATA_QUALITY) alerts on it. Before, it left the
+ * outage, and the DATA_QUALITY alert reports it — the built-in missing-share check
+ * (`missingShareCheck`: its missing_rate row drifted, on every input feature) or the feature's
+ * declared `max_null_rate` expectation, which replaces that check for it. Before, it left the
  * denominator, so a feature dropping out raised the share (x drifted and y gone: 0.5 where windows
  * with y said 0.33; a review). Counting it as drifted (tried) made an upstream outage push the
  * retrain policy towards training on broken data, and a reference column live events never carry

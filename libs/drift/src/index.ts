@@ -4,6 +4,7 @@ export * from './decide.js';
 export * from './idleness.js';
 export * from './merge.js';
 export * from './messages.js';
+export * from './missing-share.js';
 export * from './partition.js';
 export * from './reference.js';
 export * from './sequential/index.js';

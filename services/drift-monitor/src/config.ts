@@ -65,6 +65,12 @@ export const driftEnvShape = {
    */
   DRIFTLINE_DRIFT_ALERT_MIN_EVENTS: envField.int(1, 1_000_000_000).default(100),
   /**
+   * The built-in data-quality check: a window's DATA_QUALITY alert reports every input feature
+   * whose missing share rose significantly (its missing_rate row drifted; an upstream outage), with
+   * no expectation declared. Off for models whose features are expected to be sparse.
+   */
+  DRIFTLINE_DRIFT_MISSING_ALERT: envField.bool().default(true),
+  /**
    * Most versions of one model one window of a source partition measures against another
    * version's (the promoted) reference: a new one past it is refused for that window, like one past
    * the pair cap. Versions with a reference of their own are not limited.
@@ -98,6 +104,8 @@ export interface DriftConfig {
   readonly primary: PrimaryMethod;
   readonly alertShare: number;
   readonly alertMinEvents: number;
+  /** The built-in missing-share check of the DATA_QUALITY alert (DRIFTLINE_DRIFT_MISSING_ALERT). */
+  readonly missingAlert: boolean;
   /** Most versions per model and window on a borrowed reference in stage one (`PartitionWindows`). */
   readonly maxBorrowedVersions: number;
   /** Prediction ids remembered per source partition to recognise re-sends (0: off). */
@@ -128,6 +136,7 @@ export function toDriftConfig(env: z.infer<z.ZodObject<typeof driftEnvShape>>): 
     primary: env.DRIFTLINE_DRIFT_METHOD,
     alertShare: env.DRIFTLINE_DRIFT_ALERT_SHARE,
     alertMinEvents: env.DRIFTLINE_DRIFT_ALERT_MIN_EVENTS,
+    missingAlert: env.DRIFTLINE_DRIFT_MISSING_ALERT,
     maxBorrowedVersions: env.DRIFTLINE_DRIFT_MAX_BORROWED_VERSIONS,
     recentIds: env.DRIFTLINE_DRIFT_RECENT_IDS,
     partialsPartitions: env.DRIFTLINE_DRIFT_PARTIALS_PARTITIONS,

@@ -14,8 +14,11 @@ import {
   LATE_ONLY_METHOD,
   type MergeGroup,
   MergeState,
+  type MissingShareCheck,
   measuredOnWritten,
   mergeGroup,
+  missingShareCheck,
+  NO_MISSING_SHARE_CHECK,
   type PartialsMessage,
   type PrimaryMethod,
   primaryMethodFor,
@@ -27,7 +30,7 @@ import {
   windowVerdict,
 } from '@driftline/drift';
 import type { BatchProcessor } from '@driftline/kafka';
-import { type ExpectationSet, evaluateWindow, mergeSections } from '@driftline/quality';
+import { type ExpectationResult, type ExpectationSet, evaluateWindow, mergeSections } from '@driftline/quality';
 import type { DriftAlert } from '@driftline/schemas';
 import { KsExactBudget } from '@driftline/stats';
 import {
@@ -60,8 +63,16 @@ export interface MergeDeps {
   readonly thresholds: DriftThresholds;
   readonly primary: PrimaryMethod;
   readonly alertShare: number;
-  /** Fewest events of a group for its drift alerts (DRIFTLINE_DRIFT_ALERT_MIN_EVENTS); rows are written regardless. */
+  /**
+   * Fewest events of a group for its drift alerts and the built-in missing-share check
+   * (DRIFTLINE_DRIFT_ALERT_MIN_EVENTS); rows are written regardless.
+   */
   readonly alertMinEvents: number;
+  /**
+   * The built-in missing-share check (DRIFTLINE_DRIFT_MISSING_ALERT, default true): the DATA_QUALITY
+   * alert also reports input features whose missing_rate row drifted (`missingShareCheck`).
+   */
+  readonly missingAlert?: boolean;
   readonly sendAlerts: (alerts: readonly DriftAlert[]) => Promise<void>;
   readonly logger: Logger;
   readonly metrics?: DriftMetrics;
@@ -98,13 +109,14 @@ const finiteOrNull = (v: number | null): number | null => (v === null || !Number
 
 type EvaluateDeps = Pick<
   MergeDeps,
-  'references' | 'thresholds' | 'primary' | 'alertShare' | 'alertMinEvents' | 'metrics'
+  'references' | 'thresholds' | 'primary' | 'alertShare' | 'alertMinEvents' | 'missingAlert' | 'quality' | 'metrics'
 >;
 
 /**
  * Results of one (model, version) of a completed window on the reference it is measured on (the
- * group's measured part; `setAside` parts are not in its drift): drift_windows rows and alerts.
- * Pure given the references. Throws when the group cannot be evaluated: a reference that is gone
+ * group's measured part; `setAside` parts are not in its drift): drift_windows rows, alerts and
+ * the built-in missing-share check of its missing_rate rows (for the DATA_QUALITY alert, built with
+ * the expectations in `evaluateQuality`). Pure given the references. Throws when the group cannot be evaluated: a reference that is gone
  * (NOT_FOUND) or partials that do not fit it (VALIDATION_FAILED) are non-retriable.
  */
 async function evaluateGroup(
@@ -113,7 +125,7 @@ async function evaluateGroup(
   deps: EvaluateDeps,
   computedAt: number,
   ksBudget: KsExactBudget,
-): Promise<{ rows: DriftWindowRow[]; alerts: DriftAlert[] }> {
+): Promise<{ rows: DriftWindowRow[]; alerts: DriftAlert[]; missing: MissingShareCheck }> {
   const rows: DriftWindowRow[] = [];
   const ref = await deps.references.byReferenceId(group.referenceId);
   if (ref === undefined) {
@@ -186,7 +198,19 @@ async function evaluateGroup(
   const drifted = new Set([...verdict.drifted, ...verdict.predictionDrift].map((r) => r.feature));
   for (const feature of new Set(results.map((r) => r.feature)))
     deps.metrics?.drifted.set({ model: group.model, feature }, drifted.has(feature) ? 1 : 0);
-  return { rows, alerts: group.events >= deps.alertMinEvents ? buildAlerts(alertContext(w, group), verdict) : [] };
+  const missing =
+    deps.missingAlert === false
+      ? NO_MISSING_SHARE_CHECK
+      : missingShareCheck(results, {
+          events: group.events,
+          minEvents: deps.alertMinEvents,
+          ...(deps.quality === undefined ? {} : { expectations: deps.quality.expectations }),
+        });
+  return {
+    rows,
+    alerts: group.events >= deps.alertMinEvents ? buildAlerts(alertContext(w, group), verdict) : [],
+    missing,
+  };
 }
 
 /** A set-aside part of a group whose data-quality sections cannot be merged (malformed). */
@@ -204,70 +228,82 @@ interface PartFailure {
  * evaluated: logged, no rows. A malformed section of the measured part throws (poison), which
  * quarantines the group like a malformed summary; a set-aside part with one is left out of the
  * quality and returned in `failedParts` (to be quarantined alone: the drift does not use it).
+ * The window's one DATA_QUALITY alert lists the failed expectations and the built-in
+ * missing-share failures (`missing`, from the measured part's missing_rate rows); it needs no
+ * expectation configured (before, a feature absent from every event alerted only where a
+ * `max_null_rate` was declared, and most users declare none).
  */
 function evaluateQuality(
   w: CompletedWindow,
   group: MergeGroup,
   deps: Pick<MergeDeps, 'quality' | 'logger'>,
   computedAt: number,
+  missing: MissingShareCheck,
 ): { rows: DataQualityRow[]; alert: DriftAlert | undefined; failedParts: PartFailure[] } {
   const q = deps.quality;
   const failedParts: PartFailure[] = [];
-  if (q === undefined) return { rows: [], alert: undefined, failedParts };
-  const setAside = group.setAside.filter((part) => {
-    try {
-      mergeSections(
-        part.partials.map((p) => p.quality),
-        q.expectations,
-      );
-      return true;
-    } catch (thrown) {
-      const error = toDriftlineError(thrown);
-      if (error.retriable) throw error;
-      failedParts.push({ part, failure: { code: error.code, reason: error.message } });
-      return false;
-    }
-  });
-  const whole = wholeWindow({ ...group, setAside });
-  const merged = mergeSections(
-    whole.partials.map((p) => p.quality),
-    q.expectations,
-  );
-  if (merged.status === 'mismatch') {
-    deps.logger.warn(
-      {
-        model: group.model,
-        version: group.version,
-        windowStart: w.windowStart,
-        ids: merged.ids,
-        expected: q.expectations.id,
-      },
-      'data-quality counts were built against other expectations: window not evaluated',
+  let results: ExpectationResult[] = [];
+  let rows: DataQualityRow[] = [];
+  let whole = wholeWindow(group);
+  if (q !== undefined) {
+    const setAside = group.setAside.filter((part) => {
+      try {
+        mergeSections(
+          part.partials.map((p) => p.quality),
+          q.expectations,
+        );
+        return true;
+      } catch (thrown) {
+        const error = toDriftlineError(thrown);
+        if (error.retriable) throw error;
+        failedParts.push({ part, failure: { code: error.code, reason: error.message } });
+        return false;
+      }
+    });
+    whole = wholeWindow({ ...group, setAside });
+    const merged = mergeSections(
+      whole.partials.map((p) => p.quality),
+      q.expectations,
     );
+    if (merged.status === 'mismatch') {
+      deps.logger.warn(
+        {
+          model: group.model,
+          version: group.version,
+          windowStart: w.windowStart,
+          ids: merged.ids,
+          expected: q.expectations.id,
+        },
+        'data-quality counts were built against other expectations: window not evaluated',
+      );
+    }
+    if (merged.status === 'merged') {
+      results = evaluateWindow(q.expectations, merged.states);
+      rows = results.map(
+        (r): DataQualityRow => ({
+          model: group.model,
+          version: group.version,
+          feature: r.feature,
+          expectation: r.expectation,
+          scope: '',
+          window_start: chTime(w.windowStart),
+          window_end: chTime(w.windowEnd),
+          observed: r.observed,
+          bound: r.bound,
+          passed: r.passed ? 1 : 0,
+          count: r.count,
+          events: whole.events,
+          detail: r.detail,
+          expectations_id: q.expectations.id,
+          computed_at: chTime(computedAt),
+        }),
+      );
+    }
   }
-  if (merged.status !== 'merged') return { rows: [], alert: undefined, failedParts };
-  const results = evaluateWindow(q.expectations, merged.states);
-  const rows = results.map(
-    (r): DataQualityRow => ({
-      model: group.model,
-      version: group.version,
-      feature: r.feature,
-      expectation: r.expectation,
-      scope: '',
-      window_start: chTime(w.windowStart),
-      window_end: chTime(w.windowEnd),
-      observed: r.observed,
-      bound: r.bound,
-      passed: r.passed ? 1 : 0,
-      count: r.count,
-      events: whole.events,
-      detail: r.detail,
-      expectations_id: q.expectations.id,
-      computed_at: chTime(computedAt),
-    }),
-  );
+  // The built-in missing-share check needs no expectation: with none configured (or none merged),
+  // the alert lists its failures alone.
   const context = { ...alertContext(w, group), events: whole.events, lateEvents: whole.late };
-  return { rows, alert: dataQualityAlert(context, results), failedParts };
+  return { rows, alert: dataQualityAlert(context, results, missing), failedParts };
 }
 
 const alertContext = (w: CompletedWindow, group: MergeGroup): AlertContext => ({
@@ -430,8 +466,10 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
               : await deps.driftWindows.writtenReferences(completed.model, completed.version, window.windowStart);
           const group = written.length === 0 ? completed : measuredOnWritten(completed, written);
           outcome.group = group;
-          Object.assign(outcome, await evaluateGroup(window, group, deps, t, ksBudget));
-          const quality = evaluateQuality(window, group, deps, t);
+          const evaluated = await evaluateGroup(window, group, deps, t, ksBudget);
+          outcome.rows = evaluated.rows;
+          outcome.alerts = evaluated.alerts;
+          const quality = evaluateQuality(window, group, deps, t, evaluated.missing);
           outcome.qualityRows = quality.rows;
           outcome.failedParts = quality.failedParts.filter(
             (f) => before?.has(quarantineKey(group.model, group.version, f.part.referenceId)) !== true,

@@ -120,6 +120,7 @@ export const driftMonitorService = defineService({
       primary: config.primary,
       alertShare: config.alertShare,
       alertMinEvents: config.alertMinEvents,
+      missingAlert: config.missingAlert,
       logger,
       metrics,
       sendAlerts: (batch: readonly DriftAlert[]) => alerts.publish(batch),

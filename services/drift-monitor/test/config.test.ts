@@ -51,4 +51,15 @@ describe('drift-monitor config', () => {
     expect(() => recentIds('-1')).toThrow(/^DRIFTLINE_DRIFT_RECENT_IDS: [^\n]*0[^\n]*$/);
     expect(() => recentIds(String(MAX_RECENT_IDS + 1))).toThrow(/^DRIFTLINE_DRIFT_RECENT_IDS: [^\n]*10000000[^\n]*$/);
   });
+
+  it('the built-in missing-share check: on by default, a boolean, a bad value named in one line', () => {
+    const missingAlert = (value?: string) =>
+      toDriftConfig(parseEnv(driftEnvShape, value === undefined ? {} : { DRIFTLINE_DRIFT_MISSING_ALERT: value }))
+        .missingAlert;
+    expect(missingAlert()).toBe(true);
+    expect(missingAlert('false')).toBe(false);
+    expect(missingAlert('0')).toBe(false);
+    expect(missingAlert('true')).toBe(true);
+    expect(() => missingAlert('off')).toThrow(/^DRIFTLINE_DRIFT_MISSING_ALERT: [^\n]*true or false[^\n]*$/);
+  });
 });

@@ -1,0 +1,118 @@
+import { profilesFromCsv } from '@driftline/batch-drift';
+import { SchemaRegistryCodec } from '@driftline/codec';
+import { referenceSet } from '@driftline/drift';
+import { contracts, type DriftAlert, type PredictionEvent } from '@driftline/schemas';
+import { kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { seededUniform } from '@driftline/test-support/random';
+import { describe, expect, inject, it } from 'vitest';
+import { driftDatabase, type PlacedPrediction, sendPredictions } from './deployment.js';
+import { driftEnv, driftMonitors } from './runner.js';
+
+const stack = inject('stack');
+const T0 = 1_700_000_000_000;
+const PER_WINDOW = 200;
+const PARTITIONS = 2;
+const r = seededUniform(11);
+
+// The model was trained on x and y, neither ever missing.
+const referenceCsv = ['x,y,prediction', ...Array.from({ length: 2000 }, () => `${r() * 4 - 2},${r()},${r()}`)].join(
+  '\n',
+);
+
+// Window 0: x and y arrive. Window 1: an upstream outage, y absent from every event (the key not
+// sent at all), and x shifted, so the window also raises FEATURE_DRIFT (an alert to wait for).
+const predictions: PlacedPrediction[] = [];
+for (let w = 0; w < 2; w++) {
+  for (let j = 0; j < PER_WINDOW; j++) {
+    const x = r() * 4 - 2 + (w === 1 ? 3 : 0);
+    const event: PredictionEvent = {
+      prediction_id: `p-${w}-${j}`,
+      model: 'outage',
+      model_version: 'v1',
+      entity_id: `e${j}`,
+      event_time: T0 + w * 1000 + Math.floor((j * 1000) / PER_WINDOW),
+      features: w === 1 ? { x } : { x, y: r() },
+      prediction: r(),
+      predicted_class: null,
+    };
+    predictions.push({ event, partition: j % PARTITIONS });
+  }
+}
+// One event a minute later on each partition closes both windows (allowed lateness 0).
+for (let p = 0; p < PARTITIONS; p++) {
+  const event = { ...predictions[0]!.event, prediction_id: `flush-${p}`, event_time: T0 + 60_000 };
+  predictions.push({ event, partition: p });
+}
+
+/**
+ * Every alert of the deployment once window 1's FEATURE_DRIFT is there: alerts of one merge step
+ * are published together, so a DATA_QUALITY alert of the window is not far behind; then read
+ * until no more arrive within 3 s.
+ */
+async function alertsOf(prefix: string): Promise<DriftAlert[]> {
+  const topic = `${prefix}alerts.v1`;
+  const codec = new SchemaRegistryCodec({ url: stack.schemaRegistryUrl }).forTopic(contracts.alert, topic);
+  const kafka = kafkaFor(stack.kafkaBrokers);
+  const decode = (records: ReadonlyArray<{ value: Buffer | null }>) =>
+    Promise.all(records.map((m) => codec.decode(m.value!)));
+  let all = await decode(
+    await readTopic(
+      kafka,
+      topic,
+      async (records) =>
+        (await decode(records)).some((a) => a.kind === 'FEATURE_DRIFT' && a.window_start === T0 + 1000),
+      60_000,
+    ),
+  );
+  for (let n = all.length + 1; ; n++) {
+    const more = await readTopic(kafka, topic, n, 3_000).catch(() => undefined);
+    if (more === undefined) return all;
+    all = await decode(more);
+  }
+}
+
+describe('the built-in missing-share check in the drift-monitor (real Kafka, registry, embedded ClickHouse)', () => {
+  const monitors = driftMonitors();
+
+  async function run(overrides: Record<string, string>): Promise<DriftAlert[]> {
+    const prefix = `${uniqueName('missing')}.`;
+    const { ch, database, path } = await driftDatabase('missing', [
+      referenceSet('outage', 'v1', profilesFromCsv(referenceCsv)),
+    ]);
+    try {
+      // No feature views: no expectation is configured.
+      await monitors.start(
+        driftEnv(
+          stack,
+          { prefix, partitions: PARTITIONS, database, path },
+          { DRIFTLINE_DRIFT_PARTIALS_PARTITIONS: '2', ...overrides },
+        ),
+      );
+      await sendPredictions(stack, `${prefix}predictions.v1`, predictions);
+      return await alertsOf(prefix);
+    } finally {
+      await ch.close();
+    }
+  }
+
+  it('a feature absent from every event of a window → one DATA_QUALITY alert naming it', async () => {
+    const alerts = await run({});
+    const quality = alerts.filter((a) => a.kind === 'DATA_QUALITY');
+    expect(quality.map((a) => [a.window_start - T0, a.feature, a.method, a.statistic])).toEqual([
+      [1000, 'y', 'missing_share', 1],
+    ]);
+    expect(quality[0]!.p_value!).toBeLessThan(1e-10);
+    const evidence = JSON.parse(quality[0]!.evidence) as { events: number; failed: Array<{ feature: string }> };
+    expect(evidence.events).toBe(PER_WINDOW);
+    expect(evidence.failed.map((f) => f.feature)).toEqual(['y']);
+    // y is not a drifted feature: FEATURE_DRIFT counts it in the denominator only (x drifted).
+    const drift = alerts.find((a) => a.kind === 'FEATURE_DRIFT' && a.window_start === T0 + 1000)!;
+    expect(drift).toMatchObject({ feature: 'x', share_drifted: 0.5 });
+  });
+
+  it('DRIFTLINE_DRIFT_MISSING_ALERT=false → no DATA_QUALITY alert', async () => {
+    const alerts = await run({ DRIFTLINE_DRIFT_MISSING_ALERT: 'false' });
+    expect(alerts.some((a) => a.kind === 'FEATURE_DRIFT' && a.window_start === T0 + 1000)).toBe(true);
+    expect(alerts.filter((a) => a.kind === 'DATA_QUALITY')).toEqual([]);
+  });
+});

@@ -66,6 +66,8 @@ export const trainerService = defineService({
       },
       publish: (events: readonly ModelEvent[]) => models.publish(events),
       transitions: warehouse.transitions,
+      // The model-controller's clock (the same query): the staged rollout's gate records are dated on it.
+      modelClock: warehouse.predictions,
       saveCalibration: (model, version, referenceId, map) =>
         warehouse.estimates.saveCalibration(model, version, referenceId, map),
       waits,

@@ -29,13 +29,15 @@ import {
 import type { ReferenceSet } from '@driftline/drift';
 import { DEFAULT_MAX_REASON_BYTES } from '@driftline/kafka';
 import type { CalibrationMap } from '@driftline/performance';
-import { transitionEvent } from '@driftline/policy';
+import { transitionEvent, usableTransitions } from '@driftline/policy';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
 import {
   chTime,
+  type LabelClock,
   type ModelRegistry,
   type ModelTransitionStore,
   type ModelVersionRow,
+  type PredictionStore,
   type TransitionRow,
 } from '@driftline/warehouse';
 import { tableFromIPC } from 'apache-arrow';
@@ -95,8 +97,16 @@ export interface TrainerDeps {
   readonly eventTime?: EventTimeBounds;
   /** Told when a request starts (true) and stops (false) waiting for labels (a gauge). */
   readonly onWaiting?: (model: string, waiting: boolean) => void;
-  /** Where the staged rollout records candidate → shadow|rejected (needed when rollout is staged). */
-  readonly transitions?: Pick<ModelTransitionStore, 'record'>;
+  /**
+   * Where the staged rollout records candidate → shadow|rejected, and reads the model's recorded
+   * transitions (its gate records come after them; a retry reuses its own). Needed when staged.
+   */
+  readonly transitions?: Pick<ModelTransitionStore, 'record' | 'history'>;
+  /**
+   * The model's event clock, read as the model-controller reads it (libs/warehouse `labelClock`):
+   * the staged rollout dates its gate records on it (gateRecordTime). Needed when staged.
+   */
+  readonly modelClock?: Pick<PredictionStore, 'labelClock'>;
   /** Stores the version's CBPE calibration map under its reference id (the label-joiner reads it). */
   readonly saveCalibration?: (
     model: string,
@@ -591,21 +601,21 @@ function sameBytes(file: string, bytes: Uint8Array): boolean {
   return held.length === bytes.length && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).equals(held);
 }
 
+/** `decided_by` of the trainer's gate records. */
+const GATE_DECIDER = 'trainer:offline_gate';
+
 /**
  * The staged rollout's records of a registered version: its registration as a candidate and the
  * offline gate's verdict, candidate → shadow (gated against `base_version`, kept as
- * previous_version: the production version the controller compares it with) or → rejected. `at` is
- * the version's registration time: the model-server stamps predictions with its clock and starts
- * scoring the shadow after this, so the comparison reads the pairs predicted from then on. (Not
- * the request's `data_to`: a request decided on old windows would start the shadow's `max_time`
- * clock in the past.) Same rows on every retry (the key is version + stage, `at` from the row).
+ * previous_version: the production version the controller compares it with) or → rejected. `at`:
+ * event time, from gateRecordTime; `recordedAt`: the wall clock.
  */
 export function gateTransitions(row: ModelVersionRow, at: number, recordedAt: number): TransitionRow[] {
   const common = {
     model: row.model,
     version: row.version,
     at,
-    decided_by: 'trainer:offline_gate',
+    decided_by: GATE_DECIDER,
     evidence: JSON.stringify({ gate: 'offline_holdout', metrics: row.metrics }),
     canary_share: null,
     recorded_at: recordedAt,
@@ -629,6 +639,47 @@ export function gateTransitions(row: ModelVersionRow, at: number, recordedAt: nu
       previous_version: gatedAgainst,
     },
   ];
+}
+
+/** Where a gate record's time comes from (logged). */
+export type GateClock = 'event' | 'wall' | 'after_last_record' | 'recorded';
+
+/**
+ * When the staged rollout's gate records of `version` are dated (epoch ms), on the model's EVENT
+ * clock, as the model-controller measures every stage: the shadow's pairs are read from it, its
+ * `max_time` counts from it, and every later decision of the model is dated after it. That is the
+ * model's label clock (`clock.labelTime`, the warehouse's `labelClock`: its newest label time,
+ * quorum-robust — the position in event time from which the servers score the new shadow, as the
+ * controller's `serving_from`), or the wall clock `now` when the model has no labelled prediction
+ * (or the clock is past `notAfter`, as the controller leaves it out); and never before the model's
+ * latest recorded transition (+1 ms: the history replays in the order it was recorded). A version
+ * whose gate records exist already (a retried request) keeps their time, so the retry records and
+ * publishes the very rows and events of the first attempt.
+ * Dated by the wall clock (its registration), a shadow where event time runs a month behind got no
+ * pair and never decided; with event time 40× the wall clock it was rejected untested; and every
+ * later decision of the model was dated after it, a month ahead of its evidence (found by a review).
+ */
+export function gateRecordTime(
+  recorded: readonly TransitionRow[],
+  version: string,
+  clock: LabelClock | undefined,
+  now: number,
+  notAfter: number,
+): { readonly at: number; readonly clock: GateClock } {
+  const kept = recordedGateTime(recorded, version);
+  if (kept !== undefined) return { at: kept, clock: 'recorded' };
+  const history = usableTransitions(recorded);
+  const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
+  const event = clock !== undefined && plausible(clock.labelTime) && plausible(clock.predictionTime);
+  const at = event ? clock.labelTime : now;
+  const after = history.reduce((m, t) => Math.max(m, t.at + 1), Number.NEGATIVE_INFINITY);
+  if (after > at) return { at: after, clock: 'after_last_record' };
+  return { at, clock: event ? 'event' : 'wall' };
+}
+
+/** The time of `version`'s gate records when they are recorded already (a retried request). */
+function recordedGateTime(recorded: readonly TransitionRow[], version: string): number | undefined {
+  return usableTransitions(recorded).find((t) => t.version === version && t.decided_by === GATE_DECIDER)?.at;
 }
 
 /** TRAINED (registered), then the stage event of the gate's transition, as the controller would re-publish it. */
@@ -731,9 +782,12 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     return 'already_done';
   }
   if (existing !== undefined) {
-    await publishVersion(deps, existing);
+    const dated = await publishVersion(deps, existing);
     await deps.registry.save({ ...existing, published: 1, updated_at: chTime(now()) });
-    log.info({ version: existing.version }, 'registered version published after a restart');
+    log.info(
+      { version: existing.version, eventTime: iso(dated.eventTime), datedBy: dated.clock },
+      'registered version published after a restart',
+    );
     return 'republished';
   }
 
@@ -875,7 +929,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     updated_at: chTime(registeredAt),
   };
   await deps.registry.save(row);
-  await publishVersion(deps, row);
+  const dated = await publishVersion(deps, row);
   await deps.registry.save({ ...row, published: 1, updated_at: chTime(Math.max(registeredAt + 1, now())) });
   log.info(
     {
@@ -885,6 +939,8 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
       referenceId,
       rollout: config.rollout,
       currentRows: result.metrics.current_rows,
+      eventTime: iso(dated.eventTime),
+      datedBy: dated.clock,
     },
     'model version registered',
   );
@@ -906,25 +962,40 @@ function registeredAtOf(row: ModelVersionRow): number {
   return ms;
 }
 
+/** How a version's events were dated: direct, its registration; staged, its gate records' time (gateRecordTime). */
+interface Dated {
+  readonly eventTime: number;
+  readonly clock: GateClock | 'registered';
+}
+
 /**
- * Publishes a registered version's events, dated its registration time: a retried request (the
- * mark-published failed, the trainer crashed) publishes the very events of the first attempt.
- * Dated the retry's clock, a re-published PROMOTED came after a rollback of the version and the
- * model-server took it as a new decision: the rolled-back version served again (found by a review).
- * Staged: the gate's transitions are recorded in model_transitions FIRST (a crash before the
- * publish leaves a record the model-controller re-publishes on its next start; the retried request
- * records the same rows again).
+ * Publishes a registered version's events. Direct: dated its registration time, so a retried
+ * request (the mark-published failed, the trainer crashed) publishes the very events of the first
+ * attempt. Dated the retry's clock, a re-published PROMOTED came after a rollback of the version and
+ * the model-server took it as a new decision: the rolled-back version served again (found by a
+ * review). Staged: the gate's transitions, dated on the model's event clock (gateRecordTime; a
+ * retry finds its rows and keeps their time), are recorded in model_transitions FIRST (a crash
+ * before the publish leaves a record the model-controller re-publishes on its next start), then
+ * TRAINED and the gate's event are published at that time.
  */
-async function publishVersion(deps: TrainerDeps, row: ModelVersionRow) {
-  const eventTime = registeredAtOf(row);
+async function publishVersion(deps: TrainerDeps, row: ModelVersionRow): Promise<Dated> {
   if (deps.config.rollout === 'direct') {
+    const eventTime = registeredAtOf(row);
     await deps.publish(modelEvents(row, eventTime));
-    return;
+    return { eventTime, clock: 'registered' };
   }
-  if (deps.transitions === undefined) {
-    throw new DriftlineError('INTERNAL', 'staged rollout without a model_transitions store');
+  if (deps.transitions === undefined || deps.modelClock === undefined) {
+    throw new DriftlineError('INTERNAL', 'staged rollout without a model_transitions store or the model clock');
   }
-  const rows = gateTransitions(row, eventTime, (deps.now ?? Date.now)());
+  const now = (deps.now ?? Date.now)();
+  const notAfter = now + (deps.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS).maxFutureMs;
+  const recorded = await deps.transitions.history(row.model);
+  // A retry keeps its recorded time: the clock is read only for a version not recorded yet.
+  const kept = recordedGateTime(recorded, row.version) !== undefined;
+  const clock = kept ? undefined : await deps.modelClock.labelClock(row.model, now, notAfter);
+  const dated = gateRecordTime(recorded, row.version, clock, now, notAfter);
+  const rows = gateTransitions(row, dated.at, now);
   await deps.transitions.record(rows);
-  await deps.publish(stagedEvents(row, eventTime, rows[1]!));
+  await deps.publish(stagedEvents(row, dated.at, rows[1]!));
+  return { eventTime: dated.at, clock: dated.clock };
 }

@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
-import type { ModelRegistry, ModelVersionRow, TransitionRow } from '@driftline/warehouse';
+import {
+  chTime,
+  type LabelClock,
+  type ModelRegistry,
+  type ModelVersionRow,
+  type TransitionRow,
+} from '@driftline/warehouse';
 import { makeVector, Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { buildDataset, datasetToArrow, type LabeledRow } from '../src/dataset.js';
@@ -49,6 +55,42 @@ class MemoryRegistry implements ModelRegistry {
     this.rows.push(row);
   }
 }
+
+/** model_transitions in memory: one row per (model, version, to_stage), the newest recorded wins; read back by `at`. */
+class MemoryTransitions {
+  readonly rows = new Map<string, TransitionRow>();
+  /** Every record call's rows, in order. */
+  readonly recorded: TransitionRow[] = [];
+  fail: Error | undefined;
+  constructor(initial: readonly TransitionRow[] = []) {
+    for (const r of initial) this.rows.set(`${r.model}/${r.version}/${r.to_stage}`, r);
+  }
+  async record(rows: readonly TransitionRow[]) {
+    if (this.fail !== undefined) throw this.fail;
+    this.recorded.push(...rows);
+    for (const r of rows) this.rows.set(`${r.model}/${r.version}/${r.to_stage}`, r);
+  }
+  async history(model: string) {
+    return [...this.rows.values()].filter((r) => r.model === model).sort((a, b) => a.at - b.at);
+  }
+}
+
+/** The model's event clock as the warehouse's labelClock answers it; `reads` logs each read's arguments. */
+function modelClockOf(clock: () => LabelClock | undefined) {
+  const reads: Array<readonly [string, number, number]> = [];
+  return {
+    reads,
+    modelClock: {
+      labelClock: async (model: string, now: number, notAfter: number) => {
+        reads.push([model, now, notAfter]);
+        return clock();
+      },
+    },
+  };
+}
+
+/** No labelled prediction of the model: no event clock. */
+const noClock = modelClockOf(() => undefined).modelClock;
 
 function setup(over: Partial<TrainerDeps> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'trainer-unit-'));
@@ -241,15 +283,14 @@ describe('handleRequest (idempotency)', () => {
   });
 
   it.each(['direct', 'staged'] as const)(
-    '%s rollout: a request retried after its mark-published failed publishes the first events again, dated the registration (found by a review)',
+    '%s rollout: a request retried after its mark-published failed publishes the first events again, dated as the first time (found by a review)',
     async (rollout) => {
       let clock = 1_000_000;
+      let labelTime = 900_000; // the model's event clock
       let failMark = true;
-      const recorded: TransitionRow[] = [];
-      const { dir, deps, published, registry } = setup({
-        now: () => clock,
-        transitions: { record: async (rows) => void recorded.push(...rows) },
-      });
+      const transitions = new MemoryTransitions();
+      const { modelClock, reads } = modelClockOf(() => ({ labelTime, predictionTime: labelTime - 60_000 }));
+      const { dir, deps, published, registry } = setup({ now: () => clock, transitions, modelClock });
       const save = registry.save.bind(registry);
       registry.save = async (row) => {
         if (row.published === 1 && failMark) {
@@ -262,12 +303,20 @@ describe('handleRequest (idempotency)', () => {
       const d = { ...deps, config: { ...deps.config, rollout } };
       await expect(handleRequest(d, request)).rejects.toThrow(/clickhouse timeout/);
       const first = published.splice(0);
-      clock = 5_000_000; // redelivered an hour later: the version may have been rolled back meanwhile
+      // Redelivered an hour later (the version may have been rolled back meanwhile), event time moved on.
+      clock = 5_000_000;
+      labelTime = 4_900_000;
       expect(await handleRequest(d, request)).toBe('republished');
       expect(published).toEqual(first);
-      expect(first.map((e) => e.event_time)).toEqual([1_000_000, 1_000_000]);
+      // Direct: its registration; staged: the model's event clock when its gate was first recorded.
+      const dated = rollout === 'direct' ? 1_000_000 : 900_000;
+      expect(first.map((e) => e.event_time)).toEqual([dated, dated]);
       expect(first.map((e) => e.kind)).toEqual(['TRAINED', rollout === 'direct' ? 'PROMOTED' : 'SHADOW']);
-      if (rollout === 'staged') expect(new Set(recorded.map((r) => r.at))).toEqual(new Set([1_000_000]));
+      if (rollout === 'staged') {
+        expect(new Set(transitions.recorded.map((r) => r.at))).toEqual(new Set([900_000]));
+        expect(transitions.recorded).toHaveLength(4); // recorded again by the retry, the same rows
+        expect(reads).toHaveLength(1); // the retry finds its rows: no clock read
+      }
       expect(registry.rows.at(-1)!.published).toBe(1);
     },
   );
@@ -281,7 +330,9 @@ describe('handleRequest (idempotency)', () => {
           log.push('record');
           recorded.push(...rows);
         },
+        history: async () => [],
       },
+      modelClock: noClock,
       publish: async (events) => {
         log.push('publish');
         published.push(...events);
@@ -291,7 +342,7 @@ describe('handleRequest (idempotency)', () => {
     completedRun(dir, 0.9);
     expect(await handleRequest(staged, request)).toBe('shadowed');
     expect(log).toEqual(['record', 'publish']);
-    // `at`: the registration time (now() = 1,000,000 in these tests), the clock predictions are stamped with.
+    // `at`: the wall clock (now() = 1,000,000 in these tests) when the model has no labelled prediction.
     expect(recorded.map((r) => [r.from_stage, r.to_stage, r.decided_by, r.at, r.previous_version])).toEqual([
       [null, 'candidate', 'trainer:offline_gate', 1_000_000, null],
       ['candidate', 'shadow', 'trainer:offline_gate', 1_000_000, 'v1'],
@@ -308,7 +359,10 @@ describe('handleRequest (idempotency)', () => {
 
   it('staged rollout: a candidate below the gate is recorded and published as rejected', async () => {
     const recorded: TransitionRow[] = [];
-    const { dir, deps, published } = setup({ transitions: { record: async (rows) => void recorded.push(...rows) } });
+    const { dir, deps, published } = setup({
+      transitions: { record: async (rows) => void recorded.push(...rows), history: async () => [] },
+      modelClock: noClock,
+    });
     completedRun(dir, 0.505);
     const staged = { ...deps, config: { ...deps.config, rollout: 'staged' as const } };
     expect(await handleRequest(staged, request)).toBe('rejected');
@@ -325,7 +379,9 @@ describe('handleRequest (idempotency)', () => {
           if (fail) throw new Error('clickhouse down');
           recorded.push(...rows);
         },
+        history: async () => recorded,
       },
+      modelClock: noClock,
     });
     completedRun(dir, 0.9);
     const staged = { ...deps, config: { ...deps.config, rollout: 'staged' as const } };
@@ -336,6 +392,136 @@ describe('handleRequest (idempotency)', () => {
     expect(recorded.map((r) => r.to_stage)).toEqual(['candidate', 'shadow']);
     expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'SHADOW']);
     expect(registry.rows.at(-1)!.published).toBe(1);
+  });
+
+  describe('staged rollout: the gate records are dated on the model event clock, as the model-controller measures stages', () => {
+    const MIN = 60_000;
+    const HOUR = 60 * MIN;
+    const DAY = 24 * HOUR;
+    const WALL = Date.UTC(2026, 11, 6, 13, 0);
+    /** A transition of another version, as the controller records it. */
+    const other = (version: string, from: TransitionRow['from_stage'], to: TransitionRow['to_stage'], at: number) =>
+      ({
+        model: 'fraud',
+        version,
+        from_stage: from,
+        to_stage: to,
+        at,
+        decided_by: 'policy:promotion',
+        reason: 'evidence',
+        detail: '',
+        evidence: '',
+        canary_share: null,
+        previous_version: null,
+        recorded_at: WALL - HOUR,
+      }) satisfies TransitionRow;
+    const staged = (deps: TrainerDeps): TrainerDeps => ({ ...deps, config: { ...deps.config, rollout: 'staged' } });
+    const stagesOf = (t: MemoryTransitions) => t.recorded.map((r) => `${r.version}:${r.to_stage}@${r.at}`);
+
+    it('event time a month behind the wall clock (a replay, a backfill): dated on the label clock, registered_at stays the wall clock (found by a review)', async () => {
+      const behind = WALL - 30 * DAY;
+      const transitions = new MemoryTransitions();
+      const { modelClock, reads } = modelClockOf(() => ({ labelTime: behind, predictionTime: behind - 5 * MIN }));
+      const { dir, deps, published, registry } = setup({ now: () => WALL, transitions, modelClock });
+      completedRun(dir, 0.9);
+      expect(await handleRequest(staged(deps), request)).toBe('shadowed');
+      const v = versionFor(request);
+      // Before: both at WALL, a month ahead of every prediction the shadow would be scored on.
+      expect(stagesOf(transitions)).toEqual([`${v}:candidate@${behind}`, `${v}:shadow@${behind}`]);
+      expect(published.map((e) => `${e.kind}@${e.event_time}`)).toEqual([`TRAINED@${behind}`, `SHADOW@${behind}`]);
+      expect(transitions.recorded.map((r) => r.recorded_at)).toEqual([WALL, WALL]);
+      expect(registry.rows.at(-1)!.registered_at).toBe(chTime(WALL));
+      // The controller's read: the wall clock, bounded by DRIFTLINE_EVENT_TIME_MAX_FUTURE (1 h).
+      expect(reads).toEqual([['fraud', WALL, WALL + HOUR]]);
+    });
+
+    it('event time ahead of the wall clock (the demo at 40×): dated on the label clock', async () => {
+      const ahead = WALL + 50 * MIN; // within the 1 h allowed future
+      const transitions = new MemoryTransitions();
+      const { modelClock } = modelClockOf(() => ({ labelTime: ahead, predictionTime: ahead - MIN }));
+      const { dir, deps, published } = setup({ now: () => WALL, transitions, modelClock });
+      completedRun(dir, 0.9);
+      expect(await handleRequest(staged(deps), request)).toBe('shadowed');
+      expect(new Set(transitions.recorded.map((r) => r.at))).toEqual(new Set([ahead]));
+      expect(published.map((e) => e.event_time)).toEqual([ahead, ahead]);
+    });
+
+    it("never before the model's latest record: 1 ms after it when the label clock is behind it", async () => {
+      const behind = WALL - 30 * DAY;
+      // A record of the model later than its label clock: a controller's decision dated after an
+      // earlier record (lastAt + 1), or an operator's move (dated by the wall clock).
+      const latest = behind + 2 * HOUR;
+      const transitions = new MemoryTransitions([
+        other('v1', 'canary', 'production', behind - HOUR),
+        other('v0', 'production', 'retired', latest),
+      ]);
+      const { modelClock } = modelClockOf(() => ({ labelTime: behind, predictionTime: behind - MIN }));
+      const { dir, deps, published } = setup({ now: () => WALL, transitions, modelClock });
+      completedRun(dir, 0.9);
+      expect(await handleRequest(staged(deps), request)).toBe('shadowed');
+      expect(new Set(transitions.recorded.map((r) => r.at))).toEqual(new Set([latest + 1]));
+      expect(published.map((e) => e.event_time)).toEqual([latest + 1, latest + 1]);
+    });
+
+    it('no labelled prediction of the model: the wall clock, yet after its latest record', async () => {
+      const { dir, deps, published } = setup({
+        now: () => WALL,
+        transitions: new MemoryTransitions(),
+        modelClock: noClock,
+      });
+      completedRun(dir, 0.9);
+      expect(await handleRequest(staged(deps), request)).toBe('shadowed');
+      expect(published.map((e) => e.event_time)).toEqual([WALL, WALL]);
+
+      // A record of the model dated ahead of this host's wall clock (event time ahead of it).
+      const latest = WALL + 20 * MIN;
+      const transitions = new MemoryTransitions([other('v1', 'canary', 'production', latest)]);
+      const second = setup({ now: () => WALL, transitions, modelClock: noClock });
+      completedRun(second.dir, 0.9);
+      expect(await handleRequest(staged(second.deps), request)).toBe('shadowed');
+      expect(new Set(transitions.recorded.map((r) => r.at))).toEqual(new Set([latest + 1]));
+    });
+
+    it('a clock past the wall clock + DRIFTLINE_EVENT_TIME_MAX_FUTURE is left out, as the controller leaves it out: the wall clock', async () => {
+      const transitions = new MemoryTransitions();
+      const { modelClock } = modelClockOf(() => ({ labelTime: WALL + 2 * HOUR, predictionTime: WALL }));
+      const { dir, deps } = setup({ now: () => WALL, transitions, modelClock });
+      completedRun(dir, 0.9);
+      expect(await handleRequest(staged(deps), request)).toBe('shadowed');
+      expect(new Set(transitions.recorded.map((r) => r.at))).toEqual(new Set([WALL]));
+    });
+
+    it('a retry after the publish failed records and publishes the first time again, not the clock read then', async () => {
+      let labelTime = WALL - 30 * DAY;
+      let failPublish = true;
+      const transitions = new MemoryTransitions();
+      const { modelClock } = modelClockOf(() => ({ labelTime, predictionTime: labelTime - MIN }));
+      const published: ModelEvent[] = [];
+      const { dir, deps } = setup({
+        now: () => WALL,
+        transitions,
+        modelClock,
+        publish: async (events) => {
+          if (failPublish) throw new Error('kafka down');
+          published.push(...events);
+        },
+      });
+      completedRun(dir, 0.9);
+      await expect(handleRequest(staged(deps), request)).rejects.toThrow(/kafka down/);
+      failPublish = false;
+      const first = WALL - 30 * DAY;
+      labelTime += 3 * HOUR;
+      expect(await handleRequest(staged(deps), request)).toBe('republished');
+      expect(new Set(transitions.recorded.map((r) => r.at))).toEqual(new Set([first]));
+      expect(published.map((e) => e.event_time)).toEqual([first, first]);
+    });
+
+    it('without the model clock, a staged trainer refuses to record (a wiring fault, not a wall-clock date)', async () => {
+      const { dir, deps, published } = setup({ transitions: new MemoryTransitions() });
+      completedRun(dir, 0.9);
+      await expect(handleRequest(staged(deps), request)).rejects.toMatchObject({ code: 'INTERNAL' });
+      expect(published).toEqual([]);
+    });
   });
 
   it('refuses a window with too few labeled rows (non-retriable: dead-lettered with the reason)', async () => {

@@ -1,9 +1,39 @@
 import { CONFIG_ERROR_EXIT_CODE, ConfigError, configErrorLine, DriftlineError } from '@driftline/core';
 
-/** Exit codes of the command (documented in the CLI README and `driftline --help`). */
-export const EXIT = { ok: 0, internal: 1, usage: 2, data: 3, config: CONFIG_ERROR_EXIT_CODE } as const;
+/**
+ * Exit codes of the command (documented in the CLI README and `driftline --help`). `unavailable` is
+ * sysexits' EX_UNAVAILABLE, as `config` is its EX_CONFIG: a server the command needs did not answer,
+ * so a script can tell "try again later" from a bug (1) or a wrong setting (78).
+ */
+export const EXIT = { ok: 0, internal: 1, usage: 2, data: 3, unavailable: 69, config: CONFIG_ERROR_EXIT_CODE } as const;
 
 export class UsageError extends Error {}
+
+/** A server the command needs could not be reached; the message is the whole line (exit 69). */
+export class UnavailableError extends Error {}
+
+// Why a ClickHouse server did not answer at all (`details.clickhouse.name` of a transport failure on
+// the server connection, or a proxy's 5xx page): unreachable, not a bug to report.
+const CLICKHOUSE_UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'NOT_CLICKHOUSE',
+]);
+
+function unreachableClickHouse(error: DriftlineError): boolean {
+  const clickhouse = error.details.clickhouse as { category?: unknown; name?: unknown } | undefined;
+  if (clickhouse?.category !== 'unavailable') return false;
+  // The first call's deadline (DRIFTLINE_CLICKHOUSE_TIMEOUT) passed: a server that never answered.
+  if (clickhouse.name === 'TIMEOUT') return error.message.startsWith('clickhouse connect:');
+  return CLICKHOUSE_UNREACHABLE.has(String(clickhouse.name));
+}
 
 const DATA_CODES = new Set(['BAD_REQUEST', 'VALIDATION_FAILED', 'DECODE_FAILED', 'NOT_FOUND']);
 
@@ -39,6 +69,7 @@ function exhaustedResource(error: unknown): string | undefined {
 /** One line for a person, and the exit code, for an error a command threw; `help` names its help. */
 export function describeError(error: unknown, help: string): { line: string; code: number } {
   if (error instanceof UsageError) return { line: error.message, code: EXIT.usage };
+  if (error instanceof UnavailableError) return { line: error.message, code: EXIT.unavailable };
   // Command-line options (the field is the option) are usage errors; environment variables are configuration.
   if (error instanceof ConfigError && error.field.startsWith('-')) {
     return { line: withHint(error.message, `see ${help}`), code: EXIT.usage };
@@ -62,6 +93,12 @@ export function describeError(error: unknown, help: string): { line: string; cod
     return {
       line: withHint((error as Error).message.replace(/\. To specify .*$/s, ''), `see ${help}`),
       code: EXIT.usage,
+    };
+  }
+  if (error instanceof DriftlineError && unreachableClickHouse(error)) {
+    return {
+      line: withHint(error.message, 'check DRIFTLINE_CLICKHOUSE_URL and that the ClickHouse server is running'),
+      code: EXIT.unavailable,
     };
   }
   if (error instanceof DriftlineError) return { line: error.message, code: EXIT.internal };

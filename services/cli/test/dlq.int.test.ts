@@ -8,7 +8,7 @@ import {
   topicOffsets,
 } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
-import { eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
+import { brokerProxy, eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { dlqCommand, REPLAY_MARKER_HEADER } from '../src/commands/dlq.js';
 
@@ -113,6 +113,25 @@ describe('driftline dlq', () => {
     ]);
     const text = await driftline('list', '--topic', dlq, '--code', 'VALIDATION_FAILED');
     expect(text.out).toMatch(/^1 dead letter\(s\) of .*\.dlq selected, in 1 group\(s\)\n +1 +VALIDATION_FAILED/);
+  });
+
+  it('a broker slow to answer, within --connect-timeout, still lists (the bound waits for the first answer only)', async () => {
+    // A hung path that heals: the brokers answer after 1.5 s, inside a 5 s bound.
+    const proxy = await brokerProxy(stack.kafkaBrokers[0]!);
+    proxy.stall();
+    process.env.DRIFTLINE_KAFKA_BROKERS = proxy.broker;
+    const resume = setTimeout(() => proxy.resume(), 1_500);
+    try {
+      const started = Date.now();
+      const { code, out } = await driftline('list', '--topic', topic, '--json', '--connect-timeout', '5s');
+      expect(code).toBe(0);
+      expect(out.trim().split('\n')).toHaveLength(3);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
+    } finally {
+      clearTimeout(resume);
+      process.env.DRIFTLINE_KAFKA_BROKERS = stack.kafkaBrokers.join(',');
+      await proxy.close();
+    }
   });
 
   it('replay needs --group when the DLQ holds letters of several groups (a replay reaches every group)', async () => {

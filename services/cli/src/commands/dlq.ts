@@ -22,6 +22,7 @@ import { commonEnvShape } from '@driftline/service';
 import { parseCommandArgs } from '../args.js';
 import { parseTime } from '../time-options.js';
 import { checkEnvNames } from './env-names.js';
+import { parseConnectTimeout, withinConnectTimeout } from './kafka-reach.js';
 
 export const dlqUsage = `usage: driftline dlq list --topic TOPIC [options]
        driftline dlq replay --topic TOPIC [options]
@@ -44,7 +45,9 @@ their reasons) without committing anything.
            letters of several groups needs --group. A dead letter cut to fit the DLQ
            (driftline.dlq.truncated) has lost its bytes: counted, not sent. A record that fails
            again goes back to the DLQ.
-Kafka comes from DRIFTLINE_KAFKA_* (the services' variables).
+Kafka comes from DRIFTLINE_KAFKA_* (the services' variables). Brokers that do not answer within
+--connect-timeout stop the command with one line naming each broker and why (connection refused,
+timed out, name not resolved, TLS handshake failed), exit 69.
 
   --topic TOPIC          the source topic as Kafka names it, DRIFTLINE_TOPIC_PREFIX included (not added),
                          e.g. predictions.v1; a TOPIC.dlq (or, for replay, a TOPIC) the brokers do not
@@ -56,6 +59,8 @@ Kafka comes from DRIFTLINE_KAFKA_* (the services' variables).
   --reason-contains S    only those whose reason contains S
   --dry-run              replay: count what would be sent, send nothing
   --json                 list: one JSON object per line
+  --connect-timeout D    how long to wait for the brokers' first answer (default 15s, 1s to 1h); once
+                         they have answered, a long read is not cut
   --help                 this help
 `;
 
@@ -69,6 +74,7 @@ export const dlqOptions = {
   'reason-contains': { type: 'string' },
   'dry-run': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
+  'connect-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -108,10 +114,18 @@ export async function dlqCommand(args: readonly string[]): Promise<number> {
   if (selection.since !== undefined && selection.until !== undefined && !(selection.since < selection.until)) {
     throw new ConfigError('--since', 'must be before --until');
   }
+  const connectTimeoutMs = parseConnectTimeout(values['connect-timeout']);
   await checkEnvNames();
-  const kafka = createKafkaClient(toKafkaConfig(parseEnv(kafkaEnvShape)));
+  const env = parseEnv(kafkaEnvShape);
+  const kafka = createKafkaClient(toKafkaConfig(env));
   const dlq = `${topic}.dlq`;
-  await checkTopics(kafka, sub === 'list' ? [dlq] : [dlq, topic]);
+  // The first call to the brokers: bounded, so brokers that do not answer are one line, not minutes
+  // of silence (kafkajs retried a refused port for 210-219 s). The read after it is not bounded.
+  await withinConnectTimeout(
+    { brokers: env.DRIFTLINE_KAFKA_BROKERS, ssl: env.DRIFTLINE_KAFKA_SSL },
+    connectTimeoutMs,
+    () => checkTopics(kafka, sub === 'list' ? [dlq] : [dlq, topic]),
+  );
   return sub === 'list'
     ? list(kafka, dlq, selection, values.json)
     : replay(kafka, topic, dlq, selection, values['dry-run']);

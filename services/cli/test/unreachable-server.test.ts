@@ -1,0 +1,183 @@
+// A server a command needs that does not answer: one line naming it, the cause and the variable to
+// check, exit 69, within the bound. `dlq list --topic predictions.v1` against a refused port printed
+// nothing for 219 s (replay 210 s), then "listing topics failed after 8 attempts", exit 1 (found by a
+// review). No Kafka or ClickHouse here: ports nothing listens on, and listeners that never answer.
+import { spawn } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { SinkUnavailableError } from '@driftline/core';
+import { toWarehouseError } from '@driftline/warehouse';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { causeOf, DEFAULT_CONNECT_TIMEOUT_MS, parseConnectTimeout } from '../src/commands/kafka-reach.js';
+import { describeError, EXIT, UnavailableError } from '../src/describe-error.js';
+import { bundledCli } from './bundled-cli.js';
+
+const cwd = fileURLToPath(new URL('..', import.meta.url));
+const fixture = fileURLToPath(new URL('fixtures/table.csv', import.meta.url));
+const cliMain = bundledCli('unreachable-server');
+
+/** Runs the CLI (a bundle of the current sources) with only `env` of DRIFTLINE_*; its exit, stderr and time. */
+function driftline(
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<{ status: number | null; stderr: string; ms: number }> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DRIFTLINE_')));
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliMain(), ...args], {
+      cwd,
+      env: { ...clean, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stderr, ms: Date.now() - started }));
+  });
+}
+
+const sockets: Socket[] = [];
+const listen = async (onConnection: (socket: Socket) => void): Promise<Server> => {
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => {});
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+};
+const portOf = (server: Server) => (server.address() as { port: number }).port;
+const close = (server: Server) => new Promise((resolve) => server.close(resolve));
+
+let refused: string; // a port nothing listens on: bound, then closed
+let silent: Server; // takes connections, never answers (a hung broker, a wrong port of a quiet service)
+let plain: Server; // answers in clear text (an HTTP server): no TLS
+
+beforeAll(async () => {
+  const once = await listen(() => {});
+  refused = `127.0.0.1:${portOf(once)}`;
+  await close(once);
+  silent = await listen(() => {});
+  plain = await listen((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+});
+
+afterAll(async () => {
+  for (const socket of sockets) socket.destroy();
+  await Promise.all([close(silent), close(plain)]);
+});
+
+/** Bundle start-up and the line's write, on a loaded machine; the old code took 210-219 s. */
+const SLACK_MS = 6_000;
+
+describe('dlq: brokers that do not answer are one line within --connect-timeout, exit 69', () => {
+  it.each([
+    ['list', ['dlq', 'list', '--topic', 'predictions.v1']],
+    ['replay', ['dlq', 'replay', '--topic', 'predictions.v1', '--group', 'g', '--dry-run']],
+  ])('a refused port (%s)', async (_name, args) => {
+    const run = await driftline([...args, '--connect-timeout', '1s'], { DRIFTLINE_KAFKA_BROKERS: refused });
+    expect(run.stderr).toBe(
+      `driftline: cannot reach Kafka at ${refused} (connection refused) within 1s (--connect-timeout) — check DRIFTLINE_KAFKA_BROKERS and that a broker is running\n`,
+    );
+    expect(run.status).toBe(69);
+    expect(run.ms).toBeGreaterThanOrEqual(1_000);
+    expect(run.ms).toBeLessThan(1_000 + SLACK_MS);
+  });
+
+  it('a listener that never answers, a host name that does not resolve, and a refused port: each named with its cause', async () => {
+    const quiet = `127.0.0.1:${portOf(silent)}`;
+    const run = await driftline(['dlq', 'list', '--topic', 'predictions.v1', '--connect-timeout', '2s'], {
+      DRIFTLINE_KAFKA_BROKERS: `${quiet},kafka.nowhere.invalid:9092,${refused}`,
+    });
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^driftline: cannot reach Kafka at ${quiet} \\(connected, but Kafka did not answer\\), kafka\\.nowhere\\.invalid:9092 \\(name not resolved[^)]*\\), ${refused} \\(connection refused\\) within 2s \\(--connect-timeout\\) — check DRIFTLINE_KAFKA_BROKERS names a Kafka listener, DRIFTLINE_KAFKA_SSL and DRIFTLINE_KAFKA_SASL_\\* match it, and that the broker is up\\n$`,
+      ),
+    );
+    expect(run.status).toBe(69);
+    expect(run.ms).toBeLessThan(2_000 + SLACK_MS);
+  });
+
+  it('DRIFTLINE_KAFKA_SSL against a listener without TLS: the handshake is named', async () => {
+    const broker = `127.0.0.1:${portOf(plain)}`;
+    const run = await driftline(['dlq', 'list', '--topic', 'predictions.v1', '--connect-timeout', '1s'], {
+      DRIFTLINE_KAFKA_BROKERS: broker,
+      DRIFTLINE_KAFKA_SSL: 'true',
+    });
+    expect(run.stderr).toBe(
+      `driftline: cannot reach Kafka at ${broker} (TLS handshake failed: the listener does not speak TLS) within 1s (--connect-timeout) — check DRIFTLINE_KAFKA_SSL (is the listener TLS?) and the broker certificate\n`,
+    );
+    expect(run.status).toBe(69);
+  });
+
+  it.each(['0s', '500ms', '2h', '30', 'soon'])(
+    '--connect-timeout %s is a usage error, before anything is reached',
+    async (value) => {
+      const run = await driftline(['dlq', 'list', '--topic', 'predictions.v1', '--connect-timeout', value], {
+        DRIFTLINE_KAFKA_BROKERS: refused,
+      });
+      expect(run.stderr).toBe(
+        `driftline: --connect-timeout: must be a duration such as 500ms, 30s, 5m, 1h, 7d or 2w, from 1s to 1h (got "${value}") — see driftline dlq --help\n`,
+      );
+      expect(run.status).toBe(2);
+    },
+  );
+});
+
+describe('ClickHouse server that does not answer: one line naming DRIFTLINE_CLICKHOUSE_URL, exit 69 (it was exit 1)', () => {
+  it.each([
+    ['report', ['report', '--model', 'm', '--out', '/dev/null']],
+    ['model-card', ['model-card', '--model', 'm', '--version', 'v1']],
+    ['reference', ['reference', '--model', 'm', '--version', 'v1', '--file', fixture]],
+    ['model stage', ['model', 'stage', '--model', 'm', '--version', 'v1', '--to', 'candidate', '--by', 'tester']],
+  ])('%s, a refused port', async (_name, args) => {
+    const run = await driftline(args, { DRIFTLINE_CLICKHOUSE_URL: `http://${refused}` });
+    expect(run.stderr).toBe(
+      `driftline: clickhouse connect: ECONNREFUSED: connect ECONNREFUSED ${refused} — check DRIFTLINE_CLICKHOUSE_URL and that the ClickHouse server is running\n`,
+    );
+    expect(run.status).toBe(69);
+    expect(run.ms).toBeLessThan(SLACK_MS);
+  });
+});
+
+describe('the pieces', () => {
+  it('--connect-timeout defaults to 15 s', () => {
+    expect(parseConnectTimeout(undefined)).toBe(DEFAULT_CONNECT_TIMEOUT_MS);
+    expect(DEFAULT_CONNECT_TIMEOUT_MS).toBe(15_000);
+    expect(parseConnectTimeout('1m')).toBe(60_000);
+  });
+
+  it('causes in words', () => {
+    const coded = (code: string, message = code) => Object.assign(new Error(message), { code });
+    expect(causeOf(coded('ECONNREFUSED'))).toBe('connection refused');
+    expect(causeOf(coded('ENOTFOUND'))).toBe('name not resolved');
+    expect(causeOf(coded('EAI_AGAIN'))).toBe('name not resolved: DNS did not answer');
+    expect(causeOf(coded('ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'ssl3_read_bytes:…'))).toBe(
+      'sslv3 alert handshake failure',
+    );
+    expect(causeOf(coded('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'))).toBe('self-signed certificate');
+  });
+
+  it('exit 69 for an unreachable server; other ClickHouse failures stay internal (1)', () => {
+    expect(describeError(new UnavailableError('cannot reach Kafka at …'), 'driftline dlq --help')).toEqual({
+      line: 'cannot reach Kafka at …',
+      code: EXIT.unavailable,
+    });
+    expect(EXIT.unavailable).toBe(69);
+    const timedOut = new SinkUnavailableError('clickhouse connect: timed out after 30000 ms', {
+      details: { clickhouse: { category: 'unavailable', name: 'TIMEOUT' } },
+    });
+    expect(describeError(timedOut, 'driftline report --help').code).toBe(69);
+    const slowQuery = new SinkUnavailableError('clickhouse query: timed out after 30000 ms', {
+      details: { clickhouse: { category: 'unavailable', name: 'TIMEOUT' } },
+    });
+    expect(describeError(slowQuery, 'driftline report --help').code).toBe(EXIT.internal);
+    const refusedQuery = toWarehouseError(
+      'query',
+      new Error('Code: 60. DB::Exception: Unknown table expression identifier'),
+      'server',
+    );
+    expect(describeError(refusedQuery, 'driftline report --help').code).toBe(EXIT.internal);
+  });
+});

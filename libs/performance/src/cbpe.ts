@@ -1,4 +1,5 @@
 import { ConfigError, DriftlineError } from '@driftline/core';
+import { asProbability } from './metrics.js';
 
 /**
  * Confidence-based performance estimation (CBPE, as NannyML does it) for binary classifiers:
@@ -352,21 +353,10 @@ function thresholdBin(threshold: number): number {
   return binOf(threshold);
 }
 
-/**
- * How far outside [0, 1] a score is still a probability: float rounding of one (0.06 + 0.868 +
- * 0.072 = 1.0000000000000002) had voided its window's whole estimate (found by a review).
- */
-const SCORE_RANGE_TOLERANCE = 1e-6;
-
-/** The score clipped into [0, 1] when within {@link SCORE_RANGE_TOLERANCE} of it; undefined beyond (NaN too). */
-function probability(score: number): number | undefined {
-  if (!(score >= -SCORE_RANGE_TOLERANCE && score <= 1 + SCORE_RANGE_TOLERANCE)) return undefined;
-  return Math.min(1, Math.max(0, score));
-}
-
 /** The slot a score counts in, for a model deciding at `threshold` ({@link OUT_OF_RANGE_SLOT} outside [0, 1]). */
 export function scoreSlot(score: number, threshold: number): number {
-  const p = probability(score);
+  // Within PROBABILITY_TOLERANCE of [0, 1] (float rounding), clipped: it had voided the window's estimate.
+  const p = asProbability(score);
   if (p === undefined) return OUT_OF_RANGE_SLOT;
   const bin = binOf(p);
   if (bin === thresholdBin(threshold) && p >= threshold) return SCORE_BINS;
@@ -410,7 +400,7 @@ export const emptyScoreHistogram = (): ScoreHistogram => ({
 });
 
 /** What a score adds to its slot's sum: the score as its slot takes it, 0 outside [0, 1] (that slot's sum is never used). */
-export const slotValue = (score: number): number => probability(score) ?? 0;
+export const slotValue = (score: number): number => asProbability(score) ?? 0;
 
 /** Adds one score. */
 export function addScore(h: ScoreHistogram, score: number, threshold: number): void {

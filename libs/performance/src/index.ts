@@ -49,6 +49,7 @@ export {
   logLoss,
   type MetricName,
   type Metrics,
+  PROBABILITY_TOLERANCE,
   regressionMetrics,
   rocAuc,
   type Task,

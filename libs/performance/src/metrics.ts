@@ -4,6 +4,24 @@ import { CompensatedSum } from '@driftline/stats';
 /** Numeric machine epsilon of float64, the clipping bound scikit-learn uses for log loss and MAPE. */
 export const FLOAT64_EPS = 2.220446049250313e-16;
 
+/**
+ * How far outside [0, 1] a score is still a probability: float rounding of one (0.56 + 0.34 + 0.1
+ * = 1.0000000000000002 in doubles; a float32 model's probabilities summed in float32, one float32
+ * step above 1: 1.0000001192092896). Within it a score is clipped into [0, 1]; beyond it (and NaN)
+ * it is no probability. One bound for the realized log loss and Brier and for the CBPE grid
+ * (cbpe.ts): the grid took 1.0000000000000002 while it nulled the window's realized log loss and
+ * Brier, so a bound on them never fired (found by a review).
+ */
+export const PROBABILITY_TOLERANCE = 1e-6;
+
+const clip01 = (p: number): number => Math.min(1, Math.max(0, p));
+
+/** The score clipped into [0, 1] when within {@link PROBABILITY_TOLERANCE} of it; undefined beyond (NaN too). */
+export function asProbability(score: number): number | undefined {
+  if (!(score >= -PROBABILITY_TOLERANCE && score <= 1 + PROBABILITY_TOLERANCE)) return undefined;
+  return clip01(score);
+}
+
 function checkLengths(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
   if (a.length !== b.length) {
     throw new DriftlineError('VALIDATION_FAILED', `${what}: ${a.length} labels but ${b.length} predictions`);
@@ -136,8 +154,9 @@ export function logLoss(labels: ArrayLike<number>, probabilities: ArrayLike<numb
   const sum = new CompensatedSum();
   const hi = 1 - FLOAT64_EPS;
   for (let i = 0; i < labels.length; i++) {
-    const p = probabilities[i] as number;
-    // sklearn forms [1 - p, p] first and clips both columns afterwards.
+    // Into [0, 1] first (a score within PROBABILITY_TOLERANCE of it; the eps clip below gives the
+    // same loss either way), then as sklearn: it forms [1 - p, p] and clips both columns afterwards.
+    const p = clip01(probabilities[i] as number);
     const q = labels[i] === 1 ? p : 1 - p;
     sum.add(-Math.log(Math.min(Math.max(q, FLOAT64_EPS), hi)));
   }
@@ -151,7 +170,8 @@ export function brierScore(labels: ArrayLike<number>, probabilities: ArrayLike<n
   if (labels.length === 0) return null;
   const sum = new CompensatedSum();
   for (let i = 0; i < labels.length; i++) {
-    const d = (probabilities[i] as number) - (labels[i] as number);
+    // A score within PROBABILITY_TOLERANCE of [0, 1] counts as the probability it rounds.
+    const d = clip01(probabilities[i] as number) - (labels[i] as number);
     sum.add(d * d);
   }
   return sum.value() / labels.length;
@@ -216,19 +236,20 @@ export const emptyMetrics = (): Metrics => ({
   mape: null,
 });
 
-/** Every classification metric of binary labels and positive-class scores (class = score >= threshold). */
 /**
- * Accuracy, precision, recall and F1 at `threshold`, ROC AUC, and — when every score is a
- * probability in [0, 1] — log loss and Brier. A model scoring outside [0, 1] (logits, a
- * regression model left at the default task) has no log loss or Brier (null, where scikit-learn
- * raises); before, a score of 1.5 for a positive added 2e-16 of loss, silent garbage.
+ * Every classification metric of binary labels and positive-class scores: accuracy, precision,
+ * recall and F1 at `threshold` (class = score >= threshold), ROC AUC, and — when every score is a
+ * probability, in [0, 1] within {@link PROBABILITY_TOLERANCE} (clipped into it) — log loss and
+ * Brier. A model scoring outside (logits, a regression model left at the default task) has no log
+ * loss or Brier (null, where scikit-learn raises); before, a score of 1.5 for a positive added
+ * 2e-16 of loss, silent garbage.
  */
 export function classificationMetrics(labels: ArrayLike<number>, scores: ArrayLike<number>, threshold = 0.5): Metrics {
   const c = confusion(labels, classesFromScores(scores, threshold));
   let probabilities = true;
   for (let i = 0; i < scores.length && probabilities; i++) {
     const s = scores[i] as number;
-    probabilities = s >= 0 && s <= 1;
+    probabilities = asProbability(s) !== undefined;
   }
   return {
     ...emptyMetrics(),

@@ -175,7 +175,9 @@ describe('score histogram', () => {
   it('takes a score within 1e-6 of [0, 1] as a probability, clipped: float rounding voids no estimate (found by reviews)', () => {
     const h = emptyScoreHistogram();
     addScore(h, 1 + 2 ** -52, 0.5);
-    addScore(h, 0.06 + 0.868 + 0.072, 0.5); // 1.0000000000000002
+    const rounded = 0.56 + 0.34 + 0.1;
+    expect(rounded).toBe(1.0000000000000002);
+    addScore(h, rounded, 0.5);
     // A float32 model's class probabilities summed in float32: one float32 step above 1 (1.19e-7).
     const f32 = Math.fround(1 + 2 ** -23);
     expect(f32).toBe(1.0000001192092896);
@@ -187,7 +189,7 @@ describe('score histogram', () => {
     expect(h.counts[scoreSlot(0, 0.5)]).toBe(1);
     expect(h.sums[scoreSlot(0, 0.5)]).toBe(0);
     const c = chunks()[0]!;
-    const withRounding = scoreHistogram([...c.scores, 0.06 + 0.868 + 0.072], 0.5);
+    const withRounding = scoreHistogram([...c.scores, rounded], 0.5);
     expect(estimateCbpeFromHistogram(withRounding, map, 0.5).accuracy).not.toBeNull();
     expect(scoreSlot(1 + 2e-6, 0.5)).toBe(OUT_OF_RANGE_SLOT);
   });

@@ -1,7 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { DriftlineError } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
-import { classificationMetrics, logLoss, type Metrics, regressionMetrics, rocAuc } from '../src/index.js';
+import {
+  classificationMetrics,
+  estimateCbpe,
+  identityCalibration,
+  logLoss,
+  type Metrics,
+  OUT_OF_RANGE_SLOT,
+  PROBABILITY_TOLERANCE,
+  regressionMetrics,
+  rocAuc,
+  scoreSlot,
+} from '../src/index.js';
 
 /** The generator's parameters (see scripts/make_fixtures.py); the data themselves are stored beside them. */
 interface ClassificationCase {
@@ -81,6 +92,31 @@ describe('edge cases', () => {
     expect(m.roc_auc).toBe(1);
     expect(m.accuracy).toBe(1);
     expect(classificationMetrics([1, 0], [1, 0], 0.5).log_loss).not.toBeNull(); // the bounds themselves are probabilities
+  });
+
+  it('a score within PROBABILITY_TOLERANCE of [0, 1] is clipped into it, as CBPE takes it: log loss and Brier stay (found by a review)', () => {
+    // A bad model (accuracy 0.2); one score of float rounding above 1 (0.56 + 0.34 + 0.1 in doubles).
+    const labels = Float64Array.from({ length: 1000 }, (_, i) => (i % 3 === 0 ? 1 : 0));
+    const scores = Float64Array.from({ length: 1000 }, (_, i) => (i % 3 === 0 ? 0.2 : 0.8));
+    scores[0] = 0.56 + 0.34 + 0.1;
+    expect(scores[0]).toBe(1.0000000000000002);
+    const m = classificationMetrics(labels, scores);
+    // scikit-learn 1.9.1 on the clipped scores (scores[0] = 1.0; on the raw ones it raises
+    // "y_prob contains values greater than 1"):
+    //   log_loss(y, s) = 1.6078284745216656, brier_score_loss(y, s) = 0.6393600000000004
+    expect(m.log_loss).not.toBeNull();
+    expect(Math.abs(m.log_loss! - 1.6078284745216656)).toBeLessThanOrEqual(1e-9 * 1.6078284745216656);
+    expect(Math.abs(m.brier! - 0.6393600000000004)).toBeLessThanOrEqual(1e-9);
+    // One tolerance for the realized metrics and the CBPE grid: in for both, or out for both.
+    for (const s of [1 + PROBABILITY_TOLERANCE / 2, -PROBABILITY_TOLERANCE / 2, 1.0000001192092896]) {
+      expect(classificationMetrics([1, 0], [s, 0.3]).brier, String(s)).not.toBeNull();
+      expect(scoreSlot(s, 0.5), String(s)).not.toBe(OUT_OF_RANGE_SLOT);
+    }
+    for (const s of [1 + 2 * PROBABILITY_TOLERANCE, -2 * PROBABILITY_TOLERANCE]) {
+      expect(classificationMetrics([1, 0], [s, 0.3]).log_loss, String(s)).toBeNull();
+      expect(scoreSlot(s, 0.5), String(s)).toBe(OUT_OF_RANGE_SLOT);
+    }
+    expect(estimateCbpe(scores, identityCalibration(), 0.5).accuracy).toBeCloseTo(0.8, 3);
   });
 
   it('a non-finite score is refused with VALIDATION_FAILED, as scikit-learn raises (found by a review)', () => {

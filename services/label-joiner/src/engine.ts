@@ -6,6 +6,7 @@ import {
   type Logger,
   modelNameProblem,
   PoisonRecordError,
+  toDriftlineError,
 } from '@driftline/core';
 import {
   isWrittenReplay,
@@ -144,6 +145,35 @@ export function validateLabel(e: LabelEvent, time: EventTimeCheck, task?: Task):
   // the bound would overflow its sums.
   if (typeof e.value === 'number' && Number.isFinite(e.value) && !measurable(e.value)) {
     throw bad(`value ${e.value} is beyond ±${MAX_METRIC_MAGNITUDE}`);
+  }
+}
+
+/**
+ * One side of a join as the store holds it, decoded. An outage (the registry unreachable) is
+ * rethrown as it is: the batch is retried whole. Bytes that decoded when stored and no longer do (a
+ * schema id the registry no longer knows: DECODE_FAILED) are poison for the record that joined
+ * them, non-retriable, so the consumer's bisection dead-letters that record alone with this reason
+ * and the rest of its batch is joined. Thrown retriable (INTERNAL), they had failed the whole batch
+ * for ever — good labels too — and the partition, never caught up, held the expiry clock of every
+ * model (found by a review). The join state stays `K` (until its backstop TTL): replaying the dead
+ * letter once the bytes decode again re-emits the row, so nothing is lost. Another code (INTERNAL:
+ * a decoder bug) is kept, so the consumer's processor-fault hold still applies to it.
+ */
+async function decodeStored<T>(
+  side: 'prediction' | 'label',
+  joined: { readonly model: string; readonly id: string },
+  decode: () => Promise<T> | T,
+): Promise<T> {
+  try {
+    return await decode();
+  } catch (thrown) {
+    const error = toDriftlineError(thrown);
+    if (error.retriable) throw error;
+    const message = `the stored ${side} of ${joinKey(joined)} no longer decodes (${error.message}); this record joined it, replay it once the ${side} decodes again`;
+    if (error.code === 'DECODE_FAILED' || error.code === 'VALIDATION_FAILED') {
+      throw new PoisonRecordError(error.code, message, { cause: error });
+    }
+    throw new DriftlineError(error.code, message, { cause: error, retriable: false });
   }
 }
 
@@ -326,19 +356,9 @@ export class JoinEngine {
     const unique = new Map(emits.map((e) => [joinKey(e.emit), e]));
     const rows: JoinedRow[] = [];
     for (const { emit: e, ...known } of unique.values()) {
-      let prediction: PredictionEvent;
-      let label: LabelEvent;
-      try {
-        prediction = known.prediction ?? (await this.decoder.prediction(e.prediction));
-        label = known.label ?? (await this.decoder.label(e.label));
-      } catch (error) {
-        // The bytes were decodable when stored; failing now means the registry is unreachable.
-        if (error instanceof DriftlineError && error.retriable) throw error;
-        throw new DriftlineError('INTERNAL', `stored payload of ${joinKey(e)} does not decode`, {
-          cause: error,
-          retriable: true,
-        });
-      }
+      const prediction =
+        known.prediction ?? (await decodeStored('prediction', e, () => this.decoder.prediction(e.prediction)));
+      const label = known.label ?? (await decodeStored('label', e, () => this.decoder.label(e.label)));
       rows.push({ prediction, label, joinedAt: e.joinedAt });
       this.metrics?.delay.observe(Math.max(0, (label.event_time - prediction.event_time) / 1000));
     }

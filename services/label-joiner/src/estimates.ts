@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SinkUnavailableError } from '@driftline/core';
+import { type DriftlineError, type Logger, SinkUnavailableError, toDriftlineError } from '@driftline/core';
 import type { GroupTally, JoinStore, TallyInput } from '@driftline/join';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import {
@@ -172,50 +172,80 @@ export interface WindowExtras {
 
 const CALIBRATION_CACHE = 1_000;
 
+type CachedCalibration =
+  | { readonly at: number; readonly map: CalibrationMap; readonly id: string }
+  | { readonly at: number; readonly refused: DriftlineError };
+
 /**
  * Per window: the CBPE estimate from the summed score histogram and the version's calibration map
  * (cached `cacheMs`, so a new reference's map is picked up), and the business outcome of its
  * labeled rows. A version without a stored map is estimated on its raw scores (`calibration_id`
  * '' in the row): right for a calibrated model, optimistic for an over-confident one.
+ *
+ * An estimate refused for good (a non-retriable error: a calibration map this joiner cannot parse,
+ * such as a newer format a trainer one release ahead writes) leaves the window without an estimate:
+ * its realized metrics, business outcome and PERFORMANCE alerts are written as usual. The refusal
+ * is logged once per version and counted. It used to fail the whole recompute: that version's
+ * windows got no realized rows and no PERFORMANCE alert, requeued every pass, silently (found by
+ * a review). An outage (retriable) still fails the recompute, which is retried.
  */
 export class WindowEstimator {
-  private readonly maps = new Map<string, { at: number; map: CalibrationMap; id: string }>();
+  private readonly maps = new Map<string, CachedCalibration>();
+  /** Versions whose refusal was logged (until a read of theirs succeeds again). */
+  private readonly refusedVersions = new Set<string>();
+  private readonly refusals;
 
   constructor(
     private readonly store: PerformanceEstimateStore,
-    private readonly counter: ScoreCounter,
+    private readonly scores: ScoreCounter,
     private readonly tallies: Pick<JoinStore<unknown, unknown>, 'takeTallies' | 'ackTallies'>,
     private readonly options: {
       readonly threshold: number;
       readonly falseAlarmCost: number | undefined;
       readonly cacheMs: number;
+      readonly logger?: Logger;
     },
-  ) {}
+    registry?: Registry,
+  ) {
+    this.refusals =
+      registry === undefined
+        ? undefined
+        : counter(
+            registry,
+            'driftline_joiner_estimates_refused_total',
+            'Window recomputes written without their CBPE estimate: the estimator refused it for good (a calibration map this joiner cannot parse)',
+            [],
+          );
+  }
 
   flush(): Promise<WindowRef[]> {
-    return this.counter.flush(this.tallies, this.store);
+    return this.scores.flush(this.tallies, this.store);
   }
 
   private async calibration(model: string, version: string, now: number) {
     const key = JSON.stringify([model, version]);
-    const hit = this.maps.get(key);
-    if (hit !== undefined && now - hit.at < this.options.cacheMs) return hit;
-    const stored = await this.store.calibration(model, version);
-    const entry = { at: now, map: stored?.map ?? identityCalibration(), id: stored?.referenceId ?? '' };
-    this.maps.delete(key);
-    this.maps.set(key, entry);
-    if (this.maps.size > CALIBRATION_CACHE) this.maps.delete(this.maps.keys().next().value as string);
+    let entry = this.maps.get(key);
+    if (entry === undefined || now - entry.at >= this.options.cacheMs) {
+      // A refusal is cached like a map: its version's windows do not read ClickHouse again each pass.
+      try {
+        const stored = await this.store.calibration(model, version);
+        entry = { at: now, map: stored?.map ?? identityCalibration(), id: stored?.referenceId ?? '' };
+      } catch (thrown) {
+        const refused = toDriftlineError(thrown);
+        if (refused.retriable) throw refused;
+        entry = { at: now, refused };
+      }
+      this.maps.delete(key);
+      this.maps.set(key, entry);
+      if (this.maps.size > CALIBRATION_CACHE) this.maps.delete(this.maps.keys().next().value as string);
+    }
+    if ('refused' in entry) throw entry.refused;
     return entry;
   }
 
   /** The window's estimate and business outcome; `window`: its rows, as the recompute read them. */
   async extras(ref: WindowRef, window: WindowColumns, now = Date.now()): Promise<WindowExtras> {
-    const histogram = await this.store.histogram(ref, this.options.threshold);
-    let estimate: WindowExtras['estimate'];
-    if (histogram !== undefined) {
-      const c = await this.calibration(ref.model, ref.modelVersion, now);
-      estimate = { value: estimateCbpeFromHistogram(histogram, c.map, this.options.threshold), calibrationId: c.id };
-    }
+    const estimate = await this.estimate(ref, now);
     // From the rows the recompute read: a read of its own (one object per row, unpaged) had undone
     // the window's bound on memory.
     const business = businessOutcome(valuedPoints(window), {
@@ -223,5 +253,31 @@ export class WindowEstimator {
       ...(this.options.falseAlarmCost === undefined ? {} : { falseAlarmCost: this.options.falseAlarmCost }),
     });
     return estimate === undefined ? { business } : { estimate, business };
+  }
+
+  /** The window's CBPE estimate: undefined without scores, or when refused for good (see the class). */
+  private async estimate(ref: WindowRef, now: number): Promise<WindowExtras['estimate']> {
+    const version = JSON.stringify([ref.model, ref.modelVersion]);
+    try {
+      const histogram = await this.store.histogram(ref, this.options.threshold);
+      if (histogram === undefined) return undefined;
+      const c = await this.calibration(ref.model, ref.modelVersion, now);
+      const value = estimateCbpeFromHistogram(histogram, c.map, this.options.threshold);
+      this.refusedVersions.delete(version); // a later refusal is logged again
+      return { value, calibrationId: c.id };
+    } catch (thrown) {
+      const error = toDriftlineError(thrown);
+      if (error.retriable) throw error;
+      this.refusals?.inc();
+      if (!this.refusedVersions.has(version)) {
+        if (this.refusedVersions.size >= CALIBRATION_CACHE) this.refusedVersions.clear();
+        this.refusedVersions.add(version);
+        this.options.logger?.warn(
+          { model: ref.model, model_version: ref.modelVersion, code: error.code, err: error.message },
+          "no CBPE estimate for this version's windows (refused for good); their realized metrics and PERFORMANCE alerts are written without it",
+        );
+      }
+      return undefined;
+    }
   }
 }

@@ -334,8 +334,9 @@ export class WindowRecomputer {
         await this.store.requeueDirty(key, mark).catch(() => {});
         // A few outages in one pass mean the warehouse is down or hung, not one bad window: stop
         // (each further attempt could wait out a timeout, a stop's final pass included). A window
-        // refused for good (its alert too large for Kafka, a malformed calibration map) does not
-        // count: three of them, oldest first, had stopped every pass before any other window.
+        // refused for good (its alert too large for Kafka) does not count: three of them, oldest
+        // first, had stopped every pass before any other window. (A calibration map the joiner
+        // cannot parse no longer fails a recompute: the window is written without its estimate.)
         if (toDriftlineError(error).retriable && ++outages >= MAX_OUTAGES_PER_PASS) break;
       }
     }

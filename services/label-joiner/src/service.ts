@@ -120,11 +120,18 @@ export const labelJoinerService = defineService({
       const estimator =
         scores === undefined
           ? undefined
-          : new WindowEstimator(warehouse.estimates, scores, store, {
-              threshold: config.threshold,
-              falseAlarmCost: config.falseAlarmCost,
-              cacheMs: config.calibrationRefreshMs,
-            });
+          : new WindowEstimator(
+              warehouse.estimates,
+              scores,
+              store,
+              {
+                threshold: config.threshold,
+                falseAlarmCost: config.falseAlarmCost,
+                cacheMs: config.calibrationRefreshMs,
+                logger,
+              },
+              ctx.registry,
+            );
       const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry, scores, { taskOf, logger });
       // Expired predictions that can never be written go to predictions.v1.dlq, their stored bytes
       // as they are, with the reason; a failure of the DLQ is retriable (the pass acks nothing).

@@ -7,6 +7,7 @@ import {
   silentLogger,
 } from '@driftline/core';
 import { backstopTtl, InMemoryJoinStore, type JoinConfig, type SourceReport } from '@driftline/join';
+import { isolateRejected } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
@@ -414,6 +415,76 @@ describe('JoinEngine', () => {
     });
     await engine.process(batch, now, 'test/0');
     expect(sink.joined.map((r) => [r.prediction.prediction_id, r.label.event_time])).toEqual([['a', now - 1_000]]);
+  });
+
+  it('a stored side that no longer decodes rejects the one record that joined it, the rest of its batch joins (found by a review)', async () => {
+    // What the codec answers for stored bytes whose schema id the registry no longer knows.
+    let lost = { prediction: 'a', label: 'b' };
+    const forget = <T extends { prediction_id: string }>(e: T, id: string): T => {
+      if (e.prediction_id === id)
+        throw new PoisonRecordError('DECODE_FAILED', 'schema id 17 is unknown to the registry');
+      return e;
+    };
+    const forgetful = {
+      prediction: (b: Buffer) => forget(decoder.prediction(b), lost.prediction),
+      label: (b: Buffer) => forget(decoder.label(b), lost.label),
+    };
+    const store = new InMemoryJoinStore<Buffer, Buffer>(config);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, forgetful, sink, 3_600_000);
+    // a's prediction and b's label are stored (their bytes will not decode), as are c's and d's.
+    await engine.process([prediction('a'), prediction('c')], 5, 'p/0');
+    await engine.process([label('b'), label('d')], 5, 'l/0');
+    // The consumer loop's delivery: a non-retriable failure is bisected down to the records at fault.
+    const deliver = (source: string) => async (items: readonly JoinerRecord[]) => {
+      await engine.process(items, 6, source);
+    };
+    const ofLabels = await isolateRejected([label('a'), label('c')], deliver('l/0'));
+    const ofPredictions = await isolateRejected([prediction('b'), prediction('d')], deliver('p/0'));
+    expect(
+      [...ofLabels, ...ofPredictions].map(({ item, error }) => [
+        item.kind,
+        item.event.prediction_id,
+        error.code,
+        error.retriable,
+      ]),
+    ).toEqual([
+      ['label', 'a', 'DECODE_FAILED', false],
+      ['prediction', 'b', 'DECODE_FAILED', false],
+    ]);
+    expect(ofLabels[0]!.error.message).toMatch(
+      /^the stored prediction of \["m","a"\] no longer decodes \(schema id 17 is unknown to the registry\)/,
+    );
+    expect(ofPredictions[0]!.error.message).toMatch(/^the stored label of \["m","b"\] no longer decodes/);
+    // Before: INTERNAL, retriable, for the whole batch: c and d were never joined, the partition retried for ever.
+    expect(sink.joined.map((r) => r.prediction.prediction_id).sort()).toEqual(['c', 'd']);
+    // Nothing lost: the join state stays K, and the dead letters replayed once the schema is back join.
+    lost = { prediction: '', label: '' };
+    expect((await engine.process([{ ...label('a'), replayed: true }], 7, 'l/0')).outcomes).toEqual({
+      'label:replayed': 1,
+    });
+    expect((await engine.process([{ ...prediction('b'), replayed: true }], 7, 'p/0')).outcomes).toEqual({
+      'prediction:replayed': 1,
+    });
+    expect(sink.joined.map((r) => r.prediction.prediction_id).sort()).toEqual(['a', 'b', 'c', 'd']);
+    // An outage of the decoder stays an outage: the batch fails retriably, nothing rejected.
+    const down = new JoinEngine(
+      new InMemoryJoinStore<Buffer, Buffer>(config),
+      {
+        ...decoder,
+        prediction: () => {
+          throw new DriftlineError('SOURCE_UNAVAILABLE', 'registry down', { retriable: true });
+        },
+      },
+      new FlakySink(),
+      3_600_000,
+    );
+    await down.process([prediction('e')], 5, 'p/0');
+    await expect(
+      isolateRejected([label('e')], async (items) => {
+        await down.process(items, 6, 'l/0');
+      }),
+    ).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE', retriable: true });
   });
 });
 

@@ -1,12 +1,26 @@
-import { SinkUnavailableError } from '@driftline/core';
+import { type Logger, SinkUnavailableError, silentLogger } from '@driftline/core';
 import { InMemoryJoinStore } from '@driftline/join';
 import { createMetricsRegistry } from '@driftline/observability';
-import { scoreHistogram, windowKey } from '@driftline/performance';
-import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
-import type { HistogramFlush, JoinedRow } from '@driftline/warehouse';
+import {
+  parseBounds,
+  parseCalibrationMap,
+  scoreHistogram,
+  WindowColumnsBuilder,
+  windowKey,
+} from '@driftline/performance';
+import type { DriftAlert, LabelEvent, PredictionEvent } from '@driftline/schemas';
+import type {
+  HistogramFlush,
+  JoinedRow,
+  PerformanceEstimateStore,
+  PerformanceWindow,
+  Warehouse,
+} from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { JoinEngine, type JoinerRecord } from '../src/engine.js';
-import { ScoreCounter } from '../src/estimates.js';
+import { ScoreCounter, WindowEstimator } from '../src/estimates.js';
+import { WindowRecomputer } from '../src/loops.js';
+import { recomputeOptions } from './fixtures/recompute-options.js';
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 const decoder = {
@@ -120,5 +134,95 @@ describe('ScoreCounter (CBPE score histograms tallied by the join)', () => {
     await flush();
     await run([prediction('b', 0.9, 'm', 2 * HOUR)]);
     expect(await flush()).toEqual([{ model: 'm', modelVersion: 'v1', windowStart: 2 * HOUR }]);
+  });
+});
+
+describe('WindowEstimator', () => {
+  // 200 labeled predictions of one window, accuracy 0.5: the bound accuracy<0.8 is breached.
+  const scores = Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? 0.9 : 0.1));
+  const labels = Array.from({ length: 200 }, (_, i) => (i % 4 < 2 ? 1 : 0));
+
+  function setupRecompute(calibration: PerformanceEstimateStore['calibration']) {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const store = new InMemoryJoinStore<Buffer, Buffer>({ maxDelayMs: HOUR, graceMs: 0, tombstoneMs: HOUR });
+    const warnings: unknown[] = [];
+    const logger: Logger = { ...silentLogger, warn: (fields: unknown) => void warnings.push(fields) };
+    const estimates: PerformanceEstimateStore = {
+      insertHistograms: async () => {},
+      histogram: async () => scoreHistogram(scores, 0.5),
+      scoreTotals: async () => [],
+      saveCalibration: async () => {},
+      calibration,
+    };
+    const counter = new ScoreCounter({ threshold: 0.5, maxWindows: 100, windowMs: HOUR, counts: () => true }, registry);
+    const estimator = new WindowEstimator(
+      estimates,
+      counter,
+      store,
+      { threshold: 0.5, falseAlarmCost: undefined, cacheMs: 300_000, logger },
+      registry,
+    );
+    const written: PerformanceWindow[] = [];
+    const warehouse = {
+      predictions: {
+        readWindow: async () => {
+          const b = new WindowColumnsBuilder(0);
+          for (const [i, s] of scores.entries()) b.addLabeled(s, labels[i]!, []);
+          return b.build();
+        },
+      },
+      performance: { insert: async (w: PerformanceWindow) => void written.push(w) },
+    } as unknown as Pick<Warehouse, 'predictions' | 'performance'>;
+    const alerts: DriftAlert[] = [];
+    const recomputer = new WindowRecomputer(
+      store,
+      warehouse,
+      { ...recomputeOptions(HOUR), bounds: parseBounds('accuracy<0.8', 'B'), estimator },
+      { publish: async (a) => void alerts.push(a) },
+      async () => false,
+      async () => {},
+      registry,
+    );
+    return { recomputer, written, alerts, warnings, registry };
+  }
+
+  it('a calibration map it cannot parse: the window is written without its estimate and alerts on its labels (found by a review)', async () => {
+    let reads = 0;
+    // A trainer one release ahead wrote its map in a newer format: parsing it throws ConfigError.
+    const { recomputer, written, alerts, warnings, registry } = setupRecompute(async (model, version) => {
+      reads++;
+      const json = { format: 'driftline.calibration/2', method: 'isotonic', x: [0, 1], y: [0, 1], n: 10, positives: 5 };
+      return {
+        referenceId: 'ref-2',
+        map: parseCalibrationMap(json, `calibration_maps[${model}/${version}/ref-2].calibration`),
+      };
+    });
+    const rows = await recomputer.recompute(ref);
+    expect(rows[0]?.metrics.accuracy).toBe(0.5);
+    expect(written).toHaveLength(1);
+    expect(written[0]?.estimate).toBeUndefined();
+    expect(written[0]?.business).toBeDefined();
+    expect(alerts.map((a) => [a.kind, a.method, a.statistic])).toEqual([['PERFORMANCE', 'accuracy', 0.5]]);
+    // Logged once per version, counted per window; the refusal is cached like a map.
+    await recomputer.recompute({ ...ref, windowStart: HOUR });
+    expect(written).toHaveLength(2);
+    expect(warnings).toEqual([
+      {
+        model: 'm',
+        model_version: 'v1',
+        code: 'CONFIG_INVALID',
+        err: expect.stringMatching(/calibration_maps\[m\/v1\/ref-2\]\.calibration.*driftline\.calibration\/1/),
+      },
+    ]);
+    expect(reads).toBe(1);
+    expect(await registry.getSingleMetricAsString('driftline_joiner_estimates_refused_total')).toMatch(/} 2$/m);
+  });
+
+  it('an outage reading the calibration still fails the recompute (retried), writing nothing', async () => {
+    const { recomputer, written } = setupRecompute(async () => {
+      throw new SinkUnavailableError('clickhouse down');
+    });
+    await expect(recomputer.recompute(ref)).rejects.toThrow(SinkUnavailableError);
+    expect(written).toHaveLength(0);
   });
 });

@@ -9,7 +9,7 @@ import {
 import { BOUND_METRIC_NAMES } from '@driftline/performance';
 import { z } from 'zod';
 
-/** At most this many windows are remembered per model, whatever the horizon (so `sustain` is at most this). */
+/** At most this many windows are remembered per model and signal family (drift, performance), whatever the horizon (so `sustain` is at most this). */
 export const MAX_WINDOWS = 512;
 
 /**
@@ -129,6 +129,7 @@ export interface ModelPolicy {
   readonly sustain: number;
   readonly cooldownMs: number;
   readonly trainingWindowMs: number;
+  /** How far behind the newest window of its signal family (drift or performance) an alert's window may end and still count. */
   readonly lateHorizonMs: number;
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { DriftAlert } from '@driftline/schemas';
-import { MAX_WINDOWS, type ModelPolicy, type Policy, policyFor } from './config.js';
+import type { AlertKind, DriftAlert } from '@driftline/schemas';
+import { MAX_WINDOWS, type ModelPolicy, type Policy, policyFor, type SignalConfig } from './config.js';
 import { type Baseline, signalsOf } from './signals.js';
 
 /** One event-time window the policy has seen alerts for. */
@@ -25,17 +25,54 @@ export interface FiredWindow {
   readonly alertId?: string;
 }
 
-/** What the policy remembers about one model: plain JSON, bounded by `late_horizon`, persisted as is. */
-export interface ModelState {
-  /** Decisions taken (duplicates excluded): orders the persisted snapshots. */
-  readonly seq: number;
+/**
+ * The windows of one signal family: its own newest window end (its `late_horizon` counts back from
+ * it) and at most MAX_WINDOWS windows, so one family's alerts never push another's out.
+ */
+export interface FamilyState {
   readonly maxWindowEnd: number;
   /** Sorted by start. */
   readonly windows: readonly WindowEntry[];
+}
+
+/**
+ * Which windows' clock an alert kind runs on. `drift`: FEATURE_DRIFT and PREDICTION_DRIFT, both
+ * raised by the drift-monitor for the same windows as they close. `performance`: PERFORMANCE, the
+ * label-joiner's windows, decided when their labels arrive (days late). One `maxWindowEnd` and one
+ * window cap for both made a performance rule never fire once the model had a recent drift window
+ * (found by a review). Per kind, FEATURE_DRIFT and PREDICTION_DRIFT of the same windows would no
+ * longer make one streak; per signal, neither would one FEATURE_DRIFT alert's `share_drifted` and
+ * `key_feature`.
+ */
+export type SignalFamily = 'drift' | 'performance';
+
+/**
+ * What the policy remembers about one model: plain JSON, bounded by `late_horizon` and MAX_WINDOWS
+ * per family, persisted as is. The drift family stays at the top level, where a state persisted
+ * before families kept every kind's windows: such a state loads (its performance windows are moved
+ * to `performance`), and a release from before reads this one (it forgets `performance`).
+ */
+export interface ModelState {
+  /** Decisions taken (duplicates excluded): orders the persisted snapshots. */
+  readonly seq: number;
+  /** The drift family's newest window end. */
+  readonly maxWindowEnd: number;
+  /** The drift family's windows, sorted by start. */
+  readonly windows: readonly WindowEntry[];
+  /** The performance family. Absent in states persisted before families. */
+  readonly performance?: FamilyState;
   readonly lastFire: FiredWindow | null;
 }
 
-export const emptyModelState: ModelState = { seq: 0, maxWindowEnd: 0, windows: [], lastFire: null };
+const emptyFamily: FamilyState = { maxWindowEnd: 0, windows: [] };
+
+export const emptyModelState: ModelState = {
+  seq: 0,
+  maxWindowEnd: 0,
+  windows: [],
+  performance: emptyFamily,
+  lastFire: null,
+};
 
 export type HoldReason =
   | 'unknown_model'
@@ -115,41 +152,121 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export const MAX_ALERT_IDS_PER_WINDOW = 32;
 
 /**
- * Most alert ids one model state remembers in all (its windows' ids, newest windows first): 32 per
- * window over up to 512 windows still let a state reach ~340 KB (40 per-feature alerts per 5-minute
- * window over a day), and the retrain-trigger's rows carried it until ClickHouse refused the batch
- * (found by a review). At the cap the oldest windows' ids are forgotten, their windows and signals
- * kept; the alert that fired last is kept apart (`lastFire.alertId`). decide alone then takes a
- * forgotten id replayed for new, with no effect on the state or the requests (see
- * MAX_ALERT_IDS_PER_WINDOW) but a decision other than the first one's. The retrain-trigger does
- * not rely on this memory alone: an id the state did not remember before a batch it looks up in
- * retrain_decisions, and one it did is a duplicate for the whole batch, though the batch pushes it
- * out (it was decided as new, its row replacing a fire; found by a review). So its deduplication
- * is exact while retrain_decisions holds the id's row (400 days).
+ * Most alert ids one model state remembers in all, over its families (its windows' ids, newest
+ * windows first): 32 per window over up to 512 windows still let a state reach ~340 KB (40
+ * per-feature alerts per 5-minute window over a day), and the retrain-trigger's rows carried it
+ * until ClickHouse refused the batch (found by a review). At the cap the oldest windows' ids are
+ * forgotten, their windows and signals kept; the alert that fired last is kept apart
+ * (`lastFire.alertId`). decide alone then takes a forgotten id replayed for new, with no effect on
+ * the state or the requests (see MAX_ALERT_IDS_PER_WINDOW) but a decision other than the first
+ * one's. The retrain-trigger does not rely on this memory alone: an id the state did not remember
+ * before a batch it looks up in retrain_decisions, and one it did is a duplicate for the whole
+ * batch, though the batch pushes it out (it was decided as new, its row replacing a fire; found by
+ * a review). So its deduplication is exact while retrain_decisions holds the id's row (400 days).
  */
 export const MAX_ALERT_IDS_PER_STATE = 256;
 
-/** The windows with at most MAX_ALERT_IDS_PER_STATE ids in all: the newest windows keep theirs. */
-function capAlertIds(windows: readonly WindowEntry[]): WindowEntry[] {
+type Families = Readonly<Record<SignalFamily, FamilyState>>;
+
+/**
+ * The families' windows with at most MAX_ALERT_IDS_PER_STATE ids in all: the newest windows (by
+ * start, whatever their family) keep theirs. Each family's list is sorted by start, so the lists
+ * are walked from their ends together, in linear time.
+ */
+function capAlertIds(families: Families): Families {
   let left = MAX_ALERT_IDS_PER_STATE;
-  const out: WindowEntry[] = [];
-  for (let i = windows.length - 1; i >= 0; i--) {
-    const w = windows[i]!;
+  const drift = families.drift.windows;
+  const performance = families.performance.windows;
+  const keptDrift: WindowEntry[] = [];
+  const keptPerformance: WindowEntry[] = [];
+  let d = drift.length - 1;
+  let p = performance.length - 1;
+  while (d >= 0 || p >= 0) {
+    const fromDrift = p < 0 || (d >= 0 && drift[d]!.start >= performance[p]!.start);
+    const w = fromDrift ? drift[d--]! : performance[p--]!;
     const keep = Math.min(left, w.alertIds.length);
     left -= keep;
     // Each window's list is oldest first: its newest ids are the ones kept.
-    out.push(keep === w.alertIds.length ? w : { ...w, alertIds: w.alertIds.slice(w.alertIds.length - keep) });
+    const kept = keep === w.alertIds.length ? w : { ...w, alertIds: w.alertIds.slice(w.alertIds.length - keep) };
+    (fromDrift ? keptDrift : keptPerformance).push(kept);
   }
-  return out.reverse();
+  return {
+    drift: { ...families.drift, windows: keptDrift.reverse() },
+    performance: { ...families.performance, windows: keptPerformance.reverse() },
+  };
 }
 
 /**
- * Whether `state` still remembers deciding `alertId` (its window's newest ids, or the alert that
- * fired last). A forgotten id may still have been decided: the caller that needs certainty keeps
- * a record of every decision (the retrain-trigger: retrain_decisions).
+ * Whether `state` still remembers deciding `alertId` (its windows' newest ids in any family, or the
+ * alert that fired last). A forgotten id may still have been decided: the caller that needs
+ * certainty keeps a record of every decision (the retrain-trigger: retrain_decisions).
  */
 export function remembersAlert(state: ModelState, alertId: string): boolean {
-  return state.lastFire?.alertId === alertId || state.windows.some((w) => w.alertIds.includes(alertId));
+  const has = (w: WindowEntry) => w.alertIds.includes(alertId);
+  return (
+    state.lastFire?.alertId === alertId || state.windows.some(has) || (state.performance?.windows.some(has) ?? false)
+  );
+}
+
+/**
+ * The family of `kind` when the policy configures a signal alerts of that kind can carry (the
+ * kinds `signalsOf` reads); undefined otherwise: such an alert is held and never touches the state.
+ */
+function configuredFamily(config: SignalConfig, kind: AlertKind): SignalFamily | undefined {
+  switch (kind) {
+    case 'FEATURE_DRIFT':
+      return config.shareDrifted !== undefined || config.keyFeatures.length > 0 ? 'drift' : undefined;
+    case 'PREDICTION_DRIFT':
+      return config.predictionDrift ? 'drift' : undefined;
+    case 'PERFORMANCE':
+      return config.performance.length > 0 ? 'performance' : undefined;
+    default:
+      return undefined;
+  }
+}
+
+const isPerformanceSignal = (signal: string) => signal.startsWith('performance:');
+
+/**
+ * The state's families. A state persisted before families kept every kind's windows at the top
+ * level under one `maxWindowEnd`: its windows with performance signals move to the performance
+ * family (newest end: theirs), the rest stay with the old `maxWindowEnd` (the drift-monitor's
+ * windows were the newest). A window with both (the same bounds) is split, its ids staying with
+ * the drift part: `remembersAlert` looks in every family.
+ */
+function familiesOf(state: ModelState): Families {
+  const drift = { maxWindowEnd: state.maxWindowEnd, windows: state.windows };
+  if (state.performance !== undefined) return { drift, performance: state.performance };
+  const driftWindows: WindowEntry[] = [];
+  const performanceWindows: WindowEntry[] = [];
+  for (const w of state.windows) {
+    const performanceSignals = w.signals.filter(isPerformanceSignal);
+    if (performanceSignals.length === 0) {
+      driftWindows.push(w);
+    } else if (performanceSignals.length === w.signals.length) {
+      performanceWindows.push(w);
+    } else {
+      driftWindows.push({ ...w, signals: w.signals.filter((s) => !isPerformanceSignal(s)) });
+      performanceWindows.push({ ...w, signals: performanceSignals, alertIds: [] });
+    }
+  }
+  return {
+    drift: { ...drift, windows: driftWindows },
+    performance: {
+      maxWindowEnd: performanceWindows.reduce((max, w) => Math.max(max, w.end), 0),
+      windows: performanceWindows,
+    },
+  };
+}
+
+function stateOf(seq: number, families: Families, lastFire: FiredWindow | null): ModelState {
+  return {
+    seq,
+    maxWindowEnd: families.drift.maxWindowEnd,
+    windows: families.drift.windows,
+    performance: families.performance,
+    lastFire,
+  };
 }
 
 function mergeWindow(windows: readonly WindowEntry[], alert: DriftAlert, signals: readonly string[]): WindowEntry[] {
@@ -188,17 +305,25 @@ function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore:
  *
  * - duplicate alert ids are held (`duplicate`) without changing the state;
  * - an alert whose window is empty or reversed (start ≥ end) is held (`empty_window`), state unchanged;
- * - alerts for windows that ended more than `late_horizon` before the newest one are held
- *   (`too_late`); one ending exactly `late_horizon` before still counts, so a horizon of
- *   (sustain − 1) windows holds a run of `sustain`;
+ * - an alert of a kind the policy configures no signal for (DATA_QUALITY, ESTIMATED_PERFORMANCE,
+ *   PERFORMANCE without a performance rule, …) is held (`no_signal`), state unchanged: it neither
+ *   moves a family's newest window nor takes a window slot (a DATA_QUALITY alert of the current
+ *   window put every performance window, days late, out of the horizon; found by a review). It
+ *   breaks no streak either way: a window without a signal never counted. A replay of its id is
+ *   not a `duplicate` here (nothing remembers it) but the same `no_signal` again;
+ * - each signal family (`SignalFamily`: drift, performance) has its own newest window and its own
+ *   MAX_WINDOWS windows: alerts for windows that ended more than `late_horizon` before the
+ *   family's newest are held (`too_late`); one ending exactly `late_horizon` before still counts,
+ *   so a horizon of (sustain − 1) windows holds a run of `sustain`;
  * - alerts for windows before the last retrain's deciding window are held (`before_last_retrain`):
- *   that retrain already covers them;
+ *   that retrain already covers them, whichever family decided it;
  * - a window counts when its alerts carry at least one configured signal; windows before the last
  *   retrain's deciding window never count again (a new streak starts after it);
  * - while the run's last window ends less than `cooldown` after the last fired window's end, a
  *   signalled alert holds (`cooldown`); exactly `cooldown` later is allowed;
- * - otherwise `sustain` consecutive counting windows (each window's end = the next one's start;
- *   order of arrival does not matter) fire, deciding on the run's last window; fewer hold (`sustaining`).
+ * - otherwise `sustain` consecutive counting windows of one family (each window's end = the next
+ *   one's start; order of arrival does not matter) fire, deciding on the run's last window; fewer
+ *   hold (`sustaining`).
  */
 export function decideForModel(
   policy: ModelPolicy,
@@ -217,29 +342,34 @@ export function decideForModel(
       `window ${iso(alert.window_start)} to ${iso(alert.window_end)} is empty or reversed`,
     );
   }
+  const family = configuredFamily(policy.signals, alert.kind);
+  if (family === undefined) {
+    return hold(state, 'no_signal', `${alert.kind} alerts carry no configured signal (state unchanged)`);
+  }
+  const families = familiesOf(state);
+  const own = families[family];
   // Strictly before: a window ending exactly late_horizon behind the newest is within it (with `<=`
   // a horizon of whole windows never held `sustain` of them, and late_horizon 0 refused a second
   // alert of the newest window itself; found by a review).
-  if (alert.window_end < state.maxWindowEnd - policy.lateHorizonMs) {
+  if (alert.window_end < own.maxWindowEnd - policy.lateHorizonMs) {
     return hold(
       state,
       'too_late',
-      `window ends ${iso(alert.window_end)}, more than late_horizon before ${iso(state.maxWindowEnd)}`,
+      `window ends ${iso(alert.window_end)}, more than late_horizon before the newest ${family} window's end ${iso(own.maxWindowEnd)}`,
     );
   }
   const last = state.lastFire;
   const signals = signalsOf(policy.signals, alert, baseline);
-  const maxWindowEnd = Math.max(state.maxWindowEnd, alert.window_end);
+  const maxWindowEnd = Math.max(own.maxWindowEnd, alert.window_end);
   const horizon = maxWindowEnd - policy.lateHorizonMs;
-  const own = (w: WindowEntry) => w.start === alert.window_start && w.end === alert.window_end;
+  const isOwn = (w: WindowEntry) => w.start === alert.window_start && w.end === alert.window_end;
   // The same boundary as too_late above, so the alert's own window always stays.
-  const windows = mergeWindow(state.windows, alert, signals).filter((w) => w.end >= horizon);
-  const next: ModelState = {
-    seq: state.seq + 1,
-    maxWindowEnd,
-    windows: capAlertIds(windows.slice(Math.max(0, windows.length - MAX_WINDOWS))),
-    lastFire: last,
-  };
+  const windows = mergeWindow(own.windows, alert, signals).filter((w) => w.end >= horizon);
+  const capped = capAlertIds({
+    ...families,
+    [family]: { maxWindowEnd, windows: windows.slice(Math.max(0, windows.length - MAX_WINDOWS)) },
+  });
+  const next = stateOf(state.seq + 1, capped, last);
   if (last !== null && alert.window_start < last.windowEnd) {
     return hold(
       next,
@@ -250,18 +380,18 @@ export function decideForModel(
   }
   if (signals.length === 0)
     return hold(next, 'no_signal', `${alert.kind} ${alert.method}=${alert.statistic} carries no configured signal`);
-  const entry = next.windows.find(own);
+  const entry = capped[family].windows.find(isOwn);
   if (entry === undefined) {
-    // Pruned: more than MAX_WINDOWS newer windows are remembered. It used to crash decide (a
-    // TypeError, so the alert was dead-lettered and no decision recorded).
+    // Pruned: more than MAX_WINDOWS newer windows of its family are remembered. It used to crash
+    // decide (a TypeError, so the alert was dead-lettered and no decision recorded).
     return hold(
       next,
       'too_late',
-      `window ends ${iso(alert.window_end)}, behind the ${MAX_WINDOWS} newest windows`,
+      `window ends ${iso(alert.window_end)}, behind the ${MAX_WINDOWS} newest ${family} windows`,
       signals,
     );
   }
-  const run = runThrough(next.windows, entry, last?.windowEnd ?? Number.NEGATIVE_INFINITY);
+  const run = runThrough(capped[family].windows, entry, last?.windowEnd ?? Number.NEGATIVE_INFINITY);
   const deciding = run[run.length - 1]!;
   // Cooldown first: while it lasts, operators want to read "cooldown", whatever the streak.
   if (last !== null && deciding.end - last.windowEnd < policy.cooldownMs) {

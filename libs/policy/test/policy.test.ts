@@ -340,7 +340,9 @@ models:
     late_horizon: 30d
 `);
     let state: ModelState | undefined;
-    for (let w = 1; w <= 600; w++) state = decide(wide, state, alert(w * 2, {}, 'PREDICTION_DRIFT')).state;
+    // Signalled windows with gaps (never a streak): the policy's own kind, so they take window slots.
+    for (let w = 1; w <= 600; w++) state = decide(wide, state, alert(w * 2)).state;
+    expect(state!.windows).toHaveLength(MAX_WINDOWS);
     const late = decide(wide, state, alert(1));
     expect(late.decision).toMatchObject({ kind: 'hold', reason: 'too_late' });
   });
@@ -461,5 +463,305 @@ models:
     }
     expect(out).toEqual(['sustaining', 'sustaining', 'fire']);
     expect(decide(policy, undefined, perf(0)).decision).toMatchObject({ reason: 'no_signal' });
+  });
+});
+
+describe('signal families: kinds without a signal never touch the state; drift and performance keep their own horizon and cap (found by a review)', () => {
+  // The review's world: labels arrive ~2 days late (the label-joiner's max delay defaults to 7 d),
+  // so hourly PERFORMANCE alerts come for windows 2 days back while the drift-monitor raises its
+  // 5-minute alerts for the current window.
+  const H = 3_600_000;
+  const D = 24 * H;
+  const NOW = Date.UTC(2026, 11, 6, 12);
+  const FIVE = 300_000;
+  const performanceOnly = parsePolicy({
+    version: 1,
+    models: { fraud: { signals: { performance: [{ metric: 'roc_auc', below: 0.7 }] } } },
+  });
+  const both = (lateHorizon = '1d') =>
+    parsePolicy({
+      version: 1,
+      models: {
+        fraud: {
+          late_horizon: lateHorizon,
+          signals: { share_drifted: 0.5, performance: [{ metric: 'roc_auc', below: 0.7 }] },
+        },
+      },
+    });
+  const at = (kind: AlertKind, start: number, end: number, over: Partial<DriftAlert> = {}): DriftAlert =>
+    alert(
+      0,
+      {
+        alert_id: `${kind}-${start}`,
+        window_start: start,
+        window_end: end,
+        event_time: end,
+        method: kind === 'PERFORMANCE' || kind === 'ESTIMATED_PERFORMANCE' ? 'roc_auc' : 'null_rate',
+        statistic: kind === 'PERFORMANCE' || kind === 'ESTIMATED_PERFORMANCE' ? 0.55 : 0.3,
+        threshold: 0.7,
+        share_drifted: null,
+        evidence: '{}',
+        ...over,
+      },
+      kind,
+    );
+  /** Three consecutive hourly PERFORMANCE windows (roc_auc 0.55), 2 days before NOW. */
+  const lateWindows = [0, 1, 2].map((i) => at('PERFORMANCE', NOW - 2 * D + i * H, NOW - 2 * D + (i + 1) * H));
+  /** 5-minute FEATURE_DRIFT alerts (share 0.1: no signal) for the `n` windows up to NOW. */
+  const driftUpToNow = (n: number) =>
+    Array.from({ length: n }, (_, k) => {
+      const i = n - k;
+      return at('FEATURE_DRIFT', NOW - i * FIVE, NOW - (i - 1) * FIVE, { method: 'psi', share_drifted: 0.1 });
+    });
+  function feed(p: Policy, alerts: readonly DriftAlert[], start?: ModelState): DecideResult[] {
+    let state = start;
+    return alerts.map((a) => {
+      const r = decide(p, state, a);
+      state = r.state;
+      return r;
+    });
+  }
+  const lastThree = (rs: readonly DecideResult[]) => kinds(rs.slice(-3));
+
+  it('A: the performance alerts alone fire', () => {
+    expect(lastThree(feed(performanceOnly, lateWindows))).toEqual(['sustaining', 'sustaining', 'fire']);
+  });
+
+  it('B: after a DATA_QUALITY alert of the current 5-minute window they still fire (all too_late before)', () => {
+    const quality = at('DATA_QUALITY', NOW - FIVE, NOW);
+    const rs = feed(performanceOnly, [quality, ...lateWindows]);
+    expect(kinds(rs)).toEqual(['no_signal', 'sustaining', 'sustaining', 'fire']);
+  });
+
+  it("B2: after the label-joiner's own ESTIMATED_PERFORMANCE alert of the current hour they still fire", () => {
+    const estimate = at('ESTIMATED_PERFORMANCE', NOW - H, NOW);
+    expect(kinds(feed(performanceOnly, [estimate, ...lateWindows]))).toEqual([
+      'no_signal',
+      'sustaining',
+      'sustaining',
+      'fire',
+    ]);
+  });
+
+  it('C: late_horizon 3d after 576 five-minute drift alerts without a signal: they fire (behind the 512 newest windows before)', () => {
+    const longHorizon = parsePolicy({
+      version: 1,
+      models: { fraud: { late_horizon: '3d', signals: { performance: [{ metric: 'roc_auc', below: 0.7 }] } } },
+    });
+    const rs = feed(longHorizon, [...driftUpToNow(576), ...lateWindows]);
+    expect(lastThree(rs)).toEqual(['sustaining', 'sustaining', 'fire']);
+  });
+
+  it("a drift alert of the policy's own kind moves only the drift family's newest window", () => {
+    // FEATURE_DRIFT is configured (share_drifted) but this one carries no signal: it stays in the
+    // drift family, whose newest window is now; the performance family's is its own.
+    const rs = feed(both(), [...driftUpToNow(1), ...lateWindows]);
+    expect(kinds(rs)).toEqual(['no_signal', 'sustaining', 'sustaining', 'fire']);
+    const state = rs.at(-1)!.state;
+    expect(state.maxWindowEnd).toBe(NOW);
+    expect(state.performance?.maxWindowEnd).toBe(lateWindows[2]!.window_end);
+  });
+
+  it('each family has its own MAX_WINDOWS windows: 576 drift windows leave the performance windows theirs', () => {
+    const rs = feed(both('3d'), [...driftUpToNow(576), ...lateWindows]);
+    expect(lastThree(rs)).toEqual(['sustaining', 'sustaining', 'fire']);
+    const state = rs.at(-1)!.state;
+    expect(state.windows).toHaveLength(MAX_WINDOWS);
+    expect(state.performance?.windows).toHaveLength(3);
+    // A performance alert behind 512 newer performance windows is still held (not a crash).
+    const hourly = Array.from({ length: 600 }, (_, i) =>
+      at('PERFORMANCE', NOW - 30 * D + 2 * i * H, NOW - 30 * D + (2 * i + 1) * H),
+    );
+    const thirty = parsePolicy({
+      models: { fraud: { late_horizon: '60d', signals: { performance: [{ metric: 'roc_auc', below: 0.7 }] } } },
+    });
+    const filled = feed(thirty, hourly).at(-1)!.state;
+    expect(filled.performance?.windows).toHaveLength(MAX_WINDOWS);
+    expect(decide(thirty, filled, at('PERFORMANCE', NOW - 31 * D, NOW - 31 * D + H)).decision).toMatchObject({
+      reason: 'too_late',
+      detail: expect.stringMatching(/behind the 512 newest performance windows/),
+    });
+  });
+
+  it('an alert of a kind without a configured signal returns the state itself; its replay is no_signal again', () => {
+    const rs = feed(performanceOnly, lateWindows.slice(0, 2));
+    const before = rs.at(-1)!.state;
+    for (const kind of [
+      'DATA_QUALITY',
+      'ESTIMATED_PERFORMANCE',
+      'FEATURE_DRIFT',
+      'PREDICTION_DRIFT',
+      'TRAINING_SERVING_SKEW',
+      'SEQUENTIAL_DRIFT',
+      'DRIFT_WINDOW_QUARANTINED',
+    ] as const) {
+      const a = at(kind, NOW - FIVE, NOW, { share_drifted: 1 });
+      const first = decide(performanceOnly, before, a);
+      expect(first.state).toBe(before);
+      expect(first.decision).toMatchObject({ kind: 'hold', reason: 'no_signal', signals: [] });
+      // Nothing remembers it, so a replay decides the same again (the retrain-trigger finds it in
+      // retrain_decisions and records it as a duplicate).
+      expect(decide(performanceOnly, first.state, a)).toEqual(first);
+    }
+    // A flood of them takes no id slot: the ids remembered stay.
+    let state = before;
+    for (let i = 0; i < 2 * MAX_ALERT_IDS_PER_STATE; i++) {
+      state = decide(performanceOnly, state, at('DATA_QUALITY', NOW - FIVE, NOW, { alert_id: `dq-${i}` })).state;
+    }
+    expect(state).toBe(before);
+    expect(remembersAlert(state, lateWindows[0]!.alert_id)).toBe(true);
+    expect(decide(performanceOnly, state, lateWindows[1]!).decision).toMatchObject({ reason: 'duplicate' });
+    expect(kinds([decide(performanceOnly, state, lateWindows[2]!)])).toEqual(['fire']);
+  });
+
+  it('a window with only an alert of another kind is quiet, as before: it breaks a streak and joins none', () => {
+    const quality = (w: number) => alert(w, { alert_id: `dq-${w}`, method: 'null_rate' }, 'DATA_QUALITY');
+    expect(kinds(run([alert(0), alert(1), quality(2), alert(3)]))).toEqual([
+      'sustaining',
+      'sustaining',
+      'no_signal',
+      'sustaining',
+    ]);
+    expect(kinds(run([alert(0), quality(1), alert(1), alert(2)]))).toEqual([
+      'sustaining',
+      'no_signal',
+      'sustaining',
+      'fire',
+    ]);
+  });
+
+  it('a streak stays within its family: a performance window next to drift windows does not join their run', () => {
+    // Performance window [T0 − 1h, T0), drift windows from T0 on: end = next start, but other clocks.
+    const performance = alert(
+      0,
+      {
+        alert_id: 'perf',
+        window_start: T0 - 3_600_000,
+        window_end: T0,
+        method: 'roc_auc',
+        statistic: 0.5,
+        share_drifted: null,
+        evidence: '{}',
+      },
+      'PERFORMANCE',
+    );
+    const rs = run([performance, alert(0), alert(1)]);
+    expect(kinds(rs)).toEqual(['sustaining', 'sustaining', 'sustaining']);
+    expect(rs.at(-1)!.decision.streak).toBe(2);
+    expect(kinds(run([performance, alert(0), alert(1), alert(2)])).at(-1)).toBe('fire');
+  });
+
+  it("a fire of one family covers the other's earlier windows (before_last_retrain) and starts the shared cooldown", () => {
+    // Drift fires on windows up to NOW; the late performance windows are older: that retrain covers them.
+    const drift = [3, 2, 1].map((i) =>
+      at('FEATURE_DRIFT', NOW - i * FIVE, NOW - (i - 1) * FIVE, { method: 'psi', share_drifted: 0.6 }),
+    );
+    expect(kinds(feed(both(), [...drift, ...lateWindows]))).toEqual([
+      'sustaining',
+      'sustaining',
+      'fire',
+      'before_last_retrain',
+      'before_last_retrain',
+      'before_last_retrain',
+    ]);
+    // Performance fires first: drift windows whose run ends within `cooldown` (24 h) of its deciding
+    // window hold, measured in event time as ever (drift windows of now, 2 days on, would not).
+    const afterPerformance = feed(both(), lateWindows).at(-1)!;
+    expect(afterPerformance.decision.kind).toBe('fire');
+    const end = lateWindows[2]!.window_end;
+    const soon = [0, 1, 2].map((i) =>
+      at('FEATURE_DRIFT', end + i * FIVE, end + (i + 1) * FIVE, { method: 'psi', share_drifted: 0.6 }),
+    );
+    expect(kinds(feed(both(), soon, afterPerformance.state))).toEqual(['cooldown', 'cooldown', 'cooldown']);
+  });
+
+  it('a state persisted before families loads: its performance windows leave the drift horizon, its ids stay duplicates', () => {
+    // The review's B as the previous release left it: the DATA_QUALITY window of now moved the one
+    // maxWindowEnd, and two of the three performance windows had been decided before it.
+    const legacy = JSON.parse(
+      JSON.stringify({
+        seq: 3,
+        maxWindowEnd: NOW,
+        windows: [
+          {
+            start: lateWindows[0]!.window_start,
+            end: lateWindows[0]!.window_end,
+            signals: ['performance:roc_auc<0.7'],
+            alertIds: [lateWindows[0]!.alert_id],
+          },
+          {
+            start: lateWindows[1]!.window_start,
+            end: lateWindows[1]!.window_end,
+            signals: ['performance:roc_auc<0.7', 'share_drifted>=0.5'],
+            alertIds: [lateWindows[1]!.alert_id, 'drift-of-that-hour'],
+          },
+          { start: NOW - FIVE, end: NOW, signals: [], alertIds: ['dq-now'] },
+        ],
+        lastFire: null,
+      }),
+    ) as ModelState;
+    expect(legacy.performance).toBeUndefined();
+    for (const id of [lateWindows[0]!.alert_id, lateWindows[1]!.alert_id, 'drift-of-that-hour', 'dq-now']) {
+      expect(decide(both(), legacy, at('PERFORMANCE', 0, 1, { alert_id: id })).decision).toMatchObject({
+        reason: 'duplicate',
+      });
+    }
+    const r = decide(both(), legacy, lateWindows[2]!);
+    expect(r.decision.kind).toBe('fire');
+    if (r.decision.kind !== 'fire') return;
+    expect(r.decision.plan.evidence.windows.map((w) => w.signals)).toEqual([
+      ['performance:roc_auc<0.7'],
+      ['performance:roc_auc<0.7'],
+      ['performance:roc_auc<0.7'],
+    ]);
+    // The drift family keeps the old horizon, the hour with both signals and the window of now.
+    expect(r.state.maxWindowEnd).toBe(NOW);
+    expect(r.state.windows.map((w) => [w.signals, w.alertIds])).toEqual([
+      [['share_drifted>=0.5'], [lateWindows[1]!.alert_id, 'drift-of-that-hour']],
+      [[], ['dq-now']],
+    ]);
+    expect(r.state.performance?.maxWindowEnd).toBe(lateWindows[2]!.window_end);
+    // And the state it gives survives a JSON round trip in the new shape.
+    const again = JSON.parse(JSON.stringify(r.state)) as ModelState;
+    expect(decide(both(), again, lateWindows[2]!).decision).toMatchObject({ reason: 'duplicate' });
+  });
+
+  it('both families full stay bounded: MAX_WINDOWS windows each, MAX_ALERT_IDS_PER_STATE ids in all, newest first', () => {
+    const wide = parsePolicy({
+      models: {
+        fraud: {
+          late_horizon: '60d',
+          sustain: 2,
+          cooldown: 0,
+          signals: { share_drifted: 0.5, performance: [{ metric: 'roc_auc', below: 0.7 }] },
+        },
+      },
+    });
+    const alerts: DriftAlert[] = [];
+    // Every other window (never a streak), 4 per-feature alerts each, performance windows older.
+    for (let i = 0; i < 600; i++) {
+      for (let f = 0; f < 4; f++) {
+        alerts.push(
+          at('PERFORMANCE', NOW - 60 * D + 2 * i * H, NOW - 60 * D + (2 * i + 1) * H, {
+            alert_id: `p${i}-${f}-${'x'.repeat(24)}`,
+          }),
+          at('FEATURE_DRIFT', NOW - 2 * i * FIVE, NOW - (2 * i - 1) * FIVE, {
+            alert_id: `d${i}-${f}-${'x'.repeat(24)}`,
+            method: 'psi',
+            share_drifted: 0.6,
+          }),
+        );
+      }
+    }
+    const state = feed(wide, alerts).at(-1)!.state;
+    expect(state.windows).toHaveLength(MAX_WINDOWS);
+    expect(state.performance?.windows).toHaveLength(MAX_WINDOWS);
+    const ids = [...state.windows, ...state.performance!.windows].reduce((n, w) => n + w.alertIds.length, 0);
+    expect(ids).toBe(MAX_ALERT_IDS_PER_STATE);
+    // The drift windows are the newest here: they keep the ids.
+    expect(state.performance!.windows.every((w) => w.alertIds.length === 0)).toBe(true);
+    const bytes = JSON.stringify(state).length;
+    expect(bytes).toBeLessThan(120_000); // 104 KB here: one full list was half of it
+    console.log(`policy: a state with both families full is ${bytes} bytes`);
   });
 });

@@ -223,7 +223,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
       const includedThrough = new Map([...forgotten.keys()].map((m) => [m, stateOf(m)?.seq ?? 0]));
       const recorded = await deps.store.recordedAlerts(forgotten, includedThrough);
       // Ids decided earlier in this batch: not in retrain_decisions yet, and a hold that left the
-      // state unchanged (too_late) does not remember them either. With `remembered` and `recorded`
+      // state unchanged (too_late; no_signal for a kind without a signal) does not remember them either. With `remembered` and `recorded`
       // every id decided before is a duplicate: the batch's new ids can push a remembered id out of
       // the state (MAX_ALERT_IDS_PER_STATE) before it comes again, and decided as new its first = 1
       // row replaced the original decision (a fire lost; found by a review).

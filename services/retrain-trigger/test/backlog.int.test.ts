@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { DEFAULT_EVENT_TIME_BOUNDS, silentLogger } from '@driftline/core';
 import type { DecodedRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
+import { decide, parsePolicyText } from '@driftline/policy';
 import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
 import {
   type ClickHouse,
@@ -17,7 +18,7 @@ import {
 } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy } from '../src/config.js';
-import { triggerProcessor } from '../src/processor.js';
+import { decisionRow, triggerProcessor } from '../src/processor.js';
 
 // The review's backlog through the real engine (embedded ClickHouse): one model with 40
 // per-feature alerts per 5-minute window over 288 windows. Every row carried the model's state
@@ -189,5 +190,65 @@ describe('retrain-trigger: a backlog of per-feature alerts through ClickHouse (f
     await run(store, sent, 200);
     expect(new Set(sent.map((r) => r.request_id))).toEqual(new Set(reference.sent.map((r) => r.request_id)));
     expect(await decisions(ch)).toEqual(await decisions(reference.ch));
+  });
+
+  it('a state persisted before signal families (one window list for every kind) loads from retrain_decisions and decides on', async () => {
+    const ch = await database('families');
+    const store = warehouseOn(ch).decisions;
+    const H = 3_600_000;
+    const NOW = T0 + 10 * 24 * H;
+    const policy = parsePolicyText(
+      'models: { mperf: { signals: { performance: [{ metric: roc_auc, below: 0.7 }] } } }',
+    );
+    const performance = (i: number): DriftAlert => ({
+      ...wide(0, 0),
+      alert_id: `perf-${i}`,
+      kind: 'PERFORMANCE',
+      model: 'mperf',
+      feature: null,
+      method: 'roc_auc',
+      statistic: 0.55,
+      share_drifted: null,
+      window_start: NOW - 48 * H + i * H,
+      window_end: NOW - 47 * H + i * H,
+      event_time: NOW,
+    });
+    // What the previous release stored after a DATA_QUALITY alert of now and two performance
+    // windows 2 days back: one maxWindowEnd (now), one window list.
+    const legacy = {
+      seq: 3,
+      maxWindowEnd: NOW,
+      windows: [
+        ...[0, 1].map((i) => ({
+          start: performance(i).window_start,
+          end: performance(i).window_end,
+          signals: ['performance:roc_auc<0.7'],
+          alertIds: [performance(i).alert_id],
+        })),
+        { start: NOW - 300_000, end: NOW, signals: [] as string[], alertIds: ['dq-now'] },
+      ],
+      lastFire: null,
+    };
+    const row = decisionRow(performance(1), decide(policy, undefined, performance(1)), T0);
+    await store.write([{ ...row, seq: 3, state: JSON.stringify(legacy) }]);
+    const sent: RetrainRequest[] = [];
+    await triggerProcessor({
+      policy,
+      store,
+      decode: () => performance(2),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async (r) => {
+        sent.push(...r);
+      },
+      logger: silentLogger,
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      now: () => T0,
+    }).process(items([performance(2)]), ctx);
+    // The previous release held it too_late (2 days behind the DATA_QUALITY window of now).
+    expect(sent.map((r) => r.data_to)).toEqual([performance(2).window_end]);
+    const state = (await store.loadStates(['mperf'])).get('mperf');
+    expect(state?.seq).toBe(4);
+    expect(state?.performance?.windows.map((w) => w.alertIds)).toEqual([['perf-0'], ['perf-1'], ['perf-2']]);
+    expect(state?.windows.map((w) => w.alertIds)).toEqual([['dq-now']]);
   });
 });

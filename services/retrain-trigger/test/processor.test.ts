@@ -706,3 +706,98 @@ describe('the state in retrain_decisions: once per model and batch, bounded (fou
     expect([states.get('fraud')?.seq, states.get('other')?.seq]).toEqual([6, 6]);
   });
 });
+
+describe('late PERFORMANCE alerts after alerts of other kinds (found by a review)', () => {
+  // Labels arrive ~2 days late: hourly PERFORMANCE windows 2 days back, while the drift-monitor
+  // raises a DATA_QUALITY alert for the current 5-minute window (every window whose missing share rose).
+  const H = 3_600_000;
+  const NOW = T0 + 10 * 24 * H;
+  const performancePolicy = parsePolicyText(`
+models:
+  fraud:
+    signals:
+      performance:
+        - { metric: roc_auc, below: 0.7 }
+`);
+  const performance = (i: number): DriftAlert => ({
+    ...alert(0),
+    alert_id: `perf-${i}`,
+    kind: 'PERFORMANCE',
+    method: 'roc_auc',
+    statistic: 0.55,
+    threshold: 0.7,
+    share_drifted: null,
+    window_start: NOW - 48 * H + i * H,
+    window_end: NOW - 47 * H + i * H,
+    event_time: NOW,
+  });
+  const quality: DriftAlert = {
+    ...alert(0),
+    alert_id: 'dq-now',
+    kind: 'DATA_QUALITY',
+    method: 'null_rate',
+    share_drifted: null,
+    window_start: NOW - 300_000,
+    window_end: NOW,
+    event_time: NOW,
+  };
+  const batch = (alerts: readonly DriftAlert[]) => alerts.map((value) => ({ record: record(), value }));
+
+  it('a DATA_QUALITY alert of now leaves them their horizon; its replays are duplicates from retrain_decisions', async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    const p = processor(store, sent, undefined, performancePolicy);
+    await p.process(batch([quality, performance(0), quality]), ctx);
+    // A restart in between: the state after batch 1 does not remember dq-now, retrain_decisions does.
+    await processor(store, sent, undefined, performancePolicy).process(
+      batch([quality, performance(1), performance(2)]),
+      ctx,
+    );
+    expect(store.rows.map((r) => `${r.alert_id}:${r.reason}:${r.first}`)).toEqual([
+      'dq-now:no_signal:1',
+      'perf-0:sustaining:1',
+      'dq-now:duplicate:0',
+      'dq-now:duplicate:0',
+      'perf-1:sustaining:1',
+      'perf-2:fire:1',
+    ]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ data_to: performance(2).window_end });
+    expect(store.final().find((r) => r.alert_id === 'dq-now')).toMatchObject({ reason: 'no_signal', first: 1 });
+  });
+
+  it('a state the previous release persisted (one window list for every kind) loads and decides on', async () => {
+    const store = new MemoryStore();
+    // The review's B as that release left it: the DATA_QUALITY window of now moved its one
+    // maxWindowEnd, two performance windows were decided before it.
+    const legacy = {
+      seq: 3,
+      maxWindowEnd: NOW,
+      windows: [0, 1].map((i) => ({
+        start: performance(i).window_start,
+        end: performance(i).window_end,
+        signals: ['performance:roc_auc<0.7'],
+        alertIds: [performance(i).alert_id],
+      })),
+      lastFire: null,
+    };
+    legacy.windows.push({ start: NOW - 300_000, end: NOW, signals: [], alertIds: ['dq-now'] });
+    await processor(store, [], undefined, performancePolicy).process(batch([performance(0)]), ctx);
+    store.rows[0] = { ...store.rows[0]!, seq: 3, state: JSON.stringify(legacy) };
+    const sent: RetrainRequest[] = [];
+    await processor(store, sent, undefined, performancePolicy).process(
+      batch([quality, performance(1), performance(2)]),
+      ctx,
+    );
+    // Before: too_late, the performance windows being 2 days behind the one maxWindowEnd.
+    expect(store.rows.slice(1).map((r) => `${r.alert_id}:${r.reason}:${r.seq}`)).toEqual([
+      'dq-now:duplicate:3',
+      'perf-1:duplicate:3',
+      'perf-2:fire:4',
+    ]);
+    expect(sent).toHaveLength(1);
+    const state = (await store.loadStates(['fraud'])).get('fraud');
+    expect(state?.performance?.windows.map((w) => w.alertIds)).toEqual([['perf-0'], ['perf-1'], ['perf-2']]);
+    expect(state?.windows.map((w) => w.alertIds)).toEqual([['dq-now']]);
+  });
+});

@@ -33,6 +33,10 @@ models:
     cooldown: 5m
     late_horizon: 3m
     training_window: 30m
+  perf:
+    signals:
+      performance:
+        - { metric: roc_auc, below: 0.7 }
 `,
 );
 
@@ -145,5 +149,36 @@ describe('retrain-trigger on the real stack: replays by alert id, whatever the o
     const decided = await until(async () => (await rowsOf('PREDICTION_DRIFT-8'))[0]);
     // Signalled, within the cooldown of the fire on window 6: a real decision, the row of record.
     expect(decided).toMatchObject({ reason: 'cooldown', first: 1 });
+  });
+
+  it('PERFORMANCE alerts two days late still fire after a DATA_QUALITY alert of now (found by a review)', async () => {
+    // The drift-monitor's DATA_QUALITY alert for the current 5-minute window moved the model's one
+    // newest window: every performance window (labels 2 days late) was too_late behind it.
+    const H = 60 * MIN;
+    const now = T0 + 30 * 24 * H;
+    const of = (kind: DriftAlert['kind'], id: string, start: number, end: number): DriftAlert => ({
+      ...alert(0, kind),
+      alert_id: id,
+      model: 'perf',
+      window_start: start,
+      window_end: end,
+      event_time: now,
+      method: kind === 'PERFORMANCE' ? 'roc_auc' : 'null_rate',
+      statistic: kind === 'PERFORMANCE' ? 0.55 : 0.3,
+      share_drifted: null,
+    });
+    const late = [0, 1, 2].map((i) => of('PERFORMANCE', `perf-${i}`, now - 48 * H + i * H, now - 47 * H + i * H));
+    await publish([of('DATA_QUALITY', 'perf-dq', now - 5 * MIN, now), ...late]);
+    const decided = await until(async () => {
+      const all = (await rows('FINAL')).filter((r) => r.alert_id.startsWith('perf-'));
+      return all.length >= 4 ? all : undefined;
+    });
+    expect(decided.map((r) => `${r.alert_id}:${r.reason}`)).toEqual([
+      'perf-0:sustaining',
+      'perf-1:sustaining',
+      'perf-2:fire',
+      'perf-dq:no_signal',
+    ]);
+    expect(decided.find((r) => r.reason === 'fire')?.request_id).toMatch(/^[0-9a-f]{32}$/);
   });
 });

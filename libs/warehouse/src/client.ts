@@ -64,6 +64,19 @@ export interface ClickHouse {
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+// ClickHouse refuses an insert block whose rows fall in more than `max_partitions_per_insert_block`
+// (default 100) partitions: TOO_MANY_PARTS (252), the same rows on every retry. A month-partitioned
+// table gets one from a batch over more than 100 months (a backfill, a producer's bad clock: event
+// times from 2000 on are valid); the label-joiner retried it for ever and nothing expired (found by
+// a review). An insert's rows bound its partitions (a part per partition touched, merged with that
+// partition's other parts as usual), so every insert lifts the limit: one rule, no partition key in
+// code. `max_partitions_per_insert_block = 0` (unlimited), not `throw_on_max_partitions_per_insert_block
+// = 0`: this one is old (19.x), that one newer, and unknown to an older server (UNKNOWN_SETTING on
+// every insert). A server profile forbidding the change: SETTING_CONSTRAINT_VIOLATION (452), retried
+// as the deployment's (error-codes.ts). The embedded connection sends a call's settings as `SET …;` on
+// the process's one session, where this one stays: it concerns inserts only, and every insert sends it.
+const INSERT_SETTINGS = { max_partitions_per_insert_block: '0' } as const;
+
 // The embedded engine binds one data directory per process, so its connection is shared by every
 // ClickHouse of the process and lives as long as the process.
 let embedded: { path: string; client: ClickHouseClient } | undefined;
@@ -198,6 +211,7 @@ export async function createClickHouse(
           table: table(name),
           values: [...rows],
           format: 'JSONEachRow',
+          clickhouse_settings: INSERT_SETTINGS,
           abort_signal,
           query_id,
         });

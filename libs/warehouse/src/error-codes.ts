@@ -31,6 +31,8 @@ export const UNAVAILABLE_CODES: Readonly<Record<number, string>> = {
   242: 'TABLE_IS_READ_ONLY',
   243: 'NOT_ENOUGH_SPACE',
   244: 'UNEXPECTED_ZOOKEEPER_ERROR',
+  // Too many parts for merges to keep up with: they catch up. (The same code for a block spread over
+  // too many partitions is a refusal of the rows: errors.ts, TOO_MANY_PARTITIONS_IN_BLOCK.)
   252: 'TOO_MANY_PARTS',
   279: 'ALL_CONNECTION_TRIES_FAILED',
   285: 'TOO_FEW_LIVE_REPLICAS',
@@ -65,6 +67,9 @@ export const ENVIRONMENT_CODES: Readonly<Record<number, string>> = {
   164: 'READONLY',
   192: 'UNKNOWN_USER',
   194: 'REQUIRED_PASSWORD',
+  // A server profile that forbids a setting driftline sends (every insert lifts
+  // `max_partitions_per_insert_block`, client.ts): every insert fails alike, whatever its rows.
+  452: 'SETTING_CONSTRAINT_VIOLATION',
   497: 'ACCESS_DENIED',
   516: 'AUTHENTICATION_FAILED',
 };

@@ -178,6 +178,16 @@ const STD_EXCEPTION = 1001;
 // errno's text: "filesystem error: in create_directories: No space left on device [\"/path\"]".
 const FILESYSTEM_ERROR = /filesystem error: in [^\n[]*?: ([^\n:[]+?)(?: \[|\.?\s*$)/;
 
+// TOO_MANY_PARTS (252) names two failures. "Too many parts (3001 …). Merges are processing
+// significantly slower than inserts" is the table's state, which merges clear: retried. "Too many
+// partitions for single INSERT block (more than 100)" (newer servers: "for a single INSERT block") is
+// the rows' spread, refused again on every retry of the same block: a refusal bisection splits (its
+// halves touch fewer partitions, one row touches one), never an outage. Retried as one, a batch over
+// more than 100 months stalled its partition for ever (found by a review). Every insert lifts the
+// limit (client.ts); this is for a block that still meets it.
+const TOO_MANY_PARTS = 252;
+const TOO_MANY_PARTITIONS_IN_BLOCK = /Too many partitions for (?:a )?single INSERT block/;
+
 /** The errno a ClickHouse error of `code` says the machine refused the call for, when it says one. */
 function machineErrno(code: number, message: string): MachineErrno | undefined {
   if (code === STD_EXCEPTION) {
@@ -345,6 +355,8 @@ export function classifyClickHouseError(error: unknown, connection: ClickHouseCo
     const base = { code: ch.code, ...(name === undefined ? {} : { name }), message };
     if (ENVIRONMENT_CODES[ch.code] !== undefined) return { category: 'environment', ...base };
     if (REJECTED_CODES[ch.code] !== undefined) return { category: 'rejected', ...base };
+    if (ch.code === TOO_MANY_PARTS && TOO_MANY_PARTITIONS_IN_BLOCK.test(message))
+      return { category: 'rejected', ...base };
     // A system call's failure (a std::filesystem error's too) names its errno: a code of no table
     // takes the errno's category; a retried code keeps its own.
     const errno = machineErrno(ch.code, message);

@@ -1,5 +1,6 @@
 import { ClickHouseError } from '@clickhouse/client';
 import { DriftlineError, SinkUnavailableError, toDriftlineError } from '@driftline/core';
+import { isolateRejected } from '@driftline/kafka';
 import { describe, expect, it } from 'vitest';
 import {
   ANSWER_TOO_LARGE,
@@ -55,6 +56,7 @@ describe('classifyClickHouseError over errors captured from chdb and @clickhouse
     ['embedded: DateTime64 year 318857', 'rejected', 41, 'CANNOT_PARSE_DATETIME'],
     ['embedded: negative into UInt32', 'rejected', 72, 'CANNOT_PARSE_NUMBER'],
     ['embedded: unknown table', 'environment', 60, 'UNKNOWN_TABLE'],
+    ['embedded: 101 partitions in one insert', 'rejected', 252, 'TOO_MANY_PARTS'],
     ['embedded: syntax error', 'unknown', 62, 'SYNTAX_ERROR'],
     ['embedded: max_execution_time', 'unavailable', 159, 'TIMEOUT_EXCEEDED'],
     ['embedded: max_memory_usage', 'unavailable', 241, 'MEMORY_LIMIT_EXCEEDED'],
@@ -557,6 +559,54 @@ describe('toWarehouseError', () => {
       expect(error).toBeInstanceOf(SinkUnavailableError);
       expect(error.retriable).toBe(true);
     }
+  });
+
+  it('TOO_MANY_PARTS (252) for a block over too many partitions is a refusal bisection splits, not an outage; for merges behind, an outage (found by a review: a batch over 120 months was retried for ever)', async () => {
+    // The engine's wording, a newer server's ("for a single INSERT block (N partitions, limit is …)"),
+    // and the same on the server connection as the client raises it and as plain text.
+    const spread = errorOf('embedded: 101 partitions in one insert');
+    const newer =
+      "Too many partitions for a single INSERT block (101 partitions, limit is 100). The limit is controlled by the 'max_partitions_per_insert_block' setting. ";
+    const spreadErrors: Array<[Error, ClickHouseConnection]> = [
+      [spread, 'embedded'],
+      [new ClickHouseError({ message: newer, code: '252', type: 'TOO_MANY_PARTS' }), 'server'],
+      [new Error(`Code: 252. DB::Exception: ${newer}(TOO_MANY_PARTS) (version 26.7.2.1)`), 'server'],
+    ];
+    for (const [error, connection] of spreadErrors) {
+      expect(classifyClickHouseError(error, connection)).toMatchObject({
+        category: 'rejected',
+        code: 252,
+        name: 'TOO_MANY_PARTS',
+      });
+      const insert = toWarehouseError('insert into unlabeled_predictions', error, connection);
+      expect(insert).toMatchObject({ code: 'SINK_REJECTED', retriable: false });
+      expect(insert.message).toMatch(
+        /^clickhouse insert into unlabeled_predictions: TOO_MANY_PARTS \(252\): (Code: 252\. DB::Exception: )?Too many partitions for (a )?single INSERT block/,
+      );
+    }
+    const merges = toWarehouseError('insert into t', errorOf('server: TOO_MANY_PARTS'), 'server');
+    expect(merges).toBeInstanceOf(SinkUnavailableError);
+    // Bisection splits such a block until each part touches at most 100 months: every row lands,
+    // none is dead-lettered. Retried as an outage, the whole batch was rethrown for ever.
+    const months = Array.from({ length: 120 }, (_, i) => i);
+    const landed: number[] = [];
+    const rejected = await isolateRejected(months, async (items) => {
+      if (items.length > 100) throw toWarehouseError('insert into unlabeled_predictions', spread, 'embedded');
+      landed.push(...items);
+    });
+    expect(rejected).toEqual([]);
+    expect(landed.sort((a, b) => a - b)).toEqual(months);
+  });
+
+  it('SETTING_CONSTRAINT_VIOLATION (452): a server profile forbidding a setting every insert sends is the deployment, retried, never a dead letter', () => {
+    const body =
+      'Code: 452. DB::Exception: Setting max_partitions_per_insert_block should not be changed. (SETTING_CONSTRAINT_VIOLATION) (version 24.8.1.1)';
+    expect(classifyClickHouseError(new Error(body), 'server')).toMatchObject({
+      category: 'environment',
+      code: 452,
+      name: 'SETTING_CONSTRAINT_VIOLATION',
+    });
+    expect(toWarehouseError('insert into t', new Error(body), 'server')).toBeInstanceOf(SinkUnavailableError);
   });
 
   it('an unknown server error is not retried, so it cannot pause a partition forever', () => {

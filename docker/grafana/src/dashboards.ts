@@ -441,7 +441,7 @@ function driftDashboard(): Obj {
       {
         title: 'Data quality: failed expectations',
         description:
-          'Expectations that failed in at least one window of the range; cardinality is a HyperLogLog estimate (±3.25% standard error).',
+          "Checks that failed in at least one window of the range, each of which raised a DATA_QUALITY alert: the expectations declared beside the feature views, and the drift monitor's built-in missing_share check of every input feature (no declaration needed: the missing share rose by more than DRIFTLINE_DRIFT_MISSING_RATE_INCREASE over the reference's, with p < DRIFTLINE_DRIFT_MISSING_ALERT_ALPHA; bound = reference share + increase). Cardinality is a HyperLogLog estimate (±3.25% standard error).",
         type: 'table',
         grid: [12, 73, 12, 9],
         options: { showHeader: true },

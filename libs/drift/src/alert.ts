@@ -219,8 +219,8 @@ interface QualityFailure {
  * `statistic`, `threshold` and `p_value` (null but for `missing_share`) are the first's; `feature`
  * is set when a single feature failed; the evidence lists the first ALERT_LIST_MAX_ITEMS failures
  * within ALERT_LIST_MAX_BYTES, with `expectations` (declared ones evaluated),
- * `missing_share_checks` (features the built-in check measured), `failed_count` (all failures) and
- * `failed_truncated`.
+ * `missing_share_checks` (features the built-in check measured), `missing_share_alpha` (its level;
+ * null when it measured none), `failed_count` (all failures) and `failed_truncated`.
  */
 export function dataQualityAlert(
   ctx: AlertContext,
@@ -228,7 +228,14 @@ export function dataQualityAlert(
   missing: MissingShareCheck = NO_MISSING_SHARE_CHECK,
 ): DriftAlert | undefined {
   const builtIn = missing.failed.map(
-    (f): QualityFailure => ({ ...f, expectation: MISSING_SHARE_EXPECTATION, pValue: nullable(f.pValue) }),
+    (f): QualityFailure => ({
+      feature: f.feature,
+      expectation: MISSING_SHARE_EXPECTATION,
+      observed: f.observed,
+      bound: f.bound,
+      count: f.count,
+      pValue: nullable(f.pValue),
+    }),
   );
   const declared: QualityFailure[] = results.filter((r) => !r.passed);
   // Stable: a feature's declared failures keep their order and come before its built-in one.
@@ -265,7 +272,8 @@ export function dataQualityAlert(
       events: ctx.events,
       late_events: ctx.lateEvents,
       expectations: results.length,
-      missing_share_checks: missing.checked,
+      missing_share_checks: missing.results.length,
+      missing_share_alpha: missing.results[0]?.alpha ?? null,
       failed_count: failed.length,
       failed_truncated: listed.length < failed.length,
       failed: listed,

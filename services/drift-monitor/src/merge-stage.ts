@@ -6,6 +6,7 @@ import {
   type CompletedWindow,
   capReason,
   checkPartialsTime,
+  DEFAULT_MISSING_ALERT_ALPHA,
   type DriftThresholds,
   dataQualityAlert,
   decodePartials,
@@ -14,6 +15,7 @@ import {
   LATE_ONLY_METHOD,
   type MergeGroup,
   MergeState,
+  MISSING_SHARE_EXPECTATION,
   type MissingShareCheck,
   measuredOnWritten,
   mergeGroup,
@@ -25,14 +27,16 @@ import {
   type QuarantineCause,
   quarantineAlert,
   type ReferencePart,
+  type ReferenceSet,
   restoredFrontierProblem,
   wholeWindow,
+  windowMissingCounts,
   windowVerdict,
 } from '@driftline/drift';
 import type { BatchProcessor } from '@driftline/kafka';
 import { type ExpectationResult, type ExpectationSet, evaluateWindow, mergeSections } from '@driftline/quality';
 import type { DriftAlert } from '@driftline/schemas';
-import { KsExactBudget } from '@driftline/stats';
+import { KsExactBudget, type Summary } from '@driftline/stats';
 import {
   chTime,
   type DataQualityRow,
@@ -64,15 +68,18 @@ export interface MergeDeps {
   readonly primary: PrimaryMethod;
   readonly alertShare: number;
   /**
-   * Fewest events of a group for its drift alerts and the built-in missing-share check
-   * (DRIFTLINE_DRIFT_ALERT_MIN_EVENTS); rows are written regardless.
+   * Fewest events of a group for its drift alerts, and of a feature's whole-window count for the
+   * built-in missing-share check (DRIFTLINE_DRIFT_ALERT_MIN_EVENTS); drift rows are written regardless.
    */
   readonly alertMinEvents: number;
   /**
    * The built-in missing-share check (DRIFTLINE_DRIFT_MISSING_ALERT, default true): the DATA_QUALITY
-   * alert also reports input features whose missing_rate row drifted (`missingShareCheck`).
+   * alert also reports input features whose missing share rose significantly over the whole window
+   * (`missingShareCheck`), and each feature checked gets a `missing_share` row in `quality.store`.
    */
   readonly missingAlert?: boolean;
+  /** Its level (DRIFTLINE_DRIFT_MISSING_ALERT_ALPHA, default `DEFAULT_MISSING_ALERT_ALPHA`). */
+  readonly missingAlertAlpha?: number;
   readonly sendAlerts: (alerts: readonly DriftAlert[]) => Promise<void>;
   readonly logger: Logger;
   readonly metrics?: DriftMetrics;
@@ -109,15 +116,15 @@ const finiteOrNull = (v: number | null): number | null => (v === null || !Number
 
 type EvaluateDeps = Pick<
   MergeDeps,
-  'references' | 'thresholds' | 'primary' | 'alertShare' | 'alertMinEvents' | 'missingAlert' | 'quality' | 'metrics'
+  'references' | 'thresholds' | 'primary' | 'alertShare' | 'alertMinEvents' | 'metrics'
 >;
 
 /**
  * Results of one (model, version) of a completed window on the reference it is measured on (the
- * group's measured part; `setAside` parts are not in its drift): drift_windows rows, alerts and
- * the built-in missing-share check of its missing_rate rows (for the DATA_QUALITY alert, built with
- * the expectations in `evaluateQuality`). Pure given the references. Throws when the group cannot be evaluated: a reference that is gone
- * (NOT_FOUND) or partials that do not fit it (VALIDATION_FAILED) are non-retriable.
+ * group's measured part; `setAside` parts are not in its drift): drift_windows rows, alerts, and
+ * the reference with the part's merged summaries (for the missing-share check). Pure given the
+ * references. Throws when the group cannot be evaluated: a reference that is gone (NOT_FOUND) or
+ * partials that do not fit it (VALIDATION_FAILED) are non-retriable.
  */
 async function evaluateGroup(
   w: CompletedWindow,
@@ -125,7 +132,11 @@ async function evaluateGroup(
   deps: EvaluateDeps,
   computedAt: number,
   ksBudget: KsExactBudget,
-): Promise<{ rows: DriftWindowRow[]; alerts: DriftAlert[]; missing: MissingShareCheck }> {
+): Promise<{
+  rows: DriftWindowRow[];
+  alerts: DriftAlert[];
+  measured: { readonly ref: ReferenceSet; readonly summaries: ReadonlyMap<string, Summary> };
+}> {
   const rows: DriftWindowRow[] = [];
   const ref = await deps.references.byReferenceId(group.referenceId);
   if (ref === undefined) {
@@ -198,19 +209,106 @@ async function evaluateGroup(
   const drifted = new Set([...verdict.drifted, ...verdict.predictionDrift].map((r) => r.feature));
   for (const feature of new Set(results.map((r) => r.feature)))
     deps.metrics?.drifted.set({ model: group.model, feature }, drifted.has(feature) ? 1 : 0);
-  const missing =
-    deps.missingAlert === false
-      ? NO_MISSING_SHARE_CHECK
-      : missingShareCheck(results, {
-          events: group.events,
-          minEvents: deps.alertMinEvents,
-          ...(deps.quality === undefined ? {} : { expectations: deps.quality.expectations }),
-        });
   return {
     rows,
     alerts: group.events >= deps.alertMinEvents ? buildAlerts(alertContext(w, group), verdict) : [],
-    missing,
+    measured: { ref, summaries: merged },
   };
+}
+
+/**
+ * The built-in missing-share check of one group over its WHOLE window: the measured part's merged
+ * summaries and every set-aside part's, merged on its own reference (missing and total counts do
+ * not depend on the reference), judged against the measured reference's shares. Before, it read
+ * the measured part's missing_rate rows while the alert reported the whole window: 120 events
+ * without x on one reference and 100 with x on another alerted "x missing from every event", and
+ * an outage split 80 + 70 across two references alerted nowhere (under the minimum events on each;
+ * a regression review). A set-aside part that cannot be read (its reference gone, a malformed
+ * summary) is left out of the check and logged; an outage reading a reference is retried.
+ * `declared`: the window's evaluated expectations (an evaluated `max_null_rate` decides instead).
+ */
+async function checkMissingShares(
+  w: CompletedWindow,
+  group: MergeGroup,
+  measured: { readonly ref: ReferenceSet; readonly summaries: ReadonlyMap<string, Summary> },
+  declared: readonly ExpectationResult[],
+  deps: Pick<
+    MergeDeps,
+    'references' | 'thresholds' | 'alertMinEvents' | 'missingAlert' | 'missingAlertAlpha' | 'logger'
+  >,
+): Promise<MissingShareCheck> {
+  if (deps.missingAlert === false) return NO_MISSING_SHARE_CHECK;
+  const parts: Array<ReadonlyMap<string, Summary>> = [measured.summaries];
+  for (const part of group.setAside) {
+    try {
+      const ref = await deps.references.byReferenceId(part.referenceId);
+      if (ref === undefined) throw new DriftlineError('NOT_FOUND', `reference ${part.referenceId} is gone`);
+      parts.push(mergeGroup({ model: group.model, version: group.version, ...part }, ref));
+    } catch (thrown) {
+      const error = toDriftlineError(thrown);
+      if (error.retriable) throw error;
+      deps.logger.warn(
+        {
+          model: group.model,
+          version: group.version,
+          windowStart: w.windowStart,
+          referenceId: part.referenceId,
+          events: part.events,
+          code: error.code,
+          reason: capReason(error.message),
+        },
+        'missing-share check: a part of the window summarised on a set-aside reference cannot be read; its events are left out of the check',
+      );
+    }
+  }
+  return missingShareCheck(measured.ref, windowMissingCounts(parts), {
+    minEvents: deps.alertMinEvents,
+    alpha: deps.missingAlertAlpha ?? DEFAULT_MISSING_ALERT_ALPHA,
+    increase: deps.thresholds.missingRateIncrease,
+    declared,
+  });
+}
+
+/**
+ * One `data_quality_windows` row per feature the built-in check measured (expectation
+ * `missing_share`, scope ''): observed and bound shares, passed, count, and in `detail` the
+ * reference's share, the p-value and the level. Keyed like an expectation's row, so a replay
+ * rewrites the same row. `expectationsId`: the id of the expectations the window was evaluated
+ * with, as its expectation rows carry ('' when none was).
+ */
+function missingShareRows(
+  w: CompletedWindow,
+  group: MergeGroup,
+  check: MissingShareCheck,
+  events: number,
+  expectationsId: string,
+  computedAt: number,
+): DataQualityRow[] {
+  return check.results.map(
+    (r): DataQualityRow => ({
+      model: group.model,
+      version: group.version,
+      feature: r.feature,
+      expectation: MISSING_SHARE_EXPECTATION,
+      scope: '',
+      window_start: chTime(w.windowStart),
+      window_end: chTime(w.windowEnd),
+      observed: r.observed,
+      bound: r.bound,
+      passed: r.passed ? 1 : 0,
+      count: r.count,
+      events,
+      detail: JSON.stringify({
+        reference_share: r.referenceShare,
+        p_value: r.pValue,
+        alpha: r.alpha,
+        part: r.missing,
+        whole: r.count,
+      }),
+      expectations_id: expectationsId,
+      computed_at: chTime(computedAt),
+    }),
+  );
 }
 
 /** A set-aside part of a group whose data-quality sections cannot be merged (malformed). */
@@ -228,23 +326,27 @@ interface PartFailure {
  * evaluated: logged, no rows. A malformed section of the measured part throws (poison), which
  * quarantines the group like a malformed summary; a set-aside part with one is left out of the
  * quality and returned in `failedParts` (to be quarantined alone: the drift does not use it).
- * The window's one DATA_QUALITY alert lists the failed expectations and the built-in
- * missing-share failures (`missing`, from the measured part's missing_rate rows); it needs no
- * expectation configured (before, a feature absent from every event alerted only where a
- * `max_null_rate` was declared, and most users declare none).
+ * `results` are the evaluated expectations (none when not merged), `whole` the events they count,
+ * `expectationsId` the set's id when the window's counts merged ('' when nothing was evaluated).
  */
 function evaluateQuality(
   w: CompletedWindow,
   group: MergeGroup,
   deps: Pick<MergeDeps, 'quality' | 'logger'>,
   computedAt: number,
-  missing: MissingShareCheck,
-): { rows: DataQualityRow[]; alert: DriftAlert | undefined; failedParts: PartFailure[] } {
+): {
+  rows: DataQualityRow[];
+  results: ExpectationResult[];
+  whole: ReturnType<typeof wholeWindow>;
+  expectationsId: string;
+  failedParts: PartFailure[];
+} {
   const q = deps.quality;
   const failedParts: PartFailure[] = [];
   let results: ExpectationResult[] = [];
   let rows: DataQualityRow[] = [];
   let whole = wholeWindow(group);
+  let expectationsId = '';
   if (q !== undefined) {
     const setAside = group.setAside.filter((part) => {
       try {
@@ -278,6 +380,7 @@ function evaluateQuality(
       );
     }
     if (merged.status === 'merged') {
+      expectationsId = q.expectations.id;
       results = evaluateWindow(q.expectations, merged.states);
       rows = results.map(
         (r): DataQualityRow => ({
@@ -300,10 +403,7 @@ function evaluateQuality(
       );
     }
   }
-  // The built-in missing-share check needs no expectation: with none configured (or none merged),
-  // the alert lists its failures alone.
-  const context = { ...alertContext(w, group), events: whole.events, lateEvents: whole.late };
-  return { rows, alert: dataQualityAlert(context, results, missing), failedParts };
+  return { rows, results, whole, expectationsId, failedParts };
 }
 
 const alertContext = (w: CompletedWindow, group: MergeGroup): AlertContext => ({
@@ -469,12 +569,26 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
           const evaluated = await evaluateGroup(window, group, deps, t, ksBudget);
           outcome.rows = evaluated.rows;
           outcome.alerts = evaluated.alerts;
-          const quality = evaluateQuality(window, group, deps, t, evaluated.missing);
-          outcome.qualityRows = quality.rows;
+          const quality = evaluateQuality(window, group, deps, t);
+          // Exempt only a feature whose declared max_null_rate was evaluated on this window: declared
+          // but not evaluated (counts built against other expectations), it raised nothing at all.
+          const missing = await checkMissingShares(window, group, evaluated.measured, quality.results, deps);
+          outcome.qualityRows = [
+            ...quality.rows,
+            ...missingShareRows(window, group, missing, quality.whole.events, quality.expectationsId, t),
+          ];
           outcome.failedParts = quality.failedParts.filter(
             (f) => before?.has(quarantineKey(group.model, group.version, f.part.referenceId)) !== true,
           );
-          if (quality.alert !== undefined) outcome.alerts.push(quality.alert);
+          // One DATA_QUALITY alert per window: the failed expectations and the built-in check's
+          // failures; it needs no expectation configured.
+          const context = {
+            ...alertContext(window, group),
+            events: quality.whole.events,
+            lateEvents: quality.whole.late,
+          };
+          const alert = dataQualityAlert(context, quality.results, missing);
+          if (alert !== undefined) outcome.alerts.push(alert);
         } catch (thrown) {
           const error = toDriftlineError(thrown);
           if (error.retriable) throw error;

@@ -121,6 +121,7 @@ export const driftMonitorService = defineService({
       alertShare: config.alertShare,
       alertMinEvents: config.alertMinEvents,
       missingAlert: config.missingAlert,
+      missingAlertAlpha: config.missingAlertAlpha,
       logger,
       metrics,
       sendAlerts: (batch: readonly DriftAlert[]) => alerts.publish(batch),

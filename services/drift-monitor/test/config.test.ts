@@ -62,4 +62,15 @@ describe('drift-monitor config', () => {
     expect(missingAlert('true')).toBe(true);
     expect(() => missingAlert('off')).toThrow(/^DRIFTLINE_DRIFT_MISSING_ALERT: [^\n]*true or false[^\n]*$/);
   });
+
+  it('its level: 1e-5 by default, a share strictly between 0 and 1, a bad value named in one line', () => {
+    const alpha = (value?: string) =>
+      toDriftConfig(parseEnv(driftEnvShape, value === undefined ? {} : { DRIFTLINE_DRIFT_MISSING_ALERT_ALPHA: value }))
+        .missingAlertAlpha;
+    expect(alpha()).toBe(1e-5);
+    expect(alpha('1e-4')).toBe(1e-4);
+    expect(alpha('0.001')).toBe(0.001);
+    for (const bad of ['0', '1', '1.5', '-0.1', 'strict'])
+      expect(() => alpha(bad), bad).toThrow(/^DRIFTLINE_DRIFT_MISSING_ALERT_ALPHA: [^\n]*$/);
+  });
 });

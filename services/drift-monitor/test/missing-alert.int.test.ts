@@ -74,7 +74,10 @@ async function alertsOf(prefix: string): Promise<DriftAlert[]> {
 describe('the built-in missing-share check in the drift-monitor (real Kafka, registry, embedded ClickHouse)', () => {
   const monitors = driftMonitors();
 
-  async function run(overrides: Record<string, string>): Promise<DriftAlert[]> {
+  /** The deployment's alerts, and its `missing_share` rows (written before the alerts are sent). */
+  async function run(
+    overrides: Record<string, string>,
+  ): Promise<{ alerts: DriftAlert[]; rows: Array<{ ws: number; feature: string; passed: number; count: number }> }> {
     const prefix = `${uniqueName('missing')}.`;
     const { ch, database, path } = await driftDatabase('missing', [
       referenceSet('outage', 'v1', profilesFromCsv(referenceCsv)),
@@ -89,14 +92,28 @@ describe('the built-in missing-share check in the drift-monitor (real Kafka, reg
         ),
       );
       await sendPredictions(stack, `${prefix}predictions.v1`, predictions);
-      return await alertsOf(prefix);
+      const alerts = await alertsOf(prefix);
+      const rows = await ch.select<{ ws: number | string; feature: string; passed: number; count: number | string }>(
+        `SELECT toUnixTimestamp64Milli(window_start) AS ws, feature, passed, count
+         FROM ${ch.table('data_quality_windows')} FINAL
+         WHERE model = 'outage' AND expectation = 'missing_share' ORDER BY ws, feature`,
+      );
+      return {
+        alerts,
+        rows: rows.map((r) => ({
+          ws: Number(r.ws) - T0,
+          feature: r.feature,
+          passed: r.passed,
+          count: Number(r.count),
+        })),
+      };
     } finally {
       await ch.close();
     }
   }
 
-  it('a feature absent from every event of a window → one DATA_QUALITY alert naming it', async () => {
-    const alerts = await run({});
+  it('a feature absent from every event of a window → one DATA_QUALITY alert naming it, and its rows', async () => {
+    const { alerts, rows } = await run({});
     const quality = alerts.filter((a) => a.kind === 'DATA_QUALITY');
     expect(quality.map((a) => [a.window_start - T0, a.feature, a.method, a.statistic])).toEqual([
       [1000, 'y', 'missing_share', 1],
@@ -108,10 +125,19 @@ describe('the built-in missing-share check in the drift-monitor (real Kafka, reg
     // y is not a drifted feature: FEATURE_DRIFT counts it in the denominator only (x drifted).
     const drift = alerts.find((a) => a.kind === 'FEATURE_DRIFT' && a.window_start === T0 + 1000)!;
     expect(drift).toMatchObject({ feature: 'x', share_drifted: 0.5 });
+    // One data_quality_windows row per input feature checked and window (Grafana's and the
+    // report's failed expectations read them); the flush window has 2 events: not checked.
+    expect(rows).toEqual([
+      { ws: 0, feature: 'x', passed: 1, count: PER_WINDOW },
+      { ws: 0, feature: 'y', passed: 1, count: PER_WINDOW },
+      { ws: 1000, feature: 'x', passed: 1, count: PER_WINDOW },
+      { ws: 1000, feature: 'y', passed: 0, count: PER_WINDOW },
+    ]);
   });
 
-  it('DRIFTLINE_DRIFT_MISSING_ALERT=false → no DATA_QUALITY alert', async () => {
-    const alerts = await run({ DRIFTLINE_DRIFT_MISSING_ALERT: 'false' });
+  it('DRIFTLINE_DRIFT_MISSING_ALERT=false → no DATA_QUALITY alert, no row', async () => {
+    const { alerts, rows } = await run({ DRIFTLINE_DRIFT_MISSING_ALERT: 'false' });
+    expect(rows).toEqual([]);
     expect(alerts.some((a) => a.kind === 'FEATURE_DRIFT' && a.window_start === T0 + 1000)).toBe(true);
     expect(alerts.filter((a) => a.kind === 'DATA_QUALITY')).toEqual([]);
   });

@@ -127,12 +127,14 @@ describe('data-quality expectations in the drift-monitor (real Kafka, registry, 
           `SELECT feature, expectation, toUnixTimestamp64Milli(window_start) AS ws, observed, bound, passed, events
            FROM ${ch.table('data_quality_windows')} FINAL WHERE model = 'shop' ORDER BY ws, feature, expectation`,
         );
-        return got.length >= 3 * 6 ? got.map((x) => ({ ...x, ws: Number(x.ws) - T0 })) : undefined;
+        return got.length >= 3 * 7 ? got.map((x) => ({ ...x, ws: Number(x.ws) - T0 })) : undefined;
       },
       60_000,
       250,
     );
-    expect(rows).toHaveLength(18); // x: type, null_rate, range; color: type, categories, cardinality
+    // x: type, null_rate, range; color: type, categories, cardinality, and the built-in missing_share
+    // (x declares a max_null_rate, which decides for it instead).
+    expect(rows).toHaveLength(21);
     for (let w = 0; w < 3; w++) {
       const got = (feature: string, expectation: string) =>
         rows.find((x) => x.ws === w * 1000 && x.feature === feature && x.expectation === expectation)!;
@@ -143,6 +145,8 @@ describe('data-quality expectations in the drift-monitor (real Kafka, registry, 
       expect(got('color', 'cardinality').observed).toBe(want.cardinality); // linear counting: exact at 3–4 values
       expect(got('x', 'type')).toMatchObject({ observed: 0, passed: 1 });
       expect(got('x', 'null_rate').events).toBe(PER_WINDOW);
+      expect(got('color', 'missing_share')).toMatchObject({ observed: 0, passed: 1, events: PER_WINDOW });
+      expect(got('x', 'missing_share')).toBeUndefined();
     }
     const failed = rows.filter((x) => x.passed === 0).map((x) => [x.ws, x.feature, x.expectation]);
     expect(failed).toEqual([

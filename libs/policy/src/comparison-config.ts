@@ -23,7 +23,11 @@ export interface GuardRule {
   readonly max?: number;
   readonly maxIncrease?: number;
   readonly alpha: number;
-  /** Observations of the guard before it may decide. */
+  /**
+   * Observations of the guard before it may decide; a decision that lets the newer version through
+   * (a promotion, a watch's keep on evidence) waits for them. At most `max_labels` (refused at
+   * parse above it); default min(100, `max_labels`).
+   */
   readonly minObservations: number;
 }
 
@@ -32,8 +36,9 @@ export interface GuardRule {
  * d = loss(production) − loss(candidate): positive when the candidate is better.
  * The bar θ is `+margin` for `superiority` (better by at least margin) and `−margin` for
  * `non_inferiority` (not worse by more than margin). Promote when the lower bound of mean d is
- * above θ (false promotion ≤ `alpha`); reject when the upper bound is below θ (at level
- * `alphaReject`), when a guard is breached, or at `maxLabels`/`maxTimeMs` without evidence.
+ * above θ (false promotion ≤ `alpha`) and every guard has its `minObservations` (until then it
+ * waits); reject when the upper bound is below θ (at level `alphaReject`), when a guard is
+ * breached, or at `maxLabels`/`maxTimeMs` without evidence (or with a guard still short).
  */
 export interface PromotionPolicy {
   readonly kind: 'promotion';
@@ -54,7 +59,8 @@ export interface PromotionPolicy {
  * same predictions). d = loss(production) − loss(previous): positive when production is worse.
  * Roll back when the lower bound of mean d is above `margin` (false rollback ≤ `alpha`) or a
  * guard on production is breached; keep when the upper bound is below `margin` (at level
- * `alphaKeep`), at `maxLabels`/`maxTimeMs` with the interval containing `margin`, or at `maxTimeMs`
+ * `alphaKeep`; once every guard has its `minObservations`, or at `maxLabels`/`maxTimeMs` without
+ * them), at `maxLabels`/`maxTimeMs` with the interval containing `margin`, or at `maxTimeMs`
  * with a few pairs (fewer than `minLabels`: no evidence of a degradation). At `maxTimeMs` with no
  * pair the rollout decides by whether production answered at all (`runPlan`'s `answered`).
  */
@@ -134,17 +140,30 @@ function fail(error: z.ZodError, source: string): never {
   throw new ConfigError(path === '' ? source : `${source}.${path}`, issue?.message ?? 'invalid');
 }
 
-function guardsOf(guards: z.infer<typeof guardShape>[] | undefined, defaultAlpha: number, source: string): GuardRule[] {
+function guardsOf(
+  guards: z.infer<typeof guardShape>[] | undefined,
+  defaultAlpha: number,
+  maxLabels: number,
+  source: string,
+): GuardRule[] {
   const seen = new Set<string>();
   return (guards ?? []).map((g, i) => {
     if (seen.has(g.name)) throw new ConfigError(`${source}.guards.${i}.name`, `duplicate guard ${g.name}`);
     seen.add(g.name);
+    // A promotion waits for every guard's observations: more than max_labels, it could only be
+    // rejected at max_labels (a guard fed once per pair never gets them).
+    if (g.min_observations !== undefined && g.min_observations > maxLabels) {
+      throw new ConfigError(
+        `${source}.guards.${i}.min_observations`,
+        `must be at most max_labels (${maxLabels}): a promotion waits for the guard's observations`,
+      );
+    }
     return {
       name: g.name,
       ...(g.max === undefined ? {} : { max: g.max }),
       ...(g.max_increase === undefined ? {} : { maxIncrease: g.max_increase }),
       alpha: g.alpha ?? defaultAlpha,
-      minObservations: g.min_observations ?? COMPARISON_DEFAULTS.guardMinObservations,
+      minObservations: g.min_observations ?? Math.min(COMPARISON_DEFAULTS.guardMinObservations, maxLabels),
     };
   });
 }
@@ -171,6 +190,7 @@ export function parsePromotionPolicy(document: unknown, source = 'promotion'): P
   if (!result.success) fail(result.error, source);
   const doc = result.data;
   const a = doc.alpha ?? COMPARISON_DEFAULTS.alpha;
+  const bounds = limits(doc, source);
   return {
     kind: 'promotion',
     metric: doc.metric ?? COMPARISON_DEFAULTS.metric,
@@ -179,8 +199,8 @@ export function parsePromotionPolicy(document: unknown, source = 'promotion'): P
     margin: doc.margin ?? 0,
     alpha: a,
     alphaReject: doc.alpha_reject ?? a,
-    ...limits(doc, source),
-    guards: guardsOf(doc.guards, a, source),
+    ...bounds,
+    guards: guardsOf(doc.guards, a, bounds.maxLabels, source),
   };
 }
 
@@ -193,6 +213,7 @@ export function parseRollbackPolicy(document: unknown, source = 'rollback'): Rol
   if (!result.success) fail(result.error, source);
   const doc = result.data;
   const a = doc.alpha ?? COMPARISON_DEFAULTS.alpha;
+  const bounds = limits(doc, source);
   return {
     kind: 'rollback',
     metric: doc.metric ?? COMPARISON_DEFAULTS.metric,
@@ -200,7 +221,7 @@ export function parseRollbackPolicy(document: unknown, source = 'rollback'): Rol
     margin: doc.margin ?? 0,
     alpha: a,
     alphaKeep: doc.alpha_keep ?? a,
-    ...limits(doc, source),
-    guards: guardsOf(doc.guards, a, source),
+    ...bounds,
+    guards: guardsOf(doc.guards, a, bounds.maxLabels, source),
   };
 }

@@ -57,9 +57,18 @@ export type DecisionReason =
    * rejected; a rollback watch with a few pairs keeps production (no evidence that it degraded: a
    * rollback is for evidence). A watch with no pair at all is not decided here (`continue`): pairs
    * cannot tell whether production serves; the rollout decides it by whether production answered
-   * any prediction since the watch began (keep, else `not_scored`).
+   * any prediction since the watch began (keep, else `not_scored`). Also: max_time or max_labels
+   * reached while the labels would let the newer version through but a guard is short of its
+   * `min_observations` (see `guards_pending`): a promotion is rejected, a watch keeps production.
    */
   | 'too_few_labels'
+  /**
+   * The labels would let the newer version through (promote; a watch's keep on evidence), but a
+   * guard has fewer than its `min_observations`: it waits for them (`continue`), so a guard is
+   * never skipped (found by a review: `min_labels` 30 promoted after 67 labels a candidate
+   * predicting positive on every request, its positive_rate guard short of its default 100).
+   */
+  | 'guards_pending'
   /**
    * Set by the rollout (runPlan), not here: a rollback watch's max_time came with no pair, and
    * production answered no prediction since the watch began (`Evidence.production_answered`
@@ -74,6 +83,8 @@ export type DecisionReason =
 export interface GuardEvidence {
   readonly name: string;
   readonly n: number;
+  /** Observations before it may decide (a decision that lets the newer version through waits for them). */
+  readonly min_observations: number;
   readonly estimate: number;
   readonly lower: number;
   readonly limit: number;
@@ -181,6 +192,7 @@ export function comparisonEvidence(policy: ComparisonPolicy, state: ComparisonSt
     return {
       name: g.name,
       n: gb.n,
+      min_observations: g.minObservations,
       estimate: gb.estimate,
       lower: gb.lower,
       limit,
@@ -207,6 +219,27 @@ export function comparisonEvidence(policy: ComparisonPolicy, state: ComparisonSt
 
 const fmt = (x: number) => String(Number(x.toPrecision(4)));
 
+/**
+ * Undefined when every guard has its `min_observations`; else the decision while the labels
+ * would let the newer version through: `continue` (`guards_pending`), or, once max_time or
+ * max_labels is reached, `stay` (`too_few_labels`: no evidence the guard holds).
+ */
+function guardsPending(
+  policy: ComparisonPolicy,
+  evidence: Evidence,
+  stay: ComparisonAction,
+  detail: string,
+): ComparisonDecision | undefined {
+  const short = evidence.guards.filter((g) => g.n < g.min_observations);
+  if (short.length === 0) return undefined;
+  const counts = short.map((g) => `guard ${g.name} has ${g.n}/${g.min_observations} observations`).join(', ');
+  if (evidence.elapsed_ms >= policy.maxTimeMs || evidence.n >= policy.maxLabels) {
+    const end = evidence.n >= policy.maxLabels ? `${evidence.n} labels` : `${evidence.elapsed_ms} ms elapsed`;
+    return { action: stay, reason: 'too_few_labels', detail: `${detail}, but ${counts} after ${end}`, evidence };
+  }
+  return { action: 'continue', reason: 'guards_pending', detail: `${detail}; ${counts}`, evidence };
+}
+
 /** Decides from the current state (no new data). */
 export function decideComparison(policy: ComparisonPolicy, state: ComparisonState): ComparisonDecision {
   if (state.decision !== undefined) return state.decision;
@@ -226,20 +259,22 @@ export function decideComparison(policy: ComparisonPolicy, state: ComparisonStat
   }
   if (n >= policy.minLabels) {
     if (evidence.lower > evidence.bar) {
-      return {
-        action: act,
-        reason: 'evidence',
-        detail: `lower bound ${fmt(evidence.lower)} > bar ${fmt(evidence.bar)} after ${n} labels (alpha ${policy.alpha})`,
-        evidence,
-      };
+      const detail = `lower bound ${fmt(evidence.lower)} > bar ${fmt(evidence.bar)} after ${n} labels (alpha ${policy.alpha})`;
+      // A promotion lets the newer version through: every guard must have had its observations.
+      if (policy.kind === 'promotion') {
+        const waiting = guardsPending(policy, evidence, stay, detail);
+        if (waiting !== undefined) return waiting;
+      }
+      return { action: act, reason: 'evidence', detail, evidence };
     }
     if (evidence.upper < evidence.bar) {
-      return {
-        action: stay,
-        reason: 'evidence',
-        detail: `upper bound ${fmt(evidence.upper)} < bar ${fmt(evidence.bar)} after ${n} labels (alpha ${evidence.alpha_stay})`,
-        evidence,
-      };
+      const detail = `upper bound ${fmt(evidence.upper)} < bar ${fmt(evidence.bar)} after ${n} labels (alpha ${evidence.alpha_stay})`;
+      // A watch's keep ends it: production's guards must have had their observations.
+      if (policy.kind === 'rollback') {
+        const waiting = guardsPending(policy, evidence, stay, detail);
+        if (waiting !== undefined) return waiting;
+      }
+      return { action: stay, reason: 'evidence', detail, evidence };
     }
   }
   if (n < policy.minLabels && evidence.elapsed_ms < policy.maxTimeMs) {

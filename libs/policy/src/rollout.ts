@@ -1,4 +1,11 @@
-import { ConfigError, checkConfigDocument, DriftlineError, ownValue, parseConfigText } from '@driftline/core';
+import {
+  ConfigError,
+  checkConfigDocument,
+  DEFAULT_EVENT_TIME_BOUNDS,
+  DriftlineError,
+  ownValue,
+  parseConfigText,
+} from '@driftline/core';
 import type { ModelEvent, ModelEventKind } from '@driftline/schemas';
 import { z } from 'zod';
 import {
@@ -157,11 +164,14 @@ export interface TransitionFact {
 }
 
 /**
- * The evidence key of a transition to canary or production: the event time from which the servers
- * can answer in the new stage — the model's label clock (its newest label time, quorum-robust) at
- * the tick that decided it. The stage's `max_time` counts from it, or from its first own answer
- * when later (see {@link ComparisonPlan.servingFrom}). Stored with the transition so a replay
- * decides the same; rows without it (recorded before) count from `since`.
+ * The evidence key of a transition to canary or production (and of a rollback that restores the
+ * previous production): the event time from which the servers can answer in the new stage — the
+ * model's label clock (its newest label time, quorum-robust) at the tick that decided it; the later
+ * of it and `at`, unless `at` lies beyond the clock + the allowed future (dated after a record of
+ * another clock, see {@link tickModel}): then the clock alone, the stage's one event-time position.
+ * The stage's `max_time` counts from it, or from its first own answer when later (see
+ * {@link ComparisonPlan.servingFrom}). Stored with the transition so a replay decides the same;
+ * rows without it (recorded before) count from `since`.
  */
 export const SERVING_FROM = 'serving_from';
 
@@ -202,6 +212,11 @@ export interface ModelView {
   readonly versions: ReadonlyMap<string, StageStart & { readonly stage: Stage }>;
   /** The version production traffic goes to, when known. */
   readonly production?: string;
+  /**
+   * When `production` took its role, when recorded: its promotion, or the rollback that restored
+   * it (absent for the version known only from the gate).
+   */
+  readonly productionFrom?: StageStart;
   /** After a promotion: the replaced version, shadow-scored, compared with the new production. */
   readonly watch?: StageStart & { readonly production: string; readonly previous: string };
 }
@@ -254,7 +269,12 @@ export function usableTransitions<T extends TransitionFact>(recorded: readonly T
   );
 }
 
-/** A transition's {@link SERVING_FROM} (epoch ms, not before its `at`), when its evidence has one. */
+/**
+ * A transition's {@link SERVING_FROM} (epoch ms), when its evidence has one. It may lie before `at`
+ * (a decision dated after a record of another clock); a stage counts its `max_time` from it only
+ * together with its `since` while that is on the clock (see {@link runPlan}), so a hand-written
+ * one far back does not end a stage early.
+ */
 function servingFromOf(t: TransitionFact): number | undefined {
   if (t.evidence === undefined || !t.evidence.includes(SERVING_FROM)) return undefined;
   let value: unknown;
@@ -263,7 +283,7 @@ function servingFromOf(t: TransitionFact): number | undefined {
   } catch {
     return undefined; // evidence written by hand: the stage counts from `since`, as before
   }
-  return isEpochMs(value) && value >= t.at ? value : undefined;
+  return isEpochMs(value) ? value : undefined;
 }
 
 export function viewOf(history: readonly TransitionFact[]): ModelView {
@@ -272,23 +292,30 @@ export function viewOf(history: readonly TransitionFact[]): ModelView {
   );
   const versions = new Map<string, StageStart & { stage: Stage }>();
   let production: string | undefined;
+  let productionFrom: StageStart | undefined;
   let gatedAgainst: string | undefined;
   let watch: (StageStart & { production: string; previous: string }) | undefined;
   for (const t of sorted) {
     const before = versions.get(t.version)?.stage;
-    const servingFrom = t.to_stage === 'canary' || t.to_stage === 'production' ? servingFromOf(t) : undefined;
+    // Stored on canary, production and a rollback's restore (transitionOf); read there only.
+    const servingFrom =
+      t.to_stage === 'canary' || t.to_stage === 'production' || t.to_stage === 'rolled_back'
+        ? servingFromOf(t)
+        : undefined;
     const start = { since: t.at, ...(servingFrom === undefined ? {} : { servingFrom }) };
     versions.set(t.version, { stage: t.to_stage, ...start });
     if (t.to_stage === 'shadow' && t.previous_version !== null) gatedAgainst = t.previous_version;
     if (t.to_stage === 'production') {
       const replaced = t.previous_version ?? production;
       production = t.version;
+      productionFrom = start;
       watch =
         replaced !== undefined && replaced !== t.version
           ? { production: t.version, previous: replaced, ...start }
           : undefined;
     } else if (t.to_stage === 'rolled_back' && (t.version === production || before === 'production')) {
       production = t.previous_version ?? watch?.previous;
+      productionFrom = production === undefined ? undefined : start;
       watch = undefined;
     } else if (TERMINAL.has(t.to_stage) && watch?.previous === t.version) {
       watch = undefined;
@@ -300,6 +327,7 @@ export function viewOf(history: readonly TransitionFact[]): ModelView {
   return {
     versions,
     ...(production === undefined ? {} : { production }),
+    ...(production === undefined || productionFrom === undefined ? {} : { productionFrom }),
     ...(watch === undefined ? {} : { watch }),
   };
 }
@@ -330,14 +358,29 @@ export interface ComparisonPlan {
   readonly stage: Stage;
   readonly incumbent: string;
   readonly challenger: string;
-  /** Event time the comparison starts: when the subject's stage (or the watch) began. */
+  /** When the subject's stage (or the watch) began: its transition's `at`. */
   readonly since: number;
+  /**
+   * Prediction time (inclusive) its pairs are read from: `since`; or, for a stage whose
+   * transition stored a {@link servingFrom} before `since` (dated after a record of another clock),
+   * that; or, for a `since` beyond the model's clock + the allowed future with no such position (a
+   * record dated by a wall clock ahead of event time: a replay, a backfill, a host clock ahead),
+   * the event time production took its role (a shadow, when recorded and on the clock) or 0 (a
+   * canary's or a watch's rows are its own version's). See {@link comparisonsOf}.
+   */
+  readonly from: number;
   /**
    * A canary's or a watch's (a stage compared on its subject's own answers), when its transition
    * stored one: the event time from which the servers could answer in it ({@link SERVING_FROM}).
    * `max_time` counts from it, or from the first own answer when later (see {@link runPlan}).
    */
   readonly servingFrom?: number;
+  /**
+   * A promotion's, when production took its role at or after `since` (a promotion or a rollback
+   * while this stage ran): when it did (its transition's `at` and {@link SERVING_FROM}). The
+   * comparison starts again against it, and `max_time` counts from then.
+   */
+  readonly incumbentFrom?: StageStart;
   /** The answered requests its pairs come from (see {@link pairSourceOf}). */
   readonly answeredBy: PairSource;
 }
@@ -357,20 +400,63 @@ function pairSourceOf(kind: ComparisonPlan['kind'], stage: Stage, incumbent: str
 /** A stable key of a plan, for the pairs read for it. */
 export function planKey(plan: ComparisonPlan): string {
   const { version, role } = plan.answeredBy;
-  return `${plan.kind}\u0000${plan.incumbent}\u0000${plan.challenger}\u0000${plan.since}\u0000${version}\u0000${role}`;
+  return `${plan.kind}\u0000${plan.incumbent}\u0000${plan.challenger}\u0000${plan.since}\u0000${plan.from}\u0000${version}\u0000${role}`;
+}
+
+/**
+ * Whether a recorded time is on the model's event clock: at most the allowed future past its
+ * label time (always, without a clock). A later one was dated by another clock — a wall clock
+ * ahead of event time (a replay or backfill behind the wall clock, a host clock ahead), or a
+ * decision dated after such a record (`at` is after the model's last transition) — and event
+ * time may not reach it for as long as it is ahead: the stage's `since` then neither bounds its
+ * pairs nor starts its `max_time` (found by a review: a shadow a month ahead never got a pair, and a
+ * degrading production's rollback watch never decided).
+ */
+function onClock(t: number, clock: ModelClock | undefined): boolean {
+  if (clock === undefined) return true;
+  return t <= clock.labelTime + (clock.allowedFutureMs ?? DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs);
+}
+
+/**
+ * Prediction time a stage's pairs are read from (see {@link ComparisonPlan.from}). A stored
+ * serving_from before `since` is used whatever the clock, so the read of a controller's own
+ * decision never changes between ticks; the others only while `since` is off the clock (once the
+ * clock reaches it, the pairs before it drop out: the test starts again there).
+ */
+function readFrom(
+  stage: Stage,
+  start: StageStart,
+  productionFrom: StageStart | undefined,
+  clock: ModelClock | undefined,
+): number {
+  if (start.servingFrom !== undefined && start.servingFrom < start.since) return start.servingFrom;
+  if (onClock(start.since, clock)) return start.since;
+  if (stage === 'shadow' && productionFrom !== undefined) {
+    // A shadow's rows are production's answers: none before production took its role.
+    const took = Math.min(productionFrom.since, productionFrom.servingFrom ?? productionFrom.since);
+    if (onClock(took, clock) && took < start.since) return took;
+  }
+  // A canary's or a watch's rows are its own version's answers (the read is by version): 0 costs
+  // only that version's rows. A shadow of production known only from the gate has no other bound.
+  return 0;
 }
 
 /**
  * The comparisons open in a view: every shadow and canary version against production, and the
  * rollback watch (production against the version it replaced), each with the answered requests its
- * pairs come from. None without a known production.
+ * pairs come from and the prediction time it reads them from ({@link ComparisonPlan.from}: the
+ * model's `clock` decides whether a recorded `since` is on event time). None without a known
+ * production.
  */
-export function comparisonsOf(view: ModelView): ComparisonPlan[] {
+export function comparisonsOf(view: ModelView, clock?: ModelClock): ComparisonPlan[] {
   const production = view.production;
   if (production === undefined) return [];
+  const productionFrom = view.productionFrom;
   const plans: ComparisonPlan[] = [];
-  for (const [version, { stage, since, servingFrom }] of view.versions) {
+  for (const [version, start] of view.versions) {
+    const { stage, since, servingFrom } = start;
     if ((stage === 'shadow' || stage === 'canary') && version !== production) {
+      const own = stage === 'canary' ? start : { since };
       plans.push({
         kind: 'promotion',
         subject: version,
@@ -378,7 +464,10 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
         incumbent: production,
         challenger: version,
         since,
+        from: readFrom(stage, own, productionFrom, clock),
         ...(stage === 'canary' && servingFrom !== undefined ? { servingFrom } : {}),
+        // Production changed while this stage ran (its comparison starts again against it).
+        ...(productionFrom !== undefined && productionFrom.since >= since ? { incumbentFrom: productionFrom } : {}),
         answeredBy: pairSourceOf('promotion', stage, production, version),
       });
     }
@@ -396,6 +485,7 @@ export function comparisonsOf(view: ModelView): ComparisonPlan[] {
       incumbent: production,
       challenger: w.previous,
       since: w.since,
+      from: readFrom('production', w, undefined, clock),
       ...(w.servingFrom === undefined ? {} : { servingFrom: w.servingFrom }),
       answeredBy: pairSourceOf('rollback', 'production', production, w.previous),
     });
@@ -425,6 +515,12 @@ export interface PairInput {
 export interface ModelClock {
   readonly labelTime: number;
   readonly predictionTime: number;
+  /**
+   * How far past `labelTime` a recorded transition's time may lie and still be event time: the
+   * allowed future (the controller's DRIFTLINE_EVENT_TIME_MAX_FUTURE; default
+   * DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs). Not part of the warehouse's read.
+   */
+  readonly allowedFutureMs?: number;
 }
 
 export interface PlanOutcome {
@@ -444,40 +540,59 @@ const isUnit = (x: number) => Number.isFinite(x) && x >= 0 && x <= 1;
 const isEpochMs = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
 
 /**
- * Event time from which a plan's `max_time` counts: `since`, or for a canary or a watch that
- * stored {@link ComparisonPlan.servingFrom}, the later of it and the first own answer among the
- * pairs (the pairs of those stages are its subject's own answers). `since` is the deciding label's
- * time: after a backlog longer than `max_time` (a controller or label-joiner outage) it lies that
- * far back, the stage began with `max_time` spent, and the next tick rolled a canary back
- * `too_few_labels`, or a new production `not_scored`, before the servers had switched (found by
- * a review). Counting from the transition's `recorded_at` instead (wall clock, d955225) never
- * ended a stage with no own answer where event time runs behind the wall clock. Both times here
- * are event times, so a version that never serves ends `max_time` after `servingFrom`, whichever
- * way event time runs; one that serves gets `max_time` from its first own (labelled) answer,
- * whatever the lag of its switch or the label delay — provided labels arrive by their label time
- * (`servingFrom` is a label clock: labels delivered `max_time` after their label time still end
- * a serving stage with none of its own; see the model-controller's "Time semantics").
+ * Event time from which a plan's `max_time` counts: the latest of `since` (while on the model's
+ * clock), the stored {@link ComparisonPlan.servingFrom} of a canary or a watch, when production
+ * took its role ({@link ComparisonPlan.incumbentFrom}), and the stage's first own pair (its pairs
+ * are its own: a shadow is scored, a canary or a new production answers, only once the servers
+ * have loaded it). Undefined when none is known (a `since` off the clock, no stored position, no
+ * pair yet): no time passes.
+ *
+ * Why each: `since` is the deciding label's time, and after a backlog longer than `max_time` (a
+ * controller or label-joiner outage) it lies that far back; the stage began with `max_time`
+ * spent, and the next tick rolled a canary back `too_few_labels`, or a new production
+ * `not_scored`, before the servers had switched (found by a review). Counting from the
+ * transition's `recorded_at` instead (wall clock, d955225) never ended a stage with no own answer
+ * where event time runs behind the wall clock. `servingFrom` is an event time, so a version that
+ * never serves ends `max_time` after it, whichever way event time runs; one that serves gets
+ * `max_time` from its first own (labelled) answer, whatever the lag of its switch or the label
+ * delay — provided labels arrive by their label time (`servingFrom` is a label clock: labels
+ * delivered `max_time` after their label time still end a serving stage with none of its own; see
+ * the model-controller's "Time semantics"). A shadow counted from `since` alone: dated by a wall
+ * clock behind event time (a trainer's, with event time 40× faster), it was rejected
+ * `too_few_labels` at its first pairs. A comparison whose production changed counted from the
+ * stage's `since`: a shadow that had won against v1, waiting for the canary slot, was rejected
+ * against the new production v2 with 100 of 500 labels, 13 h after v2 took over (found by a review).
  */
 function evidenceStart(
   plan: ComparisonPlan,
   pairs: readonly PairInput[],
   end: number,
   maxTimeMs: number,
-  labelCap: number,
-): number {
+  clock: ModelClock | undefined,
+): number | undefined {
+  const labelCap = clock?.labelTime ?? Number.POSITIVE_INFINITY;
   // A controller writes the clock of the deciding tick, and the clock only moves on (but for a
   // host whose wall clock is behind the last one's): a serving_from more than max_time past the
   // current clock was written by hand. Kept, a year ahead held the stage, and every later
-  // promotion, for a year (found by a review); ignored, the stage counts from `since`.
-  if (plan.servingFrom === undefined || plan.servingFrom - maxTimeMs > labelCap) return plan.since;
-  let first = Number.POSITIVE_INFINITY;
-  // The first own answer among the pairs this tick uses (before `end`): a pair that waits for the
+  // promotion, for a year (found by a review); ignored, the stage counts from its other times.
+  const stored = (t: number | undefined) => t !== undefined && t - maxTimeMs <= labelCap;
+  let start = Number.NEGATIVE_INFINITY;
+  if (onClock(plan.since, clock)) start = plan.since;
+  if (stored(plan.servingFrom)) start = Math.max(start, plan.servingFrom as number);
+  const incumbent = plan.incumbentFrom;
+  if (incumbent !== undefined) {
+    if (onClock(incumbent.since, clock)) start = Math.max(start, incumbent.since);
+    if (stored(incumbent.servingFrom)) start = Math.max(start, incumbent.servingFrom as number);
+  }
+  // The first own pair among the pairs this tick uses (before `end`): a pair that waits for the
   // clock moved the start, so a decision depended on a label that came after it (found by a review).
+  let first = Number.POSITIVE_INFINITY;
   for (let i = 0; i < end; i++) {
     const p = pairs[i] as PairInput;
     if (usablePair(p) && p.predictionTime < first) first = p.predictionTime;
   }
-  return Math.max(plan.since, plan.servingFrom, first === Number.POSITIVE_INFINITY ? 0 : first);
+  if (first !== Number.POSITIVE_INFINITY) start = Math.max(start, first);
+  return start === Number.NEGATIVE_INFINITY ? undefined : start;
 }
 
 /** A pair the comparison can use: a 0/1 label, both scores in [0, 1], epoch-ms times (others are skipped and counted). */
@@ -528,7 +643,7 @@ function usableEnd(pairs: readonly PairInput[], labelCap: number): number {
  * dated before a label it needed.
  * The positive_rate guard, when configured, gets the NEWER version's positive prediction (the
  * challenger when promoting, production when watching) with the other's as baseline.
- * `answered`: whether production (the incumbent) answered any prediction since the plan began,
+ * `answered`: whether production (the incumbent) answered any prediction since the plan's `from`,
  * for a rollback watch whose time is up with no pair ({@link awaitsAnswered}): true keeps
  * production (the replaced version is retired), false rolls it back (`not_scored`); without it
  * such a watch stays undecided (`continue`), never a default.
@@ -546,7 +661,9 @@ export function runPlan(
   const predictionCap = clock?.predictionTime ?? Number.POSITIVE_INFINITY;
   const labelCap = clock?.labelTime ?? Number.POSITIVE_INFINITY;
   const end = usableEnd(pairs, labelCap);
-  const start = evidenceStart(plan, pairs, end, policy.maxTimeMs, labelCap);
+  // No known start (a `since` off the clock, no stored position, no pair yet): no time passes.
+  const start =
+    evidenceStart(plan, pairs, end, policy.maxTimeMs, clock) ?? Math.max(0, clock?.predictionTime ?? plan.since);
   let state: ComparisonState = startComparison(policy, start);
   let decision: ComparisonDecision = decideComparison(policy, state);
   let decided = false;
@@ -630,7 +747,7 @@ export function awaitsAnswered(plan: ComparisonPlan, decision: ComparisonDecisio
  */
 function answeredDecision(plan: ComparisonPlan, decision: ComparisonDecision, answered: boolean): ComparisonDecision {
   const evidence = { ...decision.evidence, production_answered: answered };
-  const since = `since ${plan.since}`;
+  const since = `since ${plan.from}`;
   if (answered) {
     return {
       action: 'keep',
@@ -648,22 +765,23 @@ function answeredDecision(plan: ComparisonPlan, decision: ComparisonDecision, an
 }
 
 /**
- * The transition a decided plan implies, or undefined (continue / nothing to move). `labelClock`:
- * the model's label time at this tick; a transition to canary or production stores the later of
- * it and `at` as its {@link SERVING_FROM}.
+ * The transition a decided plan implies, or undefined (continue / nothing to move). `clock`: the
+ * model's at this tick; a transition to canary or production, and a watch's rollback (production
+ * restored), store its {@link SERVING_FROM}: the later of its label time and `at`, or its label
+ * time alone when `at` is off the clock (dated after a record of another clock).
  */
 export function transitionOf(
   outcome: PlanOutcome,
   rollout: RolloutPolicy,
   notBefore: number,
-  labelClock?: number,
+  clock?: ModelClock,
 ): PlannedTransition | undefined {
   const { plan, decision } = outcome;
   const at = Math.max(outcome.decidedAt, notBefore);
-  const servingFrom = Math.max(at, labelClock ?? at);
+  const servingFrom = clock === undefined ? at : onClock(at, clock) ? Math.max(at, clock.labelTime) : clock.labelTime;
   const evidence = (to: Stage) =>
     JSON.stringify(
-      to === 'canary' || to === 'production'
+      to === 'canary' || to === 'production' || (plan.kind === 'rollback' && to === 'rolled_back')
         ? { ...decision.evidence, [SERVING_FROM]: servingFrom }
         : decision.evidence,
     );
@@ -729,8 +847,12 @@ export interface TickResult {
  * interval per extra transition. Waits, with the transition's `at` no earlier than what it waited
  * for (so replay gives the same times): shadow → canary while another version is in canary;
  * canary → production while a rollback watch is open. `clock`: the model's event clock
- * (see {@link runPlan}); `answeredOf(plan)`: whether production answered since a watch began, for
- * a watch whose outcome {@link awaitsAnswered} (undefined: it stays undecided this tick).
+ * (see {@link runPlan}; it also decides which recorded times are on event time, see
+ * {@link comparisonsOf}); `answeredOf(plan)`: whether production answered since a watch's `from`,
+ * for a watch whose outcome {@link awaitsAnswered} (undefined: it stays undecided this tick).
+ * Every transition is dated after the model's last one, so a record dated ahead of event time (a
+ * wall clock ahead of it) dates every later one ahead too: those store the clock in
+ * {@link SERVING_FROM}, and their stages are read and timed from it (see {@link ComparisonPlan.from}).
  */
 export function tickModel(
   history: readonly TransitionFact[],
@@ -740,7 +862,7 @@ export function tickModel(
   answeredOf?: (plan: ComparisonPlan) => boolean | undefined,
 ): TickResult {
   const view = viewOf(history);
-  const outcomes = comparisonsOf(view).map((plan) =>
+  const outcomes = comparisonsOf(view, clock).map((plan) =>
     runPlan(
       plan,
       plan.kind === 'promotion' ? rollout.promotion : rollout.rollback,
@@ -773,7 +895,7 @@ export function tickModel(
     // served; and at the same time as a watch's rollback, a replay ordered the promotion before
     // the rollback (stage rank), which then took production back from it.
     const notBefore = Math.max(p.since, lastAt + 1);
-    const t = transitionOf(outcome, rollout, notBefore, clock?.labelTime);
+    const t = transitionOf(outcome, rollout, notBefore, clock);
     if (t !== undefined && (best === undefined || t.at < best.at || (t.at === best.at && t.version < best.version)))
       best = t;
   }

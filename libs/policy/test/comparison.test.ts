@@ -88,6 +88,11 @@ describe('promotion/rollback policy config', () => {
       'promotion.guards.1.name',
     ],
     [{ alpha_keep: 0.05 }, 'promotion'],
+    // A promotion waits for every guard's observations: more than max_labels, it could never promote.
+    [
+      { min_labels: 10, max_labels: 50, guards: [{ name: 'p', max: 0.2, min_observations: 60 }] },
+      'promotion.guards.0.min_observations',
+    ],
   ])('%j is refused naming %s', (doc, field) => {
     try {
       parsePromotionPolicy(doc);
@@ -104,6 +109,57 @@ describe('promotion decisions', () => {
   const better = (i: number) => pair(i, 0.5, 0);
   // Identical scores: d = 0 every time (zero variance, all equal).
   const same = (i: number) => pair(i, 0.3, 0.3);
+
+  it("a promotion the labels grant waits for every guard's min_observations: a guard is never skipped (found by a review)", () => {
+    // min_labels 30 and a guard left at its default min_observations (100): the labels decide
+    // long before the guard may.
+    const policy = parsePromotionPolicy({ min_labels: 30, guards: [{ name: 'positive_rate', max_increase: 0.05 }] });
+    expect(policy.guards[0]!.minObservations).toBe(100);
+    // As the rollout feeds it: a pair, then the guard of the same request. The candidate predicts
+    // positive on every request, production never.
+    const positive = (i: number) =>
+      ({ kind: 'guard', time_ms: T0 + i * 1000, name: 'positive_rate', value: 1, baseline: 0 }) as const;
+    const flagged = run(
+      policy,
+      (function* () {
+        for (let i = 1; i <= 200; i++) yield* [better(i), positive(i)];
+      })(),
+    );
+    // Before: promoted on evidence after 49 labels, the guard at 48 of its 100 observations.
+    expect(flagged.decision).toMatchObject({ action: 'reject', reason: 'guard' });
+    expect(flagged.decision.evidence.guards[0]).toMatchObject({ n: 100, min_observations: 100, breached: true });
+    // Meanwhile it waited, saying why.
+    let state = startComparison(policy, T0);
+    for (let i = 1; i <= 60; i++) state = stepComparison(policy, state, better(i)).state;
+    const waiting = stepComparison(policy, state, positive(1)).decision;
+    expect(waiting).toMatchObject({ action: 'continue', reason: 'guards_pending' });
+    expect(waiting.detail).toMatch(
+      /^lower bound .* > bar 0 after 60 labels \(alpha 0.05\); guard positive_rate has 1\/100 observations$/,
+    );
+    // A guard within its limit: promoted once it has its observations.
+    const kept = run(
+      policy,
+      (function* () {
+        for (let i = 1; i <= 200; i++) yield* [better(i), { ...positive(i), value: 0 }];
+      })(),
+    );
+    expect(kept.decision).toMatchObject({ action: 'promote', reason: 'evidence', evidence: { n: 100 } });
+    expect(kept.decision.evidence.guards[0]).toMatchObject({ n: 100, breached: false });
+  });
+
+  it('at max_time (or max_labels) with a guard short of its observations, the candidate is rejected: no evidence the guard holds', () => {
+    const policy = parsePromotionPolicy({
+      min_labels: 30,
+      max_time: '1h',
+      guards: [{ name: 'positive_rate', max_increase: 0.05 }],
+    });
+    const r = run(policy, [...repeat(50, better), { kind: 'tick', time_ms: T0 + 3_600_000 }]);
+    expect(r.decision).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
+    expect(r.decision.detail).toMatch(/, but guard positive_rate has 0\/100 observations after 3600000 ms elapsed$/);
+    // The default is never more than max_labels, so max_labels can still end it.
+    const capped = parsePromotionPolicy({ min_labels: 10, max_labels: 40, guards: [{ name: 'p', max: 0.2 }] });
+    expect(capped.guards[0]).toMatchObject({ minObservations: 40 });
+  });
 
   it('decides nothing before min_labels, even on overwhelming evidence; promotes at min_labels', () => {
     const policy = parsePromotionPolicy({ min_labels: 200 });
@@ -374,6 +430,28 @@ describe('rollback decisions', () => {
     // Before the time is up it waits for labels, as before.
     const early = run(timed, [pair(1, 0.3, 0.3), { kind: 'tick', time_ms: T0 + 599_999 }]);
     expect(early.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
+  });
+
+  it("a watch's keep on evidence waits for production's guards: a guard that would roll it back is not skipped", () => {
+    const policy = parseRollbackPolicy({ min_labels: 30, guards: [{ name: 'positive_rate', max_increase: 0.05 }] });
+    const notWorse = (i: number) => pair(i, 0, 0.5); // production better than the version it replaced
+    const positive = (i: number) =>
+      ({ kind: 'guard', time_ms: T0 + i * 1000, name: 'positive_rate', value: 1, baseline: 0 }) as const;
+    const r = run(
+      policy,
+      (function* () {
+        for (let i = 1; i <= 200; i++) yield* [notWorse(i), positive(i)];
+      })(),
+    );
+    // Before: kept on evidence after 49 labels (the replaced version retired), the guard at 48/100.
+    expect(r.decision).toMatchObject({ action: 'rollback', reason: 'guard' });
+    const quiet = run(
+      policy,
+      (function* () {
+        for (let i = 1; i <= 200; i++) yield* [notWorse(i), { ...positive(i), value: 0 }];
+      })(),
+    );
+    expect(quiet.decision).toMatchObject({ action: 'keep', reason: 'evidence', evidence: { n: 100 } });
   });
 
   it('a breached guard on production rolls it back', () => {

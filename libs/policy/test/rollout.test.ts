@@ -175,6 +175,7 @@ describe('the view of recorded transitions', () => {
         incumbent: 'v1',
         challenger: 'v2',
         since: T0,
+        from: T0,
         answeredBy: { version: 'v1', role: 'production' },
       },
     ]);
@@ -194,6 +195,7 @@ describe('the view of recorded transitions', () => {
         incumbent: 'v2',
         challenger: 'v1',
         since: T0 + 2 * MIN,
+        from: T0 + 2 * MIN,
         answeredBy: { version: 'v2', role: 'production' },
       },
     ]);
@@ -694,6 +696,46 @@ describe('tickModel', () => {
     });
   });
 
+  it('a shadow whose production changes starts again against the new one, with max_time from when it took over (found by a review)', () => {
+    const day = 86_400_000;
+    const hour = 60 * MIN;
+    const history = [
+      ...shadowOfV2,
+      fact('v2', 'shadow', 'canary', T0 + hour, 'v1'),
+      fact('v3', null, 'candidate', T0),
+      fact('v3', 'candidate', 'shadow', T0, 'v1'),
+    ];
+    const v3Pairs = (from: number, n: number) => (p: ComparisonPlan) =>
+      p.subject === 'v3' ? pairs(from, n, 0.2, 0.8, 11) : [];
+    // v3 beats v1 early, and waits for the canary slot.
+    const early = tickModel(history, v3Pairs(T0, 400), policy, {
+      labelTime: T0 + 2 * hour,
+      predictionTime: T0 + 2 * hour,
+    });
+    expect(early.waiting).toEqual(['v3: promotion to canary waits for the canary in progress']);
+    // v2 is promoted to production at 0.9 day: v3's comparison starts again, against v2 (v2's answers).
+    const promotedAt = T0 + 0.9 * day;
+    const promoted = [...history, fact('v2', 'canary', 'production', promotedAt, 'v1')];
+    const clock = { labelTime: T0 + day + hour, predictionTime: T0 + day + hour };
+    const restarted = tickModel(promoted, v3Pairs(promotedAt + 1_000, 10), policy, clock);
+    const v3 = restarted.outcomes.find((o) => o.plan.subject === 'v3')!;
+    // Before: rejected too_few_labels, max_time counted from v3's shadow `since` (a day and an hour
+    // before), 10 of 30 labels, 3.4 h after v2 took over.
+    expect(v3.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
+    expect(v3.plan).toMatchObject({ incumbent: 'v2', incumbentFrom: { since: promotedAt } });
+    expect(restarted.transition).toBeUndefined();
+    // Its own evidence against v2 decides it.
+    const decided = tickModel(promoted, v3Pairs(promotedAt + 1_000, 400), policy, clock).transition;
+    expect(decided).toMatchObject({ version: 'v3', to_stage: 'canary', reason: 'evidence', previous_version: 'v2' });
+    // With no pair against v2, max_time still ends it: a day after v2 took over, not before.
+    const none = (at: number) =>
+      tickModel(promoted, () => [], policy, { labelTime: at, predictionTime: at }).outcomes.find(
+        (o) => o.plan.subject === 'v3',
+      )!.decision;
+    expect(none(promotedAt + day - 1)).toMatchObject({ action: 'continue' });
+    expect(none(promotedAt + day)).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
+  });
+
   it('holds a second canary while one runs, and a promotion to production during a rollback watch', () => {
     const twoShadows = [
       ...shadowOfV2,
@@ -770,6 +812,99 @@ describe('tickModel', () => {
     expect(
       tickModel(shadowOfV2, () => data, { ...guarded, promotion: { ...guarded.promotion, guards: [] } }).transition,
     ).toBeUndefined();
+  });
+
+  it('a guard left at its default min_observations (100) with min_labels 30 is not skipped: the promotion waits for it (found by a review)', () => {
+    const guarded = rolloutPolicyFor(
+      parseRolloutPolicy({
+        defaults: { promotion: { min_labels: 30, guards: [{ name: 'positive_rate', max_increase: 0.05 }] } },
+      }),
+      'fraud',
+    ) as RolloutPolicy;
+    // 90% positives; production says 0.45 (never positive), the candidate 0.75 (always): better Brier,
+    // its positive rate +1.
+    const data = Array.from({ length: 150 }, (_, i) => ({
+      predictionTime: T0 + 1000 * (i + 1),
+      labelTime: T0 + 1000 * (i + 1) + 500,
+      label: i % 10 < 9 ? 1 : 0,
+      incumbent: 0.45,
+      challenger: 0.75,
+    }));
+    // Before: promoted to canary on evidence after 67 labels, the guard at 66 of its 100.
+    const early = tickModel(shadowOfV2, () => data.slice(0, 99), guarded);
+    expect(early.transition).toBeUndefined();
+    expect(early.outcomes[0]!.decision).toMatchObject({ action: 'continue', reason: 'guards_pending' });
+    expect(tickModel(shadowOfV2, () => data, guarded).transition).toMatchObject({
+      to_stage: 'rejected',
+      reason: 'guard',
+    });
+  });
+
+  describe('records dated ahead of event time by a wall clock (found by a review)', () => {
+    const day = 86_400_000;
+    const E = T0 - 30 * day; // event time, a month behind the records
+    const clock = { labelTime: E + day, predictionTime: E + day, allowedFutureMs: 3_600_000 };
+
+    it("a shadow dated ahead reads its pairs from production's start (0 when only the gate names it) and counts max_time from its first pair", () => {
+      const [plan] = comparisonsOf(viewOf(shadowOfV2), clock);
+      expect(plan).toMatchObject({ since: T0, from: 0 });
+      // Without the clock (no labelled row yet) nothing says it is ahead: read from `since`.
+      expect(comparisonsOf(viewOf(shadowOfV2))[0]).toMatchObject({ from: T0 });
+      const better = pairs(E + 1_000, 400, 0.2, 0.8);
+      const r = tickModel(shadowOfV2, () => better, policy, clock);
+      // Dated after its record (order holds); its serving_from is the event clock, not its `at`.
+      expect(r.transition).toMatchObject({ to_stage: 'canary', reason: 'evidence', at: T0 + 1 });
+      expect(JSON.parse(r.transition!.evidence).serving_from).toBe(clock.labelTime);
+      // No pair yet: no time passes (max_time from `since` would never end on this clock).
+      expect(tickModel(shadowOfV2, () => [], policy, clock).outcomes[0]!.decision).toMatchObject({
+        action: 'continue',
+        evidence: { elapsed_ms: 0 },
+      });
+      // A shadow of a recorded production reads from when production took its role.
+      const promoted = [
+        ...shadowOfV2,
+        { ...fact('v2', 'shadow', 'canary', T0 + 1, 'v1'), evidence: JSON.stringify({ serving_from: E + 5_000 }) },
+        { ...fact('v2', 'canary', 'production', T0 + 2, 'v1'), evidence: JSON.stringify({ serving_from: E + 9_000 }) },
+        fact('v3', null, 'candidate', T0 + 3),
+        fact('v3', 'candidate', 'shadow', T0 + 3, 'v2'),
+      ];
+      const plans = comparisonsOf(viewOf(promoted), clock);
+      expect(plans.map((p) => [p.kind, p.subject, p.from])).toEqual([
+        ['promotion', 'v3', E + 9_000],
+        ['rollback', 'v2', E + 9_000],
+      ]);
+    });
+
+    it('a canary dated after such a record reads and times from its stored serving_from: a canary that never serves ends max_time after it', () => {
+      const canary = [
+        ...shadowOfV2,
+        { ...fact('v2', 'shadow', 'canary', T0 + 1, 'v1'), evidence: JSON.stringify({ serving_from: E + day }) },
+      ];
+      const at = (t: number) => ({ labelTime: t, predictionTime: t, allowedFutureMs: 3_600_000 });
+      expect(comparisonsOf(viewOf(canary), at(E + day))[0]).toMatchObject({ from: E + day, servingFrom: E + day });
+      const decide = (t: number) => tickModel(canary, () => [], policy, at(t)).outcomes[0]!.decision;
+      expect(decide(E + 2 * day - 1)).toMatchObject({ action: 'continue' });
+      expect(decide(E + 2 * day)).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
+    });
+
+    it('production restored by a rollback: a shadow compared against it counts max_time from the rollback', () => {
+      const hour = 60 * MIN;
+      const history = [
+        ...shadowOfV2,
+        fact('v2', 'shadow', 'canary', T0 + hour, 'v1'),
+        fact('v2', 'canary', 'production', T0 + 2 * hour, 'v1'),
+        fact('v3', null, 'candidate', T0 + 3 * hour),
+        fact('v3', 'candidate', 'shadow', T0 + 3 * hour, 'v2'),
+        fact('v2', 'production', 'rolled_back', T0 + 20 * hour, 'v1'),
+      ];
+      const decide = (t: number) =>
+        tickModel(history, () => [], policy, { labelTime: t, predictionTime: t }).outcomes[0]!.decision;
+      // Before: rejected at T0 + 27 h, a day after v3's shadow began, 7 h after v1 was restored.
+      expect(decide(T0 + 44 * hour - 1)).toMatchObject({ action: 'continue' });
+      expect(decide(T0 + 44 * hour)).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
+      const [plan] = comparisonsOf(viewOf(history));
+      expect(plan).toMatchObject({ subject: 'v3', incumbent: 'v1', incumbentFrom: { since: T0 + 20 * hour } });
+    });
   });
 
   it('maps stages to models.v1 kinds', () => {

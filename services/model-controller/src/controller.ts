@@ -264,10 +264,21 @@ export class ModelController {
       }
       return { republished };
     }
-    const plans = comparisonsOf(view);
     const now = (deps.now ?? Date.now)();
     const maxFutureMs = deps.maxFutureMs ?? DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs;
     const notAfter = now + maxFutureMs;
+    // The event clock of max_time (see labelClock), read before the pairs: it decides where a
+    // stage recorded off event time reads them from (comparisonsOf), and a pair that arrives
+    // between the two reads then waits for the next tick's clock rather than being passed by it.
+    // Not capped at the wall clock: event time runs ahead of it in a replay or an accelerated run
+    // (capped, the demo's comparisons waited for ever, found by running it).
+    const labelled = comparisonsOf(view).length === 0 ? undefined : await deps.pairs.labelClock(model, now, notAfter);
+    const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
+    const clock: ModelClock | undefined =
+      labelled !== undefined && plausible(labelled.labelTime) && plausible(labelled.predictionTime)
+        ? { labelTime: labelled.labelTime, predictionTime: labelled.predictionTime, allowedFutureMs: maxFutureMs }
+        : undefined;
+    const plans = comparisonsOf(view, clock);
     const read = new Map<string, readonly PairInput[]>();
     const logged = this.unusableLogged.get(model) ?? new Set<string>();
     const stillLogged = new Set<string>();
@@ -278,7 +289,7 @@ export class ModelController {
         model,
         incumbent: plan.incumbent,
         challenger: plan.challenger,
-        from: plan.since,
+        from: plan.from,
         limit: Math.min(deps.maxPairs, maxLabels),
         answeredBy: plan.answeredBy,
       });
@@ -302,15 +313,6 @@ export class ModelController {
     this.sayClockBehind(model, newestJoined, now);
     if (stillLogged.size === 0) this.unusableLogged.delete(model);
     else this.unusableLogged.set(model, stillLogged);
-    // The event clock of max_time (see labelClock).
-    // Not capped at the wall clock: event time runs ahead of it in a replay or an accelerated run
-    // (capped, the demo's comparisons waited for ever, found by running it).
-    const labelled = plans.length === 0 ? undefined : await deps.pairs.labelClock(model, now, notAfter);
-    const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
-    const clock =
-      labelled !== undefined && plausible(labelled.labelTime) && plausible(labelled.predictionTime)
-        ? labelled
-        : undefined;
     const pairsOf = (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [];
     let result = tickModel(history, pairsOf, policy, clock);
     // A rollback watch whose time is up with no pair is decided by whether production answered
@@ -323,7 +325,7 @@ export class ModelController {
       const answered = new Map<string, boolean>();
       for (const { plan } of awaiting) {
         try {
-          answered.set(planKey(plan), await deps.pairs.answeredSince(model, plan.incumbent, plan.since));
+          answered.set(planKey(plan), await deps.pairs.answeredSince(model, plan.incumbent, plan.from));
         } catch (error) {
           const e = toDriftlineError(error);
           deps.logger.warn(
@@ -458,6 +460,7 @@ export class ModelController {
           incumbent: plan.incumbent,
           challenger: plan.challenger,
           since: plan.since,
+          from: plan.from,
           reason,
           rows: n,
           ...(reason === 'timeBeyondFuture' ? clockDetail : {}),

@@ -891,3 +891,62 @@ describe("the controller's clock: one row dated ahead cannot move it (found by a
     expect(warnings).toHaveLength(1);
   });
 });
+
+describe('records dated ahead of event time by a wall clock (a replay or backfill a month behind; found by a review)', () => {
+  const DAY = 86_400_000;
+  const E0 = T0 - 30 * DAY; // event time: a month behind the wall clock
+  const hourly = parseRolloutPolicy({
+    defaults: { promotion: { min_labels: 50, max_time: '4h' }, rollback: { min_labels: 50, max_time: '4h' } },
+  });
+
+  it('a shadow registered at the wall clock, a month ahead of every prediction, is decided on its pairs', async () => {
+    const { published, deps } = setup({});
+    const rows = batch('p', 'v1', 'production', E0, 400, { v1: 0.2, v2: 0.8 });
+    const controller = new ModelController({
+      ...deps,
+      policies: hourly,
+      now: () => T0,
+      pairs: labelledTable(rows).reader,
+    });
+    for (let i = 0; i < 3; i++) await controller.tick();
+    // Before: its pairs were read from its `since` (T0, a month after them) and its max_time ran on
+    // a clock the rows never reach: no transition, no log line, for as long as the replay ran.
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:SHADOW', 'v2:CANARY']);
+  });
+
+  it('a degrading production promoted after such a record (dated after it) is watched on its own answers and rolled back', async () => {
+    const { store, published, deps } = setup({});
+    const canaryFrom = E0 + 30 * 60_000;
+    store.rows.set('fraud/v2/candidate', row('v2', null, 'candidate', E0));
+    store.rows.set('fraud/v2/shadow', row('v2', 'candidate', 'shadow', E0, 'v1'));
+    store.rows.set('fraud/v2/canary', {
+      ...row('v2', 'shadow', 'canary', canaryFrom, 'v1'),
+      evidence: JSON.stringify({ serving_from: canaryFrom }),
+    });
+    // v3 registered by the trainer at its wall clock: every later transition is dated after it.
+    store.rows.set('fraud/v3/candidate', row('v3', null, 'candidate', T0));
+    store.rows.set('fraud/v3/shadow', row('v3', 'candidate', 'shadow', T0, 'v1'));
+    // v2 good as a canary: promoted (dated T0 + 1, a month ahead of its answers).
+    const rows = batch('c', 'v2', 'canary', canaryFrom + 1_000, 200, { v1: 0.5, v2: 0.9, v3: 0.5 });
+    const table = labelledTable(rows);
+    const controller = new ModelController({ ...deps, policies: hourly, now: () => T0 + DAY, pairs: table.reader });
+    await controller.tick();
+    const promoted = store.rows.get('fraud/v2/production')!;
+    expect(promoted.at).toBeGreaterThan(T0);
+    // Its serving_from is the event clock of the deciding tick, not its `at`.
+    expect(JSON.parse(promoted.evidence).serving_from).toBe(rows.at(-1)!.labelTime);
+    // Worse than v1 once it serves everything: the watch reads its production answers and rolls it back.
+    rows.push(
+      ...batch('w', 'v2', 'production', rows.at(-1)!.predictionTime + 60_000, 300, { v1: 0.9, v2: 0.1, v3: 0.5 }),
+    );
+    await controller.tick();
+    // Before: the watch read from the promotion's `at` (a month after every row) and never decided.
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual([
+      'v2:CANARY',
+      'v3:SHADOW',
+      'v2:PROMOTED',
+      'v2:ROLLED_BACK',
+    ]);
+    expect(store.rows.get('fraud/v2/rolled_back')).toMatchObject({ reason: 'evidence', previous_version: 'v1' });
+  });
+});

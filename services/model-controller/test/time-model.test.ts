@@ -100,6 +100,92 @@ describe('the controller in a world of clocks, label delays, backlogs and restar
   }, 120_000);
 });
 
+/**
+ * The trainer dated v2's candidate and shadow records by its wall clock (`registered_at`): the
+ * worlds above with the records so dated, v2 registered 4 h of event time into the run (24 ticks,
+ * so that the 40× clock has moved away from the wall clock). Every stage after a record dated
+ * ahead is dated after it too (a transition is dated after the model's last one).
+ */
+function* wallDatedWorlds(): Generator<WorldSpec> {
+  let seed = 1_000;
+  for (const clock of clocks)
+    for (const labelDelay of delays)
+      for (const broken of brokens)
+        for (const lag of [0, 2]) {
+          seed++;
+          yield {
+            ...base,
+            clock,
+            labelDelay,
+            broken,
+            lag,
+            quality: broken !== 'none' ? 0.8 : [0.8, 0.3, 0.1][seed % 3]!,
+            seed,
+            registeredOn: 'wall',
+            registerAt: 24,
+          };
+        }
+}
+
+describe('records dated by a wall clock, not event time (found by a review)', () => {
+  it('every world: no invariant broken, every stage decided', async () => {
+    const findings: Array<Finding & { spec: WorldSpec }> = [];
+    const reached = new Map<string, number>();
+    let runs = 0;
+    for (const spec of wallDatedWorlds()) {
+      runs++;
+      const r = await runWorld(spec);
+      for (const f of r.findings) findings.push({ ...f, spec });
+      for (const t of new Set(r.transitions.map((x) => x.replace(/@.*/, ''))))
+        reached.set(t, (reached.get(t) ?? 0) + 1);
+    }
+    console.log(
+      `[time model, wall-dated records] ${runs} worlds; transitions reached: ${JSON.stringify(Object.fromEntries(reached))}`,
+    );
+    // Before: the `behind` worlds never decided v2's shadow (undecided 18), and in the `fast`
+    // ones the shadow was rejected too_few_labels at its first pairs (untested_end 18).
+    expect(runs).toBe(72);
+    expect(findings.map((f) => `${f.spec.clock}/${f.spec.seed}: ${f.invariant} ${f.detail}`)).toEqual([]);
+    for (const t of [
+      'v2:shadow>canary:evidence',
+      'v2:canary>production:evidence',
+      'v2:production>rolled_back:not_scored',
+    ])
+      expect(reached.get(t) ?? 0, t).toBeGreaterThan(10);
+  }, 120_000);
+
+  it('event time a month behind (a replay): the shadow dated a month ahead is decided on its pairs, and so is every later stage', async () => {
+    // Before: no transition at all (its pairs were read from its `since`, a month ahead of them).
+    const r = await runWorld({ ...base, clock: 'behind', registeredOn: 'wall', registerAt: 24, seed: 7 });
+    expect(r.findings).toEqual([]);
+    expect(r.transitions.map((t) => t.replace(/@.*/, ''))).toEqual([
+      'v2:shadow>canary:evidence',
+      'v2:canary>production:evidence',
+      'v1:production>retired:evidence',
+    ]);
+  });
+
+  it('event time a month behind: a production that never loads is still rolled back not_scored in bounded event time', async () => {
+    const r = await runWorld({
+      ...base,
+      clock: 'behind',
+      broken: 'production',
+      registeredOn: 'wall',
+      registerAt: 24,
+      seed: 8,
+    });
+    expect(r.findings).toEqual([]);
+    expect(r.transitions.map((t) => t.replace(/@.*/, ''))).toContain('v2:production>rolled_back:not_scored');
+  });
+
+  it('event time 40× the wall clock: the shadow dated hours behind it gets max_time from its first pair', async () => {
+    // Before: rejected too_few_labels at its first pairs (its max_time counted from the wall-clock `since`).
+    const r = await runWorld({ ...base, clock: 'fast', registeredOn: 'wall', registerAt: 24, seed: 9 });
+    expect(r.findings).toEqual([]);
+    expect(r.transitions.map((t) => t.replace(/@.*/, ''))).toContain('v2:shadow>canary:evidence');
+  });
+});
+
 /** Each failed on HEAD's logic (4be499a), where a stage's max_time counted from its deciding label alone. */
 describe('defects the model found', () => {
   it('a controller outage longer than max_time: the canary decided after it still gets max_time of its own answers', async () => {

@@ -54,6 +54,15 @@ export interface WorldSpec {
   readonly quality: number;
   readonly seed: number;
   readonly ticks: number;
+  /**
+   * What v2's candidate and shadow records are dated by: event time (the default), or the wall
+   * clock of the tick it is registered at, as the trainer dated them (its `registered_at`) before
+   * it read the model's clock: a month ahead of event time in the `behind` clock, hours behind it
+   * in the `fast` one once ticks have passed.
+   */
+  readonly registeredOn?: 'event' | 'wall';
+  /** The tick v2 is registered at (default 0: before the first); until then only v1 serves and scores. */
+  readonly registerAt?: number;
 }
 
 const OUTAGE_TICKS = 30; // 5 h of event time: more than max_time
@@ -65,8 +74,13 @@ export const invariants = [
   'replay_differs',
   /** On the same clock, the rows whose (true) label time is at or before its `at` do not decide it. */
   'dated_before_label',
-  /** A canary or production that served was rolled back for lack of evidence before max_time of its own serving. */
+  /**
+   * A canary or production that served was rolled back, or a shadow that was scored rejected, for
+   * lack of evidence before max_time of its own serving (scoring).
+   */
   'untested_end',
+  /** v2's last stage (shadow, canary, or production with its watch open) left undecided long after it could decide. */
+  'undecided',
   /** A version that never loads was not rolled back within a bounded event time while traffic flowed. */
   'never_loaded_kept',
   /** Rows dated ahead by a minority producer ended a comparison on max_time that their true times would not have. */
@@ -227,11 +241,12 @@ export interface WorldRun {
  * its reads were of its stage's own rows; a fresh controller decides it again from the same
  * transitions and rows (replay), and, on the same clock, from the rows labelled (true time) by its
  * `at` alone (so it is not dated before the label that made it possible); a canary or production rolled back
- * for lack of evidence (too_few_labels, not_scored) while it served had `max_time` of its own
- * serving (from its first answer, on the newest labelled true prediction time); rows of the
- * producer ahead did not end it on max_time (the same tick over their true times does not). At
- * the end: a version that never loads was rolled back within max_time + label delay + lag +
- * outage + two ticks of event time of the transition's tick.
+ * for lack of evidence (too_few_labels, not_scored) while it served, or a shadow rejected so while
+ * it was scored, had `max_time` of its own serving (from its first answer, on the newest labelled
+ * true prediction time); rows of the producer ahead did not end it on max_time (the same tick over
+ * their true times does not). At the end: a version that never loads was rolled back within
+ * max_time + label delay + lag + outage + two ticks of event time of the transition's tick; and
+ * v2's last stage, if still open, began less than its bound before (see checkDecided).
  */
 export async function runWorld(spec: WorldSpec): Promise<WorldRun> {
   const { offset, rate } = clockOf(spec);
@@ -241,6 +256,7 @@ export async function runWorld(spec: WorldSpec): Promise<WorldRun> {
   const findings: Finding[] = [];
   const found = (invariant: Invariant, detail: string) => findings.push({ invariant, detail });
   const store = new MemoryTransitions([]);
+  const registerAt = spec.registerAt ?? 0;
   const registered = (
     version: string,
     from: TransitionRow['from_stage'],
@@ -250,22 +266,25 @@ export async function runWorld(spec: WorldSpec): Promise<WorldRun> {
     version,
     from_stage: from,
     to_stage: to,
-    at: eventAt(0) - 1,
+    at: spec.registeredOn === 'wall' ? wallAt(registerAt) : eventAt(registerAt) - 1,
     decided_by: 'trainer:offline_gate',
     reason: 'offline_gate',
     detail: '',
     evidence: '',
     canary_share: null,
     previous_version: to === 'shadow' ? 'v1' : null,
-    recorded_at: wallAt(0),
+    recorded_at: wallAt(registerAt),
   });
-  store.rows.set('fraud/v2/candidate', registered('v2', null, 'candidate'));
-  store.rows.set('fraud/v2/shadow', registered('v2', 'candidate', 'shadow'));
   const servers: Servers = { production: 'v1', canary: undefined, scored: new Set(['v1']) };
   const quality: Record<string, number> = { v1: 0.3, v2: spec.quality };
   const pending: Array<{ tick: number; event: ModelEvent }> = [];
-  // Servers that loaded v2's first SHADOW (the controller re-publishes it at start).
-  pending.push({ tick: 0, event: { kind: 'SHADOW', version: 'v2', previous_version: 'v1' } as ModelEvent });
+  const register = () => {
+    store.rows.set('fraud/v2/candidate', registered('v2', null, 'candidate'));
+    store.rows.set('fraud/v2/shadow', registered('v2', 'candidate', 'shadow'));
+    // Servers that loaded v2's first SHADOW (the controller re-publishes it at start).
+    pending.push({ tick: registerAt, event: { kind: 'SHADOW', version: 'v2', previous_version: 'v1' } as ModelEvent });
+  };
+  if (registerAt === 0) register();
   const future: Row[] = [];
   const warehouse: Row[] = [];
   const decisions: Decision[] = [];
@@ -291,6 +310,7 @@ export async function runWorld(spec: WorldSpec): Promise<WorldRun> {
   let nextId = 0;
   for (let tick = 1; tick <= spec.ticks; tick++) {
     tickNow = tick;
+    if (tick === registerAt) register();
     // Servers apply what was published `lag` ticks ago.
     while (pending.length > 0 && pending[0]!.tick + spec.lag <= tick)
       apply(servers, pending.shift()!.event, spec.broken);
@@ -310,6 +330,8 @@ export async function runWorld(spec: WorldSpec): Promise<WorldRun> {
       if (spec.outage === 'joiner' && inOutage(arrives)) arrives = spec.outageAt + OUTAGE_TICKS;
       const key = `${answered}/${role}`;
       if (!firstAnswer.has(key)) firstAnswer.set(key, predicted);
+      for (const v of servers.scored)
+        if (v !== answered && !firstAnswer.has(`${v}/shadow`)) firstAnswer.set(`${v}/shadow`, predicted);
       future.push({
         id: `r${String(nextId++).padStart(6, '0')}`,
         answered,
@@ -347,6 +369,7 @@ export async function runWorld(spec: WorldSpec): Promise<WorldRun> {
   }
   await checkDecisions(spec, decisions, warehouse, wallAt, firstAnswer, found);
   checkNeverLoaded(spec, decisions, eventAt, found);
+  checkDecided(spec, decisions, eventAt, found);
   return {
     findings,
     transitions: decisions.map(
@@ -373,9 +396,11 @@ async function checkDecisions(
     const labelled = seen.filter((r) => r.trueLabel <= t.at);
     const again = await freshTick(d.history, labelled, now, [...seen]);
     if (again?.version !== t.version || again.to_stage !== t.to_stage) found('dated_before_label', name);
-    const lackOfEvidence = t.to_stage === 'rolled_back' && (t.reason === 'too_few_labels' || t.reason === 'not_scored');
+    const lackOfEvidence =
+      (t.to_stage === 'rolled_back' || t.to_stage === 'rejected') &&
+      (t.reason === 'too_few_labels' || t.reason === 'not_scored');
     if (lackOfEvidence) {
-      const role = t.from_stage === 'canary' ? 'canary' : 'production';
+      const role = t.from_stage === 'canary' ? 'canary' : t.from_stage === 'shadow' ? 'shadow' : 'production';
       const served = firstAnswer.get(`${t.version}/${role}`);
       const newest = seen.reduce((m, r) => Math.max(m, r.truePrediction), Number.NEGATIVE_INFINITY);
       if (served !== undefined && newest - served < MAX_TIME) {
@@ -388,6 +413,33 @@ async function checkDecisions(
       const without = await freshTick(d.history, honest, now);
       if (without?.version !== t.version || without.to_stage !== t.to_stage) found('ended_by_rows_ahead', name);
     }
+  }
+}
+
+/**
+ * v2's last stage is decided within the time it needs: max_time, the label delay, the servers'
+ * lag, an outage and the producer's skew, and a few ticks (a shadow that never decided where its
+ * records were dated a month ahead of event time was found by a review: no transition, no log line).
+ */
+function checkDecided(
+  spec: WorldSpec,
+  decisions: readonly Decision[],
+  eventAt: (tick: number) => number,
+  found: (invariant: Invariant, detail: string) => void,
+): void {
+  const last = decisions.filter((d) => d.row.version === 'v2').at(-1);
+  const stage = last?.row.to_stage ?? 'shadow';
+  const watched =
+    stage === 'production' && !decisions.some((d) => d.row.version === 'v1' && d.row.to_stage === 'retired');
+  if (stage !== 'shadow' && stage !== 'canary' && !watched) return;
+  const began = last?.tick ?? spec.registerAt ?? 0;
+  const outage = spec.outage === 'none' || spec.outageAt + OUTAGE_TICKS < began ? 0 : OUTAGE_TICKS * STEP;
+  const bound = MAX_TIME + spec.labelDelay + (spec.lag + 3) * STEP + outage + (spec.producerAhead ? AHEAD : 0);
+  if (eventAt(spec.ticks) - eventAt(began) > bound) {
+    found(
+      'undecided',
+      `v2 ${watched ? 'production (watch open)' : stage} since tick ${began}, ${spec.ticks - began} ticks`,
+    );
   }
 }
 

@@ -172,6 +172,15 @@ export interface WindowExtras {
 
 const CALIBRATION_CACHE = 1_000;
 
+/**
+ * Versions whose refusal was logged, remembered so each is logged once. Larger than the map cache:
+ * a set that cannot hold every refused version forgets each before its next window comes round
+ * (1,500 versions recomputed in turn past a bound of 1,000: one warning per window), whether it is
+ * cleared or its oldest entry evicted. Only versions with a stored map count; 10,000 keys cost
+ * about 0.8 MB (8 MB at the 256-character name limit).
+ */
+const REFUSALS_LOGGED = 10_000;
+
 type CachedCalibration =
   | { readonly at: number; readonly map: CalibrationMap; readonly id: string }
   | { readonly at: number; readonly refused: DriftlineError };
@@ -182,16 +191,18 @@ type CachedCalibration =
  * labeled rows. A version without a stored map is estimated on its raw scores (`calibration_id`
  * '' in the row): right for a calibrated model, optimistic for an over-confident one.
  *
- * An estimate refused for good (a non-retriable error: a calibration map this joiner cannot parse,
- * such as a newer format a trainer one release ahead writes) leaves the window without an estimate:
- * its realized metrics, business outcome and PERFORMANCE alerts are written as usual. The refusal
- * is logged once per version and counted. It used to fail the whole recompute: that version's
- * windows got no realized rows and no PERFORMANCE alert, requeued every pass, silently (found by
- * a review). An outage (retriable) still fails the recompute, which is retried.
+ * An estimate refused for good — a stored calibration map this joiner cannot parse (CONFIG_INVALID
+ * from parseCalibrationMap), such as a newer format a trainer one release ahead writes — leaves the
+ * window without an estimate: its realized metrics, business outcome and PERFORMANCE alerts are
+ * written as usual. The refusal is cached like a map, logged once per version and counted. It used
+ * to fail the whole recompute: that version's windows got no realized rows and no PERFORMANCE
+ * alert, requeued every pass, silently (found by a review). Any other error — an outage, or a read
+ * the warehouse cannot classify (INTERNAL, not retriable) — fails the recompute, which is
+ * requeued: taken for a refusal, it had written windows without their estimate for good.
  */
 export class WindowEstimator {
   private readonly maps = new Map<string, CachedCalibration>();
-  /** Versions whose refusal was logged (until a read of theirs succeeds again). */
+  /** Versions whose refusal was logged (until a read of theirs succeeds again), least recent first. */
   private readonly refusedVersions = new Set<string>();
   private readonly refusals;
 
@@ -222,7 +233,8 @@ export class WindowEstimator {
     return this.scores.flush(this.tallies, this.store);
   }
 
-  private async calibration(model: string, version: string, now: number) {
+  /** The version's map, or its refusal (a stored map this joiner cannot parse); anything else throws. */
+  private async calibration(model: string, version: string, now: number): Promise<CachedCalibration> {
     const key = JSON.stringify([model, version]);
     let entry = this.maps.get(key);
     if (entry === undefined || now - entry.at >= this.options.cacheMs) {
@@ -231,15 +243,14 @@ export class WindowEstimator {
         const stored = await this.store.calibration(model, version);
         entry = { at: now, map: stored?.map ?? identityCalibration(), id: stored?.referenceId ?? '' };
       } catch (thrown) {
-        const refused = toDriftlineError(thrown);
-        if (refused.retriable) throw refused;
-        entry = { at: now, refused };
+        const error = toDriftlineError(thrown);
+        if (error.code !== 'CONFIG_INVALID') throw thrown;
+        entry = { at: now, refused: error };
       }
       this.maps.delete(key);
       this.maps.set(key, entry);
       if (this.maps.size > CALIBRATION_CACHE) this.maps.delete(this.maps.keys().next().value as string);
     }
-    if ('refused' in entry) throw entry.refused;
     return entry;
   }
 
@@ -257,27 +268,34 @@ export class WindowEstimator {
 
   /** The window's CBPE estimate: undefined without scores, or when refused for good (see the class). */
   private async estimate(ref: WindowRef, now: number): Promise<WindowExtras['estimate']> {
+    // Outside any catch: a failed read of the histogram fails the recompute (requeued), whatever its code.
+    const histogram = await this.store.histogram(ref, this.options.threshold);
+    if (histogram === undefined) return undefined;
+    const c = await this.calibration(ref.model, ref.modelVersion, now);
     const version = JSON.stringify([ref.model, ref.modelVersion]);
-    try {
-      const histogram = await this.store.histogram(ref, this.options.threshold);
-      if (histogram === undefined) return undefined;
-      const c = await this.calibration(ref.model, ref.modelVersion, now);
-      const value = estimateCbpeFromHistogram(histogram, c.map, this.options.threshold);
-      this.refusedVersions.delete(version); // a later refusal is logged again
-      return { value, calibrationId: c.id };
-    } catch (thrown) {
-      const error = toDriftlineError(thrown);
-      if (error.retriable) throw error;
-      this.refusals?.inc();
-      if (!this.refusedVersions.has(version)) {
-        if (this.refusedVersions.size >= CALIBRATION_CACHE) this.refusedVersions.clear();
-        this.refusedVersions.add(version);
-        this.options.logger?.warn(
-          { model: ref.model, model_version: ref.modelVersion, code: error.code, err: error.message },
-          "no CBPE estimate for this version's windows (refused for good); their realized metrics and PERFORMANCE alerts are written without it",
-        );
-      }
+    if ('refused' in c) {
+      this.refused(ref, version, c.refused);
       return undefined;
     }
+    const value = estimateCbpeFromHistogram(histogram, c.map, this.options.threshold);
+    this.refusedVersions.delete(version); // a later refusal is logged again
+    return { value, calibrationId: c.id };
+  }
+
+  private refused(ref: WindowRef, version: string, error: DriftlineError): void {
+    this.refusals?.inc();
+    if (this.refusedVersions.delete(version)) {
+      this.refusedVersions.add(version); // most recent last: the oldest is forgotten first
+      return;
+    }
+    // The oldest forgotten, not all: a clear at the bound had logged every refused version again.
+    if (this.refusedVersions.size >= REFUSALS_LOGGED) {
+      this.refusedVersions.delete(this.refusedVersions.values().next().value as string);
+    }
+    this.refusedVersions.add(version);
+    this.options.logger?.warn(
+      { model: ref.model, model_version: ref.modelVersion, code: error.code, err: error.message },
+      "no CBPE estimate for this version's windows (refused for good); their realized metrics and PERFORMANCE alerts are written without it",
+    );
   }
 }

@@ -9,12 +9,13 @@ import {
   windowKey,
 } from '@driftline/performance';
 import type { DriftAlert, LabelEvent, PredictionEvent } from '@driftline/schemas';
-import type {
-  HistogramFlush,
-  JoinedRow,
-  PerformanceEstimateStore,
-  PerformanceWindow,
-  Warehouse,
+import {
+  type HistogramFlush,
+  type JoinedRow,
+  type PerformanceEstimateStore,
+  type PerformanceWindow,
+  toWarehouseError,
+  type Warehouse,
 } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { JoinEngine, type JoinerRecord } from '../src/engine.js';
@@ -142,14 +143,17 @@ describe('WindowEstimator', () => {
   const scores = Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? 0.9 : 0.1));
   const labels = Array.from({ length: 200 }, (_, i) => (i % 4 < 2 ? 1 : 0));
 
-  function setupRecompute(calibration: PerformanceEstimateStore['calibration']) {
+  function setupRecompute(
+    calibration: PerformanceEstimateStore['calibration'],
+    histogram: PerformanceEstimateStore['histogram'] = async () => scoreHistogram(scores, 0.5),
+  ) {
     const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
     const store = new InMemoryJoinStore<Buffer, Buffer>({ maxDelayMs: HOUR, graceMs: 0, tombstoneMs: HOUR });
     const warnings: unknown[] = [];
     const logger: Logger = { ...silentLogger, warn: (fields: unknown) => void warnings.push(fields) };
     const estimates: PerformanceEstimateStore = {
       insertHistograms: async () => {},
-      histogram: async () => scoreHistogram(scores, 0.5),
+      histogram,
       scoreTotals: async () => [],
       saveCalibration: async () => {},
       calibration,
@@ -183,7 +187,7 @@ describe('WindowEstimator', () => {
       async () => {},
       registry,
     );
-    return { recomputer, written, alerts, warnings, registry };
+    return { recomputer, estimator, store, written, alerts, warnings, registry };
   }
 
   it('a calibration map it cannot parse: the window is written without its estimate and alerts on its labels (found by a review)', async () => {
@@ -224,5 +228,71 @@ describe('WindowEstimator', () => {
     });
     await expect(recomputer.recompute(ref)).rejects.toThrow(SinkUnavailableError);
     expect(written).toHaveLength(0);
+  });
+
+  it('a read of the histogram the warehouse cannot classify fails the recompute: the window stays dirty, nothing written (found by a review)', async () => {
+    // What a query failing for good gives (INTERNAL, not retriable): it is no calibration map.
+    const unreadable = toWarehouseError(
+      'query',
+      Object.assign(new Error('Code: 33. DB::Exception: Cannot read all data. Bytes read: 12. Bytes expected: 40.'), {
+        code: '33',
+      }),
+      'server',
+    );
+    expect([unreadable.code, unreadable.retriable]).toEqual(['INTERNAL', false]);
+    const { recomputer, store, written, warnings, registry } = setupRecompute(
+      async () => undefined,
+      async () => {
+        throw unreadable;
+      },
+    );
+    await expect(recomputer.recompute(ref)).rejects.toBe(unreadable);
+    expect(written).toHaveLength(0);
+    // Through a pass: the window keeps a dirty mark (requeued), no refusal logged or counted.
+    store.dirty.set(windowKey(ref), 1);
+    await expect(recomputer.pass()).rejects.toBe(unreadable);
+    expect(written).toHaveLength(0);
+    expect(store.dirty.has(windowKey(ref))).toBe(true);
+    expect(warnings).toEqual([]);
+    expect(await registry.getSingleMetricAsString('driftline_joiner_estimates_refused_total')).toMatch(/} 0$/m);
+  });
+
+  it('one warning per refused version, also with more versions than the map cache holds (found by a review)', async () => {
+    const { estimator, warnings, registry } = setupRecompute(async (model, version) => ({
+      referenceId: 'r',
+      map: parseCalibrationMap({ format: 'driftline.calibration/2' }, `calibration_maps[${model}/${version}/r]`),
+    }));
+    const rows = new WindowColumnsBuilder(0).build();
+    // 1,500 versions recomputed in turn, three passes: a clear at 1,000 entries had logged every window (4,500).
+    for (let pass = 0; pass < 3; pass++) {
+      for (let v = 0; v < 1_500; v++) {
+        const extras = await estimator.extras(
+          { model: 'm', modelVersion: `v${v}`, windowStart: pass * HOUR },
+          rows,
+          pass,
+        );
+        expect(extras.estimate).toBeUndefined();
+      }
+    }
+    expect(warnings).toHaveLength(1_500);
+    expect(await registry.getSingleMetricAsString('driftline_joiner_estimates_refused_total')).toMatch(/} 4500$/m);
+  });
+
+  it('past 10,000 refused versions the least recent is forgotten, not all of them', async () => {
+    const { estimator, warnings } = setupRecompute(async (model, version) => ({
+      referenceId: 'r',
+      map: parseCalibrationMap({ format: 'driftline.calibration/2' }, `calibration_maps[${model}/${version}/r]`),
+    }));
+    const rows = new WindowColumnsBuilder(0).build();
+    const refuse = (v: number) => estimator.extras({ model: 'm', modelVersion: `v${v}`, windowStart: 0 }, rows, 0);
+    for (let v = 0; v < 10_000; v++) await refuse(v);
+    await refuse(0); // refused again: now the most recent
+    await refuse(10_000); // one past the bound: v1, the least recent, is forgotten
+    expect(warnings).toHaveLength(10_001);
+    await refuse(2);
+    await refuse(0);
+    expect(warnings).toHaveLength(10_001);
+    await refuse(1);
+    expect(warnings).toHaveLength(10_002);
   });
 });

@@ -99,9 +99,12 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
     maxFeatures: options.maxFeatures ?? DEFAULT_LIMITS.maxFeatures,
   };
   const token = options.token === undefined ? undefined : Buffer.from(options.token, 'utf8');
-  // A store outage answers every request with 503: its cause is logged at most once a second.
+  // A store outage answers every request with 503, and a store fault (a Redis Cluster's CROSSSLOT,
+  // a bug) every request with 500: each is logged at most once a second, with the count since.
   let lastOutageLog = 0;
   let outagesSinceLog = 0;
+  let lastFaultLog = 0;
+  let faultsSinceLog = 0;
   const logger = options.logger.child({ stage: 'http' });
   const metrics = {
     latency: histogram(
@@ -227,7 +230,14 @@ export function createFeatureHandler(options: FeatureHandlerOptions): FeatureHan
       send(res, status, body);
     } catch (error) {
       const e = toHttpError(error);
-      if (e.status === 500) logger.error({ err: error }, 'feature API request failed');
+      if (e.status === 500) {
+        faultsSinceLog++;
+        if (Date.now() - lastFaultLog >= 1_000) {
+          logger.error({ err: error, requests: faultsSinceLog }, 'feature API request failed; answered 500');
+          lastFaultLog = Date.now();
+          faultsSinceLog = 0;
+        }
+      }
       if (e.status === 503) {
         outagesSinceLog++;
         if (Date.now() - lastOutageLog >= 1_000) {

@@ -1,10 +1,10 @@
 import { connect } from 'node:net';
-import { SinkUnavailableError, silentLogger } from '@driftline/core';
+import { DriftlineError, type Logger, SinkUnavailableError, silentLogger } from '@driftline/core';
 import { MAX_STRING_FEATURE_LENGTH, parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
 import { createMetricsRegistry } from '@driftline/observability';
 import { InMemoryOnlineStore, type RowRequest } from '@driftline/online-store';
 import { SeededRandom } from '@driftline/test-support/random';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type FeatureApiOptions, type FeatureApiServer, startFeatureApi } from '../src/api.js';
 import { jsonStringBytes, MAX_ANSWER_FEATURE_BYTES } from '../src/handler.js';
 
@@ -211,6 +211,47 @@ describe('feature API store outage', () => {
       expect(res.status).toBe(503);
       expect(res.body).toEqual({ error: { code: 'SINK_UNAVAILABLE', message: 'online store unavailable' } });
     } finally {
+      await server.close();
+      await store.close();
+    }
+  });
+});
+
+describe('feature API store fault', () => {
+  it('answers 500 and logs it at most once a second, with the count of 500s since (as a 503)', async () => {
+    // A Redis Cluster failed every batch read with CROSSSLOT: one error line per request.
+    class FaultyStore extends InMemoryOnlineStore {
+      override async readBatch(): Promise<never> {
+        throw new DriftlineError(
+          'CONFIG_INVALID',
+          "Redis refused batch read: CROSSSLOT Keys in request don't hash to the same slot",
+        );
+      }
+    }
+    const errors: Array<{ obj: object; msg?: string }> = [];
+    const logger: Logger = {
+      ...silentLogger,
+      error: (obj, msg) => void errors.push(msg === undefined ? { obj } : { obj, msg }),
+      child: () => logger,
+    };
+    let clock = 10_000;
+    vi.spyOn(Date, 'now').mockImplementation(() => clock);
+    const store = new FaultyStore();
+    const { server, call } = await serve(store, { logger });
+    const batch = post({ requests: [{ view: 'profile', entities: ['u1', 'u2'] }] });
+    try {
+      for (let i = 0; i < 20; i++) expect((await call('/v1/features:batch', batch)).status).toBe(500);
+      expect(errors).toHaveLength(1); // was 20, one per request
+      expect(errors[0]).toEqual({
+        obj: expect.objectContaining({ requests: 1 }),
+        msg: 'feature API request failed; answered 500',
+      });
+      clock += 1_000;
+      expect((await call('/v1/features:batch', batch)).status).toBe(500);
+      expect(errors).toHaveLength(2);
+      expect(errors[1]?.obj).toMatchObject({ requests: 20 }); // the 19 not logged, and this one
+    } finally {
+      vi.restoreAllMocks();
       await server.close();
       await store.close();
     }

@@ -1,4 +1,4 @@
-import { ConfigError, parseEnv, printable } from '@driftline/core';
+import { ConfigError, DriftlineError, isRetriable, parseEnv, printable } from '@driftline/core';
 import {
   createKafkaClient,
   createProducer,
@@ -20,6 +20,7 @@ import {
 } from '@driftline/kafka';
 import { commonEnvShape } from '@driftline/service';
 import { parseCommandArgs } from '../args.js';
+import { UnavailableError } from '../describe-error.js';
 import { parseTime } from '../time-options.js';
 import { checkEnvNames } from './env-names.js';
 import { parseConnectTimeout, withinConnectTimeout } from './kafka-reach.js';
@@ -47,7 +48,8 @@ their reasons) without committing anything.
            again goes back to the DLQ.
 Kafka comes from DRIFTLINE_KAFKA_* (the services' variables). Brokers that do not answer within
 --connect-timeout stop the command with one line naming each broker and why (connection refused,
-timed out, name not resolved, TLS handshake failed), exit 69.
+timed out, name not resolved, TLS handshake failed), exit 69. Brokers that stop answering during the
+read (15 s without an answer) or go down stop it with one line too, exit 69: never a partial count.
 
   --topic TOPIC          the source topic as Kafka names it, DRIFTLINE_TOPIC_PREFIX included (not added),
                          e.g. predictions.v1; a TOPIC.dlq (or, for replay, a TOPIC) the brokers do not
@@ -60,7 +62,7 @@ timed out, name not resolved, TLS handshake failed), exit 69.
   --dry-run              replay: count what would be sent, send nothing
   --json                 list: one JSON object per line
   --connect-timeout D    how long to wait for the brokers' first answer (default 15s, 1s to 1h); once
-                         they have answered, a long read is not cut
+                         they have answered, a long read is not cut while they go on answering
   --help                 this help
 `;
 
@@ -120,15 +122,38 @@ export async function dlqCommand(args: readonly string[]): Promise<number> {
   const kafka = createKafkaClient(toKafkaConfig(env));
   const dlq = `${topic}.dlq`;
   // The first call to the brokers: bounded, so brokers that do not answer are one line, not minutes
-  // of silence (kafkajs retried a refused port for 210-219 s). The read after it is not bounded.
+  // of silence (kafkajs retried a refused port for 210-219 s). The read after it is bounded by
+  // readToEnd itself: 15 s without an answer from Kafka fails it (see unavailableMidway).
   await withinConnectTimeout(
     { brokers: env.DRIFTLINE_KAFKA_BROKERS, ssl: env.DRIFTLINE_KAFKA_SSL },
     connectTimeoutMs,
     () => checkTopics(kafka, sub === 'list' ? [dlq] : [dlq, topic]),
   );
-  return sub === 'list'
-    ? list(kafka, dlq, selection, values.json)
-    : replay(kafka, topic, dlq, selection, values['dry-run']);
+  try {
+    return sub === 'list'
+      ? await list(kafka, dlq, selection, values.json)
+      : await replay(kafka, topic, dlq, selection, values['dry-run']);
+  } catch (error) {
+    throw unavailableMidway(error, sub);
+  }
+}
+
+/**
+ * Kafka gone in the middle of the read of the DLQ — unanswered for 15 s (readToEnd's bound), a
+ * connection refused, its consumer crashed — is one line, exit 69, as the first call's bound gives:
+ * a hung broker had listed "0 dead letter(s)" after 60 s, exit 0, and a refusing one failed after
+ * 214 s with "the consumer crashed", exit 1.
+ */
+function unavailableMidway(error: unknown, sub: 'list' | 'replay'): unknown {
+  const outage = error instanceof DriftlineError && isRetriable(error) && error.code === 'SOURCE_UNAVAILABLE';
+  if (!outage) return error;
+  const after =
+    sub === 'list'
+      ? 'nothing listed'
+      : 'what was sent is marked, so a run once Kafka answers skips it (a batch in flight may be sent twice)';
+  return new UnavailableError(
+    `${printable(error.message)} — ${after}; check that the brokers are up (DRIFTLINE_KAFKA_BROKERS) and run it again`,
+  );
 }
 
 /**
@@ -385,6 +410,6 @@ function markerOf(original: string, at: string): OutboundMessage {
 function noteUnreached(dlq: string, partitions: readonly number[]): void {
   if (partitions.length === 0) return;
   process.stderr.write(
-    `note: partition(s) ${partitions.join(', ')} of ${dlq} delivered nothing up to their end offset for 30 s (transaction markers or a compacted tail?): read as far as they go\n`,
+    `note: partition(s) ${partitions.join(', ')} of ${dlq}: the broker answered with nothing more before their end offset for 30 s (transaction markers or a compacted tail?): read as far as they go\n`,
   );
 }

@@ -13,7 +13,9 @@ export class UsageError extends Error {}
 export class UnavailableError extends Error {}
 
 // Why a ClickHouse server did not answer at all (`details.clickhouse.name` of a transport failure on
-// the server connection, or a proxy's 5xx page): unreachable, not a bug to report.
+// the server connection, or a proxy's page: NO_CLICKHOUSE_CODE, libs/warehouse's
+// ANSWER_WITHOUT_CODE, on any call — it was 69 on the first call and 1 on the next, found by a
+// review): unreachable, not a bug to report.
 const CLICKHOUSE_UNREACHABLE = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -25,6 +27,7 @@ const CLICKHOUSE_UNREACHABLE = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_SOCKET',
   'NOT_CLICKHOUSE',
+  'NO_CLICKHOUSE_CODE',
 ]);
 
 function unreachableClickHouse(error: DriftlineError): boolean {

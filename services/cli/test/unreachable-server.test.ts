@@ -92,7 +92,7 @@ describe('dlq: brokers that do not answer are one line within --connect-timeout,
     });
     expect(run.stderr).toMatch(
       new RegExp(
-        `^driftline: cannot reach Kafka at ${quiet} \\(connected, but Kafka did not answer\\), kafka\\.nowhere\\.invalid:9092 \\(name not resolved[^)]*\\), ${refused} \\(connection refused\\) within 2s \\(--connect-timeout\\) — check DRIFTLINE_KAFKA_BROKERS names a Kafka listener, DRIFTLINE_KAFKA_SSL and DRIFTLINE_KAFKA_SASL_\\* match it, and that the broker is up\\n$`,
+        `^driftline: cannot reach Kafka at ${quiet} \\(accepts connections, no Kafka answer yet\\), kafka\\.nowhere\\.invalid:9092 \\(name not resolved[^)]*\\), ${refused} \\(connection refused\\) within 2s \\(--connect-timeout\\) — check DRIFTLINE_KAFKA_BROKERS names a Kafka listener, DRIFTLINE_KAFKA_SSL and DRIFTLINE_KAFKA_SASL_\\* match it, and that the broker is up\\n$`,
       ),
     );
     expect(run.status).toBe(69);
@@ -175,9 +175,17 @@ describe('the pieces', () => {
     expect(describeError(slowQuery, 'driftline report --help').code).toBe(EXIT.internal);
     const refusedQuery = toWarehouseError(
       'query',
-      new Error('Code: 60. DB::Exception: Unknown table expression identifier'),
+      new Error("Code: 60. DB::Exception: Unknown table expression identifier 'x'. (UNKNOWN_TABLE)"),
       'server',
     );
     expect(describeError(refusedQuery, 'driftline report --help').code).toBe(EXIT.internal);
+  });
+
+  it("a proxy's page with no ClickHouse code is 69 on any call, not only the first (found by a review: 1 one call later)", () => {
+    const page = new Error('<html><body>502 Bad Gateway</body></html>');
+    for (const operation of ['connect', 'command', 'query'] as const) {
+      const error = toWarehouseError(operation, page, 'server');
+      expect(describeError(error, 'driftline model --help').code, operation).toBe(69);
+    }
   });
 });

@@ -108,7 +108,7 @@ function unreachableLine(target: KafkaTarget, probes: ReadonlyMap<string, Probe>
   const more = target.brokers.length - shown.length;
   const causes = shown.map((b) => {
     const p = probes.get(b);
-    const cause = p === undefined ? 'no answer' : p.reached ? 'connected, but Kafka did not answer' : p.cause;
+    const cause = p === undefined ? 'no answer' : p.reached ? 'accepts connections, no Kafka answer yet' : p.cause;
     return `${printable(b)} (${cause})`;
   });
   const tls = [...probes.values()].some((p) => !p.reached && p.tls);

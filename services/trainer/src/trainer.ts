@@ -642,39 +642,58 @@ export function gateTransitions(row: ModelVersionRow, at: number, recordedAt: nu
 }
 
 /** Where a gate record's time comes from (logged). */
-export type GateClock = 'event' | 'wall' | 'after_last_record' | 'recorded';
+export type GateClock = 'event' | 'wall' | 'data_to' | 'after_last_record' | 'recorded';
+
+/** The times gateRecordTime weighs (epoch ms). */
+export interface GateTimes {
+  /** The model's event clock (the warehouse's `labelClock`), undefined when it has no labelled prediction. */
+  readonly clock: LabelClock | undefined;
+  /** The request's training window end (`data_to`): event time the servers had predicted past. */
+  readonly dataTo: number;
+  /** The wall clock. */
+  readonly now: number;
+  /** The wall clock + DRIFTLINE_EVENT_TIME_MAX_FUTURE: no event time lies past it. */
+  readonly notAfter: number;
+}
 
 /**
  * When the staged rollout's gate records of `version` are dated (epoch ms), on the model's EVENT
  * clock, as the model-controller measures every stage: the shadow's pairs are read from it, its
  * `max_time` counts from it, and every later decision of the model is dated after it. That is the
  * model's label clock (`clock.labelTime`, the warehouse's `labelClock`: its newest label time,
- * quorum-robust — the position in event time from which the servers score the new shadow, as the
- * controller's `serving_from`), or the wall clock `now` when the model has no labelled prediction
- * (or the clock is past `notAfter`, as the controller leaves it out); and never before the model's
- * latest recorded transition (+1 ms: the history replays in the order it was recorded). A version
- * whose gate records exist already (a retried request) keeps their time, so the retry records and
- * publishes the very rows and events of the first attempt.
+ * quorum-robust), or the wall clock `now` when the model has no labelled prediction (or the clock
+ * is past `notAfter`, as the controller leaves it out); never before the request's own `data_to`
+ * (capped at `notAfter`); and never before the model's latest recorded transition (+1 ms: the
+ * history replays in the order it was recorded). A version whose gate records exist already (a
+ * retried request) keeps their time, so the retry records and publishes the very rows and events
+ * of the first attempt.
  * Dated by the wall clock (its registration), a shadow where event time runs a month behind got no
  * pair and never decided; with event time 40× the wall clock it was rejected untested; and every
  * later decision of the model was dated after it, a month ahead of its evidence (found by a review).
+ * Dated by the label clock alone, a shadow registered while labels lagged (a label-joiner outage, a
+ * stalled label source) started its `max_time` at the stale label time: the controller's first tick
+ * after the labels caught up ended it, rejected with 0 pairs before one could exist (found by the
+ * next review). The
+ * label clock is where labels are, not where the servers score: `data_to` is a window the
+ * retrain-trigger saw closed, so the servers had predicted past it before the version existed.
  */
 export function gateRecordTime(
   recorded: readonly TransitionRow[],
   version: string,
-  clock: LabelClock | undefined,
-  now: number,
-  notAfter: number,
+  times: GateTimes,
 ): { readonly at: number; readonly clock: GateClock } {
   const kept = recordedGateTime(recorded, version);
   if (kept !== undefined) return { at: kept, clock: 'recorded' };
+  const { clock, dataTo, now, notAfter } = times;
   const history = usableTransitions(recorded);
   const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
   const event = clock !== undefined && plausible(clock.labelTime) && plausible(clock.predictionTime);
-  const at = event ? clock.labelTime : now;
+  const read = event ? clock.labelTime : now;
+  const windowEnd = Number.isSafeInteger(dataTo) ? Math.min(dataTo, notAfter) : Number.NEGATIVE_INFINITY;
+  const at = Math.max(read, windowEnd);
   const after = history.reduce((m, t) => Math.max(m, t.at + 1), Number.NEGATIVE_INFINITY);
   if (after > at) return { at: after, clock: 'after_last_record' };
-  return { at, clock: event ? 'event' : 'wall' };
+  return { at, clock: windowEnd > read ? 'data_to' : event ? 'event' : 'wall' };
 }
 
 /** The time of `version`'s gate records when they are recorded already (a retried request). */
@@ -948,15 +967,16 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
 }
 
 /**
- * The version's registration time (`registered_at`, epoch ms): the event time of its events. A
- * row that has none is no row this trainer wrote: non-retriable, naming the field.
+ * A time column of the version's row (epoch ms): `registered_at` dates its direct events, `data_to`
+ * bounds its staged gate records (gateRecordTime). A row that has none is no row this trainer
+ * wrote: non-retriable, naming the field.
  */
-function registeredAtOf(row: ModelVersionRow): number {
-  const ms = Date.parse(`${String(row.registered_at).replace(' ', 'T')}Z`);
+function rowTimeOf(row: ModelVersionRow, field: 'registered_at' | 'data_to'): number {
+  const ms = Date.parse(`${String(row[field]).replace(' ', 'T')}Z`);
   if (!Number.isFinite(ms)) {
     throw new DriftlineError(
       'INTERNAL',
-      `model_versions ${row.model} ${row.version}: registered_at ${JSON.stringify(row.registered_at)} is no time; its events cannot be published`,
+      `model_versions ${row.model} ${row.version}: ${field} ${JSON.stringify(row[field])} is no time; its events cannot be published`,
     );
   }
   return ms;
@@ -980,7 +1000,7 @@ interface Dated {
  */
 async function publishVersion(deps: TrainerDeps, row: ModelVersionRow): Promise<Dated> {
   if (deps.config.rollout === 'direct') {
-    const eventTime = registeredAtOf(row);
+    const eventTime = rowTimeOf(row, 'registered_at');
     await deps.publish(modelEvents(row, eventTime));
     return { eventTime, clock: 'registered' };
   }
@@ -993,7 +1013,7 @@ async function publishVersion(deps: TrainerDeps, row: ModelVersionRow): Promise<
   // A retry keeps its recorded time: the clock is read only for a version not recorded yet.
   const kept = recordedGateTime(recorded, row.version) !== undefined;
   const clock = kept ? undefined : await deps.modelClock.labelClock(row.model, now, notAfter);
-  const dated = gateRecordTime(recorded, row.version, clock, now, notAfter);
+  const dated = gateRecordTime(recorded, row.version, { clock, dataTo: rowTimeOf(row, 'data_to'), now, notAfter });
   const rows = gateTransitions(row, dated.at, now);
   await deps.transitions.record(rows);
   await deps.publish(stagedEvents(row, dated.at, rows[1]!));

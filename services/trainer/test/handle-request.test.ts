@@ -3,6 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
+import {
+  type ComparisonPlan,
+  type PairInput,
+  type PlannedTransition,
+  parseRolloutPolicy,
+  rolloutPolicyFor,
+  type TransitionFact,
+  tickModel,
+} from '@driftline/policy';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
 import {
   chTime,
@@ -514,6 +523,165 @@ describe('handleRequest (idempotency)', () => {
       expect(await handleRequest(staged(deps), request)).toBe('republished');
       expect(new Set(transitions.recorded.map((r) => r.at))).toEqual(new Set([first]));
       expect(published.map((e) => e.event_time)).toEqual([first, first]);
+    });
+
+    describe("labels lagging (a label-joiner outage, a stalled label source): never before the request's data_to", () => {
+      /** A request whose window ends `ago` before the wall clock (event time), trained in `dir`. */
+      const lagged = (dir: string, dataTo: number): RetrainRequest => {
+        const req = { ...request, request_id: `req-lag-${dataTo}`, data_from: dataTo - 7 * DAY, data_to: dataTo };
+        completedRun(dir, 0.9, { out: join(dir, 'fraud', versionFor(req)) });
+        return req;
+      };
+
+      it('the label clock 2 days behind, data_to 10 min ago: candidate, shadow and their events at data_to (found by a review)', async () => {
+        const dataTo = WALL - 10 * MIN;
+        const transitions = new MemoryTransitions();
+        const { modelClock } = modelClockOf(() => ({
+          labelTime: WALL - 2 * DAY,
+          predictionTime: WALL - 2 * DAY - MIN,
+        }));
+        const { dir, deps, published, registry } = setup({ now: () => WALL, transitions, modelClock });
+        const req = lagged(dir, dataTo);
+        expect(await handleRequest(staged(deps), req)).toBe('shadowed');
+        // Before: at the stale label time, 2 days before any prediction the shadow could be scored
+        // on; the controller's first tick after a label moved its clock a day rejected it with 0 pairs.
+        const shadow = published.find((e) => e.kind === 'SHADOW');
+        expect(shadow!.event_time).toBeGreaterThanOrEqual(dataTo);
+        expect(published.map((e) => `${e.kind}@${e.event_time}`)).toEqual([`TRAINED@${dataTo}`, `SHADOW@${dataTo}`]);
+        expect(transitions.recorded.map((r) => `${r.to_stage}@${r.at}`)).toEqual([
+          `candidate@${dataTo}`,
+          `shadow@${dataTo}`,
+        ]);
+        expect(registry.rows.at(-1)!.registered_at).toBe(chTime(WALL));
+      });
+
+      it('a label clock past data_to keeps the label clock; a latest record past data_to still comes first (+1 ms)', async () => {
+        const dataTo = WALL - 30 * DAY;
+        const labelled = dataTo + 3 * HOUR; // the usual case: labels past the window the trigger saw closed
+        const first = setup({
+          now: () => WALL,
+          transitions: new MemoryTransitions(),
+          modelClock: modelClockOf(() => ({ labelTime: labelled, predictionTime: labelled - MIN })).modelClock,
+        });
+        expect(await handleRequest(staged(first.deps), lagged(first.dir, dataTo))).toBe('shadowed');
+        expect(first.published.map((e) => e.event_time)).toEqual([labelled, labelled]);
+
+        const latest = WALL - 5 * MIN;
+        const transitions = new MemoryTransitions([other('v1', 'canary', 'production', latest)]);
+        const { modelClock } = modelClockOf(() => ({ labelTime: WALL - 2 * DAY, predictionTime: WALL - 2 * DAY }));
+        const second = setup({ now: () => WALL, transitions, modelClock });
+        expect(await handleRequest(staged(second.deps), lagged(second.dir, WALL - 10 * MIN))).toBe('shadowed');
+        expect(new Set(transitions.recorded.map((r) => r.at))).toEqual(new Set([latest + 1]));
+      });
+
+      it('no labelled prediction yet and event time ahead of the wall clock (the demo at 40×): data_to, not the wall clock', async () => {
+        const dataTo = WALL + 30 * MIN; // within the 1 h allowed future
+        const transitions = new MemoryTransitions();
+        const { dir, deps, published } = setup({ now: () => WALL, transitions, modelClock: noClock });
+        expect(await handleRequest(staged(deps), lagged(dir, dataTo))).toBe('shadowed');
+        expect(published.map((e) => e.event_time)).toEqual([dataTo, dataTo]);
+      });
+
+      it("labels 2 days behind, then the backlog joined a day a tick: the rollout policy (the controller's decision core) takes the clearly better shadow to canary (found by a review)", async () => {
+        // libs/policy's tickModel over the trainer's records, with the pairs and the clock read as
+        // the model-controller reads them (its own test world: services/model-controller). Before:
+        // since = the stale label time, so the first tick that joined a day of the backlog passed
+        // since + max_time and rejected it, too_few_labels with 0/50 labels.
+        const STALL = 2 * DAY;
+        const policy = rolloutPolicyFor(
+          parseRolloutPolicy({ defaults: { promotion: { min_labels: 50, max_time: '1d' }, canary_share: 0.2 } }),
+          'fraud',
+        )!;
+        interface Labelled {
+          readonly predictionTime: number;
+          readonly labelTime: number;
+          readonly label: number;
+          readonly scores: Readonly<Record<string, number>>;
+        }
+        const { dir, deps } = setup({ now: () => WALL });
+        const req = lagged(dir, WALL - 10 * MIN);
+        const v2 = versionFor(req);
+        const rowAt = (i: number, t: number, scored: boolean): Labelled => {
+          const label = (i * 7919) % 5 < 2 ? 1 : 0;
+          const v1 = label === 1 ? 0.55 : 0.45; // weak
+          const better = label === 1 ? 0.9 : 0.1; // clearly better
+          return { predictionTime: t, labelTime: t + HOUR, label, scores: scored ? { v1, [v2]: better } : { v1 } };
+        };
+        // Joined until the labels stalled; predicted since (the shadow scored from WALL + 5 min), labels waiting.
+        const joined: Labelled[] = [];
+        const backlog: Labelled[] = [];
+        let i = 0;
+        for (let t = WALL - STALL - 3 * DAY; t < WALL - STALL - HOUR; t += 10 * MIN) joined.push(rowAt(i++, t, false));
+        for (let t = WALL - STALL - HOUR; t < WALL + 2 * DAY; t += 10 * MIN)
+          backlog.push(rowAt(i++, t, t >= WALL + 5 * MIN));
+        // The warehouse's labelClock over the joined rows (none lies ahead of the wall clock: no quorum needed).
+        const clockAt = (now: number): LabelClock | undefined => {
+          const past = joined.filter((r) => r.labelTime <= now && r.predictionTime <= now);
+          if (past.length === 0) return undefined;
+          return {
+            labelTime: Math.max(...past.map((r) => r.labelTime)),
+            predictionTime: Math.max(...past.map((r) => r.predictionTime)),
+          };
+        };
+        const transitions = new MemoryTransitions();
+        const trainer = { ...staged(deps), transitions, modelClock: modelClockOf(() => clockAt(WALL)).modelClock };
+        expect(await handleRequest(trainer, req)).toBe('shadowed');
+
+        const history: TransitionFact[] = await transitions.history('fraud');
+        const pairsOf = (plan: ComparisonPlan): PairInput[] =>
+          joined
+            // Every row answered by v1 as production.
+            .filter((r) => r.predictionTime >= plan.from && plan.answeredBy?.role !== 'canary')
+            .flatMap((r) => {
+              const incumbent = r.scores[plan.incumbent];
+              const challenger = r.scores[plan.challenger];
+              return incumbent === undefined || challenger === undefined ? [] : [{ ...r, incumbent, challenger }];
+            });
+        let wall = WALL;
+        let next = 0;
+        let decided: PlannedTransition | undefined;
+        for (let tick = 0; tick < 100 && decided === undefined; tick++) {
+          const upTo = WALL - STALL + (tick + 1) * DAY;
+          wall += upTo < WALL ? 30_000 : HOUR; // catching up: a day of event time per 30 s tick; then live
+          while (next < backlog.length && backlog[next]!.labelTime <= Math.min(upTo, wall))
+            joined.push(backlog[next++]!);
+          const clock = clockAt(wall);
+          const { transition } = tickModel(history, pairsOf, policy, clock && { ...clock, allowedFutureMs: HOUR });
+          if (transition === undefined) continue;
+          history.push(transition);
+          if (transition.to_stage !== 'shadow') decided = transition;
+        }
+        expect(decided).toMatchObject({ version: v2, from_stage: 'shadow', to_stage: 'canary', reason: 'evidence' });
+      });
+
+      it('a retry keeps the first time, whatever data_to says', async () => {
+        const dataTo = WALL - 10 * MIN;
+        let failPublish = true;
+        const transitions = new MemoryTransitions();
+        const { modelClock, reads } = modelClockOf(() => ({
+          labelTime: WALL - 2 * DAY,
+          predictionTime: WALL - 2 * DAY,
+        }));
+        const published: ModelEvent[] = [];
+        let wall = WALL;
+        const { dir, deps } = setup({
+          now: () => wall,
+          transitions,
+          modelClock,
+          publish: async (events) => {
+            if (failPublish) throw new Error('kafka down');
+            published.push(...events);
+          },
+        });
+        const req = lagged(dir, dataTo);
+        await expect(handleRequest(staged(deps), req)).rejects.toThrow(/kafka down/);
+        failPublish = false;
+        wall += 3 * HOUR;
+        expect(await handleRequest(staged(deps), req)).toBe('republished');
+        expect(new Set(transitions.recorded.map((r) => r.at))).toEqual(new Set([dataTo]));
+        expect(published.map((e) => e.event_time)).toEqual([dataTo, dataTo]);
+        expect(reads).toHaveLength(1);
+      });
     });
 
     it('without the model clock, a staged trainer refuses to record (a wiring fault, not a wall-clock date)', async () => {

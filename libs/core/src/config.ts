@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { DURATION_HINT, parseDurationMs } from './duration.js';
+import { DURATION_HINT, formatDuration, parseDurationMs } from './duration.js';
 import { ConfigError } from './errors.js';
+import { DEFAULT_EVENT_TIME_BOUNDS, EVENT_TIME_MAX_FUTURE_LIMIT_MS } from './event-time.js';
 import { isSecretName, redactConfigValue } from './redact.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -466,3 +467,16 @@ function httpUrlProblem(text: string, allowPath: boolean): string | undefined {
   if (!allowPath && url.pathname !== '/') return 'must have no path';
   return undefined;
 }
+
+/**
+ * DRIFTLINE_EVENT_TIME_MAX_FUTURE: the largest accepted skew of event_time into the future of the
+ * wall clock (later events go to the DLQ). Here rather than with the services' common variables,
+ * so a command that reads the warehouse alone (`driftline model stage`) parses it without loading
+ * Kafka or service code.
+ */
+export const eventTimeMaxFutureField = envField
+  .duration()
+  .pipe(
+    z.number().max(EVENT_TIME_MAX_FUTURE_LIMIT_MS, `must be at most ${formatDuration(EVENT_TIME_MAX_FUTURE_LIMIT_MS)}`),
+  )
+  .default(DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs);

@@ -134,10 +134,14 @@ const promotionShape = z.strictObject({
 
 const rollbackShape = z.strictObject({ ...common, alpha_keep: alpha.optional() });
 
-function fail(error: z.ZodError, source: string): never {
+/** `guardsSource`: where `guards` is written, when not in `source` (a model's section merged over `defaults`). */
+function fail(error: z.ZodError, source: string, guardsSource: string): never {
   const issue = error.issues[0];
-  const path = issue?.path.map(String).join('.') ?? '';
-  throw new ConfigError(path === '' ? source : `${source}.${path}`, issue?.message ?? 'invalid');
+  const segments = issue?.path.map(String) ?? [];
+  const at = segments[0] === 'guards' ? guardsSource : source;
+  const path = (segments[0] === 'guards' ? segments.slice(1) : segments).join('.');
+  const prefix = segments[0] === 'guards' ? `${at}.guards` : at;
+  throw new ConfigError(path === '' ? prefix : `${prefix}.${path}`, issue?.message ?? 'invalid');
 }
 
 function guardsOf(
@@ -145,17 +149,19 @@ function guardsOf(
   defaultAlpha: number,
   maxLabels: number,
   source: string,
+  guardsSource: string,
 ): GuardRule[] {
   const seen = new Set<string>();
   return (guards ?? []).map((g, i) => {
-    if (seen.has(g.name)) throw new ConfigError(`${source}.guards.${i}.name`, `duplicate guard ${g.name}`);
+    if (seen.has(g.name)) throw new ConfigError(`${guardsSource}.guards.${i}.name`, `duplicate guard ${g.name}`);
     seen.add(g.name);
     // A promotion waits for every guard's observations: more than max_labels, it could only be
     // rejected at max_labels (a guard fed once per pair never gets them).
     if (g.min_observations !== undefined && g.min_observations > maxLabels) {
+      const of = guardsSource === source ? '' : ` at ${source}`;
       throw new ConfigError(
-        `${source}.guards.${i}.min_observations`,
-        `must be at most max_labels (${maxLabels}): a promotion waits for the guard's observations`,
+        `${guardsSource}.guards.${i}.min_observations`,
+        `must be at most max_labels (${maxLabels}${of}): a promotion waits for the guard's observations`,
       );
     }
     return {
@@ -183,11 +189,13 @@ function limits(
 /**
  * Validates a promotion policy document (snake_case keys as in YAML; all optional):
  * `{ metric, threshold, test, margin, alpha, alpha_reject, min_labels, max_labels, max_time, guards }`.
- * Errors are ConfigErrors naming the field, prefixed by `source` (e.g. `promotion.margin`).
+ * Errors are ConfigErrors naming the field, prefixed by `source` (e.g. `promotion.margin`), or by
+ * `guardsSource` for a field of `guards` (where the guards are written, when the document merges a
+ * model's section over defaults that hold them).
  */
-export function parsePromotionPolicy(document: unknown, source = 'promotion'): PromotionPolicy {
+export function parsePromotionPolicy(document: unknown, source = 'promotion', guardsSource = source): PromotionPolicy {
   const result = promotionShape.safeParse(document ?? {});
-  if (!result.success) fail(result.error, source);
+  if (!result.success) fail(result.error, source, guardsSource);
   const doc = result.data;
   const a = doc.alpha ?? COMPARISON_DEFAULTS.alpha;
   const bounds = limits(doc, source);
@@ -200,17 +208,18 @@ export function parsePromotionPolicy(document: unknown, source = 'promotion'): P
     alpha: a,
     alphaReject: doc.alpha_reject ?? a,
     ...bounds,
-    guards: guardsOf(doc.guards, a, bounds.maxLabels, source),
+    guards: guardsOf(doc.guards, a, bounds.maxLabels, source, guardsSource),
   };
 }
 
 /**
  * Validates a rollback policy document:
- * `{ metric, threshold, margin, alpha, alpha_keep, min_labels, max_labels, max_time, guards }`.
+ * `{ metric, threshold, margin, alpha, alpha_keep, min_labels, max_labels, max_time, guards }`
+ * (errors as {@link parsePromotionPolicy}'s).
  */
-export function parseRollbackPolicy(document: unknown, source = 'rollback'): RollbackPolicy {
+export function parseRollbackPolicy(document: unknown, source = 'rollback', guardsSource = source): RollbackPolicy {
   const result = rollbackShape.safeParse(document ?? {});
-  if (!result.success) fail(result.error, source);
+  if (!result.success) fail(result.error, source, guardsSource);
   const doc = result.data;
   const a = doc.alpha ?? COMPARISON_DEFAULTS.alpha;
   const bounds = limits(doc, source);
@@ -222,6 +231,6 @@ export function parseRollbackPolicy(document: unknown, source = 'rollback'): Rol
     alpha: a,
     alphaKeep: doc.alpha_keep ?? a,
     ...bounds,
-    guards: guardsOf(doc.guards, a, bounds.maxLabels, source),
+    guards: guardsOf(doc.guards, a, bounds.maxLabels, source, guardsSource),
   };
 }

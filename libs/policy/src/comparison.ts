@@ -322,10 +322,33 @@ export function decideComparison(policy: ComparisonPolicy, state: ComparisonStat
  * PoisonRecordError naming the field: dead-letter it.
  */
 export function stepComparison(policy: ComparisonPolicy, state: ComparisonState, event: ComparisonEvent): StepResult {
+  return stepComparisonTogether(policy, state, [event]);
+}
+
+/**
+ * Adds the events of one request together — its pair and its guard observations — and decides
+ * once, after all of them (otherwise as {@link stepComparison}). Stepped one by one, the pair
+ * decided before its own guard observation: a guard whose `min_observations` equals `max_labels`
+ * had M − 1 at the M-th pair, and every promotion was rejected `too_few_labels` (found by a review).
+ */
+export function stepComparisonTogether(
+  policy: ComparisonPolicy,
+  state: ComparisonState,
+  events: readonly ComparisonEvent[],
+): StepResult {
   if (state.kind !== policy.kind) {
     throw new DriftlineError('BAD_REQUEST', `a ${state.kind} state stepped with a ${policy.kind} policy`);
   }
   if (state.decision !== undefined) return { state, decision: state.decision };
+  let next = state;
+  for (const event of events) next = observe(policy, next, event);
+  const decision = decideComparison(policy, next);
+  if (decision.action !== 'continue') return { state: { ...next, decision }, decision };
+  return { state: next, decision };
+}
+
+/** The state with one more event, undecided (checks the event; see {@link stepComparison}). */
+function observe(policy: ComparisonPolicy, state: ComparisonState, event: ComparisonEvent): ComparisonState {
   checkTime(event.time_ms, `${event.kind}.time_ms`);
   let difference = state.difference;
   let guards = state.guards;
@@ -351,14 +374,11 @@ export function stepComparison(policy: ComparisonPolicy, state: ComparisonState,
     }
   }
   // Built field by field (not spread): one object shape, and a hot path in the simulations.
-  const next: ComparisonState = {
+  return {
     kind: state.kind,
     started_ms: state.started_ms,
     last_ms: Math.max(state.last_ms, event.time_ms),
     difference,
     guards,
   };
-  const decision = decideComparison(policy, next);
-  if (decision.action !== 'continue') return { state: { ...next, decision }, decision };
-  return { state: next, decision };
 }

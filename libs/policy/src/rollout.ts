@@ -14,7 +14,7 @@ import {
   type ComparisonState,
   decideComparison,
   startComparison,
-  stepComparison,
+  stepComparisonTogether,
 } from './comparison.js';
 import {
   type ComparisonPolicy,
@@ -100,15 +100,16 @@ function checkGuards(policy: ComparisonPolicy, source: string): void {
 export function parseRolloutPolicy(document: unknown, source = 'rollout'): RolloutPolicies {
   const doc = checkConfigDocument(documentShape, document ?? {}, source);
   const d = doc.defaults ?? {};
-  const listed = doc.models ?? { '*': {} };
+  const listed = doc.models ?? {};
   const entries: Array<[string, z.infer<typeof modelShape>, string]> = Object.entries(listed).map(([name, m]) => [
     name,
     m,
     `${source}.models.${name}`,
   ]);
   // `models: {}` is most likely a file cut short; leaving `models` out says "the defaults for all".
-  if (entries.length === 0)
+  if (doc.models !== undefined && entries.length === 0)
     throw new ConfigError(`${source}.models`, 'names no model: list one, or leave `models` out for the defaults');
+  // The `*` the file does not have is the defaults alone: its errors name `defaults`.
   if (!Object.hasOwn(listed, '*')) entries.push(['*', {}, `${source}.defaults`]);
   const models = Object.create(null) as Record<string, RolloutPolicy | null>;
   const fields = Object.create(null) as Record<string, string>;
@@ -120,10 +121,17 @@ export function parseRolloutPolicy(document: unknown, source = 'rollout'): Rollo
       models[name] = null;
       continue;
     }
-    const promotion = parsePromotionPolicy({ ...d.promotion, ...m.promotion }, `${at}.promotion`);
-    const rollback = parseRollbackPolicy({ ...d.rollback, ...m.rollback }, `${at}.rollback`);
-    checkGuards(promotion, `${at}.promotion`);
-    checkGuards(rollback, `${at}.rollback`);
+    // Merged key by key: `guards` left out of the model's section are the defaults' (errors name those).
+    const guardsAt = (kind: 'promotion' | 'rollback') =>
+      m[kind]?.guards === undefined && d[kind]?.guards !== undefined ? `${source}.defaults.${kind}` : `${at}.${kind}`;
+    const promotion = parsePromotionPolicy(
+      { ...d.promotion, ...m.promotion },
+      `${at}.promotion`,
+      guardsAt('promotion'),
+    );
+    const rollback = parseRollbackPolicy({ ...d.rollback, ...m.rollback }, `${at}.rollback`, guardsAt('rollback'));
+    checkGuards(promotion, guardsAt('promotion'));
+    checkGuards(rollback, guardsAt('rollback'));
     models[name] = { promotion, rollback, canaryShare: m.canary_share ?? d.canary_share ?? DEFAULT_CANARY_SHARE };
   }
   return { models, fields };
@@ -166,7 +174,8 @@ export interface TransitionFact {
 /**
  * The evidence key of a transition to canary or production (and of a rollback that restores the
  * previous production): the event time from which the servers can answer in the new stage — the
- * model's label clock (its newest label time, quorum-robust) at the tick that decided it; the later
+ * model's label clock (its newest label time, quorum-robust) at the tick that decided it (or when
+ * an operator's command ran: {@link OperatorRequest.clock}); the later
  * of it and `at`, unless `at` lies beyond the clock + the allowed future (dated after a record of
  * another clock, see {@link tickModel}): then the clock alone, the stage's one event-time position.
  * The stage's `max_time` counts from it, or from its first own answer when later (see
@@ -523,6 +532,26 @@ export interface ModelClock {
   readonly allowedFutureMs?: number;
 }
 
+/**
+ * The model's clock as the controller, the trainer and the stage command use it: the warehouse's
+ * read (`labelClock`) when both its times are plausible event times (safe integers in [0,
+ * `notAfter`], `notAfter` the wall clock plus the allowed future), else undefined (no clock: a
+ * time from 2099 or a corrupt row would pass every stage's max_time at once).
+ */
+export function usableClock(
+  read: { readonly labelTime: number; readonly predictionTime: number } | undefined,
+  notAfter: number,
+  allowedFutureMs?: number,
+): ModelClock | undefined {
+  const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
+  if (read === undefined || !plausible(read.labelTime) || !plausible(read.predictionTime)) return undefined;
+  return {
+    labelTime: read.labelTime,
+    predictionTime: read.predictionTime,
+    ...(allowedFutureMs === undefined ? {} : { allowedFutureMs }),
+  };
+}
+
 export interface PlanOutcome {
   readonly plan: ComparisonPlan;
   readonly decision: ComparisonDecision;
@@ -542,10 +571,10 @@ const isEpochMs = (x: unknown): x is number => Number.isSafeInteger(x) && (x as 
 /**
  * Event time from which a plan's `max_time` counts: the latest of `since` (while on the model's
  * clock), the stored {@link ComparisonPlan.servingFrom} of a canary or a watch, when production
- * took its role ({@link ComparisonPlan.incumbentFrom}), and the stage's first own pair (its pairs
- * are its own: a shadow is scored, a canary or a new production answers, only once the servers
- * have loaded it). Undefined when none is known (a `since` off the clock, no stored position, no
- * pair yet): no time passes.
+ * took its role ({@link ComparisonPlan.incumbentFrom}), and the stage's first own pair in arrival
+ * order (its pairs are its own: a shadow is scored, a canary or a new production answers, only
+ * once the servers have loaded it). Undefined when none is known (a `since` off the clock, no
+ * stored position, no pair yet): no time passes.
  *
  * Why each: `since` is the deciding label's time, and after a backlog longer than `max_time` (a
  * controller or label-joiner outage) it lies that far back; the stage began with `max_time`
@@ -584,14 +613,19 @@ function evidenceStart(
     if (onClock(incumbent.since, clock)) start = Math.max(start, incumbent.since);
     if (stored(incumbent.servingFrom)) start = Math.max(start, incumbent.servingFrom as number);
   }
-  // The first own pair among the pairs this tick uses (before `end`): a pair that waits for the
-  // clock moved the start, so a decision depended on a label that came after it (found by a review).
-  let first = Number.POSITIVE_INFINITY;
+  // The first own pair IN ARRIVAL ORDER among the pairs this tick uses (before `end`: a pair that
+  // waits for the clock moved the start, so a decision depended on a label that came after it).
+  // Not the earliest predicted: one pair dated far back (a backfill row, a late client) started
+  // max_time there and ended the stage at once — a degrading production kept `too_few_labels`
+  // with 20 bad pairs, its rollback gone — and one arriving later re-dated the start, re-deciding
+  // steps a tick had already passed (both found by a review). The first arrival never changes.
   for (let i = 0; i < end; i++) {
     const p = pairs[i] as PairInput;
-    if (usablePair(p) && p.predictionTime < first) first = p.predictionTime;
+    if (usablePair(p)) {
+      start = Math.max(start, p.predictionTime);
+      break;
+    }
   }
-  if (first !== Number.POSITIVE_INFINITY) start = Math.max(start, first);
   return start === Number.NEGATIVE_INFINITY ? undefined : start;
 }
 
@@ -642,7 +676,8 @@ function usableEnd(pairs: readonly PairInput[], labelCap: number): number {
  * the newest label time among the pairs used up to the deciding one, so a transition is never
  * dated before a label it needed.
  * The positive_rate guard, when configured, gets the NEWER version's positive prediction (the
- * challenger when promoting, production when watching) with the other's as baseline.
+ * challenger when promoting, production when watching) with the other's as baseline, stepped
+ * together with its pair (one decision after both).
  * `answered`: whether production (the incumbent) answered any prediction since the plan's `from`,
  * for a rollback watch whose time is up with no pair ({@link awaitsAnswered}): true keeps
  * production (the replaced version is retired), false rolls it back (`not_scored`); without it
@@ -672,8 +707,8 @@ export function runPlan(
   let newestLabel = plan.since;
   let used = 0;
   let skipped = 0;
-  const step = (event: ComparisonEvent, labelTime: number) => {
-    const r = stepComparison(policy, state, event);
+  const step = (events: readonly ComparisonEvent[], labelTime: number) => {
+    const r = stepComparisonTogether(policy, state, events);
     state = r.state;
     if (r.decision.action !== 'continue' && !decided) {
       decided = true;
@@ -695,16 +730,25 @@ export function runPlan(
     // In arrival order a later pair may be labelled earlier: a decision is dated at the newest label so far.
     newestLabel = Math.max(newestLabel, p.labelTime);
     const labelTime = newestLabel;
-    step({ kind: 'pair', time_ms: time, label: p.label, incumbent: p.incumbent, challenger: p.challenger }, labelTime);
-    if (guard !== undefined && state.decision === undefined) {
+    const events: ComparisonEvent[] = [
+      { kind: 'pair', time_ms: time, label: p.label, incumbent: p.incumbent, challenger: p.challenger },
+    ];
+    if (guard !== undefined) {
       const newer = plan.kind === 'promotion' ? p.challenger : p.incumbent;
       const older = plan.kind === 'promotion' ? p.incumbent : p.challenger;
       const positive = (x: number) => (x >= policy.threshold ? 1 : 0);
-      step(
-        { kind: 'guard', time_ms: time, name: guard.name, value: positive(newer), baseline: positive(older) },
-        labelTime,
-      );
+      events.push({
+        kind: 'guard',
+        time_ms: time,
+        name: guard.name,
+        value: positive(newer),
+        baseline: positive(older),
+      });
     }
+    // The pair and its guard observation are one request: decided once, after both. The pair
+    // first, alone, ended the test with the guard one short: at min_observations = max_labels
+    // every promotion was rejected, and a watch's guard could never roll production back.
+    step(events, labelTime);
   }
   if (state.decision === undefined) {
     // While a pair waits for the clock, the closing tick stops at its prediction time: at the
@@ -720,7 +764,7 @@ export function runPlan(
         : Math.min(clock.predictionTime, held?.predictionTime ?? Number.POSITIVE_INFINITY);
     const prediction = closingCap !== undefined && closingCap > newestPrediction ? closingCap : newestPrediction;
     const label = clock !== undefined && clock.labelTime > newestLabel ? clock.labelTime : newestLabel;
-    step({ kind: 'tick', time_ms: prediction }, label);
+    step([{ kind: 'tick', time_ms: prediction }], label);
     if (answered !== undefined && awaitsAnswered(plan, decision)) {
       decision = answeredDecision(plan, decision, answered);
       decidedAt = Math.max(plan.since, label);
@@ -765,6 +809,15 @@ function answeredDecision(plan: ComparisonPlan, decision: ComparisonDecision, an
 }
 
 /**
+ * The {@link SERVING_FROM} of a transition dated `at` on the model's `clock`: the later of the
+ * clock's label time and `at`, or the label time alone when `at` is off the clock (dated after a
+ * record of another clock, or by an operator's wall clock ahead of event time).
+ */
+function servingFromAt(at: number, clock: ModelClock): number {
+  return onClock(at, clock) ? Math.max(at, clock.labelTime) : clock.labelTime;
+}
+
+/**
  * The transition a decided plan implies, or undefined (continue / nothing to move). `clock`: the
  * model's at this tick; a transition to canary or production, and a watch's rollback (production
  * restored), store its {@link SERVING_FROM}: the later of its label time and `at`, or its label
@@ -778,7 +831,7 @@ export function transitionOf(
 ): PlannedTransition | undefined {
   const { plan, decision } = outcome;
   const at = Math.max(outcome.decidedAt, notBefore);
-  const servingFrom = clock === undefined ? at : onClock(at, clock) ? Math.max(at, clock.labelTime) : clock.labelTime;
+  const servingFrom = clock === undefined ? at : servingFromAt(at, clock);
   const evidence = (to: Stage) =>
     JSON.stringify(
       to === 'canary' || to === 'production' || (plan.kind === 'rollback' && to === 'rolled_back')
@@ -971,6 +1024,14 @@ export interface OperatorRequest {
   readonly reason: string;
   /** For `canary`: the share of entities, in (0, 1] (default DEFAULT_CANARY_SHARE). */
   readonly canaryShare?: number;
+  /**
+   * The model's event clock when the command runs (the warehouse's `labelClock`, read as the
+   * model-controller reads it), undefined when the model has no labelled prediction. A move to
+   * canary or production, and a rollback of production, store its {@link SERVING_FROM} as the
+   * controller's do; without one, such a stage recorded by a wall clock ahead of event time read
+   * its pairs from 0 and timed `max_time` from its first pair alone (found by a review).
+   */
+  readonly clock?: ModelClock;
 }
 
 /**
@@ -1018,6 +1079,10 @@ export function operatorTransitions(
   if (share !== null && !(share > 0 && share <= 1)) {
     throw new DriftlineError('BAD_REQUEST', `canary share must be in (0, 1], got ${share}`);
   }
+  // Where the servers can start answering in the new stage, on event time (as transitionOf).
+  const serves = r.to === 'canary' || r.to === 'production' || (r.to === 'rolled_back' && current === 'production');
+  const evidence =
+    serves && r.clock !== undefined ? JSON.stringify({ [SERVING_FROM]: servingFromAt(at, r.clock) }) : '';
   const rows: TransitionFields[] = [];
   if (known === undefined && current === 'candidate') {
     rows.push({
@@ -1038,6 +1103,7 @@ export function operatorTransitions(
     at,
     canary_share: share,
     previous_version: previous,
+    evidence,
   });
   return rows;
 }

@@ -10,6 +10,7 @@ import {
   parseRollbackPolicy,
   startComparison,
   stepComparison,
+  stepComparisonTogether,
 } from '../src/index.js';
 
 const T0 = Date.UTC(2024, 0, 1);
@@ -145,6 +146,36 @@ describe('promotion decisions', () => {
     );
     expect(kept.decision).toMatchObject({ action: 'promote', reason: 'evidence', evidence: { n: 100 } });
     expect(kept.decision.evidence.guards[0]).toMatchObject({ n: 100, breached: false });
+  });
+
+  it("a request's pair and guard observation stepped together decide once: a guard at min_observations = max_labels can let a promotion through (found by a review)", () => {
+    // max_labels 60: the guard's default min_observations is min(100, 60) = 60.
+    const policy = parsePromotionPolicy({
+      min_labels: 30,
+      max_labels: 60,
+      guards: [{ name: 'positive_rate', max_increase: 0.05 }],
+    });
+    expect(policy.guards[0]!.minObservations).toBe(60);
+    const quiet = (i: number) =>
+      ({ kind: 'guard', time_ms: T0 + i * 1000, name: 'positive_rate', value: 0, baseline: 0 }) as const;
+    let together = startComparison(policy, T0);
+    let decision: ComparisonDecision | undefined;
+    for (let i = 1; i <= 60 && decision?.action !== 'promote'; i++) {
+      const r = stepComparisonTogether(policy, together, [better(i), quiet(i)]);
+      together = r.state;
+      decision = r.decision;
+    }
+    expect(decision).toMatchObject({ action: 'promote', reason: 'evidence', evidence: { n: 60 } });
+    expect(decision!.evidence.guards[0]).toMatchObject({ n: 60, min_observations: 60 });
+    // One by one, the 60th pair ends the test before its own guard observation: rejected.
+    const apart = run(
+      policy,
+      (function* () {
+        for (let i = 1; i <= 60; i++) yield* [better(i), quiet(i)];
+      })(),
+    );
+    expect(apart.decision).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
+    expect(apart.decision.detail).toMatch(/guard positive_rate has 59\/60 observations after 60 labels$/);
   });
 
   it('at max_time (or max_labels) with a guard short of its observations, the candidate is rejected: no evidence the guard holds', () => {

@@ -152,6 +152,47 @@ describe('rollout policy file', () => {
       { models: { fraud: { promotion: { guards: [{ name: 'latency', max: 0.1 }] } } } },
       'r.models.fraud.promotion.guards.0.name',
     ],
+    // Guards written under `defaults` are named there, not under the model that merges them (found by a review).
+    [
+      {
+        defaults: {
+          promotion: {
+            min_labels: 50,
+            max_labels: 80,
+            guards: [{ name: 'positive_rate', max: 0.5, min_observations: 100 }],
+          },
+        },
+      },
+      'r.defaults.promotion.guards.0.min_observations',
+    ],
+    [
+      {
+        defaults: { promotion: { guards: [{ name: 'positive_rate', max: 0.5, min_observations: 500 }] } },
+        models: { fraud: { promotion: { min_labels: 100, max_labels: 300 } } },
+      },
+      'r.defaults.promotion.guards.0.min_observations',
+    ],
+    [
+      { defaults: { rollback: { guards: [{ name: 'latency', max: 0.1 }] } }, models: { fraud: {} } },
+      'r.defaults.rollback.guards.0.name',
+    ],
+    [{ defaults: { rollback: { guards: [{ name: 'x', max: 2 }] } } }, 'r.defaults.rollback.guards.0.max'],
+    // The model's own guards (over defaults that have some) are the model's.
+    [
+      {
+        defaults: { promotion: { guards: [{ name: 'positive_rate', max: 0.5 }] } },
+        models: {
+          fraud: {
+            promotion: {
+              min_labels: 30,
+              max_labels: 50,
+              guards: [{ name: 'positive_rate', max: 0.5, min_observations: 60 }],
+            },
+          },
+        },
+      },
+      'r.models.fraud.promotion.guards.0.min_observations',
+    ],
   ])('names the bad field: %j', (doc, field) => {
     let error: unknown;
     try {
@@ -840,6 +881,142 @@ describe('tickModel', () => {
     });
   });
 
+  it('a guard whose min_observations equals max_labels (the default when max_labels ≤ 100) lets a clearly better candidate through (found by a review)', () => {
+    const guarded = rolloutPolicyFor(
+      parseRolloutPolicy({
+        defaults: {
+          promotion: { min_labels: 30, max_labels: 60, guards: [{ name: 'positive_rate', max_increase: 0.05 }] },
+        },
+      }),
+      'fraud',
+    ) as RolloutPolicy;
+    expect(guarded.promotion.guards[0]!.minObservations).toBe(60);
+    // Half positives; production a coin (0.5), the candidate near-perfect: both positive as often.
+    const data = Array.from({ length: 200 }, (_, i) => ({
+      predictionTime: T0 + 1000 * (i + 1),
+      labelTime: T0 + 1000 * (i + 1) + 10,
+      label: i % 2,
+      incumbent: 0.5,
+      challenger: i % 2 === 1 ? 0.95 : 0.05,
+    }));
+    const r = tickModel(shadowOfV2, () => data, guarded);
+    // Before: rejected too_few_labels, "guard positive_rate has 59/60 observations after 60 labels"
+    // (the guard was fed after its pair, and the 60th pair ended the test): no promotion ever.
+    expect(r.outcomes[0]!.decision).toMatchObject({ action: 'promote', reason: 'evidence', evidence: { n: 60 } });
+    expect(r.transition).toMatchObject({ to_stage: 'canary', reason: 'evidence' });
+  });
+
+  it("a watch's guard at min_observations = max_labels rolls back production breaching it (before: kept at max_labels, one observation short)", () => {
+    const guarded = rolloutPolicyFor(
+      parseRolloutPolicy({
+        defaults: {
+          rollback: { min_labels: 30, max_labels: 60, guards: [{ name: 'positive_rate', max_increase: 0.05 }] },
+        },
+      }),
+      'fraud',
+    ) as RolloutPolicy;
+    const promoted = [
+      ...shadowOfV2,
+      fact('v2', 'shadow', 'canary', T0 + MIN, 'v1'),
+      fact('v2', 'canary', 'production', T0 + 2 * MIN, 'v1'),
+    ];
+    // 90% positives: production (0.75, always positive) beats v1 (0.45, never) on Brier, but its
+    // positive rate is +1.
+    const data = Array.from({ length: 100 }, (_, i) => ({
+      predictionTime: T0 + 3 * MIN + 1000 * i,
+      labelTime: T0 + 3 * MIN + 1000 * i + 10,
+      label: i % 10 < 9 ? 1 : 0,
+      incumbent: 0.75,
+      challenger: 0.45,
+    }));
+    const r = tickModel(promoted, (p) => (p.kind === 'rollback' ? data : []), guarded);
+    const watch = r.outcomes.find((o) => o.plan.kind === 'rollback')!;
+    expect(watch.decision).toMatchObject({ action: 'rollback', reason: 'guard', evidence: { n: 60 } });
+    expect(r.transition).toMatchObject({ version: 'v2', to_stage: 'rolled_back', previous_version: 'v1' });
+  });
+
+  describe('max_time starts at the first pair in arrival order, not the earliest predicted (found by a review)', () => {
+    const day = 86_400_000;
+    const hour = 60 * MIN;
+
+    it('a pair arriving later, predicted before the first, neither ends the stage nor re-decides a tick already passed', () => {
+      const slow = rolloutPolicyFor(
+        parseRolloutPolicy({ defaults: { promotion: { min_labels: 500, max_time: '1d' } } }),
+        'fraud',
+      ) as RolloutPolicy;
+      const mk = (predicted: number, delay: number, label: number): PairInput => ({
+        predictionTime: predicted,
+        labelTime: predicted + delay,
+        label,
+        incumbent: 0.5,
+        challenger: label === 1 ? 0.6 : 0.4,
+      });
+      // Predicted T0 + 10 h .. T0 + 30 h, one every 10 min, labelled a minute later.
+      const first = Array.from({ length: 121 }, (_, i) => mk(T0 + 10 * hour + i * 10 * MIN, MIN, i % 2));
+      const tick1 = tickModel(shadowOfV2, () => first, slow, {
+        labelTime: T0 + 30 * hour + MIN,
+        predictionTime: T0 + 30 * hour,
+      });
+      expect(tick1.outcomes[0]!.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
+      // Next tick: one more pair, predicted at T0 + 1 h, labelled 30 h later.
+      const late = mk(T0 + hour, 30 * hour, 1);
+      const tick2 = tickModel(shadowOfV2, () => [...first, late], slow, {
+        labelTime: T0 + 31 * hour,
+        predictionTime: T0 + 30 * hour,
+      });
+      // Before: rejected too_few_labels, dated T0 + 25 h (max_time from T0 + 1 h), before the
+      // clock at which tick 1 had said continue.
+      expect(tick2.outcomes[0]!.decision).toMatchObject({
+        action: 'continue',
+        reason: 'min_labels',
+        evidence: { n: 122 },
+      });
+      expect(tick2.transition).toBeUndefined();
+    });
+
+    it("a degrading production's watch is not ended by one pair predicted a year back, nor is a shadow", () => {
+      const E = T0 - 30 * day; // event time, a month behind the records
+      const clock = { labelTime: E + hour, predictionTime: E + hour, allowedFutureMs: hour };
+      // v2 gated on the event clock; taken to production by records dated by a wall clock a month ahead.
+      const history = [
+        fact('v2', null, 'candidate', E),
+        fact('v2', 'candidate', 'shadow', E, 'v1'),
+        fact('v2', 'shadow', 'canary', T0, 'v1'),
+        fact('v2', 'canary', 'production', T0 + 1, 'v1'),
+      ];
+      // Production v2 far worse than v1.
+      const mk = (t: number, label: number): PairInput => ({
+        predictionTime: t,
+        labelTime: t + 1000,
+        label,
+        incumbent: label === 1 ? 0.1 : 0.9,
+        challenger: label === 1 ? 0.9 : 0.1,
+      });
+      const bad = (n: number) => Array.from({ length: n }, (_, i) => mk(E + MIN * (i + 1), i % 2));
+      const decide = (rows: PairInput[]) =>
+        tickModel(history, () => rows, policy, clock).outcomes.find((o) => o.plan.kind === 'rollback')!.decision;
+      expect(decide(bad(20))).toMatchObject({ action: 'continue', reason: 'min_labels' });
+      const straggler = mk(E - 365 * day, 1);
+      // Before: kept too_few_labels (max_time from a year back): the replaced version retired, the rollback gone.
+      expect(decide([...bad(20).slice(0, 3), straggler, ...bad(20).slice(3)])).toMatchObject({
+        action: 'continue',
+        reason: 'min_labels',
+      });
+      expect(decide(bad(45))).toMatchObject({ action: 'rollback', reason: 'evidence' });
+      // A shadow registered by a wall clock a month ahead, with the same straggler among its pairs.
+      const shadow = [fact('v3', null, 'candidate', T0 + 2), fact('v3', 'candidate', 'shadow', T0 + 2, 'v1')];
+      const scored = Array.from({ length: 10 }, (_, i) => ({ ...mk(E + i * MIN, i % 2), incumbent: 0.5 }));
+      const shadowDecision = tickModel(
+        shadow,
+        () => [...scored.slice(0, 5), { ...straggler, incumbent: 0.5 }, ...scored.slice(5)],
+        policy,
+        clock,
+      ).outcomes[0]!.decision;
+      // Before: rejected too_few_labels, 1/30 labels, a year elapsed.
+      expect(shadowDecision).toMatchObject({ action: 'continue', reason: 'min_labels', evidence: { n: 11 } });
+    });
+  });
+
   describe('records dated ahead of event time by a wall clock (found by a review)', () => {
     const day = 86_400_000;
     const E = T0 - 30 * day; // event time, a month behind the records
@@ -978,6 +1155,55 @@ describe('operatorTransitions (driftline model stage)', () => {
     expect(ask(history, 'v9', 'shadow', T0).map((r) => r.at)).toEqual([T0 + 2 * MIN + 1, T0 + 2 * MIN + 1]);
     // A clock ahead keeps its own time.
     expect(ask(history, 'v1', 'retired', T0 + 10 * MIN)[0]!.at).toBe(T0 + 10 * MIN);
+  });
+
+  it("stores the model's label clock as serving_from, as the controller does: a stage it moves reads and times from event time, not from 0 (found by a review)", () => {
+    const day = 86_400_000;
+    const hour = 60 * MIN;
+    const E = T0 - 30 * day; // event time, a month behind the operator's wall clock
+    const clock = { labelTime: E + hour, predictionTime: E + hour, allowedFutureMs: hour };
+    const stage = (history: TransitionFact[], version: string, to: TransitionFact['to_stage'], at: number, c = clock) =>
+      operatorTransitions(history, 'fraud', { version, to, at, operator: 'alice', reason: 'r', clock: c });
+    const gated = [fact('v2', null, 'candidate', E), fact('v2', 'candidate', 'shadow', E, 'v1')];
+    const servingFrom = (rows: ReturnType<typeof stage>) => {
+      const evidence = rows.at(-1)!.evidence;
+      return evidence === '' ? undefined : (JSON.parse(evidence) as { serving_from: number }).serving_from;
+    };
+    // On the clock: the later of `at` and the label time; off it (a wall clock a month ahead): the label time.
+    expect(servingFrom(stage(gated, 'v2', 'canary', E + 30 * MIN))).toBe(E + hour);
+    expect(servingFrom(stage(gated, 'v2', 'canary', E + 90 * MIN))).toBe(E + 90 * MIN);
+    const canary = stage(gated, 'v2', 'canary', T0);
+    expect(servingFrom(canary)).toBe(E + hour);
+    const promoted = [...gated, ...canary];
+    const production = stage(promoted, 'v2', 'production', T0 + 1);
+    expect(servingFrom(production)).toBe(E + hour);
+    const watched = [...promoted, ...production];
+    expect(servingFrom(stage(watched, 'v2', 'rolled_back', T0 + 2))).toBe(E + hour);
+    // Not a stage that serves; or no labelled prediction yet: none.
+    expect(servingFrom(stage(watched, 'v1', 'retired', T0 + 2))).toBeUndefined();
+    expect(
+      servingFrom(
+        operatorTransitions(gated, 'fraud', { version: 'v2', to: 'canary', at: T0, operator: 'a', reason: 'r' }),
+      ),
+    ).toBeUndefined();
+    // The watch reads from it (not 0) and counts max_time from it: one pair predicted a year back,
+    // the very first to arrive, neither is read nor ends the watch.
+    const watch = comparisonsOf(viewOf(watched), clock).find((p) => p.kind === 'rollback')!;
+    expect(watch).toMatchObject({ from: E + hour, servingFrom: E + hour });
+    const worse = (t: number, label: number): PairInput => ({
+      predictionTime: t,
+      labelTime: t + 1000,
+      label,
+      incumbent: label === 1 ? 0.1 : 0.9,
+      challenger: label === 1 ? 0.9 : 0.1,
+    });
+    const rows = [
+      worse(E - 365 * day, 1),
+      ...Array.from({ length: 20 }, (_, i) => worse(E + hour + MIN * (i + 1), i % 2)),
+    ];
+    const later = { ...clock, labelTime: E + 2 * hour, predictionTime: E + 2 * hour };
+    const decided = tickModel(watched, () => rows, policy, later).outcomes.find((o) => o.plan.kind === 'rollback')!;
+    expect(decided.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
   });
 
   it('refuses an edge the graph does not have, and a rollback with nothing to restore', () => {

@@ -3,10 +3,9 @@ import {
   ConfigError,
   DEFAULT_EVENT_TIME_BOUNDS,
   EVENT_TIME_FLOOR_MS,
-  EVENT_TIME_MAX_FUTURE_LIMIT_MS,
   type EventTimeBounds,
   envField,
-  formatDuration,
+  eventTimeMaxFutureField,
 } from '@driftline/core';
 import { DEFAULT_STALL_TIMEOUT_MS, kafkaEnvShape } from '@driftline/kafka';
 import { clickhouseEnvShape } from '@driftline/warehouse';
@@ -76,14 +75,7 @@ export const baseEnvShape = {
    */
   DRIFTLINE_STARTUP_TIMEOUT: envField.duration().default(DEFAULT_STARTUP_TIMEOUT_MS),
   /** Largest accepted skew of event_time into the future of the wall clock (later events go to the DLQ). */
-  DRIFTLINE_EVENT_TIME_MAX_FUTURE: envField
-    .duration()
-    .pipe(
-      z
-        .number()
-        .max(EVENT_TIME_MAX_FUTURE_LIMIT_MS, `must be at most ${formatDuration(EVENT_TIME_MAX_FUTURE_LIMIT_MS)}`),
-    )
-    .default(DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs),
+  DRIFTLINE_EVENT_TIME_MAX_FUTURE: eventTimeMaxFutureField,
   /**
    * Earliest accepted event_time, an ISO date (UTC) or date-time (earlier events go to the DLQ);
    * a day that does not exist (2024-02-30) is refused, not rolled over into the next month.

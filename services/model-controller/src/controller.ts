@@ -12,6 +12,7 @@ import {
   rolloutPolicyFor,
   tickModel,
   transitionEvent,
+  usableClock,
   usableTransitions,
   viewOf,
 } from '@driftline/policy';
@@ -273,11 +274,7 @@ export class ModelController {
     // Not capped at the wall clock: event time runs ahead of it in a replay or an accelerated run
     // (capped, the demo's comparisons waited for ever, found by running it).
     const labelled = comparisonsOf(view).length === 0 ? undefined : await deps.pairs.labelClock(model, now, notAfter);
-    const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
-    const clock: ModelClock | undefined =
-      labelled !== undefined && plausible(labelled.labelTime) && plausible(labelled.predictionTime)
-        ? { labelTime: labelled.labelTime, predictionTime: labelled.predictionTime, allowedFutureMs: maxFutureMs }
-        : undefined;
+    const clock = usableClock(labelled, notAfter, maxFutureMs);
     const plans = comparisonsOf(view, clock);
     const read = new Map<string, readonly PairInput[]>();
     const logged = this.unusableLogged.get(model) ?? new Set<string>();

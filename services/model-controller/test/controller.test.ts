@@ -721,7 +721,8 @@ describe('config', () => {
       toModelControllerConfig(parseEnv(modelControllerEnvShape, { DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS: '1000' })),
     ).toThrow(
       new ConfigError(
-        'default rollout policy.models.*.promotion.max_labels',
+        // Without a file every model gets the defaults: named as such (not `models.*`).
+        'default rollout policy.defaults.promotion.max_labels',
         '100000 is above DRIFTLINE_MODEL_CONTROLLER_MAX_PAIRS (1000); lower it or raise the bound',
       ).message,
     );
@@ -948,5 +949,36 @@ describe('records dated ahead of event time by a wall clock (a replay or backfil
       'v2:ROLLED_BACK',
     ]);
     expect(store.rows.get('fraud/v2/rolled_back')).toMatchObject({ reason: 'evidence', previous_version: 'v1' });
+  });
+
+  it("one row predicted a year back among a degrading production's answers neither ends its watch nor retires the version it replaced (found by a review)", async () => {
+    const { store, published, deps } = setup({});
+    store.rows.set('fraud/v2/candidate', row('v2', null, 'candidate', E0));
+    store.rows.set('fraud/v2/shadow', row('v2', 'candidate', 'shadow', E0, 'v1'));
+    // Moved by hand, dated by a wall clock a month ahead, with no serving_from (as before the
+    // stage command stored one): the watch reads v2's production answers from 0.
+    store.rows.set('fraud/v2/canary', { ...row('v2', 'shadow', 'canary', T0, 'v1'), decided_by: 'operator:alice' });
+    store.rows.set('fraud/v2/production', {
+      ...row('v2', 'canary', 'production', T0 + 1, 'v1'),
+      decided_by: 'operator:alice',
+    });
+    const worse = { v1: 0.9, v2: 0.1 };
+    const rows = batch('w', 'v2', 'production', E0 + 60_000, 30, worse);
+    // A backfill row, or a late client: answered by v2 as production, predicted a year before.
+    const [straggler] = batch('old', 'v2', 'production', E0 - 365 * DAY, 1, worse);
+    rows.splice(3, 0, straggler!);
+    const controller = new ModelController({
+      ...deps,
+      policies: hourly,
+      now: () => T0 + DAY,
+      pairs: labelledTable(rows).reader,
+    });
+    await controller.tick();
+    // Before: kept too_few_labels (max_time counted from the straggler, a year back): v1 retired,
+    // the rollback safety net gone after 30 bad pairs.
+    expect(store.rows.get('fraud/v1/retired')).toBeUndefined();
+    rows.push(...batch('w2', 'v2', 'production', E0 + 120_000, 300, worse));
+    await controller.tick();
+    expect(published.map((e) => `${e.version}:${e.kind}`)).toEqual(['v2:PROMOTED', 'v2:ROLLED_BACK']);
   });
 });

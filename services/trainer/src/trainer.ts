@@ -29,7 +29,7 @@ import {
 import type { ReferenceSet } from '@driftline/drift';
 import { DEFAULT_MAX_REASON_BYTES } from '@driftline/kafka';
 import type { CalibrationMap } from '@driftline/performance';
-import { transitionEvent, usableTransitions } from '@driftline/policy';
+import { transitionEvent, usableClock, usableTransitions } from '@driftline/policy';
 import type { ModelEvent, RetrainRequest } from '@driftline/schemas';
 import {
   chTime,
@@ -686,9 +686,9 @@ export function gateRecordTime(
   if (kept !== undefined) return { at: kept, clock: 'recorded' };
   const { clock, dataTo, now, notAfter } = times;
   const history = usableTransitions(recorded);
-  const plausible = (t: number) => Number.isSafeInteger(t) && t >= 0 && t <= notAfter;
-  const event = clock !== undefined && plausible(clock.labelTime) && plausible(clock.predictionTime);
-  const read = event ? clock.labelTime : now;
+  const usable = usableClock(clock, notAfter);
+  const event = usable !== undefined;
+  const read = usable?.labelTime ?? now;
   const windowEnd = Number.isSafeInteger(dataTo) ? Math.min(dataTo, notAfter) : Number.NEGATIVE_INFINITY;
   const at = Math.max(read, windowEnd);
   const after = history.reduce((m, t) => Math.max(m, t.at + 1), Number.NEGATIVE_INFINITY);

@@ -1,6 +1,14 @@
 import { userInfo } from 'node:os';
-import { ARTIFACT_NAME_RULE, ConfigError, DriftlineError, isArtifactName, parseEnv, printable } from '@driftline/core';
-import { operatorTransitions, STAGE_TRANSITIONS, type Stage } from '@driftline/policy';
+import {
+  ARTIFACT_NAME_RULE,
+  ConfigError,
+  DriftlineError,
+  eventTimeMaxFutureField,
+  isArtifactName,
+  parseEnv,
+  printable,
+} from '@driftline/core';
+import { operatorTransitions, STAGE_TRANSITIONS, type Stage, usableClock } from '@driftline/policy';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import { checkEnvNames } from './env-names.js';
@@ -29,6 +37,8 @@ stage graph (${STAGES.join(', ')}) and the recorded transitions. The
 transition is recorded in ClickHouse (model_transitions); the running model-controller publishes
 it on models.v1 at its next tick (it re-publishes every recorded transition it has not sent),
 and compares from there (a version moved to production is watched against the one it replaced).
+A move to canary or production (or a rollback of production) stores the model's event clock as
+serving_from, as the model-controller does (DRIFTLINE_EVENT_TIME_MAX_FUTURE bounds it).
 ClickHouse comes from DRIFTLINE_CLICKHOUSE_* (embedded engine by default).
 
   --model NAME      the model
@@ -86,18 +96,29 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
   const operator = values.by ?? osUserName();
   if (!/^[A-Za-z0-9._@-]{1,64}$/.test(operator)) throw new ConfigError('--by', 'must be 1-64 of A-Z a-z 0-9 . _ @ -');
   await checkEnvNames();
+  const { DRIFTLINE_EVENT_TIME_MAX_FUTURE: maxFutureMs } = parseEnv({
+    DRIFTLINE_EVENT_TIME_MAX_FUTURE: eventTimeMaxFutureField,
+  });
   const warehouse = await openWarehouse(toClickHouseConfig(parseEnv(clickhouseEnvShape)));
   try {
     const now = Date.now();
+    const history = await warehouse.transitions.history(model);
+    // The model's event clock, read as the model-controller reads it: a move to canary or
+    // production stores it as serving_from, so the stage reads and times its pairs from event
+    // time, not from 0, when this wall clock is ahead of event time (a replay, a backfill).
+    const notAfter = now + maxFutureMs;
+    const labelled = await warehouse.predictions.labelClock(model, now, notAfter);
+    const clock = usableClock(labelled, notAfter, maxFutureMs);
     let rows: ReturnType<typeof operatorTransitions>;
     try {
-      rows = operatorTransitions(await warehouse.transitions.history(model), model, {
+      rows = operatorTransitions(history, model, {
         version,
         to: to as Stage,
         at: now,
         operator,
         reason: values.reason ?? 'operator',
         ...(share === undefined ? {} : { canaryShare: share }),
+        ...(clock === undefined ? {} : { clock }),
       });
     } catch (error) {
       // A move the stage graph does not allow is a usage error of --to (exit 2), not an internal one.

@@ -11,10 +11,21 @@ export interface FreshnessResult {
   readonly scope: string;
   readonly windowStart: number;
   readonly windowEnd: number;
-  /** Newest event time seen on the scope for the view so far. */
-  readonly newestEventTime: number;
-  /** windowEnd − newestEventTime (≥ 0 unless events come from the future). */
+  /** Newest event time this instance saw on the scope for the view (null: none yet). */
+  readonly newestEventTime: number | null;
+  /** When this instance was last assigned the scope (null: not told, it saw an event first). */
+  readonly assignedAt: number | null;
+  /**
+   * windowEnd − the later of newestEventTime and assignedAt (≥ 0 unless events come from the
+   * future; 0 for an assignment after windowEnd). Not more than the true lag (events dated ahead of
+   * the clock aside): nothing newer than the assignment can have been materialized unseen here.
+   */
   readonly lagMs: number;
+  /**
+   * True when the lag counts from the assignment, no event newer than it seen yet: the true lag is
+   * at least `lagMs` (the previous owner's newest event is not known here).
+   */
+  readonly lowerBound: boolean;
   readonly maxLagMs: number;
   readonly passed: boolean;
   /** Events of the view seen on the scope during the window. */
@@ -27,21 +38,31 @@ export const MAX_FRESHNESS_ENTRIES = 100_000;
 interface Entry {
   readonly view: string;
   readonly scope: string;
-  newest: number;
+  newest: number | null;
+  assignedAt: number | null;
+  /** Reported only while owned; kept after a revoke, so a partition that comes back has its history. */
+  owned: boolean;
   events: number;
 }
 
 /**
  * Time since the last event per feature view, per source partition: O(1) per event (a max and a
- * count), one row per (view, partition) per window. Pure: the caller passes the clock at window
- * ends. Lag is measured against processing time on purpose — "no event for 20 minutes" is a fact
- * about now, not about event time. The newest time seen is instance memory: after a restart or a
- * rebalance a partition reports once it has seen an event again (a silent partition after a restart
- * goes unreported until then; its last row in ClickHouse shows how old it was).
+ * count), one row per (view, partition) per window. Pure: the caller passes the clocks. Lag is
+ * measured against processing time on purpose — "no event for 20 minutes" is a fact about now,
+ * not about event time.
+ *
+ * The newest event time is instance memory, so an assigned partition counts from its assignment
+ * (`assigned`) until it sees a newer event: a silent partition after a restart or a rebalance
+ * fails `max_lag` after it was assigned, instead of going unreported (its rows and the gauge
+ * vanished exactly when a producer had died). That lag is a lower bound — the events the previous
+ * owner materialized are not known here — so a failure is never a false alarm. A revoked
+ * partition is no longer reported (its new owner reports it); its entry is kept, bounded.
  */
 export class FreshnessTracker {
   private readonly specs: ReadonlyMap<string, FreshnessSpec>;
-  private readonly entries = new Map<string, Entry>();
+  /** scope → view → entry. */
+  private readonly scopes = new Map<string, Map<string, Entry>>();
+  private size = 0;
 
   constructor(specs: readonly FreshnessSpec[]) {
     this.specs = new Map(specs.map((s) => [s.view, s]));
@@ -51,43 +72,96 @@ export class FreshnessTracker {
     return this.specs.size > 0;
   }
 
+  /** An event of `view` materialized from `scope`; a scope not told of yet counts as owned. */
   observe(view: string, scope: string, eventTime: number): void {
     if (!this.specs.has(view)) return;
-    const key = `${view}\u0000${scope}`;
-    let entry = this.entries.get(key);
-    if (entry === undefined) {
-      if (this.entries.size >= MAX_FRESHNESS_ENTRIES) return;
-      entry = { view, scope, newest: eventTime, events: 0 };
-      this.entries.set(key, entry);
-    }
-    if (eventTime > entry.newest) entry.newest = eventTime;
+    const entry = this.entry(view, scope, { newest: eventTime, assignedAt: null });
+    if (entry === undefined) return;
+    if (entry.newest === null || eventTime > entry.newest) entry.newest = eventTime;
     entry.events++;
   }
 
-  /** One result per (view, scope) seen, then the window's event counts start over. */
+  /**
+   * This instance owns `scope` (a source partition of `view`) since `at`: reported from now on,
+   * its lag counting from `at` until a newer event is seen. Owned already: nothing changes.
+   */
+  assigned(view: string, scope: string, at: number): void {
+    if (!this.specs.has(view)) return;
+    const found = this.scopes.get(scope)?.get(view);
+    if (found === undefined) {
+      this.entry(view, scope, { newest: null, assignedAt: at });
+    } else if (!found.owned) {
+      found.owned = true;
+      found.assignedAt = at;
+      found.events = 0;
+    } else if (found.assignedAt === null) found.assignedAt = at;
+  }
+
+  /** A revoked partition is reported by its new owner; its entries are kept in case it comes back. */
+  revoked(scope: string): void {
+    for (const e of this.scopes.get(scope)?.values() ?? []) e.owned = false;
+  }
+
+  /** One result per owned (view, scope), then the window's event counts start over. */
   evaluate(windowStart: number, windowEnd: number): FreshnessResult[] {
     const out: FreshnessResult[] = [];
-    for (const e of this.entries.values()) {
-      const spec = this.specs.get(e.view)!;
-      const lagMs = windowEnd - e.newest;
-      out.push({
-        view: e.view,
-        scope: e.scope,
-        windowStart,
-        windowEnd,
-        newestEventTime: e.newest,
-        lagMs,
-        maxLagMs: spec.maxLagMs,
-        passed: lagMs <= spec.maxLagMs,
-        events: e.events,
-      });
-      e.events = 0;
+    for (const entries of this.scopes.values()) {
+      for (const e of entries.values()) {
+        if (!e.owned) continue;
+        const spec = this.specs.get(e.view)!;
+        const lowerBound = e.newest === null || (e.assignedAt !== null && e.assignedAt > e.newest);
+        // An assignment just after the window end (told at the tick) is no lag yet, not a negative one.
+        const lagMs = lowerBound ? Math.max(0, windowEnd - e.assignedAt!) : windowEnd - e.newest!;
+        out.push({
+          view: e.view,
+          scope: e.scope,
+          windowStart,
+          windowEnd,
+          newestEventTime: e.newest,
+          assignedAt: e.assignedAt,
+          lagMs,
+          lowerBound,
+          maxLagMs: spec.maxLagMs,
+          passed: lagMs <= spec.maxLagMs,
+          events: e.events,
+        });
+        e.events = 0;
+      }
     }
     return out.sort((a, b) => (a.view + a.scope < b.view + b.scope ? -1 : 1));
   }
 
-  /** A revoked partition is reported by its new owner. */
-  forget(scope: string): void {
-    for (const [key, e] of this.entries) if (e.scope === scope) this.entries.delete(key);
+  /** The entry of (view, scope), created owned from `init` if absent; undefined when full of owned ones. */
+  private entry(
+    view: string,
+    scope: string,
+    init: { newest: number | null; assignedAt: number | null },
+  ): Entry | undefined {
+    let entries = this.scopes.get(scope);
+    const found = entries?.get(view);
+    if (found !== undefined) return found;
+    if (this.size >= MAX_FRESHNESS_ENTRIES && !this.dropOneNotOwned()) return undefined;
+    if (entries === undefined) {
+      entries = new Map();
+      this.scopes.set(scope, entries);
+    }
+    const entry: Entry = { view, scope, ...init, owned: true, events: 0 };
+    entries.set(view, entry);
+    this.size++;
+    return entry;
+  }
+
+  /** Makes room by forgetting a revoked partition's entry (only when full). */
+  private dropOneNotOwned(): boolean {
+    for (const [scope, entries] of this.scopes) {
+      for (const [view, e] of entries) {
+        if (e.owned) continue;
+        entries.delete(view);
+        if (entries.size === 0) this.scopes.delete(scope);
+        this.size--;
+        return true;
+      }
+    }
+    return false;
   }
 }

@@ -368,7 +368,7 @@ describe('freshness', () => {
       ['f/0', 119_000, false, 0],
       ['f/1', 122_000, false, 0],
     ]);
-    t.forget('f/1');
+    t.revoked('f/1');
     expect(t.evaluate(124_000, 125_000).map((r) => r.scope)).toEqual(['f/0']);
   });
 });

@@ -98,7 +98,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
     pipeline: histogram(
       registry,
       'driftline_feature_redis_pipeline_seconds',
-      'Duration of one batch pipeline to Redis',
+      'Duration of one batch write to Redis (its pipelined chunks, one after the other)',
       [],
       [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     ),
@@ -115,9 +115,33 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
   const lag = gauge(
     registry,
     'driftline_feature_view_lag_seconds',
-    'Processing time minus the newest event time of a view (largest over the partitions this instance owns)',
+    'Processing time minus the newest event time of a view, or minus the assignment of a partition that had no newer event here (largest over the partitions this instance owns; no series without one)',
     ['view'],
   );
+  /** Source topic (prefixed) → the views read from it that declare freshness. */
+  const freshViews = new Map<string, string[]>();
+  for (const spec of options.freshness?.specs ?? []) {
+    const view = views.get(spec.view);
+    if (view === undefined) continue;
+    const topic = `${prefix}${view.source}`;
+    freshViews.set(topic, [...(freshViews.get(topic) ?? []), view.name]);
+  }
+  let handle: ConsumerHandle | undefined;
+  /**
+   * Tells the tracker the partitions this member holds, each since it was assigned (the group
+   * membership's clock, moved onto the wall clock). Called after every join — the first one comes
+   * before `startConsumer` returns, hence again once it has — and before every freshness window.
+   */
+  const noteAssignments = () => {
+    if (!tracker.enabled || handle === undefined) return;
+    const wallMinusPerf = Date.now() - performance.now();
+    for (const p of handle.membership().partitions) {
+      const names = freshViews.get(p.topic);
+      if (names === undefined) continue;
+      const at = Math.round(wallMinusPerf + p.heldSince);
+      for (const view of names) tracker.assigned(view, `${p.topic}/${p.partition}`, at);
+    }
+  };
 
   const consumer: ConsumerHandle = await startConsumer<ValidatedEvent>({
     kafka: options.kafka,
@@ -172,13 +196,16 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
         options.onWritten?.(events);
       },
       revoked(partitions) {
-        for (const p of partitions) tracker.forget(`${p.topic}/${p.partition}`);
+        for (const p of partitions) tracker.revoked(`${p.topic}/${p.partition}`);
       },
+      rebalanced: noteAssignments,
     },
   });
+  handle = consumer;
+  noteAssignments();
   const stopFreshness =
     tracker.enabled && options.freshness !== undefined
-      ? reportFreshness(tracker, options.freshness, lag, options.logger)
+      ? reportFreshness(tracker, noteAssignments, options.freshness, lag, options.logger)
       : () => {};
   return {
     topics,
@@ -194,16 +221,23 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
  * Every `windowMs` (at epoch-aligned window ends) evaluates the tracker and hands the rows to the
  * sink. A failing sink is logged and the window's rows are lost: they are measurements of "now",
  * and the next window measures again (a ClickHouse outage never holds the materializer's commits).
+ * A view with no partition owned here loses its gauge series: a kept last value froze under the
+ * bound while the partition's new owner (or nobody) watched it.
  */
 function reportFreshness(
   tracker: FreshnessTracker,
+  noteAssignments: () => void,
   freshness: NonNullable<MaterializerOptions['freshness']>,
-  lag: { set(labels: { view: string }, value: number): void },
+  lag: {
+    set(labels: { view: string }, value: number): void;
+    remove(labels: { view: string }): void;
+  },
   logger: Logger,
 ): () => void {
   const { windowMs, sink } = freshness;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let gauged = new Set<string>();
   const schedule = () => {
     if (stopped) return;
     const now = Date.now();
@@ -212,10 +246,13 @@ function reportFreshness(
   };
   const tick = () => {
     const end = Math.floor(Date.now() / windowMs) * windowMs;
+    noteAssignments();
     const results = tracker.evaluate(end - windowMs, end);
     const worst = new Map<string, number>();
     for (const r of results) worst.set(r.view, Math.max(worst.get(r.view) ?? Number.NEGATIVE_INFINITY, r.lagMs));
     for (const [view, ms] of worst) lag.set({ view }, ms / 1000);
+    for (const view of gauged) if (!worst.has(view)) lag.remove({ view });
+    gauged = new Set(worst.keys());
     const failed = results.filter((r) => !r.passed);
     if (failed.length > 0) {
       logger.warn(

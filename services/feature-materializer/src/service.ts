@@ -288,7 +288,12 @@ function freshnessRow(r: FreshnessResult): DataQualityRow {
     passed: r.passed ? 1 : 0,
     count: r.events,
     events: r.events,
-    detail: JSON.stringify({ newest_event_time: r.newestEventTime }),
+    // lower_bound: the lag counts from assigned_at (no newer event seen by this owner yet).
+    detail: JSON.stringify({
+      newest_event_time: r.newestEventTime,
+      assigned_at: r.assignedAt,
+      lower_bound: r.lowerBound,
+    }),
     expectations_id: '',
     computed_at: chTime(r.windowEnd),
   };

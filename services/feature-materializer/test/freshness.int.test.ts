@@ -35,23 +35,19 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     const viewsPath = join(dir, `${uniqueName('views')}.yaml`);
     writeFileSync(viewsPath, viewsText);
     const prefix = `${uniqueName('fresh')}.`;
-    const runner: Runner = await startRunner({
-      services: [featureMaterializer] as never,
-      logger,
-      env: {
-        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
-        DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
-        DRIFTLINE_HTTP_PORT: '0',
-        DRIFTLINE_TOPIC_PREFIX: prefix,
-        DRIFTLINE_TOPIC_PARTITIONS: '1',
-        DRIFTLINE_FEATURE_VIEWS: viewsPath,
-        DRIFTLINE_REDIS_URL: stack.redisUrl,
-        DRIFTLINE_MATERIALIZER_GROUP: uniqueName('materializer'),
-        DRIFTLINE_FRESHNESS_WINDOW: '1s',
-        ...env,
-      },
-    });
-    cleanup.push(() => runner.stop());
+    const runnerEnv = {
+      DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+      DRIFTLINE_SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl,
+      DRIFTLINE_HTTP_PORT: '0',
+      DRIFTLINE_TOPIC_PREFIX: prefix,
+      DRIFTLINE_TOPIC_PARTITIONS: '1',
+      DRIFTLINE_FEATURE_VIEWS: viewsPath,
+      DRIFTLINE_REDIS_URL: stack.redisUrl,
+      DRIFTLINE_MATERIALIZER_GROUP: uniqueName('materializer'),
+      DRIFTLINE_FRESHNESS_WINDOW: '1s',
+      ...env,
+    };
+    const runner = await startMaterializer(runnerEnv, logger);
     const sdk = await createDriftlineProducer({
       kafka: { brokers: stack.kafkaBrokers, clientId: 'test-sdk', ssl: false },
       registry: { url: stack.schemaRegistryUrl },
@@ -59,12 +55,33 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
       lingerMs: 2,
     });
     cleanup.push(() => sdk.close());
-    return { runner, sdk, prefix };
+    return { runner, sdk, prefix, env: runnerEnv };
   }
+
+  /** One more materializer (another instance, or a restart) on `env`, stopped after the test. */
+  async function startMaterializer(env: Record<string, string>, logger: Logger = silentLogger): Promise<Runner> {
+    const runner = await startRunner({ services: [featureMaterializer] as never, logger, env });
+    cleanup.push(() => runner.stop());
+    return runner;
+  }
+
+  /** The runner's `driftline_feature_view_lag_seconds` of `view`, undefined without a series. */
+  async function lagGauge(runner: Runner, view: string): Promise<number | undefined> {
+    const text = await (await fetch(`http://127.0.0.1:${runner.httpPort}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`driftline_feature_view_lag_seconds{view="${view}"`));
+    return line === undefined ? undefined : Number(line.split(' ').pop());
+  }
+
+  const PROFILE_VIEWS = `views:
+  - name: profile
+    entity: user_id
+    freshness: { max_lag: 3s }
+    features: { age: double }
+`;
 
   it('writes the lag of the newest event per view and partition, and fails it once the view goes silent', async () => {
     const database = uniqueName('fresh').replace('-', '_');
-    const { sdk, prefix } = await start(
+    const { runner, sdk, prefix } = await start(
       `views:
   - name: profile
     entity: user_id
@@ -80,7 +97,10 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
         DRIFTLINE_CLICKHOUSE_DATABASE: database,
       },
     );
-    const newest = Date.now() - 200;
+    // The partition counts from its assignment until a newer event is seen: the events must be
+    // newer than it for the lag to be exact. The gauge appears once the partition is assigned.
+    await eventually(async () => ((await lagGauge(runner, 'profile')) === undefined ? undefined : true), 30_000);
+    const newest = Date.now();
     await sdk.publishFeatures([
       { view: 'profile', entity_id: 'a', event_time: newest - 1_000, features: { age: 30 } },
       { view: 'profile', entity_id: 'b', event_time: newest, features: { age: 40 } },
@@ -114,6 +134,64 @@ describe('feature view freshness from the feature-materializer (real Kafka, regi
     }, 30_000);
     expect(stale.observed).toBeGreaterThan(3_000);
     expect(stale.events).toBe(0);
+  });
+
+  it('after a restart, a view whose producer stopped before it is reported failing once max_lag has passed (found by a review)', async () => {
+    const database = uniqueName('fresh').replace('-', '_');
+    const { runner, sdk, env } = await start(PROFILE_VIEWS, {
+      DRIFTLINE_FEATURE_KEY_PREFIX: uniqueName('fk'),
+      DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
+      DRIFTLINE_CLICKHOUSE_DATABASE: database,
+    });
+    const eventTime = Date.now();
+    await sdk.publishFeatures([{ view: 'profile', entity_id: 'a', event_time: eventTime, features: { age: 30 } }]);
+    await eventually(async () => ((await lagGauge(runner, 'profile')) === undefined ? undefined : true), 30_000);
+    await runner.stop();
+    // The same group, nothing published since: the new instance never sees an event. Before, it
+    // wrote no row and had no gauge series, for as long as the producer stayed silent.
+    const restarted = await startMaterializer(env);
+    const startedAt = Date.now();
+    const lag = await eventually(async () => {
+      const seconds = await lagGauge(restarted, 'profile');
+      return seconds !== undefined && seconds > 3 ? seconds : undefined;
+    }, 20_000);
+    // Counted from the assignment: a lower bound of the true lag (the event is older than the restart).
+    expect(lag).toBeLessThan((Date.now() - eventTime) / 1000);
+    const ch = await createClickHouse({ mode: 'embedded', path: join(dir, 'ch'), database });
+    cleanup.push(() => ch.close());
+    const failed = await eventually(async () => {
+      const rows = await ch.select<{ observed: number; passed: number; events: number; detail: string }>(
+        `SELECT observed, passed, events, detail FROM ${ch.table('data_quality_windows')} FINAL
+         WHERE expectation = 'freshness' AND passed = 0 AND window_start >= fromUnixTimestamp64Milli({t:Int64})`,
+        { t: startedAt },
+      );
+      return rows[0];
+    }, 20_000);
+    expect(Number(failed.events)).toBe(0);
+    expect(JSON.parse(failed.detail)).toMatchObject({ newest_event_time: null, lower_bound: true });
+  });
+
+  it("after a rebalance, the partition's new owner reports it and the old owner's gauge series is removed, not frozen (found by a review)", async () => {
+    // kafkajs' round robin gives the only partition to the member whose id sorts first: `aa-…` joining later.
+    const {
+      runner: a,
+      sdk,
+      env,
+    } = await start(PROFILE_VIEWS, {
+      DRIFTLINE_FEATURE_KEY_PREFIX: uniqueName('fk'),
+      DRIFTLINE_CLICKHOUSE_PATH: join(dir, 'ch'),
+      DRIFTLINE_CLICKHOUSE_DATABASE: uniqueName('fresh').replace('-', '_'),
+      DRIFTLINE_KAFKA_CLIENT_ID: 'zz-first',
+    });
+    await sdk.publishFeatures([{ view: 'profile', entity_id: 'a', event_time: Date.now(), features: { age: 30 } }]);
+    await eventually(async () => ((await lagGauge(a, 'profile')) === undefined ? undefined : true), 30_000);
+    const b = await startMaterializer({ ...env, DRIFTLINE_KAFKA_CLIENT_ID: 'aa-second' });
+    // Before: A kept its last value (under the bound) for good and B, which never saw an event, had none.
+    const after = await eventually(async () => {
+      const [onA, onB] = [await lagGauge(a, 'profile'), await lagGauge(b, 'profile')];
+      return onA === undefined && onB !== undefined && onB > 3 ? { onA, onB } : undefined;
+    }, 30_000);
+    expect(after.onB).toBeGreaterThan(3);
   });
 
   it('materializes features while ClickHouse is unreachable at start-up; one warning names it', async () => {

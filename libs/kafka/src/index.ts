@@ -39,7 +39,7 @@ export { partitionKey } from './partition-key.js';
 export { partitionOf } from './partitioner.js';
 export { createProducer, type EventProducer } from './producer.js';
 export { createPublisher, type Publisher, type PublisherOptions } from './publisher.js';
-export { readToEnd } from './read-to-end.js';
+export { DEFAULT_READ_ANSWER_TIMEOUT_MS, readToEnd } from './read-to-end.js';
 export { recordFingerprint } from './record-fingerprint.js';
 export {
   DEFAULT_MAX_REASON_BYTES,

@@ -15,7 +15,7 @@ const DEFAULT_READ_IDLE_MS = 30_000;
  * within the broker's `group.initial.rebalance.delay.ms` (3 s by default); kafkajs' own request
  * timeout (30 s) and retries left a hung broker unnoticed for 60-90 s.
  */
-const DEFAULT_READ_ANSWER_TIMEOUT_MS = 15_000;
+export const DEFAULT_READ_ANSWER_TIMEOUT_MS = 15_000;
 /** Leaving and deleting the group once Kafka stopped answering or went away: it will not answer those. */
 const GONE_CLEANUP_MS = 1_000;
 
@@ -44,8 +44,22 @@ function unansweredError(topic: string, boundMs: number, read: number, node?: nu
   const from = node === undefined ? 'Kafka' : `Kafka (broker ${node})`;
   return new DriftlineError(
     'SOURCE_UNAVAILABLE',
-    `reading ${topic}: no answer from ${from} for ${formatDuration(boundMs)} (a broker hung or unreachable); ${read} record(s) read before, the read is incomplete`,
+    `reading ${topic}: no complete answer from ${from} for ${formatDuration(boundMs)} (a broker hung or unreachable, or one fetch slower than that); ${read} record(s) read before, the read is incomplete`,
     { retriable: true, details: { topic, recordsRead: read } },
+  );
+}
+
+/**
+ * The error of a read whose consumer crashed: an outage (refused, timed out) is retriable; a crash
+ * that retrying cannot mend (the read's group or the topic not authorized, a topic deleted) is
+ * not — it was "check that the brokers are up and run it again", exit 69, for an account without
+ * rights on the read's group (found by a review).
+ */
+export function readCrashed(topic: string, read: number, cause: Error): DriftlineError {
+  return new DriftlineError(
+    'SOURCE_UNAVAILABLE',
+    `reading ${topic}: the consumer crashed: ${cause.message}; ${read} record(s) read before, the read is incomplete`,
+    { retriable: isTransient(cause) || isBrokerUnreachable(cause), cause, details: { topic, recordsRead: read } },
   );
 }
 
@@ -128,15 +142,7 @@ export async function readToEnd(
     await answered(() => subscribe(consumer, topic, true));
     const source: BatchSource = {
       onCrash: (listener) =>
-        consumer.on(consumer.events.CRASH, (event) =>
-          listener(
-            new DriftlineError(
-              'SOURCE_UNAVAILABLE',
-              `reading ${topic}: the consumer crashed: ${event.payload.error.message}; ${read} record(s) read before, the read is incomplete`,
-              { retriable: true, cause: event.payload.error, details: { topic, recordsRead: read } },
-            ),
-          ),
-        ),
+        consumer.on(consumer.events.CRASH, (event) => listener(readCrashed(topic, read, event.payload.error))),
       onAnswer: (listener) => {
         // REQUEST: any answer read on the consumer's connections (emitted as it is read).
         consumer.on(consumer.events.REQUEST, () => listener({ kind: 'answer' }));

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { type BatchSource, drainToEnd, ReadWatch, type SourceBatch } from '../src/read-to-end.js';
+import { type BatchSource, drainToEnd, ReadWatch, readCrashed, type SourceBatch } from '../src/read-to-end.js';
 import type { InboundRecord } from '../src/records.js';
 
 function recordAt(partition: number, offset: number): InboundRecord {
@@ -185,5 +186,27 @@ describe('ReadWatch', () => {
     watch.batchDone(10 * IDLE);
     expect(watch.verdict(10 * IDLE + BOUND - 1)).toEqual({ kind: 'reading' });
     expect(watch.verdict(10 * IDLE + BOUND)).toMatchObject({ kind: 'unanswered' });
+  });
+});
+
+describe('a read whose consumer crashed', () => {
+  it('is retriable for an outage, not for a refusal retrying cannot mend (found by a review: exit 69 for a group not authorized)', () => {
+    const refused = new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092');
+    const outage = readCrashed(
+      't.dlq',
+      3,
+      new KafkaJSNumberOfRetriesExceeded(refused, { retryCount: 5, retryTime: 3_000 }),
+    );
+    expect(outage).toMatchObject({ code: 'SOURCE_UNAVAILABLE', retriable: true });
+    expect(outage.message).toMatch(
+      /^reading t\.dlq: the consumer crashed: .*; 3 record\(s\) read before, the read is incomplete$/,
+    );
+    const denied = new KafkaJSProtocolError({
+      message: 'Not authorized to access group: Group authorization failed',
+      type: 'GROUP_AUTHORIZATION_FAILED',
+      code: 30,
+      retriable: false,
+    } as never);
+    expect(readCrashed('t.dlq', 0, denied)).toMatchObject({ code: 'SOURCE_UNAVAILABLE', retriable: false });
   });
 });

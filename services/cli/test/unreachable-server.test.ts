@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { SinkUnavailableError } from '@driftline/core';
 import { toWarehouseError } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dlqReadOf } from '../src/commands/dlq.js';
 import { causeOf, DEFAULT_CONNECT_TIMEOUT_MS, parseConnectTimeout } from '../src/commands/kafka-reach.js';
 import { describeError, EXIT, UnavailableError } from '../src/describe-error.js';
 import { bundledCli } from './bundled-cli.js';
@@ -187,5 +188,12 @@ describe('the pieces', () => {
       const error = toWarehouseError(operation, page, 'server');
       expect(describeError(error, 'driftline model --help').code, operation).toBe(69);
     }
+  });
+});
+
+describe("the DLQ read's bound on an answer", () => {
+  it('is --connect-timeout when longer than 15 s (a 1 MB fetch over a slow link took longer: found by a review)', () => {
+    expect(dlqReadOf(2_000)).toEqual({ answerTimeoutMs: 15_000 });
+    expect(dlqReadOf(60_000)).toEqual({ answerTimeoutMs: 60_000 });
   });
 });

@@ -2,6 +2,7 @@ import { ConfigError, DriftlineError, isRetriable, parseEnv, printable } from '@
 import {
   createKafkaClient,
   createProducer,
+  DEFAULT_READ_ANSWER_TIMEOUT_MS,
   type DeadLetterSelection,
   DeadLetterSummary,
   type DeadLetterView,
@@ -129,10 +130,11 @@ export async function dlqCommand(args: readonly string[]): Promise<number> {
     connectTimeoutMs,
     () => checkTopics(kafka, sub === 'list' ? [dlq] : [dlq, topic]),
   );
+  const reading = dlqReadOf(connectTimeoutMs);
   try {
     return sub === 'list'
-      ? await list(kafka, dlq, selection, values.json)
-      : await replay(kafka, topic, dlq, selection, values['dry-run']);
+      ? await list(kafka, dlq, selection, values.json, reading)
+      : await replay(kafka, topic, dlq, selection, values['dry-run'], reading);
   } catch (error) {
     throw unavailableMidway(error, sub);
   }
@@ -152,7 +154,7 @@ function unavailableMidway(error: unknown, sub: 'list' | 'replay'): unknown {
       ? 'nothing listed'
       : 'what was sent is marked, so a run once Kafka answers skips it (a batch in flight may be sent twice)';
   return new UnavailableError(
-    `${printable(error.message)} — ${after}; check that the brokers are up (DRIFTLINE_KAFKA_BROKERS) and run it again`,
+    `${printable(error.message)} — ${after}; check that the brokers are up (DRIFTLINE_KAFKA_BROKERS) and run it again (a slow link: a longer --connect-timeout)`,
   );
 }
 
@@ -175,22 +177,42 @@ async function checkTopics(kafka: ReturnType<typeof createKafkaClient>, topics: 
   throw new ConfigError('--topic', `topic ${missing} does not exist on the brokers${hint}`);
 }
 
+/** How each read of the DLQ is bounded (readToEnd's options). */
+interface DlqRead {
+  readonly answerTimeoutMs: number;
+}
+
+/**
+ * The read's bound on an answer: --connect-timeout's, at least readToEnd's 15 s. A fetch still
+ * arriving over a slow link counts as no answer until it is whole (a review's 1 MB fetch at 50
+ * KB/s failed after 16 s, exit 69, with no way to allow more).
+ */
+export function dlqReadOf(connectTimeoutMs: number): DlqRead {
+  return { answerTimeoutMs: Math.max(DEFAULT_READ_ANSWER_TIMEOUT_MS, connectTimeoutMs) };
+}
+
 async function list(
   kafka: ReturnType<typeof createKafkaClient>,
   dlq: string,
   selection: DeadLetterSelection,
   json: boolean,
+  reading: DlqRead,
 ): Promise<number> {
   const summary = new DeadLetterSummary();
   let foreign = 0;
-  const { unreached } = await readToEnd(kafka, dlq, async (records) => {
-    for (const r of records) {
-      if (r.headers[REPLAY_MARKER_HEADER] !== undefined) continue; // written by replay, not a letter
-      const d = readDeadLetter(r);
-      if (d === undefined) foreign++;
-      else if (selects(selection, d)) summary.add(d);
-    }
-  });
+  const { unreached } = await readToEnd(
+    kafka,
+    dlq,
+    async (records) => {
+      for (const r of records) {
+        if (r.headers[REPLAY_MARKER_HEADER] !== undefined) continue; // written by replay, not a letter
+        const d = readDeadLetter(r);
+        if (d === undefined) foreign++;
+        else if (selects(selection, d)) summary.add(d);
+      }
+    },
+    reading,
+  );
   const groups = summary.list();
   const time = (ms: number) => (Number.isNaN(ms) ? '-' : new Date(ms).toISOString());
   if (json) {
@@ -270,6 +292,7 @@ async function indexDlq(
   kafka: ReturnType<typeof createKafkaClient>,
   dlq: string,
   selection: DeadLetterSelection,
+  reading: DlqRead,
 ): Promise<DlqIndex> {
   const index: DlqIndex = {
     parents: new Map(),
@@ -278,23 +301,28 @@ async function indexDlq(
     groups: new Set(),
     markers: 0,
   };
-  await readToEnd(kafka, dlq, async (records) => {
-    for (const r of records) {
-      const marked = headerText(r.headers[REPLAY_MARKER_HEADER]);
-      if (marked !== undefined) {
-        const at = Date.parse(headerText(r.headers[REPLAY_AT_HEADER]) ?? '');
-        if (Number.isNaN(at)) index.replayedLetters.add(marked);
-        else index.replayedAt.set(marked, Math.max(at, index.replayedAt.get(marked) ?? at));
-        index.markers++;
-        continue;
+  await readToEnd(
+    kafka,
+    dlq,
+    async (records) => {
+      for (const r of records) {
+        const marked = headerText(r.headers[REPLAY_MARKER_HEADER]);
+        if (marked !== undefined) {
+          const at = Date.parse(headerText(r.headers[REPLAY_AT_HEADER]) ?? '');
+          if (Number.isNaN(at)) index.replayedLetters.add(marked);
+          else index.replayedAt.set(marked, Math.max(at, index.replayedAt.get(marked) ?? at));
+          index.markers++;
+          continue;
+        }
+        const d = readDeadLetter(r);
+        if (d === undefined) continue;
+        const parent = parentOf(d);
+        if (parent !== positionOf(r)) index.parents.set(positionOf(r), parent);
+        if (selects(selection, d)) index.groups.add(d.group);
       }
-      const d = readDeadLetter(r);
-      if (d === undefined) continue;
-      const parent = parentOf(d);
-      if (parent !== positionOf(r)) index.parents.set(positionOf(r), parent);
-      if (selects(selection, d)) index.groups.add(d.group);
-    }
-  });
+    },
+    reading,
+  );
   return index;
 }
 
@@ -304,11 +332,12 @@ async function replay(
   dlq: string,
   selection: DeadLetterSelection,
   dryRun: boolean,
+  reading: DlqRead,
 ): Promise<number> {
   // First pass: which groups the selected letters come from (replayed, a record reaches every
   // group of the topic, and the windows of one that had taken it count it twice), where each
   // letter's record came from, and which letters earlier replays dealt with.
-  const index = await indexDlq(kafka, dlq, selection);
+  const index = await indexDlq(kafka, dlq, selection, reading);
   if (selection.group === undefined && index.groups.size > 1) {
     throw new ConfigError(
       '--group',
@@ -329,47 +358,52 @@ async function replay(
   const producer = dryRun ? undefined : await createProducer(kafka);
   let unreached: readonly number[] = [];
   try {
-    ({ unreached } = await readToEnd(kafka, dlq, async (records) => {
-      const out: OutboundMessage[] = [];
-      const sent: string[] = [];
-      for (const r of records) {
-        if (r.headers[REPLAY_MARKER_HEADER] !== undefined) continue;
-        counts.read++;
-        const d: DeadLetterView | undefined = readDeadLetter(r);
-        if (d === undefined) {
-          counts.foreign++;
-          continue;
-        }
-        if (!selects(selection, d)) continue;
-        counts.selected++;
-        if (d.sourceTopic !== topic) counts.otherSource++;
-        else if (d.truncated) counts.truncated++;
-        else {
-          const original = originalOf(d, index.parents);
-          if (replayedBefore(d, original, index)) counts.replayedBefore++;
-          else if (sentOriginals.has(original)) counts.repeated++;
+    ({ unreached } = await readToEnd(
+      kafka,
+      dlq,
+      async (records) => {
+        const out: OutboundMessage[] = [];
+        const sent: string[] = [];
+        for (const r of records) {
+          if (r.headers[REPLAY_MARKER_HEADER] !== undefined) continue;
+          counts.read++;
+          const d: DeadLetterView | undefined = readDeadLetter(r);
+          if (d === undefined) {
+            counts.foreign++;
+            continue;
+          }
+          if (!selects(selection, d)) continue;
+          counts.selected++;
+          if (d.sourceTopic !== topic) counts.otherSource++;
+          else if (d.truncated) counts.truncated++;
           else {
-            sentOriginals.add(original);
-            out.push(replayMessageOf(d));
-            sent.push(original);
+            const original = originalOf(d, index.parents);
+            if (replayedBefore(d, original, index)) counts.replayedBefore++;
+            else if (sentOriginals.has(original)) counts.repeated++;
+            else {
+              sentOriginals.add(original);
+              out.push(replayMessageOf(d));
+              sent.push(original);
+            }
           }
         }
-      }
-      // Sent before the next batch is read: an interrupted replay has sent a prefix, in order. The
-      // markers follow the records they account for: a crash between the two sends those again.
-      // Their time is taken before the send, so a letter of a copy that fails again is later.
-      const at = new Date().toISOString();
-      for (let i = 0; i < out.length && producer !== undefined; i += REPLAY_CHUNK) {
-        await producer.send(topic, out.slice(i, i + REPLAY_CHUNK));
-      }
-      for (let i = 0; i < sent.length && producer !== undefined; i += REPLAY_CHUNK) {
-        await producer.send(
-          dlq,
-          sent.slice(i, i + REPLAY_CHUNK).map((original) => markerOf(original, at)),
-        );
-      }
-      counts.sent += out.length;
-    }));
+        // Sent before the next batch is read: an interrupted replay has sent a prefix, in order. The
+        // markers follow the records they account for: a crash between the two sends those again.
+        // Their time is taken before the send, so a letter of a copy that fails again is later.
+        const at = new Date().toISOString();
+        for (let i = 0; i < out.length && producer !== undefined; i += REPLAY_CHUNK) {
+          await producer.send(topic, out.slice(i, i + REPLAY_CHUNK));
+        }
+        for (let i = 0; i < sent.length && producer !== undefined; i += REPLAY_CHUNK) {
+          await producer.send(
+            dlq,
+            sent.slice(i, i + REPLAY_CHUNK).map((original) => markerOf(original, at)),
+          );
+        }
+        counts.sent += out.length;
+      },
+      reading,
+    ));
   } finally {
     await producer?.disconnect();
   }

@@ -1079,10 +1079,16 @@ export function operatorTransitions(
   if (share !== null && !(share > 0 && share <= 1)) {
     throw new DriftlineError('BAD_REQUEST', `canary share must be in (0, 1], got ${share}`);
   }
-  // Where the servers can start answering in the new stage, on event time (as transitionOf).
+  // Where the servers can start answering in the new stage, on event time (as transitionOf) — only
+  // when the operator's wall clock is on the model's clock. Off it, the label time alone is no
+  // position of the servers: labels lagging (a label-joiner outage) look like a replay from here,
+  // and a stale serving_from ran max_time out before the stage's first pair (a canary rolled back
+  // untested; found by a review). The stage then reads from 0, max_time from its first own pair.
   const serves = r.to === 'canary' || r.to === 'production' || (r.to === 'rolled_back' && current === 'production');
   const evidence =
-    serves && r.clock !== undefined ? JSON.stringify({ [SERVING_FROM]: servingFromAt(at, r.clock) }) : '';
+    serves && r.clock !== undefined && onClock(at, r.clock)
+      ? JSON.stringify({ [SERVING_FROM]: servingFromAt(at, r.clock) })
+      : '';
   const rows: TransitionFields[] = [];
   if (known === undefined && current === 'candidate') {
     rows.push({

@@ -1157,7 +1157,7 @@ describe('operatorTransitions (driftline model stage)', () => {
     expect(ask(history, 'v1', 'retired', T0 + 10 * MIN)[0]!.at).toBe(T0 + 10 * MIN);
   });
 
-  it("stores the model's label clock as serving_from, as the controller does: a stage it moves reads and times from event time, not from 0 (found by a review)", () => {
+  it("stores the model's label clock as serving_from when its clock is on the model's, as the controller does; off it, none (found by reviews)", () => {
     const day = 86_400_000;
     const hour = 60 * MIN;
     const E = T0 - 30 * day; // event time, a month behind the operator's wall clock
@@ -1169,18 +1169,22 @@ describe('operatorTransitions (driftline model stage)', () => {
       const evidence = rows.at(-1)!.evidence;
       return evidence === '' ? undefined : (JSON.parse(evidence) as { serving_from: number }).serving_from;
     };
-    // On the clock: the later of `at` and the label time; off it (a wall clock a month ahead): the label time.
+    // On the clock: the later of `at` and the label time.
     expect(servingFrom(stage(gated, 'v2', 'canary', E + 30 * MIN))).toBe(E + hour);
     expect(servingFrom(stage(gated, 'v2', 'canary', E + 90 * MIN))).toBe(E + 90 * MIN);
-    const canary = stage(gated, 'v2', 'canary', T0);
-    expect(servingFrom(canary)).toBe(E + hour);
+    // Off it (a wall clock a month ahead of the labels): none. From here, labels lagging (a
+    // label-joiner outage) look like a replay, and a stale label time stored ran max_time out before
+    // the canary's first pair: rolled back untested (a review). It reads from 0 and counts max_time
+    // from its first own pair instead.
+    expect(servingFrom(stage(gated, 'v2', 'canary', T0))).toBeUndefined();
+    const canary = stage(gated, 'v2', 'canary', E + 90 * MIN);
     const promoted = [...gated, ...canary];
-    const production = stage(promoted, 'v2', 'production', T0 + 1);
-    expect(servingFrom(production)).toBe(E + hour);
+    const production = stage(promoted, 'v2', 'production', E + 100 * MIN);
+    expect(servingFrom(production)).toBe(E + 100 * MIN);
     const watched = [...promoted, ...production];
-    expect(servingFrom(stage(watched, 'v2', 'rolled_back', T0 + 2))).toBe(E + hour);
+    expect(servingFrom(stage(watched, 'v2', 'rolled_back', E + 110 * MIN))).toBe(E + 110 * MIN);
     // Not a stage that serves; or no labelled prediction yet: none.
-    expect(servingFrom(stage(watched, 'v1', 'retired', T0 + 2))).toBeUndefined();
+    expect(servingFrom(stage(watched, 'v1', 'retired', E + 110 * MIN))).toBeUndefined();
     expect(
       servingFrom(
         operatorTransitions(gated, 'fraud', { version: 'v2', to: 'canary', at: T0, operator: 'a', reason: 'r' }),
@@ -1189,7 +1193,7 @@ describe('operatorTransitions (driftline model stage)', () => {
     // The watch reads from it (not 0) and counts max_time from it: one pair predicted a year back,
     // the very first to arrive, neither is read nor ends the watch.
     const watch = comparisonsOf(viewOf(watched), clock).find((p) => p.kind === 'rollback')!;
-    expect(watch).toMatchObject({ from: E + hour, servingFrom: E + hour });
+    expect(watch).toMatchObject({ from: E + 100 * MIN, servingFrom: E + 100 * MIN });
     const worse = (t: number, label: number): PairInput => ({
       predictionTime: t,
       labelTime: t + 1000,
@@ -1199,11 +1203,31 @@ describe('operatorTransitions (driftline model stage)', () => {
     });
     const rows = [
       worse(E - 365 * day, 1),
-      ...Array.from({ length: 20 }, (_, i) => worse(E + hour + MIN * (i + 1), i % 2)),
+      ...Array.from({ length: 20 }, (_, i) => worse(E + 100 * MIN + MIN * (i + 1), i % 2)),
     ];
-    const later = { ...clock, labelTime: E + 2 * hour, predictionTime: E + 2 * hour };
+    const later = { ...clock, labelTime: E + 3 * hour, predictionTime: E + 3 * hour };
     const decided = tickModel(watched, () => rows, policy, later).outcomes.find((o) => o.plan.kind === 'rollback')!;
     expect(decided.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
+  });
+
+  it('an operator canary staged while labels lag two days is not rolled back before its first pair (found by a review)', () => {
+    const day = 86_400_000;
+    const W = T0; // the operator's wall clock; labels stopped two days before it
+    const stale = { labelTime: W - 2 * day, predictionTime: W - 2 * day, allowedFutureMs: 60 * MIN };
+    const gated = [fact('v2', null, 'candidate', W - 3 * day), fact('v2', 'candidate', 'shadow', W - 3 * day, 'v1')];
+    const canary = operatorTransitions(gated, 'fraud', {
+      version: 'v2',
+      to: 'canary',
+      at: W,
+      operator: 'alice',
+      reason: 'r',
+      clock: stale,
+    });
+    // The backlog drains: the label clock passes the stale time + max_time, no pair of v2 yet.
+    const caughtUp = { ...stale, labelTime: W - 20 * 60 * MIN, predictionTime: W - 20 * 60 * MIN };
+    const decided = tickModel([...gated, ...canary], () => [], policy, caughtUp).outcomes;
+    expect(decided.map((o) => o.decision.action)).not.toContain('reject');
+    expect(decided.map((o) => o.decision.action)).not.toContain('rollback');
   });
 
   it('refuses an edge the graph does not have, and a rollback with nothing to restore', () => {

@@ -1,5 +1,13 @@
+import { ConfigError } from '@driftline/core';
+import { ReplyError } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { durabilityFindings, ONLINE_FEATURES_STAKES, unsupportedRedis } from '../src/redis/durability.js';
+import type { RedisClient } from '../src/redis/client.js';
+import {
+  checkRedisServer,
+  durabilityFindings,
+  ONLINE_FEATURES_STAKES,
+  unsupportedRedis,
+} from '../src/redis/durability.js';
 
 describe('Redis durability rules of the join store', () => {
   it('accepts noeviction with an AOF synced every second (or always)', () => {
@@ -44,5 +52,41 @@ describe('Redis servers the scripts cannot run on', () => {
     expect(unsupportedRedis('redis_version:7.2.4\r\n# Cluster\r\ncluster_enabled:1')).toMatch(/^a Redis Cluster/);
     expect(unsupportedRedis('redis_version:7.0.15\r\n# Cluster\r\ncluster_enabled:0')).toBeUndefined();
     expect(unsupportedRedis('')).toBeUndefined(); // nothing known (INFO refused): nothing refused
+  });
+});
+
+describe('checkRedisServer when INFO fails', () => {
+  /** A client of database 0 whose INFO fails with `error` (or answers `reply`). */
+  const clientWhoseInfo = (answer: () => Promise<string>) =>
+    ({ options: { db: 0 }, info: answer }) as unknown as RedisClient;
+
+  it('rejects with a retriable error on a connection error or a timeout, so the caller asks again (found by a review)', async () => {
+    // Before, any failure of INFO passed the check and the services never asked again: a Redis
+    // Cluster behind a connection that dropped at the check then served every read with a 500.
+    for (const message of ['Connection is closed.', 'Command timed out']) {
+      const check = checkRedisServer(clientWhoseInfo(() => Promise.reject(new Error(message))));
+      await expect(check).rejects.toMatchObject({ retriable: true, message: expect.stringContaining(message) });
+      await expect(check).rejects.not.toBeInstanceOf(ConfigError);
+    }
+    // A reply naming a state that ends on its own is asked again too.
+    const loading = new ReplyError('LOADING Redis is loading the dataset in memory');
+    await expect(checkRedisServer(clientWhoseInfo(() => Promise.reject(loading)))).rejects.toMatchObject({
+      retriable: true,
+    });
+  });
+
+  it('tolerates a server that refuses INFO for good (managed Redis: NOPERM, an unknown command)', async () => {
+    for (const reply of [
+      "NOPERM this user has no permissions to run the 'info' command",
+      "ERR unknown command 'INFO'",
+    ]) {
+      const refused = new ReplyError(reply);
+      await expect(checkRedisServer(clientWhoseInfo(() => Promise.reject(refused)))).resolves.toBeUndefined();
+    }
+  });
+
+  it('refuses a cluster node it could ask', async () => {
+    const info = clientWhoseInfo(async () => 'redis_version:7.2.4\r\ncluster_enabled:1');
+    await expect(checkRedisServer(info)).rejects.toBeInstanceOf(ConfigError);
   });
 });

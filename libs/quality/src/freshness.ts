@@ -11,8 +11,8 @@ export interface FreshnessResult {
   readonly scope: string;
   readonly windowStart: number;
   readonly windowEnd: number;
-  /** Newest event time this instance saw on the scope for the view (null: none yet). */
-  readonly newestEventTime: number | null;
+  /** Newest event time this instance saw on the scope for the view (a scope is tracked from its first). */
+  readonly newestEventTime: number;
   /** When this instance was last assigned the scope (null: not told, it saw an event first). */
   readonly assignedAt: number | null;
   /**
@@ -23,7 +23,7 @@ export interface FreshnessResult {
   readonly lagMs: number;
   /**
    * True when the lag counts from the assignment, no event newer than it seen yet: the true lag is
-   * at least `lagMs` (the previous owner's newest event is not known here).
+   * at least `lagMs` (what its other owner materialized meanwhile is not known here).
    */
   readonly lowerBound: boolean;
   readonly maxLagMs: number;
@@ -38,7 +38,7 @@ export const MAX_FRESHNESS_ENTRIES = 100_000;
 interface Entry {
   readonly view: string;
   readonly scope: string;
-  newest: number | null;
+  newest: number;
   assignedAt: number | null;
   /** Reported only while owned; kept after a revoke, so a partition that comes back has its history. */
   owned: boolean;
@@ -51,17 +51,23 @@ interface Entry {
  * measured against processing time on purpose — "no event for 20 minutes" is a fact about now,
  * not about event time.
  *
- * The newest event time is instance memory, so an assigned partition counts from its assignment
- * (`assigned`) until it sees a newer event: a silent partition after a restart or a rebalance
- * fails `max_lag` after it was assigned, instead of going unreported (its rows and the gauge
- * vanished exactly when a producer had died). That lag is a lower bound — the events the previous
- * owner materialized are not known here — so a failure is never a false alarm. A revoked
- * partition is no longer reported (its new owner reports it); its entry is kept, bounded.
+ * Only a (view, partition) that has carried the view (an event observed here) is tracked: several
+ * views share a topic, so an owned partition says nothing about whether a view reaches it (a view
+ * of few entities reaches few partitions; tracking every assigned one failed max_lag for ever).
+ * The newest event time is instance memory, so a tracked partition assigned here again after a
+ * revoke (`assigned`) counts from that assignment until it sees a newer event: a lower bound of the
+ * true lag, since the events its other owner materialized meanwhile are not known here. A view
+ * not seen since the process started has no entry, hence no row: the caller alerts on absence.
+ * A failure says the partition carried the view and has had none of its events for `max_lag`;
+ * a view whose entities stopped reaching that partition fails there too. A revoked partition is
+ * no longer reported (its new owner reports it); its entry is kept, bounded.
  */
 export class FreshnessTracker {
   private readonly specs: ReadonlyMap<string, FreshnessSpec>;
   /** scope → view → entry. */
   private readonly scopes = new Map<string, Map<string, Entry>>();
+  /** The entries not owned (revoked), dropped first when full: O(1), not a scan of every entry. */
+  private readonly notOwned = new Set<Entry>();
   private size = 0;
 
   constructor(specs: readonly FreshnessSpec[]) {
@@ -75,23 +81,24 @@ export class FreshnessTracker {
   /** An event of `view` materialized from `scope`; a scope not told of yet counts as owned. */
   observe(view: string, scope: string, eventTime: number): void {
     if (!this.specs.has(view)) return;
-    const entry = this.entry(view, scope, { newest: eventTime, assignedAt: null });
+    const entry = this.entry(view, scope, eventTime);
     if (entry === undefined) return;
-    if (entry.newest === null || eventTime > entry.newest) entry.newest = eventTime;
+    if (eventTime > entry.newest) entry.newest = eventTime;
     entry.events++;
   }
 
   /**
-   * This instance owns `scope` (a source partition of `view`) since `at`: reported from now on,
-   * its lag counting from `at` until a newer event is seen. Owned already: nothing changes.
+   * This instance owns `scope` (a source partition of `view`) since `at`. Only a (view, scope)
+   * already tracked (it carried the view) is affected: a revoked one is reported again, its lag
+   * counting from `at` until a newer event is seen; one never seen is not created (the partitions
+   * of a shared topic a view does not reach would fail for ever). Owned already: nothing changes.
    */
   assigned(view: string, scope: string, at: number): void {
-    if (!this.specs.has(view)) return;
     const found = this.scopes.get(scope)?.get(view);
-    if (found === undefined) {
-      this.entry(view, scope, { newest: null, assignedAt: at });
-    } else if (!found.owned) {
+    if (found === undefined) return;
+    if (!found.owned) {
       found.owned = true;
+      this.notOwned.delete(found);
       found.assignedAt = at;
       found.events = 0;
     } else if (found.assignedAt === null) found.assignedAt = at;
@@ -99,7 +106,10 @@ export class FreshnessTracker {
 
   /** A revoked partition is reported by its new owner; its entries are kept in case it comes back. */
   revoked(scope: string): void {
-    for (const e of this.scopes.get(scope)?.values() ?? []) e.owned = false;
+    for (const e of this.scopes.get(scope)?.values() ?? []) {
+      e.owned = false;
+      this.notOwned.add(e);
+    }
   }
 
   /** One result per owned (view, scope), then the window's event counts start over. */
@@ -109,9 +119,9 @@ export class FreshnessTracker {
       for (const e of entries.values()) {
         if (!e.owned) continue;
         const spec = this.specs.get(e.view)!;
-        const lowerBound = e.newest === null || (e.assignedAt !== null && e.assignedAt > e.newest);
+        const lowerBound = e.assignedAt !== null && e.assignedAt > e.newest;
         // An assignment just after the window end (told at the tick) is no lag yet, not a negative one.
-        const lagMs = lowerBound ? Math.max(0, windowEnd - e.assignedAt!) : windowEnd - e.newest!;
+        const lagMs = lowerBound ? Math.max(0, windowEnd - e.assignedAt!) : windowEnd - e.newest;
         out.push({
           view: e.view,
           scope: e.scope,
@@ -131,12 +141,8 @@ export class FreshnessTracker {
     return out.sort((a, b) => (a.view + a.scope < b.view + b.scope ? -1 : 1));
   }
 
-  /** The entry of (view, scope), created owned from `init` if absent; undefined when full of owned ones. */
-  private entry(
-    view: string,
-    scope: string,
-    init: { newest: number | null; assignedAt: number | null },
-  ): Entry | undefined {
+  /** The entry of (view, scope), created owned at `newest` if absent; undefined when full of owned ones. */
+  private entry(view: string, scope: string, newest: number): Entry | undefined {
     let entries = this.scopes.get(scope);
     const found = entries?.get(view);
     if (found !== undefined) return found;
@@ -145,23 +151,21 @@ export class FreshnessTracker {
       entries = new Map();
       this.scopes.set(scope, entries);
     }
-    const entry: Entry = { view, scope, ...init, owned: true, events: 0 };
+    const entry: Entry = { view, scope, newest, assignedAt: null, owned: true, events: 0 };
     entries.set(view, entry);
     this.size++;
     return entry;
   }
 
-  /** Makes room by forgetting a revoked partition's entry (only when full). */
+  /** Makes room by forgetting a revoked partition's entry (only when full); O(1). */
   private dropOneNotOwned(): boolean {
-    for (const [scope, entries] of this.scopes) {
-      for (const [view, e] of entries) {
-        if (e.owned) continue;
-        entries.delete(view);
-        if (entries.size === 0) this.scopes.delete(scope);
-        this.size--;
-        return true;
-      }
-    }
-    return false;
+    const e = this.notOwned.values().next().value;
+    if (e === undefined) return false;
+    this.notOwned.delete(e);
+    const entries = this.scopes.get(e.scope)!;
+    entries.delete(e.view);
+    if (entries.size === 0) this.scopes.delete(e.scope);
+    this.size--;
+    return true;
   }
 }

@@ -115,7 +115,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
   const lag = gauge(
     registry,
     'driftline_feature_view_lag_seconds',
-    'Processing time minus the newest event time of a view, or minus the assignment of a partition that had no newer event here (largest over the partitions this instance owns; no series without one)',
+    'Processing time minus the newest event time of a view, or minus the re-assignment of a partition that had no newer event here (largest over the partitions this instance owns and has seen the view on; no series without one: alert on absence)',
     ['view'],
   );
   /** Source topic (prefixed) → the views read from it that declare freshness. */
@@ -129,8 +129,10 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
   let handle: ConsumerHandle | undefined;
   /**
    * Tells the tracker the partitions this member holds, each since it was assigned (the group
-   * membership's clock, moved onto the wall clock). Called after every join — the first one comes
-   * before `startConsumer` returns, hence again once it has — and before every freshness window.
+   * membership's clock, moved onto the wall clock); the tracker reports again only those that
+   * carried the view here before (a topic's views need not reach all its partitions). Called after
+   * every join — the first one comes before `startConsumer` returns, hence again once it has — and
+   * before every freshness window.
    */
   const noteAssignments = () => {
     if (!tracker.enabled || handle === undefined) return;

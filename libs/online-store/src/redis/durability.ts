@@ -145,16 +145,19 @@ export function unsupportedRedis(info: string): string | undefined {
 /**
  * Fails start-up, naming DRIFTLINE_REDIS_URL, on a server driftline's scripts cannot run on (see
  * unsupportedRedis), or one that refused the URL's database (see checkRedisDatabase). A server
- * that refuses INFO (managed Redis) is tolerated: nothing is known. A connection error while asking
- * for the database is a retriable error, not a verdict: the caller asks again when Redis answers.
+ * that refuses INFO with an error reply that cannot change (NOPERM, an unknown command: managed
+ * Redis) is tolerated: nothing is known. A connection error or a timeout, while asking for the
+ * database or for INFO, is a retriable error, not a verdict: the caller asks again when Redis
+ * answers (tolerated, it let a cluster pass, never asked again: found by a review).
  */
 export async function checkRedisServer(redis: RedisClient): Promise<void> {
   await checkSelectedDatabase(redis);
   let info: string;
   try {
     info = `${await redis.info('server')}\n${await redis.info('cluster')}`;
-  } catch {
-    return;
+  } catch (error) {
+    if (error instanceof ReplyError && !REPLY_THAT_CAN_CHANGE.test(replyText(error as Error))) return;
+    throw classifyRedisError(error, 'INFO');
   }
   const problem = unsupportedRedis(info);
   if (problem !== undefined) throw new ConfigError('DRIFTLINE_REDIS_URL', problem);

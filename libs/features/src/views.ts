@@ -69,7 +69,13 @@ export const MAX_FEATURES_PER_VIEW = 500;
 export const MAX_WINDOW_MS = 90 * 86_400_000;
 /** Default and ceiling of a view's `max_events` (events kept per entity for its window aggregates). */
 export const DEFAULT_MAX_WINDOW_EVENTS = 1_000;
-export const MAX_WINDOW_EVENTS = 100_000;
+/**
+ * Every write to an entity refolds its kept events in one Redis script, and Redis serves no other
+ * client meanwhile (~1–2.5 µs an event on a 2-core VM): 10,000 is ~10–25 ms. The ceiling was
+ * 100,000: ~0.3 s of Redis blocked per write to a hot entity, seconds for a batch of them, then
+ * BUSY replies to every reader (a review).
+ */
+export const MAX_WINDOW_EVENTS = 10_000;
 
 /** Feature, aggregate and view names: safe as Redis hash fields and key parts, never starting with `_`. */
 const NAME = /^[A-Za-z][A-Za-z0-9_]{0,127}$/;
@@ -115,7 +121,10 @@ const viewSchema = z.strictObject({
     .number()
     .int()
     .min(1)
-    .max(MAX_WINDOW_EVENTS, `must be at most ${MAX_WINDOW_EVENTS}`)
+    .max(
+      MAX_WINDOW_EVENTS,
+      `must be at most ${MAX_WINDOW_EVENTS}: every write to an entity refolds up to max_events events in one Redis script, which blocks every other Redis client while it runs (use a shorter window for a hotter entity)`,
+    )
     .default(DEFAULT_MAX_WINDOW_EVENTS),
   freshness: z.strictObject({ max_lag: duration('max_lag') }).optional(),
 });

@@ -209,6 +209,102 @@ describe('ChunkedPipeline', () => {
     expect(replies).toEqual([0]);
   });
 
+  /**
+   * A quick link whose budgeted calls write their items until the next one would take the call's
+   * work past `budget` (the first always), as the feature store's write script does; each reply
+   * says how many it wrote. `work[i]`: item i's work (window members it refolds).
+   */
+  function budgetedLink(work: readonly number[], budget: number) {
+    const written: number[] = [];
+    const chunks: FakeCall[][] = [];
+    const runner: PipelineRunner<FakePipeline> = {
+      open: () => new FakePipeline(),
+      async exec(pipeline) {
+        chunks.push(pipeline.calls);
+        return pipeline.calls.map((call): CallResult => {
+          let done = 0;
+          let spent = 0;
+          while (call.from + done < call.to && (done === 0 || spent + work[call.from + done]! <= budget)) {
+            spent += work[call.from + done]!;
+            written.push(call.from + done);
+            done++;
+          }
+          return [null, { done, spent }];
+        });
+      },
+      failure: (error) => error,
+    };
+    return { runner, written, chunks };
+  }
+
+  const budgetedBatch = (
+    sizes: readonly number[],
+    itemsPerCall: number,
+    runEnds: number[],
+    runs: boolean[],
+    budgetedPerCall = itemsPerCall,
+  ) => ({
+    ...batch(sizes, itemsPerCall, runEnds),
+    budgeted: { runs, itemsPerCall: budgetedPerCall, itemsDone: (reply: unknown) => (reply as { done: number }).done },
+  });
+
+  it("budgeted calls (a windowed view's refold): each alone in its chunk, resumed after the last item written, so no chunk blocks Redis past the budget", async () => {
+    // Run 0: 50 plain items; run 1: 300 windowed entities, the first 100 hot (a full set of 1,000
+    // members), then 200 of 5; run 2: 40 plain. A budget of 2,000 members.
+    const work = [
+      ...Array.from({ length: 50 }, () => 1),
+      ...Array.from({ length: 100 }, () => 1_000),
+      ...Array.from({ length: 200 }, () => 5),
+      ...Array.from({ length: 40 }, () => 1),
+    ];
+    const link = budgetedLink(work, 2_000);
+    const chunked = new ChunkedPipeline({ timeoutMs: 10_000 }, () => 0);
+    // Plain calls of 10 items, budgeted ones of up to 100.
+    const calls = budgetedBatch(
+      work.map(() => 100),
+      10,
+      [50, 350, 390],
+      [false, true, false],
+      100,
+    );
+    const replies = await chunked.send(calls, link.runner);
+    // Every item written once, in order.
+    expect(link.written).toEqual(work.map((_, i) => i));
+    for (const chunk of link.chunks) {
+      const windowed = chunk.filter((c) => c.from < 350 && c.to > 50);
+      // A budgeted call never shares its chunk (Redis would run the chunk's calls back to back).
+      if (windowed.length > 0) expect(chunk).toHaveLength(1);
+    }
+    for (const call of link.chunks.flat().filter((c) => c.from < 50 || c.from >= 350)) {
+      expect(call.to - call.from).toBeLessThanOrEqual(10);
+    }
+    const spent = replies.map((r) => (r as { spent: number }).spent);
+    expect(Math.max(...spent)).toBeLessThanOrEqual(2_000);
+    // The first call was sent 100 hot entities and wrote 2; the next ones were sent 2 or 4 (not the
+    // rest of the run each time), then the cold ones in calls doubling back.
+    const windowedCalls = link.chunks.flat().filter((c) => c.from >= 50 && c.from < 350);
+    expect(windowedCalls[0]).toEqual({ from: 50, to: 150, bytes: 10_000 });
+    const hot = windowedCalls.filter((c) => c.from > 50 && c.from < 150);
+    expect(hot).toHaveLength(49);
+    expect(Math.max(...hot.map((c) => c.to - c.from))).toBe(4);
+    expect(windowedCalls.filter((c) => c.from >= 150).map((c) => c.to - c.from)).toEqual([4, 8, 16, 32, 64, 76]);
+    expect(chunked.budgetedCallItems).toBeGreaterThanOrEqual(100);
+  });
+
+  it('a budgeted call whose reply says it wrote none, or more than it was sent, fails the batch (INTERNAL)', async () => {
+    for (const done of [0, 3, Number.NaN]) {
+      const runner: PipelineRunner<FakePipeline> = {
+        open: () => new FakePipeline(),
+        exec: async (pipeline) => pipeline.calls.map((): CallResult => [null, { done }]),
+        failure: (error) => error,
+      };
+      const calls = budgetedBatch([10, 10], 2, [2], [true]);
+      await expect(new ChunkedPipeline({ timeoutMs: 1_000 }).send(calls, runner)).rejects.toMatchObject({
+        code: 'INTERNAL',
+      });
+    }
+  });
+
   it('counts request bytes as RESP bulk strings and finds a timeout behind a classified error', () => {
     expect(argBytes('abc')).toBe('$3\r\nabc\r\n'.length);
     expect(argBytes(1234567890)).toBe('$10\r\n1234567890\r\n'.length);

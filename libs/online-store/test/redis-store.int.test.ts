@@ -1,6 +1,12 @@
 import { createServer, type Server } from 'node:net';
 import { SinkUnavailableError } from '@driftline/core';
-import { type FeatureViews, parseFeatureViews, planWrites, validateFeatureEvent } from '@driftline/features';
+import {
+  copyDigest,
+  type FeatureViews,
+  parseFeatureViews,
+  planWrites,
+  validateFeatureEvent,
+} from '@driftline/features';
 import { uniqueName } from '@driftline/test-support';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ROW_EVENT_ID, ROW_TIME, rowKey, v1RowKey, windowKey } from '../src/index.js';
@@ -41,6 +47,19 @@ onlineStoreContract('Redis', async () => {
   return { store: await open(), reopen: open, cleanup: () => dropPrefix(keyPrefix) };
 });
 
+// The same contract with a refold budget of 3: a call of a windowed view stops after an entity or
+// two (the first always goes) and the store sends the rest in the next call, so every batch of
+// several windowed entities is written in cut calls.
+onlineStoreContract('Redis, windowed calls cut by a refold budget of 3', async () => {
+  const keyPrefix = uniqueName('os');
+  const open = async () => {
+    const store = createRedisOnlineStore(config, { use: 'online-write', keyPrefix, refoldBudget: 3 });
+    await waitReady(store.client);
+    return store;
+  };
+  return { store: await open(), reopen: open, cleanup: () => dropPrefix(keyPrefix) };
+});
+
 const spendEvent = (id: string, t: number, amount: number) =>
   validateFeatureEvent(contractViews, {
     event_id: id,
@@ -69,6 +88,43 @@ describe('Redis adapter specifics', () => {
         await store.write(planWrites(batch));
       }
       expect(await tooling.zcard(windowKey(rowKey(keyPrefix, 'hot', 'e')))).toBe(5);
+    } finally {
+      await dropPrefix(keyPrefix);
+    }
+  });
+
+  it('refolds the set Redis holds when a member it adds was already there (two copies of one id: a set it never writes)', async () => {
+    // The script reads the set once and folds it with the added members merged in; a ZADD that
+    // finds its member already there (its model of the set is wrong) has it read the set again.
+    const keyPrefix = uniqueName('os');
+    const store = new RedisOnlineStore(tooling, { keyPrefix });
+    try {
+      const t = Date.now();
+      const latest = spendEvent('x', t, 2);
+      const key = rowKey(keyPrefix, 'spend', 'e');
+      const member = (id: string, copy: string, values: string) => `${id}\u0000${copy}\u0000${values}`;
+      await tooling.zadd(
+        windowKey(key),
+        t - 20_000,
+        member('x', copyDigest(latest), '2,1'),
+        t - 10_000,
+        member('x', 'ffffffffffffffff', '3,1'),
+        t - 15_000,
+        member('y', '0', '5,1'),
+      );
+      await tooling.set(
+        key,
+        JSON.stringify({ [ROW_TIME]: String(t - 10_000), [ROW_EVENT_ID]: 'x', _c: 'ffffffffffffffff' }),
+      );
+      await store.write(planWrites([latest]));
+      expect(await tooling.zrange(windowKey(key), 0, -1)).toEqual([
+        member('y', '0', '5,1'),
+        member('x', copyDigest(latest), '2,1'),
+      ]);
+      expect((await store.read(contractViews.get('spend')!, 'e'))?.features).toMatchObject({
+        amount_count_10m: 2,
+        amount_sum_10m: 7,
+      });
     } finally {
       await dropPrefix(keyPrefix);
     }

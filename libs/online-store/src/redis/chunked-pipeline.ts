@@ -16,8 +16,12 @@
  * idempotent (last write wins; the join's applied marker and tombstones), so re-sending the front
  * of a batch that a failed attempt applied is safe. Redis being quick, a normal batch is one or a
  * few round trips (a few more for a connection's first batches).
+ * A call that bounds its own run time in Redis (budgeted: a windowed view's refold, which Redis
+ * runs without serving anyone else) goes alone in its chunk and may write only its first items;
+ * the next call starts after them.
  */
 
+import { DriftlineError } from '@driftline/core';
 import { COMMAND_TIMED_OUT } from './client.js';
 
 /** Items (entities, records) one chunk carries at most. */
@@ -40,6 +44,28 @@ export interface ChunkedCalls<P> {
   readonly itemsPerCall: number;
   /** Queues the call over items [from, to) on the pipeline. */
   queue(pipeline: P, from: number, to: number): void;
+  /**
+   * Calls that bound their own work in Redis (the feature store's windowed views: a script call
+   * refolds at most a budget of window members) and may write only the first items of their range.
+   * Such a call goes alone in its chunk, and the next one starts after the last item it wrote.
+   * Redis runs the commands it has read from a connection back to back (up to 16 KB of them at a
+   * time: tens of small calls) before it serves another client, so bounding each call would not
+   * bound what a chunk of them blocks.
+   */
+  readonly budgeted?: BudgetedRuns;
+}
+
+/** See {@link ChunkedCalls.budgeted}. */
+export interface BudgetedRuns {
+  /** Per run (as `runEnds`): whether its calls are budgeted. */
+  readonly runs: readonly boolean[];
+  /**
+   * Items a budgeted call holds at most (instead of the batch's itemsPerCall): its work bounds its
+   * run time, and larger calls are fewer round trips (one each).
+   */
+  readonly itemsPerCall: number;
+  /** How many of the call's first items its reply says it wrote (1 to the items it was sent). */
+  itemsDone(reply: unknown): number;
 }
 
 /** What ChunkedPipeline needs of a pipeline besides the calls: a PING (see ChunkedPipeline). */
@@ -103,6 +129,12 @@ export class ChunkedPipeline {
   private readonly maxBytes: number;
   private readonly timeoutMs: number;
   private bound: number;
+  /**
+   * Items a budgeted call is sent (at most its runs' itemsPerCall): what the last call that
+   * stopped early wrote, doubled after each call that wrote all it was sent, so a run of hot
+   * entities is not sent again and again in full calls of which Redis writes one or two.
+   */
+  private budgetedItems: number;
   /** A chunk timed out: calls of it may still be queued on the connection, ahead of any new one. */
   private backlog = false;
 
@@ -114,6 +146,12 @@ export class ChunkedPipeline {
     this.maxItems = Math.max(1, limits.maxItems ?? CHUNK_MAX_ITEMS);
     this.maxBytes = Math.max(1, limits.maxBytes ?? CHUNK_MAX_BYTES);
     this.bound = Math.min(this.maxBytes, Math.max(1, limits.startBytes ?? CHUNK_START_BYTES));
+    this.budgetedItems = this.maxItems;
+  }
+
+  /** Items the next budgeted call may carry (before its runs' itemsPerCall). */
+  get budgetedCallItems(): number {
+    return this.budgetedItems;
   }
 
   /** The request bytes the next chunk may carry (at least one item whatever its size). */
@@ -147,26 +185,49 @@ export class ChunkedPipeline {
       let items = 0;
       let bytes = 0;
       let full = false;
+      /** The chunk's one budgeted call: its first item and how many it was sent (of `limit`). */
+      let budgeted: { from: number; size: number; limit: number } | undefined;
       while (!full && from < total && items < this.maxItems) {
         while (runEnds[run]! <= from) run++;
-        const callEnd = Math.min(runEnds[run]!, from + perCall, from + this.maxItems - items);
+        const isBudgeted = calls.budgeted?.runs[run] === true;
+        if (isBudgeted && items > 0) break;
+        const limit = isBudgeted ? Math.min(Math.max(1, calls.budgeted!.itemsPerCall), this.budgetedItems) : perCall;
+        const callEnd = Math.min(runEnds[run]!, from + limit, from + this.maxItems - items);
         let to = from;
         let size = 0;
         while (to < callEnd && (items + to - from === 0 || bytes + size + itemBytes[to]! <= this.bound)) {
           size += itemBytes[to]!;
           to++;
         }
-        full = to < callEnd;
+        full = to < callEnd || isBudgeted;
         if (to === from) break;
         calls.queue(pipeline, from, to);
         callBytes.push(size);
         bytes += size;
         items += to - from;
+        if (isBudgeted) budgeted = { from, size: to - from, limit };
         from = to;
       }
-      for (const reply of await this.exec(runner, pipeline, callBytes)) replies.push(reply);
+      const chunk = await this.exec(runner, pipeline, callBytes);
+      for (const reply of chunk) replies.push(reply);
+      if (budgeted !== undefined) from = this.afterBudgeted(calls.budgeted!, budgeted, chunk[0]);
     }
     return replies;
+  }
+
+  /** Where the batch goes on after a budgeted call (its first item not written), learning its size. */
+  private afterBudgeted(
+    budgeted: BudgetedRuns,
+    call: { from: number; size: number; limit: number },
+    reply: unknown,
+  ): number {
+    const done = budgeted.itemsDone(reply);
+    if (!Number.isInteger(done) || done < 1 || done > call.size) {
+      throw new DriftlineError('INTERNAL', `a budgeted call of ${call.size} items says it wrote ${String(done)}`);
+    }
+    if (done < call.size) this.budgetedItems = done;
+    else if (call.size === call.limit) this.budgetedItems = Math.min(this.maxItems, 2 * this.budgetedItems);
+    return call.from + done;
   }
 
   /** Runs one chunk (`callBytes`: request bytes of each of its calls) and adapts the bound to it. */

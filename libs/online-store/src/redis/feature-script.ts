@@ -8,7 +8,7 @@ import { ROW_COPY, ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * sends it with EVALSHA (EVAL once per connection, again after a NOSCRIPT).
  *
  * KEYS     per entity: row, its layout-v1 hash [, window sorted set, its layout-v1 set] (keys.ts)
- * ARGV     ttl_ms, nf, field × nf, nagg [, horizon_ms, max_events, nslots, (name, fn, window_ms, slot) × nagg],
+ * ARGV     ttl_ms, nf, field × nf, nagg [, horizon_ms, max_events, budget, nslots, (name, fn, window_ms, slot) × nagg],
  *          ceiling_ms, n, then per entity: t, id, copy, mask, value × nf [, nev, (t, id, copy, packed) × nev]
  *          (copy: copyDigest of @driftline/features, what tells copies of one event id apart)
  *          (mask: one '1'/'0' per field, '0' = absent or null, deleted from the row)
@@ -35,9 +35,12 @@ import { ROW_COPY, ROW_EVENT_ID, ROW_TIME } from '../rows.js';
  * configuration accepts) cannot come from an accepted event: it was written before event times were
  * bounded (a µs `event_time` read as ms). Such a row would win every later write forever, so it is
  * treated as absent (the new event replaces it) and window members above the ceiling are removed.
- * Returns { rows applied, entities whose served aggregates changed, rows repaired, rows expired }
- * (expired: winners already past the TTL, deleted on arrival, counted neither as applied nor as
- * aggregated).
+ * Budget (windowed views): a call stops before an entity that would take its refold work (window
+ * members read plus events carried, one more per entity) past `budget`, the first entity excepted;
+ * the caller sends the rest again (ChunkedPipeline). Redis serves no other client meanwhile.
+ * Returns { rows applied, entities whose served aggregates changed, rows repaired, rows expired,
+ * entities written (the first ones of the call) } (expired: winners already past the TTL, deleted
+ * on arrival, counted neither as applied nor as aggregated).
  * Anchor: the greatest of the event's time, the row's and the set's newest member's (a set outlives
  * its row), as offlineRow anchors at the newest event.
  * TTL: a changed row expires ttl after its newest event time; the window set at anchor + ttl +
@@ -59,12 +62,12 @@ local function gt(a, b)
   return la > lb
 end
 local function fmt(x) return string.format('%.17g', x) end
--- id, copy, packed values of a window member (a member written before copies has copy '').
+-- copy and packed values of a window member (a member written before copies has copy '').
 local function member_parts(member)
   local a = string.find(member, '\\0', 1, true)
   local b = string.find(member, '\\0', a + 1, true)
-  if b then return string.sub(member, 1, a - 1), string.sub(member, a + 1, b - 1), string.sub(member, b + 1) end
-  return string.sub(member, 1, a - 1), '', string.sub(member, a + 1)
+  if b then return string.sub(member, a + 1, b - 1), string.sub(member, b + 1) end
+  return '', string.sub(member, a + 1)
 end
 
 local ttl = tonumber(ARGV[1])
@@ -74,12 +77,13 @@ for i = 1, nf do fields[i] = ARGV[2 + i] end
 local q = 3 + nf
 local nagg = tonumber(ARGV[q])
 q = q + 1
-local horizon, maxev, nslots, aggs = 0, 0, 0, {}
+local horizon, maxev, budget, nslots, aggs = 0, 0, 0, 0, {}
 if nagg > 0 then
   horizon = tonumber(ARGV[q])
   maxev = tonumber(ARGV[q + 1])
-  nslots = tonumber(ARGV[q + 2])
-  q = q + 3
+  budget = tonumber(ARGV[q + 2])
+  nslots = tonumber(ARGV[q + 3])
+  q = q + 4
   for i = 1, nagg do
     aggs[i] = { ARGV[q], ARGV[q + 1], tonumber(ARGV[q + 2]), tonumber(ARGV[q + 3]) }
     q = q + 4
@@ -93,9 +97,64 @@ local nowms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 q = q + 2
 local stride = nagg > 0 and 4 or 2
 local applied, aggregated, repaired, expired = 0, 0, 0, 0
+-- Refold work of the call so far: window members read and events carried, one per entity.
+local work = 0
+
+-- The refold's scratch, reused by every entity of the call (a small set's write was mostly
+-- allocations): per aggregate its window's lower bound and running count, sum, min and max; the
+-- values of the member being folded; the members the events add (fm, ft, fid: member, time, id).
+local lo, cnt, sum, mn, mx, slots, fm, ft, fid = {}, {}, {}, {}, {}, {}, {}, {}, {}
+local skip = 0
+-- Folds one member into every aggregate whose window holds it; called in the set's order (time,
+-- then member bytes), so values are folded in (time, id) order and float sums do not depend on
+-- the arrival order.
+local function fold(member, time)
+  local _, packed = member_parts(member)
+  if nslots == 1 then
+    -- A member written when the view aggregated more features holds more values: the first is
+    -- this one's (a feature changing its slot is reported as a rebuild). tonumber of the whole
+    -- was nil: every kept member read as missing after an aggregate was removed (a review).
+    slots[1] = tonumber(packed) or tonumber(string.match(packed, '^([^,]*)'))
+  else
+    local k = 0
+    for v in string.gmatch(packed .. ',', '([^,]*),') do
+      if k == nslots then break end
+      k = k + 1
+      slots[k] = tonumber(v) or false
+    end
+    for j = k + 1, nslots do slots[j] = false end
+  end
+  for a = 1, nagg do
+    if time > lo[a] then
+      local v = slots[aggs[a][4]]
+      if v then
+        cnt[a] = cnt[a] + 1
+        sum[a] = sum[a] + v
+        if mn[a] == nil or v < mn[a] then mn[a] = v end
+        if mx[a] == nil or v > mx[a] then mx[a] = v end
+      end
+    end
+  end
+end
+-- The first skip members are those ZREMRANGEBYRANK cut (beyond max_events).
+local function take(member, time)
+  if skip > 0 then skip = skip - 1 else fold(member, time) end
+end
+local function before(x, y) return ft[x] < ft[y] or (ft[x] == ft[y] and gt(fm[y], fm[x])) end
 
 for e = 1, n do
   local k = (e - 1) * stride
+  -- Redis serves no other client while a script runs, so a call's work is bounded: a later entity
+  -- whose window set would take the call past the budget is left to the next call (the reply says
+  -- how many were written). The first always goes: every call makes progress. 100 hot entities
+  -- of full 1,000-member sets were one call of ~0.2 s; of 100,000, seconds, then BUSY (a review).
+  if nagg > 0 and work > 0 then
+    local nevNext = tonumber(ARGV[q + 4 + nf])
+    if work + 1 + maxev + nevNext > budget and work + 1 + redis.call('ZCARD', KEYS[k + 3]) + nevNext > budget then
+      return { applied, aggregated, repaired, expired, e - 1 }
+    end
+  end
+  local cost = 1
   local row, oldRow = KEYS[k + 1], KEYS[k + 2]
   local ts, id, copy, mask = ARGV[q], ARGV[q + 1], ARGV[q + 2], ARGV[q + 3]
   local t = tonumber(ts)
@@ -161,88 +220,141 @@ for e = 1, n do
     local nev = tonumber(ARGV[q])
     q = q + 1
     local added = 0
-    -- Ids already in the window, with the time and copy kept: an event id counts once, as its
+    -- A moved anchor: members at or below the new floor can never count again. Trimmed before the
+    -- read (an event is only added above the floor: the set trimming after the adds leaves).
+    local moved = oldT == nil or anchor > oldT
+    if moved then redis.call('ZREMRANGEBYSCORE', zkey, '-inf', fmt(floor)) end
+    -- The set, read once (it was read twice: the ids, then again to refold): member i is
+    -- all[2i - 1], its time all[2i]; the members the events add are fm/ft[j], index m0 + j.
+    local all, m0 = nil, 0
+    if nev > 0 or moved then
+      all = redis.call('ZRANGE', zkey, 0, -1, 'WITHSCORES')
+      m0 = #all / 2
+      cost = cost + m0 + nev
+    end
+    -- Looked up by id: the member an event's id has (the copy kept): an id counts once, as its
     -- greatest copy (ZADD NX alone compared id and values, so a resend with other values in a
     -- later batch counted twice; keeping the first copy made the sum depend on the delivery order
-    -- and disagree with the row). Event ids and copies hold no NUL.
-    -- id -> its member (the copy kept); its time and copy are read only when a copy of the id
-    -- arrives again (rare), so the common write builds no table per member.
-    local present = {}
-    if nev > 0 then
-      for _, member in ipairs(redis.call('ZRANGE', zkey, 0, -1)) do
-        present[string.sub(member, 1, string.find(member, '\\0', 1, true) - 1)] = member
+    -- and disagree with the row). One added by this write first, else the last in the set's order
+    -- (should it hold two). Event ids and copies hold no NUL. Few events search the members by
+    -- prefix; more index every id (present: id -> index, m0 + j for fm[j]).
+    local present = nil
+    if nev > 3 then
+      present = {}
+      for i = 1, m0 do
+        local member = all[2 * i - 1]
+        present[string.sub(member, 1, string.find(member, '\\0', 1, true) - 1)] = i
       end
     end
+    local nfm, gone, reread = 0, nil, false
     for i = 1, nev do
       local et, eid, ecopy = tonumber(ARGV[q]), ARGV[q + 1], ARGV[q + 2]
-      local old = present[eid]
+      local old = nil
+      if present ~= nil then old = present[eid]
+      else
+        for j = nfm, 1, -1 do
+          if fid[j] == eid then
+            old = m0 + j
+            break
+          end
+        end
+        if old == nil then
+          local prefix = eid .. '\\0'
+          for j = m0, 1, -1 do
+            if string.find(all[2 * j - 1], prefix, 1, true) == 1 then
+              old = j
+              break
+            end
+          end
+        end
+      end
+      local oldMember, keptT = nil, nil
+      if old ~= nil then
+        if old > m0 then oldMember, keptT = fm[old - m0], ft[old - m0]
+        else oldMember, keptT = all[2 * old - 1], tonumber(all[2 * old]) end
+      end
       local greater = old == nil
       if not greater and et > floor then
-        local keptT = tonumber(redis.call('ZSCORE', zkey, old))
-        local _, keptCopy = member_parts(old)
+        local keptCopy = member_parts(oldMember)
         greater = et > keptT or (et == keptT and gt(ecopy, keptCopy))
       end
       if et > floor and greater then
-        if old ~= nil then redis.call('ZREM', zkey, old) end
+        if old ~= nil then
+          redis.call('ZREM', zkey, oldMember)
+          gone = gone or {}
+          gone[old] = true
+        end
         local member = eid .. '\\0' .. ecopy .. '\\0' .. ARGV[q + 3]
-        redis.call('ZADD', zkey, ARGV[q], member)
-        present[eid] = member
+        -- 0: the member was there under another index (never written so): read the set again.
+        if redis.call('ZADD', zkey, ARGV[q], member) == 0 then reread = true end
+        nfm = nfm + 1
+        fm[nfm], ft[nfm], fid[nfm] = member, et, eid
+        if present ~= nil then present[eid] = m0 + nfm end
         added = added + 1
       end
       q = q + 4
     end
-    local moved = oldT == nil or anchor > oldT
     if added > 0 or moved then
-      if moved then redis.call('ZREMRANGEBYSCORE', zkey, '-inf', fmt(floor)) end
       if added > 0 then redis.call('ZREMRANGEBYRANK', zkey, 0, -(maxev + 1)) end
-      local all = redis.call('ZRANGE', zkey, 0, -1, 'WITHSCORES')
-      local times, vals, m = {}, {}, 0
-      for i = 1, #all, 2 do
-        m = m + 1
-        times[m] = tonumber(all[i + 1])
-        local _, _, packed = member_parts(all[i])
-        if nslots == 1 then
-          -- A member written when the view aggregated more features holds more values: the first is
-          -- this one's (a feature changing its slot is reported as a rebuild). tonumber of the whole
-          -- was nil: every kept member read as missing after an aggregate was removed (a review).
-          vals[m] = { tonumber(packed) or tonumber(string.match(packed, '^([^,]*)')) }
-        else
-          local slots, k = {}, 0
-          for v in string.gmatch(packed .. ',', '([^,]*),') do
-            k = k + 1
-            slots[k] = tonumber(v) or false
+      -- One pass over the set as Redis now holds it, every aggregate folded as it goes.
+      for x = 1, nagg do
+        lo[x], cnt[x], sum[x], mn[x], mx[x] = anchor - aggs[x][3], 0, 0, nil, nil
+      end
+      skip = 0
+      if reread then
+        local set = redis.call('ZRANGE', zkey, 0, -1, 'WITHSCORES')
+        for i = 1, #set, 2 do fold(set[i], tonumber(set[i + 1])) end
+      else
+        -- The members read less those replaced, merged with the added ones (sorted); past
+        -- max_events without the lowest ranks, as ZREMRANGEBYRANK cut them.
+        local fresh, nfresh, kept = {}, 0, m0
+        for j = 1, nfm do
+          if gone == nil or not gone[m0 + j] then
+            nfresh = nfresh + 1
+            fresh[nfresh] = j
           end
-          vals[m] = slots
         end
+        if gone ~= nil then
+          for x in pairs(gone) do
+            if x <= m0 then kept = kept - 1 end
+          end
+        end
+        for j = 2, nfresh do
+          if before(fresh[j], fresh[j - 1]) then
+            table.sort(fresh, before)
+            break
+          end
+        end
+        if added > 0 and kept + nfresh > maxev then skip = kept + nfresh - maxev end
+        local f = 1
+        for i = 1, m0 do
+          if gone == nil or not gone[i] then
+            local member, time = all[2 * i - 1], tonumber(all[2 * i])
+            while f <= nfresh and (ft[fresh[f]] < time or (ft[fresh[f]] == time and gt(member, fm[fresh[f]]))) do
+              take(fm[fresh[f]], ft[fresh[f]])
+              f = f + 1
+            end
+            take(member, time)
+          end
+        end
+        for j = f, nfresh do take(fm[fresh[j]], ft[fresh[j]]) end
       end
       local out, dels = {}, {}
-      for _, a in ipairs(aggs) do
-        local name, fn, lo, slot = a[1], a[2], anchor - a[3], a[4]
-        local cnt, sum, mn, mx = 0, 0, nil, nil
-        for i = 1, m do
-          if times[i] > lo then
-            local v = vals[i][slot]
-            if v then
-              cnt = cnt + 1
-              sum = sum + v
-              if mn == nil or v < mn then mn = v end
-              if mx == nil or v > mx then mx = v end
-            end
-          end
-        end
+      for a, agg in ipairs(aggs) do
+        local name, fn = agg[1], agg[2]
         if fn == 'count' then
           out[#out + 1] = name
-          out[#out + 1] = tostring(cnt)
+          out[#out + 1] = tostring(cnt[a])
         elseif fn == 'sum' then
           out[#out + 1] = name
-          out[#out + 1] = fmt(sum)
-        elseif cnt == 0 then
+          out[#out + 1] = fmt(sum[a])
+        elseif cnt[a] == 0 then
           dels[#dels + 1] = name
         else
           out[#out + 1] = name
-          if fn == 'mean' then out[#out + 1] = fmt(sum / cnt)
-          elseif fn == 'min' then out[#out + 1] = fmt(mn)
-          else out[#out + 1] = fmt(mx) end
+          if fn == 'mean' then out[#out + 1] = fmt(sum[a] / cnt[a])
+          elseif fn == 'min' then out[#out + 1] = fmt(mn[a])
+          else out[#out + 1] = fmt(mx[a]) end
         end
       end
       for i = 1, #out, 2 do cur[out[i]] = out[i + 1] end
@@ -261,6 +373,7 @@ for e = 1, n do
       changed = true
     end
   end
+  work = work + cost
   -- A changed row expires the view's TTL after its newest event time (Feast's ttl): a replay, or
   -- an old event after the row expired, no longer serves values older than the TTL for a whole
   -- TTL more. One already past it is removed. A migration that changed nothing keeps the v1 TTL.
@@ -284,7 +397,7 @@ for e = 1, n do
     else redis.call('SET', row, cjson.encode(cur)) end
   end
 end
-return { applied, aggregated, repaired, expired }
+return { applied, aggregated, repaired, expired, n }
 `;
 
 /**

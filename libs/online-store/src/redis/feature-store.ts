@@ -111,14 +111,31 @@ class WriteScriptCommand extends Command {
 
 const V1_READ_COMMAND = 'driftlineReadV1Rows';
 
+/**
+ * Refold work of one write call of a windowed view (window members read, plus events carried and
+ * one per entity): ~10–25 ms of Redis on this machine (1–2.5 µs a member: a 2-core VM shared with
+ * Kafka). A call stops before an entity that would exceed it (the first always goes: at most
+ * `max_events` ≤ 10,000 members), and goes alone in its round trip: readers wait for one such call
+ * at most. 100 hot entities of 1,000 members were one call of ~0.2 s; of 100,000, seconds, then BUSY.
+ */
+const WRITE_REFOLD_BUDGET = 10_000;
+
 export interface RedisOnlineStoreOptions {
   /** First part of every key (isolates deployments and tests sharing one Redis). */
   readonly keyPrefix: string;
   /**
-   * Entities of one view per script call (default 100). Each entity's keys share a hash tag, but
-   * driftline needs a standalone Redis (a cluster's replies are CONFIG_INVALID).
+   * Entities of one view per script call (default 100; 500 for a view with window aggregates,
+   * whose calls the refold budget bounds: fewer round trips, each such call being alone in one).
+   * Each entity's keys share a hash tag, but driftline needs a standalone Redis (a cluster's
+   * replies are CONFIG_INVALID).
    */
   readonly entitiesPerCall?: number;
+  /**
+   * Refold work one write call of a windowed view may do, in window members read (plus events
+   * carried and one per entity): default {@link WRITE_REFOLD_BUDGET}. Redis serves no other
+   * client while a script runs.
+   */
+  readonly refoldBudget?: number;
   /**
    * Look up entities a read finds absent in key layout v1 too (default true): rows written before
    * the upgrade and not since. Off once none remain (all writers upgraded at least the longest
@@ -162,6 +179,7 @@ export function createRedisOnlineStore(
   return new RedisOnlineStore(client, {
     keyPrefix: options.keyPrefix,
     ...(options.entitiesPerCall === undefined ? {} : { entitiesPerCall: options.entitiesPerCall }),
+    ...(options.refoldBudget === undefined ? {} : { refoldBudget: options.refoldBudget }),
     ...(options.readV1 === undefined ? {} : { readV1: options.readV1 }),
     ...(options.onCorruptRow === undefined ? {} : { onCorruptRow: options.onCorruptRow }),
     ownsClient: true,
@@ -172,7 +190,8 @@ export function createRedisOnlineStore(
  * The Redis adapter of {@link OnlineStore} (key layout v2, see keys.ts).
  * Writes: one EVALSHA of {@link FEATURE_WRITE_SCRIPT} per chunk of entities of a view, pipelined in
  * sequential chunks sized to what Redis answers within the command timeout (ChunkedPipeline);
- * resolves only when Redis acknowledged every command.
+ * a windowed view's call stops at the refold budget and goes alone in its round trip, the rest
+ * following in the next call; resolves only when Redis acknowledged every command.
  * Reads: GET of the row's JSON; a batch is one pipeline of one MGET per request, so one write and
  * one read on the socket and one command per request. Entities found absent are looked up once
  * more in layout v1 (rows not written since an upgrade), in one more round trip, unless `readV1`
@@ -193,6 +212,8 @@ export class RedisOnlineStore implements OnlineStore {
   /** callOf's scratch list of RESP pieces (kept: it grows to a call's size once). */
   private readonly parts: string[] = [];
   private readonly entitiesPerCall: number;
+  private readonly windowedEntitiesPerCall: number;
+  private readonly refoldBudget: number;
   private readonly keyPrefix: string;
   private readonly stall: StallWatch;
   private readonly chunks: ChunkedPipeline;
@@ -204,6 +225,8 @@ export class RedisOnlineStore implements OnlineStore {
   ) {
     this.keyPrefix = options.keyPrefix;
     this.entitiesPerCall = Math.max(1, options.entitiesPerCall ?? 100);
+    this.windowedEntitiesPerCall = Math.max(1, options.entitiesPerCall ?? 500);
+    this.refoldBudget = Math.max(1, options.refoldBudget ?? WRITE_REFOLD_BUDGET);
     client.defineCommand(V1_READ_COMMAND, { lua: FEATURE_V1_READ_SCRIPT });
     this.stall = new StallWatch(client);
     this.chunks = new ChunkedPipeline({ timeoutMs: client.options.commandTimeout ?? Number.POSITIVE_INFINITY });
@@ -299,7 +322,7 @@ export class RedisOnlineStore implements OnlineStore {
       const head: ScriptArg[] = [view.ttlMs, view.features.length, ...view.features.map((f) => f.name)];
       if (view.aggregates.length === 0) head.push(0);
       else {
-        head.push(view.aggregates.length, view.horizonMs, view.maxWindowEvents, slots.length);
+        head.push(view.aggregates.length, view.horizonMs, view.maxWindowEvents, this.refoldBudget, slots.length);
         for (const a of view.aggregates) head.push(a.name, a.function, a.windowMs, slots.indexOf(a.feature) + 1);
       }
       const parts: string[] = [];
@@ -428,6 +451,7 @@ export class RedisOnlineStore implements OnlineStore {
     const entities: EntityCall[] = [];
     const itemBytes: number[] = [];
     const runEnds: number[] = [];
+    const windowedRuns: boolean[] = [];
     for (const [view, list] of byView) {
       const plan = this.plan(view);
       for (const w of list) {
@@ -436,12 +460,20 @@ export class RedisOnlineStore implements OnlineStore {
         itemBytes.push(call.bytes);
       }
       runEnds.push(entities.length);
+      windowedRuns.push(view.aggregates.length > 0);
     }
     const replies = await this.chunks.send(
       {
         runEnds,
         itemBytes,
         itemsPerCall: this.entitiesPerCall,
+        // A windowed view's call refolds at most refoldBudget members and says how many entities
+        // it wrote (the 5th element of its reply); the rest go in the next call.
+        budgeted: {
+          runs: windowedRuns,
+          itemsPerCall: this.windowedEntitiesPerCall,
+          itemsDone: (reply) => (reply as number[])[4]!,
+        },
         queue: (pipeline, from, to) => {
           const { args, body } = this.callOf(entities, from, to);
           const command = new WriteScriptCommand(args, body);
@@ -460,7 +492,7 @@ export class RedisOnlineStore implements OnlineStore {
     let rowsRepaired = 0;
     let rowsExpired = 0;
     for (const value of replies) {
-      const [rows, aggregates, repaired, expired] = value as [number, number, number, number];
+      const [rows, aggregates, repaired, expired] = value as [number, number, number, number, number];
       rowsApplied += rows;
       aggregatesUpdated += aggregates;
       rowsRepaired += repaired;

@@ -284,31 +284,61 @@ function missingShareRows(
   expectationsId: string,
   computedAt: number,
 ): DataQualityRow[] {
-  return check.results.map(
-    (r): DataQualityRow => ({
-      model: group.model,
-      version: group.version,
-      feature: r.feature,
-      expectation: MISSING_SHARE_EXPECTATION,
-      scope: '',
-      window_start: chTime(w.windowStart),
-      window_end: chTime(w.windowEnd),
-      observed: r.observed,
-      bound: r.bound,
-      passed: r.passed ? 1 : 0,
-      count: r.count,
-      events,
-      detail: JSON.stringify({
-        reference_share: r.referenceShare,
-        p_value: r.pValue,
-        alpha: r.alpha,
-        part: r.missing,
-        whole: r.count,
-      }),
-      expectations_id: expectationsId,
-      computed_at: chTime(computedAt),
-    }),
+  return check.results.map((r) =>
+    qualityRow(
+      w,
+      group,
+      {
+        ...r,
+        expectation: MISSING_SHARE_EXPECTATION,
+        detail: JSON.stringify({
+          reference_share: r.referenceShare,
+          p_value: r.pValue,
+          alpha: r.alpha,
+          part: r.missing,
+          whole: r.count,
+        }),
+      },
+      { events, expectationsId, computedAt },
+    ),
   );
+}
+
+/**
+ * One `data_quality_windows` row of the drift monitor (scope ''): a declared expectation's result
+ * or the built-in missing-share check's, for one feature of a (model, version, window).
+ */
+function qualityRow(
+  w: CompletedWindow,
+  group: MergeGroup,
+  r: {
+    readonly feature: string;
+    readonly expectation: string;
+    readonly observed: number;
+    readonly bound: number;
+    readonly passed: boolean;
+    readonly count: number;
+    readonly detail: string;
+  },
+  at: { readonly events: number; readonly expectationsId: string; readonly computedAt: number },
+): DataQualityRow {
+  return {
+    model: group.model,
+    version: group.version,
+    feature: r.feature,
+    expectation: r.expectation,
+    scope: '',
+    window_start: chTime(w.windowStart),
+    window_end: chTime(w.windowEnd),
+    observed: r.observed,
+    bound: r.bound,
+    passed: r.passed ? 1 : 0,
+    count: r.count,
+    events: at.events,
+    detail: r.detail,
+    expectations_id: at.expectationsId,
+    computed_at: chTime(at.computedAt),
+  };
 }
 
 /** A set-aside part of a group whose data-quality sections cannot be merged (malformed). */
@@ -382,25 +412,8 @@ function evaluateQuality(
     if (merged.status === 'merged') {
       expectationsId = q.expectations.id;
       results = evaluateWindow(q.expectations, merged.states);
-      rows = results.map(
-        (r): DataQualityRow => ({
-          model: group.model,
-          version: group.version,
-          feature: r.feature,
-          expectation: r.expectation,
-          scope: '',
-          window_start: chTime(w.windowStart),
-          window_end: chTime(w.windowEnd),
-          observed: r.observed,
-          bound: r.bound,
-          passed: r.passed ? 1 : 0,
-          count: r.count,
-          events: whole.events,
-          detail: r.detail,
-          expectations_id: q.expectations.id,
-          computed_at: chTime(computedAt),
-        }),
-      );
+      const at = { events: whole.events, expectationsId: q.expectations.id, computedAt };
+      rows = results.map((r) => qualityRow(w, group, r, at));
     }
   }
   return { rows, results, whole, expectationsId, failedParts };

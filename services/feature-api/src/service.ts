@@ -1,14 +1,8 @@
 import { readFileSync } from 'node:fs';
-import {
-  ConfigError,
-  envField,
-  type Logger,
-  type RedisConnectionConfig,
-  toRedisConnectionConfig,
-} from '@driftline/core';
+import { envField, type RedisConnectionConfig, toRedisConnectionConfig } from '@driftline/core';
 import { type FeatureViews, loadFeatureViews } from '@driftline/features';
 import { MAX_READ_BATCH, onlineStoreEnvShape } from '@driftline/online-store';
-import type { checkRedisServer, RedisClient } from '@driftline/online-store/redis';
+import type { RedisClient } from '@driftline/online-store/redis';
 import { defineService } from '@driftline/service';
 import { maxConnectionsField, serverTimeoutsEnvShape, serverTimeoutsFromEnv } from '@driftline/service/http';
 import { z } from 'zod';
@@ -61,52 +55,6 @@ export interface FeatureApiConfig {
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const LISTEN_VARIABLES = { port: 'DRIFTLINE_FEATURE_API_PORT', host: 'DRIFTLINE_FEATURE_API_HOST' };
 
-/** How soon a server check that failed on a connection error (not a verdict) is tried again. */
-const SERVER_CHECK_RETRY_MS = 5_000;
-
-/**
- * The materializer's check of the Redis server (`checkRedisServer`), run as it runs it: once the
- * URL's database is accepted and the client is ready, never holding the start, again after a
- * connection error. A server driftline does not support (a Redis Cluster: a batch's MGET answers
- * CROSSSLOT and a key on another node MOVED, so every batch read answered 500 with /healthz 200;
- * older than 7.0) is one error line naming DRIFTLINE_REDIS_URL, and `supported()` turns false.
- */
-function watchRedisServer(options: {
-  readonly client: RedisClient;
-  /** Resolves once the server has accepted the URL's database (`checkRedisDatabase`). */
-  readonly databaseAccepted: Promise<void>;
-  /** `checkRedisServer` of the Redis adapter, loaded when the service starts. */
-  readonly check: typeof checkRedisServer;
-  readonly logger: Logger;
-}): { supported(): boolean; stop(): void } {
-  const { client, logger } = options;
-  let unsupported: string | undefined;
-  let stopped = false;
-  const whenReady = (check: () => void) => {
-    if (client.status === 'ready') check();
-    else client.once('ready', check);
-  };
-  const check = () => {
-    if (stopped) return;
-    options.check(client).catch((error: unknown) => {
-      if (stopped) return;
-      if (!(error instanceof ConfigError)) {
-        setTimeout(() => whenReady(check), SERVER_CHECK_RETRY_MS).unref();
-        return;
-      }
-      unsupported = error.message;
-      logger.error({ reason: unsupported }, 'Redis cannot serve the feature reads: /healthz fails');
-    });
-  };
-  void options.databaseAccepted.then(() => whenReady(check));
-  return {
-    supported: () => unsupported === undefined,
-    stop: () => {
-      stopped = true;
-    },
-  };
-}
-
 /** The feature-api service: online features from Redis over HTTP, single and batch. */
 export const featureApi = defineService({
   name: 'feature-api',
@@ -150,11 +98,11 @@ export const featureApi = defineService({
     // Loaded here, not at module load: importing this package (unit tests) never loads ioredis.
     const {
       checkRedisDatabase,
-      checkRedisServer,
       corruptRowReporter,
       createRedisClient,
       createRedisOnlineStore,
       watchFeaturesStateMarker,
+      watchRedisServer,
     } = await import('@driftline/online-store/redis');
     // Redis emptied, or a key prefix other than the materializer's: every read answers "not found"
     // while the API looks healthy. A gauge and a warning, not readiness: a fresh deployment has no
@@ -172,11 +120,13 @@ export const featureApi = defineService({
     // while it is down); not ready before the database is accepted.
     const database = checkRedisDatabase(config.redis, { onRefused: ctx.fatal, logger: ctx.logger });
     const watchServer = (client: RedisClient) =>
+      // A Redis Cluster (every batch read answered 500, CROSSSLOT/MOVED, with /healthz 200) or one
+      // older than 7.0: one line naming DRIFTLINE_REDIS_URL, liveness fails.
       watchRedisServer({
         client,
         databaseAccepted: database.whenAccepted,
-        check: checkRedisServer,
         logger: ctx.logger,
+        consequence: 'Redis cannot serve the feature reads: /healthz fails',
       });
     if (config.thread === 'worker') {
       // The thread's connection serves reads; the main thread checks the marker and the server on its own.

@@ -1,5 +1,4 @@
 import {
-  ConfigError,
   envField,
   type RedisConnectionConfig,
   SinkUnavailableError,
@@ -12,12 +11,12 @@ import { onlineStoreEnvShape } from '@driftline/online-store';
 import {
   checkRedisDatabase,
   checkRedisDurability,
-  checkRedisServer,
   checkViewDefinitions,
   createRedisOnlineStore,
   featuresStateMarkerKey,
   ONLINE_FEATURES_STAKES,
   type StateMarker,
+  watchRedisServer,
   watchStateMarker,
 } from '@driftline/online-store/redis';
 import type { FreshnessResult } from '@driftline/quality';
@@ -113,26 +112,19 @@ export const featureMaterializer = defineService({
     // backed off by the consumer loop); a weaker setting is a warning line.
     // A server the write script cannot run on (older than 7.0: PXAT; a cluster) fails liveness with
     // one error line naming DRIFTLINE_REDIS_URL: every write failed, held one record a minute.
-    let unsupported: string | undefined;
+    const server = watchRedisServer({
+      client: store.client,
+      databaseAccepted: database.whenAccepted,
+      logger: ctx.logger,
+      consequence: 'Redis cannot run the feature write script: /healthz fails',
+    });
     let stopped = false;
     const whenRedisReady = (check: () => void) => {
       if (store.client.status === 'ready') check();
       else store.client.once('ready', check);
     };
-    const checkServer = () => {
-      void checkRedisServer(store.client).catch((error: unknown) => {
-        if (!(error instanceof ConfigError)) {
-          // A connection error (a glitch right after the first ready) is an outage, not a verdict.
-          if (!stopped) setTimeout(() => whenRedisReady(checkServer), MARKER_RETRY_MS).unref();
-          return;
-        }
-        unsupported = error.message;
-        ctx.logger.error({ reason: unsupported }, 'Redis cannot run the feature write script: /healthz fails');
-      });
-    };
     const checkDurability = () => {
       void checkRedisDurability(store.client, ctx.logger, ONLINE_FEATURES_STAKES);
-      checkServer();
     };
     // Redis losing the features (an empty restart, a failover, eviction) is reported, not silent.
     let marker: StateMarker | undefined;
@@ -234,9 +226,10 @@ export const featureMaterializer = defineService({
       return {
         // Not ready while its database is unchecked: it writes nothing before (its marker waits).
         ready: () => handle.ready() && database.accepted(),
-        healthy: () => unsupported === undefined,
+        healthy: () => server.supported(),
         async stop() {
           stopped = true;
+          server.stop();
           database.stop();
           marker?.stop();
           await handle.stop();
@@ -245,6 +238,7 @@ export const featureMaterializer = defineService({
       };
     } catch (error) {
       stopped = true;
+      server.stop();
       database.stop();
       marker?.stop();
       await store.close();

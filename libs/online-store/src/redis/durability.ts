@@ -163,6 +163,52 @@ export async function checkRedisServer(redis: RedisClient): Promise<void> {
   if (problem !== undefined) throw new ConfigError('DRIFTLINE_REDIS_URL', problem);
 }
 
+/** How soon a server check that failed on a connection error (not a verdict) is tried again. */
+const SERVER_CHECK_RETRY_MS = 5_000;
+
+/**
+ * {@link checkRedisServer}, run without holding a start: once `databaseAccepted` resolves (the
+ * URL's database accepted, see checkRedisDatabase) and the client is ready, and again 5 s after a
+ * connection error (an outage, not a verdict). A server driftline does not support is one error
+ * line (`reason` names DRIFTLINE_REDIS_URL; `consequence` says what fails), and `supported()`
+ * turns false — the services' liveness. One watcher for the feature-materializer and the feature
+ * API (it had been written in each).
+ */
+export function watchRedisServer(options: {
+  readonly client: RedisClient;
+  readonly databaseAccepted: Promise<void>;
+  readonly logger: Logger;
+  /** The error line's message, e.g. `Redis cannot serve the feature reads: /healthz fails`. */
+  readonly consequence: string;
+}): { supported(): boolean; stop(): void } {
+  const { client, logger } = options;
+  let unsupported: string | undefined;
+  let stopped = false;
+  const whenReady = (check: () => void) => {
+    if (client.status === 'ready') check();
+    else client.once('ready', check);
+  };
+  const check = () => {
+    if (stopped) return;
+    checkRedisServer(client).catch((error: unknown) => {
+      if (stopped) return;
+      if (!(error instanceof ConfigError)) {
+        setTimeout(() => whenReady(check), SERVER_CHECK_RETRY_MS).unref();
+        return;
+      }
+      unsupported = error.message;
+      logger.error({ reason: unsupported }, options.consequence);
+    });
+  };
+  void options.databaseAccepted.then(() => whenReady(check));
+  return {
+    supported: () => unsupported === undefined,
+    stop: () => {
+      stopped = true;
+    },
+  };
+}
+
 /** The database a Redis URL selects: its path (`/3`), 0 without one (redisUrlProblem checked it). */
 function databaseIndex(url: string): number {
   return Number(new URL(url).pathname.slice(1) || 0);

@@ -18,6 +18,7 @@ export {
   JOIN_STATE_STAKES,
   ONLINE_FEATURES_STAKES,
   unsupportedRedis,
+  watchRedisServer,
 } from './durability.js';
 export { classifyRedisError } from './errors.js';
 export { FEATURE_V1_READ_SCRIPT, FEATURE_WRITE_SCRIPT } from './feature-script.js';

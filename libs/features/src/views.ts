@@ -50,7 +50,8 @@ export interface FeatureView {
    * Events kept per entity for the window aggregates (`max_events`): the newest by (event_time,
    * event_id). Beyond it the oldest events of the horizon are dropped, and the aggregates cover the
    * newest `maxWindowEvents` events of each window — which bounds the memory of a hot entity and
-   * the work of every write to it (one refold of at most this many events).
+   * the work of every write to it (one refold of at most this many events). A view without
+   * aggregates keeps no events: its `max_events` (any positive integer, unbounded) has no effect.
    */
   readonly maxWindowEvents: number;
   /** Freshness expectation (`freshness.max_lag`), measured by the feature-materializer. */
@@ -67,9 +68,10 @@ export interface FeatureViews {
 export const DEFAULT_SOURCE_TOPIC = 'features.v1';
 export const MAX_FEATURES_PER_VIEW = 500;
 export const MAX_WINDOW_MS = 90 * 86_400_000;
-/** Default and ceiling of a view's `max_events` (events kept per entity for its window aggregates). */
+/** Default of a view's `max_events` (events kept per entity for its window aggregates). */
 export const DEFAULT_MAX_WINDOW_EVENTS = 1_000;
 /**
+ * Ceiling of `max_events` in a view with aggregates (a view without keeps no events: not bounded).
  * Every write to an entity refolds its kept events in one Redis script, and Redis serves no other
  * client meanwhile (~1–2.5 µs an event on a 2-core VM): 10,000 is ~10–25 ms. The ceiling was
  * 100,000: ~0.3 s of Redis blocked per write to a hot entity, seconds for a batch of them, then
@@ -117,15 +119,8 @@ const viewSchema = z.strictObject({
   description: z.string().optional(),
   features: z.record(z.string(), featureSchema),
   aggregates: z.array(aggregateSchema).default([]),
-  max_events: z
-    .number()
-    .int()
-    .min(1)
-    .max(
-      MAX_WINDOW_EVENTS,
-      `must be at most ${MAX_WINDOW_EVENTS}: every write to an entity refolds up to max_events events in one Redis script, which blocks every other Redis client while it runs (use a shorter window for a hotter entity)`,
-    )
-    .default(DEFAULT_MAX_WINDOW_EVENTS),
+  // The ceiling (MAX_WINDOW_EVENTS) binds a view with aggregates only: checked below.
+  max_events: z.number().int().min(1).default(DEFAULT_MAX_WINDOW_EVENTS),
   freshness: z.strictObject({ max_lag: duration('max_lag') }).optional(),
 });
 
@@ -207,6 +202,15 @@ export function parseFeatureViews(document: unknown): FeatureViews {
       if (taken.has(aggName)) fail(at('aggregates', j, 'name'), `"${aggName}" is already a feature or aggregate name`);
       taken.add(aggName);
       aggregates.push({ name: aggName, feature: agg.feature, function: agg.function, windowMs });
+    }
+    // The cost the ceiling bounds is the refold of a window set, which only a view with aggregates
+    // has: a plain view's max_events bounds nothing, and refusing it stopped every reader of the
+    // file at start-up for no protection.
+    if (aggregates.length > 0 && raw.max_events > MAX_WINDOW_EVENTS) {
+      fail(
+        at('max_events'),
+        `must be at most ${MAX_WINDOW_EVENTS}: every write to an entity refolds up to max_events events in one Redis script, which blocks every other Redis client while it runs (use a shorter window for a hotter entity)`,
+      );
     }
     const aggregatedFeatures = [...new Set(aggregates.map((a) => a.feature))];
     const view: FeatureView = {

@@ -178,7 +178,15 @@ describe('feature view config', () => {
 
   it('bounds the events kept per entity for window aggregates (max_events), naming the field', () => {
     const view = (extra: Record<string, unknown>) => ({
-      views: [{ name: 'v', entity: 'e', features: { x: 'double' }, aggregates: [], ...extra }],
+      views: [
+        {
+          name: 'v',
+          entity: 'e',
+          features: { x: 'double' },
+          aggregates: [{ feature: 'x', function: 'sum', window: '1h' }],
+          ...extra,
+        },
+      ],
     });
     expect(parseFeatureViews(view({})).views[0]!.maxWindowEvents).toBe(1_000);
     expect(parseFeatureViews(view({ max_events: 20 })).views[0]!.maxWindowEvents).toBe(20);
@@ -191,6 +199,37 @@ describe('feature view config', () => {
     );
     expect(errorOf(() => parseFeatureViews(view({ max_events: 100_000 }))).message).toMatch(/at most 10000/);
     expect(errorOf(() => parseFeatureViews(view({ max_events: 0 }))).message).toMatch(/max_events/);
+  });
+
+  it('takes any max_events of a view without aggregates: it keeps no events, so nothing is bounded', () => {
+    // Refused above 10,000 like a view with aggregates: every reader of the file (materializer,
+    // feature API, model server, skew monitor, CLI) failed to start, for no protection.
+    const plain = (extra: Record<string, unknown>) => ({
+      views: [{ name: 'p', entity: 'e', features: { x: 'double' }, ...extra }],
+    });
+    expect(parseFeatureViews(plain({ max_events: 50_000 })).views[0]!.maxWindowEvents).toBe(50_000);
+    expect(parseFeatureViews(plain({ max_events: 50_000, aggregates: [] })).views[0]!.aggregates).toEqual([]);
+    // Still a positive integer, named: a typo is not "no effect".
+    for (const bad of [0, 1.5, 'many']) {
+      const error = errorOf(() => parseFeatureViews(plain({ max_events: bad })));
+      expect(error.field).toBe('views[0].max_events');
+    }
+    // In a file beside a view with aggregates, that one is still bounded (and named by its index).
+    const mixed = {
+      views: [
+        { name: 'p', entity: 'e', features: { x: 'double' }, max_events: 50_000 },
+        {
+          name: 'w',
+          entity: 'e',
+          features: { x: 'double' },
+          aggregates: [{ feature: 'x', function: 'max', window: '1d' }],
+          max_events: 50_000,
+        },
+      ],
+    };
+    const refused = errorOf(() => parseFeatureViews(mixed));
+    expect(refused.field).toBe('views[1].max_events');
+    expect(refused.message).toMatch(/^views\[1\]\.max_events: must be at most 10000: /);
   });
 
   it('reports malformed YAML as a config error', () => {
@@ -324,6 +363,13 @@ describe('aggregate definitions (what the online store checks at start-up)', () 
   it('ignore a view without aggregates now (its max_events bounds nothing), and call an unreadable stored value a rebuild', () => {
     expect(changesOf(viewOf('[]', 5000))).toEqual(none);
     expect(changesOf(viewOf('[]', 5000), viewOf('[]'))).toEqual(none);
+    // Beyond the ceiling of a view with aggregates too: no replay, no stale flag for an unused bound.
+    expect(changesOf(viewOf('[]', 50_000), viewOf('[]'))).toEqual(none);
+    expect(changesOf(viewOf('[]'), viewOf('[]', 50_000))).toEqual(none);
+    // Aggregates added to a plain view recorded with 50,000: its max_events bounded nothing then either.
+    expect(changesOf(viewOf(baseAggregates), viewOf('[]', 50_000)).rebuild).not.toContainEqual(
+      expect.stringMatching(/^max_events/),
+    );
     expect(aggregateDefinitionChanges('not json', base)).toEqual({
       rebuild: ['unreadable stored definition "not json"'],
       untilNextEvent: [],

@@ -185,7 +185,7 @@ export const modelServer = defineService({
     await ctx.ensureTopics([{ topic: deadLetterTopic(predictions.topic), partitions: 1 }]);
     const modelCodec = ctx.codec().forTopic(contracts.model, ctx.topic('model'));
     // Loaded here, not at module load: importing this package never loads ioredis.
-    const { checkRedisDatabase, createRedisOnlineStore, watchFeaturesStateMarker } = await import(
+    const { checkRedisDatabase, createRedisOnlineStore, watchFeaturesStateMarker, watchRedisServer } = await import(
       '@driftline/online-store/redis'
     );
     // A database the server refuses (`/99` of 16) ends the process (exit 78) once Redis answers:
@@ -228,6 +228,18 @@ export const modelServer = defineService({
       registry: ctx.registry,
       storeReads: () => storeReads,
     });
+    // A Redis Cluster (a read of keys on another node: MOVED; several slots in one call: CROSSSLOT)
+    // or one older than 7.0: one line naming DRIFTLINE_REDIS_URL once the database is accepted, as
+    // the feature API. Liveness fails only once a request has read the store: an instance whose
+    // requests carry every feature needs no Redis, and a restart loop would stop answering them.
+    const serverCheck = watchRedisServer({
+      client: store.client,
+      databaseAccepted: database.whenAccepted,
+      logger: ctx.logger,
+      consequence:
+        'Redis cannot serve the feature reads: /healthz fails once a request reads the store (requests carrying every feature are answered)',
+    });
+    const redisUsable = () => serverCheck.supported() || storeReads === 0;
     let follower: ConsumerHandle | undefined;
     // Ready once the start-up replay of models.v1 is read to its end and applied (every model
     // reduced once, its versions loaded or being retried); after that, serving does not depend on
@@ -320,6 +332,7 @@ export const modelServer = defineService({
       stopped = true;
       database.stop();
       marker.stop();
+      serverCheck.stop();
       await server?.close();
       await loader.close();
       await store.close();
@@ -333,13 +346,15 @@ export const modelServer = defineService({
       // Not ready while stopping, nor while the prediction log refuses requests for lack of room
       // (Kafka down or hung): a load balancer would keep sending what can only be refused.
       ready: () => !stopped && database.accepted() && store.ready() && followerReady() && running.log.ready(),
-      // A log whose thread exited refuses every request for good: liveness fails, the process is restarted.
-      healthy: () => running.log.alive(),
+      // A log whose thread exited refuses every request for good: liveness fails, the process is
+      // restarted. So does a Redis driftline does not support, once requests read the store.
+      healthy: () => running.log.alive() && redisUsable(),
       async stop() {
         const stopStarted = Date.now();
         stopped = true;
         database.stop();
         marker.stop();
+        serverCheck.stop();
         stopStages();
         // The follower leaves its group alongside, never ahead of the drains: with Kafka hung its
         // stop took minutes, and the HTTP and log drains only began after it.

@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SchemaRegistryCodec } from '@driftline/codec';
+import type { Logger } from '@driftline/core';
 import { createProducer, ensureTopics, topicOffsets } from '@driftline/kafka';
 import { contracts, type ModelEvent, type PredictionEvent } from '@driftline/schemas';
 import { type Runner, type ServiceDefinition, startRunner } from '@driftline/service';
@@ -54,17 +55,22 @@ function serverVars(dir: string, prefix: string, port: number, partitions: strin
   };
 }
 
-/** The model server in this process (as `spawnServer` deploys it, one partition per topic); `vars` adds or overrides. */
+/**
+ * The model server in this process (as `spawnServer` deploys it, one partition per topic); `vars`
+ * adds or overrides; `logger` replaces the runner's JSON lines on stdout.
+ */
 export function startServer(
   stack: StackEndpoints,
   dir: string,
   prefix: string,
   port: number,
   vars: Record<string, string> = {},
+  logger?: Logger,
 ): Promise<Runner> {
   return startRunner({
     services: [modelServer as unknown as ServiceDefinition<never, unknown>],
     env: serviceEnv(stack, { ...serverVars(dir, prefix, port, '1'), ...vars }),
+    ...(logger === undefined ? {} : { logger }),
   });
 }
 

@@ -4,6 +4,7 @@ import {
   corruptRowReporter,
   createRedisOnlineStore,
   watchFeaturesStateMarker,
+  watchRedisServer,
 } from '@driftline/online-store/redis';
 import { contracts } from '@driftline/schemas';
 import { defineService, type ServiceContext } from '@driftline/service';
@@ -62,6 +63,18 @@ export const skewMonitorService = defineService({
             registry: ctx.registry,
           })
         : undefined;
+    // A Redis Cluster (every batch read refused: CROSSSLOT, MOVED) or one older than 7.0: one line
+    // naming DRIFTLINE_REDIS_URL once the database is accepted, and liveness fails, as the feature
+    // API. Not at rate 0 either: the store is never read.
+    const serverCheck =
+      config.sampleRate > 0
+        ? watchRedisServer({
+            client: store.client,
+            databaseAccepted: database.whenAccepted,
+            logger: ctx.logger,
+            consequence: 'Redis cannot serve the skew comparisons: /healthz fails',
+          })
+        : undefined;
     const processor = skewProcessor({
       store,
       skew: warehouse.skewWindows,
@@ -106,9 +119,11 @@ export const skewMonitorService = defineService({
       );
       return {
         ready: () => database.accepted() && started.ready() && store.ready(),
+        healthy: () => serverCheck?.supported() ?? true,
         async stop() {
           database.stop();
           marker?.stop();
+          serverCheck?.stop();
           await release.stop();
           await started.stop();
           await store.close();
@@ -117,6 +132,7 @@ export const skewMonitorService = defineService({
     } catch (error) {
       database.stop();
       marker?.stop();
+      serverCheck?.stop();
       await release.stop();
       await store.close();
       throw error;

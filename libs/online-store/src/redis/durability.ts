@@ -171,8 +171,8 @@ const SERVER_CHECK_RETRY_MS = 5_000;
  * URL's database accepted, see checkRedisDatabase) and the client is ready, and again 5 s after a
  * connection error (an outage, not a verdict). A server driftline does not support is one error
  * line (`reason` names DRIFTLINE_REDIS_URL; `consequence` says what fails), and `supported()`
- * turns false — the services' liveness. One watcher for the feature-materializer and the feature
- * API (it had been written in each).
+ * turns false — the services' liveness. One watcher for every service on online features (the
+ * feature-materializer, the feature API, the model server, the skew monitor).
  */
 export function watchRedisServer(options: {
   readonly client: RedisClient;

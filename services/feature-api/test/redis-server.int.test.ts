@@ -1,55 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Logger } from '@driftline/core';
-import { createRedisClient, waitReady } from '@driftline/online-store/redis';
 import { startRunner } from '@driftline/service';
-import { eventually, freePort } from '@driftline/test-support';
+import { eventually, privateRedis, recordingLogger } from '@driftline/test-support';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { featureApi } from '../src/service.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'feature-api-redis-server-'));
 const views = join(dir, 'views.yaml');
 writeFileSync(views, 'views:\n  - name: user\n    entity: user_id\n    features: { f0: double }\n');
-
-/**
- * A private redis-server (never the shared stack's); `cluster`: a one-node Redis Cluster holding
- * every slot, its bus on a port picked free too (the default, port + 10000, was never checked).
- */
-async function privateRedis(cluster: boolean): Promise<{ url: string; process: ChildProcess; dir: string }> {
-  const port = await freePort();
-  let bus = await freePort();
-  while (bus === port) bus = await freePort();
-  const data = mkdtempSync(join(tmpdir(), 'feature-api-private-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', data, '--save', '', '--appendonly', 'no'];
-  if (cluster)
-    args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(bus));
-  const child = spawn('redis-server', args, { stdio: 'ignore' });
-  const url = `redis://127.0.0.1:${port}`;
-  const tooling = createRedisClient({ url, tls: false }, 'tooling');
-  tooling.on('error', () => {}); // refused until the fresh server listens
-  try {
-    await waitReady(tooling, 10_000);
-    if (cluster) await tooling.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-  } finally {
-    tooling.disconnect();
-  }
-  return { url, process: child, dir: data };
-}
-
-/** A logger that records its error lines (the others are dropped). */
-function errorRecorder(lines: Array<{ obj: object; msg?: string }>): Logger {
-  const ignore = () => {};
-  const logger: Logger = {
-    debug: ignore,
-    info: ignore,
-    warn: ignore,
-    error: (obj, msg) => void lines.push(msg === undefined ? { obj } : { obj, msg }),
-    child: () => logger,
-  };
-  return logger;
-}
 
 const CLUSTER_REFUSED = /^DRIFTLINE_REDIS_URL: a Redis Cluster: driftline needs a standalone Redis/;
 
@@ -66,7 +25,7 @@ describe('feature-api and a Redis server driftline does not support', () => {
   const start = async (url: string, thread: 'worker' | 'main', lines: Array<{ obj: object; msg?: string }>) => {
     const runner = await startRunner({
       services: [featureApi as never],
-      logger: errorRecorder(lines),
+      logger: recordingLogger('error', lines),
       env: {
         DRIFTLINE_REDIS_URL: url,
         DRIFTLINE_FEATURE_VIEWS: views,
@@ -83,11 +42,8 @@ describe('feature-api and a Redis server driftline does not support', () => {
   };
 
   const server = async (cluster: boolean) => {
-    const redis = await privateRedis(cluster);
-    cleanup.push(() => {
-      redis.process.kill('SIGKILL');
-      rmSync(redis.dir, { recursive: true, force: true });
-    });
+    const redis = await privateRedis({ cluster, args: ['--save', '', '--appendonly', 'no'] });
+    cleanup.push(() => redis.stop());
     return redis;
   };
 

@@ -1,11 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Logger } from '@driftline/core';
-import { createRedisClient, waitReady } from '@driftline/online-store/redis';
 import type { Runner } from '@driftline/service';
-import { eventually, freePort, uniqueName } from '@driftline/test-support';
+import { eventually, freePort, privateRedis, recordingLogger, uniqueName } from '@driftline/test-support';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { writeVersion } from './fixtures.js';
 import { deploymentTopics, startServer } from './stack-fixtures.js';
@@ -13,43 +10,6 @@ import { deploymentTopics, startServer } from './stack-fixtures.js';
 const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'model-server-redis-server-'));
 writeVersion(dir, 'fraud', 'v1', 21);
-
-/**
- * A private one-node Redis Cluster holding every slot (never the shared stack's Redis), its bus on
- * a port picked free too (the default, port + 10000, was never checked).
- */
-async function privateCluster(): Promise<{ url: string; process: ChildProcess; dir: string }> {
-  const port = await freePort();
-  let bus = await freePort();
-  while (bus === port) bus = await freePort();
-  const data = mkdtempSync(join(tmpdir(), 'model-server-private-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', data, '--save', '', '--appendonly', 'no'];
-  args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(bus));
-  const child = spawn('redis-server', args, { stdio: 'ignore' });
-  const url = `redis://127.0.0.1:${port}`;
-  const tooling = createRedisClient({ url, tls: false }, 'tooling');
-  tooling.on('error', () => {}); // refused until the fresh server listens
-  try {
-    await waitReady(tooling, 10_000);
-    await tooling.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-  } finally {
-    tooling.disconnect();
-  }
-  return { url, process: child, dir: data };
-}
-
-/** A logger that records its error lines (the others are dropped). */
-function errorRecorder(lines: Array<{ obj: object; msg?: string }>): Logger {
-  const ignore = () => {};
-  const logger: Logger = {
-    debug: ignore,
-    info: ignore,
-    warn: ignore,
-    error: (obj, msg) => void lines.push(msg === undefined ? { obj } : { obj, msg }),
-    child: () => logger,
-  };
-  return logger;
-}
 
 /** The runner's /healthz: its status and body. */
 async function liveness(runner: Runner): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -91,17 +51,21 @@ describe('model-server and a Redis server driftline does not support', () => {
     const prefix = `${uniqueName('msrs')}.`;
     await deploymentTopics(stack, prefix, dir).stage('fraud', 'PROMOTED', 'v1');
     const port = await freePort();
-    const runner = await startServer(stack, dir, prefix, port, { DRIFTLINE_REDIS_URL: redisUrl }, errorRecorder(lines));
+    const runner = await startServer(
+      stack,
+      dir,
+      prefix,
+      port,
+      { DRIFTLINE_REDIS_URL: redisUrl },
+      recordingLogger('error', lines),
+    );
     cleanup.push(() => runner.stop());
     return { runner, port };
   };
 
   it('a one-node Redis Cluster: one error line naming DRIFTLINE_REDIS_URL; requests carrying every feature answered and live; liveness fails once a request reads the store', async () => {
-    const cluster = await privateCluster();
-    cleanup.push(() => {
-      cluster.process.kill('SIGKILL');
-      rmSync(cluster.dir, { recursive: true, force: true });
-    });
+    const cluster = await privateRedis({ cluster: true });
+    cleanup.push(() => cluster.stop());
     const lines: Array<{ obj: object; msg?: string }> = [];
     const { runner, port } = await serve(cluster.url, lines);
     await eventually(async () => (naming(lines).length > 0 ? true : undefined), 15_000);

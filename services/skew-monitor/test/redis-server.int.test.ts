@@ -1,11 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Logger } from '@driftline/core';
-import { createRedisClient, waitReady } from '@driftline/online-store/redis';
 import { type Runner, startRunner } from '@driftline/service';
-import { eventually, freePort, removeTree, uniqueName } from '@driftline/test-support';
+import { eventually, privateRedis, recordingLogger, removeTree, uniqueName } from '@driftline/test-support';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { skewMonitorService } from '../src/service.js';
 import { skewEnv } from './fixtures/stack.js';
@@ -14,43 +11,6 @@ const stack = inject('stack');
 const dir = mkdtempSync(join(tmpdir(), 'skew-redis-server-'));
 // One embedded ClickHouse directory for the file (the engine binds one per process); a database per test.
 const chPath = mkdtempSync(join(tmpdir(), 'skew-redis-server-ch-'));
-
-/**
- * A private one-node Redis Cluster holding every slot (never the shared stack's Redis), its bus on
- * a port picked free too (the default, port + 10000, was never checked).
- */
-async function privateCluster(): Promise<{ url: string; process: ChildProcess; dir: string }> {
-  const port = await freePort();
-  let bus = await freePort();
-  while (bus === port) bus = await freePort();
-  const data = mkdtempSync(join(tmpdir(), 'skew-private-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', data, '--save', '', '--appendonly', 'no'];
-  args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(bus));
-  const child = spawn('redis-server', args, { stdio: 'ignore' });
-  const url = `redis://127.0.0.1:${port}`;
-  const tooling = createRedisClient({ url, tls: false }, 'tooling');
-  tooling.on('error', () => {}); // refused until the fresh server listens
-  try {
-    await waitReady(tooling, 10_000);
-    await tooling.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-  } finally {
-    tooling.disconnect();
-  }
-  return { url, process: child, dir: data };
-}
-
-/** A logger that records its error lines (the others are dropped). */
-function errorRecorder(lines: Array<{ obj: object; msg?: string }>): Logger {
-  const ignore = () => {};
-  const logger: Logger = {
-    debug: ignore,
-    info: ignore,
-    warn: ignore,
-    error: (obj, msg) => void lines.push(msg === undefined ? { obj } : { obj, msg }),
-    child: () => logger,
-  };
-  return logger;
-}
 
 async function liveness(runner: Runner): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://127.0.0.1:${runner.httpPort}/healthz`);
@@ -75,15 +35,12 @@ describe('skew-monitor and a Redis server driftline does not support', () => {
   });
 
   const start = async (sampleRate: number, lines: Array<{ obj: object; msg?: string }>) => {
-    const cluster = await privateCluster();
-    cleanup.push(() => {
-      cluster.process.kill('SIGKILL');
-      rmSync(cluster.dir, { recursive: true, force: true });
-    });
+    const cluster = await privateRedis({ cluster: true });
+    cleanup.push(() => cluster.stop());
     const name = uniqueName('skewrs').replaceAll('-', '_');
     const runner = await startRunner({
       services: [skewMonitorService as never],
-      logger: errorRecorder(lines),
+      logger: recordingLogger('error', lines),
       env: skewEnv(
         stack,
         {

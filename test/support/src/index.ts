@@ -13,6 +13,7 @@ export {
   type ThrottledProxy,
   throttledProxy,
 } from './proxy.js';
+export { clusterNodeArgs, type PrivateRedis, privateRedis, recordingLogger } from './redis-server.js';
 export { removeTree, writeFilesFor } from './remove-tree.js';
 export { DATABASE_99_REFUSED_LINE, type DriftlineRun, spawnDriftlineRun } from './run-process.js';
 

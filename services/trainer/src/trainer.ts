@@ -46,11 +46,10 @@ import type { TrainerConfig } from './config.js';
 import { arrowSteps, classCounts, type Dataset, datasetSteps } from './dataset.js';
 import {
   ENVIRONMENT_FAILURE_BUDGET_MS,
-  type EnvironmentStreak,
   environmentExhausted,
-  parseEnvironmentStreak,
   recordEnvironmentFailure,
 } from './environment-failures.js';
+import { environmentStreakStore } from './environment-streak-store.js';
 import {
   configurationDigest,
   GIVE_UP_REMEMBERED_MS,
@@ -60,7 +59,7 @@ import {
   type RecordDelivery,
 } from './give-up-record.js';
 import { type LabelWaits, labelWaitStep } from './label-wait.js';
-import { decidePromotion, type PromotionVerdict, versionFor } from './promotion.js';
+import { decidePromotion, type GateBaseline, type PromotionVerdict, versionFor } from './promotion.js';
 import { calibrationFromDataset, referenceSteps } from './reference.js';
 import { servingProblem } from './serving-check.js';
 import { runYielding } from './steps.js';
@@ -335,44 +334,8 @@ async function runWorkerCounted<T>(
   }
 }
 
-/** A request's environment streak, in its version directory (so a restart does not reset it). */
-const ENVIRONMENT_STREAK_FILE = 'worker-environment-failures';
-
-/**
- * Streaks that could not be written to their version directory (it cannot be created or written:
- * the very failure counted), by directory. Lost at a restart, but then the start-up check of the
- * artifact directory refuses to start while it stays unwritable (checkArtifactDir).
- */
-const unwrittenStreaks = new Map<string, EnvironmentStreak>();
-
-function readEnvironmentStreak(dir: string): EnvironmentStreak | undefined {
-  try {
-    const file = join(dir, ENVIRONMENT_STREAK_FILE);
-    if (existsSync(file)) return parseEnvironmentStreak(readFileSync(file, 'utf8'));
-  } catch {
-    // Unreadable: the one kept in memory, if any.
-  }
-  return unwrittenStreaks.get(dir);
-}
-
-function writeEnvironmentStreak(dir: string, streak: EnvironmentStreak): void {
-  try {
-    writeFileSync(join(dir, ENVIRONMENT_STREAK_FILE), JSON.stringify(streak));
-    unwrittenStreaks.delete(dir);
-  } catch {
-    unwrittenStreaks.set(dir, streak);
-  }
-}
-
-function clearEnvironmentStreak(dir: string): void {
-  unwrittenStreaks.delete(dir);
-  try {
-    rmSync(join(dir, ENVIRONMENT_STREAK_FILE), { force: true });
-  } catch {
-    // Left behind in a directory gone read-only: the run is in place, the request goes on (a
-    // streak left there only matters to a request that fails again).
-  }
-}
+/** The requests' environment streaks (one store per process: its memory holds the unwritten ones). */
+const environmentStreaks = environmentStreakStore();
 
 /**
  * Counts one environment failure of the request in `dir` (not a stop): returns the failure itself
@@ -386,8 +349,8 @@ function recordEnvironmentFailureOf(
   now: number,
   fix: string,
 ): DriftlineError {
-  const streak = recordEnvironmentFailure(readEnvironmentStreak(dir), startedAt, now);
-  writeEnvironmentStreak(dir, streak);
+  const streak = recordEnvironmentFailure(environmentStreaks.read(dir), startedAt, now);
+  environmentStreaks.write(dir, streak);
   if (!environmentExhausted(streak)) return error;
   const minutes = Math.round((streak.last - streak.since) / 60_000);
   return new DriftlineError(
@@ -875,7 +838,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
       );
     }
     // The run is in place: only now does the request's environment streak end (runWorkerCounted).
-    clearEnvironmentStreak(dir);
+    environmentStreaks.clear(dir);
     return inPlace;
   });
   const { result, scores } = run;
@@ -884,7 +847,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   // the serving version stays.
   const verdict: PromotionVerdict =
     run.servingProblem === undefined
-      ? decidePromotion(result.metrics, config.promotion)
+      ? decidePromotion(result.metrics, config.promotion, gateBaselineOf(request, ds))
       : {
           promote: false,
           reason: `the model-server would refuse this model: ${run.servingProblem}`,
@@ -964,6 +927,13 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
     'model version registered',
   );
   return verdict.promote ? (config.rollout === 'staged' ? 'shadowed' : 'promoted') : 'rejected';
+}
+
+/** What the gate compares against besides the worker's metrics: the base version named, the held-out class rate. */
+function gateBaselineOf(request: RetrainRequest, ds: Dataset): GateBaseline {
+  let holdoutPositives = 0;
+  for (let i = 0; i < ds.rows; i++) if (ds.holdout[i] === 1 && ds.label[i] === 1) holdoutPositives++;
+  return { baseVersion: request.model_version, holdoutRows: ds.holdoutRows, holdoutPositives };
 }
 
 /**

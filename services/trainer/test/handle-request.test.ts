@@ -155,7 +155,7 @@ async function redeliveredUntilHandled(
 function completedRun(
   dir: string,
   auc: number,
-  opts: { out?: string; model?: string; meta?: string; of?: LabeledRow[] } = {},
+  opts: { out?: string; model?: string; meta?: string; of?: LabeledRow[]; metrics?: Record<string, number> } = {},
 ) {
   const out = opts.out ?? join(dir, 'fraud', versionFor(request));
   const of = opts.of ?? rows;
@@ -171,7 +171,7 @@ function completedRun(
   writeFileSync(
     join(out, 'result.json'),
     JSON.stringify({
-      metrics: { roc_auc: auc, current_roc_auc: 0.5 },
+      metrics: opts.metrics ?? { roc_auc: auc, current_roc_auc: 0.5 },
       device: 'cpu',
       device_reason: 'requested cpu',
       rows_train: 40,
@@ -267,6 +267,40 @@ describe('handleRequest (idempotency)', () => {
     expect(await handleRequest(deps, request)).toBe('rejected');
     expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'REJECTED']);
     expect(references).toHaveLength(0);
+  });
+
+  describe('no current value to gate against (found by a review)', () => {
+    // What train.py reports when no held-out row carries the base version's score.
+    const unmeasured = (auc: number) => ({ roc_auc: auc, log_loss: 0.764, accuracy: 0.475, current_rows: 0 });
+
+    it('a request naming a base version that scored none of the held-out rows: rejected, nothing promoted (was promoted at any value)', async () => {
+      const { dir, deps, registry, published, references } = setup();
+      completedRun(dir, 0.479, { metrics: unmeasured(0.479) });
+      expect(await handleRequest(deps, request)).toBe('rejected');
+      expect(published.map((e) => e.kind)).toEqual(['TRAINED', 'REJECTED']);
+      expect(references).toHaveLength(0);
+      expect(registry.rows.at(-1)).toMatchObject({
+        status: 'REJECTED',
+        promotion_reason: expect.stringMatching(
+          /^no current roc_auc to compare with: no held-out row carries the score of the base version v1 /,
+        ),
+      });
+    });
+
+    it('no base version named and nothing measured: gated against no skill on the held-out slice', async () => {
+      const unnamed = { ...request, model_version: '' };
+      const worse = setup();
+      completedRun(worse.dir, 0.479, { metrics: unmeasured(0.479) });
+      expect(await handleRequest(worse.deps, unnamed)).toBe('rejected');
+      // The 10 held-out rows of the 50 (0.2), every other one labelled 1.
+      expect(worse.registry.rows.at(-1)!.promotion_reason).toBe(
+        'roc_auc 0.4790 vs no skill 0.5000 (no baseline: no base version named, no answered score measured; the floor on the 10 held-out rows, 5 labelled 1): gain -0.0210 below margin 0.01',
+      );
+      const better = setup();
+      completedRun(better.dir, 0.9, { metrics: unmeasured(0.9) });
+      expect(await handleRequest(better.deps, unnamed)).toBe('promoted');
+      expect(better.references).toHaveLength(1);
+    });
   });
 
   it('publishes a registered but unpublished version after a crash, without training', async () => {

@@ -19,7 +19,7 @@ import {
   parseFeatures,
 } from '../src/dataset.js';
 import { labelShortfall, labelWaitStep } from '../src/label-wait.js';
-import { decidePromotion, versionFor } from '../src/promotion.js';
+import { decidePromotion, type GateBaseline, noSkillValue, versionFor } from '../src/promotion.js';
 import { referenceFromDataset } from '../src/reference.js';
 import { modelEvents } from '../src/trainer.js';
 import { defaultMaxCells } from '../src/training-source.js';
@@ -305,35 +305,91 @@ describe('dataset', () => {
 });
 
 describe('promotion', () => {
+  // The request names its base version v1; 100 held-out rows, 30 labelled 1.
+  const named: GateBaseline = { baseVersion: 'v1', holdoutRows: 100, holdoutPositives: 30 };
+  const unnamed: GateBaseline = { ...named, baseVersion: '' };
+
   it('promotes when the candidate beats the serving model by the margin', () => {
     const rule = { metric: 'roc_auc' as const, margin: 0.02 };
-    expect(decidePromotion({ roc_auc: 0.9, current_roc_auc: 0.7 }, rule).promote).toBe(true);
-    expect(decidePromotion({ roc_auc: 0.71, current_roc_auc: 0.7 }, rule).promote).toBe(false);
-    expect(decidePromotion({ roc_auc: 0.72, current_roc_auc: 0.7 }, rule).promote).toBe(true); // exactly the margin
-    expect(decidePromotion({ current_roc_auc: 0.7 }, rule).promote).toBe(false);
-    expect(decidePromotion({ roc_auc: 0.6 }, rule).promote).toBe(true);
+    expect(decidePromotion({ roc_auc: 0.9, current_roc_auc: 0.7 }, rule, named).promote).toBe(true);
+    expect(decidePromotion({ roc_auc: 0.71, current_roc_auc: 0.7 }, rule, named).promote).toBe(false);
+    expect(decidePromotion({ roc_auc: 0.72, current_roc_auc: 0.7 }, rule, named).promote).toBe(true); // exactly the margin
+    expect(decidePromotion({ current_roc_auc: 0.7 }, rule, named).promote).toBe(false);
   });
 
   it('compares on the held-out rows the base version scored: gate_* of the candidate against current_* (found by a review)', () => {
     const rule = { metric: 'roc_auc' as const, margin: 0.02 };
     // On the whole slice the candidate looks better; on the rows the base version scored, it is not.
     const metrics = { roc_auc: 0.9, gate_roc_auc: 0.71, current_roc_auc: 0.7, current_rows: 40 };
-    const verdict = decidePromotion(metrics, rule);
+    const verdict = decidePromotion(metrics, rule, named);
     expect(verdict).toMatchObject({ promote: false, candidate: 0.71, current: 0.7 });
     expect(verdict.reason).toBe(
       'roc_auc 0.7100 vs current 0.7000 on the 40 held-out rows the base version scored: gain 0.0100 below margin 0.02',
     );
-    // No held-out row carries the base version's score: nothing to compare with, said so.
-    expect(decidePromotion({ roc_auc: 0.9, current_rows: 0 }, rule)).toMatchObject({
-      promote: true,
-      reason: 'no current roc_auc to compare with (no held-out row carries the base version’s score)',
+  });
+
+  it('rejects when the base version the request names cannot be measured, however good the candidate (found by a review)', () => {
+    const rule = { metric: 'roc_auc' as const, margin: 0.01 };
+    // No held-out row carries the base version's score (a typo, a version rolled back since):
+    // promoted before, whatever the candidate's value (0.31, worse than random, replaced production).
+    for (const roc_auc of [0.31, 0.9]) {
+      const verdict = decidePromotion({ roc_auc, log_loss: 0.9, accuracy: 0.5, current_rows: 0 }, rule, named);
+      expect(verdict).toMatchObject({ promote: false, candidate: roc_auc, current: undefined });
+      expect(verdict.reason).toBe(
+        'no current roc_auc to compare with: no held-out row carries the score of the base version v1 (it did not serve the newest rows of the window: a typo, or a version rolled back or replaced since the request); rejected: a request naming a base version is gated against that version, never on the candidate alone',
+      );
+    }
+    // The rows it scored are one class: no roc_auc of it (log loss and accuracy it has).
+    const oneClass = { roc_auc: 0.8, current_rows: 12, current_log_loss: 0.4, current_accuracy: 1 };
+    expect(decidePromotion(oneClass, rule, named)).toMatchObject({
+      promote: false,
+      reason: expect.stringContaining('the 12 held-out rows the base version v1 scored leave its roc_auc undefined'),
     });
+    // Log loss too: 5.2 was promoted.
+    const logLoss = { metric: 'log_loss' as const, margin: 0.01 };
+    expect(decidePromotion({ log_loss: 5.2, current_rows: 0 }, logLoss, named).promote).toBe(false);
+    expect(decidePromotion({ log_loss: 0.1, current_rows: 0 }, logLoss, named).promote).toBe(false);
+  });
+
+  it('with no baseline at all (no base version named, no score measured), gates against a predictor with no skill', () => {
+    expect(noSkillValue('roc_auc', 100, 30)).toBe(0.5);
+    expect(noSkillValue('accuracy', 100, 30)).toBeCloseTo(0.7, 12);
+    expect(noSkillValue('accuracy', 100, 80)).toBeCloseTo(0.8, 12);
+    // The class rate's entropy: the log loss of the constant 0.3.
+    expect(noSkillValue('log_loss', 100, 30)).toBeCloseTo(-(0.3 * Math.log(0.3) + 0.7 * Math.log(0.7)), 12);
+    expect(noSkillValue('log_loss', 100, 0)).toBe(0);
+
+    const auc = { metric: 'roc_auc' as const, margin: 0.01 };
+    expect(decidePromotion({ roc_auc: 0.479, current_rows: 0 }, auc, unnamed)).toMatchObject({
+      promote: false,
+      current: undefined,
+      reason:
+        'roc_auc 0.4790 vs no skill 0.5000 (no baseline: no base version named, no answered score measured; the floor on the 100 held-out rows, 30 labelled 1): gain -0.0210 below margin 0.01',
+    });
+    expect(decidePromotion({ roc_auc: 0.505, current_rows: 0 }, auc, unnamed).promote).toBe(false);
+    expect(decidePromotion({ roc_auc: 0.51 }, auc, unnamed).promote).toBe(true); // exactly the margin
+    expect(decidePromotion({ roc_auc: 0.6 }, auc, unnamed).promote).toBe(true);
+    // Strictly above no skill even with a margin of 0.
+    expect(decidePromotion({ roc_auc: 0.5 }, { metric: 'roc_auc', margin: 0 }, unnamed).promote).toBe(false);
+    expect(decidePromotion({ roc_auc: 0.501 }, { metric: 'roc_auc', margin: 0 }, unnamed).promote).toBe(true);
+
+    // Log loss: below the class rate's entropy (0.6109 at 30 %) by the margin.
+    const logLoss = { metric: 'log_loss' as const, margin: 0.01 };
+    expect(decidePromotion({ log_loss: 0.764 }, logLoss, unnamed).promote).toBe(false);
+    expect(decidePromotion({ log_loss: 0.605 }, logLoss, unnamed).promote).toBe(false);
+    expect(decidePromotion({ log_loss: 0.55 }, logLoss, unnamed).promote).toBe(true);
+    // Accuracy: above the majority class's share (70 %) by the margin; 0.69 beats a coin, not the majority.
+    const accuracy = { metric: 'accuracy' as const, margin: 0.01 };
+    expect(decidePromotion({ accuracy: 0.69 }, accuracy, unnamed).promote).toBe(false);
+    expect(decidePromotion({ accuracy: 0.75 }, accuracy, unnamed).promote).toBe(true);
+    // A measured current value still decides when there is one.
+    expect(decidePromotion({ roc_auc: 0.6, current_roc_auc: 0.7 }, auc, unnamed).promote).toBe(false);
   });
 
   it('lower is better for log loss', () => {
     const rule = { metric: 'log_loss' as const, margin: 0.05 };
-    expect(decidePromotion({ log_loss: 0.3, current_log_loss: 0.5 }, rule).promote).toBe(true);
-    expect(decidePromotion({ log_loss: 0.48, current_log_loss: 0.5 }, rule).promote).toBe(false);
+    expect(decidePromotion({ log_loss: 0.3, current_log_loss: 0.5 }, rule, named).promote).toBe(true);
+    expect(decidePromotion({ log_loss: 0.48, current_log_loss: 0.5 }, rule, named).promote).toBe(false);
   });
 
   it('derives the version from the request only', () => {

@@ -72,7 +72,7 @@ describe('model-server and a Redis server driftline does not support', () => {
     expect(naming(lines)).toEqual([
       {
         obj: { reason: expect.stringMatching(CLUSTER_REFUSED) },
-        msg: 'Redis cannot serve the feature reads: /healthz fails once a request reads the store (requests carrying every feature are answered)',
+        msg: "Redis cannot serve the feature reads: the runner's /healthz and /readyz (DRIFTLINE_HTTP_PORT) fail once a request reads the store (requests carrying every feature are answered)",
       },
     ]);
     // The verdict is in: an instance whose requests never read the store stays live and ready

@@ -17,17 +17,19 @@ export interface PrivateRedis {
 }
 
 /**
- * Starts a private redis-server on a free loopback port (`args` appended), no persistence unless
- * `args` asks for it. `cluster`: a one-node Redis Cluster holding every slot. `ready` (default
+ * Starts a private redis-server on a free loopback port (`args` appended), no snapshots or AOF
+ * unless `args` asks for them. `cluster`: a one-node Redis Cluster holding every slot. `ready` (default
  * true) waits until it answers PING (and has its slots).
  */
 export async function privateRedis(
   options: { args?: readonly string[]; port?: number; cluster?: boolean; ready?: boolean } = {},
 ): Promise<PrivateRedis> {
   const port = options.port ?? (await freePort());
+  const cluster = options.cluster === true ? await clusterNodeArgs(port) : [];
   const dir = mkdtempSync(join(tmpdir(), 'private-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, ...(options.args ?? [])];
-  if (options.cluster === true) args.push(...(await clusterNodeArgs(port)));
+  // No snapshots or AOF unless `args` asks (redis-server keeps an option's last value).
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'];
+  args.push(...(options.args ?? []), ...cluster);
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   const server: PrivateRedis = {
     url: `redis://127.0.0.1:${port}`,
@@ -41,8 +43,13 @@ export async function privateRedis(
   };
   if (options.ready === false) return server;
   try {
-    await untilAnswers(port, 'PING', '+PONG', 10_000);
-    if (options.cluster === true) await untilAnswers(port, 'CLUSTER ADDSLOTSRANGE 0 16383', '+OK', 5_000);
+    await untilAnswers(port, 'PING', ['+PONG', '-NOAUTH'], 10_000);
+    if (options.cluster === true) {
+      // A retry after a slow first answer finds the slots taken: that is the state wanted.
+      await untilAnswers(port, 'CLUSTER ADDSLOTSRANGE 0 16383', ['+OK', '-ERR Slot 0 is already busy'], 10_000);
+      // The node says cluster_state:fail for a moment after taking its slots (writes: CLUSTERDOWN).
+      await untilAnswers(port, 'CLUSTER INFO', ['$'], 10_000, 'cluster_state:ok');
+    }
   } catch (error) {
     server.stop();
     throw error;
@@ -62,13 +69,22 @@ export async function clusterNodeArgs(clientPort: number): Promise<string[]> {
   return ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(bus)];
 }
 
-/** Sends one inline command until its reply starts with `expected` (refused until the server listens). */
-async function untilAnswers(port: number, command: string, expected: string, timeoutMs: number): Promise<void> {
+/**
+ * Sends one inline command until its reply starts with one of `expected` (and holds `including`);
+ * refused until the server listens.
+ */
+async function untilAnswers(
+  port: number,
+  command: string,
+  expected: readonly string[],
+  timeoutMs: number,
+  including = '',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {
     last = await inlineCommand(port, command).catch((error: unknown) => String(error));
-    if (last.startsWith(expected)) return;
+    if (expected.some((start) => last.startsWith(start)) && last.includes(including)) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`private redis-server on port ${port}: "${command}" answered ${JSON.stringify(last)}`);
@@ -77,7 +93,7 @@ async function untilAnswers(port: number, command: string, expected: string, tim
 function inlineCommand(port: number, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
-    socket.setTimeout(1_000, () => socket.destroy(new Error('timed out')));
+    socket.setTimeout(3_000, () => socket.destroy(new Error('timed out')));
     socket.once('error', reject);
     socket.once('connect', () => socket.write(`${command}\r\n`));
     socket.once('data', (data) => {

@@ -168,8 +168,9 @@ const SERVER_CHECK_RETRY_MS = 5_000;
 
 /**
  * {@link checkRedisServer}, run without holding a start: once `databaseAccepted` resolves (the
- * URL's database accepted, see checkRedisDatabase) and the client is ready, and again 5 s after a
- * connection error (an outage, not a verdict). A server driftline does not support is one error
+ * URL's database accepted, see checkRedisDatabase) and the client is ready, again on every
+ * reconnection (the server behind the URL may have been replaced: a verdict is cleared when a check
+ * passes), and 5 s after a connection error (an outage, not a verdict). A server driftline does not support is one error
  * line (`reason` names DRIFTLINE_REDIS_URL; `consequence` says what fails), and `supported()`
  * turns false — the services' liveness. One watcher for every service on online features (the
  * feature-materializer, the feature API, the model server, the skew monitor).
@@ -184,27 +185,41 @@ export function watchRedisServer(options: {
   const { client, logger } = options;
   let unsupported: string | undefined;
   let stopped = false;
-  const whenReady = (check: () => void) => {
-    if (client.status === 'ready') check();
-    else client.once('ready', check);
-  };
+  let accepted = false;
+  let retry: NodeJS.Timeout | undefined;
   const check = () => {
-    if (stopped) return;
-    checkRedisServer(client).catch((error: unknown) => {
-      if (stopped) return;
-      if (!(error instanceof ConfigError)) {
-        setTimeout(() => whenReady(check), SERVER_CHECK_RETRY_MS).unref();
-        return;
-      }
-      unsupported = error.message;
-      logger.error({ reason: unsupported }, options.consequence);
-    });
+    if (stopped || !accepted || client.status !== 'ready') return;
+    checkRedisServer(client).then(
+      () => {
+        // A server replaced at the same address (a cluster by a standalone one) is usable again.
+        if (unsupported !== undefined) logger.info({}, 'Redis server check passes again');
+        unsupported = undefined;
+      },
+      (error: unknown) => {
+        if (stopped) return;
+        if (!(error instanceof ConfigError)) {
+          clearTimeout(retry);
+          retry = setTimeout(check, SERVER_CHECK_RETRY_MS).unref();
+          return;
+        }
+        if (unsupported === undefined) logger.error({ reason: error.message }, options.consequence);
+        unsupported = error.message;
+      },
+    );
   };
-  void options.databaseAccepted.then(() => whenReady(check));
+  // Every (re)connection checks again: the server behind the URL can be replaced while we run
+  // (a standalone one by a cluster, or back), and a verdict must not outlive the server it judged.
+  client.on('ready', check);
+  void options.databaseAccepted.then(() => {
+    accepted = true;
+    check();
+  });
   return {
     supported: () => unsupported === undefined,
     stop: () => {
       stopped = true;
+      clearTimeout(retry);
+      client.off('ready', check);
     },
   };
 }

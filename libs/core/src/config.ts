@@ -1,7 +1,12 @@
 import { z } from 'zod';
 import { DURATION_HINT, formatDuration, parseDurationMs } from './duration.js';
 import { ConfigError } from './errors.js';
-import { DEFAULT_EVENT_TIME_BOUNDS, EVENT_TIME_MAX_FUTURE_LIMIT_MS } from './event-time.js';
+import {
+  DEFAULT_EVENT_TIME_BOUNDS,
+  EVENT_TIME_FLOOR_MS,
+  EVENT_TIME_MAX_FUTURE_LIMIT_MS,
+  type EventTimeBounds,
+} from './event-time.js';
 import { isSecretName, redactConfigValue } from './redact.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -480,3 +485,75 @@ export const eventTimeMaxFutureField = envField
     z.number().max(EVENT_TIME_MAX_FUTURE_LIMIT_MS, `must be at most ${formatDuration(EVENT_TIME_MAX_FUTURE_LIMIT_MS)}`),
   )
   .default(DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs);
+
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * Epoch ms of an ISO date (`2000-01-01`, UTC) or date-time with a zone (`…T12:00:00Z`,
+ * `…T12:00+02:00`); undefined unless every part exists: Date.parse rolls 2024-02-30 over into
+ * March and reads a date-time without a zone in local time.
+ */
+function parseIsoTimeMs(text: string): number | undefined {
+  const m = ISO_TIME.exec(text);
+  if (m === null) return undefined;
+  const [year, month, day, hour = 0, minute = 0, second = 0] = m
+    .slice(1, 7)
+    .map((p) => (p === undefined ? undefined : Number(p)));
+  const date = new Date(Date.UTC(year!, month! - 1, day!));
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month! - 1 || date.getUTCDate() !== day)
+    return undefined;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  const zone = m[7];
+  if (zone !== undefined && zone !== 'Z' && (Number(zone.slice(1, 3)) > 23 || Number(zone.slice(4)) > 59))
+    return undefined;
+  const ms = Date.parse(zone === undefined ? `${text}T00:00:00Z` : text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * DRIFTLINE_EVENT_TIME_MIN: the earliest accepted event_time, an ISO date (UTC) or date-time
+ * (earlier events go to the DLQ); a day that does not exist (2024-02-30) is refused, not rolled
+ * over into the next month.
+ */
+export const eventTimeMinField = z
+  .string()
+  .transform((v, ctx) => {
+    const ms = parseIsoTimeMs(v);
+    if (ms === undefined) {
+      const message = ISO_TIME.test(v)
+        ? 'must be a valid ISO date: that day or time does not exist'
+        : 'must be an ISO date such as 2000-01-01 (or 2000-01-01T00:00:00Z)';
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }
+    return ms;
+  })
+  .pipe(z.number().min(EVENT_TIME_FLOOR_MS, 'must be 1900-01-01 or later (ClickHouse DateTime64 starts there)'))
+  .default(DEFAULT_EVENT_TIME_BOUNDS.minMs);
+
+/**
+ * The event-time bounds' variables, one definition for the services (libs/service's common
+ * config) and the SDK (`connectionFromEnv`): a bound the services apply and the SDK did not let
+ * the SDK accept events that were then dead-lettered.
+ */
+export const eventTimeEnvShape = {
+  DRIFTLINE_EVENT_TIME_MAX_FUTURE: eventTimeMaxFutureField,
+  DRIFTLINE_EVENT_TIME_MIN: eventTimeMinField,
+};
+
+/**
+ * The bounds from the parsed variables; a minimum after `now` (every event of the present would be
+ * dead-lettered) is a ConfigError naming DRIFTLINE_EVENT_TIME_MIN.
+ */
+export function toEventTimeBounds(
+  env: z.infer<z.ZodObject<typeof eventTimeEnvShape>>,
+  now = Date.now(),
+): EventTimeBounds {
+  if (env.DRIFTLINE_EVENT_TIME_MIN > now) {
+    throw new ConfigError(
+      'DRIFTLINE_EVENT_TIME_MIN',
+      `must not be in the future (${new Date(env.DRIFTLINE_EVENT_TIME_MIN).toISOString()}): every event would go to the DLQ`,
+    );
+  }
+  return { maxFutureMs: env.DRIFTLINE_EVENT_TIME_MAX_FUTURE, minMs: env.DRIFTLINE_EVENT_TIME_MIN };
+}

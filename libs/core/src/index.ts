@@ -3,6 +3,7 @@ export * from './config-text.js';
 export * from './deadline.js';
 export * from './duration.js';
 export * from './errors.js';
+export * from './event-rules.js';
 export * from './event-time.js';
 export * from './extremes.js';
 export * from './hash.js';

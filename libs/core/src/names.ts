@@ -33,8 +33,9 @@ export function modelNameProblem(model: string, version: string): string | undef
 
 /**
  * Why an alert's model or version name is refused: what its producers can raise, no more. The
- * model 1..256 characters like events'; the version 0..256: the SDK and the prediction schema
- * accept an empty version and the skew-monitor raises alerts for it, which the alert consumers
+ * model 1..256 characters like events'; the version 0..256: the prediction schema accepts an empty
+ * version (from a producer other than the SDK, which refuses it as the label-joiner and the
+ * drift-monitor do) and the skew-monitor raises alerts for it, which the alert consumers
  * dead-lettered (found by a review). The bound keeps route-glob matching and state keys cheap.
  */
 export function alertNameProblem(model: string, version: string): string | undefined {

@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ConfigError,
   checkEventTime,
   DEFAULT_EVENT_TIME_BOUNDS,
   type EventTimeBounds,
+  eventTimeEnvShape,
   eventTimeProblem,
   humanSpan,
   PoisonRecordError,
+  parseEnv,
+  toEventTimeBounds,
   windowTimeProblem,
 } from '../src/index.js';
 
@@ -127,5 +131,37 @@ describe('event-time bounds', () => {
     expect(humanSpan(2 * 3_600_000 + 5)).toBe('2 hours');
     expect(humanSpan(47 * 3_600_000)).toBe('1.9 days');
     expect(humanSpan(15 * 86_400_000)).toBe('15 days');
+  });
+});
+
+// One definition of the variables for the services and the SDK's connectionFromEnv.
+describe('event-time bounds from the environment (eventTimeEnvShape, toEventTimeBounds)', () => {
+  const bounds = (env: Record<string, string>, now = NOW) => toEventTimeBounds(parseEnv(eventTimeEnvShape, env), now);
+
+  it('defaults when unset; a duration and an ISO date or date-time with a zone otherwise', () => {
+    expect(bounds({})).toEqual(DEFAULT_EVENT_TIME_BOUNDS);
+    expect(bounds({ DRIFTLINE_EVENT_TIME_MAX_FUTURE: '1d', DRIFTLINE_EVENT_TIME_MIN: '1950-06-01' })).toEqual({
+      maxFutureMs: 86_400_000,
+      minMs: Date.UTC(1950, 5, 1),
+    });
+    expect(bounds({ DRIFTLINE_EVENT_TIME_MIN: '2024-03-01T12:30+02:00' }).minMs).toBe(Date.UTC(2024, 2, 1, 10, 30));
+    expect(bounds({ DRIFTLINE_EVENT_TIME_MIN: '2024-02-29' }).minMs).toBe(Date.UTC(2024, 1, 29));
+  });
+
+  it('names the variable of a bound that is wrong, missing a zone, a day that does not exist, before 1900 or in the future', () => {
+    for (const [env, message] of [
+      [{ DRIFTLINE_EVENT_TIME_MIN: '1899-12-31' }, /^DRIFTLINE_EVENT_TIME_MIN: must be 1900-01-01 or later/],
+      [{ DRIFTLINE_EVENT_TIME_MIN: 'yesterday' }, /^DRIFTLINE_EVENT_TIME_MIN: must be an ISO date such as/],
+      [{ DRIFTLINE_EVENT_TIME_MIN: '2024-01-01T00:00:00' }, /^DRIFTLINE_EVENT_TIME_MIN: must be an ISO date such as/],
+      [{ DRIFTLINE_EVENT_TIME_MIN: '2024-02-30' }, /^DRIFTLINE_EVENT_TIME_MIN: must be a valid ISO date: that day/],
+      [
+        { DRIFTLINE_EVENT_TIME_MIN: '2024-12-02T12:30:00Z' },
+        /^DRIFTLINE_EVENT_TIME_MIN: must not be in the future \(2024-12-02T12:30:00\.000Z\)/,
+      ],
+      [{ DRIFTLINE_EVENT_TIME_MAX_FUTURE: '400d' }, /^DRIFTLINE_EVENT_TIME_MAX_FUTURE: must be at most 366d/],
+    ] as const) {
+      expect(() => bounds(env)).toThrow(ConfigError);
+      expect(() => bounds(env)).toThrow(message);
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, labelFieldsProblem, predictionFieldsProblem } from '@driftline/core';
 import { isWellFormed, MAX_ENTITY_LENGTH, MAX_EVENT_ID_LENGTH, MAX_STRING_FEATURE_LENGTH } from '@driftline/features';
 import type { FeatureEvent, LabelEvent, PredictionEvent } from '@driftline/schemas';
 
@@ -66,12 +66,23 @@ function firstTextProblem(fields: ReadonlyArray<readonly [string, unknown]>): st
   return undefined;
 }
 
+/** Why an entity id is out of the bounds of the online store's keys (empty, over 1,024 characters). */
+function entityIdProblem(entity: string): string | undefined {
+  return entity.length === 0 || entity.length > MAX_ENTITY_LENGTH
+    ? `entity_id must be 1..${MAX_ENTITY_LENGTH} characters`
+    : undefined;
+}
+
 /**
- * A prediction's problem the services would dead-letter it for: a score that is not a finite
- * number, text that is not well-formed Unicode.
+ * A prediction's problem the services would dead-letter it for: text that is not well-formed
+ * Unicode, then the consumers' own rules (`predictionFieldsProblem` of @driftline/core:
+ * prediction_id 1..512 characters, model and model_version 1..256, a role of production, canary
+ * or shadow, a prediction finite within ±1e100, finite scores), and an entity_id the skew-monitor
+ * can look up in the online store (1..1,024 characters): it dead-letters a prediction it samples
+ * with any other, and which it samples is its configuration's, so any prediction is checked.
  */
 export function predictionEventProblem(event: PredictionEvent): string | undefined {
-  const text =
+  return (
     firstTextProblem([
       ['prediction_id', event.prediction_id],
       ['model', event.model],
@@ -81,28 +92,26 @@ export function predictionEventProblem(event: PredictionEvent): string | undefin
       ['role', event.role],
     ]) ??
     mapTextProblem('feature', event.features) ??
-    mapTextProblem('score', event.scores);
-  if (text !== undefined) return text;
-  if (!Number.isFinite(event.prediction)) return `prediction is ${event.prediction}: not a finite number`;
-  for (const [version, score] of Object.entries(event.scores ?? {})) {
-    if (!Number.isFinite(score)) return `scores["${version}"] is ${score}: not a finite number`;
-  }
-  return undefined;
+    mapTextProblem('score', event.scores) ??
+    predictionFieldsProblem(event) ??
+    entityIdProblem(event.entity_id)
+  );
 }
 
 /**
- * A label's problem the label-joiner would dead-letter it for: ids that are not well-formed Unicode
- * (it joins on prediction_id), a label that is not a finite number (its scores were checked here,
- * its labels reached the topic and its DLQ).
+ * A label's problem the label-joiner would dead-letter it for whatever its model's task: ids that
+ * are not well-formed Unicode (it joins on prediction_id), then its own rules
+ * (`labelFieldsProblem` of @driftline/core: prediction_id 1..512 characters, model 1..256, a label
+ * finite within ±1e100, a finite value within it too). A classification model's label that is not
+ * 0 or 1 is refused there, by the model's task, which the SDK does not know.
  */
 export function labelEventProblem(event: LabelEvent): string | undefined {
-  const text = firstTextProblem([
-    ['prediction_id', event.prediction_id],
-    ['model', event.model],
-  ]);
-  if (text !== undefined) return text;
-  if (!Number.isFinite(event.label)) return `label is ${event.label}: not a finite number`;
-  return undefined;
+  return (
+    firstTextProblem([
+      ['prediction_id', event.prediction_id],
+      ['model', event.model],
+    ]) ?? labelFieldsProblem(event)
+  );
 }
 
 /**
@@ -112,9 +121,8 @@ export function labelEventProblem(event: LabelEvent): string | undefined {
  * feature's declared type) stay with the materializer, which holds the views.
  */
 export function featureEventProblem(event: FeatureEvent): string | undefined {
-  if (event.entity_id.length === 0 || event.entity_id.length > MAX_ENTITY_LENGTH) {
-    return `entity_id must be 1..${MAX_ENTITY_LENGTH} characters`;
-  }
+  const entity = entityIdProblem(event.entity_id);
+  if (entity !== undefined) return entity;
   if (event.event_id.length === 0 || event.event_id.length > MAX_EVENT_ID_LENGTH || event.event_id.includes('\0')) {
     return `event_id must be 1..${MAX_EVENT_ID_LENGTH} characters without NUL`;
   }

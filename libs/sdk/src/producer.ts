@@ -80,9 +80,9 @@ export type DriftlineProducerOptions = KafkaConnection & {
    */
   readonly maxEventBytes?: number;
   /**
-   * The services' event-time bounds (DRIFTLINE_EVENT_TIME_MAX_FUTURE / _MIN; default 1 h ahead,
-   * not before 2000): an event outside them is refused by the publish call, as the services would
-   * dead-letter it (a µs or ns timestamp, say).
+   * The services' event-time bounds (DRIFTLINE_EVENT_TIME_MAX_FUTURE / _MIN, which
+   * `connectionFromEnv` reads; default 1 h ahead, not before 2000): an event outside them is
+   * refused by the publish call, as the services would dead-letter it (a µs or ns timestamp, say).
    */
   readonly eventTime?: EventTimeBounds;
   readonly logger?: Logger;

@@ -1,3 +1,4 @@
+import { MAX_METRIC_MAGNITUDE, MAX_MODEL_NAME_LENGTH, MAX_PREDICTION_ID_LENGTH } from '@driftline/core';
 import { MAX_ENTITY_LENGTH, MAX_STRING_FEATURE_LENGTH } from '@driftline/features';
 import type { FeatureEvent } from '@driftline/schemas';
 import { describe, expect, it } from 'vitest';
@@ -71,6 +72,137 @@ describe('labelEventProblem: ids that would not survive UTF-8', () => {
       'label is -Infinity: not a finite number',
     );
     expect(labelEventProblem({ ...label, label: 0 })).toBeUndefined();
+  });
+});
+
+// Each of these was accepted by the SDK (publish and flush resolved) and dead-lettered by the
+// label-joiner, the drift-monitor or the skew-monitor, unseen by a producer that never reads the
+// DLQ (a review): the SDK now applies the consumers' own rules (@driftline/core's event-rules).
+describe('predictionEventProblem: what the label-joiner, drift-monitor and skew-monitor dead-letter', () => {
+  const prediction = {
+    prediction_id: 'p1',
+    model: 'churn',
+    model_version: '3',
+    entity_id: 'u1',
+    event_time: Date.UTC(2026, 0, 1),
+    features: { a: 1 },
+    prediction: 0.5,
+    predicted_class: null,
+  };
+
+  it('passes an ordinary prediction, at every bound', () => {
+    expect(predictionEventProblem(prediction)).toBeUndefined();
+    expect(
+      predictionEventProblem({
+        ...prediction,
+        prediction_id: 'p'.repeat(MAX_PREDICTION_ID_LENGTH),
+        model: 'm'.repeat(MAX_MODEL_NAME_LENGTH),
+        model_version: 'v'.repeat(MAX_MODEL_NAME_LENGTH),
+        entity_id: 'u'.repeat(MAX_ENTITY_LENGTH),
+        prediction: -MAX_METRIC_MAGNITUDE,
+      }),
+    ).toBeUndefined();
+    for (const role of ['production', 'canary', 'shadow'])
+      expect(predictionEventProblem({ ...prediction, role })).toBeUndefined();
+  });
+
+  it('refuses an empty model_version (the label-joiner and the drift-monitor dead-letter it)', () => {
+    expect(predictionEventProblem({ ...prediction, model_version: '' })).toBe(
+      'model_version must be 1..256 characters (got 0)',
+    );
+  });
+
+  it('refuses a model_version over 256 characters', () => {
+    expect(predictionEventProblem({ ...prediction, model_version: 'v'.repeat(257) })).toBe(
+      'model_version must be 1..256 characters (got 257)',
+    );
+  });
+
+  it('refuses an empty model', () => {
+    expect(predictionEventProblem({ ...prediction, model: '' })).toBe('model must be 1..256 characters (got 0)');
+  });
+
+  it('refuses a model over 256 characters', () => {
+    expect(predictionEventProblem({ ...prediction, model: 'm'.repeat(300) })).toBe(
+      'model must be 1..256 characters (got 300)',
+    );
+  });
+
+  it('refuses an empty prediction_id', () => {
+    expect(predictionEventProblem({ ...prediction, prediction_id: '' })).toBe(
+      'prediction_id must be 1..512 characters (got 0)',
+    );
+  });
+
+  it('refuses a prediction_id over 512 characters', () => {
+    expect(predictionEventProblem({ ...prediction, prediction_id: 'p'.repeat(600) })).toBe(
+      'prediction_id must be 1..512 characters (got 600)',
+    );
+  });
+
+  it('refuses a role other than production, canary or shadow (the case counts)', () => {
+    expect(predictionEventProblem({ ...prediction, role: 'Canary' })).toBe(
+      'role "Canary" is not production, canary or shadow',
+    );
+    expect(predictionEventProblem({ ...prediction, role: '' })).toBe('role "" is not production, canary or shadow');
+  });
+
+  it('refuses a prediction beyond ±1e100 (the metrics square and sum it)', () => {
+    expect(predictionEventProblem({ ...prediction, prediction: 1e200 })).toBe('prediction is 1e+200: beyond ±1e+100');
+    expect(predictionEventProblem({ ...prediction, prediction: -1e101 })).toBe('prediction is -1e+101: beyond ±1e+100');
+  });
+
+  it('refuses an empty entity_id (the skew-monitor dead-letters it when it samples the prediction)', () => {
+    expect(predictionEventProblem({ ...prediction, entity_id: '' })).toBe('entity_id must be 1..1024 characters');
+  });
+
+  it('refuses an entity_id over 1,024 characters (the online store cannot key it)', () => {
+    expect(predictionEventProblem({ ...prediction, entity_id: 'u'.repeat(MAX_ENTITY_LENGTH + 1) })).toBe(
+      'entity_id must be 1..1024 characters',
+    );
+  });
+});
+
+describe('labelEventProblem: what the label-joiner dead-letters whatever the task', () => {
+  const label = { prediction_id: 'p1', model: 'churn', event_time: Date.UTC(2026, 0, 1), label: 1, value: null };
+
+  it('passes a label at every bound, and a value that is not finite (it counts as none)', () => {
+    expect(
+      labelEventProblem({
+        ...label,
+        prediction_id: 'p'.repeat(MAX_PREDICTION_ID_LENGTH),
+        model: 'm'.repeat(MAX_MODEL_NAME_LENGTH),
+        label: MAX_METRIC_MAGNITUDE,
+        value: -MAX_METRIC_MAGNITUDE,
+      }),
+    ).toBeUndefined();
+    expect(labelEventProblem({ ...label, value: Number.NaN })).toBeUndefined();
+  });
+
+  it('refuses an empty model (a label joins the prediction of its model)', () => {
+    expect(labelEventProblem({ ...label, model: '' })).toBe('model must be 1..256 characters (got 0)');
+  });
+
+  it('refuses a model over 256 characters', () => {
+    expect(labelEventProblem({ ...label, model: 'm'.repeat(257) })).toBe('model must be 1..256 characters (got 257)');
+  });
+
+  it('refuses an empty prediction_id', () => {
+    expect(labelEventProblem({ ...label, prediction_id: '' })).toBe('prediction_id must be 1..512 characters (got 0)');
+  });
+
+  it('refuses a prediction_id over 512 characters', () => {
+    expect(labelEventProblem({ ...label, prediction_id: 'p'.repeat(513) })).toBe(
+      'prediction_id must be 1..512 characters (got 513)',
+    );
+  });
+
+  it('refuses a label beyond ±1e100', () => {
+    expect(labelEventProblem({ ...label, label: 1e200 })).toBe('label is 1e+200: beyond ±1e+100');
+  });
+
+  it('refuses a value beyond ±1e100', () => {
+    expect(labelEventProblem({ ...label, value: 1e200 })).toBe('value is 1e+200: beyond ±1e+100');
   });
 });
 

@@ -1,4 +1,4 @@
-import { ConfigError } from '@driftline/core';
+import { ConfigError, DEFAULT_EVENT_TIME_BOUNDS } from '@driftline/core';
 import { describe, expect, it } from 'vitest';
 import { connectionFromEnv, createDriftlineProducer } from '../src/index.js';
 
@@ -25,7 +25,34 @@ describe('SDK connection settings', () => {
         faultHoldMs: 60_000,
       },
       registry: { url: 'https://registry.example/apis/ccompat/v7', username: 'r', timeoutMs: 10_000 },
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
     });
+  });
+
+  // A deployment that narrowed the services' bounds had SDKs accepting events the services then
+  // dead-lettered; one that widened them for a backfill had SDKs refusing the backfill (a review).
+  it("reads the services' event-time bounds, with their rules and messages", () => {
+    const connection = { DRIFTLINE_KAFKA_BROKERS: 'b:1', DRIFTLINE_SCHEMA_REGISTRY_URL: 'http://r' };
+    expect(
+      connectionFromEnv({
+        ...connection,
+        DRIFTLINE_EVENT_TIME_MIN: '2020-01-01',
+        DRIFTLINE_EVENT_TIME_MAX_FUTURE: '5m',
+      }).eventTime,
+    ).toEqual({ minMs: Date.UTC(2020, 0, 1), maxFutureMs: 300_000 });
+    expect(connectionFromEnv({ ...connection, DRIFTLINE_EVENT_TIME_MIN: '1950-06-01' }).eventTime).toEqual({
+      minMs: Date.UTC(1950, 5, 1),
+      maxFutureMs: DEFAULT_EVENT_TIME_BOUNDS.maxFutureMs,
+    });
+    expect(() => connectionFromEnv({ ...connection, DRIFTLINE_EVENT_TIME_MIN: '2024-02-30' })).toThrow(
+      /^DRIFTLINE_EVENT_TIME_MIN: must be a valid ISO date: that day or time does not exist/,
+    );
+    expect(() => connectionFromEnv({ ...connection, DRIFTLINE_EVENT_TIME_MIN: '2999-01-01' })).toThrow(
+      /^DRIFTLINE_EVENT_TIME_MIN: must not be in the future/,
+    );
+    expect(() => connectionFromEnv({ ...connection, DRIFTLINE_EVENT_TIME_MAX_FUTURE: '400d' })).toThrow(
+      /^DRIFTLINE_EVENT_TIME_MAX_FUTURE: must be at most 366d/,
+    );
   });
 
   it('names a missing variable', () => {

@@ -409,6 +409,13 @@ describe('producer SDK: input of the wrong type or text that UTF-8 cannot carry 
         () => label({ prediction_id: 'p1', model: 'churn', label: 1, event_time: String(Date.now()) }),
         /^event_time must be a number of epoch milliseconds, got a string$/,
       ],
+      // Accepted and flushed, then dead-lettered by the label-joiner and the drift-monitor, before.
+      [
+        () => prediction({ ...okPrediction, model_version: '' }),
+        /^model_version must be 1\.\.256 characters \(got 0\)$/,
+      ],
+      [() => prediction({ ...okPrediction, role: 'Canary' }), /^role "Canary" is not production, canary or shadow$/],
+      [() => label({ prediction_id: 'p1', model: 'churn', label: 1, value: 1e200 }), /^value is 1e\+200: beyond/],
     ];
     for (const [call, message] of cases) {
       let promise: Promise<unknown> | undefined;

@@ -1,39 +1,8 @@
 import { registryEnvShape } from '@driftline/codec';
-import {
-  ConfigError,
-  DEFAULT_EVENT_TIME_BOUNDS,
-  EVENT_TIME_FLOOR_MS,
-  type EventTimeBounds,
-  envField,
-  eventTimeMaxFutureField,
-} from '@driftline/core';
+import { ConfigError, type EventTimeBounds, envField, eventTimeEnvShape, toEventTimeBounds } from '@driftline/core';
 import { DEFAULT_STALL_TIMEOUT_MS, kafkaEnvShape } from '@driftline/kafka';
 import { clickhouseEnvShape } from '@driftline/warehouse';
 import { z } from 'zod';
-
-const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
-
-/**
- * Epoch ms of an ISO date (`2000-01-01`, UTC) or date-time with a zone (`…T12:00:00Z`,
- * `…T12:00+02:00`); undefined unless every part exists: Date.parse rolls 2024-02-30 over into
- * March and reads a date-time without a zone in local time.
- */
-function parseIsoTimeMs(text: string): number | undefined {
-  const m = ISO_TIME.exec(text);
-  if (m === null) return undefined;
-  const [year, month, day, hour = 0, minute = 0, second = 0] = m
-    .slice(1, 7)
-    .map((p) => (p === undefined ? undefined : Number(p)));
-  const date = new Date(Date.UTC(year!, month! - 1, day!));
-  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month! - 1 || date.getUTCDate() !== day)
-    return undefined;
-  if (hour > 23 || minute > 59 || second > 59) return undefined;
-  const zone = m[7];
-  if (zone !== undefined && zone !== 'Z' && (Number(zone.slice(1, 3)) > 23 || Number(zone.slice(4)) > 59))
-    return undefined;
-  const ms = Date.parse(zone === undefined ? `${text}T00:00:00Z` : text);
-  return Number.isNaN(ms) ? undefined : ms;
-}
 
 /** `auto` (undefined: decided from the cluster) or an integer in [min, max]. */
 function autoOrInt(min: number, max: number) {
@@ -68,33 +37,18 @@ export const baseEnvShape = {
    */
   DRIFTLINE_STALL_TIMEOUT: envField.duration(1_000).default(DEFAULT_STALL_TIMEOUT_MS),
   /**
-   * How long start-up keeps starting again while a backend is unreachable (a broker restarting, a
-   * registry not up yet), with backoff; `0` = no new attempt after the first fails. It bounds when
-   * a new attempt may begin, not one attempt: each attempt's own calls retry inside it (kafkajs'
-   * retries, topic creation's attempts) and keep their own timeouts. Config errors never retry.
+   * How long start-up waits for a backend that is unreachable (a broker restarting, a registry not
+   * up yet), starting again with backoff; `0` = no new attempt after the first fails. It bounds the
+   * attempt in flight too: then a backend that takes no connection ends the start at once, naming
+   * it (StartupTimeoutError); while all take connections one attempt may run 30 s at least.
+   * Config errors never retry.
    */
   DRIFTLINE_STARTUP_TIMEOUT: envField.duration().default(DEFAULT_STARTUP_TIMEOUT_MS),
-  /** Largest accepted skew of event_time into the future of the wall clock (later events go to the DLQ). */
-  DRIFTLINE_EVENT_TIME_MAX_FUTURE: eventTimeMaxFutureField,
   /**
-   * Earliest accepted event_time, an ISO date (UTC) or date-time (earlier events go to the DLQ);
-   * a day that does not exist (2024-02-30) is refused, not rolled over into the next month.
+   * Largest accepted skew of event_time into the future of the wall clock, and the earliest
+   * accepted event_time (outside: the DLQ): one definition with the SDK's `connectionFromEnv`.
    */
-  DRIFTLINE_EVENT_TIME_MIN: z
-    .string()
-    .transform((v, ctx) => {
-      const ms = parseIsoTimeMs(v);
-      if (ms === undefined) {
-        const message = ISO_TIME.test(v)
-          ? 'must be a valid ISO date: that day or time does not exist'
-          : 'must be an ISO date such as 2000-01-01 (or 2000-01-01T00:00:00Z)';
-        ctx.addIssue({ code: 'custom', message });
-        return z.NEVER;
-      }
-      return ms;
-    })
-    .pipe(z.number().min(EVENT_TIME_FLOOR_MS, 'must be 1900-01-01 or later (ClickHouse DateTime64 starts there)'))
-    .default(DEFAULT_EVENT_TIME_BOUNDS.minMs),
+  ...eventTimeEnvShape,
 };
 
 /**
@@ -143,13 +97,7 @@ export function toCommonConfig(env: z.infer<z.ZodObject<typeof baseEnvShape>>, n
       `must be at most DRIFTLINE_TOPIC_REPLICATION_FACTOR (${rf}), or every acks=all write fails (got ${isr})`,
     );
   }
-  if (env.DRIFTLINE_EVENT_TIME_MIN > now) {
-    // Every event of the present would be before the minimum: everything would be dead-lettered.
-    throw new ConfigError(
-      'DRIFTLINE_EVENT_TIME_MIN',
-      `must not be in the future (${new Date(env.DRIFTLINE_EVENT_TIME_MIN).toISOString()}): every event would go to the DLQ`,
-    );
-  }
+  const eventTime = toEventTimeBounds(env, now);
   return {
     http: { port: env.DRIFTLINE_HTTP_PORT, host: env.DRIFTLINE_HTTP_HOST },
     logLevel: env.DRIFTLINE_LOG_LEVEL,
@@ -159,6 +107,6 @@ export function toCommonConfig(env: z.infer<z.ZodObject<typeof baseEnvShape>>, n
     topicMinInsyncReplicas: env.DRIFTLINE_TOPIC_MIN_INSYNC_REPLICAS,
     stallTimeoutMs: env.DRIFTLINE_STALL_TIMEOUT,
     startupTimeoutMs: env.DRIFTLINE_STARTUP_TIMEOUT,
-    eventTime: { maxFutureMs: env.DRIFTLINE_EVENT_TIME_MAX_FUTURE, minMs: env.DRIFTLINE_EVENT_TIME_MIN },
+    eventTime,
   };
 }

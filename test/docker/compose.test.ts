@@ -73,6 +73,18 @@ describe('docker/compose.yml', () => {
       expect(compose.services[name]?.healthcheck, name).toBeDefined();
   });
 
+  it("keeps the registry's schemas on a volume, with the ids every test uses (no legacy ids)", () => {
+    // In memory, a registry restart renumbered the schemas: retained records no longer decoded.
+    const registry = compose.services['schema-registry'];
+    expect(registry?.environment).toMatchObject({ APICURIO_STORAGE_KIND: 'sql', APICURIO_STORAGE_SQL_KIND: 'h2' });
+    expect(registry?.environment?.APICURIO_DATASOURCE_URL).toMatch(/^jdbc:h2:file:\/var\/lib\/apicurio-registry\//);
+    expect(registry?.environment?.APICURIO_CCOMPAT_LEGACY_ID_MODE_ENABLED).toBeUndefined();
+    expect(registry?.volumes).toContain('schema-registry-data:/var/lib/apicurio-registry');
+    expect(registry?.depends_on).toMatchObject({
+      'schema-registry-volume': { condition: 'service_completed_successfully' },
+    });
+  });
+
   it('runs every service as its own container from one image with a target argument', () => {
     const images = new Set<string>();
     for (const name of driftlineServices) {

@@ -75,6 +75,15 @@ export const NEW_ID_GRACE_GAP_MS = 30 * 60_000;
 /** How far above the newest known id an unknown one may be and still be taken for new (a random id is far beyond). */
 export const NEW_ID_SPAN = 1_000;
 
+/**
+ * How often a producer confirms the schema id it frames values with, by registering its schema
+ * again (idempotent: the registry answers the id it holds). In the background: no encode waits on
+ * it, and a registry outage keeps the id in use. A subject deleted since, or a registry that lost
+ * its schemas and numbered them anew, is found within this long; values encoded before carry the
+ * id the registry no longer knows.
+ */
+export const SCHEMA_ID_RECHECK_MS = 60_000;
+
 export interface SchemaSource {
   schemaById(id: number): Promise<string>;
   register(subject: string, schema: string, compatibility: string): Promise<number>;
@@ -198,7 +207,15 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
   private relaxedReader: avro.Type | undefined;
   /** Per writer schema id: how its values are read, or why they cannot be (the same for every record). */
   private readonly readings = new Map<number, Reading | PoisonRecordError>();
+  /** The id values are framed with, once registered; confirmed every SCHEMA_ID_RECHECK_MS. */
   private schemaId: number | undefined;
+  /** When the id was last confirmed, or a confirmation last started (an outage waits a whole interval too). */
+  private checkedAt = 0;
+  /**
+   * The registration under way, shared: a cold start's concurrent encodes each registered on their
+   * own (up to a dozen calls each, every one waiting out the timeout in an outage).
+   */
+  private registering: Promise<number> | undefined;
   private slab = Buffer.allocUnsafe(0);
   private slabPos = 0;
 
@@ -211,10 +228,37 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
     this.readerType = avro.Type.forSchema(schema as avro.Schema);
   }
 
-  async register(): Promise<number> {
-    const id = await this.codec.registry.register(this.subject, JSON.stringify(this.schema), 'BACKWARD');
-    this.codec.known(id);
-    this.schemaId = id;
+  register(): Promise<number> {
+    this.registering ??= this.codec.registry.register(this.subject, JSON.stringify(this.schema), 'BACKWARD').then(
+      (id) => {
+        this.registering = undefined;
+        this.codec.known(id);
+        this.schemaId = id;
+        this.checkedAt = Date.now();
+        return id;
+      },
+      (error: unknown) => {
+        this.registering = undefined;
+        throw error;
+      },
+    );
+    return this.registering;
+  }
+
+  /**
+   * The id to frame a value with: registered on first use; afterwards the cached id, confirmed in
+   * the background at most every SCHEMA_ID_RECHECK_MS. It was cached for the process's life: after
+   * its subject was deleted, or the registry lost its schemas, every later value was poison to the
+   * consumers while publish and flush succeeded.
+   */
+  private idToWrite(): number | Promise<number> {
+    const id = this.schemaId;
+    if (id === undefined) return this.register();
+    if (this.registering === undefined && Date.now() - this.checkedAt >= SCHEMA_ID_RECHECK_MS) {
+      this.checkedAt = Date.now();
+      // A failure (an outage, a subject made weaker) keeps the id in use until the next interval.
+      this.register().catch(() => {});
+    }
     return id;
   }
 
@@ -234,8 +278,8 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
         },
       );
     }
-    const id = this.schemaId ?? (await this.register());
-    return this.frame(id, value);
+    const known = this.idToWrite();
+    return this.frame(typeof known === 'number' ? known : await known, value);
   }
 
   /** Writes the Confluent frame of a valid value into the slab; returns its view. */

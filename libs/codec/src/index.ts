@@ -2,6 +2,7 @@ export {
   NEW_ID_GRACE_GAP_MS,
   NEW_ID_GRACE_MS,
   NEW_ID_SPAN,
+  SCHEMA_ID_RECHECK_MS,
   SchemaRegistryCodec,
   type SchemaSource,
   type TopicCodec,

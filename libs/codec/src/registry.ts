@@ -13,8 +13,13 @@ export interface RegistryConfig {
   readonly timeoutMs?: number;
 }
 
-/** Confluent error code of "schema not found" (an unknown schema id). */
-const SCHEMA_NOT_FOUND = 40403;
+/**
+ * Confluent's "not found" error codes: subject (40401), version (40402), schema (40403). Confluent
+ * answers an unknown schema id with 40403; Apicurio in its legacy id mode
+ * (`apicurio.ccompat.legacy-id-mode.enabled`) with 40401. On a schema-id look-up each means the
+ * registry answered and does not know the id.
+ */
+const NOT_FOUND = new Set([40401, 40402, 40403]);
 /** Confluent error codes of "subject not found" and "subject has no compatibility config". */
 const SUBJECT_NOT_FOUND = new Set([40401, 40408]);
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
@@ -49,9 +54,9 @@ function messageOf(answer: Answer): string {
  * - no answer (refused, reset, DNS, TLS, any transport failure) → retriable `SOURCE_UNAVAILABLE`;
  * - no answer in time → retriable `TIMEOUT`;
  * - 5xx, 429, 408 and auth failures (401, 403: the record is not at fault) → retriable;
- * - 404 with Confluent code 40403 on a schema id → `PoisonRecordError` (`DECODE_FAILED`): the
- *   record names a schema the registry does not know; a 404 without that code (a wrong base URL)
- *   is retriable and says so;
+ * - 404 with a Confluent "not found" code (40401, 40402, 40403) on a schema id →
+ *   `PoisonRecordError` (`DECODE_FAILED`): the record names a schema the registry does not know; a
+ *   404 without a code (a wrong base URL, a proxy) is retriable and says so;
  * - 409 on registration → `SCHEMA_INCOMPATIBLE`; other 4xx on registration → not retriable.
  */
 export class RegistryClient {
@@ -77,7 +82,9 @@ export class RegistryClient {
       if (typeof schema === 'string') return schema;
       throw unavailable(`${action}: the registry's answer has no schema`);
     }
-    if (answer.status === 404 && errorCodeOf(answer.body) === SCHEMA_NOT_FOUND) {
+    // Only 40403 was taken for "unknown": Apicurio's legacy id mode answers 40401, read as an
+    // outage, and one such record held its partition for good.
+    if (answer.status === 404 && NOT_FOUND.has(errorCodeOf(answer.body) ?? 0)) {
       throw new PoisonRecordError('DECODE_FAILED', `schema id ${id} is unknown to the registry`, {
         details: { schemaId: id },
       });

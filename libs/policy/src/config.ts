@@ -85,6 +85,11 @@ const modelShape = z.strictObject({
   training_window: duration.optional(),
   /** Alerts for windows ending more than this before the newest window seen are ignored (and state is pruned): at least (sustain − 1) windows. */
   late_horizon: duration.optional(),
+  /**
+   * The data-quality veto (default true): a run with a window the model's DATA_QUALITY alerts cover
+   * counts only its windows after that one, and a fire it would have made holds as `data_quality`.
+   */
+  data_quality_veto: z.boolean().optional(),
 });
 
 const documentShape = z.strictObject({
@@ -131,6 +136,8 @@ export interface ModelPolicy {
   readonly trainingWindowMs: number;
   /** How far behind the newest window of its signal family (drift or performance) an alert's window may end and still count. */
   readonly lateHorizonMs: number;
+  /** Whether the model's DATA_QUALITY alerts veto the runs whose windows they cover (`data_quality_veto`). */
+  readonly dataQualityVeto: boolean;
 }
 
 /** A validated policy: per model, with `*` as the fallback for models not listed. */
@@ -143,9 +150,12 @@ export const POLICY_DEFAULTS = {
   cooldownMs: 24 * 3_600_000,
   trainingWindowMs: 7 * 86_400_000,
   lateHorizonMs: 86_400_000,
+  // On by default: a broken upstream that also drifts the features fired a retrain on broken data
+  // (and its cooldown then held the real one; found by a review).
+  dataQualityVeto: true,
 } as const;
 
-/** Used when no policy file is configured: any model, half the features or the prediction drifted, 3 windows, 24 h cooldown. */
+/** Used when no policy file is configured: any model, half the features or the prediction drifted, 3 windows, 24 h cooldown, the data-quality veto on. */
 export const DEFAULT_POLICY_DOCUMENT = {
   version: 1,
   models: { '*': { signals: { share_drifted: 0.5, prediction_drift: true } } },
@@ -193,6 +203,7 @@ export function parsePolicy(document: unknown, source = 'policy'): Policy {
       cooldownMs: m.cooldown ?? d.cooldown ?? POLICY_DEFAULTS.cooldownMs,
       trainingWindowMs: m.training_window ?? d.training_window ?? POLICY_DEFAULTS.trainingWindowMs,
       lateHorizonMs: m.late_horizon ?? d.late_horizon ?? POLICY_DEFAULTS.lateHorizonMs,
+      dataQualityVeto: m.data_quality_veto ?? d.data_quality_veto ?? POLICY_DEFAULTS.dataQualityVeto,
     };
     if (models[name].trainingWindowMs <= 0) {
       throw new ConfigError(`${source}.models.${name}.training_window`, 'must be positive');

@@ -47,6 +47,24 @@ export interface FamilyState {
 export type SignalFamily = 'drift' | 'performance';
 
 /**
+ * Consecutive or overlapping windows of the model's DATA_QUALITY alerts, merged (an outage of a
+ * day is one span, not 288 windows): the evidence of the data-quality veto. Coverage is the same
+ * as the windows' (a window overlaps the union exactly when it overlaps a span), and a run window
+ * right after a span is the one its `end` touches.
+ */
+export interface DataQualitySpan {
+  readonly start: number;
+  readonly end: number;
+  /**
+   * The span's newest DATA_QUALITY alert ids (at most MAX_DATA_QUALITY_IDS_PER_SPAN, and
+   * MAX_DATA_QUALITY_IDS over the state, newest spans first): evidence for the hold's detail
+   * only. Not a duplicate check: a replayed DATA_QUALITY alert merges into its span again and
+   * changes nothing (the retrain-trigger finds its id in retrain_decisions).
+   */
+  readonly alertIds: readonly string[];
+}
+
+/**
  * What the policy remembers about one model: plain JSON, bounded by `late_horizon` and MAX_WINDOWS
  * per family, persisted as is. The drift family stays at the top level, where a state persisted
  * before families kept every kind's windows: such a state loads (its performance windows are moved
@@ -61,6 +79,11 @@ export interface ModelState {
   readonly windows: readonly WindowEntry[];
   /** The performance family. Absent in states persisted before families. */
   readonly performance?: FamilyState;
+  /**
+   * DATA_QUALITY spans, sorted by start, remembered while the data-quality veto is on and a run can
+   * still use them. Absent when there are none, and in states persisted before the veto.
+   */
+  readonly dataQuality?: readonly DataQualitySpan[];
   readonly lastFire: FiredWindow | null;
 }
 
@@ -83,7 +106,8 @@ export type HoldReason =
   | 'before_last_retrain'
   | 'no_signal'
   | 'sustaining'
-  | 'cooldown';
+  | 'cooldown'
+  | 'data_quality';
 
 /** What a fired decision asks for; the service turns it into a RetrainRequest. */
 export interface RetrainPlan {
@@ -167,6 +191,22 @@ export const MAX_ALERT_IDS_PER_WINDOW = 32;
 export const MAX_ALERT_IDS_PER_STATE = 256;
 
 type Families = Readonly<Record<SignalFamily, FamilyState>>;
+
+/**
+ * Most DATA_QUALITY spans a state remembers (the newest): as many as a family's windows. A span is
+ * an outage however long, so this many apart within the horizon is already a flapping upstream;
+ * 512 spans with long ids are ~38 KB of state (measured in the tests).
+ */
+export const MAX_DATA_QUALITY_SPANS = MAX_WINDOWS;
+
+/** Alert ids one DATA_QUALITY span keeps as evidence (its newest). */
+export const MAX_DATA_QUALITY_IDS_PER_SPAN = 4;
+
+/** DATA_QUALITY alert ids a state keeps in all (the newest spans' first): ids are up to 256 characters. */
+export const MAX_DATA_QUALITY_IDS = 32;
+
+/** DATA_QUALITY spans shown in a hold's detail (the newest; the others counted). */
+const DATA_QUALITY_SPANS_IN_DETAIL = 4;
 
 /**
  * The families' windows with at most MAX_ALERT_IDS_PER_STATE ids in all: the newest windows (by
@@ -259,14 +299,158 @@ function familiesOf(state: ModelState): Families {
   };
 }
 
-function stateOf(seq: number, families: Families, lastFire: FiredWindow | null): ModelState {
+function stateOf(
+  seq: number,
+  families: Families,
+  lastFire: FiredWindow | null,
+  dataQuality: readonly DataQualitySpan[],
+): ModelState {
   return {
     seq,
     maxWindowEnd: families.drift.maxWindowEnd,
     windows: families.drift.windows,
     performance: families.performance,
+    // Left out when empty: a model without DATA_QUALITY alerts persists what it did before.
+    ...(dataQuality.length === 0 ? {} : { dataQuality }),
     lastFire,
   };
+}
+
+/**
+ * The oldest DATA_QUALITY window end a run can still use: a run's windows end within its family's
+ * `late_horizon` (the earliest of the families that have seen an alert), and start at or after the
+ * last retrain's deciding window's end, where a span ending exactly there is still the window
+ * right before a run's first (its late DATA_QUALITY alert presumes the next window covered).
+ */
+function dataQualityHorizon(families: Families, lateHorizonMs: number, lastFire: FiredWindow | null): number {
+  const seen = [families.drift, families.performance].filter((f) => f.maxWindowEnd > 0);
+  const oldest =
+    seen.length === 0 ? Number.NEGATIVE_INFINITY : Math.min(...seen.map((f) => f.maxWindowEnd - lateHorizonMs));
+  return Math.max(oldest, lastFire?.windowEnd ?? Number.NEGATIVE_INFINITY);
+}
+
+/** `spans` with the alert's window merged in (with every span it overlaps or touches), sorted by start. */
+function withDataQuality(spans: readonly DataQualitySpan[], alert: DriftAlert): DataQualitySpan[] {
+  let start = alert.window_start;
+  let end = alert.window_end;
+  const ids: string[] = [];
+  const out: DataQualitySpan[] = [];
+  for (const s of spans) {
+    if (s.start <= end && start <= s.end) {
+      start = Math.min(start, s.start);
+      end = Math.max(end, s.end);
+      ids.push(...s.alertIds);
+    } else {
+      out.push(s);
+    }
+  }
+  const alertIds = [...new Set([...ids.filter((id) => id !== alert.alert_id), alert.alert_id])];
+  out.push({ start, end, alertIds: alertIds.slice(-MAX_DATA_QUALITY_IDS_PER_SPAN) });
+  return out.sort((a, b) => a.start - b.start);
+}
+
+/** The spans a run can still use (ending at or after `horizon`), the newest MAX_DATA_QUALITY_SPANS, the newest MAX_DATA_QUALITY_IDS ids. */
+function keepDataQuality(spans: readonly DataQualitySpan[], horizon: number): DataQualitySpan[] {
+  const kept = spans.filter((s) => s.end >= horizon);
+  let left = MAX_DATA_QUALITY_IDS;
+  const out: DataQualitySpan[] = [];
+  for (const s of kept.slice(Math.max(0, kept.length - MAX_DATA_QUALITY_SPANS)).reverse()) {
+    const keep = Math.min(left, s.alertIds.length);
+    left -= keep;
+    out.push(keep === s.alertIds.length ? s : { ...s, alertIds: s.alertIds.slice(s.alertIds.length - keep) });
+  }
+  return out.reverse();
+}
+
+/** What the data-quality veto makes of a run: the windows it still counts (those after the last covered one) and why. */
+interface DataQualityCut {
+  /** The run's windows after its last window covered (or presumed covered) by a DATA_QUALITY span. */
+  readonly counted: readonly WindowEntry[];
+  /** The spans that cut it, sorted by start. */
+  readonly spans: readonly DataQualitySpan[];
+  /** The alert's own window, presumed covered (the window before it is, and its own alert comes later). */
+  readonly presumed?: WindowEntry;
+}
+
+/**
+ * The run cut after its last window a DATA_QUALITY span covers, or undefined when none does. The
+ * drift-monitor publishes a window's FEATURE_DRIFT / PREDICTION_DRIFT alerts and then its
+ * DATA_QUALITY alert, in one send keyed by model (one alerts.v1 partition, in that order), so
+ * when a drift alert is decided its own window's DATA_QUALITY alert has not come yet, every earlier
+ * window's has. `presumeOwn` (the drift family) then takes its own window for covered when the
+ * window right before it is: an outage goes on, and with `sustain: 1` it would otherwise fire on
+ * every broken window. The first window of an outage is unknown until after its drift alerts.
+ */
+function dataQualityCut(
+  run: readonly WindowEntry[],
+  spans: readonly DataQualitySpan[],
+  own: WindowEntry,
+  presumeOwn: boolean,
+): DataQualityCut | undefined {
+  if (spans.length === 0) return undefined;
+  let cut = -1;
+  const cutting = new Set<DataQualitySpan>();
+  run.forEach((w, i) => {
+    for (const s of spans) {
+      if (s.start < w.end && w.start < s.end) {
+        cutting.add(s);
+        cut = i;
+      }
+    }
+  });
+  let presumed: WindowEntry | undefined;
+  const at = run.indexOf(own);
+  if (presumeOwn && at > cut) {
+    const before = spans.find((s) => s.end === own.start);
+    if (before !== undefined) {
+      cutting.add(before);
+      cut = at;
+      presumed = own;
+    }
+  }
+  if (cut < 0) return undefined;
+  return {
+    counted: run.slice(cut + 1),
+    spans: [...cutting].sort((a, b) => a.start - b.start),
+    ...(presumed === undefined ? {} : { presumed }),
+  };
+}
+
+function spansText(spans: readonly DataQualitySpan[]): string {
+  const shown = spans.slice(-DATA_QUALITY_SPANS_IN_DETAIL).map((s) => {
+    const ids = s.alertIds.length === 0 ? '' : ` (${s.alertIds.join(', ')})`;
+    return `${iso(s.start)} to ${iso(s.end)}${ids}`;
+  });
+  const more = spans.length - shown.length;
+  return `${more > 0 ? `${more} older, then ` : ''}${shown.join('; ')}`;
+}
+
+/**
+ * A DATA_QUALITY alert while the veto is on: held `no_signal` like every kind without a signal,
+ * but its window joins the spans the veto reads. One alert of a window the spans can no longer
+ * matter to (before the oldest window a run can use) leaves the state itself.
+ */
+function rememberDataQuality(policy: ModelPolicy, state: ModelState, alert: DriftAlert): DecideResult {
+  const families = familiesOf(state);
+  const last = state.lastFire;
+  const horizon = dataQualityHorizon(families, policy.lateHorizonMs, last);
+  if (alert.window_end < horizon) {
+    return hold(
+      state,
+      'no_signal',
+      `DATA_QUALITY alerts carry no signal; its window ends ${iso(alert.window_end)}, before any window a run can still use (${iso(horizon)}): not remembered (state unchanged)`,
+    );
+  }
+  const spans = keepDataQuality(withDataQuality(state.dataQuality ?? [], alert), horizon);
+  const next = stateOf(state.seq + 1, families, last, spans);
+  const coversLastFire = last !== null && alert.window_start < last.windowEnd && last.windowStart < alert.window_end;
+  return hold(
+    next,
+    'no_signal',
+    coversLastFire
+      ? `DATA_QUALITY alert of the last retrain's deciding window ${iso(last.windowStart)} to ${iso(last.windowEnd)}, which fired before it came (the drift-monitor sends a window's drift alerts first): request ${last.requestId} stands, and so does its cooldown; remembered, so the window after it counts as covered too`
+      : 'DATA_QUALITY alerts carry no signal; remembered for the data-quality veto: a run counts only its windows after this one',
+  );
 }
 
 function mergeWindow(windows: readonly WindowEntry[], alert: DriftAlert, signals: readonly string[]): WindowEntry[] {
@@ -310,7 +494,11 @@ function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore:
  *   moves a family's newest window nor takes a window slot (a DATA_QUALITY alert of the current
  *   window put every performance window, days late, out of the horizon; found by a review). It
  *   breaks no streak either way: a window without a signal never counted. A replay of its id is
- *   not a `duplicate` here (nothing remembers it) but the same `no_signal` again;
+ *   not a `duplicate` here (nothing remembers it) but the same `no_signal` again. The exception:
+ *   with the data-quality veto on (`data_quality_veto`, the default) a DATA_QUALITY alert is
+ *   still `no_signal`, but its window joins the model's DATA_QUALITY spans (not a family's
+ *   windows or newest window: bounded by the horizon a run can use, MAX_DATA_QUALITY_SPANS and
+ *   MAX_DATA_QUALITY_IDS);
  * - each signal family (`SignalFamily`: drift, performance) has its own newest window and its own
  *   MAX_WINDOWS windows: alerts for windows that ended more than `late_horizon` before the
  *   family's newest are held (`too_late`); one ending exactly `late_horizon` before still counts,
@@ -319,8 +507,13 @@ function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore:
  *   that retrain already covers them, whichever family decided it;
  * - a window counts when its alerts carry at least one configured signal; windows before the last
  *   retrain's deciding window never count again (a new streak starts after it);
+ * - with the veto on, a run counts only its windows after the last one a DATA_QUALITY span covers
+ *   (overlaps); a drift alert's own window counts as covered when the window right before it is
+ *   (its own DATA_QUALITY alert comes after it: `dataQualityCut`);
  * - while the run's last window ends less than `cooldown` after the last fired window's end, a
  *   signalled alert holds (`cooldown`); exactly `cooldown` later is allowed;
+ * - a run the veto cut to fewer than `sustain` windows holds (`data_quality`, the spans and their
+ *   ids in the detail) and starts no cooldown;
  * - otherwise `sustain` consecutive counting windows of one family (each window's end = the next
  *   one's start; order of arrival does not matter) fire, deciding on the run's last window; fewer
  *   hold (`sustaining`).
@@ -344,6 +537,7 @@ export function decideForModel(
   }
   const family = configuredFamily(policy.signals, alert.kind);
   if (family === undefined) {
+    if (alert.kind === 'DATA_QUALITY' && policy.dataQualityVeto) return rememberDataQuality(policy, state, alert);
     return hold(state, 'no_signal', `${alert.kind} alerts carry no configured signal (state unchanged)`);
   }
   const families = familiesOf(state);
@@ -369,7 +563,11 @@ export function decideForModel(
     ...families,
     [family]: { maxWindowEnd, windows: windows.slice(Math.max(0, windows.length - MAX_WINDOWS)) },
   });
-  const next = stateOf(state.seq + 1, capped, last);
+  // The veto off: spans are neither read nor kept.
+  const spans = policy.dataQualityVeto
+    ? keepDataQuality(state.dataQuality ?? [], dataQualityHorizon(capped, policy.lateHorizonMs, last))
+    : [];
+  const next = stateOf(state.seq + 1, capped, last, spans);
   if (last !== null && alert.window_start < last.windowEnd) {
     return hold(
       next,
@@ -391,14 +589,34 @@ export function decideForModel(
       signals,
     );
   }
-  const run = runThrough(capped[family].windows, entry, last?.windowEnd ?? Number.NEGATIVE_INFINITY);
-  const deciding = run[run.length - 1]!;
+  const signalled = runThrough(capped[family].windows, entry, last?.windowEnd ?? Number.NEGATIVE_INFINITY);
+  const deciding = signalled[signalled.length - 1]!;
+  const cut = dataQualityCut(signalled, spans, entry, family === 'drift');
+  // What counts: the windows after the last one with a DATA_QUALITY alert. Its drift says nothing
+  // about the model (a feature stopped arriving drifts the others), and a fire on it trained on
+  // the broken windows (the newest of the requested data) and started the cooldown that held the
+  // real retrain once the upstream was fixed (found by a review).
+  const run = cut?.counted ?? signalled;
   // Cooldown first: while it lasts, operators want to read "cooldown", whatever the streak.
   if (last !== null && deciding.end - last.windowEnd < policy.cooldownMs) {
     return hold(
       next,
       'cooldown',
       `cooling down until ${iso(last.windowEnd + policy.cooldownMs)} (last retrain at window ending ${iso(last.windowEnd)}); streak ${run.length}/${policy.sustain}`,
+      signals,
+      run.length,
+    );
+  }
+  if (cut !== undefined && run.length < policy.sustain) {
+    // A veto: no lastFire, so no cooldown starts; the evidence (spans, ids) goes in the detail.
+    const presumed =
+      cut.presumed === undefined
+        ? ''
+        : `; its own window ${iso(cut.presumed.start)} to ${iso(cut.presumed.end)} is taken for covered, as the window before it is (its own DATA_QUALITY alert comes after its drift alerts)`;
+    return hold(
+      next,
+      'data_quality',
+      `DATA_QUALITY alerts cover windows of the run: ${spansText(cut.spans)}${presumed}; the run counts only the windows after them: ${run.length}/${policy.sustain}`,
       signals,
       run.length,
     );
@@ -418,11 +636,15 @@ export function decideForModel(
     dataTo: deciding.end,
     eventTime: deciding.end,
   };
+  const lastFire: FiredWindow = {
+    windowStart: deciding.start,
+    windowEnd: deciding.end,
+    requestId,
+    alertId: alert.alert_id,
+  };
   return {
-    state: {
-      ...next,
-      lastFire: { windowStart: deciding.start, windowEnd: deciding.end, requestId, alertId: alert.alert_id },
-    },
+    // The spans before this retrain's deciding window end can no longer cut a run: forgotten.
+    state: stateOf(next.seq, capped, lastFire, keepDataQuality(spans, deciding.end)),
     decision: { kind: 'fire', plan, signals, streak: run.length },
   };
 }

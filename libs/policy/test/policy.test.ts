@@ -9,6 +9,9 @@ import {
   driftedFeatures,
   MAX_ALERT_IDS_PER_STATE,
   MAX_ALERT_IDS_PER_WINDOW,
+  MAX_DATA_QUALITY_IDS,
+  MAX_DATA_QUALITY_IDS_PER_SPAN,
+  MAX_DATA_QUALITY_SPANS,
   MAX_WINDOWS,
   type ModelPolicy,
   type ModelState,
@@ -43,7 +46,7 @@ function alert(window: number, over: Partial<DriftAlert> = {}, kind: AlertKind =
   };
 }
 
-const policy: Policy = parsePolicyText(`
+const POLICY_TEXT = `
 defaults:
   sustain: 3
   cooldown: 1h
@@ -58,14 +61,17 @@ models:
         - { metric: roc_auc, below: 0.7 }
         - { metric: roc_auc, below_baseline_by: 0.05 }
         - { metric: log_loss, above: 0.9 }
-`);
+`;
+const policy: Policy = parsePolicyText(POLICY_TEXT);
+/** The same policy with the data-quality veto off. */
+const noVeto: Policy = parsePolicyText(POLICY_TEXT.replace('defaults:\n', 'defaults:\n  data_quality_veto: false\n'));
 
 /** Feeds alerts in order; returns every result. */
-function run(alerts: readonly DriftAlert[], start?: ModelState): DecideResult[] {
+function run(alerts: readonly DriftAlert[], start?: ModelState, p: Policy = policy): DecideResult[] {
   let state = start;
   const out: DecideResult[] = [];
   for (const a of alerts) {
-    const r = decide(policy, state, a);
+    const r = decide(p, state, a);
     state = r.state;
     out.push(r);
   }
@@ -478,6 +484,12 @@ describe('signal families: kinds without a signal never touch the state; drift a
     version: 1,
     models: { fraud: { signals: { performance: [{ metric: 'roc_auc', below: 0.7 }] } } },
   });
+  // DATA_QUALITY alerts are the exception with the data-quality veto on (the default): their
+  // windows are remembered for it (see "the data-quality veto" below).
+  const performanceOnlyNoVeto = parsePolicy({
+    version: 1,
+    models: { fraud: { data_quality_veto: false, signals: { performance: [{ metric: 'roc_auc', below: 0.7 }] } } },
+  });
   const both = (lateHorizon = '1d') =>
     parsePolicy({
       version: 1,
@@ -586,27 +598,27 @@ describe('signal families: kinds without a signal never touch the state; drift a
   it('an alert of a kind without a configured signal returns the state itself; its replay is no_signal again', () => {
     const rs = feed(performanceOnly, lateWindows.slice(0, 2));
     const before = rs.at(-1)!.state;
-    for (const kind of [
-      'DATA_QUALITY',
-      'ESTIMATED_PERFORMANCE',
-      'FEATURE_DRIFT',
-      'PREDICTION_DRIFT',
-      'TRAINING_SERVING_SKEW',
-      'SEQUENTIAL_DRIFT',
-      'DRIFT_WINDOW_QUARANTINED',
+    for (const [p, kind] of [
+      [performanceOnlyNoVeto, 'DATA_QUALITY'],
+      [performanceOnly, 'ESTIMATED_PERFORMANCE'],
+      [performanceOnly, 'FEATURE_DRIFT'],
+      [performanceOnly, 'PREDICTION_DRIFT'],
+      [performanceOnly, 'TRAINING_SERVING_SKEW'],
+      [performanceOnly, 'SEQUENTIAL_DRIFT'],
+      [performanceOnly, 'DRIFT_WINDOW_QUARANTINED'],
     ] as const) {
       const a = at(kind, NOW - FIVE, NOW, { share_drifted: 1 });
-      const first = decide(performanceOnly, before, a);
+      const first = decide(p, before, a);
       expect(first.state).toBe(before);
       expect(first.decision).toMatchObject({ kind: 'hold', reason: 'no_signal', signals: [] });
       // Nothing remembers it, so a replay decides the same again (the retrain-trigger finds it in
       // retrain_decisions and records it as a duplicate).
-      expect(decide(performanceOnly, first.state, a)).toEqual(first);
+      expect(decide(p, first.state, a)).toEqual(first);
     }
     // A flood of them takes no id slot: the ids remembered stay.
     let state = before;
     for (let i = 0; i < 2 * MAX_ALERT_IDS_PER_STATE; i++) {
-      state = decide(performanceOnly, state, at('DATA_QUALITY', NOW - FIVE, NOW, { alert_id: `dq-${i}` })).state;
+      state = decide(performanceOnlyNoVeto, state, at('DATA_QUALITY', NOW - FIVE, NOW, { alert_id: `dq-${i}` })).state;
     }
     expect(state).toBe(before);
     expect(remembersAlert(state, lateWindows[0]!.alert_id)).toBe(true);
@@ -615,19 +627,25 @@ describe('signal families: kinds without a signal never touch the state; drift a
   });
 
   it('a window with only an alert of another kind is quiet, as before: it breaks a streak and joins none', () => {
-    const quality = (w: number) => alert(w, { alert_id: `dq-${w}`, method: 'null_rate' }, 'DATA_QUALITY');
-    expect(kinds(run([alert(0), alert(1), quality(2), alert(3)]))).toEqual([
-      'sustaining',
-      'sustaining',
-      'no_signal',
-      'sustaining',
-    ]);
-    expect(kinds(run([alert(0), quality(1), alert(1), alert(2)]))).toEqual([
-      'sustaining',
-      'no_signal',
-      'sustaining',
-      'fire',
-    ]);
+    // DATA_QUALITY with the veto off; with it on, its window cuts a run (see the veto's tests).
+    for (const [p, kind] of [
+      [noVeto, 'DATA_QUALITY'],
+      [policy, 'TRAINING_SERVING_SKEW'],
+    ] as const) {
+      const other = (w: number) => alert(w, { alert_id: `other-${w}`, method: 'null_rate' }, kind);
+      expect(kinds(run([alert(0), alert(1), other(2), alert(3)], undefined, p))).toEqual([
+        'sustaining',
+        'sustaining',
+        'no_signal',
+        'sustaining',
+      ]);
+      expect(kinds(run([alert(0), other(1), alert(1), alert(2)], undefined, p))).toEqual([
+        'sustaining',
+        'no_signal',
+        'sustaining',
+        'fire',
+      ]);
+    }
   });
 
   it('a streak stays within its family: a performance window next to drift windows does not join their run', () => {
@@ -763,5 +781,298 @@ describe('signal families: kinds without a signal never touch the state; drift a
     const bytes = JSON.stringify(state).length;
     expect(bytes).toBeLessThan(120_000); // 104 KB here: one full list was half of it
     console.log(`policy: a state with both families full is ${bytes} bytes`);
+    // And the data-quality veto's spans full too (every other window, long ids): the whole state.
+    const flapping = Array.from({ length: 2 * MAX_DATA_QUALITY_SPANS }, (_, i) =>
+      at('DATA_QUALITY', NOW - (2 * i + 1) * FIVE, NOW - 2 * i * FIVE, { alert_id: `q${i}-${'x'.repeat(240)}` }),
+    );
+    const full = feed(wide, flapping, state).at(-1)!.state;
+    expect(full.dataQuality).toHaveLength(MAX_DATA_QUALITY_SPANS);
+    const all = JSON.stringify(full).length;
+    expect(all).toBeLessThan(160_000);
+    console.log(`policy: with MAX_DATA_QUALITY_SPANS spans as well, ${all} bytes`);
+  });
+});
+
+describe('the data-quality veto: a broken upstream that also drifts the features retrains nothing (found by a review)', () => {
+  // The review's dq-fire world: default policy, 5-minute windows; a feature stops arriving (one
+  // DATA_QUALITY alert per window, missing_share 1) and the same breakage drifts the others
+  // (FEATURE_DRIFT, share 0.6).
+  const FIVE = 300_000;
+  const H = 3_600_000;
+  const D = 24 * H;
+  const START = Date.UTC(2026, 11, 6, 12);
+  const defaults = parsePolicy(DEFAULT_POLICY_DOCUMENT, 'default');
+  const vetoOff = parsePolicy({ ...DEFAULT_POLICY_DOCUMENT, defaults: { data_quality_veto: false } });
+  const win = (i: number) => ({
+    window_start: START + i * FIVE,
+    window_end: START + (i + 1) * FIVE,
+    event_time: START + (i + 1) * FIVE,
+  });
+  const dq = (i: number, over: Partial<DriftAlert> = {}) =>
+    alert(
+      0,
+      {
+        alert_id: `dq${i}`,
+        feature: 'merchant_id',
+        method: 'missing_share',
+        statistic: 1,
+        share_drifted: null,
+        evidence: '{"missing_share":1}',
+        ...win(i),
+        ...over,
+      },
+      'DATA_QUALITY',
+    );
+  const fd = (i: number, over: Partial<DriftAlert> = {}) =>
+    alert(0, { alert_id: `fd${i}`, statistic: 2.3, share_drifted: 0.6, evidence: '{}', ...win(i), ...over });
+  /** The drift-monitor's order: a window's drift alerts, then its DATA_QUALITY alert (merge-stage.ts). */
+  const outage = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, k) => [fd(from + k), dq(from + k)]).flat();
+  const feedWith = (p: Policy, alerts: readonly DriftAlert[], start?: ModelState) => run(alerts, start, p);
+
+  it("the review's sequence (each window's DATA_QUALITY, then its FEATURE_DRIFT): the third FEATURE_DRIFT holds data_quality, no retrain, no cooldown", () => {
+    const rs = feedWith(defaults, [dq(0), fd(0), dq(1), fd(1), dq(2), fd(2)]);
+    // Before: no_signal ×3 around sustaining 1/3, 2/3 and a fire on data ending in the broken windows.
+    expect(kinds(rs)).toEqual(['no_signal', 'data_quality', 'no_signal', 'data_quality', 'no_signal', 'data_quality']);
+    const last = rs.at(-1)!;
+    expect(last.decision).toMatchObject({
+      kind: 'hold',
+      reason: 'data_quality',
+      streak: 0,
+      signals: ['share_drifted>=0.5'],
+    });
+    // The evidence: the windows and the DATA_QUALITY alert ids.
+    expect(last.decision.kind === 'hold' && last.decision.detail).toContain(
+      `${new Date(START).toISOString()} to ${new Date(START + 3 * FIVE).toISOString()} (dq0, dq1, dq2)`,
+    );
+    expect(last.state.lastFire).toBeNull();
+    expect(last.state.dataQuality).toEqual([{ start: START, end: START + 3 * FIVE, alertIds: ['dq0', 'dq1', 'dq2'] }]);
+  });
+
+  it("in the drift-monitor's order (a window's drift alerts before its DATA_QUALITY alert): held from the second window on", () => {
+    const rs = feedWith(defaults, [...outage(0, 3), fd(3)]);
+    expect(kinds(rs)).toEqual([
+      'sustaining', // window 0: its DATA_QUALITY alert has not come yet
+      'no_signal',
+      'data_quality', // window 1: window 0 is covered, and window 1 is taken for covered as it follows one
+      'no_signal',
+      'data_quality',
+      'no_signal',
+      'data_quality',
+    ]);
+    expect(rs[2]!.decision.kind === 'hold' && rs[2]!.decision.detail).toMatch(/its own window .* is taken for covered/);
+    expect(rs.every((r) => r.decision.kind !== 'fire')).toBe(true);
+  });
+
+  it('once the upstream is fixed, a run of clean windows fires as before: the vetoes started no cooldown', () => {
+    // Real drift right after the fix (no quiet window): the run goes on, counted after the outage.
+    const rs = feedWith(defaults, [...outage(0, 3), fd(3), fd(4), fd(5)]);
+    expect(kinds(rs.slice(6))).toEqual(['data_quality', 'data_quality', 'fire']);
+    expect(rs.slice(6).map((r) => r.decision.streak)).toEqual([0, 2, 3]);
+    const fire = rs.at(-1)!.decision;
+    if (fire.kind !== 'fire') throw new Error('expected a fire');
+    expect(fire.plan.evidence.windows.map((w) => w.start)).toEqual([3, 4, 5].map((i) => START + i * FIVE));
+    expect(fire.plan.dataTo).toBe(START + 6 * FIVE);
+    expect(fire.plan.dataFrom).toBe(START + 6 * FIVE - 7 * D);
+    expect(fire.plan.reason).toMatch(/^3 consecutive windows/);
+    // The spans before the fire's deciding window are forgotten with it.
+    expect(rs.at(-1)!.state.dataQuality).toBeUndefined();
+    // After a quiet window: sustaining, then the fire, as without an outage.
+    expect(kinds(feedWith(defaults, [...outage(0, 3), fd(4), fd(5), fd(6)]).slice(6))).toEqual([
+      'sustaining',
+      'sustaining',
+      'fire',
+    ]);
+  });
+
+  it('with data_quality_veto: false the same alerts fire as before, and DATA_QUALITY alerts leave the state itself', () => {
+    const rs = feedWith(vetoOff, [dq(0), fd(0), dq(1), fd(1), dq(2), fd(2)]);
+    expect(kinds(rs)).toEqual(['no_signal', 'sustaining', 'no_signal', 'sustaining', 'no_signal', 'fire']);
+    expect(rs[2]!.state).toBe(rs[1]!.state);
+    expect(kinds(feedWith(vetoOff, outage(0, 3)))).toEqual([
+      'sustaining',
+      'no_signal',
+      'sustaining',
+      'no_signal',
+      'fire',
+      'no_signal',
+    ]);
+    // Spans remembered while it was on are neither read nor kept once it is off.
+    const remembered = feedWith(defaults, outage(0, 2)).at(-1)!.state;
+    expect(remembered.dataQuality).toHaveLength(1);
+    const off = decide(vetoOff, remembered, fd(2));
+    expect(off.decision.kind).toBe('fire');
+    expect(off.state.dataQuality).toBeUndefined();
+  });
+
+  it('data_quality_veto: on by default, per model or under defaults, a value other than a boolean names the field', () => {
+    expect(defaults.models['*']?.dataQualityVeto).toBe(true);
+    expect(policy.models.fraud?.dataQualityVeto).toBe(true);
+    expect(noVeto.models.fraud?.dataQualityVeto).toBe(false);
+    const mixed = parsePolicyText(`
+defaults: { data_quality_veto: false }
+models:
+  a: { signals: { prediction_drift: true } }
+  b: { signals: { prediction_drift: true }, data_quality_veto: true }
+`);
+    expect([mixed.models.a?.dataQualityVeto, mixed.models.b?.dataQualityVeto]).toEqual([false, true]);
+    expect(() =>
+      parsePolicyText('models: { m: { signals: { prediction_drift: true }, data_quality_veto: off } }', 'p.yaml'),
+    ).toThrow(/^p\.yaml\.models\.m\.data_quality_veto: /);
+  });
+
+  it('a state persisted before the veto (no dataQuality) loads and decides on; the new state survives a JSON round trip', () => {
+    // What the previous release stored after window 0's alerts: its DATA_QUALITY alert left no trace.
+    const legacy = JSON.parse(
+      JSON.stringify({
+        seq: 2,
+        maxWindowEnd: START + FIVE,
+        windows: [{ start: START, end: START + FIVE, signals: ['share_drifted>=0.5'], alertIds: ['fd0'] }],
+        performance: { maxWindowEnd: 0, windows: [] },
+        lastFire: null,
+      }),
+    ) as ModelState;
+    expect(decide(defaults, legacy, fd(0)).decision).toMatchObject({ reason: 'duplicate' });
+    const rs = feedWith(defaults, [fd(1), dq(1), fd(2)], legacy);
+    // Window 0's DATA_QUALITY alert was forgotten before the upgrade: window 1 counts, window 1's cuts.
+    expect(kinds(rs)).toEqual(['sustaining', 'no_signal', 'data_quality']);
+    // Before signal families too (no `performance`).
+    const { performance: _, ...older } = legacy;
+    expect(kinds(feedWith(defaults, [fd(1), dq(1), fd(2)], older as ModelState))).toEqual([
+      'sustaining',
+      'no_signal',
+      'data_quality',
+    ]);
+    const restored = JSON.parse(JSON.stringify(rs.at(-1)!.state)) as ModelState;
+    expect(restored).toEqual(rs.at(-1)!.state);
+    expect(decide(defaults, restored, fd(3))).toEqual(decide(defaults, rs.at(-1)!.state, fd(3)));
+  });
+
+  it('a DATA_QUALITY alert after the fire it would have held (the first broken window): the fire stands, with its cooldown; the windows after it hold data_quality, not a retrain each', () => {
+    const eager = (cooldown: string) =>
+      parsePolicy({ models: { '*': { signals: { share_drifted: 0.5 }, sustain: 1, cooldown } } });
+    // sustain 1, no cooldown: the worst case for a broken upstream (before: a retrain per window).
+    const rs = feedWith(eager('0s'), [...outage(0, 4), fd(4), fd(5)]);
+    expect(kinds(rs)).toEqual([
+      'fire', // window 0: its DATA_QUALITY alert comes after its drift alert
+      'no_signal',
+      'data_quality',
+      'no_signal',
+      'data_quality',
+      'no_signal',
+      'data_quality',
+      'no_signal',
+      'data_quality', // window 4, clean, follows a covered window: its status comes with window 5
+      'fire',
+    ]);
+    const first = rs[0]!.decision;
+    if (first.kind !== 'fire') throw new Error('expected a fire');
+    expect(rs[1]!.decision.kind === 'hold' && rs[1]!.decision.detail).toMatch(
+      new RegExp(`request ${first.plan.requestId} stands, and so does its cooldown`),
+    );
+    expect(rs[1]!.state.lastFire).toEqual(rs[0]!.state.lastFire);
+    const second = rs.at(-1)!.decision;
+    expect(second.kind === 'fire' && second.plan.evidence.windows.map((w) => w.start)).toEqual([
+      START + 4 * FIVE,
+      START + 5 * FIVE,
+    ]);
+    // With a cooldown, it stands: the next windows hold as cooldown, not undone.
+    expect(kinds(feedWith(eager('24h'), [...outage(0, 2), fd(2)]))).toEqual([
+      'fire',
+      'no_signal',
+      'cooldown',
+      'no_signal',
+      'cooldown',
+    ]);
+  });
+
+  it('a performance run over windows a DATA_QUALITY alert covers holds data_quality; its spans wait for labels days late', () => {
+    const both = parsePolicy({
+      models: {
+        fraud: { signals: { share_drifted: 0.5, performance: [{ metric: 'roc_auc', below: 0.7 }] } },
+      },
+    });
+    const NOW = START;
+    const hour = (i: number, over: Partial<DriftAlert> = {}) =>
+      alert(
+        0,
+        {
+          alert_id: `p${i}`,
+          method: 'roc_auc',
+          statistic: 0.55,
+          threshold: 0.7,
+          share_drifted: null,
+          evidence: '{}',
+          window_start: NOW - 2 * D + i * H,
+          window_end: NOW - 2 * D + (i + 1) * H,
+          event_time: NOW,
+          ...over,
+        },
+        'PERFORMANCE',
+      );
+    // Labels ~2 days late: the label-joiner's alert of an older hour (no signal) keeps the
+    // performance family's horizon back; the drift-monitor's windows of hour 1 had a DATA_QUALITY
+    // alert each, then 576 drift windows up to now (no signal).
+    const broken = Array.from({ length: 12 }, (_, k) =>
+      dq(0, {
+        alert_id: `dq-h1-${k}`,
+        window_start: NOW - 2 * D + H + k * FIVE,
+        window_end: NOW - 2 * D + H + (k + 1) * FIVE,
+        event_time: NOW - 2 * D + H + (k + 1) * FIVE,
+      }),
+    );
+    const quiet = Array.from({ length: 576 }, (_, k) =>
+      fd(0, { alert_id: `q${k}`, share_drifted: 0.1, ...win(k - 576) }),
+    );
+    const rs = feedWith(both, [
+      hour(-3, { statistic: 0.9 }),
+      ...broken,
+      ...quiet,
+      ...[0, 1, 2, 3, 4].map((i) => hour(i)),
+    ]);
+    expect(rs.at(-6)!.state.dataQuality).toEqual([
+      { start: NOW - 2 * D + H, end: NOW - 2 * D + 2 * H, alertIds: ['dq-h1-8', 'dq-h1-9', 'dq-h1-10', 'dq-h1-11'] },
+    ]);
+    // Hour 1 is covered: the run counts from hour 2 on, and fires on hours 2–4 (no presumption
+    // here: the spans are long known when the labels come).
+    expect(kinds(rs.slice(-5))).toEqual(['sustaining', 'data_quality', 'data_quality', 'data_quality', 'fire']);
+    expect(rs.slice(-5).map((r) => r.decision.streak)).toEqual([1, 0, 1, 2, 3]);
+    const fire = rs.at(-1)!.decision;
+    expect(fire.kind === 'fire' && fire.plan.evidence.windows.map((w) => w.start)).toEqual(
+      [2, 3, 4].map((i) => NOW - 2 * D + i * H),
+    );
+  });
+
+  it('spans stay bounded: an outage is one span; a flapping upstream keeps MAX_DATA_QUALITY_SPANS spans and MAX_DATA_QUALITY_IDS ids; spans no run can use are forgotten', () => {
+    // A day's outage, two versions' alerts per window: one span, its newest ids.
+    const day = Array.from({ length: 288 }, (_, i) => [
+      dq(i),
+      dq(i, { alert_id: `dq${i}-v2`, model_version: 'v2' }),
+    ]).flat();
+    const long = feedWith(defaults, day).at(-1)!.state;
+    expect(long.dataQuality).toEqual([
+      {
+        start: START,
+        end: START + 288 * FIVE,
+        alertIds: ['dq286', 'dq286-v2', 'dq287', 'dq287-v2'].slice(-MAX_DATA_QUALITY_IDS_PER_SPAN),
+      },
+    ]);
+    // Flapping (every other window) for 10 days under a 10-day horizon, with long ids.
+    const wide = parsePolicy({ models: { '*': { signals: { share_drifted: 0.5 }, late_horizon: '10d' } } });
+    const flapping = Array.from({ length: 1_440 }, (_, i) => dq(2 * i, { alert_id: `dq${i}-${'x'.repeat(240)}` }));
+    const state = feedWith(wide, flapping).at(-1)!.state;
+    expect(state.dataQuality).toHaveLength(MAX_DATA_QUALITY_SPANS);
+    expect(state.dataQuality!.at(-1)!.start).toBe(START + 2 * 1_439 * FIVE);
+    expect(state.dataQuality!.reduce((n, s) => n + s.alertIds.length, 0)).toBe(MAX_DATA_QUALITY_IDS);
+    const bytes = JSON.stringify(state.dataQuality).length;
+    expect(bytes).toBeLessThan(50_000);
+    console.log(`policy: MAX_DATA_QUALITY_SPANS spans with their ids are ${bytes} bytes`);
+    // Default horizon (1 d): a drift window a day and more later forgets the outage's span, and a
+    // DATA_QUALITY alert of a window no run can use any more leaves the state itself.
+    const later = decide(defaults, long, fd(600)).state;
+    expect(later.dataQuality).toBeUndefined();
+    const stale = decide(defaults, later, dq(10));
+    expect(stale.state).toBe(later);
+    expect(stale.decision).toMatchObject({ reason: 'no_signal', detail: expect.stringMatching(/not remembered/) });
   });
 });

@@ -251,4 +251,38 @@ describe('retrain-trigger: a backlog of per-feature alerts through ClickHouse (f
     expect(state?.performance?.windows.map((w) => w.alertIds)).toEqual([['perf-0'], ['perf-1'], ['perf-2']]);
     expect(state?.windows.map((w) => w.alertIds)).toEqual([['dq-now']]);
   });
+
+  it('the data-quality veto: retrain_decisions takes the data_quality reason, and the spans reload with the state', async () => {
+    // retrain_decisions.reason is a LowCardinality(String), no enum: any reason the policy gives lands.
+    const ch = await database('quality');
+    const store = warehouseOn(ch).decisions;
+    const quality = (w: number): DriftAlert => ({
+      ...wide(w, 0),
+      alert_id: `dq-${w}`,
+      kind: 'DATA_QUALITY',
+      model: 'mdq',
+      feature: 'merchant_id',
+      method: 'missing_share',
+      statistic: 1,
+      share_drifted: null,
+    });
+    const drift = (w: number): DriftAlert => ({ ...wide(w, 0), alert_id: `fd-${w}`, model: 'mdq', feature: null });
+    const sent: RetrainRequest[] = [];
+    // The drift-monitor's order: a window's drift alert, then its DATA_QUALITY alert.
+    await processor(store, sent).process(items([0, 1, 2].flatMap((w) => [drift(w), quality(w)])), ctx);
+    expect(sent).toEqual([]);
+    expect((await decisions(ch)).map((r) => r.row.split('/').slice(0, 2).join('/'))).toEqual([
+      'dq-0/no_signal',
+      'dq-1/no_signal',
+      'dq-2/no_signal',
+      'fd-0/sustaining',
+      'fd-1/data_quality',
+      'fd-2/data_quality',
+    ]);
+    const state = (await store.loadStates(['mdq'])).get('mdq');
+    expect(state?.dataQuality).toEqual([{ start: T0, end: T0 + 3 * FIVE, alertIds: ['dq-0', 'dq-1', 'dq-2'] }]);
+    // A new process reloads them: window 3 follows a covered window, then clean windows fire.
+    await processor(store, sent).process(items([3, 4, 5].map(drift)), ctx);
+    expect(sent.map((r) => r.data_to)).toEqual([T0 + 6 * FIVE]);
+  });
 });

@@ -801,3 +801,79 @@ models:
     expect(state?.windows.map((w) => w.alertIds)).toEqual([['dq-now']]);
   });
 });
+
+describe('the data-quality veto (found by a review)', () => {
+  // A broken upstream: a feature stops arriving, and the breakage drifts the others. The
+  // drift-monitor sends each window's FEATURE_DRIFT alert, then its DATA_QUALITY alert (keyed by
+  // model: this order on one partition). Before, the third window fired a retrain on the broken
+  // windows, and its 24 h cooldown held the real one once the upstream was fixed.
+  const defaults = loadPolicy(undefined);
+  const quality = (w: number): DriftAlert => ({
+    ...alert(w),
+    alert_id: `dq${w}`,
+    kind: 'DATA_QUALITY',
+    feature: 'merchant_id',
+    method: 'missing_share',
+    statistic: 1,
+    share_drifted: null,
+    evidence: '{"missing_share":1}',
+  });
+  const batch = (alerts: readonly DriftAlert[]) => alerts.map((value) => ({ record: record(), value }));
+
+  it('the outage holds data_quality and sends nothing; after a restart, clean windows fire once', async () => {
+    const store = new MemoryStore();
+    const sent: RetrainRequest[] = [];
+    await processor(store, sent, undefined, defaults).process(
+      batch([alert(0), quality(0), alert(1), quality(1), alert(2), quality(2)]),
+      ctx,
+    );
+    expect(store.rows.map((r) => `${r.alert_id}:${r.reason}`)).toEqual([
+      'a0:sustaining',
+      'dq0:no_signal',
+      'a1:data_quality',
+      'dq1:no_signal',
+      'a2:data_quality',
+      'dq2:no_signal',
+    ]);
+    expect(sent).toEqual([]);
+    expect(store.rows[4]!.detail).toMatch(/\(dq0, dq1\)/);
+    // The spans are persisted with the state (on the batch's last row) and reload after a restart.
+    const state = (await store.loadStates(['fraud'])).get('fraud');
+    expect(state?.dataQuality).toEqual([{ start: T0, end: T0 + 3 * W, alertIds: ['dq0', 'dq1', 'dq2'] }]);
+    expect(state?.lastFire).toBeNull();
+    await processor(store, sent, undefined, defaults).process(
+      batch([quality(2), alert(3), alert(4), alert(5), alert(6)]),
+      ctx,
+    );
+    expect(store.rows.slice(6).map((r) => `${r.alert_id}:${r.reason}:${r.first}`)).toEqual([
+      'dq2:duplicate:0',
+      'a3:data_quality:1', // follows a covered window: its own DATA_QUALITY alert would come next
+      'a4:data_quality:1',
+      'a5:fire:1',
+      'a6:cooldown:1',
+    ]);
+    expect(sent.map((r) => [r.data_to, JSON.parse(r.evidence).windows.length])).toEqual([[T0 + 6 * W, 3]]);
+  });
+
+  it('a state the previous release persisted (no DATA_QUALITY spans) loads, and the veto starts with the next DATA_QUALITY alert', async () => {
+    const store = new MemoryStore();
+    await processor(store, [], undefined, defaults).process(batch([alert(0)]), ctx);
+    const legacy = {
+      seq: 2,
+      maxWindowEnd: T0 + W,
+      windows: [{ start: T0, end: T0 + W, signals: ['share_drifted>=0.5'], alertIds: ['a0'] }],
+      performance: { maxWindowEnd: 0, windows: [] },
+      lastFire: null,
+    };
+    store.rows[0] = { ...store.rows[0]!, seq: 2, state: JSON.stringify(legacy) };
+    const sent: RetrainRequest[] = [];
+    await processor(store, sent, undefined, defaults).process(batch([quality(0), alert(1), quality(1), alert(2)]), ctx);
+    expect(store.rows.slice(1).map((r) => `${r.alert_id}:${r.reason}:${r.seq}`)).toEqual([
+      'dq0:no_signal:3',
+      'a1:data_quality:4',
+      'dq1:no_signal:5',
+      'a2:data_quality:6',
+    ]);
+    expect(sent).toEqual([]);
+  });
+});

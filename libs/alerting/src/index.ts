@@ -14,12 +14,15 @@ export {
 export {
   ANSWERS_TO_GIVE_UP,
   type AttemptVerdict,
+  asksWaitBeyondBudget,
   checkShows,
   checkSpacingMs,
   failingMessageVerdict,
   looksMisconfigured,
+  MAX_RETRY_AFTER_MS,
   nextRetryDelay,
   type RetryPolicy,
+  receiverWaitUntil,
   retryAfterMs,
   verdictOf,
 } from './retry.js';

@@ -69,6 +69,34 @@ export function nextRetryDelay(
 }
 
 /**
+ * The longest a receiver's `Retry-After` keeps the router from it: 1 hour, the consumer loop's
+ * longest deferral. A longer ask (a day, a far HTTP date, a proxy's mistake) is asked again after
+ * the hour: one request an hour.
+ */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/** Until when a receiver that asked to wait `askedMs` at `now` is sent nothing: the wait, capped at MAX_RETRY_AFTER_MS. */
+export function receiverWaitUntil(askedMs: number, now: number): number {
+  return now + Math.min(Math.max(0, askedMs), MAX_RETRY_AFTER_MS);
+}
+
+/**
+ * Whether an answer's `Retry-After` (`askedMs`) asks a wait the retry budget cannot hold: with
+ * `elapsedMs` of the budget run, the wait ends after the budget does. The budget ends then (the
+ * next attempt would start too late: `nextRetryDelay`), and the receiver has said when it will
+ * take requests again: a delivery check sent at once met the same 429 and counted as an outage,
+ * the batch retried every few seconds against a `Retry-After: 600` (found by a review). Such a
+ * receiver is sent nothing until `receiverWaitUntil`.
+ */
+export function asksWaitBeyondBudget(
+  policy: Pick<RetryPolicy, 'budgetMs'>,
+  elapsedMs: number,
+  askedMs: number | undefined,
+): askedMs is number {
+  return askedMs !== undefined && askedMs > 0 && elapsedMs + askedMs > policy.budgetMs;
+}
+
+/**
  * A `Retry-After` header in ms: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); undefined when
  * absent or not one of those.
  */

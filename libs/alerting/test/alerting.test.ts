@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   type AlertMessage,
   ANSWERS_TO_GIVE_UP,
+  asksWaitBeyondBudget,
   checkShows,
   checkSpacingMs,
   failingMessageVerdict,
@@ -11,6 +12,7 @@ import {
   looksMisconfigured,
   MAX_EVIDENCE_CHARS,
   MAX_JSON_BODY_BYTES,
+  MAX_RETRY_AFTER_MS,
   nextRetryDelay,
   parseRoutesText,
   planSends,
@@ -18,6 +20,7 @@ import {
   type RetryPolicy,
   type RoutedAlert,
   receiversFor,
+  receiverWaitUntil,
   renderDeliveryCheck,
   renderJson,
   renderSlack,
@@ -309,6 +312,20 @@ describe('retry schedule', () => {
     expect(retryAfterMs('Wed, 21 Oct 2026 07:28:10 GMT', Date.UTC(2026, 9, 21, 7, 28, 0))).toBe(10_000);
     expect(retryAfterMs('Wed, 21 Oct 2026 07:28:10 GMT', Date.UTC(2027, 0, 1))).toBe(0); // in the past
     for (const bad of [null, undefined, '', '-5', '1.5', 'soon']) expect(retryAfterMs(bad, 0)).toBeUndefined();
+  });
+
+  it('a Retry-After the budget cannot hold keeps the receiver unasked until it ends, at most an hour (found by a review)', () => {
+    // Exactly when the budget stops for the ask (nextRetryDelay undefined), and not before.
+    expect(asksWaitBeyondBudget(policy, 0, 600_000)).toBe(true);
+    expect(nextRetryDelay(policy, 1, 0, () => 0, 600_000)).toBeUndefined();
+    expect(asksWaitBeyondBudget(policy, 1_500, 2_000)).toBe(true); // 1.5 + 2 s > 3 s: what is left cannot hold it
+    expect(asksWaitBeyondBudget(policy, 0, 2_000)).toBe(false); // waited within the budget
+    expect(nextRetryDelay(policy, 1, 0, () => 0, 2_000)).toBe(2_000);
+    expect(asksWaitBeyondBudget(policy, 0, 3_000)).toBe(false); // ends with the budget: still held by it
+    for (const none of [undefined, 0]) expect(asksWaitBeyondBudget(policy, 5_000, none)).toBe(false);
+    expect(receiverWaitUntil(600_000, T0)).toBe(T0 + 600_000);
+    expect(receiverWaitUntil(86_400_000, T0)).toBe(T0 + MAX_RETRY_AFTER_MS); // a day: asked again after the hour
+    expect(MAX_RETRY_AFTER_MS).toBe(3_600_000);
   });
 
   it('fails at once only a refusal of the body (400, 413, 415, 422); retries everything else', () => {

@@ -3,10 +3,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type AlertMessage,
   type AttemptVerdict,
+  asksWaitBeyondBudget,
   type FailingDelivery,
   nextRetryDelay,
   type Receiver,
   type RetryPolicy,
+  receiverWaitUntil,
   renderBody,
   renderDeliveryCheck,
   retryAfterMs,
@@ -125,15 +127,24 @@ function buildRequest(receiver: Receiver, body: string, signal: AbortSignal): Re
  * 5xx, …) when the retry budget ended: retriable, so on its own it fails the batch (an outage).
  * `row` is its record were it given up: the router records it `failed` when the receiver took
  * another message, or a delivery check, after it (the receiver is up; this message is what it
- * cannot take).
+ * cannot take). `asked`: the last answer's `Retry-After` asked a wait the budget cannot hold
+ * (`asksWaitBeyondBudget`), and until when the receiver is to be sent nothing (`receiverWaitUntil`).
  */
 export class ReceiverFailingError extends DriftlineError {
   readonly row: AlertDeliveryRow;
-  constructor(message: string, row: AlertDeliveryRow) {
+  readonly asked: ReceiverWait | undefined;
+  constructor(message: string, row: AlertDeliveryRow, asked?: ReceiverWait) {
     super('SINK_UNAVAILABLE', message, { retriable: true });
     this.name = 'ReceiverFailingError';
     this.row = row;
+    this.asked = asked;
   }
+}
+
+/** A receiver's `Retry-After`: the wait it asked, and until when it is sent nothing (the wait capped). */
+export interface ReceiverWait {
+  readonly askedMs: number;
+  readonly until: number;
 }
 
 /** Why no further attempt starts: the one limit that ended the retries, named (a review found a wait blamed for max attempts). */
@@ -259,6 +270,9 @@ export async function deliver(
       throw new ReceiverFailingError(
         `receiver ${receiver.name} still failing: ${why}; the batch is retried`,
         record(receiver, message, alertIds, { verdict, attempts, status, error: why, started, finished: now() }),
+        asksWaitBeyondBudget(options.retry, elapsed, askedMs)
+          ? { askedMs, until: receiverWaitUntil(askedMs, now()) }
+          : undefined,
       );
     }
     try {

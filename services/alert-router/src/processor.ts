@@ -13,6 +13,7 @@ import {
   type RoutedAlert,
   type RoutingTable,
   receiversFor,
+  receiverWaitUntil,
   severityOf,
   type TokenBucket,
 } from '@driftline/alerting';
@@ -27,11 +28,11 @@ import {
   PoisonRecordError,
   windowTimeProblem,
 } from '@driftline/core';
-import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/kafka';
+import type { BatchProcessor, DecodedRecord, InboundRecord, ProcessResult } from '@driftline/kafka';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { DriftAlert } from '@driftline/schemas';
 import type { AlertDeliveryRow, AlertDeliveryStore } from '@driftline/warehouse';
-import { checkReceiver, type DeliverOptions, deliver, ReceiverFailingError } from './deliver.js';
+import { checkReceiver, type DeliverOptions, deliver, ReceiverFailingError, type ReceiverWait } from './deliver.js';
 
 export interface RouterDeps {
   readonly routes: RoutingTable;
@@ -56,6 +57,21 @@ const ID_LOG_LIMIT = 20;
 /** Characters of an alert id shown in a dead letter's reason: an id too long is cut, the problem stays in the reason's bound. */
 const ID_IN_REASON = 100;
 const idInReason = (id: string) => (id.length > ID_IN_REASON ? `${cutText(id, ID_IN_REASON)}…` : id);
+
+/**
+ * A receiver that asked to be sent nothing until `until` (a `Retry-After` its retry budget cannot
+ * hold): its deliveries stop there, and the batch is deferred rather than retried.
+ */
+class ReceiverWaitingError extends DriftlineError {
+  readonly until: number;
+  constructor(receiver: string, until: number) {
+    super('SINK_UNAVAILABLE', `receiver ${receiver} asked to be sent nothing until ${new Date(until).toISOString()}`, {
+      retriable: true,
+    });
+    this.name = 'ReceiverWaitingError';
+    this.until = until;
+  }
+}
 
 /** How a receiver answered meanwhile, for the record of a message given up. */
 function answered(delivered: number, checks: number): string {
@@ -169,6 +185,16 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   // message that keeps failing, that the receiver answers others meanwhile.
   const delivered = new Map<string, number>();
   const deliveredTo = (receiver: string) => delivered.get(receiver) ?? 0;
+  // Per receiver, until when it asked to be sent nothing (a Retry-After beyond its retry budget),
+  // for every batch and partition of this process: a batch for it meanwhile is deferred without a
+  // request. Kept when a partition is revoked: it is the receiver's, not the partition's.
+  const waitingUntil = new Map<string, number>();
+  function waitOf(receiver: string): number | undefined {
+    const until = waitingUntil.get(receiver);
+    if (until === undefined || until > now()) return until;
+    waitingUntil.delete(receiver);
+    return undefined;
+  }
 
   async function toReceiver(
     receiver: Receiver,
@@ -193,8 +219,45 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     // One retry budget for the batch's messages to this receiver (see DeliverOptions.sharedBudget).
     const sharedBudget = { startedAt: undefined as number | undefined };
 
+    /** Before any request (a message, a check, a rate-limit token): nothing while the receiver asked to wait. */
+    function unlessWaiting(): void {
+      const until = waitOf(receiver.name);
+      if (until !== undefined) throw new ReceiverWaitingError(receiver.name, until);
+    }
+
+    /**
+     * The receiver asked to wait beyond what its retry budget holds: it is sent nothing more, no
+     * delivery check either (its answer already says it is down until then: a check sent at once
+     * met the same 429, counted as an outage, and the loop retried the batch every few seconds;
+     * found by a review). `failing`, the message it answered so, goes alone after the others when
+     * the batch comes back. Throws: the batch is deferred until then (`process`).
+     */
+    function askedToWait(
+      asked: ReceiverWait,
+      status: number | null | undefined,
+      failing: readonly AlertMessage[],
+    ): never {
+      waitingUntil.set(receiver.name, asked.until);
+      const ids = suspects.get(receiver.name) ?? new Set<string>();
+      for (const message of failing) for (const a of message.alerts) ids.add(a.alert.alert_id);
+      suspects.set(receiver.name, ids);
+      deps.logger.warn(
+        {
+          receiver: receiver.name,
+          httpStatus: status,
+          retryAfterMs: asked.askedMs,
+          waitMs: Math.max(0, asked.until - now()),
+          until: new Date(asked.until).toISOString(),
+          retryBudgetMs: deps.deliver.retry.budgetMs,
+        },
+        'the receiver asked to wait (Retry-After) beyond its retry budget: no request to it until then (at most an hour), its alerts held (the partition deferred, nothing committed)',
+      );
+      throw new ReceiverWaitingError(receiver.name, asked.until);
+    }
+
     /** The unit's messages as the rate limit lets them out (the excess in a digest); waits for a token. */
     async function whenAllowed(unit: readonly AlertMessage[]): Promise<readonly AlertMessage[]> {
+      unlessWaiting();
       for (;;) {
         const plan = planSends(
           unit,
@@ -217,6 +280,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       message: AlertMessage,
       budget: DeliverOptions['sharedBudget'] = sharedBudget,
     ): Promise<AlertDeliveryRow | ReceiverFailingError> {
+      unlessWaiting();
       if (message.key === 'digest') m.digests.inc({ receiver: receiver.name });
       try {
         const row = await deliver(receiver, message, {
@@ -231,7 +295,10 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
         keep(row, 'alert delivery refused: recorded and given up');
         return row;
       } catch (error) {
-        if (error instanceof ReceiverFailingError) return error;
+        if (error instanceof ReceiverFailingError) {
+          if (error.asked !== undefined) askedToWait(error.asked, error.row.http_status, [message]);
+          return error;
+        }
         throw error; // stopping
       }
     }
@@ -331,8 +398,14 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
           });
           await heartbeat();
         }
-        const shows = await sendCheck(unproven);
+        const { shows, status, asked } = await sendCheck(unproven);
         await heartbeat();
+        if (asked !== undefined)
+          askedToWait(
+            asked,
+            status,
+            round.map((f) => f.message),
+          );
         const outage = unproven.find((f) => failingMessageVerdict(since(f) + checks, needed, shows) === 'outage');
         if (outage !== undefined) {
           // On the retry each goes out alone (see `suspects`).
@@ -366,6 +439,11 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       m.checks.inc({ receiver: receiver.name, outcome: answer.verdict });
       answeredWith(receiver.name, answer.status);
       const shows = checkShows(answer.status);
+      // A check comes once a budget has ended: any wait its answer asks is beyond the budget.
+      if (shows === 'down' && answer.askedMs !== undefined && answer.askedMs > 0) {
+        const asked = { askedMs: answer.askedMs, until: receiverWaitUntil(answer.askedMs, now()) };
+        return { shows, status: answer.status, asked };
+      }
       const fields = {
         receiver: receiver.name,
         deliveryIds: failingDeliveries.slice(0, ID_LOG_LIMIT).map((d) => d.deliveryId),
@@ -380,8 +458,25 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
         const location = answer.location === undefined ? {} : { location: answer.location };
         deps.logger.warn({ ...fields, checkError: answer.error, ...location }, checkFailedText(answer.status));
       }
-      return shows;
+      return { shows, status: answer.status, asked: undefined };
     }
+  }
+
+  /**
+   * The batch held, whole, until a receiver's asked wait ends (the earliest, with several): the
+   * loop's deferral pauses only this partition, commits nothing of it and offers it again then
+   * (a receiver still waiting is skipped again without a request). Retried instead, a receiver
+   * answering `429 Retry-After: 600` got a request every few seconds (found by a review). What
+   * was delivered meanwhile is recorded; the redelivery skips it.
+   */
+  function deferUntil(items: ReadonlyArray<DecodedRecord<DriftAlert>>, until: number): ProcessResult {
+    return {
+      defer: {
+        offset: items[0]!.record.offset,
+        delayMs: Math.max(0, until - now()),
+        reason: `a receiver asked to wait (Retry-After) until ${new Date(until).toISOString()}`,
+      },
+    };
   }
 
   return {
@@ -448,8 +543,13 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       const rows = [...unrecorded];
       await deps.store.write(rows);
       unrecorded = unrecorded.slice(rows.length);
-      const failed = settled.find((r) => r.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
+      // An outage or a stop fails the batch (retried); receivers that only asked to wait defer it.
+      const failed = settled.find((r) => r.status === 'rejected' && !(r.reason instanceof ReceiverWaitingError));
+      if (failed?.status === 'rejected') throw failed.reason;
+      const waits = settled.flatMap((r) =>
+        r.status === 'rejected' && r.reason instanceof ReceiverWaitingError ? [r.reason.until] : [],
+      );
+      if (waits.length > 0) return deferUntil(items, Math.min(...waits));
       suspects.clear(); // the batch is done: its retries are over
     },
   };

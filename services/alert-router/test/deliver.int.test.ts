@@ -190,6 +190,8 @@ describe('deliver', () => {
     ).rejects.toMatchObject({
       retriable: true,
       message: expect.stringContaining('the receiver asked to wait 3600000 ms, beyond the 10000 ms retry budget'),
+      // The router sends the receiver nothing until then (the batch deferred), at most an hour.
+      asked: { askedMs: 3_600_000, until: expect.any(Number) },
     });
     expect(times).toHaveLength(1);
   });

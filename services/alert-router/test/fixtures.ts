@@ -17,13 +17,16 @@ export interface Received {
   readonly at: number;
 }
 
-/** A webhook receiver on loopback: records every request; `answer` decides the status per path (and body). */
+/** A receiver's answer: a status, or a status with headers (a `Retry-After`). */
+export type Answer = number | { readonly status: number; readonly headers: Readonly<Record<string, string>> };
+
+/** A webhook receiver on loopback: records every request; `answer` decides the status (and headers) per path (and body). */
 export class Receiver {
   readonly received: Received[] = [];
   private server: Server | undefined;
   constructor(
     readonly port: number,
-    private readonly answer: (path: string, n: number, body: Record<string, unknown>) => number = () => 200,
+    private readonly answer: (path: string, n: number, body: Record<string, unknown>) => Answer = () => 200,
     private readonly answered: (n: number) => void = () => {},
   ) {}
   start(): Promise<void> {
@@ -33,9 +36,12 @@ export class Receiver {
       req.on('end', () => {
         const path = req.url ?? '';
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
-        const status = this.answer(path, this.received.filter((r) => r.path === path).length + 1, body);
+        const answer = this.answer(path, this.received.filter((r) => r.path === path).length + 1, body);
+        const { status, headers } = typeof answer === 'number' ? { status: answer, headers: {} } : answer;
         this.received.push({ path, body, headers: req.headers, at: Date.now() });
-        res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok' : `status ${status}`);
+        res
+          .writeHead(status, { 'content-type': 'text/plain', ...headers })
+          .end(status === 200 ? 'ok' : `status ${status}`);
         this.answered(this.received.length);
       });
     });

@@ -384,6 +384,114 @@ describe('router processor', () => {
     }
   });
 
+  it('a Retry-After beyond the budget: no check, no request until it ends; the batch deferred, the other receivers delivered (found by a review)', async () => {
+    // `throttled` answers 429 asking 600 s to everything; `fine` takes everything. Before: the
+    // message, then a check at once (429 too: an outage), the batch thrown and retried every few s.
+    const throttled = await webhook(() => ({ status: 429, headers: { 'retry-after': '600' } }));
+    const fine = await webhook(() => 200);
+    try {
+      const { processor: p, registry } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { throttled: { url: "${throttled.url}" }, fine: { url: "${fine.url}" } }
+routes: [{ match: { model: slowed }, receivers: [throttled, fine] }]`,
+        { maxAttempts: 8, initialMs: 10, maxDelayMs: 20, budgetMs: 2_000, jitter: 0 },
+      );
+      const batch = hourly('slowed', ['s1', 's2']);
+      const first = await p.process(batch, context);
+      expect(first).toMatchObject({ defer: { offset: '0', reason: expect.stringMatching(/Retry-After/) } });
+      const delayMs = first?.defer?.delayMs ?? 0;
+      expect(delayMs).toBeGreaterThan(590_000);
+      expect(delayMs).toBeLessThanOrEqual(600_000);
+      expect(throttled.sent).toHaveLength(1); // one message, no delivery check
+      expect(fine.sent.flat().sort()).toEqual(['s1', 's2']);
+      expect(await statuses('fine')).toEqual([
+        ['delivered', 's1'],
+        ['delivered', 's2'],
+      ]);
+      expect(await statuses('throttled')).toEqual([]); // nothing given up
+      expect(await registry.getSingleMetricAsString('driftline_alert_delivery_checks_total')).not.toMatch(
+        /receiver="throttled"/,
+      );
+      // Offered again meanwhile (a join ends a deferral early, another partition's batch): no
+      // request, nothing sent twice, deferred for what is left of the wait.
+      const again = await p.process(batch, context);
+      expect(again?.defer?.delayMs).toBeLessThanOrEqual(delayMs);
+      expect(again?.defer?.delayMs).toBeGreaterThan(590_000);
+      expect(throttled.sent).toHaveLength(1);
+      expect(fine.sent).toHaveLength(2);
+    } finally {
+      await throttled.close();
+      await fine.close();
+    }
+  });
+
+  it('a Retry-After of a day holds the receiver for at most an hour; a check answered with one is waited for too', async () => {
+    const daylong = await webhook(() => ({ status: 503, headers: { 'retry-after': '86400' } }));
+    // The message 503 without a wait for its whole budget; the check 429 asking 600 s.
+    const checked = await webhook((_n, ids) =>
+      ids.length === 0 ? { status: 429, headers: { 'retry-after': '600' } } : 503,
+    );
+    try {
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { daylong: { url: "${daylong.url}" } }
+routes: [{ match: { model: daylong }, receivers: [daylong] }]`,
+        quick,
+      );
+      const result = await p.process(hourly('daylong', ['d1']), context);
+      expect(result?.defer?.delayMs).toBeGreaterThan(3_590_000);
+      expect(result?.defer?.delayMs).toBeLessThanOrEqual(3_600_000); // MAX_RETRY_AFTER_MS
+      expect(daylong.sent).toEqual([['d1']]);
+
+      const { processor: q } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { checked: { url: "${checked.url}" } }
+routes: [{ match: { model: checked }, receivers: [checked] }]`,
+        quick,
+      );
+      const batch = hourly('checked', ['c1']);
+      const deferred = await q.process(batch, context);
+      expect(deferred?.defer?.delayMs).toBeGreaterThan(590_000);
+      // Its budget, then one check (429 asking 600 s): nothing more, nothing given up.
+      expect(checked.sent).toEqual([...Array.from({ length: quick.maxAttempts }, () => ['c1']), []]);
+      await q.process(batch, context);
+      expect(checked.sent).toHaveLength(quick.maxAttempts + 1);
+      expect(await statuses('checked')).toEqual([]);
+    } finally {
+      await daylong.close();
+      await checked.close();
+    }
+  });
+
+  it('once the asked wait has passed, the deferred batch is delivered, once', async () => {
+    // 429 asking 1 s (beyond a 300 ms budget) to the first request, 200 after.
+    const times: number[] = [];
+    const hook = await webhook((n) => {
+      times.push(Date.now());
+      return n === 1 ? { status: 429, headers: { 'retry-after': '1' } } : 200;
+    });
+    try {
+      const { processor: p } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { brief: { url: "${hook.url}" } }
+routes: [{ match: { model: brief }, receivers: [brief] }]`,
+        quick,
+      );
+      const batch = hourly('brief', ['b1']);
+      const result = await p.process(batch, context);
+      expect(result?.defer?.delayMs).toBeGreaterThan(900);
+      await p.process(batch, context); // too early: deferred again, no request
+      expect(hook.sent).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, result?.defer?.delayMs));
+      expect(await p.process(batch, context)).toBeUndefined(); // done: the loop commits
+      expect(hook.sent).toEqual([['b1'], ['b1']]);
+      expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(1_000);
+      expect(await statuses('brief')).toEqual([['delivered', 'b1']]);
+    } finally {
+      await hook.close();
+    }
+  });
+
   it("a receiver that refuses the check's body (4xx) is up: the message is given up, not held for ever (found by a review)", async () => {
     // 500 for the alert, 400 for the check (its schema wants alerts): the receiver's application answers.
     const hook = await webhook((_n, ids) => (ids.length === 0 ? 400 : 500));

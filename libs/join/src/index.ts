@@ -8,7 +8,6 @@ export {
   type Positioned,
 } from './applied.js';
 export { type LogEvent, type OfflineJoin, offlineJoin } from './offline.js';
-export { isWrittenReplay, type ReplayCandidate, replayLookups } from './replay.js';
 export {
   backstopTtl,
   type ExpireOutcome,
@@ -52,3 +51,16 @@ export {
   type TallyCounts,
   type TallyInput,
 } from './tally.js';
+export {
+  CLOCK_SKEW_MS,
+  labelCheckHorizon,
+  predictionCheckHorizon,
+  type SinkCandidate,
+  type SinkCheckConfig,
+  type SinkLookup,
+  type SinkVerdict,
+  sinkLookup,
+  sinkLookups,
+  sinkVerdict,
+  type WrittenRow,
+} from './written.js';

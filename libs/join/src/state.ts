@@ -15,9 +15,12 @@ import type { TallyInput } from './tally.js';
  * - `E` expired, not yet acknowledged: the unlabeled prediction is kept until the sink has it
  * - `X` expired tombstone
  *
- * A label joins when its event time is at most `deadline`; later labels are `late` and never join,
- * whatever the arrival order, so the result does not depend on processing speed. A pending prediction
- * (or waiting label) is expired by the scanner once the expiry clock passes its score plus the grace.
+ * A label joins when its event time is at most `deadline` and it is read before the prediction
+ * expires; later labels are `late` and never join, whatever the arrival order. A pending prediction
+ * (or waiting label) is expired by the scanner once the expiry clock passes its score plus the
+ * grace: a label on time but read after that (published later than the grace) is dropped too,
+ * so the result depends on the labels' publication lag, not on processing speed (the clock waits
+ * for the slowest partition).
  */
 export interface JoinConfig {
   /** Maximum label delay: a label joins when label time <= prediction time + maxDelayMs. */

@@ -48,6 +48,8 @@ export {
   type PredictionStore,
   segmentValue,
   type TrainingRow,
+  type WrittenLookup,
+  type WrittenPrediction,
 } from './tables/predictions.js';
 export type { ReferenceStore } from './tables/reference-profiles.js';
 export { RETENTION_DAYS } from './tables/retention.js';

@@ -130,4 +130,71 @@ describe('writtenPredictions: which replayed predictions already have a row', ()
       await ch.close();
     }
   }, 60_000);
+
+  it('writtenPredictionRows: labeled or expired, the prediction time, only within each look-up’s time bounds, reading those granules only', async () => {
+    const ch = await createClickHouse(testClickHouse(path, `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`));
+    try {
+      await migrate(ch, migrations);
+      const store = new ClickHousePredictionStore(ch);
+      const DAY = 86_400_000;
+      await store.insertJoined([{ prediction: prediction('a', 'joined'), label: label('a', 'joined'), joinedAt: T }]);
+      await store.insertExpired([
+        { prediction: prediction('a', 'expired', T - DAY), deadline: T + 1, expiredAt: T + 2 },
+        // Both (an unlabeled row beside a labeled one): labeled.
+        { prediction: prediction('a', 'joined'), deadline: T + 1, expiredAt: T + 2 },
+      ]);
+      const rows = await store.writtenPredictionRows([
+        { model: 'a', predictionId: 'joined', from: T, to: T },
+        { model: 'a', predictionId: 'expired' },
+        { model: 'a', predictionId: 'never', from: T, to: T },
+      ]);
+      expect(rows.sort((x, y) => x.predictionId.localeCompare(y.predictionId))).toEqual([
+        { model: 'a', predictionId: 'expired', labeled: false, predictionTime: T - DAY },
+        { model: 'a', predictionId: 'joined', labeled: true, predictionTime: T },
+      ]);
+      // Outside its bounds a row is not found, even when another look-up's bounds reach it.
+      expect(
+        await store.writtenPredictionRows([
+          { model: 'a', predictionId: 'expired', from: T - DAY + 1, to: T },
+          { model: 'a', predictionId: 'joined', from: T - 2 * DAY, to: T },
+        ]),
+      ).toEqual([{ model: 'a', predictionId: 'joined', labeled: true, predictionTime: T }]);
+      expect(await store.writtenPredictionRows([{ model: 'a', predictionId: 'joined', to: T - 1 }])).toEqual([]);
+
+      // 200,000 rows over 20 days: 500 ids bounded to their hour read a granule or two, where
+      // the bloom filter alone passes ~40% of them (1 − 0.999^500).
+      const rowsN = 200_000;
+      const t0 = `toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + toIntervalMillisecond(number * 8640)`;
+      await ch.command(
+        `INSERT INTO ${ch.table('labeled_predictions')}
+           (model, model_version, prediction_id, entity_id, prediction_time, label_time, features, prediction, label, joined_at)
+         SELECT 'b', 'v1', concat('p-', toString(number)), 'e', ${t0}, ${t0}, '{}', 0.5, 1, now64(3) FROM numbers(${rowsN})`,
+      );
+      const from = Date.UTC(2026, 10, 10);
+      const lookups = Array.from({ length: 500 }, (_, i) => ({
+        model: 'b',
+        predictionId: `q-${i}`,
+        from,
+        to: from + 3_600_000,
+      }));
+      const sent: Array<{ sql: string; params: Record<string, unknown> }> = [];
+      const spy = new ClickHousePredictionStore({
+        ...ch,
+        select: (sql, params = {}) => {
+          sent.push({ sql, params });
+          return ch.select(sql, params);
+        },
+      });
+      expect(await spy.writtenPredictionRows(lookups)).toEqual([]);
+      const read = async (sql: string, params: Record<string, unknown>) =>
+        ((await ch.selectTyped(sql, params)) as { statistics?: { rows_read?: number } }).statistics?.rows_read ?? -1;
+      const bounded = await read(sent[0]!.sql, sent[0]!.params);
+      expect(bounded).toBeLessThanOrEqual(2 * 8_192);
+      sent.length = 0;
+      await spy.writtenPredictionRows(lookups.map(({ model, predictionId }) => ({ model, predictionId })));
+      expect(await read(sent[0]!.sql, sent[0]!.params)).toBeGreaterThan(10 * bounded);
+    } finally {
+      await ch.close();
+    }
+  }, 60_000);
 });

@@ -12,6 +12,7 @@ import { contracts, type LabelEvent, type PredictionEvent } from '@driftline/sch
 import { JoinEngine, type JoinerRecord } from '../src/engine.js';
 import { ScoreCounter } from '../src/estimates.js';
 
+export { benchSinkLookup, type SinkLookupFigure } from './sink-lookup.js';
 export { benchWindowRecompute } from './window-recompute.js';
 
 export interface JoinerBenchEndpoints {
@@ -95,8 +96,8 @@ export async function benchJoiner(
       rows += r.length;
     },
     insertExpired: async () => {},
-    // No dead-letter replays here: nothing is looked up.
-    writtenPredictions: async () => [],
+    // No replays and no copies here: nothing is looked up.
+    writtenPredictionRows: async () => [],
   };
   const prefixes: string[] = [];
   const now = Date.now();

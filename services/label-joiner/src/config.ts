@@ -50,10 +50,18 @@ export const labelJoinerEnvShape = {
    * expire. At least 1 s: below it nearly every label arrives too late and nothing joins.
    */
   DRIFTLINE_JOINER_MAX_LABEL_DELAY: duration(1_000, MAX_JOIN_LIFETIME_MS).default(7 * 86_400_000),
-  /** Allowance for pipeline lag before a due prediction is declared unlabeled. */
+  /**
+   * How long past its deadline a prediction waits before it is declared unlabeled: it must exceed
+   * how long after their event time labels are published (a nightly batch: a day), or labels on
+   * time by event time are dropped (`expired-before-label`).
+   */
   DRIFTLINE_JOINER_EXPIRY_GRACE: duration(0, MAX_JOIN_LIFETIME_MS).default(5 * 60_000),
-  /** How long joined/expired tombstones recognise replays. */
-  DRIFTLINE_JOINER_TOMBSTONE_TTL: duration(1, MAX_JOIN_LIFETIME_MS).default(3_600_000),
+  /**
+   * How long joined/expired tombstones recognise replays. Two hours: an hour more than the default
+   * event-time future bound, so that copies of live predictions are judged by their tombstone
+   * and only older ones are looked up in ClickHouse (sinkLookup of @driftline/join).
+   */
+  DRIFTLINE_JOINER_TOMBSTONE_TTL: duration(1, MAX_JOIN_LIFETIME_MS).default(7_200_000),
   DRIFTLINE_JOINER_EXPIRY_INTERVAL: envField.duration(10, MAX_TIMER_MS).default(5_000),
   /** Tumbling window size of performance windows (on prediction time). */
   DRIFTLINE_JOINER_WINDOW: duration(1_000).default(3_600_000),

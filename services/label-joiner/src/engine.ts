@@ -3,21 +3,26 @@ import {
   type EventTimeCheck,
   eventNameProblem,
   eventTimeProblem,
+  humanSpan,
   type Logger,
   modelNameProblem,
   PoisonRecordError,
   toDriftlineError,
 } from '@driftline/core';
 import {
-  isWrittenReplay,
   type Joined,
+  type JoinRef,
   type JoinStore,
   joinKey,
   type LabelInput,
   type OffsetSpan,
   type PredictionInput,
-  replayLookups,
+  type SinkCandidate,
+  type SinkCheckConfig,
+  sinkLookups,
+  sinkVerdict,
   type TallyInput,
+  type WrittenRow,
 } from '@driftline/join';
 import { counter, histogram, type Registry } from '@driftline/observability';
 import { isClassLabel, type Task, windowKey, windowStart } from '@driftline/performance';
@@ -72,8 +77,13 @@ export interface PayloadDecoder {
 export interface JoinedSink {
   insertJoined(rows: readonly JoinedRow[]): Promise<void>;
   insertExpired(rows: readonly ExpiredPredictionRow[]): Promise<void>;
-  /** Which predictions already have a labeled or unlabeled row (replayed dead letters only). */
-  writtenPredictions: PredictionStore['writtenPredictions'];
+  /**
+   * Which predictions already have a labeled or unlabeled row, and which: records that may
+   * duplicate a prediction joined or expired longer ago than the tombstones last (sinkLookups of
+   * @driftline/join), replayed dead letters, and labels that may have come after their prediction
+   * expired.
+   */
+  writtenPredictionRows: PredictionStore['writtenPredictionRows'];
 }
 
 const MAX_ID_LENGTH = 512;
@@ -197,6 +207,19 @@ export interface JoinedLabelCheck {
 
 export const INVALID_LABEL_WARNING_MS = 60_000;
 
+/**
+ * Which records the engine checks against the sink before any transition, besides replayed
+ * ones (see sinkLookup of @driftline/join); without it, replayed records only. `logger` takes the
+ * warning about labels read after their prediction expired, at most once per
+ * {@link EXPIRED_BEFORE_LABEL_WARNING_MS}.
+ */
+export interface SinkCheck {
+  readonly config: SinkCheckConfig;
+  readonly logger?: Logger;
+}
+
+export const EXPIRED_BEFORE_LABEL_WARNING_MS = 60_000;
+
 export interface EngineStats {
   joined: number;
   outcomes: Record<string, number>;
@@ -211,6 +234,8 @@ export class JoinEngine {
   private readonly metrics;
   private invalidWarnedAt = Number.NEGATIVE_INFINITY;
   private invalidSinceWarning = 0;
+  private expiredWarnedAt = Number.NEGATIVE_INFINITY;
+  private expiredSinceWarning = 0;
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
@@ -220,6 +245,7 @@ export class JoinEngine {
     registry?: Registry,
     private readonly tallies?: PredictionTallies,
     private readonly labelCheck?: JoinedLabelCheck,
+    private readonly sinkCheck?: SinkCheck,
   ) {
     this.metrics =
       registry === undefined
@@ -281,23 +307,35 @@ export class JoinEngine {
       count('prediction', 'shadow');
       return false;
     });
-    // A dead letter replayed to its topic after its tombstone expired (a new offset: the marker
-    // does not know it) whose prediction the sink already holds: skipped like a shadow record,
-    // inside the span. An outage of the look-up fails the batch before anything is applied.
-    const refOf = (r: JoinerRecord) => ({
+    // Records whose prediction the sink may already hold a row of, found by no state: a copy read
+    // under a new offset (a producer re-sending, a DLQ replay: the marker does not know it) after
+    // the tombstone expired, or a label read after its prediction expired. Skipped like a shadow
+    // record, inside the span. An outage of the look-up fails the batch before anything is applied.
+    const candidateOf = (r: JoinerRecord): SinkCandidate => ({
+      kind: r.kind,
       model: r.event.model,
       id: r.event.prediction_id,
+      eventTime: r.event.event_time,
       replayed: r.replayed === true,
     });
-    const lookups = replayLookups(unshadowed.map(refOf));
-    const written = new Set<string>();
-    if (lookups.length > 0) {
-      const held = await this.sink.writtenPredictions(lookups.map((r) => ({ model: r.model, predictionId: r.id })));
-      for (const r of held) written.add(joinKey({ model: r.model, id: r.predictionId }));
-    }
+    const written = await this.writtenRows(unshadowed.map(candidateOf), now);
+    // A K whose row the sink holds (its batch failed after the insert, before the ack) is
+    // acknowledged with this batch's rows: its redelivered record is skipped here, and the ack
+    // (K → J) is what marks its window dirty.
+    const acknowledge = new Map<string, JoinRef>();
     const joinable = unshadowed.filter((r) => {
-      if (!isWrittenReplay(refOf(r), written)) return true;
-      count(r.kind, 'replay-duplicate');
+      const candidate = candidateOf(r);
+      const config = this.sinkCheck?.config;
+      // Without a check, replayed records only (as they alone were looked up).
+      const verdict =
+        config === undefined && !candidate.replayed
+          ? undefined
+          : sinkVerdict(candidate, written, config?.maxDelayMs ?? Number.POSITIVE_INFINITY);
+      if (verdict === undefined) return true;
+      count(r.kind, verdict);
+      const key = joinKey(candidate);
+      if (written.get(key)?.labeled === true) acknowledge.set(key, { model: candidate.model, id: candidate.id });
+      if (verdict === 'expired-before-label') this.expiredBeforeLabel(candidate, written.get(key)!, now);
       return false;
     });
     for (const r of joinable) {
@@ -351,7 +389,10 @@ export class JoinEngine {
       const r = labelRecords[n];
       emits.push(a.outcome === 'joined' && r?.kind === 'label' ? { emit: a.emit, label: r.event } : { emit: a.emit });
     });
-    if (emits.length === 0) return { joined: 0, outcomes };
+    if (emits.length === 0) {
+      if (acknowledge.size > 0) await this.store.ackJoined([...acknowledge.values()], now);
+      return { joined: 0, outcomes };
+    }
     // The same prediction can be emitted twice in one batch (a replayed duplicate); one row is enough.
     const unique = new Map(emits.map((e) => [joinKey(e.emit), e]));
     const rows: JoinedRow[] = [];
@@ -364,12 +405,65 @@ export class JoinEngine {
     }
     await this.sink.insertJoined(rows);
     this.checkLabels(rows, now);
-    await this.store.ackJoined(
-      [...unique.values()].map(({ emit }) => emit),
-      now,
-    );
+    for (const { emit } of unique.values()) acknowledge.set(joinKey(emit), emit);
+    await this.store.ackJoined([...acknowledge.values()], now);
     this.metrics?.joined.inc(rows.length);
     return { joined: rows.length, outcomes };
+  }
+
+  /** The rows the sink holds of the records to check (sinkLookups), by joinKey; none looked up: none. */
+  private async writtenRows(candidates: readonly SinkCandidate[], now: number): Promise<Map<string, WrittenRow>> {
+    const config = this.sinkCheck?.config;
+    // Without a check, replayed records only: they are looked up whatever the bounds.
+    const lookups =
+      config === undefined
+        ? sinkLookups(
+            candidates.filter((c) => c.replayed),
+            now,
+            { maxDelayMs: 0, graceMs: 0, tombstoneMs: 0, maxFutureMs: 0 },
+          )
+        : sinkLookups(candidates, now, config);
+    const written = new Map<string, WrittenRow>();
+    if (lookups.length === 0) return written;
+    const rows = await this.sink.writtenPredictionRows(
+      lookups.map((l) => ({
+        model: l.model,
+        predictionId: l.id,
+        ...(l.from === undefined ? {} : { from: l.from }),
+        ...(l.to === undefined ? {} : { to: l.to }),
+      })),
+    );
+    for (const r of rows) {
+      written.set(joinKey({ model: r.model, id: r.predictionId }), {
+        labeled: r.labeled,
+        predictionTime: r.predictionTime,
+      });
+    }
+    return written;
+  }
+
+  /**
+   * A label on time by event time read after its prediction expired unlabeled: it never joins.
+   * The grace (DRIFTLINE_JOINER_EXPIRY_GRACE) is the knob: expiry waits for it past the deadline.
+   */
+  private expiredBeforeLabel(label: SinkCandidate, row: WrittenRow, now: number): void {
+    this.expiredSinceWarning++;
+    const logger = this.sinkCheck?.logger;
+    if (logger === undefined || now - this.expiredWarnedAt < EXPIRED_BEFORE_LABEL_WARNING_MS) return;
+    const deadline = row.predictionTime + (this.sinkCheck?.config.maxDelayMs ?? 0);
+    logger.warn(
+      {
+        expiredBeforeLabel: this.expiredSinceWarning,
+        model: label.model,
+        prediction_id: label.id,
+        labelTime: new Date(label.eventTime).toISOString(),
+        deadline: new Date(deadline).toISOString(),
+        readAfterDeadline: humanSpan(now - deadline),
+      },
+      'labels on time by event time were read after their prediction had expired unlabeled and are dropped: DRIFTLINE_JOINER_EXPIRY_GRACE must exceed how long after their event time labels are published (README, "When a label joins")',
+    );
+    this.expiredWarnedAt = now;
+    this.expiredSinceWarning = 0;
   }
 
   private checkLabels(rows: readonly JoinedRow[], now: number): void {

@@ -1,4 +1,4 @@
-import { markerOffset } from '@driftline/join';
+import { CLOCK_SKEW_MS, markerOffset } from '@driftline/join';
 import {
   adoptGroupOffsets,
   committedOffsets,
@@ -132,7 +132,25 @@ export const labelJoinerService = defineService({
               },
               ctx.registry,
             );
-      const engine = new JoinEngine(store, decoder, sink, config.windowMs, ctx.registry, scores, { taskOf, logger });
+      // Records that may repeat a prediction joined or expired longer ago than the tombstones last,
+      // and labels that may come after their prediction expired, are checked against ClickHouse.
+      const sinkCheck = { ...config.join, maxFutureMs: ctx.common.eventTime.maxFutureMs };
+      if (sinkCheck.tombstoneMs <= sinkCheck.maxFutureMs + CLOCK_SKEW_MS) {
+        logger.warn(
+          { tombstoneMs: sinkCheck.tombstoneMs, maxFutureMs: sinkCheck.maxFutureMs },
+          'DRIFTLINE_JOINER_TOMBSTONE_TTL is not above DRIFTLINE_EVENT_TIME_MAX_FUTURE plus a minute: every batch of predictions is looked up in ClickHouse (README, "Checked against ClickHouse")',
+        );
+      }
+      const engine = new JoinEngine(
+        store,
+        decoder,
+        sink,
+        config.windowMs,
+        ctx.registry,
+        scores,
+        { taskOf, logger },
+        { config: sinkCheck, logger },
+      );
       // Expired predictions that can never be written go to predictions.v1.dlq, their stored bytes
       // as they are, with the reason; a failure of the DLQ is retriable (the pass acks nothing).
       const producer = await ctx.producer();
@@ -217,6 +235,10 @@ export const labelJoinerService = defineService({
                 { source, skipped },
                 'replayed dead letters whose prediction is already written were skipped',
               );
+            }
+            const copies = (outcomes['prediction:sink-duplicate'] ?? 0) + (outcomes['label:sink-duplicate'] ?? 0);
+            if (copies > 0) {
+              logger.info({ source, skipped: copies }, 'copies of predictions already written were skipped');
             }
             restarts.applied(topic, partition, started, records.at(-1)?.offset);
           },

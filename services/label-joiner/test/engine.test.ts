@@ -10,7 +10,7 @@ import { backstopTtl, InMemoryJoinStore, type JoinConfig, type SourceReport } fr
 import { isolateRejected } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
-import type { ExpiredPredictionRow, JoinedRow } from '@driftline/warehouse';
+import type { ExpiredPredictionRow, JoinedRow, WrittenLookup } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { labelJoinerEnvShape, MAX_JOIN_LIFETIME_MS, toLabelJoinerConfig } from '../src/config.js';
 import { JoinEngine, type JoinerRecord, validateLabel, validatePrediction } from '../src/engine.js';
@@ -53,15 +53,31 @@ class FlakySink {
     if (this.failNext-- > 0) throw new SinkUnavailableError('down');
     this.expired.push(...rows);
   }
-  lookups: Array<ReadonlyArray<{ model: string; predictionId: string }>> = [];
-  /** What the warehouse answers: the predictions among `refs` that have a joined or expired row here. */
-  async writtenPredictions(refs: ReadonlyArray<{ model: string; predictionId: string }>) {
+  lookups: Array<ReadonlyArray<WrittenLookup>> = [];
+  /**
+   * What the warehouse answers: the predictions among `lookups` that have a joined or expired row
+   * here, within each look-up's prediction-time bounds.
+   */
+  async writtenPredictionRows(lookups: ReadonlyArray<WrittenLookup>) {
     if (this.failNext-- > 0) throw new SinkUnavailableError('down');
-    this.lookups.push(refs);
-    const held = new Set(
-      [...this.joined, ...this.expired].map((r) => JSON.stringify([r.prediction.model, r.prediction.prediction_id])),
-    );
-    return refs.filter((r) => held.has(JSON.stringify([r.model, r.predictionId])));
+    this.lookups.push(lookups);
+    const held = new Map<string, { labeled: boolean; predictionTime: number }>();
+    for (const [rows, labeled] of [
+      [this.expired, false],
+      [this.joined, true],
+    ] as const) {
+      for (const r of rows) {
+        const key = JSON.stringify([r.prediction.model, r.prediction.prediction_id]);
+        held.set(key, { labeled: labeled || held.get(key)?.labeled === true, predictionTime: r.prediction.event_time });
+      }
+    }
+    return lookups.flatMap((l) => {
+      const row = held.get(JSON.stringify([l.model, l.predictionId]));
+      if (row === undefined || row.predictionTime < (l.from ?? -Infinity) || row.predictionTime > (l.to ?? Infinity)) {
+        return [];
+      }
+      return [{ model: l.model, predictionId: l.predictionId, ...row }];
+    });
   }
 }
 
@@ -657,7 +673,7 @@ describe('JoinEngine: dead letters replayed after the tombstone expired (driftli
     // The joiner's own dead letter of c, replayed after a fix: new to it, so pending as usual.
     const stats = await engine.process([replayed(prediction('c')), prediction('d')], 2, 'test/0');
     expect(stats.outcomes).toEqual({ 'prediction:pending': 2 });
-    expect(sink.lookups).toEqual([[{ model: 'm', predictionId: 'c' }]]);
+    expect(sink.lookups).toEqual([[{ model: 'm', predictionId: 'c', from: 1_000, to: 1_000 }]]);
     // A replayed label of a prediction still pending joins it.
     expect((await engine.process([replayed(label('a'))], 3, 'test/0')).outcomes).toEqual({ 'label:joined': 1 });
   });
@@ -676,5 +692,147 @@ describe('JoinEngine: dead letters replayed after the tombstone expired (driftli
     expect((await engine.process([prediction('x'), replayed(prediction('a'))], 2, 'test/0')).outcomes).toEqual({
       'prediction:pending': 2,
     });
+  });
+});
+
+describe('JoinEngine: copies after the tombstones, labels after the expiry (checked against the warehouse)', () => {
+  const MINUTE = 60_000;
+  const HOUR = 60 * MINUTE;
+  const T = Date.UTC(2026, 11, 1, 10);
+  // Tombstones of 2 h, the event-time bound of 1 h: predictions dated an hour before now (less
+  // the clock allowance) are looked up; labels read more than the grace after their event time.
+  const join = { maxDelayMs: HOUR, graceMs: 5 * MINUTE, tombstoneMs: 2 * HOUR };
+  const check = { config: { ...join, maxFutureMs: HOUR } };
+  const at = (id: string, t: number) => prediction(id, t);
+  const labelAt = (id: string, t: number) => label(id, t);
+
+  function scanner(store: InMemoryJoinStore<Buffer, Buffer>, sink: FlakySink): ExpiryScanner {
+    return new ExpiryScanner(
+      store,
+      decoder,
+      sink,
+      {
+        ...clockOf(join),
+        deadLetter: async () => {
+          throw new Error('nothing here may be dead-lettered');
+        },
+      },
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
+    );
+  }
+
+  it('a prediction sent again without the header after its tombstone expired is a sink-duplicate: no pending, no second tally; live ones are not looked up', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(join);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, check);
+    await engine.process([at('a', T), at('b', T)], T + MINUTE, 'test/0');
+    await engine.process([labelAt('a', T + MINUTE)], T + 2 * MINUTE, 'test/1');
+    await scanner(store, sink).pass(T + HOUR + 10 * MINUTE); // b expires unlabeled
+    expect(sink.lookups).toEqual([]); // live traffic: nothing looked up
+    // Three hours later (tombstones gone), a producer publishes both again, with a live one.
+    const now = T + 3 * HOUR;
+    const stats = await engine.process([at('a', T), at('b', T), at('c', now - 30_000)], now, 'test/0');
+    expect(stats.outcomes).toEqual({ 'prediction:sink-duplicate': 2, 'prediction:pending': 1 });
+    expect(sink.lookups.at(-1)).toEqual([
+      { model: 'm', predictionId: 'a', from: T, to: T },
+      { model: 'm', predictionId: 'b', from: T, to: T },
+    ]);
+    expect(await store.pendingCount(`["m","v1",${T}]`)).toBe(0);
+    expect(await store.scheduledCount()).toBe(1); // c only
+    expect([sink.joined.length, sink.expired.length]).toEqual([1, 1]);
+    // Without the check (the old behaviour): pending again, for the max delay.
+    const unchecked = new JoinEngine(store, decoder, sink, HOUR);
+    expect((await unchecked.process([at('a', T)], now + 1, 'test/0')).outcomes).toEqual({ 'prediction:pending': 1 });
+  });
+
+  it('an outage of the look-up fails the batch before anything is applied (retriable)', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(join);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, check);
+    sink.failNext = 1;
+    const now = T + 3 * HOUR;
+    await expect(engine.process([at('x', T), at('y', now)], now, 'test/0')).rejects.toBeInstanceOf(
+      SinkUnavailableError,
+    );
+    expect(store.states.size).toBe(0);
+    expect(store.watermarks.size).toBe(0);
+    expect((await engine.process([at('x', T), at('y', now)], now, 'test/0')).outcomes).toEqual({
+      'prediction:pending': 2,
+    });
+  });
+
+  it('a K whose row the warehouse holds is acknowledged when its redelivered record is skipped: J, window dirty', async () => {
+    class AckFailsOnce extends InMemoryJoinStore<Buffer, Buffer> {
+      fail = true;
+      override async ackJoined(refs: Parameters<InMemoryJoinStore<Buffer, Buffer>['ackJoined']>[0], now: number) {
+        if (this.fail) {
+          this.fail = false;
+          throw new SinkUnavailableError('redis down');
+        }
+        return super.ackJoined(refs, now);
+      }
+    }
+    const store = new AckFailsOnce(join);
+    const sink = new FlakySink();
+    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, check);
+    // A backfill: the label waits, its prediction (3 h old) joins it, the row is written, the ack fails.
+    const now = T + 3 * HOUR;
+    await engine.process([labelAt('a', T + MINUTE)], now, 'test/1');
+    await expect(engine.process([at('a', T)], now, 'test/0')).rejects.toBeInstanceOf(SinkUnavailableError);
+    expect(sink.joined).toHaveLength(1);
+    expect(store.states.get(JSON.stringify(['m', 'a']))?.state.tag).toBe('K');
+    for (const { key, mark } of await store.dirtyWindows(10)) await store.clearDirty(key, mark);
+    // The batch is retried: the prediction is looked up, its row is there: skipped, K acknowledged.
+    const stats = await engine.process([at('a', T)], now + 1, 'test/0');
+    expect(stats.outcomes).toEqual({ 'prediction:sink-duplicate': 1 });
+    expect(store.states.get(JSON.stringify(['m', 'a']))?.state.tag).toBe('J');
+    expect((await store.dirtyWindows(10)).map((d) => d.key)).toEqual([`["m","v1",${T - (T % HOUR)}]`]);
+    expect(sink.joined).toHaveLength(1);
+  });
+
+  it('a label on time by event time read after its prediction expired is expired-before-label (warned of once a minute, naming the grace); a late one stays late', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(join);
+    const sink = new FlakySink();
+    const warnings: Array<{ obj: unknown; msg: string }> = [];
+    const logger = {
+      ...silentLogger,
+      warn: (obj: unknown, msg?: string) => void warnings.push({ obj, msg: msg ?? '' }),
+    };
+    const registry = createMetricsRegistry({ service: 't', defaultMetrics: false });
+    const engine = new JoinEngine(store, decoder, sink, HOUR, registry, undefined, undefined, { ...check, logger });
+    await engine.process([at('a', T), at('b', T), at('c', T)], T + MINUTE, 'test/0');
+    // Deadline T + 1 h, grace 5 min: expired at T + 1 h 5 min; its tombstone (X) is still there.
+    await scanner(store, sink).pass(T + HOUR + 6 * MINUTE);
+    expect(sink.expired).toHaveLength(3);
+    // A batch published 10 minutes after the deadline: a's label observed a minute before it, b's
+    // a minute after it (late).
+    const now = T + HOUR + 10 * MINUTE;
+    const stats = await engine.process(
+      [labelAt('a', T + HOUR - MINUTE), labelAt('b', T + HOUR + MINUTE)],
+      now,
+      'test/1',
+    );
+    expect(stats.outcomes).toEqual({ 'label:expired-before-label': 1, 'label:late': 1 });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.msg).toContain('DRIFTLINE_JOINER_EXPIRY_GRACE');
+    expect(warnings[0]?.obj).toMatchObject({
+      expiredBeforeLabel: 1,
+      prediction_id: 'a',
+      readAfterDeadline: '10 minutes',
+    });
+    // Within the minute: counted, not warned; after it, one line with the count since.
+    await engine.process([labelAt('c', T + HOUR - MINUTE)], now + 1_000, 'test/1');
+    expect(warnings).toHaveLength(1);
+    await engine.process([labelAt('a', T + HOUR - MINUTE)], now + 61_000, 'test/1');
+    expect(warnings).toHaveLength(2);
+    expect(warnings[1]?.obj).toMatchObject({ expiredBeforeLabel: 2 });
+    expect(await store.scheduledCount()).toBe(0);
+    expect(await registry.getSingleMetricAsString('driftline_joiner_events_total')).toMatch(
+      /kind="label",outcome="expired-before-label",service="t"} 3/,
+    );
+    // A live label (read a minute after its event time) is not looked up.
+    const lookups = sink.lookups.length;
+    await engine.process([labelAt('z', now)], now + MINUTE, 'test/1');
+    expect(sink.lookups).toHaveLength(lookups);
   });
 });

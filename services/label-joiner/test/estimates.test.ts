@@ -58,7 +58,7 @@ class Sinks {
   }
   async insertJoined(_rows: readonly JoinedRow[]) {}
   async insertExpired() {}
-  async writtenPredictions() {
+  async writtenPredictionRows() {
     return [];
   }
 }

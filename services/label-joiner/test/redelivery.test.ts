@@ -38,7 +38,7 @@ const sink = {
     this.joined.push(...rows);
   },
   async insertExpired(_rows: readonly ExpiredPredictionRow[]) {},
-  async writtenPredictions() {
+  async writtenPredictionRows() {
     return [];
   },
 };

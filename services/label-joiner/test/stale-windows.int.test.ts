@@ -205,8 +205,8 @@ describe('label-joiner: no window stays stale after a racing or failing recomput
       },
       insertExpired: (rows: Parameters<Warehouse['predictions']['insertExpired']>[0]) =>
         db.warehouse.predictions.insertExpired(rows),
-      writtenPredictions: (refs: Parameters<Warehouse['predictions']['writtenPredictions']>[0]) =>
-        db.warehouse.predictions.writtenPredictions(refs),
+      writtenPredictionRows: (refs: Parameters<Warehouse['predictions']['writtenPredictionRows']>[0]) =>
+        db.warehouse.predictions.writtenPredictionRows(refs),
     };
     const engine = new JoinEngine(s.store, s.decoder, sink, WINDOW, metrics());
 

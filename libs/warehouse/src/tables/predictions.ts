@@ -258,6 +258,16 @@ export interface PredictionStore {
    * per chunk of ids (`chunksByUrlBytes`: they travel in the URL); none for an empty list.
    */
   writtenPredictions(refs: readonly PredictionRef[]): Promise<PredictionRef[]>;
+  /**
+   * {@link writtenPredictions} with what the joiner decides by: whether the row is labeled, and
+   * the prediction's time. Each look-up may bound the prediction time its row can have
+   * (`from`/`to`, ms, inclusive): the key starts with (model, version, time), so a bound keeps the
+   * read to the granules of that time, where the id's bloom filter alone passes about 40% of the
+   * model's granules for 500 ids (1 − 0.999^500). One query per chunk of ids, bounded by the
+   * chunk's earliest `from` and latest `to` (unbounded where a look-up has none); a row outside its
+   * own look-up's bounds is left out.
+   */
+  writtenPredictionRows(lookups: readonly WrittenLookup[]): Promise<WrittenPrediction[]>;
 }
 
 /** How many labelled rows must reach a time before the model's event clock does (labelClock). */
@@ -267,6 +277,20 @@ export const LABEL_CLOCK_QUORUM = 5;
 export interface PredictionRef {
   readonly model: string;
   readonly predictionId: string;
+}
+
+/** A prediction to look up, with the prediction times (ms, inclusive) its row can have; a side left out is unbounded. */
+export interface WrittenLookup extends PredictionRef {
+  readonly from?: number;
+  readonly to?: number;
+}
+
+/** A prediction that has a row, and which. */
+export interface WrittenPrediction extends PredictionRef {
+  /** In `labeled_predictions` (joined); otherwise only in `unlabeled_predictions` (expired). */
+  readonly labeled: boolean;
+  /** `prediction_time`, ms. */
+  readonly predictionTime: number;
 }
 
 /**
@@ -503,24 +527,56 @@ export class ClickHousePredictionStore implements PredictionStore {
   async writtenPredictions(refs: readonly PredictionRef[]): Promise<PredictionRef[]> {
     const key = (model: string, id: string) => JSON.stringify([model, id]);
     const wanted = new Map(refs.map((r) => [key(r.model, r.predictionId), r]));
-    const found: PredictionRef[] = [];
-    const lookUp = async (chunk: readonly PredictionRef[]) => {
+    const rows = await this.writtenPredictionRows([...wanted.values()]);
+    return rows.flatMap((r) => wanted.get(key(r.model, r.predictionId)) ?? []);
+  }
+
+  async writtenPredictionRows(lookups: readonly WrittenLookup[]): Promise<WrittenPrediction[]> {
+    const key = (model: string, id: string) => JSON.stringify([model, id]);
+    const wanted = new Map(lookups.map((r) => [key(r.model, r.predictionId), r]));
+    const found: WrittenPrediction[] = [];
+    const lookUp = async (chunk: readonly WrittenLookup[]) => {
+      const froms = chunk.map((r) => r.from);
+      const tos = chunk.map((r) => r.to);
+      const from = froms.includes(undefined) ? undefined : Math.min(...(froms as number[]));
+      const to = tos.includes(undefined) ? undefined : Math.max(...(tos as number[]));
+      const bounds = [
+        from === undefined ? '' : "AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')",
+        to === undefined ? '' : "AND prediction_time <= fromUnixTimestamp64Milli({to:Int64}, 'UTC')",
+      ].join(' ');
       // No FINAL: a ReplacingMergeTree without a deleted flag merges duplicates of a key away, never
       // the last row, so any row is one FINAL shows. The ids' set is filtered to exact pairs below.
-      const held = (table: string) =>
-        `SELECT toString(model) AS model, prediction_id FROM ${this.ch.table(table)}
-         WHERE model IN {models:Array(String)} AND prediction_id IN {ids:Array(String)}`;
-      const rows = await this.ch.select<{ model: string; prediction_id: string }>(
-        `SELECT DISTINCT model, prediction_id
-         FROM (${held('labeled_predictions')} UNION ALL ${held('unlabeled_predictions')})`,
+      const held = (table: string, labeled: 0 | 1) =>
+        `SELECT toString(model) AS model, prediction_id, ${labeled} AS labeled, prediction_time
+         FROM ${this.ch.table(table)}
+         WHERE model IN {models:Array(String)} ${bounds} AND prediction_id IN {ids:Array(String)}`;
+      const rows = await this.ch.select<{ model: string; prediction_id: string; labeled: number; pt: number | string }>(
+        `SELECT model, prediction_id, max(labeled) AS labeled, toUnixTimestamp64Milli(min(prediction_time)) AS pt
+         FROM (${held('labeled_predictions', 1)} UNION ALL ${held('unlabeled_predictions', 0)})
+         GROUP BY model, prediction_id`,
         {
           models: [...new Set(chunk.map((r) => r.model))],
           ids: [...new Set(chunk.map((r) => r.predictionId))],
+          ...(from === undefined ? {} : { from }),
+          ...(to === undefined ? {} : { to }),
         },
       );
       for (const r of rows) {
-        const ref = wanted.get(key(r.model, r.prediction_id));
-        if (ref !== undefined) found.push(ref);
+        const lookup = wanted.get(key(r.model, r.prediction_id));
+        const predictionTime = Number(r.pt);
+        if (lookup === undefined) continue;
+        if (
+          (lookup.from !== undefined && predictionTime < lookup.from) ||
+          (lookup.to !== undefined && predictionTime > lookup.to)
+        ) {
+          continue;
+        }
+        found.push({
+          model: lookup.model,
+          predictionId: lookup.predictionId,
+          labeled: Number(r.labeled) === 1,
+          predictionTime,
+        });
       }
     };
     // The ids travel in the URL: chunks by their encoded bytes (model names counted with each id,

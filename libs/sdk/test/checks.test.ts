@@ -152,14 +152,13 @@ describe('predictionEventProblem: what the label-joiner, drift-monitor and skew-
     expect(predictionEventProblem({ ...prediction, prediction: -1e101 })).toBe('prediction is -1e+101: beyond ±1e+100');
   });
 
-  it('refuses an empty entity_id (the skew-monitor dead-letters it when it samples the prediction)', () => {
-    expect(predictionEventProblem({ ...prediction, entity_id: '' })).toBe('entity_id must be 1..1024 characters');
-  });
-
-  it('refuses an entity_id over 1,024 characters (the online store cannot key it)', () => {
-    expect(predictionEventProblem({ ...prediction, entity_id: 'u'.repeat(MAX_ENTITY_LENGTH + 1) })).toBe(
-      'entity_id must be 1..1024 characters',
-    );
+  it('accepts an entity_id the online store cannot key (only the skew-monitor, on its sample, needs one)', () => {
+    // A regression review: refusing it lost a batch-scoring model's every prediction for the
+    // label-joiner and the drift monitor, which need no entity, and a shadow one's too.
+    expect(predictionEventProblem({ ...prediction, entity_id: '' })).toBeUndefined();
+    expect(predictionEventProblem({ ...prediction, role: 'shadow', entity_id: '' })).toBeUndefined();
+    expect(predictionEventProblem({ ...prediction, entity_id: 'u'.repeat(MAX_ENTITY_LENGTH + 1) })).toBeUndefined();
+    expect(predictionEventProblem({ ...prediction, entity_id: 'a\ud800' })).toMatch(/^entity_id is not well-formed/);
   });
 });
 

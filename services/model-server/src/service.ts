@@ -237,7 +237,7 @@ export const modelServer = defineService({
       databaseAccepted: database.whenAccepted,
       logger: ctx.logger,
       consequence:
-        'Redis cannot serve the feature reads: the runner\'s /healthz and /readyz (DRIFTLINE_HTTP_PORT) fail once a request reads the store (requests carrying every feature are answered)',
+        "Redis cannot serve the feature reads: the runner's /healthz and /readyz (DRIFTLINE_HTTP_PORT) fail once a request reads the store (requests carrying every feature are answered)",
     });
     const redisUsable = () => serverCheck.supported() || storeReads === 0;
     let follower: ConsumerHandle | undefined;

@@ -47,10 +47,11 @@ export interface FamilyState {
 export type SignalFamily = 'drift' | 'performance';
 
 /**
- * Consecutive or overlapping windows of the model's DATA_QUALITY alerts, merged (an outage of a
- * day is one span, not 288 windows): the evidence of the data-quality veto. Coverage is the same
- * as the windows' (a window overlaps the union exactly when it overlaps a span), and a run window
- * right after a span is the one its `end` touches.
+ * Consecutive or overlapping windows of the model's DATA_QUALITY alerts (of any version that
+ * serves production), merged (an outage of a day is one span, not 288 windows): the evidence of
+ * the data-quality veto. Coverage is the same as the windows' (a window overlaps the union exactly
+ * when it overlaps a span); on the drift-monitor's grid a drift window overlaps a span exactly
+ * when a DATA_QUALITY alert of the same bounds is in it.
  */
 export interface DataQualitySpan {
   readonly start: number;
@@ -316,18 +317,28 @@ function stateOf(
   };
 }
 
-/**
- * The oldest DATA_QUALITY window end a run can still use: a run's windows end within its family's
- * `late_horizon` (the earliest of the families that have seen an alert), and start at or after the
- * last retrain's deciding window's end, where a span ending exactly there is still the window
- * right before a run's first (its late DATA_QUALITY alert presumes the next window covered).
- */
-function dataQualityHorizon(families: Families, lateHorizonMs: number, lastFire: FiredWindow | null): number {
-  const seen = [families.drift, families.performance].filter((f) => f.maxWindowEnd > 0);
-  const oldest =
-    seen.length === 0 ? Number.NEGATIVE_INFINITY : Math.min(...seen.map((f) => f.maxWindowEnd - lateHorizonMs));
-  return Math.max(oldest, lastFire?.windowEnd ?? Number.NEGATIVE_INFINITY);
+/** Which DATA_QUALITY spans a run can still use (`usableSpan`). */
+interface DataQualityHorizon {
+  /** A run's windows end within its family's `late_horizon`: the earliest of the families that have seen an alert. */
+  readonly notBefore: number;
+  /** A run's windows start at or after the last retrain's deciding window's end: a span must end after it to overlap one. */
+  readonly after: number;
 }
+
+function dataQualityHorizon(
+  families: Families,
+  lateHorizonMs: number,
+  lastFire: FiredWindow | null,
+): DataQualityHorizon {
+  const seen = [families.drift, families.performance].filter((f) => f.maxWindowEnd > 0);
+  return {
+    notBefore:
+      seen.length === 0 ? Number.NEGATIVE_INFINITY : Math.min(...seen.map((f) => f.maxWindowEnd - lateHorizonMs)),
+    after: lastFire?.windowEnd ?? Number.NEGATIVE_INFINITY,
+  };
+}
+
+const usableSpan = (horizon: DataQualityHorizon, end: number) => end >= horizon.notBefore && end > horizon.after;
 
 /** `spans` with the alert's window merged in (with every span it overlaps or touches), sorted by start. */
 function withDataQuality(spans: readonly DataQualitySpan[], alert: DriftAlert): DataQualitySpan[] {
@@ -349,9 +360,9 @@ function withDataQuality(spans: readonly DataQualitySpan[], alert: DriftAlert): 
   return out.sort((a, b) => a.start - b.start);
 }
 
-/** The spans a run can still use (ending at or after `horizon`), the newest MAX_DATA_QUALITY_SPANS, the newest MAX_DATA_QUALITY_IDS ids. */
-function keepDataQuality(spans: readonly DataQualitySpan[], horizon: number): DataQualitySpan[] {
-  const kept = spans.filter((s) => s.end >= horizon);
+/** The spans a run can still use (`usableSpan`), the newest MAX_DATA_QUALITY_SPANS, the newest MAX_DATA_QUALITY_IDS ids. */
+function keepDataQuality(spans: readonly DataQualitySpan[], horizon: DataQualityHorizon): DataQualitySpan[] {
+  const kept = spans.filter((s) => usableSpan(horizon, s.end));
   let left = MAX_DATA_QUALITY_IDS;
   const out: DataQualitySpan[] = [];
   for (const s of kept.slice(Math.max(0, kept.length - MAX_DATA_QUALITY_SPANS)).reverse()) {
@@ -364,29 +375,20 @@ function keepDataQuality(spans: readonly DataQualitySpan[], horizon: number): Da
 
 /** What the data-quality veto makes of a run: the windows it still counts (those after the last covered one) and why. */
 interface DataQualityCut {
-  /** The run's windows after its last window covered (or presumed covered) by a DATA_QUALITY span. */
+  /** The run's windows after its last window a DATA_QUALITY span covers. */
   readonly counted: readonly WindowEntry[];
   /** The spans that cut it, sorted by start. */
   readonly spans: readonly DataQualitySpan[];
-  /** The alert's own window, presumed covered (the window before it is, and its own alert comes later). */
-  readonly presumed?: WindowEntry;
 }
 
 /**
- * The run cut after its last window a DATA_QUALITY span covers, or undefined when none does. The
- * drift-monitor publishes a window's FEATURE_DRIFT / PREDICTION_DRIFT alerts and then its
- * DATA_QUALITY alert, in one send keyed by model (one alerts.v1 partition, in that order), so
- * when a drift alert is decided its own window's DATA_QUALITY alert has not come yet, every earlier
- * window's has. `presumeOwn` (the drift family) then takes its own window for covered when the
- * window right before it is: an outage goes on, and with `sustain: 1` it would otherwise fire on
- * every broken window. The first window of an outage is unknown until after its drift alerts.
+ * The run cut after its last window a DATA_QUALITY span covers (overlaps), or undefined when none
+ * does. Exact, with no presumption: the drift-monitor sends a window's DATA_QUALITY alert before
+ * its drift alerts, in one send keyed by model (one alerts.v1 partition, in that order; windows
+ * oldest first), so when a drift alert is decided its own window's DATA_QUALITY alert already
+ * has been. PERFORMANCE alerts come days after their windows' DATA_QUALITY alerts.
  */
-function dataQualityCut(
-  run: readonly WindowEntry[],
-  spans: readonly DataQualitySpan[],
-  own: WindowEntry,
-  presumeOwn: boolean,
-): DataQualityCut | undefined {
+function dataQualityCut(run: readonly WindowEntry[], spans: readonly DataQualitySpan[]): DataQualityCut | undefined {
   if (spans.length === 0) return undefined;
   let cut = -1;
   const cutting = new Set<DataQualitySpan>();
@@ -398,22 +400,8 @@ function dataQualityCut(
       }
     }
   });
-  let presumed: WindowEntry | undefined;
-  const at = run.indexOf(own);
-  if (presumeOwn && at > cut) {
-    const before = spans.find((s) => s.end === own.start);
-    if (before !== undefined) {
-      cutting.add(before);
-      cut = at;
-      presumed = own;
-    }
-  }
   if (cut < 0) return undefined;
-  return {
-    counted: run.slice(cut + 1),
-    spans: [...cutting].sort((a, b) => a.start - b.start),
-    ...(presumed === undefined ? {} : { presumed }),
-  };
+  return { counted: run.slice(cut + 1), spans: [...cutting].sort((a, b) => a.start - b.start) };
 }
 
 function spansText(spans: readonly DataQualitySpan[]): string {
@@ -428,28 +416,35 @@ function spansText(spans: readonly DataQualitySpan[]): string {
 /**
  * A DATA_QUALITY alert while the veto is on: held `no_signal` like every kind without a signal,
  * but its window joins the spans the veto reads. One alert of a window the spans can no longer
- * matter to (before the oldest window a run can use) leaves the state itself.
+ * matter to (ending before the oldest window a run can use, or not after the last retrain's
+ * deciding window) leaves the state itself. One of the last retrain's deciding window came after
+ * the drift alert that fired (a drift-monitor from before the DATA_QUALITY-first order): that
+ * fire is not undone, and the detail names its request.
  */
 function rememberDataQuality(policy: ModelPolicy, state: ModelState, alert: DriftAlert): DecideResult {
   const families = familiesOf(state);
   const last = state.lastFire;
   const horizon = dataQualityHorizon(families, policy.lateHorizonMs, last);
-  if (alert.window_end < horizon) {
+  const late =
+    last !== null && alert.window_start < last.windowEnd && last.windowStart < alert.window_end
+      ? `DATA_QUALITY alert of the last retrain's deciding window ${iso(last.windowStart)} to ${iso(last.windowEnd)}, which fired before it came (a drift-monitor that sent a window's drift alerts first): request ${last.requestId} stands, and so does its cooldown; `
+      : 'DATA_QUALITY alerts carry no signal; ';
+  if (!usableSpan(horizon, alert.window_end)) {
+    const bound =
+      alert.window_end <= horizon.after
+        ? `not after the last retrain's deciding window (${iso(horizon.after)})`
+        : `before any window a run can still use (${iso(horizon.notBefore)})`;
     return hold(
       state,
       'no_signal',
-      `DATA_QUALITY alerts carry no signal; its window ends ${iso(alert.window_end)}, before any window a run can still use (${iso(horizon)}): not remembered (state unchanged)`,
+      `${late}its window ends ${iso(alert.window_end)}, ${bound}: not remembered (state unchanged)`,
     );
   }
   const spans = keepDataQuality(withDataQuality(state.dataQuality ?? [], alert), horizon);
-  const next = stateOf(state.seq + 1, families, last, spans);
-  const coversLastFire = last !== null && alert.window_start < last.windowEnd && last.windowStart < alert.window_end;
   return hold(
-    next,
+    stateOf(state.seq + 1, families, last, spans),
     'no_signal',
-    coversLastFire
-      ? `DATA_QUALITY alert of the last retrain's deciding window ${iso(last.windowStart)} to ${iso(last.windowEnd)}, which fired before it came (the drift-monitor sends a window's drift alerts first): request ${last.requestId} stands, and so does its cooldown; remembered, so the window after it counts as covered too`
-      : 'DATA_QUALITY alerts carry no signal; remembered for the data-quality veto: a run counts only its windows after this one',
+    `${late}remembered for the data-quality veto: a run counts only its windows after this one`,
   );
 }
 
@@ -508,8 +503,8 @@ function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore:
  * - a window counts when its alerts carry at least one configured signal; windows before the last
  *   retrain's deciding window never count again (a new streak starts after it);
  * - with the veto on, a run counts only its windows after the last one a DATA_QUALITY span covers
- *   (overlaps); a drift alert's own window counts as covered when the window right before it is
- *   (its own DATA_QUALITY alert comes after it: `dataQualityCut`);
+ *   (overlaps): exact, as the drift-monitor sends a window's DATA_QUALITY alert before its drift
+ *   alerts (`dataQualityCut`);
  * - while the run's last window ends less than `cooldown` after the last fired window's end, a
  *   signalled alert holds (`cooldown`); exactly `cooldown` later is allowed;
  * - a run the veto cut to fewer than `sustain` windows holds (`data_quality`, the spans and their
@@ -591,7 +586,7 @@ export function decideForModel(
   }
   const signalled = runThrough(capped[family].windows, entry, last?.windowEnd ?? Number.NEGATIVE_INFINITY);
   const deciding = signalled[signalled.length - 1]!;
-  const cut = dataQualityCut(signalled, spans, entry, family === 'drift');
+  const cut = dataQualityCut(signalled, spans);
   // What counts: the windows after the last one with a DATA_QUALITY alert. Its drift says nothing
   // about the model (a feature stopped arriving drifts the others), and a fire on it trained on
   // the broken windows (the newest of the requested data) and started the cooldown that held the
@@ -609,14 +604,10 @@ export function decideForModel(
   }
   if (cut !== undefined && run.length < policy.sustain) {
     // A veto: no lastFire, so no cooldown starts; the evidence (spans, ids) goes in the detail.
-    const presumed =
-      cut.presumed === undefined
-        ? ''
-        : `; its own window ${iso(cut.presumed.start)} to ${iso(cut.presumed.end)} is taken for covered, as the window before it is (its own DATA_QUALITY alert comes after its drift alerts)`;
     return hold(
       next,
       'data_quality',
-      `DATA_QUALITY alerts cover windows of the run: ${spansText(cut.spans)}${presumed}; the run counts only the windows after them: ${run.length}/${policy.sustain}`,
+      `DATA_QUALITY alerts cover windows of the run: ${spansText(cut.spans)}; the run counts only the windows after them: ${run.length}/${policy.sustain}`,
       signals,
       run.length,
     );
@@ -643,8 +634,13 @@ export function decideForModel(
     alertId: alert.alert_id,
   };
   return {
-    // The spans before this retrain's deciding window end can no longer cut a run: forgotten.
-    state: stateOf(next.seq, capped, lastFire, keepDataQuality(spans, deciding.end)),
+    // The spans up to this retrain's deciding window's end can no longer cut a run: forgotten.
+    state: stateOf(
+      next.seq,
+      capped,
+      lastFire,
+      keepDataQuality(spans, dataQualityHorizon(capped, policy.lateHorizonMs, lastFire)),
+    ),
     decision: { kind: 'fire', plan, signals, streak: run.length },
   };
 }

@@ -825,13 +825,18 @@ describe('the data-quality veto: a broken upstream that also drifts the features
     );
   const fd = (i: number, over: Partial<DriftAlert> = {}) =>
     alert(0, { alert_id: `fd${i}`, statistic: 2.3, share_drifted: 0.6, evidence: '{}', ...win(i), ...over });
-  /** The drift-monitor's order: a window's drift alerts, then its DATA_QUALITY alert (merge-stage.ts). */
+  /** The drift-monitor's order: a window's DATA_QUALITY alert, then its drift alerts (merge-stage.ts `inSendOrder`). */
   const outage = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, k) => [dq(from + k), fd(from + k)]).flat();
+  /** A drift-monitor from before that order (still running during an upgrade): drift alerts first. */
+  const driftFirst = (from: number, to: number) =>
     Array.from({ length: to - from }, (_, k) => [fd(from + k), dq(from + k)]).flat();
   const feedWith = (p: Policy, alerts: readonly DriftAlert[], start?: ModelState) => run(alerts, start, p);
+  const eager = (cooldown: string) =>
+    parsePolicy({ models: { '*': { signals: { share_drifted: 0.5 }, sustain: 1, cooldown } } });
 
-  it("the review's sequence (each window's DATA_QUALITY, then its FEATURE_DRIFT): the third FEATURE_DRIFT holds data_quality, no retrain, no cooldown", () => {
-    const rs = feedWith(defaults, [dq(0), fd(0), dq(1), fd(1), dq(2), fd(2)]);
+  it("the review's outage in the drift-monitor's order (each window's DATA_QUALITY, then its FEATURE_DRIFT): every window holds data_quality, no retrain, no cooldown", () => {
+    const rs = feedWith(defaults, outage(0, 3));
     // Before: no_signal ×3 around sustaining 1/3, 2/3 and a fire on data ending in the broken windows.
     expect(kinds(rs)).toEqual(['no_signal', 'data_quality', 'no_signal', 'data_quality', 'no_signal', 'data_quality']);
     const last = rs.at(-1)!;
@@ -849,26 +854,28 @@ describe('the data-quality veto: a broken upstream that also drifts the features
     expect(last.state.dataQuality).toEqual([{ start: START, end: START + 3 * FIVE, alertIds: ['dq0', 'dq1', 'dq2'] }]);
   });
 
-  it("in the drift-monitor's order (a window's drift alerts before its DATA_QUALITY alert): held from the second window on", () => {
-    const rs = feedWith(defaults, [...outage(0, 3), fd(3)]);
-    expect(kinds(rs)).toEqual([
-      'sustaining', // window 0: its DATA_QUALITY alert has not come yet
-      'no_signal',
-      'data_quality', // window 1: window 0 is covered, and window 1 is taken for covered as it follows one
-      'no_signal',
-      'data_quality',
-      'no_signal',
-      'data_quality',
-    ]);
-    expect(rs[2]!.decision.kind === 'hold' && rs[2]!.decision.detail).toMatch(/its own window .* is taken for covered/);
-    expect(rs.every((r) => r.decision.kind !== 'fire')).toBe(true);
+  it('even with sustain 1 and no cooldown the first broken window holds: its DATA_QUALITY alert came first', () => {
+    const rs = feedWith(eager('0s'), outage(0, 4));
+    // With drift alerts first, window 0 fired a retrain on broken data (and its cooldown held the real one).
+    expect(kinds(rs)).toEqual(Array.from({ length: 4 }, () => ['no_signal', 'data_quality']).flat());
+    expect(rs.at(-1)!.state.lastFire).toBeNull();
   });
 
-  it('once the upstream is fixed, a run of clean windows fires as before: the vetoes started no cooldown', () => {
+  it('once the upstream is fixed, a run of clean windows fires after exactly `sustain` of them: the vetoes started no cooldown', () => {
     // Real drift right after the fix (no quiet window): the run goes on, counted after the outage.
     const rs = feedWith(defaults, [...outage(0, 3), fd(3), fd(4), fd(5)]);
     expect(kinds(rs.slice(6))).toEqual(['data_quality', 'data_quality', 'fire']);
-    expect(rs.slice(6).map((r) => r.decision.streak)).toEqual([0, 2, 3]);
+    expect(rs.slice(6).map((r) => r.decision.streak)).toEqual([1, 2, 3]);
+    // No window is taken for covered without its own DATA_QUALITY alert (before: the first clean
+    // window was, as it followed a covered one).
+    expect(rs[6]!.decision.kind === 'hold' && rs[6]!.decision.detail).toMatch(/: 1\/3$/);
+    for (const sustain of [1, 2, 4]) {
+      const p = parsePolicy({ models: { '*': { signals: { share_drifted: 0.5 }, sustain } } });
+      const clean = Array.from({ length: sustain }, (_, k) => fd(3 + k));
+      const after = kinds(feedWith(p, [...outage(0, 3), ...clean]).slice(6));
+      // sustain 1: the first clean window fires (before: one window later).
+      expect(after).toEqual([...Array.from({ length: sustain - 1 }, () => 'data_quality'), 'fire']);
+    }
     const fire = rs.at(-1)!.decision;
     if (fire.kind !== 'fire') throw new Error('expected a fire');
     expect(fire.plan.evidence.windows.map((w) => w.start)).toEqual([3, 4, 5].map((i) => START + i * FIVE));
@@ -889,7 +896,7 @@ describe('the data-quality veto: a broken upstream that also drifts the features
     const rs = feedWith(vetoOff, [dq(0), fd(0), dq(1), fd(1), dq(2), fd(2)]);
     expect(kinds(rs)).toEqual(['no_signal', 'sustaining', 'no_signal', 'sustaining', 'no_signal', 'fire']);
     expect(rs[2]!.state).toBe(rs[1]!.state);
-    expect(kinds(feedWith(vetoOff, outage(0, 3)))).toEqual([
+    expect(kinds(feedWith(vetoOff, driftFirst(0, 3)))).toEqual([
       'sustaining',
       'no_signal',
       'sustaining',
@@ -933,14 +940,16 @@ models:
       }),
     ) as ModelState;
     expect(decide(defaults, legacy, fd(0)).decision).toMatchObject({ reason: 'duplicate' });
-    const rs = feedWith(defaults, [fd(1), dq(1), fd(2)], legacy);
-    // Window 0's DATA_QUALITY alert was forgotten before the upgrade: window 1 counts, window 1's cuts.
-    expect(kinds(rs)).toEqual(['sustaining', 'no_signal', 'data_quality']);
+    const rs = feedWith(defaults, [dq(1), fd(1), fd(2)], legacy);
+    // Window 0's DATA_QUALITY alert (if any) left no trace before the upgrade: window 0 counts,
+    // window 1's cuts the run, window 2 counts.
+    expect(kinds(rs)).toEqual(['no_signal', 'data_quality', 'data_quality']);
+    expect(rs.map((r) => r.decision.streak)).toEqual([0, 0, 1]);
     // Before signal families too (no `performance`).
     const { performance: _, ...older } = legacy;
-    expect(kinds(feedWith(defaults, [fd(1), dq(1), fd(2)], older as ModelState))).toEqual([
-      'sustaining',
+    expect(kinds(feedWith(defaults, [dq(1), fd(1), fd(2)], older as ModelState))).toEqual([
       'no_signal',
+      'data_quality',
       'data_quality',
     ]);
     const restored = JSON.parse(JSON.stringify(rs.at(-1)!.state)) as ModelState;
@@ -948,41 +957,52 @@ models:
     expect(decide(defaults, restored, fd(3))).toEqual(decide(defaults, rs.at(-1)!.state, fd(3)));
   });
 
-  it('a DATA_QUALITY alert after the fire it would have held (the first broken window): the fire stands, with its cooldown; the windows after it hold data_quality, not a retrain each', () => {
-    const eager = (cooldown: string) =>
-      parsePolicy({ models: { '*': { signals: { share_drifted: 0.5 }, sustain: 1, cooldown } } });
-    // sustain 1, no cooldown: the worst case for a broken upstream (before: a retrain per window).
-    const rs = feedWith(eager('0s'), [...outage(0, 4), fd(4), fd(5)]);
-    expect(kinds(rs)).toEqual([
-      'fire', // window 0: its DATA_QUALITY alert comes after its drift alert
-      'no_signal',
-      'data_quality',
-      'no_signal',
-      'data_quality',
-      'no_signal',
-      'data_quality',
-      'no_signal',
-      'data_quality', // window 4, clean, follows a covered window: its status comes with window 5
-      'fire',
-    ]);
+  it('a DATA_QUALITY alert of another version of the model covers the window; a version that does not serve production vetoes nothing', () => {
+    // Both versions serve (a direct rollout records no transition): the model's window is broken.
+    const rs = feedWith(defaults, [dq(0, { model_version: 'v1' }), fd(0, { model_version: 'v2' })]);
+    expect(kinds(rs)).toEqual(['no_signal', 'data_quality']);
+    // A shadow's or canary's DATA_QUALITY alert (a feature only it reads, not sent yet) is held
+    // not_serving before the veto sees it: it covers nothing.
+    const shadow = decide(defaults, undefined, dq(0, { model_version: 'v3' }), undefined, false);
+    expect(shadow.decision).toMatchObject({ reason: 'not_serving' });
+    expect(shadow.state.dataQuality).toBeUndefined();
+    expect(decide(defaults, shadow.state, fd(0)).decision).toMatchObject({ reason: 'sustaining', streak: 1 });
+  });
+
+  it('a drift-monitor from before the DATA_QUALITY-first order (an upgrade): a fire on the first broken window stands, with its cooldown, and its late DATA_QUALITY alert names the request', () => {
+    // sustain 1: window 0's drift alert is decided before its DATA_QUALITY alert, and fires.
+    const rs = feedWith(eager('24h'), driftFirst(0, 3));
+    expect(kinds(rs)).toEqual(['fire', 'no_signal', 'cooldown', 'no_signal', 'cooldown', 'no_signal']);
     const first = rs[0]!.decision;
     if (first.kind !== 'fire') throw new Error('expected a fire');
     expect(rs[1]!.decision.kind === 'hold' && rs[1]!.decision.detail).toMatch(
-      new RegExp(`request ${first.plan.requestId} stands, and so does its cooldown`),
+      new RegExp(
+        `request ${first.plan.requestId} stands, and so does its cooldown; .*not remembered \\(state unchanged\\)`,
+      ),
     );
-    expect(rs[1]!.state.lastFire).toEqual(rs[0]!.state.lastFire);
-    const second = rs.at(-1)!.decision;
-    expect(second.kind === 'fire' && second.plan.evidence.windows.map((w) => w.start)).toEqual([
-      START + 4 * FIVE,
-      START + 5 * FIVE,
-    ]);
-    // With a cooldown, it stands: the next windows hold as cooldown, not undone.
-    expect(kinds(feedWith(eager('24h'), [...outage(0, 2), fd(2)]))).toEqual([
+    // Not undone, and not remembered: no run after that retrain can overlap its window.
+    expect(rs[1]!.state).toBe(rs[0]!.state);
+    // Why the order is part of the contract: with no cooldown every broken window fires so.
+    expect(kinds(feedWith(eager('0s'), driftFirst(0, 3)))).toEqual([
       'fire',
       'no_signal',
-      'cooldown',
+      'fire',
       'no_signal',
-      'cooldown',
+      'fire',
+      'no_signal',
+    ]);
+    // With sustain 3 (the default), only a run whose deciding window is the outage's first could
+    // fire; the outage itself holds from its second window on, and clean windows fire after 3.
+    expect(kinds(feedWith(defaults, [...driftFirst(0, 3), fd(3), fd(4), fd(5)]))).toEqual([
+      'sustaining',
+      'no_signal',
+      'data_quality',
+      'no_signal',
+      'data_quality',
+      'no_signal',
+      'data_quality',
+      'data_quality',
+      'fire',
     ]);
   });
 

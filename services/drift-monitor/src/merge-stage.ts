@@ -419,6 +419,20 @@ function evaluateQuality(
   return { rows, results, whole, expectationsId, failedParts };
 }
 
+/**
+ * The order of one send to alerts.v1 (keyed by model, so one partition keeps it): windows oldest
+ * first and, in a window, every DATA_QUALITY alert before the drift alerts, of any version. Part
+ * of the contract: the retrain policy's data-quality veto takes a drift window for broken only
+ * once a DATA_QUALITY alert of the model has come for it (libs/policy README, "Data-quality
+ * veto"). Sent after, the first window of an outage fired a retrain on the broken data, and its
+ * cooldown held the real one. Stable: the alerts of one kind keep their order. When the publisher
+ * refuses a send (`isolate` then sends group by group) only each group's own alerts keep it.
+ */
+function inSendOrder(alerts: readonly DriftAlert[]): DriftAlert[] {
+  const rank = (a: DriftAlert) => (a.kind === 'DATA_QUALITY' ? 0 : 1);
+  return [...alerts].sort((a, b) => a.window_start - b.window_start || rank(a) - rank(b));
+}
+
 const alertContext = (w: CompletedWindow, group: MergeGroup): AlertContext => ({
   model: group.model,
   version: group.version,
@@ -594,7 +608,8 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
             (f) => before?.has(quarantineKey(group.model, group.version, f.part.referenceId)) !== true,
           );
           // One DATA_QUALITY alert per window: the failed expectations and the built-in check's
-          // failures; it needs no expectation configured.
+          // failures; it needs no expectation configured. Sent before the window's drift alerts
+          // (`inSendOrder`).
           const context = {
             ...alertContext(window, group),
             events: quality.whole.events,
@@ -625,7 +640,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
     await isolate(
       outcomes,
       (o) => o.alerts,
-      (alerts) => deps.sendAlerts(alerts),
+      (alerts) => deps.sendAlerts(inSendOrder(alerts)),
     );
     await quarantine(outcomes, topic, partition, t);
     const last = complete[complete.length - 1]!;

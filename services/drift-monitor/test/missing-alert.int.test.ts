@@ -45,9 +45,9 @@ for (let p = 0; p < PARTITIONS; p++) {
 }
 
 /**
- * Every alert of the deployment once window 1's FEATURE_DRIFT is there: alerts of one merge step
- * are published together, so a DATA_QUALITY alert of the window is not far behind; then read
- * until no more arrive within 3 s.
+ * Every alert of the deployment once window 1's FEATURE_DRIFT is there (a window's DATA_QUALITY
+ * alert goes out before it, in the same send), then until no more arrive within 3 s; in the
+ * topic's order (one model: one partition).
  */
 async function alertsOf(prefix: string): Promise<DriftAlert[]> {
   const topic = `${prefix}alerts.v1`;
@@ -125,6 +125,9 @@ describe('the built-in missing-share check in the drift-monitor (real Kafka, reg
     // y is not a drifted feature: FEATURE_DRIFT counts it in the denominator only (x drifted).
     const drift = alerts.find((a) => a.kind === 'FEATURE_DRIFT' && a.window_start === T0 + 1000)!;
     expect(drift).toMatchObject({ feature: 'x', share_drifted: 0.5 });
+    // On the topic the window's DATA_QUALITY alert comes first: the retrain policy's veto reads
+    // the window as broken before its drift alert (after it, the first broken window could fire).
+    expect(alerts.indexOf(quality[0]!)).toBeLessThan(alerts.indexOf(drift));
     // One data_quality_windows row per input feature checked and window (Grafana's and the
     // report's failed expectations read them); the flush window has 2 events: not checked.
     expect(rows).toEqual([

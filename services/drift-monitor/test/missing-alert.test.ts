@@ -63,10 +63,11 @@ interface MergeOptions {
 async function merge(
   partials: readonly PartialsMessage[],
   options: MergeOptions = {},
-): Promise<{ alerts: DriftAlert[]; quality: DataQualityRow[]; rows: DriftWindowRow[] }> {
+): Promise<{ alerts: DriftAlert[]; sends: DriftAlert[][]; quality: DataQualityRow[]; rows: DriftWindowRow[] }> {
   const refs = options.references ?? [reference];
   const expectations = options.expectations;
   const alerts: DriftAlert[] = [];
+  const sends: DriftAlert[][] = [];
   const quality: DataQualityRow[] = [];
   const rows: DriftWindowRow[] = [];
   const processor = mergeProcessor({
@@ -88,7 +89,10 @@ async function merge(
     ...(options.missingAlert === undefined ? {} : { missingAlert: options.missingAlert }),
     logger: silentLogger,
     now: () => NOW,
-    sendAlerts: async (batch) => void alerts.push(...batch),
+    sendAlerts: async (batch) => {
+      sends.push([...batch]);
+      alerts.push(...batch);
+    },
     ...(expectations === undefined
       ? {}
       : { quality: { expectations, store: { insert: async (b) => void quality.push(...b) } } }),
@@ -100,7 +104,7 @@ async function merge(
     })),
     { topic: 'dp', partition: 0, highWatermark: '0' },
   );
-  return { alerts, quality, rows };
+  return { alerts, sends, quality, rows };
 }
 
 /** W0 with `xs` on one source partition, on `reference`. */
@@ -306,5 +310,37 @@ describe('merge stage: the built-in check at its own level, over the whole windo
     expect((await window(absent, { expectations: EMPTY_EXPECTATIONS, alertMinEvents: EVENTS + 1 })).quality).toEqual(
       [],
     );
+  });
+});
+
+describe("merge stage: a window's DATA_QUALITY alert goes out before its drift alerts (the retrain policy's veto needs it)", () => {
+  // An upstream outage that also drifts the model: x missing from 40 of 150 events, the rest shifted.
+  const broken = Array.from({ length: EVENTS }, (_, i) => (i < 40 ? null : 200 + i));
+
+  it('one send: the DATA_QUALITY alert, then the FEATURE_DRIFT alert of the same window', async () => {
+    const { sends } = await window(broken);
+    // Before: FEATURE_DRIFT, then DATA_QUALITY.
+    expect(sends.map((batch) => batch.map((a) => [a.kind, a.window_start, a.window_end]))).toEqual([
+      [
+        ['DATA_QUALITY', W0, W0 + 1000],
+        ['FEATURE_DRIFT', W0, W0 + 1000],
+      ],
+    ]);
+  });
+
+  it('so the policy, reading them in that order, holds the first broken window even with sustain 1', async () => {
+    const { alerts } = await window(broken);
+    const policy = policyFor(parsePolicyText('models: { s: { sustain: 1, signals: { share_drifted: 0.5 } } }'), 's')!;
+    let state = emptyModelState;
+    const decisions: string[] = [];
+    for (const alert of alerts) {
+      const { state: next, decision } = decideForModel(policy, state, alert);
+      state = next;
+      decisions.push(decision.kind === 'fire' ? 'fire' : decision.reason);
+    }
+    // Before: a fire on the broken window (its DATA_QUALITY alert came after it), whose cooldown
+    // then held the real retrain.
+    expect(decisions).toEqual(['no_signal', 'data_quality']);
+    expect(state.lastFire).toBeNull();
   });
 });

@@ -268,20 +268,20 @@ describe('retrain-trigger: a backlog of per-feature alerts through ClickHouse (f
     });
     const drift = (w: number): DriftAlert => ({ ...wide(w, 0), alert_id: `fd-${w}`, model: 'mdq', feature: null });
     const sent: RetrainRequest[] = [];
-    // The drift-monitor's order: a window's drift alert, then its DATA_QUALITY alert.
-    await processor(store, sent).process(items([0, 1, 2].flatMap((w) => [drift(w), quality(w)])), ctx);
+    // The drift-monitor's order: a window's DATA_QUALITY alert, then its drift alert.
+    await processor(store, sent).process(items([0, 1, 2].flatMap((w) => [quality(w), drift(w)])), ctx);
     expect(sent).toEqual([]);
     expect((await decisions(ch)).map((r) => r.row.split('/').slice(0, 2).join('/'))).toEqual([
       'dq-0/no_signal',
       'dq-1/no_signal',
       'dq-2/no_signal',
-      'fd-0/sustaining',
+      'fd-0/data_quality',
       'fd-1/data_quality',
       'fd-2/data_quality',
     ]);
     const state = (await store.loadStates(['mdq'])).get('mdq');
     expect(state?.dataQuality).toEqual([{ start: T0, end: T0 + 3 * FIVE, alertIds: ['dq-0', 'dq-1', 'dq-2'] }]);
-    // A new process reloads them: window 3 follows a covered window, then clean windows fire.
+    // A new process reloads them: the run counts from window 3 on, and fires on window 5.
     await processor(store, sent).process(items([3, 4, 5].map(drift)), ctx);
     expect(sent.map((r) => r.data_to)).toEqual([T0 + 6 * FIVE]);
   });

@@ -804,7 +804,7 @@ models:
 
 describe('the data-quality veto (found by a review)', () => {
   // A broken upstream: a feature stops arriving, and the breakage drifts the others. The
-  // drift-monitor sends each window's FEATURE_DRIFT alert, then its DATA_QUALITY alert (keyed by
+  // drift-monitor sends each window's DATA_QUALITY alert, then its FEATURE_DRIFT alert (keyed by
   // model: this order on one partition). Before, the third window fired a retrain on the broken
   // windows, and its 24 h cooldown held the real one once the upstream was fixed.
   const defaults = loadPolicy(undefined);
@@ -824,19 +824,19 @@ describe('the data-quality veto (found by a review)', () => {
     const store = new MemoryStore();
     const sent: RetrainRequest[] = [];
     await processor(store, sent, undefined, defaults).process(
-      batch([alert(0), quality(0), alert(1), quality(1), alert(2), quality(2)]),
+      batch([quality(0), alert(0), quality(1), alert(1), quality(2), alert(2)]),
       ctx,
     );
     expect(store.rows.map((r) => `${r.alert_id}:${r.reason}`)).toEqual([
-      'a0:sustaining',
       'dq0:no_signal',
-      'a1:data_quality',
+      'a0:data_quality',
       'dq1:no_signal',
-      'a2:data_quality',
+      'a1:data_quality',
       'dq2:no_signal',
+      'a2:data_quality',
     ]);
     expect(sent).toEqual([]);
-    expect(store.rows[4]!.detail).toMatch(/\(dq0, dq1\)/);
+    expect(store.rows[5]!.detail).toMatch(/\(dq0, dq1, dq2\)/);
     // The spans are persisted with the state (on the batch's last row) and reload after a restart.
     const state = (await store.loadStates(['fraud'])).get('fraud');
     expect(state?.dataQuality).toEqual([{ start: T0, end: T0 + 3 * W, alertIds: ['dq0', 'dq1', 'dq2'] }]);
@@ -847,7 +847,7 @@ describe('the data-quality veto (found by a review)', () => {
     );
     expect(store.rows.slice(6).map((r) => `${r.alert_id}:${r.reason}:${r.first}`)).toEqual([
       'dq2:duplicate:0',
-      'a3:data_quality:1', // follows a covered window: its own DATA_QUALITY alert would come next
+      'a3:data_quality:1', // the run counts from window 3 on: 1/3
       'a4:data_quality:1',
       'a5:fire:1',
       'a6:cooldown:1',

@@ -1,12 +1,12 @@
 import {
   DriftlineError,
   type EventTimeCheck,
-  eventNameProblem,
   eventTimeProblem,
   humanSpan,
   type Logger,
-  modelNameProblem,
+  labelFieldsProblem,
   PoisonRecordError,
+  predictionFieldsProblem,
   toDriftlineError,
 } from '@driftline/core';
 import {
@@ -86,75 +86,42 @@ export interface JoinedSink {
   writtenPredictionRows: PredictionStore['writtenPredictionRows'];
 }
 
-const MAX_ID_LENGTH = 512;
-const PREDICTION_ROLES = new Set(['production', 'canary', 'shadow']);
-
 /**
- * Largest magnitude of a score, label or label value the join takes. Performance metrics square
- * and sum them: one label of 1e200 made a window's rmse Inf − Inf = NaN, stored as null, and the
- * window never alerted whatever the rest said.
+ * The prediction id a DLQ reason names, its first 64 characters: the reason header is capped
+ * (1 KiB), and a whole over-long id had filled it before the problem was said. The record's key
+ * keeps the whole id.
  */
-export const MAX_METRIC_MAGNITUDE = 1e100;
-
-const measurable = (v: number) => Number.isFinite(v) && Math.abs(v) <= MAX_METRIC_MAGNITUDE;
+const reasonId = (id: string) => JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}…` : id);
 
 /**
- * Rejects events the join cannot use (they go to the DLQ with this reason). An event time outside
- * the bounds (µs, far future, pre-1900) would never expire and fail every ClickHouse insert of it.
+ * Rejects events the join cannot use (they go to the DLQ with this reason): the field rules the
+ * SDK refuses at the publish call too (`predictionFieldsProblem` of @driftline/core), and an event
+ * time outside the bounds (µs, far future, pre-1900), which would never expire and fail every
+ * ClickHouse insert of it.
  */
 export function validatePrediction(e: PredictionEvent, time: EventTimeCheck): void {
-  const bad = (why: string) =>
-    new PoisonRecordError('VALIDATION_FAILED', `prediction ${JSON.stringify(e.prediction_id)}: ${why}`);
-  if (e.prediction_id.length === 0 || e.prediction_id.length > MAX_ID_LENGTH)
-    throw bad('prediction_id must be 1..512 characters');
-  const name = modelNameProblem(e.model, e.model_version);
-  if (name !== undefined) throw bad(name);
-  // Joined rows keep the role (production and canary answered, shadow only logged): any other
-  // value would be joined as if answered and written into a column of three values.
-  if (!PREDICTION_ROLES.has(e.role ?? 'production')) {
-    throw bad(`role ${JSON.stringify(e.role?.slice(0, 64))} is not production, canary or shadow`);
-  }
-  const problem = eventTimeProblem(e.event_time, time.now, time.bounds);
-  if (problem !== undefined) throw bad(problem);
-  if (!Number.isFinite(e.prediction)) throw bad('prediction is not a finite number');
-  if (!measurable(e.prediction)) throw bad(`prediction ${e.prediction} is beyond ±${MAX_METRIC_MAGNITUDE}`);
-  // A NaN in `scores` would reach ClickHouse as JSON null, read as 0: a confident score in the
-  // paired comparison that promotes or rolls back a version.
-  for (const version in e.scores ?? {}) {
-    if (!Number.isFinite(e.scores![version])) {
-      throw bad(`scores[${JSON.stringify(version.slice(0, 64))}] is not a finite number`);
-    }
+  const problem = predictionFieldsProblem(e) ?? eventTimeProblem(e.event_time, time.now, time.bounds);
+  if (problem !== undefined) {
+    throw new PoisonRecordError('VALIDATION_FAILED', `prediction ${reasonId(e.prediction_id)}: ${problem}`);
   }
 }
 
 /**
  * `task`: the label's model's task (DRIFTLINE_JOINER_TASK, _MODEL_TASKS). A classification model's
- * label must be a class, 0 or 1; a regression model takes any finite value.
+ * label must be a class, 0 or 1; a regression model takes any finite value (`labelFieldsProblem`
+ * of @driftline/core: the rules whatever the task, the SDK's too).
  */
 export function validateLabel(e: LabelEvent, time: EventTimeCheck, task?: Task): void {
   const bad = (why: string) =>
-    new PoisonRecordError('VALIDATION_FAILED', `label of ${JSON.stringify(e.prediction_id)}: ${why}`);
-  if (e.prediction_id.length === 0 || e.prediction_id.length > MAX_ID_LENGTH)
-    throw bad('prediction_id must be 1..512 characters');
-  // The join is keyed by (model, prediction id): a label without its model could join any model's prediction.
-  if (e.model.length === 0) throw bad('model is empty (a label joins the prediction of its model)');
-  const name = eventNameProblem('model', e.model);
-  if (name !== undefined) throw bad(name);
-  const problem = eventTimeProblem(e.event_time, time.now, time.bounds);
+    new PoisonRecordError('VALIDATION_FAILED', `label of ${reasonId(e.prediction_id)}: ${why}`);
+  const problem = labelFieldsProblem(e) ?? eventTimeProblem(e.event_time, time.now, time.bounds);
   if (problem !== undefined) throw bad(problem);
-  if (!Number.isFinite(e.label)) throw bad('label is not a finite number');
-  if (!measurable(e.label)) throw bad(`label ${e.label} is beyond ±${MAX_METRIC_MAGNITUDE}`);
   // Any other value was left out of the windows' metrics without a word: labels −1/+1 left only
   // the positives, and a model scoring 0.55 on everything showed accuracy 1 (found by a review).
   if (task === 'classification' && !isClassLabel(e.label)) {
     throw bad(
       `label ${e.label} is not a class (0 or 1): model ${JSON.stringify(e.model.slice(0, 64))} is a classification model (DRIFTLINE_JOINER_TASK, DRIFTLINE_JOINER_MODEL_TASKS)`,
     );
-  }
-  // A value that is not finite counts as none (the business outcome skips it); a finite one beyond
-  // the bound would overflow its sums.
-  if (typeof e.value === 'number' && Number.isFinite(e.value) && !measurable(e.value)) {
-    throw bad(`value ${e.value} is beyond ±${MAX_METRIC_MAGNITUDE}`);
   }
 }
 

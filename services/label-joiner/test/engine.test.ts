@@ -7,7 +7,7 @@ import {
   silentLogger,
 } from '@driftline/core';
 import { backstopTtl, InMemoryJoinStore, type JoinConfig, type SourceReport } from '@driftline/join';
-import { isolateRejected } from '@driftline/kafka';
+import { DEFAULT_MAX_REASON_BYTES, isolateRejected } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ExpiredPredictionRow, JoinedRow, WrittenLookup } from '@driftline/warehouse';
@@ -345,22 +345,45 @@ describe('JoinEngine', () => {
     // A non-finite score of any version: it would be compared as 0.0 (JSON null read as 0).
     for (const score of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
       expect(() => validatePrediction({ ...ok, scores: { v1: 0.4, v2: score } }, TIME)).toThrow(
-        'prediction "p": scores["v2"] is not a finite number',
+        `prediction "p": scores["v2"] is ${score}: not a finite number`,
       );
     }
     expect(() => validatePrediction({ ...ok, scores: { v1: 0.4, v2: 0 } }, TIME)).not.toThrow();
     // Beyond ±1e100: squared and summed, it made a window's metrics NaN (stored null, never alerted).
     expect(() => validatePrediction({ ...ok, prediction: 1e200 }, TIME)).toThrow(
-      'prediction "p": prediction 1e+200 is beyond ±1e+100',
+      'prediction "p": prediction is 1e+200: beyond ±1e+100',
     );
     const okLabel = label('a', TIME.now - 1_000).event as LabelEvent;
     expect(() => validateLabel({ ...okLabel, label: -1e200 }, TIME)).toThrow(
-      'label of "a": label -1e+200 is beyond ±1e+100',
+      'label of "a": label is -1e+200: beyond ±1e+100',
     );
-    expect(() => validateLabel({ ...okLabel, value: 1e300 }, TIME)).toThrow(/value 1e\+300 is beyond ±1e\+100/);
+    expect(() => validateLabel({ ...okLabel, value: 1e300 }, TIME)).toThrow(
+      'label of "a": value is 1e+300: beyond ±1e+100',
+    );
     expect(() => validateLabel({ ...okLabel, label: 1e100, value: -1e100 }, TIME)).not.toThrow();
     const longModel = { ...(label('a', TIME.now - 1_000).event as LabelEvent), model: 'm'.repeat(300) };
     expect(() => validateLabel(longModel, TIME)).toThrow('label of "a": model must be 1..256 characters (got 300)');
+  });
+
+  it('an over-long prediction id leaves the DLQ reason room to say why: the id is quoted to 64 characters', () => {
+    const id = 'x'.repeat(2_000);
+    const reason = (f: () => void) => {
+      try {
+        f();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    const longPrediction = { ...(prediction('p', TIME.now - 1_000).event as PredictionEvent), prediction_id: id };
+    const longLabel = { ...(label('a', TIME.now - 1_000).event as LabelEvent), prediction_id: id };
+    for (const [side, message] of [
+      ['prediction', reason(() => validatePrediction(longPrediction, TIME))],
+      ['label of', reason(() => validateLabel(longLabel, TIME))],
+    ] as const) {
+      expect(message).toBe(`${side} "${'x'.repeat(64)}…": prediction_id must be 1..512 characters (got 2000)`);
+      expect(Buffer.byteLength(message)).toBeLessThan(DEFAULT_MAX_REASON_BYTES);
+    }
   });
 
   it("a classification model's label other than 0 or 1 is poison, naming the value and the task; regression takes any finite value (found by a review)", () => {
@@ -573,7 +596,9 @@ describe('join keys', () => {
   it('a label without its model is poison: the join is keyed by (model, prediction id)', () => {
     const l = label('a', TIME.now - 1_000);
     expect(() => validateLabel({ ...(l.event as LabelEvent), model: '' }, TIME)).toThrow(PoisonRecordError);
-    expect(() => validateLabel({ ...(l.event as LabelEvent), model: '' }, TIME)).toThrow(/model is empty/);
+    expect(() => validateLabel({ ...(l.event as LabelEvent), model: '' }, TIME)).toThrow(
+      'label of "a": model must be 1..256 characters (got 0)',
+    );
   });
 
   it('two models sharing a prediction id each join their own label', async () => {

@@ -1,4 +1,5 @@
 import {
+  alertNameProblem,
   checkEventTime,
   type EventTimeBounds,
   type Logger,
@@ -117,7 +118,6 @@ interface PartitionState {
   readonly counted: RecentIds | undefined;
 }
 
-const MAX_NAME = 256;
 /** Alert ids remembered as published (per process): bounded; a forgotten one is at worst re-published with the same id. */
 const ALERTED_MEMORY = 10_000;
 /** Windows per release sweep query (the store's key-list bound), and queries per sweep (the rest: next sweep). */
@@ -456,12 +456,10 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       // them again would count one served vector twice.
       if (event.role === 'shadow') return {};
       if (!isSampled(event.prediction_id, deps.sampleRate)) return {};
-      if (event.model.length === 0 || event.model.length > MAX_NAME) {
-        throw new PoisonRecordError('VALIDATION_FAILED', `model must have 1 to ${MAX_NAME} characters`);
-      }
-      if (event.model_version.length > MAX_NAME) {
-        throw new PoisonRecordError('VALIDATION_FAILED', `model_version must have at most ${MAX_NAME} characters`);
-      }
+      // The names its alerts carry: refused here what the alert consumers would dead-letter, no more
+      // (an empty version is compared and alerted on: the schema takes one from producers other than the SDK).
+      const names = alertNameProblem(event.model, event.model_version);
+      if (names !== undefined) throw new PoisonRecordError('VALIDATION_FAILED', names);
       try {
         encodeEntity(event.entity_id); // the store's own check: one bad id must not fail the batch read
       } catch (error) {

@@ -724,6 +724,19 @@ describe('skew processor', () => {
     await expect(all.decode(record(future, 0))).rejects.toThrow(PoisonRecordError);
   });
 
+  it("refuses the names its alerts could not carry (alertNameProblem), and compares an empty version's predictions", async () => {
+    const { processor } = setup(new MemorySkewStore(), await onlineStore());
+    const base = predictions(1)[0]!;
+    const decoded = await processor.decode(record({ ...base, model_version: '' }, 0));
+    expect(decoded.sampled?.version).toBe('');
+    await expect(processor.decode(record({ ...base, model: '' }, 0))).rejects.toThrow(
+      new PoisonRecordError('VALIDATION_FAILED', 'model must be 1..256 characters (got 0)'),
+    );
+    await expect(processor.decode(record({ ...base, model_version: 'v'.repeat(257) }, 0))).rejects.toThrow(
+      'model_version must be 0..256 characters (got 257)',
+    );
+  });
+
   it('counts a NaN feature as missing and ignores undeclared ones, instead of dead-lettering the prediction (found by a review)', async () => {
     const skew = new MemorySkewStore();
     const base = predictions(1)[0]!;

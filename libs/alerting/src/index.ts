@@ -18,6 +18,7 @@ export {
   checkShows,
   checkSpacingMs,
   failingMessageVerdict,
+  honouredRetryAfterMs,
   looksMisconfigured,
   MAX_RETRY_AFTER_MS,
   nextRetryDelay,

@@ -97,17 +97,88 @@ export function asksWaitBeyondBudget(
 }
 
 /**
- * A `Retry-After` header in ms: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); undefined when
+ * The statuses whose `Retry-After` is honoured: 429 (rate limited) and 503 (unavailable), what
+ * RFC 9110 and RFC 6585 give it a meaning for, and what Slack sends. On any other answer (a 500,
+ * a 404 of an ingress's default backend, a redirect) it is ignored and the answer retried like
+ * any other: honoured, a `500 Retry-After: 600` stopped every request to the receiver for 10
+ * minutes, up to an hour, against the documented 429/503 (found by a review).
+ */
+const RETRY_AFTER_STATUSES: ReadonlySet<number> = new Set([429, 503]);
+
+/** The wait an answer asks (`retryAfterMs`) when its status is a 429 or a 503; undefined otherwise. */
+export function honouredRetryAfterMs(
+  status: number,
+  header: string | null | undefined,
+  now: number,
+): number | undefined {
+  return RETRY_AFTER_STATUSES.has(status) ? retryAfterMs(header, now) : undefined;
+}
+
+/**
+ * A `Retry-After` header in ms: delay-seconds or an HTTP-date (RFC 9110 §10.2.3) in any of the
+ * three forms a recipient must accept (§5.6.7): IMF-fixdate, RFC 850, asctime; undefined when
  * absent or not one of those.
  */
 export function retryAfterMs(header: string | null | undefined, now: number): number | undefined {
   if (header === null || header === undefined) return undefined;
   const text = header.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1_000;
-  // IMF-fixdate only (what senders must send): Date.parse alone reads "1.5" as a date.
-  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return undefined;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  const at = httpDate(text, now);
+  return at === undefined ? undefined : Math.max(0, at - now);
+}
+
+const MONTHS = 'Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec';
+const MONTH_INDEX = new Map(MONTHS.split('|').map((m, i) => [m.toLowerCase(), i]));
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
+/** `Sun, 06 Nov 1994 08:49:37 GMT`, what senders must send. */
+const IMF_FIXDATE = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\\d{2}) (${MONTHS}) (\\d{4}) ${TIME} GMT$`, 'i');
+/** `Sunday, 06-Nov-94 08:49:37 GMT` (obsolete): a two-digit year. */
+const RFC850_DATE = new RegExp(
+  `^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\\d{2})-(${MONTHS})-(\\d{2}) ${TIME} GMT$`,
+  'i',
+);
+/** `Sun Nov  6 08:49:37 1994` (obsolete, C's asctime): the day padded with a space, UTC. */
+const ASCTIME_DATE = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (${MONTHS}) ( \\d|\\d{2}) ${TIME} (\\d{4})$`, 'i');
+
+/**
+ * An HTTP-date in ms since the epoch, or undefined. Read field by field, never by `Date.parse`:
+ * it reads "1.5" as a date and an asctime date in local time. An RFC 850 year more than 50 years
+ * ahead of `now` is the century before (RFC 9110 §5.6.7).
+ */
+function httpDate(text: string, now: number): number | undefined {
+  const fields = dateFields(text, now);
+  if (fields === undefined) return undefined;
+  const { year, month, day, hours, minutes, seconds } = fields;
+  if (hours > 23 || minutes > 59 || seconds > 60) return undefined; // 60: a leap second
+  const midnight = Date.UTC(year, MONTH_INDEX.get(month.toLowerCase())!, day);
+  if (new Date(midnight).getUTCDate() !== day) return undefined; // 31 Feb rolled over into March
+  return midnight + ((hours * 60 + minutes) * 60 + seconds) * 1_000;
+}
+
+function dateFields(text: string, now: number) {
+  const time = (h: string | undefined, m: string | undefined, s: string | undefined) => ({
+    hours: Number(h),
+    minutes: Number(m),
+    seconds: Number(s),
+  });
+  const imf = IMF_FIXDATE.exec(text);
+  if (imf !== null) {
+    const [, day, month, year, h, m, s] = imf;
+    return { year: Number(year), month: month!, day: Number(day), ...time(h, m, s) };
+  }
+  const rfc850 = RFC850_DATE.exec(text);
+  if (rfc850 !== null) {
+    const [, day, month, yy, h, m, s] = rfc850;
+    const thisYear = new Date(now).getUTCFullYear();
+    const year = thisYear - (thisYear % 100) + Number(yy);
+    return { year: year > thisYear + 50 ? year - 100 : year, month: month!, day: Number(day), ...time(h, m, s) };
+  }
+  const asctime = ASCTIME_DATE.exec(text);
+  if (asctime !== null) {
+    const [, month, day, h, m, s, year] = asctime;
+    return { year: Number(year), month: month!, day: Number(day!.trim()), ...time(h, m, s) };
+  }
+  return undefined;
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   failingMessageVerdict,
   fullBucket,
   groupAlerts,
+  honouredRetryAfterMs,
   looksMisconfigured,
   MAX_EVIDENCE_CHARS,
   MAX_JSON_BODY_BYTES,
@@ -326,6 +327,36 @@ describe('retry schedule', () => {
     expect(receiverWaitUntil(600_000, T0)).toBe(T0 + 600_000);
     expect(receiverWaitUntil(86_400_000, T0)).toBe(T0 + MAX_RETRY_AFTER_MS); // a day: asked again after the hour
     expect(MAX_RETRY_AFTER_MS).toBe(3_600_000);
+  });
+
+  it('honours a Retry-After on a 429 or a 503 only: a 500, 404 or 301 asking a wait is retried like any other (found by a review)', () => {
+    for (const status of [429, 503]) expect(honouredRetryAfterMs(status, '600', T0)).toBe(600_000);
+    for (const status of [500, 502, 404, 401, 301, 308, 408]) {
+      expect(honouredRetryAfterMs(status, '600', T0), String(status)).toBeUndefined();
+    }
+    expect(honouredRetryAfterMs(503, null, T0)).toBeUndefined();
+  });
+
+  it('reads the three HTTP-date forms a recipient must accept (RFC 9110 §5.6.7), in UTC (found by a review)', () => {
+    const at = Date.UTC(2026, 10, 6, 8, 49, 37);
+    const before = at - 600_000;
+    expect(retryAfterMs('Fri, 06 Nov 2026 08:49:37 GMT', before)).toBe(600_000); // IMF-fixdate
+    expect(retryAfterMs('Friday, 06-Nov-26 08:49:37 GMT', before)).toBe(600_000); // RFC 850
+    expect(retryAfterMs('Fri Nov  6 08:49:37 2026', before)).toBe(600_000); // asctime, not local time
+    expect(retryAfterMs('Fri Nov 16 08:49:37 2026', before)).toBe(600_000 + 10 * 86_400_000);
+    // RFC 850's two-digit year: more than 50 years ahead is the century before (in the past: 0).
+    expect(retryAfterMs('Sunday, 06-Nov-94 08:49:37 GMT', before)).toBe(0); // 1994, not 2094
+    expect(retryAfterMs('Tuesday, 06-Nov-74 08:49:37 GMT', before)).toBe(Date.UTC(2074, 10, 6, 8, 49, 37) - before);
+    for (const bad of [
+      'Fri, 31 Feb 2026 08:49:37 GMT', // no such day
+      'Fri, 06 Nov 2026 24:49:37 GMT',
+      'Fri, 06 Nov 2026 08:49:37 UTC',
+      'Friday, 06-Nov-2026 08:49:37 GMT', // RFC 850 has a two-digit year
+      'Fri Nov 6 08:49:37 2026', // asctime pads the day with a space
+      '2026-11-06T08:49:37Z',
+    ]) {
+      expect(retryAfterMs(bad, before), bad).toBeUndefined();
+    }
   });
 
   it('fails at once only a refusal of the body (400, 413, 415, 422); retries everything else', () => {

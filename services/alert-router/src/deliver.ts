@@ -5,13 +5,13 @@ import {
   type AttemptVerdict,
   asksWaitBeyondBudget,
   type FailingDelivery,
+  honouredRetryAfterMs,
   nextRetryDelay,
   type Receiver,
   type RetryPolicy,
   receiverWaitUntil,
   renderBody,
   renderDeliveryCheck,
-  retryAfterMs,
   verdictOf,
 } from '@driftline/alerting';
 import { cutText, DriftlineError, redactCredentials, withDeadline } from '@driftline/core';
@@ -127,7 +127,7 @@ function buildRequest(receiver: Receiver, body: string, signal: AbortSignal): Re
  * 5xx, …) when the retry budget ended: retriable, so on its own it fails the batch (an outage).
  * `row` is its record were it given up: the router records it `failed` when the receiver took
  * another message, or a delivery check, after it (the receiver is up; this message is what it
- * cannot take). `asked`: the last answer's `Retry-After` asked a wait the budget cannot hold
+ * cannot take). `asked`: the last answer (a 429 or 503) asked, by `Retry-After`, a wait the budget cannot hold
  * (`asksWaitBeyondBudget`), and until when the receiver is to be sent nothing (`receiverWaitUntil`).
  */
 export class ReceiverFailingError extends DriftlineError {
@@ -203,7 +203,9 @@ async function attempt(
         error: `HTTP ${response.status}${location === undefined ? '' : ` to ${location}`}${text === '' ? '' : `: ${text}`}`,
         ...(location === undefined ? {} : { location }),
         // A 429 or 503 may say when to come back (Slack's rate limits do): waited for, not hammered.
-        askedMs: retryAfterMs(response.headers.get('retry-after'), now()),
+        // Any other status's Retry-After is ignored: a 500 asking 600 s took its receiver off for
+        // up to an hour (found by a review).
+        askedMs: honouredRetryAfterMs(response.status, response.headers.get('retry-after'), now()),
       };
     },
     options.signal,

@@ -153,6 +153,15 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       "1 while the receiver's last answer is a redirect, 401, 403, 404, 405 or 410 (by status): retried, as a wrong URL, a deleted webhook or a revoked token answers for ever",
       ['receiver', 'status'],
     ),
+    // Alerted on (DriftlineAlertReceiverWaiting): a deferral ends the consumer's backoff, so a
+    // receiver asking to wait for ever held its alerts with no alert firing, until alerts.v1's
+    // retention deleted them (found by a review).
+    waiting: gauge(
+      deps.registry,
+      'driftline_alert_receiver_waiting',
+      "1 while the receiver's asked wait (a 429 or 503 Retry-After beyond the retry budget) lasts: it is sent nothing, its alerts held",
+      ['receiver'],
+    ),
     seconds: histogram(
       deps.registry,
       'driftline_alert_delivery_seconds',
@@ -188,11 +197,14 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
   // Per receiver, until when it asked to be sent nothing (a Retry-After beyond its retry budget),
   // for every batch and partition of this process: a batch for it meanwhile is deferred without a
   // request. Kept when a partition is revoked: it is the receiver's, not the partition's.
+  // Shown in driftline_alert_receiver_waiting while it lasts (removed once it has passed, and
+  // when a partition is revoked: see `revoked`).
   const waitingUntil = new Map<string, number>();
   function waitOf(receiver: string): number | undefined {
     const until = waitingUntil.get(receiver);
     if (until === undefined || until > now()) return until;
     waitingUntil.delete(receiver);
+    m.waiting.remove({ receiver });
     return undefined;
   }
 
@@ -222,7 +234,9 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     /** Before any request (a message, a check, a rate-limit token): nothing while the receiver asked to wait. */
     function unlessWaiting(): void {
       const until = waitOf(receiver.name);
-      if (until !== undefined) throw new ReceiverWaitingError(receiver.name, until);
+      if (until === undefined) return;
+      m.waiting.set({ receiver: receiver.name }, 1); // again, after a revocation removed it
+      throw new ReceiverWaitingError(receiver.name, until);
     }
 
     /**
@@ -238,6 +252,7 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
       failing: readonly AlertMessage[],
     ): never {
       waitingUntil.set(receiver.name, asked.until);
+      m.waiting.set({ receiver: receiver.name }, 1);
       const ids = suspects.get(receiver.name) ?? new Set<string>();
       for (const message of failing) for (const a of message.alerts) ids.add(a.alert.alert_id);
       suspects.set(receiver.name, ids);
@@ -486,6 +501,11 @@ export function routerProcessor(deps: RouterDeps): BatchProcessor<DriftAlert> {
     // partition still owned here shows the answer again on its next attempt.
     revoked() {
       for (const receiver of [...refusingWith.keys()]) answeredWith(receiver, undefined);
+      // The wait itself is kept (no request from here until it ends), but its series is dropped
+      // like the refusing one: an instance left with no partition of the receiver's group would
+      // show it until it restarts, the alert firing on after the new owner delivered. A partition
+      // still owned here is offered again at once and shows it again (`unlessWaiting`).
+      for (const receiver of waitingUntil.keys()) m.waiting.remove({ receiver });
     },
     decode: async (record) => {
       const alert = await deps.decode(record);

@@ -492,6 +492,75 @@ routes: [{ match: { model: brief }, receivers: [brief] }]`,
     }
   });
 
+  it('shows the wait in driftline_alert_receiver_waiting while it lasts: set, dropped on revocation and shown again, removed once passed (found by a review)', async () => {
+    // A deferral ends the consumer's backoff: without this series nothing fired while a receiver
+    // kept asking to wait, its alerts held until alerts.v1's retention deleted them.
+    const hook = await webhook((n) => (n === 1 ? { status: 429, headers: { 'retry-after': '1' } } : 200));
+    const name = 'paced';
+    try {
+      const { processor: p, registry } = processor(
+        warehouseOn(ch).alertDeliveries,
+        `receivers: { ${name}: { url: "${hook.url}" } }
+routes: [{ match: { model: ${name} }, receivers: [${name}] }]`,
+        quick,
+      );
+      const waiting = async () =>
+        (await registry.getSingleMetric('driftline_alert_receiver_waiting')?.get())?.values
+          .filter((v) => v.labels.receiver === name)
+          .map((v) => v.value) ?? [];
+      const batch = hourly(name, ['w1']);
+      const result = await p.process(batch, context);
+      expect(result?.defer?.delayMs).toBeGreaterThan(900);
+      expect(await waiting()).toEqual([1]);
+      // A rebalance: dropped (an instance left with no partition would show it for ever)…
+      p.revoked?.([{ topic: context.topic, partition: context.partition }]);
+      expect(await waiting()).toEqual([]);
+      // …and shown again by a partition still owned here, offered again meanwhile: no request.
+      expect((await p.process(batch, context))?.defer).toBeDefined();
+      expect(await waiting()).toEqual([1]);
+      expect(hook.sent).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, result?.defer?.delayMs));
+      expect(await p.process(batch, context)).toBeUndefined();
+      expect(await waiting()).toEqual([]); // the wait has passed: removed
+      expect(await statuses(name)).toEqual([['delivered', 'w1']]);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('a Retry-After on a 500, 404 or 301 is not honoured: a delivery check, the batch retried, no deferral (found by a review)', async () => {
+    // Before: each such answer stopped every request to the receiver for the wait asked, up to an
+    // hour, while the README and the code said 429 and 503 only.
+    for (const status of [500, 404, 301]) {
+      const name = `asks${status}`;
+      const hook = await webhook(() => ({ status, headers: { 'retry-after': '600', location: '/elsewhere' } }));
+      try {
+        const { processor: p, registry } = processor(
+          warehouseOn(ch).alertDeliveries,
+          `receivers: { ${name}: { url: "${hook.url}" } }
+routes: [{ match: { model: ${name} }, receivers: [${name}] }]`,
+          quick,
+        );
+        const batch = hourly(name, ['r1']);
+        // The outage path: its budget (no wait of 600 s in it), a check, the batch failed retriably.
+        await expect(p.process(batch, context), String(status)).rejects.toMatchObject({
+          code: 'SINK_UNAVAILABLE',
+          retriable: true,
+        });
+        expect(hook.sent).toEqual([...Array.from({ length: quick.maxAttempts }, () => ['r1']), []]);
+        // The loop's retry sends again at once: nothing is waited for.
+        await expect(p.process(batch, context)).rejects.toMatchObject({ retriable: true });
+        expect(hook.sent).toHaveLength(2 * (quick.maxAttempts + 1));
+        expect(await registry.getSingleMetricAsString('driftline_alert_receiver_waiting')).not.toMatch(
+          new RegExp(`receiver="${name}"`),
+        );
+        expect(await statuses(name)).toEqual([]); // nothing given up
+      } finally {
+        await hook.close();
+      }
+    }
+  });
+
   it("a receiver that refuses the check's body (4xx) is up: the message is given up, not held for ever (found by a review)", async () => {
     // 500 for the alert, 400 for the check (its schema wants alerts): the receiver's application answers.
     const hook = await webhook((_n, ids) => (ids.length === 0 ? 400 : 500));

@@ -120,6 +120,11 @@ routes:
     );
     expect(committed.get(0) ?? -1n).toBeLessThanOrEqual(0n);
     expect((await deliveries('ok')).map((r) => r.ids.join())).toEqual(['a1', 'a2']);
+    // What an operator sees: throttled waiting (DriftlineAlertReceiverWaiting), brief no longer
+    // (removed when its wait ended). The deferral ends the group's backoff, so
+    // DriftlineSinkBackingOff never fires for it: before, nothing showed the held alerts.
+    const waiting = await runner.context.registry.getSingleMetric('driftline_alert_receiver_waiting')?.get();
+    expect(waiting?.values.map((v) => [v.labels.receiver, v.value])).toEqual([['throttled', 1]]);
   });
 
   const deliveries = (receiver: string) =>

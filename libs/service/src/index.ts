@@ -7,6 +7,7 @@ export {
   type Runner,
   type RunnerEnv,
   type RunnerOptions,
+  StartupTimeoutError,
   selectServices,
   startRunner,
 } from './runner.js';

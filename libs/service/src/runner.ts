@@ -1,11 +1,27 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError, type Env, envField, isRetriable, type Logger, parseEnv } from '@driftline/core';
+import {
+  ConfigError,
+  DriftlineError,
+  type Env,
+  envField,
+  formatDuration,
+  isRetriable,
+  type Logger,
+  parseEnv,
+} from '@driftline/core';
 import {
   createLogger,
   createMetricsRegistry,
   type Registry as MetricsRegistry,
   startObservabilityServer,
 } from '@driftline/observability';
+import {
+  type Backend,
+  backendsOf,
+  describeUnreachable,
+  type UnreachableBackend,
+  unreachableBackends,
+} from './backend-reach.js';
 import { baseEnvShape, type CommonConfig, toCommonConfig } from './common-config.js';
 import { createSharedResources, type SharedResources } from './context.js';
 import { rejectSharedPorts, rejectUnknownDriftlineEnv } from './env-names.js';
@@ -107,6 +123,110 @@ async function startServices(
 const STARTUP_HEALTH_GRACE_MS = 60_000;
 
 /**
+ * The least time one attempt is given while every backend takes connections: a healthy start of
+ * every service (topics, schemas, ClickHouse migrations) takes seconds, and a short or `0`
+ * DRIFTLINE_STARTUP_TIMEOUT ("do not wait for a backend") must not cut one that is under way.
+ */
+const STARTUP_ATTEMPT_FLOOR_MS = 30_000;
+/** Bound on the TCP probe of each backend when start-up is about to give up. */
+const STARTUP_PROBE_TIMEOUT_MS = 2_000;
+
+type Started = Awaited<ReturnType<typeof startServices>>;
+type AttemptOutcome =
+  | { readonly kind: 'started'; readonly up: Started }
+  | { readonly kind: 'failed'; readonly error: unknown }
+  | { readonly kind: 'cut'; readonly unreachable: readonly UnreachableBackend[] };
+
+/** `promise`'s value, or undefined once `until` (epoch ms) has passed. */
+async function by<T>(promise: Promise<T>, until: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), Math.max(0, until - Date.now()));
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Waits for one start-up attempt, bounded: at `deadline` (DRIFTLINE_STARTUP_TIMEOUT from the start)
+ * the backends are probed, and a backend that takes no connection ends the wait at once ('cut');
+ * otherwise the attempt may run on to `hardDeadline` (the timeout, or STARTUP_ATTEMPT_FLOOR_MS when
+ * that is longer), then it is cut too. A cut attempt cannot be cancelled (kafkajs retries on its
+ * own): whatever it starts later is stopped and closed as soon as it has started.
+ */
+async function awaitAttempt(
+  attempt: Promise<Started>,
+  deadline: number,
+  hardDeadline: number,
+  backends: readonly Backend[],
+): Promise<AttemptOutcome> {
+  const settled: Promise<AttemptOutcome> = attempt.then(
+    (up) => ({ kind: 'started', up }),
+    (error: unknown) => ({ kind: 'failed', error }),
+  );
+  const abandon = async (outcome: AttemptOutcome): Promise<AttemptOutcome> => {
+    void settled.then(async (late) => {
+      if (late.kind !== 'started') return;
+      for (const r of [...late.up.running].reverse()) await r.service.stop().catch(() => {});
+      await late.up.resources.close().catch(() => {});
+    });
+    return outcome;
+  };
+  const probed = (): Promise<AttemptOutcome> =>
+    unreachableBackends(backends, STARTUP_PROBE_TIMEOUT_MS).then((unreachable) => ({ kind: 'cut', unreachable }));
+  const early = await by(settled, deadline);
+  if (early !== undefined) return early;
+  const atDeadline = await Promise.race([settled, probed()]);
+  if (atDeadline.kind !== 'cut') return atDeadline;
+  if (atDeadline.unreachable.length > 0) return abandon(atDeadline);
+  const late = await by(settled, hardDeadline);
+  if (late !== undefined) return late;
+  const atHardDeadline = await Promise.race([settled, probed()]);
+  return atHardDeadline.kind === 'cut' ? abandon(atHardDeadline) : atHardDeadline;
+}
+
+/**
+ * A start-up that gave up on a backend: past DRIFTLINE_STARTUP_TIMEOUT with the start still waiting
+ * for one, or retried until then. Retriable (the backend may come back): the CLI exits 69 with its
+ * message, one line naming the backend, its address and why.
+ */
+export class StartupTimeoutError extends DriftlineError {
+  constructor(message: string, cause: unknown) {
+    super('TIMEOUT', message, { retriable: true, ...(cause === undefined ? {} : { cause }) });
+    this.name = 'StartupTimeoutError';
+  }
+}
+
+function startupTimedOut(
+  waitedMs: number,
+  timeoutMs: number,
+  lastFailure: unknown,
+  unreachable: readonly UnreachableBackend[],
+): StartupTimeoutError {
+  const gaveUp = `start-up gave up after ${Math.round(waitedMs / 1000)}s (DRIFTLINE_STARTUP_TIMEOUT=${timeoutMs === 0 ? '0' : formatDuration(timeoutMs)})`;
+  if (unreachable.length > 0) {
+    const variables = [...new Set(unreachable.map((b) => b.variable))].join(', ');
+    return new StartupTimeoutError(
+      `${unreachable.map(describeUnreachable).join('; ')}: not reachable, ${gaveUp} — check ${variables} and that ${unreachable.length === 1 ? 'it is' : 'they are'} running`,
+      lastFailure,
+    );
+  }
+  if (lastFailure !== undefined) {
+    const message = lastFailure instanceof Error ? lastFailure.message : String(lastFailure);
+    return new StartupTimeoutError(`${message}; ${gaveUp}`, lastFailure);
+  }
+  return new StartupTimeoutError(
+    `the start did not finish: every backend takes connections, one of them does not answer (a hung server, or a port of another service); ${gaveUp}`,
+    undefined,
+  );
+}
+
+/**
  * Starts any subset of services in one process, sharing clients. Every variable is parsed once,
  * here, before anything connects: a wrong or unknown DRIFTLINE_* variable, or a missing one that a
  * started service needs (e.g. DRIFTLINE_KAFKA_BROKERS for a Kafka consumer), fails start-up with
@@ -183,23 +303,39 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // A backend that is unreachable at start-up (a broker restarting, a registry not up yet) is
   // waited for, with backoff, for DRIFTLINE_STARTUP_TIMEOUT: exiting would make a supervisor's
   // restart loop out of an ordinary outage. A config error, or anything not retriable, exits at once.
+  // The timeout bounds the attempt in flight too (see awaitAttempt): one attempt against a refused
+  // broker took 211 s by itself (kafkajs' connection retries inside each of topic creation's 8
+  // attempts), far past the 2 minutes, and then exited 1 with kafkajs' line.
+  const backends = backendsOf(configs);
+  const giveUp = (lastFailure: unknown, unreachable: readonly UnreachableBackend[]) =>
+    startupTimedOut(Date.now() - started, common.startupTimeoutMs, lastFailure, unreachable);
   let up: Awaited<ReturnType<typeof startServices>>;
   try {
+    let lastFailure: unknown;
     for (let attempt = 1; ; attempt++) {
-      try {
-        up = await startServices(options, common, configs, serviceConfigs, logger, registry, fatal);
+      const outcome = await awaitAttempt(
+        startServices(options, common, configs, serviceConfigs, logger, registry, fatal),
+        started + common.startupTimeoutMs,
+        started + Math.max(common.startupTimeoutMs, STARTUP_ATTEMPT_FLOOR_MS),
+        backends,
+      );
+      if (outcome.kind === 'started') {
+        up = outcome.up;
         break;
-      } catch (error) {
-        const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
-        const left = common.startupTimeoutMs - (Date.now() - started);
-        if (!isRetriable(error) || delay > left || aborted(options.signal)) throw error;
-        logger.warn(
-          { err: error, attempt, retryInMs: delay, giveUpInMs: left },
-          'start-up failed on an unreachable backend: retrying (DRIFTLINE_STARTUP_TIMEOUT)',
-        );
-        await sleep(delay, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(() => {});
-        if (aborted(options.signal)) throw error;
       }
+      if (outcome.kind === 'cut') throw giveUp(lastFailure, outcome.unreachable);
+      const error = outcome.error;
+      const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
+      const left = common.startupTimeoutMs - (Date.now() - started);
+      if (!isRetriable(error) || aborted(options.signal)) throw error;
+      if (delay > left) throw giveUp(error, await unreachableBackends(backends, STARTUP_PROBE_TIMEOUT_MS));
+      lastFailure = error;
+      logger.warn(
+        { err: error, attempt, retryInMs: delay, giveUpInMs: left },
+        'start-up failed on an unreachable backend: retrying (DRIFTLINE_STARTUP_TIMEOUT)',
+      );
+      await sleep(delay, undefined, options.signal === undefined ? {} : { signal: options.signal }).catch(() => {});
+      if (aborted(options.signal)) throw error;
     }
   } catch (error) {
     await http.close();

@@ -1,7 +1,14 @@
 import { ConfigError, DriftlineError, silentLogger } from '@driftline/core';
 import { eventually, freePort } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defineService, type Runner, type ServiceDefinition, startRunner } from '../src/index.js';
+import {
+  defineService,
+  type Runner,
+  type ServiceDefinition,
+  type ServiceNeed,
+  StartupTimeoutError,
+  startRunner,
+} from '../src/index.js';
 
 /** A service whose start fails with `failure()` the first `failures` times (a backend still down). */
 function startsAfter(failures: number, failure: () => Error) {
@@ -22,23 +29,25 @@ function startsAfter(failures: number, failure: () => Error) {
 }
 
 /** A service whose start waits until `release()` (a backend that answers late, or never). */
-function startsWhenReleased(name: string) {
+function startsWhenReleased(name: string, needs: ServiceNeed[] = []) {
   let release = () => {};
   const gate = new Promise<void>((resolve) => {
     release = resolve;
   });
+  const calls = { starts: 0, stops: 0 };
   const definition = defineService({
     name,
     description: 'test service whose start waits to be released',
-    needs: [],
+    needs,
     envShape: {},
     configure: () => undefined,
     async start() {
+      calls.starts++;
       await gate;
-      return { ready: () => true, stop: async () => {} };
+      return { ready: () => true, stop: async () => void calls.stops++ };
     },
   }) as unknown as ServiceDefinition<never, unknown>;
-  return { definition, release: () => release() };
+  return { definition, release: () => release(), calls };
 }
 
 const unreachable = () =>
@@ -61,10 +70,83 @@ describe('start-up waits for an unreachable backend (DRIFTLINE_STARTUP_TIMEOUT)'
 
   it('gives up after the timeout with the backend error (0 = one attempt)', async () => {
     const { definition, calls } = startsAfter(5, unreachable);
-    await expect(
-      startRunner({ services: [definition], env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '0' }, logger: silentLogger }),
-    ).rejects.toThrow(/ECONNREFUSED/);
+    const failure = await startRunner({
+      services: [definition],
+      env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '0' },
+      logger: silentLogger,
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(StartupTimeoutError);
+    expect(failure).toMatchObject({
+      retriable: true,
+      message: 'connect ECONNREFUSED 127.0.0.1:9092; start-up gave up after 0s (DRIFTLINE_STARTUP_TIMEOUT=0)',
+    });
     expect(calls.starts).toBe(1);
+  });
+
+  it('a start still waiting at DRIFTLINE_STARTUP_TIMEOUT for a broker that refuses connections gives up then, naming it (found by a review: 211 s, exit 1)', async () => {
+    // The review's case: `driftline run retrain-trigger` against a refused port. kafkajs retries
+    // each connection inside each of topic creation's 8 attempts, and the one attempt took 211 s
+    // before it failed; the timeout only bounded when a new attempt could begin.
+    const closed = await freePort();
+    const { definition, release, calls } = startsWhenReleased('waits-for-kafka', ['kafka']);
+    const started = Date.now();
+    const failure = await startRunner({
+      services: [definition],
+      env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '1s', DRIFTLINE_KAFKA_BROKERS: `127.0.0.1:${closed}` },
+      logger: silentLogger,
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(StartupTimeoutError);
+    expect((failure as Error).message).toBe(
+      `Kafka at 127.0.0.1:${closed} (connection refused): not reachable, start-up gave up after 1s (DRIFTLINE_STARTUP_TIMEOUT=1s) — check DRIFTLINE_KAFKA_BROKERS and that it is running`,
+    );
+    expect(Date.now() - started).toBeLessThan(1_000 + 2_500);
+    // The attempt cut cannot be cancelled: what it starts afterwards is stopped at once.
+    release();
+    await eventually(async () => (calls.stops === 1 ? true : undefined), 5_000);
+    expect(calls.starts).toBe(1);
+  });
+
+  it('names every backend that takes no connection, and only those (a broker of several answering is enough)', async () => {
+    const closed = await freePort();
+    const { createServer } = await import('node:net');
+    const listening = createServer((socket) => socket.destroy());
+    await new Promise<void>((r) => listening.listen(0, '127.0.0.1', r));
+    const open = (listening.address() as { port: number }).port;
+    try {
+      const { definition, release } = startsWhenReleased('waits-for-registry', ['kafka', 'registry']);
+      const failure = await startRunner({
+        services: [definition],
+        env: {
+          ...env,
+          DRIFTLINE_STARTUP_TIMEOUT: '0',
+          DRIFTLINE_KAFKA_BROKERS: `127.0.0.1:${closed},127.0.0.1:${open}`,
+          DRIFTLINE_SCHEMA_REGISTRY_URL: `http://user:secret@127.0.0.1:${closed}/apis/ccompat/v7`,
+        },
+        logger: silentLogger,
+      }).catch((error: unknown) => error);
+      release();
+      expect((failure as Error).message).toBe(
+        `the Schema Registry at 127.0.0.1:${closed} (connection refused): not reachable, start-up gave up after 0s (DRIFTLINE_STARTUP_TIMEOUT=0) — check DRIFTLINE_SCHEMA_REGISTRY_URL and that it is running`,
+      );
+    } finally {
+      await new Promise((r) => listening.close(r));
+    }
+  });
+
+  it('a short or 0 timeout does not cut a start under way while every backend takes connections', async () => {
+    const { definition, release } = startsWhenReleased('slow-but-healthy');
+    const releasing = setTimeout(release, 1_500);
+    try {
+      const runner = await startRunner({
+        services: [definition],
+        env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '0' },
+        logger: silentLogger,
+      });
+      runners.push(runner);
+      expect(runner.ready()).toBe(true);
+    } finally {
+      clearTimeout(releasing);
+    }
   });
 
   it('serves /healthz (live) and /readyz (503, starting) while start-up waits for a backend (found by a review)', async () => {

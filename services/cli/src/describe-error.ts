@@ -72,7 +72,6 @@ function exhaustedResource(error: unknown): string | undefined {
 /** One line for a person, and the exit code, for an error a command threw; `help` names its help. */
 export function describeError(error: unknown, help: string): { line: string; code: number } {
   if (error instanceof UsageError) return { line: error.message, code: EXIT.usage };
-  if (error instanceof UnavailableError) return { line: error.message, code: EXIT.unavailable };
   // Command-line options (the field is the option) are usage errors; environment variables are configuration.
   if (error instanceof ConfigError && error.field.startsWith('-')) {
     return { line: withHint(error.message, `see ${help}`), code: EXIT.usage };
@@ -80,11 +79,13 @@ export function describeError(error: unknown, help: string): { line: string; cod
   if (error instanceof DriftlineError && error.code === 'CONFIG_INVALID') {
     return { line: configErrorLine(error), code: EXIT.config };
   }
-  // The message names the file or path (Node's: "EMFILE: too many open files, open '…'").
+  // The message names the file or path (Node's: "EMFILE: too many open files, open '…'"). Before
+  // "unavailable": `run` giving up on a full disk after DRIFTLINE_STARTUP_TIMEOUT is the disk's.
   const resource = exhaustedResource(error);
   if (resource !== undefined) {
     return { line: withHint((error as Error).message, RESOURCE_HINTS[resource]!), code: EXIT.internal };
   }
+  if (error instanceof UnavailableError) return { line: error.message, code: EXIT.unavailable };
   if (error instanceof DriftlineError && DATA_CODES.has(error.code)) {
     // NOT_FOUND names a model, version or reference the warehouse does not hold: no file to check.
     const hint = error.code === 'NOT_FOUND' ? 'check the names given' : 'check the input file';

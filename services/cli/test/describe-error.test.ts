@@ -1,7 +1,7 @@
 import { ConfigError, DriftlineError, SinkUnavailableError, toDriftlineError } from '@driftline/core';
 import { toWarehouseError } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
-import { describeError, EXIT } from '../src/describe-error.js';
+import { describeError, EXIT, UnavailableError } from '../src/describe-error.js';
 
 /** A Node system error as fs and the module loader throw it. */
 function systemError(code: string, text: string, syscall: string, path: string): NodeJS.ErrnoException {
@@ -45,6 +45,17 @@ describe('describeError: the machine out of a resource is one line saying what t
     expect(described.line).toMatch(line);
     expect(described.line).not.toMatch(/internal error|report it|\n/);
     expect(described.code).toBe(EXIT.internal);
+  });
+
+  it('`run` giving up on a full disk after DRIFTLINE_STARTUP_TIMEOUT stays the disk\'s (1, what to free), not "unavailable" (69)', () => {
+    const full = new SinkUnavailableError('clickhouse: the embedded engine cannot write /data/chdb: ENOSPC', {
+      cause: systemError('ENOSPC', 'no space left on device', 'open', '/data/chdb/x'),
+    });
+    const gaveUp = new DriftlineError('TIMEOUT', `${full.message}; start-up gave up after 3s`, { cause: full });
+    const described = describeError(new UnavailableError(gaveUp.message, { cause: gaveUp }), 'driftline run --help');
+    expect(described.code).toBe(EXIT.internal);
+    expect(described.line).toMatch(/; start-up gave up after 3s — no space left on that file system/);
+    expect(describeError(new UnavailableError('Kafka at … (connection refused): not reachable'), 'x').code).toBe(69);
   });
 
   // ClickHouse names the errno in its own text: the hint comes from `details.clickhouse.errno`.

@@ -5,10 +5,10 @@
 import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { SinkUnavailableError } from '@driftline/core';
+import { DriftlineError, SinkUnavailableError } from '@driftline/core';
 import { toWarehouseError } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dlqReadOf } from '../src/commands/dlq.js';
+import { dlqReadOf, isWriteOutage } from '../src/commands/dlq.js';
 import { causeOf, DEFAULT_CONNECT_TIMEOUT_MS, parseConnectTimeout } from '../src/commands/kafka-reach.js';
 import { describeError, EXIT, UnavailableError } from '../src/describe-error.js';
 import { bundledCli } from './bundled-cli.js';
@@ -21,7 +21,7 @@ const cliMain = bundledCli('unreachable-server');
 function driftline(
   args: readonly string[],
   env: Record<string, string>,
-): Promise<{ status: number | null; stderr: string; ms: number }> {
+): Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DRIFTLINE_')));
   const started = Date.now();
   return new Promise((resolve, reject) => {
@@ -35,7 +35,7 @@ function driftline(
       stderr += chunk;
     });
     child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stderr, ms: Date.now() - started }));
+    child.on('close', (status, signal) => resolve({ status, signal, stderr, ms: Date.now() - started }));
   });
 }
 
@@ -126,6 +126,27 @@ describe('dlq: brokers that do not answer are one line within --connect-timeout,
   );
 });
 
+describe('run: backends that do not answer at start-up are one line within DRIFTLINE_STARTUP_TIMEOUT, exit 69', () => {
+  it("a broker, a registry and a ClickHouse server that refuse connections (found by a review: 211 s, then exit 1 with kafkajs' line)", async () => {
+    // A ClickHouse server, not the embedded engine: nothing here loads chdb (whose signal handlers
+    // once turned an exit under load into a kill).
+    const run = await driftline(['run', 'retrain-trigger'], {
+      DRIFTLINE_KAFKA_BROKERS: refused,
+      DRIFTLINE_SCHEMA_REGISTRY_URL: `http://${refused}/apis/ccompat/v7`,
+      DRIFTLINE_CLICKHOUSE_URL: `http://${refused}`,
+      DRIFTLINE_HTTP_PORT: '0',
+      DRIFTLINE_STARTUP_TIMEOUT: '3s',
+    });
+    expect(run.stderr.trim().split('\n').at(-1)).toMatch(
+      new RegExp(
+        `^driftline: Kafka at ${refused} \\(connection refused\\); the Schema Registry at ${refused} \\(connection refused\\); ClickHouse at ${refused} \\(connection refused\\): not reachable, start-up gave up after \\d+s \\(DRIFTLINE_STARTUP_TIMEOUT=3s\\) — check DRIFTLINE_KAFKA_BROKERS, DRIFTLINE_SCHEMA_REGISTRY_URL, DRIFTLINE_CLICKHOUSE_URL and that they are running$`,
+      ),
+    );
+    expect(run.status, `signal ${run.signal}`).toBe(69);
+    expect(run.ms).toBeLessThan(3_000 + 2 * SLACK_MS);
+  }, 60_000);
+});
+
 describe('ClickHouse server that does not answer: one line naming DRIFTLINE_CLICKHOUSE_URL, exit 69 (it was exit 1)', () => {
   it.each([
     ['report', ['report', '--model', 'm', '--out', '/dev/null']],
@@ -188,6 +209,41 @@ describe('the pieces', () => {
       const error = toWarehouseError(operation, page, 'server');
       expect(describeError(error, 'driftline model --help').code, operation).toBe(69);
     }
+  });
+});
+
+describe("replay's writes: an outage (69) or a refusal (1)", () => {
+  // kafkajs' errors as libs/kafka's producer wraps them (a retriable SINK_UNAVAILABLE for all but
+  // "too large"): the protocol error sits in the cause chain, under kafkajs' retrier's wrapper.
+  const protocol = (type: string, retriable: boolean) =>
+    Object.assign(new Error(type), { name: 'KafkaJSProtocolError', type, retriable });
+  const wrapped = (inner: Error) =>
+    new DriftlineError('SINK_UNAVAILABLE', `producing to t failed: ${inner.message}`, {
+      retriable: true,
+      cause: Object.assign(new Error(inner.message), {
+        name: 'KafkaJSNonRetriableError',
+        retriable: false,
+        cause: inner,
+      }),
+    });
+  it('an unreachable or hung broker, or too few in-sync replicas, is an outage', () => {
+    const refused = Object.assign(new Error('Connection error: connect ECONNREFUSED'), {
+      name: 'KafkaJSConnectionError',
+      retriable: true,
+    });
+    expect(isWriteOutage(new DriftlineError('SINK_UNAVAILABLE', 'no answer', { retriable: true }))).toBe(true);
+    expect(isWriteOutage(wrapped(refused))).toBe(true);
+    expect(isWriteOutage(wrapped(protocol('NOT_ENOUGH_REPLICAS', true)))).toBe(true);
+    // The producer's lost sequence state: a fresh producer, that is the next run, gets through.
+    expect(isWriteOutage(wrapped(protocol('OUT_OF_ORDER_SEQUENCE_NUMBER', false)))).toBe(true);
+    expect(isWriteOutage(refused)).toBe(true);
+  });
+  it('a refusal retrying cannot mend is not', () => {
+    expect(isWriteOutage(wrapped(protocol('TOPIC_AUTHORIZATION_FAILED', false)))).toBe(false);
+    expect(isWriteOutage(wrapped(protocol('CLUSTER_AUTHORIZATION_FAILED', false)))).toBe(false);
+    expect(isWriteOutage(new DriftlineError('SINK_REJECTED', 'producing to t refused (MESSAGE_TOO_LARGE)'))).toBe(
+      false,
+    );
   });
 });
 

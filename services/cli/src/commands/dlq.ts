@@ -51,6 +51,9 @@ Kafka comes from DRIFTLINE_KAFKA_* (the services' variables). Brokers that do no
 --connect-timeout stop the command with one line naming each broker and why (connection refused,
 timed out, name not resolved, TLS handshake failed), exit 69. Brokers that stop answering during the
 read (15 s without an answer) or go down stop it with one line too, exit 69: never a partial count.
+So does an outage while replay writes (no answer for as long, refused, too few in-sync replicas),
+saying how many were sent and marked and how many of the batch in flight a rerun may send twice
+(no letter is lost); a write Kafka refuses for good (not authorized, too large) is exit 1, its reason.
 
   --topic TOPIC          the source topic as Kafka names it, DRIFTLINE_TOPIC_PREFIX included (not added),
                          e.g. predictions.v1; a TOPIC.dlq (or, for replay, a TOPIC) the brokers do not
@@ -131,14 +134,29 @@ export async function dlqCommand(args: readonly string[]): Promise<number> {
     () => checkTopics(kafka, sub === 'list' ? [dlq] : [dlq, topic]),
   );
   const reading = dlqReadOf(connectTimeoutMs);
+  if (sub === 'list') {
+    try {
+      return await list(kafka, dlq, selection, values.json, reading);
+    } catch (error) {
+      throw unavailableMidway(error, 'nothing listed');
+    }
+  }
+  const progress: ReplayProgress = { marked: 0, unmarked: 0 };
   try {
-    return sub === 'list'
-      ? await list(kafka, dlq, selection, values.json, reading)
-      : await replay(kafka, topic, dlq, selection, values['dry-run'], reading);
+    return await replay(kafka, topic, dlq, selection, values['dry-run'], reading, progress);
   } catch (error) {
-    throw unavailableMidway(error, sub);
+    throw replayStopped(error, {
+      topic,
+      dlq,
+      brokers: env.DRIFTLINE_KAFKA_BROKERS,
+      dryRun: values['dry-run'],
+      progress,
+    });
   }
 }
+
+const CHECK_BROKERS =
+  'check that the brokers are up (DRIFTLINE_KAFKA_BROKERS) and run it again (a slow link: a longer --connect-timeout)';
 
 /**
  * Kafka gone in the middle of the read of the DLQ — unanswered for 15 s (readToEnd's bound), a
@@ -146,15 +164,108 @@ export async function dlqCommand(args: readonly string[]): Promise<number> {
  * a hung broker had listed "0 dead letter(s)" after 60 s, exit 0, and a refusing one failed after
  * 214 s with "the consumer crashed", exit 1.
  */
-function unavailableMidway(error: unknown, sub: 'list' | 'replay'): unknown {
+function unavailableMidway(error: unknown, after: string): unknown {
   const outage = error instanceof DriftlineError && isRetriable(error) && error.code === 'SOURCE_UNAVAILABLE';
   if (!outage) return error;
-  const after =
-    sub === 'list'
-      ? 'nothing listed'
-      : 'what was sent is marked, so a run once Kafka answers skips it (a batch in flight may be sent twice)';
-  return new UnavailableError(
-    `${printable(error.message)} — ${after}; check that the brokers are up (DRIFTLINE_KAFKA_BROKERS) and run it again (a slow link: a longer --connect-timeout)`,
+  return new UnavailableError(`${printable(error.message)} — ${after}; ${CHECK_BROKERS}`);
+}
+
+/**
+ * How far a replay got: its only record of progress is the markers it writes to the DLQ after the
+ * records they account for (no consumer offset is committed), so a stopped replay is described by
+ * what is marked and what was in flight unmarked.
+ */
+interface ReplayProgress {
+  /** Dead letters sent back and marked: a later run skips them. */
+  marked: number;
+  /** Of the batch being sent when it stopped, those not marked: some or all may have reached the topic. */
+  unmarked: number;
+}
+
+/** A write of the replay (a record sent back, a marker, the producer's connect) that failed. */
+class ReplayWriteFailed extends Error {
+  constructor(
+    readonly to: string,
+    readonly failure: unknown,
+  ) {
+    super(failure instanceof Error ? failure.message : String(failure));
+  }
+}
+
+/**
+ * The broker answered a write with a refusal retrying cannot mend (kafkajs' non-retriable protocol
+ * errors, e.g. TOPIC_AUTHORIZATION_FAILED, MESSAGE_TOO_LARGE, found anywhere in the cause chain —
+ * libs/kafka's producer reports everything but "too large" as a retriable SINK_UNAVAILABLE).
+ * Not the idempotent producer's lost sequence state: a fresh producer (the next run) mends that.
+ */
+function refusedByBroker(error: unknown, depth = 0): string | undefined {
+  if (error === null || typeof error !== 'object' || depth > 5) return undefined;
+  const e = error as { type?: unknown; retriable?: unknown; cause?: unknown; originalError?: unknown };
+  if (typeof e.type === 'string' && e.retriable === false && !PRODUCER_STATE_TYPES.has(e.type)) return e.type;
+  return refusedByBroker(e.cause, depth + 1) ?? refusedByBroker(e.originalError, depth + 1);
+}
+
+/** kafkajs' answers that the producer's id or sequence is out of step (libs/kafka replaces the producer). */
+const PRODUCER_STATE_TYPES = new Set([
+  'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  'DUPLICATE_SEQUENCE_NUMBER',
+  'UNKNOWN_PRODUCER_ID',
+  'INVALID_PRODUCER_EPOCH',
+]);
+
+/**
+ * Whether a failed write of the replay is an outage (Kafka down, hung, refusing connections, not
+ * enough in-sync replicas: retriable, so exit 69 and a script tries again) rather than a refusal.
+ */
+export function isWriteOutage(error: unknown): boolean {
+  if (refusedByBroker(error) !== undefined) return false;
+  return error instanceof DriftlineError ? error.retriable : isRetriable(error);
+}
+
+/** What a run after this one does, from what this one marked and left unmarked. */
+function rerunText(p: ReplayProgress, topic: string, dryRun: boolean, when: string): string {
+  if (dryRun) return 'nothing was sent (--dry-run)';
+  if (p.marked === 0 && p.unmarked === 0) return `nothing was sent: a run ${when} starts from the first letter`;
+  const inFlight =
+    p.unmarked === 0 ? '' : `; ${p.unmarked} of the batch in flight are not marked and may have reached ${topic}`;
+  const twice = p.unmarked === 0 ? '' : `, those ${p.unmarked} possibly a second time`;
+  return `${p.marked} sent back and marked before${inFlight}; no dead letter is lost: a run ${when} skips the ${p.marked} marked and sends the rest${twice}`;
+}
+
+/**
+ * The one line for a replay that stopped: Kafka gone while it read (exit 69) or while it wrote —
+ * an outage (exit 69: it used to be exit 1 with the producer's bare message, while a listing
+ * against the same broker exited 69) or a refusal (exit 1, its reason) — saying what was sent and
+ * marked, what was in flight, and what a run after it does.
+ */
+function replayStopped(
+  error: unknown,
+  run: {
+    topic: string;
+    dlq: string;
+    brokers: readonly string[];
+    dryRun: boolean;
+    progress: ReplayProgress;
+  },
+): unknown {
+  const { topic, dlq, brokers, dryRun, progress } = run;
+  if (!(error instanceof ReplayWriteFailed)) {
+    return unavailableMidway(error, rerunText(progress, topic, dryRun, 'once Kafka answers'));
+  }
+  const cause = printable(error.message).slice(0, 300);
+  const what = cause.startsWith(`producing to ${error.to}`) ? cause : `producing to ${error.to}: ${cause}`;
+  const at = `Kafka at ${brokers.map((b) => printable(b)).join(', ')}`;
+  if (isWriteOutage(error.failure)) {
+    return new UnavailableError(
+      `replaying ${dlq} to ${topic}: ${at} did not take the write: ${what} — ${rerunText(progress, topic, dryRun, 'once Kafka answers')}; ${CHECK_BROKERS}`,
+    );
+  }
+  const refusal = refusedByBroker(error.failure);
+  const code = error.failure instanceof DriftlineError ? error.failure.code : 'SINK_REJECTED';
+  return new DriftlineError(
+    code,
+    `replaying ${dlq} to ${topic}: ${at} refused the write${refusal === undefined || what.includes(refusal) ? '' : ` (${refusal})`}: ${what} — ${rerunText(progress, topic, dryRun, 'after a fix')}; a run before the fix is refused again (the rights of this Kafka user on ${error.to}, its max.message.bytes; or leave the letter out with --code, --since, --until or --reason-contains)`,
+    { cause: error.failure },
   );
 }
 
@@ -333,6 +444,7 @@ async function replay(
   selection: DeadLetterSelection,
   dryRun: boolean,
   reading: DlqRead,
+  progress: ReplayProgress,
 ): Promise<number> {
   // First pass: which groups the selected letters come from (replayed, a record reaches every
   // group of the topic, and the windows of one that had taken it count it twice), where each
@@ -355,10 +467,37 @@ async function replay(
     replayedBefore: 0,
   };
   const sentOriginals = new Set<string>();
-  const producer = dryRun ? undefined : await createProducer(kafka);
+  // Its sends bounded as the read's answers are (not the services' 60 s): a broker that stopped
+  // answering mid-replay is one line after as long, not a minute of silence.
+  const producer = dryRun
+    ? undefined
+    : await createProducer(kafka, {
+        health: { sendDeadlineMs: reading.answerTimeoutMs, replaceAfterMs: reading.answerTimeoutMs },
+      }).catch((error: unknown) => {
+        throw new ReplayWriteFailed(topic, error);
+      });
+  // A write that fails on an outage ends the command at once: the read's leave and group deletion
+  // (up to 10 s, and the producer's disconnect 5 s, measured against a silent broker) cannot reach
+  // Kafka either, and its throwaway group holds no offsets.
+  let stopOnOutage: (failure: ReplayWriteFailed) => void = () => {};
+  const writeOutage = new Promise<never>((_, reject) => {
+    stopOnOutage = reject;
+  });
+  writeOutage.catch(() => {}); // raced below; unused when no write fails
+  let kafkaGone = false;
+  const send = async (to: string, messages: readonly OutboundMessage[]): Promise<void> => {
+    try {
+      await producer?.send(to, messages);
+    } catch (error) {
+      const failed = new ReplayWriteFailed(to, error);
+      kafkaGone = isWriteOutage(error);
+      if (kafkaGone) stopOnOutage(failed);
+      throw failed;
+    }
+  };
   let unreached: readonly number[] = [];
   try {
-    ({ unreached } = await readToEnd(
+    const read = readToEnd(
       kafka,
       dlq,
       async (records) => {
@@ -391,21 +530,28 @@ async function replay(
         // markers follow the records they account for: a crash between the two sends those again.
         // Their time is taken before the send, so a letter of a copy that fails again is later.
         const at = new Date().toISOString();
-        for (let i = 0; i < out.length && producer !== undefined; i += REPLAY_CHUNK) {
-          await producer.send(topic, out.slice(i, i + REPLAY_CHUNK));
-        }
-        for (let i = 0; i < sent.length && producer !== undefined; i += REPLAY_CHUNK) {
-          await producer.send(
-            dlq,
-            sent.slice(i, i + REPLAY_CHUNK).map((original) => markerOf(original, at)),
-          );
+        if (producer !== undefined) {
+          progress.unmarked = out.length;
+          for (let i = 0; i < out.length; i += REPLAY_CHUNK) await send(topic, out.slice(i, i + REPLAY_CHUNK));
+          for (let i = 0; i < sent.length; i += REPLAY_CHUNK) {
+            const chunk = sent.slice(i, i + REPLAY_CHUNK);
+            await send(
+              dlq,
+              chunk.map((original) => markerOf(original, at)),
+            );
+            progress.marked += chunk.length;
+            progress.unmarked -= chunk.length;
+          }
         }
         counts.sent += out.length;
       },
       reading,
-    ));
+    );
+    read.catch(() => {}); // when the write outage wins the race, the read's own failure comes later
+    ({ unreached } = await Promise.race([read, writeOutage]));
   } finally {
-    await producer?.disconnect();
+    const disconnected = producer?.disconnect().catch(() => {});
+    if (!kafkaGone) await disconnected;
   }
   noteUnreached(dlq, unreached);
   const verb = dryRun ? 'would replay' : 'replayed';

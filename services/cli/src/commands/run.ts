@@ -1,4 +1,5 @@
-import { type Runner, selectServices, startRunner } from '@driftline/service';
+import { type Runner, StartupTimeoutError, selectServices, startRunner } from '@driftline/service';
+import { UnavailableError } from '../describe-error.js';
 import { allServices } from '../services.js';
 import { checkEnvNames } from './env-names.js';
 
@@ -11,7 +12,9 @@ export const runUsage = `usage: driftline run [service,...] [--debug]
 Starts services in this process: the comma-separated list, or DRIFTLINE_SERVICES, or all of
 ${allServices.map((s) => s.name).join(', ')}.
 Configuration comes from DRIFTLINE_* environment variables (README: Configuration); a bad or
-missing one exits with code 78 naming it. One SIGTERM or SIGINT finishes the batches in hand,
+missing one exits with code 78 naming it. A backend start-up needs (Kafka, the Schema Registry, a
+ClickHouse server) that does not answer is waited for DRIFTLINE_STARTUP_TIMEOUT (default 2m), then
+one line names it and why, exit 69. One SIGTERM or SIGINT finishes the batches in hand,
 commits and exits 0; a third signal 2 s after the first forces exit code 130.
 `;
 
@@ -92,6 +95,10 @@ export async function runCommand(args: readonly string[]): Promise<number> {
     try {
       runner = await startRunner({ services, knownServices: allServices, signal: starting.signal });
     } catch (error) {
+      // A backend that did not answer within DRIFTLINE_STARTUP_TIMEOUT: exit 69, as for every command.
+      if (requested === undefined && error instanceof StartupTimeoutError) {
+        throw new UnavailableError(error.message, { cause: error });
+      }
       if (requested === undefined) throw error;
       // Asked to stop while start-up waited for a backend: nothing runs, nothing to finish.
       process.stderr.write(`driftline: stopped during start-up (${requested}); nothing was started\n`);

@@ -119,24 +119,53 @@ export function holdoutCount(n: number, fraction: number): number {
   return n === 0 ? 0 : Math.min(n - 1, Math.max(1, Math.round(n * fraction)));
 }
 
+/** Rows labeled 0 (`negative`) and rows labeled 1 (`positive`). */
+export interface Classes {
+  readonly negative: number;
+  readonly positive: number;
+}
+
+/**
+ * Whether the offline gate measures the base version on a held-out row: the row carries the base
+ * version's score (a finite `prediction`). One rule for both sides of the gate: the worker measures
+ * `current_*` and `gate_*` on these rows (`covered` in worker/train.py), and the label wait
+ * (label-wait.ts) counts their classes through {@link classCounts}, so a window it lets train is one
+ * the gate can measure the named version on.
+ */
+const measuresBase = (row: LabeledRow): boolean => Number.isFinite(row.prediction);
+
 /** Labels per class in the training and the held-out slices, as buildDataset will split the rows. */
 export interface ClassCounts {
   readonly rows: number;
-  readonly train: { readonly negative: number; readonly positive: number };
-  readonly holdout: { readonly negative: number; readonly positive: number };
+  readonly train: Classes;
+  readonly holdout: Classes;
+  /**
+   * The version the request names as serving (`model_version`; `''`: none named, each row's
+   * answered score stands for it) and, by class, the held-out rows the gate measures it on
+   * (measuresBase).
+   */
+  readonly base: Classes & { readonly version: string };
 }
 
-export function classCounts(input: readonly LabeledRow[], holdoutFraction: number): ClassCounts {
+export function classCounts(input: readonly LabeledRow[], holdoutFraction: number, baseVersion: string): ClassCounts {
   const rows = inSplitOrder(input);
   const firstHeldOut = rows.length - holdoutCount(rows.length, holdoutFraction);
   const train = { negative: 0, positive: 0 };
   const holdout = { negative: 0, positive: 0 };
+  const base = { version: baseVersion, negative: 0, positive: 0 };
+  const count = (side: { negative: number; positive: number }, label: number) => {
+    if (label === 1) side.positive++;
+    else if (label === 0) side.negative++;
+  };
   rows.forEach((r, i) => {
-    const side = i < firstHeldOut ? train : holdout;
-    if (r.label === 1) side.positive++;
-    else if (r.label === 0) side.negative++;
+    if (i < firstHeldOut) {
+      count(train, r.label);
+      return;
+    }
+    count(holdout, r.label);
+    if (measuresBase(r)) count(base, r.label);
   });
-  return { rows: rows.length, train, holdout };
+  return { rows: rows.length, train, holdout, base };
 }
 
 class DropLog {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { type EnvironmentStreak, parseEnvironmentStreak } from './environment-failures.js';
@@ -25,11 +26,18 @@ export interface EnvironmentStreakStore {
  * A streak that could not be written is kept in memory, by directory, and read before the file
  * (which then holds an older streak, or none): lost at a restart, but then the start-up check of
  * the artifact directory refuses to start while it stays unwritable (checkArtifactDir).
+ *
+ * Each write has a temporary file of its own (pid + random): two trainers can handle one request
+ * (the old owner after a rebalance, trainer.ts trainRun). With one shared `.tmp` name, one's write
+ * truncated the other's temporary file just before it was renamed (the streak file left empty: the
+ * count reset) and the other's rename failed with ENOENT (found by a review). A write that fails
+ * removes only its own temporary file; a crash between the write and the rename leaves one behind,
+ * a few dozen bytes never read.
  */
 export function environmentStreakStore(fs: StreakFs = nodeFs): EnvironmentStreakStore {
   const unwritten = new Map<string, EnvironmentStreak>();
   const fileOf = (dir: string) => join(dir, ENVIRONMENT_STREAK_FILE);
-  const tempOf = (dir: string) => `${fileOf(dir)}.tmp`;
+  const tempOf = (dir: string) => `${fileOf(dir)}.${process.pid}.${randomUUID()}.tmp`;
   return {
     read(dir) {
       const kept = unwritten.get(dir);
@@ -42,16 +50,17 @@ export function environmentStreakStore(fs: StreakFs = nodeFs): EnvironmentStreak
       }
     },
     write(dir, streak) {
+      const temp = tempOf(dir);
       try {
-        fs.writeFileSync(tempOf(dir), JSON.stringify(streak));
-        fs.renameSync(tempOf(dir), fileOf(dir));
+        fs.writeFileSync(temp, JSON.stringify(streak));
+        fs.renameSync(temp, fileOf(dir));
         unwritten.delete(dir);
       } catch {
         unwritten.set(dir, streak);
         try {
-          fs.rmSync(tempOf(dir), { force: true });
+          fs.rmSync(temp, { force: true });
         } catch {
-          // Left behind: the next write replaces it; it is never read.
+          // Left behind (the directory gone read-only): never read.
         }
       }
     },
@@ -59,7 +68,6 @@ export function environmentStreakStore(fs: StreakFs = nodeFs): EnvironmentStreak
       unwritten.delete(dir);
       try {
         fs.rmSync(fileOf(dir), { force: true });
-        fs.rmSync(tempOf(dir), { force: true });
       } catch {
         // Left behind in a directory gone read-only: the run is in place, the request goes on (a
         // streak left there only matters to a request that fails again).

@@ -7,7 +7,8 @@ import type { ClassCounts } from './dataset.js';
  * dead-letter a good request, and the trigger's cooldown (24 h by default) would keep the model
  * from retraining. The wait is bounded in event time: labels of predictions made before `data_to`
  * are expected by `data_to + waitMs`; after that the request is refused as before. Enough labels
- * means rows (MIN_ROWS) and both classes on both sides of the split (MIN_CLASS_ROWS).
+ * means rows (MIN_ROWS) and both classes on both sides of the split (MIN_CLASS_ROWS), and, when the
+ * request names a base version, among the held-out rows that carry its score.
  */
 export interface LabelWaitPolicy {
   /** How long after the window's end labels are awaited (0: refuse at once). */
@@ -23,6 +24,10 @@ export interface LabelNeeds {
    * Rows labeled 0 and rows labeled 1, each, in the training split and in the held-out slice. With
    * one class only the training fits a constant (that accuracy and log loss then PROMOTED) and the
    * held-out ROC AUC is undefined (REJECTED, the retrain lost): such a window waits for labels.
+   * So does a window whose held-out rows scored by the named base version are one class: the gate
+   * measures that version on them alone (dataset.ts measuresBase), and with one class its ROC AUC
+   * is undefined and the request REJECTED for good (the held-out positives answered by a canary,
+   * or by a version that took over mid-slice; found by a review).
    */
   readonly minClassRows: number;
 }
@@ -42,6 +47,19 @@ export function labelShortfall(counts: ClassCounts, needs: LabelNeeds, of = ''):
         const size = counts[side].negative + counts[side].positive;
         return `${have} of the ${size} rows of the ${slice}${where} labeled ${cls === 'positive' ? 1 : 0} — at least ${needs.minClassRows} of each class needed in the training split and in the held-out slice (DRIFTLINE_TRAINER_MIN_CLASS_ROWS)`;
       }
+    }
+  }
+  // No base version named: each row's answered score stands for it, the whole held-out slice.
+  const { version, negative, positive } = counts.base;
+  if (version === '') return undefined;
+  for (const cls of ['negative', 'positive'] as const) {
+    const have = counts.base[cls];
+    if (have < needs.minClassRows) {
+      const scored =
+        negative + positive === 0
+          ? `none of the held-out rows${where} carries the score of the base version ${version} (it served none of them: a version replaced before them, or not this model's)`
+          : `${have} of the ${negative + positive} held-out rows${where} the base version ${version} scored labeled ${cls === 'positive' ? 1 : 0}`;
+      return `${scored} — at least ${needs.minClassRows} of each class needed among them: the gate measures ${version} on these rows alone (DRIFTLINE_TRAINER_MIN_CLASS_ROWS)`;
     }
   }
   return undefined;

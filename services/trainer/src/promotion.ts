@@ -54,7 +54,10 @@ export function noSkillValue(metric: PromotionMetric, holdoutRows: number, holdo
  * - the request names a base version (no held-out row carries its score: a typo, a version rolled
  *   back or replaced since the alert; or the rows it scored are one class): rejected. The
  *   comparison the gate exists for is broken; promoting on the candidate alone had a model worse
- *   than random (roc_auc 0.479) replace production (found by a review).
+ *   than random (roc_auc 0.479) replace production (found by a review). The label wait does not
+ *   let such a window train: it waits for both classes among the held-out rows the base version
+ *   scored (label-wait.ts, dataset.ts measuresBase), then refuses the request (replayable) rather
+ *   than have it trained and REJECTED for good; this rejection is what is left if it ever does.
  * - no base version named (every row's answered score stands for it, so this is a window whose
  *   scores cannot be measured: no baseline at all, as for a model's first version): gated against
  *   a predictor with no skill (noSkillValue), strictly and by the same margin (TFX's Evaluator

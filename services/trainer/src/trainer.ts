@@ -43,7 +43,7 @@ import {
 import { tableFromIPC } from 'apache-arrow';
 import { fileEnvironmentCode, makeVersionDir } from './artifact-dir.js';
 import type { TrainerConfig } from './config.js';
-import { arrowSteps, classCounts, type Dataset, datasetSteps } from './dataset.js';
+import { arrowSteps, type ClassCounts, classCounts, type Dataset, datasetSteps } from './dataset.js';
 import {
   ENVIRONMENT_FAILURE_BUDGET_MS,
   environmentExhausted,
@@ -701,7 +701,7 @@ async function readLabeledWindow(
   deps: TrainerDeps,
   request: RetrainRequest,
   log: Logger,
-): Promise<TrainingWindow | AwaitingLabels> {
+): Promise<(TrainingWindow & { readonly counts: ClassCounts }) | AwaitingLabels> {
   const { config } = deps;
   const now = deps.now ?? Date.now;
   const range = `[${iso(request.data_from)}, ${iso(request.data_to)})`;
@@ -713,7 +713,8 @@ async function readLabeledWindow(
     request.model_version,
   );
   const rows = window.rows.length;
-  const counts = classCounts(window.rows, config.holdoutFraction);
+  // With a base version named, its held-out classes too: the gate measures it on the rows it scored.
+  const counts = classCounts(window.rows, config.holdoutFraction, request.model_version);
   const needs = { minRows: config.minRows, minClassRows: config.minClassRows };
   const at = now();
   const step = labelWaitStep(counts, needs, request.data_to, at, config.labelWait, `of ${request.model} in ${range}`);
@@ -732,7 +733,7 @@ async function readLabeledWindow(
   if (waited !== undefined) deps.onWaiting?.(request.model, false);
   if (step.kind === 'train') {
     if (waited !== undefined) log.info({ rows, waitedMs: at - waited.since }, 'enough labeled rows arrived; training');
-    return window;
+    return { ...window, counts };
   }
   throw new DriftlineError(
     'VALIDATION_FAILED',
@@ -847,7 +848,7 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   // the serving version stays.
   const verdict: PromotionVerdict =
     run.servingProblem === undefined
-      ? decidePromotion(result.metrics, config.promotion, gateBaselineOf(request, ds))
+      ? decidePromotion(result.metrics, config.promotion, gateBaselineOf(window.counts))
       : {
           promote: false,
           reason: `the model-server would refuse this model: ${run.servingProblem}`,
@@ -929,11 +930,17 @@ export async function handleRequest(deps: TrainerDeps, request: RetrainRequest):
   return verdict.promote ? (config.rollout === 'staged' ? 'shadowed' : 'promoted') : 'rejected';
 }
 
-/** What the gate compares against besides the worker's metrics: the base version named, the held-out class rate. */
-function gateBaselineOf(request: RetrainRequest, ds: Dataset): GateBaseline {
-  let holdoutPositives = 0;
-  for (let i = 0; i < ds.rows; i++) if (ds.holdout[i] === 1 && ds.label[i] === 1) holdoutPositives++;
-  return { baseVersion: request.model_version, holdoutRows: ds.holdoutRows, holdoutPositives };
+/**
+ * What the gate compares against besides the worker's metrics: the base version named, the held-out
+ * class rate; from the counts the label wait let train, so both read one split.
+ */
+function gateBaselineOf(counts: ClassCounts): GateBaseline {
+  const { holdout, base } = counts;
+  return {
+    baseVersion: base.version,
+    holdoutRows: holdout.negative + holdout.positive,
+    holdoutPositives: holdout.positive,
+  };
 }
 
 /**

@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
   ENVIRONMENT_FAILURE_BUDGET_MS,
@@ -105,5 +108,97 @@ describe('environment streak store (a full disk: found by a review)', () => {
     store.clear(dir);
     expect(store.read(dir)).toBeUndefined();
     expect(fs.readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('environment streak store: two trainers on one request (the old owner after a rebalance; found by a review)', () => {
+  it("one writer's whole write between another's write and rename: both renames succeed, the file holds a streak", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trainer-streak-'));
+    const other = environmentStreakStore();
+    const failed: string[] = [];
+    let interleaved = false;
+    const first: StreakFs = {
+      ...fs,
+      renameSync: (from, to) => {
+        if (!interleaved) {
+          interleaved = true;
+          other.write(dir, { failures: 7, since: 0, last: 7 });
+        }
+        try {
+          fs.renameSync(from, to);
+        } catch (error) {
+          failed.push((error as NodeJS.ErrnoException).code ?? String(error));
+          throw error;
+        }
+      },
+    };
+    environmentStreakStore(first).write(dir, { failures: 3, since: 0, last: 3 });
+    // One shared `.tmp`: the other writer renamed it away, and this rename failed (ENOENT).
+    expect(failed).toEqual([]);
+    expect(environmentStreakStore().read(dir)).toEqual({ failures: 3, since: 0, last: 3 });
+    expect(fs.readdirSync(dir)).toEqual([ENVIRONMENT_STREAK_FILE]);
+  });
+
+  it("a failed write removes its own temporary file only, never another writer's", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trainer-streak-'));
+    // A writer on a full disk: its write creates the file, then fails (fillableFs).
+    const disk = fillableFs();
+    disk.full = true;
+    const failing = environmentStreakStore(disk);
+    const failed: string[] = [];
+    // The other writer: the failing one writes and cleans up between its write and its rename.
+    const other = environmentStreakStore({
+      ...fs,
+      renameSync: (from, to) => {
+        failing.write(dir, { failures: 3, since: 0, last: 3 });
+        try {
+          fs.renameSync(from, to);
+        } catch (error) {
+          failed.push((error as NodeJS.ErrnoException).code ?? String(error));
+          throw error;
+        }
+      },
+    });
+    other.write(dir, { failures: 7, since: 0, last: 7 });
+    // One shared `.tmp`: the failing writer truncated, then removed, the other's file (ENOENT).
+    expect(failed).toEqual([]);
+    expect(environmentStreakStore().read(dir)).toEqual({ failures: 7, since: 0, last: 7 });
+    expect(fs.readdirSync(dir)).toEqual([ENVIRONMENT_STREAK_FILE]);
+  });
+
+  it('two writer processes and a reader in a loop: no read finds the file empty, no rename fails', {
+    timeout: 90_000,
+  }, async () => {
+    const scratch = mkdtempSync(join(tmpdir(), 'trainer-streak-race-'));
+    const dir = join(scratch, 'version');
+    fs.mkdirSync(dir);
+    const go = join(scratch, 'go');
+    const stop = join(scratch, 'stop');
+    const script = fileURLToPath(new URL('./streak-race-process.ts', import.meta.url));
+    const run = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', '--conditions=source', script, ...args], {
+        timeout: 60_000,
+      }).then(({ stdout }) => JSON.parse(stdout) as Record<string, number>);
+    const writers = [run('writer', dir, go, '3000'), run('writer', dir, go, '3000')];
+    const reader = run('reader', dir, go, stop);
+    // Every process loaded (tsx takes seconds on a busy machine) before any of them starts.
+    while (fs.readdirSync(scratch).filter((name) => name.startsWith('go.')).length < 3) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    writeFileSync(go, '');
+    const written = await Promise.all(writers);
+    writeFileSync(stop, '');
+    const read = await reader;
+    // One shared `.tmp` (3,000 writes each): about 40 failed renames per writer, and reads that
+    // found the file empty (a count reset).
+    expect(read.reads).toBeGreaterThan(0);
+    expect({ written, emptyReads: read.none }).toEqual({
+      written: [
+        { writes: 3000, failedRenames: 0 },
+        { writes: 3000, failedRenames: 0 },
+      ],
+      emptyReads: 0,
+    });
+    expect(fs.readdirSync(dir)).toEqual([ENVIRONMENT_STREAK_FILE]);
   });
 });

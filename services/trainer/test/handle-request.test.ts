@@ -1487,3 +1487,62 @@ describe('handleRequest (one class only)', () => {
     expect(handled).toEqual({ outcome: 'promoted', delays: [10_000, 10_000] });
   });
 });
+
+describe('handleRequest (the named base version scored one class of the held-out rows; found by a review)', () => {
+  // v1 answered most entities; the held-out positives were answered by a canary, whose answers
+  // carry no score of v1 (prediction NaN, training-source.ts).
+  const canaried = rows.map((r, i) => (i >= 40 && r.label === 1 ? { ...r, prediction: Number.NaN } : r));
+  // What train.py reports on such a window: v1 measured on its 5 held-out rows, all labelled 0.
+  const oneClass = { roc_auc: 0.8, log_loss: 0.5, current_rows: 5, current_log_loss: 0.69, current_accuracy: 1 };
+  const waitingConfig = (deps: TrainerDeps): TrainerDeps => ({
+    ...deps,
+    config: { ...deps.config, labelWait: { waitMs: 60_000, pollMs: 10_000 } },
+  });
+
+  it('waits for labels, then is refused at the deadline naming the base version (was trained and REJECTED for good)', async () => {
+    let clock = request.data_to;
+    const { dir, deps, registry, published } = setup({
+      now: () => clock,
+      source: { read: async () => ({ rows: canaried, truncated: false }) },
+    });
+    completedRun(dir, 0.8, { of: canaried, metrics: oneClass });
+    const waiting = waitingConfig(deps);
+    expect(await handleRequest(waiting, request)).toEqual({
+      kind: 'awaiting_labels',
+      retryInMs: 10_000,
+      until: request.data_to + 60_000,
+      shortfall:
+        '0 of the 5 held-out rows of fraud in [1970-01-01T00:00:00.000Z, 1970-01-01T00:01:40.000Z) the base version v1 scored labeled 1 — at least 1 of each class needed among them: the gate measures v1 on these rows alone (DRIFTLINE_TRAINER_MIN_CLASS_ROWS)',
+    });
+    clock = request.data_to + 60_000;
+    const error = await handleRequest(waiting, request).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error).toMatchObject({ code: 'VALIDATION_FAILED', retriable: false });
+    expect(error!.message).toContain('the base version v1 scored labeled 1');
+    expect(error!.message).toContain('labels were awaited until 1970-01-01T00:02:40.000Z');
+    expect(registry.rows).toEqual([]);
+    expect(published).toEqual([]);
+  });
+
+  it('trains once the held-out rows v1 scored hold both classes', async () => {
+    let clock = request.data_to;
+    let reads = 0;
+    const { dir, deps } = setup({
+      now: () => clock,
+      source: { read: async () => ({ rows: reads++ < 2 ? canaried : rows, truncated: false }) },
+    });
+    completedRun(dir, 0.9);
+    const handled = await redeliveredUntilHandled(waitingConfig(deps), request, (ms) => {
+      clock += ms;
+    });
+    expect(handled).toEqual({ outcome: 'promoted', delays: [10_000, 10_000] });
+  });
+
+  it('no base version named: the whole held-out slice counts, and the window trains at once', async () => {
+    const { dir, deps } = setup({ source: { read: async () => ({ rows: canaried, truncated: false }) } });
+    completedRun(dir, 0.9, { of: canaried, metrics: { roc_auc: 0.9, current_roc_auc: 0.5 } });
+    expect(await handleRequest(waitingConfig(deps), { ...request, model_version: '' })).toBe('promoted');
+  });
+});

@@ -528,10 +528,16 @@ describe('config', () => {
 });
 
 describe('label wait: rows, and both classes on both sides of the split', () => {
-  const counts = (train: [number, number], holdout: [number, number]) => ({
+  // No base version named unless `base` gives it and its held-out classes.
+  const counts = (
+    train: [number, number],
+    holdout: [number, number],
+    base: { version: string; classes: [number, number] } = { version: '', classes: holdout },
+  ) => ({
     rows: train[0] + train[1] + holdout[0] + holdout[1],
     train: { negative: train[0], positive: train[1] },
     holdout: { negative: holdout[0], positive: holdout[1] },
+    base: { version: base.version, negative: base.classes[0], positive: base.classes[1] },
   });
   const needs = { minRows: 100, minClassRows: 5 };
   const policy = { waitMs: 60_000, pollMs: 10_000 };
@@ -560,11 +566,58 @@ describe('label wait: rows, and both classes on both sides of the split', () => 
       prediction: 0.5,
       label: i < 2 ? 1 : 0, // the two newest rows are the positives
     }));
-    expect(classCounts(rows, 0.2)).toEqual({
+    expect(classCounts(rows, 0.2, 'v1')).toEqual({
       rows: 10,
       train: { negative: 8, positive: 0 },
       holdout: { negative: 0, positive: 2 },
+      base: { version: 'v1', negative: 0, positive: 2 },
     });
+  });
+
+  // An imbalanced model v7 answers most entities, a canary the rest: a canary's answer carries no
+  // score of v7 (prediction NaN, training-source.ts). The few held-out positives went to the canary.
+  const window = Array.from({ length: 100 }, (_, i) => ({
+    predictionId: `p${String(i).padStart(3, '0')}`,
+    time: i,
+    features: { x: i },
+    label: i % 10 === 3 ? 1 : 0,
+    prediction: i >= 80 && i % 10 === 3 ? Number.NaN : 0.1,
+  }));
+  const one = { minRows: 50, minClassRows: 1 };
+
+  it('with a base version named, counts the held-out classes on the rows it scored: the rows the gate measures it on (found by a review)', () => {
+    expect(classCounts(window, 0.2, 'v7')).toEqual({
+      rows: 100,
+      train: { negative: 72, positive: 8 },
+      holdout: { negative: 18, positive: 2 },
+      base: { version: 'v7', negative: 18, positive: 0 },
+    });
+    // The wait let this window train, the gate then found v7's roc_auc undefined on its 18 rows
+    // and registered the request REJECTED for good; now it waits for labels, then is refused.
+    expect(labelWaitStep(classCounts(window, 0.2, 'v7'), one, 0, 1_000, policy)).toEqual({
+      kind: 'wait',
+      ms: 10_000,
+      until: 60_000,
+      shortfall:
+        '0 of the 18 held-out rows the base version v7 scored labeled 1 — at least 1 of each class needed among them: the gate measures v7 on these rows alone (DRIFTLINE_TRAINER_MIN_CLASS_ROWS)',
+    });
+    expect(labelWaitStep(classCounts(window, 0.2, 'v7'), one, 0, 60_000, policy)).toMatchObject({ kind: 'refuse' });
+    // One held-out positive scored by v7 is enough at MIN_CLASS_ROWS 1.
+    const scored = window.map((r) => (r.time === 93 ? { ...r, prediction: 0.4 } : r));
+    expect(labelWaitStep(classCounts(scored, 0.2, 'v7'), one, 0, 1_000, policy)).toEqual({ kind: 'train' });
+    // No base version named: each row's answered score stands for it, the whole held-out slice counts.
+    expect(labelWaitStep(classCounts(window, 0.2, ''), one, 0, 1_000, policy)).toEqual({ kind: 'train' });
+  });
+
+  it('a base version that scored no held-out row waits too, and says so', () => {
+    const unscored = window.map((r) => (r.time >= 80 ? { ...r, prediction: Number.NaN } : r));
+    expect(labelShortfall(classCounts(unscored, 0.2, 'v7'), one, 'of fraud in [a, b)')).toBe(
+      "none of the held-out rows of fraud in [a, b) carries the score of the base version v7 (it served none of them: a version replaced before them, or not this model's) — at least 1 of each class needed among them: the gate measures v7 on these rows alone (DRIFTLINE_TRAINER_MIN_CLASS_ROWS)",
+    );
+    // A slice short of a class says that first.
+    expect(labelShortfall(counts([40, 20], [50, 0], { version: 'v7', classes: [0, 0] }), one)).toMatch(
+      /^0 of the 50 rows of the held-out slice labeled 1/,
+    );
   });
 });
 

@@ -269,7 +269,8 @@ def main() -> int:
     m = {}
     m.update(metrics("", y[holdout], scores[holdout]))
     # The base version is compared on the held-out rows it scored, and so is the candidate (gate_*):
-    # rows answered by another version (a canary, an older one) say nothing about the base.
+    # rows answered by another version (a canary, an older one) say nothing about the base. The
+    # trainer's label wait counts the classes of these same rows (measuresBase in src/dataset.ts).
     covered = holdout & np.isfinite(current)
     m["current_rows"] = float(covered.sum())
     if covered.any():

@@ -1,4 +1,11 @@
-import { cutText, DriftlineError, PoisonRecordError } from '@driftline/core';
+import {
+  cutText,
+  DriftlineError,
+  type Logger,
+  PoisonRecordError,
+  silentLogger,
+  toDriftlineError,
+} from '@driftline/core';
 import { type Contract, valueSubject } from '@driftline/schemas';
 import avro from 'avsc';
 import { type AvroBoundsCheck, AvroBoundsError, compileBoundsCheck } from './bounds.js';
@@ -18,6 +25,8 @@ const SLAB_BYTES = 64 * 1024;
 interface Writer {
   readonly type: avro.Type;
   readonly schema: unknown;
+  /** The schema as the registry answered it: a reading again compares it. */
+  readonly text: string;
 }
 
 /** The largest schema id: registries number schemas with a Java int (Confluent answers a larger id with a bare 404). */
@@ -44,6 +53,12 @@ export interface TopicCodec<T> {
   readonly subject: string;
   /** Registers the reader schema under the topic's value subject (BACKWARD compatibility). */
   register(): Promise<number>;
+  /**
+   * The schema id `encode` frames a value with now: registered on first use, then confirmed at most
+   * every schemaIdRecheckMs (looked up; the call that finds it due waits up to
+   * SCHEMA_ID_RECHECK_WAIT_MS, then goes on with the cached id). For writers that frame values themselves.
+   */
+  schemaIdToWrite(): Promise<number>;
   encode(value: T): Promise<Buffer>;
   /** Decodes with the writer schema named in the message and resolves into this code's reader schema. */
   decode(buffer: Buffer | null): Promise<T>;
@@ -76,17 +91,44 @@ export const NEW_ID_GRACE_GAP_MS = 30 * 60_000;
 export const NEW_ID_SPAN = 1_000;
 
 /**
- * How often a producer confirms the schema id it frames values with, by registering its schema
- * again (idempotent: the registry answers the id it holds). In the background: no encode waits on
- * it, and a registry outage keeps the id in use. A subject deleted since, or a registry that lost
- * its schemas and numbered them anew, is found within this long; values encoded before carry the
- * id the registry no longer knows.
+ * How often a producer confirms the schema id it frames values with, by looking its schema up
+ * under the subject (registered again only when the registry no longer has it). The encode that
+ * finds the interval passed waits for the answer, up to SCHEMA_ID_RECHECK_WAIT_MS: a subject
+ * deleted since, or a registry that lost its schemas and numbered them anew, is found by the first
+ * value encoded after this long, however late it comes.
  */
 export const SCHEMA_ID_RECHECK_MS = 60_000;
+/**
+ * How long an encode waits for its producer's id to be confirmed before it frames with the cached
+ * one (an outage, a registry that does not answer); the confirmation is then abandoned, so it holds
+ * up neither later encodes nor the process's exit.
+ */
+export const SCHEMA_ID_RECHECK_WAIT_MS = 2_000;
+/**
+ * A record that does not decode with the writer schema cached for its id has that id's schema read
+ * again, at most once per this long per id: after a registry reset, an id may name another schema.
+ */
+const WRITER_REREAD_MS = 60_000;
 
 export interface SchemaSource {
   schemaById(id: number): Promise<string>;
-  register(subject: string, schema: string, compatibility: string): Promise<number>;
+  register(subject: string, schema: string, compatibility: string, stop?: AbortSignal): Promise<number>;
+  /**
+   * The id `schema` has under `subject`, or undefined when it is not registered there; changes
+   * nothing (no version, no compatibility level). How a producer confirms its id.
+   */
+  lookup(subject: string, schema: string, stop?: AbortSignal): Promise<number | undefined>;
+}
+
+/** What a SchemaRegistryCodec is given besides its registry. */
+export interface CodecOptions {
+  /**
+   * Where a producer's failed id confirmation (the registry's refusal or no answer) and a replaced
+   * id are warned about; silent by default.
+   */
+  readonly logger?: Logger;
+  /** How often a producer confirms its schema id (default SCHEMA_ID_RECHECK_MS, 1 ms to 1 day). */
+  readonly schemaIdRecheckMs?: number;
 }
 
 /**
@@ -96,7 +138,14 @@ export interface SchemaSource {
  */
 export class SchemaRegistryCodec {
   readonly registry: SchemaSource;
+  readonly logger: Logger;
+  /** How often a producer confirms its schema id. */
+  readonly schemaIdRecheckMs: number;
   private readonly writers = new Map<number, Promise<Writer>>();
+  /** Per schema id: its last reading again (at most one per WRITER_REREAD_MS), shared by the records that failed meanwhile. */
+  private readonly rereads = new Map<number, { readonly at: number; readonly writer: Promise<Writer> }>();
+  /** Per subject: when the confirmation last warned about started (one warning per interval, however many codecs write it). */
+  private readonly recheckWarned = new Map<string, number>();
   /**
    * Schema ids the registry said it does not know, remembered UNKNOWN_ID_TTL_MS (at most
    * UNKNOWN_IDS_KEPT): a partition of records naming one unknown id (70,000 fit in one fetch) cost a
@@ -108,8 +157,17 @@ export class SchemaRegistryCodec {
   /** The grace window for unknown ids just above the newest known: when it ends, and the newest known then. */
   private grace: { readonly until: number; readonly newest: number } | undefined;
 
-  constructor(config: RegistryConfig | SchemaSource) {
+  constructor(config: RegistryConfig | SchemaSource, options: CodecOptions = {}) {
     this.registry = 'schemaById' in config ? config : new RegistryClient(config);
+    this.logger = options.logger ?? silentLogger;
+    const recheckMs = options.schemaIdRecheckMs ?? SCHEMA_ID_RECHECK_MS;
+    if (!Number.isInteger(recheckMs) || recheckMs < 1 || recheckMs > 86_400_000) {
+      throw new DriftlineError(
+        'CONFIG_INVALID',
+        `schemaIdRecheckMs must be a whole number of ms from 1 to 86400000, got ${String(recheckMs)}`,
+      );
+    }
+    this.schemaIdRecheckMs = recheckMs;
   }
 
   forTopic<T>(contract: Contract<T>, topic: string = contract.defaultTopic): TopicCodec<T> {
@@ -129,39 +187,90 @@ export class SchemaRegistryCodec {
     }
     let writer = this.writers.get(id);
     if (writer === undefined) {
-      writer = this.registry.schemaById(id).then(
-        (text) => {
-          this.known(id);
-          try {
-            const schema: unknown = JSON.parse(text);
-            return { type: avro.Type.forSchema(schema as avro.Schema), schema };
-          } catch (error) {
-            throw new PoisonRecordError('DECODE_FAILED', `schema id ${id} is not a usable Avro schema`, {
-              cause: error,
-            });
-          }
-        },
-        (error: unknown) => {
-          // An outage is not cached: the next record asks again. An unknown id is, for a while (an
-          // id registered since is found once that passes).
-          this.writers.delete(id);
-          if (error instanceof PoisonRecordError) {
-            const waiting = this.stillNew(id);
-            if (waiting !== undefined) throw waiting;
-            this.unknown.set(id, { error, until: Date.now() + UNKNOWN_ID_TTL_MS });
-            if (this.unknown.size > UNKNOWN_IDS_KEPT) this.unknown.delete(this.unknown.keys().next().value as number);
-          }
-          throw error;
-        },
-      );
+      writer = this.read(id, false);
       this.writers.set(id, writer);
     }
     return writer;
   }
 
+  /**
+   * The schema of `id` read again, after a record failed to decode with the one cached for it: a
+   * registry that lost its schemas and numbered them anew gives the id another schema, and a
+   * consumer that kept the old one dead-lettered every new record until it restarted. At most once
+   * per WRITER_REREAD_MS per id: within that, the last reading is answered. Rejects with the outage
+   * (retriable: the record is decided once the registry answers; the cached schema stays) or with
+   * the id now unknown (poison).
+   */
+  reread(id: number): Promise<Writer> {
+    const now = Date.now();
+    const last = this.rereads.get(id);
+    if (last !== undefined && now - last.at < WRITER_REREAD_MS) return last.writer;
+    const writer = this.read(id, true).then(
+      (fresh) => {
+        this.writers.set(id, Promise.resolve(fresh));
+        return fresh;
+      },
+      (error: unknown) => {
+        if (!(error instanceof PoisonRecordError)) this.rereads.delete(id);
+        throw error;
+      },
+    );
+    this.rereads.delete(id);
+    this.rereads.set(id, { at: now, writer });
+    if (this.rereads.size > UNKNOWN_IDS_KEPT) this.rereads.delete(this.rereads.keys().next().value as number);
+    return writer;
+  }
+
+  /** Reads the writer schema of `id` from the registry (`again`: to replace the one cached). */
+  private read(id: number, again: boolean): Promise<Writer> {
+    return this.registry.schemaById(id).then(
+      (text) => {
+        this.known(id);
+        try {
+          const schema: unknown = JSON.parse(text);
+          return { type: avro.Type.forSchema(schema as avro.Schema), schema, text };
+        } catch (error) {
+          throw new PoisonRecordError('DECODE_FAILED', `schema id ${id} is not a usable Avro schema`, {
+            cause: error,
+          });
+        }
+      },
+      (error: unknown) => {
+        // An outage is not cached: the next record asks again (a reading again keeps the schema it
+        // had). An unknown id is, for a while (an id registered since is found once that passes).
+        if (!again || error instanceof PoisonRecordError) this.writers.delete(id);
+        if (error instanceof PoisonRecordError) {
+          const waiting = this.stillNew(id);
+          if (waiting !== undefined) throw waiting;
+          this.unknown.set(id, { error, until: Date.now() + UNKNOWN_ID_TTL_MS });
+          if (this.unknown.size > UNKNOWN_IDS_KEPT) this.unknown.delete(this.unknown.keys().next().value as number);
+        }
+        throw error;
+      },
+    );
+  }
+
   /** Notes an id the registry knows (read or registered). */
   known(id: number): void {
     if (id > this.newestKnown) this.newestKnown = id;
+  }
+
+  /**
+   * Warns that the confirmation of `subject`'s id that started at `startedAt` failed: once per
+   * interval per subject, however many topic codecs write it. Says whether the registry refused
+   * (an answer: a level made weaker, a conflict, credentials) or did not answer (an outage).
+   */
+  recheckFailed(subject: string, schemaId: number, startedAt: number, error: unknown): void {
+    const last = this.recheckWarned.get(subject);
+    if (last !== undefined && startedAt - last < this.schemaIdRecheckMs) return;
+    this.recheckWarned.set(subject, startedAt);
+    const e = toDriftlineError(error);
+    const status = e.details.status;
+    const refused = !e.retriable || (typeof status === 'number' && status < 500 && status !== 408 && status !== 429);
+    this.logger.warn(
+      { subject, schemaId, code: e.code, ...(typeof status === 'number' ? { status } : {}), reason: e.message },
+      `${subject}: could not confirm schema id ${schemaId}: ${refused ? 'the Schema Registry refused' : 'no answer from the Schema Registry'} (${e.message}); values are still framed with it, and it is confirmed again in ${Math.round(this.schemaIdRecheckMs / 1000)} s`,
+    );
   }
 
   /**
@@ -205,9 +314,15 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
   private readonly readerType: avro.Type;
   /** The reader with a default on each enum, built on first need (a newer writer's extra symbols). */
   private relaxedReader: avro.Type | undefined;
-  /** Per writer schema id: how its values are read, or why they cannot be (the same for every record). */
-  private readonly readings = new Map<number, Reading | PoisonRecordError>();
-  /** The id values are framed with, once registered; confirmed every SCHEMA_ID_RECHECK_MS. */
+  /**
+   * Per writer schema id: the schema it was read with, and how its values are read or why they
+   * cannot be (the same for every record, until the schema is read again).
+   */
+  private readonly readings = new Map<
+    number,
+    { readonly writer: Writer; readonly reading: Reading | PoisonRecordError }
+  >();
+  /** The id values are framed with, once registered; confirmed every schemaIdRecheckMs. */
   private schemaId: number | undefined;
   /** When the id was last confirmed, or a confirmation last started (an outage waits a whole interval too). */
   private checkedAt = 0;
@@ -216,6 +331,8 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
    * own (up to a dozen calls each, every one waiting out the timeout in an outage).
    */
   private registering: Promise<number> | undefined;
+  /** The confirmation under way: encodes meanwhile wait for it too (bounded), and go on in order. */
+  private confirming: Promise<number> | undefined;
   private slab = Buffer.allocUnsafe(0);
   private slabPos = 0;
 
@@ -245,21 +362,81 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
     return this.registering;
   }
 
+  schemaIdToWrite(): Promise<number> {
+    const id = this.idToWrite();
+    return typeof id === 'number' ? Promise.resolve(id) : id;
+  }
+
   /**
-   * The id to frame a value with: registered on first use; afterwards the cached id, confirmed in
-   * the background at most every SCHEMA_ID_RECHECK_MS. It was cached for the process's life: after
-   * its subject was deleted, or the registry lost its schemas, every later value was poison to the
-   * consumers while publish and flush succeeded.
+   * The id to frame a value with: registered on first use; afterwards the cached id, confirmed at
+   * most every schemaIdRecheckMs by the encode that finds it due (and those that come meanwhile),
+   * waiting up to SCHEMA_ID_RECHECK_WAIT_MS. It was cached for the process's life, then confirmed
+   * in the background: a topic written once in hours (models.v1, retrain) still framed its next
+   * value with the lost id, however late that came.
    */
   private idToWrite(): number | Promise<number> {
     const id = this.schemaId;
     if (id === undefined) return this.register();
-    if (this.registering === undefined && Date.now() - this.checkedAt >= SCHEMA_ID_RECHECK_MS) {
-      this.checkedAt = Date.now();
-      // A failure (an outage, a subject made weaker) keeps the id in use until the next interval.
-      this.register().catch(() => {});
+    if (this.confirming !== undefined) return this.confirming;
+    if (this.registering !== undefined || Date.now() - this.checkedAt < this.codec.schemaIdRecheckMs) return id;
+    this.checkedAt = Date.now();
+    const confirming = this.confirm(id, this.checkedAt);
+    this.confirming = confirming;
+    const done = () => {
+      if (this.confirming === confirming) this.confirming = undefined;
+    };
+    confirming.then(done, done);
+    return confirming;
+  }
+
+  /**
+   * Looks the schema up under the subject; registers it only when the registry no longer has it. It
+   * re-registered every time: that set a subject an operator had put at NONE (a migration step)
+   * back to BACKWARD each minute. Resolves with the id to write: the cached one when the registry
+   * refuses or does not answer within SCHEMA_ID_RECHECK_WAIT_MS (then the calls are abandoned: one
+   * left waiting held the process's exit up to the registry timeout).
+   */
+  private async confirm(id: number, startedAt: number): Promise<number> {
+    const stop = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<{ readonly error: unknown }>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            error: new DriftlineError('TIMEOUT', `no answer within ${SCHEMA_ID_RECHECK_WAIT_MS} ms`, {
+              retriable: true,
+            }),
+          }),
+        SCHEMA_ID_RECHECK_WAIT_MS,
+      );
+    });
+    const checked = this.lookUpOrRegister(stop.signal).then(
+      (found) => ({ found }),
+      (error: unknown) => ({ error }),
+    );
+    const outcome = await Promise.race([checked, gaveUp]);
+    clearTimeout(timer);
+    if ('error' in outcome) {
+      stop.abort();
+      this.codec.recheckFailed(this.subject, id, startedAt, outcome.error);
+      return this.schemaId ?? id;
     }
-    return id;
+    const { found } = outcome;
+    this.codec.known(found);
+    if (found !== id) {
+      this.codec.logger.warn(
+        { subject: this.subject, previousSchemaId: id, schemaId: found },
+        `${this.subject}: the Schema Registry no longer has schema id ${id} for this schema (subject deleted, or the registry lost its schemas); values are framed with ${found} from now on, those framed since the loss name ${id} (dead letters)`,
+      );
+    }
+    this.schemaId = found;
+    return found;
+  }
+
+  private async lookUpOrRegister(stop: AbortSignal): Promise<number> {
+    const text = JSON.stringify(this.schema);
+    const found = await this.codec.registry.lookup(this.subject, text, stop);
+    return found ?? (await this.codec.registry.register(this.subject, text, 'BACKWARD', stop));
   }
 
   async encode(value: T): Promise<Buffer> {
@@ -318,11 +495,34 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
       // as a wrong URL (retriable): one hostile record held its partition for ever.
       throw new PoisonRecordError('DECODE_FAILED', `${this.topic}: schema id ${id} is beyond any registry's ids`);
     }
-    let reading = this.readings.get(id);
-    if (reading === undefined) {
-      reading = this.readingOf(id, await this.codec.writer(id));
-      this.readings.set(id, reading);
+    const cached = this.readings.get(id) ?? this.readWith(id, await this.codec.writer(id));
+    try {
+      return this.decodeBody(id, cached.reading, buffer);
+    } catch (refusal) {
+      // The bytes or the writer do not fit the schema cached for this id. A registry that lost its
+      // schemas and numbered them anew gave it to another schema: read it again (once a minute per
+      // id at most) before calling the record poison.
+      let fresh: Writer;
+      try {
+        fresh = await this.codec.reread(id);
+      } catch (error) {
+        if (error instanceof PoisonRecordError) this.readings.delete(id);
+        throw error;
+      }
+      if (fresh.text === cached.writer.text) throw refusal;
+      return this.decodeBody(id, this.readWith(id, fresh).reading, buffer);
     }
+  }
+
+  /** Caches how values of writer `id`, read as `writer`, are read. */
+  private readWith(id: number, writer: Writer) {
+    const cached = { writer, reading: this.readingOf(id, writer) };
+    this.readings.set(id, cached);
+    return cached;
+  }
+
+  /** Decodes the body of a frame of writer `id`; every failure is a PoisonRecordError. */
+  private decodeBody(id: number, reading: Reading | PoisonRecordError, buffer: Buffer): T {
     if (reading instanceof PoisonRecordError) throw reading;
     const body = buffer.subarray(HEADER_BYTES);
     let value: T;

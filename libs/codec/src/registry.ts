@@ -22,6 +22,12 @@ export interface RegistryConfig {
 const NOT_FOUND = new Set([40401, 40402, 40403]);
 /** Confluent error codes of "subject not found" and "subject has no compatibility config". */
 const SUBJECT_NOT_FOUND = new Set([40401, 40408]);
+/**
+ * What a schema look-up under a subject answers when the schema is not registered there: the
+ * subject is not found (40401: none, or deleted for good) or has no such schema (40403; also after a
+ * soft delete). Confluent and Apicurio 3.0.9 alike.
+ */
+const NOT_REGISTERED = new Set([40401, 40403]);
 const CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
 /**
  * The levels that give at least the guarantee asked for: an owner who made a subject stricter
@@ -57,7 +63,10 @@ function messageOf(answer: Answer): string {
  * - 404 with a Confluent "not found" code (40401, 40402, 40403) on a schema id →
  *   `PoisonRecordError` (`DECODE_FAILED`): the record names a schema the registry does not know; a
  *   404 without a code (a wrong base URL, a proxy) is retriable and says so;
- * - 409 on registration → `SCHEMA_INCOMPATIBLE`; other 4xx on registration → not retriable.
+ * - 409 on registration → `SCHEMA_INCOMPATIBLE`; other 4xx on registration or look-up → not retriable.
+ *
+ * `stop` on the calls a producer's confirmation makes ends them early (the confirmation gave up
+ * waiting): an unanswered call otherwise kept the process alive until its timeout.
  */
 export class RegistryClient {
   private readonly base: string;
@@ -93,14 +102,28 @@ export class RegistryClient {
   }
 
   /**
+   * The id `schema` has under `subject` (Confluent's `POST /subjects/{subject}`), or undefined when
+   * the registry answers that it is not registered there (40401, 40403). Changes nothing: no
+   * version, no compatibility level. Apicurio matches the text exactly, as its registration does.
+   */
+  async lookup(subject: string, schema: string, stop?: AbortSignal): Promise<number | undefined> {
+    const action = `looking up ${subject}`;
+    const answer = await this.call(action, 'POST', `/subjects/${encodeURIComponent(subject)}`, { schema }, stop);
+    const id = (answer.body as { id?: unknown } | null)?.id;
+    if (answer.status === 200 && typeof id === 'number') return id;
+    if (answer.status === 404 && NOT_REGISTERED.has(errorCodeOf(answer.body) ?? 0)) return undefined;
+    throw failure(action, answer, false);
+  }
+
+  /**
    * Registers `schema` under `subject` and returns its id. A subject registered for the first time
    * gets `compatibility`; an existing subject must already have it.
    */
-  async register(subject: string, schema: string, compatibility: string): Promise<number> {
+  async register(subject: string, schema: string, compatibility: string, stop?: AbortSignal): Promise<number> {
     const action = `registering ${subject}`;
     const path = `/config/${encodeURIComponent(subject)}`;
     const accepted = AT_LEAST[compatibility] ?? new Set([compatibility]);
-    let config = await this.call(action, 'GET', path);
+    let config = await this.call(action, 'GET', path, undefined, stop);
     // Another client may have registered the subject a moment ago and not yet set its level: give
     // it a moment (up to about a second) before calling the mismatch real.
     for (
@@ -108,8 +131,8 @@ export class RegistryClient {
       attempt < 10 && config.status === 200 && !accepted.has(levelOf(config) ?? '') && levelOf(config) !== 'NONE';
       attempt++
     ) {
-      await sleep(100);
-      config = await this.call(action, 'GET', path);
+      await sleep(100, undefined, stop === undefined ? undefined : { signal: stop });
+      config = await this.call(action, 'GET', path, undefined, stop);
     }
     // Set the level after the first registration: the subject is new, or has no checks at all
     // (Apicurio answers NONE for a subject without a rule of its own, e.g. created by another tool,
@@ -120,7 +143,7 @@ export class RegistryClient {
       if (level === 'NONE') {
         // Raised before the registration: at NONE the registry takes any schema unchecked, the very
         // check a publisher's start-up is for.
-        await this.putLevel(action, path, compatibility, accepted);
+        await this.putLevel(action, path, compatibility, accepted, stop);
       } else if (level !== undefined && !accepted.has(level)) {
         throw new DriftlineError(
           'SCHEMA_INCOMPATIBLE',
@@ -132,50 +155,69 @@ export class RegistryClient {
     } else {
       throw failure(action, config, false);
     }
-    const registered = await this.call(action, 'POST', `/subjects/${encodeURIComponent(subject)}/versions`, {
-      schema,
-    });
+    const registered = await this.call(
+      action,
+      'POST',
+      `/subjects/${encodeURIComponent(subject)}/versions`,
+      { schema },
+      stop,
+    );
     const id = (registered.body as { id?: unknown } | null)?.id;
     if (registered.status !== 200 || typeof id !== 'number') throw failure(action, registered, false);
-    if (setLevel) await this.putLevel(action, path, compatibility, accepted);
+    if (setLevel) await this.putLevel(action, path, compatibility, accepted, stop);
     return id;
   }
 
-  private async putLevel(action: string, path: string, compatibility: string, accepted: ReadonlySet<string>) {
-    const updated = await this.call(action, 'PUT', path, { compatibility });
+  private async putLevel(
+    action: string,
+    path: string,
+    compatibility: string,
+    accepted: ReadonlySet<string>,
+    stop: AbortSignal | undefined,
+  ) {
+    const updated = await this.call(action, 'PUT', path, { compatibility }, stop);
     // Two clients registering a new subject at once both see 404 and both set the level; the
     // registry refuses the second (Apicurio: 409, rule already exists). That is success when the
     // level now in place is one we accept.
-    if (updated.status !== 200 && !(await this.hasCompatibility(action, path, accepted))) {
+    if (updated.status !== 200 && !(await this.hasCompatibility(action, path, accepted, stop))) {
       throw failure(action, updated, false);
     }
   }
 
-  private async hasCompatibility(action: string, path: string, accepted: ReadonlySet<string>): Promise<boolean> {
-    const config = await this.call(action, 'GET', path);
+  private async hasCompatibility(
+    action: string,
+    path: string,
+    accepted: ReadonlySet<string>,
+    stop: AbortSignal | undefined,
+  ): Promise<boolean> {
+    const config = await this.call(action, 'GET', path, undefined, stop);
     return config.status === 200 && accepted.has(levelOf(config) ?? '');
   }
 
-  private async call(action: string, method: string, path: string, body?: object): Promise<Answer> {
+  private async call(action: string, method: string, path: string, body?: object, stop?: AbortSignal): Promise<Answer> {
     const headers: Record<string, string> = { accept: CONTENT_TYPE };
     if (this.authorization !== undefined) headers.authorization = this.authorization;
     if (body !== undefined) headers['content-type'] = CONTENT_TYPE;
-    const result = await withDeadline(this.timeoutMs, async (signal) => {
-      const response = await fetch(`${this.base}${path}`, {
-        method,
-        headers,
-        signal,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await response.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // Not JSON (a proxy's error page): keep the text; the status decides.
-      }
-      return { status: response.status, body: parsed };
-    });
+    const result = await withDeadline(
+      this.timeoutMs,
+      async (signal) => {
+        const response = await fetch(`${this.base}${path}`, {
+          method,
+          headers,
+          signal,
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        const text = await response.text();
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // Not JSON (a proxy's error page): keep the text; the status decides.
+        }
+        return { status: response.status, body: parsed };
+      },
+      stop,
+    );
     if (!result.ok) throw transportFailure(action, result.error, this.timeoutMs);
     return result.value;
   }

@@ -48,6 +48,9 @@ const source: SchemaSource = {
     for (const [id, s] of writerSchemas) if (JSON.stringify(s) === schema) return id;
     throw new Error('unexpected registration');
   },
+  lookup: async () => {
+    throw new Error('unexpected look-up');
+  },
 };
 const codec = new SchemaRegistryCodec(source);
 const readers = all.map((c) => ({ type: avro.Type.forSchema(c.schema as avro.Schema), codec: codec.forTopic(c) }));

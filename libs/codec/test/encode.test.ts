@@ -8,6 +8,7 @@ const type = avro.Type.forSchema(schema as avro.Schema);
 const source: SchemaSource = {
   schemaById: async () => JSON.stringify(schema),
   register: async () => 4242,
+  lookup: async () => 4242,
 };
 
 describe('TopicCodec.encode', () => {

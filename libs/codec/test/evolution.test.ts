@@ -84,6 +84,9 @@ const source: SchemaSource = {
   register: async () => {
     throw new Error('not used');
   },
+  lookup: async () => {
+    throw new Error('not used');
+  },
 };
 const codec = new SchemaRegistryCodec(source);
 const predictions = codec.forTopic(contracts.prediction);

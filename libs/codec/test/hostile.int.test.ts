@@ -113,6 +113,7 @@ describe('hostile bytes and registry failures at the codec', () => {
         return registry.schemaById(id);
       },
       register: (...a) => registry.register(...a),
+      lookup: (...a) => registry.lookup(...a),
     }).forTopic(contracts.feature, 'features.v1');
     for (let i = 0; i < 1_000; i++) await expect(counted.decode(wire(0x7fff_fff0, [0]))).rejects.toThrow(/unknown/);
     expect(lookups).toBe(1);

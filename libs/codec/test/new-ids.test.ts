@@ -27,6 +27,7 @@ function lagging(newest: number): SchemaSource & { newest: number } {
       return JSON.stringify(schema);
     },
     register: async () => source.newest,
+    lookup: async () => source.newest,
   };
   return source;
 }

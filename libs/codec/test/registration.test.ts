@@ -1,41 +1,104 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DriftlineError } from '@driftline/core';
+import { DriftlineError, type Logger } from '@driftline/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SCHEMA_ID_RECHECK_MS, SchemaRegistryCodec, type SchemaSource } from '../src/index.js';
+import {
+  SCHEMA_ID_RECHECK_MS,
+  SCHEMA_ID_RECHECK_WAIT_MS,
+  SchemaRegistryCodec,
+  type SchemaSource,
+} from '../src/index.js';
 
 const schema = { type: 'record', name: 'Blob', fields: [{ name: 'text', type: 'string' }] };
 const idOf = (frame: Buffer) => frame.readUInt32BE(1);
 
-/** A registry whose registrations are counted and answered when the test says so. */
+interface Held<R> {
+  resolve: (result: R) => void;
+  reject: (e: Error) => void;
+}
+
+/** A registry whose registrations and look-ups are counted and answered when the test says so. */
 function heldRegistry(): SchemaSource & {
-  calls: number;
+  registrations: number;
+  lookups: number;
+  /** The stop signal each registry call was given, in order. */
+  signals: Array<AbortSignal | undefined>;
   answer(result: number | Error): void;
+  answerLookup(result: number | undefined | Error): void;
 } {
-  let pending: Array<{ resolve: (id: number) => void; reject: (e: Error) => void }> = [];
+  let registrations: Array<Held<number>> = [];
+  let lookups: Array<Held<number | undefined>> = [];
+  const settleAll = <R>(pending: Array<Held<R>>, result: R | Error) => {
+    for (const p of pending) {
+      if (result instanceof Error) p.reject(result);
+      else p.resolve(result);
+    }
+  };
   const source = {
-    calls: 0,
+    registrations: 0,
+    lookups: 0,
+    signals: [] as Array<AbortSignal | undefined>,
     schemaById: async () => JSON.stringify(schema),
-    register: () => {
-      source.calls++;
-      return new Promise<number>((resolve, reject) => pending.push({ resolve, reject }));
+    register: (_subject: string, _schema: string, _level: string, stop?: AbortSignal) => {
+      source.registrations++;
+      source.signals.push(stop);
+      return new Promise<number>((resolve, reject) => registrations.push({ resolve, reject }));
+    },
+    lookup: (_subject: string, _schema: string, stop?: AbortSignal) => {
+      source.lookups++;
+      source.signals.push(stop);
+      return new Promise<number | undefined>((resolve, reject) => lookups.push({ resolve, reject }));
     },
     answer(result: number | Error) {
-      for (const p of pending) {
-        if (typeof result === 'number') p.resolve(result);
-        else p.reject(result);
-      }
-      pending = [];
+      settleAll(registrations, result);
+      registrations = [];
+    },
+    answerLookup(result: number | undefined | Error) {
+      settleAll(lookups, result);
+      lookups = [];
     },
   };
   return source;
 }
 
+/** A logger that keeps its warnings. */
+function warnings(): Logger & { warned: Array<{ fields: Record<string, unknown>; message: string }> } {
+  const warned: Array<{ fields: Record<string, unknown>; message: string }> = [];
+  const logger = {
+    warned,
+    debug: () => {},
+    info: () => {},
+    warn: (fields: object, message?: string) =>
+      warned.push({ fields: fields as Record<string, unknown>, message: message ?? '' }),
+    error: () => {},
+    child: () => logger,
+  };
+  return logger;
+}
+
 /** Lets settled promise callbacks run. */
 const settle = () => sleep(0);
+
+let now = 1_000_000;
+/** Moves the faked clock on by `ms`. */
+const passes = (ms: number) => {
+  now += ms;
+  vi.setSystemTime(now);
+};
 
 afterEach(() => {
   vi.useRealTimers();
 });
+
+/** A producer whose first encode registered id 7 at `now`. */
+async function registeredProducer(options: { logger?: Logger } = {}) {
+  const registry = heldRegistry();
+  const codec = new SchemaRegistryCodec(registry, options).forSchema<{ text: string }>(schema, 'blobs');
+  const first = codec.encode({ text: 'a' });
+  await settle();
+  registry.answer(7);
+  expect(idOf(await first)).toBe(7);
+  return { registry, codec };
+}
 
 describe('the schema id a producer writes with', () => {
   it('is registered once for concurrent first encodes (found by a review: each registered on its own)', async () => {
@@ -44,11 +107,11 @@ describe('the schema id a producer writes with', () => {
     const frames = Promise.all(Array.from({ length: 50 }, (_, i) => codec.encode({ text: `v${i}` })));
     const explicit = codec.register();
     await settle();
-    expect(registry.calls).toBe(1);
+    expect(registry.registrations).toBe(1);
     registry.answer(7);
     expect((await frames).map(idOf)).toEqual(Array(50).fill(7));
     expect(await explicit).toBe(7);
-    expect(registry.calls).toBe(1);
+    expect(registry.registrations).toBe(1);
   });
 
   it('a failed registration fails its waiting encodes, and the next encode registers again', async () => {
@@ -58,66 +121,179 @@ describe('the schema id a producer writes with', () => {
     await settle();
     registry.answer(new DriftlineError('SOURCE_UNAVAILABLE', 'registry down', { retriable: true }));
     await expect(first).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE' });
-    expect(registry.calls).toBe(1);
+    expect(registry.registrations).toBe(1);
     const again = codec.encode({ text: 'c' });
     await settle();
-    expect(registry.calls).toBe(2);
+    expect(registry.registrations).toBe(2);
     registry.answer(8);
     expect(idOf(await again)).toBe(8);
   });
 
-  it('is confirmed in the background every SCHEMA_ID_RECHECK_MS, and replaced when the registry answers another (found by a review: cached for ever)', async () => {
-    let now = 1_000_000;
+  it('is confirmed once per interval by a look-up that registers nothing (found by a review: re-registering put a subject at NONE back to BACKWARD)', async () => {
     vi.useFakeTimers({ now, toFake: ['Date'] });
-    const registry = heldRegistry();
-    const codec = new SchemaRegistryCodec(registry).forSchema<{ text: string }>(schema, 'blobs');
-    const first = codec.encode({ text: 'a' });
-    await settle();
-    registry.answer(7);
-    expect(idOf(await first)).toBe(7);
+    const { registry, codec } = await registeredProducer();
 
     // Within the interval: no registry call per value.
-    now += SCHEMA_ID_RECHECK_MS - 1;
-    vi.setSystemTime(now);
+    passes(SCHEMA_ID_RECHECK_MS - 1);
     for (let i = 0; i < 100; i++) expect(idOf(await codec.encode({ text: 'b' }))).toBe(7);
-    expect(registry.calls).toBe(1);
+    expect(registry.lookups).toBe(0);
 
-    // The interval passed: one confirmation starts; encodes do not wait for it and keep the id meanwhile.
-    now += 1;
-    vi.setSystemTime(now);
-    for (let i = 0; i < 100; i++) expect(idOf(await codec.encode({ text: 'c' }))).toBe(7);
-    expect(registry.calls).toBe(2);
-    // The subject was deleted (or the registry reset): registering again gives a new id, used from then on.
-    registry.answer(12);
+    // The interval passed: one look-up; the registry still has the schema, so nothing is registered.
+    passes(1);
+    const due = codec.encode({ text: 'c' });
     await settle();
-    expect(idOf(await codec.encode({ text: 'd' }))).toBe(12);
-    expect(registry.calls).toBe(2);
+    expect(registry.lookups).toBe(1);
+    registry.answerLookup(7);
+    expect(idOf(await due)).toBe(7);
+    for (let i = 0; i < 100; i++) expect(idOf(await codec.encode({ text: 'd' }))).toBe(7);
+    expect(registry.lookups).toBe(1);
+    expect(registry.registrations).toBe(1);
   });
 
-  it('a registry outage during a confirmation keeps the id, and is asked again only after another interval', async () => {
-    let now = 1_000_000;
+  it('a value written hours after its schema was lost is framed with the new id (found by a review: a rare topic wrote the dead id)', async () => {
+    vi.useFakeTimers({ now, toFake: ['Date'] });
+    const { registry, codec } = await registeredProducer();
+
+    // models.v1, retrain: the next value comes 5 hours later; the subject was deleted meanwhile.
+    passes(5 * 3_600_000);
+    const late = codec.encode({ text: 'PRODUCTION' });
+    const meanwhile = codec.encode({ text: 'SHADOW' });
+    await settle();
+    registry.answerLookup(undefined);
+    await settle();
+    expect(registry.registrations).toBe(2);
+    registry.answer(12);
+    expect(idOf(await late)).toBe(12);
+    expect(idOf(await meanwhile)).toBe(12);
+    expect(idOf(await codec.encode({ text: 'next' }))).toBe(12);
+    expect(registry.lookups).toBe(1);
+  });
+
+  it('waits at most SCHEMA_ID_RECHECK_WAIT_MS for the registry, then frames with the cached id and abandons the calls', async () => {
+    vi.useFakeTimers({ now, toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    const logger = warnings();
+    const { registry, codec } = await registeredProducer({ logger });
+
+    passes(SCHEMA_ID_RECHECK_MS);
+    let framed: Buffer | undefined;
+    const due = codec.encode({ text: 'b' }).then((frame) => {
+      framed = frame;
+    });
+    await vi.advanceTimersByTimeAsync(SCHEMA_ID_RECHECK_WAIT_MS - 1);
+    expect(framed, 'waits for the answer').toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    await due;
+    expect(idOf(framed!)).toBe(7);
+    // The look-up still unanswered is cancelled: nothing holds the process (was: up to the registry timeout).
+    const lookupStop = registry.signals.at(-1);
+    expect(lookupStop?.aborted).toBe(true);
+    expect(logger.warned).toHaveLength(1);
+    expect(logger.warned[0]?.message).toMatch(
+      /blobs-value: could not confirm schema id 7: no answer from the Schema Registry/,
+    );
+    // The next interval asks again.
+    expect(idOf(await codec.encode({ text: 'c' }))).toBe(7);
+    expect(registry.lookups).toBe(1);
+  });
+
+  it('an outage keeps the id, warns once per interval with its cause, and is asked again only after another interval', async () => {
+    vi.useFakeTimers({ now, toFake: ['Date'] });
+    const logger = warnings();
+    const { registry, codec } = await registeredProducer({ logger });
+
+    passes(SCHEMA_ID_RECHECK_MS);
+    const due = codec.encode({ text: 'b' });
+    await settle();
+    registry.answerLookup(
+      new DriftlineError(
+        'SOURCE_UNAVAILABLE',
+        'looking up blobs-value: Schema Registry unreachable (connect ECONNREFUSED)',
+        { retriable: true },
+      ),
+    );
+    expect(idOf(await due)).toBe(7);
+    for (let i = 0; i < 100; i++) expect(idOf(await codec.encode({ text: 'c' }))).toBe(7);
+    expect(registry.lookups).toBe(1);
+    expect(logger.warned).toHaveLength(1);
+    expect(logger.warned[0]).toMatchObject({
+      fields: { subject: 'blobs-value', schemaId: 7, code: 'SOURCE_UNAVAILABLE' },
+      message: expect.stringMatching(
+        /could not confirm schema id 7: no answer from the Schema Registry \(.*ECONNREFUSED/,
+      ),
+    });
+
+    passes(SCHEMA_ID_RECHECK_MS);
+    const next = codec.encode({ text: 'd' });
+    await settle();
+    expect(registry.lookups).toBe(2);
+    registry.answerLookup(7);
+    expect(idOf(await next)).toBe(7);
+    expect(logger.warned).toHaveLength(1);
+  });
+
+  it('a refusal is warned about as one, once per interval per subject however many codecs write it', async () => {
+    vi.useFakeTimers({ now, toFake: ['Date'] });
+    const logger = warnings();
+    const registry = heldRegistry();
+    const codec = new SchemaRegistryCodec(registry, { logger });
+    const producers = [
+      codec.forSchema<{ text: string }>(schema, 'blobs'),
+      codec.forSchema<{ text: string }>(schema, 'blobs'),
+    ];
+    for (const producer of producers) {
+      const first = producer.encode({ text: 'a' });
+      await settle();
+      registry.answer(7);
+      await first;
+    }
+
+    passes(SCHEMA_ID_RECHECK_MS);
+    const due = producers.map((p) => p.encode({ text: 'b' }));
+    await settle();
+    // Not registered any more; registering again is refused (a level made weaker since).
+    registry.answerLookup(undefined);
+    await settle();
+    registry.answer(
+      new DriftlineError('SCHEMA_INCOMPATIBLE', "registering blobs-value: the subject's compatibility is FORWARD"),
+    );
+    expect((await Promise.all(due)).map(idOf)).toEqual([7, 7]);
+    expect(logger.warned).toHaveLength(1);
+    expect(logger.warned[0]?.message).toMatch(
+      /blobs-value: could not confirm schema id 7: the Schema Registry refused \(registering blobs-value: the subject's compatibility is FORWARD\)/,
+    );
+
+    passes(SCHEMA_ID_RECHECK_MS);
+    const again = producers[0]!.encode({ text: 'c' });
+    await settle();
+    registry.answerLookup(
+      new DriftlineError('SOURCE_UNAVAILABLE', 'HTTP 401', { retriable: true, details: { status: 401 } }),
+    );
+    expect(idOf(await again)).toBe(7);
+    expect(logger.warned).toHaveLength(2);
+    expect(logger.warned[1]?.message).toMatch(/the Schema Registry refused \(HTTP 401\)/);
+  });
+
+  it('schemaIdToWrite gives the id encode frames with, confirmed the same way', async () => {
     vi.useFakeTimers({ now, toFake: ['Date'] });
     const registry = heldRegistry();
-    const codec = new SchemaRegistryCodec(registry).forSchema<{ text: string }>(schema, 'blobs');
-    const first = codec.encode({ text: 'a' });
+    const codec = new SchemaRegistryCodec(registry, { schemaIdRecheckMs: 1_000 }).forSchema<{ text: string }>(
+      schema,
+      'blobs',
+    );
+    const first = codec.schemaIdToWrite();
     await settle();
     registry.answer(7);
-    await first;
-
-    now += SCHEMA_ID_RECHECK_MS;
-    vi.setSystemTime(now);
-    expect(idOf(await codec.encode({ text: 'b' }))).toBe(7);
-    registry.answer(new DriftlineError('TIMEOUT', 'no answer', { retriable: true }));
+    expect(await first).toBe(7);
+    expect(await codec.schemaIdToWrite()).toBe(7);
+    expect(registry.lookups).toBe(0);
+    passes(1_000);
+    const due = codec.schemaIdToWrite();
     await settle();
-    for (let i = 0; i < 100; i++) expect(idOf(await codec.encode({ text: 'c' }))).toBe(7);
-    expect(registry.calls).toBe(2);
-
-    now += SCHEMA_ID_RECHECK_MS;
-    vi.setSystemTime(now);
-    expect(idOf(await codec.encode({ text: 'd' }))).toBe(7);
-    expect(registry.calls).toBe(3);
-    registry.answer(7);
+    registry.answerLookup(undefined);
     await settle();
-    expect(idOf(await codec.encode({ text: 'e' }))).toBe(7);
+    registry.answer(9);
+    expect(await due).toBe(9);
+    expect(idOf(await codec.encode({ text: 'x' }))).toBe(9);
+    expect(() => new SchemaRegistryCodec(registry, { schemaIdRecheckMs: 0 })).toThrow(/schemaIdRecheckMs/);
   });
 });

@@ -1,0 +1,127 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { SCHEMA_ID_RECHECK_MS, SCHEMA_ID_RECHECK_WAIT_MS, SchemaRegistryCodec } from '../src/index.js';
+import { RegistryClient } from '../src/registry.js';
+
+const schema = { type: 'record', name: 'Blob', fields: [{ name: 'text', type: 'string' }] };
+
+/**
+ * A loopback stand-in for the registry. `POST /subjects/{subject}` (the look-up) answers what
+ * Apicurio 3.0.9's ccompat API answered for each case (checked on a private instance of the
+ * cached jar). Once `hang` is set, no request is answered; `closed` counts requests whose
+ * connection went away unanswered.
+ */
+const lookups: Record<string, { status: number; body: string }> = {
+  'known-value': {
+    status: 200,
+    body: JSON.stringify({ subject: 'known-value', version: 1, id: 5, schema: JSON.stringify(schema), references: [] }),
+  },
+  // A subject never registered, or deleted for good.
+  'gone-value': {
+    status: 404,
+    body: JSON.stringify({ message: "No artifact with ID 'gone-value' in group 'null' was found.", error_code: 40401 }),
+  },
+  // A subject without this schema (another one, or soft-deleted).
+  'other-value': {
+    status: 404,
+    body: JSON.stringify({
+      message: 'The given schema does not match any schema under the subject other-value',
+      error_code: 40403,
+    }),
+  },
+  // A wrong base URL.
+  'wrong-value': { status: 404, body: '' },
+  'denied-value': { status: 401, body: JSON.stringify({ message: 'Unauthorized', error_code: 401 }) },
+  'bad-value': { status: 422, body: JSON.stringify({ message: 'Invalid schema', error_code: 42201 }) },
+};
+
+let server: Server;
+let url: string;
+let hang = false;
+let calls: string[] = [];
+let closed = 0;
+
+function answer(req: IncomingMessage, res: ServerResponse) {
+  calls.push(`${req.method} ${req.url}`);
+  if (hang) {
+    res.on('close', () => {
+      if (!res.writableEnded) closed++;
+    });
+    return;
+  }
+  res.setHeader('content-type', 'application/json');
+  const subject = /^\/ccompat\/subjects\/([^/]+)$/.exec(req.url ?? '')?.[1];
+  if (req.method === 'POST' && subject !== undefined) {
+    const canned = lookups[subject] ?? { status: 500, body: '{}' };
+    res.writeHead(canned.status).end(canned.body);
+  } else if (req.method === 'GET' && req.url?.startsWith('/ccompat/config/')) {
+    res.end(JSON.stringify({ compatibilityLevel: 'BACKWARD' }));
+  } else if (req.method === 'POST' && req.url?.endsWith('/versions')) {
+    res.end(JSON.stringify({ id: 7 }));
+  } else res.writeHead(500).end('{}');
+}
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => answer(req, res));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as { port: number }).port}/ccompat`;
+});
+afterEach(() => {
+  vi.useRealTimers();
+  hang = false;
+  calls = [];
+  closed = 0;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+describe('RegistryClient.lookup', () => {
+  it("answers the id of a registered schema, undefined for Apicurio's not-found answers, and changes nothing", async () => {
+    const client = new RegistryClient({ url });
+    expect(await client.lookup('known-value', JSON.stringify(schema))).toBe(5);
+    expect(await client.lookup('gone-value', JSON.stringify(schema))).toBeUndefined();
+    expect(await client.lookup('other-value', JSON.stringify(schema))).toBeUndefined();
+    expect(calls).toEqual([
+      'POST /ccompat/subjects/known-value',
+      'POST /ccompat/subjects/gone-value',
+      'POST /ccompat/subjects/other-value',
+    ]);
+  });
+
+  it('a wrong URL or an auth failure is retriable; another refusal is not', async () => {
+    const client = new RegistryClient({ url });
+    await expect(client.lookup('wrong-value', '{}')).rejects.toMatchObject({
+      code: 'SOURCE_UNAVAILABLE',
+      retriable: true,
+      message: expect.stringContaining('check DRIFTLINE_SCHEMA_REGISTRY_URL'),
+    });
+    await expect(client.lookup('denied-value', '{}')).rejects.toMatchObject({
+      retriable: true,
+      details: { status: 401 },
+    });
+    await expect(client.lookup('bad-value', '{}')).rejects.toMatchObject({ code: 'INTERNAL', retriable: false });
+  });
+});
+
+describe('a confirmation the registry does not answer', () => {
+  it('is abandoned after SCHEMA_ID_RECHECK_WAIT_MS: its request is cancelled, nothing holds the process (found by a review: exit waited out the 10 s timeout)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const producer = new SchemaRegistryCodec({ url, timeoutMs: 8_000 }).forSchema<{ text: string }>(schema, 'hangs');
+    expect((await producer.encode({ text: 'a' })).readUInt32BE(1)).toBe(7);
+    hang = true;
+    vi.setSystemTime(Date.now() + SCHEMA_ID_RECHECK_MS);
+    const started = performance.now();
+    expect((await producer.encode({ text: 'b' })).readUInt32BE(1)).toBe(7);
+    const waited = performance.now() - started;
+    // The request still waiting for an answer is cancelled at once, not at the registry timeout.
+    for (let i = 0; i < 50 && closed === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(closed, `unanswered requests cancelled within 500 ms of the encode (${calls.join(', ')})`).toBe(1);
+    expect(waited).toBeGreaterThanOrEqual(SCHEMA_ID_RECHECK_WAIT_MS - 50);
+    expect(waited).toBeLessThan(SCHEMA_ID_RECHECK_WAIT_MS + 1_500);
+  });
+});

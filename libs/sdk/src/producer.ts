@@ -172,7 +172,7 @@ export async function createDriftlineProducer(options: DriftlineProducerOptions)
       'createDriftlineProducer needs `kafka` (a KafkaConfig with brokers) or `client`',
     );
   }
-  const codec = new SchemaRegistryCodec(options.registry);
+  const codec = new SchemaRegistryCodec(options.registry, { logger });
   const prefix = options.topicPrefix ?? '';
   const batchSize = wholeOption('batchSize', options.batchSize, 1_000, 1, 100_000);
   const lingerMs = wholeOption('lingerMs', options.lingerMs, 5, 0, 60_000);

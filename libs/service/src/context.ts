@@ -90,7 +90,7 @@ export function createSharedResources(options: SharedResourcesOptions): SharedRe
   });
   const registryCodec = (): SchemaRegistryCodec => {
     if (configs.registry === undefined) throw new DriftlineError('INTERNAL', 'the Schema Registry is not configured');
-    codec ??= new SchemaRegistryCodec(configs.registry);
+    codec ??= new SchemaRegistryCodec(configs.registry, { logger });
     return codec;
   };
   /** Checks a consumer's fetch against the heap, with those of the consumers counted before it, and counts it. */

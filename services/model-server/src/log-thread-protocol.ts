@@ -9,6 +9,11 @@ export interface LogThreadData {
   readonly kafka: KafkaConfig;
   readonly registry: RegistryConfig;
   readonly topic: string;
+  /**
+   * How often the thread confirms the schema id it frames records with (default
+   * SCHEMA_ID_RECHECK_MS of libs/codec, 60 s); shorter in tests.
+   */
+  readonly schemaIdRecheckMs?: number;
 }
 
 /** The thread's own log: when it sends (the bound on what is held stays on the serving thread). */

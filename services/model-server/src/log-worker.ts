@@ -81,9 +81,15 @@ try {
   // per attempt, minutes over its retries) or failing for 10 s gets a fresh producer, so the log
   // recovers seconds after Kafka does instead of refusing requests meanwhile.
   const producer = await createProducer(kafka, { health: { replaceAfterMs: 10_000, sendDeadlineMs: 10_000 } });
-  const codec = new SchemaRegistryCodec(data.registry).forTopic(contracts.prediction, data.topic);
-  // Registered once, on the first send (an unreachable registry then fails that send, retriable).
-  let schemaId: number | undefined;
+  // The id the directly written values are framed with is the codec's (schemaIdToWrite): registered
+  // on the first send (an unreachable registry then fails that send, retriable), then confirmed at
+  // most every SCHEMA_ID_RECHECK_MS (a lookup; the send that finds it due waits up to 2 s). It was
+  // kept for the thread's life: after the subject was deleted for good or the registry lost its
+  // schemas, every logged prediction was dead-lettered until the model server restarted.
+  const codec = new SchemaRegistryCodec(data.registry, {
+    logger,
+    ...(data.schemaIdRecheckMs === undefined ? {} : { schemaIdRecheckMs: data.schemaIdRecheckMs }),
+  }).forTopic(contracts.prediction, data.topic);
   // The direct writer covers the contract it was written for; any other goes through the codec.
   const direct = directEncodingApplies();
   let acked = 0;
@@ -95,12 +101,14 @@ try {
     let chunk: OutboundMessage[] = [];
     let bytes = 0;
     let sent = 0;
+    // Once per send, not per record.
+    let id: number | undefined;
     try {
       for (const r of records) {
         let value: Buffer;
         if (r instanceof EncodedPrediction) {
-          schemaId ??= await codec.register();
-          setSchemaId(r.value, schemaId);
+          id ??= await codec.schemaIdToWrite();
+          setSchemaId(r.value, id);
           value = r.value;
         } else value = await codec.encode(r);
         if (chunk.length > 0 && bytes + value.length > SEND_CHUNK_BYTES) {

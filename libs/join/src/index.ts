@@ -53,14 +53,18 @@ export {
 } from './tally.js';
 export {
   CLOCK_SKEW_MS,
+  type JoinStateReader,
+  type JoinTag,
+  labelAsksSink,
   labelCheckHorizon,
+  mergeSinkLookups,
   predictionCheckHorizon,
   type SinkCandidate,
   type SinkCheckConfig,
   type SinkLookup,
+  type SinkMatch,
   type SinkVerdict,
   sinkLookup,
-  sinkLookups,
   sinkVerdict,
   type WrittenRow,
 } from './written.js';

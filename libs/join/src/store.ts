@@ -20,6 +20,7 @@ import {
   type Transition,
 } from './state.js';
 import { addTally, FIRST_SEEN, type TakenTallies, type TallyBatch, type TallyCounts } from './tally.js';
+import type { JoinStateReader, JoinTag } from './written.js';
 
 export interface Applied<P, L, O> {
   readonly outcome: O;
@@ -144,7 +145,7 @@ export interface JoinStore<P, L> {
  * A single-process JoinStore on Maps: the executable model the Redis adapter is tested against.
  * `states`, `schedule` and `outbox` are keyed by {@link joinKey}.
  */
-export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
+export class InMemoryJoinStore<P, L> implements JoinStore<P, L>, JoinStateReader {
   readonly states = new Map<string, { state: JoinState<P, L>; expiresAt: number }>();
   readonly schedule = new Map<string, number>();
   readonly outbox = new Map<string, number>();
@@ -260,6 +261,10 @@ export class InMemoryJoinStore<P, L> implements JoinStore<P, L> {
     });
     marker.commit();
     return out;
+  }
+
+  async stateTags(refs: readonly JoinRef[], now: number): Promise<Array<JoinTag | undefined>> {
+    return refs.map((ref) => this.get(joinKey(ref), now)?.tag);
   }
 
   async ackJoined(refs: readonly JoinRef[], now: number) {

@@ -1,4 +1,4 @@
-import { type JoinConfig, type JoinRef, joinKey } from './state.js';
+import { type JoinConfig, type JoinRef, type JoinState, joinKey } from './state.js';
 
 /**
  * A record as the sink check sees it: its join ref, its side, its event time, and whether it
@@ -62,7 +62,8 @@ export const labelCheckHorizon = (now: number, c: SinkCheckConfig): number => no
  *   for is dated at or after its event time − maxDelay, and one that expired before now at or
  *   before now − maxDelay − grace.
  * Anything later (live traffic) is not looked up: its tombstone is still there, or its prediction
- * has not expired.
+ * has not expired. A label's look-up is kept only when its join state leaves it open
+ * ({@link labelAsksSink}).
  */
 export function sinkLookup(record: SinkCandidate, now: number, c: SinkCheckConfig): SinkLookup | undefined {
   const ref = { model: record.model, id: record.id };
@@ -75,12 +76,37 @@ export function sinkLookup(record: SinkCandidate, now: number, c: SinkCheckConfi
   return { ...ref, from: record.eventTime - c.maxDelayMs, to: now - c.maxDelayMs - c.graceMs + CLOCK_SKEW_MS };
 }
 
-/** The look-ups of a batch, each (model, id) once, over the union of its records' ranges. */
-export function sinkLookups(records: readonly SinkCandidate[], now: number, c: SinkCheckConfig): SinkLookup[] {
+/** A join state's tag (see {@link JoinState}); undefined: absent. */
+export type JoinTag = JoinState<unknown, unknown>['tag'];
+
+/**
+ * Reads the tags of join states without a transition, in one round trip (the label-joiner reads
+ * the states of the labels it would look up in the sink: {@link labelAsksSink}). An answer may be
+ * stale by the time the batch is applied; it only decides whether to ask the sink.
+ */
+export interface JoinStateReader {
+  /** The tag of each ref's state, in order; undefined where it has none. */
+  stateTags(refs: readonly JoinRef[], now: number): Promise<Array<JoinTag | undefined>>;
+}
+
+/**
+ * Whether the sink decides a label whose state has this tag. Not when the state remembers its
+ * prediction: `P` (pending: the label joins it, or is `late` by its deadline; it cannot have
+ * expired), `K` (joined, unacknowledged: re-emitted) or `J` (joined: a duplicate). Otherwise
+ * (absent, a waiting label `L`, expired `E`/`X`) the state cannot say whether its prediction was
+ * joined or expired before the label was read, or when, and the sink's row tells.
+ */
+export const labelAsksSink = (tag: JoinTag | undefined): boolean =>
+  tag === undefined || tag === 'L' || tag === 'E' || tag === 'X';
+
+/**
+ * The look-ups to send, each (model, id) once, over the union of its records' ranges (a side left
+ * out by one is unbounded). Each record still judges only the rows within its own bounds
+ * ({@link sinkVerdict}).
+ */
+export function mergeSinkLookups(lookups: readonly SinkLookup[]): SinkLookup[] {
   const merged = new Map<string, SinkLookup>();
-  for (const record of records) {
-    const lookup = sinkLookup(record, now, c);
-    if (lookup === undefined) continue;
+  for (const lookup of lookups) {
     const key = joinKey(lookup);
     const seen = merged.get(key);
     if (seen === undefined) {
@@ -99,7 +125,10 @@ export function sinkLookups(records: readonly SinkCandidate[], now: number, c: S
   return [...merged.values()];
 }
 
-/** The row the sink holds of a prediction (by {@link joinKey}). */
+/**
+ * A row the sink holds of a prediction. One (model, id) can have several, one per prediction
+ * time: an id a model used again is another prediction.
+ */
 export interface WrittenRow {
   /** Joined (`labeled_predictions`); otherwise only expired unlabeled (`unlabeled_predictions`). */
   readonly labeled: boolean;
@@ -115,19 +144,45 @@ export interface WrittenRow {
  * - `expired-before-label`: a label on time by event time (≤ prediction time + maxDelay) whose
  *   prediction expired unlabeled before the label was read (published too late for the grace);
  * - `late`: a label beyond the maximum delay whose prediction expired.
- * Undefined: no row, the record takes its transition. Whatever its state: with the row in the
- * sink no transition can add one (a `K` the sink holds the row of is acknowledged by the caller).
  */
 export type SinkVerdict = 'replay-duplicate' | 'sink-duplicate' | 'expired-before-label' | 'late';
 
+/** A verdict and the row it rests on. */
+export interface SinkMatch {
+  readonly verdict: SinkVerdict;
+  readonly row: WrittenRow;
+}
+
+/**
+ * The verdict on a record looked up as `lookup` (its own {@link sinkLookup}), from the rows the
+ * sink holds of its (model, id): only those within its own bounds count, so a prediction matches
+ * the row of its own event time, never an older prediction with the same id. A label prefers a
+ * joined row, then the latest it is on time for. Undefined: no such row, the record takes its
+ * transition. With a row in the sink no transition can add one (a `K` the sink holds the row of
+ * is acknowledged by the caller).
+ */
 export function sinkVerdict(
   record: SinkCandidate,
-  written: ReadonlyMap<string, WrittenRow>,
+  lookup: SinkLookup,
+  rows: readonly WrittenRow[],
   maxDelayMs: number,
-): SinkVerdict | undefined {
-  const row = written.get(joinKey(record));
-  if (row === undefined) return undefined;
-  if (record.replayed) return 'replay-duplicate';
-  if (record.kind === 'prediction' || row.labeled) return 'sink-duplicate';
-  return record.eventTime <= row.predictionTime + maxDelayMs ? 'expired-before-label' : 'late';
+): SinkMatch | undefined {
+  const own = rows.filter(
+    (r) =>
+      (lookup.from === undefined || r.predictionTime >= lookup.from) &&
+      (lookup.to === undefined || r.predictionTime <= lookup.to),
+  );
+  const latest = (candidates: readonly WrittenRow[]) =>
+    candidates.reduce<WrittenRow | undefined>(
+      (best, r) => (best === undefined || r.predictionTime > best.predictionTime ? r : best),
+      undefined,
+    );
+  const any = latest(own);
+  if (any === undefined) return undefined;
+  if (record.replayed) return { verdict: 'replay-duplicate', row: any };
+  if (record.kind === 'prediction') return { verdict: 'sink-duplicate', row: any };
+  const joined = latest(own.filter((r) => r.labeled));
+  if (joined !== undefined) return { verdict: 'sink-duplicate', row: joined };
+  const onTime = latest(own.filter((r) => record.eventTime <= r.predictionTime + maxDelayMs));
+  return onTime === undefined ? { verdict: 'late', row: any } : { verdict: 'expired-before-label', row: onTime };
 }

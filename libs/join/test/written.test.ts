@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { joinKey } from '../src/state.js';
+import { InMemoryJoinStore } from '../src/store.js';
 import {
   CLOCK_SKEW_MS,
+  labelAsksSink,
   labelCheckHorizon,
+  mergeSinkLookups,
   predictionCheckHorizon,
   type SinkCandidate,
   type SinkCheckConfig,
   sinkLookup,
-  sinkLookups,
   sinkVerdict,
   type WrittenRow,
 } from '../src/written.js';
@@ -70,51 +71,93 @@ describe('which records are checked against the sink', () => {
 
   it('each (model, id) once, over the union of its records’ ranges; another model is another look-up', () => {
     const t = NOW - 3 * HOUR;
-    expect(
-      sinkLookups(
-        [
-          prediction('a', t),
-          prediction('a', t - 1_000),
-          prediction('b', NOW),
-          { ...prediction('a', t), model: 'n' },
-          prediction('c', NOW, true),
-          prediction('c', t),
-        ],
-        NOW,
-        c,
-      ),
-    ).toEqual([
+    const lookups = [
+      prediction('a', t),
+      prediction('a', t - 1_000),
+      prediction('b', NOW),
+      { ...prediction('a', t), model: 'n' },
+      prediction('c', NOW, true),
+      prediction('c', t),
+    ].flatMap((r) => sinkLookup(r, NOW, c) ?? []);
+    expect(mergeSinkLookups(lookups)).toEqual([
       { model: 'm', id: 'a', from: t - 1_000, to: t },
       { model: 'n', id: 'a', from: t, to: t },
       { model: 'm', id: 'c', from: t, to: NOW },
     ]);
     // An unbounded side stays unbounded.
-    expect(sinkLookups([label('a', NOW - DAY), label('a', NOW, true)], NOW, c)).toEqual([{ model: 'm', id: 'a' }]);
+    const labels = [label('a', NOW - DAY), label('a', NOW, true)].flatMap((r) => sinkLookup(r, NOW, c) ?? []);
+    expect(mergeSinkLookups(labels)).toEqual([{ model: 'm', id: 'a' }]);
+  });
+
+  it('a label is left to its join state when that remembers its prediction: pending, joined (found by a review)', () => {
+    // P: the label joins it or is late by its deadline, never expired-before-label; K re-emits; J
+    // is a duplicate. Looking these up had read as far back as the labels' lag for nothing.
+    for (const tag of ['P', 'K', 'J'] as const) expect(labelAsksSink(tag)).toBe(false);
+    // Absent, a waiting label, expired: only the sink's row tells what became of the prediction.
+    for (const tag of [undefined, 'L', 'E', 'X'] as const) expect(labelAsksSink(tag)).toBe(true);
+  });
+
+  it('the in-memory store reads tags without a transition; an expired tombstone is absent', async () => {
+    const store = new InMemoryJoinStore<string, string>({ maxDelayMs: HOUR, graceMs: 0, tombstoneMs: 10 });
+    await store.applyPredictions([{ model: 'm', id: 'p', eventTime: 0, windowKey: 'w', payload: 'x' }], 0, 's');
+    await store.applyLabels([{ model: 'm', id: 'l', eventTime: 0, payload: 'y' }], 0, 's');
+    const refs = [
+      { model: 'm', id: 'p' },
+      { model: 'm', id: 'l' },
+      { model: 'm', id: 'none' },
+      { model: 'n', id: 'p' },
+    ];
+    expect(await store.stateTags(refs, 1)).toEqual(['P', 'L', undefined, undefined]);
+    expect(await store.scheduledCount()).toBe(2);
+    await store.expireDue(HOUR, 2, 10);
+    await store.ackExpired([{ model: 'm', id: 'p' }], 3);
+    expect(await store.stateTags(refs.slice(0, 1), 4)).toEqual(['X']);
+    expect(await store.stateTags(refs.slice(0, 1), 13)).toEqual([undefined]);
   });
 });
 
 describe('what a record whose prediction the sink holds is', () => {
   const t = NOW - 8 * DAY;
-  const written = new Map<string, WrittenRow>([
-    [joinKey({ model: 'm', id: 'joined' }), { labeled: true, predictionTime: t }],
-    [joinKey({ model: 'm', id: 'expired' }), { labeled: false, predictionTime: t }],
-  ]);
+  const rows = (id: string): WrittenRow[] =>
+    id === 'joined'
+      ? [{ labeled: true, predictionTime: t }]
+      : id === 'expired'
+        ? [{ labeled: false, predictionTime: t }]
+        : [];
+  /** The verdict as the caller gets it: from the record's own look-up (unbounded here). */
+  const verdict = (r: SinkCandidate) => sinkVerdict(r, { model: r.model, id: r.id }, rows(r.id), 7 * DAY)?.verdict;
 
   it('a copy of a prediction, or a label of a joined one: sink-duplicate; replayed: replay-duplicate', () => {
-    expect(sinkVerdict(prediction('joined', t), written, 7 * DAY)).toBe('sink-duplicate');
-    expect(sinkVerdict(prediction('expired', t), written, 7 * DAY)).toBe('sink-duplicate');
-    expect(sinkVerdict(label('joined', t + DAY), written, 7 * DAY)).toBe('sink-duplicate');
-    expect(sinkVerdict(prediction('joined', t, true), written, 7 * DAY)).toBe('replay-duplicate');
-    expect(sinkVerdict(label('expired', t + DAY, true), written, 7 * DAY)).toBe('replay-duplicate');
+    expect(verdict(prediction('joined', t))).toBe('sink-duplicate');
+    expect(verdict(prediction('expired', t))).toBe('sink-duplicate');
+    expect(verdict(label('joined', t + DAY))).toBe('sink-duplicate');
+    expect(verdict(prediction('joined', t, true))).toBe('replay-duplicate');
+    expect(verdict(label('expired', t + DAY, true))).toBe('replay-duplicate');
   });
 
   it('a label of an expired prediction: expired-before-label when on time by event time, else late', () => {
-    expect(sinkVerdict(label('expired', t + 7 * DAY), written, 7 * DAY)).toBe('expired-before-label');
-    expect(sinkVerdict(label('expired', t + 7 * DAY + 1), written, 7 * DAY)).toBe('late');
+    expect(verdict(label('expired', t + 7 * DAY))).toBe('expired-before-label');
+    expect(verdict(label('expired', t + 7 * DAY + 1))).toBe('late');
   });
 
-  it('no row, or another model’s: the record takes its transition', () => {
-    expect(sinkVerdict(prediction('never', t), written, 7 * DAY)).toBeUndefined();
-    expect(sinkVerdict({ ...label('joined', t), model: 'n' }, written, 7 * DAY)).toBeUndefined();
+  it('no row: the record takes its transition', () => {
+    expect(verdict(prediction('never', t))).toBeUndefined();
+  });
+
+  it('only the rows within the record’s own bounds count: an id used again is another prediction', () => {
+    const first = { labeled: false, predictionTime: t };
+    const second = { labeled: true, predictionTime: t + DAY };
+    const held = [first, second];
+    // A copy of the first prediction matches its row, a copy of a third (new) one nothing.
+    const copy = (at: number) =>
+      sinkVerdict(prediction('p', at), sinkLookup(prediction('p', at), NOW, c)!, held, 7 * DAY);
+    expect(copy(t)).toEqual({ verdict: 'sink-duplicate', row: first });
+    expect(copy(t + DAY)).toEqual({ verdict: 'sink-duplicate', row: second });
+    expect(copy(t + 2 * DAY)).toBeUndefined();
+    // A label prefers a joined row within its range, else the latest it is on time for.
+    const l = label('p', t + DAY);
+    const range = { model: 'm', id: 'p', from: t - DAY, to: t + 2 * DAY };
+    expect(sinkVerdict(l, range, held, 7 * DAY)).toEqual({ verdict: 'sink-duplicate', row: second });
+    expect(sinkVerdict(l, { ...range, to: t }, held, 7 * DAY)).toEqual({ verdict: 'expired-before-label', row: first });
   });
 });

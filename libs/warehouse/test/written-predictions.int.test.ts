@@ -131,7 +131,7 @@ describe('writtenPredictions: which replayed predictions already have a row', ()
     }
   }, 60_000);
 
-  it('writtenPredictionRows: labeled or expired, the prediction time, only within each look-up’s time bounds, reading those granules only', async () => {
+  it('writtenPredictionRows: labeled or expired, each prediction time of an id, only within each look-up’s time bounds, reading those granules only', async () => {
     const ch = await createClickHouse(testClickHouse(path, `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`));
     try {
       await migrate(ch, migrations);
@@ -160,6 +160,37 @@ describe('writtenPredictions: which replayed predictions already have a row', ()
         ]),
       ).toEqual([{ model: 'a', predictionId: 'joined', labeled: true, predictionTime: T }]);
       expect(await store.writtenPredictionRows([{ model: 'a', predictionId: 'joined', to: T - 1 }])).toEqual([]);
+      // An id the model used again: its first prediction expired (T − 1 d), its second joined (T).
+      // Every prediction time is a row of its own: the earliest, alone, hid the second from a
+      // look-up bounded to T whenever another look-up of the chunk reached back to the first.
+      await store.insertExpired([
+        { prediction: prediction('a', 'reused', T - DAY), deadline: T + 1, expiredAt: T + 2 },
+      ]);
+      await store.insertJoined([{ prediction: prediction('a', 'reused'), label: label('a', 'reused'), joinedAt: T }]);
+      const byTime = (x: { predictionTime: number }, y: { predictionTime: number }) =>
+        x.predictionTime - y.predictionTime;
+      expect(
+        (
+          await store.writtenPredictionRows([
+            { model: 'a', predictionId: 'reused', from: T, to: T },
+            { model: 'a', predictionId: 'expired', from: T - 2 * DAY, to: T },
+          ])
+        ).sort(byTime),
+      ).toEqual([
+        { model: 'a', predictionId: 'expired', labeled: false, predictionTime: T - DAY },
+        { model: 'a', predictionId: 'reused', labeled: true, predictionTime: T },
+      ]);
+      expect(
+        (await store.writtenPredictionRows([{ model: 'a', predictionId: 'reused', from: T - 2 * DAY, to: T }])).sort(
+          byTime,
+        ),
+      ).toEqual([
+        { model: 'a', predictionId: 'reused', labeled: false, predictionTime: T - DAY },
+        { model: 'a', predictionId: 'reused', labeled: true, predictionTime: T },
+      ]);
+      expect(await store.writtenPredictions([{ model: 'a', predictionId: 'reused' }])).toEqual([
+        { model: 'a', predictionId: 'reused' },
+      ]);
 
       // 200,000 rows over 20 days: 500 ids bounded to their hour read a granule or two, where
       // the bloom filter alone passes ~40% of them (1 − 0.999^500).

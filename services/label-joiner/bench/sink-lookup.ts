@@ -1,5 +1,6 @@
-// What the label-joiner's check against ClickHouse costs per batch of 500 (sinkLookups of
-// @driftline/join, writtenPredictionRows of @driftline/warehouse) on the embedded engine: a model
+// What the label-joiner's check against ClickHouse costs per batch of 500 (sinkLookup and
+// mergeSinkLookups of @driftline/join, writtenPredictionRows of @driftline/warehouse) on the
+// embedded engine: a model
 // with <rows> labeled predictions over 30 days (a tenth as many expired), median of 15 batches.
 // The embedded engine binds one data directory per process: run it in a process of its own.
 //   pnpm exec tsx --conditions=source services/label-joiner/bench/sink-lookup.ts [rows]
@@ -7,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type SinkCandidate, sinkLookups } from '@driftline/join';
+import { mergeSinkLookups, type SinkCandidate, sinkLookup } from '@driftline/join';
 import { ClickHousePredictionStore, createClickHouse, migrate, migrations } from '@driftline/warehouse';
 
 const DAY = 86_400_000;
@@ -26,7 +27,11 @@ export interface SinkLookupFigure {
   readonly rowsRead: number;
 }
 
-/** The look-up's cost in four cases (a backfill, copies in one stretch and spread, a late label batch). */
+/**
+ * The look-up's cost in five cases: a backfill, copies in one stretch and spread, and label
+ * batches read 12 h and 6 d after their event times whose predictions the join state does not
+ * know (absent or expired: those alone are looked up; a label whose prediction is pending is not).
+ */
 export async function benchSinkLookup(rows = 10_000_000): Promise<SinkLookupFigure[]> {
   // As ClickHouse computes it (UInt64): i × SPAN passes 2^53 for i above 3.5 M.
   const timeOf = (i: number) => T0 + Number((BigInt(i) * BigInt(SPAN)) / BigInt(rows));
@@ -68,7 +73,7 @@ export async function benchSinkLookup(rows = 10_000_000): Promise<SinkLookupFigu
       const ms: number[] = [];
       let found = 0;
       for (let n = 0; n < 15; n++) {
-        const lookups = sinkLookups(batch(), NOW, config).map((l) => ({
+        const lookups = mergeSinkLookups(batch().flatMap((r) => sinkLookup(r, NOW, config) ?? [])).map((l) => ({
           model: l.model,
           predictionId: l.id,
           ...(l.from === undefined ? {} : { from: l.from }),
@@ -110,16 +115,20 @@ export async function benchSinkLookup(rows = 10_000_000): Promise<SinkLookupFigu
         return prediction(`p-${i}`, timeOf(i));
       }),
     );
-    // A nightly label batch (published 12 h after the outcomes): predictions pending, not written.
-    await measure('labels published 12 h late, predictions not written', () =>
-      Array.from({ length: BATCH }, (_, k) => ({
-        kind: 'label' as const,
-        model: 'm',
-        id: `x-${next++}`,
-        eventTime: NOW - 12 * 3_600_000 - k * 1_000,
-        replayed: false,
-      })),
-    );
+    // Labels whose prediction has no state (never read, or its tombstone gone), read 12 h and 6 d
+    // after their event times: each reads back as far as its lag (a label whose prediction is
+    // pending is not looked up at all).
+    for (const lagHours of [12, 144]) {
+      await measure(`labels read ${lagHours} h late, prediction not in the join state`, () =>
+        Array.from({ length: BATCH }, (_, k) => ({
+          kind: 'label' as const,
+          model: 'm',
+          id: `x-${next++}`,
+          eventTime: NOW - lagHours * 3_600_000 - k * 1_000,
+          replayed: false,
+        })),
+      );
+    }
   } finally {
     await ch.close();
     rmSync(dir, { recursive: true, force: true });

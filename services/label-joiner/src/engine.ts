@@ -12,14 +12,19 @@ import {
 import {
   type Joined,
   type JoinRef,
+  type JoinStateReader,
   type JoinStore,
   joinKey,
   type LabelInput,
+  labelAsksSink,
+  mergeSinkLookups,
   type OffsetSpan,
   type PredictionInput,
   type SinkCandidate,
   type SinkCheckConfig,
-  sinkLookups,
+  type SinkLookup,
+  type SinkMatch,
+  sinkLookup,
   sinkVerdict,
   type TallyInput,
   type WrittenRow,
@@ -176,16 +181,19 @@ export const INVALID_LABEL_WARNING_MS = 60_000;
 
 /**
  * Which records the engine checks against the sink before any transition, besides replayed
- * ones (see sinkLookup of @driftline/join); without it, replayed records only. `logger` takes the
- * warning about labels read after their prediction expired, at most once per
- * {@link EXPIRED_BEFORE_LABEL_WARNING_MS}.
+ * ones (see sinkLookup of @driftline/join); without it, replayed records only. `states` reads the
+ * join states of the labels it would look up, so that a label whose prediction is pending (or
+ * joined) is left to its transition without a query (labelAsksSink). `logger` takes the warning
+ * about labels read after their prediction expired and the info line about skipped copies, each
+ * at most once per {@link SINK_SKIP_LOG_MS}, with the count since the last one.
  */
 export interface SinkCheck {
   readonly config: SinkCheckConfig;
+  readonly states: JoinStateReader;
   readonly logger?: Logger;
 }
 
-export const EXPIRED_BEFORE_LABEL_WARNING_MS = 60_000;
+export const SINK_SKIP_LOG_MS = 60_000;
 
 export interface EngineStats {
   joined: number;
@@ -203,6 +211,8 @@ export class JoinEngine {
   private invalidSinceWarning = 0;
   private expiredWarnedAt = Number.NEGATIVE_INFINITY;
   private expiredSinceWarning = 0;
+  private copiesLoggedAt = Number.NEGATIVE_INFINITY;
+  private copiesSinceLog = 0;
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
@@ -285,26 +295,24 @@ export class JoinEngine {
       eventTime: r.event.event_time,
       replayed: r.replayed === true,
     });
-    const written = await this.writtenRows(unshadowed.map(candidateOf), now);
+    const candidates = unshadowed.map(candidateOf);
+    const matches = await this.sinkMatches(candidates, now);
     // A K whose row the sink holds (its batch failed after the insert, before the ack) is
     // acknowledged with this batch's rows: its redelivered record is skipped here, and the ack
     // (K → J) is what marks its window dirty.
     const acknowledge = new Map<string, JoinRef>();
-    const joinable = unshadowed.filter((r) => {
-      const candidate = candidateOf(r);
-      const config = this.sinkCheck?.config;
-      // Without a check, replayed records only (as they alone were looked up).
-      const verdict =
-        config === undefined && !candidate.replayed
-          ? undefined
-          : sinkVerdict(candidate, written, config?.maxDelayMs ?? Number.POSITIVE_INFINITY);
-      if (verdict === undefined) return true;
-      count(r.kind, verdict);
-      const key = joinKey(candidate);
-      if (written.get(key)?.labeled === true) acknowledge.set(key, { model: candidate.model, id: candidate.id });
-      if (verdict === 'expired-before-label') this.expiredBeforeLabel(candidate, written.get(key)!, now);
+    let copies = 0;
+    const joinable = unshadowed.filter((r, n) => {
+      const match = matches[n];
+      if (match === undefined) return true;
+      const candidate = candidates[n]!;
+      count(r.kind, match.verdict);
+      if (match.row.labeled) acknowledge.set(joinKey(candidate), { model: candidate.model, id: candidate.id });
+      if (match.verdict === 'expired-before-label') this.expiredBeforeLabel(candidate, match.row, now);
+      if (match.verdict === 'sink-duplicate') copies++;
       return false;
     });
+    this.copiesSkipped(copies, source, now);
     for (const r of joinable) {
       if (r.kind === 'prediction') {
         const e = r.event;
@@ -378,35 +386,68 @@ export class JoinEngine {
     return { joined: rows.length, outcomes };
   }
 
-  /** The rows the sink holds of the records to check (sinkLookups), by joinKey; none looked up: none. */
-  private async writtenRows(candidates: readonly SinkCandidate[], now: number): Promise<Map<string, WrittenRow>> {
-    const config = this.sinkCheck?.config;
-    // Without a check, replayed records only: they are looked up whatever the bounds.
-    const lookups =
-      config === undefined
-        ? sinkLookups(
-            candidates.filter((c) => c.replayed),
-            now,
-            { maxDelayMs: 0, graceMs: 0, tombstoneMs: 0, maxFutureMs: 0 },
-          )
-        : sinkLookups(candidates, now, config);
-    const written = new Map<string, WrittenRow>();
-    if (lookups.length === 0) return written;
+  /**
+   * Each record's verdict from the sink (sinkVerdict), undefined where it takes its transition:
+   * not looked up (sinkLookup; without a check, replayed records only), a label whose join state
+   * answers for it (labelAsksSink: one read of the states of the labels to look up, none when
+   * there are none), or no row within its own bounds. One query per batch for the rest.
+   */
+  private async sinkMatches(candidates: readonly SinkCandidate[], now: number): Promise<Array<SinkMatch | undefined>> {
+    const check = this.sinkCheck;
+    const lookups: Array<SinkLookup | undefined> = candidates.map((c) => {
+      if (check !== undefined) return sinkLookup(c, now, check.config);
+      // Without a check, replayed records only, whatever the bounds.
+      return c.replayed ? sinkLookup(c, now, { maxDelayMs: 0, graceMs: 0, tombstoneMs: 0, maxFutureMs: 0 }) : undefined;
+    });
+    const labels = candidates.flatMap((c, n) => (c.kind === 'label' && lookups[n] !== undefined ? [n] : []));
+    if (check !== undefined && labels.length > 0) {
+      const tags = await check.states.stateTags(
+        labels.map((n) => candidates[n]!),
+        now,
+      );
+      labels.forEach((n, k) => {
+        if (!labelAsksSink(tags[k])) lookups[n] = undefined;
+      });
+    }
+    const sent = mergeSinkLookups(lookups.filter((l): l is SinkLookup => l !== undefined));
+    if (sent.length === 0) return candidates.map(() => undefined);
     const rows = await this.sink.writtenPredictionRows(
-      lookups.map((l) => ({
+      sent.map((l) => ({
         model: l.model,
         predictionId: l.id,
         ...(l.from === undefined ? {} : { from: l.from }),
         ...(l.to === undefined ? {} : { to: l.to }),
       })),
     );
+    const written = new Map<string, WrittenRow[]>();
     for (const r of rows) {
-      written.set(joinKey({ model: r.model, id: r.predictionId }), {
-        labeled: r.labeled,
-        predictionTime: r.predictionTime,
-      });
+      const key = joinKey({ model: r.model, id: r.predictionId });
+      const held = written.get(key) ?? [];
+      held.push({ labeled: r.labeled, predictionTime: r.predictionTime });
+      written.set(key, held);
     }
-    return written;
+    const maxDelayMs = check?.config.maxDelayMs ?? Number.POSITIVE_INFINITY;
+    return candidates.map((c, n) => {
+      const lookup = lookups[n];
+      return lookup === undefined ? undefined : sinkVerdict(c, lookup, written.get(joinKey(c)) ?? [], maxDelayMs);
+    });
+  }
+
+  /**
+   * Copies of predictions the sink holds, and labels of joined ones, skipped: one info line at
+   * most once per {@link SINK_SKIP_LOG_MS} with the count since the last (a producer re-sending a
+   * day of predictions had written one line per batch).
+   */
+  private copiesSkipped(skipped: number, source: string, now: number): void {
+    this.copiesSinceLog += skipped;
+    const logger = this.sinkCheck?.logger;
+    if (logger === undefined || this.copiesSinceLog === 0 || now - this.copiesLoggedAt < SINK_SKIP_LOG_MS) return;
+    logger.info(
+      { skipped: this.copiesSinceLog, source },
+      'copies of predictions already written, and labels of predictions already joined, were skipped (sink-duplicate)',
+    );
+    this.copiesLoggedAt = now;
+    this.copiesSinceLog = 0;
   }
 
   /**
@@ -416,7 +457,7 @@ export class JoinEngine {
   private expiredBeforeLabel(label: SinkCandidate, row: WrittenRow, now: number): void {
     this.expiredSinceWarning++;
     const logger = this.sinkCheck?.logger;
-    if (logger === undefined || now - this.expiredWarnedAt < EXPIRED_BEFORE_LABEL_WARNING_MS) return;
+    if (logger === undefined || now - this.expiredWarnedAt < SINK_SKIP_LOG_MS) return;
     const deadline = row.predictionTime + (this.sinkCheck?.config.maxDelayMs ?? 0);
     logger.warn(
       {

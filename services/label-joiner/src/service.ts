@@ -149,7 +149,8 @@ export const labelJoinerService = defineService({
         ctx.registry,
         scores,
         { taskOf, logger },
-        { config: sinkCheck, logger },
+        // Labels whose prediction is pending or joined are not looked up: their states are read first.
+        { config: sinkCheck, states: store, logger },
       );
       // Expired predictions that can never be written go to predictions.v1.dlq, their stored bytes
       // as they are, with the reason; a failure of the DLQ is retriable (the pass acks nothing).
@@ -235,10 +236,6 @@ export const labelJoinerService = defineService({
                 { source, skipped },
                 'replayed dead letters whose prediction is already written were skipped',
               );
-            }
-            const copies = (outcomes['prediction:sink-duplicate'] ?? 0) + (outcomes['label:sink-duplicate'] ?? 0);
-            if (copies > 0) {
-              logger.info({ source, skipped: copies }, 'copies of predictions already written were skipped');
             }
             restarts.applied(topic, partition, started, records.at(-1)?.offset);
           },

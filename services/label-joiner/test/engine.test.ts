@@ -56,28 +56,33 @@ class FlakySink {
   lookups: Array<ReadonlyArray<WrittenLookup>> = [];
   /**
    * What the warehouse answers: the predictions among `lookups` that have a joined or expired row
-   * here, within each look-up's prediction-time bounds.
+   * here, one per prediction time, within each look-up's prediction-time bounds.
    */
   async writtenPredictionRows(lookups: ReadonlyArray<WrittenLookup>) {
     if (this.failNext-- > 0) throw new SinkUnavailableError('down');
     this.lookups.push(lookups);
-    const held = new Map<string, { labeled: boolean; predictionTime: number }>();
+    const held = new Map<string, Map<number, boolean>>();
     for (const [rows, labeled] of [
       [this.expired, false],
       [this.joined, true],
     ] as const) {
       for (const r of rows) {
         const key = JSON.stringify([r.prediction.model, r.prediction.prediction_id]);
-        held.set(key, { labeled: labeled || held.get(key)?.labeled === true, predictionTime: r.prediction.event_time });
+        const times = held.get(key) ?? new Map<number, boolean>();
+        times.set(r.prediction.event_time, labeled || times.get(r.prediction.event_time) === true);
+        held.set(key, times);
       }
     }
-    return lookups.flatMap((l) => {
-      const row = held.get(JSON.stringify([l.model, l.predictionId]));
-      if (row === undefined || row.predictionTime < (l.from ?? -Infinity) || row.predictionTime > (l.to ?? Infinity)) {
-        return [];
-      }
-      return [{ model: l.model, predictionId: l.predictionId, ...row }];
-    });
+    return lookups.flatMap((l) =>
+      [...(held.get(JSON.stringify([l.model, l.predictionId])) ?? [])]
+        .filter(([t]) => t >= (l.from ?? -Infinity) && t <= (l.to ?? Infinity))
+        .map(([predictionTime, labeled]) => ({
+          model: l.model,
+          predictionId: l.predictionId,
+          labeled,
+          predictionTime,
+        })),
+    );
   }
 }
 
@@ -727,7 +732,10 @@ describe('JoinEngine: copies after the tombstones, labels after the expiry (chec
   // Tombstones of 2 h, the event-time bound of 1 h: predictions dated an hour before now (less
   // the clock allowance) are looked up; labels read more than the grace after their event time.
   const join = { maxDelayMs: HOUR, graceMs: 5 * MINUTE, tombstoneMs: 2 * HOUR };
-  const check = { config: { ...join, maxFutureMs: HOUR } };
+  const check = (store: InMemoryJoinStore<Buffer, Buffer>) => ({
+    config: { ...join, maxFutureMs: HOUR },
+    states: store,
+  });
   const at = (id: string, t: number) => prediction(id, t);
   const labelAt = (id: string, t: number) => label(id, t);
 
@@ -749,7 +757,7 @@ describe('JoinEngine: copies after the tombstones, labels after the expiry (chec
   it('a prediction sent again without the header after its tombstone expired is a sink-duplicate: no pending, no second tally; live ones are not looked up', async () => {
     const store = new InMemoryJoinStore<Buffer, Buffer>(join);
     const sink = new FlakySink();
-    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, check);
+    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, check(store));
     await engine.process([at('a', T), at('b', T)], T + MINUTE, 'test/0');
     await engine.process([labelAt('a', T + MINUTE)], T + 2 * MINUTE, 'test/1');
     await scanner(store, sink).pass(T + HOUR + 10 * MINUTE); // b expires unlabeled
@@ -773,7 +781,7 @@ describe('JoinEngine: copies after the tombstones, labels after the expiry (chec
   it('an outage of the look-up fails the batch before anything is applied (retriable)', async () => {
     const store = new InMemoryJoinStore<Buffer, Buffer>(join);
     const sink = new FlakySink();
-    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, check);
+    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, check(store));
     sink.failNext = 1;
     const now = T + 3 * HOUR;
     await expect(engine.process([at('x', T), at('y', now)], now, 'test/0')).rejects.toBeInstanceOf(
@@ -799,7 +807,7 @@ describe('JoinEngine: copies after the tombstones, labels after the expiry (chec
     }
     const store = new AckFailsOnce(join);
     const sink = new FlakySink();
-    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, check);
+    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, check(store));
     // A backfill: the label waits, its prediction (3 h old) joins it, the row is written, the ack fails.
     const now = T + 3 * HOUR;
     await engine.process([labelAt('a', T + MINUTE)], now, 'test/1');
@@ -824,7 +832,10 @@ describe('JoinEngine: copies after the tombstones, labels after the expiry (chec
       warn: (obj: unknown, msg?: string) => void warnings.push({ obj, msg: msg ?? '' }),
     };
     const registry = createMetricsRegistry({ service: 't', defaultMetrics: false });
-    const engine = new JoinEngine(store, decoder, sink, HOUR, registry, undefined, undefined, { ...check, logger });
+    const engine = new JoinEngine(store, decoder, sink, HOUR, registry, undefined, undefined, {
+      ...check(store),
+      logger,
+    });
     await engine.process([at('a', T), at('b', T), at('c', T)], T + MINUTE, 'test/0');
     // Deadline T + 1 h, grace 5 min: expired at T + 1 h 5 min; its tombstone (X) is still there.
     await scanner(store, sink).pass(T + HOUR + 6 * MINUTE);
@@ -859,5 +870,104 @@ describe('JoinEngine: copies after the tombstones, labels after the expiry (chec
     const lookups = sink.lookups.length;
     await engine.process([labelAt('z', now)], now + MINUTE, 'test/1');
     expect(sink.lookups).toHaveLength(lookups);
+  });
+
+  it('copies skipped are one info line a minute with the count since the last, not one per batch', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>({ ...join, tombstoneMs: 1 });
+    const sink = new FlakySink();
+    const infos: Array<{ obj: unknown; msg: string }> = [];
+    const logger = { ...silentLogger, info: (obj: object, msg?: string) => void infos.push({ obj, msg: msg ?? '' }) };
+    const engine = new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, {
+      ...check(store),
+      logger,
+    });
+    const ids = ['a', 'b', 'c', 'd'];
+    await engine.process(
+      ids.map((id) => at(id, T)),
+      T + MINUTE,
+      'test/0',
+    );
+    await scanner(store, sink).pass(T + HOUR + 10 * MINUTE);
+    expect(sink.expired).toHaveLength(4);
+    // A producer re-sends them three hours later, one per batch.
+    const now = T + 3 * HOUR;
+    for (const [n, id] of ids.slice(0, 3).entries()) {
+      expect((await engine.process([at(id, T)], now + n * 1_000, 'test/0')).outcomes).toEqual({
+        'prediction:sink-duplicate': 1,
+      });
+    }
+    expect(infos).toHaveLength(1);
+    expect(infos[0]?.obj).toMatchObject({ skipped: 1 });
+    await engine.process([at('d', T)], now + 61_000, 'test/0');
+    expect(infos).toHaveLength(2);
+    expect(infos[1]?.obj).toMatchObject({ skipped: 3 });
+  });
+});
+
+describe('JoinEngine: labels whose prediction is pending are not looked up (found by a review)', () => {
+  const MINUTE = 60_000;
+  const HOUR = 60 * MINUTE;
+  const DAY = 24 * HOUR;
+  const T = Date.UTC(2026, 10, 1);
+  // The service's defaults: 7 d max delay, 5 min grace, 2 h tombstones, 1 h event-time bound.
+  const join = { maxDelayMs: 7 * DAY, graceMs: 5 * MINUTE, tombstoneMs: 2 * HOUR };
+  const engineOf = (store: InMemoryJoinStore<Buffer, Buffer>, sink: FlakySink) =>
+    new JoinEngine(store, decoder, sink, HOUR, undefined, undefined, undefined, {
+      config: { ...join, maxFutureMs: HOUR },
+      states: store,
+    });
+
+  it('a label read 3 h after its event time joins its pending prediction without a query; one whose prediction is absent is looked up', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(join);
+    const sink = new FlakySink();
+    const engine = engineOf(store, sink);
+    await engine.process([prediction('a', T)], T + MINUTE, 'test/0');
+    // An ordinary delayed label: observed an hour after the prediction, read 3 h after that. Its
+    // look-up read the model's predictions as far back as the label's lag, and could never find
+    // anything: a pending prediction has no row.
+    const now = T + 4 * HOUR;
+    const stats = await engine.process([label('a', T + HOUR)], now, 'test/1');
+    expect(stats.outcomes).toEqual({ 'label:joined': 1 });
+    expect(sink.lookups).toEqual([]);
+    // A label whose prediction the state does not know (never read, or joined or expired longer
+    // ago than the tombstones last) is still looked up, over the times its prediction can have.
+    expect((await engine.process([label('b', T + HOUR)], now, 'test/1')).outcomes).toEqual({ 'label:waiting': 1 });
+    expect(sink.lookups).toEqual([
+      [{ model: 'm', predictionId: 'b', from: T + HOUR - 7 * DAY, to: now - 7 * DAY - 4 * MINUTE }],
+    ]);
+  });
+
+  it('an id the model used again: the label of its pending second prediction joins it, though the first expired in the label’s range', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(join);
+    const sink = new FlakySink();
+    const engine = engineOf(store, sink);
+    const expire = new ExpiryScanner(
+      store,
+      decoder,
+      sink,
+      {
+        ...clockOf(join),
+        deadLetter: async () => {
+          throw new Error('nothing here may be dead-lettered');
+        },
+      },
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
+    );
+    // The first prediction with id p expires unlabeled; its tombstone goes.
+    await engine.process([prediction('p', T)], T + MINUTE, 'test/0');
+    await expire.pass(T + 7 * DAY + 10 * MINUTE);
+    expect(sink.expired.map((r) => r.prediction.event_time)).toEqual([T]);
+    // A second prediction with id p, six days later, read in a backfill: another prediction (its
+    // own time has no row), pending.
+    const now = T + 7 * DAY + 3 * HOUR;
+    const second = T + 6 * DAY;
+    expect((await engine.process([prediction('p', second)], now, 'test/0')).outcomes).toEqual({
+      'prediction:pending': 1,
+    });
+    // Its label, on time: joined (it was dropped as expired-before-label, the first's row being
+    // in the label's range).
+    const stats = await engine.process([label('p', second + HOUR)], now + 10 * MINUTE, 'test/1');
+    expect(stats.outcomes).toEqual({ 'label:joined': 1 });
+    expect(sink.joined.map((r) => r.prediction.event_time)).toEqual([second]);
   });
 });

@@ -9,7 +9,9 @@ import {
   type JoinConfig,
   type Joined,
   type JoinRef,
+  type JoinStateReader,
   type JoinStore,
+  type JoinTag,
   joinKey,
   type LabelInput,
   type LabelOutcome,
@@ -284,7 +286,9 @@ export function createRedisJoinStore(
  * chunks that fit the command timeout when it is slow (ChunkedPipeline). Values are the raw Kafka
  * record bytes, so the pending state is as compact as the Avro on the wire.
  */
-export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
+const JOIN_TAGS: ReadonlySet<string> = new Set<JoinTag>(['P', 'L', 'K', 'J', 'E', 'X']);
+
+export class RedisJoinStore implements JoinStore<Buffer, Buffer>, JoinStateReader {
   readonly keys: RedisKeys;
   private readonly chunks: ChunkedPipeline;
 
@@ -307,6 +311,30 @@ export class RedisJoinStore implements JoinStore<Buffer, Buffer> {
     redis.defineCommand('djTakeTallies', { numberOfKeys: 3, lua: TAKE_TALLIES_SCRIPT });
     redis.defineCommand('djAckTallies', { numberOfKeys: 4, lua: ACK_TALLIES_SCRIPT });
     redis.defineCommand('djReportSources', { numberOfKeys: 1, lua: REPORT_SOURCES_SCRIPT });
+  }
+
+  /**
+   * The tags of join states (JoinStateReader of @driftline/join): the first byte of each state
+   * value, `GETRANGE key 0 0` per ref in one pipeline, so one round trip and one byte per ref
+   * whatever the stored payloads. A key that holds something else (another type, a value driftline
+   * did not write) reads as absent: the sink is then asked (labelAsksSink), and the join step
+   * reports the key. An outage throws (retriable) before the batch applies anything.
+   */
+  async stateTags(refs: readonly JoinRef[]): Promise<Array<JoinTag | undefined>> {
+    if (refs.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const ref of refs) pipeline.getrange(this.keys.state(ref), 0, 0);
+    let results: Array<[Error | null, unknown]> | null;
+    try {
+      results = await pipeline.exec();
+    } catch (error) {
+      throw classifyRedisError(error, 'join state read');
+    }
+    if (results === null) throw classifyRedisError(new Error('pipeline discarded'), 'join state read');
+    return results.map(([error, value]) => {
+      if (error !== null && !error.message.includes('WRONGTYPE')) throw classifyRedisError(error, 'join state read');
+      return error === null && typeof value === 'string' && JOIN_TAGS.has(value) ? (value as JoinTag) : undefined;
+    });
   }
 
   /**

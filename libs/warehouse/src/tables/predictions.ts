@@ -265,7 +265,8 @@ export interface PredictionStore {
    * read to the granules of that time, where the id's bloom filter alone passes about 40% of the
    * model's granules for 500 ids (1 − 0.999^500). One query per chunk of ids, bounded by the
    * chunk's earliest `from` and latest `to` (unbounded where a look-up has none); a row outside its
-   * own look-up's bounds is left out.
+   * own look-up's bounds is left out. One result per (model, id, prediction time) found: an id
+   * a model used again has one per prediction, labeled when either table's row at that time is.
    */
   writtenPredictionRows(lookups: readonly WrittenLookup[]): Promise<WrittenPrediction[]>;
 }
@@ -285,7 +286,7 @@ export interface WrittenLookup extends PredictionRef {
   readonly to?: number;
 }
 
-/** A prediction that has a row, and which. */
+/** A prediction that has a row, and which (one per prediction time of a (model, id)). */
 export interface WrittenPrediction extends PredictionRef {
   /** In `labeled_predictions` (joined); otherwise only in `unlabeled_predictions` (expired). */
   readonly labeled: boolean;
@@ -528,7 +529,9 @@ export class ClickHousePredictionStore implements PredictionStore {
     const key = (model: string, id: string) => JSON.stringify([model, id]);
     const wanted = new Map(refs.map((r) => [key(r.model, r.predictionId), r]));
     const rows = await this.writtenPredictionRows([...wanted.values()]);
-    return rows.flatMap((r) => wanted.get(key(r.model, r.predictionId)) ?? []);
+    // One per ref, though a ref may have rows at several prediction times (an id used again).
+    const held = new Set(rows.map((r) => key(r.model, r.predictionId)));
+    return [...wanted].flatMap(([k, ref]) => (held.has(k) ? [ref] : []));
   }
 
   async writtenPredictionRows(lookups: readonly WrittenLookup[]): Promise<WrittenPrediction[]> {
@@ -550,10 +553,12 @@ export class ClickHousePredictionStore implements PredictionStore {
         `SELECT toString(model) AS model, prediction_id, ${labeled} AS labeled, prediction_time
          FROM ${this.ch.table(table)}
          WHERE model IN {models:Array(String)} ${bounds} AND prediction_id IN {ids:Array(String)}`;
+      // Every prediction time of a key, each once: an id a model used again is another prediction,
+      // and the earliest alone had hidden a later one from a look-up bounded to the later's time.
       const rows = await this.ch.select<{ model: string; prediction_id: string; labeled: number; pt: number | string }>(
-        `SELECT model, prediction_id, max(labeled) AS labeled, toUnixTimestamp64Milli(min(prediction_time)) AS pt
+        `SELECT model, prediction_id, max(labeled) AS labeled, toUnixTimestamp64Milli(prediction_time) AS pt
          FROM (${held('labeled_predictions', 1)} UNION ALL ${held('unlabeled_predictions', 0)})
-         GROUP BY model, prediction_id`,
+         GROUP BY model, prediction_id, prediction_time`,
         {
           models: [...new Set(chunk.map((r) => r.model))],
           ids: [...new Set(chunk.map((r) => r.predictionId))],

@@ -66,6 +66,20 @@ export interface DataQualitySpan {
 }
 
 /**
+ * A stretch of fires the data-quality veto held in one family: `data_quality` holds whose run had
+ * `sustain` windows (uncut, it fired), each deciding window ending at most `cooldown` after the
+ * stretch's newest. `since` is the first's deciding window end, `through` the newest's (event
+ * time). Held longer than `cooldown` (`through − since`), the veto has taken at least two retrains
+ * the model would have had without it: an outage that long, or DATA_QUALITY alerts that are
+ * routine for the model (an expectation failing every window), which hold its retrains for good
+ * (found by a review; the retrain-trigger warns and counts it).
+ */
+export interface DataQualityHold {
+  readonly since: number;
+  readonly through: number;
+}
+
+/**
  * What the policy remembers about one model: plain JSON, bounded by `late_horizon` and MAX_WINDOWS
  * per family, persisted as is. The drift family stays at the top level, where a state persisted
  * before families kept every kind's windows: such a state loads (its performance windows are moved
@@ -85,8 +99,15 @@ export interface ModelState {
    * still use them. Absent when there are none, and in states persisted before the veto.
    */
   readonly dataQuality?: readonly DataQualitySpan[];
+  /**
+   * Per family, the fires the veto has held since the last retrain (`DataQualityHold`). Absent when
+   * there are none (a fire clears it), and in states persisted before.
+   */
+  readonly dataQualityHold?: DataQualityHolds;
   readonly lastFire: FiredWindow | null;
 }
+
+export type DataQualityHolds = Readonly<Partial<Record<SignalFamily, DataQualityHold>>>;
 
 const emptyFamily: FamilyState = { maxWindowEnd: 0, windows: [] };
 
@@ -249,6 +270,68 @@ export function remembersAlert(state: ModelState, alertId: string): boolean {
   );
 }
 
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+
+/** Why a stored `dataQuality` cannot be used (`withValidDataQuality`), or undefined when it can. */
+function dataQualityProblem(spans: unknown): string | undefined {
+  if (!Array.isArray(spans)) return 'dataQuality is not an array';
+  if (spans.length > MAX_DATA_QUALITY_SPANS)
+    return `dataQuality has ${spans.length} spans (at most ${MAX_DATA_QUALITY_SPANS})`;
+  let end = Number.NEGATIVE_INFINITY;
+  for (const [i, s] of spans.entries()) {
+    const span = (typeof s === 'object' && s !== null ? s : {}) as Record<string, unknown>;
+    if (!isTime(span.start) || !isTime(span.end) || !(span.start < span.end)) {
+      return `dataQuality[${i}] is not a span of integer start < end`;
+    }
+    if (!(span.start > end)) return `dataQuality[${i}] starts before the span before it ends`;
+    if (!Array.isArray(span.alertIds) || !span.alertIds.every((id) => typeof id === 'string')) {
+      return `dataQuality[${i}].alertIds is not an array of strings`;
+    }
+    end = span.end;
+  }
+  return undefined;
+}
+
+/** Why a stored `dataQualityHold` cannot be used (`withValidDataQuality`), or undefined when it can. */
+function dataQualityHoldProblem(holds: unknown): string | undefined {
+  if (typeof holds !== 'object' || holds === null || Array.isArray(holds)) return 'dataQualityHold is not an object';
+  for (const [family, h] of Object.entries(holds)) {
+    const stretch = (typeof h === 'object' && h !== null ? h : {}) as Record<string, unknown>;
+    if (family !== 'drift' && family !== 'performance') return `dataQualityHold.${family} is not a signal family`;
+    if (!isTime(stretch.since) || !isTime(stretch.through) || stretch.since > stretch.through) {
+      return `dataQualityHold.${family} is not integer since <= through`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A stored state with its data-quality fields checked, for a caller that loads states (the
+ * retrain-trigger, from retrain_decisions): a `dataQuality` that is not at most
+ * MAX_DATA_QUALITY_SPANS sorted, disjoint spans of integer `start` < `end` with string ids, or a
+ * `dataQualityHold` that is not integer `since` ≤ `through` per family, is dropped and named in
+ * `problems` (a `null` one is dropped quietly). Such a field (a row edited by hand, a buggy
+ * writer) made every decision of the model throw (found by a review); dropped, the veto fails open
+ * for that model: as after an upgrade, it starts again with the next DATA_QUALITY alert.
+ */
+export function withValidDataQuality(state: ModelState): { state: ModelState; problems: string[] } {
+  const stored = state as ModelState & { dataQuality?: unknown; dataQualityHold?: unknown };
+  const problems: string[] = [];
+  let valid: ModelState = state;
+  for (const [field, problemOf] of [
+    ['dataQuality', dataQualityProblem],
+    ['dataQualityHold', dataQualityHoldProblem],
+  ] as const) {
+    if (!(field in stored) || stored[field] === undefined) continue;
+    const problem = stored[field] === null ? undefined : problemOf(stored[field]);
+    if (stored[field] !== null && problem === undefined) continue;
+    if (problem !== undefined) problems.push(problem);
+    const { [field]: _, ...rest } = valid;
+    valid = rest;
+  }
+  return { state: valid, problems };
+}
+
 /**
  * The family of `kind` when the policy configures a signal alerts of that kind can carry (the
  * kinds `signalsOf` reads); undefined otherwise: such an alert is held and never touches the state.
@@ -305,6 +388,7 @@ function stateOf(
   families: Families,
   lastFire: FiredWindow | null,
   dataQuality: readonly DataQualitySpan[],
+  dataQualityHold?: DataQualityHolds,
 ): ModelState {
   return {
     seq,
@@ -313,6 +397,7 @@ function stateOf(
     performance: families.performance,
     // Left out when empty: a model without DATA_QUALITY alerts persists what it did before.
     ...(dataQuality.length === 0 ? {} : { dataQuality }),
+    ...(dataQualityHold === undefined || Object.keys(dataQualityHold).length === 0 ? {} : { dataQualityHold }),
     lastFire,
   };
 }
@@ -340,32 +425,53 @@ function dataQualityHorizon(
 
 const usableSpan = (horizon: DataQualityHorizon, end: number) => end >= horizon.notBefore && end > horizon.after;
 
-/** `spans` with the alert's window merged in (with every span it overlaps or touches), sorted by start. */
+/**
+ * `spans` with the alert's window merged in (with every span it overlaps or touches), sorted by
+ * start. The spans are sorted and disjoint: the ones it touches are found by binary search.
+ */
 function withDataQuality(spans: readonly DataQualitySpan[], alert: DriftAlert): DataQualitySpan[] {
-  let start = alert.window_start;
-  let end = alert.window_end;
-  const ids: string[] = [];
-  const out: DataQualitySpan[] = [];
-  for (const s of spans) {
-    if (s.start <= end && start <= s.end) {
-      start = Math.min(start, s.start);
-      end = Math.max(end, s.end);
-      ids.push(...s.alertIds);
-    } else {
-      out.push(s);
-    }
-  }
-  const alertIds = [...new Set([...ids.filter((id) => id !== alert.alert_id), alert.alert_id])];
-  out.push({ start, end, alertIds: alertIds.slice(-MAX_DATA_QUALITY_IDS_PER_SPAN) });
-  return out.sort((a, b) => a.start - b.start);
+  const from = leading(spans, (s) => s.end < alert.window_start);
+  const to = leading(spans, (s) => s.start <= alert.window_end);
+  const touched = spans.slice(from, Math.max(from, to));
+  const start = Math.min(alert.window_start, touched[0]?.start ?? alert.window_start);
+  const end = Math.max(alert.window_end, touched.at(-1)?.end ?? alert.window_end);
+  const ids = touched.flatMap((s) => s.alertIds).filter((id) => id !== alert.alert_id);
+  const alertIds = [...new Set([...ids, alert.alert_id])].slice(-MAX_DATA_QUALITY_IDS_PER_SPAN);
+  return [...spans.slice(0, from), { start, end, alertIds }, ...spans.slice(Math.max(from, to))];
 }
 
-/** The spans a run can still use (`usableSpan`), the newest MAX_DATA_QUALITY_SPANS, the newest MAX_DATA_QUALITY_IDS ids. */
+/**
+ * Merges the two neighbouring spans with the smallest gap between them (the oldest such pair on a
+ * tie, so the newest spans, which a drift run's recovery reads, stay exact): the gap becomes
+ * covered, which holds more, never less. Dropping the oldest span instead let a long flapping
+ * outage's first hours out of the spans while their labels were still days away, and the late
+ * PERFORMANCE alerts of those hours fired on broken windows (found by a review).
+ */
+function mergeClosest(spans: DataQualitySpan[]): void {
+  let at = 0;
+  for (let i = 1; i + 1 < spans.length; i++) {
+    if (spans[i + 1]!.start - spans[i]!.end < spans[at + 1]!.start - spans[at]!.end) at = i;
+  }
+  const older = spans[at]!;
+  const newer = spans[at + 1]!;
+  spans.splice(at, 2, {
+    start: older.start,
+    end: Math.max(older.end, newer.end),
+    alertIds: [...older.alertIds, ...newer.alertIds].slice(-MAX_DATA_QUALITY_IDS_PER_SPAN),
+  });
+}
+
+/**
+ * The spans a run can still use (`usableSpan`), at most MAX_DATA_QUALITY_SPANS (the closest ones
+ * merged: `mergeClosest`), the newest MAX_DATA_QUALITY_IDS ids.
+ */
 function keepDataQuality(spans: readonly DataQualitySpan[], horizon: DataQualityHorizon): DataQualitySpan[] {
   const kept = spans.filter((s) => usableSpan(horizon, s.end));
+  // One alert adds one span at most: one merge per decision in the steady state.
+  while (kept.length > MAX_DATA_QUALITY_SPANS) mergeClosest(kept);
   let left = MAX_DATA_QUALITY_IDS;
   const out: DataQualitySpan[] = [];
-  for (const s of kept.slice(Math.max(0, kept.length - MAX_DATA_QUALITY_SPANS)).reverse()) {
+  for (const s of kept.reverse()) {
     const keep = Math.min(left, s.alertIds.length);
     left -= keep;
     out.push(keep === s.alertIds.length ? s : { ...s, alertIds: s.alertIds.slice(s.alertIds.length - keep) });
@@ -375,33 +481,68 @@ function keepDataQuality(spans: readonly DataQualitySpan[], horizon: DataQuality
 
 /** What the data-quality veto makes of a run: the windows it still counts (those after the last covered one) and why. */
 interface DataQualityCut {
-  /** The run's windows after its last window a DATA_QUALITY span covers. */
+  /** The run's windows after its last window the DATA_QUALITY spans cover. */
   readonly counted: readonly WindowEntry[];
-  /** The spans that cut it, sorted by start. */
+  /** The spans over the run up to that window, sorted by start. */
   readonly spans: readonly DataQualitySpan[];
 }
 
 /**
- * The run cut after its last window a DATA_QUALITY span covers (overlaps), or undefined when none
- * does. Exact, with no presumption: the drift-monitor sends a window's DATA_QUALITY alert before
- * its drift alerts, in one send keyed by model (one alerts.v1 partition, in that order; windows
- * oldest first), so when a drift alert is decided its own window's DATA_QUALITY alert already
- * has been. PERFORMANCE alerts come days after their windows' DATA_QUALITY alerts.
+ * How many of the spans, from the first, satisfy `holds`: a binary search, for a predicate that
+ * holds for a prefix of the spans (sorted by start and disjoint, so their ends are sorted too).
+ */
+function leading(spans: readonly DataQualitySpan[], holds: (s: DataQualitySpan) => boolean): number {
+  let lo = 0;
+  let hi = spans.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (holds(spans[mid]!)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The run cut after its last window the DATA_QUALITY spans cover, or undefined when they cover
+ * none. A window is covered when the spans cover **at least half** of it: on the drift-monitor's
+ * grid a window with a DATA_QUALITY alert of its own bounds is covered whole, and one without is
+ * not touched; a label-joiner's hour is covered by an outage over half of it, not by one broken
+ * 5-minute window (any overlap vetoed the hour: DATA_QUALITY alerts in 1 of 12 drift windows held
+ * every performance retrain; found by a review). Exact, with no presumption: the drift-monitor sends
+ * a window's DATA_QUALITY alert before its drift alerts, in one send keyed by model (one alerts.v1
+ * partition, in that order; windows oldest first), so when a drift alert is decided its own
+ * window's DATA_QUALITY alert already has been. PERFORMANCE alerts come days after their windows'
+ * DATA_QUALITY alerts.
+ *
+ * Linear: the run (consecutive windows) is walked from its end against the spans (sorted and
+ * disjoint, so their ends are sorted too), stopping at the first covered window. Every window
+ * against every span took seconds a batch on the models the veto holds (their runs never reset:
+ * 512 windows × 512 spans per alert), long enough to miss the consumer's heartbeats (found by a
+ * review).
  */
 function dataQualityCut(run: readonly WindowEntry[], spans: readonly DataQualitySpan[]): DataQualityCut | undefined {
-  if (spans.length === 0) return undefined;
-  let cut = -1;
-  const cutting = new Set<DataQualitySpan>();
-  run.forEach((w, i) => {
-    for (const s of spans) {
-      if (s.start < w.end && w.start < s.end) {
-        cutting.add(s);
-        cut = i;
-      }
+  if (spans.length === 0 || run.length === 0) return undefined;
+  const runEnd = run[run.length - 1]!.end;
+  let next = leading(spans, (s) => s.start < runEnd) - 1;
+  for (let i = run.length - 1; i >= 0 && next >= 0; i--) {
+    const w = run[i]!;
+    while (next >= 0 && spans[next]!.start >= w.end) next--;
+    let covered = 0;
+    for (let k = next; k >= 0 && spans[k]!.end > w.start; k--) {
+      covered += Math.min(w.end, spans[k]!.end) - Math.max(w.start, spans[k]!.start);
     }
-  });
-  if (cut < 0) return undefined;
-  return { counted: run.slice(cut + 1), spans: [...cutting].sort((a, b) => a.start - b.start) };
+    if (2 * covered >= w.end - w.start && covered > 0) {
+      const runStart = run[0]!.start;
+      return {
+        counted: run.slice(i + 1),
+        spans: spans.slice(
+          leading(spans, (s) => s.end <= runStart),
+          next + 1,
+        ),
+      };
+    }
+  }
+  return undefined;
 }
 
 function spansText(spans: readonly DataQualitySpan[]): string {
@@ -442,7 +583,7 @@ function rememberDataQuality(policy: ModelPolicy, state: ModelState, alert: Drif
   }
   const spans = keepDataQuality(withDataQuality(state.dataQuality ?? [], alert), horizon);
   return hold(
-    stateOf(state.seq + 1, families, last, spans),
+    stateOf(state.seq + 1, families, last, spans, state.dataQualityHold),
     'no_signal',
     `${late}remembered for the data-quality veto: a run counts only its windows after this one`,
   );
@@ -479,6 +620,45 @@ function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore:
 }
 
 /**
+ * `holds` with a fire the veto held in `family`, its deciding window ending at `at`: the family's
+ * stretch goes on when `at` is within `cooldown` of it, else a new one starts there (a held fire
+ * far behind the stretch, a late alert's, changes nothing).
+ */
+function withHeldFire(
+  holds: DataQualityHolds | undefined,
+  family: SignalFamily,
+  at: number,
+  cooldownMs: number,
+): DataQualityHolds | undefined {
+  const prior = holds?.[family];
+  if (prior !== undefined && at < prior.since - cooldownMs) return holds;
+  const stretch: DataQualityHold =
+    prior === undefined || at > prior.through + cooldownMs
+      ? { since: at, through: at }
+      : { since: Math.min(prior.since, at), through: Math.max(prior.through, at) };
+  return { ...holds, [family]: stretch };
+}
+
+/**
+ * The longest stretch of fires the data-quality veto has held in the model's families
+ * (`DataQualityHold`; its length `through − since`, event time), or undefined when it holds none.
+ * Longer than the model's `cooldown`: without the veto the model would have retrained at least
+ * twice meanwhile.
+ */
+export function dataQualityHeld(state: ModelState): DataQualityHold | undefined {
+  let longest: DataQualityHold | undefined;
+  for (const stretch of Object.values(state.dataQualityHold ?? {})) {
+    if (
+      stretch !== undefined &&
+      (longest === undefined || stretch.through - stretch.since > longest.through - longest.since)
+    ) {
+      longest = stretch;
+    }
+  }
+  return longest;
+}
+
+/**
  * The retrain policy for one alert of one model. Pure: the same state and alert always give the
  * same result, whatever the wall clock; times are the alerts' event-time windows.
  *
@@ -502,13 +682,14 @@ function runThrough(windows: readonly WindowEntry[], at: WindowEntry, notBefore:
  *   that retrain already covers them, whichever family decided it;
  * - a window counts when its alerts carry at least one configured signal; windows before the last
  *   retrain's deciding window never count again (a new streak starts after it);
- * - with the veto on, a run counts only its windows after the last one a DATA_QUALITY span covers
- *   (overlaps): exact, as the drift-monitor sends a window's DATA_QUALITY alert before its drift
- *   alerts (`dataQualityCut`);
+ * - with the veto on, a run counts only its windows after the last one the DATA_QUALITY spans cover
+ *   (at least half of it): exact, as the drift-monitor sends a window's DATA_QUALITY alert before
+ *   its drift alerts (`dataQualityCut`);
  * - while the run's last window ends less than `cooldown` after the last fired window's end, a
  *   signalled alert holds (`cooldown`); exactly `cooldown` later is allowed;
  * - a run the veto cut to fewer than `sustain` windows holds (`data_quality`, the spans and their
- *   ids in the detail) and starts no cooldown;
+ *   ids in the detail) and starts no cooldown; when the run had `sustain` windows before the cut
+ *   (a fire held), the state's `dataQualityHold` records it (`dataQualityHeld`), until a fire;
  * - otherwise `sustain` consecutive counting windows of one family (each window's end = the next
  *   one's start; order of arrival does not matter) fire, deciding on the run's last window; fewer
  *   hold (`sustaining`).
@@ -558,11 +739,12 @@ export function decideForModel(
     ...families,
     [family]: { maxWindowEnd, windows: windows.slice(Math.max(0, windows.length - MAX_WINDOWS)) },
   });
-  // The veto off: spans are neither read nor kept.
+  // The veto off: spans are neither read nor kept, nor the fires it held.
   const spans = policy.dataQualityVeto
     ? keepDataQuality(state.dataQuality ?? [], dataQualityHorizon(capped, policy.lateHorizonMs, last))
     : [];
-  const next = stateOf(state.seq + 1, capped, last, spans);
+  const held = policy.dataQualityVeto ? state.dataQualityHold : undefined;
+  const next = stateOf(state.seq + 1, capped, last, spans, held);
   if (last !== null && alert.window_start < last.windowEnd) {
     return hold(
       next,
@@ -603,9 +785,12 @@ export function decideForModel(
     );
   }
   if (cut !== undefined && run.length < policy.sustain) {
-    // A veto: no lastFire, so no cooldown starts; the evidence (spans, ids) goes in the detail.
+    // A veto: no lastFire, so no cooldown starts; the evidence (spans, ids) goes in the detail. A
+    // run that had `sustain` windows before the cut was a fire: the hold's stretch takes it.
+    const vetoed =
+      signalled.length >= policy.sustain ? withHeldFire(held, family, deciding.end, policy.cooldownMs) : held;
     return hold(
-      next,
+      vetoed === held ? next : stateOf(next.seq, capped, last, spans, vetoed),
       'data_quality',
       `DATA_QUALITY alerts cover windows of the run: ${spansText(cut.spans)}; the run counts only the windows after them: ${run.length}/${policy.sustain}`,
       signals,
@@ -634,7 +819,8 @@ export function decideForModel(
     alertId: alert.alert_id,
   };
   return {
-    // The spans up to this retrain's deciding window's end can no longer cut a run: forgotten.
+    // The spans up to this retrain's deciding window's end can no longer cut a run: forgotten. So
+    // are the fires the veto held (no hold argument): the model retrains.
     state: stateOf(
       next.seq,
       capped,

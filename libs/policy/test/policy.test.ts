@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_POLICY_DOCUMENT,
   type DecideResult,
+  dataQualityHeld,
   decide,
   decideForModel,
   driftedFeatures,
@@ -21,6 +22,7 @@ import {
   remembersAlert,
   retrainRequestId,
   signalsOf,
+  withValidDataQuality,
 } from '../src/index.js';
 
 const T0 = Date.UTC(2024, 0, 1);
@@ -1094,5 +1096,210 @@ models:
     const stale = decide(defaults, later, dq(10));
     expect(stale.state).toBe(later);
     expect(stale.decision).toMatchObject({ reason: 'no_signal', detail: expect.stringMatching(/not remembered/) });
+  });
+
+  describe('found by the review of the veto', () => {
+    const M = 60_000;
+    const both = parsePolicy({
+      models: { fraud: { signals: { share_drifted: 0.5, performance: [{ metric: 'roc_auc', below: 0.7 }] } } },
+    });
+    /** A PERFORMANCE alert of the label-joiner's hour `i` (1 h windows), degraded unless `over` says. */
+    const hour = (i: number, over: Partial<DriftAlert> = {}) =>
+      alert(
+        0,
+        {
+          alert_id: `p${i}`,
+          method: 'roc_auc',
+          statistic: 0.55,
+          threshold: 0.7,
+          share_drifted: null,
+          evidence: '{}',
+          window_start: START + i * H,
+          window_end: START + (i + 1) * H,
+          event_time: START + (i + 1) * H,
+          ...over,
+        },
+        'PERFORMANCE',
+      );
+    /** A DATA_QUALITY alert of the drift-monitor's 5-minute window at `minute` of hour `h`. */
+    const dqAt = (h: number, minute: number) =>
+      dq(0, {
+        alert_id: `dq-${h}-${minute}`,
+        window_start: START + h * H + minute * M,
+        window_end: START + h * H + (minute + 5) * M,
+        event_time: START + h * H + (minute + 5) * M,
+      });
+
+    it('one broken 5-minute window in each hour no longer vetoes the hour: a performance run fires (every hour held data_quality before)', () => {
+      const rs = feedWith(both, [dqAt(0, 20), dqAt(1, 20), dqAt(2, 20), hour(0), hour(1), hour(2)]);
+      expect(kinds(rs.slice(3))).toEqual(['sustaining', 'sustaining', 'fire']);
+      // An hour is covered when the spans cover at least half of it, however many spans: hour 0's
+      // two 15-minute outages (30 minutes) cover it; hour 1's 25 minutes do not.
+      const half = [0, 5, 10, 30, 35, 40].map((m) => dqAt(0, m));
+      const less = [0, 5, 10, 15, 20].map((m) => dqAt(1, m));
+      const cut = feedWith(both, [...half, ...less, hour(0), hour(1), hour(2), hour(3)]).slice(-4);
+      expect(kinds(cut)).toEqual(['data_quality', 'data_quality', 'data_quality', 'fire']);
+      expect(cut.map((r) => r.decision.streak)).toEqual([0, 1, 2, 3]);
+      const fire = cut.at(-1)!.decision;
+      expect(fire.kind === 'fire' && fire.plan.evidence.windows.map((w) => w.start)).toEqual(
+        [1, 2, 3].map((i) => START + i * H),
+      );
+      // On the drift-monitor's own grid nothing changes: a window with its DATA_QUALITY alert is covered.
+      expect(kinds(feedWith(both, [fd(0), dq(1), fd(1), fd(2)]))).toEqual([
+        'sustaining',
+        'no_signal',
+        'data_quality',
+        'data_quality',
+      ]);
+    });
+
+    it("at MAX_DATA_QUALITY_SPANS the closest spans merge: a day's flapping outage keeps its first hours, whose labels come days later", () => {
+      // 1-minute drift windows, a DATA_QUALITY alert every other minute for a day (720 spans); the
+      // label-joiner's PERFORMANCE alerts for the outage's hours 0–5 come later. Before, the 208
+      // oldest spans were dropped (the oldest kept began at 06:56), and hours 0–2 fired a retrain
+      // on broken windows.
+      const flapping = Array.from({ length: 720 }, (_, i) =>
+        dq(0, {
+          alert_id: `dq-m${2 * i}`,
+          window_start: START + 2 * i * M,
+          window_end: START + (2 * i + 1) * M,
+          event_time: START + (2 * i + 1) * M,
+        }),
+      );
+      const rs = feedWith(both, [
+        hour(-72, { statistic: 0.9 }),
+        ...flapping,
+        ...[0, 1, 2, 3, 4, 5].map((h) => hour(h)),
+      ]);
+      const spans = rs.at(-7)!.state.dataQuality!;
+      expect(spans).toHaveLength(MAX_DATA_QUALITY_SPANS);
+      expect(spans[0]!.start).toBe(START);
+      expect(spans.at(-1)).toEqual({ start: START + 1438 * M, end: START + 1439 * M, alertIds: ['dq-m1438'] });
+      expect(spans.reduce((n, s) => n + s.alertIds.length, 0)).toBe(MAX_DATA_QUALITY_IDS);
+      expect(kinds(rs.slice(-6))).toEqual(Array.from({ length: 6 }, () => 'data_quality'));
+      expect(rs.at(-1)!.state.lastFire).toBeNull();
+    });
+
+    it('the cut is linear: 512 spans and runs of 512 windows cost about what the veto off costs (seconds a batch before)', () => {
+      // The review's worst case: 1-minute windows, drift in every one, DATA_QUALITY every other
+      // one; the vetoed run never resets, so each drift alert's run is 512 windows against 512 spans.
+      const wide = (veto: boolean) =>
+        parsePolicy({ models: { '*': { signals: { share_drifted: 0.5 }, cooldown: '1h', data_quality_veto: veto } } });
+      const minute = (i: number) => ({
+        window_start: START + i * M,
+        window_end: START + (i + 1) * M,
+        event_time: START + (i + 1) * M,
+      });
+      const alerts = Array.from({ length: 1_440 + 1_000 }, (_, i) => [
+        ...(i % 2 === 0 ? [dq(0, { alert_id: `dq-m${i}`, ...minute(i) })] : []),
+        fd(0, { alert_id: `fd-m${i}`, ...minute(i) }),
+      ]);
+      const timed = (veto: boolean) => {
+        const p = wide(veto);
+        const warm = feedWith(p, alerts.slice(0, 1_440).flat()).at(-1)!.state;
+        const started = performance.now();
+        const rs = feedWith(p, alerts.slice(1_440).flat(), warm);
+        return { ms: performance.now() - started, state: rs.at(-1)!.state, kinds: new Set(kinds(rs)) };
+      };
+      const off = timed(false);
+      const on = timed(true);
+      expect(on.state.dataQuality).toHaveLength(MAX_DATA_QUALITY_SPANS);
+      expect(on.state.windows).toHaveLength(MAX_WINDOWS);
+      expect([...on.kinds].sort()).toEqual(['data_quality', 'no_signal']);
+      console.log(
+        `policy: 1,500 alerts, 512 spans × 512-window runs: ${on.ms.toFixed(0)} ms (veto off ${off.ms.toFixed(0)} ms)`,
+      );
+      // Before: ~40 times the veto off (512 × 512 overlap checks per drift alert).
+      expect(on.ms).toBeLessThan(8 * Math.max(off.ms, 50));
+    });
+
+    it('routine DATA_QUALITY alerts: the state records for how long the veto has held fires (dataQualityHeld), until a fire', () => {
+      // A DATA_QUALITY alert every other window (an expectation that fails now and then), drift
+      // in every window: the veto holds every run (veto off: a fire a day, the cooldown).
+      const routine = Array.from({ length: 300 }, (_, i) => [...(i % 2 === 0 ? [dq(i)] : []), fd(i)]).flat();
+      const rs = feedWith(defaults, routine);
+      expect(kinds(rs).filter((k) => k !== 'no_signal' && k !== 'data_quality')).toEqual([]);
+      // The first fire held: window 2 (its run had 3 windows); every drift window after it too.
+      const stretch = { since: START + 3 * FIVE, through: START + 300 * FIVE };
+      expect(rs.at(-1)!.state.dataQualityHold).toEqual({ drift: stretch });
+      expect(dataQualityHeld(rs.at(-1)!.state)).toEqual(stretch);
+      expect(stretch.through - stretch.since).toBeGreaterThan(D); // longer than its cooldown (24 h)
+      // A run the cut leaves short of `sustain` before the cut too held no fire: nothing recorded.
+      expect(rs.slice(0, 4).map((r) => r.state.dataQualityHold)).toEqual([undefined, undefined, undefined, undefined]);
+      // Three clean windows (299–301) fire, and the record goes with the fire (the model retrains).
+      const fired = feedWith(defaults, [fd(300), fd(301)], rs.at(-1)!.state);
+      expect(kinds(fired)).toEqual(['data_quality', 'fire']);
+      expect(fired[0]!.state.dataQualityHold).toEqual({ drift: { ...stretch, through: START + 301 * FIVE } });
+      expect(fired[1]!.state.dataQualityHold).toBeUndefined();
+      expect(dataQualityHeld(fired[1]!.state)).toBeUndefined();
+      // Held fires more than a cooldown apart are two stretches: two outages two days apart.
+      const wide = parsePolicy({ models: { '*': { signals: { share_drifted: 0.5 }, late_horizon: '3d' } } });
+      const twice = feedWith(wide, [...outage(0, 4), ...outage(600, 604)]).at(-1)!.state;
+      expect(twice.dataQualityHold).toEqual({ drift: { since: START + 603 * FIVE, through: START + 604 * FIVE } });
+      // Within a cooldown: one stretch from the first held fire.
+      const close = feedWith(wide, [...outage(0, 4), ...outage(200, 204)]).at(-1)!.state;
+      expect(close.dataQualityHold).toEqual({ drift: { since: START + 3 * FIVE, through: START + 204 * FIVE } });
+      // The state survives a JSON round trip; the veto off neither keeps nor reads it.
+      const restored = JSON.parse(JSON.stringify(rs.at(-1)!.state)) as ModelState;
+      expect(decide(defaults, restored, fd(300))).toEqual(decide(defaults, rs.at(-1)!.state, fd(300)));
+      expect(decide(vetoOff, restored, fd(300)).state.dataQualityHold).toBeUndefined();
+    });
+
+    it('withValidDataQuality: a malformed stored dataQuality or dataQualityHold is dropped and named; a valid state is returned as is', () => {
+      const valid = feedWith(defaults, [...outage(0, 4), dq(6), fd(6)]).at(-1)!.state;
+      expect(valid.dataQuality).toHaveLength(2);
+      expect(valid.dataQualityHold).toBeDefined();
+      expect(withValidDataQuality(valid)).toEqual({ state: valid, problems: [] });
+      expect(withValidDataQuality(valid).state).toBe(valid);
+      const span = { start: START, end: START + FIVE, alertIds: ['dq0'] };
+      const cases: Array<[unknown, RegExp]> = [
+        [{}, /^dataQuality is not an array$/],
+        [[{ start: START, end: START + FIVE }], /^dataQuality\[0\]\.alertIds is not an array of strings$/],
+        [[{ start: String(START), end: String(START + FIVE), alertIds: [] }], /^dataQuality\[0\] is not a span/],
+        [[{ ...span, start: START + FIVE }], /^dataQuality\[0\] is not a span/],
+        [[span, span], /^dataQuality\[1\] starts before the span before it ends$/],
+        [
+          Array.from({ length: MAX_DATA_QUALITY_SPANS + 1 }, (_, i) => ({
+            ...span,
+            start: START + 2 * i * FIVE,
+            end: START + (2 * i + 1) * FIVE,
+          })),
+          /spans \(at most 512\)/,
+        ],
+      ];
+      for (const [dataQuality, problem] of cases) {
+        const stored = { ...valid, dataQuality } as unknown as ModelState;
+        // Before: decide threw on every alert of the model (spans.filter is not a function, …).
+        const { state, problems } = withValidDataQuality(stored);
+        expect(problems).toEqual([expect.stringMatching(problem)]);
+        expect(state.dataQuality).toBeUndefined();
+        expect(state.dataQualityHold).toEqual(valid.dataQualityHold);
+        expect(decide(defaults, state, fd(7)).decision).toMatchObject({ reason: 'sustaining' });
+        expect(decide(defaults, state, dq(7)).decision).toMatchObject({ reason: 'no_signal' });
+      }
+      for (const dataQualityHold of [
+        [],
+        { drift: { since: START } },
+        { drift: { since: 2, through: 1 } },
+        { other: {} },
+      ]) {
+        const stored = { ...valid, dataQualityHold } as unknown as ModelState;
+        const { state, problems } = withValidDataQuality(stored);
+        expect(problems).toEqual([expect.stringMatching(/^dataQualityHold/)]);
+        expect(state).toEqual({ ...valid, dataQualityHold: undefined });
+        expect('dataQualityHold' in state).toBe(false);
+      }
+      // null (never written, but it loaded before): dropped quietly.
+      const nulls = withValidDataQuality({
+        ...valid,
+        dataQuality: null,
+        dataQualityHold: null,
+      } as unknown as ModelState);
+      expect(nulls.problems).toEqual([]);
+      expect(Object.keys(nulls.state)).not.toContain('dataQuality');
+      // A state persisted before the veto has neither: as is.
+      const { dataQuality: _, dataQualityHold: __, ...legacy } = valid;
+      expect(withValidDataQuality(legacy).state).toBe(legacy);
+    });
   });
 });

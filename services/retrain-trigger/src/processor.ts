@@ -9,10 +9,11 @@ import {
   windowTimeProblem,
 } from '@driftline/core';
 import type { BatchProcessor, DecodedRecord, InboundRecord } from '@driftline/kafka';
-import { counter, type Registry } from '@driftline/observability';
+import { counter, gauge, type Registry } from '@driftline/observability';
 import {
   type Baseline,
   type DecideResult,
+  dataQualityHeld,
   decide,
   emptyModelState,
   type ModelState,
@@ -20,6 +21,7 @@ import {
   policyFor,
   type RetrainPlan,
   remembersAlert,
+  withValidDataQuality,
 } from '@driftline/policy';
 import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
 import { chTime, type DecisionRow, type DecisionStore } from '@driftline/warehouse';
@@ -181,6 +183,38 @@ export interface TriggerDeps {
 /** Default of `maxModelStates`: models come from alerts, so the in-memory states are bounded. */
 export const MAX_MODEL_STATES = 10_000;
 
+/** At most one "held by the data-quality veto" warning per model this often (wall clock). */
+export const DATA_QUALITY_HOLD_WARNING_INTERVAL_MS = 3_600_000;
+
+/** A model's data_quality holds in one batch: how long the veto had held its fires at the last one. */
+interface VetoedModel {
+  heldMs: number;
+  since: number | undefined;
+  /** Holds decided while the veto had held its fires longer than its cooldown. */
+  overdue: number;
+  cooldownMs: number;
+}
+
+/**
+ * The stored states with a malformed `dataQuality` / `dataQualityHold` dropped, one warning per
+ * model: such a field made every decision of the model throw, its partition retried for ever
+ * (found by a review). Dropped, the veto starts again with the model's next DATA_QUALITY alert.
+ */
+function validStates(loaded: ReadonlyMap<string, ModelState>, logger: Logger): Map<string, ModelState> {
+  const out = new Map<string, ModelState>();
+  for (const [model, stored] of loaded) {
+    const { state, problems } = withValidDataQuality(stored);
+    if (problems.length > 0) {
+      logger.warn(
+        { model, problems },
+        'stored retrain state has a malformed data-quality field: dropped (the veto starts again with the next DATA_QUALITY alert)',
+      );
+    }
+    out.set(model, state);
+  }
+  return out;
+}
+
 /**
  * The trigger's batch processor. Per batch: load the state of models not in memory (from the last
  * persisted decision), look up in retrain_decisions the ids those states do not remember (one
@@ -208,11 +242,56 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     ['model', 'decision', 'reason'],
     { bounded: ['model'] },
   );
+  // Models whose DATA_QUALITY alerts are routine (an expectation failing every other window) stop
+  // retraining for good under the veto, and only `data_quality` rows said so (found by a review).
+  const heldSeconds = gauge(
+    deps.registry,
+    'driftline_retrain_data_quality_held_seconds',
+    "How long (event time) the data-quality veto has held the model's retrains, at its last data_quality hold or fire (0)",
+    ['model'],
+    { bounded: ['model'] },
+  );
+  const overdue = counter(
+    deps.registry,
+    'driftline_retrain_data_quality_overdue_total',
+    "data_quality holds decided while the veto had held the model's retrains for longer than its cooldown",
+    ['model'],
+    { bounded: ['model'] },
+  );
+  const warnedAt = new Map<string, number>();
+  /** Metrics and a warning (at most one per model per DATA_QUALITY_HOLD_WARNING_INTERVAL_MS) for the batch's vetoed models. */
+  const reportVetoes = (vetoed: ReadonlyMap<string, VetoedModel>) => {
+    for (const [model, v] of vetoed) {
+      heldSeconds.set({ model }, v.heldMs / 1000);
+      // 0 first: the series exists before its first overdue hold, so increase() sees that one.
+      overdue.inc({ model }, v.overdue);
+      if (v.overdue === 0) continue;
+      const last = warnedAt.get(model);
+      const wall = now();
+      if (last !== undefined && wall - last < DATA_QUALITY_HOLD_WARNING_INTERVAL_MS) continue;
+      warnedAt.delete(model); // re-inserted: the oldest warnings are forgotten first
+      warnedAt.set(model, wall);
+      for (const m of warnedAt.keys()) {
+        if (warnedAt.size <= (deps.maxModelStates ?? MAX_MODEL_STATES)) break;
+        warnedAt.delete(m);
+      }
+      deps.logger.warn(
+        {
+          model,
+          heldSince: v.since === undefined ? undefined : new Date(v.since).toISOString(),
+          heldHours: Math.round(v.heldMs / 36_000) / 100,
+          cooldownHours: Math.round(v.cooldownMs / 36_000) / 100,
+          overdueHolds: v.overdue,
+        },
+        "the data-quality veto has held this model's retrains for longer than its cooldown: an outage that long, or DATA_QUALITY alerts routine for the model (fix the expectation, or set data_quality_veto: false for it)",
+      );
+    }
+  };
   return {
     decode: async (record) => checkAlertTimes(await deps.decode(record), { bounds: deps.eventTime, now: now() }),
     async process(items: ReadonlyArray<DecodedRecord<DriftAlert>>) {
       const missing = [...new Set(items.map((i) => i.value.model))].filter((m) => !states.has(m));
-      const loaded = await deps.store.loadStates(missing);
+      const loaded = validStates(await deps.store.loadStates(missing), deps.logger);
       const work = new Map<string, ModelState | undefined>();
       for (const m of missing) work.set(m, loaded.get(m));
       const stateOf = (model: string) => (work.has(model) ? work.get(model) : states.get(model));
@@ -232,6 +311,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
       const requests: RetrainRequest[] = [];
       const at = now();
       const serving = new Map<string, boolean>();
+      const vetoed = new Map<string, VetoedModel>();
       for (const { value: alert, record } of items) {
         const current = stateOf(alert.model);
         const alertKey = alertKeyOf(alert);
@@ -263,6 +343,19 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
         work.set(alert.model, state);
         rows.push(decisionRow(alert, result, at));
         if (result.decision.kind === 'fire') requests.push(retrainRequestOf(result.decision.plan));
+        const d = result.decision;
+        if (d.kind === 'fire' || d.reason === 'data_quality') {
+          const cooldownMs = policyFor(deps.policy, alert.model)?.cooldownMs ?? Number.POSITIVE_INFINITY;
+          const held = dataQualityHeld(state);
+          const heldMs = held === undefined ? 0 : held.through - held.since;
+          const prior = vetoed.get(alert.model)?.overdue ?? 0;
+          vetoed.set(alert.model, {
+            heldMs,
+            since: held?.since,
+            overdue: prior + (d.kind === 'hold' && heldMs > cooldownMs ? 1 : 0),
+            cooldownMs,
+          });
+        }
       }
       await deps.send(requests);
       try {
@@ -287,6 +380,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
         states.delete(m);
       }
       for (const r of rows) decisions.inc({ model: r.model, decision: r.decision, reason: r.reason });
+      reportVetoes(vetoed);
       for (const r of requests) {
         deps.logger.info(
           { model: r.model, requestId: r.request_id, dataFrom: r.data_from, dataTo: r.data_to, reason: r.reason },

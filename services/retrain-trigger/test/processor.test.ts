@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { DEFAULT_EVENT_TIME_BOUNDS, PoisonRecordError, silentLogger } from '@driftline/core';
+import { DEFAULT_EVENT_TIME_BOUNDS, type Logger, PoisonRecordError, silentLogger } from '@driftline/core';
 import type { DecodedRecord } from '@driftline/kafka';
 import { createMetricsRegistry } from '@driftline/observability';
 import { type ModelState, type Policy, parsePolicyText } from '@driftline/policy';
@@ -7,7 +7,7 @@ import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
 import type { DecisionRow, DecisionStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { loadPolicy } from '../src/config.js';
-import { triggerProcessor } from '../src/processor.js';
+import { DATA_QUALITY_HOLD_WARNING_INTERVAL_MS, triggerProcessor } from '../src/processor.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const W = 60_000;
@@ -875,5 +875,117 @@ describe('the data-quality veto (found by a review)', () => {
       'a2:data_quality:6',
     ]);
     expect(sent).toEqual([]);
+  });
+
+  /** A logger that keeps its warnings. */
+  const warnings = () => {
+    const seen: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
+    const logger: Logger = {
+      ...silentLogger,
+      warn: (obj, msg) => {
+        seen.push({ obj: obj as Record<string, unknown>, msg });
+      },
+      child: () => logger,
+    };
+    return { seen, logger };
+  };
+
+  it('routine DATA_QUALITY alerts: once the veto has held the retrains longer than the cooldown, a warning (one per model per hour) and its metrics (found by a review)', async () => {
+    // An expectation that fails every other window, drift in every one: with the veto every run
+    // holds data_quality (before the upgrade: a fire a day), and nothing else said so.
+    const store = new MemoryStore();
+    const { seen, logger } = warnings();
+    const registry = createMetricsRegistry({ service: 'test' });
+    let wall = 0;
+    const sent: RetrainRequest[] = [];
+    const trigger = triggerProcessor({
+      policy: defaults,
+      store,
+      decode: () => alert(0),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async (r) => {
+        sent.push(...r);
+      },
+      logger,
+      registry,
+      now: () => wall,
+    });
+    const routine = (from: number, to: number) =>
+      batch(
+        Array.from({ length: to - from }, (_, k) => from + k).flatMap((w) => [
+          ...(w % 2 === 0 ? [quality(w)] : []),
+          alert(w),
+        ]),
+      );
+    const metric = async (name: string) =>
+      (await registry.getSingleMetric(name)?.get())?.values.find((v) => v.labels.model === 'fraud')?.value;
+    // 1-minute windows: 12 hours, then 24 hours and 2 minutes of event time since the first held fire (window 2).
+    await trigger.process(routine(0, 720), ctx);
+    expect(new Set(store.rows.map((r) => r.reason))).toEqual(new Set(['no_signal', 'data_quality']));
+    expect(seen).toEqual([]);
+    expect(await metric('driftline_retrain_data_quality_held_seconds')).toBe(717 * 60);
+    expect(await metric('driftline_retrain_data_quality_overdue_total')).toBe(0);
+    await trigger.process(routine(720, 1446), ctx);
+    expect(sent).toEqual([]);
+    // Held from window 2's end to window 1445's: 1,443 minutes > 1,440; windows 1443–1445 overdue.
+    expect(await metric('driftline_retrain_data_quality_held_seconds')).toBe(1443 * 60);
+    expect(await metric('driftline_retrain_data_quality_overdue_total')).toBe(3);
+    expect(seen).toEqual([
+      {
+        obj: {
+          model: 'fraud',
+          heldSince: new Date(T0 + 3 * W).toISOString(),
+          heldHours: 24.05,
+          cooldownHours: 24,
+          overdueHolds: 3,
+        },
+        msg: expect.stringMatching(
+          /^the data-quality veto has held this model's retrains for longer than its cooldown/,
+        ),
+      },
+    ]);
+    // Rate-limited per model: not again within the hour (wall clock), again after it.
+    await trigger.process(routine(1446, 1450), ctx);
+    expect(seen).toHaveLength(1);
+    expect(await metric('driftline_retrain_data_quality_overdue_total')).toBe(7);
+    wall += DATA_QUALITY_HOLD_WARNING_INTERVAL_MS;
+    await trigger.process(routine(1450, 1452), ctx);
+    expect(seen).toHaveLength(2);
+    // The expectation fixed: windows 1451–1453 are clean, the third fires, and the hold is over.
+    await trigger.process(batch([alert(1452), alert(1453)]), ctx);
+    expect(store.rows.slice(-2).map((r) => r.reason)).toEqual(['data_quality', 'fire']);
+    expect(sent).toHaveLength(1);
+    expect(await metric('driftline_retrain_data_quality_held_seconds')).toBe(0);
+    expect(await metric('driftline_retrain_data_quality_overdue_total')).toBe(10);
+    expect(seen).toHaveLength(2);
+  });
+
+  it('a malformed stored dataQuality is dropped with one warning; the model decides on (every batch threw before; found by a review)', async () => {
+    const store = new MemoryStore();
+    await processor(store, [], undefined, defaults).process(batch([quality(0), alert(0)]), ctx);
+    const stored = JSON.parse(store.rows[1]!.state) as Record<string, unknown>;
+    expect(stored.dataQuality).toHaveLength(1);
+    store.rows[1] = { ...store.rows[1]!, state: JSON.stringify({ ...stored, dataQuality: {} }) };
+    const { seen, logger } = warnings();
+    const trigger = triggerProcessor({
+      policy: defaults,
+      store,
+      decode: () => alert(0),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async () => {},
+      logger,
+      registry: createMetricsRegistry({ service: 'test' }),
+      now: () => 0,
+    });
+    await trigger.process(batch([alert(1), alert(2)]), ctx);
+    // Window 0's DATA_QUALITY span is forgotten (the veto fails open for it): windows 0–2 fire.
+    expect(store.rows.slice(2).map((r) => r.reason)).toEqual(['sustaining', 'fire']);
+    expect(seen).toEqual([
+      {
+        obj: { model: 'fraud', problems: ['dataQuality is not an array'] },
+        msg: expect.stringMatching(/malformed data-quality field: dropped/),
+      },
+    ]);
+    expect(JSON.parse(store.rows.at(-1)!.state)).not.toHaveProperty('dataQuality');
   });
 });

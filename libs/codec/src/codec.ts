@@ -55,8 +55,8 @@ export interface TopicCodec<T> {
   register(): Promise<number>;
   /**
    * The schema id `encode` frames a value with now: registered on first use, then confirmed at most
-   * every schemaIdRecheckMs (looked up; the call that finds it due waits up to
-   * SCHEMA_ID_RECHECK_WAIT_MS, then goes on with the cached id). For writers that frame values themselves.
+   * every schemaIdRecheckMs by a look-up (behind the call on a busy topic; the first call after the
+   * topic was idle that long waits up to SCHEMA_ID_RECHECK_WAIT_MS). For writers that frame values themselves.
    */
   schemaIdToWrite(): Promise<number>;
   encode(value: T): Promise<Buffer>;
@@ -92,27 +92,38 @@ export const NEW_ID_SPAN = 1_000;
 
 /**
  * How often a producer confirms the schema id it frames values with, by looking its schema up
- * under the subject (registered again only when the registry no longer has it). The encode that
- * finds the interval passed waits for the answer, up to SCHEMA_ID_RECHECK_WAIT_MS: a subject
+ * under the subject (registered again only when the registry no longer has it). On a busy topic the
+ * look-up runs behind the encodes, which keep the cached id until it answers; the first encode
+ * after the topic was idle this long waits for it, up to SCHEMA_ID_RECHECK_WAIT_MS: a subject
  * deleted since, or a registry that lost its schemas and numbered them anew, is found by the first
- * value encoded after this long, however late it comes.
+ * value of a rarely written topic, however late it comes.
  */
 export const SCHEMA_ID_RECHECK_MS = 60_000;
 /**
- * How long an encode waits for its producer's id to be confirmed before it frames with the cached
- * one (an outage, a registry that does not answer); the confirmation is then abandoned, so it holds
- * up neither later encodes nor the process's exit.
+ * How long the first encode after an idle interval waits for its producer's id to be confirmed
+ * before it frames with the cached one (an outage, a registry that does not answer); the look-up is
+ * then cancelled, so it holds up neither later encodes nor the process's exit. A registration
+ * already under way (the look-up found the schema gone) is not: it finishes and sets its subject's
+ * level, and the encodes after it take its id.
  */
 export const SCHEMA_ID_RECHECK_WAIT_MS = 2_000;
 /**
  * A record that does not decode with the writer schema cached for its id has that id's schema read
- * again, at most once per this long per id: after a registry reset, an id may name another schema.
+ * again, at most once per this long per id (whatever the registry answered): after a registry
+ * reset, an id may name another schema.
  */
 const WRITER_REREAD_MS = 60_000;
+/**
+ * How long, from the start of a reading again, records wait for it before they are poison with
+ * their own reason: a consumer does not need the registry to dead-letter a bad record (a re-read that
+ * failed was retriable, and held the partition for the whole outage, 10 s per retry when hung).
+ */
+const WRITER_REREAD_WAIT_MS = 2_000;
 
 export interface SchemaSource {
   schemaById(id: number): Promise<string>;
-  register(subject: string, schema: string, compatibility: string, stop?: AbortSignal): Promise<number>;
+  /** Never cancelled: a registration cut off after its POST left a new subject without its level. */
+  register(subject: string, schema: string, compatibility: string): Promise<number>;
   /**
    * The id `schema` has under `subject`, or undefined when it is not registered there; changes
    * nothing (no version, no compatibility level). How a producer confirms its id.
@@ -143,7 +154,7 @@ export class SchemaRegistryCodec {
   readonly schemaIdRecheckMs: number;
   private readonly writers = new Map<number, Promise<Writer>>();
   /** Per schema id: its last reading again (at most one per WRITER_REREAD_MS), shared by the records that failed meanwhile. */
-  private readonly rereads = new Map<number, { readonly at: number; readonly writer: Promise<Writer> }>();
+  private readonly rereads = new Map<number, Reread>();
   /** Per subject: when the confirmation last warned about started (one warning per interval, however many codecs write it). */
   private readonly recheckWarned = new Map<string, number>();
   /**
@@ -197,28 +208,41 @@ export class SchemaRegistryCodec {
    * The schema of `id` read again, after a record failed to decode with the one cached for it: a
    * registry that lost its schemas and numbered them anew gives the id another schema, and a
    * consumer that kept the old one dead-lettered every new record until it restarted. At most once
-   * per WRITER_REREAD_MS per id: within that, the last reading is answered. Rejects with the outage
-   * (retriable: the record is decided once the registry answers; the cached schema stays) or with
-   * the id now unknown (poison).
+   * per WRITER_REREAD_MS per id, whatever it answered: within that, the last reading is answered.
+   * Undefined when the registry gave no usable answer within WRITER_REREAD_WAIT_MS of the reading's
+   * start (an outage, no answer: later records do not wait for it either) or no longer knows the id.
    */
-  reread(id: number): Promise<Writer> {
+  async reread(id: number): Promise<Writer | undefined> {
     const now = Date.now();
-    const last = this.rereads.get(id);
-    if (last !== undefined && now - last.at < WRITER_REREAD_MS) return last.writer;
-    const writer = this.read(id, true).then(
-      (fresh) => {
-        this.writers.set(id, Promise.resolve(fresh));
-        return fresh;
-      },
-      (error: unknown) => {
-        if (!(error instanceof PoisonRecordError)) this.rereads.delete(id);
-        throw error;
-      },
-    );
-    this.rereads.delete(id);
-    this.rereads.set(id, { at: now, writer });
-    if (this.rereads.size > UNKNOWN_IDS_KEPT) this.rereads.delete(this.rereads.keys().next().value as number);
-    return writer;
+    let last = this.rereads.get(id);
+    if (last === undefined || now - last.at >= WRITER_REREAD_MS) {
+      const reread: Reread = { at: now, fresh: undefined, done: false, answered: Promise.resolve() };
+      reread.answered = this.read(id, true).then(
+        (fresh) => {
+          this.writers.set(id, Promise.resolve(fresh));
+          reread.fresh = fresh;
+          reread.done = true;
+        },
+        () => {
+          reread.done = true;
+        },
+      );
+      this.rereads.delete(id);
+      this.rereads.set(id, reread);
+      if (this.rereads.size > UNKNOWN_IDS_KEPT) this.rereads.delete(this.rereads.keys().next().value as number);
+      last = reread;
+    }
+    const left = last.at + WRITER_REREAD_WAIT_MS - now;
+    if (last.done || left <= 0) return last.fresh;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      last.answered,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left);
+      }),
+    ]);
+    clearTimeout(timer);
+    return last.fresh;
   }
 
   /** Reads the writer schema of `id` from the registry (`again`: to replace the one cached). */
@@ -294,6 +318,14 @@ export class SchemaRegistryCodec {
   }
 }
 
+/** A reading again of an id's schema: when it started, and what it found (undefined: nothing usable, or not yet). */
+interface Reread {
+  readonly at: number;
+  answered: Promise<void>;
+  fresh: Writer | undefined;
+  done: boolean;
+}
+
 /**
  * How values of one writer schema are read: the bounds check of its bytes (longs beyond ±2^53
  * refused only where this reader reads them), the type that decodes and the resolver into it
@@ -309,6 +341,12 @@ interface Reading {
   readonly rescale: ReadonlyArray<readonly [field: string, divisor: number]>;
 }
 
+/** A writer schema of an id, and how its values are read or why they cannot be. */
+interface ReadingOf {
+  readonly writer: Writer;
+  readonly reading: Reading | PoisonRecordError;
+}
+
 class AvroTopicCodec<T> implements TopicCodec<T> {
   readonly subject: string;
   private readonly readerType: avro.Type;
@@ -318,20 +356,27 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
    * Per writer schema id: the schema it was read with, and how its values are read or why they
    * cannot be (the same for every record, until the schema is read again).
    */
-  private readonly readings = new Map<
-    number,
-    { readonly writer: Writer; readonly reading: Reading | PoisonRecordError }
-  >();
+  private readonly readings = new Map<number, ReadingOf>();
+  /**
+   * Per writer schema id: how its values would be read with the schema the registry answers now,
+   * when that is another one; adopted into `readings` only by a record that decodes with it.
+   */
+  private readonly candidates = new Map<number, ReadingOf>();
   /** The id values are framed with, once registered; confirmed every schemaIdRecheckMs. */
   private schemaId: number | undefined;
   /** When the id was last confirmed, or a confirmation last started (an outage waits a whole interval too). */
   private checkedAt = 0;
+  /** When a value was last framed (or the id registered): a topic idle for an interval waits for its confirmation. */
+  private lastFramedAt = 0;
   /**
    * The registration under way, shared: a cold start's concurrent encodes each registered on their
    * own (up to a dozen calls each, every one waiting out the timeout in an outage).
    */
   private registering: Promise<number> | undefined;
-  /** The confirmation under way: encodes meanwhile wait for it too (bounded), and go on in order. */
+  /**
+   * The confirmation the first encode after an idle interval waits for: encodes meanwhile wait for
+   * it too (bounded), and go on in order.
+   */
   private confirming: Promise<number> | undefined;
   private slab = Buffer.allocUnsafe(0);
   private slabPos = 0;
@@ -352,6 +397,7 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
         this.codec.known(id);
         this.schemaId = id;
         this.checkedAt = Date.now();
+        this.lastFramedAt = this.checkedAt;
         return id;
       },
       (error: unknown) => {
@@ -369,18 +415,25 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
 
   /**
    * The id to frame a value with: registered on first use; afterwards the cached id, confirmed at
-   * most every schemaIdRecheckMs by the encode that finds it due (and those that come meanwhile),
-   * waiting up to SCHEMA_ID_RECHECK_WAIT_MS. It was cached for the process's life, then confirmed
-   * in the background: a topic written once in hours (models.v1, retrain) still framed its next
-   * value with the lost id, however late that came.
+   * most every schemaIdRecheckMs. On a busy topic (a value framed within the interval) the
+   * confirmation runs behind the encode that finds it due, and the encodes after it take the new id
+   * once it lands; after an idle interval that encode (and those that come meanwhile) waits for it,
+   * up to SCHEMA_ID_RECHECK_WAIT_MS. It was cached for the process's life, then confirmed in the
+   * background: a topic written once in hours (models.v1, retrain) still framed its next value with
+   * the lost id, however late that came. Then every due encode waited: a hung registry stalled a
+   * busy producer 2 s a minute (the model server's log: requests waited, some refused with 503).
    */
   private idToWrite(): number | Promise<number> {
     const id = this.schemaId;
     if (id === undefined) return this.register();
+    const now = Date.now();
+    const idle = now - this.lastFramedAt >= this.codec.schemaIdRecheckMs;
+    this.lastFramedAt = now;
     if (this.confirming !== undefined) return this.confirming;
-    if (this.registering !== undefined || Date.now() - this.checkedAt < this.codec.schemaIdRecheckMs) return id;
-    this.checkedAt = Date.now();
-    const confirming = this.confirm(id, this.checkedAt);
+    if (this.registering !== undefined || now - this.checkedAt < this.codec.schemaIdRecheckMs) return id;
+    this.checkedAt = now;
+    const confirming = this.confirm(id, now);
+    if (!idle) return id;
     this.confirming = confirming;
     const done = () => {
       if (this.confirming === confirming) this.confirming = undefined;
@@ -393,35 +446,43 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
    * Looks the schema up under the subject; registers it only when the registry no longer has it. It
    * re-registered every time: that set a subject an operator had put at NONE (a migration step)
    * back to BACKWARD each minute. Resolves with the id to write: the cached one when the registry
-   * refuses or does not answer within SCHEMA_ID_RECHECK_WAIT_MS (then the calls are abandoned: one
-   * left waiting held the process's exit up to the registry timeout).
+   * refuses or has not answered within SCHEMA_ID_RECHECK_WAIT_MS. Then a look-up still waiting is
+   * cancelled (one left waiting held the process's exit up to the registry timeout); a registration
+   * under way is not (cut off, a registration the registry had made left the new subject without its
+   * level, and the look-ups after it found the schema, so nothing set it): it finishes, sets the
+   * level, and its id is taken by the encodes after it.
    */
   private async confirm(id: number, startedAt: number): Promise<number> {
     const stop = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<{ readonly error: unknown }>((resolve) => {
-      timer = setTimeout(
-        () =>
-          resolve({
-            error: new DriftlineError('TIMEOUT', `no answer within ${SCHEMA_ID_RECHECK_WAIT_MS} ms`, {
-              retriable: true,
-            }),
-          }),
-        SCHEMA_ID_RECHECK_WAIT_MS,
-      );
-    });
     const checked = this.lookUpOrRegister(stop.signal).then(
-      (found) => ({ found }),
-      (error: unknown) => ({ error }),
+      (found) => {
+        this.adopt(id, found);
+        return found;
+      },
+      (error: unknown) => {
+        this.codec.recheckFailed(this.subject, id, startedAt, error);
+        return this.schemaId ?? id;
+      },
     );
-    const outcome = await Promise.race([checked, gaveUp]);
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), SCHEMA_ID_RECHECK_WAIT_MS);
+    });
+    const found = await Promise.race([checked, gaveUp]);
     clearTimeout(timer);
-    if ('error' in outcome) {
-      stop.abort();
-      this.codec.recheckFailed(this.subject, id, startedAt, outcome.error);
-      return this.schemaId ?? id;
-    }
-    const { found } = outcome;
+    if (found !== undefined) return found;
+    stop.abort();
+    this.codec.recheckFailed(
+      this.subject,
+      id,
+      startedAt,
+      new DriftlineError('TIMEOUT', `no answer within ${SCHEMA_ID_RECHECK_WAIT_MS} ms`, { retriable: true }),
+    );
+    return this.schemaId ?? id;
+  }
+
+  /** Takes the id a confirmation found; warns when it is another (values framed since the loss are dead letters). */
+  private adopt(id: number, found: number): void {
     this.codec.known(found);
     if (found !== id) {
       this.codec.logger.warn(
@@ -430,13 +491,13 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
       );
     }
     this.schemaId = found;
-    return found;
   }
 
+  /** The look-up takes `stop`; the registration, which only follows an answer, never does. */
   private async lookUpOrRegister(stop: AbortSignal): Promise<number> {
     const text = JSON.stringify(this.schema);
     const found = await this.codec.registry.lookup(this.subject, text, stop);
-    return found ?? (await this.codec.registry.register(this.subject, text, 'BACKWARD', stop));
+    return found ?? (await this.codec.registry.register(this.subject, text, 'BACKWARD'));
   }
 
   async encode(value: T): Promise<Buffer> {
@@ -495,30 +556,46 @@ class AvroTopicCodec<T> implements TopicCodec<T> {
       // as a wrong URL (retriable): one hostile record held its partition for ever.
       throw new PoisonRecordError('DECODE_FAILED', `${this.topic}: schema id ${id} is beyond any registry's ids`);
     }
-    const cached = this.readings.get(id) ?? this.readWith(id, await this.codec.writer(id));
+    let cached = this.readings.get(id);
+    if (cached === undefined) {
+      const writer = await this.codec.writer(id);
+      cached = { writer, reading: this.readingOf(id, writer) };
+      this.readings.set(id, cached);
+    }
     try {
       return this.decodeBody(id, cached.reading, buffer);
     } catch (refusal) {
-      // The bytes or the writer do not fit the schema cached for this id. A registry that lost its
-      // schemas and numbered them anew gave it to another schema: read it again (once a minute per
-      // id at most) before calling the record poison.
-      let fresh: Writer;
-      try {
-        fresh = await this.codec.reread(id);
-      } catch (error) {
-        if (error instanceof PoisonRecordError) this.readings.delete(id);
-        throw error;
-      }
-      if (fresh.text === cached.writer.text) throw refusal;
-      return this.decodeBody(id, this.readWith(id, fresh).reading, buffer);
+      return this.decodeAgain(id, cached.writer, buffer, refusal);
     }
   }
 
-  /** Caches how values of writer `id`, read as `writer`, are read. */
-  private readWith(id: number, writer: Writer) {
-    const cached = { writer, reading: this.readingOf(id, writer) };
-    this.readings.set(id, cached);
-    return cached;
+  /**
+   * A record that does not decode with the schema cached for its id (the bytes or the writer do not
+   * fit): a registry that lost its schemas and numbered them anew gave the id to another schema, so
+   * the id is read again (once a minute at most) before the record is called poison. The new schema
+   * replaces the cached one only when this record decodes with it: one bad record (cut off, hostile,
+   * a newer producer's enum symbol) had switched the reading, and the records still written with the
+   * old schema behind it were dead-lettered with a reason naming the wrong cause. Otherwise, and when
+   * the registry does not answer in time or no longer knows the id, the record is poison with its
+   * own reason, as it was before re-reads, and the cached schema stays.
+   */
+  private async decodeAgain(id: number, cached: Writer, buffer: Buffer, refusal: unknown): Promise<T> {
+    const fresh = await this.codec.reread(id);
+    if (fresh === undefined || fresh.text === cached.text) throw refusal;
+    let candidate = this.candidates.get(id);
+    if (candidate?.writer !== fresh) {
+      candidate = { writer: fresh, reading: this.readingOf(id, fresh) };
+      this.candidates.set(id, candidate);
+    }
+    let value: T;
+    try {
+      value = this.decodeBody(id, candidate.reading, buffer);
+    } catch {
+      throw refusal;
+    }
+    this.readings.set(id, candidate);
+    this.candidates.delete(id);
+    return value;
   }
 
   /** Decodes the body of a frame of writer `id`; every failure is a PoisonRecordError. */

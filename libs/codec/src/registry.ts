@@ -65,8 +65,9 @@ function messageOf(answer: Answer): string {
  *   404 without a code (a wrong base URL, a proxy) is retriable and says so;
  * - 409 on registration → `SCHEMA_INCOMPATIBLE`; other 4xx on registration or look-up → not retriable.
  *
- * `stop` on the calls a producer's confirmation makes ends them early (the confirmation gave up
- * waiting): an unanswered call otherwise kept the process alive until its timeout.
+ * `stop` on a producer's look-up ends it early (the confirmation gave up waiting): an unanswered
+ * call otherwise kept the process alive until its timeout. A registration takes none: cut off between
+ * its POST and its level, it left a new subject at NONE with the schema registered.
  */
 export class RegistryClient {
   private readonly base: string;
@@ -117,13 +118,14 @@ export class RegistryClient {
 
   /**
    * Registers `schema` under `subject` and returns its id. A subject registered for the first time
-   * gets `compatibility`; an existing subject must already have it.
+   * gets `compatibility`; an existing subject must already have it. Each call is bounded by the
+   * timeout; none is cancelled.
    */
-  async register(subject: string, schema: string, compatibility: string, stop?: AbortSignal): Promise<number> {
+  async register(subject: string, schema: string, compatibility: string): Promise<number> {
     const action = `registering ${subject}`;
     const path = `/config/${encodeURIComponent(subject)}`;
     const accepted = AT_LEAST[compatibility] ?? new Set([compatibility]);
-    let config = await this.call(action, 'GET', path, undefined, stop);
+    let config = await this.call(action, 'GET', path);
     // Another client may have registered the subject a moment ago and not yet set its level: give
     // it a moment (up to about a second) before calling the mismatch real.
     for (
@@ -131,8 +133,8 @@ export class RegistryClient {
       attempt < 10 && config.status === 200 && !accepted.has(levelOf(config) ?? '') && levelOf(config) !== 'NONE';
       attempt++
     ) {
-      await sleep(100, undefined, stop === undefined ? undefined : { signal: stop });
-      config = await this.call(action, 'GET', path, undefined, stop);
+      await sleep(100);
+      config = await this.call(action, 'GET', path);
     }
     // Set the level after the first registration: the subject is new, or has no checks at all
     // (Apicurio answers NONE for a subject without a rule of its own, e.g. created by another tool,
@@ -143,7 +145,7 @@ export class RegistryClient {
       if (level === 'NONE') {
         // Raised before the registration: at NONE the registry takes any schema unchecked, the very
         // check a publisher's start-up is for.
-        await this.putLevel(action, path, compatibility, accepted, stop);
+        await this.putLevel(action, path, compatibility, accepted);
       } else if (level !== undefined && !accepted.has(level)) {
         throw new DriftlineError(
           'SCHEMA_INCOMPATIBLE',
@@ -155,42 +157,27 @@ export class RegistryClient {
     } else {
       throw failure(action, config, false);
     }
-    const registered = await this.call(
-      action,
-      'POST',
-      `/subjects/${encodeURIComponent(subject)}/versions`,
-      { schema },
-      stop,
-    );
+    const registered = await this.call(action, 'POST', `/subjects/${encodeURIComponent(subject)}/versions`, {
+      schema,
+    });
     const id = (registered.body as { id?: unknown } | null)?.id;
     if (registered.status !== 200 || typeof id !== 'number') throw failure(action, registered, false);
-    if (setLevel) await this.putLevel(action, path, compatibility, accepted, stop);
+    if (setLevel) await this.putLevel(action, path, compatibility, accepted);
     return id;
   }
 
-  private async putLevel(
-    action: string,
-    path: string,
-    compatibility: string,
-    accepted: ReadonlySet<string>,
-    stop: AbortSignal | undefined,
-  ) {
-    const updated = await this.call(action, 'PUT', path, { compatibility }, stop);
+  private async putLevel(action: string, path: string, compatibility: string, accepted: ReadonlySet<string>) {
+    const updated = await this.call(action, 'PUT', path, { compatibility });
     // Two clients registering a new subject at once both see 404 and both set the level; the
     // registry refuses the second (Apicurio: 409, rule already exists). That is success when the
     // level now in place is one we accept.
-    if (updated.status !== 200 && !(await this.hasCompatibility(action, path, accepted, stop))) {
+    if (updated.status !== 200 && !(await this.hasCompatibility(action, path, accepted))) {
       throw failure(action, updated, false);
     }
   }
 
-  private async hasCompatibility(
-    action: string,
-    path: string,
-    accepted: ReadonlySet<string>,
-    stop: AbortSignal | undefined,
-  ): Promise<boolean> {
-    const config = await this.call(action, 'GET', path, undefined, stop);
+  private async hasCompatibility(action: string, path: string, accepted: ReadonlySet<string>): Promise<boolean> {
+    const config = await this.call(action, 'GET', path);
     return config.status === 200 && accepted.has(levelOf(config) ?? '');
   }
 

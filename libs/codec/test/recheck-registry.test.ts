@@ -9,7 +9,8 @@ const schema = { type: 'record', name: 'Blob', fields: [{ name: 'text', type: 's
  * A loopback stand-in for the registry. `POST /subjects/{subject}` (the look-up) answers what
  * Apicurio 3.0.9's ccompat API answered for each case (checked on a private instance of the
  * cached jar). Once `hang` is set, no request is answered; `closed` counts requests whose
- * connection went away unanswered.
+ * connection went away unanswered. `renewed-value` is a subject deleted for good: looked up, 40401;
+ * registered (after `versionsDelayMs`), id `versionsId`, then its level is set.
  */
 const lookups: Record<string, { status: number; body: string }> = {
   'known-value': {
@@ -29,6 +30,13 @@ const lookups: Record<string, { status: number; body: string }> = {
       error_code: 40403,
     }),
   },
+  'renewed-value': {
+    status: 404,
+    body: JSON.stringify({
+      message: "No artifact with ID 'renewed-value' in group 'null' was found.",
+      error_code: 40401,
+    }),
+  },
   // A wrong base URL.
   'wrong-value': { status: 404, body: '' },
   'denied-value': { status: 401, body: JSON.stringify({ message: 'Unauthorized', error_code: 401 }) },
@@ -40,6 +48,8 @@ let url: string;
 let hang = false;
 let calls: string[] = [];
 let closed = 0;
+let versionsDelayMs = 0;
+let versionsId = 7;
 
 function answer(req: IncomingMessage, res: ServerResponse) {
   calls.push(`${req.method} ${req.url}`);
@@ -54,10 +64,15 @@ function answer(req: IncomingMessage, res: ServerResponse) {
   if (req.method === 'POST' && subject !== undefined) {
     const canned = lookups[subject] ?? { status: 500, body: '{}' };
     res.writeHead(canned.status).end(canned.body);
+  } else if (req.method === 'GET' && req.url === '/ccompat/config/renewed-value') {
+    res.writeHead(404).end(JSON.stringify({ message: 'No artifact', error_code: 40401 }));
   } else if (req.method === 'GET' && req.url?.startsWith('/ccompat/config/')) {
     res.end(JSON.stringify({ compatibilityLevel: 'BACKWARD' }));
+  } else if (req.method === 'PUT' && req.url?.startsWith('/ccompat/config/')) {
+    res.end(JSON.stringify({ compatibility: 'BACKWARD' }));
   } else if (req.method === 'POST' && req.url?.endsWith('/versions')) {
-    res.end(JSON.stringify({ id: 7 }));
+    const id = versionsId;
+    setTimeout(() => res.end(JSON.stringify({ id })), versionsDelayMs);
   } else res.writeHead(500).end('{}');
 }
 
@@ -74,6 +89,8 @@ afterEach(() => {
   hang = false;
   calls = [];
   closed = 0;
+  versionsDelayMs = 0;
+  versionsId = 7;
 });
 afterAll(async () => {
   server.closeAllConnections();
@@ -123,5 +140,54 @@ describe('a confirmation the registry does not answer', () => {
     expect(closed, `unanswered requests cancelled within 500 ms of the encode (${calls.join(', ')})`).toBe(1);
     expect(waited).toBeGreaterThanOrEqual(SCHEMA_ID_RECHECK_WAIT_MS - 50);
     expect(waited).toBeLessThan(SCHEMA_ID_RECHECK_WAIT_MS + 1_500);
+  });
+
+  it('on a busy topic no encode waits for it: the look-up runs behind them, and is still cancelled after SCHEMA_ID_RECHECK_WAIT_MS (found by a review: 2 s stalls a minute)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const producer = new SchemaRegistryCodec({ url, timeoutMs: 8_000 }).forSchema<{ text: string }>(schema, 'hangs');
+    expect((await producer.encode({ text: 'a' })).readUInt32BE(1)).toBe(7);
+    hang = true;
+    vi.setSystemTime(Date.now() + SCHEMA_ID_RECHECK_MS - 1);
+    await producer.encode({ text: 'b' });
+    vi.setSystemTime(Date.now() + 1);
+    let slowest = 0;
+    const until = performance.now() + SCHEMA_ID_RECHECK_WAIT_MS + 500;
+    while (performance.now() < until) {
+      const started = performance.now();
+      expect((await producer.encode({ text: 'c' })).readUInt32BE(1)).toBe(7);
+      slowest = Math.max(slowest, performance.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(slowest, 'slowest encode (ms)').toBeLessThan(100);
+    expect(calls).toEqual([
+      'GET /ccompat/config/hangs-value',
+      'POST /ccompat/subjects/hangs-value/versions',
+      'POST /ccompat/subjects/hangs-value',
+    ]);
+    expect(closed, 'the look-up cancelled').toBe(1);
+  });
+});
+
+describe('a confirmation that registers again', () => {
+  it('is not cut off when the registration answers after the wait: the level of the new subject is set (found by a review: left at NONE)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    const producer = new SchemaRegistryCodec({ url }).forSchema<{ text: string }>(schema, 'renewed');
+    expect((await producer.encode({ text: 'a' })).readUInt32BE(1)).toBe(7);
+    // Deleted for good; the registry registers it again, answering after 2.5 s.
+    versionsDelayMs = SCHEMA_ID_RECHECK_WAIT_MS + 500;
+    versionsId = 12;
+    calls = [];
+    vi.setSystemTime(Date.now() + SCHEMA_ID_RECHECK_MS);
+    expect((await producer.encode({ text: 'b' })).readUInt32BE(1)).toBe(7);
+    for (let i = 0; i < 150 && !calls.includes('PUT /ccompat/config/renewed-value'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(calls).toEqual([
+      'POST /ccompat/subjects/renewed-value',
+      'GET /ccompat/config/renewed-value',
+      'POST /ccompat/subjects/renewed-value/versions',
+      'PUT /ccompat/config/renewed-value',
+    ]);
+    expect((await producer.encode({ text: 'c' })).readUInt32BE(1)).toBe(12);
   });
 });

@@ -108,7 +108,7 @@ describe('a consumer whose registry numbered its schemas anew', () => {
     expect(await clicks.decode(good)).toEqual({ user: 'u1', clicks: 3 });
   });
 
-  it('an id the registry no longer knows is poison as unknown; an outage while reading it again is retriable and keeps the cached schema', async () => {
+  it('an id the registry no longer knows now: a record that does not fit is poison with its own reason, and the cached schema stays', async () => {
     const ids = new Map<number, object>([[1, click]]);
     const registry = resettableRegistry(ids);
     const clicks = new SchemaRegistryCodec(registry).forSchema<Click>(click, 'clicks');
@@ -116,16 +116,71 @@ describe('a consumer whose registry numbered its schemas anew', () => {
     const wrong = framed(1, score, { model: 'm', score: 1 });
     await clicks.decode(good);
 
-    registry.down = true;
-    await expect(clicks.decode(wrong)).rejects.toMatchObject({ code: 'SOURCE_UNAVAILABLE', retriable: true });
-    expect(await clicks.decode(good)).toEqual({ user: 'u1', clicks: 3 });
-
-    registry.down = false;
     ids.delete(1);
     await expect(clicks.decode(wrong)).rejects.toMatchObject({
       code: 'DECODE_FAILED',
-      message: 'schema id 1 is unknown to the registry',
+      message: expect.stringMatching(/^clicks: Avro body does not decode with schema 1/),
     });
-    await expect(clicks.decode(good)).rejects.toThrow('schema id 1 is unknown to the registry');
+    // Records written with the schema it had are still read with it (was: poison as unknown from then on).
+    expect(await clicks.decode(good)).toEqual({ user: 'u1', clicks: 3 });
+    expect(registry.reads).toEqual([1, 1]);
+  });
+
+  it('no registry is needed to dead-letter a bad record: refused at once, unanswered after 2 s, with its own reason; later ones do not wait (found by a review: retriable, the partition waited out the outage)', async () => {
+    vi.useFakeTimers({ now, toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    const registry = resettableRegistry(new Map([[1, click]]));
+    const clicks = new SchemaRegistryCodec(registry).forSchema<Click>(click, 'clicks');
+    const good = framed(1, click, { user: 'u1', clicks: 3 });
+    const cut = good.subarray(0, good.length - 1);
+    await clicks.decode(good);
+
+    // A registry that refuses: poison at once, as before re-reads existed.
+    registry.down = true;
+    await expect(clicks.decode(cut)).rejects.toMatchObject({
+      code: 'DECODE_FAILED',
+      retriable: false,
+      message: expect.stringMatching(/Avro body does not decode with schema 1/),
+    });
+    expect(await clicks.decode(good)).toEqual({ user: 'u1', clicks: 3 });
+
+    // A registry that does not answer: the first bad record waits 2 s, no more.
+    const hung = resettableRegistry(new Map([[1, click]]));
+    const slow = new SchemaRegistryCodec(hung).forSchema<Click>(click, 'clicks');
+    await slow.decode(good);
+    hung.schemaById = () => new Promise<string>(() => {});
+    let outcome: unknown;
+    const first = slow.decode(cut).catch((error: unknown) => {
+      outcome = error;
+    });
+    await vi.advanceTimersByTimeAsync(1_999);
+    expect(outcome, 'waits for the registry up to 2 s').toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    await first;
+    expect(outcome).toMatchObject({
+      code: 'DECODE_FAILED',
+      message: expect.stringMatching(/does not decode with schema 1/),
+    });
+    // The reading is still unanswered: the next bad records do not wait for it.
+    await expect(slow.decode(cut)).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+    expect(await slow.decode(good)).toEqual({ user: 'u1', clicks: 3 });
+  });
+
+  it('after a reset, a bad record does not switch the id to the schema it names now: the old records behind it still decode (found by a review: they were dead-lettered, the reason naming the wrong cause)', async () => {
+    const ids = new Map<number, object>([[1, click]]);
+    const registry = resettableRegistry(ids);
+    const clicks = new SchemaRegistryCodec(registry).forSchema<Click>(click, 'clicks');
+    expect(await clicks.decode(framed(1, click, { user: 'a', clicks: 1 }))).toEqual({ user: 'a', clicks: 1 });
+
+    // The registry lost its schemas; id 1 names another topic's schema now. This consumer still
+    // reads records written before (id 1 = Click), one of them cut off.
+    ids.set(1, score);
+    ids.set(2, click);
+    const cut = framed(1, click, { user: 'c', clicks: 3 });
+    await expect(clicks.decode(cut.subarray(0, cut.length - 1))).rejects.toMatchObject({
+      code: 'DECODE_FAILED',
+      message: expect.stringMatching(/^clicks: Avro body does not decode with schema 1/),
+    });
+    expect(await clicks.decode(framed(1, click, { user: 'd', clicks: 4 }))).toEqual({ user: 'd', clicks: 4 });
+    expect(await clicks.decode(framed(2, click, { user: 'e', clicks: 5 }))).toEqual({ user: 'e', clicks: 5 });
   });
 });

@@ -83,9 +83,10 @@ try {
   const producer = await createProducer(kafka, { health: { replaceAfterMs: 10_000, sendDeadlineMs: 10_000 } });
   // The id the directly written values are framed with is the codec's (schemaIdToWrite): registered
   // on the first send (an unreachable registry then fails that send, retriable), then confirmed at
-  // most every SCHEMA_ID_RECHECK_MS (a lookup; the send that finds it due waits up to 2 s). It was
-  // kept for the thread's life: after the subject was deleted for good or the registry lost its
-  // schemas, every logged prediction was dead-lettered until the model server restarted.
+  // most every SCHEMA_ID_RECHECK_MS by a lookup that runs behind the sends while predictions come;
+  // only the first send after an idle interval waits for it, up to 2 s. It was kept for the
+  // thread's life: after the subject was deleted for good or the registry lost its schemas, every
+  // logged prediction was dead-lettered until the model server restarted.
   const codec = new SchemaRegistryCodec(data.registry, {
     logger,
     ...(data.schemaIdRecheckMs === undefined ? {} : { schemaIdRecheckMs: data.schemaIdRecheckMs }),

@@ -119,17 +119,16 @@ async function startServices(
   return { resources, running };
 }
 
-/** At most how long past DRIFTLINE_STARTUP_TIMEOUT a start still reports live (its last attempt's own timeouts). */
-const STARTUP_HEALTH_GRACE_MS = 60_000;
-
-/**
- * The least time one attempt is given while every backend takes connections: a healthy start of
- * every service (topics, schemas, ClickHouse migrations) takes seconds, and a short or `0`
- * DRIFTLINE_STARTUP_TIMEOUT ("do not wait for a backend") must not cut one that is under way.
- */
-const STARTUP_ATTEMPT_FLOOR_MS = 30_000;
-/** Bound on the TCP probe of each backend when start-up is about to give up. */
+/** Bound on each TCP probe of a backend once DRIFTLINE_STARTUP_TIMEOUT has passed. */
 const STARTUP_PROBE_TIMEOUT_MS = 2_000;
+/** How often the backends are probed while an attempt runs past DRIFTLINE_STARTUP_TIMEOUT. */
+const STARTUP_PROBE_INTERVAL_MS = 1_000;
+/**
+ * How long past DRIFTLINE_STARTUP_TIMEOUT a backend must take no connection, at every probe, before
+ * the attempt in flight is cut: a broker that is restarting at the deadline (or a `0` timeout with
+ * the stack a few seconds from up) is ridden out by kafkajs' own retries, as before the bound.
+ */
+const STARTUP_REFUSAL_GRACE_MS = 10_000;
 
 type Started = Awaited<ReturnType<typeof startServices>>;
 type AttemptOutcome =
@@ -153,41 +152,60 @@ async function by<T>(promise: Promise<T>, until: number): Promise<T | undefined>
 }
 
 /**
- * Waits for one start-up attempt, bounded: at `deadline` (DRIFTLINE_STARTUP_TIMEOUT from the start)
- * the backends are probed, and a backend that takes no connection ends the wait at once ('cut');
- * otherwise the attempt may run on to `hardDeadline` (the timeout, or STARTUP_ATTEMPT_FLOOR_MS when
- * that is longer), then it is cut too. A cut attempt cannot be cancelled (kafkajs retries on its
- * own): whatever it starts later is stopped and closed as soon as it has started.
+ * Waits for one start-up attempt. Until `deadline` (DRIFTLINE_STARTUP_TIMEOUT from the start) it
+ * just waits; past it the backends are probed every STARTUP_PROBE_INTERVAL_MS, and the attempt is
+ * cut ('cut') only when a backend has taken no connection at every probe for
+ * STARTUP_REFUSAL_GRACE_MS (one that comes back starts its count again). While every backend takes
+ * connections the attempt is never cut: a start's own work (the trainer's first venv install,
+ * allowed 15 min; a migration; a catch-up) may take as long as it takes. A cut attempt cannot be
+ * cancelled (kafkajs retries on its own): whatever it starts later is stopped and closed as soon as
+ * it has started.
  */
 async function awaitAttempt(
   attempt: Promise<Started>,
   deadline: number,
-  hardDeadline: number,
   backends: readonly Backend[],
+  logger: Logger,
 ): Promise<AttemptOutcome> {
   const settled: Promise<AttemptOutcome> = attempt.then(
     (up) => ({ kind: 'started', up }),
     (error: unknown) => ({ kind: 'failed', error }),
   );
-  const abandon = async (outcome: AttemptOutcome): Promise<AttemptOutcome> => {
-    void settled.then(async (late) => {
-      if (late.kind !== 'started') return;
-      for (const r of [...late.up.running].reverse()) await r.service.stop().catch(() => {});
-      await late.up.resources.close().catch(() => {});
-    });
-    return outcome;
-  };
-  const probed = (): Promise<AttemptOutcome> =>
-    unreachableBackends(backends, STARTUP_PROBE_TIMEOUT_MS).then((unreachable) => ({ kind: 'cut', unreachable }));
   const early = await by(settled, deadline);
-  if (early !== undefined) return early;
-  const atDeadline = await Promise.race([settled, probed()]);
-  if (atDeadline.kind !== 'cut') return atDeadline;
-  if (atDeadline.unreachable.length > 0) return abandon(atDeadline);
-  const late = await by(settled, hardDeadline);
-  if (late !== undefined) return late;
-  const atHardDeadline = await Promise.race([settled, probed()]);
-  return atHardDeadline.kind === 'cut' ? abandon(atHardDeadline) : atHardDeadline;
+  if (early !== undefined || backends.length === 0) return early ?? settled;
+  // Per backend (its variable), when the run of probes that found it taking no connection began.
+  const downSince = new Map<string, number>();
+  for (;;) {
+    const probeAt = Date.now();
+    const probed = await Promise.race([
+      settled,
+      unreachableBackends(backends, STARTUP_PROBE_TIMEOUT_MS).then((unreachable) => ({
+        kind: 'probed' as const,
+        unreachable,
+      })),
+    ]);
+    if (probed.kind !== 'probed') return probed;
+    const down = new Set(probed.unreachable.map((b) => b.variable));
+    for (const variable of [...downSince.keys()]) if (!down.has(variable)) downSince.delete(variable);
+    for (const b of probed.unreachable) {
+      if (downSince.has(b.variable)) continue;
+      downSince.set(b.variable, probeAt);
+      logger.warn(
+        { backend: describeUnreachable(b), variable: b.variable, giveUpInMs: STARTUP_REFUSAL_GRACE_MS },
+        'start-up still under way past DRIFTLINE_STARTUP_TIMEOUT and a backend takes no connection: it ends unless the backend comes back',
+      );
+    }
+    if ([...downSince.values()].some((since) => probeAt - since >= STARTUP_REFUSAL_GRACE_MS)) {
+      void settled.then(async (late) => {
+        if (late.kind !== 'started') return;
+        for (const r of [...late.up.running].reverse()) await r.service.stop().catch(() => {});
+        await late.up.resources.close().catch(() => {});
+      });
+      return { kind: 'cut', unreachable: probed.unreachable };
+    }
+    const done = await by(settled, probeAt + STARTUP_PROBE_INTERVAL_MS);
+    if (done !== undefined) return done;
+  }
 }
 
 /**
@@ -216,14 +234,8 @@ function startupTimedOut(
       lastFailure,
     );
   }
-  if (lastFailure !== undefined) {
-    const message = lastFailure instanceof Error ? lastFailure.message : String(lastFailure);
-    return new StartupTimeoutError(`${message}; ${gaveUp}`, lastFailure);
-  }
-  return new StartupTimeoutError(
-    `the start did not finish: every backend takes connections, one of them does not answer (a hung server, or a port of another service); ${gaveUp}`,
-    undefined,
-  );
+  const message = lastFailure instanceof Error ? lastFailure.message : String(lastFailure);
+  return new StartupTimeoutError(`${message}; ${gaveUp}`, lastFailure);
 }
 
 /**
@@ -262,12 +274,13 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // what may be wedged here; readiness implies it. So does a service that says it is broken for
   // good (a worker thread it needs exited).
   const broken = () => running.filter((r) => r.service.healthy?.() === false).map((r) => r.name);
-  // Live while starting, for as long as start-up may wait (DRIFTLINE_STARTUP_TIMEOUT) and a grace:
-  // a start that hangs without a deadline was live for ever.
+  // Live while starting, until the runner gives up (awaitAttempt's rule): it went 503 at the
+  // timeout and as much grace (at most 1 min) while a healthy start went on (the trainer's first
+  // venv install, allowed 15 min), and a liveness probe would kill it; with `0`, at once.
+  // Readiness says the start is not done.
   const healthy = () =>
-    resources === undefined
-      ? Date.now() - started < common.startupTimeoutMs + Math.min(STARTUP_HEALTH_GRACE_MS, common.startupTimeoutMs)
-      : resources.stalls().length === 0 && resources.crashedConsumers() === 0 && broken().length === 0;
+    resources === undefined ||
+    (resources.stalls().length === 0 && resources.crashedConsumers() === 0 && broken().length === 0);
   const ready = () => resources !== undefined && healthy() && running.every((r) => r.service.ready());
   const observability = {
     registry,
@@ -303,9 +316,10 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // A backend that is unreachable at start-up (a broker restarting, a registry not up yet) is
   // waited for, with backoff, for DRIFTLINE_STARTUP_TIMEOUT: exiting would make a supervisor's
   // restart loop out of an ordinary outage. A config error, or anything not retriable, exits at once.
-  // The timeout bounds the attempt in flight too (see awaitAttempt): one attempt against a refused
-  // broker took 211 s by itself (kafkajs' connection retries inside each of topic creation's 8
-  // attempts), far past the 2 minutes, and then exited 1 with kafkajs' line.
+  // Past the timeout an attempt in flight is cut only for a backend that takes no connection for
+  // STARTUP_REFUSAL_GRACE_MS (see awaitAttempt): one attempt against a refused broker took 211 s by
+  // itself (kafkajs' connection retries inside each of topic creation's 8 attempts), far past the
+  // 2 minutes, and then exited 1 with kafkajs' line.
   const backends = backendsOf(configs);
   const giveUp = (lastFailure: unknown, unreachable: readonly UnreachableBackend[]) =>
     startupTimedOut(Date.now() - started, common.startupTimeoutMs, lastFailure, unreachable);
@@ -316,8 +330,8 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
       const outcome = await awaitAttempt(
         startServices(options, common, configs, serviceConfigs, logger, registry, fatal),
         started + common.startupTimeoutMs,
-        started + Math.max(common.startupTimeoutMs, STARTUP_ATTEMPT_FLOOR_MS),
         backends,
+        logger,
       );
       if (outcome.kind === 'started') {
         up = outcome.up;

@@ -238,12 +238,54 @@ describe("replay's writes: an outage (69) or a refusal (1)", () => {
     expect(isWriteOutage(wrapped(protocol('OUT_OF_ORDER_SEQUENCE_NUMBER', false)))).toBe(true);
     expect(isWriteOutage(refused)).toBe(true);
   });
-  it('a refusal retrying cannot mend is not', () => {
-    expect(isWriteOutage(wrapped(protocol('TOPIC_AUTHORIZATION_FAILED', false)))).toBe(false);
-    expect(isWriteOutage(wrapped(protocol('CLUSTER_AUTHORIZATION_FAILED', false)))).toBe(false);
+  // Found by a review: every kafkajs protocol error marked non-retriable counted as a refusal,
+  // these among them (exit 1, "a run before the fix is refused again"; a script stopped retrying).
+  it.each([
+    'BROKER_NOT_AVAILABLE',
+    'UNKNOWN', // an unknown server error
+    'INVALID_PRODUCER_ID_MAPPING', // producer state: a fresh producer mends it
+    'NOT_LEADER_FOR_PARTITION',
+    'CORRUPT_MESSAGE', // a CRC mismatch on the way
+  ])('%s is an outage (69), whatever kafkajs marks it', (type) => {
+    expect(isWriteOutage(wrapped(protocol(type, false)))).toBe(true);
+    expect(isWriteOutage(wrapped(protocol(type, true)))).toBe(true);
+  });
+  it("the producer's connect given up by kafkajs' retrier is an outage (69), not a refusal", () => {
+    // createProducer's connect rejects with kafkajs' own error, not wrapped by libs/kafka.
+    const timedOut = Object.assign(new Error('Connection timeout'), {
+      name: 'KafkaJSNumberOfRetriesExceeded',
+      retriable: false,
+      cause: Object.assign(new Error('Connection timeout'), { name: 'KafkaJSConnectionError', retriable: true }),
+    });
+    expect(isWriteOutage(timedOut)).toBe(true);
+    // A bug of ours stays a bug (1).
+    expect(isWriteOutage(new TypeError("Cannot read properties of undefined (reading 'x')"))).toBe(false);
+  });
+  it.each([
+    'TOPIC_AUTHORIZATION_FAILED',
+    'CLUSTER_AUTHORIZATION_FAILED',
+    'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+    'SASL_AUTHENTICATION_FAILED',
+    'MESSAGE_TOO_LARGE',
+    'RECORD_LIST_TOO_LARGE',
+    'INVALID_RECORD',
+    'INVALID_TIMESTAMP',
+    'INVALID_TOPIC_EXCEPTION',
+  ])('%s is a refusal retrying cannot mend (1)', (type) => {
+    expect(isWriteOutage(wrapped(protocol(type, false)))).toBe(false);
+  });
+  it("libs/kafka's own refusals and a failed SASL authentication are refusals (1)", () => {
     expect(isWriteOutage(new DriftlineError('SINK_REJECTED', 'producing to t refused (MESSAGE_TOO_LARGE)'))).toBe(
       false,
     );
+    expect(
+      isWriteOutage(new DriftlineError('SINK_REJECTED', 'producing to t refused: partition 7 does not exist')),
+    ).toBe(false);
+    const sasl = Object.assign(new Error('SASL PLAIN authentication failed'), {
+      name: 'KafkaJSSASLAuthenticationError',
+      retriable: false,
+    });
+    expect(isWriteOutage(sasl)).toBe(false);
   });
 });
 

@@ -193,33 +193,61 @@ class ReplayWriteFailed extends Error {
 }
 
 /**
- * The broker answered a write with a refusal retrying cannot mend (kafkajs' non-retriable protocol
- * errors, e.g. TOPIC_AUTHORIZATION_FAILED, MESSAGE_TOO_LARGE, found anywhere in the cause chain —
- * libs/kafka's producer reports everything but "too large" as a retriable SINK_UNAVAILABLE).
- * Not the idempotent producer's lost sequence state: a fresh producer (the next run) mends that.
+ * kafkajs' answers (protocol error types) that refuse a write for good: a run before a fix is
+ * refused again. Only these: kafkajs marks many passing states non-retriable too
+ * (BROKER_NOT_AVAILABLE, UNKNOWN — an unknown server error —, INVALID_PRODUCER_ID_MAPPING and the
+ * idempotent producer's sequence answers, which a fresh producer mends), and a script that stops on
+ * exit 1 would give up on an outage. CORRUPT_MESSAGE is not here: a CRC mismatch on the way is
+ * retriable (kafkajs and the Java client alike).
  */
-function refusedByBroker(error: unknown, depth = 0): string | undefined {
-  if (error === null || typeof error !== 'object' || depth > 5) return undefined;
-  const e = error as { type?: unknown; retriable?: unknown; cause?: unknown; originalError?: unknown };
-  if (typeof e.type === 'string' && e.retriable === false && !PRODUCER_STATE_TYPES.has(e.type)) return e.type;
-  return refusedByBroker(e.cause, depth + 1) ?? refusedByBroker(e.originalError, depth + 1);
-}
-
-/** kafkajs' answers that the producer's id or sequence is out of step (libs/kafka replaces the producer). */
-const PRODUCER_STATE_TYPES = new Set([
-  'OUT_OF_ORDER_SEQUENCE_NUMBER',
-  'DUPLICATE_SEQUENCE_NUMBER',
-  'UNKNOWN_PRODUCER_ID',
-  'INVALID_PRODUCER_EPOCH',
+const REFUSAL_TYPES: ReadonlySet<string> = new Set([
+  // the rights of this Kafka user
+  'TOPIC_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'SASL_AUTHENTICATION_FAILED',
+  // the record as it is: too large for the topic, or one the topic refuses (a compacted topic's
+  // record without a key; a timestamp outside message.timestamp.difference.max.ms)
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'INVALID_TIMESTAMP',
+  // a topic no record may be written to
+  'INVALID_TOPIC_EXCEPTION',
 ]);
 
 /**
- * Whether a failed write of the replay is an outage (Kafka down, hung, refusing connections, not
- * enough in-sync replicas: retriable, so exit 69 and a script tries again) rather than a refusal.
+ * The refusal in a failed write (REFUSAL_TYPES, or kafkajs' SASL authentication failure), found
+ * anywhere in the cause chain: libs/kafka's producer reports everything but "too large" as a
+ * retriable SINK_UNAVAILABLE with kafkajs' error as its cause.
+ */
+function refusedByBroker(error: unknown, depth = 0): string | undefined {
+  if (error === null || typeof error !== 'object' || depth > 5) return undefined;
+  const e = error as { type?: unknown; name?: unknown; cause?: unknown; originalError?: unknown };
+  if (typeof e.type === 'string' && REFUSAL_TYPES.has(e.type)) return e.type;
+  if (e.name === 'KafkaJSSASLAuthenticationError') return 'SASL_AUTHENTICATION_FAILED';
+  return refusedByBroker(e.cause, depth + 1) ?? refusedByBroker(e.originalError, depth + 1);
+}
+
+/** An error of kafkajs' (its connect's, when the producer could not connect), anywhere in the cause chain. */
+function fromKafkajs(error: unknown, depth = 0): boolean {
+  if (error === null || typeof error !== 'object' || depth > 5) return false;
+  const e = error as { name?: unknown; cause?: unknown; originalError?: unknown };
+  if (typeof e.name === 'string' && e.name.startsWith('KafkaJS')) return true;
+  return fromKafkajs(e.cause, depth + 1) || fromKafkajs(e.originalError, depth + 1);
+}
+
+/**
+ * Whether a failed write of the replay is an outage (exit 69: a script tries again) rather than a
+ * refusal (exit 1). A refusal is one of REFUSAL_TYPES, or libs/kafka's own (a non-retriable
+ * `SINK_REJECTED`: too large, a partition the topic lacks); anything else Kafka or kafkajs answers
+ * is an outage, whatever kafkajs' retriable flag says (Kafka down, hung, refusing connections, not
+ * enough in-sync replicas, a broker not available, an unknown server error).
  */
 export function isWriteOutage(error: unknown): boolean {
   if (refusedByBroker(error) !== undefined) return false;
-  return error instanceof DriftlineError ? error.retriable : isRetriable(error);
+  if (error instanceof DriftlineError) return error.retriable;
+  return fromKafkajs(error) || isRetriable(error);
 }
 
 /** What a run after this one does, from what this one marked and left unmarked. */

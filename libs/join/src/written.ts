@@ -52,6 +52,15 @@ export const predictionCheckHorizon = (now: number, c: SinkCheckConfig): number 
 export const labelCheckHorizon = (now: number, c: SinkCheckConfig): number => now - c.graceMs + CLOCK_SKEW_MS;
 
 /**
+ * The latest prediction time whose expiry a label can find forgotten by the join state: an
+ * expired prediction is `E`, then `X` for `tombstoneMs` after its acknowledgement, and it expires
+ * once the expiry clock (never ahead of wall time) minus the grace passes its time + maxDelay. So
+ * one dated later that expired still shows `E` or `X` now.
+ */
+const forgottenExpiryHorizon = (now: number, c: SinkCheckConfig): number =>
+  now - c.maxDelayMs - c.graceMs - c.tombstoneMs + CLOCK_SKEW_MS;
+
+/**
  * Whether a record is looked up in the sink before any transition, and where its prediction's
  * row can be:
  * - a replayed record, always (unbounded for a label: a replay of a late label finds its
@@ -62,18 +71,36 @@ export const labelCheckHorizon = (now: number, c: SinkCheckConfig): number => no
  *   for is dated at or after its event time − maxDelay, and one that expired before now at or
  *   before now − maxDelay − grace.
  * Anything later (live traffic) is not looked up: its tombstone is still there, or its prediction
- * has not expired. A label's look-up is kept only when its join state leaves it open
- * ({@link labelAsksSink}).
+ * has not expired.
+ *
+ * `state`: a label's join state as read ({@link JoinStateReader}; `{ tag: undefined }`: none).
+ * A label whose state answers for it is not looked up ({@link labelAsksSink}). Absent or `L`:
+ * only predictions dated at or before {@link forgottenExpiryHorizon}. One dated later that
+ * expired would still show `E` or `X`, so its row beside such a state (its tombstone lost, or a
+ * joined one's `J` gone) does not say the label's own prediction is done: with an id the model
+ * used again, that one may still be read, and the label waits for it (it was dropped as
+ * `expired-before-label`, its prediction then expiring unlabeled: found by a review). Read
+ * within grace + tombstoneMs of its event time, such a label is not looked up at all. `E`/`X`:
+ * the whole range.
  */
-export function sinkLookup(record: SinkCandidate, now: number, c: SinkCheckConfig): SinkLookup | undefined {
+export function sinkLookup(
+  record: SinkCandidate,
+  now: number,
+  c: SinkCheckConfig,
+  state?: { readonly tag: JoinTag | undefined },
+): SinkLookup | undefined {
   const ref = { model: record.model, id: record.id };
   if (record.kind === 'prediction') {
     if (!record.replayed && record.eventTime > predictionCheckHorizon(now, c)) return undefined;
     return { ...ref, from: record.eventTime, to: record.eventTime };
   }
+  if (state !== undefined && !labelAsksSink(state.tag)) return undefined;
   if (record.replayed) return ref;
   if (record.eventTime > labelCheckHorizon(now, c)) return undefined;
-  return { ...ref, from: record.eventTime - c.maxDelayMs, to: now - c.maxDelayMs - c.graceMs + CLOCK_SKEW_MS };
+  const from = record.eventTime - c.maxDelayMs;
+  const forgotten = state !== undefined && (state.tag === undefined || state.tag === 'L');
+  const to = forgotten ? forgottenExpiryHorizon(now, c) : now - c.maxDelayMs - c.graceMs + CLOCK_SKEW_MS;
+  return to < from ? undefined : { ...ref, from, to };
 }
 
 /** A join state's tag (see {@link JoinState}); undefined: absent. */
@@ -94,7 +121,8 @@ export interface JoinStateReader {
  * prediction: `P` (pending: the label joins it, or is `late` by its deadline; it cannot have
  * expired), `K` (joined, unacknowledged: re-emitted) or `J` (joined: a duplicate). Otherwise
  * (absent, a waiting label `L`, expired `E`/`X`) the state cannot say whether its prediction was
- * joined or expired before the label was read, or when, and the sink's row tells.
+ * joined or expired before the label was read, or when, and the sink's row tells (over the range
+ * {@link sinkLookup} gives that state).
  */
 export const labelAsksSink = (tag: JoinTag | undefined): boolean =>
   tag === undefined || tag === 'L' || tag === 'E' || tag === 'X';

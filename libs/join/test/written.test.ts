@@ -97,6 +97,34 @@ describe('which records are checked against the sink', () => {
     for (const tag of [undefined, 'L', 'E', 'X'] as const) expect(labelAsksSink(tag)).toBe(true);
   });
 
+  it('with its state read: none when it answers; absent or waiting, only predictions whose expiry it can have forgotten; E/X the whole range (found by a review)', () => {
+    const l = NOW - 12 * HOUR;
+    const whole = { model: 'm', id: 'p', from: l - 7 * DAY, to: NOW - 7 * DAY - 5 * MINUTE + CLOCK_SKEW_MS };
+    for (const tag of ['P', 'K', 'J'] as const) {
+      expect(sinkLookup(label('p', l), NOW, c, { tag })).toBeUndefined();
+      expect(sinkLookup(label('p', l, true), NOW, c, { tag })).toBeUndefined();
+    }
+    for (const tag of ['E', 'X'] as const) expect(sinkLookup(label('p', l), NOW, c, { tag })).toEqual(whole);
+    // Absent or L: a prediction dated after now − 7 d − grace − 2 h that expired would still show
+    // E or X (acknowledged no earlier than its expiry, tombstone 2 h): its row is an older
+    // prediction's with the id used again, not the label's own, which may still come.
+    const forgotten = { ...whole, to: NOW - 7 * DAY - 5 * MINUTE - 2 * HOUR + CLOCK_SKEW_MS };
+    for (const tag of [undefined, 'L'] as const) {
+      expect(sinkLookup(label('p', l), NOW, c, { tag })).toEqual(forgotten);
+      // Read within grace + tombstone TTL (less the skew) of its event time: not looked up, it waits.
+      const edge = NOW - 5 * MINUTE - 2 * HOUR + CLOCK_SKEW_MS;
+      expect(sinkLookup(label('p', edge), NOW, c, { tag })).toEqual({ ...forgotten, from: edge - 7 * DAY });
+      expect(sinkLookup(label('p', edge + 1), NOW, c, { tag })).toBeUndefined();
+      // A replayed label stays unbounded; a live one is not looked up.
+      expect(sinkLookup(label('p', l, true), NOW, c, { tag })).toEqual({ model: 'm', id: 'p' });
+      expect(sinkLookup(label('p', NOW - 1_000), NOW, c, { tag })).toBeUndefined();
+    }
+    // Predictions ignore it.
+    expect(sinkLookup(prediction('p', NOW - DAY), NOW, c, { tag: 'P' })).toEqual(
+      sinkLookup(prediction('p', NOW - DAY), NOW, c),
+    );
+  });
+
   it('the in-memory store reads tags without a transition; an expired tombstone is absent', async () => {
     const store = new InMemoryJoinStore<string, string>({ maxDelayMs: HOUR, graceMs: 0, tombstoneMs: 10 });
     await store.applyPredictions([{ model: 'm', id: 'p', eventTime: 0, windowKey: 'w', payload: 'x' }], 0, 's');

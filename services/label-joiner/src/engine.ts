@@ -16,7 +16,6 @@ import {
   type JoinStore,
   joinKey,
   type LabelInput,
-  labelAsksSink,
   mergeSinkLookups,
   type OffsetSpan,
   type PredictionInput,
@@ -183,7 +182,9 @@ export const INVALID_LABEL_WARNING_MS = 60_000;
  * Which records the engine checks against the sink before any transition, besides replayed
  * ones (see sinkLookup of @driftline/join); without it, replayed records only. `states` reads the
  * join states of the labels it would look up, so that a label whose prediction is pending (or
- * joined) is left to its transition without a query (labelAsksSink). `logger` takes the warning
+ * joined) is left to its transition without a query (labelAsksSink), and one whose state is
+ * absent or waiting is judged only by predictions whose expiry the state can have forgotten
+ * (sinkLookup with the state). `logger` takes the warning
  * about labels read after their prediction expired and the info line about skipped copies, each
  * at most once per {@link SINK_SKIP_LOG_MS}, with the count since the last one.
  */
@@ -389,8 +390,9 @@ export class JoinEngine {
   /**
    * Each record's verdict from the sink (sinkVerdict), undefined where it takes its transition:
    * not looked up (sinkLookup; without a check, replayed records only), a label whose join state
-   * answers for it (labelAsksSink: one read of the states of the labels to look up, none when
-   * there are none), or no row within its own bounds. One query per batch for the rest.
+   * answers for it or leaves it no range (sinkLookup with its state: one read of the states of the
+   * labels to look up, none when there are none), or no row within its own bounds. One query per
+   * batch for the rest.
    */
   private async sinkMatches(candidates: readonly SinkCandidate[], now: number): Promise<Array<SinkMatch | undefined>> {
     const check = this.sinkCheck;
@@ -405,8 +407,10 @@ export class JoinEngine {
         labels.map((n) => candidates[n]!),
         now,
       );
+      // Looked up again with its state: none when the state answers for it, and a narrower
+      // range when that state is absent or a waiting label (sinkLookup).
       labels.forEach((n, k) => {
-        if (!labelAsksSink(tags[k])) lookups[n] = undefined;
+        lookups[n] = sinkLookup(candidates[n]!, now, check.config, { tag: tags[k] });
       });
     }
     const sent = mergeSinkLookups(lookups.filter((l): l is SinkLookup => l !== undefined));

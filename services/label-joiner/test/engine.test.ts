@@ -930,11 +930,17 @@ describe('JoinEngine: labels whose prediction is pending are not looked up (foun
     expect(stats.outcomes).toEqual({ 'label:joined': 1 });
     expect(sink.lookups).toEqual([]);
     // A label whose prediction the state does not know (never read, or joined or expired longer
-    // ago than the tombstones last) is still looked up, over the times its prediction can have.
+    // ago than the tombstones last) is still looked up, over the times of predictions whose expiry
+    // the state can have forgotten (expired more than the tombstone TTL ago).
     expect((await engine.process([label('b', T + HOUR)], now, 'test/1')).outcomes).toEqual({ 'label:waiting': 1 });
     expect(sink.lookups).toEqual([
-      [{ model: 'm', predictionId: 'b', from: T + HOUR - 7 * DAY, to: now - 7 * DAY - 4 * MINUTE }],
+      [{ model: 'm', predictionId: 'b', from: T + HOUR - 7 * DAY, to: now - 7 * DAY - 5 * MINUTE - 2 * HOUR + MINUTE }],
     ]);
+    // Read within grace + tombstone TTL of its event time, such a label is not looked up at all.
+    expect((await engine.process([label('c', now - 2 * HOUR)], now, 'test/1')).outcomes).toEqual({
+      'label:waiting': 1,
+    });
+    expect(sink.lookups).toHaveLength(1);
   });
 
   it('an id the model used again: the label of its pending second prediction joins it, though the first expired in the label’s range', async () => {
@@ -969,5 +975,78 @@ describe('JoinEngine: labels whose prediction is pending are not looked up (foun
     const stats = await engine.process([label('p', second + HOUR)], now + 10 * MINUTE, 'test/1');
     expect(stats.outcomes).toEqual({ 'label:joined': 1 });
     expect(sink.joined.map((r) => r.prediction.event_time)).toEqual([second]);
+  });
+
+  it('a label read before its lagging prediction joins it, though an older prediction with its id expired within its range minutes before (found by a review)', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(join);
+    const sink = new FlakySink();
+    const engine = engineOf(store, sink);
+    const T1 = T + 3 * DAY;
+    // The warehouse holds the expired row of an older prediction p, dated 7 d − 12 min before the
+    // new one (due 7 minutes before the label is read), and the state holds no X of it.
+    const older = JSON.parse(prediction('p', T1 + 12 * MINUTE - 7 * DAY).raw.toString()) as PredictionEvent;
+    sink.expired.push({ prediction: older, deadline: older.event_time + join.maxDelayMs, expiredAt: T1 + 17 * MINUTE });
+    // The new prediction p (T1) lags behind its label (T1 + 10 min, read 10 minutes later).
+    const now = T1 + 20 * MINUTE;
+    const labels = await engine.process([label('p', T1 + 10 * MINUTE)], now, 'test/1');
+    // It waits: had the older prediction expired that recently, its state would be X. (It was
+    // dropped as expired-before-label, and the new prediction then expired unlabeled.)
+    expect(labels.outcomes).toEqual({ 'label:waiting': 1 });
+    expect(sink.lookups).toEqual([]);
+    const predictions = await engine.process([prediction('p', T1)], now + 5 * MINUTE, 'test/0');
+    expect(predictions.outcomes).toEqual({ 'prediction:joined': 1 });
+    expect(sink.joined.map((r) => [r.prediction.event_time, r.label.event_time])).toEqual([[T1, T1 + 10 * MINUTE]]);
+  });
+
+  it('the same when the older prediction was joined and its J tombstone is gone: the new label is no sink-duplicate', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(join);
+    const sink = new FlakySink();
+    const engine = engineOf(store, sink);
+    // The older p joins its label at once; its J tombstone lasts 2 h.
+    await engine.process([prediction('p', T)], T + MINUTE, 'test/0');
+    await engine.process([label('p', T + 2 * MINUTE)], T + 3 * MINUTE, 'test/1');
+    expect(sink.joined).toHaveLength(1);
+    // Seven days later the model uses p again (T1, 12 minutes before the older one's deadline); its
+    // label is read first, 10 minutes after its event time. The older row is in its range.
+    const T1 = T + 7 * DAY - 12 * MINUTE;
+    const now = T1 + 20 * MINUTE;
+    expect((await engine.process([label('p', T1 + 10 * MINUTE)], now, 'test/1')).outcomes).toEqual({
+      'label:waiting': 1,
+    });
+    expect((await engine.process([prediction('p', T1)], now + 5 * MINUTE, 'test/0')).outcomes).toEqual({
+      'prediction:joined': 1,
+    });
+    expect(sink.joined.map((r) => r.prediction.event_time)).toEqual([T, T1]);
+  });
+
+  it('a label of a truly expired prediction whose X is gone is still expired-before-label; with its X, too', async () => {
+    const store = new InMemoryJoinStore<Buffer, Buffer>(join);
+    const sink = new FlakySink();
+    const engine = engineOf(store, sink);
+    const expire = new ExpiryScanner(
+      store,
+      decoder,
+      sink,
+      {
+        ...clockOf(join),
+        deadLetter: async () => {
+          throw new Error('nothing here may be dead-lettered');
+        },
+      },
+      createMetricsRegistry({ service: 't', defaultMetrics: false }),
+    );
+    await engine.process([prediction('a', T), prediction('b', T)], T + MINUTE, 'test/0');
+    // Both due at T + 7 d; expired by the pass 5 minutes later (the grace).
+    await expire.pass(T + 7 * DAY + 5 * MINUTE);
+    expect(sink.expired).toHaveLength(2);
+    // An hour later b's label (on time by a minute) is read: its X is there.
+    const b = await engine.process([label('b', T + 7 * DAY - MINUTE)], T + 7 * DAY + HOUR, 'test/1');
+    expect(b.outcomes).toEqual({ 'label:expired-before-label': 1 });
+    // A nightly batch, 3 h after the expiry: a's X is gone (2 h); its row is old enough to be forgotten.
+    const now = T + 7 * DAY + 3 * HOUR;
+    expect(await store.stateTags([{ model: 'm', id: 'a' }], now)).toEqual([undefined]);
+    const a = await engine.process([label('a', T + 7 * DAY - MINUTE)], now, 'test/1');
+    expect(a.outcomes).toEqual({ 'label:expired-before-label': 1 });
+    expect(await store.scheduledCount()).toBe(0);
   });
 });

@@ -63,7 +63,16 @@ export interface DataQualitySpan {
    * changes nothing (the retrain-trigger finds its id in retrain_decisions).
    */
   readonly alertIds: readonly string[];
+  /**
+   * How much of `[start, end)` DATA_QUALITY windows really cover, when less than all of it: the
+   * summed lengths of the spans `mergeClosest` joined (the gaps between them are not covered).
+   * Absent: all of it (every span no merge made, and every span of a state persisted before).
+   */
+  readonly covered?: number;
 }
+
+/** How much of the span DATA_QUALITY windows cover (`DataQualitySpan.covered`). */
+const coveredOf = (s: DataQualitySpan) => s.covered ?? s.end - s.start;
 
 /**
  * A stretch of fires the data-quality veto held in one family: `data_quality` holds whose run had
@@ -287,6 +296,12 @@ function dataQualityProblem(spans: unknown): string | undefined {
     if (!Array.isArray(span.alertIds) || !span.alertIds.every((id) => typeof id === 'string')) {
       return `dataQuality[${i}].alertIds is not an array of strings`;
     }
+    if (
+      span.covered !== undefined &&
+      !(isTime(span.covered) && span.covered > 0 && span.covered <= span.end - span.start)
+    ) {
+      return `dataQuality[${i}].covered is not an integer in (0, end - start]`;
+    }
     end = span.end;
   }
   return undefined;
@@ -308,7 +323,8 @@ function dataQualityHoldProblem(holds: unknown): string | undefined {
 /**
  * A stored state with its data-quality fields checked, for a caller that loads states (the
  * retrain-trigger, from retrain_decisions): a `dataQuality` that is not at most
- * MAX_DATA_QUALITY_SPANS sorted, disjoint spans of integer `start` < `end` with string ids, or a
+ * MAX_DATA_QUALITY_SPANS sorted, disjoint spans of integer `start` < `end` with string ids (and,
+ * when present, an integer `covered` in (0, end − start]), or a
  * `dataQualityHold` that is not integer `since` ≤ `through` per family, is dropped and named in
  * `problems` (a `null` one is dropped quietly). Such a field (a row edited by hand, a buggy
  * writer) made every decision of the model throw (found by a review); dropped, the veto fails open
@@ -425,9 +441,17 @@ function dataQualityHorizon(
 
 const usableSpan = (horizon: DataQualityHorizon, end: number) => end >= horizon.notBefore && end > horizon.after;
 
+/** A span, with `covered` only when it is less than all of it. */
+function span(start: number, end: number, alertIds: readonly string[], covered: number): DataQualitySpan {
+  return covered < end - start ? { start, end, alertIds, covered } : { start, end, alertIds };
+}
+
 /**
  * `spans` with the alert's window merged in (with every span it overlaps or touches), sorted by
- * start. The spans are sorted and disjoint: the ones it touches are found by binary search.
+ * start. The spans are sorted and disjoint: the ones it touches are found by binary search. The
+ * window adds to `covered` only its part outside them: within a merged span it may fall in a gap,
+ * but it may as well be a replay or another version's alert of a window already counted (which
+ * changes nothing, as within an exact span).
  */
 function withDataQuality(spans: readonly DataQualitySpan[], alert: DriftAlert): DataQualitySpan[] {
   const from = leading(spans, (s) => s.end < alert.window_start);
@@ -437,38 +461,67 @@ function withDataQuality(spans: readonly DataQualitySpan[], alert: DriftAlert): 
   const end = Math.max(alert.window_end, touched.at(-1)?.end ?? alert.window_end);
   const ids = touched.flatMap((s) => s.alertIds).filter((id) => id !== alert.alert_id);
   const alertIds = [...new Set([...ids, alert.alert_id])].slice(-MAX_DATA_QUALITY_IDS_PER_SPAN);
-  return [...spans.slice(0, from), { start, end, alertIds }, ...spans.slice(Math.max(from, to))];
+  let covered = alert.window_end - alert.window_start;
+  for (const s of touched) {
+    covered += coveredOf(s) - Math.max(0, Math.min(s.end, alert.window_end) - Math.max(s.start, alert.window_start));
+  }
+  return [...spans.slice(0, from), span(start, end, alertIds, covered), ...spans.slice(Math.max(from, to))];
 }
 
 /**
- * Merges the two neighbouring spans with the smallest gap between them (the oldest such pair on a
- * tie, so the newest spans, which a drift run's recovery reads, stay exact): the gap becomes
- * covered, which holds more, never less. Dropping the oldest span instead let a long flapping
- * outage's first hours out of the spans while their labels were still days away, and the late
- * PERFORMANCE alerts of those hours fired on broken windows (found by a review).
+ * Merges the two neighbouring spans with the smallest gap between them; on a tie, the pair whose
+ * merged span is shortest (then the oldest). The merged span records how much of it the two
+ * covered (`covered`), and the cut counts its overlap with a window in that proportion: a gap is
+ * not taken for covered. Dropping the oldest span instead let a long flapping outage's first
+ * hours out of the spans while their labels were still days away, and the late PERFORMANCE
+ * alerts of those hours fired on broken windows; merging the oldest pair on a tie and counting the
+ * gap as covered made routine DATA_QUALITY (evenly spaced: every gap ties) one block from its
+ * first span on, which covered every hour of days-late labels whole and held their retrains
+ * (DATA_QUALITY in 1 of 5 minutes, labels 48 h late: 70 of 94 PERFORMANCE decisions; both found by
+ * reviews). Shortest first keeps merged spans local: a block's density is its own stretch's.
+ *
+ * The newest `exact` spans are merged only when no other pair is left: a drift run's last
+ * `sustain` windows meet no other span (DATA_QUALITY alerts come before their window's drift
+ * alerts), so whether it holds stays exact. Merged, a broken minute in a 7-minute span of 3
+ * covered minutes counted 3/7 covered, under half, and a run over it fired (DATA_QUALITY in 1 of 3
+ * minutes with the spans full).
  */
-function mergeClosest(spans: DataQualitySpan[]): void {
+function mergeClosest(spans: DataQualitySpan[], exact: number): void {
+  const last = spans.length - 1 - exact >= 1 ? spans.length - 1 - exact : spans.length - 1;
   let at = 0;
-  for (let i = 1; i + 1 < spans.length; i++) {
-    if (spans[i + 1]!.start - spans[i]!.end < spans[at + 1]!.start - spans[at]!.end) at = i;
+  for (let i = 1; i + 1 <= last; i++) {
+    const gap = spans[i + 1]!.start - spans[i]!.end;
+    const best = spans[at + 1]!.start - spans[at]!.end;
+    if (gap < best || (gap === best && spans[i + 1]!.end - spans[i]!.start < spans[at + 1]!.end - spans[at]!.start)) {
+      at = i;
+    }
   }
   const older = spans[at]!;
   const newer = spans[at + 1]!;
-  spans.splice(at, 2, {
-    start: older.start,
-    end: Math.max(older.end, newer.end),
-    alertIds: [...older.alertIds, ...newer.alertIds].slice(-MAX_DATA_QUALITY_IDS_PER_SPAN),
-  });
+  spans.splice(
+    at,
+    2,
+    span(
+      older.start,
+      Math.max(older.end, newer.end),
+      [...older.alertIds, ...newer.alertIds].slice(-MAX_DATA_QUALITY_IDS_PER_SPAN),
+      coveredOf(older) + coveredOf(newer),
+    ),
+  );
 }
 
 /**
  * The spans a run can still use (`usableSpan`), at most MAX_DATA_QUALITY_SPANS (the closest ones
- * merged: `mergeClosest`), the newest MAX_DATA_QUALITY_IDS ids.
+ * merged, the newest `exact` last: `mergeClosest`), the newest MAX_DATA_QUALITY_IDS ids.
  */
-function keepDataQuality(spans: readonly DataQualitySpan[], horizon: DataQualityHorizon): DataQualitySpan[] {
+function keepDataQuality(
+  spans: readonly DataQualitySpan[],
+  horizon: DataQualityHorizon,
+  exact: number,
+): DataQualitySpan[] {
   const kept = spans.filter((s) => usableSpan(horizon, s.end));
   // One alert adds one span at most: one merge per decision in the steady state.
-  while (kept.length > MAX_DATA_QUALITY_SPANS) mergeClosest(kept);
+  while (kept.length > MAX_DATA_QUALITY_SPANS) mergeClosest(kept, exact);
   let left = MAX_DATA_QUALITY_IDS;
   const out: DataQualitySpan[] = [];
   for (const s of kept.reverse()) {
@@ -508,7 +561,9 @@ function leading(spans: readonly DataQualitySpan[], holds: (s: DataQualitySpan) 
  * grid a window with a DATA_QUALITY alert of its own bounds is covered whole, and one without is
  * not touched; a label-joiner's hour is covered by an outage over half of it, not by one broken
  * 5-minute window (any overlap vetoed the hour: DATA_QUALITY alerts in 1 of 12 drift windows held
- * every performance retrain; found by a review). Exact, with no presumption: the drift-monitor sends
+ * every performance retrain; found by a review). A merged span (at MAX_DATA_QUALITY_SPANS) covers
+ * its overlap with a window in the proportion it is covered (`covered`). Otherwise exact, with no
+ * presumption: the drift-monitor sends
  * a window's DATA_QUALITY alert before its drift alerts, in one send keyed by model (one alerts.v1
  * partition, in that order; windows oldest first), so when a drift alert is decided its own
  * window's DATA_QUALITY alert already has been. PERFORMANCE alerts come days after their windows'
@@ -529,7 +584,10 @@ function dataQualityCut(run: readonly WindowEntry[], spans: readonly DataQuality
     while (next >= 0 && spans[next]!.start >= w.end) next--;
     let covered = 0;
     for (let k = next; k >= 0 && spans[k]!.end > w.start; k--) {
-      covered += Math.min(w.end, spans[k]!.end) - Math.max(w.start, spans[k]!.start);
+      const s = spans[k]!;
+      // A merged span covers each part of it in its proportion (`covered`); any other, whole.
+      const overlap = Math.min(w.end, s.end) - Math.max(w.start, s.start);
+      covered += s.covered === undefined ? overlap : (overlap * s.covered) / (s.end - s.start);
     }
     if (2 * covered >= w.end - w.start && covered > 0) {
       const runStart = run[0]!.start;
@@ -548,7 +606,8 @@ function dataQualityCut(run: readonly WindowEntry[], spans: readonly DataQuality
 function spansText(spans: readonly DataQualitySpan[]): string {
   const shown = spans.slice(-DATA_QUALITY_SPANS_IN_DETAIL).map((s) => {
     const ids = s.alertIds.length === 0 ? '' : ` (${s.alertIds.join(', ')})`;
-    return `${iso(s.start)} to ${iso(s.end)}${ids}`;
+    const part = s.covered === undefined ? '' : `, ${Math.round((100 * s.covered) / (s.end - s.start))}% covered`;
+    return `${iso(s.start)} to ${iso(s.end)}${part}${ids}`;
   });
   const more = spans.length - shown.length;
   return `${more > 0 ? `${more} older, then ` : ''}${shown.join('; ')}`;
@@ -581,7 +640,7 @@ function rememberDataQuality(policy: ModelPolicy, state: ModelState, alert: Drif
       `${late}its window ends ${iso(alert.window_end)}, ${bound}: not remembered (state unchanged)`,
     );
   }
-  const spans = keepDataQuality(withDataQuality(state.dataQuality ?? [], alert), horizon);
+  const spans = keepDataQuality(withDataQuality(state.dataQuality ?? [], alert), horizon, policy.sustain);
   return hold(
     stateOf(state.seq + 1, families, last, spans, state.dataQualityHold),
     'no_signal',
@@ -741,7 +800,7 @@ export function decideForModel(
   });
   // The veto off: spans are neither read nor kept, nor the fires it held.
   const spans = policy.dataQualityVeto
-    ? keepDataQuality(state.dataQuality ?? [], dataQualityHorizon(capped, policy.lateHorizonMs, last))
+    ? keepDataQuality(state.dataQuality ?? [], dataQualityHorizon(capped, policy.lateHorizonMs, last), policy.sustain)
     : [];
   const held = policy.dataQualityVeto ? state.dataQualityHold : undefined;
   const next = stateOf(state.seq + 1, capped, last, spans, held);
@@ -825,7 +884,7 @@ export function decideForModel(
       next.seq,
       capped,
       lastFire,
-      keepDataQuality(spans, dataQualityHorizon(capped, policy.lateHorizonMs, lastFire)),
+      keepDataQuality(spans, dataQualityHorizon(capped, policy.lateHorizonMs, lastFire), policy.sustain),
     ),
     decision: { kind: 'fire', plan, signals, streak: run.length },
   };

@@ -1203,7 +1203,8 @@ models:
       };
       const off = timed(false);
       const on = timed(true);
-      expect(on.state.dataQuality).toHaveLength(MAX_DATA_QUALITY_SPANS);
+      // Full: merged spans are local now, so the oldest may just have left the horizon.
+      expect(on.state.dataQuality!.length).toBeGreaterThanOrEqual(MAX_DATA_QUALITY_SPANS - 1);
       expect(on.state.windows).toHaveLength(MAX_WINDOWS);
       expect([...on.kinds].sort()).toEqual(['data_quality', 'no_signal']);
       console.log(
@@ -1245,6 +1246,121 @@ models:
       expect(decide(vetoOff, restored, fd(300)).state.dataQualityHold).toBeUndefined();
     });
 
+    describe('spans merged at MAX_DATA_QUALITY_SPANS cover in proportion (found by the review of the merge)', () => {
+      const late = parsePolicy({
+        defaults: { sustain: 3, cooldown: '6h', late_horizon: '1d' },
+        models: { fraud: { signals: { share_drifted: 0.3, performance: [{ metric: 'roc_auc', below: 0.7 }] } } },
+      });
+      /**
+       * 1-minute drift windows for `days`: a window's DATA_QUALITY alert first where `broken(i)`,
+       * then its FEATURE_DRIFT (drifted where `drifted(i)`); each hour, the PERFORMANCE alert of
+       * the hour 48 h back (`roc_auc` `auc`). Decisions by family, the most spans and the longest.
+       */
+      const minutes = (days: number, broken: (i: number) => boolean, drifted: (i: number) => boolean, auc = 0.55) => {
+        let state: ModelState | undefined;
+        const drift = new Map<string, number>();
+        const perf: Array<{ hour: number; kind: string }> = [];
+        let spans = 0;
+        let longest = 0;
+        const kindOf = (r: DecideResult) => (r.decision.kind === 'fire' ? 'fire' : r.decision.reason);
+        for (let i = 0; i < days * 1_440; i++) {
+          const w = { window_start: START + i * M, window_end: START + (i + 1) * M, event_time: START + (i + 1) * M };
+          if (broken(i)) state = decide(late, state, dq(0, { alert_id: `dq-m${i}`, ...w })).state;
+          const r = decide(late, state, fd(0, { alert_id: `fd-m${i}`, ...w, share_drifted: drifted(i) ? 0.6 : 0.05 }));
+          state = r.state;
+          drift.set(kindOf(r), (drift.get(kindOf(r)) ?? 0) + 1);
+          const labelled = (i + 1) / 60 - 48 - 1; // the hour whose labels are in
+          if ((i + 1) % 60 === 0 && labelled >= 0) {
+            const p = decide(late, state, hour(labelled, { statistic: auc }));
+            state = p.state;
+            perf.push({ hour: labelled, kind: kindOf(p) });
+          }
+          spans = Math.max(spans, state.dataQuality?.length ?? 0);
+          for (const s of state.dataQuality ?? []) longest = Math.max(longest, s.end - s.start);
+        }
+        const perfKinds = new Map<string, number>();
+        for (const { kind } of perf) perfKinds.set(kind, (perfKinds.get(kind) ?? 0) + 1);
+        const hours = (kind: string) => perf.filter((d) => d.kind === kind).map((d) => d.hour);
+        return { drift: Object.fromEntries(drift), perf: Object.fromEntries(perfKinds), hours, spans, longest };
+      };
+
+      it('routine DATA_QUALITY under half of every hour holds no late PERFORMANCE retrain once the spans are full (70 of 94 held data_quality)', () => {
+        // DATA_QUALITY in 1 of 5 minutes (12 minutes an hour), labels 48 h late, 6 days. Before, the
+        // oldest pair merged on every tie: one block from hour 25 on (76 h) took every hour of the
+        // late labels for covered whole, and 4 retrains fired, 70 hours held data_quality.
+        const got = minutes(
+          6,
+          (i) => i % 5 === 0,
+          () => false,
+        );
+        expect(got.spans).toBe(MAX_DATA_QUALITY_SPANS);
+        expect(got.perf).toEqual({ sustaining: 2, fire: 16, cooldown: 78 }); // as with no cap on the spans
+        expect(got.longest).toBeLessThan(H / 6); // merged spans stay local
+      });
+
+      it('a real outage among routine DATA_QUALITY still holds its hours with the spans full, and only those', () => {
+        // Hours 50–53 broken whole, 1 in 5 minutes otherwise: the outage's hours hold, the two
+        // after it count as a run that starts afresh (data_quality, under `sustain`), then it fires.
+        const got = minutes(
+          5,
+          (i) => i % 5 === 0 || (i >= 50 * 60 && i < 54 * 60),
+          () => false,
+        );
+        expect(got.spans).toBe(MAX_DATA_QUALITY_SPANS);
+        expect(got.hours('data_quality')).toEqual([50, 51, 52, 53, 54, 55]);
+        expect(got.hours('fire')).toEqual([2, 8, 14, 20, 26, 32, 38, 44, 56, 62, 68]);
+      });
+
+      it("a drift run's newest spans stay exact with the spans full: DATA_QUALITY in 1 of 3 minutes holds every drift run", () => {
+        // Every run of 3 drift windows has a broken one. Merged with the span before it, a broken
+        // minute was 3 of 7 minutes covered, no longer counted, and a run over it fired.
+        const got = minutes(
+          5,
+          (i) => i % 3 === 0,
+          () => true,
+          0.9,
+        );
+        expect(got.spans).toBe(MAX_DATA_QUALITY_SPANS);
+        expect(got.drift).toEqual({ data_quality: 5 * 1_440 });
+      });
+
+      it('a stored span without covered (merged by a release before) counts whole; covered is kept through replays and extensions', () => {
+        // The review's block: 76 h from hour 25, as the release before merged it; loads as is and
+        // covers hour 30 whole (the release before read it so), while the same span 20 % covered does not.
+        const block = { start: START + 25 * H, end: START + 101 * H, alertIds: ['dq-old'] };
+        const stored = { ...feedWith(both, [hour(40, { statistic: 0.9 })]).at(-1)!.state, dataQuality: [block] };
+        expect(withValidDataQuality(stored).problems).toEqual([]);
+        const threeHours = [hour(30), hour(31), hour(32)];
+        expect(kinds(feedWith(both, threeHours, stored))).toEqual(['data_quality', 'data_quality', 'data_quality']);
+        const sparse = { ...stored, dataQuality: [{ ...block, covered: (76 * H) / 5 }] };
+        expect(kinds(feedWith(both, threeHours, sparse))).toEqual(['sustaining', 'sustaining', 'fire']);
+        expect(decide(both, sparse, hour(30)).decision).toMatchObject({ reason: 'sustaining' });
+        // A replay (or another version's alert) of a window inside it changes nothing; an alert
+        // past its end adds only its own part; the hold's detail says how much is covered.
+        const inside = dq(0, { alert_id: 'dq-in', window_start: START + 30 * H, window_end: START + 30 * H + 5 * M });
+        expect(decide(both, sparse, inside).state.dataQuality).toEqual([
+          { ...block, covered: (76 * H) / 5, alertIds: ['dq-old', 'dq-in'] },
+        ]);
+        const past = dq(0, {
+          alert_id: 'dq-past',
+          window_start: START + 101 * H - M,
+          window_end: START + 101 * H + 4 * M,
+        });
+        expect(decide(both, sparse, past).state.dataQuality).toEqual([
+          { ...block, end: START + 101 * H + 4 * M, covered: (76 * H) / 5 + 4 * M, alertIds: ['dq-old', 'dq-past'] },
+        ]);
+        const half = { ...stored, dataQuality: [{ ...block, covered: 38 * H }] };
+        expect(decide(both, half, hour(30)).decision).toMatchObject({
+          reason: 'data_quality',
+          detail: expect.stringContaining(
+            `${new Date(block.start).toISOString()} to ${new Date(block.end).toISOString()}, 50% covered (dq-old)`,
+          ),
+        });
+        // A JSON round trip keeps it.
+        expect(JSON.parse(JSON.stringify(half))).toEqual(half);
+      });
+    });
+
     it('withValidDataQuality: a malformed stored dataQuality or dataQualityHold is dropped and named; a valid state is returned as is', () => {
       const valid = feedWith(defaults, [...outage(0, 4), dq(6), fd(6)]).at(-1)!.state;
       expect(valid.dataQuality).toHaveLength(2);
@@ -1258,6 +1374,9 @@ models:
         [[{ start: String(START), end: String(START + FIVE), alertIds: [] }], /^dataQuality\[0\] is not a span/],
         [[{ ...span, start: START + FIVE }], /^dataQuality\[0\] is not a span/],
         [[span, span], /^dataQuality\[1\] starts before the span before it ends$/],
+        [[{ ...span, covered: 0 }], /^dataQuality\[0\]\.covered is not an integer in \(0, end - start\]$/],
+        [[{ ...span, covered: FIVE + 1 }], /^dataQuality\[0\]\.covered is not/],
+        [[{ ...span, covered: '60000' }], /^dataQuality\[0\]\.covered is not/],
         [
           Array.from({ length: MAX_DATA_QUALITY_SPANS + 1 }, (_, i) => ({
             ...span,

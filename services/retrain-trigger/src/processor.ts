@@ -186,6 +186,13 @@ export const MAX_MODEL_STATES = 10_000;
 /** At most one "held by the data-quality veto" warning per model this often (wall clock). */
 export const DATA_QUALITY_HOLD_WARNING_INTERVAL_MS = 3_600_000;
 
+/**
+ * How long (wall clock) a model's new `driftline_retrain_data_quality_overdue_total` series stays
+ * at 0 before its counts are added: Prometheus' increase() does not count a series' first sample,
+ * so the 0 must be scraped first (two scrapes at the default 1 m interval).
+ */
+export const OVERDUE_SERIES_SETTLE_MS = 120_000;
+
 /** A model's data_quality holds in one batch: how long the veto had held its fires at the last one. */
 interface VetoedModel {
   heldMs: number;
@@ -259,12 +266,40 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     { bounded: ['model'] },
   );
   const warnedAt = new Map<string, number>();
+  /** Models whose overdue series is new: when it was created at 0, and the counts held back since. */
+  const settling = new Map<string, { since: number; pending: number }>();
+  /**
+   * Counts overdue holds so that increase() sees them all. A series created with its first count
+   * started above 0 and increase() missed that step: a model whose first `data_quality` hold in
+   * this process is already overdue (after a restart, its state loaded with `dataQualityHold`),
+   * or whose series its bounded label dropped while idle. So a new series is created at 0 and its
+   * counts wait OVERDUE_SERIES_SETTLE_MS, added with the first batch after that (found by a review).
+   */
+  const countOverdue = async (vetoed: ReadonlyMap<string, VetoedModel>, wall: number) => {
+    for (const [model, s] of settling) {
+      if (wall - s.since < OVERDUE_SERIES_SETTLE_MS) continue;
+      overdue.inc({ model }, s.pending);
+      settling.delete(model);
+    }
+    if (vetoed.size === 0) return;
+    const exported = new Set((await overdue.get()).values.map((v) => String(v.labels.model)));
+    for (const [model, v] of vetoed) {
+      const held = settling.get(model);
+      if (held !== undefined) {
+        held.pending += v.overdue;
+      } else if (exported.has(model)) {
+        overdue.inc({ model }, v.overdue);
+      } else {
+        overdue.inc({ model }, 0);
+        settling.set(model, { since: wall, pending: v.overdue });
+      }
+    }
+  };
   /** Metrics and a warning (at most one per model per DATA_QUALITY_HOLD_WARNING_INTERVAL_MS) for the batch's vetoed models. */
-  const reportVetoes = (vetoed: ReadonlyMap<string, VetoedModel>) => {
+  const reportVetoes = async (vetoed: ReadonlyMap<string, VetoedModel>) => {
+    await countOverdue(vetoed, now());
     for (const [model, v] of vetoed) {
       heldSeconds.set({ model }, v.heldMs / 1000);
-      // 0 first: the series exists before its first overdue hold, so increase() sees that one.
-      overdue.inc({ model }, v.overdue);
       if (v.overdue === 0) continue;
       const last = warnedAt.get(model);
       const wall = now();
@@ -380,7 +415,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
         states.delete(m);
       }
       for (const r of rows) decisions.inc({ model: r.model, decision: r.decision, reason: r.reason });
-      reportVetoes(vetoed);
+      await reportVetoes(vetoed);
       for (const r of requests) {
         deps.logger.info(
           { model: r.model, requestId: r.request_id, dataFrom: r.data_from, dataTo: r.data_to, reason: r.reason },

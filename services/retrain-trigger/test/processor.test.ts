@@ -7,7 +7,7 @@ import type { DriftAlert, RetrainRequest } from '@driftline/schemas';
 import type { DecisionRow, DecisionStore } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { loadPolicy } from '../src/config.js';
-import { DATA_QUALITY_HOLD_WARNING_INTERVAL_MS, triggerProcessor } from '../src/processor.js';
+import { DATA_QUALITY_HOLD_WARNING_INTERVAL_MS, OVERDUE_SERIES_SETTLE_MS, triggerProcessor } from '../src/processor.js';
 
 const T0 = Date.UTC(2024, 0, 1);
 const W = 60_000;
@@ -925,6 +925,7 @@ describe('the data-quality veto (found by a review)', () => {
     expect(seen).toEqual([]);
     expect(await metric('driftline_retrain_data_quality_held_seconds')).toBe(717 * 60);
     expect(await metric('driftline_retrain_data_quality_overdue_total')).toBe(0);
+    wall += OVERDUE_SERIES_SETTLE_MS; // its 0 scraped: counts are added at once from now on
     await trigger.process(routine(720, 1446), ctx);
     expect(sent).toEqual([]);
     // Held from window 2's end to window 1445's: 1,443 minutes > 1,440; windows 1443–1445 overdue.
@@ -958,6 +959,48 @@ describe('the data-quality veto (found by a review)', () => {
     expect(await metric('driftline_retrain_data_quality_held_seconds')).toBe(0);
     expect(await metric('driftline_retrain_data_quality_overdue_total')).toBe(10);
     expect(seen).toHaveLength(2);
+  });
+
+  it("after a restart a model's first hold can be overdue: its series is created at 0, counted OVERDUE_SERIES_SETTLE_MS later (increase() missed a series that started at 1; found by a review)", async () => {
+    const store = new MemoryStore();
+    const routine = (from: number, to: number) =>
+      batch(
+        Array.from({ length: to - from }, (_, k) => from + k).flatMap((w) => [
+          ...(w % 2 === 0 ? [quality(w)] : []),
+          alert(w),
+        ]),
+      );
+    // A day of routine DATA_QUALITY: the stored state's dataQualityHold is longer than the cooldown.
+    await processor(store, [], undefined, defaults).process(routine(0, 1446), ctx);
+    const registry = createMetricsRegistry({ service: 'test' });
+    let wall = 0;
+    const restarted = triggerProcessor({
+      policy: defaults,
+      store,
+      decode: () => alert(0),
+      eventTime: DEFAULT_EVENT_TIME_BOUNDS,
+      send: async () => {},
+      logger: silentLogger,
+      registry,
+      now: () => wall,
+    });
+    const overdue = async () =>
+      (await registry.getSingleMetric('driftline_retrain_data_quality_overdue_total')?.get())?.values.find(
+        (v) => v.labels.model === 'fraud',
+      )?.value;
+    // Windows 1446 and 1447 hold data_quality, both overdue: the series exists, at 0 (before: at 2).
+    await restarted.process(routine(1446, 1448), ctx);
+    expect(store.rows.slice(-2).map((r) => r.reason)).toEqual(['data_quality', 'data_quality']);
+    expect(await overdue()).toBe(0);
+    wall += OVERDUE_SERIES_SETTLE_MS - 1;
+    await restarted.process(routine(1448, 1449), ctx);
+    expect(await overdue()).toBe(0);
+    // Settled: the held counts go in with the next batch, whatever its models; then at once.
+    wall += 1;
+    await restarted.process(batch([quality(1449)]), ctx);
+    expect(await overdue()).toBe(3);
+    await restarted.process(batch([alert(1449)]), ctx);
+    expect(await overdue()).toBe(4);
   });
 
   it('a malformed stored dataQuality is dropped with one warning; the model decides on (every batch threw before; found by a review)', async () => {

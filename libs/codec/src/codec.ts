@@ -119,6 +119,8 @@ const WRITER_REREAD_MS = 60_000;
  * failed was retriable, and held the partition for the whole outage, 10 s per retry when hung).
  */
 const WRITER_REREAD_WAIT_MS = 2_000;
+/** After a re-read that failed for an outage, how soon the next failing record may read again. */
+const WRITER_REREAD_AFTER_OUTAGE_MS = 1_000;
 
 export interface SchemaSource {
   schemaById(id: number): Promise<string>;
@@ -208,14 +210,18 @@ export class SchemaRegistryCodec {
    * The schema of `id` read again, after a record failed to decode with the one cached for it: a
    * registry that lost its schemas and numbered them anew gives the id another schema, and a
    * consumer that kept the old one dead-lettered every new record until it restarted. At most once
-   * per WRITER_REREAD_MS per id, whatever it answered: within that, the last reading is answered.
+   * per WRITER_REREAD_MS per id when the registry answered (within that, the last reading is
+   * answered); a reading that failed for an outage may be tried again a second after it failed.
    * Undefined when the registry gave no usable answer within WRITER_REREAD_WAIT_MS of the reading's
    * start (an outage, no answer: later records do not wait for it either) or no longer knows the id.
    */
   async reread(id: number): Promise<Writer | undefined> {
     const now = Date.now();
     let last = this.rereads.get(id);
-    if (last === undefined || now - last.at >= WRITER_REREAD_MS) {
+    // After an outage (not an answer), the next failing record may read again a second later:
+    // kept for the minute, one refused request dead-lettered every record of a renumbered id.
+    const afterOutage = last?.outageAt !== undefined && now - last.outageAt >= WRITER_REREAD_AFTER_OUTAGE_MS;
+    if (last === undefined || now - last.at >= WRITER_REREAD_MS || afterOutage) {
       const reread: Reread = { at: now, fresh: undefined, done: false, answered: Promise.resolve() };
       reread.answered = this.read(id, true).then(
         (fresh) => {
@@ -223,8 +229,9 @@ export class SchemaRegistryCodec {
           reread.fresh = fresh;
           reread.done = true;
         },
-        () => {
+        (error: unknown) => {
           reread.done = true;
+          if (!(error instanceof PoisonRecordError)) reread.outageAt = Date.now();
         },
       );
       this.rereads.delete(id);
@@ -324,6 +331,8 @@ interface Reread {
   answered: Promise<void>;
   fresh: Writer | undefined;
   done: boolean;
+  /** When it failed for an outage (no answer, a retriable error): another may start 1 s after. */
+  outageAt?: number;
 }
 
 /**

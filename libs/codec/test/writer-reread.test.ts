@@ -108,6 +108,27 @@ describe('a consumer whose registry numbered its schemas anew', () => {
     expect(await clicks.decode(good)).toEqual({ user: 'u1', clicks: 3 });
   });
 
+  it('a re-read that met an outage may run again a second later (found by a review: one refused request dead-lettered every record of a renumbered id for a minute)', async () => {
+    vi.useFakeTimers({ now, toFake: ['Date'] });
+    const ids = new Map<number, object>([[1, click]]);
+    const registry = resettableRegistry(ids);
+    const scores = new SchemaRegistryCodec(registry).forSchema<Score>(score, 'scores');
+    const clicks = new SchemaRegistryCodec(registry).forSchema<Click>(click, 'clicks');
+    await clicks.decode(framed(1, click, { user: 'u1', clicks: 3 }));
+    // The consumer of scores cached id 1 as Click (its own first read); the registry renumbers.
+    await expect(scores.decode(framed(1, click, { user: 'u', clicks: 1 }))).rejects.toThrow();
+    ids.set(1, score);
+    passes(60_000);
+    registry.down = true;
+    const fresh = framed(1, score, { model: 'm', score: 0.5 });
+    await expect(scores.decode(fresh)).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+    registry.down = false;
+    passes(999);
+    await expect(scores.decode(fresh)).rejects.toMatchObject({ code: 'DECODE_FAILED' });
+    passes(1);
+    expect(await scores.decode(fresh)).toEqual({ model: 'm', score: 0.5 });
+  });
+
   it('an id the registry no longer knows now: a record that does not fit is poison with its own reason, and the cached schema stays', async () => {
     const ids = new Map<number, object>([[1, click]]);
     const registry = resettableRegistry(ids);

@@ -158,7 +158,8 @@ describe('a confirmation the registry does not answer', () => {
       slowest = Math.max(slowest, performance.now() - started);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    expect(slowest, 'slowest encode (ms)').toBeLessThan(100);
+    // Far below the 2 s a waiting encode takes; not a speed check (a loaded 2-core run stalls a turn).
+    expect(slowest, 'slowest encode (ms)').toBeLessThan(1_000);
     expect(calls).toEqual([
       'GET /ccompat/config/hangs-value',
       'POST /ccompat/subjects/hangs-value/versions',
@@ -179,15 +180,19 @@ describe('a confirmation that registers again', () => {
     calls = [];
     vi.setSystemTime(Date.now() + SCHEMA_ID_RECHECK_MS);
     expect((await producer.encode({ text: 'b' })).readUInt32BE(1)).toBe(7);
-    for (let i = 0; i < 150 && !calls.includes('PUT /ccompat/config/renewed-value'); i++) {
+    // The registration completes in the background; its id is used once it lands (a loaded run of
+    // the suite stretched the 0.5 s left after the wait past a fixed poll: wait up to 10 s).
+    let id = 7;
+    for (let i = 0; i < 1_000 && id !== 12; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
+      id = (await producer.encode({ text: 'c' })).readUInt32BE(1);
     }
+    expect(id).toBe(12);
     expect(calls).toEqual([
       'POST /ccompat/subjects/renewed-value',
       'GET /ccompat/config/renewed-value',
       'POST /ccompat/subjects/renewed-value/versions',
       'PUT /ccompat/config/renewed-value',
     ]);
-    expect((await producer.encode({ text: 'c' })).readUInt32BE(1)).toBe(12);
   });
 });

@@ -16,4 +16,5 @@ export * from './recent-ids.js';
 export * from './redact.js';
 export * from './redis-config.js';
 export * from './serial.js';
+export * from './socket-errors.js';
 export * from './uuid.js';

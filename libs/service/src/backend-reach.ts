@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { printable } from '@driftline/core';
+import { connectionErrorCause, parseHostPort, printable } from '@driftline/core';
 import type { ResourceConfigs } from './resource-config.js';
 
 /** One server the started services need, as its variable names it (host and port only: no credentials). */
@@ -53,33 +53,19 @@ export function backendsOf(configs: ResourceConfigs): Backend[] {
   return backends;
 }
 
-// A socket's error code in words: what a person checks first.
-const CAUSES: Readonly<Record<string, string>> = {
-  ECONNREFUSED: 'connection refused',
-  ENOTFOUND: 'name not resolved',
-  EAI_AGAIN: 'name not resolved: DNS did not answer',
-  ETIMEDOUT: 'timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  ECONNRESET: 'connection reset',
-  EADDRNOTAVAIL: 'address not available',
-};
-
 /** Why a TCP connection to `address` failed within `timeoutMs`, or undefined when it opened. */
 function probe(address: string, timeoutMs: number): Promise<string | undefined> {
-  const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(address);
-  if (match === null) return Promise.resolve('not host:port');
+  const target = parseHostPort(address);
+  if (target === undefined) return Promise.resolve('not host:port');
   return new Promise((resolve) => {
-    const socket: Socket = connect({ host: match[1]!, port: Number(match[2]) });
+    const socket: Socket = connect(target);
     const done = (cause: string | undefined) => {
       socket.destroy();
       resolve(cause);
     };
     socket.setTimeout(timeoutMs, () => done('timed out'));
     socket.once('connect', () => done(undefined));
-    socket.once('error', (error: NodeJS.ErrnoException) =>
-      done(CAUSES[error.code ?? ''] ?? printable(error.message).slice(0, 120)),
-    );
+    socket.once('error', (error) => done(connectionErrorCause(error)));
   });
 }
 

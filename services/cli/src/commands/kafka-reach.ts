@@ -1,7 +1,15 @@
 import { isIP, type Socket, connect as tcpConnect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
-import { ConfigError, DURATION_HINT, isRetriable, parseDurationMs, printable } from '@driftline/core';
+import {
+  ConfigError,
+  connectionErrorCause,
+  DURATION_HINT,
+  isRetriable,
+  parseDurationMs,
+  parseHostPort,
+  printable,
+} from '@driftline/core';
 import { UnavailableError } from '../describe-error.js';
 
 /**
@@ -36,27 +44,8 @@ export interface KafkaTarget {
 /** What one probe of a broker found: it took a connection (and a TLS handshake), or why not. */
 type Probe = { readonly reached: true } | { readonly reached: false; readonly cause: string; readonly tls: boolean };
 
-// The words for a socket's error code: what a person checks first.
-const CAUSES: Readonly<Record<string, string>> = {
-  ECONNREFUSED: 'connection refused',
-  ENOTFOUND: 'name not resolved',
-  EAI_AGAIN: 'name not resolved: DNS did not answer',
-  ETIMEDOUT: 'timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  ECONNRESET: 'connection reset',
-  EADDRNOTAVAIL: 'address not available',
-  ERR_SSL_WRONG_VERSION_NUMBER: 'the listener does not speak TLS',
-};
-
 /** Why a connection failed, in words (`connection refused`, `name not resolved`, …). */
-export function causeOf(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && CAUSES[code] !== undefined) return CAUSES[code];
-  // OpenSSL's message is a library trace (`…:error:0A00010B:SSL routines:…`); its code reads better.
-  if (typeof code === 'string' && code.startsWith('ERR_SSL_')) return code.slice(8).toLowerCase().replaceAll('_', ' ');
-  return printable(error instanceof Error ? error.message : String(error)).slice(0, 120);
-}
+export const causeOf = connectionErrorCause;
 
 /** Wait after the first contact starts before probing: a live cluster answers first, unprobed. */
 const PROBE_GRACE_MS = 500;
@@ -64,17 +53,12 @@ const PROBE_GRACE_MS = 500;
 const PROBE_TIMEOUT_MS = 5_000;
 const PROBE_INTERVAL_MS = 1_000;
 
-function hostPort(broker: string): { host: string; port: number } | undefined {
-  const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(broker);
-  return match === null ? undefined : { host: match[1]!, port: Number(match[2]) };
-}
-
 /**
  * Opens a connection to `broker` as kafkajs does (TCP, or TLS with the host as server name unless it
  * is an address) and closes it: only to name the cause when Kafka does not answer.
  */
 function probe(broker: string, ssl: boolean, timeoutMs: number, signal: AbortSignal): Promise<Probe> {
-  const target = hostPort(broker);
+  const target = parseHostPort(broker);
   if (target === undefined) return Promise.resolve({ reached: false, cause: 'not host:port', tls: false });
   return new Promise((resolve) => {
     let connected = false;

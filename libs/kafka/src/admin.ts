@@ -49,6 +49,11 @@ export function isTransient(error: unknown): boolean {
   if (typeof e.type === 'string' && TRANSIENT_TYPES.has(e.type)) return true;
   if (e.name === 'KafkaJSConnectionError' || e.name === 'KafkaJSRequestTimeoutError') return true;
   if (e.retriable === true || /does not host this topic-partition|Timed out/i.test(String(error))) return true;
+  // kafkajs' connection layer, giving up on a broker that takes TCP and never answers (its
+  // ApiVersions handshake timed out): a plain Error, and a timeout on the broker's connect lock (not
+  // retriable). Found by a review: a hung broker at start-up exited 78 "configuration error".
+  if (error instanceof Error && error.constructor === Error && error.message === 'Broker not connected') return true;
+  if (e.name === 'KafkaJSLockTimeout' && /connect to broker/.test(String(error))) return true;
   // kafkajs trips over its own state while a broker restarts ("Cannot read properties of null
   // (reading 'topicMetadata')": an empty metadata answer; found by make chaos, a service restarted
   // meanwhile exited 78 "configuration error"): an outage to retry, not a bad configuration.

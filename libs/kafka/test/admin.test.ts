@@ -21,6 +21,23 @@ describe('isTransient (admin calls)', () => {
     expect(isTransient(new Error('INVALID_REPLICATION_FACTOR'))).toBe(false);
   });
 
+  it('a broker that takes connections and never answers is an outage (found by a review: exit 78)', () => {
+    // kafkajs' connect against a silent listener ends, after about 30 s, in a plain Error of its
+    // broker layer; a wait for another connect to that broker ends in a lock timeout.
+    const silent = new Error('Broker not connected');
+    expect(isTransient(silent)).toBe(true);
+    expect(isTransient(new KafkaJSNumberOfRetriesExceeded(silent, { retryCount: 5, retryTime: 3_000 }))).toBe(true);
+    // kafkajs' typings give its error classes no constructor arguments: its runtime shape instead.
+    const lockTimeout = (message: string) =>
+      Object.assign(new Error(message), { name: 'KafkaJSLockTimeout', retriable: false });
+    expect(
+      isTransient(lockTimeout('Timeout while acquiring lock (1 waiting locks): "connect to broker k1:9092"')),
+    ).toBe(true);
+    // Only those: another plain Error stays a configuration error.
+    expect(isTransient(new Error('Broker not connected: wrong'))).toBe(false);
+    expect(isTransient(lockTimeout('Timeout while acquiring lock (1 waiting locks)'))).toBe(false);
+  });
+
   it('a refusal by the broker stays permanent', () => {
     const denied = new KafkaJSProtocolError({
       message: 'denied',

@@ -129,12 +129,36 @@ const STARTUP_PROBE_INTERVAL_MS = 1_000;
  * the stack a few seconds from up) is ridden out by kafkajs' own retries, as before the bound.
  */
 const STARTUP_REFUSAL_GRACE_MS = 10_000;
+/**
+ * How many probes in a row must find a backend taking connections before its count of
+ * STARTUP_REFUSAL_GRACE_MS starts over: one was enough, and a crash-looping broker (up 400 ms of
+ * every 3 s) was never cut (194 s, a warning every 3 s; found by a review).
+ */
+const STARTUP_REACHABLE_PROBES_TO_RESET = 3;
 
 type Started = Awaited<ReturnType<typeof startServices>>;
 type AttemptOutcome =
   | { readonly kind: 'started'; readonly up: Started }
   | { readonly kind: 'failed'; readonly error: unknown }
   | { readonly kind: 'cut'; readonly unreachable: readonly UnreachableBackend[] };
+
+/**
+ * The `fatal` of one start-up attempt: the runner's, until the attempt is cut. A cut attempt runs
+ * on (kafkajs cannot be cancelled), and a check of its finding a wrong setting later (a Redis
+ * database refused) ended an embedder's process after startRunner had rejected (found by a review).
+ */
+function attemptFatal(fatal: FatalHandler, logger: Logger): { fatal: FatalHandler; cut: () => void } {
+  let cut = false;
+  return {
+    fatal: (error) => {
+      if (!cut) return fatal(error);
+      logger.debug({ err: error }, 'a start-up attempt given up on found a configuration error: ignored');
+    },
+    cut: () => {
+      cut = true;
+    },
+  };
+}
 
 /** `promise`'s value, or undefined once `until` (epoch ms) has passed. */
 async function by<T>(promise: Promise<T>, until: number): Promise<T | undefined> {
@@ -154,8 +178,9 @@ async function by<T>(promise: Promise<T>, until: number): Promise<T | undefined>
 /**
  * Waits for one start-up attempt. Until `deadline` (DRIFTLINE_STARTUP_TIMEOUT from the start) it
  * just waits; past it the backends are probed every STARTUP_PROBE_INTERVAL_MS, and the attempt is
- * cut ('cut') only when a backend has taken no connection at every probe for
- * STARTUP_REFUSAL_GRACE_MS (one that comes back starts its count again). While every backend takes
+ * cut ('cut') when a backend found taking no connection STARTUP_REFUSAL_GRACE_MS ago still takes
+ * none (its count starts over once STARTUP_REACHABLE_PROBES_TO_RESET probes in a row found it
+ * taking connections; one warning per backend and attempt). While every backend takes
  * connections the attempt is never cut: a start's own work (the trainer's first venv install,
  * allowed 15 min; a migration; a catch-up) may take as long as it takes. A cut attempt cannot be
  * cancelled (kafkajs retries on its own): whatever it starts later is stopped and closed as soon as
@@ -173,8 +198,11 @@ async function awaitAttempt(
   );
   const early = await by(settled, deadline);
   if (early !== undefined || backends.length === 0) return early ?? settled;
-  // Per backend (its variable), when the run of probes that found it taking no connection began.
+  // Per backend (its variable): when the probes began to find it taking no connection, and how many
+  // in a row have found it taking connections since.
   const downSince = new Map<string, number>();
+  const upStreak = new Map<string, number>();
+  const warned = new Set<string>();
   for (;;) {
     const probeAt = Date.now();
     const probed = await Promise.race([
@@ -186,16 +214,27 @@ async function awaitAttempt(
     ]);
     if (probed.kind !== 'probed') return probed;
     const down = new Set(probed.unreachable.map((b) => b.variable));
-    for (const variable of [...downSince.keys()]) if (!down.has(variable)) downSince.delete(variable);
+    for (const variable of [...downSince.keys()]) {
+      if (down.has(variable)) continue;
+      const streak = (upStreak.get(variable) ?? 0) + 1;
+      upStreak.set(variable, streak);
+      if (streak >= STARTUP_REACHABLE_PROBES_TO_RESET) {
+        downSince.delete(variable);
+        upStreak.delete(variable);
+      }
+    }
     for (const b of probed.unreachable) {
-      if (downSince.has(b.variable)) continue;
-      downSince.set(b.variable, probeAt);
+      upStreak.delete(b.variable);
+      if (!downSince.has(b.variable)) downSince.set(b.variable, probeAt);
+      if (warned.has(b.variable)) continue;
+      warned.add(b.variable);
       logger.warn(
         { backend: describeUnreachable(b), variable: b.variable, giveUpInMs: STARTUP_REFUSAL_GRACE_MS },
         'start-up still under way past DRIFTLINE_STARTUP_TIMEOUT and a backend takes no connection: it ends unless the backend comes back',
       );
     }
-    if ([...downSince.values()].some((since) => probeAt - since >= STARTUP_REFUSAL_GRACE_MS)) {
+    // Cut only while one is down: the error names what takes no connection now.
+    if (probed.unreachable.some((b) => probeAt - (downSince.get(b.variable) ?? probeAt) >= STARTUP_REFUSAL_GRACE_MS)) {
       void settled.then(async (late) => {
         if (late.kind !== 'started') return;
         for (const r of [...late.up.running].reverse()) await r.service.stop().catch(() => {});
@@ -327,8 +366,9 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   try {
     let lastFailure: unknown;
     for (let attempt = 1; ; attempt++) {
+      const attemptOwn = attemptFatal(fatal, logger);
       const outcome = await awaitAttempt(
-        startServices(options, common, configs, serviceConfigs, logger, registry, fatal),
+        startServices(options, common, configs, serviceConfigs, logger, registry, attemptOwn.fatal),
         started + common.startupTimeoutMs,
         backends,
         logger,
@@ -337,7 +377,10 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         up = outcome.up;
         break;
       }
-      if (outcome.kind === 'cut') throw giveUp(lastFailure, outcome.unreachable);
+      if (outcome.kind === 'cut') {
+        attemptOwn.cut();
+        throw giveUp(lastFailure, outcome.unreachable);
+      }
       const error = outcome.error;
       const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
       const left = common.startupTimeoutMs - (Date.now() - started);

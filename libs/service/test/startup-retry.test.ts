@@ -1,11 +1,12 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, DriftlineError, silentLogger } from '@driftline/core';
-import { eventually, freePort } from '@driftline/test-support';
+import { eventually, freePort, recordingLogger } from '@driftline/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   defineService,
   type Runner,
+  type ServiceContext,
   type ServiceDefinition,
   type ServiceNeed,
   StartupTimeoutError,
@@ -310,15 +311,17 @@ describe.concurrent('past DRIFTLINE_STARTUP_TIMEOUT: cut only for a backend down
     }
   }, 30_000);
 
-  it('a backend that comes back stops the count: down again, it gets 10 s more', async ({ expect }) => {
-    // Refused from 0 s, listening from 4 s to 7 s, refused again: cut at about 7 + 10 s, not 10 s.
+  it('a backend that comes back for 3 probes in a row stops the count: down again, it gets 10 s more', async ({
+    expect,
+  }) => {
+    // Refused from 0 s, listening from 4 s to 9 s, refused again: cut at about 9 + 10 s, not 10 s.
     const port = await freePort();
-    const { definition, release } = startsWhenReleased('waits-for-flapping-kafka', ['kafka']);
+    const { definition, release } = startsWhenReleased('waits-for-returning-kafka', ['kafka']);
     const started = Date.now();
     const flapping = (async () => {
       await sleep(4_000);
       const listener = await silentListener(port);
-      await sleep(3_000);
+      await sleep(5_000);
       await listener.close();
     })();
     try {
@@ -330,13 +333,86 @@ describe.concurrent('past DRIFTLINE_STARTUP_TIMEOUT: cut only for a backend down
       const waited = Date.now() - started;
       expect(failure).toBeInstanceOf(StartupTimeoutError);
       expect((failure as Error).message).toMatch(/^Kafka at .* \(connection refused\): not reachable/);
-      expect(waited).toBeGreaterThanOrEqual(7_000 + 10_000);
-      expect(waited).toBeLessThan(7_000 + 10_000 + 4_000);
+      expect(waited).toBeGreaterThanOrEqual(9_000 + 10_000);
+      expect(waited).toBeLessThan(9_000 + 10_000 + 4_000);
     } finally {
       release();
       await flapping;
     }
   }, 40_000);
+
+  it('a crash-looping broker (up 1.2 s of every 3.6 s) is cut as a down one, with one warning (found by a review: 194 s, 65 warnings)', async ({
+    expect,
+  }) => {
+    // One probe that found it taking a connection started the count over, so it never reached 10 s
+    // (the review's broker was up 400 ms of every 3 s; 1.2 s here, so a probe a second always
+    // finds it up once, and at most twice).
+    const port = await freePort();
+    const { definition, release } = startsWhenReleased('waits-for-crash-looping-kafka', ['kafka']);
+    let flapping = true;
+    const flaps = (async () => {
+      while (flapping) {
+        await sleep(2_400);
+        const up = createServer((socket) => socket.destroy());
+        await new Promise<void>((r) => up.listen(port, '127.0.0.1', r));
+        await sleep(1_200);
+        await new Promise((r) => up.close(r));
+      }
+    })();
+    const warnings: Array<{ obj: object; msg?: string }> = [];
+    const started = Date.now();
+    const starting = startRunner({
+      services: [definition],
+      env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '0', DRIFTLINE_KAFKA_BROKERS: `127.0.0.1:${port}` },
+      logger: recordingLogger('warn', warnings),
+    });
+    try {
+      const outcome = await Promise.race([starting.catch((error: unknown) => error), sleep(16_000, 'still starting')]);
+      expect(outcome).toBeInstanceOf(StartupTimeoutError);
+      expect((outcome as Error).message).toMatch(/^Kafka at .* \(connection refused\): not reachable/);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(warnings.filter((w) => w.msg?.startsWith('start-up still under way')).length).toBe(1);
+    } finally {
+      // Down for good (the old code then cut it 10 s later), and the attempt's late start stopped.
+      flapping = false;
+      await flaps;
+      await starting.then((runner) => runner.stop()).catch(() => {});
+      release();
+    }
+  }, 60_000);
+
+  it('a start-up attempt given up on cannot end the process later through ctx.fatal (found by a review: exit 78)', async ({
+    expect,
+  }) => {
+    // What checkRedisDatabase(…, onRefused: ctx.fatal) does once Redis answers, in an attempt that
+    // kafkajs kept running after the cut: the embedder had carried on, and its process exited 78.
+    const closed = await freePort();
+    const { definition, release } = startsWhenReleased('checks-redis-late', ['kafka']);
+    let held: ServiceContext | undefined;
+    const keeping = defineService({
+      name: 'keeps-its-context',
+      description: 'test service that keeps its context for a late fatal',
+      needs: ['kafka'],
+      envShape: {},
+      configure: () => undefined,
+      async start(ctx) {
+        held = ctx;
+        return { ready: () => true, stop: async () => {} };
+      },
+    }) as unknown as ServiceDefinition<never, unknown>;
+    const fatals: string[] = [];
+    const failure = await startRunner({
+      services: [keeping, definition],
+      env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '0', DRIFTLINE_KAFKA_BROKERS: `127.0.0.1:${closed}` },
+      logger: silentLogger,
+      onFatal: (error) => void fatals.push(error.field),
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(StartupTimeoutError);
+    held?.fatal(new ConfigError('DRIFTLINE_REDIS_DB', 'refused by the server'));
+    release();
+    expect(held).toBeDefined();
+    expect(fatals).toEqual([]);
+  }, 30_000);
 
   it('a start that works past max(timeout, 30 s) while every backend takes connections is not cut (found by a review: the trainer venv install, exit 69)', async ({
     expect,

@@ -214,10 +214,29 @@ const REFUSAL_TYPES: ReadonlySet<string> = new Set([
   'INVALID_TIMESTAMP',
   // a topic no record may be written to
   'INVALID_TOPIC_EXCEPTION',
+  // what this broker or topic cannot take from this client, whatever the record: a topic on a
+  // pre-0.11 message format refuses the replay's headers; a compression, an acks setting or an API
+  // version it does not support (a broker too old for kafkajs)
+  'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+  'UNSUPPORTED_COMPRESSION_TYPE',
+  'INVALID_REQUIRED_ACKS',
+  'UNSUPPORTED_VERSION',
+  // a delegation token refused or expired: new credentials, not a retry
+  'DELEGATION_TOKEN_AUTHORIZATION_FAILED',
+  'DELEGATION_TOKEN_EXPIRED',
 ]);
 
 /**
- * The refusal in a failed write (REFUSAL_TYPES, or kafkajs' SASL authentication failure), found
+ * kafkajs' own refusals (error class names, no protocol type), each with what it is reported as:
+ * a failed SASL authentication, and a broker that lacks an API kafkajs needs (too old for it).
+ */
+const REFUSAL_CLASSES: ReadonlyMap<string, string> = new Map([
+  ['KafkaJSSASLAuthenticationError', 'SASL_AUTHENTICATION_FAILED'],
+  ['KafkaJSServerDoesNotSupportApiKey', 'UNSUPPORTED_VERSION'],
+]);
+
+/**
+ * The refusal in a failed write (REFUSAL_TYPES, or one of kafkajs' REFUSAL_CLASSES), found
  * anywhere in the cause chain: libs/kafka's producer reports everything but "too large" as a
  * retriable SINK_UNAVAILABLE with kafkajs' error as its cause.
  */
@@ -225,7 +244,7 @@ function refusedByBroker(error: unknown, depth = 0): string | undefined {
   if (error === null || typeof error !== 'object' || depth > 5) return undefined;
   const e = error as { type?: unknown; name?: unknown; cause?: unknown; originalError?: unknown };
   if (typeof e.type === 'string' && REFUSAL_TYPES.has(e.type)) return e.type;
-  if (e.name === 'KafkaJSSASLAuthenticationError') return 'SASL_AUTHENTICATION_FAILED';
+  if (typeof e.name === 'string' && REFUSAL_CLASSES.has(e.name)) return REFUSAL_CLASSES.get(e.name);
   return refusedByBroker(e.cause, depth + 1) ?? refusedByBroker(e.originalError, depth + 1);
 }
 

@@ -324,11 +324,24 @@ export async function partitionCount(client: KafkaClient, topic: string): Promis
       return n;
     });
   } catch (error) {
-    if (error instanceof DriftlineError && error.retriable) {
+    if (error instanceof DriftlineError && error.retriable && unknownTopic(error.cause)) {
       throw new DriftlineError('NOT_FOUND', `topic ${topic} does not exist or has no partitions`, { cause: error });
     }
     throw error;
   }
+}
+
+/**
+ * Whether the last failure of a metadata read says the topic is unknown (or has no partitions
+ * yet), not that Kafka did not answer: every retriable failure was NOT_FOUND, and a broker that
+ * never answers named an existing topic missing after 253 s (found by a review).
+ */
+export function unknownTopic(cause: unknown): boolean {
+  const e = (cause ?? {}) as { type?: unknown; message?: unknown };
+  return (
+    e.type === 'UNKNOWN_TOPIC_OR_PARTITION' ||
+    (typeof e.message === 'string' && /has no partitions yet|does not host this topic-partition/.test(e.message))
+  );
 }
 
 /** Committed offset per partition of a group (-1 when nothing is committed). */

@@ -2,8 +2,28 @@ import { createServer, type Server } from 'node:net';
 import type { Logger } from '@driftline/core';
 import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { configDrift, isTransient, warnOnConfigDrift } from '../src/admin.js';
+import { configDrift, isTransient, unknownTopic, warnOnConfigDrift } from '../src/admin.js';
 import { createKafkaClient } from '../src/client.js';
+
+describe('unknownTopic: when partitionCount may say NOT_FOUND', () => {
+  it('an unknown topic or one without partitions yet, not a broker that does not answer (found by a review)', () => {
+    // Every retriable failure was NOT_FOUND: a broker that never answers named an existing topic
+    // missing after 253 s, and the model-controller logged so.
+    expect(
+      unknownTopic(
+        Object.assign(new Error('This server does not host this topic-partition'), {
+          type: 'UNKNOWN_TOPIC_OR_PARTITION',
+        }),
+      ),
+    ).toBe(true);
+    expect(unknownTopic(Object.assign(new Error('topic t has no partitions yet'), { retriable: true }))).toBe(true);
+    expect(unknownTopic(new Error('Broker not connected'))).toBe(false);
+    expect(unknownTopic(new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092'))).toBe(
+      false,
+    );
+    expect(unknownTopic(undefined)).toBe(false);
+  });
+});
 
 describe('isTransient (admin calls)', () => {
   it('a broker that refuses connections is an outage, not a configuration error (found by make chaos)', () => {

@@ -5,11 +5,11 @@
 import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { DriftlineError, SinkUnavailableError } from '@driftline/core';
+import { connectionErrorCause, DriftlineError, SinkUnavailableError } from '@driftline/core';
 import { toWarehouseError } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dlqReadOf, isWriteOutage } from '../src/commands/dlq.js';
-import { causeOf, DEFAULT_CONNECT_TIMEOUT_MS, parseConnectTimeout } from '../src/commands/kafka-reach.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, parseConnectTimeout } from '../src/commands/kafka-reach.js';
 import { describeError, EXIT, UnavailableError } from '../src/describe-error.js';
 import { bundledCli } from './bundled-cli.js';
 
@@ -172,13 +172,15 @@ describe('the pieces', () => {
 
   it('causes in words', () => {
     const coded = (code: string, message = code) => Object.assign(new Error(message), { code });
-    expect(causeOf(coded('ECONNREFUSED'))).toBe('connection refused');
-    expect(causeOf(coded('ENOTFOUND'))).toBe('name not resolved');
-    expect(causeOf(coded('EAI_AGAIN'))).toBe('name not resolved: DNS did not answer');
-    expect(causeOf(coded('ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'ssl3_read_bytes:…'))).toBe(
+    expect(connectionErrorCause(coded('ECONNREFUSED'))).toBe('connection refused');
+    expect(connectionErrorCause(coded('ENOTFOUND'))).toBe('name not resolved');
+    expect(connectionErrorCause(coded('EAI_AGAIN'))).toBe('name not resolved: DNS did not answer');
+    expect(connectionErrorCause(coded('ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'ssl3_read_bytes:…'))).toBe(
       'sslv3 alert handshake failure',
     );
-    expect(causeOf(coded('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'))).toBe('self-signed certificate');
+    expect(connectionErrorCause(coded('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'))).toBe(
+      'self-signed certificate',
+    );
   });
 
   it('exit 69 for an unreachable server; other ClickHouse failures stay internal (1)', () => {

@@ -44,9 +44,6 @@ export interface KafkaTarget {
 /** What one probe of a broker found: it took a connection (and a TLS handshake), or why not. */
 type Probe = { readonly reached: true } | { readonly reached: false; readonly cause: string; readonly tls: boolean };
 
-/** Why a connection failed, in words (`connection refused`, `name not resolved`, …). */
-export const causeOf = connectionErrorCause;
-
 /** Wait after the first contact starts before probing: a live cluster answers first, unprobed. */
 const PROBE_GRACE_MS = 500;
 /** Bound on one probe of one broker, and the pause between rounds. */
@@ -82,7 +79,9 @@ function probe(broker: string, ssl: boolean, timeoutMs: number, signal: AbortSig
       if (!ssl) done({ reached: true });
     });
     socket.once('secureConnect', () => done({ reached: true }));
-    socket.on('error', (error) => failed(connected ? `TLS handshake failed: ${causeOf(error)}` : causeOf(error)));
+    socket.on('error', (error) =>
+      failed(connected ? `TLS handshake failed: ${connectionErrorCause(error)}` : connectionErrorCause(error)),
+    );
   });
 }
 

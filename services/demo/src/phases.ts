@@ -15,6 +15,8 @@ export interface Transition {
   readonly at: number;
   readonly decidedBy: string;
   readonly reason: string;
+  /** The version it was compared with (a watch's restored or kept production), if any. */
+  readonly previous?: string;
 }
 
 /** The phases of the story in event time: [start, driftAt), [driftAt, promotedAt), [promotedAt + settle, end). */
@@ -63,6 +65,24 @@ export function promotedAfter(transitions: readonly Transition[], except: string
   return [...transitions].sort((a, b) => a.at - b.at).find((t) => t.to === 'production' && t.version !== except);
 }
 
+/** Transitions by event time (ties by version): the order the history replays in. */
+export function inTimeOrder(transitions: readonly Transition[]): Transition[] {
+  return [...transitions].sort((a, b) => a.at - b.at || a.version.localeCompare(b.version));
+}
+
+/**
+ * One line of the demo's progress for a transition. A rollback watch that ends keeping the new
+ * production retires the version it replaced, which `decided_by: policy:rollback` alone makes read
+ * like a rollback: that line says what happened instead.
+ */
+export function stageLine(t: Transition): string {
+  const move = `${t.version} ${t.from || 'new'} → ${t.to}`;
+  if (t.to === 'retired' && t.decidedBy === 'policy:rollback' && t.previous) {
+    return `${move} (the rollback watch kept ${t.previous} in production: ${t.reason})`;
+  }
+  return `${move} (${t.decidedBy}: ${t.reason})`;
+}
+
 /** The summary's `stages`: every transition in time order, as plain JSON. */
 export function stageTimeline(transitions: readonly Transition[]): Array<{
   version: string;
@@ -72,16 +92,14 @@ export function stageTimeline(transitions: readonly Transition[]): Array<{
   decided_by: string;
   reason: string;
 }> {
-  return [...transitions]
-    .sort((a, b) => a.at - b.at || a.version.localeCompare(b.version))
-    .map((t) => ({
-      version: t.version,
-      from: t.from,
-      to: t.to,
-      at: new Date(t.at).toISOString(),
-      decided_by: t.decidedBy,
-      reason: t.reason,
-    }));
+  return inTimeOrder(transitions).map((t) => ({
+    version: t.version,
+    from: t.from,
+    to: t.to,
+    at: new Date(t.at).toISOString(),
+    decided_by: t.decidedBy,
+    reason: t.reason,
+  }));
 }
 
 /**

@@ -18,7 +18,15 @@ import { startRunner } from '@driftline/service';
 import { pickFreePort, type StackEndpoints } from '@driftline/stack';
 import type { TransitionRow } from '@driftline/warehouse';
 import { kafkaWaiter } from './kafka-wait.js';
-import { invertedModel, liveAucByPhase, promotedAfter, stageTimeline, type Transition } from './phases.js';
+import {
+  inTimeOrder,
+  invertedModel,
+  liveAucByPhase,
+  promotedAfter,
+  stageLine,
+  stageTimeline,
+  type Transition,
+} from './phases.js';
 import { cleanUpRunDir } from './run-dir.js';
 import { predictBatch, servedModels } from './serving-client.js';
 import { drawFeatures, eventsOfSecond, Random, rulesScore, type TrafficOptions, truthOf } from './traffic.js';
@@ -138,6 +146,7 @@ const asTransition = (r: TransitionRow): Transition => ({
   at: r.at,
   decidedBy: r.decided_by,
   reason: r.reason,
+  ...(r.previous_version ? { previous: r.previous_version } : {}),
 });
 
 async function waitFor<T>(
@@ -463,11 +472,11 @@ async function runStory(
         `event time +${window}m${String(second % 60).padStart(2, '0')}s | predictions ${produced.predictions} labels ${produced.labels} | drift windows ${counts.windows} (drifted ${counts.driftedWindows}) | retrain requests ${counts.retrainRequests} | serving ${stages}`,
       );
       const transitions = (await warehouse.transitions.history(MODEL)).map(asTransition);
-      for (const t of stageTimeline(transitions)) {
+      for (const t of inTimeOrder(transitions)) {
         const key = `${t.version}\u0000${t.to}`;
         if (announced.has(key)) continue;
         announced.add(key);
-        say(`  stage: ${t.version} ${t.from || 'new'} → ${t.to} (${t.decided_by}: ${t.reason})`);
+        say(`  stage: ${stageLine(t)}`);
       }
       const promoted = promotedAfter(transitions, firstVersion);
       if (promoted !== undefined && promotedAt === undefined && promoted.version !== badVersion) {

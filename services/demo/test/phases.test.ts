@@ -4,7 +4,14 @@ import { gunzipSync } from 'node:zlib';
 import { rocAuc } from '@driftline/performance';
 import { loadXgboostModel } from '@driftline/scoring';
 import { describe, expect, it } from 'vitest';
-import { invertedModel, liveAucByPhase, promotedAfter, stageTimeline, storyProblems } from '../src/phases.js';
+import {
+  invertedModel,
+  liveAucByPhase,
+  promotedAfter,
+  stageLine,
+  stageTimeline,
+  storyProblems,
+} from '../src/phases.js';
 
 // A real XGBoost model (binary:logistic, made by XGBoost itself for libs/scoring's parity tests).
 const fixture = (f: string) =>
@@ -82,6 +89,29 @@ describe('the version timeline', () => {
       'v2:canary',
       'v2:production',
     ]);
+  });
+});
+
+describe('a transition as a progress line', () => {
+  it('says a watch that ended kept the new production, instead of reading like a rollback', () => {
+    const retired = {
+      version: 'v0',
+      from: 'production',
+      to: 'retired',
+      at: 5,
+      decidedBy: 'policy:rollback',
+      reason: 'too_few_labels',
+      previous: 'v1',
+    };
+    expect(stageLine(retired)).toBe(
+      'v0 production → retired (the rollback watch kept v1 in production: too_few_labels)',
+    );
+    expect(stageLine({ ...retired, to: 'rolled_back' })).toBe(
+      'v0 production → rolled_back (policy:rollback: too_few_labels)',
+    );
+    expect(
+      stageLine({ ...retired, from: '', to: 'candidate', decidedBy: 'trainer:offline_gate', reason: 'trained' }),
+    ).toBe('v0 new → candidate (trainer:offline_gate: trained)');
   });
 });
 

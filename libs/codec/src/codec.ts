@@ -1,6 +1,8 @@
 import {
   cutText,
   DriftlineError,
+  type KeyedLineLimit,
+  keyedLineLimit,
   type Logger,
   PoisonRecordError,
   silentLogger,
@@ -157,8 +159,12 @@ export class SchemaRegistryCodec {
   private readonly writers = new Map<number, Promise<Writer>>();
   /** Per schema id: its last reading again (at most one per WRITER_REREAD_MS), shared by the records that failed meanwhile. */
   private readonly rereads = new Map<number, Reread>();
-  /** Per subject: when the confirmation last warned about started (one warning per interval, however many codecs write it). */
-  private readonly recheckWarned = new Map<string, number>();
+  /**
+   * Per subject: one warning of a failed confirmation per interval (from the start of the one
+   * warned about), however many codecs write it. Not bounded: the subjects are those this
+   * process's producers write (one per topic), not names from input.
+   */
+  private readonly recheckWarnings: KeyedLineLimit<string>;
   /**
    * Schema ids the registry said it does not know, remembered UNKNOWN_ID_TTL_MS (at most
    * UNKNOWN_IDS_KEPT): a partition of records naming one unknown id (70,000 fit in one fetch) cost a
@@ -181,6 +187,7 @@ export class SchemaRegistryCodec {
       );
     }
     this.schemaIdRecheckMs = recheckMs;
+    this.recheckWarnings = keyedLineLimit({ intervalMs: recheckMs, maxKeys: Number.POSITIVE_INFINITY });
   }
 
   forTopic<T>(contract: Contract<T>, topic: string = contract.defaultTopic): TopicCodec<T> {
@@ -292,9 +299,7 @@ export class SchemaRegistryCodec {
    * (an answer: a level made weaker, a conflict, credentials) or did not answer (an outage).
    */
   recheckFailed(subject: string, schemaId: number, startedAt: number, error: unknown): void {
-    const last = this.recheckWarned.get(subject);
-    if (last !== undefined && startedAt - last < this.schemaIdRecheckMs) return;
-    this.recheckWarned.set(subject, startedAt);
+    if (this.recheckWarnings.admit(subject, startedAt) === undefined) return;
     const e = toDriftlineError(error);
     const status = e.details.status;
     const refused = !e.retriable || (typeof status === 'number' && status < 500 && status !== 408 && status !== 429);

@@ -8,6 +8,7 @@ export * from './event-time.js';
 export * from './extremes.js';
 export * from './hash.js';
 export * from './json-depth.js';
+export * from './line-limit.js';
 export * from './logger.js';
 export * from './names.js';
 export * from './own-keys.js';

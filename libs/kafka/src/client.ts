@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { type Logger, silentLogger } from '@driftline/core';
+import { admitLine, type Logger, lineLimit, silentLogger } from '@driftline/core';
 import {
   type ISocketFactory,
   Kafka,
@@ -9,7 +9,6 @@ import {
   type RetryOptions,
 } from 'kafkajs';
 import type { KafkaConfig } from './config.js';
-import { admitLine, lineLimit } from './line-limit.js';
 
 /**
  * A handle on a Kafka cluster, created from a KafkaConfig. Opaque on purpose: producers,

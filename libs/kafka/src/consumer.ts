@@ -1,5 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DriftlineError, formatDuration, type Logger, toDriftlineError, withDeadline } from '@driftline/core';
+import {
+  admitLine,
+  DriftlineError,
+  formatDuration,
+  type Logger,
+  toDriftlineError,
+  withDeadline,
+} from '@driftline/core';
 import { counter, gauge, histogram, type Registry } from '@driftline/observability';
 import type { Batch, Consumer, EachBatchPayload } from 'kafkajs';
 import {
@@ -37,7 +44,6 @@ import {
 } from './deferral.js';
 import { type Membership, watchMembership } from './group-membership.js';
 import { type IdlePartition, LagKnowledge, refreshIdleLag } from './idle-lag.js';
-import { admitLine } from './line-limit.js';
 import {
   type BatchCheck,
   commitsForward,

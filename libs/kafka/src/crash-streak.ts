@@ -1,4 +1,4 @@
-import { type LineLimit, lineLimit } from './line-limit.js';
+import { type LineLimit, lineLimit } from '@driftline/core';
 
 /**
  * The consumer loop's crash streaks (pure): kafkajs crashes and restarts the consumer both when an

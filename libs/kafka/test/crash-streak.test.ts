@@ -1,7 +1,7 @@
+import { admitLine } from '@driftline/core';
 import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { type CrashStreak, crashLooping, namesMissingTopic, recordCrash } from '../src/crash-streak.js';
-import { admitLine } from '../src/line-limit.js';
 
 const STALL_MS = 5_000;
 const QUIET_MS = 120_000;

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:net';
-import type { Logger } from '@driftline/core';
+import { admitLine, type Logger, lineLimit } from '@driftline/core';
 import { type LogEntry, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -9,7 +9,6 @@ import {
   kafkajsOf,
   socketFactoryReporting,
 } from '../src/client.js';
-import { admitLine, lineLimit } from '../src/line-limit.js';
 
 interface Line {
   readonly level: 'debug' | 'warn';

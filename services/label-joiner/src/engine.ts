@@ -1,10 +1,12 @@
 import {
+  admitLine,
   DriftlineError,
   type EventTimeCheck,
   eventTimeProblem,
   humanSpan,
   type Logger,
   labelFieldsProblem,
+  lineLimit,
   PoisonRecordError,
   predictionFieldsProblem,
   toDriftlineError,
@@ -208,12 +210,9 @@ export interface EngineStats {
  */
 export class JoinEngine {
   private readonly metrics;
-  private invalidWarnedAt = Number.NEGATIVE_INFINITY;
-  private invalidSinceWarning = 0;
-  private expiredWarnedAt = Number.NEGATIVE_INFINITY;
-  private expiredSinceWarning = 0;
-  private copiesLoggedAt = Number.NEGATIVE_INFINITY;
-  private copiesSinceLog = 0;
+  private readonly invalidLines = lineLimit();
+  private readonly expiredLines = lineLimit();
+  private readonly copiesLines = lineLimit();
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
@@ -443,15 +442,15 @@ export class JoinEngine {
    * day of predictions had written one line per batch).
    */
   private copiesSkipped(skipped: number, source: string, now: number): void {
-    this.copiesSinceLog += skipped;
     const logger = this.sinkCheck?.logger;
-    if (logger === undefined || this.copiesSinceLog === 0 || now - this.copiesLoggedAt < SINK_SKIP_LOG_MS) return;
+    if (logger === undefined) return;
+    // Every batch: one without copies (weight 0) writes the count left out once the minute is up.
+    const leftOut = admitLine(this.copiesLines, now, SINK_SKIP_LOG_MS, skipped);
+    if (leftOut === undefined) return;
     logger.info(
-      { skipped: this.copiesSinceLog, source },
+      { skipped: leftOut + skipped, source },
       'copies of predictions already written, and labels of predictions already joined, were skipped (sink-duplicate)',
     );
-    this.copiesLoggedAt = now;
-    this.copiesSinceLog = 0;
   }
 
   /**
@@ -459,13 +458,14 @@ export class JoinEngine {
    * The grace (DRIFTLINE_JOINER_EXPIRY_GRACE) is the knob: expiry waits for it past the deadline.
    */
   private expiredBeforeLabel(label: SinkCandidate, row: WrittenRow, now: number): void {
-    this.expiredSinceWarning++;
     const logger = this.sinkCheck?.logger;
-    if (logger === undefined || now - this.expiredWarnedAt < SINK_SKIP_LOG_MS) return;
+    if (logger === undefined) return;
+    const leftOut = admitLine(this.expiredLines, now, SINK_SKIP_LOG_MS);
+    if (leftOut === undefined) return;
     const deadline = row.predictionTime + (this.sinkCheck?.config.maxDelayMs ?? 0);
     logger.warn(
       {
-        expiredBeforeLabel: this.expiredSinceWarning,
+        expiredBeforeLabel: leftOut + 1,
         model: label.model,
         prediction_id: label.id,
         labelTime: new Date(label.eventTime).toISOString(),
@@ -474,26 +474,26 @@ export class JoinEngine {
       },
       'labels on time by event time were read after their prediction had expired unlabeled and are dropped: DRIFTLINE_JOINER_EXPIRY_GRACE must exceed how long after their event time labels are published (README, "When a label joins")',
     );
-    this.expiredWarnedAt = now;
-    this.expiredSinceWarning = 0;
   }
 
   private checkLabels(rows: readonly JoinedRow[], now: number): void {
     const check = this.labelCheck;
     if (check === undefined) return;
     let example: { model: string; prediction_id: string; label: number } | undefined;
+    let invalid = 0;
     for (const { prediction, label } of rows) {
       if (check.taskOf(prediction.model) !== 'classification' || isClassLabel(label.label)) continue;
       this.metrics?.invalidLabels.inc({ model: prediction.model });
-      this.invalidSinceWarning++;
+      invalid++;
       example ??= { model: prediction.model, prediction_id: prediction.prediction_id, label: label.label };
     }
-    if (example === undefined || now - this.invalidWarnedAt < INVALID_LABEL_WARNING_MS) return;
+    // A batch without one writes nothing (the line names an example): the count left out waits.
+    if (example === undefined) return;
+    const leftOut = admitLine(this.invalidLines, now, INVALID_LABEL_WARNING_MS, invalid);
+    if (leftOut === undefined) return;
     check.logger?.warn(
-      { invalidLabels: this.invalidSinceWarning, ...example },
+      { invalidLabels: leftOut + invalid, ...example },
       'joined labels that are not a class (0 or 1) of a classification model: their windows have no classification metrics',
     );
-    this.invalidWarnedAt = now;
-    this.invalidSinceWarning = 0;
   }
 }

@@ -4,6 +4,7 @@ import {
   type EventTimeCheck,
   eventNameProblem,
   eventTimeProblem,
+  keyedLineLimit,
   type Logger,
   PoisonRecordError,
   windowTimeProblem,
@@ -265,7 +266,11 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     ['model'],
     { bounded: ['model'] },
   );
-  const warnedAt = new Map<string, number>();
+  // Models come from alerts: as many remembered as model states (the least recently warned forgotten first).
+  const holdWarnings = keyedLineLimit<string>({
+    intervalMs: DATA_QUALITY_HOLD_WARNING_INTERVAL_MS,
+    maxKeys: deps.maxModelStates ?? MAX_MODEL_STATES,
+  });
   /** Models whose overdue series is new: when it was created at 0, and the counts held back since. */
   const settling = new Map<string, { since: number; pending: number }>();
   /**
@@ -301,15 +306,7 @@ export function triggerProcessor(deps: TriggerDeps): BatchProcessor<DriftAlert> 
     for (const [model, v] of vetoed) {
       heldSeconds.set({ model }, v.heldMs / 1000);
       if (v.overdue === 0) continue;
-      const last = warnedAt.get(model);
-      const wall = now();
-      if (last !== undefined && wall - last < DATA_QUALITY_HOLD_WARNING_INTERVAL_MS) continue;
-      warnedAt.delete(model); // re-inserted: the oldest warnings are forgotten first
-      warnedAt.set(model, wall);
-      for (const m of warnedAt.keys()) {
-        if (warnedAt.size <= (deps.maxModelStates ?? MAX_MODEL_STATES)) break;
-        warnedAt.delete(m);
-      }
+      if (holdWarnings.admit(model, now()) === undefined) continue;
       deps.logger.warn(
         {
           model,

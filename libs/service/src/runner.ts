@@ -44,6 +44,18 @@ export interface RunnerOptions {
    * `exitOnConfigError`). Tests and embedders pass their own; the services are not stopped for it.
    */
   readonly onFatal?: FatalHandler;
+  /**
+   * Internal, for tests: the start-up probes' bounds (see `awaitAttempt`), each absent one its
+   * production value. Not a setting: no variable sets it.
+   */
+  readonly startupProbes?: {
+    /** How often the backends are probed past the timeout (STARTUP_PROBE_INTERVAL_MS). */
+    readonly intervalMs?: number;
+    /** Bound on each probe (STARTUP_PROBE_TIMEOUT_MS). */
+    readonly timeoutMs?: number;
+    /** How long a backend is found unreachable before the attempt is cut (STARTUP_REFUSAL_GRACE_MS). */
+    readonly refusalGraceMs?: number;
+  };
 }
 
 export interface Runner {
@@ -119,22 +131,29 @@ async function startServices(
   return { resources, running };
 }
 
-/** Bound on each TCP probe of a backend once DRIFTLINE_STARTUP_TIMEOUT has passed. */
+/**
+ * Bound on each probe of a backend once DRIFTLINE_STARTUP_TIMEOUT has passed: its TCP connection,
+ * and for Kafka (not TLS or SASL) the answer to an ApiVersions request.
+ */
 const STARTUP_PROBE_TIMEOUT_MS = 2_000;
 /** How often the backends are probed while an attempt runs past DRIFTLINE_STARTUP_TIMEOUT. */
 const STARTUP_PROBE_INTERVAL_MS = 1_000;
 /**
- * How long past DRIFTLINE_STARTUP_TIMEOUT a backend must take no connection, at every probe, before
- * the attempt in flight is cut: a broker that is restarting at the deadline (or a `0` timeout with
- * the stack a few seconds from up) is ridden out by kafkajs' own retries, as before the bound.
+ * How long past DRIFTLINE_STARTUP_TIMEOUT a backend must be unreachable (take no connection; Kafka:
+ * or answer no request), at every probe, before the attempt in flight is cut: a broker that is
+ * restarting at the deadline (or a `0` timeout with the stack a few seconds from up) is ridden out
+ * by kafkajs' own retries, as before the bound.
  */
 const STARTUP_REFUSAL_GRACE_MS = 10_000;
 /**
- * How many probes in a row must find a backend taking connections before its count of
+ * How many probes in a row must find a backend reachable before its count of
  * STARTUP_REFUSAL_GRACE_MS starts over: one was enough, and a crash-looping broker (up 400 ms of
  * every 3 s) was never cut (194 s, a warning every 3 s; found by a review).
  */
 const STARTUP_REACHABLE_PROBES_TO_RESET = 3;
+
+/** The start-up probes' bounds, in ms: `RunnerOptions.startupProbes` or the constants above. */
+type StartupProbes = Required<NonNullable<RunnerOptions['startupProbes']>>;
 
 type Started = Awaited<ReturnType<typeof startServices>>;
 type AttemptOutcome =
@@ -178,11 +197,14 @@ async function by<T>(promise: Promise<T>, until: number): Promise<T | undefined>
 /**
  * Waits for one start-up attempt. Until `deadline` (DRIFTLINE_STARTUP_TIMEOUT from the start) it
  * just waits; past it the backends are probed every STARTUP_PROBE_INTERVAL_MS, and the attempt is
- * cut ('cut') when a backend found taking no connection STARTUP_REFUSAL_GRACE_MS ago still takes
- * none (its count starts over once STARTUP_REACHABLE_PROBES_TO_RESET probes in a row found it
- * taking connections; one warning per backend and attempt). While every backend takes
- * connections the attempt is never cut: a start's own work (the trainer's first venv install,
- * allowed 15 min; a migration; a catch-up) may take as long as it takes. A cut attempt cannot be
+ * cut ('cut') when a backend found unreachable STARTUP_REFUSAL_GRACE_MS ago still is (its count
+ * starts over once STARTUP_REACHABLE_PROBES_TO_RESET probes in a row found it reachable; one
+ * warning per backend and attempt). Unreachable: no TCP connection, or, for a Kafka not on TLS or
+ * SASL, no Kafka answer to an ApiVersions request within the probe's bound (a hung or stopped
+ * broker still takes connections: the attempt ran 254 s, topic creation's 8 requests each waiting
+ * kafkajs' 30 s). While every backend is reachable the attempt is never cut: a start's own work
+ * (the trainer's first venv install, allowed 15 min; a migration; a catch-up) may take as long as
+ * it takes. A cut attempt cannot be
  * cancelled (kafkajs retries on its own): whatever it starts later is stopped and closed as soon as
  * it has started.
  */
@@ -190,6 +212,7 @@ async function awaitAttempt(
   attempt: Promise<Started>,
   deadline: number,
   backends: readonly Backend[],
+  probes: StartupProbes,
   logger: Logger,
 ): Promise<AttemptOutcome> {
   const settled: Promise<AttemptOutcome> = attempt.then(
@@ -198,8 +221,8 @@ async function awaitAttempt(
   );
   const early = await by(settled, deadline);
   if (early !== undefined || backends.length === 0) return early ?? settled;
-  // Per backend (its variable): when the probes began to find it taking no connection, and how many
-  // in a row have found it taking connections since.
+  // Per backend (its variable): when the probes began to find it unreachable, and how many in a
+  // row have found it reachable since.
   const downSince = new Map<string, number>();
   const upStreak = new Map<string, number>();
   const warned = new Set<string>();
@@ -207,7 +230,7 @@ async function awaitAttempt(
     const probeAt = Date.now();
     const probed = await Promise.race([
       settled,
-      unreachableBackends(backends, STARTUP_PROBE_TIMEOUT_MS).then((unreachable) => ({
+      unreachableBackends(backends, probes.timeoutMs).then((unreachable) => ({
         kind: 'probed' as const,
         unreachable,
       })),
@@ -229,12 +252,12 @@ async function awaitAttempt(
       if (warned.has(b.variable)) continue;
       warned.add(b.variable);
       logger.warn(
-        { backend: describeUnreachable(b), variable: b.variable, giveUpInMs: STARTUP_REFUSAL_GRACE_MS },
-        'start-up still under way past DRIFTLINE_STARTUP_TIMEOUT and a backend takes no connection: it ends unless the backend comes back',
+        { backend: describeUnreachable(b), variable: b.variable, giveUpInMs: probes.refusalGraceMs },
+        'start-up still under way past DRIFTLINE_STARTUP_TIMEOUT and a backend is not reachable: it ends unless the backend comes back',
       );
     }
-    // Cut only while one is down: the error names what takes no connection now.
-    if (probed.unreachable.some((b) => probeAt - (downSince.get(b.variable) ?? probeAt) >= STARTUP_REFUSAL_GRACE_MS)) {
+    // Cut only while one is down: the error names what is unreachable now.
+    if (probed.unreachable.some((b) => probeAt - (downSince.get(b.variable) ?? probeAt) >= probes.refusalGraceMs)) {
       void settled.then(async (late) => {
         if (late.kind !== 'started') return;
         for (const r of [...late.up.running].reverse()) await r.service.stop().catch(() => {});
@@ -242,7 +265,7 @@ async function awaitAttempt(
       });
       return { kind: 'cut', unreachable: probed.unreachable };
     }
-    const done = await by(settled, probeAt + STARTUP_PROBE_INTERVAL_MS);
+    const done = await by(settled, probeAt + probes.intervalMs);
     if (done !== undefined) return done;
   }
 }
@@ -355,11 +378,17 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // A backend that is unreachable at start-up (a broker restarting, a registry not up yet) is
   // waited for, with backoff, for DRIFTLINE_STARTUP_TIMEOUT: exiting would make a supervisor's
   // restart loop out of an ordinary outage. A config error, or anything not retriable, exits at once.
-  // Past the timeout an attempt in flight is cut only for a backend that takes no connection for
-  // STARTUP_REFUSAL_GRACE_MS (see awaitAttempt): one attempt against a refused broker took 211 s by
-  // itself (kafkajs' connection retries inside each of topic creation's 8 attempts), far past the
-  // 2 minutes, and then exited 1 with kafkajs' line.
+  // Past the timeout an attempt in flight is cut only for a backend unreachable for
+  // STARTUP_REFUSAL_GRACE_MS (see awaitAttempt; Kafka: also one that takes connections and answers
+  // no request): one attempt against a refused broker took 211 s by itself (kafkajs' connection
+  // retries inside each of topic creation's 8 attempts), far past the 2 minutes, and then exited 1
+  // with kafkajs' line; against a broker that answered nothing, 253 s.
   const backends = backendsOf(configs);
+  const probes: StartupProbes = {
+    intervalMs: options.startupProbes?.intervalMs ?? STARTUP_PROBE_INTERVAL_MS,
+    timeoutMs: options.startupProbes?.timeoutMs ?? STARTUP_PROBE_TIMEOUT_MS,
+    refusalGraceMs: options.startupProbes?.refusalGraceMs ?? STARTUP_REFUSAL_GRACE_MS,
+  };
   const giveUp = (lastFailure: unknown, unreachable: readonly UnreachableBackend[]) =>
     startupTimedOut(Date.now() - started, common.startupTimeoutMs, lastFailure, unreachable);
   let up: Awaited<ReturnType<typeof startServices>>;
@@ -371,6 +400,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         startServices(options, common, configs, serviceConfigs, logger, registry, attemptOwn.fatal),
         started + common.startupTimeoutMs,
         backends,
+        probes,
         logger,
       );
       if (outcome.kind === 'started') {
@@ -385,7 +415,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
       const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
       const left = common.startupTimeoutMs - (Date.now() - started);
       if (!isRetriable(error) || aborted(options.signal)) throw error;
-      if (delay > left) throw giveUp(error, await unreachableBackends(backends, STARTUP_PROBE_TIMEOUT_MS));
+      if (delay > left) throw giveUp(error, await unreachableBackends(backends, probes.timeoutMs));
       lastFailure = error;
       logger.warn(
         { err: error, attempt, retryInMs: delay, giveUpInMs: left },

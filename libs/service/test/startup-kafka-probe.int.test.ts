@@ -1,0 +1,126 @@
+import { silentLogger } from '@driftline/core';
+import { recordingLogger, uniqueName } from '@driftline/test-support';
+import { describe, inject, it } from 'vitest';
+import { unreachableBackends } from '../src/backend-reach.js';
+import { defineService, type ServiceDefinition, StartupTimeoutError, startRunner } from '../src/index.js';
+import { httpListener, type Listener, silentListener } from './fixtures/listeners.js';
+
+const stack = inject('stack');
+
+/** A service whose start creates a topic, and then works `workMs` more: kafkajs' admin requests. */
+function createsTopic(topic: string, workMs = 0) {
+  const calls = { starts: 0, stops: 0 };
+  const definition = defineService({
+    name: 'creates-a-topic',
+    description: 'test service whose start creates a topic',
+    needs: ['kafka'],
+    envShape: {},
+    configure: () => undefined,
+    async start(ctx) {
+      calls.starts++;
+      await ctx.ensureTopics([{ topic, partitions: 1 }]);
+      await new Promise((resolve) => setTimeout(resolve, workMs));
+      return { ready: () => true, stop: async () => void calls.stops++ };
+    },
+  }) as unknown as ServiceDefinition<never, unknown>;
+  return { definition, calls };
+}
+
+const TIMEOUT_MS = 1_000;
+/** STARTUP_REFUSAL_GRACE_MS and STARTUP_PROBE_TIMEOUT_MS: the production bounds, none given here. */
+const GRACE_MS = 10_000;
+const PROBE_MS = 2_000;
+
+/**
+ * A start creating its topics against `broker`: how long until it gave up, and what it said. With
+ * the production bounds (no `startupProbes`).
+ */
+async function startAgainst(broker: Listener) {
+  const { definition } = createsTopic(uniqueName('never-created'));
+  const warnings: Array<{ obj: object; msg?: string }> = [];
+  const started = Date.now();
+  const failure = await startRunner({
+    services: [definition],
+    env: { DRIFTLINE_HTTP_PORT: '0', DRIFTLINE_STARTUP_TIMEOUT: '1s', DRIFTLINE_KAFKA_BROKERS: broker.address },
+    logger: recordingLogger('warn', warnings),
+  }).catch((error: unknown) => error);
+  return {
+    failure,
+    waited: Date.now() - started,
+    cutWarnings: warnings.filter((w) => w.msg?.startsWith('start-up still under way')),
+  };
+}
+
+// kafkajs against a server that takes connections and answers no Kafka request: each of topic
+// creation's 8 admin attempts waited its 30 s request timeout, and the runner's TCP probe found the
+// broker up, so nothing cut it: 253 s with a 2 s DRIFTLINE_STARTUP_TIMEOUT (found by a review).
+describe.concurrent('start-up against a Kafka that takes connections and does not answer (real kafkajs)', () => {
+  it('a broker that never answers ends the start at the timeout + the 10 s grace + a probe, naming DRIFTLINE_KAFKA_BROKERS', async ({
+    expect,
+  }) => {
+    const broker = await silentListener();
+    try {
+      const { failure, waited, cutWarnings } = await startAgainst(broker);
+      expect(failure).toBeInstanceOf(StartupTimeoutError);
+      expect(failure).toMatchObject({ retriable: true }); // the CLI's exit 69
+      expect((failure as Error).message).toMatch(
+        new RegExp(
+          `^Kafka at ${broker.address.replaceAll('.', '\\.')} \\(took the connection but answered no Kafka request in ${PROBE_MS} ms\\): not reachable, start-up gave up after 1[3-6]s \\(DRIFTLINE_STARTUP_TIMEOUT=1s\\) — check DRIFTLINE_KAFKA_BROKERS and that it is running$`,
+        ),
+      );
+      // First probe at the timeout, silent at its end; the cut at the first probe begun the grace
+      // later, at the end of its bound.
+      expect(waited).toBeGreaterThanOrEqual(TIMEOUT_MS + GRACE_MS + PROBE_MS);
+      expect(waited).toBeLessThan(TIMEOUT_MS + GRACE_MS + PROBE_MS + 3_000);
+      expect(cutWarnings).toHaveLength(1);
+    } finally {
+      await broker.close();
+    }
+  }, 60_000);
+
+  it('a broker port where another server answers ends the start the same way, naming what it answered', async ({
+    expect,
+  }) => {
+    const server = await httpListener();
+    try {
+      const { failure, waited } = await startAgainst(server);
+      expect(failure).toBeInstanceOf(StartupTimeoutError);
+      expect((failure as Error).message).toMatch(
+        new RegExp(
+          `^Kafka at ${server.address.replaceAll('.', '\\.')} \\(took the connection but answered a Kafka request with bytes that are not Kafka's \\("HTTP/1\\.1 400 Bad"\\)\\): not reachable, start-up gave up after \\d+s \\(DRIFTLINE_STARTUP_TIMEOUT=1s\\) — check DRIFTLINE_KAFKA_BROKERS and that it is running$`,
+        ),
+      );
+      expect(waited).toBeLessThan(TIMEOUT_MS + GRACE_MS + PROBE_MS + 3_000);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+
+  it('the running broker answers the probe: reachable, and a start working past the grace against it is not cut', async ({
+    expect,
+  }) => {
+    const kafka = { kind: 'Kafka', variable: 'DRIFTLINE_KAFKA_BROKERS', probe: 'kafka' as const };
+    expect(await unreachableBackends([{ ...kafka, addresses: stack.kafkaBrokers }], PROBE_MS)).toEqual([]);
+    // Each broker by itself, in 100 ms: it answers ApiVersions v0 at once.
+    for (const broker of stack.kafkaBrokers) {
+      expect(await unreachableBackends([{ ...kafka, addresses: [broker] }], 100)).toEqual([]);
+    }
+    const { definition, calls } = createsTopic(uniqueName('probe-reachable'), 2_000);
+    const runner = await startRunner({
+      services: [definition],
+      env: {
+        DRIFTLINE_HTTP_PORT: '0',
+        DRIFTLINE_STARTUP_TIMEOUT: '0',
+        DRIFTLINE_KAFKA_BROKERS: stack.kafkaBrokers.join(','),
+      },
+      logger: silentLogger,
+      startupProbes: { intervalMs: 100, timeoutMs: 500, refusalGraceMs: 500 },
+    });
+    try {
+      expect(runner.ready()).toBe(true);
+      expect(calls).toEqual({ starts: 1, stops: 0 });
+    } finally {
+      await runner.stop();
+    }
+  }, 60_000);
+});

@@ -39,8 +39,9 @@ export const baseEnvShape = {
   /**
    * How long start-up waits for a backend that is unreachable (a broker restarting, a registry not
    * up yet), starting again with backoff; `0` = no new attempt after the first fails. It bounds the
-   * attempt in flight too: then a backend that takes no connection ends the start at once, naming
-   * it (StartupTimeoutError); while all take connections one attempt may run 30 s at least.
+   * attempt in flight too: past it, a backend that stays unreachable for the refusal grace (10 s:
+   * no connection, or a Kafka that answers no request) ends the start, naming it
+   * (StartupTimeoutError); a start whose backends all answer is never cut.
    * Config errors never retry.
    */
   DRIFTLINE_STARTUP_TIMEOUT: envField.duration().default(DEFAULT_STARTUP_TIMEOUT_MS),

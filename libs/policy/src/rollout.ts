@@ -250,16 +250,20 @@ const TERMINAL: ReadonlySet<Stage> = new Set(['retired', 'rolled_back', 'rejecte
  */
 /**
  * Whether `version` serves production traffic by the recorded transitions: yes with no transition
- * recorded (direct rollout) or for a version never recorded (registered outside the controller);
- * otherwise only in production (the implicit production too: the version a shadow was gated against).
+ * recorded (direct rollout) or for a version never recorded (registered outside the controller:
+ * a direct rollout's promotion, but also an operator's shadow, `DRIFTLINE_MODEL_SERVER_SHADOW`,
+ * which transitions cannot tell apart); otherwise only the view's production (the implicit
+ * production too: the version a shadow was gated against). Not the production a promotion
+ * replaced: its last record is still `production` until its rollback watch ends, but the
+ * model-server scores it as a shadow, and its DATA_QUALITY alerts vetoed the new production's
+ * retrains, its drift alerts could fire them (found checking a review's suspicion).
  */
 export function servesProduction(transitions: readonly TransitionFact[], version: string): boolean {
   const history = usableTransitions(transitions);
   if (history.length === 0) return true;
   const view = viewOf(history);
-  const recorded = view.versions.get(version);
-  if (recorded === undefined) return true;
-  return recorded.stage === 'production';
+  if (view.versions.get(version) === undefined) return true;
+  return view.production === version;
 }
 
 /**

@@ -609,7 +609,7 @@ describe('the state in retrain_decisions: once per model and batch, bounded (fou
     expect(again).toEqual([]);
     expect(new Set(store.rows.slice(replayed).map((r) => `${r.reason}/${r.first}`))).toEqual(new Set(['duplicate/0']));
     expect((await store.loadStates(['mwide'])).get('mwide')?.seq).toBe(backlog.length);
-  });
+  }, 90_000); // ~10 s alone; the unit project runs it beside every other file on 2 cores
 
   /** Windows [from, to) with `perWindow` alerts each. */
   const windows = (from: number, to: number, perWindow = 40) =>

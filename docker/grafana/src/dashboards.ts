@@ -137,6 +137,16 @@ const databaseVariable: Obj = {
   description: 'Set to DRIFTLINE_CLICKHOUSE_DATABASE when it is not driftline',
 };
 
+/** The fewest events of a window (per version) the share of drifted features counts (sql.ts shareDriftedSql). */
+const minEventsVariable: Obj = {
+  name: 'min_events',
+  type: 'constant',
+  hide: 2,
+  query: String(sql.MIN_EVENTS_DEFAULT),
+  label: 'Fewest events of a window for the share of drifted features',
+  description: `Set to the drift monitor's DRIFTLINE_DRIFT_ALERT_MIN_EVENTS when it is not ${sql.MIN_EVENTS_DEFAULT}`,
+};
+
 function queryVariable(name: string, label: string, query: string, multi: boolean): Obj {
   return {
     name,
@@ -268,8 +278,7 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'Share of drifted features',
-        description:
-          'Per version and window: the share of its input features whose PSI is at or above the threshold, and how many. A version measured beside another (canary, shadow) is its own series.',
+        description: `Per version and window: the share of its input features whose PSI is at or above the threshold, and how many. A version measured beside another (canary, shadow) is its own series. Windows of a version with fewer than ${sql.MIN_EVENTS_DEFAULT} events are left out, as the drift monitor raises no drift alert for them (DRIFTLINE_DRIFT_ALERT_MIN_EVENTS): on a few events PSI is noise (8.3 for one event). The bound is the hidden dashboard constant min_events: set it to the drift monitor's value when that is not ${sql.MIN_EVENTS_DEFAULT}.`,
         grid: [12, 10, 12, 8],
         unit: 'percentunit',
         min: 0,
@@ -301,6 +310,8 @@ function driftDashboard(): Obj {
     chPanel(
       {
         title: 'Events per window (and late events)',
+        description:
+          'Events on time and late events per window, summed over the selected versions (a canary with production): each version counted once, not once per feature.',
         grid: [12, 18, 12, 8],
         min: 0,
         custom: { drawStyle: 'bars', fillOpacity: 60 },
@@ -467,6 +478,7 @@ function driftDashboard(): Obj {
     ['drift'],
     [
       databaseVariable,
+      minEventsVariable,
       queryVariable('model', 'model', sql.variableSql.model, false),
       queryVariable('version', 'version', sql.variableSql.version, true),
       queryVariable('feature', 'feature', sql.variableSql.feature, true),

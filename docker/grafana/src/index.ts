@@ -22,4 +22,4 @@ export {
   type Scenario,
   seedScenario,
 } from './seed.js';
-export { clickhouseQueriesOnDisk, type DashboardQuery, dashboardQueries } from './walk.js';
+export { clickhouseQueriesOnDisk, constantsOnDisk, type DashboardQuery, dashboardQueries } from './walk.js';

@@ -100,9 +100,21 @@ ORDER BY time`;
 }
 
 /**
+ * The `min_events` dashboard constant as a number: the fewest events of a window (per version) the
+ * share of drifted features counts. Its default is the drift monitor's DRIFTLINE_DRIFT_ALERT_MIN_EVENTS
+ * default (a test reads it from services/drift-monitor/src/config.ts), below which no drift alert is
+ * raised: on a few events PSI is noise (8.28 for one event against the 0.2 threshold).
+ */
+export const MIN_EVENTS_DEFAULT = 100;
+const MIN_EVENTS = `toUInt64(${variableValue('min_events')})`;
+
+/**
  * Per window and version, the share of its input features whose PSI row says drifted and how many:
  * a version measured beside another (canary, shadow) is its own series, each over its own features
- * (counted once however many references a version has in the window).
+ * (counted once however many references a version has in the window). Windows of a version with
+ * fewer than `min_events` events are left out, as the drift monitor's alerts leave them out
+ * (`events` is the version's count in the window, the one its alert gate reads): a window of one
+ * event read as drifted on every feature (found by a review).
  */
 export const shareDriftedSql = `SELECT window_start AS time, version,
   uniqExactIf(feature, drifted = 1) / uniqExact(feature) AS share_drifted,
@@ -111,6 +123,7 @@ FROM ${T('drift_windows')} FINAL
 WHERE ${DRIFT_FILTER}
   AND method = 'psi'
   AND NOT startsWith(feature, '__')
+  AND events >= ${MIN_EVENTS}
 GROUP BY time, version
 ORDER BY time, version`;
 
@@ -149,10 +162,22 @@ export const predictionDriftSql = perVersionWhereOverlapping(
         AND method IN ('psi', 'ks', 'jensen_shannon')`,
 );
 
-/** Events and late events per window: every row, a late-only one too (its late events are on no other row). */
-export const eventsPerWindowSql = `SELECT window_start AS time, max(events) AS events, max(late_events) AS late_events
-FROM ${T('drift_windows')} FINAL
-WHERE ${DRIFT_FILTER}
+/**
+ * Events and late events per window, summed over the selected versions (a canary's beside
+ * production's). A (version, window) repeats its counts on every row (per reference, feature and
+ * method), so each version's are taken once (their max) and then summed: the max over every row
+ * showed the largest version's count, 300 for a window of 300 + 100 (found by a review). Rows of one
+ * (version, window) on two references are two answers for the same events (libs/drift
+ * `measuredPart`), so their max, not their sum. A late-only row counts too (its late events are on no
+ * other row).
+ */
+export const eventsPerWindowSql = `SELECT time, sum(version_events) AS events, sum(version_late_events) AS late_events
+FROM (
+  SELECT window_start AS time, version, max(events) AS version_events, max(late_events) AS version_late_events
+  FROM ${T('drift_windows')} FINAL
+  WHERE ${DRIFT_FILTER}
+  GROUP BY time, version
+)
 GROUP BY time
 ORDER BY time`;
 

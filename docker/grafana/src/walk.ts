@@ -84,3 +84,24 @@ export function clickhouseQueriesOnDisk(): DashboardQuery[] {
     .flatMap((file) => dashboardQueries(file, JSON.parse(readFileSync(join(DASHBOARD_DIR, file), 'utf8'))))
     .filter((q) => q.datasourceUid === CLICKHOUSE.uid);
 }
+
+/**
+ * The constant template variables of the dashboard files on disk, name → value, as Grafana
+ * substitutes them (hidden settings such as `database` and `min_events`). A name two dashboards give
+ * different values is an error.
+ */
+export function constantsOnDisk(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const { file } of dashboards()) {
+    const json: unknown = JSON.parse(readFileSync(join(DASHBOARD_DIR, file), 'utf8'));
+    const templating = isNode(json) && isNode(json.templating) ? json.templating.list : undefined;
+    for (const v of Array.isArray(templating) ? templating : []) {
+      if (!isNode(v) || v.type !== 'constant' || typeof v.name !== 'string' || typeof v.query !== 'string') continue;
+      if (out[v.name] !== undefined && out[v.name] !== v.query) {
+        throw new Error(`${file}: constant ${v.name} is ${v.query} here and ${out[v.name]} in another dashboard`);
+      }
+      out[v.name] = v.query;
+    }
+  }
+  return out;
+}

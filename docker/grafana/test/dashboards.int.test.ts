@@ -6,6 +6,7 @@ import { type ClickHouse, createClickHouse } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   clickhouseQueriesOnDisk,
+  constantsOnDisk,
   type DashboardQuery,
   expandGrafanaSql,
   type GrafanaQueryContext,
@@ -53,7 +54,14 @@ function context(variables: GrafanaQueryContext['variables']): GrafanaQueryConte
 
 function defaults(): GrafanaQueryContext['variables'] {
   // Every option of the multi-value variables selected one by one (All is checked against this below).
-  return { database, model: scenario.model, version: ['v1', 'v2'], feature: [...scenario.features] };
+  // The dashboards' constants as shipped (`min_events`), the database the test's own.
+  return {
+    ...constantsOnDisk(),
+    database,
+    model: scenario.model,
+    version: ['v1', 'v2'],
+    feature: [...scenario.features],
+  };
 }
 
 /**

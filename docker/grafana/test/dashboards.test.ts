@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import {
   applyConditionalAll,
   CLICKHOUSE,
+  constantsOnDisk,
   DASHBOARD_DIR,
   dashboardQueries,
   dashboards,
@@ -115,7 +116,14 @@ describe('provisioned dashboards', () => {
     from: 1_735_689_600_000,
     to: 1_735_776_000_000,
     intervalMs: 60_000,
-    variables: { database: 'driftline', model: 'm', version: ['v1', 'v2'], feature: ['amount'], ...variables },
+    variables: {
+      ...constantsOnDisk(),
+      database: 'driftline',
+      model: 'm',
+      version: ['v1', 'v2'],
+      feature: ['amount'],
+      ...variables,
+    },
   });
   const selecting = (variable: string) =>
     clickHouseQueries().filter((q) => q.repeat !== variable && q.text.includes(`\${${variable}:percentencode}`));
@@ -152,6 +160,16 @@ describe('provisioned dashboards', () => {
         }
       }
     }
+  });
+
+  it("leave out of the share of drifted features the windows the drift monitor's alerts leave out: min_events is DRIFTLINE_DRIFT_ALERT_MIN_EVENTS's default", () => {
+    const config = readFileSync(join(REPO_ROOT, 'services/drift-monitor/src/config.ts'), 'utf8');
+    const declared = /\bDRIFTLINE_DRIFT_ALERT_MIN_EVENTS:[^\n]*\.default\(([\d_]+)\)/.exec(config);
+    expect(
+      declared,
+      'DRIFTLINE_DRIFT_ALERT_MIN_EVENTS and its default in services/drift-monitor/src/config.ts',
+    ).not.toBeNull();
+    expect(constantsOnDisk().min_events).toBe(String(Number(declared![1]!.replaceAll('_', ''))));
   });
 
   it('ask Prometheus only for metrics the code exports, histograms by their buckets', () => {

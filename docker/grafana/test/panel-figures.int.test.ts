@@ -1,6 +1,7 @@
 // Panels' figures against an independent computation on the rows seeded for them (the review's
 // set-ups): booleans against a profile spelling them `True` / `False`, the versions table weighted
-// by labels, and drift panels of two versions measured in the same window (a canary).
+// by labels, drift panels of two versions measured in the same window (a canary), events summed
+// over versions, and low-traffic windows left out of the share of drifted features.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { type ClickHouse, chTime, createClickHouse } from '@driftline/warehouse'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   clickhouseQueriesOnDisk,
+  constantsOnDisk,
   expandGrafanaSql,
   type GrafanaQueryContext,
   migrateForDashboards,
@@ -37,7 +39,13 @@ interface Result {
 }
 
 async function panel(where: string, variables: GrafanaQueryContext['variables'], hours = 4): Promise<Result> {
-  const sql = expandGrafanaSql(sqlOf(where), { from: T0, to: T0 + hours * HOUR, intervalMs: 60_000, variables });
+  const sql = expandGrafanaSql(sqlOf(where), {
+    from: T0,
+    to: T0 + hours * HOUR,
+    intervalMs: 60_000,
+    // The dashboards' constants as shipped (`min_events`), unless the test sets one.
+    variables: { ...constantsOnDisk(), ...variables },
+  });
   return (await ch.selectTyped(sql)) as unknown as Result;
 }
 
@@ -247,6 +255,88 @@ async function seedLateOnly(model: string, version: string, window: number, late
   ]);
 }
 
+/** A drift_windows row of `model`: what the events and share panels read, the rest fixed. */
+interface CountedRow {
+  readonly version: string;
+  readonly reference?: string;
+  readonly feature: string;
+  readonly method?: string;
+  readonly window: number;
+  readonly psi: number;
+  readonly events: number;
+  readonly late?: number;
+}
+
+async function seedCounted(model: string, rows: readonly CountedRow[]): Promise<void> {
+  await ch.insert(
+    'drift_windows',
+    rows.map((d) => ({
+      model,
+      version: d.version,
+      reference_id: d.reference ?? `ref-${d.version}`,
+      feature: d.feature,
+      window_start: chTime(T0 + d.window * HOUR),
+      window_end: chTime(T0 + (d.window + 1) * HOUR),
+      method: d.method ?? 'psi',
+      statistic: d.psi,
+      p_value: d.method === 'ks' ? 0.5 : null,
+      threshold: PSI_THRESHOLD,
+      drifted: d.psi >= PSI_THRESHOLD ? 1 : 0,
+      reference_size: 1000,
+      current_size: d.events,
+      events: d.events,
+      late_events: d.late ?? 0,
+      source_partitions: 1,
+      idle_partitions: 0,
+      computed_at: chTime(T0 + (d.window + 1) * HOUR),
+    })),
+  );
+}
+
+/**
+ * The review's window: 300 events of v1 and 100 of a canary v2, each repeated on every feature and
+ * method row; v1 also has a second answer of the same events on a re-stored reference (a replay
+ * re-summarised them on it). The next window has v1 alone.
+ */
+const COUNTED: readonly CountedRow[] = [
+  ...['a', 'b', 'c'].flatMap((feature) =>
+    ['psi', 'ks'].flatMap((method) => [
+      { version: 'v1', feature, method, window: 0, psi: 0.05, events: 300, late: 2 },
+      { version: 'v2', feature, method, window: 0, psi: 0.05, events: 100, late: 1 },
+    ]),
+  ),
+  ...['a', 'b', 'c'].map((feature) => ({
+    version: 'v1',
+    reference: 'ref-v1-restored',
+    feature,
+    window: 0,
+    psi: 0.05,
+    events: 300,
+    late: 2,
+  })),
+  ...['a', 'b', 'c'].map((feature) => ({ version: 'v1', feature, window: 1, psi: 0.05, events: 250 })),
+];
+
+/** DRIFTLINE_DRIFT_ALERT_MIN_EVENTS's default: fewer events in a window, no drift alert. */
+const ALERT_MIN_EVENTS = 100;
+
+/**
+ * Windows of 1, 99, 100 and 5,000 events of v1 (two features; the 1-event window drifted on both
+ * with PSI 8.28, as the review measured) and, in the 100-event window, a canary of 5 events drifted.
+ */
+const LOW_TRAFFIC: readonly CountedRow[] = [
+  { version: 'v1', feature: 'a', window: 0, psi: 8.28, events: 1 },
+  { version: 'v1', feature: 'b', window: 0, psi: 8.28, events: 1 },
+  { version: 'v1', feature: 'a', window: 1, psi: 0.6, events: 99 },
+  { version: 'v1', feature: 'b', window: 1, psi: 0.01, events: 99 },
+  { version: 'v1', feature: 'a', window: 2, psi: 0.3, events: 100 },
+  { version: 'v1', feature: 'b', window: 2, psi: 0.01, events: 100 },
+  { version: 'v2', feature: 'a', window: 2, psi: 3.1, events: 5 },
+  { version: 'v2', feature: 'b', window: 2, psi: 2.4, events: 5 },
+  { version: 'v1', feature: 'a', window: 3, psi: 0.02, events: 5000 },
+  { version: 'v1', feature: 'b', window: 3, psi: 0.01, events: 5000 },
+];
+
 beforeAll(async () => {
   ch = await createClickHouse({ mode: 'embedded', path, database });
   await migrateForDashboards(ch);
@@ -260,6 +350,8 @@ beforeAll(async () => {
   // The canary's rows, then a third window with 3 late events of v1 and nothing on time.
   await seedCanary('late-only');
   await seedLateOnly('late-only', 'v1', 2, 3);
+  await seedCounted('events-sum', COUNTED);
+  await seedCounted('low-traffic', LOW_TRAFFIC);
 }, 60_000);
 
 afterAll(async () => {
@@ -418,12 +510,84 @@ describe('panel figures against an independent computation on the seeded rows', 
       ['d', 'a', 'b', 'c'].map((feature) => [at(1), 'v1', feature, 'psi']),
     );
     expect(data.map((r) => Number(r.drifted))).toEqual([1, 0, 0, 0]);
-    // The events panel still counts the late events of that window, from the late-only row.
+    // The events panel still counts the late events of that window, from the late-only row (and
+    // the first window's 100 events of v1 and 100 of the canary v2).
     const events = await panel('panel "Events per window (and late events)" A', late);
     expect(events.data.map((r) => [timeOf(r), Number(r.events), Number(r.late_events)])).toEqual([
-      [at(0), 100, 0],
+      [at(0), 200, 0],
       [at(1), 100, 0],
       [at(2), 0, 3],
     ]);
+  });
+
+  /** Per window, the sum over versions of each version's count (taken once from its rows). */
+  const summed = (rows: readonly CountedRow[], versions: readonly string[]) => {
+    const perVersion = new Map<string, { window: number; events: number; late: number }>();
+    for (const d of rows.filter((r) => versions.includes(r.version)))
+      perVersion.set(`${d.window} ${d.version}`, { window: d.window, events: d.events, late: d.late ?? 0 });
+    const windows = [...new Set([...perVersion.values()].map((v) => v.window))].sort((a, b) => a - b);
+    return windows.map((w) => {
+      const of = [...perVersion.values()].filter((v) => v.window === w);
+      return [at(w), of.reduce((n, v) => n + v.events, 0), of.reduce((n, v) => n + v.late, 0)];
+    });
+  };
+
+  it('events per window: summed over the versions, each counted once (found by a review)', async () => {
+    // The max over every row showed 300 for a window of 300 events of v1 and 100 of its canary.
+    const figures = async (version: readonly string[]) =>
+      (
+        await panel('panel "Events per window (and late events)" A', { database, model: 'events-sum', version })
+      ).data.map((r) => [timeOf(r), Number(r.events), Number(r.late_events)]);
+    expect(summed(COUNTED, ['v1', 'v2'])).toEqual([
+      [at(0), 400, 3],
+      [at(1), 250, 0],
+    ]);
+    expect(await figures([])).toEqual(summed(COUNTED, ['v1', 'v2']));
+    expect(await figures(['v1', 'v2'])).toEqual(summed(COUNTED, ['v1', 'v2']));
+    expect(await figures(['v2'])).toEqual(summed(COUNTED, ['v2']));
+    expect(await figures(['v1'])).toEqual(summed(COUNTED, ['v1']));
+  });
+
+  /** The share panel's figures computed on the seeded rows: windows of a version under `min` events left out. */
+  const shares = (rows: readonly CountedRow[], min: number) => {
+    const kept = rows.filter((d) => d.events >= min);
+    const keys = [...new Set(kept.map((d) => `${d.window} ${d.version}`))].sort();
+    return keys.map((key) => {
+      const of = kept.filter((d) => `${d.window} ${d.version}` === key);
+      const drifted = of.filter((d) => d.psi >= PSI_THRESHOLD).length;
+      return { time: at(of[0]!.window), series: of[0]!.version, share: drifted / of.length, drifted };
+    });
+  };
+
+  it('share of drifted features: windows under DRIFTLINE_DRIFT_ALERT_MIN_EVENTS events are left out (found by a review)', async () => {
+    // Every 1-event window read as drifted on every feature (PSI 8.28), where the drift monitor
+    // raises no alert.
+    const figures = async (variables: Record<string, string>) => {
+      const result = await panel('panel "Share of drifted features" A', {
+        database,
+        model: 'low-traffic',
+        version: [],
+        ...variables,
+      });
+      return result.data.map((r) => ({
+        time: timeOf(r),
+        series: seriesOf(result, r),
+        share: Number(r.share_drifted),
+        drifted: Number(r.drifted_features),
+      }));
+    };
+    const shipped = await figures({});
+    expect(shipped).toEqual(shares(LOW_TRAFFIC, ALERT_MIN_EVENTS));
+    // The 100-event window of v1 (a of a, b) and the quiet 5,000-event one; neither the 1- nor the
+    // 99-event window, nor the 5-event canary beside v1.
+    expect(shipped).toEqual([
+      { time: at(2), series: 'v1', share: 0.5, drifted: 1 },
+      { time: at(3), series: 'v1', share: 0, drifted: 0 },
+    ]);
+    // The dashboard constant decides: at 1 every window is back.
+    const all = await figures({ min_events: '1' });
+    expect(all).toEqual(shares(LOW_TRAFFIC, 1));
+    expect(all).toHaveLength(5);
+    expect(all[0]).toEqual({ time: at(0), series: 'v1', share: 1, drifted: 2 });
   });
 });

@@ -11,6 +11,7 @@ import { type ClickHouseHost, startClickHouseHost } from '@driftline/warehouse/h
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   clickhouseQueriesOnDisk,
+  constantsOnDisk,
   type DashboardQuery,
   expandGrafanaSql,
   type GrafanaQueryContext,
@@ -63,6 +64,7 @@ afterAll(async () => {
 
 function variables(shape: Shape): GrafanaQueryContext['variables'] {
   return {
+    ...constantsOnDisk(),
     database: shape.database,
     model: shape.scenario.model,
     version: ['v1', 'v2'],

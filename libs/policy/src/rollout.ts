@@ -253,17 +253,18 @@ const TERMINAL: ReadonlySet<Stage> = new Set(['retired', 'rolled_back', 'rejecte
  * recorded (direct rollout) or for a version never recorded (registered outside the controller:
  * a direct rollout's promotion, but also an operator's shadow, `DRIFTLINE_MODEL_SERVER_SHADOW`,
  * which transitions cannot tell apart); otherwise only the view's production (the implicit
- * production too: the version a shadow was gated against). Not the production a promotion
- * replaced: its last record is still `production` until its rollback watch ends, but the
- * model-server scores it as a shadow, and its DATA_QUALITY alerts vetoed the new production's
- * retrains, its drift alerts could fire them (found checking a review's suspicion).
+ * production too: the version a shadow was gated against), and while a rollback watch runs the
+ * production it replaced: the model-server scores that one as a shadow, but answers with it when
+ * the promoted version does not load, and counting only the promoted one then held every alert of
+ * the model `not_serving` for the watch's max_time (found by a regression review). So during a
+ * watch the replaced version's DATA_QUALITY alerts can veto the new production's retrains.
  */
 export function servesProduction(transitions: readonly TransitionFact[], version: string): boolean {
   const history = usableTransitions(transitions);
   if (history.length === 0) return true;
   const view = viewOf(history);
   if (view.versions.get(version) === undefined) return true;
-  return view.production === version;
+  return view.production === version || view.watch?.previous === version;
 }
 
 /**

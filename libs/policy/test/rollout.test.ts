@@ -1,5 +1,5 @@
 import { ConfigError } from '@driftline/core';
-import type { AlertKind, DriftAlert } from '@driftline/schemas';
+import type { DriftAlert } from '@driftline/schemas';
 import { SeededRandom } from '@driftline/test-support/random';
 import { describe, expect, it } from 'vitest';
 import {
@@ -304,10 +304,11 @@ describe('servesProduction (the retrain-trigger asks it of every alert)', () => 
     expect(servesProduction([...history, handWritten], 'v2')).toBe(false);
   });
 
-  it("the production a promotion replaced is scored as a shadow: its DATA_QUALITY alerts no longer veto the new production's retrains (found checking a review's suspicion)", () => {
-    // v2 promoted over v1; the controller retires v1 only when the rollback watch ends, so v1's
-    // last record is still `production` meanwhile, while the model-server scores it as a shadow
-    // (watched) and the drift-monitor raises its alerts under v1.
+  it('the production a promotion replaced still serves while watched: a promoted version that fails to load leaves it answering (found by a regression review)', () => {
+    // v2 promoted over v1; the controller retires v1 only when the rollback watch ends. The
+    // model-server scores v1 as a shadow meanwhile, but answers with it when v2 does not load
+    // (its fallback): counting only v2 held every alert of the model `not_serving` for the watch's
+    // max_time (7 days), a sustained drift of v1 never fired.
     const history = [
       fact('v1', null, 'production', T0),
       fact('v2', null, 'candidate', T0 + MIN),
@@ -315,38 +316,37 @@ describe('servesProduction (the retrain-trigger asks it of every alert)', () => 
       fact('v2', 'shadow', 'canary', T0 + 2 * MIN, 'v1'),
       fact('v2', 'canary', 'production', T0 + 3 * MIN, 'v1'),
     ];
-    expect(viewOf(history).versions.get('v1')?.stage).toBe('production');
-    expect(servesProduction(history, 'v1')).toBe(false);
+    expect(servesProduction(history, 'v1')).toBe(true);
     expect(servesProduction(history, 'v2')).toBe(true);
-    // The retrain-trigger's way (service.ts): v1's DATA_QUALITY alert first, then v2's drift, per window.
     const retrain = parsePolicy({ models: { fraud: { signals: { share_drifted: 0.3 }, sustain: 3 } } });
-    const alertOf = (kind: AlertKind, version: string, i: number): DriftAlert => ({
-      alert_id: `${kind}-${version}-${i}`,
-      kind,
+    const drift = (i: number): DriftAlert => ({
+      alert_id: `drift-v1-${i}`,
+      kind: 'FEATURE_DRIFT',
       model: 'fraud',
-      model_version: version,
+      model_version: 'v1',
       feature: null,
       window_start: T0 + (10 + i) * 5 * MIN,
       window_end: T0 + (11 + i) * 5 * MIN,
       event_time: T0 + (11 + i) * 5 * MIN,
-      method: kind === 'DATA_QUALITY' ? 'missing_share' : 'psi',
-      statistic: kind === 'DATA_QUALITY' ? 1 : 0.4,
+      method: 'psi',
+      statistic: 0.4,
       p_value: null,
       threshold: 0.2,
-      share_drifted: kind === 'DATA_QUALITY' ? null : 0.6,
+      share_drifted: 0.6,
       evidence: '{}',
     });
     let state: ModelState | undefined;
     const decisions: string[] = [];
     for (let i = 0; i < 3; i++) {
-      for (const a of [alertOf('DATA_QUALITY', 'v1', i), alertOf('FEATURE_DRIFT', 'v2', i)]) {
-        const r = decide(retrain, state, a, undefined, servesProduction(history, a.model_version));
-        state = r.state;
-        decisions.push(r.decision.kind === 'fire' ? 'fire' : r.decision.reason);
-      }
+      const r = decide(retrain, state, drift(i), undefined, servesProduction(history, 'v1'));
+      state = r.state;
+      decisions.push(r.decision.kind === 'fire' ? 'fire' : r.decision.reason);
     }
-    // Before: no_signal, data_quality (× 3): v1 counted as serving, its broken windows held v2's retrain.
-    expect(decisions).toEqual(['not_serving', 'sustaining', 'not_serving', 'sustaining', 'not_serving', 'fire']);
+    expect(decisions).toEqual(['sustaining', 'sustaining', 'fire']);
+    // Once the watch ends (v1 retired), v1 no longer serves.
+    const ended = [...history, fact('v1', 'production', 'retired', T0 + 60 * MIN, 'v2')];
+    expect(servesProduction(ended, 'v1')).toBe(false);
+    expect(servesProduction(ended, 'v2')).toBe(true);
   });
 });
 

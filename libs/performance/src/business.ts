@@ -92,6 +92,32 @@ export function businessOutcome(points: Iterable<ValuedPoint>, options: Business
   };
 }
 
+/**
+ * The outcome of a uniform sample scaled to the whole it was drawn from (`factor` = rows of the
+ * whole / rows of the sample): each sum and count × factor (counts rounded), an estimate of the
+ * whole's. A factor of 1 gives the outcome unchanged.
+ */
+export function scaledBusinessOutcome(o: BusinessOutcome | null, factor: number): BusinessOutcome | null {
+  if (!(Number.isFinite(factor) && factor >= 1)) {
+    throw new DriftlineError(
+      'VALIDATION_FAILED',
+      `a sample's scale factor must be a finite number >= 1 (got ${factor})`,
+    );
+  }
+  if (o === null || factor === 1) return o;
+  const count = (n: number) => Math.round(n * factor);
+  return {
+    valueCaught: o.valueCaught * factor,
+    valueMissed: o.valueMissed * factor,
+    falseAlarmCost: o.falseAlarmCost * factor,
+    net: o.net * factor,
+    truePositives: count(o.truePositives),
+    falseNegatives: count(o.falseNegatives),
+    falsePositives: count(o.falsePositives),
+    valued: count(o.valued),
+  };
+}
+
 /** The outcome as named metrics (`business_net`, …), the names alert bounds and the retrain policy use. */
 export function businessMetrics(o: BusinessOutcome | null): Record<BusinessMetricName, number | null> {
   return {

@@ -18,6 +18,7 @@ export {
   type BusinessOutcome,
   businessMetrics,
   businessOutcome,
+  scaledBusinessOutcome,
   type ValuedPoint,
 } from './business.js';
 export {
@@ -65,9 +66,11 @@ export {
   type PerformanceRow,
   parseWindowKey,
   type SegmentColumn,
+  sampleShare,
   valuedPoints,
   type WindowColumns,
   WindowColumnsBuilder,
+  type WindowCounts,
   type WindowInput,
   type WindowRef,
   windowKey,

@@ -90,6 +90,38 @@ export interface WindowColumns {
   readonly expiredCount: number;
   /** One per segment feature, in the order of `segmentFeatures`. */
   readonly segments: readonly SegmentColumn[];
+  /**
+   * Set when the labeled rows in the columns are a sample of the window's (it held more than the
+   * reader's bound, DRIFTLINE_JOINER_MAX_WINDOW_ROWS): the window's exact counts, from ClickHouse.
+   * The columns (`labeledCount` rows) then only give the metrics.
+   */
+  readonly sampled?: WindowCounts;
+}
+
+/** A window's exact labeled counts when its rows in the columns are a sample of them. */
+export interface WindowCounts {
+  /** Labeled rows of the window. */
+  readonly labeled: number;
+  /** Of them, those whose label is not 0 or 1 (invalid for a classification model). */
+  readonly notClass: number;
+  /** Per segment feature, per value index (as `SegmentColumn.values`): the same two counts. */
+  readonly segments: ReadonlyArray<{ readonly labeled: Float64Array; readonly notClass: Float64Array }>;
+}
+
+/**
+ * Of 2^32, the share of hash values a window of `labeled` rows keeps (`cityHash64(prediction_id) %
+ * 2^32 < share`) so that its sample holds at most `maxRows` rows with near certainty: it aims at
+ * `maxRows − 4√maxRows` (the sample size is binomial: 4 standard deviations below the bound),
+ * and the reader stops at `maxRows` anyway. Undefined when the window fits whole. A share, not a
+ * row count: the same rows are kept by every instance and every recompute of the same data.
+ */
+export function sampleShare(labeled: number, maxRows: number): number | undefined {
+  if (!Number.isInteger(maxRows) || maxRows < 1) {
+    throw new DriftlineError('VALIDATION_FAILED', `the window row bound must be a positive integer (got ${maxRows})`);
+  }
+  if (labeled <= maxRows) return undefined;
+  const target = Math.max(1, maxRows - Math.ceil(4 * Math.sqrt(maxRows)));
+  return Math.max(1, Math.floor((target / labeled) * 2 ** 32));
 }
 
 export interface SegmentColumn {
@@ -111,6 +143,9 @@ export class WindowColumnsBuilder {
   private readonly dictionaries: Array<Map<string, number>>;
   private readonly labeledIds: Uint32Array[];
   private readonly expiredBy: number[][];
+  private exact:
+    | { labeled: number; notClass: number; by: Array<{ labeled: number[]; notClass: number[] }> }
+    | undefined;
 
   constructor(private readonly segmentFeatures: number) {
     this.dictionaries = Array.from({ length: segmentFeatures }, () => new Map<string, number>());
@@ -159,8 +194,49 @@ export class WindowColumnsBuilder {
     }
   }
 
+  /**
+   * The window's exact counts when the labeled rows added are a sample (see `WindowColumns.sampled`):
+   * its totals, then `addExactCounts` per segment value.
+   */
+  setExactTotals(labeled: number, notClass: number): void {
+    this.exact = {
+      labeled,
+      notClass,
+      by: Array.from({ length: this.segmentFeatures }, () => ({ labeled: [], notClass: [] })),
+    };
+  }
+
+  /** Exact labeled rows with value `value` of segment feature `feature` (after setExactTotals). */
+  addExactCounts(feature: number, value: string, labeled: number, notClass: number): void {
+    const by = this.exact?.by[feature];
+    if (by === undefined) throw new DriftlineError('INTERNAL', 'addExactCounts before setExactTotals');
+    const id = this.idOf(feature, value);
+    by.labeled[id] = (by.labeled[id] ?? 0) + labeled;
+    by.notClass[id] = (by.notClass[id] ?? 0) + notClass;
+  }
+
   build(): WindowColumns {
+    const exact = this.exact;
+    const dense = (values: number[], size: number) => {
+      const out = new Float64Array(size);
+      values.forEach((c, id) => {
+        out[id] = c;
+      });
+      return out;
+    };
     return {
+      ...(exact === undefined
+        ? {}
+        : {
+            sampled: {
+              labeled: exact.labeled,
+              notClass: exact.notClass,
+              segments: exact.by.map((by, f) => {
+                const size = (this.dictionaries[f] as Map<string, number>).size;
+                return { labeled: dense(by.labeled, size), notClass: dense(by.notClass, size) };
+              }),
+            },
+          }),
       labeledCount: this.n,
       predictions: this.predictions.subarray(0, this.n),
       labels: this.labels.subarray(0, this.n),
@@ -215,6 +291,11 @@ export interface PerformanceRow {
    */
   readonly invalidLabels: number;
   readonly metrics: Metrics;
+  /**
+   * Only when the window was sampled (`WindowColumns.sampled`): the labeled rows of this slice the
+   * metrics were computed from. The counts above are exact all the same.
+   */
+  readonly sampled?: number;
 }
 
 /** Whether a label is a class of a binary classification model (0 or 1): any other is invalid. */
@@ -255,10 +336,19 @@ function row(
   rows: Uint32Array | undefined,
   expired: number,
   pending: number,
+  exact?: { readonly labeled: number; readonly notClass: number },
 ): PerformanceRow {
-  const labeled = rows === undefined ? input.window.labeledCount : rows.length;
+  const read = rows === undefined ? input.window.labeledCount : rows.length;
+  const computed = metricsOf(input.task, input.threshold, input.window, rows);
+  let { metrics, invalid } = computed;
+  // A sample: the counts are the window's own; one invalid label anywhere voids the metrics, as
+  // whole (the sample may have missed it).
+  const labeled = exact?.labeled ?? read;
+  if (exact !== undefined) {
+    invalid = input.task === 'classification' ? exact.notClass : 0;
+    if (invalid > 0) metrics = emptyMetrics();
+  }
   const predictions = labeled + expired + pending;
-  const { metrics, invalid } = metricsOf(input.task, input.threshold, input.window, rows);
   return {
     segmentFeature,
     segment,
@@ -269,6 +359,7 @@ function row(
     labelCoverage: predictions === 0 ? null : (labeled - invalid) / predictions,
     invalidLabels: invalid,
     metrics,
+    ...(exact === undefined ? {} : { sampled: read }),
   };
 }
 
@@ -290,23 +381,41 @@ export function* valuedPoints(window: WindowColumns): Generator<ValuedPoint> {
  */
 export function computeWindow(input: WindowInput): PerformanceRow[] {
   const w = input.window;
-  const rows = [row(input, '', ALL_SEGMENT, undefined, w.expiredCount, input.pending)];
+  const sampled = w.sampled;
+  const rows = [
+    row(
+      input,
+      '',
+      ALL_SEGMENT,
+      undefined,
+      w.expiredCount,
+      input.pending,
+      sampled === undefined ? undefined : { labeled: sampled.labeled, notClass: sampled.notClass },
+    ),
+  ];
   input.segmentFeatures.forEach((feature, f) => {
     const column = w.segments[f];
     if (column === undefined) {
       throw new DriftlineError('INTERNAL', `window columns lack segment feature ${feature}`);
     }
     const counts = new Map<string, number>();
-    const labeledById = new Float64Array(column.values.length);
+    // Rows read per value; with a sample, the exact counts rank the segments instead.
+    const readById = new Float64Array(column.values.length);
     for (let i = 0; i < w.labeledCount; i++) {
       const id = column.labeled[i] as number;
-      labeledById[id] = (labeledById[id] as number) + 1;
+      readById[id] = (readById[id] as number) + 1;
     }
+    const exact = sampled?.segments[f];
+    const labeledById = exact?.labeled ?? readById;
     column.values.forEach((v, id) => {
-      counts.set(v, (labeledById[id] as number) + (column.expired[id] ?? 0));
+      counts.set(v, (labeledById[id] ?? 0) + (column.expired[id] ?? 0));
     });
     const bucket = boundSegments(counts, input.maxSegments);
-    const segments = [...new Set(column.values.filter((v) => (counts.get(v) ?? 0) > 0).map(bucket))].sort();
+    // A value in the sample alone (a row written between the counts and the sample's read) still
+    // has a segment of its own.
+    const segments = [
+      ...new Set(column.values.filter((v, id) => (counts.get(v) ?? 0) > 0 || (readById[id] ?? 0) > 0).map(bucket)),
+    ].sort();
     const slot = new Map(segments.map((s, k) => [s, k]));
     const slotOfId = Uint32Array.from(column.values, (v) => slot.get(bucket(v)) ?? 0);
     // Labeled rows grouped by slot (a counting sort: one index array for every segment).
@@ -327,8 +436,19 @@ export function computeWindow(input: WindowInput): PerformanceRow[] {
     column.expired.forEach((c, id) => {
       expired[slotOfId[id] as number] = (expired[slotOfId[id] as number] as number) + c;
     });
+    const exactBySlot = exact === undefined ? undefined : segments.map(() => ({ labeled: 0, notClass: 0 }));
+    if (exact !== undefined && exactBySlot !== undefined) {
+      column.values.forEach((_, id) => {
+        const slotCounts = exactBySlot[slotOfId[id] as number];
+        if (slotCounts === undefined) return;
+        slotCounts.labeled += exact.labeled[id] ?? 0;
+        slotCounts.notClass += exact.notClass[id] ?? 0;
+      });
+    }
     segments.forEach((s, k) => {
-      rows.push(row(input, feature, s, order.subarray(sizes[k], sizes[k + 1]), expired[k] as number, 0));
+      rows.push(
+        row(input, feature, s, order.subarray(sizes[k], sizes[k + 1]), expired[k] as number, 0, exactBySlot?.[k]),
+      );
     });
   });
   return rows;

@@ -48,6 +48,7 @@ export {
   type PredictionStore,
   segmentValue,
   type TrainingRow,
+  type WindowReadOptions,
   type WrittenLookup,
   type WrittenPrediction,
 } from './tables/predictions.js';

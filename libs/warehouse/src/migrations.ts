@@ -7,7 +7,7 @@ import { driftWindowsMigration } from './tables/drift-windows.js';
 import { modelTransitionsMigration } from './tables/model-transitions.js';
 import { modelVersionsMigration } from './tables/model-versions.js';
 import { performanceEstimatesMigration, scoreHistogramsV2Migration } from './tables/performance-estimates.js';
-import { performanceWindowsMigration } from './tables/performance-windows.js';
+import { performanceWindowsMigration, performanceWindowsSampledMigration } from './tables/performance-windows.js';
 import { pairedPredictionsMigration, predictionIdIndexMigration, predictionsMigration } from './tables/predictions.js';
 import { referenceProfilesMigration } from './tables/reference-profiles.js';
 import { retentionMigration } from './tables/retention.js';
@@ -37,4 +37,5 @@ export const migrations: readonly Migration[] = [
   scoreHistogramsV2Migration, // 0650 score_histograms_v2: threshold in the key (a new table, both read; nothing copied)
   predictionIdIndexMigration, // 0660 bloom filter of prediction_id on labeled/unlabeled_predictions (new parts)
   skewWindowsV2Migration, // 0670 skew_windows_v2: a recreated source log's rows, its epoch in the key (both read; nothing copied)
+  performanceWindowsSampledMigration, // 0680 sampled_labels on performance_windows (windows read as a sample)
 ];

@@ -36,6 +36,9 @@ function boundKey(bound: string): string {
   return m === null ? bound : `${m[1]!.toLowerCase()}${m[2]}`;
 }
 
+/** DRIFTLINE_JOINER_MAX_WINDOW_ROWS' default (the joiner's memory grew by 40–60 bytes per row held, README). */
+export const DEFAULT_MAX_WINDOW_ROWS = 1_000_000;
+
 export const labelJoinerEnvShape = {
   /** The join state store (same variables as the online store). */
   ...redisEnvShape,
@@ -93,6 +96,12 @@ export const labelJoinerEnvShape = {
   DRIFTLINE_JOINER_SCORE_WINDOWS: envField.int(1, 100_000).default(1_000),
   /** Cost of one false alarm in the business outcome; empty: a false alarm costs its label's value. */
   DRIFTLINE_JOINER_FALSE_ALARM_COST: z.preprocess((v) => (v === '' ? undefined : v), envField.number(0).optional()),
+  /**
+   * Most labeled rows one window's recompute holds: a window with more is read as a deterministic
+   * uniform sample of about this many rows for its metrics, its counts exact (README, "Windows
+   * larger than the bound").
+   */
+  DRIFTLINE_JOINER_MAX_WINDOW_ROWS: envField.int(1_000, 100_000_000).default(DEFAULT_MAX_WINDOW_ROWS),
   /** How long a version's calibration map is cached before it is read again. */
   DRIFTLINE_JOINER_CALIBRATION_REFRESH: envField.duration(0, MAX_TIMER_MS).default(300_000),
 };
@@ -124,6 +133,7 @@ export interface LabelJoinerConfig {
   readonly scoreWindows: number;
   readonly falseAlarmCost: number | undefined;
   readonly calibrationRefreshMs: number;
+  readonly maxWindowRows: number;
 }
 
 function parseModelTasks(parts: readonly string[]): Map<string, Task> {
@@ -172,5 +182,6 @@ export function toLabelJoinerConfig(env: LabelJoinerEnv): LabelJoinerConfig {
     scoreWindows: env.DRIFTLINE_JOINER_SCORE_WINDOWS,
     falseAlarmCost: env.DRIFTLINE_JOINER_FALSE_ALARM_COST,
     calibrationRefreshMs: env.DRIFTLINE_JOINER_CALIBRATION_REFRESH,
+    maxWindowRows: env.DRIFTLINE_JOINER_MAX_WINDOW_ROWS,
   };
 }

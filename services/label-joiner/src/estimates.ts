@@ -16,6 +16,7 @@ import {
   parseWindowKey,
   SCORE_SLOTS,
   type ScoreHistogram,
+  scaledBusinessOutcome,
   scoreSlot,
   slotValue,
   valuedPoints,
@@ -259,10 +260,19 @@ export class WindowEstimator {
     const estimate = await this.estimate(ref, now);
     // From the rows the recompute read: a read of its own (one object per row, unpaged) had undone
     // the window's bound on memory.
-    const business = businessOutcome(valuedPoints(window), {
+    const outcome = businessOutcome(valuedPoints(window), {
       threshold: this.options.threshold,
       ...(this.options.falseAlarmCost === undefined ? {} : { falseAlarmCost: this.options.falseAlarmCost }),
     });
+    // A sample (a window over DRIFTLINE_JOINER_MAX_WINDOW_ROWS): scaled to the window, and null
+    // when any of its labels is not 0 or 1, as for the whole window (the sample may miss it).
+    const sampled = window.sampled;
+    const business =
+      sampled === undefined
+        ? outcome
+        : sampled.notClass > 0 || window.labeledCount === 0
+          ? null
+          : scaledBusinessOutcome(outcome, Math.max(1, sampled.labeled / window.labeledCount));
     return estimate === undefined ? { business } : { estimate, business };
   }
 

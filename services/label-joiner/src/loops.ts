@@ -20,6 +20,7 @@ import {
 } from '@driftline/performance';
 import type { DriftAlert } from '@driftline/schemas';
 import type { Warehouse } from '@driftline/warehouse';
+import { DEFAULT_MAX_WINDOW_ROWS } from './config.js';
 import type { JoinedSink, PayloadDecoder } from './engine.js';
 import type { WindowEstimator } from './estimates.js';
 
@@ -269,7 +270,17 @@ export interface RecomputeOptions {
   readonly estimator?: WindowEstimator;
   /** Label coverage from which a window is judged on its realized metrics, not its estimate. */
   readonly realizedCoverage?: number;
+  /**
+   * Most labeled rows one recompute holds (DRIFTLINE_JOINER_MAX_WINDOW_ROWS); a window with more
+   * is read as a sample of them (readWindow of @driftline/warehouse). Default {@link DEFAULT_MAX_WINDOW_ROWS}.
+   */
+  readonly maxWindowRows?: number;
+  /** Takes the line said once per window read as a sample. */
+  readonly logger?: Logger;
 }
+
+/** Windows whose sampling was logged, remembered (the oldest forgotten first). */
+const SAMPLED_WINDOWS_LOGGED = 10_000;
 
 /** Sends an alert once per id (best effort: a crash between send and mark re-sends the same id). */
 export interface AlertPublisher {
@@ -286,6 +297,7 @@ const MAX_OUTAGES_PER_PASS = 3;
 
 export class WindowRecomputer {
   private readonly metrics;
+  private readonly sampledLogged = new Set<string>();
 
   constructor(
     private readonly store: JoinStore<Buffer, Buffer>,
@@ -298,6 +310,12 @@ export class WindowRecomputer {
   ) {
     this.metrics = {
       recomputed: counter(registry, 'driftline_joiner_windows_recomputed_total', 'Performance windows recomputed', []),
+      sampled: counter(
+        registry,
+        'driftline_joiner_windows_sampled_total',
+        'Window recomputes whose labeled rows exceeded DRIFTLINE_JOINER_MAX_WINDOW_ROWS: metrics from a sample, counts exact',
+        [],
+      ),
       alerts: counter(registry, 'driftline_joiner_alerts_total', 'Performance alerts sent', ['metric']),
       // Both labels come from events: bounded (MAX_LABEL_VALUES each, then `__other__`).
       coverage: gauge(
@@ -354,7 +372,10 @@ export class WindowRecomputer {
     // Pending first: a prediction moving from pending to labeled in between is then counted twice at
     // worst (never lost), and the move marks the window dirty again anyway.
     const pending = await this.store.pendingCount(windowKey(ref));
-    const window = await this.warehouse.predictions.readWindow(ref, o.windowMs, o.segmentFeatures);
+    const window = await this.warehouse.predictions.readWindow(ref, o.windowMs, o.segmentFeatures, {
+      maxRows: o.maxWindowRows ?? DEFAULT_MAX_WINDOW_ROWS,
+    });
+    if (window.sampled !== undefined) this.sampledWindow(ref, window.sampled.labeled, window.labeledCount);
     const task = o.taskOf(ref.model);
     const rows = computeWindow({
       task,
@@ -394,6 +415,8 @@ export class WindowRecomputer {
         pending: breach.row.pending,
         label_coverage: breach.row.labelCoverage,
         metrics: breach.row.metrics,
+        // A window over DRIFTLINE_JOINER_MAX_WINDOW_ROWS: the rows the metrics came from.
+        ...(breach.row.sampled === undefined ? {} : { sampled_labels: breach.row.sampled }),
       });
     }
     // ESTIMATED_PERFORMANCE: the same bounds on the CBPE estimate, while labels are too few.
@@ -415,6 +438,31 @@ export class WindowRecomputer {
       }
     }
     return rows;
+  }
+
+  /**
+   * A window read as a sample: counted every time, said once per window (a live window is
+   * recomputed every few seconds).
+   */
+  private sampledWindow(ref: WindowRef, labeled: number, sample: number): void {
+    this.metrics.sampled.inc();
+    const key = windowKey(ref);
+    if (this.sampledLogged.has(key)) return;
+    if (this.sampledLogged.size >= SAMPLED_WINDOWS_LOGGED) {
+      this.sampledLogged.delete(this.sampledLogged.values().next().value as string);
+    }
+    this.sampledLogged.add(key);
+    this.options.logger?.info(
+      {
+        model: ref.model,
+        model_version: ref.modelVersion,
+        window_start: new Date(ref.windowStart).toISOString(),
+        labeled,
+        sample,
+        maxWindowRows: this.options.maxWindowRows ?? DEFAULT_MAX_WINDOW_ROWS,
+      },
+      'window over DRIFTLINE_JOINER_MAX_WINDOW_ROWS: its metrics and business outcome come from a uniform sample of its labeled rows (performance_windows.sampled_labels), its counts are exact',
+    );
   }
 
   /** Publishes a breach once per (kind, window, slice, bound): the id is remembered after the send. */

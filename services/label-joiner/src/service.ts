@@ -191,6 +191,8 @@ export const labelJoinerService = defineService({
           alertMinSamples: config.alertMinSamples,
           alertSegments: config.alertSegments,
           realizedCoverage: config.realizedCoverage,
+          maxWindowRows: config.maxWindowRows,
+          logger,
           ...(estimator === undefined ? {} : { estimator }),
         },
         {

@@ -49,6 +49,20 @@ export const performanceWindowsMigration: Migration = {
   ],
 };
 
+/**
+ * 0680: `sampled_labels`, the labeled rows a row's metrics were computed from when its window held
+ * more than the label-joiner's bound (DRIFTLINE_JOINER_MAX_WINDOW_ROWS) and was read as a sample;
+ * 0 when computed from every labeled row. The counts (`labeled`, `invalid_labels`, …) are exact
+ * either way. ADD COLUMN IF NOT EXISTS: existing rows read 0, nothing is rewritten.
+ */
+export const performanceWindowsSampledMigration: Migration = {
+  id: '0680_performance_windows_sampled',
+  statements: [
+    `ALTER TABLE {db}.performance_windows ADD COLUMN IF NOT EXISTS sampled_labels UInt64 DEFAULT 0
+       COMMENT 'labeled rows of a sample the metrics were computed from (window over DRIFTLINE_JOINER_MAX_WINDOW_ROWS); 0: all'`,
+  ],
+};
+
 /** One recompute of a window's metrics, every segment. */
 export interface PerformanceWindow {
   readonly ref: WindowRef;
@@ -110,6 +124,7 @@ export class ClickHousePerformanceStore implements PerformanceStore {
         pending: r.pending,
         label_coverage: r.labelCoverage,
         invalid_labels: r.invalidLabels,
+        sampled_labels: r.sampled ?? 0,
         ...r.metrics,
         ...estimateColumns(w, r),
         threshold: w.threshold,

@@ -1,5 +1,12 @@
 import { cutText, DriftlineError } from '@driftline/core';
-import { MISSING_SEGMENT, type WindowColumns, WindowColumnsBuilder, type WindowRef } from '@driftline/performance';
+import {
+  MISSING_SEGMENT,
+  OTHER_SEGMENT,
+  sampleShare,
+  type WindowColumns,
+  WindowColumnsBuilder,
+  type WindowRef,
+} from '@driftline/performance';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ClickHouse } from '../client.js';
 import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
@@ -184,8 +191,19 @@ export interface PredictionStore {
    * A performance window's rows as columns (`WindowColumns`): the labeled rows and the expired ones
    * that never got a label. The labeled rows stream into the columns; the expired rows are
    * counted per segment by ClickHouse.
+   *
+   * `maxRows`: most labeled rows held. A window with more (counted first) holds a deterministic
+   * uniform sample of them instead — rows whose `cityHash64(prediction_id) % 2^32` is below a share
+   * (`sampleShare` of @driftline/performance), so every instance and recompute keeps the same ones —
+   * with its exact counts (`WindowColumns.sampled`: labeled and not-0-or-1 labels, whole and per
+   * segment value, the `maxRows` most frequent values per feature, the rest as `__other__`).
    */
-  readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowColumns>;
+  readWindow(
+    ref: WindowRef,
+    windowMs: number,
+    segmentFeatures: readonly string[],
+    options?: WindowReadOptions,
+  ): Promise<WindowColumns>;
   /**
    * One page of the model's joined rows with from ≤ prediction_time < to and a label of 0 or 1 (the
    * trainer's binary classification: one label of 2 had refused the whole retrain window; the
@@ -330,6 +348,11 @@ function predictionColumns(p: PredictionEvent) {
   };
 }
 
+export interface WindowReadOptions {
+  /** Most labeled rows a read holds; past it, a sample (see readWindow). */
+  readonly maxRows?: number;
+}
+
 /** Labeled rows per query of a window's read: each query and its result stay bounded, whatever the window holds. */
 export const WINDOW_PAGE_ROWS = 50_000;
 
@@ -368,7 +391,12 @@ export class ClickHousePredictionStore implements PredictionStore {
    * Reads the deduplicated tables (FINAL): the labeled rows, and the expired ones that never got a
    * label (a prediction replayed after its tombstone vanished could be in both; the labeled row wins).
    */
-  async readWindow(ref: WindowRef, windowMs: number, segmentFeatures: readonly string[]): Promise<WindowColumns> {
+  async readWindow(
+    ref: WindowRef,
+    windowMs: number,
+    segmentFeatures: readonly string[],
+    options: WindowReadOptions = {},
+  ): Promise<WindowColumns> {
     const params: Record<string, unknown> = {
       model: ref.model,
       version: ref.modelVersion,
@@ -386,31 +414,85 @@ export class ClickHousePredictionStore implements PredictionStore {
       AND prediction_time < fromUnixTimestamp64Milli({end:Int64}, 'UTC')`;
     const labeledTable = this.ch.table('labeled_predictions');
     const window = new WindowColumnsBuilder(segmentFeatures.length);
+    const maxRows = options.maxRows;
+    // Counted first (one aggregate): a window over the bound is read as a sample, with its exact
+    // counts. Read whole, a window larger than the process's memory killed the label-joiner, and
+    // the restarted joiner read it again first, and so on (a crash loop of every model's labels).
+    let share: number | undefined;
+    // Per segment feature, the values the exact counts know (undefined: all of them).
+    const known: Array<Set<string> | undefined> = segmentFeatures.map(() => undefined);
+    if (maxRows !== undefined) {
+      const [total] = await this.ch.select<{ n: number | string; bad: number | string }>(
+        `SELECT count() AS n, countIf(label NOT IN (0, 1)) AS bad FROM ${labeledTable} FINAL WHERE ${where}`,
+        params,
+      );
+      const n = Number(total?.n ?? 0);
+      share = sampleShare(n, maxRows);
+      if (share !== undefined) {
+        const notClass = Number(total?.bad ?? 0);
+        window.setExactTotals(n, notClass);
+        for (const [f, seg] of segs.entries()) {
+          const counted: ReadonlyArray<{ value: string; n: number | string; bad: number | string }> =
+            await this.ch.select(
+              `SELECT ${seg} AS value, count() AS n, countIf(label NOT IN (0, 1)) AS bad
+             FROM ${labeledTable} FINAL WHERE ${where}
+             GROUP BY value ORDER BY n DESC, value LIMIT {cap:UInt32}`,
+              { ...params, cap: maxRows },
+            );
+          let [restN, restBad] = [n, notClass];
+          for (const v of counted) {
+            window.addExactCounts(f, segmentValue(v.value), Number(v.n), Number(v.bad));
+            restN -= Number(v.n);
+            restBad -= Number(v.bad);
+          }
+          // More distinct values than the bound: the rarest are `__other__`, in the counts and the sample.
+          if (counted.length === maxRows) {
+            known[f] = new Set(counted.map((v) => segmentValue(v.value)));
+            if (restN > 0) window.addExactCounts(f, OTHER_SEGMENT, restN, Math.max(0, restBad));
+          }
+        }
+      }
+    }
+    const sampleWhere = share === undefined ? '' : 'AND cityHash64(prediction_id) % 4294967296 < {share:UInt64}';
+    const segmentsOf = (raw: readonly string[]) =>
+      raw.map((r, f) => {
+        const v = segmentValue(r);
+        const values = known[f];
+        return values === undefined || values.has(v) ? v : OTHER_SEGMENT;
+      });
     // Keyset pages in the table's order, each one bounded query: a window of millions of rows read
     // at once had held its whole JSON text and an object of hundreds of bytes per row.
     let after: { t: number; id: string } | undefined;
+    let held = 0;
     for (;;) {
       let count = 0;
       let last: { t: number; id: string } | undefined;
       await this.ch.selectEach(
         `SELECT prediction, label, ${segArray}, toUnixTimestamp64Milli(prediction_time), prediction_id, label_value
-         FROM ${labeledTable} FINAL WHERE ${where}
+         FROM ${labeledTable} FINAL WHERE ${where} ${sampleWhere}
          ${after === undefined ? '' : "AND (prediction_time, prediction_id) > (fromUnixTimestamp64Milli({at:Int64}, 'UTC'), {aid:String})"}
          ORDER BY prediction_time, prediction_id
          LIMIT {limit:UInt32}`,
-        after === undefined ? params : { ...params, at: after.t, aid: after.id },
+        {
+          ...params,
+          ...(share === undefined ? {} : { share }),
+          ...(after === undefined ? {} : { at: after.t, aid: after.id }),
+        },
         (rows) => {
           for (const [prediction, label, segments, t, id, value] of rows as Array<
             [number, number, string[], number, string, number | null]
           >) {
-            const labelValue = value === null ? null : Number(value);
-            window.addLabeled(Number(prediction), Number(label), segments.map(segmentValue), labelValue);
+            count++;
             last = { t: Number(t), id };
+            // The bound holds whatever the sample's size turned out (rows written since the count).
+            if (maxRows !== undefined && held >= maxRows) continue;
+            const labelValue = value === null ? null : Number(value);
+            window.addLabeled(Number(prediction), Number(label), segmentsOf(segments), labelValue);
+            held++;
           }
-          count += rows.length;
         },
       );
-      if (count < this.windowPageRows || last === undefined) break;
+      if (count < this.windowPageRows || last === undefined || (maxRows !== undefined && held >= maxRows)) break;
       after = last;
     }
     const expired = await this.ch.select<{ segments: string[]; n: number | string }>(

@@ -50,6 +50,23 @@ export interface CompletedWindow {
 
 export type AddResult = 'accepted' | 'duplicate' | 'after_completion';
 
+/**
+ * What holds a merge partition's windows back, in event time ({@link MergeState.held}): windows
+ * complete in event-time order, so the oldest one waiting holds every later one.
+ */
+export interface MergeHold {
+  /** From the end of the oldest window waiting to the furthest frontier a source reported (≥ 0). */
+  readonly heldMs: number;
+  /** The oldest window waiting. */
+  readonly windowStart: number;
+  /**
+   * The source furthest behind among those the oldest window waits for (no marker, frontier
+   * before its end), and how far its frontier lies behind the furthest (Infinity when it has
+   * reported none); undefined when the window waits only for listed partials.
+   */
+  readonly slowest?: { readonly source: number; readonly lagMs: number };
+}
+
 interface PendingWindow {
   readonly start: number;
   readonly end: number;
@@ -116,6 +133,32 @@ export class MergeState {
 
   pendingWindows(): number {
     return this.pending.size;
+  }
+
+  /**
+   * How far (event time) the oldest pending window lies behind the furthest frontier a source
+   * reported, and the slowest source it waits for; undefined when no window is pending.
+   *
+   * Standard watermark semantics: a source that keeps sending is never idle, so the merge waits
+   * for it however far behind its event times are (a producer whose clock or pipeline lags), and
+   * every later window of this partition waits with it — for every model routed here. This makes
+   * that wait visible (`driftline_drift_merge_held_seconds`); it changes nothing.
+   */
+  held(): MergeHold | undefined {
+    let oldest: PendingWindow | undefined;
+    for (const w of this.pending.values()) if (oldest === undefined || w.start < oldest.start) oldest = w;
+    if (oldest === undefined) return undefined;
+    let furthest = Number.NEGATIVE_INFINITY;
+    for (const f of this.frontier.values()) if (f > furthest) furthest = f;
+    const heldMs = Number.isFinite(furthest) ? Math.max(0, furthest - oldest.end) : 0;
+    let slowest: { source: number; lagMs: number } | undefined;
+    for (let s = 0; s < this.sourcePartitions; s++) {
+      const f = this.frontier.get(s) ?? Number.NEGATIVE_INFINITY;
+      if (oldest.markers.has(s) || f >= oldest.end) continue;
+      const lagMs = Number.isFinite(f) ? Math.max(0, furthest - f) : Number.POSITIVE_INFINITY;
+      if (slowest === undefined || lagMs > slowest.lagMs) slowest = { source: s, lagMs };
+    }
+    return { heldMs, windowStart: oldest.start, ...(slowest === undefined ? {} : { slowest }) };
   }
 
   add(message: PartialsMessage, offset: number, now: number): AddResult {

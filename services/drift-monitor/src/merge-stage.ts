@@ -1,5 +1,13 @@
 import { setImmediate } from 'node:timers/promises';
-import { DriftlineError, type EventTimeBounds, type Logger, serialByKey, toDriftlineError } from '@driftline/core';
+import {
+  admitLine,
+  DriftlineError,
+  type EventTimeBounds,
+  type Logger,
+  lineLimit,
+  serialByKey,
+  toDriftlineError,
+} from '@driftline/core';
 import {
   type AlertContext,
   buildAlerts,
@@ -14,6 +22,7 @@ import {
   LATE_ONLY_FEATURE,
   LATE_ONLY_METHOD,
   type MergeGroup,
+  type MergeHold,
   MergeState,
   MISSING_SHARE_EXPECTATION,
   type MissingShareCheck,
@@ -527,6 +536,9 @@ async function isolate<P>(
  * alert, a metric and an error log) and forgotten: it never blames the partials that carried it,
  * never stays in memory and never blocks later windows of the partition.
  */
+/** How often at most the "drift windows held" warning is written. */
+const HELD_WARNING_INTERVAL_MS = 5 * 60_000;
+
 export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage> & { tick(): Promise<void> } {
   const now = deps.now ?? Date.now;
   const states = new Map<string, MergeState>();
@@ -545,6 +557,39 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
    */
   const quarantinedBefore = new Map<string, Map<number, Map<string, QuarantineCause>>>();
   const quarantinedOf = (key: string, windowStart: number) => quarantinedBefore.get(key)?.get(windowStart);
+  /** At most one "windows held" warning per HELD_WARNING_INTERVAL_MS for the instance. */
+  const heldLines = lineLimit();
+  /**
+   * The merge's wait in event time (`MergeState.held`, the most of the partitions owned) into
+   * `driftline_drift_merge_held_seconds`; past the window plus the idle timeout (what a source
+   * excluded as idle holds at most) a warning names the slowest source: one still sending, so
+   * never idle, whose event times trail the others'.
+   */
+  function reportHeld(): void {
+    let most: (MergeHold & { readonly key: string }) | undefined;
+    for (const [key, state] of states) {
+      const hold = state.held();
+      if (hold !== undefined && (most === undefined || hold.heldMs > most.heldMs)) most = { ...hold, key };
+    }
+    deps.metrics?.mergeHeld.set((most?.heldMs ?? 0) / 1000);
+    if (most === undefined || most.heldMs <= deps.windowMs + deps.idleTimeoutMs) return;
+    const leftOut = admitLine(heldLines, now(), HELD_WARNING_INTERVAL_MS);
+    if (leftOut === undefined) return;
+    deps.logger.warn(
+      {
+        partials: most.key,
+        windowStart: most.windowStart,
+        heldSeconds: Math.round(most.heldMs / 1000),
+        ...(most.slowest === undefined
+          ? {}
+          : {
+              slowestSource: most.slowest.source,
+              slowestLagSeconds: Number.isFinite(most.slowest.lagMs) ? Math.round(most.slowest.lagMs / 1000) : null,
+            }),
+      },
+      "drift windows held: a source partition's event times trail the others' and it keeps sending (never idle), so every later window of this merge partition waits for it; see the drift-monitor README, 'Windows held by a slow source'",
+    );
+  }
 
   async function completeReady(topic: string, partition: number, state: MergeState): Promise<void> {
     const t = now();
@@ -832,6 +877,7 @@ export function mergeProcessor(deps: MergeDeps): BatchProcessor<PartialsMessage>
             deps.logger.warn({ err: toDriftlineError(error).message }, 'merge tick failed; will retry'),
         );
       }
+      reportHeld();
     },
   };
 }

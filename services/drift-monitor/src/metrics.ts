@@ -19,6 +19,8 @@ export interface DriftMetrics {
   readonly eventsExcluded: Counter<never>;
   readonly windowsQuarantined: Counter<'code'>;
   readonly referenceSplits: Counter<never>;
+  readonly referencesInvalid: Counter<never>;
+  readonly mergeHeld: Gauge<never>;
   readonly mergeLatency: Histogram<never>;
   readonly statistic: Gauge<'model' | 'feature'>;
   readonly drifted: Gauge<'model' | 'feature'>;
@@ -91,6 +93,22 @@ export function driftMetrics(registry: Registry, windowMs = 0): DriftMetrics {
       registry,
       'driftline_drift_reference_splits_total',
       'Merged windows (model, version, window) whose sources summarised on different references: drift on the one with the most events, the others in data quality only',
+      [],
+    ),
+    // Sets whose stored profile this release cannot read, left out at start-up (their model's
+    // predictions are dead-lettered CONFIG_INVALID when they load it: driftline_records_dlq_total).
+    referencesInvalid: counter(
+      registry,
+      'driftline_drift_references_invalid_total',
+      'Reference sets left out at start-up because a stored profile cannot be read',
+      [],
+    ),
+    // Event time, not processing time: how far the merge's oldest incomplete window lies behind the
+    // furthest frontier a source partition reported (MergeState.held; the slowest source holds it).
+    mergeHeld: gauge(
+      registry,
+      'driftline_drift_merge_held_seconds',
+      'Event time from the end of the oldest drift window the merge stage still waits on to the furthest frontier a source partition reported (0: none waiting)',
       [],
     ),
     mergeLatency: histogram(

@@ -9,6 +9,9 @@ import {
 } from '@driftline/policy';
 import type { ReferenceStore } from '@driftline/warehouse';
 
+/** What `ReferenceStore.newest` tells of a set it leaves out (a profile that cannot be read). */
+type InvalidReference = Parameters<NonNullable<Parameters<ReferenceStore['newest']>[1]>>[0];
+
 const SEP = '\u0000';
 
 /** Bounds of the reference cache (documented in the service README, "Reference cache"). */
@@ -183,13 +186,18 @@ export class ReferenceCache {
   }
 
   /**
-   * Loads the references saved last (at most `preloadEntries`) and the catalog; a malformed one of
-   * those fails here, at start-up, naming the field. Every other is loaded when a batch needs it.
-   * It loaded every reference ever saved: one per trained version, kept for ever, so each retrain
-   * made every start slower and larger, up to a start that timed out or ran out of memory.
+   * Loads the references saved last (at most `preloadEntries`) and the catalog. Every other is
+   * loaded when a batch needs it. It loaded every reference ever saved: one per trained version,
+   * kept for ever, so each retrain made every start slower and larger, up to a start that timed
+   * out or ran out of memory.
+   *
+   * A set with a malformed profile is left out and told to `skipped` (model, version, feature,
+   * reason), as a running instance treats it: the catalog still names it, so its model's
+   * predictions load it when they come, and fail there (dead-lettered CONFIG_INVALID) while every
+   * other model is measured. It failed start-up here, for every model, for one bad row of one.
    */
-  async preload(): Promise<number> {
-    const sets = await this.store.newest(Math.min(this.limits.preloadEntries, this.limits.maxEntries));
+  async preload(skipped: (invalid: InvalidReference) => void = () => {}): Promise<number> {
+    const sets = await this.store.newest(Math.min(this.limits.preloadEntries, this.limits.maxEntries), skipped);
     for (const s of sets.reverse()) this.put(s); // the newest last: the most recently used
     await this.refreshCatalog();
     return sets.length;

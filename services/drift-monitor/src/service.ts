@@ -29,7 +29,16 @@ export const driftMonitorService = defineService({
     const metrics = driftMetrics(ctx.registry, config.windowMs + config.idleTimeoutMs);
     const warehouse = await ctx.warehouse();
     const references = new ReferenceCache(warehouse.references);
-    const loaded = await references.preload(); // a malformed profile fails start-up here, naming it
+    // A set with a malformed profile is left out, as a running instance leaves it: its model's
+    // predictions are dead-lettered (CONFIG_INVALID) when they load it, every other model is
+    // measured. It failed start-up for every model.
+    const loaded = await references.preload((invalid) => {
+      metrics.referencesInvalid.inc();
+      logger.error(
+        { ...invalid },
+        "reference profile cannot be read: left out at start-up; the model's predictions of this version are dead-lettered (CONFIG_INVALID) until its reference is stored again",
+      );
+    });
     const progress = warehouse.progress;
 
     const prefix = ctx.common.topicPrefix;

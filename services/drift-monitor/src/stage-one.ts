@@ -2,6 +2,7 @@ import {
   checkEventTime,
   DriftlineError,
   type EventTimeBounds,
+  keyedLineLimit,
   type Logger,
   modelNameProblem,
   PoisonRecordError,
@@ -46,6 +47,14 @@ import type { SequentialHook } from './sequential.js';
  * window close of an instance (its partitions close the same window within a moment).
  */
 export const SOURCE_COUNT_MAX_AGE_MS = 1_000;
+
+/**
+ * At most one warning per (model, version) this often for predictions with no reference to be
+ * measured against (`unreferenced`), the events left out since counted in the next; and how many
+ * (model, version) pairs are remembered for it (versions come from events: bounded).
+ */
+export const UNREFERENCED_WARNING_INTERVAL_MS = 5 * 60_000;
+export const UNREFERENCED_WARNING_MAX_KEYS = 1_000;
 
 export interface StageOneDeps {
   readonly spec: WindowSpec;
@@ -92,6 +101,8 @@ export interface StageOneDeps {
   readonly recentIds?: number;
   /** V8's heap limit, against which the remembered ids of the partitions owned are checked (the process's when absent). */
   readonly heapLimit?: number;
+  /** How often at most the unreferenced warning of one (model, version) is written (UNREFERENCED_WARNING_INTERVAL_MS). */
+  readonly unreferencedWarningMs?: number;
 }
 
 /**
@@ -197,6 +208,34 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     return sourcePartitions;
   }
   const logger = deps.logger ?? silentLogger;
+  // Predictions no reference measures (a version promoted without one, a model that never had
+  // one): a counter alone said nothing of which, and a version that served production without a
+  // reference went unmonitored for good while the one line at its promotion scrolled away.
+  const unreferencedLines = keyedLineLimit<string>({
+    intervalMs: deps.unreferencedWarningMs ?? UNREFERENCED_WARNING_INTERVAL_MS,
+    maxKeys: UNREFERENCED_WARNING_MAX_KEYS,
+  });
+  /**
+   * One line per (model, version) with unreferenced events in a batch, at most once per interval:
+   * `unmonitoredEvents` are those of every partition of this instance since its last line.
+   */
+  const warnUnreferenced = (counts: ReadonlyMap<string, number>) => {
+    const at = now();
+    for (const [key, events] of counts) {
+      const leftOut = unreferencedLines.admit(key, at, events);
+      if (leftOut === undefined) continue;
+      const [model = '', version = ''] = key.split('\u0000');
+      logger.warn(
+        {
+          model,
+          version,
+          unmonitoredEvents: events + leftOut,
+          fix: `driftline reference --model ${model} --version ${version} --file <training data>.csv (or the trainer's reference save)`,
+        },
+        'predictions of a version without a reference profile are not monitored for drift (no drift_windows rows, no alerts): store its reference',
+      );
+    }
+  };
   const recentIds = deps.recentIds ?? DEFAULT_RECENT_IDS;
   const watchHeap = recentIdsHeapWatch('DRIFTLINE_DRIFT_RECENT_IDS', recentIds, logger, deps.heapLimit);
   const resolve = (m: string, v: string, w: number) => deps.references.resolve(m, v, w);
@@ -493,6 +532,8 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       duplicate: state.duplicateEvents,
     };
     let added = 0;
+    /** Unreferenced events of this batch by (model, version). */
+    const unreferenced = new Map<string, number>();
     const at = now();
     for (const item of items) {
       const offset = Number(item.record.offset);
@@ -520,6 +561,10 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
         entry.lastOffset = offset;
         continue;
       }
+      if (outcome === 'unreferenced') {
+        const key = `${item.value.model}\u0000${item.value.model_version}`;
+        unreferenced.set(key, (unreferenced.get(key) ?? 0) + 1);
+      }
       // A re-send of a prediction summarized here: no window, quality or detector sees it again.
       if (outcome === 'duplicate') {
         entry.lastOffset = offset;
@@ -538,6 +583,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       entry.lastOffset = offset;
       added++;
     }
+    if (unreferenced.size > 0) warnUnreferenced(unreferenced);
     const next = Number(last.record.offset) + 1;
     const flush = withQuality(state.closeReady(), entry.quality);
     if (hasMessages(flush)) {

@@ -28,11 +28,22 @@ export interface ReferenceStore {
   byId(referenceId: string): Promise<ReferenceSet | undefined>;
   /**
    * The latest reference of the `limit` (model, version) pairs whose latest was saved last; a
-   * malformed profile throws ConfigError naming it.
+   * malformed profile throws ConfigError naming it, or, given `skip`, leaves its set out and is
+   * told to `skip` (the others are returned).
    */
-  newest(limit: number): Promise<ReferenceSet[]>;
+  newest(limit: number, skip?: (invalid: InvalidReference) => void): Promise<ReferenceSet[]>;
   /** Every (model, version) that has a reference, with its latest reference id: one small query, no profiles. */
   catalog(): Promise<Array<{ model: string; version: string; referenceId: string }>>;
+}
+
+/** A stored reference set left out because one of its profiles cannot be read. */
+interface InvalidReference {
+  readonly model: string;
+  readonly version: string;
+  readonly referenceId: string;
+  readonly feature: string;
+  /** The ConfigError's message, naming the row and field. */
+  readonly reason: string;
 }
 
 interface Row {
@@ -54,20 +65,33 @@ export function parseStoredProfile(text: string, where: string): ReferenceProfil
   return parseReferenceProfile(json, `reference_profiles[${where}].profile`);
 }
 
-function toSets(rows: readonly Row[]): ReferenceSet[] {
+/** The rows' sets; a malformed profile throws, or with `skip` leaves its set out and is told to it. */
+function toSets(rows: readonly Row[], skip?: (invalid: InvalidReference) => void): ReferenceSet[] {
   const groups = new Map<string, Row[]>();
   for (const r of rows) {
     const list = groups.get(r.reference_id);
     if (list === undefined) groups.set(r.reference_id, [r]);
     else list.push(r);
   }
-  return [...groups.values()].map((list) => {
+  const sets: ReferenceSet[] = [];
+  for (const list of groups.values()) {
     const first = list[0]!;
     const profiles = new Map<string, ReferenceProfile>();
-    for (const r of list)
-      profiles.set(r.feature, parseStoredProfile(r.profile, `${r.model}/${r.version}/${r.feature}`));
-    return { ...referenceSet(first.model, first.version, profiles), referenceId: first.reference_id };
-  });
+    let invalid: InvalidReference | undefined;
+    for (const r of list) {
+      try {
+        profiles.set(r.feature, parseStoredProfile(r.profile, `${r.model}/${r.version}/${r.feature}`));
+      } catch (error) {
+        if (skip === undefined) throw error;
+        const reason = error instanceof Error ? error.message : String(error);
+        invalid = { model: r.model, version: r.version, referenceId: r.reference_id, feature: r.feature, reason };
+        break;
+      }
+    }
+    if (invalid !== undefined) skip?.(invalid);
+    else sets.push({ ...referenceSet(first.model, first.version, profiles), referenceId: first.reference_id });
+  }
+  return sets;
 }
 
 export class ClickHouseReferenceStore implements ReferenceStore {
@@ -129,13 +153,14 @@ export class ClickHouseReferenceStore implements ReferenceStore {
     return rows.map((r) => ({ model: r.model, version: r.version, referenceId: r.reference_id }));
   }
 
-  async newest(limit: number): Promise<ReferenceSet[]> {
+  async newest(limit: number, skip?: (invalid: InvalidReference) => void): Promise<ReferenceSet[]> {
     return toSets(
       await this.rows(
         `reference_id IN (SELECT argMax(reference_id, created_at) FROM ${this.table} GROUP BY model, version
            ORDER BY max(created_at) DESC LIMIT {limit:UInt32})`,
         { limit },
       ),
+      skip,
     );
   }
 }

@@ -1,7 +1,8 @@
 // What every driftline HTTP listener does the same way (the observability port here, the feature
 // API and the model-server through `listenHttp` of `@driftline/service/http`): a bounded number
-// of connections, where a new one closes the longest-idle one (else a partial request); one JSON
-// shape for every error answer, node's own included; and a bad request closing its connection.
+// of connections, where a new one closes the longest-idle one (else a partial request, else a
+// request whose body is still arriving); a body that stops arriving answered 408; one JSON shape
+// for every error answer, node's own included; and a bad request closing its connection.
 import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -19,6 +20,17 @@ export const CAP_WARNING_INTERVAL_MS = 60_000;
 export const FIRST_BYTES_GRACE_MS = 1_000;
 
 /**
+ * The default longest pause in a request body (no byte arriving) before its request is answered
+ * 408 and its connection closed, as nginx's `client_body_timeout` (60 s there: the time between
+ * two successive reads). `listenHttp` uses its headers timeout (10 s by default). A client that is
+ * sending does not pause that long: a lost segment is sent again 5 times within ~6 s (Linux's
+ * 200 ms least retransmission timeout, doubling); past that, the client is gone or holds the
+ * connection on purpose. An internal API's clients are near: 60 s would let a stalled body hold a
+ * place six times as long.
+ */
+export const BODY_PROGRESS_TIMEOUT_MS = 10_000;
+
+/**
  * `driftline_http_connections_shed_total{listener, reason}` of `registry`, created on first use:
  * every listener of a process counts into the one metric (a worker thread's are served beside it).
  */
@@ -26,7 +38,7 @@ export function connectionsShedCounter(registry: Registry) {
   return counter(
     registry,
     'driftline_http_connections_shed_total',
-    'Connections closed because a listener was at its connection cap, by listener and reason (evicted_idle: the longest-idle one made room; evicted_partial: nothing was idle, the longest-waiting one with a partial request made room; refused: every connection had a request in flight)',
+    'Connections closed because a listener was at its connection cap, by listener and reason (evicted_idle: the longest-idle one made room; evicted_partial: nothing was idle, the longest-waiting one with a partial request made room; evicted_body: no partial request either, the request whose body waited longest for a byte made room; refused: every connection had a request in flight)',
     ['listener', 'reason'],
   );
 }
@@ -34,6 +46,17 @@ export function connectionsShedCounter(registry: Registry) {
 /** The one shape of an error answer: `{"error":{"code","message"}}`. */
 export function errorJson(code: string, message: string): string {
   return JSON.stringify({ error: { code, message } });
+}
+
+/** The raw 408 of a body that stopped arriving (a guard without `onBodyStalled`): JSON error, connection closed. */
+function bodyStalledAnswer(timeoutMs: number): string {
+  const body = errorJson('BAD_REQUEST', bodyStalledMessage(timeoutMs));
+  return `HTTP/1.1 408 ${STATUS_CODES[408]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/** Why a request is answered 408 when its body stopped arriving. */
+function bodyStalledMessage(timeoutMs: number): string {
+  return `the request body stopped arriving (no byte for ${timeoutMs / 1000} s)`;
 }
 
 /** What node's parser refused, as a status and message. */
@@ -83,7 +106,7 @@ export interface HttpGuard {
 }
 
 /** Why a listener at its cap closed a connection (the `reason` label). */
-type ShedReason = 'evicted_idle' | 'evicted_partial' | 'refused';
+type ShedReason = 'evicted_idle' | 'evicted_partial' | 'evicted_body' | 'refused';
 
 /** What the guard knows of one connection. */
 interface Connection {
@@ -101,6 +124,10 @@ interface Connection {
   closeWhenAnswered: boolean;
   /** The body of its request in flight was refused and handed to `onBodyError`: the parser's repeats are ignored. */
   bodyRefused: boolean;
+  /** `socket.bytesRead` when its body (the receiving list) was last seen to move. */
+  bodyReadAt: number;
+  /** When its body was last seen to move, or the server was last seen to be the one waited for. */
+  bodyMovedAt: number;
 }
 
 /**
@@ -114,12 +141,25 @@ interface Connection {
  *    longest: a client sending one byte per connection must not hold places (8 such connections
  *    locked every probe out). A legitimate client still sending its headers is then cut, but only
  *    at the cap with nothing idle: a flood;
- * 3. else the oldest of the new connections that have sent nothing yet.
- * Only when every connection has a request dispatched to the handler is the new one closed. A
- * flood can then never lock probes and clients out, and the cap keeps the file descriptors the
- * process's Kafka, Redis and ClickHouse clients need. Each is counted in
- * `driftline_http_connections_shed_total{listener, reason}`; a warning is logged at most once a
- * {@link CAP_WARNING_INTERVAL_MS}.
+ * 3. else the one whose only request was dispatched while its body is still arriving (nothing of
+ *    its answer written), the one whose body waited longest for a byte first: 512 connections
+ *    each sending headers, then a byte every 2 s, locked every probe and client out for the
+ *    request timeout (30 s), again on each reconnection, while a steadily sending upload, seen
+ *    moving at each check, is the last of them cut;
+ * 4. else the oldest of the new connections that have sent nothing yet.
+ * Only when every connection has a request dispatched to the handler and read whole (or its
+ * answer begun) is the new one closed. A flood can then never lock probes and clients out, and
+ * the cap keeps the file descriptors the process's Kafka, Redis and ClickHouse clients need. Each
+ * is counted in `driftline_http_connections_shed_total{listener, reason}`; a warning is logged at
+ * most once a {@link CAP_WARNING_INTERVAL_MS}.
+ *
+ * A body that stops arriving for `bodyProgressTimeoutMs` (the time between two bytes, not the
+ * whole body: a large body over a slow link that keeps coming is read to its end, within node's
+ * request timeout) is answered 408 and its connection closed: by the handler through
+ * `onBodyStalled`, else with the guard's own JSON 408. The clock stops while the server is the one
+ * waited for: body bytes received and not yet read by the handler (node then stops reading the
+ * socket), or an `Expect: 100-continue` not yet answered. Checked every eighth of the timeout (at
+ * least 50 ms, at most 500 ms), only while such a body is being received.
  *
  * A request node's parser refuses (malformed, headers too large, too slow) is answered with the
  * JSON error and its connection closed, unless answers of that connection are pending: a 400
@@ -152,9 +192,22 @@ export function guardHttpServer(
      * connection is closed at once with no answer (the body can never end).
      */
     readonly onBodyError?: (req: IncomingMessage, error: NodeJS.ErrnoException) => void;
+    /**
+     * Longest pause in a request body before its request is answered 408 and its connection
+     * closed; default {@link BODY_PROGRESS_TIMEOUT_MS}.
+     */
+    readonly bodyProgressTimeoutMs?: number;
+    /**
+     * Called once when the body of the one request in flight on its connection stopped arriving
+     * for `bodyProgressTimeoutMs`, nothing of its answer written: the handler reading that body is
+     * to answer it (a 408 with `message`). The answer says `connection: close` and the connection
+     * closes after it. Without it, the guard writes a 408 itself and closes the connection.
+     */
+    readonly onBodyStalled?: (req: IncomingMessage, message: string) => void;
   },
 ): HttpGuard {
-  const { maxConnections, listener, logger, registry, onAnswered, onBodyError } = options;
+  const { maxConnections, listener, logger, registry, onAnswered, onBodyError, onBodyStalled } = options;
+  const bodyTimeout = options.bodyProgressTimeoutMs ?? BODY_PROGRESS_TIMEOUT_MS;
   const now = options.now ?? Date.now;
   const connections = new Map<Socket, Connection>();
   // Connections with no request dispatched, each list in the order they began waiting (a Map keeps
@@ -164,6 +217,12 @@ export function guardHttpServer(
   const fresh = new Map<Socket, Connection>();
   const idle = new Map<Socket, Connection>();
   const partial = new Map<Socket, Connection>();
+  // Connections whose one request in flight is still receiving its body, the one whose body last
+  // moved longest ago first (moved to the end when a check sees it move). Checked lazily: an entry
+  // whose body ended, whose answer began or that has another request is dropped when met.
+  const receiving = new Map<Socket, Connection>();
+  const bodyCheckEvery = Math.max(50, Math.min(500, Math.floor(bodyTimeout / 8)));
+  let bodyCheck: NodeJS.Timeout | undefined;
   let waitingOrder = 0;
   const shed = registry === undefined ? undefined : connectionsShedCounter(registry);
   let lastWarning = Number.NEGATIVE_INFINITY;
@@ -202,31 +261,101 @@ export function guardHttpServer(
       acceptedAt: now(),
       closeWhenAnswered: false,
       bodyRefused: false,
+      bodyReadAt: 0,
+      bodyMovedAt: 0,
     };
     connections.set(socket, connection);
     startWaiting(socket, connection, fresh);
     socket.once('close', () => {
       connections.delete(socket);
       stopWaiting(socket, connection);
+      receiving.delete(socket);
       // Pipelined answers node never started get no `close` of their own.
       for (const res of connection.answers) onAnswered?.(res);
       connection.answers.clear();
     });
     return connection;
   };
-  const answered = (socket: Socket, connection: Connection, res: ServerResponse) => {
-    if (!connection.answers.delete(res)) return; // its connection's close came first
-    onAnswered?.(res);
-    if (connection.answers.size > 0 || socket.destroyed) return;
-    if (connection.closeWhenAnswered) socket.destroy();
-    else startWaiting(socket, connection, idle);
-  };
   const close = (socket: Socket, connection: Connection) => {
     // Uncounted at once: its `close` comes later, and new connections of the same burst must not
     // close one more each.
     connections.delete(socket);
     stopWaiting(socket, connection);
+    receiving.delete(socket);
     socket.destroy();
+  };
+  /** The one request in flight of a connection in the receiving list while its body is still arriving and its answer not begun. */
+  const receivingAnswer = (socket: Socket, connection: Connection): ServerResponse | undefined => {
+    if (socket.destroyed || connection.answers.size !== 1) return undefined;
+    const [only] = connection.answers;
+    return only !== undefined && !only.req.complete && !only.headersSent ? only : undefined;
+  };
+  /**
+   * Whether the server, not the client, is the one waited for: body bytes its handler has not read
+   * (node stops reading the socket past its high-water mark), or a 100 Continue not sent yet
+   * (`_sent100`: node's own flag, set by `writeContinue`).
+   */
+  const serversTurn = (res: ServerResponse): boolean =>
+    res.req.readableLength > 0 ||
+    (/100-continue/i.test(res.req.headers.expect ?? '') &&
+      (res as ServerResponse & { _sent100?: boolean })._sent100 !== true);
+  /** A body that stopped arriving: its handler answers a 408 (or the guard does), and the connection closes. */
+  const bodyStalled = (socket: Socket, connection: Connection, res: ServerResponse) => {
+    if (onBodyStalled === undefined) {
+      if (socket.writable) socket.write(bodyStalledAnswer(bodyTimeout));
+      socket.destroy();
+      return;
+    }
+    connection.closeWhenAnswered = true;
+    res.setHeader('connection', 'close');
+    onBodyStalled(res.req, bodyStalledMessage(bodyTimeout));
+  };
+  const checkBodies = () => {
+    const at = now();
+    const moved: [Socket, Connection][] = [];
+    const stalled: [Socket, Connection, ServerResponse][] = [];
+    for (const [socket, connection] of receiving) {
+      const res = receivingAnswer(socket, connection);
+      if (res === undefined) receiving.delete(socket);
+      else if (socket.bytesRead !== connection.bodyReadAt || serversTurn(res)) {
+        connection.bodyReadAt = socket.bytesRead;
+        connection.bodyMovedAt = at;
+        moved.push([socket, connection]);
+      } else if (at - connection.bodyMovedAt >= bodyTimeout) stalled.push([socket, connection, res]);
+    }
+    for (const [socket, connection] of moved) {
+      receiving.delete(socket);
+      receiving.set(socket, connection);
+    }
+    for (const [socket, connection, res] of stalled) {
+      receiving.delete(socket);
+      bodyStalled(socket, connection, res);
+    }
+    if (receiving.size === 0) {
+      clearInterval(bodyCheck);
+      bodyCheck = undefined;
+    }
+  };
+  const startReceiving = (socket: Socket, connection: Connection) => {
+    connection.bodyReadAt = socket.bytesRead;
+    connection.bodyMovedAt = now();
+    receiving.delete(socket);
+    receiving.set(socket, connection);
+    if (bodyCheck === undefined) {
+      bodyCheck = setInterval(checkBodies, bodyCheckEvery);
+      bodyCheck.unref();
+    }
+  };
+  const answered = (socket: Socket, connection: Connection, res: ServerResponse) => {
+    if (!connection.answers.delete(res)) return; // its connection's close came first
+    onAnswered?.(res);
+    // A request pipelined behind this one, its body still arriving, is now the one in flight.
+    if (connection.answers.size === 1 && receivingAnswer(socket, connection) !== undefined) {
+      startReceiving(socket, connection);
+    }
+    if (connection.answers.size > 0 || socket.destroyed) return;
+    if (connection.closeWhenAnswered) socket.destroy();
+    else startWaiting(socket, connection, idle);
   };
   /** The first connection of `list` with no byte since it began waiting; those before it with bytes move to the partial list. */
   const firstSilent = (list: Map<Socket, Connection>): [Socket, Connection] | undefined => {
@@ -238,7 +367,7 @@ export function guardHttpServer(
     }
     return undefined;
   };
-  /** Closes a connection to make room (the order: see guardHttpServer); undefined when every one has a request dispatched. */
+  /** Closes a connection to make room (the order: see guardHttpServer); undefined when none can. */
   const evict = (): ShedReason | undefined => {
     const afterAnswer = firstSilent(idle);
     const silentNew = firstSilent(fresh);
@@ -256,6 +385,14 @@ export function guardHttpServer(
     for (const [socket, connection] of partial) {
       close(socket, connection);
       return 'evicted_partial';
+    }
+    for (const [socket, connection] of receiving) {
+      if (receivingAnswer(socket, connection) === undefined) {
+        receiving.delete(socket);
+        continue;
+      }
+      close(socket, connection);
+      return 'evicted_body';
     }
     if (silentNew !== undefined) {
       close(...silentNew);
@@ -328,6 +465,7 @@ export function guardHttpServer(
       if (connection.waiting) stopWaiting(socket, connection);
       connection.answers.add(res);
       res.once('close', () => answered(socket, connection, res));
+      if (connection.answers.size === 1 && !req.complete) startReceiving(socket, connection);
       return connection.answers.size;
     },
     connections: () => connections.size,

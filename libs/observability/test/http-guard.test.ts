@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FIRST_BYTES_GRACE_MS } from '../src/http-guard.js';
+import { BODY_PROGRESS_TIMEOUT_MS, FIRST_BYTES_GRACE_MS } from '../src/http-guard.js';
 import {
   createMetricsRegistry,
   guardHttpServer,
@@ -12,6 +12,14 @@ import {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+/** Polls `check` until it holds, or fails after `ms`. */
+const until = async (check: () => boolean, what: string, ms = 5_000) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await sleep(10);
+  }
+};
 
 describe('guardHttpServer', () => {
   const sockets: Socket[] = [];
@@ -44,8 +52,8 @@ describe('guardHttpServer', () => {
         resolve({ text, closedByServer: true });
       });
     });
-  /** Sends one request and resolves once its (small JSON) answer came. */
-  const ask = (socket: Socket, path = '/') =>
+  /** Resolves once a (small JSON) answer came on `socket`, or with what came when it closed first. */
+  const answerOf = (socket: Socket) =>
     new Promise<string>((resolve) => {
       let text = '';
       const onData = (d: Buffer) => {
@@ -56,8 +64,14 @@ describe('guardHttpServer', () => {
         }
       };
       socket.on('data', onData);
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      socket.once('close', () => resolve(text));
     });
+  /** Sends one request and resolves once its (small JSON) answer came. */
+  const ask = (socket: Socket, path = '/') => {
+    const answered = answerOf(socket);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    return answered;
+  };
 
   /** A plain node server behind the guard; `handle` runs for every admitted request. */
   const guarded = async (
@@ -67,6 +81,8 @@ describe('guardHttpServer', () => {
       now?: () => number;
       registry?: Registry;
       onBodyError?: (req: IncomingMessage, error: NodeJS.ErrnoException) => void;
+      bodyProgressTimeoutMs?: number;
+      onBodyStalled?: (req: IncomingMessage, message: string) => void;
     } = {},
   ) => {
     const server = createServer({ requireHostHeader: false }, (req, res) => {
@@ -78,6 +94,8 @@ describe('guardHttpServer', () => {
       ...(options.now === undefined ? {} : { now: options.now }),
       ...(options.registry === undefined ? {} : { registry: options.registry }),
       ...(options.onBodyError === undefined ? {} : { onBodyError: options.onBodyError }),
+      ...(options.bodyProgressTimeoutMs === undefined ? {} : { bodyProgressTimeoutMs: options.bodyProgressTimeoutMs }),
+      ...(options.onBodyStalled === undefined ? {} : { onBodyStalled: options.onBodyStalled }),
     });
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -87,9 +105,9 @@ describe('guardHttpServer', () => {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
 
   /** A new connection that has sent `bytes` (once the server has them). */
-  const sending = async (port: number, bytes: string) => {
+  const sending = async (port: number, bytes: string, ms = 2_000) => {
     const socket = open(port);
-    const seen = received(socket, 2_000);
+    const seen = received(socket, ms);
     await new Promise<void>((r) => socket.once('connect', r));
     if (bytes !== '') socket.write(bytes);
     await sleep(30);
@@ -270,5 +288,176 @@ describe('guardHttpServer', () => {
     ending.end('POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel');
     expect((await endingSeen).closedByServer).toBe(true);
     expect(refused).toEqual([]);
+  });
+
+  /** A handler that reads the body and answers its length (GET: at once); counts the POSTs dispatched. */
+  const bodyReader = () => {
+    const state = { dispatched: 0 };
+    const handle = (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'POST') state.dispatched++;
+      let length = 0;
+      req.on('data', (chunk: Buffer) => {
+        length += chunk.length;
+      });
+      req.on('end', () => answer(res, `{"length":${length}}`));
+    };
+    return { state, handle };
+  };
+  const slowBodyHead = (length: number) =>
+    `POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n{`;
+
+  it('at the cap with every connection receiving a slow body, a client is answered at once: the body waiting longest makes room, after any partial request (512 bodies of a byte every 2 s locked every client out for the 30 s request timeout)', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const { state, handle } = bodyReader();
+    const { port, guard } = await guarded(handle, { maxConnections: 8, registry });
+    const bodies = [];
+    for (let i = 0; i < 8; i++) {
+      bodies.push(await sending(port, slowBodyHead(100), 10_000));
+      await until(() => state.dispatched === i + 1, `body ${i} dispatched`);
+    }
+    // A probe at the cap: the first body makes room (the probe was refused, as every client after it).
+    const probe = await sending(port, '');
+    const askedAt = Date.now();
+    probe.socket.write(probeRequest);
+    expect(statuses((await probe.seen).text)).toEqual([200]);
+    expect(Date.now() - askedAt).toBeLessThan(2_000);
+    expect((await bodies[0]!.seen).closedByServer).toBe(true);
+    // A body that is cut is not answered (its client's connection just closes).
+    expect((await bodies[0]!.seen).text).toBe('');
+    // At the cap again (the probe's connection closed after its answer).
+    await until(() => guard.connections() === 7, "the probe's connection closed");
+    bodies.push(await sending(port, slowBodyHead(100), 10_000));
+    await until(() => state.dispatched === 9, 'the ninth body dispatched');
+    // The next body waiting longest makes room for a client mid-headers, which goes first after it.
+    const arriving = await sending(port, 'GET / HTTP/1.1\r\nHost: x\r\n');
+    expect((await bodies[1]!.seen).closedByServer).toBe(true);
+    const next = await sending(port, probeRequest);
+    expect(statuses((await next.seen).text)).toEqual([200]);
+    expect((await arriving.seen).closedByServer).toBe(true);
+    expect(bodies.slice(2).map((b) => b.socket.destroyed)).toEqual(Array(7).fill(false));
+    expect(await shedCount(registry, 'evicted_body')).toBe(2);
+    expect(await shedCount(registry, 'evicted_partial')).toBe(1);
+    expect(await shedCount(registry, 'refused')).toBe(0);
+  });
+
+  it('at the cap, a body still arriving is cut after the bodies that stopped: the one whose body waited longest for a byte goes first', async () => {
+    const { state, handle } = bodyReader();
+    // Checked every 200 ms; a stopped body is answered 408 only after 1.6 s.
+    const { port } = await guarded(handle, { maxConnections: 3, bodyProgressTimeoutMs: 1_600 });
+    const uploading = await sending(port, slowBodyHead(1_000), 10_000);
+    await until(() => state.dispatched === 1, 'the upload dispatched');
+    const stopped = [await sending(port, slowBodyHead(100), 10_000)];
+    await until(() => state.dispatched === 2, 'the second body dispatched');
+    stopped.push(await sending(port, slowBodyHead(100), 10_000));
+    await until(() => state.dispatched === 3, 'the third body dispatched');
+    // The upload, oldest, keeps sending: it is seen moving at the checks, the others not.
+    const started = Date.now();
+    while (Date.now() - started < 700) {
+      uploading.socket.write(' ');
+      await sleep(50);
+    }
+    const client = open(port);
+    expect(statuses(await ask(client))).toEqual([200]);
+    expect((await stopped[0]!.seen).closedByServer).toBe(true);
+    expect([uploading.socket.destroyed, stopped[1]!.socket.destroyed]).toEqual([false, false]);
+  });
+
+  it(`a body with no byte for the progress timeout (default ${BODY_PROGRESS_TIMEOUT_MS / 1000} s) is answered 408 and closed (also one pipelined behind an answer), while a body that keeps coming slowly, and one its handler is slow to read, are read to the end`, async () => {
+    const timeoutMs = 1_000;
+    const stalledHandedOver: string[] = [];
+    const slowReader = new Set<IncomingMessage>();
+    const stalls = new Map<IncomingMessage, (message: string) => void>();
+    const { port } = await guarded(
+      (req, res) => {
+        let length = 0;
+        const read = () => {
+          req.on('data', (chunk: Buffer) => {
+            length += chunk.length;
+          });
+          // The request a stalled body is pipelined behind is answered after it arrived.
+          req.on('end', () => setTimeout(() => answer(res, `{"length":${length}}`), req.url === '/first' ? 200 : 0));
+        };
+        // The handler does not read this body for 2.5 timeouts: node stops reading the socket, which is not the client's pause.
+        if (req.url === '/slow-reader') {
+          slowReader.add(req);
+          setTimeout(read, 2.5 * timeoutMs);
+        } else read();
+      },
+      { bodyProgressTimeoutMs: timeoutMs },
+    );
+    const { port: handingPort } = await guarded(
+      (req, res) => {
+        // What listenHttp's readBody does: the reader answers the body the guard gave up on.
+        const stall = (message: string) => {
+          const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message } });
+          res.writeHead(408, { 'content-type': 'application/json', 'content-length': body.length }).end(body);
+        };
+        stalls.set(req, stall);
+        req.resume();
+      },
+      {
+        bodyProgressTimeoutMs: timeoutMs,
+        onBodyStalled: (req, message) => {
+          stalledHandedOver.push(message);
+          stalls.get(req)?.(message);
+        },
+      },
+    );
+
+    const stalled = open(port);
+    const stalledSeen = received(stalled, 10_000);
+    stalled.write(`${slowBodyHead(100)}"a":`);
+    const stalledAt = Date.now();
+    const handed = open(handingPort);
+    const handedSeen = received(handed, 10_000);
+    handed.write(slowBodyHead(100));
+    // Pipelined behind a request answered after it: its body's clock starts when it is the one in flight.
+    const pipelined = open(port);
+    const pipelinedSeen = received(pipelined, 10_000);
+    pipelined.write(`POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}${slowBodyHead(100)}`);
+
+    const trickling = open(port);
+    const tricklingAnswer = answerOf(trickling);
+    trickling.write(slowBodyHead(13));
+    // 12 more bytes, one every 150 ms: 1.8 s, past the timeout in all.
+    const trickle = (async () => {
+      for (let i = 0; i < 11; i++) {
+        await sleep(150);
+        trickling.write(' ');
+      }
+      await sleep(150);
+      trickling.write('}');
+    })();
+
+    const big = 4 * 1024 * 1024;
+    const uploading = open(port);
+    const uploadAnswer = answerOf(uploading);
+    uploading.write(`POST /slow-reader HTTP/1.1\r\nHost: x\r\nContent-Length: ${big}\r\n\r\n${'x'.repeat(big)}`);
+
+    const { text: stalledText, closedByServer } = await stalledSeen;
+    expect(Date.now() - stalledAt).toBeGreaterThanOrEqual(timeoutMs);
+    expect(statuses(stalledText)).toEqual([408]);
+    expect(stalledText).toMatch(/connection: close\r\n/i);
+    expect(stalledText).toMatch(
+      /\r\n\r\n\{"error":\{"code":"BAD_REQUEST","message":"the request body stopped arriving \(no byte for 1 s\)"\}\}$/,
+    );
+    expect(closedByServer).toBe(true);
+    const handedOver = await handedSeen;
+    expect(statuses(handedOver.text)).toEqual([408]);
+    expect(handedOver.text).toMatch(/connection: close\r\n/i);
+    expect(handedOver.closedByServer).toBe(true);
+    expect(stalledHandedOver).toEqual(['the request body stopped arriving (no byte for 1 s)']);
+    const afterFirst = await pipelinedSeen;
+    expect(statuses(afterFirst.text)).toEqual([200, 408]);
+    expect(afterFirst.closedByServer).toBe(true);
+
+    await trickle;
+    const tricklingText = await tricklingAnswer;
+    expect(statuses(tricklingText)).toEqual([200]);
+    expect(tricklingText).toMatch(/\{"length":13\}$/);
+    const uploadText = await uploadAnswer;
+    expect(slowReader.size).toBe(1);
+    expect(statuses(uploadText)).toEqual([200]);
+    expect(uploadText).toMatch(new RegExp(`\\{"length":${big}\\}$`));
   });
 });

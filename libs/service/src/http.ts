@@ -69,20 +69,21 @@ let bufferedBodyBytes = 0;
 const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>();
 
 /**
- * Bodies node's parser refused (bad chunked framing), from the guard of a {@link listenHttp}
- * server: the reader of one being read, or the parser's error of one not read yet.
+ * Bodies the guard of a {@link listenHttp} server gave up on (bad chunked framing node's parser
+ * refused, a body that stopped arriving): the reader of one being read, or the answer of one not
+ * read yet.
  */
 const bodyReaders = new WeakMap<IncomingMessage, (error: HttpError) => void>();
-const refusedBodies = new WeakMap<IncomingMessage, NodeJS.ErrnoException>();
+const refusedBodies = new WeakMap<IncomingMessage, HttpError>();
 
 const malformedBody = (error: NodeJS.ErrnoException) =>
   badRequest(`malformed HTTP request body${error.code === undefined ? '' : ` (${error.code})`}`);
 
-/** Hands a body the parser refused to its reader: the request is answered 400, not left to end as a 499. */
-function refuseBody(req: IncomingMessage, error: NodeJS.ErrnoException): void {
+/** Hands a body the guard gave up on to its reader: the request is answered (400, 408), not left to end as a 499. */
+function refuseBody(req: IncomingMessage, error: HttpError): void {
   const reader = bodyReaders.get(req);
   if (reader === undefined) refusedBodies.set(req, error);
-  else reader(malformedBody(error));
+  else reader(error);
 }
 
 const tooLarge = (limit: number) => new HttpError(413, 'BAD_REQUEST', `request body larger than ${limit} bytes`);
@@ -116,12 +117,12 @@ function refusedByHeaders(req: IncomingMessage, limit: number): HttpError | unde
  * Reads a request body up to `limit` bytes; more is a 413 (a declared Content-Length over it at
  * once, before any byte is read), a `Content-Encoding` other than `identity` a 415, bytes that are
  * not UTF-8 a 400 (never silently replaced), chunked framing node's parser refuses a 400 naming its
- * code (on a {@link listenHttp} server), a client gone before the end a 499 (nothing to answer,
+ * code and a body that stopped arriving for the headers timeout a 408 (both on a {@link listenHttp}
+ * server), a client gone before the end a 499 (nothing to answer,
  * not a server error), and a body beyond the process's {@link MAX_BUFFERED_BODY_BYTES} a 503.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  const parseError = refusedBodies.get(req);
-  const refused = refusedByHeaders(req, limit) ?? (parseError === undefined ? undefined : malformedBody(parseError));
+  const refused = refusedByHeaders(req, limit) ?? refusedBodies.get(req);
   if (refused !== undefined) {
     // No `100 Continue`: the answer closes the connection, its body unread.
     awaitingContinue.delete(req);
@@ -142,7 +143,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
       release();
       reject(error);
     };
-    // Nothing more comes once the parser refused the body: its answer closes the connection.
+    // Nothing more is read once the guard gave up on the body: its answer closes the connection.
     bodyReaders.set(req, (error) => {
       req.off('data', onData);
       release();
@@ -314,7 +315,10 @@ export function checkBearer(header: string | undefined, expected: Buffer): void 
 }
 
 export interface ServerTimeouts {
-  /** Time a client has to send its complete request headers (slow loris); 408 and close after. */
+  /**
+   * Time a client has to send its complete request headers (slow loris); 408 and close after. Also
+   * the longest pause allowed in a request body (no byte arriving): 408 and close after.
+   */
   readonly headersTimeoutMs: number;
   /** Time a client has to send its complete request, body included; 408 and close after. */
   readonly requestTimeoutMs: number;
@@ -514,7 +518,11 @@ export async function listenHttp(
     listener: options.listener ?? 'http',
     onAnswered,
     // A chunked body the parser refuses: its reader answers 400 (the client was left with nothing, counted 499).
-    onBodyError: refuseBody,
+    onBodyError: (req, error) => refuseBody(req, malformedBody(error)),
+    // A body with no byte for the headers timeout (the longest pause allowed in a body): its reader
+    // answers 408 and the connection closes. A body that keeps coming has the request timeout.
+    bodyProgressTimeoutMs: headersTimeout,
+    onBodyStalled: (req, message) => refuseBody(req, new HttpError(408, 'BAD_REQUEST', message)),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.registry === undefined ? {} : { registry: options.registry }),
   });

@@ -15,6 +15,17 @@ export const backlogFull = (bound: LogBound, waitedMs = 0) =>
     `prediction log backlog full (${bound.records} records or ${bound.bytes} bytes not yet acknowledged by Kafka${waitedMs > 0 ? ` after waiting ${waitedMs} ms` : ''}); retry later`,
   );
 
+/** Default of DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES: the most bytes one request may log (README). */
+export const DEFAULT_MAX_REQUEST_LOG_BYTES = 64 * 1_048_576;
+
+/** The 413 of a request whose records would exceed the log bytes one request may take. */
+export const requestLogTooLarge = (bytes: number, records: number, cap: number) =>
+  new HttpError(
+    413,
+    'BAD_REQUEST',
+    `request would log ${bytes} bytes of predictions (${records} records, all versions), over DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES (${cap}): send fewer instances`,
+  );
+
 /** The 503 of a prediction log that is closing or whose thread has exited. */
 export const logNotRunning = () => new HttpError(503, 'SINK_UNAVAILABLE', 'prediction log is not running; retry later');
 
@@ -83,8 +94,13 @@ export function createAdmission<R>(options: {
   readonly enqueue: (records: readonly R[]) => void;
   /** A record's bytes for the byte bound (approxRecordBytes); without it, only records are bounded. */
   readonly bytesOf?: (record: R) => number;
+  /**
+   * Most bytes (`bytesOf`) of one request's records: above it, `admit` rejects with a 413 at once,
+   * without waiting. Unset: no cap (a request larger than the bound is then admitted alone).
+   */
+  readonly maxRequestBytes?: number;
 }): Admission<R> {
-  const { bound, maxWaitMs, backlog, enqueue, bytesOf } = options;
+  const { bound, maxWaitMs, backlog, enqueue, bytesOf, maxRequestBytes } = options;
   const waiters: Array<{
     readonly events: readonly R[];
     readonly bytes: number;
@@ -97,7 +113,8 @@ export function createAdmission<R>(options: {
   let heldBytes = 0;
   let refusing = false;
   // A request larger than the bound (a full batch times its shadows, long string features) could
-  // never fit: it is admitted alone, once the backlog is empty, rather than refused every time.
+  // never fit: it is admitted alone, once the backlog is empty, rather than refused every time
+  // (below `maxRequestBytes`, when set: above it, a 413).
   const fits = (records: number, bytes: number) => {
     const n = backlog();
     return (n + records <= bound.records && heldBytes + bytes <= bound.bytes) || (n === 0 && heldBytes === 0);
@@ -126,6 +143,11 @@ export function createAdmission<R>(options: {
   return {
     admit(events) {
       const bytes = sizeOf(events);
+      // A request of a few KB naming one entity with a 64 KB string 1,000 times queued 3,000 records
+      // of 64 KB (~200 MB) and slowed every other request (found by a review): refused as too large.
+      if (maxRequestBytes !== undefined && bytes > maxRequestBytes) {
+        return Promise.reject(requestLogTooLarge(bytes, events.length, maxRequestBytes));
+      }
       if (waiters.length === 0 && fits(events.length, bytes)) {
         take(events, bytes);
         return Promise.resolve();

@@ -4,9 +4,10 @@ import {
   DriftlineError,
   type EventTimeBounds,
   eventTimeProblem,
+  keyedLineLimit,
   type Logger,
 } from '@driftline/core';
-import { counter, histogram, type Registry } from '@driftline/observability';
+import { counter, histogram, MAX_SERIES_PER_METRIC, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
 import { badRequest, checkBearer, HttpError, oneLine, readBody, sendError, sendJson } from '@driftline/service/http';
 import type { PredictionLog } from './prediction-log.js';
@@ -32,6 +33,8 @@ export interface ModelHandlerOptions extends Partial<PredictLimits> {
 const PREFIX = '/v1/models/';
 const SUFFIX = ':predict';
 const REALM = 'driftline-model-server';
+/** At most one canary-failure line per model and version this often (the rest counted in it). */
+const CANARY_FAILURE_LOG_MS = 60_000;
 
 function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
@@ -69,11 +72,21 @@ export function createModelHandler(options: ModelHandlerOptions) {
       [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     ),
     predictions: counter(registry, 'driftline_model_server_predictions_total', 'Predictions made, by role', ['role']),
+    // Versions of a served plan only (from models.v1): bounded as `driftline_model_serving`, the
+    // series cap binding rather than the values per label (a model serves about ten versions).
     shadowFailures: counter(
       registry,
       'driftline_model_server_shadow_failures_total',
-      'Instances a shadow version could not score (the request is answered all the same)',
-      [],
+      'Instances a version scored only for comparison (shadow, watched, production on canary instances) could not score, by model and version (the request is answered all the same)',
+      ['model', 'version'],
+      { bounded: ['model', 'version'], max: MAX_SERIES_PER_METRIC },
+    ),
+    canaryFailures: counter(
+      registry,
+      'driftline_model_server_canary_failures_total',
+      "Instances of a canary's share the canary could not take (a request value it encodes differently from production), answered by production, by model and version",
+      ['model', 'version'],
+      { bounded: ['model', 'version'], max: MAX_SERIES_PER_METRIC },
     ),
     // Only served models reach it (a plan exists): `model` is bounded all the same (names from models.v1).
     outOfRange: counter(
@@ -85,23 +98,28 @@ export function createModelHandler(options: ModelHandlerOptions) {
     ),
   };
 
+  // Keyed by model and version, both from models.v1; as many as the series the metric keeps.
+  const canaryLines = keyedLineLimit<string>({ intervalMs: CANARY_FAILURE_LOG_MS, maxKeys: MAX_SERIES_PER_METRIC });
+
+  /** The 503 or 404 of a model with no plan. */
+  function notServed(model: string): never {
+    // Before models.v1 is read to its end no model is known yet: "unknown" (a client error, not
+    // retried) would be false; a 503 sends the client to another instance or a retry.
+    if (options.ready?.() === false)
+      throw new HttpError(503, 'SINK_UNAVAILABLE', 'models.v1 not read yet: this instance does not serve yet');
+    // The name comes from the URL: quoted and cut, so the answer stays one line.
+    const name = JSON.stringify(model.slice(0, 128));
+    // Promoted, but no version of it loads here (its files missing at start): a 404 "unknown
+    // model" told clients to give up on a model that serves once its files are back, or elsewhere.
+    const unserved = table.unservedProduction(model);
+    if (unserved !== undefined)
+      throw new HttpError(503, 'SINK_UNAVAILABLE', `model ${name}: ${unservedReason(unserved)}`);
+    throw new HttpError(404, 'NOT_FOUND', `unknown model ${name} (no version of it is promoted)`);
+  }
+
   async function predict(req: IncomingMessage, model: string): Promise<unknown> {
-    const plan = table.get(model);
     // Before the body is read: an unknown model costs nothing.
-    if (plan === undefined) {
-      // Before models.v1 is read to its end no model is known yet: "unknown" (a client error, not
-      // retried) would be false; a 503 sends the client to another instance or a retry.
-      if (options.ready?.() === false)
-        throw new HttpError(503, 'SINK_UNAVAILABLE', 'models.v1 not read yet: this instance does not serve yet');
-      // The name comes from the URL: quoted and cut, so the answer stays one line.
-      const name = JSON.stringify(model.slice(0, 128));
-      // Promoted, but no version of it loads here (its files missing at start): a 404 "unknown
-      // model" told clients to give up on a model that serves once its files are back, or elsewhere.
-      const unserved = table.unservedProduction(model);
-      if (unserved !== undefined)
-        throw new HttpError(503, 'SINK_UNAVAILABLE', `model ${name}: ${unservedReason(unserved)}`);
-      throw new HttpError(404, 'NOT_FOUND', `unknown model ${name} (no version of it is promoted)`);
-    }
+    if (table.get(model) === undefined) notServed(model);
     const request = parsePredictBody(await readBody(req, limits.maxBodyBytes), limits);
     const at = now();
     request.instances.forEach((inst, i) => {
@@ -114,15 +132,34 @@ export function createModelHandler(options: ModelHandlerOptions) {
       );
       if (problem !== undefined) throw badRequest(problem);
     });
-    const scored = await scoreInstances(plan, request, store, at);
+    // The plan is taken once the body is read, and again after the feature read (scoreInstances):
+    // taken before the body, a slow body (up to the request timeout) or a slow Redis read was scored
+    // by a version rolled back meanwhile, answered and logged as production (found by a review).
+    const scored = await scoreInstances(() => table.get(model) ?? notServed(model), request, store, at);
     // Queued before it is answered; under a backlog this waits for room (back-pressure), then 503.
     await log.append(scored.events);
     for (const p of scored.predictions) metrics.predictions.inc({ role: p.role });
     if (scored.events.length > scored.predictions.length) {
       metrics.predictions.inc({ role: 'shadow' }, scored.events.length - scored.predictions.length);
     }
-    if (scored.shadowFailures > 0) metrics.shadowFailures.inc({}, scored.shadowFailures);
-    if (scored.outOfRange > 0) metrics.outOfRange.inc({ model: plan.model }, scored.outOfRange);
+    for (const [version, n] of scored.shadowFailuresByVersion) metrics.shadowFailures.inc({ model, version }, n);
+    const canary = scored.canaryFailures;
+    if (canary !== undefined) {
+      metrics.canaryFailures.inc({ model, version: canary.version }, canary.count);
+      const leftOut = canaryLines.admit(JSON.stringify([model, canary.version]), Date.now(), canary.count);
+      if (leftOut !== undefined) {
+        logger.warn(
+          {
+            model,
+            version: canary.version,
+            feature: canary.field.startsWith('features.') ? canary.field.slice('features.'.length) : canary.field,
+            instances: canary.count + leftOut,
+          },
+          "canary version cannot take a request value production takes (encoded differently): production answered its share's instances; see driftline_model_server_canary_failures_total",
+        );
+      }
+    }
+    if (scored.outOfRange > 0) metrics.outOfRange.inc({ model }, scored.outOfRange);
     if (!request.batch) return { model, ...scored.predictions[0]! };
     return { model, predictions: scored.predictions };
   }

@@ -13,6 +13,8 @@ export interface ThreadLogOptions extends LogThreadSendPolicy {
   readonly maxBuffered: number;
   /** Most bytes held (approxRecordBytes of those records); beyond it, requests wait. Unset: unbounded. */
   readonly maxBufferedBytes?: number;
+  /** Most bytes (approxRecordBytes) of one request's records: above it, a 413. Unset: no cap. */
+  readonly maxRequestBytes?: number;
   /** Longest wait for room before a request's records are refused (503); 0 refuses at once. */
   readonly maxWaitMs: number;
   /** Called with the backlog after every change (a gauge). */
@@ -80,6 +82,7 @@ export async function startThreadLog(
     maxWaitMs: options.maxWaitMs,
     backlog,
     bytesOf: approxRecordBytes,
+    ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
     enqueue(events) {
       for (const e of events) pending.push(e);
       report();

@@ -23,6 +23,13 @@ export interface Scored {
   readonly events: PredictionEvent[];
   /** Versions scored only for comparison (shadows, production on canary instances) that could not score an instance (they never fail the request). */
   readonly shadowFailures: number;
+  /** The same failures by version (each a version of the plan, so from models.v1: bounded). */
+  readonly shadowFailuresByVersion: ReadonlyMap<string, number>;
+  /**
+   * Instances of the canary's share that the canary could not take (a request value it encodes
+   * differently from production): production answered them, and `field` is the first such value.
+   */
+  readonly canaryFailures: { readonly version: string; readonly count: number; readonly field: string } | undefined;
   /** Numbers of the answered records logged as null for being beyond float32's range (missing to the model). */
   readonly outOfRange: number;
 }
@@ -61,25 +68,11 @@ export function answering(plan: ServingPlan, entityId: string): PlannedVersion {
   return c !== undefined && inCanary(c.salt, entityId, c.share) ? c.planned : plan.production;
 }
 
-/**
- * Scores instances with a serving plan. Features come from ONE batch read of the plan's views
- * (skipped when it reads none) and the request's values, which take precedence. A feature that is
- * neither in the store nor in the request is missing: null in the log, NaN to the model, which
- * takes its trained default direction; so is a number beyond float32's range. An instance with no
- * row in any view and no values of its own is a 422 (nothing to score); a value for a feature no
- * version takes, or one the model cannot encode, is a 400. Shadows score every instance and are logged, never answered. The answered
- * record carries `scores`: every version scored on the instance (production too when the canary
- * answered), by version.
- */
-export async function scoreInstances(
-  plan: ServingPlan,
-  request: { readonly batch: boolean; readonly instances: readonly Instance[] },
-  store: OnlineStore,
-  now: number,
-  newId: () => string = nextPredictionId,
-): Promise<Scored> {
-  const { instances } = request;
-  const where = (i: number) => (request.batch ? `instances[${i}]` : 'body');
+/** The rows of a plan's reads for a request, by read and instance; undefined when it reads nothing. */
+type Rows = Array<Array<FeatureRow | undefined>> | undefined;
+
+/** A request value for a feature no version of the plan takes, or not of the type its view declares: a 400. */
+function checkFeatures(plan: ServingPlan, instances: readonly Instance[], where: (i: number) => string): void {
   for (let i = 0; i < instances.length; i++) {
     const inst = instances[i]!;
     if (inst.features === undefined) continue;
@@ -98,12 +91,90 @@ export async function scoreInstances(
       }
     }
   }
+}
+
+/** Whether two plans read the same views and features, in the same order (rows of one serve the other). */
+function sameReads(a: ServingPlan['reads'], b: ServingPlan['reads']): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  return a.every((r, k) => {
+    const o = b[k]!;
+    return (
+      r.view.name === o.view.name &&
+      r.features.length === o.features.length &&
+      r.features.every((f, j) => f === o.features[j])
+    );
+  });
+}
+
+/**
+ * Scores instances with the newest serving plan of their model: `plan` is the plan, or how to get
+ * the model's current one. Features come from ONE batch read of the plan's views (skipped when it
+ * reads none) and the request's values, which take precedence. The read is the only wait: when the
+ * plan was swapped during it, the request is scored by the new plan (its features read again only
+ * when that plan reads other views or features; a plan swapped again during that second read, to
+ * other reads still, is a 503 to retry rather than a third read), so no request is scored by a plan
+ * replaced before its scoring. A feature that is neither in the store nor in the request is
+ * missing: null in the log, NaN to the model, which takes its trained default direction; so is a
+ * number beyond float32's range. An instance with no row in any view and no values of its own is a
+ * 422 (nothing to score); a value for a feature no version takes, or one production cannot encode,
+ * is a 400. An instance of the canary's share that only the canary cannot encode (a request-only
+ * feature it takes as a number where production takes categories) is answered by production and
+ * counted (`canaryFailures`): it was a 400 to the same entities on every retry. Shadows score every
+ * instance and are logged, never answered. The answered record carries `scores`: every version
+ * scored on the instance (production too when the canary answered), by version.
+ */
+export async function scoreInstances(
+  plan: ServingPlan | (() => ServingPlan),
+  request: { readonly batch: boolean; readonly instances: readonly Instance[] },
+  store: OnlineStore,
+  now: number,
+  newId: () => string = nextPredictionId,
+): Promise<Scored> {
+  const current = typeof plan === 'function' ? plan : () => plan;
+  const { instances } = request;
+  const where = (i: number) => (request.batch ? `instances[${i}]` : 'body');
   const entities = instances.map((x) => x.entityId);
   // No read when every instance passes every stored feature itself (the "features in the request" case).
-  const needsRead = plan.reads.some((r) =>
-    instances.some((x) => x.features === undefined || r.features.some((f) => !Object.hasOwn(x.features!, f))),
-  );
-  const rows = needsRead ? await readRows(store, plan.reads, entities) : [];
+  const readFor = async (p: ServingPlan): Promise<Rows> => {
+    const needed = p.reads.some((r) =>
+      instances.some((x) => x.features === undefined || r.features.some((f) => !Object.hasOwn(x.features!, f))),
+    );
+    return needed ? await readRows(store, p.reads, entities) : undefined;
+  };
+  let p = current();
+  checkFeatures(p, instances, where);
+  let read = p.reads;
+  let rows = await readFor(p);
+  let rereads = 0;
+  // After the read, no await until the answer is scored: the plan checked last is the one that scores.
+  for (let newest = current(); newest !== p; newest = current()) {
+    checkFeatures(newest, instances, where);
+    p = newest;
+    if (sameReads(p.reads, read)) continue;
+    if (rereads++ > 0) {
+      throw new HttpError(
+        503,
+        'SINK_UNAVAILABLE',
+        `model "${oneLine(p.model)}": its serving plan changed twice during the feature read; retry`,
+      );
+    }
+    read = p.reads;
+    rows = await readFor(p);
+  }
+  return scoreRows(p, request, rows, now, newId, where);
+}
+
+/** Phases 1-3 of {@link scoreInstances}, on the rows read for the plan (synchronous). */
+function scoreRows(
+  plan: ServingPlan,
+  request: { readonly batch: boolean; readonly instances: readonly Instance[] },
+  rows: Rows,
+  now: number,
+  newId: () => string,
+  where: (i: number) => string,
+): Scored {
+  const { instances } = request;
   // Phase 1, per instance in order: which versions score it, and each one's feature record, encoded
   // into that version's input matrix. Phase 2: one batch call per version (the scorer interleaves
   // rows; a call per row was 1.5× slower). Phase 3: the answers and log records, in instance order.
@@ -134,7 +205,7 @@ export async function scoreInstances(
       if (given !== undefined && Object.hasOwn(given, name)) value = given[name];
       else {
         const r = v.sources[j]!;
-        if (r >= 0 && needsRead) value = rows[r]![i]?.features[name];
+        if (r >= 0 && rows !== undefined) value = rows[r]![i]?.features[name];
       }
       // A number beyond float32's range is missing to the model (trainerFeatureEncoder) and to the
       // trainer (out_of_range_values): logged as sent (1e+308), monitors saw a value the model never did.
@@ -147,7 +218,11 @@ export async function scoreInstances(
     }
     return out;
   };
-  /** Encodes the record into the version's matrix; its row, or -1 when the version cannot take it. */
+  let canaryFailures: { version: string; count: number; field: string } | undefined;
+  /**
+   * Encodes the record into the version's matrix; its row, or -1 when the version cannot take it
+   * (a version scored only for comparison, or the canary when production can answer instead).
+   */
   const enqueue = (
     v: PlannedVersion,
     rec: Readonly<Record<string, FeatureValue>>,
@@ -158,7 +233,17 @@ export async function scoreInstances(
     try {
       v.loaded.encoder.encode(rec, b.rows, b.count * v.loaded.features.length);
     } catch (error) {
-      if (answered && error instanceof ScoringInputError) throw badRequest(`${where(i)}.${error.message}`);
+      if (answered && error instanceof ScoringInputError) {
+        if (v !== plan.production) {
+          // The canary cannot take a value production may: production answers (below).
+          if (canaryFailures === undefined) {
+            canaryFailures = { version: v.loaded.version, count: 0, field: error.field };
+          }
+          canaryFailures.count++;
+          return -1;
+        }
+        throw badRequest(`${where(i)}.${error.message}`);
+      }
       if (answered || !(error instanceof DriftlineError)) throw error;
       return -1; // a version scored only for comparison never fails the request
     }
@@ -168,7 +253,7 @@ export async function scoreInstances(
   const planned: Array<{ answer: Scoring; extra: readonly Scoring[] }> = [];
   for (let i = 0; i < instances.length; i++) {
     const inst = instances[i]!;
-    const found = rows.some((r) => r[i] !== undefined);
+    const found = rows?.some((r) => r[i] !== undefined) === true;
     if (!found && (inst.features === undefined || isEmpty(inst.features))) {
       const views = plan.reads.map((r) => r.view.name).join(', ');
       throw new HttpError(
@@ -177,13 +262,23 @@ export async function scoreInstances(
         `${where(i)}: entity ${JSON.stringify(inst.entityId)} has no features in ${views === '' ? 'the online store' : `views ${views}`} and the request passes none`,
       );
     }
-    const answer = answering(plan, inst.entityId);
-    const answerRecord = record(answer, i, inst, true);
+    let answer = answering(plan, inst.entityId);
+    const counted = outOfRange;
+    let answerRecord = record(answer, i, inst, true);
+    let row = enqueue(answer, answerRecord, true, i);
+    if (row < 0) {
+      // The canary could not take it: production answers, as for an entity outside the share (its
+      // values beyond float32 counted once, on the record logged).
+      outOfRange = counted;
+      answer = plan.production;
+      answerRecord = record(answer, i, inst, true);
+      row = enqueue(answer, answerRecord, true, i);
+    }
     // A canary-answered instance is scored by production too: the pair (canary, production) on the
     // same instance. Not logged as a record of its own.
     const others = answer === plan.production ? plan.shadows : [plan.production, ...plan.shadows];
     planned.push({
-      answer: { v: answer, record: answerRecord, row: enqueue(answer, answerRecord, true, i) },
+      answer: { v: answer, record: answerRecord, row },
       extra:
         others.length === 0
           ? NONE
@@ -206,6 +301,11 @@ export async function scoreInstances(
   const predictions: Prediction[] = [];
   const events: PredictionEvent[] = [];
   let shadowFailures = 0;
+  const shadowFailuresByVersion = new Map<string, number>();
+  const failed = (v: PlannedVersion) => {
+    shadowFailures++;
+    shadowFailuresByVersion.set(v.loaded.version, (shadowFailuresByVersion.get(v.loaded.version) ?? 0) + 1);
+  };
   for (let i = 0; i < instances.length; i++) {
     const inst = instances[i]!;
     const { answer, extra } = planned[i]!;
@@ -224,12 +324,12 @@ export async function scoreInstances(
     events.push(event(plan.model, answer.v, id, inst.entityId, inst.eventTime ?? now, answer.record, score, scores));
     for (const other of extra) {
       if (other.row < 0) {
-        shadowFailures++;
+        failed(other.v);
         continue;
       }
       const s = scoreOf(other);
       if (!Number.isFinite(s)) {
-        shadowFailures++;
+        failed(other.v);
         continue;
       }
       setOwn(scores, other.v.loaded.version, s);
@@ -240,7 +340,7 @@ export async function scoreInstances(
       events.push(event(plan.model, other.v, shadowId, inst.entityId, inst.eventTime ?? now, other.record, s, null));
     }
   }
-  return { predictions, events, shadowFailures, outOfRange };
+  return { predictions, events, shadowFailures, shadowFailuresByVersion, canaryFailures, outOfRange };
 }
 
 function event(

@@ -5,7 +5,7 @@ import type { OnlineStore } from '@driftline/online-store';
 import type { CanarySpec } from '@driftline/policy';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, type ListenVariables, listenHttp, type ServerTimeouts } from '@driftline/service/http';
-import { approxRecordBytes } from './admission.js';
+import { approxRecordBytes, DEFAULT_MAX_REQUEST_LOG_BYTES } from './admission.js';
 import type { VersionLoader } from './artifacts.js';
 import { createModelHandler } from './handler.js';
 import { type LogThreadData, startThreadLog } from './log-thread.js';
@@ -17,6 +17,8 @@ export interface PredictionLogBounds {
   readonly maxBuffered: number;
   /** Most approximate bytes held (approxRecordBytes): long string features bound memory, not only counts. */
   readonly maxBufferedBytes: number;
+  /** Most approximate bytes of one request's records (all versions): above it, a 413. */
+  readonly maxRequestBytes: number;
   /** Longest wait of a request for room in a full log before its 503 (back-pressure). */
   readonly maxWaitMs: number;
   readonly flushIntervalMs: number;
@@ -26,6 +28,7 @@ export interface PredictionLogBounds {
 export const DEFAULT_LOG_BOUNDS: PredictionLogBounds = {
   maxBuffered: 50_000,
   maxBufferedBytes: 256 * 1_048_576,
+  maxRequestBytes: DEFAULT_MAX_REQUEST_LOG_BYTES,
   maxWaitMs: 1_000,
   flushIntervalMs: 50,
   maxBatch: 200,

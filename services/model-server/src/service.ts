@@ -54,6 +54,10 @@ export const modelServerEnvShape = {
   DRIFTLINE_MODEL_SERVER_LOG_BUFFER_BYTES: envField
     .int(1_048_576, 64 * 1_073_741_824)
     .default(DEFAULT_LOG_BOUNDS.maxBufferedBytes),
+  /** Most approximate bytes one request may log (its records of every version); above, a 413. */
+  DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES: envField
+    .int(1_048_576, 64 * 1_073_741_824)
+    .default(DEFAULT_LOG_BOUNDS.maxRequestBytes),
   /** Longest a request waits for room in a full prediction log before its 503 (0: refuse at once). */
   DRIFTLINE_MODEL_SERVER_LOG_WAIT: envField.duration(0, MAX_TIMER_MS).default(DEFAULT_LOG_BOUNDS.maxWaitMs),
   /** Longest a prediction record waits before it is sent to predictions.v1. */
@@ -156,6 +160,7 @@ export const modelServer = defineService({
       logBounds: {
         maxBuffered: env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER,
         maxBufferedBytes: env.DRIFTLINE_MODEL_SERVER_LOG_BUFFER_BYTES,
+        maxRequestBytes: env.DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES,
         maxWaitMs: env.DRIFTLINE_MODEL_SERVER_LOG_WAIT,
         flushIntervalMs: env.DRIFTLINE_MODEL_SERVER_LOG_FLUSH,
         // A send to the log thread costs a round trip whatever its size: larger batches keep its

@@ -33,8 +33,9 @@ export interface ServingTableOptions {
  * models.v1 moves a version between stages. The events of a model are reduced to its stages
  * ({@link applyStageEvent}, pure), the stages and the operator overrides to the versions served
  * ({@link servedSet}), and those to a plan. Loading (file reads, parsing, compiling) happens before
- * the swap, and a request takes the plan once when it starts, so a swap never drops or fails a
- * request: requests already running finish on the old plan, the next ones get the new one. The
+ * the swap, and a request takes the plan once its body is read and again after its feature read
+ * (handler, predictor), so it is scored by the plan current when it is scored: a swap drops no
+ * request (a second swap to other reads during one feature read is a 503 to retry). The
  * events of one model are applied in order. A production version that fails to load leaves the
  * current production serving (the rest of the change applies); a canary or shadow that fails to
  * load is served without. A version whose load fails for good (not retriable: malformed artifacts,

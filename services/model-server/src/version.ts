@@ -61,8 +61,9 @@ export interface PlannedVersion {
 /**
  * How one model is served now: the answering versions, the shadows, and the ONE batch read that
  * feeds all of them (every view that holds one of their features, projected to those features).
- * Immutable: a swap builds a new plan and replaces the reference, so a request keeps the plan it
- * started with.
+ * Immutable: a swap builds a new plan and replaces the reference; a request takes it once its body
+ * is read and looks again after its feature read (`scoreInstances`), so a request scored after a
+ * swap is scored by the new plan.
  */
 export interface ServingPlan {
   readonly model: string;

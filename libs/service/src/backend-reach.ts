@@ -20,6 +20,19 @@ export interface Backend {
 /** A backend none of whose addresses is reachable (by its `probe`), with why for each. */
 export interface UnreachableBackend extends Backend {
   readonly causes: readonly string[];
+  /**
+   * Whether an address took the TCP connection (a `kafka` probe: and then gave no Kafka answer:
+   * silent, other bytes, closed or reset). False when none did: refused, not resolved, timed out.
+   */
+  readonly tookConnection: boolean;
+}
+
+/** The bounds of one probe of an address, in ms. */
+export interface ProbeBounds {
+  /** On its TCP connection (a `tcp` probe is just that). */
+  readonly connectMs: number;
+  /** On a `kafka` probe's answer, from the connection: a loaded broker may take seconds. */
+  readonly answerMs: number;
 }
 
 const DEFAULT_PORTS: Readonly<Record<string, number>> = {
@@ -99,32 +112,40 @@ function readAnswer(received: Buffer, correlationId: number): 'kafka' | 'more' |
   return received.length >= 4 + size ? 'kafka' : 'more';
 }
 
-type Probe = (address: string, timeoutMs: number) => Promise<string | undefined>;
+/** What a probe of one address found: nothing wrong (`cause` undefined), or why not, and whether it connected. */
+interface ProbeResult {
+  readonly cause: string | undefined;
+  readonly connected: boolean;
+}
 
-/** Why a TCP connection to `address` failed within `timeoutMs`, or undefined when it opened. */
-const probeTcp: Probe = (address, timeoutMs) => probeSocket(address, timeoutMs, undefined);
+type Probe = (address: string, bounds: ProbeBounds) => Promise<ProbeResult>;
+
+/** Why a TCP connection to `address` failed within `bounds.connectMs`, or no cause when it opened. */
+const probeTcp: Probe = (address, bounds) => probeSocket(address, bounds, undefined);
 
 /**
- * Why `address` is not a Kafka that answers within `timeoutMs` (connection and answer), or
- * undefined when it answered an ApiVersions v0 request with a whole frame of the same correlation
- * id (any error code: a broker that no longer takes v0 says so in a v0 answer). A server that takes
- * the connection and never answers (a hung or stopped broker, whose kernel still accepts) or answers
- * something else (another server on that port) is not reachable: the start's own Kafka requests
- * would each wait kafkajs' 30 s request timeout, 8 times over.
+ * Why `address` is not a Kafka that answers (its connection within `bounds.connectMs`, then its
+ * answer within `bounds.answerMs`), or no cause when it answered an ApiVersions v0 request with a
+ * whole frame of the same correlation id (any error code: a broker that no longer takes v0 says so
+ * in a v0 answer). A server that takes the connection and never answers (a hung or stopped broker,
+ * whose kernel still accepts) or answers something else (another server on that port) is not
+ * reachable: the start's own Kafka requests would each wait kafkajs' 30 s request timeout, 8 times
+ * over. The answer has its own, longer bound: a loaded broker answered in 2.3 s, and a 2 s bound
+ * cut healthy starts (found by a review).
  */
-const probeKafka: Probe = (address, timeoutMs) => {
+const probeKafka: Probe = (address, bounds) => {
   // Positive and below 2^31: an answer echoing it is the broker's, not some server's bytes.
   const correlationId = 1 + Math.floor(Math.random() * 0x7ffffffe);
-  return probeSocket(address, timeoutMs, { request: apiVersionsRequest(correlationId), correlationId });
+  return probeSocket(address, bounds, { request: apiVersionsRequest(correlationId), correlationId });
 };
 
 function probeSocket(
   address: string,
-  timeoutMs: number,
+  bounds: ProbeBounds,
   kafka: { readonly request: Buffer; readonly correlationId: number } | undefined,
-): Promise<string | undefined> {
+): Promise<ProbeResult> {
   const target = parseHostPort(address);
-  if (target === undefined) return Promise.resolve('not host:port');
+  if (target === undefined) return Promise.resolve({ cause: 'not host:port', connected: false });
   return new Promise((resolve) => {
     const socket: Socket = connect(target);
     let connected = false;
@@ -132,16 +153,21 @@ function probeSocket(
     const done = (cause: string | undefined) => {
       clearTimeout(timer);
       socket.destroy();
-      resolve(cause);
+      resolve({ cause, connected });
     };
-    const timer = setTimeout(
-      () => done(connected ? `took the connection but answered no Kafka request in ${timeoutMs} ms` : 'timed out'),
-      timeoutMs,
-    );
+    let timer = setTimeout(() => done('timed out'), bounds.connectMs);
     socket.once('connect', () => {
       connected = true;
-      if (kafka === undefined) done(undefined);
-      else socket.write(kafka.request);
+      if (kafka === undefined) {
+        done(undefined);
+        return;
+      }
+      clearTimeout(timer);
+      timer = setTimeout(
+        () => done(`took the connection but answered no Kafka request in ${bounds.answerMs} ms`),
+        bounds.answerMs,
+      );
+      socket.write(kafka.request);
     });
     socket.on('data', (chunk: Buffer) => {
       if (kafka === undefined) return;
@@ -165,23 +191,27 @@ function probeSocket(
 }
 
 /**
- * The backends not reachable at any of their addresses (all probed at once, each within
- * `timeoutMs`): taking no TCP connection, or for a `kafka` probe answering no Kafka request. A
- * `tcp` probe says nothing of a server that takes connections and does not answer.
+ * The backends not reachable at any of their addresses (all probed at once, each within `bounds`):
+ * taking no TCP connection, or for a `kafka` probe answering no Kafka request. A `tcp` probe says
+ * nothing of a server that takes connections and does not answer.
  */
 export async function unreachableBackends(
   backends: readonly Backend[],
-  timeoutMs: number,
+  bounds: ProbeBounds,
 ): Promise<UnreachableBackend[]> {
   const results = await Promise.all(
     backends.map(async (b) => {
       const probe = b.probe === 'kafka' ? probeKafka : probeTcp;
-      return { ...b, causes: await Promise.all(b.addresses.map((a) => probe(a, timeoutMs))) };
+      return { backend: b, found: await Promise.all(b.addresses.map((a) => probe(a, bounds))) };
     }),
   );
-  return results
-    .filter((b) => b.causes.every((c) => c !== undefined))
-    .map((b) => ({ ...b, causes: b.causes as string[] }));
+  const unreachable: UnreachableBackend[] = [];
+  for (const { backend, found } of results) {
+    const causes = found.map((f) => f.cause);
+    if (!causes.every((c): c is string => c !== undefined)) continue;
+    unreachable.push({ ...backend, causes, tookConnection: found.some((f) => f.connected) });
+  }
+  return unreachable;
 }
 
 /** `Kafka at 127.0.0.1:1 (connection refused)`, each address with its cause. */

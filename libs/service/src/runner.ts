@@ -51,8 +51,10 @@ export interface RunnerOptions {
   readonly startupProbes?: {
     /** How often the backends are probed past the timeout (STARTUP_PROBE_INTERVAL_MS). */
     readonly intervalMs?: number;
-    /** Bound on each probe (STARTUP_PROBE_TIMEOUT_MS). */
+    /** Bound on each probe's TCP connection (STARTUP_PROBE_TIMEOUT_MS). */
     readonly timeoutMs?: number;
+    /** Bound on a Kafka probe's answer, from its connection (STARTUP_PROBE_ANSWER_TIMEOUT_MS). */
+    readonly answerTimeoutMs?: number;
     /** How long a backend is found unreachable before the attempt is cut (STARTUP_REFUSAL_GRACE_MS). */
     readonly refusalGraceMs?: number;
   };
@@ -131,11 +133,15 @@ async function startServices(
   return { resources, running };
 }
 
-/**
- * Bound on each probe of a backend once DRIFTLINE_STARTUP_TIMEOUT has passed: its TCP connection,
- * and for Kafka (not TLS or SASL) the answer to an ApiVersions request.
- */
+/** Bound on the TCP connection of each probe of a backend once DRIFTLINE_STARTUP_TIMEOUT has passed. */
 const STARTUP_PROBE_TIMEOUT_MS = 2_000;
+/**
+ * Bound on a Kafka probe's answer (not TLS or SASL: an ApiVersions request), from its connection.
+ * Its own and longer: with the connection's 2 s, a loaded broker answering in 2.3 s cut a healthy
+ * start at the timeout + 12 s (found by a review). Well under kafkajs' 30 s request timeout, which
+ * a silent broker makes each of a start's requests wait.
+ */
+const STARTUP_PROBE_ANSWER_TIMEOUT_MS = 5_000;
 /** How often the backends are probed while an attempt runs past DRIFTLINE_STARTUP_TIMEOUT. */
 const STARTUP_PROBE_INTERVAL_MS = 1_000;
 /**
@@ -148,7 +154,10 @@ const STARTUP_REFUSAL_GRACE_MS = 10_000;
 /**
  * How many probes in a row must find a backend reachable before its count of
  * STARTUP_REFUSAL_GRACE_MS starts over: one was enough, and a crash-looping broker (up 400 ms of
- * every 3 s) was never cut (194 s, a warning every 3 s; found by a review).
+ * every 3 s) was never cut (194 s, a warning every 3 s; found by a review). It is the rule for a
+ * backend that takes no connection; one that takes the connection and then fails (a Kafka silent,
+ * closing, not Kafka) is cut only when no probe found it reachable for the whole grace (see
+ * `awaitAttempt`).
  */
 const STARTUP_REACHABLE_PROBES_TO_RESET = 3;
 
@@ -196,17 +205,20 @@ async function by<T>(promise: Promise<T>, until: number): Promise<T | undefined>
 
 /**
  * Waits for one start-up attempt. Until `deadline` (DRIFTLINE_STARTUP_TIMEOUT from the start) it
- * just waits; past it the backends are probed every STARTUP_PROBE_INTERVAL_MS, and the attempt is
- * cut ('cut') when a backend found unreachable STARTUP_REFUSAL_GRACE_MS ago still is (its count
- * starts over once STARTUP_REACHABLE_PROBES_TO_RESET probes in a row found it reachable; one
- * warning per backend and attempt). Unreachable: no TCP connection, or, for a Kafka not on TLS or
- * SASL, no Kafka answer to an ApiVersions request within the probe's bound (a hung or stopped
- * broker still takes connections: the attempt ran 254 s, topic creation's 8 requests each waiting
- * kafkajs' 30 s). While every backend is reachable the attempt is never cut: a start's own work
- * (the trainer's first venv install, allowed 15 min; a migration; a catch-up) may take as long as
- * it takes. A cut attempt cannot be
- * cancelled (kafkajs retries on its own): whatever it starts later is stopped and closed as soon as
- * it has started.
+ * just waits; past it the backends are probed every STARTUP_PROBE_INTERVAL_MS (the next probe at
+ * once when one took longer: a Kafka's answer may take STARTUP_PROBE_ANSWER_TIMEOUT_MS), and the
+ * attempt is cut ('cut') when a backend found unreachable STARTUP_REFUSAL_GRACE_MS ago still is
+ * (its count starts over once STARTUP_REACHABLE_PROBES_TO_RESET probes in a row found it
+ * reachable; one warning per backend and attempt). Unreachable: no TCP connection, or, for a Kafka
+ * not on TLS or SASL, no Kafka answer to an ApiVersions request within the answer's bound (a hung
+ * or stopped broker still takes connections: the attempt ran 254 s, topic creation's 8 requests
+ * each waiting kafkajs' 30 s). A backend that took the connection and then failed is cut only when
+ * no probe has found it reachable for the grace either: a Kafka answer is proof of life, and a
+ * broker that answers only some probes (loaded; behind a load balancer with one backend gone) cut
+ * healthy starts (found by a review). While every backend is reachable the attempt is never cut: a
+ * start's own work (the trainer's first venv install, allowed 15 min; a migration; a catch-up) may
+ * take as long as it takes. A cut attempt cannot be cancelled (kafkajs retries on its own):
+ * whatever it starts later is stopped and closed as soon as it has started.
  */
 async function awaitAttempt(
   attempt: Promise<Started>,
@@ -221,24 +233,31 @@ async function awaitAttempt(
   );
   const early = await by(settled, deadline);
   if (early !== undefined || backends.length === 0) return early ?? settled;
-  // Per backend (its variable): when the probes began to find it unreachable, and how many in a
-  // row have found it reachable since.
+  // Per backend (its variable): when the probes began to find it unreachable, how many in a row
+  // have found it reachable since, and when the last probe that found it reachable began.
   const downSince = new Map<string, number>();
   const upStreak = new Map<string, number>();
+  const reachableAt = new Map<string, number>();
   const warned = new Set<string>();
+  // How long `b`, unreachable at the probe begun at `probeAt`, has been down by the rules above.
+  const downFor = (b: UnreachableBackend, probeAt: number) => {
+    const since = downSince.get(b.variable) ?? probeAt;
+    const alive = b.tookConnection ? reachableAt.get(b.variable) : undefined;
+    return probeAt - Math.max(since, alive ?? since);
+  };
+  const bounds = { connectMs: probes.timeoutMs, answerMs: probes.answerTimeoutMs };
   for (;;) {
     const probeAt = Date.now();
     const probed = await Promise.race([
       settled,
-      unreachableBackends(backends, probes.timeoutMs).then((unreachable) => ({
-        kind: 'probed' as const,
-        unreachable,
-      })),
+      unreachableBackends(backends, bounds).then((unreachable) => ({ kind: 'probed' as const, unreachable })),
     ]);
     if (probed.kind !== 'probed') return probed;
     const down = new Set(probed.unreachable.map((b) => b.variable));
-    for (const variable of [...downSince.keys()]) {
+    for (const { variable } of backends) {
       if (down.has(variable)) continue;
+      reachableAt.set(variable, probeAt);
+      if (!downSince.has(variable)) continue;
       const streak = (upStreak.get(variable) ?? 0) + 1;
       upStreak.set(variable, streak);
       if (streak >= STARTUP_REACHABLE_PROBES_TO_RESET) {
@@ -257,7 +276,7 @@ async function awaitAttempt(
       );
     }
     // Cut only while one is down: the error names what is unreachable now.
-    if (probed.unreachable.some((b) => probeAt - (downSince.get(b.variable) ?? probeAt) >= probes.refusalGraceMs)) {
+    if (probed.unreachable.some((b) => downFor(b, probeAt) >= probes.refusalGraceMs)) {
       void settled.then(async (late) => {
         if (late.kind !== 'started') return;
         for (const r of [...late.up.running].reverse()) await r.service.stop().catch(() => {});
@@ -387,6 +406,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   const probes: StartupProbes = {
     intervalMs: options.startupProbes?.intervalMs ?? STARTUP_PROBE_INTERVAL_MS,
     timeoutMs: options.startupProbes?.timeoutMs ?? STARTUP_PROBE_TIMEOUT_MS,
+    answerTimeoutMs: options.startupProbes?.answerTimeoutMs ?? STARTUP_PROBE_ANSWER_TIMEOUT_MS,
     refusalGraceMs: options.startupProbes?.refusalGraceMs ?? STARTUP_REFUSAL_GRACE_MS,
   };
   const giveUp = (lastFailure: unknown, unreachable: readonly UnreachableBackend[]) =>
@@ -415,7 +435,11 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
       const delay = Math.min(STARTUP_RETRY_MAX_MS, STARTUP_RETRY_INITIAL_MS * 2 ** (attempt - 1));
       const left = common.startupTimeoutMs - (Date.now() - started);
       if (!isRetriable(error) || aborted(options.signal)) throw error;
-      if (delay > left) throw giveUp(error, await unreachableBackends(backends, probes.timeoutMs));
+      if (delay > left)
+        throw giveUp(
+          error,
+          await unreachableBackends(backends, { connectMs: probes.timeoutMs, answerMs: probes.answerTimeoutMs }),
+        );
       lastFailure = error;
       logger.warn(
         { err: error, attempt, retryInMs: delay, giveUpInMs: left },

@@ -12,7 +12,13 @@ import {
   StartupTimeoutError,
   startRunner,
 } from '../src/index.js';
-import { httpListener, kafkaAnsweringListener, type Listener, silentListener } from './fixtures/listeners.js';
+import {
+  httpListener,
+  kafkaAnsweringListener,
+  type Listener,
+  roundRobinWithOneClosed,
+  silentListener,
+} from './fixtures/listeners.js';
 
 /** A service whose start fails with `failure()` the first `failures` times (a backend still down). */
 function startsAfter(failures: number, failure: () => Error) {
@@ -94,11 +100,17 @@ const unreachable = () =>
 const env = { DRIFTLINE_HTTP_PORT: '0' };
 
 /**
- * The production bounds (probe every 1 s, 2 s each, cut after 10 s unreachable) a fifth as long, so
- * that these tests wait seconds, not minutes; every time below is the first version's × 0.2 (its
- * slacks at least 1 s: a loaded machine). The production values themselves: "production defaults".
+ * The production bounds (probe every 1 s, 2 s for its connection and 5 s for a Kafka answer, cut
+ * after 10 s unreachable) a fifth as long, so that these tests wait seconds, not minutes; every
+ * time below is the first version's × 0.2 (its slacks at least 1 s: a loaded machine). The
+ * production values themselves: "production defaults".
  */
-const probes = { intervalMs: 200, timeoutMs: 400, refusalGraceMs: 2_000 } satisfies RunnerOptions['startupProbes'];
+const probes = {
+  intervalMs: 200,
+  timeoutMs: 400,
+  answerTimeoutMs: 1_000,
+  refusalGraceMs: 2_000,
+} satisfies RunnerOptions['startupProbes'];
 
 // Upper bounds allow 3 s of slack: the unit project shares 2 cores with the other files.
 // Each group runs its tests at once (and the groups at once: sibling concurrent suites), each
@@ -304,13 +316,13 @@ describe.concurrent('past DRIFTLINE_STARTUP_TIMEOUT: cut only for a backend down
       expect(failure).toBeInstanceOf(StartupTimeoutError);
       expect((failure as Error).message).toMatch(
         new RegExp(
-          `^Kafka at ${broker.address.replaceAll('.', '\\.')} \\(took the connection but answered no Kafka request in 400 ms\\): not reachable, start-up gave up after [23]s \\(DRIFTLINE_STARTUP_TIMEOUT=0\\) — check DRIFTLINE_KAFKA_BROKERS and that it is running$`,
+          `^Kafka at ${broker.address.replaceAll('.', '\\.')} \\(took the connection but answered no Kafka request in 1000 ms\\): not reachable, start-up gave up after [34]s \\(DRIFTLINE_STARTUP_TIMEOUT=0\\) — check DRIFTLINE_KAFKA_BROKERS and that it is running$`,
         ),
       );
-      // The first probe finds it silent at its end (400 ms); the cut is at the first probe that
-      // begins the grace later, and ends a probe's bound after that.
-      expect(waited).toBeGreaterThanOrEqual(probes.refusalGraceMs + probes.timeoutMs);
-      expect(waited).toBeLessThan(probes.refusalGraceMs + probes.timeoutMs + 3_000);
+      // The first probe finds it silent at the end of the answer's bound (1 s); the cut is at the
+      // first probe that begins the grace later, and ends that bound after it.
+      expect(waited).toBeGreaterThanOrEqual(probes.refusalGraceMs + probes.answerTimeoutMs);
+      expect(waited).toBeLessThan(probes.refusalGraceMs + probes.answerTimeoutMs + 3_000);
       expect(warnings.filter((w) => w.msg?.startsWith('start-up still under way')).length).toBe(1);
     } finally {
       release();
@@ -341,6 +353,42 @@ describe.concurrent('past DRIFTLINE_STARTUP_TIMEOUT: cut only for a backend down
     } finally {
       release();
       await server.close();
+    }
+  });
+
+  it('a broker that answered, then went silent, is cut the grace after its last answer', async ({ expect }) => {
+    // Proof of life lasts the grace, no longer: 1 answer in 3 for 7 requests (3 answers), then
+    // silent for good. (With every failure counted as a refusal, it was cut a grace after its
+    // first silence, between two answers.)
+    let lastAnswerAt = 0;
+    const broker = await kafkaAnsweringListener(0, {
+      answers: (request) => {
+        if (request % 3 !== 0 || request >= 7) return false;
+        lastAnswerAt = Date.now();
+        return true;
+      },
+    });
+    const { definition, release } = startsWhenReleased('waits-for-a-fading-kafka', ['kafka']);
+    try {
+      const failure = await startRunner({
+        services: [definition],
+        env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '0', DRIFTLINE_KAFKA_BROKERS: broker.address },
+        logger: silentLogger,
+        startupProbes: probes,
+      }).catch((error: unknown) => error);
+      const afterLastAnswer = Date.now() - lastAnswerAt;
+      expect(failure).toBeInstanceOf(StartupTimeoutError);
+      expect(broker.connections()).toBeGreaterThanOrEqual(8);
+      // The answer is received a moment after its probe began; the cut ends an answer's bound
+      // after the first probe begun the grace after that.
+      expect(afterLastAnswer).toBeGreaterThanOrEqual(probes.refusalGraceMs);
+      expect(afterLastAnswer).toBeLessThan(probes.refusalGraceMs + probes.answerTimeoutMs + 3_000);
+      expect((failure as Error).message).toMatch(
+        /^Kafka at .* \(took the connection but answered no Kafka request in 1000 ms\): not reachable/,
+      );
+    } finally {
+      release();
+      await broker.close();
     }
   });
 
@@ -445,7 +493,7 @@ describe.concurrent('past DRIFTLINE_STARTUP_TIMEOUT: a backend back in time, or 
     // (the review's broker was up 400 ms of every 3 s). Here probes every 300 ms and a 3 s grace
     // (the production ones × 0.3: a wider margin against 3 probes in a row on a loaded machine),
     // and the broker up 360 ms of every 1.08 s: a probe finds it up once, at most twice in a row.
-    const slower = { intervalMs: 300, timeoutMs: 600, refusalGraceMs: 3_000 };
+    const slower = { intervalMs: 300, timeoutMs: 600, answerTimeoutMs: 1_500, refusalGraceMs: 3_000 };
     const port = await freePort();
     const { definition, release } = startsWhenReleased('waits-for-crash-looping-kafka', ['kafka']);
     let flapping = true;
@@ -500,6 +548,74 @@ describe.concurrent('past DRIFTLINE_STARTUP_TIMEOUT: a backend back in time, or 
       await runner.stop();
     } finally {
       await broker.close();
+    }
+  });
+
+  // A Kafka answer is proof of life. With one 2 s bound on connection and answer, and a broker that
+  // took the connection and then failed counted as refused (3 probes reachable in a row to start
+  // over), healthy starts were cut past timeout + grace (found by a review, with real kafkajs
+  // creating the topic each time: a loaded broker answering in 2.3 s cut at 13 s; 1 answer in 3
+  // late at 17 s; a load balancer with 1 backend of 3 gone at 14 s).
+  it('a broker that answers every probe later than the connection bound but within the answer bound is not cut (found by a review: a loaded broker)', async ({
+    expect,
+  }) => {
+    const broker = await kafkaAnsweringListener(0, { delayMs: 600 });
+    const { definition, calls } = startsOnceReachable(broker.address, 1_000 + probes.refusalGraceMs + 2_000);
+    try {
+      const runner = await startRunner({
+        services: [definition],
+        env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '1s', DRIFTLINE_KAFKA_BROKERS: broker.address },
+        logger: silentLogger,
+        startupProbes: probes,
+      });
+      expect(runner.ready()).toBe(true);
+      expect(calls).toMatchObject({ starts: 1, stops: 0 });
+      await runner.stop();
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('a broker that answers 1 probe in 3 and is silent on the others is not cut (found by a review)', async ({
+    expect,
+  }) => {
+    // Two silent probes take two answer bounds (2 s, the grace): the probe after them answers.
+    const broker = await kafkaAnsweringListener(0, { answers: (request) => request % 3 === 0 });
+    const { definition, calls } = startsOnceReachable(broker.address, 1_000 + probes.refusalGraceMs + 2_000);
+    try {
+      const runner = await startRunner({
+        services: [definition],
+        env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '1s', DRIFTLINE_KAFKA_BROKERS: broker.address },
+        logger: silentLogger,
+        startupProbes: probes,
+      });
+      expect(runner.ready()).toBe(true);
+      expect(calls).toMatchObject({ starts: 1, stops: 0 });
+      await runner.stop();
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('a load balancer with 1 broker of 3 gone (each third connection closed) is not cut (found by a review)', async ({
+    expect,
+  }) => {
+    const balancer = await roundRobinWithOneClosed();
+    const { definition, calls } = startsOnceReachable(balancer.address, 1_000 + probes.refusalGraceMs + 2_000);
+    try {
+      const runner = await startRunner({
+        services: [definition],
+        env: { ...env, DRIFTLINE_STARTUP_TIMEOUT: '1s', DRIFTLINE_KAFKA_BROKERS: balancer.address },
+        logger: silentLogger,
+        startupProbes: probes,
+      });
+      expect(runner.ready()).toBe(true);
+      expect(calls).toMatchObject({ starts: 1, stops: 0 });
+      // Probed all along (every 200 ms for 4 s), a third of them closed.
+      expect(balancer.connections()).toBeGreaterThan(10);
+      await runner.stop();
+    } finally {
+      await balancer.close();
     }
   });
 
@@ -576,7 +692,7 @@ describe.concurrent('past DRIFTLINE_STARTUP_TIMEOUT: a backend back in time, or 
 });
 
 describe.concurrent('past DRIFTLINE_STARTUP_TIMEOUT: the production bounds when none is given', () => {
-  it('a Kafka that never answers: probes of 2 s, cut after 10 s', async ({ expect }) => {
+  it('a Kafka that never answers: its answer waited 5 s, cut after 10 s', async ({ expect }) => {
     // The warning says both: the probe's bound in its cause, the grace in giveUpInMs. The start is
     // then let through (its backend "back"), not waited out: the integration tests wait the 10 s.
     const broker = await silentListener();
@@ -590,11 +706,11 @@ describe.concurrent('past DRIFTLINE_STARTUP_TIMEOUT: the production bounds when 
     try {
       const warning = await eventually(
         async () => warnings.find((w) => w.msg?.startsWith('start-up still under way')),
-        5_000,
+        10_000,
         20,
       );
       expect(warning.obj).toEqual({
-        backend: `Kafka at ${broker.address} (took the connection but answered no Kafka request in 2000 ms)`,
+        backend: `Kafka at ${broker.address} (took the connection but answered no Kafka request in 5000 ms)`,
         variable: 'DRIFTLINE_KAFKA_BROKERS',
         giveUpInMs: 10_000,
       });

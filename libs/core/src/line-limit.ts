@@ -43,28 +43,80 @@ export interface KeyedLineLimitOptions {
   /** At most one line per key this often. */
   readonly intervalMs: number;
   /**
-   * How many keys are remembered: past it, the key whose line was written longest ago is forgotten
-   * (its next line is written at once, its count left out lost). Keys from input need a bound;
-   * `Infinity` only for keys of the program's own (a codec's subjects).
+   * How many keys are remembered. Keys from input need a bound; `Infinity` only for keys of the
+   * program's own (a codec's subjects). What a new key does when all are taken is `onFull`'s.
    */
   readonly maxKeys: number;
+  /**
+   * A new key when `maxKeys` are remembered. `'evict'` (default): the key whose line was written
+   * longest ago is forgotten (its next line is written at once, its count left out lost) — with
+   * more keys cycling than the bound, every line is written. `'overflow'`: the key written longest
+   * ago is forgotten only once its interval has passed (its next line would be written at once
+   * anyway; a count it left out moves to the overflow), else the new key's line is left out and
+   * counted into one overflow line ({@link KeyedLineLimit.overflow}), at most one per interval:
+   * at most `maxKeys` + 1 lines per interval whatever the keys.
+   */
+  readonly onFull?: 'evict' | 'overflow';
+}
+
+/** What {@link KeyedLineLimit.overflow} tells of the lines left out for keys not remembered. */
+export interface LineOverflow {
+  /** Distinct keys among them, counted up to `maxKeys` (`keysAtLeast`: there were more). */
+  readonly keys: number;
+  readonly keysAtLeast: boolean;
+  /** Their weights (events), and those left out by keys forgotten for them. */
+  readonly weight: number;
 }
 
 /** Line limits per key (a model, a subject), bounded: {@link admitLine} for each. */
 export interface KeyedLineLimit<K> {
-  /** A line for `key` at `now` standing for `weight` events: as {@link admitLine}, for that key. */
+  /**
+   * A line for `key` at `now` standing for `weight` events: as {@link admitLine}, for that key.
+   * With `onFull: 'overflow'`, undefined too for a key that found no room (counted in `overflow`).
+   */
   admit(key: K, now: number, weight?: number): number | undefined;
+  /**
+   * The overflow line due at `now` (`onFull: 'overflow'`): what keys without room left out since
+   * the last one, at most once per `intervalMs` (the first at once); undefined when none is due or
+   * nothing is left out. Call it after the `admit`s of a batch. Always undefined with `'evict'`.
+   */
+  overflow(now: number): LineOverflow | undefined;
   /** How many keys are remembered. */
   readonly size: number;
 }
 
-/** One {@link LineLimit} per key, at most `maxKeys` of them (the least recently written forgotten first). */
-export function keyedLineLimit<K>({ intervalMs, maxKeys }: KeyedLineLimitOptions): KeyedLineLimit<K> {
+/** One {@link LineLimit} per key, at most `maxKeys` of them (`onFull` says what a new key does past it). */
+export function keyedLineLimit<K>({ intervalMs, maxKeys, onFull = 'evict' }: KeyedLineLimitOptions): KeyedLineLimit<K> {
   /** In the order their lines were last written, oldest first. */
   const limits = new Map<K, LineLimit>();
+  /** The overflow line's limit, and the distinct keys it stands for (at most `maxKeys`). */
+  const over = lineLimit();
+  const overKeys = new Set<K>();
+  let overKeysMore = false;
+  /** Whether a new key finds room: in 'overflow' mode an expired oldest key makes it. */
+  const room = (now: number): boolean => {
+    if (limits.size < maxKeys) return true;
+    for (const [k, oldest] of limits) {
+      if (now - oldest.loggedAt < intervalMs) return false;
+      over.unlogged += oldest.unlogged; // its next line would have said it: the overflow says it
+      limits.delete(k);
+      return true;
+    }
+    return maxKeys > 0;
+  };
   return {
     admit(key, now, weight = 1) {
-      const limit = limits.get(key) ?? lineLimit();
+      let limit = limits.get(key);
+      if (limit === undefined && onFull === 'overflow') {
+        if (weight === 0) return undefined; // nothing to say, and no key to make room for
+        if (!room(now)) {
+          over.unlogged += weight;
+          if (overKeys.size < maxKeys) overKeys.add(key);
+          else if (!overKeys.has(key)) overKeysMore = true;
+          return undefined;
+        }
+      }
+      limit ??= lineLimit();
       const leftOut = admitLine(limit, now, intervalMs, weight);
       // Left out: the key is remembered already (its count grew), or it was a flush of nothing.
       if (leftOut === undefined) return undefined;
@@ -75,6 +127,15 @@ export function keyedLineLimit<K>({ intervalMs, maxKeys }: KeyedLineLimitOptions
         limits.delete(k);
       }
       return leftOut;
+    },
+    overflow(now) {
+      if (over.unlogged === 0 || now - over.loggedAt < intervalMs) return undefined;
+      const due: LineOverflow = { keys: overKeys.size, keysAtLeast: overKeysMore, weight: over.unlogged };
+      over.loggedAt = now;
+      over.unlogged = 0;
+      overKeys.clear();
+      overKeysMore = false;
+      return due;
     },
     get size() {
       return limits.size;

@@ -98,3 +98,71 @@ describe('keyedLineLimit', () => {
     expect(limits.admit('a', 2)).toBeUndefined(); // a was not pushed out
   });
 });
+
+describe("keyedLineLimit with onFull: 'overflow'", () => {
+  it('past maxKeys a new key is counted into one overflow line per interval, the remembered keys kept', () => {
+    const limits = keyedLineLimit<string>({ intervalMs: MINUTE, maxKeys: 2, onFull: 'overflow' });
+    expect(limits.overflow(0)).toBeUndefined(); // nothing left out
+    expect(limits.admit('a', 0)).toBe(0);
+    expect(limits.admit('b', 1)).toBe(0);
+    expect(limits.admit('c', 2, 3)).toBeUndefined(); // no room: counted, not written
+    expect(limits.admit('d', 3)).toBeUndefined();
+    expect(limits.admit('c', 4, 2)).toBeUndefined();
+    expect(limits.size).toBe(2);
+    expect(limits.overflow(5)).toEqual({ keys: 2, keysAtLeast: false, weight: 6 }); // the first at once
+    expect(limits.admit('e', 6)).toBeUndefined();
+    expect(limits.overflow(7)).toBeUndefined(); // within its interval: waits
+    expect(limits.admit('a', 8)).toBeUndefined(); // a and b were not pushed out
+    expect(limits.admit('b', 9)).toBeUndefined();
+    expect(limits.overflow(5 + MINUTE)).toEqual({ keys: 1, keysAtLeast: false, weight: 1 });
+    expect(limits.overflow(5 + 3 * MINUTE)).toBeUndefined(); // nothing left out since
+  });
+
+  it('many keys cycling write at most maxKeys + 1 lines per interval (evicting wrote one per event)', () => {
+    const run = (onFull: 'evict' | 'overflow') => {
+      const limits = keyedLineLimit<number>({ intervalMs: 5 * MINUTE, maxKeys: 1_000, onFull });
+      let lines = 0;
+      for (let i = 0; i < 15_000; i++) {
+        const at = i * 4; // 60 s
+        if (limits.admit(i % 1_500, at) !== undefined) lines++;
+        if (limits.overflow(at) !== undefined) lines++;
+      }
+      return lines;
+    };
+    expect(run('evict')).toBe(15_000);
+    expect(run('overflow')).toBe(1_001);
+  });
+
+  it('distinct keys of the overflow are counted up to maxKeys, then said to be at least that many', () => {
+    const limits = keyedLineLimit<string>({ intervalMs: MINUTE, maxKeys: 2, onFull: 'overflow' });
+    limits.admit('a', 0);
+    limits.admit('b', 0);
+    for (const k of ['c', 'd', 'd', 'e', 'f']) limits.admit(k, 1);
+    expect(limits.overflow(2)).toEqual({ keys: 2, keysAtLeast: true, weight: 5 });
+  });
+
+  it('a key whose interval has passed makes room (its next line would be written at once); what it left out goes to the overflow', () => {
+    const limits = keyedLineLimit<string>({ intervalMs: MINUTE, maxKeys: 2, onFull: 'overflow' });
+    limits.admit('a', 0);
+    limits.admit('b', 10);
+    expect(limits.admit('a', 20, 4)).toBeUndefined(); // a left 4 out
+    expect(limits.admit('c', MINUTE - 1)).toBeUndefined(); // a not expired yet: c overflows
+    expect(limits.overflow(MINUTE - 1)).toEqual({ keys: 1, keysAtLeast: false, weight: 1 });
+    expect(limits.admit('c', MINUTE)).toBe(0); // a expired: forgotten, c remembered
+    expect(limits.size).toBe(2);
+    expect(limits.admit('b', MINUTE + 1)).toBeUndefined(); // b remembered: within its interval (written at 10)
+    expect(limits.overflow(2 * MINUTE)).toEqual({ keys: 0, keysAtLeast: false, weight: 4 }); // a's 4
+  });
+
+  it('a flush (weight 0) of an unknown key takes no room; evict mode has no overflow', () => {
+    const limits = keyedLineLimit<string>({ intervalMs: MINUTE, maxKeys: 1, onFull: 'overflow' });
+    limits.admit('a', 0);
+    expect(limits.admit('b', MINUTE, 0)).toBeUndefined();
+    expect(limits.overflow(MINUTE)).toBeUndefined();
+    expect(limits.admit('a', MINUTE)).toBe(0); // still remembered (nothing left out since its line)
+    const evicting = keyedLineLimit<string>({ intervalMs: MINUTE, maxKeys: 1 });
+    evicting.admit('a', 0);
+    expect(evicting.admit('b', 1)).toBe(0);
+    expect(evicting.overflow(2)).toBeUndefined();
+  });
+});

@@ -46,7 +46,7 @@ export function driftMetrics(registry: Registry, windowMs = 0): DriftMetrics {
     events: counter(
       registry,
       'driftline_drift_events_total',
-      'Prediction events by outcome (added, late, ahead, unreferenced, replayed, refused, duplicate)',
+      'Prediction events by outcome (added, late, ahead, unreferenced, unreadable_reference, replayed, refused, duplicate)',
       ['outcome'],
     ),
     windowsOpen: gauge(registry, 'driftline_drift_windows_open', 'Open (partition, window) states of stage 1', []),

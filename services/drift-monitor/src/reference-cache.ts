@@ -1,3 +1,4 @@
+import { toDriftlineError } from '@driftline/core';
 import type { ReferenceSet } from '@driftline/drift';
 import {
   type DatedStageEvent,
@@ -11,6 +12,18 @@ import type { ReferenceStore } from '@driftline/warehouse';
 
 /** What `ReferenceStore.newest` tells of a set it leaves out (a profile that cannot be read). */
 type InvalidReference = Parameters<NonNullable<Parameters<ReferenceStore['newest']>[1]>>[0];
+
+/**
+ * A stored reference set this release cannot read (a profile of another format), remembered by its
+ * `referenceId` until the catalog names a newer one for its pair: no query per batch for it.
+ */
+export interface UnreadableReference {
+  readonly model: string;
+  readonly version: string;
+  readonly referenceId: string;
+  /** The ConfigError's message, naming the row and field. */
+  readonly reason: string;
+}
 
 const SEP = '\u0000';
 
@@ -129,6 +142,13 @@ export class ReferenceCache {
   private loads = 0;
   /** The sets the last `ensure` found for its batch (at most `maxEntries`): held even if evicted. */
   private held = new Map<string, ReferenceSet>();
+  /**
+   * Pairs whose latest set cannot be read, by the id that failed (at most `maxEntries`): `hold`
+   * loads none of them again until the catalog names another id (a corrected reference, saved
+   * again, is loaded without a restart). Each failed load queried ClickHouse and threw for the
+   * whole batch: the consumer held the partition, every model in it, and bisected mixed batches.
+   */
+  private readonly unreadable: Lru<UnreadableReference>;
   private readonly limits: ReferenceCacheLimits;
 
   constructor(
@@ -140,6 +160,7 @@ export class ReferenceCache {
     this.sets = new Lru(this.limits.maxEntries);
     this.byId = new Lru(this.limits.maxEntries);
     this.histories = new Lru(this.limits.maxPromotedModels);
+    this.unreadable = new Lru(this.limits.maxEntries);
   }
 
   /** Reference sets held now (at most `maxEntries`). */
@@ -163,6 +184,7 @@ export class ReferenceCache {
     this.catalog?.pairs.delete(key);
     this.sets.delete(key);
     this.held.delete(key);
+    this.unreadable.delete(key);
   }
 
   private async refreshCatalog(): Promise<Catalog> {
@@ -178,6 +200,9 @@ export class ReferenceCache {
       else this.sets.delete(key);
     }
     for (const key of this.held.keys()) if (!pairs.has(key)) this.held.delete(key);
+    // An unreadable set stays known while the catalog names it; another id (saved again) is loaded.
+    for (const [key, bad] of [...this.unreadable.entries()])
+      if (pairs.get(key) !== bad.referenceId) this.unreadable.delete(key);
     // A set whose reference was re-stored stays until a batch needs it (`ensure` replaces it then):
     // dropping it here took the set of a pair the same batch had already checked, whose events then
     // borrowed the promoted version's reference or were refused by the borrowed-version cap.
@@ -197,7 +222,10 @@ export class ReferenceCache {
    * other model is measured. It failed start-up here, for every model, for one bad row of one.
    */
   async preload(skipped: (invalid: InvalidReference) => void = () => {}): Promise<number> {
-    const sets = await this.store.newest(Math.min(this.limits.preloadEntries, this.limits.maxEntries), skipped);
+    const sets = await this.store.newest(Math.min(this.limits.preloadEntries, this.limits.maxEntries), (invalid) => {
+      this.markUnreadable(invalid);
+      skipped(invalid);
+    });
     for (const s of sets.reverse()) this.put(s); // the newest last: the most recently used
     await this.refreshCatalog();
     return sets.length;
@@ -285,10 +313,72 @@ export class ReferenceCache {
     return this.histories.peek(model)?.spells.some((p) => p.version === version) === true;
   }
 
+  private markUnreadable(bad: UnreadableReference): void {
+    const key = bad.model + SEP + bad.version;
+    this.unreadable.set(key, {
+      model: bad.model,
+      version: bad.version,
+      referenceId: bad.referenceId,
+      reason: bad.reason,
+    });
+    // Not in force any more: an older set of the pair in memory must not stand in for it.
+    this.sets.delete(key);
+    this.held.delete(key);
+  }
+
+  /**
+   * The store's latest set of the pair; one that cannot be read (ConfigError: a profile of a
+   * format this release does not know) is remembered as unreadable under `referenceId` (the id
+   * the catalog names) and answered `'unreadable'`. Other errors (ClickHouse down) are thrown.
+   */
+  private async load(
+    model: string,
+    version: string,
+    referenceId: string | undefined,
+  ): Promise<ReferenceSet | undefined | 'unreadable'> {
+    try {
+      return await this.store.latest(model, version);
+    } catch (error) {
+      const e = toDriftlineError(error);
+      if (e.code !== 'CONFIG_INVALID') throw error;
+      this.markUnreadable({ model, version, referenceId: referenceId ?? '', reason: e.message });
+      return 'unreadable';
+    }
+  }
+
+  /**
+   * Why the reference `resolve` would measure this event on cannot be read (its own version's, or
+   * the lender's in force at `windowStart`), or undefined: such events are dead-lettered
+   * (CONFIG_INVALID) by stage one, one by one, while every other model of the batch is measured.
+   */
+  unreadableFor(model: string, version: string, windowStart: number): UnreadableReference | undefined {
+    if (this.unreadable.size === 0) return undefined;
+    const key = model + SEP + version;
+    if (this.hasReference(key)) return this.unreadableOf(key);
+    if (this.hasServed(model, version)) return undefined;
+    const spells = this.histories.peek(model)?.spells;
+    if (spells === undefined) return undefined;
+    for (let i = spells.length - 1; i >= 0; i--) {
+      const p = spells[i]!;
+      if (p.from > windowStart) continue;
+      const lender = model + SEP + p.version;
+      if (this.hasReference(lender)) return this.unreadableOf(lender);
+    }
+    return undefined;
+  }
+
+  /** The pair's unreadable set, while the catalog still names that id as its latest. */
+  private unreadableOf(key: string): UnreadableReference | undefined {
+    const bad = this.unreadable.peek(key);
+    return bad !== undefined && this.catalog?.pairs.get(key) === bad.referenceId ? bad : undefined;
+  }
+
   /**
    * Adds the pair's latest set to `needed`, loading it when it is missing or older than the
    * catalog's. False when the store no longer has one (deleted since the catalog was read); true
-   * when held, and past the batch bound (not held, nothing loaded).
+   * when held, and past the batch bound (not held, nothing loaded). An unreadable latest set is
+   * true and not held: its events are dead-lettered (`unreadableFor`), never measured on another
+   * set; a known one is not queried again until the catalog names a newer id.
    */
   private async hold(
     catalog: Catalog,
@@ -299,9 +389,12 @@ export class ReferenceCache {
     const key = model + SEP + version;
     if (needed.has(key) || needed.size >= this.limits.maxEntries) return true;
     const latest = catalog.pairs.get(key);
+    if (latest !== undefined && this.unreadable.peek(key)?.referenceId === latest) return true;
     let set = this.sets.get(key)?.set;
     if (latest !== undefined && set?.referenceId !== latest) {
-      set = await this.store.latest(model, version);
+      const loaded = await this.load(model, version, latest);
+      if (loaded === 'unreadable') return true;
+      set = loaded;
       if (set === undefined) {
         // Deleted since the catalog was read: no reference until the next read says otherwise.
         catalog.pairs.delete(key);
@@ -310,6 +403,7 @@ export class ReferenceCache {
       }
       // Saved again since the catalog was read: the id loaded is the latest, not reloaded per batch.
       catalog.pairs.set(key, set.referenceId);
+      this.unreadable.delete(key);
       this.put(set);
     }
     if (set === undefined) return false;
@@ -357,7 +451,14 @@ export class ReferenceCache {
 
   /** The serving version's latest reference, into memory and the catalog; forgotten when it has none. */
   private async loadServing(model: string, version: string): Promise<ReferenceSet | undefined> {
-    const set = await this.store.latest(model, version);
+    const key = model + SEP + version;
+    const named = this.catalog?.pairs.get(key);
+    // Known unreadable under the id the catalog names: not queried again (its events dead-lettered).
+    if (named !== undefined && this.unreadable.peek(key)?.referenceId === named) return undefined;
+    // Unreadable: kept in the catalog (the version has a reference: never borrows, dead-lettered),
+    // not thrown, which held models.v1 and so every later promotion.
+    const set = await this.load(model, version, named);
+    if (set === 'unreadable') return undefined;
     if (set === undefined) {
       // Kept, `resolve` stopped at this version (it has a reference, none held) until the next
       // batch: a canary's events meanwhile were unreferenced instead of borrowing the one before.
@@ -365,7 +466,8 @@ export class ReferenceCache {
       return undefined;
     }
     this.put(set);
-    this.catalog?.pairs.set(model + SEP + version, set.referenceId);
+    this.unreadable.delete(key);
+    this.catalog?.pairs.set(key, set.referenceId);
     return set;
   }
 

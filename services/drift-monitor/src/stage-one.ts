@@ -103,6 +103,8 @@ export interface StageOneDeps {
   readonly heapLimit?: number;
   /** How often at most the unreferenced warning of one (model, version) is written (UNREFERENCED_WARNING_INTERVAL_MS). */
   readonly unreferencedWarningMs?: number;
+  /** (model, version) pairs warned of one by one (UNREFERENCED_WARNING_MAX_KEYS); the rest in one overflow line. */
+  readonly unreferencedWarningKeys?: number;
 }
 
 /**
@@ -211,9 +213,13 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
   // Predictions no reference measures (a version promoted without one, a model that never had
   // one): a counter alone said nothing of which, and a version that served production without a
   // reference went unmonitored for good while the one line at its promotion scrolled away.
+  // Past the pairs remembered, one overflow line per interval counts the rest: evicting the oldest
+  // pair wrote a line for every event once more pairs than that cycled (invented versions).
+  const unreferencedKeys = deps.unreferencedWarningKeys ?? UNREFERENCED_WARNING_MAX_KEYS;
   const unreferencedLines = keyedLineLimit<string>({
     intervalMs: deps.unreferencedWarningMs ?? UNREFERENCED_WARNING_INTERVAL_MS,
-    maxKeys: UNREFERENCED_WARNING_MAX_KEYS,
+    maxKeys: unreferencedKeys,
+    onFull: 'overflow',
   });
   /**
    * One line per (model, version) with unreferenced events in a batch, at most once per interval:
@@ -235,10 +241,27 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
         'predictions of a version without a reference profile are not monitored for drift (no drift_windows rows, no alerts): store its reference',
       );
     }
+    const more = unreferencedLines.overflow(at);
+    if (more !== undefined) {
+      logger.warn(
+        {
+          pairs: more.keys,
+          pairsAtLeast: more.keysAtLeast,
+          unmonitoredEvents: more.weight,
+          rememberedPairs: unreferencedLines.size,
+        },
+        `${more.keysAtLeast ? 'over ' : ''}${more.keys} more (model, version) pairs without a reference profile, ${more.weight} events not monitored for drift (past the ${unreferencedKeys} pairs warned of one by one; invented versions?)`,
+      );
+    }
   };
   const recentIds = deps.recentIds ?? DEFAULT_RECENT_IDS;
   const watchHeap = recentIdsHeapWatch('DRIFTLINE_DRIFT_RECENT_IDS', recentIds, logger, deps.heapLimit);
-  const resolve = (m: string, v: string, w: number) => deps.references.resolve(m, v, w);
+  /** The window start of the last `resolve` (`add`'s): an unreferenced event's reference is checked there. */
+  let resolvedAt = 0;
+  const resolve = (m: string, v: string, w: number) => {
+    resolvedAt = w;
+    return deps.references.resolve(m, v, w);
+  };
   const openWindows = () => {
     let n = 0;
     for (const s of states.values()) n += s.windows.openWindows();
@@ -532,6 +555,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       duplicate: state.duplicateEvents,
     };
     let added = 0;
+    let unreadableEvents = 0;
     /** Unreferenced events of this batch by (model, version). */
     const unreferenced = new Map<string, number>();
     const at = now();
@@ -550,6 +574,27 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       const stamp = item.record.timestamp;
       entry.clock = Math.max(entry.clock, stamp > 0 && stamp < at ? stamp : at);
       const outcome = state.add(item.value, offset, entry.clock);
+      // Its reference cannot be read (a profile of another format): this event alone is
+      // dead-lettered, after `add` moved the clock with its time as with any event's (left out
+      // before it, a partition carrying only that model held the merge's windows until the idle
+      // timeout). Thrown from `ensure`, it failed the whole batch: the consumer held the partition
+      // (every model in it) as a processor fault and bisected mixed batches, a query per attempt.
+      const unreadable =
+        outcome === 'unreferenced'
+          ? deps.references.unreadableFor(item.value.model, item.value.model_version, resolvedAt)
+          : undefined;
+      if (unreadable !== undefined) {
+        const refusal: DeadLetter = {
+          record: item.record,
+          code: 'CONFIG_INVALID',
+          reason: `the reference ${unreadable.referenceId} of ${unreadable.model}/${unreadable.version} cannot be read (${unreadable.reason}): store it again with this release's driftline reference or trainer`,
+        };
+        entry.refused.set(offset, refusal);
+        deadLetters.push(refusal);
+        entry.lastOffset = offset;
+        unreadableEvents++;
+        continue;
+      }
       if (outcome === 'refused') {
         const refusal: DeadLetter = {
           record: item.record,
@@ -599,7 +644,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
     if (m !== undefined) {
       const late = state.lateEvents - before.late;
       const ahead = state.aheadEvents - before.ahead;
-      const unref = state.unreferencedEvents - before.unref;
+      const unref = state.unreferencedEvents - before.unref - unreadableEvents; // dead-lettered, not unreferenced
       const replayed = state.replayedEvents - before.replayed;
       const refused = state.refusedEvents - before.refused;
       const duplicate = state.duplicateEvents - before.duplicate;
@@ -611,6 +656,7 @@ export function stageOneProcessor(deps: StageOneDeps): StageOne {
       if (replayed > 0) m.events.inc({ outcome: 'replayed' }, replayed);
       if (refused > 0) m.events.inc({ outcome: 'refused' }, refused);
       if (duplicate > 0) m.events.inc({ outcome: 'duplicate' }, duplicate);
+      if (unreadableEvents > 0) m.events.inc({ outcome: 'unreadable_reference' }, unreadableEvents);
       if (flush.windows.length > 0) m.windowsClosed.inc(flush.windows.length);
       m.windowsOpen.set(openWindows());
     }

@@ -258,4 +258,82 @@ describe('drift-monitor: references missing or unreadable (real Kafka, the regis
     expect(dlq).toBe(75);
     expect(await d.windows(`model = 'other'`)).toEqual([]);
   }, 60_000);
+  it("an unreadable reference's predictions, alone in a batch or among another model's, are dead-lettered one by one: the partition is not held, the other model's windows come at once", async () => {
+    const d = await deployment('drift-badref-held');
+    const good = referenceSet('fraud', 'v1', profilesFromCsv(csv()));
+    await warehouseOn(d.ch).references.save(good);
+    const profile = JSON.stringify({ ...JSON.parse(JSON.stringify(good.profiles[0])), format: 'driftline.profile/2' });
+    const badRow = (model: string, referenceId: string) => ({
+      model,
+      version: 'v1',
+      reference_id: referenceId,
+      feature: 'x',
+      kind: 'numeric',
+      profile,
+      created_at: chTime(Date.now()),
+    });
+    // `other`'s is there at start-up (left out by preload); `third`'s is stored while it runs.
+    await d.ch.insert('reference_profiles', [badRow('other', 'bad-1')]);
+    const lines: Line[] = [];
+    const runner = await d.start(lines);
+    await d.ch.insert('reference_profiles', [badRow('third', 'bad-2')]);
+    const dlq = async () =>
+      Number(
+        (await runner.context.registry.metrics()).match(
+          /driftline_records_dlq_total\{topic="[^"]*predictions\.v1",code="CONFIG_INVALID",service="drift-monitor"\} (\d+)/,
+        )?.[1] ?? 0,
+      );
+    const started = Date.now();
+    // First the two bad models' predictions alone, on both partitions: every record of those
+    // batches fails. They were held as a processor fault (60 s per record), and every model's
+    // predictions behind them on those partitions with them.
+    const bad: PredictionEvent[] = [];
+    for (const model of ['other', 'third'])
+      for (let j = 0; j < 10; j++)
+        bad.push({
+          prediction_id: `${model}-${j}`,
+          model,
+          model_version: 'v1',
+          entity_id: `e${j}`,
+          event_time: T0 + 100 + j,
+          features: { x: normal() },
+          prediction: r(),
+          predicted_class: null,
+        });
+    await d.send(bad);
+    expect(await eventually(async () => ((await dlq()) >= 20 ? dlq() : undefined), 15_000, 100)).toBe(20);
+    // Then fraud's and more of theirs, mixed in the same batches (bisected before, a query per half).
+    const mixed = predictions(
+      [
+        ['fraud', 'v1'],
+        ['other', 'v1'],
+        ['fraud', 'v1'],
+        ['third', 'v1'],
+      ],
+      0,
+      3,
+    ).map((e) => ({ ...e, prediction_id: `m-${e.prediction_id}` }));
+    await d.send(mixed);
+    const fraud = await eventually(
+      async () => {
+        const rows = await d.windows(`model = 'fraud'`);
+        return rows.length >= 3 ? rows : undefined;
+      },
+      15_000,
+      100,
+    );
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(fraud.map((w) => [w.version, Number(w.ws), Number(w.events)])).toEqual([
+      ['v1', 0, 50],
+      ['v1', 1000, 50],
+      ['v1', 2000, 50],
+    ]);
+    // Every bad prediction dead-lettered once, each with its own reason; none held as a fault.
+    const badMixed = mixed.filter((e) => e.model !== 'fraud').length;
+    expect(await eventually(async () => ((await dlq()) >= 20 + badMixed ? dlq() : undefined), 15_000, 100)).toBe(
+      20 + badMixed,
+    );
+    expect(lines.filter((l) => l.msg.includes('processor fault'))).toEqual([]);
+    expect(await d.windows(`model IN ('other', 'third')`)).toEqual([]);
+  }, 60_000);
 });

@@ -3,7 +3,7 @@
 // saying what to do. Found by a review: the host skipped the embedded client's checks, printed
 // "internal error … report it" and exited 1 at once, a restart loop under a supervisor.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,13 +12,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 
 // A tmpfs whose every inode is taken, mounted in a mount namespace of the child's own (root, or an
-// unprivileged user namespace); $2 seconds later (when not empty) the inodes are given back. Then
-// the CLI from source on a data directory there.
+// unprivileged user namespace); once the file $2 exists (when not empty: the test creates it after
+// the first retry) the inodes are given back. Then the CLI from source on a data directory there.
+// Not after a fixed delay: a loaded run started the CLI after the inodes were back, and saw no
+// retry.
 const SCRIPT = `set -e
 mount -t tmpfs -o size=16m,nr_inodes=64 driftline-test "$1"
 mkdir "$1/chdb"
 i=0; while touch "$1/fill-$i" 2>/dev/null; do i=$((i+1)); done
-if [ -n "$2" ]; then (sleep "$2"; rm -f "$1"/fill-*) >/dev/null 2>&1 & fi
+if [ -n "$2" ]; then (while [ ! -e "$2" ]; do sleep 0.1; done; rm -f "$1"/fill-*) >/dev/null 2>&1 & fi
 shift 2
 exec "$@"`;
 const namespace = ['unshare', '--mount', '--map-root-user'];
@@ -28,6 +30,8 @@ const cli = [process.execPath, '--import', 'tsx', '--conditions=source', 'servic
 interface Serve {
   readonly child: ChildProcess;
   readonly disk: string;
+  /** Creating this file gives the inodes back (when the disk is to be freed). */
+  readonly freeTrigger: string;
   stdout: string;
   stderr: string;
   readonly exited: Promise<number | null>;
@@ -38,28 +42,19 @@ afterEach(() => {
   for (const s of started.splice(0)) {
     s.child.kill('SIGKILL');
     rmSync(s.disk, { recursive: true, force: true });
+    rmSync(s.freeTrigger, { force: true });
   }
 });
 
-/** `driftline clickhouse serve` on a full tmpfs whose inodes come back after `freeAfterSeconds` (never when undefined). */
-function serve(freeAfterSeconds: number | undefined, startupTimeout: string): Serve {
+/** `driftline clickhouse serve` on a full tmpfs whose inodes come back once `freeTrigger` exists (never unless `freeable`). */
+function serve(freeable: boolean, startupTimeout: string): Serve {
   const disk = mkdtempSync(join(tmpdir(), 'driftline-serve-full-'));
+  const freeTrigger = `${disk}.free`;
   // Only the host's variables: any other DRIFTLINE_* name is refused (exit 78).
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DRIFTLINE_')));
   const child = spawn(
     namespace[0]!,
-    [
-      ...namespace.slice(1),
-      'sh',
-      '-c',
-      SCRIPT,
-      'sh',
-      disk,
-      String(freeAfterSeconds ?? ''),
-      ...cli,
-      'clickhouse',
-      'serve',
-    ],
+    [...namespace.slice(1), 'sh', '-c', SCRIPT, 'sh', disk, freeable ? freeTrigger : '', ...cli, 'clickhouse', 'serve'],
     {
       cwd: root,
       env: {
@@ -74,6 +69,7 @@ function serve(freeAfterSeconds: number | undefined, startupTimeout: string): Se
   const s: Serve = {
     child,
     disk,
+    freeTrigger,
     stdout: '',
     stderr: '',
     exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
@@ -102,7 +98,9 @@ describe('driftline clickhouse serve: the embedded engine on a full disk at star
   it.skipIf(!canMount)(
     'retries while the disk is full and listens once it has room, then stops on SIGTERM with exit 0',
     async () => {
-      const s = serve(4, '60s');
+      const s = serve(true, '60s');
+      await until(() => retries(s).length > 0, 60_000).catch(() => {});
+      writeFileSync(s.freeTrigger, '');
       await until(() => s.stdout.includes('"url"'), 60_000).catch(() => {});
       const listening = JSON.parse(s.stdout.trim().split('\n')[0] ?? 'null') as { url?: string } | null;
       expect(listening?.url, s.stdout + s.stderr).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -120,7 +118,7 @@ describe('driftline clickhouse serve: the embedded engine on a full disk at star
   it.skipIf(!canMount)(
     'gives up after DRIFTLINE_STARTUP_TIMEOUT with one line naming the path and ENOSPC, never "internal error … report it"',
     async () => {
-      const s = serve(undefined, '3s');
+      const s = serve(false, '3s');
       const code = await Promise.race([
         s.exited,
         new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 60_000)),
@@ -138,7 +136,7 @@ describe('driftline clickhouse serve: the embedded engine on a full disk at star
   );
 
   it.skipIf(!canMount)('a signal while it waits for the disk stops it at once, exit 0', async () => {
-    const s = serve(undefined, '60s');
+    const s = serve(false, '60s');
     await until(() => retries(s).length > 0, 60_000);
     s.child.kill('SIGTERM');
     expect(await s.exited).toBe(0);

@@ -74,7 +74,9 @@ export function evaluateBounds(
   for (const row of rows) {
     // The labels the metrics used: labels other than 0/1 (invalid) are skipped by the metrics, and
     // 995 of them beside 5 valid ones had fired an alert on 5 rows (found by a review).
-    if (row.labeled - row.invalidLabels < options.minSamples) continue;
+    // A sampled window's row: the sampled rows its metrics came from, not its exact count (150
+    // labeled rows had been judged on the 7–17 of them in the sample).
+    if (usedLabels(row) < options.minSamples) continue;
     const whole = row.segment === ALL_SEGMENT && row.segmentFeature === '';
     // By the feature too: a segment whose value is literally `__all__` is a segment.
     if (!options.includeSegments && !whole) continue;
@@ -88,6 +90,15 @@ export function evaluateBounds(
     }
   }
   return out;
+}
+
+/**
+ * The valid labels a row's metrics were computed from: its sampled rows when its window was read as
+ * a sample (a sample with an invalid label has no metrics at all), else its labeled rows less the
+ * invalid ones.
+ */
+function usedLabels(row: PerformanceRow): number {
+  return row.sampled ?? row.labeled - row.invalidLabels;
 }
 
 const isBusinessMetric = (m: BoundMetric): m is BusinessMetricName =>

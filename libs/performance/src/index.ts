@@ -73,6 +73,7 @@ export {
   type WindowCounts,
   type WindowInput,
   type WindowRef,
+  windowBusinessOutcome,
   windowKey,
   windowStart,
 } from './windows.js';

@@ -1,5 +1,11 @@
 import { DriftlineError } from '@driftline/core';
-import type { ValuedPoint } from './business.js';
+import {
+  type BusinessOptions,
+  type BusinessOutcome,
+  businessOutcome,
+  scaledBusinessOutcome,
+  type ValuedPoint,
+} from './business.js';
 import { classificationMetrics, emptyMetrics, type Metrics, regressionMetrics, type Task } from './metrics.js';
 
 /** Start of the tumbling window of size `sizeMs` containing `timeMs` (aligned to the epoch). */
@@ -106,6 +112,12 @@ export interface WindowCounts {
   readonly notClass: number;
   /** Per segment feature, per value index (as `SegmentColumn.values`): the same two counts. */
   readonly segments: ReadonlyArray<{ readonly labeled: Float64Array; readonly notClass: Float64Array }>;
+  /**
+   * The read stopped at its bound with rows left, twice (rows kept arriving faster than the window
+   * was counted and read): the rows held are the sample's earliest by time, not a uniform sample,
+   * so the window has no metrics this time (`computeWindow`), its counts exact all the same.
+   */
+  readonly cut?: boolean;
 }
 
 /**
@@ -144,7 +156,7 @@ export class WindowColumnsBuilder {
   private readonly labeledIds: Uint32Array[];
   private readonly expiredBy: number[][];
   private exact:
-    | { labeled: number; notClass: number; by: Array<{ labeled: number[]; notClass: number[] }> }
+    | { labeled: number; notClass: number; by: Array<{ labeled: number[]; notClass: number[] }>; cut?: true }
     | undefined;
 
   constructor(private readonly segmentFeatures: number) {
@@ -215,6 +227,12 @@ export class WindowColumnsBuilder {
     by.notClass[id] = (by.notClass[id] ?? 0) + notClass;
   }
 
+  /** The rows added are not a uniform sample (see `WindowCounts.cut`); after setExactTotals. */
+  markCut(): void {
+    if (this.exact === undefined) throw new DriftlineError('INTERNAL', 'markCut before setExactTotals');
+    this.exact.cut = true;
+  }
+
   build(): WindowColumns {
     const exact = this.exact;
     const dense = (values: number[], size: number) => {
@@ -231,6 +249,7 @@ export class WindowColumnsBuilder {
             sampled: {
               labeled: exact.labeled,
               notClass: exact.notClass,
+              ...(exact.cut === true ? { cut: true } : {}),
               segments: exact.by.map((by, f) => {
                 const size = (this.dictionaries[f] as Map<string, number>).size;
                 return { labeled: dense(by.labeled, size), notClass: dense(by.notClass, size) };
@@ -271,7 +290,18 @@ export interface WindowInput {
   readonly window: WindowColumns;
   /** Predictions of the window still waiting for a label (window level only). */
   readonly pending: number;
+  /**
+   * A sampled window only (`window.sampled`): a slice whose sample holds fewer valid labels than
+   * this has no metrics (null), its counts exact all the same — a segment of 150 rows in a window
+   * sampled at 1 in 12 had been judged and published on its 7–17 sampled rows as if on all 150.
+   * Default {@link DEFAULT_MIN_SAMPLED} (the label-joiner passes DRIFTLINE_JOINER_ALERT_MIN_SAMPLES).
+   * A window read whole keeps every metric, however few its labels (they are exact).
+   */
+  readonly minSampled?: number;
 }
+
+/** Default of `WindowInput.minSampled`: DRIFTLINE_JOINER_ALERT_MIN_SAMPLES' default. */
+const DEFAULT_MIN_SAMPLED = 100;
 
 export interface PerformanceRow {
   /** '' for the whole window. */
@@ -346,7 +376,10 @@ function row(
   const labeled = exact?.labeled ?? read;
   if (exact !== undefined) {
     invalid = input.task === 'classification' ? exact.notClass : 0;
-    if (invalid > 0) metrics = emptyMetrics();
+    // Too few sampled rows to say anything of the slice: no metrics rather than a handful's read
+    // as the slice's (its exact `labeled` beside them).
+    const tooFew = read - computed.invalid < (input.minSampled ?? DEFAULT_MIN_SAMPLED);
+    if (invalid > 0 || tooFew || input.window.sampled?.cut === true) metrics = emptyMetrics();
   }
   const predictions = labeled + expired + pending;
   return {
@@ -361,6 +394,28 @@ function row(
     metrics,
     ...(exact === undefined ? {} : { sampled: read }),
   };
+}
+
+/**
+ * The window's business outcome from the rows read. A sample (`window.sampled`) is scaled to the
+ * window (sums and counts × labeled / sampled) and is null: when any label of the window is not 0
+ * or 1 (as whole: the sample may miss it), when the read was cut (`WindowCounts.cut`), or when the
+ * sample holds some valued labels but fewer than `minSampled` (default as `WindowInput.minSampled`)
+ * — a handful of values scaled up by the sample's factor had stood for the window's money, its
+ * sign at the mercy of which few rows the hash kept. A sample with no valued label at all keeps
+ * its outcome (a false-alarm cost alone: counts over the whole sample).
+ */
+export function windowBusinessOutcome(
+  window: WindowColumns,
+  options: BusinessOptions & { readonly minSampled?: number },
+): BusinessOutcome | null {
+  const { minSampled, ...business } = options;
+  const outcome = businessOutcome(valuedPoints(window), business);
+  const sampled = window.sampled;
+  if (sampled === undefined) return outcome;
+  if (sampled.notClass > 0 || sampled.cut === true || window.labeledCount === 0 || outcome === null) return null;
+  if (outcome.valued > 0 && outcome.valued < (minSampled ?? DEFAULT_MIN_SAMPLED)) return null;
+  return scaledBusinessOutcome(outcome, Math.max(1, sampled.labeled / window.labeledCount));
 }
 
 /** The window's labeled rows as business points (one at a time: nothing is copied). */

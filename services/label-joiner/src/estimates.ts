@@ -4,7 +4,6 @@ import type { GroupTally, JoinStore, TallyInput } from '@driftline/join';
 import { counter, gauge, type Registry } from '@driftline/observability';
 import {
   type BusinessOutcome,
-  businessOutcome,
   type CalibrationMap,
   type CbpeEstimate,
   currentWindow,
@@ -16,12 +15,11 @@ import {
   parseWindowKey,
   SCORE_SLOTS,
   type ScoreHistogram,
-  scaledBusinessOutcome,
   scoreSlot,
   slotValue,
-  valuedPoints,
   type WindowColumns,
   type WindowRef,
+  windowBusinessOutcome,
   windowKey,
 } from '@driftline/performance';
 import type { PredictionEvent } from '@driftline/schemas';
@@ -216,6 +214,8 @@ export class WindowEstimator {
       readonly falseAlarmCost: number | undefined;
       readonly cacheMs: number;
       readonly logger?: Logger;
+      /** A sampled window's business outcome needs this many valued labels in the sample (windowBusinessOutcome). */
+      readonly minSampled?: number;
     },
     registry?: Registry,
   ) {
@@ -260,19 +260,13 @@ export class WindowEstimator {
     const estimate = await this.estimate(ref, now);
     // From the rows the recompute read: a read of its own (one object per row, unpaged) had undone
     // the window's bound on memory.
-    const outcome = businessOutcome(valuedPoints(window), {
+    // A sample (a window over DRIFTLINE_JOINER_MAX_WINDOW_ROWS): scaled to the window, null when
+    // any of its labels is not 0 or 1, when the read was cut, or on too few valued labels.
+    const business = windowBusinessOutcome(window, {
       threshold: this.options.threshold,
       ...(this.options.falseAlarmCost === undefined ? {} : { falseAlarmCost: this.options.falseAlarmCost }),
+      ...(this.options.minSampled === undefined ? {} : { minSampled: this.options.minSampled }),
     });
-    // A sample (a window over DRIFTLINE_JOINER_MAX_WINDOW_ROWS): scaled to the window, and null
-    // when any of its labels is not 0 or 1, as for the whole window (the sample may miss it).
-    const sampled = window.sampled;
-    const business =
-      sampled === undefined
-        ? outcome
-        : sampled.notClass > 0 || window.labeledCount === 0
-          ? null
-          : scaledBusinessOutcome(outcome, Math.max(1, sampled.labeled / window.labeledCount));
     return estimate === undefined ? { business } : { estimate, business };
   }
 

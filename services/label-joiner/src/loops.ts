@@ -374,8 +374,21 @@ export class WindowRecomputer {
     const pending = await this.store.pendingCount(windowKey(ref));
     const window = await this.warehouse.predictions.readWindow(ref, o.windowMs, o.segmentFeatures, {
       maxRows: o.maxWindowRows ?? DEFAULT_MAX_WINDOW_ROWS,
+      maxSegments: o.maxSegments,
     });
     if (window.sampled !== undefined) this.sampledWindow(ref, window.sampled.labeled, window.labeledCount);
+    if (window.sampled?.cut === true) {
+      // Rare by construction (rows arrived past the bound twice during one recompute): said each time.
+      this.options.logger?.warn(
+        {
+          model: ref.model,
+          model_version: ref.modelVersion,
+          window_start: new Date(ref.windowStart).toISOString(),
+          labeled: window.sampled.labeled,
+        },
+        'window sample cut at DRIFTLINE_JOINER_MAX_WINDOW_ROWS twice by rows arriving during its read: its metrics and business outcome are left empty this time (its counts exact); the next recompute reads it again',
+      );
+    }
     const task = o.taskOf(ref.model);
     const rows = computeWindow({
       task,
@@ -384,6 +397,9 @@ export class WindowRecomputer {
       maxSegments: o.maxSegments,
       window,
       pending,
+      // A sampled slice with fewer sampled labels than an alert needs has no metrics (not a
+      // handful's published beside the slice's exact count).
+      minSampled: o.alertMinSamples,
     });
     const extras =
       task === 'classification' && o.estimator !== undefined ? await o.estimator.extras(ref, window) : undefined;

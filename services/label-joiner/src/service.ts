@@ -128,6 +128,7 @@ export const labelJoinerService = defineService({
                 threshold: config.threshold,
                 falseAlarmCost: config.falseAlarmCost,
                 cacheMs: config.calibrationRefreshMs,
+                minSampled: config.alertMinSamples,
                 logger,
               },
               ctx.registry,

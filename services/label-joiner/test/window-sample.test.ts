@@ -58,6 +58,7 @@ describe('computeWindow with a sample and exact counts', () => {
       maxSegments: 10,
       window,
       pending: 3,
+      minSampled: 1, // a handful of sampled rows stands for the many here
     });
     const [whole, ...segments] = rows;
     expect(whole).toMatchObject({
@@ -98,6 +99,7 @@ describe('computeWindow with a sample and exact counts', () => {
       maxSegments: 2,
       window: b.build(),
       pending: 0,
+      minSampled: 1, // a handful of sampled rows stands for the many here
     });
     expect(rows.slice(1).map((r) => [r.segment, r.labeled, r.sampled])).toEqual([
       ['A', 600, 2],
@@ -114,6 +116,7 @@ describe('computeWindow with a sample and exact counts', () => {
       maxSegments: 10,
       window,
       pending: 0,
+      minSampled: 1, // a handful of sampled rows stands for the many here
     });
     expect(rows.map((r) => [r.segment, r.invalidLabels, r.metrics.accuracy === null])).toEqual([
       ['__all__', 2, true],
@@ -129,6 +132,7 @@ describe('computeWindow with a sample and exact counts', () => {
       maxSegments: 10,
       window,
       pending: 0,
+      minSampled: 1, // a handful of sampled rows stands for the many here
     });
     expect(regression[0]).toMatchObject({ invalidLabels: 0, labeled: 400, sampled: 5 });
     expect(regression[0]?.metrics.rmse).not.toBeNull();

@@ -196,7 +196,9 @@ export interface PredictionStore {
    * uniform sample of them instead — rows whose `cityHash64(prediction_id) % 2^32` is below a share
    * (`sampleShare` of @driftline/performance), so every instance and recompute keeps the same ones —
    * with its exact counts (`WindowColumns.sampled`: labeled and not-0-or-1 labels, whole and per
-   * segment value, the `maxRows` most frequent values per feature, the rest as `__other__`).
+   * segment value: per feature the `maxSegments` − 1 first values as computeWindow ranks them when
+   * there are more than `maxSegments`, the rest as `__other__`). A read taken past `maxRows` by rows
+   * written since the count is counted and read again once; past it again, `sampled.cut`.
    */
   readWindow(
     ref: WindowRef,
@@ -351,7 +353,42 @@ function predictionColumns(p: PredictionEvent) {
 export interface WindowReadOptions {
   /** Most labeled rows a read holds; past it, a sample (see readWindow). */
   readonly maxRows?: number;
+  /**
+   * With `maxRows`: segments per feature the caller keeps (computeWindow's `maxSegments`, the rest
+   * `__other__`). A sampled window's exact counts are read for these values only. Default 20.
+   */
+  readonly maxSegments?: number;
 }
+
+/** What the steps of one readWindow share: its parameters and SQL fragments. */
+interface WindowQuery {
+  readonly params: Record<string, unknown>;
+  readonly segs: readonly string[];
+  readonly segArray: string;
+  readonly where: string;
+  readonly labeledTable: string;
+}
+
+/** One attempt's read: the builder (with the exact counts when sampled), the share, the values kept. */
+interface SamplePlan {
+  readonly window: WindowColumnsBuilder;
+  readonly share: number | undefined;
+  /** Per segment feature, the raw values kept as segments of their own (undefined: all). */
+  readonly known: ReadonlyArray<ReadonlySet<string> | undefined>;
+  /** Labeled rows counted (0 when not counted: no `maxRows`). */
+  readonly counted: number;
+}
+
+/** Segment values of raw ones, those not kept (`known`, by raw value) as `__other__`. */
+function foldSegments(raw: readonly string[], known: SamplePlan['known']): string[] {
+  return raw.map((r, f) => {
+    const values = known[f];
+    return values === undefined || values.has(r) ? segmentValue(r) : OTHER_SEGMENT;
+  });
+}
+
+/** readWindow's `maxSegments` when none is given: DRIFTLINE_JOINER_MAX_SEGMENTS' default. */
+const DEFAULT_READ_SEGMENTS = 20;
 
 /** Labeled rows per query of a window's read: each query and its result stay bounded, whatever the window holds. */
 export const WINDOW_PAGE_ROWS = 50_000;
@@ -413,57 +450,116 @@ export class ClickHousePredictionStore implements PredictionStore {
       AND prediction_time >= fromUnixTimestamp64Milli({start:Int64}, 'UTC')
       AND prediction_time < fromUnixTimestamp64Milli({end:Int64}, 'UTC')`;
     const labeledTable = this.ch.table('labeled_predictions');
-    const window = new WindowColumnsBuilder(segmentFeatures.length);
+    const q: WindowQuery = { params, segs, segArray, where, labeledTable };
     const maxRows = options.maxRows;
     // Counted first (one aggregate): a window over the bound is read as a sample, with its exact
     // counts. Read whole, a window larger than the process's memory killed the label-joiner, and
     // the restarted joiner read it again first, and so on (a crash loop of every model's labels).
-    let share: number | undefined;
-    // Per segment feature, the values the exact counts know (undefined: all of them).
-    const known: Array<Set<string> | undefined> = segmentFeatures.map(() => undefined);
-    if (maxRows !== undefined) {
-      const [total] = await this.ch.select<{ n: number | string; bad: number | string }>(
-        `SELECT count() AS n, countIf(label NOT IN (0, 1)) AS bad FROM ${labeledTable} FINAL WHERE ${where}`,
-        params,
+    let plan: SamplePlan =
+      maxRows === undefined
+        ? { window: new WindowColumnsBuilder(segmentFeatures.length), share: undefined, known: [], counted: 0 }
+        : await this.planSample(q, maxRows, options.maxSegments ?? DEFAULT_READ_SEGMENTS, undefined);
+    let overflow = await this.readLabeled(q, plan, maxRows);
+    if (overflow && maxRows !== undefined) {
+      // Rows written since the count took the read past the bound: counted again and read once
+      // more as a sample of the window as it is now, planned for as many rows again arriving during
+      // the read (the earliest rows up to the bound, kept before, were no uniform sample: 300 rows
+      // joined after a count of 4,990 had published the first 5,000 by time, unflagged).
+      const first = plan.counted;
+      plan = await this.planSample(q, maxRows, options.maxSegments ?? DEFAULT_READ_SEGMENTS, first);
+      overflow = await this.readLabeled(q, plan, maxRows);
+      // Past the bound again: the rows held are the sample's earliest, not a uniform sample; the
+      // window's metrics are void this time (its counts exact), the next recompute tries again.
+      if (overflow) plan.window.markCut();
+    }
+    const { window, known } = plan;
+    const expired = await this.ch.select<{ segments: string[]; n: number | string }>(
+      `SELECT ${segArray} AS segments, count() AS n FROM ${this.ch.table('unlabeled_predictions')} FINAL
+       WHERE ${where} AND prediction_id NOT IN (SELECT prediction_id FROM ${labeledTable} WHERE ${where})
+       GROUP BY segments`,
+      params,
+    );
+    for (const r of expired) window.addExpired(foldSegments(r.segments, known), Number(r.n));
+    return window.build();
+  }
+
+  /**
+   * The window's labeled rows counted (whole and, for each segment feature, its most frequent
+   * values) and the sample's share: a builder holding the exact counts when the window is over
+   * `maxRows`. `previous`: the count of an earlier attempt whose read overflowed (if any) — the
+   * rows that arrived since are expected again during this read, and the window is sampled in any
+   * case (it was seen over the bound).
+   */
+  private async planSample(
+    q: WindowQuery,
+    maxRows: number,
+    maxSegments: number,
+    previous: number | undefined,
+  ): Promise<SamplePlan> {
+    const { params, segs, where, labeledTable } = q;
+    const window = new WindowColumnsBuilder(segs.length);
+    const known: Array<ReadonlySet<string> | undefined> = segs.map(() => undefined);
+    const [total] = await this.ch.select<{ n: number | string; bad: number | string }>(
+      `SELECT count() AS n, countIf(label NOT IN (0, 1)) AS bad FROM ${labeledTable} FINAL WHERE ${where}`,
+      params,
+    );
+    const n = Number(total?.n ?? 0);
+    const expected = previous === undefined ? n : Math.max(n + Math.max(0, n - previous), maxRows + 1);
+    const share = sampleShare(expected, maxRows);
+    if (share === undefined) return { window, share, known, counted: n };
+    const notClass = Number(total?.bad ?? 0);
+    window.setExactTotals(n, notClass);
+    const unlabeled = this.ch.table('unlabeled_predictions');
+    for (const [f, seg] of segs.entries()) {
+      // The values ranked as computeWindow ranks segments (boundSegments: labeled + expired rows,
+      // then the value), only the first maxSegments + 1 returned: enough to know whether the
+      // feature has more values than segments. Every value had been returned (up to the row bound,
+      // a million objects: a segment feature with a value per row took more memory than the read
+      // the bound replaced).
+      const counted = await this.ch.select<{ value: string; n: number | string; bad: number | string }>(
+        `SELECT value, sum(l) AS n, sum(b) AS bad FROM (
+           SELECT ${seg} AS value, count() AS l, countIf(label NOT IN (0, 1)) AS b, 0 AS e
+           FROM ${labeledTable} FINAL WHERE ${where} GROUP BY value
+           UNION ALL
+           SELECT ${seg} AS value, 0 AS l, 0 AS b, count() AS e
+           FROM ${unlabeled} FINAL
+           WHERE ${where} AND prediction_id NOT IN (SELECT prediction_id FROM ${labeledTable} WHERE ${where})
+           GROUP BY value)
+         GROUP BY value ORDER BY sum(l) + sum(e) DESC, value LIMIT {k:UInt32}`,
+        { ...params, k: maxSegments + 1 },
       );
-      const n = Number(total?.n ?? 0);
-      share = sampleShare(n, maxRows);
-      if (share !== undefined) {
-        const notClass = Number(total?.bad ?? 0);
-        window.setExactTotals(n, notClass);
-        for (const [f, seg] of segs.entries()) {
-          const counted: ReadonlyArray<{ value: string; n: number | string; bad: number | string }> =
-            await this.ch.select(
-              `SELECT ${seg} AS value, count() AS n, countIf(label NOT IN (0, 1)) AS bad
-             FROM ${labeledTable} FINAL WHERE ${where}
-             GROUP BY value ORDER BY n DESC, value LIMIT {cap:UInt32}`,
-              { ...params, cap: maxRows },
-            );
-          let [restN, restBad] = [n, notClass];
-          for (const v of counted) {
-            window.addExactCounts(f, segmentValue(v.value), Number(v.n), Number(v.bad));
-            restN -= Number(v.n);
-            restBad -= Number(v.bad);
-          }
-          // More distinct values than the bound: the rarest are `__other__`, in the counts and the sample.
-          if (counted.length === maxRows) {
-            known[f] = new Set(counted.map((v) => segmentValue(v.value)));
-            if (restN > 0) window.addExactCounts(f, OTHER_SEGMENT, restN, Math.max(0, restBad));
-          }
-        }
+      // More values than segments: the first maxSegments − 1 kept, the rest `__other__` (in the
+      // counts, the sample and the expired rows alike), as boundSegments folds them.
+      const kept = counted.length > maxSegments ? counted.slice(0, Math.max(0, maxSegments - 1)) : counted;
+      let [restN, restBad] = [n, notClass];
+      for (const v of kept) {
+        window.addExactCounts(f, segmentValue(v.value), Number(v.n), Number(v.bad));
+        restN -= Number(v.n);
+        restBad -= Number(v.bad);
+      }
+      if (kept.length < counted.length) {
+        // By raw value: two raw values of one segment (`"1"` and `1`) go the same way in the counts
+        // and in the rows.
+        known[f] = new Set(kept.map((v) => v.value));
+        if (restN > 0) window.addExactCounts(f, OTHER_SEGMENT, restN, Math.max(0, restBad));
       }
     }
+    return { window, share, known, counted: n };
+  }
+
+  /**
+   * The labeled rows (the sample's when `plan.share`) into `plan.window`, at most `maxRows`; true
+   * when rows were left past them (rows written since the count).
+   */
+  private async readLabeled(q: WindowQuery, plan: SamplePlan, maxRows: number | undefined): Promise<boolean> {
+    const { params, segArray, where, labeledTable } = q;
+    const { window, share, known } = plan;
     const sampleWhere = share === undefined ? '' : 'AND cityHash64(prediction_id) % 4294967296 < {share:UInt64}';
-    const segmentsOf = (raw: readonly string[]) =>
-      raw.map((r, f) => {
-        const v = segmentValue(r);
-        const values = known[f];
-        return values === undefined || values.has(v) ? v : OTHER_SEGMENT;
-      });
     // Keyset pages in the table's order, each one bounded query: a window of millions of rows read
     // at once had held its whole JSON text and an object of hundreds of bytes per row.
     let after: { t: number; id: string } | undefined;
     let held = 0;
+    let overflow = false;
     for (;;) {
       let count = 0;
       let last: { t: number; id: string } | undefined;
@@ -485,24 +581,20 @@ export class ClickHousePredictionStore implements PredictionStore {
             count++;
             last = { t: Number(t), id };
             // The bound holds whatever the sample's size turned out (rows written since the count).
-            if (maxRows !== undefined && held >= maxRows) continue;
+            if (maxRows !== undefined && held >= maxRows) {
+              overflow = true;
+              continue;
+            }
             const labelValue = value === null ? null : Number(value);
-            window.addLabeled(Number(prediction), Number(label), segmentsOf(segments), labelValue);
+            window.addLabeled(Number(prediction), Number(label), foldSegments(segments, known), labelValue);
             held++;
           }
         },
       );
-      if (count < this.windowPageRows || last === undefined || (maxRows !== undefined && held >= maxRows)) break;
+      if (count < this.windowPageRows || last === undefined || overflow) break;
       after = last;
     }
-    const expired = await this.ch.select<{ segments: string[]; n: number | string }>(
-      `SELECT ${segArray} AS segments, count() AS n FROM ${this.ch.table('unlabeled_predictions')} FINAL
-       WHERE ${where} AND prediction_id NOT IN (SELECT prediction_id FROM ${labeledTable} WHERE ${where})
-       GROUP BY segments`,
-      params,
-    );
-    for (const r of expired) window.addExpired(r.segments.map(segmentValue), Number(r.n));
-    return window.build();
+    return overflow;
   }
 
   async trainingPage(

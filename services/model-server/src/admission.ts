@@ -15,15 +15,18 @@ export const backlogFull = (bound: LogBound, waitedMs = 0) =>
     `prediction log backlog full (${bound.records} records or ${bound.bytes} bytes not yet acknowledged by Kafka${waitedMs > 0 ? ` after waiting ${waitedMs} ms` : ''}); retry later`,
   );
 
-/** Default of DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES: the most bytes one request may log (README). */
+/**
+ * Default of DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES: the most UTF-8 bytes of string feature
+ * values one request may log, over all versions' records (README).
+ */
 export const DEFAULT_MAX_REQUEST_LOG_BYTES = 64 * 1_048_576;
 
-/** The 413 of a request whose records would exceed the log bytes one request may take. */
+/** The 413 of a request whose records would carry more string feature bytes than one request may. */
 export const requestLogTooLarge = (bytes: number, records: number, cap: number) =>
   new HttpError(
     413,
     'BAD_REQUEST',
-    `request would log ${bytes} bytes of predictions (${records} records, all versions), over DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES (${cap}): send fewer instances`,
+    `request would log ${bytes} bytes of string feature values (${records} records, all versions), over DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES (${cap}): send fewer instances`,
   );
 
 /** The 503 of a prediction log that is closing or whose thread has exited. */
@@ -35,20 +38,51 @@ const RECORD_OVERHEAD_BYTES = 64;
 const VALUE_BYTES = 9;
 
 /**
- * About how many bytes a prediction record holds in the log: its strings' lengths in UTF-16 code
- * units plus a fixed cost per field. The count the byte bound is kept in: what matters there are
- * string feature values (up to 65,536 characters each), which a record count alone leaves unbounded.
+ * UTF-8 bytes of a string: its length while every code unit is ASCII (the common case, no copy),
+ * else Buffer.byteLength (up to 3 bytes a code unit: counting UTF-16 units undercounted a string of
+ * `€` 3×, found by a review).
+ */
+export function utf8Bytes(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s, 'utf8');
+  return s.length;
+}
+
+/**
+ * About how many bytes a prediction record holds in the log: its strings' UTF-8 bytes plus a fixed
+ * cost per field. The count the byte bound is kept in: what matters there are string feature
+ * values (up to 65,536 characters each), which a record count alone leaves unbounded.
  */
 export function approxRecordBytes(e: PredictionEvent): number {
   let bytes =
-    RECORD_OVERHEAD_BYTES + e.prediction_id.length + e.model.length + e.model_version.length + e.entity_id.length;
+    RECORD_OVERHEAD_BYTES +
+    e.prediction_id.length +
+    utf8Bytes(e.model) +
+    utf8Bytes(e.model_version) +
+    utf8Bytes(e.entity_id);
   const features = e.features;
   for (const name in features) {
     const v = features[name];
-    bytes += name.length + (typeof v === 'string' ? v.length : VALUE_BYTES);
+    bytes += utf8Bytes(name) + (typeof v === 'string' ? utf8Bytes(v) : VALUE_BYTES);
   }
   const scores = e.scores;
-  if (scores != null) for (const version in scores) bytes += version.length + VALUE_BYTES;
+  if (scores != null) for (const version in scores) bytes += utf8Bytes(version) + VALUE_BYTES;
+  return bytes;
+}
+
+/**
+ * UTF-8 bytes of a record's string feature values: what DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES
+ * caps, summed over a request's records. Only strings are unbounded per record (65,536 characters
+ * each): numbers, names and ids are bounded by DRIFTLINE_MODEL_SERVER_MAX_BATCH × MAX_FEATURES ×
+ * versions already. Capping the whole record refused ordinary numeric batches the settings allow
+ * (10,000 instances of 256 doubles, 3 versions: ~130 MB estimated; found by a review).
+ */
+export function stringValueBytes(e: PredictionEvent): number {
+  let bytes = 0;
+  const features = e.features;
+  for (const name in features) {
+    const v = features[name];
+    if (typeof v === 'string') bytes += utf8Bytes(v);
+  }
   return bytes;
 }
 
@@ -57,8 +91,11 @@ export interface Admission<R> {
    * Enqueues a request's records at once when they fit under the bound and nobody waits before
    * them; else waits, first come first served, until acknowledgements make room, and rejects with
    * a 503 after `maxWaitMs` (at once when it is 0). More than the bound fits an empty backlog.
+   * `refresh`, when given, is called synchronously at the moment the records are taken (after any
+   * wait) and returns the records to take instead (the same when nothing changed); if it throws,
+   * nothing is taken and `admit` rejects with its error.
    */
-  admit(records: readonly R[]): Promise<void>;
+  admit(records: readonly R[], refresh?: () => readonly R[]): Promise<void>;
   /**
    * Call when the log's oldest `records` left it (acknowledged or dead-lettered, in the order
    * they were enqueued): frees their bytes and admits the waiters that now fit, in order.
@@ -95,15 +132,20 @@ export function createAdmission<R>(options: {
   /** A record's bytes for the byte bound (approxRecordBytes); without it, only records are bounded. */
   readonly bytesOf?: (record: R) => number;
   /**
-   * Most bytes (`bytesOf`) of one request's records: above it, `admit` rejects with a 413 at once,
-   * without waiting. Unset: no cap (a request larger than the bound is then admitted alone).
+   * Most bytes (`cappedBytesOf`, stringValueBytes for predictions) of one request's records: above
+   * it, `admit` rejects with a 413 at once, without waiting. Unset: no cap (a request larger than
+   * the bound is then admitted alone).
    */
   readonly maxRequestBytes?: number;
+  /** A record's bytes counted against `maxRequestBytes`; unset: `bytesOf`. */
+  readonly cappedBytesOf?: (record: R) => number;
 }): Admission<R> {
   const { bound, maxWaitMs, backlog, enqueue, bytesOf, maxRequestBytes } = options;
+  const cappedBytesOf = options.cappedBytesOf ?? bytesOf;
   const waiters: Array<{
     readonly events: readonly R[];
     readonly bytes: number;
+    readonly refresh: (() => readonly R[]) | undefined;
     readonly resolve: () => void;
     readonly reject: (e: Error) => void;
     readonly timer: NodeJS.Timeout;
@@ -125,31 +167,54 @@ export function createAdmission<R>(options: {
     heldBytes += bytes;
     enqueue(events);
   };
-  const sizeOf = (events: readonly R[]) => {
+  const sizeOf = (events: readonly R[], of: ((record: R) => number) | undefined) => {
     let bytes = 0;
-    if (bytesOf !== undefined) for (const e of events) bytes += bytesOf(e);
+    if (of !== undefined) for (const e of events) bytes += of(e);
     return bytes;
+  };
+
+  const capped = (events: readonly R[]) => {
+    // A request of a few KB naming one entity with a 64 KB string 1,000 times queued 3,000 records
+    // of 64 KB (~200 MB) and slowed every other request (found by a review): refused as too large.
+    if (maxRequestBytes === undefined) return;
+    const n = sizeOf(events, cappedBytesOf);
+    if (n > maxRequestBytes) throw requestLogTooLarge(n, events.length, maxRequestBytes);
+  };
+  /** Takes the records, or those `refresh` gives instead (it may throw: nothing taken). */
+  const takeFresh = (events: readonly R[], bytes: number, refresh: (() => readonly R[]) | undefined) => {
+    const fresh = refresh?.() ?? events;
+    if (fresh !== events) capped(fresh);
+    take(fresh, fresh === events ? bytes : sizeOf(fresh, bytesOf));
   };
 
   const release = () => {
     while (waiters.length > 0 && fits(waiters[0]!.events.length, waiters[0]!.bytes)) {
       const w = waiters.shift()!;
       clearTimeout(w.timer);
-      take(w.events, w.bytes);
+      try {
+        takeFresh(w.events, w.bytes, w.refresh);
+      } catch (error) {
+        w.reject(error instanceof Error ? error : new Error(String(error)));
+        continue;
+      }
       w.resolve();
     }
   };
 
   return {
-    admit(events) {
-      const bytes = sizeOf(events);
-      // A request of a few KB naming one entity with a 64 KB string 1,000 times queued 3,000 records
-      // of 64 KB (~200 MB) and slowed every other request (found by a review): refused as too large.
-      if (maxRequestBytes !== undefined && bytes > maxRequestBytes) {
-        return Promise.reject(requestLogTooLarge(bytes, events.length, maxRequestBytes));
+    admit(events, refresh) {
+      try {
+        capped(events);
+      } catch (error) {
+        return Promise.reject(error);
       }
+      const bytes = sizeOf(events, bytesOf);
       if (waiters.length === 0 && fits(events.length, bytes)) {
-        take(events, bytes);
+        try {
+          takeFresh(events, bytes, refresh);
+        } catch (error) {
+          return Promise.reject(error);
+        }
         return Promise.resolve();
       }
       if (maxWaitMs <= 0) {
@@ -160,6 +225,7 @@ export function createAdmission<R>(options: {
         const waiter = {
           events,
           bytes,
+          refresh,
           resolve,
           reject,
           timer: setTimeout(() => {

@@ -135,9 +135,16 @@ export function createModelHandler(options: ModelHandlerOptions) {
     // The plan is taken once the body is read, and again after the feature read (scoreInstances):
     // taken before the body, a slow body (up to the request timeout) or a slow Redis read was scored
     // by a version rolled back meanwhile, answered and logged as production (found by a review).
-    const scored = await scoreInstances(() => table.get(model) ?? notServed(model), request, store, at);
+    let scored = await scoreInstances(() => table.get(model) ?? notServed(model), request, store, at);
     // Queued before it is answered; under a backlog this waits for room (back-pressure), then 503.
-    await log.append(scored.events);
+    // The plan is looked at a third time when the records are taken, after that wait (up to
+    // DRIFTLINE_MODEL_SERVER_LOG_WAIT): a swap during it scores again with the new plan, on the rows
+    // read (a rolled-back version answered as production 1 s after its rollback, found by a review).
+    await log.append(scored.events, () => {
+      const plan = table.get(model) ?? notServed(model);
+      if (plan !== scored.plan) scored = scored.rescore(plan);
+      return scored.events;
+    });
     for (const p of scored.predictions) metrics.predictions.inc({ role: p.role });
     if (scored.events.length > scored.predictions.length) {
       metrics.predictions.inc({ role: 'shadow' }, scored.events.length - scored.predictions.length);

@@ -41,4 +41,5 @@ export type FromLogThread =
   | { readonly type: 'rejected'; readonly records: number }
   | { readonly type: 'drained'; readonly id: number; readonly left: number }
   | ForwardedLog
-  | { readonly type: 'closed'; readonly left: number };
+  /** What the close could not drain (`left`), split as unacknowledgedAtClose does. */
+  | { readonly type: 'closed'; readonly left: number; readonly lost: number; readonly unknown: number };

@@ -1,7 +1,7 @@
 import type { Logger } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
 import { awaitStarted, startWorker } from '@driftline/service/worker';
-import { approxRecordBytes, createAdmission, logNotRunning } from './admission.js';
+import { approxRecordBytes, createAdmission, logNotRunning, stringValueBytes } from './admission.js';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
 import { packPredictions, transferred } from './packed-predictions.js';
 import type { PredictionLog } from './prediction-log.js';
@@ -13,14 +13,23 @@ export interface ThreadLogOptions extends LogThreadSendPolicy {
   readonly maxBuffered: number;
   /** Most bytes held (approxRecordBytes of those records); beyond it, requests wait. Unset: unbounded. */
   readonly maxBufferedBytes?: number;
-  /** Most bytes (approxRecordBytes) of one request's records: above it, a 413. Unset: no cap. */
+  /** Most UTF-8 bytes of string feature values (stringValueBytes) of one request's records: above it, a 413. Unset: no cap. */
   readonly maxRequestBytes?: number;
   /** Longest wait for room before a request's records are refused (503); 0 refuses at once. */
   readonly maxWaitMs: number;
   /** Called with the backlog after every change (a gauge). */
   readonly onBacklog?: (records: number) => void;
-  /** Called with the count of records lost: left by a close, or held when the thread exited. */
+  /**
+   * Called with the count of records lost for sure: never sent (left queued by a close), or never
+   * handed to the thread when it exited.
+   */
   readonly onLost?: (records: number) => void;
+  /**
+   * Called with the count of records that may have reached Kafka: sent without an answer at a
+   * close, or handed to the thread and not acknowledged when it exited or was stopped (the serving
+   * thread cannot tell which of those the thread had sent).
+   */
+  readonly onUnknown?: (records: number) => void;
   /** Called with the count of records sent to the dead-letter topic (see createPredictionLog). */
   readonly onRejected?: (records: number) => void;
 }
@@ -54,7 +63,8 @@ const HAND_OFF_RECORDS = 1_000;
  * flush interval of traffic plus one send, plus HAND_OFF_DELAY_MS); a graceful close drains first. While a full
  * buffer refuses requests, readiness fails (`ready`) until the log takes records again. If the thread exits,
  * every later append is a 503, readiness and liveness fail (the service restarts), and the records it
- * held are lost (logged, counted).
+ * held are logged and counted: those never handed to it lost, those handed to it unknown (it may
+ * have sent them).
  */
 export async function startThreadLog(
   data: LogThreadData,
@@ -74,6 +84,8 @@ export async function startThreadLog(
   let closed: ((left: number) => void) | undefined;
   /** The thread answered `close` (and logged what its close lost itself). */
   let closedReported = false;
+  /** What a close could not drain: lost (never sent) and unknown (may have reached Kafka). */
+  let leftAtClose = { lost: 0, unknown: 0 };
   const backlog = () => handedOver + pending.length - acked;
   const report = () => options.onBacklog?.(backlog());
   const send = (message: ToLogThread) => worker.postMessage(message);
@@ -82,6 +94,7 @@ export async function startThreadLog(
     maxWaitMs: options.maxWaitMs,
     backlog,
     bytesOf: approxRecordBytes,
+    cappedBytesOf: stringValueBytes,
     ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
     enqueue(events) {
       for (const e of events) pending.push(e);
@@ -110,20 +123,33 @@ export async function startThreadLog(
       drains.delete(message.id);
     } else if (message.type === 'closed') {
       closedReported = true;
+      leftAtClose = { lost: message.lost, unknown: message.unknown };
       closed?.(message.left);
     }
   });
   worker.on('error', (error) => logger.error({ err: error }, 'prediction log thread failed'));
   worker.on('exit', () => {
     exited = true;
-    const lost = backlog();
-    if (lost > 0 && closed === undefined) {
-      logger.error({ lost }, 'prediction log thread exited; its records are lost');
-      options.onLost?.(lost);
-    } else if (lost > 0 && !closedReported) {
+    const left = backlog();
+    // Records still on this thread were never sent: lost. Those handed over and not acknowledged
+    // may have been sent by the thread before it ended: unknown (counting them lost had an operator
+    // backfill records that had landed, found by a review).
+    const split = { lost: pending.length, unknown: left - pending.length };
+    const counts = (what: string) =>
+      `${what} with ${left} records not acknowledged by Kafka: ${split.lost} never handed to the thread, they are lost; ${split.unknown} handed to it without an acknowledgement, they may have reached Kafka (at-least-once)`;
+    if (left > 0 && closed === undefined) {
+      logger.error({ ...split, unacknowledged: left }, counts('prediction log thread exited'));
+      if (split.lost > 0) options.onLost?.(split.lost);
+      if (split.unknown > 0) options.onUnknown?.(split.unknown);
+    } else if (left > 0 && !closedReported) {
       // Terminated at close past its deadline (a send that never settled): the thread logged nothing.
-      logger.error({ lost }, 'prediction log thread did not close in time and was stopped; its records are lost');
+      logger.error(
+        { ...split, unacknowledged: left },
+        counts('prediction log thread did not close in time and was stopped'),
+      );
+      leftAtClose = split;
     }
+    const lost = left;
     for (const resolve of drains.values()) resolve(lost);
     drains.clear();
     admission.refuseAll(logNotRunning());
@@ -146,9 +172,9 @@ export async function startThreadLog(
   let closing: Promise<number> | undefined;
 
   return {
-    append(events) {
+    append(events, refresh) {
       if (exited || closing !== undefined) return Promise.reject(logNotRunning());
-      return admission.admit(events);
+      return admission.admit(events, refresh);
     },
     backlog,
     alive: () => !exited,
@@ -176,8 +202,9 @@ export async function startThreadLog(
         const result = await left;
         clearTimeout(timer);
         await worker.terminate();
-        // The thread logged the lost count itself (its log's close).
-        if (result > 0) options.onLost?.(result);
+        // The thread logged the split itself (its log's close), or the exit above when it was stopped.
+        if (leftAtClose.lost > 0) options.onLost?.(leftAtClose.lost);
+        if (leftAtClose.unknown > 0) options.onUnknown?.(leftAtClose.unknown);
         return result;
       })();
       return closing.then(() => {});

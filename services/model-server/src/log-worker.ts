@@ -130,6 +130,9 @@ try {
   // over against what is acknowledged: this queue never refuses what it was given.
   const eventOf = (r: QueuedPrediction): PredictionEvent => (r instanceof EncodedPrediction ? r.event() : r);
   const deadLetter = predictionDeadLetters(producer, data.topic);
+  // What the close could not drain, as its log split it (told to the serving thread, which counts it).
+  let lostAtClose = 0;
+  let unknownAtClose = 0;
   const log = createPredictionLog<QueuedPrediction>({
     ...data.policy,
     maxBuffered: Number.MAX_SAFE_INTEGER,
@@ -143,6 +146,12 @@ try {
       acked += records;
       post({ type: 'acked', records: acked });
     },
+    onLost: (records) => {
+      lostAtClose += records;
+    },
+    onUnknown: (records) => {
+      unknownAtClose += records;
+    },
     logger,
   });
   port.on('message', (message: ToLogThread) => {
@@ -154,8 +163,10 @@ try {
       void log.drain(message.deadlineMs).then((left) => post({ type: 'drained', id: message.id, left }));
     } else if (message.type === 'close') {
       void (async () => {
-        const left = await log.drain(message.deadlineMs);
+        await log.drain(message.deadlineMs);
         await log.close(0);
+        // What the close logged: a send answered between the drain and the close is not left.
+        const left = lostAtClose + unknownAtClose;
         // Bounded: a hung broker must not hold the stop (the serving thread stops this one after
         // CLOSE_GRACE_MS anyway, and then nobody hears what was lost).
         let timer: NodeJS.Timeout | undefined;
@@ -166,7 +177,7 @@ try {
           }),
         ]);
         clearTimeout(timer);
-        post({ type: 'closed', left });
+        post({ type: 'closed', left, lost: lostAtClose, unknown: unknownAtClose });
         port.close();
       })();
     }

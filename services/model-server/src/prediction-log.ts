@@ -15,8 +15,10 @@ export interface PredictionLogOptions<R = PredictionEvent> {
   /** Most bytes held (`bytesOf` of the records buffered and in flight); unbounded when either is unset. */
   readonly maxBufferedBytes?: number;
   readonly bytesOf?: (record: R) => number;
-  /** Most bytes (`bytesOf`) of one request's records: above it, `append` rejects with a 413. Unset: no cap. */
+  /** Most bytes (`cappedBytesOf`) of one request's records: above it, `append` rejects with a 413. Unset: no cap. */
   readonly maxRequestBytes?: number;
+  /** A record's bytes counted against `maxRequestBytes` (stringValueBytes); unset: `bytesOf`. */
+  readonly cappedBytesOf?: (record: R) => number;
   /** Longest wait for room before a request's records are refused (503); 0 refuses at once. */
   readonly maxWaitMs: number;
   /** Longest time a record waits before its batch is sent. */
@@ -37,8 +39,10 @@ export interface PredictionLogOptions<R = PredictionEvent> {
   readonly onSettled?: (records: number) => void;
   /** Called with the backlog after every change (a gauge). */
   readonly onBacklog?: (records: number) => void;
-  /** Called with the count of records a close could not drain: never acknowledged (see `unacknowledgedAtClose`). */
+  /** Called with the count of records a close could not drain and never sent: lost (see `unacknowledgedAtClose`). */
   readonly onLost?: (records: number) => void;
+  /** Called with the count of records a close could not drain that were sent without an answer: they may have reached Kafka. */
+  readonly onUnknown?: (records: number) => void;
 }
 
 /** What a close left unacknowledged, split by what may have reached Kafka. */
@@ -113,9 +117,10 @@ export const predictionDeadLetters =
 export interface PredictionLog<R = PredictionEvent> {
   /**
    * Queues the records of one request: at once when they fit under the bound, else after waiting
-   * for room (back-pressure); rejects with a 503 when there is none within the wait.
+   * for room (back-pressure); rejects with a 503 when there is none within the wait. `refresh`:
+   * see Admission.admit (the records to queue instead, given when they are taken).
    */
-  append(records: readonly R[]): Promise<void>;
+  append(records: readonly R[], refresh?: () => readonly R[]): Promise<void>;
   /** Records held: queued plus in flight. */
   backlog(): number;
   /** False once the log can no longer send (its thread exited): liveness fails. */
@@ -241,6 +246,7 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
     backlog,
     ...(options.bytesOf === undefined ? {} : { bytesOf: options.bytesOf }),
     ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
+    ...(options.cappedBytesOf === undefined ? {} : { cappedBytesOf: options.cappedBytesOf }),
     enqueue(events) {
       for (const e of events) queue.push(e);
       report();
@@ -273,7 +279,7 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
 
   return {
     // Refused once closing: nothing would send what it queued, nor count it lost.
-    append: (events) => (closed ? Promise.reject(logNotRunning()) : admission.admit(events)),
+    append: (events, refresh) => (closed ? Promise.reject(logNotRunning()) : admission.admit(events, refresh)),
     backlog,
     alive: () => !closed,
     ready: () => !closed && !admission.refusing(),
@@ -289,7 +295,8 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
           { lost, unknown, unacknowledged: left },
           `prediction log closed with ${left} records not acknowledged by Kafka: ${lost} never sent, they are lost; ${unknown} sent without an answer, they may have reached Kafka (at-least-once)`,
         );
-        options.onLost?.(left);
+        if (lost > 0) options.onLost?.(lost);
+        if (unknown > 0) options.onUnknown?.(unknown);
       }
     },
   };

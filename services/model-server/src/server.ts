@@ -5,7 +5,7 @@ import type { OnlineStore } from '@driftline/online-store';
 import type { CanarySpec } from '@driftline/policy';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, type ListenVariables, listenHttp, type ServerTimeouts } from '@driftline/service/http';
-import { approxRecordBytes, DEFAULT_MAX_REQUEST_LOG_BYTES } from './admission.js';
+import { approxRecordBytes, DEFAULT_MAX_REQUEST_LOG_BYTES, stringValueBytes } from './admission.js';
 import type { VersionLoader } from './artifacts.js';
 import { createModelHandler } from './handler.js';
 import { type LogThreadData, startThreadLog } from './log-thread.js';
@@ -17,7 +17,7 @@ export interface PredictionLogBounds {
   readonly maxBuffered: number;
   /** Most approximate bytes held (approxRecordBytes): long string features bound memory, not only counts. */
   readonly maxBufferedBytes: number;
-  /** Most approximate bytes of one request's records (all versions): above it, a 413. */
+  /** Most UTF-8 bytes of string feature values in one request's records (all versions): above it, a 413. */
   readonly maxRequestBytes: number;
   /** Longest wait of a request for room in a full log before its 503 (back-pressure). */
   readonly maxWaitMs: number;
@@ -96,7 +96,13 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
   const lost = counter(
     options.registry,
     'driftline_model_server_log_lost_total',
-    'Prediction records answered but never acknowledged by Kafka (a close that could not drain, a log thread that died)',
+    'Prediction records answered and never sent to Kafka: lost (left queued by a close that could not drain, or not yet handed to a log thread that died)',
+    [],
+  );
+  const unknown = counter(
+    options.registry,
+    'driftline_model_server_log_unknown_total',
+    'Prediction records answered and sent to Kafka without an acknowledgement when the log closed or its thread ended: they may have reached predictions.v1 (look before resending)',
     [],
   );
   const rejected = counter(
@@ -108,6 +114,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
   const hooks = {
     onBacklog: (n: number) => backlog.set(n),
     onLost: (n: number) => lost.inc({}, n),
+    onUnknown: (n: number) => unknown.inc({}, n),
     onRejected: (n: number) => rejected.inc({}, n),
   };
   const log =
@@ -117,6 +124,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
           ...bounds,
           ...hooks,
           bytesOf: approxRecordBytes,
+          cappedBytesOf: stringValueBytes,
           publish: target.publish,
           deadLetter: target.deadLetter,
           idOf: contracts.prediction.key,

@@ -50,11 +50,11 @@ export const modelServerEnvShape = {
   DRIFTLINE_MODEL_SERVER_MAX_FEATURES: envField.int(1, 10_000).default(DEFAULT_PREDICT_LIMITS.maxFeatures),
   /** Most prediction records held before Kafka acknowledged them; beyond, requests wait for room. */
   DRIFTLINE_MODEL_SERVER_LOG_BUFFER: envField.int(100, 10_000_000).default(DEFAULT_LOG_BOUNDS.maxBuffered),
-  /** Most bytes of prediction records held before Kafka acknowledged them (approximate: string lengths). */
+  /** Most bytes of prediction records held before Kafka acknowledged them (approximate: UTF-8 string bytes plus a cost per field). */
   DRIFTLINE_MODEL_SERVER_LOG_BUFFER_BYTES: envField
     .int(1_048_576, 64 * 1_073_741_824)
     .default(DEFAULT_LOG_BOUNDS.maxBufferedBytes),
-  /** Most approximate bytes one request may log (its records of every version); above, a 413. */
+  /** Most UTF-8 bytes of string feature values one request may log (its records of every version); above, a 413. */
   DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES: envField
     .int(1_048_576, 64 * 1_073_741_824)
     .default(DEFAULT_LOG_BOUNDS.maxRequestBytes),

@@ -15,6 +15,7 @@ const closeLines = (lines: Array<{ obj: object; msg?: string }>) =>
 function logOver(publish: (events: readonly PredictionEvent[]) => Promise<void>) {
   const lines: Array<{ obj: object; msg?: string }> = [];
   const lost: number[] = [];
+  const unknown: number[] = [];
   const log = createPredictionLog({
     publish,
     maxBuffered: 1_000,
@@ -24,8 +25,9 @@ function logOver(publish: (events: readonly PredictionEvent[]) => Promise<void>)
     deadLetter: async () => {},
     logger: recordingLogger('error', lines),
     onLost: (n) => lost.push(n),
+    onUnknown: (n) => unknown.push(n),
   });
-  return { log, lines, lost };
+  return { log, lines, lost, unknown };
 }
 
 describe('what a close could not drain', () => {
@@ -38,10 +40,10 @@ describe('what a close could not drain', () => {
     expect(unacknowledgedAtClose(0, 0, 0)).toEqual({ lost: 0, unknown: 0 });
   });
 
-  it('a send hanging at the close: its records are unknown, those never sent lost; the counter still counts both', async () => {
+  it('a send hanging at the close: its records are unknown, those never sent lost, each in its own counter', async () => {
     const sent: string[] = [];
     let calls = 0;
-    const { log, lines, lost } = logOver(async (events) => {
+    const { log, lines, lost, unknown } = logOver(async (events) => {
       calls++;
       if (calls > 1) return new Promise<void>(() => {}); // Kafka stops answering after the first send
       for (const e of events) sent.push(e.prediction_id);
@@ -55,16 +57,18 @@ describe('what a close could not drain', () => {
     expect(line!.msg).toBe(
       'prediction log closed with 15 records not acknowledged by Kafka: 5 never sent, they are lost; 10 sent without an answer, they may have reached Kafka (at-least-once)',
     );
-    expect(lost).toEqual([15]);
+    expect(lost).toEqual([5]);
+    expect(unknown).toEqual([10]);
   });
 
   it('sends failing at the close: the batch tried is unknown, the records behind it lost', async () => {
-    const { log, lines, lost } = logOver(async () => {
+    const { log, lines, lost, unknown } = logOver(async () => {
       throw new SinkUnavailableError('request timed out');
     });
     await log.append(Array.from({ length: 25 }, (_, i) => loggedPrediction(i)));
     await log.close(100);
     expect(closeLines(lines).map((l) => l.obj)).toEqual([{ lost: 15, unknown: 10, unacknowledged: 25 }]);
-    expect(lost).toEqual([25]);
+    expect(lost).toEqual([15]);
+    expect(unknown).toEqual([10]);
   });
 });

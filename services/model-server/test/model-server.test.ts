@@ -873,9 +873,10 @@ describe('prediction log', () => {
     );
   });
 
-  /** A log on `publish` holding 3 records, and what its close counts as lost. */
+  /** A log on `publish` holding 3 records (sends of 2), and what its close counts lost and unknown. */
   async function closingLog(publish: (events: readonly PredictionEvent[]) => Promise<void>) {
     const lost: number[] = [];
+    const unknown: number[] = [];
     const log = createPredictionLog({
       publish,
       maxBuffered: 10,
@@ -885,26 +886,30 @@ describe('prediction log', () => {
       deadLetter: noDeadLetters,
       logger: silentLogger,
       onLost: (n) => lost.push(n),
+      onUnknown: (n) => unknown.push(n),
     });
     await log.append([ev(1), ev(2), ev(3)]);
-    return { log, lost };
+    return { log, lost, unknown };
   }
 
-  it('counts what a close could not send as lost', async () => {
-    const { log, lost } = await closingLog(async () => {
+  // Counting the batch tried as lost too had an operator backfill records that had landed (a review).
+  it('counts what a close never sent as lost, the batch its failing sends tried as unknown', async () => {
+    const { log, lost, unknown } = await closingLog(async () => {
       throw new SinkUnavailableError('broker down');
     });
     await log.close(30);
-    expect(lost).toEqual([3]);
+    expect(lost).toEqual([1]);
+    expect(unknown).toEqual([2]);
     expect(log.alive()).toBe(false); // closed: it sends nothing more
   });
 
-  it('a close waits for a send that hangs only until its deadline, then counts its records lost', async () => {
-    const { log, lost } = await closingLog(() => new Promise<void>(() => {})); // Kafka never answers
+  it('a close waits for a send that hangs only until its deadline, then counts its records unknown, the rest lost', async () => {
+    const { log, lost, unknown } = await closingLog(() => new Promise<void>(() => {})); // Kafka never answers
     const t0 = Date.now();
     await log.close(100);
     expect(Date.now() - t0).toBeLessThan(1_000);
-    expect(lost).toEqual([3]);
+    expect(lost).toEqual([1]);
+    expect(unknown).toEqual([2]);
   });
 });
 

@@ -109,7 +109,7 @@ describe('the log bytes one request may take (real stack)', () => {
     expect(answer.error?.code).toBe('BAD_REQUEST');
     expect(answer.error?.message).toMatch(
       new RegExp(
-        `^request would log \\d+ bytes of predictions \\(3000 records, all versions\\), over DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES \\(${CAP}\\)`,
+        `^request would log \\d+ bytes of string feature values \\(3000 records, all versions\\), over DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES \\(${CAP}\\)`,
       ),
     );
     expect(answer.error?.message).not.toContain('\n');

@@ -1,8 +1,9 @@
 // What every driftline HTTP listener does the same way (the observability port here, the feature
 // API and the model-server through `listenHttp` of `@driftline/service/http`): a bounded number
 // of connections, where a new one closes the longest-idle one (else a partial request, else a
-// request whose body is still arriving); a body that stops arriving answered 408; one JSON shape
-// for every error answer, node's own included; and a bad request closing its connection.
+// request whose body has paused, else a new silent connection, else a request whose body is still
+// arriving); a body that stops arriving answered 408; one JSON shape for every error answer,
+// node's own included; and a bad request closing its connection.
 import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -16,8 +17,18 @@ export const CAP_WARNING_INTERVAL_MS = 60_000;
  * How long a new connection that has sent nothing yet counts as about to send, not idle: its
  * request is on its way (an RTT and a turn of the event loop). Taken for idle at once, a probe was
  * closed by the next connection of a one-byte flood before its request was read (2 probes in 20).
+ * Also how long a request body must have had no byte to be cut before such a new connection: an
+ * upload that keeps sending is not cut by a flood of connections that send nothing.
  */
 export const FIRST_BYTES_GRACE_MS = 1_000;
+
+/**
+ * How long a new connection must have sent nothing to be cut before a request body that is still
+ * arriving: a younger one is most likely a client whose request is in flight (a probe on a new
+ * connection, an RTT away), and a flood of connections that send nothing keeps its oldest older
+ * than this unless it opens more than 40 × the cap a second.
+ */
+const SILENT_BEFORE_BODY_MS = 25;
 
 /**
  * The default longest pause in a request body (no byte arriving) before its request is answered
@@ -38,7 +49,7 @@ export function connectionsShedCounter(registry: Registry) {
   return counter(
     registry,
     'driftline_http_connections_shed_total',
-    'Connections closed because a listener was at its connection cap, by listener and reason (evicted_idle: the longest-idle one made room; evicted_partial: nothing was idle, the longest-waiting one with a partial request made room; evicted_body: no partial request either, the request whose body waited longest for a byte made room; refused: every connection had a request in flight)',
+    'Connections closed because a listener was at its connection cap, by listener and reason (evicted_idle: the longest-idle one made room; evicted_partial: nothing was idle, the longest-waiting one with a partial request made room; evicted_body: no partial request either, a request whose body had no byte for 1 s made room, or, with no new connection silent for 25 ms either, the body longest without a byte; refused: every connection had a request in flight)',
     ['listener', 'reason'],
   );
 }
@@ -142,11 +153,18 @@ interface Connection {
  *    locked every probe out). A legitimate client still sending its headers is then cut, but only
  *    at the cap with nothing idle: a flood;
  * 3. else the one whose only request was dispatched while its body is still arriving (nothing of
- *    its answer written), the one whose body waited longest for a byte first: 512 connections
- *    each sending headers, then a byte every 2 s, locked every probe and client out for the
- *    request timeout (30 s), again on each reconnection, while a steadily sending upload, seen
- *    moving at each check, is the last of them cut;
- * 4. else the oldest of the new connections that have sent nothing yet.
+ *    its answer written) and has had no byte for {@link FIRST_BYTES_GRACE_MS} or more, the one
+ *    paused longest first (a body seen moving since the last check counts as moving now);
+ * 4. else the oldest of the new connections that have sent nothing for
+ *    {@link SILENT_BEFORE_BODY_MS} or more: cut before the bodies, every upload was cut by a
+ *    flood of connections that send nothing (cap 8, 100 a second: 5 uploads of 5; 100 POSTs of
+ *    1 MiB through a cap of 512: 98);
+ * 5. else any body still arriving, the one whose body waited longest for a byte first: 512
+ *    connections each sending headers, then a byte every 2 s, locked every probe and client out
+ *    for the request timeout (30 s), again on each reconnection;
+ * 6. else the oldest of the new connections that have sent nothing yet: a probe on a new
+ *    connection, its request in flight, goes after those bodies (cut before them, 7 probes in 76
+ *    were reset by such bodies reconnecting at the cap).
  * Only when every connection has a request dispatched to the handler and read whole (or its
  * answer begun) is the new one closed. A flood can then never lock probes and clients out, and
  * the cap keeps the file descriptors the process's Kafka, Redis and ClickHouse clients need. Each
@@ -233,7 +251,7 @@ export function guardHttpServer(
     if (logger !== undefined && now() - lastWarning >= CAP_WARNING_INTERVAL_MS) {
       logger.warn(
         { listener, maxConnections, shed: shedSinceWarning, reason },
-        'HTTP listener at its connection cap: closing the longest-idle connections, or partial requests when none is idle (more clients than the cap, or a flood)',
+        'HTTP listener at its connection cap: closing the longest-idle connections, else partial requests, else requests whose body paused or is still arriving (more clients than the cap, or a flood)',
       );
       lastWarning = now();
       shedSinceWarning = 0;
@@ -367,6 +385,34 @@ export function guardHttpServer(
     }
     return undefined;
   };
+  /**
+   * The connection whose body has had no byte for {@link FIRST_BYTES_GRACE_MS} or more, the one
+   * waiting longest first. Those seen moving since the last check (or the server's turn) are
+   * marked moving now and go to the end, as a check does (the list stays in the order of
+   * `bodyMovedAt`, so the scan stops at the first recent one: O(1) amortised).
+   */
+  const firstStaleBody = (): [Socket, Connection] | undefined => {
+    const at = now();
+    const moved: [Socket, Connection][] = [];
+    let found: [Socket, Connection] | undefined;
+    for (const [socket, connection] of receiving) {
+      const res = receivingAnswer(socket, connection);
+      if (res === undefined) receiving.delete(socket);
+      else if (socket.bytesRead !== connection.bodyReadAt || serversTurn(res)) {
+        connection.bodyReadAt = socket.bytesRead;
+        connection.bodyMovedAt = at;
+        moved.push([socket, connection]);
+      } else {
+        if (at - connection.bodyMovedAt >= FIRST_BYTES_GRACE_MS) found = [socket, connection];
+        break;
+      }
+    }
+    for (const [socket, connection] of moved) {
+      receiving.delete(socket);
+      receiving.set(socket, connection);
+    }
+    return found;
+  };
   /** Closes a connection to make room (the order: see guardHttpServer); undefined when none can. */
   const evict = (): ShedReason | undefined => {
     const afterAnswer = firstSilent(idle);
@@ -385,6 +431,15 @@ export function guardHttpServer(
     for (const [socket, connection] of partial) {
       close(socket, connection);
       return 'evicted_partial';
+    }
+    const stale = firstStaleBody();
+    if (stale !== undefined) {
+      close(...stale);
+      return 'evicted_body';
+    }
+    if (silentNew !== undefined && now() - silentNew[1].acceptedAt >= SILENT_BEFORE_BODY_MS) {
+      close(...silentNew);
+      return 'evicted_idle';
     }
     for (const [socket, connection] of receiving) {
       if (receivingAnswer(socket, connection) === undefined) {

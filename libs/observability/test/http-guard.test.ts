@@ -362,6 +362,94 @@ describe('guardHttpServer', () => {
     expect([uploading.socket.destroyed, stopped[1]!.socket.destroyed]).toEqual([false, false]);
   });
 
+  it('an upload that keeps sending survives a flood of connections that send nothing at the cap: the oldest silent one makes room (every upload was cut by such a flood)', async () => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const { state, handle } = bodyReader();
+    const { port } = await guarded(handle, { maxConnections: 8, registry });
+    const chunks = 40;
+    const upload = open(port);
+    const uploadAnswer = answerOf(upload);
+    upload.write(slowBodyHead(1 + chunks * 64));
+    await until(() => state.dispatched === 1, 'the upload dispatched');
+    // A byte burst every 25 ms (1 s in all) while a new silent connection comes every 20 ms:
+    // 7 fill the cap, each next one must close one.
+    let flooding = true;
+    const flood = (async () => {
+      while (flooding) {
+        open(port);
+        await sleep(20);
+      }
+    })();
+    for (let i = 0; i < chunks; i++) {
+      await sleep(25);
+      upload.write(' '.repeat(64));
+    }
+    flooding = false;
+    await flood;
+    const text = await uploadAnswer;
+    expect(statuses(text)).toEqual([200]);
+    expect(text).toMatch(new RegExp(`\\{"length":${1 + chunks * 64}\\}$`));
+    expect(await shedCount(registry, 'evicted_idle')).toBeGreaterThan(10);
+    expect(await shedCount(registry, 'evicted_body')).toBe(0);
+  });
+
+  it(`at the cap, a body with no byte for ${FIRST_BYTES_GRACE_MS} ms goes first, then a new silent connection unless its request may be in flight (a probe), then a body still arriving`, async () => {
+    let clock = 1_000_000;
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const got = new Map<string, number>();
+    const { port, guard } = await guarded(
+      (req, res) => {
+        if (req.method !== 'POST') return answer(res);
+        const url = req.url ?? '';
+        got.set(url, 0);
+        req.on('data', (chunk: Buffer) => got.set(url, (got.get(url) ?? 0) + chunk.length));
+        req.on('end', () => answer(res));
+      },
+      { maxConnections: 4, now: () => clock, registry },
+    );
+    const body = (url: string) => `POST ${url} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{`;
+    const uploads = [await sending(port, body('/u1'), 10_000), await sending(port, body('/u2'), 10_000)];
+    const stopped = await sending(port, body('/stopped'), 10_000);
+    await until(() => got.get('/u1') === 1 && got.get('/u2') === 1 && got.get('/stopped') === 1, 'the bodies begun');
+    let sent = 1;
+    /** One more byte of each upload, once the server has read it: both seen moving. */
+    const uploadsMove = async () => {
+      sent++;
+      for (const u of uploads) if (!u.socket.destroyed) u.socket.write(' ');
+      await until(
+        () => ['/u1', '/u2'].every((u, i) => uploads[i]!.socket.destroyed || got.get(u) === sent),
+        'the upload bytes read',
+      );
+    };
+    clock += FIRST_BYTES_GRACE_MS;
+    await uploadsMove();
+    const probe = await sending(port, '', 10_000); // at the cap: a probe, its request on its way
+    // The next connection closes the body with no byte for 1 s, not the uploads nor the probe.
+    await uploadsMove();
+    const second = await sending(port, '', 10_000);
+    expect((await stopped.seen).closedByServer).toBe(true);
+    expect(await shedCount(registry, 'evicted_body')).toBe(1);
+    // Nothing paused, the probe and the second connection silent for no time: a body that is still
+    // arriving makes room, not the probe (its request may be in flight).
+    await uploadsMove();
+    await sending(port, '', 10_000);
+    expect(uploads.filter((u) => u.socket.destroyed)).toHaveLength(1);
+    expect(probe.socket.destroyed).toBe(false);
+    expect(await shedCount(registry, 'evicted_body')).toBe(2);
+    probe.socket.write(probeRequest);
+    expect(statuses((await probe.seen).text)).toEqual([200]);
+    await until(() => guard.connections() === 3, "the probe's connection closed");
+    await sending(port, '', 10_000); // at the cap again
+    // Silent for 100 ms, a new connection is no probe in flight: it goes before the upload left.
+    clock += 100;
+    await uploadsMove();
+    await sending(port, '', 10_000);
+    expect((await second.seen).closedByServer).toBe(true);
+    expect(uploads.filter((u) => u.socket.destroyed)).toHaveLength(1);
+    expect(await shedCount(registry, 'evicted_idle')).toBe(1);
+    expect(await shedCount(registry, 'evicted_body')).toBe(2);
+  });
+
   it(`a body with no byte for the progress timeout (default ${BODY_PROGRESS_TIMEOUT_MS / 1000} s) is answered 408 and closed (also one pipelined behind an answer), while a body that keeps coming slowly, and one its handler is slow to read, are read to the end`, async () => {
     const timeoutMs = 1_000;
     const stalledHandedOver: string[] = [];

@@ -93,12 +93,19 @@ export function keyedLineLimit<K>({ intervalMs, maxKeys, onFull = 'evict' }: Key
   const over = lineLimit();
   const overKeys = new Set<K>();
   let overKeysMore = false;
+  const countOver = (key: K, weight: number) => {
+    over.unlogged += weight;
+    if (overKeys.size < maxKeys) overKeys.add(key);
+    else if (!overKeys.has(key)) overKeysMore = true;
+  };
   /** Whether a new key finds room: in 'overflow' mode an expired oldest key makes it. */
   const room = (now: number): boolean => {
     if (limits.size < maxKeys) return true;
     for (const [k, oldest] of limits) {
       if (now - oldest.loggedAt < intervalMs) return false;
-      over.unlogged += oldest.unlogged; // its next line would have said it: the overflow says it
+      // Its next line would have said what it left out: the overflow says it, and counts its key
+      // (else the line read "0 more keys" for events of keys named before; a regression review).
+      if (oldest.unlogged > 0) countOver(k, oldest.unlogged);
       limits.delete(k);
       return true;
     }
@@ -110,9 +117,7 @@ export function keyedLineLimit<K>({ intervalMs, maxKeys, onFull = 'evict' }: Key
       if (limit === undefined && onFull === 'overflow') {
         if (weight === 0) return undefined; // nothing to say, and no key to make room for
         if (!room(now)) {
-          over.unlogged += weight;
-          if (overKeys.size < maxKeys) overKeys.add(key);
-          else if (!overKeys.has(key)) overKeysMore = true;
+          countOver(key, weight);
           return undefined;
         }
       }

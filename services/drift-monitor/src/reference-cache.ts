@@ -15,7 +15,8 @@ type InvalidReference = Parameters<NonNullable<Parameters<ReferenceStore['newest
 
 /**
  * A stored reference set this release cannot read (a profile of another format), remembered by its
- * `referenceId` until the catalog names a newer one for its pair: no query per batch for it.
+ * `referenceId` until the catalog names a newer one for its pair, and at most one catalog refresh
+ * interval (then read once more): no query per batch for it.
  */
 export interface UnreadableReference {
   readonly model: string;
@@ -148,7 +149,8 @@ export class ReferenceCache {
    * again, is loaded without a restart). Each failed load queried ClickHouse and threw for the
    * whole batch: the consumer held the partition, every model in it, and bisected mixed batches.
    */
-  private readonly unreadable: Lru<UnreadableReference>;
+  /** Unreadable sets by pair, with when each was found so (see `refreshCatalog`). */
+  private readonly unreadable: Lru<UnreadableReference & { readonly at: number }>;
   private readonly limits: ReferenceCacheLimits;
 
   constructor(
@@ -201,8 +203,13 @@ export class ReferenceCache {
     }
     for (const key of this.held.keys()) if (!pairs.has(key)) this.held.delete(key);
     // An unreadable set stays known while the catalog names it; another id (saved again) is loaded.
+    // Also read again once a refresh interval has passed: a corrected set saved again from the same
+    // data has the same id (a hash of its content, not of its format), and was dead-lettered until
+    // a restart (found by a regression review). One query per bad pair and interval.
+    const now = this.now();
     for (const [key, bad] of [...this.unreadable.entries()])
-      if (pairs.get(key) !== bad.referenceId) this.unreadable.delete(key);
+      if (pairs.get(key) !== bad.referenceId || now - bad.at >= this.limits.catalogRefreshMs)
+        this.unreadable.delete(key);
     // A set whose reference was re-stored stays until a batch needs it (`ensure` replaces it then):
     // dropping it here took the set of a pair the same batch had already checked, whose events then
     // borrowed the promoted version's reference or were refused by the borrowed-version cap.
@@ -320,6 +327,7 @@ export class ReferenceCache {
       version: bad.version,
       referenceId: bad.referenceId,
       reason: bad.reason,
+      at: this.now(),
     });
     // Not in force any more: an older set of the pair in memory must not stand in for it.
     this.sets.delete(key);

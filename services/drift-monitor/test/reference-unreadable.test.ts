@@ -52,12 +52,17 @@ describe('ReferenceCache: a reference set that cannot be read is remembered, its
     expect(skipped).toEqual(['bad-1']);
     for (let b = 0; b < 5; b++) {
       await references.ensure(pairs(0)); // threw CONFIG_INVALID for the batch, each time one query
-      clock += 70_000; // past the catalog's periodic refresh: the catalog still names bad-1
+      clock += 10_000; // within one catalog refresh interval (60 s)
     }
     expect(queries('other/v1')).toBe(0);
     expect(references.unreadableFor('other', 'v1', 0)).toMatchObject({ referenceId: 'bad-1', reason: REASON });
     expect(references.unreadableFor('fraud', 'v1', 0)).toBeUndefined();
     expect(references.resolve('fraud', 'v1', 0)?.referenceId).toBe(fraud.referenceId);
+    // Past the interval it is read once more (a corrected set may have the same id), then not again.
+    clock += 70_000;
+    await references.ensure(pairs(0));
+    await references.ensure(pairs(0));
+    expect(queries('other/v1')).toBe(1);
   });
 
   it('found by a batch after start: one query, then none; a corrected reference saved again is loaded without a restart', async () => {
@@ -72,7 +77,7 @@ describe('ReferenceCache: a reference set that cannot be read is remembered, its
     expect(queries('other/v1')).toBe(1);
     expect(references.unreadableFor('other', 'v1', 0)?.reason).toContain('profile.format');
     for (let b = 0; b < 5; b++) {
-      clock += 70_000;
+      clock += 10_000;
       await references.ensure(pairs(0));
     }
     expect(queries('other/v1')).toBe(1);
@@ -85,6 +90,24 @@ describe('ReferenceCache: a reference set that cannot be read is remembered, its
     expect(queries('other/v1')).toBe(2);
     expect(references.unreadableFor('other', 'v1', 0)).toBeUndefined();
     expect(references.resolve('other', 'v1', 0)?.referenceId).toBe(fixed.referenceId);
+  });
+
+  it('a corrected set stored again under the same id (its content hash) is read within a refresh interval, without a restart (found by a regression review)', async () => {
+    const unreadable = new Set(['bad-1']);
+    const { store, queries } = storeWithUnreadable([fraud, bad], unreadable);
+    let clock = 1_000_000;
+    const references = new ReferenceCache(store, () => clock);
+    await references.preload();
+    expect(references.unreadableFor('other', 'v1', 0)?.referenceId).toBe('bad-1');
+    unreadable.delete('bad-1'); // `driftline reference` of this release on the same data: the same id
+    clock += 10_000;
+    await references.ensure(pairs(0));
+    expect(references.unreadableFor('other', 'v1', 0)?.referenceId).toBe('bad-1'); // within the interval
+    clock += 60_000;
+    await references.ensure(pairs(0));
+    expect(queries('other/v1')).toBe(1);
+    expect(references.unreadableFor('other', 'v1', 0)).toBeUndefined();
+    expect(references.resolve('other', 'v1', 0)?.referenceId).toBe('bad-1');
   });
 
   it("stage one dead-letters the unreadable set's events one by one (CONFIG_INVALID, naming it) and measures the rest of the batch", async () => {

@@ -53,19 +53,17 @@ export function utf8Bytes(s: string): number {
  * values (up to 65,536 characters each), which a record count alone leaves unbounded.
  */
 export function approxRecordBytes(e: PredictionEvent): number {
+  // Names, models and versions by their length (bounded, ASCII by their grammars); entity ids and
+  // string values in UTF-8 (any text): scanning every name cost 3-5x (a regression review).
   let bytes =
-    RECORD_OVERHEAD_BYTES +
-    e.prediction_id.length +
-    utf8Bytes(e.model) +
-    utf8Bytes(e.model_version) +
-    utf8Bytes(e.entity_id);
+    RECORD_OVERHEAD_BYTES + e.prediction_id.length + e.model.length + e.model_version.length + utf8Bytes(e.entity_id);
   const features = e.features;
   for (const name in features) {
     const v = features[name];
-    bytes += utf8Bytes(name) + (typeof v === 'string' ? utf8Bytes(v) : VALUE_BYTES);
+    bytes += name.length + (typeof v === 'string' ? utf8Bytes(v) : VALUE_BYTES);
   }
   const scores = e.scores;
-  if (scores != null) for (const version in scores) bytes += utf8Bytes(version) + VALUE_BYTES;
+  if (scores != null) for (const version in scores) bytes += version.length + VALUE_BYTES;
   return bytes;
 }
 

@@ -154,6 +154,14 @@ function parseModelTasks(parts: readonly string[]): Map<string, Task> {
 }
 
 export function toLabelJoinerConfig(env: LabelJoinerEnv): LabelJoinerConfig {
+  // A sampled window (over MAX_WINDOW_ROWS) nulls the metrics of every slice with fewer sampled
+  // labels than ALERT_MIN_SAMPLES: at or near the bound, every large window would publish none.
+  if (env.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES * 2 > env.DRIFTLINE_JOINER_MAX_WINDOW_ROWS) {
+    throw new ConfigError(
+      'DRIFTLINE_JOINER_ALERT_MIN_SAMPLES',
+      `${env.DRIFTLINE_JOINER_ALERT_MIN_SAMPLES} is more than half of DRIFTLINE_JOINER_MAX_WINDOW_ROWS (${env.DRIFTLINE_JOINER_MAX_WINDOW_ROWS}): a window sampled to that bound would publish no metrics; lower it or raise DRIFTLINE_JOINER_MAX_WINDOW_ROWS`,
+    );
+  }
   return {
     redis: toRedisConnectionConfig(env),
     keyPrefix: env.DRIFTLINE_JOINER_KEY_PREFIX,

@@ -45,6 +45,19 @@ describe('label-joiner variables (found by a review)', () => {
     expect(configure({}).falseAlarmCost).toBeUndefined();
   });
 
+  it('DRIFTLINE_JOINER_ALERT_MIN_SAMPLES at most half of DRIFTLINE_JOINER_MAX_WINDOW_ROWS (a sampled window would publish no metrics)', () => {
+    expect(() =>
+      configure({ DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: '600000', DRIFTLINE_JOINER_MAX_WINDOW_ROWS: '1000000' }),
+    ).toThrow(
+      /^DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: 600000 is more than half of DRIFTLINE_JOINER_MAX_WINDOW_ROWS \(1000000\)/,
+    );
+    expect(
+      configure({ DRIFTLINE_JOINER_ALERT_MIN_SAMPLES: '500', DRIFTLINE_JOINER_MAX_WINDOW_ROWS: '1000' })
+        .alertMinSamples,
+    ).toBe(500);
+    expect(configure({}).alertMinSamples).toBe(100);
+  });
+
   it('DRIFTLINE_JOINER_MAX_LABEL_DELAY is at least 1 s; the group has no white space at an end', () => {
     expect(() => configure({ DRIFTLINE_JOINER_MAX_LABEL_DELAY: '999' })).toThrow(
       /^DRIFTLINE_JOINER_MAX_LABEL_DELAY: must be at least 1000 ms/,

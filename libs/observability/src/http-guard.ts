@@ -331,10 +331,13 @@ export function guardHttpServer(
     res.setHeader('connection', 'close');
     onBodyStalled(res.req, bodyStalledMessage(bodyTimeout));
   };
-  const checkBodies = () => {
-    const at = now();
+  /**
+   * Walks the bodies still arriving in `receiving`'s order: drops those no longer receiving, marks
+   * those that moved since they were last seen (or whose server's turn it is) as moving at `at` and
+   * moves them to the end; hands each other one to `still`, and stops when it returns true.
+   */
+  const scanBodies = (at: number, still: (socket: Socket, connection: Connection, res: ServerResponse) => boolean) => {
     const moved: [Socket, Connection][] = [];
-    const stalled: [Socket, Connection, ServerResponse][] = [];
     for (const [socket, connection] of receiving) {
       const res = receivingAnswer(socket, connection);
       if (res === undefined) receiving.delete(socket);
@@ -342,12 +345,20 @@ export function guardHttpServer(
         connection.bodyReadAt = socket.bytesRead;
         connection.bodyMovedAt = at;
         moved.push([socket, connection]);
-      } else if (at - connection.bodyMovedAt >= bodyTimeout) stalled.push([socket, connection, res]);
+      } else if (still(socket, connection, res)) break;
     }
     for (const [socket, connection] of moved) {
       receiving.delete(socket);
       receiving.set(socket, connection);
     }
+  };
+  const checkBodies = () => {
+    const at = now();
+    const stalled: [Socket, Connection, ServerResponse][] = [];
+    scanBodies(at, (socket, connection, res) => {
+      if (at - connection.bodyMovedAt >= bodyTimeout) stalled.push([socket, connection, res]);
+      return false;
+    });
     for (const [socket, connection, res] of stalled) {
       receiving.delete(socket);
       bodyStalled(socket, connection, res);
@@ -396,24 +407,11 @@ export function guardHttpServer(
    */
   const firstStaleBody = (): [Socket, Connection] | undefined => {
     const at = now();
-    const moved: [Socket, Connection][] = [];
     let found: [Socket, Connection] | undefined;
-    for (const [socket, connection] of receiving) {
-      const res = receivingAnswer(socket, connection);
-      if (res === undefined) receiving.delete(socket);
-      else if (socket.bytesRead !== connection.bodyReadAt || serversTurn(res)) {
-        connection.bodyReadAt = socket.bytesRead;
-        connection.bodyMovedAt = at;
-        moved.push([socket, connection]);
-      } else {
-        if (at - connection.bodyMovedAt >= FIRST_BYTES_GRACE_MS) found = [socket, connection];
-        break;
-      }
-    }
-    for (const [socket, connection] of moved) {
-      receiving.delete(socket);
-      receiving.set(socket, connection);
-    }
+    scanBodies(at, (socket, connection) => {
+      if (at - connection.bodyMovedAt >= FIRST_BYTES_GRACE_MS) found = [socket, connection];
+      return true; // the first one not moving is the one waiting longest
+    });
     return found;
   };
   /** Closes a connection to make room (the order: see guardHttpServer); undefined when none can. */

@@ -561,7 +561,7 @@ function performanceDashboard(): Obj {
       {
         title: 'Versions in the range',
         description:
-          'Per version over its windows in the range, each window weighted by its labels (as the model card): accuracy and RMSE pooled (RMSE as the root of the weighted mean square); F1 and ROC AUC cannot be pooled from windows and are the label-weighted mean of the windows’ values.',
+          'Per version over its windows in the range, each window weighted by its labels (as the model card): accuracy and RMSE pooled (RMSE as the root of the weighted mean square); F1 and ROC AUC cannot be pooled from windows and are the label-weighted mean of the windows’ values. sampled_windows: windows whose metrics come from a sample of their labels (see “Windows computed on a sample”).',
         type: 'table',
         grid: [0, 25, 24, 7],
         options: { showHeader: true },
@@ -588,6 +588,17 @@ function performanceDashboard(): Obj {
         displayName: `\${__field.name} ${version}`,
       },
       [{ refId: 'A', rawSql: sql.businessOutcomeSql, format: 0 }],
+    ),
+    chPanel(
+      {
+        title: 'Windows computed on a sample',
+        description:
+          'Windows with more labels than the label-joiner’s DRIFTLINE_JOINER_MAX_WINDOW_ROWS: their metrics and business outcome come from a deterministic uniform sample, sampled of labeled labels (performance_windows.sampled_labels); counts and label coverage are exact. No rows: every window in the range was computed from all its labels.',
+        type: 'table',
+        grid: [0, 41, 24, 6],
+        options: { showHeader: true },
+      },
+      [{ refId: 'A', rawSql: sql.sampledWindowsSql, format: 1 }],
     ),
   ];
   return dashboard(

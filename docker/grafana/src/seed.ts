@@ -57,6 +57,11 @@ interface SeedOptions {
    * second log is not seeded, its first log's rows alone are. Default true.
    */
   readonly skewLaterLogs?: boolean;
+  /**
+   * False for a database migrated by a release before 0680 (no `performance_windows.sampled_labels`).
+   * Default true: window 3's metrics come from a sample (30 of its labels).
+   */
+  readonly sampledLabels?: boolean;
 }
 
 function normal(rand: () => number, mean: number, sd: number): number {
@@ -237,6 +242,8 @@ export async function seedScenario(
       threshold: 0.5,
       version: 1,
       computed_at: chTime(ws + HOUR + 120_000),
+      // Migration 0680: one window read as a sample (more labels than the joiner's bound).
+      ...(options.sampledLabels === false ? {} : { sampled_labels: k === 3 ? 30 : 0 }),
     });
     // A segment row that the overall panels must not mix in.
     perf.push({ ...perf.at(-1)!, segment_feature: 'country', segment: 'de', accuracy: 0.1 });

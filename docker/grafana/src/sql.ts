@@ -304,6 +304,28 @@ WHERE ${PERF_FILTER}
   AND business_net IS NOT NULL
 ORDER BY time, model_version`;
 
+/**
+ * `sampled_labels` of a row (migration 0680: the labels its metrics were computed from when the
+ * window held more than the label-joiner's DRIFTLINE_JOINER_MAX_WINDOW_ROWS and was read as a
+ * sample; 0 when computed from all), read through the `COLUMNS` matcher: on a table before 0680 it
+ * matches nothing and the expression is `coalesce(0)`, so the panels still run (naming the column
+ * failed them with UNKNOWN_IDENTIFIER until the label-joiner of this release migrated the table).
+ */
+const SAMPLED_LABELS = `coalesce(COLUMNS('^sampled_labels\\\\z'), 0)`;
+
+/**
+ * The windows in the range whose metrics (and business outcome) come from a sample: `sampled` of
+ * their `labeled` labels (that count exact either way), the latest first.
+ */
+export const sampledWindowsSql = `SELECT window_start, model_version,
+  ${SAMPLED_LABELS} AS sampled,
+  labeled
+FROM ${T('performance_windows')} FINAL
+WHERE ${PERF_FILTER}
+  AND sampled > 0
+ORDER BY window_start DESC, model_version
+LIMIT 200`;
+
 export const labelCoverageSql = `SELECT window_start AS time, model_version, label_coverage
 FROM ${T('performance_windows')} FINAL
 WHERE ${PERF_FILTER}
@@ -340,6 +362,7 @@ export const versionSummarySql = `SELECT
   sum(labeled) AS total_labeled,
   sum(expired) AS total_expired,
   if(total_labeled + total_expired = 0, NULL, (total_labeled - sum(invalid_labels)) / (total_labeled + total_expired)) AS coverage,
+  countIf(${SAMPLED_LABELS} > 0) AS sampled_windows,
   ${labelWeighted('accuracy', 'pooled_accuracy')},
   ${labelWeighted('f1', 'f1_mean_of_windows')},
   ${labelWeighted('roc_auc', 'roc_auc_mean_of_windows')},

@@ -1,7 +1,8 @@
 // Panels' figures against an independent computation on the rows seeded for them (the review's
 // set-ups): booleans against a profile spelling them `True` / `False`, the versions table weighted
 // by labels, drift panels of two versions measured in the same window (a canary), events summed
-// over versions, and low-traffic windows left out of the share of drifted features.
+// over versions, low-traffic windows left out of the share of drifted features, and the windows
+// whose metrics come from a sample of their labels.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -108,6 +109,8 @@ interface PerfWindow {
   readonly f1: number | null;
   readonly roc_auc: number | null;
   readonly rmse: number | null;
+  /** Labels its metrics were computed from when the window was read as a sample (0680); absent: all. */
+  readonly sampled?: number;
 }
 
 /**
@@ -124,10 +127,22 @@ const PERF: readonly PerfWindow[] = [
   { version: 'v3', labeled: 10, accuracy: 0, f1: 0, roc_auc: null, rmse: null },
 ];
 
-async function seedPerformance(model: string): Promise<void> {
+/**
+ * Windows over the label-joiner's bound read as a sample (the README's figures: 996,377 of
+ * 2,000,000 labels), one recomputed past the bound twice (a sample, metrics left empty), and exact
+ * windows between them.
+ */
+const SAMPLED: readonly PerfWindow[] = [
+  { version: 'v1', labeled: 800, accuracy: 0.9, f1: 0.88, roc_auc: 0.95, rmse: null },
+  { version: 'v1', labeled: 2_000_000, accuracy: 0.75, f1: 0.7, roc_auc: 0.83, rmse: null, sampled: 996_377 },
+  { version: 'v2', labeled: 900, accuracy: 0.8, f1: 0.78, roc_auc: 0.9, rmse: null, sampled: 0 },
+  { version: 'v2', labeled: 1_200_000, accuracy: null, f1: null, roc_auc: null, rmse: null, sampled: 1_000_000 },
+];
+
+async function seedPerformance(model: string, windows: readonly PerfWindow[] = PERF): Promise<void> {
   await ch.insert(
     'performance_windows',
-    PERF.map((w, k) => ({
+    windows.map((w, k) => ({
       model,
       model_version: w.version,
       window_start: chTime(T0 + k * HOUR),
@@ -145,6 +160,7 @@ async function seedPerformance(model: string): Promise<void> {
       f1: w.f1,
       roc_auc: w.roc_auc,
       rmse: w.rmse,
+      sampled_labels: w.sampled ?? 0,
       threshold: 0.5,
       version: 1,
       computed_at: chTime(T0 + (k + 1) * HOUR),
@@ -345,6 +361,7 @@ beforeAll(async () => {
   await seedBooleans('pandas-flags', ['True', 'False', 'False', 'True', 'True']);
   await seedBooleans('json-flags', ['true', 'false', 'false', 'true', 'true']);
   await seedPerformance('weighted');
+  await seedPerformance('sampled', SAMPLED);
   await seedCanary('canary');
   await seedCanary('daily', DAILY);
   // The canary's rows, then a third window with 3 late events of v1 and nothing on time.
@@ -403,6 +420,37 @@ describe('panel figures against an independent computation on the seeded rows', 
       expect(Number(row.coverage), String(row.model_version)).toBeCloseTo(valid / labeled, 12);
     }
     expect(Number(data.find((r) => r.model_version === 'v3')!.coverage)).toBeCloseTo(20 / 110, 12);
+  });
+
+  it('windows computed on a sample: sampled of labeled labels, and how many per version in the versions table', async () => {
+    const at = (k: number) => chTime(T0 + k * HOUR).slice(0, 19);
+    const { data } = await panel('panel "Windows computed on a sample" A', { database, model: 'sampled', version: [] });
+    // The sampled windows only, the latest first; the exact ones (sampled_labels 0) are not listed.
+    expect(
+      data.map((r) => ({
+        window: String(r.window_start).slice(0, 19),
+        version: r.model_version,
+        sampled: Number(r.sampled),
+        labeled: Number(r.labeled),
+      })),
+    ).toEqual([
+      { window: at(3), version: 'v2', sampled: 1_000_000, labeled: 1_200_000 },
+      { window: at(1), version: 'v1', sampled: 996_377, labeled: 2_000_000 },
+    ]);
+    const one = await panel('panel "Windows computed on a sample" A', { database, model: 'sampled', version: ['v1'] });
+    expect(one.data.map((r) => Number(r.sampled))).toEqual([996_377]);
+    // Exact windows only: no row.
+    expect(
+      (await panel('panel "Windows computed on a sample" A', { database, model: 'weighted', version: [] }, 8)).data,
+    ).toEqual([]);
+
+    const versions = await panel('panel "Versions in the range" A', { database, model: 'sampled', version: [] });
+    expect(versions.data.map((r) => [r.model_version, Number(r.sampled_windows)])).toEqual([
+      ['v1', 1],
+      ['v2', 1],
+    ]);
+    const exact = await panel('panel "Versions in the range" A', { database, model: 'weighted', version: [] }, 8);
+    expect(exact.data.map((r) => Number(r.sampled_windows))).toEqual([0, 0, 0]);
   });
 
   const canary = { database, model: 'canary', version: ['v1', 'v2'], feature: ['a', 'b', 'c', 'd'] };

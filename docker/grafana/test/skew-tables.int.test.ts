@@ -1,7 +1,8 @@
 // The skew panels on both shapes of database Grafana may find, through the ClickHouse host
 // (`driftline clickhouse serve`) as a deployment without a ClickHouse server runs it: one migrated
 // by a release before 0670 (`skew_windows` alone: services of this release not started yet, or
-// rolled back) and one with `skew_windows_v2` beside it.
+// rolled back) and one with `skew_windows_v2` beside it. The first is also before 0680 (no
+// `performance_windows.sampled_labels`): the panels reading that column must run there too.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,6 +53,7 @@ beforeAll(async () => {
     await migrate(ch, key === 'previous' ? previousRelease : migrations);
     const scenario = await seedScenario(ch, "credit's-risk", Date.UTC(2025, 0, 1), {
       skewLaterLogs: key === 'current',
+      sampledLabels: key === 'current',
     });
     opened.set(key, { name: SHAPES[key], ch, database, scenario });
   }
@@ -116,6 +118,24 @@ describe('the skew panels on a database before and after migration 0670, through
       }
     });
   }
+
+  it('windows computed on a sample: none before 0680 (no sampled_labels column), window 3 after', async () => {
+    const windows = sqlOf('panel "Windows computed on a sample" A');
+    const versions = sqlOf('panel "Versions in the range" A');
+    for (const [key, listed] of [
+      ['previous', 0],
+      ['current', 1],
+    ] as const) {
+      const s = shapeOf(key);
+      const rows = await run(s, windows);
+      expect(
+        rows.map((r) => [Number(r.sampled), Number(r.labeled)]),
+        s.name,
+      ).toEqual(listed === 0 ? [] : [[30, 37]]);
+      const sampled = (await run(s, versions)).reduce((n, r) => n + Number(r.sampled_windows), 0);
+      expect(sampled, s.name).toBe(listed);
+    }
+  });
 
   it('the counts of every log present are summed: partition 1’s second log only where skew_windows_v2 exists', async () => {
     const share = sqlOf('panel "Skew: share mismatched per feature" A');

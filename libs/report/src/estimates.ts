@@ -1,4 +1,5 @@
 import { groupBy, iso } from './group.js';
+import { sampledNote, sampledTag } from './sampled.js';
 import { bdi, color, escapeHtml, type Highlight, isolate, lineChart, type Series, type VerticalMarker } from './svg.js';
 import type { PerformancePoint, ReportData } from './types.js';
 
@@ -123,11 +124,11 @@ export function estimateSection(d: ReportData, markers: readonly VerticalMarker[
     .map((r) => {
       const current = currentValue(r, 'roc_auc', bound);
       const coverage = r.labelCoverage === null ? '' : coverageText(r.labelCoverage, bound);
-      return `<tr><td>${escapeHtml(iso(r.windowStart))}</td><td>${bdi(r.version)}</td><td class="num">${r.scored ?? ''}</td><td class="num">${coverage}</td>${cell(r.estimated?.roc_auc)}${cell(r.metrics.roc_auc)}${cell(r.estimated?.accuracy)}${cell(r.metrics.accuracy)}<td>${current === undefined ? '' : `<span class="tag ${current.kind}">${current.kind}</span>`}</td></tr>`;
+      return `<tr><td>${escapeHtml(iso(r.windowStart))}${sampledTag(r)}</td><td>${bdi(r.version)}</td><td class="num">${r.scored ?? ''}</td><td class="num">${coverage}</td>${cell(r.estimated?.roc_auc)}${cell(r.metrics.roc_auc)}${cell(r.estimated?.accuracy)}${cell(r.metrics.accuracy)}<td>${current === undefined ? '' : `<span class="tag ${current.kind}">${current.kind}</span>`}</td></tr>`;
     })
     .join('');
   const table = `<table class="estimates"><thead><tr><th>window</th><th>version</th><th>scored</th><th>label coverage</th><th>estimated ROC AUC</th><th>realized ROC AUC</th><th>estimated accuracy</th><th>realized accuracy</th><th>current</th></tr></thead><tbody>${body}</tbody></table>`;
-  return `<section id="estimates"><h2>Estimated vs realized performance</h2><p>CBPE estimates performance from the scores alone (calibrated on the reference); the realized value from joined labels replaces it once label coverage reaches ${bound}.</p><div class="grid-2">${charts.join('')}</div>${table}${note}</section>`;
+  return `<section id="estimates"><h2>Estimated vs realized performance</h2><p>CBPE estimates performance from the scores alone (calibrated on the reference); the realized value from joined labels replaces it once label coverage reaches ${bound}.</p><div class="grid-2">${charts.join('')}</div>${table}${note}${sampledNote(shown)}</section>`;
 }
 
 const BUSINESS = [
@@ -165,11 +166,11 @@ export function businessSection(d: ReportData, markers: readonly VerticalMarker[
   const body = shown
     .map((r) => {
       const b = r.business!;
-      return `<tr><td>${escapeHtml(iso(r.windowStart))}</td><td>${bdi(r.version)}</td><td class="num">${r.labeled}</td><td class="num">${b.valuedLabels}</td>${money(b.valueCaught)}${money(b.valueMissed)}${money(b.falseAlarmCost)}<td class="num${b.net < 0 ? ' loss' : ''}">${b.net.toFixed(2)}</td></tr>`;
+      return `<tr><td>${escapeHtml(iso(r.windowStart))}${sampledTag(r)}</td><td>${bdi(r.version)}</td><td class="num">${r.labeled}</td><td class="num">${b.valuedLabels}</td>${money(b.valueCaught)}${money(b.valueMissed)}${money(b.falseAlarmCost)}<td class="num${b.net < 0 ? ' loss' : ''}">${b.net.toFixed(2)}</td></tr>`;
     })
     .join('');
   const total = (k: (typeof BUSINESS)[number]['key']) => rows.reduce((s, r) => s + r.business![k], 0);
   const foot = `<tfoot><tr><th colspan="2">range</th><th class="num">${rows.reduce((s, r) => s + r.labeled, 0)}</th><th class="num">${rows.reduce((s, r) => s + r.business!.valuedLabels, 0)}</th>${BUSINESS.map((b) => `<th class="num">${total(b.key).toFixed(2)}</th>`).join('')}</tr></tfoot>`;
   const table = `<table class="business"><thead><tr><th>window</th><th>version</th><th>labeled</th><th>with a value</th><th>value caught</th><th>value missed</th><th>false-alarm cost</th><th>net</th></tr></thead><tbody>${body}</tbody>${foot}</table>`;
-  return `<section id="business"><h2>Business outcome</h2><div class="grid-2">${chart}</div>${table}${note}</section>`;
+  return `<section id="business"><h2>Business outcome</h2><div class="grid-2">${chart}</div>${table}${note}${sampledNote(shown)}</section>`;
 }

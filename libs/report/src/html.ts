@@ -13,6 +13,7 @@ import { businessSection, DEFAULT_REALIZED_COVERAGE, estimateSection } from './e
 import { groupBy, iso } from './group.js';
 import { productionVersion } from './production.js';
 import { qualityChecks } from './quality.js';
+import { isSampled, SAMPLED_EXPLANATION } from './sampled.js';
 import { skewFeatures } from './skew.js';
 import { barChart, bdi, cutName, escapeHtml, isolate, lineChart, type Series, type VerticalMarker } from './svg.js';
 import type { DriftPoint, DriftTotals, PerformancePoint, QualityCheck, ReportData, RetrainEvent } from './types.js';
@@ -63,6 +64,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .tag.TRAINED { background: #e1ecfb; color: #0d47a1; }
 .tag.realized { background: #dcf3e1; color: #1b5e20; }
 .tag.estimated { background: #fff1d6; color: #8a5a00; }
+.tag.sampled { background: #efe4f6; color: #5b2a86; }
 td.loss { color: #c62828; }
 tfoot th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .notes { color: #8a5a00; background: #fff6e0; border: 1px solid #f3dca4; border-radius: 6px; padding: 8px 14px; margin: 16px 0 0; }
@@ -269,7 +271,16 @@ function performanceSection(d: ReportData, markers: readonly VerticalMarker[]): 
       markers,
     }),
   );
-  return `<section id="performance"><h2>Model performance</h2><div class="grid-2">${charts.join('')}</div></section>`;
+  return `<section id="performance"><h2>Model performance</h2><div class="grid-2">${charts.join('')}</div>${sampledWindowsNote(d.performance)}</section>`;
+}
+
+/** How many of the charted windows come from a sample, and of how many labels (the tables below mark each). */
+function sampledWindowsNote(rows: readonly PerformancePoint[]): string {
+  const sampled = rows.filter(isSampled);
+  if (sampled.length === 0) return '';
+  const labels = sampled.reduce((n, r) => n + (r.sampled ?? 0), 0);
+  const of = sampled.reduce((n, r) => n + r.labeled, 0);
+  return `<p class="no-data">${escapeHtml(`${sampled.length} of ${rows.length} windows (per version) sampled: ${labels} of their ${of} labels. ${SAMPLED_EXPLANATION}`)}</p>`;
 }
 
 function retrainSection(
@@ -495,8 +506,9 @@ function performanceCard(d: ReportData, production: string | undefined): string 
   const last = pool.reduce((a, b) =>
     b.windowStart > a.windowStart || (b.windowStart === a.windowStart && b.labeled > a.labeled) ? b : a,
   );
+  const sampled = isSampled(last) ? `, sampled ${last.sampled} of ${last.labeled} labels` : '';
   return card(
-    `${metric} · ${bdi(last.version)} (latest labelled window, ${escapeHtml(iso(last.windowStart))})`,
+    `${metric} · ${bdi(last.version)} (latest labelled window, ${escapeHtml(iso(last.windowStart))}${sampled})`,
     last.metrics[metric]!.toFixed(3),
   );
 }

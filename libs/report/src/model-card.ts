@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { MAX_DATE_MS } from '@driftline/core';
 import { MAX_REPORT_FEATURES } from './bounds.js';
 import { CSP, STYLE } from './html.js';
+import { SAMPLED_EXPLANATION } from './sampled.js';
 import { bdi, escapeHtml } from './svg.js';
 import type { EpochMs } from './types.js';
 
@@ -60,6 +61,18 @@ export interface ModelCardLive {
    * not the pooled value (shown as "mean of windows": {@link WINDOW_MEAN_METRICS}).
    */
   readonly metrics: Readonly<Record<string, number | null>>;
+  /**
+   * Of `windows`, those read as a sample (`performance_windows.sampled_labels` > 0: more labels than
+   * the label-joiner's DRIFTLINE_JOINER_MAX_WINDOW_ROWS): how many, the labels their metrics came
+   * from and the labels they held. Absent or no windows: every window computed from all its labels.
+   */
+  readonly sampled?: { readonly windows: number; readonly labels: number; readonly of: number };
+}
+
+/** "k sampled: N of M labels" for a live row with sampled windows, else undefined. */
+function sampledText(l: ModelCardLive): string | undefined {
+  const s = l.sampled;
+  return s === undefined || s.windows <= 0 ? undefined : `${s.windows} sampled: ${s.labels} of ${s.of} labels`;
 }
 
 /** Drift of the challenged version over the training data's range: why the retrain happened. */
@@ -206,15 +219,17 @@ export function renderModelCardText(card: ModelCardData): string {
     `features (${featureCount}): ${features.shown.join(', ') || '—'}${features.more > 0 ? `, … ${features.more} more not shown` : ''}`,
   );
   const overall = card.live.find((l) => l.segmentFeature === '');
+  const overallSampled = overall === undefined ? undefined : sampledText(overall);
   out.push(
     overall === undefined
       ? 'live: no labelled windows yet'
-      : `live: ${overall.labeled} labelled of ${overall.predictions} predictions in ${overall.windows} windows · ${LIVE_METRICS.filter(
+      : `live: ${overall.labeled} labelled of ${overall.predictions} predictions in ${overall.windows} windows${overallSampled === undefined ? '' : ` (${overallSampled})`} · ${LIVE_METRICS.filter(
           (m) => overall.metrics[m] !== undefined && overall.metrics[m] !== null,
         )
           .map((m) => `${m} ${fmt(overall.metrics[m])}${WINDOW_MEAN_METRICS.has(m) ? ' (mean of windows)' : ''}`)
           .join(', ')}`,
   );
+  if (overallSampled !== undefined) out.push(`  ${SAMPLED_EXPLANATION}`);
   out.push(`stages (${card.transitions.length}):`);
   for (const s of card.transitions) {
     out.push(
@@ -241,6 +256,12 @@ const moreNote = (more: number, what: string) =>
 const section = (title: string, body: string) => `<section><h2>${escapeHtml(title)}</h2>${body}</section>`;
 const none = (what: string) => `<p class="no-data">${escapeHtml(what)}</p>`;
 const text = escapeHtml;
+
+/** A live row's windows, and how many of them were sampled (of how many labels) when some were. */
+function sampledCell(l: ModelCardLive): string {
+  const s = sampledText(l);
+  return s === undefined ? String(l.windows) : `${l.windows} <span class="tag sampled">${text(s)}</span>`;
+}
 
 /** The card as one self-contained HTML page (no network, the report's CSP), in the report's style. */
 export function renderModelCard(card: ModelCardData): string {
@@ -271,13 +292,13 @@ export function renderModelCard(card: ModelCardData): string {
           ['segment', 'windows', 'predictions', 'labelled', ...LIVE_METRICS.map((m) => text(liveMetricLabel(m)))],
           card.live.map((l) => [
             l.segmentFeature === '' ? 'overall' : `${bdi(l.segmentFeature)} = ${bdi(l.segment)}`,
-            String(l.windows),
+            sampledCell(l),
             String(l.predictions),
             String(l.labeled),
             ...LIVE_METRICS.map((m) => fmt(l.metrics[m])),
           ]),
           new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
-        );
+        ) + (card.live.some((l) => sampledText(l) !== undefined) ? none(SAMPLED_EXPLANATION) : '');
   const drift =
     trainingDrift.shown.length === 0
       ? none('no drift windows of the challenged version over the training range')

@@ -50,6 +50,13 @@ export interface PerformancePoint {
   readonly scored?: number;
   /** Business outcome of the window's labeled rows at the threshold; null or absent: no value known. */
   readonly business?: BusinessOutcomePoint | null;
+  /**
+   * Labels the window's metrics and business outcome were computed from when it held more than the
+   * label-joiner's DRIFTLINE_JOINER_MAX_WINDOW_ROWS and was read as a sample
+   * (`performance_windows.sampled_labels`, migration 0680); 0 or absent: from all of them. The
+   * counts (`predictions`, `labeled`, coverage) are exact either way.
+   */
+  readonly sampled?: number;
 }
 
 /** The business columns of a `performance_windows` row (labels.v1 `value`, libs/performance business.ts). */

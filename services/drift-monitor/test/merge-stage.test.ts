@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   DEFAULT_EVENT_TIME_BOUNDS,
   DriftlineError,
   type Logger,
@@ -321,6 +322,60 @@ describe('merge stage: the progress save after a quarantine fails', () => {
   });
 });
 
+// Partials summarised on a set the merge cannot read (a profile of another format stored again
+// under the same content-hash id, read after a restart or an eviction from the cache): the store's
+// ConfigError (CONFIG_INVALID) is not retriable, and a CONFIG_INVALID thrown out of the processor
+// is a processor fault to the consumer, which holds the partition — every model of it.
+describe('merge stage: a reference that cannot be read', () => {
+  const FIELD = 'reference_profiles[m/v1/x].profile.format';
+  /** The test's store, but the set of `model` cannot be read by id (its latest still can: stage one read it). */
+  const unreadableById = (model: string): ReferenceStore => {
+    const bad = refs.get(model)!.referenceId;
+    return {
+      ...store,
+      byId: async (id) => {
+        if (id === bad) throw new ConfigError(FIELD, 'expected "driftline.profile/1"');
+        return store.byId(id);
+      },
+    };
+  };
+
+  it('quarantines the group measured on it (CONFIG_INVALID, naming the field), never throws: the other model and later windows land', async () => {
+    const broken = unreadableById('m');
+    const metrics = driftMetrics(createMetricsRegistry({ service: 'drift-monitor', defaultMetrics: false }));
+    const errors: Array<[object, string | undefined]> = [];
+    const logger: Logger = { ...silentLogger, error: (obj, msg) => void errors.push([obj, msg]), child: () => logger };
+    const { consume, rows, quarantined, alerts, commits } = setup({
+      references: new ReferenceCache(broken),
+      metrics,
+      logger,
+    });
+    const messages = await partialsFor([W0 + 100, W0 + 200, W0 + 1100, W0 + 2100]); // closes W0, W0+1000
+    expect(await consume(messages)).toEqual([]); // nothing thrown, nothing blamed (no DLQ)
+    expect(commits.at(-1)).toBe(String(messages.length));
+    expect(windowsOf(rows)).toEqual([`n@${chTime(W0)}`, `n@${chTime(W0 + 1000)}`]);
+    const ref = refs.get('m')!.referenceId;
+    expect(quarantined.map((r) => [r.model, r.version, r.reference_id, r.window_start, r.code])).toEqual([
+      ['m', 'v1', ref, chTime(W0), 'CONFIG_INVALID'],
+      ['m', 'v1', ref, chTime(W0 + 1000), 'CONFIG_INVALID'],
+    ]);
+    expect(quarantined.every((r) => r.reason.startsWith(FIELD))).toBe(true);
+    expect(alerts.filter((a) => a.kind === 'DRIFT_WINDOW_QUARANTINED').map((a) => [a.model, a.window_start])).toEqual([
+      ['m', W0],
+      ['m', W0 + 1000],
+    ]);
+    expect((await metrics.windowsQuarantined.get()).values).toEqual([
+      expect.objectContaining({ labels: expect.objectContaining({ code: 'CONFIG_INVALID' }), value: 2 }),
+    ]);
+    // One error line per window, naming the model, version and reference.
+    expect(errors.map(([obj]) => obj)).toEqual(
+      [W0, W0 + 1000].map((windowStart) =>
+        expect.objectContaining({ model: 'm', version: 'v1', referenceId: ref, windowStart, code: 'CONFIG_INVALID' }),
+      ),
+    );
+  });
+});
+
 // A review sent 2 events dated in W0 and 1 in W7 after every window had closed: the metric said 3
 // late, every drift_windows row said late_events 0 — the window they were counted in had no event
 // of the model on time, so no statistic and no row.
@@ -592,11 +647,21 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
     return stageOnePartialsOfW0({ references, expectations, partition, sourcePartitions: 2, xs, w0: W0, now: NOW });
   }
 
-  function merge() {
+  /** `unreadable`: a reference id the merge's store cannot read (ConfigError, as a profile of another format). */
+  function merge(unreadable?: string) {
     const rows: DriftWindowRow[] = [];
     const quality: DataQualityRow[] = [];
     const alerts: DriftAlert[] = [];
+    const quarantined: DriftQuarantineRow[] = [];
     const warnings: Array<[object, string | undefined]> = [];
+    const base = storeWith(r2);
+    const store: ReferenceStore = {
+      ...base,
+      byId: async (id) => {
+        if (id === unreadable) throw new ConfigError('reference_profiles[s/v1/x].profile.format', 'unknown');
+        return base.byId(id);
+      },
+    };
     const logger: Logger = { ...silentLogger, warn: (obj, msg) => void warnings.push([obj, msg]), child: () => logger };
     const metrics = driftMetrics(createMetricsRegistry({ service: 'drift-monitor', defaultMetrics: false }));
     const processor = mergeProcessor({
@@ -604,8 +669,8 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
         insert: async (batch) => void rows.push(...batch),
         writtenReferences: async (model, version, windowStart) => writtenReferences(rows, model, version, windowStart),
       },
-      quarantine: { insert: async () => {} },
-      references: new ReferenceCache(storeWith(r2)),
+      quarantine: { insert: async (batch) => void quarantined.push(...batch) },
+      references: new ReferenceCache(store),
       progress: memoryProgress(),
       group: 'g-merge',
       idleTimeoutMs: 60_000,
@@ -629,7 +694,7 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
         })),
         { topic: 'dp', partition: 0, highWatermark: '0' },
       );
-    return { consume, rows, quality, alerts, warnings, metrics };
+    return { consume, rows, quality, alerts, quarantined, warnings, metrics };
   }
 
   it('writes one drift answer on one reference, chosen the same in any order, and quality over every event', async () => {
@@ -672,6 +737,38 @@ describe('merge stage: a reference re-stored while instances refreshed at differ
     }
     expect(runs[1]!.rows).toEqual(runs[0]!.rows);
     expect(runs[1]!.quality).toEqual(runs[0]!.quality);
+  });
+
+  it('measures the window when the set-aside part’s reference cannot be read: that part is left out of the missing-share check, with a warning naming it', async () => {
+    const onR1 = await sourceOn(r1, 0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]); // measured: 12 events
+    const onR2 = await sourceOn(r2, 1, [90, null, null, null, 95, 96, 97, 98]); // set aside: 8 events
+    const run = merge(r2.referenceId);
+    await run.consume([...onR1, ...onR2]); // resolves: nothing thrown
+    expect(run.quarantined).toEqual([]);
+    expect(new Set(run.rows.map((r) => `${r.reference_id}:${r.events}`))).toEqual(new Set([`${r1.referenceId}:12`]));
+    const left = run.warnings.filter(([, msg]) => msg?.includes('cannot be read'));
+    expect(left.map(([obj]) => obj)).toEqual([
+      expect.objectContaining({
+        model: 's',
+        version: 'v1',
+        windowStart: W0,
+        referenceId: r2.referenceId,
+        events: 8,
+        code: 'CONFIG_INVALID',
+      }),
+    ]);
+  });
+
+  it('quarantines the window when the measured part’s reference cannot be read (CONFIG_INVALID), never throws', async () => {
+    const onR1 = await sourceOn(r1, 0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    const onR2 = await sourceOn(r2, 1, [90, null, null, null, 95, 96, 97, 98]);
+    const run = merge(r1.referenceId);
+    await run.consume([...onR1, ...onR2]);
+    expect(run.rows).toEqual([]);
+    expect(run.quarantined.map((r) => [r.model, r.reference_id, r.window_start, r.code])).toEqual([
+      ['s', r1.referenceId, chTime(W0), 'CONFIG_INVALID'],
+    ]);
+    expect(run.alerts.map((a) => a.kind)).toEqual(['DRIFT_WINDOW_QUARANTINED']);
   });
 
   it('says nothing of a window on one reference', async () => {

@@ -9,6 +9,7 @@ import {
   type ModelCardTransition,
 } from '@driftline/report';
 import type { ClickHouse } from '../client.js';
+import { SAMPLED_LABELS } from './report.js';
 
 // Tables a card reads; a missing one leaves its part empty with a note (an older database).
 const TABLES = [
@@ -160,6 +161,8 @@ async function loadLive(ch: ClickHouse, model: string, version: string): Promise
   const weighted = LIVE_METRICS.map(pooled);
   const list = await ch.select<Record<string, unknown>>(
     `SELECT segment_feature, segment, count() AS windows, sum(predictions) AS n_predictions, sum(labeled) AS n_labeled,
+       countIf(${SAMPLED_LABELS} > 0) AS n_sampled, sumIf(${SAMPLED_LABELS}, ${SAMPLED_LABELS} > 0) AS sampled_labels_sum,
+       sumIf(labeled, ${SAMPLED_LABELS} > 0) AS sampled_of,
        ${weighted.join(',\n       ')}
      FROM ${ch.table('performance_windows')} FINAL
      WHERE model = {model:String} AND model_version = {version:String}
@@ -181,6 +184,7 @@ async function loadLive(ch: ClickHouse, model: string, version: string): Promise
     predictions: Number(x.n_predictions),
     labeled: Number(x.n_labeled),
     metrics: Object.fromEntries(LIVE_METRICS.map((m) => [m, x[m] === null ? null : Number(x[m])])),
+    sampled: { windows: Number(x.n_sampled), labels: Number(x.sampled_labels_sum), of: Number(x.sampled_of) },
   }));
 }
 

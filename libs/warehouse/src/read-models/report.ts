@@ -359,6 +359,13 @@ async function hasEstimateColumns(ch: ClickHouse): Promise<boolean> {
   return Number(x?.n ?? 0) === 3;
 }
 
+/**
+ * `sampled_labels` of a performance_windows row (migration 0680: the labels its metrics came from
+ * when the window was read as a sample, 0 when from all), through the `COLUMNS` matcher: on a table
+ * before 0680 it matches nothing and reads 0 (as the Grafana panels read it).
+ */
+export const SAMPLED_LABELS = "coalesce(COLUMNS('^sampled_labels\\\\z'), 0)";
+
 async function loadPerformance(ch: ClickHouse, r: ReportRange, notes: string[]): Promise<PerformancePoint[]> {
   const metrics = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'log_loss', 'mae', 'rmse'] as const;
   const estimates = await hasEstimateColumns(ch);
@@ -372,7 +379,8 @@ async function loadPerformance(ch: ClickHouse, r: ReportRange, notes: string[]):
     : '';
   const list = await rows<Record<string, unknown>>(
     ch,
-    `SELECT model_version, toUnixTimestamp64Milli(window_start) AS ws, task, predictions, labeled, label_coverage, ${metrics.join(', ')}${extra}
+    `SELECT model_version, toUnixTimestamp64Milli(window_start) AS ws, task, predictions, labeled, label_coverage, ${metrics.join(', ')}${extra},
+       ${SAMPLED_LABELS} AS sampled
      FROM ${ch.table('performance_windows')} FINAL
      WHERE model = {model:String} AND segment_feature = '' AND ${IN_RANGE('window_start')}
      ORDER BY window_start, model_version`,
@@ -388,6 +396,7 @@ async function loadPerformance(ch: ClickHouse, r: ReportRange, notes: string[]):
     labelCoverage: num(x.label_coverage),
     metrics: Object.fromEntries(metrics.map((m) => [m, num(x[m])])),
     ...(estimates ? estimateFields(x, num) : {}),
+    sampled: Number(x.sampled),
   }));
 }
 

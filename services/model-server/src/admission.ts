@@ -47,41 +47,57 @@ export function utf8Bytes(s: string): number {
   return s.length;
 }
 
+/** Sizes of records, summed: `bytes` for the log's byte bound, `capped` for the per-request cap. */
+export interface RecordSizes {
+  bytes: number;
+  capped: number;
+}
+
 /**
- * About how many bytes a prediction record holds in the log: its strings' UTF-8 bytes plus a fixed
- * cost per field. The count the byte bound is kept in: what matters there are string feature
- * values (up to 65,536 characters each), which a record count alone leaves unbounded.
+ * Adds a prediction record's sizes, in one walk of its features (two walks were a second pass over
+ * every record of every request):
+ * - `bytes`, about what it holds in the log: its strings' UTF-8 bytes plus a fixed cost per field.
+ *   The byte bound is kept in it: string feature values (up to 65,536 characters each) leave a
+ *   record count alone unbounded.
+ * - `capped`, the UTF-8 bytes of its string feature values: what
+ *   DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES caps, over a request's records. Only strings are
+ *   unbounded per record: numbers, names and ids are bounded by DRIFTLINE_MODEL_SERVER_MAX_BATCH ×
+ *   MAX_FEATURES × versions already (capping whole records refused ordinary numeric batches the
+ *   settings allow, 10,000 instances of 256 doubles on 3 versions; found by a review).
  */
-export function approxRecordBytes(e: PredictionEvent): number {
+export function addPredictionSizes(e: PredictionEvent, sizes: RecordSizes): void {
   // Names, models and versions by their length (bounded, ASCII by their grammars); entity ids and
   // string values in UTF-8 (any text): scanning every name cost 3-5x (a regression review).
   let bytes =
     RECORD_OVERHEAD_BYTES + e.prediction_id.length + e.model.length + e.model_version.length + utf8Bytes(e.entity_id);
+  let strings = 0;
   const features = e.features;
   for (const name in features) {
     const v = features[name];
-    bytes += name.length + (typeof v === 'string' ? utf8Bytes(v) : VALUE_BYTES);
+    if (typeof v === 'string') {
+      const n = utf8Bytes(v);
+      strings += n;
+      bytes += name.length + n;
+    } else bytes += name.length + VALUE_BYTES;
   }
   const scores = e.scores;
   if (scores != null) for (const version in scores) bytes += version.length + VALUE_BYTES;
-  return bytes;
+  sizes.bytes += bytes;
+  sizes.capped += strings;
 }
 
-/**
- * UTF-8 bytes of a record's string feature values: what DRIFTLINE_MODEL_SERVER_MAX_REQUEST_LOG_BYTES
- * caps, summed over a request's records. Only strings are unbounded per record (65,536 characters
- * each): numbers, names and ids are bounded by DRIFTLINE_MODEL_SERVER_MAX_BATCH × MAX_FEATURES ×
- * versions already. Capping the whole record refused ordinary numeric batches the settings allow
- * (10,000 instances of 256 doubles, 3 versions: ~130 MB estimated; found by a review).
- */
+/** A prediction record's `bytes` (see addPredictionSizes). */
+export function approxRecordBytes(e: PredictionEvent): number {
+  const sizes = { bytes: 0, capped: 0 };
+  addPredictionSizes(e, sizes);
+  return sizes.bytes;
+}
+
+/** A prediction record's `capped` bytes: its string feature values in UTF-8 (see addPredictionSizes). */
 export function stringValueBytes(e: PredictionEvent): number {
-  let bytes = 0;
-  const features = e.features;
-  for (const name in features) {
-    const v = features[name];
-    if (typeof v === 'string') bytes += utf8Bytes(v);
-  }
-  return bytes;
+  const sizes = { bytes: 0, capped: 0 };
+  addPredictionSizes(e, sizes);
+  return sizes.capped;
 }
 
 export interface Admission<R> {
@@ -117,7 +133,7 @@ export interface Admission<R> {
  * as it can then settles at the log's pace instead of getting 503s; only a backlog that does not
  * move for `maxWaitMs` refuses. Waiting records sit outside the bound, one request's worth each.
  *
- * Two bounds hold at once: records (`backlog`, counted by the log) and bytes (`bytesOf` of what was
+ * Two bounds hold at once: records (`backlog`, counted by the log) and bytes (`sizesOf` of what was
  * enqueued, freed as the oldest records settle). A log records leave in the order they came
  * (one send at a time, from the head of its queue), so a FIFO of requests frees exactly; a request
  * partly settled keeps its bytes until it is wholly settled (the bound errs on the safe side).
@@ -127,19 +143,18 @@ export function createAdmission<R>(options: {
   readonly maxWaitMs: number;
   readonly backlog: () => number;
   readonly enqueue: (records: readonly R[]) => void;
-  /** A record's bytes for the byte bound (approxRecordBytes); without it, only records are bounded. */
-  readonly bytesOf?: (record: R) => number;
   /**
-   * Most bytes (`cappedBytesOf`, stringValueBytes for predictions) of one request's records: above
-   * it, `admit` rejects with a 413 at once, without waiting. Unset: no cap (a request larger than
-   * the bound is then admitted alone).
+   * Adds a record's sizes (addPredictionSizes): `bytes` for the byte bound, `capped` for
+   * `maxRequestBytes`. Without it, only records are bounded.
+   */
+  readonly sizesOf?: (record: R, sizes: RecordSizes) => void;
+  /**
+   * Most `capped` bytes of one request's records: above it, `admit` rejects with a 413 at once,
+   * without waiting. Unset: no cap (a request larger than the bound is then admitted alone).
    */
   readonly maxRequestBytes?: number;
-  /** A record's bytes counted against `maxRequestBytes`; unset: `bytesOf`. */
-  readonly cappedBytesOf?: (record: R) => number;
 }): Admission<R> {
-  const { bound, maxWaitMs, backlog, enqueue, bytesOf, maxRequestBytes } = options;
-  const cappedBytesOf = options.cappedBytesOf ?? bytesOf;
+  const { bound, maxWaitMs, backlog, enqueue, sizesOf, maxRequestBytes } = options;
   const waiters: Array<{
     readonly events: readonly R[];
     readonly bytes: number;
@@ -165,24 +180,24 @@ export function createAdmission<R>(options: {
     heldBytes += bytes;
     enqueue(events);
   };
-  const sizeOf = (events: readonly R[], of: ((record: R) => number) | undefined) => {
-    let bytes = 0;
-    if (of !== undefined) for (const e of events) bytes += of(e);
-    return bytes;
-  };
-
-  const capped = (events: readonly R[]) => {
-    // A request of a few KB naming one entity with a 64 KB string 1,000 times queued 3,000 records
-    // of 64 KB (~200 MB) and slowed every other request (found by a review): refused as too large.
-    if (maxRequestBytes === undefined) return;
-    const n = sizeOf(events, cappedBytesOf);
-    if (n > maxRequestBytes) throw requestLogTooLarge(n, events.length, maxRequestBytes);
+  /**
+   * The bytes of a request's records for the bound; throws the 413 of a request over
+   * `maxRequestBytes`. A request of a few KB naming one entity with a 64 KB string 1,000 times
+   * queued 3,000 records of 64 KB (~200 MB) and slowed every other request (found by a review).
+   */
+  const sizeOf = (events: readonly R[]): number => {
+    if (sizesOf === undefined) return 0;
+    const sizes: RecordSizes = { bytes: 0, capped: 0 };
+    for (const e of events) sizesOf(e, sizes);
+    if (maxRequestBytes !== undefined && sizes.capped > maxRequestBytes) {
+      throw requestLogTooLarge(sizes.capped, events.length, maxRequestBytes);
+    }
+    return sizes.bytes;
   };
   /** Takes the records, or those `refresh` gives instead (it may throw: nothing taken). */
   const takeFresh = (events: readonly R[], bytes: number, refresh: (() => readonly R[]) | undefined) => {
     const fresh = refresh?.() ?? events;
-    if (fresh !== events) capped(fresh);
-    take(fresh, fresh === events ? bytes : sizeOf(fresh, bytesOf));
+    take(fresh, fresh === events ? bytes : sizeOf(fresh));
   };
 
   const release = () => {
@@ -201,12 +216,12 @@ export function createAdmission<R>(options: {
 
   return {
     admit(events, refresh) {
+      let bytes: number;
       try {
-        capped(events);
+        bytes = sizeOf(events);
       } catch (error) {
         return Promise.reject(error);
       }
-      const bytes = sizeOf(events, bytesOf);
       if (waiters.length === 0 && fits(events.length, bytes)) {
         try {
           takeFresh(events, bytes, refresh);

@@ -84,7 +84,7 @@ export function createModelHandler(options: ModelHandlerOptions) {
     canaryFailures: counter(
       registry,
       'driftline_model_server_canary_failures_total',
-      "Instances of a canary's share the canary could not take (a request value it encodes differently from production), answered by production, by model and version",
+      "Instances of a canary's share the canary could not answer (a request value it encodes differently from production, a score that is not a finite number, its scorer failing), answered by production, by model and version",
       ['model', 'version'],
       { bounded: ['model', 'version'], max: MAX_SERIES_PER_METRIC },
     ),
@@ -159,10 +159,10 @@ export function createModelHandler(options: ModelHandlerOptions) {
           {
             model,
             version: canary.version,
-            feature: canary.field.startsWith('features.') ? canary.field.slice('features.'.length) : canary.field,
+            reason: canary.why,
             instances: canary.count + leftOut,
           },
-          "canary version cannot take a request value production takes (encoded differently): production answered its share's instances; see driftline_model_server_canary_failures_total",
+          `canary version could not answer instances of its share (${canary.why}): production answered them; see driftline_model_server_canary_failures_total`,
         );
       }
     }

@@ -1,7 +1,7 @@
 import type { Logger } from '@driftline/core';
 import type { PredictionEvent } from '@driftline/schemas';
 import { awaitStarted, startWorker } from '@driftline/service/worker';
-import { approxRecordBytes, createAdmission, logNotRunning, stringValueBytes } from './admission.js';
+import { addPredictionSizes, createAdmission, logNotRunning } from './admission.js';
 import type { FromLogThread, LogThreadData, LogThreadSendPolicy, ToLogThread } from './log-thread-protocol.js';
 import { packPredictions, transferred } from './packed-predictions.js';
 import type { PredictionLog } from './prediction-log.js';
@@ -93,8 +93,7 @@ export async function startThreadLog(
     bound: { records: options.maxBuffered, bytes: options.maxBufferedBytes ?? Number.POSITIVE_INFINITY },
     maxWaitMs: options.maxWaitMs,
     backlog,
-    bytesOf: approxRecordBytes,
-    cappedBytesOf: stringValueBytes,
+    sizesOf: addPredictionSizes,
     ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
     enqueue(events) {
       for (const e of events) pending.push(e);

@@ -1,7 +1,7 @@
 import { DriftlineError, type Logger, toDriftlineError } from '@driftline/core';
 import { deadLetterUnsent, type EventProducer, isolateRejected } from '@driftline/kafka';
 import type { PredictionEvent } from '@driftline/schemas';
-import { createAdmission, logNotRunning } from './admission.js';
+import { createAdmission, logNotRunning, type RecordSizes } from './admission.js';
 
 /**
  * The log's options; `R` is what it queues for each prediction: the event itself, or (on the log's
@@ -12,13 +12,12 @@ export interface PredictionLogOptions<R = PredictionEvent> {
   readonly publish: (records: readonly R[]) => Promise<void>;
   /** Most records held (buffered and in flight); a request that would exceed it waits for room. */
   readonly maxBuffered: number;
-  /** Most bytes held (`bytesOf` of the records buffered and in flight); unbounded when either is unset. */
+  /** Most bytes held (`sizesOf`'s `bytes` of the records buffered and in flight); unbounded when either is unset. */
   readonly maxBufferedBytes?: number;
-  readonly bytesOf?: (record: R) => number;
-  /** Most bytes (`cappedBytesOf`) of one request's records: above it, `append` rejects with a 413. Unset: no cap. */
+  /** Adds a record's sizes (addPredictionSizes): `bytes` for the byte bound, `capped` for `maxRequestBytes`. */
+  readonly sizesOf?: (record: R, sizes: RecordSizes) => void;
+  /** Most `capped` bytes of one request's records: above it, `append` rejects with a 413. Unset: no cap. */
   readonly maxRequestBytes?: number;
-  /** A record's bytes counted against `maxRequestBytes` (stringValueBytes); unset: `bytesOf`. */
-  readonly cappedBytesOf?: (record: R) => number;
   /** Longest wait for room before a request's records are refused (503); 0 refuses at once. */
   readonly maxWaitMs: number;
   /** Longest time a record waits before its batch is sent. */
@@ -244,9 +243,8 @@ export function createPredictionLog<R = PredictionEvent>(options: PredictionLogO
     bound: { records: maxBuffered, bytes: options.maxBufferedBytes ?? Number.POSITIVE_INFINITY },
     maxWaitMs,
     backlog,
-    ...(options.bytesOf === undefined ? {} : { bytesOf: options.bytesOf }),
+    ...(options.sizesOf === undefined ? {} : { sizesOf: options.sizesOf }),
     ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
-    ...(options.cappedBytesOf === undefined ? {} : { cappedBytesOf: options.cappedBytesOf }),
     enqueue(events) {
       for (const e of events) queue.push(e);
       report();

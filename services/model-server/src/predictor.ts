@@ -26,10 +26,11 @@ export interface Scored {
   /** The same failures by version (each a version of the plan, so from models.v1: bounded). */
   readonly shadowFailuresByVersion: ReadonlyMap<string, number>;
   /**
-   * Instances of the canary's share that the canary could not take (a request value it encodes
-   * differently from production): production answered them, and `field` is the first such value.
+   * Instances of the canary's share that the canary could not answer (a request value it encodes
+   * differently from production, a score that is not a finite number, its scorer failing):
+   * production answered them, and `why` is the first reason, in one line.
    */
-  readonly canaryFailures: { readonly version: string; readonly count: number; readonly field: string } | undefined;
+  readonly canaryFailures: { readonly version: string; readonly count: number; readonly why: string } | undefined;
   /** Numbers of the answered records logged as null for being beyond float32's range (missing to the model). */
   readonly outOfRange: number;
 }
@@ -59,6 +60,8 @@ interface Scoring {
   readonly v: PlannedVersion;
   readonly record: Readonly<Record<string, FeatureValue>>;
   readonly row: number;
+  /** Numbers of `record` logged as null for lying beyond float32 (counted when it is answered). */
+  readonly outOfRange: number;
 }
 
 /** Prediction ids: random UUIDs, each built in one piece (see uuidV4Source). */
@@ -242,13 +245,10 @@ function scoreRows(
     }
     return b;
   };
-  let outOfRange = 0;
-  const record = (
-    v: PlannedVersion,
-    i: number,
-    inst: Instance,
-    answered: boolean,
-  ): Readonly<Record<string, FeatureValue>> => {
+  /** Out-of-range numbers of the record `record` built last (a Scoring keeps it). */
+  let recordOutOfRange = 0;
+  const record = (v: PlannedVersion, i: number, inst: Instance): Readonly<Record<string, FeatureValue>> => {
+    recordOutOfRange = 0;
     const names = v.loaded.features;
     const { categorical } = v.loaded.encoder;
     const given = inst.features;
@@ -266,13 +266,17 @@ function scoreRows(
       // Counted on the answered record, the one the trainer reads (as null now, not out_of_range_values).
       if (typeof value === 'number' && missingAsFloat32(value) && !categorical.has(name)) {
         value = null;
-        if (answered) outOfRange++;
+        recordOutOfRange++;
       }
       setOwn(out, name, value ?? null);
     }
     return out;
   };
-  let canaryFailures: { version: string; count: number; field: string } | undefined;
+  let canaryFailures: { version: string; count: number; why: string } | undefined;
+  const canaryFailed = (v: PlannedVersion, why: () => string) => {
+    canaryFailures ??= { version: v.loaded.version, count: 0, why: oneLine(why()) };
+    canaryFailures.count++;
+  };
   /**
    * Encodes the record into the version's matrix; its row, or -1 when the version cannot take it
    * (a version scored only for comparison, or the canary when production can answer instead).
@@ -290,10 +294,7 @@ function scoreRows(
       if (answered && error instanceof ScoringInputError) {
         if (v !== plan.production) {
           // The canary cannot take a value production may: production answers (below).
-          if (canaryFailures === undefined) {
-            canaryFailures = { version: v.loaded.version, count: 0, field: error.field };
-          }
-          canaryFailures.count++;
+          canaryFailed(v, () => `cannot take ${error.message}`);
           return -1;
         }
         throw badRequest(`${where(i)}.${error.message}`);
@@ -317,43 +318,47 @@ function scoreRows(
       );
     }
     let answer = answering(plan, inst.entityId);
-    const counted = outOfRange;
-    let answerRecord = record(answer, i, inst, true);
+    let answerRecord = record(answer, i, inst);
+    let answerOutOfRange = recordOutOfRange;
     let row = enqueue(answer, answerRecord, true, i);
     if (row < 0) {
-      // The canary could not take it: production answers, as for an entity outside the share (its
-      // values beyond float32 counted once, on the record logged).
-      outOfRange = counted;
+      // The canary could not take it: production answers, as for an entity outside the share.
       answer = plan.production;
-      answerRecord = record(answer, i, inst, true);
+      answerRecord = record(answer, i, inst);
+      answerOutOfRange = recordOutOfRange;
       row = enqueue(answer, answerRecord, true, i);
     }
     // A canary-answered instance is scored by production too: the pair (canary, production) on the
     // same instance. Not logged as a record of its own.
     const others = answer === plan.production ? plan.shadows : [plan.production, ...plan.shadows];
     planned.push({
-      answer: { v: answer, record: answerRecord, row },
+      answer: { v: answer, record: answerRecord, row, outOfRange: answerOutOfRange },
       extra:
         others.length === 0
           ? NONE
           : others.map((v) => {
-              const rec = record(v, i, inst, false);
-              return { v, record: rec, row: enqueue(v, rec, false, i) };
+              const rec = record(v, i, inst);
+              const counted = recordOutOfRange;
+              return { v, record: rec, row: enqueue(v, rec, false, i), outOfRange: counted };
             }),
     });
   }
+  let canaryScorerError: string | undefined;
   for (const [v, b] of batches) {
     if (b.count === 0) continue;
     try {
       b.scores = v.loaded.scorer.predict(b.rows.subarray(0, b.count * v.loaded.features.length));
     } catch (error) {
-      // A version scored only for comparison never fails the request: its scores are missing.
-      if (b.answers) throw error;
+      // A version scored only for comparison never fails the request: its scores are missing; so
+      // are the canary's, whose share production then answers (below).
+      if (b.answers && v === plan.production) throw error;
+      if (b.answers) canaryScorerError ??= error instanceof Error ? error.message : String(error);
     }
   }
   const scoreOf = (s: Scoring) => batches.get(s.v)!.scores?.[s.row] ?? Number.NaN;
   const predictions: Prediction[] = [];
   const events: PredictionEvent[] = [];
+  let outOfRange = 0;
   let shadowFailures = 0;
   const shadowFailuresByVersion = new Map<string, number>();
   const failed = (v: PlannedVersion) => {
@@ -362,14 +367,30 @@ function scoreRows(
   };
   for (let i = 0; i < instances.length; i++) {
     const inst = instances[i]!;
-    const { answer, extra } = planned[i]!;
+    let { answer, extra } = planned[i]!;
     const id = newId();
-    const score = scoreOf(answer);
+    let score = scoreOf(answer);
+    if (!Number.isFinite(score) && answer.v !== plan.production) {
+      // The canary scored no finite number (sums beyond float32, its scorer failing): production,
+      // first among a canary-answered instance's others (phase 1), answers when it scored one.
+      const production = extra[0]!;
+      const s = scoreOf(production);
+      if (Number.isFinite(s)) {
+        const failed = answer.v;
+        canaryFailed(failed, () =>
+          canaryScorerError === undefined ? `scored ${score}` : `its scorer failed: ${canaryScorerError}`,
+        );
+        answer = production;
+        extra = extra.slice(1);
+        score = s;
+      }
+    }
     const version = answer.v.loaded.version;
     // A model whose sums overflow float32 scores ±Infinity (or NaN): never answered as a score.
     if (!Number.isFinite(score)) {
       throw new HttpError(500, 'INTERNAL', `${where(i)}: version ${version} scored ${score}, not a finite number`);
     }
+    outOfRange += answer.outOfRange;
     predictions.push({ entity_id: inst.entityId, prediction_id: id, score, version, role: answer.v.role });
     // Every version scored on this instance, by version: the paired comparison of versions reads
     // it from the answered record (the labels join that one).

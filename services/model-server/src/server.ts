@@ -5,7 +5,7 @@ import type { OnlineStore } from '@driftline/online-store';
 import type { CanarySpec } from '@driftline/policy';
 import { contracts, type PredictionEvent } from '@driftline/schemas';
 import { type HttpServer, type ListenVariables, listenHttp, type ServerTimeouts } from '@driftline/service/http';
-import { approxRecordBytes, DEFAULT_MAX_REQUEST_LOG_BYTES, stringValueBytes } from './admission.js';
+import { addPredictionSizes, DEFAULT_MAX_REQUEST_LOG_BYTES } from './admission.js';
 import type { VersionLoader } from './artifacts.js';
 import { createModelHandler } from './handler.js';
 import { type LogThreadData, startThreadLog } from './log-thread.js';
@@ -123,8 +123,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       : createPredictionLog({
           ...bounds,
           ...hooks,
-          bytesOf: approxRecordBytes,
-          cappedBytesOf: stringValueBytes,
+          sizesOf: addPredictionSizes,
           publish: target.publish,
           deadLetter: target.deadLetter,
           idOf: contracts.prediction.key,

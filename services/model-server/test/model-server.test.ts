@@ -11,7 +11,7 @@ import { loadXgboostModel, SERVED_MODEL_LIMITS } from '@driftline/scoring';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { eventually } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approxRecordBytes } from '../src/admission.js';
+import { addPredictionSizes, approxRecordBytes } from '../src/admission.js';
 import { artifactLoader, MAX_ARTIFACT_FILE_BYTES } from '../src/artifacts.js';
 import { createPredictionLog, PartialPublishError } from '../src/prediction-log.js';
 import { parsePredictBody } from '../src/request.js';
@@ -838,7 +838,7 @@ describe('prediction log', () => {
       publish: kafka.publish,
       maxBuffered: 1_000,
       maxBufferedBytes: 25_000,
-      bytesOf: approxRecordBytes,
+      sizesOf: addPredictionSizes,
       maxWaitMs: 2_000,
       flushIntervalMs: 5,
       maxBatch: 1, // one record per send: the first request is acknowledged in two steps

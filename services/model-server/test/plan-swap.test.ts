@@ -314,9 +314,16 @@ describe('a canary that cannot take a request value production takes', () => {
       `driftline_model_server_canary_failures_total{model="m",version="v7",service="test"} ${2 + members.length}`,
     );
     // One line for the first, the rest within the minute counted in the metric only.
-    const lines = h.warned.filter((w) => w.msg?.includes('canary version cannot take'));
+    const lines = h.warned.filter((w) => w.msg?.includes('canary version could not answer'));
     expect(lines).toEqual([
-      { obj: expect.objectContaining({ model: 'm', version: 'v7', feature: 'f3' }), msg: expect.any(String) },
+      {
+        obj: expect.objectContaining({
+          model: 'm',
+          version: 'v7',
+          reason: expect.stringMatching(/^cannot take features\.f3: /),
+        }),
+        msg: expect.stringContaining('production answered them'),
+      },
     ]);
     // A value the canary takes is still answered by it.
     const number = await predict(h, { entity_id: members[0]!.entity_id, features: { f3: 1 } });

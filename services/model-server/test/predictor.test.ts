@@ -143,6 +143,71 @@ describe('scoreInstances on hostile models and names', () => {
     ]);
   });
 
+  it('a canary scoring no finite number leaves its share to production: answered, logged as production, counted with the reason', async () => {
+    // Found by a review: the canary's share got a 500 on every retry while production could answer.
+    const bad = overflowing('v9');
+    const plan = planServing(views, { production: shadow, canary: { loaded: bad, share: 1 }, shadows: [] });
+    const instances = [instance(1, 1), instance(2, 2), instance(3, 3)];
+    const scored = await scoreInstances(plan, { batch: true, instances }, store, 0);
+    expect(scored.predictions.map((p) => [p.version, p.role, p.score])).toEqual(
+      instances.map((inst) => ['v3', 'production', oneByOne(shadow, inst)]),
+    );
+    expect(scored.canaryFailures).toEqual({ version: 'v9', count: 3, why: 'scored Infinity' });
+    expect(scored.shadowFailures).toBe(0);
+    expect(scored.events.map((e) => [e.model_version, e.role, Object.keys(e.scores ?? {})])).toEqual(
+      instances.map(() => ['v3', 'production', ['v3']]),
+    );
+    // Production scoring no finite number either: still a 500 (nothing to answer with).
+    await expect(
+      scoreInstances(
+        planServing(views, { production: overflowing('v8'), canary: { loaded: bad, share: 1 }, shadows: [] }),
+        { batch: false, instances: [instance(1, 1)] },
+        store,
+        0,
+      ),
+    ).rejects.toMatchObject({ status: 500 });
+  });
+
+  it('a canary whose scorer throws leaves its share to production; the request is answered', async () => {
+    const broken = version('v9', 9);
+    const throwing = {
+      ...broken,
+      scorer: Object.assign(Object.create(broken.scorer) as typeof broken.scorer, {
+        predict: () => {
+          throw new Error('the canary model cannot score');
+        },
+      }),
+    };
+    const plan = planServing(views, { production: shadow, canary: { loaded: throwing, share: 1 }, shadows: [] });
+    const instances = [instance(1, 1), instance(2, 2)];
+    const scored = await scoreInstances(plan, { batch: true, instances }, store, 0);
+    expect(scored.predictions.map((p) => [p.version, p.score])).toEqual(
+      instances.map((inst) => ['v3', oneByOne(shadow, inst)]),
+    );
+    expect(scored.canaryFailures).toEqual({
+      version: 'v9',
+      count: 2,
+      why: 'its scorer failed: the canary model cannot score',
+    });
+  });
+
+  it('values beyond float32 are counted once, on the record answered, whichever version answers', async () => {
+    const big = { entityId: 'e1', features: { f0: 1e39, f1: 1, f2: 1e300, f3: 1 }, eventTime: undefined };
+    // Answered by the canary with production scored beside it: counted once, on the canary's record.
+    const both = planServing(views, {
+      production: shadow,
+      canary: { loaded: version('v4', 4), share: 1 },
+      shadows: [],
+    });
+    expect((await scoreInstances(both, { batch: false, instances: [big] }, store, 0)).outOfRange).toBe(2);
+    const failing = planServing(views, {
+      production: shadow,
+      canary: { loaded: overflowing('v9'), share: 1 },
+      shadows: [],
+    });
+    expect((await scoreInstances(failing, { batch: false, instances: [big] }, store, 0)).outOfRange).toBe(2);
+  });
+
   it('a feature or a version named __proto__ is a name like any other', async () => {
     const names = ['f0', 'f1', 'f2', '__proto__'];
     const json = syntheticModelJson(8, 30, 6, names.length) as { learner: { feature_names: string[] } };

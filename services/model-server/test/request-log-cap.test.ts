@@ -9,7 +9,7 @@ import type { PredictionEvent } from '@driftline/schemas';
 import { syntheticModelJson } from '@driftline/scoring/bench';
 import { eventually } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approxRecordBytes, createAdmission, stringValueBytes } from '../src/admission.js';
+import { addPredictionSizes, approxRecordBytes, createAdmission, stringValueBytes } from '../src/admission.js';
 import { artifactLoader } from '../src/artifacts.js';
 import { type ModelServer, startModelServer } from '../src/server.js';
 
@@ -48,8 +48,7 @@ describe('what the per-request log cap counts', () => {
       maxWaitMs: 0,
       backlog: () => 0,
       enqueue: () => {},
-      bytesOf: approxRecordBytes,
-      cappedBytesOf: stringValueBytes,
+      sizesOf: addPredictionSizes,
       maxRequestBytes: CAP,
     });
     const rec = record({ s: EURO });

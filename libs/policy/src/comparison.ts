@@ -44,7 +44,10 @@ export type ComparisonEvent = PairEvent | GuardEvent | TickEvent;
 export type ComparisonAction = 'promote' | 'reject' | 'rollback' | 'keep' | 'continue';
 
 export type DecisionReason =
-  /** The confidence bound crossed the bar. */
+  /**
+   * The confidence bound crossed the bar, with min_labels labels; or at max_time with fewer, the
+   * bound against the newer version (a watch's rollback, a promotion's reject).
+   */
   | 'evidence'
   /** A guard's lower bound is above its limit. */
   | 'guard'
@@ -53,11 +56,13 @@ export type DecisionReason =
   /** max_time reached with at least min_labels labels, the interval still containing the bar. */
   | 'max_time'
   /**
-   * max_time reached with fewer than min_labels labels: no evidence either way. A promotion is
-   * rejected; a rollback watch with a few pairs keeps production (no evidence that it degraded: a
-   * rollback is for evidence). A watch with no pair at all is not decided here (`continue`): pairs
-   * cannot tell whether production serves; the rollout decides it by whether production answered
-   * any prediction since the watch began (keep, else `not_scored`). Also: max_time or max_labels
+   * max_time reached with fewer than min_labels labels and no evidence against the newer version
+   * (when its bound already crosses the bar, the decision is `evidence`: a watch rolls back, a
+   * promotion is rejected). A promotion is rejected; a rollback watch with a few pairs keeps
+   * production (no evidence that it degraded: a rollback is for evidence). A watch with no pair at
+   * all is not decided here (`continue`): pairs cannot tell whether production serves; the
+   * rollout decides it by whether production answered any prediction since the watch began (keep,
+   * else `not_scored`). Also: max_time or max_labels
    * reached while the labels would let the newer version through but a guard is short of its
    * `min_observations` (see `guards_pending`): a promotion is rejected, a watch keeps production.
    */
@@ -283,6 +288,20 @@ export function decideComparison(policy: ComparisonPolicy, state: ComparisonStat
   }
   if (n < policy.minLabels) {
     const elapsed = `${evidence.elapsed_ms} ms elapsed with ${n}/${policy.minLabels} labels`;
+    // Time is up: the bound that condemns the newer version already crosses the bar. The bounds
+    // hold at any stopping time (a confidence sequence), so acting on them here spends no more than
+    // alpha: a watch rolls production back, a promotion rejects (its stay, whatever the evidence).
+    // `min_labels` guards against switching on little evidence; it is no reason to keep a version
+    // the evidence shows worse. (A watch kept production `too_few_labels` with 264/500 labels, its
+    // lower bound 0.68 above the bar, and retired the version it replaced; found by a review.)
+    if (policy.kind === 'rollback' && evidence.lower > evidence.bar) {
+      const detail = `lower bound ${fmt(evidence.lower)} > bar ${fmt(evidence.bar)} after ${n} labels (alpha ${policy.alpha}), ${elapsed}`;
+      return { action: 'rollback', reason: 'evidence', detail, evidence };
+    }
+    if (policy.kind === 'promotion' && evidence.upper < evidence.bar) {
+      const detail = `upper bound ${fmt(evidence.upper)} < bar ${fmt(evidence.bar)} after ${n} labels (alpha ${evidence.alpha_stay}), ${elapsed}`;
+      return { action: 'reject', reason: 'evidence', detail, evidence };
+    }
     if (policy.kind === 'rollback' && n === 0) {
       // No pair says nothing about whether production serves (a version the model servers never
       // loaded scores nothing; nor does a margin-score model or a producer without `scores`):
@@ -290,9 +309,10 @@ export function decideComparison(policy: ComparisonPolicy, state: ComparisonStat
       // decides by whether production answered (runPlan).
       return { action: 'continue', reason: 'too_few_labels', detail: `${elapsed}: no pair`, evidence };
     }
-    // Time is up with no evidence either way: a promotion stays where it is (rejected); a watch
-    // with pairs keeps production (both versions score, nothing shows a degradation, and a rollback
-    // needs evidence: a low-traffic model's manual promotion must not be undone by the clock).
+    // Time is up with no evidence against the newer version: a promotion stays where it is
+    // (rejected); a watch with pairs keeps production (both versions score, nothing shows a
+    // degradation, and a rollback needs evidence: a low-traffic model's manual promotion must not
+    // be undone by the clock).
     return {
       action: stay,
       reason: 'too_few_labels',

@@ -163,3 +163,27 @@ export function applyDecision(
     evidence: decision.evidence,
   });
 }
+
+/** The fields of a recorded transition that say what moved: {@link sameTransitions} compares them. */
+export interface RecordedMove {
+  readonly version: string;
+  readonly from_stage: Stage | null;
+  readonly to_stage: Stage;
+  readonly at: number;
+  readonly previous_version: string | null;
+}
+
+/**
+ * Whether two reads of a model's transitions hold the same moves (order aside). A decision taken on
+ * the first read is recorded only when a read just before the write is the same: an operator's
+ * move (or a trainer's record) that landed in between could otherwise be undone by it — a canary
+ * rolled back by hand, then promoted by the model-controller's tick that had read it in canary,
+ * stayed in production (found by a review).
+ */
+export function sameTransitions(a: readonly RecordedMove[], b: readonly RecordedMove[]): boolean {
+  if (a.length !== b.length) return false;
+  const key = (t: RecordedMove) =>
+    [t.version, t.from_stage ?? '', t.to_stage, t.at, t.previous_version ?? ''].join('\u0000');
+  const seen = new Set(a.map(key));
+  return b.every((t) => seen.has(key(t)));
+}

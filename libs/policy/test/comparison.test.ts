@@ -463,6 +463,34 @@ describe('rollback decisions', () => {
     expect(early.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
   });
 
+  it('a watch whose time is up with a few pairs that already show production worse rolls back: the bound holds at any stopping time', () => {
+    // The review's low-traffic model: far fewer labels than min_labels in max_time, production far
+    // worse. Before: kept `too_few_labels` ("no evidence either way", lower bound far above the
+    // bar), and the rollout retired the version it replaced.
+    const timed = parseRollbackPolicy({ min_labels: 500, max_time: '10m' });
+    const tick = { kind: 'tick', time_ms: T0 + 600_000 } as const;
+    const worse = run(timed, [...repeat(60, (i) => pair(i, 0.8, 0.1)), tick]);
+    expect(worse.decision).toMatchObject({ action: 'rollback', reason: 'evidence', evidence: { n: 60 } });
+    expect(worse.decision.evidence.lower).toBeGreaterThan(0);
+    expect(worse.decision.detail).toMatch(
+      /^lower bound 0\.\d+ > bar 0 after 60 labels \(alpha 0\.05\), 600000 ms elapsed with 60\/500 labels$/,
+    );
+    // Before the time is up, min_labels still holds it (a rollback needs min_labels or the clock).
+    const early = run(timed, [...repeat(60, (i) => pair(i, 0.8, 0.1)), { kind: 'tick', time_ms: T0 + 599_999 }]);
+    expect(early.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
+    // Production better: kept, as before, on too few labels (no bound against it).
+    const productionBetter = run(timed, [...repeat(60, (i) => pair(i, 0.1, 0.8)), tick]);
+    expect(productionBetter.decision).toMatchObject({ action: 'keep', reason: 'too_few_labels' });
+    // A promotion is consistent: a candidate shown worse at max_time is rejected on evidence; one
+    // shown better is still rejected (a switch needs min_labels), on too few labels.
+    const promotion = parsePromotionPolicy({ min_labels: 500, max_time: '10m' });
+    const worseCandidate = run(promotion, [...repeat(60, (i) => pair(i, 0.1, 0.8)), tick]);
+    expect(worseCandidate.decision).toMatchObject({ action: 'reject', reason: 'evidence', evidence: { n: 60 } });
+    expect(worseCandidate.decision.evidence.upper).toBeLessThan(0);
+    const betterCandidate = run(promotion, [...repeat(60, (i) => pair(i, 0.8, 0.1)), tick]);
+    expect(betterCandidate.decision).toMatchObject({ action: 'reject', reason: 'too_few_labels' });
+  });
+
   it("a watch's keep on evidence waits for production's guards: a guard that would roll it back is not skipped", () => {
     const policy = parseRollbackPolicy({ min_labels: 30, guards: [{ name: 'positive_rate', max_increase: 0.05 }] });
     const notWorse = (i: number) => pair(i, 0, 0.5); // production better than the version it replaced

@@ -233,6 +233,70 @@ describe('labeled_predictions: the paired read in arrival order', () => {
   });
 });
 
+describe('labeled_predictions: the paired read with label_maturity (matureUntil)', () => {
+  it('only rows predicted at or before matureUntil, by prediction time then id, whatever their arrival; the limit keeps the earliest predicted; the count covers the same range', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const wh = warehouseOn(ch);
+    const t0 = Date.now() - 3_600_000;
+    const row = (
+      id: string,
+      predictedAt: number,
+      joinedAt: number,
+      scores: Record<string, number> = { v1: 0.2, v2: 0.7 },
+    ) => ({
+      prediction: prediction(id, t0 + predictedAt, { scores, prediction: 0.2 }),
+      label: label(id, t0 + joinedAt - 1),
+      joinedAt: t0 + joinedAt,
+    });
+    // Arrival (joined_at) order is the reverse of prediction order: positives first, as a
+    // chargeback's label comes before a negative's.
+    await wh.predictions.insertJoined([row('c', 3_000, 10_000), row('b', 2_000, 20_000)]);
+    await wh.predictions.insertJoined([row('a', 1_000, 30_000), row('0tie', 2_000, 40_000)]);
+    // Predicted after matureUntil (arrived first of all): not read yet.
+    await wh.predictions.insertJoined([row('young', 5_000, 5_000)]);
+    // Unusable rows: one inside the range, one after it.
+    await wh.predictions.insertJoined([
+      row('margin', 2_500, 50_000, { v1: 0.2, v2: 2.5 }),
+      row('margin-young', 6_000, 50_000, { v1: 0.2, v2: 2.5 }),
+    ]);
+    // A redelivery (same joined_at): one row.
+    await wh.predictions.insertJoined([row('a', 1_000, 30_000)]);
+    const q = { model: 'fraud', incumbent: 'v1', challenger: 'v2', from: t0, matureUntil: t0 + 4_000 };
+    const read = await wh.predictions.readPairsCounted({ ...q, limit: 100 });
+    expect(read.pairs.map((p) => [p.predictionId, p.predictionTime - t0])).toEqual([
+      ['a', 1_000],
+      ['0tie', 2_000],
+      ['b', 2_000],
+      ['c', 3_000],
+    ]);
+    expect(read.unusable).toEqual({ labelNotBinary: 0, scoreNotProbability: 1 });
+    // The bound is inclusive, and the limit keeps the earliest predicted.
+    expect(
+      (await wh.predictions.readPairs({ ...q, matureUntil: t0 + 3_000, limit: 3 })).map((p) => p.predictionId),
+    ).toEqual(['a', '0tie', 'b']);
+    expect(
+      (await wh.predictions.readPairs({ ...q, matureUntil: t0 + 2_999, limit: 100 })).map((p) => p.predictionId),
+    ).toEqual(['a', '0tie', 'b']);
+    // Without it: arrival order, every row since `from`.
+    expect(
+      (
+        await wh.predictions.readPairs({
+          model: q.model,
+          incumbent: q.incumbent,
+          challenger: q.challenger,
+          from: q.from,
+          limit: 100,
+        })
+      ).map((p) => p.predictionId),
+    ).toEqual(['young', 'c', 'b', 'a', '0tie']);
+    await expect(wh.predictions.readPairs({ ...q, matureUntil: 1.5, limit: 1 })).rejects.toThrow(
+      /matureUntil: epoch ms/,
+    );
+    await ch.close();
+  });
+});
+
 describe('labeled_predictions: unusable pairs are counted', () => {
   it('a model scoring margins (binary:logitraw, ±2.5) gives no pair, and every row it scored is counted', async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });

@@ -4,13 +4,19 @@ import {
   awaitsAnswered,
   type ComparisonPlan,
   comparisonsOf,
+  decideTick,
+  MAX_SHADOWS,
   type ModelClock,
   type PairInput,
   type PairSource,
+  type PlanOutcome,
   planKey,
+  policyOf,
   type RolloutPolicies,
+  type RolloutPolicy,
   rolloutPolicyFor,
-  tickModel,
+  runPlan,
+  sameTransitions,
   transitionEvent,
   usableClock,
   usableTransitions,
@@ -36,6 +42,11 @@ export interface PairReader {
     limit: number;
     /** The answered requests the comparison is about (its plan's `answeredBy`): always given. */
     answeredBy: PairSource;
+    /**
+     * A model with `label_maturity`: only rows predicted at or before this (the plan's
+     * `matureUntil`), in prediction order (prediction_time, prediction_id) instead of arrival.
+     */
+    matureUntil?: number;
   }): Promise<{
     /** `joinedAt`: when the label-joiner joined the row (its wall clock), the bound of its plausible times. */
     readonly pairs: ReadonlyArray<PairInput & { readonly predictionId: string; readonly joinedAt: number }>;
@@ -124,6 +135,8 @@ export class ModelController {
   private readonly badRows = new Set<string>();
   /** Manual models (`manual: true` in the policy) already logged. */
   private readonly manual = new Set<string>();
+  /** Models with more shadows recorded than the model-server scores (logged once, until they have not). */
+  private readonly manyShadowsLogged = new Set<string>();
   /** Models whose rows were seen joined ahead of this host's clock (logged once, until they are not). */
   private readonly clockBehindLogged = new Set<string>();
   /** model → the open comparisons (plan key and reason) whose unusable rows were logged. */
@@ -275,64 +288,26 @@ export class ModelController {
     // (capped, the demo's comparisons waited for ever, found by running it).
     const labelled = comparisonsOf(view).length === 0 ? undefined : await deps.pairs.labelClock(model, now, notAfter);
     const clock = usableClock(labelled, notAfter, maxFutureMs);
-    const plans = comparisonsOf(view, clock);
-    const read = new Map<string, readonly PairInput[]>();
+    const plans = comparisonsOf(view, clock, policy.labelMaturityMs);
+    this.sayManyShadows(model, plans);
     const logged = this.unusableLogged.get(model) ?? new Set<string>();
     const stillLogged = new Set<string>();
     let newestJoined = Number.NEGATIVE_INFINITY;
+    // Each plan is read and run before the next one is read, and only its outcome is kept: every
+    // plan's pairs held until the last was read (~23 MiB per open comparison at 100k pairs) took a
+    // model with 16 shadows to a 393 MiB peak, and one with 48 out of a 1 GiB heap, a crash loop
+    // at every restart (found by a review). The decisions are the same (tickModel = runPlan per
+    // plan, then decideTick).
+    const outcomes: PlanOutcome[] = [];
     for (const plan of plans) {
-      const maxLabels = plan.kind === 'promotion' ? policy.promotion.maxLabels : policy.rollback.maxLabels;
-      const { pairs: rows, unusable } = await deps.pairs.readPairs({
-        model,
-        incumbent: plan.incumbent,
-        challenger: plan.challenger,
-        from: plan.from,
-        limit: Math.min(deps.maxPairs, maxLabels),
-        answeredBy: plan.answeredBy,
-      });
-      this.metrics.pairedRows.inc(rows.length + unusable.labelNotBinary + unusable.scoreNotProbability);
-      // Bounded by the row's own arrival, not by this tick's wall clock: a row's inclusion never
-      // changes between ticks, so each tick's path extends the last one's. Bounded by `now`, a row
-      // left out at first came back into the middle of a path already tested once the wall clock
-      // caught up, and held back pairs already used: the path shrank (found by a review). A row
-      // kept is labelled at most the bound after it arrived, so a pair waiting for the clock waits
-      // at most that long (see runPlan).
-      const plausible = rows.filter(
-        (r) => !(r.labelTime > r.joinedAt + maxFutureMs) && !(r.predictionTime > r.joinedAt + maxFutureMs),
-      );
-      const ahead = rows.length - plausible.length;
-      for (const r of rows) if (r.joinedAt > newestJoined) newestJoined = r.joinedAt;
-      // How far past their arrival the rows lie, against the bound, for the warning.
-      const clockDetail = ahead === 0 ? {} : { max_future_ms: maxFutureMs, most_ahead_ms: mostAhead(rows) };
-      this.countLeftOut(model, plan, { ...unusable, timeBeyondFuture: ahead }, logged, stillLogged, clockDetail);
-      read.set(planKey(plan), plausible);
+      const read = await this.runPlanOnItsPairs(model, plan, policy, clock, maxFutureMs, logged, stillLogged);
+      outcomes.push(read.outcome);
+      newestJoined = Math.max(newestJoined, read.newestJoined);
     }
     this.sayClockBehind(model, newestJoined, now);
     if (stillLogged.size === 0) this.unusableLogged.delete(model);
     else this.unusableLogged.set(model, stillLogged);
-    const pairsOf = (plan: ComparisonPlan) => read.get(planKey(plan)) ?? [];
-    let result = tickModel(history, pairsOf, policy, clock);
-    // A rollback watch whose time is up with no pair is decided by whether production answered
-    // since it began (no pair cannot tell: a production never loaded, a margin-score model and rows
-    // without `scores` all give none). Read only then. A failed read never defaults to a decision:
-    // that watch waits (next tick), and the model's other comparisons decide as usual — a failing
-    // read had held them all, a bad canary serving on (found by a review).
-    const awaiting = result.outcomes.filter((o) => awaitsAnswered(o.plan, o.decision));
-    if (awaiting.length > 0) {
-      const answered = new Map<string, boolean>();
-      for (const { plan } of awaiting) {
-        try {
-          answered.set(planKey(plan), await deps.pairs.answeredSince(model, plan.incumbent, plan.from));
-        } catch (error) {
-          const e = toDriftlineError(error);
-          deps.logger.warn(
-            { model, version: plan.incumbent, code: e.code, err: e.message },
-            'whether production answered could not be read; its watch waits for the next tick',
-          );
-        }
-      }
-      result = tickModel(history, pairsOf, policy, clock, (plan) => answered.get(planKey(plan)));
-    }
+    const result = decideTick(history, outcomes, policy, clock);
     for (const o of result.outcomes) {
       const labels = { model, version: o.plan.subject, kind: o.plan.kind };
       this.metrics.labels.set(labels, o.decision.evidence.n);
@@ -368,6 +343,21 @@ export class ModelController {
       );
       return { republished };
     }
+    // The model's transitions read again just before the write: an operator's move (`driftline
+    // model stage`) or a trainer's record can land during the reads above (seconds), and the
+    // decision was taken on the history before it. Recorded anyway, it could undo the operator:
+    // a rollback of a canary followed by this tick's promotion of it, dated later, left the canary
+    // in production and the rollback never published (found by a review). The next tick decides
+    // on the new history. (A write in the milliseconds between this read and the record is not
+    // caught.)
+    const fresh = usableTransitions(await deps.transitions.history(model));
+    if (!sameTransitions(history, fresh)) {
+      deps.logger.info(
+        { model, version: result.transition.version, to: result.transition.to_stage },
+        "the model's transitions changed during its tick (an operator's or trainer's record): this decision is not recorded, the next tick decides on them",
+      );
+      return { republished };
+    }
     const row: TransitionRow = { ...result.transition, model, recorded_at: (deps.now ?? Date.now)() };
     await deps.transitions.record([row]);
     this.metrics.transitions.inc({ model, to_stage: row.to_stage });
@@ -388,13 +378,92 @@ export class ModelController {
   }
 
   /**
-   * Counts the rows left out of a comparison's pairs (at every tick that reads them), and says so
-   * once per open comparison and reason: a comparison whose rows are all left out gets no pair, and
-   * the operator saw only "no labels" (unusable rows: it ends on max_time) or nothing at all (rows
-   * dated beyond their arrival + the allowed future, as every row is to a label-joiner whose clock
-   * runs an hour slow: it never decides). `clockDetail`: the bound and how far the rows lie past
-   * their arrival, for that warning.
+   * One open comparison: reads its pairs, counts what it leaves out, and runs its test (asking
+   * whether production answered when a watch's time is up with no pair). Only the outcome
+   * leaves this frame, so the pairs are unreachable before the next comparison is read (in the
+   * loop's own frame the last read's were still held during the next read: two comparisons'
+   * pairs at a time).
    */
+  private async runPlanOnItsPairs(
+    model: string,
+    plan: ComparisonPlan,
+    policy: RolloutPolicy,
+    clock: ModelClock | undefined,
+    maxFutureMs: number,
+    logged: ReadonlySet<string>,
+    stillLogged: Set<string>,
+  ): Promise<{ outcome: PlanOutcome; newestJoined: number }> {
+    const { deps } = this;
+    let newestJoined = Number.NEGATIVE_INFINITY;
+    const comparison = policyOf(policy, plan);
+    // With label_maturity, nothing is mature yet below `from` (or without a clock): no read.
+    const nothingMature = plan.matureUntil !== undefined && !(plan.matureUntil >= plan.from);
+    const { pairs: rows, unusable } = nothingMature
+      ? { pairs: [], unusable: { labelNotBinary: 0, scoreNotProbability: 0 } }
+      : await deps.pairs.readPairs({
+          model,
+          incumbent: plan.incumbent,
+          challenger: plan.challenger,
+          from: plan.from,
+          limit: Math.min(deps.maxPairs, comparison.maxLabels),
+          answeredBy: plan.answeredBy,
+          ...(plan.matureUntil === undefined ? {} : { matureUntil: plan.matureUntil }),
+        });
+    this.metrics.pairedRows.inc(rows.length + unusable.labelNotBinary + unusable.scoreNotProbability);
+    // Bounded by the row's own arrival, not by this tick's wall clock: a row's inclusion never
+    // changes between ticks, so each tick's path extends the last one's. Bounded by `now`, a row
+    // left out at first came back into the middle of a path already tested once the wall clock
+    // caught up, and held back pairs already used: the path shrank (found by a review). A row
+    // kept is labelled at most the bound after it arrived, so a pair waiting for the clock waits
+    // at most that long (see runPlan).
+    const plausible = rows.filter(
+      (r) => !(r.labelTime > r.joinedAt + maxFutureMs) && !(r.predictionTime > r.joinedAt + maxFutureMs),
+    );
+    const ahead = rows.length - plausible.length;
+    for (const r of rows) if (r.joinedAt > newestJoined) newestJoined = r.joinedAt;
+    // How far past their arrival the rows lie, against the bound, for the warning.
+    const clockDetail = ahead === 0 ? {} : { max_future_ms: maxFutureMs, most_ahead_ms: mostAhead(rows) };
+    this.countLeftOut(model, plan, { ...unusable, timeBeyondFuture: ahead }, logged, stillLogged, clockDetail);
+    let outcome = runPlan(plan, comparison, plausible, clock);
+    // A rollback watch whose time is up with no pair is decided by whether production answered
+    // since it began (no pair cannot tell: a production never loaded, a margin-score model and
+    // rows without `scores` all give none). Read only then. A failed read never defaults to a
+    // decision: that watch waits (next tick), and the model's other comparisons decide as usual
+    // — a failing read had held them all, a bad canary serving on (found by a review).
+    if (awaitsAnswered(plan, outcome.decision)) {
+      try {
+        const answered = await deps.pairs.answeredSince(model, plan.incumbent, plan.from);
+        outcome = runPlan(plan, comparison, plausible, clock, answered);
+      } catch (error) {
+        const e = toDriftlineError(error);
+        deps.logger.warn(
+          { model, version: plan.incumbent, code: e.code, err: e.message },
+          'whether production answered could not be read; its watch waits for the next tick',
+        );
+      }
+    }
+    return { outcome, newestJoined };
+  }
+
+  /**
+   * Says once per model (again after it recovered) when more shadows are open than the model-server
+   * scores (MAX_SHADOWS): it ignores a SHADOW beyond them, so those get no pair and are rejected at
+   * max_time; and each open comparison costs a read of up to max_labels pairs at every tick.
+   */
+  private sayManyShadows(model: string, plans: readonly ComparisonPlan[]): void {
+    const shadows = plans.filter((p) => p.kind === 'promotion' && p.stage === 'shadow').length;
+    if (shadows <= MAX_SHADOWS) {
+      this.manyShadowsLogged.delete(model);
+      return;
+    }
+    if (this.manyShadowsLogged.has(model)) return;
+    this.manyShadowsLogged.add(model);
+    this.deps.logger.warn(
+      { model, shadows, max_shadows: MAX_SHADOWS },
+      'more shadows open than the model-server scores: those beyond its limit get no pair and are rejected at max_time, and every open comparison is read at each tick; reject or retire stale shadows (`driftline model stage`)',
+    );
+  }
+
   /**
    * Says once per model (again after it recovered) when a row arrived (joined_at, the
    * label-joiner's clock) more than CLOCK_BEHIND_TOLERANCE_MS after this host's now: this host's
@@ -416,6 +485,14 @@ export class ModelController {
     );
   }
 
+  /**
+   * Counts the rows left out of a comparison's pairs (at every tick that reads them), and says so
+   * once per open comparison and reason: a comparison whose rows are all left out gets no pair, and
+   * the operator saw only "no labels" (unusable rows: it ends on max_time) or nothing at all (rows
+   * dated beyond their arrival + the allowed future, as every row is to a label-joiner whose clock
+   * runs an hour slow: it never decides). `clockDetail`: the bound and how far the rows lie past
+   * their arrival, for that warning.
+   */
   private countLeftOut(
     model: string,
     plan: ComparisonPlan,

@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseEnv, silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
-import { type PairInput, parseRolloutPolicy, parseRolloutPolicyText } from '@driftline/policy';
+import {
+  operatorTransitions,
+  type PairInput,
+  parseRolloutPolicy,
+  parseRolloutPolicyText,
+  viewOf,
+} from '@driftline/policy';
 import type { ModelEvent } from '@driftline/schemas';
 import { SeededRandom } from '@driftline/test-support/random';
 import type { ModelTransitionStore, TransitionRow } from '@driftline/warehouse';
@@ -663,7 +669,7 @@ describe('controllers sharing the models (their group as a lease per model; foun
     const { controller, store, events, histories, registry } = twoModels((m) => (m === 'fraud' ? 'decide' : 'none'));
     const tick = await controller.tick();
     expect(tick).toMatchObject({ models: 2, notOwned: 1, failed: 0 });
-    expect(histories).toEqual(['fraud']);
+    expect(histories).toEqual(['fraud', 'fraud']); // read again just before its decision is recorded
     expect(events('churn')).toEqual([]);
     expect(store.rows.has('churn/v2/canary')).toBe(false);
     expect(events('fraud')).toEqual(['v2:SHADOW', 'v2:CANARY']);
@@ -694,6 +700,86 @@ describe('controllers sharing the models (their group as a lease per model; foun
     expect(store.rows.has('fraud/v2/canary')).toBe(false);
     expect(events('fraud')).toEqual(['v2:SHADOW']);
     expect(info.filter((l) => l.includes('went to another controller'))).toHaveLength(1);
+  });
+});
+
+describe("an operator's move during a tick is not undone by the tick's decision (found by a review)", () => {
+  it('a canary rolled back by hand while the tick reads its pairs is not promoted: the decision is dropped, the rollback published', async () => {
+    const W = Date.UTC(2026, 11, 6, 12); // the operator's and the controller's wall clock
+    const E = W + 20 * 60_000; // event time 20 min ahead of it (within the allowed future)
+    const log: string[] = [];
+    const store = new MemoryTransitions(log);
+    const at = (version: string, from: TransitionRow['from_stage'], to: TransitionRow['to_stage'], t: number) => ({
+      ...row(version, from, to, t, version === 'v2' && from !== null ? 'v1' : null),
+      recorded_at: W,
+    });
+    for (const r of [
+      at('v1', null, 'candidate', E - 900_000),
+      at('v1', 'candidate', 'shadow', E - 900_000),
+      at('v1', 'shadow', 'canary', E - 800_000),
+      at('v1', 'canary', 'production', E - 700_000),
+      at('v2', null, 'candidate', E - 600_000),
+      at('v2', 'candidate', 'shadow', E - 600_000),
+      { ...at('v2', 'shadow', 'canary', E - 500_000), evidence: JSON.stringify({ serving_from: E - 500_000 }) },
+    ])
+      store.rows.set(`fraud/${r.version}/${r.to_stage}`, r);
+    // The canary's own answers, better than v1: the tick promotes it to production.
+    const { reader } = labelledTable(
+      batch('c', 'v2', 'canary', E - 400_000, 300, { v1: 0.2, v2: 0.9 }).map((r) => ({
+        ...r,
+        joinedAt: r.labelTime - 25 * 60_000,
+      })),
+    );
+    let operatorMoved = false;
+    const info: string[] = [];
+    const published: string[] = [];
+    const controller = new ModelController({
+      transitions: store,
+      pairs: {
+        ...reader,
+        readPairs: async (q) => {
+          if (!operatorMoved) {
+            // `driftline model stage --version v2 --to rolled_back` lands during the tick's reads.
+            operatorMoved = true;
+            const moves = operatorTransitions(await store.history('fraud'), 'fraud', {
+              version: 'v2',
+              to: 'rolled_back',
+              at: W,
+              operator: 'alice',
+              reason: 'manual rollback',
+            });
+            await store.record(moves.map((m) => ({ ...m, model: 'fraud', recorded_at: W })));
+          }
+          return reader.readPairs(q);
+        },
+      },
+      publish: async (events) => {
+        published.push(...events.map((e) => `${e.version}:${e.kind}`));
+      },
+      policies,
+      maxPairs: 100_000,
+      logger: { ...silentLogger, info: (o: object, msg?: string) => info.push(`${JSON.stringify(o)} ${msg}`) },
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      now: () => W,
+    });
+    const first = await controller.tick();
+    // Before: v2 canary → production recorded (dated after the operator's rollback) and published.
+    expect(first.transitions).toEqual([]);
+    expect(store.rows.has('fraud/v2/production')).toBe(false);
+    expect(info.filter((l) => l.includes('transitions changed during its tick'))).toHaveLength(1);
+    for (let i = 0; i < 2; i++) await controller.tick();
+    const history = await store.history('fraud');
+    expect(history.filter((r) => r.version === 'v2').map((r) => `${r.to_stage} ${r.decided_by}`)).toEqual([
+      'candidate trainer:offline_gate',
+      'shadow trainer:offline_gate',
+      'canary trainer:offline_gate',
+      'rolled_back operator:alice',
+    ]);
+    const view = viewOf(history);
+    expect(view.production).toBe('v1');
+    expect(view.versions.get('v2')?.stage).toBe('rolled_back');
+    expect(published).toContain('v2:ROLLED_BACK');
+    expect(published).not.toContain('v2:PROMOTED');
   });
 });
 

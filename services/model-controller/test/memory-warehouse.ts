@@ -55,7 +55,8 @@ export interface LabelledRow {
 /**
  * The warehouse's reads over `rows`, as its queries define them (readPairsCounted, labelClock,
  * answeredSince). `rows` are in the order they arrived (appended as the label-joiner writes them):
- * the paired read keeps that order, as the warehouse's orders by `joined_at`. A read naming no
+ * the paired read keeps that order, as the warehouse's orders by `joined_at` (with `matureUntil`:
+ * the rows predicted up to it, by prediction time then id). A read naming no
  * `answeredBy` gets every answered row, as the warehouse's does: what a controller that names none
  * compared. `reads`: each paired read's source.
  */
@@ -71,7 +72,14 @@ export function labelledTable(rows: LabelledRow[]) {
             (source === undefined || (r.answered === source.version && r.role === source.role)) &&
             r.predictionTime >= q.from &&
             r.scores[q.incumbent] !== undefined &&
-            r.scores[q.challenger] !== undefined,
+            r.scores[q.challenger] !== undefined &&
+            (q.matureUntil === undefined || r.predictionTime <= q.matureUntil),
+        )
+        // With matureUntil (label_maturity): by prediction, then id, as the warehouse reads them.
+        .sort((a, b) =>
+          q.matureUntil === undefined
+            ? 0
+            : a.predictionTime - b.predictionTime || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
         )
         .slice(0, q.limit)
         .map((r) => ({

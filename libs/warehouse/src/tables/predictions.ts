@@ -155,6 +155,14 @@ export interface PairQuery {
    * production's), so no row is evidence for two stages of a version. Omitted: whatever answered.
    */
   readonly answeredBy?: { readonly version: string; readonly role: string };
+  /**
+   * A comparison with `label_maturity` (the model-controller's): only rows predicted at or before
+   * this (ms, inclusive: the model's label clock − the maturity, whose labels are final), ordered
+   * by PREDICTION — (prediction_time, prediction_id) — instead of arrival, so the order depends on
+   * no label (labels whose arrival depends on the label put one kind first in arrival order).
+   * The count of unusable rows covers the same range.
+   */
+  readonly matureUntil?: number;
 }
 
 export interface JoinedRow {
@@ -776,11 +784,24 @@ export class ClickHousePredictionStore implements PredictionStore {
         `readPairs limit: an integer in [1, ${MAX_PAIRS_PER_READ}], got ${q.limit}`,
       );
     }
+    const until = q.matureUntil;
+    if (until !== undefined && !(Number.isSafeInteger(until) && until >= 0)) {
+      throw new DriftlineError('BAD_REQUEST', `readPairs matureUntil: epoch ms, got ${until}`);
+    }
+    // Arrival order by default; prediction order up to `matureUntil` (see PairQuery.matureUntil).
+    const [order, outerOrder, mature] =
+      until === undefined
+        ? ['joined_at, prediction_id', 'jt, prediction_id', '']
+        : [
+            'prediction_time, prediction_id',
+            'pt, prediction_id',
+            "AND prediction_time <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')",
+          ];
     const table = `${this.ch.table('labeled_predictions')} FINAL`;
     const answered =
       q.answeredBy === undefined ? '' : 'AND model_version = {answeredVersion:String} AND role = {answeredRole:String}';
     const paired = `model = {model:String} ${answered}
-         AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')
+         AND prediction_time >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') ${mature}
          AND mapContains(scores, {incumbent:String}) AND mapContains(scores, {challenger:String})`;
     const probabilities = 'scores[{incumbent:String}] BETWEEN 0 AND 1 AND scores[{challenger:String}] BETWEEN 0 AND 1';
     // One statement: the pairs (kind 0; a row the test cannot use never takes a place under the
@@ -807,7 +828,7 @@ export class ClickHousePredictionStore implements PredictionStore {
             toString(role) AS role, toUInt64(0) AS bad_label, toUInt64(0) AS bad_score
           FROM ${table}
           WHERE ${paired} AND label IN (0, 1) AND ${probabilities}
-          ORDER BY joined_at, prediction_id
+          ORDER BY ${order}
           LIMIT {limit:UInt32})
          UNION ALL
          (SELECT 1, '', toInt64(0), toInt64(0), toInt64(0), toFloat64(0), toFloat64(0), toFloat64(0), '', '',
@@ -815,13 +836,14 @@ export class ClickHousePredictionStore implements PredictionStore {
           FROM ${table}
           WHERE ${paired})
        )
-       ORDER BY kind, jt, prediction_id`,
+       ORDER BY kind, ${outerOrder}`,
       {
         model: q.model,
         incumbent: q.incumbent,
         challenger: q.challenger,
         from: q.from,
         limit: q.limit,
+        ...(until === undefined ? {} : { until }),
         ...(q.answeredBy === undefined
           ? {}
           : { answeredVersion: q.answeredBy.version, answeredRole: q.answeredBy.role }),

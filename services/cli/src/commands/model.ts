@@ -8,7 +8,7 @@ import {
   parseEnv,
   printable,
 } from '@driftline/core';
-import { operatorTransitions, STAGE_TRANSITIONS, type Stage, usableClock } from '@driftline/policy';
+import { operatorTransitions, STAGE_TRANSITIONS, type Stage, sameTransitions, usableClock } from '@driftline/policy';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import { checkEnvNames } from './env-names.js';
@@ -112,22 +112,32 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
     const clock = serving
       ? usableClock(await warehouse.predictions.labelClock(model, now, notAfter), notAfter, maxFutureMs)
       : undefined;
-    let rows: ReturnType<typeof operatorTransitions>;
-    try {
-      rows = operatorTransitions(history, model, {
-        version,
-        to: to as Stage,
-        at: now,
-        operator,
-        reason: values.reason ?? 'operator',
-        ...(share === undefined ? {} : { canaryShare: share }),
-        ...(clock === undefined ? {} : { clock }),
-      });
-    } catch (error) {
-      // A move the stage graph does not allow is a usage error of --to (exit 2), not an internal one.
-      if (error instanceof DriftlineError && error.code === 'BAD_REQUEST') throw new ConfigError('--to', error.message);
-      throw error;
-    }
+    const movesOn = (read: typeof history) => {
+      try {
+        return operatorTransitions(read, model, {
+          version,
+          to: to as Stage,
+          at: now,
+          operator,
+          reason: values.reason ?? 'operator',
+          ...(share === undefined ? {} : { canaryShare: share }),
+          ...(clock === undefined ? {} : { clock }),
+        });
+      } catch (error) {
+        // A move the stage graph does not allow is a usage error of --to (exit 2), not an internal one.
+        if (error instanceof DriftlineError && error.code === 'BAD_REQUEST')
+          throw new ConfigError('--to', error.message);
+        throw error;
+      }
+    };
+    let rows = movesOn(history);
+    // Read again just before the write: the clock's read takes seconds, and a model-controller may
+    // have recorded a decision meanwhile (a promotion of the canary this rolls back). Written on
+    // the first read, the move was dated before that decision and checked against a stage the
+    // version had left: the controller's promotion, dated later, undid the rollback (found by a
+    // review). On the new history it moves the version from where it is now, dated after it.
+    const fresh = await warehouse.transitions.history(model);
+    if (!sameTransitions(history, fresh)) rows = movesOn(fresh);
     await warehouse.transitions.record(rows.map((r) => ({ ...r, model, recorded_at: now })));
     const last = rows.at(-1);
     const recorded = `recorded ${model} ${version}: ${last?.from_stage ?? 'new'} → ${last?.to_stage} (operator:${operator}); the model-controller publishes it on models.v1 at its next tick`;

@@ -1,0 +1,126 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { viewOf } from '@driftline/policy';
+import { uniqueName } from '@driftline/test-support';
+import {
+  createClickHouse,
+  migrate,
+  migrations,
+  type TransitionRow,
+  type Warehouse,
+  warehouseOn,
+} from '@driftline/warehouse';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { modelCommand } from '../src/commands/model.js';
+
+/**
+ * `driftline model stage --to rolled_back` while a model-controller records a promotion of the same
+ * canary, on the embedded ClickHouse. The controller's row lands while the command reads the model's
+ * clock (seconds at 12M rows); the hook below writes it there, at that moment, every time.
+ * Before: the command wrote canary → rolled_back checked and dated on its first read; the
+ * promotion, dated later (event time 20 min ahead of the wall clock), stood: v2 in production and
+ * the rollback undone (found by a review).
+ */
+const during = vi.hoisted(() => ({ clockRead: undefined as (() => Promise<void>) | undefined }));
+
+vi.mock('@driftline/warehouse', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('@driftline/warehouse')>();
+  return {
+    ...actual,
+    openWarehouse: async (...args: Parameters<typeof actual.openWarehouse>) => {
+      const opened = await actual.openWarehouse(...args);
+      const predictions = opened.predictions;
+      const read = predictions.labelClock.bind(predictions);
+      Object.assign(predictions, {
+        labelClock: async (...a: Parameters<typeof read>) => {
+          const clock = await read(...a);
+          await during.clockRead?.();
+          return clock;
+        },
+      });
+      return opened;
+    },
+  };
+});
+
+const work = mkdtempSync(join(tmpdir(), 'driftline-model-stage-race-'));
+const database = uniqueName('stagerace').replaceAll('-', '_');
+let warehouse: Warehouse;
+
+function row(
+  version: string,
+  from: TransitionRow['from_stage'],
+  to: TransitionRow['to_stage'],
+  at: number,
+  previous: string | null,
+): TransitionRow {
+  return {
+    model: 'fraud',
+    version,
+    from_stage: from,
+    to_stage: to,
+    at,
+    decided_by: 'trainer:offline_gate',
+    reason: 'offline_gate',
+    detail: '',
+    evidence: '',
+    canary_share: null,
+    previous_version: previous,
+    recorded_at: at,
+  };
+}
+
+beforeAll(async () => {
+  process.env.DRIFTLINE_CLICKHOUSE_PATH = join(work, 'chdb');
+  process.env.DRIFTLINE_CLICKHOUSE_DATABASE = database;
+  delete process.env.DRIFTLINE_CLICKHOUSE_URL;
+  const ch = await createClickHouse({ mode: 'embedded', path: join(work, 'chdb'), database });
+  await migrate(ch, migrations);
+  warehouse = warehouseOn(ch);
+});
+
+afterAll(async () => {
+  await warehouse?.close();
+});
+
+describe('driftline model stage racing a model-controller decision', () => {
+  it("a rollback of a canary the controller promotes meanwhile rolls back the new production: the operator's move stands", async () => {
+    const now = Date.now();
+    const E = now + 20 * 60_000; // event time 20 min ahead of the wall clock (within the allowed future)
+    await warehouse.transitions.record([
+      row('v1', null, 'candidate', E - 900_000, null),
+      row('v1', 'candidate', 'shadow', E - 900_000, null),
+      row('v1', 'shadow', 'canary', E - 800_000, null),
+      row('v1', 'canary', 'production', E - 700_000, null),
+      row('v2', null, 'candidate', E - 600_000, null),
+      row('v2', 'candidate', 'shadow', E - 600_000, 'v1'),
+      row('v2', 'shadow', 'canary', E - 500_000, 'v1'),
+    ]);
+    during.clockRead = async () => {
+      during.clockRead = undefined;
+      await warehouse.transitions.record([
+        { ...row('v2', 'canary', 'production', E - 400_000, 'v1'), decided_by: 'policy:promotion', reason: 'evidence' },
+      ]);
+    };
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      expect(
+        await modelCommand(['stage', '--model', 'fraud', '--version', 'v2', '--to', 'rolled_back', '--by', 'alice']),
+      ).toBe(0);
+      expect(String(out.mock.calls.at(-1)?.[0])).toMatch(
+        /^recorded fraud v2: production → rolled_back \(operator:alice\)/,
+      );
+    } finally {
+      out.mockRestore();
+    }
+    expect(during.clockRead).toBeUndefined(); // the controller's row did land during the command
+    const history = await warehouse.transitions.history('fraud');
+    const rollback = history.find((r) => r.version === 'v2' && r.to_stage === 'rolled_back');
+    expect(rollback).toMatchObject({ from_stage: 'production', decided_by: 'operator:alice', previous_version: 'v1' });
+    expect(rollback?.at).toBeGreaterThan(E - 400_000);
+    const view = viewOf(history);
+    expect(view.production).toBe('v1');
+    expect(view.versions.get('v2')?.stage).toBe('rolled_back');
+  });
+});

@@ -1,0 +1,196 @@
+// How the controller reads each open comparison's pairs: one comparison at a time, its pairs
+// dropped before the next read (memory), and with label_maturity only the mature ones.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { silentLogger } from '@driftline/core';
+import { createMetricsRegistry } from '@driftline/observability';
+import { parseRolloutPolicy, tickModel, usableClock } from '@driftline/policy';
+import type { TransitionRow } from '@driftline/warehouse';
+import { describe, expect, it } from 'vitest';
+import { ModelController, type PairReader } from '../src/controller.js';
+import { batch, type LabelledRow, labelledTable, MemoryTransitions } from './memory-warehouse.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+const D = 86_400_000;
+
+const row = (
+  version: string,
+  from: TransitionRow['from_stage'],
+  to: TransitionRow['to_stage'],
+  at: number,
+  previous: string | null = null,
+): TransitionRow => ({
+  model: 'fraud',
+  version,
+  from_stage: from,
+  to_stage: to,
+  at,
+  decided_by: 'trainer:offline_gate',
+  reason: 'offline_gate',
+  detail: '',
+  evidence: '',
+  canary_share: null,
+  previous_version: previous,
+  recorded_at: at,
+});
+
+/** v1 in production, `shadows` in shadow against it since T0 + 10. */
+function store(shadows: readonly string[]): MemoryTransitions {
+  const s = new MemoryTransitions([]);
+  for (const r of [
+    row('v1', null, 'candidate', T0),
+    row('v1', 'candidate', 'shadow', T0),
+    row('v1', 'shadow', 'canary', T0 + 1),
+    row('v1', 'canary', 'production', T0 + 2),
+    ...shadows.flatMap((v) => [row(v, null, 'candidate', T0 + 10), row(v, 'candidate', 'shadow', T0 + 10, 'v1')]),
+  ])
+    s.rows.set(`fraud/${r.version}/${r.to_stage}`, r);
+  return s;
+}
+
+const controller = (transitions: MemoryTransitions, pairs: PairReader, policy: Record<string, unknown>, now: number) =>
+  new ModelController({
+    transitions,
+    pairs,
+    publish: async () => {},
+    policies: parseRolloutPolicy(policy),
+    maxPairs: 100_000,
+    logger: silentLogger,
+    registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+    now: () => now,
+  });
+
+describe('one comparison at a time (found by a review: every open comparison’s pairs held until the last was read)', () => {
+  it('a plan’s pairs are unreachable when the next plan is read, and the decision is tickModel’s', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const shadows = ['v2', 'v3', 'v4', 'v5'];
+    // 2,000 rows each scored by every version; v4 better than production (a promotion to decide).
+    const quality = { ...Object.fromEntries(['v1', ...shadows].map((v) => [v, 0.5])), v4: 0.9 };
+    const rows = batch('p', 'v1', 'production', T0 + 100, 2_000, quality);
+    const { reader } = labelledTable(rows);
+    const held: WeakRef<object>[] = [];
+    const aliveAtRead: number[] = [];
+    const watched: PairReader = {
+      ...reader,
+      readPairs: async (q) => {
+        // Out of the microtask queue (WeakRefs read in this job are kept to its end), then a full GC.
+        await new Promise((resolve) => setImmediate(resolve));
+        gc();
+        aliveAtRead.push(held.filter((w) => w.deref() !== undefined).length);
+        const read = await reader.readPairs(q);
+        for (const p of read.pairs) held.push(new WeakRef(p));
+        return read;
+      },
+    };
+    const now = T0 + 100 + 2_001_000;
+    const transitions = store(shadows);
+    const tick = await controller(transitions, watched, { defaults: { promotion: { min_labels: 50 } } }, now).tick();
+    expect(tick.failed).toBe(0);
+    expect(aliveAtRead).toHaveLength(shadows.length);
+    // Before: 0, 2000, 4000, 6000 (every earlier plan's pairs still held).
+    expect(aliveAtRead).toEqual([0, 0, 0, 0]);
+    // The same decision as the pure tickModel over every plan's pairs at once.
+    const clock = usableClock(await reader.labelClock('fraud', now, now + 3_600_000), now + 3_600_000, 3_600_000);
+    const history = await store(shadows).history('fraud');
+    const policy = parseRolloutPolicy({ defaults: { promotion: { min_labels: 50 } } }).models['*']!;
+    const all = new Map<string, Awaited<ReturnType<PairReader['readPairs']>>>();
+    for (const v of shadows) {
+      all.set(
+        v,
+        await reader.readPairs({
+          model: 'fraud',
+          incumbent: 'v1',
+          challenger: v,
+          from: T0 + 10,
+          limit: 100_000,
+          answeredBy: { version: 'v1', role: 'production' },
+        }),
+      );
+    }
+    expect(tick.transitions.map((t) => `${t.version}:${t.to_stage}`)).toEqual(['v4:canary']);
+    const pure = tickModel(history, (plan) => all.get(plan.challenger)?.pairs ?? [], policy, clock);
+    expect(tick.transitions.map((t) => `${t.version}:${t.to_stage}:${t.at}`)).toEqual(
+      pure.transition === undefined
+        ? []
+        : [`${pure.transition.version}:${pure.transition.to_stage}:${pure.transition.at}`],
+    );
+  });
+});
+
+describe('more shadows than the model-server scores', () => {
+  it('is said once per model while it lasts', async () => {
+    const warned: string[] = [];
+    const shadows = Array.from({ length: 9 }, (_, i) => `s${i}`);
+    const c = new ModelController({
+      transitions: store(shadows),
+      pairs: labelledTable([]).reader,
+      publish: async () => {},
+      policies: parseRolloutPolicy({}),
+      maxPairs: 100_000,
+      logger: { ...silentLogger, warn: (o: object, msg?: string) => warned.push(`${JSON.stringify(o)} ${msg}`) },
+      registry: createMetricsRegistry({ service: 'test', defaultMetrics: false }),
+      now: () => T0 + D,
+    });
+    await c.tick();
+    await c.tick();
+    const said = warned.filter((w) => w.includes('more shadows open than the model-server scores'));
+    expect(said).toHaveLength(1);
+    expect(said[0]).toContain('"shadows":9,"max_shadows":8');
+  });
+});
+
+describe('label_maturity: the read', () => {
+  /** Positives labelled a day after the prediction, negatives 20 days after; v2 better on positives only. */
+  const rows: LabelledRow[] = Array.from({ length: 3_000 }, (_, i): LabelledRow => {
+    const label = i % 10 === 0 ? 1 : 0;
+    const t = T0 + 100 + i * 60_000; // one a minute, about 2 days
+    return {
+      id: `p${String(i).padStart(5, '0')}`,
+      answered: 'v1',
+      role: 'production',
+      predictionTime: t,
+      labelTime: t + (label === 1 ? D : 20 * D),
+      label,
+      scores: { v1: label === 1 ? 0.5 : 0.1, v2: label === 1 ? 0.7 : 0.2 },
+    };
+  }).sort((a, b) => a.labelTime - b.labelTime);
+  const policy = { defaults: { promotion: { min_labels: 50 }, label_maturity: '20d' } };
+
+  it('reads nothing while no prediction is mature, then only up to the label clock − maturity, in prediction order', async () => {
+    const queries: Array<{ matureUntil?: number }> = [];
+    const arrived = (now: number) => {
+      const { reader } = labelledTable(rows.filter((r) => r.labelTime <= now));
+      return {
+        ...reader,
+        readPairs: async (q: Parameters<PairReader['readPairs']>[0]) => {
+          queries.push({ ...(q.matureUntil === undefined ? {} : { matureUntil: q.matureUntil }) });
+          return reader.readPairs(q);
+        },
+      } satisfies PairReader;
+    };
+    const transitions = store(['v2']);
+    // Ten days in: every positive has its label, no negative; nothing is 20 days old.
+    const early = T0 + 10 * D;
+    const first = await controller(transitions, arrived(early), policy, early).tick();
+    expect(queries).toEqual([]); // no read: the label clock − 20 d lies before the stage
+    expect(first.transitions).toEqual([]);
+    queries.length = 0;
+    // Arrival order (no maturity) promotes v2 on the positives alone.
+    const arrival = await controller(
+      store(['v2']),
+      arrived(early),
+      { defaults: { promotion: { min_labels: 50 } } },
+      early,
+    ).tick();
+    expect(arrival.transitions.map((t) => t.to_stage)).toEqual(['canary']);
+    expect(queries).toEqual([{}]);
+    queries.length = 0;
+    // Every label in: the read is bounded by the label clock − 20 d, and v2 (worse) is rejected.
+    const late = T0 + 23 * D;
+    const last = await controller(transitions, arrived(late), policy, late).tick();
+    const newestLabel = Math.max(...rows.map((r) => r.labelTime));
+    expect(queries).toEqual([{ matureUntil: newestLabel - 20 * D }]);
+    expect(last.transitions.map((t) => `${t.to_stage} ${t.reason}`)).toEqual(['rejected evidence']);
+  });
+});

@@ -4,6 +4,7 @@ export * from './comparison-config.js';
 export * from './confidence-sequence.js';
 export * from './config.js';
 export * from './decide.js';
+export * from './label-delay.js';
 export * from './production-history.js';
 export * from './rollout.js';
 export * from './serving-stages.js';

@@ -442,6 +442,42 @@ describe("labeled_predictions: a model's label clock", () => {
   });
 });
 
+describe("labeled_predictions: a model's label delays by class (the controller's label-order warning)", () => {
+  it('counts and medians of label_time − prediction_time for labels 0 and 1 predicted since a time, any version; other labels and models left out', async () => {
+    const ch = await createClickHouse({ mode: 'embedded', path, database: database() });
+    await migrate(ch, migrations);
+    const H = 3_600_000;
+    const t0 = Date.UTC(2026, 0, 1);
+    const row = (id: string, label: number, predictionTime: number, delay: number, extra: object = {}) => ({
+      ...clockRow(id, predictionTime + delay, predictionTime, predictionTime + delay),
+      label,
+      ...extra,
+    });
+    await ch.insert('labeled_predictions', [
+      // Positives 1, 2, 3 h after their prediction; negatives 10, 20, 30, 40 h (two on v2).
+      ...[1, 2, 3].map((h, i) => row(`p${i}`, 1, t0 + i * H, h * H)),
+      ...[10, 20, 30, 40].map((h, i) => row(`n${i}`, 0, t0 + i * H, h * H, i < 2 ? { model_version: 'v2' } : {})),
+      // Predicted before `since`: left out.
+      row('old', 1, t0 - 10 * H, 500 * H),
+      // A regression label and another model's: left out.
+      row('r', 0.5, t0, 1_000 * H),
+      row('other', 1, t0, 1_000 * H, { model: 'other' }),
+    ]);
+    const delays = await warehouseOn(ch).predictions.labelDelays('fraud', t0);
+    expect(delays.positives).toBe(3);
+    expect(delays.negatives).toBe(4);
+    // quantile(0.5) interpolates: 2 h of 1, 2, 3; 25 h of 10, 20, 30, 40.
+    expect(delays.positiveMedianMs).toBe(2 * H);
+    expect(delays.negativeMedianMs).toBe(25 * H);
+    expect(await warehouseOn(ch).predictions.labelDelays('nobody', t0)).toEqual({
+      positives: 0,
+      negatives: 0,
+      positiveMedianMs: Number.NaN,
+      negativeMedianMs: Number.NaN,
+    });
+  });
+});
+
 describe('predictions: whether a version answered since a time (a rollback watch with no pair)', () => {
   it('reads model_version of production answers (labelled or expired rows), whatever the scores map holds', async () => {
     const ch = await createClickHouse({ mode: 'embedded', path, database: database() });

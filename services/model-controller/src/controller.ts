@@ -5,6 +5,8 @@ import {
   type ComparisonPlan,
   comparisonsOf,
   decideTick,
+  type LabelDelays,
+  labelOrderBiased,
   MAX_SHADOWS,
   type ModelClock,
   type PairInput,
@@ -67,7 +69,17 @@ export interface PairReader {
    * rollback watch whose max_time is up with no pair.
    */
   answeredSince(model: string, version: string, since: number): Promise<boolean>;
+  /**
+   * `model`'s label delays by binary label over predictions made since `since` (any version), for
+   * the warning that one class arrives much later than the other; absent: no such warning.
+   */
+  labelDelays?(model: string, since: number): Promise<LabelDelays>;
 }
+
+/** How long a model's label delays are used before they are read again. */
+export const LABEL_DELAYS_REFRESH_MS = 3_600_000;
+/** How far back (prediction time) a model's label delays are read. */
+export const LABEL_DELAYS_LOOKBACK_MS = 90 * 86_400_000;
 
 export interface ControllerDeps {
   readonly transitions: ModelTransitionStore;
@@ -137,6 +149,10 @@ export class ModelController {
   private readonly manual = new Set<string>();
   /** Models with more shadows recorded than the model-server scores (logged once, until they have not). */
   private readonly manyShadowsLogged = new Set<string>();
+  /** Models whose labels arrive in an order that depends on the label (logged once, until they do not). */
+  private readonly labelDelayLogged = new Set<string>();
+  /** model → its label delays by class and when they were read (checkLabelOrder). */
+  private readonly labelDelays = new Map<string, { readonly at: number; readonly delays: LabelDelays }>();
   /** Models whose rows were seen joined ahead of this host's clock (logged once, until they are not). */
   private readonly clockBehindLogged = new Set<string>();
   /** model → the open comparisons (plan key and reason) whose unusable rows were logged. */
@@ -187,6 +203,13 @@ export class ModelController {
         'driftline_model_controller_models',
         "Models at the last tick by what this controller may do with them: decide, publish (just taken over, settling), none (another controller's)",
         ['ownership'],
+      ),
+      labelOrderBias: gauge(
+        r,
+        'driftline_model_controller_label_order_bias',
+        "1 while an open comparison's labels of one class arrive much later than the other's and the model has no label_maturity (its decisions are biased), else 0",
+        ['model'],
+        { bounded: ['model'] },
       ),
       estimate: gauge(
         r,
@@ -305,6 +328,12 @@ export class ModelController {
       newestJoined = Math.max(newestJoined, read.newestJoined);
     }
     this.sayClockBehind(model, newestJoined, now);
+    if (plans.length > 0 && policy.labelMaturityMs === 0) await this.checkLabelOrder(model, now);
+    else if (this.labelDelays.delete(model)) {
+      // No comparison open any more, or label_maturity set: nothing biased to tell.
+      this.labelDelayLogged.delete(model);
+      this.metrics.labelOrderBias.set({ model }, 0);
+    }
     if (stillLogged.size === 0) this.unusableLogged.delete(model);
     else this.unusableLogged.set(model, stillLogged);
     const result = decideTick(history, outcomes, policy, clock);
@@ -443,6 +472,51 @@ export class ModelController {
       }
     }
     return { outcome, newestJoined };
+  }
+
+  /**
+   * For a model with open comparisons and no label_maturity: reads its label delays by class
+   * (at most once per LABEL_DELAYS_REFRESH_MS, over LABEL_DELAYS_LOOKBACK_MS of predictions) and,
+   * when one class arrives much later (labelOrderBiased), says so once (again after it recovered)
+   * and keeps `driftline_model_controller_label_order_bias{model}` at 1 (alerted): in arrival order
+   * its comparisons see the faster class first, and may promote or keep a worse version (a review
+   * promoted a worse candidate 100 times in 100). Told, not corrected: only label_maturity can. A
+   * failed read keeps the last verdict and never fails the tick.
+   */
+  private async checkLabelOrder(model: string, now: number): Promise<void> {
+    const read = this.deps.pairs.labelDelays;
+    if (read === undefined) return;
+    let cached = this.labelDelays.get(model);
+    if (cached === undefined || now - cached.at >= LABEL_DELAYS_REFRESH_MS || now < cached.at) {
+      try {
+        cached = { at: now, delays: await read(model, now - LABEL_DELAYS_LOOKBACK_MS) };
+        this.labelDelays.set(model, cached);
+      } catch (error) {
+        const e = toDriftlineError(error);
+        this.deps.logger.debug({ model, code: e.code, err: e.message }, 'label delays could not be read; next tick');
+        if (cached === undefined) return;
+      }
+    }
+    const delays = cached.delays;
+    const biased = labelOrderBiased(delays);
+    this.metrics.labelOrderBias.set({ model }, biased ? 1 : 0);
+    if (!biased) {
+      this.labelDelayLogged.delete(model);
+      return;
+    }
+    if (this.labelDelayLogged.has(model)) return;
+    this.labelDelayLogged.add(model);
+    const hours = (ms: number) => Math.round(ms / 360_000) / 10;
+    this.deps.logger.warn(
+      {
+        model,
+        positives: delays.positives,
+        negatives: delays.negatives,
+        positive_median_delay_h: hours(delays.positiveMedianMs),
+        negative_median_delay_h: hours(delays.negativeMedianMs),
+      },
+      "labels of one class arrive much later than the other's: in arrival order the comparisons see the faster class first and may promote or keep a worse version; set label_maturity in the rollout policy to the longest label delay",
+    );
   }
 
   /**

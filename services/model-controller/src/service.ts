@@ -73,6 +73,7 @@ export const modelControllerService = defineService({
         readPairs: (q) => warehouse.predictions.readPairsCounted(q),
         labelClock: (model, now, notAfter) => warehouse.predictions.labelClock(model, now, notAfter),
         answeredSince: (model, version, since) => warehouse.predictions.answeredSince(model, version, since),
+        labelDelays: (model, since) => warehouse.predictions.labelDelays(model, since),
       },
       publish: (events) => models.publish(events),
       policies: config.policies,

@@ -108,6 +108,28 @@ export function labelledTable(rows: LabelledRow[]) {
     },
     answeredSince: async (_model, version, since) =>
       rows.some((r) => r.answered === version && r.role === 'production' && r.predictionTime >= since),
+    // As the warehouse's query, with exact medians: labelled rows predicted since `since`, by class.
+    labelDelays: async (_model, since) => {
+      const of = (label: number) =>
+        rows
+          .filter((r) => r.label === label && r.predictionTime >= since)
+          .map((r) => r.labelTime - r.predictionTime)
+          .sort((a, b) => a - b);
+      const median = (d: number[]) =>
+        d.length === 0
+          ? Number.NaN
+          : d.length % 2 === 1
+            ? d[(d.length - 1) / 2]!
+            : (d[d.length / 2 - 1]! + d[d.length / 2]!) / 2;
+      const positive = of(1);
+      const negative = of(0);
+      return {
+        positives: positive.length,
+        negatives: negative.length,
+        positiveMedianMs: median(positive),
+        negativeMedianMs: median(negative),
+      };
+    },
   };
   return { reader, reads };
 }

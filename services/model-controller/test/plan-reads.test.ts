@@ -194,3 +194,83 @@ describe('label_maturity: the read', () => {
     expect(last.transitions.map((t) => `${t.to_stage} ${t.reason}`)).toEqual(['rejected evidence']);
   });
 });
+
+describe('labels of one class much later than the other, without label_maturity', () => {
+  /** Positives labelled a day after the prediction, negatives 20 days after (as above). */
+  const rows: LabelledRow[] = Array.from({ length: 3_000 }, (_, i): LabelledRow => {
+    const label = i % 10 === 0 ? 1 : 0;
+    const t = T0 + 100 + i * 60_000;
+    return {
+      id: `p${String(i).padStart(5, '0')}`,
+      answered: 'v1',
+      role: 'production',
+      predictionTime: t,
+      labelTime: t + (label === 1 ? D : 20 * D),
+      label,
+      scores: { v1: 0.5, v2: 0.5 },
+    };
+  });
+  const late = T0 + 23 * D;
+
+  const run = async (policy: Record<string, unknown>, pairs: PairReader, ticks = 2) => {
+    const warned: Array<{ obj: object; msg: string | undefined }> = [];
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const c = new ModelController({
+      transitions: store(['v2']),
+      pairs,
+      publish: async () => {},
+      policies: parseRolloutPolicy(policy),
+      maxPairs: 100_000,
+      logger: { ...silentLogger, warn: (obj: object, msg?: string) => warned.push({ obj, msg }) },
+      registry,
+      now: () => late,
+    });
+    const failed: number[] = [];
+    for (let k = 0; k < ticks; k++) failed.push((await c.tick()).failed);
+    const gauge = await registry.getSingleMetricAsString('driftline_model_controller_label_order_bias');
+    return { warned: warned.filter((w) => w.msg?.includes('labels of one class arrive much later')), gauge, failed };
+  };
+
+  it('is said once, with both medians, and kept at 1 in driftline_model_controller_label_order_bias', async () => {
+    const { warned, gauge, failed } = await run(
+      { defaults: { promotion: { min_labels: 50 } } },
+      labelledTable(rows).reader,
+    );
+    expect(failed).toEqual([0, 0]);
+    expect(warned).toEqual([
+      {
+        obj: expect.objectContaining({
+          model: 'fraud',
+          positives: 300,
+          negatives: 2_700,
+          positive_median_delay_h: 24,
+          negative_median_delay_h: 480,
+        }),
+        msg: expect.stringContaining('set label_maturity'),
+      },
+    ]);
+    expect(gauge).toContain('driftline_model_controller_label_order_bias{model="fraud",service="test"} 1');
+  });
+
+  it('is not said with label_maturity set, nor when the delays are alike; a failed read fails no tick', async () => {
+    const matured = await run(
+      { defaults: { promotion: { min_labels: 50 }, label_maturity: '20d' } },
+      labelledTable(rows).reader,
+    );
+    expect(matured.warned).toEqual([]);
+    expect(matured.gauge).not.toContain('} 1');
+    const alike = rows.map((r) => ({ ...r, labelTime: r.predictionTime + D }));
+    const same = await run({ defaults: { promotion: { min_labels: 50 } } }, labelledTable(alike).reader);
+    expect(same.warned).toEqual([]);
+    expect(same.gauge).toContain('driftline_model_controller_label_order_bias{model="fraud",service="test"} 0');
+    const failing: PairReader = {
+      ...labelledTable(rows).reader,
+      labelDelays: async () => {
+        throw new Error('ClickHouse is down');
+      },
+    };
+    const down = await run({ defaults: { promotion: { min_labels: 50 } } }, failing);
+    expect(down.failed).toEqual([0, 0]);
+    expect(down.warned).toEqual([]);
+  });
+});

@@ -7,6 +7,7 @@ import {
   WindowColumnsBuilder,
   type WindowRef,
 } from '@driftline/performance';
+import type { LabelDelays } from '@driftline/policy';
 import type { LabelEvent, PredictionEvent } from '@driftline/schemas';
 import type { ClickHouse } from '../client.js';
 import { arrayElementUrlBytes, chunksByUrlBytes } from '../lookup-chunks.js';
@@ -279,6 +280,13 @@ export interface PredictionStore {
    * read on its primary key prefix with LIMIT 1.
    */
   answeredSince(model: string, version: string, since: number): Promise<boolean>;
+  /**
+   * The label delays (label_time − prediction_time) of `model`'s labelled predictions made at or
+   * after `since` (ms), any version, by binary label: counts and approximate medians (labels other
+   * than 0 and 1 left out). For the controller's warning that one class's labels arrive much later
+   * (labelOrderBiased). One query on the model's key prefix, pruned by prediction time.
+   */
+  labelDelays(model: string, since: number): Promise<LabelDelays>;
   /**
    * Which of these predictions, by (model, prediction id), already have a row in
    * `labeled_predictions` or `unlabeled_predictions`: the label-joiner skips a dead letter replayed
@@ -705,6 +713,29 @@ export class ClickHousePredictionStore implements PredictionStore {
       { model, version, since },
     );
     return Number(rows[0]?.n ?? 0) > 0;
+  }
+
+  async labelDelays(model: string, since: number): Promise<LabelDelays> {
+    // No FINAL: a duplicate row moves a median by nothing that matters for a warning.
+    // `cls`, not `label`: an alias named as the column is what WHERE reads (0.5 counted as 0).
+    const rows = await this.ch.select<{ cls: number | string; n: number | string; median_ms: number | string }>(
+      `SELECT toUInt8(label) AS cls, count() AS n,
+              quantile(0.5)(toUnixTimestamp64Milli(label_time) - toUnixTimestamp64Milli(prediction_time)) AS median_ms
+         FROM ${this.ch.table('labeled_predictions')}
+        WHERE model = {model:String} AND prediction_time >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+          AND label IN (0, 1)
+        GROUP BY cls`,
+      { model, since },
+    );
+    const of = (label: number) => rows.find((r) => Number(r.cls) === label);
+    const pos = of(1);
+    const neg = of(0);
+    return {
+      positives: Number(pos?.n ?? 0),
+      negatives: Number(neg?.n ?? 0),
+      positiveMedianMs: pos === undefined ? Number.NaN : Number(pos.median_ms),
+      negativeMedianMs: neg === undefined ? Number.NaN : Number(neg.median_ms),
+    };
   }
 
   async writtenPredictions(refs: readonly PredictionRef[]): Promise<PredictionRef[]> {

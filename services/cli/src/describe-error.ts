@@ -1,4 +1,4 @@
-import { CONFIG_ERROR_EXIT_CODE, ConfigError, configErrorLine, DriftlineError } from '@driftline/core';
+import { CONFIG_ERROR_EXIT_CODE, ConfigError, configErrorLine, cutText, DriftlineError } from '@driftline/core';
 
 /**
  * Exit codes of the command (documented in the CLI README and `driftline --help`). `unavailable` is
@@ -49,6 +49,10 @@ const RESOURCE_HINTS: Readonly<Record<string, string>> = {
     "the system's table of open files is full: raise fs.file-max (sysctl) or stop what holds the files, and start again",
   ENOSPC: 'no space left on that file system: free space or inodes (df -h, df -i) and start again',
   EDQUOT: "this user's disk quota is used up: free space or raise the quota, and start again",
+  // A write's EIO: a failing disk, or a network or FUSE file system out of space that says so.
+  EIO: 'the disk or file system failed the write (an I/O error; a full network file system says so too): free space (df -h), check dmesg, and start again',
+  EFBIG:
+    "the file is over this process's file size limit (ulimit -f) or the file system's largest file: raise the limit or write elsewhere, and start again",
   EROFS:
     'that file system is read-only: remount it read-write (a disk the kernel remounted read-only after errors: check dmesg) or use a path on a writable one',
 };
@@ -69,8 +73,25 @@ function exhaustedResource(error: unknown): string | undefined {
   return undefined;
 }
 
+/** Characters kept of a word cut by {@link cutLongWords}. */
+const WORD_SHOWN = 128;
+
+/**
+ * The line with every word (a run without blanks) longer than 200 characters cut to its first
+ * 128 and `…`: a value echoed from the command line (a 100,000-character `--model`) made a 100 KB
+ * error line (found by a review). Names from data are cut to 80 where they are quoted.
+ */
+function cutLongWords(line: string): string {
+  return line.replace(/\S{201,}/g, (word) => `${cutText(word, WORD_SHOWN)}…`);
+}
+
 /** One line for a person, and the exit code, for an error a command threw; `help` names its help. */
 export function describeError(error: unknown, help: string): { line: string; code: number } {
+  const described = describeWhole(error, help);
+  return { line: cutLongWords(described.line), code: described.code };
+}
+
+function describeWhole(error: unknown, help: string): { line: string; code: number } {
   if (error instanceof UsageError) return { line: error.message, code: EXIT.usage };
   // Command-line options (the field is the option) are usage errors; environment variables are configuration.
   if (error instanceof ConfigError && error.field.startsWith('-')) {

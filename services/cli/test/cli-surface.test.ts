@@ -82,7 +82,10 @@ describe('a command without its subcommand: one error line on stderr, exit 2 (fo
       'driftline: unknown subcommand "stop": the only one is "serve" — see driftline clickhouse --help\n',
     ],
     [['dlq'], 'driftline: a subcommand is needed: list or replay — see driftline dlq --help\n'],
-    [['model'], 'driftline: unknown subcommand "": the only one is "stage" — see driftline model --help\n'],
+    [
+      ['model'],
+      'driftline: a subcommand is needed: stage (driftline model stage --model M --version V --to STAGE) — see driftline model --help\n',
+    ],
   ])('driftline %j', async (args, line) => {
     // `clickhouse` alone printed its whole usage on stdout.
     expect(await driftline(...args)).toEqual({ stdout: '', stderr: line, code: 2 });

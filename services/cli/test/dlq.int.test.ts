@@ -11,6 +11,7 @@ import { createMetricsRegistry } from '@driftline/observability';
 import { brokerProxy, eventually, kafkaFor, readTopic, uniqueName } from '@driftline/test-support';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { dlqCommand, REPLAY_MARKER_HEADER } from '../src/commands/dlq.js';
+import { describeError, EXIT } from '../src/describe-error.js';
 
 const stack = inject('stack');
 const kafka = kafkaFor(stack.kafkaBrokers);
@@ -188,6 +189,15 @@ describe('driftline dlq', () => {
       await expect(dlqCommand(['list', '--topic', 'nowhere.v1'])).rejects.toThrow(
         /^--topic: topic nowhere\.v1\.dlq does not exist on the brokers$/,
       );
+      // A name the brokers do not hold: exit 3, "check the names given", as for a model version
+      // the warehouse lacks (it was exit 2, usage, while the README said 78).
+      const missing = await dlqCommand(['list', '--topic', 'nowhere.v1']).catch((error: unknown) =>
+        describeError(error, 'driftline dlq --help'),
+      );
+      expect(missing).toEqual({
+        code: EXIT.data,
+        line: '--topic: topic nowhere.v1.dlq does not exist on the brokers — check the names given',
+      });
       const lone = uniqueName('dlq-only');
       await ensureTopics(kafka, [{ topic: `${lone}.dlq` }]);
       await expect(dlqCommand(['replay', '--topic', lone, '--dry-run'])).rejects.toThrow(

@@ -316,16 +316,18 @@ describe('driftline drift --html: checked as --out is, before any read', () => {
     expect([readFileSync(ref, 'utf8'), readFileSync(cur, 'utf8')]).toEqual([csv, csv]);
   });
 
-  it('a write the system refuses (ENOSPC) names --html and exits 2, not 1', async () => {
+  it('a full disk (ENOSPC) names --html and exits 1 saying what to free, as the README table says (it was 2, usage)', async () => {
     const { stderr, code } = await drift('/dev/full');
-    expect(code).toBe(2);
+    expect(code).toBe(1);
     // After the small-sample note of this 3-row table.
-    expect(stderr).toMatch(/^(note: [^\n]*\n)?driftline: --html: cannot write \/dev\/full \(ENOSPC\)/);
+    expect(stderr).toMatch(
+      /^(note: [^\n]*\n)?driftline: --html: cannot write \/dev\/full \(ENOSPC\) — no space left on that file system: free space/,
+    );
   });
 
   it('prints the results before writing the page: a page that cannot be written loses only the page', async () => {
     const { stdout, code } = await drift('/dev/full');
-    expect(code).toBe(2);
+    expect(code).toBe(1);
     expect(stdout).toMatch(/^column +kind +psi[\s\S]*\n0 of 1 columns drifted\n\* fewer than 100 present values .*\n$/);
   });
 

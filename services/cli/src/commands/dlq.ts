@@ -332,7 +332,9 @@ async function checkTopics(kafka: ReturnType<typeof createKafkaClient>, topics: 
     prefix !== '' && existing.has(prefixed)
       ? `; the services' topic is ${prefixed} (DRIFTLINE_TOPIC_PREFIX=${prefix}): --topic ${prefixed.replace(/\.dlq$/, '')}`
       : '';
-  throw new ConfigError('--topic', `topic ${missing} does not exist on the brokers${hint}`);
+  // A name the backend does not hold, as `model-card --version nope` is: exit 3 ("check the names
+  // given"), not a usage error (the argument is well formed) nor configuration (no variable is wrong).
+  throw new DriftlineError('NOT_FOUND', `--topic: topic ${missing} does not exist on the brokers${hint}`);
 }
 
 /** How each read of the DLQ is bounded (readToEnd's options). */

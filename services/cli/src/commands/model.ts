@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import {
   ARTIFACT_NAME_RULE,
   ConfigError,
+  cutText,
   DriftlineError,
   eventTimeMaxFutureField,
   isArtifactName,
@@ -70,10 +71,13 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
     return 0;
   }
   if (sub !== 'stage') {
-    // Shaped like node's parseArgs errors, so the CLI reports it as a usage error (exit 2).
-    throw Object.assign(new Error(`unknown subcommand ${JSON.stringify(sub ?? '')}: the only one is "stage"`), {
-      code: 'ERR_PARSE_ARGS_UNKNOWN_SUBCOMMAND',
-    });
+    // Shaped like node's parseArgs errors, so the CLI reports it as a usage error (exit 2). No
+    // subcommand (or an option first) said `unknown subcommand ""`.
+    const line =
+      sub === undefined || sub.startsWith('-')
+        ? 'a subcommand is needed: stage (driftline model stage --model M --version V --to STAGE)'
+        : `unknown subcommand ${JSON.stringify(cutText(sub, 128))}: the only one is "stage"`;
+    throw Object.assign(new Error(line), { code: 'ERR_PARSE_ARGS_UNKNOWN_SUBCOMMAND' });
   }
   const need = (name: 'model' | 'version' | 'to') => {
     const v = values[name];

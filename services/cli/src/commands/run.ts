@@ -1,5 +1,6 @@
+import { cutText } from '@driftline/core';
 import { type Runner, StartupTimeoutError, selectServices, startRunner } from '@driftline/service';
-import { UnavailableError } from '../describe-error.js';
+import { UnavailableError, UsageError } from '../describe-error.js';
 import { allServices } from '../services.js';
 import { checkEnvNames } from './env-names.js';
 
@@ -18,6 +19,37 @@ one line names it and why, exit 69. One SIGTERM or SIGINT finishes the batches i
 commits and exits 0; a third signal 2 s after the first forces exit code 130.
 `;
 
+/** Most characters of an argument quoted in a usage line (a pasted 100 KB argument made a 100 KB line). */
+const MAX_SHOWN = 128;
+
+/**
+ * The one argument `run` takes, a comma-separated service list, or undefined for none. Anything
+ * else is a usage error (2) showing the comma form: every argument after the first was ignored
+ * (`run drift-monitor skew-monitor` started drift-monitor only), and `run --foo` was taken for a
+ * service name (exit 78, "configuration").
+ */
+function serviceListArgument(args: readonly string[]): string | undefined {
+  const shown = (a: string) => JSON.stringify(cutText(a, MAX_SHOWN)) + (a.length > MAX_SHOWN ? '…' : '');
+  const option = args.find((a) => a.startsWith('-'));
+  if (option !== undefined) {
+    throw new UsageError(
+      `run: unknown option ${shown(option)}; run takes only a comma-separated list of services (driftline run drift-monitor,skew-monitor) — see driftline run --help`,
+    );
+  }
+  if (args.length > 1) {
+    const joined = args.join(',');
+    throw new UsageError(
+      `run: ${args.length} arguments given; name the services as one comma-separated list: driftline run ${cutText(joined, MAX_SHOWN)}${joined.length > MAX_SHOWN ? '…' : ''} — see driftline run --help`,
+    );
+  }
+  if (args[0] !== undefined && args[0].trim() === '') {
+    throw new UsageError(
+      'run: the service list is empty; leave it out to start every service (or DRIFTLINE_SERVICES) — see driftline run --help',
+    );
+  }
+  return args[0];
+}
+
 /**
  * `driftline run [service,...]`: starts the named services (default: all) in this process.
  *
@@ -35,11 +67,12 @@ export async function runCommand(args: readonly string[]): Promise<number> {
     process.stdout.write(runUsage);
     return 0;
   }
+  const list = serviceListArgument(args);
   await checkEnvNames();
   const services =
-    args[0] === undefined
+    list === undefined
       ? selectServices(allServices, process.env.DRIFTLINE_SERVICES)
-      : selectServices(allServices, args[0], 'the service list of `driftline run`');
+      : selectServices(allServices, list, 'the service list of `driftline run`');
 
   let runner: Runner | undefined;
   const starting = new AbortController(); // a signal ends start-up retries at once

@@ -3,7 +3,7 @@ import { writeOutput } from './output-file.js';
 
 /**
  * Writes the two-table HTML report of `driftline drift --html FILE` to a path checked by
- * `outputFile` (its directory must exist); a refusal (EACCES, ENOSPC …) is a usage error naming --html.
+ * `outputFile` (its directory must exist); a refusal (EACCES …) is a usage error naming --html; a full disk (ENOSPC …) exits 1, the previous page kept.
  */
 export function writeTableReport(path: string, data: TableReportData): void {
   writeOutput('--html', path, renderTableReport(data));

@@ -16,7 +16,7 @@ commands:
 
 --debug (any command) prints the stack trace of an error.
 exit codes: 0 done, 1 internal error, 2 usage (a bad or missing option), 3 input data (a file that
-cannot be read or parsed, or a model or version the warehouse does not hold), 69 unavailable (Kafka,
+cannot be read or parsed, or a model, version or topic the backend does not hold), 69 unavailable (Kafka,
 the Schema Registry or a ClickHouse server does not answer: try again once it is up), 78
 configuration (an environment variable), 130 forced stop (run).
 `;

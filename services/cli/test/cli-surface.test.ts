@@ -65,7 +65,7 @@ describe('exit codes are documented as they are given (found by a review)', () =
     expect(notFound.code).toBe(3);
     const { stdout } = await driftline('--help');
     expect(stdout.replaceAll(/\s+/g, ' ')).toContain(
-      '3 input data (a file that cannot be read or parsed, or a model or version the warehouse does not hold)',
+      '3 input data (a file that cannot be read or parsed, or a model, version or topic the backend does not hold)',
     );
     expect(modelCardUsage).toContain('exits 3');
     const readme = readFileSync(join(root, 'services/cli/README.md'), 'utf8');

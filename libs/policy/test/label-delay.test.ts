@@ -3,7 +3,12 @@ import { type LabelDelays, labelOrderBiased } from '../src/label-delay.js';
 
 const H = 3_600_000;
 const D = 24 * H;
-const delays = (positives: number, positiveMedianMs: number, negatives: number, negativeMedianMs: number): LabelDelays => ({
+const delays = (
+  positives: number,
+  positiveMedianMs: number,
+  negatives: number,
+  negativeMedianMs: number,
+): LabelDelays => ({
   positives,
   negatives,
   positiveMedianMs,

@@ -1,4 +1,4 @@
-import { checkEventTime, type EventTimeCheck, PoisonRecordError } from '@driftline/core';
+import { checkEventTime, cutText, type EventTimeCheck, PoisonRecordError } from '@driftline/core';
 import type { FeatureEvent, FeatureValue } from '@driftline/schemas';
 import type { FeatureType, FeatureView, FeatureViews } from './views.js';
 
@@ -10,6 +10,12 @@ export interface ValidatedEvent {
   readonly eventId: string;
   /** Encoded value per declared feature (same order as `view.features`); undefined = absent or null. */
   readonly values: ReadonlyArray<string | undefined>;
+  /**
+   * Names the event carried that its view does not declare, in event order: not written, not
+   * poison (a view changed under a running producer, or a producer ahead of this view file).
+   * Absent when there are none.
+   */
+  readonly ignored?: readonly string[];
 }
 
 export const MAX_EVENT_ID_LENGTH = 256;
@@ -74,11 +80,33 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
+/** Undeclared names quoted in the reason of an event that carries no declared feature. */
+const NAMES_IN_REASON = 3;
+/** Characters of each name quoted there (names come from the event: a reason stays one short line). */
+const NAME_CHARS_IN_REASON = 64;
+
+function quotedNames(names: readonly string[]): string {
+  const shown = names.slice(0, NAMES_IN_REASON).map((n) => {
+    const cut = cutText(n, NAME_CHARS_IN_REASON);
+    return JSON.stringify(cut === n ? n : `${cut}…`);
+  });
+  const more = names.length - shown.length;
+  return more > 0 ? `${shown.join(', ')} and ${more} more` : shown.join(', ');
+}
+
 /**
  * Checks an event against the views: known view (fed by this topic), non-empty entity and event id,
  * a valid event time (within `time`'s bounds when given: a µs or far-future time would win every
- * last-write-wins comparison and freeze the row), only declared features, each of its declared
+ * last-write-wins comparison and freeze the row), each declared feature it carries of its declared
  * type. Anything else is a PoisonRecordError (VALIDATION_FAILED) whose message is the DLQ reason.
+ *
+ * Values of features the view does not declare are ignored (listed in `ignored`), the declared
+ * ones written: a feature removed from the view, or added by a producer before every materializer
+ * has the new view file, must not dead-letter the whole event (the entity's row froze). An event
+ * that carries names but none the view declares is poison all the same: it has nothing to write,
+ * and written it would blank the row (a row is its winning event's features) — a producer of
+ * another view's names, or every name misspelt; dead-lettered, it can be replayed once the view
+ * declares them. An event with no feature at all is still a row of absent values.
  */
 export function validateFeatureEvent(
   views: FeatureViews,
@@ -104,10 +132,17 @@ export function validateFeatureEvent(
   if (time !== undefined) checkEventTime(t, time.now, time.bounds);
   else if (!Number.isSafeInteger(t) || t < 0) invalid(`event_time ${String(t)} is not a non-negative epoch-ms integer`);
   const values: Array<string | undefined> = new Array(view.features.length).fill(undefined);
+  let ignored: string[] | undefined;
+  let declared = false;
   for (const name in event.features) {
     const value = event.features[name];
     const index = view.featureIndex.get(name);
-    if (index === undefined) invalid(`unknown feature "${name}" for view "${view.name}"`);
+    if (index === undefined) {
+      if (ignored === undefined) ignored = [name];
+      else ignored.push(name);
+      continue;
+    }
+    declared = true;
     if (value === null || value === undefined) continue;
     const spec = view.features[index]!;
     const encoded = encodeValue(spec.type, value);
@@ -121,7 +156,11 @@ export function validateFeatureEvent(
     }
     values[index] = encoded;
   }
-  return { view, entity: event.entity_id, eventTime: t, eventId: event.event_id, values };
+  if (ignored === undefined) return { view, entity: event.entity_id, eventTime: t, eventId: event.event_id, values };
+  if (!declared) {
+    invalid(`no feature of view "${view.name}" in the event: ${quotedNames(ignored)} not declared`);
+  }
+  return { view, entity: event.entity_id, eventTime: t, eventId: event.event_id, values, ignored };
 }
 
 /** Compares strings by Unicode code point, which is UTF-8 byte order: the order Redis (memcmp) uses. */

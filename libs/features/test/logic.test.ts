@@ -84,6 +84,29 @@ describe('event validation', () => {
     expect(v.view.name).toBe('profile');
   });
 
+  it('ignores values of features the view does not declare and writes the declared ones (found by a review)', () => {
+    // A feature removed from the view while producers still send it, or added by a producer before
+    // every materializer has the new view file: dead-lettering the event froze the entity's row.
+    const v = validateFeatureEvent(views, event({ features: { age: 5, old: 2, premium: null, gone: 'x' } }));
+    expect(v.values).toEqual(['5', undefined, undefined]);
+    expect(v.ignored).toEqual(['old', 'gone']);
+    // Ignored values are no part of the event's copy: a re-send differing only there is the same copy.
+    const same = validateFeatureEvent(views, event({ features: { age: 5, premium: null } }));
+    expect(same.ignored).toBeUndefined();
+    expect(copyDigest(v)).toBe(copyDigest(same));
+    // A declared feature carried as null is a declared feature: the event is a row (age absent).
+    expect(validateFeatureEvent(views, event({ features: { age: null, old: 2 } })).values).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    // An event with no feature at all is still a row of absent values, as before.
+    expect(validateFeatureEvent(views, event({ features: {} })).values).toEqual([undefined, undefined, undefined]);
+    const proto = validateFeatureEvent(views, event({ features: JSON.parse('{"__proto__": 1.5, "age": 2}') }));
+    expect(proto.ignored).toEqual(['__proto__']);
+    expect(proto.values[0]).toBe('2');
+  });
+
   it('refuses unknown views, wrong types, missing entity and friends with a reason', () => {
     expect(reason(() => validateFeatureEvent(views, event({ view: 'nope' })))).toMatch(/unknown feature view "nope"/);
     expect(reason(() => validateFeatureEvent(views, event({ entity_id: '' })))).toMatch(
@@ -94,12 +117,25 @@ describe('event validation', () => {
     );
     expect(reason(() => validateFeatureEvent(views, event({ features: { premium: 1 } })))).toMatch(/must be boolean/);
     expect(reason(() => validateFeatureEvent(views, event({ features: { age: Number.NaN } })))).toMatch(/got NaN/);
-    expect(reason(() => validateFeatureEvent(views, event({ features: { height: 2 } })))).toMatch(
-      /unknown feature "height"/,
+    // Only undeclared names: nothing to write (written, it would blank the row).
+    expect(reason(() => validateFeatureEvent(views, event({ features: { height: 2 } })))).toBe(
+      'no feature of view "profile" in the event: "height" not declared',
     );
-    // As the codec decodes it (an own key, see libs/codec's avsc patch): refused like any unknown name.
+    // As the codec decodes it (an own key, see libs/codec's avsc patch): like any undeclared name.
     expect(reason(() => validateFeatureEvent(views, event({ features: JSON.parse('{"__proto__": 1.5}') })))).toMatch(
-      /unknown feature "__proto__"/,
+      /no feature of view "profile" in the event: "__proto__" not declared/,
+    );
+    // Names from the event: a few, each cut, so the reason stays one short line.
+    const many = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'x'.repeat(500)].map((n) => [n, 1]));
+    expect(reason(() => validateFeatureEvent(views, event({ features: many })))).toBe(
+      'no feature of view "profile" in the event: "a", "b", "c" and 3 more not declared',
+    );
+    expect(reason(() => validateFeatureEvent(views, event({ features: { ['y'.repeat(500)]: 1 } })))).toBe(
+      `no feature of view "profile" in the event: "${'y'.repeat(64)}…" not declared`,
+    );
+    // A wrong type of a declared feature stays poison beside an undeclared one.
+    expect(reason(() => validateFeatureEvent(views, event({ features: { height: 2, age: 'old' } })))).toMatch(
+      /feature "age" of view "profile" must be double, got string/,
     );
     expect(reason(() => validateFeatureEvent(views, event({ event_time: -5 })))).toMatch(/event_time/);
     expect(reason(() => validateFeatureEvent(views, event({ event_id: '' })))).toMatch(/event_id/);

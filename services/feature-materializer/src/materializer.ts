@@ -1,5 +1,5 @@
 import type { SchemaRegistryCodec } from '@driftline/codec';
-import type { EventTimeBounds, Logger } from '@driftline/core';
+import { cutText, type EventTimeBounds, keyedLineLimit, type Logger } from '@driftline/core';
 import { type FeatureViews, planWrites, type ValidatedEvent, validateFeatureEvent } from '@driftline/features';
 import {
   type BackoffPolicy,
@@ -8,7 +8,7 @@ import {
   type KafkaClient,
   startConsumer,
 } from '@driftline/kafka';
-import { counter, gauge, histogram, type Registry } from '@driftline/observability';
+import { counter, gauge, histogram, MAX_LABEL_VALUES, type Registry } from '@driftline/observability';
 import type { OnlineStore } from '@driftline/online-store';
 import { type FreshnessResult, type FreshnessSpec, FreshnessTracker } from '@driftline/quality';
 import { contracts, type FeatureEvent } from '@driftline/schemas';
@@ -46,6 +46,18 @@ export interface MaterializerOptions {
     readonly windowMs: number;
     readonly sink: (results: readonly FreshnessResult[]) => Promise<void>;
   };
+}
+
+/** At most one warning line per (view, undeclared feature) this often. */
+const IGNORED_FEATURE_WARNING_MS = 10 * 60_000;
+/** Characters of an undeclared feature name kept in a label or a warning (the name comes from the event). */
+const IGNORED_NAME_CHARS = 128;
+const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** An undeclared name as a label value or a log field: cut, lone surrogates (no UTF-8) replaced. */
+function shownName(name: string): string {
+  const cut = cutText(name, IGNORED_NAME_CHARS);
+  return (cut === name ? name : `${cut}…`).replace(LONE_SURROGATES, '\uFFFD');
 }
 
 export interface MaterializerHandle {
@@ -95,6 +107,15 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
       [],
     ),
     events: counter(registry, 'driftline_feature_events_total', 'Valid feature events materialized, by view', ['view']),
+    // `feature` comes from the events (any name a producer sends): bounded like the model labels of
+    // other services, past MAX_LABEL_VALUES names they share `__other__`. `view` is a configured name.
+    ignored: counter(
+      registry,
+      'driftline_feature_values_ignored_total',
+      'Values of materialized events for features their view does not declare (not written; the declared ones are), by view and feature',
+      ['view', 'feature'],
+      { bounded: ['feature'] },
+    ),
     pipeline: histogram(
       registry,
       'driftline_feature_redis_pipeline_seconds',
@@ -109,6 +130,46 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
       [],
       [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60, 300, 3600],
     ),
+  };
+
+  // One warning per (view, feature) per interval; past the pairs remembered (names come from the
+  // events), one overflow line per interval counts the rest.
+  const ignoredLines = keyedLineLimit<string>({
+    intervalMs: IGNORED_FEATURE_WARNING_MS,
+    maxKeys: MAX_LABEL_VALUES,
+    onFull: 'overflow',
+  });
+  const noteIgnored = (events: readonly ValidatedEvent[]) => {
+    let counts: Map<string, { view: string; feature: string; n: number }> | undefined;
+    for (const e of events) {
+      if (e.ignored === undefined) continue;
+      for (const name of e.ignored) {
+        const feature = shownName(name);
+        const key = `${e.view.name}\u0000${feature}`;
+        counts ??= new Map();
+        const c = counts.get(key);
+        if (c === undefined) counts.set(key, { view: e.view.name, feature, n: 1 });
+        else c.n++;
+      }
+    }
+    if (counts === undefined) return;
+    const at = Date.now();
+    for (const [key, { view, feature, n }] of counts) {
+      metrics.ignored.inc({ view, feature }, n);
+      const leftOut = ignoredLines.admit(key, at, n);
+      if (leftOut === undefined) continue;
+      options.logger.warn(
+        { view, feature, values: n + leftOut },
+        `events carry feature "${feature}", which view "${view}" does not declare: its values are ignored (the declared features are written) — a feature removed from the view file, a producer ahead of it, or a misspelt name`,
+      );
+    }
+    const over = ignoredLines.overflow(at);
+    if (over !== undefined) {
+      options.logger.warn(
+        { keys: over.keys, keysAtLeast: over.keysAtLeast, values: over.weight },
+        `values of ${over.keysAtLeast ? 'at least ' : ''}${over.keys} more undeclared (view, feature) pairs ignored`,
+      );
+    }
   };
 
   const tracker = new FreshnessTracker(options.freshness?.specs ?? []);
@@ -194,6 +255,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
           perView.set(e.view.name, (perView.get(e.view.name) ?? 0) + 1);
         }
         for (const [view, n] of perView) metrics.events.inc({ view }, n);
+        noteIgnored(events);
         metrics.freshness.observe(Math.max(0, Date.now() - oldest) / 1000);
         options.onWritten?.(events);
       },

@@ -76,7 +76,9 @@ export async function hostileBytes(record: HostileRecord, codecs: Codecs, start:
     case 'undeclared-view':
       return codecs.feature.encode({ ...(base as FeatureEvent), view: 'no_such_view' });
     case 'undeclared-feature':
-      return codecs.feature.encode({ ...(base as FeatureEvent), features: { amount: 1, shoe_size: 44 } });
+      // No declared name at all: poison. Beside a declared one, an undeclared value is ignored and
+      // the event written (libs/features, validateFeatureEvent), so it would not be hostile.
+      return codecs.feature.encode({ ...(base as FeatureEvent), features: { shoe_size: 44, shoe_width: 9 } });
     case 'oversized':
       return codecs.feature.encode({
         ...(base as FeatureEvent),

@@ -4,6 +4,7 @@ import {
   DEFAULT_EVENT_TIME_BOUNDS,
   DriftlineError,
   DURATION_HINT,
+  formatDuration,
   ownValue,
   parseConfigText,
   parseDurationMs,
@@ -78,6 +79,29 @@ export const DEFAULT_CANARY_SHARE = 0.1;
  */
 export const MAX_LABEL_MATURITY_MS = 365 * 86_400_000;
 
+/**
+ * How much of the labelled rows' retention a model with `label_maturity` keeps free: its
+ * `label_maturity` + `max_time` (of promotion and of rollback) must be at most the retention less
+ * this. A comparison re-reads its pairs from its first at every tick, and decides once `max_time`
+ * of predictions are mature: its first labels are then `label_maturity` + `max_time` old (at least:
+ * a decision that waits for a canary or a watch, a controller outage, a label clock behind the wall
+ * clock add to it). Rows expire by when they were written, not by event time; an expired early
+ * label drops out of the middle of the path and the test runs on the survivors — the slow class
+ * only, with a maturity at or past the retention (a review: `label_maturity: 365d` against the
+ * 180-day retention promoted a worse candidate 20 times in 20).
+ */
+export const LABEL_RETENTION_MARGIN_MS = 30 * 86_400_000;
+
+/** Bounds a rollout policy is checked against that live outside this library. */
+export interface RolloutLimits {
+  /**
+   * How long the labelled rows a comparison reads are kept from when written (the warehouse's
+   * `labeled_predictions` retention, in ms). Given: a `label_maturity` above 0 must satisfy
+   * `label_maturity` + max(`max_time`) ≤ it − {@link LABEL_RETENTION_MARGIN_MS}.
+   */
+  readonly labelRetentionMs?: number;
+}
+
 /** A duration (core's grammar, or a number of ms), 0 to {@link MAX_LABEL_MATURITY_MS}. */
 const maturity = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
   const ms = typeof v === 'number' ? v : parseDurationMs(v);
@@ -124,7 +148,7 @@ function checkGuards(policy: ComparisonPolicy, source: string): void {
  * (of every model not listed, on `*`). Errors name the field, e.g.
  * `policy.yaml.models.fraud.promotion.min_labels`.
  */
-export function parseRolloutPolicy(document: unknown, source = 'rollout'): RolloutPolicies {
+export function parseRolloutPolicy(document: unknown, source = 'rollout', limits: RolloutLimits = {}): RolloutPolicies {
   const doc = checkConfigDocument(documentShape, document ?? {}, source);
   const d = doc.defaults ?? {};
   const listed = doc.models ?? {};
@@ -161,24 +185,54 @@ export function parseRolloutPolicy(document: unknown, source = 'rollout'): Rollo
     const rollback = parseRollbackPolicy({ ...d.rollback, ...m.rollback }, `${at}.rollback`, guardsAt('rollback'));
     checkGuards(promotion, guardsAt('promotion'));
     checkGuards(rollback, guardsAt('rollback'));
+    const labelMaturityMs = m.label_maturity ?? d.label_maturity ?? 0;
+    const maturityAt = m.label_maturity !== undefined ? `${at}.label_maturity` : `${source}.defaults.label_maturity`;
+    checkLabelRetention(labelMaturityMs, maturityAt, at, promotion, rollback, limits.labelRetentionMs);
     models[name] = {
       promotion,
       rollback,
       canaryShare: m.canary_share ?? d.canary_share ?? DEFAULT_CANARY_SHARE,
-      labelMaturityMs: m.label_maturity ?? d.label_maturity ?? 0,
+      labelMaturityMs,
     };
   }
   return { models, fields };
 }
 
+/**
+ * Refuses a `label_maturity` whose comparisons outlive the labelled rows they read: `maturityMs` +
+ * the longer `max_time` must be at most `retentionMs` − {@link LABEL_RETENTION_MARGIN_MS} (see
+ * there). One line naming the field where the maturity is written, the sum and the bound.
+ */
+function checkLabelRetention(
+  maturityMs: number,
+  maturityAt: string,
+  modelAt: string,
+  promotion: ComparisonPolicy,
+  rollback: ComparisonPolicy,
+  retentionMs: number | undefined,
+): void {
+  if (retentionMs === undefined || maturityMs <= 0) return;
+  const bound = retentionMs - LABEL_RETENTION_MARGIN_MS;
+  const [kind, maxTimeMs] =
+    rollback.maxTimeMs > promotion.maxTimeMs ? ['rollback', rollback.maxTimeMs] : ['promotion', promotion.maxTimeMs];
+  if (maturityMs + maxTimeMs <= bound) return;
+  // In days when whole (formatDuration writes 140d as 20w).
+  const fmt = (ms: number) => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : formatDuration(ms));
+  const model = maturityAt.startsWith(modelAt) ? '' : ` (for ${modelAt})`;
+  throw new ConfigError(
+    maturityAt,
+    `${fmt(maturityMs)} + ${kind} max_time ${fmt(maxTimeMs)} must be at most ${fmt(Math.max(0, bound))}${model}: labelled rows are kept ${fmt(retentionMs)} from when written, and a comparison reads its first labels until label_maturity + max_time after them (${fmt(LABEL_RETENTION_MARGIN_MS)} kept free)`,
+  );
+}
+
 /** Parses rollout policy text (YAML or JSON) and validates it. */
-export function parseRolloutPolicyText(text: string, source = 'rollout'): RolloutPolicies {
+export function parseRolloutPolicyText(text: string, source = 'rollout', limits: RolloutLimits = {}): RolloutPolicies {
   const document = parseConfigText(text, source);
   // A file given and empty is a mistake more likely than a wish for the defaults (unset gives those).
   if (document === null || document === undefined) {
     throw new ConfigError(source, 'is empty: write a policy, or unset the variable for the defaults');
   }
-  return parseRolloutPolicy(document, source);
+  return parseRolloutPolicy(document, source, limits);
 }
 
 /**
@@ -570,6 +624,12 @@ export function comparisonsOf(view: ModelView, clock?: ModelClock, labelMaturity
 export interface PairInput {
   /** Breaks ties of prediction time in prediction-time order (a plan with `label_maturity`). */
   readonly predictionId?: string;
+  /**
+   * When the row arrived (the warehouse's `joined_at`). With `label_maturity` the pairs come in
+   * prediction order, and the stage's first pair by arrival (this, then `predictionId`) is where
+   * `max_time` may start (see {@link runPlan}); absent: the first pair as given.
+   */
+  readonly joinedAt?: number;
   readonly predictionTime: number;
   readonly labelTime: number;
   readonly label: number;
@@ -660,6 +720,7 @@ function evidenceStart(
   end: number,
   maxTimeMs: number,
   clock: ModelClock | undefined,
+  given: readonly PairInput[],
 ): number | undefined {
   const labelCap = clock?.labelTime ?? Number.POSITIVE_INFINITY;
   // A controller writes the clock of the deciding tick, and the clock only moves on (but for a
@@ -681,14 +742,57 @@ function evidenceStart(
   // max_time there and ended the stage at once — a degrading production kept `too_few_labels`
   // with 20 bad pairs, its rollback gone — and one arriving later re-dated the start, re-deciding
   // steps a tick had already passed (both found by a review). The first arrival never changes.
+  // With label_maturity the pairs come in prediction order, and the first given is the earliest
+  // predicted: one old straggler row ended a watch at once (a year back: `too_few_labels`, 2 of
+  // 500 labels, its rollback gone; found by a regression review). The first by arrival there too.
+  const first =
+    plan.matureUntil === undefined
+      ? firstUsable(pairs, end)
+      : firstArrived(given, plan.matureUntil, end < pairs.length ? pairs[end] : undefined);
+  if (first !== undefined) start = Math.max(start, first.predictionTime);
+  return start === Number.NEGATIVE_INFINITY ? undefined : start;
+}
+
+/** The first usable pair among `pairs[0, end)` as given (in arrival order: the first to arrive). */
+function firstUsable(pairs: readonly PairInput[], end: number): PairInput | undefined {
   for (let i = 0; i < end; i++) {
     const p = pairs[i] as PairInput;
-    if (usablePair(p)) {
-      start = Math.max(start, p.predictionTime);
-      break;
-    }
+    if (usablePair(p)) return p;
   }
-  return start === Number.NEGATIVE_INFINITY ? undefined : start;
+  return undefined;
+}
+
+/**
+ * Of the pairs a plan with `label_maturity` uses this tick (usable, predicted at or before
+ * `matureUntil`, and before the pair `held` for the clock in prediction order), the one that
+ * arrived first: smallest `joinedAt`, then `predictionId` by code unit (as the warehouse orders
+ * arrival); pairs without a `joinedAt` come after those with one, in the order `given` (then
+ * taken as arrival order). The set of mature pairs grows only by pairs predicted after every one
+ * already used (the maturity's assumption): the first arrival so changes only to a pair predicted
+ * later — the start moves later, never back — and a straggler, a row predicted long ago that
+ * arrives among the stage's own, does not become it.
+ */
+function firstArrived(
+  given: readonly PairInput[],
+  matureUntil: number,
+  held: PairInput | undefined,
+): PairInput | undefined {
+  let best: PairInput | undefined;
+  for (const p of given) {
+    if (!usablePair(p) || !isMature(p, matureUntil)) continue;
+    if (held !== undefined && predictionOrder(p, held) >= 0) continue;
+    if (best === undefined || arrivedBefore(p, best)) best = p;
+  }
+  return best;
+}
+
+function arrivedBefore(a: PairInput, b: PairInput): boolean {
+  const ja = a.joinedAt;
+  const jb = b.joinedAt;
+  if (ja === undefined || !Number.isFinite(ja)) return false;
+  if (jb === undefined || !Number.isFinite(jb)) return true;
+  if (ja !== jb) return ja < jb;
+  return (a.predictionId ?? '') < (b.predictionId ?? '');
 }
 
 /** A pair the comparison can use: a 0/1 label, both scores in [0, 1], epoch-ms times (others are skipped and counted). */
@@ -764,7 +868,7 @@ export function runPlan(
   const end = usableEnd(pairs, labelCap);
   // No known start (a `since` off the clock, no stored position, no pair yet): no time passes.
   const start =
-    evidenceStart(plan, pairs, end, policy.maxTimeMs, clock) ?? Math.max(0, clock?.predictionTime ?? plan.since);
+    evidenceStart(plan, pairs, end, policy.maxTimeMs, clock, given) ?? Math.max(0, clock?.predictionTime ?? plan.since);
   let state: ComparisonState = startComparison(policy, start);
   let decision: ComparisonDecision = decideComparison(policy, state);
   let decided = false;
@@ -858,16 +962,22 @@ export function runPlan(
  * maturity (the assumption; a label later than that lands in the middle of the path).
  */
 function maturePairs(pairs: readonly PairInput[], matureUntil: number): readonly PairInput[] {
-  const mature = pairs.filter((p) => !(p.predictionTime > matureUntil));
-  const key = (p: PairInput) => (Number.isFinite(p.predictionTime) ? p.predictionTime : Number.NEGATIVE_INFINITY);
-  // Ids by code unit, as ClickHouse orders strings (by byte) for the ASCII ids producers send.
-  const id = (a: string | undefined, b: string | undefined) =>
-    (a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0;
-  const before = (a: PairInput, b: PairInput) => key(a) - key(b) || id(a.predictionId, b.predictionId);
+  const mature = pairs.filter((p) => isMature(p, matureUntil));
+  const before = predictionOrder;
   for (let i = 1; i < mature.length; i++) {
     if (before(mature[i - 1] as PairInput, mature[i] as PairInput) > 0) return mature.sort(before);
   }
   return mature;
+}
+
+const isMature = (p: PairInput, matureUntil: number) => !(p.predictionTime > matureUntil);
+
+/** Prediction-time order (non-finite first), ties by prediction id by code unit, as ClickHouse orders the ASCII ids producers send. */
+function predictionOrder(a: PairInput, b: PairInput): number {
+  const key = (p: PairInput) => (Number.isFinite(p.predictionTime) ? p.predictionTime : Number.NEGATIVE_INFINITY);
+  const ia = a.predictionId ?? '';
+  const ib = b.predictionId ?? '';
+  return key(a) - key(b) || (ia < ib ? -1 : ia > ib ? 1 : 0);
 }
 
 /**

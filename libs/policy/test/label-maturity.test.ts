@@ -133,6 +133,24 @@ describe('label_maturity: the policy setting', () => {
     );
     expect(refused({ defaults: { label_maturity: '400d' } })).toMatch(/^rollout\.yaml\.defaults\.label_maturity: /);
     expect(refused({ defaults: { label_maturity: -1 } })).toMatch(/^rollout\.yaml\.defaults\.label_maturity: /);
+    // With the labelled rows' retention given (the model-controller gives labeled_predictions'),
+    // label_maturity + the longer max_time must leave LABEL_RETENTION_MARGIN_MS of it free.
+    const kept = { labelRetentionMs: 180 * D };
+    expect(() => parseRolloutPolicy({ defaults: { label_maturity: '365d' } }, 'r', kept)).toThrow(
+      /^r\.defaults\.label_maturity: 365d \+ promotion max_time 7d must be at most 150d: labelled rows are kept 180d/,
+    );
+    expect(() =>
+      parseRolloutPolicy(
+        { defaults: { label_maturity: '140d' }, models: { fraud: { rollback: { max_time: '14d' } } } },
+        'r',
+        kept,
+      ),
+    ).toThrow(
+      /^r\.defaults\.label_maturity: 140d \+ rollback max_time 14d must be at most 150d \(for r\.models\.fraud\)/,
+    );
+    expect(parseRolloutPolicy({ defaults: { label_maturity: '143d' } }, 'r', kept).models['*']?.labelMaturityMs).toBe(
+      143 * D,
+    );
     expect(refused({ models: { fraud: { manual: true, label_maturity: '1d' } } })).toMatch(
       /^rollout\.yaml\.models\.fraud\.label_maturity: a manual model takes no policy/,
     );
@@ -236,5 +254,50 @@ describe('label_maturity: which pairs, in which order, and max_time', () => {
       to_stage: 'rejected',
       reason: 'too_few_labels',
     });
+  });
+});
+
+describe('label_maturity: where max_time starts', () => {
+  it("one pair predicted a year back, arriving among a watch's own, does not end it: max_time starts at the first pair by arrival", () => {
+    const MIN = 60_000;
+    const E = T0 - 30 * D; // event time, a month behind the records
+    const policy = rollout({
+      defaults: { rollback: { min_labels: 30, max_time: '1d' }, label_maturity: '1h' },
+    });
+    // Predictions up to E + 2h are mature.
+    const clock = { labelTime: E + 3 * H, predictionTime: E + 2 * H, allowedFutureMs: H };
+    // v2 taken to production by records dated by a wall clock a month ahead (no serving_from): the
+    // watch reads from 0 and has no known start but its pairs.
+    const history = [
+      fact('v2', null, 'candidate', E),
+      fact('v2', 'candidate', 'shadow', E, 'v1'),
+      fact('v2', 'shadow', 'canary', T0, 'v1'),
+      fact('v2', 'canary', 'production', T0 + 1, 'v1'),
+    ];
+    // Production v2 far worse than v1; each row joined a second after its label.
+    const mk = (t: number, label: number, id: string): PairInput => ({
+      predictionId: id,
+      predictionTime: t,
+      labelTime: t + 1000,
+      joinedAt: t + 2000,
+      label,
+      incumbent: label === 1 ? 0.1 : 0.9,
+      challenger: label === 1 ? 0.9 : 0.1,
+    });
+    const bad = Array.from({ length: 20 }, (_, i) => mk(E + MIN * (i + 1), i % 2, `p${String(i).padStart(3, '0')}`));
+    // Predicted a year back, joined after the watch's third pair.
+    const straggler = { ...mk(E - 365 * D, 1, 's'), joinedAt: E + 3 * MIN + 5000 };
+    const decide = (rows: PairInput[]) =>
+      tickModel(history, () => rows, policy, clock).outcomes.find((o) => o.plan.kind === 'rollback');
+    // Before: kept `too_few_labels` (max_time from a year back, 2 of 30 labels), v1 retired, the rollback gone.
+    const inOrder = [straggler, ...bad]; // as the warehouse reads them: prediction order
+    expect(decide(inOrder)?.decision).toMatchObject({ action: 'continue', reason: 'min_labels', evidence: { n: 21 } });
+    // Without arrival times the order given is taken as arrival order.
+    const noArrival = [...bad.slice(0, 3), straggler, ...bad.slice(3)].map(({ joinedAt: _, ...p }) => p);
+    expect(decide(noArrival)?.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
+    // A pair predicted later but joined first moves the start later, never back.
+    const early = { ...mk(E + 30 * MIN, 1, 'q'), joinedAt: E };
+    const outcome = decide([straggler, ...bad, early].sort((a, b) => a.predictionTime - b.predictionTime));
+    expect(outcome?.decision).toMatchObject({ action: 'continue', reason: 'min_labels' });
   });
 });

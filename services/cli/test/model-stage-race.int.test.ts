@@ -123,4 +123,57 @@ describe('driftline model stage racing a model-controller decision', () => {
     expect(view.production).toBe('v1');
     expect(view.versions.get('v2')?.stage).toBe('rolled_back');
   });
+
+  it('a rollback of a canary the controller rolls back meanwhile: done, one line naming who (exit 0, nothing recorded)', async () => {
+    const now = Date.now();
+    const E = now + 20 * 60_000;
+    const churn = (r: TransitionRow): TransitionRow => ({ ...r, model: 'churn' });
+    await warehouse.transitions.record(
+      [
+        row('v1', null, 'candidate', E - 900_000, null),
+        row('v1', 'candidate', 'shadow', E - 900_000, null),
+        row('v1', 'shadow', 'canary', E - 800_000, null),
+        row('v1', 'canary', 'production', E - 700_000, null),
+        row('v2', null, 'candidate', E - 600_000, null),
+        row('v2', 'candidate', 'shadow', E - 600_000, 'v1'),
+        row('v2', 'shadow', 'canary', E - 500_000, 'v1'),
+      ].map(churn),
+    );
+    during.clockRead = async () => {
+      during.clockRead = undefined;
+      await warehouse.transitions.record([
+        churn({
+          ...row('v2', 'canary', 'rolled_back', E - 400_000, 'v1'),
+          decided_by: 'policy:promotion',
+          reason: 'evidence',
+        }),
+      ]);
+    };
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    let code: number;
+    try {
+      // Before: a usage error, exit 2, "no transition rolled_back → rolled_back".
+      code = await modelCommand([
+        'stage',
+        '--model',
+        'churn',
+        '--version',
+        'v2',
+        '--to',
+        'rolled_back',
+        '--by',
+        'alice',
+      ]);
+      expect(String(out.mock.calls.at(-1)?.[0])).toMatch(
+        /^churn v2 already rolled_back \(by policy:promotion\), recorded while this command ran: nothing recorded\n$/,
+      );
+    } finally {
+      out.mockRestore();
+    }
+    expect(code).toBe(0);
+    expect(during.clockRead).toBeUndefined();
+    const history = await warehouse.transitions.history('churn');
+    expect(history.filter((r) => r.decided_by === 'operator:alice')).toEqual([]);
+    expect(viewOf(history).versions.get('v2')?.stage).toBe('rolled_back');
+  });
 });

@@ -1,6 +1,11 @@
 import { ConfigError, envField, MAX_TIMER_MS, ownValue, readConfigFile } from '@driftline/core';
-import { parseRolloutPolicy, parseRolloutPolicyText, type RolloutPolicies } from '@driftline/policy';
-import { MAX_PAIRS_PER_READ } from '@driftline/warehouse';
+import {
+  parseRolloutPolicy,
+  parseRolloutPolicyText,
+  type RolloutLimits,
+  type RolloutPolicies,
+} from '@driftline/policy';
+import { MAX_PAIRS_PER_READ, RETENTION_DAYS } from '@driftline/warehouse';
 import type { z } from 'zod';
 
 export const modelControllerEnvShape = {
@@ -36,11 +41,17 @@ export interface ModelControllerConfig {
   readonly group: string;
 }
 
+/**
+ * What the policy is checked against: the comparisons read `labeled_predictions`, whose rows are
+ * kept RETENTION_DAYS from when written, so a `label_maturity` + `max_time` must fit well inside it.
+ */
+const ROLLOUT_LIMITS: RolloutLimits = { labelRetentionMs: RETENTION_DAYS.labeled_predictions * 86_400_000 };
+
 /** Reads and validates the policy file; errors name the variable or the field inside the file. */
 export function loadRolloutPolicy(file: string | undefined): RolloutPolicies {
-  if (file === undefined) return parseRolloutPolicy(undefined, 'default rollout policy');
+  if (file === undefined) return parseRolloutPolicy(undefined, 'default rollout policy', ROLLOUT_LIMITS);
   const text = readConfigFile('DRIFTLINE_PROMOTION_POLICY', file);
-  return parseRolloutPolicyText(text, file);
+  return parseRolloutPolicyText(text, file, ROLLOUT_LIMITS);
 }
 
 export function toModelControllerConfig(env: ModelControllerEnv): ModelControllerConfig {

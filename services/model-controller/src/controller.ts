@@ -132,6 +132,19 @@ function mostAhead(rows: ReadonlyArray<PairInput & { readonly joinedAt: number }
 const versionKey = (model: string, version: string) => `${model}\u0000${version}`;
 const transitionKey = (t: TransitionRow) => `${t.to_stage}\u0000${t.at}`;
 
+/** How often (wall clock) a model's labels found after their maturity are said again. */
+export const LATE_LABELS_LOG_INTERVAL_MS = 3_600_000;
+
+/**
+ * What a comparison of a model with `label_maturity` read at the last tick: its `matureUntil`, how
+ * many pairs predicted at or before it, and the newest arrival among them (see checkLateLabels).
+ */
+interface MatureRead {
+  readonly matureUntil: number;
+  readonly atOrBefore: number;
+  readonly newestJoined: number;
+}
+
 /** How far a row's arrival may lie past this host's clock before it says its clock runs behind. */
 const CLOCK_BEHIND_TOLERANCE_MS = 5_000;
 
@@ -157,6 +170,10 @@ export class ModelController {
   private readonly clockBehindLogged = new Set<string>();
   /** model → the open comparisons (plan key and reason) whose unusable rows were logged. */
   private readonly unusableLogged = new Map<string, Set<string>>();
+  /** model → per open comparison with label_maturity (plan key), what its last read saw (checkLateLabels). */
+  private readonly matureReads = new Map<string, Map<string, MatureRead>>();
+  /** model → when (wall clock) its labels found after their maturity were last said. */
+  private readonly lateLabelsLogged = new Map<string, number>();
   /** model → the comparisons whose gauges the last tick set: a closed one's series are removed. */
   private readonly shown = new Map<string, Map<string, { model: string; version: string; kind: string }>>();
   private readonly metrics;
@@ -197,6 +214,13 @@ export class ModelController {
         'Labelled pairs of an open comparison at the last tick',
         ['model', 'version', 'kind'],
         { bounded: ['model', 'version'] },
+      ),
+      labelsAfterMaturity: counter(
+        r,
+        'driftline_model_controller_labels_after_maturity_total',
+        "Labelled pairs of a model with label_maturity found after their maturity: read only after the model's label clock had passed their prediction time + label_maturity, or labelled more than label_maturity after their prediction (each counted once by this process)",
+        ['model'],
+        { bounded: ['model'] },
       ),
       owned: gauge(
         r,
@@ -239,6 +263,7 @@ export class ModelController {
       owned[ownership]++;
       if (ownership === 'none') {
         this.closeComparisons(model, []); // its open comparisons are another controller's to show
+        this.matureReads.delete(model);
         continue;
       }
       try {
@@ -322,12 +347,22 @@ export class ModelController {
     // at every restart (found by a review). The decisions are the same (tickModel = runPlan per
     // plan, then decideTick).
     const outcomes: PlanOutcome[] = [];
+    const lastReads = this.matureReads.get(model);
+    const reads = new Map<string, MatureRead>();
+    const late = { arrived: 0, dated: 0, mostLateMs: Number.NEGATIVE_INFINITY };
     for (const plan of plans) {
-      const read = await this.runPlanOnItsPairs(model, plan, policy, clock, maxFutureMs, logged, stillLogged);
+      const read = await this.runPlanOnItsPairs(model, plan, policy, clock, maxFutureMs, logged, stillLogged, {
+        last: lastReads,
+        next: reads,
+        late,
+      });
       outcomes.push(read.outcome);
       newestJoined = Math.max(newestJoined, read.newestJoined);
     }
     this.sayClockBehind(model, newestJoined, now);
+    if (reads.size === 0) this.matureReads.delete(model);
+    else this.matureReads.set(model, reads);
+    this.sayLateLabels(model, policy.labelMaturityMs, late, now);
     if (plans.length > 0 && policy.labelMaturityMs === 0) await this.checkLabelOrder(model, now);
     else if (this.labelDelays.delete(model)) {
       // No comparison open any more, or label_maturity set: nothing biased to tell.
@@ -421,6 +456,11 @@ export class ModelController {
     maxFutureMs: number,
     logged: ReadonlySet<string>,
     stillLogged: Set<string>,
+    maturity: {
+      readonly last: ReadonlyMap<string, MatureRead> | undefined;
+      readonly next: Map<string, MatureRead>;
+      readonly late: { arrived: number; dated: number; mostLateMs: number };
+    },
   ): Promise<{ outcome: PlanOutcome; newestJoined: number }> {
     const { deps } = this;
     let newestJoined = Number.NEGATIVE_INFINITY;
@@ -439,6 +479,7 @@ export class ModelController {
           ...(plan.matureUntil === undefined ? {} : { matureUntil: plan.matureUntil }),
         });
     this.metrics.pairedRows.inc(rows.length + unusable.labelNotBinary + unusable.scoreNotProbability);
+    if (plan.matureUntil !== undefined) this.checkLateLabels(model, plan, rows, maturity);
     // Bounded by the row's own arrival, not by this tick's wall clock: a row's inclusion never
     // changes between ticks, so each tick's path extends the last one's. Bounded by `now`, a row
     // left out at first came back into the middle of a path already tested once the wall clock
@@ -516,6 +557,101 @@ export class ModelController {
         negative_median_delay_h: hours(delays.negativeMedianMs),
       },
       "labels of one class arrive much later than the other's: in arrival order the comparisons see the faster class first and may promote or keep a worse version; set label_maturity in the rollout policy to the longest label delay",
+    );
+  }
+
+  /**
+   * For a comparison of a model with `label_maturity` D: finds the labels that came after their
+   * maturity, which `label_maturity` assumes never happens (every label is in the warehouse once
+   * the label clock passes its prediction time + D). Such a pair lands in the middle of a path the
+   * test already looked at, and the guarantee is void: labels dated 31 days after their prediction
+   * with D = 30d, or dated at 30 days and delivered a day late, promoted a worse candidate 100
+   * times in 100, and nothing said so (found by a regression review). Two kinds, each pair counted
+   * once (in `late`, for sayLateLabels, and in `labels_after_maturity_total`):
+   * - **arrived late**: this read has more pairs predicted at or before the last tick's
+   *   `matureUntil` than that tick's read had (the rows of the same plan: same `from`, same
+   *   requests). In memory: none at a comparison's first tick after a start.
+   * - **dated late**: labelled more than D after the prediction, among the pairs newly mature at
+   *   this tick (all of them at its first).
+   * How late: for a pair dated late, its label time − prediction time − D; for one that arrived
+   * late (and joined after the last read's newest row), how far the last tick's `matureUntil` was
+   * past its prediction time — the label clock had passed its maturity at least that much while it
+   * was missing. A read cut at its limit sees fewer (the comparison then decides on `max_labels`).
+   */
+  private checkLateLabels(
+    model: string,
+    plan: ComparisonPlan,
+    rows: ReadonlyArray<PairInput & { readonly joinedAt: number }>,
+    maturity: {
+      readonly last: ReadonlyMap<string, MatureRead> | undefined;
+      readonly next: Map<string, MatureRead>;
+      readonly late: { arrived: number; dated: number; mostLateMs: number };
+    },
+  ): void {
+    const matureUntil = plan.matureUntil as number;
+    const maturityMs = plan.labelMaturityMs ?? 0;
+    const key = planKey(plan);
+    const last = maturity.last?.get(key);
+    // The clock went back (rows expired, or a host's clock): start again from this read.
+    const previous = last !== undefined && last.matureUntil <= matureUntil ? last : undefined;
+    let atOrBefore = 0;
+    let atOrBeforeLast = 0;
+    let newestJoined = Number.NEGATIVE_INFINITY;
+    let arrived = 0;
+    let dated = 0;
+    let mostLateMs = Number.NEGATIVE_INFINITY;
+    for (const r of rows) {
+      if (!(r.predictionTime <= matureUntil)) continue;
+      atOrBefore++;
+      if (r.joinedAt > newestJoined) newestJoined = r.joinedAt;
+      const wasMature = previous !== undefined && r.predictionTime <= previous.matureUntil;
+      if (wasMature) {
+        atOrBeforeLast++;
+        if (r.joinedAt > previous.newestJoined)
+          mostLateMs = Math.max(mostLateMs, previous.matureUntil - r.predictionTime);
+      }
+      const labelledAfter = r.labelTime - r.predictionTime - maturityMs;
+      if (labelledAfter > 0) {
+        mostLateMs = Math.max(mostLateMs, labelledAfter);
+        if (!wasMature) dated++; // a late one among the pairs this tick first sees mature
+      }
+    }
+    if (previous !== undefined) arrived = Math.max(0, atOrBeforeLast - previous.atOrBefore);
+    maturity.next.set(key, {
+      matureUntil,
+      atOrBefore,
+      newestJoined: Math.max(newestJoined, previous?.newestJoined ?? Number.NEGATIVE_INFINITY),
+    });
+    if (arrived + dated === 0) return;
+    this.metrics.labelsAfterMaturity.inc({ model }, arrived + dated);
+    maturity.late.arrived += arrived;
+    maturity.late.dated += dated;
+    maturity.late.mostLateMs = Math.max(maturity.late.mostLateMs, mostLateMs);
+  }
+
+  /**
+   * Says, at most once per LATE_LABELS_LOG_INTERVAL_MS per model, that labels came after their
+   * maturity at this tick (checkLateLabels): the model, its label_maturity, how many and how late.
+   */
+  private sayLateLabels(
+    model: string,
+    maturityMs: number,
+    late: { readonly arrived: number; readonly dated: number; readonly mostLateMs: number },
+    now: number,
+  ): void {
+    if (late.arrived + late.dated === 0) return;
+    const said = this.lateLabelsLogged.get(model);
+    if (said !== undefined && now - said < LATE_LABELS_LOG_INTERVAL_MS && now >= said) return;
+    this.lateLabelsLogged.set(model, now);
+    this.deps.logger.warn(
+      {
+        model,
+        label_maturity_ms: maturityMs,
+        arrived_after_maturity: late.arrived,
+        labelled_after_maturity: late.dated,
+        ...(Number.isFinite(late.mostLateMs) ? { most_late_ms: late.mostLateMs } : {}),
+      },
+      "labels came after their label_maturity (read after the label clock had passed their prediction + label_maturity, or labelled more than label_maturity after their prediction): they land in the middle of the comparisons' paths, whose guarantee is then void (a worse version can be promoted or kept); set label_maturity above the longest label delay plus its delivery lag",
     );
   }
 

@@ -9,7 +9,15 @@ import {
   parseEnv,
   printable,
 } from '@driftline/core';
-import { operatorTransitions, STAGE_TRANSITIONS, type Stage, sameTransitions, usableClock } from '@driftline/policy';
+import {
+  operatorTransitions,
+  STAGE_TRANSITIONS,
+  type Stage,
+  sameTransitions,
+  usableClock,
+  usableTransitions,
+  viewOf,
+} from '@driftline/policy';
 import { clickhouseEnvShape, openWarehouse, toClickHouseConfig } from '@driftline/warehouse';
 import { parseCommandArgs } from '../args.js';
 import { checkEnvNames } from './env-names.js';
@@ -141,7 +149,21 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
     // version had left: the controller's promotion, dated later, undid the rollback (found by a
     // review). On the new history it moves the version from where it is now, dated after it.
     const fresh = await warehouse.transitions.history(model);
-    if (!sameTransitions(history, fresh)) rows = movesOn(fresh);
+    if (!sameTransitions(history, fresh)) {
+      // The decision that landed meanwhile did what was asked (a controller rolled the canary back
+      // while `--to rolled_back` ran): done, not a usage error (`no transition rolled_back →
+      // rolled_back`, exit 2, found by a regression review).
+      const usable = usableTransitions(fresh);
+      if (viewOf(usable).versions.get(version)?.stage === to) {
+        const by = usable
+          .filter((t) => t.version === version && t.to_stage === to)
+          .reduce<(typeof usable)[number] | undefined>((a, t) => (a === undefined || t.at >= a.at ? t : a), undefined);
+        const done = `${model} ${version} already ${to} (by ${by?.decided_by ?? 'another record'}), recorded while this command ran: nothing recorded`;
+        process.stdout.write(`${printable(done)}\n`);
+        return 0;
+      }
+      rows = movesOn(fresh);
+    }
     await warehouse.transitions.record(rows.map((r) => ({ ...r, model, recorded_at: now })));
     const last = rows.at(-1);
     const recorded = `recorded ${model} ${version}: ${last?.from_stage ?? 'new'} → ${last?.to_stage} (operator:${operator}); the model-controller publishes it on models.v1 at its next tick`;

@@ -1,0 +1,145 @@
+// label_maturity D assumes every label is in the warehouse once the label clock passes its
+// prediction time + D. Labels that come later land in the middle of a path the test already
+// looked at, and its guarantee is void: labels dated 31 days after their prediction with D = 30d,
+// or dated at 30 days and delivered a day late, promoted a worse candidate 100 times in 100 with
+// nothing said (found by a regression review). The controller now counts and says them.
+import { silentLogger } from '@driftline/core';
+import { createMetricsRegistry } from '@driftline/observability';
+import { parseRolloutPolicy } from '@driftline/policy';
+import type { TransitionRow } from '@driftline/warehouse';
+import { describe, expect, it } from 'vitest';
+import { ModelController } from '../src/controller.js';
+import { type LabelledRow, labelledTable, MemoryTransitions } from './memory-warehouse.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+const MIN = 60_000;
+const H = 60 * MIN;
+const D = 24 * H;
+
+const row = (
+  version: string,
+  from: TransitionRow['from_stage'],
+  to: TransitionRow['to_stage'],
+  at: number,
+  previous: string | null = null,
+): TransitionRow => ({
+  model: 'fraud',
+  version,
+  from_stage: from,
+  to_stage: to,
+  at,
+  decided_by: 'trainer:offline_gate',
+  reason: 'offline_gate',
+  detail: '',
+  evidence: '',
+  canary_share: null,
+  previous_version: previous,
+  recorded_at: at,
+});
+
+/** v1 in production, v2 in shadow against it since T0 + 10. */
+function store(): MemoryTransitions {
+  const s = new MemoryTransitions([]);
+  for (const r of [
+    row('v1', null, 'candidate', T0),
+    row('v1', 'candidate', 'shadow', T0),
+    row('v1', 'shadow', 'canary', T0 + 1),
+    row('v1', 'canary', 'production', T0 + 2),
+    row('v2', null, 'candidate', T0 + 10),
+    row('v2', 'candidate', 'shadow', T0 + 10, 'v1'),
+  ])
+    s.rows.set(`fraud/${r.version}/${r.to_stage}`, r);
+  return s;
+}
+
+/**
+ * One prediction every 10 minutes for 30 days, answered by v1, v2 scored alike (no decision on
+ * evidence). A positive (1 in 5) is labelled an hour after its prediction — the label clock keeps
+ * up with event time —, a negative `negativeDelay` after, and joined `negativeLag` after its label.
+ */
+function world(negativeDelay: number, negativeLag: number): LabelledRow[] {
+  return Array.from({ length: 30 * 144 }, (_, i): LabelledRow => {
+    const t = T0 + 100 + i * 10 * MIN;
+    const label = i % 5 === 0 ? 1 : 0;
+    const labelTime = t + (label === 1 ? H : negativeDelay);
+    return {
+      id: `p${String(i).padStart(5, '0')}`,
+      answered: 'v1',
+      role: 'production',
+      predictionTime: t,
+      labelTime,
+      joinedAt: labelTime + (label === 1 ? 0 : negativeLag),
+      label,
+      scores: { v1: 0.5, v2: 0.5 },
+    };
+  });
+}
+
+/** Ticks one controller (label_maturity 20d) every 10 minutes of wall clock = event time, from day 22 for 3 hours. */
+async function run(rows: LabelledRow[]) {
+  const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+  const warned: Array<{ obj: Record<string, unknown>; msg: string | undefined }> = [];
+  let now = T0 + 22 * D;
+  const present = () => rows.filter((r) => (r.joinedAt as number) <= now);
+  const c = new ModelController({
+    transitions: store(),
+    pairs: {
+      readPairs: (q) => labelledTable(present()).reader.readPairs(q),
+      labelClock: (m, at, notAfter) => labelledTable(present()).reader.labelClock(m, at, notAfter),
+      answeredSince: async () => true,
+    },
+    publish: async () => {},
+    policies: parseRolloutPolicy({ defaults: { promotion: { min_labels: 50 }, label_maturity: '20d' } }),
+    maxPairs: 100_000,
+    logger: {
+      ...silentLogger,
+      warn: (obj: object, msg?: string) => warned.push({ obj: obj as Record<string, unknown>, msg }),
+    },
+    registry,
+    now: () => now,
+  });
+  const transitions: string[] = [];
+  for (let k = 0; k < 18; k++) {
+    const t = await c.tick();
+    expect(t.failed).toBe(0);
+    transitions.push(...t.transitions.map((x) => `${x.version} ${x.to_stage}`));
+    now += 10 * MIN;
+  }
+  const metric = await registry.getSingleMetricAsString('driftline_model_controller_labels_after_maturity_total');
+  const counted = Number(/labels_after_maturity_total\{model="fraud"[^}]*\} (\d+)/.exec(metric)?.[1] ?? 0);
+  return {
+    counted,
+    said: warned.filter((w) => w.msg?.includes('labels came after their label_maturity')),
+    transitions,
+  };
+}
+
+describe('label_maturity: labels after their maturity are counted and said', () => {
+  it('labels dated a day past label_maturity: counted, said at most once an hour with how late', async () => {
+    const { counted, said, transitions } = await run(world(21 * D, 0));
+    expect(transitions).toEqual([]);
+    // Every negative predicted up to day 22 − 21 d = day 1 (about 115 by the first tick), and each
+    // one that came in during the 3 hours.
+    expect(counted).toBeGreaterThan(100);
+    expect(said.length).toBeGreaterThanOrEqual(1);
+    expect(said.length).toBeLessThanOrEqual(3); // 3 hours of ticks
+    expect(said[0]?.obj).toMatchObject({ model: 'fraud', label_maturity_ms: 20 * D, most_late_ms: D });
+    expect(said[0]?.obj.labelled_after_maturity).toBeGreaterThan(100);
+  });
+
+  it('labels dated at label_maturity but delivered a day late: counted as they arrive', async () => {
+    const { counted, said } = await run(world(20 * D, D));
+    // Four negatives every 50 minutes come in a day after their label, each predicted before the
+    // last tick's matureUntil: 13 in the 3 hours.
+    expect(counted).toBeGreaterThanOrEqual(10);
+    expect(said[0]?.obj).toMatchObject({ model: 'fraud', label_maturity_ms: 20 * D, labelled_after_maturity: 0 });
+    expect(said[0]?.obj.arrived_after_maturity).toBeGreaterThanOrEqual(1);
+    expect(said[0]?.obj.most_late_ms).toBeGreaterThan(0);
+  });
+
+  it('labels on time, at exactly label_maturity: nothing counted or said', async () => {
+    const { counted, said } = await run(world(20 * D, 0));
+    expect(counted).toBe(0);
+    expect(said).toEqual([]);
+  });
+});

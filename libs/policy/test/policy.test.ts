@@ -1330,7 +1330,7 @@ models:
         );
         expect(got.spans).toBe(MAX_DATA_QUALITY_SPANS);
         expect(got.drift).toEqual({ data_quality: 5 * 1_440 });
-      });
+      }, 120_000); // a limit for a hung run, not a speed check: over 30 s on a loaded machine
 
       it('a stored span without covered (merged by a release before) counts whole; covered is kept through replays and extensions', () => {
         // The review's block: 76 h from hour 25, as the release before merged it; loads as is and

@@ -17,6 +17,7 @@ import {
 } from '@driftline/stats';
 import { type Column, isTextNumber, parseNumberText, quotedName, suggestedOption } from './columns.js';
 import { type EvidentlyDecision, type EvidentlyStattest, evidentlyCategorical, evidentlyNumeric } from './evidently.js';
+import { timeTextColumn, timeTextValue } from './time-text.js';
 
 export interface DriftOptions {
   readonly bins?: number;
@@ -116,7 +117,10 @@ export function columnDrift(referenceColumn: Column, currentColumn: Column, opti
   };
 }
 
-function compareColumns(reference: Column, current: Column, options: DriftOptions): ColumnDrift {
+function compareColumns(referenceRead: Column, currentRead: Column, options: DriftOptions): ColumnDrift {
+  // A timestamp, date or time of day (Arrow, Parquet) against its ISO-8601 text (CSV): the same numbers.
+  const reference = timeTextColumn(currentRead, referenceRead) ?? referenceRead;
+  const current = timeTextColumn(referenceRead, currentRead) ?? currentRead;
   if (reference.kind === 'numeric' && current.kind === 'numeric') {
     // Sort each column once: every statistic (both modes) walks the sorted samples, and sorting is
     // most of the time on large tables (re-sorting a sorted array is a linear check).
@@ -134,6 +138,16 @@ function compareColumns(reference: Column, current: Column, options: DriftOption
   if (reference.kind !== current.kind && hasNumber(reference) && hasNumber(current)) {
     const [numeric, text] = reference.kind === 'numeric' ? ['reference', 'current'] : ['current', 'reference'];
     const textColumn = reference.kind === 'numeric' ? current : reference;
+    const numericColumn = reference.kind === 'numeric' ? reference : current;
+    if (numericColumn.kind === 'numeric' && numericColumn.time !== undefined && textColumn.kind === 'categorical') {
+      // Not --categorical: that compares the reader's numbers with the text, and identical data drifts.
+      const kind = numericColumn.time;
+      const bad = textColumn.values.find((v): v is string => v !== null && timeTextValue(v, kind) === undefined);
+      throw new DriftlineError(
+        'BAD_REQUEST',
+        `column ${quotedName(reference.name)}: ${TIME_KINDS[kind].what} in the ${numeric} but text in the ${text} that is not ISO-8601${bad === undefined ? '' : ` (such as ${JSON.stringify(bad.slice(0, 40))})`} — write those values as ISO-8601 (${TIME_KINDS[kind].example}, as pandas writes them), or leave the column out with ${suggestedOption('--ignore', reference.name)}`,
+      );
+    }
     const sample = textColumn.kind === 'categorical' ? textSample(textColumn.values) : undefined;
     // --numeric would only move the error to the first text cell; --categorical always compares.
     throw new DriftlineError(
@@ -150,6 +164,13 @@ function compareColumns(reference: Column, current: Column, options: DriftOption
     ? withEvidently(drift, evidentlyCategorical(refCounts.counts, curCounts.counts))
     : drift;
 }
+
+/** How the error for a time column facing other text names the column and shows ISO-8601. */
+const TIME_KINDS = {
+  timestamp: { what: 'timestamps', example: '2025-01-31 12:00:00' },
+  date: { what: 'dates', example: '2025-01-31' },
+  time: { what: 'times of day', example: '12:00:00' },
+} as const;
 
 /** Present values a side needs for PSI to decide (`DriftOptions.minRows`). */
 export const DEFAULT_MIN_ROWS = 100;

@@ -2,6 +2,9 @@ import { cutText, DriftlineError } from '@driftline/core';
 import { booleanCategory } from '@driftline/drift';
 import { floatText, integerText } from './number-text.js';
 
+/** What a numeric column of a time type holds (`Column.time`). */
+export type TimeKind = 'timestamp' | 'date' | 'time';
+
 /** A typed column of a table: numbers (NaN = missing) or categories (null = missing). */
 export type Column =
   | {
@@ -14,6 +17,12 @@ export type Column =
        * column typing sees (`--stattest evidently`). Undefined when the source does not say.
        */
       readonly integerText?: boolean;
+      /**
+       * The column holds instants or times of an Arrow/Parquet time type, as epoch milliseconds
+       * (`timestamp`, `date`) or milliseconds since midnight (`time`). A CSV holds them as ISO-8601
+       * text: `timeColumnsAsNumbers` reads that text as the same numbers.
+       */
+      readonly time?: TimeKind;
     }
   | { readonly name: string; readonly kind: 'categorical'; readonly values: ReadonlyArray<string | null> };
 

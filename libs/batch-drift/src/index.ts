@@ -16,6 +16,7 @@ export {
   shortName,
   suggestedOption,
   type TableOptions,
+  type TimeKind,
   typeColumns,
 } from './columns.js';
 export { type CsvOptions, csvColumns } from './csv.js';
@@ -23,3 +24,4 @@ export { type ColumnBin, type ColumnDistribution, columnDistribution } from './d
 export { datasetDrift, type EvidentlyStattest } from './evidently.js';
 export { type FloatBits, floatText, integerText } from './number-text.js';
 export { profilesFromColumns, profilesFromCsv, type ReferenceColumns } from './reference-profiles.js';
+export { timeColumnsAsNumbers, timeTextValue } from './time-text.js';

@@ -10,9 +10,11 @@ import {
   integerText,
   quotedName,
   suggestedOption,
+  type TimeKind,
 } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import { booleanCategory } from '@driftline/drift';
+import { narrowFloatValue } from './narrow-float.js';
 import type { ReadOptions } from './table-options.js';
 
 type Format = 'csv' | 'arrow' | 'parquet';
@@ -182,17 +184,7 @@ type Wanted = (name: string) => boolean;
 async function arrowColumns(bytes: Buffer, path: string, wanted: Wanted, asText: Wanted): Promise<Column[]> {
   // Loaded on demand: apache-arrow alone takes longer to load than a CSV of a few MB to read.
   const arrow = await import('apache-arrow');
-  let table: ReturnType<typeof arrow.tableFromIPC>;
-  try {
-    table = arrow.tableFromIPC(bytes);
-  } catch (error) {
-    throw badInput(
-      path,
-      `not a readable Arrow IPC file (${(error as Error).message})`,
-      "write it uncompressed (pyarrow: feather.write_feather(t, path, compression='uncompressed')) or as Parquet",
-      error,
-    );
-  }
+  const table = arrowTable(arrow, bytes, path);
   if (table.schema.fields.length === 0) {
     // An empty file, or bytes that are no Arrow stream, read as a table of no columns.
     throw badInput(path, 'holds no Arrow table (empty, or not Arrow IPC)', 'check the file is a complete Arrow file');
@@ -215,6 +207,80 @@ async function arrowColumns(bytes: Buffer, path: string, wanted: Wanted, asText:
     columns.push(arrowColumn(arrow, path, field.name, type, table.getChildAt(i)!, asText(field.name)));
   });
   return columns;
+}
+
+/**
+ * The batches of an Arrow IPC file or stream, read one by one (what `tableFromIPC` does, bounded).
+ * apache-arrow's file reader reads its next batch until it gets one: a block whose message is not a
+ * record batch (one byte changed in a 9 KB file) was read again forever, at 100% CPU. Here a file's
+ * batches are read by index, each must be a record batch, and a file or stream may hold at most one
+ * batch per 8 bytes.
+ */
+function arrowTable(arrow: Arrow, bytes: Buffer, path: string): InstanceType<Arrow['Table']> {
+  const most = Math.max(1, Math.floor(bytes.length / 8));
+  const batches: Array<InstanceType<Arrow['RecordBatch']>> = [];
+  try {
+    const reader = arrow.RecordBatchReader.from(bytes);
+    reader.open();
+    // Taken before the batches: a stream reader drops its schema once it has read its last one.
+    const schema = reader.schema as InstanceType<Arrow['Schema']> | null | undefined;
+    if (reader.isFile()) {
+      const count = reader.numRecordBatches;
+      if (count > most)
+        throw new Error(`its footer lists ${count} record batches, more than its ${bytes.length} bytes can hold`);
+      for (let i = 0; i < count; i++) {
+        const batch = reader.readRecordBatch(i);
+        if (batch === null) throw new Error(`record batch ${i + 1} of ${count} is missing or not a record batch`);
+        batches.push(checkedBatch(arrow, batch, i));
+      }
+    } else {
+      for (const batch of reader) {
+        batches.push(checkedBatch(arrow, batch, batches.length));
+        if (batches.length > most) throw new Error(`more record batches than its ${bytes.length} bytes can hold`);
+      }
+    }
+    // As `tableFromIPC`: the batches' own schema (a footer's may differ in its metadata).
+    if (batches.length > 0) return new arrow.Table(batches);
+    return schema === null || schema === undefined ? new arrow.Table() : new arrow.Table(schema, []);
+  } catch (error) {
+    const message = (error as Error).message;
+    // apache-arrow's JS reader has no lz4/zstd: only then is rewriting it uncompressed the answer.
+    const compressed = /codec|compress/i.test(message);
+    throw badInput(
+      path,
+      `not a readable Arrow IPC file (${message})`,
+      compressed
+        ? "write it uncompressed (pyarrow: feather.write_feather(t, path, compression='uncompressed')) or as Parquet"
+        : `check ${basename(path)} is a complete, undamaged Arrow file (write it again)`,
+      error,
+    );
+  }
+}
+
+/**
+ * A batch whose columns hold as many values as it has rows. A batch's row count is one field of its
+ * header: one byte changed made 6 rows 16 million, read from buffers holding 6 (garbage, a minute of
+ * CPU). A Null column holds no buffer, and nested ones are refused later.
+ */
+function checkedBatch(
+  arrow: Arrow,
+  batch: InstanceType<Arrow['RecordBatch']>,
+  index: number,
+): InstanceType<Arrow['RecordBatch']> {
+  for (const data of batch.data.children) {
+    const rows = data.offset + data.length;
+    const { values, valueOffsets } = data as { values?: { length: number }; valueOffsets?: { length: number } };
+    const held =
+      valueOffsets !== undefined && valueOffsets !== null
+        ? valueOffsets.length - 1
+        : values === undefined || values === null
+          ? rows
+          : arrow.DataType.isBool(data.type)
+            ? values.length * 8
+            : Math.floor(values.length / Math.max(1, data.stride));
+    if (held < rows) throw new Error(`record batch ${index + 1} says ${rows} rows but a column holds ${held}`);
+  }
+  return batch;
 }
 
 function arrowColumn(
@@ -248,7 +314,14 @@ function arrowColumn(
     const values = new Float64Array(vector.length);
     for (let r = 0; r < vector.length; r++) values[r] = vector.isValid(r) ? cell(r) : Number.NaN;
     const integerText = integer || (DataType.isDecimal(type) && type.scale === 0);
-    return { name, kind: 'numeric', values, integerText };
+    const time: TimeKind | undefined = DataType.isTimestamp(type)
+      ? 'timestamp'
+      : DataType.isDate(type)
+        ? 'date'
+        : DataType.isTime(type)
+          ? 'time'
+          : undefined;
+    return { name, kind: 'numeric', values, integerText, ...(time === undefined ? {} : { time }) };
   }
   const values: Array<string | null> = [];
   for (let r = 0; r < vector.length; r++) values.push(cellText(vector.get(r), path, name, r));
@@ -268,8 +341,8 @@ function numericCell(
   type: ArrowVector['type'],
   vector: ArrowVector,
 ): ((r: number) => number) | undefined {
-  const { DataType, Precision, TimeUnit, util } = arrow;
-  if (DataType.isDecimal(type)) return (r) => Number(util.bigNumToNumber(vector.get(r), type.scale));
+  const { DataType, Precision, TimeUnit } = arrow;
+  if (DataType.isDecimal(type)) return (r) => decimalValue(vector.get(r) as Uint32Array, type.bitWidth, type.scale);
   if (DataType.isTimestamp(type)) {
     // The stored integers in their unit: `get` rounds to whole milliseconds.
     const toMs = {
@@ -301,7 +374,13 @@ function numericCell(
         }[type.unit];
     return (r) => toNumber(vector.get(r) as bigint | number);
   }
-  if (DataType.isFloat(type) && type.precision === Precision.HALF) return (r) => Number(vector.get(r));
+  // float16 and float32 as the numbers their CSV holds (shortest digits): 19.99, not 19.9899997….
+  if (DataType.isFloat(type) && type.precision === Precision.HALF)
+    return (r) => narrowFloatValue(Number(vector.get(r)), 16);
+  if (DataType.isFloat(type) && type.precision === Precision.SINGLE) {
+    const values = vector.toArray() as ArrayLike<number>;
+    return (r) => narrowFloatValue(values[r]!, 32);
+  }
   if (DataType.isInt(type) || DataType.isFloat(type)) {
     const values = vector.toArray() as ArrayLike<unknown>;
     return (r) => Number(values[r]);
@@ -317,6 +396,21 @@ function storedValues(vector: ArrowVector): Array<bigint | number> {
     for (let i = 0; i < data.length; i++) out.push(values[i]!);
   }
   return out;
+}
+
+/**
+ * An Arrow decimal (its unscaled two's-complement integer, little-endian 32-bit words) as the number
+ * nearest to its decimal text: apache-arrow's `bigNumToNumber` threw for an integer part beyond 2^53
+ * (a decimal128(38, 0) id was an "internal error"); the Parquet reader rounds such values the same way.
+ */
+function decimalValue(words: Uint32Array, bitWidth: number, scale: number): number {
+  let unscaled = 0n;
+  for (let i = words.length - 1; i >= 0; i--) unscaled = (unscaled << 32n) | BigInt(words[i]!);
+  unscaled = BigInt.asIntN(bitWidth, unscaled);
+  if (scale <= 0) return Number(`${unscaled}e${-scale}`);
+  const negative = unscaled < 0n;
+  const digits = (negative ? -unscaled : unscaled).toString().padStart(scale + 1, '0');
+  return Number(`${negative ? '-' : ''}${digits.slice(0, -scale)}.${digits.slice(-scale)}`);
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -387,6 +481,16 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
       e.type === 'INT96' ||
       ['TIMESTAMP', 'DATE', 'TIME'].includes(e.logical_type?.type ?? '') ||
       ['TIMESTAMP_MILLIS', 'TIMESTAMP_MICROS', 'DATE', 'TIME_MILLIS', 'TIME_MICROS'].includes(e.converted_type ?? '');
+    // Which columns hold instants, dates or times of day (a CSV holds them as ISO-8601 text).
+    const timeKinds = new Map<string, TimeKind>();
+    for (const e of elements) {
+      if (!isTime(e)) continue;
+      const kind = e.logical_type?.type ?? e.converted_type ?? '';
+      timeKinds.set(
+        e.name,
+        kind === 'DATE' ? 'date' : kind.startsWith('TIME') && !kind.startsWith('TIMESTAMP') ? 'time' : 'timestamp',
+      );
+    }
     // A time of day as milliseconds since midnight, as the Arrow reader makes it: hyparquet gives
     // the stored integer in the column's unit (milliseconds, microseconds or nanoseconds).
     const timeOfDay = new Map<string, (v: bigint | number) => number>();
@@ -458,11 +562,22 @@ async function parquetColumns(bytes: Buffer, path: string, wanted: Wanted, asTex
         return { name, kind: 'categorical' as const, values: cells.map(text) };
       }
       if (numeric) {
-        const toNumber = timeOfDay.get(name) ?? Number;
+        // float16 and float32 as the numbers their CSV holds (shortest digits), as the Arrow reader.
+        const narrow = bits === 16 || bits === 32 ? bits : undefined;
+        const toNumber =
+          timeOfDay.get(name) ??
+          (narrow === undefined ? Number : (v: bigint | number) => narrowFloatValue(Number(v), narrow));
         const values = new Float64Array(rows);
         for (let r = 0; r < rows; r++)
           values[r] = cells[r] === null || cells[r] === undefined ? Number.NaN : toNumber(cells[r] as bigint | number);
-        return { name, kind: 'numeric' as const, values, integerText: integerTyped.has(name) };
+        const time = timeKinds.get(name);
+        return {
+          name,
+          kind: 'numeric' as const,
+          values,
+          integerText: integerTyped.has(name),
+          ...(time === undefined ? {} : { time }),
+        };
       }
       return { name, kind: 'categorical' as const, values: cells.map((v, r) => cellText(v, path, name, r)) };
     });

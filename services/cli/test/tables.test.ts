@@ -1,9 +1,10 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { type Column, profilesFromColumns } from '@driftline/batch-drift';
+import { type Column, profilesFromColumns, tableDrift, timeColumnsAsNumbers } from '@driftline/batch-drift';
 import { DriftlineError } from '@driftline/core';
 import { categoricalValue } from '@driftline/drift';
 import { describe, expect, it } from 'vitest';
@@ -295,3 +296,153 @@ describe('Arrow numeric types that are not plain typed arrays', () => {
     expect(await readTable(parquet)).toEqual(await readTable(fixture('table-snappy.parquet')));
   });
 });
+
+describe('typed tables against their CSV, damaged Arrow files (found by a review)', () => {
+  const noDrift = (rows: ReturnType<typeof tableDrift>) =>
+    rows.map((r) => ({ column: r.column, kind: r.kind, psi: r.psi, ks: r.ks_statistic, drifted: r.drifted }));
+
+  it('float32 in Parquet and Arrow reads as the numbers of its CSV (19.99, not 19.9899997…): no drift', async () => {
+    // float32.csv is what pandas' to_csv writes for the table (numpy's shortest digits).
+    const csv = await readTable(fixture('float32.csv'));
+    expect(csv.map((c) => c.kind)).toEqual(['numeric', 'numeric']);
+    expect(Array.from(csv[0]!.values as Float64Array).filter((v) => v === 19.99).length).toBeGreaterThan(0);
+    for (const name of ['float32.parquet', 'float32.arrow']) {
+      const typed = await readTable(fixture(name));
+      expect(plain(typed), name).toEqual(plain(csv));
+      expect(noDrift(tableDrift(typed, csv, {})), name).toEqual([
+        { column: 'price', kind: 'numeric', psi: 0, ks: 0, drifted: false },
+        { column: 'score', kind: 'numeric', psi: 0, ks: 0, drifted: false },
+      ]);
+      // `driftline reference` reads through the same reader: the same profiles from either file.
+      expect(profilesFromColumns(typed), name).toEqual(profilesFromColumns(csv));
+    }
+  });
+
+  it('timestamps, dates and times of day (Parquet, Arrow) against their ISO-8601 text (CSV): no drift', async () => {
+    // when.csv holds the text pandas' to_csv writes for the table of when.parquet/.arrow.
+    const csv = await readTable(fixture('when.csv'));
+    expect(csv.map((c) => c.kind)).toEqual(['categorical', 'categorical', 'categorical', 'categorical', 'categorical']);
+    const same = ['ts', 'ts_tz', 'ts_ns', 'day', 'clock'].map((column) => ({
+      column,
+      kind: 'numeric',
+      psi: 0,
+      ks: 0,
+      drifted: false,
+    }));
+    for (const name of ['when.parquet', 'when.arrow']) {
+      const typed = await readTable(fixture(name));
+      expect(noDrift(tableDrift(typed, csv, {})), name).toEqual(same);
+      expect(noDrift(tableDrift(csv, typed, {})), name).toEqual(same);
+      // The text read as the reader's very numbers (the drift command's columns, HTML page included).
+      const [, asNumbers] = timeColumnsAsNumbers(typed, csv);
+      expect(
+        asNumbers.map((c) => plain([c])[0]!.values),
+        name,
+      ).toEqual(typed.map((c) => plain([c])[0]!.values));
+    }
+  });
+
+  it('a time column against text that is not ISO-8601 is refused suggesting --ignore, not --categorical', async () => {
+    const csv = join(dir, 'when-bad.csv');
+    const text = readFileSync(fixture('when.csv'), 'utf8').replace(/\n2025-02-01 16:42:10.514290,/, '\nyesterday,');
+    writeFileSync(csv, text);
+    const typed = await readTable(fixture('when.parquet'));
+    const current = await readTable(csv);
+    expect(() => tableDrift(typed, current, {})).toThrow(
+      new DriftlineError(
+        'BAD_REQUEST',
+        'column "ts": timestamps in the reference but text in the current that is not ISO-8601 (such as "yesterday") — write those values as ISO-8601 (2025-01-31 12:00:00, as pandas writes them), or leave the column out with --ignore ts',
+      ),
+    );
+  });
+
+  it('an Arrow decimal128(38, 0) beyond 2^53 is its nearest number (it was an internal error)', async () => {
+    const A = await import('apache-arrow');
+    const values = [12345678901234567890n, -(10n ** 37n) - 3n, 7n];
+    const words = values.flatMap((n) => {
+      const x = BigInt.asUintN(128, n);
+      return [0n, 32n, 64n, 96n].map((s) => Number((x >> s) & 0xffffffffn));
+    });
+    const id = A.makeVector(A.makeData({ type: new A.Decimal(0, 38, 128), length: 3, data: Uint32Array.from(words) }));
+    const path = join(dir, 'decimal38.arrow');
+    writeFileSync(path, A.tableToIPC(new A.Table({ id }), 'file'));
+    expect(await readTable(path)).toEqual([
+      {
+        name: 'id',
+        kind: 'numeric',
+        values: Float64Array.of(Number(12345678901234567890n), -1e37, 7),
+        integerText: true,
+      },
+    ]);
+  });
+
+  /** table.arrow with one flatbuffer field of its record batch's message cleared: its type reads NONE. */
+  function batchWithoutType(): Buffer {
+    const bytes = Buffer.from(readFileSync(fixture('table.arrow')));
+    // "ARROW1\0\0", then the schema message (0xFFFFFFFF, its length, its flatbuffer), then the batch's.
+    const batch = 16 + bytes.readInt32LE(12);
+    expect(bytes.readUInt32LE(batch)).toBe(0xffffffff);
+    const message = batch + 8;
+    const table = message + bytes.readUInt32LE(message);
+    const vtable = table - bytes.readInt32LE(table);
+    bytes.writeUInt16LE(0, vtable + 6); // Message field 1, header_type: absent, so NONE
+    return bytes;
+  }
+
+  it('a damaged Arrow file is one error line naming it, at once (apache-arrow spun at 100% CPU forever)', async () => {
+    const path = join(dir, 'no-type.arrow');
+    writeFileSync(path, batchWithoutType());
+    // In a child process: a hang blocks its thread, so only a process can be given up on.
+    const started = Date.now();
+    const { code, stdout, stderr, signal } = await runCli(['drift', '--reference', path, '--current', path], 60_000);
+    expect({ code, signal, stdout }).toEqual({ code: 3, signal: null, stdout: '' });
+    expect(stderr).toBe(
+      `driftline: ${path}: not a readable Arrow IPC file (Expected RecordBatch Message in stream, but was null or length 0.) — check no-type.arrow is a complete, undamaged Arrow file (write it again)\n`,
+    );
+    expect(Date.now() - started).toBeLessThan(60_000);
+  }, 90_000);
+
+  it('a batch saying more rows than its columns hold is refused (one byte made 6 rows 16 million)', async () => {
+    const bytes = Buffer.from(readFileSync(fixture('table.arrow')));
+    const at = bytes.indexOf(Buffer.from([6, 0, 0, 0, 0, 0, 0, 0]), 16 + bytes.readInt32LE(12));
+    bytes[at + 2] = 0xff;
+    const path = join(dir, 'long-batch.arrow');
+    writeFileSync(path, bytes);
+    await expect(readTable(path)).rejects.toThrow(
+      `${path}: not a readable Arrow IPC file (record batch 1 says 16711686 rows but a column holds 6) — check long-batch.arrow is a complete, undamaged Arrow file (write it again)`,
+    );
+  });
+
+  it('says to write an Arrow file uncompressed only when compression is the cause', async () => {
+    await expect(readTable(fixture('table-lz4.arrow'))).rejects.toThrow(
+      /not a readable Arrow IPC file \(.*codec.*\) — write it uncompressed/,
+    );
+    const path = join(dir, 'cut.arrow');
+    writeFileSync(path, readFileSync(fixture('table.arrow')).subarray(0, 700));
+    const error = await readTable(path).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    expect(error).toMatch(/cut\.arrow: not a readable Arrow IPC file \(.*\) — check cut\.arrow is a complete/);
+    expect(error).not.toMatch(/uncompressed/);
+  });
+});
+
+/** The CLI from its sources in a child process, killed after `timeoutMs`. */
+function runCli(
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'services/cli/src/main.ts', ...args],
+      { cwd: root, timeout: timeoutMs, killSignal: 'SIGKILL' },
+      (error, stdout, stderr) => {
+        const e = error as (Error & { code?: number; signal?: NodeJS.Signals }) | null;
+        resolve({ code: e === null ? 0 : (e.code ?? null), signal: e?.signal ?? null, stdout, stderr });
+      },
+    );
+  });
+}

@@ -8,6 +8,7 @@ import {
   datasetDrift,
   quotedName,
   suggestedOption,
+  timeColumnsAsNumbers,
 } from '@driftline/batch-drift';
 import { ConfigError, DriftlineError, maxOf, printable } from '@driftline/core';
 import { parseCommandArgs } from '../args.js';
@@ -255,10 +256,13 @@ export async function driftCommand(args: readonly string[]): Promise<number> {
   // Loaded once the arguments are valid: the readers (apache-arrow, hyparquet) load on demand.
   const { readTable } = await import('../tables.js');
   progress.phase(`reading ${values.reference}`);
-  const reference = await readTable(values.reference, readOptions);
+  const referenceRead = await readTable(values.reference, readOptions);
   progress.phase(`reading ${values.current}`);
-  const current = await readTable(values.current, readOptions);
-  checkSides(reference, current, paths, readOptions);
+  const currentRead = await readTable(values.current, readOptions);
+  checkSides(referenceRead, currentRead, paths, readOptions);
+  // A timestamp/date/time column (Arrow, Parquet) against its ISO-8601 text (CSV): the same numbers,
+  // for the statistics and the page's distributions alike.
+  const [reference, current] = timeColumnsAsNumbers(referenceRead, currentRead);
   progress.phase(`comparing ${reference.length} columns`);
   const { tableDriftInParallel } = await import('../parallel-drift.js');
   const rows = await tableDriftInParallel(reference, current, {

@@ -148,6 +148,7 @@ export function skewAlert(
       missing_in_store: counts.missingInStore,
       missing_in_prediction: counts.missingInPrediction,
       newer_row: counts.newerRow,
+      expired: counts.expired,
       staleness_p50_ms: finite(s.stalenessP50Ms),
       staleness_p99_ms: finite(s.stalenessP99Ms),
       sample_rate: context.sampleRate,

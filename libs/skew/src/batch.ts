@@ -107,7 +107,11 @@ export function windowStartOf(t: number, windowMs: number): number {
  * Folds sampled predictions into per-(group, feature) counts: each feature a prediction carries
  * that a view declares is compared with that view's row of the entity (`rowOf`). `countsOf` returns
  * the (mutable) counts to add to — the caller decides where they live (a copy of the stored state,
- * so a failed write leaves the state untouched).
+ * so a failed write leaves the state untouched). `readAt` (ms, taken before the rows were read):
+ * an absent row of a prediction whose event time was at or before `readAt` − its view's TTL is
+ * `expired`, not `missingInStore` — any row served to it had expired by the read (the store reads
+ * a row at or before now − ttl as absent), so a monitor lagging more than the TTL behind does not
+ * take real skew for missing rows. Without `readAt`, every absent row is `missingInStore`.
  */
 export function foldPredictions(
   predictions: readonly SampledPrediction[],
@@ -116,6 +120,7 @@ export function foldPredictions(
   windowMs: number,
   tolerance: Tolerance,
   countsOf: (key: SkewGroupKey, feature: string) => SkewCounts,
+  readAt?: number,
 ): void {
   for (const p of predictions) {
     const key = { model: p.model, version: p.version, windowStart: windowStartOf(p.eventTime, windowMs) };
@@ -123,8 +128,12 @@ export function foldPredictions(
       const view = sources.get(name);
       if (view === undefined) continue;
       const row = rowOf(view, p.entity);
-      const stored: StoredValue | undefined =
-        row === undefined ? undefined : { eventTime: row.eventTime, value: row.features[name] ?? null };
+      const stored: StoredValue | 'expired' | undefined =
+        row !== undefined
+          ? { eventTime: row.eventTime, value: row.features[name] ?? null }
+          : readAt !== undefined && view.ttlMs > 0 && p.eventTime <= readAt - view.ttlMs
+            ? 'expired'
+            : undefined;
       observe(countsOf(key, name), served, stored, p.eventTime, tolerance);
     }
   }

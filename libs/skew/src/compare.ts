@@ -57,20 +57,25 @@ export interface StoredValue {
 /**
  * Adds one (sampled prediction, feature) to `counts`: what the model saw (`served`, as the
  * prediction carries it) against the online row of the entity (`stored`, undefined when the store
- * has no row). A row newer than the prediction is not what the model could have seen: counted as
+ * has no row, `'expired'` when it has none and any row the prediction could have been served was
+ * past the view's TTL at the read: counted `expired`, not `missingInStore`). A row newer than the prediction is not what the model could have seen: counted as
  * `newerRow`, not compared. NaN or a finite number beyond float32 on either side is missing, as
  * null is. See SkewCounts for every outcome.
  */
 export function observe(
   counts: SkewCounts,
   served: FeatureValue,
-  stored: StoredValue | undefined,
+  stored: StoredValue | 'expired' | undefined,
   predictionTime: number,
   tolerance: Tolerance,
 ): void {
   counts.sampled++;
   if (stored === undefined) {
     counts.missingInStore++;
+    return;
+  }
+  if (stored === 'expired') {
+    counts.expired++;
     return;
   }
   if (stored.eventTime > predictionTime) {

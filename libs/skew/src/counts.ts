@@ -28,6 +28,9 @@ export const STALENESS_BUCKETS = STALENESS_BOUNDS_MS.length + 1;
  * - `missingInStore`: no row for the entity, or the current row has no value while the prediction had one.
  * - `missingInPrediction`: the prediction carried null while the current row has a value.
  * - `newerRow`: the row was written after the prediction's event time: not comparable as of then.
+ * - `expired`: no row read, and the prediction's event time was already older than the view's TTL
+ *   at the read: the row it was served (if any) had expired by then (the store reads such rows as
+ *   absent), so not comparable — the monitor lagging more than the TTL behind, not a missing row.
  * - `stalenessHist`: prediction event time − row event time of the compared ones (STALENESS_BOUNDS_MS).
  */
 export interface SkewCounts {
@@ -39,6 +42,7 @@ export interface SkewCounts {
   missingInStore: number;
   missingInPrediction: number;
   newerRow: number;
+  expired: number;
   stalenessHist: number[];
 }
 
@@ -52,6 +56,7 @@ export function emptyCounts(): SkewCounts {
     missingInStore: 0,
     missingInPrediction: 0,
     newerRow: 0,
+    expired: 0,
     stalenessHist: new Array<number>(STALENESS_BUCKETS).fill(0),
   };
 }
@@ -84,6 +89,7 @@ export function mergeInto(a: SkewCounts, b: Readonly<SkewCounts>): SkewCounts {
   a.missingInStore += b.missingInStore;
   a.missingInPrediction += b.missingInPrediction;
   a.newerRow += b.newerRow;
+  a.expired += b.expired;
   for (let i = 0; i < STALENESS_BUCKETS; i++) a.stalenessHist[i]! += b.stalenessHist[i]!;
   return a;
 }

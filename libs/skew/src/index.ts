@@ -40,4 +40,4 @@ export {
   stalenessQuantile,
   summarize,
 } from './counts.js';
-export { isSampled } from './sample.js';
+export { isSampled, samplingKey } from './sample.js';

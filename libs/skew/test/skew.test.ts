@@ -25,6 +25,7 @@ import {
   STALENESS_BUCKETS,
   type StoredRow,
   sameValue,
+  samplingKey,
   skewAlert,
   skewAlertId,
   skewAlertTime,
@@ -202,6 +203,18 @@ describe('sampling', () => {
     for (const id of at10) expect(isSampled(id, 0.3)).toBe(true);
     expect(ids.every((id) => isSampled(id, 1))).toBe(true);
     expect(ids.some((id) => isSampled(id, 0))).toBe(false);
+  });
+
+  it('samples predictions without an id by model, entity and event time, not all or none (found by a review)', () => {
+    const keys = Array.from({ length: 20_000 }, (_, i) =>
+      samplingKey('', 'fraud', `u${i % 100}`, 1_700_000_000_000 + i),
+    );
+    const share = keys.filter((k) => isSampled(k, 0.05)).length / keys.length;
+    expect(share).toBeGreaterThan(0.045);
+    expect(share).toBeLessThan(0.055);
+    expect(samplingKey('p-1', 'fraud', 'u1', 1)).toBe('p-1');
+    expect(samplingKey('', 'fraud', 'u1', 1)).toBe(samplingKey('', 'fraud', 'u1', 1));
+    expect(samplingKey('', 'fraud', 'u1', 1)).not.toBe(samplingKey('', 'fraud', 'u1', 2));
   });
 });
 
@@ -467,5 +480,40 @@ describe('the alert', () => {
     const later = releaseRange(upTo, now + 15_000, 5 * 60_000, HOUR);
     expect(later.after).toBeLessThanOrEqual(upTo);
     expect(later.upTo).toBe(upTo + 15_000);
+  });
+});
+
+describe('a monitor lagging past a view TTL', () => {
+  it('counts an absent row expired once the prediction is at or before readAt − ttl, missing before (found by a review)', () => {
+    const ttlViews = parseFeatureViewsText(`
+views:
+  - { name: short, entity: user_id, ttl: 3s, features: { x: double } }
+  - { name: forever, entity: user_id, features: { y: double } }
+`);
+    const sources = featureSources(ttlViews);
+    const p = { model: 'm', version: 'v1', entity: 'u1', eventTime: 10_000, features: { x: 1, y: 2 } };
+    const fold = (readAt: number | undefined) => {
+      const out = new Map<string, ReturnType<typeof emptyCounts>>();
+      foldPredictions(
+        [p],
+        sources,
+        () => undefined,
+        60_000,
+        { relative: 0, absolute: 0 },
+        (_, feature) => {
+          const c = out.get(feature) ?? emptyCounts();
+          out.set(feature, c);
+          return c;
+        },
+        readAt,
+      );
+      return { x: out.get('x')!, y: out.get('y')! };
+    };
+    expect(fold(12_999).x).toMatchObject({ sampled: 1, missingInStore: 1, expired: 0 });
+    expect(fold(13_000).x).toMatchObject({ sampled: 1, missingInStore: 0, expired: 1 });
+    expect(fold(undefined).x).toMatchObject({ missingInStore: 1, expired: 0 });
+    expect(fold(1e12).y).toMatchObject({ missingInStore: 1, expired: 0 }); // ttl none: never expired
+    const merged = mergeInto(fold(13_000).x, fold(13_000).x);
+    expect(merged.expired).toBe(2);
   });
 });

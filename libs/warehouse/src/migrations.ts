@@ -13,7 +13,7 @@ import { referenceProfilesMigration } from './tables/reference-profiles.js';
 import { retentionMigration } from './tables/retention.js';
 import { retrainDecisionsMigration } from './tables/retrain-decisions.js';
 import { sequentialDetectionsMigration } from './tables/sequential-detections.js';
-import { skewWindowsMigration, skewWindowsV2Migration } from './tables/skew-windows.js';
+import { skewWindowsExpiredMigration, skewWindowsMigration, skewWindowsV2Migration } from './tables/skew-windows.js';
 
 /** Every table of driftline, in the order it is created. The only list of ClickHouse DDL. */
 export const migrations: readonly Migration[] = [
@@ -38,4 +38,5 @@ export const migrations: readonly Migration[] = [
   predictionIdIndexMigration, // 0660 bloom filter of prediction_id on labeled/unlabeled_predictions (new parts)
   skewWindowsV2Migration, // 0670 skew_windows_v2: a recreated source log's rows, its epoch in the key (both read; nothing copied)
   performanceWindowsSampledMigration, // 0680 sampled_labels on performance_windows (windows read as a sample)
+  skewWindowsExpiredMigration, // 0690 expired on skew_windows and skew_windows_v2 (the monitor lagging past a view's TTL)
 ];

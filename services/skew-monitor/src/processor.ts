@@ -34,6 +34,7 @@ import {
   type SkewAlertRule,
   type SkewCounts,
   type SkewGroupKey,
+  samplingKey,
   skewAlert,
   skewAlertId,
   skewAlertTime,
@@ -87,6 +88,8 @@ export interface SkewProcessorDeps {
  */
 export interface SkewRecord {
   readonly sampled?: SampledPrediction & { readonly predictionId: string };
+  /** The prediction has an empty id: sampled by its model, entity and event time (`samplingKey`). */
+  readonly withoutId?: true;
 }
 
 /** One (model, version, window) of one partition's log: its counts per feature through `throughOffset`. */
@@ -179,8 +182,14 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
           comparisons: counter(
             registry,
             'driftline_skew_values_total',
-            'Feature values of sampled predictions, by outcome (compared, mismatched, newer_row, missing_in_store)',
+            'Feature values of sampled predictions, by outcome (compared, mismatched, newer_row, missing_in_store, expired: no row, the prediction older than the view TTL at the read)',
             ['outcome'],
+          ),
+          withoutId: counter(
+            registry,
+            'driftline_skew_predictions_without_id_total',
+            'Predictions with an empty prediction_id (shadow records included), sampled by model, entity and event time instead; never taken for a re-send',
+            [],
           ),
           alerts: counter(registry, 'driftline_skew_alerts_total', 'TRAINING_SERVING_SKEW alerts published', []),
           read: histogram(
@@ -454,8 +463,12 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       checkEventTime(event.event_time, now(), deps.eventTime);
       // Shadow records repeat the answered instance's features (another version scored them): comparing
       // them again would count one served vector twice.
-      if (event.role === 'shadow') return {};
-      if (!isSampled(event.prediction_id, deps.sampleRate)) return {};
+      // No id (a producer other than the SDK): sampled by model, entity and event time, or every such
+      // prediction would share one hash and be all in the sample or none (none at 0.05).
+      const withoutId = event.prediction_id === '' ? ({ withoutId: true } as const) : {};
+      if (event.role === 'shadow') return withoutId;
+      const key = samplingKey(event.prediction_id, event.model, event.entity_id, event.event_time);
+      if (!isSampled(key, deps.sampleRate)) return withoutId;
       // The names its alerts carry: refused here what the alert consumers would dead-letter, no more
       // (an empty version is compared and alerted on: the schema takes one from producers other than the SDK).
       const names = alertNameProblem(event.model, event.model_version);
@@ -466,6 +479,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
         throw new PoisonRecordError('VALIDATION_FAILED', `entity_id: ${(error as Error).message}`);
       }
       return {
+        ...withoutId,
         sampled: {
           predictionId: event.prediction_id,
           model: event.model,
@@ -487,18 +501,21 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
         sampled.push({ offset: Number(item.record.offset), p, predictionId: p.predictionId, id: groupId(key) });
       }
       const notSampled = items.length - sampled.length;
+      const withoutId = items.reduce((n, item) => (item.value.withoutId === true ? n + 1 : n), 0);
       // A restarted log's epoch is settled by its first batch here, sampled or not: the epoch is
       // named by that batch's first record, the log's start the consumer reads it from.
       const id = partitionId(topic, partition);
       const settles = restartedLogs.has(id) || partitions.get(id)?.logStart === 'next batch';
       if (sampled.length === 0 && !(settles && items.length > 0)) {
         metrics?.predictions.inc({ outcome: 'not_sampled' }, notSampled);
+        metrics?.withoutId.inc(withoutId);
         return;
       }
 
       const state = await partitionState(topic, partition, items);
       if (sampled.length === 0) {
         metrics?.predictions.inc({ outcome: 'not_sampled' }, notSampled);
+        metrics?.withoutId.inc(withoutId);
         return;
       }
       const keys = new Map<string, SkewGroupKey>();
@@ -545,6 +562,8 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       if (fresh.length > 0) {
         const predictions = counting.map((s) => s.p);
         const reads = planReads(predictions, deps.sources);
+        // Before the read: a prediction at or before this − its view's TTL had its row expired by then.
+        const readAt = now();
         const rowOf = indexRows(reads, reads.length === 0 ? [] : await readRows(reads));
         // Copy on write: the remembered state changes only once skew_windows has the new rows.
         const next = new Map<string, { key: SkewGroupKey; throughOffset: number; features: Map<string, SkewCounts> }>();
@@ -557,19 +576,27 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
             next.set(s.id, { key: old.key, throughOffset: s.offset, features });
           }
         }
-        const before = { compared: 0, mismatched: 0, newerRow: 0, missingInStore: 0 };
+        const before = { compared: 0, mismatched: 0, newerRow: 0, missingInStore: 0, expired: 0 };
         const after = { ...before };
         for (const g of next.values()) for (const c of g.features.values()) add(before, c);
         // foldPredictions passes one key object per prediction: look its group up once, not per feature.
         let lastKey: SkewGroupKey | undefined;
         let lastFeatures: Map<string, SkewCounts> | undefined;
-        foldPredictions(predictions, deps.sources, rowOf, deps.windowMs, deps.tolerance, (key, feature) => {
-          if (key !== lastKey) {
-            lastKey = key;
-            lastFeatures = next.get(groupId(key))!.features;
-          }
-          return countsIn(lastFeatures!, feature);
-        });
+        foldPredictions(
+          predictions,
+          deps.sources,
+          rowOf,
+          deps.windowMs,
+          deps.tolerance,
+          (key, feature) => {
+            if (key !== lastKey) {
+              lastKey = key;
+              lastFeatures = next.get(groupId(key))!.features;
+            }
+            return countsIn(lastFeatures!, feature);
+          },
+          readAt,
+        );
         const updatedAt = now();
         const rows: SkewPartialRow[] = [];
         for (const g of next.values()) {
@@ -594,7 +621,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
         remember(state, next);
         for (const [id, g] of next) current.set(id, g);
         if (metrics !== undefined) {
-          for (const k of ['compared', 'mismatched', 'newerRow', 'missingInStore'] as const) {
+          for (const k of ['compared', 'mismatched', 'newerRow', 'missingInStore', 'expired'] as const) {
             const outcome = k === 'newerRow' ? 'newer_row' : k === 'missingInStore' ? 'missing_in_store' : k;
             metrics.comparisons.inc({ outcome }, after[k] - before[k]);
           }
@@ -606,6 +633,7 @@ export function skewProcessor(deps: SkewProcessorDeps): SkewProcessor {
       metrics?.predictions.inc({ outcome: 'replayed' }, sampled.length - fresh.length);
       metrics?.predictions.inc({ outcome: 'duplicate' }, fresh.length - counting.length);
       metrics?.predictions.inc({ outcome: 'sampled' }, counting.length);
+      metrics?.withoutId.inc(withoutId);
       await checkAlerts(topic, current);
     },
 
@@ -684,13 +712,14 @@ function startOf(record: InboundRecord): LogStart {
 }
 
 function add(
-  into: { compared: number; mismatched: number; newerRow: number; missingInStore: number },
+  into: { compared: number; mismatched: number; newerRow: number; missingInStore: number; expired: number },
   c: SkewCounts,
 ): void {
   into.compared += c.compared;
   into.mismatched += c.mismatched;
   into.newerRow += c.newerRow;
   into.missingInStore += c.missingInStore;
+  into.expired += c.expired;
 }
 
 /**

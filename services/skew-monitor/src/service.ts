@@ -14,6 +14,9 @@ import { logEndOf } from './log-end.js';
 import { skewProcessor } from './processor.js';
 import { type ReleaseLoop, releaseIntervalMs, startReleaseLoop } from './release.js';
 
+/** Row bytes one store read command answers at most (`readBytesPerCall`): a reply Redis builds in about a millisecond. */
+const SKEW_READ_BYTES_PER_CALL = 1 << 20;
+
 /** The skew-monitor service: predictions.v1 × the online store → skew_windows and TRAINING_SERVING_SKEW alerts. */
 export const skewMonitorService = defineService({
   name: 'skew-monitor',
@@ -47,6 +50,10 @@ export const skewMonitorService = defineService({
       name: 'driftline-skew-monitor',
       onConnectionError: (error) => ctx.logger.warn({ err: error.message }, 'redis connection error'),
       onCorruptRow: corruptRowReporter(ctx.logger),
+      // A background reader: rows read in commands of at most 1 MiB each (lengths asked first), so
+      // large rows cost round trips, not a reply past the read timeout that stalls Redis for every
+      // client and wedges the partition (1,000 rows of 512 KB: one 512 MB MGET, retried for ever).
+      readBytesPerCall: SKEW_READ_BYTES_PER_CALL,
     });
     // Redis emptied (an empty restart, FLUSHALL) or a key prefix other than the materializer's:
     // every comparison is counted missing_in_store while the monitor looks healthy. The

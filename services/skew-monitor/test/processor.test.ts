@@ -19,6 +19,7 @@ import {
   mergeInto,
   releaseCatchUpMs,
   type SkewCounts,
+  samplingKey,
   type WrittenWindow,
 } from '@driftline/skew';
 import type { SkewPartialRow, SkewTotalsRow, SkewWindowKey, SkewWindowStore } from '@driftline/warehouse';
@@ -724,6 +725,29 @@ describe('skew processor', () => {
     await expect(all.decode(record(future, 0))).rejects.toThrow(PoisonRecordError);
   });
 
+  it('samples predictions without an id by model, entity and event time, and counts them (found by a review)', async () => {
+    // Sampled by the empty id, every such prediction hashed alike: none at any rate up to ~0.42.
+    const skew = new MemorySkewStore();
+    const registry = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+    const { processor } = setup(skew, await onlineStore(), 0.05, { registry });
+    const events = predictions(2_000).map((e) => ({ ...e, prediction_id: '' }));
+    const items = await decodeAll(processor, events);
+    await processor.process(items, context());
+    const expected = events.filter((e) => isSampled(samplingKey('', e.model, e.entity_id, e.event_time), 0.05));
+    expect(expected.length).toBeGreaterThan(60);
+    expect(expected.length).toBeLessThan(140);
+    expect(skew.counts('age').sampled).toBe(expected.length);
+    // The same records decide the same way again (a replay, another instance).
+    const again = await decodeAll(processor, events);
+    expect(again.map((i) => i.value.sampled !== undefined)).toEqual(items.map((i) => i.value.sampled !== undefined));
+    const withoutId = (await registry.getMetricsAsJSON()).find(
+      (m) => m.name === 'driftline_skew_predictions_without_id_total',
+    )!.values[0]?.value;
+    expect(withoutId).toBe(2_000);
+    // An id still decides alone.
+    expect(samplingKey('pred-1', 'fraud', 'u1', T0)).toBe('pred-1');
+  });
+
   it("refuses the names its alerts could not carry (alertNameProblem), and compares an empty version's predictions", async () => {
     const { processor } = setup(new MemorySkewStore(), await onlineStore());
     const base = predictions(1)[0]!;
@@ -735,6 +759,65 @@ describe('skew processor', () => {
     await expect(processor.decode(record({ ...base, model_version: 'v'.repeat(257) }, 0))).rejects.toThrow(
       'model_version must be 0..256 characters (got 257)',
     );
+  });
+
+  it('counts an absent row of a prediction older than its view TTL at the read as expired, not missing_in_store (found by a review)', async () => {
+    // A monitor lagging more than the TTL behind read the served row as absent (TTL on read):
+    // real skew counted missing_in_store.
+    const ttlViews = parseFeatureViewsText(
+      'views:\n  - name: profile\n    entity: user_id\n    ttl: 3s\n    features: { age: double }\n',
+    );
+    const base = predictions(1)[0]!;
+    const events: PredictionEvent[] = [
+      { ...base, prediction_id: 'served-u0', entity_id: 'u0', features: { age: 99 } }, // the row says 20
+      { ...base, prediction_id: 'never-u9', entity_id: 'u9', features: { age: 1 } }, // no row ever
+    ];
+    const lagged = async (lagMs: number) => {
+      let clock = T0 - 1_000;
+      const store = new InMemoryOnlineStore({ now: () => clock });
+      await store.write(
+        planWrites([
+          validateFeatureEvent(ttlViews, {
+            event_id: 'p0',
+            view: 'profile',
+            entity_id: 'u0',
+            event_time: T0 - 1_000,
+            features: { age: 20 },
+          }),
+        ]),
+      );
+      clock = T0 + lagMs;
+      const skew = new MemorySkewStore();
+      const registry = createMetricsRegistry({ service: 'skew-test', defaultMetrics: false });
+      const processor = skewProcessor({
+        store,
+        skew,
+        sources: featureSources(ttlViews),
+        windowMs: WINDOW,
+        sampleRate: 1,
+        tolerance: { relative: 1e-9, absolute: 0 },
+        rule: { maxShareMismatched: 0.1, minCompared: 5 },
+        decode: async (v) => JSON.parse(v!.toString()) as PredictionEvent,
+        publish: async () => {},
+        eventTime: { maxFutureMs: 86_400_000, minMs: 0 },
+        now: () => clock,
+        registry,
+      });
+      const items: Array<DecodedRecord<SkewRecord>> = [];
+      for (const [i, e] of events.entries())
+        items.push({ record: record(e, i), value: await processor.decode(record(e, i)) });
+      await processor.process(items, context());
+      const values = (await registry.getMetricsAsJSON()).find((m) => m.name === 'driftline_skew_values_total')!.values;
+      const metric = Object.fromEntries(values.map((v) => [v.labels.outcome, v.value]));
+      return { counts: skew.counts('age'), metric };
+    };
+    // Read at once: the row is current and differs.
+    const atOnce = await lagged(500);
+    expect(atOnce.counts).toMatchObject({ sampled: 2, compared: 1, mismatched: 1, missingInStore: 1, expired: 0 });
+    // Read 4 s later (ttl 3 s): both predictions are past the TTL, neither row can be read as served.
+    const late = await lagged(4_000);
+    expect(late.counts).toMatchObject({ sampled: 2, compared: 0, mismatched: 0, missingInStore: 0, expired: 2 });
+    expect(late.metric).toMatchObject({ expired: 2, missing_in_store: 0 });
   });
 
   it('counts a NaN feature as missing and ignores undeclared ones, instead of dead-lettering the prediction (found by a review)', async () => {

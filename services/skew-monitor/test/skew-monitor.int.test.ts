@@ -266,7 +266,8 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     const counts = (compared: number, mismatched: number) => {
       const hist = new Array<number>(STALENESS_BUCKETS).fill(0);
       hist[3] = compared;
-      return { ...emptyCounts(), sampled: compared, compared, mismatched, stalenessHist: hist };
+      // One expired a row (0690): read back and summed like every count.
+      return { ...emptyCounts(), sampled: compared + 1, compared, mismatched, expired: 1, stalenessHist: hist };
     };
     const row = (partition: number, throughOffset: number, compared: number, mismatched: number, logEpoch = 0) => ({
       model: 'm',
@@ -286,9 +287,9 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
     await store.write([row(0, 10, 5, 1)]); // a late replay of an older state loses
     const key = { model: 'm', version: 'v', windowStart: T0 };
     const p0 = await store.partials('t', 0, 0, [key]);
-    expect(p0.map((r) => [r.throughOffset, r.counts.compared])).toEqual([[25, 9]]);
+    expect(p0.map((r) => [r.throughOffset, r.counts.compared, r.counts.expired])).toEqual([[25, 9, 1]]);
     const [total] = await store.totals('t', [key]);
-    expect(total!.counts).toMatchObject({ compared: 13, mismatched: 6, sampled: 13 });
+    expect(total!.counts).toMatchObject({ compared: 13, mismatched: 6, sampled: 15, expired: 2 });
     expect(total!.counts.stalenessHist[3]).toBe(13);
 
     // Partition 0's topic recreated: its new log (epoch 1) from offset 0 again has rows of its own
@@ -310,7 +311,7 @@ describe('skew-monitor on real Kafka, the registry, Redis and embedded ClickHous
       [25, 9],
     ]);
     const [both] = await store.totals('t', [key]);
-    expect(both!.counts).toMatchObject({ compared: 17, mismatched: 9, sampled: 17 });
+    expect(both!.counts).toMatchObject({ compared: 17, mismatched: 9, sampled: 20, expired: 3 });
     expect(both!.counts.stalenessHist[3]).toBe(17);
     // The report reads both tables too.
     const [point] = (await warehouseOn(ch).report({ model: 'm', from: T0, to: T0 + WINDOW })).skew ?? [];

@@ -152,6 +152,17 @@ export interface RedisOnlineStoreOptions {
    * client error) nor score without them.
    */
   readonly onCorruptRow?: (key: string) => void;
+  /**
+   * Opt-in bound on the row bytes one read command of `readBatch` answers (the skew monitor: a
+   * background reader). Given, a batch first asks every row's length (one pipeline of `STRLEN`),
+   * then reads the rows in sequential `MGET`s (pipelines of `GET`s when `entitiesPerCall` is 1) of
+   * at most this many bytes, a row larger than it alone: one more round trip, and one more per
+   * bound's worth of rows, for a reply Redis builds in ~1 ms and other clients' commands run
+   * between. Without it (the feature API, the model server: a request's latency) one pipeline of
+   * one `MGET` per request, whatever the rows weigh: 1,000 rows of 512 KB were one 512 MB reply,
+   * past the 2 s read timeout on every retry, Redis serving no one else for ~1 s each time (a review).
+   */
+  readonly readBytesPerCall?: number;
   /** Disconnect the client on close (true when the store created it). */
   readonly ownsClient?: boolean;
 }
@@ -182,6 +193,7 @@ export function createRedisOnlineStore(
     ...(options.refoldBudget === undefined ? {} : { refoldBudget: options.refoldBudget }),
     ...(options.readV1 === undefined ? {} : { readV1: options.readV1 }),
     ...(options.onCorruptRow === undefined ? {} : { onCorruptRow: options.onCorruptRow }),
+    ...(options.readBytesPerCall === undefined ? {} : { readBytesPerCall: options.readBytesPerCall }),
     ownsClient: true,
   });
 }
@@ -193,7 +205,8 @@ export function createRedisOnlineStore(
  * a windowed view's call stops at the refold budget and goes alone in its round trip, the rest
  * following in the next call; resolves only when Redis acknowledged every command.
  * Reads: GET of the row's JSON; a batch is one pipeline of one MGET per request, so one write and
- * one read on the socket and one command per request. Entities found absent are looked up once
+ * one read on the socket and one command per request (with `readBytesPerCall`, the rows' lengths
+ * first, then sequential reads of at most that many bytes each). Entities found absent are looked up once
  * more in layout v1 (rows not written since an upgrade), in one more round trip, unless `readV1`
  * is off.
  * Errors are classified here (classifyRedisError): an outage or timeout is a retriable
@@ -539,22 +552,10 @@ export class RedisOnlineStore implements OnlineStore {
       }
       return keys;
     });
-    // One MGET per request; GETs on a cluster, where the keys of one request live in different slots.
-    const perKey = this.entitiesPerCall === 1;
-    const pipeline = this.client.pipeline();
-    for (const keys of fresh) {
-      if (perKey) for (const key of keys) pipeline.get(key);
-      else if (keys.length > 0) pipeline.mget(...keys);
-    }
-    const replies = await this.execPipeline(pipeline, 'batch read');
-    const stored = new Map<string, string | null>();
-    let k = 0;
-    for (const keys of fresh) {
-      const values = perKey
-        ? keys.map(() => replies[k++] as string | null)
-        : ((keys.length > 0 ? replies[k++] : []) as Array<string | null>);
-      for (let j = 0; j < keys.length; j++) stored.set(keys[j]!, values[j] ?? null);
-    }
+    const stored =
+      this.options.readBytesPerCall === undefined
+        ? await this.readStored(fresh)
+        : await this.readStoredBounded(fresh.flat(), this.options.readBytesPerCall);
     const now = Date.now();
     const rows: Array<Array<FeatureRow | undefined>> = [];
     const absent: Array<{ request: number; entity: number }> = [];
@@ -584,6 +585,68 @@ export class RedisOnlineStore implements OnlineStore {
       rows[request]![entity] = row === undefined ? undefined : { ...row, features: { ...row.features } };
     }
     return rows;
+  }
+
+  /** The stored values of `fresh` (distinct keys per request): one pipeline of one MGET per request. */
+  private async readStored(fresh: ReadonlyArray<readonly string[]>): Promise<Map<string, string | null>> {
+    // One MGET per request; GETs on a cluster, where the keys of one request live in different slots.
+    const perKey = this.entitiesPerCall === 1;
+    const pipeline = this.client.pipeline();
+    for (const keys of fresh) {
+      if (perKey) for (const key of keys) pipeline.get(key);
+      else if (keys.length > 0) pipeline.mget(...keys);
+    }
+    const replies = await this.execPipeline(pipeline, 'batch read');
+    const stored = new Map<string, string | null>();
+    let k = 0;
+    for (const keys of fresh) {
+      const values = perKey
+        ? keys.map(() => replies[k++] as string | null)
+        : ((keys.length > 0 ? replies[k++] : []) as Array<string | null>);
+      for (let j = 0; j < keys.length; j++) stored.set(keys[j]!, values[j] ?? null);
+    }
+    return stored;
+  }
+
+  /**
+   * The stored values of `keys` (distinct), each read command answering at most `maxBytes` of
+   * values (`readBytesPerCall`): their lengths first (STRLEN; a key of another type, which MGET
+   * answers nil, counts 0), then sequential reads of consecutive keys within the bound, a longer
+   * row alone. A row written larger in between only makes its read larger than planned.
+   */
+  private async readStoredBounded(keys: readonly string[], maxBytes: number): Promise<Map<string, string | null>> {
+    const stored = new Map<string, string | null>();
+    if (keys.length === 0) return stored;
+    const sizing = this.client.pipeline();
+    for (const key of keys) sizing.strlen(key);
+    const lengths = (await this.execResults(sizing, 'batch read')).map(([error, value]) => {
+      if (error === null) return Number(value);
+      const classified = classifyRedisError(error, 'batch read');
+      if (!classified.retriable && /WRONGTYPE/.test(classified.message)) return 0;
+      throw classified;
+    });
+    const perKey = this.entitiesPerCall === 1;
+    for (let from = 0; from < keys.length; ) {
+      let to = from + 1;
+      let bytes = lengths[from]!;
+      while (to < keys.length && bytes + lengths[to]! <= maxBytes) bytes += lengths[to++]!;
+      const group = keys.slice(from, to);
+      let values: Array<string | null>;
+      if (perKey) {
+        const pipeline = this.client.pipeline();
+        for (const key of group) pipeline.get(key);
+        values = (await this.execPipeline(pipeline, 'batch read')) as Array<string | null>;
+      } else {
+        try {
+          values = await this.command(this.client.mget(...group));
+        } catch (error) {
+          throw classifyRedisError(error, 'batch read');
+        }
+      }
+      for (let j = 0; j < group.length; j++) stored.set(group[j]!, values[j] ?? null);
+      from = to;
+    }
+    return stored;
   }
 
   /**

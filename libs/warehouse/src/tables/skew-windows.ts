@@ -7,10 +7,12 @@ import { chTime } from '../time.js';
 const SKEW_WINDOWS = 'skew_windows';
 const SKEW_WINDOWS_V2 = 'skew_windows_v2';
 
-/** The columns both tables have: what every read of {@link skewWindowRows} may use. */
+/** The columns both tables have since 0670: what every read of {@link skewWindowRows} may use by default. */
 const ROW_COLUMNS = `model, model_version, window_start, window_end, feature, source_topic, source_partition,
   through_offset, sampled, compared, mismatched, numeric_compared, abs_diff_sum, missing_in_store,
   missing_in_prediction, newer_row, staleness_hist, updated_at`;
+/** {@link ROW_COLUMNS} and `expired` (0690): the skew-monitor's reads (it migrates its database). */
+const ROW_COLUMNS_0690 = `${ROW_COLUMNS}, expired`;
 
 /**
  * `skew_windows` (0620) and `skew_windows_v2` (0670): the same columns and TTL, v2 with `log_epoch`
@@ -94,6 +96,22 @@ export const skewWindowsV2Migration: Migration = {
 export const SKEW_WINDOW_TABLES = [SKEW_WINDOWS, SKEW_WINDOWS_V2] as const;
 
 /**
+ * 0690: `expired` on both tables — sampled (prediction, feature) pairs whose row was absent when
+ * read while the prediction was already older than the view's TTL: the row it was served had
+ * expired (the store reads it absent), so not comparable. The skew-monitor lagging more than a
+ * TTL behind counted them `missing_in_store`, hiding real skew (a review). Rows written before
+ * (or by an earlier release) read 0.
+ */
+export const skewWindowsExpiredMigration: Migration = {
+  id: '0690_skew_windows_expired',
+  statements: SKEW_WINDOW_TABLES.map(
+    (name) =>
+      `ALTER TABLE {db}.${name} ADD COLUMN IF NOT EXISTS expired UInt64 DEFAULT 0
+       COMMENT 'no row read while the prediction was older than the view TTL: its row had expired, not comparable'`,
+  ),
+};
+
+/**
  * Every current row (FINAL) of skew_windows matching `where` (over {@link ROW_COLUMNS}), of every log
  * epoch: a subquery of both tables, `table` qualifying their names. A window's value is the sum of
  * these rows — over partitions and epochs —, for the skew-monitor's alerts and the report (the
@@ -105,9 +123,10 @@ export function skewWindowRows(
   table: (name: string) => string,
   where: string,
   tables: ReadonlyArray<(typeof SKEW_WINDOW_TABLES)[number]> = SKEW_WINDOW_TABLES,
+  columns: string = ROW_COLUMNS,
 ): string {
   return tables
-    .map((name) => `SELECT ${ROW_COLUMNS} FROM ${table(name)} FINAL WHERE ${where}`)
+    .map((name) => `SELECT ${columns} FROM ${table(name)} FINAL WHERE ${where}`)
     .join('\n    UNION ALL\n    ');
 }
 
@@ -121,6 +140,8 @@ export interface SkewCountsRow {
   readonly missingInStore: number;
   readonly missingInPrediction: number;
   readonly newerRow: number;
+  /** Absent row, the prediction already older than the view's TTL at the read (0690). */
+  readonly expired: number;
   readonly stalenessHist: readonly number[];
 }
 
@@ -230,15 +251,16 @@ interface RawCounts {
   missing_in_store: number | string;
   missing_in_prediction: number | string;
   newer_row: number | string;
+  expired: number | string;
   staleness_hist: Array<number | string>;
 }
 
 const COUNT_COLUMNS = `sampled, compared, mismatched, numeric_compared, abs_diff_sum, missing_in_store,
-  missing_in_prediction, newer_row, staleness_hist`;
+  missing_in_prediction, newer_row, expired, staleness_hist`;
 const SUM_COLUMNS = `sum(sampled) AS sampled, sum(compared) AS compared, sum(mismatched) AS mismatched,
   sum(numeric_compared) AS numeric_compared, sum(abs_diff_sum) AS abs_diff_sum,
   sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
-  sum(newer_row) AS newer_row, sumForEach(staleness_hist) AS staleness_hist`;
+  sum(newer_row) AS newer_row, sum(expired) AS expired, sumForEach(staleness_hist) AS staleness_hist`;
 
 /** Bytes a window key adds to the three arrays in the URL (its start: digits and a comma). */
 const keyUrlBytes = (k: SkewWindowKey) =>
@@ -263,6 +285,7 @@ function countsOf(r: RawCounts): SkewCountsRow {
     missingInStore: Number(r.missing_in_store),
     missingInPrediction: Number(r.missing_in_prediction),
     newerRow: Number(r.newer_row),
+    expired: Number(r.expired),
     stalenessHist: r.staleness_hist.map(Number),
   };
 }
@@ -421,6 +444,8 @@ export class ClickHouseSkewWindowStore implements SkewWindowStore {
              AND model IN {models:Array(String)}
              AND has(arrayZip({models:Array(String)}, {versions:Array(String)}, {starts:Array(Int64)}),
                      (model, model_version, toUnixTimestamp64Milli(window_start)))`,
+           SKEW_WINDOW_TABLES,
+           ROW_COLUMNS_0690,
          )})
          GROUP BY model, model_version, window_start, feature`,
         { topic, ...keyParams(chunk) },
@@ -458,6 +483,7 @@ function columnsOf(r: SkewPartialRow) {
     missing_in_store: r.counts.missingInStore,
     missing_in_prediction: r.counts.missingInPrediction,
     newer_row: r.counts.newerRow,
+    expired: r.counts.expired,
     staleness_hist: r.counts.stalenessHist,
     updated_at: chTime(r.updatedAt),
   };

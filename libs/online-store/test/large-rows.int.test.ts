@@ -1,0 +1,73 @@
+import { parseFeatureViewsText, planWrites, validateFeatureEvent } from '@driftline/features';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRedisOnlineStore, waitReady } from '../src/redis/index.js';
+import { privateRedisWithTooling } from './support.js';
+
+// A batch read was one MGET per view whatever the rows weigh: 1,000 rows of 8 × 64 KiB strings
+// made one 512 MB reply, past the 2 s read timeout on every retry, each attempt keeping Redis from
+// every other client for ~1 s, and the skew monitor's partition never moved again (a review).
+// `readBytesPerCall` (the skew monitor's) reads such rows in commands of a bounded reply.
+describe('batch reads of large rows with readBytesPerCall', () => {
+  const cleanup: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  it('reads 200 rows of 512 KB in replies of at most about 1 MiB', async () => {
+    const { server, tooling } = await privateRedisWithTooling(['--save', '', '--appendonly', 'no'], cleanup);
+    const features = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`s${i}`, 'string']));
+    const views = parseFeatureViewsText(
+      `views:\n  - name: v\n    entity: user_id\n    features: ${JSON.stringify(features)}\n`,
+    );
+    const view = views.get('v')!;
+    const keyPrefix = 'big';
+    const writer = createRedisOnlineStore({ url: server.url, tls: false }, { use: 'online-write', keyPrefix });
+    cleanup.push(() => writer.close());
+    await waitReady(writer.client, 10_000);
+    const big = 'a'.repeat(65_534); // with its name's 2 characters: the most a string may hold
+    const t = Date.now() - 1_000;
+    await writer.write(
+      planWrites([
+        validateFeatureEvent(views, {
+          event_id: 'e0',
+          view: 'v',
+          entity_id: 'u0',
+          event_time: t,
+          features: Object.fromEntries(Object.keys(features).map((f) => [f, `${f}${big}`])),
+        }),
+      ]),
+    );
+    const n = 200;
+    for (let u = 1; u < n; u++) await tooling.copy(`${keyPrefix}:v2:{v:u0}`, `${keyPrefix}:v2:{v:u${u}}`);
+    // Another type at a row key: its STRLEN fails (WRONGTYPE), and MGET answers it absent as before.
+    await tooling.hset(`${keyPrefix}:v2:{v:damaged}`, 'x', '1');
+
+    const reader = createRedisOnlineStore(
+      { url: server.url, tls: false, readTimeoutMs: 500 },
+      {
+        use: 'online-read',
+        keyPrefix,
+        readV1: false,
+        readBytesPerCall: 1 << 20,
+      },
+    );
+    cleanup.push(() => reader.close());
+    await waitReady(reader.client, 10_000);
+
+    const entities = Array.from({ length: n }, (_, u) => `u${u}`);
+    const rows = await reader.readBatch([
+      { view, entities: [...entities, 'absent', 'damaged', 'u7'], features: ['s0'] },
+      { view, entities: ['u3', 'absent'], features: ['s1'] },
+    ]);
+
+    expect(rows[0]).toHaveLength(n + 3);
+    for (let u = 0; u < n; u++) expect(rows[0]![u]?.features).toEqual({ s0: `s0${big}` });
+    expect(rows[0]!.slice(n)).toEqual([undefined, undefined, { ...rows[0]![7] }]);
+    expect(rows[1]).toEqual([{ ...rows[0]![3], features: { s1: `s1${big}` } }, undefined]);
+    // The largest reply Redis built for a client lately (its output buffer): 100 MB in one MGET before.
+    const info = await tooling.info('clients');
+    const peak = Number(/client_recent_max_output_buffer:(\d+)/.exec(info)?.[1]);
+    expect(peak).toBeGreaterThan(500_000);
+    expect(peak).toBeLessThan(2 << 20);
+  }, 60_000);
+});

@@ -103,10 +103,14 @@ function quotedNames(names: readonly string[]): string {
  * Values of features the view does not declare are ignored (listed in `ignored`), the declared
  * ones written: a feature removed from the view, or added by a producer before every materializer
  * has the new view file, must not dead-letter the whole event (the entity's row froze). An event
- * that carries names but none the view declares is poison all the same: it has nothing to write,
- * and written it would blank the row (a row is its winning event's features) — a producer of
- * another view's names, or every name misspelt; dead-lettered, it can be replayed once the view
- * declares them. An event with no feature at all is still a row of absent values.
+ * that carries undeclared names and no value of a declared one (none declared, or each null) is
+ * poison all the same: it has nothing to write, and written it would blank the row (a row is its
+ * winning event's features) — a producer of another view's names, or every name misspelt;
+ * dead-lettered, it can be replayed once the view declares them. (A declared name carried as null
+ * had counted: `{x: null, olld: 5}` blanked the row `{x: 3, old: 4}`, found by a review.) An event
+ * of declared names only (each null, or none at all) is still a row of absent values. How many
+ * names are undeclared does not matter: a view that lost most of its features (`{x, a, b}` to
+ * `{x}`) must go on taking `{x, a, b}`, and a producer ahead of the view file adds names.
  */
 export function validateFeatureEvent(
   views: FeatureViews,
@@ -133,7 +137,8 @@ export function validateFeatureEvent(
   else if (!Number.isSafeInteger(t) || t < 0) invalid(`event_time ${String(t)} is not a non-negative epoch-ms integer`);
   const values: Array<string | undefined> = new Array(view.features.length).fill(undefined);
   let ignored: string[] | undefined;
-  let declared = false;
+  // A value of a declared feature: what makes an event carrying undeclared names worth writing.
+  let written = false;
   for (const name in event.features) {
     const value = event.features[name];
     const index = view.featureIndex.get(name);
@@ -142,8 +147,8 @@ export function validateFeatureEvent(
       else ignored.push(name);
       continue;
     }
-    declared = true;
     if (value === null || value === undefined) continue;
+    written = true;
     const spec = view.features[index]!;
     const encoded = encodeValue(spec.type, value);
     if (encoded === undefined) {
@@ -157,8 +162,8 @@ export function validateFeatureEvent(
     values[index] = encoded;
   }
   if (ignored === undefined) return { view, entity: event.entity_id, eventTime: t, eventId: event.event_id, values };
-  if (!declared) {
-    invalid(`no feature of view "${view.name}" in the event: ${quotedNames(ignored)} not declared`);
+  if (!written) {
+    invalid(`no value of a feature of view "${view.name}" in the event: ${quotedNames(ignored)} not declared`);
   }
   return { view, entity: event.entity_id, eventTime: t, eventId: event.event_id, values, ignored };
 }

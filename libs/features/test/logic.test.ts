@@ -94,17 +94,43 @@ describe('event validation', () => {
     const same = validateFeatureEvent(views, event({ features: { age: 5, premium: null } }));
     expect(same.ignored).toBeUndefined();
     expect(copyDigest(v)).toBe(copyDigest(same));
-    // A declared feature carried as null is a declared feature: the event is a row (age absent).
-    expect(validateFeatureEvent(views, event({ features: { age: null, old: 2 } })).values).toEqual([
+    // Declared names only, each null, or none at all: still a row of absent values, as before.
+    expect(validateFeatureEvent(views, event({ features: { age: null, premium: null } })).values).toEqual([
       undefined,
       undefined,
       undefined,
     ]);
-    // An event with no feature at all is still a row of absent values, as before.
     expect(validateFeatureEvent(views, event({ features: {} })).values).toEqual([undefined, undefined, undefined]);
     const proto = validateFeatureEvent(views, event({ features: JSON.parse('{"__proto__": 1.5, "age": 2}') }));
     expect(proto.ignored).toEqual(['__proto__']);
     expect(proto.values[0]).toBe('2');
+  });
+
+  it('an event with undeclared names and no declared value is poison, a declared null beside them included (found by a review)', () => {
+    // Written, `{age: null, agee: 5}` (a misspelt name beside a null) blanked the row `{age: 3, …}`.
+    expect(reason(() => validateFeatureEvent(views, event({ features: { age: null, agee: 5 } })))).toBe(
+      'no value of a feature of view "profile" in the event: "agee" not declared',
+    );
+    expect(
+      reason(() => validateFeatureEvent(views, event({ features: { age: null, country: null, premium: null, x: 1 } }))),
+    ).toBe('no value of a feature of view "profile" in the event: "x" not declared');
+  });
+
+  it('how many names are undeclared does not make an event poison: a view that lost most of its features goes on (decided)', () => {
+    // `{age, a, b}` shrunk to `{age}` while producers still send a and b, or a producer two features
+    // ahead of the view file: the declared value is written, the others ignored, the row moves on.
+    const shrunk = validateFeatureEvent(views, event({ features: { age: 7, a: 1, b: 2 } }));
+    expect(shrunk.values).toEqual(['7', undefined, undefined]);
+    expect(shrunk.ignored).toEqual(['a', 'b']);
+    // The price: another view's event with one shared name is written too (its other declared
+    // features absent in the row until the entity's next event); its undeclared names are counted
+    // and alerted (DriftlineFeatureValuesIgnored), as a misspelt one.
+    const foreign = validateFeatureEvent(
+      views,
+      event({ features: { country: 'fr', clicks: 5, dwell_ms: 300, session: 'x' } }),
+    );
+    expect(foreign.values).toEqual([undefined, 'fr', undefined]);
+    expect(foreign.ignored).toEqual(['clicks', 'dwell_ms', 'session']);
   });
 
   it('refuses unknown views, wrong types, missing entity and friends with a reason', () => {
@@ -119,19 +145,19 @@ describe('event validation', () => {
     expect(reason(() => validateFeatureEvent(views, event({ features: { age: Number.NaN } })))).toMatch(/got NaN/);
     // Only undeclared names: nothing to write (written, it would blank the row).
     expect(reason(() => validateFeatureEvent(views, event({ features: { height: 2 } })))).toBe(
-      'no feature of view "profile" in the event: "height" not declared',
+      'no value of a feature of view "profile" in the event: "height" not declared',
     );
     // As the codec decodes it (an own key, see libs/codec's avsc patch): like any undeclared name.
     expect(reason(() => validateFeatureEvent(views, event({ features: JSON.parse('{"__proto__": 1.5}') })))).toMatch(
-      /no feature of view "profile" in the event: "__proto__" not declared/,
+      /no value of a feature of view "profile" in the event: "__proto__" not declared/,
     );
     // Names from the event: a few, each cut, so the reason stays one short line.
     const many = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'x'.repeat(500)].map((n) => [n, 1]));
     expect(reason(() => validateFeatureEvent(views, event({ features: many })))).toBe(
-      'no feature of view "profile" in the event: "a", "b", "c" and 3 more not declared',
+      'no value of a feature of view "profile" in the event: "a", "b", "c" and 3 more not declared',
     );
     expect(reason(() => validateFeatureEvent(views, event({ features: { ['y'.repeat(500)]: 1 } })))).toBe(
-      `no feature of view "profile" in the event: "${'y'.repeat(64)}…" not declared`,
+      `no value of a feature of view "profile" in the event: "${'y'.repeat(64)}…" not declared`,
     );
     // A wrong type of a declared feature stays poison beside an undeclared one.
     expect(reason(() => validateFeatureEvent(views, event({ features: { height: 2, age: 'old' } })))).toMatch(

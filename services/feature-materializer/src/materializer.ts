@@ -160,7 +160,7 @@ export async function startFeatureMaterializer(options: MaterializerOptions): Pr
       if (leftOut === undefined) continue;
       options.logger.warn(
         { view, feature, values: n + leftOut },
-        `events carry feature "${feature}", which view "${view}" does not declare: its values are ignored (the declared features are written) — a feature removed from the view file, a producer ahead of it, or a misspelt name`,
+        `events carry feature "${feature}", which view "${view}" does not declare: its values are ignored (the declared features are written) — a feature removed from the view file, a producer ahead of it, or a misspelt name; to write them once fixed, resend with a new event_id or a later event_time (a copy with the same id and time is kept by digest, about half the time)`,
       );
     }
     const over = ignoredLines.overflow(at);

@@ -136,13 +136,29 @@ const transitionKey = (t: TransitionRow) => `${t.to_stage}\u0000${t.at}`;
 export const LATE_LABELS_LOG_INTERVAL_MS = 3_600_000;
 
 /**
- * What a comparison of a model with `label_maturity` read at the last tick: its `matureUntil`, how
- * many pairs predicted at or before it, and the newest arrival among them (see checkLateLabels).
+ * What a comparison of a model with `label_maturity` read at the last tick: its `matureUntil`, its
+ * `settledUntil` (matureUntil less the tolerance, lateLabelsToleranceMs), how many pairs predicted
+ * at or before that, and the newest arrival among the pairs mature (see checkLateLabels).
  */
 interface MatureRead {
   readonly matureUntil: number;
-  readonly atOrBefore: number;
+  readonly settledUntil: number;
+  readonly settled: number;
   readonly newestJoined: number;
+}
+
+/**
+ * How long after its maturity (prediction time + label_maturity D, passed by the label clock) a
+ * label may still arrive without being counted as after its maturity: max(1 min, 0.1 % of D). The
+ * pipeline's own lag (label-joiner batch, warehouse insert) is seconds, and a label dated exactly
+ * at D came a few seconds after the clock had passed it at every tick — counted as late every
+ * tick, the alert always on (found by a review: 2-3 a tick, most 3.7 s late, with 5 s of lag). A
+ * minute covers that lag many times over; 0.1 % of D lets the tolerance grow with D (43 min at 30
+ * days: a pair so close to the front moves a month-long path by a hair) while a label a day late —
+ * the review's case that promoted a worse version — stays counted for any D below 2.7 years.
+ */
+function lateLabelsToleranceMs(maturityMs: number): number {
+  return Math.max(60_000, maturityMs / 1000);
 }
 
 /** How far a row's arrival may lie past this host's clock before it says its clock runs behind. */
@@ -164,8 +180,11 @@ export class ModelController {
   private readonly manyShadowsLogged = new Set<string>();
   /** Models whose labels arrive in an order that depends on the label (logged once, until they do not). */
   private readonly labelDelayLogged = new Set<string>();
-  /** model → its label delays by class and when they were read (checkLabelOrder). */
-  private readonly labelDelays = new Map<string, { readonly at: number; readonly delays: LabelDelays }>();
+  /**
+   * model → when its label delays were last read, or a read of them last failed, and the last
+   * delays read (checkLabelOrder): absent while no read has succeeded.
+   */
+  private readonly labelDelays = new Map<string, { readonly at: number; readonly delays: LabelDelays | undefined }>();
   /** Models whose rows were seen joined ahead of this host's clock (logged once, until they are not). */
   private readonly clockBehindLogged = new Set<string>();
   /** model → the open comparisons (plan key and reason) whose unusable rows were logged. */
@@ -262,8 +281,7 @@ export class ModelController {
       const ownership = this.ownershipOf(model);
       owned[ownership]++;
       if (ownership === 'none') {
-        this.closeComparisons(model, []); // its open comparisons are another controller's to show
-        this.matureReads.delete(model);
+        this.forget(model); // its open comparisons are another controller's to show
         continue;
       }
       try {
@@ -281,6 +299,25 @@ export class ModelController {
     this.metrics.ticks.inc({ outcome: failed === 0 ? 'ok' : 'failed' });
     for (const [ownership, n] of Object.entries(owned)) this.metrics.owned.set({ ownership }, n);
     return { models: models.length, transitions, republished, failed, notOwned: owned.none };
+  }
+
+  /**
+   * Drops what this controller showed and remembered of a model it no longer decides (another
+   * controller's, or settling after a take-over): its comparisons' gauges, its label_order_bias
+   * series (a 1 left behind kept DriftlineModelControllerLabelOrderBias firing, under `max by
+   * (service, model)`, after the operator had fixed it on the owner — found by a review), its
+   * label delays, and its late-labels reads (an owner again, it starts from its next read rather
+   * than counting the labels that came in under another owner, who counted them). The
+   * labels_after_maturity_total counter stays: it does not move while not owned, so its increase()
+   * alerts nothing.
+   */
+  private forget(model: string): void {
+    this.closeComparisons(model, []);
+    this.matureReads.delete(model);
+    this.lateLabelsLogged.delete(model);
+    this.labelDelays.delete(model);
+    this.labelDelayLogged.delete(model);
+    this.metrics.labelOrderBias.remove({ model });
   }
 
   private ownershipOf(model: string): Ownership {
@@ -311,7 +348,7 @@ export class ModelController {
     if (this.ownershipOf(model) === 'none') return { republished: 0 }; // lost while its history was read
     const republished = await this.republish(model, history, view.versions);
     if (this.ownershipOf(model) !== 'decide') {
-      this.closeComparisons(model, []);
+      this.forget(model);
       return { republished };
     }
     const policy = rolloutPolicyFor(deps.policies, model);
@@ -522,7 +559,9 @@ export class ModelController {
    * and keeps `driftline_model_controller_label_order_bias{model}` at 1 (alerted): in arrival order
    * its comparisons see the faster class first, and may promote or keep a worse version (a review
    * promoted a worse candidate 100 times in 100). Told, not corrected: only label_maturity can. A
-   * failed read keeps the last verdict and never fails the tick.
+   * failed read keeps the last verdict, never fails the tick, and is tried again only after
+   * LABEL_DELAYS_REFRESH_MS: a 90-day scan that times out (30 s) was run again at every tick
+   * (found by a review).
    */
   private async checkLabelOrder(model: string, now: number): Promise<void> {
     const read = this.deps.pairs.labelDelays;
@@ -531,14 +570,18 @@ export class ModelController {
     if (cached === undefined || now - cached.at >= LABEL_DELAYS_REFRESH_MS || now < cached.at) {
       try {
         cached = { at: now, delays: await read(model, now - LABEL_DELAYS_LOOKBACK_MS) };
-        this.labelDelays.set(model, cached);
       } catch (error) {
         const e = toDriftlineError(error);
-        this.deps.logger.debug({ model, code: e.code, err: e.message }, 'label delays could not be read; next tick');
-        if (cached === undefined) return;
+        this.deps.logger.debug(
+          { model, code: e.code, err: e.message, retry_in_ms: LABEL_DELAYS_REFRESH_MS },
+          'label delays could not be read; the last verdict is kept until they are read again',
+        );
+        cached = { at: now, delays: cached?.delays };
       }
+      this.labelDelays.set(model, cached);
     }
     const delays = cached.delays;
+    if (delays === undefined) return;
     const biased = labelOrderBiased(delays);
     this.metrics.labelOrderBias.set({ model }, biased ? 1 : 0);
     if (!biased) {
@@ -556,7 +599,7 @@ export class ModelController {
         positive_median_delay_h: hours(delays.positiveMedianMs),
         negative_median_delay_h: hours(delays.negativeMedianMs),
       },
-      "labels of one class arrive much later than the other's: in arrival order the comparisons see the faster class first and may promote or keep a worse version; set label_maturity in the rollout policy to the longest label delay",
+      "labels of one class arrive much later than the other's: in arrival order the comparisons see the faster class first and may promote or keep a worse version; set label_maturity in the rollout policy to the longest label delay plus its delivery lag",
     );
   }
 
@@ -569,8 +612,10 @@ export class ModelController {
    * times in 100, and nothing said so (found by a regression review). Two kinds, each pair counted
    * once (in `late`, for sayLateLabels, and in `labels_after_maturity_total`):
    * - **arrived late**: this read has more pairs predicted at or before the last tick's
-   *   `matureUntil` than that tick's read had (the rows of the same plan: same `from`, same
-   *   requests). In memory: none at a comparison's first tick after a start.
+   *   `matureUntil` less the tolerance (lateLabelsToleranceMs) than that tick's read had (the rows
+   *   of the same plan: same `from`, same requests): each was missing when the label clock had
+   *   passed its maturity by more than the tolerance. One delivered within the tolerance (the
+   *   pipeline's lag) is not counted. In memory: none at a comparison's first tick after a start.
    * - **dated late**: labelled more than D after the prediction, among the pairs newly mature at
    *   this tick (all of them at its first).
    * How late: for a pair dated late, its label time − prediction time − D; for one that arrived
@@ -594,19 +639,20 @@ export class ModelController {
     const last = maturity.last?.get(key);
     // The clock went back (rows expired, or a host's clock): start again from this read.
     const previous = last !== undefined && last.matureUntil <= matureUntil ? last : undefined;
-    let atOrBefore = 0;
-    let atOrBeforeLast = 0;
+    const settledUntil = matureUntil - lateLabelsToleranceMs(maturityMs);
+    let settled = 0;
+    let settledLast = 0;
     let newestJoined = Number.NEGATIVE_INFINITY;
     let arrived = 0;
     let dated = 0;
     let mostLateMs = Number.NEGATIVE_INFINITY;
     for (const r of rows) {
       if (!(r.predictionTime <= matureUntil)) continue;
-      atOrBefore++;
+      if (r.predictionTime <= settledUntil) settled++;
       if (r.joinedAt > newestJoined) newestJoined = r.joinedAt;
       const wasMature = previous !== undefined && r.predictionTime <= previous.matureUntil;
-      if (wasMature) {
-        atOrBeforeLast++;
+      if (previous !== undefined && r.predictionTime <= previous.settledUntil) {
+        settledLast++;
         if (r.joinedAt > previous.newestJoined)
           mostLateMs = Math.max(mostLateMs, previous.matureUntil - r.predictionTime);
       }
@@ -616,10 +662,11 @@ export class ModelController {
         if (!wasMature) dated++; // a late one among the pairs this tick first sees mature
       }
     }
-    if (previous !== undefined) arrived = Math.max(0, atOrBeforeLast - previous.atOrBefore);
+    if (previous !== undefined) arrived = Math.max(0, settledLast - previous.settled);
     maturity.next.set(key, {
       matureUntil,
-      atOrBefore,
+      settledUntil,
+      settled,
       newestJoined: Math.max(newestJoined, previous?.newestJoined ?? Number.NEGATIVE_INFINITY),
     });
     if (arrived + dated === 0) return;

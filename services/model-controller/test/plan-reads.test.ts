@@ -7,7 +7,8 @@ import { createMetricsRegistry } from '@driftline/observability';
 import { parseRolloutPolicy, tickModel, usableClock } from '@driftline/policy';
 import type { TransitionRow } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
-import { ModelController, type PairReader } from '../src/controller.js';
+import { LABEL_DELAYS_REFRESH_MS, ModelController, type PairReader } from '../src/controller.js';
+import type { Ownership } from '../src/ownership.js';
 import { batch, type LabelledRow, labelledTable, MemoryTransitions } from './memory-warehouse.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -272,5 +273,93 @@ describe('labels of one class much later than the other, without label_maturity'
     const down = await run({ defaults: { promotion: { min_labels: 50 } } }, failing);
     expect(down.failed).toEqual([0, 0]);
     expect(down.warned).toEqual([]);
+  });
+
+  /** A controller ticked by hand: `at` moves its wall clock, `own` what it may do with fraud. */
+  const ticking = (pairs: PairReader) => {
+    const registry = createMetricsRegistry({ service: 'test', defaultMetrics: false });
+    const state = { now: late, own: 'decide' as Ownership, warned: 0 };
+    const c = new ModelController({
+      transitions: store(['v2']),
+      pairs,
+      publish: async () => {},
+      policies: parseRolloutPolicy({ defaults: { promotion: { min_labels: 50 } } }),
+      maxPairs: 100_000,
+      logger: {
+        ...silentLogger,
+        warn: (_obj: object, msg?: string) => {
+          if (msg?.includes('labels of one class arrive much later')) state.warned++;
+        },
+      },
+      registry,
+      now: () => state.now,
+      ownership: () => state.own,
+    });
+    const gauge = async () =>
+      (await registry.getSingleMetricAsString('driftline_model_controller_label_order_bias'))
+        .split('\n')
+        .filter((l) => l.includes('model="fraud"'));
+    return { c, state, gauge };
+  };
+
+  it('a failed read keeps the last verdict and is tried again only after LABEL_DELAYS_REFRESH_MS', async () => {
+    // Found by a review: the read (a 90-day scan, which may time out after 30 s) was retried at every tick.
+    const reader = labelledTable(rows).reader;
+    let calls = 0;
+    let down = false;
+    const { c, state, gauge } = ticking({
+      ...reader,
+      labelDelays: async (model, since) => {
+        calls++;
+        if (down) throw new Error('Timeout exceeded: elapsed 30000 ms');
+        return (reader.labelDelays as NonNullable<PairReader['labelDelays']>)(model, since);
+      },
+    });
+    await c.tick();
+    expect(calls).toBe(1);
+    down = true;
+    state.now += LABEL_DELAYS_REFRESH_MS;
+    for (let k = 0; k < 60; k++) {
+      expect((await c.tick()).failed).toBe(0);
+      state.now += 10_000; // ten minutes of 10 s ticks
+    }
+    expect(calls).toBe(2);
+    expect(await gauge()).toEqual(['driftline_model_controller_label_order_bias{model="fraud",service="test"} 1']);
+    state.now += LABEL_DELAYS_REFRESH_MS;
+    await c.tick();
+    expect(calls).toBe(3);
+    // Failing from the start: no verdict, one read an hour.
+    let first = 0;
+    const never = ticking({
+      ...reader,
+      labelDelays: async () => {
+        first++;
+        throw new Error('Timeout exceeded: elapsed 30000 ms');
+      },
+    });
+    for (let k = 0; k < 60; k++) {
+      await never.c.tick();
+      never.state.now += 10_000;
+    }
+    expect(first).toBe(1);
+    expect(await never.gauge()).toEqual([]);
+  });
+
+  it('its gauge is removed when another controller takes the model (none, or publish only), and set again by its owner', async () => {
+    // Found by a review: a 1 left behind kept the alert (max by service, model) firing after the fix.
+    const { c, state, gauge } = ticking(labelledTable(rows).reader);
+    await c.tick();
+    expect(await gauge()).toEqual(['driftline_model_controller_label_order_bias{model="fraud",service="test"} 1']);
+    expect(state.warned).toBe(1);
+    state.own = 'none';
+    await c.tick();
+    expect(await gauge()).toEqual([]);
+    state.own = 'decide';
+    await c.tick();
+    expect(await gauge()).toEqual(['driftline_model_controller_label_order_bias{model="fraud",service="test"} 1']);
+    expect(state.warned).toBe(2); // said again by the owner it came back to
+    state.own = 'publish';
+    await c.tick();
+    expect(await gauge()).toEqual([]);
   });
 });

@@ -170,11 +170,21 @@ function linkTarget(path: string): string {
  * page in its place (found by a review). The temporary file is removed when the write fails. A
  * symbolic link is followed: its target is replaced, the link kept. A device or FIFO, a path
  * under /dev or /proc (`/dev/stdout`), or a file in a directory this user cannot create files in,
- * is written in place.
+ * is written in place. So is an existing file with more than one name (a hard link: a rename would
+ * give only this name the new page) or a mount point of its own (`docker run -v
+ * $PWD/report.html:/out/report.html`, a Kubernetes subPath: a rename over it is EBUSY). An existing
+ * file the rename fails for otherwise (EXDEV, EPERM in a sticky directory, EACCES …) is written in
+ * place too, as before the atomic write: the temporary file is removed first.
  * A full disk, a quota, an I/O error is exit 1 with what to free ({@link OutputResourceError});
  * another refusal (EACCES …) is a usage error naming the option.
  */
-export function writeOutput(option: string, path: string, text: string, write: WriteText = writeText): void {
+export function writeOutput(
+  option: string,
+  path: string,
+  text: string,
+  write: WriteText = writeText,
+  rename: RenameFile = renameSync,
+): void {
   let existing: ReturnType<typeof statSync> | undefined;
   try {
     existing = statSync(path);
@@ -187,6 +197,10 @@ export function writeOutput(option: string, path: string, text: string, write: W
     return;
   }
   const target = linkTarget(path);
+  if (existing !== undefined && (existing.nlink > 1 || isMountPoint(target, existing))) {
+    writeInPlace(option, path, target, text, write);
+    return;
+  }
   const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let fd: number;
   try {
@@ -210,14 +224,47 @@ export function writeOutput(option: string, path: string, text: string, write: W
     } finally {
       closeSync(fd);
     }
-    renameSync(temp, target);
   } catch (error) {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // Already gone, or the disk refuses even that: nothing more to do.
+    removeTemp(temp);
+    throw writeFailed(option, path, error, kept);
+  }
+  try {
+    rename(temp, target);
+  } catch (error) {
+    removeTemp(temp);
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    // A file that cannot be replaced but can be written (a bind mount: EBUSY; a shared file in a
+    // sticky directory: EPERM): the old way, in place — the page is whole in the temporary file,
+    // so only the rename failed.
+    if (existing !== undefined && !RESOURCE_CODES.has(code)) {
+      writeInPlace(option, path, target, text, write);
+      return;
     }
     throw writeFailed(option, path, error, kept);
+  }
+}
+
+/** Renames a file over another; a parameter so a test can fail the rename (a bind-mounted file: EBUSY). */
+export type RenameFile = (from: string, to: string) => void;
+
+function removeTemp(temp: string): void {
+  try {
+    unlinkSync(temp);
+  } catch {
+    // Already gone, or the disk refuses even that: nothing more to do.
+  }
+}
+
+/**
+ * Whether an existing file is mounted on its own (a bind-mounted file): on another device than its
+ * directory. A bind mount from the same file system is not seen here; its rename fails (EBUSY) and
+ * the page is written in place then.
+ */
+function isMountPoint(target: string, file: NonNullable<ReturnType<typeof statSync>>): boolean {
+  try {
+    return statSync(dirname(target)).dev !== file.dev;
+  } catch {
+    return false;
   }
 }
 

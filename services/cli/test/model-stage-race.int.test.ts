@@ -13,6 +13,7 @@ import {
 } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { modelCommand } from '../src/commands/model.js';
+import { describeError, EXIT } from '../src/describe-error.js';
 
 /**
  * `driftline model stage --to rolled_back` while a model-controller records a promotion of the same
@@ -175,5 +176,68 @@ describe('driftline model stage racing a model-controller decision', () => {
     const history = await warehouse.transitions.history('churn');
     expect(history.filter((r) => r.decided_by === 'operator:alice')).toEqual([]);
     expect(viewOf(history).versions.get('v2')?.stage).toBe('rolled_back');
+  });
+
+  it('--to canary --share 0.5 while the controller moves it to canary at 0.1: one line naming both shares, exit 2, nothing recorded; at the same share: done (found by a regression review: "already canary", exit 0)', async () => {
+    const now = Date.now();
+    const E = now + 20 * 60_000;
+    const stage = async (model: string, share: string) => {
+      const m = (r: TransitionRow): TransitionRow => ({ ...r, model });
+      await warehouse.transitions.record(
+        [
+          row('v1', null, 'candidate', E - 900_000, null),
+          row('v1', 'candidate', 'shadow', E - 900_000, null),
+          row('v1', 'shadow', 'canary', E - 800_000, null),
+          row('v1', 'canary', 'production', E - 700_000, null),
+          row('v2', null, 'candidate', E - 600_000, null),
+          row('v2', 'candidate', 'shadow', E - 600_000, 'v1'),
+        ].map(m),
+      );
+      during.clockRead = async () => {
+        during.clockRead = undefined;
+        await warehouse.transitions.record([
+          m({
+            ...row('v2', 'shadow', 'canary', E - 400_000, 'v1'),
+            decided_by: 'policy:promotion',
+            reason: 'evidence',
+            canary_share: 0.1,
+          }),
+        ]);
+      };
+      const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+      try {
+        const args = [
+          'stage',
+          '--model',
+          model,
+          '--version',
+          'v2',
+          '--to',
+          'canary',
+          '--share',
+          share,
+          '--by',
+          'alice',
+        ];
+        const code = await modelCommand(args);
+        return { code, line: String(out.mock.calls.at(-1)?.[0]) };
+      } catch (error) {
+        return describeError(error, 'driftline model --help');
+      } finally {
+        out.mockRestore();
+        expect(during.clockRead).toBeUndefined();
+        const history = await warehouse.transitions.history(model);
+        expect(history.filter((r) => r.decided_by === 'operator:alice')).toEqual([]);
+      }
+    };
+    const other = await stage('share', '0.5');
+    expect(other.code).toBe(EXIT.usage);
+    expect(other.line).toMatch(
+      /^--share: share v2 became canary at share 0\.1 \(by policy:promotion\) while this command ran, not at the 0\.5 asked: nothing recorded/,
+    );
+    expect(await stage('same', '0.1')).toEqual({
+      code: 0,
+      line: 'same v2 already canary (by policy:promotion), recorded while this command ran: nothing recorded\n',
+    });
   });
 });

@@ -1,5 +1,6 @@
 import {
   chmodSync,
+  linkSync,
   lstatSync,
   mkdtempSync,
   readdirSync,
@@ -79,5 +80,46 @@ describe('--html / --out: the page is written whole or not at all (found by a re
     expect(readlinkSync(dangling)).toBe('created.html');
     expect(readFileSync(join(dir, 'created.html'), 'utf8')).toBe('created');
     expect(readdirSync(dir).sort()).toEqual(['created.html', 'dangling.html', 'link.html', 'page.html']);
+  });
+
+  it.each(['EBUSY', 'EPERM', 'EXDEV', 'EACCES'])(
+    'an existing page the rename fails for (%s: a bind-mounted file, a shared file in a sticky directory) is written in place, no temporary file left (found by a regression review: exit 2 after all the work)',
+    (code) => {
+      const dir = mkdtempSync(join(tmpdir(), 'cli-out-rename-'));
+      const page = join(dir, 'report.html');
+      writeFileSync(page, 'the previous report');
+      let renames = 0;
+      const refused = (from: string, to: string) => {
+        renames++;
+        throw Object.assign(new Error(`${code}: rename '${from}' -> '${to}'`), { code });
+      };
+      writeOutput('--html', page, 'the new report', undefined, refused);
+      expect(renames).toBe(1);
+      expect(readFileSync(page, 'utf8')).toBe('the new report');
+      expect(readdirSync(dir)).toEqual(['report.html']);
+    },
+  );
+
+  it('a new page the rename fails for is still an error (nothing to write in place), no temporary file left', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-out-rename-'));
+    const refused = () => {
+      throw Object.assign(new Error('EPERM: rename'), { code: 'EPERM' });
+    };
+    const { code } = failure(() => writeOutput('--out', join(dir, 'new.html'), 'page', undefined, refused));
+    expect(code).toBe(EXIT.usage);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('a hard-linked page is written in place: both names see the new page (a rename split them)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-out-link-'));
+    const page = join(dir, 'report.html');
+    const other = join(dir, 'published.html');
+    writeFileSync(page, 'the previous report');
+    linkSync(page, other);
+    writeOutput('--out', page, 'the new report');
+    expect(readFileSync(page, 'utf8')).toBe('the new report');
+    expect(readFileSync(other, 'utf8')).toBe('the new report');
+    expect(statSync(page).ino).toBe(statSync(other).ino);
+    expect(readdirSync(dir).sort()).toEqual(['published.html', 'report.html']);
   });
 });

@@ -26,6 +26,16 @@ describe('`driftline run` takes one comma-separated service list (found by a rev
     });
   });
 
+  it('the comma form shown is one a run takes: no empty names from a comma or a blank in the arguments (found by a regression review)', async () => {
+    expect(await answer(['drift-monitor,', 'skew-monitor'])).toEqual({
+      code: EXIT.usage,
+      line: 'run: 2 arguments given; name the services as one comma-separated list: driftline run drift-monitor,skew-monitor — see driftline run --help',
+    });
+    expect((await answer(['drift-monitor', ',skew-monitor', ' ', 'feature-api '])).line).toContain(
+      'driftline run drift-monitor,skew-monitor,feature-api —',
+    );
+  });
+
   it('a known name then an unknown one is refused too (it configured feature-api)', async () => {
     const { code, line } = await answer(['feature-api', 'nope']);
     expect(code).toBe(EXIT.usage);

@@ -158,7 +158,21 @@ export async function modelCommand(args: readonly string[]): Promise<number> {
         const by = usable
           .filter((t) => t.version === version && t.to_stage === to)
           .reduce<(typeof usable)[number] | undefined>((a, t) => (a === undefined || t.at >= a.at ? t : a), undefined);
-        const done = `${model} ${version} already ${to} (by ${by?.decided_by ?? 'another record'}), recorded while this command ran: nothing recorded`;
+        const who = by?.decided_by ?? 'another record';
+        // A canary at another share than the one asked is not what was asked (found by a regression
+        // review: `--share 0.5` said "already canary" of a canary at 0.1). Canary → canary is no move
+        // of the stage graph, so it is the usage error (2) the same command gets once the canary is
+        // recorded before it starts ("no transition canary → canary").
+        const recordedShare = by?.canary_share ?? null;
+        if (to === 'canary' && share !== undefined && recordedShare !== share) {
+          throw new ConfigError(
+            '--share',
+            printable(
+              `${model} ${version} became canary at share ${recordedShare ?? '(none recorded)'} (by ${who}) while this command ran, not at the ${share} asked: nothing recorded`,
+            ),
+          );
+        }
+        const done = `${model} ${version} already ${to} (by ${who}), recorded while this command ran: nothing recorded`;
         process.stdout.write(`${printable(done)}\n`);
         return 0;
       }

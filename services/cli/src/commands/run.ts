@@ -37,7 +37,12 @@ function serviceListArgument(args: readonly string[]): string | undefined {
     );
   }
   if (args.length > 1) {
-    const joined = args.join(',');
+    // `run drift-monitor, skew-monitor` suggested `drift-monitor,,skew-monitor`, itself refused.
+    const joined = args
+      .flatMap((a) => a.split(','))
+      .map((a) => a.trim())
+      .filter(Boolean)
+      .join(',');
     throw new UsageError(
       `run: ${args.length} arguments given; name the services as one comma-separated list: driftline run ${cutText(joined, MAX_SHOWN)}${joined.length > MAX_SHOWN ? '…' : ''} — see driftline run --help`,
     );

@@ -888,7 +888,7 @@ describe('openWarehouse({ migrate: false })', () => {
     const previous = await createClickHouse(testClickHouse(path, older));
     await migrate(
       previous,
-      migrations.filter((m) => m.id !== '0670_skew_windows_v2'),
+      migrations.filter((m) => m.id < '0670'),
     );
     const skewRow = (throughOffset: number, compared: number, mismatched: number) => ({
       model: 'm',

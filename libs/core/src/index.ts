@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './config-text.js';
 export * from './deadline.js';
 export * from './duration.js';
+export * from './edge-labels.js';
 export * from './errors.js';
 export * from './event-rules.js';
 export * from './event-time.js';

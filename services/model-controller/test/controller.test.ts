@@ -17,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { modelControllerEnvShape, toModelControllerConfig } from '../src/config.js';
 import { ModelController, type PairReader } from '../src/controller.js';
 import type { Ownership } from '../src/ownership.js';
-import { batch, labelledTable, MemoryTransitions } from './memory-warehouse.js';
+import { batch, labelledTable, MemoryTransitions, transitionRow } from './memory-warehouse.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -59,28 +59,7 @@ const policies = parseRolloutPolicy({
   defaults: { promotion: { min_labels: 50 }, rollback: { min_labels: 50 }, canary_share: 0.2 },
 });
 
-function row(
-  version: string,
-  from: TransitionRow['from_stage'],
-  to: TransitionRow['to_stage'],
-  at: number,
-  previous: string | null = null,
-): TransitionRow {
-  return {
-    model: 'fraud',
-    version,
-    from_stage: from,
-    to_stage: to,
-    at,
-    decided_by: 'trainer:offline_gate',
-    reason: 'offline_gate',
-    detail: '',
-    evidence: '',
-    canary_share: null,
-    previous_version: previous,
-    recorded_at: at,
-  };
-}
+const row = transitionRow;
 
 function setup(quality: Record<string, number>) {
   const log: string[] = [];

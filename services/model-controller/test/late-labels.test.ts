@@ -6,51 +6,14 @@
 import { silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { parseRolloutPolicy } from '@driftline/policy';
-import type { TransitionRow } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { ModelController } from '../src/controller.js';
-import { type LabelledRow, labelledTable, MemoryTransitions } from './memory-warehouse.js';
+import { type LabelledRow, labelledTable, productionWithShadows } from './memory-warehouse.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const MIN = 60_000;
 const H = 60 * MIN;
 const D = 24 * H;
-
-const row = (
-  version: string,
-  from: TransitionRow['from_stage'],
-  to: TransitionRow['to_stage'],
-  at: number,
-  previous: string | null = null,
-): TransitionRow => ({
-  model: 'fraud',
-  version,
-  from_stage: from,
-  to_stage: to,
-  at,
-  decided_by: 'trainer:offline_gate',
-  reason: 'offline_gate',
-  detail: '',
-  evidence: '',
-  canary_share: null,
-  previous_version: previous,
-  recorded_at: at,
-});
-
-/** v1 in production, v2 in shadow against it since T0 + 10. */
-function store(): MemoryTransitions {
-  const s = new MemoryTransitions([]);
-  for (const r of [
-    row('v1', null, 'candidate', T0),
-    row('v1', 'candidate', 'shadow', T0),
-    row('v1', 'shadow', 'canary', T0 + 1),
-    row('v1', 'canary', 'production', T0 + 2),
-    row('v2', null, 'candidate', T0 + 10),
-    row('v2', 'candidate', 'shadow', T0 + 10, 'v1'),
-  ])
-    s.rows.set(`fraud/${r.version}/${r.to_stage}`, r);
-  return s;
-}
 
 /**
  * One prediction every 10 minutes for 30 days, answered by v1, v2 scored alike (no decision on
@@ -108,7 +71,7 @@ async function run(rows: LabelledRow[]) {
   let now = T0 + 22 * D;
   const present = () => rows.filter((r) => (r.joinedAt as number) <= now);
   const c = new ModelController({
-    transitions: store(),
+    transitions: productionWithShadows(T0, ['v2']),
     pairs: {
       readPairs: (q) => labelledTable(present()).reader.readPairs(q),
       labelClock: (m, at, notAfter) => labelledTable(present()).reader.labelClock(m, at, notAfter),

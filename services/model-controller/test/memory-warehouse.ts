@@ -162,3 +162,44 @@ export function batch(
     };
   });
 }
+
+/** A transition of model `fraud` recorded by the trainer's offline gate at `at`: the tests' row. */
+export function transitionRow(
+  version: string,
+  from: TransitionRow['from_stage'],
+  to: TransitionRow['to_stage'],
+  at: number,
+  previous: string | null = null,
+): TransitionRow {
+  return {
+    model: 'fraud',
+    version,
+    from_stage: from,
+    to_stage: to,
+    at,
+    decided_by: 'trainer:offline_gate',
+    reason: 'offline_gate',
+    detail: '',
+    evidence: '',
+    canary_share: null,
+    previous_version: previous,
+    recorded_at: at,
+  };
+}
+
+/** `fraud`'s transitions: v1 in production since `t0` + 2, each of `shadows` in shadow against it since `t0` + 10. */
+export function productionWithShadows(t0: number, shadows: readonly string[]): MemoryTransitions {
+  const s = new MemoryTransitions([]);
+  for (const r of [
+    transitionRow('v1', null, 'candidate', t0),
+    transitionRow('v1', 'candidate', 'shadow', t0),
+    transitionRow('v1', 'shadow', 'canary', t0 + 1),
+    transitionRow('v1', 'canary', 'production', t0 + 2),
+    ...shadows.flatMap((v) => [
+      transitionRow(v, null, 'candidate', t0 + 10),
+      transitionRow(v, 'candidate', 'shadow', t0 + 10, 'v1'),
+    ]),
+  ])
+    s.rows.set(`fraud/${r.version}/${r.to_stage}`, r);
+  return s;
+}

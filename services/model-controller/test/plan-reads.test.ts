@@ -5,49 +5,22 @@ import { runInNewContext } from 'node:vm';
 import { silentLogger } from '@driftline/core';
 import { createMetricsRegistry } from '@driftline/observability';
 import { parseRolloutPolicy, tickModel, usableClock } from '@driftline/policy';
-import type { TransitionRow } from '@driftline/warehouse';
 import { describe, expect, it } from 'vitest';
 import { LABEL_DELAYS_REFRESH_MS, ModelController, type PairReader } from '../src/controller.js';
 import type { Ownership } from '../src/ownership.js';
-import { batch, type LabelledRow, labelledTable, MemoryTransitions } from './memory-warehouse.js';
+import {
+  batch,
+  type LabelledRow,
+  labelledTable,
+  type MemoryTransitions,
+  productionWithShadows,
+} from './memory-warehouse.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const D = 86_400_000;
 
-const row = (
-  version: string,
-  from: TransitionRow['from_stage'],
-  to: TransitionRow['to_stage'],
-  at: number,
-  previous: string | null = null,
-): TransitionRow => ({
-  model: 'fraud',
-  version,
-  from_stage: from,
-  to_stage: to,
-  at,
-  decided_by: 'trainer:offline_gate',
-  reason: 'offline_gate',
-  detail: '',
-  evidence: '',
-  canary_share: null,
-  previous_version: previous,
-  recorded_at: at,
-});
-
 /** v1 in production, `shadows` in shadow against it since T0 + 10. */
-function store(shadows: readonly string[]): MemoryTransitions {
-  const s = new MemoryTransitions([]);
-  for (const r of [
-    row('v1', null, 'candidate', T0),
-    row('v1', 'candidate', 'shadow', T0),
-    row('v1', 'shadow', 'canary', T0 + 1),
-    row('v1', 'canary', 'production', T0 + 2),
-    ...shadows.flatMap((v) => [row(v, null, 'candidate', T0 + 10), row(v, 'candidate', 'shadow', T0 + 10, 'v1')]),
-  ])
-    s.rows.set(`fraud/${r.version}/${r.to_stage}`, r);
-  return s;
-}
+const store = (shadows: readonly string[]) => productionWithShadows(T0, shadows);
 
 const controller = (transitions: MemoryTransitions, pairs: PairReader, policy: Record<string, unknown>, now: number) =>
   new ModelController({

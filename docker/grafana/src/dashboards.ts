@@ -427,7 +427,7 @@ function driftDashboard(): Obj {
       {
         title: 'Skew in the range, per feature',
         description:
-          'newer_row: the row was rewritten after the prediction (not comparable as of then); missing_in_store: no row, or no value in it.',
+          'newer_row: the row was rewritten after the prediction (not comparable as of then); missing_in_store: no row, or no value in it; expired: no row read while the prediction was already older than the view’s TTL (the monitor lagged past it: not compared, not missing; 0 before migration 0690).',
         type: 'table',
         grid: [0, 64, 24, 8],
         options: { showHeader: true },

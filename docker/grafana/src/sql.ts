@@ -439,18 +439,30 @@ FROM (
 WHERE total > 0
 ORDER BY time, feature`;
 
-/** Every feature over the range: counts, share mismatched, mean |served − stored|, staleness p50/p99. */
+/**
+ * `expired` of a skew row (migration 0690: sampled values whose online row was absent when read while
+ * the prediction was already older than the view's TTL), read through the `COLUMNS` matcher: on
+ * tables before 0690 it matches nothing and the expression is `coalesce(0)`, so the panel still runs
+ * on a database no service of this release has migrated (as {@link SAMPLED_LABELS}).
+ */
+const SKEW_EXPIRED = `coalesce(COLUMNS('^expired\\\\z'), 0)`;
+
+/**
+ * Every feature over the range: counts, share mismatched, mean |served − stored|, the outcomes that
+ * were not compared (missing in store / in prediction, newer row, expired), staleness p50/p99.
+ */
 export const skewTableSql = `SELECT feature, version, sampled, compared,
   if(compared = 0, NULL, mismatched / compared) AS share_mismatched,
   if(numeric = 0, NULL, diff / numeric) AS mean_abs_diff,
-  missing_in_store, missing_in_prediction, newer_row,
+  missing_in_store, missing_in_prediction, newer_row, expired,
   ${stalenessQuantileSql(0.5, 'staleness_p50_ms')},
   ${stalenessQuantileSql(0.99, 'staleness_p99_ms')}
 FROM (
   SELECT feature, model_version AS version, sum(sampled) AS sampled, sum(compared) AS compared,
     sum(mismatched) AS mismatched, sum(numeric_compared) AS numeric, sum(abs_diff_sum) AS diff,
     sum(missing_in_store) AS missing_in_store, sum(missing_in_prediction) AS missing_in_prediction,
-    sum(newer_row) AS newer_row, sumForEach(staleness_hist) AS hist, arraySum(hist) AS total
+    sum(newer_row) AS newer_row, sum(${SKEW_EXPIRED}) AS expired,
+    sumForEach(staleness_hist) AS hist, arraySum(hist) AS total
   FROM ${SKEW_ROWS}
   GROUP BY feature, version
 )

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { STALENESS_BUCKETS } from '@driftline/skew';
 import { buildCategoricalProfile } from '@driftline/stats';
 import { type ClickHouse, chTime, createClickHouse } from '@driftline/warehouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -353,6 +354,154 @@ const LOW_TRAFFIC: readonly CountedRow[] = [
   { version: 'v1', feature: 'b', window: 3, psi: 0.01, events: 5000 },
 ];
 
+/** A skew row of one (version, window, feature, partition, log): the outcomes the table sums. */
+interface SkewRow {
+  readonly version: string;
+  readonly window: number;
+  readonly feature: string;
+  readonly partition: number;
+  /** 0: the partition's first log (skew_windows); more: a later one (skew_windows_v2). */
+  readonly epoch: number;
+  readonly compared: number;
+  readonly mismatched: number;
+  readonly missingInStore: number;
+  readonly missingInPrediction: number;
+  readonly newerRow: number;
+  readonly expired: number;
+}
+
+/**
+ * A skew-monitor that lagged past the view's TTL in the second window (migration 0690): most of
+ * `amount`'s absent rows are `expired`, not `missing_in_store`, on both logs of partition 1 and for a
+ * canary; `country` never expires (`ttl: none`).
+ */
+const SKEW: readonly SkewRow[] = [
+  {
+    version: 'v1',
+    window: 0,
+    feature: 'amount',
+    partition: 0,
+    epoch: 0,
+    compared: 40,
+    mismatched: 1,
+    missingInStore: 2,
+    missingInPrediction: 0,
+    newerRow: 1,
+    expired: 0,
+  },
+  {
+    version: 'v1',
+    window: 1,
+    feature: 'amount',
+    partition: 0,
+    epoch: 0,
+    compared: 10,
+    mismatched: 2,
+    missingInStore: 1,
+    missingInPrediction: 0,
+    newerRow: 0,
+    expired: 30,
+  },
+  {
+    version: 'v1',
+    window: 1,
+    feature: 'amount',
+    partition: 1,
+    epoch: 0,
+    compared: 5,
+    mismatched: 0,
+    missingInStore: 0,
+    missingInPrediction: 1,
+    newerRow: 0,
+    expired: 7,
+  },
+  {
+    version: 'v1',
+    window: 1,
+    feature: 'amount',
+    partition: 1,
+    epoch: 1,
+    compared: 8,
+    mismatched: 1,
+    missingInStore: 3,
+    missingInPrediction: 0,
+    newerRow: 2,
+    expired: 11,
+  },
+  {
+    version: 'v2',
+    window: 1,
+    feature: 'amount',
+    partition: 0,
+    epoch: 0,
+    compared: 4,
+    mismatched: 0,
+    missingInStore: 0,
+    missingInPrediction: 0,
+    newerRow: 0,
+    expired: 5,
+  },
+  {
+    version: 'v1',
+    window: 0,
+    feature: 'country',
+    partition: 0,
+    epoch: 0,
+    compared: 40,
+    mismatched: 0,
+    missingInStore: 4,
+    missingInPrediction: 0,
+    newerRow: 0,
+    expired: 0,
+  },
+  {
+    version: 'v1',
+    window: 1,
+    feature: 'country',
+    partition: 1,
+    epoch: 1,
+    compared: 50,
+    mismatched: 0,
+    missingInStore: 6,
+    missingInPrediction: 2,
+    newerRow: 1,
+    expired: 0,
+  },
+];
+
+async function seedSkew(model: string, rows: readonly SkewRow[] = SKEW): Promise<void> {
+  const values = (d: SkewRow) => {
+    const hist = new Array<number>(STALENESS_BUCKETS).fill(0);
+    hist[5] = d.compared;
+    return {
+      model,
+      model_version: d.version,
+      window_start: chTime(T0 + d.window * HOUR),
+      window_end: chTime(T0 + (d.window + 1) * HOUR),
+      feature: d.feature,
+      source_topic: 'predictions.v1',
+      source_partition: d.partition,
+      through_offset: 100,
+      sampled: d.compared + d.missingInStore + d.missingInPrediction + d.newerRow + d.expired,
+      compared: d.compared,
+      mismatched: d.mismatched,
+      numeric_compared: d.feature === 'amount' ? d.compared : 0,
+      abs_diff_sum: d.feature === 'amount' ? d.mismatched : 0,
+      missing_in_store: d.missingInStore,
+      missing_in_prediction: d.missingInPrediction,
+      newer_row: d.newerRow,
+      expired: d.expired,
+      staleness_hist: hist,
+      updated_at: chTime(T0 + (d.window + 1) * HOUR),
+    };
+  };
+  await ch.insert('skew_windows', rows.filter((d) => d.epoch === 0).map(values));
+  await ch.insert(
+    'skew_windows_v2',
+    rows.filter((d) => d.epoch > 0).map((d) => ({ ...values(d), log_epoch: d.epoch })),
+  );
+}
+
 beforeAll(async () => {
   ch = await createClickHouse({ mode: 'embedded', path, database });
   await migrateForDashboards(ch);
@@ -369,6 +518,7 @@ beforeAll(async () => {
   await seedLateOnly('late-only', 'v1', 2, 3);
   await seedCounted('events-sum', COUNTED);
   await seedCounted('low-traffic', LOW_TRAFFIC);
+  await seedSkew('skew-expired');
 }, 60_000);
 
 afterAll(async () => {
@@ -637,5 +787,36 @@ describe('panel figures against an independent computation on the seeded rows', 
     expect(all).toEqual(shares(LOW_TRAFFIC, 1));
     expect(all).toHaveLength(5);
     expect(all[0]).toEqual({ time: at(0), series: 'v1', share: 1, drifted: 2 });
+  });
+  it('skew in the range: expired (0690) summed per feature and version beside the other outcomes', async () => {
+    const { data } = await panel('panel "Skew in the range, per feature" A', {
+      database,
+      model: 'skew-expired',
+      version: [],
+      feature: [],
+    });
+    const outcomes = ['missingInStore', 'missingInPrediction', 'newerRow', 'expired'] as const;
+    const summedSkew = (feature: string, version: string) => {
+      const of = SKEW.filter((d) => d.feature === feature && d.version === version);
+      return Object.fromEntries(outcomes.map((o) => [o, of.reduce((n, d) => n + d[o], 0)]));
+    };
+    const keys = [...new Set(SKEW.map((d) => `${d.feature} ${d.version}`))].sort();
+    expect(data.map((r) => `${r.feature} ${r.version}`).sort()).toEqual(keys);
+    for (const r of data) {
+      const key = `${r.feature} ${r.version}`;
+      expect(
+        {
+          missingInStore: Number(r.missing_in_store),
+          missingInPrediction: Number(r.missing_in_prediction),
+          newerRow: Number(r.newer_row),
+          expired: Number(r.expired),
+        },
+        key,
+      ).toEqual(summedSkew(String(r.feature), String(r.version)));
+    }
+    // Both logs of partition 1 and partition 0: 30 + 7 + 11 of v1's `amount`, not counted missing.
+    const amount = data.find((r) => r.feature === 'amount' && r.version === 'v1')!;
+    expect(Number(amount.expired)).toBe(48);
+    expect(Number(amount.missing_in_store)).toBe(6);
   });
 });

@@ -154,6 +154,8 @@ describe('the skew panels on a database before and after migration 0670, through
       const rows = (await run(s, table)).filter((r) => r.feature === 'amount');
       const total = rows.reduce((sum, r) => sum + Number(r.compared), 0);
       expect(total, s.name).toBe(compared * s.scenario.windows.length);
+      // `expired` (0690): a column of the table on both shapes, 0 where the tables lack it.
+      for (const r of rows) expect(Number(r.expired), s.name).toBe(0);
       const p99 = (await run(s, stale)).map((r) => Number(r.staleness_p99_ms));
       expect(new Set(p99), s.name).toEqual(new Set([100_000]));
     }

@@ -379,6 +379,49 @@ export interface BarChartOptions {
   readonly height?: number;
 }
 
+/** Most characters of a bar chart's axis label (drawn rotated under its bars). */
+const AXIS_LABEL = 12;
+/** Most characters an axis label is widened to while its cut still reads as another label's. */
+const AXIS_LABEL_WIDEST = 24;
+
+/** `chars` (code points) as its start, `…` and its end, `max` characters in all; as it is when it fits. */
+function cutMiddle(chars: readonly string[], max: number): string {
+  if (chars.length <= max) return chars.join('');
+  const head = Math.ceil((max - 1) / 2);
+  return `${chars.slice(0, head).join('')}…${chars.slice(chars.length - (max - 1 - head)).join('')}`;
+}
+
+/**
+ * The axis labels of a bar chart's groups, each at most AXIS_LABEL characters: a longer label is its
+ * start, `…` and its end (`custom…ent_a`), so labels that differ at the end stay apart — cut to their
+ * first 11 characters, `customer_segment_a` and `customer_segment_b` read the same, and so did
+ * the bins of close edges (`(1734000000123, 1734000000456]`, `(1734000000456, 1734000000789]`:
+ * edgeLabels tells the edges apart, the axis cut did not). Labels whose cuts still
+ * coincide (they differ in the middle) are widened together, up to AXIS_LABEL_WIDEST, and then cut
+ * as {@link cutName} cuts (start, `…`, a hash of the whole). Counted in code points: never half a
+ * surrogate pair. The whole label is the label's tooltip (its <title>).
+ */
+function axisLabels(labels: readonly string[]): string[] {
+  const chars = labels.map((label) => Array.from(label));
+  const budget = labels.map(() => AXIS_LABEL);
+  const out = chars.map((c, i) => cutMiddle(c, budget[i]!));
+  const clashing = () => {
+    const seen = new Map<string, number>();
+    for (const text of out) seen.set(text, (seen.get(text) ?? 0) + 1);
+    return out.flatMap((text, i) => ((seen.get(text) ?? 0) > 1 ? [i] : []));
+  };
+  for (;;) {
+    const widen = clashing().filter((i) => chars[i]!.length > budget[i]! && budget[i]! < AXIS_LABEL_WIDEST);
+    if (widen.length === 0) break;
+    for (const i of widen) {
+      budget[i] = Math.min(AXIS_LABEL_WIDEST, budget[i]! + 2);
+      out[i] = cutMiddle(chars[i]!, budget[i]!);
+    }
+  }
+  for (const i of clashing()) if (chars[i]!.length > budget[i]!) out[i] = cutName(labels[i]!, AXIS_LABEL_WIDEST);
+  return out;
+}
+
 /** Grouped bar chart over categorical x labels. */
 export function barChart(o: BarChartOptions): string {
   const width = o.width ?? 360;
@@ -399,6 +442,7 @@ export function barChart(o: BarChartOptions): string {
     );
   }
   const labelEvery = Math.ceil(o.groups.length / 12);
+  const axis = axisLabels(o.groups.map((g) => g.label));
   o.groups.forEach((g, gi) => {
     const gx = MARGIN.left + gi * band + band * 0.1;
     g.values.forEach((v, si) => {
@@ -410,9 +454,11 @@ export function barChart(o: BarChartOptions): string {
     });
     if (gi % labelEvery === 0) {
       const cx = MARGIN.left + gi * band + band / 2;
-      const text = g.label.length > 12 ? `${g.label.slice(0, 11)}…` : g.label;
+      const text = axis[gi]!;
+      // A cut label keeps the whole one as its tooltip (as long as the bars' tooltips show it).
+      const whole = text === g.label ? '' : `<title>${escapeHtml(isolate(cutName(g.label)))}</title>`;
       parts.push(
-        `<text class="tick" x="${px(cx)}" y="${MARGIN.top + ih + 14}" text-anchor="end" transform="rotate(-30 ${px(cx)} ${MARGIN.top + ih + 14})">${escapeHtml(isolate(text))}</text>`,
+        `<text class="tick" x="${px(cx)}" y="${MARGIN.top + ih + 14}" text-anchor="end" transform="rotate(-30 ${px(cx)} ${MARGIN.top + ih + 14})">${whole}${escapeHtml(isolate(text))}</text>`,
       );
     }
   });

@@ -18,8 +18,13 @@ export interface PartitionProgress {
   readonly since: number;
   /** The last observation: every fetched record processed, up to the high watermark. */
   readonly caughtUp: boolean;
-  /** When the last observation was made. */
-  readonly at: number;
+  /**
+   * When the high watermark last changed (new records), or the partition was first seen. Quiet is
+   * counted from here, not from the last observation: observations that bring nothing new (the
+   * batch of records an idle refresh already saw, held records delivered again after a rejoin)
+   * made a quiet partition look busy, and stalled, for as long as they came after the clock started.
+   */
+  readonly grewAt: number;
 }
 
 export interface Stall {
@@ -35,8 +40,9 @@ export function committedLag(p: Pick<PartitionProgress, 'committed' | 'highWater
   return lag > 0n ? Number(lag) : 0;
 }
 
+/** Every fetched record processed, and no new record written for the timeout. */
 function quiet(p: PartitionProgress, now: number, timeoutMs: number): boolean {
-  return p.caughtUp && now - p.at >= timeoutMs;
+  return p.caughtUp && now - p.grewAt >= timeoutMs;
 }
 
 /** The next progress of a partition after an observation. */
@@ -51,7 +57,12 @@ export function observeProgress(
     observation.committed > previous.committed ||
     committedLag(previous) === 0 ||
     quiet(previous, now, timeoutMs);
-  return { ...observation, since: restart ? now : previous.since, at: now };
+  const grew = previous === undefined || observation.highWatermark !== previous.highWatermark;
+  return {
+    ...observation,
+    since: restart ? now : previous.since,
+    grewAt: grew ? now : previous.grewAt,
+  };
 }
 
 export function isStalled(p: PartitionProgress, now: number, timeoutMs: number): boolean {

@@ -219,6 +219,24 @@ describe('refreshIdleLag (a fetch that wedges once caught up)', () => {
     expect(h.stalled()).toEqual(['t/0:51']);
   });
 
+  it('records a refresh saw before their first batch, then processed and held by a window: quiet, never stalled', async () => {
+    // wedged-fetch.int failed once under load: the refresh read the records' high watermark before
+    // kafkajs handed over their batch; the stall clock started at the read, the quiet one at the
+    // batch, and for the time between them, a timeout later, the quiet partition was stalled.
+    const h = harness({ partitions: 1 });
+    h.highs.set(h.k('t', 0), 10n);
+    h.advance(R);
+    await h.refresh();
+    expect(h.observed).toEqual([{ key: 't/0', committed: 0n, highWatermark: 10n, caughtUp: false }]);
+    h.advance(800); // the batch comes late (a loaded machine)
+    h.batch('t', 0, { from: 0n, to: 10n, high: 10n, commit: 0n });
+    for (let i = 0; i < (3 * T) / 100; i++) {
+      h.advance(100);
+      if (i % (R / 100) === 0) await h.refresh();
+      expect(h.stalled()).toEqual([]);
+    }
+  });
+
   it('new records that a batch then brings are no stall: the batch path takes over', async () => {
     const h = harness({ partitions: 1 });
     h.batch('t', 0, { from: 0n, to: 10n, high: 10n, commit: 10n });

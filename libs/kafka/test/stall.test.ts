@@ -44,6 +44,24 @@ describe('stall rule (lag on the committed offset, commit not moving)', () => {
     expect(isStalled(p, 6 * T, T)).toBe(true);
   });
 
+  it('a quiet partition is counted from its last new record, not its last observation: nothing new brings no stall', () => {
+    // Held records delivered again (a rejoin fetches from the held commit), nothing new written.
+    let p = observeProgress(undefined, at(0n, 10n), 0, T); // the first batch begins
+    p = observeProgress(p, at(0n, 10n, true), 10, T); // processed; the window holds the commit
+    p = observeProgress(p, at(0n, 10n), 20_000, T); // the same records again
+    p = observeProgress(p, at(0n, 10n, true), 20_010, T);
+    for (let t = T; t <= 3 * T; t += 1_000) expect(isStalled(p, t, T)).toBe(false);
+    // New records while the commit stays held: the clock runs from the start, and they are lag.
+    p = observeProgress(p, at(0n, 12n), 3 * T, T);
+    p = observeProgress(p, at(0n, 12n, true), 3 * T + 10, T);
+    expect(isStalled(p, 4 * T - 1, T)).toBe(false);
+    expect(isStalled(p, 4 * T, T)).toBe(false); // quiet since 3T: the same timeout
+    p = observeProgress(p, at(0n, 15n), 3 * T + 30_000, T); // more, half a timeout later
+    p = observeProgress(p, at(0n, 15n, true), 3 * T + 30_010, T);
+    expect(isStalled(p, 4 * T, T)).toBe(true); // held a timeout while records kept coming
+    expect(isStalled(p, 4 * T + 30_000, T)).toBe(false); // then quiet for one
+  });
+
   it('measures lag on the committed offset, never negative', () => {
     expect(committedLag({ committed: 5n, highWatermark: 3n })).toBe(0);
     expect(committedLag({ committed: 3n, highWatermark: 5n })).toBe(2);
